@@ -1,0 +1,62 @@
+# Sourced by the scripts: a private PostgreSQL cluster under the git-ignored .pg/ folder.
+# Usage: pg_up NAME PORT   -> exports PG_CONN (an Npgsql connection string); pg_down NAME
+# Why runuser: PostgreSQL refuses to run as root, and these machines run everything as root.
+
+ROOT_DIR="${ROOT_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
+
+pg_bindir() {
+  local d
+  for d in /usr/lib/postgresql/*/bin; do
+    [ -x "$d/initdb" ] && { echo "$d"; return 0; }
+  done
+  return 1
+}
+
+pg_ensure_installed() {
+  if ! pg_bindir >/dev/null; then
+    echo "[pg] installing PostgreSQL from Debian's packages"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq && apt-get install -y -qq postgresql >/dev/null
+  fi
+  id postgres >/dev/null 2>&1 || useradd --system --home /var/lib/postgresql postgres
+}
+
+pg_up() {
+  local name="$1" port="$2" bin data
+  pg_ensure_installed
+  bin="$(pg_bindir)"
+  data="$ROOT_DIR/.pg/$name"
+  mkdir -p "$ROOT_DIR/.pg"
+  if [ ! -f "$data/PG_VERSION" ]; then
+    rm -rf "$data"; mkdir -p "$data"; chown postgres: "$data"; chmod 700 "$data"
+    runuser -u postgres -- "$bin/initdb" -D "$data" -U postgres -A trust -E UTF8 --no-locale >/dev/null
+    cat >> "$data/postgresql.conf" <<CONF
+listen_addresses = '127.0.0.1'
+port = $port
+unix_socket_directories = '$data'
+max_connections = 300
+shared_buffers = 256MB
+fsync = on
+synchronous_commit = on
+CONF
+  fi
+  chown -R postgres: "$data"
+  if ! runuser -u postgres -- "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+    runuser -u postgres -- "$bin/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 start >/dev/null
+  fi
+  local db="pluginapp"
+  if ! runuser -u postgres -- "$bin/psql" -h 127.0.0.1 -p "$port" -U postgres -tAc "select 1 from pg_database where datname='$db'" | grep -q 1; then
+    runuser -u postgres -- "$bin/psql" -h 127.0.0.1 -p "$port" -U postgres -qc "create database $db" >/dev/null
+  fi
+  export PG_PORT="$port"
+  export PG_CONN="Host=127.0.0.1;Port=$port;Username=postgres;Database=$db;Maximum Pool Size=100"
+  echo "[pg] cluster '$name' up on 127.0.0.1:$port"
+}
+
+pg_down() {
+  local name="$1" bin
+  bin="$(pg_bindir)" || return 0
+  local data="$ROOT_DIR/.pg/$name"
+  [ -f "$data/PG_VERSION" ] || return 0
+  runuser -u postgres -- "$bin/pg_ctl" -D "$data" -m fast -w stop >/dev/null 2>&1 || true
+}
