@@ -1,0 +1,39 @@
+using System.Net;
+using Microsoft.Extensions.Options;
+using PluginApp.Install;
+using PluginApp.Shopify;
+
+namespace PluginApp.Admin;
+
+/// <summary>The embedded app's document. The session token arrives as id_token on the first load.</summary>
+public static class AdminPage
+{
+    public static IEndpointRouteBuilder MapAdminPage(this IEndpointRouteBuilder app)
+    {
+        app.MapGet("/admin", RenderAsync)
+            .RequireAuthorization(p => p.AddAuthenticationSchemes(SessionTokenAuthenticationHandler.SchemeName).RequireAuthenticatedUser())
+            .AddEndpointFilter<ShopSessionFilter>();
+        return app;
+    }
+
+    private static IResult RenderAsync(HttpContext http, IOptions<ShopifyOptions> options)
+    {
+        var shop = http.User.FindFirst(SessionTokenAuthenticationHandler.ShopClaim)!.Value; // passed the shop regex
+        http.Response.Headers.ContentSecurityPolicy = $"frame-ancestors https://{shop} https://admin.shopify.com;";
+        var key = WebUtility.HtmlEncode(options.Value.ClientId);
+        return Results.Content($$"""
+            <!doctype html>
+            <html lang="en"><head>
+            <meta charset="utf-8"><meta name="shopify-api-key" content="{{key}}">
+            <script src="https://cdn.shopify.com/shopifycloud/app-bridge.js"></script>
+            <title>Overview</title></head>
+            <body><main><h1>Overview</h1><p id="shop">{{WebUtility.HtmlEncode(shop)}}</p>
+            <section id="summary" aria-live="polite">Loading…</section></main>
+            <script>
+            fetch('/api/admin/shop').then(r => r.json()).then(s => {
+              document.getElementById('summary').textContent = `${s.orders} orders, ${s.products} products, ${s.customers} customers`;
+            });
+            </script></body></html>
+            """, "text/html; charset=utf-8");
+    }
+}

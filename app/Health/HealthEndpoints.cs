@@ -1,0 +1,29 @@
+using Npgsql;
+using PluginApp.Data;
+
+namespace PluginApp.Health;
+
+public static class HealthEndpoints
+{
+    public static IEndpointRouteBuilder MapHealth(this IEndpointRouteBuilder app)
+    {
+        // The process answers: nothing else is checked, so a slow database never restarts a healthy process.
+        app.MapGet("/healthz", () => TypedResults.Text("ok"));
+        app.MapGet("/readyz", ReadyAsync);
+        return app;
+    }
+
+    private static async Task<IResult> ReadyAsync(DatabaseMigrator migrator, CancellationToken ct)
+    {
+        try
+        {
+            return await migrator.IsUpToDateAsync(ct)
+                ? TypedResults.Ok(new { database = "ok", migrations = "applied" })
+                : TypedResults.Json(new { database = "ok", migrations = "pending" }, statusCode: 503);
+        }
+        catch (Exception e) when (e is NpgsqlException or TimeoutException)
+        {
+            return TypedResults.Json(new { database = "unreachable", error = e.Message }, statusCode: 503);
+        }
+    }
+}

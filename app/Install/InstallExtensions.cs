@@ -1,0 +1,29 @@
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.DataProtection;
+using Microsoft.AspNetCore.DataProtection.KeyManagement;
+using Microsoft.Extensions.Options;
+using Npgsql;
+using PluginApp.Shopify;
+
+namespace PluginApp.Install;
+
+public static class InstallExtensions
+{
+    public static IHostApplicationBuilder AddInstall(this IHostApplicationBuilder builder)
+    {
+        var s = builder.Services;
+        s.AddOptions<ShopifyOptions>().BindConfiguration(ShopifyOptions.Section).ValidateOnStart();
+        s.AddSingleton<IValidateOptions<ShopifyOptions>, ShopifyOptionsValidator>();
+        s.AddSingleton<ShopifyHmac>();
+        s.AddDataProtection().SetApplicationName("PluginApp");
+        s.AddOptions<KeyManagementOptions>().Configure<NpgsqlDataSource>((o, ds) => o.XmlRepository = new PostgresXmlRepository(ds));
+        s.AddHttpClient<ShopifyTokenClient>(c => c.Timeout = TimeSpan.FromSeconds(15));
+        s.AddSingleton<OfflineTokenStore>();
+        s.AddSingleton<SessionTokenValidator>();
+        s.AddScoped<ShopSessionFilter>();
+        s.AddAuthentication(SessionTokenAuthenticationHandler.SchemeName)
+            .AddScheme<AuthenticationSchemeOptions, SessionTokenAuthenticationHandler>(SessionTokenAuthenticationHandler.SchemeName, null);
+        s.AddAuthorization();
+        return builder;
+    }
+}

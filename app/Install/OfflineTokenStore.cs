@@ -1,0 +1,99 @@
+using Microsoft.AspNetCore.DataProtection;
+using Npgsql;
+using PluginApp.Store;
+
+namespace PluginApp.Install;
+
+public sealed class ShopNotConnectedException(string shop, string reason) : Exception($"{shop}: {reason}");
+
+/// <summary>
+/// Offline tokens per shop, encrypted at rest. Expiring tokens are refreshed a few minutes before they
+/// run out, under a row lock so one instance refreshes and the others read the rotated pair.
+/// </summary>
+public sealed class OfflineTokenStore(NpgsqlDataSource dataSource, IDataProtectionProvider protection,
+    ShopifyTokenClient tokens, TimeProvider clock)
+{
+    public static readonly TimeSpan RefreshAhead = TimeSpan.FromMinutes(5);
+    private readonly IDataProtector _protector = protection.CreateProtector("PluginApp.Install.OfflineTokens.v1");
+
+    /// <summary>Stores a fresh grant and marks the shop installed. Returns the shop's id.</summary>
+    public async Task<long> SaveGrantAsync(string shop, TokenGrant grant, CancellationToken ct)
+    {
+        var now = clock.GetUtcNow();
+        await using var cmd = dataSource.CreateCommand("""
+            INSERT INTO shops (domain, access_token_enc, access_token_expires_at, refresh_token_enc, refresh_token_expires_at,
+                               scopes, installed_at, uninstalled_at, token_revoked_at, created_at, updated_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, NULL, $7, $7)
+            ON CONFLICT (domain) DO UPDATE SET
+              access_token_enc = excluded.access_token_enc, access_token_expires_at = excluded.access_token_expires_at,
+              refresh_token_enc = excluded.refresh_token_enc, refresh_token_expires_at = excluded.refresh_token_expires_at,
+              scopes = excluded.scopes, uninstalled_at = NULL, token_revoked_at = NULL, updated_at = excluded.updated_at,
+              installed_at = CASE WHEN shops.uninstalled_at IS NULL AND shops.installed_at IS NOT NULL THEN shops.installed_at ELSE excluded.installed_at END
+            RETURNING id
+            """);
+        AddGrant(cmd, shop, grant, now);
+        return (long)(await cmd.ExecuteScalarAsync(ct))!;
+    }
+
+    /// <summary>A usable access token for the shop, refreshed first when it is about to expire.</summary>
+    public async Task<string> GetAccessTokenAsync(string shop, CancellationToken ct)
+    {
+        var row = await ReadAsync(shop, forUpdate: null, ct);
+        if (!NeedsRefresh(row)) return _protector.Unprotect(row.AccessTokenEnc!);
+
+        await using var conn = await dataSource.OpenConnectionAsync(ct);
+        await using var tx = await conn.BeginTransactionAsync(ct);
+        row = await ReadAsync(shop, (conn, tx), ct);
+        if (!NeedsRefresh(row)) return _protector.Unprotect(row.AccessTokenEnc!);
+        if (row.RefreshTokenEnc is null || row.RefreshExpiresAt <= clock.GetUtcNow())
+            throw new ShopNotConnectedException(shop, "the offline token expired and there is no valid refresh token; the merchant must open the app again");
+
+        // Why this is safe if we die before commit: Shopify keeps the old refresh token usable until the new one is first used.
+        var grant = await tokens.RefreshAsync(shop, _protector.Unprotect(row.RefreshTokenEnc), ct);
+        await using (var cmd = new NpgsqlCommand("""
+            UPDATE shops SET access_token_enc = $2, access_token_expires_at = $3,
+              refresh_token_enc = COALESCE($4, refresh_token_enc), refresh_token_expires_at = COALESCE($5, refresh_token_expires_at),
+              scopes = COALESCE(NULLIF($6, ''), scopes), updated_at = $7
+            WHERE domain = $1
+            """, conn, tx))
+        {
+            AddGrant(cmd, shop, grant, clock.GetUtcNow());
+            await cmd.ExecuteNonQueryAsync(ct);
+        }
+        await tx.CommitAsync(ct);
+        return grant.AccessToken;
+    }
+
+    private bool NeedsRefresh(TokenRow row) =>
+        row.AccessExpiresAt is { } exp && exp - RefreshAhead <= clock.GetUtcNow();
+
+    private sealed record TokenRow(string? AccessTokenEnc, DateTimeOffset? AccessExpiresAt, string? RefreshTokenEnc, DateTimeOffset? RefreshExpiresAt);
+
+    private async Task<TokenRow> ReadAsync(string shop, (NpgsqlConnection, NpgsqlTransaction)? forUpdate, CancellationToken ct)
+    {
+        const string sql = """
+            SELECT access_token_enc, access_token_expires_at, refresh_token_enc, refresh_token_expires_at, uninstalled_at, token_revoked_at
+            FROM shops WHERE domain = $1
+            """;
+        await using var cmd = forUpdate is var (c, t) ? new NpgsqlCommand(sql + " FOR UPDATE", c, t) : dataSource.CreateCommand(sql);
+        cmd.Parameters.Add(UpsertStatement.Param(shop));
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        if (!await r.ReadAsync(ct)) throw new ShopNotConnectedException(shop, "the app is not installed");
+        if (!r.IsDBNull(4)) throw new ShopNotConnectedException(shop, "the app was uninstalled");
+        if (!r.IsDBNull(5)) throw new ShopNotConnectedException(shop, "Shopify revoked the access token");
+        if (r.IsDBNull(0)) throw new ShopNotConnectedException(shop, "no offline token is stored");
+        return new TokenRow(r.GetString(0), r.IsDBNull(1) ? null : r.GetFieldValue<DateTimeOffset>(1),
+            r.IsDBNull(2) ? null : r.GetString(2), r.IsDBNull(3) ? null : r.GetFieldValue<DateTimeOffset>(3));
+    }
+
+    private void AddGrant(NpgsqlCommand cmd, string shop, TokenGrant g, DateTimeOffset now)
+    {
+        cmd.Parameters.Add(UpsertStatement.Param(shop));
+        cmd.Parameters.Add(UpsertStatement.Param(_protector.Protect(g.AccessToken)));
+        cmd.Parameters.Add(UpsertStatement.Param(TypedNull.Time(g.ExpiresIn is { } s ? now.AddSeconds(s) : null)));
+        cmd.Parameters.Add(new NpgsqlParameter { Value = g.RefreshToken is null ? DBNull.Value : _protector.Protect(g.RefreshToken), NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
+        cmd.Parameters.Add(UpsertStatement.Param(TypedNull.Time(g.RefreshTokenExpiresIn is { } r ? now.AddSeconds(r) : null)));
+        cmd.Parameters.Add(UpsertStatement.Param(g.Scope ?? ""));
+        cmd.Parameters.Add(UpsertStatement.Param(now));
+    }
+}

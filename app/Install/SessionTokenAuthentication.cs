@@ -1,0 +1,37 @@
+using System.Security.Claims;
+using System.Text.Encodings.Web;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.Extensions.Options;
+
+namespace PluginApp.Install;
+
+/// <summary>Authenticates /admin and /api/admin requests by their App Bridge session token.</summary>
+public sealed class SessionTokenAuthenticationHandler(
+    IOptionsMonitor<AuthenticationSchemeOptions> options, ILoggerFactory logger, UrlEncoder encoder, SessionTokenValidator validator)
+    : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
+{
+    public const string SchemeName = "ShopifySessionToken";
+    public const string ShopClaim = "shop";
+    internal const string RawTokenItem = "shopify.session_token";
+
+    protected override async Task<AuthenticateResult> HandleAuthenticateAsync()
+    {
+        var header = Request.Headers.Authorization.ToString();
+        var jwt = header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) ? header["Bearer ".Length..].Trim()
+            : Request.Query["id_token"].ToString();
+        if (string.IsNullOrEmpty(jwt)) return AuthenticateResult.NoResult();
+        var (token, error) = await validator.ValidateAsync(jwt);
+        if (token is null) return AuthenticateResult.Fail(error!);
+        Context.Items[RawTokenItem] = token.Raw;
+        var identity = new ClaimsIdentity([new Claim(ShopClaim, token.Shop), new Claim(ClaimTypes.NameIdentifier, token.UserId ?? "")], SchemeName);
+        return AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), SchemeName));
+    }
+
+    protected override Task HandleChallengeAsync(AuthenticationProperties properties)
+    {
+        // App Bridge retries once with a fresh token when it sees this header.
+        Response.StatusCode = StatusCodes.Status401Unauthorized;
+        Response.Headers["X-Shopify-Retry-Invalid-Session-Request"] = "1";
+        return Task.CompletedTask;
+    }
+}

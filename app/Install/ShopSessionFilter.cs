@@ -1,0 +1,42 @@
+using PluginApp.Data;
+using Microsoft.EntityFrameworkCore;
+
+namespace PluginApp.Install;
+
+/// <summary>
+/// After the session token is validated: make sure we hold an offline token for its shop (token
+/// exchange on the first embedded load) and scope the request's data access to that shop.
+/// </summary>
+public sealed class ShopSessionFilter(AppDbContext db, ShopScope scope, ShopifyTokenClient tokens, OfflineTokenStore store,
+    ILogger<ShopSessionFilter> logger) : IEndpointFilter
+{
+    public async ValueTask<object?> InvokeAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
+    {
+        var http = context.HttpContext;
+        var domain = http.User.FindFirst(SessionTokenAuthenticationHandler.ShopClaim)?.Value;
+        if (domain is null) return Results.Unauthorized();
+
+        var shop = await db.Shops.AsNoTracking().Where(s => s.Domain == domain)
+            .Select(s => new { s.Id, s.InstalledAt, s.UninstalledAt, s.AccessTokenEnc }).FirstOrDefaultAsync(http.RequestAborted);
+        long shopId;
+        if (shop is null || shop.InstalledAt is null || shop.UninstalledAt is not null || shop.AccessTokenEnc is null)
+        {
+            try
+            {
+                var grant = await tokens.ExchangeSessionTokenAsync(domain, (string)http.Items[SessionTokenAuthenticationHandler.RawTokenItem]!, http.RequestAborted);
+                shopId = await store.SaveGrantAsync(domain, grant, http.RequestAborted);
+                logger.LogInformation("Installed {Shop} by token exchange", domain);
+            }
+            catch (TokenEndpointException e)
+            {
+                logger.LogWarning("Token exchange for {Shop} failed: {Message}", domain, e.Message);
+                http.Response.Headers["X-Shopify-Retry-Invalid-Session-Request"] = "1";
+                return Results.Unauthorized();
+            }
+        }
+        else shopId = shop.Id;
+
+        scope.Enter(shopId, domain);
+        return await next(context);
+    }
+}

@@ -1,0 +1,79 @@
+using System.Security.Cryptography;
+using System.Text;
+using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Primitives;
+
+namespace PluginApp.Shopify;
+
+/// <summary>
+/// Every signature Shopify puts on what it sends us, checked in constant time with the current secret
+/// and, during a rotation, the previous one.
+/// </summary>
+public sealed class ShopifyHmac(IOptions<ShopifyOptions> options)
+{
+    private IEnumerable<byte[]> Keys()
+    {
+        yield return Encoding.UTF8.GetBytes(options.Value.ClientSecret);
+        if (!string.IsNullOrEmpty(options.Value.PreviousClientSecret))
+            yield return Encoding.UTF8.GetBytes(options.Value.PreviousClientSecret);
+    }
+
+    /// <summary>Webhooks: base64 HMAC-SHA256 of the raw body.</summary>
+    public bool VerifyWebhook(ReadOnlySpan<byte> body, string? base64Header)
+    {
+        Span<byte> given = stackalloc byte[32];
+        if (string.IsNullOrEmpty(base64Header) || !Convert.TryFromBase64String(base64Header, given, out var n) || n != 32)
+            return false;
+        Span<byte> mac = stackalloc byte[32];
+        foreach (var key in Keys())
+        {
+            HMACSHA256.HashData(key, body, mac);
+            if (CryptographicOperations.FixedTimeEquals(mac, given)) return true;
+        }
+        return false;
+    }
+
+    /// <summary>OAuth callback and admin app-load URLs: hex HMAC of the sorted, form-encoded query without hmac/signature.</summary>
+    public bool VerifyAdminQuery(IEnumerable<KeyValuePair<string, StringValues>> query)
+    {
+        var pairs = query.ToList();
+        var given = pairs.FirstOrDefault(p => p.Key == "hmac").Value.ToString();
+        var message = string.Join('&', pairs
+            .Where(p => p.Key is not ("hmac" or "signature"))
+            .OrderBy(p => p.Key, StringComparer.Ordinal)
+            .Select(p => $"{Uri.EscapeDataString(p.Key)}={Uri.EscapeDataString(string.Join(',', p.Value.ToArray()))}"));
+        return VerifyHex(message, given);
+    }
+
+    /// <summary>App proxy: hex HMAC of key=value pairs (repeats joined by commas), sorted, unencoded, no separator.</summary>
+    public bool VerifyProxyQuery(IEnumerable<KeyValuePair<string, StringValues>> query)
+    {
+        var pairs = query.ToList();
+        var given = pairs.FirstOrDefault(p => p.Key == "signature").Value.ToString();
+        return VerifyHex(ProxyMessage(pairs), given);
+    }
+
+    public static string ProxyMessage(IEnumerable<KeyValuePair<string, StringValues>> pairs) => string.Concat(pairs
+        .Where(p => p.Key is not ("signature" or "hmac"))
+        .OrderBy(p => p.Key, StringComparer.Ordinal)
+        .Select(p => $"{p.Key}={string.Join(',', p.Value.ToArray())}"));
+
+    /// <summary>Signs with the current secret, for the stand-ins, the replay tool and tests.</summary>
+    public static string SignHex(string secret, string message) =>
+        Convert.ToHexStringLower(HMACSHA256.HashData(Encoding.UTF8.GetBytes(secret), Encoding.UTF8.GetBytes(message)));
+
+    public static string SignBase64(string secret, ReadOnlySpan<byte> body) =>
+        Convert.ToBase64String(HMACSHA256.HashData(Encoding.UTF8.GetBytes(secret), body));
+
+    private bool VerifyHex(string message, string? givenHex)
+    {
+        if (string.IsNullOrEmpty(givenHex) || givenHex.Length != 64) return false;
+        byte[] given;
+        try { given = Convert.FromHexString(givenHex); }
+        catch (FormatException) { return false; }
+        var msg = Encoding.UTF8.GetBytes(message);
+        foreach (var key in Keys())
+            if (CryptographicOperations.FixedTimeEquals(HMACSHA256.HashData(key, msg), given)) return true;
+        return false;
+    }
+}

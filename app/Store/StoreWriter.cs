@@ -1,0 +1,201 @@
+using Npgsql;
+using PluginApp.Data;
+using PluginApp.Webhooks.Payloads;
+
+namespace PluginApp.Store;
+
+/// <summary>
+/// Writes normalized store rows for one shop inside the caller's transaction. Last writer wins on
+/// updated_at, children follow their parent's version, and a redacted customer never gets personal data back.
+/// </summary>
+internal sealed class StoreWriter(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId)
+{
+    private static readonly UpsertStatement CustomerUpsert = new("customers", ["shop_id", "id"],
+        ["shop_id", "id", "email", "first_name", "last_name", "phone", "state", "tags", "accepts_marketing", "created_at", "updated_at"],
+        newerOnly: true, extraWhere: "customers.redacted_at IS NULL");
+
+    private static readonly UpsertStatement OrderUpsert = new("orders", ["shop_id", "id"],
+        ["shop_id", "id", "name", "customer_id", "email", "currency", "total_price", "subtotal_price", "total_discounts", "total_tax",
+         "financial_status", "fulfillment_status", "cancelled_at", "cancel_reason", "cart_token", "checkout_token", "source_name",
+         "browser_ip", "billing_country", "shipping_country", "discount_codes", "tags", "test", "created_at", "updated_at", "processed_at"],
+        newerOnly: true);
+
+    private static readonly UpsertStatement OrderLineUpsert = new("order_lines", ["shop_id", "id"],
+        ["shop_id", "id", "order_id", "product_id", "variant_id", "title", "sku", "quantity", "price", "total_discount"],
+        guard: "EXISTS (SELECT 1 FROM orders o WHERE o.shop_id = $1 AND o.id = $3 AND o.updated_at IS NOT DISTINCT FROM $11)");
+
+    private static readonly UpsertStatement RefundUpsert = new("refunds", ["shop_id", "id"],
+        ["shop_id", "id", "order_id", "note", "amount", "created_at"]);
+
+    private static readonly UpsertStatement RefundLineUpsert = new("refund_lines", ["shop_id", "id"],
+        ["shop_id", "id", "refund_id", "order_id", "line_item_id", "quantity", "subtotal", "restock_type"]);
+
+    private static readonly UpsertStatement ProductUpsert = new("products", ["shop_id", "id"],
+        ["shop_id", "id", "title", "handle", "product_type", "vendor", "status", "tags", "image_url", "created_at", "updated_at", "deleted_at"],
+        newerOnly: true);
+
+    private static readonly UpsertStatement VariantUpsert = new("variants", ["shop_id", "id"],
+        ["shop_id", "id", "product_id", "title", "sku", "price", "compare_at_price", "inventory_quantity", "inventory_policy",
+         "inventory_item_id", "unit_cost", "updated_at"],
+        keep: ["unit_cost", "inventory_item_id"],
+        guard: "EXISTS (SELECT 1 FROM products p WHERE p.shop_id = $1 AND p.id = $3 AND p.updated_at IS NOT DISTINCT FROM $13)");
+
+    private static readonly UpsertStatement CartUpsert = new("carts", ["shop_id", "token"],
+        ["shop_id", "token", "note", "total_price", "created_at", "updated_at"], newerOnly: true);
+
+    private static readonly UpsertStatement CartLineUpsert = new("cart_lines", ["shop_id", "cart_token", "line_key"],
+        ["shop_id", "cart_token", "line_key", "product_id", "variant_id", "quantity", "price"],
+        guard: "EXISTS (SELECT 1 FROM carts c WHERE c.shop_id = $1 AND c.token = $2 AND c.updated_at IS NOT DISTINCT FROM $8)");
+
+    private static readonly UpsertStatement CheckoutUpsert = new("checkouts", ["shop_id", "id"],
+        ["shop_id", "id", "token", "cart_token", "customer_id", "email", "currency", "total_price", "subtotal_price",
+         "completed_at", "created_at", "updated_at"], newerOnly: true);
+
+    private static readonly UpsertStatement CheckoutLineUpsert = new("checkout_lines", ["shop_id", "checkout_id", "line_key"],
+        ["shop_id", "checkout_id", "line_key", "product_id", "variant_id", "quantity", "price"],
+        guard: "EXISTS (SELECT 1 FROM checkouts c WHERE c.shop_id = $1 AND c.id = $2 AND c.updated_at IS NOT DISTINCT FROM $8)");
+
+    public async Task WriteOrderAsync(OrderRows rows, CancellationToken ct)
+    {
+        var batch = NewBatch();
+        var o = rows.Order;
+        if (rows.Customer is { } c) AddCustomer(batch, c);
+        OrderUpsert.AddTo(batch, [shopId, o.Id, o.Name, o.CustomerId, o.Email, o.Currency, o.TotalPrice, o.SubtotalPrice,
+            o.TotalDiscounts, o.TotalTax, o.FinancialStatus, o.FulfillmentStatus, o.CancelledAt, o.CancelReason, o.CartToken,
+            o.CheckoutToken, o.SourceName, o.BrowserIp, o.BillingCountry, o.ShippingCountry, o.DiscountCodes, o.Tags, o.Test,
+            o.CreatedAt, o.UpdatedAt, o.ProcessedAt]);
+        foreach (var l in rows.Lines)
+            OrderLineUpsert.AddTo(batch, [shopId, l.Id, l.OrderId, l.ProductId, l.VariantId, l.Title, l.Sku, l.Quantity, l.Price, l.TotalDiscount],
+                TypedNull.Time(o.UpdatedAt));
+        foreach (var r in rows.Refunds) AddRefund(batch, r);
+        AddRedactionGuard(batch, "orders", o.Id);
+        await batch.ExecuteNonQueryAsync(ct);
+    }
+
+    public async Task WriteRefundAsync(RefundRows rows, CancellationToken ct)
+    {
+        var batch = NewBatch();
+        AddRefund(batch, rows);
+        await batch.ExecuteNonQueryAsync(ct);
+    }
+
+    public async Task WriteCustomerAsync(Customer c, CancellationToken ct)
+    {
+        var batch = NewBatch();
+        AddCustomer(batch, c);
+        await batch.ExecuteNonQueryAsync(ct);
+    }
+
+    public async Task WriteProductAsync(ProductRows rows, CancellationToken ct)
+    {
+        var batch = NewBatch();
+        var p = rows.Product;
+        ProductUpsert.AddTo(batch, [shopId, p.Id, p.Title, p.Handle, p.ProductType, p.Vendor, p.Status, p.Tags, p.ImageUrl,
+            p.CreatedAt, p.UpdatedAt, null]);
+        foreach (var v in rows.Variants)
+            VariantUpsert.AddTo(batch, [shopId, v.Id, v.ProductId, v.Title, v.Sku, v.Price, v.CompareAtPrice, v.InventoryQuantity,
+                v.InventoryPolicy, v.InventoryItemId, v.UnitCost, v.UpdatedAt], TypedNull.Time(p.UpdatedAt));
+        // Variants that left the product are gone from the catalog (only when this version stands).
+        var prune = new NpgsqlBatchCommand("""
+            DELETE FROM variants v WHERE v.shop_id = $1 AND v.product_id = $2 AND NOT (v.id = ANY($3))
+              AND EXISTS (SELECT 1 FROM products p WHERE p.shop_id = $1 AND p.id = $2 AND p.updated_at IS NOT DISTINCT FROM $4)
+            """);
+        prune.Parameters.Add(UpsertStatement.Param(shopId));
+        prune.Parameters.Add(UpsertStatement.Param(p.Id));
+        prune.Parameters.Add(UpsertStatement.Param(rows.Variants.Select(v => v.Id).ToArray()));
+        prune.Parameters.Add(UpsertStatement.Param(TypedNull.Time(p.UpdatedAt)));
+        batch.BatchCommands.Add(prune);
+        await batch.ExecuteNonQueryAsync(ct);
+    }
+
+    public async Task DeleteProductAsync(long productId, DateTimeOffset at, CancellationToken ct)
+    {
+        await using var cmd = new NpgsqlCommand(
+            "UPDATE products SET deleted_at = $3, status = 'deleted' WHERE shop_id = $1 AND id = $2", conn, tx);
+        cmd.Parameters.Add(UpsertStatement.Param(shopId));
+        cmd.Parameters.Add(UpsertStatement.Param(productId));
+        cmd.Parameters.Add(UpsertStatement.Param(at));
+        if (await cmd.ExecuteNonQueryAsync(ct) == 0)
+        {
+            // Why: a delete can arrive before the create it follows; keep a tombstone so the late create stays deleted.
+            await using var insert = new NpgsqlCommand("""
+                INSERT INTO products (shop_id, id, status, deleted_at, updated_at) VALUES ($1, $2, 'deleted', $3, $3)
+                ON CONFLICT DO NOTHING
+                """, conn, tx);
+            insert.Parameters.Add(UpsertStatement.Param(shopId));
+            insert.Parameters.Add(UpsertStatement.Param(productId));
+            insert.Parameters.Add(UpsertStatement.Param(at));
+            await insert.ExecuteNonQueryAsync(ct);
+        }
+    }
+
+    public async Task WriteCartAsync(CartRows rows, CancellationToken ct)
+    {
+        var batch = NewBatch();
+        var c = rows.Cart;
+        CartUpsert.AddTo(batch, [shopId, c.Token, c.Note, c.TotalPrice, c.CreatedAt, c.UpdatedAt]);
+        AddReplaceChildren(batch, "cart_lines", "cart_token", c.Token, "carts", "token", c.UpdatedAt,
+            rows.Lines.Select(l => l.LineKey).ToArray());
+        foreach (var l in rows.Lines)
+            CartLineUpsert.AddTo(batch, [shopId, l.CartToken, l.LineKey, l.ProductId, l.VariantId, l.Quantity, l.Price],
+                TypedNull.Time(c.UpdatedAt));
+        await batch.ExecuteNonQueryAsync(ct);
+    }
+
+    public async Task WriteCheckoutAsync(CheckoutRows rows, CancellationToken ct)
+    {
+        var batch = NewBatch();
+        var c = rows.Checkout;
+        if (rows.Customer is { } customer) AddCustomer(batch, customer);
+        CheckoutUpsert.AddTo(batch, [shopId, c.Id, c.Token, c.CartToken, c.CustomerId, c.Email, c.Currency, c.TotalPrice,
+            c.SubtotalPrice, c.CompletedAt, c.CreatedAt, c.UpdatedAt]);
+        AddReplaceChildren(batch, "checkout_lines", "checkout_id", c.Id, "checkouts", "id", c.UpdatedAt,
+            rows.Lines.Select(l => l.LineKey).ToArray());
+        foreach (var l in rows.Lines)
+            CheckoutLineUpsert.AddTo(batch, [shopId, l.CheckoutId, l.LineKey, l.ProductId, l.VariantId, l.Quantity, l.Price],
+                TypedNull.Time(c.UpdatedAt));
+        AddRedactionGuard(batch, "checkouts", c.Id);
+        await batch.ExecuteNonQueryAsync(ct);
+    }
+
+    private NpgsqlBatch NewBatch() => new(conn, tx);
+
+    private void AddCustomer(NpgsqlBatch batch, Customer c) =>
+        CustomerUpsert.AddTo(batch, [shopId, c.Id, c.Email, c.FirstName, c.LastName, c.Phone, c.State, c.Tags,
+            c.AcceptsMarketing, c.CreatedAt, c.UpdatedAt]);
+
+    private void AddRefund(NpgsqlBatch batch, RefundRows rows)
+    {
+        var r = rows.Refund;
+        RefundUpsert.AddTo(batch, [shopId, r.Id, r.OrderId, r.Note, r.Amount, r.CreatedAt]);
+        foreach (var l in rows.Lines)
+            RefundLineUpsert.AddTo(batch, [shopId, l.Id, l.RefundId, l.OrderId, l.LineItemId, l.Quantity, l.Subtotal, l.RestockType]);
+    }
+
+    // Why: a retried or backfilled payload may still carry the personal data of a customer who asked to be erased.
+    private void AddRedactionGuard(NpgsqlBatch batch, string table, long id)
+    {
+        var cmd = new NpgsqlBatchCommand($"""
+            UPDATE {table} t SET email = NULL{(table == "orders" ? ", browser_ip = NULL" : "")}
+            WHERE t.shop_id = $1 AND t.id = $2 AND (t.email IS NOT NULL{(table == "orders" ? " OR t.browser_ip IS NOT NULL" : "")})
+              AND EXISTS (SELECT 1 FROM customers c WHERE c.shop_id = $1 AND c.id = t.customer_id AND c.redacted_at IS NOT NULL)
+            """);
+        cmd.Parameters.Add(UpsertStatement.Param(shopId));
+        cmd.Parameters.Add(UpsertStatement.Param(id));
+        batch.BatchCommands.Add(cmd);
+    }
+
+    private void AddReplaceChildren(NpgsqlBatch batch, string childTable, string parentColumn, object parentKey,
+        string parentTable, string parentKeyColumn, DateTimeOffset? version, string[] keepKeys)
+    {
+        var cmd = new NpgsqlBatchCommand($"""
+            DELETE FROM {childTable} x WHERE x.shop_id = $1 AND x.{parentColumn} = $2 AND NOT (x.line_key = ANY($3))
+              AND EXISTS (SELECT 1 FROM {parentTable} p WHERE p.shop_id = $1 AND p.{parentKeyColumn} = $2 AND p.updated_at IS NOT DISTINCT FROM $4)
+            """);
+        cmd.Parameters.Add(UpsertStatement.Param(shopId));
+        cmd.Parameters.Add(UpsertStatement.Param(parentKey));
+        cmd.Parameters.Add(UpsertStatement.Param(keepKeys));
+        cmd.Parameters.Add(UpsertStatement.Param(TypedNull.Time(version)));
+        batch.BatchCommands.Add(cmd);
+    }
+}

@@ -1,0 +1,74 @@
+using Npgsql;
+using NpgsqlTypes;
+
+namespace PluginApp.Store;
+
+/// <summary>
+/// One idempotent upsert, written once per table: INSERT ... SELECT $1..$n [guard] ON CONFLICT (keys)
+/// DO UPDATE ... [where]. Webhooks and the backfill both write through these, so a row that arrives
+/// twice, or late, is written once and never goes back in time.
+/// </summary>
+internal sealed class UpsertStatement
+{
+    private readonly string _sql;
+    private readonly int _columnCount;
+
+    /// <param name="keep">Columns whose stored value stays when the incoming one is null (e.g. a cost the payload lacks).</param>
+    /// <param name="guard">A WHERE on the SELECT, with parameters numbered after the columns; null = always insert.</param>
+    /// <param name="newerOnly">Update only when the stored row's updated_at is not newer than the incoming one.</param>
+    public UpsertStatement(string table, string[] keys, string[] columns, string[]? keep = null, string? guard = null,
+        bool newerOnly = false, string? extraWhere = null)
+    {
+        _columnCount = columns.Length;
+        // Why the casts: in INSERT ... SELECT a null parameter has no type and would default to text.
+        var values = string.Join(", ", columns.Select((c, i) => $"${i + 1}::{SqlType(c)}"));
+        var sets = columns.Where(c => !keys.Contains(c)).Select(c => keep?.Contains(c) == true
+            ? $"{c} = COALESCE(excluded.{c}, {table}.{c})"
+            : $"{c} = excluded.{c}");
+        var conditions = new List<string>();
+        if (newerOnly)
+            conditions.Add($"({table}.updated_at IS NULL OR excluded.updated_at IS NULL OR {table}.updated_at <= excluded.updated_at)");
+        if (extraWhere is not null) conditions.Add(extraWhere);
+        _sql = $"INSERT INTO {table} ({string.Join(", ", columns)}) SELECT {values}"
+             + (guard is null ? "" : $" WHERE {guard}")
+             + $" ON CONFLICT ({string.Join(", ", keys)}) DO UPDATE SET {string.Join(", ", sets)}"
+             + (conditions.Count == 0 ? "" : " WHERE " + string.Join(" AND ", conditions));
+    }
+
+    /// <summary>Column types follow from our naming: ids, times, money and counts are named alike in every table.</summary>
+    internal static string SqlType(string column) => column switch
+    {
+        "id" or "shop_id" or "order_id" or "product_id" or "variant_id" or "customer_id" or "refund_id"
+            or "line_item_id" or "inventory_item_id" or "checkout_id" => "int8",
+        "quantity" or "inventory_quantity" => "int4",
+        "test" or "accepts_marketing" => "bool",
+        "price" or "amount" or "subtotal" or "unit_cost" or "compare_at_price" or "total_discount" => "numeric",
+        _ when column.StartsWith("total_", StringComparison.Ordinal) || column.EndsWith("_price", StringComparison.Ordinal) => "numeric",
+        _ when column.EndsWith("_at", StringComparison.Ordinal) => "timestamptz",
+        _ => "text",
+    };
+
+    public void AddTo(NpgsqlBatch batch, object?[] values, params object?[] guardValues)
+    {
+        if (values.Length != _columnCount)
+            throw new ArgumentException($"expected {_columnCount} values, got {values.Length}", nameof(values));
+        var cmd = new NpgsqlBatchCommand(_sql);
+        foreach (var v in values) cmd.Parameters.Add(Param(v));
+        foreach (var v in guardValues) cmd.Parameters.Add(Param(v));
+        batch.BatchCommands.Add(cmd);
+    }
+
+    internal static NpgsqlParameter Param(object? v) => v switch
+    {
+        null => new NpgsqlParameter { Value = DBNull.Value },
+        DateTimeOffset t => new NpgsqlParameter { Value = t.ToUniversalTime(), NpgsqlDbType = NpgsqlDbType.TimestampTz },
+        TypedNull n => new NpgsqlParameter { Value = DBNull.Value, NpgsqlDbType = n.Type },
+        _ => new NpgsqlParameter { Value = v },
+    };
+}
+
+/// <summary>A null whose SQL type must be known (e.g. compared with IS NOT DISTINCT FROM).</summary>
+internal sealed record TypedNull(NpgsqlDbType Type)
+{
+    public static object Time(DateTimeOffset? t) => t is { } v ? v : new TypedNull(NpgsqlDbType.TimestampTz);
+}

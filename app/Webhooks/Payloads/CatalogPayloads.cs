@@ -1,0 +1,119 @@
+using System.Text.Json;
+using PluginApp.Data;
+
+namespace PluginApp.Webhooks.Payloads;
+
+/// <summary>products/*, customers/*, carts/* and checkouts/* payloads to rows.</summary>
+internal static class CatalogPayloads
+{
+    public static ProductRows Product(JsonElement p)
+    {
+        var product = new Product
+        {
+            Id = p.RequiredId("id"),
+            Title = p.OptionalString("title") ?? "",
+            Handle = p.OptionalString("handle"),
+            ProductType = p.OptionalString("product_type"),
+            Vendor = p.OptionalString("vendor"),
+            Status = p.OptionalString("status"),
+            Tags = p.Tags(),
+            ImageUrl = p.OptionalObject("image")?.OptionalString("src")
+                       ?? p.OptionalArray("images").Select(i => i.OptionalString("src")).FirstOrDefault(),
+            CreatedAt = p.OptionalTime("created_at"),
+            UpdatedAt = p.OptionalTime("updated_at"),
+        };
+        var variants = p.OptionalArray("variants").Select(v => new Variant
+        {
+            Id = v.RequiredId("id"),
+            ProductId = product.Id,
+            Title = v.OptionalString("title"),
+            Sku = v.OptionalString("sku"),
+            Price = v.OptionalMoney("price"),
+            CompareAtPrice = v.OptionalMoney("compare_at_price"),
+            InventoryQuantity = v.OptionalInt("inventory_quantity"),
+            InventoryPolicy = v.OptionalString("inventory_policy"),
+            InventoryItemId = v.OptionalId("inventory_item_id"),
+            UpdatedAt = v.OptionalTime("updated_at") ?? product.UpdatedAt,
+        }).ToList();
+        return new ProductRows(product, variants);
+    }
+
+    public static CartRows Cart(JsonElement c)
+    {
+        var token = c.OptionalString("token") ?? c.RequiredString("id");
+        var lines = c.OptionalArray("line_items").Select(l => new CartLine
+        {
+            CartToken = token,
+            LineKey = l.OptionalString("key") ?? l.RequiredId("variant_id").ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ProductId = l.OptionalId("product_id"),
+            VariantId = l.OptionalId("variant_id"),
+            Quantity = l.RequiredInt("quantity"),
+            Price = l.OptionalMoney("price"),
+        }).ToList();
+        var cart = new Cart
+        {
+            Token = token,
+            Note = c.OptionalString("note"),
+            TotalPrice = lines.Sum(l => (l.Price ?? 0m) * l.Quantity),
+            CreatedAt = c.OptionalTime("created_at"),
+            UpdatedAt = c.OptionalTime("updated_at"),
+        };
+        return new CartRows(cart, Dedupe(lines, l => l.LineKey));
+    }
+
+    public static CheckoutRows Checkout(JsonElement c)
+    {
+        var customer = c.OptionalObject("customer") is { } cu ? CustomerPayloads.Customer(cu) : null;
+        var checkout = new Checkout
+        {
+            Id = c.RequiredId("id"),
+            Token = c.OptionalString("token"),
+            CartToken = c.OptionalString("cart_token"),
+            CustomerId = customer?.Id,
+            Email = c.OptionalString("email"),
+            Currency = c.OptionalString("currency") ?? c.OptionalString("presentment_currency"),
+            TotalPrice = c.OptionalMoney("total_price"),
+            SubtotalPrice = c.OptionalMoney("subtotal_price"),
+            CompletedAt = c.OptionalTime("completed_at"),
+            CreatedAt = c.OptionalTime("created_at"),
+            UpdatedAt = c.OptionalTime("updated_at"),
+        };
+        var lines = c.OptionalArray("line_items").Select((l, i) => new CheckoutLine
+        {
+            CheckoutId = checkout.Id,
+            LineKey = l.OptionalString("key") ?? l.OptionalId("variant_id")?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? $"line-{i}",
+            ProductId = l.OptionalId("product_id"),
+            VariantId = l.OptionalId("variant_id"),
+            Quantity = l.RequiredInt("quantity"),
+            Price = l.OptionalMoney("price"),
+        }).ToList();
+        return new CheckoutRows(checkout, Dedupe(lines, l => l.LineKey), customer);
+    }
+
+    // Why: a key may repeat in a payload (same variant, different properties); the last one stands.
+    private static List<T> Dedupe<T>(List<T> rows, Func<T, string> key) =>
+        rows.GroupBy(key).Select(g => g.Last()).ToList();
+}
+
+internal static class CustomerPayloads
+{
+    public static Customer Customer(JsonElement c) => new()
+    {
+        Id = c.RequiredId("id"),
+        Email = c.OptionalString("email"),
+        FirstName = c.OptionalString("first_name"),
+        LastName = c.OptionalString("last_name"),
+        Phone = c.OptionalString("phone"),
+        State = c.OptionalString("state"),
+        Tags = c.Tags(),
+        AcceptsMarketing = c.OptionalObject("email_marketing_consent")?.OptionalString("state") is { } s
+            ? s == "subscribed"
+            : c.OptionalBool("accepts_marketing"),
+        CreatedAt = c.OptionalTime("created_at"),
+        UpdatedAt = c.OptionalTime("updated_at"),
+    };
+}
+
+internal sealed record ProductRows(Product Product, List<Variant> Variants);
+internal sealed record CartRows(Cart Cart, List<CartLine> Lines);
+internal sealed record CheckoutRows(Checkout Checkout, List<CheckoutLine> Lines, Customer? Customer);

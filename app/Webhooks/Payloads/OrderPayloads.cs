@@ -1,0 +1,85 @@
+using System.Text.Json;
+using PluginApp.Data;
+
+namespace PluginApp.Webhooks.Payloads;
+
+/// <summary>orders/* and refunds/create payloads to rows.</summary>
+internal static class OrderPayloads
+{
+    public static OrderRows Order(JsonElement o)
+    {
+        var customer = o.OptionalObject("customer") is { } c ? CustomerPayloads.Customer(c) : null;
+        var order = new Order
+        {
+            Id = o.RequiredId("id"),
+            Name = o.OptionalString("name"),
+            CustomerId = customer?.Id,
+            Email = o.OptionalString("email") ?? o.OptionalString("contact_email"),
+            Currency = o.OptionalString("currency"),
+            TotalPrice = o.OptionalMoney("total_price"),
+            SubtotalPrice = o.OptionalMoney("subtotal_price"),
+            TotalDiscounts = o.OptionalMoney("total_discounts"),
+            TotalTax = o.OptionalMoney("total_tax"),
+            FinancialStatus = o.OptionalString("financial_status"),
+            FulfillmentStatus = o.OptionalString("fulfillment_status"),
+            CancelledAt = o.OptionalTime("cancelled_at"),
+            CancelReason = o.OptionalString("cancel_reason"),
+            CartToken = o.OptionalString("cart_token"),
+            CheckoutToken = o.OptionalString("checkout_token"),
+            SourceName = o.OptionalString("source_name"),
+            BrowserIp = o.OptionalString("browser_ip") ?? o.OptionalObject("client_details")?.OptionalString("browser_ip"),
+            BillingCountry = o.OptionalObject("billing_address")?.OptionalString("country_code"),
+            ShippingCountry = o.OptionalObject("shipping_address")?.OptionalString("country_code"),
+            DiscountCodes = string.Join(',', o.OptionalArray("discount_codes").Select(d => d.OptionalString("code")).OfType<string>()),
+            Tags = o.Tags(),
+            Test = o.OptionalBool("test") ?? false,
+            CreatedAt = o.OptionalTime("created_at"),
+            UpdatedAt = o.OptionalTime("updated_at"),
+            ProcessedAt = o.OptionalTime("processed_at"),
+        };
+        var lines = o.OptionalArray("line_items").Select(l => new OrderLine
+        {
+            Id = l.RequiredId("id"),
+            OrderId = order.Id,
+            ProductId = l.OptionalId("product_id"),
+            VariantId = l.OptionalId("variant_id"),
+            Title = l.OptionalString("title"),
+            Sku = l.OptionalString("sku"),
+            Quantity = l.RequiredInt("quantity"),
+            Price = l.OptionalMoney("price"),
+            TotalDiscount = l.OptionalMoney("total_discount"),
+        }).ToList();
+        var refunds = o.OptionalArray("refunds").Select(r => Refund(r, order.Id)).ToList();
+        return new OrderRows(order, lines, customer, refunds);
+    }
+
+    public static RefundRows Refund(JsonElement r, long? orderId = null)
+    {
+        var id = r.RequiredId("id");
+        var order = r.OptionalId("order_id") ?? orderId ?? throw new MalformedPayloadException("'order_id' is missing");
+        var refund = new Refund
+        {
+            Id = id,
+            OrderId = order,
+            Note = r.OptionalString("note"),
+            CreatedAt = r.OptionalTime("created_at"),
+            Amount = r.OptionalArray("transactions")
+                .Where(t => t.OptionalString("kind") == "refund" && t.OptionalString("status") is null or "success")
+                .Sum(t => t.OptionalMoney("amount") ?? 0m),
+        };
+        var lines = r.OptionalArray("refund_line_items").Select(l => new RefundLine
+        {
+            Id = l.RequiredId("id"),
+            RefundId = id,
+            OrderId = order,
+            LineItemId = l.RequiredId("line_item_id"),
+            Quantity = l.RequiredInt("quantity"),
+            Subtotal = l.OptionalMoney("subtotal"),
+            RestockType = l.OptionalString("restock_type"),
+        }).ToList();
+        return new RefundRows(refund, lines);
+    }
+}
+
+internal sealed record OrderRows(Order Order, List<OrderLine> Lines, Customer? Customer, List<RefundRows> Refunds);
+internal sealed record RefundRows(Refund Refund, List<RefundLine> Lines);
