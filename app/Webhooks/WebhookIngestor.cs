@@ -54,10 +54,30 @@ public sealed class WebhookIngestor(NpgsqlDataSource dataSource, TimeProvider cl
             {
                 var ctx = new TopicContext(new StoreWriter(conn, tx, shopId!.Value), new ComplianceService(conn, tx, shopId.Value), now, ct);
                 await handler!.Apply(ctx, rows!);
+                if (CustomerIdOf(h.Topic, root) is { } customerId)
+                    await RedactIfCustomerErasedAsync(conn, tx, h.DeliveryId, shopId.Value, customerId, now, ct);
             }
         }
         await tx.CommitAsync(ct);
         return outcome;
+    }
+
+    private static long? CustomerIdOf(string topic, JsonElement root) =>
+        topic is "customers/create" or "customers/update" ? root.OptionalId("id") : root.OptionalObject("customer")?.OptionalId("id");
+
+    // Why: a retry or late event may still carry the personal data of a customer who was erased; keep its raw body out too.
+    private static async Task RedactIfCustomerErasedAsync(NpgsqlConnection conn, NpgsqlTransaction tx, string deliveryId, long shopId,
+        long customerId, DateTimeOffset now, CancellationToken ct)
+    {
+        await using var cmd = new NpgsqlCommand("""
+            UPDATE webhook_deliveries SET body = jsonb_build_object('redacted_at', $4::timestamptz)
+            WHERE delivery_id = $1 AND EXISTS (SELECT 1 FROM customers WHERE shop_id = $2 AND id = $3 AND redacted_at IS NOT NULL)
+            """, conn, tx);
+        cmd.Parameters.Add(UpsertStatement.Param(deliveryId));
+        cmd.Parameters.Add(UpsertStatement.Param(shopId));
+        cmd.Parameters.Add(UpsertStatement.Param(customerId));
+        cmd.Parameters.Add(UpsertStatement.Param(now));
+        await cmd.ExecuteNonQueryAsync(ct);
     }
 
     private static JsonDocument ParseJson(byte[] body)

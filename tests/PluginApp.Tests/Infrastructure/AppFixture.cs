@@ -1,0 +1,105 @@
+using System.Net.Http.Headers;
+using System.Text;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Npgsql;
+using PluginApp.Install;
+using ShopifyStandIn;
+
+namespace PluginApp.Tests.Infrastructure;
+
+/// <summary>The app on its own fresh database, with Shopify's endpoints played by a stand-in on loopback.</summary>
+public sealed class AppFixture : IAsyncLifetime
+{
+    public const string ClientId = "test-client-id-0123456789abcdef";
+    public const string ClientSecret = "shpss_test_secret_0123456789abcdef0123";
+
+    public TestDatabase Database { get; private set; } = null!;
+    public StandInServer Shopify { get; private set; } = null!;
+    public WebApplicationFactory<Program> Factory { get; private set; } = null!;
+    public ManualClock Clock { get; } = new();
+    public HttpClient Client { get; private set; } = null!;
+    public NpgsqlDataSource Db { get; private set; } = null!;
+
+    public async Task InitializeAsync()
+    {
+        Database = await TestDatabase.CreateAsync();
+        Shopify = await StandInServer.StartAsync(ClientSecret);
+        Factory = CreateFactory(Database.ConnectionString);
+        Client = Factory.CreateClient(new WebApplicationFactoryClientOptions { AllowAutoRedirect = false, HandleCookies = false, BaseAddress = new Uri("https://localhost") });
+        Db = NpgsqlDataSource.Create(Database.ConnectionString);
+    }
+
+    public WebApplicationFactory<Program> CreateFactory(string connectionString, Action<IWebHostBuilder>? configure = null) =>
+        new WebApplicationFactory<Program>().WithWebHostBuilder(b =>
+        {
+            b.UseEnvironment("Testing");
+            b.UseSetting("ConnectionStrings:Postgres", connectionString);
+            b.UseSetting("Shopify:ClientId", ClientId);
+            b.UseSetting("Shopify:ClientSecret", ClientSecret);
+            b.UseSetting("Shopify:AppUrl", "https://app.test.example");
+            b.UseSetting("Shopify:ShopUrlTemplate", Shopify.ShopUrlTemplate);
+            b.ConfigureServices(s => s.Replace(ServiceDescriptor.Singleton<TimeProvider>(Clock)));
+            configure?.Invoke(b);
+        });
+
+    /// <summary>Installs a shop the way the OAuth callback does, with an expiring token from the stand-in's shape.</summary>
+    public async Task<long> InstallShopAsync(string shop, int expiresInSeconds = 3600)
+    {
+        var store = Factory.Services.GetRequiredService<OfflineTokenStore>();
+        return await store.SaveGrantAsync(shop,
+            new TokenGrant($"shpat_{shop}_seed", "read_orders,write_orders", expiresInSeconds, $"shprt_{shop}_seed", 7776000),
+            CancellationToken.None);
+    }
+
+    public string SessionToken(string shop, TimeSpan? expiresIn = null) =>
+        ShopifySigning.SessionToken(ClientSecret, shop, ClientId, Clock.GetUtcNow(), expiresIn);
+
+    public HttpRequestMessage AdminGet(string path, string shop)
+    {
+        var req = new HttpRequestMessage(HttpMethod.Get, path);
+        req.Headers.Authorization = new AuthenticationHeaderValue("Bearer", SessionToken(shop));
+        return req;
+    }
+
+    public Task<HttpResponseMessage> SendWebhookAsync(string topic, string shop, string json, string? deliveryId = null,
+        string? hmac = null, HttpClient? client = null)
+    {
+        var body = Encoding.UTF8.GetBytes(json);
+        var req = new HttpRequestMessage(HttpMethod.Post, "/webhooks") { Content = new ByteArrayContent(body) };
+        req.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        req.Headers.Add("X-Shopify-Topic", topic);
+        req.Headers.Add("X-Shopify-Shop-Domain", shop);
+        req.Headers.Add("X-Shopify-API-Version", PluginApp.Shopify.ShopifyApiVersion.Pinned);
+        req.Headers.Add("X-Shopify-Webhook-Id", deliveryId ?? Guid.NewGuid().ToString());
+        req.Headers.Add("X-Shopify-Triggered-At", DateTimeOffset.UtcNow.ToString("O"));
+        req.Headers.Add("X-Shopify-Hmac-Sha256", hmac ?? ShopifySigning.WebhookHmac(ClientSecret, body));
+        return (client ?? Client).SendAsync(req);
+    }
+
+    public async Task<long> CountAsync(string sql, params object[] args)
+    {
+        await using var cmd = Db.CreateCommand(sql);
+        foreach (var a in args) cmd.Parameters.AddWithValue(a);
+        return Convert.ToInt64(await cmd.ExecuteScalarAsync());
+    }
+
+    public async Task<object?> ScalarAsync(string sql, params object[] args)
+    {
+        await using var cmd = Db.CreateCommand(sql);
+        foreach (var a in args) cmd.Parameters.AddWithValue(a);
+        var v = await cmd.ExecuteScalarAsync();
+        return v is DBNull ? null : v;
+    }
+
+    public async Task DisposeAsync()
+    {
+        Client.Dispose();
+        await Factory.DisposeAsync();
+        await Db.DisposeAsync();
+        await Shopify.DisposeAsync();
+        await Database.DisposeAsync();
+    }
+}

@@ -1,0 +1,76 @@
+using System.Net;
+using System.Text.RegularExpressions;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Logging.Abstractions;
+using Npgsql;
+using PluginApp.Data;
+using PluginApp.Shopify;
+using PluginApp.Tests.Infrastructure;
+
+namespace PluginApp.Tests.Platform;
+
+public sealed class PlatformTests(AppFixture app) : IClassFixture<AppFixture>
+{
+    private static string RepoFile(string name)
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "PluginApp.sln"))) dir = dir.Parent;
+        return File.ReadAllText(Path.Combine(dir!.FullName, name));
+    }
+
+    [Fact]
+    public async Task Health_ProcessAndReadiness_Answer200()
+    {
+        Assert.Equal(HttpStatusCode.OK, (await app.Client.GetAsync("/healthz")).StatusCode);
+        var ready = await app.Client.GetAsync("/readyz");
+        Assert.Equal(HttpStatusCode.OK, ready.StatusCode);
+        Assert.Contains("applied", await ready.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task Readyz_DatabaseUnreachable_Answers503()
+    {
+        await using var factory = app.CreateFactory("Host=127.0.0.1;Port=1;Username=x;Database=x;Timeout=2", b =>
+            b.ConfigureServices(s => s.RemoveAll<Microsoft.Extensions.Hosting.IHostedService>()));
+        var response = await factory.CreateClient().GetAsync("/readyz");
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+    }
+
+    [Fact]
+    public void AppToml_PinsTheSameApiVersionAsTheCode()
+    {
+        var toml = RepoFile("shopify.app.toml");
+        Assert.Matches(new Regex($"api_version\\s*=\\s*\"{ShopifyApiVersion.Pinned}\""), toml);
+    }
+
+    [Fact]
+    public void AppToml_SubscribesToEveryTopicWeHandle()
+    {
+        var toml = RepoFile("shopify.app.toml");
+        var topics = PluginApp.Webhooks.WebhookTopics.Handlers.Keys.Append("app/uninstalled").Append("shop/redact");
+        foreach (var topic in topics) Assert.Contains($"\"{topic}\"", toml);
+    }
+
+    [Fact]
+    public async Task Start_WithoutClientSecret_FailsNamingTheSetting()
+    {
+        await using var factory = app.CreateFactory(app.Database.ConnectionString, b => b.UseSetting("Shopify:ClientSecret", ""));
+        var e = Assert.ThrowsAny<Exception>(() => factory.CreateClient());
+        Assert.Contains("Shopify:ClientSecret", e.ToString());
+    }
+
+    [Fact]
+    public async Task Migrate_FromFourInstancesAtOnce_AppliesEachScriptOnce()
+    {
+        await using var db = await TestDatabase.CreateAsync();
+        await using var source = NpgsqlDataSource.Create(db.ConnectionString);
+        var sut = new DatabaseMigrator(source, NullLogger<DatabaseMigrator>.Instance);
+
+        await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => sut.MigrateAsync(CancellationToken.None)));
+
+        Assert.True(await sut.IsUpToDateAsync(CancellationToken.None));
+        await using var cmd = source.CreateCommand("SELECT count(*) FROM schema_migrations");
+        Assert.Equal((long)DatabaseMigrator.Scripts.Count, (long)(await cmd.ExecuteScalarAsync())!);
+    }
+}

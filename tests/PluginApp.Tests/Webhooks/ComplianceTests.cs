@@ -1,0 +1,95 @@
+using System.Net;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using PluginApp.Tests.Infrastructure;
+
+namespace PluginApp.Tests.Webhooks;
+
+public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
+{
+    [Fact]
+    public async Task CustomersDataRequest_RecordsWhatWeHoldForTheMerchant()
+    {
+        const string shop = "export-shop.myshopify.com";
+        await app.InstallShopAsync(shop);
+        await app.SendWebhookAsync("orders/create", shop, ShopifyPayloads.Order(6001, customerId: 8001).ToJsonString());
+        var request = new JsonObject
+        {
+            ["shop_id"] = 1, ["shop_domain"] = shop, ["orders_requested"] = new JsonArray(6001),
+            ["customer"] = new JsonObject { ["id"] = 8001, ["email"] = "ada@example.com", ["phone"] = "+15555550100" },
+            ["data_request"] = new JsonObject { ["id"] = 99 },
+        };
+
+        var response = await app.SendWebhookAsync("customers/data_request", shop, request.ToJsonString());
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var export = JsonNode.Parse((string)(await app.ScalarAsync("SELECT export::text FROM customer_data_requests WHERE customer_id = 8001 AND data_request_id = 99"))!)!;
+        Assert.Equal("ada@example.com", export["customer"]!["email"]!.GetValue<string>());
+        Assert.Equal(6001, export["orders"]![0]!["id"]!.GetValue<long>());
+        Assert.Equal(2, export["orders"]![0]!["lines"]!.AsArray().Count);
+    }
+
+    [Fact]
+    public async Task CustomersRedact_LeavesNoPersonalDataOfThatCustomer()
+    {
+        const string shop = "redact-shop.myshopify.com";
+        await app.InstallShopAsync(shop);
+        await app.SendWebhookAsync("customers/create", shop, ShopifyPayloads.Customer(8101, "gone@example.com").ToJsonString());
+        await app.SendWebhookAsync("orders/create", shop, ShopifyPayloads.Order(6101, customerId: 8101).ToJsonString());
+        await app.SendWebhookAsync("checkouts/create", shop, ShopifyPayloads.Checkout(6102, 8101).ToJsonString());
+        await app.SendWebhookAsync("orders/create", shop, ShopifyPayloads.Order(6103, customerId: 8199).ToJsonString()); // someone else
+        var redact = new JsonObject
+        {
+            ["shop_id"] = 1, ["shop_domain"] = shop, ["orders_to_redact"] = new JsonArray(6101),
+            ["customer"] = new JsonObject { ["id"] = 8101, ["email"] = "gone@example.com", ["phone"] = "+15555550100" },
+        };
+
+        var response = await app.SendWebhookAsync("customers/redact", shop, redact.ToJsonString());
+        // A late retry of the original order delivery must not bring the data back.
+        await app.SendWebhookAsync("orders/updated", shop, ShopifyPayloads.Order(6101, customerId: 8101, updatedAt: "2026-07-09T00:00:00Z").ToJsonString());
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM customers WHERE id = 8101 AND redacted_at IS NOT NULL AND email IS NULL AND first_name IS NULL AND last_name IS NULL AND phone IS NULL"));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM orders WHERE customer_id = 8101 AND (email IS NOT NULL OR browser_ip IS NOT NULL)"));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM checkouts WHERE customer_id = 8101 AND email IS NOT NULL"));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM webhook_deliveries WHERE body::text LIKE '%gone@example.com%'"));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM webhook_deliveries WHERE body @> '{\"customer\": {\"id\": 8101}}'"));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM orders WHERE customer_id = 8199 AND email = 'ada@example.com'"));
+    }
+
+    [Fact]
+    public async Task ShopRedact_ErasesEverythingHeldForTheShop()
+    {
+        const string shop = "closing-shop.myshopify.com";
+        const string other = "staying-shop.myshopify.com";
+        await app.InstallShopAsync(shop);
+        await app.InstallShopAsync(other);
+        await app.SendWebhookAsync("orders/create", shop, ShopifyPayloads.Order(6201, customerId: 8201).ToJsonString());
+        await app.SendWebhookAsync("products/create", shop, ShopifyPayloads.Product(6202).ToJsonString());
+        await app.SendWebhookAsync("orders/create", other, ShopifyPayloads.Order(6203, customerId: 8203).ToJsonString());
+        await app.SendWebhookAsync("app/uninstalled", shop, "{\"id\": 5}");
+
+        var response = await app.SendWebhookAsync("shop/redact", shop, "{\"shop_id\": 5, \"shop_domain\": \"closing-shop.myshopify.com\"}");
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM shops WHERE domain = $1", shop));
+        foreach (var table in new[] { "orders", "order_lines", "customers", "products", "variants" })
+            Assert.Equal(0, await app.CountAsync($"SELECT count(*) FROM {table} WHERE id IN (6201, 8201, 6202, 620100, 62020)"));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM webhook_deliveries WHERE shop_domain = $1 AND topic <> 'shop/redact'", shop));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM orders WHERE id = 6203"));
+    }
+
+    [Fact]
+    public async Task CustomersRedact_WithoutCustomerId_Returns400AndChangesNothing()
+    {
+        const string shop = "redact-bad.myshopify.com";
+        await app.InstallShopAsync(shop);
+        var delivery = Guid.NewGuid().ToString();
+
+        var response = await app.SendWebhookAsync("customers/redact", shop, "{\"shop_domain\": \"redact-bad.myshopify.com\", \"customer\": {}}", delivery);
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM webhook_deliveries WHERE delivery_id = $1", delivery));
+        _ = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+    }
+}

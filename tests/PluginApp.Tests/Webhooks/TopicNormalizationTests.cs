@@ -1,0 +1,120 @@
+using System.Net;
+using PluginApp.Tests.Infrastructure;
+
+namespace PluginApp.Tests.Webhooks;
+
+/// <summary>Every subscribed topic lands in the right rows.</summary>
+public sealed class TopicNormalizationTests(AppFixture app) : IClassFixture<AppFixture>, IAsyncLifetime
+{
+    private const string Shop = "topics-shop.myshopify.com";
+
+    public async Task InitializeAsync() => await app.InstallShopAsync(Shop);
+    public Task DisposeAsync() => Task.CompletedTask;
+
+    private async Task Send(string topic, System.Text.Json.Nodes.JsonNode body)
+    {
+        var response = await app.SendWebhookAsync(topic, Shop, body.ToJsonString());
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+    }
+
+    [Theory]
+    [InlineData("orders/create")]
+    [InlineData("orders/updated")]
+    [InlineData("orders/paid")]
+    public async Task OrderTopics_StoreOrderLinesAndCustomer(string topic)
+    {
+        var id = 2000 + Math.Abs(topic.GetHashCode() % 500);
+        await Send(topic, ShopifyPayloads.Order(id, customerId: id + 1, lines: 2));
+
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM orders WHERE id = $1 AND customer_id = $2 AND total_price = 45.00 AND billing_country = 'US' AND shipping_country = 'CA' AND discount_codes = 'WELCOME10'", (long)id, (long)id + 1));
+        Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM order_lines WHERE order_id = $1 AND variant_id IN (19000, 19001)", (long)id));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM customers WHERE id = $1 AND email = 'ada@example.com' AND accepts_marketing", (long)id + 1));
+    }
+
+    [Fact]
+    public async Task OrdersCancelled_RecordsCancellation()
+    {
+        await Send("orders/create", ShopifyPayloads.Order(2601));
+        await Send("orders/cancelled", ShopifyPayloads.Order(2601, updatedAt: "2026-07-04T12:00:00-04:00", financialStatus: "voided", cancelledAt: "2026-07-04T12:00:00-04:00"));
+
+        Assert.Equal("customer", await app.ScalarAsync("SELECT cancel_reason FROM orders WHERE id = 2601 AND cancelled_at IS NOT NULL"));
+    }
+
+    [Fact]
+    public async Task RefundsCreate_StoresRefundAndItsLines()
+    {
+        await Send("orders/create", ShopifyPayloads.Order(2602));
+        await Send("refunds/create", ShopifyPayloads.Refund(5001, 2602, 260200));
+
+        Assert.Equal(10.00m, await app.ScalarAsync("SELECT amount FROM refunds WHERE id = 5001 AND order_id = 2602"));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM refund_lines WHERE refund_id = 5001 AND line_item_id = 260200 AND quantity = 1"));
+    }
+
+    [Fact]
+    public async Task CartsCreateThenUpdate_ReplacesTheLines()
+    {
+        await Send("carts/create", ShopifyPayloads.Cart("c-1", "2026-07-02T10:00:00-04:00", (111, 1), (112, 2)));
+        await Send("carts/update", ShopifyPayloads.Cart("c-1", "2026-07-02T10:02:00-04:00", (112, 3), (113, 1)));
+
+        Assert.Equal(48.00m, await app.ScalarAsync("SELECT total_price FROM carts WHERE token = 'c-1'"));
+        Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM cart_lines WHERE cart_token = 'c-1'"));
+        Assert.Equal(3L, Convert.ToInt64(await app.ScalarAsync("SELECT quantity FROM cart_lines WHERE cart_token = 'c-1' AND variant_id = 112")));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM cart_lines WHERE cart_token = 'c-1' AND variant_id = 111"));
+    }
+
+    [Fact]
+    public async Task CheckoutsCreateAndUpdate_StoreCheckoutLinesAndCompletion()
+    {
+        await Send("checkouts/create", ShopifyPayloads.Checkout(3001, 7301));
+        await Send("checkouts/update", ShopifyPayloads.Checkout(3001, 7301, completedAt: "2026-07-02T10:06:00-04:00").Also(c => c["updated_at"] = "2026-07-02T10:06:00-04:00"));
+
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM checkouts WHERE id = 3001 AND customer_id = 7301 AND completed_at IS NOT NULL AND total_price = 29.00"));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM checkout_lines WHERE checkout_id = 3001 AND quantity = 2"));
+    }
+
+    [Fact]
+    public async Task ProductsCreateUpdateDelete_KeepTheCatalogCurrent()
+    {
+        await Send("products/create", ShopifyPayloads.Product(4001, variants: 3, inventory: 7));
+        await app.ScalarAsync("UPDATE variants SET unit_cost = 4.50 WHERE id = 40010");
+        await Send("products/update", ShopifyPayloads.Product(4001, variants: 2, updatedAt: "2026-07-02T08:00:00-04:00", inventory: 0));
+
+        Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM variants WHERE product_id = 4001"));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM variants WHERE product_id = 4001 AND inventory_quantity <> 0"));
+        Assert.Equal(4.50m, await app.ScalarAsync("SELECT unit_cost FROM variants WHERE id = 40010"));
+        Assert.Equal("https://cdn.example.com/4001.jpg", await app.ScalarAsync("SELECT image_url FROM products WHERE id = 4001"));
+
+        await Send("products/delete", new System.Text.Json.Nodes.JsonObject { ["id"] = 4001 });
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM products WHERE id = 4001 AND deleted_at IS NOT NULL"));
+    }
+
+    [Fact]
+    public async Task CustomersCreateAndUpdate_StoreTheLatestProfile()
+    {
+        await Send("customers/create", ShopifyPayloads.Customer(7401, "first@example.com"));
+        await Send("customers/update", ShopifyPayloads.Customer(7401, "second@example.com", "2026-07-09T10:00:00-04:00"));
+
+        Assert.Equal("second@example.com", await app.ScalarAsync("SELECT email FROM customers WHERE id = 7401"));
+    }
+
+    [Fact]
+    public async Task AppUninstalled_MarksTheShopAndDropsItsTokens()
+    {
+        const string shop = "leaving.myshopify.com";
+        await app.InstallShopAsync(shop);
+
+        var response = await app.SendWebhookAsync("app/uninstalled", shop, "{\"id\": 9, \"myshopify_domain\": \"leaving.myshopify.com\"}");
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM shops WHERE domain = $1 AND uninstalled_at IS NOT NULL AND access_token_enc IS NULL AND refresh_token_enc IS NULL", shop));
+    }
+}
+
+internal static class JsonObjectExtensions
+{
+    public static System.Text.Json.Nodes.JsonObject Also(this System.Text.Json.Nodes.JsonObject o, Action<System.Text.Json.Nodes.JsonObject> change)
+    {
+        change(o);
+        return o;
+    }
+}
