@@ -5,10 +5,11 @@ using PluginApp.Webhooks.Payloads;
 namespace PluginApp.Store;
 
 /// <summary>
-/// Writes normalized store rows for one shop inside the caller's transaction. Last writer wins on
-/// updated_at, children follow their parent's version, and a redacted customer never gets personal data back.
+/// Adds the statements that write normalized store rows for one shop to the caller's batch, so a
+/// delivery (or a backfill chunk) is written in one round trip and one transaction. Last writer wins
+/// on updated_at, children follow their parent's version, and a redacted customer never gets personal data back.
 /// </summary>
-internal sealed class StoreWriter(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId)
+internal sealed class StoreWriter(NpgsqlBatch batch, long shopId)
 {
     private static readonly UpsertStatement CustomerUpsert = new("customers", ["shop_id", "id"],
         ["shop_id", "id", "email", "first_name", "last_name", "phone", "state", "tags", "accepts_marketing", "created_at", "updated_at"],
@@ -55,11 +56,10 @@ internal sealed class StoreWriter(NpgsqlConnection conn, NpgsqlTransaction tx, l
         ["shop_id", "checkout_id", "line_key", "product_id", "variant_id", "quantity", "price"],
         guard: "EXISTS (SELECT 1 FROM checkouts c WHERE c.shop_id = $1 AND c.id = $2 AND c.updated_at IS NOT DISTINCT FROM $8)");
 
-    public async Task WriteOrderAsync(OrderRows rows, CancellationToken ct)
+    public void AddOrder(OrderRows rows)
     {
-        var batch = NewBatch();
         var o = rows.Order;
-        if (rows.Customer is { } c) AddCustomer(batch, c);
+        if (rows.Customer is { } c) AddCustomer(c);
         OrderUpsert.AddTo(batch, [shopId, o.Id, o.Name, o.CustomerId, o.Email, o.Currency, o.TotalPrice, o.SubtotalPrice,
             o.TotalDiscounts, o.TotalTax, o.FinancialStatus, o.FulfillmentStatus, o.CancelledAt, o.CancelReason, o.CartToken,
             o.CheckoutToken, o.SourceName, o.BrowserIp, o.BillingCountry, o.ShippingCountry, o.DiscountCodes, o.Tags, o.Test,
@@ -67,28 +67,12 @@ internal sealed class StoreWriter(NpgsqlConnection conn, NpgsqlTransaction tx, l
         foreach (var l in rows.Lines)
             OrderLineUpsert.AddTo(batch, [shopId, l.Id, l.OrderId, l.ProductId, l.VariantId, l.Title, l.Sku, l.Quantity, l.Price, l.TotalDiscount],
                 TypedNull.Time(o.UpdatedAt));
-        foreach (var r in rows.Refunds) AddRefund(batch, r);
-        AddRedactionGuard(batch, "orders", o.Id);
-        await batch.ExecuteNonQueryAsync(ct);
+        foreach (var r in rows.Refunds) AddRefund(r);
+        AddRedactionGuard("orders", o.Id);
     }
 
-    public async Task WriteRefundAsync(RefundRows rows, CancellationToken ct)
+    public void AddProduct(ProductRows rows)
     {
-        var batch = NewBatch();
-        AddRefund(batch, rows);
-        await batch.ExecuteNonQueryAsync(ct);
-    }
-
-    public async Task WriteCustomerAsync(Customer c, CancellationToken ct)
-    {
-        var batch = NewBatch();
-        AddCustomer(batch, c);
-        await batch.ExecuteNonQueryAsync(ct);
-    }
-
-    public async Task WriteProductAsync(ProductRows rows, CancellationToken ct)
-    {
-        var batch = NewBatch();
         var p = rows.Product;
         ProductUpsert.AddTo(batch, [shopId, p.Id, p.Title, p.Handle, p.ProductType, p.Vendor, p.Status, p.Tags, p.ImageUrl,
             p.CreatedAt, p.UpdatedAt, null]);
@@ -96,75 +80,50 @@ internal sealed class StoreWriter(NpgsqlConnection conn, NpgsqlTransaction tx, l
             VariantUpsert.AddTo(batch, [shopId, v.Id, v.ProductId, v.Title, v.Sku, v.Price, v.CompareAtPrice, v.InventoryQuantity,
                 v.InventoryPolicy, v.InventoryItemId, v.UnitCost, v.UpdatedAt], TypedNull.Time(p.UpdatedAt));
         // Variants that left the product are gone from the catalog (only when this version stands).
-        var prune = new NpgsqlBatchCommand("""
+        Add("""
             DELETE FROM variants v WHERE v.shop_id = $1 AND v.product_id = $2 AND NOT (v.id = ANY($3))
               AND EXISTS (SELECT 1 FROM products p WHERE p.shop_id = $1 AND p.id = $2 AND p.updated_at IS NOT DISTINCT FROM $4)
-            """);
-        prune.Parameters.Add(UpsertStatement.Param(shopId));
-        prune.Parameters.Add(UpsertStatement.Param(p.Id));
-        prune.Parameters.Add(UpsertStatement.Param(rows.Variants.Select(v => v.Id).ToArray()));
-        prune.Parameters.Add(UpsertStatement.Param(TypedNull.Time(p.UpdatedAt)));
-        batch.BatchCommands.Add(prune);
-        await batch.ExecuteNonQueryAsync(ct);
+            """, shopId, p.Id, rows.Variants.Select(v => v.Id).ToArray(), TypedNull.Time(p.UpdatedAt));
     }
 
-    public async Task DeleteProductAsync(long productId, DateTimeOffset at, CancellationToken ct)
-    {
-        await using var cmd = new NpgsqlCommand(
-            "UPDATE products SET deleted_at = $3, status = 'deleted' WHERE shop_id = $1 AND id = $2", conn, tx);
-        cmd.Parameters.Add(UpsertStatement.Param(shopId));
-        cmd.Parameters.Add(UpsertStatement.Param(productId));
-        cmd.Parameters.Add(UpsertStatement.Param(at));
-        if (await cmd.ExecuteNonQueryAsync(ct) == 0)
-        {
-            // Why: a delete can arrive before the create it follows; keep a tombstone so the late create stays deleted.
-            await using var insert = new NpgsqlCommand("""
-                INSERT INTO products (shop_id, id, status, deleted_at, updated_at) VALUES ($1, $2, 'deleted', $3, $3)
-                ON CONFLICT DO NOTHING
-                """, conn, tx);
-            insert.Parameters.Add(UpsertStatement.Param(shopId));
-            insert.Parameters.Add(UpsertStatement.Param(productId));
-            insert.Parameters.Add(UpsertStatement.Param(at));
-            await insert.ExecuteNonQueryAsync(ct);
-        }
-    }
+    /// <summary>A tombstone when the product is unknown: a create that arrives after its delete stays deleted.</summary>
+    public void AddProductDeletion(long productId, DateTimeOffset at) =>
+        Add("""
+            INSERT INTO products (shop_id, id, status, deleted_at, updated_at) VALUES ($1, $2, 'deleted', $3, $3)
+            ON CONFLICT (shop_id, id) DO UPDATE SET status = 'deleted', deleted_at = excluded.deleted_at,
+              updated_at = GREATEST(products.updated_at, excluded.updated_at)
+            """, shopId, productId, at);
 
-    public async Task WriteCartAsync(CartRows rows, CancellationToken ct)
+    public void AddCart(CartRows rows)
     {
-        var batch = NewBatch();
         var c = rows.Cart;
         CartUpsert.AddTo(batch, [shopId, c.Token, c.Note, c.TotalPrice, c.CreatedAt, c.UpdatedAt]);
-        AddReplaceChildren(batch, "cart_lines", "cart_token", c.Token, "carts", "token", c.UpdatedAt,
+        AddReplaceChildren("cart_lines", "cart_token", c.Token, "carts", "token", c.UpdatedAt,
             rows.Lines.Select(l => l.LineKey).ToArray());
         foreach (var l in rows.Lines)
             CartLineUpsert.AddTo(batch, [shopId, l.CartToken, l.LineKey, l.ProductId, l.VariantId, l.Quantity, l.Price],
                 TypedNull.Time(c.UpdatedAt));
-        await batch.ExecuteNonQueryAsync(ct);
     }
 
-    public async Task WriteCheckoutAsync(CheckoutRows rows, CancellationToken ct)
+    public void AddCheckout(CheckoutRows rows)
     {
-        var batch = NewBatch();
         var c = rows.Checkout;
-        if (rows.Customer is { } customer) AddCustomer(batch, customer);
+        if (rows.Customer is { } customer) AddCustomer(customer);
         CheckoutUpsert.AddTo(batch, [shopId, c.Id, c.Token, c.CartToken, c.CustomerId, c.Email, c.Currency, c.TotalPrice,
             c.SubtotalPrice, c.CompletedAt, c.CreatedAt, c.UpdatedAt]);
-        AddReplaceChildren(batch, "checkout_lines", "checkout_id", c.Id, "checkouts", "id", c.UpdatedAt,
+        AddReplaceChildren("checkout_lines", "checkout_id", c.Id, "checkouts", "id", c.UpdatedAt,
             rows.Lines.Select(l => l.LineKey).ToArray());
         foreach (var l in rows.Lines)
             CheckoutLineUpsert.AddTo(batch, [shopId, l.CheckoutId, l.LineKey, l.ProductId, l.VariantId, l.Quantity, l.Price],
                 TypedNull.Time(c.UpdatedAt));
-        AddRedactionGuard(batch, "checkouts", c.Id);
-        await batch.ExecuteNonQueryAsync(ct);
+        AddRedactionGuard("checkouts", c.Id);
     }
 
-    private NpgsqlBatch NewBatch() => new(conn, tx);
-
-    private void AddCustomer(NpgsqlBatch batch, Customer c) =>
+    public void AddCustomer(Customer c) =>
         CustomerUpsert.AddTo(batch, [shopId, c.Id, c.Email, c.FirstName, c.LastName, c.Phone, c.State, c.Tags,
             c.AcceptsMarketing, c.CreatedAt, c.UpdatedAt]);
 
-    private void AddRefund(NpgsqlBatch batch, RefundRows rows)
+    public void AddRefund(RefundRows rows)
     {
         var r = rows.Refund;
         RefundUpsert.AddTo(batch, [shopId, r.Id, r.OrderId, r.Note, r.Amount, r.CreatedAt]);
@@ -173,29 +132,25 @@ internal sealed class StoreWriter(NpgsqlConnection conn, NpgsqlTransaction tx, l
     }
 
     // Why: a retried or backfilled payload may still carry the personal data of a customer who asked to be erased.
-    private void AddRedactionGuard(NpgsqlBatch batch, string table, long id)
-    {
-        var cmd = new NpgsqlBatchCommand($"""
+    private void AddRedactionGuard(string table, long id) =>
+        Add($"""
             UPDATE {table} t SET email = NULL{(table == "orders" ? ", browser_ip = NULL" : "")}
             WHERE t.shop_id = $1 AND t.id = $2 AND (t.email IS NOT NULL{(table == "orders" ? " OR t.browser_ip IS NOT NULL" : "")})
               AND EXISTS (SELECT 1 FROM customers c WHERE c.shop_id = $1 AND c.id = t.customer_id AND c.redacted_at IS NOT NULL)
-            """);
-        cmd.Parameters.Add(UpsertStatement.Param(shopId));
-        cmd.Parameters.Add(UpsertStatement.Param(id));
+            """, shopId, id);
+
+    /// <summary>Adds a statement with positional parameters $1..$n.</summary>
+    public void Add(string sql, params object?[] args)
+    {
+        var cmd = new NpgsqlBatchCommand(sql);
+        foreach (var a in args) cmd.Parameters.Add(UpsertStatement.Param(a));
         batch.BatchCommands.Add(cmd);
     }
 
-    private void AddReplaceChildren(NpgsqlBatch batch, string childTable, string parentColumn, object parentKey,
-        string parentTable, string parentKeyColumn, DateTimeOffset? version, string[] keepKeys)
-    {
-        var cmd = new NpgsqlBatchCommand($"""
+    private void AddReplaceChildren(string childTable, string parentColumn, object parentKey,
+        string parentTable, string parentKeyColumn, DateTimeOffset? version, string[] keepKeys) =>
+        Add($"""
             DELETE FROM {childTable} x WHERE x.shop_id = $1 AND x.{parentColumn} = $2 AND NOT (x.line_key = ANY($3))
               AND EXISTS (SELECT 1 FROM {parentTable} p WHERE p.shop_id = $1 AND p.{parentKeyColumn} = $2 AND p.updated_at IS NOT DISTINCT FROM $4)
-            """);
-        cmd.Parameters.Add(UpsertStatement.Param(shopId));
-        cmd.Parameters.Add(UpsertStatement.Param(parentKey));
-        cmd.Parameters.Add(UpsertStatement.Param(keepKeys));
-        cmd.Parameters.Add(UpsertStatement.Param(TypedNull.Time(version)));
-        batch.BatchCommands.Add(cmd);
-    }
+            """, shopId, parentKey, keepKeys, TypedNull.Time(version));
 }

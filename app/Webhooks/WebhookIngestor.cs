@@ -1,5 +1,7 @@
+using System.Text;
 using System.Text.Json;
 using Npgsql;
+using NpgsqlTypes;
 using PluginApp.Compliance;
 using PluginApp.Store;
 using PluginApp.Webhooks.Payloads;
@@ -14,9 +16,26 @@ public enum IngestOutcome { Normalized, StoredRaw, UnknownShop, ShopNotInstalled
 /// <summary>
 /// Stores one verified delivery: the raw body and its normalized rows in one transaction, once per
 /// delivery id. Concurrent copies of a delivery wait on the unique key and then write nothing.
+/// Three round trips: record the delivery (and learn the shop), write its rows, commit.
 /// </summary>
 public sealed class WebhookIngestor(NpgsqlDataSource dataSource, TimeProvider clock)
 {
+    // The outcome is decided in SQL, from the shop row, in the same statement that claims the delivery id.
+    private const string RecordDeliverySql = """
+        WITH shop AS (SELECT id, installed_at IS NOT NULL AND uninstalled_at IS NULL AS live FROM shops WHERE domain = $2)
+        INSERT INTO webhook_deliveries (delivery_id, shop_domain, shop_id, topic, api_version, event_id, triggered_at, received_at, outcome, body)
+        SELECT $1, $2, shop.id, $3, $4, $5, $6, $7,
+               CASE WHEN shop.id IS NULL THEN 'unknown_shop'
+                    WHEN $8 THEN 'normalized'
+                    WHEN NOT shop.live THEN 'shop_not_installed'
+                    WHEN $9 THEN 'normalized'
+                    ELSE 'stored_raw' END,
+               $10::jsonb
+        FROM (SELECT 1) one LEFT JOIN shop ON true
+        ON CONFLICT (delivery_id) DO NOTHING
+        RETURNING shop_id, outcome
+        """;
+
     /// <exception cref="MalformedPayloadException">The body is not JSON or not the topic's shape; nothing was written.</exception>
     public async Task<IngestOutcome> IngestAsync(WebhookDeliveryHeaders h, byte[] body, CancellationToken ct)
     {
@@ -25,60 +44,73 @@ public sealed class WebhookIngestor(NpgsqlDataSource dataSource, TimeProvider cl
         var root = doc.RootElement;
         WebhookTopics.Handlers.TryGetValue(h.Topic, out var handler);
         var rows = handler?.Parse(root);
-        WebhookTopics.CheckCompliancePayload(h.Topic, root);
+        var actsOnShopRow = h.Topic is WebhookTopics.AppUninstalled or WebhookTopics.ShopRedact;
 
         var now = clock.GetUtcNow();
         await using var conn = await dataSource.OpenConnectionAsync(ct);
         await using var tx = await conn.BeginTransactionAsync(ct);
 
-        var (shopId, installed) = await FindShopAsync(conn, tx, h.ShopDomain, ct);
-        var outcome = shopId is null ? IngestOutcome.UnknownShop
-            : h.Topic == WebhookTopics.ShopRedact ? IngestOutcome.Normalized
-            : !installed && handler?.RunsForUninstalledShop != true ? IngestOutcome.ShopNotInstalled
-            : handler is null && h.Topic != WebhookTopics.AppUninstalled ? IngestOutcome.StoredRaw
-            : IngestOutcome.Normalized;
-
-        if (!await InsertDeliveryAsync(conn, tx, h, shopId, outcome, body, now, ct))
+        long? shopId;
+        IngestOutcome outcome;
+        await using (var record = new NpgsqlCommand(RecordDeliverySql, conn, tx))
         {
-            await tx.RollbackAsync(ct);
-            return IngestOutcome.Duplicate;
+            record.Parameters.Add(UpsertStatement.Param(h.DeliveryId));
+            record.Parameters.Add(UpsertStatement.Param(h.ShopDomain));
+            record.Parameters.Add(UpsertStatement.Param(h.Topic));
+            record.Parameters.Add(new NpgsqlParameter { Value = (object?)h.ApiVersion ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+            record.Parameters.Add(new NpgsqlParameter { Value = (object?)h.EventId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+            record.Parameters.Add(UpsertStatement.Param(TypedNull.Time(h.TriggeredAt)));
+            record.Parameters.Add(UpsertStatement.Param(now));
+            record.Parameters.Add(UpsertStatement.Param(h.Topic == WebhookTopics.ShopRedact || handler?.ActsOnUninstalledShop == true));
+            record.Parameters.Add(UpsertStatement.Param(handler is not null || actsOnShopRow));
+            record.Parameters.Add(new NpgsqlParameter { Value = Encoding.UTF8.GetString(body), NpgsqlDbType = NpgsqlDbType.Jsonb });
+            await using var reader = await record.ExecuteReaderAsync(ct);
+            if (!await reader.ReadAsync(ct))
+            {
+                await reader.DisposeAsync();
+                await tx.RollbackAsync(ct);
+                return IngestOutcome.Duplicate;
+            }
+            shopId = reader.IsDBNull(0) ? null : reader.GetInt64(0);
+            outcome = Outcome(reader.GetString(1));
         }
 
         if (outcome == IngestOutcome.Normalized)
         {
-            if (h.Topic == WebhookTopics.ShopRedact)
-                await ComplianceService.RedactShopAsync(conn, tx, h.ShopDomain, h.DeliveryId, ct);
-            else if (h.Topic == WebhookTopics.AppUninstalled)
-                await MarkUninstalledAsync(conn, tx, shopId!.Value, now, ct);
+            await using var batch = new NpgsqlBatch(conn, tx);
+            var store = new StoreWriter(batch, shopId!.Value);
+            if (h.Topic == WebhookTopics.ShopRedact) ComplianceService.AddShopRedaction(store, h.ShopDomain, h.DeliveryId);
+            else if (h.Topic == WebhookTopics.AppUninstalled) AddUninstall(store, shopId.Value, now);
             else
             {
-                var ctx = new TopicContext(new StoreWriter(conn, tx, shopId!.Value), new ComplianceService(conn, tx, shopId.Value), now, ct);
-                await handler!.Apply(ctx, rows!);
-                if (CustomerIdOf(h.Topic, root) is { } customerId)
-                    await RedactIfCustomerErasedAsync(conn, tx, h.DeliveryId, shopId.Value, customerId, now, ct);
+                handler!.Write(new TopicContext(store, new ComplianceService(store, shopId.Value), now), rows!);
+                if (CustomerIdOf(h.Topic, root) is { } customerId) AddRawRedactionGuard(store, h.DeliveryId, shopId.Value, customerId, now);
             }
+            await batch.ExecuteNonQueryAsync(ct);
         }
         await tx.CommitAsync(ct);
         return outcome;
     }
 
+    private static void AddUninstall(StoreWriter store, long shopId, DateTimeOffset now) =>
+        // The token is already dead at Shopify; drop it and stop acting for the shop. Data stays until shop/redact.
+        store.Add("""
+            UPDATE shops SET uninstalled_at = $2, access_token_enc = NULL, access_token_expires_at = NULL,
+              refresh_token_enc = NULL, refresh_token_expires_at = NULL, updated_at = $2
+            WHERE id = $1
+            """, shopId, now);
+
     private static long? CustomerIdOf(string topic, JsonElement root) =>
-        topic is "customers/create" or "customers/update" ? root.OptionalId("id") : root.OptionalObject("customer")?.OptionalId("id");
+        topic is "customers/create" or "customers/update" ? root.OptionalId("id")
+        : topic.StartsWith("customers/", StringComparison.Ordinal) ? null // compliance topics redact their own body
+        : root.OptionalObject("customer")?.OptionalId("id");
 
     // Why: a retry or late event may still carry the personal data of a customer who was erased; keep its raw body out too.
-    private static async Task RedactIfCustomerErasedAsync(NpgsqlConnection conn, NpgsqlTransaction tx, string deliveryId, long shopId,
-        long customerId, DateTimeOffset now, CancellationToken ct)
-    {
-        await using var cmd = new NpgsqlCommand("""
+    private static void AddRawRedactionGuard(StoreWriter store, string deliveryId, long shopId, long customerId, DateTimeOffset now) =>
+        store.Add("""
             UPDATE webhook_deliveries SET body = jsonb_build_object('redacted_at', $4::timestamptz)
             WHERE delivery_id = $1 AND EXISTS (SELECT 1 FROM customers WHERE shop_id = $2 AND id = $3 AND redacted_at IS NOT NULL)
-            """, conn, tx);
-        cmd.Parameters.Add(UpsertStatement.Param(deliveryId));
-        cmd.Parameters.Add(UpsertStatement.Param(shopId));
-        cmd.Parameters.Add(UpsertStatement.Param(customerId));
-        cmd.Parameters.Add(UpsertStatement.Param(now));
-        await cmd.ExecuteNonQueryAsync(ct);
-    }
+            """, deliveryId, shopId, customerId, now);
 
     private static JsonDocument ParseJson(byte[] body)
     {
@@ -95,55 +127,11 @@ public sealed class WebhookIngestor(NpgsqlDataSource dataSource, TimeProvider cl
         }
     }
 
-    private static async Task<(long?, bool)> FindShopAsync(NpgsqlConnection conn, NpgsqlTransaction tx, string domain, CancellationToken ct)
+    private static IngestOutcome Outcome(string name) => name switch
     {
-        await using var cmd = new NpgsqlCommand(
-            "SELECT id, installed_at IS NOT NULL AND uninstalled_at IS NULL FROM shops WHERE domain = $1", conn, tx);
-        cmd.Parameters.Add(UpsertStatement.Param(domain));
-        await using var reader = await cmd.ExecuteReaderAsync(ct);
-        return await reader.ReadAsync(ct) ? (reader.GetInt64(0), reader.GetBoolean(1)) : (null, false);
-    }
-
-    private static async Task<bool> InsertDeliveryAsync(NpgsqlConnection conn, NpgsqlTransaction tx, WebhookDeliveryHeaders h,
-        long? shopId, IngestOutcome outcome, byte[] body, DateTimeOffset now, CancellationToken ct)
-    {
-        await using var cmd = new NpgsqlCommand("""
-            INSERT INTO webhook_deliveries (delivery_id, shop_domain, shop_id, topic, api_version, event_id, triggered_at, received_at, outcome, body)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb)
-            ON CONFLICT (delivery_id) DO NOTHING
-            """, conn, tx);
-        cmd.Parameters.Add(UpsertStatement.Param(h.DeliveryId));
-        cmd.Parameters.Add(UpsertStatement.Param(h.ShopDomain));
-        cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)shopId ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Bigint });
-        cmd.Parameters.Add(UpsertStatement.Param(h.Topic));
-        cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)h.ApiVersion ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
-        cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)h.EventId ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
-        cmd.Parameters.Add(UpsertStatement.Param(TypedNull.Time(h.TriggeredAt)));
-        cmd.Parameters.Add(UpsertStatement.Param(now));
-        cmd.Parameters.Add(UpsertStatement.Param(OutcomeName(outcome)));
-        cmd.Parameters.Add(new NpgsqlParameter { Value = System.Text.Encoding.UTF8.GetString(body), NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Jsonb });
-        return await cmd.ExecuteNonQueryAsync(ct) == 1;
-    }
-
-    private static async Task MarkUninstalledAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId, DateTimeOffset now, CancellationToken ct)
-    {
-        // The token is already dead at Shopify; drop it and stop acting for the shop. Data stays until shop/redact.
-        await using var cmd = new NpgsqlCommand("""
-            UPDATE shops SET uninstalled_at = $2, access_token_enc = NULL, access_token_expires_at = NULL,
-              refresh_token_enc = NULL, refresh_token_expires_at = NULL, updated_at = $2
-            WHERE id = $1
-            """, conn, tx);
-        cmd.Parameters.Add(UpsertStatement.Param(shopId));
-        cmd.Parameters.Add(UpsertStatement.Param(now));
-        await cmd.ExecuteNonQueryAsync(ct);
-    }
-
-    public static string OutcomeName(IngestOutcome o) => o switch
-    {
-        IngestOutcome.Normalized => "normalized",
-        IngestOutcome.StoredRaw => "stored_raw",
-        IngestOutcome.UnknownShop => "unknown_shop",
-        IngestOutcome.ShopNotInstalled => "shop_not_installed",
-        _ => "duplicate",
+        "normalized" => IngestOutcome.Normalized,
+        "stored_raw" => IngestOutcome.StoredRaw,
+        "unknown_shop" => IngestOutcome.UnknownShop,
+        _ => IngestOutcome.ShopNotInstalled,
     };
 }

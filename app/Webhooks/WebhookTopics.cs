@@ -6,56 +6,49 @@ using PluginApp.Webhooks.Payloads;
 
 namespace PluginApp.Webhooks;
 
-/// <summary>What one topic does to our tables. Parse runs before any database work; Apply inside the delivery's transaction.</summary>
-internal sealed record TopicHandler(
-    Func<JsonElement, object> Parse,
-    Func<TopicContext, object, Task> Apply,
-    bool RunsForUninstalledShop = false);
+/// <summary>
+/// What one topic does to our tables. Parse runs before any database work and throws on a malformed
+/// payload; Write adds the topic's statements to the delivery's batch.
+/// </summary>
+internal sealed record TopicHandler(Func<JsonElement, object> Parse, Action<TopicContext, object> Write, bool ActsOnUninstalledShop = false);
 
-internal sealed record TopicContext(StoreWriter Store, ComplianceService Compliance, DateTimeOffset Now, CancellationToken Ct);
+internal sealed record TopicContext(StoreWriter Store, ComplianceService Compliance, DateTimeOffset Now);
 
 internal static class WebhookTopics
 {
     public const string AppUninstalled = "app/uninstalled";
     public const string ShopRedact = "shop/redact";
 
-    private static readonly TopicHandler Order = new(p => OrderPayloads.Order(p), (c, r) => c.Store.WriteOrderAsync((OrderRows)r, c.Ct));
-    private static readonly TopicHandler Product = new(p => CatalogPayloads.Product(p), (c, r) => c.Store.WriteProductAsync((ProductRows)r, c.Ct));
-    private static readonly TopicHandler Customer = new(p => CustomerPayloads.Customer(p), (c, r) => c.Store.WriteCustomerAsync((Data.Customer)r, c.Ct));
-    private static readonly TopicHandler Cart = new(p => CatalogPayloads.Cart(p), (c, r) => c.Store.WriteCartAsync((CartRows)r, c.Ct));
-    private static readonly TopicHandler Checkout = new(p => CatalogPayloads.Checkout(p), (c, r) => c.Store.WriteCheckoutAsync((CheckoutRows)r, c.Ct));
+    private static readonly TopicHandler Order = new(p => OrderPayloads.Order(p), (c, r) => c.Store.AddOrder((OrderRows)r));
+    private static readonly TopicHandler Product = new(p => CatalogPayloads.Product(p), (c, r) => c.Store.AddProduct((ProductRows)r));
+    private static readonly TopicHandler Customer = new(p => CustomerPayloads.Customer(p), (c, r) => c.Store.AddCustomer((Data.Customer)r));
+    private static readonly TopicHandler Cart = new(p => CatalogPayloads.Cart(p), (c, r) => c.Store.AddCart((CartRows)r));
+    private static readonly TopicHandler Checkout = new(p => CatalogPayloads.Checkout(p), (c, r) => c.Store.AddCheckout((CheckoutRows)r));
 
-    /// <summary>Every topic shopify.app.toml subscribes to. app/uninstalled and shop/redact act on the shop row itself (see WebhookIngestor).</summary>
+    /// <summary>Every store topic shopify.app.toml subscribes to; app/uninstalled and shop/redact act on the shop row (see WebhookIngestor).</summary>
     public static readonly FrozenDictionary<string, TopicHandler> Handlers = new Dictionary<string, TopicHandler>
     {
         ["orders/create"] = Order,
         ["orders/updated"] = Order,
         ["orders/paid"] = Order,
         ["orders/cancelled"] = Order,
-        ["refunds/create"] = new(p => OrderPayloads.Refund(p), (c, r) => c.Store.WriteRefundAsync((RefundRows)r, c.Ct)),
+        ["refunds/create"] = new(p => OrderPayloads.Refund(p), (c, r) => c.Store.AddRefund((RefundRows)r)),
         ["carts/create"] = Cart,
         ["carts/update"] = Cart,
         ["checkouts/create"] = Checkout,
         ["checkouts/update"] = Checkout,
         ["products/create"] = Product,
         ["products/update"] = Product,
-        ["products/delete"] = new(p => p.RequiredId("id"), (c, r) => c.Store.DeleteProductAsync((long)r, c.Now, c.Ct)),
+        ["products/delete"] = new(p => p.RequiredId("id"), (c, r) => c.Store.AddProductDeletion((long)r, c.Now)),
         ["customers/create"] = Customer,
         ["customers/update"] = Customer,
-        ["customers/data_request"] = new(p => p.Clone(), (c, r) => c.Compliance.RecordDataRequestAsync((JsonElement)r, c.Now, c.Ct), RunsForUninstalledShop: true),
-        ["customers/redact"] = new(p => p.Clone(), (c, r) => c.Compliance.RedactCustomerAsync((JsonElement)r, c.Now, c.Ct), RunsForUninstalledShop: true),
+        ["customers/data_request"] = new(Compliance("customers/data_request"), (c, r) => c.Compliance.AddDataRequest((JsonElement)r, c.Now), ActsOnUninstalledShop: true),
+        ["customers/redact"] = new(Compliance("customers/redact"), (c, r) => c.Compliance.AddCustomerRedaction((JsonElement)r, c.Now), ActsOnUninstalledShop: true),
     }.ToFrozenDictionary();
 
-    /// <summary>Validates compliance payloads before any write, like every other topic's Parse.</summary>
-    public static void CheckCompliancePayload(string topic, JsonElement root)
+    private static Func<JsonElement, object> Compliance(string topic) => p =>
     {
-        if (topic is "customers/data_request" or "customers/redact")
-        {
-            _ = root.OptionalObject("customer")?.RequiredId("id") ?? throw new MalformedPayloadException("'customer.id' is missing");
-            foreach (var list in new[] { "orders_requested", "orders_to_redact" })
-                foreach (var o in root.OptionalArray(list))
-                    if (o.ValueKind != JsonValueKind.Number || !o.TryGetInt64(out _))
-                        throw new MalformedPayloadException($"'{list}' holds a value that is not an order id");
-        }
-    }
+        ComplianceService.Validate(topic, p);
+        return p.Clone();
+    };
 }

@@ -1,0 +1,79 @@
+using System.Net.Http.Headers;
+using System.Security.Cryptography;
+using System.Text;
+using Npgsql;
+
+namespace LoadGen;
+
+/// <summary>
+/// N signed orders/create deliveries, each sent twice (Shopify delivers at least once), against the
+/// running app; the ceiling is the same bodies posted to an endpoint that touches no database.
+/// </summary>
+internal static class IngestBenchmark
+{
+    public static async Task<int> RunAsync(Args a)
+    {
+        var url = a.Get("url").TrimEnd('/');
+        var secret = Encoding.UTF8.GetBytes(a.Get("secret"));
+        var n = a.GetInt("n", 20000);
+        var concurrency = a.GetInt("concurrency", 32);
+        var shop = $"bench-{DateTime.UtcNow:HHmmss}-{Random.Shared.Next(1000, 9999)}.myshopify.com";
+
+        await using (var db = NpgsqlDataSource.Create(a.Get("conn")))
+        await using (var cmd = db.CreateCommand("INSERT INTO shops (domain, installed_at, scopes) VALUES ($1, now(), 'read_orders')"))
+        {
+            cmd.Parameters.AddWithValue(shop);
+            await cmd.ExecuteNonQueryAsync();
+        }
+
+        var random = new Random(42);
+        var bodies = Enumerable.Range(0, n).Select(i => OrderBodies.Create(random, 5_000_000_000L + i)).ToArray();
+        var hmacs = bodies.Select(b => Convert.ToBase64String(HMACSHA256.HashData(secret, b))).ToArray();
+        var ids = Enumerable.Range(0, n).Select(_ => Guid.NewGuid().ToString()).ToArray();
+        Console.WriteLine($"bodies: {n}, mean {bodies.Average(b => b.Length) / 1024:F1} KB (min {bodies.Min(b => b.Length) / 1024.0:F1}, max {bodies.Max(b => b.Length) / 1024.0:F1}), concurrency {concurrency}");
+
+        using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = concurrency, PooledConnectionLifetime = TimeSpan.FromMinutes(10) })
+        { Timeout = TimeSpan.FromSeconds(30) };
+
+        HttpRequestMessage Webhook(int i)
+        {
+            var req = new HttpRequestMessage(HttpMethod.Post, url + "/webhooks") { Content = new ByteArrayContent(bodies[i]) };
+            req.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+            req.Headers.Add("X-Shopify-Topic", "orders/create");
+            req.Headers.Add("X-Shopify-Shop-Domain", shop);
+            req.Headers.Add("X-Shopify-Webhook-Id", ids[i]);
+            req.Headers.Add("X-Shopify-API-Version", "2026-07");
+            req.Headers.Add("X-Shopify-Hmac-Sha256", hmacs[i]);
+            return req;
+        }
+        HttpRequestMessage Ceiling(int i)
+        {
+            var req = new HttpRequestMessage(HttpMethod.Post, url + "/healthz") { Content = new ByteArrayContent(bodies[i]) };
+            req.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+            return req;
+        }
+        static bool Ok(HttpResponseMessage r) => r.IsSuccessStatusCode;
+
+        await LoadRunner.RunAsync(http, Math.Min(n, 2000), concurrency, Ceiling, Ok); // warm-up: JIT, connections
+        var ceiling = await LoadRunner.RunAsync(http, n, concurrency, Ceiling, Ok);
+        var first = await LoadRunner.RunAsync(http, n, concurrency, Webhook, Ok);
+        var repeat = await LoadRunner.RunAsync(http, n, concurrency, Webhook, Ok);
+
+        long stored;
+        await using (var db = NpgsqlDataSource.Create(a.Get("conn")))
+        await using (var cmd = db.CreateCommand("SELECT count(*) FROM orders o JOIN shops s ON s.id = o.shop_id WHERE s.domain = $1"))
+        {
+            cmd.Parameters.AddWithValue(shop);
+            stored = (long)(await cmd.ExecuteScalarAsync())!;
+        }
+
+        var combinedRate = 2.0 * n / (first.Seconds + repeat.Seconds);
+        Console.WriteLine($"ceiling (POST /healthz, no database): {ceiling}");
+        Console.WriteLine($"ingest, first delivery:               {first}");
+        Console.WriteLine($"ingest, repeated delivery:            {repeat}");
+        Console.WriteLine($"ingest overall: {combinedRate:F0} webhooks/s; ingest/ceiling = {combinedRate / ceiling.PerSecond:F2}; " +
+                          $"first-delivery/ceiling = {first.PerSecond / ceiling.PerSecond:F2}");
+        Console.WriteLine($"orders stored: {stored} (expected {n}) {(stored == n ? "OK" : "MISMATCH")}");
+        return stored == n && first.Failures == 0 && repeat.Failures == 0 ? 0 : 1;
+    }
+}

@@ -1,0 +1,46 @@
+using System.Diagnostics;
+
+namespace LoadGen;
+
+/// <summary>Sends a fixed list of requests at a fixed concurrency and reports throughput and latency.</summary>
+internal static class LoadRunner
+{
+    public sealed record Result(int Requests, int Failures, double Seconds, double P50Ms, double P99Ms)
+    {
+        public double PerSecond => Requests / Seconds;
+        public override string ToString() =>
+            $"{PerSecond,9:F0} req/s  p50 {P50Ms,6:F2} ms  p99 {P99Ms,6:F2} ms  ({Requests} requests, {Failures} failed, {Seconds:F2} s)";
+    }
+
+    public static async Task<Result> RunAsync(HttpClient http, int count, int concurrency, Func<int, HttpRequestMessage> make,
+        Func<HttpResponseMessage, bool> ok)
+    {
+        var latencies = new double[count];
+        var failures = 0;
+        var next = -1;
+        var total = Stopwatch.StartNew();
+        var workers = Enumerable.Range(0, concurrency).Select(async _ =>
+        {
+            int i;
+            while ((i = Interlocked.Increment(ref next)) < count)
+            {
+                using var request = make(i);
+                var start = Stopwatch.GetTimestamp();
+                try
+                {
+                    using var response = await http.SendAsync(request);
+                    if (!ok(response)) Interlocked.Increment(ref failures);
+                }
+                catch (HttpRequestException) { Interlocked.Increment(ref failures); }
+                latencies[i] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+            }
+        }).ToArray();
+        await Task.WhenAll(workers);
+        var seconds = total.Elapsed.TotalSeconds;
+        Array.Sort(latencies);
+        return new Result(count, failures, seconds, Percentile(latencies, 0.50), Percentile(latencies, 0.99));
+    }
+
+    private static double Percentile(double[] sorted, double p) =>
+        sorted.Length == 0 ? 0 : sorted[Math.Min(sorted.Length - 1, (int)Math.Ceiling(p * sorted.Length) - 1)];
+}

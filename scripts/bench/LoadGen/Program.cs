@@ -1,0 +1,29 @@
+using System.Globalization;
+using LoadGen;
+
+// Usage: LoadGen ingest --url URL --secret S --conn CS [--n 20000] [--concurrency 32]
+var opts = Args.Parse(args);
+switch (opts.Command)
+{
+    case "ingest":
+        return await IngestBenchmark.RunAsync(opts);
+    default:
+        Console.Error.WriteLine("usage: LoadGen ingest --url URL --secret SECRET --conn CONNSTRING [--n N] [--concurrency C]");
+        return 2;
+}
+
+namespace LoadGen
+{
+    internal sealed record Args(string Command, Dictionary<string, string> Values)
+    {
+        public string Get(string name) => Values.TryGetValue(name, out var v) ? v : throw new ArgumentException($"--{name} is required");
+        public int GetInt(string name, int fallback) => Values.TryGetValue(name, out var v) ? int.Parse(v, CultureInfo.InvariantCulture) : fallback;
+
+        public static Args Parse(string[] args)
+        {
+            var values = new Dictionary<string, string>();
+            for (var i = 1; i + 1 < args.Length; i += 2) values[args[i].TrimStart('-')] = args[i + 1];
+            return new Args(args.Length > 0 ? args[0] : "", values);
+        }
+    }
+}

@@ -1,0 +1,20 @@
+# Sourced by the scripts: start the built app in the background and wait until it is ready.
+# Usage: app_start PORT LOGFILE (env: ConnectionStrings__Postgres, Shopify__* set by the caller) -> APP_PID
+app_start() {
+  local port="$1" log="$2"
+  ASPNETCORE_URLS="http://127.0.0.1:$port" dotnet "$ROOT_DIR/app/bin/Release/net10.0/PluginApp.dll" >"$log" 2>&1 &
+  APP_PID=$!
+  for _ in $(seq 1 120); do
+    curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && return 0
+    kill -0 "$APP_PID" 2>/dev/null || { echo "the app exited; last lines of $log:"; tail -n 40 "$log"; return 1; }
+    sleep 0.5
+  done
+  echo "the app did not become ready on port $port"; return 1
+}
+
+app_stop() {
+  [ -n "${APP_PID:-}" ] || return 0
+  kill "$APP_PID" 2>/dev/null || true
+  wait "$APP_PID" 2>/dev/null || true
+  APP_PID=""
+}
