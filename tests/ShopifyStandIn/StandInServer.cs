@@ -24,6 +24,12 @@ public sealed class StandInServer : IAsyncDisposable
     private readonly ConcurrentQueue<RecordedRequest> _requests = new();
     private int _tokenCounter;
 
+    /// <summary>Answers Admin GraphQL; by default <see cref="DefaultAdminApi"/>.</summary>
+    public Func<GraphQLCall, IResult>? GraphQL { get; set; }
+
+    /// <summary>The default Admin API: bulk operations served from JSONL, mutations recorded and accepted.</summary>
+    public DefaultAdminApi Admin { get; } = new();
+
     /// <summary>Answers the token endpoint; by default a fresh expiring offline token pair per call.</summary>
     public Func<string, JsonObject, IResult>? TokenEndpoint { get; set; }
 
@@ -47,6 +53,16 @@ public sealed class StandInServer : IAsyncDisposable
                 return Results.Json(new { error = "invalid_client" }, statusCode: 401);
             return TokenEndpoint?.Invoke(shop, body) ?? DefaultGrant(shop, body);
         });
+        _app.MapPost("/shops/{shop}/admin/api/{version}/graphql.json", async (string shop, string version, HttpRequest req) =>
+        {
+            var body = (await JsonNode.ParseAsync(req.Body))!.AsObject();
+            _requests.Enqueue(new RecordedRequest(shop, $"/admin/api/{version}/graphql.json", body, DateTimeOffset.UtcNow));
+            var call = new GraphQLCall(shop, req.Headers["X-Shopify-Access-Token"].ToString(), body["query"]?.GetValue<string>() ?? "",
+                body["variables"] as JsonObject ?? new JsonObject(), BaseUrl);
+            return GraphQL?.Invoke(call) ?? Admin.Answer(call);
+        });
+        _app.MapGet("/bulk/{id}.jsonl", (string id) => Admin.BulkResult(id) is { } path
+            ? Results.File(path, "application/jsonl") : Results.NotFound());
     }
 
     public static async Task<StandInServer> StartAsync(string clientSecret)

@@ -1,0 +1,168 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.Options;
+using Npgsql;
+using Polly;
+using Polly.Retry;
+using PluginApp.Install;
+
+namespace PluginApp.Shopify;
+
+/// <summary>Top-level GraphQL errors, or an answer we could not read.</summary>
+public sealed class ShopifyGraphQLException(string shop, string message) : Exception($"{shop}: {message}");
+
+/// <summary>A mutation that Shopify refused with userErrors.</summary>
+public sealed class ShopifyUserErrorsException(string shop, string mutation, IReadOnlyList<ShopifyUserError> errors)
+    : Exception($"{shop}: {mutation} refused: " + string.Join("; ", errors.Select(e => $"{string.Join('.', e.Field)}: {e.Message}")))
+{
+    public IReadOnlyList<ShopifyUserError> Errors { get; } = errors;
+}
+
+public sealed record ShopifyUserError(IReadOnlyList<string> Field, string Message, string? Code);
+
+/// <summary>Shopify answered 401: the token was revoked. The shop is marked and its jobs stop.</summary>
+public sealed class ShopTokenRevokedException(string shop) : Exception($"{shop}: the access token was revoked");
+
+/// <summary>
+/// The one Admin GraphQL client. Paces itself from extensions.cost.throttleStatus so it is rarely
+/// throttled, waits and retries THROTTLED, 429 and 5xx with jittered backoff, turns userErrors into
+/// typed failures and marks a shop whose token Shopify revoked.
+/// </summary>
+public sealed class AdminGraphQLClient(HttpClient http, OfflineTokenStore tokens, IOptions<ShopifyOptions> options,
+    NpgsqlDataSource db, TimeProvider clock, ILogger<AdminGraphQLClient> logger)
+{
+    /// <summary>What Shopify last told us about a shop's bucket, and when.</summary>
+    private sealed record Bucket(double Available, double Maximum, double RestoreRate, DateTimeOffset At);
+
+    private static readonly ConcurrentDictionary<string, Bucket> Buckets = new();
+    private const int MaxThrottleWaits = 8;
+    /// <summary>Assumed cost of a query before Shopify has told us its real cost.</summary>
+    public const double DefaultCost = 50;
+
+    private readonly ResiliencePipeline _transient = new ResiliencePipelineBuilder { TimeProvider = clock }
+        .AddRetry(new RetryStrategyOptions
+        {
+            ShouldHandle = new PredicateBuilder().Handle<HttpRequestException>().Handle<TransientShopifyException>(),
+            MaxRetryAttempts = 4,
+            BackoffType = DelayBackoffType.Exponential,
+            UseJitter = true,
+            Delay = TimeSpan.FromMilliseconds(500),
+            DelayGenerator = a => ValueTask.FromResult(a.Outcome.Exception is TransientShopifyException { RetryAfter: { } ra } ? ra : (TimeSpan?)null),
+        })
+        .Build();
+
+    private sealed class TransientShopifyException(HttpStatusCode status, TimeSpan? retryAfter) : Exception($"HTTP {(int)status}")
+    {
+        public TimeSpan? RetryAfter { get; } = retryAfter;
+    }
+
+    /// <summary>Runs a query or mutation and returns its "data" object.</summary>
+    public async Task<JsonElement> ExecuteAsync(string shop, string document, object? variables, CancellationToken ct,
+        double expectedCost = DefaultCost)
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            await PaceAsync(shop, expectedCost, ct);
+            using var doc = await _transient.ExecuteAsync(async token => await SendAsync(shop, document, variables, token), ct);
+            var root = doc.RootElement;
+            RecordThrottle(shop, root);
+            if (root.TryGetProperty("errors", out var errors) && errors.ValueKind == JsonValueKind.Array && errors.GetArrayLength() > 0)
+            {
+                if (IsThrottled(errors) && attempt < MaxThrottleWaits)
+                {
+                    var cost = root.TryGetProperty("extensions", out var ext) && ext.TryGetProperty("cost", out var c)
+                        && c.TryGetProperty("requestedQueryCost", out var rq) ? rq.GetDouble() : expectedCost;
+                    expectedCost = Math.Max(expectedCost, cost);
+                    logger.LogInformation("{Shop} throttled; waiting for {Cost} points", shop, cost);
+                    continue;
+                }
+                throw new ShopifyGraphQLException(shop, "GraphQL errors: " + errors.GetRawText());
+            }
+            if (!root.TryGetProperty("data", out var data) || data.ValueKind != JsonValueKind.Object)
+                throw new ShopifyGraphQLException(shop, "the answer has no data");
+            return data.Clone();
+        }
+    }
+
+    /// <summary>Runs a mutation; its payload's userErrors (or any *UserErrors list) become a typed failure.</summary>
+    public async Task<JsonElement> MutateAsync(string shop, string document, object? variables, string payloadField, CancellationToken ct)
+    {
+        var data = await ExecuteAsync(shop, document, variables, ct, expectedCost: 10);
+        if (!data.TryGetProperty(payloadField, out var payload) || payload.ValueKind != JsonValueKind.Object)
+            throw new ShopifyGraphQLException(shop, $"the answer has no {payloadField}");
+        var errors = payload.EnumerateObject()
+            .Where(p => p.Name.EndsWith("serErrors", StringComparison.Ordinal) && p.Value.ValueKind == JsonValueKind.Array)
+            .SelectMany(p => p.Value.EnumerateArray())
+            .Select(e => new ShopifyUserError(
+                e.TryGetProperty("field", out var f) && f.ValueKind == JsonValueKind.Array ? f.EnumerateArray().Select(x => x.ToString()).ToList() : [],
+                e.TryGetProperty("message", out var m) ? m.GetString() ?? "" : "",
+                e.TryGetProperty("code", out var code) && code.ValueKind == JsonValueKind.String ? code.GetString() : null))
+            .ToList();
+        if (errors.Count > 0) throw new ShopifyUserErrorsException(shop, payloadField, errors);
+        return payload.Clone();
+    }
+
+    private async Task<JsonDocument> SendAsync(string shop, string document, object? variables, CancellationToken ct)
+    {
+        var token = await tokens.GetAccessTokenAsync(shop, ct);
+        var uri = new Uri(options.Value.ShopBaseUri(shop), $"admin/api/{ShopifyApiVersion.Pinned}/graphql.json");
+        var body = new JsonObject { ["query"] = document, ["variables"] = variables is null ? null : JsonSerializer.SerializeToNode(variables) };
+        using var request = new HttpRequestMessage(HttpMethod.Post, uri)
+        {
+            Content = new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json"),
+        };
+        request.Headers.Add("X-Shopify-Access-Token", token);
+        request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("application/json"));
+        using var response = await http.SendAsync(request, ct);
+        if (response.StatusCode == HttpStatusCode.Unauthorized)
+        {
+            await MarkRevokedAsync(shop, ct);
+            throw new ShopTokenRevokedException(shop);
+        }
+        if (response.StatusCode == HttpStatusCode.TooManyRequests || (int)response.StatusCode >= 500)
+            throw new TransientShopifyException(response.StatusCode, response.Headers.RetryAfter?.Delta);
+        if (!response.IsSuccessStatusCode)
+            throw new ShopifyGraphQLException(shop, $"HTTP {(int)response.StatusCode}");
+        await using var stream = await response.Content.ReadAsStreamAsync(ct);
+        return await JsonDocument.ParseAsync(stream, cancellationToken: ct);
+    }
+
+    private async Task PaceAsync(string shop, double cost, CancellationToken ct)
+    {
+        if (!Buckets.TryGetValue(shop, out var b) || b.RestoreRate <= 0) return;
+        var now = clock.GetUtcNow();
+        var available = Math.Min(b.Maximum, b.Available + (now - b.At).TotalSeconds * b.RestoreRate);
+        if (available >= cost) return;
+        var wait = TimeSpan.FromSeconds((Math.Min(cost, b.Maximum) - available) / b.RestoreRate);
+        logger.LogDebug("{Shop}: pacing {Wait} before a query of cost {Cost}", shop, wait, cost);
+        await Task.Delay(wait, clock, ct);
+    }
+
+    private void RecordThrottle(string shop, JsonElement root)
+    {
+        if (root.TryGetProperty("extensions", out var ext) && ext.TryGetProperty("cost", out var cost)
+            && cost.TryGetProperty("throttleStatus", out var t)
+            && t.TryGetProperty("currentlyAvailable", out var cur) && t.TryGetProperty("maximumAvailable", out var max)
+            && t.TryGetProperty("restoreRate", out var rate))
+            Buckets[shop] = new Bucket(cur.GetDouble(), max.GetDouble(), rate.GetDouble(), clock.GetUtcNow());
+    }
+
+    private static bool IsThrottled(JsonElement errors) => errors.EnumerateArray().Any(e =>
+        e.TryGetProperty("extensions", out var x) && x.TryGetProperty("code", out var c) && c.GetString() == "THROTTLED");
+
+    /// <summary>Forgets what we learned about a shop's bucket (tests start from a clean slate).</summary>
+    internal static void ResetPacing(string shop) => Buckets.TryRemove(shop, out _);
+
+    private async Task MarkRevokedAsync(string shop, CancellationToken ct)
+    {
+        await using var cmd = db.CreateCommand("UPDATE shops SET token_revoked_at = $2, updated_at = $2 WHERE domain = $1 AND token_revoked_at IS NULL");
+        cmd.Parameters.AddWithValue(shop);
+        cmd.Parameters.AddWithValue(clock.GetUtcNow());
+        await cmd.ExecuteNonQueryAsync(ct);
+        logger.LogWarning("{Shop} revoked our access token; its jobs stop until it is reinstalled", shop);
+    }
+}

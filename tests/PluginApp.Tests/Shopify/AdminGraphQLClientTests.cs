@@ -1,0 +1,113 @@
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using PluginApp.Install;
+using PluginApp.Shopify;
+using PluginApp.Tests.Infrastructure;
+using ShopifyStandIn;
+
+namespace PluginApp.Tests.Shopify;
+
+public sealed class AdminGraphQLClientTests(AppFixture app) : IClassFixture<AppFixture>
+{
+    private const string Query = "query { shop { name } }";
+
+    private async Task<(AdminGraphQLClient Sut, string Shop)> Arrange(string shop, Func<GraphQLCall, int, IResult> answer)
+    {
+        await app.InstallShopAsync(shop);
+        AdminGraphQLClient.ResetPacing(shop);
+        var calls = 0;
+        app.Shopify.GraphQL = call => call.Shop == shop ? answer(call, Interlocked.Increment(ref calls)) : app.Shopify.Admin.Answer(call);
+        return (app.Factory.Services.GetRequiredService<AdminGraphQLClient>(), shop);
+    }
+
+    private List<RecordedRequest> Calls(string shop) => app.Shopify.Requests.Where(r => r.Shop == shop && r.Path.EndsWith("graphql.json")).ToList();
+
+    private static IResult Shop(double available = 1990) =>
+        DefaultAdminApi.Data(new JsonObject { ["shop"] = new JsonObject { ["name"] = "Demo" } }, available);
+
+    [Fact]
+    public async Task Execute_SendsPinnedVersionAndToken_ReturnsData()
+    {
+        var (sut, shop) = await Arrange("gql-ok.myshopify.com", (_, _) => Shop());
+
+        var data = await sut.ExecuteAsync(shop, Query, null, CancellationToken.None);
+
+        Assert.Equal("Demo", data.GetProperty("shop").GetProperty("name").GetString());
+        Assert.Equal($"/admin/api/{ShopifyApiVersion.Pinned}/graphql.json", Calls(shop).Single().Path);
+    }
+
+    [Fact]
+    public async Task Execute_AfterBucketRanDry_WaitsForItToRefillBeforeTheNextCall()
+    {
+        var (sut, shop) = await Arrange("gql-pace.myshopify.com", (_, n) => Shop(available: n == 1 ? 0 : 1990));
+
+        await sut.ExecuteAsync(shop, Query, null, CancellationToken.None);
+        await sut.ExecuteAsync(shop, Query, null, CancellationToken.None, expectedCost: 60);
+
+        var calls = Calls(shop);
+        // 60 points at 100 points/s restore: the second call waits about 0.6 s.
+        Assert.True(calls[1].At - calls[0].At >= TimeSpan.FromMilliseconds(500), $"waited only {(calls[1].At - calls[0].At).TotalMilliseconds} ms");
+    }
+
+    [Fact]
+    public async Task Execute_Throttled_WaitsAndRetries()
+    {
+        var (sut, shop) = await Arrange("gql-throttled.myshopify.com", (_, n) => n == 1
+            ? Results.Json(new JsonObject
+            {
+                ["errors"] = new JsonArray(new JsonObject { ["message"] = "Throttled", ["extensions"] = new JsonObject { ["code"] = "THROTTLED" } }),
+                ["extensions"] = new JsonObject { ["cost"] = new JsonObject { ["requestedQueryCost"] = 20,
+                    ["throttleStatus"] = new JsonObject { ["maximumAvailable"] = 2000.0, ["currentlyAvailable"] = 5, ["restoreRate"] = 100.0 } } },
+            })
+            : Shop());
+
+        var data = await sut.ExecuteAsync(shop, Query, null, CancellationToken.None);
+
+        Assert.Equal("Demo", data.GetProperty("shop").GetProperty("name").GetString());
+        Assert.Equal(2, Calls(shop).Count);
+    }
+
+    [Fact]
+    public async Task Execute_ServerErrors_AreRetriedWithBackoff()
+    {
+        var (sut, shop) = await Arrange("gql-5xx.myshopify.com", (_, n) => n <= 2 ? Results.StatusCode(503) : Shop());
+
+        var data = await sut.ExecuteAsync(shop, Query, null, CancellationToken.None);
+
+        Assert.Equal("Demo", data.GetProperty("shop").GetProperty("name").GetString());
+        Assert.Equal(3, Calls(shop).Count);
+    }
+
+    [Fact]
+    public async Task Mutate_UserErrors_SurfaceAsTypedFailure()
+    {
+        var (sut, shop) = await Arrange("gql-usererr.myshopify.com", (_, _) => DefaultAdminApi.Data(new JsonObject
+        {
+            ["tagsAdd"] = new JsonObject
+            {
+                ["node"] = null,
+                ["userErrors"] = new JsonArray(new JsonObject { ["field"] = new JsonArray("id"), ["message"] = "Order does not exist" }),
+            },
+        }));
+
+        var e = await Assert.ThrowsAsync<ShopifyUserErrorsException>(() =>
+            sut.MutateAsync(shop, "mutation AddTags($id: ID!, $tags: [String!]!) { tagsAdd(id: $id, tags: $tags) { node { id } userErrors { field message } } }",
+                new { id = "gid://shopify/Order/1", tags = new[] { "x" } }, "tagsAdd", CancellationToken.None));
+
+        Assert.Equal("Order does not exist", e.Errors.Single().Message);
+        Assert.Equal(["id"], e.Errors.Single().Field);
+    }
+
+    [Fact]
+    public async Task Execute_Unauthorized_MarksTheShopRevokedAndStopsUsingIt()
+    {
+        var (sut, shop) = await Arrange("gql-revoked.myshopify.com", (_, _) => Results.StatusCode(401));
+
+        await Assert.ThrowsAsync<ShopTokenRevokedException>(() => sut.ExecuteAsync(shop, Query, null, CancellationToken.None));
+
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM shops WHERE domain = $1 AND token_revoked_at IS NOT NULL", shop));
+        await Assert.ThrowsAsync<ShopNotConnectedException>(() => sut.ExecuteAsync(shop, Query, null, CancellationToken.None));
+        Assert.Single(Calls(shop));
+    }
+}
