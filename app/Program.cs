@@ -1,7 +1,10 @@
 using PluginApp.Admin;
+using PluginApp.Backfill;
 using PluginApp.Data;
 using PluginApp.Health;
 using PluginApp.Install;
+using PluginApp.Jobs;
+using PluginApp.Outbox;
 using PluginApp.Webhooks;
 
 var builder = WebApplication.CreateBuilder(args);
@@ -10,6 +13,9 @@ builder.Services.AddProblemDetails();
 builder.AddData();
 builder.AddInstall();
 builder.Services.AddWebhooks();
+builder.Services.AddOutbox();
+builder.Services.AddBackfill();
+builder.AddScheduling(q => q.AddOutboxJobs(builder.Configuration));
 
 var app = builder.Build();
 app.UseExceptionHandler();

@@ -52,7 +52,7 @@ public sealed class AppDbContext(DbContextOptions<AppDbContext> options, ShopSco
         Owned<Order>(b, "orders").HasKey(x => new { x.ShopId, x.Id });
         Owned<OrderLine>(b, "order_lines").HasKey(x => new { x.ShopId, x.Id });
         Owned<Refund>(b, "refunds").HasKey(x => new { x.ShopId, x.Id });
-        Owned<RefundLine>(b, "refund_lines").HasKey(x => new { x.ShopId, x.Id });
+        Owned<RefundLine>(b, "refund_lines").HasKey(x => new { x.ShopId, x.RefundId, x.LineItemId });
         Owned<Cart>(b, "carts").HasKey(x => new { x.ShopId, x.Token });
         Owned<CartLine>(b, "cart_lines").HasKey(x => new { x.ShopId, x.CartToken, x.LineKey });
         Owned<Checkout>(b, "checkouts").HasKey(x => new { x.ShopId, x.Id });

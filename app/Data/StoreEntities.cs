@@ -128,7 +128,7 @@ public sealed class Refund : IShopOwned
 public sealed class RefundLine : IShopOwned
 {
     public long ShopId { get; set; }
-    public long Id { get; set; }
+    public long? Id { get; set; }
     public long RefundId { get; set; }
     public long OrderId { get; set; }
     public long LineItemId { get; set; }

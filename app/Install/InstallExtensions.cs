@@ -19,6 +19,7 @@ public static class InstallExtensions
         s.AddOptions<KeyManagementOptions>().Configure<NpgsqlDataSource>((o, ds) => o.XmlRepository = new PostgresXmlRepository(ds));
         s.AddHttpClient<ShopifyTokenClient>(c => c.Timeout = TimeSpan.FromSeconds(15));
         s.AddSingleton<OfflineTokenStore>();
+        s.AddTransient<ShopInstaller>();
         s.AddHttpClient<AdminGraphQLClient>(c => c.Timeout = TimeSpan.FromSeconds(30));
         s.AddSingleton<SessionTokenValidator>();
         s.AddScoped<ShopSessionFilter>();

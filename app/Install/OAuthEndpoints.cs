@@ -38,7 +38,7 @@ public static class OAuthEndpoints
     }
 
     internal static async Task<IResult> CallbackAsync(HttpContext http, ShopifyHmac hmac, IOptions<ShopifyOptions> options,
-        IDataProtectionProvider dp, ShopifyTokenClient tokens, OfflineTokenStore store, TimeProvider clock, ILoggerFactory logs)
+        IDataProtectionProvider dp, ShopifyTokenClient tokens, ShopInstaller installer, TimeProvider clock, ILoggerFactory logs)
     {
         var q = http.Request.Query;
         if (!ShopDomain.TryNormalize(q["shop"], out var shop)) return Refuse("shop is not a myshopify.com domain");
@@ -54,7 +54,7 @@ public static class OAuthEndpoints
         try
         {
             var grant = await tokens.ExchangeCodeAsync(shop, code, http.RequestAborted);
-            await store.SaveGrantAsync(shop, grant, http.RequestAborted);
+            await installer.InstallAsync(shop, grant, http.RequestAborted);
         }
         catch (TokenEndpointException e)
         {

@@ -16,11 +16,12 @@ public sealed class OfflineTokenStore(NpgsqlDataSource dataSource, IDataProtecti
     public static readonly TimeSpan RefreshAhead = TimeSpan.FromMinutes(5);
     private readonly IDataProtector _protector = protection.CreateProtector("PluginApp.Install.OfflineTokens.v1");
 
-    /// <summary>Stores a fresh grant and marks the shop installed. Returns the shop's id.</summary>
-    public async Task<long> SaveGrantAsync(string shop, TokenGrant grant, CancellationToken ct)
+    /// <summary>Stores a fresh grant and marks the shop installed. NewInstall is true when it was not installed before.</summary>
+    public async Task<(long ShopId, bool NewInstall)> SaveGrantAsync(string shop, TokenGrant grant, CancellationToken ct)
     {
         var now = clock.GetUtcNow();
         await using var cmd = dataSource.CreateCommand("""
+            WITH before AS (SELECT installed_at IS NOT NULL AND uninstalled_at IS NULL AS live FROM shops WHERE domain = $1)
             INSERT INTO shops (domain, access_token_enc, access_token_expires_at, refresh_token_enc, refresh_token_expires_at,
                                scopes, installed_at, uninstalled_at, token_revoked_at, created_at, updated_at)
             VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, NULL, $7, $7)
@@ -29,10 +30,12 @@ public sealed class OfflineTokenStore(NpgsqlDataSource dataSource, IDataProtecti
               refresh_token_enc = excluded.refresh_token_enc, refresh_token_expires_at = excluded.refresh_token_expires_at,
               scopes = excluded.scopes, uninstalled_at = NULL, token_revoked_at = NULL, updated_at = excluded.updated_at,
               installed_at = CASE WHEN shops.uninstalled_at IS NULL AND shops.installed_at IS NOT NULL THEN shops.installed_at ELSE excluded.installed_at END
-            RETURNING id
+            RETURNING id, NOT COALESCE((SELECT live FROM before), false)
             """);
         AddGrant(cmd, shop, grant, now);
-        return (long)(await cmd.ExecuteScalarAsync(ct))!;
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        await r.ReadAsync(ct);
+        return (r.GetInt64(0), r.GetBoolean(1));
     }
 
     /// <summary>A usable access token for the shop, refreshed first when it is about to expire.</summary>

@@ -7,7 +7,7 @@ namespace PluginApp.Install;
 /// After the session token is validated: make sure we hold an offline token for its shop (token
 /// exchange on the first embedded load) and scope the request's data access to that shop.
 /// </summary>
-public sealed class ShopSessionFilter(AppDbContext db, ShopScope scope, ShopifyTokenClient tokens, OfflineTokenStore store,
+public sealed class ShopSessionFilter(AppDbContext db, ShopScope scope, ShopifyTokenClient tokens, ShopInstaller installer,
     ILogger<ShopSessionFilter> logger) : IEndpointFilter
 {
     public async ValueTask<object?> InvokeAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
@@ -24,8 +24,7 @@ public sealed class ShopSessionFilter(AppDbContext db, ShopScope scope, ShopifyT
             try
             {
                 var grant = await tokens.ExchangeSessionTokenAsync(domain, (string)http.Items[SessionTokenAuthenticationHandler.RawTokenItem]!, http.RequestAborted);
-                shopId = await store.SaveGrantAsync(domain, grant, http.RequestAborted);
-                logger.LogInformation("Installed {Shop} by token exchange", domain);
+                shopId = await installer.InstallAsync(domain, grant, http.RequestAborted);
             }
             catch (TokenEndpointException e)
             {

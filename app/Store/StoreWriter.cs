@@ -28,7 +28,7 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId)
     private static readonly UpsertStatement RefundUpsert = new("refunds", ["shop_id", "id"],
         ["shop_id", "id", "order_id", "note", "amount", "created_at"]);
 
-    private static readonly UpsertStatement RefundLineUpsert = new("refund_lines", ["shop_id", "id"],
+    private static readonly UpsertStatement RefundLineUpsert = new("refund_lines", ["shop_id", "refund_id", "line_item_id"],
         ["shop_id", "id", "refund_id", "order_id", "line_item_id", "quantity", "subtotal", "restock_type"]);
 
     private static readonly UpsertStatement ProductUpsert = new("products", ["shop_id", "id"],

@@ -141,16 +141,17 @@ CREATE TABLE refunds (
     PRIMARY KEY (shop_id, id)
 );
 
+-- Keyed by (refund, line item): webhooks and the bulk backfill agree on those ids but not always on the refund line's own id.
 CREATE TABLE refund_lines (
     shop_id      bigint NOT NULL REFERENCES shops(id) ON DELETE CASCADE,
-    id           bigint NOT NULL,
+    id           bigint,
     refund_id    bigint NOT NULL,
     order_id     bigint NOT NULL,
     line_item_id bigint NOT NULL,
     quantity     integer NOT NULL,
     subtotal     numeric(14,2),
     restock_type text,
-    PRIMARY KEY (shop_id, id)
+    PRIMARY KEY (shop_id, refund_id, line_item_id)
 );
 CREATE INDEX refund_lines_order_idx ON refund_lines (shop_id, order_id);
 

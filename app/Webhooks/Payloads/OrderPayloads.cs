@@ -69,7 +69,7 @@ internal static class OrderPayloads
         };
         var lines = r.OptionalArray("refund_line_items").Select(l => new RefundLine
         {
-            Id = l.RequiredId("id"),
+            Id = l.OptionalId("id"),
             RefundId = id,
             OrderId = order,
             LineItemId = l.RequiredId("line_item_id"),

@@ -41,6 +41,8 @@ public sealed class AppFixture : IAsyncLifetime
             b.UseSetting("Shopify:ClientSecret", ClientSecret);
             b.UseSetting("Shopify:AppUrl", "https://app.test.example");
             b.UseSetting("Shopify:ShopUrlTemplate", Shopify.ShopUrlTemplate);
+            b.UseSetting("Backfill:PollInterval", "00:00:00.050");
+            b.UseSetting("Scheduling:ClusterCheckinInterval", "00:00:02");
             b.ConfigureServices(s => s.Replace(ServiceDescriptor.Singleton<TimeProvider>(Clock)));
             configure?.Invoke(b);
         });
@@ -49,9 +51,10 @@ public sealed class AppFixture : IAsyncLifetime
     public async Task<long> InstallShopAsync(string shop, int expiresInSeconds = 3600)
     {
         var store = Factory.Services.GetRequiredService<OfflineTokenStore>();
-        return await store.SaveGrantAsync(shop,
+        var (shopId, _) = await store.SaveGrantAsync(shop,
             new TokenGrant($"shpat_{shop}_seed", "read_orders,write_orders", expiresInSeconds, $"shprt_{shop}_seed", 7776000),
             CancellationToken.None);
+        return shopId;
     }
 
     public string SessionToken(string shop, TimeSpan? expiresIn = null) =>

@@ -1,0 +1,33 @@
+using Microsoft.Extensions.Options;
+
+namespace PluginApp.Backfill;
+
+public sealed class BackfillOptions
+{
+    public const string Section = "Backfill";
+
+    /// <summary>Orders created in this many past days are imported.</summary>
+    public int OrderHistoryDays { get; set; } = 365;
+
+    /// <summary>How often a running bulk operation is polled.</summary>
+    public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(3);
+
+    /// <summary>Longest wait for one bulk operation before the backfill fails (and is retried later).</summary>
+    public TimeSpan MaxWait { get; set; } = TimeSpan.FromHours(6);
+
+    /// <summary>Parent objects (orders, products, customers) written per transaction.</summary>
+    public int ChunkSize { get; set; } = 500;
+}
+
+public sealed class BackfillOptionsValidator : IValidateOptions<BackfillOptions>
+{
+    public ValidateOptionsResult Validate(string? name, BackfillOptions o)
+    {
+        var f = new List<string>();
+        if (o.OrderHistoryDays is < 1 or > 3650) f.Add($"Backfill:OrderHistoryDays {o.OrderHistoryDays} must be between 1 and 3650.");
+        if (o.PollInterval < TimeSpan.FromMilliseconds(10)) f.Add($"Backfill:PollInterval {o.PollInterval} must be at least 10 ms.");
+        if (o.MaxWait < o.PollInterval) f.Add($"Backfill:MaxWait {o.MaxWait} must be at least PollInterval.");
+        if (o.ChunkSize is < 1 or > 10_000) f.Add($"Backfill:ChunkSize {o.ChunkSize} must be between 1 and 10000.");
+        return f.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(f);
+    }
+}

@@ -1,0 +1,22 @@
+using System.Globalization;
+using PluginApp.Webhooks.Payloads;
+
+namespace PluginApp.Shopify;
+
+/// <summary>Shopify global ids ("gid://shopify/Order/123") and the numeric ids REST payloads use for the same objects.</summary>
+public static class Gid
+{
+    public static long Id(string gid)
+    {
+        var slash = gid.LastIndexOf('/');
+        var tail = gid[(slash + 1)..];
+        var q = tail.IndexOf('?');
+        if (q >= 0) tail = tail[..q];
+        return slash > 0 && gid.StartsWith("gid://shopify/", StringComparison.Ordinal)
+               && long.TryParse(tail, NumberStyles.None, CultureInfo.InvariantCulture, out var id)
+            ? id
+            : throw new MalformedPayloadException($"'{gid}' is not a Shopify global id");
+    }
+
+    public static string For(string type, long id) => $"gid://shopify/{type}/{id.ToString(CultureInfo.InvariantCulture)}";
+}
