@@ -29,7 +29,9 @@ public sealed class DefaultAdminApi
     /// <summary>Serve this JSONL file as the result of bulk queries over the given root field.</summary>
     public void ServeBulk(string rootField, string jsonlPath) => _jsonlByRoot[rootField] = jsonlPath;
 
-    public string? BulkResult(string id) => _operations.TryGetValue(id, out var op) && _jsonlByRoot.TryGetValue(op.Root, out var p) ? p : null;
+    /// <param name="key">The numeric tail of the operation's GID, as it appears in the result URL.</param>
+    public string? BulkResult(string key) =>
+        _operations.TryGetValue($"gid://shopify/BulkOperation/{key}", out var op) && _jsonlByRoot.TryGetValue(op.Root, out var p) ? p : null;
 
     public IResult Answer(GraphQLCall call)
     {

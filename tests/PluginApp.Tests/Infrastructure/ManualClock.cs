@@ -1,10 +1,12 @@
 namespace PluginApp.Tests.Infrastructure;
 
-/// <summary>A clock the test moves. Starts at the real time so tokens signed now are valid.</summary>
+/// <summary>
+/// Real time plus an offset the test moves. It keeps running, because Quartz and timers read it too;
+/// tests jump it forward to reach token expiry or retry times.
+/// </summary>
 public sealed class ManualClock : TimeProvider
 {
-    private DateTimeOffset _now = DateTimeOffset.UtcNow;
-    public override DateTimeOffset GetUtcNow() => _now;
-    public void Advance(TimeSpan by) => _now += by;
-    public void Set(DateTimeOffset at) => _now = at;
+    private TimeSpan _offset;
+    public override DateTimeOffset GetUtcNow() => DateTimeOffset.UtcNow + _offset;
+    public void Advance(TimeSpan by) => _offset += by;
 }

@@ -1,0 +1,93 @@
+using System.Diagnostics;
+using System.Globalization;
+using ReplayCli;
+using StoreReplay;
+
+const string Usage = """
+    usage: replay --data DIR [--dataset online-retail|fraud] [--seed 7]
+                  [--from YYYY-MM-DD --to YYYY-MM-DD | --max-invoices N | --max-transactions N]
+                  [--session-share 0.3] [--abandoned-share 0.1] [--guests true|false] [--labels-out FILE.csv]
+                  ( --jsonl-out DIR
+                  | --url http://127.0.0.1:5080 --secret S --shop demo-store.myshopify.com
+                    [--rate 200] [--concurrency 8] [--max-deliveries N] [--timeout-seconds 7200] )
+    """;
+
+try
+{
+    var a = new CliArgs(args);
+    var clock = Stopwatch.StartNew();
+    var store = Load(a);
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+        $"loaded {a.Get("dataset") ?? "online-retail"}: {store.Products.Count} products, {store.Customers.Count} customers, {store.Orders.Count} orders, {store.LineCount} lines, {store.Refunds.Count} refunds, {store.Sessions.Count} sessions ({store.Sessions.Count(s => s.Abandoned)} abandoned) in {clock.Elapsed.TotalSeconds:F1} s"));
+    if (a.Get("labels-out") is { } labels) Labels.Write(store, labels);
+
+    if (a.Get("jsonl-out") is { } dir)
+    {
+        Directory.CreateDirectory(dir);
+        using (var f = File.Create(Path.Combine(dir, "products.jsonl"))) BulkJsonlEmitter.WriteProducts(store, f);
+        using (var f = File.Create(Path.Combine(dir, "customers.jsonl"))) BulkJsonlEmitter.WriteCustomers(store, f);
+        using (var f = File.Create(Path.Combine(dir, "orders.jsonl"))) BulkJsonlEmitter.WriteOrders(store, f);
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"wrote products.jsonl, customers.jsonl, orders.jsonl to {dir} in {clock.Elapsed.TotalSeconds:F1} s"));
+        return 0;
+    }
+
+    var url = a.Required("url").TrimEnd('/') + "/";
+    using var http = new HttpClient { BaseAddress = new Uri(url), Timeout = TimeSpan.FromSeconds(30) };
+    var sender = new WebhookSender(http, new WebhookSenderOptions
+    {
+        ClientSecret = a.Required("secret"),
+        ShopDomain = a.Required("shop"),
+        RatePerSecond = a.Double("rate") ?? 200,
+        Concurrency = a.Int("concurrency") ?? 8,
+        MaxDeliveries = a.Int("max-deliveries"),
+        MaxDuration = TimeSpan.FromSeconds(a.Int("timeout-seconds") ?? 7200),
+    });
+    using var stop = new CancellationTokenSource();
+    Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.Cancel(); };
+    var report = await sender.SendAsync(WebhookEmitter.Emit(store), stop.Token);
+    Console.WriteLine(Summary.Line(report));
+    foreach (var error in report.FirstErrors) Console.Error.WriteLine("  " + error);
+    return report.Failed == 0 && report.NotAttempted == 0 ? 0 : 1;
+}
+catch (ArgumentException e)
+{
+    Console.Error.WriteLine(e.Message);
+    Console.Error.WriteLine(Usage);
+    return 2;
+}
+catch (OperationCanceledException)
+{
+    Console.Error.WriteLine("interrupted");
+    return 130;
+}
+
+static ReplayStore Load(CliArgs a)
+{
+    var data = a.Required("data");
+    var seed = a.Int("seed") ?? 7;
+    switch (a.Get("dataset") ?? "online-retail")
+    {
+        case "online-retail":
+            using (var file = File.OpenRead(Path.Combine(data, "online-retail", "online_retail.csv.gz")))
+                return OnlineRetailStore.Load(file, new OnlineRetailOptions
+                {
+                    Seed = seed, From = a.Date("from"), To = a.Date("to"), MaxInvoices = a.Int("max-invoices"),
+                    SessionShare = a.Double("session-share") ?? 0.3, AbandonedShare = a.Double("abandoned-share") ?? 0.1,
+                    IncludeGuestOrders = !string.Equals(a.Get("guests"), "false", StringComparison.OrdinalIgnoreCase),
+                });
+        case "fraud":
+            var files = Directory.GetFiles(Path.Combine(data, "fraud-handbook-sim"), "*.csv.gz").Order(StringComparer.Ordinal).ToList();
+            var streams = files.Select(f => (Stream)File.OpenRead(f)).ToList();
+            try
+            {
+                return FraudHandbookStore.Load(streams, new FraudOptions
+                {
+                    Seed = seed, From = a.Date("from"), To = a.Date("to"),
+                    MaxTransactions = a.Int("max-transactions") ?? a.Int("max-invoices"),
+                });
+            }
+            finally { streams.ForEach(s => s.Dispose()); }
+        default:
+            throw new ArgumentException("--dataset is online-retail or fraud");
+    }
+}

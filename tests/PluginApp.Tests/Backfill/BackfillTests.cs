@@ -1,0 +1,131 @@
+using System.Net;
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.DependencyInjection;
+using PluginApp.Backfill;
+using PluginApp.Tests.Infrastructure;
+
+namespace PluginApp.Tests.Backfill;
+
+public sealed class BackfillTests(AppFixture app) : IClassFixture<AppFixture>, IAsyncLifetime
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("bulk-").FullName;
+
+    public Task InitializeAsync()
+    {
+        // Children appear before and after their parents, as Shopify allows.
+        Write("products.jsonl",
+            """{"id":"gid://shopify/ProductVariant/9101","title":"Small","sku":"MUG-S","price":"12.00","compareAtPrice":null,"inventoryQuantity":4,"inventoryPolicy":"DENY","updatedAt":"2026-07-01T00:00:00Z","inventoryItem":{"id":"gid://shopify/InventoryItem/9201","unitCost":{"amount":"4.25","currencyCode":"USD"}},"__parentId":"gid://shopify/Product/910"}""",
+            """{"id":"gid://shopify/Product/910","title":"Mug","handle":"mug","productType":"Mugs","vendor":"Acme","status":"ACTIVE","tags":["kitchen","gift"],"createdAt":"2026-06-01T00:00:00Z","updatedAt":"2026-07-01T00:00:00Z","featuredImage":{"url":"https://cdn.example.com/mug.jpg"}}""",
+            """{"id":"gid://shopify/ProductVariant/9102","title":"Large","sku":"MUG-L","price":"15.00","compareAtPrice":"18.00","inventoryQuantity":0,"inventoryPolicy":"DENY","updatedAt":"2026-07-01T00:00:00Z","inventoryItem":{"id":"gid://shopify/InventoryItem/9202","unitCost":null},"__parentId":"gid://shopify/Product/910"}""");
+        Write("customers.jsonl",
+            """{"id":"gid://shopify/Customer/7001","email":"ada@example.com","firstName":"Ada","lastName":"Lovelace","phone":null,"state":"ENABLED","tags":[],"createdAt":"2026-06-01T10:00:00Z","updatedAt":"2026-07-01T14:00:00Z","emailMarketingConsent":{"marketingState":"SUBSCRIBED"}}""");
+        Write("orders.jsonl",
+            Order(1101), Line(1101, 0), Line(1101, 1),
+            Line(1102, 0), Order(1102, refund: true), Line(1102, 1));
+        app.Shopify.Admin.ServeBulk("products", Path.Combine(_dir, "products.jsonl"));
+        app.Shopify.Admin.ServeBulk("customers", Path.Combine(_dir, "customers.jsonl"));
+        app.Shopify.Admin.ServeBulk("orders", Path.Combine(_dir, "orders.jsonl"));
+        return Task.CompletedTask;
+    }
+
+    public Task DisposeAsync()
+    {
+        Directory.Delete(_dir, recursive: true);
+        return Task.CompletedTask;
+    }
+
+    private void Write(string name, params string[] lines) => File.WriteAllLines(Path.Combine(_dir, name), lines);
+
+    // The same order as ShopifyPayloads.Order(id) sends by webhook: same ids, same updated_at.
+    private static string Order(long id, bool refund = false)
+    {
+        var o = new JsonObject
+        {
+            ["id"] = $"gid://shopify/Order/{id}", ["name"] = $"#{id}", ["email"] = "ada@example.com",
+            ["createdAt"] = "2026-07-02T15:59:00Z", ["updatedAt"] = "2026-07-02T16:00:00Z", ["processedAt"] = "2026-07-02T15:59:00Z",
+            ["cancelledAt"] = null, ["cancelReason"] = null, ["displayFinancialStatus"] = "PAID", ["displayFulfillmentStatus"] = "UNFULFILLED",
+            ["currencyCode"] = "USD", ["test"] = false, ["tags"] = new JsonArray(), ["sourceName"] = "web", ["clientIp"] = "203.0.113.7",
+            ["discountCodes"] = new JsonArray("WELCOME10"), ["customer"] = new JsonObject { ["id"] = "gid://shopify/Customer/7001" },
+            ["totalPriceSet"] = Money("45.00"), ["subtotalPriceSet"] = Money("40.00"), ["totalDiscountsSet"] = Money("0.00"), ["totalTaxSet"] = Money("0.00"),
+            ["billingAddress"] = new JsonObject { ["countryCodeV2"] = "US" }, ["shippingAddress"] = new JsonObject { ["countryCodeV2"] = "CA" },
+            ["refunds"] = refund ? new JsonArray(new JsonObject
+            {
+                ["id"] = "gid://shopify/Refund/5501", ["createdAt"] = "2026-07-05T13:00:00Z", ["note"] = "Damaged", ["totalRefundedSet"] = Money("10.00"),
+                ["refundLineItems"] = new JsonObject { ["nodes"] = new JsonArray(new JsonObject
+                {
+                    ["lineItem"] = new JsonObject { ["id"] = $"gid://shopify/LineItem/{id * 100}" }, ["quantity"] = 1, ["restockType"] = "RETURN", ["subtotalSet"] = Money("10.00"),
+                }) },
+            }) : new JsonArray(),
+        };
+        return o.ToJsonString();
+    }
+
+    private static string Line(long order, int i) => new JsonObject
+    {
+        ["id"] = $"gid://shopify/LineItem/{order * 100 + i}", ["sku"] = $"SKU-{i}", ["title"] = $"Product {i}", ["quantity"] = i + 1,
+        ["product"] = new JsonObject { ["id"] = $"gid://shopify/Product/{9000 + i}" }, ["variant"] = new JsonObject { ["id"] = $"gid://shopify/ProductVariant/{19000 + i}" },
+        ["originalUnitPriceSet"] = Money($"{10 + i * 5}.00"), ["totalDiscountSet"] = Money("0.00"), ["__parentId"] = $"gid://shopify/Order/{order}",
+    }.ToJsonString();
+
+    private static JsonObject Money(string amount) => new() { ["shopMoney"] = new JsonObject { ["amount"] = amount, ["currencyCode"] = "USD" } };
+
+    private async Task RunBackfillAsync(string shop) =>
+        await app.Factory.Services.GetRequiredService<BackfillService>().RunAsync(shop, CancellationToken.None);
+
+    [Fact]
+    public async Task Backfill_BulkJsonlWithNestedChildren_LandsInTheRightTables()
+    {
+        const string shop = "backfill-a.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+
+        await RunBackfillAsync(shop);
+
+        Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM variants WHERE shop_id = $1 AND product_id = 910", shopId));
+        Assert.Equal(4.25m, await app.ScalarAsync("SELECT unit_cost FROM variants WHERE shop_id = $1 AND id = 9101", shopId));
+        Assert.Equal("active", await app.ScalarAsync("SELECT status FROM products WHERE shop_id = $1 AND id = 910", shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM customers WHERE shop_id = $1 AND id = 7001 AND accepts_marketing", shopId));
+        Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1 AND customer_id = 7001 AND total_price = 45.00 AND financial_status = 'paid'", shopId));
+        Assert.Equal(4, await app.CountAsync("SELECT count(*) FROM order_lines WHERE shop_id = $1", shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM refund_lines WHERE shop_id = $1 AND line_item_id = 110200", shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM backfill_runs WHERE shop_id = $1 AND state = 'completed' AND rows_done = 10", shopId));
+    }
+
+    [Fact]
+    public async Task Backfill_TwiceAndInterleavedWithWebhooks_LeavesOneCopyOfEachRow()
+    {
+        const string shop = "backfill-b.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+
+        await app.SendWebhookAsync("orders/create", shop, ShopifyPayloads.Order(1101).ToJsonString());
+        var backfills = Task.WhenAll(RunBackfillAsync(shop), RunBackfillAsync(shop));
+        var webhooks = Task.WhenAll(
+            app.SendWebhookAsync("orders/create", shop, ShopifyPayloads.Order(1102).ToJsonString()),
+            app.SendWebhookAsync("refunds/create", shop, ShopifyPayloads.Refund(5501, 1102, 110200).ToJsonString()),
+            app.SendWebhookAsync("products/create", shop, ShopifyPayloads.Product(910).ToJsonString()));
+        await backfills;
+        Assert.All(await webhooks, r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
+
+        Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1", shopId));
+        Assert.Equal(4, await app.CountAsync("SELECT count(*) FROM order_lines WHERE shop_id = $1", shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM refunds WHERE shop_id = $1", shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM refund_lines WHERE shop_id = $1", shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM customers WHERE shop_id = $1", shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM products WHERE shop_id = $1", shopId));
+    }
+
+    [Fact]
+    public async Task Install_ByTokenExchange_QueuesABackfillThatRunsOnTheCluster()
+    {
+        const string shop = "backfill-install.myshopify.com";
+
+        var response = await app.Client.SendAsync(app.AdminGet("/api/admin/shop", shop));
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (DateTime.UtcNow < deadline && await app.CountAsync("SELECT count(*) FROM backfill_runs r JOIN shops s ON s.id = r.shop_id WHERE s.domain = $1 AND r.state = 'completed'", shop) == 0)
+            await Task.Delay(200);
+        Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM orders o JOIN shops s ON s.id = o.shop_id WHERE s.domain = $1", shop));
+        var progress = await app.Client.SendAsync(app.AdminGet("/api/admin/backfill", shop));
+        Assert.Contains("\"state\":\"completed\"", await progress.Content.ReadAsStringAsync());
+    }
+}
