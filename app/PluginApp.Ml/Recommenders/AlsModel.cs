@@ -1,0 +1,183 @@
+using System.Numerics.Tensors;
+using PluginApp.Ml.Common;
+using PluginApp.Ml.Serialization;
+
+namespace PluginApp.Ml.Recommenders;
+
+/// <summary>
+/// Trained implicit-feedback factorization. Factors are flat row-major float arrays
+/// (user u's vector is UserFactors[u*Factors .. (u+1)*Factors)). Thread-safe for reads.
+/// </summary>
+public sealed class AlsModel
+{
+    private const string Magic = "PALS";
+    private const int Version = 1;
+    private readonly int[] _seenStart;
+    private readonly int[] _seen;
+    private readonly Lazy<float[]> _gram;
+    private readonly Lazy<float[]> _itemNorms;
+
+    internal AlsModel(int users, int items, int factors, float[] userFactors, float[] itemFactors,
+        float regularization, float alpha, int[] seenStart, int[] seen)
+    {
+        UserCount = users;
+        ItemCount = items;
+        Factors = factors;
+        UserFactors = userFactors;
+        ItemFactors = itemFactors;
+        Regularization = regularization;
+        Alpha = alpha;
+        _seenStart = seenStart;
+        _seen = seen;
+        _gram = new Lazy<float[]>(() => AlsTrainer.Gram(ItemFactors, ItemCount, Factors));
+        _itemNorms = new Lazy<float[]>(() =>
+        {
+            var n = new float[ItemCount];
+            for (var i = 0; i < ItemCount; i++) n[i] = TensorPrimitives.Norm(ItemVector(i));
+            return n;
+        });
+    }
+
+    /// <summary>Number of users.</summary>
+    public int UserCount { get; }
+    /// <summary>Number of items.</summary>
+    public int ItemCount { get; }
+    /// <summary>Latent dimension.</summary>
+    public int Factors { get; }
+    /// <summary>User factors, row-major.</summary>
+    public float[] UserFactors { get; }
+    /// <summary>Item factors, row-major.</summary>
+    public float[] ItemFactors { get; }
+    /// <summary>Lambda used in training and fold-in.</summary>
+    public float Regularization { get; }
+    /// <summary>Confidence slope used in training and fold-in.</summary>
+    public float Alpha { get; }
+
+    /// <summary>User u's latent vector.</summary>
+    public ReadOnlySpan<float> UserVector(int user) => UserFactors.AsSpan(CheckUser(user) * Factors, Factors);
+
+    /// <summary>Item i's latent vector.</summary>
+    public ReadOnlySpan<float> ItemVector(int item) => ItemFactors.AsSpan(CheckItem(item) * Factors, Factors);
+
+    /// <summary>Items the user interacted with in training, ascending.</summary>
+    public ReadOnlySpan<int> SeenItems(int user)
+    {
+        CheckUser(user);
+        return _seen.AsSpan(_seenStart[user], _seenStart[user + 1] - _seenStart[user]);
+    }
+
+    /// <summary>Predicted preference x_u . y_i.</summary>
+    public float Score(int user, int item) => TensorPrimitives.Dot(UserVector(user), ItemVector(item));
+
+    /// <summary>Scores of every item for a latent vector.</summary>
+    public float[] ScoreAll(ReadOnlySpan<float> userVector)
+    {
+        if (userVector.Length != Factors) throw new ArgumentException($"Vector has {userVector.Length} entries, expected {Factors}.", nameof(userVector));
+        var s = new float[ItemCount];
+        for (var i = 0; i < ItemCount; i++) s[i] = TensorPrimitives.Dot(ItemFactors.AsSpan(i * Factors, Factors), userVector);
+        return s;
+    }
+
+    /// <summary>Top-K items for a known user, excluding what they interacted with in training
+    /// and anything <paramref name="exclude"/> rejects.</summary>
+    public ScoredItem[] RecommendForUser(int user, int k, Func<int, bool>? exclude = null)
+    {
+        var scores = ScoreAll(UserVector(user));
+        foreach (var i in SeenItems(user)) scores[i] = float.NegativeInfinity;
+        return TopK.Select(scores, k, exclude);
+    }
+
+    /// <summary>
+    /// Latent vector for an anonymous cart or session: the exact least-squares solution the trainer
+    /// would give a user with these interactions while items stay fixed. Unknown item ids are ignored.
+    /// </summary>
+    /// <param name="items">Item indices in the cart.</param>
+    /// <param name="weights">Optional weights per item (default 1 each).</param>
+    public float[] FoldIn(ReadOnlySpan<int> items, ReadOnlySpan<float> weights = default)
+    {
+        if (!weights.IsEmpty && weights.Length != items.Length)
+            throw new ArgumentException("weights must be empty or as long as items.", nameof(weights));
+        var idx = new List<int>(items.Length);
+        var conf = new List<float>(items.Length);
+        for (var j = 0; j < items.Length; j++)
+        {
+            if ((uint)items[j] >= (uint)ItemCount) continue;
+            var w = weights.IsEmpty ? 1f : weights[j];
+            if (!(w > 0)) continue;
+            var at = idx.IndexOf(items[j]);
+            if (at >= 0) { conf[at] += Alpha * w; continue; }
+            idx.Add(items[j]);
+            conf.Add(1 + Alpha * w);
+        }
+        var x = new float[Factors];
+        if (idx.Count == 0) return x;
+        AlsTrainer.SolveCholesky(x, ItemFactors, _gram.Value, Regularization, idx.ToArray(), conf.ToArray(), new AlsTrainer.Scratch(Factors));
+        return x;
+    }
+
+    /// <summary>Top-K for an anonymous cart: fold-in then rank, never returning the cart's own items.</summary>
+    public ScoredItem[] RecommendForCart(ReadOnlySpan<int> items, int k, Func<int, bool>? exclude = null)
+    {
+        var scores = ScoreAll(FoldIn(items));
+        foreach (var i in items)
+            if ((uint)i < (uint)ItemCount) scores[i] = float.NegativeInfinity;
+        return TopK.Select(scores, k, exclude);
+    }
+
+    /// <summary>Items with the most similar factors (cosine), excluding the item itself.</summary>
+    public ScoredItem[] SimilarItems(int item, int k)
+    {
+        var v = ItemVector(item);
+        var norms = _itemNorms.Value;
+        var scores = ScoreAll(v);
+        for (var i = 0; i < scores.Length; i++)
+            scores[i] = norms[i] > 0 && norms[item] > 0 ? scores[i] / (norms[i] * norms[item]) : float.NegativeInfinity;
+        scores[item] = float.NegativeInfinity;
+        return TopK.Select(scores, k);
+    }
+
+    private int CheckUser(int u) => (uint)u < (uint)UserCount ? u : throw new ArgumentOutOfRangeException(nameof(u), u, $"User index must be in [0, {UserCount}).");
+
+    private int CheckItem(int i) => (uint)i < (uint)ItemCount ? i : throw new ArgumentOutOfRangeException(nameof(i), i, $"Item index must be in [0, {ItemCount}).");
+
+    /// <summary>
+    /// Layout (little-endian): "PALS" | int32 version=1 | int32 users | int32 items | int32 factors |
+    /// float32 regularization | float32 alpha | float32[] userFactors (int32 length = users*factors, then values) |
+    /// float32[] itemFactors (length items*factors) | int32[] seenStart (length users+1) | int32[] seenItems.
+    /// </summary>
+    public void Save(Stream stream)
+    {
+        using var w = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true);
+        ModelFormat.WriteHeader(w, Magic, Version);
+        w.Write(UserCount);
+        w.Write(ItemCount);
+        w.Write(Factors);
+        w.Write(Regularization);
+        w.Write(Alpha);
+        ModelFormat.WriteFloats(w, UserFactors);
+        ModelFormat.WriteFloats(w, ItemFactors);
+        ModelFormat.WriteInts(w, _seenStart);
+        ModelFormat.WriteInts(w, _seen);
+    }
+
+    /// <summary>Reads a model written by <see cref="Save"/>; throws <see cref="InvalidDataException"/> on a bad blob.</summary>
+    public static AlsModel Load(Stream stream)
+    {
+        var r = ModelFormat.ReadHeader(stream, nameof(AlsModel), Magic, Version);
+        var users = r.ReadInt32("users", 1, int.MaxValue);
+        var items = r.ReadInt32("items", 1, int.MaxValue);
+        var factors = r.ReadInt32("factors", 1, 1024);
+        var reg = r.ReadSingle("regularization");
+        var alpha = r.ReadSingle("alpha");
+        var uf = r.ReadFloats("userFactors", checked(users * factors));
+        var itf = r.ReadFloats("itemFactors", checked(items * factors));
+        var seenStart = r.ReadInts("seenStart", users + 1);
+        var seen = r.ReadInts("seenItems", seenStart[^1]);
+        for (var u = 0; u < users; u++)
+            if (seenStart[u] > seenStart[u + 1] || seenStart[u] < 0)
+                throw new InvalidDataException($"{nameof(AlsModel)}: field 'seenStart' is not monotone at user {u}.");
+        foreach (var i in seen)
+            if ((uint)i >= (uint)items) throw new InvalidDataException($"{nameof(AlsModel)}: field 'seenItems' holds item {i} outside [0, {items}).");
+        return new AlsModel(users, items, factors, uf, itf, reg, alpha, seenStart, seen);
+    }
+}
