@@ -1,6 +1,7 @@
 using PluginApp.Admin;
 using PluginApp.Backfill;
 using PluginApp.Data;
+using PluginApp.Demo;
 using PluginApp.Health;
 using PluginApp.Install;
 using PluginApp.Jobs;
@@ -16,6 +17,7 @@ builder.Services.AddWebhooks();
 builder.Services.AddOutbox();
 builder.Services.AddBackfill();
 builder.AddScheduling(q => q.AddOutboxJobs(builder.Configuration));
+builder.AddDemo();
 
 var app = builder.Build();
 app.UseExceptionHandler();

@@ -1,42 +1,69 @@
 #!/usr/bin/env bash
-# Runs the app on a demo store: a private PostgreSQL, the app in the Demo environment, its URL printed.
-# Ctrl-C stops the app and the database. `scripts/demo.sh --check` starts, waits for /readyz, and stops.
+# Runs the app on a demo store: a private PostgreSQL, a stand-in Shopify Admin API on loopback, the app in the
+# Demo environment with demo-store.myshopify.com installed. Two months of Online Retail arrive by bulk backfill,
+# the following two weeks as live signed webhooks. Ctrl-C stops everything.
+# `scripts/demo.sh --check` does all of that, prints what the store holds, and stops.
 set -euo pipefail
 ROOT_DIR="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT_DIR"
+source scripts/lib/dotnet.sh
 source scripts/lib/postgres.sh
+source scripts/lib/app.sh
 
 PORT="${DEMO_PORT:-5080}"
+URL="http://127.0.0.1:$PORT"
+BACKFILL_FROM=2011-09-01; LIVE_FROM=2011-11-01; LIVE_TO=2011-11-15
 mkdir -p .run
 pg_up demo 55433
 
 cleanup() {
-  [ -n "${APP_PID:-}" ] && kill "$APP_PID" 2>/dev/null && wait "$APP_PID" 2>/dev/null || true
+  app_stop
+  [ -n "${STANDIN_PID:-}" ] && kill "$STANDIN_PID" 2>/dev/null && wait "$STANDIN_PID" 2>/dev/null || true
   pg_down demo
 }
 trap cleanup EXIT
 
 # Demo credentials are made on this machine, never committed.
 [ -f .run/demo-secret ] || head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > .run/demo-secret
+SECRET="$(cat .run/demo-secret)"
 
-dotnet build app/PluginApp.csproj -c Release -nologo -v q
+echo "[demo] building"
+dotnet build app/PluginApp.csproj -c Release -nologo -v q >/dev/null
+dotnet build tests/ShopifyStandIn -c Release -nologo -v q >/dev/null
+
+if [ ! -f .run/demo-bulk/orders.jsonl ]; then
+  echo "[demo] preparing the store's history ($BACKFILL_FROM to $LIVE_FROM) as bulk-operation results"
+  scripts/replay.sh --jsonl-out .run/demo-bulk --from "$BACKFILL_FROM" --to "$LIVE_FROM" --seed 7 >/dev/null
+fi
+
+rm -f .run/standin-url
+dotnet tests/ShopifyStandIn/bin/Release/net10.0/ShopifyStandIn.dll --secret "$SECRET" --bulk-dir .run/demo-bulk \
+  --port-file .run/standin-url > .run/demo-standin.log 2>&1 &
+STANDIN_PID=$!
+for _ in $(seq 1 60); do [ -s .run/standin-url ] && break; sleep 0.25; done
+STANDIN="$(cat .run/standin-url)"
+
 export ASPNETCORE_ENVIRONMENT=Demo
-export ASPNETCORE_URLS="http://127.0.0.1:$PORT"
 export ConnectionStrings__Postgres="$PG_CONN"
-export Shopify__ClientId="demo-client-id"
-export Shopify__ClientSecret="$(cat .run/demo-secret)"
-export Shopify__AppUrl="http://127.0.0.1:$PORT"
-dotnet app/bin/Release/net10.0/PluginApp.dll > .run/demo-app.log 2>&1 &
-APP_PID=$!
+export Shopify__ClientId="demo-client-id" Shopify__ClientSecret="$SECRET" Shopify__AppUrl="$URL"
+export Shopify__ShopUrlTemplate="$STANDIN/shops/{shop}"
+export Backfill__PollInterval="00:00:00.200"
+app_start "$PORT" .run/demo-app.log
 
-for _ in $(seq 1 120); do
-  if curl -fsS "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1; then break; fi
-  kill -0 "$APP_PID" 2>/dev/null || { echo "the app exited; see .run/demo-app.log"; tail -n 40 .run/demo-app.log; exit 1; }
+echo "[demo] backfilling demo-store.myshopify.com from the stand-in Admin API"
+for _ in $(seq 1 600); do
+  state="$(curl -fsS "$URL/api/admin/backfill" 2>/dev/null | grep -o '"state":"[a-z]*"' | head -1 || true)"
+  case "$state" in *completed*) break;; *failed*) echo "[demo] backfill failed; see .run/demo-app.log"; exit 1;; esac
   sleep 0.5
 done
-curl -fsS "http://127.0.0.1:$PORT/readyz"; echo
-echo "App running at http://127.0.0.1:$PORT  (readiness: /readyz, logs: .run/demo-app.log)"
+echo "[demo] backfill: $(curl -fsS "$URL/api/admin/backfill" | head -c 300)"
 
+echo "[demo] replaying $LIVE_FROM to $LIVE_TO as live webhooks"
+scripts/replay.sh --url "$URL" --secret "$SECRET" --shop demo-store.myshopify.com --from "$LIVE_FROM" --to "$LIVE_TO" \
+  --seed 7 --rate 400 | tail -n 2
+
+echo "[demo] the store now holds: $(curl -fsS "$URL/api/admin/shop")"
+echo "App running at $URL   admin: $URL/admin   readiness: $URL/readyz   logs: .run/demo-app.log"
 if [ "${1:-}" = "--check" ]; then exit 0; fi
 echo "Press Ctrl-C to stop."
 wait "$APP_PID"

@@ -5,6 +5,7 @@
 #          [--seed 7] [--labels-out path.csv] [--jsonl-out DIR] [--data DIR] [--concurrency 8]
 # The data is read in place from ../shared/data (relative to the repo root) unless --data is given.
 set -euo pipefail
+source "$(dirname "$0")/lib/dotnet.sh"
 ROOT_DIR="$(cd "$(dirname "$0")/.." && pwd)"
 DATA_DIR="$(cd "$ROOT_DIR/.." && pwd)/shared/data"
 for arg in "$@"; do [ "$arg" = "--data" ] && DATA_DIR=""; done

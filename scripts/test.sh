@@ -3,10 +3,11 @@
 set -euo pipefail
 ROOT_DIR="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT_DIR"
+source scripts/lib/dotnet.sh
 source scripts/lib/postgres.sh
 
 pg_up test 55432
-trap 'pg_down test' EXIT
+trap 'pg_down test; dotnet build-server shutdown >/dev/null 2>&1 || true' EXIT
 export ConnectionStrings__Postgres="$PG_CONN"
 export TEST_PG_CONN="$PG_CONN"
 

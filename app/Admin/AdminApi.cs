@@ -15,7 +15,7 @@ public static class AdminApi
     public static RouteGroupBuilder MapAdminApi(this IEndpointRouteBuilder app)
     {
         var api = app.MapGroup("/api/admin")
-            .RequireAuthorization(p => p.AddAuthenticationSchemes(SessionTokenAuthenticationHandler.SchemeName).RequireAuthenticatedUser())
+            .RequireAuthorization(InstallExtensions.AdminPolicy)
             .AddEndpointFilter<ShopSessionFilter>();
         api.MapGet("/shop", GetShopAsync);
         api.MapGet("/orders", ListOrdersAsync);

@@ -11,7 +11,7 @@ public static class AdminPage
     public static IEndpointRouteBuilder MapAdminPage(this IEndpointRouteBuilder app)
     {
         app.MapGet("/admin", RenderAsync)
-            .RequireAuthorization(p => p.AddAuthenticationSchemes(SessionTokenAuthenticationHandler.SchemeName).RequireAuthenticatedUser())
+            .RequireAuthorization(InstallExtensions.AdminPolicy)
             .AddEndpointFilter<ShopSessionFilter>();
         return app;
     }

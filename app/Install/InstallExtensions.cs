@@ -9,6 +9,9 @@ namespace PluginApp.Install;
 
 public static class InstallExtensions
 {
+    /// <summary>The authorization policy of every /admin and /api/admin route: an App Bridge session token.</summary>
+    public const string AdminPolicy = "ShopifyAdmin";
+
     public static IHostApplicationBuilder AddInstall(this IHostApplicationBuilder builder)
     {
         var s = builder.Services;
@@ -25,7 +28,8 @@ public static class InstallExtensions
         s.AddScoped<ShopSessionFilter>();
         s.AddAuthentication(SessionTokenAuthenticationHandler.SchemeName)
             .AddScheme<AuthenticationSchemeOptions, SessionTokenAuthenticationHandler>(SessionTokenAuthenticationHandler.SchemeName, null);
-        s.AddAuthorization();
+        s.AddAuthorization(o => o.AddPolicy(AdminPolicy, p =>
+            p.AddAuthenticationSchemes(SessionTokenAuthenticationHandler.SchemeName).RequireAuthenticatedUser()));
         return builder;
     }
 }

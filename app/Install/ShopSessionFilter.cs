@@ -21,9 +21,11 @@ public sealed class ShopSessionFilter(AppDbContext db, ShopScope scope, ShopifyT
         long shopId;
         if (shop is null || shop.InstalledAt is null || shop.UninstalledAt is not null || shop.AccessTokenEnc is null)
         {
+            if (http.Items[SessionTokenAuthenticationHandler.RawTokenItem] is not string rawToken)
+                return Results.Problem(title: "Shop not installed yet", detail: $"{domain} has no offline token yet.", statusCode: 503);
             try
             {
-                var grant = await tokens.ExchangeSessionTokenAsync(domain, (string)http.Items[SessionTokenAuthenticationHandler.RawTokenItem]!, http.RequestAborted);
+                var grant = await tokens.ExchangeSessionTokenAsync(domain, rawToken, http.RequestAborted);
                 shopId = await installer.InstallAsync(domain, grant, http.RequestAborted);
             }
             catch (TokenEndpointException e)

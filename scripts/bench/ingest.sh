@@ -5,6 +5,7 @@
 set -euo pipefail
 ROOT_DIR="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$ROOT_DIR"
+source scripts/lib/dotnet.sh
 source scripts/lib/postgres.sh
 source scripts/lib/app.sh
 N="${1:-20000}"; C="${2:-32}"; PORT=5090
