@@ -16,13 +16,9 @@ set +e
 dotnet test PluginApp.sln -c Release --no-build -nologo --logger "console;verbosity=normal" >"$ROOT_DIR/.pg/test-output.log" 2>&1
 status=$?
 set -e
-grep -E '^\s*(Failed|Skipped) |^\s*(Passed|Failed)!|error|Error Message' "$ROOT_DIR/.pg/test-output.log" || true
+grep -E '^\s+Failed [A-Za-z]|^\s+Error Message|^Test Run|^Total tests|^\s+(Passed|Failed|Skipped): *[0-9]+$' "$ROOT_DIR/.pg/test-output.log" || true
 [ "$status" -eq 0 ] || tail -n 200 "$ROOT_DIR/.pg/test-output.log"
-passed=0; failed=0
-while read -r line; do
-  [ -n "$line" ] || continue
-  p=$(sed -nE 's/.*Passed: *([0-9]+).*/\1/p' <<<"$line"); f=$(sed -nE 's/.*Failed: *([0-9]+).*/\1/p' <<<"$line")
-  passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))
-done < <(grep -E '^\s*(Passed|Failed)!' "$ROOT_DIR/.pg/test-output.log" || true)
+passed=$(awk '/^[[:space:]]+Passed: *[0-9]+$/ {n += $2} END {print n + 0}' "$ROOT_DIR/.pg/test-output.log")
+failed=$(awk '/^[[:space:]]+Failed: *[0-9]+$/ {n += $2} END {print n + 0}' "$ROOT_DIR/.pg/test-output.log")
 echo "tests: $passed passed, $failed failed"
 exit "$status"
