@@ -4,7 +4,7 @@ namespace PluginApp.Backfill;
 
 /// <summary>One backfill of one shop. A failure is retried by a later trigger, up to MaxAttempts.</summary>
 [DisallowConcurrentExecution]
-public sealed class BackfillJob(BackfillService backfill, TimeProvider clock, ILogger<BackfillJob> logger) : IJob
+public sealed class BackfillJob(BackfillService backfill, Recommendations.TrainingScheduler training, TimeProvider clock, ILogger<BackfillJob> logger) : IJob
 {
     public const string ShopKey = "shop";
     public const string AttemptKey = "attempt";
@@ -17,6 +17,7 @@ public sealed class BackfillJob(BackfillService backfill, TimeProvider clock, IL
         try
         {
             await backfill.RunAsync(shop, ct);
+            await training.TrainNowAsync(shop, "after backfill", ct);
         }
         catch (Exception e) when (e is not OperationCanceledException && attempt < MaxAttempts)
         {

@@ -45,6 +45,8 @@ internal sealed class ComplianceService(StoreWriter store, long shopId)
         store.Add("UPDATE orders SET email = NULL, browser_ip = NULL WHERE shop_id = $1 AND (customer_id = $2 OR id = ANY($3))", shopId, customerId, orders);
         store.Add("UPDATE checkouts SET email = NULL WHERE shop_id = $1 AND customer_id = $2", shopId, customerId);
         store.Add("DELETE FROM customer_data_requests WHERE shop_id = $1 AND customer_id = $2", shopId, customerId);
+        store.Add("DELETE FROM recommendation_events WHERE shop_id = $1 AND customer_id = $2", shopId, customerId);
+        store.Add("UPDATE recommendation_decisions SET customer_id = NULL WHERE shop_id = $1 AND customer_id = $2", shopId, customerId);
         store.Add("""
             UPDATE webhook_deliveries d SET body = jsonb_build_object('redacted_at', $3::timestamptz)
             WHERE d.shop_id = $1 AND NOT d.body ? 'redacted_at' AND (

@@ -23,6 +23,7 @@ public static class InstallExtensions
         s.AddHttpClient<ShopifyTokenClient>(c => c.Timeout = TimeSpan.FromSeconds(15));
         s.AddSingleton<OfflineTokenStore>();
         s.AddTransient<ShopInstaller>();
+        s.AddSingleton<ShopDirectory>();
         s.AddHttpClient<AdminGraphQLClient>(c => c.Timeout = TimeSpan.FromSeconds(30));
         s.AddSingleton<SessionTokenValidator>();
         s.AddScoped<ShopSessionFilter>();

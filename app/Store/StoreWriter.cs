@@ -11,6 +11,8 @@ namespace PluginApp.Store;
 /// </summary>
 internal sealed class StoreWriter(NpgsqlBatch batch, long shopId)
 {
+    public long ShopId => shopId;
+
     private static readonly UpsertStatement CustomerUpsert = new("customers", ["shop_id", "id"],
         ["shop_id", "id", "email", "first_name", "last_name", "phone", "state", "tags", "accepts_marketing", "created_at", "updated_at"],
         newerOnly: true, extraWhere: "customers.redacted_at IS NULL");

@@ -83,7 +83,7 @@ public sealed class WebhookIngestor(NpgsqlDataSource dataSource, TimeProvider cl
             else if (h.Topic == WebhookTopics.AppUninstalled) AddUninstall(store, shopId.Value, now);
             else
             {
-                handler!.Write(new TopicContext(store, new ComplianceService(store, shopId.Value), now), rows!);
+                handler!.Write(new TopicContext(store, new ComplianceService(store, shopId.Value), h.ShopDomain, now), rows!);
                 if (CustomerIdOf(h.Topic, root) is { } customerId) AddRawRedactionGuard(store, h.DeliveryId, shopId.Value, customerId, now);
             }
             await batch.ExecuteNonQueryAsync(ct);

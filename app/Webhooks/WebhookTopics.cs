@@ -12,14 +12,18 @@ namespace PluginApp.Webhooks;
 /// </summary>
 internal sealed record TopicHandler(Func<JsonElement, object> Parse, Action<TopicContext, object> Write, bool ActsOnUninstalledShop = false);
 
-internal sealed record TopicContext(StoreWriter Store, ComplianceService Compliance, DateTimeOffset Now);
+internal sealed record TopicContext(StoreWriter Store, ComplianceService Compliance, string Shop, DateTimeOffset Now);
 
 internal static class WebhookTopics
 {
     public const string AppUninstalled = "app/uninstalled";
     public const string ShopRedact = "shop/redact";
 
-    private static readonly TopicHandler Order = new(p => OrderPayloads.Order(p), (c, r) => c.Store.AddOrder((OrderRows)r));
+    private static readonly TopicHandler Order = new(p => OrderPayloads.Order(p), (c, r) =>
+    {
+        c.Store.AddOrder((OrderRows)r);
+        Recommendations.Attribution.Add(c.Store, (OrderRows)r, c.Shop, c.Now);
+    });
     private static readonly TopicHandler Product = new(p => CatalogPayloads.Product(p), (c, r) => c.Store.AddProduct((ProductRows)r));
     private static readonly TopicHandler Customer = new(p => CustomerPayloads.Customer(p), (c, r) => c.Store.AddCustomer((Data.Customer)r));
     private static readonly TopicHandler Cart = new(p => CatalogPayloads.Cart(p), (c, r) => c.Store.AddCart((CartRows)r));

@@ -6,6 +6,9 @@ namespace PluginApp.Webhooks.Payloads;
 /// <summary>orders/* and refunds/create payloads to rows.</summary>
 internal static class OrderPayloads
 {
+    /// <summary>The cart attribute our storefront script sets, so an order can be matched to the recommendations its buyer saw.</summary>
+    public const string VisitorAttribute = "_pluginapp_visitor";
+
     public static OrderRows Order(JsonElement o)
     {
         var customer = o.OptionalObject("customer") is { } c ? CustomerPayloads.Customer(c) : null;
@@ -50,7 +53,8 @@ internal static class OrderPayloads
             TotalDiscount = l.OptionalMoney("total_discount"),
         }).ToList();
         var refunds = o.OptionalArray("refunds").Select(r => Refund(r, order.Id)).ToList();
-        return new OrderRows(order, lines, customer, refunds);
+        var visitor = o.OptionalArray("note_attributes").FirstOrDefault(a => a.OptionalString("name") == VisitorAttribute).OptionalStringOrNull("value");
+        return new OrderRows(order, lines, customer, refunds, visitor);
     }
 
     public static RefundRows Refund(JsonElement r, long? orderId = null)
@@ -81,5 +85,5 @@ internal static class OrderPayloads
     }
 }
 
-internal sealed record OrderRows(Order Order, List<OrderLine> Lines, Customer? Customer, List<RefundRows> Refunds);
+internal sealed record OrderRows(Order Order, List<OrderLine> Lines, Customer? Customer, List<RefundRows> Refunds, string? VisitorId = null);
 internal sealed record RefundRows(Refund Refund, List<RefundLine> Lines);

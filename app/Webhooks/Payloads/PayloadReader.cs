@@ -44,6 +44,10 @@ internal static class PayloadReader
         };
     }
 
+    /// <summary>OptionalString on an element that may be default (absent from a FirstOrDefault).</summary>
+    public static string? OptionalStringOrNull(this JsonElement e, string name) =>
+        e.ValueKind == JsonValueKind.Object ? e.OptionalString(name) : null;
+
     public static decimal? OptionalMoney(this JsonElement e, string name)
     {
         if (!e.TryGetProperty(name, out var v)) return null;

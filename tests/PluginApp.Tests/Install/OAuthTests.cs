@@ -47,7 +47,7 @@ public sealed class OAuthTests(AppFixture app) : IClassFixture<AppFixture>
         var response = await CallbackAsync(ShopifySigning.OAuthCallbackQuery(AppFixture.ClientSecret, CallbackParams(shop, state)), cookie);
 
         Assert.Equal(HttpStatusCode.Redirect, response.StatusCode);
-        var exchange = app.Shopify.Requests.Single(r => r.Shop == shop);
+        var exchange = app.Shopify.Requests.Single(r => r.Shop == shop && r.Path == "/admin/oauth/access_token");
         Assert.Equal("auth-code-1", exchange.Body["code"]!.GetValue<string>());
         Assert.Equal("1", exchange.Body["expiring"]!.GetValue<string>());
         var stored = (string)(await app.ScalarAsync("SELECT access_token_enc FROM shops WHERE domain = $1 AND installed_at IS NOT NULL AND refresh_token_enc IS NOT NULL AND access_token_expires_at > now()", shop))!;

@@ -65,7 +65,7 @@ public sealed class SessionTokenTests(AppFixture app) : IClassFixture<AppFixture
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Contains($"frame-ancestors https://{shop} https://admin.shopify.com", response.Headers.GetValues("Content-Security-Policy").Single());
-        var exchange = app.Shopify.Requests.Single(r => r.Shop == shop);
+        var exchange = app.Shopify.Requests.Single(r => r.Shop == shop && r.Path == "/admin/oauth/access_token");
         Assert.Equal("urn:ietf:params:oauth:grant-type:token-exchange", exchange.Body["grant_type"]!.GetValue<string>());
         Assert.Equal("urn:shopify:params:oauth:token-type:offline-access-token", exchange.Body["requested_token_type"]!.GetValue<string>());
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM shops WHERE domain = $1 AND installed_at IS NOT NULL AND refresh_token_enc IS NOT NULL", shop));

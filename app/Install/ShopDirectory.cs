@@ -1,0 +1,22 @@
+using System.Collections.Concurrent;
+using Npgsql;
+
+namespace PluginApp.Install;
+
+/// <summary>Installed shops by domain, cached briefly: the storefront path asks on every request.</summary>
+public sealed class ShopDirectory(NpgsqlDataSource db, TimeProvider clock)
+{
+    private static readonly TimeSpan MaxAge = TimeSpan.FromSeconds(30);
+    private readonly ConcurrentDictionary<string, (long? Id, DateTimeOffset At)> _cache = new(StringComparer.Ordinal);
+
+    /// <summary>The shop's id when the app is installed there, else null.</summary>
+    public async ValueTask<long?> InstalledShopIdAsync(string domain, CancellationToken ct)
+    {
+        if (_cache.TryGetValue(domain, out var hit) && clock.GetUtcNow() - hit.At < MaxAge) return hit.Id;
+        await using var cmd = db.CreateCommand("SELECT id FROM shops WHERE domain = $1 AND installed_at IS NOT NULL AND uninstalled_at IS NULL");
+        cmd.Parameters.AddWithValue(domain);
+        var id = await cmd.ExecuteScalarAsync(ct) as long?;
+        _cache[domain] = (id, clock.GetUtcNow());
+        return id;
+    }
+}

@@ -1,0 +1,111 @@
+using System.Text.Json;
+using Npgsql;
+
+namespace PluginApp.Recommendations;
+
+public sealed record ModelEntry(long Id, string Kind, int Version, string Status, string? StatusReason, DateTimeOffset? DataFrom,
+    DateTimeOffset? DataTo, JsonElement Parameters, JsonElement Metrics, DateTimeOffset CreatedAt, DateTimeOffset? ActivatedAt);
+
+/// <summary>
+/// Models per shop and kind, with the promotion gate: a new model becomes active only when its held-out
+/// Recall@10 is not worse than the active one's; otherwise it stays a candidate with the reason. Every change
+/// of the active model is announced (NOTIFY model_changed) so every instance reloads within seconds.
+/// </summary>
+public sealed class ModelRegistry(NpgsqlDataSource db, TimeProvider clock)
+{
+    public const string Channel = "model_changed";
+
+    /// <summary>Stores a trained model and applies the gate. Returns its version and whether it became active.</summary>
+    public async Task<(int Version, bool Activated, string Reason)> RegisterAsync(long shopId, string kind, byte[] artifact, object parameters,
+        HeldOutMetrics metrics, DateTimeOffset? from, DateTimeOffset? to, CancellationToken ct)
+    {
+        await using var conn = await db.OpenConnectionAsync(ct);
+        await using var tx = await conn.BeginTransactionAsync(ct);
+        // Serialize registrations per shop and kind so versions and the gate see one order.
+        await Exec(conn, tx, "SELECT pg_advisory_xact_lock(hashtext($1))", ct, $"models:{shopId}:{kind}");
+        var version = (int)(await Scalar(conn, tx, "SELECT coalesce(max(version), 0) + 1 FROM models WHERE shop_id = $1 AND kind = $2", ct, shopId, kind))!;
+        var activeRecall = await Scalar(conn, tx,
+            "SELECT (metrics->>'RecallAt10')::float8 FROM models WHERE shop_id = $1 AND kind = $2 AND status = 'active'", ct, shopId, kind) as double?;
+        var activate = activeRecall is null || metrics.RecallAt10 >= activeRecall.Value;
+        var reason = activeRecall is null ? "first model"
+            : activate ? $"held-out Recall@10 {metrics.RecallAt10:F4} is not worse than the active model's {activeRecall:F4}"
+            : $"held-out Recall@10 {metrics.RecallAt10:F4} is worse than the active model's {activeRecall:F4}";
+        var now = clock.GetUtcNow();
+        if (activate)
+            await Exec(conn, tx, "UPDATE models SET status = 'retired', status_reason = $3 WHERE shop_id = $1 AND kind = $2 AND status = 'active'", ct,
+                shopId, kind, $"replaced by version {version}");
+        await Exec(conn, tx, """
+            INSERT INTO models (shop_id, kind, version, status, status_reason, data_from, data_to, parameters, metrics, artifact, created_at, activated_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb, $10, $11, $12)
+            """, ct, shopId, kind, version, activate ? "active" : "candidate", reason, (object?)from ?? DBNull.Value, (object?)to ?? DBNull.Value,
+            JsonSerializer.Serialize(parameters), JsonSerializer.Serialize(metrics), artifact, now, activate ? now : DBNull.Value);
+        if (activate) await Notify(conn, tx, shopId, ct);
+        await tx.CommitAsync(ct);
+        return (version, activate, reason);
+    }
+
+    /// <summary>Makes the most recently retired version active again. Returns the version restored, or null when there is none.</summary>
+    public async Task<int?> RollbackAsync(long shopId, string kind, CancellationToken ct)
+    {
+        await using var conn = await db.OpenConnectionAsync(ct);
+        await using var tx = await conn.BeginTransactionAsync(ct);
+        await Exec(conn, tx, "SELECT pg_advisory_xact_lock(hashtext($1))", ct, $"models:{shopId}:{kind}");
+        var previous = await Scalar(conn, tx, """
+            SELECT version FROM models WHERE shop_id = $1 AND kind = $2 AND status = 'retired' AND activated_at IS NOT NULL
+            ORDER BY activated_at DESC LIMIT 1
+            """, ct, shopId, kind) as int?;
+        if (previous is null) return null;
+        await Exec(conn, tx, "UPDATE models SET status = 'retired', status_reason = $3 WHERE shop_id = $1 AND kind = $2 AND status = 'active'", ct,
+            shopId, kind, $"rolled back to version {previous}");
+        await Exec(conn, tx, "UPDATE models SET status = 'active', status_reason = 'rollback', activated_at = $4 WHERE shop_id = $1 AND kind = $2 AND version = $3", ct,
+            shopId, kind, previous.Value, clock.GetUtcNow());
+        await Notify(conn, tx, shopId, ct);
+        await tx.CommitAsync(ct);
+        return previous;
+    }
+
+    /// <summary>The active model's version and artifact, or null.</summary>
+    public async Task<(int Version, byte[] Artifact)?> LoadActiveAsync(long shopId, string kind, CancellationToken ct)
+    {
+        await using var cmd = db.CreateCommand("SELECT version, artifact FROM models WHERE shop_id = $1 AND kind = $2 AND status = 'active'");
+        cmd.Parameters.AddWithValue(shopId);
+        cmd.Parameters.AddWithValue(kind);
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        return await r.ReadAsync(ct) ? (r.GetInt32(0), (byte[])r[1]) : null;
+    }
+
+    public async Task<List<ModelEntry>> ListAsync(long shopId, CancellationToken ct)
+    {
+        await using var cmd = db.CreateCommand("""
+            SELECT id, kind, version, status, status_reason, data_from, data_to, parameters::text, metrics::text, created_at, activated_at
+            FROM models WHERE shop_id = $1 ORDER BY kind, version DESC
+            """);
+        cmd.Parameters.AddWithValue(shopId);
+        var list = new List<ModelEntry>();
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        while (await r.ReadAsync(ct))
+            list.Add(new ModelEntry(r.GetInt64(0), r.GetString(1), r.GetInt32(2), r.GetString(3), r.IsDBNull(4) ? null : r.GetString(4),
+                r.IsDBNull(5) ? null : r.GetFieldValue<DateTimeOffset>(5), r.IsDBNull(6) ? null : r.GetFieldValue<DateTimeOffset>(6),
+                JsonDocument.Parse(r.GetString(7)).RootElement.Clone(), JsonDocument.Parse(r.GetString(8)).RootElement.Clone(),
+                r.GetFieldValue<DateTimeOffset>(9), r.IsDBNull(10) ? null : r.GetFieldValue<DateTimeOffset>(10)));
+        return list;
+    }
+
+    private static Task Notify(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId, CancellationToken ct) =>
+        Exec(conn, tx, "SELECT pg_notify($1, $2)", ct, Channel, shopId.ToString(System.Globalization.CultureInfo.InvariantCulture));
+
+    private static async Task Exec(NpgsqlConnection conn, NpgsqlTransaction tx, string sql, CancellationToken ct, params object?[] args)
+    {
+        await using var cmd = new NpgsqlCommand(sql, conn, tx);
+        foreach (var a in args) cmd.Parameters.Add(new NpgsqlParameter { Value = a ?? DBNull.Value });
+        await cmd.ExecuteNonQueryAsync(ct);
+    }
+
+    private static async Task<object?> Scalar(NpgsqlConnection conn, NpgsqlTransaction tx, string sql, CancellationToken ct, params object[] args)
+    {
+        await using var cmd = new NpgsqlCommand(sql, conn, tx);
+        foreach (var a in args) cmd.Parameters.Add(new NpgsqlParameter { Value = a });
+        var v = await cmd.ExecuteScalarAsync(ct);
+        return v is DBNull ? null : v;
+    }
+}

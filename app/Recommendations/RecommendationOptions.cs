@@ -1,0 +1,49 @@
+using Microsoft.Extensions.Options;
+
+namespace PluginApp.Recommendations;
+
+public sealed class RecommendationOptions
+{
+    public const string Section = "Recommendations";
+
+    /// <summary>Orders since the newest model that trigger a new training.</summary>
+    public int RetrainAfterNewOrders { get; set; } = 200;
+
+    /// <summary>How often shops are checked for new orders.</summary>
+    public TimeSpan NewOrdersCheckInterval { get; set; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>Longest time serving spends on the model before answering with bestsellers.</summary>
+    public TimeSpan ServingBudget { get; set; } = TimeSpan.FromMilliseconds(50);
+
+    /// <summary>How long a catalog snapshot (titles, prices, stock, cost) is served before it is reloaded.</summary>
+    public TimeSpan CatalogMaxAge { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Share of visitors in the holdout arm, who get bestsellers so lift can be measured.</summary>
+    public double HoldoutShare { get; set; } = 0.1;
+
+    /// <summary>Requests per minute per shop and client address on the app proxy.</summary>
+    public int PerClientPerMinute { get; set; } = 120;
+
+    /// <summary>Requests per second per shop on the app proxy.</summary>
+    public int PerShopPerSecond { get; set; } = 2000;
+
+    /// <summary>How long after a recommendation a purchase of that product is attributed to it.</summary>
+    public TimeSpan AttributionWindow { get; set; } = TimeSpan.FromDays(7);
+}
+
+public sealed class RecommendationOptionsValidator : IValidateOptions<RecommendationOptions>
+{
+    public ValidateOptionsResult Validate(string? name, RecommendationOptions o)
+    {
+        var f = new List<string>();
+        if (o.RetrainAfterNewOrders < 1) f.Add($"Recommendations:RetrainAfterNewOrders {o.RetrainAfterNewOrders} must be at least 1.");
+        if (o.NewOrdersCheckInterval < TimeSpan.FromSeconds(10)) f.Add($"Recommendations:NewOrdersCheckInterval {o.NewOrdersCheckInterval} must be at least 10 s.");
+        if (o.ServingBudget <= TimeSpan.Zero || o.ServingBudget > TimeSpan.FromSeconds(2)) f.Add($"Recommendations:ServingBudget {o.ServingBudget} must be between 0 and 2 s.");
+        if (o.CatalogMaxAge < TimeSpan.Zero) f.Add($"Recommendations:CatalogMaxAge {o.CatalogMaxAge} must not be negative.");
+        if (o.HoldoutShare is < 0 or > 0.5) f.Add($"Recommendations:HoldoutShare {o.HoldoutShare} must be between 0 and 0.5.");
+        if (o.PerClientPerMinute < 1) f.Add($"Recommendations:PerClientPerMinute {o.PerClientPerMinute} must be at least 1.");
+        if (o.PerShopPerSecond < 1) f.Add($"Recommendations:PerShopPerSecond {o.PerShopPerSecond} must be at least 1.");
+        if (o.AttributionWindow <= TimeSpan.Zero) f.Add($"Recommendations:AttributionWindow {o.AttributionWindow} must be positive.");
+        return f.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(f);
+    }
+}

@@ -1,0 +1,155 @@
+using System.Diagnostics;
+using System.Globalization;
+using Microsoft.Extensions.Options;
+
+namespace PluginApp.Recommendations;
+
+public sealed record RecommendationRequest(long ShopId, string Shop, string Placement, long? ProductId, long[] CartVariantIds, int Limit,
+    string? VisitorHash, long? CustomerId);
+
+public sealed record RecommendedItem(long ProductId, long? VariantId, string Title, string? Price, string Currency, string? Image, string Url,
+    string Reason, float Score);
+
+public sealed record RecommendationResponse(string RequestId, string Shop, string Placement, string Path, int? ModelVersion,
+    ExperimentView Experiment, IReadOnlyList<RecommendedItem> Items);
+
+public sealed record ExperimentView(string Name, string Arm);
+
+/// <summary>
+/// Candidates (cart fold-in, similar items, bought together) -> business rules -> pinned first -> diversity
+/// -> top N. No model, too few candidates, an error or an overrun of the time budget: store bestsellers under
+/// the same rules. The answer says which path produced it.
+/// </summary>
+public sealed class RecommendationService(ModelCache models, CatalogCache catalogs, DecisionLog decisions,
+    IOptions<RecommendationOptions> options, TimeProvider clock, ILogger<RecommendationService> logger)
+{
+    private sealed record Candidate(long ProductId, string Reason, float Score);
+
+    public async Task<RecommendationResponse> RecommendAsync(RecommendationRequest req, CancellationToken ct)
+    {
+        var started = Stopwatch.GetTimestamp();
+        var requestId = Guid.NewGuid().ToString("N");
+        var catalog = await catalogs.GetAsync(req.ShopId, ct);
+        var anchors = Anchors(req, catalog);
+        var arm = Experiments.Assign(req.Shop, req.VisitorHash ?? req.CustomerId?.ToString(CultureInfo.InvariantCulture), Experiments.Upsells,
+            options.Value.HoldoutShare);
+
+        var path = "bestsellers";
+        int? version = null;
+        var candidates = new List<Candidate>();
+        if (arm == Experiments.ModelArm)
+        {
+            try
+            {
+                var model = await models.GetAsync(req.ShopId, ct);
+                if (model is not null)
+                {
+                    var budget = Stopwatch.GetTimestamp();
+                    var (fromModel, fromCoOccurrence) = ModelCandidates(model.Bundle, req, anchors, candidates);
+                    if (Stopwatch.GetElapsedTime(budget) > options.Value.ServingBudget)
+                    {
+                        logger.LogWarning("Shop {Shop}: the model took {Elapsed} ms, over the budget; serving bestsellers", req.Shop, Stopwatch.GetElapsedTime(budget).TotalMilliseconds);
+                        candidates.Clear();
+                    }
+                    else if (fromModel || fromCoOccurrence)
+                    {
+                        path = fromModel ? "model" : "co_occurrence";
+                        version = model.Version;
+                    }
+                }
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                logger.LogError(e, "Shop {Shop}: the model failed; serving bestsellers", req.Shop);
+                candidates.Clear();
+            }
+        }
+
+        var items = Select(candidates, catalog, req, anchors);
+        if (items.Count < Math.Min(req.Limit, 2))
+        {
+            // Too few survived the rules: fill from bestsellers under the same rules.
+            var fill = Select(catalog.Bestsellers.Select((p, i) => new Candidate(p, "popular", 1f / (i + 1))).ToList(), catalog, req, anchors,
+                items.Select(i => i.ProductId).ToHashSet());
+            if (items.Count == 0) { path = "bestsellers"; version = null; }
+            items.AddRange(fill.Take(req.Limit - items.Count));
+        }
+
+        var response = new RecommendationResponse(requestId, req.Shop, req.Placement, path, version, new ExperimentView(Experiments.Upsells, arm), items);
+        decisions.Record(new Decision(requestId, req.ShopId, req.Placement, path, version, arm, req.VisitorHash, req.CustomerId,
+            anchors.Select(a => a.Id).ToArray(), items.Select(i => i.ProductId).ToArray(),
+            (float)Stopwatch.GetElapsedTime(started).TotalMilliseconds, clock.GetUtcNow()));
+        return response;
+    }
+
+    private static List<CatalogProduct> Anchors(RecommendationRequest req, CatalogSnapshot catalog)
+    {
+        var ids = req.Placement == "product" && req.ProductId is { } p ? [p]
+            : req.CartVariantIds.Select(v => catalog.ProductOfVariant.TryGetValue(v, out var pid) ? pid : 0).Where(pid => pid != 0);
+        return ids.Distinct().Select(id => catalog.Products.GetValueOrDefault(id)).OfType<CatalogProduct>().ToList();
+    }
+
+    /// <returns>Whether ALS and whether co-occurrence contributed candidates.</returns>
+    private static (bool Model, bool CoOccurrence) ModelCandidates(RecommenderBundle bundle, RecommendationRequest req, List<CatalogProduct> anchors,
+        List<Candidate> into)
+    {
+        var (items, weights) = InteractionBuilder.ForFoldIn(anchors.Select(a => a.Id), bundle.ItemIndex);
+        if (items.Length == 0) return (false, false);
+        var anchorSet = items.ToHashSet();
+        var k = Math.Max(req.Limit * 5, 30);
+        var together = (items.Length == 1
+                ? bundle.CoOccurrence.Neighbors(items[0]).Take(k).ToArray()
+                : bundle.CoOccurrence.RecommendForCart(items, k, anchorSet.Contains))
+            .Select(s => new Candidate(bundle.ProductIds[s.Item], "bought_together", s.Score)).ToList();
+        var fromModel = (req.Placement == "product" && items.Length == 1
+                ? bundle.Als.SimilarItems(items[0], k).Select(s => new Candidate(bundle.ProductIds[s.Item], "similar", s.Score))
+                : bundle.Als.RecommendForCart(items, k, anchorSet.Contains).Select(s => new Candidate(bundle.ProductIds[s.Item], "for_you", s.Score)))
+            .ToList();
+        // Why interleave: bought-together pairs are precise but few; the model covers the long tail.
+        for (var i = 0; i < Math.Max(together.Count, fromModel.Count); i++)
+        {
+            if (i < together.Count) into.Add(together[i]);
+            if (i < fromModel.Count) into.Add(fromModel[i]);
+        }
+        return (fromModel.Count > 0, together.Count > 0);
+    }
+
+    private List<RecommendedItem> Select(List<Candidate> candidates, CatalogSnapshot catalog, RecommendationRequest req,
+        List<CatalogProduct> anchors, HashSet<long>? already = null)
+    {
+        var rules = catalog.Rules;
+        var anchorIds = anchors.Select(a => a.Id).ToHashSet();
+        var anchorPrice = anchors.Select(a => a.Display?.Price).Where(p => p is > 0).DefaultIfEmpty(null).Max();
+        var perType = new Dictionary<string, int>(StringComparer.OrdinalIgnoreCase);
+        var maxPerType = rules.MaxPerProductType ?? Math.Max(2, (req.Limit + 1) / 2);
+        var chosen = new List<RecommendedItem>();
+        var seen = already is null ? new HashSet<long>() : [.. already];
+
+        var pinned = rules.PinnedProductIds.Select((p, i) => new Candidate(p, "pinned", float.MaxValue - i));
+        foreach (var c in pinned.Concat(candidates))
+        {
+            if (chosen.Count >= req.Limit) break;
+            if (!seen.Add(c.ProductId) || !catalog.Products.TryGetValue(c.ProductId, out var product)) continue;
+            if (!Allowed(product, rules, anchorIds, anchorPrice, req.Placement)) continue;
+            var type = product.ProductType ?? "";
+            if (c.Reason != "pinned" && type.Length > 0 && perType.GetValueOrDefault(type) >= maxPerType) continue;
+            perType[type] = perType.GetValueOrDefault(type) + 1;
+            var v = product.Display;
+            chosen.Add(new RecommendedItem(product.Id, v?.Id, product.Title, v?.Price?.ToString("0.00", CultureInfo.InvariantCulture), catalog.Currency,
+                product.ImageUrl, product.Handle is null ? $"/products/{product.Id}" : $"/products/{product.Handle}", c.Reason,
+                c.Reason == "pinned" ? 1f : c.Score));
+        }
+        return chosen;
+    }
+
+    internal static bool Allowed(CatalogProduct p, BusinessRules rules, HashSet<long> anchors, decimal? anchorPrice, string placement)
+    {
+        if (!p.Sellable || anchors.Contains(p.Id) && (placement == "product" || rules.ExcludeInCart)) return false;
+        if (rules.ExcludeOutOfStock && !p.InStock) return false;
+        if (rules.BlockedProductIds.Contains(p.Id) || p.Collections.Any(rules.BlockedCollectionIds.Contains)) return false;
+        var v = p.Display;
+        if (rules.MaxPriceRatio is { } ratio && anchorPrice is { } ap && v?.Price is { } price && price > ap * ratio) return false;
+        if (rules.MinMarginPercent is { } margin && v is { Price: > 0, Cost: { } cost } && (v.Price.Value - cost) / v.Price.Value * 100 < margin) return false;
+        return true;
+    }
+}

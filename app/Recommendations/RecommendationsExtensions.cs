@@ -1,0 +1,42 @@
+using Microsoft.AspNetCore.RateLimiting;
+using Microsoft.Extensions.Options;
+using Quartz;
+
+namespace PluginApp.Recommendations;
+
+public static class RecommendationsExtensions
+{
+    public static IServiceCollection AddRecommendations(this IServiceCollection services)
+    {
+        services.AddOptions<RecommendationOptions>().BindConfiguration(RecommendationOptions.Section).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<RecommendationOptions>, RecommendationOptionsValidator>();
+        services.AddSingleton<SignalStore>();
+        services.AddSingleton<ModelRegistry>();
+        services.AddSingleton<ModelCache>();
+        services.AddHostedService(sp => sp.GetRequiredService<ModelCache>());
+        services.AddSingleton<DecisionLog>();
+        services.AddHostedService(sp => sp.GetRequiredService<DecisionLog>());
+        services.AddSingleton<CatalogCache>();
+        services.AddSingleton<RecommendationService>();
+        services.AddSingleton<ShopLimiter>();
+        services.AddSingleton<RulesStore>();
+        services.AddTransient<TrainingService>();
+        services.AddTransient<TrainingScheduler>();
+        services.AddRateLimiter(o =>
+        {
+            o.RejectionStatusCode = StatusCodes.Status429TooManyRequests;
+            o.AddPolicy(ProxyEndpoints.RateLimitPolicy, http =>
+                ProxyEndpoints.Partition(http, http.RequestServices.GetRequiredService<IOptions<RecommendationOptions>>().Value));
+        });
+        return services;
+    }
+
+    public static void AddRecommendationJobs(this IQuartzBuilder q, IConfiguration configuration)
+    {
+        var interval = configuration.GetSection(RecommendationOptions.Section).Get<RecommendationOptions>()?.NewOrdersCheckInterval
+                       ?? new RecommendationOptions().NewOrdersCheckInterval;
+        q.AddJob<NewOrdersTrainingJob>(j => j.WithIdentity(NewOrdersTrainingJob.Key).StoreDurably());
+        q.AddTrigger(t => t.ForJob(NewOrdersTrainingJob.Key).WithIdentity("train-on-new-orders-trigger", "system")
+            .WithSimpleSchedule(s => s.WithInterval(interval).RepeatForever()));
+    }
+}

@@ -1,0 +1,59 @@
+using Npgsql;
+
+namespace PluginApp.Recommendations;
+
+/// <summary>Reads one shop's signals: order lines (minus what was refunded), cart lines and storefront events.</summary>
+public sealed class SignalStore(NpgsqlDataSource db)
+{
+    public async Task<List<Signal>> LoadAsync(long shopId, DateTimeOffset since, CancellationToken ct)
+    {
+        var signals = new List<Signal>();
+        await using var batch = new NpgsqlBatch(await db.OpenConnectionAsync(ct))
+        {
+            BatchCommands =
+            {
+                // Orders of known customers (guests count as one-off baskets); refunded quantity is taken off.
+                Command("""
+                    SELECT coalesce('c:' || o.customer_id, 'o:' || o.id), l.product_id, o.created_at,
+                           (l.quantity - coalesce((SELECT sum(r.quantity) FROM refund_lines r WHERE r.shop_id = l.shop_id AND r.line_item_id = l.id), 0))::real
+                    FROM orders o JOIN order_lines l ON l.shop_id = o.shop_id AND l.order_id = o.id
+                    WHERE o.shop_id = $1 AND o.created_at >= $2 AND o.cancelled_at IS NULL AND NOT o.test AND l.product_id IS NOT NULL
+                    """, shopId, since),
+                Command("""
+                    SELECT 'k:' || c.token, l.product_id, coalesce(c.updated_at, c.created_at), l.quantity::real
+                    FROM carts c JOIN cart_lines l ON l.shop_id = c.shop_id AND l.cart_token = c.token
+                    WHERE c.shop_id = $1 AND coalesce(c.updated_at, c.created_at) >= $2 AND l.product_id IS NOT NULL
+                    """, shopId, since),
+                Command("""
+                    SELECT coalesce('c:' || customer_id, 'v:' || visitor_hash), product_id, occurred_at,
+                           CASE WHEN event_type = 'add_to_cart' THEN 2 ELSE 1 END::real
+                    FROM recommendation_events
+                    WHERE shop_id = $1 AND occurred_at >= $2 AND event_type IN ('click', 'add_to_cart') AND (customer_id IS NOT NULL OR visitor_hash IS NOT NULL)
+                    """, shopId, since),
+            },
+        };
+        await using var conn = batch.Connection!;
+        await using var r = await batch.ExecuteReaderAsync(ct);
+        var kinds = new[] { SignalKind.Order, SignalKind.AddToCart, SignalKind.View };
+        var set = 0;
+        do
+        {
+            while (await r.ReadAsync(ct))
+            {
+                var quantity = r.GetFloat(3);
+                if (quantity <= 0) continue; // fully refunded
+                var kind = set == 2 && quantity >= 2 ? SignalKind.AddToCart : kinds[set];
+                signals.Add(new Signal(r.GetString(0), r.GetInt64(1), kind, r.GetFieldValue<DateTimeOffset>(2), set == 2 ? 1 : quantity));
+            }
+            set++;
+        } while (await r.NextResultAsync(ct));
+        return signals;
+    }
+
+    private static NpgsqlBatchCommand Command(string sql, params object[] args)
+    {
+        var c = new NpgsqlBatchCommand(sql);
+        foreach (var a in args) c.Parameters.Add(new NpgsqlParameter { Value = a });
+        return c;
+    }
+}

@@ -1,0 +1,81 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.Extensions.DependencyInjection;
+using PluginApp.Recommendations;
+using PluginApp.Tests.Infrastructure;
+
+namespace PluginApp.Tests.Recommendations;
+
+public sealed class RegistryTests(AppFixture app) : IClassFixture<AppFixture>
+{
+    [Fact]
+    public async Task PromotionGate_KeepsAWorseCandidateOut_AndRollbackRestoresThePreviousVersion()
+    {
+        var seed = new StoreSeed(app, "registry-gate.myshopify.com");
+        await seed.SeedAsync();
+        Assert.Equal((1, true), await seed.TrainAsync());
+        Assert.Equal((2, true), await seed.TrainAsync()); // same data, same seed: not worse, so it replaces v1
+
+        // Make the active model look better than anything new can be.
+        await app.ScalarAsync("UPDATE models SET metrics = jsonb_set(metrics, '{RecallAt10}', '1.5') WHERE shop_id = $1 AND version = 2", seed.ShopId);
+        var (version, activated) = await seed.TrainAsync();
+
+        Assert.Equal(3, version);
+        Assert.False(activated);
+        Assert.Equal("candidate", await app.ScalarAsync("SELECT status FROM models WHERE shop_id = $1 AND version = 3", seed.ShopId));
+        Assert.Contains("worse", (string)(await app.ScalarAsync("SELECT status_reason FROM models WHERE shop_id = $1 AND version = 3", seed.ShopId))!);
+        Assert.Equal(2, (await seed.RecommendAsync($"placement=product&product_id=101&visitor_id={seed.VisitorIn("model", "v-gate")}")).GetProperty("model_version").GetInt32());
+
+        var rollback = new HttpRequestMessage(HttpMethod.Post, "/api/admin/models/rollback");
+        rollback.Headers.Authorization = app.AdminGet("/", seed.Shop).Headers.Authorization;
+        var response = await app.Client.SendAsync(rollback);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(1, (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("activeVersion").GetInt32());
+        Assert.Equal("active", await app.ScalarAsync("SELECT status FROM models WHERE shop_id = $1 AND version = 1", seed.ShopId));
+        Assert.Equal(1, (await seed.RecommendAsync($"placement=product&product_id=101&visitor_id={seed.VisitorIn("model", "v-gate")}")).GetProperty("model_version").GetInt32());
+        var models = await app.Client.SendAsync(app.AdminGet("/api/admin/models", seed.Shop));
+        Assert.Contains("\"RecallAt10\"", await models.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task SecondInstance_ServesTheNewVersionSecondsAfterPromotion()
+    {
+        var seed = new StoreSeed(app, "registry-two.myshopify.com");
+        await seed.SeedAsync();
+        await seed.TrainAsync();
+        await using var second = app.CreateFactory(app.Database.ConnectionString);
+        using var client = second.CreateClient(new WebApplicationFactoryClientOptions { BaseAddress = new Uri("https://localhost") });
+        Assert.Equal(1, (await seed.RecommendAsync($"placement=product&product_id=101&visitor_id={seed.VisitorIn("model", "v-two")}", client)).GetProperty("model_version").GetInt32());
+
+        await seed.TrainAsync(); // promoted on the first instance
+
+        var deadline = DateTime.UtcNow.AddSeconds(15);
+        int served;
+        do
+        {
+            served = (await seed.RecommendAsync($"placement=product&product_id=101&visitor_id={seed.VisitorIn("model", "v-two")}", client)).GetProperty("model_version").GetInt32();
+            if (served == 2) break;
+            await Task.Delay(100);
+        } while (DateTime.UtcNow < deadline);
+        Assert.Equal(2, served);
+    }
+
+    [Fact]
+    public async Task TrainOnDemand_RunsOnTheClusterAndRecordsTheRun()
+    {
+        var seed = new StoreSeed(app, "registry-demand.myshopify.com");
+        await seed.SeedAsync(customersPerGroup: 8);
+        var train = new HttpRequestMessage(HttpMethod.Post, "/api/admin/models/train");
+        train.Headers.Authorization = app.AdminGet("/", seed.Shop).Headers.Authorization;
+
+        Assert.Equal(HttpStatusCode.Accepted, (await app.Client.SendAsync(train)).StatusCode);
+
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (DateTime.UtcNow < deadline && await app.CountAsync("SELECT count(*) FROM models WHERE shop_id = $1 AND status = 'active'", seed.ShopId) == 0)
+            await Task.Delay(200);
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM training_runs WHERE shop_id = $1 AND trigger = 'on demand' AND state = 'completed' AND rows > 0 AND metrics ? 'RecallAt10'", seed.ShopId));
+    }
+}

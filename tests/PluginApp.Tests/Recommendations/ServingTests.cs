@@ -1,0 +1,176 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
+using PluginApp.Recommendations;
+using PluginApp.Tests.Infrastructure;
+
+namespace PluginApp.Tests.Recommendations;
+
+public sealed class ServingTests(AppFixture app) : IClassFixture<AppFixture>
+{
+    private async Task<StoreSeed> TrainedStoreAsync(string shop, Func<long, int>? inventory = null, Func<long, decimal>? price = null)
+    {
+        var seed = new StoreSeed(app, shop);
+        await seed.SeedAsync(inventory: inventory, price: price);
+        var (version, activated) = await seed.TrainAsync();
+        Assert.True(activated, "the first model of a shop becomes active");
+        Assert.Equal(1, version);
+        return seed;
+    }
+
+    [Fact]
+    public async Task ProductPage_WithTrainedModel_RanksTheProductsGroupFirstAndExplainsItself()
+    {
+        var seed = await TrainedStoreAsync("serve-basic.myshopify.com");
+
+        var answer = await seed.RecommendAsync($"placement=product&product_id=105&limit=3&visitor_id={seed.VisitorIn("model", "v-basic")}");
+
+        Assert.Equal("model", answer.GetProperty("path").GetString());
+        Assert.Equal(1, answer.GetProperty("model_version").GetInt32());
+        Assert.False(string.IsNullOrEmpty(answer.GetProperty("request_id").GetString()));
+        Assert.Contains(answer.GetProperty("experiment").GetProperty("arm").GetString(), new[] { "model", "holdout" });
+        var products = StoreSeed.Products(answer);
+        Assert.Equal(3, products.Length);
+        Assert.DoesNotContain(105L, products);
+        // Bought together and similar items come from the product's own group; diversity then allows at most two of one type.
+        Assert.All(products.Take(2), p => Assert.Equal(StoreSeed.Group(105), StoreSeed.Group(p)));
+        Assert.True(products.GroupBy(StoreSeed.Group).All(g => g.Count() <= 2));
+        var first = answer.GetProperty("items")[0];
+        Assert.Contains(first.GetProperty("reason").GetString(), new[] { "bought_together", "similar" });
+        Assert.StartsWith("/products/", first.GetProperty("url").GetString());
+        Assert.Equal(first.GetProperty("product_id").GetInt64() * 10, first.GetProperty("variant_id").GetInt64());
+    }
+
+    [Fact]
+    public async Task HoldoutVisitor_GetsTheBaselineAndTheAnswerNamesTheArm()
+    {
+        var seed = await TrainedStoreAsync("serve-holdout.myshopify.com");
+
+        var answer = await seed.RecommendAsync($"placement=product&product_id=105&limit=3&visitor_id={seed.VisitorIn("holdout")}");
+
+        Assert.Equal("holdout", answer.GetProperty("experiment").GetProperty("arm").GetString());
+        Assert.Equal("bestsellers", answer.GetProperty("path").GetString());
+        Assert.Equal(3, StoreSeed.Products(answer).Length);
+    }
+
+    [Theory]
+    [InlineData("no-signature")]
+    [InlineData("forged")]
+    [InlineData("stale")]
+    [InlineData("tampered")]
+    public async Task Proxy_WithoutAValidFreshSignature_Is401(string how)
+    {
+        var shop = "serve-sig.myshopify.com";
+        await app.InstallShopAsync(shop);
+        var now = app.Clock.GetUtcNow();
+        var url = how switch
+        {
+            "no-signature" => $"/proxy/recommendations?placement=product&product_id=1&shop={shop}&timestamp={now.ToUnixTimeSeconds()}",
+            "forged" => StoreSeed.Signed("/proxy/recommendations", shop, "placement=product&product_id=1", now, secret: "shpss_not_our_secret_0000000000000000"),
+            "stale" => StoreSeed.Signed("/proxy/recommendations", shop, "placement=product&product_id=1", now.AddMinutes(-5)),
+            _ => StoreSeed.Signed("/proxy/recommendations", shop, "placement=product&product_id=1", now).Replace("product_id=1", "product_id=2"),
+        };
+
+        Assert.Equal(HttpStatusCode.Unauthorized, (await app.Client.GetAsync(url)).StatusCode);
+    }
+
+    [Fact]
+    public async Task Rules_OutOfStockAndCartItemsAreNeverShown_PinnedComeFirst()
+    {
+        var seed = await TrainedStoreAsync("serve-rules.myshopify.com", inventory: p => p == 106 ? 0 : 10);
+        var put = new HttpRequestMessage(HttpMethod.Put, "/api/admin/rules") { Content = JsonContent.Create(new { pinnedProductIds = new[] { 112L }, maxPerProductType = 4 }) };
+        put.Headers.Authorization = app.AdminGet("/", seed.Shop).Headers.Authorization;
+        Assert.Equal(HttpStatusCode.OK, (await app.Client.SendAsync(put)).StatusCode);
+
+        var cart = await seed.RecommendAsync($"placement=cart&variant_ids=1050,1070&limit=6&visitor_id={seed.VisitorIn("model", "v-rules")}");
+        var products = StoreSeed.Products(cart);
+
+        Assert.Equal(112L, products[0]);
+        Assert.Equal("pinned", cart.GetProperty("items")[0].GetProperty("reason").GetString());
+        Assert.DoesNotContain(106L, products);
+        Assert.DoesNotContain(105L, products);
+        Assert.DoesNotContain(107L, products);
+    }
+
+    [Fact]
+    public async Task Rules_PriceRatioAndMarginAreRespected()
+    {
+        // Prices rise by group: mugs 10, tea 20, books 100. Costs: 108 has a thin margin.
+        var seed = await TrainedStoreAsync("serve-price.myshopify.com", price: p => StoreSeed.Group(p) switch { 0 => 10m, 1 => 20m, _ => 100m });
+        await app.ScalarAsync("UPDATE variants SET unit_cost = 19.5 WHERE shop_id = $1 AND id = 1080", seed.ShopId);
+        await app.ScalarAsync("UPDATE variants SET unit_cost = 5 WHERE shop_id = $1 AND id <> 1080", seed.ShopId);
+        var put = new HttpRequestMessage(HttpMethod.Put, "/api/admin/rules") { Content = JsonContent.Create(new { maxPriceRatio = 2.5m, minMarginPercent = 20m, maxPerProductType = 12 }) };
+        put.Headers.Authorization = app.AdminGet("/", seed.Shop).Headers.Authorization;
+        Assert.Equal(HttpStatusCode.OK, (await app.Client.SendAsync(put)).StatusCode);
+
+        var answer = await seed.RecommendAsync($"placement=product&product_id=105&limit=12&visitor_id={seed.VisitorIn("model", "v-price")}");
+        var items = answer.GetProperty("items").EnumerateArray().ToList();
+
+        Assert.NotEmpty(items);
+        Assert.All(items, i => Assert.True(decimal.Parse(i.GetProperty("price").GetString()!, System.Globalization.CultureInfo.InvariantCulture) <= 50m));
+        Assert.DoesNotContain(108L, StoreSeed.Products(answer));
+    }
+
+    [Fact]
+    public async Task Rules_InvalidValues_Are400NamingEachProblemAndChangeNothing()
+    {
+        var shop = "serve-badrules.myshopify.com";
+        await app.InstallShopAsync(shop);
+        var put = new HttpRequestMessage(HttpMethod.Put, "/api/admin/rules") { Content = JsonContent.Create(new { maxPriceRatio = -1, minMarginPercent = 150, maxPerProductType = 0 }) };
+        put.Headers.Authorization = app.AdminGet("/", shop).Headers.Authorization;
+
+        var response = await app.Client.SendAsync(put);
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.Contains("maxPriceRatio", body);
+        Assert.Contains("minMarginPercent", body);
+        Assert.Contains("maxPerProductType", body);
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM recommendation_rules r JOIN shops s ON s.id = r.shop_id WHERE s.domain = $1", shop));
+    }
+
+    [Fact]
+    public async Task NoModel_ServesBestsellersUnderTheSameRules()
+    {
+        var seed = new StoreSeed(app, "serve-nomodel.myshopify.com");
+        await seed.SeedAsync(customersPerGroup: 5, inventory: p => p == 101 ? 0 : 10);
+
+        var answer = await seed.RecommendAsync($"placement=product&product_id=110&limit=4&visitor_id={seed.VisitorIn("model", "v-nomodel")}");
+
+        Assert.Equal("bestsellers", answer.GetProperty("path").GetString());
+        Assert.Equal(JsonValueKind.Null, answer.GetProperty("model_version").ValueKind);
+        var products = StoreSeed.Products(answer);
+        Assert.Equal(4, products.Length);
+        Assert.DoesNotContain(101L, products);
+        Assert.DoesNotContain(110L, products);
+        Assert.All(answer.GetProperty("items").EnumerateArray(), i => Assert.Equal("popular", i.GetProperty("reason").GetString()));
+    }
+
+    [Fact]
+    public async Task BrokenModel_FallsBackToBestsellersInsteadOfFailing()
+    {
+        var seed = await TrainedStoreAsync("serve-broken.myshopify.com");
+        await app.ScalarAsync("UPDATE models SET artifact = '\\x00010203'::bytea WHERE shop_id = $1", seed.ShopId);
+        app.Factory.Services.GetRequiredService<ModelCache>().Invalidate(seed.ShopId);
+
+        var answer = await seed.RecommendAsync($"placement=product&product_id=105&limit=4&visitor_id={seed.VisitorIn("model", "v-broken")}");
+
+        Assert.Equal("bestsellers", answer.GetProperty("path").GetString());
+        Assert.Equal(4, StoreSeed.Products(answer).Length);
+    }
+
+    [Fact]
+    public async Task Events_AreValidatedAndStored()
+    {
+        var seed = await TrainedStoreAsync("serve-events.myshopify.com");
+        var url = StoreSeed.Signed("/proxy/events", seed.Shop, "", app.Clock.GetUtcNow());
+
+        var ok = await app.Client.PostAsJsonAsync(url, new { type = "click", request_id = "r1", visitor_id = "v-1", product_id = 106, variant_id = 1060, placement = "product", position = 0 });
+        var bad = await app.Client.PostAsJsonAsync(url, new { type = "purchase", product_id = 106 });
+
+        Assert.Equal(HttpStatusCode.Accepted, ok.StatusCode);
+        Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM recommendation_events WHERE shop_id = $1 AND event_type = 'click' AND product_id = 106 AND visitor_hash IS NOT NULL AND visitor_hash <> 'v-1'", seed.ShopId));
+    }
+}

@@ -1,0 +1,99 @@
+using System.Globalization;
+using System.Net.Http.Json;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Primitives;
+using PluginApp.Recommendations;
+using PluginApp.Shopify;
+using PluginApp.Tests.Infrastructure;
+
+namespace PluginApp.Tests.Recommendations;
+
+/// <summary>
+/// A small store with planted structure: three groups of four products; customers buy within one group, so
+/// a product's recommendations should come from its own group. Product ids 101-112, variants id*10.
+/// </summary>
+public sealed class StoreSeed(AppFixture app, string shop)
+{
+    public string Shop { get; } = shop;
+    public long ShopId { get; private set; }
+    public static readonly string[] Types = ["mug", "tea", "book"];
+    public static long Group(long product) => (product - 101) / 4;
+
+    public async Task SeedAsync(int customersPerGroup = 20, Func<long, int>? inventory = null, Func<long, decimal>? price = null)
+    {
+        ShopId = await app.InstallShopAsync(Shop);
+        for (long p = 101; p <= 112; p++)
+        {
+            var body = ShopifyPayloads.Product(p, variants: 1, inventory: inventory?.Invoke(p) ?? 10);
+            body["product_type"] = Types[Group(p)];
+            body["title"] = $"Product {p}";
+            var v = body["variants"]![0]!.AsObject();
+            v["id"] = p * 10;
+            v["price"] = (price?.Invoke(p) ?? 10m + (p - 101)).ToString("0.00", CultureInfo.InvariantCulture);
+            await app.SendWebhookAsync("products/create", Shop, body.ToJsonString());
+        }
+        var orderId = 500_000L;
+        var random = new Random(7);
+        for (var g = 0; g < 3; g++)
+            for (var c = 0; c < customersPerGroup; c++)
+            {
+                var customer = 9000 + g * 100 + c;
+                for (var o = 0; o < 2; o++)
+                {
+                    var products = Enumerable.Range(0, 4).Select(i => 101L + g * 4 + i).OrderBy(_ => random.Next()).Take(2 + random.Next(2)).ToList();
+                    await app.SendWebhookAsync("orders/create", Shop, Order(orderId++, customer, products, new DateTimeOffset(2026, 6, 1, 0, 0, 0, TimeSpan.Zero).AddDays(o * 20 + c % 10)).ToJsonString());
+                }
+            }
+    }
+
+    public static JsonObject Order(long id, long? customer, IReadOnlyList<long> products, DateTimeOffset at, string? visitor = null)
+    {
+        var o = ShopifyPayloads.Order(id, customerId: customer, lines: products.Count);
+        o["created_at"] = at.ToString("O");
+        o["updated_at"] = at.ToString("O");
+        for (var i = 0; i < products.Count; i++)
+        {
+            var line = o["line_items"]![i]!.AsObject();
+            line["product_id"] = products[i];
+            line["variant_id"] = products[i] * 10;
+            line["quantity"] = 1;
+        }
+        if (visitor is not null) o["note_attributes"] = new JsonArray(new JsonObject { ["name"] = "_pluginapp_visitor", ["value"] = visitor });
+        return o;
+    }
+
+    public async Task<(int Version, bool Activated)> TrainAsync() =>
+        await app.Factory.Services.GetRequiredService<TrainingService>().TrainAsync(Shop, "test", CancellationToken.None);
+
+    /// <summary>Serving reloads the catalog within seconds; tests that change it do not wait.</summary>
+    public void RefreshCatalog(IServiceProvider? services = null) =>
+        (services ?? app.Factory.Services).GetRequiredService<CatalogCache>().Invalidate(ShopId);
+
+    /// <summary>A request as Shopify's app proxy forwards it: the shop, customer and timestamp added and signed.</summary>
+    public static string Signed(string path, string shop, string query, DateTimeOffset now, string secret = AppFixture.ClientSecret, string customer = "")
+    {
+        var pairs = Microsoft.AspNetCore.WebUtilities.QueryHelpers.ParseQuery(query).ToList();
+        pairs.Add(new("shop", shop));
+        pairs.Add(new("logged_in_customer_id", customer));
+        pairs.Add(new("path_prefix", "/apps/pluginapp"));
+        pairs.Add(new("timestamp", now.ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture)));
+        var signature = ShopifyHmac.SignHex(secret, ShopifyHmac.ProxyMessage(pairs.Select(p => new KeyValuePair<string, StringValues>(p.Key, p.Value))));
+        return path + "?" + string.Join('&', pairs.Append(new("signature", signature)).Select(p => $"{Uri.EscapeDataString(p.Key)}={Uri.EscapeDataString(p.Value.ToString())}"));
+    }
+
+    public async Task<JsonElement> RecommendAsync(string query, HttpClient? client = null, string customer = "")
+    {
+        var response = await (client ?? app.Client).GetAsync(Signed("/proxy/recommendations", Shop, query, app.Clock.GetUtcNow(), customer: customer));
+        response.EnsureSuccessStatusCode();
+        return (await response.Content.ReadFromJsonAsync<JsonElement>());
+    }
+
+    /// <summary>A visitor id that the deterministic experiment assignment puts in the given arm for this shop.</summary>
+    public string VisitorIn(string arm, string prefix = "v") =>
+        Enumerable.Range(0, 1000).Select(i => $"{prefix}-{i}").First(v =>
+            Experiments.Assign(Shop, Experiments.VisitorHash(Shop, v), Experiments.Upsells, new RecommendationOptions().HoldoutShare) == arm);
+
+    public static long[] Products(JsonElement answer) => answer.GetProperty("items").EnumerateArray().Select(i => i.GetProperty("product_id").GetInt64()).ToArray();
+}
