@@ -5,6 +5,12 @@ ROOT_DIR="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT_DIR"
 source scripts/lib/dotnet.sh
 source scripts/lib/postgres.sh
+source scripts/lib/browser.sh
+
+# The storefront: Theme Check on the theme extension (fails the run), tools and browser for its tests.
+browser_ensure_installed
+theme_tools_install
+theme_check
 
 pg_up test 55432
 trap 'pg_down test; dotnet build-server shutdown >/dev/null 2>&1 || true' EXIT

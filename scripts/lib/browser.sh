@@ -1,0 +1,26 @@
+# Sourced by scripts/test.sh: what the storefront tests need besides .NET and PostgreSQL.
+# Why Debian's chromium: Playwright's own browser download cannot reach its CDN from these machines; the
+# Microsoft.Playwright driver runs Debian's build through ExecutablePath.
+ROOT_DIR="${ROOT_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
+
+# browser_ensure_installed -> exports CHROMIUM_PATH
+browser_ensure_installed() {
+  if [ ! -x /usr/bin/chromium ]; then
+    echo "[browser] installing chromium from Debian's packages"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+  fi
+  export CHROMIUM_PATH=/usr/bin/chromium
+  # Why: the driver must never try to download a browser of its own.
+  export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
+}
+
+# theme_tools_install: Theme Check and liquidjs, exactly as pinned in scripts/theme/package-lock.json
+theme_tools_install() {
+  npm ci --prefix "$ROOT_DIR/scripts/theme" --no-audit --no-fund --loglevel=error >/dev/null
+}
+
+# theme_check: fails (non-zero) on any error-severity offense in theme-extension/
+theme_check() {
+  node "$ROOT_DIR/scripts/theme/theme-check.mjs" "$ROOT_DIR/theme-extension"
+}

@@ -1,0 +1,107 @@
+#!/usr/bin/env node
+// Renders one app block of theme-extension/ into a standalone HTML page, the way a storefront would show
+// it: the block's Liquid (and the snippets it renders) through liquidjs, with small stand-ins for the
+// Shopify objects and filters it uses, the schema's setting defaults applied, and the schema's
+// `stylesheet` and `javascript` assets linked from /assets/ (Shopify injects them the same way).
+// Usage: node scripts/theme/render-block.mjs BLOCK [CONTEXT_JSON]
+//   BLOCK: a file name under theme-extension/blocks without .liquid (e.g. product-upsells)
+//   CONTEXT_JSON: {"settings":{...},"product":{"id":1,"title":"..."},"template":"product","locale":"en"}
+// Prints the page on stdout.
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Liquid } from 'liquidjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, '..', '..', 'theme-extension');
+const [blockName, contextJson] = process.argv.slice(2);
+if (!blockName) {
+  console.error('usage: render-block.mjs BLOCK [CONTEXT_JSON]');
+  process.exit(2);
+}
+const context = contextJson ? JSON.parse(contextJson) : {};
+const source = fs.readFileSync(path.join(root, 'blocks', `${blockName}.liquid`), 'utf8');
+const schemaMatch = source.match(/{%-?\s*schema\s*-?%}([\s\S]*?){%-?\s*endschema\s*-?%}/);
+if (!schemaMatch) throw new Error(`blocks/${blockName}.liquid has no {% schema %}`);
+const schema = JSON.parse(schemaMatch[1]);
+
+const locale = context.locale ?? 'en';
+const translations = JSON.parse(fs.readFileSync(path.join(root, 'locales', `${locale}.default.json`), 'utf8'));
+const translate = (key) => {
+  const value = String(key).split('.').reduce((node, part) => (node == null ? undefined : node[part]), translations);
+  if (typeof value !== 'string') throw new Error(`missing translation '${key}' in locales/${locale}.default.json`);
+  return value;
+};
+
+// Shopify's global objects: visible in blocks and in the snippets they render.
+const globals = {
+  routes: { root_url: '/', cart_url: '/cart', cart_add_url: '/cart/add', cart_change_url: '/cart/change' },
+  request: { locale: { iso_code: locale } },
+};
+const engine = new Liquid({
+  globals,
+  root: [path.join(root, 'snippets')],
+  partials: [path.join(root, 'snippets')],
+  extname: '.liquid',
+  strictFilters: true,
+  dynamicPartials: true,
+});
+// Shopify's filters the blocks use; anything else fails the render (strictFilters).
+engine.registerFilter('t', translate);
+engine.registerFilter('asset_url', (name) => `/assets/${name}`);
+// The schema is data for the theme editor: it renders nothing.
+engine.registerTag('schema', {
+  parse(token, remainTokens) {
+    for (let t = remainTokens.shift(); t; t = remainTokens.shift()) {
+      if (t.name === 'endschema') return;
+    }
+    throw new Error('{% schema %} is not closed');
+  },
+  render() { return ''; },
+});
+
+const settings = {};
+for (const s of schema.settings ?? []) if (s.id && 'default' in s) settings[s.id] = s.default;
+Object.assign(settings, context.settings ?? {});
+const product = context.product ?? { id: 1, title: 'Sample product', handle: 'sample-product' };
+const scope = {
+  block: { id: 'pluginapp-block-1', type: blockName, settings, shopify_attributes: '' },
+  product,
+};
+const markup = await engine.parseAndRender(source, scope);
+
+const escape = (s) => String(s).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]);
+const title = context.template === 'cart' ? 'Your cart' : product.title;
+const head = [
+  schema.stylesheet && `<link rel="stylesheet" href="/assets/${escape(schema.stylesheet)}">`,
+  schema.javascript && `<script src="/assets/${escape(schema.javascript)}" defer></script>`,
+].filter(Boolean).join('\n  ');
+process.stdout.write(`<!doctype html>
+<html lang="${escape(locale)}">
+<head>
+  <meta charset="utf-8">
+  <meta name="viewport" content="width=device-width, initial-scale=1">
+  <title>${escape(title)}</title>
+  <style>
+    body { margin: 0; font-family: system-ui, sans-serif; color: #1a1a1a; background: #fff; }
+    main { max-width: 1100px; margin: 0 auto; padding: 1.5rem; }
+    .storefront-product { display: flex; gap: 1.5rem; align-items: center; }
+    .storefront-product__image { width: 160px; height: 160px; background: #e8e2d8; border-radius: .25rem; }
+    .storefront-footer { padding: 1rem 0; border-top: 1px solid #ddd; }
+  </style>
+  ${head}
+</head>
+<body>
+  <main>
+    <div class="storefront-product" id="storefront-above">
+      <div class="storefront-product__image"></div>
+      <div><h1>${escape(title)}</h1><p>Stand-in storefront page rendering the <code>${escape(blockName)}</code> app block.</p></div>
+    </div>
+    <div class="shopify-block shopify-app-block" id="shopify-block-${escape(scope.block.id)}">
+${markup.trim()}
+    </div>
+    <footer class="storefront-footer" id="storefront-below"><p>Content below the block: it must never move.</p></footer>
+  </main>
+</body>
+</html>
+`);

@@ -1,0 +1,210 @@
+using System.Collections.Concurrent;
+using System.Net.Http.Headers;
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.WebUtilities;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Primitives;
+using PluginApp.Shopify;
+
+namespace PluginApp.Tests.Storefront;
+
+/// <summary>How the stand-in storefront's app proxy treats the next requests to the app.</summary>
+public enum ProxyBehaviour
+{
+    /// <summary>Sign and forward to the app, as Shopify does.</summary>
+    Forward,
+    /// <summary>Answer 500 without reaching the app (the app is down).</summary>
+    Fail,
+    /// <summary>Hold the request longer than the block waits, then forward (the app is slow).</summary>
+    Slow,
+}
+
+/// <summary>One request that came through the stand-in app proxy, with the app's answer.</summary>
+public sealed record ProxiedCall(string Method, string Path, string Query, string? RequestBody, int? Status, string? ResponseBody, bool Aborted);
+
+/// <summary>
+/// A small Kestrel "storefront" on loopback: serves the rendered block pages and the extension's assets, and
+/// plays Shopify's app proxy: <c>/apps/pluginapp/*</c> is signed (shop, logged_in_customer_id, path_prefix,
+/// timestamp, signature) and forwarded to the in-process app at <c>/proxy/*</c>. Also answers the Ajax cart.
+/// </summary>
+public sealed class StorefrontServer : IAsyncDisposable
+{
+    public const string ProxyPrefix = "/apps/pluginapp";
+
+    private readonly WebApplication _web;
+    private readonly HttpClient _app;
+    private readonly string _clientSecret;
+    private readonly TimeProvider _clock;
+    private readonly string _assetsDir;
+    private readonly ConcurrentQueue<ProxiedCall> _calls = new();
+    private readonly ConcurrentDictionary<string, string> _pages = new(StringComparer.Ordinal);
+    private readonly List<JsonObject> _cart = [];
+
+    public string Shop { get; }
+    public string BaseUrl { get; private set; } = "";
+    public ProxyBehaviour Behaviour { get; set; } = ProxyBehaviour.Forward;
+    /// <summary>Slow: how long a request is held before it is forwarded.</summary>
+    public TimeSpan SlowFor { get; set; } = TimeSpan.FromSeconds(5);
+    /// <summary>Fail: how long before the 500 is sent (so the failure arrives after the first paint).</summary>
+    public TimeSpan FailAfter { get; set; } = TimeSpan.FromMilliseconds(300);
+    /// <summary>When set, forwarded requests wait for it: the test looks at the page before the answer arrives.</summary>
+    public TaskCompletionSource? Gate { get; set; }
+    public IReadOnlyCollection<ProxiedCall> Calls => _calls;
+
+    private StorefrontServer(HttpClient app, string clientSecret, TimeProvider clock, string assetsDir, string shop)
+    {
+        _app = app;
+        _clientSecret = clientSecret;
+        _clock = clock;
+        _assetsDir = assetsDir;
+        Shop = shop;
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        builder.Logging.ClearProviders();
+        _web = builder.Build();
+        _web.MapGet("/assets/{file}", Asset);
+        _web.Map(ProxyPrefix + "/{**rest}", Proxy);
+        _web.MapGet("/cart.js", () => Results.Json(CartJson()));
+        _web.MapPost("/cart/add.js", AddToCart);
+        _web.MapPost("/cart/update.js", () => Results.Json(CartJson()));
+        _web.MapGet("/{**path}", (HttpContext ctx) =>
+        {
+            var path = ctx.Request.Path.Value ?? "/";
+            var html = _pages.TryGetValue(path, out var page) ? page
+                : $"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{path}</title></head><body><h1>Stand-in page {System.Net.WebUtility.HtmlEncode(path)}</h1></body></html>";
+            return Results.Content(html, "text/html; charset=utf-8");
+        });
+    }
+
+    public static async Task<StorefrontServer> StartAsync(HttpClient app, string clientSecret, TimeProvider clock, string themeExtensionDir,
+        string shop)
+    {
+        var server = new StorefrontServer(app, clientSecret, clock, Path.Combine(themeExtensionDir, "assets"), shop);
+        await server._web.StartAsync();
+        server.BaseUrl = server._web.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First().TrimEnd('/');
+        return server;
+    }
+
+    /// <summary>Serves <paramref name="html"/> at <paramref name="path"/> (e.g. a product page with the block).</summary>
+    public void SetPage(string path, string html) => _pages[path] = html;
+
+    public void SetCart(params (long ProductId, long VariantId, int Quantity)[] lines)
+    {
+        lock (_cart)
+        {
+            _cart.Clear();
+            foreach (var l in lines)
+                _cart.Add(new JsonObject { ["product_id"] = l.ProductId, ["variant_id"] = l.VariantId, ["id"] = l.VariantId, ["quantity"] = l.Quantity });
+        }
+    }
+
+    private JsonObject CartJson()
+    {
+        lock (_cart)
+            return new JsonObject
+            {
+                ["token"] = "storefront-cart",
+                ["item_count"] = _cart.Sum(l => l["quantity"]!.GetValue<int>()),
+                ["items"] = new JsonArray(_cart.Select(l => (JsonNode)l.DeepClone()).ToArray()),
+            };
+    }
+
+    private async Task<IResult> AddToCart(HttpRequest request)
+    {
+        var body = (await JsonNode.ParseAsync(request.Body))!.AsObject();
+        var items = body["items"] as JsonArray ?? new JsonArray(new JsonObject { ["id"] = body["id"]?.GetValue<long>(), ["quantity"] = body["quantity"]?.GetValue<int>() ?? 1 });
+        var added = new JsonArray();
+        lock (_cart)
+            foreach (var item in items.OfType<JsonObject>())
+            {
+                var line = new JsonObject { ["variant_id"] = item["id"]!.GetValue<long>(), ["id"] = item["id"]!.GetValue<long>(), ["quantity"] = item["quantity"]?.GetValue<int>() ?? 1 };
+                _cart.Add(line);
+                added.Add(line.DeepClone());
+            }
+        return Results.Json(new JsonObject { ["items"] = added });
+    }
+
+    private IResult Asset(string file)
+    {
+        // Why GetFileName: a path from the URL never leaves the assets folder.
+        var path = Path.Combine(_assetsDir, Path.GetFileName(file));
+        if (!File.Exists(path)) return Results.NotFound();
+        var type = Path.GetExtension(path) switch
+        {
+            ".js" => "text/javascript; charset=utf-8",
+            ".css" => "text/css; charset=utf-8",
+            ".svg" => "image/svg+xml",
+            ".json" => "application/json",
+            _ => "application/octet-stream",
+        };
+        return Results.File(File.ReadAllBytes(path), type);
+    }
+
+    /// <summary>What Shopify's app proxy does: same method and body, the signed parameters added to the query.</summary>
+    private async Task Proxy(HttpContext ctx, string? rest)
+    {
+        var method = ctx.Request.Method;
+        var browserQuery = ctx.Request.QueryString.Value ?? "";
+        string? requestBody = null;
+        if (ctx.Request.ContentLength > 0 || ctx.Request.Headers.TransferEncoding.Count > 0)
+            requestBody = await new StreamReader(ctx.Request.Body).ReadToEndAsync(ctx.RequestAborted);
+        var path = ProxyPrefix + "/" + rest;
+        try
+        {
+            switch (Behaviour)
+            {
+                case ProxyBehaviour.Fail:
+                    await Task.Delay(FailAfter, ctx.RequestAborted);
+                    _calls.Enqueue(new ProxiedCall(method, path, browserQuery, requestBody, 500, null, false));
+                    ctx.Response.StatusCode = 500;
+                    await ctx.Response.WriteAsync("app unavailable", ctx.RequestAborted);
+                    return;
+                case ProxyBehaviour.Slow:
+                    await Task.Delay(SlowFor, ctx.RequestAborted);
+                    break;
+            }
+            if (Gate is { } gate) await gate.Task.WaitAsync(TimeSpan.FromSeconds(30), ctx.RequestAborted);
+
+            var query = QueryHelpers.ParseQuery(browserQuery);
+            var pairs = query.Where(p => p.Key is not ("shop" or "logged_in_customer_id" or "path_prefix" or "timestamp" or "signature" or "hmac"))
+                .ToDictionary(p => p.Key, p => p.Value, StringComparer.Ordinal);
+            pairs["shop"] = Shop;
+            pairs["logged_in_customer_id"] = ""; // nobody logged in: empty, and still signed
+            pairs["path_prefix"] = ProxyPrefix;
+            pairs["timestamp"] = _clock.GetUtcNow().ToUnixTimeSeconds().ToString(System.Globalization.CultureInfo.InvariantCulture);
+            pairs["signature"] = ShopifyHmac.SignHex(_clientSecret, ShopifyHmac.ProxyMessage(pairs));
+            var forward = new HttpRequestMessage(new HttpMethod(method), "/proxy/" + rest + QueryString.Create(pairs));
+            if (requestBody is not null)
+            {
+                forward.Content = new StringContent(requestBody);
+                forward.Content.Headers.ContentType = MediaTypeHeaderValue.Parse(ctx.Request.ContentType ?? "application/json");
+            }
+            forward.Headers.TryAddWithoutValidation("X-Forwarded-For", "203.0.113.50");
+            forward.Headers.TryAddWithoutValidation("X-Forwarded-Host", Shop);
+            using var answer = await _app.SendAsync(forward, ctx.RequestAborted);
+            var body = await answer.Content.ReadAsByteArrayAsync(ctx.RequestAborted);
+            _calls.Enqueue(new ProxiedCall(method, path, browserQuery, requestBody, (int)answer.StatusCode, System.Text.Encoding.UTF8.GetString(body), false));
+            ctx.Response.StatusCode = (int)answer.StatusCode;
+            if (answer.Content.Headers.ContentType is { } type) ctx.Response.ContentType = type.ToString();
+            await ctx.Response.Body.WriteAsync(body, ctx.RequestAborted);
+        }
+        catch (OperationCanceledException) when (ctx.RequestAborted.IsCancellationRequested)
+        {
+            // The browser gave up (the block's time limit): nothing reaches the app.
+            _calls.Enqueue(new ProxiedCall(method, path, browserQuery, requestBody, null, null, true));
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Gate?.TrySetResult();
+        await _web.StopAsync();
+        await _web.DisposeAsync();
+    }
+}

@@ -1,0 +1,297 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.Playwright;
+
+namespace PluginApp.Tests.Storefront;
+
+/// <summary>
+/// The upsell blocks in a real browser: their markup rendered from blocks/*.liquid, the real JS and CSS
+/// assets, on a stand-in storefront whose app proxy signs and forwards to the app in process.
+/// </summary>
+public sealed class UpsellBlocksTests(StorefrontFixture sf) : IClassFixture<StorefrontFixture>
+{
+    private const int Limit = 4;
+    private static readonly (long Id, string Title) PageProduct = StorefrontFixture.Catalog[0];
+    private static string PagePath => "/products/" + StorefrontFixture.Handle(PageProduct.Title);
+
+    private async Task OpenProductPageAsync(IPage page)
+    {
+        var context = new JsonObject
+        {
+            ["template"] = "product",
+            ["product"] = new JsonObject { ["id"] = PageProduct.Id, ["title"] = PageProduct.Title, ["handle"] = StorefrontFixture.Handle(PageProduct.Title) },
+            ["settings"] = new JsonObject { ["heading"] = "Goes well with", ["product_count"] = Limit, ["layout"] = "grid", ["show_add_button"] = true },
+        };
+        sf.Storefront.SetPage(PagePath, await ThemeBlockRenderer.RenderPageAsync("product-upsells", context));
+        await page.GotoAsync(sf.Storefront.BaseUrl + PagePath, new PageGotoOptions { WaitUntil = WaitUntilState.Load });
+    }
+
+    [Fact]
+    public async Task ProductBlock_TrainedModel_ShowsRankedProductsInApiOrderRecordsClickAndNothingShifts()
+    {
+        var shopId = await sf.TrainedShopAsync();
+        var storefront = sf.Storefront;
+        storefront.Behaviour = ProxyBehaviour.Forward;
+
+        // Why: the first answer of a fresh process pays for JIT and model loading; a shopper's first visit
+        // is not the app's first request.
+        using (var http = new HttpClient { BaseAddress = new Uri(storefront.BaseUrl) })
+        {
+            var warm = await http.GetAsync(StorefrontServer.ProxyPrefix + $"/recommendations?placement=product&product_id={PageProduct.Id}&limit={Limit}&visitor_id=warm-up");
+            var warmBody = await warm.Content.ReadAsStringAsync();
+            Assert.True(warm.IsSuccessStatusCode, $"GET /proxy/recommendations through the app proxy answered {(int)warm.StatusCode}: {warmBody}");
+        }
+
+        // Hold the app's answer until the skeleton has been painted and measured.
+        storefront.Gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var page = await sf.NewPageAsync();
+        try
+        {
+            await OpenProductPageAsync(page);
+            Assert.Equal("loading", await StateAsync(page));
+            await NextFramesAsync(page);
+            var before = await BoxesAsync(page);
+            storefront.Gate.TrySetResult();
+
+            await page.WaitForFunctionAsync("() => document.querySelector('[data-pa-upsells]').getAttribute('data-pa-state') !== 'loading'",
+                null, new PageWaitForFunctionOptions { Timeout = 10_000 });
+            var state = await StateAsync(page);
+            Assert.True(state == "ready", $"the block ended '{state}' instead of showing products; proxied calls: {Describe(storefront.Calls)}");
+            await page.WaitForFunctionAsync("() => [...document.querySelectorAll('.pa-card img')].every((i) => i.complete)",
+                null, new PageWaitForFunctionOptions { Timeout = 10_000 });
+            await NextFramesAsync(page);
+            await page.ScreenshotAsync(new PageScreenshotOptions { Path = ScreenshotPath("storefront-product-upsells.png"), FullPage = true });
+
+            // The ranked products, in the order the API returned them.
+            var call = storefront.Calls.Last(c => c.Path.EndsWith("/recommendations", StringComparison.Ordinal) && !c.Query.Contains("warm-up", StringComparison.Ordinal));
+            Assert.Equal(200, call.Status);
+            var answer = JsonNode.Parse(call.ResponseBody!)!.AsObject();
+            var items = answer["items"]!.AsArray().Select(i => i!.AsObject()).Take(Limit).ToList();
+            Assert.NotEmpty(items);
+            var cards = await page.EvalOnSelectorAllAsync<JsonElement>(".pa-card[data-product-id]", """
+                (els) => els.map((e) => ({
+                  productId: Number(e.dataset.productId),
+                  title: e.querySelector('.pa-card__title').textContent,
+                  price: e.querySelector('.pa-card__price').textContent,
+                  href: e.querySelector('a.pa-card__link').getAttribute('href'),
+                  img: e.querySelector('img') && { src: e.querySelector('img').getAttribute('src'),
+                    width: e.querySelector('img').getAttribute('width'), height: e.querySelector('img').getAttribute('height') },
+                }))
+                """);
+            Assert.Equal(items.Select(i => i["product_id"]!.GetValue<long>()), cards.EnumerateArray().Select(c => c.GetProperty("productId").GetInt64()));
+            foreach (var (item, card) in items.Zip(cards.EnumerateArray()))
+            {
+                Assert.Equal(item["title"]!.GetValue<string>(), card.GetProperty("title").GetString());
+                var price = decimal.Parse(item["price"]!.GetValue<string>(), CultureInfo.InvariantCulture).ToString("0.00", CultureInfo.InvariantCulture);
+                Assert.Contains(price, card.GetProperty("price").GetString());
+                Assert.Equal(item["url"]!.GetValue<string>(), card.GetProperty("href").GetString());
+                if (item["image"]?.GetValue<string>() is { } image)
+                {
+                    var img = card.GetProperty("img");
+                    Assert.Equal(image, img.GetProperty("src").GetString());
+                    Assert.False(string.IsNullOrEmpty(img.GetProperty("width").GetString()));
+                    Assert.False(string.IsNullOrEmpty(img.GetProperty("height").GetString()));
+                }
+            }
+
+            // Nothing moved when the answer arrived.
+            await AssertNoLayoutShiftAsync(page);
+            var after = await BoxesAsync(page);
+            AssertSameBox(before.Block, after.Block, "the block");
+            AssertSameBox(before.Below, after.Below, "the content below the block");
+
+            // Seen: one impression per visible product, through the proxy, stored by the app.
+            var requestId = answer["request_id"]!.GetValue<string>();
+            await EventuallyAsync(async () => await sf.App.CountAsync(
+                "SELECT count(*) FROM recommendation_events WHERE shop_id = $1 AND event_type = 'impression' AND request_id = $2", shopId, requestId) == items.Count,
+                $"{items.Count} impression rows for request {requestId}");
+
+            // Clicked: the second product, so the stored position says which one.
+            var clicked = items.Count > 1 ? 1 : 0;
+            var clickedId = items[clicked]["product_id"]!.GetValue<long>();
+            await page.ClickAsync($".pa-card[data-position='{clicked}'] a.pa-card__link");
+            await page.WaitForURLAsync(sf.Storefront.BaseUrl + items[clicked]["url"]!.GetValue<string>());
+            await EventuallyAsync(async () => await sf.App.CountAsync(
+                """
+                SELECT count(*) FROM recommendation_events
+                WHERE shop_id = $1 AND event_type = 'click' AND request_id = $2 AND product_id = $3 AND position = $4
+                  AND placement = 'product' AND visitor_hash IS NOT NULL
+                """, shopId, requestId, clickedId, clicked) == 1, $"a click row for product {clickedId} at position {clicked}");
+            Assert.All(storefront.Calls.Where(c => c.Path.EndsWith("/events", StringComparison.Ordinal)), c => Assert.Equal(202, c.Status));
+        }
+        finally
+        {
+            storefront.Gate = null;
+            await page.Context.CloseAsync();
+        }
+    }
+
+    [Fact]
+    public async Task CartBlock_TrainedModel_RecommendsForCartVariantsAndAddButtonAddsAndRecordsEvent()
+    {
+        var shopId = await sf.TrainedShopAsync();
+        var storefront = sf.Storefront;
+        storefront.Behaviour = ProxyBehaviour.Forward;
+        var (cartProduct, _) = StorefrontFixture.Catalog[3];
+        storefront.SetCart((cartProduct, cartProduct * 10, 1));
+        var page = await sf.NewPageAsync();
+        try
+        {
+            var context = new JsonObject
+            {
+                ["template"] = "cart",
+                ["settings"] = new JsonObject { ["product_count"] = Limit, ["layout"] = "carousel", ["show_add_button"] = true },
+            };
+            storefront.SetPage("/cart", await ThemeBlockRenderer.RenderPageAsync("cart-upsells", context));
+            var callsBefore = storefront.Calls.Count;
+            await page.GotoAsync(storefront.BaseUrl + "/cart", new PageGotoOptions { WaitUntil = WaitUntilState.Load });
+            var before = await page.EvaluateAsync<JsonElement>("() => window.__paBefore");
+            await page.WaitForFunctionAsync("() => document.querySelector('[data-pa-upsells]').getAttribute('data-pa-state') !== 'loading'",
+                null, new PageWaitForFunctionOptions { Timeout = 10_000 });
+            var state = await StateAsync(page);
+            Assert.True(state == "ready", $"the cart block ended '{state}'; proxied calls: {Describe(storefront.Calls.Skip(callsBefore))}");
+
+            // Asked for the cart's variants (read from /cart.js), answered in ranked order.
+            var call = storefront.Calls.Skip(callsBefore).Single(c => c.Path.EndsWith("/recommendations", StringComparison.Ordinal));
+            Assert.Contains("placement=cart", call.Query, StringComparison.Ordinal);
+            Assert.Contains($"variant_ids={cartProduct * 10}", call.Query, StringComparison.Ordinal);
+            var answer = JsonNode.Parse(call.ResponseBody!)!.AsObject();
+            var items = answer["items"]!.AsArray().Select(i => i!.AsObject()).Take(Limit).ToList();
+            var shown = await page.EvalOnSelectorAllAsync<long[]>(".pa-card[data-product-id]", "(els) => els.map((e) => Number(e.dataset.productId))");
+            Assert.Equal(items.Select(i => i["product_id"]!.GetValue<long>()), shown);
+
+            // The add button posts /cart/add.js with the variant, then the app stores an add_to_cart event.
+            var variantId = items[0]["variant_id"]!.GetValue<long>();
+            await page.ClickAsync(".pa-card[data-position='0'] .pa-card__add");
+            await page.WaitForFunctionAsync("() => document.querySelector(\".pa-card[data-position='0'] .pa-card__add\").textContent === 'Added'",
+                null, new PageWaitForFunctionOptions { Timeout = 5_000 });
+            using var http = new HttpClient();
+            var cart = JsonNode.Parse(await http.GetStringAsync(storefront.BaseUrl + "/cart.js"))!;
+            Assert.Contains(cart["items"]!.AsArray(), l => l!["variant_id"]!.GetValue<long>() == variantId);
+            await EventuallyAsync(async () => await sf.App.CountAsync(
+                """
+                SELECT count(*) FROM recommendation_events
+                WHERE shop_id = $1 AND event_type = 'add_to_cart' AND request_id = $2 AND variant_id = $3 AND placement = 'cart' AND position = 0
+                """, shopId, answer["request_id"]!.GetValue<string>(), variantId) == 1, "an add_to_cart row");
+
+            await AssertNoLayoutShiftAsync(page);
+            AssertSameBox(Box.From(before.GetProperty("below")), (await BoxesAsync(page)).Below, "the content below the block");
+            await page.ScreenshotAsync(new PageScreenshotOptions { Path = ScreenshotPath("storefront-cart-upsells.png"), FullPage = true });
+        }
+        finally
+        {
+            storefront.SetCart();
+            await page.Context.CloseAsync();
+        }
+    }
+
+    [Theory]
+    [InlineData(ProxyBehaviour.Fail)]
+    [InlineData(ProxyBehaviour.Slow)]
+    public async Task ProductBlock_AppDownOrSlow_ShowsNothingAndNothingShifts(ProxyBehaviour behaviour)
+    {
+        var storefront = sf.Storefront;
+        storefront.Behaviour = behaviour;
+        var callsBefore = storefront.Calls.Count;
+        var page = await sf.NewPageAsync();
+        try
+        {
+            await OpenProductPageAsync(page);
+            var before = await page.EvaluateAsync<JsonElement>("() => window.__paBefore");
+            Assert.Equal("loading", before.GetProperty("state").GetString());
+
+            // The block gives up after 1.5 s at most (Slow holds the request 5 s).
+            await page.WaitForFunctionAsync("() => document.querySelector('[data-pa-upsells]').getAttribute('data-pa-state') !== 'loading'",
+                null, new PageWaitForFunctionOptions { Timeout = 5_000 });
+            await NextFramesAsync(page);
+            await page.WaitForTimeoutAsync(300);
+            await page.ScreenshotAsync(new PageScreenshotOptions { Path = ScreenshotPath($"storefront-product-upsells-{behaviour.ToString().ToLowerInvariant()}.png"), FullPage = true });
+
+            var shown = await page.EvaluateAsync<JsonElement>("""
+                () => {
+                  const root = document.querySelector('[data-pa-upsells]');
+                  return { state: root.getAttribute('data-pa-state'), visibility: getComputedStyle(root).visibility,
+                           children: root.children.length, cards: document.querySelectorAll('.pa-card').length, text: root.textContent.trim() };
+                }
+                """);
+            Assert.Equal("empty", shown.GetProperty("state").GetString());
+            Assert.Equal("hidden", shown.GetProperty("visibility").GetString());
+            Assert.Equal(0, shown.GetProperty("children").GetInt32());
+            Assert.Equal(0, shown.GetProperty("cards").GetInt32());
+            Assert.Equal("", shown.GetProperty("text").GetString());
+
+            var after = await BoxesAsync(page);
+            AssertSameBox(Box.From(before.GetProperty("block")), after.Block, "the block");
+            AssertSameBox(Box.From(before.GetProperty("below")), after.Below, "the content below the block");
+            await AssertNoLayoutShiftAsync(page);
+
+            var calls = storefront.Calls.Skip(callsBefore).ToList();
+            Assert.DoesNotContain(calls, c => c.Path.EndsWith("/events", StringComparison.Ordinal));
+            if (behaviour == ProxyBehaviour.Fail)
+                Assert.Contains(calls, c => c.Path.EndsWith("/recommendations", StringComparison.Ordinal) && c.Status == 500);
+            else // the browser abandoned the request: the block's own time limit, not the stub's, ended the wait
+                await EventuallyAsync(() => Task.FromResult(storefront.Calls.Skip(callsBefore).Any(c => c.Aborted)), "the slow request aborted by the block");
+        }
+        finally
+        {
+            storefront.Behaviour = ProxyBehaviour.Forward;
+            await page.Context.CloseAsync();
+        }
+    }
+
+    private sealed record Box(double X, double Y, double Width, double Height)
+    {
+        public static Box From(JsonElement e) => new(e.GetProperty("x").GetDouble(), e.GetProperty("y").GetDouble(),
+            e.GetProperty("width").GetDouble(), e.GetProperty("height").GetDouble());
+    }
+
+    private static async Task<(Box Block, Box Below)> BoxesAsync(IPage page)
+    {
+        var boxes = await page.EvaluateAsync<JsonElement>("() => ({ block: window.__paBox('[data-pa-upsells]'), below: window.__paBox('#storefront-below') })");
+        return (Box.From(boxes.GetProperty("block")), Box.From(boxes.GetProperty("below")));
+    }
+
+    private static void AssertSameBox(Box expected, Box actual, string what)
+    {
+        const double tolerance = 0.5;
+        Assert.True(Math.Abs(expected.X - actual.X) <= tolerance && Math.Abs(expected.Y - actual.Y) <= tolerance
+            && Math.Abs(expected.Width - actual.Width) <= tolerance && Math.Abs(expected.Height - actual.Height) <= tolerance,
+            $"{what} moved or changed size: {expected} -> {actual}");
+        Assert.True(expected.Height > 0, $"{what} has no height: {expected}");
+    }
+
+    private static async Task AssertNoLayoutShiftAsync(IPage page)
+    {
+        Assert.True(await page.EvaluateAsync<bool>("() => window.__paShiftSupported"), "this chromium does not report layout-shift entries");
+        var shifts = await page.EvaluateAsync<JsonElement>("() => window.__paShifts");
+        var total = shifts.EnumerateArray().Sum(s => s.GetProperty("value").GetDouble());
+        Assert.True(total == 0, $"cumulative layout shift {total}: {shifts}");
+    }
+
+    private static Task<string?> StateAsync(IPage page) =>
+        page.EvaluateAsync<string?>("() => document.querySelector('[data-pa-upsells]').getAttribute('data-pa-state')");
+
+    private static Task NextFramesAsync(IPage page) =>
+        page.EvaluateAsync("() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(() => r())))");
+
+    private static async Task EventuallyAsync(Func<Task<bool>> condition, string what)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (!await condition())
+        {
+            if (DateTime.UtcNow > deadline) Assert.Fail($"timed out waiting for {what}");
+            await Task.Delay(100);
+        }
+    }
+
+    private static string ScreenshotPath(string name)
+    {
+        var dir = Path.Combine(ThemeBlockRenderer.RepoRoot, "TestResults");
+        Directory.CreateDirectory(dir);
+        return Path.Combine(dir, name);
+    }
+
+    private static string Describe(IEnumerable<ProxiedCall> calls) =>
+        string.Join("; ", calls.Select(c => $"{c.Method} {c.Path}{c.Query} -> {(c.Aborted ? "aborted" : c.Status?.ToString(CultureInfo.InvariantCulture))} {c.ResponseBody?[..Math.Min(300, c.ResponseBody.Length)]}"));
+}

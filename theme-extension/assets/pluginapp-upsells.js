@@ -1,0 +1,207 @@
+/* PluginApp upsell blocks: fills the skeleton the block rendered with ranked products from the app proxy.
+   No framework, no globals. If the app is slow (> 1.5 s), down, or has nothing to show, the block is emptied
+   and hidden without changing its size, so nothing on the page moves. */
+(function () {
+  'use strict';
+
+  var TIMEOUT_MS = 1500;
+  var VISITOR_KEY = 'pluginapp:visitor';
+
+  function visitorId() {
+    var id;
+    try { id = localStorage.getItem(VISITOR_KEY); } catch (e) { /* storage blocked */ }
+    if (!id) {
+      id = window.crypto && crypto.randomUUID ? crypto.randomUUID()
+        : Date.now().toString(36) + Math.random().toString(36).slice(2);
+      try { localStorage.setItem(VISITOR_KEY, id); } catch (e) { /* storage blocked: one id per page view */ }
+    }
+    return id;
+  }
+
+  // Why: a beacon survives the navigation a click starts; fetch keepalive is the fallback.
+  function send(url, payload) {
+    var body = JSON.stringify(payload);
+    try {
+      if (navigator.sendBeacon && navigator.sendBeacon(url, new Blob([body], { type: 'application/json' }))) return;
+    } catch (e) { /* fall through */ }
+    fetch(url, { method: 'POST', keepalive: true, credentials: 'same-origin', headers: { 'Content-Type': 'application/json' }, body: body })
+      .catch(function () {});
+  }
+
+  function getJson(url, signal) {
+    return fetch(url, { signal: signal, credentials: 'same-origin', headers: { Accept: 'application/json' } })
+      .then(function (r) {
+        if (!r.ok) throw new Error('HTTP ' + r.status);
+        return r.json();
+      });
+  }
+
+  function formatPrice(price, currency) {
+    try {
+      return new Intl.NumberFormat(document.documentElement.lang || undefined, { style: 'currency', currency: currency })
+        .format(Number(price));
+    } catch (e) {
+      return price + (currency ? ' ' + currency : '');
+    }
+  }
+
+  // Only same-origin paths: the answer is data, never a way to send shoppers elsewhere.
+  function safePath(url) {
+    return typeof url === 'string' && url.charAt(0) === '/' && url.charAt(1) !== '/' && url.charAt(1) !== '\\' ? url : null;
+  }
+
+  function el(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text != null) node.textContent = text;
+    return node;
+  }
+
+  function card(item, index, opts) {
+    var li = el('li', 'pa-card');
+    li.setAttribute('data-product-id', item.product_id);
+    li.setAttribute('data-position', index);
+    var link = el('a', 'pa-card__link');
+    link.href = safePath(item.url) || '#';
+    var media = el('span', 'pa-card__media');
+    if (item.image) {
+      var img = el('img');
+      img.src = item.image;
+      img.alt = '';
+      img.width = 300;
+      img.height = 300;
+      img.loading = 'lazy';
+      img.decoding = 'async';
+      media.appendChild(img);
+    }
+    link.appendChild(media);
+    link.appendChild(el('span', 'pa-card__title', item.title));
+    link.appendChild(el('span', 'pa-card__price', formatPrice(item.price, item.currency)));
+    li.appendChild(link);
+    if (opts.showAdd && item.variant_id) {
+      var button = el('button', 'pa-card__add', opts.addLabel);
+      button.type = 'button';
+      li.appendChild(button);
+    }
+    return li;
+  }
+
+  function init(root) {
+    if (root.getAttribute('data-pa-state')) return;
+    root.setAttribute('data-pa-state', 'loading');
+    var d = root.dataset;
+    var proxy = (d.proxy || '/apps/pluginapp').replace(/\/+$/, '');
+    var list = root.querySelector('.pa-upsells__list');
+    var slots = list ? list.children : [];
+    var placement = d.placement === 'cart' ? 'cart' : 'product';
+    var vid = visitorId();
+    var done = false;
+    var controller = window.AbortController ? new AbortController() : null;
+
+    // Nothing to show: empty the block and hide it, keeping the box it reserved.
+    function hide() {
+      if (done) return;
+      done = true;
+      if (controller) controller.abort();
+      root.style.height = root.getBoundingClientRect().height + 'px';
+      root.setAttribute('data-pa-state', 'empty');
+      root.classList.add('pa-upsells--empty');
+      root.setAttribute('aria-hidden', 'true');
+      while (root.firstChild) root.removeChild(root.firstChild);
+    }
+
+    var timer = setTimeout(hide, TIMEOUT_MS);
+
+    function track(type, item, position, requestId) {
+      send(proxy + '/events', {
+        type: type, request_id: requestId, visitor_id: vid, product_id: item.product_id,
+        variant_id: item.variant_id, placement: placement, position: position
+      });
+    }
+
+    function render(data) {
+      if (done) return;
+      var items = data && Array.isArray(data.items) ? data.items.slice(0, slots.length) : [];
+      if (!items.length) { hide(); return; }
+      clearTimeout(timer);
+      done = true;
+      var opts = { showAdd: !!root.querySelector('.pa-card--skeleton .pa-card__add'), addLabel: d.addLabel || 'Add to cart' };
+      var requestId = data.request_id;
+      var skeletons = Array.prototype.slice.call(slots);
+      var seen = [];
+      var observer = window.IntersectionObserver ? new IntersectionObserver(function (entries) {
+        entries.forEach(function (entry) {
+          if (!entry.isIntersecting) return;
+          var i = Number(entry.target.getAttribute('data-position'));
+          observer.unobserve(entry.target);
+          if (!seen[i]) { seen[i] = true; track('impression', items[i], i, requestId); }
+        });
+      }, { threshold: 0.5 }) : null;
+
+      // Replace each skeleton in place (same size), in the order the app ranked them.
+      skeletons.forEach(function (slot, i) {
+        if (i >= items.length) { slot.className = 'pa-card pa-card--skeleton pa-card--unused'; return; }
+        var li = card(items[i], i, opts);
+        slot.parentNode.replaceChild(li, slot);
+        if (observer) observer.observe(li);
+      });
+      list.removeAttribute('aria-busy');
+      root.setAttribute('data-pa-state', 'ready');
+      root.setAttribute('data-request-id', requestId || '');
+
+      list.addEventListener('click', function (e) {
+        var target = e.target instanceof Element ? e.target : null;
+        var li = target && target.closest('.pa-card[data-position]');
+        if (!li) return;
+        var i = Number(li.getAttribute('data-position'));
+        var item = items[i];
+        var button = target.closest('.pa-card__add');
+        if (!button) {
+          if (target.closest('.pa-card__link')) track('click', item, i, requestId);
+          return;
+        }
+        button.disabled = true;
+        fetch(d.cartAddUrl ? d.cartAddUrl + '.js' : '/cart/add.js', {
+          method: 'POST', credentials: 'same-origin',
+          headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+          body: JSON.stringify({ items: [{ id: item.variant_id, quantity: 1 }] })
+        }).then(function (r) {
+          if (!r.ok) throw new Error('HTTP ' + r.status);
+          return r.json();
+        }).then(function (added) {
+          track('add_to_cart', item, i, requestId);
+          button.textContent = d.addedLabel || 'Added';
+          // Themes listen for their own events; this one lets a cart drawer or the cart page refresh.
+          root.dispatchEvent(new CustomEvent('pluginapp:cart-add', { bubbles: true, detail: added }));
+        }).catch(function () {
+          button.disabled = false;
+        });
+      });
+    }
+
+    var query = '?placement=' + placement + '&limit=' + encodeURIComponent(d.limit || slots.length) +
+      '&visitor_id=' + encodeURIComponent(vid);
+    var ids = placement === 'product'
+      ? Promise.resolve(d.productId ? '&product_id=' + encodeURIComponent(d.productId) : null)
+      : getJson((d.cartUrl || '/cart') + '.js', controller && controller.signal).then(function (cart) {
+        var variants = (cart.items || []).map(function (line) { return line.variant_id; }).filter(Boolean);
+        return variants.length ? '&variant_ids=' + encodeURIComponent(variants.join(',')) : null;
+      });
+
+    ids.then(function (part) {
+      if (part == null) return null;
+      return getJson(proxy + '/recommendations' + query + part, controller && controller.signal);
+    }).then(function (data) {
+      if (data) render(data); else hide();
+    }).catch(hide);
+  }
+
+  function initAll(scope) {
+    Array.prototype.forEach.call((scope || document).querySelectorAll('[data-pa-upsells]'), init);
+  }
+
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', function () { initAll(); });
+  else initAll();
+  // Theme editor: a block added or edited re-renders its section without a page load.
+  document.addEventListener('shopify:section:load', function (e) { initAll(e.target); });
+})();
