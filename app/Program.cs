@@ -37,6 +37,7 @@ app.MapAdminPage();
 app.MapAdminApi();
 app.MapProxy();
 app.MapRecommendationsAdmin();
+app.MapDemoStorefront(app.Environment);
 app.Run();
 
 public partial class Program;

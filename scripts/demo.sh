@@ -9,11 +9,13 @@ cd "$ROOT_DIR"
 source scripts/lib/dotnet.sh
 source scripts/lib/postgres.sh
 source scripts/lib/app.sh
+source scripts/lib/browser.sh
 
 PORT="${DEMO_PORT:-5080}"
 URL="http://127.0.0.1:$PORT"
 BACKFILL_FROM=2011-09-01; LIVE_FROM=2011-11-01; LIVE_TO=2011-11-15
 mkdir -p .run
+pg_down demo; rm -rf .pg/demo   # every demo starts from an empty store
 pg_up demo 55433
 
 cleanup() {
@@ -28,6 +30,7 @@ trap cleanup EXIT
 SECRET="$(cat .run/demo-secret)"
 
 echo "[demo] building"
+theme_tools_install
 dotnet build app/PluginApp.csproj -c Release -nologo -v q >/dev/null
 dotnet build tests/ShopifyStandIn -c Release -nologo -v q >/dev/null
 
@@ -48,6 +51,7 @@ export ConnectionStrings__Postgres="$PG_CONN"
 export Shopify__ClientId="demo-client-id" Shopify__ClientSecret="$SECRET" Shopify__AppUrl="$URL"
 export Shopify__ShopUrlTemplate="$STANDIN/shops/{shop}"
 export Backfill__PollInterval="00:00:00.200"
+export Demo__StorefrontPage="$ROOT_DIR/.run/demo-storefront.html" Demo__ThemeAssets="$ROOT_DIR/theme-extension/assets"
 app_start "$PORT" .run/demo-app.log
 
 echo "[demo] backfilling demo-store.myshopify.com from the stand-in Admin API"
@@ -63,7 +67,27 @@ scripts/replay.sh --url "$URL" --secret "$SECRET" --shop demo-store.myshopify.co
   --seed 7 --rate 400 | tail -n 2
 
 echo "[demo] the store now holds: $(curl -fsS "$URL/api/admin/shop")"
-echo "App running at $URL   admin: $URL/admin   readiness: $URL/readyz   logs: .run/demo-app.log"
+
+echo "[demo] waiting for the recommender trained in the background after the backfill"
+for i in $(seq 1 240); do
+  curl -fsS "$URL/api/admin/models" 2>/dev/null | grep -q '"status":"active"' && break
+  [ "$i" = 120 ] && curl -fsS -X POST "$URL/api/admin/models/train" >/dev/null   # ask again if the queued one was lost
+  sleep 0.5
+done
+curl -fsS "$URL/api/admin/models" | grep -o '"version":[0-9]*,"status":"active"[^}]*}[^}]*}' | head -1 | sed 's/^/[demo] active model: /' || true
+
+# The storefront preview: the real product block, rendered from its Liquid, for a product people buy together with others.
+read -r product title <<<"$(runuser -u postgres -- psql -h 127.0.0.1 -p 55433 -U postgres -d pluginapp -tA -F ' ' -c "
+  SELECT p.id, replace(p.title, ' ', '_') FROM order_lines l JOIN products p ON p.shop_id = l.shop_id AND p.id = l.product_id
+  GROUP BY p.id, p.title ORDER BY count(*) DESC LIMIT 1")"
+node scripts/theme/render-block.mjs product-upsells \
+  "{\"product\":{\"id\":$product,\"title\":\"${title//_/ }\"},\"template\":\"product\",\"settings\":{\"product_count\":4}}" > .run/demo-storefront.html
+echo "[demo] storefront preview answers: $(curl -fsS "$URL/apps/pluginapp/recommendations?placement=product&product_id=$product&limit=4" | head -c 400)"
+
+echo "App running at $URL"
+echo "  admin:              $URL/admin  (models: $URL/api/admin/models, rules: $URL/api/admin/rules)"
+echo "  storefront preview: $URL/demo/storefront"
+echo "  readiness: $URL/readyz   logs: .run/demo-app.log"
 if [ "${1:-}" = "--check" ]; then exit 0; fi
 echo "Press Ctrl-C to stop."
 wait "$APP_PID"

@@ -30,6 +30,8 @@ public static class DemoExtensions
         builder.Services.PostConfigure<Microsoft.AspNetCore.Authorization.AuthorizationOptions>(o => o.AddPolicy(InstallExtensions.AdminPolicy, p =>
             p.AddAuthenticationSchemes(SessionTokenAuthenticationHandler.SchemeName, BypassScheme).RequireAuthenticatedUser()));
         builder.Services.AddHostedService<DemoInstaller>();
+        builder.Services.AddOptions<DemoOptions>().BindConfiguration(DemoOptions.Section);
+        builder.Services.AddHttpClient("demo-proxy");
         return builder;
     }
 

@@ -5,8 +5,18 @@ namespace PluginApp.Recommendations;
 /// <summary>Reads one shop's signals: order lines (minus what was refunded), cart lines and storefront events.</summary>
 public sealed class SignalStore(NpgsqlDataSource db)
 {
-    public async Task<List<Signal>> LoadAsync(long shopId, DateTimeOffset since, CancellationToken ct)
+    /// <summary>
+    /// Signals within <paramref name="history"/> of the shop's newest order. Why the newest order and not the
+    /// clock: a store that was quiet for a while, or a replayed one, still learns from what it has.
+    /// </summary>
+    public async Task<List<Signal>> LoadAsync(long shopId, TimeSpan history, CancellationToken ct)
     {
+        var since = DateTimeOffset.MinValue; // no orders yet: carts and events of any age
+        await using (var newest = db.CreateCommand("SELECT max(created_at) FROM orders WHERE shop_id = $1"))
+        {
+            newest.Parameters.AddWithValue(shopId);
+            if (await newest.ExecuteScalarAsync(ct) is DateTime t) since = new DateTimeOffset(t, TimeSpan.Zero) - history;
+        }
         var signals = new List<Signal>();
         await using var batch = new NpgsqlBatch(await db.OpenConnectionAsync(ct))
         {

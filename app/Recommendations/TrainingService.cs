@@ -16,7 +16,7 @@ public sealed class TrainingService(NpgsqlDataSource db, SignalStore signals, Mo
         try
         {
             var now = clock.GetUtcNow();
-            var data = await signals.LoadAsync(shopId, now - History, ct);
+            var data = await signals.LoadAsync(shopId, History, ct);
             var p = RecommenderTraining.Defaults;
             // Why the newest signal and not the clock: a replayed or quiet store is judged on its own timeline.
             var asOf = data.Count > 0 ? data.Max(s => s.At) : now;

@@ -2,13 +2,17 @@ using System.Globalization;
 using LoadGen;
 
 // Usage: LoadGen ingest --url URL --secret S --conn CS [--n 20000] [--concurrency 32]
+//        LoadGen serve --url URL --secret S --shop SHOP --products FILE [--n 30000] [--concurrency 64]
 var opts = Args.Parse(args);
 switch (opts.Command)
 {
     case "ingest":
         return await IngestBenchmark.RunAsync(opts);
+    case "serve":
+        return await ServeBenchmark.RunAsync(opts);
     default:
         Console.Error.WriteLine("usage: LoadGen ingest --url URL --secret SECRET --conn CONNSTRING [--n N] [--concurrency C]");
+        Console.Error.WriteLine("       LoadGen serve --url URL --secret SECRET --shop SHOP --products FILE [--n N] [--concurrency C]");
         return 2;
 }
 

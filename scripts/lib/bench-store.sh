@@ -1,0 +1,45 @@
+# Sourced by scripts/bench/serve.sh and train.sh: a fresh PostgreSQL, the stand-in Admin API serving the whole
+# Online Retail set as bulk JSONL, and the app (Demo environment: installs demo-store.myshopify.com, backfills it
+# and trains its recommender in the background). Usage: bench_store_up PORT -> URL, SECRET, APP_PID, STANDIN_PID
+source "$ROOT_DIR/scripts/lib/dotnet.sh"
+source "$ROOT_DIR/scripts/lib/postgres.sh"
+source "$ROOT_DIR/scripts/lib/app.sh"
+
+bench_psql() { runuser -u postgres -- psql -h 127.0.0.1 -p 55434 -U postgres -d pluginapp -tAc "$1"; }
+
+bench_store_down() { app_stop; [ -n "${STANDIN_PID:-}" ] && kill "$STANDIN_PID" 2>/dev/null || true; pg_down bench; }
+
+bench_store_up() {
+  local port="$1"
+  mkdir -p "$ROOT_DIR/.run"
+  pg_down bench; rm -rf "$ROOT_DIR/.pg/bench"
+  pg_up bench 55434
+  trap bench_store_down EXIT
+  dotnet build "$ROOT_DIR/app/PluginApp.csproj" -c Release -nologo -v q >/dev/null
+  dotnet build "$ROOT_DIR/tests/ShopifyStandIn" -c Release -nologo -v q >/dev/null
+  dotnet build "$ROOT_DIR/scripts/bench/LoadGen" -c Release -nologo -v q >/dev/null
+  if [ ! -f "$ROOT_DIR/.run/bench-bulk/orders.jsonl" ]; then
+    echo "[bench] writing the whole Online Retail set as bulk JSONL"
+    "$ROOT_DIR/scripts/replay.sh" --jsonl-out "$ROOT_DIR/.run/bench-bulk" --seed 7 >/dev/null
+  fi
+  SECRET="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+  rm -f "$ROOT_DIR/.run/bench-standin-url"
+  dotnet "$ROOT_DIR/tests/ShopifyStandIn/bin/Release/net10.0/ShopifyStandIn.dll" --secret "$SECRET" --bulk-dir "$ROOT_DIR/.run/bench-bulk" \
+    --port-file "$ROOT_DIR/.run/bench-standin-url" > "$ROOT_DIR/.run/bench-standin.log" 2>&1 &
+  STANDIN_PID=$!
+  for _ in $(seq 1 60); do [ -s "$ROOT_DIR/.run/bench-standin-url" ] && break; sleep 0.25; done
+  URL="http://127.0.0.1:$port"
+  export ASPNETCORE_ENVIRONMENT=Demo Logging__LogLevel__Default=Warning
+  export ConnectionStrings__Postgres="$PG_CONN" Shopify__ClientId=bench-client Shopify__ClientSecret="$SECRET" Shopify__AppUrl="$URL"
+  export Shopify__ShopUrlTemplate="$(cat "$ROOT_DIR/.run/bench-standin-url")/shops/{shop}"
+  export Backfill__PollInterval="00:00:00.100" Backfill__ChunkSize=1000
+  # Why so high: the load comes from one client address, which the per-client limit would otherwise stop.
+  export Recommendations__PerClientPerMinute=100000000 Recommendations__PerShopPerSecond=1000000
+  app_start "$port" "$ROOT_DIR/.run/bench-app.log"
+  echo "[bench] backfilling the whole Online Retail set and training in the background"
+  for _ in $(seq 1 1200); do
+    [ "$(bench_psql "SELECT count(*) FROM models WHERE status = 'active'")" = 1 ] && break
+    [ "$(bench_psql "SELECT count(*) FROM training_runs WHERE state = 'failed'")" != 0 ] && { echo "training failed: $(bench_psql 'SELECT error FROM training_runs')"; return 1; }
+    sleep 0.5
+  done
+}
