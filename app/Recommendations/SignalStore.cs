@@ -24,9 +24,10 @@ public sealed class SignalStore(NpgsqlDataSource db)
             {
                 // Orders of known customers (guests count as one-off baskets); refunded quantity is taken off.
                 Command("""
-                    SELECT coalesce('c:' || o.customer_id, 'o:' || o.id), l.product_id, o.created_at,
-                           (l.quantity - coalesce((SELECT sum(r.quantity) FROM refund_lines r WHERE r.shop_id = l.shop_id AND r.line_item_id = l.id), 0))::real
+                    WITH refunded AS (SELECT line_item_id, sum(quantity) AS quantity FROM refund_lines WHERE shop_id = $1 GROUP BY line_item_id)
+                    SELECT coalesce('c:' || o.customer_id, 'o:' || o.id), l.product_id, o.created_at, (l.quantity - coalesce(r.quantity, 0))::real
                     FROM orders o JOIN order_lines l ON l.shop_id = o.shop_id AND l.order_id = o.id
+                    LEFT JOIN refunded r ON r.line_item_id = l.id
                     WHERE o.shop_id = $1 AND o.created_at >= $2 AND o.cancelled_at IS NULL AND NOT o.test AND l.product_id IS NOT NULL
                     """, shopId, since),
                 Command("""
