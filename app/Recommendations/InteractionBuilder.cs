@@ -32,23 +32,23 @@ public static class InteractionBuilder
 
     public static InteractionSet Build(IEnumerable<Signal> signals, DateTimeOffset asOf, TimeSpan halfLife, long[]? productIds = null)
     {
-        var items = new Dictionary<long, int>();
-        if (productIds is not null) for (var i = 0; i < productIds.Length; i++) items[productIds[i]] = i;
+        var list = signals as IReadOnlyList<Signal> ?? signals.ToList();
+        // Why sorted ids: indexes must not depend on the order rows came from the database, or the same data
+        // would train a different model.
+        var ids = productIds ?? list.Select(s => s.ProductId).Distinct().Order().ToArray();
+        var items = new Dictionary<long, int>(ids.Length);
+        for (var i = 0; i < ids.Length; i++) items[ids[i]] = i;
         var users = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (var key in list.Where(s => items.ContainsKey(s.ProductId)).Select(s => s.UserKey).Distinct().Order(StringComparer.Ordinal))
+            users[key] = users.Count;
         var weights = new Dictionary<(int, int), float>();
-        foreach (var s in signals)
+        foreach (var s in list)
         {
-            if (!items.TryGetValue(s.ProductId, out var item))
-            {
-                if (productIds is not null) continue; // serving a fixed model: unknown products cannot be scored
-                item = items[s.ProductId] = items.Count;
-            }
-            if (!users.TryGetValue(s.UserKey, out var user)) user = users[s.UserKey] = users.Count;
+            if (!items.TryGetValue(s.ProductId, out var item)) continue; // serving a fixed model: unknown products cannot be scored
+            var user = users[s.UserKey];
             var w = Weight(s.Kind) * Math.Max(1f, MathF.Log2(1 + s.Quantity)) * Decay(s.At, asOf, halfLife);
             weights[(user, item)] = weights.GetValueOrDefault((user, item)) + w;
         }
-        var ids = productIds ?? new long[items.Count];
-        if (productIds is null) foreach (var (id, i) in items) ids[i] = id;
         var interactions = weights.OrderBy(kv => kv.Key).Select(kv => new Interaction(kv.Key.Item1, kv.Key.Item2, kv.Value)).ToArray();
         return new InteractionSet(interactions, users.Count, ids, items, users);
     }

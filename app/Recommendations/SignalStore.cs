@@ -58,6 +58,15 @@ public sealed class SignalStore(NpgsqlDataSource db)
             }
             set++;
         } while (await r.NextResultAsync(ct));
+        // One fixed order: floating-point sums and the trained model must not depend on how the rows arrived.
+        signals.Sort((a, b) =>
+        {
+            var c = string.CompareOrdinal(a.UserKey, b.UserKey);
+            if (c == 0) c = a.ProductId.CompareTo(b.ProductId);
+            if (c == 0) c = a.At.CompareTo(b.At);
+            if (c == 0) c = a.Kind.CompareTo(b.Kind);
+            return c != 0 ? c : a.Quantity.CompareTo(b.Quantity);
+        });
         return signals;
     }
 
