@@ -61,6 +61,8 @@ internal sealed class ComplianceService(StoreWriter store, long shopId)
     public static void AddShopRedaction(StoreWriter store, string domain, string keepDeliveryId)
     {
         store.Add("DELETE FROM webhook_deliveries WHERE shop_domain = $1 AND delivery_id <> $2", domain, keepDeliveryId);
+        // Decisions are a high-volume log without a foreign key; the rest cascades from the shop row.
+        store.Add("DELETE FROM recommendation_decisions WHERE shop_id = (SELECT id FROM shops WHERE domain = $1)", domain);
         store.Add("DELETE FROM shops WHERE domain = $1", domain);
     }
 

@@ -21,6 +21,12 @@ public sealed class TrainingJob(TrainingService training, TimeProvider clock, IL
         {
             await training.TrainAsync(shop, map.GetString(TriggerKey) ?? "scheduled", ct);
         }
+        catch (Install.ShopNotConnectedException)
+        {
+            // Uninstalled or erased: stop this shop's training for good (its nightly trigger goes with the job).
+            logger.LogInformation("{Shop} is no longer installed; removing its training schedule", shop);
+            await context.Scheduler.DeleteJob(context.JobDetail.Key, ct);
+        }
         catch (Exception e) when (e is not OperationCanceledException && attempt < MaxAttempts)
         {
             var delay = TimeSpan.FromMinutes(Math.Pow(4, attempt - 1)); // 1, 4, 16 minutes

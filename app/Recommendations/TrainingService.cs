@@ -38,7 +38,7 @@ public sealed class TrainingService(NpgsqlDataSource db, SignalStore signals, Mo
     {
         await using var cmd = db.CreateCommand("SELECT id FROM shops WHERE domain = $1 AND uninstalled_at IS NULL");
         cmd.Parameters.AddWithValue(shop);
-        return await cmd.ExecuteScalarAsync(ct) is long id ? id : throw new InvalidOperationException($"{shop} is not installed");
+        return await cmd.ExecuteScalarAsync(ct) is long id ? id : throw new Install.ShopNotConnectedException(shop, "the app is not installed");
     }
 
     private async Task<long> StartRunAsync(long shopId, string trigger, CancellationToken ct)

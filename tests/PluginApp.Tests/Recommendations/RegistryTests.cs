@@ -78,4 +78,23 @@ public sealed class RegistryTests(AppFixture app) : IClassFixture<AppFixture>
             await Task.Delay(200);
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM training_runs WHERE shop_id = $1 AND trigger = 'on demand' AND state = 'completed' AND rows > 0 AND metrics ? 'RecallAt10'", seed.ShopId));
     }
+
+    [Fact]
+    public async Task TrainingForAnUninstalledShop_RemovesItsScheduleInsteadOfRetrying()
+    {
+        var seed = new StoreSeed(app, "registry-gone.myshopify.com");
+        await seed.SeedAsync(customersPerGroup: 3);
+        var scheduler = app.Factory.Services.GetRequiredService<TrainingScheduler>();
+        await scheduler.EnsureNightlyAsync(seed.Shop, "Europe/London", CancellationToken.None);
+        await app.SendWebhookAsync("app/uninstalled", seed.Shop, "{\"id\": 1}");
+
+        await scheduler.TrainNowAsync(seed.Shop, "on demand", CancellationToken.None);
+
+        var quartz = await app.Factory.Services.GetRequiredService<Quartz.ISchedulerFactory>().GetScheduler();
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while (DateTime.UtcNow < deadline && await quartz.GetJobDetail(TrainingScheduler.KeyFor(seed.Shop)) is not null) await Task.Delay(100);
+        Assert.Null(await quartz.GetJobDetail(TrainingScheduler.KeyFor(seed.Shop)));
+        Assert.Null(await quartz.GetTrigger(new Quartz.TriggerKey($"nightly:{seed.Shop}", "training")));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM models WHERE shop_id = $1", seed.ShopId));
+    }
 }
