@@ -66,9 +66,9 @@ public sealed class RecommendationService(ModelCache models, CatalogCache catalo
         }
 
         var items = Select(candidates, catalog, req, anchors);
-        if (items.Count < Math.Min(req.Limit, 2))
+        if (items.Count < req.Limit)
         {
-            // Too few survived the rules: fill from bestsellers under the same rules.
+            // Too few survived the rules: fill from bestsellers under the same rules (each says "popular").
             var fill = Select(catalog.Bestsellers.Select((p, i) => new Candidate(p, "popular", 1f / (i + 1))).ToList(), catalog, req, anchors,
                 items.Select(i => i.ProductId).ToHashSet());
             if (items.Count == 0) { path = "bestsellers"; version = null; }
