@@ -15,7 +15,7 @@ PORT="${DEMO_PORT:-5080}"
 URL="http://127.0.0.1:$PORT"
 BACKFILL_FROM=2011-09-01; LIVE_FROM=2011-11-01; LIVE_TO=2011-11-15
 mkdir -p .run
-pg_down demo; rm -rf .pg/demo   # every demo starts from an empty store
+pg_reset demo   # every demo starts from an empty store
 pg_up demo 55433
 
 cleanup() {

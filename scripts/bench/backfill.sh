@@ -10,7 +10,7 @@ source scripts/lib/postgres.sh
 source scripts/lib/app.sh
 PORT=5091
 mkdir -p .run
-pg_down bench; rm -rf "$ROOT_DIR/.pg/bench"
+pg_reset bench
 pg_up bench 55434
 cleanup() { app_stop; [ -n "${STANDIN_PID:-}" ] && kill "$STANDIN_PID" 2>/dev/null || true; pg_down bench; }
 trap cleanup EXIT

@@ -11,7 +11,7 @@ source scripts/lib/app.sh
 N="${1:-20000}"; C="${2:-32}"; PORT=5090
 
 mkdir -p .run
-[ -n "${KEEP_BENCH_DB:-}" ] || { pg_down bench; rm -rf "$ROOT_DIR/.pg/bench"; }   # a fresh cluster: every run measures the same thing
+[ -n "${KEEP_BENCH_DB:-}" ] || pg_reset bench   # a fresh cluster: every run measures the same thing
 pg_up bench 55434
 trap 'app_stop; pg_down bench' EXIT
 dotnet build app/PluginApp.csproj -c Release -nologo -v q >/dev/null

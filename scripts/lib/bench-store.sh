@@ -12,7 +12,7 @@ bench_store_down() { app_stop; [ -n "${STANDIN_PID:-}" ] && kill "$STANDIN_PID" 
 bench_store_up() {
   local port="$1"
   mkdir -p "$ROOT_DIR/.run"
-  pg_down bench; rm -rf "$ROOT_DIR/.pg/bench"
+  pg_reset bench
   pg_up bench 55434
   trap bench_store_down EXIT
   dotnet build "$ROOT_DIR/app/PluginApp.csproj" -c Release -nologo -v q >/dev/null

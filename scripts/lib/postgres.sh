@@ -21,12 +21,21 @@ pg_ensure_installed() {
   id postgres >/dev/null 2>&1 || useradd --system --home /var/lib/postgresql postgres
 }
 
+# The cluster lives under the git-ignored .pg/ of the checkout, unless the postgres user cannot reach it there
+# (a checkout below a root-only folder such as /root): then under /var/tmp, one folder per checkout.
+pg_data_root() {
+  mkdir -p "$ROOT_DIR/.pg"
+  if runuser -u postgres -- test -x "$ROOT_DIR/.pg" 2>/dev/null; then echo "$ROOT_DIR/.pg"
+  else echo "/var/tmp/pluginapp-pg-$(printf '%s' "$ROOT_DIR" | md5sum | cut -c1-12)"; fi
+}
+
 pg_up() {
-  local name="$1" port="$2" bin data
+  local name="$1" port="$2" bin data root
   pg_ensure_installed
   bin="$(pg_bindir)"
-  data="$ROOT_DIR/.pg/$name"
-  mkdir -p "$ROOT_DIR/.pg"
+  root="$(pg_data_root)"
+  mkdir -p "$root"
+  data="$root/$name"
   if [ ! -f "$data/PG_VERSION" ]; then
     rm -rf "$data"; mkdir -p "$data"; chown postgres: "$data"; chmod 700 "$data"
     runuser -u postgres -- "$bin/initdb" -D "$data" -U postgres -A trust -E UTF8 --no-locale >/dev/null
@@ -56,7 +65,14 @@ CONF
 pg_down() {
   local name="$1" bin
   bin="$(pg_bindir)" || return 0
-  local data="$ROOT_DIR/.pg/$name"
+  local data
+  data="$(pg_data_root)/$name"
   [ -f "$data/PG_VERSION" ] || return 0
   runuser -u postgres -- "$bin/pg_ctl" -D "$data" -m fast -w stop >/dev/null 2>&1 || true
+}
+
+# pg_reset NAME: stop the cluster and delete it, so the next pg_up starts from an empty one.
+pg_reset() {
+  pg_down "$1"
+  rm -rf "$(pg_data_root)/$1"
 }
