@@ -20,7 +20,6 @@ public sealed class Shop
     public string? Currency { get; set; }
     public DateTimeOffset CreatedAt { get; set; }
     public DateTimeOffset UpdatedAt { get; set; }
-    public bool IsInstalled => InstalledAt is not null && UninstalledAt is null;
 }
 
 public sealed class Customer : IShopOwned

@@ -30,21 +30,21 @@ public static class InteractionBuilder
     public static float Decay(DateTimeOffset at, DateTimeOffset asOf, TimeSpan halfLife) =>
         at >= asOf ? 1f : (float)Math.Pow(0.5, (asOf - at).TotalDays / halfLife.TotalDays);
 
-    public static InteractionSet Build(IEnumerable<Signal> signals, DateTimeOffset asOf, TimeSpan halfLife, long[]? productIds = null)
+    public static InteractionSet Build(IEnumerable<Signal> signals, DateTimeOffset asOf, TimeSpan halfLife)
     {
         var list = signals as IReadOnlyList<Signal> ?? signals.ToList();
         // Why sorted ids: indexes must not depend on the order rows came from the database, or the same data
         // would train a different model.
-        var ids = productIds ?? list.Select(s => s.ProductId).Distinct().Order().ToArray();
+        var ids = list.Select(s => s.ProductId).Distinct().Order().ToArray();
         var items = new Dictionary<long, int>(ids.Length);
         for (var i = 0; i < ids.Length; i++) items[ids[i]] = i;
         var users = new Dictionary<string, int>(StringComparer.Ordinal);
-        foreach (var key in list.Where(s => items.ContainsKey(s.ProductId)).Select(s => s.UserKey).Distinct().Order(StringComparer.Ordinal))
+        foreach (var key in list.Select(s => s.UserKey).Distinct().Order(StringComparer.Ordinal))
             users[key] = users.Count;
         var weights = new Dictionary<(int, int), float>();
         foreach (var s in list)
         {
-            if (!items.TryGetValue(s.ProductId, out var item)) continue; // serving a fixed model: unknown products cannot be scored
+            var item = items[s.ProductId];
             var user = users[s.UserKey];
             var w = Weight(s.Kind) * Math.Max(1f, MathF.Log2(1 + s.Quantity)) * Decay(s.At, asOf, halfLife);
             weights[(user, item)] = weights.GetValueOrDefault((user, item)) + w;

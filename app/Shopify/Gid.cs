@@ -17,6 +17,4 @@ public static class Gid
             ? id
             : throw new MalformedPayloadException($"'{gid}' is not a Shopify global id");
     }
-
-    public static string For(string type, long id) => $"gid://shopify/{type}/{id.ToString(CultureInfo.InvariantCulture)}";
 }

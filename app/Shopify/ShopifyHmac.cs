@@ -58,12 +58,9 @@ public sealed class ShopifyHmac(IOptions<ShopifyOptions> options)
         .OrderBy(p => p.Key, StringComparer.Ordinal)
         .Select(p => $"{p.Key}={string.Join(',', p.Value.ToArray())}"));
 
-    /// <summary>Signs with the current secret, for the stand-ins, the replay tool and tests.</summary>
+    /// <summary>Signs an app-proxy message with the given secret (the demo's proxy stand-in and tests).</summary>
     public static string SignHex(string secret, string message) =>
         Convert.ToHexStringLower(HMACSHA256.HashData(Encoding.UTF8.GetBytes(secret), Encoding.UTF8.GetBytes(message)));
-
-    public static string SignBase64(string secret, ReadOnlySpan<byte> body) =>
-        Convert.ToBase64String(HMACSHA256.HashData(Encoding.UTF8.GetBytes(secret), body));
 
     private bool VerifyHex(string message, string? givenHex)
     {
