@@ -29,10 +29,14 @@ public static class RecommendationsAdminApi
         return TypedResults.Accepted("/api/admin/models");
     }
 
-    private static async Task<Results<Ok<RollbackView>, Conflict<string>>> RollbackAsync(ModelRegistry registry, ShopScope scope, CancellationToken ct) =>
-        await registry.RollbackAsync(scope.ShopId, ModelCache.Kind, ct) is { } v
-            ? TypedResults.Ok(new RollbackView(v))
-            : TypedResults.Conflict("there is no earlier active version to go back to");
+    private static async Task<Results<Ok<RollbackView>, Conflict<string>>> RollbackAsync(ModelRegistry registry, ModelCache models, ShopScope scope,
+        CancellationToken ct)
+    {
+        if (await registry.RollbackAsync(scope.ShopId, ModelCache.Kind, ct) is not { } v)
+            return TypedResults.Conflict("there is no earlier active version to go back to");
+        models.Invalidate(scope.ShopId); // this instance at once; the others on the notification
+        return TypedResults.Ok(new RollbackView(v));
+    }
 
     public sealed record RollbackView(int ActiveVersion);
 

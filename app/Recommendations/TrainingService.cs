@@ -4,7 +4,8 @@ using Npgsql;
 namespace PluginApp.Recommendations;
 
 /// <summary>Trains, evaluates and registers one shop's recommender, recording the run (start, end, rows, parameters, metrics, error).</summary>
-public sealed class TrainingService(NpgsqlDataSource db, SignalStore signals, ModelRegistry registry, TimeProvider clock, ILogger<TrainingService> logger)
+public sealed class TrainingService(NpgsqlDataSource db, SignalStore signals, ModelRegistry registry, ModelCache models, TimeProvider clock,
+    ILogger<TrainingService> logger)
 {
     /// <summary>Signals older than this are not read: their decayed weight is negligible.</summary>
     public static readonly TimeSpan History = TimeSpan.FromDays(730);
@@ -24,6 +25,7 @@ public sealed class TrainingService(NpgsqlDataSource db, SignalStore signals, Mo
             var (version, activated, reason) = await registry.RegisterAsync(shopId, ModelCache.Kind, trained.Bundle.ToBytes(), p, trained.Metrics,
                 trained.From, trained.To, ct);
             await FinishRunAsync(runId, "completed", trained.Interactions, p, trained.Metrics, version, null, ct);
+            if (activated) models.Invalidate(shopId); // this instance at once; the others on the notification
             logger.LogInformation("Trained {Shop} recommender v{Version} ({Reason})", shop, version, reason);
             return (version, activated);
         }
