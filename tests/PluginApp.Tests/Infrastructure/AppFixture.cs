@@ -11,7 +11,7 @@ using ShopifyStandIn;
 namespace PluginApp.Tests.Infrastructure;
 
 /// <summary>The app on its own fresh database, with Shopify's endpoints played by a stand-in on loopback.</summary>
-public sealed class AppFixture : IAsyncLifetime
+public class AppFixture : IAsyncLifetime
 {
     public const string ClientId = "test-client-id-0123456789abcdef";
     public const string ClientSecret = "shpss_test_secret_0123456789abcdef0123";
@@ -27,10 +27,13 @@ public sealed class AppFixture : IAsyncLifetime
     {
         Database = await TestDatabase.CreateAsync();
         Shopify = await StandInServer.StartAsync(ClientSecret);
-        Factory = CreateFactory(Database.ConnectionString);
+        Factory = CreateFactory(Database.ConnectionString, ConfigureMainInstance);
         Client = Factory.CreateClient(new WebApplicationFactoryClientOptions { AllowAutoRedirect = false, HandleCookies = false, BaseAddress = new Uri("https://localhost") });
         Db = NpgsqlDataSource.Create(Database.ConnectionString);
     }
+
+    /// <summary>Settings of the fixture's main app instance only (a derived fixture may turn something off).</summary>
+    protected virtual void ConfigureMainInstance(IWebHostBuilder builder) { }
 
     public WebApplicationFactory<Program> CreateFactory(string connectionString, Action<IWebHostBuilder>? configure = null) =>
         new WebApplicationFactory<Program>().WithWebHostBuilder(b =>

@@ -10,7 +10,14 @@ using ShopifyStandIn;
 
 namespace PluginApp.Tests.Outbox;
 
-public sealed class OutboxTests(AppFixture app) : IClassFixture<AppFixture>
+/// <summary>An app whose instances run no scheduler: the outbox tests decide when calls go out.</summary>
+public sealed class NoSchedulerAppFixture : AppFixture
+{
+    protected override void ConfigureMainInstance(Microsoft.AspNetCore.Hosting.IWebHostBuilder builder) =>
+        builder.UseSetting("Scheduling:Enabled", "false");
+}
+
+public sealed class OutboxTests(NoSchedulerAppFixture app) : IClassFixture<NoSchedulerAppFixture>
 {
     private const string TagsAdd = "mutation AddTags($id: ID!, $tags: [String!]!) { tagsAdd(id: $id, tags: $tags) { node { id } userErrors { field message } } }";
 
