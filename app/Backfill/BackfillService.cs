@@ -26,9 +26,16 @@ public sealed class BackfillService(NpgsqlDataSource db, AdminGraphQLClient shop
         long rows = 0;
         try
         {
+            // A product's children are its variants and the collections it belongs to.
             rows += await ImportAsync(shop, shopId, runId, "products", GraphQLDocuments.Load("Backfill/Queries/products.graphql"),
-                new BulkResultReader<Product, Variant>(BulkRecords.Product, (e, parent) => BulkRecords.Variant(e, Gid.Id(parent))),
-                (store, p, variants) => store.AddProduct(new ProductRows(p, variants)), rows, ct);
+                new BulkResultReader<Product, object>(BulkRecords.Product, (e, parent) =>
+                    e.GetProperty("id").GetString()!.StartsWith("gid://shopify/Collection/", StringComparison.Ordinal)
+                        ? Gid.Id(e.GetProperty("id").GetString()!) : BulkRecords.Variant(e, Gid.Id(parent))),
+                (store, p, children) =>
+                {
+                    store.AddProduct(new ProductRows(p, children.OfType<Variant>().ToList()));
+                    store.AddProductCollections(p.Id, children.OfType<long>().ToArray());
+                }, rows, ct);
             rows += await ImportAsync(shop, shopId, runId, "customers", GraphQLDocuments.Load("Backfill/Queries/customers.graphql"),
                 new BulkResultReader<Customer, object>(BulkRecords.Customer, (_, _) => new object()),
                 (store, c, _) => store.AddCustomer(c), rows, ct);

@@ -102,6 +102,17 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId)
             """, shopId, p.Id, rows.Variants.Select(v => v.Id).ToArray(), TypedNull.Time(p.UpdatedAt));
     }
 
+    /// <summary>The collections a product belongs to, replacing what was known before (from the backfill).</summary>
+    public void AddProductCollections(long productId, long[] collectionIds)
+    {
+        Add("DELETE FROM product_collections WHERE shop_id = $1 AND product_id = $2 AND NOT (collection_id = ANY($3))", shopId, productId, collectionIds);
+        if (collectionIds.Length > 0)
+            Add("""
+                INSERT INTO product_collections (shop_id, product_id, collection_id) SELECT $1, $2, unnest($3::int8[])
+                ON CONFLICT DO NOTHING
+                """, shopId, productId, collectionIds);
+    }
+
     /// <summary>A tombstone when the product is unknown: a create that arrives after its delete stays deleted.</summary>
     public void AddProductDeletion(long productId, DateTimeOffset at) =>
         Add("""

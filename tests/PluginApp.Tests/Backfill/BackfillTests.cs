@@ -16,6 +16,7 @@ public sealed class BackfillTests(AppFixture app) : IClassFixture<AppFixture>, I
         Write("products.jsonl",
             """{"id":"gid://shopify/ProductVariant/9101","title":"Small","sku":"MUG-S","price":"12.00","compareAtPrice":null,"inventoryQuantity":4,"inventoryPolicy":"DENY","updatedAt":"2026-07-01T00:00:00Z","inventoryItem":{"id":"gid://shopify/InventoryItem/9201","unitCost":{"amount":"4.25","currencyCode":"USD"}},"__parentId":"gid://shopify/Product/910"}""",
             """{"id":"gid://shopify/Product/910","title":"Mug","handle":"mug","productType":"Mugs","vendor":"Acme","status":"ACTIVE","tags":["kitchen","gift"],"createdAt":"2026-06-01T00:00:00Z","updatedAt":"2026-07-01T00:00:00Z","featuredImage":{"url":"https://cdn.example.com/mug.jpg"}}""",
+            """{"id":"gid://shopify/Collection/77","__parentId":"gid://shopify/Product/910"}""",
             """{"id":"gid://shopify/ProductVariant/9102","title":"Large","sku":"MUG-L","price":"15.00","compareAtPrice":"18.00","inventoryQuantity":0,"inventoryPolicy":"DENY","updatedAt":"2026-07-01T00:00:00Z","inventoryItem":{"id":"gid://shopify/InventoryItem/9202","unitCost":null},"__parentId":"gid://shopify/Product/910"}""");
         Write("customers.jsonl",
             """{"id":"gid://shopify/Customer/7001","email":"ada@example.com","firstName":"Ada","lastName":"Lovelace","phone":null,"state":"ENABLED","tags":[],"createdAt":"2026-06-01T10:00:00Z","updatedAt":"2026-07-01T14:00:00Z","emailMarketingConsent":{"marketingState":"SUBSCRIBED"}}""");
@@ -87,7 +88,8 @@ public sealed class BackfillTests(AppFixture app) : IClassFixture<AppFixture>, I
         Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1 AND customer_id = 7001 AND total_price = 45.00 AND financial_status = 'paid'", shopId));
         Assert.Equal(4, await app.CountAsync("SELECT count(*) FROM order_lines WHERE shop_id = $1", shopId));
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM refund_lines WHERE shop_id = $1 AND line_item_id = 110200", shopId));
-        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM backfill_runs WHERE shop_id = $1 AND state = 'completed' AND rows_done = 10", shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM product_collections WHERE shop_id = $1 AND product_id = 910 AND collection_id = 77", shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM backfill_runs WHERE shop_id = $1 AND state = 'completed' AND rows_done = 11", shopId));
     }
 
     [Fact]

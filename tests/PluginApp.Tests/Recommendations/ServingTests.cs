@@ -113,6 +113,23 @@ public sealed class ServingTests(AppFixture app) : IClassFixture<AppFixture>
     }
 
     [Fact]
+    public async Task Rules_BlockedProductsAndCollectionsAreNeverShown()
+    {
+        var seed = await TrainedStoreAsync("serve-blocked.myshopify.com");
+        await app.ScalarAsync("INSERT INTO product_collections (shop_id, product_id, collection_id) VALUES ($1, 102, 55), ($1, 103, 55)", seed.ShopId);
+        var put = new HttpRequestMessage(HttpMethod.Put, "/api/admin/rules") { Content = JsonContent.Create(new { blockedCollectionIds = new[] { 55L }, blockedProductIds = new[] { 104L }, maxPerProductType = 12 }) };
+        put.Headers.Authorization = app.AdminGet("/", seed.Shop).Headers.Authorization;
+        Assert.Equal(HttpStatusCode.OK, (await app.Client.SendAsync(put)).StatusCode);
+
+        var products = StoreSeed.Products(await seed.RecommendAsync($"placement=product&product_id=101&limit=11&visitor_id={seed.VisitorIn("model", "v-blocked")}"));
+
+        Assert.NotEmpty(products);
+        Assert.DoesNotContain(102L, products);
+        Assert.DoesNotContain(103L, products);
+        Assert.DoesNotContain(104L, products);
+    }
+
+    [Fact]
     public async Task Rules_InvalidValues_Are400NamingEachProblemAndChangeNothing()
     {
         var shop = "serve-badrules.myshopify.com";
