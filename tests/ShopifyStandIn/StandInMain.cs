@@ -25,10 +25,8 @@ public static class StandInMain
         if (Arg("--port-file") is { } portFile) await File.WriteAllTextAsync(portFile, server.BaseUrl);
         Console.WriteLine($"Shopify stand-in listening on {server.BaseUrl}");
 
-        var stop = new TaskCompletionSource();
-        Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.TrySetResult(); };
-        AppDomain.CurrentDomain.ProcessExit += (_, _) => stop.TrySetResult();
-        await stop.Task;
+        // Why the app's own stopping token: its console lifetime takes SIGTERM and Ctrl-C, so no other handler sees them.
+        await Task.Delay(Timeout.Infinite, server.Stopping).ContinueWith(_ => { }, TaskScheduler.Default);
         return 0;
     }
 }

@@ -38,6 +38,9 @@ public sealed class StandInServer : IAsyncDisposable
     public string ShopUrlTemplate => BaseUrl + "/shops/{shop}";
     public IReadOnlyCollection<RecordedRequest> Requests => _requests;
 
+    /// <summary>Fires when the stand-in is asked to stop (SIGTERM or Ctrl-C when it runs on its own).</summary>
+    public CancellationToken Stopping => _app.Lifetime.ApplicationStopping;
+
     private StandInServer(string clientSecret)
     {
         ClientSecret = clientSecret;
