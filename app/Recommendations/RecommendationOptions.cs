@@ -26,9 +26,6 @@ public sealed class RecommendationOptions
 
     /// <summary>Requests per second per shop on the app proxy.</summary>
     public int PerShopPerSecond { get; set; } = 2000;
-
-    /// <summary>How long after a recommendation a purchase of that product is attributed to it.</summary>
-    public TimeSpan AttributionWindow { get; set; } = TimeSpan.FromDays(7);
 }
 
 public sealed class RecommendationOptionsValidator : IValidateOptions<RecommendationOptions>
@@ -43,7 +40,6 @@ public sealed class RecommendationOptionsValidator : IValidateOptions<Recommenda
         if (o.HoldoutShare is < 0 or > 0.5) f.Add($"Recommendations:HoldoutShare {o.HoldoutShare} must be between 0 and 0.5.");
         if (o.PerClientPerMinute < 1) f.Add($"Recommendations:PerClientPerMinute {o.PerClientPerMinute} must be at least 1.");
         if (o.PerShopPerSecond < 1) f.Add($"Recommendations:PerShopPerSecond {o.PerShopPerSecond} must be at least 1.");
-        if (o.AttributionWindow <= TimeSpan.Zero) f.Add($"Recommendations:AttributionWindow {o.AttributionWindow} must be positive.");
         return f.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(f);
     }
 }

@@ -112,6 +112,17 @@
 
     var timer = setTimeout(hide, TIMEOUT_MS);
 
+    // The visitor id rides in a cart attribute to the order, so a purchase can be credited to what we showed.
+    var cartTagged = false;
+    function tagCart() {
+      if (cartTagged) return;
+      cartTagged = true;
+      fetch((d.cartUrl || '/cart') + '/update.js', {
+        method: 'POST', keepalive: true, credentials: 'same-origin', headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ attributes: { _pluginapp_visitor: vid } })
+      }).catch(function () { cartTagged = false; });
+    }
+
     function track(type, item, position, requestId) {
       send(proxy + '/events', {
         type: type, request_id: requestId, visitor_id: vid, product_id: item.product_id,
@@ -157,7 +168,7 @@
         var item = items[i];
         var button = target.closest('.pa-card__add');
         if (!button) {
-          if (target.closest('.pa-card__link')) track('click', item, i, requestId);
+          if (target.closest('.pa-card__link')) { track('click', item, i, requestId); tagCart(); }
           return;
         }
         button.disabled = true;
@@ -170,6 +181,7 @@
           return r.json();
         }).then(function (added) {
           track('add_to_cart', item, i, requestId);
+          tagCart();
           button.textContent = d.addedLabel || 'Added';
           // Themes listen for their own events; this one lets a cart drawer or the cart page refresh.
           root.dispatchEvent(new CustomEvent('pluginapp:cart-add', { bubbles: true, detail: added }));

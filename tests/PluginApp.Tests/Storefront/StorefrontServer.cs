@@ -72,7 +72,7 @@ public sealed class StorefrontServer : IAsyncDisposable
         _web.Map(ProxyPrefix + "/{**rest}", Proxy);
         _web.MapGet("/cart.js", () => Results.Json(CartJson()));
         _web.MapPost("/cart/add.js", AddToCart);
-        _web.MapPost("/cart/update.js", () => Results.Json(CartJson()));
+        _web.MapPost("/cart/update.js", UpdateCartAsync);
         _web.MapGet("/{**path}", (HttpContext ctx) =>
         {
             var path = ctx.Request.Path.Value ?? "/";
@@ -99,9 +99,22 @@ public sealed class StorefrontServer : IAsyncDisposable
         lock (_cart)
         {
             _cart.Clear();
+            _attributes.Clear();
             foreach (var l in lines)
                 _cart.Add(new JsonObject { ["product_id"] = l.ProductId, ["variant_id"] = l.VariantId, ["id"] = l.VariantId, ["quantity"] = l.Quantity });
         }
+    }
+
+    private readonly JsonObject _attributes = new();
+
+    /// <summary>Cart attributes, merged as Shopify's /cart/update.js does; they travel to the order as note_attributes.</summary>
+    private async Task<IResult> UpdateCartAsync(HttpRequest request)
+    {
+        var body = (await JsonNode.ParseAsync(request.Body))!.AsObject();
+        lock (_cart)
+            if (body["attributes"] is JsonObject attributes)
+                foreach (var (key, value) in attributes) _attributes[key] = value?.DeepClone();
+        return Results.Json(CartJson());
     }
 
     private JsonObject CartJson()
@@ -110,6 +123,7 @@ public sealed class StorefrontServer : IAsyncDisposable
             return new JsonObject
             {
                 ["token"] = "storefront-cart",
+                ["attributes"] = _attributes.DeepClone(),
                 ["item_count"] = _cart.Sum(l => l["quantity"]!.GetValue<int>()),
                 ["items"] = new JsonArray(_cart.Select(l => (JsonNode)l.DeepClone()).ToArray()),
             };

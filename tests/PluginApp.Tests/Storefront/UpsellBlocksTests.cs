@@ -174,6 +174,15 @@ public sealed class UpsellBlocksTests(StorefrontFixture sf) : IClassFixture<Stor
                 SELECT count(*) FROM recommendation_events
                 WHERE shop_id = $1 AND event_type = 'add_to_cart' AND request_id = $2 AND variant_id = $3 AND placement = 'cart' AND position = 0
                 """, shopId, answer["request_id"]!.GetValue<string>(), variantId) == 1, "an add_to_cart row");
+            // The visitor id went into the cart attributes (and so to the order), the same one the event was stored under.
+            string? visitor = null;
+            await EventuallyAsync(async () =>
+            {
+                visitor = JsonNode.Parse(await http.GetStringAsync(storefront.BaseUrl + "/cart.js"))!["attributes"]?["_pluginapp_visitor"]?.GetValue<string>();
+                return visitor is not null;
+            }, "the _pluginapp_visitor cart attribute");
+            Assert.Equal(1, await sf.App.CountAsync("SELECT count(*) FROM recommendation_events WHERE shop_id = $1 AND event_type = 'add_to_cart' AND visitor_hash = $2",
+                shopId, PluginApp.Recommendations.Experiments.VisitorHash(storefront.Shop, visitor)!));
 
             await AssertNoLayoutShiftAsync(page);
             AssertSameBox(Box.From(before.GetProperty("below")), (await BoxesAsync(page)).Below, "the content below the block");
