@@ -57,6 +57,25 @@ public class AlsTests
     }
 
     [Fact]
+    public void WithoutUsers_SavedAndLoaded_HoldsNoUserRowsAndServesCartsTheSame()
+    {
+        var trained = new AlsTrainer(Small).Train(Synthetic.BlockInteractions(), Synthetic.Users, Synthetic.Items);
+
+        var sut = trained.WithoutUsers();
+        using var ms = new MemoryStream();
+        sut.Save(ms);
+        ms.Position = 0;
+        var loaded = AlsModel.Load(ms);
+
+        Assert.Equal(0, loaded.UserCount);
+        Assert.Empty(loaded.UserFactors);
+        Assert.Throws<ArgumentOutOfRangeException>(() => loaded.UserVector(0).Length);
+        int[] cart = [1, 5, 9];
+        Assert.Equal(trained.RecommendForCart(cart, 6).Select(s => s.Item), loaded.RecommendForCart(cart, 6).Select(s => s.Item));
+        Assert.Equal(trained.SimilarItems(2, 5).Select(s => s.Item), loaded.SimilarItems(2, 5).Select(s => s.Item));
+    }
+
+    [Fact]
     public void SimilarItems_ItemInBlock_NeighboursInSameBlock()
     {
         var sut = new AlsTrainer(Small).Train(Synthetic.BlockInteractions(), Synthetic.Users, Synthetic.Items);

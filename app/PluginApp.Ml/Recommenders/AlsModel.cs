@@ -136,6 +136,13 @@ public sealed class AlsModel
         return TopK.Select(scores, k);
     }
 
+    /// <summary>
+    /// The same item side with no user rows: what serving needs (it folds carts in), and nothing that belongs
+    /// to one shopper. Why: a model kept in a registry must not hold a customer who later asked to be erased.
+    /// </summary>
+    public AlsModel WithoutUsers() =>
+        new(0, ItemCount, Factors, [], ItemFactors, Regularization, Alpha, [0], []);
+
     private int CheckUser(int u) => (uint)u < (uint)UserCount ? u : throw new ArgumentOutOfRangeException(nameof(u), u, $"User index must be in [0, {UserCount}).");
 
     private int CheckItem(int i) => (uint)i < (uint)ItemCount ? i : throw new ArgumentOutOfRangeException(nameof(i), i, $"Item index must be in [0, {ItemCount}).");
@@ -164,7 +171,7 @@ public sealed class AlsModel
     public static AlsModel Load(Stream stream)
     {
         var r = ModelFormat.ReadHeader(stream, nameof(AlsModel), Magic, Version);
-        var users = r.ReadInt32("users", 1, int.MaxValue);
+        var users = r.ReadInt32("users", 0, int.MaxValue);
         var items = r.ReadInt32("items", 1, int.MaxValue);
         var factors = r.ReadInt32("factors", 1, 1024);
         var reg = r.ReadSingle("regularization");
