@@ -18,11 +18,7 @@ builder.Services.AddWebhooks();
 builder.Services.AddOutbox();
 builder.Services.AddBackfill();
 builder.Services.AddRecommendations();
-builder.AddScheduling(q =>
-{
-    q.AddOutboxJobs(builder.Configuration);
-    q.AddRecommendationJobs(builder.Configuration);
-});
+builder.AddScheduling();
 builder.AddDemo();
 
 var app = builder.Build();
@@ -38,6 +34,7 @@ app.MapAdminApi();
 app.MapProxy();
 app.MapRecommendationsAdmin();
 app.MapDemoStorefront(app.Environment);
+app.MapJobsDashboard();
 app.Run();
 
 public partial class Program;

@@ -1,47 +1,34 @@
-using Quartz;
+using Hangfire;
+using PluginApp.Install;
+using PluginApp.Recommendations;
 
 namespace PluginApp.Backfill;
 
-/// <summary>One backfill of one shop. A failure is retried by a later trigger, up to MaxAttempts.</summary>
-[DisallowConcurrentExecution]
-public sealed class BackfillJob(BackfillService backfill, Recommendations.TrainingScheduler training, TimeProvider clock, ILogger<BackfillJob> logger) : IJob
+/// <summary>
+/// One backfill of one shop on Hangfire. A failure is retried at 5 and 10 minutes; a crash or kill mid-way is picked up by
+/// another instance once the job's lease lapses, and the run resumes where its last committed chunk ended.
+/// </summary>
+public sealed class BackfillJob(BackfillService backfill, TrainingScheduler training, ILogger<BackfillJob> logger)
 {
-    public const string ShopKey = "shop";
-    public const string AttemptKey = "attempt";
-    public const int MaxAttempts = 3;
-
-    public async ValueTask Execute(IJobExecutionContext context, CancellationToken ct)
+    [AutomaticRetry(Attempts = 2, DelaysInSeconds = [300, 600], OnAttemptsExceeded = AttemptsExceededAction.Fail)]
+    public async Task RunAsync(string shop, CancellationToken ct)
     {
-        var shop = context.MergedJobDataMap.GetString(ShopKey)!;
-        var attempt = context.MergedJobDataMap.TryGetInt(AttemptKey, out var a) ? a : 1;
         try
         {
             await backfill.RunAsync(shop, ct);
-            await training.TrainNowAsync(shop, "after backfill", ct);
         }
-        catch (Exception e) when (e is not OperationCanceledException && attempt < MaxAttempts)
+        catch (ShopNotConnectedException e)
         {
-            logger.LogWarning(e, "Backfill of {Shop} failed (attempt {Attempt}); retrying in {Delay}", shop, attempt, RetryDelay(attempt));
-            await context.Scheduler.ScheduleJob(TriggerBuilder.Create().ForJob(context.JobDetail.Key)
-                .UsingJobData(ShopKey, shop).UsingJobData(AttemptKey, attempt + 1)
-                .StartAt(clock.GetUtcNow() + RetryDelay(attempt)).Build(), cancellationToken: ct);
+            // Uninstalled or erased while queued: nothing to import, nothing to retry.
+            logger.LogInformation("Backfill of {Shop} stopped: {Reason}", shop, e.Message);
+            return;
         }
+        training.TrainNow(shop, "after backfill");
     }
-
-    public static TimeSpan RetryDelay(int attempt) => TimeSpan.FromMinutes(5 * attempt);
 }
 
-/// <summary>Queues a shop's backfill on the cluster (once: a queued or running backfill is not queued again).</summary>
-public sealed class BackfillScheduler(ISchedulerFactory schedulers)
+/// <summary>Queues a shop's backfill on the cluster. A second request while one runs resumes or skips, never duplicates.</summary>
+public sealed class BackfillScheduler(IBackgroundJobClient jobs)
 {
-    public static JobKey KeyFor(string shop) => new($"backfill:{shop}", "backfill");
-
-    public async Task ScheduleAsync(string shop, CancellationToken ct)
-    {
-        var scheduler = await schedulers.GetScheduler(ct);
-        var job = JobBuilder.Create<BackfillJob>().WithIdentity(KeyFor(shop)).StoreDurably().Build();
-        await scheduler.AddJob(job, AddJobOptions.Replacing, ct);
-        await scheduler.ScheduleJob(TriggerBuilder.Create().ForJob(job.Key)
-            .UsingJobData(BackfillJob.ShopKey, shop).UsingJobData(BackfillJob.AttemptKey, 1).StartNow().Build(), cancellationToken: ct);
-    }
+    public void Schedule(string shop) => jobs.Enqueue<BackfillJob>(j => j.RunAsync(shop, CancellationToken.None));
 }

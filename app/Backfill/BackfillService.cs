@@ -2,7 +2,9 @@ using System.Globalization;
 using System.Text.Json;
 using Microsoft.Extensions.Options;
 using Npgsql;
-using PluginApp.Data;
+using NpgsqlTypes;
+using PluginApp.Install;
+using PluginApp.Jobs;
 using PluginApp.Shopify;
 using PluginApp.Store;
 using PluginApp.Webhooks.Payloads;
@@ -10,128 +12,252 @@ using PluginApp.Webhooks.Payloads;
 namespace PluginApp.Backfill;
 
 /// <summary>
-/// Imports a shop's history with bulk queries (products, customers, then orders of the last year),
-/// writing through the same upserts as webhooks so an overlap with live traffic leaves one copy of each row.
-/// Progress is kept in backfill_runs.
+/// Imports a shop's history with bulk queries (products, customers, then a year of orders). Each phase's JSONL is
+/// streamed into backfill_lines with COPY (children may come before or after their parents, so the file is staged,
+/// never held in memory), then applied in chunks through the same upserts as webhooks, each chunk committed with the
+/// run's cursor. A run interrupted anywhere resumes: a staged phase continues after its cursor; a phase whose file was
+/// not fully staged waits for the same bulk operation again and re-stages it.
 /// </summary>
-public sealed class BackfillService(NpgsqlDataSource db, AdminGraphQLClient shopify, IHttpClientFactory httpFactory,
+public sealed class BackfillService(NpgsqlDataSource db, AdminGraphQLClient shopify, IHttpClientFactory httpFactory, JobLocks locks,
     IOptions<BackfillOptions> options, TimeProvider clock, ILogger<BackfillService> logger)
 {
     public const string DownloadClient = "bulk-download";
 
+    private sealed record Run(long Id, long ShopId, string? Phase, string? BulkOperationId, long? StagedLines, long Cursor, string[] PhasesDone, long RowsDone);
+
+    /// <summary>Runs (or resumes) the shop's backfill. One per shop at a time across every instance: a second caller waits, then runs its own.</summary>
     public async Task RunAsync(string shop, CancellationToken ct)
     {
-        var shopId = await ShopIdAsync(shop, ct);
-        var runId = await StartRunAsync(shopId, ct);
-        long rows = 0;
+        await using var lease = await locks.AcquireAsync($"backfill:{shop}", ct);
+        var shopId = await LiveShopIdAsync(shop, ct);
+        var run = await OpenRunAsync(shopId, ct);
         try
         {
-            // A product's children are its variants and the collections it belongs to.
-            rows += await ImportAsync(shop, shopId, runId, "products", GraphQLDocuments.Load("Backfill/Queries/products.graphql"),
-                new BulkResultReader<Product, object>(BulkRecords.Product, (e, parent) =>
-                    e.GetProperty("id").GetString()!.StartsWith("gid://shopify/Collection/", StringComparison.Ordinal)
-                        ? Gid.Id(e.GetProperty("id").GetString()!) : BulkRecords.Variant(e, Gid.Id(parent))),
-                (store, p, children) =>
-                {
-                    store.AddProduct(new ProductRows(p, children.OfType<Variant>().ToList()));
-                    store.AddProductCollections(p.Id, children.OfType<long>().ToArray());
-                }, rows, ct);
-            rows += await ImportAsync(shop, shopId, runId, "customers", GraphQLDocuments.Load("Backfill/Queries/customers.graphql"),
-                new BulkResultReader<Customer, object>(BulkRecords.Customer, (_, _) => new object()),
-                (store, c, _) => store.AddCustomer(c), rows, ct);
-            var since = clock.GetUtcNow().AddDays(-options.Value.OrderHistoryDays).ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
-            rows += await ImportAsync(shop, shopId, runId, "orders", GraphQLDocuments.Load("Backfill/Queries/orders.graphql").Replace("{since}", since),
-                new BulkResultReader<(Order, List<RefundRows>), OrderLine>(BulkRecords.Order, (e, parent) => BulkRecords.OrderLine(e, Gid.Id(parent))),
-                (store, o, lines) => store.AddOrder(new OrderRows(o.Item1, lines, null, o.Item2)), rows, ct);
-            await UpdateRunAsync(runId, "completed", null, rows, null, finished: true, CancellationToken.None);
-            logger.LogInformation("Backfill of {Shop} completed: {Rows} objects", shop, rows);
+            foreach (var phase in BackfillPhase.All.Where(p => !run.PhasesDone.Contains(p.Name)))
+                run = await RunPhaseAsync(shop, run, phase, ct);
+            await Exec("""
+                UPDATE backfill_runs SET state = 'completed', phase = NULL, error = NULL, updated_at = $2, finished_at = $2 WHERE id = $1
+                """, CancellationToken.None, run.Id, clock.GetUtcNow());
+            logger.LogInformation("Backfill of {Shop} completed: {Rows} objects", shop, run.RowsDone);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
-            await UpdateRunAsync(runId, "failed", null, rows, e.Message, finished: true, CancellationToken.None);
+            // A retry of the job resumes this run from its cursor; after the last retry it stays failed.
+            await Exec("UPDATE backfill_runs SET state = 'failed', error = $2, updated_at = $3, finished_at = $3 WHERE id = $1",
+                CancellationToken.None, run.Id, e.Message, clock.GetUtcNow());
             throw;
         }
     }
 
-    private async Task<long> ImportAsync<TParent, TChild>(string shop, long shopId, long runId, string phase, string query,
-        BulkResultReader<TParent, TChild> reader, Action<StoreWriter, TParent, List<TChild>> write, long rowsBefore, CancellationToken ct)
+    private async Task<Run> RunPhaseAsync(string shop, Run run, BackfillPhase phase, CancellationToken ct)
     {
-        await UpdateRunAsync(runId, "running", phase, rowsBefore, null, finished: false, ct);
-        var url = await RunBulkQueryAsync(shop, query, ct);
-        if (url is null) return 0;
-
-        using (var http = httpFactory.CreateClient(DownloadClient))
-        await using (var stream = await http.GetStreamAsync(url, ct))
-            await reader.ReadAsync(stream, ct);
-
-        long done = 0;
-        foreach (var chunk in reader.Items.Chunk(options.Value.ChunkSize))
+        if (run.Phase != phase.Name)
         {
-            await using var conn = await db.OpenConnectionAsync(ct);
-            await using var tx = await conn.BeginTransactionAsync(ct);
-            await using var batch = new NpgsqlBatch(conn, tx);
-            var store = new StoreWriter(batch, shopId);
-            foreach (var (parent, children) in chunk) write(store, parent, children);
-            done += chunk.Length + chunk.Sum(c => c.Children.Count);
-            store.Add("UPDATE backfill_runs SET rows_done = $2, updated_at = $3 WHERE id = $1", runId, rowsBefore + done, clock.GetUtcNow());
-            await batch.ExecuteNonQueryAsync(ct);
+            await Exec("""
+                UPDATE backfill_runs SET phase = $2, bulk_operation_id = NULL, staged_lines = NULL, phase_cursor = 0, updated_at = $3 WHERE id = $1
+                """, ct, run.Id, phase.Name, clock.GetUtcNow());
+            run = run with { Phase = phase.Name, BulkOperationId = null, StagedLines = null, Cursor = 0 };
+        }
+        if (run.StagedLines is null)
+        {
+            var url = await BulkResultUrlAsync(shop, run, phase, ct);
+            run = run with { StagedLines = url is null ? 0 : await StageAsync(run.Id, phase.Name, url, ct) };
+            if (url is null) await Exec("UPDATE backfill_runs SET staged_lines = 0 WHERE id = $1", ct, run.Id);
+        }
+        run = await ApplyAsync(run, phase, ct);
+        await using (var conn = await db.OpenConnectionAsync(ct))
+        await using (var tx = await conn.BeginTransactionAsync(ct))
+        {
+            await Exec(conn, tx, "DELETE FROM backfill_lines WHERE run_id = $1 AND phase = $2", ct, run.Id, phase.Name);
+            await Exec(conn, tx, """
+                UPDATE backfill_runs SET phases_done = array_append(phases_done, $2), bulk_operation_id = NULL, staged_lines = NULL,
+                  phase_cursor = 0, updated_at = $3 WHERE id = $1
+                """, ct, run.Id, phase.Name, clock.GetUtcNow());
             await tx.CommitAsync(ct);
         }
-        return done;
+        return run with { PhasesDone = [.. run.PhasesDone, phase.Name], BulkOperationId = null, StagedLines = null, Cursor = 0 };
     }
 
-    /// <summary>Starts a bulk query and waits for it; returns the result's URL, or null when it matched nothing.</summary>
-    private async Task<string?> RunBulkQueryAsync(string shop, string query, CancellationToken ct)
+    /// <summary>The finished bulk operation's file: the one this run already started when it is still usable, else a new one.</summary>
+    private async Task<string?> BulkResultUrlAsync(string shop, Run run, BackfillPhase phase, CancellationToken ct)
     {
-        var started = await shopify.MutateAsync(shop, GraphQLDocuments.Load("Backfill/Queries/run-bulk-query.graphql"),
-            new { query }, "bulkOperationRunQuery", ct);
+        if (run.BulkOperationId is { } existing)
+        {
+            var (done, url) = await WaitAsync(shop, existing, throwOnFailure: false, ct);
+            if (done) return url;
+            logger.LogInformation("Backfill of {Shop}: bulk operation {Id} is no longer usable; starting the {Phase} query again", shop, existing, phase.Name);
+        }
+        var query = GraphQLDocuments.Load(phase.QueryPath).Replace("{since}",
+            clock.GetUtcNow().AddDays(-options.Value.OrderHistoryDays).ToString("yyyy-MM-dd", CultureInfo.InvariantCulture), StringComparison.Ordinal);
+        var started = await shopify.MutateAsync(shop, GraphQLDocuments.Load("Backfill/Queries/run-bulk-query.graphql"), new { query }, "bulkOperationRunQuery", ct);
         var id = started.GetProperty("bulkOperation").GetProperty("id").GetString()!;
+        await Exec("UPDATE backfill_runs SET bulk_operation_id = $2, state = 'running', updated_at = $3 WHERE id = $1", ct, run.Id, id, clock.GetUtcNow());
+        return (await WaitAsync(shop, id, throwOnFailure: true, ct)).Url;
+    }
+
+    /// <returns>Done = completed (Url null when it matched nothing); not done = failed, expired or unknown (only when not throwing).</returns>
+    private async Task<(bool Done, string? Url)> WaitAsync(string shop, string id, bool throwOnFailure, CancellationToken ct)
+    {
         var deadline = clock.GetUtcNow() + options.Value.MaxWait;
         while (true)
         {
             var node = (await shopify.ExecuteAsync(shop, GraphQLDocuments.Load("Backfill/Queries/bulk-operation.graphql"), new { id }, ct, expectedCost: 1))
                 .GetProperty("node");
-            switch (node.OptionalString("status"))
+            var status = node.ValueKind == JsonValueKind.Object ? node.OptionalString("status") : null;
+            switch (status)
             {
                 case "COMPLETED":
-                    return node.OptionalString("url");
-                case "FAILED" or "CANCELED" or "EXPIRED" or "CANCELING":
-                    throw new ShopifyGraphQLException(shop, $"bulk operation {id} ended {node.OptionalString("status")} ({node.OptionalString("errorCode")})");
+                    return (true, node.OptionalString("url"));
+                case "CREATED" or "RUNNING":
+                    break;
+                default:
+                    if (throwOnFailure)
+                        throw new ShopifyGraphQLException(shop, $"bulk operation {id} ended {status ?? "unknown"} ({(node.ValueKind == JsonValueKind.Object ? node.OptionalString("errorCode") : null)})");
+                    return (false, null);
             }
             if (clock.GetUtcNow() > deadline) throw new TimeoutException($"{shop}: bulk operation {id} did not finish within {options.Value.MaxWait}");
             await Task.Delay(options.Value.PollInterval, clock, ct);
         }
     }
 
-    private async Task<long> ShopIdAsync(string shop, CancellationToken ct)
+    /// <summary>Streams the JSONL into backfill_lines in one transaction, so a phase is either fully staged or not at all.</summary>
+    private async Task<long> StageAsync(long runId, string phase, string url, CancellationToken ct)
     {
-        await using var cmd = db.CreateCommand("SELECT id FROM shops WHERE domain = $1");
+        using var http = httpFactory.CreateClient(DownloadClient);
+        using var response = await http.GetAsync(url, HttpCompletionOption.ResponseHeadersRead, ct);
+        response.EnsureSuccessStatusCode();
+        await using var stream = await response.Content.ReadAsStreamAsync(ct);
+        using var reader = new StreamReader(stream);
+
+        await using var conn = await db.OpenConnectionAsync(ct);
+        await using var tx = await conn.BeginTransactionAsync(ct);
+        await Exec(conn, tx, "DELETE FROM backfill_lines WHERE run_id = $1 AND phase = $2", ct, runId, phase);
+        long lines = 0;
+        await using (var copy = await conn.BeginBinaryImportAsync(
+            "COPY backfill_lines (run_id, phase, line_no, parent_gid, gid, body) FROM STDIN (FORMAT BINARY)", ct))
+        {
+            while (await reader.ReadLineAsync(ct) is { } raw)
+            {
+                if (raw.Length == 0) continue;
+                var line = JsonSanitizer.StripNul(raw);
+                string? gid, parent;
+                using (var doc = JsonDocument.Parse(line))
+                {
+                    gid = doc.RootElement.OptionalString("id");
+                    parent = doc.RootElement.OptionalString("__parentId");
+                }
+                await copy.StartRowAsync(ct);
+                await copy.WriteAsync(runId, NpgsqlDbType.Bigint, ct);
+                await copy.WriteAsync(phase, NpgsqlDbType.Text, ct);
+                await copy.WriteAsync(++lines, NpgsqlDbType.Bigint, ct);
+                if (parent is null) await copy.WriteNullAsync(ct); else await copy.WriteAsync(parent, NpgsqlDbType.Text, ct);
+                if (gid is null) await copy.WriteNullAsync(ct); else await copy.WriteAsync(gid, NpgsqlDbType.Text, ct);
+                await copy.WriteAsync(line, NpgsqlDbType.Jsonb, ct);
+            }
+            await copy.CompleteAsync(ct);
+        }
+        await Exec(conn, tx, "UPDATE backfill_runs SET staged_lines = $2, updated_at = $3 WHERE id = $1", ct, runId, lines, clock.GetUtcNow());
+        await tx.CommitAsync(ct);
+        return lines;
+    }
+
+    /// <summary>Parents after the cursor, a chunk at a time, each with its children; every chunk commits its rows and the cursor together.</summary>
+    private async Task<Run> ApplyAsync(Run run, BackfillPhase phase, CancellationToken ct)
+    {
+        while (true)
+        {
+            await using var conn = await db.OpenConnectionAsync(ct);
+            var parents = new List<(long LineNo, string Gid, string Body)>();
+            await using (var cmd = new NpgsqlCommand("""
+                SELECT line_no, gid, body::text FROM backfill_lines
+                WHERE run_id = $1 AND phase = $2 AND parent_gid IS NULL AND line_no > $3 ORDER BY line_no LIMIT $4
+                """, conn))
+            {
+                cmd.Parameters.AddWithValue(run.Id);
+                cmd.Parameters.AddWithValue(phase.Name);
+                cmd.Parameters.AddWithValue(run.Cursor);
+                cmd.Parameters.AddWithValue(options.Value.ChunkSize);
+                await using var r = await cmd.ExecuteReaderAsync(ct);
+                while (await r.ReadAsync(ct)) parents.Add((r.GetInt64(0), r.GetString(1), r.GetString(2)));
+            }
+            if (parents.Count == 0) return run;
+
+            var children = new Dictionary<string, List<string>>(StringComparer.Ordinal);
+            await using (var cmd = new NpgsqlCommand("""
+                SELECT parent_gid, body::text FROM backfill_lines WHERE run_id = $1 AND phase = $2 AND parent_gid = ANY($3) ORDER BY line_no
+                """, conn))
+            {
+                cmd.Parameters.AddWithValue(run.Id);
+                cmd.Parameters.AddWithValue(phase.Name);
+                cmd.Parameters.AddWithValue(parents.Select(p => p.Gid).ToArray());
+                await using var r = await cmd.ExecuteReaderAsync(ct);
+                while (await r.ReadAsync(ct))
+                    (children.TryGetValue(r.GetString(0), out var list) ? list : children[r.GetString(0)] = []).Add(r.GetString(1));
+            }
+
+            await using var tx = await conn.BeginTransactionAsync(ct);
+            await using var batch = new NpgsqlBatch(conn, tx);
+            var store = new StoreWriter(batch, run.ShopId);
+            long rows = 0;
+            foreach (var (_, gid, body) in parents)
+            {
+                var kids = children.GetValueOrDefault(gid) ?? [];
+                var docs = kids.Select(k => JsonDocument.Parse(k)).ToList();
+                using var parent = JsonDocument.Parse(body);
+                try { phase.Write(store, parent.RootElement, docs.Select(d => d.RootElement).ToList()); }
+                finally { foreach (var d in docs) d.Dispose(); }
+                rows += 1 + kids.Count;
+            }
+            var cursor = parents[^1].LineNo;
+            store.Add("UPDATE backfill_runs SET phase_cursor = $2, rows_done = rows_done + $3, state = 'running', updated_at = $4 WHERE id = $1",
+                run.Id, cursor, rows, clock.GetUtcNow());
+            await batch.ExecuteNonQueryAsync(ct);
+            await tx.CommitAsync(ct);
+            run = run with { Cursor = cursor, RowsDone = run.RowsDone + rows };
+        }
+    }
+
+    private async Task<long> LiveShopIdAsync(string shop, CancellationToken ct)
+    {
+        await using var cmd = db.CreateCommand("SELECT id FROM shops WHERE domain = $1 AND installed_at IS NOT NULL AND uninstalled_at IS NULL");
         cmd.Parameters.AddWithValue(shop);
-        return await cmd.ExecuteScalarAsync(ct) is long id ? id : throw new InvalidOperationException($"{shop} is not installed");
+        return await cmd.ExecuteScalarAsync(ct) is long id ? id : throw new ShopNotConnectedException(shop, "the app is not installed");
     }
 
-    private async Task<long> StartRunAsync(long shopId, CancellationToken ct)
-    {
-        await using var cmd = db.CreateCommand("INSERT INTO backfill_runs (shop_id, state, started_at, updated_at) VALUES ($1, 'queued', $2, $2) RETURNING id");
-        cmd.Parameters.AddWithValue(shopId);
-        cmd.Parameters.AddWithValue(clock.GetUtcNow());
-        return (long)(await cmd.ExecuteScalarAsync(ct))!;
-    }
-
-    private async Task UpdateRunAsync(long runId, string state, string? phase, long rows, string? error, bool finished, CancellationToken ct)
+    /// <summary>The shop's unfinished or failed run (resumed), else a new one.</summary>
+    private async Task<Run> OpenRunAsync(long shopId, CancellationToken ct)
     {
         await using var cmd = db.CreateCommand("""
-            UPDATE backfill_runs SET state = $2, phase = COALESCE($3, phase), rows_done = $4, error = $5, updated_at = $6,
-              finished_at = CASE WHEN $7 THEN $6 END
-            WHERE id = $1
+            WITH last AS (SELECT id FROM backfill_runs WHERE shop_id = $1 ORDER BY id DESC LIMIT 1),
+            resumed AS (
+              UPDATE backfill_runs b SET state = 'running', finished_at = NULL, attempts = attempts + 1, updated_at = $2
+              FROM last WHERE b.id = last.id AND b.state <> 'completed'
+              RETURNING b.id, b.shop_id, b.phase, b.bulk_operation_id, b.staged_lines, b.phase_cursor, b.phases_done, b.rows_done),
+            created AS (
+              INSERT INTO backfill_runs (shop_id, state, started_at, updated_at)
+              SELECT $1, 'running', $2, $2 WHERE NOT EXISTS (SELECT 1 FROM resumed)
+              RETURNING id, shop_id, phase, bulk_operation_id, staged_lines, phase_cursor, phases_done, rows_done)
+            SELECT * FROM resumed UNION ALL SELECT * FROM created
             """);
-        cmd.Parameters.AddWithValue(runId);
-        cmd.Parameters.AddWithValue(state);
-        cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)phase ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
-        cmd.Parameters.AddWithValue(rows);
-        cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)error ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
+        cmd.Parameters.AddWithValue(shopId);
         cmd.Parameters.AddWithValue(clock.GetUtcNow());
-        cmd.Parameters.AddWithValue(finished);
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        await r.ReadAsync(ct);
+        return new Run(r.GetInt64(0), r.GetInt64(1), r.IsDBNull(2) ? null : r.GetString(2), r.IsDBNull(3) ? null : r.GetString(3),
+            r.IsDBNull(4) ? null : r.GetInt64(4), r.GetInt64(5), r.GetFieldValue<string[]>(6), r.GetInt64(7));
+    }
+
+    private async Task Exec(string sql, CancellationToken ct, params object?[] args)
+    {
+        await using var conn = await db.OpenConnectionAsync(ct);
+        await Exec(conn, null, sql, ct, args);
+    }
+
+    private static async Task Exec(NpgsqlConnection conn, NpgsqlTransaction? tx, string sql, CancellationToken ct, params object?[] args)
+    {
+        await using var cmd = new NpgsqlCommand(sql, conn, tx);
+        foreach (var a in args) cmd.Parameters.Add(UpsertStatement.Param(a));
         await cmd.ExecuteNonQueryAsync(ct);
     }
+
 }

@@ -24,7 +24,7 @@ public static class InstallExtensions
         s.AddSingleton<OfflineTokenStore>();
         s.AddTransient<ShopInstaller>();
         s.AddSingleton<ShopDirectory>();
-        s.AddHttpClient<AdminGraphQLClient>(c => c.Timeout = TimeSpan.FromSeconds(30));
+        s.AddHttpClient<AdminGraphQLClient>((sp, c) => c.Timeout = sp.GetRequiredService<IOptions<ShopifyOptions>>().Value.AdminApiTimeout);
         s.AddSingleton<SessionTokenValidator>();
         s.AddScoped<ShopSessionFilter>();
         s.AddAuthentication(SessionTokenAuthenticationHandler.SchemeName)

@@ -16,13 +16,16 @@ public sealed class ShopInstaller(OfflineTokenStore tokens, BackfillScheduler ba
         {
             logger.LogInformation("Installed {Shop}; queueing its backfill", shop);
             var timeZone = await ReadSettingsAsync(shop, ct);
-            await backfill.ScheduleAsync(shop, ct);
-            await training.EnsureNightlyAsync(shop, timeZone, ct);
+            backfill.Schedule(shop);
+            training.EnsureNightly(shop, timeZone);
         }
         return shopId;
     }
 
-    /// <summary>The shop's time zone (nightly jobs run in it) and currency. Returns the time zone, or null if Shopify did not say.</summary>
+    /// <summary>
+    /// The shop's numeric id (payloads that name a shop id are checked against it), time zone (nightly jobs run in it) and
+    /// currency. Returns the time zone, or null if Shopify did not say.
+    /// </summary>
     private async Task<string?> ReadSettingsAsync(string shop, CancellationToken ct)
     {
         try
@@ -31,10 +34,15 @@ public sealed class ShopInstaller(OfflineTokenStore tokens, BackfillScheduler ba
             if (!data.TryGetProperty("shop", out var s) || s.ValueKind != System.Text.Json.JsonValueKind.Object) return null;
             var zone = s.TryGetProperty("ianaTimezone", out var z) ? z.GetString() : null;
             var currency = s.TryGetProperty("currencyCode", out var c) ? c.GetString() : null;
-            await using var cmd = db.CreateCommand("UPDATE shops SET iana_timezone = coalesce($2, iana_timezone), currency = coalesce($3, currency) WHERE domain = $1");
+            long? shopifyId = s.TryGetProperty("id", out var idElement) && idElement.GetString() is { } gid ? Gid.Id(gid) : null;
+            await using var cmd = db.CreateCommand("""
+                UPDATE shops SET iana_timezone = coalesce($2, iana_timezone), currency = coalesce($3, currency), shopify_shop_id = coalesce($4, shopify_shop_id)
+                WHERE domain = $1
+                """);
             cmd.Parameters.AddWithValue(shop);
             cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)zone ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
             cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)currency ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
+            cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)shopifyId ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Bigint });
             await cmd.ExecuteNonQueryAsync(ct);
             return zone;
         }

@@ -1,62 +1,99 @@
+using System.Linq.Expressions;
+using Hangfire;
+using Hangfire.AspNetCore;
+using Hangfire.PostgreSql;
+using Hangfire.PostgreSql.Factories;
 using Microsoft.Extensions.Options;
-using Quartz;
 
 namespace PluginApp.Jobs;
 
-public sealed class SchedulingOptions
-{
-    public const string Section = "Scheduling";
+/// <summary>A recurring job a feature declares; registered with Hangfire when the app starts (UTC unless said).</summary>
+public sealed record RecurringJobDeclaration(string Id, Action<IRecurringJobManager, string> Register, Func<IServiceProvider, string> Cron);
 
-    /// <summary>Off only for tools that must not run jobs; every app instance joins the cluster by default.</summary>
-    public bool Enabled { get; set; } = true;
-
-    /// <summary>How often an instance checks in with the cluster; a silent instance's jobs are recovered after a few of these.</summary>
-    public TimeSpan ClusterCheckinInterval { get; set; } = TimeSpan.FromSeconds(5);
-
-    public int ThreadCount { get; set; } = 4;
-}
-
-public sealed class SchedulingOptionsValidator : IValidateOptions<SchedulingOptions>
-{
-    public ValidateOptionsResult Validate(string? name, SchedulingOptions o)
-    {
-        var failures = new List<string>();
-        if (o.ClusterCheckinInterval < TimeSpan.FromSeconds(1) || o.ClusterCheckinInterval > TimeSpan.FromMinutes(5))
-            failures.Add($"Scheduling:ClusterCheckinInterval {o.ClusterCheckinInterval} must be between 1 s and 5 min.");
-        if (o.ThreadCount is < 1 or > 64) failures.Add($"Scheduling:ThreadCount {o.ThreadCount} must be between 1 and 64.");
-        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
-    }
-}
-
-/// <summary>Quartz 4, clustered on the app's PostgreSQL: instances share the work and never run one trigger twice.</summary>
+/// <summary>
+/// Hangfire on the app's PostgreSQL: every instance queues jobs, those with Scheduling:Enabled also run them, and a
+/// job runs on one instance at a time. Features enqueue through IBackgroundJobClient and declare their recurring
+/// jobs with <see cref="AddRecurringJob{TJob}"/>.
+/// </summary>
 public static class SchedulingExtensions
 {
-    public static IHostApplicationBuilder AddScheduling(this IHostApplicationBuilder builder, Action<IQuartzBuilder> jobs)
+    public static IHostApplicationBuilder AddScheduling(this IHostApplicationBuilder builder)
     {
-        builder.Services.AddOptions<SchedulingOptions>().BindConfiguration(SchedulingOptions.Section).ValidateOnStart();
-        builder.Services.AddSingleton<IValidateOptions<SchedulingOptions>, SchedulingOptionsValidator>();
-        var options = builder.Configuration.GetSection(SchedulingOptions.Section).Get<SchedulingOptions>() ?? new SchedulingOptions();
-        // Why read here: Quartz's store is configured at registration; the value is the same one DatabaseOptions validates.
-        var connectionString = builder.Configuration.GetConnectionString("Postgres") ?? "";
+        var services = builder.Services;
+        services.AddOptions<SchedulingOptions>().BindConfiguration(SchedulingOptions.Section).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<SchedulingOptions>, SchedulingOptionsValidator>();
+        services.AddSingleton<JobLocks>();
 
-        builder.Services.AddQuartz(q =>
+        // Why our own JobStorage and JobActivator singletons: Hangfire's defaults resolve the static JobStorage.Current and
+        // JobActivator.Current, so two app instances in one process (tests, blue-green) could run each other's jobs.
+        services.AddSingleton<JobStorage>(sp =>
         {
-            q.ConfigureScheduler(o =>
+            var o = sp.GetRequiredService<IOptions<SchedulingOptions>>().Value;
+            var storage = new PostgreSqlStorageOptions
             {
-                o.InstanceName = "PluginApp";
-                o.GenerateInstanceId = true;
-            });
-            q.UseDefaultThreadPool(options.ThreadCount);
-            q.UsePersistentStore(s =>
-            {
-                s.UsePostgres(connectionString);
-                s.UseClustering(c => c.CheckinInterval = options.ClusterCheckinInterval);
-                s.ProvisionSchema();
-            });
-            jobs(q);
+                SchemaName = "hangfire",
+                PrepareSchemaIfNecessary = true,
+                UseSlidingInvisibilityTimeout = true,
+                InvisibilityTimeout = o.InvisibilityTimeout,
+                QueuePollInterval = o.QueuePollInterval,
+                DistributedLockTimeout = TimeSpan.FromMinutes(1),
+            };
+            var cs = sp.GetRequiredService<IOptions<Data.DatabaseOptions>>().Value.Postgres;
+            return new PostgreSqlStorage(new NpgsqlConnectionFactory(cs, storage), storage);
         });
-        if (options.Enabled)
-            builder.Services.AddQuartzHostedService(o => o.WaitForJobsToComplete = true);
+        services.AddSingleton<JobActivator>(sp => new AspNetCoreJobActivator(sp.GetRequiredService<IServiceScopeFactory>()));
+        services.AddHangfire((sp, c) => c
+            .UseLogProvider(new HangfireLogs(sp.GetRequiredService<ILoggerFactory>()))
+            .SetDataCompatibilityLevel(CompatibilityLevel.Version_180)
+            .UseSimpleAssemblyNameTypeSerializer()
+            .UseRecommendedSerializerSettings());
+
+        if (builder.Configuration.GetSection(SchedulingOptions.Section).GetValue(nameof(SchedulingOptions.Enabled), true))
+            services.AddHangfireServer((sp, s) =>
+            {
+                var o = sp.GetRequiredService<IOptions<SchedulingOptions>>().Value;
+                s.WorkerCount = o.WorkerCount;
+                s.SchedulePollingInterval = o.SchedulePollingInterval;
+                s.ServerName = $"pluginapp-{Environment.MachineName}-{Environment.ProcessId}";
+            });
+        services.AddHostedService<RecurringJobsRegistrar>();
         return builder;
+    }
+
+    /// <summary>Declares a recurring job (UTC); its cron expression is computed from the validated options when the app starts.</summary>
+    public static IServiceCollection AddRecurringJob<TJob>(this IServiceCollection services, string id, Expression<Func<TJob, Task>> call,
+        Func<IServiceProvider, string> cron) =>
+        services.AddSingleton(new RecurringJobDeclaration(id, (m, c) => m.AddOrUpdate(id, call, c), cron));
+
+    /// <summary>The operators' dashboard at Scheduling:DashboardPath, refusing everyone unless Scheduling:DashboardToken is set.</summary>
+    public static WebApplication MapJobsDashboard(this WebApplication app)
+    {
+        var o = app.Services.GetRequiredService<IOptions<SchedulingOptions>>().Value;
+        app.UseHangfireDashboard(o.DashboardPath, new DashboardOptions
+        {
+            Authorization = [new OperatorDashboardAuthorization(o.DashboardToken)],
+            AsyncAuthorization = [],
+            DisplayStorageConnectionString = false,
+            AppPath = null,
+        }, app.Services.GetRequiredService<JobStorage>());
+        return app;
+    }
+
+    /// <summary>Writes every declared recurring job at start, so a new schedule or a changed one is live after a deploy.</summary>
+    private sealed class RecurringJobsRegistrar(IEnumerable<RecurringJobDeclaration> declarations, IRecurringJobManager manager,
+        IServiceProvider services, ILogger<RecurringJobsRegistrar> logger) : IHostedService
+    {
+        public Task StartAsync(CancellationToken ct)
+        {
+            foreach (var d in declarations)
+            {
+                var cron = d.Cron(services);
+                d.Register(manager, cron);
+                logger.LogDebug("Recurring job {Id} at '{Cron}'", d.Id, cron);
+            }
+            return Task.CompletedTask;
+        }
+
+        public Task StopAsync(CancellationToken ct) => Task.CompletedTask;
     }
 }

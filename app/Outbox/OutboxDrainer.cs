@@ -3,94 +3,158 @@ using Microsoft.Extensions.Options;
 using Npgsql;
 using PluginApp.Install;
 using PluginApp.Shopify;
+using PluginApp.Store;
 
 namespace PluginApp.Outbox;
 
 /// <summary>
-/// Sends queued calls through the Admin GraphQL client. Each call is claimed with a row lock
-/// (SKIP LOCKED, so instances never send one twice at once), only when it is the oldest open call for its
-/// resource, and marked done in the same transaction; failures back off and end as failed-for-good.
+/// Sends one shop's queued calls, each exactly once in effect. A call is claimed for a lease (and its attempt counted) in
+/// one short transaction, sent with no transaction open, and its outcome recorded in another. If the process dies, or the
+/// connection drops after Shopify applied the call, the lease lapses and the next attempt first checks whether the effect
+/// is already there (idempotent kinds need no check). Only the oldest open call of a resource is sent, so calls on one
+/// order keep their order; userErrors or MaxAttempts end a call as failed, listed in the admin.
 /// </summary>
-public sealed class OutboxDrainer(NpgsqlDataSource db, AdminGraphQLClient shopify, IOptions<OutboxOptions> options,
-    TimeProvider clock, ILogger<OutboxDrainer> logger)
+public sealed class OutboxDrainer(NpgsqlDataSource db, AdminGraphQLClient shopify, IEnumerable<OutboxOperation> operations,
+    IOptions<OutboxOptions> options, TimeProvider clock, ILogger<OutboxDrainer> logger)
 {
+    private readonly Dictionary<string, OutboxOperation> _operations = operations.ToDictionary(o => o.Name, StringComparer.Ordinal);
+
+    private sealed record Claim(long Id, string Operation, string Variables, int Attempts, DateTimeOffset Until);
+
     private const string ClaimSql = """
-        SELECT m.id, s.domain, m.operation, m.document, m.variables::text, m.attempts
-        FROM outbox_messages m JOIN shops s ON s.id = m.shop_id
-        WHERE m.completed_at IS NULL AND m.failed_at IS NULL AND m.next_attempt_at <= $1
-          AND s.uninstalled_at IS NULL AND s.token_revoked_at IS NULL
-          AND NOT EXISTS (SELECT 1 FROM outbox_messages e WHERE e.shop_id = m.shop_id AND e.resource_key = m.resource_key
-                          AND e.id < m.id AND e.completed_at IS NULL AND e.failed_at IS NULL)
-        ORDER BY m.id
-        LIMIT 1
-        FOR UPDATE OF m SKIP LOCKED
+        WITH next AS (
+          SELECT m.id FROM outbox_messages m
+          WHERE m.shop_id = $1 AND m.completed_at IS NULL AND m.failed_at IS NULL AND m.next_attempt_at <= $2
+            AND (m.claimed_until IS NULL OR m.claimed_until < $2)
+            AND NOT EXISTS (SELECT 1 FROM outbox_messages e WHERE e.shop_id = m.shop_id AND e.resource_key = m.resource_key
+                            AND e.id < m.id AND e.completed_at IS NULL AND e.failed_at IS NULL)
+          ORDER BY m.id LIMIT 1
+          FOR UPDATE OF m SKIP LOCKED)
+        UPDATE outbox_messages m SET claimed_until = $3, attempts = m.attempts + 1
+        FROM next WHERE m.id = next.id
+        RETURNING m.id, m.operation, m.variables::text, m.attempts
         """;
 
-    /// <summary>Sends up to BatchSize due calls. Returns how many were sent successfully.</summary>
-    public async Task<int> DrainOnceAsync(CancellationToken ct)
+    /// <summary>
+    /// Sends up to BatchSize due calls of the shop. Returns when its next call falls due (zero: more are due now), or null when
+    /// nothing is left.
+    /// </summary>
+    public async Task<TimeSpan?> DrainShopAsync(long shopId, CancellationToken ct)
     {
-        var sent = 0;
+        var shop = await LiveShopAsync(shopId, ct);
+        if (shop is null) return null; // uninstalled or revoked: its calls wait (and go with shop/redact)
         for (var i = 0; i < options.Value.BatchSize && !ct.IsCancellationRequested; i++)
         {
-            var result = await SendNextAsync(ct);
-            if (result is null) break;
-            if (result.Value) sent++;
+            // Why wait outside: a throttled shop gives its worker back instead of sleeping in it.
+            var wait = shopify.TimeUntilAffordable(shop, AdminGraphQLClient.MutationCost);
+            if (wait > TimeSpan.FromSeconds(1)) return wait;
+            var claim = await ClaimAsync(shopId, ct);
+            if (claim is null) return await NextDueAsync(shopId, ct);
+            await SendAsync(shop, claim, ct);
         }
-        return sent;
+        return TimeSpan.Zero;
     }
 
-    /// <returns>null when nothing is due; otherwise whether the call succeeded.</returns>
-    private async Task<bool?> SendNextAsync(CancellationToken ct)
+    /// <summary>Shops with a call due now (for the sweep).</summary>
+    public async Task<List<long>> ShopsWithDueCallsAsync(CancellationToken ct)
     {
-        await using var conn = await db.OpenConnectionAsync(ct);
-        await using var tx = await conn.BeginTransactionAsync(ct);
-        long id; string shop, operation, document, variables; int attempts;
-        await using (var claim = new NpgsqlCommand(ClaimSql, conn, tx))
-        {
-            claim.Parameters.AddWithValue(clock.GetUtcNow());
-            await using var r = await claim.ExecuteReaderAsync(ct);
-            if (!await r.ReadAsync(ct)) return null;
-            (id, shop, operation, document, variables, attempts) = (r.GetInt64(0), r.GetString(1), r.GetString(2), r.GetString(3), r.GetString(4), r.GetInt32(5));
-        }
+        await using var cmd = db.CreateCommand("""
+            SELECT DISTINCT m.shop_id FROM outbox_messages m JOIN shops s ON s.id = m.shop_id
+            WHERE m.completed_at IS NULL AND m.failed_at IS NULL AND m.next_attempt_at <= $1 AND (m.claimed_until IS NULL OR m.claimed_until < $1)
+              AND s.uninstalled_at IS NULL AND s.token_revoked_at IS NULL
+            """);
+        cmd.Parameters.AddWithValue(clock.GetUtcNow());
+        var shops = new List<long>();
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        while (await r.ReadAsync(ct)) shops.Add(r.GetInt64(0));
+        return shops;
+    }
 
+    private async Task SendAsync(string shop, Claim claim, CancellationToken ct)
+    {
         string? error = null;
         var permanent = false;
+        var outcome = "sent";
         try
         {
-            using var vars = JsonDocument.Parse(variables);
-            await shopify.MutateAsync(shop, document, vars.RootElement, operation, ct);
+            if (!_operations.TryGetValue(claim.Operation, out var op))
+                throw new OutboxOperationUnknownException(claim.Operation);
+            using var vars = JsonDocument.Parse(claim.Variables);
+            if (claim.Attempts > 1 && op.Check is { } check)
+            {
+                // An earlier attempt may have reached Shopify (a crash, a dropped answer): look before sending again.
+                var data = await shopify.ExecuteAsync(shop, check.Document, check.Variables(vars.RootElement), ct, expectedCost: 5);
+                if (check.AlreadyApplied(data, vars.RootElement)) outcome = "found applied";
+            }
+            if (outcome == "sent") await shopify.MutateAsync(shop, op.Document, vars.RootElement, op.Name, ct);
         }
-        catch (ShopifyUserErrorsException e) { error = e.Message; permanent = true; }
-        catch (Exception e) when (e is ShopifyGraphQLException or HttpRequestException or TaskCanceledException
-                                    or TokenEndpointException or ShopTokenRevokedException or ShopNotConnectedException)
+        catch (Exception e) when (e is ShopifyUserErrorsException or OutboxOperationUnknownException)
         {
-            if (ct.IsCancellationRequested) throw;
-            error = e.Message;
+            (error, permanent, outcome) = (e.Message, true, "refused");
         }
+        catch (Exception e) when (e is ShopifyGraphQLException or HttpRequestException or TaskCanceledException or TokenEndpointException
+                                      or ShopTokenRevokedException or ShopNotConnectedException or JsonException)
+        {
+            if (ct.IsCancellationRequested) throw; // shutting down: the lease lapses and the next attempt checks first
+            (error, outcome) = (e.Message, "unknown");
+        }
+        await RecordAsync(claim, error, permanent, outcome, shop);
+    }
 
+    private async Task RecordAsync(Claim claim, string? error, bool permanent, string outcome, string shop)
+    {
         var now = clock.GetUtcNow();
-        attempts++;
-        var giveUp = error is not null && (permanent || attempts >= options.Value.MaxAttempts);
-        await using (var update = new NpgsqlCommand("""
-            UPDATE outbox_messages SET attempts = $2, last_error = $3,
-              completed_at = CASE WHEN $3 IS NULL THEN $4 END,
-              failed_at = CASE WHEN $5 THEN $4 END,
-              next_attempt_at = $6
-            WHERE id = $1
-            """, conn, tx))
-        {
-            update.Parameters.AddWithValue(id);
-            update.Parameters.AddWithValue(attempts);
-            update.Parameters.Add(new NpgsqlParameter { Value = (object?)error ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
-            update.Parameters.AddWithValue(now);
-            update.Parameters.AddWithValue(giveUp);
-            update.Parameters.AddWithValue(now + Backoff(attempts));
-            await update.ExecuteNonQueryAsync(ct);
-        }
-        await tx.CommitAsync(ct);
-        if (giveUp) logger.LogWarning("Outbox call {Id} ({Operation}) for {Shop} failed for good after {Attempts} attempts: {Error}", id, operation, shop, attempts, error);
-        else if (error is not null) logger.LogInformation("Outbox call {Id} for {Shop} will be retried: {Error}", id, shop, error);
-        return error is null;
+        var giveUp = error is not null && (permanent || claim.Attempts >= options.Value.MaxAttempts);
+        await using var cmd = db.CreateCommand("""
+            UPDATE outbox_messages SET claimed_until = NULL, last_error = $3, outcome = $4,
+              completed_at = CASE WHEN $3 IS NULL THEN $5 END,
+              failed_at = CASE WHEN $6 THEN $5 END,
+              next_attempt_at = $7
+            WHERE id = $1 AND claimed_until = $2
+            """);
+        cmd.Parameters.Add(UpsertStatement.Param(claim.Id));
+        cmd.Parameters.Add(UpsertStatement.Param(claim.Until));
+        cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)error ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
+        cmd.Parameters.Add(UpsertStatement.Param(outcome));
+        cmd.Parameters.Add(UpsertStatement.Param(now));
+        cmd.Parameters.Add(UpsertStatement.Param(giveUp));
+        cmd.Parameters.Add(UpsertStatement.Param(now + Backoff(claim.Attempts)));
+        // Why no token: the call went out; its outcome must be written even while the app shuts down.
+        var updated = await cmd.ExecuteNonQueryAsync(CancellationToken.None);
+        if (updated == 0) logger.LogWarning("Outbox call {Id} for {Shop}: its lease lapsed before the outcome ({Outcome}) was recorded; the next attempt checks first", claim.Id, shop, outcome);
+        else if (giveUp) logger.LogWarning("Outbox call {Id} ({Operation}) for {Shop} failed for good after {Attempts} attempts: {Error}", claim.Id, claim.Operation, shop, claim.Attempts, error);
+        else if (error is not null) logger.LogInformation("Outbox call {Id} for {Shop} will be retried: {Error}", claim.Id, shop, error);
+    }
+
+    private async Task<Claim?> ClaimAsync(long shopId, CancellationToken ct)
+    {
+        var now = clock.GetUtcNow();
+        var until = now + options.Value.Lease;
+        await using var cmd = db.CreateCommand(ClaimSql);
+        cmd.Parameters.AddWithValue(shopId);
+        cmd.Parameters.AddWithValue(now);
+        cmd.Parameters.AddWithValue(until);
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        return await r.ReadAsync(ct) ? new Claim(r.GetInt64(0), r.GetString(1), r.GetString(2), r.GetInt32(3), until) : null;
+    }
+
+    private async Task<TimeSpan?> NextDueAsync(long shopId, CancellationToken ct)
+    {
+        await using var cmd = db.CreateCommand("""
+            SELECT min(greatest(next_attempt_at, coalesce(claimed_until, next_attempt_at))) FROM outbox_messages
+            WHERE shop_id = $1 AND completed_at IS NULL AND failed_at IS NULL
+            """);
+        cmd.Parameters.AddWithValue(shopId);
+        return await cmd.ExecuteScalarAsync(ct) is DateTime at
+            ? TimeSpan.FromTicks(Math.Max(0, (new DateTimeOffset(at, TimeSpan.Zero) - clock.GetUtcNow()).Ticks))
+            : null;
+    }
+
+    private async Task<string?> LiveShopAsync(long shopId, CancellationToken ct)
+    {
+        await using var cmd = db.CreateCommand("SELECT domain FROM shops WHERE id = $1 AND uninstalled_at IS NULL AND token_revoked_at IS NULL");
+        cmd.Parameters.AddWithValue(shopId);
+        return await cmd.ExecuteScalarAsync(ct) as string;
     }
 
     private TimeSpan Backoff(int attempts)
@@ -100,3 +164,6 @@ public sealed class OutboxDrainer(NpgsqlDataSource db, AdminGraphQLClient shopif
         return TimeSpan.FromSeconds(Math.Min(delay, o.MaxDelay.TotalSeconds));
     }
 }
+
+/// <summary>A stored call whose kind no feature registers (e.g. code removed since it was queued).</summary>
+public sealed class OutboxOperationUnknownException(string name) : Exception($"no outbox operation named '{name}' is registered");

@@ -1,5 +1,5 @@
 using Microsoft.Extensions.Options;
-using Quartz;
+using PluginApp.Jobs;
 
 namespace PluginApp.Outbox;
 
@@ -10,14 +10,14 @@ public static class OutboxExtensions
         services.AddOptions<OutboxOptions>().BindConfiguration(OutboxOptions.Section).ValidateOnStart();
         services.AddSingleton<IValidateOptions<OutboxOptions>, OutboxOptionsValidator>();
         services.AddTransient<OutboxDrainer>();
+        services.AddTransient<OutboxScheduler>();
+        foreach (var op in new[] { OutboxOperation.TagsAdd, OutboxOperation.TagsRemove, OutboxOperation.MetafieldsSet, OutboxOperation.OrderRiskAssessmentCreate })
+            services.AddOutboxOperation(op);
+        services.AddRecurringJob<OutboxDrainJob>("outbox-sweep", j => j.SweepAsync(CancellationToken.None), _ => "* * * * *");
         return services;
     }
 
-    public static void AddOutboxJobs(this IQuartzBuilder q, IConfiguration configuration)
-    {
-        var interval = configuration.GetSection(OutboxOptions.Section).Get<OutboxOptions>()?.PollInterval ?? new OutboxOptions().PollInterval;
-        q.AddJob<OutboxDrainJob>(j => j.WithIdentity(OutboxDrainJob.Key).StoreDurably());
-        q.AddTrigger(t => t.ForJob(OutboxDrainJob.Key).WithIdentity("outbox-drain-trigger", "system")
-            .WithSimpleSchedule(s => s.WithInterval(interval).RepeatForever()));
-    }
+    /// <summary>Lets the outbox send calls of this kind (registered once per kind by the feature that produces them).</summary>
+    public static IServiceCollection AddOutboxOperation(this IServiceCollection services, OutboxOperation operation) =>
+        services.AddSingleton(operation);
 }

@@ -3,18 +3,22 @@ using PluginApp.Store;
 
 namespace PluginApp.Outbox;
 
+/// <summary>One call a decision asks Shopify for.</summary>
+/// <param name="ResourceKey">The resource it acts on (e.g. the order's GID); calls for one resource run in order.</param>
+/// <param name="IdempotencyKey">Deterministic per effect (e.g. "risk:{order}:{model version}"): the same decision written twice queues one call.</param>
+public sealed record OutboxCall(OutboxOperation Operation, string ResourceKey, object Variables, string IdempotencyKey);
+
 /// <summary>
-/// Queues a call to Shopify in the same transaction as the decision that asks for it, so the decision
-/// and its side effect are written together or not at all.
+/// Queues a call to Shopify in the same transaction as the decision that asks for it, so the decision and its side effect
+/// are written together or not at all. After the transaction commits, the caller kicks the shop's drain (OutboxScheduler).
 /// </summary>
 internal static class OutboxWriter
 {
-    /// <param name="resourceKey">The resource the call acts on (e.g. the order's GID); calls for one resource run in order.</param>
-    /// <param name="operation">The mutation's payload field, e.g. "tagsAdd", where its userErrors are read.</param>
-    public static void Enqueue(StoreWriter store, long shopId, string resourceKey, string operation, string document, object variables,
-        DateTimeOffset now) =>
+    public static void Enqueue(StoreWriter store, OutboxCall call, DateTimeOffset now) =>
         store.Add("""
-            INSERT INTO outbox_messages (shop_id, resource_key, operation, document, variables, created_at, next_attempt_at)
-            VALUES ($1, $2, $3, $4, $5::jsonb, $6, $6)
-            """, shopId, resourceKey, operation, document, JsonSerializer.Serialize(variables), now);
+            INSERT INTO outbox_messages (shop_id, resource_key, operation, document, variables, idempotency_key, created_at, next_attempt_at)
+            VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $7)
+            ON CONFLICT (shop_id, idempotency_key) DO NOTHING
+            """, store.ShopId, call.ResourceKey, call.Operation.Name, call.Operation.Document, JsonSerializer.Serialize(call.Variables),
+            call.IdempotencyKey, now);
 }

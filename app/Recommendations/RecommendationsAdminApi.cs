@@ -23,9 +23,9 @@ public static class RecommendationsAdminApi
         return app;
     }
 
-    private static async Task<Accepted> TrainAsync(TrainingScheduler scheduler, ShopScope scope, CancellationToken ct)
+    private static Accepted TrainAsync(TrainingScheduler scheduler, ShopScope scope)
     {
-        await scheduler.TrainNowAsync(scope.Domain, "on demand", ct);
+        scheduler.TrainNow(scope.Domain, "on demand");
         return TypedResults.Accepted("/api/admin/models");
     }
 

@@ -1,6 +1,6 @@
 using Microsoft.AspNetCore.RateLimiting;
 using Microsoft.Extensions.Options;
-using Quartz;
+using PluginApp.Jobs;
 
 namespace PluginApp.Recommendations;
 
@@ -22,6 +22,8 @@ public static class RecommendationsExtensions
         services.AddSingleton<RulesStore>();
         services.AddTransient<TrainingService>();
         services.AddTransient<TrainingScheduler>();
+        services.AddRecurringJob<NewOrdersTrainingJob>("train-on-new-orders", j => j.RunAsync(CancellationToken.None),
+            sp => $"*/{(int)sp.GetRequiredService<IOptions<RecommendationOptions>>().Value.NewOrdersCheckInterval.TotalMinutes} * * * *");
         services.AddRateLimiter(o =>
         {
             o.RejectionStatusCode = StatusCodes.Status429TooManyRequests;
@@ -29,14 +31,5 @@ public static class RecommendationsExtensions
                 ProxyEndpoints.Partition(http, http.RequestServices.GetRequiredService<IOptions<RecommendationOptions>>().Value));
         });
         return services;
-    }
-
-    public static void AddRecommendationJobs(this IQuartzBuilder q, IConfiguration configuration)
-    {
-        var interval = configuration.GetSection(RecommendationOptions.Section).Get<RecommendationOptions>()?.NewOrdersCheckInterval
-                       ?? new RecommendationOptions().NewOrdersCheckInterval;
-        q.AddJob<NewOrdersTrainingJob>(j => j.WithIdentity(NewOrdersTrainingJob.Key).StoreDurably());
-        q.AddTrigger(t => t.ForJob(NewOrdersTrainingJob.Key).WithIdentity("train-on-new-orders-trigger", "system")
-            .WithSimpleSchedule(s => s.WithInterval(interval).RepeatForever()));
     }
 }

@@ -1,82 +1,58 @@
+using Hangfire;
 using Npgsql;
-using Quartz;
+using PluginApp.Install;
+using PluginApp.Jobs;
 
 namespace PluginApp.Recommendations;
 
-/// <summary>Trains one shop's recommender. One per shop at a time; a failure is retried with growing delays.</summary>
-[DisallowConcurrentExecution]
-public sealed class TrainingJob(TrainingService training, TimeProvider clock, ILogger<TrainingJob> logger) : IJob
+/// <summary>Trains one shop's recommender on Hangfire. One training per shop at a time; a failure is retried at 1, 4 and 16 minutes.</summary>
+public sealed class TrainingJob(TrainingService training, TrainingScheduler scheduler, JobLocks locks, ILogger<TrainingJob> logger)
 {
-    public const string ShopKey = "shop";
-    public const string TriggerKey = "trigger";
-    public const string AttemptKey = "attempt";
-    public const int MaxAttempts = 4;
-
-    public async ValueTask Execute(IJobExecutionContext context, CancellationToken ct)
+    [AutomaticRetry(Attempts = 3, DelaysInSeconds = [60, 240, 960], OnAttemptsExceeded = AttemptsExceededAction.Fail)]
+    public async Task RunAsync(string shop, string trigger, CancellationToken ct)
     {
-        var map = context.MergedJobDataMap;
-        var shop = map.GetString(ShopKey)!;
-        var attempt = map.TryGetInt(AttemptKey, out var a) ? a : 1;
+        await using var lease = await locks.TryAcquireAsync($"training:{shop}", ct);
+        if (lease is null)
+        {
+            // The running training already learns from what this trigger would; a second one at once would only race it.
+            logger.LogInformation("{Shop} is already training; the {Trigger} run is not needed", shop, trigger);
+            return;
+        }
         try
         {
-            await training.TrainAsync(shop, map.GetString(TriggerKey) ?? "scheduled", ct);
+            await training.TrainAsync(shop, trigger, ct);
         }
-        catch (Install.ShopNotConnectedException)
+        catch (ShopNotConnectedException)
         {
-            // Uninstalled or erased: stop this shop's training for good (its nightly trigger goes with the job).
+            // Uninstalled or erased: stop this shop's training for good.
             logger.LogInformation("{Shop} is no longer installed; removing its training schedule", shop);
-            await context.Scheduler.DeleteJob(context.JobDetail.Key, ct);
-        }
-        catch (Exception e) when (e is not OperationCanceledException && attempt < MaxAttempts)
-        {
-            var delay = TimeSpan.FromMinutes(Math.Pow(4, attempt - 1)); // 1, 4, 16 minutes
-            logger.LogWarning(e, "Training {Shop} failed (attempt {Attempt}); retrying in {Delay}", shop, attempt, delay);
-            await context.Scheduler.ScheduleJob(TriggerBuilder.Create().ForJob(context.JobDetail.Key)
-                .UsingJobData(ShopKey, shop).UsingJobData(TriggerKey, "retry").UsingJobData(AttemptKey, attempt + 1)
-                .StartAt(clock.GetUtcNow() + delay).Build(), cancellationToken: ct);
+            scheduler.RemoveNightly(shop);
         }
     }
 }
 
 /// <summary>When training runs: on demand, after a backfill, nightly at 03:00 in the shop's time zone, and after enough new orders.</summary>
-public sealed class TrainingScheduler(ISchedulerFactory schedulers)
+public sealed class TrainingScheduler(IBackgroundJobClient jobs, IRecurringJobManager recurring)
 {
-    public static JobKey KeyFor(string shop) => new($"train:{shop}", "training");
+    public static string NightlyId(string shop) => $"train-nightly:{shop}";
 
-    public async Task TrainNowAsync(string shop, string reason, CancellationToken ct)
-    {
-        var scheduler = await EnsureJobAsync(shop, ct);
-        await scheduler.ScheduleJob(TriggerBuilder.Create().ForJob(KeyFor(shop))
-            .UsingJobData(TrainingJob.ShopKey, shop).UsingJobData(TrainingJob.TriggerKey, reason).UsingJobData(TrainingJob.AttemptKey, 1)
-            .StartNow().Build(), cancellationToken: ct);
-    }
+    public void TrainNow(string shop, string reason) => jobs.Enqueue<TrainingJob>(j => j.RunAsync(shop, reason, CancellationToken.None));
 
-    public async Task EnsureNightlyAsync(string shop, string? ianaTimeZone, CancellationToken ct)
+    public void EnsureNightly(string shop, string? ianaTimeZone)
     {
-        var scheduler = await EnsureJobAsync(shop, ct);
         var zone = TimeZoneInfo.TryFindSystemTimeZoneById(ianaTimeZone ?? "UTC", out var tz) ? tz : TimeZoneInfo.Utc;
-        var trigger = TriggerBuilder.Create().WithIdentity($"nightly:{shop}", "training").ForJob(KeyFor(shop))
-            .UsingJobData(TrainingJob.ShopKey, shop).UsingJobData(TrainingJob.TriggerKey, "nightly")
-            .WithCronSchedule("0 0 3 * * ?", c => c.InTimeZone(zone)).Build();
-        await scheduler.ScheduleJob(trigger, new ScheduleJobOptions { Replace = true }, ct);
+        recurring.AddOrUpdate<TrainingJob>(NightlyId(shop), j => j.RunAsync(shop, "nightly", CancellationToken.None), "0 3 * * *",
+            new RecurringJobOptions { TimeZone = zone });
     }
 
-    private async Task<IScheduler> EnsureJobAsync(string shop, CancellationToken ct)
-    {
-        var scheduler = await schedulers.GetScheduler(ct);
-        if (await scheduler.GetJobDetail(KeyFor(shop), ct) is null)
-            await scheduler.AddJob(JobBuilder.Create<TrainingJob>().WithIdentity(KeyFor(shop)).StoreDurably().Build(), AddJobOptions.Replacing, ct);
-        return scheduler;
-    }
+    public void RemoveNightly(string shop) => recurring.RemoveIfExists(NightlyId(shop));
 }
 
 /// <summary>Every few minutes: shops with enough orders since their newest model's data ends get a training.</summary>
-[DisallowConcurrentExecution]
-public sealed class NewOrdersTrainingJob(NpgsqlDataSource db, TrainingScheduler scheduler, Microsoft.Extensions.Options.IOptions<RecommendationOptions> options) : IJob
+public sealed class NewOrdersTrainingJob(NpgsqlDataSource db, TrainingScheduler scheduler, Microsoft.Extensions.Options.IOptions<RecommendationOptions> options)
 {
-    public static readonly JobKey Key = new("train-on-new-orders", "system");
-
-    public async ValueTask Execute(IJobExecutionContext context, CancellationToken ct)
+    [AutomaticRetry(Attempts = 0)] // the next run comes in a few minutes anyway
+    public async Task RunAsync(CancellationToken ct)
     {
         await using var cmd = db.CreateCommand("""
             SELECT s.domain FROM shops s
@@ -88,6 +64,6 @@ public sealed class NewOrdersTrainingJob(NpgsqlDataSource db, TrainingScheduler 
         cmd.Parameters.AddWithValue(options.Value.RetrainAfterNewOrders);
         var shops = new List<string>();
         await using (var r = await cmd.ExecuteReaderAsync(ct)) while (await r.ReadAsync(ct)) shops.Add(r.GetString(0));
-        foreach (var shop in shops) await scheduler.TrainNowAsync(shop, "new orders", ct);
+        foreach (var shop in shops) scheduler.TrainNow(shop, "new orders");
     }
 }

@@ -43,10 +43,21 @@ public sealed class AdminGraphQLClient(HttpClient http, OfflineTokenStore tokens
     /// <summary>Assumed cost of a query before Shopify has told us its real cost.</summary>
     public const double DefaultCost = 50;
 
-    private readonly ResiliencePipeline _transient = new ResiliencePipelineBuilder { TimeProvider = clock }
+    /// <summary>Cost assumed for a mutation before Shopify has told us its real cost.</summary>
+    public const double MutationCost = 10;
+
+    // Why two pipelines: a query can be repeated after any failure, but a mutation only when Shopify certainly did not run
+    // it (429, or no connection was made). After a 5xx, a timeout or a dropped answer its outcome is unknown, and the
+    // caller (the outbox) must check before sending it again.
+    private readonly ResiliencePipeline _queries = Pipeline(clock, new PredicateBuilder().Handle<HttpRequestException>().Handle<TransientShopifyException>());
+    private readonly ResiliencePipeline _mutations = Pipeline(clock, new PredicateBuilder()
+        .Handle<HttpRequestException>(e => e.HttpRequestError is HttpRequestError.ConnectionError or HttpRequestError.NameResolutionError)
+        .Handle<TransientShopifyException>(e => e.Status == HttpStatusCode.TooManyRequests));
+
+    private static ResiliencePipeline Pipeline(TimeProvider clock, PredicateBuilder<object> shouldHandle) => new ResiliencePipelineBuilder { TimeProvider = clock }
         .AddRetry(new RetryStrategyOptions
         {
-            ShouldHandle = new PredicateBuilder().Handle<HttpRequestException>().Handle<TransientShopifyException>(),
+            ShouldHandle = shouldHandle,
             MaxRetryAttempts = 4,
             BackoffType = DelayBackoffType.Exponential,
             UseJitter = true,
@@ -55,19 +66,23 @@ public sealed class AdminGraphQLClient(HttpClient http, OfflineTokenStore tokens
         })
         .Build();
 
-    private sealed class TransientShopifyException(HttpStatusCode status, TimeSpan? retryAfter) : Exception($"HTTP {(int)status}")
+    private sealed class TransientShopifyException(HttpStatusCode status, TimeSpan? retryAfter) : HttpRequestException($"HTTP {(int)status}", null, status)
     {
         public TimeSpan? RetryAfter { get; } = retryAfter;
+        public HttpStatusCode Status { get; } = status;
     }
 
     /// <summary>Runs a query or mutation and returns its "data" object.</summary>
-    public async Task<JsonElement> ExecuteAsync(string shop, string document, object? variables, CancellationToken ct,
-        double expectedCost = DefaultCost)
+    public Task<JsonElement> ExecuteAsync(string shop, string document, object? variables, CancellationToken ct,
+        double expectedCost = DefaultCost) => ExecuteAsync(shop, document, variables, _queries, expectedCost, ct);
+
+    private async Task<JsonElement> ExecuteAsync(string shop, string document, object? variables, ResiliencePipeline pipeline,
+        double expectedCost, CancellationToken ct)
     {
         for (var attempt = 0; ; attempt++)
         {
             await PaceAsync(shop, expectedCost, ct);
-            using var doc = await _transient.ExecuteAsync(async token => await SendAsync(shop, document, variables, token), ct);
+            using var doc = await pipeline.ExecuteAsync(async token => await SendAsync(shop, document, variables, token), ct);
             var root = doc.RootElement;
             RecordThrottle(shop, root);
             if (root.TryGetProperty("errors", out var errors) && errors.ValueKind == JsonValueKind.Array && errors.GetArrayLength() > 0)
@@ -91,7 +106,7 @@ public sealed class AdminGraphQLClient(HttpClient http, OfflineTokenStore tokens
     /// <summary>Runs a mutation; its payload's userErrors (or any *UserErrors list) become a typed failure.</summary>
     public async Task<JsonElement> MutateAsync(string shop, string document, object? variables, string payloadField, CancellationToken ct)
     {
-        var data = await ExecuteAsync(shop, document, variables, ct, expectedCost: 10);
+        var data = await ExecuteAsync(shop, document, variables, _mutations, MutationCost, ct);
         if (!data.TryGetProperty(payloadField, out var payload) || payload.ValueKind != JsonValueKind.Object)
             throw new ShopifyGraphQLException(shop, $"the answer has no {payloadField}");
         var errors = payload.EnumerateObject()
@@ -127,17 +142,30 @@ public sealed class AdminGraphQLClient(HttpClient http, OfflineTokenStore tokens
             throw new TransientShopifyException(response.StatusCode, response.Headers.RetryAfter?.Delta);
         if (!response.IsSuccessStatusCode)
             throw new ShopifyGraphQLException(shop, $"HTTP {(int)response.StatusCode}");
-        await using var stream = await response.Content.ReadAsStreamAsync(ct);
-        return await JsonDocument.ParseAsync(stream, cancellationToken: ct);
+        try
+        {
+            await using var stream = await response.Content.ReadAsStreamAsync(ct);
+            return await JsonDocument.ParseAsync(stream, cancellationToken: ct);
+        }
+        catch (Exception e) when (e is JsonException or IOException)
+        {
+            // An answer cut short or garbled (the connection dropped mid-way): what Shopify did is unknown.
+            throw new HttpRequestException(HttpRequestError.ResponseEnded, $"{shop}: the answer was cut short or unreadable ({e.Message})", e);
+        }
+    }
+
+    /// <summary>How long until the shop's bucket, as Shopify last reported it, affords a call of this cost (zero: now).</summary>
+    public TimeSpan TimeUntilAffordable(string shop, double cost)
+    {
+        if (!Buckets.TryGetValue(shop, out var b) || b.RestoreRate <= 0) return TimeSpan.Zero;
+        var available = Math.Min(b.Maximum, b.Available + (clock.GetUtcNow() - b.At).TotalSeconds * b.RestoreRate);
+        return available >= cost ? TimeSpan.Zero : TimeSpan.FromSeconds((Math.Min(cost, b.Maximum) - available) / b.RestoreRate);
     }
 
     private async Task PaceAsync(string shop, double cost, CancellationToken ct)
     {
-        if (!Buckets.TryGetValue(shop, out var b) || b.RestoreRate <= 0) return;
-        var now = clock.GetUtcNow();
-        var available = Math.Min(b.Maximum, b.Available + (now - b.At).TotalSeconds * b.RestoreRate);
-        if (available >= cost) return;
-        var wait = TimeSpan.FromSeconds((Math.Min(cost, b.Maximum) - available) / b.RestoreRate);
+        var wait = TimeUntilAffordable(shop, cost);
+        if (wait <= TimeSpan.Zero) return;
         logger.LogDebug("{Shop}: pacing {Wait} before a query of cost {Cost}", shop, wait, cost);
         await Task.Delay(wait, clock, ct);
     }

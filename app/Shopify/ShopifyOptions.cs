@@ -27,6 +27,9 @@ public sealed class ShopifyOptions
     /// </summary>
     public string ShopUrlTemplate { get; set; } = "https://{shop}";
 
+    /// <summary>Longest wait for one Admin API answer; a mutation that times out is treated as possibly applied (the outbox checks before resending).</summary>
+    public TimeSpan AdminApiTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
     /// <summary>Allowed clock difference for OAuth timestamps, app-proxy timestamps and session tokens.</summary>
     public TimeSpan ClockSkew { get; set; } = TimeSpan.FromSeconds(90);
 
@@ -48,6 +51,8 @@ public sealed class ShopifyOptionsValidator : IValidateOptions<ShopifyOptions>
         else if (!Uri.TryCreate(o.ShopUrlTemplate.Replace("{shop}", "x.myshopify.com"), UriKind.Absolute, out var shop)
                  || (shop.Scheme != "https" && !shop.IsLoopback))
             failures.Add($"Shopify:ShopUrlTemplate '{o.ShopUrlTemplate}' must be https (http only on loopback).");
+        if (o.AdminApiTimeout < TimeSpan.FromSeconds(1) || o.AdminApiTimeout > TimeSpan.FromMinutes(2))
+            failures.Add($"Shopify:AdminApiTimeout {o.AdminApiTimeout} must be between 1 s and 2 min.");
         if (o.ClockSkew < TimeSpan.Zero || o.ClockSkew > TimeSpan.FromMinutes(10))
             failures.Add($"Shopify:ClockSkew {o.ClockSkew} must be between 0 and 10 minutes.");
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);

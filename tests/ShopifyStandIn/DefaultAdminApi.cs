@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Text.Json.Nodes;
-using Microsoft.AspNetCore.Http;
 
 namespace ShopifyStandIn;
 
@@ -11,14 +10,17 @@ public sealed record GraphQLCall(string Shop, string AccessToken, string Query, 
 }
 
 /// <summary>
-/// Enough of the Admin GraphQL API for the app's jobs: bulk queries answered from JSONL files the
-/// caller registers per root field (products, customers, orders), and mutations accepted and recorded.
+/// Enough of the Admin GraphQL API for the app's jobs: bulk queries answered from JSONL files the caller registers per root
+/// field (products, customers, orders); mutations recorded and applied (tags, risk assessments), so a test can see how many
+/// times an effect really happened; orders' risk assessments readable back.
 /// </summary>
 public sealed class DefaultAdminApi
 {
     private readonly ConcurrentDictionary<string, string> _jsonlByRoot = new();
     private readonly ConcurrentDictionary<string, (string Root, int Polls)> _operations = new();
     private readonly ConcurrentQueue<GraphQLCall> _mutations = new();
+    private readonly ConcurrentDictionary<string, ConcurrentQueue<JsonObject>> _assessments = new();
+    private readonly ConcurrentDictionary<(string Shop, string Field), int> _dropsAfterApplying = new();
     private int _next;
 
     public IReadOnlyCollection<GraphQLCall> Mutations => _mutations;
@@ -26,57 +28,106 @@ public sealed class DefaultAdminApi
     /// <summary>Polls a bulk operation answers RUNNING before it answers COMPLETED.</summary>
     public int PollsBeforeComplete { get; set; } = 1;
 
+    private readonly ConcurrentDictionary<string, bool> _held = new();
+
+    /// <summary>Bulk operations over this root field stay RUNNING until <see cref="ReleaseBulk"/> (a test decides when Shopify finishes).</summary>
+    public void HoldBulk(string rootField) => _held[rootField] = true;
+
+    public void ReleaseBulk(string rootField) => _held.TryRemove(rootField, out _);
+
+    /// <summary>How many bulk operations were started over this root field.</summary>
+    public int BulkOperationsStarted(string rootField) => _operations.Values.Count(o => o.Root == rootField);
+
     /// <summary>Serve this JSONL file as the result of bulk queries over the given root field.</summary>
     public void ServeBulk(string rootField, string jsonlPath) => _jsonlByRoot[rootField] = jsonlPath;
+
+    /// <summary>The next <paramref name="times"/> calls of this mutation for the shop take effect, then the connection drops unanswered.</summary>
+    public void DropAfterApplying(string shop, string mutationField, int times = 1) => _dropsAfterApplying[(shop, mutationField)] = times;
+
+    /// <summary>Risk assessments applied to an order (its GID), in the order they were created.</summary>
+    public IReadOnlyList<JsonObject> RiskAssessments(string orderGid) => _assessments.TryGetValue(orderGid, out var q) ? q.ToList() : [];
 
     /// <param name="key">The numeric tail of the operation's GID, as it appears in the result URL.</param>
     public string? BulkResult(string key) =>
         _operations.TryGetValue($"gid://shopify/BulkOperation/{key}", out var op) && _jsonlByRoot.TryGetValue(op.Root, out var p) ? p : null;
 
-    public IResult Answer(GraphQLCall call)
+    public StandInAnswer Answer(GraphQLCall call)
     {
-        if (call.Mentions("bulkOperationRunQuery"))
-        {
-            var inner = call.Variables["query"]?.GetValue<string>() ?? call.Query;
-            var root = new[] { "products", "customers", "orders" }.FirstOrDefault(r => inner.Contains(r + " ", StringComparison.Ordinal) || inner.Contains(r + "(", StringComparison.Ordinal) || inner.Contains(r + "{", StringComparison.Ordinal)) ?? "unknown";
-            var id = $"gid://shopify/BulkOperation/{Interlocked.Increment(ref _next)}";
-            _operations[id] = (root, 0);
-            return Data(new JsonObject
-            {
-                ["bulkOperationRunQuery"] = new JsonObject
-                {
-                    ["bulkOperation"] = new JsonObject { ["id"] = id, ["status"] = "CREATED" },
-                    ["userErrors"] = new JsonArray(),
-                },
-            });
-        }
+        if (call.Mentions("bulkOperationRunQuery")) return StartBulk(call);
         if (call.Mentions("BulkOperation") && call.Variables["id"]?.GetValue<string>() is { } opId && _operations.TryGetValue(opId, out var op))
-        {
-            _operations[opId] = (op.Root, op.Polls + 1);
-            var done = op.Polls >= PollsBeforeComplete;
-            var path = _jsonlByRoot.GetValueOrDefault(op.Root);
-            var count = done && path is not null ? File.ReadLines(path).LongCount() : 0;
-            var key = opId[(opId.LastIndexOf('/') + 1)..];
-            return Data(new JsonObject
-            {
-                ["node"] = new JsonObject
-                {
-                    ["id"] = opId,
-                    ["status"] = done ? "COMPLETED" : "RUNNING",
-                    ["errorCode"] = null,
-                    ["objectCount"] = count.ToString(),
-                    ["url"] = done && path is not null ? $"{call.BaseUrl}/bulk/{key}.jsonl" : null,
-                    ["partialDataUrl"] = null,
-                },
-            });
-        }
+            return PollBulk(call, opId, op);
         if (call.Query.TrimStart().StartsWith("mutation", StringComparison.Ordinal))
         {
             _mutations.Enqueue(call);
             var field = MutationField(call.Query);
-            return Data(new JsonObject { [field] = new JsonObject { ["userErrors"] = new JsonArray() } });
+            var payload = Apply(call, field);
+            if (_dropsAfterApplying.TryGetValue((call.Shop, field), out var left) && left > 0)
+            {
+                _dropsAfterApplying[(call.Shop, field)] = left - 1;
+                return StandInAnswer.DropConnection();
+            }
+            return Data(new JsonObject { [field] = payload });
         }
+        if (call.Mentions("risk") && call.Variables["id"]?.GetValue<string>() is { } orderId)
+            return Data(new JsonObject
+            {
+                ["order"] = new JsonObject { ["risk"] = new JsonObject { ["assessments"] = new JsonArray(RiskAssessments(orderId).Select(a => (JsonNode)a.DeepClone()).ToArray()) } },
+            });
         return Data(new JsonObject());
+    }
+
+    private JsonObject Apply(GraphQLCall call, string field)
+    {
+        if (field == "orderRiskAssessmentCreate" && call.Variables["input"] is JsonObject input)
+        {
+            var assessment = new JsonObject
+            {
+                ["riskLevel"] = input["riskLevel"]?.DeepClone(),
+                ["provider"] = new JsonObject { ["title"] = "PluginApp" },
+                ["facts"] = input["facts"]?.DeepClone() ?? new JsonArray(),
+            };
+            _assessments.GetOrAdd(input["orderId"]!.GetValue<string>(), _ => new()).Enqueue(assessment);
+            return new JsonObject { ["orderRiskAssessment"] = new JsonObject { ["riskLevel"] = input["riskLevel"]?.DeepClone() }, ["userErrors"] = new JsonArray() };
+        }
+        return new JsonObject { ["userErrors"] = new JsonArray() };
+    }
+
+    private StandInAnswer StartBulk(GraphQLCall call)
+    {
+        var inner = call.Variables["query"]?.GetValue<string>() ?? call.Query;
+        var root = new[] { "products", "customers", "orders" }.FirstOrDefault(r => inner.Contains(r + " ", StringComparison.Ordinal)
+            || inner.Contains(r + "(", StringComparison.Ordinal) || inner.Contains(r + "{", StringComparison.Ordinal)) ?? "unknown";
+        var id = $"gid://shopify/BulkOperation/{Interlocked.Increment(ref _next)}";
+        _operations[id] = (root, 0);
+        return Data(new JsonObject
+        {
+            ["bulkOperationRunQuery"] = new JsonObject
+            {
+                ["bulkOperation"] = new JsonObject { ["id"] = id, ["status"] = "CREATED" },
+                ["userErrors"] = new JsonArray(),
+            },
+        });
+    }
+
+    private StandInAnswer PollBulk(GraphQLCall call, string opId, (string Root, int Polls) op)
+    {
+        _operations[opId] = (op.Root, op.Polls + 1);
+        var done = !_held.ContainsKey(op.Root) && op.Polls >= PollsBeforeComplete;
+        var path = _jsonlByRoot.GetValueOrDefault(op.Root);
+        var count = done && path is not null ? File.ReadLines(path).LongCount() : 0;
+        var key = opId[(opId.LastIndexOf('/') + 1)..];
+        return Data(new JsonObject
+        {
+            ["node"] = new JsonObject
+            {
+                ["id"] = opId,
+                ["status"] = done ? "COMPLETED" : "RUNNING",
+                ["errorCode"] = null,
+                ["objectCount"] = count.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                ["url"] = done && path is not null ? $"{call.BaseUrl}/bulk/{key}.jsonl" : null,
+                ["partialDataUrl"] = null,
+            },
+        });
     }
 
     /// <summary>The first field selected by a mutation document, e.g. "tagsAdd".</summary>
@@ -87,8 +138,8 @@ public sealed class DefaultAdminApi
         return end < 0 ? body : body[..end];
     }
 
-    /// <summary>A GraphQL answer with a throttle status of a plenty-full bucket.</summary>
-    public static IResult Data(JsonObject data, double available = 1990) => Results.Json(new JsonObject
+    /// <summary>A GraphQL answer with a throttle status (a plenty-full bucket unless told otherwise).</summary>
+    public static StandInAnswer Data(JsonObject data, double available = 1990, double restoreRate = 100) => StandInAnswer.Json(new JsonObject
     {
         ["data"] = data,
         ["extensions"] = new JsonObject
@@ -96,7 +147,7 @@ public sealed class DefaultAdminApi
             ["cost"] = new JsonObject
             {
                 ["requestedQueryCost"] = 10, ["actualQueryCost"] = 10,
-                ["throttleStatus"] = new JsonObject { ["maximumAvailable"] = 2000.0, ["currentlyAvailable"] = available, ["restoreRate"] = 100.0 },
+                ["throttleStatus"] = new JsonObject { ["maximumAvailable"] = 2000.0, ["currentlyAvailable"] = available, ["restoreRate"] = restoreRate },
             },
         },
     });

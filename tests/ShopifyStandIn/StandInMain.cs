@@ -1,9 +1,11 @@
 using System.Globalization;
+using System.Runtime.InteropServices;
 
 namespace ShopifyStandIn;
 
 /// <summary>
-/// Runs the stand-in on its own for the demo: dotnet ShopifyStandIn.dll --secret S [--bulk-dir DIR] [--port-file F].
+/// Runs the stand-in on its own for the demo and the benchmarks:
+/// dotnet ShopifyStandIn.dll --secret S [--bulk-dir DIR] [--port-file F] [--polls N].
 /// Bulk queries over products, customers and orders are answered from DIR/{root}.jsonl.
 /// </summary>
 public static class StandInMain
@@ -14,7 +16,7 @@ public static class StandInMain
         var secret = Arg("--secret");
         if (string.IsNullOrEmpty(secret))
         {
-            Console.Error.WriteLine("usage: ShopifyStandIn --secret SECRET [--bulk-dir DIR] [--port-file FILE]");
+            Console.Error.WriteLine("usage: ShopifyStandIn --secret SECRET [--bulk-dir DIR] [--port-file FILE] [--polls N]");
             return 2;
         }
         await using var server = await StandInServer.StartAsync(secret);
@@ -25,7 +27,8 @@ public static class StandInMain
         if (Arg("--port-file") is { } portFile) await File.WriteAllTextAsync(portFile, server.BaseUrl);
         Console.WriteLine($"Shopify stand-in listening on {server.BaseUrl}");
 
-        // Why the app's own stopping token: its console lifetime takes SIGTERM and Ctrl-C, so no other handler sees them.
+        using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; server.Stop(); });
+        using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; server.Stop(); });
         await Task.Delay(Timeout.Infinite, server.Stopping).ContinueWith(_ => { }, TaskScheduler.Default);
         return 0;
     }

@@ -1,13 +1,12 @@
 using System.Collections.Concurrent;
-using System.Text.Json;
 using System.Text.Json.Nodes;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
-using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
+using System.Text.RegularExpressions;
+using WireMock;
+using WireMock.Matchers;
+using WireMock.RequestBuilders;
+using WireMock.ResponseBuilders;
+using WireMock.Server;
+using WireMock.Settings;
 
 namespace ShopifyStandIn;
 
@@ -15,76 +14,75 @@ namespace ShopifyStandIn;
 public sealed record RecordedRequest(string Shop, string Path, JsonObject Body, DateTimeOffset At);
 
 /// <summary>
-/// Plays https://{shop}/admin/... on 127.0.0.1 with a random port. The app reaches it through
-/// Shopify:ShopUrlTemplate = "{BaseUrl}/shops/{shop}". Real HTTP, real JSON, documented shapes.
+/// Plays https://{shop}/admin/... on 127.0.0.1 with WireMock.Net. The app reaches it through
+/// Shopify:ShopUrlTemplate = "{BaseUrl}/shops/{shop}". The default mappings (priority 100) are stateful: the token
+/// endpoint, Admin GraphQL with bulk operations and recorded mutations. A test that needs a failure (429 with Retry-After,
+/// 5xx, a slow answer, a dropped connection) adds its own WireMock mapping on <see cref="Mock"/> with a higher priority, e.g.
+/// <c>Mock.Given(StandInServer.GraphQLRequest(shop)).AtPriority(1).RespondWith(Response.Create().WithStatusCode(503))</c>.
 /// </summary>
-public sealed class StandInServer : IAsyncDisposable
+public sealed partial class StandInServer : IAsyncDisposable
 {
-    private readonly WebApplication _app;
+    private const int DefaultPriority = 100;
     private readonly ConcurrentQueue<RecordedRequest> _requests = new();
+    private readonly CancellationTokenSource _stopping = new();
     private int _tokenCounter;
 
-    /// <summary>Answers Admin GraphQL; by default <see cref="DefaultAdminApi"/>.</summary>
-    public Func<GraphQLCall, IResult>? GraphQL { get; set; }
+    /// <summary>The WireMock server itself, for tests that add mappings of their own.</summary>
+    public WireMockServer Mock { get; }
 
-    /// <summary>The default Admin API: bulk operations served from JSONL, mutations recorded and accepted.</summary>
+    /// <summary>Answers Admin GraphQL instead of <see cref="Admin"/> when set (return null to fall back to it).</summary>
+    public Func<GraphQLCall, StandInAnswer?>? GraphQL { get; set; }
+
+    /// <summary>The default Admin API: bulk operations served from JSONL, mutations recorded and applied.</summary>
     public DefaultAdminApi Admin { get; } = new();
 
     /// <summary>Answers the token endpoint; by default a fresh expiring offline token pair per call.</summary>
-    public Func<string, JsonObject, IResult>? TokenEndpoint { get; set; }
+    public Func<string, JsonObject, StandInAnswer>? TokenEndpoint { get; set; }
 
     public string ClientSecret { get; }
-    public string BaseUrl { get; private set; } = "";
+    public string BaseUrl { get; }
     public string ShopUrlTemplate => BaseUrl + "/shops/{shop}";
     public IReadOnlyCollection<RecordedRequest> Requests => _requests;
 
-    /// <summary>Fires when the stand-in is asked to stop (SIGTERM or Ctrl-C when it runs on its own).</summary>
-    public CancellationToken Stopping => _app.Lifetime.ApplicationStopping;
+    /// <summary>Fires when the stand-in running on its own is asked to stop.</summary>
+    public CancellationToken Stopping => _stopping.Token;
 
-    private StandInServer(string clientSecret)
+    private StandInServer(string clientSecret, int port)
     {
         ClientSecret = clientSecret;
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
-        builder.Logging.ClearProviders();
-        _app = builder.Build();
-        _app.MapPost("/shops/{shop}/admin/oauth/access_token", async (string shop, HttpRequest req) =>
-        {
-            var body = (await JsonNode.ParseAsync(req.Body))!.AsObject();
-            _requests.Enqueue(new RecordedRequest(shop, "/admin/oauth/access_token", body, DateTimeOffset.UtcNow));
-            if (body["client_secret"]?.GetValue<string>() != ClientSecret)
-                return Results.Json(new { error = "invalid_client" }, statusCode: 401);
-            return TokenEndpoint?.Invoke(shop, body) ?? DefaultGrant(shop, body);
-        });
-        _app.MapPost("/shops/{shop}/admin/api/{version}/graphql.json", async (string shop, string version, HttpRequest req) =>
-        {
-            var body = (await JsonNode.ParseAsync(req.Body))!.AsObject();
-            _requests.Enqueue(new RecordedRequest(shop, $"/admin/api/{version}/graphql.json", body, DateTimeOffset.UtcNow));
-            var call = new GraphQLCall(shop, req.Headers["X-Shopify-Access-Token"].ToString(), body["query"]?.GetValue<string>() ?? "",
-                body["variables"] as JsonObject ?? new JsonObject(), BaseUrl);
-            return GraphQL?.Invoke(call) ?? Admin.Answer(call);
-        });
-        _app.MapGet("/bulk/{id}.jsonl", (string id) => Admin.BulkResult(id) is { } path
-            ? Results.File(path, "application/jsonl") : Results.NotFound());
+        Mock = WireMockServer.Start(new WireMockServerSettings { Urls = [$"http://127.0.0.1:{port}"], StartAdminInterface = false, MaxRequestLogCount = 1000 });
+        BaseUrl = Mock.Url!.TrimEnd('/');
+
+        Mock.Given(Request.Create().WithPath(new RegexMatcher(@"^/shops/[^/]+/admin/oauth/access_token$")).UsingPost())
+            .AtPriority(DefaultPriority)
+            .RespondWith(Response.Create().WithCallback(req => Token(req).ToResponseAsync()));
+        Mock.Given(GraphQLRequest())
+            .AtPriority(DefaultPriority)
+            .RespondWith(Response.Create().WithCallback(req => GraphQLAnswer(req).ToResponseAsync()));
+        Mock.Given(Request.Create().WithPath(new RegexMatcher(@"^/bulk/[0-9]+\.jsonl$")).UsingGet())
+            .AtPriority(DefaultPriority)
+            .RespondWith(Response.Create().WithCallback(req =>
+            {
+                var key = BulkKey().Match(req.Path).Groups[1].Value;
+                return (Admin.BulkResult(key) is { } path ? StandInAnswer.File(path) : StandInAnswer.StatusCode(404)).ToResponseAsync();
+            }));
     }
 
-    public static async Task<StandInServer> StartAsync(string clientSecret)
-    {
-        var server = new StandInServer(clientSecret);
-        await server._app.StartAsync();
-        var addresses = server._app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!;
-        server.BaseUrl = addresses.Addresses.First().TrimEnd('/');
-        return server;
-    }
+    /// <summary>Matches Admin GraphQL requests, of one shop or of any.</summary>
+    public static IRequestBuilder GraphQLRequest(string? shop = null) => Request.Create()
+        .WithPath(new RegexMatcher(shop is null ? @"^/shops/[^/]+/admin/api/[^/]+/graphql\.json$" : $@"^/shops/{Regex.Escape(shop)}/admin/api/[^/]+/graphql\.json$"))
+        .UsingPost();
+
+    public static Task<StandInServer> StartAsync(string clientSecret, int port = 0) => Task.FromResult(new StandInServer(clientSecret, port));
 
     /// <summary>An expiring offline token (1 h) with a rotating refresh token (90 days), as Shopify issues them.</summary>
-    public IResult DefaultGrant(string shop, JsonObject body)
+    public StandInAnswer DefaultGrant(string shop, JsonObject body)
     {
         var n = Interlocked.Increment(ref _tokenCounter);
         if (body["grant_type"]?.GetValue<string>() == "urn:ietf:params:oauth:grant-type:token-exchange"
             && string.IsNullOrEmpty(body["subject_token"]?.GetValue<string>()))
-            return Results.Json(new { error = "invalid_subject_token" }, statusCode: 400);
-        return Results.Json(new
+            return StandInAnswer.Json(new { error = "invalid_subject_token" }, 400);
+        return StandInAnswer.Json(new
         {
             access_token = $"shpat_{shop}_{n}",
             scope = "read_orders,write_orders,read_products",
@@ -94,9 +92,53 @@ public sealed class StandInServer : IAsyncDisposable
         });
     }
 
-    public async ValueTask DisposeAsync()
+    public void Stop() => _stopping.Cancel();
+
+    /// <summary>
+    /// The next <paramref name="times"/> requests that match get <paramref name="response"/> (a WireMock response: a status,
+    /// a Retry-After, a delay, a fault); later ones fall through to the default mappings. Built on WireMock scenarios.
+    /// </summary>
+    public void Next(IRequestBuilder request, IResponseBuilder response, int times = 1)
     {
-        await _app.StopAsync();
-        await _app.DisposeAsync();
+        var scenario = Guid.NewGuid().ToString("N");
+        for (var i = 0; i < times; i++)
+        {
+            var mapping = Mock.Given(request).InScenario(scenario);
+            if (i > 0) mapping = mapping.WhenStateIs($"served-{i}");
+            mapping.WillSetStateTo($"served-{i + 1}").AtPriority(1).RespondWith(response);
+        }
+    }
+
+    private StandInAnswer Token(IRequestMessage req)
+    {
+        var shop = ShopOf(req.Path);
+        var body = JsonNode.Parse(req.Body ?? "{}")!.AsObject();
+        _requests.Enqueue(new RecordedRequest(shop, "/admin/oauth/access_token", body, DateTimeOffset.UtcNow));
+        if (body["client_secret"]?.GetValue<string>() != ClientSecret) return StandInAnswer.Json(new { error = "invalid_client" }, 401);
+        return TokenEndpoint?.Invoke(shop, body) ?? DefaultGrant(shop, body);
+    }
+
+    private StandInAnswer GraphQLAnswer(IRequestMessage req)
+    {
+        var shop = ShopOf(req.Path);
+        var body = JsonNode.Parse(req.Body ?? "{}")!.AsObject();
+        var path = req.Path[req.Path.IndexOf("/admin/", StringComparison.Ordinal)..];
+        _requests.Enqueue(new RecordedRequest(shop, path, body, DateTimeOffset.UtcNow));
+        var token = req.Headers is { } h && h.TryGetValue("X-Shopify-Access-Token", out var t) ? t.ToString() : "";
+        var call = new GraphQLCall(shop, token, body["query"]?.GetValue<string>() ?? "", body["variables"] as JsonObject ?? new JsonObject(), BaseUrl);
+        return GraphQL?.Invoke(call) ?? Admin.Answer(call);
+    }
+
+    private static string ShopOf(string path) => path.Split('/')[2];
+
+    [GeneratedRegex(@"^/bulk/([0-9]+)\.jsonl$")]
+    private static partial Regex BulkKey();
+
+    public ValueTask DisposeAsync()
+    {
+        Mock.Stop();
+        Mock.Dispose();
+        _stopping.Dispose();
+        return ValueTask.CompletedTask;
     }
 }

@@ -1,7 +1,7 @@
 namespace PluginApp.Tests.Infrastructure;
 
 /// <summary>
-/// Real time plus an offset the test moves. It keeps running, because Quartz and timers read it too;
+/// Real time plus an offset the test moves. It keeps running, because Hangfire, timers and leases read it too;
 /// tests jump it forward to reach token expiry or retry times.
 /// </summary>
 public sealed class ManualClock : TimeProvider

@@ -1,16 +1,18 @@
 using System.Text.Json.Nodes;
-using Microsoft.AspNetCore.Http;
+using Hangfire;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
 using PluginApp.Outbox;
+using PluginApp.Shopify;
 using PluginApp.Store;
 using PluginApp.Tests.Infrastructure;
 using ShopifyStandIn;
+using WireMock.ResponseBuilders;
 
 namespace PluginApp.Tests.Outbox;
 
-/// <summary>An app whose instances run no scheduler: the outbox tests decide when calls go out.</summary>
+/// <summary>An app whose instances run no job server: the outbox tests decide when calls go out.</summary>
 public sealed class NoSchedulerAppFixture : AppFixture
 {
     protected override void ConfigureMainInstance(Microsoft.AspNetCore.Hosting.IWebHostBuilder builder) =>
@@ -19,30 +21,32 @@ public sealed class NoSchedulerAppFixture : AppFixture
 
 public sealed class OutboxTests(NoSchedulerAppFixture app) : IClassFixture<NoSchedulerAppFixture>
 {
-    private const string TagsAdd = "mutation AddTags($id: ID!, $tags: [String!]!) { tagsAdd(id: $id, tags: $tags) { node { id } userErrors { field message } } }";
-
     /// <summary>An app instance that does not drain on its own, so the test decides when calls go out.</summary>
     private WebApplicationFactory<Program> Instance() =>
         app.CreateFactory(app.Database.ConnectionString, b => b.UseSetting("Scheduling:Enabled", "false"));
 
-    private async Task EnqueueAsync(long shopId, string resource, string tag)
+    private async Task EnqueueAsync(long shopId, OutboxCall call)
     {
         await using var conn = await app.Db.OpenConnectionAsync();
         await using var tx = await conn.BeginTransactionAsync();
         await using var batch = new NpgsqlBatch(conn, tx);
-        OutboxWriter.Enqueue(new StoreWriter(batch, shopId), shopId, resource, "tagsAdd", TagsAdd,
-            new { id = resource, tags = new[] { tag } }, app.Clock.GetUtcNow());
+        OutboxWriter.Enqueue(new StoreWriter(batch, shopId), call, app.Clock.GetUtcNow());
         await batch.ExecuteNonQueryAsync();
         await tx.CommitAsync();
     }
 
+    private Task EnqueueTagAsync(long shopId, string resource, string tag, string? key = null) =>
+        EnqueueAsync(shopId, new OutboxCall(OutboxOperation.TagsAdd, resource, new { id = resource, tags = new[] { tag } }, key ?? $"{resource}:{tag}"));
+
+    private static OutboxCall RiskAssessment(string order, string level) => new(OutboxOperation.OrderRiskAssessmentCreate, order,
+        new { input = new { orderId = order, riskLevel = level, facts = new[] { new { description = "Billing and shipping country differ", sentiment = "NEGATIVE" } } } },
+        $"risk:{order}:v1");
+
     private List<string> SentTags(string shop) => app.Shopify.Requests
-        .Where(r => r.Shop == shop && r.Path.EndsWith("graphql.json"))
+        .Where(r => r.Shop == shop && r.Path.EndsWith("graphql.json") && r.Body["query"]!.GetValue<string>().Contains("tagsAdd"))
         .Select(r => r.Body["variables"]!["tags"]![0]!.GetValue<string>()).ToList();
 
-    private static IResult Accepted() => DefaultAdminApi.Data(new JsonObject { ["tagsAdd"] = new JsonObject { ["node"] = null, ["userErrors"] = new JsonArray() } });
-
-    private static IResult Broken() => Results.Json(new JsonObject { ["errors"] = new JsonArray(new JsonObject { ["message"] = "Internal error" }) });
+    private static StandInAnswer Broken() => StandInAnswer.Json(new JsonObject { ["errors"] = new JsonArray(new JsonObject { ["message"] = "Internal error" }) });
 
     [Fact]
     public async Task Drain_FailingCall_IsRetriedLaterAndNotRepeatedAfterARestart()
@@ -50,21 +54,22 @@ public sealed class OutboxTests(NoSchedulerAppFixture app) : IClassFixture<NoSch
         const string shop = "outbox-retry.myshopify.com";
         var shopId = await app.InstallShopAsync(shop);
         var calls = 0;
-        app.Shopify.GraphQL = c => c.Shop != shop ? app.Shopify.Admin.Answer(c) : Interlocked.Increment(ref calls) == 1 ? Broken() : Accepted();
-        await EnqueueAsync(shopId, "gid://shopify/Order/1", "risk-high");
+        app.Shopify.GraphQL = c => c.Shop == shop && Interlocked.Increment(ref calls) == 1 ? Broken() : null;
+        await EnqueueTagAsync(shopId, "gid://shopify/Order/1", "risk-high");
 
         await using (var first = Instance())
         {
             var sut = first.Services.GetRequiredService<OutboxDrainer>();
-            Assert.Equal(0, await sut.DrainOnceAsync(CancellationToken.None));
-            Assert.Equal(0, await sut.DrainOnceAsync(CancellationToken.None)); // backing off: not due yet
+            var next = await sut.DrainShopAsync(shopId, CancellationToken.None);
+            Assert.True(next > TimeSpan.Zero, "the failed call backs off");
+            await sut.DrainShopAsync(shopId, CancellationToken.None); // not due yet: nothing goes out
             Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND attempts = 1 AND last_error LIKE '%Internal error%' AND completed_at IS NULL", shopId));
 
             app.Clock.Advance(TimeSpan.FromMinutes(1));
-            Assert.Equal(1, await sut.DrainOnceAsync(CancellationToken.None));
+            Assert.Null(await sut.DrainShopAsync(shopId, CancellationToken.None));
         }
         await using (var restarted = Instance())
-            Assert.Equal(0, await restarted.Services.GetRequiredService<OutboxDrainer>().DrainOnceAsync(CancellationToken.None));
+            Assert.Null(await restarted.Services.GetRequiredService<OutboxDrainer>().DrainShopAsync(shopId, CancellationToken.None));
 
         Assert.Equal(["risk-high", "risk-high"], SentTags(shop));
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND completed_at IS NOT NULL AND attempts = 2", shopId));
@@ -76,19 +81,125 @@ public sealed class OutboxTests(NoSchedulerAppFixture app) : IClassFixture<NoSch
         const string shop = "outbox-order.myshopify.com";
         var shopId = await app.InstallShopAsync(shop);
         var calls = 0;
-        app.Shopify.GraphQL = c => c.Shop != shop ? app.Shopify.Admin.Answer(c) : Interlocked.Increment(ref calls) == 1 ? Broken() : Accepted();
-        await EnqueueAsync(shopId, "gid://shopify/Order/2", "first");
-        await EnqueueAsync(shopId, "gid://shopify/Order/2", "second");
-        await EnqueueAsync(shopId, "gid://shopify/Order/3", "other-resource");
+        app.Shopify.GraphQL = c => c.Shop == shop && Interlocked.Increment(ref calls) == 1 ? Broken() : null;
+        await EnqueueTagAsync(shopId, "gid://shopify/Order/2", "first");
+        await EnqueueTagAsync(shopId, "gid://shopify/Order/2", "second");
+        await EnqueueTagAsync(shopId, "gid://shopify/Order/3", "other-resource");
 
         await using var instance = Instance();
         var sut = instance.Services.GetRequiredService<OutboxDrainer>();
-        await sut.DrainOnceAsync(CancellationToken.None);
+        await sut.DrainShopAsync(shopId, CancellationToken.None);
         Assert.Equal(["first", "other-resource"], SentTags(shop)); // "second" waits behind the failed "first"
         app.Clock.Advance(TimeSpan.FromMinutes(1));
-        await sut.DrainOnceAsync(CancellationToken.None);
+        await sut.DrainShopAsync(shopId, CancellationToken.None);
 
         Assert.Equal(["first", "other-resource", "first", "second"], SentTags(shop));
+    }
+
+    [Fact]
+    public async Task Enqueue_SameDecisionTwice_QueuesOneCall()
+    {
+        var shopId = await app.InstallShopAsync("outbox-dedupe.myshopify.com");
+
+        await EnqueueTagAsync(shopId, "gid://shopify/Order/9", "risk-high", key: "risk:9:v3");
+        await EnqueueTagAsync(shopId, "gid://shopify/Order/9", "risk-high", key: "risk:9:v3");
+
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1", shopId));
+    }
+
+    [Fact]
+    public async Task Drain_ShopifyAppliesThenTheConnectionDrops_TheAssessmentExistsOnce()
+    {
+        const string shop = "outbox-dropped.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        app.Shopify.Admin.DropAfterApplying(shop, "orderRiskAssessmentCreate");
+        await EnqueueAsync(shopId, RiskAssessment("gid://shopify/Order/501", "HIGH"));
+
+        await using var instance = Instance();
+        var sut = instance.Services.GetRequiredService<OutboxDrainer>();
+        await sut.DrainShopAsync(shopId, CancellationToken.None);
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND outcome = 'unknown' AND completed_at IS NULL", shopId));
+        app.Clock.Advance(TimeSpan.FromMinutes(1));
+        await sut.DrainShopAsync(shopId, CancellationToken.None);
+
+        Assert.Single(app.Shopify.Admin.RiskAssessments("gid://shopify/Order/501"));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND outcome = 'found applied' AND completed_at IS NOT NULL", shopId));
+    }
+
+    [Fact]
+    public async Task Drain_InstanceDiedAfterShopifyAppliedTheCall_NextInstanceFindsItAndDoesNotResend()
+    {
+        const string shop = "outbox-crash.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        var call = RiskAssessment("gid://shopify/Order/502", "MEDIUM");
+        await EnqueueAsync(shopId, call);
+        // The dead instance: it claimed the call, Shopify applied it, and the process died before recording the outcome.
+        await using (var cmd = app.Db.CreateCommand("UPDATE outbox_messages SET attempts = 1, claimed_until = $2 WHERE shop_id = $1"))
+        {
+            cmd.Parameters.AddWithValue(shopId);
+            cmd.Parameters.AddWithValue(app.Clock.GetUtcNow().AddMinutes(2));
+            await cmd.ExecuteNonQueryAsync();
+        }
+        await app.Factory.Services.GetRequiredService<AdminGraphQLClient>().MutateAsync(shop, call.Operation.Document,
+            System.Text.Json.JsonSerializer.SerializeToElement(call.Variables), call.Operation.Name, CancellationToken.None);
+
+        await using var instance = Instance();
+        var sut = instance.Services.GetRequiredService<OutboxDrainer>();
+        await sut.DrainShopAsync(shopId, CancellationToken.None); // still leased to the dead instance: untouched
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND completed_at IS NULL AND attempts = 1", shopId));
+        app.Clock.Advance(TimeSpan.FromMinutes(3));
+        await sut.DrainShopAsync(shopId, CancellationToken.None);
+
+        Assert.Single(app.Shopify.Admin.RiskAssessments("gid://shopify/Order/502"));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND outcome = 'found applied' AND completed_at IS NOT NULL", shopId));
+    }
+
+    [Fact]
+    public async Task Drain_ThrottledShop_GivesItsWorkerBackAndOtherShopsGoOut()
+    {
+        const string slow = "outbox-throttled.myshopify.com", fine = "outbox-fine.myshopify.com";
+        var slowId = await app.InstallShopAsync(slow);
+        var fineId = await app.InstallShopAsync(fine);
+        // Shopify reports slow's bucket empty and refilling at 1 point/s: a mutation must wait about 10 s.
+        app.Shopify.GraphQL = c => c.Shop == slow ? DefaultAdminApi.Data(new JsonObject { ["tagsAdd"] = new JsonObject { ["userErrors"] = new JsonArray() } }, available: 0, restoreRate: 1) : null;
+        await EnqueueTagAsync(slowId, "gid://shopify/Order/601", "a");
+        await EnqueueTagAsync(slowId, "gid://shopify/Order/602", "b");
+        await EnqueueTagAsync(fineId, "gid://shopify/Order/603", "c");
+        await using var instance = Instance();
+        var sut = instance.Services.GetRequiredService<OutboxDrainer>();
+        AdminGraphQLClient.ResetPacing(slow);
+        await instance.Services.GetRequiredService<AdminGraphQLClient>().ExecuteAsync(slow, "query { shop { name } }", null, CancellationToken.None);
+
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        var wait = await sut.DrainShopAsync(slowId, CancellationToken.None);
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(2), $"a throttled shop held the worker {watch.ElapsedMilliseconds} ms");
+        Assert.True(wait > TimeSpan.FromSeconds(5), $"next try in {wait}");
+        Assert.Empty(SentTags(slow));
+
+        await sut.DrainShopAsync(fineId, CancellationToken.None);
+        Assert.Equal(["c"], SentTags(fine));
+    }
+
+    [Fact]
+    public async Task Jobs_OneShopsSlowShopify_DoesNotHoldUpAnotherShopsCalls()
+    {
+        const string slow = "outbox-slow-jobs.myshopify.com", fine = "outbox-fine-jobs.myshopify.com";
+        var slowId = await app.InstallShopAsync(slow);
+        var fineId = await app.InstallShopAsync(fine);
+        app.Shopify.Next(StandInServer.GraphQLRequest(slow), Response.Create().WithDelay(TimeSpan.FromSeconds(8)).WithStatusCode(504), times: 3);
+        await EnqueueTagAsync(slowId, "gid://shopify/Order/701", "slow");
+        await EnqueueTagAsync(fineId, "gid://shopify/Order/702", "fine");
+        await using var server = app.CreateFactory(app.Database.ConnectionString, b => b.UseSetting("Scheduling:WorkerCount", "2"));
+        var scheduler = server.Services.GetRequiredService<OutboxScheduler>();
+
+        scheduler.Kick(slowId);
+        await Task.Delay(300);
+        scheduler.Kick(fineId);
+
+        var deadline = DateTime.UtcNow.AddSeconds(6);
+        while (DateTime.UtcNow < deadline && SentTags(fine).Count == 0) await Task.Delay(100);
+        Assert.Equal(["fine"], SentTags(fine));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND completed_at IS NOT NULL", slowId));
     }
 
     [Fact]
@@ -96,16 +207,16 @@ public sealed class OutboxTests(NoSchedulerAppFixture app) : IClassFixture<NoSch
     {
         const string shop = "outbox-dead.myshopify.com";
         var shopId = await app.InstallShopAsync(shop);
-        app.Shopify.GraphQL = c => c.Shop != shop ? app.Shopify.Admin.Answer(c) : DefaultAdminApi.Data(new JsonObject
+        app.Shopify.GraphQL = c => c.Shop != shop ? null : DefaultAdminApi.Data(new JsonObject
         {
             ["tagsAdd"] = new JsonObject { ["node"] = null, ["userErrors"] = new JsonArray(new JsonObject { ["field"] = new JsonArray("id"), ["message"] = "Order does not exist" }) },
         });
-        await EnqueueAsync(shopId, "gid://shopify/Order/404", "doomed");
+        await EnqueueTagAsync(shopId, "gid://shopify/Order/404", "doomed");
 
         await using var instance = Instance();
-        await instance.Services.GetRequiredService<OutboxDrainer>().DrainOnceAsync(CancellationToken.None);
+        await instance.Services.GetRequiredService<OutboxDrainer>().DrainShopAsync(shopId, CancellationToken.None);
         app.Clock.Advance(TimeSpan.FromHours(2));
-        await instance.Services.GetRequiredService<OutboxDrainer>().DrainOnceAsync(CancellationToken.None);
+        await instance.Services.GetRequiredService<OutboxDrainer>().DrainShopAsync(shopId, CancellationToken.None);
 
         Assert.Single(SentTags(shop));
         var failed = await (await app.Client.SendAsync(app.AdminGet("/api/admin/outbox?state=failed", shop))).Content.ReadAsStringAsync();

@@ -4,6 +4,7 @@ using System.Text.Json;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.Extensions.DependencyInjection;
 using PluginApp.Recommendations;
+using Hangfire.Storage;
 using PluginApp.Tests.Infrastructure;
 
 namespace PluginApp.Tests.Recommendations;
@@ -85,16 +86,69 @@ public sealed class RegistryTests(AppFixture app) : IClassFixture<AppFixture>
         var seed = new StoreSeed(app, "registry-gone.myshopify.com");
         await seed.SeedAsync(customersPerGroup: 3);
         var scheduler = app.Factory.Services.GetRequiredService<TrainingScheduler>();
-        await scheduler.EnsureNightlyAsync(seed.Shop, "Europe/London", CancellationToken.None);
-        await app.SendWebhookAsync("app/uninstalled", seed.Shop, "{\"id\": 1}");
+        scheduler.EnsureNightly(seed.Shop, "Europe/London");
+        var storage = app.Factory.Services.GetRequiredService<Hangfire.JobStorage>();
+        bool Scheduled() { using var c = storage.GetConnection(); return c.GetRecurringJobs([TrainingScheduler.NightlyId(seed.Shop)]).Any(j => !j.Removed); }
+        Assert.True(Scheduled());
+        Assert.Equal("Europe/London", StorageTimeZone(storage, TrainingScheduler.NightlyId(seed.Shop)));
+        await app.SendWebhookAsync("app/uninstalled", seed.Shop, $"{{\"id\": 1, \"myshopify_domain\": \"{seed.Shop}\"}}");
 
-        await scheduler.TrainNowAsync(seed.Shop, "on demand", CancellationToken.None);
+        scheduler.TrainNow(seed.Shop, "on demand");
 
-        var quartz = await app.Factory.Services.GetRequiredService<Quartz.ISchedulerFactory>().GetScheduler();
         var deadline = DateTime.UtcNow.AddSeconds(20);
-        while (DateTime.UtcNow < deadline && await quartz.GetJobDetail(TrainingScheduler.KeyFor(seed.Shop)) is not null) await Task.Delay(100);
-        Assert.Null(await quartz.GetJobDetail(TrainingScheduler.KeyFor(seed.Shop)));
-        Assert.Null(await quartz.GetTrigger(new Quartz.TriggerKey($"nightly:{seed.Shop}", "training")));
+        while (DateTime.UtcNow < deadline && Scheduled()) await Task.Delay(100);
+        Assert.False(Scheduled());
         Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM models WHERE shop_id = $1", seed.ShopId));
+    }
+
+    [Fact]
+    public async Task TrainingsAskedForAtOnceOnTwoInstances_NeverOverlapForOneShop()
+    {
+        var seed = new StoreSeed(app, "registry-overlap.myshopify.com");
+        await seed.SeedAsync(customersPerGroup: 8);
+        await using var second = app.CreateFactory(app.Database.ConnectionString);
+        _ = second.Services;
+
+        foreach (var sp in new[] { app.Factory.Services, second.Services, app.Factory.Services, second.Services })
+            sp.GetRequiredService<TrainingScheduler>().TrainNow(seed.Shop, "on demand");
+
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (DateTime.UtcNow < deadline && await app.CountAsync("SELECT count(*) FROM training_runs WHERE shop_id = $1 AND state = 'completed'", seed.ShopId) == 0)
+            await Task.Delay(200);
+        await Task.Delay(2000); // let any other queued training finish
+        Assert.True(await app.CountAsync("SELECT count(*) FROM training_runs WHERE shop_id = $1 AND state = 'completed'", seed.ShopId) >= 1);
+        Assert.Equal(0, await app.CountAsync("""
+            SELECT count(*) FROM training_runs a JOIN training_runs b ON a.shop_id = b.shop_id AND a.id < b.id
+            WHERE a.shop_id = $1 AND b.started_at < coalesce(a.finished_at, 'infinity') AND a.started_at < coalesce(b.finished_at, 'infinity')
+            """, seed.ShopId));
+    }
+
+    [Fact]
+    public async Task FailingTraining_IsRetriedAMinuteLater()
+    {
+        const string shop = "registry-empty.myshopify.com";
+        await app.InstallShopAsync(shop); // no orders, carts or events: nothing to learn from, so training fails
+        var storage = app.Factory.Services.GetRequiredService<Hangfire.JobStorage>();
+
+        app.Factory.Services.GetRequiredService<TrainingScheduler>().TrainNow(shop, "on demand");
+
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        Hangfire.Storage.Monitoring.ScheduledJobDto? retry = null;
+        while (DateTime.UtcNow < deadline && retry is null)
+        {
+            retry = storage.GetMonitoringApi().ScheduledJobs(0, 100)
+                .Select(j => j.Value).FirstOrDefault(j => j.Job?.Args.FirstOrDefault() as string == shop);
+            await Task.Delay(200);
+        }
+        Assert.NotNull(retry);
+        var delay = retry.EnqueueAt - DateTime.UtcNow;
+        Assert.InRange(delay.TotalSeconds, 30, 65);
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM training_runs t JOIN shops s ON s.id = t.shop_id WHERE s.domain = $1 AND t.state = 'failed'", shop));
+    }
+
+    private static string? StorageTimeZone(Hangfire.JobStorage storage, string id)
+    {
+        using var c = storage.GetConnection();
+        return c.GetAllEntriesFromHash($"recurring-job:{id}")?.GetValueOrDefault("TimeZoneId");
     }
 }

@@ -1,29 +1,34 @@
+using System.Diagnostics;
 using System.Text.Json.Nodes;
-using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using PluginApp.Install;
 using PluginApp.Shopify;
 using PluginApp.Tests.Infrastructure;
 using ShopifyStandIn;
+using WireMock.ResponseBuilders;
 
 namespace PluginApp.Tests.Shopify;
 
 public sealed class AdminGraphQLClientTests(AppFixture app) : IClassFixture<AppFixture>
 {
     private const string Query = "query { shop { name } }";
+    private const string AddTags = "mutation AddTags($id: ID!, $tags: [String!]!) { tagsAdd(id: $id, tags: $tags) { node { id } userErrors { field message } } }";
 
-    private async Task<(AdminGraphQLClient Sut, string Shop)> Arrange(string shop, Func<GraphQLCall, int, IResult> answer)
+    private async Task<(AdminGraphQLClient Sut, string Shop)> Arrange(string shop, Func<GraphQLCall, int, StandInAnswer>? answer = null)
     {
         await app.InstallShopAsync(shop);
         AdminGraphQLClient.ResetPacing(shop);
         var calls = 0;
-        app.Shopify.GraphQL = call => call.Shop == shop ? answer(call, Interlocked.Increment(ref calls)) : app.Shopify.Admin.Answer(call);
+        if (answer is not null)
+            app.Shopify.GraphQL = call => call.Shop == shop ? answer(call, Interlocked.Increment(ref calls)) : null;
         return (app.Factory.Services.GetRequiredService<AdminGraphQLClient>(), shop);
     }
 
     private List<RecordedRequest> Calls(string shop) => app.Shopify.Requests.Where(r => r.Shop == shop && r.Path.EndsWith("graphql.json")).ToList();
 
-    private static IResult Shop(double available = 1990) =>
+    private int WireCalls(string shop) => app.Shopify.Mock.LogEntries.Count(e => e.RequestMessage.Path.Contains($"/shops/{shop}/admin/api/"));
+
+    private static StandInAnswer Shop(double available = 1990) =>
         DefaultAdminApi.Data(new JsonObject { ["shop"] = new JsonObject { ["name"] = "Demo" } }, available);
 
     [Fact]
@@ -54,7 +59,7 @@ public sealed class AdminGraphQLClientTests(AppFixture app) : IClassFixture<AppF
     public async Task Execute_Throttled_WaitsAndRetries()
     {
         var (sut, shop) = await Arrange("gql-throttled.myshopify.com", (_, n) => n == 1
-            ? Results.Json(new JsonObject
+            ? StandInAnswer.Json(new JsonObject
             {
                 ["errors"] = new JsonArray(new JsonObject { ["message"] = "Throttled", ["extensions"] = new JsonObject { ["code"] = "THROTTLED" } }),
                 ["extensions"] = new JsonObject { ["cost"] = new JsonObject { ["requestedQueryCost"] = 20,
@@ -69,14 +74,73 @@ public sealed class AdminGraphQLClientTests(AppFixture app) : IClassFixture<AppF
     }
 
     [Fact]
-    public async Task Execute_ServerErrors_AreRetriedWithBackoff()
+    public async Task Execute_429WithRetryAfter_WaitsThatLongAndRetries()
     {
-        var (sut, shop) = await Arrange("gql-5xx.myshopify.com", (_, n) => n <= 2 ? Results.StatusCode(503) : Shop());
+        var (sut, shop) = await Arrange("gql-429.myshopify.com", (_, _) => Shop());
+        app.Shopify.Next(StandInServer.GraphQLRequest(shop), Response.Create().WithStatusCode(429).WithHeader("Retry-After", "1"));
+
+        var watch = Stopwatch.StartNew();
+        var data = await sut.ExecuteAsync(shop, Query, null, CancellationToken.None);
+
+        Assert.Equal("Demo", data.GetProperty("shop").GetProperty("name").GetString());
+        Assert.Equal(2, WireCalls(shop));
+        Assert.True(watch.Elapsed >= TimeSpan.FromMilliseconds(950), $"retried after {watch.ElapsedMilliseconds} ms, before Retry-After");
+    }
+
+    [Fact]
+    public async Task Execute_ServerErrorsAndADroppedConnection_AreRetriedWithBackoff()
+    {
+        var (sut, shop) = await Arrange("gql-5xx.myshopify.com", (_, _) => Shop());
+        app.Shopify.Next(StandInServer.GraphQLRequest(shop), Response.Create().WithStatusCode(503), times: 2);
+        app.Shopify.Next(StandInServer.GraphQLRequest(shop), Response.Create().WithFault(WireMock.ResponseBuilders.FaultType.EMPTY_RESPONSE));
 
         var data = await sut.ExecuteAsync(shop, Query, null, CancellationToken.None);
 
         Assert.Equal("Demo", data.GetProperty("shop").GetProperty("name").GetString());
-        Assert.Equal(3, Calls(shop).Count);
+        Assert.Equal(4, WireCalls(shop));
+    }
+
+    [Fact]
+    public async Task Mutate_ServerErrorOrDroppedAnswer_IsNotRepeatedBecauseItMayHaveRun()
+    {
+        var (sut, shop) = await Arrange("gql-mut-5xx.myshopify.com");
+        app.Shopify.Next(StandInServer.GraphQLRequest(shop), Response.Create().WithStatusCode(502));
+
+        await Assert.ThrowsAnyAsync<HttpRequestException>(() =>
+            sut.MutateAsync(shop, AddTags, new { id = "gid://shopify/Order/1", tags = new[] { "x" } }, "tagsAdd", CancellationToken.None));
+        Assert.Equal(1, WireCalls(shop));
+
+        app.Shopify.Admin.DropAfterApplying(shop, "tagsAdd");
+        await Assert.ThrowsAnyAsync<HttpRequestException>(() =>
+            sut.MutateAsync(shop, AddTags, new { id = "gid://shopify/Order/1", tags = new[] { "y" } }, "tagsAdd", CancellationToken.None));
+        Assert.Equal(2, WireCalls(shop));
+    }
+
+    [Fact]
+    public async Task Mutate_429_IsRetriedBecauseShopifyDidNotRunIt()
+    {
+        var (sut, shop) = await Arrange("gql-mut-429.myshopify.com");
+        app.Shopify.Next(StandInServer.GraphQLRequest(shop), Response.Create().WithStatusCode(429).WithHeader("Retry-After", "0"));
+
+        await sut.MutateAsync(shop, AddTags, new { id = "gid://shopify/Order/1", tags = new[] { "x" } }, "tagsAdd", CancellationToken.None);
+
+        Assert.Equal(2, WireCalls(shop));
+        Assert.Single(app.Shopify.Admin.Mutations, m => m.Shop == shop);
+    }
+
+    [Fact]
+    public async Task Execute_SlowAnswer_GivesUpAtTheClientTimeout()
+    {
+        await app.InstallShopAsync("gql-slow.myshopify.com");
+        await using var impatient = app.CreateFactory(app.Database.ConnectionString, b => b.UseSetting("Shopify:AdminApiTimeout", "00:00:01"));
+        var sut = impatient.Services.GetRequiredService<AdminGraphQLClient>();
+        app.Shopify.Next(StandInServer.GraphQLRequest("gql-slow.myshopify.com"), Response.Create().WithDelay(TimeSpan.FromSeconds(5)).WithStatusCode(200), times: 5);
+
+        var watch = Stopwatch.StartNew();
+        await Assert.ThrowsAnyAsync<Exception>(() => sut.MutateAsync("gql-slow.myshopify.com", AddTags,
+            new { id = "gid://shopify/Order/1", tags = new[] { "x" } }, "tagsAdd", CancellationToken.None));
+
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(4), $"waited {watch.ElapsedMilliseconds} ms for a slow answer");
     }
 
     [Fact]
@@ -92,8 +156,7 @@ public sealed class AdminGraphQLClientTests(AppFixture app) : IClassFixture<AppF
         }));
 
         var e = await Assert.ThrowsAsync<ShopifyUserErrorsException>(() =>
-            sut.MutateAsync(shop, "mutation AddTags($id: ID!, $tags: [String!]!) { tagsAdd(id: $id, tags: $tags) { node { id } userErrors { field message } } }",
-                new { id = "gid://shopify/Order/1", tags = new[] { "x" } }, "tagsAdd", CancellationToken.None));
+            sut.MutateAsync(shop, AddTags, new { id = "gid://shopify/Order/1", tags = new[] { "x" } }, "tagsAdd", CancellationToken.None));
 
         Assert.Equal("Order does not exist", e.Errors.Single().Message);
         Assert.Equal(["id"], e.Errors.Single().Field);
@@ -102,7 +165,7 @@ public sealed class AdminGraphQLClientTests(AppFixture app) : IClassFixture<AppF
     [Fact]
     public async Task Execute_Unauthorized_MarksTheShopRevokedAndStopsUsingIt()
     {
-        var (sut, shop) = await Arrange("gql-revoked.myshopify.com", (_, _) => Results.StatusCode(401));
+        var (sut, shop) = await Arrange("gql-revoked.myshopify.com", (_, _) => StandInAnswer.StatusCode(401));
 
         await Assert.ThrowsAsync<ShopTokenRevokedException>(() => sut.ExecuteAsync(shop, Query, null, CancellationToken.None));
 
