@@ -44,26 +44,34 @@ public sealed class TabularTrainer
     };
 
     /// <summary>
-    /// Stratified split of examples into fit and validation parts (each class shuffled with the seed, the first
-    /// round(fraction x n) of each class held out). Use it to hand the same rows to another library.
+    /// Stratified split of examples into fit and validation parts (see <see cref="SplitIndices"/>). Use it, or
+    /// <see cref="SplitIndices"/>, to hand exactly the same rows to another library.
     /// </summary>
     public static (TabularExample[] Fit, TabularExample[] Validation) SplitValidation(IReadOnlyList<TabularExample> examples, double fraction, int seed)
     {
         ArgumentNullException.ThrowIfNull(examples);
+        var (fit, valid) = SplitIndices(examples.Select(e => e.Label).ToArray(), fraction, seed);
+        return (fit.Select(i => examples[i]).ToArray(), valid.Select(i => examples[i]).ToArray());
+    }
+
+    /// <summary>
+    /// Stratified split of row indexes: each class is shuffled with the seed (SplitMix64, Fisher-Yates) and its first
+    /// round(fraction x class size) rows are held out. Both parts are returned in ascending index order.
+    /// </summary>
+    public static (int[] Fit, int[] Validation) SplitIndices(IReadOnlyList<bool> labels, double fraction, int seed)
+    {
+        ArgumentNullException.ThrowIfNull(labels);
         Check.InRange(fraction, 0, 1, nameof(fraction));
         var rng = new SplitMix64(unchecked((ulong)seed));
-        var held = new bool[examples.Count];
+        var held = new bool[labels.Count];
         foreach (var cls in new[] { false, true })
         {
-            var idx = Enumerable.Range(0, examples.Count).Where(i => examples[i].Label == cls).ToArray();
+            var idx = Enumerable.Range(0, labels.Count).Where(i => labels[i] == cls).ToArray();
             rng.Shuffle(idx.AsSpan());
             var take = (int)Math.Round(fraction * idx.Length, MidpointRounding.AwayFromZero);
             for (var j = 0; j < take; j++) held[idx[j]] = true;
         }
-        var fit = new List<TabularExample>();
-        var valid = new List<TabularExample>();
-        for (var i = 0; i < examples.Count; i++) (held[i] ? valid : fit).Add(examples[i]);
-        return (fit.ToArray(), valid.ToArray());
+        return (Enumerable.Range(0, held.Length).Where(i => !held[i]).ToArray(), Enumerable.Range(0, held.Length).Where(i => held[i]).ToArray());
     }
 
     /// <summary>

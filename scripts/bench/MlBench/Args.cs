@@ -12,7 +12,7 @@ internal sealed class Args
           retail --file F [--cutoff 2011-09-01]
           fraud --file F [--file2 F2 ...] [--train-start 2018-07-25] [--train-days 7] [--delay-days 7] [--test-days 7]
           labelled --file F --label COL [--folds 5] [--drop c1,c2]
-        common: --data DIR  --tune  --xgb path/to/xgb_compare.py  --export DIR  --threads N
+        common: --data DIR  --tune  --xgb path/to/xgb_compare.py  --export DIR  --threads N (ML.NET and XGBoost, default 2)
         COL is a header name or a 0-based index.
         """;
 
