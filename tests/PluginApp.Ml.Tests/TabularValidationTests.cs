@@ -8,6 +8,7 @@ public class TabularValidationTests
     [Theory]
     [InlineData(nameof(TabularOptions.Learner))]
     [InlineData(nameof(TabularOptions.AutoMinRows))]
+    [InlineData(nameof(TabularOptions.AutoMinPositives))]
     [InlineData(nameof(TabularOptions.NumberOfLeaves))]
     [InlineData(nameof(TabularOptions.MaxDepth))]
     [InlineData(nameof(TabularOptions.LearningRate))]
@@ -28,6 +29,7 @@ public class TabularValidationTests
         {
             nameof(TabularOptions.Learner) => new TabularOptions { Learner = (TabularLearner)9 },
             nameof(TabularOptions.AutoMinRows) => new TabularOptions { AutoMinRows = -1 },
+            nameof(TabularOptions.AutoMinPositives) => new TabularOptions { AutoMinPositives = -5 },
             nameof(TabularOptions.NumberOfLeaves) => new TabularOptions { NumberOfLeaves = 1 },
             nameof(TabularOptions.MaxDepth) => new TabularOptions { MaxDepth = -1 },
             nameof(TabularOptions.LearningRate) => new TabularOptions { LearningRate = 0 },

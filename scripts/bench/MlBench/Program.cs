@@ -80,6 +80,10 @@ switch (mode)
             int.Parse(opts.Get("train-days") ?? "7", CultureInfo.InvariantCulture), int.Parse(opts.Get("delay-days") ?? "7", CultureInfo.InvariantCulture),
             int.Parse(opts.Get("test-days") ?? "7", CultureInfo.InvariantCulture));
         break;
+    case "curve":
+        TabularBench.FraudCurve([opts.Require("file")], DateTime.ParseExact(opts.Get("train-start") ?? "2018-07-25", "yyyy-MM-dd", CultureInfo.InvariantCulture),
+            (opts.Get("sizes") ?? "1000,2000,5000,10000,20000,40000").Split(',').Select(v => int.Parse(v, CultureInfo.InvariantCulture)).ToArray(), threads, table, log);
+        break;
     case "labelled":
         Labelled(opts.Require("file"), opts.Require("label"), int.Parse(opts.Get("folds") ?? "5", CultureInfo.InvariantCulture),
             (opts.Get("drop") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries), Path.GetFileName(opts.Require("file")), "-; -");

@@ -192,6 +192,39 @@ internal static class TabularBench
         });
     }
 
+    /// <summary>
+    /// Learning curve behind <see cref="TabularOptions.AutoMinRows"/> / <see cref="TabularOptions.AutoMinPositives"/>: the
+    /// training week subsampled (stratified, seeded) to each size, both learners with the app's default options, scored
+    /// on the full test week. Three seeds per size, averaged.
+    /// </summary>
+    public static void FraudCurve(string[] files, DateTime trainStart, int[] sizes, int threads, Table table, TextWriter log)
+    {
+        var (train, test) = HandbookSplit(LoadFraud(files), trainStart, 7, 7, 7);
+        var trRows = ToRows(ToMatrix(train), FraudSchema);
+        var trY = train.Select(t => t.Fraud).ToArray();
+        var teRows = ToRows(ToMatrix(test), FraudSchema);
+        var teY = test.Select(t => t.Fraud).ToArray();
+        foreach (var n in sizes.Where(n => n < trRows.Length))
+        {
+            double lgbAuc = 0, lgbAp = 0, lrAuc = 0, lrAp = 0, pos = 0;
+            for (var seed = 1; seed <= 3; seed++)
+            {
+                var (_, keep) = TabularTrainer.SplitIndices(trY, (double)n / trRows.Length, seed);
+                var ex = keep.Select(i => new TabularExample(trRows[i], trY[i])).ToArray();
+                pos += ex.Count(e => e.Label) / 3.0;
+                using var g = new TabularTrainer(FraudSchema, new TabularOptions { Threads = threads, Seed = seed }).Train(ex);
+                using var l = new TabularTrainer(FraudSchema, new TabularOptions { Learner = TabularLearner.LogisticRegression, Threads = threads, Seed = seed }).Train(ex);
+                var gp = g.PredictProbabilities(teRows);
+                var lp = l.PredictProbabilities(teRows);
+                lgbAuc += BinaryMetrics.RocAuc(gp, teY) / 3; lgbAp += BinaryMetrics.AveragePrecision(gp, teY) / 3;
+                lrAuc += BinaryMetrics.RocAuc(lp, teY) / 3; lrAp += BinaryMetrics.AveragePrecision(lp, teY) / 3;
+            }
+            log.WriteLine(FormattableString.Invariant($"  curve n={n} positives={pos:F0}: LGB {lgbAuc:F4}/{lgbAp:F4} LR {lrAuc:F4}/{lrAp:F4}"));
+            table.Add($"fraud learning curve (default options, 3 seeds), {n} training rows / {pos:F0} positives", "ROC-AUC / AP",
+                $"{Table.F(lgbAuc, 4)} / {Table.F(lgbAp, 4)}", $"LR {Table.F(lrAuc, 4)} / {Table.F(lrAp, 4)}", "-", "");
+        }
+    }
+
     /// <summary>Measures bias + sum(contributions) against the margin on real rows (the README's identity figures).</summary>
     private static void Identity(Table table, string name, TabularModel lgb, TabularModel lr, TabularRow[] rows, TextWriter log)
     {
