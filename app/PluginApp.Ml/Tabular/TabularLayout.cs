@@ -5,9 +5,7 @@ namespace PluginApp.Ml.Tabular;
 
 /// <summary>The row ML.NET sees: every numeric feature in one float vector, the numerics that were missing in
 /// training once more (for their missing indicators), and every categorical feature in one text vector.</summary>
-/// <remarks>Public only because ML.NET's reflection-built row mappers need a public type; not part of the API.</remarks>
-[System.ComponentModel.EditorBrowsable(System.ComponentModel.EditorBrowsableState.Never)]
-public sealed class TabularMlInput
+internal sealed class TabularMlInput
 {
     /// <summary>Numeric features in schema order (NaN = missing).</summary>
     public float[] Num = [];
@@ -22,19 +20,19 @@ public sealed class TabularMlInput
 }
 
 /// <summary>What a <see cref="PredictionEngine{TSrc,TDst}"/> reads back.</summary>
-/// <remarks>Public only because ML.NET's reflection-built row mappers need a public type; not part of the API.</remarks>
-[System.ComponentModel.EditorBrowsable(System.ComponentModel.EditorBrowsableState.Never)]
-public sealed class TabularMlOutput
+internal sealed class TabularMlOutput
 {
+    // Why: ML.NET's prediction engine writes these fields by reflection, which the compiler cannot see.
+#pragma warning disable CS0649
     /// <summary>The learner's raw score (log-odds).</summary>
     public float Score;
     /// <summary>Calibrated probability.</summary>
     public float Probability;
+#pragma warning restore CS0649
 }
 
 /// <summary>One vocabulary entry for ML.NET's one-hot encoder.</summary>
-[System.ComponentModel.EditorBrowsable(System.ComponentModel.EditorBrowsableState.Never)]
-public sealed class TabularMlTerm
+internal sealed class TabularMlTerm
 {
     /// <summary>The category.</summary>
     public ReadOnlyMemory<char> Value;
