@@ -2,11 +2,12 @@
 """Train XGBoost on the exact matrices MlBench exported and write test-set scores and training seconds.
 
 Usage: /usr/bin/python3 xgb_compare.py DIR
-DIR holds tasks.json and, per task, NAME_train.csv / NAME_valid.csv / NAME_test.csv (first column label,
-empty = missing). The validation rows drive early stopping on log loss exactly as in MlBench.
+DIR holds tasks.json and, per task, NAME_train.csv / NAME_valid.csv / NAME_test.csv (first column label, the test
+file's is a placeholder 0; empty = missing). The validation rows are the ones ML.NET's LightGbm early-stops on, and
+early stopping here watches the same log loss.
 Writes NAME_scores.txt (one probability per test row, best iteration) and NAME_seconds.txt
 ("seconds trees": DMatrix build + training with early stopping, wall clock; trees kept).
-MlBench computes every metric from these scores with the same code it uses for its own models.
+MlBench computes every metric from these scores with the same code it uses for the ML.NET models.
 """
 import json
 import os
@@ -36,7 +37,7 @@ def main():
         params = {
             "objective": "binary:logistic",
             "tree_method": "hist",
-            "nthread": 2,
+            "nthread": p.get("nthread", 2),
             "seed": 0,
             "max_depth": p["max_depth"],
             "eta": p["eta"],
@@ -54,13 +55,13 @@ def main():
             params["grow_policy"] = "lossguide"
             params["max_leaves"] = p["max_leaves"]
         start = time.perf_counter()
-        dtrain = xgb.DMatrix(x_tr, label=y_tr, missing=np.nan, nthread=2)
-        dvalid = xgb.DMatrix(x_va, label=y_va, missing=np.nan, nthread=2)
+        dtrain = xgb.DMatrix(x_tr, label=y_tr, missing=np.nan, nthread=params["nthread"])
+        dvalid = xgb.DMatrix(x_va, label=y_va, missing=np.nan, nthread=params["nthread"])
         booster = xgb.train(params, dtrain, num_boost_round=task["rounds"], evals=[(dvalid, "valid")],
                             early_stopping_rounds=task["early_stopping_rounds"], verbose_eval=False)
         seconds = time.perf_counter() - start
         trees = booster.best_iteration + 1
-        scores = booster.predict(xgb.DMatrix(x_te, missing=np.nan, nthread=2), iteration_range=(0, trees))
+        scores = booster.predict(xgb.DMatrix(x_te, missing=np.nan, nthread=params["nthread"]), iteration_range=(0, trees))
         np.savetxt(os.path.join(folder, name + "_scores.txt"), scores, fmt="%.9g")
         with open(os.path.join(folder, name + "_seconds.txt"), "w", encoding="utf-8") as f:
             f.write(f"{seconds:.6f} {trees}\n")

@@ -1,7 +1,4 @@
-using PluginApp.Ml.Calibration;
-using PluginApp.Ml.Linear;
 using PluginApp.Ml.Recommenders;
-using PluginApp.Ml.Trees;
 
 namespace PluginApp.Ml.Tests;
 
@@ -15,25 +12,11 @@ public class SerializationTests
             case "als":
                 new AlsTrainer(new AlsOptions { Factors = 4, Iterations = 2 }).Train(Synthetic.BlockInteractions(), Synthetic.Users, Synthetic.Items).Save(ms);
                 break;
-            case "gbdt":
-                var (t, y) = Synthetic.Xor(300, 1);
-                new GbdtTrainer(new GbdtOptions { Rounds = 5 }).Train(t, y).Save(ms);
-                break;
             case "pop":
                 new PopularityTrainer().Train(Synthetic.BlockInteractions(), Synthetic.Items).Save(ms);
                 break;
-            case "cooc":
-                new CoOccurrenceTrainer().Train(Synthetic.BlockInteractions(), Synthetic.Users, Synthetic.Items).Save(ms);
-                break;
-            case "platt":
-                PlattCalibrator.Fit([1, 2, 3], [false, true, true]).Save(ms);
-                break;
-            case "iso":
-                IsotonicCalibrator.Fit([1, 2, 3], [false, true, true]).Save(ms);
-                break;
             default:
-                var (t2, y2) = Synthetic.Xor(300, 1);
-                new LogisticRegressionTrainer().Train(t2, y2).Save(ms);
+                new CoOccurrenceTrainer().Train(Synthetic.BlockInteractions(), Synthetic.Users, Synthetic.Items).Save(ms);
                 break;
         }
         return ms.ToArray();
@@ -45,23 +28,15 @@ public class SerializationTests
         _ = kind switch
         {
             "als" => (object)AlsModel.Load(ms),
-            "gbdt" => GbdtModel.Load(ms),
             "pop" => PopularityModel.Load(ms),
-            "cooc" => CoOccurrenceModel.Load(ms),
-            "platt" => PlattCalibrator.Load(ms),
-            "iso" => IsotonicCalibrator.Load(ms),
-            _ => LogisticRegressionModel.Load(ms),
+            _ => CoOccurrenceModel.Load(ms),
         };
     }
 
     [Theory]
     [InlineData("als")]
-    [InlineData("gbdt")]
-    [InlineData("logreg")]
     [InlineData("pop")]
     [InlineData("cooc")]
-    [InlineData("platt")]
-    [InlineData("iso")]
     public void Load_UnknownVersion_ThrowsNamingVersion(string kind)
     {
         var blob = Blob(kind);
@@ -74,12 +49,8 @@ public class SerializationTests
 
     [Theory]
     [InlineData("als")]
-    [InlineData("gbdt")]
-    [InlineData("logreg")]
     [InlineData("pop")]
     [InlineData("cooc")]
-    [InlineData("platt")]
-    [InlineData("iso")]
     public void Load_TruncatedBlob_ThrowsTruncated(string kind)
     {
         var blob = Blob(kind);
@@ -94,7 +65,7 @@ public class SerializationTests
     [Fact]
     public void Load_WrongMagic_ThrowsNamingModel()
     {
-        var blob = Blob("gbdt");
+        var blob = Blob("pop");
 
         var ex = Assert.Throws<InvalidDataException>(() => Load("als", blob));
 

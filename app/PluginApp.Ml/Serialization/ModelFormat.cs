@@ -62,6 +62,13 @@ public static class ModelFormat
         foreach (var v in values) w.Write(v);
     }
 
+    /// <summary>Writes a length-prefixed byte array.</summary>
+    public static void WriteBytes(BinaryWriter w, ReadOnlySpan<byte> values)
+    {
+        w.Write(values.Length);
+        w.Write(values);
+    }
+
     /// <summary>Writes a length-prefixed string array.</summary>
     public static void WriteStrings(BinaryWriter w, IReadOnlyList<string> values)
     {
@@ -167,6 +174,13 @@ public sealed class ModelReader
         var a = new int[n];
         for (var i = 0; i < n; i++) a[i] = ReadInt32(field);
         return a;
+    }
+
+    /// <summary>Reads a length-prefixed byte array.</summary>
+    public byte[] ReadByteArray(string field)
+    {
+        var n = ReadLength(field, 1, null);
+        return ReadBytes(n, field);
     }
 
     /// <summary>Reads a length-prefixed string array.</summary>

@@ -11,8 +11,9 @@ internal sealed class Args
           interactions --file F [--delim tab|,|;] [--header true|false] [--user COL] [--item COL] [--weight COL] [--ts COL] [--protocol recbole|msr|both]
           retail --file F [--cutoff 2011-09-01]
           fraud --file F [--file2 F2 ...] [--train-start 2018-07-25] [--train-days 7] [--delay-days 7] [--test-days 7]
+          curve --file F [--train-start 2018-07-25] [--sizes 1000,2000,5000,...]   LightGbm vs LR by training size (Auto's thresholds)
           labelled --file F --label COL [--folds 5] [--drop c1,c2]
-        common: --data DIR  --tune  --xgb path/to/xgb_compare.py  --export DIR  --threads N
+        common: --data DIR  --tune  --xgb path/to/xgb_compare.py  --export DIR  --threads N (ML.NET and XGBoost, default 2)
         COL is a header name or a 0-based index.
         """;
 

@@ -2,22 +2,16 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
-using PluginApp.Ml.Common;
-using PluginApp.Ml.Metrics;
-using PluginApp.Ml.Trees;
+using PluginApp.Ml.Tabular;
 
 namespace MlBench;
 
-/// <summary>XGBoost's test-set scores for one task, scored with our own metric code.</summary>
-internal sealed record XgbScores(double[]? Values, double Seconds, int Trees)
-{
-    public double Auc(bool[] y) => Values == null ? double.NaN : ClassificationMetrics.RocAuc(Values, y);
-    public double Ap(bool[] y) => Values == null ? double.NaN : ClassificationMetrics.AveragePrecision(Values, y);
-}
+/// <summary>XGBoost's test-set probabilities for one task (scored by the bench with the same metric code as ML.NET's models).</summary>
+internal sealed record XgbScores(double[]? Values, double Seconds, int Trees);
 
 /// <summary>
 /// Writes each task's exact train/test matrices to a folder, runs scripts/bench/xgb_compare.py once on them
-/// (python3-xgboost, tree_method=hist, 2 threads, parameters mapped from ours) and hands back its scores and
+/// (python3-xgboost, tree_method=hist, the bench's thread count, parameters mapped from the LightGbm options) and hands back its scores and
 /// training seconds. Without --xgb the callbacks get NaN, so the bench still runs.
 /// </summary>
 internal sealed class XgbBridge(string? script, string? exportDir)
@@ -35,32 +29,34 @@ internal sealed class XgbBridge(string? script, string? exportDir)
     }
     private readonly List<object> _manifest = [];
 
-    public void Add(string name, FeatureTable trX, bool[] trY, FeatureTable vX, bool[] vY, FeatureTable teX, bool[] teY, GbdtOptions o, Action<XgbScores> done)
+    public void Add(string name, Matrix trX, bool[] trY, Matrix vX, bool[] vY, Matrix teX, TabularOptions o, int threads, Action<XgbScores> done)
     {
         _tasks.Add((name, done));
         if (script == null) return;
         Directory.CreateDirectory(_dir);
         Write(Path.Combine(_dir, name + "_train.csv"), trX, trY);
         Write(Path.Combine(_dir, name + "_valid.csv"), vX, vY);
-        Write(Path.Combine(_dir, name + "_test.csv"), teX, teY);
+        Write(Path.Combine(_dir, name + "_test.csv"), teX, new bool[teX.Rows]);
         _manifest.Add(new Dictionary<string, object>
         {
             ["name"] = name,
             ["params"] = new Dictionary<string, object>
             {
+                // Why: the same tree shape and loss knobs as ML.NET's LightGbm gets (LightGbm's min rows per leaf has no
+                // XGBoost twin); 255 bins and no subsampling on both sides.
                 ["max_depth"] = o.MaxDepth, ["eta"] = o.LearningRate, ["lambda"] = o.L2, ["min_child_weight"] = o.MinChildWeight,
-                ["subsample"] = o.RowSubsample, ["colsample_bytree"] = o.ColumnSubsample, ["max_bin"] = o.MaxBins, ["scale_pos_weight"] = o.PositiveWeight,
-                ["max_leaves"] = o.MaxLeaves, ["gamma"] = o.MinSplitGain,
+                ["subsample"] = 1.0, ["colsample_bytree"] = 1.0, ["max_bin"] = 255, ["scale_pos_weight"] = o.PositiveWeight,
+                ["max_leaves"] = o.NumberOfLeaves, ["gamma"] = 0.0, ["nthread"] = threads,
             },
-            ["rounds"] = o.Rounds,
+            ["rounds"] = o.Iterations,
             ["early_stopping_rounds"] = o.EarlyStoppingRounds,
         });
     }
 
-    private static void Write(string path, FeatureTable x, bool[] y)
+    private static void Write(string path, Matrix x, bool[] y)
     {
         using var w = new StreamWriter(path, false, new UTF8Encoding(false), 1 << 16);
-        w.WriteLine("label," + string.Join(",", x.FeatureNames.Select(n => n.Replace(',', '_'))));
+        w.WriteLine("label," + string.Join(",", x.Names.Select(n => n.Replace(',', '_'))));
         var sb = new StringBuilder();
         for (var r = 0; r < x.Rows; r++)
         {
