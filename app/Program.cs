@@ -1,18 +1,26 @@
 using PluginApp.Admin;
 using PluginApp.Backfill;
+using PluginApp.Compliance;
 using PluginApp.Data;
 using PluginApp.Demo;
 using PluginApp.Health;
+using PluginApp.Hosting;
 using PluginApp.Install;
 using PluginApp.Jobs;
 using PluginApp.Outbox;
 using PluginApp.Recommendations;
+using PluginApp.Store;
 using PluginApp.Webhooks;
 
 var builder = WebApplication.CreateBuilder(args);
+// No route needs more than a webhook's 1 MiB; unauthenticated routes read even less (each checks its own limit).
+builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = PluginApp.Webhooks.WebhookEndpoints.MaxBodyBytes + 1024);
 builder.Services.AddSingleton(TimeProvider.System);
 builder.Services.AddProblemDetails();
+builder.Services.AddTrustedProxies();
 builder.AddData();
+builder.Services.AddCompliance();
+builder.Services.AddStore();
 builder.AddInstall();
 builder.Services.AddWebhooks();
 builder.Services.AddOutbox();
@@ -22,10 +30,11 @@ builder.AddScheduling();
 builder.AddDemo();
 
 var app = builder.Build();
+if (args is ["keys", ..]) return await PluginApp.Install.KeyRing.KeyRingCommands.RunAsync(app.Services, args);
+app.UseTrustedProxies();
 app.UseExceptionHandler();
 app.UseAuthentication();
 app.UseAuthorization();
-app.UseRateLimiter();
 app.MapHealth();
 app.MapWebhooks();
 app.MapOAuth();
@@ -35,6 +44,7 @@ app.MapProxy();
 app.MapRecommendationsAdmin();
 app.MapDemoStorefront(app.Environment);
 app.MapJobsDashboard();
-app.Run();
+await app.RunAsync();
+return 0;
 
 public partial class Program;

@@ -50,6 +50,7 @@ export ASPNETCORE_ENVIRONMENT=Demo
 export ConnectionStrings__Postgres="$PG_CONN"
 export Shopify__ClientId="demo-client-id" Shopify__ClientSecret="$SECRET" Shopify__AppUrl="$URL"
 export Shopify__ShopUrlTemplate="$STANDIN/shops/{shop}"
+app_keyring "$ROOT_DIR/.run/demo-keyring.pfx"
 export Backfill__PollInterval="00:00:00.200"
 export Demo__StorefrontPage="$ROOT_DIR/.run/demo-storefront.html" Demo__ThemeAssets="$ROOT_DIR/theme-extension/assets"
 app_start "$PORT" .run/demo-app.log

@@ -20,6 +20,8 @@ public static class AdminPage
     {
         var shop = http.User.FindFirst(SessionTokenAuthenticationHandler.ShopClaim)!.Value; // passed the shop regex
         http.Response.Headers.ContentSecurityPolicy = $"frame-ancestors https://{shop} https://admin.shopify.com;";
+        // The page URL carries the session token (id_token): never send it on to another origin.
+        http.Response.Headers["Referrer-Policy"] = "same-origin";
         var key = WebUtility.HtmlEncode(options.Value.ClientId);
         return Results.Content($$"""
             <!doctype html>

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Options;
+using PluginApp.Compliance;
 
 namespace PluginApp.Backfill;
 
@@ -11,6 +12,16 @@ public static class BackfillExtensions
         services.AddHttpClient(BackfillService.DownloadClient, c => c.Timeout = TimeSpan.FromMinutes(30));
         services.AddTransient<BackfillService>();
         services.AddTransient<BackfillScheduler>();
+        // Staged bulk lines live only while their phase is applied; a customer erased meanwhile is not applied from them.
+        services.AddPersonalData(new PersonalDataTable("backfill_lines", ["body"],
+            """
+            DELETE FROM backfill_lines l USING backfill_runs r WHERE r.id = l.run_id AND r.shop_id = $1 AND (
+                 l.gid = 'gid://shopify/Customer/' || $2 OR l.body @> jsonb_build_object('customer', jsonb_build_object('id', 'gid://shopify/Customer/' || $2))
+              OR l.gid IN (SELECT 'gid://shopify/Order/' || id FROM redaction_orders)
+              OR ($4::text IS NOT NULL AND lower(l.body::text) LIKE '%' || lower($4::text) || '%'))
+            """));
+        services.AddRetention(new RetentionRule("staged lines of abandoned backfills", TimeSpan.FromDays(14),
+            "DELETE FROM backfill_lines l USING backfill_runs r WHERE r.id = l.run_id AND r.updated_at < $1"));
         return services;
     }
 }

@@ -37,6 +37,8 @@ public static class DataExtensions
         builder.Services.AddDbContext<AppDbContext>((sp, o) => o.UseNpgsql(sp.GetRequiredService<NpgsqlDataSource>()));
         builder.Services.AddSingleton<DatabaseMigrator>();
         builder.Services.AddHostedService<MigrationHostedService>();
+        builder.Services.AddExceptionHandler<DatabaseUnavailable>();
+        builder.Services.AddHostedService<ChangeNotifications>();
         return builder;
     }
 }

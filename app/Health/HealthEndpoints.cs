@@ -9,8 +9,11 @@ public static class HealthEndpoints
     {
         // The process answers: nothing else is checked, so a slow database never restarts a healthy process.
         app.MapGet("/healthz", () => TypedResults.Text("ok"));
-        // Why a POST form: the ingest benchmark's ceiling sends its webhook bodies here (read, no database).
-        app.MapPost("/healthz", async (HttpRequest r) => { await r.Body.CopyToAsync(Stream.Null); return TypedResults.Text("ok"); })
+        // Why a POST form: the ingest benchmark's ceiling sends its webhook bodies here (read, no database). Unauthenticated,
+        // so it reads no more than a webhook may carry.
+        app.MapPost("/healthz", async (HttpRequest r, CancellationToken ct) =>
+                await Webhooks.WebhookEndpoints.ReadBodyAsync(r, ct) is null
+                    ? Results.StatusCode(StatusCodes.Status413PayloadTooLarge) : Results.Text("ok"))
             .DisableAntiforgery();
         app.MapGet("/readyz", ReadyAsync);
         return app;

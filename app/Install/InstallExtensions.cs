@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.DataProtection.KeyManagement;
 using Microsoft.Extensions.Options;
 using Npgsql;
+using PluginApp.Install.KeyRing;
 using PluginApp.Shopify;
 
 namespace PluginApp.Install;
@@ -18,12 +19,21 @@ public static class InstallExtensions
         s.AddOptions<ShopifyOptions>().BindConfiguration(ShopifyOptions.Section).ValidateOnStart();
         s.AddSingleton<IValidateOptions<ShopifyOptions>, ShopifyOptionsValidator>();
         s.AddSingleton<ShopifyHmac>();
-        s.AddDataProtection().SetApplicationName("PluginApp");
-        s.AddOptions<KeyManagementOptions>().Configure<NpgsqlDataSource>((o, ds) => o.XmlRepository = new PostgresXmlRepository(ds));
+        s.AddOptions<KeyRingOptions>().BindConfiguration(KeyRingOptions.Section).ValidateOnStart();
+        s.AddSingleton<IValidateOptions<KeyRingOptions>, KeyRingOptionsValidator>();
+        // Why read here: Data Protection takes its certificates at registration. A bad path fails the KeyRingOptions validation
+        // at start with a clear message; production refuses to start without one.
+        KeyRingSetup.Configure(s, builder.Configuration.GetSection(KeyRingOptions.Section).Get<KeyRingOptions>() ?? new KeyRingOptions(), null);
+        s.AddTransient<KeyRingCommands>();
         s.AddHttpClient<ShopifyTokenClient>(c => c.Timeout = TimeSpan.FromSeconds(15));
         s.AddSingleton<OfflineTokenStore>();
         s.AddTransient<ShopInstaller>();
         s.AddSingleton<ShopDirectory>();
+        s.AddSingleton(sp =>
+        {
+            var shops = sp.GetRequiredService<ShopDirectory>();
+            return new Data.ChangeSubscription(ShopDirectory.Channel, shops.Forget, shops.ForgetAll);
+        });
         s.AddHttpClient<AdminGraphQLClient>((sp, c) => c.Timeout = sp.GetRequiredService<IOptions<ShopifyOptions>>().Value.AdminApiTimeout);
         s.AddSingleton<SessionTokenValidator>();
         s.AddScoped<ShopSessionFilter>();

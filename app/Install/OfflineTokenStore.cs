@@ -14,7 +14,8 @@ public sealed class OfflineTokenStore(NpgsqlDataSource dataSource, IDataProtecti
     ShopifyTokenClient tokens, TimeProvider clock)
 {
     public static readonly TimeSpan RefreshAhead = TimeSpan.FromMinutes(5);
-    private readonly IDataProtector _protector = protection.CreateProtector("PluginApp.Install.OfflineTokens.v1");
+    public const string Purpose = "PluginApp.Install.OfflineTokens.v1";
+    private readonly IDataProtector _protector = protection.CreateProtector(Purpose);
 
     /// <summary>Stores a fresh grant and marks the shop installed. NewInstall is true when it was not installed before.</summary>
     public async Task<(long ShopId, bool NewInstall)> SaveGrantAsync(string shop, TokenGrant grant, CancellationToken ct)
@@ -33,9 +34,17 @@ public sealed class OfflineTokenStore(NpgsqlDataSource dataSource, IDataProtecti
             RETURNING id, NOT COALESCE((SELECT live FROM before), false)
             """);
         AddGrant(cmd, shop, grant, now);
-        await using var r = await cmd.ExecuteReaderAsync(ct);
-        await r.ReadAsync(ct);
-        return (r.GetInt64(0), r.GetBoolean(1));
+        (long, bool) result;
+        await using (var r = await cmd.ExecuteReaderAsync(ct))
+        {
+            await r.ReadAsync(ct);
+            result = (r.GetInt64(0), r.GetBoolean(1));
+        }
+        // Every instance serves a (re)installed shop at once.
+        await using var notify = dataSource.CreateCommand("SELECT pg_notify('shop_changed', $1)");
+        notify.Parameters.AddWithValue(shop);
+        await notify.ExecuteNonQueryAsync(ct);
+        return result;
     }
 
     /// <summary>A usable access token for the shop, refreshed first when it is about to expire.</summary>

@@ -17,8 +17,9 @@ public sealed class SessionTokenAuthenticationHandler(
     protected override async Task<AuthenticateResult> HandleAuthenticateAsync()
     {
         var header = Request.Headers.Authorization.ToString();
+        // Why only documents take id_token from the query: a token in an API URL ends up in logs, history and Referer headers.
         var jwt = header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) ? header["Bearer ".Length..].Trim()
-            : Request.Query["id_token"].ToString();
+            : IsDocument(Request) ? Request.Query["id_token"].ToString() : null;
         if (string.IsNullOrEmpty(jwt)) return AuthenticateResult.NoResult();
         var (token, error) = await validator.ValidateAsync(jwt);
         if (token is null) return AuthenticateResult.Fail(error!);
@@ -26,6 +27,10 @@ public sealed class SessionTokenAuthenticationHandler(
         var identity = new ClaimsIdentity([new Claim(ShopClaim, token.Shop), new Claim(ClaimTypes.NameIdentifier, token.UserId ?? "")], SchemeName);
         return AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), SchemeName));
     }
+
+    /// <summary>A full page load of the embedded admin (App Bridge passes a fresh token as id_token); never the JSON API.</summary>
+    private static bool IsDocument(HttpRequest r) =>
+        HttpMethods.IsGet(r.Method) && !r.Path.StartsWithSegments("/api", StringComparison.OrdinalIgnoreCase);
 
     protected override Task HandleChallengeAsync(AuthenticationProperties properties)
     {

@@ -9,10 +9,11 @@ namespace PluginApp.Install;
 public sealed record SessionToken(string Shop, string? UserId, string Raw);
 
 /// <summary>
-/// App Bridge session tokens: HS256 over the client secret, aud = client id, dest = the shop,
-/// iss = the shop's admin, exp/nbf with 10 s leeway (as Shopify's own libraries allow).
+/// App Bridge session tokens: HS256 over the client secret (or the previous one until it expires), aud = client id,
+/// dest = the shop, iss = exactly https://{dest host}/admin, exp and nbf both required, with 10 s leeway (as Shopify's
+/// own libraries allow).
 /// </summary>
-public sealed class SessionTokenValidator(IOptions<ShopifyOptions> options, TimeProvider clock)
+public sealed class SessionTokenValidator(IOptions<ShopifyOptions> options, ShopifyHmac secrets, TimeProvider clock)
 {
     public static readonly TimeSpan Leeway = TimeSpan.FromSeconds(10);
     private static readonly JsonWebTokenHandler Handler = new() { MapInboundClaims = false };
@@ -22,9 +23,7 @@ public sealed class SessionTokenValidator(IOptions<ShopifyOptions> options, Time
     {
         if (string.IsNullOrEmpty(jwt)) return (null, "no session token");
         var o = options.Value;
-        var keys = new List<SecurityKey> { new SymmetricSecurityKey(Encoding.UTF8.GetBytes(o.ClientSecret)) };
-        if (!string.IsNullOrEmpty(o.PreviousClientSecret))
-            keys.Add(new SymmetricSecurityKey(Encoding.UTF8.GetBytes(o.PreviousClientSecret)));
+        var keys = secrets.Keys().Select(k => (SecurityKey)new SymmetricSecurityKey(k)).ToList();
 
         var result = await Handler.ValidateTokenAsync(jwt, new TokenValidationParameters
         {
@@ -44,14 +43,13 @@ public sealed class SessionTokenValidator(IOptions<ShopifyOptions> options, Time
         var now = clock.GetUtcNow();
         if (!token.TryGetPayloadValue<long>("exp", out var exp) || DateTimeOffset.FromUnixTimeSeconds(exp) + Leeway < now)
             return (null, "session token expired");
-        if (token.TryGetPayloadValue<long>("nbf", out var nbf) && DateTimeOffset.FromUnixTimeSeconds(nbf) - Leeway > now)
-            return (null, "session token not yet valid");
+        if (!token.TryGetPayloadValue<long>("nbf", out var nbf)) return (null, "session token has no nbf");
+        if (DateTimeOffset.FromUnixTimeSeconds(nbf) - Leeway > now) return (null, "session token not yet valid");
         if (!token.TryGetPayloadValue<string>("dest", out var dest) || !Uri.TryCreate(dest, UriKind.Absolute, out var destUri)
             || destUri.Scheme != "https" || !ShopDomain.TryNormalize(destUri.Host, out var shop))
             return (null, "session token dest is not a shop");
-        if (!token.TryGetPayloadValue<string>("iss", out var iss) || !Uri.TryCreate(iss, UriKind.Absolute, out var issUri)
-            || !string.Equals(issUri.Host, destUri.Host, StringComparison.OrdinalIgnoreCase))
-            return (null, "session token iss does not match dest");
+        if (!token.TryGetPayloadValue<string>("iss", out var iss) || !string.Equals(iss, $"https://{shop}/admin", StringComparison.Ordinal))
+            return (null, "session token iss is not the shop's admin");
         token.TryGetPayloadValue<string>("sub", out var sub);
         return (new SessionToken(shop, sub, jwt), null);
     }

@@ -3,9 +3,14 @@ using Npgsql;
 
 namespace PluginApp.Install;
 
-/// <summary>Installed shops by domain, cached briefly: the storefront path asks on every request.</summary>
+/// <summary>
+/// Installed shops by domain, cached: the storefront path asks on every request. An uninstall or erasure is announced
+/// on shop_changed (in the transaction that makes it), so every instance stops serving the shop at once; the short
+/// expiry covers a notification missed while the listener reconnected.
+/// </summary>
 public sealed class ShopDirectory(NpgsqlDataSource db, TimeProvider clock)
 {
+    public const string Channel = "shop_changed";
     private static readonly TimeSpan MaxAge = TimeSpan.FromSeconds(30);
     private readonly ConcurrentDictionary<string, (long? Id, DateTimeOffset At)> _cache = new(StringComparer.Ordinal);
 
@@ -19,4 +24,8 @@ public sealed class ShopDirectory(NpgsqlDataSource db, TimeProvider clock)
         _cache[domain] = (id, clock.GetUtcNow());
         return id;
     }
+
+    public void Forget(string domain) => _cache.TryRemove(domain, out _);
+
+    public void ForgetAll() => _cache.Clear();
 }

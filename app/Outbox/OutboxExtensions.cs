@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Options;
+using PluginApp.Compliance;
 using PluginApp.Jobs;
 
 namespace PluginApp.Outbox;
@@ -13,6 +14,16 @@ public static class OutboxExtensions
         services.AddTransient<OutboxScheduler>();
         foreach (var op in new[] { OutboxOperation.TagsAdd, OutboxOperation.TagsRemove, OutboxOperation.MetafieldsSet, OutboxOperation.OrderRiskAssessmentCreate })
             services.AddOutboxOperation(op);
+        // Calls on the customer's own resource (tags, metafields): pending ones are dropped, sent ones keep no variables.
+        services.AddPersonalData(new PersonalDataTable("outbox_messages", ["variables"],
+            """
+            WITH gone AS (DELETE FROM outbox_messages WHERE shop_id = $1 AND resource_key = 'gid://shopify/Customer/' || $2
+                          AND completed_at IS NULL AND failed_at IS NULL RETURNING id)
+            UPDATE outbox_messages SET variables = '{}' WHERE shop_id = $1 AND resource_key = 'gid://shopify/Customer/' || $2
+              AND id NOT IN (SELECT id FROM gone)
+            """));
+        services.AddRetention(new RetentionRule("sent or failed Shopify calls", TimeSpan.FromDays(30),
+            "DELETE FROM outbox_messages WHERE coalesce(completed_at, failed_at) < $1"));
         services.AddRecurringJob<OutboxDrainJob>("outbox-sweep", j => j.SweepAsync(CancellationToken.None), _ => "* * * * *");
         return services;
     }

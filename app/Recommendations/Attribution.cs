@@ -21,7 +21,7 @@ internal static class Attribution
         JOIN recommendation_events e ON e.shop_id = $1 AND e.product_id = l.product_id
          AND e.occurred_at <= $6 AND e.occurred_at >= $6 - $10::interval
          AND (e.customer_id = $7 OR e.visitor_hash = $8)
-        LEFT JOIN recommendation_decisions d ON d.request_id = e.request_id
+        LEFT JOIN recommendation_decisions d ON d.shop_id = $1 AND d.request_id = e.request_id
         ORDER BY l.line_id, CASE e.event_type WHEN 'add_to_cart' THEN 0 WHEN 'click' THEN 1 ELSE 2 END, e.occurred_at DESC
         ON CONFLICT (shop_id, line_id) DO NOTHING
         """;

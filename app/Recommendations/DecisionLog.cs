@@ -9,16 +9,35 @@ public sealed record Decision(string RequestId, long ShopId, string Placement, s
 
 /// <summary>
 /// Every answer served, written in batches off the request path with COPY. Why not in the request: logging
-/// must not slow the storefront; a crash may lose the last fraction of a second of log, never an answer.
+/// must not slow the storefront; a crash may lose the last fraction of a second of log, never an answer. A batch that
+/// meets a database error is kept and written again with growing delays, so an outage delays the log but does not cut it.
 /// </summary>
-public sealed class DecisionLog(NpgsqlDataSource db, ILogger<DecisionLog> logger) : BackgroundService
+public sealed class DecisionLog : BackgroundService
 {
-    private readonly Channel<Decision> _queue = Channel.CreateBounded<Decision>(new BoundedChannelOptions(100_000)
-    {
-        FullMode = BoundedChannelFullMode.DropOldest, SingleReader = true,
-    });
+    private readonly NpgsqlDataSource db;
+    private readonly ILogger<DecisionLog> logger;
+    private readonly Channel<Decision> _queue;
 
-    public void Record(Decision d) => _queue.Writer.TryWrite(d);
+    public DecisionLog(NpgsqlDataSource db, ILogger<DecisionLog> logger)
+    {
+        this.db = db;
+        this.logger = logger;
+        _queue = Channel.CreateBounded<Decision>(new BoundedChannelOptions(100_000)
+        {
+            FullMode = BoundedChannelFullMode.DropOldest, SingleReader = true,
+        }, _ => Interlocked.Increment(ref _settled));
+    }
+
+    private static readonly TimeSpan MaxRetryDelay = TimeSpan.FromSeconds(30);
+
+    private long _recorded, _settled; // settled = written, or dropped because the queue overflowed
+
+
+    public void Record(Decision d)
+    {
+        Interlocked.Increment(ref _recorded);
+        if (!_queue.Writer.TryWrite(d)) Interlocked.Increment(ref _settled);
+    }
 
     protected override async Task ExecuteAsync(CancellationToken ct)
     {
@@ -28,25 +47,30 @@ public sealed class DecisionLog(NpgsqlDataSource db, ILogger<DecisionLog> logger
             while (await _queue.Reader.WaitToReadAsync(ct))
             {
                 while (batch.Count < 1000 && _queue.Reader.TryRead(out var d)) batch.Add(d);
-                await WriteAsync(batch);
+                for (var delay = TimeSpan.FromMilliseconds(250); !await WriteAsync(batch); delay = Min(delay * 2, MaxRetryDelay))
+                    await Task.Delay(delay, ct);
+                Interlocked.Add(ref _settled, batch.Count);
                 batch.Clear();
             }
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested) { }
-        while (_queue.Reader.TryRead(out var d)) batch.Add(d); // flush on shutdown
-        await WriteAsync(batch);
+        while (_queue.Reader.TryRead(out var d)) batch.Add(d); // flush on shutdown: one last try
+        if (!await WriteAsync(batch)) logger.LogWarning("Shutting down with {Count} decisions not written", batch.Count);
     }
+
+    private static TimeSpan Min(TimeSpan a, TimeSpan b) => a < b ? a : b;
 
     /// <summary>Waits until everything recorded so far is written (tests, shutdown).</summary>
     public async Task FlushAsync(CancellationToken ct)
     {
-        while (_queue.Reader.Count > 0) await Task.Delay(20, ct);
-        await Task.Delay(50, ct);
+        var target = Interlocked.Read(ref _recorded);
+        while (Interlocked.Read(ref _settled) < target) await Task.Delay(20, ct);
     }
 
-    private async Task WriteAsync(List<Decision> batch)
+    /// <returns>False when the database refused the batch (it is kept and tried again).</returns>
+    private async Task<bool> WriteAsync(List<Decision> batch)
     {
-        if (batch.Count == 0) return;
+        if (batch.Count == 0) return true;
         try
         {
             await using var conn = await db.OpenConnectionAsync();
@@ -71,10 +95,12 @@ public sealed class DecisionLog(NpgsqlDataSource db, ILogger<DecisionLog> logger
                 await copy.WriteAsync(d.At, NpgsqlDbType.TimestampTz);
             }
             await copy.CompleteAsync();
+            return true;
         }
-        catch (Exception e) when (e is NpgsqlException or TimeoutException)
+        catch (Exception e) when (e is NpgsqlException or TimeoutException or IOException)
         {
-            logger.LogWarning("Could not write {Count} decisions: {Message}", batch.Count, e.Message);
+            logger.LogWarning("Could not write {Count} decisions yet ({Message}); keeping them and trying again", batch.Count, e.Message);
+            return false;
         }
     }
 }

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using Microsoft.Extensions.Options;
 using Npgsql;
 
 namespace PluginApp.Recommendations;
@@ -7,19 +8,26 @@ namespace PluginApp.Recommendations;
 public sealed record ServingModel(int Version, RecommenderBundle Bundle);
 
 /// <summary>
-/// Active models in memory per shop. A change announced on model_changed drops the shop's entry at once;
-/// a periodic version check catches a missed notification (e.g. while the listener reconnected).
+/// Active models in memory per shop. A change announced on model_changed drops the shop's entry at once (ChangeNotifications);
+/// a periodic version check catches a notification missed while the listener reconnected, and survives a database outage.
 /// </summary>
-public sealed class ModelCache(ModelRegistry registry, NpgsqlDataSource db, ILogger<ModelCache> logger) : BackgroundService
+public sealed class ModelCache(ModelRegistry registry, NpgsqlDataSource db, IOptions<RecommendationOptions> options, ILogger<ModelCache> logger)
+    : BackgroundService
 {
     public const string Kind = "recommender";
-    private static readonly TimeSpan VersionCheckInterval = TimeSpan.FromSeconds(10);
     private readonly ConcurrentDictionary<long, Lazy<Task<ServingModel?>>> _models = new();
 
     public Task<ServingModel?> GetAsync(long shopId, CancellationToken ct) =>
         _models.GetOrAdd(shopId, id => new Lazy<Task<ServingModel?>>(() => LoadAsync(id))).Value.WaitAsync(ct);
 
     public void Invalidate(long shopId) => _models.TryRemove(shopId, out _);
+
+    internal void OnNotification(string payload)
+    {
+        if (long.TryParse(payload, out var shop)) Invalidate(shop);
+    }
+
+    internal void InvalidateAll() => _models.Clear();
 
     private async Task<ServingModel?> LoadAsync(long shopId)
     {
@@ -38,44 +46,33 @@ public sealed class ModelCache(ModelRegistry registry, NpgsqlDataSource db, ILog
 
     protected override async Task ExecuteAsync(CancellationToken ct)
     {
-        var checker = CheckVersionsAsync(ct);
+        using var timer = new PeriodicTimer(options.Value.ModelVersionCheckInterval);
         while (!ct.IsCancellationRequested)
         {
             try
             {
-                await using var conn = await db.OpenConnectionAsync(ct);
-                conn.Notification += (_, e) =>
-                {
-                    if (long.TryParse(e.Payload, out var shop)) Invalidate(shop);
-                };
-                await using (var listen = new NpgsqlCommand($"LISTEN {ModelRegistry.Channel}", conn)) await listen.ExecuteNonQueryAsync(ct);
-                _models.Clear(); // anything cached before we listened may be stale
-                while (!ct.IsCancellationRequested) await conn.WaitAsync(ct);
+                await timer.WaitForNextTickAsync(ct);
+                await CheckVersionsAsync(ct);
             }
-            catch (OperationCanceledException) when (ct.IsCancellationRequested) { break; }
-            catch (Exception e) when (e is NpgsqlException or System.Net.Sockets.SocketException or TimeoutException)
+            catch (OperationCanceledException) when (ct.IsCancellationRequested) { return; }
+            catch (Exception e) when (e is NpgsqlException or TimeoutException or IOException)
             {
-                logger.LogWarning("Model change listener lost its connection ({Message}); reconnecting", e.Message);
-                await Task.Delay(TimeSpan.FromSeconds(1), ct).ContinueWith(_ => { }, TaskScheduler.Default);
+                // Why not end the loop: one outage must not leave this instance serving a stale model for the rest of its life.
+                logger.LogWarning("Model version check failed ({Message}); trying again in {Interval}", e.Message, options.Value.ModelVersionCheckInterval);
             }
         }
-        await checker.ContinueWith(_ => { }, TaskScheduler.Default);
     }
 
     private async Task CheckVersionsAsync(CancellationToken ct)
     {
-        using var timer = new PeriodicTimer(VersionCheckInterval);
-        while (await timer.WaitForNextTickAsync(ct))
+        foreach (var (shopId, entry) in _models)
         {
-            foreach (var (shopId, entry) in _models)
-            {
-                if (!entry.IsValueCreated || !entry.Value.IsCompletedSuccessfully) continue;
-                var cached = entry.Value.Result?.Version;
-                await using var cmd = db.CreateCommand("SELECT version FROM models WHERE shop_id = $1 AND kind = $2 AND status = 'active'");
-                cmd.Parameters.AddWithValue(shopId);
-                cmd.Parameters.AddWithValue(Kind);
-                if (await cmd.ExecuteScalarAsync(ct) as int? != cached) Invalidate(shopId);
-            }
+            if (!entry.IsValueCreated || !entry.Value.IsCompletedSuccessfully) continue;
+            var cached = entry.Value.Result?.Version;
+            await using var cmd = db.CreateCommand("SELECT version FROM models WHERE shop_id = $1 AND kind = $2 AND status = 'active'");
+            cmd.Parameters.AddWithValue(shopId);
+            cmd.Parameters.AddWithValue(Kind);
+            if (await cmd.ExecuteScalarAsync(ct) as int? != cached) Invalidate(shopId);
         }
     }
 }

@@ -15,7 +15,8 @@ namespace PluginApp.Recommendations;
 /// </summary>
 public static class ProxyEndpoints
 {
-    public const string RateLimitPolicy = "app-proxy";
+    /// <summary>Largest event body a storefront sends (one event is a few hundred bytes).</summary>
+    public const int MaxEventBytes = 4096;
     private const string ShopIdItem = "proxy.shop_id";
     private const string ShopItem = "proxy.shop";
     private static readonly string[] Placements = ["product", "cart"];
@@ -23,24 +24,17 @@ public static class ProxyEndpoints
 
     public static IEndpointRouteBuilder MapProxy(this IEndpointRouteBuilder app)
     {
-        var proxy = app.MapGroup("/proxy").AddEndpointFilter(VerifyAsync).RequireRateLimiting(RateLimitPolicy);
+        var proxy = app.MapGroup("/proxy").AddEndpointFilter(VerifyAsync);
         proxy.MapGet("/recommendations", RecommendAsync);
         proxy.MapPost("/events", RecordEventAsync).DisableAntiforgery();
         return app;
     }
 
-    /// <summary>Per shop and client address (Shopify forwards the shopper's in X-Forwarded-For).</summary>
-    public static RateLimitPartition<string> Partition(HttpContext http, RecommendationOptions o)
-    {
-        var client = http.Request.Headers["X-Forwarded-For"].ToString().Split(',')[0].Trim();
-        if (client.Length == 0) client = http.Connection.RemoteIpAddress?.ToString() ?? "unknown";
-        var shop = http.Request.Query["shop"].ToString();
-        return RateLimitPartition.GetFixedWindowLimiter($"{shop}|{client}", _ => new FixedWindowRateLimiterOptions
-        {
-            PermitLimit = o.PerClientPerMinute, Window = TimeSpan.FromMinutes(1), QueueLimit = 0,
-        });
-    }
-
+    /// <summary>
+    /// Signature and timestamp first, so an unsigned request costs nothing and counts against nobody; then the per-shop
+    /// budget and the per-shopper limit, keyed on what Shopify's proxy vouches for: the shop, the logged-in customer, and
+    /// otherwise the client address as our trusted proxies report it (never a raw X-Forwarded-For entry).
+    /// </summary>
     private static async ValueTask<object?> VerifyAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
     {
         var http = context.HttpContext;
@@ -54,7 +48,14 @@ public static class ProxyEndpoints
         if (!long.TryParse(q["timestamp"], NumberStyles.None, CultureInfo.InvariantCulture, out var ts)
             || (now - DateTimeOffset.FromUnixTimeSeconds(ts)).Duration() > options.ClockSkew)
             return Results.Unauthorized();
-        if (!services.GetRequiredService<ShopLimiter>().TryAcquire(shop)) return Results.StatusCode(StatusCodes.Status429TooManyRequests);
+        var shopper = CustomerId(q["logged_in_customer_id"]) is { } customer
+            ? "c:" + customer.ToString(CultureInfo.InvariantCulture)
+            : "ip:" + (http.Connection.RemoteIpAddress?.ToString() ?? "unknown");
+        if (!services.GetRequiredService<ProxyLimiters>().TryAcquire(shop, shopper))
+        {
+            http.Response.Headers.RetryAfter = "60";
+            return Results.StatusCode(StatusCodes.Status429TooManyRequests);
+        }
         var shopId = await services.GetRequiredService<ShopDirectory>().InstalledShopIdAsync(shop, http.RequestAborted);
         if (shopId is null) return Results.Json(new { items = Array.Empty<object>(), path = "not_installed" }); // neutral: the block shows nothing
         http.Items[ShopIdItem] = shopId.Value;
@@ -90,29 +91,45 @@ public static class ProxyEndpoints
         [property: JsonPropertyName("product_id")] long? ProductId,
         [property: JsonPropertyName("variant_id")] long? VariantId,
         [property: JsonPropertyName("placement")] string? Placement,
-        [property: JsonPropertyName("position")] int? Position);
+        [property: JsonPropertyName("position")] int? Position,
+        [property: JsonPropertyName("token")] string? Token);
 
-    private static async Task<IResult> RecordEventAsync(HttpContext http, NpgsqlDataSource db, TimeProvider clock, string? logged_in_customer_id,
-        CancellationToken ct)
+    /// <summary>
+    /// An impression, click or add-to-cart of an item we served: the item's token must prove the answer was given to this
+    /// visitor of this shop within the event window. Each served item counts each kind of event once.
+    /// </summary>
+    private static async Task<IResult> RecordEventAsync(HttpContext http, NpgsqlDataSource db, DecisionTokens tokens, TimeProvider clock,
+        string? logged_in_customer_id, CancellationToken ct)
     {
+        if (http.Request.ContentLength > MaxEventBytes) return Results.StatusCode(StatusCodes.Status413PayloadTooLarge);
+        var buffer = new byte[MaxEventBytes + 1];
+        var read = 0;
+        int n;
+        while (read < buffer.Length && (n = await http.Request.Body.ReadAsync(buffer.AsMemory(read), ct)) > 0) read += n;
+        if (read > MaxEventBytes) return Results.StatusCode(StatusCodes.Status413PayloadTooLarge);
         EventBody? e;
-        try { e = await http.Request.ReadFromJsonAsync<EventBody>(ct); }
+        try { e = System.Text.Json.JsonSerializer.Deserialize<EventBody>(buffer.AsSpan(0, read)); }
         catch (System.Text.Json.JsonException) { return Problem("the body is not valid JSON"); }
         if (e is null || !EventTypes.Contains(e.Type)) return Problem($"type must be one of {string.Join(", ", EventTypes)}");
         if (e.ProductId is null or <= 0) return Problem("product_id is required");
-        if (e.RequestId is { Length: > 64 } || e.VisitorId is { Length: > 128 }) return Problem("request_id or visitor_id is too long");
+        if (string.IsNullOrEmpty(e.RequestId) || e.RequestId.Length > 64 || e.VisitorId is { Length: > 128 }) return Problem("request_id is required, and request_id and visitor_id are at most 64 and 128 characters");
         if (e.Placement is not null && !Placements.Contains(e.Placement)) return Problem("placement must be product or cart");
         if (e.Position is < 0 or > 100) return Problem("position must be between 0 and 100");
         var shop = (string)http.Items[ShopItem]!;
+        var visitor = Experiments.VisitorHash(shop, e.VisitorId);
+        var customer = CustomerId(logged_in_customer_id);
+        if (!tokens.Verify(e.Token, shop, e.RequestId, visitor, customer, e.ProductId.Value))
+            return Results.Problem(title: "Event refused", detail: "the event does not refer to an item served to this visitor recently", statusCode: 403);
         await using var cmd = db.CreateCommand("""
             INSERT INTO recommendation_events (shop_id, event_type, request_id, visitor_hash, customer_id, product_id, variant_id, placement, position, occurred_at)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+            ON CONFLICT (shop_id, request_id, product_id, event_type) DO NOTHING
             """);
         cmd.Parameters.AddWithValue((long)http.Items[ShopIdItem]!);
         cmd.Parameters.AddWithValue(e.Type!);
         cmd.Parameters.Add(Text(e.RequestId));
-        cmd.Parameters.Add(Text(Experiments.VisitorHash(shop, e.VisitorId)));
-        cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)CustomerId(logged_in_customer_id) ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Bigint });
+        cmd.Parameters.Add(Text(visitor));
+        cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)customer ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Bigint });
         cmd.Parameters.AddWithValue(e.ProductId.Value);
         cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)e.VariantId ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Bigint });
         cmd.Parameters.Add(Text(e.Placement));
@@ -139,21 +156,36 @@ public static class ProxyJson
     };
 }
 
-/// <summary>A token bucket per shop, so one shop's traffic (or scraping) cannot starve the others.</summary>
-public sealed class ShopLimiter(IOptions<RecommendationOptions> options) : IDisposable
+/// <summary>
+/// The app proxy's budgets: a token bucket per shop, so one shop's traffic (or scraping) cannot starve the others, and a
+/// fixed window per shop and shopper.
+/// </summary>
+public sealed class ProxyLimiters(IOptions<RecommendationOptions> options) : IDisposable
 {
-    private readonly PartitionedRateLimiter<string> _limiter = PartitionedRateLimiter.Create<string, string>(shop =>
+    private readonly PartitionedRateLimiter<string> _shops = PartitionedRateLimiter.Create<string, string>(shop =>
         RateLimitPartition.GetTokenBucketLimiter(shop, _ => new TokenBucketRateLimiterOptions
         {
             TokenLimit = options.Value.PerShopPerSecond, TokensPerPeriod = options.Value.PerShopPerSecond,
             ReplenishmentPeriod = TimeSpan.FromSeconds(1), QueueLimit = 0, AutoReplenishment = true,
         }));
 
-    public bool TryAcquire(string shop)
+    private readonly PartitionedRateLimiter<string> _shoppers = PartitionedRateLimiter.Create<string, string>(key =>
+        RateLimitPartition.GetFixedWindowLimiter(key, _ => new FixedWindowRateLimiterOptions
+        {
+            PermitLimit = options.Value.PerClientPerMinute, Window = TimeSpan.FromMinutes(1), QueueLimit = 0,
+        }));
+
+    public bool TryAcquire(string shop, string shopper)
     {
-        using var lease = _limiter.AttemptAcquire(shop);
+        using var shopper_ = _shoppers.AttemptAcquire($"{shop}|{shopper}");
+        if (!shopper_.IsAcquired) return false;
+        using var lease = _shops.AttemptAcquire(shop);
         return lease.IsAcquired;
     }
 
-    public void Dispose() => _limiter.Dispose();
+    public void Dispose()
+    {
+        _shops.Dispose();
+        _shoppers.Dispose();
+    }
 }

@@ -21,7 +21,13 @@ public sealed class RecommendationOptions
     /// <summary>Share of visitors in the holdout arm, who get bestsellers so lift can be measured.</summary>
     public double HoldoutShare { get; set; } = 0.1;
 
-    /// <summary>Requests per minute per shop and client address on the app proxy.</summary>
+    /// <summary>How often each instance checks that its cached models are still the active versions (a missed notification, an outage).</summary>
+    public TimeSpan ModelVersionCheckInterval { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>How long after an answer the storefront may report impressions, clicks and add-to-carts of its items.</summary>
+    public TimeSpan EventWindow { get; set; } = TimeSpan.FromHours(24);
+
+    /// <summary>Requests per minute per shop and shopper (the logged-in customer, else the client address) on the app proxy.</summary>
     public int PerClientPerMinute { get; set; } = 120;
 
     /// <summary>Requests per second per shop on the app proxy.</summary>
@@ -39,6 +45,9 @@ public sealed class RecommendationOptionsValidator : IValidateOptions<Recommenda
         if (o.ServingBudget <= TimeSpan.Zero || o.ServingBudget > TimeSpan.FromSeconds(2)) f.Add($"Recommendations:ServingBudget {o.ServingBudget} must be between 0 and 2 s.");
         if (o.CatalogMaxAge < TimeSpan.Zero) f.Add($"Recommendations:CatalogMaxAge {o.CatalogMaxAge} must not be negative.");
         if (o.HoldoutShare is < 0 or > 0.5) f.Add($"Recommendations:HoldoutShare {o.HoldoutShare} must be between 0 and 0.5.");
+        if (o.ModelVersionCheckInterval < TimeSpan.FromMilliseconds(100) || o.ModelVersionCheckInterval > TimeSpan.FromMinutes(10))
+            f.Add($"Recommendations:ModelVersionCheckInterval {o.ModelVersionCheckInterval} must be between 100 ms and 10 min.");
+        if (o.EventWindow < TimeSpan.FromMinutes(1) || o.EventWindow > TimeSpan.FromDays(7)) f.Add($"Recommendations:EventWindow {o.EventWindow} must be between 1 min and 7 days.");
         if (o.PerClientPerMinute < 1) f.Add($"Recommendations:PerClientPerMinute {o.PerClientPerMinute} must be at least 1.");
         if (o.PerShopPerSecond < 1) f.Add($"Recommendations:PerShopPerSecond {o.PerShopPerSecond} must be at least 1.");
         return f.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(f);

@@ -7,8 +7,9 @@ namespace PluginApp.Recommendations;
 public sealed record RecommendationRequest(long ShopId, string Shop, string Placement, long? ProductId, long[] CartVariantIds, int Limit,
     string? VisitorHash, long? CustomerId);
 
+/// <summary>One item as the storefront gets it: its rank and the reason in a word, never the model's raw score.</summary>
 public sealed record RecommendedItem(long ProductId, long? VariantId, string Title, string? Price, string Currency, string? Image, string Url,
-    string Reason, float Score);
+    string Reason, int Rank, string Token);
 
 public sealed record RecommendationResponse(string RequestId, string Shop, string Placement, string Path, int? ModelVersion,
     ExperimentView Experiment, IReadOnlyList<RecommendedItem> Items);
@@ -20,7 +21,7 @@ public sealed record ExperimentView(string Name, string Arm);
 /// -> top N. No model, too few candidates, an error or an overrun of the time budget: store bestsellers under
 /// the same rules. The answer says which path produced it.
 /// </summary>
-public sealed class RecommendationService(ModelCache models, CatalogCache catalogs, DecisionLog decisions,
+public sealed class RecommendationService(ModelCache models, CatalogCache catalogs, DecisionLog decisions, DecisionTokens tokens,
     IOptions<RecommendationOptions> options, TimeProvider clock, ILogger<RecommendationService> logger)
 {
     private sealed record Candidate(long ProductId, string Reason, float Score);
@@ -75,6 +76,10 @@ public sealed class RecommendationService(ModelCache models, CatalogCache catalo
             items.AddRange(fill.Take(req.Limit - items.Count));
         }
 
+        items = items.Select((item, i) => item with
+        {
+            Rank = i + 1, Token = tokens.Issue(req.Shop, requestId, req.VisitorHash, req.CustomerId, item.ProductId),
+        }).ToList();
         var response = new RecommendationResponse(requestId, req.Shop, req.Placement, path, version, new ExperimentView(Experiments.Upsells, arm), items);
         decisions.Record(new Decision(requestId, req.ShopId, req.Placement, path, version, arm, req.VisitorHash, req.CustomerId,
             anchors.Select(a => a.Id).ToArray(), items.Select(i => i.ProductId).ToArray(),
@@ -136,8 +141,7 @@ public sealed class RecommendationService(ModelCache models, CatalogCache catalo
             perType[type] = perType.GetValueOrDefault(type) + 1;
             var v = product.Display;
             chosen.Add(new RecommendedItem(product.Id, v?.Id, product.Title, v?.Price?.ToString("0.00", CultureInfo.InvariantCulture), catalog.Currency,
-                product.ImageUrl, product.Handle is null ? $"/products/{product.Id}" : $"/products/{product.Handle}", c.Reason,
-                c.Reason == "pinned" ? 1f : c.Score));
+                product.ImageUrl, product.Handle is null ? $"/products/{product.Id}" : $"/products/{product.Handle}", c.Reason, 0, ""));
         }
         return chosen;
     }

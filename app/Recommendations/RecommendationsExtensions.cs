@@ -1,5 +1,5 @@
-using Microsoft.AspNetCore.RateLimiting;
 using Microsoft.Extensions.Options;
+using PluginApp.Compliance;
 using PluginApp.Jobs;
 
 namespace PluginApp.Recommendations;
@@ -14,22 +14,41 @@ public static class RecommendationsExtensions
         services.AddSingleton<ModelRegistry>();
         services.AddSingleton<ModelCache>();
         services.AddHostedService(sp => sp.GetRequiredService<ModelCache>());
+        services.AddSingleton(sp =>
+        {
+            var models = sp.GetRequiredService<ModelCache>();
+            return new Data.ChangeSubscription(ModelRegistry.Channel, models.OnNotification, models.InvalidateAll);
+        });
         services.AddSingleton<DecisionLog>();
         services.AddHostedService(sp => sp.GetRequiredService<DecisionLog>());
         services.AddSingleton<CatalogCache>();
+        services.AddSingleton<ModelArtifactScrubber>();
+        services.AddHostedService(sp => sp.GetRequiredService<ModelArtifactScrubber>());
         services.AddSingleton<RecommendationService>();
-        services.AddSingleton<ShopLimiter>();
+        services.AddSingleton<ProxyLimiters>();
+        services.AddSingleton<DecisionTokens>();
         services.AddSingleton<RulesStore>();
         services.AddTransient<TrainingService>();
         services.AddTransient<TrainingScheduler>();
+        // Storefront events of the customer, and of the visitor ids their answers were served to.
+        services.AddPersonalData(new PersonalDataTable("recommendation_events", ["customer_id", "visitor_hash"],
+            """
+            DELETE FROM recommendation_events WHERE shop_id = $1 AND (customer_id = $2 OR visitor_hash IN (
+              SELECT visitor_hash FROM recommendation_decisions WHERE shop_id = $1 AND customer_id = $2 AND visitor_hash IS NOT NULL))
+            """));
+        services.AddPersonalData(new PersonalDataTable("recommendation_decisions", ["customer_id", "visitor_hash"],
+            "UPDATE recommendation_decisions SET customer_id = NULL, visitor_hash = NULL WHERE shop_id = $1 AND customer_id = $2"));
+        services.AddRetention(new RetentionRule("the recommendation decision log", TimeSpan.FromDays(90),
+            "DELETE FROM recommendation_decisions WHERE decided_at < $1"));
+        // The registry keeps the active model, the three newest others (rollback targets) and anything younger than 30 days.
+        services.AddRetention(new RetentionRule("old model versions", TimeSpan.FromDays(30),
+            """
+            DELETE FROM models m WHERE m.status <> 'active' AND m.created_at < $1 AND m.id NOT IN (
+              SELECT id FROM (SELECT id, row_number() OVER (PARTITION BY shop_id, kind ORDER BY version DESC) AS n
+                              FROM models WHERE status <> 'active') k WHERE k.n <= 3)
+            """));
         services.AddRecurringJob<NewOrdersTrainingJob>("train-on-new-orders", j => j.RunAsync(CancellationToken.None),
             sp => $"*/{(int)sp.GetRequiredService<IOptions<RecommendationOptions>>().Value.NewOrdersCheckInterval.TotalMinutes} * * * *");
-        services.AddRateLimiter(o =>
-        {
-            o.RejectionStatusCode = StatusCodes.Status429TooManyRequests;
-            o.AddPolicy(ProxyEndpoints.RateLimitPolicy, http =>
-                ProxyEndpoints.Partition(http, http.RequestServices.GetRequiredService<IOptions<RecommendationOptions>>().Value));
-        });
         return services;
     }
 }

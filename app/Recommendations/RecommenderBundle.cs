@@ -3,16 +3,18 @@ using PluginApp.Ml.Recommenders;
 namespace PluginApp.Recommendations;
 
 /// <summary>
-/// What serving needs for one shop: the ALS model, bestsellers, bought-together neighbours, and the product
-/// id of every item index. Layout (little-endian): magic "PARB", int32 version (1), int32 n, n int64 product
+/// What serving needs for one shop: the ALS item side, bestsellers, bought-together neighbours, and the product
+/// id of every item index. Layout (little-endian): magic "PARB", int32 version (2), int32 n, n int64 product
 /// ids, then three length-prefixed blobs (int32 length + bytes): ALS, popularity, co-occurrence.
+/// Version 2 holds no user rows (serving folds carts in), so no stored model keeps a shopper, and a customer erased
+/// later needs no model rewritten. Version 1 (with user rows) is still read; <see cref="ModelArtifactScrubber"/> rewrites it.
 /// </summary>
 public sealed class RecommenderBundle(AlsModel als, PopularityModel popularity, CoOccurrenceModel coOccurrence, long[] productIds)
 {
     private const uint Magic = 0x42524150; // "PARB"
-    private const int FormatVersion = 1;
+    public const int FormatVersion = 2;
 
-    public AlsModel Als { get; } = als;
+    public AlsModel Als { get; } = als.UserCount == 0 ? als : als.WithoutUsers();
     public PopularityModel Popularity { get; } = popularity;
     public CoOccurrenceModel CoOccurrence { get; } = coOccurrence;
     public long[] ProductIds { get; } = productIds;
@@ -41,7 +43,7 @@ public sealed class RecommenderBundle(AlsModel als, PopularityModel popularity, 
         {
             if (r.ReadUInt32() != Magic) throw new InvalidDataException("not a recommender bundle (magic)");
             var version = r.ReadInt32();
-            if (version != FormatVersion) throw new InvalidDataException($"recommender bundle version {version} is not supported (expected {FormatVersion})");
+            if (version is not (1 or FormatVersion)) throw new InvalidDataException($"recommender bundle version {version} is not supported (expected {FormatVersion})");
             var ids = new long[r.ReadInt32()];
             for (var i = 0; i < ids.Length; i++) ids[i] = r.ReadInt64();
             var als = AlsModel.Load(ReadBlob(r));

@@ -26,11 +26,12 @@ public static class RecommenderTraining
         var (train, test, split) = Split(signals, asOf);
         var metrics = Evaluate(train, test, split, asOf, halfLife, p);
         var full = InteractionBuilder.Build(signals, asOf, halfLife);
-        var bundle = Fit(full, signals, p);
+        var (_, bundle) = Fit(full, signals, p);
         return new TrainedRecommender(bundle, metrics, full.Interactions.Length, signals.Min(s => s.At), signals.Max(s => s.At));
     }
 
-    private static RecommenderBundle Fit(InteractionSet set, IReadOnlyList<Signal> signals, TrainingParameters p)
+    /// <returns>The trained ALS with its user rows (evaluation ranks for known users) and the served bundle, which drops them.</returns>
+    private static (AlsModel Als, RecommenderBundle Bundle) Fit(InteractionSet set, IReadOnlyList<Signal> signals, TrainingParameters p)
     {
         var als = new AlsTrainer(new AlsOptions
         {
@@ -50,7 +51,7 @@ public static class RecommenderTraining
             basketItems.Add(new Interaction(b, item));
         }
         var coOccurrence = new CoOccurrenceTrainer(new CoOccurrenceOptions()).Train(basketItems.Distinct().ToArray(), baskets.Count, set.ProductIds.Length);
-        return new RecommenderBundle(als, popularity, coOccurrence, set.ProductIds);
+        return (als, new RecommenderBundle(als, popularity, coOccurrence, set.ProductIds));
     }
 
     private static (List<Signal> Train, Dictionary<string, HashSet<long>> Test, string Split) Split(IReadOnlyList<Signal> signals, DateTimeOffset asOf)
@@ -81,7 +82,7 @@ public static class RecommenderTraining
     {
         if (train.Count == 0 || test.Count == 0) return new HeldOutMetrics(0, 0, 0, 0, split + " (too little data to evaluate)");
         var set = InteractionBuilder.Build(train, asOf, halfLife);
-        var bundle = Fit(set, train, p);
+        var (als, bundle) = Fit(set, train, p);
         double recall = 0, ndcg = 0, baseline = 0;
         var users = 0;
         foreach (var (user, bought) in test)
@@ -89,8 +90,8 @@ public static class RecommenderTraining
             if (!set.UserIndex.TryGetValue(user, out var u)) continue;
             var relevant = bought.Where(set.ItemIndex.ContainsKey).Select(id => set.ItemIndex[id]).ToHashSet();
             if (relevant.Count == 0) continue;
-            var seen = bundle.Als.SeenItems(u).ToArray().ToHashSet();
-            var ranked = bundle.Als.RecommendForUser(u, 10).Select(x => x.Item).ToArray();
+            var seen = als.SeenItems(u).ToArray().ToHashSet();
+            var ranked = als.RecommendForUser(u, 10).Select(x => x.Item).ToArray();
             var popular = bundle.Popularity.Recommend(10, seen.Contains).Select(x => x.Item).ToArray();
             recall += RankingMetrics.Recall(ranked, relevant, 10);
             ndcg += RankingMetrics.Ndcg(ranked, relevant, 10);

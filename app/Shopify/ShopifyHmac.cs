@@ -6,16 +6,35 @@ using Microsoft.Extensions.Primitives;
 namespace PluginApp.Shopify;
 
 /// <summary>
-/// Every signature Shopify puts on what it sends us, checked in constant time with the current secret
-/// and, during a rotation, the previous one.
+/// Every signature Shopify puts on what it sends us, checked in constant time with the current secret and, during a
+/// rotation, the previous one until Shopify:PreviousClientSecretExpiresAt; and the app's own tokens (handed to the
+/// storefront and checked when they come back), keyed by a key derived from the same secrets.
 /// </summary>
-public sealed class ShopifyHmac(IOptions<ShopifyOptions> options)
+public sealed class ShopifyHmac(IOptions<ShopifyOptions> options, TimeProvider clock)
 {
-    private IEnumerable<byte[]> Keys()
+    /// <summary>The secrets that sign now: the current one, and the previous one until its expiry.</summary>
+    public IEnumerable<byte[]> Keys()
     {
-        yield return Encoding.UTF8.GetBytes(options.Value.ClientSecret);
-        if (!string.IsNullOrEmpty(options.Value.PreviousClientSecret))
-            yield return Encoding.UTF8.GetBytes(options.Value.PreviousClientSecret);
+        var o = options.Value;
+        yield return Encoding.UTF8.GetBytes(o.ClientSecret);
+        if (!string.IsNullOrEmpty(o.PreviousClientSecret) && o.PreviousClientSecretExpiresAt is { } until && clock.GetUtcNow() < until)
+            yield return Encoding.UTF8.GetBytes(o.PreviousClientSecret);
+    }
+
+    /// <summary>An app-issued token over the message: 16 bytes of HMAC with a key derived for that purpose (never the raw secret).</summary>
+    public byte[] SignAppToken(string purpose, string message) => AppMac(Keys().First(), purpose, message);
+
+    public bool VerifyAppToken(string purpose, string message, ReadOnlySpan<byte> mac)
+    {
+        foreach (var key in Keys())
+            if (CryptographicOperations.FixedTimeEquals(AppMac(key, purpose, message), mac)) return true;
+        return false;
+    }
+
+    private static byte[] AppMac(byte[] secret, string purpose, string message)
+    {
+        var key = HKDF.DeriveKey(HashAlgorithmName.SHA256, secret, 32, info: Encoding.UTF8.GetBytes("pluginapp/" + purpose));
+        return HMACSHA256.HashData(key, Encoding.UTF8.GetBytes(message))[..16];
     }
 
     /// <summary>Webhooks: base64 HMAC-SHA256 of the raw body.</summary>

@@ -16,6 +16,9 @@ public sealed class ShopifyOptions
     /// <summary>The previous secret during a rotation; Shopify may sign with it for up to an hour.</summary>
     public string? PreviousClientSecret { get; set; }
 
+    /// <summary>When the previous secret stops being accepted (required with it: a rotation has an end).</summary>
+    public DateTimeOffset? PreviousClientSecretExpiresAt { get; set; }
+
     /// <summary>Public https address of this app (application_url in shopify.app.toml).</summary>
     public string AppUrl { get; set; } = "";
 
@@ -44,6 +47,10 @@ public sealed class ShopifyOptionsValidator : IValidateOptions<ShopifyOptions>
         if (string.IsNullOrWhiteSpace(o.ClientId)) failures.Add("Shopify:ClientId is required.");
         if (string.IsNullOrWhiteSpace(o.ClientSecret)) failures.Add("Shopify:ClientSecret is required.");
         else if (o.ClientSecret.Length < 32) failures.Add($"Shopify:ClientSecret is {o.ClientSecret.Length} characters; Shopify secrets are at least 32.");
+        if (!string.IsNullOrEmpty(o.PreviousClientSecret) && o.PreviousClientSecretExpiresAt is null)
+            failures.Add("Shopify:PreviousClientSecretExpiresAt is required with Shopify:PreviousClientSecret (e.g. two hours after the rotation).");
+        if (!string.IsNullOrEmpty(o.PreviousClientSecret) && o.PreviousClientSecret == o.ClientSecret)
+            failures.Add("Shopify:PreviousClientSecret equals Shopify:ClientSecret.");
         if (!Uri.TryCreate(o.AppUrl, UriKind.Absolute, out var app) || (app.Scheme != "https" && !app.IsLoopback))
             failures.Add($"Shopify:AppUrl '{o.AppUrl}' must be an absolute https URL (http only on loopback).");
         if (!o.ShopUrlTemplate.Contains("{shop}", StringComparison.Ordinal))

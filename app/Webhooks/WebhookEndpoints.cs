@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Globalization;
 using Microsoft.AspNetCore.Http.HttpResults;
+using PluginApp.Compliance;
 using PluginApp.Shopify;
 using PluginApp.Webhooks.Payloads;
 
@@ -11,8 +12,31 @@ public static class WebhookEndpoints
 {
     public const int MaxBodyBytes = 1024 * 1024;
 
-    public static IServiceCollection AddWebhooks(this IServiceCollection services) =>
+    public static IServiceCollection AddWebhooks(this IServiceCollection services)
+    {
         services.AddSingleton<WebhookIngestor>();
+        // Raw bodies of the customer's deliveries: those naming the customer, their orders, or (guest orders) their email.
+        services.AddPersonalData(new PersonalDataTable("webhook_deliveries", ["body", "raw_body"],
+            """
+            UPDATE webhook_deliveries d SET body = jsonb_build_object('redacted_at', $5::timestamptz), raw_body = NULL
+            WHERE d.shop_id = $1 AND NOT d.body ? 'redacted_at' AND (
+                 d.body @> jsonb_build_object('customer', jsonb_build_object('id', $2::bigint))
+              OR (d.topic LIKE 'customers/%' AND d.body @> jsonb_build_object('id', $2::bigint))
+              OR (d.topic LIKE 'orders/%' AND (d.body ->> 'id')::text IN (SELECT id::text FROM redaction_orders))
+              OR (d.topic = 'refunds/create' AND (d.body ->> 'order_id')::text IN (SELECT id::text FROM redaction_orders))
+              OR (d.topic LIKE 'carts/%' AND (d.body ->> 'token') IN (SELECT cart_token FROM redaction_orders))
+              OR (d.topic LIKE 'checkouts/%' AND (d.body ->> 'token') IN (SELECT checkout_token FROM redaction_orders))
+              OR ($4::text IS NOT NULL AND lower(d.body::text) LIKE '%' || lower($4::text) || '%')
+              OR (d.raw_body IS NOT NULL AND position(convert_to($2::text, 'UTF8') in d.raw_body) > 0))
+            """));
+        services.AddNotPersonal("webhook_deliveries", "shop_domain", "the merchant's shop, erased by shop/redact");
+        // Deliveries for shops we do not hold carry no personal data (the body is withheld), and are kept a week for debugging.
+        services.AddRetention(new RetentionRule("deliveries for shops we do not hold", TimeSpan.FromDays(7),
+            "DELETE FROM webhook_deliveries WHERE shop_id IS NULL AND received_at < $1"));
+        services.AddRetention(new RetentionRule("deliveries kept aside as failed", TimeSpan.FromDays(30),
+            "DELETE FROM webhook_deliveries WHERE outcome = 'failed' AND received_at < $1"));
+        return services;
+    }
 
     public static IEndpointRouteBuilder MapWebhooks(this IEndpointRouteBuilder app)
     {
@@ -20,7 +44,7 @@ public static class WebhookEndpoints
         return app;
     }
 
-    internal static async Task<Results<Ok, UnauthorizedHttpResult, BadRequest<ProblemDetailsBody>, StatusCodeHttpResult>> ReceiveAsync(
+    internal static async Task<Results<Ok, UnauthorizedHttpResult, BadRequest<ProblemDetailsBody>, JsonHttpResult<ProblemDetailsBody>, StatusCodeHttpResult>> ReceiveAsync(
         HttpRequest request, ShopifyHmac hmac, WebhookIngestor ingestor, CancellationToken ct)
     {
         if (request.ContentLength > MaxBodyBytes) return TypedResults.StatusCode(StatusCodes.Status413PayloadTooLarge);
@@ -43,8 +67,11 @@ public static class WebhookEndpoints
             Header(request, "X-Shopify-Event-Id"), triggeredAt);
         try
         {
-            await ingestor.IngestAsync(headers, body, ct);
-            return TypedResults.Ok();
+            var result = await ingestor.IngestAsync(headers, body, ct);
+            // A refused replay gets a 4xx and changes nothing; a body kept aside as failed gets 200 so Shopify stops retrying it.
+            return result.Outcome == IngestOutcome.Refused
+                ? TypedResults.Json(new ProblemDetailsBody("Webhook refused", 403, result.Reason!), statusCode: StatusCodes.Status403Forbidden)
+                : TypedResults.Ok();
         }
         catch (MalformedPayloadException e)
         {
@@ -62,8 +89,9 @@ public static class WebhookEndpoints
         : null;
 
     /// <summary>Reads at most MaxBodyBytes; null when the body is larger.</summary>
-    private static async Task<byte[]?> ReadBodyAsync(HttpRequest request, CancellationToken ct)
+    internal static async Task<byte[]?> ReadBodyAsync(HttpRequest request, CancellationToken ct)
     {
+        if (request.ContentLength > MaxBodyBytes) return null;
         var buffer = ArrayPool<byte>.Shared.Rent(64 * 1024);
         try
         {

@@ -10,7 +10,17 @@ namespace PluginApp.Webhooks;
 /// What one topic does to our tables. Parse runs before any database work and throws on a malformed
 /// payload; Write adds the topic's statements to the delivery's batch.
 /// </summary>
-internal sealed record TopicHandler(Func<JsonElement, object> Parse, Action<TopicContext, object> Write, bool ActsOnUninstalledShop = false);
+internal sealed record TopicHandler(Func<JsonElement, object> Parse, Action<TopicContext, object> Write, bool ActsOnUninstalledShop = false,
+    Func<object, OwnedIds>? Owned = null);
+
+/// <summary>
+/// The Shopify ids a delivery's own resource carries. Shopify's ids are unique across shops, so one already stored under
+/// another shop means the signed body was replayed naming the wrong shop.
+/// </summary>
+internal sealed record OwnedIds(long[] Orders, long[] Customers, long[] Products, long[] Checkouts, string[] CartTokens)
+{
+    public static readonly OwnedIds None = new([], [], [], [], []);
+}
 
 internal sealed record TopicContext(StoreWriter Store, ComplianceService Compliance, string Shop, DateTimeOffset Now);
 
@@ -23,11 +33,15 @@ internal static class WebhookTopics
     {
         c.Store.AddOrder((OrderRows)r);
         Recommendations.Attribution.Add(c.Store, (OrderRows)r, c.Shop, c.Now);
-    });
-    private static readonly TopicHandler Product = new(p => CatalogPayloads.Product(p), (c, r) => c.Store.AddProduct((ProductRows)r));
-    private static readonly TopicHandler Customer = new(p => CustomerPayloads.Customer(p), (c, r) => c.Store.AddCustomer((Data.Customer)r));
-    private static readonly TopicHandler Cart = new(p => CatalogPayloads.Cart(p), (c, r) => c.Store.AddCart((CartRows)r));
-    private static readonly TopicHandler Checkout = new(p => CatalogPayloads.Checkout(p), (c, r) => c.Store.AddCheckout((CheckoutRows)r));
+    }, Owned: r => OwnedIds.None with { Orders = [((OrderRows)r).Order.Id] });
+    private static readonly TopicHandler Product = new(p => CatalogPayloads.Product(p), (c, r) => c.Store.AddProduct((ProductRows)r),
+        Owned: r => OwnedIds.None with { Products = [((ProductRows)r).Product.Id] });
+    private static readonly TopicHandler Customer = new(p => CustomerPayloads.Customer(p), (c, r) => c.Store.AddCustomer((Data.Customer)r),
+        Owned: r => OwnedIds.None with { Customers = [((Data.Customer)r).Id] });
+    private static readonly TopicHandler Cart = new(p => CatalogPayloads.Cart(p), (c, r) => c.Store.AddCart((CartRows)r),
+        Owned: r => OwnedIds.None with { CartTokens = [((CartRows)r).Cart.Token] });
+    private static readonly TopicHandler Checkout = new(p => CatalogPayloads.Checkout(p), (c, r) => c.Store.AddCheckout((CheckoutRows)r),
+        Owned: r => OwnedIds.None with { Checkouts = [((CheckoutRows)r).Checkout.Id] });
 
     /// <summary>Every store topic shopify.app.toml subscribes to; app/uninstalled and shop/redact act on the shop row (see WebhookIngestor).</summary>
     public static readonly FrozenDictionary<string, TopicHandler> Handlers = new Dictionary<string, TopicHandler>
@@ -36,14 +50,16 @@ internal static class WebhookTopics
         ["orders/updated"] = Order,
         ["orders/paid"] = Order,
         ["orders/cancelled"] = Order,
-        ["refunds/create"] = new(p => OrderPayloads.Refund(p), (c, r) => c.Store.AddRefund((RefundRows)r)),
+        ["refunds/create"] = new(p => OrderPayloads.Refund(p), (c, r) => c.Store.AddRefund((RefundRows)r),
+            Owned: r => OwnedIds.None with { Orders = [((RefundRows)r).Refund.OrderId] }),
         ["carts/create"] = Cart,
         ["carts/update"] = Cart,
         ["checkouts/create"] = Checkout,
         ["checkouts/update"] = Checkout,
         ["products/create"] = Product,
         ["products/update"] = Product,
-        ["products/delete"] = new(p => p.RequiredId("id"), (c, r) => c.Store.AddProductDeletion((long)r, c.Now)),
+        ["products/delete"] = new(p => p.RequiredId("id"), (c, r) => c.Store.AddProductDeletion((long)r, c.Now),
+            Owned: r => OwnedIds.None with { Products = [(long)r] }),
         ["customers/create"] = Customer,
         ["customers/update"] = Customer,
         ["customers/data_request"] = new(Compliance("customers/data_request"), (c, r) => c.Compliance.AddDataRequest((JsonElement)r, c.Now), ActsOnUninstalledShop: true),

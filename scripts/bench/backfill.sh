@@ -36,6 +36,7 @@ export ASPNETCORE_ENVIRONMENT=Demo Logging__LogLevel__Default=Warning
 export ConnectionStrings__Postgres="$PG_CONN" Shopify__ClientId=bench-client Shopify__ClientSecret="$SECRET"
 export Shopify__AppUrl="http://127.0.0.1:$PORT" Shopify__ShopUrlTemplate="$(cat .run/bench-standin-url)/shops/{shop}"
 export Backfill__PollInterval="00:00:00.100" Backfill__ChunkSize=1000
+app_keyring "$ROOT_DIR/.run/bench-keyring.pfx"
 app_start "$PORT" .run/bench-backfill-app.log
 
 psql_q() { runuser -u postgres -- psql -h 127.0.0.1 -p 55434 -U postgres -d pluginapp -tAc "$1"; }

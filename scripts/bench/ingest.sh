@@ -20,6 +20,7 @@ dotnet build scripts/bench/LoadGen -c Release -nologo -v q >/dev/null
 SECRET="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 export ASPNETCORE_ENVIRONMENT=Production Logging__LogLevel__Default=Warning
 export ConnectionStrings__Postgres="$PG_CONN" Shopify__ClientId=bench-client Shopify__ClientSecret="$SECRET" Shopify__AppUrl="http://127.0.0.1:$PORT"
+app_keyring "$ROOT_DIR/.run/bench-keyring.pfx"
 app_start "$PORT" .run/bench-app.log
 
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; app and load generator share it"

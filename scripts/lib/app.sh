@@ -18,3 +18,10 @@ app_stop() {
   wait "$APP_PID" 2>/dev/null || true
   APP_PID=""
 }
+
+# app_keyring FILE: the certificate that encrypts the Data Protection key ring (the app refuses to start in Production
+# without one). Made on this machine under .run/, never committed. Needs the app built.
+app_keyring() {
+  [ -f "$1" ] || dotnet "$ROOT_DIR/app/bin/Release/net10.0/PluginApp.dll" keys create-certificate "$1" >/dev/null
+  export DataProtection__CertificatePath="$1"
+}

@@ -35,6 +35,7 @@ bench_store_up() {
   export Backfill__PollInterval="00:00:00.100" Backfill__ChunkSize=1000
   # Why so high: the load comes from one client address, which the per-client limit would otherwise stop.
   export Recommendations__PerClientPerMinute=100000000 Recommendations__PerShopPerSecond=1000000
+  app_keyring "$ROOT_DIR/.run/bench-keyring.pfx"
   app_start "$port" "$ROOT_DIR/.run/bench-app.log"
   echo "[bench] backfilling the whole Online Retail set and training in the background"
   for _ in $(seq 1 1200); do

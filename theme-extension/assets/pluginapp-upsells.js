@@ -45,9 +45,16 @@
     }
   }
 
-  // Only same-origin paths: the answer is data, never a way to send shoppers elsewhere.
+  // Only same-origin paths: the answer is data, never a way to send shoppers elsewhere. Why resolve it: browsers drop tabs
+  // and newlines and read backslashes as slashes, so "/\t/host" or "/\\host" would leave the shop.
   function safePath(url) {
-    return typeof url === 'string' && url.charAt(0) === '/' && url.charAt(1) !== '/' && url.charAt(1) !== '\\' ? url : null;
+    if (typeof url !== 'string' || url.charAt(0) !== '/' || /[\u0000-\u001f\u007f\\]/.test(url)) return null;
+    try {
+      var resolved = new URL(url, location.href);
+      return resolved.origin === location.origin ? resolved.pathname + resolved.search + resolved.hash : null;
+    } catch (e) {
+      return null;
+    }
   }
 
   function el(tag, className, text) {
@@ -126,7 +133,7 @@
     function track(type, item, position, requestId) {
       send(proxy + '/events', {
         type: type, request_id: requestId, visitor_id: vid, product_id: item.product_id,
-        variant_id: item.variant_id, placement: placement, position: position
+        variant_id: item.variant_id, placement: placement, position: position, token: item.token
       });
     }
 

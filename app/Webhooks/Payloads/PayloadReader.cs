@@ -36,7 +36,8 @@ internal static class PayloadReader
         if (!e.TryGetProperty(name, out var v)) return null;
         return v.ValueKind switch
         {
-            JsonValueKind.String => v.GetString(),
+            // Why clean: PostgreSQL text cannot hold U+0000, and the raw body is stored without it too (JsonSanitizer).
+            JsonValueKind.String => Store.JsonSanitizer.Clean(v.GetString()),
             JsonValueKind.Null => null,
             JsonValueKind.Number => v.GetRawText(),
             JsonValueKind.True or JsonValueKind.False => v.GetRawText(),

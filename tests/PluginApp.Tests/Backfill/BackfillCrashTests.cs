@@ -65,6 +65,7 @@ public sealed class BackfillCrashTests(NoSchedulerAppFixture app) : IClassFixtur
             ["Shopify:AppUrl"] = "https://app.test.example",
             ["Shopify:ShopUrlTemplate"] = app.Shopify.ShopUrlTemplate,
             ["Backfill:PollInterval"] = "00:00:00.100",
+            ["DataProtection:CertificatePath"] = TestKeyRing.CertificatePath,
             ["Backfill:ChunkSize"] = "7",
             ["Scheduling:InvisibilityTimeout"] = "00:00:03",
             ["Scheduling:QueuePollInterval"] = "00:00:00.200",

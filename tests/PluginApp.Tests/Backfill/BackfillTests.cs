@@ -12,21 +12,31 @@ public sealed class BackfillTests(AppFixture app) : IClassFixture<AppFixture>, I
 
     public Task InitializeAsync()
     {
-        // Children appear before and after their parents, as Shopify allows.
-        Write("products.jsonl",
-            """{"id":"gid://shopify/ProductVariant/9101","title":"Small","sku":"MUG-S","price":"12.00","compareAtPrice":null,"inventoryQuantity":4,"inventoryPolicy":"DENY","updatedAt":"2026-07-01T00:00:00Z","inventoryItem":{"id":"gid://shopify/InventoryItem/9201","unitCost":{"amount":"4.25","currencyCode":"USD"}},"__parentId":"gid://shopify/Product/910"}""",
-            """{"id":"gid://shopify/Product/910","title":"Mug","handle":"mug","productType":"Mugs","vendor":"Acme","status":"ACTIVE","tags":["kitchen","gift"],"createdAt":"2026-06-01T00:00:00Z","updatedAt":"2026-07-01T00:00:00Z","featuredImage":{"url":"https://cdn.example.com/mug.jpg"}}""",
-            """{"id":"gid://shopify/Collection/77","__parentId":"gid://shopify/Product/910"}""",
-            """{"id":"gid://shopify/ProductVariant/9102","title":"Large","sku":"MUG-L","price":"15.00","compareAtPrice":"18.00","inventoryQuantity":0,"inventoryPolicy":"DENY","updatedAt":"2026-07-01T00:00:00Z","inventoryItem":{"id":"gid://shopify/InventoryItem/9202","unitCost":null},"__parentId":"gid://shopify/Product/910"}""");
-        Write("customers.jsonl",
-            """{"id":"gid://shopify/Customer/7001","email":"ada@example.com","firstName":"Ada","lastName":"Lovelace","phone":null,"state":"ENABLED","tags":[],"createdAt":"2026-06-01T10:00:00Z","updatedAt":"2026-07-01T14:00:00Z","emailMarketingConsent":{"marketingState":"SUBSCRIBED"}}""");
-        Write("orders.jsonl",
-            Order(1101), Line(1101, 0), Line(1101, 1),
-            Line(1102, 0), Order(1102, refund: true), Line(1102, 1));
-        app.Shopify.Admin.ServeBulk("products", Path.Combine(_dir, "products.jsonl"));
-        app.Shopify.Admin.ServeBulk("customers", Path.Combine(_dir, "customers.jsonl"));
-        app.Shopify.Admin.ServeBulk("orders", Path.Combine(_dir, "orders.jsonl"));
+        ServeStore(product: 910, orders: [1101, 1102], refund: 5501);
         return Task.CompletedTask;
+    }
+
+    /// <summary>
+    /// Bulk files of one store. Each test's store has ids of its own: Shopify's ids are unique across shops, and the app
+    /// refuses a webhook whose resource is already held for another shop.
+    /// </summary>
+    private void ServeStore(long product, long[] orders, long refund)
+    {
+        // Children appear before and after their parents, as Shopify allows.
+        var suffix = $"{product}";
+        Write($"products-{suffix}.jsonl",
+            $$$"""{"id":"gid://shopify/ProductVariant/{{{product}}}1","title":"Small","sku":"MUG-S","price":"12.00","compareAtPrice":null,"inventoryQuantity":4,"inventoryPolicy":"DENY","updatedAt":"2026-07-01T00:00:00Z","inventoryItem":{"id":"gid://shopify/InventoryItem/{{{product}}}01","unitCost":{"amount":"4.25","currencyCode":"USD"}},"__parentId":"gid://shopify/Product/{{{product}}}"}""",
+            $$$"""{"id":"gid://shopify/Product/{{{product}}}","title":"Mug","handle":"mug","productType":"Mugs","vendor":"Acme","status":"ACTIVE","tags":["kitchen","gift"],"createdAt":"2026-06-01T00:00:00Z","updatedAt":"2026-07-01T00:00:00Z","featuredImage":{"url":"https://cdn.example.com/mug.jpg"}}""",
+            $$$"""{"id":"gid://shopify/Collection/77","__parentId":"gid://shopify/Product/{{{product}}}"}""",
+            $$$"""{"id":"gid://shopify/ProductVariant/{{{product}}}2","title":"Large","sku":"MUG-L","price":"15.00","compareAtPrice":"18.00","inventoryQuantity":0,"inventoryPolicy":"DENY","updatedAt":"2026-07-01T00:00:00Z","inventoryItem":{"id":"gid://shopify/InventoryItem/{{{product}}}02","unitCost":null},"__parentId":"gid://shopify/Product/{{{product}}}"}""");
+        Write($"customers-{suffix}.jsonl",
+            """{"id":"gid://shopify/Customer/7001","email":"ada@example.com","firstName":"Ada","lastName":"Lovelace","phone":null,"state":"ENABLED","tags":[],"createdAt":"2026-06-01T10:00:00Z","updatedAt":"2026-07-01T14:00:00Z","emailMarketingConsent":{"marketingState":"SUBSCRIBED"}}""");
+        Write($"orders-{suffix}.jsonl",
+            Order(orders[0]), Line(orders[0], 0), Line(orders[0], 1),
+            Line(orders[1], 0), Order(orders[1], refund), Line(orders[1], 1));
+        app.Shopify.Admin.ServeBulk("products", Path.Combine(_dir, $"products-{suffix}.jsonl"));
+        app.Shopify.Admin.ServeBulk("customers", Path.Combine(_dir, $"customers-{suffix}.jsonl"));
+        app.Shopify.Admin.ServeBulk("orders", Path.Combine(_dir, $"orders-{suffix}.jsonl"));
     }
 
     public Task DisposeAsync()
@@ -38,7 +48,7 @@ public sealed class BackfillTests(AppFixture app) : IClassFixture<AppFixture>, I
     private void Write(string name, params string[] lines) => File.WriteAllLines(Path.Combine(_dir, name), lines);
 
     // The same order as ShopifyPayloads.Order(id) sends by webhook: same ids, same updated_at.
-    private static string Order(long id, bool refund = false)
+    private static string Order(long id, long? refund = null)
     {
         var o = new JsonObject
         {
@@ -49,9 +59,9 @@ public sealed class BackfillTests(AppFixture app) : IClassFixture<AppFixture>, I
             ["discountCodes"] = new JsonArray("WELCOME10"), ["customer"] = new JsonObject { ["id"] = "gid://shopify/Customer/7001" },
             ["totalPriceSet"] = Money("45.00"), ["subtotalPriceSet"] = Money("40.00"), ["totalDiscountsSet"] = Money("0.00"), ["totalTaxSet"] = Money("0.00"),
             ["billingAddress"] = new JsonObject { ["countryCodeV2"] = "US" }, ["shippingAddress"] = new JsonObject { ["countryCodeV2"] = "CA" },
-            ["refunds"] = refund ? new JsonArray(new JsonObject
+            ["refunds"] = refund is { } refundId ? new JsonArray(new JsonObject
             {
-                ["id"] = "gid://shopify/Refund/5501", ["createdAt"] = "2026-07-05T13:00:00Z", ["note"] = "Damaged", ["totalRefundedSet"] = Money("10.00"),
+                ["id"] = $"gid://shopify/Refund/{refundId}", ["createdAt"] = "2026-07-05T13:00:00Z", ["note"] = "Damaged", ["totalRefundedSet"] = Money("10.00"),
                 ["refundLineItems"] = new JsonObject { ["nodes"] = new JsonArray(new JsonObject
                 {
                     ["lineItem"] = new JsonObject { ["id"] = $"gid://shopify/LineItem/{id * 100}" }, ["quantity"] = 1, ["restockType"] = "RETURN", ["subtotalSet"] = Money("10.00"),
@@ -97,13 +107,14 @@ public sealed class BackfillTests(AppFixture app) : IClassFixture<AppFixture>, I
     {
         const string shop = "backfill-b.myshopify.com";
         var shopId = await app.InstallShopAsync(shop);
+        ServeStore(product: 920, orders: [2101, 2102], refund: 5502);
 
-        await app.SendWebhookAsync("orders/create", shop, ShopifyPayloads.Order(1101).ToJsonString());
+        await app.SendWebhookAsync("orders/create", shop, ShopifyPayloads.Order(2101).ToJsonString());
         var backfills = Task.WhenAll(RunBackfillAsync(shop), RunBackfillAsync(shop));
         var webhooks = Task.WhenAll(
-            app.SendWebhookAsync("orders/create", shop, ShopifyPayloads.Order(1102).ToJsonString()),
-            app.SendWebhookAsync("refunds/create", shop, ShopifyPayloads.Refund(5501, 1102, 110200).ToJsonString()),
-            app.SendWebhookAsync("products/create", shop, ShopifyPayloads.Product(910).ToJsonString()));
+            app.SendWebhookAsync("orders/create", shop, ShopifyPayloads.Order(2102).ToJsonString()),
+            app.SendWebhookAsync("refunds/create", shop, ShopifyPayloads.Refund(5502, 2102, 210200).ToJsonString()),
+            app.SendWebhookAsync("products/create", shop, ShopifyPayloads.Product(920).ToJsonString()));
         await backfills;
         Assert.All(await webhooks, r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
 

@@ -45,6 +45,7 @@ public class AppFixture : IAsyncLifetime
             b.UseSetting("Shopify:AppUrl", "https://app.test.example");
             b.UseSetting("Shopify:ShopUrlTemplate", Shopify.ShopUrlTemplate);
             b.UseSetting("Backfill:PollInterval", "00:00:00.050");
+            b.UseSetting("DataProtection:CertificatePath", TestKeyRing.CertificatePath);
             b.UseSetting("Scheduling:QueuePollInterval", "00:00:00.200");
             b.UseSetting("Scheduling:SchedulePollingInterval", "00:00:00.500");
             b.ConfigureServices(s => s.Replace(ServiceDescriptor.Singleton<TimeProvider>(Clock)));

@@ -8,7 +8,7 @@ namespace PluginApp.Tests.Infrastructure;
 public static class ShopifySigning
 {
     public static string SessionToken(string secret, string shop, string audience, DateTimeOffset now,
-        TimeSpan? expiresIn = null, string? dest = null, string? iss = null, string alg = "HS256")
+        TimeSpan? expiresIn = null, string? dest = null, string? iss = null, string alg = "HS256", bool withNbf = true)
     {
         var header = new { alg, typ = "JWT" };
         var payload = new Dictionary<string, object>
@@ -23,6 +23,7 @@ public static class ShopifySigning
             ["jti"] = Guid.NewGuid().ToString(),
             ["sid"] = "session-1",
         };
+        if (!withNbf) payload.Remove("nbf");
         var head = B64(JsonSerializer.SerializeToUtf8Bytes(header)) + "." + B64(JsonSerializer.SerializeToUtf8Bytes(payload));
         var sig = HMACSHA256.HashData(Encoding.UTF8.GetBytes(secret), Encoding.ASCII.GetBytes(head));
         return head + "." + B64(sig);

@@ -24,7 +24,7 @@ public sealed class SessionTokenTests(AppFixture app) : IClassFixture<AppFixture
         Assert.Contains(Shop, await response.Content.ReadAsStringAsync());
     }
 
-    public static TheoryData<string> BadTokens => new() { "expired", "wrong-audience", "wrong-signature", "alg-none", "foreign-dest", "iss-mismatch", "garbage" };
+    public static TheoryData<string> BadTokens => new() { "expired", "wrong-audience", "wrong-signature", "alg-none", "foreign-dest", "iss-mismatch", "no-nbf", "iss-not-admin", "iss-other-path", "garbage" };
 
     [Theory]
     [MemberData(nameof(BadTokens))]
@@ -40,6 +40,9 @@ public sealed class SessionTokenTests(AppFixture app) : IClassFixture<AppFixture
             "alg-none" => string.Join('.', ShopifySigning.SessionToken(AppFixture.ClientSecret, Shop, AppFixture.ClientId, now, alg: "none").Split('.')[..2]) + ".",
             "foreign-dest" => ShopifySigning.SessionToken(AppFixture.ClientSecret, Shop, AppFixture.ClientId, now, dest: "https://evil.example.com", iss: "https://evil.example.com/admin"),
             "iss-mismatch" => ShopifySigning.SessionToken(AppFixture.ClientSecret, Shop, AppFixture.ClientId, now, iss: "https://other.myshopify.com/admin"),
+            "no-nbf" => ShopifySigning.SessionToken(AppFixture.ClientSecret, Shop, AppFixture.ClientId, now, withNbf: false),
+            "iss-not-admin" => ShopifySigning.SessionToken(AppFixture.ClientSecret, Shop, AppFixture.ClientId, now, iss: $"https://{Shop}"),
+            "iss-other-path" => ShopifySigning.SessionToken(AppFixture.ClientSecret, Shop, AppFixture.ClientId, now, iss: $"https://{Shop}/apps/x"),
             _ => "not.a.jwt",
         };
 
@@ -69,5 +72,18 @@ public sealed class SessionTokenTests(AppFixture app) : IClassFixture<AppFixture
         Assert.Equal("urn:ietf:params:oauth:grant-type:token-exchange", exchange.Body["grant_type"]!.GetValue<string>());
         Assert.Equal("urn:shopify:params:oauth:token-type:offline-access-token", exchange.Body["requested_token_type"]!.GetValue<string>());
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM shops WHERE domain = $1 AND installed_at IS NOT NULL AND refresh_token_enc IS NOT NULL", shop));
+    }
+
+    [Fact]
+    public async Task AdminApi_TokenInTheQueryString_IsRefused_OnlyDocumentsMayCarryIt()
+    {
+        await app.InstallShopAsync(Shop);
+
+        var api = await app.Client.GetAsync($"/api/admin/shop?id_token={app.SessionToken(Shop)}");
+        var page = await app.Client.GetAsync($"/admin?shop={Shop}&embedded=1&id_token={app.SessionToken(Shop)}");
+
+        Assert.Equal(HttpStatusCode.Unauthorized, api.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, page.StatusCode);
+        Assert.Equal("same-origin", page.Headers.GetValues("Referrer-Policy").Single());
     }
 }

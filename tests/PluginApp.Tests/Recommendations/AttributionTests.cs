@@ -16,23 +16,24 @@ public sealed class AttributionTests(AppFixture app) : IClassFixture<AppFixture>
         await seed.TrainAsync();
         var visitor = seed.VisitorIn("model", "visitor");
         var answer = await seed.RecommendAsync($"placement=product&product_id=101&limit=3&visitor_id={visitor}");
-        var recommended = StoreSeed.Products(answer)[0];
+        var recommended = seed.Products(answer)[0];
+        var token = answer.GetProperty("items")[0].GetProperty("token").GetString();
         var requestId = answer.GetProperty("request_id").GetString();
         await app.Factory.Services.GetRequiredService<DecisionLog>().FlushAsync(CancellationToken.None);
         var click = await app.Client.PostAsJsonAsync(StoreSeed.Signed("/proxy/events", seed.Shop, "", app.Clock.GetUtcNow()),
-            new { type = "click", request_id = requestId, visitor_id = visitor, product_id = recommended, placement = "product", position = 0 });
+            new { type = "click", request_id = requestId, visitor_id = visitor, product_id = seed.P(recommended), placement = "product", position = 0, token });
         Assert.Equal(HttpStatusCode.Accepted, click.StatusCode);
 
         // A guest checks out two days later with the visitor id in the cart attributes: one line was recommended, one was not.
-        var order = StoreSeed.Order(990001, null, [recommended, 109], app.Clock.GetUtcNow().AddDays(2), visitor: visitor);
+        var order = seed.Order(990001, null, [recommended, 109], app.Clock.GetUtcNow().AddDays(2), visitor: visitor);
         await app.SendWebhookAsync("orders/create", seed.Shop, order.ToJsonString());
         // A different visitor buying the same product is not attributed.
-        await app.SendWebhookAsync("orders/create", seed.Shop, StoreSeed.Order(990002, null, [recommended], app.Clock.GetUtcNow().AddDays(2), visitor: "someone-else").ToJsonString());
+        await app.SendWebhookAsync("orders/create", seed.Shop, seed.Order(990002, null, [recommended], app.Clock.GetUtcNow().AddDays(2), visitor: "someone-else").ToJsonString());
 
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM recommendation_attributions WHERE shop_id = $1", seed.ShopId));
         Assert.Equal(1, await app.CountAsync("""
             SELECT count(*) FROM recommendation_attributions
-            WHERE shop_id = $1 AND order_id = 990001 AND product_id = $2 AND event_type = 'click' AND request_id = $3 AND model_version = 1 AND experiment_arm IS NOT NULL
-            """, seed.ShopId, recommended, requestId!));
+            WHERE shop_id = $1 AND order_id = $4 AND product_id = $2 AND event_type = 'click' AND request_id = $3 AND model_version = 1 AND experiment_arm IS NOT NULL
+            """, seed.ShopId, seed.P(recommended), requestId!, seed.Offset + 990001));
     }
 }

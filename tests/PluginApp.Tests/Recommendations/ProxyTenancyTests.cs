@@ -12,11 +12,12 @@ public sealed class ProxyTenancyTests(AppFixture app) : IClassFixture<AppFixture
         await a.SeedAsync(customersPerGroup: 5);
         var b = new StoreSeed(app, "tenant-proxy-b.myshopify.com");
         await b.SeedAsync(customersPerGroup: 5);
-        await app.SendWebhookAsync("products/create", b.Shop, ShopifyPayloads.Product(777).ToJsonString());
+        await app.SendWebhookAsync("products/create", b.Shop, ShopifyPayloads.Product(b.P(777)).ToJsonString());
         await b.TrainAsync();
 
-        var answer = await a.RecommendAsync($"placement=product&product_id=777&limit=12&visitor_id={a.VisitorIn("model", "v-t")}");
-        Assert.DoesNotContain(777L, StoreSeed.Products(answer));
+        var answer = await a.RecommendAsync($"placement=product&product_id={b.P(777) - a.Offset}&limit=12&visitor_id={a.VisitorIn("model", "v-t")}");
+        Assert.DoesNotContain(b.P(777), answer.GetProperty("items").EnumerateArray().Select(i => i.GetProperty("product_id").GetInt64()));
+        Assert.All(a.Products(answer), p => Assert.InRange(p, 101, 112));
         Assert.Equal("bestsellers", answer.GetProperty("path").GetString()); // A has no model of its own
 
         // A request signed for shop A cannot be replayed as shop B.

@@ -30,7 +30,7 @@ public sealed class ServingTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal(1, answer.GetProperty("model_version").GetInt32());
         Assert.False(string.IsNullOrEmpty(answer.GetProperty("request_id").GetString()));
         Assert.Contains(answer.GetProperty("experiment").GetProperty("arm").GetString(), new[] { "model", "holdout" });
-        var products = StoreSeed.Products(answer);
+        var products = seed.Products(answer);
         Assert.Equal(3, products.Length);
         Assert.DoesNotContain(105L, products);
         // Bought together and similar items come from the product's own group; diversity then allows at most two of one type.
@@ -51,7 +51,7 @@ public sealed class ServingTests(AppFixture app) : IClassFixture<AppFixture>
 
         Assert.Equal("holdout", answer.GetProperty("experiment").GetProperty("arm").GetString());
         Assert.Equal("bestsellers", answer.GetProperty("path").GetString());
-        Assert.Equal(3, StoreSeed.Products(answer).Length);
+        Assert.Equal(3, seed.Products(answer).Length);
     }
 
     [Theory]
@@ -79,12 +79,12 @@ public sealed class ServingTests(AppFixture app) : IClassFixture<AppFixture>
     public async Task Rules_OutOfStockAndCartItemsAreNeverShown_PinnedComeFirst()
     {
         var seed = await TrainedStoreAsync("serve-rules.myshopify.com", inventory: p => p == 106 ? 0 : 10);
-        var put = new HttpRequestMessage(HttpMethod.Put, "/api/admin/rules") { Content = JsonContent.Create(new { pinnedProductIds = new[] { 112L }, maxPerProductType = 4 }) };
+        var put = new HttpRequestMessage(HttpMethod.Put, "/api/admin/rules") { Content = JsonContent.Create(new { pinnedProductIds = new[] { seed.P(112) }, maxPerProductType = 4 }) };
         put.Headers.Authorization = app.AdminGet("/", seed.Shop).Headers.Authorization;
         Assert.Equal(HttpStatusCode.OK, (await app.Client.SendAsync(put)).StatusCode);
 
         var cart = await seed.RecommendAsync($"placement=cart&variant_ids=1050,1070&limit=6&visitor_id={seed.VisitorIn("model", "v-rules")}");
-        var products = StoreSeed.Products(cart);
+        var products = seed.Products(cart);
 
         Assert.Equal(112L, products[0]);
         Assert.Equal("pinned", cart.GetProperty("items")[0].GetProperty("reason").GetString());
@@ -98,8 +98,8 @@ public sealed class ServingTests(AppFixture app) : IClassFixture<AppFixture>
     {
         // Prices rise by group: mugs 10, tea 20, books 100. Costs: 108 has a thin margin.
         var seed = await TrainedStoreAsync("serve-price.myshopify.com", price: p => StoreSeed.Group(p) switch { 0 => 10m, 1 => 20m, _ => 100m });
-        await app.ScalarAsync("UPDATE variants SET unit_cost = 19.5 WHERE shop_id = $1 AND id = 1080", seed.ShopId);
-        await app.ScalarAsync("UPDATE variants SET unit_cost = 5 WHERE shop_id = $1 AND id <> 1080", seed.ShopId);
+        await app.ScalarAsync("UPDATE variants SET unit_cost = 19.5 WHERE shop_id = $1 AND id = $2", seed.ShopId, seed.V(1080));
+        await app.ScalarAsync("UPDATE variants SET unit_cost = 5 WHERE shop_id = $1 AND id <> $2", seed.ShopId, seed.V(1080));
         var put = new HttpRequestMessage(HttpMethod.Put, "/api/admin/rules") { Content = JsonContent.Create(new { maxPriceRatio = 2.5m, minMarginPercent = 20m, maxPerProductType = 12 }) };
         put.Headers.Authorization = app.AdminGet("/", seed.Shop).Headers.Authorization;
         Assert.Equal(HttpStatusCode.OK, (await app.Client.SendAsync(put)).StatusCode);
@@ -109,19 +109,19 @@ public sealed class ServingTests(AppFixture app) : IClassFixture<AppFixture>
 
         Assert.NotEmpty(items);
         Assert.All(items, i => Assert.True(decimal.Parse(i.GetProperty("price").GetString()!, System.Globalization.CultureInfo.InvariantCulture) <= 50m));
-        Assert.DoesNotContain(108L, StoreSeed.Products(answer));
+        Assert.DoesNotContain(108L, seed.Products(answer));
     }
 
     [Fact]
     public async Task Rules_BlockedProductsAndCollectionsAreNeverShown()
     {
         var seed = await TrainedStoreAsync("serve-blocked.myshopify.com");
-        await app.ScalarAsync("INSERT INTO product_collections (shop_id, product_id, collection_id) VALUES ($1, 102, 55), ($1, 103, 55)", seed.ShopId);
-        var put = new HttpRequestMessage(HttpMethod.Put, "/api/admin/rules") { Content = JsonContent.Create(new { blockedCollectionIds = new[] { 55L }, blockedProductIds = new[] { 104L }, maxPerProductType = 12 }) };
+        await app.ScalarAsync("INSERT INTO product_collections (shop_id, product_id, collection_id) VALUES ($1, $2, 55), ($1, $3, 55)", seed.ShopId, seed.P(102), seed.P(103));
+        var put = new HttpRequestMessage(HttpMethod.Put, "/api/admin/rules") { Content = JsonContent.Create(new { blockedCollectionIds = new[] { 55L }, blockedProductIds = new[] { seed.P(104) }, maxPerProductType = 12 }) };
         put.Headers.Authorization = app.AdminGet("/", seed.Shop).Headers.Authorization;
         Assert.Equal(HttpStatusCode.OK, (await app.Client.SendAsync(put)).StatusCode);
 
-        var products = StoreSeed.Products(await seed.RecommendAsync($"placement=product&product_id=101&limit=11&visitor_id={seed.VisitorIn("model", "v-blocked")}"));
+        var products = seed.Products(await seed.RecommendAsync($"placement=product&product_id=101&limit=11&visitor_id={seed.VisitorIn("model", "v-blocked")}"));
 
         Assert.NotEmpty(products);
         Assert.DoesNotContain(102L, products);
@@ -157,7 +157,7 @@ public sealed class ServingTests(AppFixture app) : IClassFixture<AppFixture>
 
         Assert.Equal("bestsellers", answer.GetProperty("path").GetString());
         Assert.Equal(JsonValueKind.Null, answer.GetProperty("model_version").ValueKind);
-        var products = StoreSeed.Products(answer);
+        var products = seed.Products(answer);
         Assert.Equal(4, products.Length);
         Assert.DoesNotContain(101L, products);
         Assert.DoesNotContain(110L, products);
@@ -174,20 +174,54 @@ public sealed class ServingTests(AppFixture app) : IClassFixture<AppFixture>
         var answer = await seed.RecommendAsync($"placement=product&product_id=105&limit=4&visitor_id={seed.VisitorIn("model", "v-broken")}");
 
         Assert.Equal("bestsellers", answer.GetProperty("path").GetString());
-        Assert.Equal(4, StoreSeed.Products(answer).Length);
+        Assert.Equal(4, seed.Products(answer).Length);
     }
 
     [Fact]
-    public async Task Events_AreValidatedAndStored()
+    public async Task Events_ForAnItemWeServed_AreStoredOnce_AndAnythingElseIsRefused()
     {
         var seed = await TrainedStoreAsync("serve-events.myshopify.com");
+        var visitor = seed.VisitorIn("model", "v-events");
+        var answer = await seed.RecommendAsync($"placement=product&product_id=101&limit=3&visitor_id={visitor}");
+        var item = answer.GetProperty("items")[0];
+        var requestId = answer.GetProperty("request_id").GetString()!;
+        var token = item.GetProperty("token").GetString()!;
+        var product = item.GetProperty("product_id").GetInt64();
         var url = StoreSeed.Signed("/proxy/events", seed.Shop, "", app.Clock.GetUtcNow());
+        object Click(string type = "click", long? productId = null, string? tokenValue = null, string visitorId = "", string? request = null) => new
+        {
+            type, request_id = request ?? requestId, visitor_id = visitorId == "" ? visitor : visitorId, product_id = productId ?? product,
+            placement = "product", position = 0, token = tokenValue ?? token,
+        };
 
-        var ok = await app.Client.PostAsJsonAsync(url, new { type = "click", request_id = "r1", visitor_id = "v-1", product_id = 106, variant_id = 1060, placement = "product", position = 0 });
-        var bad = await app.Client.PostAsJsonAsync(url, new { type = "purchase", product_id = 106 });
+        var ok = await app.Client.PostAsJsonAsync(url, Click());
+        var again = await app.Client.PostAsJsonAsync(url, Click());
+        var badType = await app.Client.PostAsJsonAsync(url, new { type = "purchase", product_id = product });
+        var otherProduct = await app.Client.PostAsJsonAsync(url, Click(productId: seed.P(112)));
+        var otherVisitor = await app.Client.PostAsJsonAsync(url, Click(visitorId: "v-someone-else"));
+        var otherRequest = await app.Client.PostAsJsonAsync(url, Click(request: "made-up"));
+        var noToken = await app.Client.PostAsJsonAsync(url, Click(tokenValue: "1700000000.AAAAAAAAAAAAAAAAAAAAAA"));
+        app.Clock.Advance(TimeSpan.FromHours(25));
+        var late = await app.Client.PostAsJsonAsync(StoreSeed.Signed("/proxy/events", seed.Shop, "", app.Clock.GetUtcNow()), Click(type: "add_to_cart"));
 
         Assert.Equal(HttpStatusCode.Accepted, ok.StatusCode);
-        Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
-        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM recommendation_events WHERE shop_id = $1 AND event_type = 'click' AND product_id = 106 AND visitor_hash IS NOT NULL AND visitor_hash <> 'v-1'", seed.ShopId));
+        Assert.Equal(HttpStatusCode.Accepted, again.StatusCode);
+        Assert.Equal(HttpStatusCode.BadRequest, badType.StatusCode);
+        Assert.All([otherProduct, otherVisitor, otherRequest, noToken, late], r => Assert.Equal(HttpStatusCode.Forbidden, r.StatusCode));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM recommendation_events WHERE shop_id = $1", seed.ShopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM recommendation_events WHERE shop_id = $1 AND event_type = 'click' AND product_id = $2 AND visitor_hash IS NOT NULL AND visitor_hash <> $3", seed.ShopId, product, visitor));
+    }
+
+    [Fact]
+    public async Task Answers_GiveRankAndReason_NeverTheModelsRawScore()
+    {
+        var seed = await TrainedStoreAsync("serve-noscore.myshopify.com");
+
+        var answer = await seed.RecommendAsync($"placement=product&product_id=105&limit=4&visitor_id={seed.VisitorIn("model", "v-noscore")}");
+
+        var items = answer.GetProperty("items").EnumerateArray().ToList();
+        Assert.Equal([1, 2, 3, 4], items.Select(i => i.GetProperty("rank").GetInt32()));
+        Assert.All(items, i => Assert.False(i.TryGetProperty("score", out _)));
+        Assert.All(items, i => Assert.False(string.IsNullOrEmpty(i.GetProperty("reason").GetString())));
     }
 }

@@ -12,43 +12,57 @@ namespace PluginApp.Tests.Recommendations;
 
 /// <summary>
 /// A small store with planted structure: three groups of four products; customers buy within one group, so
-/// a product's recommendations should come from its own group. Product ids 101-112, variants id*10.
+/// a product's recommendations should come from its own group. Tests speak of catalog numbers 101-112 (variants n*10);
+/// each seed stores them under Shopify ids of its own (n + Offset), because Shopify's ids are unique across shops and the
+/// app refuses a resource already held for another shop. Queries, answers and orders translate both ways.
 /// </summary>
 public sealed class StoreSeed(AppFixture app, string shop)
 {
+    private static long _seeds;
     public string Shop { get; } = shop;
     public long ShopId { get; private set; }
+    public long Offset { get; } = Interlocked.Increment(ref _seeds) * 1_000_000;
     public static readonly string[] Types = ["mug", "tea", "book"];
     public static long Group(long product) => (product - 101) / 4;
+
+    /// <summary>The Shopify id of catalog product n (101-112).</summary>
+    public long P(long n) => Offset + n;
+
+    /// <summary>The Shopify id of catalog variant v (n*10).</summary>
+    public long V(long v) => Offset * 10 + v;
 
     public async Task SeedAsync(int customersPerGroup = 20, Func<long, int>? inventory = null, Func<long, decimal>? price = null)
     {
         ShopId = await app.InstallShopAsync(Shop);
         for (long p = 101; p <= 112; p++)
         {
-            var body = ShopifyPayloads.Product(p, variants: 1, inventory: inventory?.Invoke(p) ?? 10);
+            var body = ShopifyPayloads.Product(P(p), variants: 1, inventory: inventory?.Invoke(p) ?? 10);
             body["product_type"] = Types[Group(p)];
             body["title"] = $"Product {p}";
             var v = body["variants"]![0]!.AsObject();
-            v["id"] = p * 10;
+            v["id"] = V(p * 10);
             v["price"] = (price?.Invoke(p) ?? 10m + (p - 101)).ToString("0.00", CultureInfo.InvariantCulture);
             await app.SendWebhookAsync("products/create", Shop, body.ToJsonString());
         }
-        var orderId = 500_000L;
+        var orderId = Offset + 500_000L;
         var random = new Random(7);
         for (var g = 0; g < 3; g++)
             for (var c = 0; c < customersPerGroup; c++)
             {
-                var customer = 9000 + g * 100 + c;
+                var customer = Offset + 9000 + g * 100 + c;
                 for (var o = 0; o < 2; o++)
                 {
                     var products = Enumerable.Range(0, 4).Select(i => 101L + g * 4 + i).OrderBy(_ => random.Next()).Take(2 + random.Next(2)).ToList();
-                    await app.SendWebhookAsync("orders/create", Shop, Order(orderId++, customer, products, new DateTimeOffset(2026, 6, 1, 0, 0, 0, TimeSpan.Zero).AddDays(o * 20 + c % 10)).ToJsonString());
+                    await app.SendWebhookAsync("orders/create", Shop, RawOrder(orderId++, customer, products.Select(P).ToList(), new DateTimeOffset(2026, 6, 1, 0, 0, 0, TimeSpan.Zero).AddDays(o * 20 + c % 10)).ToJsonString());
                 }
             }
     }
 
-    public static JsonObject Order(long id, long? customer, IReadOnlyList<long> products, DateTimeOffset at, string? visitor = null)
+    /// <summary>An order of catalog products, with an order id of this seed's own (n + Offset).</summary>
+    public JsonObject Order(long n, long? customer, IReadOnlyList<long> products, DateTimeOffset at, string? visitor = null) =>
+        RawOrder(Offset + n, customer, products.Select(P).ToList(), at, visitor);
+
+    private static JsonObject RawOrder(long id, long? customer, IReadOnlyList<long> products, DateTimeOffset at, string? visitor = null)
     {
         var o = ShopifyPayloads.Order(id, customerId: customer, lines: products.Count);
         o["created_at"] = at.ToString("O");
@@ -85,7 +99,7 @@ public sealed class StoreSeed(AppFixture app, string shop)
 
     public async Task<JsonElement> RecommendAsync(string query, HttpClient? client = null, string customer = "")
     {
-        var response = await (client ?? app.Client).GetAsync(Signed("/proxy/recommendations", Shop, query, app.Clock.GetUtcNow(), customer: customer));
+        var response = await (client ?? app.Client).GetAsync(Signed("/proxy/recommendations", Shop, ToShopify(query), app.Clock.GetUtcNow(), customer: customer));
         response.EnsureSuccessStatusCode();
         return (await response.Content.ReadFromJsonAsync<JsonElement>());
     }
@@ -95,5 +109,19 @@ public sealed class StoreSeed(AppFixture app, string shop)
         Enumerable.Range(0, 1000).Select(i => $"{prefix}-{i}").First(v =>
             Experiments.Assign(Shop, Experiments.VisitorHash(Shop, v), Experiments.Upsells, new RecommendationOptions().HoldoutShare) == arm);
 
-    public static long[] Products(JsonElement answer) => answer.GetProperty("items").EnumerateArray().Select(i => i.GetProperty("product_id").GetInt64()).ToArray();
+    /// <summary>The catalog numbers of the products an answer holds, in its order.</summary>
+    public long[] Products(JsonElement answer) => answer.GetProperty("items").EnumerateArray().Select(i => i.GetProperty("product_id").GetInt64() - Offset).ToArray();
+
+    /// <summary>A storefront query written with catalog numbers (product_id=105, variant_ids=1050,1070), in Shopify ids.</summary>
+    public string ToShopify(string query) => string.Join('&', query.Split('&').Select(part =>
+    {
+        var eq = part.IndexOf('=');
+        var (key, value) = eq < 0 ? (part, "") : (part[..eq], part[(eq + 1)..]);
+        return key switch
+        {
+            "product_id" => $"{key}={P(long.Parse(value, CultureInfo.InvariantCulture))}",
+            "variant_ids" => $"{key}={string.Join(',', value.Split(',').Select(v => V(long.Parse(v, CultureInfo.InvariantCulture))))}",
+            _ => part,
+        };
+    }));
 }

@@ -49,6 +49,9 @@ public sealed class StorefrontServer : IAsyncDisposable
     public string Shop { get; }
     public string BaseUrl { get; private set; } = "";
     public ProxyBehaviour Behaviour { get; set; } = ProxyBehaviour.Forward;
+
+    /// <summary>When set, the proxy answers /recommendations with this JSON instead of the app's (a hostile or broken answer).</summary>
+    public string? RecommendationsOverride { get; set; }
     /// <summary>Slow: how long a request is held before it is forwarded.</summary>
     public TimeSpan SlowFor { get; set; } = TimeSpan.FromSeconds(5);
     /// <summary>Fail: how long before the 500 is sent (so the failure arrives after the first paint).</summary>
@@ -184,6 +187,13 @@ public sealed class StorefrontServer : IAsyncDisposable
                     break;
             }
             if (Gate is { } gate) await gate.Task.WaitAsync(TimeSpan.FromSeconds(30), ctx.RequestAborted);
+            if (RecommendationsOverride is { } canned && rest == "recommendations")
+            {
+                _calls.Enqueue(new ProxiedCall(method, path, browserQuery, requestBody, 200, canned, false));
+                ctx.Response.ContentType = "application/json";
+                await ctx.Response.WriteAsync(canned, ctx.RequestAborted);
+                return;
+            }
 
             var query = QueryHelpers.ParseQuery(browserQuery);
             var pairs = query.Where(p => p.Key is not ("shop" or "logged_in_customer_id" or "path_prefix" or "timestamp" or "signature" or "hmac"))

@@ -118,7 +118,8 @@ public sealed class UpsellBlocksTests(StorefrontFixture sf) : IClassFixture<Stor
                 WHERE shop_id = $1 AND event_type = 'click' AND request_id = $2 AND product_id = $3 AND position = $4
                   AND placement = 'product' AND visitor_hash IS NOT NULL
                 """, shopId, requestId, clickedId, clicked) == 1, $"a click row for product {clickedId} at position {clicked}");
-            Assert.All(storefront.Calls.Where(c => c.Path.EndsWith("/events", StringComparison.Ordinal)), c => Assert.Equal(202, c.Status));
+            Assert.All(storefront.Calls.Where(c => c.Path.EndsWith("/events", StringComparison.Ordinal) && c.RequestBody?.Contains(requestId) == true),
+                c => Assert.Equal(202, c.Status));
         }
         finally
         {
@@ -191,6 +192,51 @@ public sealed class UpsellBlocksTests(StorefrontFixture sf) : IClassFixture<Stor
         finally
         {
             storefront.SetCart();
+            await page.Context.CloseAsync();
+        }
+    }
+
+    [Fact]
+    public async Task ProductBlock_HostileAnswer_TitlesStayTextAndNoLinkLeavesTheShop()
+    {
+        const string title = "<img src=x onerror=\"window.__pwned=1\"><script>window.__pwned=2</script>\"Mug\" & 'Cup'";
+        string[] urls = ["/\t/evil.example/a", "//evil.example/b", "/\\evil.example/c", "/products/fine?x=1", "javascript:window.__pwned=3", "https://evil.example/d"];
+        var items = new JsonArray(urls.Select((u, i) => (JsonNode)new JsonObject
+        {
+            ["product_id"] = 1000 + i, ["variant_id"] = 2000 + i, ["title"] = title, ["price"] = "9.00", ["currency"] = "USD",
+            ["image"] = null, ["url"] = u, ["reason"] = "popular", ["rank"] = i + 1, ["token"] = "t",
+        }).ToArray());
+        sf.Storefront.Behaviour = ProxyBehaviour.Forward;
+        sf.Storefront.RecommendationsOverride = new JsonObject { ["request_id"] = "hostile", ["items"] = items }.ToJsonString();
+        var page = await sf.NewPageAsync();
+        try
+        {
+            await OpenProductPageAsync(page);
+            await page.WaitForFunctionAsync("() => document.querySelector('[data-pa-upsells]').getAttribute('data-pa-state') === 'ready'",
+                null, new PageWaitForFunctionOptions { Timeout = 10_000 });
+            await page.ScreenshotAsync(new PageScreenshotOptions { Path = ScreenshotPath("storefront-product-upsells-hostile.png"), FullPage = true });
+
+            var shown = await page.EvaluateAsync<JsonElement>("""
+                () => ({
+                  pwned: window.__pwned ?? null,
+                  titles: [...document.querySelectorAll('.pa-card__title')].map(t => t.textContent),
+                  injected: document.querySelectorAll('.pa-upsells img[src="x"], .pa-upsells script').length,
+                  links: [...document.querySelectorAll('.pa-card__link')].map(a => ({ attr: a.getAttribute('href'), origin: new URL(a.href).origin })),
+                  origin: location.origin,
+                })
+                """);
+            Assert.Equal(JsonValueKind.Null, shown.GetProperty("pwned").ValueKind);
+            Assert.Equal(0, shown.GetProperty("injected").GetInt32());
+            Assert.All(shown.GetProperty("titles").EnumerateArray(), t => Assert.Equal(title, t.GetString()));
+            var links = shown.GetProperty("links").EnumerateArray().ToList();
+            Assert.Equal(Limit, links.Count);
+            Assert.All(links, l => Assert.Equal(shown.GetProperty("origin").GetString(), l.GetProperty("origin").GetString()));
+            Assert.All(links.Take(3), l => Assert.Equal("#", l.GetProperty("attr").GetString()));
+            Assert.Equal("/products/fine?x=1", links[3].GetProperty("attr").GetString());
+        }
+        finally
+        {
+            sf.Storefront.RecommendationsOverride = null;
             await page.Context.CloseAsync();
         }
     }

@@ -1,0 +1,32 @@
+using Hangfire;
+using Npgsql;
+using PluginApp.Jobs;
+
+namespace PluginApp.Compliance;
+
+public static class ComplianceExtensions
+{
+    /// <summary>The personal-data catalog features declare into, and the daily job that applies their retention rules.</summary>
+    public static IServiceCollection AddCompliance(this IServiceCollection services)
+    {
+        services.AddSingleton<PersonalDataCatalog>();
+        services.AddRecurringJob<RetentionJob>("retention", j => j.RunAsync(CancellationToken.None), _ => "0 4 * * *");
+        return services;
+    }
+}
+
+/// <summary>Daily: deletes what each declared retention rule says is kept no longer.</summary>
+public sealed class RetentionJob(NpgsqlDataSource db, PersonalDataCatalog catalog, TimeProvider clock, ILogger<RetentionJob> logger)
+{
+    [AutomaticRetry(Attempts = 2)]
+    public async Task RunAsync(CancellationToken ct)
+    {
+        foreach (var rule in catalog.Retention)
+        {
+            await using var cmd = db.CreateCommand(rule.Delete);
+            cmd.Parameters.AddWithValue(clock.GetUtcNow() - rule.Keep);
+            var deleted = await cmd.ExecuteNonQueryAsync(ct);
+            if (deleted > 0) logger.LogInformation("Retention: deleted {Count} rows of {Rule} (kept {Days} days)", deleted, rule.Name, rule.Keep.TotalDays);
+        }
+    }
+}

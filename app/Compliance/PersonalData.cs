@@ -1,0 +1,40 @@
+namespace PluginApp.Compliance;
+
+/// <summary>
+/// A table that holds a customer's personal data, declared by the feature that owns it. customers/redact runs every
+/// declared <see cref="Erase"/>, customers/data_request gathers every <see cref="Export"/>, and a test fails when a table
+/// with a customer, email, phone, name, note, address or IP column is declared nowhere.
+/// </summary>
+/// <param name="Columns">The personal columns; each is erased (or its rows deleted) by <see cref="Erase"/>.</param>
+/// <param name="Erase">
+/// Erases one customer's personal data. Parameters: $1 shop id, $2 customer id, $3 the order ids Shopify listed, $4 the
+/// customer's email (may be null), $5 now. The temporary table <c>redaction_orders(id, cart_token, checkout_token)</c>
+/// holds every order of the customer (by id, by listing, or a guest order by email), found before anything is erased.
+/// </param>
+/// <param name="Export">Optional: one jsonb value with what we hold on the customer, same parameters but $5, same temporary table.</param>
+/// <param name="ExportAs">The key of that value in the export (default: the table's name).</param>
+public sealed record PersonalDataTable(string Table, string[] Columns, string Erase, string? Export = null, string? ExportAs = null);
+
+/// <summary>A column that looks personal by its name but is not, with the reason (so the walk over the schema can tell).</summary>
+public sealed record NotPersonalColumn(string Table, string Column, string Why);
+
+/// <summary>Rows kept only for a stated time, deleted by the daily retention job. $1 is the cutoff (now minus Keep).</summary>
+public sealed record RetentionRule(string Name, TimeSpan Keep, string Delete);
+
+public static class PersonalDataExtensions
+{
+    public static IServiceCollection AddPersonalData(this IServiceCollection services, PersonalDataTable table) => services.AddSingleton(table);
+
+    public static IServiceCollection AddNotPersonal(this IServiceCollection services, string table, string column, string why) =>
+        services.AddSingleton(new NotPersonalColumn(table, column, why));
+
+    public static IServiceCollection AddRetention(this IServiceCollection services, RetentionRule rule) => services.AddSingleton(rule);
+}
+
+/// <summary>Every declaration, in registration order.</summary>
+public sealed class PersonalDataCatalog(IEnumerable<PersonalDataTable> tables, IEnumerable<NotPersonalColumn> notPersonal, IEnumerable<RetentionRule> retention)
+{
+    public IReadOnlyList<PersonalDataTable> Tables { get; } = tables.ToList();
+    public IReadOnlyList<NotPersonalColumn> NotPersonal { get; } = notPersonal.ToList();
+    public IReadOnlyList<RetentionRule> Retention { get; } = retention.ToList();
+}

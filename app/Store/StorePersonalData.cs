@@ -1,0 +1,59 @@
+using PluginApp.Compliance;
+
+namespace PluginApp.Store;
+
+/// <summary>The personal fields of the store rows every writer of store data fills (webhooks and the backfill).</summary>
+public static class StorePersonalData
+{
+    public static IServiceCollection AddStore(this IServiceCollection services)
+    {
+        // A tombstone row when we never saw the customer: a late delivery must not bring the data back.
+        services.AddPersonalData(new PersonalDataTable("customers", ["email", "first_name", "last_name", "phone", "tags", "accepts_marketing"],
+            """
+            INSERT INTO customers (shop_id, id, redacted_at) VALUES ($1, $2, $5)
+            ON CONFLICT (shop_id, id) DO UPDATE SET email = NULL, first_name = NULL, last_name = NULL, phone = NULL,
+              tags = '', accepts_marketing = NULL, redacted_at = $5
+            """,
+            Export: "SELECT to_jsonb(c) - 'shop_id' FROM customers c WHERE c.shop_id = $1 AND c.id = $2", ExportAs: "customer"));
+        services.AddPersonalData(new PersonalDataTable("orders", ["email", "browser_ip"],
+            "UPDATE orders SET email = NULL, browser_ip = NULL WHERE shop_id = $1 AND id IN (SELECT id FROM redaction_orders)",
+            Export: """
+                SELECT coalesce(jsonb_agg(to_jsonb(o) - 'shop_id' || jsonb_build_object(
+                   'lines', (SELECT coalesce(jsonb_agg(to_jsonb(l) - 'shop_id'), '[]') FROM order_lines l WHERE l.shop_id = o.shop_id AND l.order_id = o.id),
+                   'refunds', (SELECT coalesce(jsonb_agg(to_jsonb(r) - 'shop_id'), '[]') FROM refunds r WHERE r.shop_id = o.shop_id AND r.order_id = o.id))), '[]')
+                FROM orders o WHERE o.shop_id = $1 AND o.id IN (SELECT id FROM redaction_orders)
+                """));
+        services.AddPersonalData(new PersonalDataTable("refunds", ["note"],
+            "UPDATE refunds SET note = NULL WHERE shop_id = $1 AND note IS NOT NULL AND order_id IN (SELECT id FROM redaction_orders)"));
+        // Guest checkouts carry only an email; a checkout also belongs to the customer through the order it became.
+        services.AddPersonalData(new PersonalDataTable("checkouts", ["email"],
+            """
+            UPDATE checkouts SET email = NULL WHERE shop_id = $1 AND (customer_id = $2
+              OR ($4::text IS NOT NULL AND lower(email) = lower($4::text))
+              OR token IN (SELECT checkout_token FROM redaction_orders WHERE checkout_token IS NOT NULL))
+            """,
+            Export: """
+                SELECT coalesce(jsonb_agg(to_jsonb(k) - 'shop_id'), '[]') FROM checkouts k WHERE k.shop_id = $1 AND (k.customer_id = $2
+                  OR ($4::text IS NOT NULL AND lower(k.email) = lower($4::text)))
+                """));
+        // A cart has no customer; it is the customer's when one of their orders or checkouts came from it.
+        services.AddPersonalData(new PersonalDataTable("carts", ["note"],
+            """
+            UPDATE carts SET note = NULL WHERE shop_id = $1 AND note IS NOT NULL AND token IN (
+              SELECT cart_token FROM redaction_orders WHERE cart_token IS NOT NULL
+              UNION SELECT cart_token FROM checkouts WHERE shop_id = $1 AND customer_id = $2 AND cart_token IS NOT NULL)
+            """));
+        services.AddPersonalData(new PersonalDataTable("customer_data_requests", ["customer_id", "export"],
+            "DELETE FROM customer_data_requests WHERE shop_id = $1 AND customer_id = $2"));
+
+        services.AddNotPersonal("orders", "customer_id", "Shopify's opaque customer id; after redaction the customer row it points to holds no personal field");
+        services.AddNotPersonal("orders", "name", "the order's number, e.g. #1001");
+        services.AddNotPersonal("checkouts", "customer_id", "Shopify's opaque customer id (as orders.customer_id)");
+        services.AddNotPersonal("products", "title", "a catalog title");
+        services.AddNotPersonal("variants", "title", "a catalog title");
+        services.AddNotPersonal("order_lines", "title", "the product's title at the time of the order");
+        services.AddNotPersonal("shops", "domain", "the merchant's shop, erased by shop/redact");
+        services.AddNotPersonal("data_protection_keys", "friendly_name", "a key id");
+        return services;
+    }
+}

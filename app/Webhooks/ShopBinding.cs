@@ -1,0 +1,51 @@
+using System.Text.Json;
+using PluginApp.Shopify;
+using PluginApp.Webhooks.Payloads;
+
+namespace PluginApp.Webhooks;
+
+/// <summary>
+/// Shopify signs only the body of a webhook: the shop, topic and delivery id headers are not signed, so a body signed for
+/// one shop could be replayed naming another. Where the body names its shop, that is what we act on.
+/// </summary>
+internal static class ShopBinding
+{
+    /// <summary>What a payload says about its own shop: the myshopify domain and Shopify's numeric shop id, when present.</summary>
+    public sealed record Claim(string? Domain, long? ShopifyShopId);
+
+    /// <summary>Topics whose whole effect is on the shop they name: they must name it, and it must be the header's.</summary>
+    public static bool ActsOnTheShop(string topic) =>
+        topic is WebhookTopics.AppUninstalled or WebhookTopics.ShopRedact or "customers/redact" or "customers/data_request";
+
+    public static Claim Read(string topic, JsonElement root)
+    {
+        // Compliance payloads: shop_domain and shop_id. The Shop object (app/uninstalled): myshopify_domain, domain, id.
+        var domain = root.OptionalString("shop_domain") ?? root.OptionalString("myshopify_domain");
+        if (domain is null && root.OptionalString("domain") is { } d && ShopDomain.TryNormalize(d, out var myshopify)) domain = myshopify;
+        long? id = root.OptionalId("shop_id") ?? (topic == WebhookTopics.AppUninstalled ? root.OptionalId("id") : null);
+        return new Claim(domain is null ? null : ShopDomain.TryNormalize(domain, out var normalized) ? normalized : domain.ToLowerInvariant(), id);
+    }
+
+    /// <returns>Why the delivery must not be acted on, or null when the body and headers agree.</returns>
+    public static string? Mismatch(string topic, string headerShop, JsonElement root, Claim claim)
+    {
+        if (claim.Domain is { } named && !string.Equals(named, headerShop, StringComparison.Ordinal))
+            return $"the payload names {named}, not {headerShop}";
+        if (ActsOnTheShop(topic) && claim.Domain is null)
+            return $"a {topic} payload must name its shop";
+        // The GID type binds the body to its topic: a signed product body sent again as customers/update is refused.
+        if (root.OptionalString("admin_graphql_api_id") is { } gid && ExpectedGidType(topic) is { } expected
+            && !gid.StartsWith($"gid://shopify/{expected}/", StringComparison.Ordinal))
+            return $"a {topic} payload holds a {gid[..Math.Min(gid.Length, 40)]}";
+        return null;
+    }
+
+    private static string? ExpectedGidType(string topic) => topic.Split('/')[0] switch
+    {
+        "orders" => "Order",
+        "products" => "Product",
+        "refunds" => "Refund",
+        "customers" when topic is "customers/create" or "customers/update" => "Customer",
+        _ => null,
+    };
+}

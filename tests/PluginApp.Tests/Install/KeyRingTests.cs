@@ -1,0 +1,119 @@
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using System.Xml.Linq;
+using Microsoft.AspNetCore.DataProtection;
+using Microsoft.AspNetCore.DataProtection.KeyManagement;
+using Microsoft.AspNetCore.DataProtection.Repositories;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.DependencyInjection;
+using PluginApp.Install;
+using PluginApp.Install.KeyRing;
+using PluginApp.Tests.Infrastructure;
+
+namespace PluginApp.Tests.Install;
+
+/// <summary>The key ring sits in the database beside the tokens; the certificate that opens it does not.</summary>
+public sealed class KeyRingTests(AppFixture app) : IClassFixture<AppFixture>
+{
+    /// <summary>What a dump holds: the key ring's rows, read by a Data Protection stack of its own.</summary>
+    internal sealed class DumpRepository(IEnumerable<XElement> elements) : IXmlRepository
+    {
+        private readonly List<XElement> _elements = elements.ToList();
+        public IReadOnlyCollection<XElement> GetAllElements() => _elements;
+        public void StoreElement(XElement element, string friendlyName) => _elements.Add(element);
+    }
+
+    internal static async Task<List<XElement>> KeyRingRowsAsync(AppFixture app)
+    {
+        var rows = new List<XElement>();
+        await using var cmd = app.Db.CreateCommand("SELECT xml FROM data_protection_keys");
+        await using var r = await cmd.ExecuteReaderAsync();
+        while (await r.ReadAsync()) rows.Add(XElement.Parse(r.GetString(0)));
+        return rows;
+    }
+
+    internal static string UnprotectFromDump(List<XElement> rows, string protectedToken, params X509Certificate2[] certificates)
+    {
+        var services = new ServiceCollection().AddLogging();
+        var dp = services.AddDataProtection().SetApplicationName("PluginApp").DisableAutomaticKeyGeneration();
+        services.Configure<KeyManagementOptions>(o => o.XmlRepository = new DumpRepository(rows));
+        if (certificates.Length > 0) dp.UnprotectKeysWithAnyCertificate(certificates);
+        using var provider = services.BuildServiceProvider();
+        return provider.GetRequiredService<IDataProtectionProvider>().CreateProtector(OfflineTokenStore.Purpose).Unprotect(protectedToken);
+    }
+
+    internal static X509Certificate2 Certificate(string path) => X509CertificateLoader.LoadPkcs12FromFile(path, null, X509KeyStorageFlags.EphemeralKeySet);
+
+    [Fact]
+    public async Task DumpOfTheDatabaseAlone_CannotDecryptAStoredToken_TheCertificateCan()
+    {
+        const string shop = "keyring-dump.myshopify.com";
+        await app.InstallShopAsync(shop);
+        var token = (string)(await app.ScalarAsync("SELECT access_token_enc FROM shops WHERE domain = $1", shop))!;
+        var rows = await KeyRingRowsAsync(app);
+
+        Assert.NotEmpty(rows);
+        Assert.All(rows.Where(e => e.Name == "key"), k => Assert.Contains("encryptedSecret", k.ToString()));
+        Assert.DoesNotContain(rows, k => k.ToString().Contains("<masterKey", StringComparison.Ordinal));
+        Assert.ThrowsAny<CryptographicException>(() => UnprotectFromDump(rows, token));
+        Assert.Equal($"shpat_{shop}_seed", UnprotectFromDump(rows, token, Certificate(TestKeyRing.CertificatePath)));
+    }
+
+    [Fact]
+    public async Task Production_WithoutACertificate_RefusesToStart()
+    {
+        await using var production = app.CreateFactory(app.Database.ConnectionString, b =>
+        {
+            b.UseEnvironment("Production");
+            b.UseSetting("DataProtection:CertificatePath", "");
+        });
+
+        var e = Assert.ThrowsAny<Exception>(() => production.Services);
+
+        Assert.Contains("DataProtection:CertificatePath is required in Production", e.ToString());
+    }
+}
+
+/// <summary>A rotation changes the key ring every instance shares, so it runs on a database of its own.</summary>
+public sealed class KeyRingRotationFixture : AppFixture;
+
+public sealed class KeyRingRotationTests(KeyRingRotationFixture app) : IClassFixture<KeyRingRotationFixture>
+{
+    [Fact]
+    public async Task Rotation_NewCertificateAndKey_TokensReEncrypted_OldCertificateRetired()
+    {
+        const string shop = "keyring-rotate.myshopify.com";
+        await app.InstallShopAsync(shop);
+        var before = (string)(await app.ScalarAsync("SELECT access_token_enc FROM shops WHERE domain = $1", shop))!;
+        var next = TestKeyRing.Create("rotated-keyring.pfx");
+        var oldCert = KeyRingTests.Certificate(TestKeyRing.CertificatePath);
+
+        // Step 1: deploy with the new certificate, the old one only for reading; then `keys rotate`.
+        await using (var rotating = app.CreateFactory(app.Database.ConnectionString, b =>
+        {
+            b.UseSetting("Scheduling:Enabled", "false");
+            b.UseSetting("DataProtection:CertificatePath", next);
+            b.UseSetting("DataProtection:PreviousCertificatePaths:0", TestKeyRing.CertificatePath);
+        }))
+        {
+            var rewritten = await rotating.Services.GetRequiredService<KeyRingCommands>().RotateAsync(CancellationToken.None);
+            Assert.True(rewritten >= 1);
+            Assert.Equal($"shpat_{shop}_seed", await rotating.Services.GetRequiredService<OfflineTokenStore>().GetAccessTokenAsync(shop, CancellationToken.None));
+            // Step 2: `keys retire` once nothing needs the old keys.
+            Assert.True(await rotating.Services.GetRequiredService<KeyRingCommands>().RetireAsync(CancellationToken.None) >= 1);
+        }
+        var after = (string)(await app.ScalarAsync("SELECT access_token_enc FROM shops WHERE domain = $1", shop))!;
+        var rows = await KeyRingTests.KeyRingRowsAsync(app);
+
+        // Step 3: the old certificate is gone from the configuration; everything still opens with the new one alone.
+        await using var retired = app.CreateFactory(app.Database.ConnectionString, b =>
+        {
+            b.UseSetting("Scheduling:Enabled", "false");
+            b.UseSetting("DataProtection:CertificatePath", next);
+        });
+        Assert.NotEqual(before, after);
+        Assert.Equal($"shpat_{shop}_seed", await retired.Services.GetRequiredService<OfflineTokenStore>().GetAccessTokenAsync(shop, CancellationToken.None));
+        Assert.DoesNotContain(rows, e => e.ToString().Contains(oldCert.Thumbprint, StringComparison.OrdinalIgnoreCase));
+        Assert.ThrowsAny<CryptographicException>(() => KeyRingTests.UnprotectFromDump(rows, after, oldCert));
+    }
+}

@@ -1,0 +1,173 @@
+using System.Net;
+using System.Text.RegularExpressions;
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.DependencyInjection;
+using PluginApp.Compliance;
+using PluginApp.Ml.Recommenders;
+using PluginApp.Recommendations;
+using PluginApp.Tests.Infrastructure;
+
+namespace PluginApp.Tests.Webhooks;
+
+/// <summary>Every personal field is declared in one place, and customers/redact erases every declared field.</summary>
+public sealed partial class PersonalDataTests(AppFixture app) : IClassFixture<AppFixture>
+{
+    // Column names that hold, or point at, a person.
+    [GeneratedRegex("^(email|phone|first_name|last_name|name|title|note|browser_ip|client_ip|ip|address[0-9]?|customer_id|visitor_hash|visitor_id|body|raw_body|export|variables|domain|friendly_name|shop_domain)$")]
+    private static partial Regex LooksPersonal();
+
+    [Fact]
+    public async Task EveryTableWithAPersonLookingColumn_IsDeclared()
+    {
+        var catalog = app.Factory.Services.GetRequiredService<PersonalDataCatalog>();
+        var declared = catalog.Tables.SelectMany(t => t.Columns.Select(c => (Table: t.Table, Column: c)))
+            .Concat(catalog.NotPersonal.Select(n => (n.Table, n.Column))).ToHashSet();
+        var columns = new List<(string Table, string Column)>();
+        await using (var cmd = app.Db.CreateCommand("""
+            SELECT c.table_name, c.column_name FROM information_schema.columns c
+            JOIN information_schema.tables t ON t.table_schema = c.table_schema AND t.table_name = c.table_name AND t.table_type = 'BASE TABLE'
+            WHERE c.table_schema = 'public'
+            """))
+        await using (var r = await cmd.ExecuteReaderAsync())
+            while (await r.ReadAsync()) columns.Add((r.GetString(0), r.GetString(1)));
+
+        var undeclared = columns.Where(c => LooksPersonal().IsMatch(c.Column) && !declared.Contains(c)).ToList();
+        Assert.True(undeclared.Count == 0, "Declare these in a PersonalDataTable (with their erasure) or as not personal: " + string.Join(", ", undeclared.Select(c => $"{c.Table}.{c.Column}")));
+        var missing = declared.Where(d => !columns.Contains(d)).ToList();
+        Assert.True(missing.Count == 0, "Declared but not in the schema: " + string.Join(", ", missing.Select(c => $"{c.Table}.{c.Column}")));
+    }
+
+    [Fact]
+    public async Task CustomersRedact_ErasesEveryDeclaredPersonalField()
+    {
+        const string shop = "erase-all.myshopify.com";
+        const long customer = 8_800_101, order = 8_800_201, guestOrder = 8_800_202;
+        const string email = "zq7731@example.com", name = "Zqname", note = "zq7731-note", ip = "198.51.100.231";
+        var shopId = await app.InstallShopAsync(shop);
+        var c = ShopifyPayloads.Customer(customer, email);
+        c["first_name"] = name;
+        await Send("customers/create", c);
+        var o = ShopifyPayloads.Order(order, customerId: customer);
+        o["email"] = email; o["browser_ip"] = ip; o["cart_token"] = "cart-zq"; o["checkout_token"] = "ck-zq"; o["note"] = note;
+        ((JsonObject)o["customer"]!)["email"] = email;
+        ((JsonObject)o["customer"]!)["first_name"] = name;
+        await Send("orders/create", o);
+        var guest = ShopifyPayloads.Order(guestOrder, customerId: null);
+        guest["email"] = email; guest["browser_ip"] = ip;
+        await Send("orders/create", guest);
+        var refund = ShopifyPayloads.Refund(8_800_301, order, order * 100);
+        refund["note"] = note;
+        await Send("refunds/create", refund);
+        var cart = ShopifyPayloads.Cart("cart-zq");
+        cart["note"] = note;
+        await Send("carts/update", cart);
+        var guestCheckout = ShopifyPayloads.Checkout(8_800_401, customerId: null);
+        guestCheckout["email"] = email;
+        await Send("checkouts/create", guestCheckout);
+        var checkout = ShopifyPayloads.Checkout(8_800_402, customerId: customer);
+        checkout["email"] = email; checkout["token"] = "ck-zq";
+        await Send("checkouts/create", checkout);
+        await Send("customers/data_request", new JsonObject { ["shop_id"] = 1, ["shop_domain"] = shop, ["orders_requested"] = new JsonArray(order),
+            ["customer"] = new JsonObject { ["id"] = customer, ["email"] = email }, ["data_request"] = new JsonObject { ["id"] = 5 } });
+        await app.ScalarAsync("""
+            INSERT INTO recommendation_decisions (request_id, shop_id, placement, path, experiment_arm, visitor_hash, customer_id, input_products, output_products, latency_ms, decided_at)
+            VALUES ('r-zq', $1, 'product', 'model', 'model', 'zq7731-visitor', $2, '{1}', '{2}', 1, now())
+            """, shopId, customer);
+        await app.ScalarAsync("""
+            INSERT INTO recommendation_events (shop_id, event_type, request_id, visitor_hash, customer_id, product_id, occurred_at)
+            VALUES ($1, 'click', 'r-zq', 'zq7731-visitor', NULL, 2, now()), ($1, 'click', 'r-zq2', NULL, $2, 2, now())
+            """, shopId, customer);
+        await app.ScalarAsync("""
+            INSERT INTO outbox_messages (shop_id, resource_key, operation, document, variables, idempotency_key, created_at, next_attempt_at)
+            VALUES ($1, 'gid://shopify/Customer/' || $2, 'tagsAdd', 'm', jsonb_build_object('note', 'zq7731-note'), 'k-zq', now(), now())
+            """, shopId, customer);
+        var run = await app.ScalarAsync("INSERT INTO backfill_runs (shop_id, state, started_at, updated_at) VALUES ($1, 'running', now(), now()) RETURNING id", shopId);
+        await app.ScalarAsync("""
+            INSERT INTO backfill_lines (run_id, phase, line_no, gid, body) VALUES ($1, 'customers', 1, 'gid://shopify/Customer/' || $2, jsonb_build_object('email', 'zq7731@example.com'))
+            """, run!, customer);
+
+        var response = await Send("customers/redact", new JsonObject { ["shop_id"] = 1, ["shop_domain"] = shop, ["orders_to_redact"] = new JsonArray(order),
+            ["customer"] = new JsonObject { ["id"] = customer, ["email"] = email } });
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var catalog = app.Factory.Services.GetRequiredService<PersonalDataCatalog>();
+        foreach (var table in catalog.Tables)
+            foreach (var column in table.Columns)
+            {
+                var left = await app.CountAsync($"""
+                    SELECT count(*) FROM {table.Table} WHERE {column}::text ILIKE ANY (ARRAY['%zq7731%', '%{name}%', '%{ip}%'])
+                      {(column == "customer_id" ? $"OR {column} = {customer}" : "")}
+                      {(column == "raw_body" ? "OR position(convert_to('zq7731', 'UTF8') in raw_body) > 0" : "")}
+                    """);
+                Assert.True(left == 0, $"{table.Table}.{column} still holds the erased customer in {left} rows");
+            }
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM customers WHERE shop_id = $1 AND id = $2 AND redacted_at IS NOT NULL", shopId, customer));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM refunds WHERE shop_id = $1 AND id = 8800301 AND amount = 10", shopId)); // only the note goes
+    }
+
+    [Fact]
+    public async Task OldModelArtifactsWithShopperRows_AreRewrittenWithoutThem_AndServeTheSame()
+    {
+        var shopId = await app.InstallShopAsync("scrub-models.myshopify.com");
+        Interaction[] data = [new(0, 0, 3), new(0, 1, 2), new(1, 1, 1), new(1, 2, 4), new(2, 0, 1), new(2, 2, 2), new(3, 3, 1), new(3, 1, 1)];
+        var als = new AlsTrainer(new AlsOptions { Factors = 2, Iterations = 5, Seed = 1 }).Train(data, 4, 4);
+        var pop = new PopularityTrainer(new PopularityOptions()).Train(data, 4);
+        var co = new CoOccurrenceTrainer(new CoOccurrenceOptions()).Train(data, 4, 4);
+        var v1 = FormatOne(als, pop, co, [11, 12, 13, 14]);
+        await app.ScalarAsync("""
+            INSERT INTO models (shop_id, kind, version, status, parameters, metrics, artifact, created_at) VALUES ($1, 'recommender', 1, 'active', '{}', '{}', $2, now())
+            """, shopId, v1);
+
+        var rewritten = await app.Factory.Services.GetRequiredService<ModelArtifactScrubber>().ScrubAsync(CancellationToken.None);
+
+        Assert.True(rewritten >= 1);
+        var stored = (byte[])(await app.ScalarAsync("SELECT artifact FROM models WHERE shop_id = $1", shopId))!;
+        Assert.Equal(RecommenderBundle.FormatVersion, BitConverter.ToInt32(stored, 4));
+        var bundle = RecommenderBundle.FromBytes(stored);
+        Assert.Equal(0, bundle.Als.UserCount);
+        Assert.Equal(als.RecommendForCart([0], 3).Select(s => s.Item), bundle.Als.RecommendForCart([0], 3).Select(s => s.Item));
+    }
+
+    [Fact]
+    public async Task ModelRetention_KeepsTheActiveAndThreeNewest_DeletesOlderVersions()
+    {
+        var shopId = await app.InstallShopAsync("prune-models.myshopify.com");
+        for (var v = 1; v <= 7; v++)
+            await app.ScalarAsync("""
+                INSERT INTO models (shop_id, kind, version, status, parameters, metrics, artifact, created_at)
+                VALUES ($1, 'recommender', $2, CASE WHEN $2 = 2 THEN 'active' ELSE 'retired' END, '{}', '{}', '\x00', now() - interval '60 days')
+                """, shopId, v);
+        await app.ScalarAsync("INSERT INTO models (shop_id, kind, version, status, parameters, metrics, artifact, created_at) VALUES ($1, 'recommender', 8, 'candidate', '{}', '{}', '\\x00', now())", shopId);
+
+        await ActivatorUtilities.CreateInstance<RetentionJob>(app.Factory.Services).RunAsync(CancellationToken.None);
+
+        var left = new List<int>();
+        await using var cmd = app.Db.CreateCommand("SELECT version FROM models WHERE shop_id = $1 ORDER BY version");
+        cmd.Parameters.AddWithValue(shopId);
+        await using var r = await cmd.ExecuteReaderAsync();
+        while (await r.ReadAsync()) left.Add(r.GetInt32(0));
+        Assert.Equal([2, 6, 7, 8], left);
+    }
+
+    private Task<HttpResponseMessage> Send(string topic, JsonObject body) => app.SendWebhookAsync(topic, "erase-all.myshopify.com", body.ToJsonString());
+
+    /// <summary>The bundle layout before format 2: the same, with the ALS model's user rows.</summary>
+    private static byte[] FormatOne(AlsModel als, PopularityModel pop, CoOccurrenceModel co, long[] ids)
+    {
+        using var ms = new MemoryStream();
+        using var w = new BinaryWriter(ms);
+        w.Write(0x42524150u);
+        w.Write(1);
+        w.Write(ids.Length);
+        foreach (var id in ids) w.Write(id);
+        foreach (var save in new Action<Stream>[] { als.Save, pop.Save, co.Save })
+        {
+            using var blob = new MemoryStream();
+            save(blob);
+            w.Write((int)blob.Length);
+            w.Write(blob.ToArray());
+        }
+        w.Flush();
+        return ms.ToArray();
+    }
+}
