@@ -36,4 +36,26 @@ public sealed class AttributionTests(AppFixture app) : IClassFixture<AppFixture>
             WHERE shop_id = $1 AND order_id = $4 AND product_id = $2 AND event_type = 'click' AND request_id = $3 AND model_version = 1 AND experiment_arm IS NOT NULL
             """, seed.ShopId, seed.P(recommended), requestId!, seed.Offset + 990001));
     }
+
+    [Fact]
+    public async Task Attribution_NeverTakesAnotherShopsDecision_EvenWithTheSameRequestId()
+    {
+        const string shop = "attr-shop-a.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        var otherId = await app.InstallShopAsync("attr-shop-b.myshopify.com");
+        var now = new DateTimeOffset(2026, 7, 1, 12, 0, 0, TimeSpan.Zero); // a day before the order below
+        await app.ScalarAsync("""
+            INSERT INTO recommendation_decisions (request_id, shop_id, placement, path, model_version, experiment_arm, input_products, output_products, latency_ms, decided_at)
+            VALUES ('shared-request', $1, 'product', 'model', 99, 'model', '{}', '{9000}', 1, $2)
+            """, otherId, now);
+        await app.ScalarAsync("""
+            INSERT INTO recommendation_events (shop_id, event_type, request_id, visitor_hash, customer_id, product_id, occurred_at)
+            VALUES ($1, 'click', 'shared-request', NULL, 7900101, 9000, $2)
+            """, shopId, now);
+
+        await app.SendWebhookAsync("orders/create", shop, ShopifyPayloads.Order(7_900_001, customerId: 7_900_101).ToJsonString());
+
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM recommendation_attributions WHERE shop_id = $1 AND order_id = 7900001", shopId));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM recommendation_attributions WHERE shop_id = $1 AND model_version = 99", shopId));
+    }
 }
