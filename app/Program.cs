@@ -10,6 +10,7 @@ using PluginApp.Jobs;
 using PluginApp.Outbox;
 using PluginApp.Recommendations;
 using PluginApp.Store;
+using PluginApp.Stripe;
 using PluginApp.Webhooks;
 
 var builder = WebApplication.CreateBuilder(args);
@@ -26,6 +27,7 @@ builder.Services.AddWebhooks();
 builder.Services.AddOutbox();
 builder.Services.AddBackfill();
 builder.Services.AddRecommendations();
+builder.Services.AddStripe();
 builder.AddScheduling();
 builder.AddDemo();
 
@@ -37,6 +39,7 @@ app.UseAuthentication();
 app.UseAuthorization();
 app.MapHealth();
 app.MapWebhooks();
+app.MapStripeWebhooks();
 app.MapOAuth();
 app.MapAdminPage();
 app.MapAdminApi();
