@@ -68,16 +68,7 @@ public static class DemoExtensions
             }
         }
 
-        private string SelfSignedSessionToken()
-        {
-            static string B64(byte[] b) => Convert.ToBase64String(b).TrimEnd('=').Replace('+', '-').Replace('/', '_');
-            var now = clock.GetUtcNow().ToUnixTimeSeconds();
-            var head = B64(JsonSerializer.SerializeToUtf8Bytes(new { alg = "HS256", typ = "JWT" })) + "." + B64(JsonSerializer.SerializeToUtf8Bytes(new
-            {
-                iss = $"https://{Shop}/admin", dest = $"https://{Shop}", aud = options.Value.ClientId, sub = "1",
-                exp = now + 60, nbf = now - 5, iat = now - 5, jti = Guid.NewGuid().ToString(), sid = "demo",
-            }));
-            return head + "." + B64(HMACSHA256.HashData(Encoding.UTF8.GetBytes(options.Value.ClientSecret), Encoding.ASCII.GetBytes(head)));
-        }
+        private string SelfSignedSessionToken() =>
+            ShopifySigner.SessionToken(options.Value.ClientSecret, Shop, options.Value.ClientId, clock.GetUtcNow(), userId: "1");
     }
 }

@@ -46,14 +46,8 @@ public static class DemoStorefront
 
     private static async Task ForwardAsync(HttpContext http, string rest, IHttpClientFactory clients, IOptions<ShopifyOptions> shopify, TimeProvider clock)
     {
-        var pairs = http.Request.Query.Where(p => p.Key is not ("shop" or "signature" or "timestamp" or "logged_in_customer_id" or "path_prefix")).ToList();
-        pairs.Add(new("shop", DemoExtensions.Shop));
-        pairs.Add(new("logged_in_customer_id", ""));
-        pairs.Add(new("path_prefix", "/apps/pluginapp"));
-        pairs.Add(new("timestamp", clock.GetUtcNow().ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture)));
-        var signature = ShopifyHmac.SignHex(shopify.Value.ClientSecret, ShopifyHmac.ProxyMessage(pairs));
-        var query = string.Join('&', pairs.Append(new("signature", new StringValues(signature)))
-            .Select(p => $"{Uri.EscapeDataString(p.Key)}={Uri.EscapeDataString(p.Value.ToString())}"));
+        var query = ShopifySigner.ProxyQuery(shopify.Value.ClientSecret, DemoExtensions.Shop,
+            http.Request.Query.Select(p => new KeyValuePair<string, string>(p.Key, p.Value.ToString())), clock.GetUtcNow());
         using var request = new HttpRequestMessage(new HttpMethod(http.Request.Method), new Uri(new Uri(shopify.Value.AppUrl), $"/proxy/{rest}?{query}"));
         if (http.Request.ContentLength > 0 || http.Request.Method == "POST")
         {

@@ -56,30 +56,25 @@ public sealed class ShopifyHmac(IOptions<ShopifyOptions> options, TimeProvider c
     public bool VerifyAdminQuery(IEnumerable<KeyValuePair<string, StringValues>> query)
     {
         var pairs = query.ToList();
-        var given = pairs.FirstOrDefault(p => p.Key == "hmac").Value.ToString();
-        var message = string.Join('&', pairs
-            .Where(p => p.Key is not ("hmac" or "signature"))
-            .OrderBy(p => p.Key, StringComparer.Ordinal)
-            .Select(p => $"{Uri.EscapeDataString(p.Key)}={Uri.EscapeDataString(string.Join(',', p.Value.ToArray()))}"));
-        return VerifyHex(message, given);
+        return VerifyHex(AdminMessage(pairs), pairs.FirstOrDefault(p => p.Key == "hmac").Value.ToString());
     }
 
     /// <summary>App proxy: hex HMAC of key=value pairs (repeats joined by commas), sorted, unencoded, no separator.</summary>
     public bool VerifyProxyQuery(IEnumerable<KeyValuePair<string, StringValues>> query)
     {
         var pairs = query.ToList();
-        var given = pairs.FirstOrDefault(p => p.Key == "signature").Value.ToString();
-        return VerifyHex(ProxyMessage(pairs), given);
+        return VerifyHex(ProxyMessage(pairs), pairs.FirstOrDefault(p => p.Key == "signature").Value.ToString());
     }
+
+    public static string AdminMessage(IEnumerable<KeyValuePair<string, StringValues>> pairs) => string.Join('&', pairs
+        .Where(p => p.Key is not ("hmac" or "signature"))
+        .OrderBy(p => p.Key, StringComparer.Ordinal)
+        .Select(p => $"{Uri.EscapeDataString(p.Key)}={Uri.EscapeDataString(string.Join(',', p.Value.ToArray()))}"));
 
     public static string ProxyMessage(IEnumerable<KeyValuePair<string, StringValues>> pairs) => string.Concat(pairs
         .Where(p => p.Key is not ("signature" or "hmac"))
         .OrderBy(p => p.Key, StringComparer.Ordinal)
         .Select(p => $"{p.Key}={string.Join(',', p.Value.ToArray())}"));
-
-    /// <summary>Signs an app-proxy message with the given secret (the demo's proxy stand-in and tests).</summary>
-    public static string SignHex(string secret, string message) =>
-        Convert.ToHexStringLower(HMACSHA256.HashData(Encoding.UTF8.GetBytes(secret), Encoding.UTF8.GetBytes(message)));
 
     private bool VerifyHex(string message, string? givenHex)
     {

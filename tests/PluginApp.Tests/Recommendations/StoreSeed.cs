@@ -86,16 +86,9 @@ public sealed class StoreSeed(AppFixture app, string shop)
         (services ?? app.Factory.Services).GetRequiredService<CatalogCache>().Invalidate(ShopId);
 
     /// <summary>A request as Shopify's app proxy forwards it: the shop, customer and timestamp added and signed.</summary>
-    public static string Signed(string path, string shop, string query, DateTimeOffset now, string secret = AppFixture.ClientSecret, string customer = "")
-    {
-        var pairs = Microsoft.AspNetCore.WebUtilities.QueryHelpers.ParseQuery(query).ToList();
-        pairs.Add(new("shop", shop));
-        pairs.Add(new("logged_in_customer_id", customer));
-        pairs.Add(new("path_prefix", "/apps/pluginapp"));
-        pairs.Add(new("timestamp", now.ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture)));
-        var signature = ShopifyHmac.SignHex(secret, ShopifyHmac.ProxyMessage(pairs.Select(p => new KeyValuePair<string, StringValues>(p.Key, p.Value))));
-        return path + "?" + string.Join('&', pairs.Append(new("signature", signature)).Select(p => $"{Uri.EscapeDataString(p.Key)}={Uri.EscapeDataString(p.Value.ToString())}"));
-    }
+    public static string Signed(string path, string shop, string query, DateTimeOffset now, string secret = AppFixture.ClientSecret, string customer = "") =>
+        path + "?" + ShopifySigner.ProxyQuery(secret, shop,
+            Microsoft.AspNetCore.WebUtilities.QueryHelpers.ParseQuery(query).Select(p => new KeyValuePair<string, string>(p.Key, p.Value.ToString())), now, customer);
 
     public async Task<JsonElement> RecommendAsync(string query, HttpClient? client = null, string customer = "")
     {

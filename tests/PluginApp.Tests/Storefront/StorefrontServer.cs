@@ -195,15 +195,10 @@ public sealed class StorefrontServer : IAsyncDisposable
                 return;
             }
 
-            var query = QueryHelpers.ParseQuery(browserQuery);
-            var pairs = query.Where(p => p.Key is not ("shop" or "logged_in_customer_id" or "path_prefix" or "timestamp" or "signature" or "hmac"))
-                .ToDictionary(p => p.Key, p => p.Value, StringComparer.Ordinal);
-            pairs["shop"] = Shop;
-            pairs["logged_in_customer_id"] = ""; // nobody logged in: empty, and still signed
-            pairs["path_prefix"] = ProxyPrefix;
-            pairs["timestamp"] = _clock.GetUtcNow().ToUnixTimeSeconds().ToString(System.Globalization.CultureInfo.InvariantCulture);
-            pairs["signature"] = ShopifyHmac.SignHex(_clientSecret, ShopifyHmac.ProxyMessage(pairs));
-            var forward = new HttpRequestMessage(new HttpMethod(method), "/proxy/" + rest + QueryString.Create(pairs));
+            // Nobody logged in: logged_in_customer_id is empty, and still signed.
+            var signed = ShopifySigner.ProxyQuery(_clientSecret, Shop,
+                QueryHelpers.ParseQuery(browserQuery).Select(p => new KeyValuePair<string, string>(p.Key, p.Value.ToString())), _clock.GetUtcNow(), pathPrefix: ProxyPrefix);
+            var forward = new HttpRequestMessage(new HttpMethod(method), "/proxy/" + rest + "?" + signed);
             if (requestBody is not null)
             {
                 forward.Content = new StringContent(requestBody);
