@@ -9,8 +9,9 @@ using PluginApp.Install;
 using PluginApp.Jobs;
 using PluginApp.Outbox;
 using PluginApp.Recommendations;
-using PluginApp.Store;
+using PluginApp.StoreData;
 using PluginApp.Stripe;
+using PluginApp.Training;
 using PluginApp.Webhooks;
 
 var builder = WebApplication.CreateBuilder(args);
@@ -26,6 +27,7 @@ builder.AddInstall();
 builder.Services.AddWebhooks();
 builder.Services.AddOutbox();
 builder.Services.AddBackfill();
+builder.Services.AddTraining();
 builder.Services.AddRecommendations();
 builder.Services.AddStripe();
 builder.AddScheduling();
@@ -42,9 +44,10 @@ app.MapWebhooks();
 app.MapStripeWebhooks();
 app.MapOAuth();
 app.MapAdminPage();
-app.MapAdminApi();
+app.MapAdminApi()
+    .MapModelsAdmin()
+    .MapRecommendationsAdmin();
 app.MapProxy();
-app.MapRecommendationsAdmin();
 app.MapDemoStorefront(app.Environment);
 app.MapJobsDashboard();
 await app.RunAsync();

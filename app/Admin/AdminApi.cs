@@ -3,6 +3,7 @@ using Microsoft.EntityFrameworkCore;
 using Npgsql;
 using PluginApp.Data;
 using PluginApp.Install;
+using PluginApp.StoreData;
 
 namespace PluginApp.Admin;
 

@@ -1,16 +1,15 @@
 using Hangfire;
 using PluginApp.Install;
-using PluginApp.Recommendations;
+using PluginApp.Training;
 
 namespace PluginApp.Backfill;
 
 /// <summary>
-/// One backfill of one shop on Hangfire. A failure is retried at 5 and 10 minutes; a crash or kill mid-way is picked up by
+/// One backfill of one shop on Hangfire. A failure is retried by the one job retry policy (1, 4, 16 minutes); a crash or kill mid-way is picked up by
 /// another instance once the job's lease lapses, and the run resumes where its last committed chunk ended.
 /// </summary>
 public sealed class BackfillJob(BackfillService backfill, TrainingScheduler training, ILogger<BackfillJob> logger)
 {
-    [AutomaticRetry(Attempts = 2, DelaysInSeconds = [300, 600], OnAttemptsExceeded = AttemptsExceededAction.Fail)]
     public async Task RunAsync(string shop, CancellationToken ct)
     {
         try
@@ -23,7 +22,7 @@ public sealed class BackfillJob(BackfillService backfill, TrainingScheduler trai
             logger.LogInformation("Backfill of {Shop} stopped: {Reason}", shop, e.Message);
             return;
         }
-        training.TrainNow(shop, "after backfill");
+        training.AfterBackfill(shop);
     }
 }
 

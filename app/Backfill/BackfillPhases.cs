@@ -1,8 +1,7 @@
 using System.Text.Json;
 using PluginApp.Data;
 using PluginApp.Shopify;
-using PluginApp.Store;
-using PluginApp.Webhooks.Payloads;
+using PluginApp.StoreData;
 
 namespace PluginApp.Backfill;
 

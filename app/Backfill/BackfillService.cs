@@ -6,8 +6,8 @@ using NpgsqlTypes;
 using PluginApp.Install;
 using PluginApp.Jobs;
 using PluginApp.Shopify;
-using PluginApp.Store;
-using PluginApp.Webhooks.Payloads;
+using PluginApp.StoreData;
+using PluginApp.Data;
 
 namespace PluginApp.Backfill;
 
@@ -18,7 +18,7 @@ namespace PluginApp.Backfill;
 /// run's cursor. A run interrupted anywhere resumes: a staged phase continues after its cursor; a phase whose file was
 /// not fully staged waits for the same bulk operation again and re-stages it.
 /// </summary>
-public sealed class BackfillService(NpgsqlDataSource db, AdminGraphQLClient shopify, IHttpClientFactory httpFactory, JobLocks locks,
+public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, AdminGraphQLClient shopify, IHttpClientFactory httpFactory, JobLocks locks,
     IOptions<BackfillOptions> options, TimeProvider clock, ILogger<BackfillService> logger)
 {
     public const string DownloadClient = "bulk-download";
@@ -217,12 +217,8 @@ public sealed class BackfillService(NpgsqlDataSource db, AdminGraphQLClient shop
         }
     }
 
-    private async Task<long> LiveShopIdAsync(string shop, CancellationToken ct)
-    {
-        await using var cmd = db.CreateCommand("SELECT id FROM shops WHERE domain = $1 AND installed_at IS NOT NULL AND uninstalled_at IS NULL");
-        cmd.Parameters.AddWithValue(shop);
-        return await cmd.ExecuteScalarAsync(ct) is long id ? id : throw new ShopNotConnectedException(shop, "the app is not installed");
-    }
+    private async Task<long> LiveShopIdAsync(string shop, CancellationToken ct) =>
+        await shops.InstalledIdAsync(shop, ct) ?? throw new ShopNotConnectedException(shop, "the app is not installed");
 
     /// <summary>The shop's unfinished or failed run (resumed), else a new one.</summary>
     private async Task<Run> OpenRunAsync(long shopId, CancellationToken ct)
@@ -256,7 +252,7 @@ public sealed class BackfillService(NpgsqlDataSource db, AdminGraphQLClient shop
     private static async Task Exec(NpgsqlConnection conn, NpgsqlTransaction? tx, string sql, CancellationToken ct, params object?[] args)
     {
         await using var cmd = new NpgsqlCommand(sql, conn, tx);
-        foreach (var a in args) cmd.Parameters.Add(UpsertStatement.Param(a));
+        foreach (var a in args) cmd.Parameters.Add(Sql.Param(a));
         await cmd.ExecuteNonQueryAsync(ct);
     }
 

@@ -1,8 +1,8 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
-using PluginApp.Store;
-using PluginApp.Webhooks.Payloads;
+using PluginApp.StoreData;
+using PluginApp.Data;
 
 namespace PluginApp.Compliance;
 

@@ -1,5 +1,6 @@
 using System.Text;
 using Microsoft.EntityFrameworkCore;
+using PluginApp.StoreData;
 
 namespace PluginApp.Data;
 

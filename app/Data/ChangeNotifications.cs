@@ -1,4 +1,5 @@
 using Npgsql;
+using PluginApp.StoreData;
 
 namespace PluginApp.Data;
 

@@ -1,6 +1,7 @@
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using Npgsql;
+using PluginApp.StoreData;
 
 namespace PluginApp.Data;
 

@@ -1,5 +1,6 @@
 using System.Reflection;
 using Npgsql;
+using PluginApp.StoreData;
 
 namespace PluginApp.Data;
 

@@ -1,6 +1,7 @@
 using System.Net.Sockets;
 using Microsoft.AspNetCore.Diagnostics;
 using Npgsql;
+using PluginApp.StoreData;
 
 namespace PluginApp.Data;
 

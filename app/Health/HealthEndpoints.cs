@@ -1,5 +1,6 @@
 using Npgsql;
 using PluginApp.Data;
+using PluginApp.StoreData;
 
 namespace PluginApp.Health;
 

@@ -1,3 +1,4 @@
+using PluginApp.StoreData;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.DataProtection.KeyManagement;
@@ -28,6 +29,7 @@ public static class InstallExtensions
         s.AddHttpClient<ShopifyTokenClient>(c => c.Timeout = TimeSpan.FromSeconds(15));
         s.AddSingleton<OfflineTokenStore>();
         s.AddTransient<ShopInstaller>();
+        s.AddSingleton<ShopLookup>();
         s.AddSingleton<ShopDirectory>();
         s.AddSingleton(sp =>
         {

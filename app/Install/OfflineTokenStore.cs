@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.DataProtection;
 using Npgsql;
-using PluginApp.Store;
+using PluginApp.StoreData;
+using PluginApp.Data;
 
 namespace PluginApp.Install;
 
@@ -21,8 +22,8 @@ public sealed class OfflineTokenStore(NpgsqlDataSource dataSource, IDataProtecti
     public async Task<(long ShopId, bool NewInstall)> SaveGrantAsync(string shop, TokenGrant grant, CancellationToken ct)
     {
         var now = clock.GetUtcNow();
-        await using var cmd = dataSource.CreateCommand("""
-            WITH before AS (SELECT installed_at IS NOT NULL AND uninstalled_at IS NULL AS live FROM shops WHERE domain = $1)
+        await using var cmd = dataSource.CreateCommand($"""
+            WITH before AS (SELECT {ShopStatus.Installed()} AS live FROM shops WHERE domain = $1)
             INSERT INTO shops (domain, access_token_enc, access_token_expires_at, refresh_token_enc, refresh_token_expires_at,
                                scopes, installed_at, uninstalled_at, token_revoked_at, created_at, updated_at)
             VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, NULL, $7, $7)
@@ -30,7 +31,7 @@ public sealed class OfflineTokenStore(NpgsqlDataSource dataSource, IDataProtecti
               access_token_enc = excluded.access_token_enc, access_token_expires_at = excluded.access_token_expires_at,
               refresh_token_enc = excluded.refresh_token_enc, refresh_token_expires_at = excluded.refresh_token_expires_at,
               scopes = excluded.scopes, uninstalled_at = NULL, token_revoked_at = NULL, updated_at = excluded.updated_at,
-              installed_at = CASE WHEN shops.uninstalled_at IS NULL AND shops.installed_at IS NOT NULL THEN shops.installed_at ELSE excluded.installed_at END
+              installed_at = CASE WHEN {ShopStatus.Installed("shops")} THEN shops.installed_at ELSE excluded.installed_at END
             RETURNING id, NOT COALESCE((SELECT live FROM before), false)
             """);
         AddGrant(cmd, shop, grant, now);
@@ -88,7 +89,7 @@ public sealed class OfflineTokenStore(NpgsqlDataSource dataSource, IDataProtecti
             FROM shops WHERE domain = $1
             """;
         await using var cmd = forUpdate is var (c, t) ? new NpgsqlCommand(sql + " FOR UPDATE", c, t) : dataSource.CreateCommand(sql);
-        cmd.Parameters.Add(UpsertStatement.Param(shop));
+        cmd.Parameters.Add(Sql.Param(shop));
         await using var r = await cmd.ExecuteReaderAsync(ct);
         if (!await r.ReadAsync(ct)) throw new ShopNotConnectedException(shop, "the app is not installed");
         if (!r.IsDBNull(4)) throw new ShopNotConnectedException(shop, "the app was uninstalled");
@@ -100,12 +101,12 @@ public sealed class OfflineTokenStore(NpgsqlDataSource dataSource, IDataProtecti
 
     private void AddGrant(NpgsqlCommand cmd, string shop, TokenGrant g, DateTimeOffset now)
     {
-        cmd.Parameters.Add(UpsertStatement.Param(shop));
-        cmd.Parameters.Add(UpsertStatement.Param(_protector.Protect(g.AccessToken)));
-        cmd.Parameters.Add(UpsertStatement.Param(TypedNull.Time(g.ExpiresIn is { } s ? now.AddSeconds(s) : null)));
+        cmd.Parameters.Add(Sql.Param(shop));
+        cmd.Parameters.Add(Sql.Param(_protector.Protect(g.AccessToken)));
+        cmd.Parameters.Add(Sql.Param(TypedNull.Time(g.ExpiresIn is { } s ? now.AddSeconds(s) : null)));
         cmd.Parameters.Add(new NpgsqlParameter { Value = g.RefreshToken is null ? DBNull.Value : _protector.Protect(g.RefreshToken), NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
-        cmd.Parameters.Add(UpsertStatement.Param(TypedNull.Time(g.RefreshTokenExpiresIn is { } r ? now.AddSeconds(r) : null)));
-        cmd.Parameters.Add(UpsertStatement.Param(g.Scope ?? ""));
-        cmd.Parameters.Add(UpsertStatement.Param(now));
+        cmd.Parameters.Add(Sql.Param(TypedNull.Time(g.RefreshTokenExpiresIn is { } r ? now.AddSeconds(r) : null)));
+        cmd.Parameters.Add(Sql.Param(g.Scope ?? ""));
+        cmd.Parameters.Add(Sql.Param(now));
     }
 }

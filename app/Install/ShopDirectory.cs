@@ -1,5 +1,5 @@
 using System.Collections.Concurrent;
-using Npgsql;
+using PluginApp.StoreData;
 
 namespace PluginApp.Install;
 
@@ -8,7 +8,7 @@ namespace PluginApp.Install;
 /// on shop_changed (in the transaction that makes it), so every instance stops serving the shop at once; the short
 /// expiry covers a notification missed while the listener reconnected.
 /// </summary>
-public sealed class ShopDirectory(NpgsqlDataSource db, TimeProvider clock)
+public sealed class ShopDirectory(ShopLookup shops, TimeProvider clock)
 {
     public const string Channel = "shop_changed";
     private static readonly TimeSpan MaxAge = TimeSpan.FromSeconds(30);
@@ -18,9 +18,7 @@ public sealed class ShopDirectory(NpgsqlDataSource db, TimeProvider clock)
     public async ValueTask<long?> InstalledShopIdAsync(string domain, CancellationToken ct)
     {
         if (_cache.TryGetValue(domain, out var hit) && clock.GetUtcNow() - hit.At < MaxAge) return hit.Id;
-        await using var cmd = db.CreateCommand("SELECT id FROM shops WHERE domain = $1 AND installed_at IS NOT NULL AND uninstalled_at IS NULL");
-        cmd.Parameters.AddWithValue(domain);
-        var id = await cmd.ExecuteScalarAsync(ct) as long?;
+        var id = await shops.InstalledIdAsync(domain, ct);
         _cache[domain] = (id, clock.GetUtcNow());
         return id;
     }

@@ -1,7 +1,8 @@
 using Npgsql;
 using PluginApp.Backfill;
 using PluginApp.Shopify;
-using PluginApp.Recommendations;
+using PluginApp.Training;
+using PluginApp.StoreData;
 
 namespace PluginApp.Install;
 
@@ -17,7 +18,7 @@ public sealed class ShopInstaller(OfflineTokenStore tokens, BackfillScheduler ba
             logger.LogInformation("Installed {Shop}; queueing its backfill", shop);
             var timeZone = await ReadSettingsAsync(shop, ct);
             backfill.Schedule(shop);
-            training.EnsureNightly(shop, timeZone);
+            training.OnInstalled(shop, timeZone);
         }
         return shopId;
     }

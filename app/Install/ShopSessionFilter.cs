@@ -1,5 +1,6 @@
 using PluginApp.Data;
 using Microsoft.EntityFrameworkCore;
+using PluginApp.StoreData;
 
 namespace PluginApp.Install;
 
@@ -16,10 +17,10 @@ public sealed class ShopSessionFilter(AppDbContext db, ShopScope scope, ShopifyT
         var domain = http.User.FindFirst(SessionTokenAuthenticationHandler.ShopClaim)?.Value;
         if (domain is null) return Results.Unauthorized();
 
-        var shop = await db.Shops.AsNoTracking().Where(s => s.Domain == domain)
-            .Select(s => new { s.Id, s.InstalledAt, s.UninstalledAt, s.AccessTokenEnc }).FirstOrDefaultAsync(http.RequestAborted);
+        var shop = await db.Shops.AsNoTracking().Where(s => s.Domain == domain).Where(ShopStatus.IsInstalled)
+            .Select(s => new { s.Id, s.AccessTokenEnc }).FirstOrDefaultAsync(http.RequestAborted);
         long shopId;
-        if (shop is null || shop.InstalledAt is null || shop.UninstalledAt is not null || shop.AccessTokenEnc is null)
+        if (shop is null || shop.AccessTokenEnc is null)
         {
             if (http.Items[SessionTokenAuthenticationHandler.RawTokenItem] is not string rawToken)
                 return Results.Problem(title: "Shop not installed yet", detail: $"{domain} has no offline token yet.", statusCode: 503);

@@ -23,6 +23,8 @@ public static class SchedulingExtensions
         services.AddOptions<SchedulingOptions>().BindConfiguration(SchedulingOptions.Section).ValidateOnStart();
         services.AddSingleton<IValidateOptions<SchedulingOptions>, SchedulingOptionsValidator>();
         services.AddSingleton<JobLocks>();
+        services.AddSingleton<RunLog>();
+        JobRetryPolicy.Apply();
 
         // Why our own JobStorage and JobActivator singletons: Hangfire's defaults resolve the static JobStorage.Current and
         // JobActivator.Current, so two app instances in one process (tests, blue-green) could run each other's jobs.

@@ -3,7 +3,8 @@ using Microsoft.Extensions.Options;
 using Npgsql;
 using PluginApp.Install;
 using PluginApp.Shopify;
-using PluginApp.Store;
+using PluginApp.StoreData;
+using PluginApp.Data;
 
 namespace PluginApp.Outbox;
 
@@ -14,7 +15,7 @@ namespace PluginApp.Outbox;
 /// is already there (idempotent kinds need no check). Only the oldest open call of a resource is sent, so calls on one
 /// order keep their order; userErrors or MaxAttempts end a call as failed, listed in the admin.
 /// </summary>
-public sealed class OutboxDrainer(NpgsqlDataSource db, AdminGraphQLClient shopify, IEnumerable<OutboxOperation> operations,
+public sealed class OutboxDrainer(NpgsqlDataSource db, ShopLookup shops, AdminGraphQLClient shopify, IEnumerable<OutboxOperation> operations,
     IOptions<OutboxOptions> options, TimeProvider clock, ILogger<OutboxDrainer> logger)
 {
     private readonly Dictionary<string, OutboxOperation> _operations = operations.ToDictionary(o => o.Name, StringComparer.Ordinal);
@@ -41,7 +42,7 @@ public sealed class OutboxDrainer(NpgsqlDataSource db, AdminGraphQLClient shopif
     /// </summary>
     public async Task<TimeSpan?> DrainShopAsync(long shopId, CancellationToken ct)
     {
-        var shop = await LiveShopAsync(shopId, ct);
+        var shop = await shops.ReachableDomainAsync(shopId, ct);
         if (shop is null) return null; // uninstalled or revoked: its calls wait (and go with shop/redact)
         for (var i = 0; i < options.Value.BatchSize && !ct.IsCancellationRequested; i++)
         {
@@ -58,10 +59,10 @@ public sealed class OutboxDrainer(NpgsqlDataSource db, AdminGraphQLClient shopif
     /// <summary>Shops with a call due now (for the sweep).</summary>
     public async Task<List<long>> ShopsWithDueCallsAsync(CancellationToken ct)
     {
-        await using var cmd = db.CreateCommand("""
+        await using var cmd = db.CreateCommand($"""
             SELECT DISTINCT m.shop_id FROM outbox_messages m JOIN shops s ON s.id = m.shop_id
             WHERE m.completed_at IS NULL AND m.failed_at IS NULL AND m.next_attempt_at <= $1 AND (m.claimed_until IS NULL OR m.claimed_until < $1)
-              AND s.uninstalled_at IS NULL AND s.token_revoked_at IS NULL
+              AND {ShopStatus.Reachable("s")}
             """);
         cmd.Parameters.AddWithValue(clock.GetUtcNow());
         var shops = new List<long>();
@@ -112,13 +113,13 @@ public sealed class OutboxDrainer(NpgsqlDataSource db, AdminGraphQLClient shopif
               next_attempt_at = $7
             WHERE id = $1 AND claimed_until = $2
             """);
-        cmd.Parameters.Add(UpsertStatement.Param(claim.Id));
-        cmd.Parameters.Add(UpsertStatement.Param(claim.Until));
+        cmd.Parameters.Add(Sql.Param(claim.Id));
+        cmd.Parameters.Add(Sql.Param(claim.Until));
         cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)error ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
-        cmd.Parameters.Add(UpsertStatement.Param(outcome));
-        cmd.Parameters.Add(UpsertStatement.Param(now));
-        cmd.Parameters.Add(UpsertStatement.Param(giveUp));
-        cmd.Parameters.Add(UpsertStatement.Param(now + Backoff(claim.Attempts)));
+        cmd.Parameters.Add(Sql.Param(outcome));
+        cmd.Parameters.Add(Sql.Param(now));
+        cmd.Parameters.Add(Sql.Param(giveUp));
+        cmd.Parameters.Add(Sql.Param(now + Backoff(claim.Attempts)));
         // Why no token: the call went out; its outcome must be written even while the app shuts down.
         var updated = await cmd.ExecuteNonQueryAsync(CancellationToken.None);
         if (updated == 0) logger.LogWarning("Outbox call {Id} for {Shop}: its lease lapsed before the outcome ({Outcome}) was recorded; the next attempt checks first", claim.Id, shop, outcome);
@@ -148,13 +149,6 @@ public sealed class OutboxDrainer(NpgsqlDataSource db, AdminGraphQLClient shopif
         return await cmd.ExecuteScalarAsync(ct) is DateTime at
             ? TimeSpan.FromTicks(Math.Max(0, (new DateTimeOffset(at, TimeSpan.Zero) - clock.GetUtcNow()).Ticks))
             : null;
-    }
-
-    private async Task<string?> LiveShopAsync(long shopId, CancellationToken ct)
-    {
-        await using var cmd = db.CreateCommand("SELECT domain FROM shops WHERE id = $1 AND uninstalled_at IS NULL AND token_revoked_at IS NULL");
-        cmd.Parameters.AddWithValue(shopId);
-        return await cmd.ExecuteScalarAsync(ct) as string;
     }
 
     private TimeSpan Backoff(int attempts)

@@ -1,5 +1,5 @@
 using System.Text.Json;
-using PluginApp.Store;
+using PluginApp.StoreData;
 
 namespace PluginApp.Outbox;
 

@@ -6,12 +6,6 @@ public sealed class RecommendationOptions
 {
     public const string Section = "Recommendations";
 
-    /// <summary>Orders since the newest model that trigger a new training.</summary>
-    public int RetrainAfterNewOrders { get; set; } = 200;
-
-    /// <summary>How often shops are checked for new orders (whole minutes, 1 to 59: it becomes a cron schedule).</summary>
-    public TimeSpan NewOrdersCheckInterval { get; set; } = TimeSpan.FromMinutes(10);
-
     /// <summary>Longest time serving spends on the model before answering with bestsellers.</summary>
     public TimeSpan ServingBudget { get; set; } = TimeSpan.FromMilliseconds(50);
 
@@ -39,9 +33,6 @@ public sealed class RecommendationOptionsValidator : IValidateOptions<Recommenda
     public ValidateOptionsResult Validate(string? name, RecommendationOptions o)
     {
         var f = new List<string>();
-        if (o.RetrainAfterNewOrders < 1) f.Add($"Recommendations:RetrainAfterNewOrders {o.RetrainAfterNewOrders} must be at least 1.");
-        if (o.NewOrdersCheckInterval.Ticks % TimeSpan.TicksPerMinute != 0 || o.NewOrdersCheckInterval.TotalMinutes is < 1 or > 59)
-            f.Add($"Recommendations:NewOrdersCheckInterval {o.NewOrdersCheckInterval} must be a whole number of minutes from 1 to 59.");
         if (o.ServingBudget <= TimeSpan.Zero || o.ServingBudget > TimeSpan.FromSeconds(2)) f.Add($"Recommendations:ServingBudget {o.ServingBudget} must be between 0 and 2 s.");
         if (o.CatalogMaxAge < TimeSpan.Zero) f.Add($"Recommendations:CatalogMaxAge {o.CatalogMaxAge} must not be negative.");
         if (o.HoldoutShare is < 0 or > 0.5) f.Add($"Recommendations:HoldoutShare {o.HoldoutShare} must be between 0 and 0.5.");

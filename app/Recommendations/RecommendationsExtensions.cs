@@ -1,6 +1,8 @@
 using Microsoft.Extensions.Options;
 using PluginApp.Compliance;
 using PluginApp.Jobs;
+using PluginApp.Training;
+using PluginApp.Webhooks;
 
 namespace PluginApp.Recommendations;
 
@@ -11,7 +13,6 @@ public static class RecommendationsExtensions
         services.AddOptions<RecommendationOptions>().BindConfiguration(RecommendationOptions.Section).ValidateOnStart();
         services.AddSingleton<IValidateOptions<RecommendationOptions>, RecommendationOptionsValidator>();
         services.AddSingleton<SignalStore>();
-        services.AddSingleton<ModelRegistry>();
         services.AddSingleton<ModelCache>();
         services.AddHostedService(sp => sp.GetRequiredService<ModelCache>());
         services.AddSingleton(sp =>
@@ -28,8 +29,6 @@ public static class RecommendationsExtensions
         services.AddSingleton<ProxyLimiters>();
         services.AddSingleton<DecisionTokens>();
         services.AddSingleton<RulesStore>();
-        services.AddTransient<TrainingService>();
-        services.AddTransient<TrainingScheduler>();
         // Storefront events of the customer, and of the visitor ids their answers were served to.
         services.AddPersonalData(new PersonalDataTable("recommendation_events", ["customer_id", "visitor_hash"],
             """
@@ -40,15 +39,8 @@ public static class RecommendationsExtensions
             "UPDATE recommendation_decisions SET customer_id = NULL, visitor_hash = NULL WHERE shop_id = $1 AND customer_id = $2"));
         services.AddRetention(new RetentionRule("the recommendation decision log", TimeSpan.FromDays(90),
             "DELETE FROM recommendation_decisions WHERE decided_at < $1"));
-        // The registry keeps the active model, the three newest others (rollback targets) and anything younger than 30 days.
-        services.AddRetention(new RetentionRule("old model versions", TimeSpan.FromDays(30),
-            """
-            DELETE FROM models m WHERE m.status <> 'active' AND m.created_at < $1 AND m.id NOT IN (
-              SELECT id FROM (SELECT id, row_number() OVER (PARTITION BY shop_id, kind ORDER BY version DESC) AS n
-                              FROM models WHERE status <> 'active') k WHERE k.n <= 3)
-            """));
-        services.AddRecurringJob<NewOrdersTrainingJob>("train-on-new-orders", j => j.RunAsync(CancellationToken.None),
-            sp => $"*/{(int)sp.GetRequiredService<IOptions<RecommendationOptions>>().Value.NewOrdersCheckInterval.TotalMinutes} * * * *");
+        services.AddModelKind(RecommenderTrainer.Registration);
+        services.AddIngestionStep<StoreData.OrderRows>("recommendation attribution", (store, order, at) => Attribution.Add(store, order, at.Shop, at.Now));
         return services;
     }
 }

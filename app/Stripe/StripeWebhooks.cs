@@ -103,7 +103,6 @@ public static class StripeWebhooks
 /// <summary>Reads the charge a dispute or fraud warning is about (its metadata and payment intent name the order) and keeps it with the event.</summary>
 public sealed class StripeChargeJob(IStripeClient stripe, NpgsqlDataSource db)
 {
-    [AutomaticRetry(Attempts = 5)]
     public async Task FetchAsync(string eventId, CancellationToken ct)
     {
         await using var read = db.CreateCommand("SELECT charge_id FROM stripe_events WHERE id = $1 AND charge IS NULL");

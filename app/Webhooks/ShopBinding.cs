@@ -1,6 +1,6 @@
 using System.Text.Json;
 using PluginApp.Shopify;
-using PluginApp.Webhooks.Payloads;
+using PluginApp.StoreData;
 
 namespace PluginApp.Webhooks;
 

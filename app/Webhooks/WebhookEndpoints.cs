@@ -3,7 +3,7 @@ using System.Globalization;
 using Microsoft.AspNetCore.Http.HttpResults;
 using PluginApp.Compliance;
 using PluginApp.Shopify;
-using PluginApp.Webhooks.Payloads;
+using PluginApp.StoreData;
 
 namespace PluginApp.Webhooks;
 

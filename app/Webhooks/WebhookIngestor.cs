@@ -5,8 +5,8 @@ using System.Text.Json.Nodes;
 using Npgsql;
 using NpgsqlTypes;
 using PluginApp.Compliance;
-using PluginApp.Store;
-using PluginApp.Webhooks.Payloads;
+using PluginApp.StoreData;
+using PluginApp.Data;
 
 namespace PluginApp.Webhooks;
 
@@ -23,16 +23,19 @@ public sealed record IngestResult(IngestOutcome Outcome, string? Reason = null);
 /// Concurrent copies of a delivery wait on the unique key and then write nothing. Three round trips: record the
 /// delivery (learning the shop, and whether the body was replayed from another shop), write its rows, commit.
 /// </summary>
-public sealed class WebhookIngestor(NpgsqlDataSource dataSource, PersonalDataCatalog personalData, TimeProvider clock, ILogger<WebhookIngestor> logger)
+internal sealed class WebhookIngestor(NpgsqlDataSource dataSource, PersonalDataCatalog personalData, IEnumerable<IngestionStep> steps,
+    TimeProvider clock, ILogger<WebhookIngestor> logger)
 {
+    private readonly IngestionStep[] _steps = steps.ToArray();
+
     /// <summary>Security events (refused replays) are logged under this id, so they can be alerted on.</summary>
     public static readonly EventId SecurityEvent = new(9001, "SecurityEvent");
 
     // The outcome is decided in SQL, from the shop row, in the same statement that claims the delivery id. A shop we do
     // not hold gets a summary (size, digest, resource id) instead of the body: we keep no personal data for shops we do not
     // serve. Why in SQL: the CASE computes it only for those deliveries, not for every one.
-    private const string RecordDeliverySql = """
-        WITH shop AS (SELECT id, shopify_shop_id, installed_at IS NOT NULL AND uninstalled_at IS NULL AS live FROM shops WHERE domain = $2),
+    private static readonly string RecordDeliverySql = $$"""
+        WITH shop AS (SELECT id, shopify_shop_id, {{ShopStatus.Installed()}} AS live FROM shops WHERE domain = $2),
         replay AS (SELECT
             EXISTS (SELECT 1 FROM orders o JOIN shop ON o.shop_id <> shop.id WHERE o.id = ANY($11))
             OR EXISTS (SELECT 1 FROM customers c JOIN shop ON c.shop_id <> shop.id WHERE c.id = ANY($12))
@@ -88,23 +91,23 @@ public sealed class WebhookIngestor(NpgsqlDataSource dataSource, PersonalDataCat
         {
             await using (var record = new NpgsqlCommand(RecordDeliverySql, conn, tx))
             {
-                record.Parameters.Add(UpsertStatement.Param(h.DeliveryId));
-                record.Parameters.Add(UpsertStatement.Param(h.ShopDomain));
-                record.Parameters.Add(UpsertStatement.Param(h.Topic));
+                record.Parameters.Add(Sql.Param(h.DeliveryId));
+                record.Parameters.Add(Sql.Param(h.ShopDomain));
+                record.Parameters.Add(Sql.Param(h.Topic));
                 record.Parameters.Add(new NpgsqlParameter { Value = (object?)h.ApiVersion ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
                 record.Parameters.Add(new NpgsqlParameter { Value = (object?)h.EventId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
-                record.Parameters.Add(UpsertStatement.Param(TypedNull.Time(h.TriggeredAt)));
-                record.Parameters.Add(UpsertStatement.Param(now));
-                record.Parameters.Add(UpsertStatement.Param(h.Topic == WebhookTopics.ShopRedact || handler?.ActsOnUninstalledShop == true));
-                record.Parameters.Add(UpsertStatement.Param(handler is not null || actsOnShopRow));
+                record.Parameters.Add(Sql.Param(TypedNull.Time(h.TriggeredAt)));
+                record.Parameters.Add(Sql.Param(now));
+                record.Parameters.Add(Sql.Param(h.Topic == WebhookTopics.ShopRedact || handler?.ActsOnUninstalledShop == true));
+                record.Parameters.Add(Sql.Param(handler is not null || actsOnShopRow));
                 // Text, parsed as jsonb in SQL: the withheld summary digests the body as received.
                 record.Parameters.Add(new NpgsqlParameter { Value = Encoding.UTF8.GetString(body), NpgsqlDbType = NpgsqlDbType.Text });
-                record.Parameters.Add(UpsertStatement.Param(owned.Orders));
-                record.Parameters.Add(UpsertStatement.Param(owned.Customers));
-                record.Parameters.Add(UpsertStatement.Param(owned.Products));
-                record.Parameters.Add(UpsertStatement.Param(owned.Checkouts));
-                record.Parameters.Add(UpsertStatement.Param(owned.CartTokens));
-                record.Parameters.Add(UpsertStatement.Param(claim.ShopifyShopId ?? (object)new TypedNull(NpgsqlDbType.Bigint)));
+                record.Parameters.Add(Sql.Param(owned.Orders));
+                record.Parameters.Add(Sql.Param(owned.Customers));
+                record.Parameters.Add(Sql.Param(owned.Products));
+                record.Parameters.Add(Sql.Param(owned.Checkouts));
+                record.Parameters.Add(Sql.Param(owned.CartTokens));
+                record.Parameters.Add(Sql.Param(claim.ShopifyShopId ?? (object)new TypedNull(NpgsqlDbType.Bigint)));
                 await using var reader = await record.ExecuteReaderAsync(ct);
                 if (!await reader.ReadAsync(ct))
                 {
@@ -130,6 +133,9 @@ public sealed class WebhookIngestor(NpgsqlDataSource dataSource, PersonalDataCat
                 else
                 {
                     handler!.Write(new TopicContext(store, new ComplianceService(store, shopId.Value, personalData), h.ShopDomain, now), rows!);
+                    var context = new IngestionContext(h.ShopDomain, h.Topic, h.DeliveryId, now);
+                    foreach (var step in _steps)
+                        if (step.Rows.IsInstanceOfType(rows)) step.Add(store, rows!, context);
                     if (CustomerIdOf(h.Topic, root) is { } customerId) AddRawRedactionGuard(store, h.DeliveryId, shopId.Value, customerId, now);
                 }
                 await batch.ExecuteNonQueryAsync(ct);
@@ -173,19 +179,19 @@ public sealed class WebhookIngestor(NpgsqlDataSource dataSource, PersonalDataCat
             try
             {
                 await using var cmd = dataSource.CreateCommand(sql);
-                cmd.Parameters.Add(UpsertStatement.Param(h.DeliveryId));
-                cmd.Parameters.Add(UpsertStatement.Param(h.ShopDomain));
-                cmd.Parameters.Add(UpsertStatement.Param(h.Topic));
+                cmd.Parameters.Add(Sql.Param(h.DeliveryId));
+                cmd.Parameters.Add(Sql.Param(h.ShopDomain));
+                cmd.Parameters.Add(Sql.Param(h.Topic));
                 cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)h.ApiVersion ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
                 cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)h.EventId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
-                cmd.Parameters.Add(UpsertStatement.Param(TypedNull.Time(h.TriggeredAt)));
-                cmd.Parameters.Add(UpsertStatement.Param(clock.GetUtcNow()));
+                cmd.Parameters.Add(Sql.Param(TypedNull.Time(h.TriggeredAt)));
+                cmd.Parameters.Add(Sql.Param(clock.GetUtcNow()));
                 // Why the bytes as a second try: when even jsonb refuses the body, it is kept exactly as signed.
                 cmd.Parameters.Add(new NpgsqlParameter { Value = asBytes ? "{}" : Encoding.UTF8.GetString(body), NpgsqlDbType = NpgsqlDbType.Jsonb });
-                cmd.Parameters.Add(UpsertStatement.Param(asBytes));
+                cmd.Parameters.Add(Sql.Param(asBytes));
                 cmd.Parameters.Add(new NpgsqlParameter { Value = WithheldSummary(body, asBytes ? "kept as bytes in raw_body" : "no shop of ours"), NpgsqlDbType = NpgsqlDbType.Jsonb });
                 cmd.Parameters.Add(new NpgsqlParameter { Value = body, NpgsqlDbType = NpgsqlDbType.Bytea });
-                cmd.Parameters.Add(UpsertStatement.Param(error));
+                cmd.Parameters.Add(Sql.Param(error));
                 await cmd.ExecuteNonQueryAsync(ct);
                 return new IngestResult(IngestOutcome.KeptFailed, error);
             }

@@ -1,14 +1,13 @@
 using System.Collections.Frozen;
 using System.Text.Json;
 using PluginApp.Compliance;
-using PluginApp.Store;
-using PluginApp.Webhooks.Payloads;
+using PluginApp.StoreData;
 
 namespace PluginApp.Webhooks;
 
 /// <summary>
 /// What one topic does to our tables. Parse runs before any database work and throws on a malformed
-/// payload; Write adds the topic's statements to the delivery's batch.
+/// payload; Write adds the topic's statements to the delivery's batch. Features add theirs as <see cref="IngestionStep"/>s.
 /// </summary>
 internal sealed record TopicHandler(Func<JsonElement, object> Parse, Action<TopicContext, object> Write, bool ActsOnUninstalledShop = false,
     Func<object, OwnedIds>? Owned = null);
@@ -29,15 +28,12 @@ internal static class WebhookTopics
     public const string AppUninstalled = "app/uninstalled";
     public const string ShopRedact = "shop/redact";
 
-    private static readonly TopicHandler Order = new(p => OrderPayloads.Order(p), (c, r) =>
-    {
-        c.Store.AddOrder((OrderRows)r);
-        Recommendations.Attribution.Add(c.Store, (OrderRows)r, c.Shop, c.Now);
-    }, Owned: r => OwnedIds.None with { Orders = [((OrderRows)r).Order.Id] });
+    private static readonly TopicHandler Order = new(p => OrderPayloads.Order(p), (c, r) => c.Store.AddOrder((OrderRows)r),
+        Owned: r => OwnedIds.None with { Orders = [((OrderRows)r).Order.Id] });
     private static readonly TopicHandler Product = new(p => CatalogPayloads.Product(p), (c, r) => c.Store.AddProduct((ProductRows)r),
         Owned: r => OwnedIds.None with { Products = [((ProductRows)r).Product.Id] });
-    private static readonly TopicHandler Customer = new(p => CustomerPayloads.Customer(p), (c, r) => c.Store.AddCustomer((Data.Customer)r),
-        Owned: r => OwnedIds.None with { Customers = [((Data.Customer)r).Id] });
+    private static readonly TopicHandler Customer = new(p => CustomerPayloads.Customer(p), (c, r) => c.Store.AddCustomer((StoreData.Customer)r),
+        Owned: r => OwnedIds.None with { Customers = [((StoreData.Customer)r).Id] });
     private static readonly TopicHandler Cart = new(p => CatalogPayloads.Cart(p), (c, r) => c.Store.AddCart((CartRows)r),
         Owned: r => OwnedIds.None with { CartTokens = [((CartRows)r).Cart.Token] });
     private static readonly TopicHandler Checkout = new(p => CatalogPayloads.Checkout(p), (c, r) => c.Store.AddCheckout((CheckoutRows)r),

@@ -34,6 +34,23 @@ public static class ModelFormat
         return reader;
     }
 
+    /// <summary>
+    /// Reads and checks the magic and a version within [oldest, newest] (a model kind that still reads its older layouts);
+    /// returns the reader and the version found.
+    /// </summary>
+    public static (ModelReader Reader, int Version) ReadHeader(Stream stream, string modelName, string magic, int oldest, int newest)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        var reader = new ModelReader(stream, modelName);
+        var found = Encoding.ASCII.GetString(reader.ReadBytes(4, "magic"));
+        if (found != magic)
+            throw new InvalidDataException($"{modelName}: bad magic '{Printable(found)}', expected '{magic}'; this is not a {modelName} blob.");
+        var version = reader.ReadInt32("format version");
+        if (version < oldest || version > newest)
+            throw new InvalidDataException($"{modelName}: unknown format version {version}; this build reads versions {oldest} to {newest}.");
+        return (reader, version);
+    }
+
     private static string Printable(string s)
     {
         var sb = new StringBuilder();
@@ -57,6 +74,13 @@ public static class ModelFormat
 
     /// <summary>Writes a length-prefixed int array.</summary>
     public static void WriteInts(BinaryWriter w, ReadOnlySpan<int> values)
+    {
+        w.Write(values.Length);
+        foreach (var v in values) w.Write(v);
+    }
+
+    /// <summary>Writes a length-prefixed int64 array.</summary>
+    public static void WriteLongs(BinaryWriter w, ReadOnlySpan<long> values)
     {
         w.Write(values.Length);
         foreach (var v in values) w.Write(v);
@@ -173,6 +197,19 @@ public sealed class ModelReader
         var n = ReadLength(field, 4, expected);
         var a = new int[n];
         for (var i = 0; i < n; i++) a[i] = ReadInt32(field);
+        return a;
+    }
+
+    /// <summary>Reads a length-prefixed int64 array.</summary>
+    public long[] ReadLongs(string field, int? expected = null)
+    {
+        var n = ReadLength(field, 8, expected);
+        var a = new long[n];
+        for (var i = 0; i < n; i++)
+        {
+            try { a[i] = _reader.ReadInt64(); }
+            catch (EndOfStreamException) { throw Truncated(field); }
+        }
         return a;
     }
 

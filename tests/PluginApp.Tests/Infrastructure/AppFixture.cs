@@ -23,7 +23,7 @@ public class AppFixture : IAsyncLifetime
     public HttpClient Client { get; private set; } = null!;
     public NpgsqlDataSource Db { get; private set; } = null!;
 
-    public async Task InitializeAsync()
+    public virtual async Task InitializeAsync()
     {
         Database = await TestDatabase.CreateAsync();
         Shopify = await StandInServer.StartAsync(ClientSecret);
@@ -102,7 +102,7 @@ public class AppFixture : IAsyncLifetime
         return v is DBNull ? null : v;
     }
 
-    public async Task DisposeAsync()
+    public virtual async Task DisposeAsync()
     {
         Client.Dispose();
         await Factory.DisposeAsync();

@@ -5,7 +5,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
 using PluginApp.Outbox;
 using PluginApp.Shopify;
-using PluginApp.Store;
+using PluginApp.StoreData;
 using PluginApp.Tests.Infrastructure;
 using ShopifyStandIn;
 using WireMock.ResponseBuilders;

@@ -7,6 +7,7 @@ using Npgsql;
 using PluginApp.Data;
 using PluginApp.Shopify;
 using PluginApp.Tests.Infrastructure;
+using PluginApp.StoreData;
 
 namespace PluginApp.Tests.Platform;
 

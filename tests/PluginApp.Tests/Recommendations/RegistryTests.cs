@@ -3,6 +3,7 @@ using System.Net.Http.Json;
 using System.Text.Json;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.Extensions.DependencyInjection;
+using PluginApp.Training;
 using PluginApp.Recommendations;
 using Hangfire.Storage;
 using PluginApp.Tests.Infrastructure;
@@ -29,9 +30,19 @@ public sealed class RegistryTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Contains("worse", (string)(await app.ScalarAsync("SELECT status_reason FROM models WHERE shop_id = $1 AND version = 3", seed.ShopId))!);
         Assert.Equal(2, (await seed.RecommendAsync($"placement=product&product_id=101&visitor_id={seed.VisitorIn("model", "v-gate")}")).GetProperty("model_version").GetInt32());
 
-        var rollback = new HttpRequestMessage(HttpMethod.Post, "/api/admin/models/rollback");
-        rollback.Headers.Authorization = app.AdminGet("/", seed.Shop).Headers.Authorization;
-        var response = await app.Client.SendAsync(rollback);
+        HttpRequestMessage Rollback(string query)
+        {
+            var request = new HttpRequestMessage(HttpMethod.Post, "/api/admin/models/rollback" + query);
+            request.Headers.Authorization = app.AdminGet("/", seed.Shop).Headers.Authorization;
+            return request;
+        }
+        // Which model is rolled back is never guessed: without a kind nothing changes.
+        var unnamed = await app.Client.SendAsync(Rollback(""));
+        Assert.Equal(HttpStatusCode.BadRequest, unnamed.StatusCode);
+        Assert.Contains("recommender", (await unnamed.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("detail").GetString());
+        Assert.Equal("active", await app.ScalarAsync("SELECT status FROM models WHERE shop_id = $1 AND version = 2", seed.ShopId));
+
+        var response = await app.Client.SendAsync(Rollback("?kind=recommender"));
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal(1, (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("activeVersion").GetInt32());
@@ -86,11 +97,11 @@ public sealed class RegistryTests(AppFixture app) : IClassFixture<AppFixture>
         var seed = new StoreSeed(app, "registry-gone.myshopify.com");
         await seed.SeedAsync(customersPerGroup: 3);
         var scheduler = app.Factory.Services.GetRequiredService<TrainingScheduler>();
-        scheduler.EnsureNightly(seed.Shop, "Europe/London");
+        scheduler.OnInstalled(seed.Shop, "Europe/London");
         var storage = app.Factory.Services.GetRequiredService<Hangfire.JobStorage>();
-        bool Scheduled() { using var c = storage.GetConnection(); return c.GetRecurringJobs([TrainingScheduler.NightlyId(seed.Shop)]).Any(j => !j.Removed); }
+        bool Scheduled() { using var c = storage.GetConnection(); return c.GetRecurringJobs([TrainingScheduler.NightlyId(seed.Shop, RecommenderTrainer.Kind)]).Any(j => !j.Removed); }
         Assert.True(Scheduled());
-        Assert.Equal("Europe/London", StorageTimeZone(storage, TrainingScheduler.NightlyId(seed.Shop)));
+        Assert.Equal("Europe/London", StorageTimeZone(storage, TrainingScheduler.NightlyId(seed.Shop, RecommenderTrainer.Kind)));
         await app.SendWebhookAsync("app/uninstalled", seed.Shop, $"{{\"id\": 1, \"myshopify_domain\": \"{seed.Shop}\"}}");
 
         scheduler.TrainNow(seed.Shop, "on demand");

@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Primitives;
+using PluginApp.Training;
 using PluginApp.Recommendations;
 using PluginApp.Shopify;
 using PluginApp.Tests.Infrastructure;
@@ -79,7 +80,7 @@ public sealed class StoreSeed(AppFixture app, string shop)
     }
 
     public async Task<(int Version, bool Activated)> TrainAsync() =>
-        await app.Factory.Services.GetRequiredService<TrainingService>().TrainAsync(Shop, "test", CancellationToken.None);
+        await app.Factory.Services.GetRequiredService<TrainingService>().TrainAsync(Shop, RecommenderTrainer.Kind, "test", CancellationToken.None);
 
     /// <summary>Serving reloads the catalog within seconds; tests that change it do not wait.</summary>
     public void RefreshCatalog(IServiceProvider? services = null) =>

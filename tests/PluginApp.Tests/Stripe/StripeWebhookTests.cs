@@ -11,20 +11,32 @@ using WireMock.Server;
 
 namespace PluginApp.Tests.Stripe;
 
-/// <summary>Stripe webhooks verified by Stripe.net, stored once; the disputed charge read from Stripe's API (a WireMock stand-in).</summary>
-public sealed class StripeWebhookTests(AppFixture app) : IClassFixture<AppFixture>, IDisposable
+/// <summary>The app with Stripe configured on its main instance, pointed at a WireMock stand-in for Stripe's API.</summary>
+public sealed class StripeFixture : AppFixture
 {
-    private const string Secret = "whsec_test_0123456789abcdef0123456789abcdef";
-    private readonly WireMockServer _stripe = WireMockServer.Start();
+    public const string Secret = "whsec_test_0123456789abcdef0123456789abcdef";
+    public WireMockServer Stripe { get; } = WireMockServer.Start();
 
-    public void Dispose() => _stripe.Stop();
-
-    private WebApplicationFactory<Program> Configured() => app.CreateFactory(app.Database.ConnectionString, b =>
+    // Every instance on one database runs its jobs: all of them are configured alike, as in production.
+    protected override void ConfigureMainInstance(IWebHostBuilder b)
     {
         b.UseSetting("Stripe:WebhookSecret", Secret);
         b.UseSetting("Stripe:ApiKey", "rk_test_readcharges");
-        b.UseSetting("Stripe:ApiBase", _stripe.Url!);
-    });
+        b.UseSetting("Stripe:ApiBase", Stripe.Url!);
+    }
+
+    public override async Task DisposeAsync()
+    {
+        await base.DisposeAsync();
+        Stripe.Stop();
+    }
+}
+
+/// <summary>Stripe webhooks verified by Stripe.net, stored once; the disputed charge read from Stripe's API (a WireMock stand-in).</summary>
+public sealed class StripeWebhookTests(StripeFixture app) : IClassFixture<StripeFixture>
+{
+    private const string Secret = StripeFixture.Secret;
+    private WireMockServer _stripe => app.Stripe;
 
     /// <summary>Stripe's scheme: t=timestamp, v1=hex HMAC-SHA256 of "{t}.{payload}" with the endpoint secret.</summary>
     private static string Sign(string payload, DateTimeOffset at, string secret = Secret)
@@ -61,8 +73,7 @@ public sealed class StripeWebhookTests(AppFixture app) : IClassFixture<AppFixtur
         _stripe.Given(Request.Create().WithPath("/v1/charges/ch_evt_ok").UsingGet()).RespondWith(Response.Create().WithStatusCode(200)
             .WithHeader("Content-Type", "application/json")
             .WithBody("""{"id":"ch_evt_ok","object":"charge","amount":4200,"currency":"usd","payment_intent":"pi_9","metadata":{"shopify_order_id":"450789469"}}"""));
-        await using var instance = Configured();
-        using var client = instance.CreateClient(new() { BaseAddress = new Uri("https://localhost") });
+        var client = app.Client;
         var payload = Dispute("evt_ok");
 
         var first = await PostAsync(client, payload, Sign(payload, app.Clock.GetUtcNow()));
@@ -87,8 +98,7 @@ public sealed class StripeWebhookTests(AppFixture app) : IClassFixture<AppFixtur
     [InlineData("other-api-version")]
     public async Task BadEvent_Is400AndStoresNothing(string how)
     {
-        await using var instance = Configured();
-        using var client = instance.CreateClient(new() { BaseAddress = new Uri("https://localhost") });
+        var client = app.Client;
         var id = "evt_bad_" + how.Replace('-', '_');
         var payload = Dispute(id, how == "other-api-version" ? "2024-06-20" : PluginApp.Stripe.StripeApiVersion.Pinned);
         var now = app.Clock.GetUtcNow();
@@ -109,9 +119,12 @@ public sealed class StripeWebhookTests(AppFixture app) : IClassFixture<AppFixtur
     [Fact]
     public async Task NotConfigured_Is503()
     {
+        await using var database = await TestDatabase.CreateAsync();
+        await using var unconfigured = app.CreateFactory(database.ConnectionString);
+        using var client = unconfigured.CreateClient(new() { BaseAddress = new Uri("https://localhost") });
         var payload = Dispute("evt_unconfigured");
 
-        var response = await PostAsync(app.Client, payload, Sign(payload, app.Clock.GetUtcNow()));
+        var response = await PostAsync(client, payload, Sign(payload, app.Clock.GetUtcNow()));
 
         Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
     }

@@ -1,4 +1,4 @@
-namespace PluginApp.Data;
+namespace PluginApp.StoreData;
 
 // Row types for the normalized store data. Each carries its shop; the DbContext filters on it.
 public interface IShopOwned { long ShopId { get; set; } }

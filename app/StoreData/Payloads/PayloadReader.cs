@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 
-namespace PluginApp.Webhooks.Payloads;
+namespace PluginApp.StoreData;
 
 /// <summary>A payload that parsed as JSON but does not have the shape its topic promises.</summary>
 public sealed class MalformedPayloadException(string message) : Exception(message);
@@ -37,7 +37,7 @@ internal static class PayloadReader
         return v.ValueKind switch
         {
             // Why clean: PostgreSQL text cannot hold U+0000, and the raw body is stored without it too (JsonSanitizer).
-            JsonValueKind.String => Store.JsonSanitizer.Clean(v.GetString()),
+            JsonValueKind.String => JsonSanitizer.Clean(v.GetString()),
             JsonValueKind.Null => null,
             JsonValueKind.Number => v.GetRawText(),
             JsonValueKind.True or JsonValueKind.False => v.GetRawText(),

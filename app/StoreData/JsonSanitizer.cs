@@ -2,7 +2,7 @@ using System.Buffers;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 
-namespace PluginApp.Store;
+namespace PluginApp.StoreData;
 
 /// <summary>
 /// PostgreSQL cannot hold U+0000 in text or jsonb, and a shopper can type it into an order note. Every writer of store

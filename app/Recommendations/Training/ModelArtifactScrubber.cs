@@ -23,7 +23,7 @@ public sealed class ModelArtifactScrubber(NpgsqlDataSource db, ILogger<ModelArti
         var ids = new List<long>();
         await using (var cmd = db.CreateCommand("SELECT id FROM models WHERE kind = $1 AND get_byte(artifact, 4) = 1 AND get_byte(artifact, 5) = 0"))
         {
-            cmd.Parameters.AddWithValue(ModelCache.Kind);
+            cmd.Parameters.AddWithValue(RecommenderTrainer.Kind);
             await using var r = await cmd.ExecuteReaderAsync(ct);
             while (await r.ReadAsync(ct)) ids.Add(r.GetInt64(0));
         }

@@ -1,35 +1,39 @@
 using System.Text.Json;
 using Npgsql;
+using PluginApp.Data;
 
-namespace PluginApp.Recommendations;
+namespace PluginApp.Training;
 
 public sealed record ModelEntry(long Id, string Kind, int Version, string Status, string? StatusReason, DateTimeOffset? DataFrom,
     DateTimeOffset? DataTo, JsonElement Parameters, JsonElement Metrics, DateTimeOffset CreatedAt, DateTimeOffset? ActivatedAt);
 
 /// <summary>
-/// Models per shop and kind, with the promotion gate: a new model becomes active only when its held-out
-/// Recall@10 is not worse than the active one's; otherwise it stays a candidate with the reason. Every change
-/// of the active model is announced (NOTIFY model_changed) so every instance reloads within seconds.
+/// Models per shop and kind, with the promotion gate: a new model becomes active only when its held-out promotion
+/// metric (the kind's, e.g. Recall@10 for the recommender) is not worse than the active one's; otherwise it stays a
+/// candidate with the reason. Every change of the active model is announced (NOTIFY model_changed) so every instance
+/// reloads within seconds.
 /// </summary>
 public sealed class ModelRegistry(NpgsqlDataSource db, TimeProvider clock)
 {
     public const string Channel = "model_changed";
 
-    /// <summary>Stores a trained model and applies the gate. Returns its version and whether it became active.</summary>
-    public async Task<(int Version, bool Activated, string Reason)> RegisterAsync(long shopId, string kind, byte[] artifact, object parameters,
-        HeldOutMetrics metrics, DateTimeOffset? from, DateTimeOffset? to, CancellationToken ct)
+    /// <summary>Stores a trained model and applies the kind's gate. Returns its version and whether it became active.</summary>
+    public async Task<(int Version, bool Activated, string Reason)> RegisterAsync(long shopId, ModelKind modelKind, TrainedModel model, CancellationToken ct)
     {
+        var kind = modelKind.Name;
+        var metric = modelKind.PromotionMetric;
+        var candidate = model.MetricValue(metric);
         await using var conn = await db.OpenConnectionAsync(ct);
         await using var tx = await conn.BeginTransactionAsync(ct);
         // Serialize registrations per shop and kind so versions and the gate see one order.
         await Exec(conn, tx, "SELECT pg_advisory_xact_lock(hashtext($1))", ct, $"models:{shopId}:{kind}");
         var version = (int)(await Scalar(conn, tx, "SELECT coalesce(max(version), 0) + 1 FROM models WHERE shop_id = $1 AND kind = $2", ct, shopId, kind))!;
-        var activeRecall = await Scalar(conn, tx,
-            "SELECT (metrics->>'RecallAt10')::float8 FROM models WHERE shop_id = $1 AND kind = $2 AND status = 'active'", ct, shopId, kind) as double?;
-        var activate = activeRecall is null || metrics.RecallAt10 >= activeRecall.Value;
-        var reason = activeRecall is null ? "first model"
-            : activate ? $"held-out Recall@10 {metrics.RecallAt10:F4} is not worse than the active model's {activeRecall:F4}"
-            : $"held-out Recall@10 {metrics.RecallAt10:F4} is worse than the active model's {activeRecall:F4}";
+        var active = await Scalar(conn, tx,
+            "SELECT (metrics->>$3)::float8 FROM models WHERE shop_id = $1 AND kind = $2 AND status = 'active'", ct, shopId, kind, metric) as double?;
+        var activate = active is null || candidate >= active.Value;
+        var reason = active is null ? "first model"
+            : activate ? $"held-out {metric} {candidate:F4} is not worse than the active model's {active:F4}"
+            : $"held-out {metric} {candidate:F4} is worse than the active model's {active:F4}";
         var now = clock.GetUtcNow();
         if (activate)
             await Exec(conn, tx, "UPDATE models SET status = 'retired', status_reason = $3 WHERE shop_id = $1 AND kind = $2 AND status = 'active'", ct,
@@ -37,8 +41,8 @@ public sealed class ModelRegistry(NpgsqlDataSource db, TimeProvider clock)
         await Exec(conn, tx, """
             INSERT INTO models (shop_id, kind, version, status, status_reason, data_from, data_to, parameters, metrics, artifact, created_at, activated_at)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb, $10, $11, $12)
-            """, ct, shopId, kind, version, activate ? "active" : "candidate", reason, (object?)from ?? DBNull.Value, (object?)to ?? DBNull.Value,
-            JsonSerializer.Serialize(parameters), JsonSerializer.Serialize(metrics), artifact, now, activate ? now : DBNull.Value);
+            """, ct, shopId, kind, version, activate ? "active" : "candidate", reason, (object?)model.DataFrom ?? DBNull.Value, (object?)model.DataTo ?? DBNull.Value,
+            JsonSerializer.Serialize(model.Parameters), JsonSerializer.Serialize(model.Metrics), model.Artifact, now, activate ? now : DBNull.Value);
         if (activate) await Notify(conn, tx, shopId, ct);
         await tx.CommitAsync(ct);
         return (version, activate, reason);

@@ -1,6 +1,6 @@
 using PluginApp.Compliance;
 
-namespace PluginApp.Store;
+namespace PluginApp.StoreData;
 
 /// <summary>The personal fields of the store rows every writer of store data fills (webhooks and the backfill).</summary>
 public static class StorePersonalData

@@ -1,8 +1,8 @@
 using Npgsql;
 using PluginApp.Data;
-using PluginApp.Webhooks.Payloads;
+using PluginApp.StoreData;
 
-namespace PluginApp.Store;
+namespace PluginApp.StoreData;
 
 /// <summary>
 /// Adds the statements that write normalized store rows for one shop to the caller's batch, so a
@@ -170,7 +170,7 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId)
     public void Add(string sql, params object?[] args)
     {
         var cmd = new NpgsqlBatchCommand(sql);
-        foreach (var a in args) cmd.Parameters.Add(UpsertStatement.Param(a));
+        foreach (var a in args) cmd.Parameters.Add(Sql.Param(a));
         batch.BatchCommands.Add(cmd);
     }
 

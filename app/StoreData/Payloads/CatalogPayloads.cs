@@ -1,7 +1,7 @@
 using System.Text.Json;
 using PluginApp.Data;
 
-namespace PluginApp.Webhooks.Payloads;
+namespace PluginApp.StoreData;
 
 /// <summary>products/*, customers/*, carts/* and checkouts/* payloads to rows.</summary>
 internal static class CatalogPayloads

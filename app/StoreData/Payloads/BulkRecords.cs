@@ -1,9 +1,9 @@
 using System.Text.Json;
 using PluginApp.Data;
 using PluginApp.Shopify;
-using PluginApp.Webhooks.Payloads;
+using PluginApp.StoreData;
 
-namespace PluginApp.Backfill;
+namespace PluginApp.StoreData;
 
 /// <summary>
 /// GraphQL bulk-result objects to the same rows webhooks produce, so both paths meet in the same upserts.

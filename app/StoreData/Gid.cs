@@ -1,7 +1,7 @@
 using System.Globalization;
-using PluginApp.Webhooks.Payloads;
+using PluginApp.StoreData;
 
-namespace PluginApp.Shopify;
+namespace PluginApp.StoreData;
 
 /// <summary>Shopify global ids ("gid://shopify/Order/123") and the numeric ids REST payloads use for the same objects.</summary>
 public static class Gid

@@ -1,5 +1,5 @@
-using PluginApp.Store;
-using PluginApp.Webhooks.Payloads;
+using PluginApp.StoreData;
+using PluginApp.Data;
 
 namespace PluginApp.Recommendations;
 

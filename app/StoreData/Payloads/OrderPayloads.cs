@@ -1,7 +1,7 @@
 using System.Text.Json;
 using PluginApp.Data;
 
-namespace PluginApp.Webhooks.Payloads;
+namespace PluginApp.StoreData;
 
 /// <summary>orders/* and refunds/create payloads to rows.</summary>
 internal static class OrderPayloads

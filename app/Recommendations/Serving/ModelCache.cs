@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Options;
 using Npgsql;
+using PluginApp.Training;
 
 namespace PluginApp.Recommendations;
 
@@ -14,7 +15,6 @@ public sealed record ServingModel(int Version, RecommenderBundle Bundle);
 public sealed class ModelCache(ModelRegistry registry, NpgsqlDataSource db, IOptions<RecommendationOptions> options, ILogger<ModelCache> logger)
     : BackgroundService
 {
-    public const string Kind = "recommender";
     private readonly ConcurrentDictionary<long, Lazy<Task<ServingModel?>>> _models = new();
 
     public Task<ServingModel?> GetAsync(long shopId, CancellationToken ct) =>
@@ -33,7 +33,7 @@ public sealed class ModelCache(ModelRegistry registry, NpgsqlDataSource db, IOpt
     {
         try
         {
-            var active = await registry.LoadActiveAsync(shopId, Kind, CancellationToken.None);
+            var active = await registry.LoadActiveAsync(shopId, RecommenderTrainer.Kind, CancellationToken.None);
             return active is { } a ? new ServingModel(a.Version, RecommenderBundle.FromBytes(a.Artifact)) : null;
         }
         catch (Exception e) when (e is NpgsqlException or InvalidDataException)
@@ -71,7 +71,7 @@ public sealed class ModelCache(ModelRegistry registry, NpgsqlDataSource db, IOpt
             var cached = entry.Value.Result?.Version;
             await using var cmd = db.CreateCommand("SELECT version FROM models WHERE shop_id = $1 AND kind = $2 AND status = 'active'");
             cmd.Parameters.AddWithValue(shopId);
-            cmd.Parameters.AddWithValue(Kind);
+            cmd.Parameters.AddWithValue(RecommenderTrainer.Kind);
             if (await cmd.ExecuteScalarAsync(ct) as int? != cached) Invalidate(shopId);
         }
     }

@@ -1,7 +1,8 @@
 using Npgsql;
 using NpgsqlTypes;
+using PluginApp.Data;
 
-namespace PluginApp.Store;
+namespace PluginApp.StoreData;
 
 /// <summary>
 /// One idempotent upsert, written once per table: INSERT ... SELECT $1..$n [guard] ON CONFLICT (keys)
@@ -53,22 +54,8 @@ internal sealed class UpsertStatement
         if (values.Length != _columnCount)
             throw new ArgumentException($"expected {_columnCount} values, got {values.Length}", nameof(values));
         var cmd = new NpgsqlBatchCommand(_sql);
-        foreach (var v in values) cmd.Parameters.Add(Param(v));
-        foreach (var v in guardValues) cmd.Parameters.Add(Param(v));
+        foreach (var v in values) cmd.Parameters.Add(Sql.Param(v));
+        foreach (var v in guardValues) cmd.Parameters.Add(Sql.Param(v));
         batch.BatchCommands.Add(cmd);
     }
-
-    internal static NpgsqlParameter Param(object? v) => v switch
-    {
-        null => new NpgsqlParameter { Value = DBNull.Value },
-        DateTimeOffset t => new NpgsqlParameter { Value = t.ToUniversalTime(), NpgsqlDbType = NpgsqlDbType.TimestampTz },
-        TypedNull n => new NpgsqlParameter { Value = DBNull.Value, NpgsqlDbType = n.Type },
-        _ => new NpgsqlParameter { Value = v },
-    };
-}
-
-/// <summary>A null whose SQL type must be known (e.g. compared with IS NOT DISTINCT FROM).</summary>
-internal sealed record TypedNull(NpgsqlDbType Type)
-{
-    public static object Time(DateTimeOffset? t) => t is { } v ? v : new TypedNull(NpgsqlDbType.TimestampTz);
 }

@@ -1,0 +1,31 @@
+using PluginApp.Training;
+
+namespace PluginApp.Recommendations;
+
+/// <summary>The recommender as a model kind: signals of the shop in, a bundle (ALS item side, bought-together, bestsellers) out.</summary>
+public sealed class RecommenderTrainer(SignalStore signals, TimeProvider clock) : IModelTrainer
+{
+    public const string Kind = "recommender";
+
+    /// <summary>Signals older than this are not read: their decayed weight is negligible.</summary>
+    public static readonly TimeSpan History = TimeSpan.FromDays(730);
+
+    public static readonly ModelKind Registration = new(Kind, "Upsell recommender", nameof(HeldOutMetrics.RecallAt10), typeof(RecommenderTrainer),
+        Purpose: "Ranks the products shown in the Goes well with blocks on product and cart pages.",
+        Inputs: "Order lines (minus refunds), cart contents and clicks and add-to-carts on its own blocks, by customer or anonymous visitor; no names, emails or addresses.",
+        ShownWhere: "Shoppers see the ranked products in the theme blocks; each answer names the model version and experiment arm.",
+        Fallback: "Store bestsellers under the same business rules when there is no model, it fails, or it takes longer than 50 ms.")
+    {
+        OnActivated = (services, shopId) => services.GetRequiredService<ModelCache>().Invalidate(shopId),
+    };
+
+    public async Task<TrainedModel> TrainAsync(long shopId, CancellationToken ct)
+    {
+        var data = await signals.LoadAsync(shopId, History, ct);
+        var p = RecommenderTraining.Defaults;
+        // Why the newest signal and not the clock: a replayed or quiet store is judged on its own timeline.
+        var asOf = data.Count > 0 ? data.Max(s => s.At) : clock.GetUtcNow();
+        var trained = await Task.Run(() => RecommenderTraining.Train(data, asOf, p), ct);
+        return new TrainedModel(trained.Bundle.ToBytes(), p, trained.Metrics, trained.Interactions, trained.From, trained.To);
+    }
+}

@@ -1,0 +1,60 @@
+using System.Text.Json;
+
+namespace PluginApp.Training;
+
+/// <summary>
+/// One kind of model the app trains per shop (the recommender now; order risk, churn and purchase intent next), declared
+/// by its feature in one place: how it is trained, how a candidate is judged against the active version, what to do when
+/// a version becomes active, and what the merchant is told about it (the AI-use disclosure reads these).
+/// </summary>
+/// <param name="Name">The registry's kind, e.g. "recommender".</param>
+/// <param name="PromotionMetric">A key of the trained model's metrics; higher is better. A candidate becomes active only if it is not worse.</param>
+/// <param name="Purpose">What it decides, in the merchant's words.</param>
+/// <param name="Inputs">What data it learns from and looks at.</param>
+/// <param name="ShownWhere">Where its decisions show, and to whom.</param>
+/// <param name="Fallback">What happens when it has no model, or fails.</param>
+public sealed record ModelKind(string Name, string Title, string PromotionMetric, Type Trainer, string Purpose, string Inputs, string ShownWhere,
+    string Fallback)
+{
+    /// <summary>Called on the instance that activated a version (the others learn it from model_changed).</summary>
+    public Action<IServiceProvider, long>? OnActivated { get; init; }
+}
+
+/// <summary>A model trained for one shop, ready for the registry.</summary>
+/// <param name="Metrics">Held-out metrics, serialized as the registry's metrics; must contain the kind's promotion metric.</param>
+public sealed record TrainedModel(byte[] Artifact, object Parameters, object Metrics, long Rows, DateTimeOffset? DataFrom, DateTimeOffset? DataTo)
+{
+    public double MetricValue(string name) =>
+        JsonSerializer.SerializeToElement(Metrics).TryGetProperty(name, out var v) && v.TryGetDouble(out var d) ? d
+            : throw new InvalidOperationException($"the trained model's metrics have no numeric '{name}'");
+}
+
+/// <summary>Trains one kind of model for one shop: data in, a trained model out (the registry, the run record and the gate are not its concern).</summary>
+public interface IModelTrainer
+{
+    Task<TrainedModel> TrainAsync(long shopId, CancellationToken ct);
+}
+
+/// <summary>Every model kind, by name.</summary>
+public sealed class ModelKinds(IEnumerable<ModelKind> kinds)
+{
+    private readonly Dictionary<string, ModelKind> _byName = kinds.ToDictionary(k => k.Name, StringComparer.Ordinal);
+
+    public IReadOnlyCollection<ModelKind> All => _byName.Values;
+
+    public ModelKind this[string name] => _byName.TryGetValue(name, out var k) ? k : throw new KeyNotFoundException($"no model kind named '{name}' is registered");
+
+    public bool Contains(string name) => _byName.ContainsKey(name);
+}
+
+public static class ModelKindExtensions
+{
+    /// <summary>Registers a model kind and its trainer: it is trained on the same triggers as every other kind and kept in the registry.</summary>
+    public static IServiceCollection AddModelKind(this IServiceCollection services, ModelKind kind)
+    {
+        if (!typeof(IModelTrainer).IsAssignableFrom(kind.Trainer))
+            throw new ArgumentException($"{kind.Name}: {kind.Trainer.Name} is not an {nameof(IModelTrainer)}", nameof(kind));
+        services.AddTransient(kind.Trainer);
+        return services.AddSingleton(kind);
+    }
+}

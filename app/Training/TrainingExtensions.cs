@@ -1,0 +1,29 @@
+using Microsoft.Extensions.Options;
+using PluginApp.Compliance;
+using PluginApp.Jobs;
+
+namespace PluginApp.Training;
+
+public static class TrainingExtensions
+{
+    /// <summary>The one training path every model kind (AddModelKind) is trained through.</summary>
+    public static IServiceCollection AddTraining(this IServiceCollection services)
+    {
+        services.AddOptions<TrainingOptions>().BindConfiguration(TrainingOptions.Section).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<TrainingOptions>, TrainingOptionsValidator>();
+        services.AddSingleton<ModelKinds>();
+        services.AddSingleton<ModelRegistry>();
+        services.AddTransient<TrainingService>();
+        services.AddTransient<TrainingScheduler>();
+        services.AddRecurringJob<NewOrdersTrainingJob>("train-on-new-orders", j => j.RunAsync(CancellationToken.None),
+            sp => $"*/{(int)sp.GetRequiredService<IOptions<TrainingOptions>>().Value.NewOrdersCheckInterval.TotalMinutes} * * * *");
+        // The registry keeps the active model, the three newest others (rollback targets) and anything younger than 30 days.
+        services.AddRetention(new RetentionRule("old model versions", TimeSpan.FromDays(30),
+            """
+            DELETE FROM models m WHERE m.status <> 'active' AND m.created_at < $1 AND m.id NOT IN (
+              SELECT id FROM (SELECT id, row_number() OVER (PARTITION BY shop_id, kind ORDER BY version DESC) AS n
+                              FROM models WHERE status <> 'active') k WHERE k.n <= 3)
+            """));
+        return services;
+    }
+}

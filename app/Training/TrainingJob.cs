@@ -1,0 +1,90 @@
+using Hangfire;
+using Microsoft.Extensions.Options;
+using Npgsql;
+using PluginApp.Install;
+using PluginApp.Jobs;
+using PluginApp.StoreData;
+
+namespace PluginApp.Training;
+
+/// <summary>Trains one model kind of one shop on Hangfire. One training per shop and kind at a time; failures follow the one job retry policy.</summary>
+public sealed class TrainingJob(TrainingService training, TrainingScheduler scheduler, JobLocks locks, ILogger<TrainingJob> logger)
+{
+    public async Task RunAsync(string shop, string kind, string trigger, CancellationToken ct)
+    {
+        await using var lease = await locks.TryAcquireAsync($"training:{kind}:{shop}", ct);
+        if (lease is null)
+        {
+            // The running training already learns from what this trigger would; a second one at once would only race it.
+            logger.LogInformation("{Shop} is already training its {Kind}; the {Trigger} run is not needed", shop, kind, trigger);
+            return;
+        }
+        try
+        {
+            await training.TrainAsync(shop, kind, trigger, ct);
+        }
+        catch (ShopNotConnectedException)
+        {
+            // Uninstalled or erased: stop this shop's training for good.
+            logger.LogInformation("{Shop} is no longer installed; removing its training schedule", shop);
+            scheduler.RemoveNightly(shop);
+        }
+    }
+}
+
+/// <summary>
+/// Every reason a model is trained, in one place: after the install's backfill, nightly at 03:00 in the shop's time zone,
+/// on the merchant's demand, and when enough orders arrived since the newest model's data ends. Each trains every kind.
+/// </summary>
+public sealed class TrainingScheduler(IBackgroundJobClient jobs, IRecurringJobManager recurring, ModelKinds kinds)
+{
+    public static string NightlyId(string shop, string kind) => $"train-nightly:{kind}:{shop}";
+
+    /// <summary>On install: a nightly training of every kind in the shop's time zone.</summary>
+    public void OnInstalled(string shop, string? ianaTimeZone)
+    {
+        var zone = TimeZoneInfo.TryFindSystemTimeZoneById(ianaTimeZone ?? "UTC", out var tz) ? tz : TimeZoneInfo.Utc;
+        foreach (var kind in kinds.All)
+            recurring.AddOrUpdate<TrainingJob>(NightlyId(shop, kind.Name), j => j.RunAsync(shop, kind.Name, "nightly", CancellationToken.None),
+                "0 3 * * *", new RecurringJobOptions { TimeZone = zone });
+    }
+
+    public void AfterBackfill(string shop) => TrainNow(shop, "after backfill");
+
+    public void OnDemand(string shop, string? kind = null) => TrainNow(shop, "on demand", kind);
+
+    public void TrainNow(string shop, string reason, string? kind = null)
+    {
+        foreach (var k in kind is null ? kinds.All.Select(x => x.Name) : [kinds[kind].Name])
+            jobs.Enqueue<TrainingJob>(j => j.RunAsync(shop, k, reason, CancellationToken.None));
+    }
+
+    public void RemoveNightly(string shop)
+    {
+        foreach (var kind in kinds.All) recurring.RemoveIfExists(NightlyId(shop, kind.Name));
+    }
+}
+
+/// <summary>Every few minutes: shops with enough orders since a kind's newest model's data ends get that kind trained.</summary>
+public sealed class NewOrdersTrainingJob(NpgsqlDataSource db, TrainingScheduler scheduler, ModelKinds kinds, IOptions<TrainingOptions> options)
+{
+    [AutomaticRetry(Attempts = 0)] // the next run comes in a few minutes anyway
+    public async Task RunAsync(CancellationToken ct)
+    {
+        foreach (var kind in kinds.All)
+        {
+            await using var cmd = db.CreateCommand($"""
+                SELECT s.domain FROM shops s
+                WHERE {ShopStatus.Reachable("s")}
+                  AND NOT EXISTS (SELECT 1 FROM training_runs t WHERE t.shop_id = s.id AND t.kind = $2 AND t.state = 'running')
+                  AND (SELECT count(*) FROM orders o WHERE o.shop_id = s.id
+                       AND o.created_at > coalesce((SELECT m.data_to FROM models m WHERE m.shop_id = s.id AND m.kind = $2 ORDER BY m.version DESC LIMIT 1), '-infinity')) >= $1
+                """);
+            cmd.Parameters.AddWithValue(options.Value.RetrainAfterNewOrders);
+            cmd.Parameters.AddWithValue(kind.Name);
+            var shops = new List<string>();
+            await using (var r = await cmd.ExecuteReaderAsync(ct)) while (await r.ReadAsync(ct)) shops.Add(r.GetString(0));
+            foreach (var shop in shops) scheduler.TrainNow(shop, "new orders", kind.Name);
+        }
+    }
+}

@@ -1,0 +1,43 @@
+using System.Text.Json;
+using Npgsql;
+using PluginApp.Data;
+using PluginApp.Install;
+using PluginApp.Jobs;
+using PluginApp.StoreData;
+
+namespace PluginApp.Training;
+
+/// <summary>
+/// Trains one kind of model for one shop: records the run (trigger, start, end, rows, parameters, metrics, error), asks the
+/// kind's trainer for a model, registers it through the kind's promotion gate, and tells this instance when it activated.
+/// </summary>
+public sealed class TrainingService(ShopLookup shops, ModelKinds kinds, ModelRegistry registry, RunLog runs, IServiceProvider services,
+    ILogger<TrainingService> logger)
+{
+    public async Task<(int Version, bool Activated)> TrainAsync(string shop, string kindName, string trigger, CancellationToken ct)
+    {
+        var kind = kinds[kindName];
+        var shopId = await shops.InstalledIdAsync(shop, ct) ?? throw new ShopNotConnectedException(shop, "the app is not installed");
+        var runId = await runs.StartAsync(RunLog.Training, shopId, new() { ["kind"] = kind.Name, ["trigger"] = trigger }, ct);
+        try
+        {
+            var trainer = (IModelTrainer)services.GetRequiredService(kind.Trainer);
+            var model = await trainer.TrainAsync(shopId, ct);
+            var (version, activated, reason) = await registry.RegisterAsync(shopId, kind, model, ct);
+            await runs.FinishAsync(RunLog.Training, runId, "completed", null, new()
+            {
+                ["rows"] = model.Rows, ["parameters"] = Json(model.Parameters), ["metrics"] = Json(model.Metrics), ["model_version"] = version,
+            });
+            if (activated) kind.OnActivated?.Invoke(services, shopId); // this instance at once; the others on model_changed
+            logger.LogInformation("Trained {Shop} {Kind} v{Version} ({Reason})", shop, kind.Name, version, reason);
+            return (version, activated);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            await runs.FinishAsync(RunLog.Training, runId, "failed", e.Message, []);
+            throw;
+        }
+    }
+
+    private static JsonDocument Json(object value) => JsonSerializer.SerializeToDocument(value);
+}
