@@ -25,6 +25,7 @@ builder.Services.AddCompliance();
 builder.Services.AddStore();
 builder.AddInstall();
 builder.Services.AddWebhooks();
+builder.Services.AddAdmin();
 builder.Services.AddOutbox();
 builder.Services.AddBackfill();
 builder.Services.AddTraining();

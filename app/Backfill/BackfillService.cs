@@ -18,7 +18,7 @@ namespace PluginApp.Backfill;
 /// run's cursor. A run interrupted anywhere resumes: a staged phase continues after its cursor; a phase whose file was
 /// not fully staged waits for the same bulk operation again and re-stages it.
 /// </summary>
-public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, AdminGraphQLClient shopify, IHttpClientFactory httpFactory, JobLocks locks,
+public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, AdminGraphQLClient shopify, IHttpClientFactory httpFactory, JobLocks locks, RunLog runs,
     IOptions<BackfillOptions> options, TimeProvider clock, ILogger<BackfillService> logger)
 {
     public const string DownloadClient = "bulk-download";
@@ -35,16 +35,13 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
         {
             foreach (var phase in BackfillPhase.All.Where(p => !run.PhasesDone.Contains(p.Name)))
                 run = await RunPhaseAsync(shop, run, phase, ct);
-            await Exec("""
-                UPDATE backfill_runs SET state = 'completed', phase = NULL, error = NULL, updated_at = $2, finished_at = $2 WHERE id = $1
-                """, CancellationToken.None, run.Id, clock.GetUtcNow());
+            await runs.FinishAsync(RunLog.Backfill, run.Id, "completed", null, new() { ["phase"] = null });
             logger.LogInformation("Backfill of {Shop} completed: {Rows} objects", shop, run.RowsDone);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
             // A retry of the job resumes this run from its cursor; after the last retry it stays failed.
-            await Exec("UPDATE backfill_runs SET state = 'failed', error = $2, updated_at = $3, finished_at = $3 WHERE id = $1",
-                CancellationToken.None, run.Id, e.Message, clock.GetUtcNow());
+            await runs.FinishAsync(RunLog.Backfill, run.Id, "failed", e.Message, []);
             throw;
         }
     }

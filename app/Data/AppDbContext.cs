@@ -25,18 +25,14 @@ public sealed class AppDbContext(DbContextOptions<AppDbContext> options, ShopSco
     // serves every shop, and a context with no shop entered sees nothing rather than everything.
     private long CurrentShopId => scope.ShopId;
 
+    // What EF is for: the admin's shop-filtered reads of store rows. Writes, bulk paths and anything hot use raw SQL (StoreWriter).
+
     public DbSet<Shop> Shops => Set<Shop>();
     public DbSet<Customer> Customers => Set<Customer>();
     public DbSet<Product> Products => Set<Product>();
-    public DbSet<Variant> Variants => Set<Variant>();
     public DbSet<Order> Orders => Set<Order>();
     public DbSet<OrderLine> OrderLines => Set<OrderLine>();
     public DbSet<Refund> Refunds => Set<Refund>();
-    public DbSet<RefundLine> RefundLines => Set<RefundLine>();
-    public DbSet<Cart> Carts => Set<Cart>();
-    public DbSet<CartLine> CartLines => Set<CartLine>();
-    public DbSet<Checkout> Checkouts => Set<Checkout>();
-    public DbSet<CheckoutLine> CheckoutLines => Set<CheckoutLine>();
     public DbSet<WebhookDelivery> WebhookDeliveries => Set<WebhookDelivery>();
     public DbSet<CustomerDataRequest> CustomerDataRequests => Set<CustomerDataRequest>();
 
@@ -49,15 +45,9 @@ public sealed class AppDbContext(DbContextOptions<AppDbContext> options, ShopSco
 
         Owned<Customer>(b, "customers").HasKey(x => new { x.ShopId, x.Id });
         Owned<Product>(b, "products").HasKey(x => new { x.ShopId, x.Id });
-        Owned<Variant>(b, "variants").HasKey(x => new { x.ShopId, x.Id });
         Owned<Order>(b, "orders").HasKey(x => new { x.ShopId, x.Id });
         Owned<OrderLine>(b, "order_lines").HasKey(x => new { x.ShopId, x.Id });
         Owned<Refund>(b, "refunds").HasKey(x => new { x.ShopId, x.Id });
-        Owned<RefundLine>(b, "refund_lines").HasKey(x => new { x.ShopId, x.RefundId, x.LineItemId });
-        Owned<Cart>(b, "carts").HasKey(x => new { x.ShopId, x.Token });
-        Owned<CartLine>(b, "cart_lines").HasKey(x => new { x.ShopId, x.CartToken, x.LineKey });
-        Owned<Checkout>(b, "checkouts").HasKey(x => new { x.ShopId, x.Id });
-        Owned<CheckoutLine>(b, "checkout_lines").HasKey(x => new { x.ShopId, x.CheckoutId, x.LineKey });
         Owned<CustomerDataRequest>(b, "customer_data_requests").HasKey(x => x.Id);
         b.Entity<CustomerDataRequest>().Property(x => x.Export).HasColumnType("jsonb");
 

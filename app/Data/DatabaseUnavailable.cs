@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.Http.HttpResults;
 using System.Net.Sockets;
 using Microsoft.AspNetCore.Diagnostics;
 using Npgsql;
@@ -29,9 +30,9 @@ public sealed class DatabaseUnavailable(TimeProvider clock, ILogger<DatabaseUnav
         var last = Interlocked.Read(ref _lastLogged);
         if (now - last >= 10 && Interlocked.CompareExchange(ref _lastLogged, now, last) == last)
             logger.LogWarning("The database is unavailable ({Message}); answering 503 with Retry-After", exception.Message);
-        http.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
         http.Response.Headers.RetryAfter = RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        await http.Response.WriteAsJsonAsync(new { title = "Service unavailable", status = 503, detail = "The database cannot be reached; try again shortly." }, ct);
+        await TypedResults.Problem(title: "Service unavailable", detail: "The database cannot be reached; try again shortly.",
+            statusCode: StatusCodes.Status503ServiceUnavailable).ExecuteAsync(http);
         return true;
     }
 }

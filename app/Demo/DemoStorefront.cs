@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.Http.HttpResults;
 using System.Globalization;
 using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Primitives;
@@ -26,20 +27,21 @@ public static class DemoStorefront
     public static IEndpointRouteBuilder MapDemoStorefront(this IEndpointRouteBuilder app, IHostEnvironment env)
     {
         if (!env.IsDemo()) return app;
-        app.MapGet("/demo/storefront", (IOptions<DemoOptions> o) => o.Value.StorefrontPage is { } page && File.Exists(page)
-            ? Results.File(Path.GetFullPath(page), "text/html; charset=utf-8")
-            : Results.NotFound("scripts/demo.sh renders the storefront page once a model is trained"));
-        app.MapGet("/assets/{file}", (string file, IOptions<DemoOptions> o) =>
+        app.MapGet("/demo/storefront", Results<PhysicalFileHttpResult, NotFound<string>> (IOptions<DemoOptions> o) =>
+            o.Value.StorefrontPage is { } page && File.Exists(page)
+                ? TypedResults.PhysicalFile(Path.GetFullPath(page), "text/html; charset=utf-8")
+                : TypedResults.NotFound("scripts/demo.sh renders the storefront page once a model is trained"));
+        app.MapGet("/assets/{file}", Results<PhysicalFileHttpResult, NotFound> (string file, IOptions<DemoOptions> o) =>
         {
             var dir = o.Value.ThemeAssets;
-            if (dir is null || file.Contains("..") || file.Contains('/')) return Results.NotFound();
+            if (dir is null || file.Contains("..") || file.Contains('/')) return TypedResults.NotFound();
             var path = Path.GetFullPath(Path.Combine(dir, file));
             var type = file.EndsWith(".js", StringComparison.Ordinal) ? "text/javascript" : file.EndsWith(".css", StringComparison.Ordinal) ? "text/css" : "application/octet-stream";
-            return File.Exists(path) ? Results.File(path, type) : Results.NotFound();
+            return File.Exists(path) ? TypedResults.PhysicalFile(path, type) : TypedResults.NotFound();
         });
-        app.MapGet("/cart.js", () => Results.Json(new { token = "demo-cart", items = Array.Empty<object>(), item_count = 0, total_price = 0, currency = "GBP" }));
-        app.MapPost("/cart/add.js", () => Results.Json(new { }));
-        app.MapPost("/cart/update.js", () => Results.Json(new { }));
+        app.MapGet("/cart.js", () => TypedResults.Json(new { token = "demo-cart", items = Array.Empty<object>(), item_count = 0, total_price = 0, currency = "GBP" }));
+        app.MapPost("/cart/add.js", () => TypedResults.Json(new { }));
+        app.MapPost("/cart/update.js", () => TypedResults.Json(new { }));
         app.Map("/apps/pluginapp/{**rest}", ForwardAsync);
         return app;
     }

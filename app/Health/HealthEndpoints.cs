@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.Http.HttpResults;
 using Npgsql;
 using PluginApp.Data;
 using PluginApp.StoreData;
@@ -12,25 +13,27 @@ public static class HealthEndpoints
         app.MapGet("/healthz", () => TypedResults.Text("ok"));
         // Why a POST form: the ingest benchmark's ceiling sends its webhook bodies here (read, no database). Unauthenticated,
         // so it reads no more than a webhook may carry.
-        app.MapPost("/healthz", async (HttpRequest r, CancellationToken ct) =>
+        app.MapPost("/healthz", async Task<Results<StatusCodeHttpResult, ContentHttpResult>> (HttpRequest r, CancellationToken ct) =>
                 await Webhooks.WebhookEndpoints.ReadBodyAsync(r, ct) is null
-                    ? Results.StatusCode(StatusCodes.Status413PayloadTooLarge) : Results.Text("ok"))
+                    ? TypedResults.StatusCode(StatusCodes.Status413PayloadTooLarge) : TypedResults.Text("ok"))
             .DisableAntiforgery();
         app.MapGet("/readyz", ReadyAsync);
         return app;
     }
 
-    private static async Task<IResult> ReadyAsync(DatabaseMigrator migrator, CancellationToken ct)
+    private static async Task<Results<Ok<Readiness>, ProblemHttpResult>> ReadyAsync(DatabaseMigrator migrator, CancellationToken ct)
     {
         try
         {
             return await migrator.IsUpToDateAsync(ct)
-                ? TypedResults.Ok(new { database = "ok", migrations = "applied" })
-                : TypedResults.Json(new { database = "ok", migrations = "pending" }, statusCode: 503);
+                ? TypedResults.Ok(new Readiness("ok", "applied"))
+                : TypedResults.Problem(title: "Not ready", detail: "migrations are pending", statusCode: 503);
         }
         catch (Exception e) when (e is NpgsqlException or TimeoutException)
         {
-            return TypedResults.Json(new { database = "unreachable", error = e.Message }, statusCode: 503);
+            return TypedResults.Problem(title: "Not ready", detail: $"the database is unreachable: {e.Message}", statusCode: 503);
         }
     }
+
+    public sealed record Readiness(string Database, string Migrations);
 }

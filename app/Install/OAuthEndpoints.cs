@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.Http.HttpResults;
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
@@ -20,10 +21,10 @@ public static class OAuthEndpoints
         return app;
     }
 
-    internal static IResult Begin(string? shop, HttpContext http, IOptions<ShopifyOptions> options, IDataProtectionProvider dp)
+    internal static Results<RedirectHttpResult, ProblemHttpResult> Begin(string? shop, HttpContext http, IOptions<ShopifyOptions> options, IDataProtectionProvider dp)
     {
         if (!ShopDomain.TryNormalize(shop, out var domain))
-            return Results.BadRequest(new { error = "shop must be a *.myshopify.com domain" });
+            return Refuse("shop must be a *.myshopify.com domain");
         var o = options.Value;
         var nonce = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
         // Why bind the nonce to this browser with a protected cookie: a callback replayed in another browser lacks it.
@@ -34,10 +35,10 @@ public static class OAuthEndpoints
         var redirectUri = new Uri(new Uri(o.AppUrl), "/auth/callback").ToString();
         var url = $"https://{domain}/admin/oauth/authorize?client_id={Uri.EscapeDataString(o.ClientId)}"
                 + $"&scope={Uri.EscapeDataString(o.Scopes)}&redirect_uri={Uri.EscapeDataString(redirectUri)}&state={nonce}";
-        return Results.Redirect(url);
+        return TypedResults.Redirect(url);
     }
 
-    internal static async Task<IResult> CallbackAsync(HttpContext http, ShopifyHmac hmac, IOptions<ShopifyOptions> options,
+    internal static async Task<Results<RedirectHttpResult, ProblemHttpResult>> CallbackAsync(HttpContext http, ShopifyHmac hmac, IOptions<ShopifyOptions> options,
         IDataProtectionProvider dp, ShopifyTokenClient tokens, ShopInstaller installer, TimeProvider clock, ILoggerFactory logs)
     {
         var q = http.Request.Query;
@@ -59,9 +60,9 @@ public static class OAuthEndpoints
         catch (TokenEndpointException e)
         {
             logs.CreateLogger(typeof(OAuthEndpoints)).LogWarning("Code exchange for {Shop} failed: {Message}", shop, e.Message);
-            return Results.Problem(title: "Shopify refused the install", detail: "The authorization code could not be exchanged; start the install again.", statusCode: 502);
+            return TypedResults.Problem(title: "Shopify refused the install", detail: "The authorization code could not be exchanged; start the install again.", statusCode: 502);
         }
-        return Results.Redirect($"https://{shop}/admin/apps/{Uri.EscapeDataString(options.Value.ClientId)}");
+        return TypedResults.Redirect($"https://{shop}/admin/apps/{Uri.EscapeDataString(options.Value.ClientId)}");
     }
 
     private static bool StateMatches(HttpContext http, IDataProtectionProvider dp, string shop, string state)
@@ -73,6 +74,6 @@ public static class OAuthEndpoints
         return CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(expected), Encoding.UTF8.GetBytes($"{shop}|{state}"));
     }
 
-    private static IResult Refuse(string why) =>
-        Results.Problem(title: "Install request refused", detail: why, statusCode: StatusCodes.Status400BadRequest);
+    private static ProblemHttpResult Refuse(string why) =>
+        TypedResults.Problem(title: "Install request refused", detail: why, statusCode: StatusCodes.Status400BadRequest);
 }

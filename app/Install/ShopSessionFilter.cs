@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.Http.HttpResults;
 using PluginApp.Data;
 using Microsoft.EntityFrameworkCore;
 using PluginApp.StoreData;
@@ -15,7 +16,7 @@ public sealed class ShopSessionFilter(AppDbContext db, ShopScope scope, ShopifyT
     {
         var http = context.HttpContext;
         var domain = http.User.FindFirst(SessionTokenAuthenticationHandler.ShopClaim)?.Value;
-        if (domain is null) return Results.Unauthorized();
+        if (domain is null) return TypedResults.Unauthorized();
 
         var shop = await db.Shops.AsNoTracking().Where(s => s.Domain == domain).Where(ShopStatus.IsInstalled)
             .Select(s => new { s.Id, s.AccessTokenEnc }).FirstOrDefaultAsync(http.RequestAborted);
@@ -23,7 +24,7 @@ public sealed class ShopSessionFilter(AppDbContext db, ShopScope scope, ShopifyT
         if (shop is null || shop.AccessTokenEnc is null)
         {
             if (http.Items[SessionTokenAuthenticationHandler.RawTokenItem] is not string rawToken)
-                return Results.Problem(title: "Shop not installed yet", detail: $"{domain} has no offline token yet.", statusCode: 503);
+                return TypedResults.Problem(title: "Shop not installed yet", detail: $"{domain} has no offline token yet.", statusCode: 503);
             try
             {
                 var grant = await tokens.ExchangeSessionTokenAsync(domain, rawToken, http.RequestAborted);
@@ -33,7 +34,7 @@ public sealed class ShopSessionFilter(AppDbContext db, ShopScope scope, ShopifyT
             {
                 logger.LogWarning("Token exchange for {Shop} failed: {Message}", domain, e.Message);
                 http.Response.Headers["X-Shopify-Retry-Invalid-Session-Request"] = "1";
-                return Results.Unauthorized();
+                return TypedResults.Unauthorized();
             }
         }
         else shopId = shop.Id;

@@ -21,7 +21,7 @@ public sealed class RunLog(NpgsqlDataSource db, TimeProvider clock)
         Check(table);
         var now = clock.GetUtcNow();
         var all = new Dictionary<string, object?>(columns) { ["shop_id"] = shopId, ["state"] = "running", ["started_at"] = now };
-        if (table == Backfill) all["updated_at"] = now;
+        if (table == Backfill) all["updated_at"] = now; // backfill runs also record progress, and lapse by updated_at
         var names = all.Keys.ToList();
         await using var cmd = db.CreateCommand(
             $"INSERT INTO {table} ({string.Join(", ", names)}) VALUES ({string.Join(", ", names.Select((_, i) => $"${i + 1}"))}) RETURNING id");

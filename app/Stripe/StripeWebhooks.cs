@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.Http.HttpResults;
 using System.Text;
 using System.Text.Json;
 using Hangfire;
@@ -53,14 +54,14 @@ public static class StripeWebhooks
         return app;
     }
 
-    private static async Task<IResult> ReceiveAsync(HttpRequest request, IOptions<StripeOptions> options, NpgsqlDataSource db,
+    private static async Task<Results<Ok, ProblemHttpResult, StatusCodeHttpResult>> ReceiveAsync(HttpRequest request, IOptions<StripeOptions> options, NpgsqlDataSource db,
         IBackgroundJobClient jobs, TimeProvider clock, ILoggerFactory logs, CancellationToken ct)
     {
         var o = options.Value;
         if (string.IsNullOrEmpty(o.WebhookSecret))
-            return Results.Problem(title: "Stripe is not configured", detail: "Stripe:WebhookSecret is not set.", statusCode: 503);
+            return TypedResults.Problem(title: "Stripe is not configured", detail: "Stripe:WebhookSecret is not set.", statusCode: 503);
         var body = await Webhooks.WebhookEndpoints.ReadBodyAsync(request, ct);
-        if (body is null) return Results.StatusCode(StatusCodes.Status413PayloadTooLarge);
+        if (body is null) return TypedResults.StatusCode(StatusCodes.Status413PayloadTooLarge);
         var json = Encoding.UTF8.GetString(body);
         Event stripeEvent;
         try
@@ -71,7 +72,7 @@ public static class StripeWebhooks
         catch (StripeException e)
         {
             logs.CreateLogger(typeof(StripeWebhooks)).LogWarning(Webhooks.WebhookIngestor.SecurityEvent, "Refused a Stripe webhook: {Reason}", e.Message);
-            return Results.Problem(title: "Stripe webhook refused", detail: e.Message, statusCode: 400);
+            return TypedResults.Problem(title: "Stripe webhook refused", detail: e.Message, statusCode: 400);
         }
 
         using var doc = JsonDocument.Parse(body);
@@ -96,7 +97,7 @@ public static class StripeWebhooks
         var stored = await cmd.ExecuteNonQueryAsync(ct) == 1;
         if (stored && chargeId is not null && ChargeEvents.Contains(stripeEvent.Type) && !string.IsNullOrEmpty(o.ApiKey))
             jobs.Enqueue<StripeChargeJob>(j => j.FetchAsync(stripeEvent.Id, CancellationToken.None));
-        return Results.Ok();
+        return TypedResults.Ok();
     }
 }
 

@@ -44,7 +44,7 @@ public static class WebhookEndpoints
         return app;
     }
 
-    internal static async Task<Results<Ok, UnauthorizedHttpResult, BadRequest<ProblemDetailsBody>, JsonHttpResult<ProblemDetailsBody>, StatusCodeHttpResult>> ReceiveAsync(
+    internal static async Task<Results<Ok, UnauthorizedHttpResult, ProblemHttpResult, StatusCodeHttpResult>> ReceiveAsync(
         HttpRequest request, ShopifyHmac hmac, WebhookIngestor ingestor, CancellationToken ct)
     {
         if (request.ContentLength > MaxBodyBytes) return TypedResults.StatusCode(StatusCodes.Status413PayloadTooLarge);
@@ -70,7 +70,7 @@ public static class WebhookEndpoints
             var result = await ingestor.IngestAsync(headers, body, ct);
             // A refused replay gets a 4xx and changes nothing; a body kept aside as failed gets 200 so Shopify stops retrying it.
             return result.Outcome == IngestOutcome.Refused
-                ? TypedResults.Json(new ProblemDetailsBody("Webhook refused", 403, result.Reason!), statusCode: StatusCodes.Status403Forbidden)
+                ? TypedResults.Problem(title: "Webhook refused", detail: result.Reason, statusCode: StatusCodes.Status403Forbidden)
                 : TypedResults.Ok();
         }
         catch (MalformedPayloadException e)
@@ -79,8 +79,8 @@ public static class WebhookEndpoints
         }
     }
 
-    private static BadRequest<ProblemDetailsBody> Problem(string detail) =>
-        TypedResults.BadRequest(new ProblemDetailsBody("Bad webhook delivery", 400, detail));
+    private static ProblemHttpResult Problem(string detail) =>
+        TypedResults.Problem(title: "Bad webhook delivery", detail: detail, statusCode: StatusCodes.Status400BadRequest);
 
     // Why the newer lower-case names too: Shopify's "events" deliveries use shopify-* headers.
     private static string? Header(HttpRequest r, string name) =>
@@ -107,6 +107,3 @@ public static class WebhookEndpoints
         finally { ArrayPool<byte>.Shared.Return(buffer); }
     }
 }
-
-/// <summary>An RFC 9457 problem body.</summary>
-public sealed record ProblemDetailsBody(string Title, int Status, string Detail);

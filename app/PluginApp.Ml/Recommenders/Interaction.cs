@@ -18,8 +18,6 @@ internal sealed class SparseRows
 
     public ReadOnlySpan<int> RowIndex(int r) => Index.AsSpan(RowStart[r], RowStart[r + 1] - RowStart[r]);
 
-    public ReadOnlySpan<float> RowValue(int r) => Value.AsSpan(RowStart[r], RowStart[r + 1] - RowStart[r]);
-
     public static SparseRows Build(ReadOnlySpan<Interaction> data, int rows, int columns, bool transpose)
     {
         var counts = new int[rows + 1];

@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.Http.HttpResults;
 using System.Globalization;
 using System.Net;
 using System.Text.Json.Serialization;
@@ -42,29 +43,29 @@ public static class ProxyEndpoints
         var services = http.RequestServices;
         var options = services.GetRequiredService<IOptions<ShopifyOptions>>().Value;
         if (q["shop"].Count != 1 || q["signature"].Count != 1 || q["timestamp"].Count != 1 || !ShopDomain.TryNormalize(q["shop"], out var shop))
-            return Results.Unauthorized();
-        if (!services.GetRequiredService<ShopifyHmac>().VerifyProxyQuery(q)) return Results.Unauthorized();
+            return TypedResults.Unauthorized();
+        if (!services.GetRequiredService<ShopifyHmac>().VerifyProxyQuery(q)) return TypedResults.Unauthorized();
         var now = services.GetRequiredService<TimeProvider>().GetUtcNow();
         if (!long.TryParse(q["timestamp"], NumberStyles.None, CultureInfo.InvariantCulture, out var ts)
             || (now - DateTimeOffset.FromUnixTimeSeconds(ts)).Duration() > options.ClockSkew)
-            return Results.Unauthorized();
+            return TypedResults.Unauthorized();
         var shopper = CustomerId(q["logged_in_customer_id"]) is { } customer
             ? "c:" + customer.ToString(CultureInfo.InvariantCulture)
             : "ip:" + (http.Connection.RemoteIpAddress?.ToString() ?? "unknown");
         if (!services.GetRequiredService<ProxyLimiters>().TryAcquire(shop, shopper))
         {
             http.Response.Headers.RetryAfter = "60";
-            return Results.StatusCode(StatusCodes.Status429TooManyRequests);
+            return TypedResults.Problem(title: "Too many requests", detail: "try again in a minute", statusCode: StatusCodes.Status429TooManyRequests);
         }
         var shopId = await services.GetRequiredService<ShopDirectory>().InstalledShopIdAsync(shop, http.RequestAborted);
-        if (shopId is null) return Results.Json(new { items = Array.Empty<object>(), path = "not_installed" }); // neutral: the block shows nothing
+        if (shopId is null) return TypedResults.Json(new { items = Array.Empty<object>(), path = "not_installed" }); // neutral: the block shows nothing
         http.Items[ShopIdItem] = shopId.Value;
         http.Items[ShopItem] = shop;
         http.Response.Headers.CacheControl = "no-store";
         return await next(context);
     }
 
-    private static async Task<IResult> RecommendAsync(HttpContext http, RecommendationService service, string? placement, long? product_id,
+    private static async Task<Results<JsonHttpResult<RecommendationResponse>, ProblemHttpResult>> RecommendAsync(HttpContext http, RecommendationService service, string? placement, long? product_id,
         string? variant_ids, int? limit, string? visitor_id, string? logged_in_customer_id, CancellationToken ct)
     {
         placement ??= product_id is null ? "cart" : "product";
@@ -81,7 +82,7 @@ public static class ProxyEndpoints
         var shop = (string)http.Items[ShopItem]!;
         var request = new RecommendationRequest((long)http.Items[ShopIdItem]!, shop, placement, product_id, variants.ToArray(),
             Math.Clamp(limit ?? 4, 1, 12), Experiments.VisitorHash(shop, visitor_id), CustomerId(logged_in_customer_id));
-        return Results.Json(await service.RecommendAsync(request, ct), ProxyJson.Options);
+        return TypedResults.Json(await service.RecommendAsync(request, ct), ProxyJson.Options);
     }
 
     public sealed record EventBody(
@@ -98,15 +99,15 @@ public static class ProxyEndpoints
     /// An impression, click or add-to-cart of an item we served: the item's token must prove the answer was given to this
     /// visitor of this shop within the event window. Each served item counts each kind of event once.
     /// </summary>
-    private static async Task<IResult> RecordEventAsync(HttpContext http, NpgsqlDataSource db, DecisionTokens tokens, TimeProvider clock,
+    private static async Task<Results<Accepted, ProblemHttpResult, StatusCodeHttpResult>> RecordEventAsync(HttpContext http, NpgsqlDataSource db, DecisionTokens tokens, TimeProvider clock,
         string? logged_in_customer_id, CancellationToken ct)
     {
-        if (http.Request.ContentLength > MaxEventBytes) return Results.StatusCode(StatusCodes.Status413PayloadTooLarge);
+        if (http.Request.ContentLength > MaxEventBytes) return TypedResults.StatusCode(StatusCodes.Status413PayloadTooLarge);
         var buffer = new byte[MaxEventBytes + 1];
         var read = 0;
         int n;
         while (read < buffer.Length && (n = await http.Request.Body.ReadAsync(buffer.AsMemory(read), ct)) > 0) read += n;
-        if (read > MaxEventBytes) return Results.StatusCode(StatusCodes.Status413PayloadTooLarge);
+        if (read > MaxEventBytes) return TypedResults.StatusCode(StatusCodes.Status413PayloadTooLarge);
         EventBody? e;
         try { e = System.Text.Json.JsonSerializer.Deserialize<EventBody>(buffer.AsSpan(0, read)); }
         catch (System.Text.Json.JsonException) { return Problem("the body is not valid JSON"); }
@@ -119,7 +120,7 @@ public static class ProxyEndpoints
         var visitor = Experiments.VisitorHash(shop, e.VisitorId);
         var customer = CustomerId(logged_in_customer_id);
         if (!tokens.Verify(e.Token, shop, e.RequestId, visitor, customer, e.ProductId.Value))
-            return Results.Problem(title: "Event refused", detail: "the event does not refer to an item served to this visitor recently", statusCode: 403);
+            return TypedResults.Problem(title: "Event refused", detail: "the event does not refer to an item served to this visitor recently", statusCode: 403);
         await using var cmd = db.CreateCommand("""
             INSERT INTO recommendation_events (shop_id, event_type, request_id, visitor_hash, customer_id, product_id, variant_id, placement, position, occurred_at)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
@@ -136,7 +137,7 @@ public static class ProxyEndpoints
         cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)e.Position ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Integer });
         cmd.Parameters.AddWithValue(clock.GetUtcNow());
         await cmd.ExecuteNonQueryAsync(ct);
-        return Results.StatusCode((int)HttpStatusCode.Accepted);
+        return TypedResults.Accepted((string?)null);
     }
 
     private static long? CustomerId(string? s) =>
@@ -144,7 +145,7 @@ public static class ProxyEndpoints
 
     private static NpgsqlParameter Text(string? s) => new() { Value = (object?)s ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text };
 
-    private static IResult Problem(string detail) => Results.Problem(title: "Bad request", detail: detail, statusCode: 400);
+    private static ProblemHttpResult Problem(string detail) => TypedResults.Problem(title: "Bad request", detail: detail, statusCode: 400);
 }
 
 /// <summary>snake_case JSON for the storefront script.</summary>

@@ -23,7 +23,7 @@ public static class RecommenderTraining
     {
         if (signals.Count == 0) throw new InvalidOperationException("the shop has no orders, carts or events to learn from yet");
         var halfLife = TimeSpan.FromDays(p.HalfLifeDays);
-        var (train, test, split) = Split(signals, asOf);
+        var (train, test, split) = Split(signals);
         var metrics = Evaluate(train, test, split, asOf, halfLife, p);
         var full = InteractionBuilder.Build(signals, asOf, halfLife);
         var (_, bundle) = Fit(full, signals, p);
@@ -54,7 +54,7 @@ public static class RecommenderTraining
         return (als, new RecommenderBundle(als, popularity, coOccurrence, set.ProductIds));
     }
 
-    private static (List<Signal> Train, Dictionary<string, HashSet<long>> Test, string Split) Split(IReadOnlyList<Signal> signals, DateTimeOffset asOf)
+    private static (List<Signal> Train, Dictionary<string, HashSet<long>> Test, string Split) Split(IReadOnlyList<Signal> signals)
     {
         var cutoff = signals.Max(s => s.At) - TimeSpan.FromDays(14);
         var trainUsers = signals.Where(s => s.At < cutoff).Select(s => s.UserKey).ToHashSet(StringComparer.Ordinal);

@@ -1,0 +1,118 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Hangfire.Storage;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.DependencyInjection;
+using Npgsql;
+using PluginApp.Admin;
+using PluginApp.Compliance;
+using PluginApp.Tests.Infrastructure;
+using PluginApp.Training;
+
+namespace PluginApp.Tests.Platform;
+
+/// <summary>A model kind a feature could add: learns nothing, scores the shop's order count, so the test sees what it was given.</summary>
+public sealed class ProbeTrainer(NpgsqlDataSource db) : IModelTrainer
+{
+    public const string Kind = "probe";
+
+    public static readonly ModelKind Registration = new(Kind, "Probe", "Orders", typeof(ProbeTrainer), Purpose: "Tests the registration point.",
+        Inputs: "The shop's orders.", ShownWhere: "Nowhere.", Fallback: "None.");
+
+    public async Task<TrainedModel> TrainAsync(long shopId, CancellationToken ct)
+    {
+        await using var cmd = db.CreateCommand("SELECT count(*) FROM orders WHERE shop_id = $1");
+        cmd.Parameters.AddWithValue(shopId);
+        var orders = (long)(await cmd.ExecuteScalarAsync(ct))!;
+        return new TrainedModel([1, 2, 3], new { }, new { Orders = (double)orders }, orders, null, null);
+    }
+}
+
+/// <summary>The app with one more feature plugged in through every registration point: a model kind, an admin page, a personal-data table.</summary>
+public sealed class RegistrationFixture : AppFixture
+{
+    protected override void ConfigureMainInstance(IWebHostBuilder builder) => builder.ConfigureServices(s => s
+        .AddModelKind(ProbeTrainer.Registration)
+        .AddAdminPage("/admin/probe", "Probe page", 50)
+        .AddPersonalData(new PersonalDataTable("probe_personal", ["customer_id", "email"],
+            "DELETE FROM probe_personal WHERE shop_id = $1 AND customer_id = $2")));
+
+    public override async Task InitializeAsync()
+    {
+        await base.InitializeAsync();
+        await using var cmd = Db.CreateCommand("""
+            CREATE TABLE probe_personal (shop_id bigint NOT NULL, customer_id bigint NOT NULL, email text NOT NULL);
+            CREATE TABLE probe_undeclared (shop_id bigint NOT NULL, email text NOT NULL);
+            """);
+        await cmd.ExecuteNonQueryAsync();
+    }
+}
+
+/// <summary>Each registration point calls what a feature registers through it, and nothing needs editing in a shared hub.</summary>
+public sealed class RegistrationPointTests(RegistrationFixture app) : IClassFixture<RegistrationFixture>
+{
+    [Fact]
+    public async Task RegisteredModelKind_IsTrainedOnDemand_ScheduledNightly_AndListedWithTheOthers()
+    {
+        const string shop = "probe-kind.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        foreach (var id in new[] { 5101, 5102, 5103 })
+            await app.SendWebhookAsync("orders/create", shop, ShopifyPayloads.Order(id).ToJsonString());
+        var train = new HttpRequestMessage(HttpMethod.Post, "/api/admin/models/train?kind=probe");
+        train.Headers.Authorization = app.AdminGet("/", shop).Headers.Authorization;
+
+        Assert.Equal(HttpStatusCode.Accepted, (await app.Client.SendAsync(train)).StatusCode);
+
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (DateTime.UtcNow < deadline && await app.CountAsync("SELECT count(*) FROM models WHERE shop_id = $1 AND kind = 'probe' AND status = 'active'", shopId) == 0)
+            await Task.Delay(200);
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM training_runs WHERE shop_id = $1 AND kind = 'probe' AND state = 'completed' AND rows = 3", shopId));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM training_runs WHERE shop_id = $1 AND kind <> 'probe'", shopId));
+        var listed = await (await app.Client.SendAsync(app.AdminGet("/api/admin/models", shop))).Content.ReadFromJsonAsync<JsonElement>();
+        var probe = Assert.Single(listed.EnumerateArray(), m => m.GetProperty("kind").GetString() == "probe");
+        Assert.Equal(3, probe.GetProperty("metrics").GetProperty("Orders").GetDouble());
+
+        app.Factory.Services.GetRequiredService<TrainingScheduler>().OnInstalled(shop, "UTC");
+        using var storage = app.Factory.Services.GetRequiredService<Hangfire.JobStorage>().GetConnection();
+        Assert.Equal(2, storage.GetRecurringJobs([TrainingScheduler.NightlyId(shop, "probe"), TrainingScheduler.NightlyId(shop, "recommender")]).Count(j => !j.Removed));
+    }
+
+    [Fact]
+    public async Task RegisteredAdminPage_IsInTheNavigation_AfterTheOverview()
+    {
+        const string shop = "probe-nav.myshopify.com";
+        await app.InstallShopAsync(shop);
+
+        var page = await (await app.Client.GetAsync($"/admin?shop={shop}&embedded=1&id_token={app.SessionToken(shop)}")).Content.ReadAsStringAsync();
+
+        var nav = page[page.IndexOf("<nav", StringComparison.Ordinal)..page.IndexOf("</nav>", StringComparison.Ordinal)];
+        Assert.Contains("""<a href="/admin/probe">Probe page</a>""", nav);
+        Assert.True(nav.IndexOf("Overview", StringComparison.Ordinal) < nav.IndexOf("Probe page", StringComparison.Ordinal));
+        Assert.Contains("""<a href="/admin/probe">Probe page</a>""", page[page.IndexOf("<ui-nav-menu>", StringComparison.Ordinal)..]);
+    }
+
+    [Fact]
+    public async Task RegisteredPersonalDataTable_IsErasedByCustomersRedact_OnlyForThatCustomer()
+    {
+        const string shop = "probe-erase.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        await app.ScalarAsync("INSERT INTO probe_personal VALUES ($1, 7301, 'gone@example.com'), ($1, 7302, 'stays@example.com')", shopId);
+        var redact = new JsonObject { ["shop_id"] = 1, ["shop_domain"] = shop, ["orders_to_redact"] = new JsonArray(),
+            ["customer"] = new JsonObject { ["id"] = 7301, ["email"] = "gone@example.com" } };
+
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("customers/redact", shop, redact.ToJsonString())).StatusCode);
+
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM probe_personal WHERE customer_id = 7301"));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM probe_personal WHERE customer_id = 7302"));
+    }
+
+    [Fact]
+    public async Task PersonalColumnNobodyDeclared_IsCaughtByTheSchemaAudit()
+    {
+        var undeclared = await PersonalDataAudit.UndeclaredAsync(app.Db, app.Factory.Services.GetRequiredService<PersonalDataCatalog>());
+
+        Assert.Equal(["probe_undeclared.email"], undeclared.Select(c => $"{c.Table}.{c.Column}"));
+    }
+}
