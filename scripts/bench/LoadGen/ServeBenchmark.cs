@@ -1,6 +1,5 @@
 using System.Globalization;
-using System.Security.Cryptography;
-using System.Text;
+using PluginApp.Shopify;
 
 namespace LoadGen;
 
@@ -13,21 +12,18 @@ internal static class ServeBenchmark
     public static async Task<int> RunAsync(Args a)
     {
         var url = a.Get("url").TrimEnd('/');
-        var secret = Encoding.UTF8.GetBytes(a.Get("secret"));
+        var secret = a.Get("secret");
         var shop = a.Get("shop");
         var n = a.GetInt("n", 30000);
         var concurrency = a.GetInt("concurrency", 64);
         var products = File.ReadAllLines(a.Get("products")).Select(l => l.Split(' ')).Where(p => p.Length == 2)
             .Select(p => (Product: long.Parse(p[0], CultureInfo.InvariantCulture), Variant: long.Parse(p[1], CultureInfo.InvariantCulture))).ToArray();
         var random = new Random(11);
-        var timestamp = DateTimeOffset.UtcNow.ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture);
+        // Why one timestamp for all: the URLs are built before the run, which must end within the app's proxy ClockSkew.
+        var now = DateTimeOffset.UtcNow;
         var urls = Enumerable.Range(0, n).Select(i =>
         {
-            var query = new SortedDictionary<string, string>(StringComparer.Ordinal)
-            {
-                ["shop"] = shop, ["logged_in_customer_id"] = "", ["path_prefix"] = "/apps/pluginapp", ["timestamp"] = timestamp,
-                ["visitor_id"] = $"bench-{random.Next(5000)}", ["limit"] = "4",
-            };
+            var query = new Dictionary<string, string> { ["visitor_id"] = $"bench-{random.Next(5000)}", ["limit"] = "4" };
             if (i % 3 == 2)
             {
                 query["placement"] = "cart";
@@ -38,9 +34,7 @@ internal static class ServeBenchmark
                 query["placement"] = "product";
                 query["product_id"] = products[random.Next(products.Length)].Product.ToString(CultureInfo.InvariantCulture);
             }
-            var message = string.Concat(query.Select(p => $"{p.Key}={p.Value}"));
-            var signature = Convert.ToHexStringLower(HMACSHA256.HashData(secret, Encoding.UTF8.GetBytes(message)));
-            return $"{url}/proxy/recommendations?{string.Join('&', query.Select(p => $"{p.Key}={Uri.EscapeDataString(p.Value)}"))}&signature={signature}";
+            return $"{url}/proxy/recommendations?{ShopifySigner.ProxyQuery(secret, shop, query, now)}";
         }).ToArray();
 
         using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = concurrency }) { Timeout = TimeSpan.FromSeconds(30) };

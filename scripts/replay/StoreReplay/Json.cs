@@ -37,20 +37,6 @@ internal static class Json
         w.WriteEndArray();
     }
 
-    /// <summary>REST "*_set" twin: {"shop_money":{...},"presentment_money":{...}}.</summary>
-    public static void MoneySet(this Utf8JsonWriter w, string name, decimal amount, string currency)
-    {
-        w.WriteStartObject(name);
-        foreach (var bag in (string[])["shop_money", "presentment_money"])
-        {
-            w.WriteStartObject(bag);
-            w.Money("amount", amount);
-            w.WriteString("currency_code", currency);
-            w.WriteEndObject();
-        }
-        w.WriteEndObject();
-    }
-
     /// <summary>GraphQL MoneyBag: {"shopMoney":{"amount","currencyCode"}}.</summary>
     public static void MoneyBag(this Utf8JsonWriter w, string name, decimal amount, string currency)
     {

@@ -2,9 +2,8 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Headers;
-using System.Security.Cryptography;
-using System.Text;
 using System.Threading.Channels;
+using PluginApp.Shopify;
 
 namespace StoreReplay;
 
@@ -31,13 +30,12 @@ public sealed record SendReport(IReadOnlyDictionary<string, int> SentByTopic, IR
 }
 
 /// <summary>
-/// Posts deliveries to {base}/webhooks signed like Shopify (base64 HMAC-SHA256 of the raw body with the client
-/// secret). Deliveries with the same partition key go through one worker, so they arrive in order; different
-/// partitions run concurrently. Bounded by MaxDeliveries and MaxDuration.
+/// Posts deliveries to {base}/webhooks signed like Shopify, by the app's own <see cref="ShopifySigner"/>. Deliveries
+/// with the same partition key go through one worker, so they arrive in order; different partitions run concurrently.
+/// Bounded by MaxDeliveries and MaxDuration.
 /// </summary>
 public sealed class WebhookSender(HttpClient http, WebhookSenderOptions options)
 {
-    private readonly byte[] _key = Encoding.UTF8.GetBytes(options.ClientSecret);
     private readonly ConcurrentDictionary<string, int> _sent = new();
     private readonly ConcurrentDictionary<string, int> _failed = new();
     private readonly ConcurrentQueue<string> _errors = new();
@@ -100,7 +98,7 @@ public sealed class WebhookSender(HttpClient http, WebhookSenderOptions options)
 
     private async Task<bool> SendOneAsync(Delivery d, CancellationToken token)
     {
-        var hmac = Convert.ToBase64String(HMACSHA256.HashData(_key, d.Body));
+        var hmac = ShopifySigner.Webhook(options.ClientSecret, d.Body);
         for (var attempt = 1; attempt <= options.MaxAttempts; attempt++)
         {
             string error;

@@ -1,213 +1,158 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
+using StoreReplay;
 
 namespace PluginApp.Tests.Infrastructure;
 
-/// <summary>Webhook bodies shaped like Shopify's REST payloads (ids int64, money as decimal strings).</summary>
+/// <summary>
+/// The tests' webhook bodies: fixed defaults (Ada Lovelace's store, in USD) over <see cref="ShopifyShapes"/>, which
+/// decides every field's shape. Tests assert on these values (line ids id*100+i, products 9000+i, variants 19000+i,
+/// quantities i+1), so they change only with the tests.
+/// </summary>
 public static class ShopifyPayloads
 {
-    private static string Money(decimal d) => d.ToString("0.00", CultureInfo.InvariantCulture);
+    private const string Currency = "USD";
+    private const string Email = "ada@example.com";
+    private const string Phone = "+15555550100";
+    private const string CustomerUpdatedAt = "2026-07-01T10:00:00-04:00";
 
-    public static JsonObject Customer(long id, string email = "ada@example.com", string updatedAt = "2026-07-01T10:00:00-04:00") => new()
-    {
-        ["id"] = id,
-        ["admin_graphql_api_id"] = $"gid://shopify/Customer/{id}",
-        ["email"] = email,
-        ["first_name"] = "Ada",
-        ["last_name"] = "Lovelace",
-        ["phone"] = "+15555550100",
-        ["state"] = "enabled",
-        ["verified_email"] = true,
-        ["tags"] = "vip, newsletter",
-        ["currency"] = "USD",
-        ["created_at"] = "2026-06-01T10:00:00-04:00",
-        ["updated_at"] = updatedAt,
-        ["email_marketing_consent"] = new JsonObject { ["state"] = "subscribed", ["opt_in_level"] = "single_opt_in" },
-        ["default_address"] = Address(),
-    };
+    public static JsonObject Customer(long id, string email = Email, string updatedAt = CustomerUpdatedAt) =>
+        ShopifyShapes.Customer(Ada(id, email, updatedAt));
 
-    public static JsonObject Address(string country = "US") => new()
-    {
-        ["first_name"] = "Ada", ["last_name"] = "Lovelace", ["address1"] = "12 Analytical Row", ["city"] = "Springfield",
-        ["province"] = "Illinois", ["province_code"] = "IL", ["country"] = "United States", ["country_code"] = country,
-        ["zip"] = "62701", ["phone"] = "+15555550100",
-    };
+    public static JsonObject Address(string country = "US") => ShopifyShapes.Address(AdaAddress(country));
 
     public static JsonObject Order(long id, long? customerId = 7001, int lines = 2, string updatedAt = "2026-07-02T12:00:00-04:00",
-        string financialStatus = "paid", string? cancelledAt = null)
+        string financialStatus = "paid", string? cancelledAt = null) => ShopifyShapes.Order(new ShopifyOrder
     {
-        var items = new JsonArray();
-        decimal total = 0;
-        for (var i = 0; i < lines; i++)
+        Id = id,
+        Number = id % 100000,
+        Token = $"tok{id}",
+        CartToken = $"cart{id}",
+        CheckoutToken = $"chk{id}",
+        Email = Email,
+        CreatedAt = At("2026-07-02T11:59:00-04:00"),
+        UpdatedAt = At(updatedAt),
+        CancelledAt = cancelledAt is null ? null : At(cancelledAt),
+        CancelReason = cancelledAt is null ? null : "customer",
+        FinancialStatus = financialStatus,
+        Currency = Currency,
+        Client = new ShopifyClientDetails { BrowserIp = "203.0.113.7", AcceptLanguage = "en-US" },
+        Customer = customerId is { } c ? Ada(c) : null,
+        BillingAddress = AdaAddress("US"),
+        ShippingAddress = AdaAddress("CA"),
+        DiscountCodes = [new ShopifyDiscountCode { Code = "WELCOME10" }],
+        ShippingLines = [Standard],
+        Lines = Enumerable.Range(0, lines).Select(i => new ShopifyLine
         {
-            var price = 10m + i * 5m;
-            total += price * (i + 1);
-            items.Add(new JsonObject
+            Id = id * 100 + i,
+            ProductId = 9000 + i,
+            VariantId = 19000 + i,
+            Title = $"Product {i}",
+            VariantTitle = "Default",
+            Sku = $"SKU-{i}",
+            Vendor = "Acme",
+            Quantity = i + 1,
+            Price = 10m + i * 5m,
+            Grams = 200,
+        }).ToList(),
+    });
+
+    public static JsonObject Refund(long id, long orderId, long lineItemId, int quantity = 1) => ShopifyShapes.Refund(new ShopifyRefund
+    {
+        Id = id,
+        OrderId = orderId,
+        CreatedAt = At("2026-07-05T09:00:00-04:00"),
+        Note = "Damaged",
+        Currency = Currency,
+        Lines = [new ShopifyRefundLine { Id = id * 10, LineItemId = lineItemId, Quantity = quantity, Subtotal = 10m, LocationId = 1 }],
+        Transactions = [new ShopifyTransaction { Id = id * 100, Amount = 10m }],
+    });
+
+    public static JsonObject Product(long id, int variants = 2, string updatedAt = "2026-07-01T08:00:00-04:00", int inventory = 5)
+    {
+        var created = At("2026-05-01T08:00:00-04:00");
+        var updated = At(updatedAt);
+        return ShopifyShapes.Product(new ShopifyProduct
+        {
+            Id = id,
+            Title = $"Mug {id}",
+            BodyHtml = "<p>A mug</p>",
+            Vendor = "Acme",
+            ProductType = "Mugs",
+            Handle = $"mug-{id}",
+            Tags = "kitchen",
+            CreatedAt = created,
+            UpdatedAt = updated,
+            PublishedAt = created,
+            Images = [$"https://cdn.example.com/{id}.jpg"],
+            Variants = Enumerable.Range(0, variants).Select(i => new ShopifyVariant
             {
-                ["id"] = id * 100 + i,
-                ["admin_graphql_api_id"] = $"gid://shopify/LineItem/{id * 100 + i}",
-                ["product_id"] = 9000 + i,
-                ["variant_id"] = 19000 + i,
-                ["title"] = $"Product {i}",
-                ["variant_title"] = "Default",
-                ["name"] = $"Product {i} - Default",
-                ["sku"] = $"SKU-{i}",
-                ["vendor"] = "Acme",
-                ["quantity"] = i + 1,
-                ["current_quantity"] = i + 1,
-                ["price"] = Money(price),
-                ["price_set"] = new JsonObject { ["shop_money"] = new JsonObject { ["amount"] = Money(price), ["currency_code"] = "USD" } },
-                ["total_discount"] = "0.00",
-                ["taxable"] = true,
-                ["requires_shipping"] = true,
-                ["gift_card"] = false,
-                ["grams"] = 200,
-                ["properties"] = new JsonArray(),
-                ["tax_lines"] = new JsonArray(),
-                ["discount_allocations"] = new JsonArray(),
-            });
-        }
-        var o = new JsonObject
-        {
-            ["id"] = id,
-            ["admin_graphql_api_id"] = $"gid://shopify/Order/{id}",
-            ["name"] = $"#{id % 100000}",
-            ["order_number"] = id % 100000,
-            ["token"] = $"tok{id}",
-            ["cart_token"] = $"cart{id}",
-            ["checkout_token"] = $"chk{id}",
-            ["email"] = "ada@example.com",
-            ["contact_email"] = "ada@example.com",
-            ["created_at"] = "2026-07-02T11:59:00-04:00",
-            ["updated_at"] = updatedAt,
-            ["processed_at"] = "2026-07-02T11:59:00-04:00",
-            ["cancelled_at"] = cancelledAt,
-            ["cancel_reason"] = cancelledAt is null ? null : "customer",
-            ["financial_status"] = financialStatus,
-            ["fulfillment_status"] = null,
-            ["currency"] = "USD",
-            ["presentment_currency"] = "USD",
-            ["total_price"] = Money(total + 5m),
-            ["subtotal_price"] = Money(total),
-            ["total_tax"] = "0.00",
-            ["total_discounts"] = "0.00",
-            ["total_line_items_price"] = Money(total),
-            ["taxes_included"] = false,
-            ["test"] = false,
-            ["tags"] = "",
-            ["note"] = null,
-            ["note_attributes"] = new JsonArray(),
-            ["source_name"] = "web",
-            ["browser_ip"] = "203.0.113.7",
-            ["client_details"] = new JsonObject { ["browser_ip"] = "203.0.113.7", ["user_agent"] = "Mozilla/5.0", ["accept_language"] = "en-US" },
-            ["billing_address"] = Address("US"),
-            ["shipping_address"] = Address("CA"),
-            ["discount_codes"] = new JsonArray(new JsonObject { ["code"] = "WELCOME10", ["amount"] = "0.00", ["type"] = "percentage" }),
-            ["shipping_lines"] = new JsonArray(new JsonObject { ["id"] = 1, ["title"] = "Standard", ["price"] = "5.00" }),
-            ["payment_gateway_names"] = new JsonArray("shopify_payments"),
-            ["line_items"] = items,
-            ["refunds"] = new JsonArray(),
-            ["fulfillments"] = new JsonArray(),
-        };
-        if (customerId is { } c) o["customer"] = Customer(c);
-        return o;
+                Id = id * 10 + i,
+                Title = $"Size {i}",
+                Price = 12m + i,
+                Sku = $"MUG-{id}-{i}",
+                Position = i + 1,
+                InventoryItemId = id * 100 + i,
+                InventoryQuantity = inventory,
+                CreatedAt = created,
+                UpdatedAt = updated,
+            }).ToList(),
+        });
     }
 
-    public static JsonObject Refund(long id, long orderId, long lineItemId, int quantity = 1) => new()
+    public static JsonObject Cart(string token, string updatedAt = "2026-07-02T10:00:00-04:00", params (long Variant, int Qty)[] lines) =>
+        ShopifyShapes.Cart(new ShopifyCart
+        {
+            Token = token,
+            CreatedAt = At("2026-07-02T09:55:00-04:00"),
+            UpdatedAt = At(updatedAt),
+            Lines = lines.Select(l => new ShopifyCartLine
+            {
+                Key = $"{l.Variant}:abc{l.Variant}", ProductId = l.Variant / 10, VariantId = l.Variant, Title = "Mug", Quantity = l.Qty, Price = 12m,
+            }).ToList(),
+        });
+
+    public static JsonObject Checkout(long id, long? customerId, string? completedAt = null) => ShopifyShapes.Checkout(new ShopifyCheckout
     {
-        ["id"] = id,
-        ["admin_graphql_api_id"] = $"gid://shopify/Refund/{id}",
-        ["order_id"] = orderId,
-        ["created_at"] = "2026-07-05T09:00:00-04:00",
-        ["processed_at"] = "2026-07-05T09:00:00-04:00",
-        ["note"] = "Damaged",
-        ["restock"] = false,
-        ["refund_line_items"] = new JsonArray(new JsonObject
-        {
-            ["id"] = id * 10, ["line_item_id"] = lineItemId, ["quantity"] = quantity, ["restock_type"] = "return",
-            ["location_id"] = 1, ["subtotal"] = "10.00", ["total_tax"] = "0.00",
-        }),
-        ["transactions"] = new JsonArray(new JsonObject
-        {
-            ["id"] = id * 100, ["order_id"] = orderId, ["kind"] = "refund", ["gateway"] = "shopify_payments",
-            ["status"] = "success", ["amount"] = "10.00", ["currency"] = "USD",
-        }),
-        ["order_adjustments"] = new JsonArray(),
+        Id = id,
+        Token = $"ck{id}",
+        CartToken = $"cart-{id}",
+        Email = Email,
+        CreatedAt = At("2026-07-02T10:00:00-04:00"),
+        UpdatedAt = At("2026-07-02T10:05:00-04:00"),
+        CompletedAt = completedAt is null ? null : At(completedAt),
+        Currency = Currency,
+        Customer = customerId is { } c ? Ada(c) : null,
+        BillingAddress = AdaAddress("US"),
+        ShippingAddress = AdaAddress("US"),
+        ShippingLines = [Standard],
+        Lines = [new ShopifyCheckoutLine { Key = "k1", ProductId = 9000, VariantId = 19000, Sku = "SKU-0", Title = "Product 0", Quantity = 2, Price = 12m }],
+    });
+
+    private static readonly ShopifyShippingLine Standard = new() { Id = 1, Title = "Standard", Price = 5m };
+
+    private static ShopifyCustomer Ada(long id, string email = Email, string updatedAt = CustomerUpdatedAt) => new()
+    {
+        Id = id,
+        Email = email,
+        FirstName = "Ada",
+        LastName = "Lovelace",
+        Phone = Phone,
+        Tags = "vip, newsletter",
+        Currency = Currency,
+        CreatedAt = At("2026-06-01T10:00:00-04:00"),
+        UpdatedAt = At(updatedAt),
+        MarketingState = "subscribed",
+        DefaultAddress = AdaAddress("US"),
     };
 
-    public static JsonObject Product(long id, int variants = 2, string updatedAt = "2026-07-01T08:00:00-04:00", int inventory = 5) => new()
+    // Why "United States" whatever the code: the tests read only country_code, and its values have always been so.
+    private static ShopifyAddress AdaAddress(string countryCode) => new()
     {
-        ["id"] = id,
-        ["admin_graphql_api_id"] = $"gid://shopify/Product/{id}",
-        ["title"] = $"Mug {id}",
-        ["body_html"] = "<p>A mug</p>",
-        ["vendor"] = "Acme",
-        ["product_type"] = "Mugs",
-        ["handle"] = $"mug-{id}",
-        ["status"] = "active",
-        ["tags"] = "kitchen",
-        ["created_at"] = "2026-05-01T08:00:00-04:00",
-        ["updated_at"] = updatedAt,
-        ["published_at"] = "2026-05-01T08:00:00-04:00",
-        ["image"] = new JsonObject { ["src"] = $"https://cdn.example.com/{id}.jpg" },
-        ["images"] = new JsonArray(new JsonObject { ["src"] = $"https://cdn.example.com/{id}.jpg" }),
-        ["options"] = new JsonArray(),
-        ["variants"] = new JsonArray(Enumerable.Range(0, variants).Select(i => (JsonNode)new JsonObject
-        {
-            ["id"] = id * 10 + i,
-            ["admin_graphql_api_id"] = $"gid://shopify/ProductVariant/{id * 10 + i}",
-            ["product_id"] = id,
-            ["title"] = $"Size {i}",
-            ["price"] = Money(12m + i),
-            ["compare_at_price"] = null,
-            ["sku"] = $"MUG-{id}-{i}",
-            ["position"] = i + 1,
-            ["inventory_item_id"] = id * 100 + i,
-            ["inventory_quantity"] = inventory,
-            ["inventory_policy"] = "deny",
-            ["taxable"] = true,
-            ["created_at"] = "2026-05-01T08:00:00-04:00",
-            ["updated_at"] = updatedAt,
-        }).ToArray()),
+        FirstName = "Ada", LastName = "Lovelace", Address1 = "12 Analytical Row", City = "Springfield", Province = "Illinois",
+        ProvinceCode = "IL", Country = "United States", CountryCode = countryCode, Zip = "62701", Phone = Phone,
     };
 
-    public static JsonObject Cart(string token, string updatedAt = "2026-07-02T10:00:00-04:00", params (long Variant, int Qty)[] lines) => new()
-    {
-        ["id"] = token,
-        ["token"] = token,
-        ["note"] = null,
-        ["created_at"] = "2026-07-02T09:55:00-04:00",
-        ["updated_at"] = updatedAt,
-        ["line_items"] = new JsonArray(lines.Select(l => (JsonNode)new JsonObject
-        {
-            ["id"] = l.Variant, ["key"] = $"{l.Variant}:abc{l.Variant}", ["product_id"] = l.Variant / 10, ["variant_id"] = l.Variant,
-            ["title"] = "Mug", ["quantity"] = l.Qty, ["price"] = "12.00", ["line_price"] = Money(12m * l.Qty),
-            ["original_price"] = "12.00", ["discounted_price"] = "12.00", ["total_discount"] = "0.00", ["properties"] = new JsonObject(),
-        }).ToArray()),
-    };
-
-    public static JsonObject Checkout(long id, long? customerId, string? completedAt = null) => new()
-    {
-        ["id"] = id,
-        ["token"] = $"ck{id}",
-        ["cart_token"] = $"cart-{id}",
-        ["email"] = "ada@example.com",
-        ["gateway"] = null,
-        ["created_at"] = "2026-07-02T10:00:00-04:00",
-        ["updated_at"] = "2026-07-02T10:05:00-04:00",
-        ["completed_at"] = completedAt,
-        ["currency"] = "USD",
-        ["presentment_currency"] = "USD",
-        ["subtotal_price"] = "24.00",
-        ["total_price"] = "29.00",
-        ["total_tax"] = "0.00",
-        ["customer"] = customerId is { } c ? Customer(c) : null,
-        ["billing_address"] = Address(),
-        ["shipping_address"] = Address(),
-        ["line_items"] = new JsonArray(new JsonObject
-        {
-            ["key"] = "k1", ["product_id"] = 9000, ["variant_id"] = 19000, ["sku"] = "SKU-0", ["title"] = "Product 0",
-            ["quantity"] = 2, ["price"] = "12.00", ["line_price"] = "24.00",
-        }),
-    };
+    /// <summary>Tests pass times as ISO-8601 strings; ShopifyShapes writes them back with an offset, so "Z" becomes "+00:00".</summary>
+    private static DateTimeOffset At(string iso) => DateTimeOffset.Parse(iso, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal);
 }
