@@ -91,13 +91,7 @@ internal sealed class WebhookIngestor(NpgsqlDataSource dataSource, PersonalDataC
         {
             await using (var record = new NpgsqlCommand(RecordDeliverySql, conn, tx))
             {
-                record.Parameters.Add(Sql.Param(h.DeliveryId));
-                record.Parameters.Add(Sql.Param(h.ShopDomain));
-                record.Parameters.Add(Sql.Param(h.Topic));
-                record.Parameters.Add(new NpgsqlParameter { Value = (object?)h.ApiVersion ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
-                record.Parameters.Add(new NpgsqlParameter { Value = (object?)h.EventId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
-                record.Parameters.Add(Sql.Param(TypedNull.Time(h.TriggeredAt)));
-                record.Parameters.Add(Sql.Param(now));
+                AddDeliveryParameters(record, h, now);
                 record.Parameters.Add(Sql.Param(h.Topic == WebhookTopics.ShopRedact || handler?.ActsOnUninstalledShop == true));
                 record.Parameters.Add(Sql.Param(handler is not null || actsOnShopRow));
                 // Text, parsed as jsonb in SQL: the withheld summary digests the body as received.
@@ -179,13 +173,7 @@ internal sealed class WebhookIngestor(NpgsqlDataSource dataSource, PersonalDataC
             try
             {
                 await using var cmd = dataSource.CreateCommand(sql);
-                cmd.Parameters.Add(Sql.Param(h.DeliveryId));
-                cmd.Parameters.Add(Sql.Param(h.ShopDomain));
-                cmd.Parameters.Add(Sql.Param(h.Topic));
-                cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)h.ApiVersion ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
-                cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)h.EventId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
-                cmd.Parameters.Add(Sql.Param(TypedNull.Time(h.TriggeredAt)));
-                cmd.Parameters.Add(Sql.Param(clock.GetUtcNow()));
+                AddDeliveryParameters(cmd, h, clock.GetUtcNow());
                 // Why the bytes as a second try: when even jsonb refuses the body, it is kept exactly as signed.
                 cmd.Parameters.Add(new NpgsqlParameter { Value = asBytes ? "{}" : Encoding.UTF8.GetString(body), NpgsqlDbType = NpgsqlDbType.Jsonb });
                 cmd.Parameters.Add(Sql.Param(asBytes));
@@ -210,6 +198,18 @@ internal sealed class WebhookIngestor(NpgsqlDataSource dataSource, PersonalDataC
         ["bytes"] = body.Length,
         ["sha256"] = Convert.ToHexStringLower(SHA256.HashData(body)),
     }.ToJsonString();
+
+    /// <summary>$1 to $7 of both delivery inserts: the delivery's headers and when it was received.</summary>
+    private static void AddDeliveryParameters(NpgsqlCommand cmd, WebhookDeliveryHeaders h, DateTimeOffset receivedAt)
+    {
+        cmd.Parameters.Add(Sql.Param(h.DeliveryId));
+        cmd.Parameters.Add(Sql.Param(h.ShopDomain));
+        cmd.Parameters.Add(Sql.Param(h.Topic));
+        cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)h.ApiVersion ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+        cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)h.EventId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+        cmd.Parameters.Add(Sql.Param(TypedNull.Time(h.TriggeredAt)));
+        cmd.Parameters.Add(Sql.Param(receivedAt));
+    }
 
     private static byte[] StripNul(byte[] body)
     {

@@ -48,6 +48,9 @@ public class AppFixture : IAsyncLifetime
             b.UseSetting("DataProtection:CertificatePath", TestKeyRing.CertificatePath);
             b.UseSetting("Scheduling:QueuePollInterval", "00:00:00.200");
             b.UseSetting("Scheduling:SchedulePollingInterval", "00:00:00.500");
+            // Why the widest serving budget: on a loaded test machine a model answer must not turn into the fallback by
+            // chance; the budget's own test sets it tiny.
+            b.UseSetting("Recommendations:ServingBudget", "00:00:02");
             b.ConfigureServices(s => s.Replace(ServiceDescriptor.Singleton<TimeProvider>(Clock)));
             configure?.Invoke(b);
         });

@@ -19,6 +19,8 @@ public sealed class AttributionTests(AppFixture app) : IClassFixture<AppFixture>
         var recommended = seed.Products(answer)[0];
         var token = answer.GetProperty("items")[0].GetProperty("token").GetString();
         var requestId = answer.GetProperty("request_id").GetString();
+        // The version that served the answer (the new-orders check may train another while the test runs).
+        var version = answer.GetProperty("model_version").GetInt32();
         await app.Factory.Services.GetRequiredService<DecisionLog>().FlushAsync(CancellationToken.None);
         var click = await app.Client.PostAsJsonAsync(StoreSeed.Signed("/proxy/events", seed.Shop, "", app.Clock.GetUtcNow()),
             new { type = "click", request_id = requestId, visitor_id = visitor, product_id = seed.P(recommended), placement = "product", position = 0, token });
@@ -33,8 +35,8 @@ public sealed class AttributionTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM recommendation_attributions WHERE shop_id = $1", seed.ShopId));
         Assert.Equal(1, await app.CountAsync("""
             SELECT count(*) FROM recommendation_attributions
-            WHERE shop_id = $1 AND order_id = $4 AND product_id = $2 AND event_type = 'click' AND request_id = $3 AND model_version = 1 AND experiment_arm IS NOT NULL
-            """, seed.ShopId, seed.P(recommended), requestId!, seed.Offset + 990001));
+            WHERE shop_id = $1 AND order_id = $4 AND product_id = $2 AND event_type = 'click' AND request_id = $3 AND model_version = $5 AND experiment_arm IS NOT NULL
+            """, seed.ShopId, seed.P(recommended), requestId!, seed.Offset + 990001, version));
     }
 
     [Fact]

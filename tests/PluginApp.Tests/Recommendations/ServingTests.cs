@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
+using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.DependencyInjection;
 using PluginApp.Recommendations;
 using PluginApp.Tests.Infrastructure;
@@ -174,6 +175,20 @@ public sealed class ServingTests(AppFixture app) : IClassFixture<AppFixture>
         var answer = await seed.RecommendAsync($"placement=product&product_id=105&limit=4&visitor_id={seed.VisitorIn("model", "v-broken")}");
 
         Assert.Equal("bestsellers", answer.GetProperty("path").GetString());
+        Assert.Equal(4, seed.Products(answer).Length);
+    }
+
+    [Fact]
+    public async Task ModelOverItsTimeBudget_ServesBestsellersAndSaysSo()
+    {
+        var seed = await TrainedStoreAsync("serve-slow.myshopify.com");
+        await using var strict = app.CreateFactory(app.Database.ConnectionString, b => b.UseSetting("Recommendations:ServingBudget", "00:00:00.0000001"));
+        using var client = strict.CreateClient(new() { BaseAddress = new Uri("https://localhost") });
+
+        var answer = await seed.RecommendAsync($"placement=product&product_id=105&limit=4&visitor_id={seed.VisitorIn("model", "v-slow")}", client);
+
+        Assert.Equal("bestsellers", answer.GetProperty("path").GetString());
+        Assert.Equal(JsonValueKind.Null, answer.GetProperty("model_version").ValueKind);
         Assert.Equal(4, seed.Products(answer).Length);
     }
 
