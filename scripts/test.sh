@@ -6,11 +6,13 @@ cd "$ROOT_DIR"
 source scripts/lib/dotnet.sh
 source scripts/lib/postgres.sh
 source scripts/lib/browser.sh
+source scripts/lib/node.sh
 
 # The storefront: Theme Check on the theme extension (fails the run), tools and browser for its tests.
 browser_ensure_installed
 theme_tools_install
 theme_check
+admin_css_check
 
 pg_up test 55432
 trap 'pg_down test; dotnet build-server shutdown >/dev/null 2>&1 || true' EXIT
