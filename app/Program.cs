@@ -1,4 +1,6 @@
 using PluginApp.Admin;
+using PluginApp.Admin.Shell;
+using PluginApp.Admin.Switches;
 using PluginApp.Backfill;
 using PluginApp.Compliance;
 using PluginApp.Data;
@@ -25,7 +27,7 @@ builder.Services.AddCompliance();
 builder.Services.AddStore();
 builder.AddInstall();
 builder.Services.AddWebhooks();
-builder.Services.AddAdmin();
+builder.AddAdminShell();
 builder.Services.AddOutbox();
 builder.Services.AddBackfill();
 builder.Services.AddTraining();
@@ -44,9 +46,14 @@ app.MapHealth();
 app.MapWebhooks();
 app.MapStripeWebhooks();
 app.MapOAuth();
-app.MapAdminPage();
+app.MapAdminShell();
 app.MapAdminApi()
+    .MapWebhooksAdmin()
+    .MapBackfillAdmin()
+    .MapOutboxAdmin()
+    .MapPrivacyAdmin()
     .MapModelsAdmin()
+    .MapSwitchesAdmin()
     .MapRecommendationsAdmin();
 app.MapProxy();
 app.MapDemoStorefront(app.Environment);

@@ -6,7 +6,6 @@ cd "$ROOT_DIR"
 source scripts/lib/dotnet.sh
 source scripts/lib/postgres.sh
 source scripts/lib/browser.sh
-source scripts/lib/node.sh
 
 # The storefront: Theme Check on the theme extension (fails the run), tools and browser for its tests.
 browser_ensure_installed

@@ -15,8 +15,6 @@ public sealed class AdminNavigation(IEnumerable<AdminPageEntry> pages)
 
 public static class AdminNavigationExtensions
 {
-    /// <summary>The admin shell: its overview page; features add theirs.</summary>
-    public static IServiceCollection AddAdmin(this IServiceCollection services) => services.AddAdminPage("/admin", "Overview", 0);
 
     /// <summary>Puts a feature's page in the admin's navigation (Shopify's app nav and the page's own).</summary>
     public static IServiceCollection AddAdminPage(this IServiceCollection services, string path, string title, int order)

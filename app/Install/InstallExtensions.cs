@@ -38,7 +38,9 @@ public static class InstallExtensions
         });
         s.AddHttpClient<AdminGraphQLClient>((sp, c) => c.Timeout = sp.GetRequiredService<IOptions<ShopifyOptions>>().Value.AdminApiTimeout);
         s.AddSingleton<SessionTokenValidator>();
+        s.AddScoped<ShopSession>();
         s.AddScoped<ShopSessionFilter>();
+        s.AddScoped<ShopSessionPageFilter>();
         s.AddAuthentication(SessionTokenAuthenticationHandler.SchemeName)
             .AddScheme<AuthenticationSchemeOptions, SessionTokenAuthenticationHandler>(SessionTokenAuthenticationHandler.SchemeName, null);
         s.AddAuthorization(o => o.AddPolicy(AdminPolicy, p =>

@@ -34,6 +34,12 @@ public sealed class SessionTokenAuthenticationHandler(
 
     protected override Task HandleChallengeAsync(AuthenticationProperties properties)
     {
+        // A page load without a valid token is bounced to App Bridge for a fresh one, as Shopify's own libraries do.
+        if (IsDocument(Request) && Request.Headers.Authorization.Count == 0 && SessionTokenBounce.RedirectFor(Request) is { } bounce)
+        {
+            Response.Redirect(bounce);
+            return Task.CompletedTask;
+        }
         // App Bridge retries once with a fresh token when it sees this header.
         Response.StatusCode = StatusCodes.Status401Unauthorized;
         Response.Headers["X-Shopify-Retry-Invalid-Session-Request"] = "1";

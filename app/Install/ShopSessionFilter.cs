@@ -1,20 +1,22 @@
 using Microsoft.AspNetCore.Http.HttpResults;
-using PluginApp.Data;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.AspNetCore.Mvc.Filters;
 using Microsoft.EntityFrameworkCore;
+using PluginApp.Data;
 using PluginApp.StoreData;
 
 namespace PluginApp.Install;
 
 /// <summary>
-/// After the session token is validated: make sure we hold an offline token for its shop (token
-/// exchange on the first embedded load) and scope the request's data access to that shop.
+/// After the session token is validated: make sure we hold an offline token for its shop (token exchange on the first
+/// embedded load) and scope the request's data access to that shop. The admin API's route group and every admin page
+/// run it, through the two filters below.
 /// </summary>
-public sealed class ShopSessionFilter(AppDbContext db, ShopScope scope, ShopifyTokenClient tokens, ShopInstaller installer,
-    ILogger<ShopSessionFilter> logger) : IEndpointFilter
+public sealed class ShopSession(AppDbContext db, ShopScope scope, ShopifyTokenClient tokens, ShopInstaller installer, ILogger<ShopSession> logger)
 {
-    public async ValueTask<object?> InvokeAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
+    /// <summary>Null when the request may go on (its shop is entered in <see cref="ShopScope"/>); otherwise the answer to give instead.</summary>
+    public async Task<IResult?> EnterAsync(HttpContext http)
     {
-        var http = context.HttpContext;
         var domain = http.User.FindFirst(SessionTokenAuthenticationHandler.ShopClaim)?.Value;
         if (domain is null) return TypedResults.Unauthorized();
 
@@ -40,6 +42,30 @@ public sealed class ShopSessionFilter(AppDbContext db, ShopScope scope, ShopifyT
         else shopId = shop.Id;
 
         scope.Enter(shopId, domain);
-        return await next(context);
+        return null;
+    }
+}
+
+/// <summary>The shop session for the admin API's route group.</summary>
+public sealed class ShopSessionFilter(ShopSession session) : IEndpointFilter
+{
+    public async ValueTask<object?> InvokeAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next) =>
+        await session.EnterAsync(context.HttpContext) ?? await next(context);
+}
+
+/// <summary>The shop session for every admin page (Razor Pages run page filters, not endpoint filters).</summary>
+public sealed class ShopSessionPageFilter(ShopSession session) : IAsyncPageFilter
+{
+    public Task OnPageHandlerSelectionAsync(PageHandlerSelectedContext context) => Task.CompletedTask;
+
+    public async Task OnPageHandlerExecutionAsync(PageHandlerExecutingContext context, PageHandlerExecutionDelegate next)
+    {
+        if (await session.EnterAsync(context.HttpContext) is { } refusal) context.Result = new HttpResultAction(refusal);
+        else await next();
+    }
+
+    private sealed class HttpResultAction(IResult result) : IActionResult
+    {
+        public Task ExecuteResultAsync(ActionContext context) => result.ExecuteAsync(context.HttpContext);
     }
 }

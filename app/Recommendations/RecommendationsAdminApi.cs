@@ -14,7 +14,9 @@ public static class RecommendationsAdminApi
         api.MapGet("/rules", GetRulesAsync);
         api.MapPut("/rules", PutRulesAsync);
         api.MapGet("/rules/history", RulesHistoryAsync);
+        api.MapPost("/rules/what-if", WhatIfAsync);
         api.MapGet("/recommendations/attribution", AttributionAsync);
+        api.MapGet("/recommendations/preview", PreviewAsync);
         return api;
     }
 
@@ -35,11 +37,53 @@ public static class RecommendationsAdminApi
         ShopScope scope, HttpContext http, CancellationToken ct)
     {
         var problems = rules.Problems();
-        if (problems.Count > 0) return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["rules"] = problems.ToArray() });
-        var version = await store.SaveAsync(scope.ShopId, rules, http.User.FindFirst(System.Security.Claims.ClaimTypes.NameIdentifier)?.Value, ct);
+        if (problems.Count > 0) return TypedResults.ValidationProblem(problems);
+        var version = await store.SaveAsync(scope.ShopId, rules, PluginApp.Admin.Switches.AdminUser.Of(http), ct);
         catalogs.Invalidate(scope.ShopId);
         return TypedResults.Ok(new RulesView(version, rules));
     }
+
+    /// <summary>What yesterday's answers would have lost under these rules (validated like a save; nothing is saved).</summary>
+    private static async Task<Results<Ok<WhatIfResult>, ValidationProblem>> WhatIfAsync(BusinessRules rules, RulesWhatIf whatIf, UpsellStats stats,
+        ShopScope scope, TimeProvider clock, CancellationToken ct)
+    {
+        var problems = rules.Problems();
+        if (problems.Count > 0) return TypedResults.ValidationProblem(problems);
+        var (zone, _) = await stats.ShopAsync(scope.ShopId, ct);
+        var yesterday = DayWindow.Ending(clock.GetUtcNow().AddDays(-1), zone, 1);
+        return TypedResults.Ok(await whatIf.YesterdayAsync(scope.ShopId, rules, yesterday, ct));
+    }
+
+    public sealed record PreviewItem(int Rank, long ProductId, string Title, string? Price, string Currency, string Reason, string Why);
+    public sealed record PreviewView(long ProductId, string ProductTitle, string Path, int? ModelVersion, List<PreviewItem> Items);
+
+    /// <summary>
+    /// What the product block would show right now for a product (by id, exact title, or the first title containing the
+    /// text), and why, in words. Always the model arm; nothing is logged.
+    /// </summary>
+    private static async Task<Results<Ok<PreviewView>, ProblemHttpResult>> PreviewAsync(string? product, RecommendationService service, CatalogCache catalogs,
+        ShopScope scope, CancellationToken ct)
+    {
+        var catalog = await catalogs.GetAsync(scope.ShopId, ct);
+        var q = product?.Trim() ?? "";
+        var found = long.TryParse(q, out var id) && catalog.Products.TryGetValue(id, out var byId) ? byId
+            : catalog.Products.Values.FirstOrDefault(p => string.Equals(p.Title, q, StringComparison.OrdinalIgnoreCase))
+              ?? (q.Length >= 2 ? catalog.Products.Values.Where(p => p.Title.Contains(q, StringComparison.OrdinalIgnoreCase)).MinBy(p => p.Title.Length) : null);
+        if (found is null) return TypedResults.Problem(title: "No such product", detail: $"no product has the id or a title like '{q}'", statusCode: 404);
+        var answer = await service.RecommendAsync(new RecommendationRequest(scope.ShopId, scope.Domain, "product", found.Id, [], 4, null, null, Preview: true), ct);
+        return TypedResults.Ok(new PreviewView(found.Id, found.Title, answer.Path, answer.ModelVersion,
+            answer.Items.Select(i => new PreviewItem(i.Rank, i.ProductId, i.Title, i.Price, i.Currency, i.Reason, ReasonInWords(i.Reason))).ToList()));
+    }
+
+    public static string ReasonInWords(string reason) => reason switch
+    {
+        "bought_together" => "Often bought together with this product",
+        "similar" => "Bought by the same customers as this product",
+        "for_you" => "Goes with what is in the cart",
+        "popular" => "A bestseller in this store",
+        "pinned" => "Pinned by you in the rules",
+        _ => reason,
+    };
 
     public sealed record AttributionView(string Arm, long Lines, decimal Revenue, long Orders);
 

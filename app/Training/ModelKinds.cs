@@ -16,6 +16,15 @@ namespace PluginApp.Training;
 public sealed record ModelKind(string Name, string Title, string PromotionMetric, Type Trainer, string Purpose, string Inputs, string ShownWhere,
     string Fallback)
 {
+    /// <summary>The metrics key of the same metric for the baseline measured in the same run (e.g. popularity), if the kind has one.</summary>
+    public string? BaselineMetric { get; init; }
+
+    /// <summary>What it outputs, in the merchant's words (the disclosure card).</summary>
+    public string Outputs { get; init; } = "";
+
+    /// <summary>What the merchant can see, override or turn off.</summary>
+    public string Oversight { get; init; } = "";
+
     /// <summary>Called on the instance that activated a version (the others learn it from model_changed).</summary>
     public Action<IServiceProvider, long>? OnActivated { get; init; }
 }

@@ -7,6 +7,9 @@ namespace PluginApp.Training;
 public sealed record ModelEntry(long Id, string Kind, int Version, string Status, string? StatusReason, DateTimeOffset? DataFrom,
     DateTimeOffset? DataTo, JsonElement Parameters, JsonElement Metrics, DateTimeOffset CreatedAt, DateTimeOffset? ActivatedAt);
 
+public sealed record TrainingRunView(string Kind, string Trigger, string State, DateTimeOffset StartedAt, DateTimeOffset? FinishedAt, long? Rows,
+    JsonElement? Parameters, JsonElement? Metrics, int? ModelVersion, string? Error);
+
 /// <summary>
 /// Models per shop and kind, with the promotion gate: a new model becomes active only when its held-out promotion
 /// metric (the kind's, e.g. Recall@10 for the recommender) is not worse than the active one's; otherwise it stays a
@@ -68,6 +71,33 @@ public sealed class ModelRegistry(NpgsqlDataSource db, TimeProvider clock)
         return previous;
     }
 
+    /// <summary>
+    /// Makes a candidate or retired version active on the merchant's word, through the same gate as a new model: refused
+    /// when its held-out promotion metric is worse than the active version's.
+    /// </summary>
+    public async Task<(bool Promoted, string Reason)> PromoteAsync(long shopId, ModelKind modelKind, int version, CancellationToken ct)
+    {
+        var (kind, metric) = (modelKind.Name, modelKind.PromotionMetric);
+        await using var conn = await db.OpenConnectionAsync(ct);
+        await using var tx = await conn.BeginTransactionAsync(ct);
+        await Exec(conn, tx, "SELECT pg_advisory_xact_lock(hashtext($1))", ct, $"models:{shopId}:{kind}");
+        var target = await Scalar(conn, tx, "SELECT (metrics->>$4)::float8 FROM models WHERE shop_id = $1 AND kind = $2 AND version = $3 AND status <> 'active'",
+            ct, shopId, kind, version, metric) as double?;
+        if (target is null) return (false, $"version {version} is not an inactive {kind} model of this shop");
+        var active = await Scalar(conn, tx, "SELECT (metrics->>$3)::float8 FROM models WHERE shop_id = $1 AND kind = $2 AND status = 'active'",
+            ct, shopId, kind, metric) as double?;
+        if (active is { } a && target.Value < a)
+            return (false, $"held-out {metric} {target:F4} is worse than the active model's {a:F4}");
+        await Exec(conn, tx, "UPDATE models SET status = 'retired', status_reason = $3 WHERE shop_id = $1 AND kind = $2 AND status = 'active'", ct,
+            shopId, kind, $"replaced by version {version} (promoted by the merchant)");
+        var reason = $"promoted by the merchant: held-out {metric} {target:F4}" + (active is { } b ? $" is not worse than {b:F4}" : "");
+        await Exec(conn, tx, "UPDATE models SET status = 'active', status_reason = $4, activated_at = $5 WHERE shop_id = $1 AND kind = $2 AND version = $3", ct,
+            shopId, kind, version, reason, clock.GetUtcNow());
+        await Notify(conn, tx, shopId, ct);
+        await tx.CommitAsync(ct);
+        return (true, reason);
+    }
+
     /// <summary>The active model's version and artifact, or null.</summary>
     public async Task<(int Version, byte[] Artifact)?> LoadActiveAsync(long shopId, string kind, CancellationToken ct)
     {
@@ -92,6 +122,25 @@ public sealed class ModelRegistry(NpgsqlDataSource db, TimeProvider clock)
                 r.IsDBNull(5) ? null : r.GetFieldValue<DateTimeOffset>(5), r.IsDBNull(6) ? null : r.GetFieldValue<DateTimeOffset>(6),
                 JsonDocument.Parse(r.GetString(7)).RootElement.Clone(), JsonDocument.Parse(r.GetString(8)).RootElement.Clone(),
                 r.GetFieldValue<DateTimeOffset>(9), r.IsDBNull(10) ? null : r.GetFieldValue<DateTimeOffset>(10)));
+        return list;
+    }
+
+    /// <summary>The shop's latest training runs of every kind, newest first.</summary>
+    public async Task<List<TrainingRunView>> TrainingRunsAsync(long shopId, CancellationToken ct)
+    {
+        await using var cmd = db.CreateCommand("""
+            SELECT kind, trigger, state, started_at, finished_at, rows, parameters::text, metrics::text, model_version, error
+            FROM training_runs WHERE shop_id = $1 ORDER BY id DESC LIMIT 50
+            """);
+        cmd.Parameters.AddWithValue(shopId);
+        var list = new List<TrainingRunView>();
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        while (await r.ReadAsync(ct))
+            list.Add(new TrainingRunView(r.GetString(0), r.GetString(1), r.GetString(2), r.GetFieldValue<DateTimeOffset>(3),
+                r.IsDBNull(4) ? null : r.GetFieldValue<DateTimeOffset>(4), r.IsDBNull(5) ? null : r.GetInt64(5),
+                r.IsDBNull(6) ? null : JsonDocument.Parse(r.GetString(6)).RootElement.Clone(),
+                r.IsDBNull(7) ? null : JsonDocument.Parse(r.GetString(7)).RootElement.Clone(),
+                r.IsDBNull(8) ? null : r.GetInt32(8), r.IsDBNull(9) ? null : r.GetString(9)));
         return list;
     }
 

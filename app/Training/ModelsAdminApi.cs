@@ -1,6 +1,4 @@
-using System.Text.Json;
 using Microsoft.AspNetCore.Http.HttpResults;
-using Npgsql;
 using PluginApp.Data;
 
 namespace PluginApp.Training;
@@ -13,6 +11,7 @@ public static class ModelsAdminApi
         api.MapGet("/models", ListAsync);
         api.MapPost("/models/train", Train);
         api.MapPost("/models/rollback", RollbackAsync);
+        api.MapPost("/models/promote", PromoteAsync);
         api.MapGet("/models/training-runs", TrainingRunsAsync);
         return api;
     }
@@ -38,29 +37,24 @@ public static class ModelsAdminApi
         return TypedResults.Ok(new RollbackView(kind, v));
     }
 
+    private static async Task<Results<Ok<PromoteView>, ProblemHttpResult>> PromoteAsync(ModelRegistry registry, ModelKinds kinds, ShopScope scope,
+        IServiceProvider services, string? kind, int? version, CancellationToken ct)
+    {
+        if (kind is null || !kinds.Contains(kind)) return UnknownKind(kind, kinds);
+        if (version is not > 0) return TypedResults.Problem(title: "Which version?", detail: "version must name the model version to promote", statusCode: 400);
+        var (promoted, reason) = await registry.PromoteAsync(scope.ShopId, kinds[kind], version.Value, ct);
+        if (!promoted) return TypedResults.Problem(title: "Not promoted", detail: reason, statusCode: 409);
+        kinds[kind].OnActivated?.Invoke(services, scope.ShopId);
+        return TypedResults.Ok(new PromoteView(kind, version.Value, reason));
+    }
+
+    public sealed record PromoteView(string Kind, int ActiveVersion, string Reason);
+
     private static ProblemHttpResult UnknownKind(string? kind, ModelKinds kinds) => TypedResults.Problem(title: "Unknown model kind",
         detail: $"kind must be one of {string.Join(", ", kinds.All.Select(k => k.Name))}" + (kind is null ? "" : $", not '{kind}'"), statusCode: 400);
 
     public sealed record RollbackView(string Kind, int ActiveVersion);
 
-    public sealed record TrainingRunView(string Kind, string Trigger, string State, DateTimeOffset StartedAt, DateTimeOffset? FinishedAt, long? Rows,
-        JsonElement? Parameters, JsonElement? Metrics, int? ModelVersion, string? Error);
-
-    private static async Task<Ok<List<TrainingRunView>>> TrainingRunsAsync(NpgsqlDataSource db, ShopScope scope, CancellationToken ct)
-    {
-        await using var cmd = db.CreateCommand("""
-            SELECT kind, trigger, state, started_at, finished_at, rows, parameters::text, metrics::text, model_version, error
-            FROM training_runs WHERE shop_id = $1 ORDER BY id DESC LIMIT 50
-            """);
-        cmd.Parameters.AddWithValue(scope.ShopId);
-        var list = new List<TrainingRunView>();
-        await using var r = await cmd.ExecuteReaderAsync(ct);
-        while (await r.ReadAsync(ct))
-            list.Add(new TrainingRunView(r.GetString(0), r.GetString(1), r.GetString(2), r.GetFieldValue<DateTimeOffset>(3),
-                r.IsDBNull(4) ? null : r.GetFieldValue<DateTimeOffset>(4), r.IsDBNull(5) ? null : r.GetInt64(5),
-                r.IsDBNull(6) ? null : JsonDocument.Parse(r.GetString(6)).RootElement.Clone(),
-                r.IsDBNull(7) ? null : JsonDocument.Parse(r.GetString(7)).RootElement.Clone(),
-                r.IsDBNull(8) ? null : r.GetInt32(8), r.IsDBNull(9) ? null : r.GetString(9)));
-        return TypedResults.Ok(list);
-    }
+    private static async Task<Ok<List<TrainingRunView>>> TrainingRunsAsync(ModelRegistry registry, ShopScope scope, CancellationToken ct) =>
+        TypedResults.Ok(await registry.TrainingRunsAsync(scope.ShopId, ct));
 }

@@ -2,6 +2,7 @@
 # Why Debian's chromium: Playwright's own browser download cannot reach its CDN from these machines; the
 # Microsoft.Playwright driver runs Debian's build through ExecutablePath.
 ROOT_DIR="${ROOT_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
+source "$ROOT_DIR/scripts/lib/node.sh"
 
 # browser_ensure_installed -> exports CHROMIUM_PATH
 browser_ensure_installed() {
@@ -17,6 +18,7 @@ browser_ensure_installed() {
 
 # theme_tools_install: Theme Check and liquidjs, exactly as pinned in scripts/theme/package-lock.json
 theme_tools_install() {
+  node_ensure_installed
   npm ci --prefix "$ROOT_DIR/scripts/theme" --no-audit --no-fund --loglevel=error >/dev/null
 }
 

@@ -20,21 +20,21 @@ public sealed record BusinessRules
 
     public static readonly BusinessRules Default = new();
 
-    /// <summary>Every problem with these rules, each naming the field and the bad value.</summary>
-    public List<string> Problems()
+    /// <summary>Every problem with these rules by field (camelCase, as the JSON and the form name them), each naming the bad value.</summary>
+    public Dictionary<string, string[]> Problems()
     {
-        var p = new List<string>();
-        foreach (var (name, ids) in new[] { ("blockedProductIds", BlockedProductIds), ("blockedCollectionIds", BlockedCollectionIds), ("pinnedProductIds", PinnedProductIds) })
+        var p = new Dictionary<string, List<string>>();
+        void Add(string field, string message) => (p.TryGetValue(field, out var l) ? l : p[field] = []).Add(message);
+        foreach (var (name, ids, max) in new[] { ("blockedProductIds", BlockedProductIds, 500), ("blockedCollectionIds", BlockedCollectionIds, 500), ("pinnedProductIds", PinnedProductIds, 20) })
         {
-            if (ids is null) { p.Add($"{name} must be a list"); continue; }
-            if (ids.Length > 500) p.Add($"{name} has {ids.Length} entries; at most 500");
-            if (ids.Any(i => i <= 0)) p.Add($"{name} holds a non-positive id");
+            if (ids is null) { Add(name, "must be a list of ids"); continue; }
+            if (ids.Length > max) Add(name, $"has {ids.Length} entries; at most {max}");
+            if (ids.Any(i => i <= 0)) Add(name, $"holds {ids.First(i => i <= 0)}, which is not an id");
         }
-        if (PinnedProductIds?.Length > 20) p.Add($"pinnedProductIds has {PinnedProductIds.Length} entries; at most 20");
-        if (MaxPriceRatio is { } r && (r <= 0 || r > 100)) p.Add($"maxPriceRatio {r} must be above 0 and at most 100");
-        if (MinMarginPercent is { } m && (m < 0 || m >= 100)) p.Add($"minMarginPercent {m} must be from 0 to below 100");
-        if (MaxPerProductType is { } t && (t < 1 || t > 50)) p.Add($"maxPerProductType {t} must be from 1 to 50");
-        return p;
+        if (MaxPriceRatio is { } r && (r <= 0 || r > 100)) Add("maxPriceRatio", $"{r} must be above 0 and at most 100");
+        if (MinMarginPercent is { } m && (m < 0 || m >= 100)) Add("minMarginPercent", $"{m} must be from 0 to below 100");
+        if (MaxPerProductType is { } t && (t < 1 || t > 50)) Add("maxPerProductType", $"{t} must be from 1 to 50");
+        return p.ToDictionary(kv => kv.Key, kv => kv.Value.ToArray());
     }
 }
 

@@ -21,8 +21,11 @@ public sealed record CatalogProduct(long Id, string Title, string? Handle, strin
 }
 
 /// <summary>What serving reads about one shop, loaded in one go and kept for a few seconds.</summary>
+/// <param name="Enabled">The merchant's switch for upsells; when off, <paramref name="WhenOff"/> says what the blocks show.</param>
+/// <param name="Notice">The merchant's text behind "Why am I seeing this?", or null for the theme's default.</param>
 public sealed record CatalogSnapshot(IReadOnlyDictionary<long, CatalogProduct> Products, IReadOnlyDictionary<long, long> ProductOfVariant,
-    long[] Bestsellers, string Currency, BusinessRules Rules, DateTimeOffset LoadedAt);
+    long[] Bestsellers, string Currency, BusinessRules Rules, DateTimeOffset LoadedAt, bool Enabled = true, string WhenOff = "nothing",
+    string? Notice = null);
 
 /// <summary>
 /// Per-shop catalog snapshots for serving. A snapshot older than CatalogMaxAge is reloaded by one caller while
@@ -83,6 +86,8 @@ public sealed class CatalogCache(NpgsqlDataSource db, IOptions<RecommendationOpt
                     """, shopId),
                 Cmd("SELECT coalesce((SELECT currency FROM shops WHERE id = $1), (SELECT currency FROM orders WHERE shop_id = $1 ORDER BY created_at DESC LIMIT 1), 'USD')", shopId),
                 Cmd("SELECT rules::text FROM recommendation_rules WHERE shop_id = $1", shopId),
+                Cmd($"SELECT enabled, when_off FROM ai_feature_switches WHERE shop_id = $1 AND feature = '{UpsellFeature.Name}'", shopId),
+                Cmd("SELECT text FROM shopper_notices WHERE shop_id = $1", shopId),
             },
         };
         await using var r = await batch.ExecuteReaderAsync();
@@ -111,10 +116,14 @@ public sealed class CatalogCache(NpgsqlDataSource db, IOptions<RecommendationOpt
         var currency = r.GetString(0);
         await r.NextResultAsync();
         var rules = await r.ReadAsync() ? JsonSerializer.Deserialize<BusinessRules>(r.GetString(0), RulesStore.Json)! : BusinessRules.Default;
+        await r.NextResultAsync();
+        var (enabled, whenOff) = await r.ReadAsync() ? (r.GetBoolean(0), r.GetString(1)) : (true, UpsellFeature.Registration.OffChoices[0]);
+        await r.NextResultAsync();
+        var notice = await r.ReadAsync() ? r.GetString(0) : null;
 
         var products = heads.ToDictionary(h => h.Item1, h => new CatalogProduct(h.Item1, h.Item2, h.Item3, h.Item4, h.Item5, h.Item6,
             variants.TryGetValue(h.Item1, out var vs) ? vs.ToArray() : [], collections.TryGetValue(h.Item1, out var cs) ? cs.ToArray() : []));
-        return new CatalogSnapshot(products, productOfVariant, bestsellers.ToArray(), currency, rules, loadedAt);
+        return new CatalogSnapshot(products, productOfVariant, bestsellers.ToArray(), currency, rules, loadedAt, enabled, whenOff, notice);
     }
 
     private static NpgsqlBatchCommand Cmd(string sql, long shopId) => new(sql) { Parameters = { new NpgsqlParameter { Value = shopId } } };

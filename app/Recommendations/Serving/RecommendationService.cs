@@ -4,15 +4,17 @@ using Microsoft.Extensions.Options;
 
 namespace PluginApp.Recommendations;
 
+/// <param name="Preview">The merchant's preview in the admin: always the model arm, nothing logged, no event tokens.</param>
 public sealed record RecommendationRequest(long ShopId, string Shop, string Placement, long? ProductId, long[] CartVariantIds, int Limit,
-    string? VisitorHash, long? CustomerId);
+    string? VisitorHash, long? CustomerId, bool Preview = false);
 
 /// <summary>One item as the storefront gets it: its rank and the reason in a word, never the model's raw score.</summary>
 public sealed record RecommendedItem(long ProductId, long? VariantId, string Title, string? Price, string Currency, string? Image, string Url,
     string Reason, int Rank, string Token);
 
+/// <param name="Notice">The merchant's "Why am I seeing this?" text for the block, or null for the theme's default.</param>
 public sealed record RecommendationResponse(string RequestId, string Shop, string Placement, string Path, int? ModelVersion,
-    ExperimentView Experiment, IReadOnlyList<RecommendedItem> Items);
+    ExperimentView Experiment, IReadOnlyList<RecommendedItem> Items, string? Notice = null);
 
 public sealed record ExperimentView(string Name, string Arm);
 
@@ -32,13 +34,15 @@ public sealed class RecommendationService(ModelCache models, CatalogCache catalo
         var requestId = Guid.NewGuid().ToString("N");
         var catalog = await catalogs.GetAsync(req.ShopId, ct);
         var anchors = Anchors(req, catalog);
-        var arm = Experiments.Assign(req.Shop, req.VisitorHash ?? req.CustomerId?.ToString(CultureInfo.InvariantCulture), Experiments.Upsells,
-            options.Value.HoldoutShare);
+        var arm = req.Preview ? Experiments.ModelArm
+            : Experiments.Assign(req.Shop, req.VisitorHash ?? req.CustomerId?.ToString(CultureInfo.InvariantCulture), Experiments.Upsells, options.Value.HoldoutShare);
+        if (!catalog.Enabled && catalog.WhenOff == UpsellFeature.ShowNothing)
+            return Respond(req, requestId, UpsellFeature.SwitchedOff, null, arm, [], catalog, started, anchors);
 
         var path = "bestsellers";
         int? version = null;
         var candidates = new List<Candidate>();
-        if (arm == Experiments.ModelArm)
+        if (arm == Experiments.ModelArm && catalog.Enabled)
         {
             try
             {
@@ -76,14 +80,22 @@ public sealed class RecommendationService(ModelCache models, CatalogCache catalo
             items.AddRange(fill.Take(req.Limit - items.Count));
         }
 
+        return Respond(req, requestId, path, version, arm, items, catalog, started, anchors);
+    }
+
+    private RecommendationResponse Respond(RecommendationRequest req, string requestId, string path, int? version, string arm,
+        List<RecommendedItem> items, CatalogSnapshot catalog, long started, List<CatalogProduct> anchors)
+    {
         items = items.Select((item, i) => item with
         {
-            Rank = i + 1, Token = tokens.Issue(req.Shop, requestId, req.VisitorHash, req.CustomerId, item.ProductId),
+            Rank = i + 1, Token = req.Preview ? "" : tokens.Issue(req.Shop, requestId, req.VisitorHash, req.CustomerId, item.ProductId),
         }).ToList();
-        var response = new RecommendationResponse(requestId, req.Shop, req.Placement, path, version, new ExperimentView(Experiments.Upsells, arm), items);
-        decisions.Record(new Decision(requestId, req.ShopId, req.Placement, path, version, arm, req.VisitorHash, req.CustomerId,
-            anchors.Select(a => a.Id).ToArray(), items.Select(i => i.ProductId).ToArray(),
-            (float)Stopwatch.GetElapsedTime(started).TotalMilliseconds, clock.GetUtcNow()));
+        var response = new RecommendationResponse(requestId, req.Shop, req.Placement, path, version, new ExperimentView(Experiments.Upsells, arm), items,
+            catalog.Notice);
+        if (!req.Preview)
+            decisions.Record(new Decision(requestId, req.ShopId, req.Placement, path, version, arm, req.VisitorHash, req.CustomerId,
+                anchors.Select(a => a.Id).ToArray(), items.Select(i => i.ProductId).ToArray(),
+                (float)Stopwatch.GetElapsedTime(started).TotalMilliseconds, clock.GetUtcNow()));
         return response;
     }
 
@@ -124,7 +136,7 @@ public sealed class RecommendationService(ModelCache models, CatalogCache catalo
     {
         var rules = catalog.Rules;
         var anchorIds = anchors.Select(a => a.Id).ToHashSet();
-        var anchorPrice = anchors.Select(a => a.Display?.Price).Where(p => p is > 0).DefaultIfEmpty(null).Max();
+        var anchorPrice = AnchorPrice(anchors);
         var perType = new Dictionary<string, int>(StringComparer.OrdinalIgnoreCase);
         var maxPerType = rules.MaxPerProductType ?? Math.Max(2, (req.Limit + 1) / 2);
         var chosen = new List<RecommendedItem>();
@@ -146,14 +158,23 @@ public sealed class RecommendationService(ModelCache models, CatalogCache catalo
         return chosen;
     }
 
-    internal static bool Allowed(CatalogProduct p, BusinessRules rules, HashSet<long> anchors, decimal? anchorPrice, string placement)
+    internal static bool Allowed(CatalogProduct p, BusinessRules rules, HashSet<long> anchors, decimal? anchorPrice, string placement) =>
+        Refusal(p, rules, anchors, anchorPrice, placement) is null;
+
+    /// <summary>The rule that keeps a product out of this answer, in words, or null when it may be shown.</summary>
+    internal static string? Refusal(CatalogProduct p, BusinessRules rules, HashSet<long> anchors, decimal? anchorPrice, string placement)
     {
-        if (!p.Sellable || anchors.Contains(p.Id) && (placement == "product" || rules.ExcludeInCart)) return false;
-        if (rules.ExcludeOutOfStock && !p.InStock) return false;
-        if (rules.BlockedProductIds.Contains(p.Id) || p.Collections.Any(rules.BlockedCollectionIds.Contains)) return false;
+        if (!p.Sellable) return "not for sale";
+        if (anchors.Contains(p.Id) && (placement == "product" || rules.ExcludeInCart)) return "already in the cart or on the page";
+        if (rules.ExcludeOutOfStock && !p.InStock) return "out of stock";
+        if (rules.BlockedProductIds.Contains(p.Id)) return "blocked product";
+        if (p.Collections.Any(rules.BlockedCollectionIds.Contains)) return "in a blocked collection";
         var v = p.Display;
-        if (rules.MaxPriceRatio is { } ratio && anchorPrice is { } ap && v?.Price is { } price && price > ap * ratio) return false;
-        if (rules.MinMarginPercent is { } margin && v is { Price: > 0, Cost: { } cost } && (v.Price.Value - cost) / v.Price.Value * 100 < margin) return false;
-        return true;
+        if (rules.MaxPriceRatio is { } ratio && anchorPrice is { } ap && v?.Price is { } price && price > ap * ratio) return "dearer than the price ratio allows";
+        if (rules.MinMarginPercent is { } margin && v is { Price: > 0, Cost: { } cost } && (v.Price.Value - cost) / v.Price.Value * 100 < margin) return "below the margin floor";
+        return null;
     }
+
+    /// <summary>The anchors' price the price-ratio rule compares against: the dearest anchor's displayed price.</summary>
+    internal static decimal? AnchorPrice(IEnumerable<CatalogProduct> anchors) => anchors.Select(a => a.Display?.Price).Where(p => p is > 0).DefaultIfEmpty(null).Max();
 }

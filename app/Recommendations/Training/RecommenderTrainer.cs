@@ -17,6 +17,11 @@ public sealed class RecommenderTrainer(SignalStore signals, TimeProvider clock) 
         Fallback: "Store bestsellers under the same business rules when there is no model, it fails, or it takes longer than 50 ms.")
     {
         OnActivated = (services, shopId) => services.GetRequiredService<ModelCache>().Invalidate(shopId),
+        BaselineMetric = nameof(HeldOutMetrics.BaselineRecallAt10),
+        Outputs = "Up to 8 ranked products per block, each with its reason (often bought together, bought by the same customers, " +
+                  "a store bestseller, or pinned by you). It never outputs a price, a discount or anything about the shopper.",
+        Oversight = "Your rules (stock, blocked and pinned products, price ratio, margin floor, variety) apply to every answer; you can " +
+                    "preview any product, promote or roll back a model version, and switch upsells off (showing nothing or bestsellers).",
     };
 
     public async Task<TrainedModel> TrainAsync(long shopId, CancellationToken ct)

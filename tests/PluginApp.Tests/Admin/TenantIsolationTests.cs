@@ -43,6 +43,32 @@ public sealed class TenantIsolationTests(AppFixture app) : IClassFixture<AppFixt
     }
 
     [Fact]
+    public async Task ShopA_CannotDownloadShopBsExportNorRetryItsCalls_NorSeeThemOnItsPages()
+    {
+        await app.SendWebhookAsync("customers/data_request", ShopB,
+            "{\"shop_domain\":\"tenant-b.myshopify.com\",\"customer\":{\"id\":7009999},\"orders_requested\":[],\"data_request\":{\"id\":2}}");
+        var requestOfB = (long)(await app.ScalarAsync("SELECT id FROM customer_data_requests WHERE customer_id = 7009999"))!;
+        var shopB = (long)(await app.ScalarAsync("SELECT id FROM shops WHERE domain = $1", ShopB))!;
+        var callOfB = (long)(await app.ScalarAsync("""
+            INSERT INTO outbox_messages (shop_id, resource_key, operation, document, variables, idempotency_key, created_at, next_attempt_at, attempts, failed_at)
+            VALUES ($1, 'gid://shopify/Order/7002001', 'tagsAdd', 'm', '{}'::jsonb, 'tenant-b-call', now(), now(), 10, now()) RETURNING id
+            """, shopB))!;
+
+        Assert.Equal("HTTP 404", await Get($"/api/admin/data-requests/{requestOfB}/export", ShopA));
+        var retry = app.AdminGet($"/api/admin/outbox/{callOfB}/retry", ShopA);
+        retry.Method = HttpMethod.Post;
+        Assert.Equal(HttpStatusCode.NotFound, (await app.Client.SendAsync(retry)).StatusCode);
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE id = $1 AND failed_at IS NOT NULL", callOfB));
+        foreach (var page in new[] { "/admin/privacy", "/admin/operations" })
+        {
+            var html = await (await app.Client.GetAsync($"{page}?shop={ShopA}&embedded=1&id_token={app.SessionToken(ShopA)}")).Content.ReadAsStringAsync();
+            Assert.Contains("<h1>", html);
+            Assert.DoesNotContain("7009999", html);
+            Assert.DoesNotContain("7002001", html);
+        }
+    }
+
+    [Fact]
     public async Task ShopB_SeesItsOwnRows()
     {
         var order = JsonDocument.Parse(await Get("/api/admin/orders/7002001", ShopB)).RootElement;

@@ -28,9 +28,27 @@ public class AppFixture : IAsyncLifetime
         Database = await TestDatabase.CreateAsync();
         Shopify = await StandInServer.StartAsync(ClientSecret);
         Factory = CreateFactory(Database.ConnectionString, ConfigureMainInstance);
-        Client = Factory.CreateClient(new WebApplicationFactoryClientOptions { AllowAutoRedirect = false, HandleCookies = false, BaseAddress = new Uri("https://localhost") });
+        if (ServeOverHttp)
+        {
+            // Why a real Kestrel on loopback: a browser cannot reach the in-memory test server.
+            Factory.UseKestrel(0);
+            Factory.StartServer();
+            var address = Factory.Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>()
+                .Features.Get<Microsoft.AspNetCore.Hosting.Server.Features.IServerAddressesFeature>()!.Addresses.First();
+            BaseUrl = address.Replace("[::]", "127.0.0.1").Replace("localhost", "127.0.0.1");
+        }
+        // Why our own handler over HTTP: the factory's client for a Kestrel server follows redirects whatever its options say.
+        Client = BaseUrl is null
+            ? Factory.CreateClient(new WebApplicationFactoryClientOptions { AllowAutoRedirect = false, HandleCookies = false, BaseAddress = new Uri("https://localhost") })
+            : new HttpClient(new HttpClientHandler { AllowAutoRedirect = false, UseCookies = false }) { BaseAddress = new Uri(BaseUrl) };
         Db = NpgsqlDataSource.Create(Database.ConnectionString);
     }
+
+    /// <summary>Whether the main instance listens on a loopback port (for a browser) instead of in memory only.</summary>
+    protected virtual bool ServeOverHttp => false;
+
+    /// <summary>The main instance's address when it serves over HTTP.</summary>
+    public string? BaseUrl { get; private set; }
 
     /// <summary>Settings of the fixture's main app instance only (a derived fixture may turn something off).</summary>
     protected virtual void ConfigureMainInstance(IWebHostBuilder builder) { }

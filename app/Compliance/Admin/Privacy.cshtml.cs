@@ -1,0 +1,25 @@
+using Microsoft.EntityFrameworkCore;
+using PluginApp.Admin.Shell;
+using PluginApp.Data;
+using PluginApp.StoreData;
+
+namespace PluginApp.Compliance.Admin;
+
+/// <summary>Customer data requests and their exports, redactions done, retention, and what the app stores about people.</summary>
+public sealed class PrivacyModel(AppDbContext db, PersonalDataCatalog catalog) : AdminPageModel
+{
+    public List<CustomerDataRequest> Requests { get; private set; } = [];
+    public List<(long CustomerId, DateTimeOffset At)> Redactions { get; private set; } = [];
+    public int RedactedCount { get; private set; }
+    public PersonalDataCatalog Catalog => catalog;
+
+    public async Task OnGetAsync(CancellationToken ct)
+    {
+        ViewData["Title"] = "Data and privacy";
+        Requests = await db.CustomerDataRequests.AsNoTracking().OrderByDescending(r => r.RequestedAt).Take(50).ToListAsync(ct);
+        var redacted = db.Customers.AsNoTracking().Where(c => c.RedactedAt != null);
+        RedactedCount = await redacted.CountAsync(ct);
+        Redactions = (await redacted.OrderByDescending(c => c.RedactedAt).Take(20).Select(c => new { c.Id, c.RedactedAt }).ToListAsync(ct))
+            .Select(c => (c.Id, c.RedactedAt!.Value)).ToList();
+    }
+}

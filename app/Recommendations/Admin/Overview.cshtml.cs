@@ -1,0 +1,40 @@
+using PluginApp.Admin.Shell;
+using PluginApp.Data;
+using PluginApp.Training;
+
+namespace PluginApp.Recommendations.Admin;
+
+/// <summary>What the AI did and earned per day over a window, the holdout comparison, how answers were produced, and model health.</summary>
+public sealed class OverviewModel(UpsellStats stats, ModelRegistry registry, ModelKinds kinds, ShopScope scope, TimeProvider clock) : AdminPageModel
+{
+    public DayWindow Window { get; private set; } = null!;
+    public string Currency { get; private set; } = "USD";
+    public List<UpsellDay> Days { get; private set; } = [];
+    public HoldoutComparison Holdout { get; private set; } = null!;
+    public List<(string Path, long Answers)> PathMix { get; private set; } = [];
+    public List<(ModelKind Kind, ModelEntry? Active)> Health { get; private set; } = [];
+    public DateTimeOffset Now { get; private set; }
+
+    public async Task OnGetAsync(int? days, CancellationToken ct)
+    {
+        ViewData["Title"] = "Overview";
+        Now = clock.GetUtcNow();
+        var (zone, currency) = await stats.ShopAsync(scope.ShopId, ct);
+        Currency = currency;
+        Window = DayWindow.Ending(Now, zone, DayWindow.Choices.Contains(days ?? 0) ? days!.Value : 30);
+        Days = await stats.DaysAsync(scope.ShopId, Window, ct);
+        Holdout = await stats.HoldoutAsync(scope.ShopId, Window, ct);
+        PathMix = await stats.PathMixAsync(scope.ShopId, Window, ct);
+        var models = await registry.ListAsync(scope.ShopId, ct);
+        Health = kinds.All.Select(k => (k, models.FirstOrDefault(m => m.Kind == k.Name && m.Status == "active"))).ToList();
+    }
+
+    public static string PathName(string path) => path switch
+    {
+        "model" => "Model (similar items and bought together)",
+        "co_occurrence" => "Bought together only",
+        "bestsellers" => "Store bestsellers",
+        UpsellFeature.SwitchedOff => "Switched off",
+        _ => path,
+    };
+}

@@ -1,0 +1,172 @@
+using Npgsql;
+using PluginApp.Ml.Metrics;
+using PluginApp.StoreData;
+
+namespace PluginApp.Recommendations;
+
+/// <summary>A window of whole days in the shop's time zone, ending today.</summary>
+public sealed record DayWindow(IReadOnlyList<DateOnly> Days, DateTimeOffset From, DateTimeOffset To, string TimeZone)
+{
+    public static readonly int[] Choices = [7, 30, 90];
+
+    public static DayWindow Ending(DateTimeOffset now, string? ianaTimeZone, int days)
+    {
+        var zone = TimeZoneInfo.TryFindSystemTimeZoneById(ianaTimeZone ?? "UTC", out var tz) ? tz : TimeZoneInfo.Utc;
+        var today = DateOnly.FromDateTime(TimeZoneInfo.ConvertTime(now, zone).DateTime);
+        var first = today.AddDays(1 - days);
+        DateTimeOffset Start(DateOnly d)
+        {
+            var local = d.ToDateTime(TimeOnly.MinValue);
+            return new DateTimeOffset(local, zone.GetUtcOffset(local));
+        }
+        return new DayWindow(Enumerable.Range(0, days).Select(i => first.AddDays(i)).ToList(), Start(first), Start(today.AddDays(1)), zone.Id);
+    }
+}
+
+/// <summary>One day of what the upsell blocks did and earned.</summary>
+public sealed record UpsellDay(DateOnly Day, long Impressions, long Clicks, long AddToCarts, long AttributedOrders, decimal AttributedRevenue);
+
+/// <summary>One arm of the upsell experiment over the window: shoppers served, those who ordered, their revenue.</summary>
+public sealed record ArmOutcome(string Arm, long Shoppers, long Converted, MeanSummary RevenuePerShopper);
+
+/// <summary>The holdout comparison, or why there is none yet.</summary>
+public sealed record HoldoutComparison(ArmOutcome? Model, ArmOutcome? Holdout, LiftEstimate? Conversion, LiftEstimate? RevenuePerVisitor, string? NotYet)
+{
+    public const int MinShoppersPerArm = 100;
+    public const int MinConvertedPerArm = 10;
+
+    public static HoldoutComparison From(ArmOutcome? model, ArmOutcome? holdout)
+    {
+        string? notYet = null;
+        if (model is null || holdout is null || model.Shoppers < MinShoppersPerArm || holdout.Shoppers < MinShoppersPerArm)
+            notYet = $"Not enough data yet: {model?.Shoppers ?? 0:N0} shoppers saw recommendations and {holdout?.Shoppers ?? 0:N0} were held out; " +
+                     $"an honest comparison needs at least {MinShoppersPerArm} in each.";
+        else if (model.Converted < MinConvertedPerArm || holdout.Converted < MinConvertedPerArm)
+            notYet = $"Not enough data yet: {model.Converted:N0} and {holdout.Converted:N0} shoppers ordered; an honest comparison needs at least {MinConvertedPerArm} orders in each arm.";
+        return notYet is not null
+            ? new HoldoutComparison(model, holdout, null, null, notYet)
+            : new HoldoutComparison(model, holdout, Lift.Conversion(model!.Converted, model.Shoppers, holdout!.Converted, holdout.Shoppers),
+                Lift.Mean(model.RevenuePerShopper, holdout.RevenuePerShopper), null);
+    }
+}
+
+/// <summary>
+/// The overview's numbers, from the tables serving and ingestion write: storefront events per day, attributed orders and
+/// revenue net of refunds per day (by the order's day), the serving path mix, and the holdout comparison.
+/// </summary>
+public sealed class UpsellStats(NpgsqlDataSource db)
+{
+    public async Task<(string? TimeZone, string Currency)> ShopAsync(long shopId, CancellationToken ct)
+    {
+        await using var cmd = db.CreateCommand("""
+            SELECT iana_timezone, coalesce(currency, (SELECT currency FROM orders WHERE shop_id = $1 ORDER BY created_at DESC LIMIT 1), 'USD')
+            FROM shops WHERE id = $1
+            """);
+        cmd.Parameters.AddWithValue(shopId);
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        return await r.ReadAsync(ct) ? (r.IsDBNull(0) ? null : r.GetString(0), r.GetString(1)) : (null, "USD");
+    }
+
+    public async Task<List<UpsellDay>> DaysAsync(long shopId, DayWindow w, CancellationToken ct)
+    {
+        var days = w.Days.ToDictionary(d => d, d => new UpsellDay(d, 0, 0, 0, 0, 0m));
+        await using var cmd = db.CreateCommand("""
+            SELECT (occurred_at AT TIME ZONE $4)::date, event_type, count(*) FROM recommendation_events
+            WHERE shop_id = $1 AND occurred_at >= $2 AND occurred_at < $3 GROUP BY 1, 2
+            """);
+        Add(cmd, shopId, w);
+        await using (var r = await cmd.ExecuteReaderAsync(ct))
+            while (await r.ReadAsync(ct))
+            {
+                var day = DateOnly.FromDateTime(r.GetDateTime(0));
+                if (!days.TryGetValue(day, out var d)) continue;
+                days[day] = r.GetString(1) switch
+                {
+                    "impression" => d with { Impressions = r.GetInt64(2) },
+                    "click" => d with { Clicks = r.GetInt64(2) },
+                    "add_to_cart" => d with { AddToCarts = r.GetInt64(2) },
+                    _ => d,
+                };
+            }
+        await using var attributed = db.CreateCommand(AttributedSql);
+        Add(attributed, shopId, w);
+        await using (var r = await attributed.ExecuteReaderAsync(ct))
+            while (await r.ReadAsync(ct))
+            {
+                var day = DateOnly.FromDateTime(r.GetDateTime(0));
+                if (days.TryGetValue(day, out var d)) days[day] = d with { AttributedOrders = r.GetInt64(1), AttributedRevenue = r.GetDecimal(2) };
+            }
+        return w.Days.Select(d => days[d]).ToList();
+    }
+
+    /// <summary>Attributed lines by their order's day: each line's revenue less what was refunded of it, never below zero; cancelled orders earn nothing.</summary>
+    internal const string AttributedSql = """
+        SELECT (o.created_at AT TIME ZONE $4)::date, count(DISTINCT a.order_id),
+               coalesce(sum(greatest(0, a.revenue - coalesce(r.refunded, 0))), 0)
+        FROM recommendation_attributions a
+        JOIN orders o ON o.shop_id = a.shop_id AND o.id = a.order_id
+        LEFT JOIN (SELECT rl.line_item_id, sum(coalesce(rl.subtotal, rl.quantity * ol.price)) AS refunded
+                   FROM refund_lines rl LEFT JOIN order_lines ol ON ol.shop_id = rl.shop_id AND ol.id = rl.line_item_id
+                   WHERE rl.shop_id = $1 GROUP BY rl.line_item_id) r ON r.line_item_id = a.line_id
+        WHERE a.shop_id = $1 AND o.created_at >= $2 AND o.created_at < $3 AND o.cancelled_at IS NULL
+        GROUP BY 1
+        """;
+
+    /// <summary>Share of answers by the path that produced them (model, co_occurrence, bestsellers).</summary>
+    public async Task<List<(string Path, long Answers)>> PathMixAsync(long shopId, DayWindow w, CancellationToken ct)
+    {
+        await using var cmd = db.CreateCommand("""
+            SELECT path, count(*) FROM recommendation_decisions WHERE shop_id = $1 AND decided_at >= $2 AND decided_at < $3
+            GROUP BY path ORDER BY count(*) DESC
+            """);
+        cmd.Parameters.AddWithValue(shopId);
+        cmd.Parameters.AddWithValue(w.From);
+        cmd.Parameters.AddWithValue(w.To);
+        var list = new List<(string, long)>();
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        while (await r.ReadAsync(ct)) list.Add((r.GetString(0), r.GetInt64(1)));
+        return list;
+    }
+
+    /// <summary>
+    /// Shoppers (by visitor id, else customer) served in the window per arm, those of them whose orders joined the experiment,
+    /// and their revenue net of refunds per shopper (zeros included).
+    /// </summary>
+    public async Task<HoldoutComparison> HoldoutAsync(long shopId, DayWindow w, CancellationToken ct)
+    {
+        await using var cmd = db.CreateCommand("""
+            WITH exposed AS (
+              SELECT experiment_arm AS arm, coalesce('v:' || visitor_hash, 'c:' || customer_id) AS shopper
+              FROM recommendation_decisions
+              WHERE shop_id = $1 AND decided_at >= $2 AND decided_at < $3 AND (visitor_hash IS NOT NULL OR customer_id IS NOT NULL)
+              GROUP BY 1, 2),
+            refunded AS (SELECT order_id, sum(amount) AS amount FROM refunds WHERE shop_id = $1 GROUP BY order_id),
+            outcome AS (
+              SELECT e.arm, coalesce('v:' || e.visitor_hash, 'c:' || e.customer_id) AS shopper,
+                     sum(greatest(0, e.revenue - coalesce(r.amount, 0)))::float8 AS revenue
+              FROM experiment_outcomes e LEFT JOIN refunded r ON r.order_id = e.order_id
+              WHERE e.shop_id = $1 AND e.experiment = $4 AND e.ordered_at >= $2 AND e.ordered_at < $3 AND e.revenue > 0
+              GROUP BY 1, 2)
+            SELECT x.arm, count(*), count(o.shopper), coalesce(sum(o.revenue), 0), coalesce(sum(o.revenue * o.revenue), 0)
+            FROM exposed x LEFT JOIN outcome o ON o.arm = x.arm AND o.shopper = x.shopper
+            GROUP BY x.arm
+            """);
+        cmd.Parameters.AddWithValue(shopId);
+        cmd.Parameters.AddWithValue(w.From);
+        cmd.Parameters.AddWithValue(w.To);
+        cmd.Parameters.AddWithValue(Experiments.Upsells);
+        var arms = new Dictionary<string, ArmOutcome>();
+        await using (var r = await cmd.ExecuteReaderAsync(ct))
+            while (await r.ReadAsync(ct))
+                arms[r.GetString(0)] = new ArmOutcome(r.GetString(0), r.GetInt64(1), r.GetInt64(2), new MeanSummary(r.GetInt64(1), r.GetDouble(3), r.GetDouble(4)));
+        return HoldoutComparison.From(arms.GetValueOrDefault(Experiments.ModelArm), arms.GetValueOrDefault(Experiments.HoldoutArm));
+    }
+
+    private static void Add(NpgsqlCommand cmd, long shopId, DayWindow w)
+    {
+        cmd.Parameters.AddWithValue(shopId);
+        cmd.Parameters.AddWithValue(w.From);
+        cmd.Parameters.AddWithValue(w.To);
+        cmd.Parameters.AddWithValue(w.TimeZone);
+    }
+}
