@@ -31,6 +31,9 @@ SECRET="$(cat .run/demo-secret)"
 
 echo "[demo] building"
 theme_tools_install
+# The demo's product pages: the real product block rendered once from its Liquid, with placeholders the app fills per
+# product (app/Demo/DemoProductPage.cs), so /products/{handle} needs no Node while the demo runs.
+node scripts/theme/render-block.mjs product-upsells "$(cat scripts/theme/demo-product-page.json)" > .run/demo-product-page.html
 dotnet build app/PluginApp.csproj -c Release -nologo -v q >/dev/null
 dotnet build tests/ShopifyStandIn -c Release -nologo -v q >/dev/null
 
@@ -52,7 +55,7 @@ export Shopify__ClientId="demo-client-id" Shopify__ClientSecret="$SECRET" Shopif
 export Shopify__ShopUrlTemplate="$STANDIN/shops/{shop}"
 app_keyring "$ROOT_DIR/.run/demo-keyring.pfx"
 export Backfill__PollInterval="00:00:00.200"
-export Demo__StorefrontPage="$ROOT_DIR/.run/demo-storefront.html" Demo__ThemeAssets="$ROOT_DIR/theme-extension/assets"
+export Demo__ProductPageTemplate="$ROOT_DIR/.run/demo-product-page.html" Demo__ThemeAssets="$ROOT_DIR/theme-extension/assets"
 app_start "$PORT" .run/demo-app.log
 
 echo "[demo] backfilling demo-store.myshopify.com from the stand-in Admin API"
@@ -77,17 +80,18 @@ for i in $(seq 1 240); do
 done
 curl -fsS "$URL/api/admin/models" | grep -o '"version":[0-9]*,"status":"active"[^}]*}[^}]*}' | head -1 | sed 's/^/[demo] active model: /' || true
 
-# The storefront preview: the real product block, rendered from its Liquid, for a product people buy together with others.
-read -r product title <<<"$(runuser -u postgres -- psql -h 127.0.0.1 -p 55433 -U postgres -d pluginapp -tA -F ' ' -c "
-  SELECT p.id, replace(p.title, ' ', '_') FROM order_lines l JOIN products p ON p.shop_id = l.shop_id AND p.id = l.product_id
-  GROUP BY p.id, p.title ORDER BY count(*) DESC LIMIT 1")"
-node scripts/theme/render-block.mjs product-upsells \
-  "{\"product\":{\"id\":$product,\"title\":\"${title//_/ }\"},\"template\":\"product\",\"settings\":{\"product_count\":4}}" > .run/demo-storefront.html
-echo "[demo] storefront preview answers: $(curl -fsS "$URL/apps/pluginapp/recommendations?placement=product&product_id=$product&limit=4" | head -c 400)"
+# The storefront preview opens the product page of the most ordered product (people buy it together with others).
+if preview="$(curl -fsS -o /dev/null -w '%{redirect_url}' "$URL/demo/storefront")" && page="$(curl -fsS "$preview")"; then
+  product="$(grep -o 'data-product-id="[0-9]*"' <<<"$page" | grep -o '[0-9][0-9]*' || true)"
+  echo "[demo] storefront preview: $preview $(grep -o '<h1>[^<]*</h1>' <<<"$page" || true)"
+  echo "[demo] storefront preview answers: $(curl -fsS "$URL/apps/pluginapp/recommendations?placement=product&product_id=$product&limit=4" | head -c 400)"
+else
+  echo "[demo] storefront preview not available: $(curl -sS "$URL/demo/storefront")"
+fi
 
 echo "App running at $URL"
 echo "  admin:              $URL/admin  (models: $URL/api/admin/models, rules: $URL/api/admin/rules)"
-echo "  storefront preview: $URL/demo/storefront"
+echo "  storefront preview: $URL/demo/storefront  (product pages: $URL/products/{handle})"
 echo "  readiness: $URL/readyz   logs: .run/demo-app.log"
 if [ "${1:-}" = "--check" ]; then exit 0; fi
 echo "Press Ctrl-C to stop."

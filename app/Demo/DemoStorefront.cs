@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using System.Globalization;
 using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Primitives;
+using Npgsql;
 using PluginApp.Shopify;
 
 namespace PluginApp.Demo;
@@ -10,15 +11,19 @@ public sealed class DemoOptions
 {
     public const string Section = "Demo";
 
-    /// <summary>The product page with the theme block, rendered from its Liquid by scripts/demo.sh.</summary>
-    public string? StorefrontPage { get; set; }
+    /// <summary>
+    /// The product page with the theme block, rendered once from its Liquid by scripts/demo.sh with placeholders the app fills
+    /// per product (<see cref="DemoProductPage"/>).
+    /// </summary>
+    public string? ProductPageTemplate { get; set; }
 
     /// <summary>theme-extension/assets, served at /assets/ as Shopify's CDN would.</summary>
     public string? ThemeAssets { get; set; }
 }
 
 /// <summary>
-/// A storefront preview for the demo: the block's page, its assets, and Shopify's app proxy played by the app
+/// A storefront preview for the demo: product pages with the block (/products/{handle}, where the block's links lead;
+/// /demo/storefront opens the most ordered product's), the block's assets, and Shopify's app proxy played by the app
 /// itself (/apps/pluginapp/* signed and forwarded to /proxy/*), so the real block calls the real serving path.
 /// Mapped only in the Demo environment.
 /// </summary>
@@ -27,10 +32,8 @@ public static class DemoStorefront
     public static IEndpointRouteBuilder MapDemoStorefront(this IEndpointRouteBuilder app, IHostEnvironment env)
     {
         if (!env.IsDemo()) return app;
-        app.MapGet("/demo/storefront", Results<PhysicalFileHttpResult, NotFound<string>> (IOptions<DemoOptions> o) =>
-            o.Value.StorefrontPage is { } page && File.Exists(page)
-                ? TypedResults.PhysicalFile(Path.GetFullPath(page), "text/html; charset=utf-8")
-                : TypedResults.NotFound("scripts/demo.sh renders the storefront page once a model is trained"));
+        app.MapGet("/demo/storefront", StorefrontAsync);
+        app.MapGet("/products/{handle}", ProductPageAsync);
         app.MapGet("/assets/{file}", Results<PhysicalFileHttpResult, NotFound> (string file, IOptions<DemoOptions> o) =>
         {
             var dir = o.Value.ThemeAssets;
@@ -44,6 +47,21 @@ public static class DemoStorefront
         app.MapPost("/cart/update.js", () => TypedResults.Json(new { }));
         app.Map("/apps/pluginapp/{**rest}", ForwardAsync);
         return app;
+    }
+
+    private static async Task<Results<RedirectHttpResult, NotFound<string>>> StorefrontAsync(NpgsqlDataSource db, CancellationToken ct) =>
+        await DemoProductPage.MostOrderedHandleAsync(db, ct) is { } handle
+            ? TypedResults.Redirect("/products/" + Uri.EscapeDataString(handle))
+            : TypedResults.NotFound("the demo store has no orders yet: scripts/demo.sh imports them");
+
+    private static async Task<Results<ContentHttpResult, NotFound<string>>> ProductPageAsync(string handle, NpgsqlDataSource db,
+        IOptions<DemoOptions> options, CancellationToken ct)
+    {
+        if (options.Value.ProductPageTemplate is not { } template || !File.Exists(template))
+            return TypedResults.NotFound("scripts/demo.sh renders the product page template (Demo:ProductPageTemplate)");
+        if (await DemoProductPage.FindAsync(db, handle, ct) is not { } product)
+            return TypedResults.NotFound($"the demo store has no product '{handle}'");
+        return TypedResults.Content(DemoProductPage.Fill(await File.ReadAllTextAsync(template, ct), product), "text/html; charset=utf-8");
     }
 
     private static async Task ForwardAsync(HttpContext http, string rest, IHttpClientFactory clients, IOptions<ShopifyOptions> shopify, TimeProvider clock)

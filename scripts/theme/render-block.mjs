@@ -5,8 +5,10 @@
 // `stylesheet` and `javascript` assets linked from /assets/ (Shopify injects them the same way).
 // Usage: node scripts/theme/render-block.mjs BLOCK [CONTEXT_JSON]
 //   BLOCK: a file name under theme-extension/blocks without .liquid (e.g. product-upsells)
-//   CONTEXT_JSON: {"settings":{...},"product":{"id":1,"title":"..."},"template":"product","locale":"en"}
-// Prints the page on stdout.
+//   CONTEXT_JSON: {"settings":{...},"product":{"id":1,"title":"...","price":"12.00 GBP","image":"https://..."},
+//                 "template":"product","locale":"en"}; the product's price and image are optional (shown above the block)
+// Prints the page on stdout. scripts/demo.sh renders its product page template with demo-product-page.json, whose
+// values are placeholders the app fills per product (app/Demo/DemoProductPage.cs).
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -72,6 +74,10 @@ const markup = await engine.parseAndRender(source, scope);
 
 const escape = (s) => String(s).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]);
 const title = context.template === 'cart' ? 'Your cart' : product.title;
+const picture = product.image
+  ? `<img class="storefront-product__image" src="${escape(product.image)}" alt="" width="160" height="160">`
+  : '<div class="storefront-product__image"></div>';
+const price = product.price ? `<p class="storefront-product__price">${escape(product.price)}</p>` : '';
 const head = [
   schema.stylesheet && `<link rel="stylesheet" href="/assets/${escape(schema.stylesheet)}">`,
   schema.javascript && `<script src="/assets/${escape(schema.javascript)}" defer></script>`,
@@ -86,7 +92,8 @@ process.stdout.write(`<!doctype html>
     body { margin: 0; font-family: system-ui, sans-serif; color: #1a1a1a; background: #fff; }
     main { max-width: 1100px; margin: 0 auto; padding: 1.5rem; }
     .storefront-product { display: flex; gap: 1.5rem; align-items: center; }
-    .storefront-product__image { width: 160px; height: 160px; background: #e8e2d8; border-radius: .25rem; }
+    .storefront-product__image { width: 160px; height: 160px; background: #e8e2d8; border-radius: .25rem; object-fit: cover; }
+    .storefront-product__price { font-size: 1.1rem; }
     .storefront-footer { padding: 1rem 0; border-top: 1px solid #ddd; }
   </style>
   ${head}
@@ -94,8 +101,8 @@ process.stdout.write(`<!doctype html>
 <body>
   <main>
     <div class="storefront-product" id="storefront-above">
-      <div class="storefront-product__image"></div>
-      <div><h1>${escape(title)}</h1><p>Stand-in storefront page rendering the <code>${escape(blockName)}</code> app block.</p></div>
+      ${picture}
+      <div><h1>${escape(title)}</h1>${price}<p>Stand-in storefront page rendering the <code>${escape(blockName)}</code> app block.</p></div>
     </div>
     <div class="shopify-block shopify-app-block" id="shopify-block-${escape(scope.block.id)}">
 ${markup.trim()}

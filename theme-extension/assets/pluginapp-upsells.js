@@ -1,6 +1,5 @@
-/* PluginApp upsell blocks: fills the skeleton the block rendered with ranked products from the app proxy.
-   No framework, no globals. If the app is slow (> 1.5 s), down, or has nothing to show, the block is emptied
-   and hidden without changing its size, so nothing on the page moves. */
+/* PluginApp upsell blocks: fill the skeleton the block rendered with ranked products from the app proxy. No framework,
+   no globals. App slow (> 1.5 s), down or empty: the block is emptied and hidden at its size, so nothing moves. */
 (function () {
   'use strict';
 
@@ -163,6 +162,10 @@
         slot.parentNode.replaceChild(li, slot);
         if (observer) observer.observe(li);
       });
+      // A merchant's notice replaces the block's default explanation; as text, never markup.
+      var notice = typeof data.notice == 'string' && data.notice.trim();
+      var why = root.querySelector('.pa-upsells__why p');
+      if (notice && why) why.textContent = notice;
       list.removeAttribute('aria-busy');
       root.setAttribute('data-pa-state', 'ready');
       root.setAttribute('data-request-id', requestId || '');

@@ -57,7 +57,8 @@ public sealed class StorefrontFixture : IAsyncLifetime
 
     /// <summary>
     /// A browser page on the storefront: remote images answered with a placeholder picture, any other remote
-    /// request refused (no internet), and every layout shift recorded in <c>window.__paShifts</c>, with the
+    /// request refused (no internet), and every layout shift recorded in <c>window.__paShifts</c> (<c>input</c>: within
+    /// 500 ms of the shopper's input, which cumulative layout shift does not count), with the
     /// block's and the page footer's boxes at DOMContentLoaded in <c>window.__paBefore</c>.
     /// </summary>
     public async Task<IPage> NewPageAsync()
@@ -88,6 +89,7 @@ public sealed class StorefrontFixture : IAsyncLifetime
             new PerformanceObserver((list) => {
               for (const e of list.getEntries()) shifts.push({
                 value: e.value,
+                input: e.hadRecentInput,
                 sources: (e.sources || []).map((s) => s.node ? s.node.nodeName + '.' + (s.node.className || '') : '?').join(' '),
               });
             }).observe({ type: 'layout-shift', buffered: true });
