@@ -55,6 +55,8 @@ export Shopify__ClientId="demo-client-id" Shopify__ClientSecret="$SECRET" Shopif
 export Shopify__ShopUrlTemplate="$STANDIN/shops/{shop}"
 app_keyring "$ROOT_DIR/.run/demo-keyring.pfx"
 export Backfill__PollInterval="00:00:00.200"
+# The demo storefront forwards /apps/pluginapp/* from loopback as Shopify's proxy would: its X-Forwarded-For is believed.
+export TrustedProxies__Networks__0="127.0.0.1/32"
 export Demo__ProductPageTemplate="$ROOT_DIR/.run/demo-product-page.html" Demo__ThemeAssets="$ROOT_DIR/theme-extension/assets"
 app_start "$PORT" .run/demo-app.log
 
@@ -75,10 +77,32 @@ echo "[demo] the store now holds: $(curl -fsS "$URL/api/admin/shop")"
 echo "[demo] waiting for the recommender trained in the background after the backfill"
 for i in $(seq 1 240); do
   curl -fsS "$URL/api/admin/models" 2>/dev/null | grep -q '"status":"active"' && break
-  [ "$i" = 120 ] && curl -fsS -X POST "$URL/api/admin/models/train" >/dev/null   # ask again if the queued one was lost
+  [ "$i" = 120 ] && curl -fsS -X POST "$URL/api/admin/models/train?kind=recommender" >/dev/null   # ask again if the queued one was lost
   sleep 0.5
 done
 curl -fsS "$URL/api/admin/models" | grep -o '"version":[0-9]*,"status":"active"[^}]*}[^}]*}' | head -1 | sed 's/^/[demo] active model: /' || true
+
+# Shoppers on the storefront for the overview's days: real baskets from after the live replay, each opening the page of
+# a product in it, seeing the block through the app proxy, clicking and ordering (scripts/replay/ReplayCli/Shoppers.cs
+# states what they do); the demo app's clock is set back to each shopper's day.
+echo "[demo] simulating 14 days of storefront shoppers through the app proxy"
+scripts/replay.sh --url "$URL" --secret "$SECRET" --shop demo-store.myshopify.com --from "$BACKFILL_FROM" --to 2011-12-10 --seed 7 \
+  --shoppers-from "$LIVE_TO" --shopper-days 14 --shoppers-per-day 100 | tail -n 1
+
+# Shopify's compliance webhooks as a store would see them: one customer asks for their data, another is erased.
+demo_webhook() { # TOPIC ID BODY: a signed delivery, as Shopify sends it
+  local hmac; hmac="$(printf '%s' "$3" | openssl dgst -sha256 -hmac "$SECRET" -binary | base64)"
+  curl -fsS -o /dev/null -X POST "$URL/webhooks" -H "Content-Type: application/json" -H "X-Shopify-Topic: $1" \
+    -H "X-Shopify-Hmac-Sha256: $hmac" -H "X-Shopify-Shop-Domain: demo-store.myshopify.com" -H "X-Shopify-Webhook-Id: demo-$2" \
+    -H "X-Shopify-API-Version: 2026-07" --data-binary "$3"
+}
+read -r asking erased <<<"$(runuser -u postgres -- psql -h 127.0.0.1 -p 55433 -U postgres -d pluginapp -tA -F ' ' -c "
+  SELECT min(customer_id), max(customer_id) FROM orders WHERE customer_id IS NOT NULL")"
+demo_webhook customers/data_request "data-request-$asking" \
+  "{\"shop_id\":1,\"shop_domain\":\"demo-store.myshopify.com\",\"orders_requested\":[],\"customer\":{\"id\":$asking},\"data_request\":{\"id\":1}}"
+demo_webhook customers/redact "redact-$erased" \
+  "{\"shop_id\":1,\"shop_domain\":\"demo-store.myshopify.com\",\"orders_to_redact\":[],\"customer\":{\"id\":$erased}}"
+echo "[demo] customer $asking asked for their data; customer $erased was erased (see the admin's Data and privacy)"
 
 # The storefront preview opens the product page of the most ordered product (people buy it together with others).
 if preview="$(curl -fsS -o /dev/null -w '%{redirect_url}' "$URL/demo/storefront")" && page="$(curl -fsS "$preview")"; then
@@ -89,8 +113,12 @@ else
   echo "[demo] storefront preview not available: $(curl -sS "$URL/demo/storefront")"
 fi
 
+for page in /admin /admin/upsells /admin/rules /admin/ai /admin/privacy /admin/operations; do
+  curl -fsS -o /dev/null "$URL$page" || { echo "[demo] $page does not open; see .run/demo-app.log"; exit 1; }
+done
+
 echo "App running at $URL"
-echo "  admin:              $URL/admin  (models: $URL/api/admin/models, rules: $URL/api/admin/rules)"
+echo "  admin:              $URL/admin  (overview, upsells and models, rules, AI use, data and privacy, operations)"
 echo "  storefront preview: $URL/demo/storefront  (product pages: $URL/products/{handle})"
 echo "  readiness: $URL/readyz   logs: .run/demo-app.log"
 if [ "${1:-}" = "--check" ]; then exit 0; fi

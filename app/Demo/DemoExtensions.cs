@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using Microsoft.AspNetCore.Authentication;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using PluginApp.Install;
 using PluginApp.Shopify;
@@ -29,6 +30,8 @@ public static class DemoExtensions
         // Why replace the policy rather than add a switch: outside Demo this code never runs, so no setting can open the admin.
         builder.Services.PostConfigure<Microsoft.AspNetCore.Authorization.AuthorizationOptions>(o => o.AddPolicy(InstallExtensions.AdminPolicy, p =>
             p.AddAuthenticationSchemes(SessionTokenAuthenticationHandler.SchemeName, BypassScheme).RequireAuthenticatedUser()));
+        builder.Services.AddSingleton<DemoClock>();
+        builder.Services.Replace(ServiceDescriptor.Singleton<TimeProvider>(sp => sp.GetRequiredService<DemoClock>()));
         builder.Services.AddHostedService<DemoInstaller>();
         builder.Services.AddOptions<DemoOptions>().BindConfiguration(DemoOptions.Section);
         builder.Services.AddHttpClient("demo-proxy");

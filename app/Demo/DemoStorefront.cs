@@ -46,6 +46,7 @@ public static class DemoStorefront
         app.MapPost("/cart/add.js", () => TypedResults.Json(new { }));
         app.MapPost("/cart/update.js", () => TypedResults.Json(new { }));
         app.Map("/apps/pluginapp/{**rest}", ForwardAsync);
+        DemoClock.MapDemoClock(app);
         return app;
     }
 
@@ -74,7 +75,9 @@ public static class DemoStorefront
             request.Content = new StreamContent(http.Request.Body);
             request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
         }
-        request.Headers.Add("X-Forwarded-For", http.Connection.RemoteIpAddress?.ToString() ?? "127.0.0.1");
+        // As Shopify's proxy does, the shopper's address; the demo's simulated shoppers each name theirs.
+        var shopper = http.Request.Headers["X-Forwarded-For"].ToString().Split(',')[0].Trim();
+        request.Headers.Add("X-Forwarded-For", shopper.Length > 0 ? shopper : http.Connection.RemoteIpAddress?.ToString() ?? "127.0.0.1");
         using var response = await clients.CreateClient("demo-proxy").SendAsync(request, http.RequestAborted);
         http.Response.StatusCode = (int)response.StatusCode;
         http.Response.ContentType = response.Content.Headers.ContentType?.ToString();

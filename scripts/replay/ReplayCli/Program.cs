@@ -9,7 +9,10 @@ const string Usage = """
                   [--session-share 0.3] [--abandoned-share 0.1] [--guests true|false] [--labels-out FILE.csv]
                   ( --jsonl-out DIR
                   | --url http://127.0.0.1:5080 --secret S --shop demo-store.myshopify.com
-                    [--rate 200] [--concurrency 8] [--max-deliveries N] [--timeout-seconds 7200] )
+                    [--rate 200] [--concurrency 8] [--max-deliveries N] [--timeout-seconds 7200]
+                    [--shopper-days 14 --shoppers-from YYYY-MM-DD [--shoppers-per-day 100]] )
+    --shopper-days: instead of webhooks, storefront shoppers (the baskets from --shoppers-from on) through the app
+                    proxy and orders/create, one day at a time up to yesterday on the Demo app's clock
     """;
 
 try
@@ -44,6 +47,13 @@ try
     });
     using var stop = new CancellationTokenSource();
     Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.Cancel(); };
+    if (a.Int("shopper-days") is { } days)
+    {
+        var played = await Shoppers.PlayAsync(store, a.Date("shoppers-from") ?? throw new ArgumentException("--shoppers-from is required with --shopper-days"),
+            days, a.Int("shoppers-per-day") ?? 100, http, sender, stop.Token);
+        Console.WriteLine($"shoppers: {played.Shoppers} over {days} days, {played.Shown} shown something they wanted, {played.Orders} ordered, {played.Failed} failed");
+        return played.Failed == 0 ? 0 : 1;
+    }
     var report = await sender.SendAsync(WebhookEmitter.Emit(store), stop.Token);
     Console.WriteLine(Summary.Line(report));
     foreach (var error in report.FirstErrors) Console.Error.WriteLine("  " + error);

@@ -3,7 +3,9 @@ namespace StoreReplay;
 /// <summary>orders/* and refunds/create bodies: the replay's orders through <see cref="ShopifyShapes"/>.</summary>
 internal static class OrderBodies
 {
-    public static byte[] Order(ReplayOrder o, string currency, int seed, DateTimeOffset updatedAt) => ShopifyShapes.Utf8(ShopifyShapes.Order(new ShopifyOrder
+    public static byte[] Order(ReplayOrder o, string currency, int seed, DateTimeOffset updatedAt) => ShopifyShapes.Utf8(ShopifyShapes.Order(Shape(o, currency, seed, updatedAt)));
+
+    public static ShopifyOrder Shape(ReplayOrder o, string currency, int seed, DateTimeOffset updatedAt) => new()
     {
         Id = o.Id,
         Number = o.Number,
@@ -24,7 +26,7 @@ internal static class OrderBodies
         BillingAddress = CatalogBodies.Address(o.CountryCode),
         ShippingAddress = CatalogBodies.Address(o.CountryCode),
         Lines = o.Lines.ConvertAll(Line),
-    }));
+    };
 
     public static byte[] Refund(ReplayRefund r, string currency) => ShopifyShapes.Utf8(ShopifyShapes.Refund(new ShopifyRefund
     {

@@ -91,6 +91,19 @@ public static class WebhookEmitter
 
     private static string Id(long id) => id.ToString(CultureInfo.InvariantCulture);
 
+    /// <summary>
+    /// orders/create for a storefront shopper's order placed at <paramref name="at"/> (not the data set's time), carrying
+    /// the shopper's visitor id in the cart attribute the theme block writes.
+    /// </summary>
+    public static Delivery ShopperOrder(ReplayStore store, ReplayOrder o, DateTimeOffset at, string visitorId)
+    {
+        var shape = OrderBodies.Shape(o, store.Currency, store.Seed, at) with
+        {
+            CreatedAt = at, NoteAttributes = [new ShopifyAttribute("_pluginapp_visitor", visitorId)],
+        };
+        return Make(store.Seed, "orders/create", Id(o.Id), OrderPartition(o.Id), at, ShopifyShapes.Utf8(ShopifyShapes.Order(shape)), o.Lines.Count);
+    }
+
     private static Delivery Make(int seed, string topic, string resourceKey, string partition, DateTimeOffset at, byte[] body, int lines = 0) =>
         new(topic, Determinism.DeliveryId(seed, topic, resourceKey), partition, at, body, lines);
 }
