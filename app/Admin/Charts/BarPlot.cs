@@ -6,7 +6,7 @@ namespace PluginApp.Admin.Charts;
 /// <summary>The svg and table of a <see cref="BarChart"/>: one row per bar, values along the bottom, a zero line.</summary>
 internal static class BarPlot
 {
-    private const double Width = 640, Top = 12, Right = 24, Bottom = 48, Row = 32, BarHeight = 18, CapHalf = 5;
+    private const double Width = 520, Top = 12, Right = 24, Bottom = 48, Row = 32, BarHeight = 18, CapHalf = 5;
     // Why: a long category name would squeeze the plot to nothing; it is cut here and given in full in the table.
     private const int MaxLabelChars = 32;
 

@@ -6,7 +6,7 @@ namespace PluginApp.Admin.Charts;
 /// <summary>The svg, legend and table of a <see cref="TimeSeriesChart"/>.</summary>
 internal static class LinePlot
 {
-    private const double Width = 640, Height = 300, Top = 16, Right = 24, Bottom = 40;
+    private const double Width = 520, Height = 260, Top = 16, Right = 24, Bottom = 40;
     // Why: a "30 Nov" label is about 40px wide; eight across the ~550px plot leave room between them (the svg scales as a whole).
     private const int MaxDayLabels = 8;
     // Why: room left of the tick labels for the y-axis label, which runs rotated along the axis.

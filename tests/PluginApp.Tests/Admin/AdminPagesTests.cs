@@ -6,11 +6,12 @@ using Microsoft.Playwright;
 using PluginApp.Admin.Shell;
 using PluginApp.Recommendations;
 using PluginApp.Tests.Infrastructure;
+using Xunit.Abstractions;
 
 namespace PluginApp.Tests.Admin;
 
 /// <summary>The embedded admin in Debian's chromium, on a store with a trained model and a week of storefront traffic.</summary>
-public sealed class AdminPagesTests(AdminFixture app) : IClassFixture<AdminFixture>
+public sealed class AdminPagesTests(AdminFixture app, ITestOutputHelper output) : IClassFixture<AdminFixture>
 {
     public static TheoryData<string, string> Pages => new()
     {
@@ -48,6 +49,7 @@ public sealed class AdminPagesTests(AdminFixture app) : IClassFixture<AdminFixtu
         Assert.DoesNotContain("id_token", await nav.First.GetAttributeAsync("href"));
         await page.WaitForTimeoutAsync(600);
         var vitals = await page.EvaluateAsync<JsonElement>("() => ({ lcp: window.__vitals.lcp, cls: window.__vitals.cls })");
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{path}: LCP {vitals.GetProperty("lcp").GetDouble():F0} ms, CLS {vitals.GetProperty("cls").GetDouble():F3}"));
         Assert.InRange(vitals.GetProperty("lcp").GetDouble(), 1, 2500);
         Assert.InRange(vitals.GetProperty("cls").GetDouble(), 0, 0.1);
         Assert.False(await page.EvaluateAsync<bool>("() => !!window.__pwned"));
