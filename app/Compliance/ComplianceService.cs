@@ -67,5 +67,5 @@ internal sealed class ComplianceService(StoreWriter store, long shopId, Personal
 
     private static object Text(string? s) => (object?)s ?? new TypedNull(NpgsqlTypes.NpgsqlDbType.Text);
 
-    internal static string CustomerGid(long id) => "gid://shopify/Customer/" + id.ToString(CultureInfo.InvariantCulture);
+    internal static string CustomerGid(long id) => StoreData.Gid.Of("Customer", id);
 }

@@ -6,6 +6,9 @@ namespace PluginApp.StoreData;
 /// <summary>Shopify global ids ("gid://shopify/Order/123") and the numeric ids REST payloads use for the same objects.</summary>
 public static class Gid
 {
+    /// <summary>The global id of a <paramref name="type"/> ("Order", "Customer") with REST id <paramref name="id"/>.</summary>
+    public static string Of(string type, long id) => $"gid://shopify/{type}/{id.ToString(CultureInfo.InvariantCulture)}";
+
     public static long Id(string gid)
     {
         var slash = gid.LastIndexOf('/');

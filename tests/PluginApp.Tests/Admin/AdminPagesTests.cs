@@ -196,6 +196,8 @@ public sealed class AdminPagesTests(AdminFixture app, ITestOutputHelper output) 
     {
         await app.Seed.TrainAsync();
         // Make the new version a candidate that the gate allows, whatever its measured metric was.
+        // Version 1 active (whichever version the training just activated steps down first: one active version per shop).
+        await app.ScalarAsync("UPDATE models SET status = 'retired' WHERE shop_id = $1 AND status = 'active' AND version <> 1", app.Seed.ShopId);
         await app.ScalarAsync("UPDATE models SET status = 'active', activated_at = now() - interval '1 hour' WHERE shop_id = $1 AND version = 1", app.Seed.ShopId);
         var newest = (int)(await app.ScalarAsync("SELECT max(version) FROM models WHERE shop_id = $1", app.Seed.ShopId))!;
         await app.ScalarAsync("""

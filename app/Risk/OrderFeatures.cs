@@ -1,0 +1,110 @@
+using Npgsql;
+using PluginApp.Data;
+
+namespace PluginApp.Risk;
+
+/// <summary>
+/// The one order feature builder: scoring, training and the threshold backtest all call <see cref="BuildAsync"/>. Every
+/// feature describes the order as it was when placed: windows count only orders created strictly before it, and
+/// label-based windows count only labels known (labelled_at) by then, so rebuilding an order's features later, after
+/// newer orders and labels arrived, gives the same numbers it was scored with.
+/// </summary>
+public static class OrderFeatures
+{
+    /// <summary>Names and units, in vector order (the model's columns, the stored features' keys).</summary>
+    public static readonly string[] Names =
+    [
+        "amount",                 // order total, shop currency
+        "amount_z",               // (amount − mean) / sd of the store's orders in the 90 days before
+        "customer_orders_before", // earlier orders of the same customer or, for guests, the same email
+        "customer_age_days",      // days since that customer's (or email's) first order; 0 for a first order
+        "customer_spend_before",  // their earlier orders' total
+        "email_orders_1d", "email_orders_7d", "email_orders_30d",
+        "ip_orders_1d", "ip_orders_7d", "ip_orders_30d",
+        "ip_emails_7d",           // distinct emails ordering from the same browser address in 7 days
+        "country_mismatch",       // 1 when billing and shipping countries are both known and differ
+        "has_discount",           // 1 when a discount code was used
+        "first_order_high_value", // 1 for a first order above the store's 90th percentile
+        "ip_fraud_share_30d",     // confirmed fraud among earlier orders from the address (labels known by then)
+        "email_fraud_share_90d",  // the same by email
+        "ip_labelled_30d",        // how many of those earlier orders from the address had a label by then
+        "email_labelled_90d",
+    ];
+
+    public static int Index(string name) => Array.IndexOf(Names, name);
+
+    private const string Query = """
+        WITH target AS (
+            SELECT o.id, o.shop_id, o.created_at, coalesce(o.total_price, 0) AS amount, o.customer_id, lower(o.email) AS email,
+                   o.browser_ip, o.billing_country, o.shipping_country, o.discount_codes
+            FROM orders o WHERE o.shop_id = $1 AND o.id = ANY($2) AND o.created_at IS NOT NULL)
+        SELECT t.id, t.amount,
+               CASE WHEN st.sd > 0 THEN (t.amount - st.mean) / st.sd ELSE 0 END,
+               coalesce(who.n, 0), coalesce(extract(epoch FROM t.created_at - who.first) / 86400, 0), coalesce(who.spend, 0),
+               coalesce(em.d1, 0), coalesce(em.d7, 0), coalesce(em.d30, 0),
+               coalesce(ip.d1, 0), coalesce(ip.d7, 0), coalesce(ip.d30, 0), coalesce(ip.emails7, 0),
+               CASE WHEN t.billing_country IS NOT NULL AND t.shipping_country IS NOT NULL AND t.billing_country <> t.shipping_country THEN 1 ELSE 0 END,
+               CASE WHEN t.discount_codes <> '' THEN 1 ELSE 0 END,
+               CASE WHEN coalesce(who.n, 0) = 0 AND st.p90 IS NOT NULL AND t.amount > st.p90 THEN 1 ELSE 0 END,
+               coalesce(ipl.fraud::float8 / nullif(ipl.labelled, 0), 0), coalesce(eml.fraud::float8 / nullif(eml.labelled, 0), 0),
+               coalesce(ipl.labelled, 0), coalesce(eml.labelled, 0)
+        FROM target t
+        LEFT JOIN LATERAL (
+            SELECT avg(p.total_price) AS mean, stddev_samp(p.total_price) AS sd,
+                   percentile_cont(0.9) WITHIN GROUP (ORDER BY p.total_price) AS p90
+            FROM orders p WHERE p.shop_id = t.shop_id AND p.created_at < t.created_at AND p.created_at >= t.created_at - interval '90 days'
+              AND p.total_price IS NOT NULL) st ON true
+        LEFT JOIN LATERAL (
+            SELECT count(*) AS n, min(p.created_at) AS first, sum(p.total_price) AS spend
+            FROM orders p WHERE p.shop_id = t.shop_id AND p.created_at < t.created_at
+              AND ((t.customer_id IS NOT NULL AND p.customer_id = t.customer_id)
+                OR (t.customer_id IS NULL AND t.email IS NOT NULL AND lower(p.email) = t.email))) who ON true
+        LEFT JOIN LATERAL (
+            SELECT count(*) FILTER (WHERE p.created_at >= t.created_at - interval '1 day') AS d1,
+                   count(*) FILTER (WHERE p.created_at >= t.created_at - interval '7 days') AS d7, count(*) AS d30
+            FROM orders p WHERE t.email IS NOT NULL AND p.shop_id = t.shop_id AND lower(p.email) = t.email
+              AND p.created_at < t.created_at AND p.created_at >= t.created_at - interval '30 days') em ON true
+        LEFT JOIN LATERAL (
+            SELECT count(*) FILTER (WHERE p.created_at >= t.created_at - interval '1 day') AS d1,
+                   count(*) FILTER (WHERE p.created_at >= t.created_at - interval '7 days') AS d7, count(*) AS d30,
+                   count(DISTINCT lower(p.email)) FILTER (WHERE p.created_at >= t.created_at - interval '7 days') AS emails7
+            FROM orders p WHERE t.browser_ip IS NOT NULL AND p.shop_id = t.shop_id AND p.browser_ip = t.browser_ip
+              AND p.created_at < t.created_at AND p.created_at >= t.created_at - interval '30 days') ip ON true
+        LEFT JOIN LATERAL (
+            SELECT count(*) FILTER (WHERE l.fraud) AS fraud, count(*) AS labelled
+            FROM orders p JOIN LATERAL (
+                SELECT bool_or(x.fraud) AS fraud FROM risk_labels x
+                WHERE x.shop_id = p.shop_id AND x.order_id = p.id AND x.labelled_at <= t.created_at) l ON l.fraud IS NOT NULL
+            WHERE t.browser_ip IS NOT NULL AND p.shop_id = t.shop_id AND p.browser_ip = t.browser_ip
+              AND p.created_at < t.created_at AND p.created_at >= t.created_at - interval '30 days') ipl ON true
+        LEFT JOIN LATERAL (
+            SELECT count(*) FILTER (WHERE l.fraud) AS fraud, count(*) AS labelled
+            FROM orders p JOIN LATERAL (
+                SELECT bool_or(x.fraud) AS fraud FROM risk_labels x
+                WHERE x.shop_id = p.shop_id AND x.order_id = p.id AND x.labelled_at <= t.created_at) l ON l.fraud IS NOT NULL
+            WHERE t.email IS NOT NULL AND p.shop_id = t.shop_id AND lower(p.email) = t.email
+              AND p.created_at < t.created_at AND p.created_at >= t.created_at - interval '90 days') eml ON true
+        """;
+
+    /// <summary>The features of each order of <paramref name="orderIds"/> that exists (with a creation time), as of its creation.</summary>
+    public static async Task<Dictionary<long, float[]>> BuildAsync(NpgsqlConnection conn, long shopId, IReadOnlyCollection<long> orderIds,
+        CancellationToken ct, NpgsqlTransaction? tx = null)
+    {
+        var result = new Dictionary<long, float[]>(orderIds.Count);
+        if (orderIds.Count == 0) return result;
+        await using var cmd = new NpgsqlCommand(Query, conn, tx);
+        cmd.Parameters.Add(Sql.Param(shopId));
+        cmd.Parameters.Add(Sql.Param(orderIds.ToArray()));
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        while (await r.ReadAsync(ct))
+        {
+            var v = new float[Names.Length];
+            for (var i = 0; i < v.Length; i++) v[i] = Convert.ToSingle(r.GetValue(i + 1), System.Globalization.CultureInfo.InvariantCulture);
+            result[r.GetInt64(0)] = v;
+        }
+        return result;
+    }
+
+    /// <summary>The vector as stored beside a score: name → value.</summary>
+    public static Dictionary<string, float> Named(float[] v) => Names.Select((n, i) => (n, v[i])).ToDictionary(p => p.n, p => p.Item2);
+}

@@ -1,0 +1,25 @@
+using PluginApp.Jobs;
+using PluginApp.StoreData;
+using PluginApp.Webhooks;
+
+namespace PluginApp.Risk;
+
+/// <summary>Order risk: every order scored off the webhook path with reasons, written to Shopify through the outbox.</summary>
+public static class RiskExtensions
+{
+    public static IServiceCollection AddRisk(this IServiceCollection services)
+    {
+        services.AddSingleton<RiskScorer>();
+        services.AddSingleton<RiskKicks>();
+        services.AddTransient<RiskScoringJob>();
+        services.AddIngestionStep<OrderRows>("order risk queue", RiskQueue.Add);
+        services.AddSingleton(sp =>
+        {
+            var kicks = sp.GetRequiredService<RiskKicks>();
+            // Why nothing on reconnect: notifications missed while away are found by the sweep within a minute.
+            return new Data.ChangeSubscription(RiskQueue.Channel, kicks.OnNotification, () => { });
+        });
+        services.AddRecurringJob<RiskScoringJob>("risk-sweep", j => j.SweepAsync(CancellationToken.None), _ => "* * * * *");
+        return services;
+    }
+}

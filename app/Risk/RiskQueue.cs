@@ -1,0 +1,38 @@
+using PluginApp.StoreData;
+using PluginApp.Webhooks;
+
+namespace PluginApp.Risk;
+
+/// <summary>
+/// The order risk's part of storing an order delivery (an ingestion step, in the delivery's transaction): queue a new order
+/// for scoring, and an updated one again only when a field its score used changed; and take a cancellation for fraud
+/// as a fraud label. The commit's NOTIFY wakes the scorer within a second; a sweep each minute finds anything it missed.
+/// </summary>
+internal static class RiskQueue
+{
+    public const string Channel = "risk_pending";
+
+    public static void Add(StoreWriter store, OrderRows rows, IngestionContext at)
+    {
+        var order = rows.Order;
+        // A new order, or an update (or a repeated create) that changed something its score used: a fulfilment or a note
+        // changes nothing, so it queues nothing.
+        if (at.Topic is "orders/create" or "orders/updated")
+            store.Add("""
+                INSERT INTO risk_pending (shop_id, order_id, reason, queued_at)
+                SELECT $1, $2, $4, $3 FROM orders o
+                WHERE o.shop_id = $1 AND o.id = $2 AND NOT EXISTS (
+                    SELECT 1 FROM risk_scores s WHERE s.shop_id = $1 AND s.order_id = $2
+                      AND round((s.features->>'amount')::numeric, 2) = round(coalesce(o.total_price, 0), 2)
+                      AND (s.features->>'has_discount')::numeric = CASE WHEN o.discount_codes <> '' THEN 1 ELSE 0 END
+                      AND (s.features->>'country_mismatch')::numeric = CASE WHEN o.billing_country <> o.shipping_country THEN 1 ELSE 0 END)
+                ON CONFLICT (shop_id, order_id) DO NOTHING
+                """, store.ShopId, order.Id, at.Now, at.Topic);
+        if (order.CancelledAt is { } cancelled && string.Equals(order.CancelReason, "fraud", StringComparison.OrdinalIgnoreCase))
+            store.Add("""
+                INSERT INTO risk_labels (shop_id, order_id, source, fraud, labelled_at, detail) VALUES ($1, $2, 'cancelled', true, $3, 'cancelled for fraud')
+                ON CONFLICT (shop_id, order_id, source) DO NOTHING
+                """, store.ShopId, order.Id, cancelled);
+        store.Add("SELECT pg_notify($1, $2)", Channel, store.ShopId.ToString(System.Globalization.CultureInfo.InvariantCulture));
+    }
+}

@@ -1,0 +1,142 @@
+using System.Text.Json;
+using Npgsql;
+using PluginApp.Data;
+using PluginApp.Outbox;
+using PluginApp.StoreData;
+
+namespace PluginApp.Risk;
+
+/// <summary>The merchant's cut-offs from score to level.</summary>
+public sealed record RiskThresholds(double MediumFrom, double HighFrom)
+{
+    /// <summary>
+    /// A first order far above the store's usual with a second warning sign (≈ 0.14) is MEDIUM; fraud already seen from the
+    /// same address, or three strong signs together, is HIGH.
+    /// </summary>
+    public static readonly RiskThresholds Default = new(0.10, 0.40);
+
+    public string Level(double score) => score >= HighFrom ? "HIGH" : score >= MediumFrom ? "MEDIUM" : "LOW";
+}
+
+/// <summary>
+/// Scores a shop's queued orders: claims up to a batch of <c>risk_pending</c> rows, builds their features
+/// (<see cref="OrderFeatures"/>), scores them, and in the same transaction records each score with its reasons, removes
+/// the queue rows and queues the calls to Shopify (an order risk assessment and a level tag) when the level is new or
+/// changed. A process that dies mid-way rolls all of it back and the rows are scored again; the outbox's idempotency keys
+/// and its check before any resend keep each assessment in Shopify once.
+/// </summary>
+public sealed class RiskScorer(NpgsqlDataSource db, OutboxScheduler outbox, TimeProvider clock, ILogger<RiskScorer> logger)
+{
+    public const int BatchSize = 100;
+    public const string TagPrefix = "pluginapp:risk-";
+
+    /// <returns>How many orders were scored.</returns>
+    public async Task<int> ScoreShopAsync(long shopId, CancellationToken ct)
+    {
+        var total = 0;
+        while (true)
+        {
+            var scored = await ScoreBatchAsync(shopId, ct);
+            total += scored;
+            if (scored < BatchSize) return total;
+        }
+    }
+
+    private async Task<int> ScoreBatchAsync(long shopId, CancellationToken ct)
+    {
+        await using var conn = await db.OpenConnectionAsync(ct);
+        await using var tx = await conn.BeginTransactionAsync(ct);
+        // Why the shop first: shop/redact deletes the shop and, by cascade, its queue; taking the shop before the queue rows
+        // (the order the delete takes them in) makes one wait for the other instead of deadlocking.
+        await using (var shop = new NpgsqlCommand("SELECT 1 FROM shops WHERE id = $1 FOR KEY SHARE", conn, tx))
+        {
+            shop.Parameters.Add(Sql.Param(shopId));
+            if (await shop.ExecuteScalarAsync(ct) is null) return 0;
+        }
+        var pending = new Dictionary<long, DateTimeOffset>();
+        await using (var claim = new NpgsqlCommand("""
+            SELECT order_id, queued_at FROM risk_pending WHERE shop_id = $1 ORDER BY queued_at LIMIT $2 FOR UPDATE SKIP LOCKED
+            """, conn, tx))
+        {
+            claim.Parameters.Add(Sql.Param(shopId));
+            claim.Parameters.Add(Sql.Param(BatchSize));
+            await using var r = await claim.ExecuteReaderAsync(ct);
+            while (await r.ReadAsync(ct)) pending[r.GetInt64(0)] = r.GetFieldValue<DateTimeOffset>(1);
+        }
+        if (pending.Count == 0) return 0;
+
+        var features = await OrderFeatures.BuildAsync(conn, shopId, pending.Keys, ct, tx);
+        var (thresholds, currency, previous) = await ContextAsync(conn, tx, shopId, pending.Keys, ct);
+        var now = clock.GetUtcNow();
+        await using var batch = new NpgsqlBatch(conn, tx);
+        var store = new StoreWriter(batch, shopId);
+        var calls = 0;
+        foreach (var (orderId, queuedAt) in pending)
+        {
+            store.Add("DELETE FROM risk_pending WHERE shop_id = $1 AND order_id = $2", shopId, orderId);
+            if (!features.TryGetValue(orderId, out var f)) continue; // the order is gone (shop/redact) or has no time: nothing to score
+            var assessment = RulePrior.Assess(f, currency);
+            var level = thresholds.Level(assessment.Score);
+            var reasons = assessment.Reasons.Select(x => new { code = x.Code, text = x.Text, weight = Math.Round(x.Weight, 3) });
+            store.Add("""
+                INSERT INTO risk_scores (shop_id, order_id, score, level, model_version, prior_weight, reasons, features, queued_at, scored_at)
+                VALUES ($1, $2, $3, $4, NULL, 1, $5::jsonb, $6::jsonb, $7, $8)
+                ON CONFLICT (shop_id, order_id) DO UPDATE SET score = excluded.score, level = excluded.level, model_version = excluded.model_version,
+                    prior_weight = excluded.prior_weight, reasons = excluded.reasons, features = excluded.features,
+                    queued_at = excluded.queued_at, scored_at = excluded.scored_at
+                """, shopId, orderId, assessment.Score, level, JsonSerializer.Serialize(reasons),
+                JsonSerializer.Serialize(OrderFeatures.Named(f)), queuedAt, now);
+            if (previous.GetValueOrDefault(orderId) == level) continue; // Shopify already shows this level
+            foreach (var call in ShopifyCalls(orderId, level, previous.GetValueOrDefault(orderId), assessment))
+            {
+                OutboxWriter.Enqueue(store, call, now);
+                calls++;
+            }
+        }
+        await batch.ExecuteNonQueryAsync(ct);
+        await tx.CommitAsync(ct);
+        if (calls > 0) outbox.Kick(shopId);
+        logger.LogDebug("Shop {Shop}: scored {Count} orders", shopId, pending.Count);
+        return pending.Count;
+    }
+
+    /// <summary>The assessment Shopify shows on the order (level and up to 20 facts) and our tag, swapped when the level changed.</summary>
+    public static IEnumerable<OutboxCall> ShopifyCalls(long orderId, string level, string? previousLevel, RiskAssessment assessment)
+    {
+        var gid = Gid.Of("Order", orderId);
+        var facts = assessment.Reasons.Take(19).Select(r => new { description = r.Text, sentiment = r.Sentiment }).ToList();
+        if (facts.Count == 0) facts.Add(new { description = "Nothing unusual about this order", sentiment = "POSITIVE" });
+        facts.Add(new { description = string.Create(System.Globalization.CultureInfo.InvariantCulture, $"PluginApp risk score {assessment.Score * 100:0}% ({level})"), sentiment = "NEUTRAL" });
+        yield return new OutboxCall(OutboxOperation.OrderRiskAssessmentCreate, gid,
+            new { input = new { orderId = gid, riskLevel = level, facts } }, $"risk:{orderId}:{level}:{assessment.Score:R}");
+        if (previousLevel is not null)
+            yield return new OutboxCall(OutboxOperation.TagsRemove, gid, new { id = gid, tags = new[] { TagPrefix + previousLevel.ToLowerInvariant() } },
+                $"risk-untag:{orderId}:{previousLevel}:{level}");
+        yield return new OutboxCall(OutboxOperation.TagsAdd, gid, new { id = gid, tags = new[] { TagPrefix + level.ToLowerInvariant() } },
+            $"risk-tag:{orderId}:{level}");
+    }
+
+    private static async Task<(RiskThresholds, string, Dictionary<long, string>)> ContextAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId,
+        IEnumerable<long> orderIds, CancellationToken ct)
+    {
+        await using var batch = new NpgsqlBatch(conn, tx)
+        {
+            BatchCommands =
+            {
+                new NpgsqlBatchCommand("SELECT medium_from, high_from FROM risk_settings WHERE shop_id = $1") { Parameters = { Sql.Param(shopId) } },
+                new NpgsqlBatchCommand("SELECT coalesce(s.currency, (SELECT currency FROM orders WHERE shop_id = s.id AND currency IS NOT NULL LIMIT 1), '') FROM shops s WHERE s.id = $1")
+                    { Parameters = { Sql.Param(shopId) } },
+                new NpgsqlBatchCommand("SELECT order_id, level FROM risk_scores WHERE shop_id = $1 AND order_id = ANY($2)")
+                    { Parameters = { Sql.Param(shopId), Sql.Param(orderIds.ToArray()) } },
+            },
+        };
+        await using var r = await batch.ExecuteReaderAsync(ct);
+        var thresholds = await r.ReadAsync(ct) ? new RiskThresholds(r.GetDouble(0), r.GetDouble(1)) : RiskThresholds.Default;
+        await r.NextResultAsync(ct);
+        var currency = await r.ReadAsync(ct) ? r.GetString(0) : "";
+        await r.NextResultAsync(ct);
+        var previous = new Dictionary<long, string>();
+        while (await r.ReadAsync(ct)) previous[r.GetInt64(0)] = r.GetString(1);
+        return (thresholds, currency, previous);
+    }
+}

@@ -1,0 +1,53 @@
+using System.Collections.Concurrent;
+using Hangfire;
+using Npgsql;
+using PluginApp.Data;
+using PluginApp.Jobs;
+
+namespace PluginApp.Risk;
+
+/// <summary>Scores a shop's queued orders on Hangfire, one shop at a time per shop; a sweep every minute finds what a kick missed.</summary>
+public sealed class RiskScoringJob(RiskScorer scorer, JobLocks locks, RiskKicks kicks, NpgsqlDataSource db)
+{
+    [AutomaticRetry(Attempts = 0)] // what stays queued is found by the sweep
+    public async Task ScoreShopAsync(long shopId, CancellationToken ct)
+    {
+        kicks.Started(shopId);
+        await using var lease = await locks.TryAcquireAsync($"risk:{shopId}", ct);
+        // Another worker scores this shop now; it may have claimed its last batch already, so look again in a second.
+        if (lease is null) { kicks.KickLater(shopId); return; }
+        await scorer.ScoreShopAsync(shopId, ct);
+    }
+
+    [AutomaticRetry(Attempts = 0)]
+    public async Task SweepAsync(CancellationToken ct)
+    {
+        await using var cmd = db.CreateCommand("SELECT DISTINCT shop_id FROM risk_pending");
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        while (await r.ReadAsync(ct)) kicks.Kick(r.GetInt64(0));
+    }
+}
+
+/// <summary>Starts a shop's scoring, at most one waiting job per shop on this instance however many orders arrive.</summary>
+public sealed class RiskKicks(IBackgroundJobClient jobs)
+{
+    private readonly ConcurrentDictionary<long, byte> _waiting = new();
+
+    public void Kick(long shopId)
+    {
+        if (_waiting.TryAdd(shopId, 0)) jobs.Enqueue<RiskScoringJob>(j => j.ScoreShopAsync(shopId, CancellationToken.None));
+    }
+
+    public void KickLater(long shopId)
+    {
+        if (_waiting.TryAdd(shopId, 0)) jobs.Schedule<RiskScoringJob>(j => j.ScoreShopAsync(shopId, CancellationToken.None), TimeSpan.FromSeconds(1));
+    }
+
+    public void Started(long shopId) => _waiting.TryRemove(shopId, out _);
+
+    /// <summary>A NOTIFY from a committed delivery: its shop has orders to score.</summary>
+    public void OnNotification(string payload)
+    {
+        if (long.TryParse(payload, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var shopId)) Kick(shopId);
+    }
+}

@@ -1,0 +1,204 @@
+using System.Globalization;
+using System.Net;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.DependencyInjection;
+using Npgsql;
+using PluginApp.Risk;
+using PluginApp.Tests.Infrastructure;
+
+namespace PluginApp.Tests.Risk;
+
+/// <summary>Orders scored off the webhook path by the rule prior, with reasons, written to Shopify once.</summary>
+public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
+{
+    /// <summary>An order as Shopify sends it, placed at <paramref name="at"/> from <paramref name="ip"/>.</summary>
+    private static JsonObject Order(long id, DateTimeOffset at, decimal total, string ip, string email, long? customer, string billing = "US", string shipping = "US",
+        bool discount = false)
+    {
+        var o = ShopifyPayloads.Order(id, customer, lines: 1);
+        o["created_at"] = at.ToString("O", CultureInfo.InvariantCulture);
+        o["updated_at"] = at.ToString("O", CultureInfo.InvariantCulture);
+        o["total_price"] = total.ToString("0.00", CultureInfo.InvariantCulture);
+        o["email"] = email;
+        o["browser_ip"] = ip;
+        o["client_details"]!["browser_ip"] = ip;
+        o["billing_address"]!["country_code"] = billing;
+        o["shipping_address"]!["country_code"] = shipping;
+        if (!discount) o["discount_codes"] = new JsonArray();
+        if (o["customer"] is JsonObject c) c["email"] = email;
+        return o;
+    }
+
+    /// <summary>A store with 40 days of ordinary orders (25 to 31 each) from ten returning customers, each from their own address.</summary>
+    private async Task<long> OrdinaryStoreAsync(string shop, long firstId)
+    {
+        var shopId = await app.InstallShopAsync(shop);
+        var now = app.Clock.GetUtcNow();
+        for (var i = 0; i < 40; i++)
+        {
+            var customer = 50_000 + firstId + i % 10;
+            await SendAsync(shop, "orders/create", Order(firstId + i, now.AddDays(-40 + i).AddHours(-1), 25 + i % 7, $"198.51.100.{i % 10}",
+                $"regular{customer}@example.com", customer));
+        }
+        await WaitForAsync(shopId, "SELECT count(*) = 40 FROM risk_scores WHERE shop_id = $1");
+        return shopId;
+    }
+
+    private async Task SendAsync(string shop, string topic, JsonObject body)
+    {
+        var response = await app.SendWebhookAsync(topic, shop, body.ToJsonString());
+        Assert.True(response.StatusCode == HttpStatusCode.OK, $"{topic} answered {(int)response.StatusCode}");
+    }
+
+    private async Task WaitForAsync(long shopId, string condition, long? orderId = null)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while (true)
+        {
+            var ok = orderId is null ? await app.ScalarAsync(condition, shopId) : await app.ScalarAsync(condition, shopId, orderId.Value);
+            if (ok is true) return;
+            if (DateTime.UtcNow > deadline) Assert.Fail($"not within 20 s: {condition}");
+            await Task.Delay(100);
+        }
+    }
+
+    private async Task<(string Level, double Score, JsonElement Reasons, JsonElement Features)> ScoreOfAsync(long shopId, long orderId)
+    {
+        await WaitForAsync(shopId, "SELECT EXISTS (SELECT 1 FROM risk_scores WHERE shop_id = $1 AND order_id = $2)", orderId);
+        await using var cmd = app.Db.CreateCommand("SELECT level, score, reasons::text, features::text FROM risk_scores WHERE shop_id = $1 AND order_id = $2");
+        cmd.Parameters.AddWithValue(shopId);
+        cmd.Parameters.AddWithValue(orderId);
+        await using var r = await cmd.ExecuteReaderAsync();
+        Assert.True(await r.ReadAsync());
+        return (r.GetString(0), r.GetDouble(1), JsonDocument.Parse(r.GetString(2)).RootElement.Clone(), JsonDocument.Parse(r.GetString(3)).RootElement.Clone());
+    }
+
+    private static List<string> Codes(JsonElement reasons) => reasons.EnumerateArray().Select(r => r.GetProperty("code").GetString()!).ToList();
+
+    [Fact]
+    public async Task SuspiciousFirstOrder_IsScoredWithReasonsInWords_AndShopifyGetsTheAssessmentAndTagOnce()
+    {
+        const string shop = "risk-first.myshopify.com";
+        var shopId = await OrdinaryStoreAsync(shop, 710_000);
+        var ordinary = await ScoreOfAsync(shopId, 710_039); // the customer's fourth order in 30 days
+        Assert.Equal("LOW", ordinary.Level);
+        Assert.Contains("returning_customer", Codes(ordinary.Reasons));
+
+        // A guest's first order, twenty times the usual, shipped abroad.
+        var order = Order(719_001, app.Clock.GetUtcNow(), 640m, "203.0.113.50", "new.buyer@example.net", null, billing: "US", shipping: "NG");
+        await SendAsync(shop, "orders/create", order);
+        var (level, score, reasons, _) = await ScoreOfAsync(shopId, 719_001);
+
+        Assert.Equal("HIGH", level);
+        Assert.True(score >= RiskThresholds.Default.HighFrom);
+        Assert.Equal(["amount_high", "first_order_high_value", "country_mismatch"], Codes(reasons).Take(3));
+        Assert.Contains("standard deviations above this store's usual order", reasons[0].GetProperty("text").GetString());
+        Assert.Equal("The billing country differs from the shipping country", reasons[2].GetProperty("text").GetString());
+
+        // In Shopify: one assessment with the level and the reasons as facts, and our tag.
+        var gid = "gid://shopify/Order/719001";
+        await WaitUntilAsync(() => app.Shopify.Admin.RiskAssessments(gid).Count == 1 && TagsAdded(gid).Contains("pluginapp:risk-high"));
+        var assessment = app.Shopify.Admin.RiskAssessments(gid).Single();
+        Assert.Equal("HIGH", assessment["riskLevel"]!.GetValue<string>());
+        var facts = assessment["facts"]!.AsArray().Select(f => f!["description"]!.GetValue<string>()).ToList();
+        Assert.Equal(reasons.EnumerateArray().Select(r => r.GetProperty("text").GetString()), facts.Take(reasons.GetArrayLength()));
+        Assert.All(assessment["facts"]!.AsArray().Take(3), f => Assert.Equal("NEGATIVE", f!["sentiment"]!.GetValue<string>()));
+
+        // The same delivery again, and an update that changes nothing the score used: nothing new anywhere.
+        await SendAsync(shop, "orders/create", order);
+        var fulfilled = Order(719_001, app.Clock.GetUtcNow(), 640m, "203.0.113.50", "new.buyer@example.net", null, billing: "US", shipping: "NG");
+        fulfilled["updated_at"] = app.Clock.GetUtcNow().AddMinutes(5).ToString("O", CultureInfo.InvariantCulture);
+        fulfilled["note"] = "gift wrap";
+        await SendAsync(shop, "orders/updated", fulfilled);
+        Assert.Equal(0L, await app.ScalarAsync("SELECT count(*) FROM risk_pending WHERE shop_id = $1", shopId));
+        await Task.Delay(1500);
+        Assert.Single(app.Shopify.Admin.RiskAssessments(gid));
+        Assert.Single(TagsAdded(gid), t => t == "pluginapp:risk-high");
+    }
+
+    [Fact]
+    public async Task FraudLabel_CountsOnlyForOrdersPlacedAfterItWasKnown_AndAnOrderRebuiltLaterHasTheFeaturesItWasScoredWith()
+    {
+        const string shop = "risk-labels.myshopify.com";
+        var shopId = await OrdinaryStoreAsync(shop, 720_000);
+        var now = app.Clock.GetUtcNow();
+        const string ip = "192.0.2.66";
+
+        // An order from the address, cancelled for fraud an hour later: the label is known from the cancellation.
+        var first = Order(729_001, now.AddHours(-5), 45m, ip, "one@example.org", null);
+        await SendAsync(shop, "orders/create", first);
+        var cancelled = Order(729_001, now.AddHours(-5), 45m, ip, "one@example.org", null);
+        cancelled["cancelled_at"] = now.AddHours(-4).ToString("O", CultureInfo.InvariantCulture);
+        cancelled["cancel_reason"] = "fraud";
+        cancelled["updated_at"] = now.AddHours(-4).ToString("O", CultureInfo.InvariantCulture);
+        await SendAsync(shop, "orders/cancelled", cancelled);
+        Assert.Equal(1L, await app.ScalarAsync("SELECT count(*) FROM risk_labels WHERE shop_id = $1 AND order_id = 729001 AND fraud AND source = 'cancelled'", shopId));
+
+        // Placed before the cancellation: the label did not exist yet, so it must not count (nothing from the future).
+        await SendAsync(shop, "orders/create", Order(729_002, now.AddHours(-4.5), 38m, ip, "two@example.org", null));
+        var before = await ScoreOfAsync(shopId, 729_002);
+        Assert.Equal(0, before.Features.GetProperty("ip_fraud_share_30d").GetDouble());
+        Assert.DoesNotContain("ip_fraud_history", Codes(before.Reasons));
+
+        // Placed after it: the address's confirmed fraud is the main reason, and a prior-only store says HIGH.
+        await SendAsync(shop, "orders/create", Order(729_003, now.AddHours(-1), 52m, ip, "three@example.org", null));
+        var after = await ScoreOfAsync(shopId, 729_003);
+        Assert.Equal(1, after.Features.GetProperty("ip_fraud_share_30d").GetDouble());
+        Assert.Equal("ip_fraud_history", Codes(after.Reasons)[0]);
+        Assert.Equal("100% of the labelled orders from this browser address in the last 30 days were confirmed fraud", after.Reasons[0].GetProperty("text").GetString());
+        Assert.Equal("HIGH", after.Level);
+
+        // Later orders and labels arrive; rebuilding the earlier orders' features for training gives what they were scored with.
+        await SendAsync(shop, "orders/create", Order(729_004, now.AddMinutes(-10), 61m, ip, "two@example.org", null));
+        await using (var label = app.Db.CreateCommand("INSERT INTO risk_labels (shop_id, order_id, source, fraud, labelled_at) VALUES ($1, 729002, 'review', true, $2)"))
+        {
+            label.Parameters.AddWithValue(shopId);
+            label.Parameters.AddWithValue(now.AddMinutes(-5));
+            await label.ExecuteNonQueryAsync();
+        }
+        await ScoreOfAsync(shopId, 729_004);
+        await using var conn = await app.Db.OpenConnectionAsync();
+        var rebuilt = await OrderFeatures.BuildAsync(conn, shopId, [729_002, 729_003], CancellationToken.None);
+        foreach (var (id, stored) in new[] { (729_002L, before.Features), (729_003L, after.Features) })
+            Assert.Equal(OrderFeatures.Names.Select(n => stored.GetProperty(n).GetSingle()), rebuilt[id]);
+    }
+
+    [Fact]
+    public async Task UpdatedOrder_WhoseTotalChanged_IsScoredAgain_AndShopifyGetsTheNewLevelAndTagInPlaceOfTheOld()
+    {
+        const string shop = "risk-update.myshopify.com";
+        var shopId = await OrdinaryStoreAsync(shop, 730_000);
+        var at = app.Clock.GetUtcNow();
+        await SendAsync(shop, "orders/create", Order(739_001, at, 30m, "203.0.113.90", "late@example.com", null, billing: "US", shipping: "NG"));
+        Assert.Equal("LOW", (await ScoreOfAsync(shopId, 739_001)).Level);
+
+        var bigger = Order(739_001, at, 640m, "203.0.113.90", "late@example.com", null, billing: "US", shipping: "NG");
+        bigger["updated_at"] = at.AddMinutes(3).ToString("O", CultureInfo.InvariantCulture);
+        await SendAsync(shop, "orders/updated", bigger);
+        await WaitForAsync(shopId, "SELECT EXISTS (SELECT 1 FROM risk_scores WHERE shop_id = $1 AND order_id = $2 AND level = 'HIGH')", 739_001);
+
+        var gid = "gid://shopify/Order/739001";
+        await WaitUntilAsync(() => app.Shopify.Admin.RiskAssessments(gid).Count == 2 && TagsAdded(gid).Contains("pluginapp:risk-high")
+            && TagsRemoved(gid).Contains("pluginapp:risk-low"));
+        Assert.Equal(["LOW", "HIGH"], app.Shopify.Admin.RiskAssessments(gid).Select(a => a["riskLevel"]!.GetValue<string>()));
+    }
+
+    private List<string> TagsAdded(string gid) => Tags("tagsAdd", gid);
+
+    private List<string> TagsRemoved(string gid) => Tags("tagsRemove", gid);
+
+    private List<string> Tags(string mutation, string gid) => app.Shopify.Admin.Mutations
+        .Where(m => m.Mentions(mutation + "(") && m.Variables["id"]?.GetValue<string>() == gid)
+        .SelectMany(m => m.Variables["tags"]!.AsArray().Select(t => t!.GetValue<string>())).ToList();
+
+    private static async Task WaitUntilAsync(Func<bool> condition)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while (!condition())
+        {
+            if (DateTime.UtcNow > deadline) Assert.Fail("Shopify did not receive the expected calls within 20 s");
+            await Task.Delay(100);
+        }
+    }
+}
