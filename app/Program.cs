@@ -56,6 +56,7 @@ app.MapAdminApi()
     .MapPrivacyAdmin()
     .MapModelsAdmin()
     .MapSwitchesAdmin()
+    .MapRiskAdmin()
     .MapRecommendationsAdmin();
 app.MapProxy();
 app.MapDemoStorefront(app.Environment);

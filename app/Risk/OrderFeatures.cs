@@ -11,25 +11,33 @@ namespace PluginApp.Risk;
 /// </summary>
 public static class OrderFeatures
 {
-    /// <summary>Names and units, in vector order (the model's columns, the stored features' keys).</summary>
-    public static readonly string[] Names =
+    /// <summary>Each feature's name and what it measures, in vector order (the model's columns, the stored features' keys).</summary>
+    public static readonly (string Name, string Description)[] All =
     [
-        "amount",                 // order total, shop currency
-        "amount_z",               // (amount − mean) / sd of the store's orders in the 90 days before
-        "customer_orders_before", // earlier orders of the same customer or, for guests, the same email
-        "customer_age_days",      // days since that customer's (or email's) first order; 0 for a first order
-        "customer_spend_before",  // their earlier orders' total
-        "email_orders_1d", "email_orders_7d", "email_orders_30d",
-        "ip_orders_1d", "ip_orders_7d", "ip_orders_30d",
-        "ip_emails_7d",           // distinct emails ordering from the same browser address in 7 days
-        "country_mismatch",       // 1 when billing and shipping countries are both known and differ
-        "has_discount",           // 1 when a discount code was used
-        "first_order_high_value", // 1 for a first order above the store's 90th percentile
-        "ip_fraud_share_30d",     // confirmed fraud among earlier orders from the address (labels known by then)
-        "email_fraud_share_90d",  // the same by email
-        "ip_labelled_30d",        // how many of those earlier orders from the address had a label by then
-        "email_labelled_90d",
+        ("amount", "the order total"),
+        ("amount_z", "how far the total is above the store's usual order, in standard deviations (90 days before)"),
+        ("customer_orders_before", "the customer's earlier orders (by email for guests)"),
+        ("customer_age_days", "days since the customer's first order"),
+        ("customer_spend_before", "the customer's earlier spend"),
+        ("email_orders_1d", "orders from the same email in the 24 hours before"),
+        ("email_orders_7d", "orders from the same email in the 7 days before"),
+        ("email_orders_30d", "orders from the same email in the 30 days before"),
+        ("ip_orders_1d", "orders from the same browser address in the 24 hours before"),
+        ("ip_orders_7d", "orders from the same browser address in the 7 days before"),
+        ("ip_orders_30d", "orders from the same browser address in the 30 days before"),
+        ("ip_emails_7d", "different emails that ordered from the same browser address in 7 days"),
+        ("country_mismatch", "billing and shipping countries differ"),
+        ("has_discount", "a discount code was used"),
+        ("first_order_high_value", "a first order above the store's 90th percentile"),
+        ("ip_fraud_share_30d", "share of confirmed fraud among the address's labelled orders (30 days)"),
+        ("email_fraud_share_90d", "share of confirmed fraud among the email's labelled orders (90 days)"),
+        ("ip_labelled_30d", "labelled orders from the same address (30 days)"),
+        ("email_labelled_90d", "labelled orders from the same email (90 days)"),
     ];
+
+    public static readonly string[] Names = All.Select(f => f.Name).ToArray();
+
+    public static string Describe(string name) => All.First(f => f.Name == name).Description;
 
     public static int Index(string name) => Array.IndexOf(Names, name);
 

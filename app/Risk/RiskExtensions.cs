@@ -1,5 +1,6 @@
 using PluginApp.Jobs;
 using PluginApp.StoreData;
+using PluginApp.Training;
 using PluginApp.Webhooks;
 
 namespace PluginApp.Risk;
@@ -10,6 +11,9 @@ public static class RiskExtensions
     public static IServiceCollection AddRisk(this IServiceCollection services)
     {
         services.AddSingleton<RiskScorer>();
+        services.AddSingleton<RiskModels>();
+        services.AddSingleton<RiskBacktest>();
+        services.AddModelKind(RiskTrainer.Registration);
         services.AddSingleton<RiskKicks>();
         services.AddTransient<RiskScoringJob>();
         services.AddIngestionStep<OrderRows>("order risk queue", RiskQueue.Add);

@@ -25,7 +25,7 @@ public sealed record RiskThresholds(double MediumFrom, double HighFrom)
 /// changed. A process that dies mid-way rolls all of it back and the rows are scored again; the outbox's idempotency keys
 /// and its check before any resend keep each assessment in Shopify once.
 /// </summary>
-public sealed class RiskScorer(NpgsqlDataSource db, OutboxScheduler outbox, TimeProvider clock, ILogger<RiskScorer> logger)
+public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, OutboxScheduler outbox, TimeProvider clock, ILogger<RiskScorer> logger)
 {
     public const int BatchSize = 100;
     public const string TagPrefix = "pluginapp:risk-";
@@ -67,6 +67,7 @@ public sealed class RiskScorer(NpgsqlDataSource db, OutboxScheduler outbox, Time
 
         var features = await OrderFeatures.BuildAsync(conn, shopId, pending.Keys, ct, tx);
         var (thresholds, currency, previous) = await ContextAsync(conn, tx, shopId, pending.Keys, ct);
+        var active = await models.ActiveAsync(conn, tx, shopId, ct);
         var now = clock.GetUtcNow();
         await using var batch = new NpgsqlBatch(conn, tx);
         var store = new StoreWriter(batch, shopId);
@@ -75,17 +76,19 @@ public sealed class RiskScorer(NpgsqlDataSource db, OutboxScheduler outbox, Time
         {
             store.Add("DELETE FROM risk_pending WHERE shop_id = $1 AND order_id = $2", shopId, orderId);
             if (!features.TryGetValue(orderId, out var f)) continue; // the order is gone (shop/redact) or has no time: nothing to score
-            var assessment = RulePrior.Assess(f, currency);
+            var prior = RulePrior.Assess(f, currency);
+            var assessment = active is null ? prior : RiskModels.Blend(prior, active, f);
             var level = thresholds.Level(assessment.Score);
             var reasons = assessment.Reasons.Select(x => new { code = x.Code, text = x.Text, weight = Math.Round(x.Weight, 3) });
             store.Add("""
                 INSERT INTO risk_scores (shop_id, order_id, score, level, model_version, prior_weight, reasons, features, queued_at, scored_at)
-                VALUES ($1, $2, $3, $4, NULL, 1, $5::jsonb, $6::jsonb, $7, $8)
+                VALUES ($1, $2, $3, $4, $9, $10, $5::jsonb, $6::jsonb, $7, $8)
                 ON CONFLICT (shop_id, order_id) DO UPDATE SET score = excluded.score, level = excluded.level, model_version = excluded.model_version,
                     prior_weight = excluded.prior_weight, reasons = excluded.reasons, features = excluded.features,
                     queued_at = excluded.queued_at, scored_at = excluded.scored_at
                 """, shopId, orderId, assessment.Score, level, JsonSerializer.Serialize(reasons),
-                JsonSerializer.Serialize(OrderFeatures.Named(f)), queuedAt, now);
+                JsonSerializer.Serialize(OrderFeatures.Named(f)), queuedAt, now, (object?)active?.Version ?? new TypedNull(NpgsqlTypes.NpgsqlDbType.Integer),
+                1 - (active?.ModelWeight ?? 0));
             if (previous.GetValueOrDefault(orderId) == level) continue; // Shopify already shows this level
             foreach (var call in ShopifyCalls(orderId, level, previous.GetValueOrDefault(orderId), assessment))
             {

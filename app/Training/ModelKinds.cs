@@ -19,6 +19,9 @@ public sealed record ModelKind(string Name, string Title, string PromotionMetric
     /// <summary>The metrics key of the same metric for the baseline measured in the same run (e.g. popularity), if the kind has one.</summary>
     public string? BaselineMetric { get; init; }
 
+    /// <summary>Whether a model must also be at least as good as <see cref="BaselineMetric"/> (measured in the same run) to become active.</summary>
+    public bool BaselineGate { get; init; }
+
     /// <summary>What it outputs, in the merchant's words (the disclosure card).</summary>
     public string Outputs { get; init; } = "";
 

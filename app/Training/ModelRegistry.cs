@@ -33,8 +33,12 @@ public sealed class ModelRegistry(NpgsqlDataSource db, TimeProvider clock)
         var version = (int)(await Scalar(conn, tx, "SELECT coalesce(max(version), 0) + 1 FROM models WHERE shop_id = $1 AND kind = $2", ct, shopId, kind))!;
         var active = await Scalar(conn, tx,
             "SELECT (metrics->>$3)::float8 FROM models WHERE shop_id = $1 AND kind = $2 AND status = 'active'", ct, shopId, kind, metric) as double?;
-        var activate = active is null || candidate >= active.Value;
-        var reason = active is null ? "first model"
+        // A kind that gates on its baseline (order risk: the rule prior) never activates a model that does worse than it.
+        var baseline = modelKind.BaselineGate && modelKind.BaselineMetric is { } b ? model.MetricValue(b) : (double?)null;
+        var beatsBaseline = baseline is null || candidate >= baseline.Value;
+        var activate = beatsBaseline && (active is null || candidate >= active.Value);
+        var reason = !beatsBaseline ? $"held-out {metric} {candidate:F4} is below the baseline's {baseline:F4} on the same orders"
+            : active is null ? "first model"
             : activate ? $"held-out {metric} {candidate:F4} is not worse than the active model's {active:F4}"
             : $"held-out {metric} {candidate:F4} is worse than the active model's {active:F4}";
         var now = clock.GetUtcNow();

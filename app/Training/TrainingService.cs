@@ -32,6 +32,13 @@ public sealed class TrainingService(ShopLookup shops, ModelKinds kinds, ModelReg
             logger.LogInformation("Trained {Shop} {Kind} v{Version} ({Reason})", shop, kind.Name, version, reason);
             return (version, activated);
         }
+        catch (NotEnoughDataException e)
+        {
+            // Not a failure to retry: the store is too small or too young for this kind yet, and the run says by how much.
+            await runs.FinishAsync(RunLog.Training, runId, "skipped", e.Message, []);
+            logger.LogInformation("Not training {Shop} {Kind}: {Reason}", shop, kind.Name, e.Message);
+            return (0, false);
+        }
         catch (Exception e) when (e is not OperationCanceledException)
         {
             await runs.FinishAsync(RunLog.Training, runId, "failed", e.Message, []);
@@ -41,3 +48,6 @@ public sealed class TrainingService(ShopLookup shops, ModelKinds kinds, ModelReg
 
     private static JsonDocument Json(object value) => JsonSerializer.SerializeToDocument(value);
 }
+
+/// <summary>A trainer's honest "not yet": what the store has and what the kind needs (e.g. "12 fraud labels, 30 needed").</summary>
+public sealed class NotEnoughDataException(string message) : Exception(message);

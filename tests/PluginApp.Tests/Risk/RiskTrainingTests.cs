@@ -1,0 +1,120 @@
+using System.Globalization;
+using System.Net;
+using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
+using PluginApp.Risk;
+using PluginApp.Tests.Infrastructure;
+using PluginApp.Training;
+
+namespace PluginApp.Tests.Risk;
+
+/// <summary>The store's own fraud model: trained only with enough labels, gated on the rule prior, blended into scores.</summary>
+public sealed class RiskTrainingTests(AppFixture app) : IClassFixture<AppFixture>
+{
+    /// <summary>
+    /// 200 days of orders, 5 a day: fraud (1 in 12) comes from a handful of addresses with a discount code and about
+    /// three times the usual total; each fraud label arrives 10 days after its order.
+    /// </summary>
+    private async Task<long> LabelledStoreAsync(string shop, long firstId, int days = 200, int fraudEvery = 12)
+    {
+        var shopId = await app.InstallShopAsync(shop);
+        var start = app.Clock.GetUtcNow().AddDays(-days);
+        var random = new Random(5);
+        await using var batch = app.Db.CreateBatch();
+        for (var i = 0; i < days * 5; i++)
+        {
+            var at = start.AddHours(i * 24.0 / 5);
+            var fraud = i % fraudEvery == 0;
+            var id = firstId + i;
+            var total = fraud ? 80 + random.Next(40) : 20 + random.Next(20);
+            var ip = fraud ? $"192.0.2.{random.Next(4)}" : $"198.51.{random.Next(200)}.{random.Next(250)}";
+            var email = fraud ? $"f{random.Next(1000)}@mail.example" : $"c{random.Next(300)}@example.com";
+            var cmd = batch.CreateBatchCommand();
+            cmd.CommandText = """
+                INSERT INTO orders (shop_id, id, email, currency, total_price, browser_ip, billing_country, shipping_country, discount_codes, created_at, updated_at)
+                VALUES ($1, $2, $3, 'USD', $4, $5, 'US', 'US', $6, $7, $7)
+                """;
+            foreach (var v in new object[] { shopId, id, email, (decimal)total, ip, fraud ? "SAVE50" : (i % 9 == 0 ? "WELCOME" : ""), at })
+                cmd.Parameters.Add(new Npgsql.NpgsqlParameter { Value = v });
+            batch.BatchCommands.Add(cmd);
+            if (!fraud) continue;
+            var label = batch.CreateBatchCommand();
+            label.CommandText = "INSERT INTO risk_labels (shop_id, order_id, source, fraud, labelled_at) VALUES ($1, $2, 'dispute', true, $3)";
+            foreach (var v in new object[] { shopId, id, at.AddDays(10) }) label.Parameters.Add(new Npgsql.NpgsqlParameter { Value = v });
+            batch.BatchCommands.Add(label);
+        }
+        await batch.ExecuteNonQueryAsync();
+        return shopId;
+    }
+
+    private Task<(int Version, bool Activated)> TrainAsync(string shop) =>
+        app.Factory.Services.GetRequiredService<TrainingService>().TrainAsync(shop, RiskTrainer.Kind, "test", CancellationToken.None);
+
+    [Fact]
+    public async Task FewFraudLabels_TrainingIsSkippedWithTheReason_AndOrdersKeepTheRulePrior()
+    {
+        const string shop = "risk-few-labels.myshopify.com";
+        var shopId = await LabelledStoreAsync(shop, 810_000, days: 100); // 17 fraud orders among the first 40 days, the ones old enough
+
+        var (version, activated) = await TrainAsync(shop);
+
+        Assert.Equal((0, false), (version, activated));
+        var run = await app.ScalarAsync("SELECT state || ': ' || error FROM training_runs WHERE shop_id = $1 AND kind = 'risk'", shopId);
+        Assert.Equal("skipped: 17 confirmed fraud orders older than 60 days, 30 needed; the rule prior scores orders until then", run);
+        Assert.Equal(0L, await app.ScalarAsync("SELECT count(*) FROM models WHERE shop_id = $1 AND kind = 'risk'", shopId));
+    }
+
+    [Fact]
+    public async Task EnoughLabels_TheStoresModelBeatsThePriorOnLaterOrders_AndNewOrdersAreScoredWithItsVersionAndReasons()
+    {
+        const string shop = "risk-model.myshopify.com";
+        var shopId = await LabelledStoreAsync(shop, 820_000);
+
+        var (version, activated) = await TrainAsync(shop);
+
+        Assert.True(activated, (string?)await app.ScalarAsync("SELECT status_reason FROM models WHERE shop_id = $1 AND kind = 'risk'", shopId));
+        var metrics = JsonDocument.Parse((string)(await app.ScalarAsync("SELECT metrics::text FROM models WHERE shop_id = $1 AND kind = 'risk'", shopId))!).RootElement;
+        Assert.True(metrics.GetProperty("PrAuc").GetDouble() >= metrics.GetProperty("PriorPrAuc").GetDouble(), metrics.ToString());
+        Assert.True(metrics.GetProperty("TestFraud").GetInt32() >= RiskTrainer.MinHeldOutFraud);
+
+        // A new order like the fraud: scored with the model's version, the model counted by its evidence, its reasons in words.
+        var order = ShopifyPayloads.Order(829_999, customerId: null, lines: 1);
+        order["created_at"] = app.Clock.GetUtcNow().ToString("O", CultureInfo.InvariantCulture);
+        order["total_price"] = "99.00";
+        order["email"] = "f77@mail.example";
+        order["client_details"]!["browser_ip"] = "192.0.2.1";
+        order["billing_address"]!["country_code"] = "US";
+        order["shipping_address"]!["country_code"] = "US";
+        order["discount_codes"] = new System.Text.Json.Nodes.JsonArray(new System.Text.Json.Nodes.JsonObject { ["code"] = "SAVE50", ["amount"] = "10.00", ["type"] = "fixed_amount" });
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("orders/create", shop, order.ToJsonString())).StatusCode);
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while (await app.ScalarAsync("SELECT model_version FROM risk_scores WHERE shop_id = $1 AND order_id = 829999", shopId) is not int scoredWith)
+        {
+            if (DateTime.UtcNow > deadline) Assert.Fail("the order was not scored within 20 s");
+            await Task.Delay(100);
+        }
+        Assert.Equal(version, await app.ScalarAsync("SELECT model_version FROM risk_scores WHERE shop_id = $1 AND order_id = 829999", shopId));
+        Assert.Equal("HIGH", await app.ScalarAsync("SELECT level FROM risk_scores WHERE shop_id = $1 AND order_id = 829999", shopId));
+        var priorWeight = (double)(await app.ScalarAsync("SELECT prior_weight FROM risk_scores WHERE shop_id = $1 AND order_id = 829999", shopId))!;
+        var trainFraud = metrics.GetProperty("TrainFraud").GetDouble();
+        Assert.Equal(1 - trainFraud / (trainFraud + RiskModels.EvidenceHalf), priorWeight, 6);
+        var reasons = (string)(await app.ScalarAsync("SELECT reasons::text FROM risk_scores WHERE shop_id = $1 AND order_id = 829999", shopId))!;
+        Assert.Contains("The store's fraud model weighs", reasons);
+    }
+
+    [Fact]
+    public async Task ModelWorseThanTheRulePrior_IsKeptAsACandidateWithTheReason()
+    {
+        var shopId = await app.InstallShopAsync("risk-gate.myshopify.com");
+        var registry = app.Factory.Services.GetRequiredService<ModelRegistry>();
+        var metrics = new RiskTrainer.RiskMetrics(PrAuc: 0.31, RocAuc: 0.8, PriorPrAuc: 0.42, PriorRocAuc: 0.85, Brier: 0.05, TrainOrders: 800,
+            TrainFraud: 60, TestOrders: 200, TestFraud: 15, Split: "test", Learner: "LogisticRegression");
+
+        var (_, activated, reason) = await registry.RegisterAsync(shopId, RiskTrainer.Registration,
+            new TrainedModel([1, 2, 3], new { }, metrics, 1000, null, null), CancellationToken.None);
+
+        Assert.False(activated);
+        Assert.Equal("held-out PrAuc 0.3100 is below the baseline's 0.4200 on the same orders", reason);
+        Assert.Null(await registry.LoadActiveAsync(shopId, RiskTrainer.Kind, CancellationToken.None));
+    }
+}
