@@ -113,7 +113,7 @@ public sealed class RegistryTests(AppFixture app) : IClassFixture<AppFixture>
     }
 
     [Fact]
-    public async Task TrainingsAskedForAtOnceOnTwoInstances_NeverOverlapForOneShop()
+    public async Task TrainingsAskedForAtOnceOnTwoInstances_NeverOverlapForOneShopAndKind()
     {
         var seed = new StoreSeed(app, "registry-overlap.myshopify.com");
         await seed.SeedAsync(customersPerGroup: 8);
@@ -129,7 +129,7 @@ public sealed class RegistryTests(AppFixture app) : IClassFixture<AppFixture>
         await Task.Delay(2000); // let any other queued training finish
         Assert.True(await app.CountAsync("SELECT count(*) FROM training_runs WHERE shop_id = $1 AND state = 'completed'", seed.ShopId) >= 1);
         Assert.Equal(0, await app.CountAsync("""
-            SELECT count(*) FROM training_runs a JOIN training_runs b ON a.shop_id = b.shop_id AND a.id < b.id
+            SELECT count(*) FROM training_runs a JOIN training_runs b ON a.shop_id = b.shop_id AND a.kind = b.kind AND a.id < b.id
             WHERE a.shop_id = $1 AND b.started_at < coalesce(a.finished_at, 'infinity') AND a.started_at < coalesce(b.finished_at, 'infinity')
             """, seed.ShopId));
     }
