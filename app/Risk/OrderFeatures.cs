@@ -22,6 +22,7 @@ public static class OrderFeatures
         ("email_orders_1d", "orders from the same email in the 24 hours before"),
         ("email_orders_7d", "orders from the same email in the 7 days before"),
         ("email_orders_30d", "orders from the same email in the 30 days before"),
+        ("amount_vs_email_avg_30d", "the total against the same email's average order in the 30 days before (0 without one)"),
         ("ip_orders_1d", "orders from the same browser address in the 24 hours before"),
         ("ip_orders_7d", "orders from the same browser address in the 7 days before"),
         ("ip_orders_30d", "orders from the same browser address in the 30 days before"),
@@ -49,7 +50,7 @@ public static class OrderFeatures
         SELECT t.id, t.amount,
                CASE WHEN st.sd > 0 THEN (t.amount - st.mean) / st.sd ELSE 0 END,
                coalesce(who.n, 0), coalesce(extract(epoch FROM t.created_at - who.first) / 86400, 0), coalesce(who.spend, 0),
-               coalesce(em.d1, 0), coalesce(em.d7, 0), coalesce(em.d30, 0),
+               coalesce(em.d1, 0), coalesce(em.d7, 0), coalesce(em.d30, 0), coalesce(t.amount / nullif(em.avg30, 0), 0),
                coalesce(ip.d1, 0), coalesce(ip.d7, 0), coalesce(ip.d30, 0), coalesce(ip.emails7, 0),
                CASE WHEN t.billing_country IS NOT NULL AND t.shipping_country IS NOT NULL AND t.billing_country <> t.shipping_country THEN 1 ELSE 0 END,
                CASE WHEN t.discount_codes <> '' THEN 1 ELSE 0 END,
@@ -69,7 +70,7 @@ public static class OrderFeatures
                 OR (t.customer_id IS NULL AND t.email IS NOT NULL AND lower(p.email) = t.email))) who ON true
         LEFT JOIN LATERAL (
             SELECT count(*) FILTER (WHERE p.created_at >= t.created_at - interval '1 day') AS d1,
-                   count(*) FILTER (WHERE p.created_at >= t.created_at - interval '7 days') AS d7, count(*) AS d30
+                   count(*) FILTER (WHERE p.created_at >= t.created_at - interval '7 days') AS d7, count(*) AS d30, avg(p.total_price) AS avg30
             FROM orders p WHERE t.email IS NOT NULL AND p.shop_id = t.shop_id AND lower(p.email) = t.email
               AND p.created_at < t.created_at AND p.created_at >= t.created_at - interval '30 days') em ON true
         LEFT JOIN LATERAL (

@@ -21,7 +21,7 @@ public sealed record BacktestView(BacktestResult Current, BacktestResult Propose
 /// known about it now (fraud when any source says so; legitimate when a reviewer approved it or it is older than the
 /// model's maturity without a fraud label; unknown otherwise, counted only in the queue's load).
 /// </summary>
-public sealed class RiskBacktest(NpgsqlDataSource db, TimeProvider clock)
+public sealed class RiskBacktest(NpgsqlDataSource db, TimeProvider clock, Microsoft.Extensions.Options.IOptions<RiskOptions> options)
 {
     public async Task<BacktestView> RunAsync(long shopId, RiskThresholds proposed, CancellationToken ct)
     {
@@ -36,13 +36,13 @@ public sealed class RiskBacktest(NpgsqlDataSource db, TimeProvider clock)
             """))
         {
             cmd.Parameters.Add(Sql.Param(shopId));
-            cmd.Parameters.Add(Sql.Param(clock.GetUtcNow() - RiskTrainer.Maturity));
+            cmd.Parameters.Add(Sql.Param(clock.GetUtcNow() - options.Value.LabelMaturity));
             await using var r = await cmd.ExecuteReaderAsync(ct);
             while (await r.ReadAsync(ct)) orders.Add((r.GetDouble(0), r.IsDBNull(1) ? null : r.GetBoolean(1), r.GetDecimal(2)));
         }
         return new BacktestView(Apply(orders, current), Apply(orders, proposed), orders.Count(o => o.Fraud == true), orders.Count(o => o.Fraud == false),
             $"the {orders.Count} orders scored so far, each with the score it was given; fraud from reviews, cancellations and disputes; "
-            + $"legitimate when approved or older than {RiskTrainer.Maturity.TotalDays:0} days without a fraud label");
+            + $"legitimate when approved or older than {options.Value.LabelMaturity.TotalDays:0} days without a fraud label");
     }
 
     internal static BacktestResult Apply(IReadOnlyList<(double Score, bool? Fraud, decimal Total)> orders, RiskThresholds t)

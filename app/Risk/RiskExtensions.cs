@@ -10,6 +10,8 @@ public static class RiskExtensions
 {
     public static IServiceCollection AddRisk(this IServiceCollection services)
     {
+        services.AddOptions<RiskOptions>().BindConfiguration(RiskOptions.Section).ValidateOnStart();
+        services.AddSingleton<Microsoft.Extensions.Options.IValidateOptions<RiskOptions>, RiskOptionsValidator>();
         services.AddSingleton<RiskScorer>();
         services.AddSingleton<RiskModels>();
         services.AddSingleton<RiskBacktest>();

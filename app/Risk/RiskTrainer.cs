@@ -9,16 +9,16 @@ namespace PluginApp.Risk;
 /// <summary>
 /// The store's own fraud model: an ML.NET classifier (logistic regression for small stores, LightGbm once they are large;
 /// calibrated) on <see cref="OrderFeatures"/>, trained on the orders old enough that a chargeback would have arrived
-/// (<see cref="Maturity"/>): fraud when a fraud label is known by now, else legitimate. Why not younger labelled orders as
+/// (<see cref="RiskOptions.LabelMaturity"/>): fraud when a fraud label is known by now, else legitimate. Why not younger labelled orders as
 /// well: their legitimate neighbours are not known yet, so taking them would teach the model that recent means fraud.
 /// Evaluated on the latest fifth of those orders by time, against the rule prior's scores on the same orders.
 /// </summary>
-public sealed class RiskTrainer(NpgsqlDataSource db, TimeProvider clock) : IModelTrainer
+public sealed class RiskTrainer(NpgsqlDataSource db, TimeProvider clock, Microsoft.Extensions.Options.IOptions<RiskOptions> options) : IModelTrainer
 {
     public const string Kind = "risk";
 
     /// <summary>Orders younger than this may still turn into a chargeback: they are left out of training and evaluation.</summary>
-    public static readonly TimeSpan Maturity = TimeSpan.FromDays(60);
+    private TimeSpan Maturity => options.Value.LabelMaturity;
 
     public const int MinFraudLabels = 30;
     public const int MinHeldOutFraud = 8;
@@ -71,7 +71,7 @@ public sealed class RiskTrainer(NpgsqlDataSource db, TimeProvider clock) : IMode
         }
     }
 
-    internal static (TabularModel, RiskMetrics) Fit(IReadOnlyList<KnownOrder> train, IReadOnlyList<KnownOrder> test, IReadOnlyDictionary<long, float[]> features)
+    public static (TabularModel, RiskMetrics) Fit(IReadOnlyList<KnownOrder> train, IReadOnlyList<KnownOrder> test, IReadOnlyDictionary<long, float[]> features)
     {
         var trainer = new TabularTrainer(Schema);
         var model = trainer.Train(train.Select(o => new TabularExample(Row(features[o.Id]), o.Fraud)).ToList());
@@ -90,7 +90,7 @@ public sealed class RiskTrainer(NpgsqlDataSource db, TimeProvider clock) : IMode
 
     public static TabularRow Row(float[] f) => Schema.Row(f.Cast<object?>().ToArray());
 
-    internal sealed record KnownOrder(long Id, DateTimeOffset At, bool Fraud);
+    public sealed record KnownOrder(long Id, DateTimeOffset At, bool Fraud);
 
     private async Task<DateTimeOffset?> NewestOrderAsync(long shopId, CancellationToken ct)
     {

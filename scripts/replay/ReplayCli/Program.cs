@@ -10,7 +10,8 @@ const string Usage = """
                   ( --jsonl-out DIR
                   | --url http://127.0.0.1:5080 --secret S --shop demo-store.myshopify.com
                     [--rate 200] [--concurrency 8] [--max-deliveries N] [--timeout-seconds 7200]
-                    [--shopper-days 14 --shoppers-from YYYY-MM-DD [--shoppers-per-day 100]] )
+                    [--shopper-days 14 --shoppers-from YYYY-MM-DD [--shoppers-per-day 100]]
+                    [--fraud-cancellation-delay-days 7] )
     --shopper-days: instead of webhooks, storefront shoppers (the baskets from --shoppers-from on) through the app
                     proxy and orders/create, one day at a time up to yesterday on the Demo app's clock
     """;
@@ -56,6 +57,16 @@ try
     }
     var report = await sender.SendAsync(WebhookEmitter.Emit(store), stop.Token);
     Console.WriteLine(Summary.Line(report));
+    if (a.Int("fraud-cancellation-delay-days") is { } delay && report.Failed == 0)
+    {
+        // The labels back through Shopify's own path: each fraud order cancelled for fraud, the given days after it was placed.
+        var orders = store.Orders.ToDictionary(o => o.Id);
+        var cancellations = store.Labels.Where(l => l.Fraud == 1).Select(l => orders[l.OrderId]).OrderBy(o => o.CreatedAt)
+            .Select(o => WebhookEmitter.FraudCancellation(store, o, o.CreatedAt.AddDays(delay))).ToList();
+        var labelled = await sender.SendAsync(cancellations, stop.Token);
+        Console.WriteLine($"fraud cancellations ({delay} days after each order): " + Summary.Line(labelled));
+        if (labelled.Failed > 0) return 1;
+    }
     foreach (var error in report.FirstErrors) Console.Error.WriteLine("  " + error);
     return report.Failed == 0 && report.NotAttempted == 0 ? 0 : 1;
 }

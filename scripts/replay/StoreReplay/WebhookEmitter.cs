@@ -104,6 +104,13 @@ public static class WebhookEmitter
         return Make(store.Seed, "orders/create", Id(o.Id), OrderPartition(o.Id), at, ShopifyShapes.Utf8(ShopifyShapes.Order(shape)), o.Lines.Count);
     }
 
+    /// <summary>orders/cancelled for an order the merchant cancelled as fraud at <paramref name="cancelledAt"/>: the label path Shopify offers.</summary>
+    public static Delivery FraudCancellation(ReplayStore store, ReplayOrder o, DateTimeOffset cancelledAt)
+    {
+        var shape = OrderBodies.Shape(o, store.Currency, store.Seed, cancelledAt) with { CancelledAt = cancelledAt, CancelReason = "fraud" };
+        return Make(store.Seed, "orders/cancelled", Id(o.Id), OrderPartition(o.Id), cancelledAt, ShopifyShapes.Utf8(ShopifyShapes.Order(shape)), o.Lines.Count);
+    }
+
     private static Delivery Make(int seed, string topic, string resourceKey, string partition, DateTimeOffset at, byte[] body, int lines = 0) =>
         new(topic, Determinism.DeliveryId(seed, topic, resourceKey), partition, at, body, lines);
 }

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Order risk end to end on the fraud simulation: replays the training days into a fresh app as signed webhooks, sends the
+# fraud labels back through Shopify's own path (orders/cancelled, reason fraud, LABEL_DELAY days after each order), lets the
+# app train the store's model (on the orders older than the label delay), replays the days after it (each order scored
+# live; the evaluation covers TEST_FROM to TEST_TO), then computes ROC-AUC, average precision
+# and card precision@100 from the scores the app stored, beside the same code's figures offline (scripts/eval/RiskEval).
+# Usage: scripts/eval/risk.sh [--data DIR] [--train-from 2018-07-18 --train-to 2018-08-01 --test-from 2018-08-08 --test-to 2018-08-15]
+#        [--label-delay-days 7]
+# DIR holds fraud-handbook-sim/*.csv.gz (default ../shared/data). Needs a few minutes per replayed week.
+set -euo pipefail
+ROOT_DIR="$(cd "$(dirname "$0")/../.." && pwd)"
+cd "$ROOT_DIR"
+source scripts/lib/dotnet.sh
+source scripts/lib/postgres.sh
+source scripts/lib/app.sh
+
+DATA_DIR="$(cd "$ROOT_DIR/.." && pwd)/shared/data"
+TRAIN_FROM=2018-07-18; TRAIN_TO=2018-08-01; TEST_FROM=2018-08-08; TEST_TO=2018-08-15; DELAY=7
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --data) DATA_DIR="$2";; --train-from) TRAIN_FROM="$2";; --train-to) TRAIN_TO="$2";;
+    --test-from) TEST_FROM="$2";; --test-to) TEST_TO="$2";; --label-delay-days) DELAY="$2";;
+    *) echo "unknown argument $1"; exit 2;;
+  esac
+  shift 2
+done
+
+PORT=5091; URL="http://127.0.0.1:$PORT"; SHOP=demo-store.myshopify.com
+mkdir -p .run/eval
+pg_reset eval
+pg_up eval 55436
+cleanup() { app_stop; [ -n "${STANDIN_PID:-}" ] && kill "$STANDIN_PID" 2>/dev/null || true; pg_down eval; }
+trap cleanup EXIT
+eval_psql() { runuser -u postgres -- psql -h 127.0.0.1 -p 55436 -U postgres -d pluginapp -tAc "$1"; }
+
+dotnet build app/PluginApp.csproj -c Release -nologo -v q >/dev/null
+dotnet build tests/ShopifyStandIn -c Release -nologo -v q >/dev/null
+dotnet build scripts/eval/RiskEval -c Release -nologo -v q >/dev/null
+SECRET="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+rm -f .run/eval/standin-url
+dotnet tests/ShopifyStandIn/bin/Release/net10.0/ShopifyStandIn.dll --secret "$SECRET" --port-file .run/eval/standin-url > .run/eval/standin.log 2>&1 &
+STANDIN_PID=$!
+for _ in $(seq 1 60); do [ -s .run/eval/standin-url ] && break; sleep 0.25; done
+
+# The Demo environment installs demo-store.myshopify.com and opens its admin API without a session token.
+export ASPNETCORE_ENVIRONMENT=Demo Logging__LogLevel__Default=Warning
+export ConnectionStrings__Postgres="$PG_CONN" Shopify__ClientId=eval-client Shopify__ClientSecret="$SECRET" Shopify__AppUrl="$URL"
+export Shopify__ShopUrlTemplate="$(cat .run/eval/standin-url)/shops/{shop}"
+# Labels arrive LABEL_DELAY days after each order; training only on its request, never mid-replay.
+export Risk__LabelMaturity="$DELAY.00:00:00" Training__RetrainAfterNewOrders=1000000000
+app_keyring "$ROOT_DIR/.run/eval/keyring.pfx"
+app_start "$PORT" .run/eval/app.log
+for _ in $(seq 1 120); do curl -fsS "$URL/api/admin/shop" >/dev/null 2>&1 && break; sleep 0.5; done
+
+wait_scored() {
+  for _ in $(seq 1 3600); do [ "$(eval_psql "SELECT count(*) FROM risk_pending")" = 0 ] && return 0; sleep 1; done
+  echo "orders still waiting to be scored after an hour"; return 1
+}
+
+started=$(date +%s)
+echo "[eval] training days $TRAIN_FROM to $TRAIN_TO, with fraud cancellations $DELAY days after each fraud order"
+scripts/replay.sh --dataset fraud --data "$DATA_DIR" --from "$TRAIN_FROM" --to "$TRAIN_TO" --url "$URL" --secret "$SECRET" --shop "$SHOP" \
+  --rate 3000 --concurrency 16 --labels-out .run/eval/train-labels.csv --fraud-cancellation-delay-days "$DELAY" | tail -n 3
+wait_scored
+echo "[eval] training the store's risk model"
+curl -fsS -X POST "$URL/api/admin/models/train?kind=risk" >/dev/null
+for _ in $(seq 1 1800); do
+  state="$(eval_psql "SELECT state FROM training_runs WHERE kind = 'risk' ORDER BY id DESC LIMIT 1")"
+  case "$state" in completed|skipped|failed) break;; esac
+  sleep 1
+done
+echo "[eval] training: $(eval_psql "SELECT state || coalesce(': ' || error, '') FROM training_runs WHERE kind = 'risk' ORDER BY id DESC LIMIT 1")"
+echo "[eval] model: $(eval_psql "SELECT version || ' ' || status || ' (' || status_reason || ')' FROM models WHERE kind = 'risk' ORDER BY version DESC LIMIT 1")"
+
+echo "[eval] $TRAIN_TO to $TEST_TO scored live, evaluated from $TEST_FROM (no labels sent after the training days)"
+scripts/replay.sh --dataset fraud --data "$DATA_DIR" --from "$TRAIN_TO" --to "$TEST_TO" --url "$URL" --secret "$SECRET" --shop "$SHOP" \
+  --rate 3000 --concurrency 16 --labels-out .run/eval/test-labels.csv | tail -n 2
+wait_scored
+cat .run/eval/train-labels.csv <(tail -n +2 .run/eval/test-labels.csv) > .run/eval/labels.csv
+dotnet scripts/eval/RiskEval/bin/Release/net10.0/RiskEval.dll --conn "$PG_CONN" --shop "$SHOP" --labels .run/eval/labels.csv \
+  --train-from "$TRAIN_FROM" --train-to "$TRAIN_TO" --test-from "$TEST_FROM" --test-to "$TEST_TO"
+echo "[eval] took $(( $(date +%s) - started )) s"
