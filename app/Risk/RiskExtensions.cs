@@ -15,6 +15,8 @@ public static class RiskExtensions
         services.AddSingleton<RiskScorer>();
         services.AddSingleton<RiskModels>();
         services.AddSingleton<RiskBacktest>();
+        services.AddSingleton<RiskySessions>();
+        services.AddSingleton<Recommendations.IServingGuard>(sp => sp.GetRequiredService<RiskySessions>());
         services.AddModelKind(RiskTrainer.Registration);
         services.AddSingleton<RiskKicks>();
         services.AddTransient<RiskScoringJob>();

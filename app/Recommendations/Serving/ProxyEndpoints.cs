@@ -81,7 +81,8 @@ public static class ProxyEndpoints
         if (visitor_id?.Length > 128) return Problem("visitor_id is longer than 128 characters");
         var shop = (string)http.Items[ShopItem]!;
         var request = new RecommendationRequest((long)http.Items[ShopIdItem]!, shop, placement, product_id, variants.ToArray(),
-            Math.Clamp(limit ?? 4, 1, 12), Experiments.VisitorHash(shop, visitor_id), CustomerId(logged_in_customer_id));
+            Math.Clamp(limit ?? 4, 1, 12), Experiments.VisitorHash(shop, visitor_id), CustomerId(logged_in_customer_id),
+            ClientIp: http.Connection.RemoteIpAddress?.ToString());
         return TypedResults.Json(await service.RecommendAsync(request, ct), ProxyJson.Options);
     }
 

@@ -5,8 +5,9 @@ using Microsoft.Extensions.Options;
 namespace PluginApp.Recommendations;
 
 /// <param name="Preview">The merchant's preview in the admin: always the model arm, nothing logged, no event tokens.</param>
+/// <param name="ClientIp">The shopper's address as the app proxy forwarded it, for the serving guards; never stored.</param>
 public sealed record RecommendationRequest(long ShopId, string Shop, string Placement, long? ProductId, long[] CartVariantIds, int Limit,
-    string? VisitorHash, long? CustomerId, bool Preview = false);
+    string? VisitorHash, long? CustomerId, bool Preview = false, string? ClientIp = null);
 
 /// <summary>One item as the storefront gets it: its rank and the reason in a word, never the model's raw score.</summary>
 public sealed record RecommendedItem(long ProductId, long? VariantId, string Title, string? Price, string Currency, string? Image, string Url,
@@ -24,7 +25,7 @@ public sealed record ExperimentView(string Name, string Arm);
 /// the same rules. The answer says which path produced it.
 /// </summary>
 public sealed class RecommendationService(ModelCache models, CatalogCache catalogs, DecisionLog decisions, DecisionTokens tokens,
-    IOptions<RecommendationOptions> options, TimeProvider clock, ILogger<RecommendationService> logger)
+    IEnumerable<IServingGuard> guards, IOptions<RecommendationOptions> options, TimeProvider clock, ILogger<RecommendationService> logger)
 {
     private sealed record Candidate(long ProductId, string Reason, float Score);
 
@@ -38,6 +39,10 @@ public sealed class RecommendationService(ModelCache models, CatalogCache catalo
             : Experiments.Assign(req.Shop, req.VisitorHash ?? req.CustomerId?.ToString(CultureInfo.InvariantCulture), Experiments.Upsells, options.Value.HoldoutShare);
         if (!catalog.Enabled && catalog.WhenOff == UpsellFeature.ShowNothing)
             return Respond(req, requestId, UpsellFeature.SwitchedOff, null, arm, [], catalog, started, anchors);
+        if (!req.Preview)
+            foreach (var guard in guards)
+                if (await guard.RefuseAsync(req.ShopId, req.CustomerId, req.ClientIp, ct) is { } refused)
+                    return Respond(req, requestId, refused, null, arm, [], catalog, started, anchors);
 
         var path = "bestsellers";
         int? version = null;

@@ -184,6 +184,37 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal(["LOW", "HIGH"], app.Shopify.Admin.RiskAssessments(gid).Select(a => a["riskLevel"]!.GetValue<string>()));
     }
 
+    [Fact]
+    public async Task ShopperWithAHighOrderAwaitingReview_GetsNoUpsells_UntilAReviewerDecides()
+    {
+        const string shop = "risk-sessions.myshopify.com";
+        var shopId = await OrdinaryStoreAsync(shop, 740_000);
+        const long customer = 74_999;
+        var order = Order(749_001, app.Clock.GetUtcNow(), 640m, "203.0.113.77", "risky@example.net", customer, billing: "US", shipping: "NG");
+        await SendAsync(shop, "orders/create", order);
+        Assert.Equal("HIGH", (await ScoreOfAsync(shopId, 749_001)).Level);
+        var sessions = app.Factory.Services.GetRequiredService<RiskySessions>();
+        sessions.Invalidate(shopId);
+
+        Assert.Equal(RiskySessions.Path, (await RecommendAsync(shop, customer)).GetProperty("path").GetString());
+        var someoneElse = await RecommendAsync(shop, 74_998);
+        Assert.NotEqual(RiskySessions.Path, someoneElse.GetProperty("path").GetString());
+
+        // A reviewer approves the order: the shopper is served again.
+        await app.ScalarAsync("INSERT INTO risk_labels (shop_id, order_id, source, fraud, labelled_at) VALUES ($1, 749001, 'review', false, $2)",
+            shopId, app.Clock.GetUtcNow());
+        sessions.Invalidate(shopId);
+        Assert.Equal(someoneElse.GetProperty("path").GetString(), (await RecommendAsync(shop, customer)).GetProperty("path").GetString());
+    }
+
+    private async Task<JsonElement> RecommendAsync(string shop, long customer)
+    {
+        var response = await app.Client.GetAsync(PluginApp.Tests.Recommendations.StoreSeed.Signed("/proxy/recommendations", shop,
+            "placement=cart&limit=4&visitor_id=v1", app.Clock.GetUtcNow(), customer: customer.ToString(CultureInfo.InvariantCulture)));
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        return JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.Clone();
+    }
+
     private List<string> TagsAdded(string gid) => Tags("tagsAdd", gid);
 
     private List<string> TagsRemoved(string gid) => Tags("tagsRemove", gid);

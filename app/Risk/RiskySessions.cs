@@ -1,0 +1,55 @@
+using System.Collections.Concurrent;
+using Npgsql;
+using PluginApp.Data;
+using PluginApp.Recommendations;
+
+namespace PluginApp.Risk;
+
+/// <summary>
+/// No upsells for a shopper whose customer account or browser address placed a HIGH-risk order in the last 30 days that
+/// no reviewer has decided yet: selling more to a likely fraudster only raises the loss. Each shop's set is read at most
+/// every <see cref="Refresh"/> (one indexed query), so serving pays a dictionary lookup.
+/// </summary>
+public sealed class RiskySessions(NpgsqlDataSource db, TimeProvider clock) : IServingGuard
+{
+    public const string Path = "risky_session";
+    public static readonly TimeSpan Refresh = TimeSpan.FromSeconds(15);
+
+    private sealed record Snapshot(DateTimeOffset LoadedAt, HashSet<long> Customers, HashSet<string> Addresses);
+
+    private readonly ConcurrentDictionary<long, Snapshot> _byShop = new();
+
+    public async ValueTask<string?> RefuseAsync(long shopId, long? customerId, string? clientIp, CancellationToken ct)
+    {
+        if (customerId is null && clientIp is null) return null;
+        var now = clock.GetUtcNow();
+        if (!_byShop.TryGetValue(shopId, out var s) || now - s.LoadedAt > Refresh)
+        {
+            s = await LoadAsync(shopId, now, ct);
+            _byShop[shopId] = s;
+        }
+        return (customerId is { } c && s.Customers.Contains(c)) || (clientIp is not null && s.Addresses.Contains(clientIp)) ? Path : null;
+    }
+
+    /// <summary>Forgets a shop's set (after a reviewer's decision on this instance); the others refresh within seconds.</summary>
+    public void Invalidate(long shopId) => _byShop.TryRemove(shopId, out _);
+
+    private async Task<Snapshot> LoadAsync(long shopId, DateTimeOffset now, CancellationToken ct)
+    {
+        await using var cmd = db.CreateCommand("""
+            SELECT o.customer_id, o.browser_ip FROM risk_scores s JOIN orders o ON o.shop_id = s.shop_id AND o.id = s.order_id
+            WHERE s.shop_id = $1 AND s.level = 'HIGH' AND s.scored_at > $2 AND o.cancelled_at IS NULL
+              AND NOT EXISTS (SELECT 1 FROM risk_labels l WHERE l.shop_id = s.shop_id AND l.order_id = s.order_id)
+            """);
+        cmd.Parameters.Add(Sql.Param(shopId));
+        cmd.Parameters.Add(Sql.Param(now.AddDays(-30)));
+        var snapshot = new Snapshot(now, [], []);
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        while (await r.ReadAsync(ct))
+        {
+            if (!r.IsDBNull(0)) snapshot.Customers.Add(r.GetInt64(0));
+            if (!r.IsDBNull(1)) snapshot.Addresses.Add(r.GetString(1));
+        }
+        return snapshot;
+    }
+}
