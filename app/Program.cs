@@ -34,6 +34,7 @@ builder.Services.AddBackfill();
 builder.Services.AddTraining();
 builder.Services.AddRecommendations();
 builder.Services.AddRisk();
+builder.Services.AddReviewQueue();
 builder.Services.AddStripe();
 builder.AddScheduling();
 builder.AddDemo();
@@ -56,7 +57,8 @@ app.MapAdminApi()
     .MapPrivacyAdmin()
     .MapModelsAdmin()
     .MapSwitchesAdmin()
-    .MapRecommendationsAdmin();
+    .MapRecommendationsAdmin()
+    .MapReviewQueue();
 app.MapProxy();
 app.MapDemoStorefront(app.Environment);
 app.MapJobsDashboard();
