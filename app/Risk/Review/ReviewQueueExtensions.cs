@@ -11,6 +11,7 @@ public static class ReviewQueueExtensions
     public static IServiceCollection AddReviewQueue(this IServiceCollection services)
     {
         services.AddSingleton<ReviewStore>();
+        services.AddAdminPage("/admin/review", "Review queue", 30);
         // A note is the staff's free text about a customer's order: it goes with the customer's other data, the decision stays.
         services.AddPersonalData(new PersonalDataTable("review_decisions", ["note"],
             "UPDATE review_decisions SET note = NULL WHERE shop_id = $1 AND note IS NOT NULL AND order_id IN (SELECT id FROM redaction_orders)",
