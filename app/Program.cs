@@ -34,6 +34,7 @@ builder.Services.AddBackfill();
 builder.Services.AddTraining();
 builder.Services.AddRecommendations();
 builder.Services.AddRisk();
+builder.Services.AddReviewQueue();
 builder.Services.AddStripe();
 builder.AddScheduling();
 builder.AddDemo();
@@ -57,7 +58,8 @@ app.MapAdminApi()
     .MapModelsAdmin()
     .MapSwitchesAdmin()
     .MapRiskAdmin()
-    .MapRecommendationsAdmin();
+    .MapRecommendationsAdmin()
+    .MapReviewQueue();
 app.MapProxy();
 app.MapDemoStorefront(app.Environment);
 app.MapJobsDashboard();

@@ -51,7 +51,7 @@
     const out = {};
     const errors = {};
     for (const el of form.elements) {
-      if (!el.name || el.disabled) continue;
+      if (!el.name || el.disabled || el.type === 'submit') continue;
       const type = el.dataset.type;
       const raw = typeof el.value === 'string' ? el.value.trim() : el.value;
       if (type === 'bool') out[el.name] = el.checked;
@@ -83,13 +83,17 @@
     const form = ev.target;
     if (form.dataset.api) {
       ev.preventDefault();
+      // A form with several submit buttons: the one pressed adds its name and value, and may ask first.
+      const by = ev.submitter || {};
+      if (by.dataset && by.dataset.confirm && !confirm(by.dataset.confirm)) return;
       clearErrors(form);
       const { body, errors } = read(form);
       if (Object.keys(errors).length) return showErrors(form, errors);
+      if (by.name) body[by.name] = by.value;
       const [method, url] = form.dataset.api.split(' ');
       say('Saving…');
       const r = await api(method, url, body);
-      if (r.ok) { say('Saved.'); if (form.hasAttribute('data-reload')) reload(); }
+      if (r.ok) { say((by.dataset && by.dataset.done) || 'Saved.'); if (form.hasAttribute('data-reload')) reload(); }
       else if (r.status === 400 && r.json && r.json.errors) showErrors(form, Object.fromEntries(
         Object.entries(r.json.errors).map(([k, v]) => [k.charAt(0).toLowerCase() + k.slice(1), v])));
       else say(problem(r), true);

@@ -30,8 +30,10 @@ public class AppFixture : IAsyncLifetime
         Factory = CreateFactory(Database.ConnectionString, ConfigureMainInstance);
         if (ServeOverHttp)
         {
-            // Why a real Kestrel on loopback: a browser cannot reach the in-memory test server.
-            Factory.UseKestrel(0);
+            // Why a real Kestrel on loopback: a browser cannot reach the in-memory test server. Why an explicit endpoint with port
+            // 0: UseKestrel(0) on this factory listened on the default localhost:5000, so two such fixtures (or two test runs on
+            // one machine) collided; a loopback endpoint with port 0 gets a free port from the system every time.
+            Factory.UseKestrel(k => k.Listen(System.Net.IPAddress.Loopback, 0));
             Factory.StartServer();
             var address = Factory.Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>()
                 .Features.Get<Microsoft.AspNetCore.Hosting.Server.Features.IServerAddressesFeature>()!.Addresses.First();

@@ -67,6 +67,10 @@ public sealed class PersonalDataTests(AppFixture app) : IClassFixture<AppFixture
             INSERT INTO outbox_messages (shop_id, resource_key, operation, document, variables, idempotency_key, created_at, next_attempt_at)
             VALUES ($1, 'gid://shopify/Customer/' || $2, 'tagsAdd', 'm', jsonb_build_object('note', 'zq7731-note'), 'k-zq', now(), now())
             """, shopId, customer);
+        await app.ScalarAsync("""
+            INSERT INTO review_decisions (shop_id, order_id, decision, note, decided_by, decided_at)
+            VALUES ($1, $2, 'note', 'zq7731 called, says the card is hers', 'staff user 42', now()), ($1, $3, 'fraud', NULL, 'staff user 42', now())
+            """, shopId, order, guestOrder);
         var run = await app.ScalarAsync("INSERT INTO backfill_runs (shop_id, state, started_at, updated_at) VALUES ($1, 'running', now(), now()) RETURNING id", shopId);
         await app.ScalarAsync("""
             INSERT INTO backfill_lines (run_id, phase, line_no, gid, body) VALUES ($1, 'customers', 1, 'gid://shopify/Customer/' || $2, jsonb_build_object('email', 'zq7731@example.com'))
@@ -89,6 +93,7 @@ public sealed class PersonalDataTests(AppFixture app) : IClassFixture<AppFixture
             }
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM customers WHERE shop_id = $1 AND id = $2 AND redacted_at IS NOT NULL", shopId, customer));
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM refunds WHERE shop_id = $1 AND id = 8800301 AND amount = 10", shopId)); // only the note goes
+        Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM review_decisions WHERE shop_id = $1", shopId)); // the decisions stay, without the note
     }
 
     [Fact]

@@ -1,0 +1,79 @@
+using System.Globalization;
+using Microsoft.AspNetCore.Mvc;
+using PluginApp.Admin.Shell;
+using PluginApp.Data;
+
+namespace PluginApp.Risk.Review;
+
+/// <summary>
+/// The review queue: without <c>order</c>, the flagged orders waiting for a decision, largest score × total first; with it,
+/// that order's review (reasons, the customer's history, orders sharing its email or browser address, decisions) with
+/// previous and next through the queue. Opening an order in the queue takes its lock for this staff user; going back to
+/// the list hands it back.
+/// </summary>
+public sealed class ReviewQueueModel(ReviewStore store, ShopScope scope) : AdminPageModel
+{
+    public ReviewQueue Queue { get; private set; } = new([], 0);
+    public ReviewDetail? Detail { get; private set; }
+    public ReviewLock? Lock { get; private set; }
+    /// <summary>Whether this staff user holds the order's lock.</summary>
+    public bool Mine { get; private set; }
+    public bool CanDecide => Detail is not null && (Lock is null || Mine);
+
+    public async Task<IActionResult> OnGetAsync(long? order, CancellationToken ct)
+    {
+        ViewData["Title"] = "Review queue";
+        var reviewer = ReviewQueueApi.Reviewer(HttpContext);
+        if (order is null)
+        {
+            await store.ReleaseAsync(scope.ShopId, reviewer, null, ct);
+            Queue = await store.QueueAsync(scope.ShopId, ReviewQueueApi.PageSize, ct);
+            return Page();
+        }
+        Detail = await store.DetailAsync(scope.ShopId, order.Value, ct);
+        if (Detail is null) return NotFound();
+        if (Detail.Order.Awaiting)
+        {
+            if (await store.TakeLockAsync(scope.ShopId, order.Value, reviewer, ct) is not { } outcome) return NotFound();
+            (Lock, Mine) = (outcome.Lock, outcome.Mine);
+        }
+        else (Lock, Mine) = (Detail.Lock, Detail.Lock?.Holder == reviewer);
+        return Page();
+    }
+
+    public string OrderLink(long id) => Link("/admin/review", ("order", id.ToString(CultureInfo.InvariantCulture)));
+
+    /// <summary>The latest approve or fraud decision, if the order has one.</summary>
+    public ReviewDecision? Verdict => Detail?.History.FirstOrDefault(d => d.Decision != "note");
+
+    public static string Badge(string? level) => level switch
+    {
+        "HIGH" => "badge--critical",
+        "MEDIUM" => "badge--attention",
+        "LOW" => "badge--success",
+        _ => "badge--neutral",
+    };
+
+    public static string Score(double score) => Format.Percent(score, 0);
+
+    public static string Decision(string decision) => decision switch
+    {
+        "approve" => "Approved",
+        "fraud" => "Marked as fraud",
+        _ => "Note",
+    };
+
+    public static string Shares(RelatedOrder r) => (r.SameEmail, r.SameAddress) switch
+    {
+        (true, true) => "email and browser address",
+        (true, false) => "email",
+        _ => "browser address",
+    };
+
+    public static string Label(bool? fraud) => fraud switch
+    {
+        true => "fraud",
+        false => "not fraud",
+        null => "none",
+    };
+}

@@ -1,0 +1,85 @@
+using System.Globalization;
+using Microsoft.AspNetCore.Http.HttpResults;
+using PluginApp.Admin.Switches;
+using PluginApp.Data;
+
+namespace PluginApp.Risk.Review;
+
+/// <summary>
+/// The review queue's JSON under /api/admin/review (routes in <see cref="ReviewQueueExtensions.MapReviewQueue"/>): the queue,
+/// one order's review, its lock, and decisions. It runs in the admin API's group (session token, the shop's scope); an order that is not the shop's scored order is a 404, another
+/// reviewer's live lock a 409 that says whose it is and until when.
+/// </summary>
+public static class ReviewQueueApi
+{
+    public const int PageSize = 100;
+
+    public sealed record DecisionBody(string? Decision, string? Note);
+
+    public sealed record DecisionView(string Decision, string? Note, string By, DateTimeOffset At);
+
+    /// <summary>Who is reviewing: the session's staff user, or (the demo, which has none) one unnamed reviewer.</summary>
+    public static string Reviewer(HttpContext http) => AdminUser.Of(http) ?? "an unnamed staff user";
+
+    /// <summary>"Being reviewed by staff user 42 until 14:05 UTC".</summary>
+    public static string BeingReviewed(ReviewLock held) => $"Being reviewed by {held.Holder} until {Clock(held.ExpiresAt)}";
+
+    public static string Clock(DateTimeOffset at) => at.UtcDateTime.ToString("HH:mm", CultureInfo.InvariantCulture) + " UTC";
+
+    internal static async Task<Ok<ReviewQueue>> QueueAsync(ReviewStore store, ShopScope scope, CancellationToken ct) =>
+        TypedResults.Ok(await store.QueueAsync(scope.ShopId, PageSize, ct));
+
+    internal static async Task<Results<Ok<ReviewDetail>, ProblemHttpResult>> OrderAsync(long id, ReviewStore store, ShopScope scope, CancellationToken ct) =>
+        await store.DetailAsync(scope.ShopId, id, ct) is { } detail ? TypedResults.Ok(detail) : NotFound(id);
+
+    internal static async Task<Results<Ok<ReviewLock>, ProblemHttpResult>> LockAsync(long id, ReviewStore store, ShopScope scope, HttpContext http,
+        CancellationToken ct) =>
+        await store.TakeLockAsync(scope.ShopId, id, Reviewer(http), ct) switch
+        {
+            null => NotFound(id),
+            { Mine: true } taken => TypedResults.Ok(taken.Lock),
+            var other => Locked(other.Lock),
+        };
+
+    internal static async Task<NoContent> ReleaseAsync(long id, ReviewStore store, ShopScope scope, HttpContext http,
+        CancellationToken ct)
+    {
+        await store.ReleaseAsync(scope.ShopId, Reviewer(http), id, ct);
+        return TypedResults.NoContent();
+    }
+
+    internal static async Task<Results<Ok<DecisionView>, ValidationProblem, ProblemHttpResult>> DecideAsync(long id, DecisionBody body, ReviewStore store,
+        ShopScope scope, HttpContext http, TimeProvider clock, CancellationToken ct)
+    {
+        var note = string.IsNullOrWhiteSpace(body.Note) ? null : body.Note.Trim();
+        var problems = Problems(body.Decision, note);
+        if (problems.Count > 0) return TypedResults.ValidationProblem(problems);
+        var by = Reviewer(http);
+        return await store.DecideAsync(scope.ShopId, id, body.Decision!, note, by, ct) switch
+        {
+            null => NotFound(id),
+            { Mine: true } => TypedResults.Ok(new DecisionView(body.Decision!, note, by, clock.GetUtcNow())),
+            var other => Locked(other.Lock),
+        };
+    }
+
+    /// <summary>What is wrong with a decision, by field (empty when nothing is).</summary>
+    public static Dictionary<string, string[]> Problems(string? decision, string? note)
+    {
+        var problems = new Dictionary<string, string[]>();
+        if (decision is null || !ReviewStore.Decisions.Contains(decision))
+            problems["decision"] = [$"decision must be one of {string.Join(", ", ReviewStore.Decisions)}; it was {(decision is null ? "missing" : $"\"{decision}\"")}"];
+        if (note?.Length > ReviewStore.NoteMaxLength)
+            problems["note"] = [$"at most {ReviewStore.NoteMaxLength} characters; this has {note.Length}"];
+        else if (decision == "note" && note is null)
+            problems["note"] = ["write the note to record"];
+        return problems;
+    }
+
+    // Why the same words whatever the reason: an order of another shop must look exactly like one that does not exist.
+    private static ProblemHttpResult NotFound(long id) =>
+        TypedResults.Problem(title: "Not found", detail: $"This shop has no scored order {id}.", statusCode: StatusCodes.Status404NotFound);
+
+    private static ProblemHttpResult Locked(ReviewLock held) =>
+        TypedResults.Problem(title: "Being reviewed", detail: BeingReviewed(held) + ".", statusCode: StatusCodes.Status409Conflict);
+}

@@ -1,0 +1,291 @@
+using System.Text.Json;
+using Npgsql;
+using PluginApp.Data;
+
+namespace PluginApp.Risk.Review;
+
+/// <summary>A reason behind a score, as the scorer wrote it: words for the merchant and its signed share of the log-odds.</summary>
+public sealed record ReviewReason(string Text, double Weight);
+
+/// <summary>Who has an order open, and until when.</summary>
+public sealed record ReviewLock(string Holder, DateTimeOffset ExpiresAt);
+
+/// <summary>One order waiting for a decision, as the queue lists it.</summary>
+public sealed record QueueRow(long OrderId, string Name, DateTimeOffset? PlacedAt, decimal Total, string Currency, string Level, double Score,
+    IReadOnlyList<ReviewReason> Reasons, ReviewLock? Lock)
+{
+    /// <summary>The reasons that raised the score, largest first (the scorer stores them in that order).</summary>
+    public IEnumerable<string> TopReasons => Reasons.Where(r => r.Weight > 0).Take(3).Select(r => r.Text);
+}
+
+/// <summary>The queue's first rows and how many orders wait in all.</summary>
+public sealed record ReviewQueue(IReadOnlyList<QueueRow> Rows, int Total);
+
+/// <param name="Priority">Score × total: the queue's sort key.</param>
+/// <param name="Awaiting">Flagged (MEDIUM or HIGH) and neither approved nor marked as fraud yet: in the queue.</param>
+public sealed record ReviewOrder(long Id, string Name, DateTimeOffset? PlacedAt, decimal Total, string Currency, string? Email, string? BrowserIp,
+    string? BillingCountry, string? ShippingCountry, long? CustomerId, string Level, double Score, DateTimeOffset ScoredAt,
+    IReadOnlyList<ReviewReason> Reasons, double Priority, bool Awaiting);
+
+/// <summary>The customer's orders before this one: by customer id, or for a guest by email (as the risk features count them).</summary>
+public sealed record CustomerHistory(int EarlierOrders, decimal EarlierSpend, DateTimeOffset? FirstOrderAt);
+
+/// <param name="Fraud">The order's fraud label from any source (true if any says fraud), or null when it has none.</param>
+public sealed record RelatedOrder(long Id, string Name, DateTimeOffset? PlacedAt, decimal Total, string Currency, string? Level,
+    bool SameEmail, bool SameAddress, bool? Fraud);
+
+public sealed record ReviewDecision(string Decision, string? Note, string? By, DateTimeOffset At);
+
+/// <param name="Previous">The order before this one in the queue's order (whether or not this one is still in it).</param>
+public sealed record ReviewDetail(ReviewOrder Order, ReviewLock? Lock, CustomerHistory Customer, IReadOnlyList<RelatedOrder> Related,
+    IReadOnlyList<ReviewDecision> History, long? Previous, long? Next);
+
+/// <summary>What became of an attempt to take an order's lock.</summary>
+/// <param name="Mine">Whether the caller holds <see cref="Lock"/> now; if not, someone else does.</param>
+public sealed record LockOutcome(bool Mine, ReviewLock Lock);
+
+/// <summary>
+/// The review queue's data: flagged orders in score × value order, one reviewer per order at a time (a lock that expires),
+/// decisions with who and when, and the context a reviewer needs (the customer's history, orders sharing an email or a
+/// browser address). Every statement names its shop; an order of another shop is simply not found.
+/// </summary>
+public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock)
+{
+    public static readonly TimeSpan LockFor = TimeSpan.FromMinutes(10);
+    public const int NoteMaxLength = 2000;
+    public static readonly string[] Decisions = ["approve", "fraud", "note"];
+
+    // Why one definition: the list, its count and next / previous must agree on what is in the queue and in which order.
+    private const string Queue = """
+        queue AS (
+            SELECT s.order_id, s.score * coalesce(o.total_price, 0)::float8 AS priority
+            FROM risk_scores s JOIN orders o ON o.shop_id = s.shop_id AND o.id = s.order_id
+            WHERE s.shop_id = $1 AND s.level IN ('MEDIUM', 'HIGH')
+              AND NOT EXISTS (SELECT 1 FROM review_decisions d WHERE d.shop_id = s.shop_id AND d.order_id = s.order_id AND d.decision IN ('approve', 'fraud')))
+        """;
+
+    public async Task<ReviewQueue> QueueAsync(long shopId, int limit, CancellationToken ct)
+    {
+        await using var cmd = db.CreateCommand($"""
+            WITH {Queue}
+            SELECT o.id, coalesce(o.name, '#' || o.id), o.created_at, coalesce(o.total_price, 0), coalesce(o.currency, ''), s.level, s.score,
+                   s.reasons::text, l.holder, l.expires_at, count(*) OVER ()
+            FROM queue q
+            JOIN orders o ON o.shop_id = $1 AND o.id = q.order_id
+            JOIN risk_scores s ON s.shop_id = $1 AND s.order_id = q.order_id
+            LEFT JOIN review_locks l ON l.shop_id = $1 AND l.order_id = q.order_id AND l.expires_at > $2
+            ORDER BY q.priority DESC, q.order_id
+            LIMIT $3
+            """);
+        cmd.Parameters.Add(Sql.Param(shopId));
+        cmd.Parameters.Add(Sql.Param(clock.GetUtcNow()));
+        cmd.Parameters.Add(Sql.Param(limit));
+        var rows = new List<QueueRow>();
+        var total = 0;
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        while (await r.ReadAsync(ct))
+        {
+            rows.Add(new QueueRow(r.GetInt64(0), r.GetString(1), Time(r, 2), r.GetDecimal(3), r.GetString(4), r.GetString(5), r.GetDouble(6),
+                Reasons(r.GetString(7)), r.IsDBNull(8) ? null : new ReviewLock(r.GetString(8), r.GetFieldValue<DateTimeOffset>(9))));
+            total = (int)r.GetInt64(10);
+        }
+        return new ReviewQueue(rows, total);
+    }
+
+    /// <summary>A scored order of the shop with everything the review page shows, or null (not scored, or not this shop's).</summary>
+    public async Task<ReviewDetail?> DetailAsync(long shopId, long orderId, CancellationToken ct)
+    {
+        await using var conn = await db.OpenConnectionAsync(ct);
+        var order = await OrderAsync(conn, shopId, orderId, ct);
+        if (order is null) return null;
+        await using var batch = new NpgsqlBatch(conn)
+        {
+            BatchCommands =
+            {
+                Command("""
+                    SELECT count(*)::int, coalesce(sum(p.total_price), 0), min(p.created_at)
+                    FROM orders p
+                    WHERE p.shop_id = $1 AND p.id <> $2 AND p.created_at < $3
+                      AND (($4::bigint IS NOT NULL AND p.customer_id = $4::bigint)
+                        OR ($4::bigint IS NULL AND $5::text IS NOT NULL AND lower(p.email) = lower($5::text)))
+                    """, shopId, orderId, TypedNull.Time(order.PlacedAt), Nullable(order.CustomerId), Sql.Text(order.Email)),
+                Command("""
+                    SELECT p.id, coalesce(p.name, '#' || p.id), p.created_at, coalesce(p.total_price, 0), coalesce(p.currency, ''), s.level,
+                           coalesce($3::text IS NOT NULL AND lower(p.email) = lower($3::text), false),
+                           coalesce($4::text IS NOT NULL AND p.browser_ip = $4::text, false),
+                           (SELECT bool_or(l.fraud) FROM risk_labels l WHERE l.shop_id = p.shop_id AND l.order_id = p.id)
+                    FROM orders p LEFT JOIN risk_scores s ON s.shop_id = p.shop_id AND s.order_id = p.id
+                    WHERE p.shop_id = $1 AND p.id <> $2 AND (lower(p.email) = lower($3::text) OR p.browser_ip = $4::text)
+                    ORDER BY p.created_at DESC NULLS LAST, p.id DESC
+                    LIMIT 20
+                    """, shopId, orderId, Sql.Text(order.Email), Sql.Text(order.BrowserIp)),
+                Command("""
+                    SELECT decision, note, decided_by, decided_at FROM review_decisions WHERE shop_id = $1 AND order_id = $2 ORDER BY decided_at DESC, id DESC
+                    """, shopId, orderId),
+                Command("SELECT holder, expires_at FROM review_locks WHERE shop_id = $1 AND order_id = $2 AND expires_at > $3", shopId, orderId, clock.GetUtcNow()),
+                // Queue order is priority descending, then id: (priority, -id) descending. Next is the largest pair below this
+                // order's, previous the smallest above it, so both work for an order that has just left the queue.
+                Command($"""
+                    WITH {Queue}
+                    SELECT (SELECT order_id FROM queue WHERE (priority, -order_id) > ($2, -$3::bigint) ORDER BY priority, order_id DESC LIMIT 1),
+                           (SELECT order_id FROM queue WHERE (priority, -order_id) < ($2, -$3::bigint) ORDER BY priority DESC, order_id LIMIT 1)
+                    """, shopId, order.Priority, orderId),
+            },
+        };
+        await using var r = await batch.ExecuteReaderAsync(ct);
+        await r.ReadAsync(ct);
+        var customer = new CustomerHistory(r.GetInt32(0), r.GetDecimal(1), Time(r, 2));
+        await r.NextResultAsync(ct);
+        var related = new List<RelatedOrder>();
+        while (await r.ReadAsync(ct))
+            related.Add(new RelatedOrder(r.GetInt64(0), r.GetString(1), Time(r, 2), r.GetDecimal(3), r.GetString(4), r.IsDBNull(5) ? null : r.GetString(5),
+                r.GetBoolean(6), r.GetBoolean(7), r.IsDBNull(8) ? null : r.GetBoolean(8)));
+        await r.NextResultAsync(ct);
+        var history = new List<ReviewDecision>();
+        while (await r.ReadAsync(ct))
+            history.Add(new ReviewDecision(r.GetString(0), r.IsDBNull(1) ? null : r.GetString(1), r.IsDBNull(2) ? null : r.GetString(2),
+                r.GetFieldValue<DateTimeOffset>(3)));
+        await r.NextResultAsync(ct);
+        var held = await r.ReadAsync(ct) ? new ReviewLock(r.GetString(0), r.GetFieldValue<DateTimeOffset>(1)) : null;
+        await r.NextResultAsync(ct);
+        await r.ReadAsync(ct);
+        long? previous = r.IsDBNull(0) ? null : r.GetInt64(0), next = r.IsDBNull(1) ? null : r.GetInt64(1);
+        return new ReviewDetail(order, held, customer, related, history, previous, next);
+    }
+
+    /// <summary>
+    /// Takes the order's lock for <paramref name="holder"/> for <see cref="LockFor"/> (again, if they hold it already), unless
+    /// someone else holds a live one. A reviewer holds one order at a time: taking one hands back any other they held.
+    /// </summary>
+    /// <returns>Null when the shop has no such scored order.</returns>
+    public async Task<LockOutcome?> TakeLockAsync(long shopId, long orderId, string holder, CancellationToken ct)
+    {
+        await using var conn = await db.OpenConnectionAsync(ct);
+        await using var tx = await conn.BeginTransactionAsync(ct);
+        if (!await ScoredAsync(conn, tx, shopId, orderId, ct)) return null;
+        var outcome = await TakeLockAsync(conn, tx, shopId, orderId, holder, clock.GetUtcNow(), ct);
+        await tx.CommitAsync(ct);
+        return outcome;
+    }
+
+    /// <summary>Hands back what <paramref name="holder"/> holds: one order, or with <paramref name="orderId"/> null all of theirs.</summary>
+    public async Task ReleaseAsync(long shopId, string holder, long? orderId, CancellationToken ct)
+    {
+        await using var cmd = db.CreateCommand("DELETE FROM review_locks WHERE shop_id = $1 AND holder = $2 AND ($3::bigint IS NULL OR order_id = $3::bigint)");
+        cmd.Parameters.Add(Sql.Param(shopId));
+        cmd.Parameters.Add(Sql.Param(holder));
+        cmd.Parameters.Add(Nullable(orderId));
+        await cmd.ExecuteNonQueryAsync(ct);
+    }
+
+    /// <summary>
+    /// Records a decision by <paramref name="by"/>, who must hold the order's lock or be able to take it: approve and fraud
+    /// write the order's review label (fraud or not, known from now) and hand the lock back; a note is only recorded. Nothing
+    /// is sent to Shopify and no order is cancelled.
+    /// </summary>
+    /// <returns>Null when the shop has no such scored order; otherwise the lock outcome (not <c>Mine</c>: nothing was recorded).</returns>
+    public async Task<LockOutcome?> DecideAsync(long shopId, long orderId, string decision, string? note, string by, CancellationToken ct)
+    {
+        if (!Decisions.Contains(decision)) throw new ArgumentException($"decision must be one of {string.Join(", ", Decisions)}", nameof(decision));
+        var now = clock.GetUtcNow();
+        await using var conn = await db.OpenConnectionAsync(ct);
+        await using var tx = await conn.BeginTransactionAsync(ct);
+        if (!await ScoredAsync(conn, tx, shopId, orderId, ct)) return null;
+        var outcome = await TakeLockAsync(conn, tx, shopId, orderId, by, now, ct);
+        if (!outcome.Mine) return outcome;
+        await using var batch = new NpgsqlBatch(conn, tx);
+        batch.BatchCommands.Add(Command("""
+            INSERT INTO review_decisions (shop_id, order_id, decision, note, decided_by, decided_at) VALUES ($1, $2, $3, $4, $5, $6)
+            """, shopId, orderId, decision, Sql.Text(note), by, now));
+        if (decision != "note")
+        {
+            var fraud = decision == "fraud";
+            // Why an upsert: a later review replaces the earlier one's label (the history keeps both decisions).
+            batch.BatchCommands.Add(Command("""
+                INSERT INTO risk_labels (shop_id, order_id, source, fraud, labelled_at, detail) VALUES ($1, $2, 'review', $3, $4, $5)
+                ON CONFLICT (shop_id, order_id, source) DO UPDATE SET fraud = excluded.fraud, labelled_at = excluded.labelled_at, detail = excluded.detail
+                """, shopId, orderId, fraud, now, (fraud ? "marked as fraud by " : "approved by ") + by));
+            batch.BatchCommands.Add(Command("DELETE FROM review_locks WHERE shop_id = $1 AND order_id = $2", shopId, orderId));
+        }
+        await batch.ExecuteNonQueryAsync(ct);
+        await tx.CommitAsync(ct);
+        return outcome;
+    }
+
+    private static async Task<LockOutcome> TakeLockAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId, long orderId, string holder,
+        DateTimeOffset now, CancellationToken ct)
+    {
+        await using var batch = new NpgsqlBatch(conn, tx)
+        {
+            BatchCommands =
+            {
+                // Why the WHERE on the update: another reviewer's live lock stays theirs; the conflicting row is locked either way,
+                // so two reviewers opening the order at once take turns and the second sees the first's lock below.
+                Command("""
+                    WITH handed_back AS (DELETE FROM review_locks WHERE shop_id = $1 AND holder = $3 AND order_id <> $2)
+                    INSERT INTO review_locks (shop_id, order_id, holder, taken_at, expires_at) VALUES ($1, $2, $3, $4, $5)
+                    ON CONFLICT (shop_id, order_id) DO UPDATE SET holder = excluded.holder, taken_at = excluded.taken_at, expires_at = excluded.expires_at
+                    WHERE review_locks.holder = excluded.holder OR review_locks.expires_at <= excluded.taken_at
+                    RETURNING holder, expires_at
+                    """, shopId, orderId, holder, now, now + LockFor),
+                Command("SELECT holder, expires_at FROM review_locks WHERE shop_id = $1 AND order_id = $2", shopId, orderId),
+            },
+        };
+        await using var r = await batch.ExecuteReaderAsync(ct);
+        if (await r.ReadAsync(ct)) return new LockOutcome(true, new ReviewLock(r.GetString(0), r.GetFieldValue<DateTimeOffset>(1)));
+        await r.NextResultAsync(ct);
+        await r.ReadAsync(ct);
+        return new LockOutcome(false, new ReviewLock(r.GetString(0), r.GetFieldValue<DateTimeOffset>(1)));
+    }
+
+    private static async Task<bool> ScoredAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId, long orderId, CancellationToken ct)
+    {
+        await using var cmd = new NpgsqlCommand("""
+            SELECT 1 FROM risk_scores s JOIN orders o ON o.shop_id = s.shop_id AND o.id = s.order_id WHERE s.shop_id = $1 AND s.order_id = $2
+            """, conn, tx);
+        cmd.Parameters.Add(Sql.Param(shopId));
+        cmd.Parameters.Add(Sql.Param(orderId));
+        return await cmd.ExecuteScalarAsync(ct) is not null;
+    }
+
+    private static async Task<ReviewOrder?> OrderAsync(NpgsqlConnection conn, long shopId, long orderId, CancellationToken ct)
+    {
+        await using var cmd = new NpgsqlCommand("""
+            SELECT o.id, coalesce(o.name, '#' || o.id), o.created_at, coalesce(o.total_price, 0), coalesce(o.currency, ''), o.email, o.browser_ip,
+                   o.billing_country, o.shipping_country, o.customer_id, s.level, s.score, s.scored_at, s.reasons::text,
+                   s.score * coalesce(o.total_price, 0)::float8,
+                   s.level IN ('MEDIUM', 'HIGH') AND NOT EXISTS (SELECT 1 FROM review_decisions d
+                       WHERE d.shop_id = s.shop_id AND d.order_id = s.order_id AND d.decision IN ('approve', 'fraud'))
+            FROM risk_scores s JOIN orders o ON o.shop_id = s.shop_id AND o.id = s.order_id
+            WHERE s.shop_id = $1 AND s.order_id = $2
+            """, conn);
+        cmd.Parameters.Add(Sql.Param(shopId));
+        cmd.Parameters.Add(Sql.Param(orderId));
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        if (!await r.ReadAsync(ct)) return null;
+        string? Text(int i) => r.IsDBNull(i) ? null : r.GetString(i);
+        return new ReviewOrder(r.GetInt64(0), r.GetString(1), Time(r, 2), r.GetDecimal(3), r.GetString(4), Text(5), Text(6), Text(7), Text(8),
+            r.IsDBNull(9) ? null : r.GetInt64(9), r.GetString(10), r.GetDouble(11), r.GetFieldValue<DateTimeOffset>(12), Reasons(r.GetString(13)),
+            r.GetDouble(14), r.GetBoolean(15));
+    }
+
+    /// <summary>The scorer's reasons (<c>[{code, text, weight}]</c>) in its order.</summary>
+    private static List<ReviewReason> Reasons(string json)
+    {
+        using var doc = JsonDocument.Parse(json);
+        return doc.RootElement.EnumerateArray()
+            .Select(e => new ReviewReason(e.GetProperty("text").GetString() ?? "", e.TryGetProperty("weight", out var w) && w.TryGetDouble(out var d) ? d : 0))
+            .ToList();
+    }
+
+    private static DateTimeOffset? Time(NpgsqlDataReader r, int i) => r.IsDBNull(i) ? null : r.GetFieldValue<DateTimeOffset>(i);
+
+    private static NpgsqlParameter Nullable(long? v) => v is { } x ? Sql.Param(x) : new NpgsqlParameter { Value = DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Bigint };
+
+    private static NpgsqlBatchCommand Command(string sql, params object?[] args)
+    {
+        var c = new NpgsqlBatchCommand(sql);
+        foreach (var a in args) c.Parameters.Add(a as NpgsqlParameter ?? Sql.Param(a));
+        return c;
+    }
+}

@@ -1,0 +1,347 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.Playwright;
+using PluginApp.Tests.Infrastructure;
+using PluginApp.Tests.Storefront;
+
+namespace PluginApp.Tests.Risk;
+
+/// <summary>The app on a loopback port with Debian's chromium, and session tokens for more than one staff user.</summary>
+public sealed class ReviewFixture : AppFixture
+{
+    private static readonly string[] BrowserArgs =
+        ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"];
+
+    public IPlaywright Playwright { get; private set; } = null!;
+    public IBrowser Browser { get; private set; } = null!;
+
+    protected override bool ServeOverHttp => true;
+
+    public override async Task InitializeAsync()
+    {
+        if (!File.Exists(StorefrontFixture.ChromiumPath))
+            throw new InvalidOperationException($"Chromium is not installed at {StorefrontFixture.ChromiumPath}: the review tests need Debian's chromium.");
+        await base.InitializeAsync();
+        Playwright = await Microsoft.Playwright.Playwright.CreateAsync();
+        Browser = await Playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions { ExecutablePath = StorefrontFixture.ChromiumPath, Headless = true, Args = BrowserArgs });
+    }
+
+    public override async Task DisposeAsync()
+    {
+        if (Browser is not null) await Browser.DisposeAsync();
+        Playwright?.Dispose();
+        await base.DisposeAsync();
+    }
+
+    /// <summary>A session token of staff user <paramref name="user"/> (Shopify's "sub") on <paramref name="shop"/>, valid an hour.</summary>
+    public string Token(string shop, string user) =>
+        PluginApp.Shopify.ShopifySigner.SessionToken(ClientSecret, shop, ClientId, Clock.GetUtcNow(), TimeSpan.FromHours(1), userId: user);
+
+    /// <summary>The review page as the embedded admin loads it for that staff user.</summary>
+    public string PageUrl(string shop, string user, long? order = null) =>
+        $"{BaseUrl}/admin/review?shop={shop}&embedded=1&id_token={Token(shop, user)}" + (order is { } o ? $"&order={o}" : "");
+
+    /// <summary>A browser of its own (one per staff user): nothing leaves the app, as offline; App Bridge is absent.</summary>
+    public async Task<IPage> NewPageAsync()
+    {
+        var context = await Browser.NewContextAsync(new BrowserNewContextOptions { ViewportSize = new ViewportSize { Width = 1280, Height = 900 }, Locale = "en-GB" });
+        await context.RouteAsync(url => !url.StartsWith(BaseUrl!, StringComparison.Ordinal), route => route.AbortAsync());
+        return await context.NewPageAsync();
+    }
+
+    public HttpRequestMessage Api(HttpMethod method, string path, string shop, string user, object? body = null)
+    {
+        var request = new HttpRequestMessage(method, path) { Content = body is null ? null : JsonContent.Create(body) };
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", Token(shop, user));
+        return request;
+    }
+}
+
+/// <summary>The review queue in the browser: flagged orders in score × value order, decisions that become labels, one reviewer per order, tenancy.</summary>
+public sealed class ReviewQueueTests(ReviewFixture app) : IClassFixture<ReviewFixture>
+{
+    private const string Ada = "42", Bob = "43";
+
+    /// <summary>A store's orders: three guests' first orders far above the usual, and two ordinary orders sharing the largest one's address or email.</summary>
+    private sealed record FlaggedStore(long ShopId, long Large, long Middle, long Small, long SameAddress, long SameEmail, long Ordinary);
+
+    /// <summary>
+    /// 40 ordinary orders (25 to 31) from ten returning customers, then three guests' first orders: 640 shipped abroad and 45
+    /// shipped abroad (the same higher score), and 200 at home (a lower score, a larger total); then an order from the 640
+    /// order's browser address and one with its email.
+    /// </summary>
+    private async Task<FlaggedStore> FlaggedStoreAsync(string shop, long firstId)
+    {
+        var shopId = await app.InstallShopAsync(shop);
+        var now = app.Clock.GetUtcNow();
+        for (var i = 0; i < 40; i++)
+        {
+            var customer = 50_000 + firstId + i % 10;
+            await SendAsync(shop, Order(firstId + i, now.AddDays(-40 + i).AddHours(-1), 25 + i % 7, $"198.51.100.{i % 10}", $"regular{customer}@example.com", customer));
+        }
+        await WaitForAsync(shopId, "SELECT count(*) = 40 FROM risk_scores WHERE shop_id = $1");
+        var s = new FlaggedStore(shopId, firstId + 100, firstId + 101, firstId + 102, firstId + 103, firstId + 104, firstId + 39);
+        await SendAsync(shop, Order(s.Large, now.AddMinutes(-30), 640m, "203.0.113.10", "large@example.net", null, shipping: "NG"));
+        await SendAsync(shop, Order(s.Middle, now.AddMinutes(-30), 200m, "203.0.113.11", "middle@example.net", null));
+        await SendAsync(shop, Order(s.Small, now.AddMinutes(-30), 45m, "203.0.113.12", "small@example.net", null, shipping: "NG"));
+        await SendAsync(shop, Order(s.SameAddress, now.AddMinutes(-10), 30m, "203.0.113.10", "other@example.net", null));
+        await SendAsync(shop, Order(s.SameEmail, now.AddMinutes(-5), 28m, "203.0.113.99", "large@example.net", null));
+        await WaitForAsync(shopId, "SELECT count(*) = 45 FROM risk_scores WHERE shop_id = $1");
+        return s;
+    }
+
+    private static JsonObject Order(long id, DateTimeOffset at, decimal total, string ip, string email, long? customer, string shipping = "US")
+    {
+        var o = ShopifyPayloads.Order(id, customer, lines: 1);
+        o["name"] = $"#{id}";
+        o["created_at"] = at.ToString("O", CultureInfo.InvariantCulture);
+        o["updated_at"] = at.ToString("O", CultureInfo.InvariantCulture);
+        o["total_price"] = total.ToString("0.00", CultureInfo.InvariantCulture);
+        o["email"] = email;
+        o["browser_ip"] = ip;
+        o["client_details"]!["browser_ip"] = ip;
+        o["billing_address"]!["country_code"] = "US";
+        o["shipping_address"]!["country_code"] = shipping;
+        o["discount_codes"] = new JsonArray();
+        if (o["customer"] is JsonObject c) c["email"] = email;
+        return o;
+    }
+
+    private async Task SendAsync(string shop, JsonObject order)
+    {
+        var response = await app.SendWebhookAsync("orders/create", shop, order.ToJsonString());
+        Assert.True(response.StatusCode == HttpStatusCode.OK, $"orders/create answered {(int)response.StatusCode}");
+    }
+
+    private async Task WaitForAsync(long shopId, string condition)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (await app.ScalarAsync(condition, shopId) is not true)
+        {
+            if (DateTime.UtcNow > deadline) Assert.Fail($"not within 30 s: {condition}");
+            await Task.Delay(100);
+        }
+    }
+
+    private async Task<IPage> OpenAsync(string shop, string user, long? order = null, List<string>? errors = null)
+    {
+        var page = await app.NewPageAsync();
+        if (errors is not null)
+        {
+            page.PageError += (_, e) => errors.Add(e);
+            page.Console += (_, m) =>
+            {
+                // Not errors: the refused CDN (offline) and the 409 a refused decision is, which Chromium logs as a failed load.
+                if (m.Type == "error" && !m.Text.Contains("net::ERR_FAILED", StringComparison.Ordinal) && !m.Text.Contains("409", StringComparison.Ordinal))
+                    errors.Add(m.Text);
+            };
+        }
+        var response = await page.GotoAsync(app.PageUrl(shop, user, order));
+        Assert.Equal(200, response!.Status);
+        return page;
+    }
+
+    private static async Task<List<long>> QueueRowsAsync(IPage page)
+    {
+        var ids = new List<long>();
+        foreach (var row in await page.Locator("#review-queue tbody tr").AllAsync())
+            ids.Add(long.Parse((await row.GetAttributeAsync("data-order"))!, CultureInfo.InvariantCulture));
+        return ids;
+    }
+
+    [Fact]
+    public async Task Queue_ListsFlaggedOrdersByScoreTimesTotal_WithTheirReasons()
+    {
+        const string shop = "review-order.myshopify.com";
+        var s = await FlaggedStoreAsync(shop, 760_000);
+        var flagged = new List<(long Id, double Score, decimal Total, string Level, string Reason)>();
+        await using (var cmd = app.Db.CreateCommand("""
+            SELECT s.order_id, s.score, o.total_price, s.level, s.reasons->0->>'text' FROM risk_scores s JOIN orders o ON o.shop_id = s.shop_id AND o.id = s.order_id
+            WHERE s.shop_id = $1 AND s.level IN ('MEDIUM', 'HIGH')
+            """))
+        {
+            cmd.Parameters.AddWithValue(s.ShopId);
+            await using var r = await cmd.ExecuteReaderAsync();
+            while (await r.ReadAsync()) flagged.Add((r.GetInt64(0), r.GetDouble(1), r.GetDecimal(2), r.GetString(3), r.GetString(4)));
+        }
+        var expected = flagged.OrderByDescending(f => f.Score * (double)f.Total).Select(f => f.Id).ToList();
+        // The set-up: three flagged orders, where ordering by score alone would put the 45 order before the 200 one.
+        Assert.Equal([s.Large, s.Middle, s.Small], expected);
+        Assert.True(flagged.Single(f => f.Id == s.Small).Score > flagged.Single(f => f.Id == s.Middle).Score, "the 45 order should score above the 200 one");
+
+        var errors = new List<string>();
+        var page = await OpenAsync(shop, Ada, errors: errors);
+
+        Assert.Equal("Review queue", (await page.Locator("h1").TextContentAsync())?.Trim());
+        Assert.Equal(expected, await QueueRowsAsync(page));
+        foreach (var f in flagged)
+        {
+            var row = page.Locator($"#review-queue tr[data-order='{f.Id}']");
+            var text = await row.InnerTextAsync();
+            Assert.Contains($"#{f.Id}", text);
+            Assert.Contains(f.Level, await row.Locator(".badge").InnerTextAsync());
+            Assert.Contains(f.Reason, text);
+            Assert.Contains(f.Total.ToString("N2", CultureInfo.InvariantCulture), text);
+            Assert.Contains((f.Score * 100).ToString("F0", CultureInfo.InvariantCulture) + "%", text);
+        }
+        Assert.Contains("standard deviations above this store's usual order", await page.Locator($"#review-queue tr[data-order='{s.Large}']").InnerTextAsync());
+        var queue = await (await app.Client.SendAsync(app.Api(HttpMethod.Get, "/api/admin/review/queue", shop, Ada))).Content.ReadFromJsonAsync<JsonElement>();
+        Assert.Equal(expected, queue.GetProperty("rows").EnumerateArray().Select(r => r.GetProperty("orderId").GetInt64()));
+        Assert.True(errors.Count == 0, "browser errors: " + string.Join(" | ", errors));
+        await Admin.AdminFixture.ScreenshotAsync(page, "review-queue");
+    }
+
+    [Fact]
+    public async Task MarkFraud_OnThePage_BecomesAReviewLabel_ShowsInTheHistory_AndTheOrderLeavesTheQueue()
+    {
+        const string shop = "review-fraud.myshopify.com";
+        var s = await FlaggedStoreAsync(shop, 770_000);
+        const string note = "Card used from two countries <img src=x onerror=\"window.__pwned=1\">";
+        var errors = new List<string>();
+        var page = await OpenAsync(shop, Ada, s.Large, errors);
+        page.Dialog += (_, d) => d.AcceptAsync();
+
+        await Assertions.Expect(page.Locator("#review-lock")).ToContainTextAsync("You are reviewing this order until");
+        Assert.Equal(0, await page.Locator("#review-previous").CountAsync()); // the first in the queue
+        Assert.Contains($"order={s.Middle}", await page.Locator("#review-next").GetAttributeAsync("href"));
+        Assert.Contains("standard deviations above this store's usual order", await page.Locator("#review-reasons").InnerTextAsync());
+        var related = page.Locator("#review-related");
+        Assert.Contains("browser address", await related.Locator($"tr[data-order='{s.SameAddress}']").InnerTextAsync());
+        Assert.Contains("email", await related.Locator($"tr[data-order='{s.SameEmail}']").InnerTextAsync());
+        Assert.Equal("LOW", await related.Locator($"tr[data-order='{s.SameEmail}'] .badge").InnerTextAsync());
+        Assert.Contains("this one", await page.Locator("#review-customer").InnerTextAsync()); // a guest's first order
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM review_locks WHERE shop_id = $1 AND order_id = $2 AND holder = 'staff user 42'", s.ShopId, s.Large));
+
+        await page.FillAsync("#note", note);
+        await Admin.AdminFixture.ScreenshotAsync(page, "review-order");
+        var clicked = app.Clock.GetUtcNow();
+        await page.ClickAsync("#review-decide-form button:has-text('Mark fraud')");
+
+        await Assertions.Expect(page.Locator("#review-history")).ToContainTextAsync("Marked as fraud", new() { Timeout = 10000 });
+        Assert.Contains(note, await page.Locator("#review-history").InnerTextAsync()); // the note as text, not markup
+        Assert.Contains("staff user 42", await page.Locator("#review-history").InnerTextAsync());
+        Assert.Contains("Marked as fraud by staff user 42", await page.Locator("#review-lock").InnerTextAsync());
+        Assert.False(await page.EvaluateAsync<bool>("() => !!window.__pwned"));
+        await using (var cmd = app.Db.CreateCommand("SELECT fraud, labelled_at, detail FROM risk_labels WHERE shop_id = $1 AND order_id = $2 AND source = 'review'"))
+        {
+            cmd.Parameters.AddWithValue(s.ShopId);
+            cmd.Parameters.AddWithValue(s.Large);
+            await using var r = await cmd.ExecuteReaderAsync();
+            Assert.True(await r.ReadAsync(), "no review label");
+            Assert.True(r.GetBoolean(0));
+            Assert.InRange(r.GetFieldValue<DateTimeOffset>(1), clicked.AddMilliseconds(-1), app.Clock.GetUtcNow()); // known from the decision
+            Assert.Equal("marked as fraud by staff user 42", r.GetString(2));
+        }
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM review_decisions WHERE shop_id = $1 AND order_id = $2 AND decision = 'fraud' AND decided_by = 'staff user 42'", s.ShopId, s.Large));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM review_locks WHERE shop_id = $1", s.ShopId)); // handed back
+        Assert.Contains($"order={s.Middle}", await page.Locator("#review-next").GetAttributeAsync("href")); // skimming goes on from where it was
+
+        var queue = await OpenAsync(shop, Ada);
+        Assert.Equal([s.Middle, s.Small], await QueueRowsAsync(queue));
+        Assert.True(errors.Count == 0, "browser errors: " + string.Join(" | ", errors));
+    }
+
+    [Fact]
+    public async Task Lock_StopsASecondReviewer_WhoSeesWhoHoldsItUntilWhen_UntilItExpires()
+    {
+        const string shop = "review-lock.myshopify.com";
+        var s = await FlaggedStoreAsync(shop, 780_000);
+        var opened = app.Clock.GetUtcNow();
+        var ada = await OpenAsync(shop, Ada, s.Middle);
+        var expires = new DateTimeOffset((DateTime)(await app.ScalarAsync("SELECT expires_at FROM review_locks WHERE shop_id = $1 AND order_id = $2 AND holder = 'staff user 42'", s.ShopId, s.Middle))!);
+        Assert.InRange(expires - opened, TimeSpan.FromMinutes(10), TimeSpan.FromMinutes(10.5));
+        var until = expires.UtcDateTime.ToString("HH:mm", CultureInfo.InvariantCulture);
+        await Assertions.Expect(ada.Locator("#review-lock")).ToContainTextAsync($"You are reviewing this order until {until} UTC");
+        Assert.Contains($"order={s.Large}", await ada.Locator("#review-previous").GetAttributeAsync("href"));
+        Assert.Contains($"order={s.Small}", await ada.Locator("#review-next").GetAttributeAsync("href"));
+
+        var bob = await OpenAsync(shop, Bob, s.Middle);
+
+        Assert.Equal($"Being reviewed by staff user 42 until {until} UTC.", (await bob.Locator("#review-lock p").First.InnerTextAsync()).Trim());
+        Assert.Equal(0, await bob.Locator("#review-decide-form").CountAsync());
+        await Admin.AdminFixture.ScreenshotAsync(bob, "review-order-taken");
+        var refused = await app.Client.SendAsync(app.Api(HttpMethod.Post, $"/api/admin/review/orders/{s.Middle}/decisions", shop, Bob, new { decision = "fraud" }));
+        Assert.Equal(HttpStatusCode.Conflict, refused.StatusCode);
+        Assert.Contains("Being reviewed by staff user 42", (await refused.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("detail").GetString());
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM risk_labels WHERE shop_id = $1 AND order_id = $2", s.ShopId, s.Middle));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM review_decisions WHERE shop_id = $1", s.ShopId));
+        var bobsQueue = await OpenAsync(shop, Bob);
+        Assert.Contains($"staff user 42 until {until} UTC", await bobsQueue.Locator($"#review-queue tr[data-order='{s.Middle}']").InnerTextAsync());
+
+        // Ada walks away: ten minutes later the order is free, and the one who opens it holds it.
+        app.Clock.Advance(TimeSpan.FromMinutes(11));
+        await bob.GotoAsync(app.PageUrl(shop, Bob, s.Middle));
+        await Assertions.Expect(bob.Locator("#review-lock")).ToContainTextAsync("You are reviewing this order until");
+        Assert.Equal(1, await bob.Locator("#review-decide-form").CountAsync());
+        var late = await app.Client.SendAsync(app.Api(HttpMethod.Post, $"/api/admin/review/orders/{s.Middle}/decisions", shop, Ada, new { decision = "approve" }));
+        Assert.Equal(HttpStatusCode.Conflict, late.StatusCode);
+        Assert.Contains("Being reviewed by staff user 43", (await late.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("detail").GetString());
+    }
+
+    [Fact]
+    public async Task Decisions_AreCheckedByField_AndANoteIsRecordedWithoutLeavingTheQueue()
+    {
+        const string shop = "review-note.myshopify.com";
+        var s = await FlaggedStoreAsync(shop, 790_000);
+        var path = $"/api/admin/review/orders/{s.Small}/decisions";
+
+        var unknown = await app.Client.SendAsync(app.Api(HttpMethod.Post, path, shop, Ada, new { decision = "cancel" }));
+        var empty = await app.Client.SendAsync(app.Api(HttpMethod.Post, path, shop, Ada, new { decision = "note", note = "  " }));
+        var noted = await app.Client.SendAsync(app.Api(HttpMethod.Post, path, shop, Ada, new { decision = "note", note = "Called the customer, no answer" }));
+
+        Assert.Equal(HttpStatusCode.BadRequest, unknown.StatusCode);
+        Assert.Contains("decision must be one of approve, fraud, note", (await unknown.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("errors").GetProperty("decision")[0].GetString());
+        Assert.Equal(HttpStatusCode.BadRequest, empty.StatusCode);
+        Assert.True((await empty.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("errors").TryGetProperty("note", out _));
+        Assert.Equal(HttpStatusCode.OK, noted.StatusCode);
+        var detail = await (await app.Client.SendAsync(app.Api(HttpMethod.Get, $"/api/admin/review/orders/{s.Small}", shop, Ada))).Content.ReadFromJsonAsync<JsonElement>();
+        var history = detail.GetProperty("history").EnumerateArray().Single();
+        Assert.Equal("note", history.GetProperty("decision").GetString());
+        Assert.Equal("Called the customer, no answer", history.GetProperty("note").GetString());
+        Assert.Equal("staff user 42", history.GetProperty("by").GetString());
+        Assert.True(detail.GetProperty("order").GetProperty("awaiting").GetBoolean());
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM risk_labels WHERE shop_id = $1 AND order_id = $2", s.ShopId, s.Small));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM review_locks WHERE shop_id = $1 AND order_id = $2 AND holder = 'staff user 42'", s.ShopId, s.Small));
+    }
+
+    [Fact]
+    public async Task AnotherShopsOrder_IsNotFound_OnThePageAndInTheApi()
+    {
+        const string shopA = "review-tenant-a.myshopify.com", shopB = "review-tenant-b.myshopify.com";
+        await app.InstallShopAsync(shopA);
+        var b = await app.InstallShopAsync(shopB);
+        const long orderOfB = 795_001;
+        await SendAsync(shopB, Order(orderOfB, app.Clock.GetUtcNow().AddMinutes(-1), 500m, "203.0.113.70", "b@example.net", null, shipping: "NG"));
+        await WaitForAsync(b, $"SELECT EXISTS (SELECT 1 FROM risk_scores WHERE shop_id = $1 AND order_id = {orderOfB})");
+
+        var page = await app.Client.GetAsync(app.PageUrl(shopA, Ada, orderOfB)[app.BaseUrl!.Length..]);
+        Assert.Equal(HttpStatusCode.NotFound, page.StatusCode);
+        foreach (var (method, path, body) in new (HttpMethod, string, object?)[]
+                 {
+                     (HttpMethod.Get, $"/api/admin/review/orders/{orderOfB}", null),
+                     (HttpMethod.Post, $"/api/admin/review/orders/{orderOfB}/lock", null),
+                     (HttpMethod.Post, $"/api/admin/review/orders/{orderOfB}/decisions", new { decision = "fraud" }),
+                 })
+        {
+            var response = await app.Client.SendAsync(app.Api(method, path, shopA, Ada, body));
+            Assert.True(response.StatusCode == HttpStatusCode.NotFound, $"{method} {path} answered {(int)response.StatusCode}");
+            Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        }
+        Assert.DoesNotContain(orderOfB.ToString(CultureInfo.InvariantCulture),
+            await (await app.Client.SendAsync(app.Api(HttpMethod.Get, "/api/admin/review/queue", shopA, Ada))).Content.ReadAsStringAsync());
+        var queueOfA = await (await app.Client.GetAsync(app.PageUrl(shopA, Ada)[app.BaseUrl!.Length..])).Content.ReadAsStringAsync();
+        Assert.Contains("No orders are waiting for review.", queueOfA); // an empty queue says so in words
+        Assert.DoesNotContain(orderOfB.ToString(CultureInfo.InvariantCulture), queueOfA);
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM review_locks WHERE order_id = $1", orderOfB));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM review_decisions WHERE order_id = $1", orderOfB));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM risk_labels WHERE order_id = $1", orderOfB));
+
+        // Its own shop sees it.
+        Assert.Equal(HttpStatusCode.OK, (await app.Client.GetAsync(app.PageUrl(shopB, Ada, orderOfB)[app.BaseUrl!.Length..])).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await app.Client.SendAsync(app.Api(HttpMethod.Get, $"/api/admin/review/orders/{orderOfB}", shopB, Ada))).StatusCode);
+    }
+}
