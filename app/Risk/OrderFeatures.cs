@@ -15,7 +15,7 @@ public static class OrderFeatures
     public static readonly (string Name, string Description)[] All =
     [
         ("amount", "the order total"),
-        ("amount_z", "how far the total is above the store's usual order, in standard deviations (90 days before)"),
+        ("amount_z", "how far the total is above the store's usual order, in standard deviations (the 90 whole days before)"),
         ("customer_orders_before", "the customer's earlier orders (by email for guests)"),
         ("customer_age_days", "days since the customer's first order"),
         ("customer_spend_before", "the customer's earlier spend"),
@@ -46,7 +46,14 @@ public static class OrderFeatures
         WITH target AS (
             SELECT o.id, o.shop_id, o.created_at, coalesce(o.total_price, 0) AS amount, o.customer_id, lower(o.email) AS email,
                    o.browser_ip, o.billing_country, o.shipping_country, o.discount_codes
-            FROM orders o WHERE o.shop_id = $1 AND o.id = ANY($2) AND o.created_at IS NOT NULL)
+            FROM orders o WHERE o.shop_id = $1 AND o.id = ANY($2) AND o.created_at IS NOT NULL),
+        -- The store's usual order, from the 90 whole days before the order's day (UTC): one aggregate per day in the batch.
+        st AS (
+            SELECT d.day, avg(p.total_price) AS mean, stddev_samp(p.total_price) AS sd,
+                   percentile_cont(0.9) WITHIN GROUP (ORDER BY p.total_price) AS p90
+            FROM (SELECT DISTINCT date_trunc('day', created_at, 'UTC') AS day FROM target) d
+            JOIN orders p ON p.shop_id = $1 AND p.created_at >= d.day - interval '90 days' AND p.created_at < d.day AND p.total_price IS NOT NULL
+            GROUP BY d.day)
         SELECT t.id, t.amount,
                CASE WHEN st.sd > 0 THEN (t.amount - st.mean) / st.sd ELSE 0 END,
                coalesce(who.n, 0), coalesce(extract(epoch FROM t.created_at - who.first) / 86400, 0), coalesce(who.spend, 0),
@@ -58,11 +65,7 @@ public static class OrderFeatures
                coalesce(ipl.fraud::float8 / nullif(ipl.labelled, 0), 0), coalesce(eml.fraud::float8 / nullif(eml.labelled, 0), 0),
                coalesce(ipl.labelled, 0), coalesce(eml.labelled, 0)
         FROM target t
-        LEFT JOIN LATERAL (
-            SELECT avg(p.total_price) AS mean, stddev_samp(p.total_price) AS sd,
-                   percentile_cont(0.9) WITHIN GROUP (ORDER BY p.total_price) AS p90
-            FROM orders p WHERE p.shop_id = t.shop_id AND p.created_at < t.created_at AND p.created_at >= t.created_at - interval '90 days'
-              AND p.total_price IS NOT NULL) st ON true
+        LEFT JOIN st ON st.day = date_trunc('day', t.created_at, 'UTC')
         LEFT JOIN LATERAL (
             SELECT count(*) AS n, min(p.created_at) AS first, sum(p.total_price) AS spend
             FROM orders p WHERE p.shop_id = t.shop_id AND p.created_at < t.created_at

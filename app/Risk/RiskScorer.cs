@@ -27,7 +27,7 @@ public sealed record RiskThresholds(double MediumFrom, double HighFrom)
 /// </summary>
 public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, OutboxScheduler outbox, TimeProvider clock, ILogger<RiskScorer> logger)
 {
-    public const int BatchSize = 100;
+    public const int BatchSize = 500;
     public const string TagPrefix = "pluginapp:risk-";
 
     /// <returns>How many orders were scored.</returns>
