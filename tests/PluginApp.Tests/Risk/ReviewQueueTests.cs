@@ -81,34 +81,17 @@ public sealed class ReviewQueueTests(ReviewFixture app) : IClassFixture<ReviewFi
         for (var i = 0; i < 40; i++)
         {
             var customer = 50_000 + firstId + i % 10;
-            await SendAsync(shop, Order(firstId + i, now.AddDays(-40 + i).AddHours(-1), 25 + i % 7, $"198.51.100.{i % 10}", $"regular{customer}@example.com", customer));
+            await SendAsync(shop, RiskOrders.Order(firstId + i, now.AddDays(-40 + i).AddHours(-1), 25 + i % 7, $"198.51.100.{i % 10}", $"regular{customer}@example.com", customer));
         }
         await WaitForAsync(shopId, "SELECT count(*) = 40 FROM risk_scores WHERE shop_id = $1");
         var s = new FlaggedStore(shopId, firstId + 100, firstId + 101, firstId + 102, firstId + 103, firstId + 104, firstId + 39);
-        await SendAsync(shop, Order(s.Large, now.AddMinutes(-30), 640m, "203.0.113.10", "large@example.net", null, shipping: "NG"));
-        await SendAsync(shop, Order(s.Middle, now.AddMinutes(-30), 200m, "203.0.113.11", "middle@example.net", null));
-        await SendAsync(shop, Order(s.Small, now.AddMinutes(-30), 45m, "203.0.113.12", "small@example.net", null, shipping: "NG"));
-        await SendAsync(shop, Order(s.SameAddress, now.AddMinutes(-10), 30m, "203.0.113.10", "other@example.net", null));
-        await SendAsync(shop, Order(s.SameEmail, now.AddMinutes(-5), 28m, "203.0.113.99", "large@example.net", null));
+        await SendAsync(shop, RiskOrders.Order(s.Large, now.AddMinutes(-30), 640m, "203.0.113.10", "large@example.net", null, shipping: "NG"));
+        await SendAsync(shop, RiskOrders.Order(s.Middle, now.AddMinutes(-30), 200m, "203.0.113.11", "middle@example.net", null));
+        await SendAsync(shop, RiskOrders.Order(s.Small, now.AddMinutes(-30), 45m, "203.0.113.12", "small@example.net", null, shipping: "NG"));
+        await SendAsync(shop, RiskOrders.Order(s.SameAddress, now.AddMinutes(-10), 30m, "203.0.113.10", "other@example.net", null));
+        await SendAsync(shop, RiskOrders.Order(s.SameEmail, now.AddMinutes(-5), 28m, "203.0.113.99", "large@example.net", null));
         await WaitForAsync(shopId, "SELECT count(*) = 45 FROM risk_scores WHERE shop_id = $1");
         return s;
-    }
-
-    private static JsonObject Order(long id, DateTimeOffset at, decimal total, string ip, string email, long? customer, string shipping = "US")
-    {
-        var o = ShopifyPayloads.Order(id, customer, lines: 1);
-        o["name"] = $"#{id}";
-        o["created_at"] = at.ToString("O", CultureInfo.InvariantCulture);
-        o["updated_at"] = at.ToString("O", CultureInfo.InvariantCulture);
-        o["total_price"] = total.ToString("0.00", CultureInfo.InvariantCulture);
-        o["email"] = email;
-        o["browser_ip"] = ip;
-        o["client_details"]!["browser_ip"] = ip;
-        o["billing_address"]!["country_code"] = "US";
-        o["shipping_address"]!["country_code"] = shipping;
-        o["discount_codes"] = new JsonArray();
-        if (o["customer"] is JsonObject c) c["email"] = email;
-        return o;
     }
 
     private async Task SendAsync(string shop, JsonObject order)
@@ -315,7 +298,7 @@ public sealed class ReviewQueueTests(ReviewFixture app) : IClassFixture<ReviewFi
         await app.InstallShopAsync(shopA);
         var b = await app.InstallShopAsync(shopB);
         const long orderOfB = 795_001;
-        await SendAsync(shopB, Order(orderOfB, app.Clock.GetUtcNow().AddMinutes(-1), 500m, "203.0.113.70", "b@example.net", null, shipping: "NG"));
+        await SendAsync(shopB, RiskOrders.Order(orderOfB, app.Clock.GetUtcNow().AddMinutes(-1), 500m, "203.0.113.70", "b@example.net", null, shipping: "NG"));
         await WaitForAsync(b, $"SELECT EXISTS (SELECT 1 FROM risk_scores WHERE shop_id = $1 AND order_id = {orderOfB})");
 
         var page = await app.Client.GetAsync(app.PageUrl(shopA, Ada, orderOfB)[app.BaseUrl!.Length..]);

@@ -12,24 +12,6 @@ namespace PluginApp.Tests.Risk;
 /// <summary>Orders scored off the webhook path by the rule prior, with reasons, written to Shopify once.</summary>
 public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
 {
-    /// <summary>An order as Shopify sends it, placed at <paramref name="at"/> from <paramref name="ip"/>.</summary>
-    private static JsonObject Order(long id, DateTimeOffset at, decimal total, string ip, string email, long? customer, string billing = "US", string shipping = "US",
-        bool discount = false)
-    {
-        var o = ShopifyPayloads.Order(id, customer, lines: 1);
-        o["created_at"] = at.ToString("O", CultureInfo.InvariantCulture);
-        o["updated_at"] = at.ToString("O", CultureInfo.InvariantCulture);
-        o["total_price"] = total.ToString("0.00", CultureInfo.InvariantCulture);
-        o["email"] = email;
-        o["browser_ip"] = ip;
-        o["client_details"]!["browser_ip"] = ip;
-        o["billing_address"]!["country_code"] = billing;
-        o["shipping_address"]!["country_code"] = shipping;
-        if (!discount) o["discount_codes"] = new JsonArray();
-        if (o["customer"] is JsonObject c) c["email"] = email;
-        return o;
-    }
-
     /// <summary>A store with 40 days of ordinary orders (25 to 31 each) from ten returning customers, each from their own address.</summary>
     private async Task<long> OrdinaryStoreAsync(string shop, long firstId)
     {
@@ -38,7 +20,7 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
         for (var i = 0; i < 40; i++)
         {
             var customer = 50_000 + firstId + i % 10;
-            await SendAsync(shop, "orders/create", Order(firstId + i, now.AddDays(-40 + i).AddHours(-1), 25 + i % 7, $"198.51.100.{i % 10}",
+            await SendAsync(shop, "orders/create", RiskOrders.Order(firstId + i, now.AddDays(-40 + i).AddHours(-1), 25 + i % 7, $"198.51.100.{i % 10}",
                 $"regular{customer}@example.com", customer));
         }
         await WaitForAsync(shopId, "SELECT count(*) = 40 FROM risk_scores WHERE shop_id = $1");
@@ -86,7 +68,7 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Contains("returning_customer", Codes(ordinary.Reasons));
 
         // A guest's first order, twenty times the usual, shipped abroad.
-        var order = Order(719_001, app.Clock.GetUtcNow(), 640m, "203.0.113.50", "new.buyer@example.net", null, billing: "US", shipping: "NG");
+        var order = RiskOrders.Order(719_001, app.Clock.GetUtcNow(), 640m, "203.0.113.50", "new.buyer@example.net", null, billing: "US", shipping: "NG");
         await SendAsync(shop, "orders/create", order);
         var (level, score, reasons, _) = await ScoreOfAsync(shopId, 719_001);
 
@@ -107,7 +89,7 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
 
         // The same delivery again, and an update that changes nothing the score used: nothing new anywhere.
         await SendAsync(shop, "orders/create", order);
-        var fulfilled = Order(719_001, app.Clock.GetUtcNow(), 640m, "203.0.113.50", "new.buyer@example.net", null, billing: "US", shipping: "NG");
+        var fulfilled = RiskOrders.Order(719_001, app.Clock.GetUtcNow(), 640m, "203.0.113.50", "new.buyer@example.net", null, billing: "US", shipping: "NG");
         fulfilled["updated_at"] = app.Clock.GetUtcNow().AddMinutes(5).ToString("O", CultureInfo.InvariantCulture);
         fulfilled["note"] = "gift wrap";
         await SendAsync(shop, "orders/updated", fulfilled);
@@ -126,9 +108,9 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
         const string ip = "192.0.2.66";
 
         // An order from the address, cancelled for fraud an hour later: the label is known from the cancellation.
-        var first = Order(729_001, now.AddHours(-5), 45m, ip, "one@example.org", null);
+        var first = RiskOrders.Order(729_001, now.AddHours(-5), 45m, ip, "one@example.org", null);
         await SendAsync(shop, "orders/create", first);
-        var cancelled = Order(729_001, now.AddHours(-5), 45m, ip, "one@example.org", null);
+        var cancelled = RiskOrders.Order(729_001, now.AddHours(-5), 45m, ip, "one@example.org", null);
         cancelled["cancelled_at"] = now.AddHours(-4).ToString("O", CultureInfo.InvariantCulture);
         cancelled["cancel_reason"] = "fraud";
         cancelled["updated_at"] = now.AddHours(-4).ToString("O", CultureInfo.InvariantCulture);
@@ -136,13 +118,13 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal(1L, await app.ScalarAsync("SELECT count(*) FROM risk_labels WHERE shop_id = $1 AND order_id = 729001 AND fraud AND source = 'cancelled'", shopId));
 
         // Placed before the cancellation: the label did not exist yet, so it must not count (nothing from the future).
-        await SendAsync(shop, "orders/create", Order(729_002, now.AddHours(-4.5), 38m, ip, "two@example.org", null));
+        await SendAsync(shop, "orders/create", RiskOrders.Order(729_002, now.AddHours(-4.5), 38m, ip, "two@example.org", null));
         var before = await ScoreOfAsync(shopId, 729_002);
         Assert.Equal(0, before.Features.GetProperty("ip_fraud_share_30d").GetDouble());
         Assert.DoesNotContain("ip_fraud_history", Codes(before.Reasons));
 
         // Placed after it: the address's confirmed fraud is the main reason, and a prior-only store says HIGH.
-        await SendAsync(shop, "orders/create", Order(729_003, now.AddHours(-1), 52m, ip, "three@example.org", null));
+        await SendAsync(shop, "orders/create", RiskOrders.Order(729_003, now.AddHours(-1), 52m, ip, "three@example.org", null));
         var after = await ScoreOfAsync(shopId, 729_003);
         Assert.Equal(1, after.Features.GetProperty("ip_fraud_share_30d").GetDouble());
         Assert.Equal("ip_fraud_history", Codes(after.Reasons)[0]);
@@ -150,7 +132,7 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal("HIGH", after.Level);
 
         // Later orders and labels arrive; rebuilding the earlier orders' features for training gives what they were scored with.
-        await SendAsync(shop, "orders/create", Order(729_004, now.AddMinutes(-10), 61m, ip, "two@example.org", null));
+        await SendAsync(shop, "orders/create", RiskOrders.Order(729_004, now.AddMinutes(-10), 61m, ip, "two@example.org", null));
         await using (var label = app.Db.CreateCommand("INSERT INTO risk_labels (shop_id, order_id, source, fraud, labelled_at) VALUES ($1, 729002, 'review', true, $2)"))
         {
             label.Parameters.AddWithValue(shopId);
@@ -170,10 +152,10 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
         const string shop = "risk-update.myshopify.com";
         var shopId = await OrdinaryStoreAsync(shop, 730_000);
         var at = app.Clock.GetUtcNow();
-        await SendAsync(shop, "orders/create", Order(739_001, at, 30m, "203.0.113.90", "late@example.com", null, billing: "US", shipping: "NG"));
+        await SendAsync(shop, "orders/create", RiskOrders.Order(739_001, at, 30m, "203.0.113.90", "late@example.com", null, billing: "US", shipping: "NG"));
         Assert.Equal("LOW", (await ScoreOfAsync(shopId, 739_001)).Level);
 
-        var bigger = Order(739_001, at, 640m, "203.0.113.90", "late@example.com", null, billing: "US", shipping: "NG");
+        var bigger = RiskOrders.Order(739_001, at, 640m, "203.0.113.90", "late@example.com", null, billing: "US", shipping: "NG");
         bigger["updated_at"] = at.AddMinutes(3).ToString("O", CultureInfo.InvariantCulture);
         await SendAsync(shop, "orders/updated", bigger);
         await WaitForAsync(shopId, "SELECT EXISTS (SELECT 1 FROM risk_scores WHERE shop_id = $1 AND order_id = $2 AND level = 'HIGH')", 739_001);
@@ -190,7 +172,7 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
         const string shop = "risk-sessions.myshopify.com";
         var shopId = await OrdinaryStoreAsync(shop, 740_000);
         const long customer = 74_999;
-        var order = Order(749_001, app.Clock.GetUtcNow(), 640m, "203.0.113.77", "risky@example.net", customer, billing: "US", shipping: "NG");
+        var order = RiskOrders.Order(749_001, app.Clock.GetUtcNow(), 640m, "203.0.113.77", "risky@example.net", customer, billing: "US", shipping: "NG");
         await SendAsync(shop, "orders/create", order);
         Assert.Equal("HIGH", (await ScoreOfAsync(shopId, 749_001)).Level);
         var sessions = app.Factory.Services.GetRequiredService<RiskySessions>();
