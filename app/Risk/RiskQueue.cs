@@ -18,6 +18,7 @@ internal static class RiskQueue
         // A new order, or an update (or a repeated create) that changed something its score used: a fulfilment or a note
         // changes nothing, so it queues nothing.
         if (at.Topic is "orders/create" or "orders/updated")
+        {
             store.Add("""
                 INSERT INTO risk_pending (shop_id, order_id, reason, queued_at)
                 SELECT $1, $2, $4, $3 FROM orders o
@@ -28,11 +29,13 @@ internal static class RiskQueue
                       AND (s.features->>'country_mismatch')::numeric = CASE WHEN o.billing_country <> o.shipping_country THEN 1 ELSE 0 END)
                 ON CONFLICT (shop_id, order_id) DO NOTHING
                 """, store.ShopId, order.Id, at.Now, at.Topic);
+            // Only a delivery that may have queued an order wakes the scorer (orders/paid and the like do not).
+            store.Add("SELECT pg_notify($1, $2)", Channel, store.ShopId.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
         if (order.CancelledAt is { } cancelled && string.Equals(order.CancelReason, "fraud", StringComparison.OrdinalIgnoreCase))
             store.Add("""
                 INSERT INTO risk_labels (shop_id, order_id, source, fraud, labelled_at, detail) VALUES ($1, $2, 'cancelled', true, $3, 'cancelled for fraud')
                 ON CONFLICT (shop_id, order_id, source) DO NOTHING
                 """, store.ShopId, order.Id, cancelled);
-        store.Add("SELECT pg_notify($1, $2)", Channel, store.ShopId.ToString(System.Globalization.CultureInfo.InvariantCulture));
     }
 }

@@ -32,6 +32,8 @@ public sealed class RiskTrainer(NpgsqlDataSource db, TimeProvider clock, Microso
     {
         BaselineMetric = nameof(RiskMetrics.PriorPrAuc),
         BaselineGate = true,
+        BaselineName = "the rule prior on the same orders",
+        Requirement = "It trains a model only once the store has 30 confirmed fraud orders old enough to judge (60 days by default), and a model that does worse than the rule prior never serves.",
         Outputs = "A probability of fraud per order, a level from your thresholds, and its top reasons in words; an order tag and a Shopify risk assessment.",
         Oversight = "You set the thresholds (with a backtest on your own history), review flagged orders, approve or mark fraud; nothing is ever cancelled automatically.",
     };

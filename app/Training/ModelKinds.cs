@@ -19,6 +19,12 @@ public sealed record ModelKind(string Name, string Title, string PromotionMetric
     /// <summary>The metrics key of the same metric for the baseline measured in the same run (e.g. popularity), if the kind has one.</summary>
     public string? BaselineMetric { get; init; }
 
+    /// <summary>What the baseline is, in the merchant's words (the disclosure's "against … for …").</summary>
+    public string BaselineName { get; init; } = "a simple baseline";
+
+    /// <summary>What a store needs before this kind trains a model at all, if anything (the disclosure card).</summary>
+    public string? Requirement { get; init; }
+
     /// <summary>Whether a model must also be at least as good as <see cref="BaselineMetric"/> (measured in the same run) to become active.</summary>
     public bool BaselineGate { get; init; }
 

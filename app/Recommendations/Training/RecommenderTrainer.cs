@@ -18,6 +18,7 @@ public sealed class RecommenderTrainer(SignalStore signals, TimeProvider clock) 
     {
         OnActivated = (services, shopId) => services.GetRequiredService<ModelCache>().Invalidate(shopId),
         BaselineMetric = nameof(HeldOutMetrics.BaselineRecallAt10),
+        BaselineName = "the store's bestsellers (popularity)",
         Outputs = "Up to 8 ranked products per block, each with its reason (often bought together, bought by the same customers, " +
                   "a store bestseller, or pinned by you). It never outputs a price, a discount or anything about the shopper.",
         Oversight = "Your rules (stock, blocked and pinned products, price ratio, margin floor, variety) apply to every answer; you can " +
