@@ -34,6 +34,11 @@ public static class OrderFeatures
         ("email_fraud_share_90d", "share of confirmed fraud among the email's labelled orders (90 days)"),
         ("ip_labelled_30d", "labelled orders from the same address (30 days)"),
         ("email_labelled_90d", "labelled orders from the same email (90 days)"),
+        ("avs_no_match", "the card's address check failed (AVS result N)"),
+        ("avs_partial", "the card's address check matched only the street or only the postcode (AVS result A, B, P, W or Z)"),
+        ("cvv_no_match", "the card's security code did not match (CVV result N)"),
+        ("card_orders_7d", "orders paid with the same card (issuer number and last four digits) in the 7 days before"),
+        ("card_other_emails_30d", "other emails that paid with the same card in the 30 days before"),
     ];
 
     public static readonly string[] Names = All.Select(f => f.Name).ToArray();
@@ -45,7 +50,8 @@ public static class OrderFeatures
     private const string Query = """
         WITH target AS (
             SELECT o.id, o.shop_id, o.created_at, coalesce(o.total_price, 0) AS amount, o.customer_id, lower(o.email) AS email,
-                   o.browser_ip, o.billing_country, o.shipping_country, o.discount_codes
+                   o.browser_ip, o.billing_country, o.shipping_country, o.discount_codes,
+                   upper(o.avs_result) AS avs, upper(o.cvv_result) AS cvv, o.card_bin, o.card_last4
             FROM orders o WHERE o.shop_id = $1 AND o.id = ANY($2) AND o.created_at IS NOT NULL),
         -- The store's usual order, from the 90 whole days before the order's day (UTC): one aggregate per day in the batch.
         st AS (
@@ -63,7 +69,9 @@ public static class OrderFeatures
                CASE WHEN t.discount_codes <> '' THEN 1 ELSE 0 END,
                CASE WHEN coalesce(who.n, 0) = 0 AND st.p90 IS NOT NULL AND t.amount > st.p90 THEN 1 ELSE 0 END,
                coalesce(ipl.fraud::float8 / nullif(ipl.labelled, 0), 0), coalesce(eml.fraud::float8 / nullif(eml.labelled, 0), 0),
-               coalesce(ipl.labelled, 0), coalesce(eml.labelled, 0)
+               coalesce(ipl.labelled, 0), coalesce(eml.labelled, 0),
+               CASE WHEN t.avs = 'N' THEN 1 ELSE 0 END, CASE WHEN t.avs IN ('A', 'B', 'P', 'W', 'Z') THEN 1 ELSE 0 END,
+               CASE WHEN t.cvv = 'N' THEN 1 ELSE 0 END, coalesce(cd.d7, 0), coalesce(cd.other_emails, 0)
         FROM target t
         LEFT JOIN st ON st.day = date_trunc('day', t.created_at, 'UTC')
         LEFT JOIN LATERAL (
@@ -96,6 +104,13 @@ public static class OrderFeatures
                 WHERE x.shop_id = p.shop_id AND x.order_id = p.id AND x.labelled_at <= t.created_at) l ON l.fraud IS NOT NULL
             WHERE t.email IS NOT NULL AND p.shop_id = t.shop_id AND lower(p.email) = t.email
               AND p.created_at < t.created_at AND p.created_at >= t.created_at - interval '90 days') eml ON true
+        -- A card is its issuer number and last four digits (Shopify never sends the full number).
+        LEFT JOIN LATERAL (
+            SELECT count(*) FILTER (WHERE p.created_at >= t.created_at - interval '7 days') AS d7,
+                   count(DISTINCT lower(p.email)) FILTER (WHERE lower(p.email) <> t.email OR t.email IS NULL) AS other_emails
+            FROM orders p WHERE t.card_bin IS NOT NULL AND t.card_last4 IS NOT NULL AND p.shop_id = t.shop_id
+              AND p.card_bin = t.card_bin AND p.card_last4 = t.card_last4
+              AND p.created_at < t.created_at AND p.created_at >= t.created_at - interval '30 days') cd ON true
         """;
 
     /// <summary>The features of each order of <paramref name="orderIds"/> that exists (with a creation time), as of its creation.</summary>

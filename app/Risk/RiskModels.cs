@@ -17,7 +17,8 @@ public sealed record ActiveRiskModel(int Version, TabularModel Model, double Mod
 /// </summary>
 public sealed class RiskModels
 {
-    private readonly ConcurrentDictionary<long, ActiveRiskModel> _byShop = new();
+    // Null model: the active version was trained on other features than the builder's now (scored by the prior until retrained).
+    private readonly ConcurrentDictionary<long, (int Version, ActiveRiskModel? Model)> _byShop = new();
 
     public const double EvidenceHalf = 50;
 
@@ -35,14 +36,17 @@ public sealed class RiskModels
             using var metrics = JsonDocument.Parse(r.GetString(1));
             fraud = metrics.RootElement.TryGetProperty(nameof(RiskTrainer.RiskMetrics.TrainFraud), out var f) ? f.GetDouble() : 0;
         }
-        if (_byShop.TryGetValue(shopId, out var cached) && cached.Version == version) return cached;
+        if (_byShop.TryGetValue(shopId, out var cached) && cached.Version == version) return cached.Model;
         await using var load = new NpgsqlCommand("SELECT artifact FROM models WHERE shop_id = $1 AND kind = $2 AND version = $3", conn, tx);
         load.Parameters.Add(Sql.Param(shopId));
         load.Parameters.Add(Sql.Param(RiskTrainer.Kind));
         load.Parameters.Add(Sql.Param(version));
         var artifact = (byte[])(await load.ExecuteScalarAsync(ct))!;
-        var model = new ActiveRiskModel(version, TabularModel.Load(new MemoryStream(artifact)), fraud / (fraud + EvidenceHalf));
-        _byShop[shopId] = model; // the replaced model is left to the collector: a scorer may still be using it
+        var loaded = TabularModel.Load(new MemoryStream(artifact));
+        // Why: a model trained before a feature was added or renamed would read the new vector's columns wrongly.
+        var model = loaded.Schema.Features.Select(f => f.Name).SequenceEqual(OrderFeatures.Names) ? new ActiveRiskModel(version, loaded, fraud / (fraud + EvidenceHalf)) : null;
+        if (model is null) loaded.Dispose();
+        _byShop[shopId] = (version, model); // the replaced model is left to the collector: a scorer may still be using it
         return model;
     }
 

@@ -26,7 +26,9 @@ public sealed class RiskTrainer(NpgsqlDataSource db, TimeProvider clock, Microso
     public static readonly ModelKind Registration = new(Kind, "Order risk", nameof(RiskMetrics.PrAuc), typeof(RiskTrainer),
         Purpose: "Estimates how likely each new order is to be fraud, with the reasons, so your staff review the risky ones before shipping.",
         Inputs: "Each order's total, the customer's earlier orders and spend, how many orders the same email and browser address placed recently, " +
-                "billing and shipping countries, discount use, and fraud confirmed earlier on the same email or address. Names and card numbers are not used.",
+                "billing and shipping countries, discount use, the card's address and security-code checks, how often the same card (issuer number and " +
+                "last four digits) was used and under how many emails, and fraud confirmed earlier on the same email or address. Names are not used; " +
+                "full card numbers are never seen.",
         ShownWhere: "Staff see the level (low, medium, high) and the reasons on the order in Shopify and in the review queue; shoppers never see it.",
         Fallback: "The documented rule prior alone, for stores without enough confirmed fraud to learn from.")
     {

@@ -27,6 +27,10 @@ public sealed record RiskAssessment(double Score, IReadOnlyList<RiskReason> Reas
 /// <item>billing and shipping country differ: +0.9</item>
 /// <item>a discount code on a first order: +0.3</item>
 /// <item>confirmed fraud among earlier orders from the same address (30 days) or email (90 days): +3.0 × the share</item>
+/// <item>the card's address check failed (AVS N): +1.0; matched only in part (AVS A, B, P, W, Z): +0.3</item>
+/// <item>the card's security code did not match (CVV N): +1.5</item>
+/// <item>3 or more orders with the same card in 7 days: +0.5 per order beyond 2, at most +1.5</item>
+/// <item>the same card paid under other emails in 30 days: +0.8 per other email, at most +2.4</item>
 /// <item>a returning customer (3 or more earlier orders over at least 30 days): −1.2</item>
 /// </list>
 /// </summary>
@@ -64,6 +68,14 @@ public static class RulePrior
         var emShare = Get("email_fraud_share_90d");
         if (emShare > 0) Add("email_fraud_history", 3.0 * emShare,
             Inv($"{emShare * 100:0}% of this email's labelled orders in the last 90 days were confirmed fraud"));
+        if (Get("avs_no_match") > 0) Add("avs_no_match", 1.0, "The card's address check failed: the billing address does not match the card");
+        if (Get("avs_partial") > 0) Add("avs_partial", 0.3, "The card's address check matched only the street or only the postcode");
+        if (Get("cvv_no_match") > 0) Add("cvv_no_match", 1.5, "The card's security code did not match");
+        var card7 = Get("card_orders_7d");
+        if (card7 >= 2) Add("card_velocity", Math.Min(0.5 * (card7 + 1 - 2), 1.5), Inv($"{card7 + 1:0} orders with the same card in 7 days"));
+        var cardEmails = Get("card_other_emails_30d");
+        if (cardEmails >= 1) Add("card_many_emails", Math.Min(0.8 * cardEmails, 2.4),
+            Inv($"The same card paid under {cardEmails:0} other email address{(cardEmails == 1 ? "" : "es")} in 30 days"));
         var before = Get("customer_orders_before");
         if (before >= 3 && Get("customer_age_days") >= 30) Add("returning_customer", -1.2,
             Inv($"Returning customer: {before:0} earlier orders over {Get("customer_age_days"):0} days"));

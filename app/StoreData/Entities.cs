@@ -98,6 +98,16 @@ public sealed class Order : IShopOwned
     public DateTimeOffset? CreatedAt { get; set; }
     public DateTimeOffset? UpdatedAt { get; set; }
     public DateTimeOffset? ProcessedAt { get; set; }
+    /// <summary>The payment gateways, comma-separated (payment_gateway_names).</summary>
+    public string? Gateway { get; set; }
+    /// <summary>The card's address verification result code (one letter), where the payment gave one.</summary>
+    public string? AvsResult { get; set; }
+    /// <summary>The card's security code result (one letter), where the payment gave one.</summary>
+    public string? CvvResult { get; set; }
+    /// <summary>The card's issuer number (its first six digits), where the payment gave it.</summary>
+    public string? CardBin { get; set; }
+    /// <summary>The card's last four digits, where the payment gave them.</summary>
+    public string? CardLast4 { get; set; }
 }
 
 public sealed class OrderLine : IShopOwned

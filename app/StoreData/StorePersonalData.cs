@@ -15,8 +15,8 @@ public static class StorePersonalData
               tags = '', accepts_marketing = NULL, redacted_at = $5
             """,
             Export: "SELECT to_jsonb(c) - 'shop_id' FROM customers c WHERE c.shop_id = $1 AND c.id = $2", ExportAs: "customer"));
-        services.AddPersonalData(new PersonalDataTable("orders", ["email", "browser_ip"],
-            "UPDATE orders SET email = NULL, browser_ip = NULL WHERE shop_id = $1 AND id IN (SELECT id FROM redaction_orders)",
+        services.AddPersonalData(new PersonalDataTable("orders", ["email", "browser_ip", "card_bin", "card_last4"],
+            "UPDATE orders SET email = NULL, browser_ip = NULL, card_bin = NULL, card_last4 = NULL WHERE shop_id = $1 AND id IN (SELECT id FROM redaction_orders)",
             Export: """
                 SELECT coalesce(jsonb_agg(to_jsonb(o) - 'shop_id' || jsonb_build_object(
                    'lines', (SELECT coalesce(jsonb_agg(to_jsonb(l) - 'shop_id'), '[]') FROM order_lines l WHERE l.shop_id = o.shop_id AND l.order_id = o.id),

@@ -20,7 +20,8 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId)
     private static readonly UpsertStatement OrderUpsert = new("orders", ["shop_id", "id"],
         ["shop_id", "id", "name", "customer_id", "email", "currency", "total_price", "subtotal_price", "total_discounts", "total_tax",
          "financial_status", "fulfillment_status", "cancelled_at", "cancel_reason", "cart_token", "checkout_token", "source_name",
-         "browser_ip", "billing_country", "shipping_country", "discount_codes", "tags", "test", "created_at", "updated_at", "processed_at"],
+         "browser_ip", "billing_country", "shipping_country", "discount_codes", "tags", "test", "created_at", "updated_at", "processed_at",
+         "gateway", "avs_result", "cvv_result", "card_bin", "card_last4"],
         newerOnly: true);
 
     // Why one statement for all of an order's lines: an order carries 1-10 lines, and one statement each
@@ -74,7 +75,7 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId)
         OrderUpsert.AddTo(batch, [shopId, o.Id, o.Name, o.CustomerId, o.Email, o.Currency, o.TotalPrice, o.SubtotalPrice,
             o.TotalDiscounts, o.TotalTax, o.FinancialStatus, o.FulfillmentStatus, o.CancelledAt, o.CancelReason, o.CartToken,
             o.CheckoutToken, o.SourceName, o.BrowserIp, o.BillingCountry, o.ShippingCountry, o.DiscountCodes, o.Tags, o.Test,
-            o.CreatedAt, o.UpdatedAt, o.ProcessedAt]);
+            o.CreatedAt, o.UpdatedAt, o.ProcessedAt, o.Gateway, o.AvsResult, o.CvvResult, o.CardBin, o.CardLast4]);
         if (rows.Lines.Count > 0)
         {
             var lines = rows.Lines.GroupBy(l => l.Id).Select(g => g.Last()).ToList(); // one row may not be upserted twice in a statement
@@ -161,7 +162,7 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId)
     // Why: a retried or backfilled payload may still carry the personal data of a customer who asked to be erased.
     private void AddRedactionGuard(string table, long id) =>
         Add($"""
-            UPDATE {table} t SET email = NULL{(table == "orders" ? ", browser_ip = NULL" : "")}
+            UPDATE {table} t SET email = NULL{(table == "orders" ? ", browser_ip = NULL, card_bin = NULL, card_last4 = NULL" : "")}
             WHERE t.shop_id = $1 AND t.id = $2 AND (t.email IS NOT NULL{(table == "orders" ? " OR t.browser_ip IS NOT NULL" : "")})
               AND EXISTS (SELECT 1 FROM customers c WHERE c.shop_id = $1 AND c.id = t.customer_id AND c.redacted_at IS NOT NULL)
             """, shopId, id);

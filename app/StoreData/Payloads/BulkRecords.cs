@@ -56,6 +56,10 @@ internal static class BulkRecords
 
     public static (Order Order, List<RefundRows> Refunds) Order(JsonElement o)
     {
+        // The card of the first successful sale or authorization (paymentDetails is a union; only CardPaymentDetails has these).
+        var card = o.OptionalArray("transactions")
+            .Where(t => t.OptionalString("kind") is "SALE" or "AUTHORIZATION" && t.OptionalString("status") is null or "SUCCESS")
+            .Select(t => t.OptionalObject("paymentDetails")).FirstOrDefault(d => d is not null);
         var order = new Order
         {
             Id = Gid.Id(o.RequiredString("id")),
@@ -81,6 +85,12 @@ internal static class BulkRecords
             CreatedAt = o.OptionalTime("createdAt"),
             UpdatedAt = o.OptionalTime("updatedAt"),
             ProcessedAt = o.OptionalTime("processedAt"),
+            Gateway = o.OptionalArray("paymentGatewayNames").Select(g => g.GetString()).OfType<string>().ToList() is { Count: > 0 } gateways
+                ? string.Join(',', gateways) : null,
+            AvsResult = card?.OptionalString("avsResultCode"),
+            CvvResult = card?.OptionalString("cvvResultCode"),
+            CardBin = card?.OptionalString("bin"),
+            CardLast4 = OrderPayloads.LastFour(card?.OptionalString("number")),
         };
         var refunds = o.OptionalArray("refunds").Select(r =>
         {

@@ -12,6 +12,7 @@ internal static class OrderPayloads
     public static OrderRows Order(JsonElement o)
     {
         var customer = o.OptionalObject("customer") is { } c ? CustomerPayloads.Customer(c) : null;
+        var card = CardOf(o);
         var order = new Order
         {
             Id = o.RequiredId("id"),
@@ -39,6 +40,12 @@ internal static class OrderPayloads
             CreatedAt = o.OptionalTime("created_at"),
             UpdatedAt = o.OptionalTime("updated_at"),
             ProcessedAt = o.OptionalTime("processed_at"),
+            Gateway = o.OptionalArray("payment_gateway_names").Select(g => g.ValueKind == JsonValueKind.String ? g.GetString() : null)
+                .OfType<string>().ToList() is { Count: > 0 } gateways ? string.Join(',', gateways) : null,
+            AvsResult = card?.OptionalString("avs_result_code"),
+            CvvResult = card?.OptionalString("cvv_result_code"),
+            CardBin = card?.OptionalString("credit_card_bin"),
+            CardLast4 = LastFour(card?.OptionalString("credit_card_number")),
         };
         var lines = o.OptionalArray("line_items").Select(l => new OrderLine
         {
@@ -55,6 +62,23 @@ internal static class OrderPayloads
         var refunds = o.OptionalArray("refunds").Select(r => Refund(r, order.Id)).ToList();
         var visitor = o.OptionalArray("note_attributes").FirstOrDefault(a => a.OptionalString("name") == VisitorAttribute).OptionalStringOrNull("value");
         return new OrderRows(order, lines, customer, refunds, visitor);
+    }
+
+    /// <summary>
+    /// The card the order was paid with, as the payload describes it: the order's payment_details, else the payment_details
+    /// of its first successful sale or authorization transaction (transactions are often absent from order webhooks).
+    /// </summary>
+    private static JsonElement? CardOf(JsonElement o) =>
+        o.OptionalObject("payment_details")
+        ?? o.OptionalArray("transactions")
+            .Where(t => t.OptionalString("kind") is "sale" or "authorization" && t.OptionalString("status") is null or "success")
+            .Select(t => t.OptionalObject("payment_details")).FirstOrDefault(d => d is not null);
+
+    /// <summary>The last four digits of a masked card number ("•••• •••• •••• 4242"), or null.</summary>
+    internal static string? LastFour(string? masked)
+    {
+        var digits = new string((masked ?? "").Where(char.IsAsciiDigit).ToArray());
+        return digits.Length >= 4 ? digits[^4..] : null;
     }
 
     public static RefundRows Refund(JsonElement r, long? orderId = null)

@@ -16,14 +16,8 @@ internal static class IngestBenchmark
         var secret = a.Get("secret");
         var n = a.GetInt("n", 20000);
         var concurrency = a.GetInt("concurrency", 32);
-        var shop = $"bench-{DateTime.UtcNow:HHmmss}-{Random.Shared.Next(1000, 9999)}.myshopify.com";
-
-        await using (var db = NpgsqlDataSource.Create(a.Get("conn")))
-        await using (var cmd = db.CreateCommand("INSERT INTO shops (domain, installed_at, scopes) VALUES ($1, now(), 'read_orders')"))
-        {
-            cmd.Parameters.AddWithValue(shop);
-            await cmd.ExecuteNonQueryAsync();
-        }
+        string shop;
+        await using (var db = NpgsqlDataSource.Create(a.Get("conn"))) shop = await CreateShopAsync(db);
 
         var random = new Random(42);
         var orders = Enumerable.Range(0, n).Select(i => OrderBodies.Draw(random, 5_000_000_000L + i)).ToArray();
@@ -36,17 +30,7 @@ internal static class IngestBenchmark
         using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = concurrency, PooledConnectionLifetime = TimeSpan.FromMinutes(10) })
         { Timeout = TimeSpan.FromSeconds(30) };
 
-        HttpRequestMessage Webhook(int i)
-        {
-            var req = new HttpRequestMessage(HttpMethod.Post, url + "/webhooks") { Content = new ByteArrayContent(bodies[i]) };
-            req.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
-            req.Headers.Add("X-Shopify-Topic", "orders/create");
-            req.Headers.Add("X-Shopify-Shop-Domain", shop);
-            req.Headers.Add("X-Shopify-Webhook-Id", ids[i]);
-            req.Headers.Add("X-Shopify-API-Version", "2026-07");
-            req.Headers.Add("X-Shopify-Hmac-Sha256", hmacs[i]);
-            return req;
-        }
+        HttpRequestMessage Webhook(int i) => IngestBenchmark.Webhook(url, shop, "orders/create", bodies[i], hmacs[i], ids[i]);
         HttpRequestMessage Ceiling(int i)
         {
             var req = new HttpRequestMessage(HttpMethod.Post, url + "/healthz") { Content = new ByteArrayContent(bodies[i]) };
@@ -76,5 +60,28 @@ internal static class IngestBenchmark
                           $"first-delivery/ceiling = {first.PerSecond / ceiling.PerSecond:F2}");
         Console.WriteLine($"orders stored: {stored} (expected {n}) {(stored == n ? "OK" : "MISMATCH")}");
         return stored == n && first.Failures == 0 && repeat.Failures == 0 ? 0 : 1;
+    }
+
+    /// <summary>A fresh installed shop (no access token: nothing is sent to Shopify).</summary>
+    public static async Task<string> CreateShopAsync(NpgsqlDataSource db)
+    {
+        var shop = $"bench-{DateTime.UtcNow:HHmmss}-{Random.Shared.Next(1000, 9999)}.myshopify.com";
+        await using var cmd = db.CreateCommand("INSERT INTO shops (domain, installed_at, scopes) VALUES ($1, now(), 'read_orders')");
+        cmd.Parameters.AddWithValue(shop);
+        await cmd.ExecuteNonQueryAsync();
+        return shop;
+    }
+
+    /// <summary>One signed delivery as Shopify sends it.</summary>
+    public static HttpRequestMessage Webhook(string url, string shop, string topic, byte[] body, string hmac, string webhookId)
+    {
+        var req = new HttpRequestMessage(HttpMethod.Post, url + "/webhooks") { Content = new ByteArrayContent(body) };
+        req.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        req.Headers.Add("X-Shopify-Topic", topic);
+        req.Headers.Add("X-Shopify-Shop-Domain", shop);
+        req.Headers.Add("X-Shopify-Webhook-Id", webhookId);
+        req.Headers.Add("X-Shopify-API-Version", ShopifyApiVersion.Pinned);
+        req.Headers.Add("X-Shopify-Hmac-Sha256", hmac);
+        return req;
     }
 }

@@ -3,6 +3,7 @@ using LoadGen;
 
 // Usage: LoadGen ingest --url URL --secret S --conn CS [--n 20000] [--concurrency 32]
 //        LoadGen serve --url URL --secret S --shop SHOP --products FILE [--n 30000] [--concurrency 64]
+//        LoadGen risk --url URL --secret S --conn CS [--n 10000] [--idle 100] [--concurrency 32]
 var opts = Args.Parse(args);
 switch (opts.Command)
 {
@@ -10,9 +11,12 @@ switch (opts.Command)
         return await IngestBenchmark.RunAsync(opts);
     case "serve":
         return await ServeBenchmark.RunAsync(opts);
+    case "risk":
+        return await RiskLatencyBenchmark.RunAsync(opts);
     default:
         Console.Error.WriteLine("usage: LoadGen ingest --url URL --secret SECRET --conn CONNSTRING [--n N] [--concurrency C]");
         Console.Error.WriteLine("       LoadGen serve --url URL --secret SECRET --shop SHOP --products FILE [--n N] [--concurrency C]");
+        Console.Error.WriteLine("       LoadGen risk --url URL --secret SECRET --conn CONNSTRING [--n N] [--idle N] [--concurrency C]");
         return 2;
 }
 

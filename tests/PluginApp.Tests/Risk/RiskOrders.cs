@@ -25,4 +25,23 @@ internal static class RiskOrders
         if (o["customer"] is JsonObject c) c["email"] = email;
         return o;
     }
+
+    /// <summary>
+    /// The card the order was paid with, where Shopify's order payload carries it: the order's payment_details, or (when
+    /// <paramref name="onTransaction"/>) the payment_details of its successful sale transaction.
+    /// </summary>
+    public static void PaidWithCard(JsonObject order, string bin, string last4, string avs, string cvv, bool onTransaction = false)
+    {
+        var details = new JsonObject
+        {
+            ["credit_card_bin"] = bin, ["avs_result_code"] = avs, ["cvv_result_code"] = cvv,
+            ["credit_card_number"] = $"•••• •••• •••• {last4}", ["credit_card_company"] = "Visa",
+        };
+        if (!onTransaction) order["payment_details"] = details;
+        else order["transactions"] = new JsonArray(new JsonObject
+        {
+            ["id"] = 1, ["kind"] = "sale", ["status"] = "success", ["gateway"] = "shopify_payments", ["amount"] = order["total_price"]!.GetValue<string>(),
+            ["payment_details"] = details,
+        });
+    }
 }

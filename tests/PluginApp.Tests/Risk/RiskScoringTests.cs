@@ -197,6 +197,44 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
         return JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.Clone();
     }
 
+    [Fact]
+    public async Task CardChecksAndACardReusedUnderAnotherEmail_AreReasons_AndTheCardIsForgottenWithTheCustomer()
+    {
+        const string shop = "risk-card.myshopify.com";
+        var shopId = await OrdinaryStoreAsync(shop, 850_000);
+        var now = app.Clock.GetUtcNow();
+
+        // A card on the order's payment details as the order webhook carries them, and on a sale transaction (the other place).
+        var first = RiskOrders.Order(859_001, now.AddHours(-3), 40m, "192.0.2.90", "first.holder@example.org", 859_101);
+        RiskOrders.PaidWithCard(first, bin: "414720", last4: "4242", avs: "Y", cvv: "M");
+        await SendAsync(shop, "orders/create", first);
+        var second = RiskOrders.Order(859_002, now, 40m, "192.0.2.91", "someone.else@example.net", null);
+        RiskOrders.PaidWithCard(second, bin: "414720", last4: "4242", avs: "N", cvv: "N", onTransaction: true);
+        await SendAsync(shop, "orders/create", second);
+
+        var (_, _, reasons, features) = await ScoreOfAsync(shopId, 859_002);
+        Assert.Equal(1f, features.GetProperty("avs_no_match").GetSingle());
+        Assert.Equal(1f, features.GetProperty("cvv_no_match").GetSingle());
+        Assert.Equal(1f, features.GetProperty("card_other_emails_30d").GetSingle());
+        Assert.Equal(1f, features.GetProperty("card_orders_7d").GetSingle());
+        var texts = reasons.EnumerateArray().Select(r => r.GetProperty("text").GetString()).ToList();
+        Assert.Contains("The card's security code did not match", texts);
+        Assert.Contains("The card's address check failed: the billing address does not match the card", texts);
+        Assert.Contains("The same card paid under 1 other email address in 30 days", texts);
+        var clean = await ScoreOfAsync(shopId, 859_001);
+        Assert.DoesNotContain(Codes(clean.Reasons), c => c.StartsWith("avs", StringComparison.Ordinal) || c.StartsWith("cvv", StringComparison.Ordinal));
+
+        // The card's digits are personal data: erasing the customer erases them from their orders.
+        var redact = new JsonObject
+        {
+            ["shop_id"] = 1, ["shop_domain"] = shop, ["customer"] = new JsonObject { ["id"] = 859_101, ["email"] = "first.holder@example.org" },
+            ["orders_to_redact"] = new JsonArray(859_001),
+        };
+        await SendAsync(shop, "customers/redact", redact);
+        await WaitForAsync(shopId, "SELECT card_bin IS NULL AND card_last4 IS NULL FROM orders WHERE shop_id = $1 AND id = 859001");
+        Assert.Equal("414720", await app.ScalarAsync("SELECT card_bin FROM orders WHERE shop_id = $1 AND id = 859002", shopId));
+    }
+
     private List<string> TagsAdded(string gid) => Tags("tagsAdd", gid);
 
     private List<string> TagsRemoved(string gid) => Tags("tagsRemove", gid);
