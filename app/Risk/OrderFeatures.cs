@@ -7,7 +7,8 @@ namespace PluginApp.Risk;
 /// The one order feature builder: scoring, training and the threshold backtest all call <see cref="BuildAsync"/>. Every
 /// feature describes the order as it was when placed: windows count only orders created strictly before it, and
 /// label-based windows count only labels known (labelled_at) by then, so rebuilding an order's features later, after
-/// newer orders and labels arrived, gives the same numbers it was scored with.
+/// newer orders and labels arrived, gives the same numbers it was scored with. The store's usual order per day is kept as
+/// first computed (risk_store_days), for the same reason and because it is the costly part on a large store.
 /// </summary>
 public static class OrderFeatures
 {
@@ -52,14 +53,7 @@ public static class OrderFeatures
             SELECT o.id, o.shop_id, o.created_at, coalesce(o.total_price, 0) AS amount, o.customer_id, lower(o.email) AS email,
                    o.browser_ip, o.billing_country, o.shipping_country, o.discount_codes,
                    upper(o.avs_result) AS avs, upper(o.cvv_result) AS cvv, o.card_bin, o.card_last4
-            FROM orders o WHERE o.shop_id = $1 AND o.id = ANY($2) AND o.created_at IS NOT NULL),
-        -- The store's usual order, from the 90 whole days before the order's day (UTC): one aggregate per day in the batch.
-        st AS (
-            SELECT d.day, avg(p.total_price) AS mean, stddev_samp(p.total_price) AS sd,
-                   percentile_cont(0.9) WITHIN GROUP (ORDER BY p.total_price) AS p90
-            FROM (SELECT DISTINCT date_trunc('day', created_at, 'UTC') AS day FROM target) d
-            JOIN orders p ON p.shop_id = $1 AND p.created_at >= d.day - interval '90 days' AND p.created_at < d.day AND p.total_price IS NOT NULL
-            GROUP BY d.day)
+            FROM orders o WHERE o.shop_id = $1 AND o.id = ANY($2) AND o.created_at IS NOT NULL)
         SELECT t.id, t.amount,
                CASE WHEN st.sd > 0 THEN (t.amount - st.mean) / st.sd ELSE 0 END,
                coalesce(who.n, 0), coalesce(extract(epoch FROM t.created_at - who.first) / 86400, 0), coalesce(who.spend, 0),
@@ -73,7 +67,7 @@ public static class OrderFeatures
                CASE WHEN t.avs = 'N' THEN 1 ELSE 0 END, CASE WHEN t.avs IN ('A', 'B', 'P', 'W', 'Z') THEN 1 ELSE 0 END,
                CASE WHEN t.cvv = 'N' THEN 1 ELSE 0 END, coalesce(cd.d7, 0), coalesce(cd.other_emails, 0)
         FROM target t
-        LEFT JOIN st ON st.day = date_trunc('day', t.created_at, 'UTC')
+        LEFT JOIN risk_store_days st ON st.shop_id = $1 AND st.day = date_trunc('day', t.created_at, 'UTC')
         LEFT JOIN LATERAL (
             SELECT count(*) AS n, min(p.created_at) AS first, sum(p.total_price) AS spend
             FROM orders p WHERE p.shop_id = t.shop_id AND p.created_at < t.created_at
@@ -113,15 +107,34 @@ public static class OrderFeatures
               AND p.created_at < t.created_at AND p.created_at >= t.created_at - interval '30 days') cd ON true
         """;
 
+    // The store's usual order, from the 90 whole days before each order's day (UTC), for the days of the batch not computed yet.
+    private const string StoreDays = """
+        INSERT INTO risk_store_days (shop_id, day, mean, sd, p90)
+        SELECT $1, d.day, avg(p.total_price), stddev_samp(p.total_price), percentile_cont(0.9) WITHIN GROUP (ORDER BY p.total_price)
+        FROM (SELECT DISTINCT date_trunc('day', o.created_at, 'UTC') AS day FROM orders o
+              WHERE o.shop_id = $1 AND o.id = ANY($2) AND o.created_at IS NOT NULL) d
+        LEFT JOIN orders p ON p.shop_id = $1 AND p.created_at >= d.day - interval '90 days' AND p.created_at < d.day AND p.total_price IS NOT NULL
+        WHERE NOT EXISTS (SELECT 1 FROM risk_store_days c WHERE c.shop_id = $1 AND c.day = d.day)
+        GROUP BY d.day
+        ON CONFLICT (shop_id, day) DO NOTHING
+        """;
+
     /// <summary>The features of each order of <paramref name="orderIds"/> that exists (with a creation time), as of its creation.</summary>
     public static async Task<Dictionary<long, float[]>> BuildAsync(NpgsqlConnection conn, long shopId, IReadOnlyCollection<long> orderIds,
         CancellationToken ct, NpgsqlTransaction? tx = null)
     {
         var result = new Dictionary<long, float[]>(orderIds.Count);
         if (orderIds.Count == 0) return result;
+        var ids = orderIds.ToArray();
+        await using (var days = new NpgsqlCommand(StoreDays, conn, tx))
+        {
+            days.Parameters.Add(Sql.Param(shopId));
+            days.Parameters.Add(Sql.Param(ids));
+            await days.ExecuteNonQueryAsync(ct);
+        }
         await using var cmd = new NpgsqlCommand(Query, conn, tx);
         cmd.Parameters.Add(Sql.Param(shopId));
-        cmd.Parameters.Add(Sql.Param(orderIds.ToArray()));
+        cmd.Parameters.Add(Sql.Param(ids));
         await using var r = await cmd.ExecuteReaderAsync(ct);
         while (await r.ReadAsync(ct))
         {
