@@ -382,6 +382,7 @@ public sealed class ReviewQueueTests(ReviewFixture app) : IClassFixture<ReviewFi
                      (HttpMethod.Get, $"/api/admin/review/orders/{orderOfB}", null),
                      (HttpMethod.Post, $"/api/admin/review/orders/{orderOfB}/lock", null),
                      (HttpMethod.Post, $"/api/admin/review/orders/{orderOfB}/decisions", new { decision = "fraud" }),
+                     (HttpMethod.Post, $"/api/admin/review/orders/{orderOfB}/decisions", new { decision = "fraud", cancel = true, refund = "original", restock = true }),
                  })
         {
             var response = await app.Client.SendAsync(app.Api(method, path, shopA, Ada, body));
@@ -396,6 +397,7 @@ public sealed class ReviewQueueTests(ReviewFixture app) : IClassFixture<ReviewFi
         Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM review_locks WHERE order_id = $1", orderOfB));
         Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM review_decisions WHERE order_id = $1", orderOfB));
         Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM risk_labels WHERE order_id = $1", orderOfB));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE operation = 'orderCancel' AND resource_key = $1", $"gid://shopify/Order/{orderOfB}"));
 
         // Its own shop sees it.
         Assert.Equal(HttpStatusCode.OK, (await app.Client.GetAsync(app.PageUrl(shopB, Ada, orderOfB)[app.BaseUrl!.Length..])).StatusCode);
