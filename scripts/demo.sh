@@ -115,12 +115,12 @@ fi
 
 echo "[demo] order risk: $(runuser -u postgres -- psql -h 127.0.0.1 -p 55433 -U postgres -d pluginapp -tA -F ' ' -c "
   SELECT string_agg(level || ' ' || n, ', ' ORDER BY level) FROM (SELECT level, count(*) AS n FROM risk_scores GROUP BY level) x") orders scored; the review queue lists the MEDIUM and HIGH ones"
-for page in /admin /admin/upsells /admin/rules /admin/review /admin/ai /admin/privacy /admin/operations; do
+for page in /admin /admin/upsells /admin/rules /admin/review /admin/risk /admin/ai /admin/privacy /admin/operations; do
   curl -fsS -o /dev/null "$URL$page" || { echo "[demo] $page does not open; see .run/demo-app.log"; exit 1; }
 done
 
 echo "App running at $URL"
-echo "  admin:              $URL/admin  (overview, upsells and models, rules, review queue, AI use, data and privacy, operations)"
+echo "  admin:              $URL/admin  (overview, upsells and models, rules, review queue, risk settings, AI use, data and privacy, operations)"
 echo "  storefront preview: $URL/demo/storefront  (product pages: $URL/products/{handle})"
 echo "  readiness: $URL/readyz   logs: .run/demo-app.log"
 if [ "${1:-}" = "--check" ]; then exit 0; fi

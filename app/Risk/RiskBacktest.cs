@@ -67,11 +67,16 @@ public static class RiskAdminApi
 {
     public sealed record ThresholdsBody(double? MediumFrom, double? HighFrom);
 
+    /// <summary>The hold settings as the form sends them (numbers as JSON numbers; the order count must be whole).</summary>
+    public sealed record HoldsBody(bool? HoldHigh, double? ValuedMinOrders, decimal? ValuedMinSpend, bool? HoldValued);
+
     public static RouteGroupBuilder MapRiskAdmin(this RouteGroupBuilder api)
     {
         api.MapGet("/risk/backtest", BacktestAsync);
         api.MapGet("/risk/thresholds", async (RiskBacktest backtest, ShopScope scope, CancellationToken ct) => TypedResults.Ok(await backtest.CurrentAsync(scope.ShopId, ct)));
         api.MapPut("/risk/thresholds", SaveAsync);
+        api.MapGet("/risk/holds", async (NpgsqlDataSource db, ShopScope scope, CancellationToken ct) => TypedResults.Ok(await RiskHoldSettings.ReadAsync(db, scope.ShopId, ct)));
+        api.MapPut("/risk/holds", SaveHoldsAsync);
         return api;
     }
 
@@ -96,6 +101,33 @@ public static class RiskAdminApi
         cmd.Parameters.Add(Sql.Text(AdminUser.Of(http)));
         await cmd.ExecuteNonQueryAsync(ct);
         return TypedResults.Ok(new RiskThresholds(body.MediumFrom!.Value, body.HighFrom!.Value));
+    }
+
+    private static async Task<Results<Ok<RiskHoldSettings>, ValidationProblem>> SaveHoldsAsync(HoldsBody body, NpgsqlDataSource db, ShopScope scope,
+        TimeProvider clock, HttpContext http, CancellationToken ct)
+    {
+        if (Problems(body) is { Count: > 0 } problems) return TypedResults.ValidationProblem(problems);
+        var saved = new RiskHoldSettings(body.HoldHigh ?? false, (int)body.ValuedMinOrders!.Value, body.ValuedMinSpend!.Value, body.HoldValued ?? false);
+        // Why the default thresholds on insert: a shop that never saved thresholds keeps scoring with the defaults it had.
+        await using var cmd = db.CreateCommand("""
+            INSERT INTO risk_settings (shop_id, medium_from, high_from, updated_at, updated_by, hold_high, valued_min_orders, valued_min_spend, hold_valued)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+            ON CONFLICT (shop_id) DO UPDATE SET hold_high = $6, valued_min_orders = $7, valued_min_spend = $8, hold_valued = $9, updated_at = $4, updated_by = $5
+            """);
+        foreach (var v in new object?[] { scope.ShopId, RiskThresholds.Default.MediumFrom, RiskThresholds.Default.HighFrom, clock.GetUtcNow() }) cmd.Parameters.Add(Sql.Param(v));
+        cmd.Parameters.Add(Sql.Text(AdminUser.Of(http)));
+        foreach (var v in new object?[] { saved.HoldHigh, saved.ValuedMinOrders, saved.ValuedMinSpend, saved.HoldValued }) cmd.Parameters.Add(Sql.Param(v));
+        await cmd.ExecuteNonQueryAsync(ct);
+        return TypedResults.Ok(saved);
+    }
+
+    internal static Dictionary<string, string[]> Problems(HoldsBody b)
+    {
+        var p = new Dictionary<string, string[]>();
+        if (b.ValuedMinOrders is not { } n || n < 1 || n > 10_000 || n != Math.Floor(n))
+            p["valuedMinOrders"] = ["must be a whole number of orders from 1 to 10,000, e.g. 5"];
+        if (b.ValuedMinSpend is not { } s || s <= 0 || s >= 1_000_000_000_000m) p["valuedMinSpend"] = ["must be an amount above 0, e.g. 1000"];
+        return p;
     }
 
     /// <summary>Each field's problem in words, next to the field.</summary>

@@ -1,4 +1,6 @@
+using PluginApp.Admin;
 using PluginApp.Jobs;
+using PluginApp.Outbox;
 using PluginApp.StoreData;
 using PluginApp.Training;
 using PluginApp.Webhooks;
@@ -28,6 +30,13 @@ public static class RiskExtensions
             return new Data.ChangeSubscription(RiskQueue.Channel, kicks.OnNotification, () => { });
         });
         services.AddRecurringJob<RiskScoringJob>("risk-sweep", j => j.SweepAsync(CancellationToken.None), _ => "* * * * *");
+        // Fulfillment holds on HIGH orders and their release, and a reviewer's cancellation: each through the outbox.
+        foreach (var op in RiskActions.All) services.AddOutboxOperation(op);
+        services.AddTransient<RiskHolds>();
+        services.AddTransient<RiskHoldJob>();
+        services.AddTransient<RiskHoldScheduler>();
+        services.AddAdminPage("/admin/risk", "Risk settings", 35);
+        services.AddRecurringJob<RiskHoldJob>("risk-holds-sweep", j => j.SweepAsync(CancellationToken.None), _ => "* * * * *");
         return services;
     }
 }

@@ -25,7 +25,8 @@ public sealed record RiskThresholds(double MediumFrom, double HighFrom)
 /// changed. A process that dies mid-way rolls all of it back and the rows are scored again; the outbox's idempotency keys
 /// and its check before any resend keep each assessment in Shopify once.
 /// </summary>
-public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, OutboxScheduler outbox, TimeProvider clock, ILogger<RiskScorer> logger)
+public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, OutboxScheduler outbox, RiskHoldScheduler holdJobs, TimeProvider clock,
+    ILogger<RiskScorer> logger)
 {
     public const int BatchSize = 500;
     public const string TagPrefix = "pluginapp:risk-";
@@ -66,12 +67,13 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, OutboxSch
         if (pending.Count == 0) return 0;
 
         var features = await OrderFeatures.BuildAsync(conn, shopId, pending.Keys, ct, tx);
-        var (thresholds, currency, previous) = await ContextAsync(conn, tx, shopId, pending.Keys, ct);
+        var (thresholds, holding, currency, previous) = await ContextAsync(conn, tx, shopId, pending.Keys, ct);
         var active = await models.ActiveAsync(conn, tx, shopId, ct);
         var now = clock.GetUtcNow();
         await using var batch = new NpgsqlBatch(conn, tx);
         var store = new StoreWriter(batch, shopId);
         var calls = 0;
+        var holds = 0;
         foreach (var (orderId, queuedAt) in pending)
         {
             store.Add("DELETE FROM risk_pending WHERE shop_id = $1 AND order_id = $2", shopId, orderId);
@@ -90,6 +92,7 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, OutboxSch
                 JsonSerializer.Serialize(OrderFeatures.Named(f)), queuedAt, now, (object?)active?.Version ?? new TypedNull(NpgsqlTypes.NpgsqlDbType.Integer),
                 1 - (active?.ModelWeight ?? 0));
             if (previous.GetValueOrDefault(orderId) == level) continue; // Shopify already shows this level
+            if (level == "HIGH" && Hold(store, holding, orderId, f, now)) holds++;
             foreach (var call in ShopifyCalls(orderId, level, previous.GetValueOrDefault(orderId), assessment))
             {
                 OutboxWriter.Enqueue(store, call, now);
@@ -99,8 +102,27 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, OutboxSch
         await batch.ExecuteNonQueryAsync(ct);
         await tx.CommitAsync(ct);
         if (calls > 0) outbox.Kick(shopId);
+        if (holds > 0) holdJobs.Kick(shopId);
         logger.LogDebug("Shop {Shop}: scored {Count} orders", shopId, pending.Count);
         return pending.Count;
+    }
+
+    /// <summary>
+    /// An order that has just become HIGH (new, or raised from a lower level), when the merchant holds HIGH orders: records
+    /// that its fulfillment is to be held (the hold job reads its fulfillment orders after this commits), or, for a valued
+    /// customer the merchant does not hold, that it was not held and why. An order gets one hold decision, whatever later
+    /// scores say.
+    /// </summary>
+    private static bool Hold(StoreWriter store, RiskHoldSettings holding, long orderId, float[] f, DateTimeOffset now)
+    {
+        var earlierOrders = (int)f[OrderFeatures.Index("customer_orders_before")];
+        var earlierSpend = Math.Round((decimal)f[OrderFeatures.Index("customer_spend_before")], 2);
+        if (holding.HoldState(earlierOrders, earlierSpend) is not { } state) return false;
+        store.Add("""
+            INSERT INTO risk_holds (shop_id, order_id, state, earlier_orders, earlier_spend, decided_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)
+            ON CONFLICT (shop_id, order_id) DO NOTHING
+            """, store.ShopId, orderId, state, earlierOrders, earlierSpend, now);
+        return state == RiskHolds.ToHold;
     }
 
     /// <summary>The assessment Shopify shows on the order (level and up to 20 facts) and our tag, swapped when the level changed.</summary>
@@ -119,14 +141,14 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, OutboxSch
             $"risk-tag:{orderId}:{level}");
     }
 
-    private static async Task<(RiskThresholds, string, Dictionary<long, string>)> ContextAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId,
+    private static async Task<(RiskThresholds, RiskHoldSettings, string, Dictionary<long, string>)> ContextAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId,
         IEnumerable<long> orderIds, CancellationToken ct)
     {
         await using var batch = new NpgsqlBatch(conn, tx)
         {
             BatchCommands =
             {
-                new NpgsqlBatchCommand("SELECT medium_from, high_from FROM risk_settings WHERE shop_id = $1") { Parameters = { Sql.Param(shopId) } },
+                new NpgsqlBatchCommand("SELECT medium_from, high_from, hold_high, valued_min_orders, valued_min_spend, hold_valued FROM risk_settings WHERE shop_id = $1") { Parameters = { Sql.Param(shopId) } },
                 new NpgsqlBatchCommand("SELECT coalesce(s.currency, (SELECT currency FROM orders WHERE shop_id = s.id AND currency IS NOT NULL LIMIT 1), '') FROM shops s WHERE s.id = $1")
                     { Parameters = { Sql.Param(shopId) } },
                 new NpgsqlBatchCommand("SELECT order_id, level FROM risk_scores WHERE shop_id = $1 AND order_id = ANY($2)")
@@ -134,12 +156,14 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, OutboxSch
             },
         };
         await using var r = await batch.ExecuteReaderAsync(ct);
-        var thresholds = await r.ReadAsync(ct) ? new RiskThresholds(r.GetDouble(0), r.GetDouble(1)) : RiskThresholds.Default;
+        var (thresholds, holding) = await r.ReadAsync(ct)
+            ? (new RiskThresholds(r.GetDouble(0), r.GetDouble(1)), new RiskHoldSettings(r.GetBoolean(2), r.GetInt32(3), r.GetDecimal(4), r.GetBoolean(5)))
+            : (RiskThresholds.Default, RiskHoldSettings.Default);
         await r.NextResultAsync(ct);
         var currency = await r.ReadAsync(ct) ? r.GetString(0) : "";
         await r.NextResultAsync(ct);
         var previous = new Dictionary<long, string>();
         while (await r.ReadAsync(ct)) previous[r.GetInt64(0)] = r.GetString(1);
-        return (thresholds, currency, previous);
+        return (thresholds, holding, currency, previous);
     }
 }

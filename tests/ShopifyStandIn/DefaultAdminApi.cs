@@ -12,7 +12,8 @@ public sealed record GraphQLCall(string Shop, string AccessToken, string Query, 
 /// <summary>
 /// Enough of the Admin GraphQL API for the app's jobs: bulk queries answered from JSONL files the caller registers per root
 /// field (products, customers, orders); mutations recorded and applied (tags, risk assessments), so a test can see how many
-/// times an effect really happened; orders' risk assessments readable back.
+/// times an effect really happened; orders' risk assessments readable back; orderCancel marks the order cancelled (its
+/// cancelledAt readable back); an order's fulfillment orders (one OPEN one by default) take and release holds.
 /// </summary>
 public sealed class DefaultAdminApi
 {
@@ -51,6 +52,49 @@ public sealed class DefaultAdminApi
     public string? BulkResult(string key) =>
         _operations.TryGetValue($"gid://shopify/BulkOperation/{key}", out var op) && _jsonlByRoot.TryGetValue(op.Root, out var p) ? p : null;
 
+    /// <summary>A fulfillment order as the stand-in keeps it: its status and holds (id, handle), in the order they were applied.</summary>
+    public sealed class StandInFulfillmentOrder(string id, string status)
+    {
+        public string Id { get; } = id;
+        public string Status { get; set; } = status;
+        public List<(string Id, string? Handle, string? Reason)> Holds { get; } = [];
+    }
+
+    private readonly object _ordersLock = new();
+    private readonly Dictionary<string, List<StandInFulfillmentOrder>> _fulfillmentOrders = new();
+    private readonly Dictionary<string, string> _cancelledAt = new();
+    private int _nextHold;
+
+    /// <summary>Gives the order (its GID) these fulfillment orders (id, status) in place of its default one.</summary>
+    public void SetFulfillmentOrders(string orderGid, params (string Id, string Status)[] fulfillmentOrders)
+    {
+        lock (_ordersLock) _fulfillmentOrders[orderGid] = fulfillmentOrders.Select(f => new StandInFulfillmentOrder(f.Id, f.Status)).ToList();
+    }
+
+    /// <summary>The order's fulfillment orders: as set, or one OPEN one, gid://shopify/FulfillmentOrder/{the order's number}.</summary>
+    public IReadOnlyList<StandInFulfillmentOrder> FulfillmentOrders(string orderGid)
+    {
+        lock (_ordersLock) return FulfillmentOrdersLocked(orderGid).ToList();
+    }
+
+    private List<StandInFulfillmentOrder> FulfillmentOrdersLocked(string orderGid)
+    {
+        if (!_fulfillmentOrders.TryGetValue(orderGid, out var list))
+            _fulfillmentOrders[orderGid] = list = [new StandInFulfillmentOrder("gid://shopify/FulfillmentOrder/" + orderGid[(orderGid.LastIndexOf('/') + 1)..], "OPEN")];
+        return list;
+    }
+
+    private StandInFulfillmentOrder? FulfillmentOrderLocked(string id) =>
+        _fulfillmentOrders.Values.SelectMany(l => l).FirstOrDefault(f => f.Id == id)
+        ?? (id.StartsWith("gid://shopify/FulfillmentOrder/", StringComparison.Ordinal)
+            ? FulfillmentOrdersLocked("gid://shopify/Order/" + id[(id.LastIndexOf('/') + 1)..]).FirstOrDefault(f => f.Id == id) : null);
+
+    /// <summary>When orderCancel cancelled the order (its GID), or null.</summary>
+    public string? CancelledAt(string orderGid)
+    {
+        lock (_ordersLock) return _cancelledAt.GetValueOrDefault(orderGid);
+    }
+
     public StandInAnswer Answer(GraphQLCall call)
     {
         if (call.Mentions("bulkOperationRunQuery")) return StartBulk(call);
@@ -68,6 +112,17 @@ public sealed class DefaultAdminApi
             }
             return Data(new JsonObject { [field] = payload });
         }
+        if (call.Mentions("fulfillmentOrders(") && call.Variables["id"]?.GetValue<string>() is { } ofOrder)
+            lock (_ordersLock)
+                return Data(new JsonObject
+                {
+                    ["order"] = new JsonObject { ["fulfillmentOrders"] = new JsonObject { ["nodes"] = new JsonArray(FulfillmentOrdersLocked(ofOrder).Select(Node).ToArray()) } },
+                });
+        if (call.Mentions("fulfillmentOrder(") && call.Variables["id"]?.GetValue<string>() is { } foId)
+            lock (_ordersLock)
+                return Data(new JsonObject { ["fulfillmentOrder"] = FulfillmentOrderLocked(foId) is { } fo ? Node(fo) : null });
+        if (call.Mentions("cancelledAt") && call.Variables["id"]?.GetValue<string>() is { } cancelled)
+            return Data(new JsonObject { ["order"] = new JsonObject { ["id"] = cancelled, ["cancelledAt"] = CancelledAt(cancelled) } });
         if (call.Mentions("risk") && call.Variables["id"]?.GetValue<string>() is { } orderId)
             return Data(new JsonObject
             {
@@ -89,8 +144,47 @@ public sealed class DefaultAdminApi
             _assessments.GetOrAdd(input["orderId"]!.GetValue<string>(), _ => new()).Enqueue(assessment);
             return new JsonObject { ["orderRiskAssessment"] = new JsonObject { ["riskLevel"] = input["riskLevel"]?.DeepClone() }, ["userErrors"] = new JsonArray() };
         }
+        if (field == "orderCancel" && call.Variables["orderId"]?.GetValue<string>() is { } order)
+            lock (_ordersLock)
+            {
+                if (_cancelledAt.ContainsKey(order))
+                    return new JsonObject { ["job"] = null, ["orderCancelUserErrors"] = Errors("Order has already been cancelled") };
+                _cancelledAt[order] = DateTimeOffset.UtcNow.ToString("O", System.Globalization.CultureInfo.InvariantCulture);
+                foreach (var fo in FulfillmentOrdersLocked(order)) fo.Status = "CANCELLED";
+                return new JsonObject { ["job"] = new JsonObject { ["id"] = $"gid://shopify/Job/{Guid.NewGuid()}", ["done"] = false }, ["orderCancelUserErrors"] = new JsonArray() };
+            }
+        if (field == "fulfillmentOrderHold" && call.Variables["id"]?.GetValue<string>() is { } holdOn && call.Variables["fulfillmentHold"] is JsonObject hold)
+            lock (_ordersLock)
+            {
+                if (FulfillmentOrderLocked(holdOn) is not { } fo) return new JsonObject { ["userErrors"] = Errors("Fulfillment order does not exist.") };
+                if (fo.Status is "CLOSED" or "CANCELLED") return new JsonObject { ["userErrors"] = Errors("The fulfillment order cannot be put on hold.") };
+                // Why no refusal of a repeated handle: Shopify's is undocumented, and a test must see a second hold if one is sent.
+                var id = $"gid://shopify/FulfillmentHold/{Interlocked.Increment(ref _nextHold)}";
+                fo.Holds.Add((id, hold["handle"]?.GetValue<string>(), hold["reason"]?.GetValue<string>()));
+                fo.Status = "ON_HOLD";
+                return new JsonObject { ["fulfillmentHold"] = new JsonObject { ["id"] = id, ["handle"] = hold["handle"]?.DeepClone() }, ["userErrors"] = new JsonArray() };
+            }
+        if (field == "fulfillmentOrderReleaseHold" && call.Variables["id"]?.GetValue<string>() is { } releaseOn)
+            lock (_ordersLock)
+            {
+                if (FulfillmentOrderLocked(releaseOn) is not { } fo) return new JsonObject { ["userErrors"] = Errors("Fulfillment order does not exist.") };
+                var ids = call.Variables["holdIds"] is JsonArray a ? a.Select(x => x!.GetValue<string>()).ToHashSet() : null;
+                var released = fo.Holds.RemoveAll(h => ids is null || ids.Contains(h.Id));
+                if (released == 0) return new JsonObject { ["userErrors"] = Errors("The fulfillment order is not on hold.") };
+                if (fo.Holds.Count == 0 && fo.Status == "ON_HOLD") fo.Status = "OPEN";
+                return new JsonObject { ["fulfillmentOrder"] = new JsonObject { ["id"] = fo.Id, ["status"] = fo.Status }, ["userErrors"] = new JsonArray() };
+            }
         return new JsonObject { ["userErrors"] = new JsonArray() };
     }
+
+    private static JsonArray Errors(string message) => new(new JsonObject { ["field"] = null, ["message"] = message });
+
+    private static JsonNode Node(StandInFulfillmentOrder fo) => new JsonObject
+    {
+        ["id"] = fo.Id,
+        ["status"] = fo.Status,
+        ["fulfillmentHolds"] = new JsonArray(fo.Holds.Select(h => (JsonNode)new JsonObject { ["id"] = h.Id, ["handle"] = h.Handle, ["reason"] = h.Reason }).ToArray()),
+    };
 
     private StandInAnswer StartBulk(GraphQLCall call)
     {

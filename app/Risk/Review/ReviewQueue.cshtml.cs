@@ -63,6 +63,34 @@ public sealed class ReviewQueueModel(ReviewStore store, ShopScope scope) : Admin
         _ => "Note",
     };
 
+    /// <summary>"Marked as fraud and cancelled (refund: original payment method, restocked)" for a decision that cancelled.</summary>
+    public static string Decision(ReviewDecision d) => d.Cancel is not { } c ? Decision(d.Decision)
+        : $"Marked as fraud and cancelled (refund: {(c.Refund ? "original payment method" : "none")}, {(c.Restock ? "restocked" : "not restocked")}"
+          + (c.NotifyCustomer ? ", customer notified)" : ")");
+
+    /// <summary>Where the decision's call to Shopify stands, in words ("" when it made none).</summary>
+    public static string Call(ReviewDecision d) => (d.Cancel, d.Shopify) switch
+    {
+        (null, _) => "",
+        (_, null) => "no longer tracked",
+        (_, { State: "sent" }) => "Cancellation sent",
+        (_, { State: "failed" } f) => $"Cancellation failed: {f.Error}",
+        (_, { Error: { } e }) => $"Cancellation waiting to be retried: {e}",
+        _ => "Cancellation waiting to be sent",
+    };
+
+    /// <summary>"Fulfillment held", or why not ("Not held: a valued customer (12 earlier orders, 3,400.00 spent)"); null without a hold decision.</summary>
+    public static string? Hold(HoldView? h) => h?.State switch
+    {
+        null => null,
+        RiskHolds.ToHold => "Fulfillment hold requested",
+        RiskHolds.Held => "Fulfillment held",
+        RiskHolds.NotHeldValued => string.Create(CultureInfo.InvariantCulture,
+            $"Not held: a valued customer ({h.EarlierOrders} earlier order{(h.EarlierOrders == 1 ? "" : "s")}, {h.EarlierSpend:N2} spent)"),
+        RiskHolds.ToRelease => "Hold being released (approved)",
+        _ => "Hold released (approved)",
+    };
+
     public static string Shares(RelatedOrder r) => (r.SameEmail, r.SameAddress) switch
     {
         (true, true) => "email and browser address",

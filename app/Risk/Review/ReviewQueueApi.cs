@@ -14,9 +14,14 @@ public static class ReviewQueueApi
 {
     public const int PageSize = 100;
 
-    public sealed record DecisionBody(string? Decision, string? Note);
+    /// <param name="Cancel">With decision "fraud": also cancel the order in Shopify, with the refund ("original" or "none"),
+    /// restock and customer notification chosen.</param>
+    public sealed record DecisionBody(string? Decision, string? Note, bool? Cancel = null, string? Refund = null, bool? Restock = null,
+        bool? NotifyCustomer = null);
 
-    public sealed record DecisionView(string Decision, string? Note, string By, DateTimeOffset At);
+    public sealed record DecisionView(string Decision, string? Note, string By, DateTimeOffset At, CancelChoice? Cancel);
+
+    public static readonly string[] Refunds = ["original", "none"];
 
     /// <summary>Who is reviewing: the session's staff user, or (the demo, which has none) one unnamed reviewer.</summary>
     public static string Reviewer(HttpContext http) => AdminUser.Of(http) ?? "an unnamed staff user";
@@ -53,12 +58,14 @@ public static class ReviewQueueApi
     {
         var note = string.IsNullOrWhiteSpace(body.Note) ? null : body.Note.Trim();
         var problems = Problems(body.Decision, note);
+        foreach (var (field, messages) in CancelProblems(body)) problems[field] = messages;
         if (problems.Count > 0) return TypedResults.ValidationProblem(problems);
         var by = Reviewer(http);
-        return await store.DecideAsync(scope.ShopId, id, body.Decision!, note, by, ct) switch
+        var cancel = body.Cancel == true ? new CancelChoice(body.Refund == "original", body.Restock == true, body.NotifyCustomer == true) : null;
+        return await store.DecideAsync(scope.ShopId, id, body.Decision!, note, by, ct, cancel) switch
         {
             null => NotFound(id),
-            { Mine: true } => TypedResults.Ok(new DecisionView(body.Decision!, note, by, clock.GetUtcNow())),
+            { Mine: true } => TypedResults.Ok(new DecisionView(body.Decision!, note, by, clock.GetUtcNow(), cancel)),
             var other => Locked(other.Lock),
         };
     }
@@ -73,6 +80,18 @@ public static class ReviewQueueApi
             problems["note"] = [$"at most {ReviewStore.NoteMaxLength} characters; this has {note.Length}"];
         else if (decision == "note" && note is null)
             problems["note"] = ["write the note to record"];
+        return problems;
+    }
+
+    /// <summary>A cancellation only goes with Mark fraud, and says how to refund.</summary>
+    public static Dictionary<string, string[]> CancelProblems(DecisionBody body)
+    {
+        var problems = new Dictionary<string, string[]>();
+        if (body.Cancel != true) return problems;
+        if (body.Decision != "fraud")
+            problems["cancel"] = ["only an order marked as fraud can be cancelled from here: choose Mark fraud, or untick the cancellation"];
+        if (body.Refund is null || !Refunds.Contains(body.Refund))
+            problems["refund"] = [$"refund must be one of {string.Join(", ", Refunds)}; it was {(body.Refund is null ? "missing" : $"\"{body.Refund}\"")}"];
         return problems;
     }
 

@@ -1,6 +1,8 @@
 using System.Text.Json;
 using Npgsql;
 using PluginApp.Data;
+using PluginApp.Outbox;
+using PluginApp.StoreData;
 
 namespace PluginApp.Risk.Review;
 
@@ -10,9 +12,14 @@ public sealed record ReviewReason(string Text, double Weight);
 /// <summary>Who has an order open, and until when.</summary>
 public sealed record ReviewLock(string Holder, DateTimeOffset ExpiresAt);
 
+/// <summary>What became of holding a HIGH order's fulfillment (see RiskHolds for the states).</summary>
+/// <param name="EarlierOrders">The customer's orders before this one when it was scored HIGH.</param>
+/// <param name="EarlierSpend">Their total, in the order's currency.</param>
+public sealed record HoldView(string State, int EarlierOrders, decimal EarlierSpend);
+
 /// <summary>One order waiting for a decision, as the queue lists it.</summary>
 public sealed record QueueRow(long OrderId, string Name, DateTimeOffset? PlacedAt, decimal Total, string Currency, string Level, double Score,
-    IReadOnlyList<ReviewReason> Reasons, ReviewLock? Lock)
+    IReadOnlyList<ReviewReason> Reasons, ReviewLock? Lock, HoldView? Hold)
 {
     /// <summary>The reasons that raised the score, largest first (the scorer stores them in that order).</summary>
     public IEnumerable<string> TopReasons => Reasons.Where(r => r.Weight > 0).Take(3).Select(r => r.Text);
@@ -34,11 +41,22 @@ public sealed record CustomerHistory(int EarlierOrders, decimal EarlierSpend, Da
 public sealed record RelatedOrder(long Id, string Name, DateTimeOffset? PlacedAt, decimal Total, string Currency, string? Level,
     bool SameEmail, bool SameAddress, bool? Fraud);
 
-public sealed record ReviewDecision(string Decision, string? Note, string? By, DateTimeOffset At);
+/// <summary>A reviewer's choice to cancel an order marked as fraud in Shopify.</summary>
+/// <param name="Refund">Refund to the original payment method (otherwise no refund).</param>
+/// <param name="Restock">Put the items back in stock.</param>
+/// <param name="NotifyCustomer">Email the customer about the cancellation (off unless chosen).</param>
+public sealed record CancelChoice(bool Refund, bool Restock, bool NotifyCustomer);
+
+/// <summary>Where a call to Shopify stands: waiting (with the last error, if an attempt failed), sent, or failed for good with Shopify's message.</summary>
+public sealed record CallStatus(string State, string? Error);
+
+/// <param name="Cancel">What the reviewer chose when the decision also cancelled the order in Shopify.</param>
+/// <param name="Shopify">The cancellation call's status (null without one, or once the outbox has forgotten it).</param>
+public sealed record ReviewDecision(string Decision, string? Note, string? By, DateTimeOffset At, CancelChoice? Cancel = null, CallStatus? Shopify = null);
 
 /// <param name="Previous">The order before this one in the queue's order (whether or not this one is still in it).</param>
 public sealed record ReviewDetail(ReviewOrder Order, ReviewLock? Lock, CustomerHistory Customer, IReadOnlyList<RelatedOrder> Related,
-    IReadOnlyList<ReviewDecision> History, long? Previous, long? Next);
+    IReadOnlyList<ReviewDecision> History, long? Previous, long? Next, HoldView? Hold);
 
 /// <summary>What became of an attempt to take an order's lock.</summary>
 /// <param name="Mine">Whether the caller holds <see cref="Lock"/> now; if not, someone else does.</param>
@@ -49,7 +67,7 @@ public sealed record LockOutcome(bool Mine, ReviewLock Lock);
 /// decisions with who and when, and the context a reviewer needs (the customer's history, orders sharing an email or a
 /// browser address). Every statement names its shop; an order of another shop is simply not found.
 /// </summary>
-public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock)
+public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxScheduler outbox, RiskHoldScheduler holdJobs)
 {
     public static readonly TimeSpan LockFor = TimeSpan.FromMinutes(10);
     public const int NoteMaxLength = 2000;
@@ -69,11 +87,12 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock)
         await using var cmd = db.CreateCommand($"""
             WITH {Queue}
             SELECT o.id, coalesce(o.name, '#' || o.id), o.created_at, coalesce(o.total_price, 0), coalesce(o.currency, ''), s.level, s.score,
-                   s.reasons::text, l.holder, l.expires_at, count(*) OVER ()
+                   s.reasons::text, l.holder, l.expires_at, count(*) OVER (), h.state, h.earlier_orders, h.earlier_spend
             FROM queue q
             JOIN orders o ON o.shop_id = $1 AND o.id = q.order_id
             JOIN risk_scores s ON s.shop_id = $1 AND s.order_id = q.order_id
             LEFT JOIN review_locks l ON l.shop_id = $1 AND l.order_id = q.order_id AND l.expires_at > $2
+            LEFT JOIN risk_holds h ON h.shop_id = $1 AND h.order_id = q.order_id
             ORDER BY q.priority DESC, q.order_id
             LIMIT $3
             """);
@@ -86,7 +105,7 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock)
         while (await r.ReadAsync(ct))
         {
             rows.Add(new QueueRow(r.GetInt64(0), r.GetString(1), Time(r, 2), r.GetDecimal(3), r.GetString(4), r.GetString(5), r.GetDouble(6),
-                Reasons(r.GetString(7)), r.IsDBNull(8) ? null : new ReviewLock(r.GetString(8), r.GetFieldValue<DateTimeOffset>(9))));
+                Reasons(r.GetString(7)), r.IsDBNull(8) ? null : new ReviewLock(r.GetString(8), r.GetFieldValue<DateTimeOffset>(9)), Hold(r, 11)));
             total = (int)r.GetInt64(10);
         }
         return new ReviewQueue(rows, total);
@@ -120,8 +139,13 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock)
                     LIMIT 20
                     """, shopId, orderId, Sql.Text(order.Email), Sql.Text(order.BrowserIp)),
                 Command("""
-                    SELECT decision, note, decided_by, decided_at FROM review_decisions WHERE shop_id = $1 AND order_id = $2 ORDER BY decided_at DESC, id DESC
-                    """, shopId, orderId),
+                    SELECT d.decision, d.note, d.decided_by, d.decided_at, d.cancel_refund, d.cancel_restock, d.cancel_notify,
+                           m.completed_at IS NOT NULL, m.failed_at IS NOT NULL, m.last_error, m.id IS NOT NULL
+                    FROM review_decisions d
+                    LEFT JOIN outbox_messages m ON d.cancel_refund IS NOT NULL AND m.shop_id = d.shop_id AND m.idempotency_key = $3 || d.order_id
+                    WHERE d.shop_id = $1 AND d.order_id = $2 ORDER BY d.decided_at DESC, d.id DESC
+                    """, shopId, orderId, CancelKeyPrefix),
+                Command("SELECT state, earlier_orders, earlier_spend FROM risk_holds WHERE shop_id = $1 AND order_id = $2", shopId, orderId),
                 Command("SELECT holder, expires_at FROM review_locks WHERE shop_id = $1 AND order_id = $2 AND expires_at > $3", shopId, orderId, clock.GetUtcNow()),
                 // Queue order is priority descending, then id: (priority, -id) descending. Next is the largest pair below this
                 // order's, previous the smallest above it, so both work for an order that has just left the queue.
@@ -144,13 +168,20 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock)
         var history = new List<ReviewDecision>();
         while (await r.ReadAsync(ct))
             history.Add(new ReviewDecision(r.GetString(0), r.IsDBNull(1) ? null : r.GetString(1), r.IsDBNull(2) ? null : r.GetString(2),
-                r.GetFieldValue<DateTimeOffset>(3)));
+                r.GetFieldValue<DateTimeOffset>(3),
+                r.IsDBNull(4) ? null : new CancelChoice(r.GetString(4) == "original", r.GetBoolean(5), r.GetBoolean(6)),
+                r.IsDBNull(4) || !r.GetBoolean(10) ? null
+                    : r.GetBoolean(7) ? new CallStatus("sent", null)
+                    : r.GetBoolean(8) ? new CallStatus("failed", r.IsDBNull(9) ? null : r.GetString(9))
+                    : new CallStatus("waiting", r.IsDBNull(9) ? null : r.GetString(9))));
+        await r.NextResultAsync(ct);
+        var hold = await r.ReadAsync(ct) ? Hold(r, 0) : null;
         await r.NextResultAsync(ct);
         var held = await r.ReadAsync(ct) ? new ReviewLock(r.GetString(0), r.GetFieldValue<DateTimeOffset>(1)) : null;
         await r.NextResultAsync(ct);
         await r.ReadAsync(ct);
         long? previous = r.IsDBNull(0) ? null : r.GetInt64(0), next = r.IsDBNull(1) ? null : r.GetInt64(1);
-        return new ReviewDetail(order, held, customer, related, history, previous, next);
+        return new ReviewDetail(order, held, customer, related, history, previous, next, hold);
     }
 
     /// <summary>
@@ -178,15 +209,22 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock)
         await cmd.ExecuteNonQueryAsync(ct);
     }
 
+    /// <summary>The outbox idempotency key of an order's cancellation: one per order, however many decisions ask for it.</summary>
+    public const string CancelKeyPrefix = "order-cancel:";
+
     /// <summary>
     /// Records a decision by <paramref name="by"/>, who must hold the order's lock or be able to take it: approve and fraud
-    /// write the order's review label (fraud or not, known from now) and hand the lock back; a note is only recorded. Nothing
-    /// is sent to Shopify and no order is cancelled.
+    /// write the order's review label (fraud or not, known from now) and hand the lock back; a note is only recorded. In the
+    /// same transaction, a fraud decision with <paramref name="cancel"/> queues the order's cancellation in Shopify (reason
+    /// FRAUD, a staff note naming the reviewer), and an approval releases a fulfillment hold we placed. Nothing else is
+    /// sent to Shopify, and nothing is cancelled unless the reviewer chose it.
     /// </summary>
     /// <returns>Null when the shop has no such scored order; otherwise the lock outcome (not <c>Mine</c>: nothing was recorded).</returns>
-    public async Task<LockOutcome?> DecideAsync(long shopId, long orderId, string decision, string? note, string by, CancellationToken ct)
+    public async Task<LockOutcome?> DecideAsync(long shopId, long orderId, string decision, string? note, string by, CancellationToken ct,
+        CancelChoice? cancel = null)
     {
         if (!Decisions.Contains(decision)) throw new ArgumentException($"decision must be one of {string.Join(", ", Decisions)}", nameof(decision));
+        if (cancel is not null && decision != "fraud") throw new ArgumentException("only a fraud decision cancels the order", nameof(cancel));
         var now = clock.GetUtcNow();
         await using var conn = await db.OpenConnectionAsync(ct);
         await using var tx = await conn.BeginTransactionAsync(ct);
@@ -195,8 +233,18 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock)
         if (!outcome.Mine) return outcome;
         await using var batch = new NpgsqlBatch(conn, tx);
         batch.BatchCommands.Add(Command("""
-            INSERT INTO review_decisions (shop_id, order_id, decision, note, decided_by, decided_at) VALUES ($1, $2, $3, $4, $5, $6)
-            """, shopId, orderId, decision, Sql.Text(note), by, now));
+            INSERT INTO review_decisions (shop_id, order_id, decision, note, decided_by, decided_at, cancel_refund, cancel_restock, cancel_notify)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+            """, shopId, orderId, decision, Sql.Text(note), by, now, Sql.Text(cancel is null ? null : cancel.Refund ? "original" : "none"),
+            cancel is null ? new TypedNull(NpgsqlTypes.NpgsqlDbType.Boolean) : cancel.Restock,
+            cancel is null ? new TypedNull(NpgsqlTypes.NpgsqlDbType.Boolean) : cancel.NotifyCustomer));
+        if (cancel is not null) OutboxWriter.Enqueue(new StoreWriter(batch, shopId), CancelCall(orderId, cancel, by), now);
+        if (decision == "approve")
+            // A hold not read yet has nothing in Shopify to release; a placed one is released by the hold job (it needs our hold's id).
+            batch.BatchCommands.Add(Command("""
+                UPDATE risk_holds SET state = CASE state WHEN 'held' THEN 'to_release' ELSE 'released' END, updated_at = $3
+                WHERE shop_id = $1 AND order_id = $2 AND state IN ('to_hold', 'held')
+                """, shopId, orderId, now));
         if (decision != "note")
         {
             var fraud = decision == "fraud";
@@ -209,7 +257,25 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock)
         }
         await batch.ExecuteNonQueryAsync(ct);
         await tx.CommitAsync(ct);
+        if (cancel is not null) outbox.Kick(shopId);
+        if (decision == "approve") holdJobs.Kick(shopId);
         return outcome;
+    }
+
+    /// <summary>orderCancel for a fraud decision: never automatic, so the staff note says who decided it and where.</summary>
+    public static OutboxCall CancelCall(long orderId, CancelChoice cancel, string by)
+    {
+        var gid = Gid.Of("Order", orderId);
+        return new OutboxCall(RiskActions.OrderCancel, gid, new
+        {
+            orderId = gid,
+            reason = "FRAUD",
+            restock = cancel.Restock,
+            // Why an explicit false: without a refund method the choice would be left to Shopify's default.
+            refundMethod = new { originalPaymentMethodsRefund = cancel.Refund },
+            notifyCustomer = cancel.NotifyCustomer,
+            staffNote = $"Cancelled as fraud by {by} in the PluginApp review queue.",
+        }, CancelKeyPrefix + orderId.ToString(System.Globalization.CultureInfo.InvariantCulture));
     }
 
     private static async Task<LockOutcome> TakeLockAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId, long orderId, string holder,
@@ -277,6 +343,9 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock)
             .Select(e => new ReviewReason(e.GetProperty("text").GetString() ?? "", e.TryGetProperty("weight", out var w) && w.TryGetDouble(out var d) ? d : 0))
             .ToList();
     }
+
+    private static HoldView? Hold(NpgsqlDataReader r, int i) =>
+        r.IsDBNull(i) ? null : new HoldView(r.GetString(i), r.GetInt32(i + 1), r.GetDecimal(i + 2));
 
     private static DateTimeOffset? Time(NpgsqlDataReader r, int i) => r.IsDBNull(i) ? null : r.GetFieldValue<DateTimeOffset>(i);
 

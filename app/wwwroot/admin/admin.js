@@ -79,13 +79,34 @@
 
   const reload = () => setTimeout(() => location.reload(), 400);
 
+  // A button's question, with what each ticked box meant for it (data-confirm-for) adds: {name} is a select's chosen
+  // option or a box's data-yes / data-no.
+  function question(form, by) {
+    const words = (el) => (!el ? '' : el.type === 'checkbox' ? (el.checked ? el.dataset.yes : el.dataset.no) : el.selectedOptions ? el.selectedOptions[0].text : el.value);
+    const extra = [...form.querySelectorAll('input[data-confirm-for]:checked')].filter((c) => c.dataset.confirmFor === by.value)
+      .map((c) => c.dataset.confirm.replace(/\{(\w+)\}/g, (_, n) => words(form.elements.namedItem(n))));
+    return [by.dataset.confirm, ...extra].join(' ');
+  }
+
+  // A preview is the page again with the form's fields (and the embedding parameters and a fresh session token).
+  async function navigate(form, path) {
+    const url = new URL(path, location.href);
+    const here = new URLSearchParams(location.search);
+    for (const k of ['shop', 'host', 'embedded']) if (here.has(k)) url.searchParams.set(k, here.get(k));
+    for (const el of form.elements) if (el.name && el.type !== 'submit' && el.type !== 'checkbox') url.searchParams.set(el.name, el.value.trim());
+    const t = await token();
+    if (t) url.searchParams.set('id_token', t);
+    location.assign(url.toString());
+  }
+
   document.addEventListener('submit', async (ev) => {
     const form = ev.target;
     if (form.dataset.api) {
       ev.preventDefault();
       // A form with several submit buttons: the one pressed adds its name and value, and may ask first.
       const by = ev.submitter || {};
-      if (by.dataset && by.dataset.confirm && !confirm(by.dataset.confirm)) return;
+      if (by.dataset && by.dataset.navigate) return navigate(form, by.dataset.navigate);
+      if (by.dataset && by.dataset.confirm && !confirm(question(form, by))) return;
       clearErrors(form);
       const { body, errors } = read(form);
       if (Object.keys(errors).length) return showErrors(form, errors);

@@ -1,0 +1,166 @@
+using Hangfire;
+using Npgsql;
+using PluginApp.Data;
+using PluginApp.Install;
+using PluginApp.Jobs;
+using PluginApp.Outbox;
+using PluginApp.Shopify;
+using PluginApp.StoreData;
+
+namespace PluginApp.Risk;
+
+/// <summary>The merchant's choice about holding HIGH orders' fulfillment, and who counts as a valued customer.</summary>
+/// <param name="HoldHigh">Hold the fulfillment of orders the score puts at HIGH (off by default).</param>
+/// <param name="ValuedMinOrders">A customer with at least this many earlier orders is valued.</param>
+/// <param name="ValuedMinSpend">Or with at least this much earlier spend, in the shop's currency.</param>
+/// <param name="HoldValued">Hold a valued customer's HIGH order too (off by default: it goes to review, never to a hold).</param>
+public sealed record RiskHoldSettings(bool HoldHigh, int ValuedMinOrders, decimal ValuedMinSpend, bool HoldValued)
+{
+    /// <summary>Off; valued from 5 earlier orders or 1,000 earlier spend (why: 0015_risk_actions.sql).</summary>
+    public static readonly RiskHoldSettings Default = new(false, 5, 1000m, false);
+
+    public bool Valued(int earlierOrders, decimal earlierSpend) => earlierOrders >= ValuedMinOrders || earlierSpend >= ValuedMinSpend;
+
+    /// <summary>What the scorer records for an order that has just become HIGH: nothing (holding is off), a hold, or why not.</summary>
+    public string? HoldState(int earlierOrders, decimal earlierSpend) =>
+        !HoldHigh ? null : Valued(earlierOrders, earlierSpend) && !HoldValued ? RiskHolds.NotHeldValued : RiskHolds.ToHold;
+
+    public static async Task<RiskHoldSettings> ReadAsync(NpgsqlDataSource db, long shopId, CancellationToken ct)
+    {
+        await using var cmd = db.CreateCommand("SELECT hold_high, valued_min_orders, valued_min_spend, hold_valued FROM risk_settings WHERE shop_id = $1");
+        cmd.Parameters.Add(Sql.Param(shopId));
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        return await r.ReadAsync(ct) ? new RiskHoldSettings(r.GetBoolean(0), r.GetInt32(1), r.GetDecimal(2), r.GetBoolean(3)) : Default;
+    }
+}
+
+/// <summary>
+/// Fulfillment holds on HIGH orders, after the score commits. The scorer records <c>to_hold</c> in the score's own
+/// transaction; this reads the order's fulfillment orders from Shopify (a read, safe to repeat) and then, in one
+/// transaction that re-checks the row, queues one <see cref="RiskActions.FulfillmentOrderHold"/> per open fulfillment
+/// order (an idempotency key per fulfillment order, and the outbox's check before any resend, so each lands once).
+/// A reviewer's approval records <c>to_release</c>; this reads our holds' ids and queues their release, once the hold
+/// calls have gone out (a release queued before its hold landed would find nothing to release).
+/// </summary>
+public sealed class RiskHolds(NpgsqlDataSource db, ShopLookup shops, AdminGraphQLClient shopify, OutboxScheduler outbox, TimeProvider clock,
+    ILogger<RiskHolds> logger)
+{
+    public const string ToHold = "to_hold", Held = "held", NotHeldValued = "not_held_valued", ToRelease = "to_release", Released = "released";
+
+    /// <summary>Works through the shop's holds and releases waiting for a read. Returns how many outbox calls were queued.</summary>
+    public async Task<int> RunShopAsync(long shopId, CancellationToken ct)
+    {
+        var due = new List<(long OrderId, string State)>();
+        await using (var cmd = db.CreateCommand("""
+            SELECT h.order_id, h.state FROM risk_holds h
+            WHERE h.shop_id = $1 AND (h.state = 'to_hold' OR (h.state = 'to_release' AND NOT EXISTS (
+                SELECT 1 FROM outbox_messages m WHERE m.shop_id = h.shop_id AND m.idempotency_key LIKE 'risk-hold:' || h.order_id || ':%'
+                  AND m.completed_at IS NULL AND m.failed_at IS NULL)))
+            ORDER BY h.decided_at
+            """))
+        {
+            cmd.Parameters.Add(Sql.Param(shopId));
+            await using var r = await cmd.ExecuteReaderAsync(ct);
+            while (await r.ReadAsync(ct)) due.Add((r.GetInt64(0), r.GetString(1)));
+        }
+        if (due.Count == 0) return 0;
+        var shop = await shops.ReachableDomainAsync(shopId, ct);
+        if (shop is null) return 0; // uninstalled or revoked: the rows wait
+        var calls = 0;
+        foreach (var (orderId, state) in due)
+        {
+            try
+            {
+                var data = await shopify.ExecuteAsync(shop, RiskActions.FulfillmentOrdersQuery, new { id = Gid.Of("Order", orderId) }, ct, expectedCost: 25);
+                calls += await ApplyAsync(shopId, orderId, state, RiskActions.FulfillmentOrders(data), ct);
+            }
+            catch (Exception e) when (e is ShopifyGraphQLException or HttpRequestException or TaskCanceledException or TokenEndpointException
+                                          or ShopTokenRevokedException or ShopNotConnectedException or System.Text.Json.JsonException
+                                          or KeyNotFoundException or InvalidOperationException && !ct.IsCancellationRequested)
+            {
+                // The read failed: nothing was queued, and the sweep reads again within a minute.
+                logger.LogInformation("Shop {Shop}: reading order {Order}'s fulfillment orders failed ({Error}); the sweep tries again", shop, orderId, e.Message);
+            }
+        }
+        if (calls > 0) outbox.Kick(shopId);
+        return calls;
+    }
+
+    private async Task<int> ApplyAsync(long shopId, long orderId, string state, IReadOnlyList<RiskActions.FulfillmentOrder> fulfillmentOrders,
+        CancellationToken ct)
+    {
+        await using var conn = await db.OpenConnectionAsync(ct);
+        await using var tx = await conn.BeginTransactionAsync(ct);
+        // Why lock the row: a reviewer's approval may change it while Shopify answered; the later writer sees the earlier's state.
+        await using (var check = new NpgsqlCommand("SELECT state FROM risk_holds WHERE shop_id = $1 AND order_id = $2 FOR UPDATE", conn, tx))
+        {
+            check.Parameters.Add(Sql.Param(shopId));
+            check.Parameters.Add(Sql.Param(orderId));
+            if (await check.ExecuteScalarAsync(ct) as string != state) return 0;
+        }
+        var now = clock.GetUtcNow();
+        await using var batch = new NpgsqlBatch(conn, tx);
+        var store = new StoreWriter(batch, shopId);
+        var calls = new List<OutboxCall>();
+        string next;
+        var ids = fulfillmentOrders.Select(f => f.Id).ToArray();
+        if (state == ToHold)
+        {
+            // Open, scheduled, or already on someone else's hold: each takes ours too (closed or cancelled ones have nothing to ship).
+            foreach (var fo in fulfillmentOrders.Where(f => f.Status is "OPEN" or "SCHEDULED" or "ON_HOLD" && f.Holds.All(h => h.Handle != RiskActions.HoldHandle)))
+                calls.Add(new OutboxCall(RiskActions.FulfillmentOrderHold, fo.Id, new
+                {
+                    id = fo.Id,
+                    fulfillmentHold = new
+                    {
+                        reason = "HIGH_RISK_OF_FRAUD", handle = RiskActions.HoldHandle, notifyMerchant = false,
+                        reasonNotes = "Held by PluginApp order risk: the order scored HIGH. Approving it in the review queue releases this hold.",
+                    },
+                }, $"risk-hold:{orderId}:{fo.Id}"));
+            next = Held;
+            ids = fulfillmentOrders.Where(f => calls.Any(c => c.ResourceKey == f.Id)).Select(f => f.Id).ToArray();
+        }
+        else
+        {
+            foreach (var fo in fulfillmentOrders)
+            {
+                var ours = fo.Holds.Where(h => h.Handle == RiskActions.HoldHandle).Select(h => h.Id).ToArray();
+                if (ours.Length > 0)
+                    calls.Add(new OutboxCall(RiskActions.FulfillmentOrderReleaseHold, fo.Id, new { id = fo.Id, holdIds = ours },
+                        $"risk-release:{orderId}:{fo.Id}"));
+            }
+            next = Released;
+        }
+        foreach (var call in calls) OutboxWriter.Enqueue(store, call, now);
+        store.Add("UPDATE risk_holds SET state = $3, fulfillment_orders = CASE WHEN $3 = 'held' THEN $4 ELSE fulfillment_orders END, updated_at = $5 WHERE shop_id = $1 AND order_id = $2",
+            shopId, orderId, next, ids, now);
+        await batch.ExecuteNonQueryAsync(ct);
+        await tx.CommitAsync(ct);
+        return calls.Count;
+    }
+}
+
+/// <summary>Runs a shop's holds on Hangfire after a score or an approval; a sweep every minute finds what a kick missed or a failed read left.</summary>
+public sealed class RiskHoldJob(RiskHolds holds, JobLocks locks, NpgsqlDataSource db, RiskHoldScheduler scheduler)
+{
+    [AutomaticRetry(Attempts = 0)]
+    public async Task RunShopAsync(long shopId, CancellationToken ct)
+    {
+        await using var lease = await locks.TryAcquireAsync($"risk-holds:{shopId}", ct);
+        if (lease is null) return; // running elsewhere; what it misses, the sweep finds
+        await holds.RunShopAsync(shopId, ct);
+    }
+
+    [AutomaticRetry(Attempts = 0)]
+    public async Task SweepAsync(CancellationToken ct)
+    {
+        await using var cmd = db.CreateCommand("SELECT DISTINCT shop_id FROM risk_holds WHERE state IN ('to_hold', 'to_release')");
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        while (await r.ReadAsync(ct)) scheduler.Kick(r.GetInt64(0));
+    }
+}
+
+public sealed class RiskHoldScheduler(IBackgroundJobClient jobs)
+{
+    public void Kick(long shopId) => jobs.Enqueue<RiskHoldJob>(j => j.RunShopAsync(shopId, CancellationToken.None));
+}

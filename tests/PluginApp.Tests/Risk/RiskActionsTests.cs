@@ -1,0 +1,201 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.DependencyInjection;
+using Npgsql;
+using PluginApp.Outbox;
+using PluginApp.Risk;
+using PluginApp.Risk.Review;
+using PluginApp.StoreData;
+using PluginApp.Tests.Infrastructure;
+using PluginApp.Tests.Outbox;
+
+namespace PluginApp.Tests.Risk;
+
+/// <summary>
+/// What order risk does in Shopify besides scoring: a reviewer's cancellation and fulfillment holds on HIGH orders, each
+/// exactly once through the outbox. No job server runs: the test scores, runs the hold job and drains the outbox itself.
+/// </summary>
+public sealed class RiskActionsTests(NoSchedulerAppFixture app) : IClassFixture<NoSchedulerAppFixture>
+{
+    private T Service<T>() where T : notnull => app.Factory.Services.GetRequiredService<T>();
+
+    /// <summary>40 days of ordinary orders (25 to 31) from ten returning customers, scored.</summary>
+    private async Task<long> OrdinaryStoreAsync(string shop, long firstId)
+    {
+        var shopId = await app.InstallShopAsync(shop);
+        var now = app.Clock.GetUtcNow();
+        for (var i = 0; i < 40; i++)
+        {
+            var customer = 50_000 + firstId + i % 10;
+            await SendAsync(shop, RiskOrders.Order(firstId + i, now.AddDays(-40 + i).AddHours(-1), 25 + i % 7, $"198.51.100.{i % 10}",
+                $"regular{customer}@example.com", customer));
+        }
+        await Service<RiskScorer>().ScoreShopAsync(shopId, CancellationToken.None);
+        return shopId;
+    }
+
+    private async Task SendAsync(string shop, JsonObject order)
+    {
+        var response = await app.SendWebhookAsync("orders/create", shop, order.ToJsonString());
+        Assert.True(response.StatusCode == HttpStatusCode.OK, $"orders/create answered {(int)response.StatusCode}");
+    }
+
+    /// <summary>A guest's first order, twenty times the usual, shipped abroad: HIGH on the prior alone.</summary>
+    private async Task<string> ScoreHighAsync(string shop, long shopId, long orderId, long? customer = null, string ip = "203.0.113.50",
+        string email = "new.buyer@example.net")
+    {
+        await SendAsync(shop, RiskOrders.Order(orderId, app.Clock.GetUtcNow(), 640m, ip, email, customer, billing: "US", shipping: "NG"));
+        await Service<RiskScorer>().ScoreShopAsync(shopId, CancellationToken.None);
+        Assert.Equal("HIGH", await app.ScalarAsync("SELECT level FROM risk_scores WHERE shop_id = $1 AND order_id = $2", shopId, orderId));
+        return Gid.Of("Order", orderId);
+    }
+
+    private async Task<HttpResponseMessage> AdminAsync(HttpMethod method, string path, string shop, object? body = null)
+    {
+        var request = new HttpRequestMessage(method, path) { Content = body is null ? null : JsonContent.Create(body) };
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", app.SessionToken(shop));
+        return await app.Client.SendAsync(request);
+    }
+
+    private async Task HoldHighAsync(string shop)
+    {
+        var saved = await AdminAsync(HttpMethod.Put, "/api/admin/risk/holds", shop, new { holdHigh = true, valuedMinOrders = 5, valuedMinSpend = 1000, holdValued = false });
+        Assert.Equal(HttpStatusCode.OK, saved.StatusCode);
+    }
+
+    /// <summary>Sends every call that is due now (a drain sends a batch at a time).</summary>
+    private async Task DrainAsync(long shopId)
+    {
+        while (await Service<OutboxDrainer>().DrainShopAsync(shopId, CancellationToken.None) == TimeSpan.Zero) { }
+    }
+
+    private int MutationsOf(string field, string id) =>
+        app.Shopify.Admin.Mutations.Count(m => m.Mentions(field + "(") && (m.Variables["id"] ?? m.Variables["orderId"])?.GetValue<string>() == id);
+
+    [Fact]
+    public async Task Cancel_ShopifyAppliesItThenTheConnectionDrops_TheOrderIsCancelledOnce()
+    {
+        const string shop = "risk-cancel-drop.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        var call = ReviewStore.CancelCall(7_300_001, new CancelChoice(Refund: true, Restock: true, NotifyCustomer: false), "staff user 42");
+        await using (var conn = await app.Db.OpenConnectionAsync())
+        await using (var tx = await conn.BeginTransactionAsync())
+        {
+            await using var batch = new NpgsqlBatch(conn, tx);
+            OutboxWriter.Enqueue(new StoreWriter(batch, shopId), call, app.Clock.GetUtcNow());
+            await batch.ExecuteNonQueryAsync();
+            await tx.CommitAsync();
+        }
+        app.Shopify.Admin.DropAfterApplying(shop, "orderCancel");
+
+        await DrainAsync(shopId);
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND outcome = 'unknown' AND completed_at IS NULL", shopId));
+        app.Clock.Advance(TimeSpan.FromMinutes(1));
+        await DrainAsync(shopId);
+
+        const string gid = "gid://shopify/Order/7300001";
+        Assert.NotNull(app.Shopify.Admin.CancelledAt(gid));
+        var sent = Assert.Single(app.Shopify.Admin.Mutations, m => m.Mentions("orderCancel("));
+        Assert.Equal("FRAUD", sent.Variables["reason"]!.GetValue<string>());
+        Assert.False(sent.Variables["notifyCustomer"]!.GetValue<bool>());
+        Assert.True(sent.Variables["restock"]!.GetValue<bool>());
+        Assert.True(sent.Variables["refundMethod"]!["originalPaymentMethodsRefund"]!.GetValue<bool>());
+        Assert.Contains("staff user 42", sent.Variables["staffNote"]!.GetValue<string>());
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND outcome = 'found applied' AND completed_at IS NOT NULL", shopId));
+    }
+
+    [Fact]
+    public async Task Holds_OffByDefault_AHighOrderIsNotHeld()
+    {
+        const string shop = "risk-hold-off.myshopify.com";
+        var shopId = await OrdinaryStoreAsync(shop, 7_310_000);
+        var gid = await ScoreHighAsync(shop, shopId, 7_319_001);
+
+        Assert.Equal(0, await Service<RiskHolds>().RunShopAsync(shopId, CancellationToken.None));
+        await DrainAsync(shopId);
+
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM risk_holds WHERE shop_id = $1", shopId));
+        Assert.Equal(0, MutationsOf("fulfillmentOrderHold", "gid://shopify/FulfillmentOrder/7319001"));
+        Assert.Empty(app.Shopify.Admin.FulfillmentOrders(gid).Single().Holds);
+        var settings = await (await AdminAsync(HttpMethod.Get, "/api/admin/risk/holds", shop)).Content.ReadFromJsonAsync<JsonElement>();
+        Assert.False(settings.GetProperty("holdHigh").GetBoolean());
+        Assert.Equal(5, settings.GetProperty("valuedMinOrders").GetInt32());
+        Assert.Equal(1000m, settings.GetProperty("valuedMinSpend").GetDecimal());
+        Assert.False(settings.GetProperty("holdValued").GetBoolean());
+    }
+
+    [Fact]
+    public async Task Holds_On_AHighOrdersOpenFulfillmentOrdersAreHeldOnce_EvenWhenTheConnectionDrops_AndApprovingReleasesOnlyOurHold()
+    {
+        const string shop = "risk-hold-on.myshopify.com";
+        var shopId = await OrdinaryStoreAsync(shop, 7_320_000);
+        await HoldHighAsync(shop);
+        const string open = "gid://shopify/FulfillmentOrder/73290011", closed = "gid://shopify/FulfillmentOrder/73290012";
+        app.Shopify.Admin.SetFulfillmentOrders("gid://shopify/Order/7329001", (open, "OPEN"), (closed, "CLOSED"));
+        app.Shopify.Admin.DropAfterApplying(shop, "fulfillmentOrderHold");
+
+        var gid = await ScoreHighAsync(shop, shopId, 7_329_001);
+        Assert.Equal("to_hold", await app.ScalarAsync("SELECT state FROM risk_holds WHERE shop_id = $1 AND order_id = 7329001", shopId));
+        Assert.Equal(1, await Service<RiskHolds>().RunShopAsync(shopId, CancellationToken.None)); // the closed one has nothing to ship
+        Assert.Equal(0, await Service<RiskHolds>().RunShopAsync(shopId, CancellationToken.None)); // run again: nothing more
+        await DrainAsync(shopId); // Shopify holds it, then the answer is lost
+        app.Clock.Advance(TimeSpan.FromMinutes(1));
+        await DrainAsync(shopId);
+
+        var hold = Assert.Single(app.Shopify.Admin.FulfillmentOrders(gid).Single(f => f.Id == open).Holds);
+        Assert.Equal(RiskActions.HoldHandle, hold.Handle);
+        Assert.Equal("HIGH_RISK_OF_FRAUD", hold.Reason);
+        Assert.Equal("ON_HOLD", app.Shopify.Admin.FulfillmentOrders(gid).Single(f => f.Id == open).Status);
+        Assert.Equal(1, MutationsOf("fulfillmentOrderHold", open));
+        Assert.Equal(0, MutationsOf("fulfillmentOrderHold", closed));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND operation = 'fulfillmentOrderHold' AND outcome = 'found applied'", shopId));
+        var queue = await QueueHtmlAsync(shop);
+        Assert.Contains("Fulfillment held", queue);
+
+        // Another app holds it too; a reviewer approves the order: our hold goes, theirs stays.
+        app.Shopify.Admin.FulfillmentOrders(gid).Single(f => f.Id == open).Holds.Add(("gid://shopify/FulfillmentHold/999999", "other-app", "OTHER"));
+        var approved = await AdminAsync(HttpMethod.Post, "/api/admin/review/orders/7329001/decisions", shop, new { decision = "approve" });
+        Assert.Equal(HttpStatusCode.OK, approved.StatusCode);
+        Assert.Equal("to_release", await app.ScalarAsync("SELECT state FROM risk_holds WHERE shop_id = $1 AND order_id = 7329001", shopId));
+        Assert.Equal(1, await Service<RiskHolds>().RunShopAsync(shopId, CancellationToken.None));
+        await DrainAsync(shopId);
+
+        Assert.Equal(new string?[] { "other-app" }, app.Shopify.Admin.FulfillmentOrders(gid).Single(f => f.Id == open).Holds.Select(h => h.Handle));
+        var release = Assert.Single(app.Shopify.Admin.Mutations, m => m.Mentions("fulfillmentOrderReleaseHold("));
+        Assert.Equal(new[] { hold.Id }, release.Variables["holdIds"]!.AsArray().Select(x => x!.GetValue<string>()));
+        Assert.Equal("released", await app.ScalarAsync("SELECT state FROM risk_holds WHERE shop_id = $1 AND order_id = 7329001", shopId));
+        Assert.Equal(0, await Service<RiskHolds>().RunShopAsync(shopId, CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task Holds_On_AValuedCustomerScoringHigh_IsNotHeld_ButWaitsInTheQueueSayingWhy()
+    {
+        const string shop = "risk-hold-valued.myshopify.com";
+        var shopId = await OrdinaryStoreAsync(shop, 7_330_000);
+        await HoldHighAsync(shop);
+        // Five orders in the last twelve hours from one customer and address, then a large one shipped abroad.
+        const long customer = 73_399;
+        for (var i = 0; i < 5; i++)
+            await SendAsync(shop, RiskOrders.Order(7_339_001 + i, app.Clock.GetUtcNow().AddHours(-12 + 2 * i), 30m, "203.0.113.60", "valued@example.com", customer));
+        await Service<RiskScorer>().ScoreShopAsync(shopId, CancellationToken.None);
+        await Service<RiskHolds>().RunShopAsync(shopId, CancellationToken.None);
+        var gid = await ScoreHighAsync(shop, shopId, 7_339_010, customer, "203.0.113.60", "valued@example.com");
+
+        Assert.Equal(0, await Service<RiskHolds>().RunShopAsync(shopId, CancellationToken.None));
+        await DrainAsync(shopId);
+
+        Assert.Equal(0, MutationsOf("fulfillmentOrderHold", "gid://shopify/FulfillmentOrder/7339010"));
+        Assert.Empty(app.Shopify.Admin.FulfillmentOrders(gid).Single().Holds);
+        var queue = await (await AdminAsync(HttpMethod.Get, "/api/admin/review/queue", shop)).Content.ReadFromJsonAsync<JsonElement>();
+        var row = queue.GetProperty("rows").EnumerateArray().Single(r => r.GetProperty("orderId").GetInt64() == 7_339_010);
+        Assert.Equal("not_held_valued", row.GetProperty("hold").GetProperty("state").GetString());
+        Assert.Contains("Not held: a valued customer (5 earlier orders, 150.00 spent)", await QueueHtmlAsync(shop));
+    }
+
+    private async Task<string> QueueHtmlAsync(string shop) =>
+        WebUtility.HtmlDecode(await (await app.Client.GetAsync($"/admin/review?shop={shop}&embedded=1&id_token={app.SessionToken(shop)}")).Content.ReadAsStringAsync());
+}
