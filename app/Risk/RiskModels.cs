@@ -51,12 +51,23 @@ public sealed class RiskModels
     }
 
     /// <summary>
+    /// Each order's assessment: the rule prior alone, or with the shop's active model blended in. The model explains the
+    /// whole batch in one pass (one ML.NET transform per batch, not per order).
+    /// </summary>
+    public static RiskAssessment[] Assess(IReadOnlyList<float[]> features, string currency, ActiveRiskModel? active)
+    {
+        var priors = features.Select(f => RulePrior.Assess(f, currency)).ToArray();
+        if (active is null || features.Count == 0) return priors;
+        var explanations = active.Model.Explain(features.Select(RiskTrainer.Row).ToList());
+        return priors.Select((p, i) => Blend(p, active, explanations[i])).ToArray();
+    }
+
+    /// <summary>
     /// The prior and the model together, in log-odds weighted by the model's evidence; the reasons are the prior's rules and
     /// the model's strongest features, each weighted the same way.
     /// </summary>
-    public static RiskAssessment Blend(RiskAssessment prior, ActiveRiskModel active, float[] features)
+    private static RiskAssessment Blend(RiskAssessment prior, ActiveRiskModel active, TabularExplanation explanation)
     {
-        var explanation = active.Model.Explain(RiskTrainer.Row(features));
         var w = active.ModelWeight;
         var logit = w * Logit(explanation.Probability) + (1 - w) * Logit(prior.Score);
         var modelReasons = explanation.Top(3).Where(c => c.Contribution > 0).Select(c => new RiskReason("model:" + c.Feature,

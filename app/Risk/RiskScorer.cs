@@ -69,6 +69,8 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, OutboxSch
         var features = await OrderFeatures.BuildAsync(conn, shopId, pending.Keys, ct, tx);
         var (thresholds, holding, currency, previous) = await ContextAsync(conn, tx, shopId, pending.Keys, ct);
         var active = await models.ActiveAsync(conn, tx, shopId, ct);
+        var scored = features.Keys.ToArray();
+        var assessments = scored.Zip(RiskModels.Assess(scored.Select(id => features[id]).ToList(), currency, active)).ToDictionary(p => p.First, p => p.Second);
         var now = clock.GetUtcNow();
         await using var batch = new NpgsqlBatch(conn, tx);
         var store = new StoreWriter(batch, shopId);
@@ -78,8 +80,7 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, OutboxSch
         {
             store.Add("DELETE FROM risk_pending WHERE shop_id = $1 AND order_id = $2", shopId, orderId);
             if (!features.TryGetValue(orderId, out var f)) continue; // the order is gone (shop/redact) or has no time: nothing to score
-            var prior = RulePrior.Assess(f, currency);
-            var assessment = active is null ? prior : RiskModels.Blend(prior, active, f);
+            var assessment = assessments[orderId];
             var level = thresholds.Level(assessment.Score);
             var reasons = assessment.Reasons.Select(x => new { code = x.Code, text = x.Text, weight = Math.Round(x.Weight, 3) });
             store.Add("""

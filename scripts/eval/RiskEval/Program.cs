@@ -64,7 +64,7 @@ if (version is { } v)
     using var model = TabularModel.Load(new MemoryStream(artifact));
     var weight = 1 - orders.First(o => o.Version == v).PriorWeight;
     var active = new ActiveRiskModel(v, model, weight);
-    recomputed = orders.Select(o => RiskModels.Blend(RulePrior.Assess(features[o.Id], ""), active, features[o.Id]).Score).ToArray();
+    recomputed = RiskModels.Assess(orders.Select(o => features[o.Id]).ToList(), "", active).Select(x => x.Score).ToArray();
     Console.WriteLine($"model version {v} (model weight {weight:F3}); its training metrics: {metricsJson}");
 }
 else recomputed = orders.Select(o => RulePrior.Assess(features[o.Id], "").Score).ToArray();
