@@ -21,7 +21,8 @@ namespace PluginApp.Stripe;
 /// reason it is matched but writes no label (the same rule as Shopify Payments disputes). One label per order and source:
 /// a second event about the same order keeps the first label, which was known earlier.
 /// </summary>
-public sealed class StripeChargeJob(NpgsqlDataSource db, StripeConnections connections, IOptions<StripeOptions> options, ILogger<StripeChargeJob> logger)
+public sealed class StripeChargeJob(NpgsqlDataSource db, StripeConnections connections, IOptions<StripeOptions> options, TimeProvider clock,
+    ILogger<StripeChargeJob> logger)
 {
     private static readonly HashSet<string> FraudReasons = new(["fraudulent", "unrecognized"], StringComparer.OrdinalIgnoreCase);
     private static readonly HashSet<string> ZeroDecimal = new(
@@ -66,9 +67,12 @@ public sealed class StripeChargeJob(NpgsqlDataSource db, StripeConnections conne
     public async Task SweepAsync(CancellationToken ct)
     {
         var pending = new List<(long, string)>();
-        await using (var cmd = db.CreateCommand("SELECT connection_id, id FROM stripe_events WHERE state = 'pending' AND received_at < now() - interval '5 minutes' LIMIT 500"))
-        await using (var r = await cmd.ExecuteReaderAsync(ct))
+        await using (var cmd = db.CreateCommand("SELECT connection_id, id FROM stripe_events WHERE state = 'pending' AND received_at < $1 LIMIT 500"))
+        {
+            cmd.Parameters.Add(Sql.Param(clock.GetUtcNow().AddMinutes(-5)));
+            await using var r = await cmd.ExecuteReaderAsync(ct);
             while (await r.ReadAsync(ct)) pending.Add((r.GetInt64(0), r.GetString(1)));
+        }
         foreach (var (connection, id) in pending) await MatchAsync(connection, id, ct);
     }
 
