@@ -59,7 +59,8 @@ app.MapAdminApi()
     .MapSwitchesAdmin()
     .MapRiskAdmin()
     .MapRecommendationsAdmin()
-    .MapReviewQueue();
+    .MapReviewQueue()
+    .MapStripeAdmin();
 app.MapProxy();
 app.MapDemoStorefront(app.Environment);
 app.MapJobsDashboard();

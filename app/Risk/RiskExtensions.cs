@@ -23,6 +23,8 @@ public static class RiskExtensions
         services.AddSingleton<RiskKicks>();
         services.AddTransient<RiskScoringJob>();
         services.AddIngestionStep<OrderRows>("order risk queue", RiskQueue.Add);
+        // Shopify Payments chargebacks and inquiries: the order risk's own topics, labels written in the delivery's transaction.
+        services.AddDisputeTopics();
         services.AddSingleton(sp =>
         {
             var kicks = sp.GetRequiredService<RiskKicks>();

@@ -1,11 +1,12 @@
-using Microsoft.AspNetCore.Http.HttpResults;
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using Hangfire;
+using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
 using Npgsql;
-using NpgsqlTypes;
 using PluginApp.Compliance;
+using PluginApp.Data;
 using PluginApp.Jobs;
 using Stripe;
 
@@ -18,14 +19,17 @@ public static class StripeApiVersion
 }
 
 /// <summary>
-/// POST /stripe/webhooks: the Stripe-Signature header verified by Stripe.net (EventUtility.ConstructEvent, which also
-/// refuses an event of another API version), each event stored once by its id. Disputes and early fraud warnings get
-/// their charge fetched by a job (the charge's metadata names the order), so the webhook answers at once.
+/// POST /stripe/webhooks/{endpointId}: each connected store has its own endpoint, so the secret to verify with is known
+/// before the body is read. The Stripe-Signature header is verified by Stripe.net (EventUtility.ConstructEvent, which also
+/// refuses a stale timestamp and an event of another API version); a forged or other store's signature is 400 and stores
+/// nothing. Disputes and early fraud warnings are stored once by (connection, event id) and matched to an order by
+/// <see cref="StripeChargeJob"/>, so the webhook answers at once. Other event types are acknowledged and not kept.
 /// </summary>
 public static class StripeWebhooks
 {
-    private static readonly string[] ChargeEvents =
-        ["charge.dispute.created", "charge.dispute.updated", "charge.dispute.closed", "radar.early_fraud_warning.created", "radar.early_fraud_warning.updated"];
+    public const string Dispute = "charge.dispute.created";
+    public const string EarlyFraudWarning = "radar.early_fraud_warning.created";
+    public static readonly string[] LabelEvents = [Dispute, EarlyFraudWarning];
 
     public static IServiceCollection AddStripe(this IServiceCollection services)
     {
@@ -33,90 +37,91 @@ public static class StripeWebhooks
         services.AddSingleton<IValidateOptions<StripeOptions>, StripeOptionsValidator>();
         if (StripeConfiguration.ApiVersion != StripeApiVersion.Pinned)
             throw new InvalidOperationException($"Stripe.net speaks API version {StripeConfiguration.ApiVersion}; the app is pinned to {StripeApiVersion.Pinned}.");
-        services.AddSingleton<IStripeClient>(sp =>
-        {
-            var o = sp.GetRequiredService<IOptions<StripeOptions>>().Value;
-            return new StripeClient(new StripeClientOptions { ApiKey = o.ApiKey, ApiBase = o.ApiBase.TrimEnd('/') });
-        });
+        services.AddSingleton<StripeConnections>();
+        services.AddTransient<StripeChargeJob>();
+        // Events are matched to orders by their id and the charge's metadata; an email in the metadata or the object is erased too.
         services.AddPersonalData(new PersonalDataTable("stripe_events", ["payload", "charge"],
             """
             UPDATE stripe_events SET payload = jsonb_build_object('redacted_at', $5::timestamptz), charge = NULL
-            WHERE $4::text IS NOT NULL AND (lower(payload::text) LIKE '%' || lower($4::text) || '%' OR lower(charge::text) LIKE '%' || lower($4::text) || '%')
+            WHERE shop_id = $1 AND NOT payload ? 'redacted_at' AND (order_id IN (SELECT id FROM redaction_orders)
+               OR ($4::text IS NOT NULL AND (lower(payload::text) LIKE '%' || lower($4::text) || '%' OR lower(charge::text) LIKE '%' || lower($4::text) || '%')))
             """));
         // Disputes arrive up to 120 days after a payment; labels need a year of them.
         services.AddRetention(new RetentionRule("Stripe events", TimeSpan.FromDays(400), "DELETE FROM stripe_events WHERE received_at < $1"));
+        // What a process that died between storing an event and queueing its job left pending.
+        services.AddRecurringJob<StripeChargeJob>("stripe-pending-sweep", j => j.SweepAsync(CancellationToken.None), _ => "*/10 * * * *");
         return services;
     }
 
     public static IEndpointRouteBuilder MapStripeWebhooks(this IEndpointRouteBuilder app)
     {
-        app.MapPost("/stripe/webhooks", ReceiveAsync).DisableAntiforgery();
+        app.MapPost($"{StripeConnections.WebhookPath}/{{endpointId}}", ReceiveAsync).DisableAntiforgery();
         return app;
     }
 
-    private static async Task<Results<Ok, ProblemHttpResult, StatusCodeHttpResult>> ReceiveAsync(HttpRequest request, IOptions<StripeOptions> options, NpgsqlDataSource db,
-        IBackgroundJobClient jobs, TimeProvider clock, ILoggerFactory logs, CancellationToken ct)
+    private static async Task<Results<Ok, NotFound, ProblemHttpResult, StatusCodeHttpResult>> ReceiveAsync(string endpointId, HttpRequest request,
+        IOptions<StripeOptions> options, StripeConnections connections, NpgsqlDataSource db, IBackgroundJobClient jobs, TimeProvider clock,
+        ILoggerFactory logs, CancellationToken ct)
     {
-        var o = options.Value;
-        if (string.IsNullOrEmpty(o.WebhookSecret))
-            return TypedResults.Problem(title: "Stripe is not configured", detail: "Stripe:WebhookSecret is not set.", statusCode: 503);
+        var endpoint = await connections.FindEndpointAsync(endpointId, ct);
+        if (endpoint is null) return TypedResults.NotFound();
         var body = await Webhooks.WebhookEndpoints.ReadBodyAsync(request, ct);
         if (body is null) return TypedResults.StatusCode(StatusCodes.Status413PayloadTooLarge);
         var json = Encoding.UTF8.GetString(body);
+        var o = options.Value;
         Event stripeEvent;
         try
         {
-            stripeEvent = EventUtility.ConstructEvent(json, request.Headers["Stripe-Signature"].ToString(), o.WebhookSecret,
+            stripeEvent = EventUtility.ConstructEvent(json, request.Headers["Stripe-Signature"].ToString(), endpoint.WebhookSecret,
                 (long)o.WebhookTolerance.TotalSeconds, clock.GetUtcNow().ToUnixTimeSeconds(), throwOnApiVersionMismatch: true);
         }
         catch (StripeException e)
         {
-            logs.CreateLogger(typeof(StripeWebhooks)).LogWarning(Webhooks.WebhookIngestor.SecurityEvent, "Refused a Stripe webhook: {Reason}", e.Message);
+            logs.CreateLogger(typeof(StripeWebhooks)).LogWarning(Webhooks.WebhookIngestor.SecurityEvent,
+                "Refused a Stripe webhook for shop {ShopId}: {Reason}", endpoint.ShopId, e.Message);
             return TypedResults.Problem(title: "Stripe webhook refused", detail: e.Message, statusCode: 400);
         }
+        if (!LabelEvents.Contains(stripeEvent.Type)) return TypedResults.Ok();
 
         using var doc = JsonDocument.Parse(body);
         var obj = doc.RootElement.GetProperty("data").GetProperty("object");
-        var objectId = obj.TryGetProperty("id", out var id) ? id.GetString() : null;
-        var chargeId = obj.TryGetProperty("charge", out var c) && c.ValueKind == JsonValueKind.String ? c.GetString() : null;
+        var objectId = Text(obj, "id");
+        var chargeId = Text(obj, "charge");
         await using var cmd = db.CreateCommand("""
-            INSERT INTO stripe_events (id, type, account, api_version, livemode, created_at, received_at, object_id, charge_id, payload)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb)
-            ON CONFLICT (id) DO NOTHING
+            INSERT INTO stripe_events (connection_id, shop_id, id, type, api_version, livemode, created_at, received_at, object_id, charge_id, payload)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb)
+            ON CONFLICT (connection_id, id) DO NOTHING
             """);
-        cmd.Parameters.AddWithValue(stripeEvent.Id);
-        cmd.Parameters.AddWithValue(stripeEvent.Type);
-        cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)stripeEvent.Account ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
-        cmd.Parameters.AddWithValue(stripeEvent.ApiVersion);
-        cmd.Parameters.AddWithValue(stripeEvent.Livemode);
-        cmd.Parameters.AddWithValue(new DateTimeOffset(stripeEvent.Created, TimeSpan.Zero));
-        cmd.Parameters.AddWithValue(clock.GetUtcNow());
-        cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)objectId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
-        cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)chargeId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
-        cmd.Parameters.Add(new NpgsqlParameter { Value = json, NpgsqlDbType = NpgsqlDbType.Jsonb });
+        cmd.Parameters.Add(Sql.Param(endpoint.ConnectionId));
+        cmd.Parameters.Add(Sql.Param(endpoint.ShopId));
+        cmd.Parameters.Add(Sql.Param(stripeEvent.Id));
+        cmd.Parameters.Add(Sql.Param(stripeEvent.Type));
+        cmd.Parameters.Add(Sql.Param(stripeEvent.ApiVersion));
+        cmd.Parameters.Add(Sql.Param(stripeEvent.Livemode));
+        cmd.Parameters.Add(Sql.Param(new DateTimeOffset(DateTime.SpecifyKind(stripeEvent.Created, DateTimeKind.Utc))));
+        cmd.Parameters.Add(Sql.Param(clock.GetUtcNow()));
+        cmd.Parameters.Add(Sql.Text(objectId));
+        cmd.Parameters.Add(Sql.Text(chargeId));
+        cmd.Parameters.Add(Sql.Param(Kept(obj).ToJsonString()));
         var stored = await cmd.ExecuteNonQueryAsync(ct) == 1;
-        if (stored && chargeId is not null && ChargeEvents.Contains(stripeEvent.Type) && !string.IsNullOrEmpty(o.ApiKey))
-            jobs.Enqueue<StripeChargeJob>(j => j.FetchAsync(stripeEvent.Id, CancellationToken.None));
+        // A repeated delivery was stored (and queued) the first time: it queues nothing, so it cannot write a second label.
+        if (stored) jobs.Enqueue<StripeChargeJob>(j => j.MatchAsync(endpoint.ConnectionId, stripeEvent.Id, CancellationToken.None));
         return TypedResults.Ok();
     }
-}
 
-/// <summary>Reads the charge a dispute or fraud warning is about (its metadata and payment intent name the order) and keeps it with the event.</summary>
-public sealed class StripeChargeJob(IStripeClient stripe, NpgsqlDataSource db)
-{
-    public async Task FetchAsync(string eventId, CancellationToken ct)
+    /// <summary>
+    /// What is kept of the event's object: what the label needs. Why not all of it: a dispute carries the merchant's evidence
+    /// (the customer's name, email, addresses), which we neither need nor want.
+    /// </summary>
+    private static JsonObject Kept(JsonElement obj)
     {
-        await using var read = db.CreateCommand("SELECT charge_id FROM stripe_events WHERE id = $1 AND charge IS NULL");
-        read.Parameters.AddWithValue(eventId);
-        if (await read.ExecuteScalarAsync(ct) is not string chargeId) return;
-        var charge = await new ChargeService(stripe).GetAsync(chargeId, cancellationToken: ct);
-        await using var write = db.CreateCommand("UPDATE stripe_events SET charge = $2::jsonb WHERE id = $1");
-        write.Parameters.AddWithValue(eventId);
-        write.Parameters.Add(new NpgsqlParameter
-        {
-            Value = JsonSerializer.Serialize(new { id = charge.Id, payment_intent = charge.PaymentIntentId, metadata = charge.Metadata, amount = charge.Amount, currency = charge.Currency }),
-            NpgsqlDbType = NpgsqlDbType.Jsonb,
-        });
-        await write.ExecuteNonQueryAsync(ct);
+        var kept = new JsonObject();
+        foreach (var name in new[] { "id", "object", "charge", "payment_intent", "reason", "status", "fraud_type", "amount", "currency", "created" })
+            if (obj.TryGetProperty(name, out var v) && v.ValueKind is JsonValueKind.String or JsonValueKind.Number or JsonValueKind.True or JsonValueKind.False)
+                kept[name] = JsonNode.Parse(v.GetRawText());
+        return kept;
     }
+
+    private static string? Text(JsonElement obj, string name) =>
+        obj.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
 }

@@ -15,6 +15,9 @@ public static class WebhookEndpoints
     public static IServiceCollection AddWebhooks(this IServiceCollection services)
     {
         services.AddSingleton<WebhookIngestor>();
+        services.AddSingleton<WebhookTopicTable>();
+        // Why at start: a topic two features both claim must stop the deploy, not fail its first delivery.
+        services.AddHostedService<WebhookTopicCheck>();
         // Raw bodies of the customer's deliveries: those naming the customer, their orders, or (guest orders) their email.
         services.AddPersonalData(new PersonalDataTable("webhook_deliveries", ["body", "raw_body"],
             """
@@ -106,4 +109,12 @@ public static class WebhookEndpoints
         }
         finally { ArrayPool<byte>.Shared.Return(buffer); }
     }
+}
+
+/// <summary>Builds the topic table when the app starts (resolving it is the check), so a topic registered twice fails the start.</summary>
+internal sealed class WebhookTopicCheck(WebhookTopicTable table) : IHostedService
+{
+    public WebhookTopicTable Table { get; } = table;
+    public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 }

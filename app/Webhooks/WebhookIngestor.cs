@@ -24,7 +24,7 @@ public sealed record IngestResult(IngestOutcome Outcome, string? Reason = null);
 /// delivery (learning the shop, and whether the body was replayed from another shop), write its rows, commit.
 /// </summary>
 internal sealed class WebhookIngestor(NpgsqlDataSource dataSource, PersonalDataCatalog personalData, IEnumerable<IngestionStep> steps,
-    TimeProvider clock, ILogger<WebhookIngestor> logger)
+    WebhookTopicTable topics, TimeProvider clock, ILogger<WebhookIngestor> logger)
 {
     private readonly IngestionStep[] _steps = steps.ToArray();
 
@@ -71,7 +71,7 @@ internal sealed class WebhookIngestor(NpgsqlDataSource dataSource, PersonalDataC
         var claim = ShopBinding.Read(h.Topic, root);
         if (ShopBinding.Mismatch(h.Topic, h.ShopDomain, root, claim) is { } mismatch) return Refuse(h, mismatch);
 
-        WebhookTopics.Handlers.TryGetValue(h.Topic, out var handler);
+        topics.Handlers.TryGetValue(h.Topic, out var handler);
         object? rows;
         try { rows = handler?.Parse(root); }
         catch (InvalidOperationException e)

@@ -7,7 +7,8 @@ namespace PluginApp.Webhooks;
 
 /// <summary>
 /// What one topic does to our tables. Parse runs before any database work and throws on a malformed
-/// payload; Write adds the topic's statements to the delivery's batch. Features add theirs as <see cref="IngestionStep"/>s.
+/// payload; Write adds the topic's statements to the delivery's batch. Features add steps to a core topic as
+/// <see cref="IngestionStep"/>s, and topics of their own with <see cref="WebhookTopicExtensions.AddWebhookTopic{TRows}"/>.
 /// </summary>
 internal sealed record TopicHandler(Func<JsonElement, object> Parse, Action<TopicContext, object> Write, bool ActsOnUninstalledShop = false,
     Func<object, OwnedIds>? Owned = null);
@@ -39,8 +40,11 @@ internal static class WebhookTopics
     private static readonly TopicHandler Checkout = new(p => CatalogPayloads.Checkout(p), (c, r) => c.Store.AddCheckout((CheckoutRows)r),
         Owned: r => OwnedIds.None with { Checkouts = [((CheckoutRows)r).Checkout.Id] });
 
-    /// <summary>Every store topic shopify.app.toml subscribes to; app/uninstalled and shop/redact act on the shop row (see WebhookIngestor).</summary>
-    public static readonly FrozenDictionary<string, TopicHandler> Handlers = new Dictionary<string, TopicHandler>
+    /// <summary>
+    /// The core store topics; app/uninstalled and shop/redact act on the shop row (see WebhookIngestor). A feature's own topics
+    /// join these in <see cref="WebhookTopicTable"/>.
+    /// </summary>
+    public static readonly FrozenDictionary<string, TopicHandler> Core = new Dictionary<string, TopicHandler>
     {
         ["orders/create"] = Order,
         ["orders/updated"] = Order,
@@ -67,4 +71,44 @@ internal static class WebhookTopics
         ComplianceService.Validate(topic, p);
         return p.Clone();
     };
+}
+
+/// <summary>A topic a feature handles, registered with <see cref="WebhookTopicExtensions.AddWebhookTopic{TRows}"/>.</summary>
+internal sealed record WebhookTopicRegistration(string Topic, TopicHandler Handler);
+
+/// <summary>
+/// Every topic the app handles: the core store topics and those features registered, collected once at start. A topic
+/// handled twice, or one that would take over app/uninstalled or shop/redact, stops the app from starting.
+/// </summary>
+internal sealed class WebhookTopicTable
+{
+    public FrozenDictionary<string, TopicHandler> Handlers { get; }
+
+    public WebhookTopicTable(IEnumerable<WebhookTopicRegistration> registered)
+    {
+        var all = new Dictionary<string, TopicHandler>(WebhookTopics.Core);
+        foreach (var r in registered)
+        {
+            if (r.Topic is WebhookTopics.AppUninstalled or WebhookTopics.ShopRedact || !all.TryAdd(r.Topic, r.Handler))
+                throw new InvalidOperationException($"The webhook topic {r.Topic} is already handled; a topic has exactly one handler.");
+        }
+        Handlers = all.ToFrozenDictionary();
+    }
+
+    /// <summary>Every topic shopify.app.toml must subscribe to: the handled ones and the two that act on the shop row.</summary>
+    public IEnumerable<string> Subscribed => Handlers.Keys.Append(WebhookTopics.AppUninstalled).Append(WebhookTopics.ShopRedact);
+}
+
+internal static class WebhookTopicExtensions
+{
+    /// <summary>
+    /// Adds a topic the core does not handle. The route's checks are the same for it as for every topic: the HMAC before
+    /// anything is parsed, the shop binding, once per delivery id, and <paramref name="owned"/> ids already held for another
+    /// shop refuse the delivery (a signed body replayed naming another shop acts on nothing). <paramref name="write"/> adds
+    /// statements to the delivery's own transaction; it must do no I/O.
+    /// </summary>
+    public static IServiceCollection AddWebhookTopic<TRows>(this IServiceCollection services, string topic, Func<JsonElement, TRows> parse,
+        Action<TopicContext, TRows> write, Func<TRows, OwnedIds>? owned = null) where TRows : class =>
+        services.AddSingleton(new WebhookTopicRegistration(topic, new TopicHandler(p => parse(p), (c, r) => write(c, (TRows)r),
+            Owned: owned is null ? null : r => owned((TRows)r))));
 }

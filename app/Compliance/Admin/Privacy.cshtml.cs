@@ -2,12 +2,17 @@ using Microsoft.EntityFrameworkCore;
 using PluginApp.Admin.Shell;
 using PluginApp.Data;
 using PluginApp.StoreData;
+using PluginApp.Stripe;
 
 namespace PluginApp.Compliance.Admin;
 
 /// <summary>Customer data requests and their exports, redactions done, retention, and what the app stores about people.</summary>
-public sealed class PrivacyModel(AppDbContext db, PersonalDataCatalog catalog) : AdminPageModel
+public sealed class PrivacyModel(AppDbContext db, PersonalDataCatalog catalog, ShopScope scope, StripeConnections stripe) : AdminPageModel
 {
+    /// <summary>The store's own Stripe account, whose disputes and fraud warnings become order-risk labels.</summary>
+    public StripeStatus Stripe { get; private set; } = StripeStatus.None;
+    public List<StripeEventView> StripeUnmatched { get; private set; } = [];
+
     public List<CustomerDataRequest> Requests { get; private set; } = [];
     public List<(long CustomerId, DateTimeOffset At)> Redactions { get; private set; } = [];
     public int RedactedCount { get; private set; }
@@ -21,5 +26,7 @@ public sealed class PrivacyModel(AppDbContext db, PersonalDataCatalog catalog) :
         RedactedCount = await redacted.CountAsync(ct);
         Redactions = (await redacted.OrderByDescending(c => c.RedactedAt).Take(20).Select(c => new { c.Id, c.RedactedAt }).ToListAsync(ct))
             .Select(c => (c.Id, c.RedactedAt!.Value)).ToList();
+        Stripe = await stripe.StatusAsync(scope.ShopId, ct);
+        if (Stripe.Connected) StripeUnmatched = (await stripe.RecentEventsAsync(scope.ShopId, 20, ct)).Where(e => e.State == "unmatched").ToList();
     }
 }

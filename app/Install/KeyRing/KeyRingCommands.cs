@@ -66,11 +66,18 @@ public sealed class KeyRingCommands(IKeyManager keys, IOptions<KeyRingOptions> r
         foreach (var key in keys.GetAllKeys().Where(k => k.KeyId != fresh.KeyId && !k.IsRevoked))
             keys.RevokeKey(key.KeyId, "rotated: tokens re-encrypted with a newer key");
         var rewritten = await ReEncryptAsync(ct);
-        logger.LogInformation("Key ring rotated to key {Key}; {Count} shops' tokens re-encrypted", fresh.KeyId, rewritten);
+        logger.LogInformation("Key ring rotated to key {Key}; {Count} rows of tokens and secrets re-encrypted", fresh.KeyId, rewritten);
         return rewritten;
     }
 
-    /// <summary>Every stored token on a revoked key, re-encrypted with the current default key, in one transaction.</summary>
+    /// <summary>
+    /// Every pair of columns encrypted with the tokens' protector (<see cref="OfflineTokenStore.Purpose"/>): the shops' Shopify
+    /// tokens, and the Stripe key and signing secret a store connected (app/Stripe).
+    /// </summary>
+    private static readonly (string Table, string First, string Second)[] Encrypted =
+        [("shops", "access_token_enc", "refresh_token_enc"), ("stripe_connections", "restricted_key_enc", "webhook_secret_enc")];
+
+    /// <summary>Every stored secret on a revoked key, re-encrypted with the current default key, in one transaction.</summary>
     private async Task<int> ReEncryptAsync(CancellationToken ct)
     {
         await using var standalone = KeyRingSetup.Standalone(ring.Value, db);
@@ -80,18 +87,21 @@ public sealed class KeyRingCommands(IKeyManager keys, IOptions<KeyRingOptions> r
         await using (var conn = await db.OpenConnectionAsync(ct))
         await using (var tx = await conn.BeginTransactionAsync(ct))
         {
-            var rows = new List<(long Id, string? Access, string? Refresh)>();
-            await using (var read = new NpgsqlCommand("SELECT id, access_token_enc, refresh_token_enc FROM shops FOR UPDATE", conn, tx))
-            await using (var r = await read.ExecuteReaderAsync(ct))
-                while (await r.ReadAsync(ct)) rows.Add((r.GetInt64(0), r.IsDBNull(1) ? null : r.GetString(1), r.IsDBNull(2) ? null : r.GetString(2)));
-            foreach (var (id, access, refresh) in rows.Where(x => x.Access is { } a && revoked.Contains(KeyIdOf(a)) || x.Refresh is { } f && revoked.Contains(KeyIdOf(f))))
+            foreach (var (table, first, second) in Encrypted)
             {
-                await using var write = new NpgsqlCommand("UPDATE shops SET access_token_enc = $2, refresh_token_enc = $3 WHERE id = $1", conn, tx);
-                write.Parameters.AddWithValue(id);
-                write.Parameters.Add(new NpgsqlParameter { Value = access is null ? DBNull.Value : Reprotect(protector, access, revoked), NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
-                write.Parameters.Add(new NpgsqlParameter { Value = refresh is null ? DBNull.Value : Reprotect(protector, refresh, revoked), NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
-                await write.ExecuteNonQueryAsync(ct);
-                rewritten++;
+                var rows = new List<(long Id, string? First, string? Second)>();
+                await using (var read = new NpgsqlCommand($"SELECT id, {first}, {second} FROM {table} FOR UPDATE", conn, tx))
+                await using (var r = await read.ExecuteReaderAsync(ct))
+                    while (await r.ReadAsync(ct)) rows.Add((r.GetInt64(0), r.IsDBNull(1) ? null : r.GetString(1), r.IsDBNull(2) ? null : r.GetString(2)));
+                foreach (var (id, a, b) in rows.Where(x => x.First is { } f && revoked.Contains(KeyIdOf(f)) || x.Second is { } g && revoked.Contains(KeyIdOf(g))))
+                {
+                    await using var write = new NpgsqlCommand($"UPDATE {table} SET {first} = $2, {second} = $3 WHERE id = $1", conn, tx);
+                    write.Parameters.AddWithValue(id);
+                    write.Parameters.Add(new NpgsqlParameter { Value = a is null ? DBNull.Value : Reprotect(protector, a, revoked), NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
+                    write.Parameters.Add(new NpgsqlParameter { Value = b is null ? DBNull.Value : Reprotect(protector, b, revoked), NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
+                    await write.ExecuteNonQueryAsync(ct);
+                    rewritten++;
+                }
             }
             await tx.CommitAsync(ct);
         }

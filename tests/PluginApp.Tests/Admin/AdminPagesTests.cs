@@ -322,6 +322,35 @@ public sealed class AdminPagesTests(AdminFixture app, ITestOutputHelper output) 
     }
 
     [Fact]
+    public async Task PrivacyPage_StripeCard_RefusesAPublishableKeyBesideItsField_ThenConnectsShowingTheEndpoint_AndDisconnects()
+    {
+        var (page, errors) = await OpenAsync("/admin/privacy");
+        await Assertions.Expect(page.Locator("#stripe-status")).ToContainTextAsync("Not connected");
+
+        await page.FillAsync("#restrictedKey", "pk_test_pagekey0000");
+        await page.FillAsync("#webhookSecret", "whsec_pagesecret0000");
+        await page.ClickAsync("#stripe-form button[type=submit]");
+        await Assertions.Expect(page.Locator("[data-error-for=restrictedKey]")).ToContainTextAsync("publishable key");
+        Assert.Equal("true", await page.GetAttributeAsync("#restrictedKey", "aria-invalid"));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM stripe_connections WHERE shop_id = $1", app.Seed.ShopId));
+
+        await page.FillAsync("#restrictedKey", "rk_test_pagekey0000");
+        await page.ClickAsync("#stripe-form button[type=submit]");
+        await Assertions.Expect(page.Locator("#stripe-endpoint")).ToContainTextAsync("/stripe/webhooks/");
+        await Assertions.Expect(page.Locator("#stripe-status")).ToContainTextAsync("Connected (test mode)");
+        var html = await page.ContentAsync();
+        Assert.DoesNotContain("pagekey0000", html);
+        Assert.DoesNotContain("pagesecret0000", html);
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM stripe_connections WHERE shop_id = $1", app.Seed.ShopId));
+
+        page.Dialog += (_, d) => d.AcceptAsync();
+        await page.ClickAsync("#stripe-disconnect");
+        await Assertions.Expect(page.Locator("#stripe-status")).ToContainTextAsync("Not connected");
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM stripe_connections WHERE shop_id = $1", app.Seed.ShopId));
+        Assert.True(errors.Count == 0, "browser errors: " + string.Join(" | ", errors));
+    }
+
+    [Fact]
     public async Task OperationsPage_RetriesAFailedCallToShopify()
     {
         var id = (long)(await app.ScalarAsync("""

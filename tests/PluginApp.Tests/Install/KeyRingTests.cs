@@ -83,7 +83,10 @@ public sealed class KeyRingRotationTests(KeyRingRotationFixture app) : IClassFix
     public async Task Rotation_NewCertificateAndKey_TokensReEncrypted_OldCertificateRetired()
     {
         const string shop = "keyring-rotate.myshopify.com";
-        await app.InstallShopAsync(shop);
+        var shopId = await app.InstallShopAsync(shop);
+        // The store's Stripe key and secret are encrypted with the same protector, so rotation must carry them too.
+        await app.Factory.Services.GetRequiredService<PluginApp.Stripe.StripeConnections>().ConnectAsync(shopId, "rk_test_rotated0000", "whsec_rotated000000", CancellationToken.None);
+        var connection = (long)(await app.ScalarAsync("SELECT id FROM stripe_connections WHERE shop_id = $1", shopId))!;
         var before = (string)(await app.ScalarAsync("SELECT access_token_enc FROM shops WHERE domain = $1", shop))!;
         var next = TestKeyRing.Create("rotated-keyring.pfx");
         var oldCert = KeyRingTests.Certificate(TestKeyRing.CertificatePath);
@@ -113,6 +116,7 @@ public sealed class KeyRingRotationTests(KeyRingRotationFixture app) : IClassFix
         });
         Assert.NotEqual(before, after);
         Assert.Equal($"shpat_{shop}_seed", await retired.Services.GetRequiredService<OfflineTokenStore>().GetAccessTokenAsync(shop, CancellationToken.None));
+        Assert.Equal("rk_test_rotated0000", await retired.Services.GetRequiredService<PluginApp.Stripe.StripeConnections>().KeyAsync(connection, CancellationToken.None));
         Assert.DoesNotContain(rows, e => e.ToString().Contains(oldCert.Thumbprint, StringComparison.OrdinalIgnoreCase));
         Assert.ThrowsAny<CryptographicException>(() => KeyRingTests.UnprotectFromDump(rows, after, oldCert));
     }

@@ -46,11 +46,25 @@ public sealed class PlatformTests(AppFixture app) : IClassFixture<AppFixture>
     }
 
     [Fact]
-    public void AppToml_SubscribesToEveryTopicWeHandle()
+    public void AppToml_SubscribesToExactlyTheTopicsTheAppHandles_IncludingThoseFeaturesRegister()
     {
         var toml = RepoFile("shopify.app.toml");
-        var topics = PluginApp.Webhooks.WebhookTopics.Handlers.Keys.Append("app/uninstalled").Append("shop/redact");
-        foreach (var topic in topics) Assert.Contains($"\"{topic}\"", toml);
+        var subscribed = Regex.Matches(toml, @"^\s*(?:compliance_)?topics\s*=\s*\[([^\]]*)\]", RegexOptions.Multiline)
+            .SelectMany(m => Regex.Matches(m.Groups[1].Value, "\"([^\"]+)\"").Select(t => t.Groups[1].Value)).Order().ToList();
+        var handled = app.Factory.Services.GetRequiredService<PluginApp.Webhooks.WebhookTopicTable>().Subscribed.Order().ToList();
+
+        Assert.Equal(handled, subscribed);
+        Assert.Contains("disputes/create", handled); // registered by app/Risk, not in the core table
+        Assert.DoesNotContain("disputes/create", PluginApp.Webhooks.WebhookTopics.Core.Keys);
+    }
+
+    [Fact]
+    public async Task Start_WithATopicRegisteredTwice_FailsNamingTheTopic()
+    {
+        await using var factory = app.CreateFactory(app.Database.ConnectionString, b => b.ConfigureServices(s =>
+            PluginApp.Webhooks.WebhookTopicExtensions.AddWebhookTopic(s, "orders/create", p => p.GetRawText(), (_, _) => { })));
+        var e = Assert.ThrowsAny<Exception>(() => factory.CreateClient());
+        Assert.Contains("orders/create is already handled", e.ToString());
     }
 
     [Fact]

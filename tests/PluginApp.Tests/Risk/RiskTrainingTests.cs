@@ -65,6 +65,31 @@ public sealed class RiskTrainingTests(AppFixture app) : IClassFixture<AppFixture
     }
 
     [Fact]
+    public async Task DisputeLabelArrivingAfterATrainingRun_IsUsedByTheNextRun()
+    {
+        const string shop = "risk-late-dispute.myshopify.com";
+        var shopId = await LabelledStoreAsync(shop, 815_000, days: 100); // 17 fraud orders old enough, as above
+        await TrainAsync(shop);
+        Assert.Equal("17 confirmed", await LastSkipAsync(shopId));
+
+        // An old order no source called fraud until its chargeback arrives, ten days after the order.
+        var at = app.Clock.GetUtcNow().AddDays(-100).AddHours(24.0 / 5);
+        var dispute = new System.Text.Json.Nodes.JsonObject
+        {
+            ["id"] = 815_001, ["order_id"] = 815_001, ["type"] = "chargeback", ["amount"] = "30.00", ["currency"] = "USD", ["reason"] = "fraudulent",
+            ["status"] = "needs_response", ["initiated_at"] = at.AddDays(10).ToString("O", CultureInfo.InvariantCulture), ["finalized_on"] = null,
+        };
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("disputes/create", shop, dispute.ToJsonString())).StatusCode);
+        await TrainAsync(shop);
+
+        Assert.Equal("18 confirmed", await LastSkipAsync(shopId));
+    }
+
+    private async Task<string?> LastSkipAsync(long shopId) =>
+        ((string?)await app.ScalarAsync("SELECT error FROM training_runs WHERE shop_id = $1 AND kind = 'risk' ORDER BY id DESC LIMIT 1", shopId))?
+            .Split(" fraud orders")[0];
+
+    [Fact]
     public async Task EnoughLabels_TheStoresModelBeatsThePriorOnLaterOrders_AndNewOrdersAreScoredWithItsVersionAndReasons()
     {
         const string shop = "risk-model.myshopify.com";

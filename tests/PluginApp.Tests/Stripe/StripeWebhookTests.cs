@@ -1,28 +1,68 @@
+using System.Globalization;
 using System.Net;
+using System.Net.Http.Json;
 using System.Security.Cryptography;
 using System.Text;
+using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Mvc.Testing;
 using PluginApp.Tests.Infrastructure;
+using PluginApp.Tests.Risk;
 using WireMock.RequestBuilders;
 using WireMock.ResponseBuilders;
 using WireMock.Server;
 
 namespace PluginApp.Tests.Stripe;
 
-/// <summary>The app with Stripe configured on its main instance, pointed at a WireMock stand-in for Stripe's API.</summary>
+/// <summary>The app pointed at a WireMock stand-in for Stripe's API; each test's stores connect their own Stripe accounts.</summary>
 public sealed class StripeFixture : AppFixture
 {
-    public const string Secret = "whsec_test_0123456789abcdef0123456789abcdef";
     public WireMockServer Stripe { get; } = WireMockServer.Start();
 
-    // Every instance on one database runs its jobs: all of them are configured alike, as in production.
-    protected override void ConfigureMainInstance(IWebHostBuilder b)
+    protected override void ConfigureMainInstance(IWebHostBuilder b) => b.UseSetting("Stripe:ApiBase", Stripe.Url!);
+
+    /// <summary>Connects <paramref name="shop"/>'s Stripe account through the admin API; returns the endpoint's path.</summary>
+    public async Task<string> ConnectAsync(string shop, string key, string secret)
     {
-        b.UseSetting("Stripe:WebhookSecret", Secret);
-        b.UseSetting("Stripe:ApiKey", "rk_test_readcharges");
-        b.UseSetting("Stripe:ApiBase", Stripe.Url!);
+        var response = await Client.SendAsync(StripeAdmin(HttpMethod.Put, shop, new { restrictedKey = key, webhookSecret = secret }));
+        response.EnsureSuccessStatusCode();
+        var url = (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("status").GetProperty("endpointUrl").GetString()!;
+        return new Uri(url).AbsolutePath;
+    }
+
+    public HttpRequestMessage StripeAdmin(HttpMethod method, string shop, object? body = null)
+    {
+        var request = AdminGet("/api/admin/stripe", shop);
+        request.Method = method;
+        if (body is not null) request.Content = JsonContent.Create(body);
+        return request;
+    }
+
+    /// <summary>Stripe's scheme: t=timestamp, v1=hex HMAC-SHA256 of "{t}.{payload}" with the endpoint's secret.</summary>
+    public static string Sign(string payload, DateTimeOffset at, string secret)
+    {
+        var t = at.ToUnixTimeSeconds();
+        var v1 = Convert.ToHexStringLower(HMACSHA256.HashData(Encoding.UTF8.GetBytes(secret), Encoding.UTF8.GetBytes($"{t}.{payload}")));
+        return $"t={t},v1={v1}";
+    }
+
+    public async Task<HttpResponseMessage> PostEventAsync(string path, string payload, string signature)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = new StringContent(payload, Encoding.UTF8, "application/json") };
+        request.Headers.Add("Stripe-Signature", signature);
+        return await Client.SendAsync(request);
+    }
+
+    /// <summary>Waits until the job has matched (or failed to match) the event; returns its state.</summary>
+    public async Task<string> SettledStateAsync(string eventId)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (DateTime.UtcNow < deadline)
+        {
+            if (await ScalarAsync("SELECT state FROM stripe_events WHERE id = $1", eventId) is string state && state != "pending") return state;
+            await Task.Delay(100);
+        }
+        throw new TimeoutException($"{eventId} was still pending after 30 s");
     }
 
     public override async Task DisposeAsync()
@@ -32,100 +72,239 @@ public sealed class StripeFixture : AppFixture
     }
 }
 
-/// <summary>Stripe webhooks verified by Stripe.net, stored once; the disputed charge read from Stripe's API (a WireMock stand-in).</summary>
+/// <summary>
+/// Stores' own Stripe accounts: events verified by Stripe.net with the endpoint's store's secret, stored once, their charge
+/// read with that store's key, matched to that store's order by the documented evidence, and written as labels.
+/// </summary>
 public sealed class StripeWebhookTests(StripeFixture app) : IClassFixture<StripeFixture>
 {
-    private const string Secret = StripeFixture.Secret;
-    private WireMockServer _stripe => app.Stripe;
+    private const long Created = 1796000000; // when Stripe created the test events
+    private static readonly DateTimeOffset CreatedAt = DateTimeOffset.FromUnixTimeSeconds(Created);
 
-    /// <summary>Stripe's scheme: t=timestamp, v1=hex HMAC-SHA256 of "{t}.{payload}" with the endpoint secret.</summary>
-    private static string Sign(string payload, DateTimeOffset at, string secret = Secret)
-    {
-        var t = at.ToUnixTimeSeconds();
-        var v1 = Convert.ToHexStringLower(HMACSHA256.HashData(Encoding.UTF8.GetBytes(secret), Encoding.UTF8.GetBytes($"{t}.{payload}")));
-        return $"t={t},v1={v1}";
-    }
+    private static string Secret(string shop) => "whsec_" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(shop)))[..32];
+    private static string Key(string shop) => "rk_test_" + shop.Split('.')[0].Replace("-", "");
 
-    private static string Dispute(string id, string apiVersion = PluginApp.Stripe.StripeApiVersion.Pinned) => new JsonObject
+    private static string Event(string id, string type, JsonObject obj, string apiVersion = PluginApp.Stripe.StripeApiVersion.Pinned) => new JsonObject
     {
-        ["id"] = id, ["object"] = "event", ["api_version"] = apiVersion, ["created"] = 1796000000, ["livemode"] = false,
-        ["pending_webhooks"] = 1, ["request"] = new JsonObject { ["id"] = null, ["idempotency_key"] = null }, ["type"] = "charge.dispute.created",
-        ["data"] = new JsonObject
-        {
-            ["object"] = new JsonObject
-            {
-                ["id"] = "dp_" + id, ["object"] = "dispute", ["charge"] = "ch_" + id, ["amount"] = 4200, ["currency"] = "usd",
-                ["reason"] = "fraudulent", ["status"] = "needs_response",
-            },
-        },
+        ["id"] = id, ["object"] = "event", ["api_version"] = apiVersion, ["created"] = Created, ["livemode"] = false, ["pending_webhooks"] = 1,
+        ["request"] = new JsonObject { ["id"] = null, ["idempotency_key"] = null }, ["type"] = type, ["data"] = new JsonObject { ["object"] = obj },
     }.ToJsonString();
 
-    private static async Task<HttpResponseMessage> PostAsync(HttpClient client, string payload, string signature)
+    private static string Dispute(string id, string charge, string reason = "fraudulent") => Event(id, "charge.dispute.created", new JsonObject
     {
-        var req = new HttpRequestMessage(HttpMethod.Post, "/stripe/webhooks") { Content = new StringContent(payload, Encoding.UTF8, "application/json") };
-        req.Headers.Add("Stripe-Signature", signature);
-        return await client.SendAsync(req);
-    }
+        ["id"] = "dp_" + id, ["object"] = "dispute", ["charge"] = charge, ["amount"] = 4200, ["currency"] = "usd", ["reason"] = reason,
+        ["status"] = "needs_response",
+        ["evidence"] = new JsonObject { ["customer_email_address"] = "evidence-only@example.com", ["customer_name"] = "Evidence Person" },
+    });
 
-    [Fact]
-    public async Task SignedDispute_IsStoredOnce_AndItsChargeIsReadFromStripe()
+    private static string EarlyFraudWarning(string id, string charge) => Event(id, "radar.early_fraud_warning.created", new JsonObject
     {
-        _stripe.Given(Request.Create().WithPath("/v1/charges/ch_evt_ok").UsingGet()).RespondWith(Response.Create().WithStatusCode(200)
-            .WithHeader("Content-Type", "application/json")
-            .WithBody("""{"id":"ch_evt_ok","object":"charge","amount":4200,"currency":"usd","payment_intent":"pi_9","metadata":{"shopify_order_id":"450789469"}}"""));
-        var client = app.Client;
-        var payload = Dispute("evt_ok");
+        ["id"] = "issfr_" + id, ["object"] = "radar.early_fraud_warning", ["actionable"] = true, ["charge"] = charge, ["created"] = Created,
+        ["fraud_type"] = "made_with_stolen_card", ["livemode"] = false,
+    });
 
-        var first = await PostAsync(client, payload, Sign(payload, app.Clock.GetUtcNow()));
-        var again = await PostAsync(client, payload, Sign(payload, app.Clock.GetUtcNow()));
+    /// <summary>The stand-in answers the charge for requests made with <paramref name="key"/> only.</summary>
+    private void Charge(string chargeId, string key, DateTimeOffset created, string? email, JsonObject? metadata = null, long amount = 4200) =>
+        app.Stripe.Given(Request.Create().WithPath($"/v1/charges/{chargeId}").UsingGet().WithHeader("Authorization", $"Bearer {key}"))
+            .RespondWith(Response.Create().WithStatusCode(200).WithHeader("Content-Type", "application/json").WithBody(new JsonObject
+            {
+                ["id"] = chargeId, ["object"] = "charge", ["amount"] = amount, ["currency"] = "usd", ["created"] = created.ToUnixTimeSeconds(),
+                ["payment_intent"] = "pi_" + chargeId, ["metadata"] = metadata ?? new JsonObject(), ["receipt_email"] = null,
+                ["billing_details"] = new JsonObject { ["email"] = email },
+            }.ToJsonString()));
 
-        Assert.Equal(HttpStatusCode.OK, first.StatusCode);
-        Assert.Equal(HttpStatusCode.OK, again.StatusCode);
-        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM stripe_events WHERE id = 'evt_ok' AND type = 'charge.dispute.created' AND charge_id = 'ch_evt_ok'"));
-        var deadline = DateTime.UtcNow.AddSeconds(15);
-        while (DateTime.UtcNow < deadline && await app.CountAsync("SELECT count(*) FROM stripe_events WHERE id = 'evt_ok' AND charge->'metadata'->>'shopify_order_id' = '450789469'") == 0)
-            await Task.Delay(200);
-        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM stripe_events WHERE id = 'evt_ok' AND charge->>'payment_intent' = 'pi_9'"));
-        var call = Assert.Single(_stripe.LogEntries, e => e.RequestMessage.Path == "/v1/charges/ch_evt_ok");
-        Assert.Equal("Bearer rk_test_readcharges", call.RequestMessage.Headers!["Authorization"].ToString());
-        Assert.Equal(PluginApp.Stripe.StripeApiVersion.Pinned, call.RequestMessage.Headers!["Stripe-Version"].ToString());
-    }
+    private async Task OrderAsync(string shop, long id, DateTimeOffset at, string email, decimal total = 42m) =>
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("orders/create", shop,
+            RiskOrders.Order(id, at, total, "198.51.100.9", email, customer: null).ToJsonString())).StatusCode);
+
+    private async Task<string?> LabelAsync(long shopId, long orderId) =>
+        (string?)await app.ScalarAsync("SELECT fraud || ' ' || labelled_at::text || ' ' || detail FROM risk_labels WHERE shop_id = $1 AND order_id = $2 AND source = 'stripe'",
+            shopId, orderId);
 
     [Theory]
     [InlineData("forged")]
     [InlineData("stale")]
     [InlineData("tampered")]
     [InlineData("other-api-version")]
-    public async Task BadEvent_Is400AndStoresNothing(string how)
+    public async Task BadSignatureOrVersion_Is400AndStoresNothing(string how)
     {
-        var client = app.Client;
+        var shop = $"stripe-bad-{how}.myshopify.com";
+        await app.InstallShopAsync(shop);
+        var path = await app.ConnectAsync(shop, Key(shop), Secret(shop));
         var id = "evt_bad_" + how.Replace('-', '_');
-        var payload = Dispute(id, how == "other-api-version" ? "2024-06-20" : PluginApp.Stripe.StripeApiVersion.Pinned);
+        var payload = Dispute(id, "ch_" + id).Replace(PluginApp.Stripe.StripeApiVersion.Pinned, how == "other-api-version" ? "2024-06-20" : PluginApp.Stripe.StripeApiVersion.Pinned);
         var now = app.Clock.GetUtcNow();
         var (body, signature) = how switch
         {
-            "forged" => (payload, Sign(payload, now, "whsec_someone_else_000000000000000000")),
-            "stale" => (payload, Sign(payload, now.AddMinutes(-10))),
-            "tampered" => (payload.Replace("4200", "1"), Sign(payload, now)),
-            _ => (payload, Sign(payload, now)),
+            "forged" => (payload, StripeFixture.Sign(payload, now, "whsec_someone_else_000000000000000000")),
+            "stale" => (payload, StripeFixture.Sign(payload, now.AddMinutes(-10), Secret(shop))),
+            "tampered" => (payload.Replace("4200", "1"), StripeFixture.Sign(payload, now, Secret(shop))),
+            _ => (payload, StripeFixture.Sign(payload, now, Secret(shop))),
         };
 
-        var response = await PostAsync(client, body, signature);
+        var response = await app.PostEventAsync(path, body, signature);
 
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
         Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM stripe_events WHERE id = $1", id));
     }
 
     [Fact]
-    public async Task NotConfigured_Is503()
+    public async Task EventSignedWithStoreAsSecret_PostedToStoreBsEndpoint_IsRefusedAndStoresNothing()
     {
-        await using var database = await TestDatabase.CreateAsync();
-        await using var unconfigured = app.CreateFactory(database.ConnectionString);
-        using var client = unconfigured.CreateClient(new() { BaseAddress = new Uri("https://localhost") });
-        var payload = Dispute("evt_unconfigured");
+        const string shopA = "stripe-cross-a.myshopify.com", shopB = "stripe-cross-b.myshopify.com";
+        await app.InstallShopAsync(shopA);
+        await app.InstallShopAsync(shopB);
+        await app.ConnectAsync(shopA, Key(shopA), Secret(shopA));
+        var pathB = await app.ConnectAsync(shopB, Key(shopB), Secret(shopB));
+        var payload = Dispute("evt_cross", "ch_cross");
 
-        var response = await PostAsync(client, payload, Sign(payload, app.Clock.GetUtcNow()));
+        var response = await app.PostEventAsync(pathB, payload, StripeFixture.Sign(payload, app.Clock.GetUtcNow(), Secret(shopA)));
 
-        Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM stripe_events WHERE id = 'evt_cross'"));
+    }
+
+    [Fact]
+    public async Task UnknownEndpoint_Is404()
+    {
+        var payload = Dispute("evt_nowhere", "ch_nowhere");
+        var response = await app.PostEventAsync("/stripe/webhooks/" + new string('A', 43), payload, StripeFixture.Sign(payload, app.Clock.GetUtcNow(), "whsec_x0000000"));
+        Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+    }
+
+    [Fact]
+    public async Task Dispute_IsMatchedToTheRightStoresOrder_WhenTwoStoresHaveLookAlikeOrders()
+    {
+        const string shopA = "stripe-twin-a.myshopify.com", shopB = "stripe-twin-b.myshopify.com";
+        var idA = await app.InstallShopAsync(shopA);
+        var idB = await app.InstallShopAsync(shopB);
+        var at = app.Clock.GetUtcNow().AddDays(-3);
+        await OrderAsync(shopA, 7_710_001, at, "twin@example.com");
+        await OrderAsync(shopB, 7_720_001, at, "twin@example.com");
+        var pathA = await app.ConnectAsync(shopA, Key(shopA), Secret(shopA));
+        await app.ConnectAsync(shopB, Key(shopB), Secret(shopB));
+        Charge("ch_twin", Key(shopA), at.AddMinutes(1), "Twin@Example.com");
+        var payload = Dispute("evt_twin", "ch_twin");
+
+        Assert.Equal(HttpStatusCode.OK, (await app.PostEventAsync(pathA, payload, StripeFixture.Sign(payload, app.Clock.GetUtcNow(), Secret(shopA)))).StatusCode);
+
+        Assert.Equal("labelled", await app.SettledStateAsync("evt_twin"));
+        var label = await LabelAsync(idA, 7_710_001);
+        Assert.NotNull(label);
+        Assert.StartsWith("true ", label);
+        Assert.EndsWith("Stripe dispute (reason fraudulent) on ch_twin, matched by email and amount within a day of the charge", label);
+        Assert.Null(await LabelAsync(idB, 7_720_001));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM risk_labels WHERE shop_id = $1", idB));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM stripe_events WHERE id = 'evt_twin' AND shop_id = $1 AND order_id = 7710001", idA));
+        // The evidence (the customer's name and email) is not kept.
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM stripe_events WHERE payload::text LIKE '%evidence-only%' OR payload::text LIKE '%Evidence Person%'"));
+    }
+
+    [Fact]
+    public async Task ChargeMetadataNamingTheOrder_IsTheFirstEvidence_AndAnOrderTheStoreDoesNotHoldStaysUnmatchedAndVisible()
+    {
+        const string shop = "stripe-metadata.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        var at = app.Clock.GetUtcNow().AddDays(-5);
+        await OrderAsync(shop, 7_730_001, at, "meta@example.com");
+        await OrderAsync(shop, 7_730_002, at, "other@example.com", total: 99m);
+        var path = await app.ConnectAsync(shop, Key(shop), Secret(shop));
+        // The metadata names the second order: the email and amount (which fit the first) are not looked at.
+        Charge("ch_meta", Key(shop), at, "meta@example.com", new JsonObject { ["shopify_order_id"] = "gid://shopify/Order/7730002" });
+        Charge("ch_meta_gone", Key(shop), at, "meta@example.com", new JsonObject { ["shopify_order_name"] = "#4242" });
+        foreach (var (id, charge) in new[] { ("evt_meta", "ch_meta"), ("evt_meta_gone", "ch_meta_gone") })
+        {
+            var payload = Dispute(id, charge, reason: "unrecognized");
+            Assert.Equal(HttpStatusCode.OK, (await app.PostEventAsync(path, payload, StripeFixture.Sign(payload, app.Clock.GetUtcNow(), Secret(shop)))).StatusCode);
+        }
+
+        Assert.Equal("labelled", await app.SettledStateAsync("evt_meta"));
+        Assert.Equal("unmatched", await app.SettledStateAsync("evt_meta_gone"));
+        Assert.EndsWith("matched by charge metadata shopify_order_id", await LabelAsync(shopId, 7_730_002));
+        Assert.Null(await LabelAsync(shopId, 7_730_001));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM risk_labels WHERE shop_id = $1", shopId));
+        var status = await (await app.Client.SendAsync(app.StripeAdmin(HttpMethod.Get, shop))).Content.ReadFromJsonAsync<JsonElement>();
+        Assert.Equal(1, status.GetProperty("status").GetProperty("matched").GetInt64());
+        Assert.Equal(1, status.GetProperty("status").GetProperty("unmatched").GetInt64());
+        var unmatched = Assert.Single(status.GetProperty("recent").EnumerateArray(), e => e.GetProperty("state").GetString() == "unmatched");
+        Assert.Equal("the charge's metadata shopify_order_name names #4242, which this store does not hold", unmatched.GetProperty("outcome").GetString());
+    }
+
+    [Fact]
+    public async Task TwoOrdersWithTheChargesEmailAndAmount_StayUnmatched_NeverAGuess()
+    {
+        const string shop = "stripe-ambiguous.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        var at = app.Clock.GetUtcNow().AddDays(-4);
+        await OrderAsync(shop, 7_740_001, at, "same@example.com");
+        await OrderAsync(shop, 7_740_002, at.AddHours(2), "same@example.com");
+        var path = await app.ConnectAsync(shop, Key(shop), Secret(shop));
+        Charge("ch_amb", Key(shop), at.AddHours(1), "same@example.com");
+        var payload = Dispute("evt_amb", "ch_amb");
+
+        await app.PostEventAsync(path, payload, StripeFixture.Sign(payload, app.Clock.GetUtcNow(), Secret(shop)));
+
+        Assert.Equal("unmatched", await app.SettledStateAsync("evt_amb"));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM risk_labels WHERE shop_id = $1", shopId));
+    }
+
+    [Fact]
+    public async Task EarlyFraudWarning_BecomesAFraudLabel_KnownFromWhenStripeCreatedTheEvent()
+    {
+        const string shop = "stripe-efw.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        var at = app.Clock.GetUtcNow().AddDays(-2);
+        await OrderAsync(shop, 7_750_001, at, "efw@example.com");
+        var path = await app.ConnectAsync(shop, Key(shop), Secret(shop));
+        Charge("ch_efw", Key(shop), at, "efw@example.com", new JsonObject { ["order_id"] = "7750001" });
+        var payload = EarlyFraudWarning("evt_efw", "ch_efw");
+
+        Assert.Equal(HttpStatusCode.OK, (await app.PostEventAsync(path, payload, StripeFixture.Sign(payload, app.Clock.GetUtcNow(), Secret(shop)))).StatusCode);
+
+        Assert.Equal("labelled", await app.SettledStateAsync("evt_efw"));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM risk_labels WHERE shop_id = $1 AND order_id = 7750001 AND source = 'stripe' AND fraud AND labelled_at = $2",
+            shopId, CreatedAt));
+        Assert.Contains("Stripe early fraud warning (made_with_stolen_card) on ch_efw, matched by charge metadata order_id", await LabelAsync(shopId, 7_750_001));
+    }
+
+    [Fact]
+    public async Task SameEventDeliveredTwice_IsStoredOnce_ReadOnce_AndWritesOneLabel()
+    {
+        const string shop = "stripe-twice.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        var at = app.Clock.GetUtcNow().AddDays(-2);
+        await OrderAsync(shop, 7_760_001, at, "twice@example.com");
+        var path = await app.ConnectAsync(shop, Key(shop), Secret(shop));
+        Charge("ch_twice", Key(shop), at, "twice@example.com");
+        var payload = Dispute("evt_twice", "ch_twice");
+
+        var first = await app.PostEventAsync(path, payload, StripeFixture.Sign(payload, app.Clock.GetUtcNow(), Secret(shop)));
+        Assert.Equal("labelled", await app.SettledStateAsync("evt_twice"));
+        var again = await app.PostEventAsync(path, payload, StripeFixture.Sign(payload, app.Clock.GetUtcNow(), Secret(shop)));
+        await Task.Delay(1000);
+
+        Assert.Equal((HttpStatusCode.OK, HttpStatusCode.OK), (first.StatusCode, again.StatusCode));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM stripe_events WHERE id = 'evt_twice'"));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM risk_labels WHERE shop_id = $1 AND source = 'stripe'", shopId));
+        var call = Assert.Single(app.Stripe.LogEntries, e => e.RequestMessage.Path == "/v1/charges/ch_twice");
+        Assert.Equal($"Bearer {Key(shop)}", call.RequestMessage.Headers!["Authorization"].ToString());
+        Assert.Equal(PluginApp.Stripe.StripeApiVersion.Pinned, call.RequestMessage.Headers!["Stripe-Version"].ToString());
+    }
+
+    [Fact]
+    public async Task DisputeForAReasonThatIsNotFraud_IsMatchedButWritesNoLabel()
+    {
+        const string shop = "stripe-service.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        var at = app.Clock.GetUtcNow().AddDays(-2);
+        await OrderAsync(shop, 7_770_001, at, "service@example.com");
+        var path = await app.ConnectAsync(shop, Key(shop), Secret(shop));
+        Charge("ch_service", Key(shop), at, "service@example.com");
+        var payload = Dispute("evt_service", "ch_service", reason: "product_not_received");
+
+        await app.PostEventAsync(path, payload, StripeFixture.Sign(payload, app.Clock.GetUtcNow(), Secret(shop)));
+
+        Assert.Equal("no_label", await app.SettledStateAsync("evt_service"));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM risk_labels WHERE shop_id = $1", shopId));
     }
 }

@@ -71,6 +71,17 @@ public sealed class PersonalDataTests(AppFixture app) : IClassFixture<AppFixture
             INSERT INTO review_decisions (shop_id, order_id, decision, note, decided_by, decided_at)
             VALUES ($1, $2, 'note', 'zq7731 called, says the card is hers', 'staff user 42', now()), ($1, $3, 'fraud', NULL, 'staff user 42', now())
             """, shopId, order, guestOrder);
+        var stripe = await app.ScalarAsync("""
+            INSERT INTO stripe_connections (shop_id, endpoint_id, restricted_key_enc, webhook_secret_enc, livemode, connected_at, updated_at)
+            VALUES ($1, 'erase-all-endpoint', 'enc', 'enc', false, now(), now()) RETURNING id
+            """, shopId);
+        await app.ScalarAsync("""
+            INSERT INTO stripe_events (connection_id, shop_id, id, type, api_version, livemode, created_at, received_at, charge_id, charge, payload, state, order_id, matched_by)
+            VALUES ($1, $2, 'evt_zq1', 'charge.dispute.created', 'v', false, now(), now(), 'ch_zq1', jsonb_build_object('metadata', jsonb_build_object('note', 'zq7731-note')),
+                    '{"id": "dp_zq1"}', 'labelled', $3, 'charge metadata order_id'),
+                   ($1, $2, 'evt_zq2', 'charge.dispute.created', 'v', false, now(), now(), 'ch_zq2', jsonb_build_object('metadata', jsonb_build_object('buyer', 'zq7731@example.com')),
+                    '{"id": "dp_zq2"}', 'unmatched', NULL, NULL)
+            """, stripe!, shopId, order);
         var run = await app.ScalarAsync("INSERT INTO backfill_runs (shop_id, state, started_at, updated_at) VALUES ($1, 'running', now(), now()) RETURNING id", shopId);
         await app.ScalarAsync("""
             INSERT INTO backfill_lines (run_id, phase, line_no, gid, body) VALUES ($1, 'customers', 1, 'gid://shopify/Customer/' || $2, jsonb_build_object('email', 'zq7731@example.com'))

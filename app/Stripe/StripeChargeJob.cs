@@ -1,0 +1,191 @@
+using System.Globalization;
+using System.Net;
+using System.Text.Json;
+using Hangfire;
+using Microsoft.Extensions.Options;
+using Npgsql;
+using PluginApp.Data;
+using Stripe;
+
+namespace PluginApp.Stripe;
+
+/// <summary>
+/// Turns a stored Stripe dispute or early fraud warning into an order-risk label (source 'stripe'): reads the charge with
+/// the store's own key, names the store's order from it, and writes the label known from the moment Stripe created the event.
+/// The order of evidence, strongest first, and no guessing past it:
+/// 1. the charge's metadata names the Shopify order: shopify_order_id or order_id (an id or an Order GID), else
+///    shopify_order_name or order_name ("#1001"); when it names an order the store does not hold, the event is unmatched;
+/// 2. else exactly one order of the store with the charge's email (billing or receipt), its currency and amount, placed
+///    within a day of the charge; none or several: unmatched.
+/// An early fraud warning is always fraud. A dispute is fraud when its reason is fraudulent or unrecognized; for any other
+/// reason it is matched but writes no label (the same rule as Shopify Payments disputes). One label per order and source:
+/// a second event about the same order keeps the first label, which was known earlier.
+/// </summary>
+public sealed class StripeChargeJob(NpgsqlDataSource db, StripeConnections connections, IOptions<StripeOptions> options, TimeProvider clock,
+    ILogger<StripeChargeJob> logger)
+{
+    private static readonly HashSet<string> FraudReasons = new(["fraudulent", "unrecognized"], StringComparer.OrdinalIgnoreCase);
+    private static readonly HashSet<string> ZeroDecimal = new(
+        ["bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv", "xaf", "xof", "xpf"], StringComparer.OrdinalIgnoreCase);
+    private static readonly HashSet<string> ThreeDecimal = new(["bhd", "jod", "kwd", "omr", "tnd"], StringComparer.OrdinalIgnoreCase);
+
+    private sealed record StoredEvent(long ShopId, string Type, DateTimeOffset CreatedAt, string? ChargeId, string? Reason, string? FraudType);
+
+    /// <summary>A match, or why there is none.</summary>
+    public sealed record Match(long? OrderId, string How);
+
+    [AutomaticRetry(Attempts = 5)] // Stripe unreachable or 5xx: retried; a 4xx answer marks the event unmatched instead
+    public async Task MatchAsync(long connectionId, string eventId, CancellationToken ct)
+    {
+        var e = await ReadPendingAsync(connectionId, eventId, ct);
+        if (e is null) return;
+        if (e.ChargeId is null) { await FinishAsync(connectionId, eventId, e, null, new Match(null, "the event names no charge"), ct); return; }
+        var key = await connections.KeyAsync(connectionId, ct);
+        if (key is null) return; // disconnected meanwhile: its events went with it
+
+        Charge charge;
+        try
+        {
+            var client = new StripeClient(new StripeClientOptions { ApiKey = key, ApiBase = options.Value.ApiBase.TrimEnd('/') });
+            charge = await new ChargeService(client).GetAsync(e.ChargeId, cancellationToken: ct);
+        }
+        catch (StripeException x) when ((int)x.HttpStatusCode is >= 400 and < 500 and not 429)
+        {
+            // Why not retried: a revoked key, a key without read access to charges, or a charge of another account answer the same tomorrow.
+            logger.LogWarning("Stripe answered {Status} for charge {Charge} of event {Event}", (int)x.HttpStatusCode, e.ChargeId, eventId);
+            var why = x.HttpStatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden
+                ? "the connected key may not read charges" : $"Stripe answered {(int)x.HttpStatusCode} for the charge";
+            await FinishAsync(connectionId, eventId, e, null, new Match(null, why), ct);
+            return;
+        }
+        var match = await MatchOrderAsync(e.ShopId, charge, ct);
+        await FinishAsync(connectionId, eventId, e, charge, match, ct);
+    }
+
+    /// <summary>Queues every event still pending a few minutes after it arrived (its job was lost with a process).</summary>
+    [AutomaticRetry(Attempts = 0)]
+    public async Task SweepAsync(CancellationToken ct)
+    {
+        var pending = new List<(long, string)>();
+        await using (var cmd = db.CreateCommand("SELECT connection_id, id FROM stripe_events WHERE state = 'pending' AND received_at < $1 LIMIT 500"))
+        {
+            cmd.Parameters.Add(Sql.Param(clock.GetUtcNow().AddMinutes(-5)));
+            await using var r = await cmd.ExecuteReaderAsync(ct);
+            while (await r.ReadAsync(ct)) pending.Add((r.GetInt64(0), r.GetString(1)));
+        }
+        foreach (var (connection, id) in pending) await MatchAsync(connection, id, ct);
+    }
+
+    /// <summary>The store's order the charge is about, by the documented order of evidence, or why none can be named.</summary>
+    public async Task<Match> MatchOrderAsync(long shopId, Charge charge, CancellationToken ct)
+    {
+        var metadata = new Dictionary<string, string>(charge.Metadata ?? new Dictionary<string, string>(), StringComparer.OrdinalIgnoreCase);
+        foreach (var name in new[] { "shopify_order_id", "order_id" })
+        {
+            if (!metadata.TryGetValue(name, out var value) || string.IsNullOrWhiteSpace(value)) continue;
+            var raw = value.Trim();
+            var id = raw.StartsWith("gid://shopify/Order/", StringComparison.Ordinal) ? raw["gid://shopify/Order/".Length..] : raw;
+            if (!long.TryParse(id, NumberStyles.None, CultureInfo.InvariantCulture, out var orderId))
+                return new Match(null, $"the charge's metadata {name} is not an order id");
+            var found = await OrdersAsync(shopId, "id = $2", ct, orderId);
+            return found.Count == 1 ? new Match(orderId, $"charge metadata {name}")
+                : new Match(null, $"the charge's metadata {name} names order {orderId}, which this store does not hold");
+        }
+        foreach (var name in new[] { "shopify_order_name", "order_name" })
+        {
+            if (!metadata.TryGetValue(name, out var value) || string.IsNullOrWhiteSpace(value)) continue;
+            var orderName = value.Trim().StartsWith('#') ? value.Trim() : "#" + value.Trim();
+            var found = await OrdersAsync(shopId, "name = $2", ct, orderName);
+            return found.Count == 1 ? new Match(found[0], $"charge metadata {name}")
+                : new Match(null, found.Count == 0 ? $"the charge's metadata {name} names {orderName}, which this store does not hold"
+                    : $"the charge's metadata {name} names {orderName}, which is more than one order");
+        }
+
+        var email = charge.BillingDetails?.Email is { Length: > 0 } billing ? billing : charge.ReceiptEmail;
+        if (string.IsNullOrWhiteSpace(email) || string.IsNullOrEmpty(charge.Currency))
+            return new Match(null, "the charge names no order in its metadata and carries no email");
+        var at = new DateTimeOffset(DateTime.SpecifyKind(charge.Created, DateTimeKind.Utc));
+        var candidates = await OrdersAsync(shopId, """
+            lower(email) = lower($2) AND upper(currency) = upper($3) AND total_price = $4 AND NOT test
+            AND created_at BETWEEN $5 - interval '1 day' AND $5 + interval '1 day'
+            """, ct, email.Trim(), charge.Currency, Amount(charge.Amount, charge.Currency), at);
+        return candidates.Count switch
+        {
+            1 => new Match(candidates[0], "email and amount within a day of the charge"),
+            0 => new Match(null, "no order has the charge's email and amount within a day of it"),
+            _ => new Match(null, "several orders have the charge's email and amount within a day of it"),
+        };
+    }
+
+    /// <summary>Up to two ids of the shop's orders meeting <paramref name="where"/> ($1 is the shop; the arguments are $2 on).</summary>
+    private async Task<List<long>> OrdersAsync(long shopId, string where, CancellationToken ct, params object[] args)
+    {
+        await using var cmd = db.CreateCommand($"SELECT id FROM orders WHERE shop_id = $1 AND {where} ORDER BY id LIMIT 2");
+        cmd.Parameters.Add(Sql.Param(shopId));
+        foreach (var a in args) cmd.Parameters.Add(Sql.Param(a));
+        var ids = new List<long>();
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        while (await r.ReadAsync(ct)) ids.Add(r.GetInt64(0));
+        return ids;
+    }
+
+    /// <summary>Stripe's integer amount in the currency's unit (cents for most, whole yen, thousandths of a dinar).</summary>
+    public static decimal Amount(long minor, string currency) =>
+        ZeroDecimal.Contains(currency) ? minor : ThreeDecimal.Contains(currency) ? minor / 1000m : minor / 100m;
+
+    private async Task<StoredEvent?> ReadPendingAsync(long connectionId, string eventId, CancellationToken ct)
+    {
+        await using var cmd = db.CreateCommand("""
+            SELECT shop_id, type, created_at, charge_id, payload->>'reason', payload->>'fraud_type'
+            FROM stripe_events WHERE connection_id = $1 AND id = $2 AND state = 'pending'
+            """);
+        cmd.Parameters.Add(Sql.Param(connectionId));
+        cmd.Parameters.Add(Sql.Param(eventId));
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        if (!await r.ReadAsync(ct)) return null;
+        return new StoredEvent(r.GetInt64(0), r.GetString(1), r.GetFieldValue<DateTimeOffset>(2), r.IsDBNull(3) ? null : r.GetString(3),
+            r.IsDBNull(4) ? null : r.GetString(4), r.IsDBNull(5) ? null : r.GetString(5));
+    }
+
+    /// <summary>Records the outcome and writes the label in one transaction, only while the event is still pending (a second run writes nothing).</summary>
+    private async Task FinishAsync(long connectionId, string eventId, StoredEvent e, Charge? charge, Match match, CancellationToken ct)
+    {
+        var isWarning = e.Type == StripeWebhooks.EarlyFraudWarning;
+        var fraud = isWarning || FraudReasons.Contains(e.Reason ?? "");
+        var state = match.OrderId is null ? "unmatched" : fraud ? "labelled" : "no_label";
+        var what = isWarning ? $"Stripe early fraud warning ({e.FraudType ?? "no fraud type"})" : $"Stripe dispute (reason {e.Reason ?? "not given"})";
+        await using var conn = await db.OpenConnectionAsync(ct);
+        await using var tx = await conn.BeginTransactionAsync(ct);
+        await using (var update = new NpgsqlCommand("""
+            UPDATE stripe_events SET state = $3, order_id = $4, matched_by = $5, outcome = $6, charge = $7::jsonb
+            WHERE connection_id = $1 AND id = $2 AND state = 'pending'
+            """, conn, tx))
+        {
+            update.Parameters.Add(Sql.Param(connectionId));
+            update.Parameters.Add(Sql.Param(eventId));
+            update.Parameters.Add(Sql.Param(state));
+            update.Parameters.Add(Sql.Param(match.OrderId ?? (object)new TypedNull(NpgsqlTypes.NpgsqlDbType.Bigint)));
+            update.Parameters.Add(Sql.Text(match.OrderId is null ? null : match.How));
+            update.Parameters.Add(Sql.Text(match.OrderId is null ? match.How : state == "no_label" ? $"reason {e.Reason} is not fraud: no label" : null));
+            update.Parameters.Add(Sql.Text(charge is null ? null : JsonSerializer.Serialize(new
+            {
+                id = charge.Id, payment_intent = charge.PaymentIntentId, metadata = charge.Metadata, amount = charge.Amount, currency = charge.Currency,
+                created = charge.Created,
+            })));
+            if (await update.ExecuteNonQueryAsync(ct) == 0) return; // another run finished it
+        }
+        if (state == "labelled")
+        {
+            await using var label = new NpgsqlCommand("""
+                INSERT INTO risk_labels (shop_id, order_id, source, fraud, labelled_at, detail) VALUES ($1, $2, 'stripe', true, $3, $4)
+                ON CONFLICT (shop_id, order_id, source) DO NOTHING
+                """, conn, tx);
+            label.Parameters.Add(Sql.Param(e.ShopId));
+            label.Parameters.Add(Sql.Param(match.OrderId!.Value));
+            label.Parameters.Add(Sql.Param(e.CreatedAt));
+            label.Parameters.Add(Sql.Param($"{what} on {e.ChargeId}, matched by {match.How}"));
+            await label.ExecuteNonQueryAsync(ct);
+        }
+        await tx.CommitAsync(ct);
+    }
+}

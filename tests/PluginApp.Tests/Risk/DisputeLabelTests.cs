@@ -1,0 +1,101 @@
+using System.Globalization;
+using System.Net;
+using System.Text.Json.Nodes;
+using PluginApp.Tests.Infrastructure;
+
+namespace PluginApp.Tests.Risk;
+
+/// <summary>Shopify Payments disputes (disputes/create, disputes/update) become order-risk labels through the webhook route's own checks.</summary>
+public sealed class DisputeLabelTests(AppFixture app) : IClassFixture<AppFixture>
+{
+    private static JsonObject Dispute(long id, long orderId, string reason, string status, DateTimeOffset initiated, string? finalizedOn = null) => new()
+    {
+        ["id"] = id, ["order_id"] = orderId, ["type"] = "chargeback", ["amount"] = "42.00", ["currency"] = "USD", ["reason"] = reason,
+        ["network_reason_code"] = "4837", ["status"] = status, ["evidence_due_by"] = initiated.AddDays(14).ToString("O", CultureInfo.InvariantCulture),
+        ["evidence_sent_on"] = null, ["finalized_on"] = finalizedOn, ["initiated_at"] = initiated.ToString("O", CultureInfo.InvariantCulture),
+    };
+
+    private async Task<long> ShopWithOrderAsync(string shop, long orderId)
+    {
+        var shopId = await app.InstallShopAsync(shop);
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("orders/create", shop, ShopifyPayloads.Order(orderId).ToJsonString())).StatusCode);
+        return shopId;
+    }
+
+    private async Task<(bool Fraud, DateTimeOffset At, string Detail)?> LabelAsync(long shopId, long orderId)
+    {
+        await using var cmd = app.Db.CreateCommand("SELECT fraud, labelled_at, detail FROM risk_labels WHERE shop_id = $1 AND order_id = $2 AND source = 'dispute'");
+        cmd.Parameters.AddWithValue(shopId);
+        cmd.Parameters.AddWithValue(orderId);
+        await using var r = await cmd.ExecuteReaderAsync();
+        return await r.ReadAsync() ? (r.GetBoolean(0), r.GetFieldValue<DateTimeOffset>(1), r.GetString(2)) : null;
+    }
+
+    [Fact]
+    public async Task DisputesCreate_ReasonFraudulent_BecomesAFraudLabel_KnownFromWhenItWasInitiated()
+    {
+        var shopId = await ShopWithOrderAsync("dispute-fraud.myshopify.com", 6_100_001);
+        var initiated = new DateTimeOffset(2026, 11, 20, 9, 30, 0, TimeSpan.Zero);
+
+        var response = await app.SendWebhookAsync("disputes/create", "dispute-fraud.myshopify.com",
+            Dispute(91_001, 6_100_001, "fraudulent", "needs_response", initiated).ToJsonString());
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var label = await LabelAsync(shopId, 6_100_001);
+        Assert.NotNull(label);
+        Assert.True(label.Value.Fraud);
+        Assert.Equal(initiated, label.Value.At);
+        Assert.Equal("Shopify Payments chargeback 91001: reason fraudulent, status needs_response", label.Value.Detail);
+    }
+
+    [Fact]
+    public async Task DisputeWon_TurnsTheLabelIntoNotFraud_AndALateRetryOfTheCreateDoesNotTurnItBack()
+    {
+        const string shop = "dispute-won.myshopify.com";
+        var shopId = await ShopWithOrderAsync(shop, 6_200_001);
+        var initiated = app.Clock.GetUtcNow().AddDays(-20);
+        var create = Dispute(92_001, 6_200_001, "unrecognized", "needs_response", initiated).ToJsonString();
+        await app.SendWebhookAsync("disputes/create", shop, create);
+        Assert.True((await LabelAsync(shopId, 6_200_001))!.Value.Fraud);
+
+        var finalized = app.Clock.GetUtcNow().AddDays(-2).ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
+        await app.SendWebhookAsync("disputes/update", shop, Dispute(92_001, 6_200_001, "unrecognized", "won", initiated, finalized).ToJsonString());
+        var won = (await LabelAsync(shopId, 6_200_001))!.Value;
+        Assert.False(won.Fraud);
+        Assert.Contains("status won", won.Detail);
+
+        await app.SendWebhookAsync("disputes/create", shop, create); // Shopify's retry carries the original payload
+        Assert.Equal(won, (await LabelAsync(shopId, 6_200_001))!.Value);
+    }
+
+    [Fact]
+    public async Task DisputeForAReasonThatIsNotFraud_WritesNoLabel()
+    {
+        const string shop = "dispute-service.myshopify.com";
+        var shopId = await ShopWithOrderAsync(shop, 6_300_001);
+
+        var response = await app.SendWebhookAsync("disputes/create", shop,
+            Dispute(93_001, 6_300_001, "product_not_received", "needs_response", app.Clock.GetUtcNow().AddDays(-1)).ToJsonString());
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Null(await LabelAsync(shopId, 6_300_001));
+        Assert.Equal("normalized", await app.ScalarAsync("SELECT outcome FROM webhook_deliveries WHERE shop_id = $1 AND topic = 'disputes/create'", shopId));
+    }
+
+    [Fact]
+    public async Task SignedDisputeOfShopA_ReplayedNamingShopB_IsRefusedAndActsOnNothing()
+    {
+        var shopA = await ShopWithOrderAsync("dispute-a.myshopify.com", 6_400_001);
+        var shopB = await app.InstallShopAsync("dispute-b.myshopify.com");
+        var delivery = Guid.NewGuid().ToString();
+
+        var response = await app.SendWebhookAsync("disputes/create", "dispute-b.myshopify.com",
+            Dispute(94_001, 6_400_001, "fraudulent", "needs_response", app.Clock.GetUtcNow().AddDays(-1)).ToJsonString(), delivery);
+
+        Assert.Equal(HttpStatusCode.Forbidden, response.StatusCode);
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM risk_labels WHERE order_id = 6400001"));
+        Assert.Null(await LabelAsync(shopA, 6_400_001));
+        Assert.Null(await LabelAsync(shopB, 6_400_001));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM webhook_deliveries WHERE delivery_id = $1", delivery));
+    }
+}
