@@ -91,12 +91,11 @@ public sealed class ReviewQueueModel(ReviewStore store, ShopScope scope) : Admin
         _ => "Hold released (approved)",
     };
 
-    public static string Shares(RelatedOrder r) => (r.SameEmail, r.SameAddress) switch
+    public static string Shares(RelatedOrder r)
     {
-        (true, true) => "email and browser address",
-        (true, false) => "email",
-        _ => "browser address",
-    };
+        var shared = new[] { (r.SameEmail, "email"), (r.SameAddress, "browser address"), (r.SameCard, "card") }.Where(x => x.Item1).Select(x => x.Item2).ToList();
+        return shared.Count <= 1 ? shared.FirstOrDefault() ?? "" : string.Join(", ", shared[..^1]) + " and " + shared[^1];
+    }
 
     public static string Label(bool? fraud) => fraud switch
     {

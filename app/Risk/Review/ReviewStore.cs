@@ -39,7 +39,7 @@ public sealed record CustomerHistory(int EarlierOrders, decimal EarlierSpend, Da
 
 /// <param name="Fraud">The order's fraud label from any source (true if any says fraud), or null when it has none.</param>
 public sealed record RelatedOrder(long Id, string Name, DateTimeOffset? PlacedAt, decimal Total, string Currency, string? Level,
-    bool SameEmail, bool SameAddress, bool? Fraud);
+    bool SameEmail, bool SameAddress, bool? Fraud, bool SameCard = false);
 
 /// <summary>A reviewer's choice to cancel an order marked as fraud in Shopify.</summary>
 /// <param name="Refund">Refund to the original payment method (otherwise no refund).</param>
@@ -128,13 +128,17 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
                       AND (($4::bigint IS NOT NULL AND p.customer_id = $4::bigint)
                         OR ($4::bigint IS NULL AND $5::text IS NOT NULL AND lower(p.email) = lower($5::text)))
                     """, shopId, orderId, TypedNull.Time(order.PlacedAt), Nullable(order.CustomerId), Sql.Text(order.Email)),
+                // A card is its issuer number and last four digits, as the risk features count it.
                 Command("""
+                    WITH card AS (SELECT card_bin, card_last4 FROM orders WHERE shop_id = $1 AND id = $2)
                     SELECT p.id, coalesce(p.name, '#' || p.id), p.created_at, coalesce(p.total_price, 0), coalesce(p.currency, ''), s.level,
                            coalesce($3::text IS NOT NULL AND lower(p.email) = lower($3::text), false),
                            coalesce($4::text IS NOT NULL AND p.browser_ip = $4::text, false),
-                           (SELECT bool_or(l.fraud) FROM risk_labels l WHERE l.shop_id = p.shop_id AND l.order_id = p.id)
-                    FROM orders p LEFT JOIN risk_scores s ON s.shop_id = p.shop_id AND s.order_id = p.id
-                    WHERE p.shop_id = $1 AND p.id <> $2 AND (lower(p.email) = lower($3::text) OR p.browser_ip = $4::text)
+                           (SELECT bool_or(l.fraud) FROM risk_labels l WHERE l.shop_id = p.shop_id AND l.order_id = p.id),
+                           coalesce(p.card_bin = c.card_bin AND p.card_last4 = c.card_last4, false)
+                    FROM orders p CROSS JOIN card c LEFT JOIN risk_scores s ON s.shop_id = p.shop_id AND s.order_id = p.id
+                    WHERE p.shop_id = $1 AND p.id <> $2
+                      AND (lower(p.email) = lower($3::text) OR p.browser_ip = $4::text OR (p.card_bin = c.card_bin AND p.card_last4 = c.card_last4))
                     ORDER BY p.created_at DESC NULLS LAST, p.id DESC
                     LIMIT 20
                     """, shopId, orderId, Sql.Text(order.Email), Sql.Text(order.BrowserIp)),
@@ -163,7 +167,7 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
         var related = new List<RelatedOrder>();
         while (await r.ReadAsync(ct))
             related.Add(new RelatedOrder(r.GetInt64(0), r.GetString(1), Time(r, 2), r.GetDecimal(3), r.GetString(4), r.IsDBNull(5) ? null : r.GetString(5),
-                r.GetBoolean(6), r.GetBoolean(7), r.IsDBNull(8) ? null : r.GetBoolean(8)));
+                r.GetBoolean(6), r.GetBoolean(7), r.IsDBNull(8) ? null : r.GetBoolean(8), r.GetBoolean(9)));
         await r.NextResultAsync(ct);
         var history = new List<ReviewDecision>();
         while (await r.ReadAsync(ct))

@@ -68,12 +68,12 @@ public sealed class ReviewQueueTests(ReviewFixture app) : IClassFixture<ReviewFi
     private const string Ada = "42", Bob = "43";
 
     /// <summary>A store's orders: three guests' first orders far above the usual, and two ordinary orders sharing the largest one's address or email.</summary>
-    private sealed record FlaggedStore(long ShopId, long Large, long Middle, long Small, long SameAddress, long SameEmail, long Ordinary);
+    private sealed record FlaggedStore(long ShopId, long Large, long Middle, long Small, long SameAddress, long SameEmail, long Ordinary, long SameCard);
 
     /// <summary>
     /// 40 ordinary orders (25 to 31) from ten returning customers, then three guests' first orders: 640 shipped abroad and 45
     /// shipped abroad (the same higher score), and 200 at home (a lower score, a larger total); then an order from the 640
-    /// order's browser address and one with its email.
+    /// order's browser address, one with its email, and one paid with its card from elsewhere.
     /// </summary>
     private async Task<FlaggedStore> FlaggedStoreAsync(string shop, long firstId)
     {
@@ -85,13 +85,18 @@ public sealed class ReviewQueueTests(ReviewFixture app) : IClassFixture<ReviewFi
             await SendAsync(shop, RiskOrders.Order(firstId + i, now.AddDays(-40 + i).AddHours(-1), 25 + i % 7, $"198.51.100.{i % 10}", $"regular{customer}@example.com", customer));
         }
         await WaitForAsync(shopId, "SELECT count(*) = 40 FROM risk_scores WHERE shop_id = $1");
-        var s = new FlaggedStore(shopId, firstId + 100, firstId + 101, firstId + 102, firstId + 103, firstId + 104, firstId + 39);
-        await SendAsync(shop, RiskOrders.Order(s.Large, now.AddMinutes(-30), 640m, "203.0.113.10", "large@example.net", null, shipping: "NG"));
+        var s = new FlaggedStore(shopId, firstId + 100, firstId + 101, firstId + 102, firstId + 103, firstId + 104, firstId + 39, firstId + 105);
+        var large = RiskOrders.Order(s.Large, now.AddMinutes(-30), 640m, "203.0.113.10", "large@example.net", null, shipping: "NG");
+        RiskOrders.PaidWithCard(large, bin: "535310", last4: "0005", avs: "Y", cvv: "M");
+        await SendAsync(shop, large);
         await SendAsync(shop, RiskOrders.Order(s.Middle, now.AddMinutes(-30), 200m, "203.0.113.11", "middle@example.net", null));
         await SendAsync(shop, RiskOrders.Order(s.Small, now.AddMinutes(-30), 45m, "203.0.113.12", "small@example.net", null, shipping: "NG"));
         await SendAsync(shop, RiskOrders.Order(s.SameAddress, now.AddMinutes(-10), 30m, "203.0.113.10", "other@example.net", null));
         await SendAsync(shop, RiskOrders.Order(s.SameEmail, now.AddMinutes(-5), 28m, "203.0.113.99", "large@example.net", null));
-        await WaitForAsync(shopId, "SELECT count(*) = 45 FROM risk_scores WHERE shop_id = $1");
+        var sameCard = RiskOrders.Order(s.SameCard, now.AddMinutes(-4), 27m, "203.0.113.98", "card.friend@example.net", null);
+        RiskOrders.PaidWithCard(sameCard, bin: "535310", last4: "0005", avs: "Y", cvv: "M");
+        await SendAsync(shop, sameCard);
+        await WaitForAsync(shopId, "SELECT count(*) = 46 FROM risk_scores WHERE shop_id = $1");
         return s;
     }
 
@@ -198,6 +203,7 @@ public sealed class ReviewQueueTests(ReviewFixture app) : IClassFixture<ReviewFi
         var related = page.Locator("#review-related");
         Assert.Contains("browser address", await related.Locator($"tr[data-order='{s.SameAddress}']").InnerTextAsync());
         Assert.Contains("email", await related.Locator($"tr[data-order='{s.SameEmail}']").InnerTextAsync());
+        Assert.Contains("card", await related.Locator($"tr[data-order='{s.SameCard}']").InnerTextAsync());
         Assert.Equal("LOW", await related.Locator($"tr[data-order='{s.SameEmail}'] .badge").InnerTextAsync());
         Assert.Contains("this one", await page.Locator("#review-customer").InnerTextAsync()); // a guest's first order
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM review_locks WHERE shop_id = $1 AND order_id = $2 AND holder = 'staff user 42'", s.ShopId, s.Large));
