@@ -18,8 +18,10 @@ namespace PluginApp.Stripe;
 /// 2. else exactly one order of the store with the charge's email (billing or receipt), its currency and amount, placed
 ///    within a day of the charge; none or several: unmatched.
 /// An early fraud warning is always fraud. A dispute is fraud when its reason is fraudulent or unrecognized; for any other
-/// reason it is matched but writes no label (the same rule as Shopify Payments disputes). One label per order and source:
-/// a second event about the same order keeps the first label, which was known earlier.
+/// reason it is matched but writes no label (the same rule as Shopify Payments disputes). When such a dispute closes
+/// (charge.dispute.closed), won by the merchant makes the order not fraud from then on, lost keeps it fraud. One label
+/// per order and source: a later event changes it only when it says the opposite (a fraud label keeps the moment it was
+/// first known).
 /// </summary>
 public sealed class StripeChargeJob(NpgsqlDataSource db, StripeConnections connections, IOptions<StripeOptions> options, TimeProvider clock,
     ILogger<StripeChargeJob> logger)
@@ -29,7 +31,7 @@ public sealed class StripeChargeJob(NpgsqlDataSource db, StripeConnections conne
         ["bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv", "xaf", "xof", "xpf"], StringComparer.OrdinalIgnoreCase);
     private static readonly HashSet<string> ThreeDecimal = new(["bhd", "jod", "kwd", "omr", "tnd"], StringComparer.OrdinalIgnoreCase);
 
-    private sealed record StoredEvent(long ShopId, string Type, DateTimeOffset CreatedAt, string? ChargeId, string? Reason, string? FraudType);
+    private sealed record StoredEvent(long ShopId, string Type, DateTimeOffset CreatedAt, string? ChargeId, string? Reason, string? FraudType, string? Status);
 
     /// <summary>A match, or why there is none.</summary>
     public sealed record Match(long? OrderId, string How);
@@ -136,7 +138,7 @@ public sealed class StripeChargeJob(NpgsqlDataSource db, StripeConnections conne
     private async Task<StoredEvent?> ReadPendingAsync(long connectionId, string eventId, CancellationToken ct)
     {
         await using var cmd = db.CreateCommand("""
-            SELECT shop_id, type, created_at, charge_id, payload->>'reason', payload->>'fraud_type'
+            SELECT shop_id, type, created_at, charge_id, payload->>'reason', payload->>'fraud_type', payload->>'status'
             FROM stripe_events WHERE connection_id = $1 AND id = $2 AND state = 'pending'
             """);
         cmd.Parameters.Add(Sql.Param(connectionId));
@@ -144,16 +146,23 @@ public sealed class StripeChargeJob(NpgsqlDataSource db, StripeConnections conne
         await using var r = await cmd.ExecuteReaderAsync(ct);
         if (!await r.ReadAsync(ct)) return null;
         return new StoredEvent(r.GetInt64(0), r.GetString(1), r.GetFieldValue<DateTimeOffset>(2), r.IsDBNull(3) ? null : r.GetString(3),
-            r.IsDBNull(4) ? null : r.GetString(4), r.IsDBNull(5) ? null : r.GetString(5));
+            r.IsDBNull(4) ? null : r.GetString(4), r.IsDBNull(5) ? null : r.GetString(5), r.IsDBNull(6) ? null : r.GetString(6));
     }
 
     /// <summary>Records the outcome and writes the label in one transaction, only while the event is still pending (a second run writes nothing).</summary>
     private async Task FinishAsync(long connectionId, string eventId, StoredEvent e, Charge? charge, Match match, CancellationToken ct)
     {
         var isWarning = e.Type == StripeWebhooks.EarlyFraudWarning;
-        var fraud = isWarning || FraudReasons.Contains(e.Reason ?? "");
-        var state = match.OrderId is null ? "unmatched" : fraud ? "labelled" : "no_label";
-        var what = isWarning ? $"Stripe early fraud warning ({e.FraudType ?? "no fraud type"})" : $"Stripe dispute (reason {e.Reason ?? "not given"})";
+        var closed = e.Type == StripeWebhooks.DisputeClosed;
+        // null: the event says nothing about who paid (another reason, or a dispute closed neither won nor lost).
+        bool? fraud = isWarning ? true
+            : !FraudReasons.Contains(e.Reason ?? "") ? null
+            : !closed ? true
+            : e.Status switch { "won" => false, "lost" => true, _ => null };
+        var state = match.OrderId is null ? "unmatched" : fraud is not null ? "labelled" : "no_label";
+        var what = isWarning ? $"Stripe early fraud warning ({e.FraudType ?? "no fraud type"})"
+            : closed ? $"Stripe dispute closed, {e.Status ?? "status not given"} (reason {e.Reason ?? "not given"})"
+            : $"Stripe dispute (reason {e.Reason ?? "not given"})";
         await using var conn = await db.OpenConnectionAsync(ct);
         await using var tx = await conn.BeginTransactionAsync(ct);
         await using (var update = new NpgsqlCommand("""
@@ -166,7 +175,9 @@ public sealed class StripeChargeJob(NpgsqlDataSource db, StripeConnections conne
             update.Parameters.Add(Sql.Param(state));
             update.Parameters.Add(Sql.Param(match.OrderId ?? (object)new TypedNull(NpgsqlTypes.NpgsqlDbType.Bigint)));
             update.Parameters.Add(Sql.Text(match.OrderId is null ? null : match.How));
-            update.Parameters.Add(Sql.Text(match.OrderId is null ? match.How : state == "no_label" ? $"reason {e.Reason} is not fraud: no label" : null));
+            update.Parameters.Add(Sql.Text(match.OrderId is null ? match.How
+                : state != "no_label" ? null
+                : FraudReasons.Contains(e.Reason ?? "") ? $"closed as {e.Status}: no label" : $"reason {e.Reason} is not fraud: no label"));
             update.Parameters.Add(Sql.Text(charge is null ? null : JsonSerializer.Serialize(new
             {
                 id = charge.Id, payment_intent = charge.PaymentIntentId, metadata = charge.Metadata, amount = charge.Amount, currency = charge.Currency,
@@ -177,13 +188,15 @@ public sealed class StripeChargeJob(NpgsqlDataSource db, StripeConnections conne
         if (state == "labelled")
         {
             await using var label = new NpgsqlCommand("""
-                INSERT INTO risk_labels (shop_id, order_id, source, fraud, labelled_at, detail) VALUES ($1, $2, 'stripe', true, $3, $4)
-                ON CONFLICT (shop_id, order_id, source) DO NOTHING
+                INSERT INTO risk_labels (shop_id, order_id, source, fraud, labelled_at, detail) VALUES ($1, $2, 'stripe', $5, $3, $4)
+                ON CONFLICT (shop_id, order_id, source) DO UPDATE SET fraud = excluded.fraud, labelled_at = excluded.labelled_at, detail = excluded.detail
+                WHERE excluded.fraud <> risk_labels.fraud AND excluded.labelled_at >= risk_labels.labelled_at
                 """, conn, tx);
             label.Parameters.Add(Sql.Param(e.ShopId));
             label.Parameters.Add(Sql.Param(match.OrderId!.Value));
             label.Parameters.Add(Sql.Param(e.CreatedAt));
             label.Parameters.Add(Sql.Param($"{what} on {e.ChargeId}, matched by {match.How}"));
+            label.Parameters.Add(Sql.Param(fraud!.Value));
             await label.ExecuteNonQueryAsync(ct);
         }
         await tx.CommitAsync(ct);

@@ -28,8 +28,9 @@ public static class StripeApiVersion
 public static class StripeWebhooks
 {
     public const string Dispute = "charge.dispute.created";
+    public const string DisputeClosed = "charge.dispute.closed";
     public const string EarlyFraudWarning = "radar.early_fraud_warning.created";
-    public static readonly string[] LabelEvents = [Dispute, EarlyFraudWarning];
+    public static readonly string[] LabelEvents = [Dispute, DisputeClosed, EarlyFraudWarning];
 
     public static IServiceCollection AddStripe(this IServiceCollection services)
     {

@@ -84,9 +84,9 @@ public sealed class StripeWebhookTests(StripeFixture app) : IClassFixture<Stripe
     private static string Secret(string shop) => "whsec_" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(shop)))[..32];
     private static string Key(string shop) => "rk_test_" + shop.Split('.')[0].Replace("-", "");
 
-    private static string Event(string id, string type, JsonObject obj, string apiVersion = PluginApp.Stripe.StripeApiVersion.Pinned) => new JsonObject
+    private static string Event(string id, string type, JsonObject obj, string apiVersion = PluginApp.Stripe.StripeApiVersion.Pinned, long created = Created) => new JsonObject
     {
-        ["id"] = id, ["object"] = "event", ["api_version"] = apiVersion, ["created"] = Created, ["livemode"] = false, ["pending_webhooks"] = 1,
+        ["id"] = id, ["object"] = "event", ["api_version"] = apiVersion, ["created"] = created, ["livemode"] = false, ["pending_webhooks"] = 1,
         ["request"] = new JsonObject { ["id"] = null, ["idempotency_key"] = null }, ["type"] = type, ["data"] = new JsonObject { ["object"] = obj },
     }.ToJsonString();
 
@@ -289,6 +289,43 @@ public sealed class StripeWebhookTests(StripeFixture app) : IClassFixture<Stripe
         var call = Assert.Single(app.Stripe.LogEntries, e => e.RequestMessage.Path == "/v1/charges/ch_twice");
         Assert.Equal($"Bearer {Key(shop)}", call.RequestMessage.Headers!["Authorization"].ToString());
         Assert.Equal(PluginApp.Stripe.StripeApiVersion.Pinned, call.RequestMessage.Headers!["Stripe-Version"].ToString());
+    }
+
+    [Fact]
+    public async Task FraudDisputeTheMerchantWins_BecomesNotFraudFromWhenItClosed_AndALostOneStaysFraud()
+    {
+        const string shop = "stripe-closed.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        var at = app.Clock.GetUtcNow().AddDays(-2);
+        await OrderAsync(shop, 7_780_001, at, "won@example.com");
+        await OrderAsync(shop, 7_780_002, at.AddHours(1), "lost@example.com", total: 43m);
+        var path = await app.ConnectAsync(shop, Key(shop), Secret(shop));
+        Charge("ch_won", Key(shop), at, "won@example.com");
+        Charge("ch_lost", Key(shop), at.AddHours(1), "lost@example.com", amount: 4300);
+        async Task SendAsync(string payload, string id)
+        {
+            Assert.Equal(HttpStatusCode.OK, (await app.PostEventAsync(path, payload, StripeFixture.Sign(payload, app.Clock.GetUtcNow(), Secret(shop)))).StatusCode);
+            Assert.Equal("labelled", await app.SettledStateAsync(id));
+        }
+        string Closed(string id, string charge, string status, long amount) => Event(id, "charge.dispute.closed", new JsonObject
+        {
+            ["id"] = "dp_" + charge, ["object"] = "dispute", ["charge"] = charge, ["amount"] = amount, ["currency"] = "usd",
+            ["reason"] = "fraudulent", ["status"] = status,
+        }, created: Created + 86_400 * 30);
+
+        await SendAsync(Dispute("evt_open_won", "ch_won"), "evt_open_won");
+        await SendAsync(Dispute("evt_open_lost", "ch_lost").Replace("4200", "4300"), "evt_open_lost");
+        Assert.StartsWith("true", await LabelAsync(shopId, 7_780_001));
+
+        await SendAsync(Closed("evt_won", "ch_won", "won", 4200), "evt_won");
+        await SendAsync(Closed("evt_lost", "ch_lost", "lost", 4300), "evt_lost");
+
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM risk_labels WHERE shop_id = $1 AND order_id = 7780001 AND NOT fraud AND labelled_at = $2",
+            shopId, CreatedAt.AddDays(30)));
+        Assert.Contains("Stripe dispute closed, won (reason fraudulent)", await LabelAsync(shopId, 7_780_001));
+        // Lost: still fraud, known from when the dispute opened.
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM risk_labels WHERE shop_id = $1 AND order_id = 7780002 AND fraud AND labelled_at = $2",
+            shopId, CreatedAt));
     }
 
     [Fact]
