@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
+using PluginApp.Ml.Tabular;
 using PluginApp.Risk;
 using PluginApp.Tests.Infrastructure;
 
@@ -233,6 +234,39 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
         await SendAsync(shop, "customers/redact", redact);
         await WaitForAsync(shopId, "SELECT card_bin IS NULL AND card_last4 IS NULL FROM orders WHERE shop_id = $1 AND id = 859001");
         Assert.Equal("414720", await app.ScalarAsync("SELECT card_bin FROM orders WHERE shop_id = $1 AND id = 859002", shopId));
+    }
+
+    [Fact]
+    public async Task ActiveModelTrainedOnAnEarlierFeatureList_IsNotServed_AndOrdersAreScoredByThePrior()
+    {
+        const string shop = "risk-old-model.myshopify.com";
+        var shopId = await OrdinaryStoreAsync(shop, 870_000);
+
+        // A store model from before the builder's last feature was added, active as it would be after an upgrade.
+        var schema = new TabularSchema(OrderFeatures.Names[..^1].Select(n => TabularFeature.Numeric(n, OrderFeatures.Describe(n))));
+        var random = new Random(5);
+        var examples = Enumerable.Range(0, 300)
+            .Select(i => new TabularExample(schema.Row(Enumerable.Range(0, schema.Count).Select(_ => (object?)random.NextDouble()).ToArray()), i % 10 == 0))
+            .ToList();
+        using var model = new TabularTrainer(schema).Train(examples);
+        using var artifact = new MemoryStream();
+        model.Save(artifact);
+        await using (var insert = app.Db.CreateCommand("""
+            INSERT INTO models (shop_id, kind, version, status, status_reason, parameters, metrics, artifact, created_at, activated_at)
+            VALUES ($1, 'risk', 1, 'active', 'first model', '{}', '{"TrainFraud": 200}', $2, now(), now())
+            """))
+        {
+            insert.Parameters.AddWithValue(shopId);
+            insert.Parameters.AddWithValue(artifact.ToArray());
+            await insert.ExecuteNonQueryAsync();
+        }
+
+        await SendAsync(shop, "orders/create", RiskOrders.Order(879_001, app.Clock.GetUtcNow(), 640m, "203.0.113.61", "after.upgrade@example.net", null, shipping: "NG"));
+        var (level, _, reasons, _) = await ScoreOfAsync(shopId, 879_001);
+
+        Assert.Equal("HIGH", level);
+        Assert.Null(await app.ScalarAsync("SELECT model_version FROM risk_scores WHERE shop_id = $1 AND order_id = 879001", shopId));
+        Assert.DoesNotContain(Codes(reasons), c => c.StartsWith("model:", StringComparison.Ordinal));
     }
 
     private List<string> TagsAdded(string gid) => Tags("tagsAdd", gid);
