@@ -31,6 +31,7 @@ public static class InstallExtensions
         s.AddTransient<ShopInstaller>();
         s.AddSingleton<ShopLookup>();
         s.AddSingleton<ShopDirectory>();
+        s.AddShopScopes();
         s.AddSingleton(sp =>
         {
             var shops = sp.GetRequiredService<ShopDirectory>();

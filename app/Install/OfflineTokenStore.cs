@@ -25,12 +25,12 @@ public sealed class OfflineTokenStore(NpgsqlDataSource dataSource, IDataProtecti
         await using var cmd = dataSource.CreateCommand($"""
             WITH before AS (SELECT {ShopStatus.Installed()} AS live FROM shops WHERE domain = $1)
             INSERT INTO shops (domain, access_token_enc, access_token_expires_at, refresh_token_enc, refresh_token_expires_at,
-                               scopes, installed_at, uninstalled_at, token_revoked_at, created_at, updated_at)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, NULL, $7, $7)
+                               scopes, scopes_updated_at, installed_at, uninstalled_at, token_revoked_at, created_at, updated_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $7, NULL, NULL, $7, $7)
             ON CONFLICT (domain) DO UPDATE SET
               access_token_enc = excluded.access_token_enc, access_token_expires_at = excluded.access_token_expires_at,
               refresh_token_enc = excluded.refresh_token_enc, refresh_token_expires_at = excluded.refresh_token_expires_at,
-              scopes = excluded.scopes, uninstalled_at = NULL, token_revoked_at = NULL, updated_at = excluded.updated_at,
+              scopes = excluded.scopes, scopes_updated_at = excluded.updated_at, uninstalled_at = NULL, token_revoked_at = NULL, updated_at = excluded.updated_at,
               installed_at = CASE WHEN {ShopStatus.Installed("shops")} THEN shops.installed_at ELSE excluded.installed_at END
             RETURNING id, NOT COALESCE((SELECT live FROM before), false)
             """);
@@ -66,7 +66,7 @@ public sealed class OfflineTokenStore(NpgsqlDataSource dataSource, IDataProtecti
         await using (var cmd = new NpgsqlCommand("""
             UPDATE shops SET access_token_enc = $2, access_token_expires_at = $3,
               refresh_token_enc = COALESCE($4, refresh_token_enc), refresh_token_expires_at = COALESCE($5, refresh_token_expires_at),
-              scopes = COALESCE(NULLIF($6, ''), scopes), updated_at = $7
+              scopes = COALESCE(NULLIF($6, ''), scopes), scopes_updated_at = CASE WHEN $6 = '' THEN scopes_updated_at ELSE $7 END, updated_at = $7
             WHERE domain = $1
             """, conn, tx))
         {

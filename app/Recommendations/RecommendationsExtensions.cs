@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Options;
 using PluginApp.Admin;
+using PluginApp.Install;
 using PluginApp.Admin.Switches;
 using PluginApp.Compliance;
 using PluginApp.Jobs;
@@ -13,6 +14,8 @@ public static class RecommendationsExtensions
     public static IServiceCollection AddRecommendations(this IServiceCollection services)
     {
         services.AddOptions<RecommendationOptions>().BindConfiguration(RecommendationOptions.Section).ValidateOnStart();
+        services.AddScopeUse("read_products", "reading the catalog that upsells are chosen from");
+        services.AddScopeUse("read_inventory", "leaving out of upsells what is out of stock");
         services.AddSingleton<IValidateOptions<RecommendationOptions>, RecommendationOptionsValidator>();
         services.AddSingleton<SignalStore>();
         services.AddSingleton<ModelCache>();

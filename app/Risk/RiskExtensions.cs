@@ -1,4 +1,5 @@
 using PluginApp.Admin;
+using PluginApp.Install;
 using PluginApp.Jobs;
 using PluginApp.Outbox;
 using PluginApp.StoreData;
@@ -25,6 +26,9 @@ public static class RiskExtensions
         services.AddIngestionStep<OrderRows>("order risk queue", RiskQueue.Add);
         // Shopify Payments chargebacks and inquiries: the order risk's own topics, labels written in the delivery's transaction.
         services.AddDisputeTopics();
+        services.AddScopeUse("write_orders", "writing each order's risk assessment and tag, and cancelling an order from the review queue");
+        services.AddScopeUse("write_merchant_managed_fulfillment_orders", "holding fulfillment of high-risk orders (when holds are on)");
+        services.AddScopeUse("read_shopify_payments_disputes", "learning from Shopify Payments chargebacks (disputes/create and disputes/update)");
         services.AddSingleton(sp =>
         {
             var kicks = sp.GetRequiredService<RiskKicks>();

@@ -35,6 +35,51 @@ public sealed class AdminPagesTests(AdminFixture app, ITestOutputHelper output) 
         return (page, errors);
     }
 
+    [Fact]
+    public async Task AShopThatHasNotGrantedAScopeTheAppAsksFor_SeesWhichAndWhatStopsWorking_UntilShopifyReportsTheGrant()
+    {
+        var all = app.Factory.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<PluginApp.Shopify.ShopifyOptions>>().Value.Scopes.Split(',');
+        var old = all.Where(s => s is not ("write_merchant_managed_fulfillment_orders" or "read_shopify_payments_disputes")).ToArray();
+        var t0 = app.Clock.GetUtcNow().AddDays(1);
+        async Task ScopesUpdateAsync(string[] current, DateTimeOffset at)
+        {
+            var body = new System.Text.Json.Nodes.JsonObject
+            {
+                ["id"] = 1, ["previous"] = new System.Text.Json.Nodes.JsonArray(), ["updated_at"] = at.ToString("O", CultureInfo.InvariantCulture),
+                ["current"] = new System.Text.Json.Nodes.JsonArray(current.Select(c => (System.Text.Json.Nodes.JsonNode?)c).ToArray()),
+            };
+            Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("app/scopes_update", AdminFixture.Shop, body.ToJsonString())).StatusCode);
+        }
+        try
+        {
+            await ScopesUpdateAsync(old, t0);
+            var (page, errors) = await OpenAsync("/admin/review");
+            var banner = page.GetByTestId("missing-scopes");
+            Assert.True(await banner.IsVisibleAsync());
+            var items = (await banner.Locator("li").AllTextContentsAsync()).Select(t => t.Trim()).ToList();
+            Assert.Equal(2, items.Count);
+            Assert.StartsWith("write_merchant_managed_fulfillment_orders: holding fulfillment of high-risk orders", items[0]);
+            Assert.StartsWith("read_shopify_payments_disputes: learning from Shopify Payments chargebacks", items[1]);
+            var link = banner.GetByRole(AriaRole.Link);
+            Assert.Equal($"/auth?shop={AdminFixture.Shop}", await link.GetAttributeAsync("href"));
+            Assert.Equal("_top", await link.GetAttributeAsync("target"));
+
+            // A delivery older than the grant we know arrives late: it changes nothing.
+            await ScopesUpdateAsync(all, t0.AddMinutes(-1));
+            await page.ReloadAsync();
+            Assert.True(await banner.IsVisibleAsync());
+
+            await ScopesUpdateAsync(all, t0.AddMinutes(1));
+            await page.ReloadAsync();
+            Assert.Equal(0, await banner.CountAsync());
+            Assert.Empty(errors);
+        }
+        finally
+        {
+            await ScopesUpdateAsync(all, t0.AddHours(1));
+        }
+    }
+
     [Theory]
     [MemberData(nameof(Pages))]
     public async Task EveryPage_RendersTheStore_InTheShell_WithinWebVitalsBudgets(string path, string title)

@@ -76,11 +76,13 @@ public class AppFixture : IAsyncLifetime
         });
 
     /// <summary>Installs a shop the way the OAuth callback does, with an expiring token from the stand-in's shape.</summary>
-    public async Task<long> InstallShopAsync(string shop, int expiresInSeconds = 3600)
+    /// <summary>Installs the shop with every scope the app asks for, unless <paramref name="scopes"/> names the grant.</summary>
+    public async Task<long> InstallShopAsync(string shop, int expiresInSeconds = 3600, string? scopes = null)
     {
         var store = Factory.Services.GetRequiredService<OfflineTokenStore>();
+        scopes ??= Factory.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<PluginApp.Shopify.ShopifyOptions>>().Value.Scopes;
         var (shopId, _) = await store.SaveGrantAsync(shop,
-            new TokenGrant($"shpat_{shop}_seed", "read_orders,write_orders", expiresInSeconds, $"shprt_{shop}_seed", 7776000),
+            new TokenGrant($"shpat_{shop}_seed", scopes, expiresInSeconds, $"shprt_{shop}_seed", 7776000),
             CancellationToken.None);
         return shopId;
     }
