@@ -22,6 +22,9 @@ namespace PluginApp.Stripe;
 /// (charge.dispute.closed), won by the merchant makes the order not fraud from then on, lost keeps it fraud. One label
 /// per order and source: a later event changes it only when it says the opposite (a fraud label keeps the moment it was
 /// first known).
+/// An event unmatched because no order fits yet (the metadata names an order the store does not hold, or no order has the
+/// charge's email and amount) is looked at again <see cref="Rematch"/> after it was last read, since the order's webhook
+/// or the history backfill may bring it later; "several orders fit" and errors are final.
 /// </summary>
 public sealed class StripeChargeJob(NpgsqlDataSource db, StripeConnections connections, IOptions<StripeOptions> options, TimeProvider clock,
     ILogger<StripeChargeJob> logger)
@@ -31,10 +34,19 @@ public sealed class StripeChargeJob(NpgsqlDataSource db, StripeConnections conne
         ["bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv", "xaf", "xof", "xpf"], StringComparer.OrdinalIgnoreCase);
     private static readonly HashSet<string> ThreeDecimal = new(["bhd", "jod", "kwd", "omr", "tnd"], StringComparer.OrdinalIgnoreCase);
 
-    private sealed record StoredEvent(long ShopId, string Type, DateTimeOffset CreatedAt, string? ChargeId, string? Reason, string? FraudType, string? Status);
+    private sealed record StoredEvent(long ShopId, string Type, DateTimeOffset CreatedAt, string? ChargeId, string? Reason, string? FraudType, string? Status,
+        int Attempts);
 
-    /// <summary>A match, or why there is none.</summary>
-    public sealed record Match(long? OrderId, string How);
+    /// <summary>
+    /// When an event whose order is not held yet is read again, after each attempt: Stripe disputes come weeks after the
+    /// order, but an early fraud warning can come within minutes, before a delayed orders/create or a first backfill.
+    /// Five reads of the charge at most per event.
+    /// </summary>
+    public static readonly TimeSpan[] Rematch = [TimeSpan.FromMinutes(10), TimeSpan.FromHours(1), TimeSpan.FromHours(6), TimeSpan.FromDays(1), TimeSpan.FromDays(3)];
+
+    /// <summary>A match, or why there is none; <paramref name="OrderMayArrive"/> when the order it needs may simply not be here yet.</summary>
+    public sealed record Match(long? OrderId, string How, bool OrderMayArrive = false);
+
 
     [AutomaticRetry(Attempts = 5)] // Stripe unreachable or 5xx: retried; a 4xx answer marks the event unmatched instead
     public async Task MatchAsync(long connectionId, string eventId, CancellationToken ct)
@@ -64,10 +76,23 @@ public sealed class StripeChargeJob(NpgsqlDataSource db, StripeConnections conne
         await FinishAsync(connectionId, eventId, e, charge, match, ct);
     }
 
-    /// <summary>Queues every event still pending a few minutes after it arrived (its job was lost with a process).</summary>
+    /// <summary>
+    /// Runs every event still pending a few minutes after it arrived (its job was lost with a process), and every unmatched
+    /// one whose time to look again has come (set back to pending first, so a process dying here leaves it to the next sweep).
+    /// </summary>
     [AutomaticRetry(Attempts = 0)]
     public async Task SweepAsync(CancellationToken ct)
     {
+        await using (var again = db.CreateCommand("""
+            UPDATE stripe_events SET state = 'pending', retry_at = NULL, received_at = LEAST(received_at, $1)
+            WHERE (connection_id, id) IN (SELECT connection_id, id FROM stripe_events WHERE state = 'unmatched' AND retry_at <= $2 LIMIT 500)
+            """))
+        {
+            // Why received_at moves back: the pending sweep below takes events that arrived over five minutes ago.
+            again.Parameters.Add(Sql.Param(clock.GetUtcNow().AddMinutes(-6)));
+            again.Parameters.Add(Sql.Param(clock.GetUtcNow()));
+            await again.ExecuteNonQueryAsync(ct);
+        }
         var pending = new List<(long, string)>();
         await using (var cmd = db.CreateCommand("SELECT connection_id, id FROM stripe_events WHERE state = 'pending' AND received_at < $1 LIMIT 500"))
         {
@@ -91,7 +116,7 @@ public sealed class StripeChargeJob(NpgsqlDataSource db, StripeConnections conne
                 return new Match(null, $"the charge's metadata {name} is not an order id");
             var found = await OrdersAsync(shopId, "id = $2", ct, orderId);
             return found.Count == 1 ? new Match(orderId, $"charge metadata {name}")
-                : new Match(null, $"the charge's metadata {name} names order {orderId}, which this store does not hold");
+                : new Match(null, $"the charge's metadata {name} names order {orderId}, which this store does not hold", OrderMayArrive: true);
         }
         foreach (var name in new[] { "shopify_order_name", "order_name" })
         {
@@ -99,8 +124,8 @@ public sealed class StripeChargeJob(NpgsqlDataSource db, StripeConnections conne
             var orderName = value.Trim().StartsWith('#') ? value.Trim() : "#" + value.Trim();
             var found = await OrdersAsync(shopId, "name = $2", ct, orderName);
             return found.Count == 1 ? new Match(found[0], $"charge metadata {name}")
-                : new Match(null, found.Count == 0 ? $"the charge's metadata {name} names {orderName}, which this store does not hold"
-                    : $"the charge's metadata {name} names {orderName}, which is more than one order");
+                : found.Count == 0 ? new Match(null, $"the charge's metadata {name} names {orderName}, which this store does not hold", OrderMayArrive: true)
+                : new Match(null, $"the charge's metadata {name} names {orderName}, which is more than one order");
         }
 
         var email = charge.BillingDetails?.Email is { Length: > 0 } billing ? billing : charge.ReceiptEmail;
@@ -114,7 +139,7 @@ public sealed class StripeChargeJob(NpgsqlDataSource db, StripeConnections conne
         return candidates.Count switch
         {
             1 => new Match(candidates[0], "email and amount within a day of the charge"),
-            0 => new Match(null, "no order has the charge's email and amount within a day of it"),
+            0 => new Match(null, "no order has the charge's email and amount within a day of it", OrderMayArrive: true),
             _ => new Match(null, "several orders have the charge's email and amount within a day of it"),
         };
     }
@@ -138,7 +163,7 @@ public sealed class StripeChargeJob(NpgsqlDataSource db, StripeConnections conne
     private async Task<StoredEvent?> ReadPendingAsync(long connectionId, string eventId, CancellationToken ct)
     {
         await using var cmd = db.CreateCommand("""
-            SELECT shop_id, type, created_at, charge_id, payload->>'reason', payload->>'fraud_type', payload->>'status'
+            SELECT shop_id, type, created_at, charge_id, payload->>'reason', payload->>'fraud_type', payload->>'status', attempts
             FROM stripe_events WHERE connection_id = $1 AND id = $2 AND state = 'pending'
             """);
         cmd.Parameters.Add(Sql.Param(connectionId));
@@ -146,7 +171,7 @@ public sealed class StripeChargeJob(NpgsqlDataSource db, StripeConnections conne
         await using var r = await cmd.ExecuteReaderAsync(ct);
         if (!await r.ReadAsync(ct)) return null;
         return new StoredEvent(r.GetInt64(0), r.GetString(1), r.GetFieldValue<DateTimeOffset>(2), r.IsDBNull(3) ? null : r.GetString(3),
-            r.IsDBNull(4) ? null : r.GetString(4), r.IsDBNull(5) ? null : r.GetString(5), r.IsDBNull(6) ? null : r.GetString(6));
+            r.IsDBNull(4) ? null : r.GetString(4), r.IsDBNull(5) ? null : r.GetString(5), r.IsDBNull(6) ? null : r.GetString(6), r.GetInt32(7));
     }
 
     /// <summary>Records the outcome and writes the label in one transaction, only while the event is still pending (a second run writes nothing).</summary>
@@ -166,7 +191,8 @@ public sealed class StripeChargeJob(NpgsqlDataSource db, StripeConnections conne
         await using var conn = await db.OpenConnectionAsync(ct);
         await using var tx = await conn.BeginTransactionAsync(ct);
         await using (var update = new NpgsqlCommand("""
-            UPDATE stripe_events SET state = $3, order_id = $4, matched_by = $5, outcome = $6, charge = $7::jsonb
+            UPDATE stripe_events SET state = $3, order_id = $4, matched_by = $5, outcome = $6, charge = $7::jsonb,
+              attempts = attempts + 1, retry_at = $8
             WHERE connection_id = $1 AND id = $2 AND state = 'pending'
             """, conn, tx))
         {
@@ -183,6 +209,8 @@ public sealed class StripeChargeJob(NpgsqlDataSource db, StripeConnections conne
                 id = charge.Id, payment_intent = charge.PaymentIntentId, metadata = charge.Metadata, amount = charge.Amount, currency = charge.Currency,
                 created = charge.Created,
             })));
+            update.Parameters.Add(Sql.Param(TypedNull.Time(state == "unmatched" && match.OrderMayArrive && e.Attempts < Rematch.Length
+                ? clock.GetUtcNow() + Rematch[e.Attempts] : null)));
             if (await update.ExecuteNonQueryAsync(ct) == 0) return; // another run finished it
         }
         if (state == "labelled")

@@ -6,6 +6,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.DependencyInjection;
 using PluginApp.Tests.Infrastructure;
 using PluginApp.Tests.Risk;
 using WireMock.RequestBuilders;
@@ -228,6 +229,49 @@ public sealed class StripeWebhookTests(StripeFixture app) : IClassFixture<Stripe
         Assert.Equal(1, status.GetProperty("status").GetProperty("unmatched").GetInt64());
         var unmatched = Assert.Single(status.GetProperty("recent").EnumerateArray(), e => e.GetProperty("state").GetString() == "unmatched");
         Assert.Equal("the charge's metadata shopify_order_name names #4242, which this store does not hold", unmatched.GetProperty("outcome").GetString());
+    }
+
+    [Fact]
+    public async Task AnEventWhoseOrderIsNotHeldYet_IsMatchedOnceTheOrderArrives_AtTheNextLookAfterItsWait()
+    {
+        const string shop = "stripe-late-order.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        var path = await app.ConnectAsync(shop, Key(shop), Secret(shop));
+        var at = app.Clock.GetUtcNow().AddMinutes(-30);
+        Charge("ch_late", Key(shop), at, "late@example.com", new JsonObject { ["shopify_order_id"] = "7790001" });
+        var payload = EarlyFraudWarning("evt_late", "ch_late");
+        Assert.Equal(HttpStatusCode.OK, (await app.PostEventAsync(path, payload, StripeFixture.Sign(payload, app.Clock.GetUtcNow(), Secret(shop)))).StatusCode);
+        Assert.Equal("unmatched", await app.SettledStateAsync("evt_late"));
+
+        await OrderAsync(shop, 7_790_001, at, "late@example.com"); // the order's webhook comes after Stripe's event
+        var job = app.Factory.Services.GetRequiredService<PluginApp.Stripe.StripeChargeJob>();
+        await job.SweepAsync(CancellationToken.None);
+        Assert.Equal("unmatched", await app.ScalarAsync("SELECT state FROM stripe_events WHERE id = 'evt_late'")); // not before its wait
+
+        app.Clock.Advance(PluginApp.Stripe.StripeChargeJob.Rematch[0] + TimeSpan.FromSeconds(1));
+        try { await job.SweepAsync(CancellationToken.None); }
+        finally { app.Clock.Advance(-(PluginApp.Stripe.StripeChargeJob.Rematch[0] + TimeSpan.FromSeconds(1))); }
+
+        Assert.Equal("labelled", await app.ScalarAsync("SELECT state FROM stripe_events WHERE id = 'evt_late'"));
+        Assert.StartsWith("true ", await LabelAsync(shopId, 7_790_001));
+        Assert.Equal(2, await app.ScalarAsync("SELECT attempts FROM stripe_events WHERE id = 'evt_late'"));
+    }
+
+    [Fact]
+    public async Task AnEventThatSeveralOrdersFit_IsNotLookedAtAgain()
+    {
+        const string shop = "stripe-several-final.myshopify.com";
+        await app.InstallShopAsync(shop);
+        var at = app.Clock.GetUtcNow().AddDays(-2);
+        await OrderAsync(shop, 7_791_001, at, "twice@example.com");
+        await OrderAsync(shop, 7_791_002, at.AddHours(1), "twice@example.com");
+        var path = await app.ConnectAsync(shop, Key(shop), Secret(shop));
+        Charge("ch_twice_final", Key(shop), at, "twice@example.com");
+        var payload = Dispute("evt_twice_final", "ch_twice_final");
+        Assert.Equal(HttpStatusCode.OK, (await app.PostEventAsync(path, payload, StripeFixture.Sign(payload, app.Clock.GetUtcNow(), Secret(shop)))).StatusCode);
+
+        Assert.Equal("unmatched", await app.SettledStateAsync("evt_twice_final"));
+        Assert.Null(await app.ScalarAsync("SELECT retry_at FROM stripe_events WHERE id = 'evt_twice_final'"));
     }
 
     [Fact]
