@@ -120,7 +120,7 @@ public sealed class BgNbd
     public double ExpectedOrdersNewCustomer(double t) => ExpectedOrders(new RepeatSummary(0, 0, 0, 0), t);
 
     /// <summary>Gauss hypergeometric series for 0 ≤ z &lt; 1, summed directly (no logs): terms may change sign when c &lt; 0.</summary>
-    internal static double Hypergeometric2F1(double a, double b, double c, double z)
+    public static double Hypergeometric2F1(double a, double b, double c, double z)
     {
         double term = 1, sum = 1;
         for (var n = 0; n < 1_000_000; n++)

@@ -75,6 +75,12 @@ public static class ChurnTrainer
         var reason = bt.Reason;
         var positives = bt.Labels.Count(l => l);
         var negatives = bt.Labels.Length - positives;
+        if (o.Kind is { } pinned && pinned != kind)
+        {
+            if (pinned == ChurnModelKind.Probabilistic || (positives >= 2 && negatives >= 2))
+                (kind, reason) = (pinned, $"{pinned} pinned by the options (the held-out comparison said: {reason})");
+            else reason += $"; {pinned} was pinned by the options but the split at {c1:yyyy-MM-dd} lacks churners or returning customers to train it";
+        }
         if (kind == ChurnModelKind.Discriminative)
         {
             var examples = bt.HeldOutRows.Select((row, i) => new TabularExample(row, bt.Labels[i])).ToArray();

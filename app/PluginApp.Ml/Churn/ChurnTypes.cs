@@ -72,6 +72,10 @@ public sealed record ChurnOptions
     /// <summary>Learner of the discriminative model (Auto: logistic regression below 2,000 rows or 200 positives).</summary>
     public Tabular.TabularLearner Learner { get; init; } = Tabular.TabularLearner.Auto;
 
+    /// <summary>Pins the served kind instead of choosing it on held-out data (null, the default: choose). A pinned
+    /// Discriminative still needs both classes in the split it is trained on.</summary>
+    public ChurnModelKind? Kind { get; init; }
+
     /// <summary>Seed of every split and learner.</summary>
     public int Seed { get; init; } = 42;
 
@@ -88,6 +92,7 @@ public sealed record ChurnOptions
         Check.Positive(MinHeldOutPerClass, nameof(MinHeldOutPerClass));
         Check.Positive(MinTrainingPerClass, nameof(MinTrainingPerClass));
         Check.InRange(GammaGammaTrimShare, 0, 0.2, nameof(GammaGammaTrimShare));
+        if (Kind is { } k && !Enum.IsDefined(k)) throw new ArgumentOutOfRangeException(nameof(Kind), k, "Kind is not a ChurnModelKind.");
         if (!Enum.IsDefined(Learner)) throw new ArgumentOutOfRangeException(nameof(Learner), Learner, "Learner is not a TabularLearner.");
     }
 }
