@@ -140,8 +140,8 @@ if (bt.BgNbd is { } bgc)
     var actual = customers.Sum(c => c.Orders.Where(o => o.IsPurchase && o.At >= cutoff && o.At < end && RepeatSummary.From(c, cutoff).Exists)
         .Select(o => o.At.Date).Distinct().Count());
     Console.WriteLine(FormattableString.Invariant($"  purchase days in the label window by these customers: forecast {forecast:F0}, actual {actual}"));
-    var weekly = BgNbd.Fit(customers.Select(c => RepeatSummary.From(c, cutoff, 7)).ToArray());
-    Console.WriteLine($"  same fit in weeks: {weekly}");
+    // Why no second fit: in weeks only alpha changes, by exactly 1/7 (r, a, b are unit-free).
+    Console.WriteLine(FormattableString.Invariant($"  in weeks: alpha {bgc.Alpha / 7:G4} (r, a, b unchanged)"));
     var gg = GammaGamma.Fit(sums, options.GammaGammaTrimShare);
     Console.WriteLine($"Gamma-Gamma at the cutoff: {gg}: {gg.Reason}");
     var full = GammaGamma.Fit(sums, 0);
