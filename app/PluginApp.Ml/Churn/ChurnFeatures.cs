@@ -1,0 +1,151 @@
+using System.Globalization;
+using PluginApp.Ml.Tabular;
+
+namespace PluginApp.Ml.Churn;
+
+/// <summary>
+/// THE feature builder of the churn model: training, held-out evaluation and scoring all call <see cref="Build"/>, so
+/// they cannot drift apart. It reads only orders strictly before the cutoff (tested: adding orders at or after it changes
+/// nothing) and the BG/NBD model handed in, which the callers fit on history before the same cutoff. Descriptions are in
+/// merchant words; <see cref="Reason"/> turns a feature of a row into a sentence.
+/// </summary>
+public static class ChurnFeatures
+{
+    /// <summary>Days counted for <c>orders_last_90_days</c>.</summary>
+    public const int RecentDays = 90;
+
+    /// <summary>The schema (all numeric; missing = not defined for this customer, e.g. a gap with one order).</summary>
+    public static TabularSchema Schema { get; } = new(
+        TabularFeature.Numeric("days_since_last_order", "days since the last order"),
+        TabularFeature.Numeric("orders", "orders placed"),
+        TabularFeature.Numeric("total_spend", "total spent"),
+        TabularFeature.Numeric("average_order_value", "average order value"),
+        TabularFeature.Numeric("tenure_days", "days since the first order"),
+        TabularFeature.Numeric("mean_gap_days", "usual number of days between orders"),
+        TabularFeature.Numeric("gap_cv", "how irregular the time between orders is (0 = like clockwork)"),
+        TabularFeature.Numeric("overdue_ratio", "days since the last order divided by the usual gap between orders"),
+        TabularFeature.Numeric("last_gap_ratio", "the last gap between orders divided by the usual gap"),
+        TabularFeature.Numeric("spend_trend", "value of the last order divided by the average of the earlier ones"),
+        TabularFeature.Numeric("orders_last_90_days", "orders in the last 90 days"),
+        TabularFeature.Numeric("refund_share", "share of spend refunded"),
+        TabularFeature.Numeric("refunded_order_share", "share of orders refunded or cancelled"),
+        TabularFeature.Numeric("discount_order_share", "share of orders with a discount"),
+        TabularFeature.Numeric("categories", "distinct product categories bought"),
+        TabularFeature.Numeric("bgnbd_p_no_order", "chance of no order in the horizon by the purchase-pattern model"),
+        TabularFeature.Numeric("bgnbd_expected_orders", "orders expected in the horizon by the purchase-pattern model"),
+        TabularFeature.Numeric("bgnbd_p_alive", "chance the customer is still active by the purchase-pattern model"));
+
+    /// <summary>Feature names in schema order.</summary>
+    public static IReadOnlyList<string> Names { get; } = Schema.Features.Select(f => f.Name).ToArray();
+
+    /// <summary>The recency-frequency-monetary subset (for the RFM logistic-regression comparison).</summary>
+    public static IReadOnlyList<string> Rfm { get; } = ["days_since_last_order", "orders", "total_spend"];
+
+    /// <summary>Features of a customer at <paramref name="cutoff"/>, from orders strictly before it. <paramref name="bgNbd"/>
+    /// must be fitted on history before the same cutoff (null: its three features are missing). A customer without a
+    /// purchase before the cutoff gets an all-missing row.</summary>
+    public static TabularRow Build(CustomerHistory customer, DateTime cutoff, BgNbd? bgNbd, int horizonDays)
+    {
+        ArgumentNullException.ThrowIfNull(customer);
+        var p = CustomerProfile.At(customer, cutoff);
+        return p is null ? Schema.Row(new object?[Schema.Count]) : Build(p, bgNbd, horizonDays);
+    }
+
+    internal static TabularRow Build(CustomerProfile p, BgNbd? bg, int horizonDays)
+    {
+        var v = Values(p, bg, horizonDays);
+        return Schema.Row(v.Select(x => double.IsNaN(x) ? null : (object?)x).ToArray());
+    }
+
+    internal static double[] Values(CustomerProfile p, BgNbd? bg, int horizonDays)
+    {
+        var n = p.Purchases.Length;
+        var spend = p.TotalSpend;
+        var gaps = p.Gaps();
+        double meanGap = double.NaN, cv = double.NaN, lastGapRatio = double.NaN;
+        if (gaps.Length > 0)
+        {
+            meanGap = gaps.Average();
+            if (gaps.Length > 1)
+            {
+                var sd = Math.Sqrt(gaps.Sum(g => (g - meanGap) * (g - meanGap)) / (gaps.Length - 1));
+                cv = sd / meanGap;
+                var earlier = gaps.Take(gaps.Length - 1).Average();
+                lastGapRatio = gaps[^1] / earlier;
+            }
+        }
+        var since = p.DaysSinceLast;
+        var spendTrend = n > 1 ? p.Purchases[^1].Amount / p.Purchases.Take(n - 1).Average(o => o.Amount) : double.NaN;
+        var recent = p.Purchases.Count(o => (p.Cutoff - o.At).TotalDays <= RecentDays);
+        var all = p.Orders;
+        var grossAll = all.Sum(o => Math.Max(0, o.Amount));
+        var refunded = all.Sum(o => Math.Max(0, o.Refunded));
+        var refundShare = grossAll + refunded > 0 ? refunded / Math.Max(grossAll, refunded) : 0;
+        var refundedOrders = (double)all.Count(o => o.Cancelled || o.Refunded > 0) / all.Length;
+        var discounted = (double)p.Purchases.Count(o => o.Discount > 0) / n;
+        var cats = all.Any(o => o.Categories is not null)
+            ? all.Where(o => o.IsPurchase && o.Categories is not null).SelectMany(o => o.Categories!).Distinct(StringComparer.Ordinal).Count()
+            : double.NaN;
+        double pNo = double.NaN, expected = double.NaN, alive = double.NaN;
+        if (bg is not null)
+        {
+            var s = p.Summary();
+            pNo = bg.ProbabilityNoOrders(s, horizonDays);
+            expected = bg.ExpectedOrders(s, horizonDays);
+            alive = bg.ProbabilityAlive(s);
+        }
+        return
+        [
+            since, n, spend, spend / n, (p.Cutoff - p.Purchases[0].At).TotalDays, meanGap, cv,
+            double.IsNaN(meanGap) ? double.NaN : since / Math.Max(1, meanGap), lastGapRatio, spendTrend, recent,
+            refundShare, refundedOrders, discounted, cats, pNo, expected, alive,
+        ];
+    }
+
+    /// <summary>A sentence about one feature of a row, e.g. "last order 140 days ago; usually orders every 35 days".</summary>
+    public static string Reason(string feature, TabularRow row, int horizonDays)
+    {
+        ArgumentNullException.ThrowIfNull(row);
+        double? Get(string f) => row[f] is { } o ? Convert.ToDouble(o, CultureInfo.InvariantCulture) : null;
+        string I(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
+        var v = Get(feature);
+        var since = Get("days_since_last_order");
+        var gap = Get("mean_gap_days");
+        var orders = Get("orders");
+        switch (feature)
+        {
+            case "days_since_last_order" or "overdue_ratio" or "mean_gap_days":
+                if (since is null) return "no order yet";
+                return gap is { } g
+                    ? I($"last order {since:F0} days ago; usually orders every {g:F0} days")
+                    : I($"only one order so far, {since:F0} days ago");
+        }
+        if (v is null) return feature switch
+        {
+            "categories" => "product categories unknown",
+            "gap_cv" or "last_gap_ratio" => "too few orders to see a rhythm",
+            "spend_trend" => "only one order so far",
+            _ => "not known for this customer",
+        };
+        var x = v.Value;
+        return feature switch
+        {
+            "orders" => x == 1 ? "one order so far" : I($"{x:F0} orders so far"),
+            "total_spend" => I($"spent {x:N0} in total"),
+            "average_order_value" => I($"average order {x:N2}"),
+            "tenure_days" => I($"first order {x:F0} days ago"),
+            "gap_cv" => x < 0.5 ? I($"orders at regular intervals (variation {x:P0})") : I($"orders at irregular intervals (variation {x:P0})"),
+            "last_gap_ratio" => I($"the last gap between orders was {x:F1}x the earlier ones"),
+            "spend_trend" => I($"last order worth {x:F1}x the earlier average"),
+            "orders_last_90_days" => x == 0 ? "no order in the last 90 days" : I($"{x:F0} orders in the last 90 days"),
+            "refund_share" => x == 0 ? "nothing refunded" : I($"{x:P0} of spend refunded"),
+            "refunded_order_share" => x == 0 ? "no refunded or cancelled order" : I($"{x:P0} of orders refunded or cancelled"),
+            "discount_order_share" => x == 0 ? "never used a discount" : I($"{x:P0} of orders used a discount"),
+            "categories" => x == 1 ? "bought from one product category" : I($"bought from {x:F0} product categories"),
+            "bgnbd_p_no_order" => I($"purchase pattern: {x:P0} chance of no order in the next {horizonDays} days"),
+            "bgnbd_expected_orders" => I($"purchase pattern: {x:F1} orders expected in the next {horizonDays} days"),
+            "bgnbd_p_alive" => I($"purchase pattern: {x:P0} chance still active"),
+            _ => I($"{feature} = {x:G4}"),
+        };
+    }
+}

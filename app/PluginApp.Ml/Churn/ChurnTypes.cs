@@ -1,0 +1,150 @@
+using PluginApp.Ml.Common;
+using PluginApp.Ml.Metrics;
+
+namespace PluginApp.Ml.Churn;
+
+/// <summary>
+/// One order of a customer. A <b>purchase</b> is an order that is not cancelled and has <paramref name="Amount"/> &gt; 0;
+/// only purchases count for frequency, recency, the label ("no purchase in the next H days") and BG/NBD. An order with
+/// Amount 0 and a refund (e.g. a separate return or credit note, or an all-negative invoice in a transactions file) is
+/// kept only for the refund features.
+/// </summary>
+/// <param name="At">When it was placed, UTC.</param>
+/// <param name="Amount">Order total in the shop currency (before refunds).</param>
+/// <param name="Discount">Discount granted on it (0 = none).</param>
+/// <param name="Refunded">Amount refunded on it, as a positive number. Why it is a caveat: the app passes refunds as known
+/// now, so a refund issued after a training cutoff leaks into that cutoff's features; it is a small share of orders.</param>
+/// <param name="Cancelled">Cancelled orders are not purchases.</param>
+/// <param name="Categories">Product types or categories of its lines (null = unknown).</param>
+public sealed record ChurnOrder(DateTime At, double Amount, double Discount = 0, double Refunded = 0, bool Cancelled = false,
+    IReadOnlyList<string>? Categories = null)
+{
+    /// <summary>Whether the order counts as a purchase.</summary>
+    public bool IsPurchase => !Cancelled && Amount > 0;
+}
+
+/// <summary>A customer's orders in any order; the code sorts them and ignores those at or after a cutoff.</summary>
+public sealed record CustomerHistory(string CustomerId, IReadOnlyList<ChurnOrder> Orders);
+
+/// <summary>What the churn model is.</summary>
+public enum ChurnModelKind
+{
+    /// <summary>BG/NBD's P(no purchase in the horizon), Platt-calibrated on an earlier time split when it can be.</summary>
+    Probabilistic = 0,
+    /// <summary>An ML.NET classifier (<see cref="Tabular.TabularTrainer"/>) on <see cref="ChurnFeatures"/>, BG/NBD outputs included.</summary>
+    Discriminative = 1,
+}
+
+/// <summary>Options of <see cref="ChurnTrainer"/>; all defaults here. <see cref="Validate"/> names the bad option.</summary>
+public sealed record ChurnOptions
+{
+    /// <summary>Horizon when the store has fewer than <see cref="MinRepeatGaps"/> gaps between purchase days.</summary>
+    public int DefaultHorizonDays { get; init; } = 90;
+
+    /// <summary>Lower clamp of the horizon.</summary>
+    public int MinHorizonDays { get; init; } = 30;
+
+    /// <summary>Upper clamp of the horizon.</summary>
+    public int MaxHorizonDays { get; init; } = 365;
+
+    /// <summary>Gaps between consecutive purchase days (over all customers) needed to set the horizon from the data.</summary>
+    public int MinRepeatGaps { get; init; } = 50;
+
+    /// <summary>Quantile of the store's gaps between purchase days used as the horizon (0.8: 80 % of repeat purchases
+    /// come within H days of the previous one, so a customer silent for H days is unusually late).</summary>
+    public double HorizonGapQuantile { get; init; } = 0.8;
+
+    /// <summary>Customers with at least two purchase days before now below which nothing is trained.</summary>
+    public int MinRepeatCustomers { get; init; } = 20;
+
+    /// <summary>Held-out customers the discriminative model needs to be eligible.</summary>
+    public int MinHeldOut { get; init; } = 200;
+
+    /// <summary>Held-out positives and negatives (each) the discriminative model needs to be eligible.</summary>
+    public int MinHeldOutPerClass { get; init; } = 20;
+
+    /// <summary>Training rows per class the discriminative model needs before it is trained at all.</summary>
+    public int MinTrainingPerClass { get; init; } = 20;
+
+    /// <summary>Share of the biggest average spenders Gamma-Gamma is refitted without when the full fit degenerates.</summary>
+    public double GammaGammaTrimShare { get; init; } = 0.01;
+
+    /// <summary>Learner of the discriminative model (Auto: logistic regression below 2,000 rows or 200 positives).</summary>
+    public Tabular.TabularLearner Learner { get; init; } = Tabular.TabularLearner.Auto;
+
+    /// <summary>Pins the served kind instead of choosing it on held-out data (null, the default: choose). A pinned
+    /// Discriminative still needs both classes in the split it is trained on.</summary>
+    public ChurnModelKind? Kind { get; init; }
+
+    /// <summary>Seed of every split and learner.</summary>
+    public int Seed { get; init; } = 42;
+
+    /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> whose ParamName is the bad option.</summary>
+    public void Validate()
+    {
+        Check.Positive(MinHorizonDays, nameof(MinHorizonDays));
+        Check.InRange(MaxHorizonDays, MinHorizonDays, 3650, nameof(MaxHorizonDays));
+        Check.InRange(DefaultHorizonDays, MinHorizonDays, MaxHorizonDays, nameof(DefaultHorizonDays));
+        Check.Positive(MinRepeatGaps, nameof(MinRepeatGaps));
+        Check.InRange(HorizonGapQuantile, 0.05, 0.99, nameof(HorizonGapQuantile));
+        Check.Positive(MinRepeatCustomers, nameof(MinRepeatCustomers));
+        Check.Positive(MinHeldOut, nameof(MinHeldOut));
+        Check.Positive(MinHeldOutPerClass, nameof(MinHeldOutPerClass));
+        Check.Positive(MinTrainingPerClass, nameof(MinTrainingPerClass));
+        Check.InRange(GammaGammaTrimShare, 0, 0.2, nameof(GammaGammaTrimShare));
+        if (Kind is { } k && !Enum.IsDefined(k)) throw new ArgumentOutOfRangeException(nameof(Kind), k, "Kind is not a ChurnModelKind.");
+        if (!Enum.IsDefined(Learner)) throw new ArgumentOutOfRangeException(nameof(Learner), Learner, "Learner is not a TabularLearner.");
+    }
+}
+
+/// <summary>Why a customer's score is what it is, in words a merchant understands.</summary>
+/// <param name="Feature">Feature name (<see cref="ChurnFeatures.Names"/>).</param>
+/// <param name="Text">E.g. "last order 140 days ago; usually orders every 35 days".</param>
+/// <param name="Contribution">Log-odds contribution toward churn (positive = raises the risk) for the discriminative
+/// model; for the probabilistic model 0 (the reasons describe the customer, they do not decompose the score).</param>
+public sealed record ChurnReason(string Feature, string Text, double Contribution);
+
+/// <summary>A customer's churn score at a moment.</summary>
+/// <param name="ChurnProbability">Calibrated P(no purchase in the next HorizonDays).</param>
+/// <param name="ProbabilityAlive">BG/NBD P(alive); 1 for a customer with one purchase day (the model's known flaw, never a churn score).</param>
+/// <param name="ExpectedAverageSpend">Gamma-Gamma's expected spend per purchase day; null when Gamma-Gamma was not trusted
+/// or the customer has no repeat purchase day.</param>
+/// <param name="ExpectedValue365">Expected orders in 365 days x expected average spend (undiscounted); null with it.</param>
+/// <param name="Orders">Purchases before now.</param>
+public sealed record ChurnPrediction(string CustomerId, double ChurnProbability, double ProbabilityAlive, double ExpectedOrders30,
+    double ExpectedOrders90, double ExpectedOrders365, double? ExpectedAverageSpend, double? ExpectedValue365, int Orders,
+    double DaysSinceLastOrder, double TotalSpend, IReadOnlyList<ChurnReason> Reasons);
+
+/// <summary>One scorer on the held-out rows.</summary>
+/// <param name="Name">e.g. "recency only", "BG/NBD P(no order)", "discriminative".</param>
+/// <param name="Metrics">ROC-AUC, PR-AUC, Brier, reliability table, ...</param>
+/// <param name="TopDecileLift">Churn rate among the 10 % scored riskiest / churn rate of all held-out rows.</param>
+public sealed record ChurnEvaluation(string Name, BinaryEvaluation Metrics, double TopDecileLift)
+{
+    /// <summary>Brier score of always predicting the held-out base rate (what a useful model must beat).</summary>
+    public double BaseRateBrier => Metrics.Count == 0 ? double.NaN
+        : (double)Metrics.Positives / Metrics.Count * (1 - (double)Metrics.Positives / Metrics.Count);
+}
+
+/// <summary>What <see cref="ChurnTrainer.Train"/> did.</summary>
+/// <param name="Model">The model to serve; null with <paramref name="NotEnoughData"/>.</param>
+/// <param name="NotEnoughData">"not enough data yet: N customers with repeat orders, M needed", else null.</param>
+/// <param name="Evaluations">Held-out evaluation of each scorer (recency only, probabilistic, discriminative when trained).</param>
+/// <param name="Kind">The chosen kind.</param>
+/// <param name="Reason">Why, in words.</param>
+/// <param name="HorizonDays">H.</param>
+/// <param name="HorizonRule">How H was set, in words.</param>
+/// <param name="TrainingCutoff">c0 = now - 2H: features before it, labels in [c0, c0 + H).</param>
+/// <param name="HeldOutCutoff">c1 = now - H: features before it, labels in [c1, now).</param>
+/// <param name="Customers">Customers handed in.</param>
+/// <param name="RepeatCustomers">Customers with at least two purchase days before now.</param>
+/// <param name="TrainingRows">Evaluation-fit rows (first purchase before c0).</param>
+/// <param name="HeldOutRows">Held-out rows (first purchase before c1).</param>
+/// <param name="HeldOutPositives">Held-out churners.</param>
+public sealed record ChurnTrainingResult(ChurnModel? Model, string? NotEnoughData, IReadOnlyList<ChurnEvaluation> Evaluations,
+    ChurnModelKind Kind, string Reason, int HorizonDays, string HorizonRule, DateTime TrainingCutoff, DateTime HeldOutCutoff,
+    int Customers, int RepeatCustomers, int TrainingRows, int HeldOutRows, int HeldOutPositives)
+{
+    /// <summary>The evaluation of a scorer by name, or null.</summary>
+    public ChurnEvaluation? Evaluation(string name) => Evaluations.FirstOrDefault(e => e.Name == name);
+}

@@ -1,0 +1,134 @@
+using PluginApp.Ml.Churn;
+
+namespace PluginApp.Ml.Tests;
+
+public class ChurnTrainerTests
+{
+    private static readonly DateTime Now = new(2026, 11, 30, 0, 0, 0, DateTimeKind.Utc);
+
+    private static CustomerHistory[] Cut(IEnumerable<CustomerHistory> store, DateTime now) =>
+        store.Select(c => c with { Orders = c.Orders.Where(o => o.At < now).ToArray() }).ToArray();
+
+    [Fact]
+    public void ChurnFeatures_OrdersAtOrAfterCutoff_ChangeNothing()
+    {
+        var store = ChurnSimulation.Store(300, Now, 600, seed: 21);
+        var before = Cut(store, Now);
+        var bg = BgNbd.Fit(before.Select(c => RepeatSummary.From(c, Now)).ToArray());
+        // The future: a purchase exactly at the cutoff (the boundary a "<=" would leak), refunds and new categories after it.
+        var after = before.Select(c => c with
+        {
+            Orders = c.Orders.Concat([
+                new ChurnOrder(Now, 999, 50, 0, false, ["leak"]),
+                new ChurnOrder(Now.AddDays(3), 10, 0, 10, true, ["leak2"]),
+                new ChurnOrder(Now.AddDays(40), 120),
+            ]).Reverse().ToArray(),
+        }).ToArray();
+
+        for (var i = 0; i < before.Length; i++)
+        {
+            var a = ChurnFeatures.Build(before[i], Now, bg, 90);
+            var b = ChurnFeatures.Build(after[i], Now, bg, 90);
+            foreach (var name in ChurnFeatures.Names) Assert.Equal(a[name], b[name]);
+            Assert.Equal(RepeatSummary.From(before[i], Now), RepeatSummary.From(after[i], Now));
+        }
+    }
+
+    [Fact]
+    public void Train_TinyStore_SaysNotEnoughDataWithExactCounts()
+    {
+        var store = new[]
+        {
+            new CustomerHistory("a", [new ChurnOrder(Now.AddDays(-50), 10), new ChurnOrder(Now.AddDays(-20), 12)]),
+            new CustomerHistory("b", [new ChurnOrder(Now.AddDays(-80), 10), new ChurnOrder(Now.AddDays(-80).AddHours(2), 5)]), // one day
+            new CustomerHistory("c", [new ChurnOrder(Now.AddDays(-30), 10)]),
+            new CustomerHistory("d", [new ChurnOrder(Now.AddDays(-90), 10), new ChurnOrder(Now.AddDays(-60), 10, Cancelled: true)]),
+            new CustomerHistory("e", [new ChurnOrder(Now.AddDays(-9), 10), new ChurnOrder(Now.AddDays(-2), 0, Refunded: 10)]),
+            new CustomerHistory("f", [new ChurnOrder(Now.AddDays(-200), 10), new ChurnOrder(Now.AddDays(-100), 10), new ChurnOrder(Now.AddDays(5), 10)]),
+        };
+
+        var sut = ChurnTrainer.Train(store, Now, new ChurnOptions { MinRepeatCustomers = 20 });
+
+        // Repeat = two distinct purchase days before now: a and f only (b's are one day; d's and e's second orders are not purchases).
+        Assert.Null(sut.Model);
+        Assert.Equal("not enough data yet: 2 customers with repeat orders, 20 needed", sut.NotEnoughData);
+        Assert.Equal(2, sut.RepeatCustomers);
+    }
+
+    [Fact]
+    public void Backtest_OrdersInTheLabelWindowChanged_OnlyLabelsChange()
+    {
+        // A random split (or CV) would train on some held-out customers' labels, so its held-out scores would move when the
+        // label window changes. A time split trains only on history before the cutoff: every score stays bit-identical.
+        var store = ChurnSimulation.Store(800, Now, 700, seed: 5);
+        var cutoff = Now.AddDays(-90);
+        var original = Cut(store, Now);
+        var altered = original.Select((c, i) => c with
+        {
+            Orders = i % 2 == 0
+                ? c.Orders.Where(o => o.At < cutoff).ToArray()
+                : c.Orders.Append(new ChurnOrder(cutoff.AddDays(10), 50)).ToArray(),
+        }).ToArray();
+        var options = new ChurnOptions { Seed = 3 };
+
+        var a = ChurnTrainer.Backtest(original, cutoff, Now, options);
+        var b = ChurnTrainer.Backtest(altered, cutoff, Now, options);
+
+        Assert.Equal(cutoff.AddDays(-90), a.TrainingCutoff);
+        Assert.Contains(ChurnTrainer.Discriminative, a.Scores.Keys);
+        Assert.NotEqual(a.Labels, b.Labels);
+        Assert.Equal(a.Scores.Keys.Order(), b.Scores.Keys.Order());
+        foreach (var (name, scores) in a.Scores) Assert.Equal(scores, b.Scores[name]);
+    }
+
+    [Theory]
+    [InlineData(20, 30)]   // 80th percentile 20 days -> clamped up to MinHorizonDays
+    [InlineData(70, 70)]
+    [InlineData(500, 365)] // clamped down to MaxHorizonDays
+    public void Horizon_RegularGaps_IsTheGapClampedToBounds(int gap, int expected)
+    {
+        var store = Enumerable.Range(0, 30).Select(i => new CustomerHistory($"c{i}",
+            Enumerable.Range(0, 4).Select(k => new ChurnOrder(Now.AddDays(-1 - gap * k - i % 3), 10)).ToArray())).ToArray();
+
+        var (days, rule) = ChurnTrainer.Horizon(store, Now);
+
+        Assert.Equal(expected, days);
+        Assert.Contains("90 gaps", rule);
+    }
+
+    [Fact]
+    public void Horizon_FewRepeatGaps_IsTheDefault()
+    {
+        var store = Enumerable.Range(0, 10).Select(i => new CustomerHistory($"c{i}",
+            [new ChurnOrder(Now.AddDays(-100), 10), new ChurnOrder(Now.AddDays(-40), 10)])).ToArray();
+
+        var (days, rule) = ChurnTrainer.Horizon(store, Now, new ChurnOptions { DefaultHorizonDays = 120 });
+
+        Assert.Equal(120, days);
+        Assert.Contains("only 10 gaps", rule);
+    }
+
+    [Theory]
+    [InlineData("MinHorizonDays")]
+    [InlineData("MaxHorizonDays")]
+    [InlineData("DefaultHorizonDays")]
+    [InlineData("HorizonGapQuantile")]
+    [InlineData("MinHeldOut")]
+    [InlineData("GammaGammaTrimShare")]
+    public void Options_BadValue_ThrowsNamingTheOption(string option)
+    {
+        var sut = option switch
+        {
+            "MinHorizonDays" => new ChurnOptions { MinHorizonDays = 0 },
+            "MaxHorizonDays" => new ChurnOptions { MaxHorizonDays = 10 },
+            "DefaultHorizonDays" => new ChurnOptions { DefaultHorizonDays = 400 },
+            "HorizonGapQuantile" => new ChurnOptions { HorizonGapQuantile = 1.5 },
+            "MinHeldOut" => new ChurnOptions { MinHeldOut = 0 },
+            _ => new ChurnOptions { GammaGammaTrimShare = -0.1 },
+        };
+
+        var ex = Assert.Throws<ArgumentOutOfRangeException>(sut.Validate);
+
+        Assert.Equal(option, ex.ParamName);
+    }
+}
