@@ -39,7 +39,7 @@ public sealed class BgNbd
     public static BgNbd Fit(IReadOnlyList<RepeatSummary> customers, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(customers);
-        var data = customers.Where(c => c.Exists).ToArray();
+        var data = customers.Where(c => c.Exists).OrderBy(c => c.Frequency).ToArray();
         if (data.Length == 0) throw new ArgumentException("BG/NBD needs at least one customer with a purchase.", nameof(customers));
         foreach (var c in data)
             if (!(c.Frequency >= 0 && c.Recency >= 0 && c.Recency <= c.Age + 1e-9 && double.IsFinite(c.Age)))
@@ -57,10 +57,17 @@ public sealed class BgNbd
     {
         double ll = 0;
         var common = -SpecialFunctions.GammaLn(r) + r * Math.Log(alpha) + SpecialFunctions.GammaLn(a + b) - SpecialFunctions.GammaLn(b);
+        double lastX = double.NaN, lastA1 = 0;
         foreach (var c in data)
         {
             var x = c.Frequency;
-            var a1 = SpecialFunctions.GammaLn(r + x) + common + SpecialFunctions.GammaLn(b + x) - SpecialFunctions.GammaLn(a + b + x);
+            // Why: the Gamma-function terms depend on x only; Fit sorts by x, so this cache makes them once per distinct x.
+            if (x != lastX)
+            {
+                lastA1 = SpecialFunctions.GammaLn(r + x) + common + SpecialFunctions.GammaLn(b + x) - SpecialFunctions.GammaLn(a + b + x);
+                lastX = x;
+            }
+            var a1 = lastA1;
             var a3 = -(r + x) * Math.Log(alpha + c.Age);
             double term;
             if (x > 0)

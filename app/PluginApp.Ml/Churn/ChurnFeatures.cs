@@ -14,7 +14,8 @@ public static class ChurnFeatures
     /// <summary>Days counted for <c>orders_last_90_days</c>.</summary>
     public const int RecentDays = 90;
 
-    /// <summary>The schema (all numeric; missing = not defined for this customer, e.g. a gap with one order).</summary>
+    /// <summary>The schema (all numeric; missing = not defined for this customer, e.g. a gap with one order; the
+    /// <see cref="LogScaled"/> ones hold ln(1 + value)).</summary>
     public static TabularSchema Schema { get; } = new(
         TabularFeature.Numeric("days_since_last_order", "days since the last order"),
         TabularFeature.Numeric("orders", "orders placed"),
@@ -32,8 +33,32 @@ public static class ChurnFeatures
         TabularFeature.Numeric("discount_order_share", "share of orders with a discount"),
         TabularFeature.Numeric("categories", "distinct product categories bought"),
         TabularFeature.Numeric("bgnbd_p_no_order", "chance of no order in the horizon by the purchase-pattern model"),
-        TabularFeature.Numeric("bgnbd_expected_orders", "orders expected in the horizon by the purchase-pattern model"),
-        TabularFeature.Numeric("bgnbd_p_alive", "chance the customer is still active by the purchase-pattern model"));
+        TabularFeature.Numeric("bgnbd_expected_orders", "orders expected in the horizon by the purchase-pattern model"));
+    // Why no BG/NBD P(alive): besides being 1 for every one-time buyer, it is near-constant whenever the fit's drop-out
+    // vanishes (a -> 0, as on Online Retail at some cutoffs) and spreads out at others; a logistic regression trained on
+    // the near-constant version gave a weight so large that the serving fit drove churn probabilities to 100 % (measured
+    // on Online Retail, 2026-11-30). It stays an output of ChurnPrediction.
+
+    /// <summary>
+    /// Features stored as ln(1 + value): counts, days, money and ratios with heavy right tails. Why: the logistic
+    /// regression (the default learner) is linear in its inputs, and on these a log scale is what makes "twice as long
+    /// since the last order" one step; trees are unaffected. <see cref="Raw"/> undoes it, and the reasons use raw values.
+    /// </summary>
+    public static IReadOnlySet<string> LogScaled { get; } = new HashSet<string>(StringComparer.Ordinal)
+    {
+        "days_since_last_order", "orders", "total_spend", "average_order_value", "tenure_days", "mean_gap_days", "overdue_ratio",
+        "last_gap_ratio", "spend_trend", "orders_last_90_days", "categories", "bgnbd_expected_orders",
+    };
+
+    /// <summary>A feature of a row on its natural scale (days, orders, money), null when missing.</summary>
+    public static double? Raw(TabularRow row, string feature)
+    {
+        ArgumentNullException.ThrowIfNull(row);
+        if (row[feature] is not { } o) return null;
+        var v = Convert.ToDouble(o, CultureInfo.InvariantCulture);
+        // Why the rounding: exp(ln(1 + 1)) - 1 is 1.0000000000000002, and "1 orders" reads badly.
+        return LogScaled.Contains(feature) ? Math.Round(Math.Exp(v) - 1, 9) : v;
+    }
 
     /// <summary>Feature names in schema order.</summary>
     public static IReadOnlyList<string> Names { get; } = Schema.Features.Select(f => f.Name).ToArray();
@@ -54,7 +79,9 @@ public static class ChurnFeatures
     internal static TabularRow Build(CustomerProfile p, BgNbd? bg, int horizonDays)
     {
         var v = Values(p, bg, horizonDays);
-        return Schema.Row(v.Select(x => double.IsNaN(x) ? null : (object?)x).ToArray());
+        var features = Schema.Features;
+        return Schema.Row(v.Select((x, i) => double.IsNaN(x) ? null
+            : (object?)(LogScaled.Contains(features[i].Name) ? Math.Log(1 + Math.Max(0, x)) : x)).ToArray());
     }
 
     internal static double[] Values(CustomerProfile p, BgNbd? bg, int horizonDays)
@@ -86,19 +113,18 @@ public static class ChurnFeatures
         var cats = all.Any(o => o.Categories is not null)
             ? all.Where(o => o.IsPurchase && o.Categories is not null).SelectMany(o => o.Categories!).Distinct(StringComparer.Ordinal).Count()
             : double.NaN;
-        double pNo = double.NaN, expected = double.NaN, alive = double.NaN;
+        double pNo = double.NaN, expected = double.NaN;
         if (bg is not null)
         {
             var s = p.Summary();
             pNo = bg.ProbabilityNoOrders(s, horizonDays);
             expected = bg.ExpectedOrders(s, horizonDays);
-            alive = bg.ProbabilityAlive(s);
         }
         return
         [
             since, n, spend, spend / n, (p.Cutoff - p.Purchases[0].At).TotalDays, meanGap, cv,
             double.IsNaN(meanGap) ? double.NaN : since / Math.Max(1, meanGap), lastGapRatio, spendTrend, recent,
-            refundShare, refundedOrders, discounted, cats, pNo, expected, alive,
+            refundShare, refundedOrders, discounted, cats, pNo, expected,
         ];
     }
 
@@ -106,7 +132,7 @@ public static class ChurnFeatures
     public static string Reason(string feature, TabularRow row, int horizonDays)
     {
         ArgumentNullException.ThrowIfNull(row);
-        double? Get(string f) => row[f] is { } o ? Convert.ToDouble(o, CultureInfo.InvariantCulture) : null;
+        double? Get(string f) => Raw(row, f);
         string I(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
         var v = Get(feature);
         var since = Get("days_since_last_order");
@@ -144,7 +170,6 @@ public static class ChurnFeatures
             "categories" => x == 1 ? "bought from one product category" : I($"bought from {x:F0} product categories"),
             "bgnbd_p_no_order" => I($"purchase pattern: {x:P0} chance of no order in the next {horizonDays} days"),
             "bgnbd_expected_orders" => I($"purchase pattern: {x:F1} orders expected in the next {horizonDays} days"),
-            "bgnbd_p_alive" => I($"purchase pattern: {x:P0} chance still active"),
             _ => I($"{feature} = {x:G4}"),
         };
     }

@@ -6,7 +6,9 @@ namespace PluginApp.Ml.Churn;
 
 /// <summary>A time-split comparison of every churn scorer: features before a cutoff, label = no purchase in [cutoff, end).
 /// The discriminative model is trained on the split one horizon earlier (features before cutoff − H, labels in
-/// [cutoff − H, cutoff)); the calibrations of the one-feature scorers likewise. Nothing is ever split at random.</summary>
+/// [cutoff − H, cutoff), stacked with <see cref="ChurnOptions.TrainingSnapshots"/> − 1 earlier snapshots); the
+/// calibrations of the one-feature scorers on the latest training snapshot. Nothing is ever split at random.</summary>
+/// <param name="TrainingRows">Rows the discriminative model was trained on (all snapshots).</param>
 /// <param name="Scores">Held-out probabilities per scorer name, aligned with <paramref name="CustomerIds"/> and <paramref name="Labels"/>.</param>
 public sealed record ChurnBacktest(int HorizonDays, DateTime TrainingCutoff, DateTime Cutoff, DateTime End, BgNbd? TrainingBgNbd,
     BgNbd? BgNbd, IReadOnlyList<ChurnEvaluation> Evaluations, IReadOnlyDictionary<string, double[]> Scores, string[] CustomerIds,
@@ -23,7 +25,9 @@ public sealed record ChurnBacktest(int HorizonDays, DateTime TrainingCutoff, Dat
 /// only, BG/NBD (probabilistic) and the ML.NET classifier on <see cref="ChurnFeatures"/> (discriminative) are scored on
 /// the same held-out rows. The discriminative model is chosen when the held-out set is big enough
 /// (<see cref="ChurnOptions.MinHeldOut"/> customers and <see cref="ChurnOptions.MinHeldOutPerClass"/> of each class) and
-/// its held-out ROC-AUC beats the probabilistic one. Serving fit: the classifier retrained at c1 (labels [c1, now));
+/// its held-out ROC-AUC beats the probabilistic one. The classifier's training rows stack the latest snapshot with
+/// earlier ones (<see cref="ChurnOptions.TrainingSnapshots"/>, default 3, 30 days apart), every label window ending by
+/// the cutoff it is evaluated at. Serving fit: the classifier retrained at c1 (labels [c1, now), plus earlier snapshots);
 /// BG/NBD and Gamma-Gamma refitted on all history before now.
 /// </summary>
 public static class ChurnTrainer
@@ -83,8 +87,7 @@ public static class ChurnTrainer
         }
         if (kind == ChurnModelKind.Discriminative)
         {
-            var examples = bt.HeldOutRows.Select((row, i) => new TabularExample(row, bt.Labels[i])).ToArray();
-            classifier = new TabularTrainer(ChurnFeatures.Schema, ClassifierOptions(o)).Train(examples);
+            classifier = TrainClassifier(Stack(customers, bt.CustomerIds, bt.HeldOutRows, bt.Labels, c1, h, o, ct), o);
         }
         else if (positives >= 2 && negatives >= 2)
             calibrator = FitOneFeature(bt.HeldOutPNoOrder.Select(ChurnModel.CalibrationRow).ToArray(), bt.Labels, o.Seed);
@@ -142,6 +145,7 @@ public static class ChurnTrainer
         var posHeld = yHeld.Count(l => l);
         var negHeld = yHeld.Length - posHeld;
         TabularModelInfo? info = null;
+        var stacked = (Rows: yFit.Length, Positives: posFit);
         string reason;
         var kind = ChurnModelKind.Probabilistic;
         var prob = evaluations.FirstOrDefault(e => e.Name == Probabilistic);
@@ -151,8 +155,9 @@ public static class ChurnTrainer
             reason = $"probabilistic: the discriminative model was not trained: the earlier split has {posFit} churners and {negFit} returning customers, {o.MinTrainingPerClass} of each needed";
         else
         {
-            var examples = fit.Rows.Select((row, i) => new TabularExample(row, yFit[i])).ToArray();
-            using var clf = new TabularTrainer(ChurnFeatures.Schema, ClassifierOptions(o)).Train(examples);
+            var examples = Stack(customers, fit.Ids, fit.Rows, yFit, c0, h, o, ct);
+            stacked = (examples.Length, examples.Positives);
+            using var clf = TrainClassifier(examples, o);
             info = clf.Info;
             Add(Discriminative, clf.PredictProbabilities(held.Rows));
             var disc = evaluations.First(e => e.Name == Discriminative);
@@ -168,7 +173,7 @@ public static class ChurnTrainer
                 reason = string.Create(CultureInfo.InvariantCulture,
                     $"probabilistic: its held-out ROC-AUC {prob.Metrics.RocAuc:F3} is at least the discriminative model's {disc.Metrics.RocAuc:F3} on {yHeld.Length} customers");
         }
-        return new ChurnBacktest(h, c0, cutoff, end, fit.BgNbd, held.BgNbd, evaluations, scores, held.Ids, yHeld, yFit.Length, posFit, info, kind, reason)
+        return new ChurnBacktest(h, c0, cutoff, end, fit.BgNbd, held.BgNbd, evaluations, scores, held.Ids, yHeld, stacked.Rows, stacked.Positives, info, kind, reason)
         {
             HeldOutRows = held.Rows,
             HeldOutPNoOrder = held.PNoOrder,
@@ -188,6 +193,55 @@ public static class ChurnTrainer
         var order = Enumerable.Range(0, scores.Count).OrderByDescending(i => scores[i]).ThenBy(i => i).Take(top);
         var rate = (double)labels.Count(l => l) / labels.Count;
         return rate == 0 ? double.NaN : order.Count(i => labels[i]) / (double)top / rate;
+    }
+
+    /// <summary>The latest snapshot's rows plus <see cref="ChurnOptions.TrainingSnapshots"/> − 1 earlier ones, each
+    /// <see cref="ChurnOptions.SnapshotSpacingDays"/> apart; every label window ends at or before latest + H.</summary>
+    private static StackedExamples Stack(IReadOnlyList<CustomerHistory> customers, string[] ids, TabularRow[] rows, bool[] labels, DateTime latest, int h,
+        ChurnOptions o, CancellationToken ct)
+    {
+        var examples = rows.Select((row, i) => new TabularExample(row, labels[i])).ToList();
+        var who = ids.ToList();
+        for (var k = 1; k < o.TrainingSnapshots; k++)
+        {
+            var t = latest.AddDays(-k * o.SnapshotSpacingDays);
+            var s = BuildSplit(customers, t, t.AddDays(h), h, ct);
+            if (s.Rows.Length == 0) break;
+            examples.AddRange(s.Rows.Select((row, i) => new TabularExample(row, s.Labels[i])));
+            who.AddRange(s.Ids);
+        }
+        return new StackedExamples(examples.ToArray(), who.ToArray());
+    }
+
+    private sealed record StackedExamples(TabularExample[] Examples, string[] Customers)
+    {
+        public int Length => Examples.Length;
+        public int Positives => Examples.Count(e => e.Label);
+    }
+
+    /// <summary>
+    /// Trains the classifier. Why validation by customer: stacked snapshots repeat a customer, and a row-level validation
+    /// split would put a copy of a training customer into the rows that pick LightGbm's tree count and fit the calibrator
+    /// (measured on Online Retail, LightGbm, 3 snapshots: 353 trees and held-out ROC-AUC 0.717 with a row-level split;
+    /// 69 trees and 0.731 with this one). So 10 % of the customers, chosen
+    /// by a seeded hash of their id, are held out with all their snapshots (all of it still before the cutoff).
+    /// </summary>
+    private static TabularModel TrainClassifier(StackedExamples stacked, ChurnOptions o)
+    {
+        var trainer = new TabularTrainer(ChurnFeatures.Schema, ClassifierOptions(o));
+        var inValidation = stacked.Customers.Select(id => Bucket(id, o.Seed) == 0).ToArray();
+        var fit = stacked.Examples.Where((_, i) => !inValidation[i]).ToArray();
+        var validation = stacked.Examples.Where((_, i) => inValidation[i]).ToArray();
+        bool Both(TabularExample[] e) => e.Any(x => x.Label) && e.Any(x => !x.Label);
+        return Both(fit) && Both(validation) ? trainer.Train(fit, validation) : trainer.Train(stacked.Examples);
+    }
+
+    /// <summary>A customer's validation bucket in [0, 10): FNV-1a of the id mixed with the seed through SplitMix64.</summary>
+    private static int Bucket(string id, int seed)
+    {
+        var h = 14695981039346656037UL;
+        foreach (var ch in id) h = (h ^ ch) * 1099511628211UL;
+        return (int)(new Common.SplitMix64(h ^ (ulong)seed).NextUInt64() % 10);
     }
 
     internal static TabularOptions ClassifierOptions(ChurnOptions o) => new() { Learner = o.Learner, Seed = o.Seed };

@@ -69,8 +69,18 @@ public sealed record ChurnOptions
     /// <summary>Share of the biggest average spenders Gamma-Gamma is refitted without when the full fit degenerates.</summary>
     public double GammaGammaTrimShare { get; init; } = 0.01;
 
-    /// <summary>Learner of the discriminative model (Auto: logistic regression below 2,000 rows or 200 positives).</summary>
-    public Tabular.TabularLearner Learner { get; init; } = Tabular.TabularLearner.Auto;
+    /// <summary>Time snapshots stacked into the discriminative model's training rows: the latest training cutoff and
+    /// the ones <see cref="SnapshotSpacingDays"/> apart before it (each with its own BG/NBD fit and a label window that
+    /// ends before the evaluated cutoff). 1 = the latest only.</summary>
+    public int TrainingSnapshots { get; init; } = 3;
+
+    /// <summary>Days between stacked training snapshots.</summary>
+    public int SnapshotSpacingDays { get; init; } = 30;
+
+    /// <summary>Learner of the discriminative model. Default logistic regression: on Online Retail (time split at
+    /// 2011-09-01, 3 snapshots) it beat LightGbm, 0.742 vs 0.731 held-out ROC-AUC, and 0.745 vs 0.740 in 5-fold CV, and
+    /// its contributions add up exactly, which keeps the merchant reasons honest. Auto and LightGbm remain available.</summary>
+    public Tabular.TabularLearner Learner { get; init; } = Tabular.TabularLearner.LogisticRegression;
 
     /// <summary>Pins the served kind instead of choosing it on held-out data (null, the default: choose). A pinned
     /// Discriminative still needs both classes in the split it is trained on.</summary>
@@ -91,6 +101,8 @@ public sealed record ChurnOptions
         Check.Positive(MinHeldOut, nameof(MinHeldOut));
         Check.Positive(MinHeldOutPerClass, nameof(MinHeldOutPerClass));
         Check.Positive(MinTrainingPerClass, nameof(MinTrainingPerClass));
+        Check.InRange(TrainingSnapshots, 1, 24, nameof(TrainingSnapshots));
+        Check.Positive(SnapshotSpacingDays, nameof(SnapshotSpacingDays));
         Check.InRange(GammaGammaTrimShare, 0, 0.2, nameof(GammaGammaTrimShare));
         if (Kind is { } k && !Enum.IsDefined(k)) throw new ArgumentOutOfRangeException(nameof(Kind), k, "Kind is not a ChurnModelKind.");
         if (!Enum.IsDefined(Learner)) throw new ArgumentOutOfRangeException(nameof(Learner), Learner, "Learner is not a TabularLearner.");

@@ -47,7 +47,7 @@ public sealed class GammaGamma
     public static GammaGamma Fit(IReadOnlyList<RepeatSummary> customers, double trimShare = 0.01, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(customers);
-        var data = customers.Where(c => c.Frequency > 0 && c.AverageSpend > 0 && double.IsFinite(c.AverageSpend)).ToArray();
+        var data = customers.Where(c => c.Frequency > 0 && c.AverageSpend > 0 && double.IsFinite(c.AverageSpend)).OrderBy(c => c.Frequency).ToArray();
         if (data.Length < 2)
             return new GammaGamma(1, 2, 1, false, $"not fitted: {data.Length} customers with a repeat purchase and positive spend");
         var full = FitOnce(data, double.PositiveInfinity, ct);
@@ -99,10 +99,13 @@ public sealed class GammaGamma
     {
         double ll = 0;
         var common = -SpecialFunctions.GammaLn(q) + q * Math.Log(gamma);
+        double lastX = double.NaN, lastG = 0;
         foreach (var c in data)
         {
             double x = c.Frequency, m = c.AverageSpend;
-            ll += SpecialFunctions.GammaLn(p * x + q) - SpecialFunctions.GammaLn(p * x) + common + (p * x - 1) * Math.Log(m)
+            // Why: the Gamma-function terms depend on x only; Fit sorts by x, so they are computed once per distinct x.
+            if (x != lastX) (lastX, lastG) = (x, SpecialFunctions.GammaLn(p * x + q) - SpecialFunctions.GammaLn(p * x));
+            ll += lastG + common + (p * x - 1) * Math.Log(m)
                   + p * x * Math.Log(x) - (p * x + q) * Math.Log(gamma + m * x);
         }
         return ll;

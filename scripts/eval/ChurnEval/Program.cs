@@ -15,7 +15,7 @@ using PluginApp.Ml.Tabular;
 const string Usage = """
     usage: ChurnEval --file PATH(.csv|.csv.gz) --customer-col C --time-col C (--amount-col C | --quantity-col C --price-col C)
                      [--order-col C] [--category-col C] --cutoff YYYY-MM-DD --end YYYY-MM-DD [--date-format FORMAT]
-                     [--learner Auto|LightGbm|LogisticRegression] [--seed 42]
+                     [--learner LogisticRegression|LightGbm|Auto] [--snapshots 3] [--seed 42]
       label = no purchase in [cutoff, end); --end is exclusive when it has a time of day, and includes its whole day when
       it is a bare date. The discriminative model trains on features before cutoff - H with labels in [cutoff - H, cutoff),
       H = whole days from cutoff to end.
@@ -44,8 +44,9 @@ var cutoff = Bound(Req("cutoff"), false);
 var end = Bound(Req("end"), true);
 var options = new ChurnOptions
 {
-    Learner = Enum.Parse<TabularLearner>(Opt("learner") ?? "Auto"),
+    Learner = Enum.Parse<TabularLearner>(Opt("learner") ?? "LogisticRegression"),
     Seed = int.Parse(Opt("seed") ?? "42", ci),
+    TrainingSnapshots = int.Parse(Opt("snapshots") ?? "3", ci),
 };
 
 // ---- read ----
@@ -105,7 +106,7 @@ var pos = bt.Labels.Count(l => l);
 Console.WriteLine();
 Console.WriteLine($"split: features before {bt.Cutoff:yyyy-MM-dd}, label = no purchase in [{bt.Cutoff:yyyy-MM-dd}, {bt.End:yyyy-MM-dd HH:mm}) (H = {bt.HorizonDays} days)");
 Console.WriteLine($"held-out: {bt.Labels.Length:N0} customers with a purchase before the cutoff, churn rate {(double)pos / bt.Labels.Length:F3} ({pos:N0})");
-Console.WriteLine($"training split (discriminative model, calibrations): features before {bt.TrainingCutoff:yyyy-MM-dd}, labels in [{bt.TrainingCutoff:yyyy-MM-dd}, {bt.Cutoff:yyyy-MM-dd}): {bt.TrainingRows:N0} customers, churn rate {(double)bt.TrainingPositives / Math.Max(1, bt.TrainingRows):F3}");
+Console.WriteLine($"training split (discriminative model, calibrations): features before {bt.TrainingCutoff:yyyy-MM-dd}, labels in [{bt.TrainingCutoff:yyyy-MM-dd}, {bt.Cutoff:yyyy-MM-dd}), plus {options.TrainingSnapshots - 1} earlier snapshot(s) {options.SnapshotSpacingDays} days apart for the discriminative model: {bt.TrainingRows:N0} rows, churn rate {(double)bt.TrainingPositives / Math.Max(1, bt.TrainingRows):F3}");
 if (bt.DiscriminativeInfo is { } info) Console.WriteLine($"discriminative learner: {info.Learner} ({info.Trees} trees), calibrator {info.Calibrator}, {info.TrainingRows} training rows");
 Console.WriteLine($"chosen: {bt.Kind} ({bt.Reason})");
 var chosenName = bt.Kind == ChurnModelKind.Discriminative ? ChurnTrainer.Discriminative : ChurnTrainer.Probabilistic;
@@ -154,7 +155,8 @@ var heldRows = customers.Select(c => (c, p: CustomerProfileExists(c, cutoff))).W
 var fullRows = heldRows.Select(c => ChurnFeatures.Build(c, cutoff, bt.BgNbd, bt.HorizonDays)).ToArray();
 var labels = bt.Labels;
 var rfm = new TabularSchema(ChurnFeatures.Rfm.Select(n => ChurnFeatures.Schema[n]));
-var rfmRows = fullRows.Select(r => rfm.Row(ChurnFeatures.Rfm.Select(n => r[n]).ToArray())).ToArray();
+// Why Raw: the reference fitted RFM on its natural scale; our features store some of it as ln(1 + x).
+var rfmRows = fullRows.Select(r => rfm.Row(ChurnFeatures.Rfm.Select(n => (object?)ChurnFeatures.Raw(r, n)).ToArray())).ToArray();
 void Cv(string name, TabularSchema schema, TabularRow[] x, TabularOptions o)
 {
     var folds = Folds(labels, 5, (ulong)options.Seed);
