@@ -2,6 +2,7 @@ using PluginApp.Admin;
 using PluginApp.Admin.Shell;
 using PluginApp.Admin.Switches;
 using PluginApp.Backfill;
+using PluginApp.Churn;
 using PluginApp.Compliance;
 using PluginApp.Data;
 using PluginApp.Demo;
@@ -36,6 +37,7 @@ builder.Services.AddRecommendations();
 builder.Services.AddRisk();
 builder.Services.AddReviewQueue();
 builder.Services.AddStripe();
+builder.Services.AddChurn();
 builder.AddScheduling();
 builder.AddDemo();
 
@@ -60,7 +62,8 @@ app.MapAdminApi()
     .MapRiskAdmin()
     .MapRecommendationsAdmin()
     .MapReviewQueue()
-    .MapStripeAdmin();
+    .MapStripeAdmin()
+    .MapChurnAdmin();
 app.MapProxy();
 app.MapDemoStorefront(app.Environment);
 app.MapJobsDashboard();

@@ -115,12 +115,21 @@ fi
 
 echo "[demo] order risk: $(runuser -u postgres -- psql -h 127.0.0.1 -p 55433 -U postgres -d pluginapp -tA -F ' ' -c "
   SELECT string_agg(level || ' ' || n, ', ' ORDER BY level) FROM (SELECT level, count(*) AS n FROM risk_scores GROUP BY level) x") orders scored; the review queue lists the MEDIUM and HIGH ones"
-for page in /admin /admin/upsells /admin/rules /admin/review /admin/risk /admin/ai /admin/privacy /admin/operations; do
+demo_sql() { runuser -u postgres -- psql -h 127.0.0.1 -p 55433 -U postgres -d pluginapp -tA -F ' ' -c "$1"; }
+echo "[demo] churn: training the store's churn model and scoring its customers"
+curl -fsS -X POST "$URL/api/admin/models/train?kind=churn" >/dev/null
+for _ in $(seq 1 360); do [ "$(demo_sql "SELECT count(*) FROM churn_scores")" != 0 ] && break; sleep 0.5; done
+[ "$(demo_sql "SELECT count(*) FROM churn_scores")" != 0 ] || { echo "[demo] no customer was scored for churn; see .run/demo-app.log"; exit 1; }
+for _ in $(seq 1 240); do [ "$(demo_sql "SELECT count(*) FROM outbox_messages WHERE resource_key LIKE 'gid://shopify/Customer/%' AND completed_at IS NULL AND failed_at IS NULL")" = 0 ] && break; sleep 0.5; done
+echo "[demo] churn: $(demo_sql "SELECT 'model v' || version || ', ' || (metrics->>'Kind') || ', held-out ROC-AUC ' || (metrics->>'RocAuc') || ' (recency alone ' || (metrics->>'RecencyRocAuc') || ')' FROM models WHERE kind = 'churn' AND status = 'active'")"
+echo "[demo] churn segments: $(demo_sql "SELECT string_agg(segment || ' ' || n, ', ' ORDER BY segment) FROM (SELECT segment, count(*) AS n FROM churn_scores GROUP BY segment) x")"
+echo "[demo] churn in Shopify: $(demo_sql "SELECT string_agg(operation || ' ' || n, ', ' ORDER BY operation) FROM (SELECT operation, count(*) AS n FROM outbox_messages WHERE completed_at IS NOT NULL AND operation IN ('tagsAdd', 'tagsRemove', 'metafieldsSet') GROUP BY operation) x") calls answered by the stand-in Shopify"
+for page in /admin /admin/upsells /admin/rules /admin/review /admin/risk /admin/churn /admin/ai /admin/privacy /admin/operations; do
   curl -fsS -o /dev/null "$URL$page" || { echo "[demo] $page does not open; see .run/demo-app.log"; exit 1; }
 done
 
 echo "App running at $URL"
-echo "  admin:              $URL/admin  (overview, upsells and models, rules, review queue, risk settings, AI use, data and privacy, operations)"
+echo "  admin:              $URL/admin  (overview, upsells and models, rules, review queue, risk settings, churn segments, AI use, data and privacy, operations)"
 echo "  storefront preview: $URL/demo/storefront  (product pages: $URL/products/{handle})"
 echo "  readiness: $URL/readyz   logs: .run/demo-app.log"
 if [ "${1:-}" = "--check" ]; then exit 0; fi

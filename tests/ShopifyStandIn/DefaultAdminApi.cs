@@ -60,6 +60,23 @@ public sealed class DefaultAdminApi
         public List<(string Id, string? Handle, string? Reason)> Holds { get; } = [];
     }
 
+    private readonly ConcurrentDictionary<string, SortedSet<string>> _tags = new();
+    private readonly ConcurrentDictionary<(string Owner, string Namespace, string Key), (string Type, string Value)> _metafields = new();
+
+    /// <summary>A resource's tags (its GID) as tagsAdd and tagsRemove left them, sorted.</summary>
+    public IReadOnlyList<string> Tags(string gid)
+    {
+        if (!_tags.TryGetValue(gid, out var set)) return [];
+        lock (set) return set.ToList();
+    }
+
+    /// <summary>Gives a resource tags of its own, as a merchant would have (the app must leave them alone).</summary>
+    public void SetTags(string gid, params string[] tags) => _tags[gid] = new SortedSet<string>(tags, StringComparer.Ordinal);
+
+    /// <summary>A resource's metafields set through metafieldsSet: (namespace.key) -> value.</summary>
+    public IReadOnlyDictionary<string, string> Metafields(string ownerGid) =>
+        _metafields.Where(m => m.Key.Owner == ownerGid).ToDictionary(m => $"{m.Key.Namespace}.{m.Key.Key}", m => m.Value.Value);
+
     private readonly object _ordersLock = new();
     private readonly Dictionary<string, List<StandInFulfillmentOrder>> _fulfillmentOrders = new();
     private readonly Dictionary<string, string> _cancelledAt = new();
@@ -133,6 +150,22 @@ public sealed class DefaultAdminApi
 
     private JsonObject Apply(GraphQLCall call, string field)
     {
+        if (field is "tagsAdd" or "tagsRemove" && call.Variables["id"]?.GetValue<string>() is { } tagged && call.Variables["tags"] is JsonArray tagList)
+        {
+            var set = _tags.GetOrAdd(tagged, _ => new SortedSet<string>(StringComparer.Ordinal));
+            lock (set)
+                foreach (var t in tagList.Select(t => t!.GetValue<string>()))
+                    if (field == "tagsAdd") set.Add(t); else set.Remove(t);
+            return new JsonObject { ["node"] = new JsonObject { ["id"] = tagged }, ["userErrors"] = new JsonArray() };
+        }
+        if (field == "metafieldsSet" && call.Variables["metafields"] is JsonArray metafields)
+        {
+            if (metafields.Count > 25) return new JsonObject { ["metafields"] = null, ["userErrors"] = Errors("Exceeded the maximum metafields input limit of 25.") };
+            foreach (var m in metafields.OfType<JsonObject>())
+                _metafields[(m["ownerId"]!.GetValue<string>(), m["namespace"]!.GetValue<string>(), m["key"]!.GetValue<string>())] =
+                    (m["type"]!.GetValue<string>(), m["value"]!.GetValue<string>());
+            return new JsonObject { ["metafields"] = new JsonArray(metafields.Select(_ => (JsonNode)new JsonObject { ["id"] = $"gid://shopify/Metafield/{Interlocked.Increment(ref _next)}" }).ToArray()), ["userErrors"] = new JsonArray() };
+        }
         if (field == "orderRiskAssessmentCreate" && call.Variables["input"] is JsonObject input)
         {
             var assessment = new JsonObject

@@ -1,0 +1,30 @@
+using Npgsql;
+using PluginApp.Admin.Shell;
+using PluginApp.Data;
+
+namespace PluginApp.Churn.Admin;
+
+/// <summary>
+/// Churn segments: the model in use and why (or why there is none yet), the value at risk, segment sizes over time, and
+/// one segment's customers with their reasons (<c>?segment=</c>, default the high-value at-risk ones), with CSV exports.
+/// </summary>
+public sealed class ChurnPageModel(ChurnStore store, NpgsqlDataSource db, ShopScope scope) : AdminPageModel
+{
+    public ChurnSummary Summary { get; private set; } = null!;
+    public List<ChurnDayView> Days { get; private set; } = [];
+    public List<ChurnCustomerView> Customers { get; private set; } = [];
+    public string Segment { get; private set; } = ChurnSegments.HighValueAtRisk;
+    public string Currency { get; private set; } = "";
+
+    public async Task OnGetAsync(string? segment, CancellationToken ct)
+    {
+        ViewData["Title"] = "Churn segments";
+        if (segment is not null && ChurnSegments.All.Contains(segment)) Segment = segment;
+        Summary = await store.SummaryAsync(scope.ShopId, ct);
+        Days = await store.DaysAsync(scope.ShopId, 90, ct);
+        Customers = await store.CustomersAsync(scope.ShopId, Segment, 50, ct);
+        await using var cmd = db.CreateCommand("SELECT coalesce(currency, '') FROM shops WHERE id = $1");
+        cmd.Parameters.Add(Sql.Param(scope.ShopId));
+        Currency = (string?)await cmd.ExecuteScalarAsync(ct) ?? "";
+    }
+}

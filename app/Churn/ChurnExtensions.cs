@@ -1,0 +1,29 @@
+using Microsoft.Extensions.Options;
+using PluginApp.Admin;
+using PluginApp.Compliance;
+using PluginApp.Install;
+using PluginApp.Jobs;
+using PluginApp.Training;
+
+namespace PluginApp.Churn;
+
+public static class ChurnExtensions
+{
+    public static IServiceCollection AddChurn(this IServiceCollection services)
+    {
+        services.AddOptions<ChurnOptions>().BindConfiguration(ChurnOptions.Section).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<ChurnOptions>, ChurnOptionsValidator>();
+        services.AddModelKind(ChurnModelTrainer.Registration);
+        services.AddTransient<ChurnScheduler>();
+        services.AddTransient<ChurnScoringJob>();
+        services.AddTransient<ChurnStore>();
+        services.AddAdminPage("/admin/churn", "Churn segments", 40);
+        services.AddScopeUse("write_customers", "writing churn segment tags (pluginapp:…) and metafields on customers");
+        // Daily, after the nightly trainings (03:00 in each shop's zone): recency grows every day even when the model stays.
+        services.AddRecurringJob<ChurnScoringJob>("churn-rescore", j => j.SweepAsync(CancellationToken.None), _ => "30 5 * * *");
+        services.AddPersonalData(new PersonalDataTable("churn_scores", ["customer_id", "reasons"],
+            "DELETE FROM churn_scores WHERE shop_id = $1 AND customer_id = $2",
+            Export: "SELECT coalesce(jsonb_agg(to_jsonb(s) - 'shop_id'), '[]') FROM churn_scores s WHERE s.shop_id = $1 AND s.customer_id = $2"));
+        return services;
+    }
+}

@@ -1,0 +1,78 @@
+using Npgsql;
+using PluginApp.Data;
+using PluginApp.Ml.Churn;
+
+namespace PluginApp.Churn;
+
+/// <summary>
+/// Each customer's orders as the churn model reads them, from the store's own rows: one entry per order (its total,
+/// discount, whether it was cancelled, its lines' product types) and one per refund on the day it was issued (so a refund
+/// after a cutoff is not known at it). Test orders, orders without a customer and customers erased by customers/redact
+/// are left out.
+/// </summary>
+public static class ChurnHistories
+{
+    public static async Task<List<CustomerHistory>> LoadAsync(NpgsqlDataSource db, long shopId, DateTimeOffset before, CancellationToken ct)
+    {
+        var orders = new Dictionary<long, List<ChurnOrder>>();
+        await using (var cmd = db.CreateCommand("""
+            SELECT o.customer_id, o.created_at, coalesce(o.total_price, 0)::float8, coalesce(o.total_discounts, 0)::float8, o.cancelled_at IS NOT NULL,
+                   ARRAY(SELECT DISTINCT p.product_type FROM order_lines l JOIN products p ON p.shop_id = l.shop_id AND p.id = l.product_id
+                         WHERE l.shop_id = o.shop_id AND l.order_id = o.id AND coalesce(p.product_type, '') <> '')
+            FROM orders o
+            WHERE o.shop_id = $1 AND o.customer_id IS NOT NULL AND NOT o.test AND o.created_at < $2
+              AND NOT EXISTS (SELECT 1 FROM customers c WHERE c.shop_id = o.shop_id AND c.id = o.customer_id AND c.redacted_at IS NOT NULL)
+            """))
+        {
+            cmd.Parameters.Add(Sql.Param(shopId));
+            cmd.Parameters.Add(Sql.Param(before));
+            await using var r = await cmd.ExecuteReaderAsync(ct);
+            while (await r.ReadAsync(ct))
+            {
+                var categories = r.GetFieldValue<string[]>(5);
+                Add(orders, r.GetInt64(0), new ChurnOrder(r.GetFieldValue<DateTimeOffset>(1).UtcDateTime, r.GetDouble(2), r.GetDouble(3),
+                    Cancelled: r.GetBoolean(4), Categories: categories.Length == 0 ? null : categories));
+            }
+        }
+        await using (var cmd = db.CreateCommand("""
+            SELECT o.customer_id, r.created_at, r.amount::float8
+            FROM refunds r JOIN orders o ON o.shop_id = r.shop_id AND o.id = r.order_id
+            WHERE r.shop_id = $1 AND o.customer_id IS NOT NULL AND NOT o.test AND r.amount > 0 AND r.created_at < $2
+            """))
+        {
+            cmd.Parameters.Add(Sql.Param(shopId));
+            cmd.Parameters.Add(Sql.Param(before));
+            await using var r = await cmd.ExecuteReaderAsync(ct);
+            while (await r.ReadAsync(ct))
+                if (orders.ContainsKey(r.GetInt64(0))) // only customers with an order kept above (not erased)
+                    Add(orders, r.GetInt64(0), new ChurnOrder(r.GetFieldValue<DateTimeOffset>(1).UtcDateTime, 0, Refunded: r.GetDouble(2)));
+        }
+        return orders.OrderBy(kv => kv.Key).Select(kv => new CustomerHistory(kv.Key.ToString(System.Globalization.CultureInfo.InvariantCulture), kv.Value)).ToList();
+    }
+
+    /// <summary>The store's newest order time, if any: a replayed or quiet store is judged on its own timeline.</summary>
+    public static async Task<DateTimeOffset?> NewestOrderAsync(NpgsqlDataSource db, long shopId, CancellationToken ct)
+    {
+        await using var cmd = db.CreateCommand("SELECT max(created_at) FROM orders WHERE shop_id = $1 AND NOT test");
+        cmd.Parameters.Add(Sql.Param(shopId));
+        return await cmd.ExecuteScalarAsync(ct) switch
+        {
+            DateTimeOffset t => t,
+            DateTime d => new DateTimeOffset(DateTime.SpecifyKind(d, DateTimeKind.Utc)),
+            _ => null,
+        };
+    }
+
+    /// <summary>The moment to train and score at: now, or the newest order when the store's timeline ends earlier (a replay).</summary>
+    public static async Task<DateTimeOffset> NowAsync(NpgsqlDataSource db, long shopId, TimeProvider clock, CancellationToken ct)
+    {
+        var now = clock.GetUtcNow();
+        return await NewestOrderAsync(db, shopId, ct) is { } newest && newest < now ? newest.AddSeconds(1) : now;
+    }
+
+    private static void Add(Dictionary<long, List<ChurnOrder>> orders, long customer, ChurnOrder o)
+    {
+        if (!orders.TryGetValue(customer, out var list)) orders[customer] = list = [];
+        list.Add(o);
+    }
+}

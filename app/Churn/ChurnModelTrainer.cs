@@ -1,0 +1,69 @@
+using Npgsql;
+using PluginApp.Ml.Churn;
+using PluginApp.Training;
+
+namespace PluginApp.Churn;
+
+/// <summary>
+/// The store's churn model (registry kind "churn"): <see cref="ChurnTrainer"/> fits BG/NBD with Gamma-Gamma and an ML.NET
+/// classifier on <see cref="ChurnFeatures"/>, compares both with recency alone on a held-out time split, and keeps the one
+/// that ranks better (the classifier only with enough held-out customers). A store too small for either gets the trainer's
+/// "not enough data yet: N customers with repeat orders, M needed", shown with the training run.
+/// </summary>
+public sealed class ChurnModelTrainer(NpgsqlDataSource db, TimeProvider clock) : IModelTrainer
+{
+    public const string Kind = "churn";
+
+    public static readonly ModelKind Registration = new(Kind, "Churn and lifetime value", nameof(ChurnMetrics.RocAuc), typeof(ChurnModelTrainer),
+        Purpose: "Estimates, for each customer, how likely they are not to order again within your store's usual time between orders, how many orders " +
+                 "and how much spend to expect from them, and puts them in segments (active, at risk, lapsing, lost, and high-value variants) for win-back.",
+        Inputs: "Each customer's orders in your store: dates, totals, discounts, refunds, cancellations and the product types bought. Names, emails and " +
+                "addresses are not used.",
+        ShownWhere: "Staff see the segments, probabilities and reasons on the Churn page; each customer gets a pluginapp: segment tag and metafields " +
+                    "(churn probability, predicted value, segment) in Shopify, for Shopify Flow and email apps. Shoppers never see it.",
+        Fallback: "With too few customers with repeat orders, no score at all and the page says how many are needed; with too few held-out customers for " +
+                  "the classifier, the purchase-pattern model (BG/NBD) alone, marked as such.")
+    {
+        BaselineMetric = nameof(ChurnMetrics.RecencyRocAuc),
+        BaselineName = "days since the last order alone, on the same customers",
+        Requirement = "It needs at least 20 customers with orders on two different days.",
+        Outputs = "Per customer: the probability of no order within the store's horizon (calibrated), expected orders in 30, 90 and 365 days, predicted " +
+                  "value, a segment and the top reasons in words.",
+        Oversight = "Segment thresholds are settings; tags the app writes all start with pluginapp: and it never adds or removes any other tag.",
+        OnActivated = (services, shopId) => services.GetRequiredService<ChurnScheduler>().ScoreSoon(shopId),
+    };
+
+    /// <summary>Held-out figures of the chosen kind beside the others', from one training run.</summary>
+    public sealed record ChurnMetrics(double RocAuc, double? PrAuc, double? Brier, double? BaseRateBrier, double? TopDecileLift, double? RecencyRocAuc,
+        double? ProbabilisticRocAuc, double? DiscriminativeRocAuc, string Kind, string Reason, int HorizonDays, string HorizonRule, int HeldOutCustomers,
+        int HeldOutChurned, int RepeatCustomers, int Customers, string? SpendModel);
+
+    public async Task<TrainedModel> TrainAsync(long shopId, CancellationToken ct)
+    {
+        var now = await ChurnHistories.NowAsync(db, shopId, clock, ct);
+        var customers = await ChurnHistories.LoadAsync(db, shopId, now, ct);
+        var result = ChurnTrainer.Train(customers, now.UtcDateTime, null, ct);
+        if (result.Model is not { } model) throw new NotEnoughDataException(result.NotEnoughData ?? "not enough data yet");
+        using (model)
+        {
+            var chosen = result.Evaluation(model.Kind == ChurnModelKind.Discriminative ? ChurnTrainer.Discriminative : ChurnTrainer.Probabilistic)
+                         ?? throw new InvalidOperationException("the churn trainer did not evaluate the kind it chose");
+            if (!double.IsFinite(chosen.Metrics.RocAuc))
+                throw new NotEnoughDataException($"not enough data yet: the {result.HeldOutRows} held-out customers all churned or all came back, so no model can be judged");
+            var metrics = new ChurnMetrics(chosen.Metrics.RocAuc, F(chosen.Metrics.PrAuc), F(chosen.Metrics.Brier), F(chosen.BaseRateBrier), F(chosen.TopDecileLift),
+                F(result.Evaluation(ChurnTrainer.RecencyOnly)?.Metrics.RocAuc),
+                F(result.Evaluation(ChurnTrainer.Probabilistic)?.Metrics.RocAuc),
+                F(result.Evaluation(ChurnTrainer.Discriminative)?.Metrics.RocAuc),
+                model.Kind == ChurnModelKind.Discriminative ? "discriminative (ML.NET classifier)" : "probabilistic (BG/NBD) alone",
+                result.Reason, result.HorizonDays, result.HorizonRule, result.HeldOutRows, result.HeldOutPositives, result.RepeatCustomers, result.Customers,
+                model.GammaGamma.Trusted ? "Gamma-Gamma" : $"none: {model.GammaGamma.Reason}");
+            using var blob = new MemoryStream();
+            model.Save(blob);
+            var first = customers.SelectMany(c => c.Orders).Select(o => (DateTime?)o.At).Min();
+            return new TrainedModel(blob.ToArray(), new { result.HorizonDays, Kind = model.Kind.ToString() }, metrics, customers.Count,
+                first is { } f ? new DateTimeOffset(f, TimeSpan.Zero) : null, now);
+        }
+    }
+
+    private static double? F(double? v) => v is { } x && double.IsFinite(x) ? Math.Round(x, 4) : null;
+}

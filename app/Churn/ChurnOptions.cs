@@ -1,0 +1,47 @@
+using Microsoft.Extensions.Options;
+
+namespace PluginApp.Churn;
+
+/// <summary>Churn segments and their Shopify outputs ("Churn" section). Validated at start.</summary>
+public sealed class ChurnOptions
+{
+    public const string Section = "Churn";
+
+    /// <summary>Churn probability (no order in the store's horizon) from which a customer is at risk.</summary>
+    public double AtRisk { get; set; } = 0.5;
+
+    /// <summary>From which a customer is lapsing.</summary>
+    public double Lapsing { get; set; } = 0.7;
+
+    /// <summary>From which a customer is counted lost.</summary>
+    public double Lost { get; set; } = 0.9;
+
+    /// <summary>Share of the store's scored customers, by spend so far, that counts as high value.</summary>
+    public double HighValueShare { get; set; } = 0.2;
+
+    /// <summary>Every customer tag the app writes starts with this; tags without it are the merchant's and never touched.</summary>
+    public string TagPrefix { get; set; } = "pluginapp:";
+
+    /// <summary>Namespace of the customer metafields (churn_probability, predicted_value, churn_segment).</summary>
+    public string MetafieldNamespace { get; set; } = "pluginapp";
+
+    /// <summary>Customers per metafieldsSet call (3 metafields each; Shopify takes up to 25 per call).</summary>
+    public int MetafieldCustomersPerCall { get; set; } = 8;
+}
+
+internal sealed class ChurnOptionsValidator : IValidateOptions<ChurnOptions>
+{
+    public ValidateOptionsResult Validate(string? name, ChurnOptions o)
+    {
+        var f = new List<string>();
+        if (!(o.AtRisk > 0 && o.AtRisk < o.Lapsing && o.Lapsing < o.Lost && o.Lost < 1))
+            f.Add($"Churn:AtRisk, Lapsing and Lost must rise strictly between 0 and 1; got {o.AtRisk}, {o.Lapsing}, {o.Lost}.");
+        if (o.HighValueShare is <= 0 or >= 1) f.Add($"Churn:HighValueShare {o.HighValueShare} must be between 0 and 1.");
+        if (string.IsNullOrWhiteSpace(o.TagPrefix) || o.TagPrefix.Contains(',') || o.TagPrefix.Length > 30)
+            f.Add("Churn:TagPrefix must be a short tag prefix without commas, e.g. \"pluginapp:\".");
+        if (o.MetafieldNamespace is not { Length: >= 3 and <= 255 } || o.MetafieldNamespace.Any(c => !(char.IsAsciiLetterOrDigit(c) || c is '_' or '-')))
+            f.Add("Churn:MetafieldNamespace must be 3 to 255 letters, digits, '-' or '_'.");
+        if (o.MetafieldCustomersPerCall is < 1 or > 8) f.Add($"Churn:MetafieldCustomersPerCall {o.MetafieldCustomersPerCall} must be 1 to 8 (3 metafields each, 25 per call).");
+        return f.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(f);
+    }
+}

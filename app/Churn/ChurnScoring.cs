@@ -1,0 +1,166 @@
+using System.Globalization;
+using System.Text.Json;
+using Hangfire;
+using Microsoft.Extensions.Options;
+using Npgsql;
+using PluginApp.Data;
+using PluginApp.Ml.Churn;
+using PluginApp.Outbox;
+using PluginApp.StoreData;
+using PluginApp.Training;
+
+namespace PluginApp.Churn;
+
+/// <summary>Queues a shop's churn scoring (after a churn model becomes active, and daily for every shop with one).</summary>
+public sealed class ChurnScheduler(IBackgroundJobClient jobs)
+{
+    public void ScoreSoon(long shopId) => jobs.Enqueue<ChurnScoringJob>(j => j.ScoreShopAsync(shopId, CancellationToken.None));
+}
+
+/// <summary>
+/// Scores every customer of a shop with its active churn model, puts each in a segment, and for each customer whose segment
+/// changed queues, in the same transaction, the Shopify calls that say so: our other segment tags removed, the new one added
+/// (only tags with <see cref="ChurnOptions.TagPrefix"/>; the merchant's are never named), and the metafields churn_probability,
+/// predicted_value and churn_segment set, several customers per metafieldsSet call. A customer whose segment is unchanged
+/// costs Shopify nothing. Customers erased by customers/redact are not scored and their rows go.
+/// </summary>
+public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry, IOptions<ChurnOptions> options, TimeProvider clock,
+    OutboxScheduler outbox, ILogger<ChurnScoringJob> logger)
+{
+    [AutomaticRetry(Attempts = 3)]
+    public async Task ScoreShopAsync(long shopId, CancellationToken ct)
+    {
+        var o = options.Value;
+        if (await registry.LoadActiveAsync(shopId, ChurnModelTrainer.Kind, ct) is not var (version, artifact)) return;
+        using var model = ChurnModel.Load(new MemoryStream(artifact));
+        var now = await ChurnHistories.NowAsync(db, shopId, clock, ct);
+        var customers = await ChurnHistories.LoadAsync(db, shopId, now, ct);
+        var firstOrder = customers.ToDictionary(c => c.CustomerId, c => c.Orders.Where(x => x.IsPurchase).Select(x => (DateTime?)x.At).Min());
+        var scored = model.Score(customers, now.UtcDateTime).Where(p => double.IsFinite(p.ChurnProbability)).ToList();
+        var highFrom = ChurnSegments.HighValueFrom(scored.Select(p => p.TotalSpend).ToList(), o.HighValueShare);
+        var kind = model.Kind == ChurnModelKind.Discriminative ? "discriminative" : "probabilistic";
+        var scoredAt = clock.GetUtcNow();
+
+        await using var conn = await db.OpenConnectionAsync(ct);
+        await using var tx = await conn.BeginTransactionAsync(ct);
+        // Why: two runs for one shop (a retry beside the daily sweep) would both see the same changes and queue them twice.
+        await using (var lockCmd = new NpgsqlCommand("SELECT pg_advisory_xact_lock(hashtextextended('churn-score:' || $1::text, 0))", conn, tx))
+        {
+            lockCmd.Parameters.Add(Sql.Param(shopId));
+            await lockCmd.ExecuteNonQueryAsync(ct);
+        }
+        await using (var batch = new NpgsqlBatch(conn, tx))
+        {
+            var store = new StoreWriter(batch, shopId);
+            store.Add("DELETE FROM churn_scores WHERE shop_id = $1 AND NOT (customer_id = ANY($2))", shopId,
+                scored.Select(p => long.Parse(p.CustomerId, CultureInfo.InvariantCulture)).ToArray());
+            foreach (var p in scored)
+            {
+                var segment = ChurnSegments.Of(p.ChurnProbability, p.TotalSpend >= highFrom && p.TotalSpend > 0, o);
+                var years = firstOrder[p.CustomerId] is { } first ? Math.Max(1, (now.UtcDateTime - first).TotalDays / 365.25) : 1;
+                store.Add("""
+                    INSERT INTO churn_scores (shop_id, customer_id, model_version, model_kind, churn_probability, probability_alive, expected_orders_30,
+                        expected_orders_90, expected_orders_365, expected_value_365, orders, days_since_last, total_spend, yearly_spend, segment, reasons, scored_at)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16::jsonb, $17)
+                    ON CONFLICT (shop_id, customer_id) DO UPDATE SET model_version = excluded.model_version, model_kind = excluded.model_kind,
+                        churn_probability = excluded.churn_probability, probability_alive = excluded.probability_alive,
+                        expected_orders_30 = excluded.expected_orders_30, expected_orders_90 = excluded.expected_orders_90,
+                        expected_orders_365 = excluded.expected_orders_365, expected_value_365 = excluded.expected_value_365, orders = excluded.orders,
+                        days_since_last = excluded.days_since_last, total_spend = excluded.total_spend, yearly_spend = excluded.yearly_spend,
+                        segment = excluded.segment, reasons = excluded.reasons, scored_at = excluded.scored_at
+                    """, shopId, long.Parse(p.CustomerId, CultureInfo.InvariantCulture), version, kind, p.ChurnProbability, Finite(p.ProbabilityAlive),
+                    Finite(p.ExpectedOrders30), Finite(p.ExpectedOrders90), Finite(p.ExpectedOrders365), Money(PredictedValue(p)), p.Orders,
+                    p.DaysSinceLastOrder, Money(p.TotalSpend) ?? 0m, Money(p.TotalSpend / years) ?? 0m, segment,
+                    JsonSerializer.Serialize(p.Reasons.Select(r => new { feature = r.Feature, text = r.Text, contribution = Math.Round(r.Contribution, 3) })), scoredAt);
+            }
+            var day = DateOnly.FromDateTime(now.UtcDateTime);
+            store.Add("DELETE FROM churn_segment_days WHERE shop_id = $1 AND day = $2", shopId, day);
+            await batch.ExecuteNonQueryAsync(ct);
+        }
+        await using (var days = new NpgsqlCommand("""
+            INSERT INTO churn_segment_days (shop_id, day, segment, customers, value_at_risk)
+            SELECT shop_id, $2, segment, count(*), coalesce(sum(churn_probability::numeric * yearly_spend) FILTER (WHERE segment = ANY($3)), 0)
+            FROM churn_scores WHERE shop_id = $1 GROUP BY shop_id, segment
+            """, conn, tx))
+        {
+            days.Parameters.Add(Sql.Param(shopId));
+            days.Parameters.Add(Sql.Param(DateOnly.FromDateTime(now.UtcDateTime)));
+            days.Parameters.Add(Sql.Param(ChurnSegments.All.Where(ChurnSegments.AtStake).ToArray()));
+            await days.ExecuteNonQueryAsync(ct);
+        }
+        var calls = await QueueChangesAsync(conn, tx, shopId, o, scoredAt, ct);
+        await tx.CommitAsync(ct);
+        if (calls > 0) outbox.Kick(shopId);
+        logger.LogInformation("Shop {Shop}: {Customers} customers scored for churn with model v{Version}; {Calls} Shopify calls queued", shopId, scored.Count, version, calls);
+    }
+
+    /// <summary>Every shop with an active churn model, rescored daily: recency grows every day even when the model does not change.</summary>
+    [AutomaticRetry(Attempts = 0)]
+    public async Task SweepAsync(CancellationToken ct)
+    {
+        var shops = new List<long>();
+        await using (var cmd = db.CreateCommand($"SELECT DISTINCT m.shop_id FROM models m JOIN shops s ON s.id = m.shop_id WHERE m.kind = $1 AND m.status = 'active' AND {StoreData.ShopStatus.Installed("s")}"))
+        {
+            cmd.Parameters.Add(Sql.Param(ChurnModelTrainer.Kind));
+            await using var r = await cmd.ExecuteReaderAsync(ct);
+            while (await r.ReadAsync(ct)) shops.Add(r.GetInt64(0));
+        }
+        foreach (var shop in shops) await ScoreShopAsync(shop, ct);
+    }
+
+    private static async Task<int> QueueChangesAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId, ChurnOptions o, DateTimeOffset now, CancellationToken ct)
+    {
+        var changed = new List<(long Customer, string Segment, double Probability, decimal? Value, int Change)>();
+        await using (var cmd = new NpgsqlCommand("""
+            UPDATE churn_scores SET synced_segment = segment, changes = changes + 1
+            WHERE shop_id = $1 AND segment IS DISTINCT FROM synced_segment
+            RETURNING customer_id, segment, churn_probability, expected_value_365, changes
+            """, conn, tx))
+        {
+            cmd.Parameters.Add(Sql.Param(shopId));
+            await using var r = await cmd.ExecuteReaderAsync(ct);
+            while (await r.ReadAsync(ct))
+                changed.Add((r.GetInt64(0), r.GetString(1), r.GetDouble(2), r.IsDBNull(3) ? null : r.GetDecimal(3), r.GetInt32(4)));
+        }
+        if (changed.Count == 0) return 0;
+        await using var batch = new NpgsqlBatch(conn, tx);
+        var store = new StoreWriter(batch, shopId);
+        var calls = 0;
+        foreach (var c in changed.OrderBy(c => c.Customer))
+        {
+            var gid = Gid.Of("Customer", c.Customer);
+            var ours = ChurnSegments.All.Select(s => o.TagPrefix + s).ToArray();
+            OutboxWriter.Enqueue(store, new OutboxCall(OutboxOperation.TagsRemove, gid,
+                new { id = gid, tags = ours.Where(t => t != o.TagPrefix + c.Segment).ToArray() }, $"churn:{c.Customer}:{c.Change}:remove"), now);
+            OutboxWriter.Enqueue(store, new OutboxCall(OutboxOperation.TagsAdd, gid,
+                new { id = gid, tags = new[] { o.TagPrefix + c.Segment } }, $"churn:{c.Customer}:{c.Change}:add"), now);
+            calls += 2;
+        }
+        foreach (var chunk in changed.OrderBy(c => c.Customer).Chunk(o.MetafieldCustomersPerCall))
+        {
+            var metafields = chunk.SelectMany(c => new[]
+            {
+                Metafield(o, c.Customer, "churn_probability", "number_decimal", c.Probability.ToString("0.0000", CultureInfo.InvariantCulture)),
+                Metafield(o, c.Customer, "predicted_value", "number_decimal", (c.Value ?? 0m).ToString("0.00", CultureInfo.InvariantCulture)),
+                Metafield(o, c.Customer, "churn_segment", "single_line_text_field", c.Segment),
+            }).ToArray();
+            // Why one resource key for all: batches for the same customer must land in the order they were decided.
+            OutboxWriter.Enqueue(store, new OutboxCall(OutboxOperation.MetafieldsSet, "churn-metafields", new { metafields },
+                $"churn-mf:{chunk[0].Customer}:{chunk[0].Change}"), now);
+            calls++;
+        }
+        await batch.ExecuteNonQueryAsync(ct);
+        return calls;
+    }
+
+    private static object Metafield(ChurnOptions o, long customer, string key, string type, string value) =>
+        new { ownerId = Gid.Of("Customer", customer), @namespace = o.MetafieldNamespace, key, type, value };
+
+    /// <summary>Gamma-Gamma's value when it was trusted, else the customer's average order times their expected orders in a year.</summary>
+    internal static double PredictedValue(ChurnPrediction p) =>
+        p.ExpectedValue365 is { } v && double.IsFinite(v) ? v : p.Orders > 0 ? p.TotalSpend / p.Orders * Finite(p.ExpectedOrders365) : 0;
+
+    private static double Finite(double v) => double.IsFinite(v) ? v : 0;
+
+    private static decimal? Money(double v) => double.IsFinite(v) ? Math.Round((decimal)v, 2) : null;
+}

@@ -1,0 +1,159 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Npgsql;
+using PluginApp.Data;
+using PluginApp.Training;
+
+namespace PluginApp.Churn;
+
+public sealed record ChurnReasonView(string Feature, string Text, double Contribution);
+
+public sealed record ChurnCustomerView(long CustomerId, string? Email, string Segment, double ChurnProbability, double ExpectedOrders90,
+    decimal? PredictedValue, int Orders, double DaysSinceLastOrder, decimal TotalSpend, int ModelVersion, string ModelKind, DateTimeOffset ScoredAt,
+    IReadOnlyList<ChurnReasonView> Reasons);
+
+public sealed record ChurnSegmentView(string Segment, string Means, long Customers, decimal ValueAtRisk);
+
+public sealed record ChurnDayView(DateOnly Day, string Segment, int Customers, decimal ValueAtRisk);
+
+/// <summary>What the admin shows: the model and why it was chosen, or why there is none yet.</summary>
+public sealed record ChurnModelView(int? Version, string? Kind, string? Reason, int? HorizonDays, double? RocAuc, double? RecencyRocAuc, string? SpendModel,
+    string? NotYet, DateTimeOffset? ScoredAt);
+
+public sealed record ChurnSummary(ChurnModelView Model, IReadOnlyList<ChurnSegmentView> Segments, decimal ValueAtRisk, long Customers);
+
+/// <summary>Reads of the churn scores for the admin page, its API and the CSV export (one shop each).</summary>
+public sealed class ChurnStore(NpgsqlDataSource db, ModelRegistry registry, Microsoft.Extensions.Options.IOptions<ChurnOptions> options)
+{
+    public async Task<ChurnSummary> SummaryAsync(long shopId, CancellationToken ct)
+    {
+        var active = (await registry.ListAsync(shopId, ct)).FirstOrDefault(m => m.Kind == ChurnModelTrainer.Kind && m.Status == "active");
+        var run = (await registry.TrainingRunsAsync(shopId, ct)).Where(r => r.Kind == ChurnModelTrainer.Kind).OrderByDescending(r => r.StartedAt).FirstOrDefault();
+        var counts = new Dictionary<string, (long N, decimal Risk)>();
+        DateTimeOffset? scoredAt = null;
+        await using (var cmd = db.CreateCommand("""
+            SELECT segment, count(*), coalesce(sum(churn_probability::numeric * yearly_spend), 0), max(scored_at) FROM churn_scores WHERE shop_id = $1 GROUP BY segment
+            """))
+        {
+            cmd.Parameters.Add(Sql.Param(shopId));
+            await using var r = await cmd.ExecuteReaderAsync(ct);
+            while (await r.ReadAsync(ct))
+            {
+                counts[r.GetString(0)] = (r.GetInt64(1), ChurnSegments.AtStake(r.GetString(0)) ? Math.Round(r.GetDecimal(2), 2) : 0m);
+                var at = r.GetFieldValue<DateTimeOffset>(3);
+                if (scoredAt is null || at > scoredAt) scoredAt = at;
+            }
+        }
+        var o = options.Value;
+        var segments = ChurnSegments.All.Select(s => new ChurnSegmentView(s, ChurnSegments.Describe(s, o), counts.GetValueOrDefault(s).N, counts.GetValueOrDefault(s).Risk)).ToList();
+        string? notYet = active is null
+            ? run is null ? "No churn model has been trained yet: training runs nightly and after the history backfill."
+              : run.State == "completed" ? "The last churn model did not pass the promotion gate." : run.Error ?? $"The last training {run.State}."
+            : null;
+        var model = active is null ? new ChurnModelView(null, null, null, null, null, null, null, notYet, scoredAt) : new ChurnModelView(active.Version,
+            Str(active.Metrics, "Kind"), Str(active.Metrics, "Reason"), active.Metrics.TryGetProperty("HorizonDays", out var h) ? h.GetInt32() : null,
+            Num(active.Metrics, "RocAuc"), Num(active.Metrics, "RecencyRocAuc"), Str(active.Metrics, "SpendModel"), null, scoredAt);
+        return new ChurnSummary(model, segments, segments.Sum(s => s.ValueAtRisk), segments.Sum(s => s.Customers));
+    }
+
+    public async Task<List<ChurnDayView>> DaysAsync(long shopId, int days, CancellationToken ct)
+    {
+        await using var cmd = db.CreateCommand("""
+            SELECT day, segment, customers, value_at_risk FROM churn_segment_days
+            WHERE shop_id = $1 AND day > (SELECT max(day) FROM churn_segment_days WHERE shop_id = $1) - $2 ORDER BY day, segment
+            """);
+        cmd.Parameters.Add(Sql.Param(shopId));
+        cmd.Parameters.Add(Sql.Param(days));
+        var list = new List<ChurnDayView>();
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        while (await r.ReadAsync(ct)) list.Add(new(r.GetFieldValue<DateOnly>(0), r.GetString(1), r.GetInt32(2), r.GetDecimal(3)));
+        return list;
+    }
+
+    /// <summary>Customers of a segment (or all), riskiest first; <paramref name="limit"/> null = all (the export).</summary>
+    public async Task<List<ChurnCustomerView>> CustomersAsync(long shopId, string? segment, int? limit, CancellationToken ct)
+    {
+        await using var cmd = db.CreateCommand("""
+            SELECT s.customer_id, c.email, s.segment, s.churn_probability, s.expected_orders_90, s.expected_value_365, s.orders, s.days_since_last,
+                   s.total_spend, s.model_version, s.model_kind, s.scored_at, s.reasons::text
+            FROM churn_scores s LEFT JOIN customers c ON c.shop_id = s.shop_id AND c.id = s.customer_id
+            WHERE s.shop_id = $1 AND ($2::text IS NULL OR s.segment = $2::text)
+            ORDER BY s.churn_probability * s.yearly_spend DESC, s.customer_id LIMIT $3
+            """);
+        cmd.Parameters.Add(Sql.Param(shopId));
+        cmd.Parameters.Add(Sql.Text(segment));
+        cmd.Parameters.Add(Sql.Param((object?)limit ?? new TypedNull(NpgsqlTypes.NpgsqlDbType.Integer)));
+        var list = new List<ChurnCustomerView>();
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        while (await r.ReadAsync(ct))
+        {
+            var reasons = JsonSerializer.Deserialize<List<JsonElement>>(r.GetString(12))!
+                .Select(x => new ChurnReasonView(x.GetProperty("feature").GetString()!, x.GetProperty("text").GetString()!, x.GetProperty("contribution").GetDouble())).ToList();
+            list.Add(new(r.GetInt64(0), r.IsDBNull(1) ? null : r.GetString(1), r.GetString(2), r.GetDouble(3), r.GetDouble(4), r.IsDBNull(5) ? null : r.GetDecimal(5),
+                r.GetInt32(6), r.GetDouble(7), r.GetDecimal(8), r.GetInt32(9), r.GetString(10), r.GetFieldValue<DateTimeOffset>(11), reasons));
+        }
+        return list;
+    }
+
+    /// <summary>The CSV the merchant downloads: one row per scored customer, RFC 4180 quoting, formulas neutralised.</summary>
+    public static string Csv(IEnumerable<ChurnCustomerView> rows)
+    {
+        var b = new StringBuilder("customer_id,email,segment,churn_probability,expected_orders_90_days,predicted_value_365_days,orders,days_since_last_order,total_spend,model_version,model_kind,scored_at,reasons\r\n");
+        foreach (var c in rows)
+            b.Append(string.Join(',', new[]
+            {
+                c.CustomerId.ToString(CultureInfo.InvariantCulture), Cell(c.Email), c.Segment, c.ChurnProbability.ToString("0.0000", CultureInfo.InvariantCulture),
+                c.ExpectedOrders90.ToString("0.000", CultureInfo.InvariantCulture), c.PredictedValue?.ToString("0.00", CultureInfo.InvariantCulture) ?? "",
+                c.Orders.ToString(CultureInfo.InvariantCulture), c.DaysSinceLastOrder.ToString("0", CultureInfo.InvariantCulture),
+                c.TotalSpend.ToString("0.00", CultureInfo.InvariantCulture), c.ModelVersion.ToString(CultureInfo.InvariantCulture), c.ModelKind,
+                c.ScoredAt.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture), Cell(string.Join("; ", c.Reasons.Select(r => r.Text))),
+            })).Append("\r\n");
+        return b.ToString();
+    }
+
+    // Why the apostrophe: a cell starting with = + - @ would run as a formula in a spreadsheet.
+    private static string Cell(string? s)
+    {
+        if (string.IsNullOrEmpty(s)) return "";
+        if (s[0] is '=' or '+' or '-' or '@' or '\t' or '\r') s = "'" + s;
+        return s.IndexOfAny([',', '"', '\r', '\n']) >= 0 ? "\"" + s.Replace("\"", "\"\"") + "\"" : s;
+    }
+
+    private static string? Str(JsonElement e, string name) => e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
+    private static double? Num(JsonElement e, string name) => e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetDouble() : null;
+}
+
+public static class ChurnAdminApi
+{
+    public static RouteGroupBuilder MapChurnAdmin(this RouteGroupBuilder api)
+    {
+        api.MapGet("/churn", async (ChurnStore store, ShopScope scope, CancellationToken ct) => TypedResults.Ok(await store.SummaryAsync(scope.ShopId, ct)));
+        api.MapGet("/churn/customers", CustomersAsync);
+        api.MapGet("/churn/export.csv", ExportAsync);
+        return api;
+    }
+
+    private static async Task<Results<Ok<List<ChurnCustomerView>>, ValidationProblem>> CustomersAsync(ChurnStore store, ShopScope scope, string? segment, int? limit,
+        CancellationToken ct)
+    {
+        if (Problem(segment, limit) is { } p) return p;
+        return TypedResults.Ok(await store.CustomersAsync(scope.ShopId, segment, limit ?? 100, ct));
+    }
+
+    private static async Task<Results<FileContentHttpResult, ValidationProblem>> ExportAsync(ChurnStore store, ShopScope scope, string? segment, CancellationToken ct)
+    {
+        if (Problem(segment, null) is { } p) return p;
+        var csv = ChurnStore.Csv(await store.CustomersAsync(scope.ShopId, segment, null, ct));
+        return TypedResults.File(Encoding.UTF8.GetBytes(csv), "text/csv; charset=utf-8", $"churn-{segment ?? "all"}-{DateTime.UtcNow:yyyy-MM-dd}.csv");
+    }
+
+    private static ValidationProblem? Problem(string? segment, int? limit)
+    {
+        var errors = new Dictionary<string, string[]>();
+        if (segment is not null && !ChurnSegments.All.Contains(segment)) errors["segment"] = [$"segment must be one of {string.Join(", ", ChurnSegments.All)}"];
+        if (limit is < 1 or > 1000) errors["limit"] = ["limit must be between 1 and 1000"];
+        return errors.Count == 0 ? null : TypedResults.ValidationProblem(errors);
+    }
+}

@@ -1,0 +1,267 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Playwright;
+using Npgsql;
+using PluginApp.Churn;
+using PluginApp.Outbox;
+using PluginApp.Tests.Infrastructure;
+using PluginApp.Tests.Storefront;
+using PluginApp.Training;
+
+namespace PluginApp.Tests.Churn;
+
+/// <summary>The app served over HTTP, with Chromium for the churn page.</summary>
+public sealed class ChurnFixture : AppFixture
+{
+    public IPlaywright Playwright { get; private set; } = null!;
+    public IBrowser Browser { get; private set; } = null!;
+
+    protected override bool ServeOverHttp => true;
+
+    public override async Task InitializeAsync()
+    {
+        await base.InitializeAsync();
+        Playwright = await Microsoft.Playwright.Playwright.CreateAsync();
+        Browser = await Playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
+        {
+            ExecutablePath = StorefrontFixture.ChromiumPath, Headless = true, Args = ["--no-sandbox", "--disable-gpu", "--no-first-run"],
+        });
+    }
+
+    public override async Task DisposeAsync()
+    {
+        await Browser.DisposeAsync();
+        Playwright.Dispose();
+        await base.DisposeAsync();
+    }
+
+    /// <summary>
+    /// A store's customers and orders written straight to the store tables (as the webhooks and the backfill would leave
+    /// them): each customer buys at their own pace from their first order until they stop, some long before now.
+    /// </summary>
+    public async Task SeedAsync(long shopId, long firstCustomer, int customers, int seed)
+    {
+        var rng = new Random(seed);
+        var now = Clock.GetUtcNow();
+        var orderId = firstCustomer * 1000;
+        await using var batch = Db.CreateBatch();
+        for (var i = 0; i < customers; i++)
+        {
+            var customer = firstCustomer + i;
+            var start = now.AddDays(-60 - rng.NextDouble() * 480);
+            var stop = start.AddDays(-Math.Log(1 - rng.NextDouble()) * 220);
+            var gap = 10 + rng.NextDouble() * 60;
+            var cmd = new NpgsqlBatchCommand("INSERT INTO customers (shop_id, id, email, created_at) VALUES ($1, $2, $3, $4)");
+            cmd.Parameters.AddWithValue(shopId); cmd.Parameters.AddWithValue(customer); cmd.Parameters.AddWithValue($"c{customer}@example.com"); cmd.Parameters.AddWithValue(start);
+            batch.BatchCommands.Add(cmd);
+            for (var at = start; at < now && at < stop; at = at.AddDays(-Math.Log(1 - rng.NextDouble()) * gap))
+            {
+                var o = new NpgsqlBatchCommand("""
+                    INSERT INTO orders (shop_id, id, name, customer_id, email, currency, total_price, subtotal_price, total_discounts, created_at, updated_at, processed_at)
+                    VALUES ($1, $2, $3, $4, $5, 'USD', $6, $6, 0, $7, $7, $7)
+                    """);
+                o.Parameters.AddWithValue(shopId); o.Parameters.AddWithValue(orderId); o.Parameters.AddWithValue($"#{orderId}"); o.Parameters.AddWithValue(customer);
+                o.Parameters.AddWithValue($"c{customer}@example.com"); o.Parameters.AddWithValue(Math.Round(20m + (decimal)(rng.NextDouble() * 80), 2)); o.Parameters.AddWithValue(at);
+                batch.BatchCommands.Add(o);
+                orderId++;
+            }
+        }
+        await batch.ExecuteNonQueryAsync();
+    }
+
+    public Task<(int Version, bool Activated)> TrainAsync(string shop) =>
+        Factory.Services.GetRequiredService<TrainingService>().TrainAsync(shop, ChurnModelTrainer.Kind, "test", CancellationToken.None);
+
+    public Task ScoreAsync(long shopId) => Factory.Services.GetRequiredService<ChurnScoringJob>().ScoreShopAsync(shopId, CancellationToken.None);
+
+    /// <summary>Sends the shop's queued Shopify calls until none is left (a dropped call is retried after its delay).</summary>
+    public async Task DrainAsync(long shopId)
+    {
+        var drainer = Factory.Services.GetRequiredService<OutboxDrainer>();
+        var deadline = DateTime.UtcNow.AddSeconds(90);
+        while (await CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND completed_at IS NULL AND failed_at IS NULL", shopId) > 0)
+        {
+            if (DateTime.UtcNow > deadline) throw new TimeoutException("the outbox did not drain");
+            await drainer.DrainShopAsync(shopId, CancellationToken.None);
+            await Task.Delay(200);
+        }
+        Assert.Equal(0, await CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND failed_at IS NOT NULL", shopId));
+    }
+}
+
+/// <summary>Churn end to end: the store's model, customer scores and segments, Shopify tags and metafields, the page and its exports.</summary>
+public sealed class ChurnTests(ChurnFixture app) : IClassFixture<ChurnFixture>
+{
+    private static string Gid(long customer) => $"gid://shopify/Customer/{customer}";
+
+    private async Task<JsonElement> JsonAsync(string path, string shop)
+    {
+        var response = await app.Client.SendAsync(app.AdminGet(path, shop));
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        return await response.Content.ReadFromJsonAsync<JsonElement>();
+    }
+
+    private async Task<Dictionary<long, string>> SegmentsAsync(long shopId)
+    {
+        var segments = new Dictionary<long, string>();
+        await using var cmd = app.Db.CreateCommand("SELECT customer_id, segment FROM churn_scores WHERE shop_id = $1");
+        cmd.Parameters.AddWithValue(shopId);
+        await using var r = await cmd.ExecuteReaderAsync();
+        while (await r.ReadAsync()) segments[r.GetInt64(0)] = r.GetString(1);
+        return segments;
+    }
+
+    [Fact]
+    public async Task ATinyStore_IsToldHowManyRepeatCustomersItHasAndNeeds_AndNoCustomerGetsAGuess()
+    {
+        const string shop = "churn-tiny.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        await app.SeedAsync(shopId, 96_100_000, 12, seed: 1);
+        var repeat = await app.CountAsync("SELECT count(*) FROM (SELECT customer_id FROM orders WHERE shop_id = $1 GROUP BY customer_id HAVING count(DISTINCT created_at::date) >= 2) x", shopId);
+
+        var (version, activated) = await app.TrainAsync(shop);
+
+        Assert.Equal((0, false), (version, activated));
+        var summary = await JsonAsync("/api/admin/churn", shop);
+        Assert.Equal($"not enough data yet: {repeat} customers with repeat orders, 20 needed", summary.GetProperty("model").GetProperty("notYet").GetString());
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM churn_scores WHERE shop_id = $1", shopId));
+    }
+
+    [Fact]
+    public async Task Customers_GetScoresAndSegments_AndShopifyGetsOurTagsAndMetafieldsOnce_LeavingTheMerchantsTagsAlone()
+    {
+        const string shop = "churn-store.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        await app.SeedAsync(shopId, 96_200_000, 400, seed: 2);
+        var (version, activated) = await app.TrainAsync(shop);
+        Assert.True(activated, $"the churn model v{version} did not become active");
+
+        await app.ScoreAsync(shopId);
+        var segments = await SegmentsAsync(shopId);
+        Assert.Equal(400, segments.Count);
+        Assert.True(segments.Values.Distinct().Count() >= 3, $"only {string.Join(", ", segments.Values.Distinct())}");
+        var first = segments.Keys.Min();
+        app.Shopify.Admin.SetTags(Gid(first), "VIP", "pluginapp-friends"); // the merchant's own, one of them look-alike
+        app.Shopify.Admin.DropAfterApplying(shop, "tagsAdd"); // Shopify applies the first tagsAdd, then the connection drops
+        await app.DrainAsync(shopId);
+
+        foreach (var (customer, segment) in segments)
+        {
+            var ours = app.Shopify.Admin.Tags(Gid(customer)).Where(t => t.StartsWith("pluginapp:", StringComparison.Ordinal)).ToList();
+            Assert.Equal(["pluginapp:" + segment], ours);
+            Assert.Equal(segment, app.Shopify.Admin.Metafields(Gid(customer))["pluginapp.churn_segment"]);
+        }
+        Assert.Equal(["VIP", "pluginapp-friends", "pluginapp:" + segments[first]], app.Shopify.Admin.Tags(Gid(first)));
+        var removed = app.Shopify.Admin.Mutations.Where(m => m.Shop == shop && m.Mentions("tagsRemove")).SelectMany(m => m.Variables["tags"]!.AsArray().Select(t => t!.GetValue<string>()));
+        Assert.All(removed, t => Assert.StartsWith("pluginapp:", t));
+        var probability = await app.ScalarAsync("SELECT churn_probability FROM churn_scores WHERE shop_id = $1 AND customer_id = $2", shopId, first);
+        Assert.Equal(((double)probability!).ToString("0.0000", System.Globalization.CultureInfo.InvariantCulture),
+            app.Shopify.Admin.Metafields(Gid(first))["pluginapp.churn_probability"]);
+        var metafieldCalls = app.Shopify.Admin.Mutations.Count(m => m.Shop == shop && m.Mentions("metafieldsSet"));
+        Assert.Equal((400 + 7) / 8, metafieldCalls);
+
+        // Scored again with nothing changed: Shopify hears nothing.
+        var before = app.Shopify.Admin.Mutations.Count(m => m.Shop == shop);
+        await app.ScoreAsync(shopId);
+        await app.DrainAsync(shopId);
+        Assert.Equal(before, app.Shopify.Admin.Mutations.Count(m => m.Shop == shop));
+
+        // A lapsing or lost customer orders again today: their tag moves, and only theirs.
+        var lapsed = segments.First(s => s.Value is ChurnSegments.Lost or ChurnSegments.Lapsing or ChurnSegments.HighValueLapsing).Key;
+        app.Shopify.Admin.SetTags(Gid(lapsed), "VIP", "pluginapp:" + segments[lapsed]);
+        await app.ScalarAsync("""
+            INSERT INTO orders (shop_id, id, name, customer_id, currency, total_price, subtotal_price, total_discounts, created_at, updated_at, processed_at)
+            SELECT $1, 96299999001 + g, '#back' || g, $2, 'USD', 60, 60, 0, $3::timestamptz - g * interval '9 days', $3, $3 FROM generate_series(0, 3) g
+            """, shopId, lapsed, app.Clock.GetUtcNow());
+        await app.ScoreAsync(shopId);
+        await app.DrainAsync(shopId);
+        var now = (await SegmentsAsync(shopId))[lapsed];
+        Assert.NotEqual(segments[lapsed], now);
+        Assert.Equal(["VIP", "pluginapp:" + now], app.Shopify.Admin.Tags(Gid(lapsed)));
+    }
+
+    [Fact]
+    public async Task ARedactedCustomer_DisappearsFromScoresSegmentsAndExports_AndIsNotScoredAgain()
+    {
+        const string shop = "churn-redact.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        await app.SeedAsync(shopId, 96_300_000, 300, seed: 3);
+        Assert.True((await app.TrainAsync(shop)).Activated);
+        await app.ScoreAsync(shopId);
+        const long gone = 96_300_005;
+        Assert.Contains("c96300005@example.com", await (await app.Client.SendAsync(app.AdminGet("/api/admin/churn/export.csv", shop))).Content.ReadAsStringAsync());
+
+        var redact = new JsonObject { ["shop_id"] = 1, ["shop_domain"] = shop, ["orders_to_redact"] = new JsonArray(),
+            ["customer"] = new JsonObject { ["id"] = gone, ["email"] = "c96300005@example.com" } };
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("customers/redact", shop, redact.ToJsonString())).StatusCode);
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM churn_scores WHERE shop_id = $1 AND customer_id = $2", shopId, gone));
+        await app.ScoreAsync(shopId);
+
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM churn_scores WHERE shop_id = $1 AND customer_id = $2", shopId, gone));
+        var csv = await (await app.Client.SendAsync(app.AdminGet("/api/admin/churn/export.csv", shop))).Content.ReadAsStringAsync();
+        Assert.DoesNotContain("96300005", csv);
+        Assert.Equal(299, csv.Split("\r\n", StringSplitOptions.RemoveEmptyEntries).Length - 1);
+        var list = await JsonAsync("/api/admin/churn/customers?limit=1000", shop);
+        Assert.DoesNotContain(list.EnumerateArray(), c => c.GetProperty("customerId").GetInt64() == gone);
+        var segmentTotal = (await JsonAsync("/api/admin/churn", shop)).GetProperty("customers").GetInt64();
+        Assert.Equal(299, segmentTotal);
+    }
+
+    [Fact]
+    public async Task AnotherShop_SeesNoneOfThisShopsChurnScores_ThroughAnyChurnRoute()
+    {
+        const string shop = "churn-tenant-a.myshopify.com", other = "churn-tenant-b.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        await app.InstallShopAsync(other);
+        await app.SeedAsync(shopId, 96_400_000, 300, seed: 4);
+        Assert.True((await app.TrainAsync(shop)).Activated);
+        await app.ScoreAsync(shopId);
+
+        foreach (var path in new[] { "/api/admin/churn", "/api/admin/churn/customers?limit=1000", "/api/admin/churn/export.csv", "/admin/churn?embedded=1" })
+        {
+            var request = app.AdminGet(path, other);
+            var body = await (await app.Client.SendAsync(request)).Content.ReadAsStringAsync();
+            Assert.DoesNotContain("964000", body);
+            Assert.DoesNotContain("c964", body);
+        }
+        Assert.Contains("964000", await (await app.Client.SendAsync(app.AdminGet("/api/admin/churn/export.csv", shop))).Content.ReadAsStringAsync());
+        Assert.Equal(HttpStatusCode.BadRequest, (await app.Client.SendAsync(app.AdminGet("/api/admin/churn/customers?segment=everyone", shop))).StatusCode);
+    }
+
+    [Fact]
+    public async Task ThePage_RendersInChromium_WithTheSegmentPlot_TheValueAtRisk_AndTheReasons()
+    {
+        const string shop = "churn-page.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        await app.SeedAsync(shopId, 96_500_000, 300, seed: 5);
+        await app.ScalarAsync("UPDATE shops SET currency = 'USD' WHERE id = $1", shopId);
+        Assert.True((await app.TrainAsync(shop)).Activated);
+        app.Clock.Advance(TimeSpan.FromDays(-1));
+        try { await app.ScoreAsync(shopId); } finally { app.Clock.Advance(TimeSpan.FromDays(1)); }
+        await app.ScoreAsync(shopId);
+        var lapsing = (await SegmentsAsync(shopId)).Values.Where(s => s != ChurnSegments.Active).GroupBy(s => s).OrderByDescending(g => g.Count()).First().Key;
+
+        var context = await app.Browser.NewContextAsync();
+        await context.RouteAsync(url => !url.StartsWith(app.BaseUrl!, StringComparison.Ordinal), route => route.AbortAsync());
+        var page = await context.NewPageAsync();
+        var errors = new List<string>();
+        page.PageError += (_, e) => errors.Add(e);
+        var response = await page.GotoAsync($"{app.BaseUrl}/admin/churn?shop={shop}&embedded=1&segment={lapsing}&id_token={app.SessionToken(shop, TimeSpan.FromHours(1))}");
+
+        Assert.Equal(200, response!.Status);
+        Assert.Equal("Churn segments", (await page.Locator("h1").TextContentAsync())?.Trim());
+        Assert.Equal(4, await page.Locator("figure#segments svg path.chart-series-0, figure#segments svg path.chart-series-1, figure#segments svg path.chart-series-2, figure#segments svg path.chart-series-3").CountAsync());
+        Assert.Contains("Version 1:", await page.Locator("#churn-model").TextContentAsync());
+        Assert.StartsWith("USD", (await page.Locator("#value-at-risk").TextContentAsync())?.Trim() ?? "");
+        var rows = page.Locator("#customers tbody tr");
+        Assert.True(await rows.CountAsync() > 0);
+        Assert.True(await rows.First.Locator("ul.reasons li").CountAsync() > 0);
+        Assert.Empty(errors);
+        var download = await page.RunAndWaitForDownloadAsync(() => page.Locator($"tr[data-segment='{lapsing}'] button").ClickAsync());
+        Assert.StartsWith($"churn-{lapsing}-", download.SuggestedFilename);
+        await context.CloseAsync();
+    }
+}
