@@ -80,7 +80,7 @@ for i in $(seq 1 240); do
   [ "$i" = 120 ] && curl -fsS -X POST "$URL/api/admin/models/train?kind=recommender" >/dev/null   # ask again if the queued one was lost
   sleep 0.5
 done
-curl -fsS "$URL/api/admin/models" | grep -o '"version":[0-9]*,"status":"active"[^}]*}[^}]*}' | head -1 | sed 's/^/[demo] active model: /' || true
+curl -fsS "$URL/api/admin/models" | grep -o '"kind":"recommender","version":[0-9]*,"status":"active"[^}]*}[^}]*}' | head -1 | sed 's/^/[demo] active model: /' || true
 
 # Shoppers on the storefront for the overview's days: real baskets from after the live replay, each opening the page of
 # a product in it, seeing the block through the app proxy, clicking and ordering (scripts/replay/ReplayCli/Shoppers.cs

@@ -85,12 +85,19 @@ public sealed partial class StandInServer : IAsyncDisposable
         return StandInAnswer.Json(new
         {
             access_token = $"shpat_{shop}_{n}",
-            scope = "read_orders,write_orders,read_products",
+            scope = GrantedScopes,
             expires_in = 3600,
             refresh_token = $"shprt_{shop}_{n}",
             refresh_token_expires_in = 7776000,
         });
     }
+
+    /// <summary>
+    /// The scopes a token grant says the merchant approved: by default every scope the app's shopify.app.toml asks for
+    /// (a test of the platform facts checks they are equal), so a demo store shows no missing-permission notice.
+    /// </summary>
+    public string GrantedScopes { get; set; } =
+        "read_orders,write_orders,read_products,read_inventory,write_customers,write_merchant_managed_fulfillment_orders,read_shopify_payments_disputes";
 
     public void Stop() => _stopping.Cancel();
 

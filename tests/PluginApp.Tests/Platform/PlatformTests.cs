@@ -46,6 +46,15 @@ public sealed class PlatformTests(AppFixture app) : IClassFixture<AppFixture>
     }
 
     [Fact]
+    public void AppToml_AsksForTheScopesTheAppIsConfiguredFor_AndTheStandInGrantsThem()
+    {
+        var toml = RepoFile("shopify.app.toml");
+        var asked = Regex.Match(toml, "^scopes\\s*=\\s*\"([^\"]*)\"", RegexOptions.Multiline).Groups[1].Value;
+        Assert.Equal(asked, app.Factory.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<PluginApp.Shopify.ShopifyOptions>>().Value.Scopes);
+        Assert.Equal(asked, app.Shopify.GrantedScopes);
+    }
+
+    [Fact]
     public void AppToml_SubscribesToExactlyTheTopicsTheAppHandles_IncludingThoseFeaturesRegister()
     {
         var toml = RepoFile("shopify.app.toml");
