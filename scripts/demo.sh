@@ -120,8 +120,8 @@ echo "[demo] churn: training the store's churn model and scoring its customers"
 curl -fsS -X POST "$URL/api/admin/models/train?kind=churn" >/dev/null
 for _ in $(seq 1 360); do [ "$(demo_sql "SELECT count(*) FROM churn_scores")" != 0 ] && break; sleep 0.5; done
 [ "$(demo_sql "SELECT count(*) FROM churn_scores")" != 0 ] || { echo "[demo] no customer was scored for churn; see .run/demo-app.log"; exit 1; }
-for _ in $(seq 1 240); do [ "$(demo_sql "SELECT count(*) FROM outbox_messages WHERE resource_key LIKE 'gid://shopify/Customer/%' AND completed_at IS NULL AND failed_at IS NULL")" = 0 ] && break; sleep 0.5; done
-echo "[demo] churn: $(demo_sql "SELECT 'model v' || version || ', ' || (metrics->>'Kind') || ', held-out ROC-AUC ' || (metrics->>'RocAuc') || ' (recency alone ' || (metrics->>'RecencyRocAuc') || ')' FROM models WHERE kind = 'churn' AND status = 'active'")"
+for _ in $(seq 1 240); do [ "$(demo_sql "SELECT count(*) FROM outbox_messages WHERE (resource_key LIKE 'gid://shopify/Customer/%' OR resource_key = 'churn-metafields') AND completed_at IS NULL AND failed_at IS NULL")" = 0 ] && break; sleep 0.5; done
+echo "[demo] churn: $(demo_sql "SELECT 'model v' || version || ', ' || (metrics->>'Kind') || ', held-out ROC-AUC ' || round((metrics->>'RocAuc')::numeric, 3) || ' (recency alone ' || (metrics->>'RecencyRocAuc') || '), Brier ' || (metrics->>'Brier') || ' (base rate ' || (metrics->>'BaseRateBrier') || ')' FROM models WHERE kind = 'churn' AND status = 'active'")"
 echo "[demo] churn segments: $(demo_sql "SELECT string_agg(segment || ' ' || n, ', ' ORDER BY segment) FROM (SELECT segment, count(*) AS n FROM churn_scores GROUP BY segment) x")"
 echo "[demo] churn in Shopify: $(demo_sql "SELECT string_agg(operation || ' ' || n, ', ' ORDER BY operation) FROM (SELECT operation, count(*) AS n FROM outbox_messages WHERE completed_at IS NOT NULL AND operation IN ('tagsAdd', 'tagsRemove', 'metafieldsSet') GROUP BY operation) x") calls answered by the stand-in Shopify"
 for page in /admin /admin/upsells /admin/rules /admin/review /admin/risk /admin/churn /admin/ai /admin/privacy /admin/operations; do
