@@ -255,6 +255,9 @@ public sealed class ChurnTests(ChurnFixture app) : IClassFixture<ChurnFixture>
         Assert.Equal("Churn segments", (await page.Locator("h1").TextContentAsync())?.Trim());
         Assert.Equal(4, await page.Locator("figure#segments svg path.chart-series-0, figure#segments svg path.chart-series-1, figure#segments svg path.chart-series-2, figure#segments svg path.chart-series-3").CountAsync());
         Assert.Contains("Version 1:", await page.Locator("#churn-model").TextContentAsync());
+        var metrics = (await JsonAsync("/api/admin/churn", shop)).GetProperty("model");
+        var calibrated = metrics.GetProperty("calibrated").GetBoolean();
+        Assert.Contains(calibrated ? "can be read as percentages" : "not calibrated yet", await page.Locator("#churn-calibration").TextContentAsync());
         Assert.StartsWith("USD", (await page.Locator("#value-at-risk").TextContentAsync())?.Trim() ?? "");
         var rows = page.Locator("#customers tbody tr");
         Assert.True(await rows.CountAsync() > 0);
