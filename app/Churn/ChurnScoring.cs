@@ -54,25 +54,33 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
             var store = new StoreWriter(batch, shopId);
             store.Add("DELETE FROM churn_scores WHERE shop_id = $1 AND NOT (customer_id = ANY($2))", shopId,
                 scored.Select(p => long.Parse(p.CustomerId, CultureInfo.InvariantCulture)).ToArray());
-            foreach (var p in scored)
+            // One statement for the whole store (columns as arrays), not one per customer.
+            var rows = scored.Select(p =>
             {
-                var segment = ChurnSegments.Of(p.ChurnProbability, p.TotalSpend >= highFrom && p.TotalSpend > 0, o);
                 var years = firstOrder[p.CustomerId] is { } first ? Math.Max(1, (now.UtcDateTime - first).TotalDays / 365.25) : 1;
-                store.Add("""
-                    INSERT INTO churn_scores (shop_id, customer_id, model_version, model_kind, churn_probability, probability_alive, expected_orders_30,
-                        expected_orders_90, expected_orders_365, expected_value_365, orders, days_since_last, total_spend, yearly_spend, segment, reasons, scored_at)
-                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16::jsonb, $17)
-                    ON CONFLICT (shop_id, customer_id) DO UPDATE SET model_version = excluded.model_version, model_kind = excluded.model_kind,
-                        churn_probability = excluded.churn_probability, probability_alive = excluded.probability_alive,
-                        expected_orders_30 = excluded.expected_orders_30, expected_orders_90 = excluded.expected_orders_90,
-                        expected_orders_365 = excluded.expected_orders_365, expected_value_365 = excluded.expected_value_365, orders = excluded.orders,
-                        days_since_last = excluded.days_since_last, total_spend = excluded.total_spend, yearly_spend = excluded.yearly_spend,
-                        segment = excluded.segment, reasons = excluded.reasons, scored_at = excluded.scored_at
-                    """, shopId, long.Parse(p.CustomerId, CultureInfo.InvariantCulture), version, kind, p.ChurnProbability, Finite(p.ProbabilityAlive),
-                    Finite(p.ExpectedOrders30), Finite(p.ExpectedOrders90), Finite(p.ExpectedOrders365), Money(PredictedValue(p)), p.Orders,
-                    p.DaysSinceLastOrder, Money(p.TotalSpend) ?? 0m, Money(p.TotalSpend / years) ?? 0m, segment,
-                    JsonSerializer.Serialize(p.Reasons.Select(r => new { feature = r.Feature, text = r.Text, contribution = Math.Round(r.Contribution, 3) })), scoredAt);
-            }
+                return (Id: long.Parse(p.CustomerId, CultureInfo.InvariantCulture), P: p,
+                    Segment: ChurnSegments.Of(p.ChurnProbability, p.TotalSpend >= highFrom && p.TotalSpend > 0, o), Yearly: Money(p.TotalSpend / years) ?? 0m);
+            }).ToList();
+            store.Add("""
+                INSERT INTO churn_scores (shop_id, customer_id, model_version, model_kind, churn_probability, probability_alive, expected_orders_30,
+                    expected_orders_90, expected_orders_365, expected_value_365, orders, days_since_last, total_spend, yearly_spend, segment, reasons, scored_at)
+                SELECT $1, u.customer_id, $3, $4, u.p, u.alive, u.e30, u.e90, u.e365, u.value, u.orders, u.since, u.spend, u.yearly, u.segment, u.reasons::jsonb, $5
+                FROM unnest($2::bigint[], $6::float8[], $7::float8[], $8::float8[], $9::float8[], $10::float8[], $11::numeric[], $12::int[], $13::float8[],
+                            $14::numeric[], $15::numeric[], $16::text[], $17::text[])
+                     AS u(customer_id, p, alive, e30, e90, e365, value, orders, since, spend, yearly, segment, reasons)
+                ON CONFLICT (shop_id, customer_id) DO UPDATE SET model_version = excluded.model_version, model_kind = excluded.model_kind,
+                    churn_probability = excluded.churn_probability, probability_alive = excluded.probability_alive,
+                    expected_orders_30 = excluded.expected_orders_30, expected_orders_90 = excluded.expected_orders_90,
+                    expected_orders_365 = excluded.expected_orders_365, expected_value_365 = excluded.expected_value_365, orders = excluded.orders,
+                    days_since_last = excluded.days_since_last, total_spend = excluded.total_spend, yearly_spend = excluded.yearly_spend,
+                    segment = excluded.segment, reasons = excluded.reasons, scored_at = excluded.scored_at
+                """, shopId, rows.Select(r => r.Id).ToArray(), version, kind, scoredAt,
+                rows.Select(r => r.P.ChurnProbability).ToArray(), rows.Select(r => Finite(r.P.ProbabilityAlive)).ToArray(),
+                rows.Select(r => Finite(r.P.ExpectedOrders30)).ToArray(), rows.Select(r => Finite(r.P.ExpectedOrders90)).ToArray(),
+                rows.Select(r => Finite(r.P.ExpectedOrders365)).ToArray(), rows.Select(r => Money(PredictedValue(r.P))).ToArray(),
+                rows.Select(r => r.P.Orders).ToArray(), rows.Select(r => r.P.DaysSinceLastOrder).ToArray(),
+                rows.Select(r => Money(r.P.TotalSpend) ?? 0m).ToArray(), rows.Select(r => r.Yearly).ToArray(), rows.Select(r => r.Segment).ToArray(),
+                rows.Select(r => JsonSerializer.Serialize(r.P.Reasons.Select(x => new { feature = x.Feature, text = x.Text, contribution = Math.Round(x.Contribution, 3) }))).ToArray());
             var day = DateOnly.FromDateTime(now.UtcDateTime);
             store.Add("DELETE FROM churn_segment_days WHERE shop_id = $1 AND day = $2", shopId, day);
             await batch.ExecuteNonQueryAsync(ct);

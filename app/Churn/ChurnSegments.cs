@@ -1,3 +1,5 @@
+using PluginApp.Admin.Shell;
+
 namespace PluginApp.Churn;
 
 /// <summary>
@@ -17,12 +19,12 @@ public static class ChurnSegments
     /// <summary>What each segment means, in the merchant's words.</summary>
     public static string Describe(string segment, ChurnOptions o) => segment switch
     {
-        Active => $"likely to order again: churn probability below {o.AtRisk:P0}",
-        AtRisk => $"churn probability {o.AtRisk:P0} to {o.Lapsing:P0}",
-        Lapsing => $"churn probability {o.Lapsing:P0} to {o.Lost:P0}",
-        Lost => $"churn probability {o.Lost:P0} or more",
-        HighValueAtRisk => $"at risk, and among your top {o.HighValueShare:P0} customers by spend",
-        HighValueLapsing => $"lapsing, and among your top {o.HighValueShare:P0} customers by spend",
+        Active => $"likely to order again: churn probability below {Format.Percent(o.AtRisk, 0)}",
+        AtRisk => $"churn probability {Format.Percent(o.AtRisk, 0)} to {Format.Percent(o.Lapsing, 0)}",
+        Lapsing => $"churn probability {Format.Percent(o.Lapsing, 0)} to {Format.Percent(o.Lost, 0)}",
+        Lost => $"churn probability {Format.Percent(o.Lost, 0)} or more",
+        HighValueAtRisk => $"at risk, and among your top {Format.Percent(o.HighValueShare, 0)} customers by spend",
+        HighValueLapsing => $"lapsing, and among your top {Format.Percent(o.HighValueShare, 0)} customers by spend",
         _ => segment,
     };
 

@@ -57,7 +57,7 @@ public sealed class ChurnStore(NpgsqlDataSource db, ModelRegistry registry, Micr
               : run.State == "completed" ? "The last churn model did not pass the promotion gate." : run.Error ?? $"The last training {run.State}."
             : null;
         var model = active is null ? new ChurnModelView(null, null, null, null, null, null, null, notYet, scoredAt) : new ChurnModelView(active.Version,
-            Str(active.Metrics, "Kind"), Str(active.Metrics, "Reason"), active.Metrics.TryGetProperty("HorizonDays", out var h) ? h.GetInt32() : null,
+            Str(active.Metrics, "Kind"), WithoutKind(Str(active.Metrics, "Reason")), active.Metrics.TryGetProperty("HorizonDays", out var h) ? h.GetInt32() : null,
             Num(active.Metrics, "RocAuc"), Num(active.Metrics, "RecencyRocAuc"), Str(active.Metrics, "SpendModel"), null, scoredAt,
             Num(active.Metrics, "Brier"), Num(active.Metrics, "BaseRateBrier"));
         return new ChurnSummary(model, segments, segments.Sum(s => s.ValueAtRisk), segments.Sum(s => s.Customers));
@@ -125,6 +125,10 @@ public sealed class ChurnStore(NpgsqlDataSource db, ModelRegistry registry, Micr
         if (s[0] is '=' or '+' or '-' or '@' or '\t' or '\r') s = "'" + s;
         return s.IndexOfAny([',', '"', '\r', '\n']) >= 0 ? "\"" + s.Replace("\"", "\"\"") + "\"" : s;
     }
+
+    /// <summary>The trainer's reason names the kind first ("probabilistic: its held-out …"); the page names it already.</summary>
+    private static string? WithoutKind(string? reason) =>
+        reason is not null && reason.IndexOf(": ", StringComparison.Ordinal) is > 0 and var i && reason[..i] is "probabilistic" or "discriminative" ? reason[(i + 2)..] : reason;
 
     private static string? Str(JsonElement e, string name) => e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
     private static double? Num(JsonElement e, string name) => e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetDouble() : null;
