@@ -2,13 +2,16 @@ using PluginApp.Admin;
 using PluginApp.Admin.Shell;
 using PluginApp.Admin.Switches;
 using PluginApp.Backfill;
+using PluginApp.CartOffers;
 using PluginApp.Churn;
 using PluginApp.Compliance;
 using PluginApp.Data;
 using PluginApp.Demo;
+using PluginApp.Experiments;
 using PluginApp.Health;
 using PluginApp.Hosting;
 using PluginApp.Install;
+using PluginApp.Intent;
 using PluginApp.Jobs;
 using PluginApp.Outbox;
 using PluginApp.Recommendations;
@@ -33,11 +36,14 @@ builder.AddAdminShell();
 builder.Services.AddOutbox();
 builder.Services.AddBackfill();
 builder.Services.AddTraining();
+builder.Services.AddExperiments();
 builder.Services.AddRecommendations();
 builder.Services.AddRisk();
 builder.Services.AddReviewQueue();
 builder.Services.AddStripe();
 builder.Services.AddChurn();
+builder.Services.AddCartOffers();
+builder.Services.AddIntent();
 builder.AddScheduling();
 builder.AddDemo();
 
@@ -63,7 +69,9 @@ app.MapAdminApi()
     .MapRecommendationsAdmin()
     .MapReviewQueue()
     .MapStripeAdmin()
-    .MapChurnAdmin();
+    .MapChurnAdmin()
+    .MapExperimentsAdmin()
+    .MapCartOffersAdmin();
 app.MapProxy();
 app.MapDemoStorefront(app.Environment);
 app.MapJobsDashboard();

@@ -34,6 +34,7 @@ theme_tools_install
 # The demo's product pages: the real product block rendered once from its Liquid, with placeholders the app fills per
 # product (app/Demo/DemoProductPage.cs), so /products/{handle} needs no Node while the demo runs.
 node scripts/theme/render-block.mjs product-upsells "$(cat scripts/theme/demo-product-page.json)" > .run/demo-product-page.html
+node scripts/theme/render-block.mjs cart-offers '{"template":"cart"}' > .run/demo-cart-page.html
 dotnet build app/PluginApp.csproj -c Release -nologo -v q >/dev/null
 dotnet build tests/ShopifyStandIn -c Release -nologo -v q >/dev/null
 
@@ -58,6 +59,7 @@ export Backfill__PollInterval="00:00:00.200"
 # The demo storefront forwards /apps/pluginapp/* from loopback as Shopify's proxy would: its X-Forwarded-For is believed.
 export TrustedProxies__Networks__0="127.0.0.1/32"
 export Demo__ProductPageTemplate="$ROOT_DIR/.run/demo-product-page.html" Demo__ThemeAssets="$ROOT_DIR/theme-extension/assets"
+export Demo__CartPageTemplate="$ROOT_DIR/.run/demo-cart-page.html"
 app_start "$PORT" .run/demo-app.log
 
 echo "[demo] backfilling demo-store.myshopify.com from the stand-in Admin API"
@@ -81,6 +83,21 @@ for i in $(seq 1 240); do
   sleep 0.5
 done
 curl -fsS "$URL/api/admin/models" | grep -o '"kind":"recommender","version":[0-9]*,"status":"active"[^}]*}[^}]*}' | head -1 | sed 's/^/[demo] active model: /' || true
+
+demo_sql() { runuser -u postgres -- psql -h 127.0.0.1 -p 55433 -U postgres -d pluginapp -tA -F ' ' -c "$1"; }
+# Cart offers: on, with free shipping from about the store's median order and a 10 % offer under the default caps; the
+# purchase-intent model trains on the replay's carts (those that became orders and those abandoned).
+threshold="$(demo_sql "SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY subtotal_price))::int FROM orders WHERE subtotal_price > 0")"
+curl -fsS -o /dev/null -X PUT "$URL/api/admin/cart-offers" -H "Content-Type: application/json" \
+  -d "{\"enabled\":true,\"freeShippingThreshold\":$threshold,\"offersEnabled\":true,\"offerPercent\":10,\"maxDiscountPercent\":15,\"marginFloorPercent\":20,\"dailyBudget\":500,\"codeExpiryHours\":48,\"poolSize\":40}"
+echo "[demo] cart offers: on, free shipping from $threshold; training the purchase-intent model on the store's carts"
+curl -fsS -X POST "$URL/api/admin/models/train?kind=intent" >/dev/null
+for _ in $(seq 1 240); do
+  [ "$(demo_sql "SELECT count(*) FROM training_runs WHERE kind = 'intent' AND finished_at IS NOT NULL")" != 0 ] && break; sleep 0.5
+done
+echo "[demo] intent: $(demo_sql "SELECT coalesce((SELECT 'model v' || version || ', held-out ROC-AUC ' || round((metrics->>'RocAuc')::numeric, 3) || ' (cart value alone ' || coalesce(metrics->>'CartValueRocAuc', '–') || '), PR-AUC ' || (metrics->>'PrAuc') || ', ' || (metrics->>'Carts') || ' carts, ' || (metrics->>'Orders') || ' became orders' FROM models WHERE kind = 'intent' AND status = 'active'), 'no model: ' || coalesce((SELECT error FROM training_runs WHERE kind = 'intent' ORDER BY id DESC LIMIT 1), 'not trained'))")"
+for _ in $(seq 1 240); do [ "$(demo_sql "SELECT count(*) FROM discount_codes WHERE state = 'ready'")" -ge 20 ] && break; sleep 0.5; done
+echo "[demo] discount codes ready in the stand-in Shopify: $(demo_sql "SELECT count(*) FROM discount_codes WHERE state = 'ready'")"
 
 # Shoppers on the storefront for the overview's days: real baskets from after the live replay, each opening the page of
 # a product in it, seeing the block through the app proxy, clicking and ordering (scripts/replay/ReplayCli/Shoppers.cs
@@ -115,7 +132,6 @@ fi
 
 echo "[demo] order risk: $(runuser -u postgres -- psql -h 127.0.0.1 -p 55433 -U postgres -d pluginapp -tA -F ' ' -c "
   SELECT string_agg(level || ' ' || n, ', ' ORDER BY level) FROM (SELECT level, count(*) AS n FROM risk_scores GROUP BY level) x") orders scored; the review queue lists the MEDIUM and HIGH ones"
-demo_sql() { runuser -u postgres -- psql -h 127.0.0.1 -p 55433 -U postgres -d pluginapp -tA -F ' ' -c "$1"; }
 echo "[demo] churn: training the store's churn model and scoring its customers"
 curl -fsS -X POST "$URL/api/admin/models/train?kind=churn" >/dev/null
 for _ in $(seq 1 360); do [ "$(demo_sql "SELECT count(*) FROM churn_scores")" != 0 ] && break; sleep 0.5; done
@@ -124,13 +140,18 @@ for _ in $(seq 1 240); do [ "$(demo_sql "SELECT count(*) FROM outbox_messages WH
 echo "[demo] churn: $(demo_sql "SELECT 'model v' || version || ', ' || (metrics->>'Kind') || ', held-out ROC-AUC ' || round((metrics->>'RocAuc')::numeric, 3) || ' (recency alone ' || (metrics->>'RecencyRocAuc') || '), Brier ' || (metrics->>'Brier') || ' (base rate ' || (metrics->>'BaseRateBrier') || ')' FROM models WHERE kind = 'churn' AND status = 'active'")"
 echo "[demo] churn segments: $(demo_sql "SELECT string_agg(segment || ' ' || n, ', ' ORDER BY segment) FROM (SELECT segment, count(*) AS n FROM churn_scores GROUP BY segment) x")"
 echo "[demo] churn in Shopify: $(demo_sql "SELECT string_agg(operation || ' ' || n, ', ' ORDER BY operation) FROM (SELECT operation, count(*) AS n FROM outbox_messages WHERE completed_at IS NOT NULL AND operation IN ('tagsAdd', 'tagsRemove', 'metafieldsSet') GROUP BY operation) x") calls answered by the stand-in Shopify"
-for page in /admin /admin/upsells /admin/rules /admin/review /admin/risk /admin/churn /admin/ai /admin/privacy /admin/operations; do
+echo "[demo] cart offers: $(demo_sql "SELECT string_agg(arm || '/' || action || ' ' || n, ', ' ORDER BY arm, action) FROM (SELECT arm, action, count(*) AS n FROM cart_offer_decisions GROUP BY 1, 2) x") carts; codes $(demo_sql "SELECT string_agg(state || ' ' || n, ', ' ORDER BY state) FROM (SELECT state, count(*) AS n FROM discount_codes GROUP BY state) x")"
+[ "$(demo_sql "SELECT count(*) FROM cart_offer_decisions WHERE action = 'offer'")" != 0 ] || { echo "[demo] no cart was shown an offer; see .run/demo-app.log"; exit 1; }
+[ "$(demo_sql "SELECT count(*) FROM cart_offer_decisions WHERE action = 'nudge_upsell'")" != 0 ] || { echo "[demo] no cart was shown the bar with a product; see .run/demo-app.log"; exit 1; }
+echo "[demo] experiments: $(curl -fsS "$URL/api/admin/experiments" | grep -o '"verdicts":\[[^]]*\]' | tr '\n' ' ')"
+cart_page="$(curl -fsS "$URL/cart")" && grep -q 'data-pa-offers' <<<"$cart_page" || { echo "[demo] the storefront cart page does not open"; exit 1; }
+for page in /admin /admin/upsells /admin/rules /admin/review /admin/risk /admin/churn /admin/cart-offers /admin/experiments /admin/ai /admin/privacy /admin/operations; do
   curl -fsS -o /dev/null "$URL$page" || { echo "[demo] $page does not open; see .run/demo-app.log"; exit 1; }
 done
 
 echo "App running at $URL"
-echo "  admin:              $URL/admin  (overview, upsells and models, rules, review queue, risk settings, churn segments, AI use, data and privacy, operations)"
-echo "  storefront preview: $URL/demo/storefront  (product pages: $URL/products/{handle})"
+echo "  admin:              $URL/admin  (overview, upsells and models, rules, review queue, risk settings, churn segments, cart offers, experiments, AI use, data and privacy, operations)"
+echo "  storefront preview: $URL/demo/storefront  (product pages: $URL/products/{handle}; the cart with the Cart offers block: $URL/cart)"
 echo "  readiness: $URL/readyz   logs: .run/demo-app.log"
 if [ "${1:-}" = "--check" ]; then exit 0; fi
 echo "Press Ctrl-C to stop."

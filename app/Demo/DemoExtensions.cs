@@ -31,6 +31,7 @@ public static class DemoExtensions
         builder.Services.PostConfigure<Microsoft.AspNetCore.Authorization.AuthorizationOptions>(o => o.AddPolicy(InstallExtensions.AdminPolicy, p =>
             p.AddAuthenticationSchemes(SessionTokenAuthenticationHandler.SchemeName, BypassScheme).RequireAuthenticatedUser()));
         builder.Services.AddSingleton<DemoClock>();
+        builder.Services.AddSingleton<DemoCart>();
         builder.Services.Replace(ServiceDescriptor.Singleton<TimeProvider>(sp => sp.GetRequiredService<DemoClock>()));
         builder.Services.AddHostedService<DemoInstaller>();
         builder.Services.AddOptions<DemoOptions>().BindConfiguration(DemoOptions.Section);

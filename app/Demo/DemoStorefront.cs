@@ -17,6 +17,9 @@ public sealed class DemoOptions
     /// </summary>
     public string? ProductPageTemplate { get; set; }
 
+    /// <summary>The cart page with the Cart offers block, rendered once from its Liquid by scripts/demo.sh.</summary>
+    public string? CartPageTemplate { get; set; }
+
     /// <summary>theme-extension/assets, served at /assets/ as Shopify's CDN would.</summary>
     public string? ThemeAssets { get; set; }
 }
@@ -42,9 +45,18 @@ public static class DemoStorefront
             var type = file.EndsWith(".js", StringComparison.Ordinal) ? "text/javascript" : file.EndsWith(".css", StringComparison.Ordinal) ? "text/css" : "application/octet-stream";
             return File.Exists(path) ? TypedResults.PhysicalFile(path, type) : TypedResults.NotFound();
         });
-        app.MapGet("/cart.js", () => TypedResults.Json(new { token = "demo-cart", items = Array.Empty<object>(), item_count = 0, total_price = 0, currency = "GBP" }));
-        app.MapPost("/cart/add.js", () => TypedResults.Json(new { }));
-        app.MapPost("/cart/update.js", () => TypedResults.Json(new { }));
+        app.MapGet("/cart", CartPageAsync);
+        app.MapGet("/cart.js", (DemoCart cart) => TypedResults.Json(cart.Json()));
+        app.MapPost("/cart/add.js", async (HttpRequest request, DemoCart cart) =>
+            TypedResults.Json(cart.Add((await System.Text.Json.Nodes.JsonNode.ParseAsync(request.Body))?.AsObject() ?? [])));
+        app.MapPost("/cart/update.js", async (HttpRequest request, DemoCart cart) =>
+            TypedResults.Json(cart.Update((await System.Text.Json.Nodes.JsonNode.ParseAsync(request.Body))?.AsObject() ?? [])));
+        // Shopify's storefront discount link: the code goes on the cart and the shopper back to the cart page.
+        app.MapGet("/discount/{code}", (string code, DemoCart cart) =>
+        {
+            cart.ApplyDiscount(code);
+            return TypedResults.Redirect("/cart");
+        });
         app.Map("/apps/pluginapp/{**rest}", ForwardAsync);
         DemoClock.MapDemoClock(app);
         return app;
@@ -63,6 +75,16 @@ public static class DemoStorefront
         if (await DemoProductPage.FindAsync(db, handle, ct) is not { } product)
             return TypedResults.NotFound($"the demo store has no product '{handle}'");
         return TypedResults.Content(DemoProductPage.Fill(await File.ReadAllTextAsync(template, ct), product), "text/html; charset=utf-8");
+    }
+
+    /// <summary>The cart page: the Cart offers block over the demo cart (two best sellers the first time).</summary>
+    private static async Task<Results<ContentHttpResult, NotFound<string>>> CartPageAsync(NpgsqlDataSource db, DemoCart cart, IOptions<DemoOptions> options,
+        CancellationToken ct)
+    {
+        if (options.Value.CartPageTemplate is not { } template || !File.Exists(template))
+            return TypedResults.NotFound("scripts/demo.sh renders the cart page template (Demo:CartPageTemplate)");
+        await cart.StartAsync(db, ct);
+        return TypedResults.Content(await File.ReadAllTextAsync(template, ct), "text/html; charset=utf-8");
     }
 
     private static async Task ForwardAsync(HttpContext http, string rest, IHttpClientFactory clients, IOptions<ShopifyOptions> shopify, TimeProvider clock)

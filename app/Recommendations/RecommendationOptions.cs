@@ -12,9 +12,6 @@ public sealed class RecommendationOptions
     /// <summary>How long a catalog snapshot (titles, prices, stock, cost) is served before it is reloaded.</summary>
     public TimeSpan CatalogMaxAge { get; set; } = TimeSpan.FromSeconds(5);
 
-    /// <summary>Share of visitors in the holdout arm, who get bestsellers so lift can be measured.</summary>
-    public double HoldoutShare { get; set; } = 0.1;
-
     /// <summary>How often each instance checks that its cached models are still the active versions (a missed notification, an outage).</summary>
     public TimeSpan ModelVersionCheckInterval { get; set; } = TimeSpan.FromSeconds(10);
 
@@ -35,7 +32,6 @@ public sealed class RecommendationOptionsValidator : IValidateOptions<Recommenda
         var f = new List<string>();
         if (o.ServingBudget <= TimeSpan.Zero || o.ServingBudget > TimeSpan.FromSeconds(2)) f.Add($"Recommendations:ServingBudget {o.ServingBudget} must be between 0 and 2 s.");
         if (o.CatalogMaxAge < TimeSpan.Zero) f.Add($"Recommendations:CatalogMaxAge {o.CatalogMaxAge} must not be negative.");
-        if (o.HoldoutShare is < 0 or > 0.5) f.Add($"Recommendations:HoldoutShare {o.HoldoutShare} must be between 0 and 0.5.");
         if (o.ModelVersionCheckInterval < TimeSpan.FromMilliseconds(100) || o.ModelVersionCheckInterval > TimeSpan.FromMinutes(10))
             f.Add($"Recommendations:ModelVersionCheckInterval {o.ModelVersionCheckInterval} must be between 100 ms and 10 min.");
         if (o.EventWindow < TimeSpan.FromMinutes(1) || o.EventWindow > TimeSpan.FromDays(7)) f.Add($"Recommendations:EventWindow {o.EventWindow} must be between 1 min and 7 days.");

@@ -5,6 +5,7 @@ using PluginApp.Admin.Switches;
 using PluginApp.Compliance;
 using PluginApp.Jobs;
 using PluginApp.Training;
+using PluginApp.Experiments;
 using PluginApp.Webhooks;
 
 namespace PluginApp.Recommendations;
@@ -34,13 +35,9 @@ public static class RecommendationsExtensions
         services.AddSingleton<ProxyLimiters>();
         services.AddSingleton<DecisionTokens>();
         services.AddSingleton<RulesStore>();
-        // Outcomes, storefront events and decisions of the customer, and of the visitor ids their answers were served to
-        // (declared in this order: the first two find those visitor ids through the decisions the last one erases).
-        services.AddPersonalData(new PersonalDataTable("experiment_outcomes", ["customer_id", "visitor_hash"],
-            """
-            UPDATE experiment_outcomes SET customer_id = NULL, visitor_hash = NULL WHERE shop_id = $1 AND (customer_id = $2 OR visitor_hash IN (
-              SELECT visitor_hash FROM recommendation_decisions WHERE shop_id = $1 AND customer_id = $2 AND visitor_hash IS NOT NULL))
-            """));
+        // Storefront events and decisions of the customer, and of the visitor ids their answers were served to (declared in
+        // this order: the first finds those visitor ids through the decisions the second erases; experiment exposures and
+        // outcomes, declared by AddExperiments before this, do the same).
         services.AddPersonalData(new PersonalDataTable("recommendation_events", ["customer_id", "visitor_hash"],
             """
             DELETE FROM recommendation_events WHERE shop_id = $1 AND (customer_id = $2 OR visitor_hash IN (
@@ -48,8 +45,6 @@ public static class RecommendationsExtensions
             """));
         services.AddPersonalData(new PersonalDataTable("recommendation_decisions", ["customer_id", "visitor_hash"],
             "UPDATE recommendation_decisions SET customer_id = NULL, visitor_hash = NULL WHERE shop_id = $1 AND customer_id = $2"));
-        services.AddRetention(new RetentionRule("experiment outcomes (orders joined to an arm)", TimeSpan.FromDays(180),
-            "DELETE FROM experiment_outcomes WHERE ordered_at < $1"));
         services.AddRetention(new RetentionRule("the recommendation decision log", TimeSpan.FromDays(90),
             "DELETE FROM recommendation_decisions WHERE decided_at < $1"));
         services.AddModelKind(RecommenderTrainer.Registration);
@@ -59,7 +54,7 @@ public static class RecommendationsExtensions
         services.AddSingleton<UpsellStats>();
         services.AddSingleton<RulesWhatIf>();
         services.AddIngestionStep<StoreData.OrderRows>("recommendation attribution", (store, order, at) => Attribution.Add(store, order, at.Shop, at.Now));
-        services.AddIngestionStep<StoreData.OrderRows>("upsell experiment outcome", (store, order, at) => ExperimentOutcomes.Add(store, order, at.Shop, at.Now));
+        services.AddExperiment(UpsellExperiment.Kind);
         return services;
     }
 }

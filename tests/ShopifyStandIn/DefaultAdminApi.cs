@@ -77,6 +77,11 @@ public sealed class DefaultAdminApi
     public IReadOnlyDictionary<string, string> Metafields(string ownerGid) =>
         _metafields.Where(m => m.Key.Owner == ownerGid).ToDictionary(m => $"{m.Key.Namespace}.{m.Key.Key}", m => m.Value.Value);
 
+    private readonly ConcurrentDictionary<string, JsonObject> _discounts = new(StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>The basic code discounts created with discountCodeBasicCreate, by code (case-insensitive, as Shopify's codes).</summary>
+    public IReadOnlyDictionary<string, JsonObject> DiscountCodes => _discounts;
+
     private readonly object _ordersLock = new();
     private readonly Dictionary<string, List<StandInFulfillmentOrder>> _fulfillmentOrders = new();
     private readonly Dictionary<string, string> _cancelledAt = new();
@@ -138,6 +143,11 @@ public sealed class DefaultAdminApi
         if (call.Mentions("fulfillmentOrder(") && call.Variables["id"]?.GetValue<string>() is { } foId)
             lock (_ordersLock)
                 return Data(new JsonObject { ["fulfillmentOrder"] = FulfillmentOrderLocked(foId) is { } fo ? Node(fo) : null });
+        if (call.Mentions("codeDiscountNodeByCode") && call.Variables["code"]?.GetValue<string>() is { } byCode)
+            return Data(new JsonObject
+            {
+                ["codeDiscountNodeByCode"] = _discounts.TryGetValue(byCode, out var found) ? new JsonObject { ["id"] = found["id"]?.DeepClone() } : null,
+            });
         if (call.Mentions("cancelledAt") && call.Variables["id"]?.GetValue<string>() is { } cancelled)
             return Data(new JsonObject { ["order"] = new JsonObject { ["id"] = cancelled, ["cancelledAt"] = CancelledAt(cancelled) } });
         if (call.Mentions("risk") && call.Variables["id"]?.GetValue<string>() is { } orderId)
@@ -165,6 +175,14 @@ public sealed class DefaultAdminApi
                 _metafields[(m["ownerId"]!.GetValue<string>(), m["namespace"]!.GetValue<string>(), m["key"]!.GetValue<string>())] =
                     (m["type"]!.GetValue<string>(), m["value"]!.GetValue<string>());
             return new JsonObject { ["metafields"] = new JsonArray(metafields.Select(_ => (JsonNode)new JsonObject { ["id"] = $"gid://shopify/Metafield/{Interlocked.Increment(ref _next)}" }).ToArray()), ["userErrors"] = new JsonArray() };
+        }
+        if (field == "discountCodeBasicCreate" && call.Variables["d"] is JsonObject d && d["code"]?.GetValue<string>() is { } code)
+        {
+            // Shopify refuses a code that already exists in the shop.
+            var node = new JsonObject { ["id"] = $"gid://shopify/DiscountCodeNode/{Interlocked.Increment(ref _next)}", ["input"] = d.DeepClone() };
+            if (!_discounts.TryAdd(code, node))
+                return new JsonObject { ["codeDiscountNode"] = null, ["userErrors"] = new JsonArray(new JsonObject { ["field"] = new JsonArray("basicCodeDiscount", "code"), ["message"] = "Code must be unique. Please try a different code.", ["code"] = "TAKEN" }) };
+            return new JsonObject { ["codeDiscountNode"] = new JsonObject { ["id"] = node["id"]!.DeepClone() }, ["userErrors"] = new JsonArray() };
         }
         if (field == "orderRiskAssessmentCreate" && call.Variables["input"] is JsonObject input)
         {

@@ -129,37 +129,33 @@ public sealed class UpsellStats(NpgsqlDataSource db)
     }
 
     /// <summary>
-    /// Shoppers (by visitor id, else customer) served in the window per arm, those of them whose orders joined the experiment,
-    /// and their revenue net of refunds per shopper (zeros included).
+    /// Shoppers (by visitor id, else customer) first exposed to the upsell experiment in the window per arm (the experiment
+    /// log), those of them whose orders joined the experiment, and their revenue net of refunds per shopper (zeros included).
     /// </summary>
     public async Task<HoldoutComparison> HoldoutAsync(long shopId, DayWindow w, CancellationToken ct)
     {
         await using var cmd = db.CreateCommand("""
             WITH exposed AS (
-              SELECT experiment_arm AS arm, coalesce('v:' || visitor_hash, 'c:' || customer_id) AS shopper
-              FROM recommendation_decisions
-              WHERE shop_id = $1 AND decided_at >= $2 AND decided_at < $3 AND (visitor_hash IS NOT NULL OR customer_id IS NOT NULL)
-              GROUP BY 1, 2),
+              SELECT arm, unit FROM experiment_exposures WHERE shop_id = $1 AND experiment = $4 AND first_at >= $2 AND first_at < $3),
             refunded AS (SELECT order_id, sum(amount) AS amount FROM refunds WHERE shop_id = $1 GROUP BY order_id),
             outcome AS (
-              SELECT e.arm, coalesce('v:' || e.visitor_hash, 'c:' || e.customer_id) AS shopper,
-                     sum(greatest(0, e.revenue - coalesce(r.amount, 0)))::float8 AS revenue
+              SELECT e.unit, sum(greatest(0, e.revenue - coalesce(r.amount, 0)))::float8 AS revenue
               FROM experiment_outcomes e LEFT JOIN refunded r ON r.order_id = e.order_id
-              WHERE e.shop_id = $1 AND e.experiment = $4 AND e.ordered_at >= $2 AND e.ordered_at < $3 AND e.revenue > 0
-              GROUP BY 1, 2)
-            SELECT x.arm, count(*), count(o.shopper), coalesce(sum(o.revenue), 0), coalesce(sum(o.revenue * o.revenue), 0)
-            FROM exposed x LEFT JOIN outcome o ON o.arm = x.arm AND o.shopper = x.shopper
+              WHERE e.shop_id = $1 AND e.experiment = $4 AND e.unit IS NOT NULL AND e.ordered_at >= $2 AND e.ordered_at < $3 AND e.revenue > 0
+              GROUP BY 1)
+            SELECT x.arm, count(*), count(o.unit), coalesce(sum(o.revenue), 0), coalesce(sum(o.revenue * o.revenue), 0)
+            FROM exposed x LEFT JOIN outcome o ON o.unit = x.unit
             GROUP BY x.arm
             """);
         cmd.Parameters.AddWithValue(shopId);
         cmd.Parameters.AddWithValue(w.From);
         cmd.Parameters.AddWithValue(w.To);
-        cmd.Parameters.AddWithValue(Experiments.Upsells);
+        cmd.Parameters.AddWithValue(UpsellExperiment.Key);
         var arms = new Dictionary<string, ArmOutcome>();
         await using (var r = await cmd.ExecuteReaderAsync(ct))
             while (await r.ReadAsync(ct))
                 arms[r.GetString(0)] = new ArmOutcome(r.GetString(0), r.GetInt64(1), r.GetInt64(2), new MeanSummary(r.GetInt64(1), r.GetDouble(3), r.GetDouble(4)));
-        return HoldoutComparison.From(arms.GetValueOrDefault(Experiments.ModelArm), arms.GetValueOrDefault(Experiments.HoldoutArm));
+        return HoldoutComparison.From(arms.GetValueOrDefault(UpsellExperiment.ModelArm), arms.GetValueOrDefault(UpsellExperiment.HoldoutArm));
     }
 
     private static void Add(NpgsqlCommand cmd, long shopId, DayWindow w)

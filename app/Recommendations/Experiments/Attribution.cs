@@ -29,7 +29,7 @@ internal static class Attribution
     public static void Add(StoreWriter store, OrderRows rows, string shop, DateTimeOffset now)
     {
         var order = rows.Order;
-        var visitor = Experiments.VisitorHash(shop, rows.VisitorId);
+        var visitor = PluginApp.Experiments.Assignment.VisitorHash(shop, rows.VisitorId);
         if (order.CancelledAt is not null || (order.CustomerId is null && visitor is null)) return;
         var lines = rows.Lines.Where(l => l.ProductId is not null).GroupBy(l => l.Id).Select(g => g.Last()).ToList();
         if (lines.Count == 0) return;

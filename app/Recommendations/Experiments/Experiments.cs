@@ -1,28 +1,23 @@
-using System.Security.Cryptography;
-using System.Text;
+using PluginApp.Experiments;
 
 namespace PluginApp.Recommendations;
 
 /// <summary>
-/// Deterministic arms: a hash of (shop, visitor, experiment) puts a visitor in the same arm on every request
-/// and every instance. The holdout arm gets the baseline (bestsellers) so lift can be measured.
+/// The upsell holdout, declared to the experiments mechanism: the holdout arm gets store bestsellers under the same rules,
+/// so the model's lift can be measured. Stopped, everyone gets the model.
 /// </summary>
-public static class Experiments
+public static class UpsellExperiment
 {
-    public const string Upsells = "upsells";
+    public const string Key = "upsells";
     public const string ModelArm = "model";
     public const string HoldoutArm = "holdout";
 
-    public static string Assign(string shop, string? visitorKey, string experiment, double holdoutShare)
-    {
-        if (string.IsNullOrEmpty(visitorKey) || holdoutShare <= 0) return ModelArm;
-        Span<byte> hash = stackalloc byte[32];
-        SHA256.HashData(Encoding.UTF8.GetBytes($"{shop}|{visitorKey}|{experiment}"), hash);
-        var bucket = BitConverter.ToUInt32(hash) / (double)uint.MaxValue;
-        return bucket < holdoutShare ? HoldoutArm : ModelArm;
-    }
+    /// <summary>Arms in bucket order: holdout first, so a unit's arm is the one the earlier fixed 10 % holdout gave it.</summary>
+    public static readonly ExperimentKind Kind = new(Key, "Upsell recommendations", "Do the model's recommendations earn more than store bestsellers?",
+        HoldoutArm, [new ArmShare(HoldoutArm, 0.1, "store bestsellers under the same rules"), new ArmShare(ModelArm, 0.9, "the store's recommender")],
+        "revenue", RunsByDefault: true, StoppedArm: ModelArm);
 
-    /// <summary>A visitor id as we store it: salted with the shop so it means nothing elsewhere.</summary>
-    public static string? VisitorHash(string shop, string? visitorId) => string.IsNullOrWhiteSpace(visitorId) ? null
-        : Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes($"pluginapp-visitor|{shop}|{visitorId}")))[..32];
+    /// <summary>The key a unit is hashed on: the visitor hash, else the logged-in customer id.</summary>
+    public static string? AssignmentKey(string? visitorHash, long? customerId) =>
+        visitorHash ?? customerId?.ToString(System.Globalization.CultureInfo.InvariantCulture);
 }

@@ -10,12 +10,24 @@ using PluginApp.Shopify;
 
 namespace PluginApp.Recommendations;
 
+/// <summary>A feature's storefront routes under the app proxy (registered with <see cref="ProxyEndpoints.AddProxyRoutes"/>).</summary>
+public sealed record ProxyRoutes(string Feature, Action<RouteGroupBuilder> Map);
+
 /// <summary>
 /// The storefront side, reached through Shopify's app proxy (/apps/pluginapp/* on the shop's domain).
-/// Every request carries Shopify's signature; unsigned, stale or foreign requests are refused before any work.
+/// Every request carries Shopify's signature; unsigned, stale or foreign requests are refused before any work. Features
+/// add their routes to the verified group through <see cref="AddProxyRoutes"/>; inside them <see cref="ShopIdOf"/> and
+/// <see cref="ShopOf"/> give the shop the signature vouched for.
 /// </summary>
 public static class ProxyEndpoints
 {
+    public static IServiceCollection AddProxyRoutes(this IServiceCollection services, string feature, Action<RouteGroupBuilder> map) =>
+        services.AddSingleton(new ProxyRoutes(feature, map));
+
+    public static long ShopIdOf(HttpContext http) => (long)http.Items[ShopIdItem]!;
+
+    public static string ShopOf(HttpContext http) => (string)http.Items[ShopItem]!;
+
     /// <summary>Largest event body a storefront sends (one event is a few hundred bytes).</summary>
     public const int MaxEventBytes = 4096;
     private const string ShopIdItem = "proxy.shop_id";
@@ -28,6 +40,7 @@ public static class ProxyEndpoints
         var proxy = app.MapGroup("/proxy").AddEndpointFilter(VerifyAsync);
         proxy.MapGet("/recommendations", RecommendAsync);
         proxy.MapPost("/events", RecordEventAsync).DisableAntiforgery();
+        foreach (var routes in app.ServiceProvider.GetServices<ProxyRoutes>()) routes.Map(proxy);
         return app;
     }
 
@@ -81,7 +94,7 @@ public static class ProxyEndpoints
         if (visitor_id?.Length > 128) return Problem("visitor_id is longer than 128 characters");
         var shop = (string)http.Items[ShopItem]!;
         var request = new RecommendationRequest((long)http.Items[ShopIdItem]!, shop, placement, product_id, variants.ToArray(),
-            Math.Clamp(limit ?? 4, 1, 12), Experiments.VisitorHash(shop, visitor_id), CustomerId(logged_in_customer_id),
+            Math.Clamp(limit ?? 4, 1, 12), PluginApp.Experiments.Assignment.VisitorHash(shop, visitor_id), CustomerId(logged_in_customer_id),
             ClientIp: http.Connection.RemoteIpAddress?.ToString());
         return TypedResults.Json(await service.RecommendAsync(request, ct), ProxyJson.Options);
     }
@@ -118,7 +131,7 @@ public static class ProxyEndpoints
         if (e.Placement is not null && !Placements.Contains(e.Placement)) return Problem("placement must be product or cart");
         if (e.Position is < 0 or > 100) return Problem("position must be between 0 and 100");
         var shop = (string)http.Items[ShopItem]!;
-        var visitor = Experiments.VisitorHash(shop, e.VisitorId);
+        var visitor = PluginApp.Experiments.Assignment.VisitorHash(shop, e.VisitorId);
         var customer = CustomerId(logged_in_customer_id);
         if (!tokens.Verify(e.Token, shop, e.RequestId, visitor, customer, e.ProductId.Value))
             return TypedResults.Problem(title: "Event refused", detail: "the event does not refer to an item served to this visitor recently", statusCode: 403);
@@ -141,12 +154,13 @@ public static class ProxyEndpoints
         return TypedResults.Accepted((string?)null);
     }
 
-    private static long? CustomerId(string? s) =>
+    /// <summary>The logged-in customer the proxy's signed query names, or null.</summary>
+    public static long? CustomerId(string? s) =>
         long.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out var id) && id > 0 ? id : null;
 
     private static NpgsqlParameter Text(string? s) => new() { Value = (object?)s ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text };
 
-    private static ProblemHttpResult Problem(string detail) => TypedResults.Problem(title: "Bad request", detail: detail, statusCode: 400);
+    public static ProblemHttpResult Problem(string detail) => TypedResults.Problem(title: "Bad request", detail: detail, statusCode: 400);
 }
 
 /// <summary>snake_case JSON for the storefront script.</summary>

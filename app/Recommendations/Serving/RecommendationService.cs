@@ -25,7 +25,7 @@ public sealed record ExperimentView(string Name, string Arm);
 /// the same rules. The answer says which path produced it.
 /// </summary>
 public sealed class RecommendationService(ModelCache models, CatalogCache catalogs, DecisionLog decisions, DecisionTokens tokens,
-    IEnumerable<IServingGuard> guards, IOptions<RecommendationOptions> options, TimeProvider clock, ILogger<RecommendationService> logger)
+    PluginApp.Experiments.ExperimentStore experiments, IEnumerable<IServingGuard> guards, IOptions<RecommendationOptions> options, TimeProvider clock, ILogger<RecommendationService> logger)
 {
     private sealed record Candidate(long ProductId, string Reason, float Score);
 
@@ -35,19 +35,20 @@ public sealed class RecommendationService(ModelCache models, CatalogCache catalo
         var requestId = Guid.NewGuid().ToString("N");
         var catalog = await catalogs.GetAsync(req.ShopId, ct);
         var anchors = Anchors(req, catalog);
-        var arm = req.Preview ? Experiments.ModelArm
-            : Experiments.Assign(req.Shop, req.VisitorHash ?? req.CustomerId?.ToString(CultureInfo.InvariantCulture), Experiments.Upsells, options.Value.HoldoutShare);
+        var (arm, running) = req.Preview ? (UpsellExperiment.ModelArm, false)
+            : await experiments.AssignAsync(req.ShopId, req.Shop, UpsellExperiment.Key, UpsellExperiment.AssignmentKey(req.VisitorHash, req.CustomerId), ct);
+        var exposed = running && !req.Preview;
         if (!catalog.Enabled && catalog.WhenOff == UpsellFeature.ShowNothing)
-            return Respond(req, requestId, UpsellFeature.SwitchedOff, null, arm, [], catalog, started, anchors);
+            return Respond(req, requestId, UpsellFeature.SwitchedOff, null, arm, false, [], catalog, started, anchors);
         if (!req.Preview)
             foreach (var guard in guards)
                 if (await guard.RefuseAsync(req.ShopId, req.CustomerId, req.ClientIp, ct) is { } refused)
-                    return Respond(req, requestId, refused, null, arm, [], catalog, started, anchors);
+                    return Respond(req, requestId, refused, null, arm, false, [], catalog, started, anchors);
 
         var path = "bestsellers";
         int? version = null;
         var candidates = new List<Candidate>();
-        if (arm == Experiments.ModelArm && catalog.Enabled)
+        if (arm == UpsellExperiment.ModelArm && catalog.Enabled)
         {
             try
             {
@@ -85,22 +86,23 @@ public sealed class RecommendationService(ModelCache models, CatalogCache catalo
             items.AddRange(fill.Take(req.Limit - items.Count));
         }
 
-        return Respond(req, requestId, path, version, arm, items, catalog, started, anchors);
+        return Respond(req, requestId, path, version, arm, exposed && items.Count > 0, items, catalog, started, anchors);
     }
 
-    private RecommendationResponse Respond(RecommendationRequest req, string requestId, string path, int? version, string arm,
+    /// <param name="exposed">Whether the answer puts its unit into the running upsell experiment (an empty answer shows nothing).</param>
+    private RecommendationResponse Respond(RecommendationRequest req, string requestId, string path, int? version, string arm, bool exposed,
         List<RecommendedItem> items, CatalogSnapshot catalog, long started, List<CatalogProduct> anchors)
     {
         items = items.Select((item, i) => item with
         {
             Rank = i + 1, Token = req.Preview ? "" : tokens.Issue(req.Shop, requestId, req.VisitorHash, req.CustomerId, item.ProductId),
         }).ToList();
-        var response = new RecommendationResponse(requestId, req.Shop, req.Placement, path, version, new ExperimentView(Experiments.Upsells, arm), items,
+        var response = new RecommendationResponse(requestId, req.Shop, req.Placement, path, version, new ExperimentView(UpsellExperiment.Key, arm), items,
             catalog.Notice);
         if (!req.Preview)
             decisions.Record(new Decision(requestId, req.ShopId, req.Placement, path, version, arm, req.VisitorHash, req.CustomerId,
                 anchors.Select(a => a.Id).ToArray(), items.Select(i => i.ProductId).ToArray(),
-                (float)Stopwatch.GetElapsedTime(started).TotalMilliseconds, clock.GetUtcNow()));
+                (float)Stopwatch.GetElapsedTime(started).TotalMilliseconds, clock.GetUtcNow(), exposed));
         return response;
     }
 

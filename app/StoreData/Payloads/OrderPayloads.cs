@@ -6,8 +6,14 @@ namespace PluginApp.StoreData;
 /// <summary>orders/* and refunds/create payloads to rows.</summary>
 internal static class OrderPayloads
 {
+    /// <summary>Cart attributes our blocks set start with this; the order carries them in note_attributes.</summary>
+    public const string AppAttributePrefix = "_pluginapp_";
     /// <summary>The cart attribute our storefront script sets, so an order can be matched to the recommendations its buyer saw.</summary>
     public const string VisitorAttribute = "_pluginapp_visitor";
+    /// <summary>The cart offer action the cart block showed (nothing, nudge, nudge_upsell, offer), carried to the order.</summary>
+    public const string ActionAttribute = "_pluginapp_action";
+    /// <summary>The experiment arm the cart block showed, carried to the order.</summary>
+    public const string ArmAttribute = "_pluginapp_arm";
 
     public static OrderRows Order(JsonElement o)
     {
@@ -60,8 +66,11 @@ internal static class OrderPayloads
             TotalDiscount = l.OptionalMoney("total_discount"),
         }).ToList();
         var refunds = o.OptionalArray("refunds").Select(r => Refund(r, order.Id)).ToList();
-        var visitor = o.OptionalArray("note_attributes").FirstOrDefault(a => a.OptionalString("name") == VisitorAttribute).OptionalStringOrNull("value");
-        return new OrderRows(order, lines, customer, refunds, visitor);
+        var attributes = o.OptionalArray("note_attributes")
+            .Select(a => (Name: a.OptionalString("name"), Value: a.OptionalStringOrNull("value")))
+            .Where(a => a.Name is not null && a.Name.StartsWith(AppAttributePrefix, StringComparison.Ordinal) && a.Value is not null)
+            .GroupBy(a => a.Name!, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.Last().Value!, StringComparer.Ordinal);
+        return new OrderRows(order, lines, customer, refunds, attributes.GetValueOrDefault(VisitorAttribute), attributes);
     }
 
     /// <summary>
@@ -109,5 +118,7 @@ internal static class OrderPayloads
     }
 }
 
-internal sealed record OrderRows(Order Order, List<OrderLine> Lines, Customer? Customer, List<RefundRows> Refunds, string? VisitorId = null);
+/// <param name="AppAttributes">The cart attributes our blocks wrote (names starting "_pluginapp_"), as the order carries them in note_attributes.</param>
+internal sealed record OrderRows(Order Order, List<OrderLine> Lines, Customer? Customer, List<RefundRows> Refunds, string? VisitorId = null,
+    IReadOnlyDictionary<string, string>? AppAttributes = null);
 internal sealed record RefundRows(Refund Refund, List<RefundLine> Lines);

@@ -52,7 +52,7 @@ try
     {
         var played = await Shoppers.PlayAsync(store, a.Date("shoppers-from") ?? throw new ArgumentException("--shoppers-from is required with --shopper-days"),
             days, a.Int("shoppers-per-day") ?? 100, http, sender, stop.Token);
-        Console.WriteLine($"shoppers: {played.Shoppers} over {days} days, {played.Shown} shown something they wanted, {played.Orders} ordered, {played.Failed} failed");
+        Console.WriteLine($"shoppers: {played.Shoppers} over {days} days, {played.Shown} shown something they wanted, {played.Orders} ordered, {played.Failed} failed; cart offers: {(played.CartActions.Count == 0 ? "none" : string.Join(", ", played.CartActions.Select(kv => $"{kv.Key} {kv.Value}")))}");
         return played.Failed == 0 ? 0 : 1;
     }
     var report = await sender.SendAsync(WebhookEmitter.Emit(store), stop.Token);

@@ -13,15 +13,21 @@ namespace ReplayCli;
 /// What a shopper does, stated because the admin's numbers come from it:
 /// - shown items that are in the basket are clicked and added to the cart (the shopper wanted them); any other shown
 ///   item is clicked one time in twenty;
-/// - the shopper orders the basket with probability 0.45 when the block showed something they wanted, else 0.30.
-/// So the holdout comparison measures how often each arm's answer holds what shoppers go on to buy. The demo app's
-/// clock (PUT /demo/clock, Demo only) is set back to each shopper's moment, spreading them over the last days.
+/// - the shopper then opens the cart with the basket's products, and the Cart offers block asks the app what to show
+///   (reported as seen, its arm and action written into the cart attributes the order carries);
+/// - the shopper orders the basket with probability 0.45 when the product block showed something they wanted, else 0.30,
+///   plus 0.03 when the cart showed the free-shipping bar (with or without a product) and 0.10 when it showed an offer,
+///   whose code the order then uses (10 % of the basket, or what the offer says).
+/// So the holdout comparison measures how often each arm's answer holds what shoppers go on to buy, and the cart offers
+/// experiment measures the effect these assumed reactions give (stated in README: it shows the mechanism, not a real
+/// effect). The demo app's clock (PUT /demo/clock, Demo only) is set back to each shopper's moment, spreading them over
+/// the last days.
 /// </summary>
 internal static class Shoppers
 {
-    private const double OrderWhenShownWanted = 0.45, OrderOtherwise = 0.30, StrayClick = 0.05;
+    private const double OrderWhenShownWanted = 0.45, OrderOtherwise = 0.30, StrayClick = 0.05, AfterBar = 0.03, AfterOffer = 0.10;
 
-    public sealed record Report(int Shoppers, int Shown, int Orders, int Failed);
+    public sealed record Report(int Shoppers, int Shown, int Orders, int Failed, IReadOnlyDictionary<string, int> CartActions);
 
     public static async Task<Report> PlayAsync(ReplayStore store, DateTimeOffset from, int days, int perDay, HttpClient http,
         WebhookSender orders, CancellationToken ct)
@@ -33,6 +39,7 @@ internal static class Shoppers
             .Take(days * perDay).ToList();
         var today = DateTimeOffset.UtcNow;
         int shown = 0, ordered = 0, failed = 0;
+        var actions = new SortedDictionary<string, int>(StringComparer.Ordinal);
         try
         {
             for (var i = 0; i < baskets.Count; i++)
@@ -50,10 +57,19 @@ internal static class Shoppers
                     var ip = $"10.{i / 65536 % 256}.{i / 256 % 256}.{i % 256}";
                     var wantedShown = await VisitAsync(http, wanted, visitor, ip, rng, ct);
                     if (wantedShown) shown++;
-                    if (rng.NextDouble() >= (wantedShown ? OrderWhenShownWanted : OrderOtherwise)) continue;
                     var basket = new ReplayOrder { Id = order.Id, Number = order.Number, CreatedAt = order.CreatedAt, Customer = order.Customer, CountryCode = order.CountryCode };
                     basket.Lines.AddRange(order.Lines.Where(l => known.Contains(l.Product.Id)));
-                    var report = await orders.SendAsync([WebhookEmitter.ShopperOrder(store, basket, at.AddMinutes(10), visitor)], ct);
+                    var cartToken = "demo-cart-" + order.Id.ToString(CultureInfo.InvariantCulture);
+                    var cart = await CartAsync(http, basket, cartToken, visitor, ip, ct);
+                    if (cart.Action is { } a) actions[a] = actions.GetValueOrDefault(a) + 1;
+                    var p = (wantedShown ? OrderWhenShownWanted : OrderOtherwise)
+                            + cart.Action switch { "nudge" or "nudge_upsell" => AfterBar, "offer" => AfterOffer, _ => 0 };
+                    if (rng.NextDouble() >= p) continue;
+                    var value = basket.Lines.Sum(l => l.Price * l.Quantity);
+                    var discount = cart.Code is { } code ? new ShopifyDiscountCode { Code = code, Amount = Math.Round(value * cart.Percent / 100, 2) } : null;
+                    var report = await orders.SendAsync([WebhookEmitter.ShopperOrder(store, basket, at.AddMinutes(10), visitor,
+                        cart.Arm is null ? null : [new ShopifyAttribute("_pluginapp_arm", cart.Arm), new ShopifyAttribute("_pluginapp_action", cart.Action ?? "")],
+                        discount, cartToken)], ct);
                     if (report.Failed > 0 || report.NotAttempted > 0) failed++;
                     else ordered++;
                 }
@@ -68,7 +84,7 @@ internal static class Shoppers
         {
             await SetClockAsync(http, null, CancellationToken.None);
         }
-        return new Report(baskets.Count, shown, ordered, failed);
+        return new Report(baskets.Count, shown, ordered, failed, actions);
     }
 
     /// <returns>Whether the block showed an item the shopper wanted.</returns>
@@ -95,6 +111,32 @@ internal static class Shoppers
             if (isWanted) await EventAsync(http, "add_to_cart", requestId, visitor, ip, item, ct);
         }
         return any;
+    }
+
+    private sealed record CartAnswer(string? Arm, string? Action, string? Code, decimal Percent);
+
+    /// <summary>The cart page: the Cart offers block's question with the basket's lines, and its "seen" report when it had an answer.</summary>
+    private static async Task<CartAnswer> CartAsync(HttpClient http, ReplayOrder basket, string cartToken, string visitor, string ip, CancellationToken ct)
+    {
+        var lines = string.Join(',', basket.Lines.GroupBy(l => l.Product.VariantId).Select(g => $"{g.Key}:{g.Sum(l => l.Quantity)}"));
+        using var request = new HttpRequestMessage(HttpMethod.Get, $"apps/pluginapp/cart-offers?lines={Uri.EscapeDataString(lines)}&cart_token={cartToken}&visitor_id={visitor}");
+        request.Headers.Add("X-Forwarded-For", ip);
+        using var served = await http.SendAsync(request, ct);
+        served.EnsureSuccessStatusCode();
+        var answer = await served.Content.ReadFromJsonAsync<JsonElement>(ct);
+        if (!answer.TryGetProperty("decision_id", out var id) || id.ValueKind != JsonValueKind.String) return new CartAnswer(null, null, null, 0);
+        using var seen = new HttpRequestMessage(HttpMethod.Post, "apps/pluginapp/cart-offers/seen")
+        {
+            Content = JsonContent.Create(new Dictionary<string, string?> { ["decision_id"] = id.GetString(), ["visitor_id"] = visitor }),
+        };
+        seen.Headers.Add("X-Forwarded-For", ip);
+        using var reported = await http.SendAsync(seen, ct);
+        if (!reported.IsSuccessStatusCode)
+            throw new HttpRequestException($"cart offer seen answered {(int)reported.StatusCode}: {await reported.Content.ReadAsStringAsync(ct)}");
+        var offer = answer.TryGetProperty("offer", out var o) && o.ValueKind == JsonValueKind.Object ? o : default;
+        return new CartAnswer(answer.GetProperty("arm").GetString(), answer.GetProperty("action").GetString(),
+            offer.ValueKind == JsonValueKind.Object ? offer.GetProperty("code").GetString() : null,
+            offer.ValueKind == JsonValueKind.Object ? offer.GetProperty("percent").GetDecimal() : 0);
     }
 
     private static async Task EventAsync(HttpClient http, string type, string? requestId, string visitor, string ip, JsonElement item, CancellationToken ct)

@@ -95,12 +95,17 @@ public static class WebhookEmitter
     /// orders/create for a storefront shopper's order placed at <paramref name="at"/> (not the data set's time), carrying
     /// the shopper's visitor id in the cart attribute the theme block writes.
     /// </summary>
-    public static Delivery ShopperOrder(ReplayStore store, ReplayOrder o, DateTimeOffset at, string visitorId)
+    /// <param name="attributes">More cart attributes the blocks wrote (e.g. the cart offer's arm and action), carried as note_attributes.</param>
+    /// <param name="discount">A discount code applied at checkout and its amount (counted in total_discounts).</param>
+    public static Delivery ShopperOrder(ReplayStore store, ReplayOrder o, DateTimeOffset at, string visitorId,
+        IReadOnlyList<ShopifyAttribute>? attributes = null, ShopifyDiscountCode? discount = null, string? cartToken = null)
     {
         var shape = OrderBodies.Shape(o, store.Currency, store.Seed, at) with
         {
-            CreatedAt = at, NoteAttributes = [new ShopifyAttribute("_pluginapp_visitor", visitorId)],
+            CreatedAt = at, NoteAttributes = [new ShopifyAttribute("_pluginapp_visitor", visitorId), .. attributes ?? []],
+            DiscountCodes = discount is null ? [] : [discount],
         };
+        if (cartToken is not null) shape = shape with { CartToken = cartToken };
         return Make(store.Seed, "orders/create", Id(o.Id), OrderPartition(o.Id), at, ShopifyShapes.Utf8(ShopifyShapes.Order(shape)), o.Lines.Count);
     }
 

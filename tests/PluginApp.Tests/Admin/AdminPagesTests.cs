@@ -16,7 +16,8 @@ public sealed class AdminPagesTests(AdminFixture app, ITestOutputHelper output) 
     public static TheoryData<string, string> Pages => new()
     {
         { "/admin", "Overview" }, { "/admin/upsells", "Upsells and models" }, { "/admin/rules", "Rules" },
-        { "/admin/review", "Review queue" }, { "/admin/risk", "Risk settings" }, { "/admin/churn", "Churn segments" }, { "/admin/ai", "AI use" }, { "/admin/privacy", "Data and privacy" }, { "/admin/operations", "Operations" },
+        { "/admin/review", "Review queue" }, { "/admin/risk", "Risk settings" }, { "/admin/churn", "Churn segments" },
+        { "/admin/cart-offers", "Cart offers" }, { "/admin/experiments", "Experiments" }, { "/admin/ai", "AI use" }, { "/admin/privacy", "Data and privacy" }, { "/admin/operations", "Operations" },
     };
 
     private async Task<(IPage Page, List<string> Errors)> OpenAsync(string path, string? query = null)

@@ -71,6 +71,8 @@ public class AppFixture : IAsyncLifetime
             // Why the widest serving budget: on a loaded test machine a model answer must not turn into the fallback by
             // chance; the budget's own test sets it tiny.
             b.UseSetting("Recommendations:ServingBudget", "00:00:02");
+            // Why no exploration: a test's cart must get the action the policy picks; exploration's own test turns it on.
+            b.UseSetting("CartOffers:ExploreShare", "0");
             b.ConfigureServices(s => s.Replace(ServiceDescriptor.Singleton<TimeProvider>(Clock)));
             configure?.Invoke(b);
         });

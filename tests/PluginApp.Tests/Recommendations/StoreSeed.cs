@@ -101,7 +101,7 @@ public sealed class StoreSeed(AppFixture app, string shop)
     /// <summary>A visitor id that the deterministic experiment assignment puts in the given arm for this shop.</summary>
     public string VisitorIn(string arm, string prefix = "v") =>
         Enumerable.Range(0, 1000).Select(i => $"{prefix}-{i}").First(v =>
-            Experiments.Assign(Shop, Experiments.VisitorHash(Shop, v), Experiments.Upsells, new RecommendationOptions().HoldoutShare) == arm);
+            PluginApp.Experiments.Assignment.Arm(Shop, PluginApp.Experiments.Assignment.VisitorHash(Shop, v), UpsellExperiment.Key, UpsellExperiment.Kind.Arms, UpsellExperiment.ModelArm) == arm);
 
     /// <summary>The catalog numbers of the products an answer holds, in its order.</summary>
     public long[] Products(JsonElement answer) => answer.GetProperty("items").EnumerateArray().Select(i => i.GetProperty("product_id").GetInt64() - Offset).ToArray();

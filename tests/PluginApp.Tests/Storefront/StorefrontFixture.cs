@@ -102,8 +102,8 @@ public sealed class StorefrontFixture : IAsyncLifetime
           };
           Object.defineProperty(window, '__paBox', { value: box });
           document.addEventListener('DOMContentLoaded', () => {
-            window.__paBefore = { block: box('[data-pa-upsells]'), below: box('#storefront-below'),
-              state: document.querySelector('[data-pa-upsells]')?.getAttribute('data-pa-state') };
+            window.__paBefore = { block: box('[data-pa-upsells]') || box('[data-pa-offers]'), below: box('#storefront-below'),
+              state: (document.querySelector('[data-pa-upsells]') || document.querySelector('[data-pa-offers]'))?.getAttribute('data-pa-state') };
           });
         })();
         """;

@@ -76,6 +76,12 @@ public sealed class StorefrontServer : IAsyncDisposable
         _web.MapGet("/cart.js", () => Results.Json(CartJson()));
         _web.MapPost("/cart/add.js", AddToCart);
         _web.MapPost("/cart/update.js", UpdateCartAsync);
+        // Shopify's storefront discount link: the code is put on the cart and the shopper goes back to it.
+        _web.MapGet("/discount/{code}", (string code, string? redirect) =>
+        {
+            lock (_cart) AppliedDiscount = code;
+            return Results.Redirect(redirect is { Length: > 0 } r && r.StartsWith('/') ? r : "/cart");
+        });
         _web.MapGet("/{**path}", (HttpContext ctx) =>
         {
             var path = ctx.Request.Path.Value ?? "/";
@@ -103,12 +109,22 @@ public sealed class StorefrontServer : IAsyncDisposable
         {
             _cart.Clear();
             _attributes.Clear();
+            AppliedDiscount = null;
             foreach (var l in lines)
                 _cart.Add(new JsonObject { ["product_id"] = l.ProductId, ["variant_id"] = l.VariantId, ["id"] = l.VariantId, ["quantity"] = l.Quantity });
         }
     }
 
     private readonly JsonObject _attributes = new();
+
+    /// <summary>The cart's attributes as the page's scripts left them.</summary>
+    public JsonObject Attributes
+    {
+        get { lock (_cart) return (JsonObject)_attributes.DeepClone(); }
+    }
+
+    /// <summary>The code applied through /discount/{code}, or null.</summary>
+    public string? AppliedDiscount { get; private set; }
 
     /// <summary>Cart attributes, merged as Shopify's /cart/update.js does; they travel to the order as note_attributes.</summary>
     private async Task<IResult> UpdateCartAsync(HttpRequest request)

@@ -183,7 +183,7 @@ public sealed partial class UpsellBlocksTests(StorefrontFixture sf) : IClassFixt
                 return visitor is not null;
             }, "the _pluginapp_visitor cart attribute");
             Assert.Equal(1, await sf.App.CountAsync("SELECT count(*) FROM recommendation_events WHERE shop_id = $1 AND event_type = 'add_to_cart' AND visitor_hash = $2",
-                shopId, PluginApp.Recommendations.Experiments.VisitorHash(storefront.Shop, visitor)!));
+                shopId, PluginApp.Experiments.Assignment.VisitorHash(storefront.Shop, visitor)!));
 
             await AssertNoLayoutShiftAsync(page);
             AssertSameBox(Box.From(before.GetProperty("below")), (await BoxesAsync(page)).Below, "the content below the block");

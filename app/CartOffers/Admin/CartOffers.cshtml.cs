@@ -1,0 +1,32 @@
+using Npgsql;
+using PluginApp.Admin.Shell;
+using PluginApp.Data;
+
+namespace PluginApp.CartOffers.Admin;
+
+/// <summary>Cart offers: the settings and caps, the purchase-intent model in use, the code pool, the action mix and recent decisions with their reasons.</summary>
+public sealed class CartOffersPageModel(CartOfferSettingsStore store, CartOfferStats stats, IIntentScorer intent, NpgsqlDataSource db, ShopScope scope) : AdminPageModel
+{
+    public CartOfferSettings Settings { get; private set; } = CartOfferSettings.Default;
+    public int Version { get; private set; }
+    public DateTimeOffset? UpdatedAt { get; private set; }
+    public string? UpdatedBy { get; private set; }
+    public CodeSummary Codes { get; private set; } = null!;
+    public List<(string Action, long Decisions, long Explored)> Mix { get; private set; } = [];
+    public List<CartOfferDecisionView> Recent { get; private set; } = [];
+    public IntentModelSummary Intent { get; private set; } = null!;
+    public string Currency { get; private set; } = "";
+
+    public async Task OnGetAsync(CancellationToken ct)
+    {
+        ViewData["Title"] = "Cart offers";
+        (Settings, Version, UpdatedAt, UpdatedBy) = await store.GetAsync(scope.ShopId, ct);
+        Codes = await stats.CodesAsync(scope.ShopId, ct);
+        Mix = await stats.MixAsync(scope.ShopId, 30, ct);
+        Recent = await stats.RecentAsync(scope.ShopId, 25, ct);
+        Intent = await intent.SummaryAsync(scope.ShopId, ct);
+        await using var cmd = db.CreateCommand("SELECT coalesce(currency, '') FROM shops WHERE id = $1");
+        cmd.Parameters.Add(Sql.Param(scope.ShopId));
+        Currency = (string?)await cmd.ExecuteScalarAsync(ct) ?? "";
+    }
+}

@@ -1,0 +1,132 @@
+using System.Globalization;
+
+namespace PluginApp.CartOffers;
+
+/// <summary>What the cart block can do for a cart.</summary>
+public static class CartAction
+{
+    public const string Nothing = "nothing", Nudge = "nudge", NudgeUpsell = "nudge_upsell", Offer = "offer";
+    public static readonly string[] All = [Nothing, Nudge, NudgeUpsell, Offer];
+}
+
+/// <summary>A cart as the policy sees it, priced from the catalog (never from what the browser says).</summary>
+/// <param name="Cost">Sum of the lines' unit costs, null when any line's cost is unknown.</param>
+/// <param name="UpsellPrice">The best threshold upsell's price and cost (null: none crosses the threshold, or no threshold).</param>
+public sealed record CartFacts(decimal Value, decimal? Cost, int Items, decimal? Threshold, decimal? UpsellPrice, decimal? UpsellCost)
+{
+    public decimal? Remaining => Threshold is { } t ? Math.Max(0, t - Value) : null;
+}
+
+/// <summary>The offer's caps as they stand for this cart right now.</summary>
+/// <param name="SpentToday">Discount already handed out today.</param>
+/// <param name="CodeAvailable">Whether the pool has a code ready.</param>
+public sealed record OfferCaps(bool Enabled, decimal Percent, decimal MaxPercent, decimal MarginFloorPercent, decimal DailyBudget, decimal SpentToday,
+    bool CodeAvailable);
+
+/// <summary>The relative change in P(order) an action causes, and whether it was measured or assumed.</summary>
+public sealed record ActionEffects(IReadOnlyDictionary<string, double> Lift, bool Measured, string Source)
+{
+    /// <summary>
+    /// The fixed rule's assumptions, used until the experiment has measured the actions: a bar +3 %, a bar and an upsell
+    /// +5 % with 10 % of shoppers taking the upsell, an offer +25 % of the undecided share (1 − P): an offer moves carts
+    /// that might not buy, and is pure cost on carts that would.
+    /// </summary>
+    public static ActionEffects Assumed { get; } = new(new Dictionary<string, double>
+    {
+        [CartAction.Nothing] = 0, [CartAction.Nudge] = 0.03, [CartAction.NudgeUpsell] = 0.05, [CartAction.Offer] = 0.25,
+    }, false, "the fixed rule's assumed effects (the experiment has not measured the actions yet)");
+
+    public const double UpsellTakeRate = 0.10;
+}
+
+/// <summary>The policy's choice for one cart, with what it weighed.</summary>
+/// <param name="Expected">Expected incremental margin of each action considered, against doing nothing.</param>
+/// <param name="Reasons">Why, in words: the chosen action and why each other was not chosen or not allowed.</param>
+/// <param name="Discount">The offer's discount on this cart (0 unless the action is the offer).</param>
+public sealed record CartPolicyDecision(string Action, IReadOnlyDictionary<string, double> Expected, IReadOnlyList<string> Reasons, decimal Discount);
+
+/// <summary>
+/// For each cart, among nothing, nudge (the free-shipping bar), nudge + upsell and offer, the action with the best expected
+/// incremental margin: P(order | cart, action) × margin − cost of the action, against doing nothing. P(order | cart) is the
+/// purchase-intent model's; an action's effect multiplies it by (1 + lift), with the lifts measured by the experiment once
+/// it has enough data and the fixed rule's otherwise (<see cref="ActionEffects.Assumed"/>). The offer's cost is its
+/// discount on every order it is shown to, including those that would have happened anyway; it is only considered when
+/// every cap holds. Pure: same inputs, same choice.
+/// </summary>
+public static class CartOfferPolicy
+{
+    /// <summary>Used to rank the bar and the upsell when a cart's cost is unknown (the offer is never allowed then).</summary>
+    public const double AssumedMarginShare = 0.4;
+
+    public static CartPolicyDecision Decide(CartFacts cart, double intent, OfferCaps caps, ActionEffects effects)
+    {
+        ArgumentNullException.ThrowIfNull(cart);
+        ArgumentNullException.ThrowIfNull(caps);
+        ArgumentNullException.ThrowIfNull(effects);
+        if (!double.IsFinite(intent) || intent is < 0 or > 1) throw new ArgumentOutOfRangeException(nameof(intent), intent, "intent must be a probability");
+        var reasons = new List<string>();
+        var value = (double)cart.Value;
+        var margin = cart.Cost is { } c ? value - (double)c : value * AssumedMarginShare;
+        double Lift(string a) => effects.Lift.TryGetValue(a, out var l) ? l : 0;
+        var expected = new Dictionary<string, double> { [CartAction.Nothing] = 0 };
+        var below = cart.Remaining is > 0;
+        if (cart.Threshold is null) reasons.Add("no free-shipping threshold set: no bar or threshold upsell");
+        else if (!below) reasons.Add("the cart already qualifies for free shipping");
+        else
+        {
+            expected[CartAction.Nudge] = intent * Lift(CartAction.Nudge) * margin;
+            if (cart.UpsellPrice is { } up)
+            {
+                var upMargin = cart.UpsellCost is { } uc ? (double)(up - uc) : (double)up * AssumedMarginShare;
+                var p = Math.Min(1, intent * (1 + Lift(CartAction.NudgeUpsell)));
+                expected[CartAction.NudgeUpsell] = p * margin - intent * margin + p * ActionEffects.UpsellTakeRate * upMargin;
+            }
+            else reasons.Add("no recommended product takes the cart over the threshold");
+        }
+
+        var discount = 0m;
+        if (OfferRefusal(cart, caps) is { } refusal) reasons.Add("offer not allowed: " + refusal);
+        else
+        {
+            discount = Math.Round(cart.Value * caps.Percent / 100, 2);
+            var lift = effects.Measured ? Lift(CartAction.Offer) : Lift(CartAction.Offer) * (1 - intent);
+            var p = Math.Min(1, intent * (1 + lift));
+            expected[CartAction.Offer] = p * (margin - (double)discount) - intent * margin;
+        }
+
+        var best = expected.OrderByDescending(kv => kv.Value).ThenBy(kv => Array.IndexOf(CartAction.All, kv.Key)).First();
+        var action = best.Value > 0 ? best.Key : CartAction.Nothing;
+        string Money(double v) => v.ToString("0.00", CultureInfo.InvariantCulture);
+        reasons.Insert(0, string.Create(CultureInfo.InvariantCulture,
+            $"{Words(action)}: expected extra margin {Money(expected[action])} at a {intent:P0} chance of ordering ({effects.Source})"));
+        foreach (var (a, v) in expected.Where(kv => kv.Key != action && kv.Key != CartAction.Nothing))
+            reasons.Add($"{Words(a)} would add {Money(v)}");
+        return new CartPolicyDecision(action, expected, reasons, action == CartAction.Offer ? discount : 0);
+    }
+
+    /// <summary>Why the offer may not be shown on this cart, or null when every cap holds.</summary>
+    public static string? OfferRefusal(CartFacts cart, OfferCaps caps)
+    {
+        if (!caps.Enabled) return "offers are turned off";
+        if (caps.Percent > caps.MaxPercent) return $"the {caps.Percent} % offer is above the {caps.MaxPercent} % cap";
+        if (cart.Value <= 0) return "the cart is empty";
+        if (cart.Cost is not { } cost) return "a product's cost is unknown, so the margin floor cannot be checked";
+        var after = cart.Value * (1 - caps.Percent / 100);
+        var marginAfter = after <= 0 ? -1 : (after - cost) / after * 100;
+        if (marginAfter < caps.MarginFloorPercent)
+            return string.Create(CultureInfo.InvariantCulture, $"margin after the discount would be {marginAfter:0.#} %, below the {caps.MarginFloorPercent} % floor");
+        var discount = Math.Round(cart.Value * caps.Percent / 100, 2);
+        if (caps.SpentToday + discount > caps.DailyBudget)
+            return string.Create(CultureInfo.InvariantCulture, $"today's budget would be exceeded ({caps.SpentToday:0.00} handed out + {discount:0.00} > {caps.DailyBudget:0.00})");
+        if (!caps.CodeAvailable) return "no discount code is ready yet";
+        return null;
+    }
+
+    public static string Words(string action) => action switch
+    {
+        CartAction.Nudge => "show the free-shipping bar",
+        CartAction.NudgeUpsell => "show the bar and a product that reaches free shipping",
+        CartAction.Offer => "show a discount offer",
+        _ => "show nothing",
+    };
+}

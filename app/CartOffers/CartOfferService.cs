@@ -1,0 +1,215 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Hangfire;
+using Microsoft.Extensions.Caching.Memory;
+using Npgsql;
+using PluginApp.Data;
+using PluginApp.Experiments;
+using PluginApp.Recommendations;
+
+namespace PluginApp.CartOffers;
+
+/// <summary>What the cart block asked about: the cart's lines as the storefront's cart holds them.</summary>
+public sealed record CartOfferRequest(long ShopId, string Shop, string? CartToken, IReadOnlyList<(long VariantId, int Quantity)> Lines,
+    string? VisitorHash, long? CustomerId, string? ClientIp);
+
+public sealed record ProgressBar(decimal Threshold, decimal Value, decimal Remaining, double Progress, string Currency);
+
+public sealed record OfferView(string Code, decimal Percent, decimal Amount, DateTimeOffset ExpiresAt, string ApplyUrl);
+
+/// <summary>The cart block's answer. Arm and action go into the cart attributes, so the order carries them.</summary>
+public sealed record CartOfferResponse(string? DecisionId, string Experiment, string Arm, string Action, ProgressBar? Bar,
+    IReadOnlyList<RecommendedItem> Upsell, string? UpsellRequestId, OfferView? Offer, int? IntentModelVersion, string Path);
+
+/// <summary>
+/// Decides what one cart sees: prices the cart from the catalog, puts its visitor in an arm of the cart-offers experiment,
+/// reads the purchase-intent model, lets <see cref="CartOfferPolicy"/> weigh the actions under the caps, hands out a code
+/// when the offer wins, and logs the decision with its inputs, the action, the arm and the model version. Some of the
+/// policy arm's carts get a random allowed action instead (logged as exploration) so the experiment can measure each
+/// action's effect against the control arm (<see cref="CartOffersOptions.ExploreShare"/>).
+/// </summary>
+public sealed class CartOfferService(CartOfferSettingsStore settingsStore, CatalogCache catalogs, RecommendationService recommendations,
+    ExperimentStore experiments, DiscountPool pool, IIntentScorer intent, NpgsqlDataSource db, IMemoryCache cache, IBackgroundJobClient jobs,
+    Microsoft.Extensions.Options.IOptions<CartOffersOptions> options, TimeProvider clock, ILogger<CartOfferService> logger)
+{
+    public async Task<CartOfferSettings> SettingsAsync(long shopId, CancellationToken ct) =>
+        (await cache.GetOrCreateAsync((nameof(CartOfferSettings), shopId), async e =>
+        {
+            e.AbsoluteExpirationRelativeToNow = TimeSpan.FromSeconds(15);
+            return (await settingsStore.GetAsync(shopId, ct)).Settings;
+        }))!;
+
+    public void Invalidate(long shopId) => cache.Remove((nameof(CartOfferSettings), shopId));
+
+    public async Task<CartOfferResponse> DecideAsync(CartOfferRequest req, CancellationToken ct)
+    {
+        var started = Stopwatch.GetTimestamp();
+        var settings = await SettingsAsync(req.ShopId, ct);
+        if (!settings.Enabled)
+            return new CartOfferResponse(null, CartOffersExperiment.Key, CartOffersExperiment.StoppedArm, CartAction.Nothing, null, [], null, null, null, "off");
+        var catalog = await catalogs.GetAsync(req.ShopId, ct);
+        var facts = Price(req.Lines, catalog, settings.FreeShippingThreshold);
+        var (arm, running) = await experiments.AssignAsync(req.ShopId, req.Shop, CartOffersExperiment.Key,
+            UpsellExperiment.AssignmentKey(req.VisitorHash, req.CustomerId), ct);
+        var decisionId = Guid.NewGuid().ToString("N");
+        var reasons = new List<string>();
+        var expected = new Dictionary<string, double>();
+        var action = CartAction.Nothing;
+        var explore = false;
+        IReadOnlyList<RecommendedItem> upsell = [];
+        string? upsellRequest = null;
+        OfferView? offer = null;
+        CartIntent? score = null;
+        if (facts.Items == 0) reasons.Add("the cart is empty");
+        else if (arm == CartOffersExperiment.ControlArm)
+            reasons.Add("control arm: this cart is shown nothing, so the experiment can measure what the others earn");
+        else
+        {
+            var variants = req.Lines.Select(l => l.VariantId).ToArray();
+            var candidates = facts.Remaining is > 0 ? (await UpsellCandidatesAsync(req, variants, facts.Remaining.Value, catalog, preview: true, ct)).Items : [];
+            var best = candidates.FirstOrDefault();
+            var bestVariant = best is null ? null : catalog.Products.GetValueOrDefault(best.ProductId)?.Display;
+            facts = facts with { UpsellPrice = bestVariant?.Price, UpsellCost = bestVariant?.Cost };
+            score = await intent.ScoreAsync(req.ShopId, req.CartToken, facts, req.CustomerId, ct);
+            var (ready, spent, held) = await pool.StateAsync(req.ShopId, req.CartToken, ct);
+            // A cart asking again already holds its code: that code's discount is not spent a second time.
+            var caps = new OfferCaps(settings.OffersEnabled && req.CartToken is not null, settings.OfferPercent, settings.MaxDiscountPercent,
+                settings.MarginFloorPercent, settings.DailyBudget, spent - (held?.Amount ?? 0), ready || held is not null);
+            var decision = CartOfferPolicy.Decide(facts, score.Probability, caps, ActionEffects.Assumed);
+            expected = decision.Expected.ToDictionary();
+            reasons.AddRange(decision.Reasons);
+            if (score.Note is { } note) reasons.Add(note);
+            action = decision.Action;
+            if (Explores(decisionId) && expected.Count > 1)
+            {
+                var allowed = expected.Keys.OrderBy(k => Array.IndexOf(CartAction.All, k)).ToArray();
+                var pick = allowed[(int)(Assignment.Bucket(req.Shop, decisionId, "explore-action") * allowed.Length) % allowed.Length];
+                if (pick != action) reasons.Insert(0, $"exploration: {CartOfferPolicy.Words(pick)} instead, chosen at random among the allowed actions so each one's effect can be measured");
+                (action, explore) = (pick, true);
+            }
+            if (action == CartAction.Offer)
+            {
+                var amount = Math.Round(facts.Value * settings.OfferPercent / 100, 2);
+                var code = held ?? await pool.HandOutAsync(req.ShopId, req.CartToken!, req.VisitorHash, decisionId, amount, settings.DailyBudget, ct);
+                if (code is null)
+                {
+                    reasons.Insert(0, "the offer was chosen but no code could be handed out (the pool ran dry or the budget filled meanwhile)");
+                    action = expected.Where(kv => kv.Key != CartAction.Offer).MaxBy(kv => kv.Value).Key;
+                }
+                else
+                    offer = new OfferView(code.Code, code.Percent, code.Amount, code.ExpiresAt, $"/discount/{Uri.EscapeDataString(code.Code)}?redirect=%2Fcart");
+                if (!ready || code is not null) jobs.Enqueue<CartOfferJobs>(j => j.RefillAsync(req.ShopId, CancellationToken.None));
+            }
+            else if (!ready && caps.Enabled) jobs.Enqueue<CartOfferJobs>(j => j.RefillAsync(req.ShopId, CancellationToken.None));
+            if (action == CartAction.NudgeUpsell)
+            {
+                var served = await UpsellCandidatesAsync(req, variants, facts.Remaining!.Value, catalog, preview: false, ct);
+                upsell = served.Items;
+                upsellRequest = served.RequestId;
+                if (upsell.Count == 0) action = CartAction.Nudge;
+            }
+        }
+        var bar = action is CartAction.Nudge or CartAction.NudgeUpsell && facts.Threshold is { } t
+            ? new ProgressBar(t, facts.Value, facts.Remaining ?? 0, t == 0 ? 1 : Math.Min(1, (double)(facts.Value / t)), catalog.Currency)
+            : null;
+        if (facts.Items > 0)
+            await LogAsync(req, decisionId, arm, action, explore, score, facts, expected, reasons, offer?.Code, started, ct);
+        return new CartOfferResponse(facts.Items > 0 ? decisionId : null, CartOffersExperiment.Key, arm, action, bar, upsell, upsellRequest, offer,
+            score?.ModelVersion, running ? "experiment" : "policy");
+    }
+
+    /// <summary>Whether this decision explores: <see cref="CartOffersOptions.ExploreShare"/> of decisions, by a hash of its id (reproducible from the log).</summary>
+    private bool Explores(string decisionId) => Assignment.Bucket("explore", decisionId, CartOffersExperiment.Key) < options.Value.ExploreShare;
+
+    /// <summary>The cart at catalog prices; lines of unknown variants are left out, a line without a cost makes the cost unknown.</summary>
+    internal static CartFacts Price(IReadOnlyList<(long VariantId, int Quantity)> lines, CatalogSnapshot catalog, decimal? threshold)
+    {
+        decimal value = 0, cost = 0;
+        var costKnown = true;
+        var items = 0;
+        foreach (var (variantId, qty) in lines)
+        {
+            if (!catalog.ProductOfVariant.TryGetValue(variantId, out var productId) || !catalog.Products.TryGetValue(productId, out var product)) continue;
+            var v = product.Variants.FirstOrDefault(x => x.Id == variantId);
+            if (v?.Price is not { } price) continue;
+            value += price * qty;
+            items += qty;
+            if (v.Cost is { } c) cost += c * qty; else costKnown = false;
+        }
+        return new CartFacts(value, costKnown && items > 0 ? cost : null, items, threshold, null, null);
+    }
+
+    /// <summary>The recommender's cart answer (business rules applied) kept to products that take the cart over the threshold, best first.</summary>
+    private async Task<(IReadOnlyList<RecommendedItem> Items, string? RequestId)> UpsellCandidatesAsync(CartOfferRequest req, long[] variants, decimal remaining,
+        CatalogSnapshot catalog, bool preview, CancellationToken ct)
+    {
+        var answer = await recommendations.RecommendAsync(new RecommendationRequest(req.ShopId, req.Shop, "cart", null, variants, 12, req.VisitorHash, req.CustomerId,
+            Preview: preview, ClientIp: req.ClientIp), ct);
+        var crossing = answer.Items.Where(i => decimal.TryParse(i.Price, NumberStyles.Number, CultureInfo.InvariantCulture, out var p) && p >= remaining).Take(2).ToList();
+        return (crossing, preview ? null : answer.RequestId);
+    }
+
+    private async Task LogAsync(CartOfferRequest req, string decisionId, string arm, string action, bool explore, CartIntent? score, CartFacts facts,
+        Dictionary<string, double> expected, List<string> reasons, string? code, long started, CancellationToken ct)
+    {
+        try
+        {
+            await using var cmd = db.CreateCommand("""
+                INSERT INTO cart_offer_decisions (shop_id, decision_id, cart_token, visitor_hash, customer_id, arm, action, explore, intent, intent_version,
+                  inputs, expected, reasons, code, latency_ms, decided_at)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12::jsonb, $13::jsonb, $14, $15, $16)
+                """);
+            cmd.Parameters.Add(Sql.Param(req.ShopId));
+            cmd.Parameters.Add(Sql.Param(decisionId));
+            cmd.Parameters.Add(Sql.Text(req.CartToken));
+            cmd.Parameters.Add(Sql.Text(req.VisitorHash));
+            cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)req.CustomerId ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Bigint });
+            cmd.Parameters.Add(Sql.Param(arm));
+            cmd.Parameters.Add(Sql.Param(action));
+            cmd.Parameters.Add(Sql.Param(explore));
+            cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)score?.Probability ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Double });
+            cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)score?.ModelVersion ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Integer });
+            cmd.Parameters.Add(Sql.Param(JsonSerializer.Serialize(new
+            {
+                value = facts.Value, cost = facts.Cost, items = facts.Items, threshold = facts.Threshold, remaining = facts.Remaining,
+                upsellPrice = facts.UpsellPrice, intentReasons = score?.Reasons ?? [],
+            })));
+            cmd.Parameters.Add(Sql.Param(JsonSerializer.Serialize(expected)));
+            cmd.Parameters.Add(Sql.Param(JsonSerializer.Serialize(reasons)));
+            cmd.Parameters.Add(Sql.Text(code));
+            cmd.Parameters.Add(Sql.Param((float)Stopwatch.GetElapsedTime(started).TotalMilliseconds));
+            cmd.Parameters.Add(Sql.Param(clock.GetUtcNow()));
+            await cmd.ExecuteNonQueryAsync(ct);
+        }
+        catch (NpgsqlException e)
+        {
+            // The shopper still gets the answer; a code handed out stays recorded on the code itself.
+            logger.LogWarning("Shop {Shop}: could not log cart offer decision {Decision}: {Message}", req.Shop, decisionId, e.Message);
+        }
+    }
+
+    /// <summary>The block saw the answer: the unit's exposure to its arm (the arm comes from our log, not from the browser).</summary>
+    public async Task<bool> SeenAsync(long shopId, string decisionId, string? visitorHash, CancellationToken ct)
+    {
+        await using var cmd = db.CreateCommand("""
+            SELECT arm, customer_id, visitor_hash, decided_at FROM cart_offer_decisions
+            WHERE shop_id = $1 AND decision_id = $2 AND visitor_hash IS NOT DISTINCT FROM $3
+            """);
+        cmd.Parameters.Add(Sql.Param(shopId));
+        cmd.Parameters.Add(Sql.Param(decisionId));
+        cmd.Parameters.Add(Sql.Text(visitorHash));
+        string arm;
+        long? customer;
+        await using (var r = await cmd.ExecuteReaderAsync(ct))
+        {
+            if (!await r.ReadAsync(ct)) return false;
+            arm = r.GetString(0);
+            customer = r.IsDBNull(1) ? null : r.GetInt64(1);
+        }
+        var running = (await experiments.GetAsync(shopId, CartOffersExperiment.Key, ct)).Running;
+        if (running && Assignment.Unit(visitorHash, customer) is { } unit)
+            await ExperimentExposures.RecordAsync(db, new Exposure(shopId, CartOffersExperiment.Key, unit, arm, customer, clock.GetUtcNow()), ct);
+        return true;
+    }
+}

@@ -1,0 +1,65 @@
+using System.Text.Json;
+using Npgsql;
+using PluginApp.Data;
+
+namespace PluginApp.CartOffers;
+
+public sealed record CartOfferDecisionView(string DecisionId, DateTimeOffset At, string Arm, string Action, bool Explore, double? Intent, int? IntentVersion,
+    decimal Value, string? Code, IReadOnlyList<string> Reasons);
+
+/// <summary>Codes by state and what they cost: handed out today, used, and the discount given on orders.</summary>
+public sealed record CodeSummary(long Creating, long Ready, long HandedOut, long Used, long Expired, decimal HandedOutToday, decimal UsedDiscount);
+
+/// <summary>What the Cart offers page reads: recent decisions with their reasons, the action mix, the code pool.</summary>
+public sealed class CartOfferStats(NpgsqlDataSource db, TimeProvider clock)
+{
+    public async Task<List<CartOfferDecisionView>> RecentAsync(long shopId, int limit, CancellationToken ct)
+    {
+        await using var cmd = db.CreateCommand("""
+            SELECT decision_id, decided_at, arm, action, explore, intent, intent_version, coalesce((inputs->>'value')::numeric, 0), code, reasons::text
+            FROM cart_offer_decisions WHERE shop_id = $1 ORDER BY decided_at DESC LIMIT $2
+            """);
+        cmd.Parameters.Add(Sql.Param(shopId));
+        cmd.Parameters.Add(Sql.Param(limit));
+        var list = new List<CartOfferDecisionView>();
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        while (await r.ReadAsync(ct))
+            list.Add(new CartOfferDecisionView(r.GetString(0), r.GetFieldValue<DateTimeOffset>(1), r.GetString(2), r.GetString(3), r.GetBoolean(4),
+                r.IsDBNull(5) ? null : r.GetDouble(5), r.IsDBNull(6) ? null : r.GetInt32(6), r.GetDecimal(7), r.IsDBNull(8) ? null : r.GetString(8),
+                JsonSerializer.Deserialize<List<string>>(r.GetString(9))!));
+        return list;
+    }
+
+    /// <summary>Decisions per action over the last <paramref name="days"/> days.</summary>
+    public async Task<List<(string Action, long Decisions, long Explored)>> MixAsync(long shopId, int days, CancellationToken ct)
+    {
+        await using var cmd = db.CreateCommand("""
+            SELECT action, count(*), count(*) FILTER (WHERE explore) FROM cart_offer_decisions
+            WHERE shop_id = $1 AND decided_at >= $2 GROUP BY action
+            """);
+        cmd.Parameters.Add(Sql.Param(shopId));
+        cmd.Parameters.Add(Sql.Param(clock.GetUtcNow().AddDays(-days)));
+        var list = new List<(string, long, long)>();
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        while (await r.ReadAsync(ct)) list.Add((r.GetString(0), r.GetInt64(1), r.GetInt64(2)));
+        return list.OrderBy(x => Array.IndexOf(CartAction.All, x.Item1)).ToList();
+    }
+
+    public async Task<CodeSummary> CodesAsync(long shopId, CancellationToken ct)
+    {
+        var now = clock.GetUtcNow();
+        await using var cmd = db.CreateCommand("""
+            SELECT count(*) FILTER (WHERE state = 'creating'), count(*) FILTER (WHERE state = 'ready'), count(*) FILTER (WHERE state = 'handed_out'),
+                   count(*) FILTER (WHERE state = 'used'), count(*) FILTER (WHERE state = 'expired'),
+                   coalesce(sum(amount) FILTER (WHERE handed_out_at >= $2), 0),
+                   coalesce((SELECT sum(o.total_discounts) FROM orders o JOIN discount_codes d ON d.shop_id = o.shop_id AND d.order_id = o.id
+                             WHERE d.shop_id = $1 AND d.state = 'used'), 0)
+            FROM discount_codes WHERE shop_id = $1
+            """);
+        cmd.Parameters.Add(Sql.Param(shopId));
+        cmd.Parameters.Add(Sql.Param(new DateTimeOffset(now.UtcDateTime.Date, TimeSpan.Zero)));
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        await r.ReadAsync(ct);
+        return new CodeSummary(r.GetInt64(0), r.GetInt64(1), r.GetInt64(2), r.GetInt64(3), r.GetInt64(4), r.GetDecimal(5), r.GetDecimal(6));
+    }
+}

@@ -1,0 +1,162 @@
+using System.Globalization;
+using Hangfire;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Npgsql;
+using PluginApp.Admin;
+using PluginApp.Compliance;
+using PluginApp.Data;
+using PluginApp.Experiments;
+using PluginApp.Install;
+using PluginApp.Jobs;
+using PluginApp.Outbox;
+using PluginApp.Recommendations;
+using PluginApp.Webhooks;
+
+namespace PluginApp.CartOffers;
+
+/// <summary>The cart-offers experiment: a control arm shown nothing, the policy arm shown what the policy picks.</summary>
+public static class CartOffersExperiment
+{
+    public const string Key = "cart-offers";
+    public const string ControlArm = "control";
+    public const string PolicyArm = "policy";
+    public const string StoppedArm = PolicyArm;
+
+    public static readonly ExperimentKind Kind = new(Key, "Cart offers", "Does choosing per cart between the bar, an upsell and an offer earn more margin than showing nothing?",
+        ControlArm, [new ArmShare(ControlArm, 0.2, "nothing shown in the cart"), new ArmShare(PolicyArm, 0.8, "the action the policy picks for the cart")],
+        "margin", RunsByDefault: true, StoppedArm: StoppedArm);
+}
+
+/// <summary>Hangfire entry points: topping up a shop's code pool, and a sweep over the shops with cart offers on.</summary>
+public sealed class CartOfferJobs(DiscountPool pool, CartOfferSettingsStore settings, NpgsqlDataSource db, JobLocks locks)
+{
+    public async Task RefillAsync(long shopId, CancellationToken ct)
+    {
+        var (s, _, _, _) = await settings.GetAsync(shopId, ct);
+        if (!s.Enabled || !s.OffersEnabled) return;
+        await pool.RefillAsync(shopId, s, ct);
+    }
+
+    public async Task SweepAsync(CancellationToken ct)
+    {
+        await using var held = await locks.TryAcquireAsync("cart-offers-sweep", ct);
+        if (held is null) return;
+        var shops = new List<long>();
+        await using (var cmd = db.CreateCommand("""
+            SELECT c.shop_id FROM cart_offer_settings c JOIN shops s ON s.id = c.shop_id
+            WHERE s.uninstalled_at IS NULL AND (c.settings->>'enabled')::boolean
+            """))
+        await using (var r = await cmd.ExecuteReaderAsync(ct))
+            while (await r.ReadAsync(ct)) shops.Add(r.GetInt64(0));
+        foreach (var shop in shops) await RefillAsync(shop, ct);
+    }
+}
+
+public static class CartOffersFeature
+{
+    public static IServiceCollection AddCartOffers(this IServiceCollection services)
+    {
+        services.AddOptions<CartOffersOptions>().BindConfiguration(CartOffersOptions.Section).ValidateOnStart();
+        services.AddSingleton<Microsoft.Extensions.Options.IValidateOptions<CartOffersOptions>, CartOffersOptionsValidator>();
+        services.AddExperiment(CartOffersExperiment.Kind);
+        services.AddSingleton<CartOfferSettingsStore>();
+        services.AddSingleton<DiscountPool>();
+        services.AddSingleton<CartOfferService>();
+        services.AddSingleton<CartOfferStats>();
+        services.AddTransient<CartOfferJobs>();
+        services.AddOutboxOperation(DiscountPool.Create);
+        services.AddScopeUse("write_discounts", "creating the single-use discount codes cart offers hand out");
+        services.AddIngestionStep<StoreData.OrderRows>("discount code used", (store, order, at) => DiscountPool.MarkUsed(store, order, at.Now));
+        services.AddAdminPage("/admin/cart-offers", "Cart offers", 45);
+        services.AddRecurringJob<CartOfferJobs>("cart-offers-pool", j => j.SweepAsync(CancellationToken.None), _ => "*/15 * * * *");
+        services.AddProxyRoutes("cart offers", MapProxyRoutes);
+        // Codes first: they find the customer's visitor ids through the decisions erased next.
+        services.AddPersonalData(new PersonalDataTable("discount_codes", ["cart_token", "visitor_hash"],
+            """
+            UPDATE discount_codes SET cart_token = NULL, visitor_hash = NULL WHERE shop_id = $1 AND (
+              cart_token IN (SELECT cart_token FROM redaction_orders WHERE cart_token IS NOT NULL)
+              OR visitor_hash IN (SELECT visitor_hash FROM cart_offer_decisions WHERE shop_id = $1 AND customer_id = $2 AND visitor_hash IS NOT NULL))
+            """));
+        services.AddPersonalData(new PersonalDataTable("cart_offer_decisions", ["cart_token", "visitor_hash", "customer_id"],
+            """
+            UPDATE cart_offer_decisions SET cart_token = NULL, visitor_hash = NULL, customer_id = NULL WHERE shop_id = $1 AND (customer_id = $2
+              OR cart_token IN (SELECT cart_token FROM redaction_orders WHERE cart_token IS NOT NULL))
+            """));
+        services.AddRetention(new RetentionRule("the cart offer decision log", TimeSpan.FromDays(90), "DELETE FROM cart_offer_decisions WHERE decided_at < $1"));
+        services.AddRetention(new RetentionRule("used or expired discount codes", TimeSpan.FromDays(180),
+            "DELETE FROM discount_codes WHERE state IN ('used', 'expired') AND created_at < $1"));
+        return services;
+    }
+
+    private static void MapProxyRoutes(RouteGroupBuilder proxy)
+    {
+        proxy.MapGet("/cart-offers", DecideAsync);
+        proxy.MapPost("/cart-offers/seen", SeenAsync).DisableAntiforgery();
+    }
+
+    /// <summary><c>lines</c>: the cart's lines as "variant:quantity" pairs separated by commas (at most 100).</summary>
+    private static async Task<Results<JsonHttpResult<CartOfferResponse>, ProblemHttpResult>> DecideAsync(HttpContext http, CartOfferService service, string? lines,
+        string? cart_token, string? visitor_id, string? logged_in_customer_id, CancellationToken ct)
+    {
+        var parsed = new List<(long, int)>();
+        foreach (var part in (lines ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var pair = part.Split(':');
+            if (pair.Length != 2 || !long.TryParse(pair[0], NumberStyles.None, CultureInfo.InvariantCulture, out var v) || v <= 0
+                || !int.TryParse(pair[1], NumberStyles.None, CultureInfo.InvariantCulture, out var q) || q is <= 0 or > 10_000)
+                return ProxyEndpoints.Problem($"lines holds '{part}', not variant:quantity");
+            parsed.Add((v, q));
+        }
+        if (parsed.Count > 100) return ProxyEndpoints.Problem("lines holds more than 100 lines");
+        if (cart_token is { Length: > 128 } || visitor_id is { Length: > 128 }) return ProxyEndpoints.Problem("cart_token and visitor_id are at most 128 characters");
+        var shop = ProxyEndpoints.ShopOf(http);
+        var request = new CartOfferRequest(ProxyEndpoints.ShopIdOf(http), shop, string.IsNullOrWhiteSpace(cart_token) ? null : cart_token, parsed,
+            Assignment.VisitorHash(shop, visitor_id), ProxyEndpoints.CustomerId(logged_in_customer_id), http.Connection.RemoteIpAddress?.ToString());
+        return TypedResults.Json(await service.DecideAsync(request, ct), ProxyJson.Options);
+    }
+
+    public sealed record SeenBody(string? DecisionId, string? VisitorId);
+
+    private static async Task<Results<Accepted, ProblemHttpResult>> SeenAsync(HttpContext http, CartOfferService service, CancellationToken ct)
+    {
+        SeenBody? body;
+        try { body = await http.Request.ReadFromJsonAsync<SeenBody>(ProxyJson.Options, ct); }
+        catch (System.Text.Json.JsonException) { return ProxyEndpoints.Problem("the body is not valid JSON"); }
+        if (body?.DecisionId is not { Length: > 0 and <= 64 } id) return ProxyEndpoints.Problem("decision_id is required");
+        var shop = ProxyEndpoints.ShopOf(http);
+        return await service.SeenAsync(ProxyEndpoints.ShopIdOf(http), id, Assignment.VisitorHash(shop, body.VisitorId), ct)
+            ? TypedResults.Accepted((string?)null)
+            : TypedResults.Problem(title: "Unknown decision", detail: "no cart offer was decided for this visitor with that id", statusCode: 403);
+    }
+
+    public static RouteGroupBuilder MapCartOffersAdmin(this RouteGroupBuilder api)
+    {
+        api.MapGet("/cart-offers", GetSettingsAsync);
+        api.MapPut("/cart-offers", PutSettingsAsync);
+        api.MapGet("/cart-offers/decisions", DecisionsAsync);
+        return api;
+    }
+
+    public sealed record SettingsView(int Version, CartOfferSettings Settings, DateTimeOffset? UpdatedAt, string? UpdatedBy);
+
+    private static async Task<Ok<SettingsView>> GetSettingsAsync(CartOfferSettingsStore store, ShopScope scope, CancellationToken ct)
+    {
+        var (s, v, at, by) = await store.GetAsync(scope.ShopId, ct);
+        return TypedResults.Ok(new SettingsView(v, s, at, by));
+    }
+
+    private static async Task<Results<Ok<SettingsView>, ValidationProblem>> PutSettingsAsync(CartOfferSettings settings, CartOfferSettingsStore store,
+        CartOfferService service, ShopScope scope, HttpContext http, IBackgroundJobClient jobs, CancellationToken ct)
+    {
+        var problems = settings.Problems();
+        if (problems.Count > 0) return TypedResults.ValidationProblem(problems);
+        var by = PluginApp.Admin.Switches.AdminUser.Of(http);
+        var version = await store.SaveAsync(scope.ShopId, settings, by, ct);
+        service.Invalidate(scope.ShopId);
+        if (settings.Enabled && settings.OffersEnabled) jobs.Enqueue<CartOfferJobs>(j => j.RefillAsync(scope.ShopId, CancellationToken.None));
+        return TypedResults.Ok(new SettingsView(version, settings, null, by));
+    }
+
+    private static async Task<Ok<List<CartOfferDecisionView>>> DecisionsAsync(CartOfferStats stats, ShopScope scope, CancellationToken ct) =>
+        TypedResults.Ok(await stats.RecentAsync(scope.ShopId, 50, ct));
+}

@@ -1,0 +1,197 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text.Json;
+using Npgsql;
+using PluginApp.Data;
+using PluginApp.Outbox;
+using PluginApp.StoreData;
+
+namespace PluginApp.CartOffers;
+
+/// <summary>A code handed to a cart.</summary>
+public sealed record HandedCode(string Code, decimal Percent, DateTimeOffset ExpiresAt, decimal Amount);
+
+/// <summary>
+/// Single-use discount codes created ahead of need, a few per shop: each is created in Shopify through the outbox
+/// (<see cref="Create"/>, usage limit 1, once per customer, an end date), becomes ready once Shopify has it, is handed to
+/// one cart (a cart asking again gets the same code; two carts never get one code), and is marked used by the order that
+/// carries it. Why a pool: creating a code takes a Shopify call, too slow for a cart page; and codes made on demand for
+/// whoever asks would leak.
+/// </summary>
+public sealed class DiscountPool(NpgsqlDataSource db, OutboxScheduler outbox, TimeProvider clock)
+{
+    public const string Prefix = "PA-";
+    private const string Alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"; // no 0/O, 1/I: read aloud or typed, they are not confused
+
+    /// <summary>
+    /// discountCodeBasicCreate is not idempotent (a second call with the same code is refused as a duplicate, and a lost
+    /// answer would look like a failure); before a resend, the code is looked up and found means the first call landed.
+    /// </summary>
+    public static readonly OutboxOperation Create = new("discountCodeBasicCreate",
+        """
+        mutation CreateCode($d: DiscountCodeBasicInput!) {
+          discountCodeBasicCreate(basicCodeDiscount: $d) { codeDiscountNode { id } userErrors { field message code } }
+        }
+        """,
+        new OutboxCheck("query CodeExists($code: String!) { codeDiscountNodeByCode(code: $code) { id } }",
+            v => new { code = v.GetProperty("d").GetProperty("code").GetString() },
+            (data, _) => data.TryGetProperty("codeDiscountNodeByCode", out var node) && node.ValueKind == JsonValueKind.Object));
+
+    private static string NewCode()
+    {
+        Span<char> chars = stackalloc char[10];
+        for (var i = 0; i < chars.Length; i++) chars[i] = Alphabet[RandomNumberGenerator.GetInt32(Alphabet.Length)];
+        return Prefix + new string(chars);
+    }
+
+    /// <summary>Codes Shopify now has become ready; expired ones leave the pool.</summary>
+    private static async Task SettleAsync(NpgsqlConnection conn, NpgsqlTransaction? tx, long shopId, DateTimeOffset now, CancellationToken ct)
+    {
+        await using var batch = new NpgsqlBatch(conn, tx)
+        {
+            BatchCommands =
+            {
+                new NpgsqlBatchCommand("""
+                    UPDATE discount_codes d SET state = 'ready' FROM outbox_messages m
+                    WHERE d.shop_id = $1 AND d.state = 'creating' AND m.shop_id = d.shop_id AND m.idempotency_key = 'discount:' || d.code
+                      AND m.completed_at IS NOT NULL
+                    """) { Parameters = { Sql.Param(shopId) } },
+                new NpgsqlBatchCommand("""
+                    UPDATE discount_codes SET state = 'expired' WHERE shop_id = $1 AND state IN ('creating', 'ready', 'handed_out') AND expires_at <= $2
+                    """) { Parameters = { Sql.Param(shopId), Sql.Param(now) } },
+            },
+        };
+        await batch.ExecuteNonQueryAsync(ct);
+    }
+
+    /// <summary>Tops the pool up to <paramref name="size"/> codes that are ready or being created; returns how many were queued.</summary>
+    public async Task<int> RefillAsync(long shopId, CartOfferSettings settings, CancellationToken ct)
+    {
+        var now = clock.GetUtcNow();
+        await using var conn = await db.OpenConnectionAsync(ct);
+        await using var tx = await conn.BeginTransactionAsync(ct);
+        await SettleAsync(conn, tx, shopId, now, ct);
+        // One refill at a time per shop: two would both see the pool short and overfill it.
+        await using (var lk = new NpgsqlCommand("SELECT pg_advisory_xact_lock(hashtext('discount-pool'), $1::int)", conn, tx))
+        {
+            lk.Parameters.Add(Sql.Param((int)shopId));
+            await lk.ExecuteNonQueryAsync(ct);
+        }
+        long have;
+        await using (var count = new NpgsqlCommand("""
+            SELECT count(*) FROM discount_codes WHERE shop_id = $1 AND state IN ('creating', 'ready') AND expires_at > $2 + interval '2 hours'
+            """, conn, tx))
+        {
+            count.Parameters.Add(Sql.Param(shopId));
+            count.Parameters.Add(Sql.Param(now));
+            have = (long)(await count.ExecuteScalarAsync(ct))!;
+        }
+        var missing = settings.PoolSize - (int)have;
+        if (missing <= 0) { await tx.CommitAsync(ct); return 0; }
+        await using var batch = new NpgsqlBatch(conn, tx);
+        var store = new StoreWriter(batch, shopId);
+        var expires = now.AddHours(settings.CodeExpiryHours);
+        for (var i = 0; i < missing; i++)
+        {
+            var code = NewCode();
+            store.Add("""
+                INSERT INTO discount_codes (shop_id, code, percent, state, created_at, expires_at) VALUES ($1, $2, $3, 'creating', $4, $5)
+                """, shopId, code, settings.OfferPercent, now, expires);
+            OutboxWriter.Enqueue(store, new OutboxCall(Create, "discount:" + code, new
+            {
+                d = new
+                {
+                    title = $"PluginApp cart offer {code}",
+                    code,
+                    startsAt = now.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture),
+                    endsAt = expires.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture),
+                    context = new { all = "ALL" },
+                    customerGets = new { value = new { percentage = (double)(settings.OfferPercent / 100) }, items = new { all = true } },
+                    usageLimit = 1,
+                    appliesOncePerCustomer = true,
+                    combinesWith = new { orderDiscounts = false, productDiscounts = false, shippingDiscounts = true },
+                },
+            }, "discount:" + code), now);
+        }
+        await batch.ExecuteNonQueryAsync(ct);
+        await tx.CommitAsync(ct);
+        outbox.Kick(shopId);
+        return missing;
+    }
+
+    /// <summary>What the caps need: whether a code is ready, and the discount handed out today (UTC).</summary>
+    public async Task<(bool Ready, decimal SpentToday, HandedCode? Existing)> StateAsync(long shopId, string? cartToken, CancellationToken ct)
+    {
+        var now = clock.GetUtcNow();
+        await using var conn = await db.OpenConnectionAsync(ct);
+        await SettleAsync(conn, null, shopId, now, ct);
+        await using var cmd = new NpgsqlCommand("""
+            SELECT EXISTS (SELECT 1 FROM discount_codes WHERE shop_id = $1 AND state = 'ready' AND expires_at > $2 + interval '1 hour'),
+                   (SELECT coalesce(sum(amount), 0) FROM discount_codes WHERE shop_id = $1 AND handed_out_at >= $3),
+                   c.code, c.percent, c.expires_at, c.amount
+            FROM (SELECT 1) x LEFT JOIN discount_codes c ON c.shop_id = $1 AND c.cart_token = $4 AND c.state = 'handed_out'
+            """, conn);
+        cmd.Parameters.Add(Sql.Param(shopId));
+        cmd.Parameters.Add(Sql.Param(now));
+        cmd.Parameters.Add(Sql.Param(new DateTimeOffset(now.UtcDateTime.Date, TimeSpan.Zero)));
+        cmd.Parameters.Add(Sql.Text(cartToken));
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        await r.ReadAsync(ct);
+        return (r.GetBoolean(0), r.GetDecimal(1),
+            r.IsDBNull(2) ? null : new HandedCode(r.GetString(2), r.GetDecimal(3), r.GetFieldValue<DateTimeOffset>(4), r.IsDBNull(5) ? 0 : r.GetDecimal(5)));
+    }
+
+    /// <summary>
+    /// Hands a ready code to the cart, under the shop's lock so the daily budget is checked against every other hand-out;
+    /// null when none is ready or the budget would be broken. A cart that already holds a code gets it again.
+    /// </summary>
+    public async Task<HandedCode?> HandOutAsync(long shopId, string cartToken, string? visitorHash, string decisionId, decimal amount, decimal dailyBudget,
+        CancellationToken ct)
+    {
+        var now = clock.GetUtcNow();
+        await using var conn = await db.OpenConnectionAsync(ct);
+        await using var tx = await conn.BeginTransactionAsync(ct);
+        await using (var lk = new NpgsqlCommand("SELECT pg_advisory_xact_lock(hashtext('discount-handout'), $1::int)", conn, tx))
+        {
+            lk.Parameters.Add(Sql.Param((int)shopId));
+            await lk.ExecuteNonQueryAsync(ct);
+        }
+        await using var cmd = new NpgsqlCommand("""
+            WITH held AS (SELECT code, percent, expires_at, amount FROM discount_codes WHERE shop_id = $1 AND cart_token = $2 AND state = 'handed_out'),
+            spent AS (SELECT coalesce(sum(amount), 0) AS s FROM discount_codes WHERE shop_id = $1 AND handed_out_at >= $6),
+            pick AS (SELECT code FROM discount_codes WHERE shop_id = $1 AND state = 'ready' AND expires_at > $5 + interval '1 hour'
+                     AND NOT EXISTS (SELECT 1 FROM held) AND NOT EXISTS (SELECT 1 FROM discount_codes WHERE shop_id = $1 AND cart_token = $2)
+                     AND (SELECT s FROM spent) + $4 <= $7
+                     ORDER BY expires_at LIMIT 1 FOR UPDATE SKIP LOCKED),
+            given AS (UPDATE discount_codes d SET state = 'handed_out', cart_token = $2, visitor_hash = $3, decision_id = $8, amount = $4, handed_out_at = $5
+                      FROM pick WHERE d.shop_id = $1 AND d.code = pick.code RETURNING d.code, d.percent, d.expires_at, d.amount)
+            SELECT code, percent, expires_at, amount FROM held UNION ALL SELECT code, percent, expires_at, amount FROM given
+            """, conn, tx);
+        cmd.Parameters.Add(Sql.Param(shopId));
+        cmd.Parameters.Add(Sql.Param(cartToken));
+        cmd.Parameters.Add(Sql.Text(visitorHash));
+        cmd.Parameters.Add(Sql.Param(amount));
+        cmd.Parameters.Add(Sql.Param(now));
+        cmd.Parameters.Add(Sql.Param(new DateTimeOffset(now.UtcDateTime.Date, TimeSpan.Zero)));
+        cmd.Parameters.Add(Sql.Param(dailyBudget));
+        cmd.Parameters.Add(Sql.Param(decisionId));
+        HandedCode? code = null;
+        await using (var r = await cmd.ExecuteReaderAsync(ct))
+            if (await r.ReadAsync(ct))
+                code = new HandedCode(r.GetString(0), r.GetDecimal(1), r.GetFieldValue<DateTimeOffset>(2), r.IsDBNull(3) ? 0 : r.GetDecimal(3));
+        await tx.CommitAsync(ct);
+        return code;
+    }
+
+    /// <summary>Ingestion step: an order carrying one of our codes marks it used (in the order's own transaction).</summary>
+    internal static void MarkUsed(StoreWriter store, OrderRows rows, DateTimeOffset now)
+    {
+        var codes = (rows.Order.DiscountCodes ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Where(c => c.StartsWith(Prefix, StringComparison.OrdinalIgnoreCase)).Select(c => c.ToUpperInvariant()).ToArray();
+        if (codes.Length == 0) return;
+        store.Add("""
+            UPDATE discount_codes SET state = 'used', order_id = $2, used_at = coalesce(used_at, $3)
+            WHERE shop_id = $1 AND code = ANY($4::text[]) AND (state <> 'used' OR order_id = $2)
+            """, store.ShopId, rows.Order.Id, rows.Order.CreatedAt ?? now, codes);
+    }
+}

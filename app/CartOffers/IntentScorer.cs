@@ -1,0 +1,15 @@
+namespace PluginApp.CartOffers;
+
+/// <summary>P(this cart becomes an order), with the model version and reasons in words; <see cref="Note"/> says when it is a fallback.</summary>
+public sealed record CartIntent(double Probability, int? ModelVersion, IReadOnlyList<string> Reasons, string? Note = null);
+
+/// <summary>The purchase-intent model as the cart policy reads it.</summary>
+public interface IIntentScorer
+{
+    Task<CartIntent> ScoreAsync(long shopId, string? cartToken, CartFacts cart, long? customerId, CancellationToken ct);
+
+    Task<IntentModelSummary> SummaryAsync(long shopId, CancellationToken ct);
+}
+
+/// <summary>The intent model the policy uses for a shop, in words for the Cart offers page.</summary>
+public sealed record IntentModelSummary(int? Version, string Text);

@@ -1,0 +1,106 @@
+using System.Text.Json;
+using Microsoft.Extensions.Caching.Memory;
+using Npgsql;
+using PluginApp.Data;
+
+namespace PluginApp.Experiments;
+
+/// <summary>Limits an arm's outcomes must stay within; a broken one is shown beside the verdict.</summary>
+/// <param name="MaxRefundRate">Share of the arm's order revenue refunded.</param>
+/// <param name="MaxAverageDiscount">Discount as a share of the arm's order revenue before discounts.</param>
+public sealed record Guardrails(double? MaxRefundRate = 0.10, double? MaxAverageDiscount = 0.15);
+
+/// <summary>A shop's settings of one experiment.</summary>
+public sealed record ExperimentSettings(IReadOnlyList<ArmShare> Arms, string Metric, Guardrails Guardrails, bool Running,
+    DateTimeOffset? StartedAt, DateTimeOffset? StoppedAt, DateTimeOffset? UpdatedAt = null, string? UpdatedBy = null)
+{
+    /// <summary>Every problem by field, each naming the bad value.</summary>
+    public static Dictionary<string, string[]> Problems(ExperimentKind kind, IReadOnlyList<ArmShare>? arms, string? metric, Guardrails? g)
+    {
+        var p = new Dictionary<string, string[]>();
+        if (arms is null || arms.Count != kind.Arms.Count || arms.Select(a => a.Name).Except(kind.Arms.Select(a => a.Name)).Any())
+            p["arms"] = [$"arms must be exactly {string.Join(", ", kind.Arms.Select(a => a.Name))}"];
+        else if (arms.Any(a => !double.IsFinite(a.Share) || a.Share < 0 || a.Share > 1))
+            p["arms"] = [$"share {arms.First(a => !double.IsFinite(a.Share) || a.Share < 0 || a.Share > 1).Share} must be between 0 and 1"];
+        else if (Math.Abs(arms.Sum(a => a.Share) - 1) > 1e-6)
+            p["arms"] = [$"the shares sum to {arms.Sum(a => a.Share):0.###}; they must sum to 1"];
+        else if (arms.First(a => a.Name == kind.Control).Share <= 0 || arms.All(a => a.Name == kind.Control || a.Share <= 0))
+            p["arms"] = [$"the control arm '{kind.Control}' and at least one other arm need a share above 0"];
+        if (metric is null || !ExperimentKind.Metrics.Contains(metric)) p["metric"] = [$"metric '{metric}' must be one of {string.Join(", ", ExperimentKind.Metrics)}"];
+        if (g?.MaxRefundRate is { } r && (r is <= 0 or > 1 || !double.IsFinite(r))) p["maxRefundRate"] = [$"{r} must be above 0 and at most 1"];
+        if (g?.MaxAverageDiscount is { } d && (d is <= 0 or > 1 || !double.IsFinite(d))) p["maxAverageDiscount"] = [$"{d} must be above 0 and at most 1"];
+        return p;
+    }
+}
+
+/// <summary>
+/// Each shop's experiment settings (a shop that never changed one gets the feature's defaults) and the arm a unit gets.
+/// Serving reads through a 15-second cache; a change made here clears this instance's entry at once, and other instances
+/// follow within the 15 seconds.
+/// </summary>
+public sealed class ExperimentStore(NpgsqlDataSource db, ExperimentKinds kinds, IMemoryCache cache, TimeProvider clock)
+{
+    private static readonly TimeSpan CacheFor = TimeSpan.FromSeconds(15);
+    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+
+    public ExperimentKind Kind(string key) => kinds.Find(key) ?? throw new ArgumentException($"no experiment '{key}' is declared", nameof(key));
+
+    public async Task<ExperimentSettings> GetAsync(long shopId, string key, CancellationToken ct)
+    {
+        var kind = Kind(key);
+        if (cache.TryGetValue((nameof(ExperimentStore), shopId, key), out ExperimentSettings? cached)) return cached!;
+        await using var cmd = db.CreateCommand("""
+            SELECT arms::text, metric, guardrails::text, status, started_at, stopped_at, updated_at, updated_by
+            FROM experiments WHERE shop_id = $1 AND key = $2
+            """);
+        cmd.Parameters.Add(Sql.Param(shopId));
+        cmd.Parameters.Add(Sql.Param(key));
+        ExperimentSettings settings;
+        await using (var r = await cmd.ExecuteReaderAsync(ct))
+            settings = await r.ReadAsync(ct)
+                ? new ExperimentSettings(JsonSerializer.Deserialize<List<ArmShare>>(r.GetString(0), Json)!, r.GetString(1),
+                    JsonSerializer.Deserialize<Guardrails>(r.GetString(2), Json)!, r.GetString(3) == "running",
+                    r.IsDBNull(4) ? null : r.GetFieldValue<DateTimeOffset>(4), r.IsDBNull(5) ? null : r.GetFieldValue<DateTimeOffset>(5),
+                    r.GetFieldValue<DateTimeOffset>(6), r.IsDBNull(7) ? null : r.GetString(7))
+                : new ExperimentSettings(kind.Arms, kind.DefaultMetric, new Guardrails(), kind.RunsByDefault, null, null);
+        cache.Set((nameof(ExperimentStore), shopId, key), settings, CacheFor);
+        return settings;
+    }
+
+    /// <summary>The arm of a unit (null key: the stopped arm), and whether the experiment is running for this shop.</summary>
+    public async Task<(string Arm, bool Running)> AssignAsync(long shopId, string shop, string key, string? unitKey, CancellationToken ct)
+    {
+        var kind = Kind(key);
+        var s = await GetAsync(shopId, key, ct);
+        if (!s.Running || unitKey is null) return (kind.StoppedArm, s.Running && unitKey is not null);
+        return (Assignment.Arm(shop, unitKey, key, s.Arms, kind.StoppedArm), true);
+    }
+
+    /// <summary>Saves the shop's settings; <paramref name="running"/> starts or stops it (starting again keeps the first start).</summary>
+    public async Task SaveAsync(long shopId, string key, IReadOnlyList<ArmShare> arms, string metric, Guardrails guardrails, bool running, string? by,
+        CancellationToken ct)
+    {
+        var kind = Kind(key);
+        var ordered = kind.Arms.Select(a => new ArmShare(a.Name, arms.First(x => x.Name == a.Name).Share, a.Description)).ToList();
+        var now = clock.GetUtcNow();
+        await using var cmd = db.CreateCommand("""
+            INSERT INTO experiments (shop_id, key, arms, metric, guardrails, status, started_at, stopped_at, updated_at, updated_by)
+            VALUES ($1, $2, $3::jsonb, $4, $5::jsonb, $6, CASE WHEN $6 = 'running' THEN $7 END, CASE WHEN $6 = 'stopped' THEN $7 END, $7, $8)
+            ON CONFLICT (shop_id, key) DO UPDATE SET arms = excluded.arms, metric = excluded.metric, guardrails = excluded.guardrails,
+              status = excluded.status, updated_at = excluded.updated_at, updated_by = excluded.updated_by,
+              started_at = coalesce(experiments.started_at, CASE WHEN excluded.status = 'running' THEN excluded.updated_at END),
+              stopped_at = CASE WHEN excluded.status = 'stopped' AND experiments.status <> 'stopped' THEN excluded.updated_at
+                                WHEN excluded.status = 'running' THEN NULL ELSE experiments.stopped_at END
+            """);
+        cmd.Parameters.Add(Sql.Param(shopId));
+        cmd.Parameters.Add(Sql.Param(key));
+        cmd.Parameters.Add(Sql.Param(JsonSerializer.Serialize(ordered, Json)));
+        cmd.Parameters.Add(Sql.Param(metric));
+        cmd.Parameters.Add(Sql.Param(JsonSerializer.Serialize(guardrails, Json)));
+        cmd.Parameters.Add(Sql.Param(running ? "running" : "stopped"));
+        cmd.Parameters.Add(Sql.Param(now));
+        cmd.Parameters.Add(Sql.Text(by));
+        await cmd.ExecuteNonQueryAsync(ct);
+        cache.Remove((nameof(ExperimentStore), shopId, key));
+    }
+}

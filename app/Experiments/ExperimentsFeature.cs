@@ -1,0 +1,115 @@
+using System.Globalization;
+using System.Text.Json;
+using Microsoft.AspNetCore.Http.HttpResults;
+using PluginApp.Admin;
+using PluginApp.Compliance;
+using PluginApp.Data;
+using PluginApp.Webhooks;
+
+namespace PluginApp.Experiments;
+
+public static class ExperimentsFeature
+{
+    public static IServiceCollection AddExperiments(this IServiceCollection services)
+    {
+        services.AddMemoryCache();
+        services.AddSingleton<ExperimentKinds>();
+        services.AddSingleton<ExperimentStore>();
+        services.AddSingleton<ExperimentResults>();
+        services.AddIngestionStep<StoreData.OrderRows>("experiment outcomes", (store, order, at) => ExperimentOutcomes.Add(store, order, at.Shop, at.Now));
+        services.AddAdminPage("/admin/experiments", "Experiments", 50);
+        // Before the decision logs' own erasure: a customer's visitor ids are found through the decisions served to them.
+        services.AddPersonalData(new PersonalDataTable("experiment_exposures", ["customer_id", "unit"],
+            """
+            DELETE FROM experiment_exposures WHERE shop_id = $1 AND (customer_id = $2 OR unit = 'c:' || $2::text OR unit IN (
+              SELECT 'v:' || visitor_hash FROM recommendation_decisions WHERE shop_id = $1 AND customer_id = $2 AND visitor_hash IS NOT NULL
+              UNION SELECT 'v:' || visitor_hash FROM cart_offer_decisions WHERE shop_id = $1 AND customer_id = $2 AND visitor_hash IS NOT NULL))
+            """));
+        services.AddPersonalData(new PersonalDataTable("experiment_outcomes", ["customer_id", "visitor_hash", "unit"],
+            """
+            UPDATE experiment_outcomes SET customer_id = NULL, visitor_hash = NULL, unit = NULL WHERE shop_id = $1 AND (customer_id = $2 OR visitor_hash IN (
+              SELECT visitor_hash FROM recommendation_decisions WHERE shop_id = $1 AND customer_id = $2 AND visitor_hash IS NOT NULL
+              UNION SELECT visitor_hash FROM cart_offer_decisions WHERE shop_id = $1 AND customer_id = $2 AND visitor_hash IS NOT NULL))
+            """));
+        services.AddRetention(new RetentionRule("experiment exposures (who saw which arm)", TimeSpan.FromDays(180),
+            "DELETE FROM experiment_exposures WHERE first_at < $1"));
+        services.AddRetention(new RetentionRule("experiment outcomes (orders joined to an arm)", TimeSpan.FromDays(180),
+            "DELETE FROM experiment_outcomes WHERE ordered_at < $1"));
+        return services;
+    }
+
+    public static RouteGroupBuilder MapExperimentsAdmin(this RouteGroupBuilder api)
+    {
+        api.MapGet("/experiments", ListAsync);
+        api.MapGet("/experiments/{key}", GetAsync);
+        api.MapPut("/experiments/{key}", PutAsync);
+        return api;
+    }
+
+    public sealed record ExperimentSummaryView(string Key, string Name, string Purpose, string Control, ExperimentSettings Settings, IReadOnlyList<string> Verdicts);
+
+    /// <summary>The API's JSON: an estimate that does not exist yet (an interval with too few units, a lift over a zero control) is null, not NaN.</summary>
+    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { Converters = { new FiniteOrNull() } };
+
+    private sealed class FiniteOrNull : System.Text.Json.Serialization.JsonConverter<double>
+    {
+        public override bool HandleNull => false;
+
+        public override double Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
+            reader.TokenType == JsonTokenType.Null ? double.NaN : reader.GetDouble();
+
+        public override void Write(Utf8JsonWriter writer, double value, JsonSerializerOptions options)
+        {
+            if (double.IsFinite(value)) writer.WriteNumberValue(value); else writer.WriteNullValue();
+        }
+    }
+
+    private static async Task<JsonHttpResult<List<ExperimentSummaryView>>> ListAsync(ExperimentKinds kinds, ExperimentResults results, ShopScope scope, CancellationToken ct)
+    {
+        var list = new List<ExperimentSummaryView>();
+        foreach (var k in kinds.All)
+        {
+            var report = await results.ReportAsync(scope.ShopId, k.Key, ct);
+            list.Add(new ExperimentSummaryView(k.Key, k.Name, k.Purpose, k.Control, report.Settings, report.Verdicts));
+        }
+        return TypedResults.Json(list, Json);
+    }
+
+    private static async Task<Results<JsonHttpResult<ExperimentReport>, NotFound>> GetAsync(string key, ExperimentKinds kinds, ExperimentResults results, ShopScope scope,
+        CancellationToken ct) =>
+        kinds.Find(key) is null ? TypedResults.NotFound() : TypedResults.Json(await results.ReportAsync(scope.ShopId, key, ct), Json);
+
+    /// <summary>
+    /// The page's form: <c>share_{arm}</c> in percent for every arm, <c>metric</c>, <c>maxRefundRate</c> and
+    /// <c>maxAverageDiscount</c> in percent (empty: no guardrail), <c>running</c> true or false.
+    /// </summary>
+    private static async Task<Results<NoContent, NotFound, ValidationProblem>> PutAsync(string key, JsonElement body, ExperimentKinds kinds, ExperimentStore store,
+        ShopScope scope, HttpContext http, CancellationToken ct)
+    {
+        if (kinds.Find(key) is not { } kind) return TypedResults.NotFound();
+        var errors = new Dictionary<string, string[]>();
+        double? Percent(string name)
+        {
+            if (body.ValueKind != JsonValueKind.Object || !body.TryGetProperty(name, out var v) || v.ValueKind == JsonValueKind.Null) return null;
+            if (v.ValueKind == JsonValueKind.Number && v.TryGetDouble(out var d) && double.IsFinite(d)) return d / 100;
+            errors[name] = [$"{name} must be a number (percent)"];
+            return null;
+        }
+        var arms = kind.Arms.Select(a => new ArmShare(a.Name, Percent("share_" + a.Name) ?? -1, a.Description)).ToList();
+        foreach (var a in arms.Where(a => a.Share < 0)) errors.TryAdd("share_" + a.Name, [$"share_{a.Name} is required (percent of units)"]);
+        var metric = body.ValueKind == JsonValueKind.Object && body.TryGetProperty("metric", out var m) && m.ValueKind == JsonValueKind.String ? m.GetString() : null;
+        var guardrails = new Guardrails(Percent("maxRefundRate"), Percent("maxAverageDiscount"));
+        bool? running = body.ValueKind == JsonValueKind.Object && body.TryGetProperty("running", out var r)
+            ? r.ValueKind switch { JsonValueKind.True => true, JsonValueKind.False => false, JsonValueKind.String => r.GetString() switch { "true" => true, "false" => false, _ => null }, _ => null }
+            : null;
+        if (running is null) errors["running"] = ["running must be true or false"];
+        if (errors.Count == 0)
+            foreach (var (field, problems) in ExperimentSettings.Problems(kind, arms, metric, guardrails))
+                errors[field == "arms" ? "share_" + kind.Control : field] = problems;
+        if (errors.Count > 0) return TypedResults.ValidationProblem(errors);
+        await store.SaveAsync(scope.ShopId, key, arms, metric!, guardrails, running!.Value, PluginApp.Admin.Switches.AdminUser.Of(http), ct);
+        return TypedResults.NoContent();
+    }
+
+    internal static string Percent(double share) => (share * 100).ToString("0.#", CultureInfo.InvariantCulture);
+}

@@ -1,0 +1,103 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Text.Json;
+using Microsoft.Extensions.Caching.Memory;
+using Npgsql;
+using PluginApp.CartOffers;
+using PluginApp.Data;
+using PluginApp.Ml.Intent;
+
+namespace PluginApp.Intent;
+
+/// <summary>
+/// Scores a live cart with the shop's active intent model (loaded once per version), the cart filled exactly as training
+/// fills it (<see cref="IntentData.Snapshot"/>). No model yet: the share of the last 30 days' settled carts that became
+/// orders, said so in the decision's reasons.
+/// </summary>
+public sealed class IntentScorer(NpgsqlDataSource db, IMemoryCache cache, TimeProvider clock) : IIntentScorer
+{
+    private readonly ConcurrentDictionary<long, (int Version, IntentModel Model)> _models = new();
+
+    private async Task<(int Version, IntentModel Model, string Metrics)?> ActiveAsync(long shopId, CancellationToken ct)
+    {
+        var active = await cache.GetOrCreateAsync((nameof(IntentScorer), shopId), async e =>
+        {
+            e.AbsoluteExpirationRelativeToNow = TimeSpan.FromSeconds(30);
+            await using var cmd = db.CreateCommand("SELECT version, metrics::text FROM models WHERE shop_id = $1 AND kind = $2 AND status = 'active'");
+            cmd.Parameters.Add(Sql.Param(shopId));
+            cmd.Parameters.Add(Sql.Param(IntentModelTrainer.Kind));
+            await using var r = await cmd.ExecuteReaderAsync(ct);
+            return await r.ReadAsync(ct) ? (r.GetInt32(0), r.GetString(1)) : ((int, string)?)null;
+        });
+        if (active is not { } a) return null;
+        if (_models.TryGetValue(shopId, out var cached) && cached.Version == a.Item1) return (a.Item1, cached.Model, a.Item2);
+        await using var load = db.CreateCommand("SELECT artifact FROM models WHERE shop_id = $1 AND kind = $2 AND version = $3");
+        load.Parameters.Add(Sql.Param(shopId));
+        load.Parameters.Add(Sql.Param(IntentModelTrainer.Kind));
+        load.Parameters.Add(Sql.Param(a.Item1));
+        IntentModel model;
+        try { model = IntentModel.Load(new MemoryStream((byte[])(await load.ExecuteScalarAsync(ct))!)); }
+        catch (InvalidDataException) { return null; } // trained on other features than the builder's now: the fallback until retrained
+        _models[shopId] = (a.Item1, model); // the replaced model is left to the collector: a request may still be using it
+        return (a.Item1, model, a.Item2);
+    }
+
+    public async Task<CartIntent> ScoreAsync(long shopId, string? cartToken, CartFacts cart, long? customerId, CancellationToken ct)
+    {
+        var now = clock.GetUtcNow();
+        var active = await ActiveAsync(shopId, ct);
+        if (active is null)
+        {
+            var rate = await BaseRateAsync(shopId, now, ct);
+            return new CartIntent(rate ?? 0.3, null, [],
+                rate is { } r ? string.Create(CultureInfo.InvariantCulture, $"no purchase-intent model yet: every cart counts at the store's rate, {r:P0} of the last 30 days' carts became orders")
+                    : "no purchase-intent model and no cart history yet: every cart counts at an assumed 30 %");
+        }
+        var created = now;
+        if (cartToken is not null)
+        {
+            await using var cmd = db.CreateCommand("SELECT created_at FROM carts WHERE shop_id = $1 AND token = $2");
+            cmd.Parameters.Add(Sql.Param(shopId));
+            cmd.Parameters.Add(Sql.Param(cartToken));
+            if (await cmd.ExecuteScalarAsync(ct) is DateTime c) created = new DateTimeOffset(DateTime.SpecifyKind(c, DateTimeKind.Utc));
+        }
+        var (orders, abandoned) = await IntentData.CustomerAsync(db, shopId, customerId, now, ct);
+        var median = await cache.GetOrCreateAsync((nameof(IntentData.MedianOrderValueAsync), shopId), async e =>
+        {
+            e.AbsoluteExpirationRelativeToNow = TimeSpan.FromHours(1);
+            return await IntentData.MedianOrderValueAsync(db, shopId, now, ct);
+        });
+        var snapshot = IntentData.Snapshot((double)cart.Value, cart.Items, cart.Items, created, now, orders, abandoned, median);
+        var score = active.Value.Model.Score(snapshot);
+        return new CartIntent(score.Probability, active.Value.Version, score.Reasons.Select(r => r.Text).ToList());
+    }
+
+    private async Task<double?> BaseRateAsync(long shopId, DateTimeOffset now, CancellationToken ct) =>
+        await cache.GetOrCreateAsync((nameof(BaseRateAsync), shopId), async e =>
+        {
+            e.AbsoluteExpirationRelativeToNow = TimeSpan.FromHours(1);
+            await using var cmd = db.CreateCommand("""
+                SELECT count(*) FILTER (WHERE EXISTS (SELECT 1 FROM orders o WHERE o.shop_id = c.shop_id AND o.cart_token = c.token))::float8 / nullif(count(*), 0)
+                FROM carts c WHERE c.shop_id = $1 AND coalesce(c.updated_at, c.created_at) BETWEEN $2 AND $3
+                """);
+            cmd.Parameters.Add(Sql.Param(shopId));
+            cmd.Parameters.Add(Sql.Param(now.AddDays(-31)));
+            cmd.Parameters.Add(Sql.Param(now - IntentData.Settle));
+            return await cmd.ExecuteScalarAsync(ct) is double d ? d : (double?)null;
+        });
+
+    public async Task<IntentModelSummary> SummaryAsync(long shopId, CancellationToken ct)
+    {
+        var active = await ActiveAsync(shopId, ct);
+        if (active is null)
+        {
+            var rate = await BaseRateAsync(shopId, clock.GetUtcNow(), ct);
+            return new IntentModelSummary(null, "no model yet (it trains with the other models once the store has enough carts); " +
+                (rate is { } r ? string.Create(CultureInfo.InvariantCulture, $"meanwhile every cart counts at the store's rate, {r:P0} of the last 30 days' carts became orders.")
+                    : "meanwhile every cart counts at an assumed 30 %."));
+        }
+        var m = JsonSerializer.Deserialize<IntentModelTrainer.IntentMetrics>(active.Value.Metrics)!;
+        return new IntentModelSummary(active.Value.Version, string.Create(CultureInfo.InvariantCulture,
+            $"model version {active.Value.Version} ({m.Learner}), trained on {m.Carts:N0} carts of which {m.Orders:N0} became orders; on the latest {m.HeldOutCarts:N0} carts held out it ranks ordering carts above the others with ROC-AUC {m.RocAuc:0.000} (cart value alone: {m.CartValueRocAuc?.ToString("0.000", CultureInfo.InvariantCulture) ?? "–"}), PR-AUC {m.PrAuc?.ToString("0.000", CultureInfo.InvariantCulture) ?? "–"}."));
+    }
+}

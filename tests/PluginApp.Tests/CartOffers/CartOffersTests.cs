@@ -1,0 +1,306 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.DependencyInjection;
+using PluginApp.CartOffers;
+using PluginApp.Experiments;
+using PluginApp.Outbox;
+using PluginApp.Tests.Infrastructure;
+using PluginApp.Tests.Recommendations;
+
+namespace PluginApp.Tests.CartOffers;
+
+/// <summary>Cart offers through the app proxy: caps, codes handed out once, the arm and action reaching the order, the analysis, tenancy.</summary>
+public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
+{
+    private static readonly string[] Actions = CartAction.All;
+
+    private async Task<StoreSeed> StoreAsync(string shop, decimal costShare)
+    {
+        var seed = new StoreSeed(app, shop);
+        await seed.SeedAsync(customersPerGroup: 4);
+        await app.ScalarAsync("UPDATE variants SET unit_cost = price * $2 WHERE shop_id = $1", seed.ShopId, costShare);
+        seed.RefreshCatalog();
+        return seed;
+    }
+
+    private HttpRequestMessage Admin(HttpMethod method, string path, string shop, object? body = null)
+    {
+        var req = new HttpRequestMessage(method, path);
+        req.Headers.Authorization = new AuthenticationHeaderValue("Bearer", app.SessionToken(shop));
+        if (body is not null) req.Content = JsonContent.Create(body);
+        return req;
+    }
+
+    private async Task SettingsAsync(StoreSeed seed, object settings)
+    {
+        var r = await app.Client.SendAsync(Admin(HttpMethod.Put, "/api/admin/cart-offers", seed.Shop, settings));
+        Assert.True(r.IsSuccessStatusCode, await r.Content.ReadAsStringAsync());
+    }
+
+    /// <summary>Tops the code pool up and lets the outbox create the codes in the stand-in Shopify.</summary>
+    private async Task FillPoolAsync(StoreSeed seed)
+    {
+        var settings = (await app.Factory.Services.GetRequiredService<CartOfferSettingsStore>().GetAsync(seed.ShopId, CancellationToken.None)).Settings;
+        await app.Factory.Services.GetRequiredService<DiscountPool>().RefillAsync(seed.ShopId, settings, CancellationToken.None);
+        var drainer = app.Factory.Services.GetRequiredService<OutboxDrainer>();
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND completed_at IS NULL AND failed_at IS NULL", seed.ShopId) > 0)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the outbox did not drain");
+            await drainer.DrainShopAsync(seed.ShopId, CancellationToken.None);
+            await Task.Delay(100);
+        }
+    }
+
+    /// <summary>A visitor id the experiment puts in the arm.</summary>
+    private static string VisitorIn(string shop, string arm) => Enumerable.Range(0, 1000).Select(i => $"cart-visitor-{i}").First(v =>
+        Assignment.Arm(shop, Assignment.VisitorHash(shop, v), CartOffersExperiment.Key, CartOffersExperiment.Kind.Arms, CartOffersExperiment.StoppedArm) == arm);
+
+    /// <summary>The cart block's question: catalog variants (n*10) with quantities.</summary>
+    private async Task<JsonElement> AskAsync(StoreSeed seed, string cart, string visitor, params (long Variant, int Qty)[] lines)
+    {
+        var query = $"lines={string.Join(',', lines.Select(l => $"{seed.V(l.Variant)}:{l.Qty}"))}&cart_token={cart}&visitor_id={visitor}";
+        var response = await app.Client.GetAsync(StoreSeed.Signed("/proxy/cart-offers", seed.Shop, query, app.Clock.GetUtcNow()));
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        return await response.Content.ReadFromJsonAsync<JsonElement>();
+    }
+
+    private async Task<string[]> ReasonsAsync(string decisionId) =>
+        JsonSerializer.Deserialize<string[]>((string)(await app.ScalarAsync("SELECT reasons::text FROM cart_offer_decisions WHERE decision_id = $1", decisionId))!)!;
+
+    [Fact]
+    public void Policy_NeverOffers_BelowTheMarginFloor_PastTheBudget_WithUnknownCost_OrWithoutACode()
+    {
+        var caps = new OfferCaps(true, 10, 15, 20, 100, 0, true);
+        var cheap = new CartFacts(100, 10, 2, null, null, null); // 90 % margin: the offer pays at the assumed effects
+        Assert.Equal(CartAction.Offer, CartOfferPolicy.Decide(cheap, 0.3, caps, ActionEffects.Assumed).Action);
+
+        var cases = new (CartFacts Cart, OfferCaps Caps, string Why)[]
+        {
+            (cheap with { Cost = 75 }, caps, "below the 20 % floor"),                // (90 - 75) / 90 = 16.7 %
+            (cheap with { Cost = null }, caps, "cost is unknown"),
+            (cheap, caps with { SpentToday = 95 }, "budget would be exceeded"),         // 95 + 10 > 100
+            (cheap, caps with { Percent = 20 }, "above the 15 % cap"),
+            (cheap, caps with { CodeAvailable = false }, "no discount code is ready"),
+            (cheap, caps with { Enabled = false }, "turned off"),
+        };
+        foreach (var (cart, c, why) in cases)
+        {
+            var d = CartOfferPolicy.Decide(cart, 0.3, c, ActionEffects.Assumed);
+            Assert.NotEqual(CartAction.Offer, d.Action);
+            Assert.Equal(0m, d.Discount);
+            Assert.Contains(d.Reasons, r => r.Contains("offer not allowed") && r.Contains(why));
+        }
+        // Exactly at the floor and exactly at the budget are allowed.
+        Assert.Null(CartOfferPolicy.OfferRefusal(cheap with { Cost = 72 }, caps));              // (90 - 72) / 90 = 20 %
+        Assert.Null(CartOfferPolicy.OfferRefusal(cheap, caps with { SpentToday = 90 }));
+        // A cart that would buy anyway: the offer's discount costs more than it wins.
+        Assert.NotEqual(CartAction.Offer, CartOfferPolicy.Decide(cheap, 0.95, caps, ActionEffects.Assumed).Action);
+    }
+
+    [Fact]
+    public async Task Offer_EachCodeIsCreatedOnceAndHandedToOneCart_AndTheDailyBudgetStopsTheNext()
+    {
+        var seed = await StoreAsync("offers-budget.myshopify.com", 0.1m);
+        // Products cost 10-21; a cart of product 112 x 5 is worth 105, so a 10 % offer is 10.50; the budget holds one.
+        await SettingsAsync(seed, new { enabled = true, offerPercent = 10, maxDiscountPercent = 15, marginFloorPercent = 20, dailyBudget = 15, poolSize = 3, codeExpiryHours = 48 });
+        app.Shopify.Admin.DropAfterApplying(seed.Shop, "discountCodeBasicCreate"); // the first create lands but its answer is lost
+        await FillPoolAsync(seed);
+        // Three codes, each created in Shopify exactly once (the lost answer was checked, not resent), single use, once per customer.
+        var codes = await CodesAsync(seed.ShopId);
+        Assert.Equal(3, codes.Count);
+        Assert.Equal(3, app.Shopify.Admin.Mutations.Count(m => m.Shop == seed.Shop && m.Query.Contains("discountCodeBasicCreate")));
+        foreach (var code in codes)
+        {
+            var input = app.Shopify.Admin.DiscountCodes[code]["input"]!;
+            Assert.Equal(1, input["usageLimit"]!.GetValue<int>());
+            Assert.True(input["appliesOncePerCustomer"]!.GetValue<bool>());
+            Assert.Equal(0.1, input["customerGets"]!["value"]!["percentage"]!.GetValue<double>(), 6);
+        }
+
+        var visitor = VisitorIn(seed.Shop, CartOffersExperiment.PolicyArm);
+        var first = await AskAsync(seed, "cart-a", visitor, (1120, 5));
+        Assert.Equal(CartAction.Offer, first.GetProperty("action").GetString());
+        Assert.Equal(CartOffersExperiment.PolicyArm, first.GetProperty("arm").GetString());
+        var code1 = first.GetProperty("offer").GetProperty("code").GetString()!;
+        Assert.Equal(10.50m, first.GetProperty("offer").GetProperty("amount").GetDecimal());
+        Assert.Equal($"/discount/{code1}?redirect=%2Fcart", first.GetProperty("offer").GetProperty("apply_url").GetString());
+
+        var again = await AskAsync(seed, "cart-a", visitor, (1120, 5));
+        Assert.Equal(code1, again.GetProperty("offer").GetProperty("code").GetString());
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM discount_codes WHERE shop_id = $1 AND cart_token = 'cart-a'", seed.ShopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM discount_codes WHERE shop_id = $1 AND state = 'handed_out'", seed.ShopId));
+
+        var other = await AskAsync(seed, "cart-b", visitor, (1120, 5));
+        Assert.NotEqual(CartAction.Offer, other.GetProperty("action").GetString());
+        Assert.Equal(JsonValueKind.Null, other.GetProperty("offer").ValueKind);
+        Assert.Contains(await ReasonsAsync(other.GetProperty("decision_id").GetString()!), x => x.Contains("budget would be exceeded"));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM discount_codes WHERE shop_id = $1 AND state = 'handed_out'", seed.ShopId));
+    }
+
+    [Fact]
+    public async Task ControlArm_SeesNothing_MarginFloorWithholdsTheOffer_AndAnUnknownDecisionIsRefused()
+    {
+        var seed = await StoreAsync("offers-floor.myshopify.com", 0.85m); // 15 % margin: below the 20 % floor before any discount
+        await SettingsAsync(seed, new { enabled = true, freeShippingThreshold = 500, offerPercent = 10, maxDiscountPercent = 15, marginFloorPercent = 20, dailyBudget = 1000, poolSize = 2, codeExpiryHours = 48 });
+        await FillPoolAsync(seed);
+
+        var control = await AskAsync(seed, "cart-control", VisitorIn(seed.Shop, CartOffersExperiment.ControlArm), (1010, 1));
+        Assert.Equal(CartOffersExperiment.ControlArm, control.GetProperty("arm").GetString());
+        Assert.Equal(CartAction.Nothing, control.GetProperty("action").GetString());
+        Assert.Equal(JsonValueKind.Null, control.GetProperty("bar").ValueKind);
+
+        var policy = await AskAsync(seed, "cart-floor", VisitorIn(seed.Shop, CartOffersExperiment.PolicyArm), (1010, 2));
+        Assert.Contains(policy.GetProperty("action").GetString(), new[] { CartAction.Nudge, CartAction.NudgeUpsell });
+        var bar = policy.GetProperty("bar");
+        Assert.Equal(500m, bar.GetProperty("threshold").GetDecimal());
+        Assert.Equal(20m, bar.GetProperty("value").GetDecimal()); // priced from the catalog: 2 x 10.00
+        Assert.Equal(480m, bar.GetProperty("remaining").GetDecimal());
+        Assert.Contains(await ReasonsAsync(policy.GetProperty("decision_id").GetString()!), x => x.Contains("offer not allowed") && x.Contains("below the 20 % floor"));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM discount_codes WHERE shop_id = $1 AND cart_token IS NOT NULL", seed.ShopId));
+
+        // The exposure is the block's report that the shopper saw it: only for a decision made for that visitor.
+        var seen = await SeenAsync(seed.Shop, control.GetProperty("decision_id").GetString()!, "someone-else");
+        Assert.Equal(HttpStatusCode.Forbidden, seen.StatusCode);
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM experiment_exposures WHERE shop_id = $1", seed.ShopId));
+    }
+
+    private Task<HttpResponseMessage> SeenAsync(string shop, string decisionId, string visitor) =>
+        app.Client.PostAsync(StoreSeed.Signed("/proxy/cart-offers/seen", shop, "", app.Clock.GetUtcNow()),
+            new StringContent(JsonSerializer.Serialize(new { decision_id = decisionId, visitor_id = visitor }), Encoding.UTF8, "application/json"));
+
+    [Fact]
+    public async Task ArmAndAction_ReachTheOrderThroughCartAttributes_AndTheCodeIsMarkedUsed()
+    {
+        var seed = await StoreAsync("offers-order.myshopify.com", 0.1m);
+        await SettingsAsync(seed, new { enabled = true, offerPercent = 10, maxDiscountPercent = 15, marginFloorPercent = 20, dailyBudget = 1000, poolSize = 2, codeExpiryHours = 48 });
+        await FillPoolAsync(seed);
+        var visitor = VisitorIn(seed.Shop, CartOffersExperiment.PolicyArm);
+        var answer = await AskAsync(seed, "cart-order", visitor, (1120, 5));
+        Assert.Equal(CartAction.Offer, answer.GetProperty("action").GetString());
+        var code = answer.GetProperty("offer").GetProperty("code").GetString()!;
+        Assert.Equal(HttpStatusCode.Accepted, (await SeenAsync(seed.Shop, answer.GetProperty("decision_id").GetString()!, visitor)).StatusCode);
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM experiment_exposures WHERE shop_id = $1 AND experiment = 'cart-offers' AND arm = 'policy'", seed.ShopId));
+
+        // What the block wrote into the cart attributes comes back on the order as note_attributes.
+        var order = seed.Order(900_001, customer: null, products: [112, 112], at: app.Clock.GetUtcNow().AddMinutes(5));
+        order["note_attributes"] = new JsonArray(
+            new JsonObject { ["name"] = "_pluginapp_visitor", ["value"] = visitor },
+            new JsonObject { ["name"] = "_pluginapp_arm", ["value"] = answer.GetProperty("arm").GetString() },
+            new JsonObject { ["name"] = "_pluginapp_action", ["value"] = answer.GetProperty("action").GetString() });
+        order["discount_codes"] = new JsonArray(new JsonObject { ["code"] = code, ["amount"] = "4.20", ["type"] = "percentage" });
+        order["cart_token"] = "cart-order";
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("orders/create", seed.Shop, order.ToJsonString())).StatusCode);
+
+        var orderId = seed.Offset + 900_001;
+        Assert.Equal("policy", await app.ScalarAsync("SELECT arm FROM experiment_outcomes WHERE shop_id = $1 AND experiment = 'cart-offers' AND order_id = $2", seed.ShopId, orderId));
+        Assert.Equal("offer", await app.ScalarAsync("SELECT action FROM experiment_outcomes WHERE shop_id = $1 AND experiment = 'cart-offers' AND order_id = $2", seed.ShopId, orderId));
+        Assert.NotNull(await app.ScalarAsync("SELECT margin FROM experiment_outcomes WHERE shop_id = $1 AND experiment = 'cart-offers' AND order_id = $2", seed.ShopId, orderId));
+        Assert.Equal("used", await app.ScalarAsync("SELECT state FROM discount_codes WHERE shop_id = $1 AND code = $2", seed.ShopId, code));
+        Assert.Equal(orderId, await app.ScalarAsync("SELECT order_id FROM discount_codes WHERE shop_id = $1 AND code = $2", seed.ShopId, code));
+    }
+
+    [Fact]
+    public async Task ExperimentAnalysis_OnAHandBuiltSet_EqualsTheHandComputation_AndStaysWithItsShop()
+    {
+        const string shop = "offers-analysis.myshopify.com", other = "offers-analysis-other.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        var otherId = await app.InstallShopAsync(other);
+        var start = app.Clock.GetUtcNow().AddDays(-10);
+        await app.Client.SendAsync(Admin(HttpMethod.Put, "/api/admin/experiments/cart-offers", shop,
+            new { share_control = 50, share_policy = 50, metric = "revenue", maxRefundRate = 10, maxAverageDiscount = 15, running = true }));
+        await app.ScalarAsync("UPDATE experiments SET started_at = $2 WHERE shop_id = $1", shopId, start);
+        // control: 4 visitors, revenues 0, 10, 0, 30 -> mean 10; policy: 3 visitors, 20, 0, 40 (of which 10 refunded) -> 30 - 10 = 50 / 3
+        var units = new (string Unit, string Arm, decimal? Revenue, decimal Refund)[]
+        {
+            ("v:c1", "control", null, 0), ("v:c2", "control", 10, 0), ("v:c3", "control", null, 0), ("v:c4", "control", 30, 0),
+            ("v:p1", "policy", 20, 0), ("v:p2", "policy", null, 0), ("v:p3", "policy", 40, 10),
+        };
+        var order = 97_100_000L;
+        foreach (var (unit, arm, revenue, refund) in units)
+        {
+            await app.ScalarAsync("INSERT INTO experiment_exposures (shop_id, experiment, unit, arm, first_at) VALUES ($1, 'cart-offers', $2, $3, $4)", shopId, unit, arm, start.AddDays(1));
+            if (revenue is not { } rev) continue;
+            order++;
+            await app.ScalarAsync("""
+                INSERT INTO experiment_outcomes (shop_id, experiment, order_id, arm, revenue, ordered_at, unit, margin, discount)
+                VALUES ($1, 'cart-offers', $2, $3, $4, $5, $6, $4 / 2, 0)
+                """, shopId, order, arm, rev, start.AddDays(2), unit);
+            if (refund > 0)
+            {
+                await app.ScalarAsync("INSERT INTO orders (shop_id, id, total_price, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)", shopId, order, rev, start.AddDays(2));
+                await app.ScalarAsync("INSERT INTO refunds (shop_id, id, order_id, amount, created_at) VALUES ($1, $2, $2, $3, $4)", shopId, order, refund, start.AddDays(3));
+            }
+        }
+        var response = await app.Client.SendAsync(Admin(HttpMethod.Get, "/api/admin/experiments/cart-offers", shop));
+        var report = await response.Content.ReadFromJsonAsync<JsonElement>();
+        var arms = report.GetProperty("arms").EnumerateArray().ToDictionary(a => a.GetProperty("arm").GetString()!);
+        Assert.Equal(4, arms["control"].GetProperty("units").GetInt64());
+        Assert.Equal(3, arms["policy"].GetProperty("units").GetInt64());
+        Assert.Equal(10.0, arms["control"].GetProperty("value").GetDouble(), 9);
+        Assert.Equal(50.0 / 3, arms["policy"].GetProperty("value").GetDouble(), 9);
+        Assert.Equal(2, arms["policy"].GetProperty("converted").GetInt64());
+        Assert.Equal(10.0 / 60, arms["policy"].GetProperty("refundRate").GetDouble(), 9);
+        var comparison = report.GetProperty("today")[0].GetProperty("comparison");
+        Assert.Equal(50.0 / 3 - 10, comparison.GetProperty("difference").GetDouble(), 9);
+        // Welch's standard error by hand: control values 0, 10, 0, 30 (variance 200); policy 20, 0, 30 (variance 700/3... )
+        double Var(double[] x) { var m = x.Average(); return x.Sum(v => (v - m) * (v - m)) / (x.Length - 1); }
+        var se = Math.Sqrt(Var([0, 10, 0, 30]) / 4 + Var([20, 0, 30]) / 3);
+        Assert.Equal(50.0 / 3 - 10 - 1.959963984540054 * se, comparison.GetProperty("fixedDifference").GetProperty("low").GetDouble(), 6);
+        Assert.Contains("not enough data yet", report.GetProperty("verdicts")[0].GetString(), StringComparison.OrdinalIgnoreCase);
+        Assert.Contains(report.GetProperty("breaches").EnumerateArray(), b => b.GetProperty("arm").GetString() == "policy"); // 16.7 % refunded > 10 %
+
+        // Another shop sees its own (empty) experiment, and its settings leave this one's alone.
+        var theirs = await (await app.Client.SendAsync(Admin(HttpMethod.Get, "/api/admin/experiments/cart-offers", other))).Content.ReadFromJsonAsync<JsonElement>();
+        Assert.All(theirs.GetProperty("arms").EnumerateArray(), a => Assert.Equal(0, a.GetProperty("units").GetInt64()));
+        await app.Client.SendAsync(Admin(HttpMethod.Put, "/api/admin/experiments/cart-offers", other,
+            new { share_control = 10, share_policy = 90, metric = "margin", running = false }));
+        Assert.Equal("running", await app.ScalarAsync("SELECT status FROM experiments WHERE shop_id = $1 AND key = 'cart-offers'", shopId));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM experiments WHERE shop_id = $1 AND status = 'running'", otherId));
+        var bad = await app.Client.SendAsync(Admin(HttpMethod.Put, "/api/admin/experiments/cart-offers", other,
+            new { share_control = 10, share_policy = 80, metric = "margin", running = true }));
+        Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
+        Assert.Contains("sum to", await bad.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task AdminRoutes_ShowOnlyTheShopsOwnDecisions_AndASeenReportFromAnotherShopIsRefused()
+    {
+        var a = await StoreAsync("offers-tenant-a.myshopify.com", 0.5m);
+        var b = await StoreAsync("offers-tenant-b.myshopify.com", 0.5m);
+        await SettingsAsync(a, new { enabled = true, freeShippingThreshold = 77.5, offersEnabled = false, offerPercent = 10, maxDiscountPercent = 15, marginFloorPercent = 20, dailyBudget = 100, poolSize = 1, codeExpiryHours = 48 });
+        var visitor = VisitorIn(a.Shop, CartOffersExperiment.PolicyArm);
+        var answer = await AskAsync(a, "tenant-cart", visitor, (1010, 1));
+        var decision = answer.GetProperty("decision_id").GetString()!;
+
+        var ofB = await (await app.Client.SendAsync(Admin(HttpMethod.Get, "/api/admin/cart-offers/decisions", b.Shop))).Content.ReadAsStringAsync();
+        Assert.DoesNotContain(decision, ofB);
+        var settingsOfB = await (await app.Client.SendAsync(Admin(HttpMethod.Get, "/api/admin/cart-offers", b.Shop))).Content.ReadFromJsonAsync<JsonElement>();
+        Assert.Equal(JsonValueKind.Null, settingsOfB.GetProperty("settings").GetProperty("freeShippingThreshold").ValueKind);
+        Assert.Contains(decision, await (await app.Client.SendAsync(Admin(HttpMethod.Get, "/api/admin/cart-offers/decisions", a.Shop))).Content.ReadAsStringAsync());
+        Assert.Equal(HttpStatusCode.Forbidden, (await SeenAsync(b.Shop, decision, visitor)).StatusCode);
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM experiment_exposures WHERE shop_id IN ($1, $2)", a.ShopId, b.ShopId));
+        // A shop with cart offers off answers "nothing" and logs nothing.
+        var off = await AskAsync(b, "tenant-cart", visitor, (1010, 1));
+        Assert.Equal("off", off.GetProperty("path").GetString());
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM cart_offer_decisions WHERE shop_id = $1", b.ShopId));
+        var bad = await app.Client.SendAsync(Admin(HttpMethod.Put, "/api/admin/cart-offers", b.Shop, new { enabled = true, offerPercent = 30, maxDiscountPercent = 15 }));
+        Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
+        Assert.Contains("cap", await bad.Content.ReadAsStringAsync());
+    }
+
+    private async Task<List<string>> CodesAsync(long shopId)
+    {
+        var list = new List<string>();
+        await using var cmd = app.Db.CreateCommand("SELECT code FROM discount_codes WHERE shop_id = $1 ORDER BY code");
+        cmd.Parameters.AddWithValue(shopId);
+        await using var r = await cmd.ExecuteReaderAsync();
+        while (await r.ReadAsync()) list.Add(r.GetString(0));
+        return list;
+    }
+}

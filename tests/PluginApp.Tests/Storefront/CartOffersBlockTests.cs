@@ -1,0 +1,151 @@
+using System.Net.Http.Json;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Playwright;
+using PluginApp.CartOffers;
+using PluginApp.Experiments;
+using PluginApp.Outbox;
+
+namespace PluginApp.Tests.Storefront;
+
+/// <summary>
+/// The Cart offers block in Chromium on the stand-in storefront, answered by the real app: the free-shipping bar with a
+/// product that reaches the threshold, a single-use discount for a cart the policy picks, the arm and action written into
+/// the cart attributes, nothing moving on the page, and nothing at all when the app fails.
+/// </summary>
+public sealed class CartOffersBlockTests(StorefrontFixture sf) : IClassFixture<StorefrontFixture>
+{
+    private const string Block = "[data-pa-offers]";
+
+    private async Task SettingsAsync(object settings)
+    {
+        var req = new HttpRequestMessage(HttpMethod.Put, "/api/admin/cart-offers") { Content = JsonContent.Create(settings) };
+        req.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", sf.App.SessionToken(StorefrontFixture.Shop));
+        var r = await sf.App.Client.SendAsync(req);
+        Assert.True(r.IsSuccessStatusCode, await r.Content.ReadAsStringAsync());
+    }
+
+    private static string PolicyVisitor() => Enumerable.Range(0, 1000).Select(i => $"block-visitor-{i}").First(v =>
+        Assignment.Arm(StorefrontFixture.Shop, Assignment.VisitorHash(StorefrontFixture.Shop, v), CartOffersExperiment.Key,
+            CartOffersExperiment.Kind.Arms, CartOffersExperiment.StoppedArm) == CartOffersExperiment.PolicyArm);
+
+    /// <summary>Opens the cart page as a visitor of the policy arm and waits for the block to settle.</summary>
+    private async Task<(IPage Page, JsonElement Before)> OpenCartAsync(string visitor)
+    {
+        sf.Storefront.SetPage("/cart", await ThemeBlockRenderer.RenderPageAsync("cart-offers", new JsonObject { ["template"] = "cart" }));
+        var page = await sf.NewPageAsync();
+        await page.Context.AddInitScriptAsync($"localStorage.setItem('pluginapp:visitor', '{visitor}')");
+        await page.GotoAsync(sf.Storefront.BaseUrl + "/cart", new PageGotoOptions { WaitUntil = WaitUntilState.Load });
+        var before = await page.EvaluateAsync<JsonElement>("() => window.__paBefore");
+        await page.WaitForFunctionAsync($"() => document.querySelector('{Block}').getAttribute('data-pa-state') !== 'loading'", null,
+            new PageWaitForFunctionOptions { Timeout = 10_000 });
+        return (page, before);
+    }
+
+    private static async Task AssertNothingMovedAsync(IPage page, JsonElement before)
+    {
+        Assert.True(await page.EvaluateAsync<bool>("() => window.__paShiftSupported"), "this chromium does not report layout-shift entries");
+        var shifts = await page.EvaluateAsync<JsonElement>("() => window.__paShifts");
+        var total = shifts.EnumerateArray().Where(s => !s.GetProperty("input").GetBoolean()).Sum(s => s.GetProperty("value").GetDouble());
+        Assert.True(total == 0, $"cumulative layout shift {total}: {shifts}");
+        var below = await page.EvaluateAsync<JsonElement>("() => window.__paBox('#storefront-below')");
+        Assert.Equal(before.GetProperty("below").GetProperty("y").GetDouble(), below.GetProperty("y").GetDouble(), 1);
+        Assert.True(before.GetProperty("block").GetProperty("height").GetDouble() > 0, "the block reserved no space");
+    }
+
+    private static async Task EventuallyAsync(Func<Task<bool>> condition, string what)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (!await condition())
+        {
+            if (DateTime.UtcNow > deadline) Assert.Fail($"timed out waiting for {what}");
+            await Task.Delay(100);
+        }
+    }
+
+    [Fact]
+    public async Task CartBlock_ShowsTheBarWithAnUpsell_ThenAnOfferWithItsCode_WritesArmAndAction_NothingShifts_AndNothingWhenTheAppFails()
+    {
+        var shopId = await sf.TrainedShopAsync();
+        var storefront = sf.Storefront;
+        storefront.Behaviour = ProxyBehaviour.Forward;
+        storefront.SetCart((101, 1010, 1)); // one mug at 12.00
+        var visitor = PolicyVisitor();
+        try
+        {
+            // Costs unknown (webhooks carry none): no offer is allowed, so the bar and a product that reaches free shipping.
+            await SettingsAsync(new { enabled = true, freeShippingThreshold = 17, offerPercent = 10, maxDiscountPercent = 15, marginFloorPercent = 20, dailyBudget = 100, poolSize = 2, codeExpiryHours = 48 });
+            var (page, before) = await OpenCartAsync(visitor);
+            try
+            {
+                var why = await sf.App.ScalarAsync("SELECT action || ': ' || reasons::text FROM cart_offer_decisions WHERE shop_id = $1 ORDER BY decided_at DESC LIMIT 1", shopId);
+                Assert.True(await page.GetAttributeAsync(Block, "data-pa-state") == "ready", $"the block did not show: {why}");
+                Assert.True(await page.GetAttributeAsync(Block, "data-pa-action") == CartAction.NudgeUpsell, $"not the bar with a product: {why}");
+                Assert.Contains("more for free shipping", await page.InnerTextAsync(".pa-offers__bar-text"));
+                Assert.Contains("5.00", await page.InnerTextAsync(".pa-offers__bar-text"));
+                Assert.Equal("71", await page.GetAttributeAsync(".pa-offers__track", "aria-valuenow")); // 12 of 17
+                Assert.True(await page.Locator(".pa-offers__item").IsVisibleAsync(), "no product to reach free shipping was shown");
+                await EventuallyAsync(() => Task.FromResult(storefront.Attributes["_pluginapp_action"]?.GetValue<string>() == CartAction.NudgeUpsell), "the action in the cart attributes");
+                Assert.Equal(CartOffersExperiment.PolicyArm, storefront.Attributes["_pluginapp_arm"]!.GetValue<string>());
+                Assert.Equal(visitor, storefront.Attributes["_pluginapp_visitor"]!.GetValue<string>());
+                await EventuallyAsync(async () => await sf.App.CountAsync("SELECT count(*) FROM experiment_exposures WHERE shop_id = $1 AND experiment = 'cart-offers' AND unit = $2",
+                    shopId, "v:" + Assignment.VisitorHash(StorefrontFixture.Shop, visitor)) == 1, "the exposure");
+                await AssertNothingMovedAsync(page, before);
+                await page.ScreenshotAsync(new PageScreenshotOptions { Path = Screenshot("storefront-cart-offers-bar.png"), FullPage = true });
+            }
+            finally { await page.Context.CloseAsync(); }
+
+            // Costs known and high margin, no threshold: the offer, with a code from the pool and Shopify's discount link.
+            await sf.App.ScalarAsync("UPDATE variants SET unit_cost = price * 0.1 WHERE shop_id = $1", shopId);
+            sf.App.Factory.Services.GetRequiredService<PluginApp.Recommendations.CatalogCache>().Invalidate(shopId);
+            await SettingsAsync(new { enabled = true, offerPercent = 10, maxDiscountPercent = 15, marginFloorPercent = 20, dailyBudget = 100, poolSize = 2, codeExpiryHours = 48 });
+            var settings = (await sf.App.Factory.Services.GetRequiredService<CartOfferSettingsStore>().GetAsync(shopId, CancellationToken.None)).Settings;
+            await sf.App.Factory.Services.GetRequiredService<DiscountPool>().RefillAsync(shopId, settings, CancellationToken.None);
+            await sf.App.Factory.Services.GetRequiredService<OutboxDrainer>().DrainShopAsync(shopId, CancellationToken.None);
+            (page, before) = await OpenCartAsync(visitor);
+            try
+            {
+                Assert.Equal(CartAction.Offer, await page.GetAttributeAsync(Block, "data-pa-action"));
+                var code = (string)(await sf.App.ScalarAsync("SELECT code FROM discount_codes WHERE shop_id = $1 AND cart_token = 'storefront-cart'", shopId))!;
+                var text = await page.InnerTextAsync(".pa-offers__offer-text");
+                Assert.Contains("10% off", text);
+                Assert.Contains(code, text);
+                Assert.Equal($"/discount/{code}?redirect=%2Fcart", await page.GetAttributeAsync(".pa-offers__apply", "href"));
+                await AssertNothingMovedAsync(page, before);
+                await page.ScreenshotAsync(new PageScreenshotOptions { Path = Screenshot("storefront-cart-offers-offer.png"), FullPage = true });
+                await page.ClickAsync(".pa-offers__apply");
+                await EventuallyAsync(() => Task.FromResult(storefront.AppliedDiscount == code), "the code applied through the storefront's discount link");
+                Assert.Equal(CartAction.Offer, storefront.Attributes["_pluginapp_action"]!.GetValue<string>());
+            }
+            finally { await page.Context.CloseAsync(); }
+
+            // The app fails: the block is emptied and hidden at its size.
+            storefront.Behaviour = ProxyBehaviour.Fail;
+            (page, before) = await OpenCartAsync(visitor);
+            try
+            {
+                Assert.Equal("empty", await page.GetAttributeAsync(Block, "data-pa-state"));
+                Assert.Equal(0, await page.Locator(".pa-offers__box > *").CountAsync());
+                Assert.False(await page.Locator(".pa-offers__box").IsVisibleAsync());
+                await AssertNothingMovedAsync(page, before);
+            }
+            finally { await page.Context.CloseAsync(); }
+        }
+        finally
+        {
+            storefront.Behaviour = ProxyBehaviour.Forward;
+            storefront.SetCart();
+            await SettingsAsync(new { enabled = false });
+            await sf.App.ScalarAsync("UPDATE variants SET unit_cost = NULL WHERE shop_id = $1", shopId);
+            sf.App.Factory.Services.GetRequiredService<PluginApp.Recommendations.CatalogCache>().Invalidate(shopId);
+        }
+    }
+
+    private static string Screenshot(string name)
+    {
+        var dir = Path.Combine(ThemeBlockRenderer.RepoRoot, "TestResults");
+        Directory.CreateDirectory(dir);
+        return Path.Combine(dir, name);
+    }
+}
