@@ -71,8 +71,9 @@ done
 echo "[demo] backfill: $(curl -fsS "$URL/api/admin/backfill" | head -c 300)"
 
 echo "[demo] replaying $LIVE_FROM to $LIVE_TO as live webhooks"
+# Half as many abandoned carts and checkouts as completed ones, so the purchase-intent model has both outcomes to learn.
 scripts/replay.sh --url "$URL" --secret "$SECRET" --shop demo-store.myshopify.com --from "$LIVE_FROM" --to "$LIVE_TO" \
-  --seed 7 --rate 400 | tail -n 2
+  --seed 7 --rate 400 --abandoned-share 0.5 | tail -n 2
 
 echo "[demo] the store now holds: $(curl -fsS "$URL/api/admin/shop")"
 
@@ -89,15 +90,16 @@ demo_sql() { runuser -u postgres -- psql -h 127.0.0.1 -p 55433 -U postgres -d pl
 # purchase-intent model trains on the replay's carts (those that became orders and those abandoned).
 threshold="$(demo_sql "SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY subtotal_price))::int FROM orders WHERE subtotal_price > 0")"
 curl -fsS -o /dev/null -X PUT "$URL/api/admin/cart-offers" -H "Content-Type: application/json" \
-  -d "{\"enabled\":true,\"freeShippingThreshold\":$threshold,\"offersEnabled\":true,\"offerPercent\":10,\"maxDiscountPercent\":15,\"marginFloorPercent\":20,\"dailyBudget\":500,\"codeExpiryHours\":48,\"poolSize\":40}"
-echo "[demo] cart offers: on, free shipping from $threshold; training the purchase-intent model on the store's carts"
+  -d "{\"enabled\":true,\"freeShippingThreshold\":$threshold,\"offersEnabled\":true,\"offerPercent\":5,\"maxDiscountPercent\":15,\"marginFloorPercent\":20,\"dailyBudget\":500,\"codeExpiryHours\":48,\"poolSize\":40}"
+echo "[demo] cart offers: on, free shipping from $threshold, a 5 % offer; training the purchase-intent model on the store's carts"
 curl -fsS -X POST "$URL/api/admin/models/train?kind=intent" >/dev/null
 for _ in $(seq 1 240); do
   [ "$(demo_sql "SELECT count(*) FROM training_runs WHERE kind = 'intent' AND finished_at IS NOT NULL")" != 0 ] && break; sleep 0.5
 done
 echo "[demo] intent: $(demo_sql "SELECT coalesce((SELECT 'model v' || version || ', held-out ROC-AUC ' || round((metrics->>'RocAuc')::numeric, 3) || ' (cart value alone ' || coalesce(metrics->>'CartValueRocAuc', '–') || '), PR-AUC ' || (metrics->>'PrAuc') || ', ' || (metrics->>'Carts') || ' carts, ' || (metrics->>'Orders') || ' became orders' FROM models WHERE kind = 'intent' AND status = 'active'), 'no model: ' || coalesce((SELECT error FROM training_runs WHERE kind = 'intent' ORDER BY id DESC LIMIT 1), 'not trained'))")"
-for _ in $(seq 1 240); do [ "$(demo_sql "SELECT count(*) FROM discount_codes WHERE state = 'ready'")" -ge 20 ] && break; sleep 0.5; done
-echo "[demo] discount codes ready in the stand-in Shopify: $(demo_sql "SELECT count(*) FROM discount_codes WHERE state = 'ready'")"
+codes_in_shopify="SELECT count(*) FROM discount_codes d JOIN outbox_messages m ON m.idempotency_key = 'discount:' || d.code AND m.completed_at IS NOT NULL"
+for _ in $(seq 1 240); do [ "$(demo_sql "$codes_in_shopify")" -ge 20 ] && break; sleep 0.5; done
+echo "[demo] discount codes created in the stand-in Shopify: $(demo_sql "$codes_in_shopify")"
 
 # Shoppers on the storefront for the overview's days: real baskets from after the live replay, each opening the page of
 # a product in it, seeing the block through the app proxy, clicking and ordering (scripts/replay/ReplayCli/Shoppers.cs

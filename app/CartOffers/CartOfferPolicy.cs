@@ -23,20 +23,26 @@ public sealed record CartFacts(decimal Value, decimal? Cost, int Items, decimal?
 public sealed record OfferCaps(bool Enabled, decimal Percent, decimal MaxPercent, decimal MarginFloorPercent, decimal DailyBudget, decimal SpentToday,
     bool CodeAvailable);
 
-/// <summary>The relative change in P(order) an action causes, and whether it was measured or assumed.</summary>
-public sealed record ActionEffects(IReadOnlyDictionary<string, double> Lift, bool Measured, string Source)
+/// <summary>The relative change in P(order) each action causes, which of them the experiment measured, and where they come from in words.</summary>
+public sealed record ActionEffects(IReadOnlyDictionary<string, double> Lift, IReadOnlySet<string> Measured, string Source)
 {
-    /// <summary>
-    /// The fixed rule's assumptions, used until the experiment has measured the actions: a bar +3 %, a bar and an upsell
-    /// +5 % with 10 % of shoppers taking the upsell, an offer +25 % of the undecided share (1 − P): an offer moves carts
-    /// that might not buy, and is pure cost on carts that would.
-    /// </summary>
-    public static ActionEffects Assumed { get; } = new(new Dictionary<string, double>
+    // Why first: static initializers run in text order, and Assumed reads this.
+    public static IReadOnlyDictionary<string, double> AssumedLifts { get; } = new Dictionary<string, double>
     {
         [CartAction.Nothing] = 0, [CartAction.Nudge] = 0.03, [CartAction.NudgeUpsell] = 0.05, [CartAction.Offer] = 0.25,
-    }, false, "the fixed rule's assumed effects (the experiment has not measured the actions yet)");
+    };
+
+    /// <summary>
+    /// The fixed rule's assumptions, used for every action the experiment has not measured yet: a bar +3 %, a bar and an
+    /// upsell +5 % with 10 % of shoppers taking the upsell, an offer +25 % of the undecided share (1 − P): an offer moves
+    /// carts that might not buy, and is pure cost on carts that would.
+    /// </summary>
+    public static ActionEffects Assumed { get; } = new(AssumedLifts, new HashSet<string>(),
+        "the fixed rule's assumed effects (the experiment has not measured the actions yet)");
 
     public const double UpsellTakeRate = 0.10;
+
+    public bool IsMeasured(string action) => Measured.Contains(action);
 }
 
 /// <summary>The policy's choice for one cart, with what it weighed.</summary>
@@ -48,8 +54,9 @@ public sealed record CartPolicyDecision(string Action, IReadOnlyDictionary<strin
 /// <summary>
 /// For each cart, among nothing, nudge (the free-shipping bar), nudge + upsell and offer, the action with the best expected
 /// incremental margin: P(order | cart, action) × margin − cost of the action, against doing nothing. P(order | cart) is the
-/// purchase-intent model's; an action's effect multiplies it by (1 + lift), with the lifts measured by the experiment once
-/// it has enough data and the fixed rule's otherwise (<see cref="ActionEffects.Assumed"/>). The offer's cost is its
+/// purchase-intent model's; an action's effect multiplies it by (1 + lift), with each action's lift measured by the
+/// experiment once it has enough data (<see cref="ActionEffectsEstimator"/>) and the fixed rule's until then
+/// (<see cref="ActionEffects.Assumed"/>). The offer's cost is its
 /// discount on every order it is shown to, including those that would have happened anyway; it is only considered when
 /// every cap holds. Pure: same inputs, same choice.
 /// </summary>
@@ -89,7 +96,7 @@ public static class CartOfferPolicy
         else
         {
             discount = Math.Round(cart.Value * caps.Percent / 100, 2);
-            var lift = effects.Measured ? Lift(CartAction.Offer) : Lift(CartAction.Offer) * (1 - intent);
+            var lift = effects.IsMeasured(CartAction.Offer) ? Lift(CartAction.Offer) : Lift(CartAction.Offer) * (1 - intent);
             var p = Math.Min(1, intent * (1 + lift));
             expected[CartAction.Offer] = p * (margin - (double)discount) - intent * margin;
         }

@@ -30,7 +30,7 @@ public sealed record CartOfferResponse(string? DecisionId, string Experiment, st
 /// action's effect against the control arm (<see cref="CartOffersOptions.ExploreShare"/>).
 /// </summary>
 public sealed class CartOfferService(CartOfferSettingsStore settingsStore, CatalogCache catalogs, RecommendationService recommendations,
-    ExperimentStore experiments, DiscountPool pool, IIntentScorer intent, NpgsqlDataSource db, IMemoryCache cache, IBackgroundJobClient jobs,
+    ExperimentStore experiments, DiscountPool pool, IIntentScorer intent, ActionEffectsEstimator effects, NpgsqlDataSource db, IMemoryCache cache, IBackgroundJobClient jobs,
     Microsoft.Extensions.Options.IOptions<CartOffersOptions> options, TimeProvider clock, ILogger<CartOfferService> logger)
 {
     public async Task<CartOfferSettings> SettingsAsync(long shopId, CancellationToken ct) =>
@@ -76,7 +76,7 @@ public sealed class CartOfferService(CartOfferSettingsStore settingsStore, Catal
             // A cart asking again already holds its code: that code's discount is not spent a second time.
             var caps = new OfferCaps(settings.OffersEnabled && req.CartToken is not null, settings.OfferPercent, settings.MaxDiscountPercent,
                 settings.MarginFloorPercent, settings.DailyBudget, spent - (held?.Amount ?? 0), ready || held is not null);
-            var decision = CartOfferPolicy.Decide(facts, score.Probability, caps, ActionEffects.Assumed);
+            var decision = CartOfferPolicy.Decide(facts, score.Probability, caps, await effects.EffectsAsync(req.ShopId, ct));
             expected = decision.Expected.ToDictionary();
             reasons.AddRange(decision.Reasons);
             if (score.Note is { } note) reasons.Add(note);

@@ -63,6 +63,7 @@ public static class CartOffersFeature
         services.AddSingleton<DiscountPool>();
         services.AddSingleton<CartOfferService>();
         services.AddSingleton<CartOfferStats>();
+        services.AddSingleton<ActionEffectsEstimator>();
         services.AddTransient<CartOfferJobs>();
         services.AddOutboxOperation(DiscountPool.Create);
         services.AddScopeUse("write_discounts", "creating the single-use discount codes cart offers hand out");

@@ -44,6 +44,13 @@ public sealed class DiscountPool(NpgsqlDataSource db, OutboxScheduler outbox, Ti
         return Prefix + new string(chars);
     }
 
+    /// <summary>Codes Shopify now has become ready and expired ones leave the pool (what the page shows reads it fresh).</summary>
+    public async Task SettleAsync(long shopId, CancellationToken ct)
+    {
+        await using var conn = await db.OpenConnectionAsync(ct);
+        await SettleAsync(conn, null, shopId, clock.GetUtcNow(), ct);
+    }
+
     /// <summary>Codes Shopify now has become ready; expired ones leave the pool.</summary>
     private static async Task SettleAsync(NpgsqlConnection conn, NpgsqlTransaction? tx, long shopId, DateTimeOffset now, CancellationToken ct)
     {

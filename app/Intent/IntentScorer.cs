@@ -72,6 +72,13 @@ public sealed class IntentScorer(NpgsqlDataSource db, IMemoryCache cache, TimePr
         return new CartIntent(score.Probability, active.Value.Version, score.Reasons.Select(r => r.Text).ToList());
     }
 
+    /// <summary>Many snapshots with the active model in one pass; null when the shop has no usable model.</summary>
+    public async Task<(int Version, double[] Probabilities)?> ScoreAllAsync(long shopId, IReadOnlyList<CartSnapshot> snapshots, CancellationToken ct)
+    {
+        if (await ActiveAsync(shopId, ct) is not { } active) return null;
+        return (active.Version, active.Model.Score(snapshots, reasons: 0).Select(x => x.Probability).ToArray());
+    }
+
     private async Task<double?> BaseRateAsync(long shopId, DateTimeOffset now, CancellationToken ct) =>
         await cache.GetOrCreateAsync((nameof(BaseRateAsync), shopId), async e =>
         {

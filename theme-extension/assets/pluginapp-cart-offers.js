@@ -171,7 +171,9 @@
 
     fetch(cartUrl + '.js', { credentials: 'same-origin', signal: controller && controller.signal, headers: { Accept: 'application/json' } })
       .then(json).then(function (cart) {
-        var lines = (cart.items || []).map(function (l) { return l.variant_id + ':' + l.quantity; });
+        // At most 100 lines (the app's limit), the most valuable first; quantities as the cart holds them.
+        var lines = (cart.items || []).slice().sort(function (a, b) { return (b.line_price || 0) - (a.line_price || 0); }).slice(0, 100)
+          .map(function (l) { return l.variant_id + ':' + l.quantity; });
         if (!lines.length) return null;
         var q = '?lines=' + encodeURIComponent(lines.join(',')) + '&cart_token=' + encodeURIComponent(cart.token || '') +
           '&visitor_id=' + encodeURIComponent(vid);

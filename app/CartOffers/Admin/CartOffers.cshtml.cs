@@ -5,7 +5,7 @@ using PluginApp.Data;
 namespace PluginApp.CartOffers.Admin;
 
 /// <summary>Cart offers: the settings and caps, the purchase-intent model in use, the code pool, the action mix and recent decisions with their reasons.</summary>
-public sealed class CartOffersPageModel(CartOfferSettingsStore store, CartOfferStats stats, IIntentScorer intent, NpgsqlDataSource db, ShopScope scope) : AdminPageModel
+public sealed class CartOffersPageModel(CartOfferSettingsStore store, CartOfferStats stats, DiscountPool pool, IIntentScorer intent, NpgsqlDataSource db, ShopScope scope) : AdminPageModel
 {
     public CartOfferSettings Settings { get; private set; } = CartOfferSettings.Default;
     public int Version { get; private set; }
@@ -21,6 +21,7 @@ public sealed class CartOffersPageModel(CartOfferSettingsStore store, CartOfferS
     {
         ViewData["Title"] = "Cart offers";
         (Settings, Version, UpdatedAt, UpdatedBy) = await store.GetAsync(scope.ShopId, ct);
+        await pool.SettleAsync(scope.ShopId, ct);
         Codes = await stats.CodesAsync(scope.ShopId, ct);
         Mix = await stats.MixAsync(scope.ShopId, 30, ct);
         Recent = await stats.RecentAsync(scope.ShopId, 25, ct);

@@ -118,11 +118,14 @@ internal static class Shoppers
     /// <summary>The cart page: the Cart offers block's question with the basket's lines, and its "seen" report when it had an answer.</summary>
     private static async Task<CartAnswer> CartAsync(HttpClient http, ReplayOrder basket, string cartToken, string visitor, string ip, CancellationToken ct)
     {
-        var lines = string.Join(',', basket.Lines.GroupBy(l => l.Product.VariantId).Select(g => $"{g.Key}:{g.Sum(l => l.Quantity)}"));
+        // As the block does: at most 100 lines, the most valuable first.
+        var lines = string.Join(',', basket.Lines.GroupBy(l => l.Product.VariantId).OrderByDescending(g => g.Sum(l => l.Price * l.Quantity)).Take(100)
+            .Select(g => $"{g.Key}:{Math.Min(g.Sum(l => l.Quantity), 10_000)}"));
         using var request = new HttpRequestMessage(HttpMethod.Get, $"apps/pluginapp/cart-offers?lines={Uri.EscapeDataString(lines)}&cart_token={cartToken}&visitor_id={visitor}");
         request.Headers.Add("X-Forwarded-For", ip);
         using var served = await http.SendAsync(request, ct);
-        served.EnsureSuccessStatusCode();
+        if (!served.IsSuccessStatusCode)
+            throw new HttpRequestException($"cart offers answered {(int)served.StatusCode}: {await served.Content.ReadAsStringAsync(ct)}");
         var answer = await served.Content.ReadFromJsonAsync<JsonElement>(ct);
         if (!answer.TryGetProperty("decision_id", out var id) || id.ValueKind != JsonValueKind.String) return new CartAnswer(null, null, null, 0);
         using var seen = new HttpRequestMessage(HttpMethod.Post, "apps/pluginapp/cart-offers/seen")

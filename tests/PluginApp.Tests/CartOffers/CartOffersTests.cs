@@ -104,6 +104,37 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
     }
 
     [Fact]
+    public void ActionEffects_AreTheExperimentsOnceMeasured_AndTheAssumptionUntilThen_AndAMeasuredLossStopsTheOffer()
+    {
+        var few = new Dictionary<string, (long, long)> { ["control"] = (99, 30), [CartAction.Offer] = (500, 200) };
+        Assert.Same(ActionEffects.Assumed, ActionEffectsEstimator.Estimate(few)); // the control arm is below 100 visitors
+
+        var counts = new Dictionary<string, (long, long)>
+        {
+            ["control"] = (400, 100),                 // 25 % ordered
+            [CartAction.Offer] = (200, 60),           // 30 %: +20 %
+            [CartAction.Nudge] = (150, 36),           // 24 %: -4 %
+            [CartAction.NudgeUpsell] = (80, 30),      // below 100 visitors: still assumed
+        };
+        var effects = ActionEffectsEstimator.Estimate(counts);
+        Assert.Equal(0.20, effects.Lift[CartAction.Offer], 9);
+        Assert.Equal(-0.04, effects.Lift[CartAction.Nudge], 9);
+        Assert.Equal(ActionEffects.AssumedLifts[CartAction.NudgeUpsell], effects.Lift[CartAction.NudgeUpsell]);
+        Assert.True(effects.IsMeasured(CartAction.Offer) && effects.IsMeasured(CartAction.Nudge) && !effects.IsMeasured(CartAction.NudgeUpsell));
+        Assert.Contains("measured", effects.Source);
+
+        // A measured effect is used as it is: an offer the experiment found to earn nothing is not picked any more.
+        var caps = new OfferCaps(true, 10, 15, 20, 100, 0, true);
+        var cart = new CartFacts(100, 10, 2, null, null, null);
+        Assert.Equal(CartAction.Offer, CartOfferPolicy.Decide(cart, 0.3, caps, effects).Action);
+        var loss = ActionEffectsEstimator.Estimate(new Dictionary<string, (long, long)> { ["control"] = (400, 100), [CartAction.Offer] = (200, 50) });
+        Assert.Equal(0, loss.Lift[CartAction.Offer], 9);
+        var d = CartOfferPolicy.Decide(cart, 0.3, caps, loss);
+        Assert.Equal(CartAction.Nothing, d.Action);
+        Assert.Contains(d.Reasons, r => r.Contains("measured by the experiment"));
+    }
+
+    [Fact]
     public async Task Offer_EachCodeIsCreatedOnceAndHandedToOneCart_AndTheDailyBudgetStopsTheNext()
     {
         var seed = await StoreAsync("offers-budget.myshopify.com", 0.1m);

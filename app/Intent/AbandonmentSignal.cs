@@ -1,0 +1,185 @@
+using System.Globalization;
+using Microsoft.Extensions.Options;
+using Npgsql;
+using PluginApp.Data;
+using PluginApp.Jobs;
+using PluginApp.Outbox;
+using PluginApp.StoreData;
+
+namespace PluginApp.Intent;
+
+/// <summary>The abandonment signal ("Abandonment" section). Validated at start.</summary>
+public sealed class AbandonmentOptions
+{
+    public const string Section = "Abandonment";
+
+    /// <summary>Purchase intent from which an open checkout is worth a recovery message.</summary>
+    public double MinScore { get; set; } = 0.5;
+
+    /// <summary>A checkout untouched this long counts as abandoned (before that the shopper may still be paying).</summary>
+    public TimeSpan After { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>Older than this, the signal is cleared: recovery flows act within a few days.</summary>
+    public TimeSpan Until { get; set; } = TimeSpan.FromDays(3);
+
+    /// <summary>The customer tag; it starts with the churn tags' prefix, so it is recognisably ours.</summary>
+    public string Tag { get; set; } = "pluginapp:checkout-recoverable";
+
+    public string MetafieldNamespace { get; set; } = "pluginapp";
+}
+
+internal sealed class AbandonmentOptionsValidator : IValidateOptions<AbandonmentOptions>
+{
+    public ValidateOptionsResult Validate(string? name, AbandonmentOptions o)
+    {
+        var f = new List<string>();
+        if (o.MinScore is <= 0 or >= 1) f.Add($"Abandonment:MinScore {o.MinScore} must be between 0 and 1.");
+        if (o.After < TimeSpan.FromMinutes(5) || o.After >= o.Until) f.Add($"Abandonment:After {o.After} must be at least 5 minutes and below Until {o.Until}.");
+        if (o.Until > TimeSpan.FromDays(30)) f.Add($"Abandonment:Until {o.Until} must be at most 30 days.");
+        if (string.IsNullOrWhiteSpace(o.Tag) || o.Tag.Contains(',') || !o.Tag.StartsWith("pluginapp:", StringComparison.Ordinal) || o.Tag.Length > 40)
+            f.Add($"Abandonment:Tag '{o.Tag}' must start with 'pluginapp:', hold no comma and be at most 40 characters.");
+        if (string.IsNullOrWhiteSpace(o.MetafieldNamespace) || o.MetafieldNamespace.Length is < 3 or > 255) f.Add("Abandonment:MetafieldNamespace must be 3 to 255 characters.");
+        return f.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(f);
+    }
+}
+
+/// <summary>
+/// Open checkouts scored for the merchant's recovery flows (Shopify Email, Klaviyo, Flow): every half hour, each shop with
+/// an active purchase-intent model scores its checkouts left untouched for an hour (and at most three days old) whose
+/// customer accepts marketing; one scoring at least <see cref="AbandonmentOptions.MinScore"/> gets the customer the tag
+/// and the metafield <c>pluginapp.checkout_intent</c> (the score) through the outbox, once per checkout. When no open
+/// signal is left for the customer (the checkout completed, became an order, or aged out) the tag is removed and the
+/// metafield set to 0. Without a model nothing is signalled: no guess stands in for the score.
+/// </summary>
+public sealed class AbandonmentSignal(NpgsqlDataSource db, IntentScorer scorer, OutboxScheduler outbox, JobLocks locks, IOptions<AbandonmentOptions> options,
+    TimeProvider clock, ILogger<AbandonmentSignal> logger)
+{
+    private sealed record Open(long CheckoutId, long CustomerId, double Value, int Items, int Products, DateTimeOffset Created, DateTimeOffset At);
+
+    public async Task SweepAsync(CancellationToken ct)
+    {
+        await using var held = await locks.TryAcquireAsync("abandonment-sweep", ct);
+        if (held is null) return;
+        var shops = new List<long>();
+        await using (var cmd = db.CreateCommand("""
+            SELECT DISTINCT m.shop_id FROM models m JOIN shops s ON s.id = m.shop_id
+            WHERE m.kind = $1 AND m.status = 'active' AND s.uninstalled_at IS NULL
+            UNION SELECT shop_id FROM checkout_signals WHERE cleared_at IS NULL
+            """))
+        {
+            cmd.Parameters.Add(Sql.Param(IntentModelTrainer.Kind));
+            await using var r = await cmd.ExecuteReaderAsync(ct);
+            while (await r.ReadAsync(ct)) shops.Add(r.GetInt64(0));
+        }
+        foreach (var shop in shops)
+        {
+            try { await ShopAsync(shop, ct); }
+            catch (Exception e) when (e is NpgsqlException or InvalidOperationException)
+            {
+                logger.LogWarning("Shop {Shop}: the abandonment signal failed this round: {Message}", shop, e.Message);
+            }
+        }
+    }
+
+    /// <returns>Checkouts signalled and signals cleared.</returns>
+    public async Task<(int Signalled, int Cleared)> ShopAsync(long shopId, CancellationToken ct)
+    {
+        var o = options.Value;
+        var now = clock.GetUtcNow();
+        var open = new List<Open>();
+        await using (var cmd = db.CreateCommand("""
+            SELECT k.id, k.customer_id, coalesce(k.subtotal_price, k.total_price, 0)::float8,
+                   coalesce((SELECT sum(quantity) FROM checkout_lines l WHERE l.shop_id = k.shop_id AND l.checkout_id = k.id), 0)::int,
+                   coalesce((SELECT count(DISTINCT product_id) FROM checkout_lines l WHERE l.shop_id = k.shop_id AND l.checkout_id = k.id), 0)::int,
+                   coalesce(k.created_at, k.updated_at), coalesce(k.updated_at, k.created_at)
+            FROM checkouts k JOIN customers c ON c.shop_id = k.shop_id AND c.id = k.customer_id
+            WHERE k.shop_id = $1 AND k.completed_at IS NULL AND c.accepts_marketing AND c.redacted_at IS NULL
+              AND coalesce(k.updated_at, k.created_at) BETWEEN $2 AND $3
+              AND NOT EXISTS (SELECT 1 FROM orders x WHERE x.shop_id = k.shop_id AND (x.checkout_token = k.token OR (x.customer_id = k.customer_id AND x.created_at >= k.created_at)))
+              AND NOT EXISTS (SELECT 1 FROM checkout_signals s WHERE s.shop_id = k.shop_id AND s.checkout_id = k.id)
+            """))
+        {
+            cmd.Parameters.Add(Sql.Param(shopId));
+            cmd.Parameters.Add(Sql.Param(now - o.Until));
+            cmd.Parameters.Add(Sql.Param(now - o.After));
+            await using var r = await cmd.ExecuteReaderAsync(ct);
+            while (await r.ReadAsync(ct))
+                open.Add(new Open(r.GetInt64(0), r.GetInt64(1), r.GetDouble(2), r.GetInt32(3), r.GetInt32(4), r.GetFieldValue<DateTimeOffset>(5), r.GetFieldValue<DateTimeOffset>(6)));
+        }
+        var signalled = 0;
+        var median = await IntentData.MedianOrderValueAsync(db, shopId, now, ct);
+        var snapshots = new List<(Open Checkout, Ml.Intent.CartSnapshot Snapshot)>();
+        foreach (var c in open)
+        {
+            var (orders, abandoned) = await IntentData.CustomerAsync(db, shopId, c.CustomerId, c.At, ct);
+            snapshots.Add((c, IntentData.Snapshot(c.Value, c.Items, c.Products, c.Created, c.At, orders, abandoned, median)));
+        }
+        await using var conn = await db.OpenConnectionAsync(ct);
+        await using var tx = await conn.BeginTransactionAsync(ct);
+        await using var batch = new NpgsqlBatch(conn, tx);
+        var store = new StoreWriter(batch, shopId);
+        if (snapshots.Count > 0 && await scorer.ScoreAllAsync(shopId, snapshots.Select(s => s.Snapshot).ToList(), ct) is { } scored)
+        {
+            for (var i = 0; i < snapshots.Count; i++)
+            {
+                var (c, _) = snapshots[i];
+                var p = scored.Probabilities[i];
+                if (p < o.MinScore) continue;
+                store.Add("""
+                    INSERT INTO checkout_signals (shop_id, checkout_id, customer_id, score, model_version, signalled_at) VALUES ($1, $2, $3, $4, $5, $6)
+                    ON CONFLICT (shop_id, checkout_id) DO NOTHING
+                    """, shopId, c.CheckoutId, c.CustomerId, p, scored.Version, now);
+                var gid = Gid.Of("Customer", c.CustomerId);
+                OutboxWriter.Enqueue(store, new OutboxCall(OutboxOperation.TagsAdd, gid, new { id = gid, tags = new[] { o.Tag } }, $"abandon:{c.CheckoutId}:add"), now);
+                OutboxWriter.Enqueue(store, new OutboxCall(OutboxOperation.MetafieldsSet, gid, new
+                {
+                    metafields = new[] { new { ownerId = gid, @namespace = o.MetafieldNamespace, key = "checkout_intent", type = "number_decimal", value = p.ToString("0.0000", CultureInfo.InvariantCulture) } },
+                }, $"abandon:{c.CheckoutId}:score"), now);
+                signalled++;
+            }
+        }
+        if (batch.BatchCommands.Count > 0) await batch.ExecuteNonQueryAsync(ct);
+        // Signals that are over: the checkout completed or became an order, or aged out.
+        var cleared = new List<(long Checkout, long Customer)>();
+        await using (var cmd = new NpgsqlCommand("""
+            UPDATE checkout_signals s SET cleared_at = $2
+            FROM checkouts k
+            WHERE s.shop_id = $1 AND s.cleared_at IS NULL AND k.shop_id = s.shop_id AND k.id = s.checkout_id
+              AND (k.completed_at IS NOT NULL OR coalesce(k.updated_at, k.created_at) < $3
+                   OR EXISTS (SELECT 1 FROM orders x WHERE x.shop_id = k.shop_id AND (x.checkout_token = k.token OR (x.customer_id = k.customer_id AND x.created_at >= k.created_at))))
+            RETURNING s.checkout_id, s.customer_id
+            """, conn, tx))
+        {
+            cmd.Parameters.Add(Sql.Param(shopId));
+            cmd.Parameters.Add(Sql.Param(now));
+            cmd.Parameters.Add(Sql.Param(now - o.Until));
+            await using var r = await cmd.ExecuteReaderAsync(ct);
+            while (await r.ReadAsync(ct)) cleared.Add((r.GetInt64(0), r.GetInt64(1)));
+        }
+        await using var removals = new NpgsqlBatch(conn, tx);
+        var removing = new StoreWriter(removals, shopId);
+        foreach (var (checkout, customer) in cleared)
+        {
+            // The tag stays while another checkout of the customer still carries a signal (one signalled this round included).
+            if (await StillOpenAsync(conn, tx, shopId, customer, ct)) continue;
+            var gid = Gid.Of("Customer", customer);
+            OutboxWriter.Enqueue(removing, new OutboxCall(OutboxOperation.TagsRemove, gid, new { id = gid, tags = new[] { o.Tag } }, $"abandon:{checkout}:remove"), now);
+            OutboxWriter.Enqueue(removing, new OutboxCall(OutboxOperation.MetafieldsSet, gid, new
+            {
+                metafields = new[] { new { ownerId = gid, @namespace = o.MetafieldNamespace, key = "checkout_intent", type = "number_decimal", value = "0.0000" } },
+            }, $"abandon:{checkout}:zero"), now);
+        }
+        if (removals.BatchCommands.Count > 0) await removals.ExecuteNonQueryAsync(ct);
+        await tx.CommitAsync(ct);
+        if (signalled > 0 || cleared.Count > 0) outbox.Kick(shopId);
+        return (signalled, cleared.Count);
+    }
+
+    private static async Task<bool> StillOpenAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId, long customer, CancellationToken ct)
+    {
+        await using var cmd = new NpgsqlCommand("SELECT EXISTS (SELECT 1 FROM checkout_signals WHERE shop_id = $1 AND customer_id = $2 AND cleared_at IS NULL)", conn, tx);
+        cmd.Parameters.Add(Sql.Param(shopId));
+        cmd.Parameters.Add(Sql.Param(customer));
+        return (bool)(await cmd.ExecuteScalarAsync(ct))!;
+    }
+}

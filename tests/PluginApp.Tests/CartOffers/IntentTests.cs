@@ -1,0 +1,145 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
+using Npgsql;
+using PluginApp.Intent;
+using PluginApp.Outbox;
+using PluginApp.Tests.Infrastructure;
+using PluginApp.Tests.Recommendations;
+using PluginApp.Training;
+
+namespace PluginApp.Tests.CartOffers;
+
+/// <summary>The purchase-intent model trained on a store's own carts, used by the cart policy, and the abandonment signal it drives.</summary>
+public sealed class IntentTests(AppFixture app) : IClassFixture<AppFixture>
+{
+    /// <summary>
+    /// 400 settled carts over the last month: a cart of 4 or more items became an order nine times in ten, a smaller one
+    /// one time in ten (deterministic), so a model on the store's carts can tell them apart.
+    /// </summary>
+    private async Task SeedCartsAsync(StoreSeed seed, long firstOrder)
+    {
+        var now = app.Clock.GetUtcNow();
+        var rng = new Random(11);
+        await using var batch = app.Db.CreateBatch();
+        void Add(string sql, params object[] args)
+        {
+            var c = new NpgsqlBatchCommand(sql);
+            foreach (var a in args) c.Parameters.AddWithValue(a);
+            batch.BatchCommands.Add(c);
+        }
+        for (var i = 0; i < 400; i++)
+        {
+            var token = $"intent-cart-{seed.ShopId}-{i}";
+            var items = 1 + rng.Next(8);
+            var at = now.AddDays(-2 - 28.0 * i / 400).AddMinutes(-rng.Next(600));
+            var price = 10m + i % 12;
+            Add("INSERT INTO carts (shop_id, token, total_price, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)",
+                seed.ShopId, token, price * items, at.AddMinutes(-20), at);
+            Add("INSERT INTO cart_lines (shop_id, cart_token, line_key, product_id, variant_id, quantity, price) VALUES ($1, $2, 'l1', $3, $4, $5, $6)",
+                seed.ShopId, token, seed.P(101 + i % 12), seed.V((101 + i % 12) * 10), items, price);
+            var ordered = items >= 4 ? rng.NextDouble() < 0.9 : rng.NextDouble() < 0.1;
+            if (ordered)
+                Add("INSERT INTO orders (shop_id, id, cart_token, total_price, subtotal_price, created_at, updated_at) VALUES ($1, $2, $3, $4, $4, $5, $5)",
+                    seed.ShopId, firstOrder + i, token, price * items, at.AddMinutes(15));
+        }
+        await batch.ExecuteNonQueryAsync();
+    }
+
+    private async Task<int> TrainAsync(string shop)
+    {
+        var (version, activated) = await app.Factory.Services.GetRequiredService<TrainingService>().TrainAsync(shop, IntentModelTrainer.Kind, "test", CancellationToken.None);
+        Assert.True(activated, "the first intent model did not become active");
+        return version;
+    }
+
+    [Fact]
+    public async Task IntentModel_TrainsOnTheStoresCarts_BeatsCartValueAlone_AndTheCartPolicyReadsIt()
+    {
+        var seed = new StoreSeed(app, "intent-train.myshopify.com");
+        await seed.SeedAsync(customersPerGroup: 2);
+        await SeedCartsAsync(seed, 96_700_000);
+        var version = await TrainAsync(seed.Shop);
+        var metrics = JsonDocument.Parse((string)(await app.ScalarAsync("SELECT metrics::text FROM models WHERE shop_id = $1 AND kind = 'intent' AND version = $2", seed.ShopId, version))!).RootElement;
+        Assert.True(metrics.GetProperty("RocAuc").GetDouble() > 0.8, metrics.ToString());
+        Assert.True(metrics.GetProperty("Carts").GetInt32() >= 390, metrics.ToString());
+
+        var req = new HttpRequestMessage(HttpMethod.Put, "/api/admin/cart-offers") { Content = JsonContent.Create(new { enabled = true, freeShippingThreshold = 1000, offersEnabled = false }) };
+        req.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", app.SessionToken(seed.Shop));
+        Assert.True((await app.Client.SendAsync(req)).IsSuccessStatusCode);
+        double Intent(JsonElement answer) => (double)app.ScalarAsync("SELECT intent FROM cart_offer_decisions WHERE decision_id = $1", answer.GetProperty("decision_id").GetString()!).Result!;
+        async Task<JsonElement> AskAsync(string cart, int qty)
+        {
+            var visitor = Enumerable.Range(0, 1000).Select(i => $"intent-visitor-{i}").First(v => PluginApp.Experiments.Assignment.Arm(seed.Shop,
+                PluginApp.Experiments.Assignment.VisitorHash(seed.Shop, v), PluginApp.CartOffers.CartOffersExperiment.Key, PluginApp.CartOffers.CartOffersExperiment.Kind.Arms, "policy") == "policy");
+            var response = await app.Client.GetAsync(StoreSeed.Signed("/proxy/cart-offers", seed.Shop, $"lines={seed.V(1010)}:{qty}&cart_token={cart}&visitor_id={visitor}", app.Clock.GetUtcNow()));
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            var answer = await response.Content.ReadFromJsonAsync<JsonElement>();
+            Assert.Equal(version, answer.GetProperty("intent_model_version").GetInt32());
+            return answer;
+        }
+        var big = Intent(await AskAsync("intent-live-big", 6));
+        var small = Intent(await AskAsync("intent-live-small", 1));
+        Assert.True(big > small + 0.3, $"a 6-item cart scored {big:P0}, a 1-item cart {small:P0}");
+    }
+
+    [Fact]
+    public async Task AbandonmentSignal_TagsOnlyMarketingCustomersWithAHighScoringOpenCheckout_OnceAndUntilTheyOrder()
+    {
+        var seed = new StoreSeed(app, "intent-abandon.myshopify.com");
+        await seed.SeedAsync(customersPerGroup: 2);
+        await SeedCartsAsync(seed, 96_800_000);
+        await TrainAsync(seed.Shop);
+        var now = app.Clock.GetUtcNow();
+        // Customers 96_810_001 (accepts marketing, big checkout), _002 (no marketing, big), _003 (accepts marketing, small).
+        foreach (var (customer, marketing) in new[] { (96_810_001L, true), (96_810_002L, false), (96_810_003L, true) })
+            await app.ScalarAsync("INSERT INTO customers (shop_id, id, email, accepts_marketing, created_at) VALUES ($1, $2, $3, $4, $5)",
+                seed.ShopId, customer, $"c{customer}@example.com", marketing, now.AddDays(-40));
+        foreach (var (checkout, customer, items) in new[] { (96_820_001L, 96_810_001L, 6), (96_820_002L, 96_810_002L, 6), (96_820_003L, 96_810_003L, 1) })
+        {
+            await app.ScalarAsync("""
+                INSERT INTO checkouts (shop_id, id, token, customer_id, total_price, subtotal_price, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5, $6, $7)
+                """, seed.ShopId, checkout, $"co-{checkout}", customer, 10m * items, now.AddHours(-3), now.AddHours(-2));
+            await app.ScalarAsync("INSERT INTO checkout_lines (shop_id, checkout_id, line_key, product_id, variant_id, quantity, price) VALUES ($1, $2, 'l1', $3, $4, $5, 10)",
+                seed.ShopId, checkout, seed.P(101), seed.V(1010), items);
+        }
+        var signal = app.Factory.Services.GetRequiredService<AbandonmentSignal>();
+        var (signalled, _) = await signal.ShopAsync(seed.ShopId, CancellationToken.None);
+        var scorer = app.Factory.Services.GetRequiredService<IntentScorer>();
+        var probe = await scorer.ScoreAllAsync(seed.ShopId, [IntentData.Snapshot(60, 6, 1, now.AddHours(-3), now.AddHours(-2), 0, 1, null),
+            IntentData.Snapshot(10, 1, 1, now.AddHours(-3), now.AddHours(-2), 0, 1, null)], CancellationToken.None);
+        Assert.True(signalled == 1, $"signalled {signalled}; a 6-item checkout scores {probe?.Probabilities[0]:P0}, a 1-item one {probe?.Probabilities[1]:P0}");
+        var again = await signal.ShopAsync(seed.ShopId, CancellationToken.None);
+        Assert.True(again == (0, 0), $"a second round did {again}"); // a second round signals and clears nothing
+        await DrainAsync(seed.ShopId);
+        const string tag = "pluginapp:checkout-recoverable";
+        Assert.Contains(tag, app.Shopify.Admin.Tags("gid://shopify/Customer/96810001"));
+        Assert.True(double.Parse(app.Shopify.Admin.Metafields("gid://shopify/Customer/96810001")["pluginapp.checkout_intent"], System.Globalization.CultureInfo.InvariantCulture) >= 0.5);
+        Assert.Empty(app.Shopify.Admin.Tags("gid://shopify/Customer/96810002")); // no marketing consent
+        Assert.Empty(app.Shopify.Admin.Tags("gid://shopify/Customer/96810003")); // scored low
+        Assert.Equal(1, app.Shopify.Admin.Mutations.Count(m => m.Shop == seed.Shop && m.Query.Contains("tagsAdd")
+            && m.Variables["id"]?.GetValue<string>()?.StartsWith("gid://shopify/Customer/", StringComparison.Ordinal) == true));
+
+        // The customer orders: the signal is cleared and our tag removed, the metafield set to 0.
+        await app.ScalarAsync("INSERT INTO orders (shop_id, id, customer_id, checkout_token, total_price, created_at, updated_at) VALUES ($1, 96820009, $2, 'co-96820001', 60, $3, $3)",
+            seed.ShopId, 96_810_001L, now);
+        var (_, cleared) = await signal.ShopAsync(seed.ShopId, CancellationToken.None);
+        Assert.Equal(1, cleared);
+        await DrainAsync(seed.ShopId);
+        Assert.DoesNotContain(tag, app.Shopify.Admin.Tags("gid://shopify/Customer/96810001"));
+        Assert.Equal("0.0000", app.Shopify.Admin.Metafields("gid://shopify/Customer/96810001")["pluginapp.checkout_intent"]);
+    }
+
+    private async Task DrainAsync(long shopId)
+    {
+        var drainer = app.Factory.Services.GetRequiredService<OutboxDrainer>();
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND completed_at IS NULL AND failed_at IS NULL", shopId) > 0)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the outbox did not drain");
+            await drainer.DrainShopAsync(shopId, CancellationToken.None);
+            await Task.Delay(100);
+        }
+    }
+}
