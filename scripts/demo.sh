@@ -86,15 +86,18 @@ done
 curl -fsS "$URL/api/admin/models" | grep -o '"kind":"recommender","version":[0-9]*,"status":"active"[^}]*}[^}]*}' | head -1 | sed 's/^/[demo] active model: /' || true
 
 demo_sql() { runuser -u postgres -- psql -h 127.0.0.1 -p 55433 -U postgres -d pluginapp -tA -F ' ' -c "$1"; }
-# Cart offers: on, with free shipping from about the store's median order and a 10 % offer under the default caps; the
+# Cart offers: on, with free shipping from about the store's median order and a 5 % offer under the default caps; the
 # purchase-intent model trains on the replay's carts (those that became orders and those abandoned).
 threshold="$(demo_sql "SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY subtotal_price))::int FROM orders WHERE subtotal_price > 0")"
 curl -fsS -o /dev/null -X PUT "$URL/api/admin/cart-offers" -H "Content-Type: application/json" \
   -d "{\"enabled\":true,\"freeShippingThreshold\":$threshold,\"offersEnabled\":true,\"offerPercent\":5,\"maxDiscountPercent\":15,\"marginFloorPercent\":20,\"dailyBudget\":500,\"codeExpiryHours\":48,\"poolSize\":40}"
 echo "[demo] cart offers: on, free shipping from $threshold, a 5 % offer; training the purchase-intent model on the store's carts"
+intent_runs="$(demo_sql "SELECT count(*) FROM training_runs WHERE kind = 'intent' AND finished_at IS NOT NULL")"
 curl -fsS -X POST "$URL/api/admin/models/train?kind=intent" >/dev/null
-for _ in $(seq 1 240); do
-  [ "$(demo_sql "SELECT count(*) FROM training_runs WHERE kind = 'intent' AND finished_at IS NOT NULL")" != 0 ] && break; sleep 0.5
+for _ in $(seq 1 240); do   # an active model, or the requested run finished with its reason
+  [ "$(demo_sql "SELECT count(*) FROM models WHERE kind = 'intent' AND status = 'active'")" != 0 ] && break
+  [ "$(demo_sql "SELECT count(*) FROM training_runs WHERE kind = 'intent' AND finished_at IS NOT NULL")" -gt "$intent_runs" ] && sleep 1 && break
+  sleep 0.5
 done
 echo "[demo] intent: $(demo_sql "SELECT coalesce((SELECT 'model v' || version || ', held-out ROC-AUC ' || round((metrics->>'RocAuc')::numeric, 3) || ' (cart value alone ' || coalesce(metrics->>'CartValueRocAuc', '–') || '), PR-AUC ' || (metrics->>'PrAuc') || ', ' || (metrics->>'Carts') || ' carts, ' || (metrics->>'Orders') || ' became orders' FROM models WHERE kind = 'intent' AND status = 'active'), 'no model: ' || coalesce((SELECT error FROM training_runs WHERE kind = 'intent' ORDER BY id DESC LIMIT 1), 'not trained'))")"
 codes_in_shopify="SELECT count(*) FROM discount_codes d JOIN outbox_messages m ON m.idempotency_key = 'discount:' || d.code AND m.completed_at IS NOT NULL"

@@ -131,7 +131,9 @@ public sealed class ExperimentResults(NpgsqlDataSource db, ExperimentStore store
         var final = AsOf(to);
         var today = Lifts(final, DateOnly.FromDateTime(to.UtcDateTime));
         var overTime = new List<ArmLift>();
-        for (var d = DateOnly.FromDateTime(from.UtcDateTime); d.ToDateTime(TimeOnly.MinValue) <= to.UtcDateTime; d = d.AddDays(1))
+        // From the first exposure's day: before it there is nothing to plot.
+        var first = units.Count == 0 ? from : units.Values.Min(u => u.FirstAt);
+        for (var d = DateOnly.FromDateTime(first.UtcDateTime); d.ToDateTime(TimeOnly.MinValue) <= to.UtcDateTime; d = d.AddDays(1))
         {
             var end = new DateTimeOffset(d.AddDays(1).ToDateTime(TimeOnly.MinValue), TimeSpan.Zero);
             overTime.AddRange(Lifts(AsOf(end < to ? end : to), d));

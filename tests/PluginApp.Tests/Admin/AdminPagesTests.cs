@@ -192,6 +192,67 @@ public sealed class AdminPagesTests(AdminFixture app, ITestOutputHelper output) 
     }
 
     [Fact]
+    public async Task ExperimentsPage_ShowsBothExperimentsWithTheLiftPlotted_AndTheMerchantChangesSharesThenStopsAndStartsTheHoldout()
+    {
+        var (page, errors) = await OpenAsync("/admin/experiments");
+        var upsells = page.Locator("#experiment-upsells");
+        Assert.True(await upsells.IsVisibleAsync());
+        Assert.True(await page.Locator("#experiment-cart-offers").IsVisibleAsync());
+        // The week's shoppers were exposed through the real serving path; each arm's row counts them.
+        var exposed = await app.CountAsync("SELECT count(*) FROM experiment_exposures WHERE experiment = 'upsells'");
+        Assert.True(exposed > 40, $"{exposed} exposures");
+        var shown = 0L;
+        foreach (var arm in new[] { "holdout", "model" })
+            shown += long.Parse((await upsells.Locator($"tr[data-arm='{arm}'] td").Nth(1).InnerTextAsync()).Replace(",", ""), CultureInfo.InvariantCulture);
+        Assert.Equal(exposed, shown);
+        Assert.Contains("not enough data yet", await upsells.Locator(".verdict").First.InnerTextAsync(), StringComparison.OrdinalIgnoreCase);
+        Assert.True(await upsells.Locator("figure svg").CountAsync() >= 1, "no lift plot");
+        await AdminFixture.ScreenshotAsync(page, "experiments-seeded");
+
+        page.Dialog += (_, d) => d.AcceptAsync();
+        try
+        {
+            await page.FillAsync("#upsells-share-holdout", "20");
+            await page.FillAsync("#upsells-share-model", "70");
+            await upsells.Locator("button[value=true]").ClickAsync();
+            await EventuallyAsync(async () => (await upsells.Locator("[data-error-for=share_holdout]").InnerTextAsync()).Contains("sum to", StringComparison.Ordinal));
+            Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM experiments WHERE key = 'upsells'"));
+            await page.FillAsync("#upsells-share-model", "80");
+            await upsells.Locator("button[value=true]").ClickAsync();
+            await page.WaitForURLAsync("**", new PageWaitForURLOptions { WaitUntil = WaitUntilState.Load });
+            await EventuallyAsync(async () => await app.CountAsync("SELECT count(*) FROM experiments WHERE key = 'upsells' AND arms->0->>'share' = '0.2'") == 1);
+
+            await page.GotoAsync(app.PageUrl("/admin/experiments"));
+            await page.Locator("#experiment-upsells button[value=false]").ClickAsync();
+            await EventuallyAsync(async () => await app.CountAsync("SELECT count(*) FROM experiments WHERE key = 'upsells' AND status = 'stopped'") == 1);
+            // Stopped: every visitor gets the model, the holdout visitor included.
+            var holdoutVisitor = app.Seed.VisitorIn("holdout");
+            var answer = await app.Seed.RecommendAsync($"placement=product&product_id=101&limit=4&visitor_id={holdoutVisitor}-stopped");
+            Assert.Equal("model", answer.GetProperty("experiment").GetProperty("arm").GetString());
+            Assert.Empty(errors);
+        }
+        finally
+        {
+            var put = new HttpRequestMessage(HttpMethod.Put, "/api/admin/experiments/upsells")
+            {
+                Content = System.Net.Http.Json.JsonContent.Create(new { share_holdout = 10, share_model = 90, metric = "revenue", maxRefundRate = 10, maxAverageDiscount = 15, running = true }),
+            };
+            put.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", app.SessionToken(AdminFixture.Shop));
+            Assert.True((await app.Client.SendAsync(put)).IsSuccessStatusCode); // the defaults again, running
+        }
+    }
+
+    private static async Task EventuallyAsync(Func<Task<bool>> condition)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (!await condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "timed out");
+            await Task.Delay(100);
+        }
+    }
+
+    [Fact]
     public async Task RulesForm_RefusesABadValueBesideItsField_ThenSavesAGoodOne_AndServingObeysIt()
     {
         var (page, errors) = await OpenAsync("/admin/rules");
