@@ -8,7 +8,6 @@ using System.Text.Json.Nodes;
 using Microsoft.Extensions.DependencyInjection;
 using PluginApp.CartOffers;
 using PluginApp.Experiments;
-using PluginApp.Outbox;
 using PluginApp.Tests.Infrastructure;
 using PluginApp.Tests.Recommendations;
 
@@ -47,14 +46,7 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
     {
         var settings = (await app.Factory.Services.GetRequiredService<CartOfferSettingsStore>().GetAsync(seed.ShopId, CancellationToken.None)).Settings;
         await app.Factory.Services.GetRequiredService<DiscountPool>().RefillAsync(seed.ShopId, settings, CancellationToken.None);
-        var drainer = app.Factory.Services.GetRequiredService<OutboxDrainer>();
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        while (await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND completed_at IS NULL AND failed_at IS NULL", seed.ShopId) > 0)
-        {
-            Assert.True(DateTime.UtcNow < deadline, "the outbox did not drain");
-            await drainer.DrainShopAsync(seed.ShopId, CancellationToken.None);
-            await Task.Delay(100);
-        }
+        await app.DrainAsync(seed.ShopId);
     }
 
     /// <summary>A visitor id the experiment puts in the arm.</summary>

@@ -4,7 +4,6 @@ using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
 using PluginApp.Intent;
-using PluginApp.Outbox;
 using PluginApp.Tests.Infrastructure;
 using PluginApp.Tests.Recommendations;
 using PluginApp.Training;
@@ -112,7 +111,7 @@ public sealed class IntentTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.True(signalled == 1, $"signalled {signalled}; a 6-item checkout scores {probe?.Probabilities[0]:P0}, a 1-item one {probe?.Probabilities[1]:P0}");
         var again = await signal.ShopAsync(seed.ShopId, CancellationToken.None);
         Assert.True(again == (0, 0), $"a second round did {again}"); // a second round signals and clears nothing
-        await DrainAsync(seed.ShopId);
+        await app.DrainAsync(seed.ShopId);
         const string tag = "pluginapp:checkout-recoverable";
         Assert.Contains(tag, app.Shopify.Admin.Tags("gid://shopify/Customer/96810001"));
         Assert.True(double.Parse(app.Shopify.Admin.Metafields("gid://shopify/Customer/96810001")["pluginapp.checkout_intent"], System.Globalization.CultureInfo.InvariantCulture) >= 0.5);
@@ -126,20 +125,8 @@ public sealed class IntentTests(AppFixture app) : IClassFixture<AppFixture>
             seed.ShopId, 96_810_001L, now);
         var (_, cleared) = await signal.ShopAsync(seed.ShopId, CancellationToken.None);
         Assert.Equal(1, cleared);
-        await DrainAsync(seed.ShopId);
+        await app.DrainAsync(seed.ShopId);
         Assert.DoesNotContain(tag, app.Shopify.Admin.Tags("gid://shopify/Customer/96810001"));
         Assert.Equal("0.0000", app.Shopify.Admin.Metafields("gid://shopify/Customer/96810001")["pluginapp.checkout_intent"]);
-    }
-
-    private async Task DrainAsync(long shopId)
-    {
-        var drainer = app.Factory.Services.GetRequiredService<OutboxDrainer>();
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        while (await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND completed_at IS NULL AND failed_at IS NULL", shopId) > 0)
-        {
-            Assert.True(DateTime.UtcNow < deadline, "the outbox did not drain");
-            await drainer.DrainShopAsync(shopId, CancellationToken.None);
-            await Task.Delay(100);
-        }
     }
 }

@@ -76,20 +76,6 @@ public sealed class ChurnFixture : AppFixture
         Factory.Services.GetRequiredService<TrainingService>().TrainAsync(shop, ChurnModelTrainer.Kind, "test", CancellationToken.None);
 
     public Task ScoreAsync(long shopId) => Factory.Services.GetRequiredService<ChurnScoringJob>().ScoreShopAsync(shopId, CancellationToken.None);
-
-    /// <summary>Sends the shop's queued Shopify calls until none is left (a dropped call is retried after its delay).</summary>
-    public async Task DrainAsync(long shopId)
-    {
-        var drainer = Factory.Services.GetRequiredService<OutboxDrainer>();
-        var deadline = DateTime.UtcNow.AddSeconds(90);
-        while (await CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND completed_at IS NULL AND failed_at IS NULL", shopId) > 0)
-        {
-            if (DateTime.UtcNow > deadline) throw new TimeoutException("the outbox did not drain");
-            await drainer.DrainShopAsync(shopId, CancellationToken.None);
-            await Task.Delay(200);
-        }
-        Assert.Equal(0, await CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND failed_at IS NOT NULL", shopId));
-    }
 }
 
 /// <summary>Churn end to end: the store's model, customer scores and segments, Shopify tags and metafields, the page and its exports.</summary>

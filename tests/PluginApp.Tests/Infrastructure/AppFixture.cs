@@ -114,6 +114,20 @@ public class AppFixture : IAsyncLifetime
         return (client ?? Client).SendAsync(req);
     }
 
+    /// <summary>Sends the shop's queued Shopify calls until none is left (a dropped call is retried after its delay); none may fail.</summary>
+    public async Task DrainAsync(long shopId)
+    {
+        var drainer = Factory.Services.GetRequiredService<PluginApp.Outbox.OutboxDrainer>();
+        var deadline = DateTime.UtcNow.AddSeconds(90);
+        while (await CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND completed_at IS NULL AND failed_at IS NULL", shopId) > 0)
+        {
+            if (DateTime.UtcNow > deadline) throw new TimeoutException("the outbox did not drain");
+            await drainer.DrainShopAsync(shopId, CancellationToken.None);
+            await Task.Delay(100);
+        }
+        Assert.Equal(0, await CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND failed_at IS NOT NULL", shopId));
+    }
+
     public async Task<long> CountAsync(string sql, params object[] args)
     {
         await using var cmd = Db.CreateCommand(sql);

@@ -14,6 +14,7 @@ namespace PluginApp.Tests.Storefront;
 /// product that reaches the threshold, a single-use discount for a cart the policy picks, the arm and action written into
 /// the cart attributes, nothing moving on the page, and nothing at all when the app fails.
 /// </summary>
+[Collection(StorefrontFixture.Collection)]
 public sealed class CartOffersBlockTests(StorefrontFixture sf) : IClassFixture<StorefrontFixture>
 {
     private const string Block = "[data-pa-offers]";

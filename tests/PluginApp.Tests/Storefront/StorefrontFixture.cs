@@ -15,6 +15,12 @@ public sealed class StorefrontFixture : IAsyncLifetime
 {
     public const string Shop = "storefront-test.myshopify.com";
 
+    /// <summary>
+    /// The block test classes run one after the other, not beside each other: each starts an app and a browser, and the
+    /// blocks give up after 1.5 s by design, which two of them side by side on a 2-core machine can reach.
+    /// </summary>
+    public const string Collection = "storefront blocks";
+
     /// <summary>What Shopify's storefront would have: products with names, bought together in patterns.</summary>
     public static readonly (long Id, string Title)[] Catalog =
     [

@@ -9,6 +9,7 @@ namespace PluginApp.Tests.Storefront;
 /// The upsell blocks in a real browser: their markup rendered from blocks/*.liquid, the real JS and CSS
 /// assets, on a stand-in storefront whose app proxy signs and forwards to the app in process.
 /// </summary>
+[Collection(StorefrontFixture.Collection)]
 public sealed partial class UpsellBlocksTests(StorefrontFixture sf) : IClassFixture<StorefrontFixture>
 {
     private const int Limit = 4;
