@@ -20,6 +20,7 @@ namespace PluginApp.Ml.Tabular;
 public sealed class TabularTrainer
 {
     private readonly TabularOptions _o;
+    private static readonly object LightGbmTraining = new();
 
     /// <summary>Creates a trainer; rejects a bad option with <see cref="ArgumentOutOfRangeException"/> naming it.</summary>
     public TabularTrainer(TabularSchema schema, TabularOptions? options = null)
@@ -111,7 +112,13 @@ public sealed class TabularTrainer
             var trainer = ml.BinaryClassification.Trainers.LightGbm(LightGbmOptions(useValidation));
             // Why: ML.NET's LightGbm reads the validation rows only through Fit(train, validation); early stopping then
             // watches binary_logloss on them and keeps the best iteration.
-            var fitted = useValidation ? trainer.Fit(fitFeatures, featurizer.Transform(validView!)) : trainer.Fit(fitFeatures);
+            BinaryPredictionTransformer<CalibratedModelParametersBase<LightGbmBinaryModelParameters, PlattCalibrator>> fitted;
+            // Why one LightGbm training at a time per process: the native library is not safe for concurrent training in
+            // one process (its shared OpenMP state; LightGBM's FAQ and issues report random segfaults), and a crash takes
+            // the whole app (or test host) down; the ML tests' host, training in parallel, crashed once on 30 November 2026
+            // (cause not captured). Scoring is ML.NET's managed trees and needs no lock.
+            lock (LightGbmTraining)
+                fitted = useValidation ? trainer.Fit(fitFeatures, featurizer.Transform(validView!)) : trainer.Fit(fitFeatures);
             predictor = fitted;
             trees = fitted.Model.SubModel.TrainedTreeEnsemble.Trees.Count;
             bias = fitted.Model.SubModel.TrainedTreeEnsemble.Bias;

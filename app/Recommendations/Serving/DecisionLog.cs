@@ -5,13 +5,12 @@ using NpgsqlTypes;
 namespace PluginApp.Recommendations;
 
 public sealed record Decision(string RequestId, long ShopId, string Placement, string Path, int? ModelVersion, string Arm, string? VisitorHash,
-    long? CustomerId, long[] Inputs, long[] Outputs, float LatencyMs, DateTimeOffset At, bool Exposed = false);
+    long? CustomerId, long[] Inputs, long[] Outputs, float LatencyMs, DateTimeOffset At);
 
 /// <summary>
 /// Every answer served, written in batches off the request path with COPY. Why not in the request: logging
 /// must not slow the storefront; a crash may lose the last fraction of a second of log, never an answer. A batch that
 /// meets a database error is kept and written again with growing delays, so an outage delays the log but does not cut it.
-/// An answer served under the running upsell experiment is also its unit's exposure (written with the batch, first one wins).
 /// </summary>
 public sealed class DecisionLog : BackgroundService
 {
@@ -75,8 +74,6 @@ public sealed class DecisionLog : BackgroundService
         try
         {
             await using var conn = await db.OpenConnectionAsync();
-            // One transaction: a batch retried after an error must not find half of itself already written.
-            await using var tx = await conn.BeginTransactionAsync();
             await using var copy = await conn.BeginBinaryImportAsync("""
                 COPY recommendation_decisions (request_id, shop_id, placement, path, model_version, experiment_arm, visitor_hash, customer_id,
                   input_products, output_products, latency_ms, decided_at) FROM STDIN (FORMAT BINARY)
@@ -98,16 +95,6 @@ public sealed class DecisionLog : BackgroundService
                 await copy.WriteAsync(d.At, NpgsqlDbType.TimestampTz);
             }
             await copy.CompleteAsync();
-            await copy.DisposeAsync();
-            var exposures = batch.Where(d => d.Exposed && PluginApp.Experiments.Assignment.Unit(d.VisitorHash, d.CustomerId) is not null)
-                .Select(d => new PluginApp.Experiments.Exposure(d.ShopId, UpsellExperiment.Key, PluginApp.Experiments.Assignment.Unit(d.VisitorHash, d.CustomerId)!,
-                    d.Arm, d.CustomerId, d.At)).ToList();
-            if (exposures.Count > 0)
-            {
-                await using var write = new NpgsqlBatch(conn) { BatchCommands = { PluginApp.Experiments.ExperimentExposures.Command(exposures) } };
-                await write.ExecuteNonQueryAsync();
-            }
-            await tx.CommitAsync();
             return true;
         }
         catch (Exception e) when (e is NpgsqlException or TimeoutException or IOException)

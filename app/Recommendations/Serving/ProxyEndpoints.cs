@@ -111,9 +111,12 @@ public static class ProxyEndpoints
 
     /// <summary>
     /// An impression, click or add-to-cart of an item we served: the item's token must prove the answer was given to this
-    /// visitor of this shop within the event window. Each served item counts each kind of event once.
+    /// visitor of this shop within the event window. Each served item counts each kind of event once. An impression is
+    /// also the moment the visitor actually saw their arm of the upsell experiment: their exposure, written with the event
+    /// (the arm is the visitor's assignment, as the answer was served).
     /// </summary>
-    private static async Task<Results<Accepted, ProblemHttpResult, StatusCodeHttpResult>> RecordEventAsync(HttpContext http, NpgsqlDataSource db, DecisionTokens tokens, TimeProvider clock,
+    private static async Task<Results<Accepted, ProblemHttpResult, StatusCodeHttpResult>> RecordEventAsync(HttpContext http, NpgsqlDataSource db, DecisionTokens tokens,
+        PluginApp.Experiments.ExperimentStore experiments, TimeProvider clock,
         string? logged_in_customer_id, CancellationToken ct)
     {
         if (http.Request.ContentLength > MaxEventBytes) return TypedResults.StatusCode(StatusCodes.Status413PayloadTooLarge);
@@ -135,22 +138,34 @@ public static class ProxyEndpoints
         var customer = CustomerId(logged_in_customer_id);
         if (!tokens.Verify(e.Token, shop, e.RequestId, visitor, customer, e.ProductId.Value))
             return TypedResults.Problem(title: "Event refused", detail: "the event does not refer to an item served to this visitor recently", statusCode: 403);
-        await using var cmd = db.CreateCommand("""
+        var shopId = (long)http.Items[ShopIdItem]!;
+        var now = clock.GetUtcNow();
+        var insert = new NpgsqlBatchCommand("""
             INSERT INTO recommendation_events (shop_id, event_type, request_id, visitor_hash, customer_id, product_id, variant_id, placement, position, occurred_at)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
             ON CONFLICT (shop_id, request_id, product_id, event_type) DO NOTHING
-            """);
-        cmd.Parameters.AddWithValue((long)http.Items[ShopIdItem]!);
-        cmd.Parameters.AddWithValue(e.Type!);
-        cmd.Parameters.Add(Text(e.RequestId));
-        cmd.Parameters.Add(Text(visitor));
-        cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)customer ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Bigint });
-        cmd.Parameters.AddWithValue(e.ProductId.Value);
-        cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)e.VariantId ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Bigint });
-        cmd.Parameters.Add(Text(e.Placement));
-        cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)e.Position ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Integer });
-        cmd.Parameters.AddWithValue(clock.GetUtcNow());
-        await cmd.ExecuteNonQueryAsync(ct);
+            """)
+        {
+            Parameters =
+            {
+                new() { Value = shopId }, new() { Value = e.Type! }, Text(e.RequestId), Text(visitor),
+                new NpgsqlParameter { Value = (object?)customer ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Bigint },
+                new() { Value = e.ProductId.Value },
+                new NpgsqlParameter { Value = (object?)e.VariantId ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Bigint },
+                Text(e.Placement),
+                new NpgsqlParameter { Value = (object?)e.Position ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Integer },
+                new() { Value = now },
+            },
+        };
+        await using var conn = await db.OpenConnectionAsync(ct);
+        await using var batch = new NpgsqlBatch(conn) { BatchCommands = { insert } };
+        if (e.Type == "impression" && PluginApp.Experiments.Assignment.Unit(visitor, customer) is { } unit)
+        {
+            var (arm, running) = await experiments.AssignAsync(shopId, shop, UpsellExperiment.Key, UpsellExperiment.AssignmentKey(visitor, customer), ct);
+            if (running)
+                batch.BatchCommands.Add(PluginApp.Experiments.ExperimentExposures.Command([new PluginApp.Experiments.Exposure(shopId, UpsellExperiment.Key, unit, arm, customer, now)]));
+        }
+        await batch.ExecuteNonQueryAsync(ct);
         return TypedResults.Accepted((string?)null);
     }
 

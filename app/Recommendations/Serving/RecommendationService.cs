@@ -35,15 +35,14 @@ public sealed class RecommendationService(ModelCache models, CatalogCache catalo
         var requestId = Guid.NewGuid().ToString("N");
         var catalog = await catalogs.GetAsync(req.ShopId, ct);
         var anchors = Anchors(req, catalog);
-        var (arm, running) = req.Preview ? (UpsellExperiment.ModelArm, false)
-            : await experiments.AssignAsync(req.ShopId, req.Shop, UpsellExperiment.Key, UpsellExperiment.AssignmentKey(req.VisitorHash, req.CustomerId), ct);
-        var exposed = running && !req.Preview;
+        var arm = req.Preview ? UpsellExperiment.ModelArm
+            : (await experiments.AssignAsync(req.ShopId, req.Shop, UpsellExperiment.Key, UpsellExperiment.AssignmentKey(req.VisitorHash, req.CustomerId), ct)).Arm;
         if (!catalog.Enabled && catalog.WhenOff == UpsellFeature.ShowNothing)
-            return Respond(req, requestId, UpsellFeature.SwitchedOff, null, arm, false, [], catalog, started, anchors);
+            return Respond(req, requestId, UpsellFeature.SwitchedOff, null, arm, [], catalog, started, anchors);
         if (!req.Preview)
             foreach (var guard in guards)
                 if (await guard.RefuseAsync(req.ShopId, req.CustomerId, req.ClientIp, ct) is { } refused)
-                    return Respond(req, requestId, refused, null, arm, false, [], catalog, started, anchors);
+                    return Respond(req, requestId, refused, null, arm, [], catalog, started, anchors);
 
         var path = "bestsellers";
         int? version = null;
@@ -86,11 +85,10 @@ public sealed class RecommendationService(ModelCache models, CatalogCache catalo
             items.AddRange(fill.Take(req.Limit - items.Count));
         }
 
-        return Respond(req, requestId, path, version, arm, exposed && items.Count > 0, items, catalog, started, anchors);
+        return Respond(req, requestId, path, version, arm, items, catalog, started, anchors);
     }
 
-    /// <param name="exposed">Whether the answer puts its unit into the running upsell experiment (an empty answer shows nothing).</param>
-    private RecommendationResponse Respond(RecommendationRequest req, string requestId, string path, int? version, string arm, bool exposed,
+    private RecommendationResponse Respond(RecommendationRequest req, string requestId, string path, int? version, string arm,
         List<RecommendedItem> items, CatalogSnapshot catalog, long started, List<CatalogProduct> anchors)
     {
         items = items.Select((item, i) => item with
@@ -102,7 +100,7 @@ public sealed class RecommendationService(ModelCache models, CatalogCache catalo
         if (!req.Preview)
             decisions.Record(new Decision(requestId, req.ShopId, req.Placement, path, version, arm, req.VisitorHash, req.CustomerId,
                 anchors.Select(a => a.Id).ToArray(), items.Select(i => i.ProductId).ToArray(),
-                (float)Stopwatch.GetElapsedTime(started).TotalMilliseconds, clock.GetUtcNow(), exposed));
+                (float)Stopwatch.GetElapsedTime(started).TotalMilliseconds, clock.GetUtcNow()));
         return response;
     }
 

@@ -96,6 +96,29 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
     }
 
     [Fact]
+    public async Task UpsellExposure_IsWrittenWhenTheVisitorSawTheBlock_NotWhenTheAnswerWasOnlyServed()
+    {
+        var seed = await StoreAsync("exposure-impression.myshopify.com", 0.5m);
+        var visitor = seed.VisitorIn("holdout", "seen");
+        var answer = await seed.RecommendAsync($"placement=product&product_id=101&limit=3&visitor_id={visitor}");
+        await app.Factory.Services.GetRequiredService<PluginApp.Recommendations.DecisionLog>().FlushAsync(CancellationToken.None);
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM experiment_exposures WHERE shop_id = $1", seed.ShopId));
+
+        foreach (var item in answer.GetProperty("items").EnumerateArray().Take(2))
+        {
+            var response = await app.Client.PostAsJsonAsync(StoreSeed.Signed("/proxy/events", seed.Shop, "", app.Clock.GetUtcNow()), new
+            {
+                type = "impression", request_id = answer.GetProperty("request_id").GetString(), visitor_id = visitor, product_id = item.GetProperty("product_id").GetInt64(),
+                placement = "product", position = item.GetProperty("rank").GetInt32() - 1, token = item.GetProperty("token").GetString(),
+            });
+            Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+        }
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM experiment_exposures WHERE shop_id = $1 AND experiment = 'upsells'", seed.ShopId));
+        Assert.Equal("holdout", await app.ScalarAsync("SELECT arm FROM experiment_exposures WHERE shop_id = $1 AND unit = $2", seed.ShopId,
+            "v:" + Assignment.VisitorHash(seed.Shop, visitor)));
+    }
+
+    [Fact]
     public void ActionEffects_AreTheExperimentsOnceMeasured_AndTheAssumptionUntilThen_AndAMeasuredLossStopsTheOffer()
     {
         var few = new Dictionary<string, (long, long)> { ["control"] = (99, 30), [CartAction.Offer] = (500, 200) };
