@@ -138,8 +138,15 @@ fi
 echo "[demo] order risk: $(runuser -u postgres -- psql -h 127.0.0.1 -p 55433 -U postgres -d pluginapp -tA -F ' ' -c "
   SELECT string_agg(level || ' ' || n, ', ' ORDER BY level) FROM (SELECT level, count(*) AS n FROM risk_scores GROUP BY level) x") orders scored; the review queue lists the MEDIUM and HIGH ones"
 echo "[demo] churn: training the store's churn model and scoring its customers"
+# Why wait for the requested run and its scores: the model trained after the backfill may be scored first, and the
+# figures below are those of the model trained on everything the store now holds.
+churn_runs="$(demo_sql "SELECT count(*) FROM training_runs WHERE kind = 'churn' AND finished_at IS NOT NULL")"
 curl -fsS -X POST "$URL/api/admin/models/train?kind=churn" >/dev/null
-for _ in $(seq 1 360); do [ "$(demo_sql "SELECT count(*) FROM churn_scores")" != 0 ] && break; sleep 0.5; done
+for _ in $(seq 1 360); do [ "$(demo_sql "SELECT count(*) FROM training_runs WHERE kind = 'churn' AND finished_at IS NOT NULL")" -gt "$churn_runs" ] && break; sleep 0.5; done
+for _ in $(seq 1 360); do
+  [ "$(demo_sql "SELECT count(*) FROM churn_scores s JOIN models m ON m.shop_id = s.shop_id AND m.kind = 'churn' AND m.status = 'active' AND m.version = s.model_version")" != 0 ] && break
+  sleep 0.5
+done
 [ "$(demo_sql "SELECT count(*) FROM churn_scores")" != 0 ] || { echo "[demo] no customer was scored for churn; see .run/demo-app.log"; exit 1; }
 for _ in $(seq 1 240); do [ "$(demo_sql "SELECT count(*) FROM outbox_messages WHERE (resource_key LIKE 'gid://shopify/Customer/%' OR resource_key = 'churn-metafields') AND completed_at IS NULL AND failed_at IS NULL")" = 0 ] && break; sleep 0.5; done
 echo "[demo] churn: $(demo_sql "SELECT 'model v' || version || ', ' || (metrics->>'Kind') || ', held-out ROC-AUC ' || round((metrics->>'RocAuc')::numeric, 3) || ' (recency alone ' || (metrics->>'RecencyRocAuc') || '), Brier ' || (metrics->>'Brier') || ' (base rate ' || (metrics->>'BaseRateBrier') || ')' FROM models WHERE kind = 'churn' AND status = 'active'")"
