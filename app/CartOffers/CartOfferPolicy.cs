@@ -12,7 +12,8 @@ public static class CartAction
 /// <summary>A cart as the policy sees it, priced from the catalog (never from what the browser says).</summary>
 /// <param name="Cost">Sum of the lines' unit costs, null when any line's cost is unknown.</param>
 /// <param name="UpsellPrice">The best threshold upsell's price and cost (null: none crosses the threshold, or no threshold).</param>
-public sealed record CartFacts(decimal Value, decimal? Cost, int Items, decimal? Threshold, decimal? UpsellPrice, decimal? UpsellCost)
+/// <param name="Products">Distinct products in the cart (the intent model reads it as training counted it).</param>
+public sealed record CartFacts(decimal Value, decimal? Cost, int Items, decimal? Threshold, decimal? UpsellPrice, decimal? UpsellCost, int Products = 1)
 {
     public decimal? Remaining => Threshold is { } t ? Math.Max(0, t - Value) : null;
 }

@@ -128,6 +128,7 @@ public sealed class CartOfferService(CartOfferSettingsStore settingsStore, Catal
         decimal value = 0, cost = 0;
         var costKnown = true;
         var items = 0;
+        var products = new HashSet<long>();
         foreach (var (variantId, qty) in lines)
         {
             if (!catalog.ProductOfVariant.TryGetValue(variantId, out var productId) || !catalog.Products.TryGetValue(productId, out var product)) continue;
@@ -135,9 +136,10 @@ public sealed class CartOfferService(CartOfferSettingsStore settingsStore, Catal
             if (v?.Price is not { } price) continue;
             value += price * qty;
             items += qty;
+            products.Add(productId);
             if (v.Cost is { } c) cost += c * qty; else costKnown = false;
         }
-        return new CartFacts(value, costKnown && items > 0 ? cost : null, items, threshold, null, null);
+        return new CartFacts(value, costKnown && items > 0 ? cost : null, items, threshold, null, null, products.Count);
     }
 
     /// <summary>The recommender's cart answer (business rules applied) kept to products that take the cart over the threshold, best first.</summary>

@@ -67,7 +67,7 @@ public sealed class IntentScorer(NpgsqlDataSource db, IMemoryCache cache, TimePr
             e.AbsoluteExpirationRelativeToNow = TimeSpan.FromHours(1);
             return await IntentData.MedianOrderValueAsync(db, shopId, now, ct);
         });
-        var snapshot = IntentData.Snapshot((double)cart.Value, cart.Items, cart.Items, created, now, orders, abandoned, median);
+        var snapshot = IntentData.Snapshot((double)cart.Value, cart.Items, cart.Products, created, now, orders, abandoned, median);
         var score = active.Value.Model.Score(snapshot);
         return new CartIntent(score.Probability, active.Value.Version, score.Reasons.Select(r => r.Text).ToList());
     }

@@ -1,11 +1,10 @@
-using Npgsql;
 using PluginApp.Admin.Shell;
 using PluginApp.Data;
 
 namespace PluginApp.CartOffers.Admin;
 
 /// <summary>Cart offers: the settings and caps, the purchase-intent model in use, the code pool, the action mix and recent decisions with their reasons.</summary>
-public sealed class CartOffersPageModel(CartOfferSettingsStore store, CartOfferStats stats, DiscountPool pool, IIntentScorer intent, NpgsqlDataSource db, ShopScope scope) : AdminPageModel
+public sealed class CartOffersPageModel(CartOfferSettingsStore store, CartOfferStats stats, DiscountPool pool, IIntentScorer intent, Recommendations.UpsellStats shops, ShopScope scope) : AdminPageModel
 {
     public CartOfferSettings Settings { get; private set; } = CartOfferSettings.Default;
     public int Version { get; private set; }
@@ -26,8 +25,7 @@ public sealed class CartOffersPageModel(CartOfferSettingsStore store, CartOfferS
         Mix = await stats.MixAsync(scope.ShopId, 30, ct);
         Recent = await stats.RecentAsync(scope.ShopId, 25, ct);
         Intent = await intent.SummaryAsync(scope.ShopId, ct);
-        await using var cmd = db.CreateCommand("SELECT coalesce(currency, '') FROM shops WHERE id = $1");
-        cmd.Parameters.Add(Sql.Param(scope.ShopId));
-        Currency = (string?)await cmd.ExecuteScalarAsync(ct) ?? "";
+        // The shop's currency, else its orders', else USD: a label never reads "()".
+        Currency = (await shops.ShopAsync(scope.ShopId, ct)).Currency;
     }
 }
