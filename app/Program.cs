@@ -8,6 +8,7 @@ using PluginApp.Compliance;
 using PluginApp.Data;
 using PluginApp.Demo;
 using PluginApp.Experiments;
+using PluginApp.Governance;
 using PluginApp.Health;
 using PluginApp.Hosting;
 using PluginApp.Install;
@@ -44,6 +45,7 @@ builder.Services.AddStripe();
 builder.Services.AddChurn();
 builder.Services.AddCartOffers();
 builder.Services.AddIntent();
+builder.Services.AddGovernance();
 builder.AddScheduling();
 builder.AddDemo();
 
@@ -71,7 +73,8 @@ app.MapAdminApi()
     .MapStripeAdmin()
     .MapChurnAdmin()
     .MapExperimentsAdmin()
-    .MapCartOffersAdmin();
+    .MapCartOffersAdmin()
+    .MapGovernanceAdmin();
 app.MapProxy();
 app.MapDemoStorefront(app.Environment);
 app.MapJobsDashboard();

@@ -6,7 +6,10 @@ using Microsoft.Extensions.Caching.Memory;
 using Npgsql;
 using PluginApp.Data;
 using PluginApp.Experiments;
+using PluginApp.Governance;
+using PluginApp.Intent;
 using PluginApp.Recommendations;
+using PluginApp.Admin.Switches;
 
 namespace PluginApp.CartOffers;
 
@@ -30,7 +33,7 @@ public sealed record CartOfferResponse(string? DecisionId, string Experiment, st
 /// action's effect against the control arm (<see cref="CartOffersOptions.ExploreShare"/>).
 /// </summary>
 public sealed class CartOfferService(CartOfferSettingsStore settingsStore, CatalogCache catalogs, RecommendationService recommendations,
-    ExperimentStore experiments, DiscountPool pool, IIntentScorer intent, ActionEffectsEstimator effects, NpgsqlDataSource db, IMemoryCache cache, IBackgroundJobClient jobs,
+    ExperimentStore experiments, DiscountPool pool, IIntentScorer intent, ActionEffectsEstimator effects, DecisionLog decisions, AiFeatureSwitches switches, NpgsqlDataSource db, IMemoryCache cache, IBackgroundJobClient jobs,
     Microsoft.Extensions.Options.IOptions<CartOffersOptions> options, TimeProvider clock, ILogger<CartOfferService> logger)
 {
     public async Task<CartOfferSettings> SettingsAsync(long shopId, CancellationToken ct) =>
@@ -46,7 +49,7 @@ public sealed class CartOfferService(CartOfferSettingsStore settingsStore, Catal
     {
         var started = Stopwatch.GetTimestamp();
         var settings = await SettingsAsync(req.ShopId, ct);
-        if (!settings.Enabled)
+        if (!settings.Enabled || !await switches.IsOnAsync(req.ShopId, CartOffersFeature.Name, ct))
             return new CartOfferResponse(null, CartOffersExperiment.Key, CartOffersExperiment.StoppedArm, CartAction.Nothing, null, [], null, null, null, "off");
         var catalog = await catalogs.GetAsync(req.ShopId, ct);
         var facts = Price(req.Lines, catalog, settings.FreeShippingThreshold);
@@ -157,32 +160,18 @@ public sealed class CartOfferService(CartOfferSettingsStore settingsStore, Catal
     {
         try
         {
-            await using var cmd = db.CreateCommand("""
-                INSERT INTO cart_offer_decisions (shop_id, decision_id, cart_token, visitor_hash, customer_id, arm, action, explore, intent, intent_version,
-                  inputs, expected, reasons, code, latency_ms, decided_at)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12::jsonb, $13::jsonb, $14, $15, $16)
-                """);
-            cmd.Parameters.Add(Sql.Param(req.ShopId));
-            cmd.Parameters.Add(Sql.Param(decisionId));
-            cmd.Parameters.Add(Sql.Text(req.CartToken));
-            cmd.Parameters.Add(Sql.Text(req.VisitorHash));
-            cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)req.CustomerId ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Bigint });
-            cmd.Parameters.Add(Sql.Param(arm));
-            cmd.Parameters.Add(Sql.Param(action));
-            cmd.Parameters.Add(Sql.Param(explore));
-            cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)score?.Probability ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Double });
-            cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)score?.ModelVersion ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Integer });
-            cmd.Parameters.Add(Sql.Param(JsonSerializer.Serialize(new
+            await decisions.WriteAsync(new Decision(DecisionKinds.Offer, decisionId, req.ShopId, clock.GetUtcNow(), score is null ? "store_rate" : "model")
             {
-                value = facts.Value, cost = facts.Cost, items = facts.Items, threshold = facts.Threshold, remaining = facts.Remaining,
-                upsellPrice = facts.UpsellPrice, intentReasons = score?.Reasons ?? [],
-            })));
-            cmd.Parameters.Add(Sql.Param(JsonSerializer.Serialize(expected)));
-            cmd.Parameters.Add(Sql.Param(JsonSerializer.Serialize(reasons)));
-            cmd.Parameters.Add(Sql.Text(code));
-            cmd.Parameters.Add(Sql.Param((float)Stopwatch.GetElapsedTime(started).TotalMilliseconds));
-            cmd.Parameters.Add(Sql.Param(clock.GetUtcNow()));
-            await cmd.ExecuteNonQueryAsync(ct);
+                Subject = action, Fallback = score is null, ModelKind = IntentModelTrainer.Kind, ModelVersion = score?.ModelVersion, Arm = arm,
+                CustomerId = req.CustomerId, VisitorHash = req.VisitorHash, CartToken = req.CartToken,
+                Inputs = JsonSerializer.Serialize(new
+                {
+                    value = facts.Value, cost = facts.Cost, items = facts.Items, threshold = facts.Threshold, remaining = facts.Remaining,
+                    upsellPrice = facts.UpsellPrice, intentReasons = score?.Reasons ?? [],
+                }),
+                Output = JsonSerializer.Serialize(new { action, explore, intent = score?.Probability, expected, code }),
+                Reasons = reasons.ToArray(), LatencyMs = (float)Stopwatch.GetElapsedTime(started).TotalMilliseconds,
+            }, ct);
         }
         catch (NpgsqlException e)
         {

@@ -11,6 +11,7 @@ using PluginApp.Jobs;
 using PluginApp.Outbox;
 using PluginApp.Recommendations;
 using PluginApp.Webhooks;
+using PluginApp.Admin.Switches;
 
 namespace PluginApp.CartOffers;
 
@@ -54,11 +55,21 @@ public sealed class CartOfferJobs(DiscountPool pool, CartOfferSettingsStore sett
 
 public static class CartOffersFeature
 {
+    public const string Name = "cart-offers";
+
+    /// <summary>Cart offers as a feature the merchant can switch off in one click: the cart block then shows nothing.</summary>
+    public static readonly AiFeature Switch = new(Name, "Cart offers",
+        "Chooses per cart between nothing, a free-shipping bar, the bar with a product, or a single-use discount.", ["nothing"])
+    {
+        OffMeaning = new Dictionary<string, string> { ["nothing"] = "the cart block shows nothing; no code is handed out" },
+    };
+
     public static IServiceCollection AddCartOffers(this IServiceCollection services)
     {
         services.AddOptions<CartOffersOptions>().BindConfiguration(CartOffersOptions.Section).ValidateOnStart();
         services.AddSingleton<Microsoft.Extensions.Options.IValidateOptions<CartOffersOptions>, CartOffersOptionsValidator>();
         services.AddExperiment(CartOffersExperiment.Kind);
+        services.AddAiFeature(Switch);
         services.AddSingleton<CartOfferSettingsStore>();
         services.AddSingleton<DiscountPool>();
         services.AddSingleton<CartOfferService>();
@@ -76,14 +87,8 @@ public static class CartOffersFeature
             """
             UPDATE discount_codes SET cart_token = NULL, visitor_hash = NULL WHERE shop_id = $1 AND (
               cart_token IN (SELECT cart_token FROM redaction_orders WHERE cart_token IS NOT NULL)
-              OR visitor_hash IN (SELECT visitor_hash FROM cart_offer_decisions WHERE shop_id = $1 AND customer_id = $2 AND visitor_hash IS NOT NULL))
+              OR visitor_hash IN (SELECT visitor_hash FROM decisions WHERE shop_id = $1 AND customer_id = $2 AND visitor_hash IS NOT NULL))
             """));
-        services.AddPersonalData(new PersonalDataTable("cart_offer_decisions", ["cart_token", "visitor_hash", "customer_id"],
-            """
-            UPDATE cart_offer_decisions SET cart_token = NULL, visitor_hash = NULL, customer_id = NULL WHERE shop_id = $1 AND (customer_id = $2
-              OR cart_token IN (SELECT cart_token FROM redaction_orders WHERE cart_token IS NOT NULL))
-            """));
-        services.AddRetention(new RetentionRule("the cart offer decision log", TimeSpan.FromDays(90), "DELETE FROM cart_offer_decisions WHERE decided_at < $1"));
         services.AddRetention(new RetentionRule("used or expired discount codes", TimeSpan.FromDays(180),
             "DELETE FROM discount_codes WHERE state IN ('used', 'expired') AND created_at < $1"));
         return services;

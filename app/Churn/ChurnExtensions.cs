@@ -4,6 +4,7 @@ using PluginApp.Compliance;
 using PluginApp.Install;
 using PluginApp.Jobs;
 using PluginApp.Training;
+using PluginApp.Admin.Switches;
 
 namespace PluginApp.Churn;
 
@@ -14,6 +15,7 @@ public static class ChurnExtensions
         services.AddOptions<ChurnOptions>().BindConfiguration(ChurnOptions.Section).ValidateOnStart();
         services.AddSingleton<IValidateOptions<ChurnOptions>, ChurnOptionsValidator>();
         services.AddModelKind(ChurnModelTrainer.Registration);
+        services.AddAiFeature(ChurnScoringJob.Switch);
         services.AddTransient<ChurnScheduler>();
         services.AddTransient<ChurnScoringJob>();
         services.AddTransient<ChurnStore>();

@@ -30,6 +30,12 @@ public sealed class ChurnModelTrainer(NpgsqlDataSource db, TimeProvider clock) :
         Outputs = "Per customer: the probability of no order within the store's horizon (calibrated), expected orders in 30, 90 and 365 days, predicted " +
                   "value, a segment and the top reasons in words.",
         Oversight = "Segment thresholds are settings; tags the app writes all start with pluginapp: and it never adds or removes any other tag.",
+        Risk = new AiRisk(2, 3,
+            ImpactWhy: "A wrong segment sends a customer an ill-fitting email or win-back offer; nothing is charged or refused.",
+            LikelihoodWhy: "Short store histories give uncalibrated probabilities (the page says so when the held-out Brier score is not better than the base rate).",
+            Detectability: "Low: whether a customer really churned is known only after the horizon (90 days by default)."),
+        Switch = "churn-segments", DecisionKind = "churn",
+        DataStores = "Orders and customers in the app's PostgreSQL; segments written to Shopify customer tags and metafields.",
         OnActivated = (services, shopId) => services.GetRequiredService<ChurnScheduler>().ScoreSoon(shopId),
     };
 

@@ -3,11 +3,13 @@ using System.Text.Json;
 using Hangfire;
 using Microsoft.Extensions.Options;
 using Npgsql;
+using PluginApp.Governance;
 using PluginApp.Data;
 using PluginApp.Ml.Churn;
 using PluginApp.Outbox;
 using PluginApp.StoreData;
 using PluginApp.Training;
+using PluginApp.Admin.Switches;
 
 namespace PluginApp.Churn;
 
@@ -24,13 +26,27 @@ public sealed class ChurnScheduler(IBackgroundJobClient jobs)
 /// predicted_value and churn_segment set, several customers per metafieldsSet call. A customer whose segment is unchanged
 /// costs Shopify nothing. Customers erased by customers/redact are not scored and their rows go.
 /// </summary>
-public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry, IOptions<ChurnOptions> options, TimeProvider clock,
+public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry, AiFeatureSwitches switches, IOptions<ChurnOptions> options, TimeProvider clock,
     OutboxScheduler outbox, ILogger<ChurnScoringJob> logger)
 {
+    public const string Name = "churn-segments";
+
+    /// <summary>Churn segments as a feature the merchant can switch off: no scoring, no tag or metafield changes.</summary>
+    public static readonly AiFeature Switch = new(Name, "Churn segments",
+        "Scores every customer's churn risk and value, and writes their segment to Shopify as a customer tag and metafields.", ["nothing"])
+    {
+        OffMeaning = new Dictionary<string, string> { ["nothing"] = "no new scores and no tag or metafield changes; the tags last written stay until you turn it on" },
+    };
+
     [AutomaticRetry(Attempts = 3)]
     public async Task ScoreShopAsync(long shopId, CancellationToken ct)
     {
         var o = options.Value;
+        if (!await switches.IsOnAsync(shopId, Name, ct))
+        {
+            logger.LogInformation("Shop {Shop}: churn segments are switched off; not scoring", shopId);
+            return;
+        }
         if (await registry.LoadActiveAsync(shopId, ChurnModelTrainer.Kind, ct) is not var (version, artifact)) return;
         using var model = ChurnModel.Load(new MemoryStream(artifact));
         var now = await ChurnHistories.NowAsync(db, shopId, clock, ct);
@@ -133,6 +149,16 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
         if (changed.Count == 0) return 0;
         await using var batch = new NpgsqlBatch(conn, tx);
         var store = new StoreWriter(batch, shopId);
+        // The decision log: one entry per customer whose segment changed (what was written to Shopify), with its reasons.
+        DecisionLog.AddPartition(batch, now);
+        batch.BatchCommands.Add(new NpgsqlBatchCommand("""
+            INSERT INTO decisions (shop_id, decided_at, decision_id, kind, subject, path, fallback, model_kind, model_version, customer_id, output, reasons)
+            SELECT shop_id, $2, 'churn:' || customer_id || ':' || changes, 'churn', segment, model_kind, false, 'churn', model_version, customer_id,
+                   jsonb_build_object('churn_probability', round(churn_probability::numeric, 4), 'expected_value_365', expected_value_365,
+                                      'days_since_last', days_since_last, 'orders', orders),
+                   ARRAY(SELECT r->>'text' FROM jsonb_array_elements(reasons) r)
+            FROM churn_scores WHERE shop_id = $1 AND customer_id = ANY($3)
+            """) { Parameters = { Sql.Param(shopId), Sql.Param(now), Sql.Param(changed.Select(c => c.Customer).ToArray()) } });
         var calls = 0;
         foreach (var c in changed.OrderBy(c => c.Customer))
         {

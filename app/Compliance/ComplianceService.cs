@@ -45,8 +45,10 @@ internal sealed class ComplianceService(StoreWriter store, long shopId, Personal
     public static void AddShopRedaction(StoreWriter store, string domain, string keepDeliveryId)
     {
         store.Add("DELETE FROM webhook_deliveries WHERE shop_domain = $1 AND delivery_id <> $2", domain, keepDeliveryId);
-        // Decisions are a high-volume log without a foreign key; the rest cascades from the shop row.
-        store.Add("DELETE FROM recommendation_decisions WHERE shop_id = (SELECT id FROM shops WHERE domain = $1)", domain);
+        // Decisions are a high-volume log without a foreign key; the rest cascades from the shop row. Why lock the shop first: a risk
+        // scoring run holds it (FOR KEY SHARE) while it writes its decisions; waiting for it here means its decisions are seen and erased.
+        store.Add("SELECT 1 FROM shops WHERE domain = $1 FOR UPDATE", domain);
+        store.Add("DELETE FROM decisions WHERE shop_id = (SELECT id FROM shops WHERE domain = $1)", domain);
         store.Add("DELETE FROM shops WHERE domain = $1", domain);
         store.Add("SELECT pg_notify('shop_changed', $1)", domain);
     }

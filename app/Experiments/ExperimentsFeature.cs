@@ -22,14 +22,12 @@ public static class ExperimentsFeature
         services.AddPersonalData(new PersonalDataTable("experiment_exposures", ["customer_id", "unit"],
             """
             DELETE FROM experiment_exposures WHERE shop_id = $1 AND (customer_id = $2 OR unit = 'c:' || $2::text OR unit IN (
-              SELECT 'v:' || visitor_hash FROM recommendation_decisions WHERE shop_id = $1 AND customer_id = $2 AND visitor_hash IS NOT NULL
-              UNION SELECT 'v:' || visitor_hash FROM cart_offer_decisions WHERE shop_id = $1 AND customer_id = $2 AND visitor_hash IS NOT NULL))
+              SELECT 'v:' || visitor_hash FROM decisions WHERE shop_id = $1 AND customer_id = $2 AND visitor_hash IS NOT NULL))
             """));
         services.AddPersonalData(new PersonalDataTable("experiment_outcomes", ["customer_id", "visitor_hash", "unit"],
             """
             UPDATE experiment_outcomes SET customer_id = NULL, visitor_hash = NULL, unit = NULL WHERE shop_id = $1 AND (customer_id = $2 OR visitor_hash IN (
-              SELECT visitor_hash FROM recommendation_decisions WHERE shop_id = $1 AND customer_id = $2 AND visitor_hash IS NOT NULL
-              UNION SELECT visitor_hash FROM cart_offer_decisions WHERE shop_id = $1 AND customer_id = $2 AND visitor_hash IS NOT NULL))
+              SELECT visitor_hash FROM decisions WHERE shop_id = $1 AND customer_id = $2 AND visitor_hash IS NOT NULL))
             """));
         services.AddRetention(new RetentionRule("experiment exposures (who saw which arm)", TimeSpan.FromDays(180),
             "DELETE FROM experiment_exposures WHERE first_at < $1"));

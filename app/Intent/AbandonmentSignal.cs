@@ -5,6 +5,7 @@ using PluginApp.Data;
 using PluginApp.Jobs;
 using PluginApp.Outbox;
 using PluginApp.StoreData;
+using PluginApp.Admin.Switches;
 
 namespace PluginApp.Intent;
 
@@ -51,7 +52,7 @@ internal sealed class AbandonmentOptionsValidator : IValidateOptions<Abandonment
 /// signal is left for the customer (the checkout completed, became an order, or aged out) the tag is removed and the
 /// metafield set to 0. Without a model nothing is signalled: no guess stands in for the score.
 /// </summary>
-public sealed class AbandonmentSignal(NpgsqlDataSource db, IntentScorer scorer, OutboxScheduler outbox, JobLocks locks, IOptions<AbandonmentOptions> options,
+public sealed class AbandonmentSignal(NpgsqlDataSource db, IntentScorer scorer, AiFeatureSwitches switches, OutboxScheduler outbox, JobLocks locks, IOptions<AbandonmentOptions> options,
     TimeProvider clock, ILogger<AbandonmentSignal> logger)
 {
     private sealed record Open(long CheckoutId, long CustomerId, double Value, int Items, int Products, DateTimeOffset Created, DateTimeOffset At);
@@ -85,6 +86,7 @@ public sealed class AbandonmentSignal(NpgsqlDataSource db, IntentScorer scorer, 
     public async Task<(int Signalled, int Cleared)> ShopAsync(long shopId, CancellationToken ct)
     {
         var o = options.Value;
+        if (!await switches.IsOnAsync(shopId, IntentFeature.Name, ct)) return (0, 0); // switched off: no new tags (those written stay until the order clears them)
         var now = clock.GetUtcNow();
         var open = new List<Open>();
         await using (var cmd = db.CreateCommand("""

@@ -4,14 +4,25 @@ using PluginApp.Compliance;
 using PluginApp.Install;
 using PluginApp.Jobs;
 using PluginApp.Training;
+using PluginApp.Admin.Switches;
 
 namespace PluginApp.Intent;
 
 public static class IntentFeature
 {
+    public const string Name = "purchase-intent";
+
+    /// <summary>Purchase intent as a feature the merchant can switch off: every cart then counts at the store's rate, and no checkout is tagged.</summary>
+    public static readonly AiFeature Switch = new(Name, "Purchase intent",
+        "Scores how likely a cart is to become an order, for the cart offers and the checkout-recovery tags.", ["store_rate"])
+    {
+        OffMeaning = new Dictionary<string, string> { ["store_rate"] = "every cart counts at the store's own cart conversion rate; no checkout is tagged as recoverable" },
+    };
+
     public static IServiceCollection AddIntent(this IServiceCollection services)
     {
         services.AddModelKind(IntentModelTrainer.Registration);
+        services.AddAiFeature(Switch);
         services.AddSingleton<IntentScorer>();
         services.AddSingleton<IIntentScorer>(sp => sp.GetRequiredService<IntentScorer>());
         services.AddOptions<AbandonmentOptions>().BindConfiguration(AbandonmentOptions.Section).ValidateOnStart();

@@ -28,6 +28,12 @@ public sealed class IntentModelTrainer(NpgsqlDataSource db, TimeProvider clock) 
         Requirement = "It needs at least 300 settled carts, 50 that became orders and 50 that did not.",
         Outputs = "Per cart: the probability it becomes an order and the top reasons in words.",
         Oversight = "Offers are only ever shown within the caps on the Cart offers page; turning cart offers off stops every use of this model.",
+        Risk = new AiRisk(3, 3,
+            ImpactWhy: "It decides which carts are offered a discount: a wrong score gives margin away to carts that would have ordered anyway, or misses a cart that needed it.",
+            LikelihoodWhy: "Cart outcomes are noisy and stores differ; the caps (percent, margin floor, daily budget) bound what any one decision can cost.",
+            Detectability: "Medium: the cart-offers experiment measures margin per visitor against a control arm shown nothing."),
+        Switch = "purchase-intent", DecisionKind = "offer", Breaker = true,
+        DataStores = "Carts, checkouts and orders in the app's PostgreSQL; model files in its model registry; discount codes in Shopify.",
     };
 
     public sealed record IntentMetrics(double RocAuc, double? PrAuc, double? Brier, double? BaseRateBrier, double? CartValueRocAuc, double? CartValuePrAuc,

@@ -6,6 +6,8 @@ using Npgsql;
 using PluginApp.CartOffers;
 using PluginApp.Data;
 using PluginApp.Ml.Intent;
+using PluginApp.Admin.Switches;
+using PluginApp.Governance;
 
 namespace PluginApp.Intent;
 
@@ -14,7 +16,8 @@ namespace PluginApp.Intent;
 /// fills it (<see cref="IntentData.Snapshot"/>). No model yet: the share of the last 30 days' settled carts that became
 /// orders, said so in the decision's reasons.
 /// </summary>
-public sealed class IntentScorer(NpgsqlDataSource db, IMemoryCache cache, TimeProvider clock) : IIntentScorer
+public sealed class IntentScorer(NpgsqlDataSource db, IMemoryCache cache, AiFeatureSwitches switches, ModelBreakers breakers, TimeProvider clock,
+    ILogger<IntentScorer> logger) : IIntentScorer
 {
     private readonly ConcurrentDictionary<long, (int Version, IntentModel Model)> _models = new();
 
@@ -45,14 +48,11 @@ public sealed class IntentScorer(NpgsqlDataSource db, IMemoryCache cache, TimePr
     public async Task<CartIntent> ScoreAsync(long shopId, string? cartToken, CartFacts cart, long? customerId, CancellationToken ct)
     {
         var now = clock.GetUtcNow();
+        if (!await switches.IsOnAsync(shopId, IntentFeature.Name, ct)) return await FallbackAsync(shopId, now, "purchase intent is switched off", ct);
+        if (!breakers.Allows(shopId, IntentModelTrainer.Kind))
+            return await FallbackAsync(shopId, now, $"the purchase-intent model is cut off after repeated errors ({breakers.State(shopId, IntentModelTrainer.Kind).Reason})", ct);
         var active = await ActiveAsync(shopId, ct);
-        if (active is null)
-        {
-            var rate = await BaseRateAsync(shopId, now, ct);
-            return new CartIntent(rate ?? 0.3, null, [],
-                rate is { } r ? string.Create(CultureInfo.InvariantCulture, $"no purchase-intent model yet: every cart counts at the store's rate, {r:P0} of the last 30 days' carts became orders")
-                    : "no purchase-intent model and no cart history yet: every cart counts at an assumed 30 %");
-        }
+        if (active is null) return await FallbackAsync(shopId, now, null, ct);
         var created = now;
         if (cartToken is not null)
         {
@@ -68,8 +68,29 @@ public sealed class IntentScorer(NpgsqlDataSource db, IMemoryCache cache, TimePr
             return await IntentData.MedianOrderValueAsync(db, shopId, now, ct);
         });
         var snapshot = IntentData.Snapshot((double)cart.Value, cart.Items, cart.Products, created, now, orders, abandoned, median);
-        var score = active.Value.Model.Score(snapshot);
-        return new CartIntent(score.Probability, active.Value.Version, score.Reasons.Select(r => r.Text).ToList());
+        try
+        {
+            var score = active.Value.Model.Score(snapshot);
+            if (!double.IsFinite(score.Probability)) throw new InvalidOperationException($"it answered {score.Probability}, not a probability");
+            breakers.Success(shopId, IntentModelTrainer.Kind);
+            return new CartIntent(score.Probability, active.Value.Version, score.Reasons.Select(r => r.Text).ToList());
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            logger.LogError(e, "Shop {Shop}: the purchase-intent model failed; the cart counts at the store's rate", shopId);
+            breakers.Failure(shopId, IntentModelTrainer.Kind, $"{e.GetType().Name}: {e.Message}");
+            return await FallbackAsync(shopId, now, "the purchase-intent model failed on this cart", ct);
+        }
+    }
+
+    /// <summary>The store's rate for every cart, saying why (no model yet, switched off, cut off, failed).</summary>
+    private async Task<CartIntent> FallbackAsync(long shopId, DateTimeOffset now, string? why, CancellationToken ct)
+    {
+        var rate = await BaseRateAsync(shopId, now, ct);
+        why ??= "no purchase-intent model yet";
+        return new CartIntent(rate ?? 0.3, null, [],
+            rate is { } r ? string.Create(CultureInfo.InvariantCulture, $"{why}: every cart counts at the store's rate, {r:P0} of the last 30 days' carts became orders")
+                : $"{why} and no cart history yet: every cart counts at an assumed 30 %");
     }
 
     /// <summary>Many snapshots with the active model in one pass; null when the shop has no usable model.</summary>

@@ -26,8 +26,6 @@ public static class RecommendationsExtensions
             var models = sp.GetRequiredService<ModelCache>();
             return new Data.ChangeSubscription(ModelRegistry.Channel, models.OnNotification, models.InvalidateAll);
         });
-        services.AddSingleton<DecisionLog>();
-        services.AddHostedService(sp => sp.GetRequiredService<DecisionLog>());
         services.AddSingleton<CatalogCache>();
         services.AddSingleton<ModelArtifactScrubber>();
         services.AddHostedService(sp => sp.GetRequiredService<ModelArtifactScrubber>());
@@ -41,12 +39,8 @@ public static class RecommendationsExtensions
         services.AddPersonalData(new PersonalDataTable("recommendation_events", ["customer_id", "visitor_hash"],
             """
             DELETE FROM recommendation_events WHERE shop_id = $1 AND (customer_id = $2 OR visitor_hash IN (
-              SELECT visitor_hash FROM recommendation_decisions WHERE shop_id = $1 AND customer_id = $2 AND visitor_hash IS NOT NULL))
+              SELECT visitor_hash FROM decisions WHERE shop_id = $1 AND customer_id = $2 AND visitor_hash IS NOT NULL))
             """));
-        services.AddPersonalData(new PersonalDataTable("recommendation_decisions", ["customer_id", "visitor_hash"],
-            "UPDATE recommendation_decisions SET customer_id = NULL, visitor_hash = NULL WHERE shop_id = $1 AND customer_id = $2"));
-        services.AddRetention(new RetentionRule("the recommendation decision log", TimeSpan.FromDays(90),
-            "DELETE FROM recommendation_decisions WHERE decided_at < $1"));
         services.AddModelKind(RecommenderTrainer.Registration);
         services.AddAiFeature(UpsellFeature.Registration);
         services.AddAdminPage("/admin/upsells", "Upsells and models", 10);

@@ -5,6 +5,7 @@ using PluginApp.Outbox;
 using PluginApp.StoreData;
 using PluginApp.Training;
 using PluginApp.Webhooks;
+using PluginApp.Admin.Switches;
 
 namespace PluginApp.Risk;
 
@@ -21,6 +22,7 @@ public static class RiskExtensions
         services.AddSingleton<RiskySessions>();
         services.AddSingleton<Recommendations.IServingGuard>(sp => sp.GetRequiredService<RiskySessions>());
         services.AddModelKind(RiskTrainer.Registration);
+        services.AddAiFeature(RiskScorer.Switch);
         services.AddSingleton<RiskKicks>();
         services.AddTransient<RiskScoringJob>();
         services.AddIngestionStep<OrderRows>("order risk queue", RiskQueue.Add);

@@ -1,8 +1,10 @@
 using System.Text.Json;
 using Npgsql;
+using PluginApp.Governance;
 using PluginApp.Data;
 using PluginApp.Outbox;
 using PluginApp.StoreData;
+using PluginApp.Admin.Switches;
 
 namespace PluginApp.Risk;
 
@@ -25,9 +27,22 @@ public sealed record RiskThresholds(double MediumFrom, double HighFrom)
 /// changed. A process that dies mid-way rolls all of it back and the rows are scored again; the outbox's idempotency keys
 /// and its check before any resend keep each assessment in Shopify once.
 /// </summary>
-public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, OutboxScheduler outbox, RiskHoldScheduler holdJobs, TimeProvider clock,
-    ILogger<RiskScorer> logger)
+public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeatureSwitches switches, ModelBreakers breakers, OutboxScheduler outbox,
+    RiskHoldScheduler holdJobs, TimeProvider clock, ILogger<RiskScorer> logger)
 {
+    public const string Name = "order-risk";
+
+    /// <summary>Order risk as a feature the merchant can switch off: orders are then scored by the documented rules only, or not at all.</summary>
+    public static readonly AiFeature Switch = new(Name, "Order risk",
+        "Scores every order for fraud with reasons, writes the level and a tag to Shopify, and puts risky orders in the review queue.", ["rule_prior", "nothing"])
+    {
+        OffMeaning = new Dictionary<string, string>
+        {
+            ["rule_prior"] = "orders are scored by the documented rules only, never by a trained model",
+            ["nothing"] = "orders are not scored and nothing is written to Shopify",
+        },
+    };
+
     public const int BatchSize = 500;
     public const string TagPrefix = "pluginapp:risk-";
 
@@ -66,11 +81,38 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, OutboxSch
         }
         if (pending.Count == 0) return 0;
 
+        var state = await switches.StateAsync(shopId, Name, ct);
+        if (!state.Enabled && state.WhenOff == "nothing")
+        {
+            await using (var drop = new NpgsqlCommand("DELETE FROM risk_pending WHERE shop_id = $1 AND order_id = ANY($2)", conn, tx))
+            {
+                drop.Parameters.Add(Sql.Param(shopId));
+                drop.Parameters.Add(Sql.Param(pending.Keys.ToArray()));
+                await drop.ExecuteNonQueryAsync(ct);
+            }
+            await tx.CommitAsync(ct);
+            logger.LogInformation("Shop {Shop}: order risk is switched off; {Count} orders left unscored", shopId, pending.Count);
+            return pending.Count;
+        }
         var features = await OrderFeatures.BuildAsync(conn, shopId, pending.Keys, ct, tx);
         var (thresholds, holding, currency, previous) = await ContextAsync(conn, tx, shopId, pending.Keys, ct);
-        var active = await models.ActiveAsync(conn, tx, shopId, ct);
+        // Switched to the rules, or the model cut off after errors: the rule prior scores, and each decision says so.
+        var active = state.Enabled && breakers.Allows(shopId, RiskTrainer.Kind) ? await models.ActiveAsync(conn, tx, shopId, ct) : null;
         var scored = features.Keys.ToArray();
-        var assessments = scored.Zip(RiskModels.Assess(scored.Select(id => features[id]).ToList(), currency, active)).ToDictionary(p => p.First, p => p.Second);
+        IReadOnlyList<RiskAssessment> assessed;
+        try
+        {
+            assessed = RiskModels.Assess(scored.Select(id => features[id]).ToList(), currency, active);
+            if (active is not null) breakers.Success(shopId, RiskTrainer.Kind);
+        }
+        catch (Exception e) when (active is not null && e is not OperationCanceledException)
+        {
+            logger.LogError(e, "Shop {Shop}: the risk model failed; scoring with the rule prior", shopId);
+            breakers.Failure(shopId, RiskTrainer.Kind, $"{e.GetType().Name}: {e.Message}");
+            active = null;
+            assessed = RiskModels.Assess(scored.Select(id => features[id]).ToList(), currency, null);
+        }
+        var assessments = scored.Zip(assessed).ToDictionary(p => p.First, p => p.Second);
         var now = clock.GetUtcNow();
         await using var batch = new NpgsqlBatch(conn, tx);
         var store = new StoreWriter(batch, shopId);
@@ -92,6 +134,14 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, OutboxSch
                 """, shopId, orderId, assessment.Score, level, JsonSerializer.Serialize(reasons),
                 JsonSerializer.Serialize(OrderFeatures.Named(f)), queuedAt, now, (object?)active?.Version ?? new TypedNull(NpgsqlTypes.NpgsqlDbType.Integer),
                 1 - (active?.ModelWeight ?? 0));
+            DecisionLog.Add(batch, new Decision(DecisionKinds.Risk, $"risk:{orderId}:{now.UtcTicks}", shopId, now, active is null ? "rule_prior" : "model")
+            {
+                Subject = level, Fallback = active is null, ModelKind = RiskTrainer.Kind, ModelVersion = active?.Version, OrderId = orderId,
+                Inputs = JsonSerializer.Serialize(OrderFeatures.Named(f)),
+                Output = JsonSerializer.Serialize(new { score = Math.Round(assessment.Score, 4), level, prior_weight = Math.Round(1 - (active?.ModelWeight ?? 0), 3) }),
+                Reasons = assessment.Reasons.Where(x => x.Weight > 0).Select(x => x.Text).ToArray(),
+                LatencyMs = (float)(now - queuedAt).TotalMilliseconds,
+            });
             if (previous.GetValueOrDefault(orderId) == level) continue; // Shopify already shows this level
             if (level == "HIGH" && Hold(store, holding, orderId, f, now)) holds++;
             foreach (var call in ShopifyCalls(orderId, level, previous.GetValueOrDefault(orderId), assessment))

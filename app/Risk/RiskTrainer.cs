@@ -38,6 +38,12 @@ public sealed class RiskTrainer(NpgsqlDataSource db, TimeProvider clock, Microso
         Requirement = "It trains a model only once the store has 30 confirmed fraud orders old enough to judge (60 days by default), and a model that does worse than the rule prior never serves.",
         Outputs = "A probability of fraud per order, a level from your thresholds, and its top reasons in words; an order tag and a Shopify risk assessment.",
         Oversight = "You set the thresholds (with a backtest on your own history), review flagged orders, approve or mark fraud; nothing is ever cancelled automatically.",
+        Risk = new AiRisk(4, 3,
+            ImpactWhy: "A false alarm delays or holds a good customer's order; a missed fraud costs the goods, the chargeback and its fee.",
+            LikelihoodWhy: "Most stores have few confirmed frauds to learn from, and fraudsters change their ways; the rule prior covers stores without labels.",
+            Detectability: "Medium: reviews label flagged orders within days, but chargebacks arrive 30 to 90 days after the order."),
+        Switch = "order-risk", DecisionKind = "risk", Breaker = true,
+        DataStores = "Orders, disputes, Stripe events and review decisions in the app's PostgreSQL; model files in its model registry.",
     };
 
     public sealed record RiskMetrics(double PrAuc, double RocAuc, double PriorPrAuc, double PriorRocAuc, double Brier, int TrainOrders,

@@ -36,6 +36,40 @@ public sealed record ModelKind(string Name, string Title, string PromotionMetric
 
     /// <summary>Called on the instance that activated a version (the others learn it from model_changed).</summary>
     public Action<IServiceProvider, long>? OnActivated { get; init; }
+
+    /// <summary>Its place in the AI inventory: the risk it carries, who answers for it, where its data lives and the controls it has.</summary>
+    public AiRisk Risk { get; init; } = AiRisk.Unassessed;
+
+    /// <summary>The merchant's switch (an AI feature's name) that turns this model off for the shop.</summary>
+    public string? Switch { get; init; }
+
+    /// <summary>The decision kind its decisions are logged under (Governance.DecisionKinds).</summary>
+    public string? DecisionKind { get; init; }
+
+    /// <summary>Whether a circuit breaker cuts it off after repeated errors or overruns (and its fallback answers).</summary>
+    public bool Breaker { get; init; }
+
+    /// <summary>Who answers for it.</summary>
+    public string Owner { get; init; } = "the app's machine-learning engineer on call";
+
+    /// <summary>Where its data and its models are kept.</summary>
+    public string DataStores { get; init; } = "";
+}
+
+/// <summary>
+/// A model kind's risk as the field scores it: impact 1–5 (how bad a wrong decision is for the merchant or their
+/// customers) times likelihood 1–5 (how often its decisions will be wrong on a typical store), each with its reasoning, and
+/// how quickly a wrong decision is noticed. 10 and above is high: the kind must then have a switch, a circuit breaker and
+/// a logged decision for every answer (checked when the app starts).
+/// </summary>
+public sealed record AiRisk(int Impact, int Likelihood, string ImpactWhy, string LikelihoodWhy, string Detectability)
+{
+    public const int HighFrom = 10;
+    public static readonly AiRisk Unassessed = new(5, 5, "not assessed", "not assessed", "not assessed");
+
+    public int Score => Impact * Likelihood;
+
+    public string Level => Score >= 20 ? "critical" : Score >= HighFrom ? "high" : Score >= 5 ? "medium" : "low";
 }
 
 /// <summary>A model trained for one shop, ready for the registry.</summary>

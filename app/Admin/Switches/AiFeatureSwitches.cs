@@ -1,21 +1,27 @@
+using System.Collections.Concurrent;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Npgsql;
 using NpgsqlTypes;
 
 namespace PluginApp.Admin.Switches;
 
-/// <summary>An AI feature a merchant can turn off for the shop (upsells now; risk, churn and offers as they land).</summary>
+/// <summary>An AI feature a merchant can turn off for the shop: upsells, cart offers, purchase intent, order risk, churn segments.</summary>
 /// <param name="OffChoices">What the feature does when off, e.g. "nothing" or "bestsellers", the first being the default.</param>
 public sealed record AiFeature(string Name, string Title, string WhatItDoes, string[] OffChoices)
 {
-    /// <summary>Called on this instance after the shop's switch or shopper notice changed (others reload within seconds).</summary>
+    /// <summary>Called on every instance right after the shop's switch or shopper notice changed (NOTIFY feature_switched).</summary>
     public Action<IServiceProvider, long>? OnChanged { get; init; }
+
+    /// <summary>What each off choice means, in the merchant's words (e.g. "rule_prior" → "scores from the documented rules only").</summary>
+    public IReadOnlyDictionary<string, string> OffMeaning { get; init; } = new Dictionary<string, string>();
+
+    public string Meaning(string whenOff) => OffMeaning.TryGetValue(whenOff, out var m) ? m : whenOff.Replace('_', ' ');
 }
 
 /// <summary>A feature's state for one shop: on, or off with what shows instead.</summary>
 public sealed record FeatureSwitch(string Feature, bool Enabled, string WhenOff);
 
-public sealed record FeatureSwitchChange(string Feature, bool Enabled, string WhenOff, DateTimeOffset At, string? By);
+public sealed record FeatureSwitchChange(string Feature, bool Enabled, string WhenOff, DateTimeOffset At, string? By, string? Reason);
 
 /// <summary>Every registered feature, by name.</summary>
 public sealed class AiFeatures(IEnumerable<AiFeature> features)
@@ -25,9 +31,36 @@ public sealed class AiFeatures(IEnumerable<AiFeature> features)
     public AiFeature? Find(string name) => All.FirstOrDefault(f => f.Name == name);
 }
 
-/// <summary>The switches per shop, each change kept with who made it and when. A feature nobody switched is on.</summary>
+/// <summary>
+/// The switches per shop, each change kept with who made it, when and why. A feature nobody switched is on. Every change
+/// is announced (NOTIFY feature_switched) in its own transaction, so every instance drops what it cached and applies it
+/// within milliseconds; features read their switch through <see cref="IsOnAsync"/>, which is cached per shop until then.
+/// </summary>
 public sealed class AiFeatureSwitches(NpgsqlDataSource db, AiFeatures features, TimeProvider clock)
 {
+    public const string Channel = "feature_switched";
+    private readonly ConcurrentDictionary<long, Task<List<FeatureSwitch>>> _cache = new();
+
+    /// <summary>The shop's switch for a feature, from this instance's cache (filled on first use, dropped on every change anywhere).</summary>
+    public async ValueTask<FeatureSwitch> StateAsync(long shopId, string feature, CancellationToken ct)
+    {
+        var all = _cache.GetOrAdd(shopId, id => GetAsync(id, CancellationToken.None));
+        try { return (await all.WaitAsync(ct)).Single(s => s.Feature == feature); }
+        catch (Exception e) when (e is not OperationCanceledException) { _cache.TryRemove(shopId, out _); throw; }
+    }
+
+    public async ValueTask<bool> IsOnAsync(long shopId, string feature, CancellationToken ct) => (await StateAsync(shopId, feature, ct)).Enabled;
+
+    /// <summary>Another instance (or this one) changed the shop's switches: forget them, then let each feature drop its own state.</summary>
+    internal void OnNotification(IServiceProvider services, string payload)
+    {
+        if (!long.TryParse(payload, out var shopId)) return;
+        _cache.TryRemove(shopId, out _);
+        foreach (var f in features.All) f.OnChanged?.Invoke(services, shopId);
+    }
+
+    internal void ForgetAll() => _cache.Clear();
+
     public async Task<List<FeatureSwitch>> GetAsync(long shopId, CancellationToken ct)
     {
         await using var cmd = db.CreateCommand("SELECT feature, enabled, when_off FROM ai_feature_switches WHERE shop_id = $1");
@@ -47,7 +80,7 @@ public sealed class AiFeatureSwitches(NpgsqlDataSource db, AiFeatures features, 
         return [];
     }
 
-    public async Task SaveAsync(long shopId, string feature, bool enabled, string whenOff, string? by, CancellationToken ct)
+    public async Task SaveAsync(long shopId, string feature, bool enabled, string whenOff, string? by, string? reason, CancellationToken ct)
     {
         var now = clock.GetUtcNow();
         await using var conn = await db.OpenConnectionAsync(ct);
@@ -60,8 +93,9 @@ public sealed class AiFeatureSwitches(NpgsqlDataSource db, AiFeatures features, 
                     INSERT INTO ai_feature_switches (shop_id, feature, enabled, when_off, updated_at, updated_by) VALUES ($1, $2, $3, $4, $5, $6)
                     ON CONFLICT (shop_id, feature) DO UPDATE SET enabled = $3, when_off = $4, updated_at = $5, updated_by = $6
                     """, shopId, feature, enabled, whenOff, now, by),
-                Cmd("INSERT INTO ai_feature_switch_history (shop_id, feature, enabled, when_off, changed_at, changed_by) VALUES ($1, $2, $3, $4, $5, $6)",
-                    shopId, feature, enabled, whenOff, now, by),
+                Cmd("INSERT INTO ai_feature_switch_history (shop_id, feature, enabled, when_off, changed_at, changed_by, reason) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    shopId, feature, enabled, whenOff, now, by, reason),
+                new NpgsqlBatchCommand("SELECT pg_notify($1, $2)") { Parameters = { new() { Value = Channel }, new() { Value = shopId.ToString(System.Globalization.CultureInfo.InvariantCulture) } } },
             },
         };
         await batch.ExecuteNonQueryAsync(ct);
@@ -71,24 +105,31 @@ public sealed class AiFeatureSwitches(NpgsqlDataSource db, AiFeatures features, 
     public async Task<List<FeatureSwitchChange>> HistoryAsync(long shopId, CancellationToken ct)
     {
         await using var cmd = db.CreateCommand("""
-            SELECT feature, enabled, when_off, changed_at, changed_by FROM ai_feature_switch_history WHERE shop_id = $1 ORDER BY id DESC LIMIT 50
+            SELECT feature, enabled, when_off, changed_at, changed_by, reason FROM ai_feature_switch_history WHERE shop_id = $1 ORDER BY id DESC LIMIT 50
             """);
         cmd.Parameters.AddWithValue(shopId);
         var list = new List<FeatureSwitchChange>();
         await using var r = await cmd.ExecuteReaderAsync(ct);
         while (await r.ReadAsync(ct))
-            list.Add(new FeatureSwitchChange(r.GetString(0), r.GetBoolean(1), r.GetString(2), r.GetFieldValue<DateTimeOffset>(3), r.IsDBNull(4) ? null : r.GetString(4)));
+            list.Add(new FeatureSwitchChange(r.GetString(0), r.GetBoolean(1), r.GetString(2), r.GetFieldValue<DateTimeOffset>(3), r.IsDBNull(4) ? null : r.GetString(4),
+                r.IsDBNull(5) ? null : r.GetString(5)));
         return list;
     }
 
-    private static NpgsqlBatchCommand Cmd(string sql, long shopId, string feature, bool enabled, string whenOff, DateTimeOffset at, string? by) => new(sql)
+    private static NpgsqlBatchCommand Cmd(string sql, long shopId, string feature, bool enabled, string whenOff, DateTimeOffset at, string? by,
+        string? reason = null)
     {
-        Parameters =
+        var cmd = new NpgsqlBatchCommand(sql)
         {
-            new() { Value = shopId }, new() { Value = feature }, new() { Value = enabled }, new() { Value = whenOff }, new() { Value = at },
-            new() { Value = (object?)by ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text },
-        },
-    };
+            Parameters =
+            {
+                new() { Value = shopId }, new() { Value = feature }, new() { Value = enabled }, new() { Value = whenOff }, new() { Value = at },
+                new() { Value = (object?)by ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text },
+            },
+        };
+        if (sql.Contains("$7", StringComparison.Ordinal)) cmd.Parameters.Add(new() { Value = (object?)reason ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+        return cmd;
+    }
 }
 
 /// <summary>The short text shoppers see behind "Why am I seeing this?"; null means the theme's default.</summary>
@@ -131,7 +172,19 @@ public static class AiFeatureExtensions
     {
         services.TryAddSingleton<AiFeatures>();
         services.TryAddSingleton<AiFeatureSwitches>();
+        if (!services.Any(d => d.ServiceType == typeof(SwitchListener)))
+        {
+            services.AddSingleton<SwitchListener>();
+            services.AddSingleton(sp =>
+            {
+                var switches = sp.GetRequiredService<AiFeatureSwitches>();
+                return new Data.ChangeSubscription(AiFeatureSwitches.Channel, payload => switches.OnNotification(sp, payload), switches.ForgetAll);
+            });
+        }
         services.TryAddSingleton<ShopperNotices>();
         return services.AddSingleton(feature);
     }
 }
+
+/// <summary>Marks that the switches' change subscription is registered (once, however many features register).</summary>
+internal sealed class SwitchListener;

@@ -15,7 +15,7 @@ public static class SwitchesAdminApi
         return api;
     }
 
-    public sealed record SwitchBody(bool Enabled, string? WhenOff);
+    public sealed record SwitchBody(bool Enabled, string? WhenOff, string? Reason = null);
     public sealed record NoticeBody(string? Text);
     public sealed record NoticeView(string? Text);
 
@@ -32,8 +32,10 @@ public static class SwitchesAdminApi
         if (problems.Count > 0) return TypedResults.ValidationProblem(problems);
         var f = features.Find(feature)!;
         var whenOff = body.WhenOff ?? f.OffChoices[0];
-        await switches.SaveAsync(scope.ShopId, feature, body.Enabled, whenOff, AdminUser.Of(http), ct);
-        f.OnChanged?.Invoke(services, scope.ShopId);
+        var reason = string.IsNullOrWhiteSpace(body.Reason) ? null : body.Reason.Trim();
+        if (reason?.Length > 500) return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["reason"] = ["at most 500 characters"] });
+        await switches.SaveAsync(scope.ShopId, feature, body.Enabled, whenOff, AdminUser.Of(http), reason, ct);
+        switches.OnNotification(services, scope.ShopId.ToString(System.Globalization.CultureInfo.InvariantCulture)); // this instance at once; the others on NOTIFY
         return TypedResults.Ok(new FeatureSwitch(feature, body.Enabled, whenOff));
     }
 

@@ -12,7 +12,8 @@ public sealed record ServingModel(int Version, RecommenderBundle Bundle);
 /// Active models in memory per shop. A change announced on model_changed drops the shop's entry at once (ChangeNotifications);
 /// a periodic version check catches a notification missed while the listener reconnected, and survives a database outage.
 /// </summary>
-public sealed class ModelCache(ModelRegistry registry, NpgsqlDataSource db, IOptions<RecommendationOptions> options, ILogger<ModelCache> logger)
+public sealed class ModelCache(ModelRegistry registry, NpgsqlDataSource db, Governance.ModelBreakers breakers, IOptions<RecommendationOptions> options,
+    ILogger<ModelCache> logger)
     : BackgroundService
 {
     private readonly ConcurrentDictionary<long, Lazy<Task<ServingModel?>>> _models = new();
@@ -39,6 +40,8 @@ public sealed class ModelCache(ModelRegistry registry, NpgsqlDataSource db, IOpt
         catch (Exception e) when (e is NpgsqlException or InvalidDataException)
         {
             logger.LogError(e, "Could not load the active model of shop {Shop}; serving falls back to bestsellers", shopId);
+            // A model that cannot be read is a failing model (a database error is not the model's fault).
+            if (e is InvalidDataException) breakers.Failure(shopId, RecommenderTrainer.Kind, $"its file could not be read ({e.Message})");
             _models.TryRemove(shopId, out _); // try again on the next request
             return null;
         }

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using Microsoft.Extensions.Options;
+using PluginApp.Governance;
 
 namespace PluginApp.Recommendations;
 
@@ -25,7 +26,7 @@ public sealed record ExperimentView(string Name, string Arm);
 /// the same rules. The answer says which path produced it.
 /// </summary>
 public sealed class RecommendationService(ModelCache models, CatalogCache catalogs, DecisionLog decisions, DecisionTokens tokens,
-    PluginApp.Experiments.ExperimentStore experiments, IEnumerable<IServingGuard> guards, IOptions<RecommendationOptions> options, TimeProvider clock, ILogger<RecommendationService> logger)
+    PluginApp.Experiments.ExperimentStore experiments, ModelBreakers breakers, IEnumerable<IServingGuard> guards, IOptions<RecommendationOptions> options, TimeProvider clock, ILogger<RecommendationService> logger)
 {
     private sealed record Candidate(long ProductId, string Reason, float Score);
 
@@ -46,33 +47,44 @@ public sealed class RecommendationService(ModelCache models, CatalogCache catalo
 
         var path = "bestsellers";
         int? version = null;
+        string[] reasons = [];
         var candidates = new List<Candidate>();
         if (arm == UpsellExperiment.ModelArm && catalog.Enabled)
         {
-            try
-            {
-                var model = await models.GetAsync(req.ShopId, ct);
-                if (model is not null)
+            if (!breakers.Allows(req.ShopId, RecommenderTrainer.Kind))
+                reasons = [$"the model is cut off after repeated errors ({breakers.State(req.ShopId, RecommenderTrainer.Kind).Reason}); bestsellers answer until it is tried again"];
+            else
+                try
                 {
-                    var budget = Stopwatch.GetTimestamp();
-                    var (fromModel, fromCoOccurrence) = ModelCandidates(model.Bundle, req, anchors, candidates);
-                    if (Stopwatch.GetElapsedTime(budget) > options.Value.ServingBudget)
+                    var model = await models.GetAsync(req.ShopId, ct);
+                    if (model is not null)
                     {
-                        logger.LogWarning("Shop {Shop}: the model took {Elapsed} ms, over the budget; serving bestsellers", req.Shop, Stopwatch.GetElapsedTime(budget).TotalMilliseconds);
-                        candidates.Clear();
-                    }
-                    else if (fromModel || fromCoOccurrence)
-                    {
-                        path = fromModel ? "model" : "co_occurrence";
-                        version = model.Version;
+                        var budget = Stopwatch.GetTimestamp();
+                        var (fromModel, fromCoOccurrence) = ModelCandidates(model.Bundle, req, anchors, candidates);
+                        var took = Stopwatch.GetElapsedTime(budget);
+                        if (took > options.Value.ServingBudget)
+                        {
+                            logger.LogWarning("Shop {Shop}: the model took {Elapsed} ms, over the budget; serving bestsellers", req.Shop, took.TotalMilliseconds);
+                            breakers.Failure(req.ShopId, RecommenderTrainer.Kind, $"took {took.TotalMilliseconds:0} ms, over the {options.Value.ServingBudget.TotalMilliseconds:0} ms budget");
+                            candidates.Clear();
+                        }
+                        else
+                        {
+                            breakers.Success(req.ShopId, RecommenderTrainer.Kind);
+                            if (fromModel || fromCoOccurrence)
+                            {
+                                path = fromModel ? "model" : "co_occurrence";
+                                version = model.Version;
+                            }
+                        }
                     }
                 }
-            }
-            catch (Exception e) when (e is not OperationCanceledException)
-            {
-                logger.LogError(e, "Shop {Shop}: the model failed; serving bestsellers", req.Shop);
-                candidates.Clear();
-            }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    logger.LogError(e, "Shop {Shop}: the model failed; serving bestsellers", req.Shop);
+                    breakers.Failure(req.ShopId, RecommenderTrainer.Kind, $"{e.GetType().Name}: {e.Message}");
+                    candidates.Clear();
+                }
         }
 
         var items = Select(candidates, catalog, req, anchors);
@@ -85,11 +97,11 @@ public sealed class RecommendationService(ModelCache models, CatalogCache catalo
             items.AddRange(fill.Take(req.Limit - items.Count));
         }
 
-        return Respond(req, requestId, path, version, arm, items, catalog, started, anchors);
+        return Respond(req, requestId, path, version, arm, items, catalog, started, anchors, reasons);
     }
 
     private RecommendationResponse Respond(RecommendationRequest req, string requestId, string path, int? version, string arm,
-        List<RecommendedItem> items, CatalogSnapshot catalog, long started, List<CatalogProduct> anchors)
+        List<RecommendedItem> items, CatalogSnapshot catalog, long started, List<CatalogProduct> anchors, string[]? reasons = null)
     {
         items = items.Select((item, i) => item with
         {
@@ -98,9 +110,13 @@ public sealed class RecommendationService(ModelCache models, CatalogCache catalo
         var response = new RecommendationResponse(requestId, req.Shop, req.Placement, path, version, new ExperimentView(UpsellExperiment.Key, arm), items,
             catalog.Notice);
         if (!req.Preview)
-            decisions.Record(new Decision(requestId, req.ShopId, req.Placement, path, version, arm, req.VisitorHash, req.CustomerId,
-                anchors.Select(a => a.Id).ToArray(), items.Select(i => i.ProductId).ToArray(),
-                (float)Stopwatch.GetElapsedTime(started).TotalMilliseconds, clock.GetUtcNow()));
+            decisions.Record(new Decision(DecisionKinds.Upsell, requestId, req.ShopId, clock.GetUtcNow(), path)
+            {
+                Subject = req.Placement, Fallback = version is null && arm == UpsellExperiment.ModelArm, ModelKind = RecommenderTrainer.Kind, ModelVersion = version, Arm = arm,
+                VisitorHash = req.VisitorHash, CustomerId = req.CustomerId, InputIds = anchors.Select(a => a.Id).ToArray(),
+                OutputIds = items.Select(i => i.ProductId).ToArray(), LatencyMs = (float)Stopwatch.GetElapsedTime(started).TotalMilliseconds,
+                Reasons = reasons ?? [],
+            });
         return response;
     }
 

@@ -16,7 +16,17 @@ public sealed class RecommenderTrainer(SignalStore signals, TimeProvider clock) 
         ShownWhere: "Shoppers see the ranked products in the theme blocks; each answer names the model version and experiment arm.",
         Fallback: "Store bestsellers under the same business rules when there is no model, it fails, or it takes longer than 50 ms.")
     {
-        OnActivated = (services, shopId) => services.GetRequiredService<ModelCache>().Invalidate(shopId),
+        Risk = new AiRisk(2, 3,
+            ImpactWhy: "A poor ranking shows less relevant products: some revenue is not earned, but nothing is charged, hidden from or decided about a shopper.",
+            LikelihoodWhy: "On sparse stores a learned ranking often does no better than bestsellers; each version must beat them on held-out orders to serve.",
+            Detectability: "High: the holdout experiment compares revenue per visitor with bestsellers continuously, and every answer names its version."),
+        Switch = "upsells", DecisionKind = "upsell", Breaker = true,
+        DataStores = "Orders, carts and block events in the app's PostgreSQL; model files in its model registry (old versions kept 30 days).",
+        OnActivated = (services, shopId) =>
+        {
+            services.GetRequiredService<ModelCache>().Invalidate(shopId);
+            services.GetRequiredService<Governance.ModelBreakers>().Reset(shopId, Kind);
+        },
         BaselineMetric = nameof(HeldOutMetrics.BaselineRecallAt10),
         BaselineName = "the store's bestsellers (popularity)",
         Outputs = "Up to 8 ranked products per block, each with its reason (often bought together, bought by the same customers, " +

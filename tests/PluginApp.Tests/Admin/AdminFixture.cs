@@ -1,3 +1,4 @@
+using PluginApp.Governance;
 using System.Net.Http.Json;
 using System.Text.Json;
 using System.Text.Json.Nodes;

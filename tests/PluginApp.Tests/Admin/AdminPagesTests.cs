@@ -17,7 +17,7 @@ public sealed class AdminPagesTests(AdminFixture app, ITestOutputHelper output) 
     {
         { "/admin", "Overview" }, { "/admin/upsells", "Upsells and models" }, { "/admin/rules", "Rules" },
         { "/admin/review", "Review queue" }, { "/admin/risk", "Risk settings" }, { "/admin/churn", "Churn segments" },
-        { "/admin/cart-offers", "Cart offers" }, { "/admin/experiments", "Experiments" }, { "/admin/ai", "AI use" }, { "/admin/privacy", "Data and privacy" }, { "/admin/operations", "Operations" },
+        { "/admin/cart-offers", "Cart offers" }, { "/admin/experiments", "Experiments" }, { "/admin/ai", "AI use" }, { "/admin/privacy", "Data and privacy" }, { "/admin/operations", "Operations" }, { "/admin/decisions", "Decisions" }, { "/admin/governance", "Model governance" },
     };
 
     private async Task<(IPage Page, List<string> Errors)> OpenAsync(string path, string? query = null)

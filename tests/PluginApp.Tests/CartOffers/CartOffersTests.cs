@@ -101,7 +101,7 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
         var seed = await StoreAsync("exposure-impression.myshopify.com", 0.5m);
         var visitor = seed.VisitorIn("holdout", "seen");
         var answer = await seed.RecommendAsync($"placement=product&product_id=101&limit=3&visitor_id={visitor}");
-        await app.Factory.Services.GetRequiredService<PluginApp.Recommendations.DecisionLog>().FlushAsync(CancellationToken.None);
+        await app.Factory.Services.GetRequiredService<PluginApp.Governance.DecisionLog>().FlushAsync(CancellationToken.None);
         Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM experiment_exposures WHERE shop_id = $1", seed.ShopId));
 
         foreach (var item in answer.GetProperty("items").EnumerateArray().Take(2))

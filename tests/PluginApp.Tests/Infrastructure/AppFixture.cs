@@ -128,6 +128,19 @@ public class AppFixture : IAsyncLifetime
         Assert.Equal(0, await CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND failed_at IS NOT NULL", shopId));
     }
 
+    /// <summary>Writes a decision to the app's one decision log, as a feature would.</summary>
+    public Task LogDecisionAsync(PluginApp.Governance.Decision decision) =>
+        Factory.Services.GetRequiredService<PluginApp.Governance.DecisionLog>().WriteAsync(decision, CancellationToken.None);
+
+    /// <summary>An upsell answer as serving logs it.</summary>
+    public Task LogUpsellAsync(string requestId, long shopId, DateTimeOffset at, long[] inputs, long[] outputs, string? visitorHash = null,
+        long? customerId = null, int? modelVersion = null) =>
+        LogDecisionAsync(new PluginApp.Governance.Decision(PluginApp.Governance.DecisionKinds.Upsell, requestId, shopId, at, "model")
+        {
+            Subject = "product", ModelKind = "recommender", ModelVersion = modelVersion, Arm = "model", VisitorHash = visitorHash, CustomerId = customerId,
+            InputIds = inputs, OutputIds = outputs, LatencyMs = 1,
+        });
+
     public async Task<long> CountAsync(string sql, params object[] args)
     {
         await using var cmd = Db.CreateCommand(sql);

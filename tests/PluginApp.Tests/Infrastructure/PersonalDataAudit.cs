@@ -34,6 +34,7 @@ public static partial class PersonalDataAudit
             SELECT c.table_name, c.column_name FROM information_schema.columns c
             JOIN information_schema.tables t ON t.table_schema = c.table_schema AND t.table_name = c.table_name AND t.table_type = 'BASE TABLE'
             WHERE c.table_schema = 'public'
+              AND NOT EXISTS (SELECT 1 FROM pg_class p WHERE p.relname = c.table_name AND p.relispartition) -- a partition is its parent's
             """);
         await using var r = await cmd.ExecuteReaderAsync();
         while (await r.ReadAsync()) columns.Add((r.GetString(0), r.GetString(1)));

@@ -1,3 +1,4 @@
+using PluginApp.Governance;
 using System.Net;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
@@ -86,11 +87,11 @@ public sealed class DatabaseOutageTests(AppFixture app) : IClassFixture<AppFixtu
         _ = instance.Server; // hosted services running
 
         proxy.Down();
-        log.Record(new Decision("outage-1", shopId, "product", "model", 1, "model", null, null, [1], [2, 3], 1.5f, app.Clock.GetUtcNow()));
+        log.Record(new Decision(DecisionKinds.Upsell, "outage-1", shopId, app.Clock.GetUtcNow(), "model") { ModelVersion = 1, InputIds = [1], OutputIds = [2, 3] });
         await Task.Delay(1500); // at least one write fails
         proxy.Up();
         await log.FlushAsync(new CancellationTokenSource(TimeSpan.FromSeconds(20)).Token);
 
-        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM recommendation_decisions WHERE request_id = 'outage-1'"));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM decisions WHERE decision_id = 'outage-1'"));
     }
 }

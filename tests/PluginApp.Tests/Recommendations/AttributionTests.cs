@@ -1,3 +1,4 @@
+using PluginApp.Governance;
 using System.Net;
 using System.Net.Http.Json;
 using Microsoft.Extensions.DependencyInjection;
@@ -46,10 +47,7 @@ public sealed class AttributionTests(AppFixture app) : IClassFixture<AppFixture>
         var shopId = await app.InstallShopAsync(shop);
         var otherId = await app.InstallShopAsync("attr-shop-b.myshopify.com");
         var now = new DateTimeOffset(2026, 7, 1, 12, 0, 0, TimeSpan.Zero); // a day before the order below
-        await app.ScalarAsync("""
-            INSERT INTO recommendation_decisions (request_id, shop_id, placement, path, model_version, experiment_arm, input_products, output_products, latency_ms, decided_at)
-            VALUES ('shared-request', $1, 'product', 'model', 99, 'model', '{}', '{9000}', 1, $2)
-            """, otherId, now);
+        await app.LogUpsellAsync("shared-request", otherId, now, [], [9000], modelVersion: 99);
         await app.ScalarAsync("""
             INSERT INTO recommendation_events (shop_id, event_type, request_id, visitor_hash, customer_id, product_id, occurred_at)
             VALUES ($1, 'click', 'shared-request', NULL, 7900101, 9000, $2)

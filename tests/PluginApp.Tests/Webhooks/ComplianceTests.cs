@@ -68,10 +68,7 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
         await app.SendWebhookAsync("products/create", shop, ShopifyPayloads.Product(6202).ToJsonString());
         await app.SendWebhookAsync("orders/create", other, ShopifyPayloads.Order(6203, customerId: 8203).ToJsonString());
         var shopId = (long)(await app.ScalarAsync("SELECT id FROM shops WHERE domain = $1", shop))!;
-        await app.ScalarAsync("""
-            INSERT INTO recommendation_decisions (request_id, shop_id, placement, path, experiment_arm, visitor_hash, input_products, output_products, latency_ms, decided_at)
-            VALUES ('r-closing', $1, 'product', 'model', 'model', 'abc', '{6202}', '{6202}', 1, now())
-            """, shopId);
+        await app.LogUpsellAsync("r-closing", shopId, DateTimeOffset.UtcNow, [6202], [6202], visitorHash: "abc");
         await app.SendWebhookAsync("app/uninstalled", shop, "{\"id\": 5}");
 
         var response = await app.SendWebhookAsync("shop/redact", shop, "{\"shop_id\": 5, \"shop_domain\": \"closing-shop.myshopify.com\"}");
@@ -81,7 +78,7 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
         foreach (var table in new[] { "orders", "order_lines", "customers", "products", "variants" })
             Assert.Equal(0, await app.CountAsync($"SELECT count(*) FROM {table} WHERE id IN (6201, 8201, 6202, 620100, 62020)"));
         Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM webhook_deliveries WHERE shop_domain = $1 AND topic <> 'shop/redact'", shop));
-        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM recommendation_decisions WHERE shop_id = $1", shopId));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM decisions WHERE shop_id = $1", shopId));
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM orders WHERE id = 6203"));
     }
 

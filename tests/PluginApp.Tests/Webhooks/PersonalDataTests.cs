@@ -55,10 +55,7 @@ public sealed class PersonalDataTests(AppFixture app) : IClassFixture<AppFixture
         await Send("checkouts/create", checkout);
         await Send("customers/data_request", new JsonObject { ["shop_id"] = 1, ["shop_domain"] = shop, ["orders_requested"] = new JsonArray(order),
             ["customer"] = new JsonObject { ["id"] = customer, ["email"] = email }, ["data_request"] = new JsonObject { ["id"] = 5 } });
-        await app.ScalarAsync("""
-            INSERT INTO recommendation_decisions (request_id, shop_id, placement, path, experiment_arm, visitor_hash, customer_id, input_products, output_products, latency_ms, decided_at)
-            VALUES ('r-zq', $1, 'product', 'model', 'model', 'zq7731-visitor', $2, '{1}', '{2}', 1, now())
-            """, shopId, customer);
+        await app.LogUpsellAsync("r-zq", shopId, DateTimeOffset.UtcNow, [1], [2], visitorHash: "zq7731-visitor", customerId: customer);
         await app.ScalarAsync("""
             INSERT INTO recommendation_events (shop_id, event_type, request_id, visitor_hash, customer_id, product_id, occurred_at)
             VALUES ($1, 'click', 'r-zq', 'zq7731-visitor', NULL, 2, now()), ($1, 'click', 'r-zq2', NULL, $2, 2, now())

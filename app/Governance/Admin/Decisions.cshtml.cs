@@ -1,0 +1,64 @@
+using PluginApp.Admin.Shell;
+using PluginApp.Data;
+
+namespace PluginApp.Governance.Admin;
+
+/// <summary>
+/// The decision log, searched: every upsell answer, cart offer, risk score and churn segment change the app made in this
+/// store, by order, customer, product, kind or day, each with what answered (and whether it was a fallback), the model
+/// version, the experiment arm, the inputs, the output and the reasons.
+/// </summary>
+public sealed class DecisionsModel(DecisionSearch search, ShopScope scope) : AdminPageModel
+{
+    public DecisionQuery Query { get; private set; } = new();
+    public List<DecisionView> Results { get; private set; } = [];
+    public Dictionary<string, string[]> Problems { get; private set; } = [];
+    public bool Searched { get; private set; }
+
+    public async Task OnGetAsync(string? kind, string? order, string? customer, string? product, DateOnly? from, DateOnly? to, CancellationToken ct)
+    {
+        ViewData["Title"] = "Decisions";
+        Problems = new();
+        var q = new DecisionQuery(string.IsNullOrEmpty(kind) ? null : kind, Id(order, "order"), Id(customer, "customer"), Id(product, "product"),
+            from?.ToDateTime(TimeOnly.MinValue, DateTimeKind.Utc), to?.AddDays(1).ToDateTime(TimeOnly.MinValue, DateTimeKind.Utc));
+        foreach (var (k, v) in DecisionSearch.Problems(q)) Problems[k] = v;
+        Query = q;
+        Searched = new[] { kind, order, customer, product }.Any(x => !string.IsNullOrEmpty(x)) || from is not null || to is not null;
+        if (Problems.Count == 0) Results = await search.FindAsync(scope.ShopId, q, ct);
+    }
+
+    /// <summary>An id as typed: digits, or a Shopify gid ending in digits.</summary>
+    private long? Id(string? text, string field)
+    {
+        if (string.IsNullOrWhiteSpace(text)) return null;
+        var digits = text.Trim();
+        var slash = digits.LastIndexOf('/');
+        if (slash >= 0) digits = digits[(slash + 1)..];
+        if (long.TryParse(digits.TrimStart('#'), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var id) && id > 0) return id;
+        Problems[field] = [$"{field} must be a number (the id in the Shopify admin's address), not '{text.Trim()}'"];
+        return null;
+    }
+
+    public static string KindName(string kind) => kind switch
+    {
+        DecisionKinds.Upsell => "Upsell answer",
+        DecisionKinds.Offer => "Cart offer",
+        DecisionKinds.Risk => "Order risk",
+        DecisionKinds.Churn => "Churn segment",
+        _ => kind,
+    };
+
+    public static string PathName(string path, bool fallback) => (path switch
+    {
+        "model" => "the model",
+        "co_occurrence" => "bought-together pairs",
+        "bestsellers" => "store bestsellers",
+        "rule_prior" => "the rule prior",
+        "store_rate" => "the store's cart conversion rate",
+        "switched_off" => "nothing (switched off)",
+        "risky_session" => "nothing (a risky order from this shopper waits for review)",
+        "discriminative" => "the classifier",
+        "probabilistic" => "the repeat-buying model",
+        _ => path.Replace('_', ' '),
+    }) + (fallback ? " (fallback)" : "");
+}

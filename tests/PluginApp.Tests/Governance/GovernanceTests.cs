@@ -1,0 +1,169 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.Extensions.DependencyInjection;
+using PluginApp.Admin.Switches;
+using PluginApp.Compliance;
+using PluginApp.Governance;
+using PluginApp.Recommendations;
+using PluginApp.Tests.Infrastructure;
+using PluginApp.Tests.Recommendations;
+using PluginApp.Training;
+
+namespace PluginApp.Tests.Governance;
+
+public sealed class GovernanceTests(AppFixture app) : IClassFixture<AppFixture>
+{
+    private async Task<HttpResponseMessage> SwitchAsync(string shop, string feature, bool enabled, string? whenOff = null, string? reason = null)
+    {
+        var req = new HttpRequestMessage(HttpMethod.Put, $"/api/admin/features/{feature}") { Content = JsonContent.Create(new { enabled, whenOff, reason }) };
+        req.Headers.Authorization = app.AdminGet("/", shop).Headers.Authorization;
+        return await app.Client.SendAsync(req);
+    }
+
+    private async Task<JsonElement> DecisionsAsync(string shop, string query)
+    {
+        var res = await app.Client.SendAsync(app.AdminGet($"/api/admin/decisions?{query}", shop));
+        Assert.Equal(HttpStatusCode.OK, res.StatusCode);
+        return await res.Content.ReadFromJsonAsync<JsonElement>();
+    }
+
+    [Fact]
+    public async Task DecisionSearch_FindsADecisionByOrderCustomerAndProduct_AndNeverAnotherShops()
+    {
+        const string shop = "gov-search-a.myshopify.com", other = "gov-search-b.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        var otherId = await app.InstallShopAsync(other);
+        var at = app.Clock.GetUtcNow();
+        await app.LogDecisionAsync(new Decision(DecisionKinds.Risk, "risk:4471:1", shopId, at, "rule_prior")
+        {
+            Subject = "HIGH", Fallback = true, ModelKind = "risk", OrderId = 4471, Reasons = ["first order from this customer and high value"], LatencyMs = 120,
+        });
+        await app.LogDecisionAsync(new Decision(DecisionKinds.Risk, "risk:4471:other", otherId, at, "model") { Subject = "LOW", OrderId = 4471, ModelVersion = 3 });
+        await app.LogUpsellAsync("up-1", shopId, at.AddMinutes(-5), [9101], [9102, 9103], visitorHash: "vh-1", customerId: 5501, modelVersion: 2);
+        await app.LogUpsellAsync("up-2", shopId, at.AddMinutes(-4), [9104], [9105], visitorHash: "vh-2");
+
+        var byOrder = await DecisionsAsync(shop, "order=4471");
+        var found = Assert.Single(byOrder.EnumerateArray());
+        Assert.Equal("risk:4471:1", found.GetProperty("decisionId").GetString());
+        Assert.Equal("HIGH", found.GetProperty("subject").GetString());
+        Assert.True(found.GetProperty("fallback").GetBoolean());
+        Assert.Equal("first order from this customer and high value", found.GetProperty("reasons")[0].GetString());
+        Assert.Equal("risk:4471:other", Assert.Single((await DecisionsAsync(other, "order=4471")).EnumerateArray()).GetProperty("decisionId").GetString());
+
+        Assert.Equal("up-1", Assert.Single((await DecisionsAsync(shop, "customer=5501")).EnumerateArray()).GetProperty("decisionId").GetString());
+        Assert.Equal("up-1", Assert.Single((await DecisionsAsync(shop, "product=9103")).EnumerateArray()).GetProperty("decisionId").GetString());
+        Assert.Equal(2, (await DecisionsAsync(shop, "kind=upsell")).GetArrayLength());
+        Assert.Empty((await DecisionsAsync(other, "product=9103")).EnumerateArray());
+
+        var bad = await app.Client.SendAsync(app.AdminGet("/api/admin/decisions?kind=everything", shop));
+        Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
+        Assert.Contains("kind must be one of", await bad.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task DecisionRetention_DropsWholeOldMonths_AndKeepsTheRecentOnes()
+    {
+        var shopId = await app.InstallShopAsync("gov-retention.myshopify.com");
+        var now = app.Clock.GetUtcNow();
+        var old = new DateTimeOffset(now.Year - 1, 1, 15, 0, 0, 0, TimeSpan.Zero);
+        await app.LogUpsellAsync("old-1", shopId, old, [1], [2]);
+        await app.LogUpsellAsync("new-1", shopId, now.AddDays(-1), [1], [2]);
+        var partition = $"decisions_{old:yyyy_MM}";
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM pg_class WHERE relname = $1", partition));
+
+        await ActivatorUtilities.CreateInstance<RetentionJob>(app.Factory.Services).RunAsync(CancellationToken.None);
+
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM pg_class WHERE relname = $1", partition));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM decisions WHERE decision_id = 'old-1'"));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM decisions WHERE decision_id = 'new-1'"));
+    }
+
+    [Fact]
+    public async Task KillSwitch_StopsUpsellsWithinASecond_OnEveryInstance_AndKeepsWhoWhenAndWhy()
+    {
+        var seed = new StoreSeed(app, "gov-kill.myshopify.com");
+        await seed.SeedAsync(customersPerGroup: 8);
+        await seed.TrainAsync();
+        await using var second = app.CreateFactory(app.Database.ConnectionString);
+        using var client = second.CreateClient(new WebApplicationFactoryClientOptions { BaseAddress = new Uri("https://localhost") });
+        var visitor = seed.VisitorIn("model", "kill");
+        Assert.Equal("model", (await seed.RecommendAsync($"placement=product&product_id=101&visitor_id={visitor}", client)).GetProperty("path").GetString());
+
+        Assert.Equal(HttpStatusCode.OK, (await SwitchAsync(seed.Shop, UpsellFeature.Name, false, "nothing", "a supplier recall: no product suggestions today")).StatusCode);
+        var switchedAt = DateTime.UtcNow;
+        string? path;
+        do path = (await seed.RecommendAsync($"placement=product&product_id=101&visitor_id={visitor}", client)).GetProperty("path").GetString();
+        while (path != UpsellFeature.SwitchedOff && DateTime.UtcNow - switchedAt < TimeSpan.FromSeconds(1));
+        Assert.Equal(UpsellFeature.SwitchedOff, path);
+
+        var history = await (await app.Client.SendAsync(app.AdminGet("/api/admin/features/history", seed.Shop))).Content.ReadFromJsonAsync<JsonElement>();
+        var change = history[0];
+        Assert.False(change.GetProperty("enabled").GetBoolean());
+        Assert.Equal("a supplier recall: no product suggestions today", change.GetProperty("reason").GetString());
+
+        Assert.Equal(HttpStatusCode.OK, (await SwitchAsync(seed.Shop, UpsellFeature.Name, true)).StatusCode);
+        var onAt = DateTime.UtcNow;
+        do path = (await seed.RecommendAsync($"placement=product&product_id=101&visitor_id={visitor}", client)).GetProperty("path").GetString();
+        while (path != "model" && DateTime.UtcNow - onAt < TimeSpan.FromSeconds(1));
+        Assert.Equal("model", path);
+    }
+
+    [Fact]
+    public async Task ModelThatFails_IsCutOffAfterThreeErrors_TheFallbackAnswers_AndItIsTriedAgainAfterItsRest()
+    {
+        var seed = new StoreSeed(app, "gov-breaker.myshopify.com");
+        await seed.SeedAsync(customersPerGroup: 8);
+        await seed.TrainAsync();
+        var visitor = seed.VisitorIn("model", "brk");
+        var query = $"placement=product&product_id=101&visitor_id={visitor}";
+        Assert.Equal("model", (await seed.RecommendAsync(query)).GetProperty("path").GetString());
+        var good = (byte[])(await app.ScalarAsync("SELECT artifact FROM models WHERE shop_id = $1 AND status = 'active'", seed.ShopId))!;
+        await app.ScalarAsync("UPDATE models SET artifact = '\\x00010203'::bytea WHERE shop_id = $1 AND status = 'active'", seed.ShopId);
+        app.Factory.Services.GetRequiredService<ModelCache>().Invalidate(seed.ShopId);
+
+        for (var i = 0; i < 3; i++)
+        {
+            var answer = await seed.RecommendAsync(query);
+            Assert.Equal("bestsellers", answer.GetProperty("path").GetString());
+            Assert.NotEqual(0, answer.GetProperty("items").GetArrayLength());
+        }
+        var breaker = app.Factory.Services.GetRequiredService<ModelBreakers>().State(seed.ShopId, RecommenderTrainer.Kind);
+        Assert.True(breaker.Open);
+        Assert.Contains("could not be read", breaker.Reason);
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (await app.CountAsync("SELECT count(*) FROM governance_events WHERE shop_id = $1 AND event = 'cut_off'", seed.ShopId) == 0 && DateTime.UtcNow < deadline)
+            await Task.Delay(50);
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM governance_events WHERE shop_id = $1 AND event = 'cut_off' AND detail LIKE '3 errors in a row%'", seed.ShopId));
+
+        // Cut off: the model is not even loaded, the fallback answers and the decision says why.
+        await app.ScalarAsync("UPDATE models SET artifact = $2 WHERE shop_id = $1 AND status = 'active'", seed.ShopId, good);
+        var cut = await seed.RecommendAsync(query);
+        Assert.Equal("bestsellers", cut.GetProperty("path").GetString());
+        await app.Factory.Services.GetRequiredService<DecisionLog>().FlushAsync(CancellationToken.None);
+        Assert.Contains("cut off", (string)(await app.ScalarAsync("SELECT reasons[1] FROM decisions WHERE decision_id = $1", cut.GetProperty("request_id").GetString()!))!);
+
+        app.Clock.Advance(TimeSpan.FromMinutes(6));
+        Assert.Equal("model", (await seed.RecommendAsync(query)).GetProperty("path").GetString());
+        Assert.False(app.Factory.Services.GetRequiredService<ModelBreakers>().State(seed.ShopId, RecommenderTrainer.Kind).Open);
+    }
+
+    [Fact]
+    public void HighRiskModelKind_WithoutItsControls_StopsTheAppFromStarting()
+    {
+        var kind = new ModelKind("gov-test-kind", "Test kind", "AUC", typeof(RecommenderTrainer), "p", "i", "s", "f")
+        {
+            Risk = new AiRisk(4, 4, "i", "l", "d"), Switch = null, Breaker = false, DecisionKind = null,
+        };
+        var validator = new GovernanceOptionsValidator(new ModelKinds([kind]), new AiFeatures([]));
+        var result = validator.Validate(null, new GovernanceOptions());
+        Assert.True(result.Failed);
+        Assert.Contains("'gov-test-kind' has a high risk score (4 × 4 = 16) but lacks a switch", result.FailureMessage);
+        Assert.Contains("a circuit breaker", result.FailureMessage);
+
+        var covered = new GovernanceOptionsValidator(new ModelKinds([kind with { Switch = "f1", Breaker = true, DecisionKind = DecisionKinds.Risk }]),
+            new AiFeatures([new AiFeature("f1", "F1", "does", ["nothing"])]));
+        Assert.True(covered.Validate(null, new GovernanceOptions()).Succeeded);
+    }
+}
