@@ -21,7 +21,7 @@ public sealed class RegistryTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal((2, true), await seed.TrainAsync()); // same data, same seed: not worse, so it replaces v1
 
         // Make the active model look better than anything new can be.
-        await app.ScalarAsync("UPDATE models SET metrics = jsonb_set(metrics, '{RecallAt10}', '1.5') WHERE shop_id = $1 AND version = 2", seed.ShopId);
+        await app.ScalarAsync("UPDATE models SET metrics = jsonb_set(metrics, '{NdcgAt10}', '1.5') WHERE shop_id = $1 AND version = 2", seed.ShopId);
         var (version, activated) = await seed.TrainAsync();
 
         Assert.Equal(3, version);
