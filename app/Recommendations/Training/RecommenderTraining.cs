@@ -13,10 +13,18 @@ public sealed record CandidateMetrics(double NdcgAt10, double RecallAt10);
 
 /// <summary>
 /// Held-out quality of a model, measured when it was trained: every candidate on the same split, which one serves and by how
-/// much it won. RecallAt10 and NdcgAt10 are the served candidate's; the baseline is popularity on the same split.
+/// much it won. RecallAt10 and NdcgAt10 are ALS's, as every version stored them before candidates were compared (so they stay
+/// comparable across versions); ServedNdcgAt10, the promotion metric, is the served candidate's. The baseline is popularity
+/// on the same split.
 /// </summary>
 public sealed record HeldOutMetrics(double RecallAt10, double NdcgAt10, double BaselineRecallAt10, int TestUsers, string Split)
 {
+    /// <summary>The served candidate's NDCG@10: what the registry's gate compares between versions.</summary>
+    public double ServedNdcgAt10 { get; init; }
+
+    /// <summary>The served candidate's Recall@10.</summary>
+    public double ServedRecallAt10 { get; init; }
+
     /// <summary>Popularity's NDCG@10 on the same customers.</summary>
     public double BaselineNdcgAt10 { get; init; }
 
@@ -205,8 +213,11 @@ public static class RecommenderTraining
         if (scores.Count == 0) scores = RecommenderCandidates.All.Select(c => new CandidateScore(c, 0, 0)).ToList();
         var choice = CandidateSelection.Choose(scores, users, options);
         var pop = scores.Single(s => s.Name == RecommenderCandidates.Popularity);
-        return new HeldOutMetrics(choice.Winner.RecallAt10, choice.Winner.NdcgAt10, pop.RecallAt10, users, split)
+        var als = scores.Single(s => s.Name == RecommenderCandidates.Als);
+        return new HeldOutMetrics(als.RecallAt10, als.NdcgAt10, pop.RecallAt10, users, split)
         {
+            ServedNdcgAt10 = choice.Winner.NdcgAt10,
+            ServedRecallAt10 = choice.Winner.RecallAt10,
             BaselineNdcgAt10 = pop.NdcgAt10,
             Winner = choice.Winner.Name,
             WinnerMeasured = choice.Measured,

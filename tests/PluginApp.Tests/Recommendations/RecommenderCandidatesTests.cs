@@ -64,13 +64,15 @@ public sealed class RecommenderCandidatesTests
         Assert.Equal(ServedCandidate.Popularity, sut.Bundle.Served);
         Assert.True(m.TestUsers >= 100, $"{m.TestUsers} held-out customers");
         Assert.Equal(RecommenderCandidates.All.Order(), m.Candidates.Keys.Order());
-        Assert.All(m.Candidates.Where(c => c.Key != m.Winner), c => Assert.True(c.Value.NdcgAt10 <= m.NdcgAt10, $"{c.Key} {c.Value.NdcgAt10} > {m.NdcgAt10}"));
-        // The winner's figures are popularity's; its margin over popularity is nil and over the runner-up not negative.
-        Assert.Equal(m.BaselineNdcgAt10, m.NdcgAt10);
-        Assert.Equal(m.BaselineRecallAt10, m.RecallAt10);
+        Assert.All(m.Candidates.Where(c => c.Key != m.Winner), c => Assert.True(c.Value.NdcgAt10 <= m.ServedNdcgAt10, $"{c.Key} {c.Value.NdcgAt10} > {m.ServedNdcgAt10}"));
+        // The served figures are popularity's; its margin over popularity is nil and over the runner-up not negative.
+        Assert.Equal(m.BaselineNdcgAt10, m.ServedNdcgAt10);
+        Assert.Equal(m.BaselineRecallAt10, m.ServedRecallAt10);
         Assert.Equal(0, m.MarginOverPopularity);
         Assert.True(m.MarginOverRunnerUp >= 0);
-        Assert.Equal(m.NdcgAt10 - m.Candidates[m.RunnerUp!].NdcgAt10, m.MarginOverRunnerUp, 12);
+        Assert.Equal(m.ServedNdcgAt10 - m.Candidates[m.RunnerUp!].NdcgAt10, m.MarginOverRunnerUp, 12);
+        // NdcgAt10 and RecallAt10 keep their meaning from before candidates: ALS's.
+        Assert.Equal((m.Candidates[RecommenderCandidates.Als].NdcgAt10, m.Candidates[RecommenderCandidates.Als].RecallAt10), (m.NdcgAt10, m.RecallAt10));
     }
 
     [Fact]
@@ -84,7 +86,7 @@ public sealed class RecommenderCandidatesTests
         Assert.True(m.WinnerMeasured, m.Selection);
         Assert.Contains(m.Winner, new[] { RecommenderCandidates.Als, RecommenderCandidates.CoOccurrence, RecommenderCandidates.Blend });
         Assert.Equal(RecommenderCandidates.ToServed(m.Winner), sut.Bundle.Served);
-        Assert.True(m.MarginOverPopularity > 0.1, $"{m.Winner} {m.NdcgAt10:F4} vs popularity {m.BaselineNdcgAt10:F4}");
+        Assert.True(m.MarginOverPopularity > 0.1, $"{m.Winner} {m.ServedNdcgAt10:F4} vs popularity {m.BaselineNdcgAt10:F4}");
         Assert.True(m.Candidates[RecommenderCandidates.Als].NdcgAt10 > m.BaselineNdcgAt10, "ALS on compressed confidence beats popularity here");
         Assert.True(m.Candidates[RecommenderCandidates.CoOccurrence].NdcgAt10 > m.BaselineNdcgAt10, "bought together beats popularity here");
     }
