@@ -52,6 +52,7 @@ public sealed class DecisionsModel(DecisionSearch search, ShopScope scope) : Adm
     {
         "model" => "the model",
         "co_occurrence" => "bought-together pairs",
+        "popularity" => "store bestsellers, the candidate that won on held-out orders",
         "bestsellers" => "store bestsellers",
         "rule_prior" => "the rule prior",
         "store_rate" => "the store's cart conversion rate",

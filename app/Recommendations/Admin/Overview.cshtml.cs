@@ -33,6 +33,7 @@ public sealed class OverviewModel(UpsellStats stats, ModelRegistry registry, Mod
     {
         "model" => "Model (similar items and bought together)",
         "co_occurrence" => "Bought together only",
+        "popularity" => "Store bestsellers (the model's pick for this store)",
         "bestsellers" => "Store bestsellers",
         UpsellFeature.SwitchedOff => "Switched off",
         _ => path,

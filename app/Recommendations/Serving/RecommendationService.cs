@@ -60,7 +60,7 @@ public sealed class RecommendationService(ModelCache models, CatalogCache catalo
                     if (model is not null)
                     {
                         var budget = Stopwatch.GetTimestamp();
-                        var (fromModel, fromCoOccurrence) = ModelCandidates(model.Bundle, req, anchors, candidates);
+                        var served = ModelCandidates(model.Bundle, req, anchors, candidates);
                         var took = Stopwatch.GetElapsedTime(budget);
                         if (took > options.Value.ServingBudget)
                         {
@@ -71,9 +71,9 @@ public sealed class RecommendationService(ModelCache models, CatalogCache catalo
                         else
                         {
                             breakers.Success(req.ShopId, RecommenderTrainer.Kind);
-                            if (fromModel || fromCoOccurrence)
+                            if (served is not null)
                             {
-                                path = fromModel ? "model" : "co_occurrence";
+                                path = served;
                                 version = model.Version;
                             }
                         }
@@ -127,19 +127,25 @@ public sealed class RecommendationService(ModelCache models, CatalogCache catalo
         return ids.Distinct().Select(id => catalog.Products.GetValueOrDefault(id)).OfType<CatalogProduct>().ToList();
     }
 
-    /// <returns>Whether ALS and whether co-occurrence contributed candidates.</returns>
-    private static (bool Model, bool CoOccurrence) ModelCandidates(RecommenderBundle bundle, RecommendationRequest req, List<CatalogProduct> anchors,
+    /// <returns>The path that answered: "model" when ALS contributed, "co_occurrence", "popularity", or null when nothing did.</returns>
+    private static string? ModelCandidates(RecommenderBundle bundle, RecommendationRequest req, List<CatalogProduct> anchors,
         List<Candidate> into)
     {
         var (items, weights) = InteractionBuilder.ForFoldIn(anchors.Select(a => a.Id), bundle.ItemIndex);
-        if (items.Length == 0) return (false, false);
         var anchorSet = items.ToHashSet();
         var k = Math.Max(req.Limit * 5, 30);
-        var together = (items.Length == 1
+        // Why: the candidate that won on this store's held-out customers serves (RecommenderTraining picks it).
+        if (bundle.Served == ServedCandidate.Popularity)
+        {
+            into.AddRange(bundle.Popularity.Recommend(k, anchorSet.Contains).Select(s => new Candidate(bundle.ProductIds[s.Item], "popular", s.Score)));
+            return "popularity";
+        }
+        if (items.Length == 0) return null;
+        var together = (bundle.Served == ServedCandidate.Als ? [] : items.Length == 1
                 ? bundle.CoOccurrence.Neighbors(items[0]).Take(k).ToArray()
                 : bundle.CoOccurrence.RecommendForCart(items, k, anchorSet.Contains))
             .Select(s => new Candidate(bundle.ProductIds[s.Item], "bought_together", s.Score)).ToList();
-        var fromModel = (req.Placement == "product" && items.Length == 1
+        var fromModel = (bundle.Served == ServedCandidate.CoOccurrence ? [] : req.Placement == "product" && items.Length == 1
                 ? bundle.Als.SimilarItems(items[0], k).Select(s => new Candidate(bundle.ProductIds[s.Item], "similar", s.Score))
                 : bundle.Als.RecommendForCart(items, k, anchorSet.Contains).Select(s => new Candidate(bundle.ProductIds[s.Item], "for_you", s.Score)))
             .ToList();
@@ -149,7 +155,7 @@ public sealed class RecommendationService(ModelCache models, CatalogCache catalo
             if (i < together.Count) into.Add(together[i]);
             if (i < fromModel.Count) into.Add(fromModel[i]);
         }
-        return (fromModel.Count > 0, together.Count > 0);
+        return fromModel.Count > 0 ? "model" : together.Count > 0 ? "co_occurrence" : null;
     }
 
     private List<RecommendedItem> Select(List<Candidate> candidates, CatalogSnapshot catalog, RecommendationRequest req,

@@ -2,7 +2,12 @@ using PluginApp.Training;
 
 namespace PluginApp.Recommendations;
 
-/// <summary>The recommender as a model kind: signals of the shop in, a bundle (ALS item side, bought-together, bestsellers) out.</summary>
+/// <summary>
+/// The recommender as a model kind: signals of the shop in, a bundle (ALS item side, bought-together, bestsellers, and which
+/// of them serves) out. The gate compares the served candidate's held-out NDCG@10 (ServedNdcgAt10, a key older versions lack, so
+/// the first version trained with candidates replaces theirs: their NdcgAt10 was ALS's while they served the blend, not
+/// comparable); the baseline is popularity's NDCG@10 on the same split.
+/// </summary>
 public sealed class RecommenderTrainer(SignalStore signals, TimeProvider clock) : IModelTrainer
 {
     public const string Kind = "recommender";
@@ -10,7 +15,7 @@ public sealed class RecommenderTrainer(SignalStore signals, TimeProvider clock) 
     /// <summary>Signals older than this are not read: their decayed weight is negligible.</summary>
     public static readonly TimeSpan History = TimeSpan.FromDays(730);
 
-    public static readonly ModelKind Registration = new(Kind, "Upsell recommender", nameof(HeldOutMetrics.RecallAt10), typeof(RecommenderTrainer),
+    public static readonly ModelKind Registration = new(Kind, "Upsell recommender", nameof(HeldOutMetrics.ServedNdcgAt10), typeof(RecommenderTrainer),
         Purpose: "Ranks the products shown in the Goes well with blocks on product and cart pages.",
         Inputs: "Order lines (minus refunds), cart contents and clicks and add-to-carts on its own blocks, by customer or anonymous visitor; no names, emails or addresses.",
         ShownWhere: "Shoppers see the ranked products in the theme blocks; each answer names the model version and experiment arm.",
@@ -27,7 +32,7 @@ public sealed class RecommenderTrainer(SignalStore signals, TimeProvider clock) 
             services.GetRequiredService<ModelCache>().Invalidate(shopId);
             services.GetRequiredService<Governance.ModelBreakers>().Reset(shopId, Kind);
         },
-        BaselineMetric = nameof(HeldOutMetrics.BaselineRecallAt10),
+        BaselineMetric = nameof(HeldOutMetrics.BaselineNdcgAt10),
         BaselineName = "the store's bestsellers (popularity)",
         Outputs = "Up to 8 ranked products per block, each with its reason (often bought together, bought by the same customers, " +
                   "a store bestseller, or pinned by you). It never outputs a price, a discount or anything about the shopper.",

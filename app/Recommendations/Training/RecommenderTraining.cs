@@ -3,41 +3,130 @@ using PluginApp.Ml.Recommenders;
 
 namespace PluginApp.Recommendations;
 
-public sealed record TrainingParameters(int Factors, int Iterations, double Alpha, double Regularization, double HalfLifeDays, ulong Seed);
+/// <param name="ConfidenceEpsilon">ALS confidence is 1 + Alpha * log(1 + w / ConfidenceEpsilon) (<see cref="ConfidenceCompression"/>); 0 uses raw weights (1 + Alpha * w).</param>
+/// <param name="MinEvalSize">Held-out customers needed before the candidates' NDCG@10 picks the served one; below it the blend serves.</param>
+public sealed record TrainingParameters(int Factors, int Iterations, double Alpha, double Regularization, double HalfLifeDays, ulong Seed,
+    double ConfidenceEpsilon = 1, int MinEvalSize = 100);
 
-/// <summary>Held-out quality of a model, measured when it was trained, with the popularity baseline on the same split.</summary>
-public sealed record HeldOutMetrics(double RecallAt10, double NdcgAt10, double BaselineRecallAt10, int TestUsers, string Split);
+/// <summary>One candidate's held-out quality, as stored with the model.</summary>
+public sealed record CandidateMetrics(double NdcgAt10, double RecallAt10);
+
+/// <summary>
+/// Held-out quality of a model, measured when it was trained: every candidate on the same split, which one serves and by how
+/// much it won. RecallAt10 and NdcgAt10 are ALS's, as every version stored them before candidates were compared (so they stay
+/// comparable across versions); ServedNdcgAt10, the promotion metric, is the served candidate's. The baseline is popularity
+/// on the same split.
+/// </summary>
+public sealed record HeldOutMetrics(double RecallAt10, double NdcgAt10, double BaselineRecallAt10, int TestUsers, string Split)
+{
+    /// <summary>The served candidate's NDCG@10: what the registry's gate compares between versions.</summary>
+    public double ServedNdcgAt10 { get; init; }
+
+    /// <summary>The served candidate's Recall@10.</summary>
+    public double ServedRecallAt10 { get; init; }
+
+    /// <summary>Popularity's NDCG@10 on the same customers.</summary>
+    public double BaselineNdcgAt10 { get; init; }
+
+    /// <summary>The served candidate: als, co_occurrence, popularity or blend (<see cref="RecommenderCandidates"/>).</summary>
+    public string Winner { get; init; } = RecommenderCandidates.Blend;
+
+    /// <summary>Whether the winner was chosen by NDCG@10 (false: too few held-out customers, the default serves).</summary>
+    public bool WinnerMeasured { get; init; }
+
+    public string? RunnerUp { get; init; }
+
+    /// <summary>Winner's NDCG@10 minus the runner-up's.</summary>
+    public double MarginOverRunnerUp { get; init; }
+
+    /// <summary>Winner's NDCG@10 minus popularity's.</summary>
+    public double MarginOverPopularity { get; init; }
+
+    /// <summary>How the winner was chosen, in a sentence.</summary>
+    public string Selection { get; init; } = "";
+
+    public int MinEvalSize { get; init; }
+
+    /// <summary>Every candidate's NDCG@10 and Recall@10 on the same customers, by name.</summary>
+    public Dictionary<string, CandidateMetrics> Candidates { get; init; } = [];
+}
 
 public sealed record TrainedRecommender(RecommenderBundle Bundle, HeldOutMetrics Metrics, int Interactions, DateTimeOffset From, DateTimeOffset To);
 
+/// <summary>The candidates a store's recommender is chosen from, by their stored names.</summary>
+public static class RecommenderCandidates
+{
+    /// <summary>Implicit ALS on log-compressed confidence.</summary>
+    public const string Als = "als";
+    /// <summary>Bought together (lift) from the customer's items.</summary>
+    public const string CoOccurrence = "co_occurrence";
+    /// <summary>The store's bestsellers with recency decay.</summary>
+    public const string Popularity = "popularity";
+    /// <summary>Bought together interleaved with ALS, as served before candidates were chosen: the default.</summary>
+    public const string Blend = "blend";
+
+    public static readonly string[] All = [Als, CoOccurrence, Popularity, Blend];
+
+    public static ServedCandidate ToServed(string name) => name switch
+    {
+        Als => ServedCandidate.Als,
+        CoOccurrence => ServedCandidate.CoOccurrence,
+        Popularity => ServedCandidate.Popularity,
+        Blend => ServedCandidate.Blend,
+        _ => throw new ArgumentOutOfRangeException(nameof(name), name, "unknown recommender candidate"),
+    };
+
+    /// <summary>The candidate in the merchant's words.</summary>
+    public static string Describe(string? name) => name switch
+    {
+        Als => "Personalised model (ALS)",
+        CoOccurrence => "Bought together",
+        Popularity => "Store bestsellers",
+        Blend => "Bought together mixed with the personalised model",
+        null => "–",
+        _ => name,
+    };
+}
+
 /// <summary>
-/// Trains a shop's recommender from its signals: evaluates on a held-out split (the last 14 days of orders,
-/// or for small stores the last order of a fifth of the customers), then trains the served model on everything.
+/// Trains a shop's recommender from its signals: evaluates every candidate (ALS with log-compressed confidence, bought
+/// together, bestsellers, and the blend of bought together and ALS) on one held-out split (the last 14 days of orders,
+/// or for small stores the last order of a fifth of the customers), picks the one to serve by NDCG@10
+/// (<see cref="CandidateSelection"/>), then trains the served bundle on everything.
 /// </summary>
 public static class RecommenderTraining
 {
     public static readonly TrainingParameters Defaults = new(Factors: 64, Iterations: 15, Alpha: 1, Regularization: 20, HalfLifeDays: 120, Seed: 42);
     private const int MinTestUsers = 30;
+    private const int K = 10;
 
     public static TrainedRecommender Train(IReadOnlyList<Signal> signals, DateTimeOffset asOf, TrainingParameters p)
     {
         if (signals.Count == 0) throw new InvalidOperationException("the shop has no orders, carts or events to learn from yet");
-        var halfLife = TimeSpan.FromDays(p.HalfLifeDays);
-        var (train, test, split) = Split(signals);
-        var metrics = Evaluate(train, test, split, asOf, halfLife, p);
-        var full = InteractionBuilder.Build(signals, asOf, halfLife);
-        var (_, bundle) = Fit(full, signals, p);
+        var metrics = Evaluate(signals, asOf, p);
+        var full = InteractionBuilder.Build(signals, asOf, TimeSpan.FromDays(p.HalfLifeDays));
+        var (_, bundle) = Fit(full, signals, p, RecommenderCandidates.ToServed(metrics.Winner));
         return new TrainedRecommender(bundle, metrics, full.Interactions.Length, signals.Min(s => s.At), signals.Max(s => s.At));
     }
 
-    /// <returns>The trained ALS with its user rows (evaluation ranks for known users) and the served bundle, which drops them.</returns>
-    private static (AlsModel Als, RecommenderBundle Bundle) Fit(InteractionSet set, IReadOnlyList<Signal> signals, TrainingParameters p)
+    /// <summary>Splits, trains every candidate on the training part and measures them on the held-out customers; nothing is kept.</summary>
+    public static HeldOutMetrics Evaluate(IReadOnlyList<Signal> signals, DateTimeOffset asOf, TrainingParameters p)
     {
+        var (train, test, split) = Split(signals);
+        return Evaluate(train, test, split, asOf, TimeSpan.FromDays(p.HalfLifeDays), p);
+    }
+
+    /// <returns>The trained ALS with its user rows (evaluation ranks for known users) and the served bundle, which drops them.</returns>
+    private static (AlsModel Als, RecommenderBundle Bundle) Fit(InteractionSet set, IReadOnlyList<Signal> signals, TrainingParameters p,
+        ServedCandidate served)
+    {
+        // Why compressed: summed weights grow with every repeat purchase; raw, they let a few heavy pairs drive the fit.
+        var confidence = new ConfidenceCompression(p.ConfidenceEpsilon);
         var als = new AlsTrainer(new AlsOptions
         {
             Factors = Math.Min(p.Factors, Math.Max(2, set.ProductIds.Length)), Iterations = p.Iterations, Alpha = p.Alpha,
             Regularization = p.Regularization, Seed = p.Seed,
-        }).Train(set.Interactions, set.UserCount, set.ProductIds.Length);
+        }).Train(confidence.Apply(set.Interactions), set.UserCount, set.ProductIds.Length);
         var popularity = new PopularityTrainer(new PopularityOptions { HalfLifeDays = p.HalfLifeDays })
             .Train(set.Interactions, set.ProductIds.Length);
         // Bought together: baskets are orders and carts, not whole customer histories.
@@ -51,7 +140,7 @@ public static class RecommenderTraining
             basketItems.Add(new Interaction(b, item));
         }
         var coOccurrence = new CoOccurrenceTrainer(new CoOccurrenceOptions()).Train(basketItems.Distinct().ToArray(), baskets.Count, set.ProductIds.Length);
-        return (als, new RecommenderBundle(als, popularity, coOccurrence, set.ProductIds));
+        return (als, new RecommenderBundle(als, popularity, coOccurrence, set.ProductIds, served));
     }
 
     private static (List<Signal> Train, Dictionary<string, HashSet<long>> Test, string Split) Split(IReadOnlyList<Signal> signals)
@@ -80,27 +169,77 @@ public static class RecommenderTraining
     private static HeldOutMetrics Evaluate(List<Signal> train, Dictionary<string, HashSet<long>> test, string split,
         DateTimeOffset asOf, TimeSpan halfLife, TrainingParameters p)
     {
-        if (train.Count == 0 || test.Count == 0) return new HeldOutMetrics(0, 0, 0, 0, split + " (too little data to evaluate)");
+        var options = new CandidateSelectionOptions
+        {
+            MinEvalSize = p.MinEvalSize, Default = RecommenderCandidates.Blend, Baseline = RecommenderCandidates.Popularity,
+        };
+        if (train.Count == 0 || test.Count == 0) return Chosen([], 0, split + " (too little data to evaluate)", options);
         var set = InteractionBuilder.Build(train, asOf, halfLife);
-        var (als, bundle) = Fit(set, train, p);
-        double recall = 0, ndcg = 0, baseline = 0;
+        var (als, bundle) = Fit(set, train, p, ServedCandidate.Blend);
+        var sums = RecommenderCandidates.All.ToDictionary(c => c, _ => (Ndcg: 0.0, Recall: 0.0), StringComparer.Ordinal);
         var users = 0;
         foreach (var (user, bought) in test)
         {
             if (!set.UserIndex.TryGetValue(user, out var u)) continue;
             var relevant = bought.Where(set.ItemIndex.ContainsKey).Select(id => set.ItemIndex[id]).ToHashSet();
             if (relevant.Count == 0) continue;
-            var seen = als.SeenItems(u).ToArray().ToHashSet();
-            var ranked = als.RecommendForUser(u, 10).Select(x => x.Item).ToArray();
-            var popular = bundle.Popularity.Recommend(10, seen.Contains).Select(x => x.Item).ToArray();
-            recall += RankingMetrics.Recall(ranked, relevant, 10);
-            ndcg += RankingMetrics.Ndcg(ranked, relevant, 10);
-            baseline += RankingMetrics.Recall(popular, relevant, 10);
+            var history = als.SeenItems(u).ToArray();
+            var seen = history.ToHashSet();
+            // Every candidate ranks for the same customer from the same training history, never returning what they had.
+            var fromAls = als.RecommendForUser(u, K).Select(x => x.Item).ToArray();
+            var together = bundle.CoOccurrence.RecommendForCart(history, K, seen.Contains).Select(x => x.Item).ToArray();
+            var ranked = new Dictionary<string, int[]>(StringComparer.Ordinal)
+            {
+                [RecommenderCandidates.Als] = fromAls,
+                [RecommenderCandidates.CoOccurrence] = together,
+                [RecommenderCandidates.Popularity] = bundle.Popularity.Recommend(K, seen.Contains).Select(x => x.Item).ToArray(),
+                [RecommenderCandidates.Blend] = Interleave(together, fromAls, K),
+            };
+            foreach (var (name, list) in ranked)
+            {
+                var (n, r) = sums[name];
+                sums[name] = (n + RankingMetrics.Ndcg(list, relevant, K), r + RankingMetrics.Recall(list, relevant, K));
+            }
             users++;
         }
-        return users == 0
-            ? new HeldOutMetrics(0, 0, 0, 0, split + " (no test user in training)")
-            : new HeldOutMetrics(recall / users, ndcg / users, baseline / users, users, split);
+        if (users == 0) return Chosen([], 0, split + " (no test user in training)", options);
+        var scores = RecommenderCandidates.All.Select(c => new CandidateScore(c, sums[c].Ndcg / users, sums[c].Recall / users)).ToList();
+        return Chosen(scores, users, split, options);
+    }
+
+    /// <summary>The metrics of a choice among <paramref name="scores"/> (none: nothing was measured and the default serves).</summary>
+    private static HeldOutMetrics Chosen(List<CandidateScore> scores, int users, string split, CandidateSelectionOptions options)
+    {
+        if (scores.Count == 0) scores = RecommenderCandidates.All.Select(c => new CandidateScore(c, 0, 0)).ToList();
+        var choice = CandidateSelection.Choose(scores, users, options);
+        var pop = scores.Single(s => s.Name == RecommenderCandidates.Popularity);
+        var als = scores.Single(s => s.Name == RecommenderCandidates.Als);
+        return new HeldOutMetrics(als.RecallAt10, als.NdcgAt10, pop.RecallAt10, users, split)
+        {
+            ServedNdcgAt10 = choice.Winner.NdcgAt10,
+            ServedRecallAt10 = choice.Winner.RecallAt10,
+            BaselineNdcgAt10 = pop.NdcgAt10,
+            Winner = choice.Winner.Name,
+            WinnerMeasured = choice.Measured,
+            RunnerUp = choice.RunnerUp?.Name,
+            MarginOverRunnerUp = choice.MarginOverRunnerUp,
+            MarginOverPopularity = choice.MarginOverBaseline,
+            Selection = choice.Reason,
+            MinEvalSize = options.MinEvalSize,
+            Candidates = scores.ToDictionary(s => s.Name, s => new CandidateMetrics(s.NdcgAt10, s.RecallAt10), StringComparer.Ordinal),
+        };
+    }
+
+    /// <summary>Bought together first, then the model, alternating, without repeats: the order the blend is served in.</summary>
+    internal static int[] Interleave(int[] first, int[] second, int k)
+    {
+        var result = new List<int>(k);
+        for (var i = 0; i < Math.Max(first.Length, second.Length) && result.Count < k; i++)
+        {
+            if (i < first.Length && !result.Contains(first[i])) result.Add(first[i]);
+            if (result.Count < k && i < second.Length && !result.Contains(second[i])) result.Add(second[i]);
+        }
+        return [.. result];
     }
 
     private static int StableHash(string s)

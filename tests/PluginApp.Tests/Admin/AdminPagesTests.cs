@@ -326,7 +326,7 @@ public sealed class AdminPagesTests(AdminFixture app, ITestOutputHelper output) 
         await app.ScalarAsync("UPDATE models SET status = 'active', activated_at = now() - interval '1 hour' WHERE shop_id = $1 AND version = 1", app.Seed.ShopId);
         var newest = (int)(await app.ScalarAsync("SELECT max(version) FROM models WHERE shop_id = $1", app.Seed.ShopId))!;
         await app.ScalarAsync("""
-            UPDATE models SET status = 'candidate', metrics = jsonb_set(metrics, '{RecallAt10}', '0.99') WHERE shop_id = $1 AND version = $2
+            UPDATE models SET status = 'candidate', metrics = jsonb_set(metrics, '{ServedNdcgAt10}', '0.99') WHERE shop_id = $1 AND version = $2
             """, app.Seed.ShopId, newest);
         var (page, _) = await OpenAsync("/admin/upsells");
         page.Dialog += (_, d) => d.AcceptAsync();

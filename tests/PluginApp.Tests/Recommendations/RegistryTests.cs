@@ -21,7 +21,7 @@ public sealed class RegistryTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal((2, true), await seed.TrainAsync()); // same data, same seed: not worse, so it replaces v1
 
         // Make the active model look better than anything new can be.
-        await app.ScalarAsync("UPDATE models SET metrics = jsonb_set(metrics, '{RecallAt10}', '1.5') WHERE shop_id = $1 AND version = 2", seed.ShopId);
+        await app.ScalarAsync("UPDATE models SET metrics = jsonb_set(metrics, '{ServedNdcgAt10}', '1.5') WHERE shop_id = $1 AND version = 2", seed.ShopId);
         var (version, activated) = await seed.TrainAsync();
 
         Assert.Equal(3, version);
@@ -50,6 +50,24 @@ public sealed class RegistryTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal(1, (await seed.RecommendAsync($"placement=product&product_id=101&visitor_id={seed.VisitorIn("model", "v-gate")}")).GetProperty("model_version").GetInt32());
         var models = await app.Client.SendAsync(app.AdminGet("/api/admin/models", seed.Shop));
         Assert.Contains("\"RecallAt10\"", await models.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task PromotionGate_AVersionFromBeforeCandidates_IsReplacedByTheFirstVersionThatComparesThem()
+    {
+        var seed = new StoreSeed(app, "registry-candidates.myshopify.com");
+        await seed.SeedAsync();
+        Assert.Equal((1, true), await seed.TrainAsync());
+        // What versions stored before candidates were compared: ALS's figures, and no served candidate's NDCG@10 to compare with.
+        await app.ScalarAsync("""
+            UPDATE models SET metrics = (metrics - 'ServedNdcgAt10') || '{"NdcgAt10": 1.5, "RecallAt10": 1.5}'::jsonb WHERE shop_id = $1 AND version = 1
+            """, seed.ShopId);
+
+        var (version, activated) = await seed.TrainAsync();
+
+        Assert.Equal((2, true), (version, activated));
+        Assert.Equal("active", await app.ScalarAsync("SELECT status FROM models WHERE shop_id = $1 AND version = 2", seed.ShopId));
+        Assert.Equal("blend", await app.ScalarAsync("SELECT metrics->>'Winner' FROM models WHERE shop_id = $1 AND version = 2", seed.ShopId));
     }
 
     [Fact]

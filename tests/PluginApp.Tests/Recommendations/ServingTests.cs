@@ -44,6 +44,47 @@ public sealed class ServingTests(AppFixture app) : IClassFixture<AppFixture>
     }
 
     [Fact]
+    public async Task PopularityWinner_AnswersWithTheModelsBestsellersOnThePopularityPath_AndTheModelsPageSaysWhyItWon()
+    {
+        var seed = await TrainedStoreAsync("serve-popularity.myshopify.com");
+        // The seed store is too small to choose (fewer held-out customers than the minimum): the blend serves and the page says so.
+        var page = await (await app.Client.SendAsync(app.AdminGet("/admin/upsells?embedded=1", seed.Shop))).Content.ReadAsStringAsync();
+        Assert.Contains("Candidates: not compared yet, only", page);
+        Assert.Contains("so Bought together mixed with the personalised model serves by default.", page);
+        // The same version as if popularity had won on enough customers.
+        var stored = (byte[])(await app.ScalarAsync("SELECT artifact FROM models WHERE shop_id = $1 AND version = 1", seed.ShopId))!;
+        var trained = RecommenderBundle.FromBytes(stored);
+        var popular = new RecommenderBundle(trained.Als, trained.Popularity, trained.CoOccurrence, trained.ProductIds, ServedCandidate.Popularity);
+        var metrics = new HeldOutMetrics(0.12, 0.15, 0.21, 250, "last 14 days of orders")
+        {
+            ServedNdcgAt10 = 0.25, ServedRecallAt10 = 0.21, BaselineNdcgAt10 = 0.25, Winner = RecommenderCandidates.Popularity, WinnerMeasured = true, RunnerUp = RecommenderCandidates.Blend,
+            MarginOverRunnerUp = 0.05, MarginOverPopularity = 0, MinEvalSize = 100,
+            Candidates = new()
+            {
+                [RecommenderCandidates.Als] = new(0.15, 0.12), [RecommenderCandidates.CoOccurrence] = new(0.1, 0.08),
+                [RecommenderCandidates.Popularity] = new(0.25, 0.21), [RecommenderCandidates.Blend] = new(0.2, 0.17),
+            },
+        };
+        await app.ScalarAsync("UPDATE models SET artifact = $2, metrics = $3::jsonb WHERE shop_id = $1 AND version = 1", seed.ShopId, popular.ToBytes(),
+            JsonSerializer.Serialize(metrics));
+        app.Factory.Services.GetRequiredService<ModelCache>().Invalidate(seed.ShopId);
+
+        var answer = await seed.RecommendAsync($"placement=product&product_id=105&limit=4&visitor_id={seed.VisitorIn("model", "v-popular")}");
+
+        Assert.Equal("popularity", answer.GetProperty("path").GetString());
+        Assert.Equal(1, answer.GetProperty("model_version").GetInt32());
+        var products = seed.Products(answer);
+        Assert.Equal(4, products.Length);
+        Assert.DoesNotContain(105L, products);
+        Assert.All(answer.GetProperty("items").EnumerateArray(), i => Assert.Equal("popular", i.GetProperty("reason").GetString()));
+        // In the model's own popularity order (the business rules' variety cap aside).
+        var order = trained.Popularity.Recommend(12).Select(s => trained.ProductIds[s.Item] - seed.Offset).Where(p => p != 105).ToList();
+        Assert.Equal(products, products.OrderBy(order.IndexOf));
+        page = await (await app.Client.SendAsync(app.AdminGet("/admin/upsells?embedded=1", seed.Shop))).Content.ReadAsStringAsync();
+        Assert.Contains("Candidates: Store bestsellers won with NDCG@10 0.2500 vs 0.2000 for Bought together mixed with the personalised model (runner-up), on 250 held-out customers.", page);
+    }
+
+    [Fact]
     public async Task HoldoutVisitor_GetsTheBaselineAndTheAnswerNamesTheArm()
     {
         var seed = await TrainedStoreAsync("serve-holdout.myshopify.com");

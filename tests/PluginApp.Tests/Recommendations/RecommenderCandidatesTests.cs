@@ -1,0 +1,169 @@
+using System.Globalization;
+using Microsoft.Extensions.DependencyInjection;
+using PluginApp.Ml.Recommenders;
+using PluginApp.Recommendations;
+
+namespace PluginApp.Tests.Recommendations;
+
+/// <summary>
+/// Candidates chosen per store on synthetic stores whose answer is known: one where shoppers buy the top sellers whatever
+/// they bought before (popularity should win), one where they buy within a group of products (a model using their history
+/// should win), and one too small to choose.
+/// </summary>
+public sealed class RecommenderCandidatesTests
+{
+    private static readonly DateTimeOffset Start = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
+
+    /// <summary>Three orders before the held-out window and one in it (the last 14 days) per customer.</summary>
+    private static List<Signal> Store(int customers, Func<Random, int, long[]> basket, int seed = 11)
+    {
+        var random = new Random(seed);
+        var signals = new List<Signal>();
+        for (var c = 0; c < customers; c++)
+        {
+            var days = new[] { c % 20, 30 + c % 20, 60 + c % 20, 120 + c % 10 };
+            foreach (var day in days)
+                foreach (var product in basket(random, c))
+                    signals.Add(new Signal("c:" + c.ToString(CultureInfo.InvariantCulture), product, SignalKind.Order, Start.AddDays(day)));
+        }
+        return signals;
+    }
+
+    /// <summary>Four distinct products drawn from a steep Zipf law over 150 products: everyone buys the top sellers.</summary>
+    private static long[] TopSellers(Random random, int _)
+    {
+        var weights = Enumerable.Range(1, 150).Select(i => 1 / Math.Pow(i, 1.2)).ToArray();
+        var total = weights.Sum();
+        var chosen = new HashSet<long>();
+        while (chosen.Count < 4)
+        {
+            var u = random.NextDouble() * total;
+            var i = 0;
+            while (i < weights.Length - 1 && (u -= weights[i]) > 0) i++;
+            chosen.Add(1000 + i);
+        }
+        return [.. chosen];
+    }
+
+    /// <summary>Three products of the customer's own group of twenty (ten groups, equally popular).</summary>
+    private static long[] OwnGroup(Random random, int customer) =>
+        Enumerable.Range(0, 20).OrderBy(_ => random.Next()).Take(3).Select(i => 2000L + customer % 10 * 20 + i).ToArray();
+
+    private static DateTimeOffset AsOf(List<Signal> signals) => signals.Max(s => s.At);
+
+    [Fact]
+    public void CandidateSelection_StoreWherePopularityWins_PicksPopularity()
+    {
+        var signals = Store(300, TopSellers);
+
+        var sut = RecommenderTraining.Train(signals, AsOf(signals), RecommenderTraining.Defaults);
+
+        var m = sut.Metrics;
+        Assert.True(m.WinnerMeasured, m.Selection);
+        Assert.Equal(RecommenderCandidates.Popularity, m.Winner);
+        Assert.Equal(ServedCandidate.Popularity, sut.Bundle.Served);
+        Assert.True(m.TestUsers >= 100, $"{m.TestUsers} held-out customers");
+        Assert.Equal(RecommenderCandidates.All.Order(), m.Candidates.Keys.Order());
+        Assert.All(m.Candidates.Where(c => c.Key != m.Winner), c => Assert.True(c.Value.NdcgAt10 <= m.ServedNdcgAt10, $"{c.Key} {c.Value.NdcgAt10} > {m.ServedNdcgAt10}"));
+        // The served figures are popularity's; its margin over popularity is nil and over the runner-up not negative.
+        Assert.Equal(m.BaselineNdcgAt10, m.ServedNdcgAt10);
+        Assert.Equal(m.BaselineRecallAt10, m.ServedRecallAt10);
+        Assert.Equal(0, m.MarginOverPopularity);
+        Assert.True(m.MarginOverRunnerUp >= 0);
+        Assert.Equal(m.ServedNdcgAt10 - m.Candidates[m.RunnerUp!].NdcgAt10, m.MarginOverRunnerUp, 12);
+        // NdcgAt10 and RecallAt10 keep their meaning from before candidates: ALS's.
+        Assert.Equal((m.Candidates[RecommenderCandidates.Als].NdcgAt10, m.Candidates[RecommenderCandidates.Als].RecallAt10), (m.NdcgAt10, m.RecallAt10));
+    }
+
+    [Fact]
+    public void CandidateSelection_StoreWithGroupsOfProducts_PicksACandidateThatUsesHistoryOverPopularity()
+    {
+        var signals = Store(300, OwnGroup);
+
+        var sut = RecommenderTraining.Train(signals, AsOf(signals), RecommenderTraining.Defaults);
+
+        var m = sut.Metrics;
+        Assert.True(m.WinnerMeasured, m.Selection);
+        Assert.Contains(m.Winner, new[] { RecommenderCandidates.Als, RecommenderCandidates.CoOccurrence, RecommenderCandidates.Blend });
+        Assert.Equal(RecommenderCandidates.ToServed(m.Winner), sut.Bundle.Served);
+        Assert.True(m.MarginOverPopularity > 0.1, $"{m.Winner} {m.ServedNdcgAt10:F4} vs popularity {m.BaselineNdcgAt10:F4}");
+        Assert.True(m.Candidates[RecommenderCandidates.Als].NdcgAt10 > m.BaselineNdcgAt10, "ALS on compressed confidence beats popularity here");
+        Assert.True(m.Candidates[RecommenderCandidates.CoOccurrence].NdcgAt10 > m.BaselineNdcgAt10, "bought together beats popularity here");
+    }
+
+    [Fact]
+    public void CandidateSelection_BelowTheMinimumEvaluationSize_ServesTheBlendAndSaysSo()
+    {
+        var signals = Store(40, OwnGroup);
+
+        var sut = RecommenderTraining.Train(signals, AsOf(signals), RecommenderTraining.Defaults);
+
+        var m = sut.Metrics;
+        Assert.True(m.TestUsers is > 0 and < 100, $"{m.TestUsers} held-out customers");
+        Assert.False(m.WinnerMeasured);
+        Assert.Equal(RecommenderCandidates.Blend, m.Winner);
+        Assert.Equal(ServedCandidate.Blend, sut.Bundle.Served);
+        Assert.Contains("fewer than 100", m.Selection);
+        Assert.Contains("default (blend)", m.Selection);
+        Assert.Equal(4, m.Candidates.Count); // still measured and stored, just not trusted to choose
+    }
+
+    [Fact]
+    public void CandidateChoice_PureSelection_PicksTheHighestNdcgTiesGoToTheDefaultAndStatesMargins()
+    {
+        var options = new CandidateSelectionOptions { Default = "blend", Baseline = "popularity", MinEvalSize = 50 };
+        CandidateScore[] scores = [new("als", 0.10, 0.08), new("co_occurrence", 0.12, 0.09), new("popularity", 0.05, 0.04), new("blend", 0.12, 0.10)];
+
+        var tie = CandidateSelection.Choose(scores, 60, options);
+        var clear = CandidateSelection.Choose([.. scores.Take(3)], 60, options with { Default = "als" });
+        var small = CandidateSelection.Choose(scores, 49, options);
+
+        Assert.Equal(("blend", true, "co_occurrence"), (tie.Winner.Name, tie.Measured, tie.RunnerUp?.Name));
+        Assert.Equal(0, tie.MarginOverRunnerUp, 12);
+        Assert.Equal(0.07, tie.MarginOverBaseline, 12);
+        Assert.Equal(("co_occurrence", "als"), (clear.Winner.Name, clear.RunnerUp?.Name));
+        Assert.Equal(0.02, clear.MarginOverRunnerUp, 12);
+        Assert.Equal(("blend", false), (small.Winner.Name, small.Measured));
+        Assert.Contains("only 49 held-out customers (fewer than 50)", small.Reason);
+        Assert.Throws<ArgumentException>(() => CandidateSelection.Choose(scores, 60, options with { Default = "nope" }));
+    }
+
+    [Fact]
+    public void ConfidenceCompression_LogScalesWeights_AndNoneLeavesThemRaw()
+    {
+        Interaction[] data = [new(0, 0, 0), new(0, 1, 1), new(1, 0, 1000)];
+
+        var log = ConfidenceCompression.Log.Apply(data);
+        var raw = ConfidenceCompression.None.Apply(data);
+
+        Assert.Equal([0f, MathF.Log(2), MathF.Log(1001)], log.Select(x => x.Weight), new ToleranceComparer(1e-5f));
+        Assert.Equal(data, raw);
+        Assert.Equal(MathF.Log(1 + 10f / 5), new ConfidenceCompression(5).Apply(10f), 5);
+    }
+
+    [Fact]
+    public void RecommenderBundle_Format3KeepsTheServedCandidate_OlderFormatsServeTheBlend()
+    {
+        Interaction[] data = [new(0, 0, 3), new(0, 1, 2), new(1, 1, 1), new(1, 2, 4), new(2, 0, 1), new(2, 2, 2)];
+        var als = new AlsTrainer(new AlsOptions { Factors = 2, Iterations = 3, Seed = 1 }).Train(data, 3, 3);
+        var pop = new PopularityTrainer().Train(data, 3);
+        var co = new CoOccurrenceTrainer().Train(data, 3, 3);
+        var bytes = new RecommenderBundle(als, pop, co, [11, 12, 13], ServedCandidate.Popularity).ToBytes();
+
+        var read = RecommenderBundle.FromBytes(bytes);
+        // Format 2 is format 3 without the trailing served candidate.
+        var v2 = bytes[..^4];
+        BitConverter.GetBytes(2).CopyTo(v2, 4);
+
+        Assert.Equal(3, BitConverter.ToInt32(bytes, 4));
+        Assert.Equal(ServedCandidate.Popularity, read.Served);
+        Assert.Equal(ServedCandidate.Blend, RecommenderBundle.FromBytes(v2).Served);
+        Assert.Equal([11L, 12, 13], RecommenderBundle.FromBytes(v2).ProductIds);
+    }
+
+    private sealed class ToleranceComparer(float tolerance) : IEqualityComparer<float>
+    {
+        public bool Equals(float x, float y) => Math.Abs(x - y) <= tolerance;
+        public int GetHashCode(float obj) => 0;
+    }
+}
