@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using PluginApp.Admin;
 using PluginApp.Compliance;
 using PluginApp.Data;
+using PluginApp.Jobs;
 
 namespace PluginApp.Governance;
 
@@ -19,6 +20,8 @@ public static class GovernanceFeature
         services.AddOptions<GovernanceOptions>().BindConfiguration(GovernanceOptions.Section).ValidateOnStart();
         services.AddSingleton<Microsoft.Extensions.Options.IValidateOptions<GovernanceOptions>, GovernanceOptionsValidator>();
         services.AddSingleton<ModelBreakers>();
+        services.AddSingleton<ModelMonitor>();
+        services.AddRecurringJob<ModelMonitor>("model-monitoring", m => m.SweepAsync(CancellationToken.None), _ => "30 5 * * *");
         services.AddSingleton<DecisionLog>();
         services.AddHostedService(sp => sp.GetRequiredService<DecisionLog>());
         services.AddSingleton<DecisionSearch>();

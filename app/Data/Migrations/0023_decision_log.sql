@@ -111,3 +111,38 @@ CREATE TABLE governance_events (
     at          timestamptz NOT NULL
 );
 CREATE INDEX governance_events_shop_idx ON governance_events (shop_id, at DESC);
+
+-- Monitoring: each day, per shop, decision kind and numeric field of the logged decisions, how far its distribution
+-- moved (population stability index) from the model's training window (or, without enough decisions there, the four
+-- weeks before the last one).
+CREATE TABLE model_drift (
+    shop_id        bigint NOT NULL REFERENCES shops(id) ON DELETE CASCADE,
+    decision_kind  text NOT NULL,
+    field          text NOT NULL,
+    role           text NOT NULL,      -- input | prediction
+    model_kind     text NOT NULL,
+    model_version  int,
+    psi            double precision NOT NULL,
+    reference_n    int NOT NULL,
+    current_n      int NOT NULL,
+    reference_mean double precision,
+    current_mean   double precision,
+    reference      text NOT NULL,      -- which window the current week was compared with, in words
+    computed_at    timestamptz NOT NULL,
+    PRIMARY KEY (shop_id, decision_kind, field, computed_at)
+);
+
+-- Alerts as the merchant judges them: what moved, by how much, since when, with which model version; open until cleared.
+CREATE TABLE governance_alerts (
+    id            bigserial PRIMARY KEY,
+    shop_id       bigint NOT NULL REFERENCES shops(id) ON DELETE CASCADE,
+    model_kind    text NOT NULL,
+    metric        text NOT NULL,
+    detail        text NOT NULL,
+    model_version int,
+    since         timestamptz NOT NULL,
+    raised_at     timestamptz NOT NULL,
+    updated_at    timestamptz NOT NULL,
+    cleared_at    timestamptz
+);
+CREATE UNIQUE INDEX governance_alerts_open_idx ON governance_alerts (shop_id, model_kind, metric) WHERE cleared_at IS NULL;

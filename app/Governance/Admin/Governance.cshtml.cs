@@ -24,6 +24,8 @@ public sealed class GovernanceModel(ModelKinds kinds, ModelRegistry registry, Ai
     public List<(AiFeature Feature, FeatureSwitch Switch)> Features { get; private set; } = [];
     public List<GovernanceEvent> Events { get; private set; } = [];
     public List<FeatureSwitchChange> SwitchHistory { get; private set; } = [];
+    public List<DriftView> Drift { get; private set; } = [];
+    public List<AlertView> Alerts { get; private set; } = [];
     public DateTimeOffset Now { get; private set; }
 
     public async Task OnGetAsync(CancellationToken ct)
@@ -34,6 +36,8 @@ public sealed class GovernanceModel(ModelKinds kinds, ModelRegistry registry, Ai
         var state = await switches.GetAsync(scope.ShopId, ct);
         Events = await GovernanceEvents.ListAsync(db, scope.ShopId, 50, ct);
         SwitchHistory = await switches.HistoryAsync(scope.ShopId, ct);
+        Drift = await ModelMonitor.LatestDriftAsync(db, scope.ShopId, ct);
+        Alerts = await ModelMonitor.AlertsAsync(db, scope.ShopId, openOnly: false, ct);
         var counts = new Dictionary<string, (long All, long Fallback)>();
         await using (var cmd = db.CreateCommand("""
             SELECT kind, count(*), count(*) FILTER (WHERE fallback) FROM decisions WHERE shop_id = $1 AND decided_at >= $2 GROUP BY kind

@@ -5,8 +5,10 @@ using PluginApp.Training;
 namespace PluginApp.Recommendations.Admin;
 
 /// <summary>What the AI did and earned per day over a window, the holdout comparison, how answers were produced, and model health.</summary>
-public sealed class OverviewModel(UpsellStats stats, ModelRegistry registry, ModelKinds kinds, ShopScope scope, TimeProvider clock) : AdminPageModel
+public sealed class OverviewModel(UpsellStats stats, ModelRegistry registry, ModelKinds kinds, Npgsql.NpgsqlDataSource db, ShopScope scope, TimeProvider clock)
+    : AdminPageModel
 {
+    public List<Governance.AlertView> Alerts { get; private set; } = [];
     public DayWindow Window { get; private set; } = null!;
     public string Currency { get; private set; } = "USD";
     public List<UpsellDay> Days { get; private set; } = [];
@@ -25,6 +27,7 @@ public sealed class OverviewModel(UpsellStats stats, ModelRegistry registry, Mod
         Days = await stats.DaysAsync(scope.ShopId, Window, ct);
         Holdout = await stats.HoldoutAsync(scope.ShopId, Window, ct);
         PathMix = await stats.PathMixAsync(scope.ShopId, Window, ct);
+        Alerts = await Governance.ModelMonitor.AlertsAsync(db, scope.ShopId, openOnly: true, ct);
         var models = await registry.ListAsync(scope.ShopId, ct);
         Health = kinds.All.Select(k => (k, models.FirstOrDefault(m => m.Kind == k.Name && m.Status == "active"))).ToList();
     }

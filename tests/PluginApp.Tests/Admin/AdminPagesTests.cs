@@ -410,6 +410,45 @@ public sealed class AdminPagesTests(AdminFixture app, ITestOutputHelper output) 
     }
 
     [Fact]
+    public async Task GovernancePage_ListsEveryModelWithItsRisk_TurnsAFeatureOffInOneClickWithTheReason_AndTheOverviewShowsAnOpenAlert()
+    {
+        var shopId = app.Seed.ShopId;
+        await app.ScalarAsync("""
+            INSERT INTO governance_alerts (shop_id, model_kind, metric, detail, model_version, since, raised_at, updated_at)
+            VALUES ($1, 'risk', 'drift:input:amount_z', 'the order risk''s input ''amount_z'' moved: population stability index 0.41', 2, now() - interval '2 days', now(), now())
+            """, shopId);
+        try
+        {
+            var (page, errors) = await OpenAsync("/admin/governance");
+            var kinds = await page.Locator(".inventory-entry").EvaluateAllAsync<string[]>("els => els.map(e => e.dataset.kind)");
+            Assert.Equal(["risk", "intent", "churn", "recommender"], kinds); // highest risk first
+            Assert.Contains("4 × 3 = 12, high", await page.Locator(".inventory-entry[data-kind=risk] h3").InnerTextAsync());
+            Assert.Contains("0.41", await page.Locator("#alerts").InnerTextAsync());
+
+            var row = page.Locator("#switches tr[data-feature=cart-offers]");
+            await row.Locator("input[name=reason]").FillAsync("pausing discounts during the stock count");
+            var saved = await page.RunAndWaitForResponseAsync(() => row.Locator("button[type=submit]").ClickAsync(),
+                r => r.Url.Contains("/api/admin/features/cart-offers", StringComparison.Ordinal));
+            Assert.Equal(200, saved.Status);
+            await Assertions.Expect(page.Locator("#switches tr[data-feature=cart-offers] [data-state]")).ToHaveAttributeAsync("data-state", "off", new() { Timeout = 10000 });
+            Assert.Contains("pausing discounts during the stock count", await page.Locator("#events").InnerTextAsync());
+            Assert.False((await app.Factory.Services.GetRequiredService<PluginApp.Admin.Switches.AiFeatureSwitches>().StateAsync(shopId, "cart-offers", CancellationToken.None)).Enabled);
+            await AdminFixture.ScreenshotAsync(page, "governance-switched");
+
+            await page.Locator("#switches tr[data-feature=cart-offers] button[type=submit]").ClickAsync();
+            await Assertions.Expect(page.Locator("#switches tr[data-feature=cart-offers] [data-state]")).ToHaveAttributeAsync("data-state", "on", new() { Timeout = 10000 });
+
+            var (overview, _) = await OpenAsync("/admin");
+            Assert.Contains("amount_z", await overview.Locator("#overview-alerts").InnerTextAsync());
+            Assert.True(errors.Count == 0, "browser errors: " + string.Join(" | ", errors));
+        }
+        finally
+        {
+            await app.ScalarAsync("DELETE FROM governance_alerts WHERE shop_id = $1", shopId);
+        }
+    }
+
+    [Fact]
     public async Task PrivacyPage_ListsADataRequest_AndDownloadsItsExport()
     {
         var customer = app.Seed.Offset + 9000;

@@ -1,0 +1,63 @@
+namespace PluginApp.Ml.Monitoring;
+
+/// <summary>How far a feature's distribution moved, by the population stability index, with the field's usual reading.</summary>
+/// <param name="Psi">Σ (a − e) · ln(a / e) over the reference's quantile bins; 0 when nothing moved.</param>
+/// <param name="ReferenceMean">Mean of the reference sample.</param>
+/// <param name="CurrentMean">Mean of the current sample.</param>
+public sealed record DriftResult(double Psi, int ReferenceCount, int CurrentCount, double ReferenceMean, double CurrentMean)
+{
+    /// <summary>Below 0.1: stable; 0.1 to 0.25: moderate shift, watch it; above 0.25: major shift, act (the credit-scoring convention).</summary>
+    public const double Moderate = 0.1, Major = 0.25;
+
+    public string Reading => Psi >= Major ? "major shift" : Psi >= Moderate ? "moderate shift" : "stable";
+}
+
+/// <summary>
+/// Population stability index between a reference sample (the model's training window) and a current one. Bins are the
+/// reference's deciles, so each holds about a tenth of it; repeated values (counts, flags) merge bins rather than split a
+/// value across two. Empty bins get a small share so the logarithm stays finite.
+/// </summary>
+public static class Drift
+{
+    public const int DefaultBins = 10;
+    private const double Floor = 1e-4;
+
+    public static DriftResult Psi(IReadOnlyList<double> reference, IReadOnlyList<double> current, int bins = DefaultBins)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(bins, 2);
+        var r = reference.Where(double.IsFinite).Order().ToArray();
+        var c = current.Where(double.IsFinite).ToArray();
+        if (r.Length == 0 || c.Length == 0) return new DriftResult(double.NaN, r.Length, c.Length, Mean(r), Mean(c));
+        var edges = new List<double>();
+        for (var i = 1; i < bins; i++)
+        {
+            var q = r[Math.Min(r.Length - 1, (int)Math.Floor(i * (double)r.Length / bins))];
+            if (edges.Count == 0 || q > edges[^1]) edges.Add(q);
+        }
+        var expected = Shares(r, edges);
+        var actual = Shares(c, edges);
+        var psi = 0.0;
+        for (var i = 0; i < expected.Length; i++)
+        {
+            var e = Math.Max(expected[i], Floor);
+            var a = Math.Max(actual[i], Floor);
+            psi += (a - e) * Math.Log(a / e);
+        }
+        return new DriftResult(psi, r.Length, c.Length, Mean(r), Mean(c));
+    }
+
+    /// <summary>Share of values in each bin: (-∞, e0), [e0, e1), …, [e_last, ∞).</summary>
+    private static double[] Shares(IReadOnlyList<double> values, List<double> edges)
+    {
+        var counts = new double[edges.Count + 1];
+        foreach (var v in values)
+        {
+            var i = edges.BinarySearch(v);
+            counts[i >= 0 ? i + 1 : ~i]++;
+        }
+        for (var i = 0; i < counts.Length; i++) counts[i] /= values.Count;
+        return counts;
+    }
+
+    private static double Mean(double[] xs) => xs.Length == 0 ? double.NaN : xs.Average();
+}

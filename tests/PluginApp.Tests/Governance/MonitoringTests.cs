@@ -1,0 +1,67 @@
+using Microsoft.Extensions.DependencyInjection;
+using PluginApp.Governance;
+using PluginApp.Ml.Monitoring;
+using PluginApp.Tests.Infrastructure;
+
+namespace PluginApp.Tests.Governance;
+
+public sealed class MonitoringTests(AppFixture app) : IClassFixture<AppFixture>
+{
+    private static double[] Normal(Random rng, int n, double mean) =>
+        Enumerable.Range(0, n).Select(_ => mean + Math.Sqrt(-2 * Math.Log(1 - rng.NextDouble())) * Math.Cos(2 * Math.PI * rng.NextDouble())).ToArray();
+
+    [Fact]
+    public void Psi_IsNearZeroForTheSameDistribution_AndLargeForAShiftedOne()
+    {
+        var rng = new Random(7);
+        var reference = Normal(rng, 4000, 0);
+        Assert.True(Drift.Psi(reference, Normal(rng, 2000, 0)).Psi < DriftResult.Moderate);
+        var shifted = Drift.Psi(reference, Normal(rng, 2000, 1));
+        Assert.True(shifted.Psi > DriftResult.Major, $"PSI {shifted.Psi}");
+        Assert.Equal("major shift", shifted.Reading);
+        // A flag (0/1) keeps two bins, not ten copies of one value.
+        var flags = Enumerable.Range(0, 1000).Select(i => i % 3 == 0 ? 1.0 : 0.0).ToArray();
+        Assert.True(Drift.Psi(flags, flags).Psi < 1e-9);
+        Assert.True(Drift.Psi(flags, flags.Select(_ => 1.0).ToArray()).Psi > DriftResult.Major);
+    }
+
+    [Fact]
+    public async Task Monitor_RaisesAnAlertForTheShiftedFeature_NotForTheUnshiftedOne_AndClearsItWhenItIsBack()
+    {
+        var shopId = await app.InstallShopAsync("gov-drift.myshopify.com");
+        var now = app.Clock.GetUtcNow();
+        var rng = new Random(11);
+        async Task LogAsync(int n, DateTimeOffset from, TimeSpan span, double amountMean, string prefix)
+        {
+            var amounts = Normal(rng, n, amountMean);
+            for (var i = 0; i < n; i++)
+                await app.LogDecisionAsync(new Decision(DecisionKinds.Risk, $"{prefix}{i}", shopId, from + span * i / n, "rule_prior")
+                {
+                    Subject = "LOW", OrderId = i, ModelKind = "risk",
+                    Inputs = $"{{\"amount_z\": {amounts[i].ToString(System.Globalization.CultureInfo.InvariantCulture)}, \"first_order\": {(i % 3 == 0 ? 1 : 0)}}}",
+                    Output = $"{{\"score\": {(0.1 + 0.01 * (i % 10)).ToString(System.Globalization.CultureInfo.InvariantCulture)}}}",
+                });
+        }
+        await LogAsync(600, now.AddDays(-30), TimeSpan.FromDays(20), 0, "ref-");
+        await LogAsync(150, now.AddDays(-6), TimeSpan.FromDays(5), 1.5, "cur-");
+        var monitor = app.Factory.Services.GetRequiredService<ModelMonitor>();
+
+        await monitor.RunShopAsync(shopId, CancellationToken.None);
+
+        var drift = await ModelMonitor.LatestDriftAsync(app.Db, shopId, CancellationToken.None);
+        Assert.True(drift.Single(d => d.Field == "amount_z").Psi > DriftResult.Major);
+        Assert.True(drift.Single(d => d.Field == "first_order").Psi < DriftResult.Moderate);
+        Assert.True(drift.Single(d => d.Field == "score").Psi < DriftResult.Moderate);
+        var alert = Assert.Single(await ModelMonitor.AlertsAsync(app.Db, shopId, openOnly: true, CancellationToken.None));
+        Assert.Equal("drift:input:amount_z", alert.Metric);
+        Assert.Contains("moved: population stability index", alert.Detail);
+        Assert.Contains("against the four weeks before", alert.Detail);
+
+        // A week later the feature is back where it was: the alert clears.
+        app.Clock.Advance(TimeSpan.FromDays(8));
+        await LogAsync(150, app.Clock.GetUtcNow().AddDays(-6), TimeSpan.FromDays(5), 0, "back-");
+        await monitor.RunShopAsync(shopId, CancellationToken.None);
+        Assert.Empty(await ModelMonitor.AlertsAsync(app.Db, shopId, openOnly: true, CancellationToken.None));
+        Assert.NotNull(Assert.Single(await ModelMonitor.AlertsAsync(app.Db, shopId, openOnly: false, CancellationToken.None)).ClearedAt);
+    }
+}
