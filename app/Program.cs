@@ -13,6 +13,7 @@ using PluginApp.Hosting;
 using PluginApp.Install;
 using PluginApp.Intent;
 using PluginApp.Jobs;
+using PluginApp.Operations;
 using PluginApp.Outbox;
 using PluginApp.Recommendations;
 using PluginApp.Risk;
@@ -45,6 +46,7 @@ builder.Services.AddChurn();
 builder.Services.AddCartOffers();
 builder.Services.AddIntent();
 builder.AddScheduling();
+builder.AddOperations();
 builder.AddDemo();
 
 var app = builder.Build();
@@ -75,6 +77,7 @@ app.MapAdminApi()
 app.MapProxy();
 app.MapDemoStorefront(app.Environment);
 app.MapJobsDashboard();
+app.MapOperatorMetrics();
 await app.RunAsync();
 return 0;
 
