@@ -27,7 +27,7 @@ internal sealed class OutboxBacklog : IDisposable
     private readonly ILogger<OutboxBacklog> _logger;
     private readonly CancellationTokenSource _stopping = new();
     private Figures? _figures;
-    private long _readAtTicks = long.MinValue;
+    private long _readAtTicks; // 0: never read
     private int _reading;
 
     public OutboxBacklog(NpgsqlDataSource db, IMeterFactory meters, IOptions<OperationsOptions> options, TimeProvider clock, ILogger<OutboxBacklog> logger)
