@@ -242,4 +242,27 @@ public sealed class OperatorMetricsNoTokenTests(AppFixture app) : IClassFixture<
         Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
         Assert.Empty(response.Headers.WwwAuthenticate);
     }
+
+    [Theory]
+    [InlineData("/proxy/metrics", "Operations:MetricsPath")]
+    [InlineData("/operator/metrics/", "Operations:MetricsPath")]
+    [InlineData("/operator/../metrics", "Operations:MetricsPath")]
+    public async Task Start_WithAMetricsPathThePublicReaches_FailsNamingTheSetting(string path, string setting)
+    {
+        await using var factory = app.CreateFactory(app.Database.ConnectionString, b => b.UseSetting("Operations:MetricsPath", path));
+
+        var e = Assert.ThrowsAny<Exception>(() => factory.CreateClient());
+
+        Assert.Contains(setting, e.ToString());
+    }
+
+    [Fact]
+    public async Task Start_WithATooFrequentOutboxBacklogRead_FailsNamingTheSetting()
+    {
+        await using var factory = app.CreateFactory(app.Database.ConnectionString, b => b.UseSetting("Operations:OutboxBacklogRefresh", "00:00:00.100"));
+
+        var e = Assert.ThrowsAny<Exception>(() => factory.CreateClient());
+
+        Assert.Contains("Operations:OutboxBacklogRefresh", e.ToString());
+    }
 }
