@@ -14,6 +14,7 @@ using PluginApp.Hosting;
 using PluginApp.Install;
 using PluginApp.Intent;
 using PluginApp.Jobs;
+using PluginApp.Operations;
 using PluginApp.Outbox;
 using PluginApp.Recommendations;
 using PluginApp.Risk;
@@ -47,6 +48,7 @@ builder.Services.AddCartOffers();
 builder.Services.AddIntent();
 builder.Services.AddGovernance();
 builder.AddScheduling();
+builder.AddOperations();
 builder.AddDemo();
 
 var app = builder.Build();
@@ -78,6 +80,7 @@ app.MapAdminApi()
 app.MapProxy();
 app.MapDemoStorefront(app.Environment);
 app.MapJobsDashboard();
+app.MapOperatorMetrics();
 await app.RunAsync();
 return 0;
 

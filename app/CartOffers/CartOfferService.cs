@@ -118,6 +118,8 @@ public sealed class CartOfferService(CartOfferSettingsStore settingsStore, Catal
             : null;
         if (facts.Items > 0)
             await LogAsync(req, decisionId, arm, action, explore, score, facts, expected, reasons, offer?.Code, started, ct);
+        // The intent path: the store's model, the store's base rate when it has none, or no score (empty cart, control arm).
+        PluginApp.Operations.OperatorMetrics.Served("cart_offers", score is null ? "not_scored" : score.ModelVersion is null ? "base_rate" : "intent_model");
         return new CartOfferResponse(facts.Items > 0 ? decisionId : null, CartOffersExperiment.Key, arm, action, bar, upsell, upsellRequest, offer,
             score?.ModelVersion, running ? "experiment" : "policy");
     }

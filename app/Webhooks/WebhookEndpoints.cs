@@ -48,7 +48,7 @@ public static class WebhookEndpoints
     }
 
     internal static async Task<Results<Ok, UnauthorizedHttpResult, ProblemHttpResult, StatusCodeHttpResult>> ReceiveAsync(
-        HttpRequest request, ShopifyHmac hmac, WebhookIngestor ingestor, CancellationToken ct)
+        HttpRequest request, ShopifyHmac hmac, WebhookIngestor ingestor, WebhookTopicTable topics, TimeProvider clock, CancellationToken ct)
     {
         if (request.ContentLength > MaxBodyBytes) return TypedResults.StatusCode(StatusCodes.Status413PayloadTooLarge);
         var body = await ReadBodyAsync(request, ct);
@@ -71,6 +71,9 @@ public static class WebhookEndpoints
         try
         {
             var result = await ingestor.IngestAsync(headers, body, ct);
+            if (triggeredAt is { } triggered && result.Outcome is not (IngestOutcome.Duplicate or IngestOutcome.Refused))
+                // Why "other": the topic header is not signed, so only topics we handle become a label.
+                Operations.OperatorMetrics.WebhookStored(topics.Handlers.ContainsKey(topic) || topic is WebhookTopics.AppUninstalled or WebhookTopics.ShopRedact ? topic : "other", triggered, clock.GetUtcNow());
             // A refused replay gets a 4xx and changes nothing; a body kept aside as failed gets 200 so Shopify stops retrying it.
             return result.Outcome == IngestOutcome.Refused
                 ? TypedResults.Problem(title: "Webhook refused", detail: result.Reason, statusCode: StatusCodes.Status403Forbidden)

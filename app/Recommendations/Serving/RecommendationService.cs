@@ -107,6 +107,7 @@ public sealed class RecommendationService(ModelCache models, CatalogCache catalo
         {
             Rank = i + 1, Token = req.Preview ? "" : tokens.Issue(req.Shop, requestId, req.VisitorHash, req.CustomerId, item.ProductId),
         }).ToList();
+        if (!req.Preview) PluginApp.Operations.OperatorMetrics.Served("recommendations", path);
         var response = new RecommendationResponse(requestId, req.Shop, req.Placement, path, version, new ExperimentView(UpsellExperiment.Key, arm), items,
             catalog.Notice);
         if (!req.Preview)
