@@ -19,7 +19,11 @@ public sealed class ProbeTrainer(NpgsqlDataSource db) : IModelTrainer
     public const string Kind = "probe";
 
     public static readonly ModelKind Registration = new(Kind, "Probe", "Orders", typeof(ProbeTrainer), Purpose: "Tests the registration point.",
-        Inputs: "The shop's orders.", ShownWhere: "Nowhere.", Fallback: "None.");
+        Inputs: "The shop's orders.", ShownWhere: "Nowhere.", Fallback: "None.")
+    {
+        // A kind must say its risk: left unassessed it counts as critical and the app refuses to start without its controls.
+        Risk = new AiRisk(1, 1, "Decides nothing anyone sees.", "It counts orders.", "Immediate: the test reads it."),
+    };
 
     public async Task<TrainedModel> TrainAsync(long shopId, CancellationToken ct)
     {
