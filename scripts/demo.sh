@@ -156,13 +156,17 @@ echo "[demo] cart offers: $(demo_sql "SELECT string_agg(arm || '/' || action || 
 [ "$(demo_sql "SELECT count(*) FROM cart_offer_decisions WHERE action = 'offer'")" != 0 ] || { echo "[demo] no cart was shown an offer; see .run/demo-app.log"; exit 1; }
 [ "$(demo_sql "SELECT count(*) FROM cart_offer_decisions WHERE action = 'nudge_upsell'")" != 0 ] || { echo "[demo] no cart was shown the bar with a product; see .run/demo-app.log"; exit 1; }
 echo "[demo] experiments: $(curl -fsS "$URL/api/admin/experiments" | grep -o '"verdicts":\[[^]]*\]' | tr '\n' ' ')"
+curl -fsS -o /dev/null -X POST "$URL/api/admin/monitoring/run" || { echo "[demo] the monitoring run failed; see .run/demo-app.log"; exit 1; }
+echo "[demo] decision log: $(demo_sql "SELECT string_agg(kind || ' ' || n || ' (' || f || ' by a fallback)', ', ' ORDER BY kind) FROM (SELECT kind, count(*) AS n, count(*) FILTER (WHERE fallback) AS f FROM decisions GROUP BY kind) x")"
+echo "[demo] monitoring: $(demo_sql "SELECT count(*) FROM model_drift") drift figures, $(demo_sql "SELECT count(*) FROM governance_alerts WHERE cleared_at IS NULL") open alerts$(demo_sql "SELECT coalesce(': ' || string_agg(model_kind || ' ' || metric, ', '), '') FROM governance_alerts WHERE cleared_at IS NULL")"
+[ "$(demo_sql "SELECT count(DISTINCT kind) FROM decisions")" -ge 3 ] || { echo "[demo] the decision log misses a decision kind; see .run/demo-app.log"; exit 1; }
 cart_page="$(curl -fsS "$URL/cart")" && grep -q 'data-pa-offers' <<<"$cart_page" || { echo "[demo] the storefront cart page does not open"; exit 1; }
-for page in /admin /admin/upsells /admin/rules /admin/review /admin/risk /admin/churn /admin/cart-offers /admin/experiments /admin/ai /admin/privacy /admin/operations; do
+for page in /admin /admin/upsells /admin/rules /admin/review /admin/risk /admin/churn /admin/cart-offers /admin/experiments /admin/ai /admin/privacy /admin/operations /admin/governance /admin/decisions; do
   curl -fsS -o /dev/null "$URL$page" || { echo "[demo] $page does not open; see .run/demo-app.log"; exit 1; }
 done
 
 echo "App running at $URL"
-echo "  admin:              $URL/admin  (overview, upsells and models, rules, review queue, risk settings, churn segments, cart offers, experiments, AI use, data and privacy, operations)"
+echo "  admin:              $URL/admin  (overview, upsells and models, rules, review queue, risk settings, churn segments, cart offers, experiments, AI use, data and privacy, operations, model governance, decisions)"
 echo "  storefront preview: $URL/demo/storefront  (product pages: $URL/products/{handle}; the cart with the Cart offers block: $URL/cart)"
 echo "  readiness: $URL/readyz   logs: .run/demo-app.log"
 if [ "${1:-}" = "--check" ]; then exit 0; fi

@@ -47,6 +47,11 @@ public static class GovernanceFeature
     public static RouteGroupBuilder MapGovernanceAdmin(this RouteGroupBuilder api)
     {
         api.MapGet("/decisions", SearchAsync);
+        api.MapPost("/monitoring/run", async (ModelMonitor monitor, ShopScope scope, CancellationToken ct) =>
+        {
+            await monitor.RunShopAsync(scope.ShopId, ct);
+            return TypedResults.Ok(await ModelMonitor.AlertsAsync(monitor.Db, scope.ShopId, openOnly: true, ct));
+        });
         return api;
     }
 

@@ -21,13 +21,15 @@ public sealed record AlertView(string ModelKind, string Metric, string Detail, i
 /// from its logged decisions (the last week against the model's training window, or against the four weeks before when
 /// the log holds too little of that window), and the business numbers the merchant judges the models by: revenue per
 /// visitor against the upsell holdout, margin per visitor against the cart-offers control, the chargeback rate, and the
-/// share of reviewed flagged orders that were good. Each raises an alert that says what moved, by how much, since when
+/// share of reviewed flagged orders that were good; and each model on the outcomes that arrived since it was trained
+/// (<see cref="FreshLabels"/>). Each raises an alert that says what moved, by how much, since when
 /// and with which model version, and clears it when it no longer holds.
 /// </summary>
 public sealed class ModelMonitor(NpgsqlDataSource db, ModelKinds kinds, ModelRegistry registry, ExperimentResults experiments, TimeProvider clock,
     ILogger<ModelMonitor> logger)
 {
     public static readonly TimeSpan Current = TimeSpan.FromDays(7), Baseline = TimeSpan.FromDays(28);
+    internal NpgsqlDataSource Db => db;
     public const int MinRows = 30, Sample = 5000, MinReferenceInTrainingWindow = 100;
     public const double ChargebackRateAlert = 0.01, ApprovedShareAlert = 0.8;
     public const int MinReviews = 10, MinOrdersForChargebacks = 100;
@@ -56,6 +58,13 @@ public sealed class ModelMonitor(NpgsqlDataSource db, ModelKinds kinds, ModelReg
             foreach (var alert in await DriftAsync(shopId, kind, active, now, ct)) open.Add(alert);
         }
         foreach (var alert in await BusinessAsync(shopId, models, now, ct)) open.Add(alert);
+        var performance = await FreshLabels.MeasureAsync(db, shopId, models, now, ct);
+        await FreshLabels.SaveAsync(db, shopId, performance, ct);
+        foreach (var p in performance.Where(p => p.Metric == "fresh-average-precision" && p.HeldOut is { } h && p.Value < FreshLabels.RiskAlertShare * h))
+        {
+            open.Add((p.ModelKind, p.Metric));
+            await RaiseAsync(shopId, p.ModelKind, p.Metric, p.ModelVersion, $"the order risk model finds fraud less well on fresh labels: {p.Detail}", now.AddDays(-90), now, ct);
+        }
         // Whatever was open and no longer holds is cleared.
         await using var clear = db.CreateCommand("""
             UPDATE governance_alerts SET cleared_at = $2

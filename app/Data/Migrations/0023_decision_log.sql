@@ -146,3 +146,19 @@ CREATE TABLE governance_alerts (
     cleared_at    timestamptz
 );
 CREATE UNIQUE INDEX governance_alerts_open_idx ON governance_alerts (shop_id, model_kind, metric) WHERE cleared_at IS NULL;
+
+-- Monitoring: how each active model does on outcomes that arrived after it was trained (risk: average precision on
+-- fresh chargebacks and reviews; churn: realized churn of the predictions made a horizon ago; recommender: the share
+-- of new orders' products it had shown the buyer), beside its held-out figure.
+CREATE TABLE model_performance (
+    shop_id       bigint NOT NULL REFERENCES shops(id) ON DELETE CASCADE,
+    model_kind    text NOT NULL,
+    metric        text NOT NULL,
+    model_version int,
+    value         double precision NOT NULL,
+    held_out      double precision,
+    n             int NOT NULL,
+    detail        text NOT NULL,
+    computed_at   timestamptz NOT NULL,
+    PRIMARY KEY (shop_id, model_kind, metric, computed_at)
+);

@@ -26,6 +26,7 @@ public sealed class GovernanceModel(ModelKinds kinds, ModelRegistry registry, Ai
     public List<FeatureSwitchChange> SwitchHistory { get; private set; } = [];
     public List<DriftView> Drift { get; private set; } = [];
     public List<AlertView> Alerts { get; private set; } = [];
+    public List<PerformanceView> Performance { get; private set; } = [];
     public DateTimeOffset Now { get; private set; }
 
     public async Task OnGetAsync(CancellationToken ct)
@@ -38,6 +39,7 @@ public sealed class GovernanceModel(ModelKinds kinds, ModelRegistry registry, Ai
         SwitchHistory = await switches.HistoryAsync(scope.ShopId, ct);
         Drift = await ModelMonitor.LatestDriftAsync(db, scope.ShopId, ct);
         Alerts = await ModelMonitor.AlertsAsync(db, scope.ShopId, openOnly: false, ct);
+        Performance = await FreshLabels.LatestAsync(db, scope.ShopId, ct);
         var counts = new Dictionary<string, (long All, long Fallback)>();
         await using (var cmd = db.CreateCommand("""
             SELECT kind, count(*), count(*) FILTER (WHERE fallback) FROM decisions WHERE shop_id = $1 AND decided_at >= $2 GROUP BY kind

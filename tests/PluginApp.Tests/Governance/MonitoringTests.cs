@@ -64,4 +64,39 @@ public sealed class MonitoringTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Empty(await ModelMonitor.AlertsAsync(app.Db, shopId, openOnly: true, CancellationToken.None));
         Assert.NotNull(Assert.Single(await ModelMonitor.AlertsAsync(app.Db, shopId, openOnly: false, CancellationToken.None)).ClearedAt);
     }
+
+    [Fact]
+    public async Task RiskModel_ThatMissesFreshChargebacks_IsMeasuredOnThem_AndRaisesAnAlertAgainstItsHeldOutFigure()
+    {
+        var shopId = await app.InstallShopAsync("gov-fresh.myshopify.com");
+        var now = app.Clock.GetUtcNow();
+        await app.ScalarAsync("""
+            INSERT INTO models (shop_id, kind, version, status, parameters, metrics, artifact, created_at, activated_at)
+            VALUES ($1, 'risk', 4, 'active', '{}', '{"PrAuc": 0.6}', '\x00', $2, $2)
+            """, shopId, now.AddDays(-60));
+        // 40 labelled orders: the 8 frauds scored lowest of all, as a model that no longer sees the new pattern would.
+        for (var i = 0; i < 40; i++)
+        {
+            var fraud = i < 8;
+            await app.ScalarAsync("""
+                INSERT INTO risk_scores (shop_id, order_id, score, level, model_version, prior_weight, reasons, features, queued_at, scored_at)
+                VALUES ($1, $2, $3, 'LOW', 4, 0.2, '[]', '{}', $4, $4)
+                """, shopId, 7700L + i, fraud ? 0.01 + i * 0.001 : 0.2 + i * 0.01, now.AddDays(-20));
+            await app.ScalarAsync("INSERT INTO risk_labels (shop_id, order_id, source, fraud, labelled_at) VALUES ($1, $2, $3, $4, $5)",
+                shopId, 7700L + i, fraud ? "dispute" : "review", fraud, now.AddDays(-5));
+        }
+
+        var res = await app.Client.SendAsync(new HttpRequestMessage(HttpMethod.Post, "/api/admin/monitoring/run")
+        {
+            Headers = { Authorization = app.AdminGet("/", "gov-fresh.myshopify.com").Headers.Authorization },
+        });
+        Assert.Equal(System.Net.HttpStatusCode.OK, res.StatusCode);
+
+        var alert = Assert.Single(await ModelMonitor.AlertsAsync(app.Db, shopId, openOnly: true, CancellationToken.None));
+        Assert.Equal("fresh-average-precision", alert.Metric);
+        Assert.Equal(4, alert.ModelVersion);
+        Assert.Contains("on the 40 orders labelled in the last 90 days (8 fraud), against 0.600 held out", alert.Detail);
+        var figure = (double)(await app.ScalarAsync("SELECT value FROM model_performance WHERE shop_id = $1 AND metric = 'fresh-average-precision'", shopId))!;
+        Assert.InRange(figure, 0, 0.3);
+    }
 }
