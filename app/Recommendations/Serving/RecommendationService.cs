@@ -66,12 +66,8 @@ public sealed class RecommendationService(ModelCache models, CatalogCache catalo
                 var model = await models.GetAsync(req.ShopId, ct);
                 if (model is not null)
                 {
-                    var (candidates, served, failure) = RunModel(model.Bundle, req, anchors);
-                    if (failure is not null)
-                    {
-                        logger.LogWarning("Shop {Shop}: the model failed ({Failure}); serving bestsellers", req.Shop, failure);
-                        breakers.Failure(req.ShopId, RecommenderTrainer.Kind, failure);
-                    }
+                    var (candidates, served, failure) = RunModel(model.Bundle, req, anchors, "the model", "; serving bestsellers");
+                    if (failure is not null) breakers.Failure(req.ShopId, RecommenderTrainer.Kind, failure);
                     else
                     {
                         breakers.Success(req.ShopId, RecommenderTrainer.Kind);
@@ -109,17 +105,16 @@ public sealed class RecommendationService(ModelCache models, CatalogCache catalo
     private (Composed? Answer, string? Failure) TryRelease(ReleaseModel release, RecommendationRequest req, List<CatalogProduct> anchors, CatalogSnapshot catalog)
     {
         if (release.Bundle is null) return (null, release.LoadError ?? "no model file");
-        var (candidates, served, failure) = RunModel(release.Bundle, req, anchors);
-        if (failure is not null)
-        {
-            logger.LogWarning("Shop {Shop}: the {Stage} version {Version} failed ({Failure})", req.Shop, release.Stage, release.Version, failure);
-            return (null, failure);
-        }
+        var (candidates, served, failure) = RunModel(release.Bundle, req, anchors, $"the {release.Stage} version {release.Version}", "; it counts against its release");
+        if (failure is not null) return (null, failure);
         return (served is null ? Compose([], "bestsellers", null, catalog, req, anchors) : Compose(candidates, served, release.Version, catalog, req, anchors), null);
     }
 
     /// <summary>A model's candidates within the serving budget; an error or an overrun is a failure, in words.</summary>
-    private (List<Candidate> Candidates, string? Served, string? Failure) RunModel(RecommenderBundle bundle, RecommendationRequest req, List<CatalogProduct> anchors)
+    /// <param name="who">The model in the log's words ("the model" for the active version).</param>
+    /// <param name="then">What happens instead, in the log's words.</param>
+    private (List<Candidate> Candidates, string? Served, string? Failure) RunModel(RecommenderBundle bundle, RecommendationRequest req, List<CatalogProduct> anchors,
+        string who, string then)
     {
         var candidates = new List<Candidate>();
         try
@@ -127,13 +122,13 @@ public sealed class RecommendationService(ModelCache models, CatalogCache catalo
             var budget = Stopwatch.GetTimestamp();
             var served = ModelCandidates(bundle, req, anchors, candidates);
             var took = Stopwatch.GetElapsedTime(budget);
-            if (took > options.Value.ServingBudget)
-                return ([], null, $"took {took.TotalMilliseconds:0} ms, over the {options.Value.ServingBudget.TotalMilliseconds:0} ms budget");
-            return (candidates, served, null);
+            if (took <= options.Value.ServingBudget) return (candidates, served, null);
+            logger.LogWarning("Shop {Shop}: {Who} took {Elapsed} ms, over the budget{Then}", req.Shop, who, took.TotalMilliseconds, then);
+            return ([], null, $"took {took.TotalMilliseconds:0} ms, over the {options.Value.ServingBudget.TotalMilliseconds:0} ms budget");
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
-            logger.LogError(e, "Shop {Shop}: the model failed", req.Shop);
+            logger.LogError(e, "Shop {Shop}: {Who} failed{Then}", req.Shop, who, then);
             return ([], null, $"{e.GetType().Name}: {e.Message}");
         }
     }
