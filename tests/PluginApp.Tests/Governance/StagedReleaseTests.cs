@@ -271,4 +271,19 @@ public sealed class StagedReleaseTests(ReleaseFixture app) : IClassFixture<Relea
             "SELECT count(*) FROM governance_events WHERE shop_id = $1 AND event = 'release_stopped' AND detail LIKE '%stopped in shadow%waiting for the new catalog'", seed.ShopId));
         Assert.Equal(HttpStatusCode.Conflict, (await SendAsync(HttpMethod.Post, $"/api/admin/releases/{Kind}/promote", seed.Shop)).StatusCode);
     }
+
+    [Fact]
+    public void ReleaseOptions_OutOfRange_StopTheAppFromStarting_WithEveryBadValueNamed()
+    {
+        var sut = new GovernanceOptionsValidator(new PluginApp.Training.ModelKinds([]), new PluginApp.Admin.Switches.AiFeatures([]));
+
+        var result = sut.Validate(null, new GovernanceOptions { ShadowDecisions = 0, CanaryShare = 0.9, CanaryDecisions = -1, CanaryClickThroughFloor = 1.5 });
+
+        Assert.True(result.Failed);
+        Assert.Contains("Governance:ShadowDecisions 0", result.FailureMessage);
+        Assert.Contains("Governance:CanaryShare 0.9 must be above 0 and at most 0.5", result.FailureMessage);
+        Assert.Contains("Governance:CanaryDecisions -1", result.FailureMessage);
+        Assert.Contains("Governance:CanaryClickThroughFloor 1.5", result.FailureMessage);
+        Assert.True(sut.Validate(null, new GovernanceOptions()).Succeeded);
+    }
 }
