@@ -3,6 +3,8 @@ using PluginApp.Admin;
 using PluginApp.Compliance;
 using PluginApp.Data;
 using PluginApp.Jobs;
+using Microsoft.Extensions.Options;
+using Npgsql;
 
 namespace PluginApp.Governance;
 
@@ -22,6 +24,8 @@ public static class GovernanceFeature
         services.AddSingleton<ModelBreakers>();
         services.AddSingleton<ModelMonitor>();
         services.AddRecurringJob<ModelMonitor>("model-monitoring", m => m.SweepAsync(CancellationToken.None), _ => "30 5 * * *");
+        services.AddSingleton<StagedReleases>();
+        services.AddRecurringJob<StagedReleases>("staged-releases", r => r.SweepAsync(CancellationToken.None), _ => "*/5 * * * *");
         services.AddSingleton<DecisionLog>();
         services.AddHostedService(sp => sp.GetRequiredService<DecisionLog>());
         services.AddSingleton<DecisionSearch>();
@@ -52,8 +56,79 @@ public static class GovernanceFeature
             await monitor.RunShopAsync(scope.ShopId, ct);
             return TypedResults.Ok(await ModelMonitor.AlertsAsync(monitor.Db, scope.ShopId, openOnly: true, ct));
         });
+        api.MapGet("/releases", ReleasesAsync);
+        api.MapPut("/releases/{kind}/settings", PutReleaseSettingsAsync);
+        api.MapPost("/releases/{kind}/stop", StopReleaseAsync);
+        api.MapPost("/releases/{kind}/promote", PromoteReleaseAsync);
         return api;
     }
+
+    /// <summary>A kind with staged releases in this shop: its settings, and its version in shadow or canary if any.</summary>
+    public sealed record ReleaseKindView(string Kind, string Title, ReleaseSettings Settings, ReleaseView? Release);
+
+    public sealed record ReleaseSettingsBody(bool? Staged, int? ShadowDecisions, double? CanaryShare, int? CanaryDecisions);
+
+    public sealed record ReleaseActionBody(string? Reason);
+
+    public static async Task<List<ReleaseKindView>> ReleaseKindsAsync(long shopId, Training.ModelKinds kinds, StagedReleases releases,
+        NpgsqlDataSource db, GovernanceOptions o, CancellationToken ct)
+    {
+        var running = await releases.StatusAsync(shopId, ct);
+        var list = new List<ReleaseKindView>();
+        foreach (var k in kinds.All.Where(k => k.StagedRelease).OrderBy(k => k.Title, StringComparer.Ordinal))
+            list.Add(new ReleaseKindView(k.Name, k.Title, await ReleaseSettings.GetAsync(db, shopId, k.Name, o, ct), running.FirstOrDefault(r => r.Kind == k.Name)));
+        return list;
+    }
+
+    private static async Task<Ok<List<ReleaseKindView>>> ReleasesAsync(Training.ModelKinds kinds, StagedReleases releases, NpgsqlDataSource db,
+        IOptions<GovernanceOptions> o, ShopScope scope, CancellationToken ct) =>
+        TypedResults.Ok(await ReleaseKindsAsync(scope.ShopId, kinds, releases, db, o.Value, ct));
+
+    private static ProblemHttpResult? NotStaged(string kind, Training.ModelKinds kinds) =>
+        kinds.Contains(kind) && kinds[kind].StagedRelease ? null
+            : TypedResults.Problem(title: "No staged releases for this kind", statusCode: 404,
+                detail: $"kind must be one of {string.Join(", ", kinds.All.Where(k => k.StagedRelease).Select(k => k.Name))}, not '{kind}'");
+
+    private static async Task<Results<Ok<ReleaseSettings>, ValidationProblem, ProblemHttpResult>> PutReleaseSettingsAsync(string kind, ReleaseSettingsBody body,
+        Training.ModelKinds kinds, NpgsqlDataSource db, IOptions<GovernanceOptions> o, ShopScope scope, HttpContext http, IServiceProvider services,
+        TimeProvider clock, CancellationToken ct)
+    {
+        if (NotStaged(kind, kinds) is { } problem) return problem;
+        var current = await ReleaseSettings.GetAsync(db, scope.ShopId, kind, o.Value, ct);
+        var next = new ReleaseSettings(body.Staged ?? current.Staged, body.ShadowDecisions ?? current.ShadowDecisions, body.CanaryShare ?? current.CanaryShare,
+            body.CanaryDecisions ?? current.CanaryDecisions, Chosen: true);
+        var problems = next.Problems();
+        if (problems.Count > 0) return TypedResults.ValidationProblem(problems);
+        await next.SaveAsync(db, scope.ShopId, kind, PluginApp.Admin.Switches.AdminUser.Of(http) ?? "the merchant", clock.GetUtcNow(), ct);
+        // Why announce: a canary's share is read with the model, on every instance.
+        await using (var cmd = db.CreateCommand("SELECT pg_notify($1, $2)"))
+        {
+            cmd.Parameters.Add(Sql.Param(Training.ModelRegistry.Channel));
+            cmd.Parameters.Add(Sql.Param(scope.ShopId.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+            await cmd.ExecuteNonQueryAsync(ct);
+        }
+        kinds[kind].OnReleaseChanged?.Invoke(services, scope.ShopId);
+        return TypedResults.Ok(next);
+    }
+
+    private static async Task<Results<Ok<ReleaseActionView>, ProblemHttpResult>> StopReleaseAsync(string kind, ReleaseActionBody? body, Training.ModelKinds kinds,
+        StagedReleases releases, ShopScope scope, HttpContext http, CancellationToken ct)
+    {
+        if (NotStaged(kind, kinds) is { } problem) return problem;
+        if (body?.Reason?.Length > 500) return TypedResults.Problem(title: "Reason too long", detail: "at most 500 characters", statusCode: 400);
+        var (stopped, detail) = await releases.StopByMerchantAsync(scope.ShopId, kind, PluginApp.Admin.Switches.AdminUser.Of(http), body?.Reason, ct);
+        return stopped ? TypedResults.Ok(new ReleaseActionView(kind, detail)) : TypedResults.Problem(title: "Nothing to stop", detail: detail, statusCode: 409);
+    }
+
+    private static async Task<Results<Ok<ReleaseActionView>, ProblemHttpResult>> PromoteReleaseAsync(string kind, Training.ModelKinds kinds,
+        StagedReleases releases, ShopScope scope, HttpContext http, CancellationToken ct)
+    {
+        if (NotStaged(kind, kinds) is { } problem) return problem;
+        var (promoted, detail) = await releases.PromoteByMerchantAsync(scope.ShopId, kind, PluginApp.Admin.Switches.AdminUser.Of(http), ct);
+        return promoted ? TypedResults.Ok(new ReleaseActionView(kind, detail)) : TypedResults.Problem(title: "Not promoted", detail: detail, statusCode: 409);
+    }
+
+    public sealed record ReleaseActionView(string Kind, string Detail);
 
     private static async Task<Results<Ok<List<DecisionView>>, ValidationProblem>> SearchAsync(string? kind, long? order, long? customer, long? product,
         DateTimeOffset? from, DateTimeOffset? to, int? limit, DecisionSearch search, ShopScope scope, CancellationToken ct)

@@ -54,7 +54,29 @@ public sealed record ModelKind(string Name, string Title, string PromotionMetric
 
     /// <summary>Where its data and its models are kept.</summary>
     public string DataStores { get; init; } = "";
+
+    /// <summary>
+    /// Whether a new version that passes the gate is released in stages (Governance.StagedReleases): first in shadow (its
+    /// answers logged beside the active version's, never shown), then for a canary share of visitors with automatic
+    /// rollback, then to everyone. Its serving must log shadow answers and mark canary ones (see the recommender).
+    /// </summary>
+    public bool StagedRelease { get; init; }
+
+    /// <summary>Called on the instance that moved a version into or out of shadow or canary (the others learn it from model_changed).</summary>
+    public Action<IServiceProvider, long>? OnReleaseChanged { get; init; }
+
+    /// <summary>
+    /// The kind's own canary guardrail beyond failures (the recommender: click-through against the active version's), or
+    /// null when there is not enough to read yet.
+    /// </summary>
+    public Func<IServiceProvider, ReleaseWindow, CancellationToken, Task<GuardrailReading?>>? ReleaseGuardrail { get; init; }
 }
+
+/// <summary>A canary under watch: the shop, the candidate's and the active version, and since when it has answered.</summary>
+public sealed record ReleaseWindow(long ShopId, int Candidate, int? Active, DateTimeOffset From);
+
+/// <summary>A guardrail's reading, in words: whether it broke, and the numbers.</summary>
+public sealed record GuardrailReading(bool Breached, string Detail);
 
 /// <summary>
 /// A model kind's risk as the field scores it: impact 1–5 (how bad a wrong decision is for the merchant or their

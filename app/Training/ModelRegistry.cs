@@ -10,18 +10,25 @@ public sealed record ModelEntry(long Id, string Kind, int Version, string Status
 public sealed record TrainingRunView(string Kind, string Trigger, string State, DateTimeOffset StartedAt, DateTimeOffset? FinishedAt, long? Rows,
     JsonElement? Parameters, JsonElement? Metrics, int? ModelVersion, string? Error);
 
+/// <summary>What registering a trained model did: its version, whether it became active, whether it went into a staged release instead, and why.</summary>
+public sealed record Registered(int Version, bool Activated, string Reason, bool Staged = false)
+{
+    public void Deconstruct(out int version, out bool activated, out string reason) => (version, activated, reason) = (Version, Activated, Reason);
+}
+
 /// <summary>
 /// Models per shop and kind, with the promotion gate: a new model becomes active only when its held-out promotion
 /// metric (the kind's, e.g. Recall@10 for the recommender) is not worse than the active one's; otherwise it stays a
-/// candidate with the reason. Every change of the active model is announced (NOTIFY model_changed) so every instance
-/// reloads within seconds.
+/// candidate with the reason. A kind with staged releases (<see cref="ModelKind.StagedRelease"/>) whose shop has them on
+/// puts a version that passes into shadow instead (Governance.StagedReleases moves it on). Every change of what serves is
+/// announced (NOTIFY model_changed) so every instance reloads within seconds.
 /// </summary>
-public sealed class ModelRegistry(NpgsqlDataSource db, TimeProvider clock)
+public sealed class ModelRegistry(NpgsqlDataSource db, TimeProvider clock, Microsoft.Extensions.Options.IOptions<Governance.GovernanceOptions> governance)
 {
     public const string Channel = "model_changed";
 
-    /// <summary>Stores a trained model and applies the kind's gate. Returns its version and whether it became active.</summary>
-    public async Task<(int Version, bool Activated, string Reason)> RegisterAsync(long shopId, ModelKind modelKind, TrainedModel model, CancellationToken ct)
+    /// <summary>Stores a trained model and applies the kind's gate.</summary>
+    public async Task<Registered> RegisterAsync(long shopId, ModelKind modelKind, TrainedModel model, CancellationToken ct)
     {
         var kind = modelKind.Name;
         var metric = modelKind.PromotionMetric;
@@ -33,26 +40,81 @@ public sealed class ModelRegistry(NpgsqlDataSource db, TimeProvider clock)
         var version = (int)(await Scalar(conn, tx, "SELECT coalesce(max(version), 0) + 1 FROM models WHERE shop_id = $1 AND kind = $2", ct, shopId, kind))!;
         var active = await Scalar(conn, tx,
             "SELECT (metrics->>$3)::float8 FROM models WHERE shop_id = $1 AND kind = $2 AND status = 'active'", ct, shopId, kind, metric) as double?;
+        var activeVersion = await Scalar(conn, tx, "SELECT version FROM models WHERE shop_id = $1 AND kind = $2 AND status = 'active'", ct, shopId, kind) as int?;
         // A kind that gates on its baseline (order risk: the rule prior) never activates a model that does worse than it.
         var baseline = modelKind.BaselineGate && modelKind.BaselineMetric is { } b ? model.MetricValue(b) : (double?)null;
         var beatsBaseline = baseline is null || candidate >= baseline.Value;
-        var activate = beatsBaseline && (active is null || candidate >= active.Value);
+        var passes = beatsBaseline && (active is null || candidate >= active.Value);
         var reason = !beatsBaseline ? $"held-out {metric} {candidate:F4} is below the baseline's {baseline:F4} on the same orders"
             : active is null ? "first model"
-            : activate ? $"held-out {metric} {candidate:F4} is not worse than the active model's {active:F4}"
+            : passes ? $"held-out {metric} {candidate:F4} is not worse than the active model's {active:F4}"
             : $"held-out {metric} {candidate:F4} is worse than the active model's {active:F4}";
+        // Why only with an active version: a shop's first model has nothing to be compared with in shadow, and serves at once.
+        var release = passes && activeVersion is not null && modelKind.StagedRelease
+            ? await Governance.ReleaseSettings.GetAsync(conn, tx, shopId, kind, governance.Value, ct) : null;
+        var staged = release is { Staged: true };
+        var activate = passes && !staged;
         var now = clock.GetUtcNow();
         if (activate)
             await Exec(conn, tx, "UPDATE models SET status = 'retired', status_reason = $3 WHERE shop_id = $1 AND kind = $2 AND status = 'active'", ct,
                 shopId, kind, $"replaced by version {version}");
+        string? replaced = null;
+        if (staged)
+        {
+            var previous = await Scalar(conn, tx, "SELECT version FROM models WHERE shop_id = $1 AND kind = $2 AND status IN ('shadow', 'canary')", ct, shopId, kind) as int?;
+            if (previous is { } p)
+            {
+                await Exec(conn, tx, "UPDATE models SET status = 'candidate', status_reason = $4 WHERE shop_id = $1 AND kind = $2 AND version = $3", ct,
+                    shopId, kind, p, $"its release was stopped: version {version} replaced it");
+                replaced = $"; it replaces version {p}, whose release stopped";
+            }
+            reason = System.FormattableString.Invariant(
+                $"{reason}; answers in shadow beside version {activeVersion} (logged, never shown) for {release!.ShadowDecisions} decisions, then a canary of {release.CanaryShare:P0} of visitors for {release.CanaryDecisions} decisions, before it serves everyone{replaced}");
+        }
         await Exec(conn, tx, """
-            INSERT INTO models (shop_id, kind, version, status, status_reason, data_from, data_to, parameters, metrics, artifact, created_at, activated_at)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb, $10, $11, $12)
-            """, ct, shopId, kind, version, activate ? "active" : "candidate", reason, (object?)model.DataFrom ?? DBNull.Value, (object?)model.DataTo ?? DBNull.Value,
-            JsonSerializer.Serialize(model.Parameters), JsonSerializer.Serialize(model.Metrics), model.Artifact, now, activate ? now : DBNull.Value);
-        if (activate) await Notify(conn, tx, shopId, ct);
+            INSERT INTO models (shop_id, kind, version, status, status_reason, data_from, data_to, parameters, metrics, artifact, created_at, activated_at, stage_started_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb, $10, $11, $12, $13)
+            """, ct, shopId, kind, version, activate ? "active" : staged ? "shadow" : "candidate", reason, (object?)model.DataFrom ?? DBNull.Value, (object?)model.DataTo ?? DBNull.Value,
+            JsonSerializer.Serialize(model.Parameters), JsonSerializer.Serialize(model.Metrics), model.Artifact, now, activate ? now : DBNull.Value,
+            staged ? now : DBNull.Value);
+        if (activate || staged) await Notify(conn, tx, shopId, ct);
         await tx.CommitAsync(ct);
-        return (version, activate, reason);
+        if (staged) await Governance.GovernanceEvents.RecordAsync(db, shopId, kind, "shadow_started", $"version {version}: {reason}", "the model registry", now, ct);
+        return new Registered(version, activate, reason, staged);
+    }
+
+    /// <summary>The version in a staged release (shadow or canary) with its stage and artifact, or null.</summary>
+    public async Task<(int Version, string Stage, byte[] Artifact)?> LoadReleaseAsync(long shopId, string kind, CancellationToken ct)
+    {
+        await using var cmd = db.CreateCommand("SELECT version, status, artifact FROM models WHERE shop_id = $1 AND kind = $2 AND status IN ('shadow', 'canary')");
+        cmd.Parameters.AddWithValue(shopId);
+        cmd.Parameters.AddWithValue(kind);
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        return await r.ReadAsync(ct) ? (r.GetInt32(0), r.GetString(1), (byte[])r[2]) : null;
+    }
+
+    /// <summary>
+    /// Moves a version in release from one stage to the next (shadow to canary) or out of release (back to candidate), if it
+    /// is still where the caller saw it. Returns whether it moved; announces the change.
+    /// </summary>
+    public async Task<bool> MoveReleaseAsync(long shopId, string kind, int version, string from, string to, string reason, string? summaryJson, CancellationToken ct)
+    {
+        if (from is not ("shadow" or "canary") || to is not ("canary" or "candidate"))
+            throw new ArgumentException($"a release moves from shadow or canary to canary or candidate, not from {from} to {to}");
+        await using var conn = await db.OpenConnectionAsync(ct);
+        await using var tx = await conn.BeginTransactionAsync(ct);
+        await Exec(conn, tx, "SELECT pg_advisory_xact_lock(hashtext($1))", ct, $"models:{shopId}:{kind}");
+        await using var cmd = new NpgsqlCommand("""
+            UPDATE models SET status = $5, status_reason = $6, stage_started_at = CASE WHEN $5 = 'canary' THEN $7 ELSE stage_started_at END,
+                   release_summary = coalesce($8::jsonb, release_summary)
+            WHERE shop_id = $1 AND kind = $2 AND version = $3 AND status = $4
+            """, conn, tx);
+        foreach (var v in new object[] { shopId, kind, version, from, to, reason, clock.GetUtcNow() }) cmd.Parameters.Add(Sql.Param(v));
+        cmd.Parameters.Add(Sql.Text(summaryJson));
+        if (await cmd.ExecuteNonQueryAsync(ct) == 0) return false;
+        await Notify(conn, tx, shopId, ct);
+        await tx.CommitAsync(ct);
+        return true;
     }
 
     /// <summary>Makes the most recently retired version active again. Returns the version restored, or null when there is none.</summary>
@@ -79,7 +141,8 @@ public sealed class ModelRegistry(NpgsqlDataSource db, TimeProvider clock)
     /// Makes a candidate or retired version active on the merchant's word, through the same gate as a new model: refused
     /// when its held-out promotion metric is worse than the active version's.
     /// </summary>
-    public async Task<(bool Promoted, string Reason)> PromoteAsync(long shopId, ModelKind modelKind, int version, CancellationToken ct)
+    /// <param name="by">Who promotes, in words ("the merchant", "the staged release").</param>
+    public async Task<(bool Promoted, string Reason)> PromoteAsync(long shopId, ModelKind modelKind, int version, CancellationToken ct, string by = "the merchant")
     {
         var (kind, metric) = (modelKind.Name, modelKind.PromotionMetric);
         await using var conn = await db.OpenConnectionAsync(ct);
@@ -93,8 +156,8 @@ public sealed class ModelRegistry(NpgsqlDataSource db, TimeProvider clock)
         if (active is { } a && target.Value < a)
             return (false, $"held-out {metric} {target:F4} is worse than the active model's {a:F4}");
         await Exec(conn, tx, "UPDATE models SET status = 'retired', status_reason = $3 WHERE shop_id = $1 AND kind = $2 AND status = 'active'", ct,
-            shopId, kind, $"replaced by version {version} (promoted by the merchant)");
-        var reason = $"promoted by the merchant: held-out {metric} {target:F4}" + (active is { } b ? $" is not worse than {b:F4}" : "");
+            shopId, kind, $"replaced by version {version} (promoted by {by})");
+        var reason = $"promoted by {by}: held-out {metric} {target:F4}" + (active is { } b ? $" is not worse than {b:F4}" : "");
         await Exec(conn, tx, "UPDATE models SET status = 'active', status_reason = $4, activated_at = $5 WHERE shop_id = $1 AND kind = $2 AND version = $3", ct,
             shopId, kind, version, reason, clock.GetUtcNow());
         await Notify(conn, tx, shopId, ct);

@@ -17,10 +17,10 @@ public static class TrainingExtensions
         services.AddTransient<TrainingScheduler>();
         services.AddRecurringJob<NewOrdersTrainingJob>("train-on-new-orders", j => j.RunAsync(CancellationToken.None),
             sp => $"*/{(int)sp.GetRequiredService<IOptions<TrainingOptions>>().Value.NewOrdersCheckInterval.TotalMinutes} * * * *");
-        // The registry keeps the active model, the three newest others (rollback targets) and anything younger than 30 days.
+        // The registry keeps the active model, a version in shadow or canary, the three newest others (rollback targets) and anything younger than 30 days.
         services.AddRetention(new RetentionRule("old model versions", TimeSpan.FromDays(30),
             """
-            DELETE FROM models m WHERE m.status <> 'active' AND m.created_at < $1 AND m.id NOT IN (
+            DELETE FROM models m WHERE m.status NOT IN ('active', 'shadow', 'canary') AND m.created_at < $1 AND m.id NOT IN (
               SELECT id FROM (SELECT id, row_number() OVER (PARTITION BY shop_id, kind ORDER BY version DESC) AS n
                               FROM models WHERE status <> 'active') k WHERE k.n <= 3)
             """));

@@ -17,7 +17,7 @@ public sealed record InventoryEntry(ModelKind Kind, ModelEntry? Active, AiFeatur
 /// and why.
 /// </summary>
 public sealed class GovernanceModel(ModelKinds kinds, ModelRegistry registry, AiFeatures features, AiFeatureSwitches switches, NpgsqlDataSource db,
-    ShopScope scope, TimeProvider clock) : AdminPageModel
+    StagedReleases releases, Microsoft.Extensions.Options.IOptions<GovernanceOptions> governance, ShopScope scope, TimeProvider clock) : AdminPageModel
 {
     public static readonly TimeSpan Window = TimeSpan.FromDays(7);
     public List<InventoryEntry> Inventory { get; private set; } = [];
@@ -27,6 +27,7 @@ public sealed class GovernanceModel(ModelKinds kinds, ModelRegistry registry, Ai
     public List<DriftView> Drift { get; private set; } = [];
     public List<AlertView> Alerts { get; private set; } = [];
     public List<PerformanceView> Performance { get; private set; } = [];
+    public List<GovernanceFeature.ReleaseKindView> Releases { get; private set; } = [];
     public DateTimeOffset Now { get; private set; }
 
     public async Task OnGetAsync(CancellationToken ct)
@@ -40,6 +41,7 @@ public sealed class GovernanceModel(ModelKinds kinds, ModelRegistry registry, Ai
         Drift = await ModelMonitor.LatestDriftAsync(db, scope.ShopId, ct);
         Alerts = await ModelMonitor.AlertsAsync(db, scope.ShopId, openOnly: false, ct);
         Performance = await FreshLabels.LatestAsync(db, scope.ShopId, ct);
+        Releases = await GovernanceFeature.ReleaseKindsAsync(scope.ShopId, kinds, releases, db, governance.Value, ct);
         var counts = new Dictionary<string, (long All, long Fallback)>();
         await using (var cmd = db.CreateCommand("""
             SELECT kind, count(*), count(*) FILTER (WHERE fallback) FROM decisions WHERE shop_id = $1 AND decided_at >= $2 GROUP BY kind

@@ -9,17 +9,34 @@ namespace PluginApp.Recommendations;
 public sealed record ServingModel(int Version, RecommenderBundle Bundle);
 
 /// <summary>
-/// Active models in memory per shop. A change announced on model_changed drops the shop's entry at once (ChangeNotifications);
+/// A shop's recommender version in a staged release: its stage ("shadow" or "canary"), the shop's canary share, and its
+/// bundle, or why its file could not be read (a failure that counts against it, not against the active version).
+/// </summary>
+public sealed record ReleaseModel(int Version, string Stage, double CanaryShare, RecommenderBundle? Bundle, string? LoadError);
+
+/// <summary>
+/// Active models, and the version in shadow or canary if there is one, in memory per shop. A change announced on model_changed drops the shop's entry at once (ChangeNotifications);
 /// a periodic version check catches a notification missed while the listener reconnected, and survives a database outage.
 /// </summary>
 public sealed class ModelCache(ModelRegistry registry, NpgsqlDataSource db, Governance.ModelBreakers breakers, IOptions<RecommendationOptions> options,
-    ILogger<ModelCache> logger)
+    IOptions<Governance.GovernanceOptions> governance, ILogger<ModelCache> logger)
     : BackgroundService
 {
-    private readonly ConcurrentDictionary<long, Lazy<Task<ServingModel?>>> _models = new();
+    private sealed record ShopModels(ServingModel? Active, ReleaseModel? Release)
+    {
+        public string Signature => $"{Active?.Version}|{Release?.Stage}:{Release?.Version}";
+    }
 
-    public Task<ServingModel?> GetAsync(long shopId, CancellationToken ct) =>
-        _models.GetOrAdd(shopId, id => new Lazy<Task<ServingModel?>>(() => LoadAsync(id))).Value.WaitAsync(ct);
+    private readonly ConcurrentDictionary<long, Lazy<Task<ShopModels>>> _models = new();
+
+    private Task<ShopModels> EntryAsync(long shopId, CancellationToken ct) =>
+        _models.GetOrAdd(shopId, id => new Lazy<Task<ShopModels>>(() => LoadAsync(id))).Value.WaitAsync(ct);
+
+    /// <summary>The active version, or null (the fallback answers).</summary>
+    public async Task<ServingModel?> GetAsync(long shopId, CancellationToken ct) => (await EntryAsync(shopId, ct)).Active;
+
+    /// <summary>The version in shadow or canary, or null.</summary>
+    public async Task<ReleaseModel?> GetReleaseAsync(long shopId, CancellationToken ct) => (await EntryAsync(shopId, ct)).Release;
 
     public void Invalidate(long shopId) => _models.TryRemove(shopId, out _);
 
@@ -30,12 +47,13 @@ public sealed class ModelCache(ModelRegistry registry, NpgsqlDataSource db, Gove
 
     internal void InvalidateAll() => _models.Clear();
 
-    private async Task<ServingModel?> LoadAsync(long shopId)
+    private async Task<ShopModels> LoadAsync(long shopId)
     {
         try
         {
             var active = await registry.LoadActiveAsync(shopId, RecommenderTrainer.Kind, CancellationToken.None);
-            return active is { } a ? new ServingModel(a.Version, RecommenderBundle.FromBytes(a.Artifact)) : null;
+            var serving = active is { } a ? new ServingModel(a.Version, RecommenderBundle.FromBytes(a.Artifact)) : null;
+            return new ShopModels(serving, await LoadReleaseAsync(shopId));
         }
         catch (Exception e) when (e is NpgsqlException or InvalidDataException)
         {
@@ -43,7 +61,23 @@ public sealed class ModelCache(ModelRegistry registry, NpgsqlDataSource db, Gove
             // A model that cannot be read is a failing model (a database error is not the model's fault).
             if (e is InvalidDataException) breakers.Failure(shopId, RecommenderTrainer.Kind, $"its file could not be read ({e.Message})");
             _models.TryRemove(shopId, out _); // try again on the next request
-            return null;
+            return new ShopModels(null, null);
+        }
+    }
+
+    private async Task<ReleaseModel?> LoadReleaseAsync(long shopId)
+    {
+        if (await registry.LoadReleaseAsync(shopId, RecommenderTrainer.Kind, CancellationToken.None) is not { } r) return null;
+        var share = (await Governance.ReleaseSettings.GetAsync(db, shopId, RecommenderTrainer.Kind, governance.Value, CancellationToken.None)).CanaryShare;
+        try
+        {
+            return new ReleaseModel(r.Version, r.Stage, share, RecommenderBundle.FromBytes(r.Artifact), null);
+        }
+        catch (InvalidDataException e)
+        {
+            // Why keep it: every answer it should have given is then logged as its failure, and the release guardrail stops it.
+            logger.LogWarning("Shop {Shop}: the {Stage} version {Version} could not be read ({Message}); it counts as failing", shopId, r.Stage, r.Version, e.Message);
+            return new ReleaseModel(r.Version, r.Stage, share, null, $"its file could not be read ({e.Message})");
         }
     }
 
@@ -71,11 +105,15 @@ public sealed class ModelCache(ModelRegistry registry, NpgsqlDataSource db, Gove
         foreach (var (shopId, entry) in _models)
         {
             if (!entry.IsValueCreated || !entry.Value.IsCompletedSuccessfully) continue;
-            var cached = entry.Value.Result?.Version;
-            await using var cmd = db.CreateCommand("SELECT version FROM models WHERE shop_id = $1 AND kind = $2 AND status = 'active'");
+            var cached = entry.Value.Result.Signature;
+            await using var cmd = db.CreateCommand("""
+                SELECT coalesce(max(version) FILTER (WHERE status = 'active')::text, '') || '|' || coalesce(max(status) FILTER (WHERE status <> 'active'), '')
+                       || ':' || coalesce(max(version) FILTER (WHERE status <> 'active')::text, '')
+                FROM models WHERE shop_id = $1 AND kind = $2 AND status IN ('active', 'shadow', 'canary')
+                """);
             cmd.Parameters.AddWithValue(shopId);
             cmd.Parameters.AddWithValue(RecommenderTrainer.Kind);
-            if (await cmd.ExecuteScalarAsync(ct) as int? != cached) Invalidate(shopId);
+            if (await cmd.ExecuteScalarAsync(ct) as string != cached) Invalidate(shopId);
         }
     }
 }

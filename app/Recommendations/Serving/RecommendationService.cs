@@ -45,48 +45,97 @@ public sealed class RecommendationService(ModelCache models, CatalogCache catalo
                 if (await guard.RefuseAsync(req.ShopId, req.CustomerId, req.ClientIp, ct) is { } refused)
                     return Respond(req, requestId, refused, null, arm, [], catalog, started, anchors);
 
-        var path = "bestsellers";
-        int? version = null;
+        var useModel = arm == UpsellExperiment.ModelArm && catalog.Enabled;
+        // A version in release: in shadow it answers beside the active one (logged only); in canary it answers its share of visitors.
+        var release = useModel && !req.Preview ? await models.GetReleaseAsync(req.ShopId, ct) : null;
+        Composed? answer = null;
+        string? output = null;
         string[] reasons = [];
-        var candidates = new List<Candidate>();
-        if (arm == UpsellExperiment.ModelArm && catalog.Enabled)
+        if (release is { Stage: "canary" } canary && InCanary(req, canary))
+        {
+            var (composed, failure) = TryRelease(canary, req, anchors, catalog);
+            answer = composed;
+            output = Json(failure is null ? new { release = "canary", candidate = canary.Version } : (object)new { release = "canary", candidate = canary.Version, failed = failure });
+        }
+        if (answer is null && useModel)
         {
             if (!breakers.Allows(req.ShopId, RecommenderTrainer.Kind))
                 reasons = [$"the model is cut off after repeated errors ({breakers.State(req.ShopId, RecommenderTrainer.Kind).Reason}); bestsellers answer until it is tried again"];
             else
-                try
+            {
+                var model = await models.GetAsync(req.ShopId, ct);
+                if (model is not null)
                 {
-                    var model = await models.GetAsync(req.ShopId, ct);
-                    if (model is not null)
+                    var (candidates, served, failure) = RunModel(model.Bundle, req, anchors, "the model", "; serving bestsellers");
+                    if (failure is not null) breakers.Failure(req.ShopId, RecommenderTrainer.Kind, failure);
+                    else
                     {
-                        var budget = Stopwatch.GetTimestamp();
-                        var served = ModelCandidates(model.Bundle, req, anchors, candidates);
-                        var took = Stopwatch.GetElapsedTime(budget);
-                        if (took > options.Value.ServingBudget)
-                        {
-                            logger.LogWarning("Shop {Shop}: the model took {Elapsed} ms, over the budget; serving bestsellers", req.Shop, took.TotalMilliseconds);
-                            breakers.Failure(req.ShopId, RecommenderTrainer.Kind, $"took {took.TotalMilliseconds:0} ms, over the {options.Value.ServingBudget.TotalMilliseconds:0} ms budget");
-                            candidates.Clear();
-                        }
-                        else
-                        {
-                            breakers.Success(req.ShopId, RecommenderTrainer.Kind);
-                            if (served is not null)
-                            {
-                                path = served;
-                                version = model.Version;
-                            }
-                        }
+                        breakers.Success(req.ShopId, RecommenderTrainer.Kind);
+                        if (served is not null) answer = Compose(candidates, served, model.Version, catalog, req, anchors);
                     }
                 }
-                catch (Exception e) when (e is not OperationCanceledException)
-                {
-                    logger.LogError(e, "Shop {Shop}: the model failed; serving bestsellers", req.Shop);
-                    breakers.Failure(req.ShopId, RecommenderTrainer.Kind, $"{e.GetType().Name}: {e.Message}");
-                    candidates.Clear();
-                }
+            }
+        }
+        answer ??= Compose([], "bestsellers", null, catalog, req, anchors);
+
+        string? shadow = null;
+        TimeSpan? answeredIn = null;
+        if (release is { Stage: "shadow" } s)
+        {
+            // Why after the answer and never into it: the candidate is compared, not shown; the response is built from `answer` only.
+            // The decision's latency stays the served answer's (the shadow costs one more model call within the same budget).
+            answeredIn = Stopwatch.GetElapsedTime(started);
+            var (composed, failure) = TryRelease(s, req, anchors, catalog);
+            shadow = Json(failure is null
+                ? new { version = s.Version, path = composed!.Path, ids = composed.Items.Select(i => i.ProductId).ToArray() }
+                : (object)new { version = s.Version, failed = failure });
         }
 
+        return Respond(req, requestId, answer.Path, answer.Version, arm, answer.Items, catalog, started, anchors, reasons, output, shadow, answeredIn);
+    }
+
+    private sealed record Composed(string Path, int? Version, List<RecommendedItem> Items);
+
+    /// <summary>Whether the visitor is in the canary's share: a deterministic hash of the visitor (or customer), so they keep one version.</summary>
+    private static bool InCanary(RecommendationRequest req, ReleaseModel canary) =>
+        PluginApp.Experiments.Assignment.Unit(req.VisitorHash, req.CustomerId) is { } unit
+        && PluginApp.Experiments.Assignment.Bucket(req.Shop, unit, "release:" + RecommenderTrainer.Kind) < canary.CanaryShare;
+
+    /// <summary>The release version's answer under the same rules, or why it failed (its failures never touch the active version's breaker).</summary>
+    private (Composed? Answer, string? Failure) TryRelease(ReleaseModel release, RecommendationRequest req, List<CatalogProduct> anchors, CatalogSnapshot catalog)
+    {
+        if (release.Bundle is null) return (null, release.LoadError ?? "no model file");
+        var (candidates, served, failure) = RunModel(release.Bundle, req, anchors, $"the {release.Stage} version {release.Version}", "; it counts against its release");
+        if (failure is not null) return (null, failure);
+        return (served is null ? Compose([], "bestsellers", null, catalog, req, anchors) : Compose(candidates, served, release.Version, catalog, req, anchors), null);
+    }
+
+    /// <summary>A model's candidates within the serving budget; an error or an overrun is a failure, in words.</summary>
+    /// <param name="who">The model in the log's words ("the model" for the active version).</param>
+    /// <param name="then">What happens instead, in the log's words.</param>
+    private (List<Candidate> Candidates, string? Served, string? Failure) RunModel(RecommenderBundle bundle, RecommendationRequest req, List<CatalogProduct> anchors,
+        string who, string then)
+    {
+        var candidates = new List<Candidate>();
+        try
+        {
+            var budget = Stopwatch.GetTimestamp();
+            var served = ModelCandidates(bundle, req, anchors, candidates);
+            var took = Stopwatch.GetElapsedTime(budget);
+            if (took <= options.Value.ServingBudget) return (candidates, served, null);
+            logger.LogWarning("Shop {Shop}: {Who} took {Elapsed} ms, over the budget{Then}", req.Shop, who, took.TotalMilliseconds, then);
+            return ([], null, $"took {took.TotalMilliseconds:0} ms, over the {options.Value.ServingBudget.TotalMilliseconds:0} ms budget");
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            logger.LogError(e, "Shop {Shop}: {Who} failed{Then}", req.Shop, who, then);
+            return ([], null, $"{e.GetType().Name}: {e.Message}");
+        }
+    }
+
+    /// <summary>Rules, pinned, variety, top N; too few survivors are filled from bestsellers under the same rules.</summary>
+    private Composed Compose(List<Candidate> candidates, string path, int? version, CatalogSnapshot catalog, RecommendationRequest req, List<CatalogProduct> anchors)
+    {
         var items = Select(candidates, catalog, req, anchors);
         if (items.Count < req.Limit)
         {
@@ -96,12 +145,14 @@ public sealed class RecommendationService(ModelCache models, CatalogCache catalo
             if (items.Count == 0) { path = "bestsellers"; version = null; }
             items.AddRange(fill.Take(req.Limit - items.Count));
         }
-
-        return Respond(req, requestId, path, version, arm, items, catalog, started, anchors, reasons);
+        return new Composed(path, version, items);
     }
 
+    private static string Json(object value) => System.Text.Json.JsonSerializer.Serialize(value);
+
     private RecommendationResponse Respond(RecommendationRequest req, string requestId, string path, int? version, string arm,
-        List<RecommendedItem> items, CatalogSnapshot catalog, long started, List<CatalogProduct> anchors, string[]? reasons = null)
+        List<RecommendedItem> items, CatalogSnapshot catalog, long started, List<CatalogProduct> anchors, string[]? reasons = null, string? output = null,
+        string? shadow = null, TimeSpan? answeredIn = null)
     {
         items = items.Select((item, i) => item with
         {
@@ -115,8 +166,8 @@ public sealed class RecommendationService(ModelCache models, CatalogCache catalo
             {
                 Subject = req.Placement, Fallback = version is null && arm == UpsellExperiment.ModelArm, ModelKind = RecommenderTrainer.Kind, ModelVersion = version, Arm = arm,
                 VisitorHash = req.VisitorHash, CustomerId = req.CustomerId, InputIds = anchors.Select(a => a.Id).ToArray(),
-                OutputIds = items.Select(i => i.ProductId).ToArray(), LatencyMs = (float)Stopwatch.GetElapsedTime(started).TotalMilliseconds,
-                Reasons = reasons ?? [],
+                OutputIds = items.Select(i => i.ProductId).ToArray(), LatencyMs = (float)(answeredIn ?? Stopwatch.GetElapsedTime(started)).TotalMilliseconds,
+                Reasons = reasons ?? [], Output = output, Shadow = shadow,
             });
         return response;
     }

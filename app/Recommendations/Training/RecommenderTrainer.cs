@@ -32,6 +32,9 @@ public sealed class RecommenderTrainer(SignalStore signals, TimeProvider clock) 
             services.GetRequiredService<ModelCache>().Invalidate(shopId);
             services.GetRequiredService<Governance.ModelBreakers>().Reset(shopId, Kind);
         },
+        StagedRelease = true,
+        OnReleaseChanged = (services, shopId) => services.GetRequiredService<ModelCache>().Invalidate(shopId),
+        ReleaseGuardrail = ClickThroughGuardrail.ReadAsync,
         BaselineMetric = nameof(HeldOutMetrics.BaselineNdcgAt10),
         BaselineName = "the store's bestsellers (popularity)",
         Outputs = "Up to 8 ranked products per block, each with its reason (often bought together, bought by the same customers, " +

@@ -424,6 +424,9 @@ public sealed class AdminPagesTests(AdminFixture app, ITestOutputHelper output) 
             Assert.Equal(["risk", "intent", "churn", "recommender"], kinds); // highest risk first
             Assert.Contains("4 × 3 = 12, high", await page.Locator(".inventory-entry[data-kind=risk] h3").InnerTextAsync());
             Assert.Contains("0.41", await page.Locator("#alerts").InnerTextAsync());
+            var release = page.Locator("#releases .release[data-kind=recommender]");
+            await Assertions.Expect(release.Locator("[data-staged]")).ToHaveAttributeAsync("data-staged", "off"); // the test app's default
+            await Assertions.Expect(release.Locator("[data-release=none]")).ToContainTextAsync("No version in shadow or canary");
 
             var row = page.Locator("#switches tr[data-feature=cart-offers]");
             await row.Locator("input[name=reason]").FillAsync("pausing discounts during the stock count");

@@ -1,0 +1,264 @@
+using System.Globalization;
+using System.Text.Json;
+using Microsoft.Extensions.Options;
+using Npgsql;
+using PluginApp.Data;
+using PluginApp.Training;
+
+namespace PluginApp.Governance;
+
+/// <summary>A version in a staged release as the merchant sees it: where it is, how far, how it compares, and its guardrail.</summary>
+/// <param name="Decisions">Decisions it has made in this stage (shadow answers logged, or canary answers served).</param>
+/// <param name="Target">Decisions after which it moves on (shadow to canary, canary to active).</param>
+/// <param name="Agreement">Mean overlap of what it would have shown and what was shown (in shadow; kept from the shadow stage during the canary).</param>
+/// <param name="Effect">Its held-out promotion metric minus the active version's: the estimated effect.</param>
+public sealed record ReleaseView(string Kind, string Title, int Version, string Stage, int? ActiveVersion, DateTimeOffset StageStartedAt,
+    long Decisions, int Target, long Failures, string? LastFailure, double? Agreement, long Compared, string Metric, double? CandidateMetric,
+    double? ActiveMetric, double CanaryShare, string Guardrail, bool Breached)
+{
+    public double? Effect => CandidateMetric is { } c && ActiveMetric is { } a ? c - a : null;
+}
+
+/// <summary>
+/// Shadow and canary releases, one mechanism for every model kind that opts in (<see cref="ModelKind.StagedRelease"/>). A new
+/// version that passes the held-out gate while another serves is put in shadow by the registry: serving computes its answer
+/// to the same requests and logs it in decisions.shadow, never showing it. After the shop's number of shadow decisions this
+/// job compares them (agreement: the mean overlap of what it would have shown with what was shown; the estimated effect:
+/// its held-out metric against the active version's) and, if it never failed, starts its canary: a deterministic share of
+/// visitors gets its answers (their decisions say so), and its errors send them the active version's answer and count
+/// against it. A broken guardrail (too many failures, or the kind's own: the recommender's click-through) rolls it back at
+/// once; a canary that makes its number of decisions without one is promoted through the registry's gate. Every step is a
+/// governance event in words.
+/// </summary>
+public sealed class StagedReleases(NpgsqlDataSource db, ModelKinds kinds, ModelRegistry registry, IOptions<GovernanceOptions> options,
+    IServiceProvider services, TimeProvider clock, ILogger<StagedReleases> logger)
+{
+    public const string Guard = "the release guardrail";
+    public const string Stager = "the staged release";
+
+    /// <summary>Every shop with a version in release (the recurring job).</summary>
+    public async Task SweepAsync(CancellationToken ct)
+    {
+        var shops = new List<long>();
+        await using (var cmd = db.CreateCommand($"""
+            SELECT DISTINCT m.shop_id FROM models m JOIN shops s ON s.id = m.shop_id WHERE m.status IN ('shadow', 'canary') AND {StoreData.ShopStatus.Installed("s")}
+            """))
+        await using (var r = await cmd.ExecuteReaderAsync(ct))
+            while (await r.ReadAsync(ct)) shops.Add(r.GetInt64(0));
+        foreach (var shop in shops)
+        {
+            try { await RunShopAsync(shop, ct); }
+            catch (Exception e) when (e is NpgsqlException or InvalidOperationException) { logger.LogWarning("Releases of shop {Shop}: {Message}", shop, e.Message); }
+        }
+    }
+
+    /// <summary>Moves each of the shop's releases on, back, or leaves it where it is.</summary>
+    public async Task RunShopAsync(long shopId, CancellationToken ct)
+    {
+        foreach (var view in await StatusAsync(shopId, ct))
+        {
+            var kind = kinds[view.Kind];
+            if (view.Stage == "shadow") await ShadowStepAsync(shopId, kind, view, ct);
+            else await CanaryStepAsync(shopId, kind, view, ct);
+        }
+    }
+
+    private async Task ShadowStepAsync(long shopId, ModelKind kind, ReleaseView v, CancellationToken ct)
+    {
+        var o = options.Value;
+        if (v.Failures > 0 && (v.Failures >= o.BreakerFailures || v.Decisions >= v.Target))
+        {
+            await StopAsync(shopId, kind, v, "shadow_stopped", Guard,
+                $"failed {Count(v.Failures)} of {Count(v.Decisions)} times in shadow (the last: {v.LastFailure}); a version that fails in shadow gets no canary", ct);
+            return;
+        }
+        if (v.Decisions < v.Target) return;
+        if (v.Effect is < 0)
+        {
+            await StopAsync(shopId, kind, v, "shadow_stopped", Guard,
+                Inv($"held-out {v.Metric} {v.CandidateMetric:F4} is now worse than the active version {v.ActiveVersion}'s {v.ActiveMetric:F4}"), ct);
+            return;
+        }
+        var settings = await ReleaseSettings.GetAsync(db, shopId, kind.Name, options.Value, ct);
+        var summary = JsonSerializer.Serialize(new { agreement = v.Agreement, compared = v.Compared, shadow_decisions = v.Decisions, effect = v.Effect });
+        var words = Inv($"after {Count(v.Decisions)} shadow decisions beside version {v.ActiveVersion} without a failure, ") +
+                    AgreementWords(v) + ", " + EffectWords(v) +
+                    Inv($"; it now answers {v.CanaryShare:P0} of visitors (chosen by a hash of the visitor) for {Count(settings.CanaryDecisions)} decisions");
+        if (!await registry.MoveReleaseAsync(shopId, kind.Name, v.Version, "shadow", "canary", "in canary: " + words, summary, ct)) return;
+        kind.OnReleaseChanged?.Invoke(services, shopId);
+        await GovernanceEvents.RecordAsync(db, shopId, kind.Name, "canary_started", $"version {v.Version}: {words}", Stager, clock.GetUtcNow(), ct);
+    }
+
+    private async Task CanaryStepAsync(long shopId, ModelKind kind, ReleaseView v, CancellationToken ct)
+    {
+        if (v.Breached)
+        {
+            await StopAsync(shopId, kind, v, "canary_rolled_back", Guard, $"rolled back automatically: {v.Guardrail}; every visitor gets version {v.ActiveVersion} again", ct);
+            return;
+        }
+        if (v.Decisions - v.Failures < v.Target) return;
+        var (promoted, reason) = await registry.PromoteAsync(shopId, kind, v.Version, ct, by: Stager);
+        if (!promoted)
+        {
+            await StopAsync(shopId, kind, v, "canary_stopped", Guard, $"not promoted after its canary: {reason}", ct);
+            return;
+        }
+        kind.OnActivated?.Invoke(services, shopId);
+        await GovernanceEvents.RecordAsync(db, shopId, kind.Name, "promoted",
+            $"version {v.Version} serves everyone after {Count(v.Decisions)} canary decisions ({v.Guardrail}); version {v.ActiveVersion} is retired. {Capitalized(reason)}",
+            Stager, clock.GetUtcNow(), ct);
+    }
+
+    /// <summary>The merchant stops a release: the version goes back to candidate and everyone gets the active version.</summary>
+    public async Task<(bool Stopped, string Detail)> StopByMerchantAsync(long shopId, string kindName, string? by, string? why, CancellationToken ct)
+    {
+        var v = (await StatusAsync(shopId, ct)).FirstOrDefault(r => r.Kind == kindName);
+        if (v is null) return (false, $"no {kindName} version is in shadow or canary");
+        var detail = $"stopped in {v.Stage} by {by ?? "the merchant"}" + (string.IsNullOrWhiteSpace(why) ? "" : $": {why.Trim()}");
+        return (await StopAsync(shopId, kinds[kindName], v, "release_stopped", by ?? "the merchant", detail, ct), detail);
+    }
+
+    /// <summary>The merchant promotes a version in release now, through the registry's held-out gate.</summary>
+    public async Task<(bool Promoted, string Detail)> PromoteByMerchantAsync(long shopId, string kindName, string? by, CancellationToken ct)
+    {
+        var v = (await StatusAsync(shopId, ct)).FirstOrDefault(r => r.Kind == kindName);
+        if (v is null) return (false, $"no {kindName} version is in shadow or canary");
+        var kind = kinds[kindName];
+        var (promoted, reason) = await registry.PromoteAsync(shopId, kind, v.Version, ct, by: by ?? "the merchant");
+        if (!promoted) return (false, reason);
+        kind.OnActivated?.Invoke(services, shopId);
+        kind.OnReleaseChanged?.Invoke(services, shopId);
+        await GovernanceEvents.RecordAsync(db, shopId, kind.Name, "promoted",
+            $"version {v.Version} promoted from {v.Stage} before the end of its release ({Count(v.Decisions)} of {Count(v.Target)} decisions); {reason}", by ?? "the merchant",
+            clock.GetUtcNow(), ct);
+        return (true, reason);
+    }
+
+    private async Task<bool> StopAsync(long shopId, ModelKind kind, ReleaseView v, string evt, string by, string detail, CancellationToken ct)
+    {
+        if (!await registry.MoveReleaseAsync(shopId, kind.Name, v.Version, v.Stage, "candidate", detail, null, ct)) return false;
+        kind.OnReleaseChanged?.Invoke(services, shopId);
+        logger.LogInformation("Shop {Shop}: {Kind} v{Version} left its {Stage}: {Detail}", shopId, kind.Name, v.Version, v.Stage, detail);
+        await GovernanceEvents.RecordAsync(db, shopId, kind.Name, evt, $"version {v.Version}: {detail}", by, clock.GetUtcNow(), ct);
+        return true;
+    }
+
+    /// <summary>The shop's versions in release, each with its numbers so far and its guardrail's reading.</summary>
+    public async Task<List<ReleaseView>> StatusAsync(long shopId, CancellationToken ct)
+    {
+        var list = new List<ReleaseView>();
+        var staged = kinds.All.Where(k => k.StagedRelease).ToList();
+        if (staged.Count == 0) return list;
+        var models = await registry.ListAsync(shopId, ct);
+        foreach (var kind in staged)
+        {
+            if (models.FirstOrDefault(m => m.Kind == kind.Name && m.Status is "shadow" or "canary") is not { } release) continue;
+            var active = models.FirstOrDefault(m => m.Kind == kind.Name && m.Status == "active");
+            var settings = await ReleaseSettings.GetAsync(db, shopId, kind.Name, options.Value, ct);
+            var from = await StageStartedAsync(shopId, kind.Name, release.Version, ct) ?? release.CreatedAt;
+            list.Add(release.Status == "shadow"
+                ? await ShadowViewAsync(shopId, kind, release, active, from, settings, ct)
+                : await CanaryViewAsync(shopId, kind, release, active, from, settings, ct));
+        }
+        return list;
+    }
+
+    private async Task<DateTimeOffset?> StageStartedAsync(long shopId, string kind, int version, CancellationToken ct)
+    {
+        await using var cmd = db.CreateCommand("SELECT stage_started_at FROM models WHERE shop_id = $1 AND kind = $2 AND version = $3");
+        foreach (var v in new object[] { shopId, kind, version }) cmd.Parameters.Add(Sql.Param(v));
+        return await cmd.ExecuteScalarAsync(ct) as DateTimeOffset?;
+    }
+
+    private async Task<ReleaseView> ShadowViewAsync(long shopId, ModelKind kind, ModelEntry release, ModelEntry? active, DateTimeOffset from,
+        ReleaseSettings settings, CancellationToken ct)
+    {
+        // Agreement: for answers that are lists (products), the share of the larger list both hold; for a single answer (a level, an action), whether they match.
+        await using var cmd = db.CreateCommand("""
+            WITH d AS (
+                SELECT shadow, decided_at,
+                       CASE WHEN shadow ? 'failed' THEN NULL
+                            WHEN shadow ? 'ids' THEN CASE WHEN greatest(cardinality(output_ids), jsonb_array_length(shadow->'ids')) = 0 THEN 1.0
+                                 ELSE (SELECT count(*) FROM unnest(output_ids) x WHERE x IN (SELECT jsonb_array_elements_text(shadow->'ids')::bigint))::float8
+                                      / greatest(cardinality(output_ids), jsonb_array_length(shadow->'ids')) END
+                            WHEN shadow ? 'subject' THEN (shadow->>'subject' IS NOT DISTINCT FROM subject)::int::float8 END AS overlap
+                FROM decisions WHERE shop_id = $1 AND kind = $2 AND decided_at >= $3 AND shadow IS NOT NULL AND shadow->>'version' = $4)
+            SELECT count(*), count(*) FILTER (WHERE shadow ? 'failed'), (array_agg(shadow->>'failed' ORDER BY decided_at DESC) FILTER (WHERE shadow ? 'failed'))[1],
+                   avg(overlap), count(overlap)
+            FROM d
+            """);
+        foreach (var v in new object[] { shopId, kind.DecisionKind ?? kind.Name, from, release.Version.ToString(CultureInfo.InvariantCulture) }) cmd.Parameters.Add(Sql.Param(v));
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        await r.ReadAsync(ct);
+        var (n, failures, last, agreement, compared) = (r.GetInt64(0), r.GetInt64(1), r.IsDBNull(2) ? null : r.GetString(2), r.IsDBNull(3) ? (double?)null : r.GetDouble(3), r.GetInt64(4));
+        var guardrail = failures == 0 ? "no failure in shadow" : $"failed {Count(failures)} times in shadow (the last: {last})";
+        return new ReleaseView(kind.Name, kind.Title, release.Version, "shadow", active?.Version, from, n, settings.ShadowDecisions, failures, last, agreement, compared,
+            kind.PromotionMetric, Metric(release, kind), active is null ? null : Metric(active, kind), settings.CanaryShare, guardrail, failures > 0);
+    }
+
+    private async Task<ReleaseView> CanaryViewAsync(long shopId, ModelKind kind, ModelEntry release, ModelEntry? active, DateTimeOffset from,
+        ReleaseSettings settings, CancellationToken ct)
+    {
+        long n, failures;
+        string? last;
+        await using (var cmd = db.CreateCommand("""
+            SELECT count(*), count(*) FILTER (WHERE output ? 'failed'), (array_agg(output->>'failed' ORDER BY decided_at DESC) FILTER (WHERE output ? 'failed'))[1]
+            FROM decisions WHERE shop_id = $1 AND kind = $2 AND decided_at >= $3 AND output->>'release' = 'canary' AND output->>'candidate' = $4
+            """))
+        {
+            foreach (var v in new object[] { shopId, kind.DecisionKind ?? kind.Name, from, release.Version.ToString(CultureInfo.InvariantCulture) }) cmd.Parameters.Add(Sql.Param(v));
+            await using var r = await cmd.ExecuteReaderAsync(ct);
+            await r.ReadAsync(ct);
+            (n, failures, last) = (r.GetInt64(0), r.GetInt64(1), r.IsDBNull(2) ? null : r.GetString(2));
+        }
+        double? agreement = null;
+        long compared = 0;
+        await using (var cmd = db.CreateCommand("SELECT release_summary::text FROM models WHERE shop_id = $1 AND kind = $2 AND version = $3"))
+        {
+            foreach (var v in new object[] { shopId, kind.Name, release.Version }) cmd.Parameters.Add(Sql.Param(v));
+            if (await cmd.ExecuteScalarAsync(ct) is string json)
+            {
+                var s = JsonDocument.Parse(json).RootElement;
+                if (s.TryGetProperty("agreement", out var a) && a.ValueKind == JsonValueKind.Number) agreement = a.GetDouble();
+                if (s.TryGetProperty("compared", out var c) && c.ValueKind == JsonValueKind.Number) compared = c.GetInt64();
+            }
+        }
+        var o = options.Value;
+        var share = n == 0 ? 0 : (double)failures / n;
+        var failed = n >= o.CanaryMinDecisions && share > o.CanaryMaxFailureShare;
+        var words = new List<string>
+        {
+            Inv($"{Count(failures)} of {Count(n)} canary decisions failed ({share:P1}; the limit is {o.CanaryMaxFailureShare:P1} once {Count(o.CanaryMinDecisions)} are made)")
+            + (last is null ? "" : $", the last: {last}"),
+        };
+        var breached = failed;
+        if (!failed && kind.ReleaseGuardrail is { } guardrail)
+        {
+            var reading = await guardrail(services, new ReleaseWindow(shopId, release.Version, active?.Version, from), ct);
+            if (reading is not null)
+            {
+                words.Add(reading.Detail);
+                breached |= reading.Breached;
+            }
+        }
+        return new ReleaseView(kind.Name, kind.Title, release.Version, "canary", active?.Version, from, n, settings.CanaryDecisions, failures, last, agreement, compared,
+            kind.PromotionMetric, Metric(release, kind), active is null ? null : Metric(active, kind), settings.CanaryShare, string.Join("; ", words), breached);
+    }
+
+    private static double? Metric(ModelEntry m, ModelKind kind) =>
+        m.Metrics.ValueKind == JsonValueKind.Object && m.Metrics.TryGetProperty(kind.PromotionMetric, out var v) && v.TryGetDouble(out var d) ? d : null;
+
+    public static string AgreementWords(ReleaseView v) => v.Agreement is { } a
+        ? Inv($"it agreed with version {v.ActiveVersion} on {a:P0} of what was shown ({Count(v.Compared)} answers compared)")
+        : "no answer could be compared yet";
+
+    public static string EffectWords(ReleaseView v) => v.Effect is { } e
+        ? Inv($"estimated effect {e:+0.0000;-0.0000;0.0000} held-out {v.Metric} ({v.CandidateMetric:F4} against {v.ActiveMetric:F4})")
+        : $"no held-out {v.Metric} to compare";
+
+    private static string Count(long n) => n.ToString("N0", CultureInfo.InvariantCulture);
+
+    private static string Inv(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
+
+    private static string Capitalized(string s) => s.Length == 0 ? s : char.ToUpperInvariant(s[0]) + s[1..] + (s.EndsWith('.') ? "" : ".");
+}

@@ -1,0 +1,48 @@
+using System.Globalization;
+using Microsoft.Extensions.Options;
+using Npgsql;
+using PluginApp.Data;
+using PluginApp.Governance;
+using PluginApp.Training;
+
+namespace PluginApp.Recommendations;
+
+/// <summary>
+/// The recommender's canary guardrail: click-through (clicks per impression of the served items, from the storefront events
+/// joined to the answers by request id) of the canary's answers against the active version's answers in the same window, in
+/// the model arm. Read once both have Governance:CanaryMinImpressions impressions; broken when the canary's is below
+/// Governance:CanaryClickThroughFloor of the active version's.
+/// </summary>
+public static class ClickThroughGuardrail
+{
+    public static async Task<GuardrailReading?> ReadAsync(IServiceProvider services, ReleaseWindow w, CancellationToken ct)
+    {
+        if (w.Active is null) return null;
+        var db = services.GetRequiredService<NpgsqlDataSource>();
+        var o = services.GetRequiredService<IOptions<GovernanceOptions>>().Value;
+        await using var cmd = db.CreateCommand("""
+            WITH d AS (
+                SELECT decision_id, model_version = $4 AS canary FROM decisions
+                WHERE shop_id = $1 AND kind = 'upsell' AND decided_at >= $2 AND arm = 'model' AND model_version IN ($3, $4)
+                  AND NOT coalesce(output ? 'failed', false))
+            SELECT d.canary, count(*) FILTER (WHERE e.event_type = 'impression'), count(*) FILTER (WHERE e.event_type = 'click')
+            FROM d JOIN recommendation_events e ON e.shop_id = $1 AND e.request_id = d.decision_id
+            GROUP BY d.canary
+            """);
+        foreach (var v in new object[] { w.ShopId, w.From, w.Active.Value, w.Candidate }) cmd.Parameters.Add(Sql.Param(v));
+        long ci = 0, cc = 0, ai = 0, ac = 0;
+        await using (var r = await cmd.ExecuteReaderAsync(ct))
+            while (await r.ReadAsync(ct))
+                if (r.GetBoolean(0)) (ci, cc) = (r.GetInt64(1), r.GetInt64(2)); else (ai, ac) = (r.GetInt64(1), r.GetInt64(2));
+        if (ci < o.CanaryMinImpressions || ai < o.CanaryMinImpressions)
+            return new GuardrailReading(false, string.Create(CultureInfo.InvariantCulture,
+                $"click-through not read yet: {ci:N0} and {ai:N0} impressions of {o.CanaryMinImpressions:N0} needed"));
+        var (canary, active) = ((double)cc / ci, (double)ac / ai);
+        var breached = canary < o.CanaryClickThroughFloor * active;
+        var verdict = breached
+            ? string.Create(CultureInfo.InvariantCulture, $"below the {o.CanaryClickThroughFloor:P0} of it the guardrail allows")
+            : string.Create(CultureInfo.InvariantCulture, $"within the guardrail ({o.CanaryClickThroughFloor:P0} of it)");
+        return new GuardrailReading(breached, string.Create(CultureInfo.InvariantCulture,
+            $"click-through {canary:P1} ({cc:N0} clicks on {ci:N0} impressions) against version {w.Active}'s {active:P1} ({ac:N0} on {ai:N0}), {verdict}"));
+    }
+}

@@ -1,0 +1,289 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.DependencyInjection;
+using PluginApp.Experiments;
+using PluginApp.Governance;
+using PluginApp.Recommendations;
+using PluginApp.Tests.Infrastructure;
+using PluginApp.Tests.Recommendations;
+
+namespace PluginApp.Tests.Governance;
+
+/// <summary>The app with guardrail minimums small enough for a test to reach (staged releases are turned on per shop).</summary>
+public sealed class ReleaseFixture : AppFixture
+{
+    protected override void ConfigureMainInstance(IWebHostBuilder builder)
+    {
+        builder.UseSetting("Governance:CanaryMinDecisions", "4");
+        builder.UseSetting("Governance:CanaryMinImpressions", "8");
+    }
+}
+
+public sealed class StagedReleaseTests(ReleaseFixture app) : IClassFixture<ReleaseFixture>
+{
+    private const string Kind = RecommenderTrainer.Kind;
+
+    private async Task<HttpResponseMessage> SendAsync(HttpMethod method, string path, string shop, object? body = null)
+    {
+        var req = new HttpRequestMessage(method, path) { Content = body is null ? null : JsonContent.Create(body) };
+        req.Headers.Authorization = app.AdminGet("/", shop).Headers.Authorization;
+        return await app.Client.SendAsync(req);
+    }
+
+    private async Task StageAsync(StoreSeed seed, int shadow, double share, int canary)
+    {
+        var res = await SendAsync(HttpMethod.Put, $"/api/admin/releases/{Kind}/settings", seed.Shop,
+            new { staged = true, shadowDecisions = shadow, canaryShare = share, canaryDecisions = canary });
+        Assert.Equal(HttpStatusCode.OK, res.StatusCode);
+    }
+
+    private Task<object?> StatusAsync(StoreSeed seed, int version) =>
+        app.ScalarAsync("SELECT status FROM models WHERE shop_id = $1 AND kind = $2 AND version = $3", seed.ShopId, Kind, version);
+
+    private async Task RunReleasesAsync(StoreSeed seed)
+    {
+        await app.Factory.Services.GetRequiredService<DecisionLog>().FlushAsync(CancellationToken.None);
+        await app.Factory.Services.GetRequiredService<StagedReleases>().RunShopAsync(seed.ShopId, CancellationToken.None);
+    }
+
+    /// <summary>Visitors in the upsell experiment's model arm, inside (or outside) the canary's share.</summary>
+    private static List<string> Visitors(StoreSeed seed, string prefix, double share, bool inCanary, int count) =>
+        Enumerable.Range(0, 5000).Select(i => $"{prefix}-{i}").Where(v =>
+        {
+            var hash = Assignment.VisitorHash(seed.Shop, v)!;
+            var arm = Assignment.Arm(seed.Shop, hash, UpsellExperiment.Key, UpsellExperiment.Kind.Arms, UpsellExperiment.ModelArm);
+            return arm == UpsellExperiment.ModelArm && Assignment.Bucket(seed.Shop, "v:" + hash, "release:" + Kind) < share == inCanary;
+        }).Take(count).ToList();
+
+    private async Task<(long[] Output, int? Version, string? Output2, string? Shadow)> DecisionAsync(JsonElement answer)
+    {
+        await using var cmd = app.Db.CreateCommand("SELECT output_ids, model_version, output::text, shadow::text FROM decisions WHERE decision_id = $1");
+        cmd.Parameters.AddWithValue(answer.GetProperty("request_id").GetString()!);
+        await using var r = await cmd.ExecuteReaderAsync();
+        Assert.True(await r.ReadAsync());
+        return ((long[])r[0], r.IsDBNull(1) ? null : r.GetInt32(1), r.IsDBNull(2) ? null : r.GetString(2), r.IsDBNull(3) ? null : r.GetString(3));
+    }
+
+    private static long[] Ids(JsonElement answer) => answer.GetProperty("items").EnumerateArray().Select(i => i.GetProperty("product_id").GetInt64()).ToArray();
+
+    [Fact]
+    public async Task Shadow_CandidatesAnswersNeverReachTheStorefront_AndAreLoggedBesideTheActiveVersions()
+    {
+        var seed = new StoreSeed(app, "release-hidden.myshopify.com");
+        await seed.SeedAsync(customersPerGroup: 8);
+        Assert.Equal((1, true), await seed.TrainAsync());
+        var refused = await SendAsync(HttpMethod.Put, $"/api/admin/releases/{Kind}/settings", seed.Shop, new { staged = true, canaryShare = 0.9 });
+        Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+        await StageAsync(seed, shadow: 1000, share: 0.5, canary: 1000);
+
+        Assert.Equal((2, false), await seed.TrainAsync());
+        Assert.Equal("shadow", await StatusAsync(seed, 2));
+        Assert.Contains("answers in shadow beside version 1", (string)(await app.ScalarAsync("SELECT status_reason FROM models WHERE shop_id = $1 AND version = 2", seed.ShopId))!);
+        // Make the candidate answer visibly differently: it serves the store's bestsellers (popularity), the active version its model.
+        var bytes = (byte[])(await app.ScalarAsync("SELECT artifact FROM models WHERE shop_id = $1 AND version = 2", seed.ShopId))!;
+        var b = RecommenderBundle.FromBytes(bytes);
+        await app.ScalarAsync("UPDATE models SET artifact = $2 WHERE shop_id = $1 AND version = 2", seed.ShopId,
+            new RecommenderBundle(b.Als, b.Popularity, b.CoOccurrence, b.ProductIds, ServedCandidate.Popularity).ToBytes());
+        app.Factory.Services.GetRequiredService<ModelCache>().Invalidate(seed.ShopId);
+
+        var answers = new List<JsonElement>();
+        foreach (var visitor in Visitors(seed, "sh", 0.5, inCanary: true, 3).Concat(Visitors(seed, "sh", 0.5, inCanary: false, 3)))
+            foreach (var product in new[] { 101, 105, 109 })
+            {
+                var raw = await (await app.Client.GetAsync(StoreSeed.Signed("/proxy/recommendations", seed.Shop,
+                    seed.ToShopify($"placement=product&product_id={product}&visitor_id={visitor}"), app.Clock.GetUtcNow()))).Content.ReadAsStringAsync();
+                Assert.DoesNotContain("shadow", raw, StringComparison.OrdinalIgnoreCase);
+                Assert.DoesNotContain("canary", raw, StringComparison.OrdinalIgnoreCase);
+                var answer = JsonDocument.Parse(raw).RootElement;
+                Assert.Equal("model", answer.GetProperty("path").GetString());
+                Assert.Equal(1, answer.GetProperty("model_version").GetInt32());
+                answers.Add(answer);
+            }
+
+        await app.Factory.Services.GetRequiredService<DecisionLog>().FlushAsync(CancellationToken.None);
+        var differed = 0;
+        foreach (var answer in answers)
+        {
+            var (output, version, _, shadow) = await DecisionAsync(answer);
+            Assert.Equal(Ids(answer), output);
+            Assert.Equal(1, version);
+            var s = JsonDocument.Parse(shadow!).RootElement;
+            Assert.Equal(2, s.GetProperty("version").GetInt32());
+            Assert.Equal("popularity", s.GetProperty("path").GetString());
+            var shadowIds = s.GetProperty("ids").EnumerateArray().Select(i => i.GetInt64()).ToArray();
+            Assert.NotEmpty(shadowIds);
+            if (!shadowIds.SequenceEqual(output)) differed++;
+        }
+        Assert.True(differed > 0, "the candidate's answers should differ from the active version's somewhere");
+
+        var releases = await (await SendAsync(HttpMethod.Get, "/api/admin/releases", seed.Shop)).Content.ReadFromJsonAsync<JsonElement>();
+        var release = releases.EnumerateArray().Single(k => k.GetProperty("kind").GetString() == Kind).GetProperty("release");
+        Assert.Equal("shadow", release.GetProperty("stage").GetString());
+        Assert.Equal(answers.Count, release.GetProperty("decisions").GetInt64());
+        Assert.Equal(1000, release.GetProperty("target").GetInt32());
+        Assert.InRange(release.GetProperty("agreement").GetDouble(), 0, 1);
+
+        var page = await (await app.Client.GetAsync($"/admin/governance?shop={seed.Shop}&embedded=1&id_token={app.SessionToken(seed.Shop)}")).Content.ReadAsStringAsync();
+        Assert.Contains("id=\"releases\"", page);
+        Assert.Contains("data-release=\"shadow\" data-version=\"2\"", page);
+        Assert.Contains($"{answers.Count} of 1,000 shadow decisions", page);
+    }
+
+    [Fact]
+    public async Task Canary_IsRolledBackAutomatically_WhenItsGuardrailBreaks()
+    {
+        var seed = new StoreSeed(app, "release-rollback.myshopify.com");
+        await seed.SeedAsync(customersPerGroup: 8);
+        await seed.TrainAsync();
+        await StageAsync(seed, shadow: 3, share: 0.5, canary: 1000);
+        Assert.Equal((2, false), await seed.TrainAsync());
+        foreach (var visitor in Visitors(seed, "rb", 0.5, inCanary: true, 3))
+            await seed.RecommendAsync($"placement=product&product_id=101&visitor_id={visitor}");
+        await RunReleasesAsync(seed);
+        Assert.Equal("canary", await StatusAsync(seed, 2));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM governance_events WHERE shop_id = $1 AND event = 'canary_started' AND detail LIKE '%without a failure%'", seed.ShopId));
+
+        // The canary's file breaks: its visitors get the active version's answer, and each failure counts against it.
+        var canaryVisitors = Visitors(seed, "rb-c", 0.5, inCanary: true, 5);
+        Assert.Equal(2, (await seed.RecommendAsync($"placement=product&product_id=101&visitor_id={canaryVisitors[0]}")).GetProperty("model_version").GetInt32());
+        await app.ScalarAsync("UPDATE models SET artifact = '\\x00010203'::bytea WHERE shop_id = $1 AND version = 2", seed.ShopId);
+        app.Factory.Services.GetRequiredService<ModelCache>().Invalidate(seed.ShopId);
+        foreach (var visitor in canaryVisitors)
+        {
+            var answer = await seed.RecommendAsync($"placement=product&product_id=101&visitor_id={visitor}");
+            Assert.Equal(1, answer.GetProperty("model_version").GetInt32());
+            Assert.Equal("model", answer.GetProperty("path").GetString());
+        }
+        await app.Factory.Services.GetRequiredService<DecisionLog>().FlushAsync(CancellationToken.None);
+        Assert.Equal(5, await app.CountAsync("SELECT count(*) FROM decisions WHERE shop_id = $1 AND output->>'release' = 'canary' AND output->>'failed' LIKE 'its file could not be read%'", seed.ShopId));
+        Assert.False(app.Factory.Services.GetRequiredService<ModelBreakers>().State(seed.ShopId, Kind).Open); // the active version is not blamed
+
+        await RunReleasesAsync(seed);
+
+        Assert.Equal("candidate", await StatusAsync(seed, 2));
+        Assert.Equal("active", await StatusAsync(seed, 1));
+        Assert.StartsWith("rolled back automatically: 5 of 6 canary decisions failed",
+            (string)(await app.ScalarAsync("SELECT status_reason FROM models WHERE shop_id = $1 AND version = 2", seed.ShopId))!);
+        Assert.Equal(1, await app.CountAsync(
+            "SELECT count(*) FROM governance_events WHERE shop_id = $1 AND event = 'canary_rolled_back' AND by_whom = 'the release guardrail' AND detail LIKE 'version 2: rolled back automatically%'", seed.ShopId));
+        var after = await seed.RecommendAsync($"placement=product&product_id=101&visitor_id={canaryVisitors[0]}");
+        Assert.Equal(1, after.GetProperty("model_version").GetInt32());
+        await app.Factory.Services.GetRequiredService<DecisionLog>().FlushAsync(CancellationToken.None);
+        Assert.Null((await DecisionAsync(after)).Output2);
+    }
+
+    [Fact]
+    public async Task Canary_IsRolledBackAutomatically_WhenItsClickThroughFallsBelowTheActiveVersions()
+    {
+        var seed = new StoreSeed(app, "release-ctr.myshopify.com");
+        await seed.SeedAsync(customersPerGroup: 8);
+        await seed.TrainAsync();
+        await StageAsync(seed, shadow: 1, share: 0.5, canary: 1000);
+        await seed.TrainAsync();
+        await seed.RecommendAsync($"placement=product&product_id=101&visitor_id={Visitors(seed, "ctr", 0.5, true, 1)[0]}");
+        await RunReleasesAsync(seed);
+        Assert.Equal("canary", await StatusAsync(seed, 2));
+
+        // Ten answers each: the active version's clicked half the time, the canary's never.
+        var at = app.Clock.GetUtcNow();
+        for (var i = 0; i < 10; i++)
+            foreach (var (version, canary) in new[] { (1, false), (2, true) })
+            {
+                var id = $"ctr-{version}-{i}";
+                await app.LogDecisionAsync(new Decision(DecisionKinds.Upsell, id, seed.ShopId, at, "model")
+                {
+                    Subject = "product", ModelKind = Kind, ModelVersion = version, Arm = UpsellExperiment.ModelArm, OutputIds = [seed.P(102)],
+                    Output = canary ? """{"release":"canary","candidate":2}""" : null,
+                });
+                await app.ScalarAsync("INSERT INTO recommendation_events (shop_id, event_type, request_id, product_id, occurred_at) VALUES ($1, 'impression', $2, $3, $4)",
+                    seed.ShopId, id, seed.P(102), at);
+                if (!canary && i % 2 == 0)
+                    await app.ScalarAsync("INSERT INTO recommendation_events (shop_id, event_type, request_id, product_id, occurred_at) VALUES ($1, 'click', $2, $3, $4)",
+                        seed.ShopId, id, seed.P(102), at);
+            }
+
+        await RunReleasesAsync(seed);
+
+        Assert.Equal("candidate", await StatusAsync(seed, 2));
+        var detail = (string)(await app.ScalarAsync("SELECT detail FROM governance_events WHERE shop_id = $1 AND event = 'canary_rolled_back'", seed.ShopId))!;
+        Assert.Contains("click-through 0.0 % (0 clicks on 10 impressions) against version 1's 50.0 % (5 on 10)", detail);
+    }
+
+    [Fact]
+    public async Task Canary_WithoutABrokenGuardrail_IsPromotedAfterItsDecisions_AndAnotherShopCannotTouchIt()
+    {
+        var seed = new StoreSeed(app, "release-promote.myshopify.com");
+        await seed.SeedAsync(customersPerGroup: 8);
+        await StageAsync(seed, shadow: 2, share: 0.5, canary: 4);
+        Assert.Equal((1, true), await seed.TrainAsync()); // a first version has nothing to be compared with: it serves at once
+        Assert.Equal((2, false), await seed.TrainAsync());
+        foreach (var visitor in Visitors(seed, "pr", 0.5, inCanary: false, 2))
+            await seed.RecommendAsync($"placement=product&product_id=105&visitor_id={visitor}");
+        await RunReleasesAsync(seed);
+        Assert.Equal("canary", await StatusAsync(seed, 2));
+
+        foreach (var visitor in Visitors(seed, "pr-c", 0.5, inCanary: true, 4))
+        {
+            var answer = await seed.RecommendAsync($"placement=product&product_id=105&visitor_id={visitor}");
+            Assert.Equal(2, answer.GetProperty("model_version").GetInt32());
+            await app.Factory.Services.GetRequiredService<DecisionLog>().FlushAsync(CancellationToken.None);
+            Assert.Equal("""{"release": "canary", "candidate": 2}""", (await DecisionAsync(answer)).Output2);
+        }
+        var outside = Visitors(seed, "pr-o", 0.5, inCanary: false, 1)[0];
+        Assert.Equal(1, (await seed.RecommendAsync($"placement=product&product_id=105&visitor_id={outside}")).GetProperty("model_version").GetInt32());
+
+        // Another shop's session sees no release and cannot promote or stop this one.
+        const string other = "release-promote-other.myshopify.com";
+        await app.InstallShopAsync(other);
+        Assert.Equal(HttpStatusCode.Conflict, (await SendAsync(HttpMethod.Post, $"/api/admin/releases/{Kind}/promote", other)).StatusCode);
+        Assert.Equal(HttpStatusCode.Conflict, (await SendAsync(HttpMethod.Post, $"/api/admin/releases/{Kind}/stop", other, new { reason = "not mine" })).StatusCode);
+        var theirs = await (await SendAsync(HttpMethod.Get, "/api/admin/releases", other)).Content.ReadFromJsonAsync<JsonElement>();
+        Assert.Equal(JsonValueKind.Null, theirs.EnumerateArray().Single().GetProperty("release").ValueKind);
+        Assert.Equal(HttpStatusCode.NotFound, (await SendAsync(HttpMethod.Post, "/api/admin/releases/everything/promote", seed.Shop)).StatusCode);
+        Assert.Equal("canary", await StatusAsync(seed, 2));
+
+        await RunReleasesAsync(seed);
+
+        Assert.Equal("active", await StatusAsync(seed, 2));
+        Assert.Equal("retired", await StatusAsync(seed, 1));
+        Assert.Equal(1, await app.CountAsync(
+            "SELECT count(*) FROM governance_events WHERE shop_id = $1 AND event = 'promoted' AND by_whom = 'the staged release' AND detail LIKE 'version 2 serves everyone after 4 canary decisions%'", seed.ShopId));
+        Assert.Equal(2, (await seed.RecommendAsync($"placement=product&product_id=105&visitor_id={outside}")).GetProperty("model_version").GetInt32());
+    }
+
+    [Fact]
+    public async Task Release_StoppedByTheMerchant_GoesBackToCandidate_WithWhoAndWhy()
+    {
+        var seed = new StoreSeed(app, "release-stop.myshopify.com");
+        await seed.SeedAsync(customersPerGroup: 8);
+        await seed.TrainAsync();
+        await StageAsync(seed, shadow: 100, share: 0.1, canary: 100);
+        await seed.TrainAsync();
+        Assert.Equal("shadow", await StatusAsync(seed, 2));
+
+        var res = await SendAsync(HttpMethod.Post, $"/api/admin/releases/{Kind}/stop", seed.Shop, new { reason = "waiting for the new catalog" });
+
+        Assert.Equal(HttpStatusCode.OK, res.StatusCode);
+        Assert.Equal("candidate", await StatusAsync(seed, 2));
+        Assert.Equal(1, await app.CountAsync(
+            "SELECT count(*) FROM governance_events WHERE shop_id = $1 AND event = 'release_stopped' AND detail LIKE '%stopped in shadow%waiting for the new catalog'", seed.ShopId));
+        Assert.Equal(HttpStatusCode.Conflict, (await SendAsync(HttpMethod.Post, $"/api/admin/releases/{Kind}/promote", seed.Shop)).StatusCode);
+    }
+
+    [Fact]
+    public void ReleaseOptions_OutOfRange_StopTheAppFromStarting_WithEveryBadValueNamed()
+    {
+        var sut = new GovernanceOptionsValidator(new PluginApp.Training.ModelKinds([]), new PluginApp.Admin.Switches.AiFeatures([]));
+
+        var result = sut.Validate(null, new GovernanceOptions { ShadowDecisions = 0, CanaryShare = 0.9, CanaryDecisions = -1, CanaryClickThroughFloor = 1.5 });
+
+        Assert.True(result.Failed);
+        Assert.Contains("Governance:ShadowDecisions 0", result.FailureMessage);
+        Assert.Contains("Governance:CanaryShare 0.9 must be above 0 and at most 0.5", result.FailureMessage);
+        Assert.Contains("Governance:CanaryDecisions -1", result.FailureMessage);
+        Assert.Contains("Governance:CanaryClickThroughFloor 1.5", result.FailureMessage);
+        Assert.True(sut.Validate(null, new GovernanceOptions()).Succeeded);
+    }
+}
