@@ -54,7 +54,8 @@ public sealed class DecisionLog : BackgroundService
     private readonly NpgsqlDataSource db;
     private readonly ILogger<DecisionLog> logger;
     private readonly Channel<Decision> _queue;
-    private static readonly ConcurrentDictionary<int, bool> Partitions = new();
+    // Months whose partition this instance has seen to exist in its database (dropped by retention only long after).
+    private readonly ConcurrentDictionary<int, bool> _partitions = new();
 
     public DecisionLog(NpgsqlDataSource db, ILogger<DecisionLog> logger)
     {
@@ -91,10 +92,17 @@ public sealed class DecisionLog : BackgroundService
     public async Task WriteAsync(Decision d, CancellationToken ct)
     {
         await using var conn = await db.OpenConnectionAsync(ct);
-        await EnsurePartitionAsync(conn, null, d.At, ct);
+        await EnsurePartitionAsync(conn, d.At, ct);
         await using var cmd = new NpgsqlCommand(InsertSql, conn);
         AddParameters(cmd.Parameters, d);
-        await cmd.ExecuteNonQueryAsync(ct);
+        try { await cmd.ExecuteNonQueryAsync(ct); }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.CheckViolation)
+        {
+            // No partition for the row after all (dropped by retention, or made in a transaction that rolled back): make it, once.
+            _partitions.Clear();
+            await EnsurePartitionAsync(conn, d.At, ct);
+            await cmd.ExecuteNonQueryAsync(ct);
+        }
     }
 
     /// <summary>Adds a decision to the caller's batch: it commits, or not, with the caller's transaction.</summary>
@@ -106,12 +114,10 @@ public sealed class DecisionLog : BackgroundService
         batch.BatchCommands.Add(cmd);
     }
 
-    /// <summary>For a caller that writes its decisions with its own set-based INSERT: makes sure the month's partition exists first.</summary>
-    public static void AddPartition(NpgsqlBatch batch, DateTimeOffset at)
-    {
-        if (!Partitions.ContainsKey(MonthKey(at)))
-            batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT decisions_partition_for($1)") { Parameters = { Sql.Param(at) } });
-    }
+    /// <summary>For a caller that writes its decisions with its own set-based INSERT: makes sure the month's partition exists first
+    /// (a catalog lookup when it does).</summary>
+    public static void AddPartition(NpgsqlBatch batch, DateTimeOffset at) =>
+        batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT decisions_partition_for($1)") { Parameters = { Sql.Param(at) } });
 
     private static void AddParameters(NpgsqlParameterCollection p, Decision d)
     {
@@ -140,13 +146,13 @@ public sealed class DecisionLog : BackgroundService
 
     private static int MonthKey(DateTimeOffset at) => at.UtcDateTime.Year * 12 + at.UtcDateTime.Month;
 
-    private static async Task EnsurePartitionAsync(NpgsqlConnection conn, NpgsqlTransaction? tx, DateTimeOffset at, CancellationToken ct)
+    private async Task EnsurePartitionAsync(NpgsqlConnection conn, DateTimeOffset at, CancellationToken ct)
     {
-        if (Partitions.ContainsKey(MonthKey(at))) return;
-        await using var cmd = new NpgsqlCommand("SELECT decisions_partition_for($1)", conn, tx);
+        if (_partitions.ContainsKey(MonthKey(at))) return;
+        await using var cmd = new NpgsqlCommand("SELECT decisions_partition_for($1)", conn);
         cmd.Parameters.Add(Sql.Param(at));
         await cmd.ExecuteNonQueryAsync(ct);
-        Partitions[MonthKey(at)] = true;
+        _partitions[MonthKey(at)] = true;
     }
 
     protected override async Task ExecuteAsync(CancellationToken ct)
@@ -184,7 +190,7 @@ public sealed class DecisionLog : BackgroundService
         try
         {
             await using var conn = await db.OpenConnectionAsync();
-            foreach (var month in batch.Select(d => d.At).DistinctBy(MonthKey)) await EnsurePartitionAsync(conn, null, month, CancellationToken.None);
+            foreach (var month in batch.Select(d => d.At).DistinctBy(MonthKey)) await EnsurePartitionAsync(conn, month, CancellationToken.None);
             await using var copy = await conn.BeginBinaryImportAsync($"COPY decisions ({Columns}) FROM STDIN (FORMAT BINARY)");
             foreach (var d in batch)
             {
@@ -217,7 +223,7 @@ public sealed class DecisionLog : BackgroundService
         catch (Exception e) when (e is NpgsqlException or TimeoutException or IOException)
         {
             logger.LogWarning("Could not write {Count} decisions yet ({Message}); keeping them and trying again", batch.Count, e.Message);
-            Partitions.Clear(); // a partition created in a transaction that rolled back is not there: look again
+            _partitions.Clear(); // a partition dropped or never committed is not there: look again
             return false;
         }
     }

@@ -78,6 +78,10 @@ public sealed class GovernanceTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM pg_class WHERE relname = $1", partition));
         Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM decisions WHERE decision_id = 'old-1'"));
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM decisions WHERE decision_id = 'new-1'"));
+
+        // A late decision for the dropped month (a replayed store's clock) is still written: its partition is made again.
+        await app.LogUpsellAsync("old-2", shopId, old, [1], [2]);
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM decisions WHERE decision_id = 'old-2'"));
     }
 
     [Fact]
