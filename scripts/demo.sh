@@ -101,7 +101,8 @@ for _ in $(seq 1 240); do   # an active model, or the requested run finished wit
 done
 echo "[demo] intent: $(demo_sql "SELECT coalesce((SELECT 'model v' || version || ', held-out ROC-AUC ' || round((metrics->>'RocAuc')::numeric, 3) || ' (cart value alone ' || coalesce(metrics->>'CartValueRocAuc', '–') || '), PR-AUC ' || (metrics->>'PrAuc') || ', ' || (metrics->>'Carts') || ' carts, ' || (metrics->>'Orders') || ' became orders' FROM models WHERE kind = 'intent' AND status = 'active'), 'no model: ' || coalesce((SELECT error FROM training_runs WHERE kind = 'intent' ORDER BY id DESC LIMIT 1), 'not trained'))")"
 codes_in_shopify="SELECT count(*) FROM discount_codes d JOIN outbox_messages m ON m.idempotency_key = 'discount:' || d.code AND m.completed_at IS NOT NULL"
-for _ in $(seq 1 240); do [ "$(demo_sql "$codes_in_shopify")" -ge 20 ] && break; sleep 0.5; done
+# Why up to 6 minutes: the outbox sends in order, and the replay's order-risk calls (two per order) are queued ahead of the codes.
+for _ in $(seq 1 720); do [ "$(demo_sql "$codes_in_shopify")" -ge 20 ] && break; sleep 0.5; done
 echo "[demo] discount codes created in the stand-in Shopify: $(demo_sql "$codes_in_shopify")"
 
 # Shoppers on the storefront for the overview's days: real baskets from after the live replay, each opening the page of
