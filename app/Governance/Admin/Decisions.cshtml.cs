@@ -8,12 +8,16 @@ namespace PluginApp.Governance.Admin;
 /// store, by order, customer, product, kind or day, each with what answered (and whether it was a fallback), the model
 /// version, the experiment arm, the inputs, the output and the reasons.
 /// </summary>
-public sealed class DecisionsModel(DecisionSearch search, ShopScope scope) : AdminPageModel
+public sealed class DecisionsModel(DecisionSearch search, Npgsql.NpgsqlDataSource db, ShopScope scope) : AdminPageModel
 {
     public DecisionQuery Query { get; private set; } = new();
     public List<DecisionView> Results { get; private set; } = [];
     public Dictionary<string, string[]> Problems { get; private set; } = [];
     public bool Searched { get; private set; }
+    public Dictionary<long, string> Titles { get; private set; } = [];
+
+    /// <summary>Products as the merchant knows them: by title, the id only for a product the store no longer holds.</summary>
+    public string Products(IEnumerable<long> ids) => string.Join(", ", ids.Select(id => Titles.TryGetValue(id, out var t) ? t : $"product {id}"));
 
     public async Task OnGetAsync(string? kind, string? order, string? customer, string? product, DateOnly? from, DateOnly? to, CancellationToken ct)
     {
@@ -25,6 +29,13 @@ public sealed class DecisionsModel(DecisionSearch search, ShopScope scope) : Adm
         Query = q;
         Searched = new[] { kind, order, customer, product }.Any(x => !string.IsNullOrEmpty(x)) || from is not null || to is not null;
         if (Problems.Count == 0) Results = await search.FindAsync(scope.ShopId, q, ct);
+        var ids = Results.SelectMany(d => d.InputIds.Concat(d.OutputIds)).Distinct().ToArray();
+        if (ids.Length == 0) return;
+        await using var cmd = db.CreateCommand("SELECT id, title FROM products WHERE shop_id = $1 AND id = ANY($2)");
+        cmd.Parameters.Add(Sql.Param(scope.ShopId));
+        cmd.Parameters.Add(Sql.Param(ids));
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        while (await r.ReadAsync(ct)) Titles[r.GetInt64(0)] = r.GetString(1);
     }
 
     /// <summary>An id as typed: digits, or a Shopify gid ending in digits.</summary>
