@@ -104,8 +104,8 @@ public sealed class RegistryTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal(HttpStatusCode.Accepted, (await app.Client.SendAsync(train)).StatusCode);
 
         var deadline = DateTime.UtcNow.AddSeconds(30);
-        // Why the run and not the model: the run is marked completed just after the model is registered.
-        while (DateTime.UtcNow < deadline && await app.CountAsync("SELECT count(*) FROM training_runs WHERE shop_id = $1 AND trigger = 'on demand' AND state <> 'running'", seed.ShopId) == 0)
+        // Why wait for the completed run and not the model: the run is marked completed just after the model is registered.
+        while (DateTime.UtcNow < deadline && await app.CountAsync("SELECT count(*) FROM training_runs WHERE shop_id = $1 AND trigger = 'on demand' AND state = 'completed'", seed.ShopId) == 0)
             await Task.Delay(200);
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM training_runs WHERE shop_id = $1 AND trigger = 'on demand' AND state = 'completed' AND rows > 0 AND metrics ? 'RecallAt10'", seed.ShopId));
     }
