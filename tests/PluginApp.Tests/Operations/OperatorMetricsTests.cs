@@ -40,7 +40,8 @@ public sealed class OperatorMetricsCollection
 /// <summary>Probe jobs for the job metrics: one succeeds, one fails once (no retry).</summary>
 public sealed class OperatorProbeJob
 {
-    public Task SucceedAsync(CancellationToken ct) => Task.Delay(20, ct);
+    // Sleeps well past the 0.02 s the test asserts: timers may fire a millisecond early.
+    public Task SucceedAsync(CancellationToken ct) => Task.Delay(60, ct);
 
     [AutomaticRetry(Attempts = 0)]
     public Task FailAsync() => throw new InvalidOperationException("the probe fails on purpose");
