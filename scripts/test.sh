@@ -13,7 +13,8 @@ theme_tools_install
 theme_check
 admin_css_check
 
-pg_up test 55432
+# TEST_PG_PORT lets a second checkout run its suite beside this one.
+pg_up test "${TEST_PG_PORT:-55432}"
 trap 'pg_down test; dotnet build-server shutdown >/dev/null 2>&1 || true' EXIT
 export ConnectionStrings__Postgres="$PG_CONN"
 export TEST_PG_CONN="$PG_CONN"
