@@ -218,8 +218,10 @@ public sealed class AdminPagesTests(AdminFixture app, ITestOutputHelper output) 
             await EventuallyAsync(async () => (await upsells.Locator("[data-error-for=share_holdout]").InnerTextAsync()).Contains("sum to", StringComparison.Ordinal));
             Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM experiments WHERE key = 'upsells'"));
             await page.FillAsync("#upsells-share-model", "80");
-            await upsells.Locator("button[value=true]").ClickAsync();
-            await page.WaitForURLAsync("**", new PageWaitForURLOptions { WaitUntil = WaitUntilState.Load });
+            // The page reloads itself 0.4 s after the save succeeds: wait for that reload, or the next navigation would race it (net::ERR_ABORTED).
+            await page.RunAndWaitForResponseAsync(() => upsells.Locator("button[value=true]").ClickAsync(),
+                r => r.Request.ResourceType == "document" && r.Url.Contains("/admin/experiments", StringComparison.Ordinal));
+            await page.WaitForLoadStateAsync(LoadState.Load);
             await EventuallyAsync(async () => await app.CountAsync("SELECT count(*) FROM experiments WHERE key = 'upsells' AND arms->0->>'share' = '0.2'") == 1);
 
             await page.GotoAsync(app.PageUrl("/admin/experiments"));
