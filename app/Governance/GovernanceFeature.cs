@@ -64,7 +64,7 @@ public static class GovernanceFeature
     }
 
     /// <summary>A kind with staged releases in this shop: its settings, and its version in shadow or canary if any.</summary>
-    public sealed record ReleaseKindView(string Kind, string Title, ReleaseSettings Settings, ReleaseView? Release);
+    public sealed record ReleaseKindView(string Kind, string Title, string Unit, ReleaseSettings Settings, ReleaseView? Release);
 
     public sealed record ReleaseSettingsBody(bool? Staged, int? ShadowDecisions, double? CanaryShare, int? CanaryDecisions);
 
@@ -76,7 +76,7 @@ public static class GovernanceFeature
         var running = await releases.StatusAsync(shopId, ct);
         var list = new List<ReleaseKindView>();
         foreach (var k in kinds.All.Where(k => k.StagedRelease).OrderBy(k => k.Title, StringComparer.Ordinal))
-            list.Add(new ReleaseKindView(k.Name, k.Title, await ReleaseSettings.GetAsync(db, shopId, k.Name, o, ct), running.FirstOrDefault(r => r.Kind == k.Name)));
+            list.Add(new ReleaseKindView(k.Name, k.Title, k.CanaryUnit, await ReleaseSettings.GetAsync(db, shopId, k.Name, o, ct), running.FirstOrDefault(r => r.Kind == k.Name)));
         return list;
     }
 

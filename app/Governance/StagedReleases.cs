@@ -83,7 +83,7 @@ public sealed class StagedReleases(NpgsqlDataSource db, ModelKinds kinds, ModelR
         var summary = JsonSerializer.Serialize(new { agreement = v.Agreement, compared = v.Compared, shadow_decisions = v.Decisions, effect = v.Effect });
         var words = Inv($"after {Count(v.Decisions)} shadow decisions beside version {v.ActiveVersion} without a failure, ") +
                     AgreementWords(v) + ", " + EffectWords(v) +
-                    Inv($"; it now answers {v.CanaryShare:P0} of visitors (chosen by a hash of the visitor) for {Count(settings.CanaryDecisions)} decisions");
+                    Inv($"; it now answers {v.CanaryShare:P0} of {kind.CanaryUnit} (each kept on one version by a hash) for {Count(settings.CanaryDecisions)} decisions");
         if (!await registry.MoveReleaseAsync(shopId, kind.Name, v.Version, "shadow", "canary", "in canary: " + words, summary, ct)) return;
         kind.OnReleaseChanged?.Invoke(services, shopId);
         await GovernanceEvents.RecordAsync(db, shopId, kind.Name, "canary_started", $"version {v.Version}: {words}", Stager, clock.GetUtcNow(), ct);

@@ -11,32 +11,77 @@ namespace PluginApp.Risk;
 /// <param name="ModelWeight">n / (n + 50) for the n confirmed fraud orders it learned from: 0.38 at 30, 0.8 at 200.</param>
 public sealed record ActiveRiskModel(int Version, TabularModel Model, double ModelWeight);
 
+/// <summary>A shop's risk version in a staged release: its stage ("shadow" or "canary"), the shop's canary share, and the model, or why it could not be read.</summary>
+public sealed record RiskRelease(int Version, string Stage, double CanaryShare, ActiveRiskModel? Model, string? LoadError)
+{
+    /// <summary>Whether an order is in the canary's share: a hash of the order, so a re-scored order keeps its version.</summary>
+    public bool Answers(long shopId, long orderId) => Stage == "canary" &&
+        PluginApp.Experiments.Assignment.Bucket(shopId.ToString(CultureInfo.InvariantCulture), "o:" + orderId.ToString(CultureInfo.InvariantCulture), "release:" + RiskTrainer.Kind) < CanaryShare;
+}
+
 /// <summary>
-/// Each shop's active risk model, loaded once per version: the scorer asks for the active version (one indexed read per
-/// batch) and gets the cached model while it has not changed.
+/// Each shop's active risk model, and the version in shadow or canary if there is one, loaded once per version: the scorer
+/// asks for the versions (one indexed read per batch) and gets the cached models while they have not changed.
 /// </summary>
 public sealed class RiskModels
 {
-    // Null model: the active version was trained on other features than the builder's now (scored by the prior until retrained).
+    // Null model: the version was trained on other features than the builder's now (scored by the prior until retrained).
     private readonly ConcurrentDictionary<long, (int Version, ActiveRiskModel? Model)> _byShop = new();
+    private readonly ConcurrentDictionary<long, (int Version, ActiveRiskModel? Model, string? Error)> _releaseByShop = new();
 
     public const double EvidenceHalf = 50;
 
     public async Task<ActiveRiskModel?> ActiveAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId, CancellationToken ct)
     {
-        await using var cmd = new NpgsqlCommand("SELECT version, metrics FROM models WHERE shop_id = $1 AND kind = $2 AND status = 'active'", conn, tx);
+        if (await VersionAsync(conn, tx, shopId, "status = 'active'", ct) is not { } found) return null;
+        var (version, _, fraud) = found;
+        if (_byShop.TryGetValue(shopId, out var cached) && cached.Version == version) return cached.Model;
+        var model = await LoadAsync(conn, tx, shopId, version, fraud, ct);
+        _byShop[shopId] = (version, model); // the replaced model is left to the collector: a scorer may still be using it
+        return model;
+    }
+
+    /// <summary>
+    /// The version in shadow or canary, or null. A file that cannot be read is not an error of the scorer: the release
+    /// carries it as its failure, which counts against the release only.
+    /// </summary>
+    public async Task<RiskRelease?> ReleaseAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId, Governance.GovernanceOptions governance,
+        CancellationToken ct)
+    {
+        if (await VersionAsync(conn, tx, shopId, "status IN ('shadow', 'canary')", ct) is not { } found) return null;
+        var (version, stage, fraud) = found;
+        if (!_releaseByShop.TryGetValue(shopId, out var cached) || cached.Version != version)
+        {
+            try
+            {
+                var model = await LoadAsync(conn, tx, shopId, version, fraud, ct);
+                cached = (version, model, model is null ? "it was trained on other order features than the scorer builds now" : null);
+            }
+            catch (Exception e) when (e is not OperationCanceledException and not NpgsqlException)
+            {
+                cached = (version, null, $"its file could not be read ({e.GetType().Name}: {e.Message})");
+            }
+            _releaseByShop[shopId] = cached;
+        }
+        var share = stage == "canary" ? (await Governance.ReleaseSettings.GetAsync(conn, tx, shopId, RiskTrainer.Kind, governance, ct)).CanaryShare : 0;
+        return new RiskRelease(version, stage, share, cached.Model, cached.Error);
+    }
+
+    private static async Task<(int Version, string Stage, double Fraud)?> VersionAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId, string which,
+        CancellationToken ct)
+    {
+        await using var cmd = new NpgsqlCommand($"SELECT version, status, metrics FROM models WHERE shop_id = $1 AND kind = $2 AND {which} LIMIT 1", conn, tx);
         cmd.Parameters.Add(Sql.Param(shopId));
         cmd.Parameters.Add(Sql.Param(RiskTrainer.Kind));
-        int version;
-        double fraud;
-        await using (var r = await cmd.ExecuteReaderAsync(ct))
-        {
-            if (!await r.ReadAsync(ct)) return null;
-            version = r.GetInt32(0);
-            using var metrics = JsonDocument.Parse(r.GetString(1));
-            fraud = metrics.RootElement.TryGetProperty(nameof(RiskTrainer.RiskMetrics.TrainFraud), out var f) ? f.GetDouble() : 0;
-        }
-        if (_byShop.TryGetValue(shopId, out var cached) && cached.Version == version) return cached.Model;
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        if (!await r.ReadAsync(ct)) return null;
+        using var metrics = JsonDocument.Parse(r.GetString(2));
+        var fraud = metrics.RootElement.TryGetProperty(nameof(RiskTrainer.RiskMetrics.TrainFraud), out var f) ? f.GetDouble() : 0;
+        return (r.GetInt32(0), r.GetString(1), fraud);
+    }
+
+    private static async Task<ActiveRiskModel?> LoadAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId, int version, double fraud, CancellationToken ct)
+    {
         await using var load = new NpgsqlCommand("SELECT artifact FROM models WHERE shop_id = $1 AND kind = $2 AND version = $3", conn, tx);
         load.Parameters.Add(Sql.Param(shopId));
         load.Parameters.Add(Sql.Param(RiskTrainer.Kind));
@@ -46,7 +91,6 @@ public sealed class RiskModels
         // Why: a model trained before a feature was added or renamed would read the new vector's columns wrongly.
         var model = loaded.Schema.Features.Select(f => f.Name).SequenceEqual(OrderFeatures.Names) ? new ActiveRiskModel(version, loaded, fraud / (fraud + EvidenceHalf)) : null;
         if (model is null) loaded.Dispose();
-        _byShop[shopId] = (version, model); // the replaced model is left to the collector: a scorer may still be using it
         return model;
     }
 

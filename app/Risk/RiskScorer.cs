@@ -28,7 +28,7 @@ public sealed record RiskThresholds(double MediumFrom, double HighFrom)
 /// and its check before any resend keep each assessment in Shopify once.
 /// </summary>
 public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeatureSwitches switches, ModelBreakers breakers, OutboxScheduler outbox,
-    RiskHoldScheduler holdJobs, TimeProvider clock, ILogger<RiskScorer> logger)
+    RiskHoldScheduler holdJobs, Microsoft.Extensions.Options.IOptions<GovernanceOptions> governance, TimeProvider clock, ILogger<RiskScorer> logger)
 {
     public const string Name = "order-risk";
 
@@ -113,6 +113,9 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
             assessed = RiskModels.Assess(scored.Select(id => features[id]).ToList(), currency, null);
         }
         var assessments = scored.Zip(assessed).ToDictionary(p => p.First, p => p.Second);
+        // A version in release: in shadow it scores the same orders beside the served score (logged only); in canary it scores its share of orders.
+        var release = state.Enabled ? await models.ReleaseAsync(conn, tx, shopId, governance.Value, ct) : null;
+        var (released, releaseFailure) = Release(release, scored, features, currency);
         var now = clock.GetUtcNow();
         await using var batch = new NpgsqlBatch(conn, tx);
         var store = new StoreWriter(batch, shopId);
@@ -123,6 +126,20 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
             store.Add("DELETE FROM risk_pending WHERE shop_id = $1 AND order_id = $2", shopId, orderId);
             if (!features.TryGetValue(orderId, out var f)) continue; // the order is gone (shop/redact) or has no time: nothing to score
             var assessment = assessments[orderId];
+            var (version, modelWeight) = (active?.Version, active?.ModelWeight ?? 0);
+            var output = new Dictionary<string, object?>();
+            string? shadow = null;
+            if (release is not null && release.Answers(shopId, orderId))
+            {
+                output["release"] = "canary";
+                output["candidate"] = release.Version;
+                if (released is null) output["failed"] = releaseFailure; // the served score stays the active version's (or the prior's)
+                else (assessment, version, modelWeight) = (released[orderId], release.Version, release.Model!.ModelWeight);
+            }
+            else if (release is { Stage: "shadow" })
+                shadow = JsonSerializer.Serialize(released is null
+                    ? new { version = release.Version, failed = releaseFailure }
+                    : (object)new { version = release.Version, subject = thresholds.Level(released[orderId].Score), score = Math.Round(released[orderId].Score, 4) });
             var level = thresholds.Level(assessment.Score);
             var reasons = assessment.Reasons.Select(x => new { code = x.Code, text = x.Text, weight = Math.Round(x.Weight, 3) });
             store.Add("""
@@ -132,13 +149,16 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
                     prior_weight = excluded.prior_weight, reasons = excluded.reasons, features = excluded.features,
                     queued_at = excluded.queued_at, scored_at = excluded.scored_at
                 """, shopId, orderId, assessment.Score, level, JsonSerializer.Serialize(reasons),
-                JsonSerializer.Serialize(OrderFeatures.Named(f)), queuedAt, now, (object?)active?.Version ?? new TypedNull(NpgsqlTypes.NpgsqlDbType.Integer),
-                1 - (active?.ModelWeight ?? 0));
-            DecisionLog.Add(batch, new Decision(DecisionKinds.Risk, $"risk:{orderId}:{now.UtcTicks}", shopId, now, active is null ? "rule_prior" : "model")
+                JsonSerializer.Serialize(OrderFeatures.Named(f)), queuedAt, now, (object?)version ?? new TypedNull(NpgsqlTypes.NpgsqlDbType.Integer),
+                1 - modelWeight);
+            output["score"] = Math.Round(assessment.Score, 4);
+            output["level"] = level;
+            output["prior_weight"] = Math.Round(1 - modelWeight, 3);
+            DecisionLog.Add(batch, new Decision(DecisionKinds.Risk, $"risk:{orderId}:{now.UtcTicks}", shopId, now, version is null ? "rule_prior" : "model")
             {
-                Subject = level, Fallback = active is null, ModelKind = RiskTrainer.Kind, ModelVersion = active?.Version, OrderId = orderId,
+                Subject = level, Fallback = version is null, ModelKind = RiskTrainer.Kind, ModelVersion = version, OrderId = orderId,
                 Inputs = JsonSerializer.Serialize(OrderFeatures.Named(f)),
-                Output = JsonSerializer.Serialize(new { score = Math.Round(assessment.Score, 4), level, prior_weight = Math.Round(1 - (active?.ModelWeight ?? 0), 3) }),
+                Output = JsonSerializer.Serialize(output), Shadow = shadow,
                 Reasons = assessment.Reasons.Where(x => x.Weight > 0).Select(x => x.Text).ToArray(),
                 LatencyMs = (float)(now - queuedAt).TotalMilliseconds,
             });
@@ -156,6 +176,27 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
         if (holds > 0) holdJobs.Kick(shopId);
         logger.LogDebug("Shop {Shop}: scored {Count} orders", shopId, pending.Count);
         return pending.Count;
+    }
+
+    /// <summary>
+    /// The release version's assessments of the batch, or why it failed: its failures count against its release (the
+    /// canary's decisions say so and keep the served score), never against the active version's breaker.
+    /// </summary>
+    private (Dictionary<long, RiskAssessment>? Assessments, string? Failure) Release(RiskRelease? release, long[] scored,
+        Dictionary<long, float[]> features, string currency)
+    {
+        if (release is null) return (null, null);
+        if (release.Model is null) return (null, release.LoadError ?? "no model file");
+        try
+        {
+            var assessed = RiskModels.Assess(scored.Select(id => features[id]).ToList(), currency, release.Model);
+            return (scored.Zip(assessed).ToDictionary(p => p.First, p => p.Second), null);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            logger.LogWarning("Risk version {Version} in {Stage} failed: {Message}", release.Version, release.Stage, e.Message);
+            return (null, $"{e.GetType().Name}: {e.Message}");
+        }
     }
 
     /// <summary>

@@ -57,10 +57,13 @@ public sealed record ModelKind(string Name, string Title, string PromotionMetric
 
     /// <summary>
     /// Whether a new version that passes the gate is released in stages (Governance.StagedReleases): first in shadow (its
-    /// answers logged beside the active version's, never shown), then for a canary share of visitors with automatic
-    /// rollback, then to everyone. Its serving must log shadow answers and mark canary ones (see the recommender).
+    /// answers logged beside the active version's, never shown), then for a canary share of visitors or orders with automatic
+    /// rollback, then to everyone. Its serving must log shadow answers and mark canary ones (see the recommender and order risk).
     /// </summary>
     public bool StagedRelease { get; init; }
+
+    /// <summary>What a canary's share is a share of ("visitors", "orders"); each is kept on one version by a hash.</summary>
+    public string CanaryUnit { get; init; } = "visitors";
 
     /// <summary>Called on the instance that moved a version into or out of shadow or canary (the others learn it from model_changed).</summary>
     public Action<IServiceProvider, long>? OnReleaseChanged { get; init; }

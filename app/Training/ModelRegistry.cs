@@ -69,7 +69,7 @@ public sealed class ModelRegistry(NpgsqlDataSource db, TimeProvider clock, Micro
                 replaced = $"; it replaces version {p}, whose release stopped";
             }
             reason = System.FormattableString.Invariant(
-                $"{reason}; answers in shadow beside version {activeVersion} (logged, never shown) for {release!.ShadowDecisions} decisions, then a canary of {release.CanaryShare:P0} of visitors for {release.CanaryDecisions} decisions, before it serves everyone{replaced}");
+                $"{reason}; answers in shadow beside version {activeVersion} (logged, never shown) for {release!.ShadowDecisions} decisions, then a canary of {release.CanaryShare:P0} of {modelKind.CanaryUnit} for {release.CanaryDecisions} decisions, before it serves everyone{replaced}");
         }
         await Exec(conn, tx, """
             INSERT INTO models (shop_id, kind, version, status, status_reason, data_from, data_to, parameters, metrics, artifact, created_at, activated_at, stage_started_at)

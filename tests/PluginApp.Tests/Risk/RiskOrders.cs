@@ -7,6 +7,42 @@ namespace PluginApp.Tests.Risk;
 /// <summary>Orders as Shopify sends them, with what the risk score looks at set by the test.</summary>
 internal static class RiskOrders
 {
+    /// <summary>
+    /// 200 days of orders, 5 a day: fraud (1 in 12) comes from a handful of addresses with a discount code and about
+    /// three times the usual total; each fraud label arrives 10 days after its order.
+    /// </summary>
+    public static async Task<long> LabelledStoreAsync(AppFixture app, string shop, long firstId, int days = 200, int fraudEvery = 12)
+    {
+        var shopId = await app.InstallShopAsync(shop);
+        var start = app.Clock.GetUtcNow().AddDays(-days);
+        var random = new Random(5);
+        await using var batch = app.Db.CreateBatch();
+        for (var i = 0; i < days * 5; i++)
+        {
+            var at = start.AddHours(i * 24.0 / 5);
+            var fraud = i % fraudEvery == 0;
+            var id = firstId + i;
+            var total = fraud ? 80 + random.Next(40) : 20 + random.Next(20);
+            var ip = fraud ? $"192.0.2.{random.Next(4)}" : $"198.51.{random.Next(200)}.{random.Next(250)}";
+            var email = fraud ? $"f{random.Next(1000)}@mail.example" : $"c{random.Next(300)}@example.com";
+            var cmd = batch.CreateBatchCommand();
+            cmd.CommandText = """
+                INSERT INTO orders (shop_id, id, email, currency, total_price, browser_ip, billing_country, shipping_country, discount_codes, created_at, updated_at)
+                VALUES ($1, $2, $3, 'USD', $4, $5, 'US', 'US', $6, $7, $7)
+                """;
+            foreach (var v in new object[] { shopId, id, email, (decimal)total, ip, fraud ? "SAVE50" : (i % 9 == 0 ? "WELCOME" : ""), at })
+                cmd.Parameters.Add(new Npgsql.NpgsqlParameter { Value = v });
+            batch.BatchCommands.Add(cmd);
+            if (!fraud) continue;
+            var label = batch.CreateBatchCommand();
+            label.CommandText = "INSERT INTO risk_labels (shop_id, order_id, source, fraud, labelled_at) VALUES ($1, $2, 'dispute', true, $3)";
+            foreach (var v in new object[] { shopId, id, at.AddDays(10) }) label.Parameters.Add(new Npgsql.NpgsqlParameter { Value = v });
+            batch.BatchCommands.Add(label);
+        }
+        await batch.ExecuteNonQueryAsync();
+        return shopId;
+    }
+
     /// <summary>An order placed at <paramref name="at"/> from <paramref name="ip"/>, named "#id", without a discount unless asked.</summary>
     public static JsonObject Order(long id, DateTimeOffset at, decimal total, string ip, string email, long? customer, string billing = "US",
         string shipping = "US", bool discount = false)
