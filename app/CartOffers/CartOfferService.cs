@@ -64,6 +64,7 @@ public sealed class CartOfferService(CartOfferSettingsStore settingsStore, Catal
         string? upsellRequest = null;
         OfferView? offer = null;
         CartIntent? score = null;
+        string? shadow = null;
         if (facts.Items == 0) reasons.Add("the cart is empty");
         else if (arm == CartOffersExperiment.ControlArm)
             reasons.Add("control arm: this cart is shown nothing, so the experiment can measure what the others earn");
@@ -79,7 +80,13 @@ public sealed class CartOfferService(CartOfferSettingsStore settingsStore, Catal
             // A cart asking again already holds its code: that code's discount is not spent a second time.
             var caps = new OfferCaps(settings.OffersEnabled && req.CartToken is not null, settings.OfferPercent, settings.MaxDiscountPercent,
                 settings.MarginFloorPercent, settings.DailyBudget, spent - (held?.Amount ?? 0), ready || held is not null);
-            var decision = CartOfferPolicy.Decide(facts, score.Probability, caps, await effects.EffectsAsync(req.ShopId, ct));
+            var lifts = await effects.EffectsAsync(req.ShopId, ct);
+            var decision = CartOfferPolicy.Decide(facts, score.Probability, caps, lifts);
+            // A purchase-intent version in shadow: what the policy would have chosen on its reading, logged beside the served action.
+            if (score.Release is { Stage: "shadow" } sh)
+                shadow = JsonSerializer.Serialize(sh.Probability is { } p
+                    ? new { version = sh.Version, subject = CartOfferPolicy.Decide(facts, p, caps, lifts).Action, intent = p }
+                    : (object)new { version = sh.Version, failed = sh.Failed });
             expected = decision.Expected.ToDictionary();
             reasons.AddRange(decision.Reasons);
             if (score.Note is { } note) reasons.Add(note);
@@ -117,7 +124,7 @@ public sealed class CartOfferService(CartOfferSettingsStore settingsStore, Catal
             ? new ProgressBar(t, facts.Value, facts.Remaining ?? 0, t == 0 ? 1 : Math.Min(1, (double)(facts.Value / t)), catalog.Currency)
             : null;
         if (facts.Items > 0)
-            await LogAsync(req, decisionId, arm, action, explore, score, facts, expected, reasons, offer?.Code, started, ct);
+            await LogAsync(req, decisionId, arm, action, explore, score, facts, expected, reasons, offer?.Code, shadow, started, ct);
         // The intent path: the store's model, the store's base rate when it has none, or no score (empty cart, control arm).
         PluginApp.Operations.OperatorMetrics.Served("cart_offers", score is null ? "not_scored" : score.ModelVersion is null ? "base_rate" : "intent_model");
         return new CartOfferResponse(facts.Items > 0 ? decisionId : null, CartOffersExperiment.Key, arm, action, bar, upsell, upsellRequest, offer,
@@ -158,7 +165,7 @@ public sealed class CartOfferService(CartOfferSettingsStore settingsStore, Catal
     }
 
     private async Task LogAsync(CartOfferRequest req, string decisionId, string arm, string action, bool explore, CartIntent? score, CartFacts facts,
-        Dictionary<string, double> expected, List<string> reasons, string? code, long started, CancellationToken ct)
+        Dictionary<string, double> expected, List<string> reasons, string? code, string? shadow, long started, CancellationToken ct)
     {
         try
         {
@@ -171,7 +178,13 @@ public sealed class CartOfferService(CartOfferSettingsStore settingsStore, Catal
                     value = facts.Value, cost = facts.Cost, items = facts.Items, threshold = facts.Threshold, remaining = facts.Remaining,
                     upsellPrice = facts.UpsellPrice, intentReasons = score?.Reasons ?? [],
                 }),
-                Output = JsonSerializer.Serialize(new { action, explore, intent = score?.Probability, expected, code }),
+                // A canary's decisions say so; "failed" only when it failed (the release job counts the key).
+                Output = score?.Release is { Stage: "canary" } canary
+                    ? canary.Failed is { } failed
+                        ? JsonSerializer.Serialize(new { action, explore, intent = score.Probability, expected, code, release = "canary", candidate = canary.Version, failed })
+                        : JsonSerializer.Serialize(new { action, explore, intent = score.Probability, expected, code, release = "canary", candidate = canary.Version })
+                    : JsonSerializer.Serialize(new { action, explore, intent = score?.Probability, expected, code }),
+                Shadow = shadow,
                 Reasons = reasons.ToArray(), LatencyMs = (float)Stopwatch.GetElapsedTime(started).TotalMilliseconds,
             }, ct);
         }

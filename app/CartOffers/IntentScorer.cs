@@ -1,7 +1,17 @@
 namespace PluginApp.CartOffers;
 
 /// <summary>P(this cart becomes an order), with the model version and reasons in words; <see cref="Note"/> says when it is a fallback.</summary>
-public sealed record CartIntent(double Probability, int? ModelVersion, IReadOnlyList<string> Reasons, string? Note = null);
+public sealed record CartIntent(double Probability, int? ModelVersion, IReadOnlyList<string> Reasons, string? Note = null)
+{
+    /// <summary>The version in shadow or canary that also read this cart, if there is one.</summary>
+    public IntentRelease? Release { get; init; }
+}
+
+/// <summary>
+/// A release version's reading of a cart. In shadow: its probability beside the served one (logged, never acted on). In
+/// canary: the cart is in its share, so the served probability is its own, or, when it failed, the active version's.
+/// </summary>
+public sealed record IntentRelease(int Version, string Stage, double? Probability, string? Failed);
 
 /// <summary>The purchase-intent model as the cart policy reads it.</summary>
 public interface IIntentScorer

@@ -33,6 +33,9 @@ public sealed class IntentModelTrainer(NpgsqlDataSource db, TimeProvider clock) 
             LikelihoodWhy: "Cart outcomes are noisy and stores differ; the caps (percent, margin floor, daily budget) bound what any one decision can cost.",
             Detectability: "Medium: the cart-offers experiment measures margin per visitor against a control arm shown nothing."),
         Switch = "purchase-intent", DecisionKind = "offer", Breaker = true,
+        StagedRelease = true, CanaryUnit = "carts",
+        OnReleaseChanged = (services, shopId) => services.GetRequiredService<IntentScorer>().Invalidate(shopId),
+        OnActivated = (services, shopId) => services.GetRequiredService<IntentScorer>().Invalidate(shopId),
         DataStores = "Carts, checkouts and orders in the app's PostgreSQL; model files in its model registry; discount codes in Shopify.",
     };
 

@@ -8,6 +8,7 @@ using PluginApp.Data;
 using PluginApp.Ml.Intent;
 using PluginApp.Admin.Switches;
 using PluginApp.Governance;
+using PluginApp.Experiments;
 
 namespace PluginApp.Intent;
 
@@ -16,10 +17,58 @@ namespace PluginApp.Intent;
 /// fills it (<see cref="IntentData.Snapshot"/>). No model yet: the share of the last 30 days' settled carts that became
 /// orders, said so in the decision's reasons.
 /// </summary>
-public sealed class IntentScorer(NpgsqlDataSource db, IMemoryCache cache, AiFeatureSwitches switches, ModelBreakers breakers, TimeProvider clock,
-    ILogger<IntentScorer> logger) : IIntentScorer
+public sealed class IntentScorer(NpgsqlDataSource db, IMemoryCache cache, AiFeatureSwitches switches, ModelBreakers breakers,
+    Microsoft.Extensions.Options.IOptions<GovernanceOptions> governance, TimeProvider clock, ILogger<IntentScorer> logger) : IIntentScorer
 {
     private readonly ConcurrentDictionary<long, (int Version, IntentModel Model)> _models = new();
+    private readonly ConcurrentDictionary<long, (int Version, IntentModel? Model, string? Error)> _releases = new();
+
+    /// <summary>The version in shadow or canary (re-read every 30 s, like the active one), loaded once; an unreadable file is its failure.</summary>
+    private async Task<(int Version, string Stage, double Share, IntentModel? Model, string? Error)?> ReleaseAsync(long shopId, CancellationToken ct)
+    {
+        var release = await cache.GetOrCreateAsync((nameof(ReleaseAsync), shopId), async e =>
+        {
+            e.AbsoluteExpirationRelativeToNow = TimeSpan.FromSeconds(30);
+            int version;
+            string stage;
+            await using (var cmd = db.CreateCommand("SELECT version, status FROM models WHERE shop_id = $1 AND kind = $2 AND status IN ('shadow', 'canary') LIMIT 1"))
+            {
+                cmd.Parameters.Add(Sql.Param(shopId));
+                cmd.Parameters.Add(Sql.Param(IntentModelTrainer.Kind));
+                await using var r = await cmd.ExecuteReaderAsync(ct);
+                if (!await r.ReadAsync(ct)) return ((int, string, double)?)null;
+                (version, stage) = (r.GetInt32(0), r.GetString(1));
+            }
+            return (version, stage, (await ReleaseSettings.GetAsync(db, shopId, IntentModelTrainer.Kind, governance.Value, ct)).CanaryShare);
+        });
+        if (release is not { } x) return null;
+        if (!_releases.TryGetValue(shopId, out var loaded) || loaded.Version != x.Item1)
+        {
+            await using var load = db.CreateCommand("SELECT artifact FROM models WHERE shop_id = $1 AND kind = $2 AND version = $3");
+            load.Parameters.Add(Sql.Param(shopId));
+            load.Parameters.Add(Sql.Param(IntentModelTrainer.Kind));
+            load.Parameters.Add(Sql.Param(x.Item1));
+            try { loaded = (x.Item1, IntentModel.Load(new MemoryStream((byte[])(await load.ExecuteScalarAsync(ct))!)), null); }
+            catch (Exception e) when (e is not OperationCanceledException and not NpgsqlException)
+            {
+                loaded = (x.Item1, null, $"its file could not be read ({e.GetType().Name}: {e.Message})");
+            }
+            _releases[shopId] = loaded;
+        }
+        return (x.Item1, x.Item2, x.Item3, loaded.Model, loaded.Error);
+    }
+
+    /// <summary>Forgets which versions serve the shop (this instance moved one); other instances re-read them within 30 s.</summary>
+    public void Invalidate(long shopId)
+    {
+        cache.Remove((nameof(IntentScorer), shopId));
+        cache.Remove((nameof(ReleaseAsync), shopId));
+    }
+
+    /// <summary>Whether a cart is in the canary's share: a hash of the cart (or the customer), so it keeps one version while it lives.</summary>
+    public static bool InCanary(long shopId, string? cartToken, long? customerId, double share) =>
+        (cartToken is not null ? "c:" + cartToken : customerId is { } c ? "u:" + c.ToString(CultureInfo.InvariantCulture) : null) is { } unit
+        && Assignment.Bucket(shopId.ToString(CultureInfo.InvariantCulture), unit, "release:" + IntentModelTrainer.Kind) < share;
 
     private async Task<(int Version, IntentModel Model, string Metrics)?> ActiveAsync(long shopId, CancellationToken ct)
     {
@@ -68,18 +117,49 @@ public sealed class IntentScorer(NpgsqlDataSource db, IMemoryCache cache, AiFeat
             return await IntentData.MedianOrderValueAsync(db, shopId, now, ct);
         });
         var snapshot = IntentData.Snapshot((double)cart.Value, cart.Items, cart.Products, created, now, orders, abandoned, median);
+        // A version in release: in shadow it reads the cart beside the active one; in canary it answers for its share of carts.
+        var release = await ReleaseAsync(shopId, ct);
+        (IntentScore? Score, string? Failed) candidate = (null, null);
+        if (release is { } rel)
+        {
+            candidate = rel.Model is null ? (null, rel.Error ?? "no model file") : TryScore(rel.Model, snapshot);
+            if (rel.Stage == "canary" && InCanary(shopId, cartToken, customerId, rel.Share))
+            {
+                if (candidate.Score is { } s) return new CartIntent(s.Probability, rel.Version, s.Reasons.Select(r => r.Text).ToList())
+                    { Release = new IntentRelease(rel.Version, "canary", s.Probability, null) };
+            }
+            else if (rel.Stage == "canary") release = null; // outside the canary's share: the active version alone
+        }
         try
         {
             var score = active.Value.Model.Score(snapshot);
             if (!double.IsFinite(score.Probability)) throw new InvalidOperationException($"it answered {score.Probability}, not a probability");
             breakers.Success(shopId, IntentModelTrainer.Kind);
-            return new CartIntent(score.Probability, active.Value.Version, score.Reasons.Select(r => r.Text).ToList());
+            return new CartIntent(score.Probability, active.Value.Version, score.Reasons.Select(r => r.Text).ToList())
+            {
+                Release = release is { } r ? new IntentRelease(r.Version, r.Stage, candidate.Score?.Probability, candidate.Failed) : null,
+            };
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
             logger.LogError(e, "Shop {Shop}: the purchase-intent model failed; the cart counts at the store's rate", shopId);
             breakers.Failure(shopId, IntentModelTrainer.Kind, $"{e.GetType().Name}: {e.Message}");
             return await FallbackAsync(shopId, now, "the purchase-intent model failed on this cart", ct);
+        }
+    }
+
+    /// <summary>A release version's score, or why it failed (its failures count against its release, never the active version's breaker).</summary>
+    private (IntentScore? Score, string? Failed) TryScore(IntentModel model, CartSnapshot snapshot)
+    {
+        try
+        {
+            var score = model.Score(snapshot);
+            return double.IsFinite(score.Probability) ? (score, null) : (null, $"it answered {score.Probability}, not a probability");
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            logger.LogWarning("The purchase-intent version in release failed: {Message}", e.Message);
+            return (null, $"{e.GetType().Name}: {e.Message}");
         }
     }
 

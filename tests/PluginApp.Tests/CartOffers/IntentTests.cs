@@ -84,6 +84,69 @@ public sealed class IntentTests(AppFixture app) : IClassFixture<AppFixture>
     }
 
     [Fact]
+    public async Task IntentRelease_InShadowLogsTheActionItWouldHaveChosen_ThenItsCanaryAnswersItsShareOfCarts()
+    {
+        var seed = new StoreSeed(app, "intent-release.myshopify.com");
+        await seed.SeedAsync(customersPerGroup: 2);
+        await SeedCartsAsync(seed, 96_800_000);
+        Assert.Equal(1, await TrainAsync(seed.Shop));
+        async Task SendAsync(HttpMethod method, string path, object body)
+        {
+            var req = new HttpRequestMessage(method, path) { Content = JsonContent.Create(body) };
+            req.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", app.SessionToken(seed.Shop));
+            Assert.True((await app.Client.SendAsync(req)).IsSuccessStatusCode, path);
+        }
+        await SendAsync(HttpMethod.Put, "/api/admin/cart-offers", new { enabled = true, freeShippingThreshold = 1000, offersEnabled = false });
+        await SendAsync(HttpMethod.Put, $"/api/admin/releases/{IntentModelTrainer.Kind}/settings", new { staged = true, shadowDecisions = 2, canaryShare = 0.5, canaryDecisions = 1000 });
+        Assert.Equal((2, false), await app.Factory.Services.GetRequiredService<TrainingService>().TrainAsync(seed.Shop, IntentModelTrainer.Kind, "test", CancellationToken.None));
+        Assert.Equal("shadow", await app.ScalarAsync("SELECT status FROM models WHERE shop_id = $1 AND kind = 'intent' AND version = 2", seed.ShopId));
+
+        var visitor = Enumerable.Range(0, 1000).Select(i => $"intent-release-visitor-{i}").First(v => PluginApp.Experiments.Assignment.Arm(seed.Shop,
+            PluginApp.Experiments.Assignment.VisitorHash(seed.Shop, v), PluginApp.CartOffers.CartOffersExperiment.Key, PluginApp.CartOffers.CartOffersExperiment.Kind.Arms, "policy") == "policy");
+        async Task<(int Version, JsonElement Output, JsonElement? Shadow, string Action)> AskAsync(string cart)
+        {
+            var response = await app.Client.GetAsync(StoreSeed.Signed("/proxy/cart-offers", seed.Shop, $"lines={seed.V(1010)}:5&cart_token={cart}&visitor_id={visitor}", app.Clock.GetUtcNow()));
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            var answer = await response.Content.ReadFromJsonAsync<JsonElement>();
+            await using var cmd = app.Db.CreateCommand("SELECT model_version, output::text, shadow::text, subject FROM decisions WHERE decision_id = $1");
+            cmd.Parameters.AddWithValue(answer.GetProperty("decision_id").GetString()!);
+            await using var r = await cmd.ExecuteReaderAsync();
+            Assert.True(await r.ReadAsync());
+            Assert.Equal(answer.GetProperty("intent_model_version").GetInt32(), r.GetInt32(0));
+            return (r.GetInt32(0), JsonDocument.Parse(r.GetString(1)).RootElement, r.IsDBNull(2) ? null : JsonDocument.Parse(r.GetString(2)).RootElement, r.GetString(3));
+        }
+
+        // In shadow: the active version answers every cart; the candidate's reading and the action it would have led to are logged.
+        foreach (var cart in new[] { "intent-release-a", "intent-release-b" })
+        {
+            var (version, output, shadow, action) = await AskAsync(cart);
+            Assert.Equal(1, version);
+            Assert.False(output.TryGetProperty("release", out _));
+            Assert.Equal(2, shadow!.Value.GetProperty("version").GetInt32());
+            Assert.InRange(shadow.Value.GetProperty("intent").GetDouble(), 0, 1);
+            Assert.Contains(shadow.Value.GetProperty("subject").GetString(), PluginApp.CartOffers.CartAction.All);
+            Assert.False(string.IsNullOrEmpty(action));
+        }
+        await app.Factory.Services.GetRequiredService<PluginApp.Governance.StagedReleases>().RunShopAsync(seed.ShopId, CancellationToken.None);
+        Assert.Equal("canary", await app.ScalarAsync("SELECT status FROM models WHERE shop_id = $1 AND kind = 'intent' AND version = 2", seed.ShopId));
+
+        // In canary: carts in its share get its reading (their decisions say so), the others the active version's.
+        var carts = Enumerable.Range(0, 200).Select(i => $"intent-release-canary-{i}").ToList();
+        var inside = carts.First(c => IntentScorer.InCanary(seed.ShopId, c, null, 0.5));
+        var outside = carts.First(c => !IntentScorer.InCanary(seed.ShopId, c, null, 0.5));
+        var (v2, o2, s2, _) = await AskAsync(inside);
+        Assert.Equal(2, v2);
+        Assert.Equal("canary", o2.GetProperty("release").GetString());
+        Assert.Equal(2, o2.GetProperty("candidate").GetInt32());
+        Assert.False(o2.TryGetProperty("failed", out _));
+        Assert.Null(s2);
+        var (v1, o1, s1, _) = await AskAsync(outside);
+        Assert.Equal(1, v1);
+        Assert.False(o1.TryGetProperty("release", out _));
+        Assert.Null(s1);
+    }
+
+    [Fact]
     public async Task AbandonmentSignal_TagsOnlyMarketingCustomersWithAHighScoringOpenCheckout_OnceAndUntilTheyOrder()
     {
         var seed = new StoreSeed(app, "intent-abandon.myshopify.com");
