@@ -37,6 +37,9 @@ public sealed class ChurnModelTrainer(NpgsqlDataSource db, TimeProvider clock) :
         Switch = "churn-segments", DecisionKind = "churn",
         DataStores = "Orders and customers in the app's PostgreSQL; segments written to Shopify customer tags and metafields.",
         OnActivated = (services, shopId) => services.GetRequiredService<ChurnScheduler>().ScoreSoon(shopId),
+        // Staged like the others, by customers; a stage changes at the next scoring run (daily, or now).
+        StagedRelease = true, CanaryUnit = "customers",
+        OnReleaseChanged = (services, shopId) => services.GetRequiredService<ChurnScheduler>().ScoreSoon(shopId),
     };
 
     /// <summary>Held-out figures of the chosen kind beside the others', from one training run.</summary>

@@ -26,8 +26,8 @@ public sealed class ChurnScheduler(IBackgroundJobClient jobs)
 /// predicted_value and churn_segment set, several customers per metafieldsSet call. A customer whose segment is unchanged
 /// costs Shopify nothing. Customers erased by customers/redact are not scored and their rows go.
 /// </summary>
-public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry, AiFeatureSwitches switches, IOptions<ChurnOptions> options, TimeProvider clock,
-    OutboxScheduler outbox, ILogger<ChurnScoringJob> logger)
+public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry, AiFeatureSwitches switches, IOptions<ChurnOptions> options,
+    IOptions<GovernanceOptions> governance, TimeProvider clock, OutboxScheduler outbox, ILogger<ChurnScoringJob> logger)
 {
     public const string Name = "churn-segments";
 
@@ -56,6 +56,18 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
         var highFrom = ChurnSegments.HighValueFrom(scored.Select(p => p.TotalSpend).ToList(), o.HighValueShare);
         var kind = model.Kind == ChurnModelKind.Discriminative ? "discriminative" : "probabilistic";
         var scoredAt = clock.GetUtcNow();
+        var release = await ReleaseAsync(shopId, customers, now, ct);
+        // Each customer's served score: the canary's for the customers in its share (by a hash of the customer), else the active version's.
+        var served = scored.Select(p => release is { Stage: "canary", Scores: { } c } && InCanary(shopId, p.CustomerId, release.Share) && c.TryGetValue(p.CustomerId, out var q)
+            ? (P: q, Version: release.Version, Kind: release.Kind!) : (P: p, Version: version, Kind: kind)).ToList();
+
+        var rows = served.Select(s =>
+        {
+            var p = s.P;
+            var years = firstOrder[p.CustomerId] is { } first ? Math.Max(1, (now.UtcDateTime - first).TotalDays / 365.25) : 1;
+            return (Id: long.Parse(p.CustomerId, CultureInfo.InvariantCulture), P: p, s.Version, s.Kind,
+                Segment: ChurnSegments.Of(p.ChurnProbability, p.TotalSpend >= highFrom && p.TotalSpend > 0, o), Yearly: Money(p.TotalSpend / years) ?? 0m);
+        }).ToList();
 
         await using var conn = await db.OpenConnectionAsync(ct);
         await using var tx = await conn.BeginTransactionAsync(ct);
@@ -71,26 +83,20 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
             store.Add("DELETE FROM churn_scores WHERE shop_id = $1 AND NOT (customer_id = ANY($2))", shopId,
                 scored.Select(p => long.Parse(p.CustomerId, CultureInfo.InvariantCulture)).ToArray());
             // One statement for the whole store (columns as arrays), not one per customer.
-            var rows = scored.Select(p =>
-            {
-                var years = firstOrder[p.CustomerId] is { } first ? Math.Max(1, (now.UtcDateTime - first).TotalDays / 365.25) : 1;
-                return (Id: long.Parse(p.CustomerId, CultureInfo.InvariantCulture), P: p,
-                    Segment: ChurnSegments.Of(p.ChurnProbability, p.TotalSpend >= highFrom && p.TotalSpend > 0, o), Yearly: Money(p.TotalSpend / years) ?? 0m);
-            }).ToList();
             store.Add("""
                 INSERT INTO churn_scores (shop_id, customer_id, model_version, model_kind, churn_probability, probability_alive, expected_orders_30,
                     expected_orders_90, expected_orders_365, expected_value_365, orders, days_since_last, total_spend, yearly_spend, segment, reasons, scored_at)
-                SELECT $1, u.customer_id, $3, $4, u.p, u.alive, u.e30, u.e90, u.e365, u.value, u.orders, u.since, u.spend, u.yearly, u.segment, u.reasons::jsonb, $5
+                SELECT $1, u.customer_id, u.version, u.kind, u.p, u.alive, u.e30, u.e90, u.e365, u.value, u.orders, u.since, u.spend, u.yearly, u.segment, u.reasons::jsonb, $5
                 FROM unnest($2::bigint[], $6::float8[], $7::float8[], $8::float8[], $9::float8[], $10::float8[], $11::numeric[], $12::int[], $13::float8[],
-                            $14::numeric[], $15::numeric[], $16::text[], $17::text[])
-                     AS u(customer_id, p, alive, e30, e90, e365, value, orders, since, spend, yearly, segment, reasons)
+                            $14::numeric[], $15::numeric[], $16::text[], $17::text[], $3::int[], $4::text[])
+                     AS u(customer_id, p, alive, e30, e90, e365, value, orders, since, spend, yearly, segment, reasons, version, kind)
                 ON CONFLICT (shop_id, customer_id) DO UPDATE SET model_version = excluded.model_version, model_kind = excluded.model_kind,
                     churn_probability = excluded.churn_probability, probability_alive = excluded.probability_alive,
                     expected_orders_30 = excluded.expected_orders_30, expected_orders_90 = excluded.expected_orders_90,
                     expected_orders_365 = excluded.expected_orders_365, expected_value_365 = excluded.expected_value_365, orders = excluded.orders,
                     days_since_last = excluded.days_since_last, total_spend = excluded.total_spend, yearly_spend = excluded.yearly_spend,
                     segment = excluded.segment, reasons = excluded.reasons, scored_at = excluded.scored_at
-                """, shopId, rows.Select(r => r.Id).ToArray(), version, kind, scoredAt,
+                """, shopId, rows.Select(r => r.Id).ToArray(), rows.Select(r => r.Version).ToArray(), rows.Select(r => r.Kind).ToArray(), scoredAt,
                 rows.Select(r => r.P.ChurnProbability).ToArray(), rows.Select(r => Finite(r.P.ProbabilityAlive)).ToArray(),
                 rows.Select(r => Finite(r.P.ExpectedOrders30)).ToArray(), rows.Select(r => Finite(r.P.ExpectedOrders90)).ToArray(),
                 rows.Select(r => Finite(r.P.ExpectedOrders365)).ToArray(), rows.Select(r => Money(PredictedValue(r.P))).ToArray(),
@@ -112,7 +118,13 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
             days.Parameters.Add(Sql.Param(ChurnSegments.All.Where(ChurnSegments.AtStake).ToArray()));
             await days.ExecuteNonQueryAsync(ct);
         }
-        var calls = await QueueChangesAsync(conn, tx, shopId, o, scoredAt, ct);
+        // In shadow, every customer scored is a decision compared: the segment the candidate would have given beside the served one.
+        var shadow = release is { Stage: "shadow" }
+            ? rows.Select(r => (r.Id, Json: JsonSerializer.Serialize(release.Scores is { } c && c.TryGetValue(r.P.CustomerId, out var q)
+                ? new { version = release.Version, subject = ChurnSegments.Of(q.ChurnProbability, q.TotalSpend >= highFrom && q.TotalSpend > 0, o), churn_probability = Math.Round(q.ChurnProbability, 4) }
+                : (object)new { version = release.Version, failed = release.Failed ?? "it gave no finite probability for this customer" }))).ToList()
+            : [];
+        var calls = await QueueChangesAsync(conn, tx, shopId, o, scoredAt, release is { Stage: "canary" } ? release : null, shadow, ct);
         await tx.CommitAsync(ct);
         if (calls > 0) outbox.Kick(shopId);
         logger.LogInformation("Shop {Shop}: {Customers} customers scored for churn with model v{Version}; {Calls} Shopify calls queued", shopId, scored.Count, version, calls);
@@ -132,7 +144,32 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
         foreach (var shop in shops) await ScoreShopAsync(shop, ct);
     }
 
-    private static async Task<int> QueueChangesAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId, ChurnOptions o, DateTimeOffset now, CancellationToken ct)
+    /// <summary>A churn version in shadow or canary, with its scores of the same customers, or why it could not score them.</summary>
+    private sealed record Release(int Version, string Stage, double Share, Dictionary<string, ChurnPrediction>? Scores, string? Kind, string? Failed);
+
+    private async Task<Release?> ReleaseAsync(long shopId, IReadOnlyList<CustomerHistory> customers, DateTimeOffset now, CancellationToken ct)
+    {
+        if (await registry.LoadReleaseAsync(shopId, ChurnModelTrainer.Kind, ct) is not { } r) return null;
+        var share = r.Stage == "canary" ? (await ReleaseSettings.GetAsync(db, shopId, ChurnModelTrainer.Kind, governance.Value, ct)).CanaryShare : 0;
+        try
+        {
+            using var candidate = ChurnModel.Load(new MemoryStream(r.Artifact));
+            var scores = candidate.Score(customers, now.UtcDateTime).Where(p => double.IsFinite(p.ChurnProbability)).ToDictionary(p => p.CustomerId);
+            return new Release(r.Version, r.Stage, share, scores, candidate.Kind == ChurnModelKind.Discriminative ? "discriminative" : "probabilistic", null);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            logger.LogWarning("Shop {Shop}: churn version {Version} in {Stage} failed: {Message}", shopId, r.Version, r.Stage, e.Message);
+            return new Release(r.Version, r.Stage, share, null, null, $"{e.GetType().Name}: {e.Message}");
+        }
+    }
+
+    /// <summary>Whether a customer is in the canary's share: a hash of the customer, so they keep one version from run to run.</summary>
+    public static bool InCanary(long shopId, string customerId, double share) =>
+        PluginApp.Experiments.Assignment.Bucket(shopId.ToString(CultureInfo.InvariantCulture), "u:" + customerId, "release:" + ChurnModelTrainer.Kind) < share;
+
+    private static async Task<int> QueueChangesAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId, ChurnOptions o, DateTimeOffset now,
+        Release? canary, List<(long Id, string Json)> shadow, CancellationToken ct)
     {
         var changed = new List<(long Customer, string Segment, double Probability, decimal? Value, int Change)>();
         await using (var cmd = new NpgsqlCommand("""
@@ -146,19 +183,36 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
             while (await r.ReadAsync(ct))
                 changed.Add((r.GetInt64(0), r.GetString(1), r.GetDouble(2), r.IsDBNull(3) ? null : r.GetDecimal(3), r.GetInt32(4)));
         }
-        if (changed.Count == 0) return 0;
+        if (changed.Count == 0 && shadow.Count == 0) return 0;
         await using var batch = new NpgsqlBatch(conn, tx);
         var store = new StoreWriter(batch, shopId);
-        // The decision log: one entry per customer whose segment changed (what was written to Shopify), with its reasons.
+        // The decision log: one entry per customer whose segment changed (what was written to Shopify), with its reasons; in
+        // a shadow stage one per customer scored, each with the candidate's segment beside it. A canary's say so.
         DecisionLog.AddPartition(batch, now);
         batch.BatchCommands.Add(new NpgsqlBatchCommand("""
-            INSERT INTO decisions (shop_id, decided_at, decision_id, kind, subject, path, fallback, model_kind, model_version, customer_id, output, reasons)
-            SELECT shop_id, $2, 'churn:' || customer_id || ':' || changes, 'churn', segment, model_kind, false, 'churn', model_version, customer_id,
-                   jsonb_build_object('churn_probability', round(churn_probability::numeric, 4), 'expected_value_365', expected_value_365,
-                                      'days_since_last', days_since_last, 'orders', orders),
-                   ARRAY(SELECT r->>'text' FROM jsonb_array_elements(reasons) r)
-            FROM churn_scores WHERE shop_id = $1 AND customer_id = ANY($3)
-            """) { Parameters = { Sql.Param(shopId), Sql.Param(now), Sql.Param(changed.Select(c => c.Customer).ToArray()) } });
+            INSERT INTO decisions (shop_id, decided_at, decision_id, kind, subject, path, fallback, model_kind, model_version, customer_id, output, reasons, shadow)
+            SELECT c.shop_id, $2, 'churn:' || c.customer_id || ':' || c.changes || CASE WHEN c.customer_id = ANY($3) THEN '' ELSE ':shadow:' || $6 END,
+                   'churn', c.segment, c.model_kind, false, 'churn', c.model_version, c.customer_id,
+                   jsonb_build_object('churn_probability', round(c.churn_probability::numeric, 4), 'expected_value_365', c.expected_value_365,
+                                      'days_since_last', c.days_since_last, 'orders', c.orders)
+                   || CASE WHEN $4::int IS NULL OR NOT (c.customer_id = ANY($7)) THEN '{}'::jsonb
+                           WHEN c.model_version = $4 THEN jsonb_build_object('release', 'canary', 'candidate', $4)
+                           ELSE jsonb_build_object('release', 'canary', 'candidate', $4, 'failed', $8::text) END,
+                   ARRAY(SELECT r->>'text' FROM jsonb_array_elements(c.reasons) r), sh.shadow::jsonb
+            FROM churn_scores c LEFT JOIN unnest($5::bigint[], $9::text[]) AS sh(customer_id, shadow) ON sh.customer_id = c.customer_id
+            WHERE c.shop_id = $1 AND (c.customer_id = ANY($3) OR sh.customer_id IS NOT NULL)
+            """)
+        {
+            Parameters =
+            {
+                Sql.Param(shopId), Sql.Param(now), Sql.Param(changed.Select(c => c.Customer).ToArray()),
+                new NpgsqlParameter<int?> { TypedValue = canary?.Version, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Integer },
+                Sql.Param(shadow.Select(s => s.Id).ToArray()), Sql.Param(now.UtcTicks.ToString(CultureInfo.InvariantCulture)),
+                // The changed customers in the canary's share: theirs is the candidate's decision, or a failure of it.
+                Sql.Param(canary is null ? Array.Empty<long>() : changed.Select(c => c.Customer).Where(c => InCanary(shopId, c.ToString(CultureInfo.InvariantCulture), canary.Share)).ToArray()),
+                Sql.Text(canary?.Failed ?? "it gave no finite probability for this customer"), Sql.Param(shadow.Select(s => s.Json).ToArray()),
+            },
+        });
         var calls = 0;
         foreach (var c in changed.OrderBy(c => c.Customer))
         {

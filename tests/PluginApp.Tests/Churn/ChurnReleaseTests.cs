@@ -1,0 +1,75 @@
+using System.Net.Http.Json;
+using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
+using PluginApp.Churn;
+using PluginApp.Governance;
+
+namespace PluginApp.Tests.Churn;
+
+/// <summary>Churn goes through the same shadow and canary releases as the other kinds, by customers.</summary>
+public sealed class ChurnReleaseTests(ChurnFixture app) : IClassFixture<ChurnFixture>
+{
+    [Fact]
+    public async Task ChurnRelease_ShadowComparesEveryCustomersSegment_ThenTheCanaryScoresItsShareOfCustomers()
+    {
+        const string shop = "churn-release.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        await app.SeedAsync(shopId, 96_300_000, 400, seed: 3);
+        Assert.True((await app.TrainAsync(shop)).Activated);
+        await app.ScoreAsync(shopId);
+        var req = new HttpRequestMessage(HttpMethod.Put, "/api/admin/releases/churn/settings")
+        {
+            Content = JsonContent.Create(new { staged = true, shadowDecisions = 100, canaryShare = 0.5, canaryDecisions = 100_000 }),
+        };
+        req.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", app.SessionToken(shop));
+        Assert.True((await app.Client.SendAsync(req)).IsSuccessStatusCode);
+        Assert.Equal((2, false), await app.TrainAsync(shop));
+        Assert.Equal("shadow", await app.ScalarAsync("SELECT status FROM models WHERE shop_id = $1 AND kind = 'churn' AND version = 2", shopId));
+        var reason = (string)(await app.ScalarAsync("SELECT status_reason FROM models WHERE shop_id = $1 AND kind = 'churn' AND version = 2", shopId))!;
+        Assert.True(reason.Contains("% of customers for 100000 decisions"), reason);
+        var calls = await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1", shopId);
+
+        // In shadow: every customer keeps the active version's score and segment; each one's candidate segment is logged beside it.
+        await app.ScoreAsync(shopId);
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM churn_scores WHERE shop_id = $1 AND model_version <> 1", shopId));
+        Assert.True(await app.CountAsync("""
+            SELECT count(DISTINCT customer_id) FROM decisions WHERE shop_id = $1 AND kind = 'churn' AND model_version = 1
+              AND shadow->>'version' = '2' AND shadow->>'subject' IS NOT NULL
+            """, shopId) == 400);
+        Assert.Equal(calls, await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1", shopId)); // nothing new to Shopify
+
+        await app.Factory.Services.GetRequiredService<StagedReleases>().RunShopAsync(shopId, CancellationToken.None);
+        Assert.Equal("canary", await app.ScalarAsync("SELECT status FROM models WHERE shop_id = $1 AND kind = 'churn' AND version = 2", shopId));
+        var started = (string)(await app.ScalarAsync("SELECT detail FROM governance_events WHERE shop_id = $1 AND model_kind = 'churn' AND event = 'canary_started'", shopId))!;
+        Assert.Contains("agreed with version 1 on", started);
+        Assert.Contains("of customers (each kept on one version by a hash)", started);
+
+        // In canary: the customers in its share are scored by version 2, the others by version 1, run after run.
+        var inCanary = (await CustomersAsync(shopId)).Where(c => ChurnScoringJob.InCanary(shopId, c.ToString(System.Globalization.CultureInfo.InvariantCulture), 0.5)).ToHashSet();
+        Assert.InRange(inCanary.Count, 100, 300);
+        // One canary customer's segment is out of step with Shopify's, so this run writes (and logs) theirs.
+        var resynced = inCanary.Min();
+        await app.ScalarAsync("UPDATE churn_scores SET synced_segment = 'stale' WHERE shop_id = $1 AND customer_id = $2", shopId, resynced);
+        await app.ScoreAsync(shopId);
+        foreach (var (customer, version) in await VersionsAsync(shopId))
+            Assert.Equal(inCanary.Contains(customer) ? 2 : 1, version);
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM decisions WHERE shop_id = $1 AND kind = 'churn' AND output ? 'release'", shopId));
+        var output = JsonDocument.Parse((string)(await app.ScalarAsync(
+            "SELECT output::text FROM decisions WHERE shop_id = $1 AND kind = 'churn' AND customer_id = $2 AND output ? 'release'", shopId, resynced))!).RootElement;
+        Assert.Equal("canary", output.GetProperty("release").GetString());
+        Assert.Equal(2, output.GetProperty("candidate").GetInt32());
+        Assert.False(output.TryGetProperty("failed", out _));
+    }
+
+    private async Task<List<long>> CustomersAsync(long shopId) => (await VersionsAsync(shopId)).Select(v => v.Customer).ToList();
+
+    private async Task<List<(long Customer, int Version)>> VersionsAsync(long shopId)
+    {
+        var list = new List<(long, int)>();
+        await using var cmd = app.Db.CreateCommand("SELECT customer_id, model_version FROM churn_scores WHERE shop_id = $1");
+        cmd.Parameters.AddWithValue(shopId);
+        await using var r = await cmd.ExecuteReaderAsync();
+        while (await r.ReadAsync()) list.Add((r.GetInt64(0), r.GetInt32(1)));
+        return list;
+    }
+}
