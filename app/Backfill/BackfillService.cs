@@ -13,10 +13,11 @@ namespace PluginApp.Backfill;
 
 /// <summary>
 /// Imports a shop's history with bulk queries (products, customers, then a year of orders). Each phase's JSONL is
-/// streamed into backfill_lines with COPY (children may come before or after their parents, so the file is staged,
-/// never held in memory), then applied in chunks through the same upserts as webhooks, each chunk committed with the
-/// run's cursor. A run interrupted anywhere resumes: a staged phase continues after its cursor; a phase whose file was
-/// not fully staged waits for the same bulk operation again and re-stages it.
+/// streamed, mapped line by line, and staged as typed rows with COPY (children may come before or after their parents,
+/// so the file is staged, never held in memory), then merged into the store a chunk of parents at a time with set-based
+/// upserts under the webhook path's rules (<see cref="StoreMerge"/>), each chunk committed with the run's cursor. A run
+/// interrupted anywhere resumes: a staged phase continues after its cursor; a phase whose file was not fully staged waits
+/// for the same bulk operation again and re-stages it.
 /// </summary>
 public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, AdminGraphQLClient shopify, IHttpClientFactory httpFactory, JobLocks locks, RunLog runs,
     IOptions<BackfillOptions> options, TimeProvider clock, ILogger<BackfillService> logger)
@@ -58,14 +59,14 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
         if (run.StagedLines is null)
         {
             var url = await BulkResultUrlAsync(shop, run, phase, ct);
-            run = run with { StagedLines = url is null ? 0 : await StageAsync(run.Id, phase.Name, url, ct) };
+            run = run with { StagedLines = url is null ? 0 : await StageAsync(run.Id, phase, url, ct) };
             if (url is null) await Exec("UPDATE backfill_runs SET staged_lines = 0 WHERE id = $1", ct, run.Id);
         }
         run = await ApplyAsync(run, phase, ct);
         await using (var conn = await db.OpenConnectionAsync(ct))
         await using (var tx = await conn.BeginTransactionAsync(ct))
         {
-            await Exec(conn, tx, "DELETE FROM backfill_lines WHERE run_id = $1 AND phase = $2", ct, run.Id, phase.Name);
+            foreach (var t in phase.Tables) await Exec(conn, tx, $"DELETE FROM {t.Name} WHERE run_id = $1", ct, run.Id);
             await Exec(conn, tx, """
                 UPDATE backfill_runs SET phases_done = array_append(phases_done, $2), bulk_operation_id = NULL, staged_lines = NULL,
                   phase_cursor = 0, updated_at = $3 WHERE id = $1
@@ -117,8 +118,11 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
         }
     }
 
-    /// <summary>Streams the JSONL into backfill_lines in one transaction, so a phase is either fully staged or not at all.</summary>
-    private async Task<long> StageAsync(long runId, string phase, string url, CancellationToken ct)
+    /// <summary>
+    /// Streams the JSONL into the phase's staging tables: each line parsed once and mapped to its rows as it arrives. The
+    /// phase counts as staged only once every table's COPY has committed; a retry first removes what an earlier try left.
+    /// </summary>
+    private async Task<long> StageAsync(long runId, BackfillPhase phase, string url, CancellationToken ct)
     {
         using var http = httpFactory.CreateClient(DownloadClient);
         using var response = await http.GetAsync(url, HttpCompletionOption.ResponseHeadersRead, ct);
@@ -126,92 +130,76 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
         await using var stream = await response.Content.ReadAsStreamAsync(ct);
         using var reader = new StreamReader(stream);
 
-        await using var conn = await db.OpenConnectionAsync(ct);
-        await using var tx = await conn.BeginTransactionAsync(ct);
-        await Exec(conn, tx, "DELETE FROM backfill_lines WHERE run_id = $1 AND phase = $2", ct, runId, phase);
+        await DeleteStagedAsync(runId, phase, ct);
         long lines = 0;
-        await using (var copy = await conn.BeginBinaryImportAsync(
-            "COPY backfill_lines (run_id, phase, line_no, parent_gid, gid, body) FROM STDIN (FORMAT BINARY)", ct))
+        await using (var rows = await StagedRows.OpenAsync(db, runId, phase.Tables, ct))
         {
             while (await reader.ReadLineAsync(ct) is { } raw)
             {
                 if (raw.Length == 0) continue;
-                var line = JsonSanitizer.StripNul(raw);
-                string? gid, parent;
-                using (var doc = JsonDocument.Parse(line))
-                {
-                    gid = doc.RootElement.OptionalString("id");
-                    parent = doc.RootElement.OptionalString("__parentId");
-                }
-                await copy.StartRowAsync(ct);
-                await copy.WriteAsync(runId, NpgsqlDbType.Bigint, ct);
-                await copy.WriteAsync(phase, NpgsqlDbType.Text, ct);
-                await copy.WriteAsync(++lines, NpgsqlDbType.Bigint, ct);
-                if (parent is null) await copy.WriteNullAsync(ct); else await copy.WriteAsync(parent, NpgsqlDbType.Text, ct);
-                if (gid is null) await copy.WriteNullAsync(ct); else await copy.WriteAsync(gid, NpgsqlDbType.Text, ct);
-                await copy.WriteAsync(line, NpgsqlDbType.Jsonb, ct);
+                // Why still strip: PostgreSQL text cannot hold U+0000, and not every string of a line is read through PayloadReader.
+                using var doc = JsonDocument.Parse(JsonSanitizer.StripNul(raw));
+                await phase.Stage(rows, ++lines, doc.RootElement, doc.RootElement.OptionalString("__parentId"));
             }
-            await copy.CompleteAsync(ct);
+            await rows.CompleteAsync(ct);
         }
-        await Exec(conn, tx, "UPDATE backfill_runs SET staged_lines = $2, updated_at = $3 WHERE id = $1", ct, runId, lines, clock.GetUtcNow());
-        await tx.CommitAsync(ct);
+        await Exec("UPDATE backfill_runs SET staged_lines = $2, updated_at = $3 WHERE id = $1", ct, runId, lines, clock.GetUtcNow());
         return lines;
     }
 
-    /// <summary>Parents after the cursor, a chunk at a time, each with its children; every chunk commits its rows and the cursor together.</summary>
+    private async Task DeleteStagedAsync(long runId, BackfillPhase phase, CancellationToken ct)
+    {
+        await using var conn = await db.OpenConnectionAsync(ct);
+        foreach (var t in phase.Tables) await Exec(conn, null, $"DELETE FROM {t.Name} WHERE run_id = $1", ct, runId);
+    }
+
+    /// <summary>
+    /// Parents after the cursor, a chunk at a time, merged with their children by the phase's set-based statements; every
+    /// chunk commits its rows and the cursor together, so a crash loses at most the chunk in flight (merged again on resume).
+    /// </summary>
     private async Task<Run> ApplyAsync(Run run, BackfillPhase phase, CancellationToken ct)
     {
+        var parents = phase.ParentTable.Name;
+        // Objects done: the chunk's parent lines and the lines of their children (as counted when applied one by one).
+        var chunk = $"SELECT id FROM {parents} WHERE run_id = $1 AND seq > $2 AND seq <= $3";
+        var counted = string.Join(" + ", phase.Tables.Where(t => t.Parent is not null)
+            .Select(t => $"(SELECT count(*) FROM {t.Name} c WHERE c.run_id = $1 AND c.{t.Parent} IN ({chunk}))")
+            .Prepend($"(SELECT count(*) FROM ({chunk}) p)"));
         while (true)
         {
             await using var conn = await db.OpenConnectionAsync(ct);
-            var parents = new List<(long LineNo, string Gid, string Body)>();
-            await using (var cmd = new NpgsqlCommand("""
-                SELECT line_no, gid, body::text FROM backfill_lines
-                WHERE run_id = $1 AND phase = $2 AND parent_gid IS NULL AND line_no > $3 ORDER BY line_no LIMIT $4
+            long through;
+            await using (var cmd = new NpgsqlCommand($"""
+                SELECT max(seq) FROM (SELECT seq FROM {parents} WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3) chunk
                 """, conn))
             {
                 cmd.Parameters.AddWithValue(run.Id);
-                cmd.Parameters.AddWithValue(phase.Name);
                 cmd.Parameters.AddWithValue(run.Cursor);
                 cmd.Parameters.AddWithValue(options.Value.ChunkSize);
-                await using var r = await cmd.ExecuteReaderAsync(ct);
-                while (await r.ReadAsync(ct)) parents.Add((r.GetInt64(0), r.GetString(1), r.GetString(2)));
-            }
-            if (parents.Count == 0) return run;
-
-            var children = new Dictionary<string, List<string>>(StringComparer.Ordinal);
-            await using (var cmd = new NpgsqlCommand("""
-                SELECT parent_gid, body::text FROM backfill_lines WHERE run_id = $1 AND phase = $2 AND parent_gid = ANY($3) ORDER BY line_no
-                """, conn))
-            {
-                cmd.Parameters.AddWithValue(run.Id);
-                cmd.Parameters.AddWithValue(phase.Name);
-                cmd.Parameters.AddWithValue(parents.Select(p => p.Gid).ToArray());
-                await using var r = await cmd.ExecuteReaderAsync(ct);
-                while (await r.ReadAsync(ct))
-                    (children.TryGetValue(r.GetString(0), out var list) ? list : children[r.GetString(0)] = []).Add(r.GetString(1));
+                if (await cmd.ExecuteScalarAsync(ct) is not long last) return run;
+                through = last;
             }
 
             await using var tx = await conn.BeginTransactionAsync(ct);
             await using var batch = new NpgsqlBatch(conn, tx);
-            var store = new StoreWriter(batch, run.ShopId);
-            long rows = 0;
-            foreach (var (_, gid, body) in parents)
-            {
-                var kids = children.GetValueOrDefault(gid) ?? [];
-                var docs = kids.Select(k => JsonDocument.Parse(k)).ToList();
-                using var parent = JsonDocument.Parse(body);
-                try { phase.Write(store, parent.RootElement, docs.Select(d => d.RootElement).ToList()); }
-                finally { foreach (var d in docs) d.Dispose(); }
-                rows += 1 + kids.Count;
-            }
-            var cursor = parents[^1].LineNo;
-            store.Add("UPDATE backfill_runs SET phase_cursor = $2, rows_done = rows_done + $3, state = 'running', updated_at = $4 WHERE id = $1",
-                run.Id, cursor, rows, clock.GetUtcNow());
-            await batch.ExecuteNonQueryAsync(ct);
+            foreach (var sql in phase.Merge) Add(batch, sql, run.Id, run.ShopId, run.Cursor, through);
+            Add(batch, $"""
+                UPDATE backfill_runs SET phase_cursor = $3, rows_done = rows_done + {counted}, state = 'running', updated_at = $4
+                WHERE id = $1 RETURNING rows_done
+                """, run.Id, run.Cursor, through, clock.GetUtcNow());
+            long rowsDone = run.RowsDone;
+            await using (var r = await batch.ExecuteReaderAsync(ct))
+                do { if (r.FieldCount > 0 && await r.ReadAsync(ct)) rowsDone = r.GetInt64(0); } while (await r.NextResultAsync(ct));
             await tx.CommitAsync(ct);
-            run = run with { Cursor = cursor, RowsDone = run.RowsDone + rows };
+            run = run with { Cursor = through, RowsDone = rowsDone };
         }
+    }
+
+    private static void Add(NpgsqlBatch batch, string sql, params object?[] args)
+    {
+        var cmd = new NpgsqlBatchCommand(sql);
+        foreach (var a in args) cmd.Parameters.Add(Sql.Param(a));
+        batch.BatchCommands.Add(cmd);
     }
 
     private async Task<long> LiveShopIdAsync(string shop, CancellationToken ct) =>
