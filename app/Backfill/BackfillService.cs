@@ -1,4 +1,6 @@
+using System.Buffers;
 using System.Globalization;
+using System.IO.Pipelines;
 using System.Text.Json;
 using Microsoft.Extensions.Options;
 using Npgsql;
@@ -13,11 +15,11 @@ namespace PluginApp.Backfill;
 
 /// <summary>
 /// Imports a shop's history with bulk queries (products, customers, then a year of orders). Each phase's JSONL is
-/// streamed, mapped line by line, and staged as typed rows with COPY (children may come before or after their parents,
-/// so the file is staged, never held in memory), then merged into the store a chunk of parents at a time with set-based
-/// upserts under the webhook path's rules (<see cref="StoreMerge"/>), each chunk committed with the run's cursor. A run
-/// interrupted anywhere resumes: a staged phase continues after its cursor; a phase whose file was not fully staged waits
-/// for the same bulk operation again and re-stages it.
+/// streamed with COPY into backfill_lines as it comes (children may come before or after their parents, so the file is
+/// staged, never held in memory; the app does not parse it), then merged into the store a chunk of parents at a time by
+/// set-based upserts under the webhook path's rules (<see cref="StoreMerge"/>), each chunk committed with the run's
+/// cursor. A run interrupted anywhere resumes: a staged phase continues after its cursor; a phase whose file was not fully
+/// staged waits for the same bulk operation again and re-stages it.
 /// </summary>
 public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, AdminGraphQLClient shopify, IHttpClientFactory httpFactory, JobLocks locks, RunLog runs,
     IOptions<BackfillOptions> options, TimeProvider clock, ILogger<BackfillService> logger)
@@ -56,17 +58,20 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
                 """, ct, run.Id, phase.Name, clock.GetUtcNow());
             run = run with { Phase = phase.Name, BulkOperationId = null, StagedLines = null, Cursor = 0 };
         }
+        // Why: staged lines are unlogged, so a PostgreSQL crash empties them; a phase staged before it is staged again.
+        if (run.StagedLines > 0 && !await HasStagedLinesAsync(run.Id, phase.Name, ct))
+            run = run with { StagedLines = null, Cursor = 0 };
         if (run.StagedLines is null)
         {
             var url = await BulkResultUrlAsync(shop, run, phase, ct);
-            run = run with { StagedLines = url is null ? 0 : await StageAsync(run.Id, phase, url, ct) };
+            run = run with { StagedLines = url is null ? 0 : await StageAsync(run.Id, phase.Name, url, ct) };
             if (url is null) await Exec("UPDATE backfill_runs SET staged_lines = 0 WHERE id = $1", ct, run.Id);
         }
         run = await ApplyAsync(run, phase, ct);
         await using (var conn = await db.OpenConnectionAsync(ct))
         await using (var tx = await conn.BeginTransactionAsync(ct))
         {
-            foreach (var t in phase.Tables) await Exec(conn, tx, $"DELETE FROM {t.Name} WHERE run_id = $1", ct, run.Id);
+            await Exec(conn, tx, "DELETE FROM backfill_lines WHERE run_id = $1 AND phase = $2", ct, run.Id, phase.Name);
             await Exec(conn, tx, """
                 UPDATE backfill_runs SET phases_done = array_append(phases_done, $2), bulk_operation_id = NULL, staged_lines = NULL,
                   phase_cursor = 0, updated_at = $3 WHERE id = $1
@@ -119,38 +124,75 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
     }
 
     /// <summary>
-    /// Streams the JSONL into the phase's staging tables: each line parsed once and mapped to its rows as it arrives. The
-    /// phase counts as staged only once every table's COPY has committed; a retry first removes what an earlier try left.
+    /// Streams the JSONL into backfill_lines in one transaction, so a phase is either fully staged or not at all. The app
+    /// only splits lines (and strips NUL from the rare line that holds one); PostgreSQL parses each into jsonb.
     /// </summary>
-    private async Task<long> StageAsync(long runId, BackfillPhase phase, string url, CancellationToken ct)
+    private async Task<long> StageAsync(long runId, string phase, string url, CancellationToken ct)
     {
         using var http = httpFactory.CreateClient(DownloadClient);
         using var response = await http.GetAsync(url, HttpCompletionOption.ResponseHeadersRead, ct);
         response.EnsureSuccessStatusCode();
         await using var stream = await response.Content.ReadAsStreamAsync(ct);
-        using var reader = new StreamReader(stream);
+        var pipe = PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: 1 << 16, leaveOpen: true));
 
-        await DeleteStagedAsync(runId, phase, ct);
+        await using var conn = await db.OpenConnectionAsync(ct);
+        await using var tx = await conn.BeginTransactionAsync(ct);
+        await Exec(conn, tx, "DELETE FROM backfill_lines WHERE run_id = $1 AND phase = $2", ct, runId, phase);
         long lines = 0;
-        await using (var rows = await StagedRows.OpenAsync(db, runId, phase.Tables, ct))
+        var prefix = string.Create(CultureInfo.InvariantCulture, $"{runId}\x02{phase}\x02");
+        var chars = new char[4096];
+        // Why these delimiters: a JSON line holds no raw control character, so CSV with \x01 quotes and \x02 between
+        // fields carries it as it is, with no escaping.
+        await using (var copy = await conn.BeginTextImportAsync(
+            "COPY backfill_lines (run_id, phase, line_no, body) FROM STDIN (FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')", ct))
         {
-            while (await reader.ReadLineAsync(ct) is { } raw)
+            while (true)
             {
-                if (raw.Length == 0) continue;
-                // Why still strip: PostgreSQL text cannot hold U+0000, and not every string of a line is read through PayloadReader.
-                using var doc = JsonDocument.Parse(JsonSanitizer.StripNul(raw));
-                await phase.Stage(rows, ++lines, doc.RootElement, doc.RootElement.OptionalString("__parentId"));
+                var read = await pipe.ReadAsync(ct);
+                var buffer = read.Buffer;
+                while (buffer.PositionOf((byte)'\n') is { } end)
+                {
+                    await WriteLineAsync(buffer.Slice(0, end));
+                    buffer = buffer.Slice(buffer.GetPosition(1, end));
+                }
+                if (read.IsCompleted)
+                {
+                    await WriteLineAsync(buffer); // a last line without its newline
+                    break;
+                }
+                pipe.AdvanceTo(buffer.Start, buffer.End);
             }
-            await rows.CompleteAsync(ct);
+
+            async Task WriteLineAsync(ReadOnlySequence<byte> line)
+            {
+                var bytes = line.IsSingleSegment ? line.First : line.ToArray();
+                if (bytes.Length > 0 && bytes.Span[^1] == (byte)'\r') bytes = bytes[..^1];
+                if (bytes.IsEmpty) return;
+                // Why: jsonb cannot hold U+0000, and a shopper can type it into an order note.
+                if (JsonSanitizer.HasNul(bytes.Span)) bytes = JsonSanitizer.StripNul(bytes.ToArray());
+                // One write per line: run, phase, line number, the line, each field after \x02.
+                if (chars.Length < prefix.Length + 21 + bytes.Length) chars = new char[Math.Max(prefix.Length + 21 + bytes.Length, chars.Length * 2)];
+                prefix.CopyTo(chars);
+                (++lines).TryFormat(chars.AsSpan(prefix.Length), out var digits, default, CultureInfo.InvariantCulture);
+                var n = prefix.Length + digits;
+                chars[n++] = '\x02';
+                n += System.Text.Encoding.UTF8.GetChars(bytes.Span, chars.AsSpan(n));
+                chars[n++] = '\n';
+                await copy.WriteAsync(chars.AsMemory(0, n), ct);
+            }
         }
-        await Exec("UPDATE backfill_runs SET staged_lines = $2, updated_at = $3 WHERE id = $1", ct, runId, lines, clock.GetUtcNow());
+        await pipe.CompleteAsync();
+        await Exec(conn, tx, "UPDATE backfill_runs SET staged_lines = $2, updated_at = $3 WHERE id = $1", ct, runId, lines, clock.GetUtcNow());
+        await tx.CommitAsync(ct);
         return lines;
     }
 
-    private async Task DeleteStagedAsync(long runId, BackfillPhase phase, CancellationToken ct)
+    private async Task<bool> HasStagedLinesAsync(long runId, string phase, CancellationToken ct)
     {
-        await using var conn = await db.OpenConnectionAsync(ct);
-        foreach (var t in phase.Tables) await Exec(conn, null, $"DELETE FROM {t.Name} WHERE run_id = $1", ct, runId);
+        await using var cmd = db.CreateCommand("SELECT EXISTS (SELECT 1 FROM backfill_lines WHERE run_id = $1 AND phase = $2)");
+        cmd.Parameters.AddWithValue(runId);
+        cmd.Parameters.AddWithValue(phase);
+        return (bool)(await cmd.ExecuteScalarAsync(ct))!;
     }
 
     /// <summary>
@@ -159,21 +201,19 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
     /// </summary>
     private async Task<Run> ApplyAsync(Run run, BackfillPhase phase, CancellationToken ct)
     {
-        var parents = phase.ParentTable.Name;
-        // Objects done: the chunk's parent lines and the lines of their children (as counted when applied one by one).
-        var chunk = $"SELECT id FROM {parents} WHERE run_id = $1 AND seq > $2 AND seq <= $3";
-        var counted = string.Join(" + ", phase.Tables.Where(t => t.Parent is not null)
-            .Select(t => $"(SELECT count(*) FROM {t.Name} c WHERE c.run_id = $1 AND c.{t.Parent} IN ({chunk}))")
-            .Prepend($"(SELECT count(*) FROM ({chunk}) p)"));
+        // Objects done: the chunk's parent lines and their children's lines (as counted when applied one by one).
+        const string chunk = "SELECT bulk_id(body ->> 'id') FROM backfill_lines WHERE run_id = $1 AND phase = $5 AND parent_id IS NULL AND line_no > $2 AND line_no <= $3";
         while (true)
         {
             await using var conn = await db.OpenConnectionAsync(ct);
             long through;
-            await using (var cmd = new NpgsqlCommand($"""
-                SELECT max(seq) FROM (SELECT seq FROM {parents} WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3) chunk
+            await using (var cmd = new NpgsqlCommand("""
+                SELECT max(line_no) FROM (
+                  SELECT line_no FROM backfill_lines WHERE run_id = $1 AND phase = $2 AND parent_id IS NULL AND line_no > $3 ORDER BY line_no LIMIT $4) chunk
                 """, conn))
             {
                 cmd.Parameters.AddWithValue(run.Id);
+                cmd.Parameters.AddWithValue(phase.Name);
                 cmd.Parameters.AddWithValue(run.Cursor);
                 cmd.Parameters.AddWithValue(options.Value.ChunkSize);
                 if (await cmd.ExecuteScalarAsync(ct) is not long last) return run;
@@ -184,9 +224,11 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
             await using var batch = new NpgsqlBatch(conn, tx);
             foreach (var sql in phase.Merge) Add(batch, sql, run.Id, run.ShopId, run.Cursor, through);
             Add(batch, $"""
-                UPDATE backfill_runs SET phase_cursor = $3, rows_done = rows_done + {counted}, state = 'running', updated_at = $4
+                UPDATE backfill_runs SET phase_cursor = $3, updated_at = $4, state = 'running',
+                  rows_done = rows_done + (SELECT count(*) FROM ({chunk}) p)
+                    + (SELECT count(*) FROM backfill_lines c WHERE c.run_id = $1 AND c.phase = $5 AND c.parent_id IN ({chunk}))
                 WHERE id = $1 RETURNING rows_done
-                """, run.Id, run.Cursor, through, clock.GetUtcNow());
+                """, run.Id, run.Cursor, through, clock.GetUtcNow(), phase.Name);
             long rowsDone = run.RowsDone;
             await using (var r = await batch.ExecuteReaderAsync(ct))
                 do { if (r.FieldCount > 0 && await r.ReadAsync(ct)) rowsDone = r.GetInt64(0); } while (await r.NextResultAsync(ct));

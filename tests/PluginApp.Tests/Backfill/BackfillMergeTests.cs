@@ -116,11 +116,11 @@ public sealed class BackfillMergeTests(AppFixture app) : IClassFixture<AppFixtur
             VALUES ($1, 'running', 'orders', 4, 2, '{products,customers}', 2, now(), now()) RETURNING id
             """, shopId);
         await app.ScalarAsync("""
-            INSERT INTO backfill_orders (run_id, seq, id, name, discount_codes, tags, test, updated_at) VALUES
-              ($1, 1, 66001, '#1', '', '', false, '2026-07-02T16:00:00Z'), ($1, 3, 66002, '#2', '', '', false, '2026-07-02T16:00:00Z')
-            """, run!);
-        await app.ScalarAsync("""
-            INSERT INTO backfill_order_lines (run_id, seq, id, order_id, quantity, price) VALUES ($1, 2, 6600100, 66001, 1, 10), ($1, 4, 6600200, 66002, 3, 12)
+            INSERT INTO backfill_lines (run_id, phase, line_no, body) VALUES
+              ($1, 'orders', 1, '{"id":"gid://shopify/Order/66001","name":"#1","updatedAt":"2026-07-02T16:00:00Z"}'),
+              ($1, 'orders', 2, '{"id":"gid://shopify/LineItem/6600100","quantity":1,"__parentId":"gid://shopify/Order/66001"}'),
+              ($1, 'orders', 3, '{"id":"gid://shopify/Order/66002","name":"#2","updatedAt":"2026-07-02T16:00:00Z"}'),
+              ($1, 'orders', 4, '{"id":"gid://shopify/LineItem/6600200","quantity":3,"__parentId":"gid://shopify/Order/66002"}')
             """, run!);
 
         await RunBackfillAsync(shop);
@@ -128,7 +128,7 @@ public sealed class BackfillMergeTests(AppFixture app) : IClassFixture<AppFixtur
         Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1 AND id = 66001", shopId)); // merged before the crash, not again
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM order_lines WHERE shop_id = $1 AND order_id = 66002 AND quantity = 3", shopId));
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM backfill_runs WHERE shop_id = $1 AND state = 'completed' AND rows_done = 4 AND attempts = 2", shopId));
-        Assert.Equal(0, await app.CountAsync("SELECT (SELECT count(*) FROM backfill_orders WHERE run_id = $1) + (SELECT count(*) FROM backfill_order_lines WHERE run_id = $1)", run!));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM backfill_lines WHERE run_id = $1", run!));
     }
 
     private async Task RunBackfillAsync(string shop) =>
