@@ -182,6 +182,8 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
             }
         }
         await pipe.CompleteAsync();
+        // Why: the merge's plans need the table's statistics (without them a chunk can scan every staged line per parent).
+        await Exec(conn, tx, "ANALYZE backfill_lines", ct);
         await Exec(conn, tx, "UPDATE backfill_runs SET staged_lines = $2, updated_at = $3 WHERE id = $1", ct, runId, lines, clock.GetUtcNow());
         await tx.CommitAsync(ct);
         return lines;
