@@ -16,8 +16,8 @@ public static class BackfillExtensions
         services.AddPersonalData(new PersonalDataTable("backfill_lines", ["body"],
             """
             DELETE FROM backfill_lines l USING backfill_runs r WHERE r.id = l.run_id AND r.shop_id = $1 AND (
-                 l.gid = 'gid://shopify/Customer/' || $2 OR l.body @> jsonb_build_object('customer', jsonb_build_object('id', 'gid://shopify/Customer/' || $2))
-              OR l.gid IN (SELECT 'gid://shopify/Order/' || id FROM redaction_orders)
+                 l.body ->> 'id' = 'gid://shopify/Customer/' || $2 OR l.body @> jsonb_build_object('customer', jsonb_build_object('id', 'gid://shopify/Customer/' || $2))
+              OR l.body ->> 'id' IN (SELECT 'gid://shopify/Order/' || id FROM redaction_orders)
               OR ($4::text IS NOT NULL AND lower(l.body::text) LIKE '%' || lower($4::text) || '%'))
             """));
         services.AddRetention(new RetentionRule("staged lines of abandoned backfills", TimeSpan.FromDays(14),

@@ -1,4 +1,6 @@
+using System.Buffers;
 using System.Globalization;
+using System.IO.Pipelines;
 using System.Text.Json;
 using Microsoft.Extensions.Options;
 using Npgsql;
@@ -13,10 +15,11 @@ namespace PluginApp.Backfill;
 
 /// <summary>
 /// Imports a shop's history with bulk queries (products, customers, then a year of orders). Each phase's JSONL is
-/// streamed into backfill_lines with COPY (children may come before or after their parents, so the file is staged,
-/// never held in memory), then applied in chunks through the same upserts as webhooks, each chunk committed with the
-/// run's cursor. A run interrupted anywhere resumes: a staged phase continues after its cursor; a phase whose file was
-/// not fully staged waits for the same bulk operation again and re-stages it.
+/// streamed with COPY into backfill_lines as it comes (children may come before or after their parents, so the file is
+/// staged, never held in memory; the app does not parse it), then merged into the store a chunk of parents at a time by
+/// set-based upserts under the webhook path's rules (<see cref="StoreMerge"/>), each chunk committed with the run's
+/// cursor. A run interrupted anywhere resumes: a staged phase continues after its cursor; a phase whose file was not fully
+/// staged waits for the same bulk operation again and re-stages it.
 /// </summary>
 public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, AdminGraphQLClient shopify, IHttpClientFactory httpFactory, JobLocks locks, RunLog runs,
     IOptions<BackfillOptions> options, TimeProvider clock, ILogger<BackfillService> logger)
@@ -55,6 +58,9 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
                 """, ct, run.Id, phase.Name, clock.GetUtcNow());
             run = run with { Phase = phase.Name, BulkOperationId = null, StagedLines = null, Cursor = 0 };
         }
+        // Why: staged lines are unlogged, so a PostgreSQL crash empties them; a phase staged before it is staged again.
+        if (run.StagedLines > 0 && !await HasStagedLinesAsync(run.Id, phase.Name, ct))
+            run = run with { StagedLines = null, Cursor = 0 };
         if (run.StagedLines is null)
         {
             var url = await BulkResultUrlAsync(shop, run, phase, ct);
@@ -117,101 +123,127 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
         }
     }
 
-    /// <summary>Streams the JSONL into backfill_lines in one transaction, so a phase is either fully staged or not at all.</summary>
+    /// <summary>
+    /// Streams the JSONL into backfill_lines in one transaction, so a phase is either fully staged or not at all. The app
+    /// only splits lines (and strips NUL from the rare line that holds one); PostgreSQL parses each into jsonb.
+    /// </summary>
     private async Task<long> StageAsync(long runId, string phase, string url, CancellationToken ct)
     {
         using var http = httpFactory.CreateClient(DownloadClient);
         using var response = await http.GetAsync(url, HttpCompletionOption.ResponseHeadersRead, ct);
         response.EnsureSuccessStatusCode();
         await using var stream = await response.Content.ReadAsStreamAsync(ct);
-        using var reader = new StreamReader(stream);
+        var pipe = PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: 1 << 16, leaveOpen: true));
 
         await using var conn = await db.OpenConnectionAsync(ct);
         await using var tx = await conn.BeginTransactionAsync(ct);
         await Exec(conn, tx, "DELETE FROM backfill_lines WHERE run_id = $1 AND phase = $2", ct, runId, phase);
         long lines = 0;
-        await using (var copy = await conn.BeginBinaryImportAsync(
-            "COPY backfill_lines (run_id, phase, line_no, parent_gid, gid, body) FROM STDIN (FORMAT BINARY)", ct))
+        var prefix = string.Create(CultureInfo.InvariantCulture, $"{runId}\x02{phase}\x02");
+        var chars = new char[4096];
+        // Why these delimiters: a JSON line holds no raw control character, so CSV with \x01 quotes and \x02 between
+        // fields carries it as it is, with no escaping.
+        await using (var copy = await conn.BeginTextImportAsync(
+            "COPY backfill_lines (run_id, phase, line_no, body) FROM STDIN (FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')", ct))
         {
-            while (await reader.ReadLineAsync(ct) is { } raw)
+            while (true)
             {
-                if (raw.Length == 0) continue;
-                var line = JsonSanitizer.StripNul(raw);
-                string? gid, parent;
-                using (var doc = JsonDocument.Parse(line))
+                var read = await pipe.ReadAsync(ct);
+                var buffer = read.Buffer;
+                while (buffer.PositionOf((byte)'\n') is { } end)
                 {
-                    gid = doc.RootElement.OptionalString("id");
-                    parent = doc.RootElement.OptionalString("__parentId");
+                    await WriteLineAsync(buffer.Slice(0, end));
+                    buffer = buffer.Slice(buffer.GetPosition(1, end));
                 }
-                await copy.StartRowAsync(ct);
-                await copy.WriteAsync(runId, NpgsqlDbType.Bigint, ct);
-                await copy.WriteAsync(phase, NpgsqlDbType.Text, ct);
-                await copy.WriteAsync(++lines, NpgsqlDbType.Bigint, ct);
-                if (parent is null) await copy.WriteNullAsync(ct); else await copy.WriteAsync(parent, NpgsqlDbType.Text, ct);
-                if (gid is null) await copy.WriteNullAsync(ct); else await copy.WriteAsync(gid, NpgsqlDbType.Text, ct);
-                await copy.WriteAsync(line, NpgsqlDbType.Jsonb, ct);
+                if (read.IsCompleted)
+                {
+                    await WriteLineAsync(buffer); // a last line without its newline
+                    break;
+                }
+                pipe.AdvanceTo(buffer.Start, buffer.End);
             }
-            await copy.CompleteAsync(ct);
+
+            async Task WriteLineAsync(ReadOnlySequence<byte> line)
+            {
+                var bytes = line.IsSingleSegment ? line.First : line.ToArray();
+                if (bytes.Length > 0 && bytes.Span[^1] == (byte)'\r') bytes = bytes[..^1];
+                if (bytes.IsEmpty) return;
+                // Why: jsonb cannot hold U+0000, and a shopper can type it into an order note.
+                if (JsonSanitizer.HasNul(bytes.Span)) bytes = JsonSanitizer.StripNul(bytes.ToArray());
+                // One write per line: run, phase, line number, the line, each field after \x02.
+                if (chars.Length < prefix.Length + 21 + bytes.Length) chars = new char[Math.Max(prefix.Length + 21 + bytes.Length, chars.Length * 2)];
+                prefix.CopyTo(chars);
+                (++lines).TryFormat(chars.AsSpan(prefix.Length), out var digits, default, CultureInfo.InvariantCulture);
+                var n = prefix.Length + digits;
+                chars[n++] = '\x02';
+                n += System.Text.Encoding.UTF8.GetChars(bytes.Span, chars.AsSpan(n));
+                chars[n++] = '\n';
+                await copy.WriteAsync(chars.AsMemory(0, n), ct);
+            }
         }
+        await pipe.CompleteAsync();
+        // Why: the merge's plans need the table's statistics (without them a chunk can scan every staged line per parent).
+        await Exec(conn, tx, "ANALYZE backfill_lines", ct);
         await Exec(conn, tx, "UPDATE backfill_runs SET staged_lines = $2, updated_at = $3 WHERE id = $1", ct, runId, lines, clock.GetUtcNow());
         await tx.CommitAsync(ct);
         return lines;
     }
 
-    /// <summary>Parents after the cursor, a chunk at a time, each with its children; every chunk commits its rows and the cursor together.</summary>
+    private async Task<bool> HasStagedLinesAsync(long runId, string phase, CancellationToken ct)
+    {
+        await using var cmd = db.CreateCommand("SELECT EXISTS (SELECT 1 FROM backfill_lines WHERE run_id = $1 AND phase = $2)");
+        cmd.Parameters.AddWithValue(runId);
+        cmd.Parameters.AddWithValue(phase);
+        return (bool)(await cmd.ExecuteScalarAsync(ct))!;
+    }
+
+    /// <summary>
+    /// Parents after the cursor, a chunk at a time, merged with their children by the phase's set-based statements; every
+    /// chunk commits its rows and the cursor together, so a crash loses at most the chunk in flight (merged again on resume).
+    /// </summary>
     private async Task<Run> ApplyAsync(Run run, BackfillPhase phase, CancellationToken ct)
     {
+        // Objects done: the chunk's parent lines and their children's lines (as counted when applied one by one).
+        const string chunk = "SELECT bulk_id(body ->> 'id') FROM backfill_lines WHERE run_id = $1 AND phase = $5 AND parent_id IS NULL AND line_no > $2 AND line_no <= $3";
         while (true)
         {
             await using var conn = await db.OpenConnectionAsync(ct);
-            var parents = new List<(long LineNo, string Gid, string Body)>();
+            long through;
             await using (var cmd = new NpgsqlCommand("""
-                SELECT line_no, gid, body::text FROM backfill_lines
-                WHERE run_id = $1 AND phase = $2 AND parent_gid IS NULL AND line_no > $3 ORDER BY line_no LIMIT $4
+                SELECT max(line_no) FROM (
+                  SELECT line_no FROM backfill_lines WHERE run_id = $1 AND phase = $2 AND parent_id IS NULL AND line_no > $3 ORDER BY line_no LIMIT $4) chunk
                 """, conn))
             {
                 cmd.Parameters.AddWithValue(run.Id);
                 cmd.Parameters.AddWithValue(phase.Name);
                 cmd.Parameters.AddWithValue(run.Cursor);
                 cmd.Parameters.AddWithValue(options.Value.ChunkSize);
-                await using var r = await cmd.ExecuteReaderAsync(ct);
-                while (await r.ReadAsync(ct)) parents.Add((r.GetInt64(0), r.GetString(1), r.GetString(2)));
-            }
-            if (parents.Count == 0) return run;
-
-            var children = new Dictionary<string, List<string>>(StringComparer.Ordinal);
-            await using (var cmd = new NpgsqlCommand("""
-                SELECT parent_gid, body::text FROM backfill_lines WHERE run_id = $1 AND phase = $2 AND parent_gid = ANY($3) ORDER BY line_no
-                """, conn))
-            {
-                cmd.Parameters.AddWithValue(run.Id);
-                cmd.Parameters.AddWithValue(phase.Name);
-                cmd.Parameters.AddWithValue(parents.Select(p => p.Gid).ToArray());
-                await using var r = await cmd.ExecuteReaderAsync(ct);
-                while (await r.ReadAsync(ct))
-                    (children.TryGetValue(r.GetString(0), out var list) ? list : children[r.GetString(0)] = []).Add(r.GetString(1));
+                if (await cmd.ExecuteScalarAsync(ct) is not long last) return run;
+                through = last;
             }
 
             await using var tx = await conn.BeginTransactionAsync(ct);
             await using var batch = new NpgsqlBatch(conn, tx);
-            var store = new StoreWriter(batch, run.ShopId);
-            long rows = 0;
-            foreach (var (_, gid, body) in parents)
-            {
-                var kids = children.GetValueOrDefault(gid) ?? [];
-                var docs = kids.Select(k => JsonDocument.Parse(k)).ToList();
-                using var parent = JsonDocument.Parse(body);
-                try { phase.Write(store, parent.RootElement, docs.Select(d => d.RootElement).ToList()); }
-                finally { foreach (var d in docs) d.Dispose(); }
-                rows += 1 + kids.Count;
-            }
-            var cursor = parents[^1].LineNo;
-            store.Add("UPDATE backfill_runs SET phase_cursor = $2, rows_done = rows_done + $3, state = 'running', updated_at = $4 WHERE id = $1",
-                run.Id, cursor, rows, clock.GetUtcNow());
-            await batch.ExecuteNonQueryAsync(ct);
+            foreach (var sql in phase.Merge) Add(batch, sql, run.Id, run.ShopId, run.Cursor, through);
+            Add(batch, $"""
+                UPDATE backfill_runs SET phase_cursor = $3, updated_at = $4, state = 'running',
+                  rows_done = rows_done + (SELECT count(*) FROM ({chunk}) p)
+                    + (SELECT count(*) FROM backfill_lines c WHERE c.run_id = $1 AND c.phase = $5 AND c.parent_id IN ({chunk}))
+                WHERE id = $1 RETURNING rows_done
+                """, run.Id, run.Cursor, through, clock.GetUtcNow(), phase.Name);
+            long rowsDone = run.RowsDone;
+            await using (var r = await batch.ExecuteReaderAsync(ct))
+                do { if (r.FieldCount > 0 && await r.ReadAsync(ct)) rowsDone = r.GetInt64(0); } while (await r.NextResultAsync(ct));
             await tx.CommitAsync(ct);
-            run = run with { Cursor = cursor, RowsDone = run.RowsDone + rows };
+            run = run with { Cursor = through, RowsDone = rowsDone };
         }
+    }
+
+    private static void Add(NpgsqlBatch batch, string sql, params object?[] args)
+    {
+        var cmd = new NpgsqlBatchCommand(sql);
+        foreach (var a in args) cmd.Parameters.Add(Sql.Param(a));
+        batch.BatchCommands.Add(cmd);
     }
 
     private async Task<long> LiveShopIdAsync(string shop, CancellationToken ct) =>

@@ -13,11 +13,11 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId)
 {
     public long ShopId => shopId;
 
-    private static readonly UpsertStatement CustomerUpsert = new("customers", ["shop_id", "id"],
+    internal static readonly UpsertStatement CustomerUpsert = new("customers", ["shop_id", "id"],
         ["shop_id", "id", "email", "first_name", "last_name", "phone", "state", "tags", "accepts_marketing", "created_at", "updated_at"],
         newerOnly: true, extraWhere: "customers.redacted_at IS NULL");
 
-    private static readonly UpsertStatement OrderUpsert = new("orders", ["shop_id", "id"],
+    internal static readonly UpsertStatement OrderUpsert = new("orders", ["shop_id", "id"],
         ["shop_id", "id", "name", "customer_id", "email", "currency", "total_price", "subtotal_price", "total_discounts", "total_tax",
          "financial_status", "fulfillment_status", "cancelled_at", "cancel_reason", "cart_token", "checkout_token", "source_name",
          "browser_ip", "billing_country", "shipping_country", "discount_codes", "tags", "test", "created_at", "updated_at", "processed_at",
@@ -37,17 +37,21 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId)
           price = excluded.price, total_discount = excluded.total_discount
         """;
 
-    private static readonly UpsertStatement RefundUpsert = new("refunds", ["shop_id", "id"],
+    /// <summary>The same rules as <see cref="OrderLinesUpsert"/>, for the set-based merge (<see cref="StoreMerge"/>).</summary>
+    internal static readonly UpsertStatement OrderLineUpsert = new("order_lines", ["shop_id", "id"],
+        ["shop_id", "id", "order_id", "product_id", "variant_id", "title", "sku", "quantity", "price", "total_discount"]);
+
+    internal static readonly UpsertStatement RefundUpsert = new("refunds", ["shop_id", "id"],
         ["shop_id", "id", "order_id", "note", "amount", "created_at"]);
 
-    private static readonly UpsertStatement RefundLineUpsert = new("refund_lines", ["shop_id", "refund_id", "line_item_id"],
+    internal static readonly UpsertStatement RefundLineUpsert = new("refund_lines", ["shop_id", "refund_id", "line_item_id"],
         ["shop_id", "id", "refund_id", "order_id", "line_item_id", "quantity", "subtotal", "restock_type"]);
 
-    private static readonly UpsertStatement ProductUpsert = new("products", ["shop_id", "id"],
+    internal static readonly UpsertStatement ProductUpsert = new("products", ["shop_id", "id"],
         ["shop_id", "id", "title", "handle", "product_type", "vendor", "status", "tags", "image_url", "created_at", "updated_at", "deleted_at"],
         newerOnly: true);
 
-    private static readonly UpsertStatement VariantUpsert = new("variants", ["shop_id", "id"],
+    internal static readonly UpsertStatement VariantUpsert = new("variants", ["shop_id", "id"],
         ["shop_id", "id", "product_id", "title", "sku", "price", "compare_at_price", "inventory_quantity", "inventory_policy",
          "inventory_item_id", "unit_cost", "updated_at"],
         keep: ["unit_cost", "inventory_item_id"],

@@ -13,6 +13,11 @@ internal sealed class UpsertStatement
 {
     private readonly string _sql;
     private readonly int _columnCount;
+    private readonly string _table;
+    private readonly string[] _columns;
+    private readonly string _onConflict;
+    private readonly string _changed;
+    private readonly bool _conditional;
 
     /// <param name="keep">Columns whose stored value stays when the incoming one is null (e.g. a cost the payload lacks).</param>
     /// <param name="guard">A WHERE on the SELECT, with parameters numbered after the columns; null = always insert.</param>
@@ -30,11 +35,29 @@ internal sealed class UpsertStatement
         if (newerOnly)
             conditions.Add($"({table}.updated_at IS NULL OR excluded.updated_at IS NULL OR {table}.updated_at <= excluded.updated_at)");
         if (extraWhere is not null) conditions.Add(extraWhere);
+        _table = table;
+        _conditional = conditions.Count > 0;
+        _columns = columns;
+        _onConflict = $" ON CONFLICT ({string.Join(", ", keys)}) DO UPDATE SET {string.Join(", ", sets)}"
+             + (conditions.Count == 0 ? "" : " WHERE " + string.Join(" AND ", conditions));
+        var updated = columns.Where(c => !keys.Contains(c)).ToArray();
+        _changed = $"({string.Join(", ", updated.Select(c => $"{table}.{c}"))}) IS DISTINCT FROM ("
+             + string.Join(", ", updated.Select(c => keep?.Contains(c) == true ? $"COALESCE(excluded.{c}, {table}.{c})" : $"excluded.{c}")) + ")";
         _sql = $"INSERT INTO {table} ({string.Join(", ", columns)}) SELECT {values}"
              + (guard is null ? "" : $" WHERE {guard}")
-             + $" ON CONFLICT ({string.Join(", ", keys)}) DO UPDATE SET {string.Join(", ", sets)}"
-             + (conditions.Count == 0 ? "" : " WHERE " + string.Join(" AND ", conditions));
+             + _onConflict;
     }
+
+    /// <summary>The table's columns in the order <see cref="SetBased"/> expects them from its SELECT.</summary>
+    public IReadOnlyList<string> Columns => _columns;
+
+    /// <summary>
+    /// The same upsert, set-based: every row of <paramref name="select"/> (which yields <see cref="Columns"/> in order, each key
+    /// once) is written under the same rules (newer only, kept columns, extra condition). Why the extra condition: a row whose
+    /// values would not change is not rewritten, so re-importing the same data writes nothing.
+    /// </summary>
+    public string SetBased(string select) =>
+        $"INSERT INTO {_table} ({string.Join(", ", _columns)}) {select}{_onConflict}{(_conditional ? " AND " : " WHERE ")}{_changed}";
 
     /// <summary>Column types follow from our naming: ids, times, money and counts are named alike in every table.</summary>
     internal static string SqlType(string column) => column switch

@@ -1,0 +1,189 @@
+namespace PluginApp.StoreData;
+
+/// <summary>
+/// Bulk-operation JSONL lines staged by the backfill (backfill_lines: the line as jsonb, its parent's id) mapped to store
+/// rows and merged by the upserts of <see cref="StoreWriter"/>, set-based: a chunk of parent objects with their children in
+/// a few INSERT ... SELECT ... ON CONFLICT statements. The mapping is GraphQL's shape to the webhook rows' (enums in capitals
+/// become the REST spellings, money is the shop currency's amount, tags a comma-separated string); the rules are the
+/// webhook path's: last writer wins on updated_at, children are written only when their parent's version is the one
+/// stored, a redacted customer gets no personal data back; and a row whose values would not change is not rewritten.
+/// Every statement takes $1 the run, $2 the shop, and the chunk: the phase's parent lines numbered in ($3, $4].
+/// </summary>
+internal static class StoreMerge
+{
+    public const string Products = "products";
+    public const string Customers = "customers";
+    public const string Orders = "orders";
+
+    /// <summary>The chunk's parents as s(seq, b, id, updated_at): each object once, its newest version (the later line when two tie).</summary>
+    private static string Chunk(string phase) => $"""
+        (SELECT DISTINCT ON (id) * FROM (
+           SELECT l.line_no AS seq, l.body AS b, bulk_id(l.body ->> 'id') AS id, (l.body ->> 'updatedAt')::timestamptz AS updated_at
+           FROM backfill_lines l WHERE l.run_id = $1 AND l.phase = '{phase}' AND l.parent_id IS NULL AND l.line_no > $3 AND l.line_no <= $4) p
+         ORDER BY id, updated_at DESC, seq DESC) s
+        """;
+
+    /// <summary>The lines x(line_no, body, parent_id) that are children of the chunk's parent s.</summary>
+    private static string ChildOf(string phase) => $"x.run_id = $1 AND x.phase = '{phase}' AND x.parent_id = s.id";
+    private static string Children(string phase) => $"backfill_lines x ON {ChildOf(phase)}";
+
+    private static string Money(string json, string set) => $"({json} -> '{set}' -> 'shopMoney' ->> 'amount')::numeric";
+    private static string Time(string json, string field) => $"({json} ->> '{field}')::timestamptz";
+
+    /// <summary>The SELECT list of <paramref name="upsert"/>'s columns, each by its expression (the shop is $2).</summary>
+    private static string Values(UpsertStatement upsert, IReadOnlyDictionary<string, string> expressions) =>
+        string.Join(", ", upsert.Columns.Select(c => c == "shop_id" ? "$2::int8" : $"{expressions[c]} AS {c}"));
+
+    private static readonly Dictionary<string, string> Product = new()
+    {
+        ["id"] = "s.id", ["title"] = "coalesce(s.b ->> 'title', '')", ["handle"] = "s.b ->> 'handle'", ["product_type"] = "s.b ->> 'productType'",
+        ["vendor"] = "s.b ->> 'vendor'", ["status"] = "lower(s.b ->> 'status')", ["tags"] = "bulk_tags(s.b -> 'tags')",
+        ["image_url"] = "s.b -> 'featuredImage' ->> 'url'", ["created_at"] = Time("s.b", "createdAt"), ["updated_at"] = "s.updated_at",
+        ["deleted_at"] = "NULL::timestamptz",
+    };
+
+    private static readonly Dictionary<string, string> Variant = new()
+    {
+        ["id"] = "bulk_id(x.body ->> 'id')", ["product_id"] = "x.parent_id", ["title"] = "x.body ->> 'title'", ["sku"] = "x.body ->> 'sku'",
+        ["price"] = "(x.body ->> 'price')::numeric", ["compare_at_price"] = "(x.body ->> 'compareAtPrice')::numeric",
+        ["inventory_quantity"] = "(x.body ->> 'inventoryQuantity')::int4", ["inventory_policy"] = "lower(x.body ->> 'inventoryPolicy')",
+        ["inventory_item_id"] = "bulk_id(x.body -> 'inventoryItem' ->> 'id')", ["unit_cost"] = "(x.body -> 'inventoryItem' -> 'unitCost' ->> 'amount')::numeric",
+        ["updated_at"] = Time("x.body", "updatedAt"),
+    };
+
+    private const string IsCollection = "x.body ->> 'id' LIKE 'gid://shopify/Collection/%'";
+
+    private static readonly Dictionary<string, string> Customer = new()
+    {
+        ["id"] = "s.id", ["email"] = "s.b ->> 'email'", ["first_name"] = "s.b ->> 'firstName'", ["last_name"] = "s.b ->> 'lastName'",
+        ["phone"] = "s.b ->> 'phone'", ["state"] = "lower(s.b ->> 'state')", ["tags"] = "bulk_tags(s.b -> 'tags')",
+        ["accepts_marketing"] = "(s.b -> 'emailMarketingConsent' ->> 'marketingState') = 'SUBSCRIBED'",
+        ["created_at"] = Time("s.b", "createdAt"), ["updated_at"] = "s.updated_at",
+    };
+
+    // Why the personal fields in the SELECT rather than a guard UPDATE after it (as StoreWriter does): a re-import then rewrites nothing.
+    private static string UnlessRedacted(string expression) => $"CASE WHEN r.id IS NULL THEN {expression} END";
+
+    private static readonly Dictionary<string, string> Order = new()
+    {
+        ["id"] = "s.id", ["name"] = "s.b ->> 'name'", ["customer_id"] = "bulk_id(s.b -> 'customer' ->> 'id')",
+        ["email"] = UnlessRedacted("s.b ->> 'email'"), ["currency"] = "s.b ->> 'currencyCode'",
+        ["total_price"] = Money("s.b", "totalPriceSet"), ["subtotal_price"] = Money("s.b", "subtotalPriceSet"),
+        ["total_discounts"] = Money("s.b", "totalDiscountsSet"), ["total_tax"] = Money("s.b", "totalTaxSet"),
+        ["financial_status"] = "lower(s.b ->> 'displayFinancialStatus')",
+        ["fulfillment_status"] = "lower(nullif(s.b ->> 'displayFulfillmentStatus', 'UNFULFILLED'))",
+        ["cancelled_at"] = Time("s.b", "cancelledAt"), ["cancel_reason"] = "lower(s.b ->> 'cancelReason')",
+        // GraphQL's Order has no cart or checkout token: the webhooks bring them.
+        ["cart_token"] = "NULL::text", ["checkout_token"] = "NULL::text",
+        ["source_name"] = "s.b ->> 'sourceName'", ["browser_ip"] = UnlessRedacted("s.b ->> 'clientIp'"),
+        ["billing_country"] = "s.b -> 'billingAddress' ->> 'countryCodeV2'", ["shipping_country"] = "s.b -> 'shippingAddress' ->> 'countryCodeV2'",
+        ["discount_codes"] = "coalesce((SELECT string_agg(d, ',' ORDER BY n) FROM jsonb_array_elements_text(s.b -> 'discountCodes') WITH ORDINALITY e(d, n)), '')",
+        ["tags"] = "bulk_tags(s.b -> 'tags')", ["test"] = "coalesce((s.b ->> 'test')::boolean, false)",
+        ["created_at"] = Time("s.b", "createdAt"), ["updated_at"] = "s.updated_at", ["processed_at"] = Time("s.b", "processedAt"),
+        ["gateway"] = "(SELECT string_agg(g, ',' ORDER BY n) FROM jsonb_array_elements_text(s.b -> 'paymentGatewayNames') WITH ORDINALITY e(g, n))",
+        ["avs_result"] = "card.d ->> 'avsResultCode'", ["cvv_result"] = "card.d ->> 'cvvResultCode'",
+        ["card_bin"] = UnlessRedacted("card.d ->> 'bin'"), ["card_last4"] = UnlessRedacted("bulk_last4(card.d ->> 'number')"),
+    };
+
+    // The card of the first successful sale or authorization (paymentDetails is a union; only CardPaymentDetails has these).
+    private const string Card = """
+        LEFT JOIN LATERAL (
+          SELECT t -> 'paymentDetails' AS d FROM jsonb_array_elements(CASE WHEN jsonb_typeof(s.b -> 'transactions') = 'array' THEN s.b -> 'transactions' ELSE '[]' END)
+            WITH ORDINALITY e(t, n)
+          WHERE t ->> 'kind' IN ('SALE', 'AUTHORIZATION') AND coalesce(t ->> 'status', 'SUCCESS') = 'SUCCESS' AND jsonb_typeof(t -> 'paymentDetails') = 'object'
+          ORDER BY n LIMIT 1) card ON true
+        """;
+
+    private static readonly Dictionary<string, string> OrderLine = new()
+    {
+        ["id"] = "bulk_id(x.body ->> 'id')", ["order_id"] = "x.parent_id", ["product_id"] = "bulk_id(x.body -> 'product' ->> 'id')",
+        ["variant_id"] = "bulk_id(x.body -> 'variant' ->> 'id')", ["title"] = "x.body ->> 'title'", ["sku"] = "x.body ->> 'sku'",
+        ["quantity"] = "(x.body ->> 'quantity')::int4", ["price"] = Money("x.body", "originalUnitPriceSet"), ["total_discount"] = Money("x.body", "totalDiscountSet"),
+    };
+
+    // Refunds come inside their order's line, refund lines inside their refund: rf(refund, n) and rl(line, m) from the arrays.
+    private const string RefundsOfChunk = """
+        CROSS JOIN LATERAL jsonb_array_elements(CASE WHEN jsonb_typeof(s.b -> 'refunds') = 'array' THEN s.b -> 'refunds' ELSE '[]' END) WITH ORDINALITY rf(refund, n)
+        """;
+
+    private static readonly Dictionary<string, string> Refund = new()
+    {
+        ["id"] = "bulk_id(rf.refund ->> 'id')", ["order_id"] = "s.id", ["note"] = UnlessRedacted("rf.refund ->> 'note'"),
+        ["amount"] = Money("rf.refund", "totalRefundedSet"), ["created_at"] = Time("rf.refund", "createdAt"),
+    };
+
+    private static readonly Dictionary<string, string> RefundLine = new()
+    {
+        ["id"] = "bulk_id(rl.line ->> 'id')", ["refund_id"] = "bulk_id(rf.refund ->> 'id')", ["order_id"] = "s.id",
+        ["line_item_id"] = "bulk_id(rl.line -> 'lineItem' ->> 'id')", ["quantity"] = "(rl.line ->> 'quantity')::int4",
+        ["subtotal"] = Money("rl.line", "subtotalSet"), ["restock_type"] = "lower(rl.line ->> 'restockType')",
+    };
+
+    /// <summary>The merge of a chunk of each phase, in order.</summary>
+    public static readonly IReadOnlyDictionary<string, string[]> Phases = new Dictionary<string, string[]>
+    {
+        [Products] =
+        [
+            StoreWriter.ProductUpsert.SetBased($"SELECT {Values(StoreWriter.ProductUpsert, Product)} FROM {Chunk(Products)} ORDER BY s.id"),
+            // Variants follow their product's version, as in StoreWriter.AddProduct.
+            StoreWriter.VariantUpsert.SetBased($"""
+                SELECT DISTINCT ON (bulk_id(x.body ->> 'id')) {Values(StoreWriter.VariantUpsert, Variant)}
+                FROM {Chunk(Products)} JOIN {Children(Products)} AND NOT ({IsCollection})
+                JOIN products p ON p.shop_id = $2 AND p.id = s.id AND p.updated_at IS NOT DISTINCT FROM s.updated_at
+                ORDER BY bulk_id(x.body ->> 'id'), x.line_no DESC
+                """),
+            // Variants that left the product are gone from the catalog (only when this version stands).
+            $"""
+            DELETE FROM variants v USING {Chunk(Products)}
+            JOIN products p ON p.shop_id = $2 AND p.id = s.id AND p.updated_at IS NOT DISTINCT FROM s.updated_at
+            WHERE v.shop_id = $2 AND v.product_id = s.id
+              AND NOT EXISTS (SELECT 1 FROM backfill_lines x WHERE {ChildOf(Products)} AND bulk_id(x.body ->> 'id') = v.id AND NOT ({IsCollection}))
+            """,
+            // The collections a product belongs to replace what was known before, as in StoreWriter.AddProductCollections.
+            $"""
+            DELETE FROM product_collections c USING {Chunk(Products)}
+            WHERE c.shop_id = $2 AND c.product_id = s.id
+              AND NOT EXISTS (SELECT 1 FROM backfill_lines x WHERE {ChildOf(Products)} AND bulk_id(x.body ->> 'id') = c.collection_id AND {IsCollection})
+            """,
+            $"""
+            INSERT INTO product_collections (shop_id, product_id, collection_id)
+            SELECT DISTINCT $2::int8, s.id, bulk_id(x.body ->> 'id') FROM {Chunk(Products)} JOIN {Children(Products)} AND {IsCollection}
+            ON CONFLICT DO NOTHING
+            """,
+        ],
+        [Customers] =
+        [
+            StoreWriter.CustomerUpsert.SetBased($"SELECT {Values(StoreWriter.CustomerUpsert, Customer)} FROM {Chunk(Customers)} ORDER BY s.id"),
+        ],
+        [Orders] =
+        [
+            StoreWriter.OrderUpsert.SetBased($"""
+                SELECT {Values(StoreWriter.OrderUpsert, Order)} FROM {Chunk(Orders)}
+                LEFT JOIN customers r ON r.shop_id = $2 AND r.id = bulk_id(s.b -> 'customer' ->> 'id') AND r.redacted_at IS NOT NULL
+                {Card}
+                ORDER BY s.id
+                """),
+            // Lines follow their order's version, as in StoreWriter.AddOrder.
+            StoreWriter.OrderLineUpsert.SetBased($"""
+                SELECT DISTINCT ON (bulk_id(x.body ->> 'id')) {Values(StoreWriter.OrderLineUpsert, OrderLine)}
+                FROM {Chunk(Orders)} JOIN {Children(Orders)}
+                JOIN orders o ON o.shop_id = $2 AND o.id = s.id AND o.updated_at IS NOT DISTINCT FROM s.updated_at
+                ORDER BY bulk_id(x.body ->> 'id'), x.line_no DESC
+                """),
+            // Refunds are written whatever the order's version, as in StoreWriter.AddRefund; the last one with an id stands.
+            StoreWriter.RefundUpsert.SetBased($"""
+                SELECT DISTINCT ON (bulk_id(rf.refund ->> 'id')) {Values(StoreWriter.RefundUpsert, Refund)}
+                FROM {Chunk(Orders)} {RefundsOfChunk}
+                LEFT JOIN customers r ON r.shop_id = $2 AND r.id = bulk_id(s.b -> 'customer' ->> 'id') AND r.redacted_at IS NOT NULL
+                ORDER BY bulk_id(rf.refund ->> 'id'), rf.n DESC
+                """),
+            StoreWriter.RefundLineUpsert.SetBased($"""
+                SELECT DISTINCT ON (bulk_id(rf.refund ->> 'id'), bulk_id(rl.line -> 'lineItem' ->> 'id')) {Values(StoreWriter.RefundLineUpsert, RefundLine)}
+                FROM {Chunk(Orders)} {RefundsOfChunk}
+                CROSS JOIN LATERAL jsonb_array_elements(CASE WHEN jsonb_typeof(rf.refund -> 'refundLineItems' -> 'nodes') = 'array'
+                  THEN rf.refund -> 'refundLineItems' -> 'nodes' ELSE '[]' END) WITH ORDINALITY rl(line, m)
+                ORDER BY bulk_id(rf.refund ->> 'id'), bulk_id(rl.line -> 'lineItem' ->> 'id'), rf.n DESC, rl.m DESC
+                """),
+        ],
+    };
+}

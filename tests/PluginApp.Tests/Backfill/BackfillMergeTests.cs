@@ -1,0 +1,246 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.DependencyInjection;
+using PluginApp.Backfill;
+using PluginApp.StoreData;
+using PluginApp.Tests.Infrastructure;
+
+namespace PluginApp.Tests.Backfill;
+
+/// <summary>
+/// The backfill's set-based merge against the webhook path: the same store data gives the same rows either way, under the
+/// same rules (older versions lose, redacted customers stay erased), a re-run rewrites nothing, and a run resumes after its cursor.
+/// </summary>
+public sealed class BackfillMergeTests(AppFixture app) : IClassFixture<AppFixture>, IAsyncLifetime
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("bulk-merge-").FullName;
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public Task DisposeAsync()
+    {
+        Directory.Delete(_dir, recursive: true);
+        return Task.CompletedTask;
+    }
+
+    // The columns both paths write (other features keep columns of their own in some of these tables).
+    private static readonly (string Table, IReadOnlyList<string> Columns)[] StoreTables =
+    [
+        ("customers", StoreWriter.CustomerUpsert.Columns), ("products", StoreWriter.ProductUpsert.Columns), ("variants", StoreWriter.VariantUpsert.Columns),
+        ("product_collections", ["shop_id", "product_id", "collection_id"]), ("orders", StoreWriter.OrderUpsert.Columns),
+        ("order_lines", StoreWriter.OrderLineUpsert.Columns), ("refunds", StoreWriter.RefundUpsert.Columns), ("refund_lines", StoreWriter.RefundLineUpsert.Columns),
+    ];
+
+    [Fact]
+    public async Task Backfill_OfTheStoreDataWebhooksDelivered_WritesIdenticalRows_AndARerunRewritesNone()
+    {
+        const string shop = "merge-same.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        var customer = ShopifyPayloads.Customer(7301);
+        var product = ShopifyPayloads.Product(9301);
+        var orders = new[] { Rest(ShopifyPayloads.Order(63001, customerId: 7301)), Rest(ShopifyPayloads.Order(63002, customerId: 7301, lines: 3)) };
+        var refund = ShopifyPayloads.Refund(65001, 63002, 6300200, quantity: 2);
+        Serve(products: BulkProduct(product), customers: [BulkCustomer(customer)],
+            orders: [.. BulkOrder(orders[0], []), .. BulkOrder(orders[1], [refund])]);
+
+        await RunBackfillAsync(shop);
+        var backfilled = await SnapshotAsync(shopId, withVersions: false);
+        foreach (var (table, _) in StoreTables.Reverse()) await app.ScalarAsync($"DELETE FROM {table} WHERE shop_id = $1", shopId);
+        await app.SendWebhookAsync("customers/create", shop, customer.ToJsonString());
+        await app.SendWebhookAsync("products/create", shop, product.ToJsonString());
+        foreach (var o in orders) await app.SendWebhookAsync("orders/create", shop, o.ToJsonString());
+        await app.SendWebhookAsync("refunds/create", shop, refund.ToJsonString());
+        var delivered = await SnapshotAsync(shopId, withVersions: true);
+        await RunBackfillAsync(shop);
+        var rerun = await SnapshotAsync(shopId, withVersions: true);
+
+        Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1", shopId));
+        Assert.Equal(5, await app.CountAsync("SELECT count(*) FROM order_lines WHERE shop_id = $1", shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM refund_lines WHERE shop_id = $1 AND quantity = 2", shopId));
+        foreach (var (table, _) in StoreTables)
+            Assert.Equal(Strip(delivered[table]), backfilled[table]);
+        foreach (var (table, _) in StoreTables)
+            Assert.Equal(delivered[table], rerun[table]); // same values and the same row versions: nothing rewritten
+        Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM backfill_runs WHERE shop_id = $1 AND state = 'completed'", shopId));
+    }
+
+    [Fact]
+    public async Task Backfill_OlderVersionsAndRedactedCustomers_LeaveWhatWebhooksWrote()
+    {
+        const string shop = "merge-rules.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        // Stored by webhooks: a newer order and product than the bulk files hold, and a customer who asked to be erased.
+        var newerOrder = Rest(ShopifyPayloads.Order(64001, customerId: 7401, updatedAt: "2026-07-03T12:00:00-04:00"));
+        await app.SendWebhookAsync("orders/create", shop, newerOrder.ToJsonString());
+        await app.SendWebhookAsync("products/create", shop, ShopifyPayloads.Product(9401, variants: 2, updatedAt: "2026-07-03T08:00:00-04:00").ToJsonString());
+        await app.SendWebhookAsync("products/create", shop, ShopifyPayloads.Product(9402, variants: 3).ToJsonString());
+        await app.SendWebhookAsync("customers/redact", shop, new JsonObject
+        {
+            ["shop_id"] = 1, ["shop_domain"] = shop, ["customer"] = new JsonObject { ["id"] = 7402, ["email"] = "erased@example.com" }, ["orders_to_redact"] = new JsonArray(),
+        }.ToJsonString());
+
+        var olderOrder = Rest(ShopifyPayloads.Order(64001, customerId: 7401, lines: 3, financialStatus: "refunded"));
+        var erasedOrder = Rest(ShopifyPayloads.Order(64002, customerId: 7402));
+        erasedOrder["email"] = "erased@example.com";
+        var testOrder = Rest(ShopifyPayloads.Order(64003, customerId: 7401));
+        testOrder["test"] = true;
+        Serve(
+            products: [.. BulkProduct(ShopifyPayloads.Product(9401, variants: 1)), .. BulkProduct(ShopifyPayloads.Product(9402, variants: 1, updatedAt: "2026-07-04T08:00:00-04:00"), collection: 88)],
+            customers: [BulkCustomer(ShopifyPayloads.Customer(7402, email: "erased@example.com", updatedAt: "2026-07-05T10:00:00-04:00"))],
+            orders: [.. BulkOrder(olderOrder, []), .. BulkOrder(erasedOrder, []), .. BulkOrder(testOrder, [])]);
+
+        await RunBackfillAsync(shop);
+
+        // The newer order stands, with its lines: the older version's status and third line are not applied.
+        Assert.Equal("paid", await app.ScalarAsync("SELECT financial_status FROM orders WHERE shop_id = $1 AND id = 64001", shopId));
+        Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM order_lines WHERE shop_id = $1 AND order_id = 64001", shopId));
+        // An older product keeps its variants; a newer one drops the variants it no longer has and joins its collection.
+        Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM variants WHERE shop_id = $1 AND product_id = 9401", shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM variants WHERE shop_id = $1 AND product_id = 9402", shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM product_collections WHERE shop_id = $1 AND product_id = 9402 AND collection_id = 88", shopId));
+        // The erased customer stays erased, and their order comes in without personal data.
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM customers WHERE shop_id = $1 AND id = 7402 AND email IS NULL AND redacted_at IS NOT NULL", shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1 AND id = 64002 AND email IS NULL AND browser_ip IS NULL", shopId));
+        Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM order_lines WHERE shop_id = $1 AND order_id = 64002", shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1 AND id = 64003 AND test", shopId));
+    }
+
+    [Fact]
+    public async Task Backfill_InterruptedAfterAChunk_ResumesAfterItsCursor_AndClearsItsStagedRows()
+    {
+        const string shop = "merge-resume.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        // A run that staged its orders and had merged the first chunk (through line 2) when its process died.
+        var run = await app.ScalarAsync("""
+            INSERT INTO backfill_runs (shop_id, state, phase, staged_lines, phase_cursor, phases_done, rows_done, started_at, updated_at)
+            VALUES ($1, 'running', 'orders', 4, 2, '{products,customers}', 2, now(), now()) RETURNING id
+            """, shopId);
+        await app.ScalarAsync("""
+            INSERT INTO backfill_lines (run_id, phase, line_no, body) VALUES
+              ($1, 'orders', 1, '{"id":"gid://shopify/Order/66001","name":"#1","updatedAt":"2026-07-02T16:00:00Z"}'),
+              ($1, 'orders', 2, '{"id":"gid://shopify/LineItem/6600100","quantity":1,"__parentId":"gid://shopify/Order/66001"}'),
+              ($1, 'orders', 3, '{"id":"gid://shopify/Order/66002","name":"#2","updatedAt":"2026-07-02T16:00:00Z"}'),
+              ($1, 'orders', 4, '{"id":"gid://shopify/LineItem/6600200","quantity":3,"__parentId":"gid://shopify/Order/66002"}')
+            """, run!);
+
+        await RunBackfillAsync(shop);
+
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1 AND id = 66001", shopId)); // merged before the crash, not again
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM order_lines WHERE shop_id = $1 AND order_id = 66002 AND quantity = 3", shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM backfill_runs WHERE shop_id = $1 AND state = 'completed' AND rows_done = 4 AND attempts = 2", shopId));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM backfill_lines WHERE run_id = $1", run!));
+    }
+
+    private async Task RunBackfillAsync(string shop) =>
+        await app.Factory.Services.GetRequiredService<BackfillService>().RunAsync(shop, CancellationToken.None);
+
+    /// <summary>Every store row of the shop as text, table by table; with each row's version (xmin) when asked.</summary>
+    private async Task<Dictionary<string, string>> SnapshotAsync(long shopId, bool withVersions)
+    {
+        var tables = new Dictionary<string, string>();
+        foreach (var (table, columns) in StoreTables)
+            tables[table] = (string)(await app.ScalarAsync($"""
+                SELECT coalesce(string_agg(r, E'\n' ORDER BY r), '') FROM (
+                  SELECT ROW({string.Join(", ", columns.Where(c => c != "shop_id"))})::text {(withVersions ? "|| ' @' || xmin::text" : "")} AS r
+                  FROM {table} WHERE shop_id = $1) x
+                """, shopId))!;
+        return tables;
+    }
+
+    private static string Strip(string withVersions) =>
+        string.Join('\n', withVersions.Split('\n').Select(r => r.Contains(" @", StringComparison.Ordinal) ? r[..r.LastIndexOf(" @", StringComparison.Ordinal)] : r));
+
+    private void Serve(IEnumerable<JsonObject> products, IEnumerable<JsonObject> customers, IEnumerable<JsonObject> orders)
+    {
+        foreach (var (root, lines) in new[] { ("products", products), ("customers", customers), ("orders", orders) })
+        {
+            var path = Path.Combine(_dir, $"{root}-{Guid.NewGuid():N}.jsonl");
+            File.WriteAllLines(path, lines.Select(l => l.ToJsonString()));
+            app.Shopify.Admin.ServeBulk(root, path);
+        }
+    }
+
+    /// <summary>Fields the bulk query cannot read (GraphQL's Order has no cart or checkout token) are left out of the webhook too.</summary>
+    private static JsonObject Rest(JsonObject order)
+    {
+        order["cart_token"] = null;
+        order["checkout_token"] = null;
+        return order;
+    }
+
+    // The same objects as bulk-operation lines, in the GraphQL shape (gids, enums in capitals, money in shopMoney, tags as lists).
+    private static string Gid(string type, JsonNode? id) => $"gid://shopify/{type}/{id!.GetValue<long>().ToString(CultureInfo.InvariantCulture)}";
+    private static JsonObject? Money(JsonNode? amount) => amount is null ? null : new JsonObject { ["shopMoney"] = new JsonObject { ["amount"] = amount.DeepClone() } };
+    private static string? Upper(JsonNode? s) => s?.GetValue<string>().ToUpperInvariant();
+    private static JsonArray Tags(JsonNode? tags) =>
+        new([.. (tags?.GetValue<string>() ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(t => (JsonNode)t)]);
+    private static JsonNode? Copy(JsonNode? n) => n?.DeepClone();
+
+    private static JsonObject BulkCustomer(JsonObject c) => new()
+    {
+        ["id"] = Gid("Customer", c["id"]), ["email"] = Copy(c["email"]), ["firstName"] = Copy(c["first_name"]), ["lastName"] = Copy(c["last_name"]),
+        ["phone"] = Copy(c["phone"]), ["state"] = Upper(c["state"]), ["tags"] = Tags(c["tags"]), ["createdAt"] = Copy(c["created_at"]), ["updatedAt"] = Copy(c["updated_at"]),
+        ["emailMarketingConsent"] = new JsonObject { ["marketingState"] = Upper(c["email_marketing_consent"]?["state"]) },
+    };
+
+    private static IEnumerable<JsonObject> BulkProduct(JsonObject p, long? collection = null)
+    {
+        var gid = Gid("Product", p["id"]);
+        yield return new JsonObject
+        {
+            ["id"] = gid, ["title"] = Copy(p["title"]), ["handle"] = Copy(p["handle"]), ["productType"] = Copy(p["product_type"]), ["vendor"] = Copy(p["vendor"]),
+            ["status"] = Upper(p["status"]), ["tags"] = Tags(p["tags"]), ["createdAt"] = Copy(p["created_at"]), ["updatedAt"] = Copy(p["updated_at"]),
+            ["featuredImage"] = p["image"] is { } image ? new JsonObject { ["url"] = Copy(image["src"]) } : null,
+        };
+        foreach (var v in p["variants"]!.AsArray())
+            yield return new JsonObject
+            {
+                ["id"] = Gid("ProductVariant", v!["id"]), ["title"] = Copy(v["title"]), ["sku"] = Copy(v["sku"]), ["price"] = Copy(v["price"]),
+                ["compareAtPrice"] = Copy(v["compare_at_price"]), ["inventoryQuantity"] = Copy(v["inventory_quantity"]), ["inventoryPolicy"] = Upper(v["inventory_policy"]),
+                ["updatedAt"] = Copy(v["updated_at"]), ["inventoryItem"] = new JsonObject { ["id"] = Gid("InventoryItem", v["inventory_item_id"]), ["unitCost"] = null },
+                ["__parentId"] = gid,
+            };
+        if (collection is { } c) yield return new JsonObject { ["id"] = $"gid://shopify/Collection/{c}", ["__parentId"] = gid };
+    }
+
+    /// <summary>The order's line, then its line items as child lines, with its refunds inside it (as the bulk query nests them).</summary>
+    private static IEnumerable<JsonObject> BulkOrder(JsonObject o, JsonObject[] refunds)
+    {
+        var gid = Gid("Order", o["id"]);
+        yield return new JsonObject
+        {
+            ["id"] = gid, ["name"] = Copy(o["name"]), ["email"] = Copy(o["email"]), ["createdAt"] = Copy(o["created_at"]), ["updatedAt"] = Copy(o["updated_at"]),
+            ["processedAt"] = Copy(o["processed_at"]), ["cancelledAt"] = Copy(o["cancelled_at"]), ["cancelReason"] = Upper(o["cancel_reason"]),
+            ["displayFinancialStatus"] = Upper(o["financial_status"]), ["displayFulfillmentStatus"] = Upper(o["fulfillment_status"]) ?? "UNFULFILLED",
+            ["currencyCode"] = Copy(o["currency"]), ["test"] = Copy(o["test"]), ["tags"] = Tags(o["tags"]), ["sourceName"] = Copy(o["source_name"]),
+            ["clientIp"] = Copy(o["browser_ip"]), ["customer"] = o["customer"] is { } c ? new JsonObject { ["id"] = Gid("Customer", c["id"]) } : null,
+            ["discountCodes"] = new JsonArray([.. o["discount_codes"]!.AsArray().Select(d => Copy(d!["code"]))]),
+            ["paymentGatewayNames"] = Copy(o["payment_gateway_names"]),
+            ["totalPriceSet"] = Money(o["total_price"]), ["subtotalPriceSet"] = Money(o["subtotal_price"]),
+            ["totalDiscountsSet"] = Money(o["total_discounts"]), ["totalTaxSet"] = Money(o["total_tax"]),
+            ["billingAddress"] = new JsonObject { ["countryCodeV2"] = Copy(o["billing_address"]?["country_code"]) },
+            ["shippingAddress"] = new JsonObject { ["countryCodeV2"] = Copy(o["shipping_address"]?["country_code"]) },
+            ["refunds"] = new JsonArray([.. refunds.Select(r => (JsonNode)new JsonObject
+            {
+                ["id"] = Gid("Refund", r["id"]), ["createdAt"] = Copy(r["created_at"]), ["note"] = Copy(r["note"]),
+                ["totalRefundedSet"] = Money(r["transactions"]!.AsArray().Single()!["amount"]),
+                ["refundLineItems"] = new JsonObject
+                {
+                    ["nodes"] = new JsonArray([.. r["refund_line_items"]!.AsArray().Select(l => (JsonNode)new JsonObject
+                    {
+                        ["id"] = Gid("RefundLineItem", l!["id"]), ["lineItem"] = new JsonObject { ["id"] = Gid("LineItem", l["line_item_id"]) },
+                        ["quantity"] = Copy(l["quantity"]), ["restockType"] = Upper(l["restock_type"]), ["subtotalSet"] = Money(l["subtotal"]),
+                    })]),
+                },
+            })]),
+        };
+        foreach (var l in o["line_items"]!.AsArray())
+            yield return new JsonObject
+            {
+                ["id"] = Gid("LineItem", l!["id"]), ["title"] = Copy(l["title"]), ["sku"] = Copy(l["sku"]), ["quantity"] = Copy(l["quantity"]),
+                ["product"] = l["product_id"] is { } p ? new JsonObject { ["id"] = Gid("Product", p) } : null,
+                ["variant"] = l["variant_id"] is { } v ? new JsonObject { ["id"] = Gid("ProductVariant", v) } : null,
+                ["originalUnitPriceSet"] = Money(l["price"]), ["totalDiscountSet"] = Money(l["total_discount"]), ["__parentId"] = gid,
+            };
+    }
+}
