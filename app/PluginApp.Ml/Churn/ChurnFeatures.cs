@@ -69,8 +69,9 @@ public static class ChurnFeatures
         ArgumentNullException.ThrowIfNull(row);
         if (row[feature] is not { } o) return null;
         var v = Convert.ToDouble(o, CultureInfo.InvariantCulture);
-        // Why the rounding: exp(ln(1 + 1)) - 1 is 1.0000000000000002, and "1 orders" reads badly.
-        return LogScaled.Contains(feature) ? Math.Round(Math.Exp(v) - 1, 9) : v;
+        // Why the rounding: rows hold floats, so exp(ln(1 + 1)) - 1 comes back as 0.99999998, and "1 orders" reads badly;
+        // 5 decimals is within a float's precision for the counts, days and money shown.
+        return LogScaled.Contains(feature) ? Math.Round(Math.Exp(v) - 1, 5) : v;
     }
 
     /// <summary>Feature names in schema order.</summary>
