@@ -32,7 +32,7 @@ public sealed class ChurnModelTrainer(NpgsqlDataSource db, TimeProvider clock) :
         Oversight = "Segment thresholds are settings; tags the app writes all start with pluginapp: and it never adds or removes any other tag.",
         Risk = new AiRisk(2, 3,
             ImpactWhy: "A wrong segment sends a customer an ill-fitting email or win-back offer; nothing is charged or refused.",
-            LikelihoodWhy: "Short store histories give uncalibrated probabilities (the page says so when the held-out Brier score is not better than the base rate).",
+            LikelihoodWhy: "Short store histories give uncalibrated probabilities: when the held-out Brier score is not better than the base rate's, the probabilities are pulled toward the latest churn rate and the page says so.",
             Detectability: "Low: whether a customer really churned is known only after the horizon (90 days by default)."),
         Switch = "churn-segments", DecisionKind = "churn",
         DataStores = "Orders and customers in the app's PostgreSQL; segments written to Shopify customer tags and metafields.",
@@ -45,7 +45,7 @@ public sealed class ChurnModelTrainer(NpgsqlDataSource db, TimeProvider clock) :
     /// <summary>Held-out figures of the chosen kind beside the others', from one training run.</summary>
     public sealed record ChurnMetrics(double RocAuc, double? PrAuc, double? Brier, double? BaseRateBrier, double? TopDecileLift, double? RecencyRocAuc,
         double? ProbabilisticRocAuc, double? DiscriminativeRocAuc, string Kind, string Reason, int HorizonDays, string HorizonRule, int HeldOutCustomers,
-        int HeldOutChurned, int RepeatCustomers, int Customers, string? SpendModel);
+        int HeldOutChurned, int RepeatCustomers, int Customers, string? SpendModel, double? ShrunkToward = null, double? ShrunkBrier = null);
 
     public async Task<TrainedModel> TrainAsync(long shopId, CancellationToken ct)
     {
@@ -65,7 +65,7 @@ public sealed class ChurnModelTrainer(NpgsqlDataSource db, TimeProvider clock) :
                 F(result.Evaluation(ChurnTrainer.Discriminative)?.Metrics.RocAuc),
                 model.Kind == ChurnModelKind.Discriminative ? "discriminative (ML.NET classifier)" : "probabilistic (BG/NBD) alone",
                 result.Reason, result.HorizonDays, result.HorizonRule, result.HeldOutRows, result.HeldOutPositives, result.RepeatCustomers, result.Customers,
-                model.GammaGamma.Trusted ? "Gamma-Gamma" : $"none: {model.GammaGamma.Reason}");
+                model.GammaGamma.Trusted ? "Gamma-Gamma" : $"none: {model.GammaGamma.Reason}", F(model.Shrinkage?.Toward), F(result.ShrunkBrier));
             using var blob = new MemoryStream();
             model.Save(blob);
             var first = customers.SelectMany(c => c.Orders).Select(o => (DateTime?)o.At).Min();

@@ -147,7 +147,7 @@ public class ChurnModelTests(ChurnModelFixture fx) : IClassFixture<ChurnModelFix
     public void Load_UnknownVersion_ThrowsInvalidData()
     {
         var blob = Blob(Model(ChurnModelKind.Probabilistic));
-        BitConverter.GetBytes(2).CopyTo(blob, 4);
+        BitConverter.GetBytes(3).CopyTo(blob, 4);
 
         var ex = Assert.Throws<InvalidDataException>(() => ChurnModel.Load(new MemoryStream(blob)));
 

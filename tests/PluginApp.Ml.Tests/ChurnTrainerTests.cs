@@ -35,6 +35,16 @@ public class ChurnTrainerTests
     }
 
     [Fact]
+    public void Reason_OneTimeBuyer_SaysOneOrderInWords()
+    {
+        var customer = new CustomerHistory("a", [new ChurnOrder(Now.AddDays(-40), 25)]);
+        var row = ChurnFeatures.Build(customer, Now, null, 90);
+
+        Assert.Equal("one order so far", ChurnFeatures.Reason("orders", row, 90));
+        Assert.Equal("only one order so far, 40 days ago", ChurnFeatures.Reason("days_since_last_order", row, 90));
+    }
+
+    [Fact]
     public void Train_TinyStore_SaysNotEnoughDataWithExactCounts()
     {
         var store = new[]

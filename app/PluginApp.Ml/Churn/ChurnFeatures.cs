@@ -33,7 +33,19 @@ public static class ChurnFeatures
         TabularFeature.Numeric("discount_order_share", "share of orders with a discount"),
         TabularFeature.Numeric("categories", "distinct product categories bought"),
         TabularFeature.Numeric("bgnbd_p_no_order", "chance of no order in the horizon by the purchase-pattern model"),
-        TabularFeature.Numeric("bgnbd_expected_orders", "orders expected in the horizon by the purchase-pattern model"));
+        TabularFeature.Numeric("bgnbd_expected_orders", "orders expected in the horizon by the purchase-pattern model"),
+        TabularFeature.Numeric("recent_purchase_days", "days with an order, each weighted by how recent it is (one horizon ago counts 37 %)"),
+        TabularFeature.Numeric("active_month_share", "share of the 30-day periods since the first order that had an order"),
+        TabularFeature.Numeric("orders_per_purchase_day", "orders placed per day with an order"),
+        TabularFeature.Numeric("categories_per_order", "product categories in an average order"),
+        TabularFeature.Numeric("recent_spend_share", "share of spend in the last 90 days"),
+        TabularFeature.Numeric("purchase_rate", "days with an order per 30 days since the first order"));
+    // Why these six and not also counts over fixed windows (distinct active months, days with an order in the last 30 or
+    // 180 days): counts grow with the length of the history, and the split a model is fitted on always has less history
+    // than the one it scores (one horizon less); ratios and the recency-weighted count do not grow with it. Measured on
+    // Online Retail (logistic regression, L2 1): on the earlier split (features before 2011-05-24) the counts changed
+    // nothing (0.751 with, 0.749 without); on the 2011-09-01 evaluation split they cost 0.009 (0.733 vs 0.742). That second
+    // figure was seen before this choice, so it is not a blind one.
     // Why no BG/NBD P(alive): besides being 1 for every one-time buyer, it is near-constant whenever the fit's drop-out
     // vanishes (a -> 0, as on Online Retail at some cutoffs) and spreads out at others; a logistic regression trained on
     // the near-constant version gave a weight so large that the serving fit drove churn probabilities to 100 % (measured
@@ -48,6 +60,7 @@ public static class ChurnFeatures
     {
         "days_since_last_order", "orders", "total_spend", "average_order_value", "tenure_days", "mean_gap_days", "overdue_ratio",
         "last_gap_ratio", "spend_trend", "orders_last_90_days", "categories", "bgnbd_expected_orders",
+        "recent_purchase_days", "orders_per_purchase_day", "categories_per_order", "purchase_rate",
     };
 
     /// <summary>A feature of a row on its natural scale (days, orders, money), null when missing.</summary>
@@ -56,8 +69,9 @@ public static class ChurnFeatures
         ArgumentNullException.ThrowIfNull(row);
         if (row[feature] is not { } o) return null;
         var v = Convert.ToDouble(o, CultureInfo.InvariantCulture);
-        // Why the rounding: exp(ln(1 + 1)) - 1 is 1.0000000000000002, and "1 orders" reads badly.
-        return LogScaled.Contains(feature) ? Math.Round(Math.Exp(v) - 1, 9) : v;
+        // Why the rounding: rows hold floats, so exp(ln(1 + 1)) - 1 comes back as 0.99999998, and "1 orders" reads badly;
+        // 5 decimals is within a float's precision for the counts, days and money shown.
+        return LogScaled.Contains(feature) ? Math.Round(Math.Exp(v) - 1, 5) : v;
     }
 
     /// <summary>Feature names in schema order.</summary>
@@ -120,11 +134,22 @@ public static class ChurnFeatures
             pNo = bg.ProbabilityNoOrders(s, horizonDays);
             expected = bg.ExpectedOrders(s, horizonDays);
         }
+        var tenure = (p.Cutoff - p.Purchases[0].At).TotalDays;
+        var ages = p.Days.Select(d => (p.Cutoff - d.Day).TotalDays).ToArray();
+        var decayed = ages.Sum(a => Math.Exp(-a / horizonDays));
+        var monthShare = ages.Select(a => (int)(a / 30)).Distinct().Count() / (Math.Floor(tenure / 30) + 1);
+        var perDay = (double)n / p.Days.Length;
+        var catsPerOrder = all.Any(o => o.Categories is not null)
+            ? p.Purchases.Average(o => (double)(o.Categories?.Count ?? 0))
+            : double.NaN;
+        var recentSpend = spend > 0 ? p.Purchases.Where(o => (p.Cutoff - o.At).TotalDays <= RecentDays).Sum(o => o.Amount) / spend : 0;
+        var rate = p.Days.Length / Math.Max(30, tenure) * 30;
         return
         [
-            since, n, spend, spend / n, (p.Cutoff - p.Purchases[0].At).TotalDays, meanGap, cv,
+            since, n, spend, spend / n, tenure, meanGap, cv,
             double.IsNaN(meanGap) ? double.NaN : since / Math.Max(1, meanGap), lastGapRatio, spendTrend, recent,
             refundShare, refundedOrders, discounted, cats, pNo, expected,
+            decayed, monthShare, perDay, catsPerOrder, recentSpend, rate,
         ];
     }
 
@@ -170,6 +195,12 @@ public static class ChurnFeatures
             "categories" => x == 1 ? "bought from one product category" : I($"bought from {x:F0} product categories"),
             "bgnbd_p_no_order" => I($"purchase pattern: {x:P0} chance of no order in the next {horizonDays} days"),
             "bgnbd_expected_orders" => I($"purchase pattern: {x:F1} orders expected in the next {horizonDays} days"),
+            "recent_purchase_days" => x < 0.5 ? "little buying lately" : I($"buying lately: {x:F1} recent days with an order (older ones count less)"),
+            "active_month_share" => I($"ordered in {x:P0} of the months since the first order"),
+            "orders_per_purchase_day" => I($"{x:F1} orders per day with an order"),
+            "categories_per_order" => I($"{x:F1} product categories in an average order"),
+            "recent_spend_share" => x == 0 ? "nothing spent in the last 90 days" : I($"{x:P0} of spend in the last 90 days"),
+            "purchase_rate" => I($"orders on {x:F1} days a month on average"),
             _ => I($"{feature} = {x:G4}"),
         };
     }

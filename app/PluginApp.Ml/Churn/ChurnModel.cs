@@ -11,15 +11,23 @@ namespace PluginApp.Ml.Churn;
 public sealed class ChurnModel : IDisposable
 {
     private const string Name = "ChurnModel", Magic = "CHRN";
-    private const int Version = 1;
+    private const int Version = 2;
     private readonly TabularModel? _classifier;
     private readonly TabularModel? _calibrator;
 
-    internal ChurnModel(ChurnModelKind kind, int horizonDays, BgNbd bgNbd, GammaGamma gammaGamma, TabularModel? classifier, TabularModel? calibrator)
+    internal ChurnModel(ChurnModelKind kind, int horizonDays, BgNbd bgNbd, GammaGamma gammaGamma, TabularModel? classifier, TabularModel? calibrator,
+        ChurnShrinkage? shrinkage = null)
     {
         if (kind == ChurnModelKind.Discriminative && classifier is null) throw new ArgumentException("A discriminative churn model needs its classifier.");
-        (Kind, HorizonDays, BgNbd, GammaGamma, _classifier, _calibrator) = (kind, horizonDays, bgNbd, gammaGamma, classifier, calibrator);
+        if (shrinkage is { } s && !(s.Toward is >= 0 and <= 1 && s.Weight is >= 0 and <= 1))
+            throw new ArgumentOutOfRangeException(nameof(shrinkage), s, "Shrinkage needs Toward and Weight in [0, 1].");
+        (Kind, HorizonDays, BgNbd, GammaGamma, _classifier, _calibrator, Shrinkage) = (kind, horizonDays, bgNbd, gammaGamma, classifier, calibrator, shrinkage);
     }
+
+    /// <summary>When set, every served probability p is Toward + Weight x (p − Toward): pulled toward the latest churn rate
+    /// because the chosen model's held-out Brier score was not below the base rate's (see <see cref="ChurnTrainer.Train"/>).
+    /// Null: the model's own probabilities are served.</summary>
+    public ChurnShrinkage? Shrinkage { get; }
 
     /// <summary>Which score <see cref="ChurnPrediction.ChurnProbability"/> is.</summary>
     public ChurnModelKind Kind { get; }
@@ -75,6 +83,8 @@ public sealed class ChurnModel : IDisposable
                     .Select(f => new ChurnReason(f, ChurnFeatures.Reason(f, rows[k], HorizonDays), 0)).ToArray();
             }
         }
+        if (Shrinkage is { } shrink)
+            for (var k = 0; k < probabilities.Length; k++) probabilities[k] = shrink.Apply(probabilities[k]);
         var result = new ChurnPrediction[customers.Count];
         var byIndex = new Dictionary<int, int>();
         for (var k = 0; k < live.Length; k++) byIndex[live[k]] = k;
@@ -111,7 +121,8 @@ public sealed class ChurnModel : IDisposable
     /// Writes the model. Layout (little-endian): magic "CHRN", int32 version 1; int32 kind, int32 horizon days;
     /// string[] feature names; BG/NBD r, alpha, a, b, log-likelihood (float64), customers (int32), interior (int32 0/1);
     /// Gamma-Gamma p, q, gamma, log-likelihood, trimmed-above (float64), customers (int32), trusted (int32 0/1), reason
-    /// (string); byte[] classifier (TabularModel blob, empty = none); byte[] calibrator (TabularModel blob, empty = none).
+    /// (string); byte[] classifier (TabularModel blob, empty = none); byte[] calibrator (TabularModel blob, empty = none);
+    /// int32 shrunk (0/1), then when 1 the shrinkage's toward and weight (float64; new in version 2).
     /// </summary>
     public void Save(Stream stream)
     {
@@ -128,6 +139,8 @@ public sealed class ChurnModel : IDisposable
         w.Write(g.Customers); w.Write(g.Trusted ? 1 : 0); w.Write(g.Reason);
         ModelFormat.WriteBytes(w, Blob(_classifier));
         ModelFormat.WriteBytes(w, Blob(_calibrator));
+        w.Write(Shrinkage is null ? 0 : 1);
+        if (Shrinkage is { } shrink) { w.Write(shrink.Toward); w.Write(shrink.Weight); }
     }
 
     private static byte[] Blob(TabularModel? m)
@@ -166,13 +179,16 @@ public sealed class ChurnModel : IDisposable
         catch (ArgumentOutOfRangeException e) { throw new InvalidDataException($"{Name}: field 'Gamma-Gamma {e.ParamName}' is invalid: {e.ActualValue}.", e); }
         var classifier = Nested(r.ReadByteArray("classifier"), "classifier");
         var calibrator = Nested(r.ReadByteArray("calibrator"), "calibrator");
+        ChurnShrinkage? shrinkage = r.ReadInt32("shrunk", 0, 1) == 1 ? new ChurnShrinkage(D("shrinkage toward"), D("shrinkage weight")) : null;
+        if (shrinkage is { } sh && !(sh.Toward is >= 0 and <= 1 && sh.Weight is >= 0 and <= 1))
+            throw new InvalidDataException($"{Name}: field 'shrinkage' is invalid: {sh}.");
         if (kind == ChurnModelKind.Discriminative && classifier is null)
             throw new InvalidDataException($"{Name}: field 'classifier' is empty but the kind is Discriminative.");
         if (classifier is not null && !classifier.Schema.Equals(ChurnFeatures.Schema))
             throw new InvalidDataException($"{Name}: field 'classifier' has another schema than the churn features.");
         if (calibrator is not null && !calibrator.Schema.Equals(CalibrationSchema))
             throw new InvalidDataException($"{Name}: field 'calibrator' has another schema than the calibration feature.");
-        return new ChurnModel(kind, horizon, bg, gg, classifier, calibrator);
+        return new ChurnModel(kind, horizon, bg, gg, classifier, calibrator, shrinkage);
     }
 
     private static TabularModel? Nested(byte[] bytes, string field)

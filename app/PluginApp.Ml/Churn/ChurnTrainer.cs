@@ -28,7 +28,9 @@ public sealed record ChurnBacktest(int HorizonDays, DateTime TrainingCutoff, Dat
 /// its held-out ROC-AUC beats the probabilistic one. The classifier's training rows stack the latest snapshot with
 /// earlier ones (<see cref="ChurnOptions.TrainingSnapshots"/>, default 3, 30 days apart), every label window ending by
 /// the cutoff it is evaluated at. Serving fit: the classifier retrained at c1 (labels [c1, now), plus earlier snapshots);
-/// BG/NBD and Gamma-Gamma refitted on all history before now.
+/// BG/NBD and Gamma-Gamma refitted on all history before now. When the chosen model's held-out Brier score is not below
+/// the base rate's (short histories), the served probabilities are shrunk toward the latest churn rate
+/// (<see cref="ChurnShrinkage"/>, <see cref="ChurnOptions.ShrinkWhenUncalibrated"/>).
 /// </summary>
 public static class ChurnTrainer
 {
@@ -92,9 +94,38 @@ public static class ChurnTrainer
         else if (positives >= 2 && negatives >= 2)
             calibrator = FitOneFeature(bt.HeldOutPNoOrder.Select(ChurnModel.CalibrationRow).ToArray(), bt.Labels, o.Seed);
         else reason += "; served uncalibrated (the held-out split lacks churners or stayers to calibrate on)";
-        var model = new ChurnModel(kind, h, bgNow, gg, classifier, calibrator);
+        ChurnShrinkage? shrinkage = null;
+        double? shrunkBrier = null;
+        var chosen = bt.Evaluations.FirstOrDefault(e => e.Name == (kind == ChurnModelKind.Discriminative ? Discriminative : Probabilistic));
+        if (o.ShrinkWhenUncalibrated && chosen is not null && !(chosen.Metrics.Brier < chosen.BaseRateBrier) && positives >= 2 && negatives >= 2)
+        {
+            var held = bt.Scores[chosen.Name];
+            var rate = (double)positives / bt.Labels.Length;
+            shrinkage = ChurnShrinkage.Fit(held, bt.Labels, rate);
+            shrunkBrier = CrossFittedShrunkBrier(held, bt.Labels, bt.CustomerIds, o.Seed);
+            reason += string.Create(CultureInfo.InvariantCulture,
+                $"; its held-out Brier score {chosen.Metrics.Brier:F3} was not below the base rate's {chosen.BaseRateBrier:F3}, so its probabilities are served shrunk toward the latest churn rate {rate:P0} (weight {shrinkage.Value.Weight:F2}; held-out Brier then {shrunkBrier:F3}, cross-fitted)");
+        }
+        var model = new ChurnModel(kind, h, bgNow, gg, classifier, calibrator, shrinkage);
         return new ChurnTrainingResult(model, null, bt.Evaluations, kind, reason, h, rule, c0, c1, customers.Count, repeat,
-            bt.TrainingRows, bt.Labels.Length, positives);
+            bt.TrainingRows, bt.Labels.Length, positives) { ShrunkBrier = shrunkBrier };
+    }
+
+    /// <summary>Brier score of the shrinkage judged on customers it was not fitted on: 5 folds by a seeded hash of the
+    /// customer id, each shrunk with the rate and weight fitted on the other four.</summary>
+    private static double CrossFittedShrunkBrier(double[] p, bool[] labels, string[] ids, int seed)
+    {
+        var fold = ids.Select(id => Bucket(id, seed) % 5).ToArray();
+        var q = new double[p.Length];
+        for (var f = 0; f < 5; f++)
+        {
+            var fit = Enumerable.Range(0, p.Length).Where(i => fold[i] != f).ToArray();
+            if (fit.Length == 0) fit = Enumerable.Range(0, p.Length).ToArray();
+            var rate = fit.Count(i => labels[i]) / (double)fit.Length;
+            var s = ChurnShrinkage.Fit(fit.Select(i => p[i]).ToArray(), fit.Select(i => labels[i]).ToArray(), rate);
+            for (var i = 0; i < p.Length; i++) if (fold[i] == f) q[i] = s.Apply(p[i]);
+        }
+        return BinaryMetrics.Brier(q, labels);
     }
 
     /// <summary>
@@ -244,7 +275,7 @@ public static class ChurnTrainer
         return (int)(new Common.SplitMix64(h ^ (ulong)seed).NextUInt64() % 10);
     }
 
-    internal static TabularOptions ClassifierOptions(ChurnOptions o) => new() { Learner = o.Learner, Seed = o.Seed };
+    internal static TabularOptions ClassifierOptions(ChurnOptions o) => new() { Learner = o.Learner, Seed = o.Seed, LogisticL2 = o.LogisticL2 };
 
     /// <summary>Platt scaling with the project's own logistic regression: one feature, no separate calibrator.</summary>
     internal static TabularModel FitOneFeature(TabularRow[] rows, bool[] labels, int seed) =>

@@ -15,10 +15,12 @@ using PluginApp.Ml.Tabular;
 const string Usage = """
     usage: ChurnEval --file PATH(.csv|.csv.gz) --customer-col C --time-col C (--amount-col C | --quantity-col C --price-col C)
                      [--order-col C] [--category-col C] --cutoff YYYY-MM-DD --end YYYY-MM-DD [--date-format FORMAT]
-                     [--learner LogisticRegression|LightGbm|Auto] [--snapshots 3] [--seed 42]
+                     [--learner LogisticRegression|LightGbm|Auto] [--snapshots 3] [--seed 42] [--quick 1] [--serve-at YYYY-MM-DD]
       label = no purchase in [cutoff, end); --end is exclusive when it has a time of day, and includes its whole day when
       it is a bare date. The discriminative model trains on features before cutoff - H with labels in [cutoff - H, cutoff),
-      H = whole days from cutoff to end.
+      H = whole days from cutoff to end. --quick 1 stops after the time-split table. --serve-at D trains as the app would at D
+      (history before D only) and scores the served probabilities against the file's next H days, with and without the
+      shrinking of an uncalibrated model (cutoff and end are then not used).
     """;
 var watch = Stopwatch.StartNew();
 var a = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -40,8 +42,9 @@ DateTime Bound(string s, bool endOfDay)
     var d = DateTime.Parse(s, ci, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal);
     return endOfDay && d.TimeOfDay == TimeSpan.Zero && !s.Contains(':') ? d.AddDays(1) : d;
 }
-var cutoff = Bound(Req("cutoff"), false);
-var end = Bound(Req("end"), true);
+var serving = Opt("serve-at") is not null;
+var cutoff = serving ? default : Bound(Req("cutoff"), false);
+var end = serving ? default : Bound(Req("end"), true);
 var options = new ChurnOptions
 {
     Learner = Enum.Parse<TabularLearner>(Opt("learner") ?? "LogisticRegression"),
@@ -98,6 +101,32 @@ var last = orders.Values.Max(o => o.At);
 Console.WriteLine($"file {file}: {rows:N0} rows, {noCustomer:N0} skipped without a customer, {bad:N0} unreadable; {negativeLines:N0} negative (refund) lines");
 Console.WriteLine($"{customers.Length:N0} customers, {orders.Count:N0} orders ({purchases:N0} purchases, {orders.Count - purchases:N0} refund-only), {first:yyyy-MM-dd} to {last:yyyy-MM-dd HH:mm}; read in {watch.Elapsed.TotalSeconds:F1} s");
 
+// ---- --serve-at D: train as the app would at D, then judge the served probabilities on what the file says happened next ----
+if (Opt("serve-at") is { } serveAtText)
+{
+    var at = Bound(serveAtText, false);
+    var known = customers.Select(c => c with { Orders = c.Orders.Where(o => o.At < at).ToArray() }).Where(c => c.Orders.Count > 0).ToArray();
+    foreach (var shrink in new[] { true, false })
+    {
+        var served = ChurnTrainer.Train(known, at, options with { ShrinkWhenUncalibrated = shrink });
+        if (served.Model is not { } m) { Console.WriteLine($"serve at {at:yyyy-MM-dd}: {served.NotEnoughData}"); return 0; }
+        using (m)
+        {
+            var h = m.HorizonDays;
+            var scores = m.Score(known, at);
+            var byId = customers.ToDictionary(c => c.CustomerId);
+            var p = scores.Select(x => x.ChurnProbability).ToArray();
+            var y = scores.Select(x => !byId[x.CustomerId].Orders.Any(o => o.IsPurchase && o.At >= at && o.At < at.AddDays(h))).ToArray();
+            var ev = ChurnTrainer.Evaluate("served", p, y);
+            var heldRate = (double)served.HeldOutPositives / Math.Max(1, served.HeldOutRows);
+            var chosenEval = served.Evaluation(served.Kind == ChurnModelKind.Discriminative ? ChurnTrainer.Discriminative : ChurnTrainer.Probabilistic);
+            Console.WriteLine(FormattableString.Invariant($"serve at {at:yyyy-MM-dd} (H {h} days, {served.Kind}, shrinking {(shrink ? "on" : "off")}, shrinkage {m.Shrinkage?.ToString() ?? "none"}): held-out Brier {chosenEval?.Metrics.Brier:F4} vs base {chosenEval?.BaseRateBrier:F4}, shrunk (cross-fitted) {served.ShrunkBrier?.ToString("F4", ci) ?? "-"}"));
+            Console.WriteLine(FormattableString.Invariant($"  next {h} days, {y.Length} customers, churn rate {y.Count(l => l) / (double)y.Length:F3}: served ROC-AUC {ev.Metrics.RocAuc:F3} PR-AUC {ev.Metrics.PrAuc:F3} Brier {ev.Metrics.Brier:F4} ECE {ev.Metrics.ExpectedCalibrationError:F3}, mean served {p.Average():F3}; Brier of the realised rate {ev.BaseRateBrier:F4}, of the latest held-out rate {heldRate:F3}: {BinaryMetrics.Brier(p.Select(_ => heldRate).ToArray(), y):F4}"));
+        }
+    }
+    return 0;
+}
+
 // ---- time-split backtest ----
 var t0 = watch.Elapsed;
 var bt = ChurnTrainer.Backtest(customers, cutoff, end, options);
@@ -129,6 +158,8 @@ foreach (var (name, p) in bt.Scores)
     });
     Console.WriteLine($"  {name,-34} {string.Join("  ", cells)}");
 }
+
+if (Opt("quick") == "1") { Console.WriteLine($"time: backtest {tBacktest.TotalSeconds:F1} s"); return 0; }
 
 // ---- fitted parameters ----
 Console.WriteLine();
