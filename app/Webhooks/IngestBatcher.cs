@@ -131,20 +131,18 @@ internal sealed class IngestBatcher : BackgroundService
         var live = new List<PendingDelivery>(batch);
         var results = new IngestResult[live.Count];
         var deadlocks = 0;
+        var oneByOne = false;
         while (live.Count > 0)
         {
-            int failed = -1;
-            Exception? failure = null;
+            int failed;
+            Exception? failure;
             try
             {
                 await using var conn = await _dataSource.OpenConnectionAsync(ct);
                 await using var tx = await conn.BeginTransactionAsync(ct);
-                for (var i = 0; i < live.Count && failed < 0; i++)
-                {
-                    try { results[i] = await _ingestor.WriteAsync(conn, tx, live[i], ct); }
-                    catch (Exception e) when (IsTheDeliverys(e)) { (failed, failure) = (i, e); }
-                }
-                if (failed < 0)
+                (failed, failure) = await WriteInOneTransactionAsync(conn, tx, live, results, oneByOne, ct);
+                // Why only on AllWritten: PostgreSQL answers COMMIT of an aborted transaction with a silent rollback.
+                if (failed == AllWritten)
                 {
                     await tx.CommitAsync(ct);
                     // Only now is every delivery of the batch durable: answer them.
@@ -168,6 +166,12 @@ internal sealed class IngestBatcher : BackgroundService
                 return;
             }
 
+            if (failed == Ambiguous)
+            {
+                // Written again one delivery per round trip, where the error names its delivery.
+                oneByOne = true;
+                continue;
+            }
             var bad = live[failed];
             if (failure is not PostgresException pe || !_ingestor.TryKeepAside(bad, pe))
             {
@@ -178,6 +182,73 @@ internal sealed class IngestBatcher : BackgroundService
             }
         }
     }
+
+    /// <summary>
+    /// Writes the deliveries in order, pipelined: each round trip carries the previous delivery's rows and the next delivery's
+    /// record, so a batch of N takes about N round trips and one commit. Deliveries still see each other's effects in arrival
+    /// order (a replay check sees the rows of the delivery before it), as they would one transaction each. With
+    /// <paramref name="oneByOne"/>, each round trip carries one delivery's statements only, so an error names its delivery.
+    /// </summary>
+    /// <returns>
+    /// -1 when all are written; else the delivery whose statement or step failed (the transaction is then aborted), or
+    /// <see cref="Ambiguous"/> when a pipelined round trip failed and PostgreSQL's error does not say whose statement it was.
+    /// </returns>
+    private async Task<(int Failed, Exception? Failure)> WriteInOneTransactionAsync(NpgsqlConnection conn, NpgsqlTransaction tx,
+        List<PendingDelivery> live, IngestResult[] results, bool oneByOne, CancellationToken ct)
+    {
+        var trip = new NpgsqlBatch(conn, tx);
+        var owners = new List<int>(); // which delivery each statement of the trip belongs to
+        void Own(int i) { while (owners.Count < trip.BatchCommands.Count) owners.Add(i); }
+        int OwnerOf(PostgresException e) =>
+            e.BatchCommand is { } failing && trip.BatchCommands.IndexOf(failing) is >= 0 and var at ? owners[at]
+            : owners.Distinct().Count() == 1 ? owners[0]
+            : Ambiguous;
+        async Task NextTripAsync()
+        {
+            await trip.DisposeAsync();
+            trip = new NpgsqlBatch(conn, tx);
+            owners.Clear();
+        }
+        try
+        {
+            for (var i = 0; i < live.Count; i++)
+            {
+                var d = live[i];
+                if (d.KeptAsideFor is not null)
+                {
+                    results[i] = WebhookIngestor.AddKeepFailed(trip, d);
+                    Own(i);
+                }
+                else
+                {
+                    _ingestor.AddRecord(trip, d);
+                    Own(i);
+                    (long?, string)? recorded;
+                    try
+                    {
+                        await using (var reader = await trip.ExecuteReaderAsync(ct)) recorded = await WebhookIngestor.ReadRecordAsync(reader, ct);
+                    }
+                    catch (PostgresException e) when (IsTheDeliverys(e)) { return (OwnerOf(e), e); }
+                    await NextTripAsync();
+                    try { results[i] = _ingestor.AddRows(trip, d, recorded); }
+                    catch (Exception e) when (IsTheDeliverys(e)) { return (i, e); } // a step's own code threw
+                    Own(i);
+                }
+                if (oneByOne || i == live.Count - 1)
+                {
+                    if (trip.BatchCommands.Count == 0) continue;
+                    try { await trip.ExecuteNonQueryAsync(ct); }
+                    catch (PostgresException e) when (IsTheDeliverys(e)) { return (OwnerOf(e), e); }
+                    await NextTripAsync();
+                }
+            }
+            return (AllWritten, null);
+        }
+        finally { await trip.DisposeAsync(); }
+    }
+
+    private const int AllWritten = -1;
+    private const int Ambiguous = -2;
 
     /// <summary>
     /// Whether an error raised while writing one delivery is that delivery's own (its data, its step's code), so the others can

@@ -21,8 +21,8 @@ public sealed record IngestResult(IngestOutcome Outcome, string? Reason = null);
 /// <summary>
 /// Stores one verified delivery: the raw body and its normalized rows, once per delivery id, in the transaction of its batch
 /// (<see cref="IngestBatcher"/>). Copies of a delivery in other transactions wait on the unique key and then write nothing.
-/// Two round trips per delivery: record the delivery (learning the shop, and whether the body was replayed from another
-/// shop), write its rows; the batch shares one commit.
+/// Two statements per delivery: record the delivery (learning the shop, and whether the body was replayed from another
+/// shop), then write its rows; the batcher pipelines them, one round trip per delivery, and the batch shares one commit.
 /// </summary>
 internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumerable<IngestionStep> steps,
     WebhookTopicTable topics, TimeProvider clock, ILogger<WebhookIngestor> logger)
@@ -59,7 +59,7 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
                     ELSE $10::jsonb END
         FROM (SELECT 1) one LEFT JOIN shop ON true CROSS JOIN replay
         ON CONFLICT (delivery_id) DO NOTHING
-        RETURNING shop_id, outcome
+        RETURNING shop_id AS ingest_shop_id, outcome AS ingest_outcome
         """;
 
     /// <summary>
@@ -92,63 +92,70 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
     }
 
     /// <summary>
-    /// Writes one delivery inside the batch's transaction: records it (learning the shop, and whether the body was replayed from
-    /// another shop), then its rows and every ingestion step. Nothing here commits; a PostgreSQL error aborts the whole
+    /// Adds the statement that records the delivery (claiming its id, learning the shop, and whether the body was replayed
+    /// from another shop) to the batch's next round trip. Its answer, read by <see cref="ReadRecordAsync"/>, decides the rows.
+    /// </summary>
+    internal void AddRecord(NpgsqlBatch batch, PendingDelivery d)
+    {
+        var h = d.Headers;
+        var record = new NpgsqlBatchCommand(RecordDeliverySql);
+        AddDeliveryParameters(record.Parameters, h, d.ReceivedAt);
+        record.Parameters.Add(Sql.Param(h.Topic == WebhookTopics.ShopRedact || d.Handler?.ActsOnUninstalledShop == true));
+        record.Parameters.Add(Sql.Param(d.Handler is not null || h.Topic is WebhookTopics.AppUninstalled or WebhookTopics.ShopRedact));
+        // Text, parsed as jsonb in SQL: the withheld summary digests the body as received.
+        record.Parameters.Add(new NpgsqlParameter { Value = Encoding.UTF8.GetString(d.Body), NpgsqlDbType = NpgsqlDbType.Text });
+        record.Parameters.Add(Sql.Param(d.Owned.Orders));
+        record.Parameters.Add(Sql.Param(d.Owned.Customers));
+        record.Parameters.Add(Sql.Param(d.Owned.Products));
+        record.Parameters.Add(Sql.Param(d.Owned.Checkouts));
+        record.Parameters.Add(Sql.Param(d.Owned.CartTokens));
+        record.Parameters.Add(Sql.Param(d.ClaimedShopifyShopId ?? (object)new TypedNull(NpgsqlDbType.Bigint)));
+        batch.BatchCommands.Add(record);
+    }
+
+    /// <summary>What the record statement answered: null when the delivery id was already stored (nothing was written).</summary>
+    /// <remarks>Why found by its column name: the round trip also carries the previous delivery's rows, some of which return rows.</remarks>
+    internal static async Task<(long? ShopId, string Outcome)?> ReadRecordAsync(NpgsqlDataReader reader, CancellationToken ct)
+    {
+        (long? ShopId, string Outcome)? answer = null;
+        do
+        {
+            if (reader.FieldCount != 2 || reader.GetName(1) != "ingest_outcome") continue;
+            if (await reader.ReadAsync(ct)) answer = (reader.IsDBNull(0) ? null : reader.GetInt64(0), reader.GetString(1));
+        } while (await reader.NextResultAsync(ct));
+        return answer;
+    }
+
+    /// <summary>
+    /// Adds what the recorded delivery writes to the batch's next round trip: its rows and every ingestion step (normalized),
+    /// or the removal of its record (refused). Nothing here commits; a statement PostgreSQL refuses aborts the whole
     /// transaction, and the batcher writes the batch again without this delivery (or with it kept aside).
     /// </summary>
-    internal async Task<IngestResult> WriteAsync(NpgsqlConnection conn, NpgsqlTransaction tx, PendingDelivery d, CancellationToken ct)
+    internal IngestResult AddRows(NpgsqlBatch batch, PendingDelivery d, (long? ShopId, string Outcome)? recorded)
     {
-        if (d.KeptAsideFor is { } error) return await KeepFailedAsync(conn, tx, d, error, ct);
+        if (recorded is not var (shopId, outcome))
+            return new IngestResult(IngestOutcome.Duplicate); // an earlier delivery, or a copy earlier in this batch
         var h = d.Headers;
-        var handler = d.Handler;
-        var actsOnShopRow = h.Topic is WebhookTopics.AppUninstalled or WebhookTopics.ShopRedact;
-        long? shopId;
-        string outcome;
-        await using (var record = new NpgsqlCommand(RecordDeliverySql, conn, tx))
-        {
-            AddDeliveryParameters(record, h, d.ReceivedAt);
-            record.Parameters.Add(Sql.Param(h.Topic == WebhookTopics.ShopRedact || handler?.ActsOnUninstalledShop == true));
-            record.Parameters.Add(Sql.Param(handler is not null || actsOnShopRow));
-            // Text, parsed as jsonb in SQL: the withheld summary digests the body as received.
-            record.Parameters.Add(new NpgsqlParameter { Value = Encoding.UTF8.GetString(d.Body), NpgsqlDbType = NpgsqlDbType.Text });
-            record.Parameters.Add(Sql.Param(d.Owned.Orders));
-            record.Parameters.Add(Sql.Param(d.Owned.Customers));
-            record.Parameters.Add(Sql.Param(d.Owned.Products));
-            record.Parameters.Add(Sql.Param(d.Owned.Checkouts));
-            record.Parameters.Add(Sql.Param(d.Owned.CartTokens));
-            record.Parameters.Add(Sql.Param(d.ClaimedShopifyShopId ?? (object)new TypedNull(NpgsqlDbType.Bigint)));
-            await using var reader = await record.ExecuteReaderAsync(ct);
-            // No row: the delivery id is already stored (an earlier delivery, or a copy earlier in this batch). Nothing written.
-            if (!await reader.ReadAsync(ct)) return new IngestResult(IngestOutcome.Duplicate);
-            shopId = reader.IsDBNull(0) ? null : reader.GetInt64(0);
-            outcome = reader.GetString(1);
-        }
+        var store = new StoreWriter(batch, shopId ?? 0);
         if (outcome.StartsWith("refused", StringComparison.Ordinal))
         {
             // Why a delete, not a rollback: the batch-mates' rows stay in the transaction; a refused delivery leaves no row.
-            await using var forget = new NpgsqlCommand("DELETE FROM webhook_deliveries WHERE delivery_id = $1", conn, tx);
-            forget.Parameters.Add(Sql.Param(h.DeliveryId));
-            await forget.ExecuteNonQueryAsync(ct);
+            store.Add("DELETE FROM webhook_deliveries WHERE delivery_id = $1", h.DeliveryId);
             return new IngestResult(IngestOutcome.Refused, outcome["refused: ".Length..]);
         }
+        if (outcome != "normalized") return new IngestResult(Outcome(outcome));
 
-        if (outcome == "normalized")
+        if (h.Topic == WebhookTopics.ShopRedact) ComplianceService.AddShopRedaction(store, h.ShopDomain, h.DeliveryId);
+        else if (h.Topic == WebhookTopics.AppUninstalled) AddUninstall(store, shopId!.Value, h.ShopDomain, d.ReceivedAt);
+        else
         {
-            await using var batch = new NpgsqlBatch(conn, tx);
-            var store = new StoreWriter(batch, shopId!.Value);
-            if (h.Topic == WebhookTopics.ShopRedact) ComplianceService.AddShopRedaction(store, h.ShopDomain, h.DeliveryId);
-            else if (h.Topic == WebhookTopics.AppUninstalled) AddUninstall(store, shopId.Value, h.ShopDomain, d.ReceivedAt);
-            else
-            {
-                handler!.Write(new TopicContext(store, new ComplianceService(store, shopId.Value, personalData), h.ShopDomain, d.ReceivedAt), d.Rows!);
-                var context = new IngestionContext(h.ShopDomain, h.Topic, h.DeliveryId, d.ReceivedAt);
-                foreach (var step in _steps)
-                    if (step.Rows.IsInstanceOfType(d.Rows)) step.Add(store, d.Rows!, context);
-                if (d.CustomerId is { } customerId) AddRawRedactionGuard(store, h.DeliveryId, shopId.Value, customerId, d.ReceivedAt);
-            }
-            await batch.ExecuteNonQueryAsync(ct);
+            d.Handler!.Write(new TopicContext(store, new ComplianceService(store, shopId!.Value, personalData), h.ShopDomain, d.ReceivedAt), d.Rows!);
+            var context = new IngestionContext(h.ShopDomain, h.Topic, h.DeliveryId, d.ReceivedAt);
+            foreach (var step in _steps)
+                if (step.Rows.IsInstanceOfType(d.Rows)) step.Add(store, d.Rows!, context);
+            if (d.CustomerId is { } customerId) AddRawRedactionGuard(store, h.DeliveryId, shopId.Value, customerId, d.ReceivedAt);
         }
-        return new IngestResult(Outcome(outcome));
+        return new IngestResult(IngestOutcome.Normalized);
     }
 
     /// <summary>Logs a refused delivery once, when it is answered.</summary>
@@ -182,7 +189,7 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
     /// error for inspection, and answered 200 so Shopify does not retry it for hours. Neither the body nor the error detail
     /// is logged, as both may hold what a shopper typed.
     /// </summary>
-    private static async Task<IngestResult> KeepFailedAsync(NpgsqlConnection conn, NpgsqlTransaction tx, PendingDelivery d, string error, CancellationToken ct)
+    internal static IngestResult AddKeepFailed(NpgsqlBatch batch, PendingDelivery d)
     {
         const string sql = """
             INSERT INTO webhook_deliveries (delivery_id, shop_domain, shop_id, topic, api_version, event_id, triggered_at, received_at, outcome, body, raw_body, error)
@@ -193,18 +200,17 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
             ON CONFLICT (delivery_id) DO NOTHING
             """;
         var asBytes = d.KeepAsBytes;
-        await using var cmd = new NpgsqlCommand(sql, conn, tx);
-        AddDeliveryParameters(cmd, d.Headers, d.ReceivedAt);
+        var cmd = new NpgsqlBatchCommand(sql);
+        AddDeliveryParameters(cmd.Parameters, d.Headers, d.ReceivedAt);
         cmd.Parameters.Add(new NpgsqlParameter { Value = asBytes ? "{}" : Encoding.UTF8.GetString(d.Body), NpgsqlDbType = NpgsqlDbType.Jsonb });
         cmd.Parameters.Add(Sql.Param(asBytes));
         cmd.Parameters.Add(new NpgsqlParameter { Value = WithheldSummary(d.Body, asBytes ? "kept as bytes in raw_body" : "no shop of ours"), NpgsqlDbType = NpgsqlDbType.Jsonb });
         cmd.Parameters.Add(new NpgsqlParameter { Value = d.Body, NpgsqlDbType = NpgsqlDbType.Bytea });
-        cmd.Parameters.Add(Sql.Param(error));
-        await cmd.ExecuteNonQueryAsync(ct);
-        return new IngestResult(IngestOutcome.KeptFailed, error);
+        cmd.Parameters.Add(Sql.Param(d.KeptAsideFor));
+        batch.BatchCommands.Add(cmd);
+        return new IngestResult(IngestOutcome.KeptFailed, d.KeptAsideFor);
     }
 
-    /// <summary>Data errors (class 22) and constraint violations on the rows (class 23) are the body's fault: retrying will not help.</summary>
     internal static bool IsDataError(PostgresException e) => e.SqlState.StartsWith("22", StringComparison.Ordinal) || e.SqlState.StartsWith("23", StringComparison.Ordinal);
 
     /// <summary>What debugging a delivery we cannot keep needs, and no personal data: its size and digest.</summary>
@@ -216,15 +222,15 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
     }.ToJsonString();
 
     /// <summary>$1 to $7 of both delivery inserts: the delivery's headers and when it was received.</summary>
-    private static void AddDeliveryParameters(NpgsqlCommand cmd, WebhookDeliveryHeaders h, DateTimeOffset receivedAt)
+    private static void AddDeliveryParameters(NpgsqlParameterCollection p, WebhookDeliveryHeaders h, DateTimeOffset receivedAt)
     {
-        cmd.Parameters.Add(Sql.Param(h.DeliveryId));
-        cmd.Parameters.Add(Sql.Param(h.ShopDomain));
-        cmd.Parameters.Add(Sql.Param(h.Topic));
-        cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)h.ApiVersion ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
-        cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)h.EventId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
-        cmd.Parameters.Add(Sql.Param(TypedNull.Time(h.TriggeredAt)));
-        cmd.Parameters.Add(Sql.Param(receivedAt));
+        p.Add(Sql.Param(h.DeliveryId));
+        p.Add(Sql.Param(h.ShopDomain));
+        p.Add(Sql.Param(h.Topic));
+        p.Add(new NpgsqlParameter { Value = (object?)h.ApiVersion ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+        p.Add(new NpgsqlParameter { Value = (object?)h.EventId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+        p.Add(Sql.Param(TypedNull.Time(h.TriggeredAt)));
+        p.Add(Sql.Param(receivedAt));
     }
 
     private static byte[] StripNul(byte[] body)
