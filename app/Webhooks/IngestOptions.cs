@@ -37,7 +37,7 @@ public sealed class IngestOptionsValidator : IValidateOptions<IngestOptions>
         if (o.MaxBatch is < 1 or > 512) f.Add($"{IngestOptions.Section}:MaxBatch {o.MaxBatch} must be between 1 and 512.");
         if (o.MaxWait < TimeSpan.Zero || o.MaxWait > TimeSpan.FromSeconds(10))
             f.Add($"{IngestOptions.Section}:MaxWait {o.MaxWait} must be between 0 and 10 s (it adds to a quiet delivery's latency).");
-        if (o.Writers is < 1 or > 16) f.Add($"{IngestOptions.Section}:Writers {o.Writers} must be between 1 and 16.");
+        if (o.Writers is < 1 or > 64) f.Add($"{IngestOptions.Section}:Writers {o.Writers} must be between 1 and 64 (each holds a connection while it writes).");
         if (o.QueueCapacity < o.MaxBatch || o.QueueCapacity > 4096)
             f.Add($"{IngestOptions.Section}:QueueCapacity {o.QueueCapacity} must be between MaxBatch ({o.MaxBatch}) and 4096.");
         return f.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(f);
