@@ -5,7 +5,8 @@
 # started app, then a summary table: batch size against throughput, latency and the ratio to the ceiling.
 # With INSTANCES=4, four app instances share the database and the load (C per instance).
 # Usage: scripts/bench/ingest.sh [N] [CONCURRENCY]
-#   env: BATCHES="1 8 32 64" (max batch sizes to run), INSTANCES=1, WRITERS (Webhooks:Ingest:Writers, default the app's),
+#   env: BATCHES="1 8 32 64" (max batch sizes to run), INSTANCES=1, WRITERS (Webhooks:Ingest:Writers, default the app's;
+#        at batch 1, WRITERS_AT_BATCH_1, default CONCURRENCY: one transaction per delivery, as many as in flight),
 #        INGEST_APP_PORT=5090 (first instance; the others take the next ports), INGEST_PG_PORT=55434
 set -euo pipefail
 ROOT_DIR="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -29,14 +30,17 @@ dotnet build scripts/bench/LoadGen -c Release -nologo -v q >/dev/null
 SECRET="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 export ASPNETCORE_ENVIRONMENT=Production Logging__LogLevel__Default=Warning
 export ConnectionStrings__Postgres="$PG_CONN" Shopify__ClientId=bench-client Shopify__ClientSecret="$SECRET" Shopify__AppUrl="http://127.0.0.1:$PORT"
-[ -z "${WRITERS:-}" ] || export Webhooks__Ingest__Writers="$WRITERS"
 app_keyring "$ROOT_DIR/.run/bench-keyring.pfx"
 
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; app and load generator share it; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "N = $N per pass, concurrency $C per instance, $INSTANCES instance(s), max batch sizes: $BATCHES"
 RESULTS=()
+RUN=0
 for batch in $BATCHES; do
   export Webhooks__Ingest__MaxBatch="$batch"
+  # Why 32 writers at batch 1: one transaction per delivery with as many in flight as the load sends, as before group commit.
+  if [ "$batch" = 1 ]; then export Webhooks__Ingest__Writers="${WRITERS_AT_BATCH_1:-$C}"
+  elif [ -n "${WRITERS:-}" ]; then export Webhooks__Ingest__Writers="$WRITERS"; else unset Webhooks__Ingest__Writers; fi
   URLS=""
   for i in $(seq 0 $((INSTANCES - 1))); do
     app_start "$((PORT + i))" ".run/bench-app-$i.log"; PIDS+=("$APP_PID")
@@ -44,10 +48,11 @@ for batch in $BATCHES; do
   done
   echo "--- max batch $batch"
   out="$(dotnet scripts/bench/LoadGen/bin/Release/net10.0/LoadGen.dll ingest --url "$URLS" --secret "$SECRET" \
-    --conn "$PG_CONN" --n "$N" --concurrency "$((C * INSTANCES))" --label "$batch")" || { echo "$out"; exit 1; }
+    --conn "$PG_CONN" --n "$N" --concurrency "$((C * INSTANCES))" --label "$batch" --run "$RUN")" || { echo "$out"; exit 1; }
   echo "$out" | grep -v '^RESULT|'
   RESULTS+=("$(echo "$out" | grep '^RESULT|')")
   stop_apps
+  RUN=$((RUN + 1))
 done
 
 echo

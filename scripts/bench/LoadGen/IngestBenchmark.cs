@@ -22,7 +22,10 @@ internal static class IngestBenchmark
         await using (var db = NpgsqlDataSource.Create(a.Get("conn"))) shop = await CreateShopAsync(db);
 
         var random = new Random(42);
-        var orders = Enumerable.Range(0, n).Select(i => OrderBodies.Draw(random, 5_000_000_000L + i)).ToArray();
+        // Why a range per run: several runs on one database each need orders of their own, or the replay check refuses
+        // them as another shop's.
+        var firstId = 5_000_000_000L + 10_000_000L * a.GetInt("run", 0);
+        var orders = Enumerable.Range(0, n).Select(i => OrderBodies.Draw(random, firstId + i)).ToArray();
         // Why parallel: shaping 20,000 orders through JsonObject is the slow part of the start; the draws above stay sequential.
         var bodies = orders.AsParallel().AsOrdered().Select(OrderBodies.Body).ToArray();
         var hmacs = bodies.Select(b => ShopifySigner.Webhook(secret, b)).ToArray();
