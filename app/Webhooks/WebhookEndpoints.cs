@@ -1,7 +1,9 @@
 using System.Buffers;
 using System.Globalization;
 using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.Extensions.Options;
 using PluginApp.Compliance;
+using PluginApp.Data;
 using PluginApp.Shopify;
 using PluginApp.StoreData;
 
@@ -15,6 +17,10 @@ public static class WebhookEndpoints
     public static IServiceCollection AddWebhooks(this IServiceCollection services)
     {
         services.AddSingleton<WebhookIngestor>();
+        services.AddOptions<IngestOptions>().BindConfiguration(IngestOptions.Section).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<IngestOptions>, IngestOptionsValidator>();
+        services.AddSingleton<IngestBatcher>();
+        services.AddHostedService(sp => sp.GetRequiredService<IngestBatcher>());
         services.AddSingleton<WebhookTopicTable>();
         // Why at start: a topic two features both claim must stop the deploy, not fail its first delivery.
         services.AddHostedService<WebhookTopicCheck>();
@@ -48,7 +54,7 @@ public static class WebhookEndpoints
     }
 
     internal static async Task<Results<Ok, UnauthorizedHttpResult, ProblemHttpResult, StatusCodeHttpResult>> ReceiveAsync(
-        HttpRequest request, ShopifyHmac hmac, WebhookIngestor ingestor, WebhookTopicTable topics, TimeProvider clock, CancellationToken ct)
+        HttpRequest request, ShopifyHmac hmac, IngestBatcher ingestor, WebhookTopicTable topics, TimeProvider clock, CancellationToken ct)
     {
         if (request.ContentLength > MaxBodyBytes) return TypedResults.StatusCode(StatusCodes.Status413PayloadTooLarge);
         var body = await ReadBodyAsync(request, ct);
@@ -82,6 +88,12 @@ public static class WebhookEndpoints
         catch (MalformedPayloadException e)
         {
             return Problem($"The {topic} payload is malformed: {e.Message}. Nothing was stored.");
+        }
+        catch (IngestStoppedException)
+        {
+            // Not stored (the app is stopping): Shopify sends it again, to this instance or another.
+            request.HttpContext.Response.Headers.RetryAfter = DatabaseUnavailable.RetryAfterSeconds.ToString(CultureInfo.InvariantCulture);
+            return TypedResults.StatusCode(StatusCodes.Status503ServiceUnavailable);
         }
     }
 

@@ -19,11 +19,12 @@ public enum IngestOutcome { Normalized, StoredRaw, UnknownShop, ShopNotInstalled
 public sealed record IngestResult(IngestOutcome Outcome, string? Reason = null);
 
 /// <summary>
-/// Stores one verified delivery: the raw body and its normalized rows in one transaction, once per delivery id.
-/// Concurrent copies of a delivery wait on the unique key and then write nothing. Three round trips: record the
-/// delivery (learning the shop, and whether the body was replayed from another shop), write its rows, commit.
+/// Stores one verified delivery: the raw body and its normalized rows, once per delivery id, in the transaction of its batch
+/// (<see cref="IngestBatcher"/>). Copies of a delivery in other transactions wait on the unique key and then write nothing.
+/// Two statements per delivery: record the delivery (learning the shop, and whether the body was replayed from another
+/// shop), then write its rows; the batcher pipelines them, one round trip per delivery, and the batch shares one commit.
 /// </summary>
-internal sealed class WebhookIngestor(NpgsqlDataSource dataSource, PersonalDataCatalog personalData, IEnumerable<IngestionStep> steps,
+internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumerable<IngestionStep> steps,
     WebhookTopicTable topics, TimeProvider clock, ILogger<WebhookIngestor> logger)
 {
     private readonly IngestionStep[] _steps = steps.ToArray();
@@ -58,97 +59,129 @@ internal sealed class WebhookIngestor(NpgsqlDataSource dataSource, PersonalDataC
                     ELSE $10::jsonb END
         FROM (SELECT 1) one LEFT JOIN shop ON true CROSS JOIN replay
         ON CONFLICT (delivery_id) DO NOTHING
-        RETURNING shop_id, outcome
+        RETURNING shop_id AS ingest_shop_id, outcome AS ingest_outcome
         """;
 
+    /// <summary>
+    /// Everything that needs no database, done on the request's thread before the delivery queues for its batch: the shop
+    /// binding, parsing and mapping to rows.
+    /// </summary>
+    /// <returns>The delivery to write, or the answer when it was refused before touching the database.</returns>
     /// <exception cref="MalformedPayloadException">The body is not JSON or not the topic's shape; nothing was written.</exception>
-    public async Task<IngestResult> IngestAsync(WebhookDeliveryHeaders h, byte[] signedBody, CancellationToken ct)
+    public (PendingDelivery? Delivery, IngestResult? Answer) Prepare(WebhookDeliveryHeaders h, byte[] signedBody)
     {
         // Parse and map first: a malformed payload must fail before we touch the database.
         var body = JsonSanitizer.HasNul(signedBody) ? StripNul(signedBody) : signedBody;
         using var doc = ParseJson(body);
         var root = doc.RootElement;
         var claim = ShopBinding.Read(h.Topic, root);
-        if (ShopBinding.Mismatch(h.Topic, h.ShopDomain, root, claim) is { } mismatch) return Refuse(h, mismatch);
+        if (ShopBinding.Mismatch(h.Topic, h.ShopDomain, root, claim) is { } mismatch) return (null, new IngestResult(IngestOutcome.Refused, mismatch));
 
         topics.Handlers.TryGetValue(h.Topic, out var handler);
-        object? rows;
-        try { rows = handler?.Parse(root); }
+        var delivery = new PendingDelivery(h, body, handler, claim.ShopifyShopId, clock.GetUtcNow());
+        try { delivery.Rows = handler?.Parse(root); }
         catch (InvalidOperationException e)
         {
             // Valid JSON whose values .NET cannot read (e.g. a lone surrogate in a string): keep it aside, do not make Shopify retry.
-            return await KeepFailedAsync(h, body, e.GetType().Name, ct);
+            KeepAside(delivery, e.GetType().Name);
+            return (delivery, null);
         }
-        var owned = rows is not null && handler!.Owned is { } o ? o(rows) : OwnedIds.None;
-        var actsOnShopRow = h.Topic is WebhookTopics.AppUninstalled or WebhookTopics.ShopRedact;
-
-        var now = clock.GetUtcNow();
-        await using var conn = await dataSource.OpenConnectionAsync(ct);
-        await using var tx = await conn.BeginTransactionAsync(ct);
-        long? shopId;
-        string outcome;
-        try
-        {
-            await using (var record = new NpgsqlCommand(RecordDeliverySql, conn, tx))
-            {
-                AddDeliveryParameters(record, h, now);
-                record.Parameters.Add(Sql.Param(h.Topic == WebhookTopics.ShopRedact || handler?.ActsOnUninstalledShop == true));
-                record.Parameters.Add(Sql.Param(handler is not null || actsOnShopRow));
-                // Text, parsed as jsonb in SQL: the withheld summary digests the body as received.
-                record.Parameters.Add(new NpgsqlParameter { Value = Encoding.UTF8.GetString(body), NpgsqlDbType = NpgsqlDbType.Text });
-                record.Parameters.Add(Sql.Param(owned.Orders));
-                record.Parameters.Add(Sql.Param(owned.Customers));
-                record.Parameters.Add(Sql.Param(owned.Products));
-                record.Parameters.Add(Sql.Param(owned.Checkouts));
-                record.Parameters.Add(Sql.Param(owned.CartTokens));
-                record.Parameters.Add(Sql.Param(claim.ShopifyShopId ?? (object)new TypedNull(NpgsqlDbType.Bigint)));
-                await using var reader = await record.ExecuteReaderAsync(ct);
-                if (!await reader.ReadAsync(ct))
-                {
-                    await reader.DisposeAsync();
-                    await tx.RollbackAsync(ct);
-                    return new IngestResult(IngestOutcome.Duplicate);
-                }
-                shopId = reader.IsDBNull(0) ? null : reader.GetInt64(0);
-                outcome = reader.GetString(1);
-            }
-            if (outcome.StartsWith("refused", StringComparison.Ordinal))
-            {
-                await tx.RollbackAsync(ct);
-                return Refuse(h, outcome["refused: ".Length..]);
-            }
-
-            if (outcome == "normalized")
-            {
-                await using var batch = new NpgsqlBatch(conn, tx);
-                var store = new StoreWriter(batch, shopId!.Value);
-                if (h.Topic == WebhookTopics.ShopRedact) ComplianceService.AddShopRedaction(store, h.ShopDomain, h.DeliveryId);
-                else if (h.Topic == WebhookTopics.AppUninstalled) AddUninstall(store, shopId.Value, h.ShopDomain, now);
-                else
-                {
-                    handler!.Write(new TopicContext(store, new ComplianceService(store, shopId.Value, personalData), h.ShopDomain, now), rows!);
-                    var context = new IngestionContext(h.ShopDomain, h.Topic, h.DeliveryId, now);
-                    foreach (var step in _steps)
-                        if (step.Rows.IsInstanceOfType(rows)) step.Add(store, rows!, context);
-                    if (CustomerIdOf(h.Topic, root) is { } customerId) AddRawRedactionGuard(store, h.DeliveryId, shopId.Value, customerId, now);
-                }
-                await batch.ExecuteNonQueryAsync(ct);
-            }
-            await tx.CommitAsync(ct);
-        }
-        catch (PostgresException e) when (IsDataError(e))
-        {
-            await tx.RollbackAsync(CancellationToken.None);
-            return await KeepFailedAsync(h, body, $"{e.SqlState}: {e.MessageText}", ct);
-        }
-        return new IngestResult(Outcome(outcome));
+        delivery.Owned = delivery.Rows is not null && handler!.Owned is { } o ? o(delivery.Rows) : OwnedIds.None;
+        delivery.CustomerId = delivery.Rows is null ? null : CustomerIdOf(h.Topic, root);
+        return (delivery, null);
     }
 
-    private IngestResult Refuse(WebhookDeliveryHeaders h, string reason)
+    /// <summary>
+    /// Adds the statement that records the delivery (claiming its id, learning the shop, and whether the body was replayed
+    /// from another shop) to the batch's next round trip. Its answer, read by <see cref="ReadRecordAsync"/>, decides the rows.
+    /// </summary>
+    internal void AddRecord(NpgsqlBatch batch, PendingDelivery d)
     {
+        var h = d.Headers;
+        var record = new NpgsqlBatchCommand(RecordDeliverySql);
+        AddDeliveryParameters(record.Parameters, h, d.ReceivedAt);
+        record.Parameters.Add(Sql.Param(h.Topic == WebhookTopics.ShopRedact || d.Handler?.ActsOnUninstalledShop == true));
+        record.Parameters.Add(Sql.Param(d.Handler is not null || h.Topic is WebhookTopics.AppUninstalled or WebhookTopics.ShopRedact));
+        // Text, parsed as jsonb in SQL: the withheld summary digests the body as received.
+        record.Parameters.Add(new NpgsqlParameter { Value = Encoding.UTF8.GetString(d.Body), NpgsqlDbType = NpgsqlDbType.Text });
+        record.Parameters.Add(Sql.Param(d.Owned.Orders));
+        record.Parameters.Add(Sql.Param(d.Owned.Customers));
+        record.Parameters.Add(Sql.Param(d.Owned.Products));
+        record.Parameters.Add(Sql.Param(d.Owned.Checkouts));
+        record.Parameters.Add(Sql.Param(d.Owned.CartTokens));
+        record.Parameters.Add(Sql.Param(d.ClaimedShopifyShopId ?? (object)new TypedNull(NpgsqlDbType.Bigint)));
+        batch.BatchCommands.Add(record);
+    }
+
+    /// <summary>What the record statement answered: null when the delivery id was already stored (nothing was written).</summary>
+    /// <remarks>Why found by its column name: the round trip also carries the previous delivery's rows, some of which return rows.</remarks>
+    internal static async Task<(long? ShopId, string Outcome)?> ReadRecordAsync(NpgsqlDataReader reader, CancellationToken ct)
+    {
+        (long? ShopId, string Outcome)? answer = null;
+        do
+        {
+            if (reader.FieldCount != 2 || reader.GetName(1) != "ingest_outcome") continue;
+            if (await reader.ReadAsync(ct)) answer = (reader.IsDBNull(0) ? null : reader.GetInt64(0), reader.GetString(1));
+        } while (await reader.NextResultAsync(ct));
+        return answer;
+    }
+
+    /// <summary>
+    /// Adds what the recorded delivery writes to the batch's next round trip: its rows and every ingestion step (normalized),
+    /// or the removal of its record (refused). Nothing here commits; a statement PostgreSQL refuses aborts the whole
+    /// transaction, and the batcher writes the batch again without this delivery (or with it kept aside).
+    /// </summary>
+    internal IngestResult AddRows(NpgsqlBatch batch, PendingDelivery d, (long? ShopId, string Outcome)? recorded)
+    {
+        if (recorded is not var (shopId, outcome))
+            return new IngestResult(IngestOutcome.Duplicate); // an earlier delivery, or a copy earlier in this batch
+        var h = d.Headers;
+        var store = new StoreWriter(batch, shopId ?? 0);
+        if (outcome.StartsWith("refused", StringComparison.Ordinal))
+        {
+            // Why a delete, not a rollback: the batch-mates' rows stay in the transaction; a refused delivery leaves no row.
+            store.Add("DELETE FROM webhook_deliveries WHERE delivery_id = $1", h.DeliveryId);
+            return new IngestResult(IngestOutcome.Refused, outcome["refused: ".Length..]);
+        }
+        if (outcome != "normalized") return new IngestResult(Outcome(outcome));
+
+        if (h.Topic == WebhookTopics.ShopRedact) ComplianceService.AddShopRedaction(store, h.ShopDomain, h.DeliveryId);
+        else if (h.Topic == WebhookTopics.AppUninstalled) AddUninstall(store, shopId!.Value, h.ShopDomain, d.ReceivedAt);
+        else
+        {
+            d.Handler!.Write(new TopicContext(store, new ComplianceService(store, shopId!.Value, personalData), h.ShopDomain, d.ReceivedAt), d.Rows!);
+            var context = new IngestionContext(h.ShopDomain, h.Topic, h.DeliveryId, d.ReceivedAt);
+            foreach (var step in _steps)
+                if (step.Rows.IsInstanceOfType(d.Rows)) step.Add(store, d.Rows!, context);
+            if (d.CustomerId is { } customerId) AddRawRedactionGuard(store, h.DeliveryId, shopId.Value, customerId, d.ReceivedAt);
+        }
+        return new IngestResult(IngestOutcome.Normalized);
+    }
+
+    /// <summary>Logs a refused delivery once, when it is answered.</summary>
+    public void LogRefused(WebhookDeliveryHeaders h, string? reason) =>
         logger.LogWarning(SecurityEvent, "Refused webhook {DeliveryId} ({Topic}) for {Shop}: {Reason}. A signed body replayed for another shop acts on nothing.",
             h.DeliveryId, h.Topic, h.ShopDomain, reason);
-        return new IngestResult(IngestOutcome.Refused, reason);
+
+    /// <summary>
+    /// PostgreSQL refused the delivery's rows: it is written again, kept aside as failed. False when it was already being kept
+    /// aside in both forms, and cannot be stored at all.
+    /// </summary>
+    internal bool TryKeepAside(PendingDelivery d, PostgresException e)
+    {
+        if (!IsDataError(e)) return false;
+        if (d.KeptAsideFor is null) { KeepAside(d, $"{e.SqlState}: {e.MessageText}"); return true; }
+        if (d.KeepAsBytes) return false;
+        // Why the bytes as a second try: when even jsonb refuses the body, it is kept exactly as signed.
+        d.KeepAsBytes = true;
+        return true;
+    }
+
+    private void KeepAside(PendingDelivery d, string error)
+    {
+        d.KeptAsideFor = error;
+        logger.LogError("Webhook {DeliveryId} ({Topic}) for {Shop} could not be stored as rows ({Error}); kept as failed for inspection",
+            d.Headers.DeliveryId, d.Headers.Topic, d.Headers.ShopDomain, error);
     }
 
     /// <summary>
@@ -156,10 +189,8 @@ internal sealed class WebhookIngestor(NpgsqlDataSource dataSource, PersonalDataC
     /// error for inspection, and answered 200 so Shopify does not retry it for hours. Neither the body nor the error detail
     /// is logged, as both may hold what a shopper typed.
     /// </summary>
-    private async Task<IngestResult> KeepFailedAsync(WebhookDeliveryHeaders h, byte[] body, string error, CancellationToken ct)
+    internal static IngestResult AddKeepFailed(NpgsqlBatch batch, PendingDelivery d)
     {
-        logger.LogError("Webhook {DeliveryId} ({Topic}) for {Shop} could not be stored as rows ({Error}); kept as failed for inspection",
-            h.DeliveryId, h.Topic, h.ShopDomain, error);
         const string sql = """
             INSERT INTO webhook_deliveries (delivery_id, shop_domain, shop_id, topic, api_version, event_id, triggered_at, received_at, outcome, body, raw_body, error)
             SELECT $1, $2, s.id, $3, $4, $5, $6, $7, CASE WHEN s.id IS NULL THEN 'unknown_shop' ELSE 'failed' END,
@@ -168,28 +199,19 @@ internal sealed class WebhookIngestor(NpgsqlDataSource dataSource, PersonalDataC
             FROM (SELECT 1) one LEFT JOIN shops s ON s.domain = $2
             ON CONFLICT (delivery_id) DO NOTHING
             """;
-        foreach (var asBytes in new[] { false, true })
-        {
-            try
-            {
-                await using var cmd = dataSource.CreateCommand(sql);
-                AddDeliveryParameters(cmd, h, clock.GetUtcNow());
-                // Why the bytes as a second try: when even jsonb refuses the body, it is kept exactly as signed.
-                cmd.Parameters.Add(new NpgsqlParameter { Value = asBytes ? "{}" : Encoding.UTF8.GetString(body), NpgsqlDbType = NpgsqlDbType.Jsonb });
-                cmd.Parameters.Add(Sql.Param(asBytes));
-                cmd.Parameters.Add(new NpgsqlParameter { Value = WithheldSummary(body, asBytes ? "kept as bytes in raw_body" : "no shop of ours"), NpgsqlDbType = NpgsqlDbType.Jsonb });
-                cmd.Parameters.Add(new NpgsqlParameter { Value = body, NpgsqlDbType = NpgsqlDbType.Bytea });
-                cmd.Parameters.Add(Sql.Param(error));
-                await cmd.ExecuteNonQueryAsync(ct);
-                return new IngestResult(IngestOutcome.KeptFailed, error);
-            }
-            catch (PostgresException e) when (!asBytes && IsDataError(e)) { }
-        }
-        return new IngestResult(IngestOutcome.KeptFailed, error);
+        var asBytes = d.KeepAsBytes;
+        var cmd = new NpgsqlBatchCommand(sql);
+        AddDeliveryParameters(cmd.Parameters, d.Headers, d.ReceivedAt);
+        cmd.Parameters.Add(new NpgsqlParameter { Value = asBytes ? "{}" : Encoding.UTF8.GetString(d.Body), NpgsqlDbType = NpgsqlDbType.Jsonb });
+        cmd.Parameters.Add(Sql.Param(asBytes));
+        cmd.Parameters.Add(new NpgsqlParameter { Value = WithheldSummary(d.Body, asBytes ? "kept as bytes in raw_body" : "no shop of ours"), NpgsqlDbType = NpgsqlDbType.Jsonb });
+        cmd.Parameters.Add(new NpgsqlParameter { Value = d.Body, NpgsqlDbType = NpgsqlDbType.Bytea });
+        cmd.Parameters.Add(Sql.Param(d.KeptAsideFor));
+        batch.BatchCommands.Add(cmd);
+        return new IngestResult(IngestOutcome.KeptFailed, d.KeptAsideFor);
     }
 
-    /// <summary>Data errors (class 22) and constraint violations on the rows (class 23) are the body's fault: retrying will not help.</summary>
-    private static bool IsDataError(PostgresException e) => e.SqlState.StartsWith("22", StringComparison.Ordinal) || e.SqlState.StartsWith("23", StringComparison.Ordinal);
+    internal static bool IsDataError(PostgresException e) => e.SqlState.StartsWith("22", StringComparison.Ordinal) || e.SqlState.StartsWith("23", StringComparison.Ordinal);
 
     /// <summary>What debugging a delivery we cannot keep needs, and no personal data: its size and digest.</summary>
     private static string WithheldSummary(byte[] body, string why) => new JsonObject
@@ -200,15 +222,15 @@ internal sealed class WebhookIngestor(NpgsqlDataSource dataSource, PersonalDataC
     }.ToJsonString();
 
     /// <summary>$1 to $7 of both delivery inserts: the delivery's headers and when it was received.</summary>
-    private static void AddDeliveryParameters(NpgsqlCommand cmd, WebhookDeliveryHeaders h, DateTimeOffset receivedAt)
+    private static void AddDeliveryParameters(NpgsqlParameterCollection p, WebhookDeliveryHeaders h, DateTimeOffset receivedAt)
     {
-        cmd.Parameters.Add(Sql.Param(h.DeliveryId));
-        cmd.Parameters.Add(Sql.Param(h.ShopDomain));
-        cmd.Parameters.Add(Sql.Param(h.Topic));
-        cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)h.ApiVersion ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
-        cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)h.EventId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
-        cmd.Parameters.Add(Sql.Param(TypedNull.Time(h.TriggeredAt)));
-        cmd.Parameters.Add(Sql.Param(receivedAt));
+        p.Add(Sql.Param(h.DeliveryId));
+        p.Add(Sql.Param(h.ShopDomain));
+        p.Add(Sql.Param(h.Topic));
+        p.Add(new NpgsqlParameter { Value = (object?)h.ApiVersion ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+        p.Add(new NpgsqlParameter { Value = (object?)h.EventId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+        p.Add(Sql.Param(TypedNull.Time(h.TriggeredAt)));
+        p.Add(Sql.Param(receivedAt));
     }
 
     private static byte[] StripNul(byte[] body)
@@ -263,4 +285,23 @@ internal sealed class WebhookIngestor(NpgsqlDataSource dataSource, PersonalDataC
         "unknown_shop" => IngestOutcome.UnknownShop,
         _ => IngestOutcome.ShopNotInstalled,
     };
+}
+
+/// <summary>A verified, parsed delivery waiting for its batch; answered when the batch's transaction commits.</summary>
+internal sealed class PendingDelivery(WebhookDeliveryHeaders headers, byte[] body, TopicHandler? handler, long? claimedShopifyShopId,
+    DateTimeOffset receivedAt)
+{
+    public WebhookDeliveryHeaders Headers { get; } = headers;
+    public byte[] Body { get; } = body;
+    public TopicHandler? Handler { get; } = handler;
+    public long? ClaimedShopifyShopId { get; } = claimedShopifyShopId;
+    public DateTimeOffset ReceivedAt { get; } = receivedAt;
+    public object? Rows { get; set; }
+    public OwnedIds Owned { get; set; } = OwnedIds.None;
+    /// <summary>The customer whose erasure must also keep this raw body out.</summary>
+    public long? CustomerId { get; set; }
+    /// <summary>Set when the rows cannot be stored: the delivery is written as failed, with this error.</summary>
+    public string? KeptAsideFor { get; set; }
+    public bool KeepAsBytes { get; set; }
+    public TaskCompletionSource<IngestResult> Answer { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 }

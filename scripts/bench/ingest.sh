@@ -1,19 +1,29 @@
 #!/usr/bin/env bash
-# Webhook ingestion benchmark: N signed orders/create deliveries at concurrency 32, each sent twice,
-# against the app on a private PostgreSQL; the ceiling is the same bodies posted to an endpoint with no database.
+# Webhook ingestion benchmark: N signed orders/create deliveries at concurrency C, each sent twice, against the app on a
+# private PostgreSQL; the ceiling is the same bodies posted to an endpoint with no database, measured in the same run.
+# One run per group-commit batch size (Webhooks:Ingest:MaxBatch; 1 = one transaction per delivery), each on a freshly
+# started app, then a summary table: batch size against throughput, latency and the ratio to the ceiling.
+# With INSTANCES=4, four app instances share the database and the load (C per instance).
 # Usage: scripts/bench/ingest.sh [N] [CONCURRENCY]
+#   env: BATCHES="1 8 32 64" (max batch sizes to run), INSTANCES=1, WRITERS (Webhooks:Ingest:Writers, default the app's;
+#        at batch 1, WRITERS_AT_BATCH_1, default CONCURRENCY: one transaction per delivery, as many as in flight),
+#        INGEST_APP_PORT=5090 (first instance; the others take the next ports), INGEST_PG_PORT=55434
 set -euo pipefail
 ROOT_DIR="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$ROOT_DIR"
 source scripts/lib/dotnet.sh
 source scripts/lib/postgres.sh
 source scripts/lib/app.sh
-N="${1:-20000}"; C="${2:-32}"; PORT=5090
+N="${1:-20000}"; C="${2:-32}"
+PORT="${INGEST_APP_PORT:-5090}"; PG_BENCH_PORT="${INGEST_PG_PORT:-55434}"
+BATCHES="${BATCHES:-1 8 32 64}"; INSTANCES="${INSTANCES:-1}"
 
 mkdir -p .run
 [ -n "${KEEP_BENCH_DB:-}" ] || pg_reset bench   # a fresh cluster: every run measures the same thing
-pg_up bench 55434
-trap 'app_stop; pg_down bench' EXIT
+pg_up bench "$PG_BENCH_PORT"
+PIDS=()
+stop_apps() { for p in "${PIDS[@]}"; do APP_PID="$p" app_stop; done; PIDS=(); }
+trap 'stop_apps; pg_down bench' EXIT
 dotnet build app/PluginApp.csproj -c Release -nologo -v q >/dev/null
 dotnet build scripts/bench/LoadGen -c Release -nologo -v q >/dev/null
 
@@ -21,8 +31,35 @@ SECRET="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 export ASPNETCORE_ENVIRONMENT=Production Logging__LogLevel__Default=Warning
 export ConnectionStrings__Postgres="$PG_CONN" Shopify__ClientId=bench-client Shopify__ClientSecret="$SECRET" Shopify__AppUrl="http://127.0.0.1:$PORT"
 app_keyring "$ROOT_DIR/.run/bench-keyring.pfx"
-app_start "$PORT" .run/bench-app.log
 
-echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; app and load generator share it"
-dotnet scripts/bench/LoadGen/bin/Release/net10.0/LoadGen.dll ingest --url "http://127.0.0.1:$PORT" --secret "$SECRET" \
-  --conn "$PG_CONN" --n "$N" --concurrency "$C"
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; app and load generator share it; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "N = $N per pass, concurrency $C per instance, $INSTANCES instance(s), max batch sizes: $BATCHES"
+RESULTS=()
+RUN=0
+for batch in $BATCHES; do
+  export Webhooks__Ingest__MaxBatch="$batch"
+  # Why 32 writers at batch 1: one transaction per delivery with as many in flight as the load sends, as before group commit.
+  if [ "$batch" = 1 ]; then export Webhooks__Ingest__Writers="${WRITERS_AT_BATCH_1:-$C}"
+  elif [ -n "${WRITERS:-}" ]; then export Webhooks__Ingest__Writers="$WRITERS"; else unset Webhooks__Ingest__Writers; fi
+  URLS=""
+  for i in $(seq 0 $((INSTANCES - 1))); do
+    app_start "$((PORT + i))" ".run/bench-app-$i.log"; PIDS+=("$APP_PID")
+    URLS="${URLS:+$URLS,}http://127.0.0.1:$((PORT + i))"
+  done
+  echo "--- max batch $batch"
+  out="$(dotnet scripts/bench/LoadGen/bin/Release/net10.0/LoadGen.dll ingest --url "$URLS" --secret "$SECRET" \
+    --conn "$PG_CONN" --n "$N" --concurrency "$((C * INSTANCES))" --label "$batch" --run "$RUN")" || { echo "$out"; exit 1; }
+  echo "$out" | grep -v '^RESULT|'
+  RESULTS+=("$(echo "$out" | grep '^RESULT|')")
+  stop_apps
+  RUN=$((RUN + 1))
+done
+
+echo
+echo "=== $(date -u '+%d %b %Y %H:%M UTC'): $INSTANCES instance(s), concurrency $((C * INSTANCES)), N = $N, load average now $(cut -d' ' -f1-3 /proc/loadavg)"
+printf '%-10s %10s %12s %9s %9s %12s %12s %16s\n' "max batch" "ceiling/s" "first/s" "p50 ms" "p99 ms" "repeated/s" "per commit" "first/ceiling"
+for r in "${RESULTS[@]}"; do
+  IFS='|' read -r _ label ceiling first p50 p99 repeat per ratio failures ok <<<"$r"
+  printf '%-10s %10s %12s %9s %9s %12s %12s %16s%s\n' "$label" "$ceiling" "$first" "$p50" "$p99" "$repeat" "$per" "$ratio" \
+    "$([ "$failures" = 0 ] && [ "$ok" = True ] || echo "  (failures $failures, orders stored ok: $ok)")"
+done

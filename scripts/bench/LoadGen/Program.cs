@@ -4,6 +4,7 @@ using LoadGen;
 // Usage: LoadGen ingest --url URL --secret S --conn CS [--n 20000] [--concurrency 32]
 //        LoadGen serve --url URL --secret S --shop SHOP --products FILE [--n 30000] [--concurrency 64]
 //        LoadGen risk --url URL --secret S --conn CS [--n 10000] [--idle 100] [--concurrency 32]
+//        LoadGen crash --phase load|resend --url URL --secret S --conn CS --state FILE [--n 5000] [--concurrency 32] [--kill-pid PID --kill-after K]
 var opts = Args.Parse(args);
 switch (opts.Command)
 {
@@ -13,10 +14,13 @@ switch (opts.Command)
         return await ServeBenchmark.RunAsync(opts);
     case "risk":
         return await RiskLatencyBenchmark.RunAsync(opts);
+    case "crash":
+        return await CrashTest.RunAsync(opts);
     default:
         Console.Error.WriteLine("usage: LoadGen ingest --url URL --secret SECRET --conn CONNSTRING [--n N] [--concurrency C]");
         Console.Error.WriteLine("       LoadGen serve --url URL --secret SECRET --shop SHOP --products FILE [--n N] [--concurrency C]");
         Console.Error.WriteLine("       LoadGen risk --url URL --secret SECRET --conn CONNSTRING [--n N] [--idle N] [--concurrency C]");
+        Console.Error.WriteLine("       LoadGen crash --phase load|resend --url URL --secret SECRET --conn CONNSTRING --state FILE [--n N] [--concurrency C] [--kill-pid PID --kill-after K]");
         return 2;
 }
 

@@ -1,0 +1,264 @@
+using System.Threading.Channels;
+using Microsoft.Extensions.Options;
+using Npgsql;
+using PluginApp.Data;
+
+namespace PluginApp.Webhooks;
+
+/// <summary>Ingestion is stopping (the app is shutting down): the delivery was not stored and must be sent again.</summary>
+public sealed class IngestStoppedException() : Exception("Webhook ingestion is stopping; the delivery was not stored.");
+
+/// <summary>
+/// Group commit: verified deliveries queue here, and a few writers each take what has arrived (up to MaxBatch, waiting at
+/// most MaxWait for more), write it in one transaction with the same per-delivery code as a lone delivery, and answer every
+/// delivery of the batch when that transaction has committed: one commit and one fsync for the batch. A delivery PostgreSQL
+/// refuses, or whose step throws, aborts the transaction; the batch is written again without it (or with it kept aside as
+/// failed), so it never fails its batch-mates. Copies of a delivery in one batch are written once: the first records the
+/// delivery id, the copies find it. When the app stops, what is queued is still written (or failed, never answered 200).
+/// </summary>
+internal sealed class IngestBatcher : BackgroundService
+{
+    /// <summary>Times a batch is written again after PostgreSQL chose it as a deadlock's victim (batches of two instances can cross).</summary>
+    private const int DeadlockRetries = 5;
+
+    private readonly NpgsqlDataSource _dataSource;
+    private readonly WebhookIngestor _ingestor;
+    private readonly IngestOptions _options;
+    private readonly TimeProvider _clock;
+    private readonly ILogger<IngestBatcher> _logger;
+    private readonly Channel<PendingDelivery> _queue;
+    // Why its own token, not the stopping token: on stop the writers first drain the queue; this one cuts them off when the
+    // host's shutdown time is up.
+    private readonly CancellationTokenSource _abort = new();
+    private int _waiting;
+
+    public IngestBatcher(NpgsqlDataSource dataSource, WebhookIngestor ingestor, IOptions<IngestOptions> options, TimeProvider clock,
+        ILogger<IngestBatcher> logger)
+    {
+        (_dataSource, _ingestor, _options, _clock, _logger) = (dataSource, ingestor, options.Value, clock, logger);
+        _queue = Channel.CreateBounded<PendingDelivery>(new BoundedChannelOptions(_options.QueueCapacity)
+        {
+            FullMode = BoundedChannelFullMode.Wait,
+            SingleWriter = false,
+            SingleReader = _options.Writers == 1,
+        });
+    }
+
+    /// <summary>Verifies the shop binding, parses, queues the delivery, and returns once its batch has committed.</summary>
+    /// <exception cref="MalformedPayloadException">The body is not JSON or not the topic's shape; nothing was written.</exception>
+    /// <exception cref="IngestStoppedException">The app is stopping; nothing was answered as stored.</exception>
+    public async Task<IngestResult> IngestAsync(WebhookDeliveryHeaders h, byte[] signedBody, CancellationToken ct)
+    {
+        var (delivery, answer) = _ingestor.Prepare(h, signedBody);
+        if (delivery is not null)
+        {
+            Interlocked.Increment(ref _waiting);
+            try
+            {
+                try { await _queue.Writer.WriteAsync(delivery, ct); }
+                catch (ChannelClosedException) { throw new IngestStoppedException(); }
+                answer = await delivery.Answer.Task.WaitAsync(ct);
+            }
+            finally { Interlocked.Decrement(ref _waiting); }
+        }
+        if (answer!.Outcome == IngestOutcome.Refused) _ingestor.LogRefused(h, answer.Reason);
+        return answer;
+    }
+
+    /// <summary>Deliveries queued or being written, not yet answered.</summary>
+    internal int Waiting => Volatile.Read(ref _waiting);
+
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
+        Task.WhenAll(Enumerable.Range(0, _options.Writers).Select(_ => Task.Run(() => WriteLoopAsync(stoppingToken), CancellationToken.None)));
+
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        // No new deliveries; the writers write what is queued, until the host's shutdown time is up.
+        _queue.Writer.TryComplete();
+        await using (cancellationToken.Register(_abort.Cancel))
+            await base.StopAsync(cancellationToken);
+    }
+
+    public override void Dispose()
+    {
+        _abort.Dispose();
+        base.Dispose();
+    }
+
+    private async Task WriteLoopAsync(CancellationToken stoppingToken)
+    {
+        var reader = _queue.Reader;
+        var batch = new List<PendingDelivery>(_options.MaxBatch);
+        try
+        {
+            // Why not the stopping token here: a stopping app still writes what it has queued (the channel completes instead).
+            while (await reader.WaitToReadAsync(_abort.Token))
+            {
+                while (batch.Count < _options.MaxBatch && reader.TryRead(out var d)) batch.Add(d);
+                if (batch.Count == 0) continue;
+                if (batch.Count < _options.MaxBatch && _options.MaxWait > TimeSpan.Zero && !stoppingToken.IsCancellationRequested)
+                    await FillAsync(batch, _abort.Token);
+                await WriteBatchAsync(batch, _abort.Token);
+                batch.Clear();
+            }
+        }
+        catch (OperationCanceledException) when (_abort.IsCancellationRequested) { }
+        finally
+        {
+            // Cut off at shutdown: whatever is left was not stored, and is not answered as if it were.
+            foreach (var d in batch) d.Answer.TrySetException(new IngestStoppedException());
+            while (reader.TryRead(out var d)) d.Answer.TrySetException(new IngestStoppedException());
+        }
+    }
+
+    /// <summary>Waits up to MaxWait for more deliveries to share the batch's commit.</summary>
+    private async Task FillAsync(List<PendingDelivery> batch, CancellationToken ct)
+    {
+        using var timer = new CancellationTokenSource(_options.MaxWait, _clock);
+        using var window = CancellationTokenSource.CreateLinkedTokenSource(ct, timer.Token);
+        var reader = _queue.Reader;
+        try
+        {
+            while (batch.Count < _options.MaxBatch && await reader.WaitToReadAsync(window.Token))
+                while (batch.Count < _options.MaxBatch && reader.TryRead(out var d)) batch.Add(d);
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested) { } // the window closed
+    }
+
+    /// <summary>Writes the batch in one transaction and answers each delivery after the commit.</summary>
+    private async Task WriteBatchAsync(List<PendingDelivery> batch, CancellationToken ct)
+    {
+        var live = new List<PendingDelivery>(batch);
+        var results = new IngestResult[live.Count];
+        var deadlocks = 0;
+        var oneByOne = false;
+        while (live.Count > 0)
+        {
+            int failed;
+            Exception? failure;
+            try
+            {
+                await using var conn = await _dataSource.OpenConnectionAsync(ct);
+                await using var tx = await conn.BeginTransactionAsync(ct);
+                (failed, failure) = await WriteInOneTransactionAsync(conn, tx, live, results, oneByOne, ct);
+                // Why only on AllWritten: PostgreSQL answers COMMIT of an aborted transaction with a silent rollback.
+                if (failed == AllWritten)
+                {
+                    await tx.CommitAsync(ct);
+                    // Only now is every delivery of the batch durable: answer them.
+                    for (var i = 0; i < live.Count; i++) live[i].Answer.TrySetResult(results[i]);
+                    return;
+                }
+                // Disposing the transaction rolls it back; the batch is written again below.
+            }
+            catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.DeadlockDetected or PostgresErrorCodes.SerializationFailure
+                                              && ++deadlocks <= DeadlockRetries)
+            {
+                continue;
+            }
+            catch (Exception e)
+            {
+                // The database went away, the commit failed, or the app is stopping: nothing of the batch is known to be stored.
+                if (!DatabaseUnavailable.Is(e) && e is not OperationCanceledException)
+                    _logger.LogError(e, "A batch of {Count} webhook deliveries could not be stored", live.Count);
+                var stopped = e is OperationCanceledException ? new IngestStoppedException() : e;
+                foreach (var d in live) d.Answer.TrySetException(stopped);
+                return;
+            }
+
+            if (failed == Ambiguous)
+            {
+                // Written again one delivery per round trip, where the error names its delivery.
+                oneByOne = true;
+                continue;
+            }
+            var bad = live[failed];
+            if (failure is not PostgresException pe || !_ingestor.TryKeepAside(bad, pe))
+            {
+                _logger.LogError(failure, "Webhook {DeliveryId} ({Topic}) could not be stored; its batch-mates are written without it",
+                    bad.Headers.DeliveryId, bad.Headers.Topic);
+                bad.Answer.TrySetException(failure!);
+                live.RemoveAt(failed);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Writes the deliveries in order, pipelined: each round trip carries the previous delivery's rows and the next delivery's
+    /// record, so a batch of N takes about N round trips and one commit. Deliveries still see each other's effects in arrival
+    /// order (a replay check sees the rows of the delivery before it), as they would one transaction each. With
+    /// <paramref name="oneByOne"/>, each round trip carries one delivery's statements only, so an error names its delivery.
+    /// </summary>
+    /// <returns>
+    /// -1 when all are written; else the delivery whose statement or step failed (the transaction is then aborted), or
+    /// <see cref="Ambiguous"/> when a pipelined round trip failed and PostgreSQL's error does not say whose statement it was.
+    /// </returns>
+    private async Task<(int Failed, Exception? Failure)> WriteInOneTransactionAsync(NpgsqlConnection conn, NpgsqlTransaction tx,
+        List<PendingDelivery> live, IngestResult[] results, bool oneByOne, CancellationToken ct)
+    {
+        var trip = new NpgsqlBatch(conn, tx);
+        var owners = new List<int>(); // which delivery each statement of the trip belongs to
+        void Own(int i) { while (owners.Count < trip.BatchCommands.Count) owners.Add(i); }
+        int OwnerOf(PostgresException e) =>
+            e.BatchCommand is { } failing && trip.BatchCommands.IndexOf(failing) is >= 0 and var at ? owners[at]
+            : owners.Distinct().Count() == 1 ? owners[0]
+            : Ambiguous;
+        async Task NextTripAsync()
+        {
+            await trip.DisposeAsync();
+            trip = new NpgsqlBatch(conn, tx);
+            owners.Clear();
+        }
+        try
+        {
+            for (var i = 0; i < live.Count; i++)
+            {
+                var d = live[i];
+                if (d.KeptAsideFor is not null)
+                {
+                    results[i] = WebhookIngestor.AddKeepFailed(trip, d);
+                    Own(i);
+                }
+                else
+                {
+                    _ingestor.AddRecord(trip, d);
+                    Own(i);
+                    (long?, string)? recorded;
+                    try
+                    {
+                        await using (var reader = await trip.ExecuteReaderAsync(ct)) recorded = await WebhookIngestor.ReadRecordAsync(reader, ct);
+                    }
+                    catch (PostgresException e) when (IsTheDeliverys(e)) { return (OwnerOf(e), e); }
+                    await NextTripAsync();
+                    try { results[i] = _ingestor.AddRows(trip, d, recorded); }
+                    catch (Exception e) when (IsTheDeliverys(e)) { return (i, e); } // a step's own code threw
+                    Own(i);
+                }
+                if (oneByOne || i == live.Count - 1)
+                {
+                    if (trip.BatchCommands.Count == 0) continue;
+                    try { await trip.ExecuteNonQueryAsync(ct); }
+                    catch (PostgresException e) when (IsTheDeliverys(e)) { return (OwnerOf(e), e); }
+                    await NextTripAsync();
+                }
+            }
+            return (AllWritten, null);
+        }
+        finally { await trip.DisposeAsync(); }
+    }
+
+    private const int AllWritten = -1;
+    private const int Ambiguous = -2;
+
+    /// <summary>
+    /// Whether an error raised while writing one delivery is that delivery's own (its data, its step's code), so the others can
+    /// be written without it; a lost connection, a deadlock or a stop concerns the whole batch.
+    /// </summary>
+    private static bool IsTheDeliverys(Exception e) => e switch
+    {
+        OperationCanceledException => false,
+        PostgresException p => p.SqlState is not (PostgresErrorCodes.DeadlockDetected or PostgresErrorCodes.SerializationFailure) && !DatabaseUnavailable.Is(p),
+        NpgsqlException => false,
+        _ => true,
+    };
+}

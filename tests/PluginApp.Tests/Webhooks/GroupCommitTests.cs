@@ -1,0 +1,178 @@
+using System.Net;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.DependencyInjection;
+using PluginApp.StoreData;
+using PluginApp.Tests.Infrastructure;
+using PluginApp.Webhooks;
+
+namespace PluginApp.Tests.Webhooks;
+
+/// <summary>
+/// The app with one writer that waits for a full batch of <see cref="Batch"/> deliveries (MaxWait is only a ceiling), so
+/// deliveries a test sends together share one transaction; and a step that notes every order, and throws for one.
+/// </summary>
+public sealed class GroupCommitFixture : AppFixture
+{
+    public const int Batch = 6;
+    public const long Throws = 777;
+
+    protected override void ConfigureMainInstance(IWebHostBuilder builder)
+    {
+        builder.UseSetting("Webhooks:Ingest:MaxBatch", Batch.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        builder.UseSetting("Webhooks:Ingest:MaxWait", "00:00:10");
+        builder.UseSetting("Webhooks:Ingest:Writers", "1");
+        builder.ConfigureServices(s => s.AddIngestionStep<OrderRows>("group commit probe", (store, rows, at) =>
+        {
+            if (rows.Order.Id == Throws) throw new InvalidOperationException("a feature's step failed on this order");
+            store.Add("INSERT INTO group_commit_probe (order_id, delivery_id) VALUES ($1, $2)", rows.Order.Id, at.DeliveryId);
+        }));
+    }
+
+    public override async Task InitializeAsync()
+    {
+        await base.InitializeAsync();
+        await using var cmd = Db.CreateCommand("CREATE TABLE group_commit_probe (order_id bigint NOT NULL, delivery_id text NOT NULL)");
+        await cmd.ExecuteNonQueryAsync();
+    }
+}
+
+/// <summary>Concurrent deliveries share one commit, and every guarantee of a lone delivery still holds for each of them.</summary>
+public sealed class GroupCommitTests(GroupCommitFixture app) : IClassFixture<GroupCommitFixture>, IAsyncLifetime
+{
+    private const string Shop = "group-commit.myshopify.com";
+
+    public async Task InitializeAsync() => await app.InstallShopAsync(Shop);
+    public Task DisposeAsync() => Task.CompletedTask;
+
+    /// <summary>How many transactions wrote these deliveries' rows.</summary>
+    private Task<long> Transactions(string[] deliveries) =>
+        app.CountAsync("SELECT count(DISTINCT xmin::text) FROM webhook_deliveries WHERE delivery_id = ANY($1)", (object)deliveries);
+
+    private Task<long> Orders(long id) => app.CountAsync("SELECT count(*) FROM orders WHERE id = $1", id);
+
+    [Fact]
+    public async Task ConcurrentDeliveries_ShareOneCommit_AndEachIsStoredWhenItsAnswerArrives()
+    {
+        var ids = Enumerable.Range(0, GroupCommitFixture.Batch).Select(i => (Order: 8_100_001L + i, Delivery: Guid.NewGuid().ToString())).ToArray();
+
+        var answers = await Task.WhenAll(ids.Select(async x =>
+        {
+            var response = await app.SendWebhookAsync("orders/create", Shop, ShopifyPayloads.Order(x.Order, lines: 3).ToJsonString(), x.Delivery);
+            // Read at once, before any other answer is awaited: a 200 means the delivery and its rows are already committed.
+            return (response.StatusCode, Stored: await Orders(x.Order),
+                Lines: await app.CountAsync("SELECT count(*) FROM order_lines WHERE order_id = $1", x.Order));
+        }));
+
+        Assert.All(answers, a => Assert.Equal((HttpStatusCode.OK, 1L, 3L), a));
+        Assert.Equal(1, await Transactions(ids.Select(x => x.Delivery).ToArray()));
+        Assert.Equal(GroupCommitFixture.Batch, await app.CountAsync("SELECT count(*) FROM group_commit_probe WHERE order_id BETWEEN 8100001 AND 8100006"));
+    }
+
+    [Fact]
+    public async Task OneDeliveryPostgresRefuses_IsKeptAsideAlone_AndItsBatchMatesCommitTogether()
+    {
+        var ids = Enumerable.Range(0, GroupCommitFixture.Batch).Select(i => (Order: 8_200_001L + i, Delivery: Guid.NewGuid().ToString())).ToArray();
+        var bad = ids[2];
+
+        var answers = await Task.WhenAll(ids.Select(x =>
+        {
+            var order = ShopifyPayloads.Order(x.Order);
+            if (x == bad) order["total_price"] = "123456789012345678.00"; // beyond numeric(14,2)
+            return app.SendWebhookAsync("orders/create", Shop, order.ToJsonString(), x.Delivery);
+        }));
+
+        Assert.All(answers, r => Assert.Equal(HttpStatusCode.OK, r.StatusCode)); // the bad one too: Shopify's retries would fail the same way
+        Assert.Equal(0, await Orders(bad.Order));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM group_commit_probe WHERE order_id = $1", bad.Order));
+        Assert.Equal("failed", await app.ScalarAsync("SELECT outcome FROM webhook_deliveries WHERE delivery_id = $1 AND error LIKE '22003%'", bad.Delivery));
+        foreach (var good in ids.Where(x => x != bad))
+        {
+            Assert.Equal(1, await Orders(good.Order));
+            Assert.Equal("normalized", await app.ScalarAsync("SELECT outcome FROM webhook_deliveries WHERE delivery_id = $1", good.Delivery));
+        }
+        Assert.Equal(1, await Transactions(ids.Select(x => x.Delivery).ToArray()));
+    }
+
+    [Fact]
+    public async Task DeliveryWhoseStepThrows_Answers500AndLeavesNoTrace_WhileItsBatchMatesAreStored()
+    {
+        var ids = Enumerable.Range(0, GroupCommitFixture.Batch)
+            .Select(i => (Order: i == 0 ? GroupCommitFixture.Throws : 8_300_001L + i, Delivery: Guid.NewGuid().ToString())).ToArray();
+
+        var answers = await Task.WhenAll(ids.Select(x => app.SendWebhookAsync("orders/create", Shop, ShopifyPayloads.Order(x.Order).ToJsonString(), x.Delivery)));
+
+        // Not a 200: nothing of it is stored, so Shopify must send it again.
+        Assert.Equal(HttpStatusCode.InternalServerError, answers[0].StatusCode);
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM webhook_deliveries WHERE delivery_id = $1", ids[0].Delivery));
+        Assert.Equal(0, await Orders(GroupCommitFixture.Throws));
+        Assert.All(answers.Skip(1), r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
+        foreach (var good in ids.Skip(1)) Assert.Equal(1, await Orders(good.Order));
+        Assert.Equal(1, await Transactions(ids.Skip(1).Select(x => x.Delivery).ToArray()));
+    }
+
+    [Fact]
+    public async Task CopiesOfADeliveryInOneBatch_AreStoredOnce_AndItsStepsRunOnce()
+    {
+        var (a, b) = (Guid.NewGuid().ToString(), Guid.NewGuid().ToString());
+        var orderA = ShopifyPayloads.Order(8_400_001, lines: 4).ToJsonString();
+        var orderB = ShopifyPayloads.Order(8_400_002, lines: 2).ToJsonString();
+
+        var answers = await Task.WhenAll(Enumerable.Range(0, GroupCommitFixture.Batch).Select(i =>
+            i % 2 == 0 ? app.SendWebhookAsync("orders/create", Shop, orderA, a) : app.SendWebhookAsync("orders/create", Shop, orderB, b)));
+
+        Assert.All(answers, r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
+        Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM webhook_deliveries WHERE delivery_id IN ($1, $2)", a, b));
+        Assert.Equal(1, await Orders(8_400_001));
+        Assert.Equal(4, await app.CountAsync("SELECT count(*) FROM order_lines WHERE order_id = 8400001"));
+        Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM order_lines WHERE order_id = 8400002"));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM group_commit_probe WHERE delivery_id = $1", a));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM group_commit_probe WHERE delivery_id = $1", b));
+        Assert.Equal(1, await Transactions([a, b]));
+    }
+
+    [Fact]
+    public async Task Stop_WithDeliveriesWaitingForTheirBatch_StoresThemBeforeAnswering_AndRefusesLaterOnesWith503()
+    {
+        // A second instance whose batch would only close after ten seconds: stopping must not wait for it, nor drop it.
+        await using var instance = app.CreateFactory(app.Database.ConnectionString, b =>
+        {
+            b.UseSetting("Webhooks:Ingest:MaxBatch", "64");
+            b.UseSetting("Webhooks:Ingest:MaxWait", "00:00:10");
+            b.UseSetting("Scheduling:Enabled", "false");
+        });
+        using var client = instance.CreateClient(new() { BaseAddress = new Uri("https://localhost") });
+        var batcher = instance.Services.GetRequiredService<IngestBatcher>();
+        var ids = Enumerable.Range(0, 3).Select(i => (Order: 8_500_001L + i, Delivery: Guid.NewGuid().ToString())).ToArray();
+
+        var sending = ids.Select(x => app.SendWebhookAsync("orders/create", Shop, ShopifyPayloads.Order(x.Order).ToJsonString(), x.Delivery, client: client)).ToArray();
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (batcher.Waiting < ids.Length && DateTime.UtcNow < deadline) await Task.Delay(20);
+        Assert.Equal(ids.Length, batcher.Waiting);
+        await batcher.StopAsync(CancellationToken.None);
+        var answers = await Task.WhenAll(sending);
+        var late = await app.SendWebhookAsync("orders/create", Shop, ShopifyPayloads.Order(8_500_009).ToJsonString(), client: client);
+
+        Assert.All(answers, r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
+        foreach (var x in ids) Assert.Equal(1, await Orders(x.Order));
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, late.StatusCode);
+        Assert.True(late.Headers.RetryAfter?.Delta > TimeSpan.Zero);
+        Assert.Equal(0, await Orders(8_500_009));
+    }
+
+    [Fact]
+    public async Task IngestOptions_OutOfRange_StopTheAppFromStarting_NamingEveryBadValue()
+    {
+        await using var instance = app.CreateFactory(app.Database.ConnectionString, b =>
+        {
+            b.UseSetting("Webhooks:Ingest:MaxBatch", "0");
+            b.UseSetting("Webhooks:Ingest:MaxWait", "00:01:00");
+            b.UseSetting("Webhooks:Ingest:Writers", "99");
+        });
+
+        var e = Assert.ThrowsAny<Exception>(() => instance.CreateClient());
+
+        Assert.Contains("Webhooks:Ingest:MaxBatch 0", e.ToString());
+        Assert.Contains("Webhooks:Ingest:MaxWait 00:01:00", e.ToString());
+        Assert.Contains("Webhooks:Ingest:Writers 99", e.ToString());
+    }
+}
