@@ -1,11 +1,14 @@
 # Sourced by scripts/bench/serve.sh and train.sh: a fresh PostgreSQL, the stand-in Admin API serving the whole
 # Online Retail set as bulk JSONL, and the app (Demo environment: installs demo-store.myshopify.com, backfills it
 # and trains its recommender in the background). Usage: bench_store_up PORT -> URL, SECRET, APP_PID, STANDIN_PID
+# The cluster's port is BENCH_PG_PORT (55434 unless set), so benchmarks of two checkouts can run side by side.
 source "$ROOT_DIR/scripts/lib/dotnet.sh"
 source "$ROOT_DIR/scripts/lib/postgres.sh"
 source "$ROOT_DIR/scripts/lib/app.sh"
 
-bench_psql() { runuser -u postgres -- psql -h 127.0.0.1 -p 55434 -U postgres -d pluginapp -tAc "$1"; }
+BENCH_PG_PORT="${BENCH_PG_PORT:-55434}"
+
+bench_psql() { runuser -u postgres -- psql -h 127.0.0.1 -p "$BENCH_PG_PORT" -U postgres -d pluginapp -tAc "$1"; }
 
 bench_store_down() { app_stop; [ -n "${STANDIN_PID:-}" ] && kill "$STANDIN_PID" 2>/dev/null || true; pg_down bench; }
 
@@ -13,7 +16,7 @@ bench_store_up() {
   local port="$1"
   mkdir -p "$ROOT_DIR/.run"
   pg_reset bench
-  pg_up bench 55434
+  pg_up bench "$BENCH_PG_PORT"
   trap bench_store_down EXIT
   dotnet build "$ROOT_DIR/app/PluginApp.csproj" -c Release -nologo -v q >/dev/null
   dotnet build "$ROOT_DIR/tests/ShopifyStandIn" -c Release -nologo -v q >/dev/null
