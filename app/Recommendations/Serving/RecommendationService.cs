@@ -62,11 +62,10 @@ public sealed class RecommendationService(ModelCache models, CatalogCache catalo
         // A version in release: in shadow it answers beside the active one (logged only); in canary it answers its share of visitors.
         var release = useModel && !req.Preview ? shopModels?.Release : null;
         var inCanary = release is { Stage: "canary" } c && InCanary(req, c);
-        // The breaker is asked once per request, and only when the active version would answer (its try goes to one request).
-        bool? allowed = useModel && shopModels is not null && !inCanary ? breakers.Allows(req.ShopId, RecommenderTrainer.Kind) : null;
         var key = new AnswerCache.Key(req.ProductId ?? 0, req.Limit, arm, inCanary);
-        // Why a hit asks no model and reports nothing to the breaker: the model is not run; an answer is only kept when it ran cleanly.
-        if (cacheable && allowed != false && answers.TryGet(req.ShopId, catalog.Version, shopModels!.Generation, key, out var hit))
+        // Why a hit asks neither the model nor its breaker: nothing of the model runs, and only an answer it gave cleanly is kept
+        // (a model whose file breaks is loaded again, under a new generation, so none of its earlier answers match).
+        if (cacheable && answers.TryGet(req.ShopId, catalog.Version, shopModels!.Generation, key, out var hit))
             return Respond(req, requestId, hit.Path, hit.Version, arm, hit.Items, catalog, started, anchors, output: hit.Output, shadow: hit.Shadow, cached: true);
 
         Composed? answer = null;
@@ -81,7 +80,7 @@ public sealed class RecommendationService(ModelCache models, CatalogCache catalo
         }
         if (answer is null && useModel && shopModels is not null)
         {
-            if (!(allowed ??= breakers.Allows(req.ShopId, RecommenderTrainer.Kind)))
+            if (!breakers.Allows(req.ShopId, RecommenderTrainer.Kind))
                 reasons = [$"the model is cut off after repeated errors ({breakers.State(req.ShopId, RecommenderTrainer.Kind).Reason}); bestsellers answer until it is tried again"];
             else if (shopModels.Active is { } model)
             {

@@ -18,58 +18,50 @@ internal static class ServeBenchmark
         var concurrency = a.GetInt("concurrency", 64);
         var products = File.ReadAllLines(a.Get("products")).Select(l => l.Split(' ')).Where(p => p.Length == 2)
             .Select(p => (Product: long.Parse(p[0], CultureInfo.InvariantCulture), Variant: long.Parse(p[1], CultureInfo.InvariantCulture))).ToArray();
-        // Why the URLs are signed again before each phase: each must reach the app within its proxy ClockSkew of its timestamp.
-        string[] Urls()
+        var random = new Random(11);
+        var queries = Enumerable.Range(0, n).Select(i =>
         {
-            var random = new Random(11);
-            var now = DateTimeOffset.UtcNow;
-            return Enumerable.Range(0, n).Select(i =>
+            var query = new Dictionary<string, string> { ["visitor_id"] = $"bench-{random.Next(5000)}", ["limit"] = "4" };
+            if (i % 3 == 2)
             {
-                var query = new Dictionary<string, string> { ["visitor_id"] = $"bench-{random.Next(5000)}", ["limit"] = "4" };
-                if (i % 3 == 2)
-                {
-                    query["placement"] = "cart";
-                    query["variant_ids"] = string.Join(',', Enumerable.Range(0, 1 + random.Next(3)).Select(_ => products[random.Next(products.Length)].Variant));
-                }
-                else
-                {
-                    query["placement"] = "product";
-                    query["product_id"] = products[random.Next(products.Length)].Product.ToString(CultureInfo.InvariantCulture);
-                }
-                return $"{url}/proxy/recommendations?{ShopifySigner.ProxyQuery(secret, shop, query, now)}";
-            }).ToArray();
-        }
-        var urls = Urls();
-
+                query["placement"] = "cart";
+                query["variant_ids"] = string.Join(',', Enumerable.Range(0, 1 + random.Next(3)).Select(_ => products[random.Next(products.Length)].Variant));
+            }
+            else
+            {
+                query["placement"] = "product";
+                query["product_id"] = products[random.Next(products.Length)].Product.ToString(CultureInfo.InvariantCulture);
+            }
+            return query;
+        }).ToArray();
+        // Why signed as sent: a phase on a busy machine outlasts the app proxy's ClockSkew, and a request signed before it would be refused.
+        string Signed(int i) => $"{url}/proxy/recommendations?{ShopifySigner.ProxyQuery(secret, shop, queries[i], DateTimeOffset.UtcNow)}";
         using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = concurrency }) { Timeout = TimeSpan.FromSeconds(30) };
         var paths = new System.Collections.Concurrent.ConcurrentDictionary<string, int>();
         bool Ok(HttpResponseMessage r) => r.IsSuccessStatusCode;
 
-        await LoadRunner.RunAsync(http, Math.Min(n, 3000), concurrency, i => new HttpRequestMessage(HttpMethod.Get, urls[i]), Ok); // warm-up
+        await LoadRunner.RunAsync(http, Math.Min(n, 3000), concurrency, i => new HttpRequestMessage(HttpMethod.Get, Signed(i)), Ok); // warm-up
         // With the operators' token: the app's allocations per request over each phase (its whole process, background work
         // included, so the healthz phase is the floor) and the answer cache's hits.
         var token = a.Values.GetValueOrDefault("token");
         Metrics? m0 = token is null ? null : await Metrics.ReadAfterPauseAsync(http, url, token);
         var health = await LoadRunner.RunAsync(http, n, concurrency, _ => new HttpRequestMessage(HttpMethod.Get, url + "/healthz"), Ok);
         Metrics? m1 = token is null ? null : await Metrics.ReadAfterPauseAsync(http, url, token);
-        urls = Urls();
-        var serve = await LoadRunner.RunAsync(http, n, concurrency, i => new HttpRequestMessage(HttpMethod.Get, urls[i]), Ok);
+        var serve = await LoadRunner.RunAsync(http, n, concurrency, i => new HttpRequestMessage(HttpMethod.Get, Signed(i)), Ok);
         Metrics? m2 = token is null ? null : await Metrics.ReadAfterPauseAsync(http, url, token);
         // "4 instances' worth": the same requests at four times the concurrency against this one instance.
         var scale = a.GetInt("scale", 1);
         LoadRunner.Result? scaled = null;
         if (scale > 1)
         {
-            urls = Urls();
-            using var wide = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = concurrency * scale }) { Timeout = TimeSpan.FromSeconds(30) };
-            scaled = await LoadRunner.RunAsync(wide, n, concurrency * scale, i => new HttpRequestMessage(HttpMethod.Get, urls[i]), Ok);
+                using var wide = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = concurrency * scale }) { Timeout = TimeSpan.FromSeconds(30) };
+            scaled = await LoadRunner.RunAsync(wide, n, concurrency * scale, i => new HttpRequestMessage(HttpMethod.Get, Signed(i)), Ok);
         }
 
         // Which path answered, on a sample: the model should be serving, not the fallback.
-        urls = Urls();
-        foreach (var u in urls.Take(300))
+        for (var i = 0; i < Math.Min(n, 300); i++)
         {
-            var body = await http.GetStringAsync(u);
+            var body = await http.GetStringAsync(Signed(i));
             var path = body.Contains("\"path\":\"model\"", StringComparison.Ordinal) ? "model"
                 : body.Contains("\"path\":\"co_occurrence\"", StringComparison.Ordinal) ? "co_occurrence" : "bestsellers";
             paths.AddOrUpdate(path, 1, (_, c) => c + 1);
