@@ -99,11 +99,12 @@ public sealed class CatalogCache(NpgsqlDataSource db, IOptions<RecommendationOpt
                 Cmd("SELECT id, title, handle, product_type, image_url, coalesce(status, 'active') = 'active' AND deleted_at IS NULL FROM products WHERE shop_id = $1", shopId),
                 Cmd("SELECT product_id, id, price, inventory_quantity, inventory_policy, unit_cost FROM variants WHERE shop_id = $1 ORDER BY product_id, id", shopId),
                 Cmd("SELECT product_id, collection_id FROM product_collections WHERE shop_id = $1", shopId),
+                // Why ties go by id: an unchanged store must load the same list, or its version (and its cached answers) would churn.
                 Cmd("""
                     SELECT l.product_id FROM order_lines l JOIN orders o ON o.shop_id = l.shop_id AND o.id = l.order_id
                     WHERE l.shop_id = $1 AND l.product_id IS NOT NULL AND o.cancelled_at IS NULL
                       AND o.created_at >= (SELECT max(created_at) FROM orders WHERE shop_id = $1) - interval '90 days'
-                    GROUP BY l.product_id ORDER BY sum(l.quantity) DESC LIMIT 200
+                    GROUP BY l.product_id ORDER BY sum(l.quantity) DESC, l.product_id LIMIT 200
                     """, shopId),
                 Cmd("SELECT coalesce((SELECT currency FROM shops WHERE id = $1), (SELECT currency FROM orders WHERE shop_id = $1 ORDER BY created_at DESC LIMIT 1), 'USD')", shopId),
                 Cmd("SELECT rules::text FROM recommendation_rules WHERE shop_id = $1", shopId),
