@@ -23,6 +23,19 @@ public sealed class RecommendationOptions
 
     /// <summary>Requests per second per shop on the app proxy.</summary>
     public int PerShopPerSecond { get; set; } = 2000;
+
+    /// <summary>
+    /// Memory the model cache may hold across all shops, in bytes (as <see cref="ModelCache.EstimatedBytes"/> reckons it); past it the
+    /// least recently used shops' models are dropped and loaded again on their next request. 1 GiB holds about 1,000 stores of a
+    /// few hundred products, or a handful of stores with a hundred thousand (see README, Performance).
+    /// </summary>
+    public long ModelCacheBudgetBytes { get; set; } = 1L << 30;
+
+    /// <summary>
+    /// Product-page answers kept in memory across all shops (0 turns the answer cache off). An answer is about a kilobyte; a shop's
+    /// answers are dropped together when its catalog, rules, switch or models change.
+    /// </summary>
+    public int AnswerCacheEntries { get; set; } = 200_000;
 }
 
 public sealed class RecommendationOptionsValidator : IValidateOptions<RecommendationOptions>
@@ -37,6 +50,8 @@ public sealed class RecommendationOptionsValidator : IValidateOptions<Recommenda
         if (o.EventWindow < TimeSpan.FromMinutes(1) || o.EventWindow > TimeSpan.FromDays(7)) f.Add($"Recommendations:EventWindow {o.EventWindow} must be between 1 min and 7 days.");
         if (o.PerClientPerMinute < 1) f.Add($"Recommendations:PerClientPerMinute {o.PerClientPerMinute} must be at least 1.");
         if (o.PerShopPerSecond < 1) f.Add($"Recommendations:PerShopPerSecond {o.PerShopPerSecond} must be at least 1.");
+        if (o.ModelCacheBudgetBytes < 1 || o.ModelCacheBudgetBytes > 1L << 40) f.Add($"Recommendations:ModelCacheBudgetBytes {o.ModelCacheBudgetBytes} must be between 1 byte and 1 TiB.");
+        if (o.AnswerCacheEntries < 0 || o.AnswerCacheEntries > 10_000_000) f.Add($"Recommendations:AnswerCacheEntries {o.AnswerCacheEntries} must be between 0 (off) and 10,000,000.");
         return f.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(f);
     }
 }

@@ -27,6 +27,12 @@ public static class RecommendationsExtensions
             return new Data.ChangeSubscription(ModelRegistry.Channel, models.OnNotification, models.InvalidateAll);
         });
         services.AddSingleton<CatalogCache>();
+        services.AddSingleton(sp =>
+        {
+            var catalogs = sp.GetRequiredService<CatalogCache>();
+            return new Data.ChangeSubscription(CatalogCache.Channel, catalogs.OnNotification, catalogs.InvalidateAll);
+        });
+        services.AddSingleton<AnswerCache>();
         services.AddSingleton<ModelArtifactScrubber>();
         services.AddHostedService(sp => sp.GetRequiredService<ModelArtifactScrubber>());
         services.AddSingleton<RecommendationService>();
@@ -48,6 +54,9 @@ public static class RecommendationsExtensions
         services.AddSingleton<UpsellStats>();
         services.AddSingleton<RulesWhatIf>();
         services.AddIngestionStep<StoreData.OrderRows>("recommendation attribution", (store, order, at) => Attribution.Add(store, order, at.Shop, at.Now));
+        // A product's price, stock or status changed: every instance reloads the shop's catalog (and drops its cached answers) when it commits.
+        services.AddIngestionStep<StoreData.ProductRows>("catalog changed", (store, _, _) =>
+            store.Add("SELECT pg_notify($1, $2)", CatalogCache.Channel, store.ShopId.ToString(System.Globalization.CultureInfo.InvariantCulture)));
         services.AddExperiment(UpsellExperiment.Kind);
         return services;
     }

@@ -1,7 +1,7 @@
 # Sourced by scripts/bench/serve.sh and train.sh: a fresh PostgreSQL, the stand-in Admin API serving the whole
 # Online Retail set as bulk JSONL, and the app (Demo environment: installs demo-store.myshopify.com, backfills it
 # and trains its recommender in the background). Usage: bench_store_up PORT -> URL, SECRET, APP_PID, STANDIN_PID
-# (PostgreSQL's port: BENCH_PG_PORT, default 55434)
+# The cluster's port is BENCH_PG_PORT (55434 unless set), so benchmarks of two checkouts can run side by side.
 source "$ROOT_DIR/scripts/lib/dotnet.sh"
 source "$ROOT_DIR/scripts/lib/postgres.sh"
 source "$ROOT_DIR/scripts/lib/app.sh"

@@ -66,6 +66,8 @@ public sealed class RulesStore(NpgsqlDataSource db, TimeProvider clock)
                     INSERT INTO recommendation_rules_history (shop_id, version, rules, changed_at, changed_by)
                     SELECT shop_id, version, rules, updated_at, $2 FROM recommendation_rules WHERE shop_id = $1 RETURNING version
                     """) { Parameters = { new() { Value = shopId }, new() { Value = (object?)changedBy ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text } } },
+                // Every instance drops the shop's catalog snapshot, and the answers cached against it, when this commits.
+                CatalogCache.Announcement(shopId),
             },
         };
         await using var conn = batch.Connection!;

@@ -23,16 +23,23 @@ public sealed record CatalogProduct(long Id, string Title, string? Handle, strin
 /// <summary>What serving reads about one shop, loaded in one go and kept for a few seconds.</summary>
 /// <param name="Enabled">The merchant's switch for upsells; when off, <paramref name="WhenOff"/> says what the blocks show.</param>
 /// <param name="Notice">The merchant's text behind "Why am I seeing this?", or null for the theme's default.</param>
+/// <param name="Version">A digest of everything above but the load time: two loads of an unchanged shop have the same version, so
+/// answers cached against it (<see cref="AnswerCache"/>) survive the periodic reload and end with the first real change.</param>
 public sealed record CatalogSnapshot(IReadOnlyDictionary<long, CatalogProduct> Products, IReadOnlyDictionary<long, long> ProductOfVariant,
     long[] Bestsellers, string Currency, BusinessRules Rules, DateTimeOffset LoadedAt, bool Enabled = true, string WhenOff = "nothing",
-    string? Notice = null);
+    string? Notice = null, ulong Version = 0);
 
 /// <summary>
-/// Per-shop catalog snapshots for serving. A snapshot older than CatalogMaxAge is reloaded by one caller while
-/// the others keep answering from the old one, so a stock change reaches the storefront within seconds.
+/// Per-shop catalog snapshots for serving. A change to the shop's products (webhook), rules or upsell switch is announced
+/// (NOTIFY catalog_changed, or feature_switched for the switch) in the changing transaction, and every instance drops the shop's
+/// snapshot at once. A snapshot older than CatalogMaxAge is also reloaded by one caller while the others keep answering from the
+/// old one, so what no notification covers (orders moving the bestsellers, a product deleted) reaches the storefront within seconds.
 /// </summary>
 public sealed class CatalogCache(NpgsqlDataSource db, IOptions<RecommendationOptions> options, TimeProvider clock, ILogger<CatalogCache> logger)
 {
+    /// <summary>Announces that a shop's catalog or rules changed; the payload is the shop id.</summary>
+    public const string Channel = "catalog_changed";
+
     private sealed class Entry
     {
         public Task<CatalogSnapshot>? Current;
@@ -64,8 +71,22 @@ public sealed class CatalogCache(NpgsqlDataSource db, IOptions<RecommendationOpt
         return await current.WaitAsync(ct);
     }
 
-    /// <summary>Drops a shop's snapshot (after a rules change on this instance).</summary>
+    /// <summary>Drops a shop's snapshot; the next request loads it again.</summary>
     public void Invalidate(long shopId) => _entries.TryRemove(shopId, out _);
+
+    internal void OnNotification(string payload)
+    {
+        if (long.TryParse(payload, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var shop)) Invalidate(shop);
+    }
+
+    /// <summary>The listener reconnected: a change may have been missed, so every snapshot is loaded again.</summary>
+    internal void InvalidateAll() => _entries.Clear();
+
+    /// <summary>The statement that announces a change of the shop's catalog or rules, to add to the changing transaction.</summary>
+    public static NpgsqlBatchCommand Announcement(long shopId) => new("SELECT pg_notify($1, $2)")
+    {
+        Parameters = { new() { Value = Channel }, new() { Value = shopId.ToString(System.Globalization.CultureInfo.InvariantCulture) } },
+    };
 
     private async Task<CatalogSnapshot> LoadAsync(long shopId)
     {
@@ -78,11 +99,12 @@ public sealed class CatalogCache(NpgsqlDataSource db, IOptions<RecommendationOpt
                 Cmd("SELECT id, title, handle, product_type, image_url, coalesce(status, 'active') = 'active' AND deleted_at IS NULL FROM products WHERE shop_id = $1", shopId),
                 Cmd("SELECT product_id, id, price, inventory_quantity, inventory_policy, unit_cost FROM variants WHERE shop_id = $1 ORDER BY product_id, id", shopId),
                 Cmd("SELECT product_id, collection_id FROM product_collections WHERE shop_id = $1", shopId),
+                // Why ties go by id: an unchanged store must load the same list, or its version (and its cached answers) would churn.
                 Cmd("""
                     SELECT l.product_id FROM order_lines l JOIN orders o ON o.shop_id = l.shop_id AND o.id = l.order_id
                     WHERE l.shop_id = $1 AND l.product_id IS NOT NULL AND o.cancelled_at IS NULL
                       AND o.created_at >= (SELECT max(created_at) FROM orders WHERE shop_id = $1) - interval '90 days'
-                    GROUP BY l.product_id ORDER BY sum(l.quantity) DESC LIMIT 200
+                    GROUP BY l.product_id ORDER BY sum(l.quantity) DESC, l.product_id LIMIT 200
                     """, shopId),
                 Cmd("SELECT coalesce((SELECT currency FROM shops WHERE id = $1), (SELECT currency FROM orders WHERE shop_id = $1 ORDER BY created_at DESC LIMIT 1), 'USD')", shopId),
                 Cmd("SELECT rules::text FROM recommendation_rules WHERE shop_id = $1", shopId),
@@ -123,7 +145,69 @@ public sealed class CatalogCache(NpgsqlDataSource db, IOptions<RecommendationOpt
 
         var products = heads.ToDictionary(h => h.Item1, h => new CatalogProduct(h.Item1, h.Item2, h.Item3, h.Item4, h.Item5, h.Item6,
             variants.TryGetValue(h.Item1, out var vs) ? vs.ToArray() : [], collections.TryGetValue(h.Item1, out var cs) ? cs.ToArray() : []));
-        return new CatalogSnapshot(products, productOfVariant, bestsellers.ToArray(), currency, rules, loadedAt, enabled, whenOff, notice);
+        var snapshot = new CatalogSnapshot(products, productOfVariant, bestsellers.ToArray(), currency, rules, loadedAt, enabled, whenOff, notice);
+        return snapshot with { Version = Digest(snapshot) };
+    }
+
+    /// <summary>
+    /// SHA-256 (first 8 bytes) over what an answer is built from, in a fixed order (the products by id: the query has no order).
+    /// Why a digest and not a change counter: the bestsellers and stock move without any one row saying so.
+    /// </summary>
+    internal static ulong Digest(CatalogSnapshot s)
+    {
+        using var h = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>(4096);
+        void Flush()
+        {
+            h.AppendData(buffer.WrittenSpan);
+            buffer.ResetWrittenCount();
+        }
+        void Long(long v)
+        {
+            System.Buffers.Binary.BinaryPrimitives.WriteInt64LittleEndian(buffer.GetSpan(8), v);
+            buffer.Advance(8);
+            if (buffer.WrittenCount > 3072) Flush();
+        }
+        void Text(string? v)
+        {
+            Long(v is null ? -1 : v.Length);
+            if (v is null) return;
+            buffer.Advance(System.Text.Encoding.UTF8.GetBytes(v, buffer.GetSpan(System.Text.Encoding.UTF8.GetMaxByteCount(v.Length))));
+            if (buffer.WrittenCount > 3072) Flush();
+        }
+        void Number(decimal? v) => Text(v?.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        foreach (var id in s.Products.Keys.Order())
+        {
+            var p = s.Products[id];
+            Long(p.Id);
+            Text(p.Title);
+            Text(p.Handle);
+            Text(p.ProductType);
+            Text(p.ImageUrl);
+            Long(p.Sellable ? 1 : 0);
+            Long(p.Variants.Length);
+            foreach (var v in p.Variants)
+            {
+                Long(v.Id);
+                Number(v.Price);
+                Long(v.Inventory ?? long.MinValue);
+                Text(v.Policy);
+                Number(v.Cost);
+            }
+            Long(p.Collections.Length);
+            foreach (var c in p.Collections.Order()) Long(c);
+        }
+        Long(s.Bestsellers.Length);
+        foreach (var b in s.Bestsellers) Long(b);
+        Text(s.Currency);
+        Text(JsonSerializer.Serialize(s.Rules, RulesStore.Json));
+        Long(s.Enabled ? 1 : 0);
+        Text(s.WhenOff);
+        Text(s.Notice);
+        Flush();
+        Span<byte> digest = stackalloc byte[32];
+        h.GetHashAndReset(digest);
+        return System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(digest);
     }
 
     private static NpgsqlBatchCommand Cmd(string sql, long shopId) => new(sql) { Parameters = { new NpgsqlParameter { Value = shopId } } };

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Options;
 using Npgsql;
 using PluginApp.Training;
@@ -14,29 +15,74 @@ public sealed record ServingModel(int Version, RecommenderBundle Bundle);
 /// </summary>
 public sealed record ReleaseModel(int Version, string Stage, double CanaryShare, RecommenderBundle? Bundle, string? LoadError);
 
+/// <summary>What serving holds for one shop: its active model and the version in release, if any.</summary>
+/// <param name="Generation">Unique to this load: answers cached against it (<see cref="AnswerCache"/>) end when the shop's models are loaded again.</param>
+/// <param name="Bytes">The memory the models are reckoned to take (<see cref="ModelCache.EstimatedBytes"/>), counted against the budget.</param>
+public sealed record ShopModels(ServingModel? Active, ReleaseModel? Release, long Generation, long Bytes)
+{
+    internal string Signature => $"{Active?.Version}|{Release?.Stage}:{Release?.Version}";
+}
+
 /// <summary>
 /// Active models, and the version in shadow or canary if there is one, in memory per shop. A change announced on model_changed drops the shop's entry at once (ChangeNotifications);
 /// a periodic version check catches a notification missed while the listener reconnected, and survives a database outage.
+/// One deployment serves many stores, so the cache is bounded: when the models held exceed <see cref="RecommendationOptions.ModelCacheBudgetBytes"/>,
+/// the least recently used shops' models are dropped, and such a shop's next request loads them again (waiting at most the
+/// serving budget; past that its answer is bestsellers and the load carries on for the requests after it).
 /// </summary>
-public sealed class ModelCache(ModelRegistry registry, NpgsqlDataSource db, Governance.ModelBreakers breakers, IOptions<RecommendationOptions> options,
-    IOptions<Governance.GovernanceOptions> governance, ILogger<ModelCache> logger)
-    : BackgroundService
+public sealed class ModelCache : BackgroundService
 {
-    private sealed record ShopModels(ServingModel? Active, ReleaseModel? Release)
+    private readonly ModelRegistry registry;
+    private readonly NpgsqlDataSource db;
+    private readonly Governance.ModelBreakers breakers;
+    private readonly IOptions<RecommendationOptions> options;
+    private readonly IOptions<Governance.GovernanceOptions> governance;
+    private readonly ILogger<ModelCache> logger;
+
+    public ModelCache(ModelRegistry registry, NpgsqlDataSource db, Governance.ModelBreakers breakers, IOptions<RecommendationOptions> options,
+        IOptions<Governance.GovernanceOptions> governance, IMeterFactory meters, ILogger<ModelCache> logger)
     {
-        public string Signature => $"{Active?.Version}|{Release?.Stage}:{Release?.Version}";
+        (this.registry, this.db, this.breakers, this.options, this.governance, this.logger) = (registry, db, breakers, options, governance, logger);
+        var meter = meters.Create(Operations.OperatorMetrics.MeterName);
+        meter.CreateObservableGauge("pluginapp.serving.model_cache.shops", () => Held().Shops, "{shop}", "Shops whose recommender is held in memory on this instance.");
+        meter.CreateObservableGauge("pluginapp.serving.model_cache.size", () => Held().Bytes, "By",
+            "Memory the held recommenders are reckoned to take, against Recommendations:ModelCacheBudgetBytes.");
+        meter.CreateObservableCounter("pluginapp.serving.model_cache.evictions", () => Interlocked.Read(ref _evictions), "{shop}",
+            "Shops whose recommender was dropped to stay within the budget (loaded again on their next request).");
     }
 
-    private readonly ConcurrentDictionary<long, Lazy<Task<ShopModels>>> _models = new();
+    private sealed class Entry
+    {
+        public required Lazy<Task<ShopModels>> Load;
+        /// <summary>When a request last asked for the shop (Stopwatch ticks); the smallest is evicted first.</summary>
+        public long LastUsed;
+    }
 
-    private Task<ShopModels> EntryAsync(long shopId, CancellationToken ct) =>
-        _models.GetOrAdd(shopId, id => new Lazy<Task<ShopModels>>(() => LoadAsync(id))).Value.WaitAsync(ct);
+    private readonly ConcurrentDictionary<long, Entry> _models = new();
+    private readonly Lock _admitting = new();
+    private long _generations;
+    private long _evictions;
 
-    /// <summary>The active version, or null (the fallback answers).</summary>
-    public async Task<ServingModel?> GetAsync(long shopId, CancellationToken ct) => (await EntryAsync(shopId, ct)).Active;
-
-    /// <summary>The version in shadow or canary, or null.</summary>
-    public async Task<ReleaseModel?> GetReleaseAsync(long shopId, CancellationToken ct) => (await EntryAsync(shopId, ct)).Release;
+    /// <summary>
+    /// The shop's models, loading them if they are not held. Null when a load takes longer than the serving budget: the caller
+    /// answers without a model and the load goes on, so a later request finds it.
+    /// </summary>
+    public async Task<ShopModels?> GetAsync(long shopId, CancellationToken ct)
+    {
+        var entry = _models.GetOrAdd(shopId, static (id, cache) => new Entry { Load = new(() => cache.LoadAsync(id)) }, this);
+        Volatile.Write(ref entry.LastUsed, System.Diagnostics.Stopwatch.GetTimestamp());
+        var load = entry.Load.Value;
+        if (load.IsCompletedSuccessfully) return load.Result;
+        try
+        {
+            return await load.WaitAsync(options.Value.ServingBudget, ct);
+        }
+        catch (TimeoutException)
+        {
+            logger.LogInformation("Shop {Shop}: its model is still loading after {Budget} ms; bestsellers answer meanwhile", shopId, options.Value.ServingBudget.TotalMilliseconds);
+            return null;
+        }
+    }
 
     public void Invalidate(long shopId) => _models.TryRemove(shopId, out _);
 
@@ -47,13 +93,44 @@ public sealed class ModelCache(ModelRegistry registry, NpgsqlDataSource db, Gove
 
     internal void InvalidateAll() => _models.Clear();
 
+    /// <summary>What the cache holds now: shops with models loaded, their reckoned bytes, and how many were evicted since start.</summary>
+    public (int Shops, long Bytes, long Evictions) Held()
+    {
+        var (shops, bytes) = (0, 0L);
+        foreach (var (_, e) in _models)
+            if (e.Load.IsValueCreated && e.Load.Value.IsCompletedSuccessfully) (shops, bytes) = (shops + 1, bytes + e.Load.Value.Result.Bytes);
+        return (shops, bytes, Interlocked.Read(ref _evictions));
+    }
+
+    /// <summary>Whether the shop's models are in memory now (loaded, not evicted).</summary>
+    public bool Holds(long shopId) => _models.TryGetValue(shopId, out var e) && e.Load.IsValueCreated && e.Load.Value.IsCompletedSuccessfully;
+
+    /// <summary>
+    /// The memory a loaded bundle is reckoned to take: its file (the arrays are held as stored: float factors, int/float neighbour
+    /// pairs, long ids) plus the id index (a dictionary entry and bucket per item, 28 bytes) and ALS's derived Gram matrix and item norms.
+    /// The memory benchmark (scripts/bench/memory.sh) prints it beside the resident memory it measures.
+    /// </summary>
+    public static long EstimatedBytes(RecommenderBundle bundle, int artifactBytes) =>
+        artifactBytes + bundle.ProductIds.Length * 28L + (long)bundle.Als.Factors * bundle.Als.Factors * 4 + bundle.Als.ItemCount * 4L;
+
     private async Task<ShopModels> LoadAsync(long shopId)
     {
         try
         {
             var active = await registry.LoadActiveAsync(shopId, RecommenderTrainer.Kind, CancellationToken.None);
-            var serving = active is { } a ? new ServingModel(a.Version, RecommenderBundle.FromBytes(a.Artifact)) : null;
-            return new ShopModels(serving, await LoadReleaseAsync(shopId));
+            var bytes = 0L;
+            ServingModel? serving = null;
+            if (active is { } a)
+            {
+                var bundle = RecommenderBundle.FromBytes(a.Artifact);
+                serving = new ServingModel(a.Version, bundle);
+                bytes += EstimatedBytes(bundle, a.Artifact.Length);
+            }
+            var release = await LoadReleaseAsync(shopId);
+            if (release is { Bundle: { } rb, ArtifactBytes: var n }) bytes += EstimatedBytes(rb, n);
+            var loaded = new ShopModels(serving, release?.Model, Interlocked.Increment(ref _generations), bytes);
+            Admit(shopId, loaded);
+            return loaded;
         }
         catch (Exception e) when (e is NpgsqlException or InvalidDataException)
         {
@@ -61,23 +138,52 @@ public sealed class ModelCache(ModelRegistry registry, NpgsqlDataSource db, Gove
             // A model that cannot be read is a failing model (a database error is not the model's fault).
             if (e is InvalidDataException) breakers.Failure(shopId, RecommenderTrainer.Kind, $"its file could not be read ({e.Message})");
             _models.TryRemove(shopId, out _); // try again on the next request
-            return new ShopModels(null, null);
+            return new ShopModels(null, null, Interlocked.Increment(ref _generations), 0);
         }
     }
 
-    private async Task<ReleaseModel?> LoadReleaseAsync(long shopId)
+    /// <summary>Drops the least recently used shops' models until what is held, with the one just loaded, fits the budget.</summary>
+    private void Admit(long shopId, ShopModels loaded)
+    {
+        var budget = options.Value.ModelCacheBudgetBytes;
+        lock (_admitting)
+        {
+            var held = new List<(long Shop, Entry Entry, long Bytes, long LastUsed)>();
+            var total = loaded.Bytes;
+            foreach (var (id, e) in _models)
+            {
+                if (id == shopId || !e.Load.IsValueCreated || !e.Load.Value.IsCompletedSuccessfully) continue;
+                var bytes = e.Load.Value.Result.Bytes;
+                total += bytes;
+                held.Add((id, e, bytes, Volatile.Read(ref e.LastUsed)));
+            }
+            if (total <= budget) return;
+            // Why the one just loaded always stays: it is being asked for; a single model above the budget is still served.
+            foreach (var (id, e, bytes, _) in held.OrderBy(h => h.LastUsed))
+            {
+                if (total <= budget) break;
+                if (!_models.TryRemove(new KeyValuePair<long, Entry>(id, e))) continue;
+                total -= bytes;
+                Interlocked.Increment(ref _evictions);
+                logger.LogDebug("Evicted the models of shop {Shop} ({Bytes} bytes) to stay within the model cache budget", id, bytes);
+            }
+        }
+    }
+
+    private async Task<(ReleaseModel Model, RecommenderBundle? Bundle, int ArtifactBytes)?> LoadReleaseAsync(long shopId)
     {
         if (await registry.LoadReleaseAsync(shopId, RecommenderTrainer.Kind, CancellationToken.None) is not { } r) return null;
         var share = (await Governance.ReleaseSettings.GetAsync(db, shopId, RecommenderTrainer.Kind, governance.Value, CancellationToken.None)).CanaryShare;
         try
         {
-            return new ReleaseModel(r.Version, r.Stage, share, RecommenderBundle.FromBytes(r.Artifact), null);
+            var bundle = RecommenderBundle.FromBytes(r.Artifact);
+            return (new ReleaseModel(r.Version, r.Stage, share, bundle, null), bundle, r.Artifact.Length);
         }
         catch (InvalidDataException e)
         {
             // Why keep it: every answer it should have given is then logged as its failure, and the release guardrail stops it.
             logger.LogWarning("Shop {Shop}: the {Stage} version {Version} could not be read ({Message}); it counts as failing", shopId, r.Stage, r.Version, e.Message);
-            return new ReleaseModel(r.Version, r.Stage, share, null, $"its file could not be read ({e.Message})");
+            return (new ReleaseModel(r.Version, r.Stage, share, null, $"its file could not be read ({e.Message})"), null, 0);
         }
     }
 
@@ -104,8 +210,8 @@ public sealed class ModelCache(ModelRegistry registry, NpgsqlDataSource db, Gove
     {
         foreach (var (shopId, entry) in _models)
         {
-            if (!entry.IsValueCreated || !entry.Value.IsCompletedSuccessfully) continue;
-            var cached = entry.Value.Result.Signature;
+            if (!entry.Load.IsValueCreated || !entry.Load.Value.IsCompletedSuccessfully) continue;
+            var cached = entry.Load.Value.Result.Signature;
             await using var cmd = db.CreateCommand("""
                 SELECT coalesce(max(version) FILTER (WHERE status = 'active')::text, '') || '|' || coalesce(max(status) FILTER (WHERE status <> 'active'), '')
                        || ':' || coalesce(max(version) FILTER (WHERE status <> 'active')::text, '')

@@ -25,10 +25,13 @@ public sealed record ExperimentView(string Name, string Arm);
 /// -> top N. No model, too few candidates, an error or an overrun of the time budget: store bestsellers under
 /// the same rules. The answer says which path produced it.
 /// </summary>
-public sealed class RecommendationService(ModelCache models, CatalogCache catalogs, DecisionLog decisions, DecisionTokens tokens,
+public sealed class RecommendationService(ModelCache models, CatalogCache catalogs, AnswerCache answers, DecisionLog decisions, DecisionTokens tokens,
     PluginApp.Experiments.ExperimentStore experiments, ModelBreakers breakers, IEnumerable<IServingGuard> guards, IOptions<RecommendationOptions> options, TimeProvider clock, ILogger<RecommendationService> logger)
 {
     private sealed record Candidate(long ProductId, string Reason, float Score);
+
+    /// <summary>The decision log's inputs of an answer served from <see cref="AnswerCache"/>.</summary>
+    public const string CachedInputs = """{"answer":"cached"}""";
 
     public async Task<RecommendationResponse> RecommendAsync(RecommendationRequest req, CancellationToken ct)
     {
@@ -46,33 +49,51 @@ public sealed class RecommendationService(ModelCache models, CatalogCache catalo
                     return Respond(req, requestId, refused, null, arm, [], catalog, started, anchors);
 
         var useModel = arm == UpsellExperiment.ModelArm && catalog.Enabled;
+        // Why only product pages: a product page's answer is the same for every visitor of an arm until the catalog or models
+        // change; a cart's combination rarely repeats. The merchant's preview is always computed.
+        var cacheable = !req.Preview && req.Placement == "product" && req.ProductId is not null && options.Value.AnswerCacheEntries > 0;
+        var shopModels = useModel || cacheable ? await models.GetAsync(req.ShopId, ct) : null;
+        string[] reasons = [];
+        if (shopModels is null && (useModel || cacheable))
+        {
+            cacheable = false;
+            if (useModel) reasons = ["the model is still loading into memory; bestsellers answer until it is in"];
+        }
         // A version in release: in shadow it answers beside the active one (logged only); in canary it answers its share of visitors.
-        var release = useModel && !req.Preview ? await models.GetReleaseAsync(req.ShopId, ct) : null;
+        var release = useModel && !req.Preview ? shopModels?.Release : null;
+        var inCanary = release is { Stage: "canary" } c && InCanary(req, c);
+        var key = new AnswerCache.Key(req.ProductId ?? 0, req.Limit, arm, inCanary);
+        // Why a hit asks neither the model nor its breaker: nothing of the model runs, and only an answer it gave cleanly is kept
+        // (a model whose file breaks is loaded again, under a new generation, so none of its earlier answers match).
+        if (cacheable && answers.TryGet(req.ShopId, catalog.Version, shopModels!.Generation, key, out var hit))
+            return Respond(req, requestId, hit.Path, hit.Version, arm, hit.Items, catalog, started, anchors, output: hit.Output, shadow: hit.Shadow, cached: true);
+
         Composed? answer = null;
         string? output = null;
-        string[] reasons = [];
-        if (release is { Stage: "canary" } canary && InCanary(req, canary))
+        var failed = false;
+        if (release is { Stage: "canary" } canary && inCanary)
         {
             var (composed, failure) = TryRelease(canary, req, anchors, catalog);
             answer = composed;
+            failed = failure is not null;
             output = Json(failure is null ? new { release = "canary", candidate = canary.Version } : (object)new { release = "canary", candidate = canary.Version, failed = failure });
         }
-        if (answer is null && useModel)
+        if (answer is null && useModel && shopModels is not null)
         {
             if (!breakers.Allows(req.ShopId, RecommenderTrainer.Kind))
                 reasons = [$"the model is cut off after repeated errors ({breakers.State(req.ShopId, RecommenderTrainer.Kind).Reason}); bestsellers answer until it is tried again"];
-            else
+            else if (shopModels.Active is { } model)
             {
-                var model = await models.GetAsync(req.ShopId, ct);
-                if (model is not null)
+                var (candidates, served, failure) = RunModel(model.Bundle, req, anchors, "the model", "; serving bestsellers");
+                if (failure is not null)
                 {
-                    var (candidates, served, failure) = RunModel(model.Bundle, req, anchors, "the model", "; serving bestsellers");
-                    if (failure is not null) breakers.Failure(req.ShopId, RecommenderTrainer.Kind, failure);
-                    else
-                    {
-                        breakers.Success(req.ShopId, RecommenderTrainer.Kind);
-                        if (served is not null) answer = Compose(candidates, served, model.Version, catalog, req, anchors);
-                    }
+                    failed = true;
+                    breakers.Failure(req.ShopId, RecommenderTrainer.Kind, failure);
+                }
+                else
+                {
+                    breakers.Success(req.ShopId, RecommenderTrainer.Kind);
+                    if (served is not null) answer = Compose(candidates, served, model.Version, catalog, req, anchors);
                 }
             }
         }
@@ -86,11 +107,15 @@ public sealed class RecommendationService(ModelCache models, CatalogCache catalo
             // The decision's latency stays the served answer's (the shadow costs one more model call within the same budget).
             answeredIn = Stopwatch.GetElapsedTime(started);
             var (composed, failure) = TryRelease(s, req, anchors, catalog);
+            failed |= failure is not null;
             shadow = Json(failure is null
                 ? new { version = s.Version, path = composed!.Path, ids = composed.Items.Select(i => i.ProductId).ToArray() }
                 : (object)new { version = s.Version, failed = failure });
         }
 
+        // Why not keep an answer given after a failure or a refusal: those are passing states; the next request tries again.
+        if (cacheable && !failed && reasons.Length == 0)
+            answers.Put(req.ShopId, catalog.Version, shopModels!.Generation, key, new CachedAnswer(answer.Path, answer.Version, [.. answer.Items], output, shadow));
         return Respond(req, requestId, answer.Path, answer.Version, arm, answer.Items, catalog, started, anchors, reasons, output, shadow, answeredIn);
     }
 
@@ -151,13 +176,16 @@ public sealed class RecommendationService(ModelCache models, CatalogCache catalo
     private static string Json(object value) => System.Text.Json.JsonSerializer.Serialize(value);
 
     private RecommendationResponse Respond(RecommendationRequest req, string requestId, string path, int? version, string arm,
-        List<RecommendedItem> items, CatalogSnapshot catalog, long started, List<CatalogProduct> anchors, string[]? reasons = null, string? output = null,
-        string? shadow = null, TimeSpan? answeredIn = null)
+        IReadOnlyList<RecommendedItem> composed, CatalogSnapshot catalog, long started, List<CatalogProduct> anchors, string[]? reasons = null, string? output = null,
+        string? shadow = null, TimeSpan? answeredIn = null, bool cached = false)
     {
-        items = items.Select((item, i) => item with
-        {
-            Rank = i + 1, Token = req.Preview ? "" : tokens.Issue(req.Shop, requestId, req.VisitorHash, req.CustomerId, item.ProductId),
-        }).ToList();
+        // Why per request even for a cached answer: each token proves this answer went to this visitor.
+        var items = new RecommendedItem[composed.Count];
+        for (var i = 0; i < items.Length; i++)
+            items[i] = composed[i] with
+            {
+                Rank = i + 1, Token = req.Preview ? "" : tokens.Issue(req.Shop, requestId, req.VisitorHash, req.CustomerId, composed[i].ProductId),
+            };
         if (!req.Preview) PluginApp.Operations.OperatorMetrics.Served("recommendations", path);
         var response = new RecommendationResponse(requestId, req.Shop, req.Placement, path, version, new ExperimentView(UpsellExperiment.Key, arm), items,
             catalog.Notice);
@@ -166,8 +194,8 @@ public sealed class RecommendationService(ModelCache models, CatalogCache catalo
             {
                 Subject = req.Placement, Fallback = version is null && arm == UpsellExperiment.ModelArm, ModelKind = RecommenderTrainer.Kind, ModelVersion = version, Arm = arm,
                 VisitorHash = req.VisitorHash, CustomerId = req.CustomerId, InputIds = anchors.Select(a => a.Id).ToArray(),
-                OutputIds = items.Select(i => i.ProductId).ToArray(), LatencyMs = (float)(answeredIn ?? Stopwatch.GetElapsedTime(started)).TotalMilliseconds,
-                Reasons = reasons ?? [], Output = output, Shadow = shadow,
+                OutputIds = Array.ConvertAll(items, i => i.ProductId), LatencyMs = (float)(answeredIn ?? Stopwatch.GetElapsedTime(started)).TotalMilliseconds,
+                Reasons = reasons ?? [], Output = output, Shadow = shadow, Inputs = cached ? CachedInputs : null,
             });
         return response;
     }

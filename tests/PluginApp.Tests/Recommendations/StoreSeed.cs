@@ -36,15 +36,7 @@ public sealed class StoreSeed(AppFixture app, string shop)
     {
         ShopId = await app.InstallShopAsync(Shop);
         for (long p = 101; p <= 112; p++)
-        {
-            var body = ShopifyPayloads.Product(P(p), variants: 1, inventory: inventory?.Invoke(p) ?? 10);
-            body["product_type"] = Types[Group(p)];
-            body["title"] = $"Product {p}";
-            var v = body["variants"]![0]!.AsObject();
-            v["id"] = V(p * 10);
-            v["price"] = (price?.Invoke(p) ?? 10m + (p - 101)).ToString("0.00", CultureInfo.InvariantCulture);
-            await app.SendWebhookAsync("products/create", Shop, body.ToJsonString());
-        }
+            await app.SendWebhookAsync("products/create", Shop, ProductBody(p, inventory?.Invoke(p) ?? 10, price?.Invoke(p)).ToJsonString());
         var orderId = Offset + 500_000L;
         var random = new Random(7);
         for (var g = 0; g < 3; g++)
@@ -58,6 +50,22 @@ public sealed class StoreSeed(AppFixture app, string shop)
                 }
             }
     }
+
+    /// <summary>Catalog product n as Shopify sends it: one variant (n*10), its group's product type.</summary>
+    private JsonObject ProductBody(long p, int inventory, decimal? price, string updatedAt = "2026-07-01T08:00:00-04:00")
+    {
+        var body = ShopifyPayloads.Product(P(p), variants: 1, updatedAt: updatedAt, inventory: inventory);
+        body["product_type"] = Types[Group(p)];
+        body["title"] = $"Product {p}";
+        var v = body["variants"]![0]!.AsObject();
+        v["id"] = V(p * 10);
+        v["price"] = (price ?? 10m + (p - 101)).ToString("0.00", CultureInfo.InvariantCulture);
+        return body;
+    }
+
+    /// <summary>Shopify's products/update for catalog product n with a new stock level (a later update than the seed's).</summary>
+    public Task UpdateStockAsync(long n, int inventory) =>
+        app.SendWebhookAsync("products/update", Shop, ProductBody(n, inventory, null, updatedAt: "2026-07-02T08:00:00-04:00").ToJsonString());
 
     /// <summary>An order of catalog products, with an order id of this seed's own (n + Offset).</summary>
     public JsonObject Order(long n, long? customer, IReadOnlyList<long> products, DateTimeOffset at, string? visitor = null) =>

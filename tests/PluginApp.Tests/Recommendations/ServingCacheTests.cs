@@ -1,0 +1,154 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.Extensions.DependencyInjection;
+using PluginApp.Governance;
+using PluginApp.Recommendations;
+using PluginApp.Tests.Infrastructure;
+
+namespace PluginApp.Tests.Recommendations;
+
+/// <summary>
+/// The product-page answer cache and the bounded model cache: a repeated product page is answered from memory (and still
+/// logged per answer), a change of rules, model, stock or switch reaches the answers of every instance, and a model cache over
+/// its budget drops the least recently used store, whose next request loads it again.
+/// </summary>
+public sealed class ServingCacheTests(AppFixture app) : IClassFixture<AppFixture>
+{
+    private async Task<StoreSeed> TrainedStoreAsync(string shop)
+    {
+        var seed = new StoreSeed(app, shop);
+        await seed.SeedAsync(customersPerGroup: 8);
+        var (_, activated) = await seed.TrainAsync();
+        Assert.True(activated, "the first model of a shop becomes active");
+        return seed;
+    }
+
+    [Theory]
+    [InlineData("rule")]
+    [InlineData("model")]
+    [InlineData("stock")]
+    [InlineData("switch")]
+    public async Task CachedProductPageAnswer_ChangesOnEveryInstance_AfterTheChange(string change)
+    {
+        var seed = await TrainedStoreAsync($"cache-{change}.myshopify.com");
+        // Why these settings: the second instance then never reloads a catalog or checks model versions by itself within the
+        // test, so what it serves after the change it learned from the change's notification.
+        await using var second = app.CreateFactory(app.Database.ConnectionString, b => b
+            .UseSetting("Recommendations:CatalogMaxAge", "01:00:00").UseSetting("Recommendations:ModelVersionCheckInterval", "00:10:00"));
+        using var secondClient = second.CreateClient(new WebApplicationFactoryClientOptions { BaseAddress = new Uri("https://localhost") });
+        var clients = new[] { app.Client, secondClient };
+        var query = $"placement=product&product_id=105&limit=3&visitor_id={seed.VisitorIn("model", "v-cache")}";
+
+        var before = new List<JsonElement>();
+        foreach (var client in clients)
+        {
+            var first = await seed.RecommendAsync(query, client);
+            var again = await seed.RecommendAsync(query, client);
+            Assert.Equal("model", again.GetProperty("path").GetString());
+            Assert.Equal(seed.Products(first), seed.Products(again));
+            Assert.NotEqual(first.GetProperty("request_id").GetString(), again.GetProperty("request_id").GetString());
+            before.Add(again);
+        }
+        // Carts are computed every time.
+        await seed.RecommendAsync($"placement=cart&variant_ids=1050&limit=3&visitor_id={seed.VisitorIn("model", "v-cache")}");
+        await seed.RecommendAsync($"placement=cart&variant_ids=1050&limit=3&visitor_id={seed.VisitorIn("model", "v-cache")}");
+        await app.Factory.Services.GetRequiredService<DecisionLog>().FlushAsync(CancellationToken.None);
+        await second.Services.GetRequiredService<DecisionLog>().FlushAsync(CancellationToken.None);
+        // One decision per answer, the repeats marked as served from the cache.
+        Assert.Equal(6, await app.CountAsync("SELECT count(*) FROM decisions WHERE shop_id = $1 AND kind = 'upsell'", seed.ShopId));
+        Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM decisions WHERE shop_id = $1 AND kind = 'upsell' AND subject = 'product' AND inputs->>'answer' = 'cached'", seed.ShopId));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM decisions WHERE shop_id = $1 AND kind = 'upsell' AND subject = 'cart' AND inputs IS NOT NULL", seed.ShopId));
+
+        var top = seed.Products(before[0])[0];
+        Func<JsonElement, bool> changed;
+        switch (change)
+        {
+            case "rule":
+                var put = new HttpRequestMessage(HttpMethod.Put, "/api/admin/rules") { Content = JsonContent.Create(new { blockedProductIds = new[] { seed.P(top) } }) };
+                put.Headers.Authorization = app.AdminGet("/", seed.Shop).Headers.Authorization;
+                Assert.Equal(HttpStatusCode.OK, (await app.Client.SendAsync(put)).StatusCode);
+                changed = a => !seed.Products(a).Contains(top);
+                break;
+            case "model":
+                Assert.Equal((2, true), await seed.TrainAsync());
+                changed = a => a.GetProperty("model_version").GetInt32() == 2;
+                break;
+            case "stock":
+                await seed.UpdateStockAsync(top, 0);
+                changed = a => !seed.Products(a).Contains(top);
+                break;
+            default:
+                var off = new HttpRequestMessage(HttpMethod.Put, "/api/admin/features/upsells") { Content = JsonContent.Create(new { enabled = false, whenOff = "nothing" }) };
+                off.Headers.Authorization = app.AdminGet("/", seed.Shop).Headers.Authorization;
+                Assert.Equal(HttpStatusCode.OK, (await app.Client.SendAsync(off)).StatusCode);
+                changed = a => a.GetProperty("path").GetString() == UpsellFeature.SwitchedOff;
+                break;
+        }
+
+        foreach (var client in clients)
+        {
+            // Why a deadline: the other instance hears of the change when PostgreSQL delivers the notification, a moment later.
+            var deadline = DateTime.UtcNow.AddSeconds(15);
+            JsonElement answer;
+            while (!changed(answer = await seed.RecommendAsync(query, client)) && DateTime.UtcNow < deadline) await Task.Delay(100);
+            Assert.True(changed(answer), $"after the {change} change, {(client == app.Client ? "this" : "the second")} instance still answers {answer}");
+        }
+    }
+
+    [Fact]
+    public async Task ModelCacheOverItsBudget_DropsTheLeastRecentlyUsedStore_WhoseNextRequestLoadsItAgain()
+    {
+        var stores = new List<StoreSeed>();
+        foreach (var name in new[] { "a", "b", "c" }) stores.Add(await TrainedStoreAsync($"lru-{name}.myshopify.com"));
+        var sizes = new List<long>();
+        foreach (var s in stores)
+        {
+            var artifact = (byte[])(await app.ScalarAsync("SELECT artifact FROM models WHERE shop_id = $1 AND status = 'active'", s.ShopId))!;
+            sizes.Add(ModelCache.EstimatedBytes(RecommenderBundle.FromBytes(artifact), artifact.Length));
+        }
+        // Any two stores' models fit, all three do not.
+        var budget = sizes.Sum() - 1;
+        await using var bounded = app.CreateFactory(app.Database.ConnectionString, b => b
+            .UseSetting("Recommendations:ModelCacheBudgetBytes", budget.ToString(CultureInfo.InvariantCulture)));
+        using var client = bounded.CreateClient(new WebApplicationFactoryClientOptions { BaseAddress = new Uri("https://localhost") });
+        var cache = bounded.Services.GetRequiredService<ModelCache>();
+        var (a, b, c) = (stores[0], stores[1], stores[2]);
+        async Task<JsonElement> Serve(StoreSeed s) => await s.RecommendAsync($"placement=cart&variant_ids=1050&limit=3&visitor_id={s.VisitorIn("model", "v-lru")}", client);
+
+        await Serve(a);
+        await Serve(b);
+        await Serve(a); // a is now more recent than b
+        var answer = await Serve(c);
+
+        Assert.Equal("model", answer.GetProperty("path").GetString());
+        Assert.True(cache.Holds(a.ShopId), "the store used most recently before c stays");
+        Assert.False(cache.Holds(b.ShopId), "the least recently used store is dropped");
+        Assert.True(cache.Holds(c.ShopId));
+        Assert.True(cache.Held().Bytes <= budget, $"{cache.Held().Bytes} bytes held over a budget of {budget}");
+        Assert.Equal(1, cache.Held().Evictions);
+
+        var reloaded = await Serve(b);
+
+        Assert.Equal("model", reloaded.GetProperty("path").GetString());
+        Assert.Equal(1, reloaded.GetProperty("model_version").GetInt32());
+        Assert.True(cache.Holds(b.ShopId));
+        Assert.False(cache.Holds(a.ShopId), "a was used before c, so it goes next");
+        Assert.Equal(2, cache.Held().Shops);
+    }
+
+    [Fact]
+    public void Options_WithoutAModelBudgetOrWithANegativeAnswerCache_AreRefusedNamingEach()
+    {
+        var sut = new RecommendationOptionsValidator();
+
+        var result = sut.Validate(null, new RecommendationOptions { ModelCacheBudgetBytes = 0, AnswerCacheEntries = -1 });
+
+        Assert.True(result.Failed);
+        Assert.Contains(result.Failures!, f => f.Contains("ModelCacheBudgetBytes 0", StringComparison.Ordinal));
+        Assert.Contains(result.Failures!, f => f.Contains("AnswerCacheEntries -1", StringComparison.Ordinal));
+    }
+}
