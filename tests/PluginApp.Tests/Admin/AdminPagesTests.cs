@@ -219,9 +219,7 @@ public sealed class AdminPagesTests(AdminFixture app, ITestOutputHelper output) 
             Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM experiments WHERE key = 'upsells'"));
             await page.FillAsync("#upsells-share-model", "80");
             // The page reloads itself 0.4 s after the save succeeds: wait for that reload, or the next navigation would race it (net::ERR_ABORTED).
-            await page.RunAndWaitForResponseAsync(() => upsells.Locator("button[value=true]").ClickAsync(),
-                r => r.Request.ResourceType == "document" && r.Url.Contains("/admin/experiments", StringComparison.Ordinal));
-            await page.WaitForLoadStateAsync(LoadState.Load);
+            await SaveAndAwaitReloadAsync(page, () => upsells.Locator("button[value=true]").ClickAsync(), "/api/admin/experiments/upsells");
             await EventuallyAsync(async () => await app.CountAsync("SELECT count(*) FROM experiments WHERE key = 'upsells' AND arms->0->>'share' = '0.2'") == 1);
 
             await page.GotoAsync(app.PageUrl("/admin/experiments"));
@@ -242,6 +240,21 @@ public sealed class AdminPagesTests(AdminFixture app, ITestOutputHelper output) 
             put.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", app.SessionToken(AdminFixture.Shop));
             Assert.True((await app.Client.SendAsync(put)).IsSuccessStatusCode); // the defaults again, running
         }
+    }
+
+    /// <summary>
+    /// Saves through a form whose page reloads itself after a successful save (data-reload, 0.4 s later), and waits for
+    /// that reload: a navigation of the test's own would race it (net::ERR_ABORTED). The mark set before the click is gone
+    /// only once the page has been loaded again.
+    /// </summary>
+    private static async Task<IResponse> SaveAndAwaitReloadAsync(IPage page, Func<Task> click, string api)
+    {
+        await page.EvaluateAsync("() => { window.__beforeReload = true; }");
+        var response = await page.RunAndWaitForResponseAsync(click, r => r.Url.Contains(api, StringComparison.Ordinal) && r.Request.Method != "GET");
+        if (response.Ok)
+            await page.WaitForFunctionAsync("() => window.__beforeReload !== true && document.readyState === 'complete'", null,
+                new PageWaitForFunctionOptions { Timeout = 15_000 });
+        return response;
     }
 
     private static async Task EventuallyAsync(Func<Task<bool>> condition)
@@ -395,10 +408,8 @@ public sealed class AdminPagesTests(AdminFixture app, ITestOutputHelper output) 
         Assert.Contains("Upsell recommender", await page.Locator(".disclosure-card h2").First.InnerTextAsync());
 
         await page.FillAsync("#text", notice);
-        var saved = await page.RunAndWaitForResponseAsync(() => page.ClickAsync("form[data-api*='shopper-notice'] button[type=submit]"),
-            r => r.Url.Contains("/api/admin/shopper-notice", StringComparison.Ordinal));
+        var saved = await SaveAndAwaitReloadAsync(page, () => page.ClickAsync("form[data-api*='shopper-notice'] button[type=submit]"), "/api/admin/shopper-notice");
         Assert.Equal(200, saved.Status);
-        await page.ReloadAsync();
         await Assertions.Expect(page.Locator("#text")).ToHaveValueAsync(notice, new() { Timeout = 10000 });
 
         app.Factory.Services.GetRequiredService<CatalogCache>().Invalidate(app.Seed.ShopId);
