@@ -120,15 +120,14 @@ public sealed class IntentScorer(NpgsqlDataSource db, IMemoryCache cache, AiFeat
         // A version in release: in shadow it reads the cart beside the active one; in canary it answers for its share of carts.
         var release = await ReleaseAsync(shopId, ct);
         (IntentScore? Score, string? Failed) candidate = (null, null);
+        // Outside the canary's share the active version answers alone: the candidate is not run for those carts.
+        if (release is { Stage: "canary" } canary && !InCanary(shopId, cartToken, customerId, canary.Share)) release = null;
         if (release is { } rel)
         {
             candidate = rel.Model is null ? (null, rel.Error ?? "no model file") : TryScore(rel.Model, snapshot);
-            if (rel.Stage == "canary" && InCanary(shopId, cartToken, customerId, rel.Share))
-            {
-                if (candidate.Score is { } s) return new CartIntent(s.Probability, rel.Version, s.Reasons.Select(r => r.Text).ToList())
+            if (rel.Stage == "canary" && candidate.Score is { } s)
+                return new CartIntent(s.Probability, rel.Version, s.Reasons.Select(r => r.Text).ToList())
                     { Release = new IntentRelease(rel.Version, "canary", s.Probability, null) };
-            }
-            else if (rel.Stage == "canary") release = null; // outside the canary's share: the active version alone
         }
         try
         {
