@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs the app on a demo store: a private PostgreSQL, a stand-in Shopify Admin API on loopback, the app in the
 # Demo environment with demo-store.myshopify.com installed. Two months of Online Retail arrive by bulk backfill,
-# the following two weeks as live signed webhooks. Ctrl-C stops everything.
+# the following two weeks as live signed webhooks, then two weeks of storefront shoppers up to yesterday. The data set's
+# dates are moved forward by whole weeks so that its history runs up to the shoppers' first day, as a live store's would
+# (weekdays kept). Ctrl-C stops everything.
 # `scripts/demo.sh --check` does all of that, prints what the store holds, and stops.
 set -euo pipefail
 ROOT_DIR="$(cd "$(dirname "$0")/.." && pwd)"
@@ -14,6 +16,8 @@ source scripts/lib/browser.sh
 PORT="${DEMO_PORT:-5080}"
 URL="http://127.0.0.1:$PORT"
 BACKFILL_FROM=2011-09-01; LIVE_FROM=2011-11-01; LIVE_TO=2011-11-15
+# Days added to every date of the data set: LIVE_TO lands on the shoppers' first day (14 days ago) or up to 6 days before.
+SHIFT_DAYS=$(( ( $(date -u -d "$(date -u +%F) - 14 days" +%s) - $(date -u -d "$LIVE_TO" +%s) ) / 86400 / 7 * 7 ))
 mkdir -p .run
 pg_reset demo   # every demo starts from an empty store
 pg_up demo 55433
@@ -38,9 +42,10 @@ node scripts/theme/render-block.mjs cart-offers '{"template":"cart"}' > .run/dem
 dotnet build app/PluginApp.csproj -c Release -nologo -v q >/dev/null
 dotnet build tests/ShopifyStandIn -c Release -nologo -v q >/dev/null
 
-if [ ! -f .run/demo-bulk/orders.jsonl ]; then
-  echo "[demo] preparing the store's history ($BACKFILL_FROM to $LIVE_FROM) as bulk-operation results"
-  scripts/replay.sh --jsonl-out .run/demo-bulk --from "$BACKFILL_FROM" --to "$LIVE_FROM" --seed 7 >/dev/null
+if [ ! -f .run/demo-bulk/orders.jsonl ] || [ "$(cat .run/demo-bulk/shift-days 2>/dev/null)" != "$SHIFT_DAYS" ]; then
+  echo "[demo] preparing the store's history ($BACKFILL_FROM to $LIVE_FROM, moved $SHIFT_DAYS days forward) as bulk-operation results"
+  scripts/replay.sh --jsonl-out .run/demo-bulk --from "$BACKFILL_FROM" --to "$LIVE_FROM" --seed 7 --shift-days "$SHIFT_DAYS" >/dev/null
+  echo "$SHIFT_DAYS" > .run/demo-bulk/shift-days
 fi
 
 rm -f .run/standin-url
@@ -70,10 +75,10 @@ for _ in $(seq 1 600); do
 done
 echo "[demo] backfill: $(curl -fsS "$URL/api/admin/backfill" | head -c 300)"
 
-echo "[demo] replaying $LIVE_FROM to $LIVE_TO as live webhooks"
+echo "[demo] replaying $LIVE_FROM to $LIVE_TO (moved $SHIFT_DAYS days forward) as live webhooks"
 # Half as many abandoned carts and checkouts as completed ones, so the purchase-intent model has both outcomes to learn.
 scripts/replay.sh --url "$URL" --secret "$SECRET" --shop demo-store.myshopify.com --from "$LIVE_FROM" --to "$LIVE_TO" \
-  --seed 7 --rate 400 --abandoned-share 0.5 | tail -n 2
+  --seed 7 --rate 400 --abandoned-share 0.5 --shift-days "$SHIFT_DAYS" | tail -n 2
 
 echo "[demo] the store now holds: $(curl -fsS "$URL/api/admin/shop")"
 
@@ -110,7 +115,7 @@ echo "[demo] discount codes created in the stand-in Shopify: $(demo_sql "$codes_
 # states what they do); the demo app's clock is set back to each shopper's day.
 echo "[demo] simulating 14 days of storefront shoppers through the app proxy"
 scripts/replay.sh --url "$URL" --secret "$SECRET" --shop demo-store.myshopify.com --from "$BACKFILL_FROM" --to 2011-12-10 --seed 7 \
-  --shoppers-from "$LIVE_TO" --shopper-days 14 --shoppers-per-day 100 | tail -n 1
+  --shoppers-from "$LIVE_TO" --shopper-days 14 --shoppers-per-day 100 --shift-days "$SHIFT_DAYS" | tail -n 1
 
 # Shopify's compliance webhooks as a store would see them: one customer asks for their data, another is erased.
 demo_webhook() { # TOPIC ID BODY: a signed delivery, as Shopify sends it

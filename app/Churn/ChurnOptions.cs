@@ -25,6 +25,12 @@ public sealed class ChurnOptions
     /// <summary>Namespace of the customer metafields (churn_probability, predicted_value, churn_segment).</summary>
     public string MetafieldNamespace { get; set; } = "pluginapp";
 
+    /// <summary>
+    /// The held-out ROC-AUC a churn model needs before it is served (0.5 is chance): below it, its segments would put
+    /// customers in groups at random, so the store gets no scores and the page says why.
+    /// </summary>
+    public double MinRocAuc { get; set; } = 0.55;
+
     /// <summary>Customers per metafieldsSet call (3 metafields each; Shopify takes up to 25 per call).</summary>
     public int MetafieldCustomersPerCall { get; set; } = 8;
 }
@@ -36,6 +42,7 @@ internal sealed class ChurnOptionsValidator : IValidateOptions<ChurnOptions>
         var f = new List<string>();
         if (!(o.AtRisk > 0 && o.AtRisk < o.Lapsing && o.Lapsing < o.Lost && o.Lost < 1))
             f.Add($"Churn:AtRisk, Lapsing and Lost must rise strictly between 0 and 1; got {o.AtRisk}, {o.Lapsing}, {o.Lost}.");
+        if (o.MinRocAuc is < 0.5 or >= 1) f.Add($"Churn:MinRocAuc {o.MinRocAuc} must be at least 0.5 (chance) and below 1.");
         if (o.HighValueShare is <= 0 or >= 1) f.Add($"Churn:HighValueShare {o.HighValueShare} must be between 0 and 1.");
         if (string.IsNullOrWhiteSpace(o.TagPrefix) || o.TagPrefix.Contains(',') || o.TagPrefix.Length > 30)
             f.Add("Churn:TagPrefix must be a short tag prefix without commas, e.g. \"pluginapp:\".");

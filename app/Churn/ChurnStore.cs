@@ -34,7 +34,9 @@ public sealed class ChurnStore(NpgsqlDataSource db, ModelRegistry registry, Micr
 {
     public async Task<ChurnSummary> SummaryAsync(long shopId, CancellationToken ct)
     {
-        var active = (await registry.ListAsync(shopId, ct)).FirstOrDefault(m => m.Kind == ChurnModelTrainer.Kind && m.Status == "active");
+        var models = (await registry.ListAsync(shopId, ct)).Where(m => m.Kind == ChurnModelTrainer.Kind).ToList();
+        var active = models.FirstOrDefault(m => m.Status == "active");
+        var newest = models.MaxBy(m => m.Version);
         var run = (await registry.TrainingRunsAsync(shopId, ct)).Where(r => r.Kind == ChurnModelTrainer.Kind).OrderByDescending(r => r.StartedAt).FirstOrDefault();
         var counts = new Dictionary<string, (long N, decimal Risk)>();
         DateTimeOffset? scoredAt = null;
@@ -53,10 +55,12 @@ public sealed class ChurnStore(NpgsqlDataSource db, ModelRegistry registry, Micr
         }
         var o = options.Value;
         var segments = ChurnSegments.All.Select(s => new ChurnSegmentView(s, ChurnSegments.Describe(s, o), counts.GetValueOrDefault(s).N, counts.GetValueOrDefault(s).Risk)).ToList();
-        string? notYet = active is null
-            ? run is null ? "No churn model has been trained yet: training runs nightly and after the history backfill."
-              : run.State == "completed" ? "The last churn model did not pass the promotion gate." : run.Error ?? $"The last training {run.State}."
-            : null;
+        // The newest word first: the last run's error, else why the last model trained is not served.
+        string? notYet = active is not null ? null
+            : run is { State: not "completed" } ? run.Error ?? $"The last training {run.State}."
+            : newest is { Status: "candidate" } ? $"The last churn model (version {newest.Version}) is not served: {newest.StatusReason}."
+            : run is null ? "No churn model has been trained yet: training runs nightly and after the history backfill."
+            : "The last churn model did not pass the promotion gate.";
         var model = active is null ? new ChurnModelView(null, null, null, null, null, null, null, notYet, scoredAt) : new ChurnModelView(active.Version,
             Str(active.Metrics, "Kind"), WithoutKind(Str(active.Metrics, "Reason")), active.Metrics.TryGetProperty("HorizonDays", out var h) ? h.GetInt32() : null,
             Num(active.Metrics, "RocAuc"), Num(active.Metrics, "RecencyRocAuc"), Str(active.Metrics, "SpendModel"), null, scoredAt,

@@ -28,6 +28,9 @@ public sealed record ModelKind(string Name, string Title, string PromotionMetric
     /// <summary>Whether a model must also be at least as good as <see cref="BaselineMetric"/> (measured in the same run) to become active.</summary>
     public bool BaselineGate { get; init; }
 
+    /// <summary>How far below the baseline a model may be and still pass <see cref="BaselineGate"/> (0: not below it at all).</summary>
+    public double BaselineTolerance { get; init; }
+
     /// <summary>What it outputs, in the merchant's words (the disclosure card).</summary>
     public string Outputs { get; init; } = "";
 

@@ -43,9 +43,10 @@ public sealed class ModelRegistry(NpgsqlDataSource db, TimeProvider clock, Micro
         var activeVersion = await Scalar(conn, tx, "SELECT version FROM models WHERE shop_id = $1 AND kind = $2 AND status = 'active'", ct, shopId, kind) as int?;
         // A kind that gates on its baseline (order risk: the rule prior) never activates a model that does worse than it.
         var baseline = modelKind.BaselineGate && modelKind.BaselineMetric is { } b ? model.MetricValue(b) : (double?)null;
-        var beatsBaseline = baseline is null || candidate >= baseline.Value;
+        var beatsBaseline = baseline is null || candidate >= baseline.Value - modelKind.BaselineTolerance;
         var passes = beatsBaseline && (active is null || candidate >= active.Value);
-        var reason = !beatsBaseline ? $"held-out {metric} {candidate:F4} is below the baseline's {baseline:F4} on the same orders"
+        var reason = !beatsBaseline ? $"held-out {metric} {candidate:F4} is below the baseline's {baseline:F4} ({modelKind.BaselineName})"
+                                      + (modelKind.BaselineTolerance > 0 ? FormattableString.Invariant($" by more than {modelKind.BaselineTolerance:0.###}") : "")
             : active is null ? "first model"
             : passes ? $"held-out {metric} {candidate:F4} is not worse than the active model's {active:F4}"
             : $"held-out {metric} {candidate:F4} is worse than the active model's {active:F4}";

@@ -7,6 +7,7 @@ const string Usage = """
     usage: replay --data DIR [--dataset online-retail|fraud] [--seed 7]
                   [--from YYYY-MM-DD --to YYYY-MM-DD | --max-invoices N | --max-transactions N]
                   [--session-share 0.3] [--abandoned-share 0.1] [--guests true|false] [--labels-out FILE.csv]
+                  [--shift-days N]
                   ( --jsonl-out DIR
                   | --url http://127.0.0.1:5080 --secret S --shop demo-store.myshopify.com
                     [--rate 200] [--concurrency 8] [--max-deliveries N] [--timeout-seconds 7200]
@@ -14,6 +15,8 @@ const string Usage = """
                     [--fraud-cancellation-delay-days 7] )
     --shopper-days: instead of webhooks, storefront shoppers (the baskets from --shoppers-from on) through the app
                     proxy and orders/create, one day at a time up to yesterday on the Demo app's clock
+    --shift-days:   online-retail only: N days added to every date after --from/--to (and --shoppers-from) are applied,
+                    so the slice plays as recent history
     """;
 
 try
@@ -50,7 +53,8 @@ try
     Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.Cancel(); };
     if (a.Int("shopper-days") is { } days)
     {
-        var played = await Shoppers.PlayAsync(store, a.Date("shoppers-from") ?? throw new ArgumentException("--shoppers-from is required with --shopper-days"),
+        var shoppersFrom = a.Date("shoppers-from") ?? throw new ArgumentException("--shoppers-from is required with --shopper-days");
+        var played = await Shoppers.PlayAsync(store, shoppersFrom.AddDays(a.Int("shift-days") ?? 0),
             days, a.Int("shoppers-per-day") ?? 100, http, sender, stop.Token);
         Console.WriteLine($"shoppers: {played.Shoppers} over {days} days, {played.Shown} shown something they wanted, {played.Orders} ordered, {played.Failed} failed; cart offers: {(played.CartActions.Count == 0 ? "none" : string.Join(", ", played.CartActions.Select(kv => $"{kv.Key} {kv.Value}")))}");
         return played.Failed == 0 ? 0 : 1;
@@ -95,7 +99,10 @@ static ReplayStore Load(CliArgs a)
                     Seed = seed, From = a.Date("from"), To = a.Date("to"), MaxInvoices = a.Int("max-invoices"),
                     SessionShare = a.Double("session-share") ?? 0.3, AbandonedShare = a.Double("abandoned-share") ?? 0.1,
                     IncludeGuestOrders = !string.Equals(a.Get("guests"), "false", StringComparison.OrdinalIgnoreCase),
+                    Shift = TimeSpan.FromDays(a.Int("shift-days") ?? 0),
                 });
+        case "fraud" when a.Has("shift-days"):
+            throw new ArgumentException("--shift-days is for --dataset online-retail");
         case "fraud":
             var files = Directory.GetFiles(Path.Combine(data, "fraud-handbook-sim"), "*.csv.gz").Order(StringComparer.Ordinal).ToList();
             var streams = files.Select(f => (Stream)File.OpenRead(f)).ToList();

@@ -14,4 +14,9 @@ public sealed record OnlineRetailOptions
     public double AbandonedShare { get; init; } = 0.1;
     /// <summary>Rows with an empty CustomerID become guest orders (no customer); false drops them.</summary>
     public bool IncludeGuestOrders { get; init; } = true;
+    /// <summary>
+    /// Added to every date once the [From, To) slice is taken, so the slice plays as a store's recent history (the demo
+    /// ends it where its storefront shoppers begin). Every other time in the store derives from these dates.
+    /// </summary>
+    public TimeSpan Shift { get; init; }
 }

@@ -40,7 +40,7 @@ internal static class OnlineRetailRows
             if (o.MaxInvoices is { } max && invoices.Add(f[0]) && invoices.Count > max) break;
             long? customer = f[6].Length == 0 ? null : (long)Formats.ParseDecimal(f[6]);
             var price = Math.Round(Formats.ParseDecimal(f[5]), 2, MidpointRounding.AwayFromZero);
-            rows.Add(new RetailRow(index, f[0], stock, k, f[2].Trim(), int.Parse(f[3], CultureInfo.InvariantCulture), date, price,
+            rows.Add(new RetailRow(index, f[0], stock, k, f[2].Trim(), int.Parse(f[3], CultureInfo.InvariantCulture), date + o.Shift, price,
                 customer, f[7]));
         }
         return rows;

@@ -75,6 +75,18 @@ public sealed class ChurnFixture : AppFixture
     public Task<(int Version, bool Activated)> TrainAsync(string shop) =>
         Factory.Services.GetRequiredService<TrainingService>().TrainAsync(shop, ChurnModelTrainer.Kind, "test", CancellationToken.None);
 
+    /// <summary>Trains the shop's churn model and fails, saying why, unless it became active.</summary>
+    public async Task TrainActiveAsync(string shop)
+    {
+        var (version, activated) = await TrainAsync(shop);
+        if (activated) return;
+        var why = await ScalarAsync("""
+            SELECT coalesce((SELECT status_reason FROM models m JOIN shops s ON s.id = m.shop_id WHERE s.domain = $1 AND m.kind = 'churn' AND m.version = $2),
+                            (SELECT error FROM training_runs r JOIN shops s ON s.id = r.shop_id WHERE s.domain = $1 AND r.kind = 'churn' ORDER BY r.id DESC LIMIT 1))
+            """, shop, version);
+        Assert.Fail($"the churn model v{version} did not become active: {why}");
+    }
+
     public Task ScoreAsync(long shopId) => Factory.Services.GetRequiredService<ChurnScoringJob>().ScoreShopAsync(shopId, CancellationToken.None);
 }
 
@@ -114,6 +126,73 @@ public sealed class ChurnTests(ChurnFixture app) : IClassFixture<ChurnFixture>
         var summary = await JsonAsync("/api/admin/churn", shop);
         Assert.Equal($"not enough data yet: {repeat} customers with repeat orders, 20 needed", summary.GetProperty("model").GetProperty("notYet").GetString());
         Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM churn_scores WHERE shop_id = $1", shopId));
+    }
+
+    [Fact]
+    public async Task AStoreWhereWhoComesBackIsChance_GetsNoModelAndNoSegments_AndThePageSaysSegmentsWouldBeRandom()
+    {
+        const string shop = "churn-chance.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        // Every customer orders at the same steady rate from their first order on (no one stops): whether a customer
+        // orders in the next weeks does not depend on anything in their past, so no model can rank who will.
+        var rng = new Random(5);
+        var now = app.Clock.GetUtcNow();
+        await using (var batch = app.Db.CreateBatch())
+        {
+            for (var i = 0; i < 1500; i++)
+            {
+                var customer = 96_150_000L + i;
+                var start = now.AddDays(-400 - rng.NextDouble() * 100);
+                for (var (at, n) = (start, 0); at < now; at = at.AddDays(-Math.Log(1 - rng.NextDouble()) * 60), n++)
+                {
+                    var o = new NpgsqlBatchCommand("""
+                        INSERT INTO orders (shop_id, id, name, customer_id, currency, total_price, subtotal_price, total_discounts, created_at, updated_at, processed_at)
+                        VALUES ($1, $2, $3, $4, 'USD', $5, $5, 0, $6, $6, $6)
+                        """);
+                    var id = customer * 100 + n;
+                    foreach (var v in new object[] { shopId, id, $"#{id}", customer, Math.Round(20m + (decimal)(rng.NextDouble() * 80), 2), at }) o.Parameters.AddWithValue(v);
+                    batch.BatchCommands.Add(o);
+                }
+            }
+            await batch.ExecuteNonQueryAsync();
+        }
+
+        var (version, activated) = await app.TrainAsync(shop);
+
+        Assert.Equal((0, false), (version, activated));
+        var notYet = (await JsonAsync("/api/admin/churn", shop)).GetProperty("model").GetProperty("notYet").GetString()!;
+        Assert.StartsWith("no churn model yet: on the ", notYet);
+        Assert.Contains("where 0.5 is chance and 0.55 is needed", notYet);
+        Assert.EndsWith("segments from it would group customers at random", notYet);
+        await app.ScoreAsync(shopId);
+        await app.DrainAsync(shopId);
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM churn_scores WHERE shop_id = $1", shopId));
+        Assert.DoesNotContain(app.Shopify.Admin.Mutations, m => m.Shop == shop);
+    }
+
+    [Fact]
+    public async Task AChurnModelThatRanksWorseThanRecencyAlone_IsNotServed_AndThePageSaysSo()
+    {
+        const string shop = "churn-below-recency.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        var registry = app.Factory.Services.GetRequiredService<ModelRegistry>();
+        var metrics = new ChurnModelTrainer.ChurnMetrics(RocAuc: 0.61, PrAuc: 0.5, Brier: 0.2, BaseRateBrier: 0.24, TopDecileLift: 1.3, RecencyRocAuc: 0.66,
+            ProbabilisticRocAuc: 0.61, DiscriminativeRocAuc: 0.58, Kind: "probabilistic (BG/NBD) alone", Reason: "test", HorizonDays: 60, HorizonRule: "test",
+            HeldOutCustomers: 500, HeldOutChurned: 200, RepeatCustomers: 500, Customers: 900, SpendModel: "Gamma-Gamma");
+
+        var registered = await registry.RegisterAsync(shopId, ChurnModelTrainer.Registration, new TrainedModel([1], new { }, metrics, 900, null, null), CancellationToken.None);
+
+        Assert.False(registered.Activated);
+        var notYet = (await JsonAsync("/api/admin/churn", shop)).GetProperty("model").GetProperty("notYet").GetString();
+        Assert.Equal($"The last churn model (version {registered.Version}) is not served: held-out RocAuc 0.6100 is below the baseline's 0.6600 " +
+                     "(days since the last order alone, on the same customers) by more than 0.02.", notYet);
+        await app.ScoreAsync(shopId);
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM churn_scores WHERE shop_id = $1", shopId));
+
+        // Within 0.02 of recency alone it ranks about as well, and it also gives expected orders and value: it is served.
+        var close = await registry.RegisterAsync(shopId, ChurnModelTrainer.Registration,
+            new TrainedModel([1], new { }, metrics with { RocAuc = 0.645 }, 900, null, null), CancellationToken.None);
+        Assert.True(close.Activated, close.Reason);
     }
 
     [Fact]
@@ -175,7 +254,7 @@ public sealed class ChurnTests(ChurnFixture app) : IClassFixture<ChurnFixture>
         const string shop = "churn-redact.myshopify.com";
         var shopId = await app.InstallShopAsync(shop);
         await app.SeedAsync(shopId, 96_300_000, 300, seed: 3);
-        Assert.True((await app.TrainAsync(shop)).Activated);
+        await app.TrainActiveAsync(shop);
         await app.ScoreAsync(shopId);
         const long gone = 96_300_005;
         Assert.Contains("c96300005@example.com", await (await app.Client.SendAsync(app.AdminGet("/api/admin/churn/export.csv", shop))).Content.ReadAsStringAsync());
@@ -203,7 +282,7 @@ public sealed class ChurnTests(ChurnFixture app) : IClassFixture<ChurnFixture>
         var shopId = await app.InstallShopAsync(shop);
         await app.InstallShopAsync(other);
         await app.SeedAsync(shopId, 96_400_000, 300, seed: 4);
-        Assert.True((await app.TrainAsync(shop)).Activated);
+        await app.TrainActiveAsync(shop);
         await app.ScoreAsync(shopId);
 
         foreach (var path in new[] { "/api/admin/churn", "/api/admin/churn/customers?limit=1000", "/api/admin/churn/export.csv", "/admin/churn?embedded=1" })
@@ -224,7 +303,7 @@ public sealed class ChurnTests(ChurnFixture app) : IClassFixture<ChurnFixture>
         var shopId = await app.InstallShopAsync(shop);
         await app.SeedAsync(shopId, 96_500_000, 300, seed: 5);
         await app.ScalarAsync("UPDATE shops SET currency = 'USD' WHERE id = $1", shopId);
-        Assert.True((await app.TrainAsync(shop)).Activated);
+        await app.TrainActiveAsync(shop);
         app.Clock.Advance(TimeSpan.FromDays(-1));
         try { await app.ScoreAsync(shopId); } finally { app.Clock.Advance(TimeSpan.FromDays(1)); }
         await app.ScoreAsync(shopId);

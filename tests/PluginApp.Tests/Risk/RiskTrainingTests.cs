@@ -106,7 +106,7 @@ public sealed class RiskTrainingTests(AppFixture app) : IClassFixture<AppFixture
             new TrainedModel([1, 2, 3], new { }, metrics, 1000, null, null), CancellationToken.None);
 
         Assert.False(activated);
-        Assert.Equal("held-out PrAuc 0.3100 is below the baseline's 0.4200 on the same orders", reason);
+        Assert.Equal("held-out PrAuc 0.3100 is below the baseline's 0.4200 (the rule prior on the same orders)", reason);
         Assert.Null(await registry.LoadActiveAsync(shopId, RiskTrainer.Kind, CancellationToken.None));
     }
 }
