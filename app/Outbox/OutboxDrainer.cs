@@ -22,13 +22,25 @@ public sealed class OutboxDrainer(NpgsqlDataSource db, ShopLookup shops, AdminGr
 
     private sealed record Claim(long Id, string Operation, string Variables, int Attempts, DateTimeOffset Until);
 
-    private const string ClaimSql = """
+    /// <summary>
+    /// An open call m that is the oldest open call of its resource: only such a call can go out, so only its due time
+    /// counts. Why it matters: calls waiting behind one that backs off look due, and counting them would bring the drain
+    /// (and the sweep) straight back, over and over, while Shopify is down. Why a correlated "first id" and not NOT EXISTS
+    /// (e.id &lt; m.id): before autovacuum has analyzed a table that filled fast, the planner took the anti-join as a nested
+    /// loop over every open call of the shop (4 s per claim at 4,000 open calls); this form is an index-only lookup per
+    /// row whatever the statistics say (11 ms there).
+    /// </summary>
+    private const string FirstOfItsResource = """
+        m.completed_at IS NULL AND m.failed_at IS NULL
+        AND m.id = (SELECT e.id FROM outbox_messages e WHERE e.shop_id = m.shop_id AND e.resource_key = m.resource_key
+                    AND e.completed_at IS NULL AND e.failed_at IS NULL ORDER BY e.id LIMIT 1)
+        """;
+
+    private const string ClaimSql = $"""
         WITH next AS (
           SELECT m.id FROM outbox_messages m
-          WHERE m.shop_id = $1 AND m.completed_at IS NULL AND m.failed_at IS NULL AND m.next_attempt_at <= $2
-            AND (m.claimed_until IS NULL OR m.claimed_until < $2)
-            AND NOT EXISTS (SELECT 1 FROM outbox_messages e WHERE e.shop_id = m.shop_id AND e.resource_key = m.resource_key
-                            AND e.id < m.id AND e.completed_at IS NULL AND e.failed_at IS NULL)
+          WHERE m.shop_id = $1 AND m.next_attempt_at <= $2 AND (m.claimed_until IS NULL OR m.claimed_until < $2)
+            AND {FirstOfItsResource}
           ORDER BY m.id LIMIT 1
           FOR UPDATE OF m SKIP LOCKED)
         UPDATE outbox_messages m SET claimed_until = $3, attempts = m.attempts + 1
@@ -61,7 +73,7 @@ public sealed class OutboxDrainer(NpgsqlDataSource db, ShopLookup shops, AdminGr
     {
         await using var cmd = db.CreateCommand($"""
             SELECT DISTINCT m.shop_id FROM outbox_messages m JOIN shops s ON s.id = m.shop_id
-            WHERE m.completed_at IS NULL AND m.failed_at IS NULL AND m.next_attempt_at <= $1 AND (m.claimed_until IS NULL OR m.claimed_until < $1)
+            WHERE m.next_attempt_at <= $1 AND (m.claimed_until IS NULL OR m.claimed_until < $1) AND {FirstOfItsResource}
               AND {ShopStatus.Reachable("s")}
             """);
         cmd.Parameters.AddWithValue(clock.GetUtcNow());
@@ -141,9 +153,9 @@ public sealed class OutboxDrainer(NpgsqlDataSource db, ShopLookup shops, AdminGr
 
     private async Task<TimeSpan?> NextDueAsync(long shopId, CancellationToken ct)
     {
-        await using var cmd = db.CreateCommand("""
-            SELECT min(greatest(next_attempt_at, coalesce(claimed_until, next_attempt_at))) FROM outbox_messages
-            WHERE shop_id = $1 AND completed_at IS NULL AND failed_at IS NULL
+        await using var cmd = db.CreateCommand($"""
+            SELECT min(greatest(m.next_attempt_at, coalesce(m.claimed_until, m.next_attempt_at))) FROM outbox_messages m
+            WHERE m.shop_id = $1 AND {FirstOfItsResource}
             """);
         cmd.Parameters.AddWithValue(shopId);
         return await cmd.ExecuteScalarAsync(ct) is DateTime at

@@ -97,6 +97,30 @@ public sealed class OutboxTests(NoSchedulerAppFixture app) : IClassFixture<NoSch
     }
 
     [Fact]
+    public async Task Drain_CallsWaitingBehindOneThatBacksOff_DoNotBringTheDrainBackBeforeItsBackoffEnds()
+    {
+        const string shop = "outbox-waiting.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        app.Shopify.GraphQL = c => c.Shop == shop ? Broken() : null; // Shopify is down for this shop
+        await EnqueueTagAsync(shopId, "gid://shopify/Order/20", "first");
+        await EnqueueTagAsync(shopId, "gid://shopify/Order/20", "second");
+        await EnqueueTagAsync(shopId, "gid://shopify/Order/20", "third");
+
+        await using var instance = Instance();
+        var sut = instance.Services.GetRequiredService<OutboxDrainer>();
+        var next = await sut.DrainShopAsync(shopId, CancellationToken.None);
+
+        // Only "first" went out; the next drain is when its backoff ends, not at once for the two waiting behind it.
+        Assert.Equal(["first"], SentTags(shop));
+        var backoff = await app.ScalarAsync("SELECT next_attempt_at FROM outbox_messages WHERE shop_id = $1 AND attempts = 1", shopId);
+        var untilBackoffEnds = new DateTimeOffset((DateTime)backoff!, TimeSpan.Zero) - app.Clock.GetUtcNow();
+        Assert.True(untilBackoffEnds > TimeSpan.FromSeconds(1), $"backoff {untilBackoffEnds}");
+        Assert.InRange(next!.Value, untilBackoffEnds, untilBackoffEnds + TimeSpan.FromSeconds(1)); // the test's clock runs on meanwhile
+        Assert.DoesNotContain(shopId, await sut.ShopsWithDueCallsAsync(CancellationToken.None));
+        app.Shopify.GraphQL = null;
+    }
+
+    [Fact]
     public async Task Enqueue_SameDecisionTwice_QueuesOneCall()
     {
         var shopId = await app.InstallShopAsync("outbox-dedupe.myshopify.com");
