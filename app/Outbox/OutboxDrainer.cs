@@ -63,7 +63,9 @@ public sealed class OutboxDrainer(NpgsqlDataSource db, ShopLookup shops, AdminGr
             if (wait > TimeSpan.FromSeconds(1)) return wait;
             var claim = await ClaimAsync(shopId, ct);
             if (claim is null) return await NextDueAsync(shopId, ct);
-            await SendAsync(shop, claim, ct);
+            // Not connected (no usable token until the merchant opens the app again): nothing went out, so the call keeps its
+            // attempts and waits; the sweep looks again each minute instead of spending every call's retries meanwhile.
+            if (!await SendAsync(shop, claim, ct)) return null;
         }
         return TimeSpan.Zero;
     }
@@ -83,7 +85,8 @@ public sealed class OutboxDrainer(NpgsqlDataSource db, ShopLookup shops, AdminGr
         return shops;
     }
 
-    private async Task SendAsync(string shop, Claim claim, CancellationToken ct)
+    /// <summary>Sends the call and records its outcome; false when the shop has no usable token (the call is released untried).</summary>
+    private async Task<bool> SendAsync(string shop, Claim claim, CancellationToken ct)
     {
         string? error = null;
         var permanent = false;
@@ -105,13 +108,30 @@ public sealed class OutboxDrainer(NpgsqlDataSource db, ShopLookup shops, AdminGr
         {
             (error, permanent, outcome) = (e.Message, true, "refused");
         }
+        catch (ShopNotConnectedException e)
+        {
+            await ReleaseUntriedAsync(claim, e.Message);
+            return false;
+        }
         catch (Exception e) when (e is ShopifyGraphQLException or HttpRequestException or TaskCanceledException or TokenEndpointException
-                                      or ShopTokenRevokedException or ShopNotConnectedException or JsonException)
+                                      or ShopTokenRevokedException or JsonException)
         {
             if (ct.IsCancellationRequested) throw; // shutting down: the lease lapses and the next attempt checks first
             (error, outcome) = (e.Message, "unknown");
         }
         await RecordAsync(claim, error, permanent, outcome, shop);
+        return true;
+    }
+
+    /// <summary>Gives a claimed call back as if it had not been claimed (its attempt not counted), with the reason it waits.</summary>
+    private async Task ReleaseUntriedAsync(Claim claim, string reason)
+    {
+        await using var cmd = db.CreateCommand(
+            "UPDATE outbox_messages SET claimed_until = NULL, attempts = attempts - 1, last_error = $3 WHERE id = $1 AND claimed_until = $2");
+        cmd.Parameters.Add(Sql.Param(claim.Id));
+        cmd.Parameters.Add(Sql.Param(claim.Until));
+        cmd.Parameters.Add(Sql.Param(reason));
+        await cmd.ExecuteNonQueryAsync(CancellationToken.None);
     }
 
     private async Task RecordAsync(Claim claim, string? error, bool permanent, string outcome, string shop)

@@ -121,6 +121,33 @@ public sealed class OutboxTests(NoSchedulerAppFixture app) : IClassFixture<NoSch
     }
 
     [Fact]
+    public async Task Drain_ShopWithoutAUsableToken_KeepsItsCallsWaitingUntried_AndSendsThemOnceConnectedAgain()
+    {
+        const string shop = "outbox-no-token.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        var token = await app.ScalarAsync("SELECT access_token_enc FROM shops WHERE id = $1", shopId);
+        await app.ScalarAsync("UPDATE shops SET access_token_enc = NULL WHERE id = $1", shopId); // e.g. expired, nothing to refresh with
+        await EnqueueTagAsync(shopId, "gid://shopify/Order/30", "first");
+        await EnqueueTagAsync(shopId, "gid://shopify/Order/31", "second");
+
+        await using var instance = Instance();
+        var sut = instance.Services.GetRequiredService<OutboxDrainer>();
+        Assert.Null(await sut.DrainShopAsync(shopId, CancellationToken.None));
+        Assert.Null(await sut.DrainShopAsync(shopId, CancellationToken.None));
+
+        // Nothing went out and no retry was spent: the calls wait, saying why, and the minute's sweep keeps looking.
+        Assert.Empty(SentTags(shop));
+        Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND attempts = 0 AND claimed_until IS NULL AND completed_at IS NULL AND failed_at IS NULL", shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND last_error LIKE '%no offline token is stored%'", shopId));
+        Assert.Contains(shopId, await sut.ShopsWithDueCallsAsync(CancellationToken.None));
+
+        await app.ScalarAsync("UPDATE shops SET access_token_enc = $2 WHERE id = $1", shopId, token!); // the merchant opened the app again
+        Assert.Null(await sut.DrainShopAsync(shopId, CancellationToken.None));
+        Assert.Equal(["first", "second"], SentTags(shop));
+        Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND attempts = 1 AND completed_at IS NOT NULL", shopId));
+    }
+
+    [Fact]
     public async Task Enqueue_SameDecisionTwice_QueuesOneCall()
     {
         var shopId = await app.InstallShopAsync("outbox-dedupe.myshopify.com");
