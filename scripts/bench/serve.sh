@@ -17,7 +17,7 @@ curl -fsS -X PUT "$URL/api/admin/rules" -H 'Content-Type: application/json' \
   -d '{"excludeOutOfStock":true,"excludeInCart":true,"maxPerProductType":2,"minMarginPercent":10,"maxPriceRatio":5}' >/dev/null
 bench_psql "SELECT p.id, min(v.id) FROM products p JOIN variants v ON v.shop_id = p.shop_id AND v.product_id = p.id
             GROUP BY p.id ORDER BY random() LIMIT 1000" | tr '|' ' ' > "$ROOT_DIR/.run/bench-products.txt"
-echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); app, PostgreSQL and the load generator share it; model: $(bench_psql "SELECT 'v'||version||' trained on '||(parameters->>'Factors')||' factors' FROM models WHERE status = 'active'")"
+echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); app, PostgreSQL and the load generator share it; model: $(bench_psql "SELECT 'v'||version||' trained on '||(parameters->>'Factors')||' factors' FROM models WHERE kind = 'recommender' AND status = 'active'")"
 dotnet "$ROOT_DIR/scripts/bench/LoadGen/bin/Release/net10.0/LoadGen.dll" serve --url "$URL" --secret "$SECRET" --shop demo-store.myshopify.com \
   --products "$ROOT_DIR/.run/bench-products.txt" --n "$N" --concurrency "$C" --token "$OPERATOR_TOKEN" --scale 4 || echo "(some requests failed: see the counts above)"
 sleep 1
