@@ -24,7 +24,8 @@ public sealed class ChurnModelTrainer(NpgsqlDataSource db, TimeProvider clock, M
         ShownWhere: "Staff see the segments, probabilities and reasons on the Churn page; each customer gets a pluginapp: segment tag and metafields " +
                     "(churn probability, predicted value, segment) in Shopify, for Shopify Flow and email apps. Shoppers never see it.",
         Fallback: "With too few customers with repeat orders, no score at all and the page says how many are needed; with too few held-out customers for " +
-                  "the classifier, the purchase-pattern model (BG/NBD) alone, marked as such.")
+                  "the classifier, the purchase-pattern model (BG/NBD) alone, marked as such. A model that ranks customers no better than chance, " +
+                  "or clearly worse than days since the last order alone, is not served: no scores or tags, and the page says why.")
     {
         BaselineMetric = nameof(ChurnMetrics.RecencyRocAuc),
         BaselineName = "days since the last order alone, on the same customers",

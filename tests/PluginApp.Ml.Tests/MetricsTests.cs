@@ -25,6 +25,15 @@ public class MetricsTests
     }
 
     [Fact]
+    public async Task AveragePrecision_WithANaNScore_SaysSoInsteadOfNeverReturning()
+    {
+        var run = Task.Run(() => BinaryMetrics.AveragePrecision([0.2, double.NaN, 0.7], [false, true, true]));
+        Assert.True(await Task.WhenAny(run, Task.Delay(TimeSpan.FromSeconds(10))) == run, "AveragePrecision did not return within 10 s");
+        var e = await Assert.ThrowsAsync<ArgumentException>(() => run);
+        Assert.Equal("1 of 3 scores are not finite numbers (the first at row 1); a ranking metric cannot place them.", e.Message);
+    }
+
+    [Fact]
     public void PrAuc_AllScoresTied_IsOptimisticUnlikeAveragePrecision()
     {
         double[] p = [0.5, 0.5, 0.5, 0.5];

@@ -104,6 +104,8 @@ public static class BinaryMetrics
     public static double AveragePrecision(ReadOnlySpan<double> probabilities, ReadOnlySpan<bool> labels)
     {
         CheckLengths(probabilities.Length, labels.Length);
+        // Why refuse: a NaN equals nothing, so its group of ties would never end (the loop below spun forever on one).
+        CheckFinite(probabilities);
         var keys = new double[probabilities.Length];
         for (var i = 0; i < keys.Length; i++) keys[i] = -probabilities[i];
         var order = Enumerable.Range(0, keys.Length).ToArray();
@@ -187,6 +189,15 @@ public static class BinaryMetrics
     internal static void CheckLengths(int a, int b)
     {
         if (a != b) throw new ArgumentException($"probabilities ({a}) and labels ({b}) differ in length.");
+    }
+
+    internal static void CheckFinite(ReadOnlySpan<double> probabilities)
+    {
+        var bad = 0;
+        var first = -1;
+        for (var i = 0; i < probabilities.Length; i++)
+            if (!double.IsFinite(probabilities[i])) { bad++; if (first < 0) first = i; }
+        if (bad > 0) throw new ArgumentException($"{bad} of {probabilities.Length} scores are not finite numbers (the first at row {first}); a ranking metric cannot place them.");
     }
 }
 

@@ -113,7 +113,10 @@ if (Opt("serve-at") is { } serveAtText)
         using (m)
         {
             var h = m.HorizonDays;
-            var scores = m.Score(known, at);
+            var all = m.Score(known, at);
+            // A customer with only refunds before then has no purchase to score from (no probability); the app leaves them unscored too.
+            var scores = all.Where(x => double.IsFinite(x.ChurnProbability)).ToArray();
+            if (scores.Length < all.Length) Console.WriteLine($"  {all.Length - scores.Length} of {all.Length} customers have only refunds before then: no probability, left out as in the app");
             var byId = customers.ToDictionary(c => c.CustomerId);
             var p = scores.Select(x => x.ChurnProbability).ToArray();
             var y = scores.Select(x => !byId[x.CustomerId].Orders.Any(o => o.IsPurchase && o.At >= at && o.At < at.AddDays(h))).ToArray();
