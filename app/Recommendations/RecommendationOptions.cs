@@ -32,6 +32,13 @@ public sealed class RecommendationOptions
     public long ModelCacheBudgetBytes { get; set; } = 1L << 30;
 
     /// <summary>
+    /// Memory the shops' catalog snapshots may hold together, in bytes (as <see cref="CatalogCache.EstimatedBytes"/> reckons it); past
+    /// it the least recently used shops' snapshots are dropped and loaded again on their next request. 512 MiB holds about a million
+    /// products with a variant each.
+    /// </summary>
+    public long CatalogCacheBudgetBytes { get; set; } = 512L << 20;
+
+    /// <summary>
     /// Product-page answers kept in memory across all shops (0 turns the answer cache off). An answer is about a kilobyte; a shop's
     /// answers are dropped together when its catalog, rules, switch or models change.
     /// </summary>
@@ -51,6 +58,7 @@ public sealed class RecommendationOptionsValidator : IValidateOptions<Recommenda
         if (o.PerClientPerMinute < 1) f.Add($"Recommendations:PerClientPerMinute {o.PerClientPerMinute} must be at least 1.");
         if (o.PerShopPerSecond < 1) f.Add($"Recommendations:PerShopPerSecond {o.PerShopPerSecond} must be at least 1.");
         if (o.ModelCacheBudgetBytes < 1 || o.ModelCacheBudgetBytes > 1L << 40) f.Add($"Recommendations:ModelCacheBudgetBytes {o.ModelCacheBudgetBytes} must be between 1 byte and 1 TiB.");
+        if (o.CatalogCacheBudgetBytes < 1 || o.CatalogCacheBudgetBytes > 1L << 40) f.Add($"Recommendations:CatalogCacheBudgetBytes {o.CatalogCacheBudgetBytes} must be between 1 byte and 1 TiB.");
         if (o.AnswerCacheEntries < 0 || o.AnswerCacheEntries > 10_000_000) f.Add($"Recommendations:AnswerCacheEntries {o.AnswerCacheEntries} must be between 0 (off) and 10,000,000.");
         return f.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(f);
     }

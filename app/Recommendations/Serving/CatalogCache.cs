@@ -25,15 +25,19 @@ public sealed record CatalogProduct(long Id, string Title, string? Handle, strin
 /// <param name="Notice">The merchant's text behind "Why am I seeing this?", or null for the theme's default.</param>
 /// <param name="Version">A digest of everything above but the load time: two loads of an unchanged shop have the same version, so
 /// answers cached against it (<see cref="AnswerCache"/>) survive the periodic reload and end with the first real change.</param>
+/// <param name="Bytes">The memory it is reckoned to take (<see cref="CatalogCache.EstimatedBytes"/>), counted against the catalog budget.</param>
 public sealed record CatalogSnapshot(IReadOnlyDictionary<long, CatalogProduct> Products, IReadOnlyDictionary<long, long> ProductOfVariant,
     long[] Bestsellers, string Currency, BusinessRules Rules, DateTimeOffset LoadedAt, bool Enabled = true, string WhenOff = "nothing",
-    string? Notice = null, ulong Version = 0);
+    string? Notice = null, ulong Version = 0, long Bytes = 0);
 
 /// <summary>
 /// Per-shop catalog snapshots for serving. A change to the shop's products (webhook), rules or upsell switch is announced
 /// (NOTIFY catalog_changed, or feature_switched for the switch) in the changing transaction, and every instance drops the shop's
 /// snapshot at once. A snapshot older than CatalogMaxAge is also reloaded by one caller while the others keep answering from the
 /// old one, so what no notification covers (orders moving the bestsellers, a product deleted) reaches the storefront within seconds.
+/// Bounded like the model cache: past <see cref="RecommendationOptions.CatalogCacheBudgetBytes"/> the least recently used shops'
+/// snapshots are dropped (<see cref="CacheBudget"/>) and loaded again on their next request; a reloaded unchanged catalog has the
+/// same version, so its cached answers still hold.
 /// </summary>
 public sealed class CatalogCache(NpgsqlDataSource db, IOptions<RecommendationOptions> options, TimeProvider clock, ILogger<CatalogCache> logger)
 {
@@ -44,13 +48,18 @@ public sealed class CatalogCache(NpgsqlDataSource db, IOptions<RecommendationOpt
     {
         public Task<CatalogSnapshot>? Current;
         public int Reloading;
+        /// <summary>When a request last asked for the shop (Stopwatch ticks); the smallest is evicted first.</summary>
+        public long LastUsed;
     }
 
     private readonly ConcurrentDictionary<long, Entry> _entries = new();
+    private readonly Lock _admitting = new();
+    private long _evictions;
 
     public async Task<CatalogSnapshot> GetAsync(long shopId, CancellationToken ct)
     {
         var entry = _entries.GetOrAdd(shopId, _ => new Entry());
+        Volatile.Write(ref entry.LastUsed, System.Diagnostics.Stopwatch.GetTimestamp());
         var current = Volatile.Read(ref entry.Current);
         if (current is null || current.IsFaulted)
         {
@@ -69,6 +78,42 @@ public sealed class CatalogCache(NpgsqlDataSource db, IOptions<RecommendationOpt
             }, CancellationToken.None);
         }
         return await current.WaitAsync(ct);
+    }
+
+    /// <summary>What the cache holds now: shops with a snapshot loaded, their reckoned bytes, and how many were evicted since start.</summary>
+    public (int Shops, long Bytes, long Evictions) Held()
+    {
+        var (shops, bytes) = (0, 0L);
+        foreach (var (_, e) in _entries)
+            if (Volatile.Read(ref e.Current) is { IsCompletedSuccessfully: true } t) (shops, bytes) = (shops + 1, bytes + t.Result.Bytes);
+        return (shops, bytes, Interlocked.Read(ref _evictions));
+    }
+
+    /// <summary>Whether the shop's snapshot is in memory now (loaded, not evicted).</summary>
+    public bool Holds(long shopId) => _entries.TryGetValue(shopId, out var e) && Volatile.Read(ref e.Current) is { IsCompletedSuccessfully: true };
+
+    /// <summary>
+    /// The memory a snapshot is reckoned to take: per product its record, dictionary entry and strings (UTF-16), per variant its
+    /// record and its entry in the variant index, per collection an id, and the bestsellers.
+    /// </summary>
+    public static long EstimatedBytes(CatalogSnapshot s)
+    {
+        var bytes = 1024L + s.Bestsellers.Length * 8L;
+        foreach (var p in s.Products.Values)
+            bytes += 160 + 2L * (p.Title.Length + (p.Handle?.Length ?? 0) + (p.ProductType?.Length ?? 0) + (p.ImageUrl?.Length ?? 0))
+                     + p.Variants.Length * 112L + p.Collections.Length * 8L;
+        return bytes;
+    }
+
+    /// <summary>Drops the least recently used shops' snapshots until what is held, with the one just loaded, fits the budget.</summary>
+    private void Admit(long shopId, long bytes)
+    {
+        lock (_admitting)
+        {
+            var evicted = CacheBudget.Trim(_entries, shopId, bytes, options.Value.CatalogCacheBudgetBytes,
+                e => Volatile.Read(ref e.Current) is { IsCompletedSuccessfully: true } t ? (t.Result.Bytes, Volatile.Read(ref e.LastUsed)) : null);
+            if (evicted > 0) Interlocked.Add(ref _evictions, evicted);
+        }
     }
 
     /// <summary>Drops a shop's snapshot; the next request loads it again.</summary>
@@ -146,7 +191,9 @@ public sealed class CatalogCache(NpgsqlDataSource db, IOptions<RecommendationOpt
         var products = heads.ToDictionary(h => h.Item1, h => new CatalogProduct(h.Item1, h.Item2, h.Item3, h.Item4, h.Item5, h.Item6,
             variants.TryGetValue(h.Item1, out var vs) ? vs.ToArray() : [], collections.TryGetValue(h.Item1, out var cs) ? cs.ToArray() : []));
         var snapshot = new CatalogSnapshot(products, productOfVariant, bestsellers.ToArray(), currency, rules, loadedAt, enabled, whenOff, notice);
-        return snapshot with { Version = Digest(snapshot) };
+        snapshot = snapshot with { Version = Digest(snapshot), Bytes = EstimatedBytes(snapshot) };
+        Admit(shopId, snapshot.Bytes);
+        return snapshot;
     }
 
     /// <summary>

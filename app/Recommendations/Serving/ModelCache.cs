@@ -145,28 +145,13 @@ public sealed class ModelCache : BackgroundService
     /// <summary>Drops the least recently used shops' models until what is held, with the one just loaded, fits the budget.</summary>
     private void Admit(long shopId, ShopModels loaded)
     {
-        var budget = options.Value.ModelCacheBudgetBytes;
         lock (_admitting)
         {
-            var held = new List<(long Shop, Entry Entry, long Bytes, long LastUsed)>();
-            var total = loaded.Bytes;
-            foreach (var (id, e) in _models)
-            {
-                if (id == shopId || !e.Load.IsValueCreated || !e.Load.Value.IsCompletedSuccessfully) continue;
-                var bytes = e.Load.Value.Result.Bytes;
-                total += bytes;
-                held.Add((id, e, bytes, Volatile.Read(ref e.LastUsed)));
-            }
-            if (total <= budget) return;
-            // Why the one just loaded always stays: it is being asked for; a single model above the budget is still served.
-            foreach (var (id, e, bytes, _) in held.OrderBy(h => h.LastUsed))
-            {
-                if (total <= budget) break;
-                if (!_models.TryRemove(new KeyValuePair<long, Entry>(id, e))) continue;
-                total -= bytes;
-                Interlocked.Increment(ref _evictions);
-                logger.LogDebug("Evicted the models of shop {Shop} ({Bytes} bytes) to stay within the model cache budget", id, bytes);
-            }
+            var evicted = CacheBudget.Trim(_models, shopId, loaded.Bytes, options.Value.ModelCacheBudgetBytes,
+                e => e.Load.IsValueCreated && e.Load.Value.IsCompletedSuccessfully ? (e.Load.Value.Result.Bytes, Volatile.Read(ref e.LastUsed)) : null);
+            if (evicted == 0) return;
+            Interlocked.Add(ref _evictions, evicted);
+            logger.LogDebug("Evicted the models of {Count} shops to stay within the model cache budget", evicted);
         }
     }
 

@@ -14,7 +14,7 @@ namespace PluginApp.Tests.Recommendations;
 /// <summary>
 /// The product-page answer cache and the bounded model cache: a repeated product page is answered from memory (and still
 /// logged per answer), a change of rules, model, stock or switch reaches the answers of every instance, and a model cache over
-/// its budget drops the least recently used store, whose next request loads it again.
+/// its budget drops the least recently used store, whose next request loads it again; so does the catalog cache.
 /// </summary>
 public sealed class ServingCacheTests(AppFixture app) : IClassFixture<AppFixture>
 {
@@ -135,6 +135,48 @@ public sealed class ServingCacheTests(AppFixture app) : IClassFixture<AppFixture
 
         Assert.Equal("model", reloaded.GetProperty("path").GetString());
         Assert.Equal(1, reloaded.GetProperty("model_version").GetInt32());
+        Assert.True(cache.Holds(b.ShopId));
+        Assert.False(cache.Holds(a.ShopId), "a was used before c, so it goes next");
+        Assert.Equal(2, cache.Held().Shops);
+    }
+
+    [Fact]
+    public async Task CatalogCacheOverItsBudget_DropsTheLeastRecentlyUsedStoresCatalog_WhoseNextRequestLoadsItAgain()
+    {
+        var stores = new List<StoreSeed>();
+        foreach (var name in new[] { "a", "b", "c" })
+        {
+            var seed = new StoreSeed(app, $"catalog-lru-{name}.myshopify.com");
+            await seed.SeedAsync(customersPerGroup: 2);
+            stores.Add(seed);
+        }
+        var sizes = new List<long>();
+        foreach (var s in stores) sizes.Add((await app.Factory.Services.GetRequiredService<CatalogCache>().GetAsync(s.ShopId, CancellationToken.None)).Bytes);
+        Assert.All(sizes, size => Assert.True(size > 1024, $"a catalog of products reckoned at {size} bytes"));
+        // Any two stores' catalogs fit, all three do not.
+        var budget = sizes.Sum() - 1;
+        await using var bounded = app.CreateFactory(app.Database.ConnectionString, b => b
+            .UseSetting("Recommendations:CatalogCacheBudgetBytes", budget.ToString(CultureInfo.InvariantCulture)));
+        using var client = bounded.CreateClient(new WebApplicationFactoryClientOptions { BaseAddress = new Uri("https://localhost") });
+        var cache = bounded.Services.GetRequiredService<CatalogCache>();
+        var (a, b, c) = (stores[0], stores[1], stores[2]);
+        async Task<JsonElement> Serve(StoreSeed s) => await s.RecommendAsync("placement=cart&variant_ids=1050&limit=3&visitor_id=v-catalog", client);
+
+        await Serve(a);
+        var first = await Serve(b);
+        await Serve(a); // a is now more recent than b
+        await Serve(c);
+
+        Assert.True(cache.Holds(a.ShopId), "the store used most recently before c stays");
+        Assert.False(cache.Holds(b.ShopId), "the least recently used store's catalog is dropped");
+        Assert.True(cache.Holds(c.ShopId));
+        Assert.True(cache.Held().Bytes <= budget, $"{cache.Held().Bytes} bytes held over a budget of {budget}");
+        Assert.Equal(1, cache.Held().Evictions);
+
+        var reloaded = await Serve(b);
+
+        Assert.NotEmpty(b.Products(reloaded));
+        Assert.Equal(b.Products(first), b.Products(reloaded));
         Assert.True(cache.Holds(b.ShopId));
         Assert.False(cache.Holds(a.ShopId), "a was used before c, so it goes next");
         Assert.Equal(2, cache.Held().Shops);
