@@ -112,7 +112,10 @@ public sealed partial class UpsellBlocksTests(StorefrontFixture sf) : IClassFixt
             var clicked = items.Count > 1 ? 1 : 0;
             var clickedId = items[clicked]["product_id"]!.GetValue<long>();
             await page.ClickAsync($".pa-card[data-position='{clicked}'] a.pa-card__link");
-            await page.WaitForURLAsync(sf.Storefront.BaseUrl + items[clicked]["url"]!.GetValue<string>());
+            // Why only until the navigation commits: what is asserted is where the click led and the click row; waiting for the
+            // next page's load event (its block and images) timed out once under the full suite's load.
+            await page.WaitForURLAsync(sf.Storefront.BaseUrl + items[clicked]["url"]!.GetValue<string>(),
+                new PageWaitForURLOptions { WaitUntil = WaitUntilState.Commit });
             await EventuallyAsync(async () => await sf.App.CountAsync(
                 """
                 SELECT count(*) FROM recommendation_events
