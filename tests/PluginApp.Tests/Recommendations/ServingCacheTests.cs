@@ -119,25 +119,11 @@ public sealed class ServingCacheTests(AppFixture app) : IClassFixture<AppFixture
         var (a, b, c) = (stores[0], stores[1], stores[2]);
         async Task<JsonElement> Serve(StoreSeed s) => await s.RecommendAsync($"placement=cart&variant_ids=1050&limit=3&visitor_id={s.VisitorIn("model", "v-lru")}", client);
 
-        await Serve(a);
-        await Serve(b);
-        await Serve(a); // a is now more recent than b
-        var answer = await Serve(c);
+        var (_, answer, reloaded) = await ServeAbacThenBAsync(a, b, c, Serve, cache.Holds, cache.Held, budget);
 
         Assert.Equal("model", answer.GetProperty("path").GetString());
-        Assert.True(cache.Holds(a.ShopId), "the store used most recently before c stays");
-        Assert.False(cache.Holds(b.ShopId), "the least recently used store is dropped");
-        Assert.True(cache.Holds(c.ShopId));
-        Assert.True(cache.Held().Bytes <= budget, $"{cache.Held().Bytes} bytes held over a budget of {budget}");
-        Assert.Equal(1, cache.Held().Evictions);
-
-        var reloaded = await Serve(b);
-
         Assert.Equal("model", reloaded.GetProperty("path").GetString());
         Assert.Equal(1, reloaded.GetProperty("model_version").GetInt32());
-        Assert.True(cache.Holds(b.ShopId));
-        Assert.False(cache.Holds(a.ShopId), "a was used before c, so it goes next");
-        Assert.Equal(2, cache.Held().Shops);
     }
 
     [Fact]
@@ -162,24 +148,37 @@ public sealed class ServingCacheTests(AppFixture app) : IClassFixture<AppFixture
         var (a, b, c) = (stores[0], stores[1], stores[2]);
         async Task<JsonElement> Serve(StoreSeed s) => await s.RecommendAsync("placement=cart&variant_ids=1050&limit=3&visitor_id=v-catalog", client);
 
-        await Serve(a);
-        var first = await Serve(b);
-        await Serve(a); // a is now more recent than b
-        await Serve(c);
-
-        Assert.True(cache.Holds(a.ShopId), "the store used most recently before c stays");
-        Assert.False(cache.Holds(b.ShopId), "the least recently used store's catalog is dropped");
-        Assert.True(cache.Holds(c.ShopId));
-        Assert.True(cache.Held().Bytes <= budget, $"{cache.Held().Bytes} bytes held over a budget of {budget}");
-        Assert.Equal(1, cache.Held().Evictions);
-
-        var reloaded = await Serve(b);
+        var (first, _, reloaded) = await ServeAbacThenBAsync(a, b, c, Serve, cache.Holds, cache.Held, budget);
 
         Assert.NotEmpty(b.Products(reloaded));
         Assert.Equal(b.Products(first), b.Products(reloaded));
-        Assert.True(cache.Holds(b.ShopId));
-        Assert.False(cache.Holds(a.ShopId), "a was used before c, so it goes next");
-        Assert.Equal(2, cache.Held().Shops);
+    }
+
+    /// <summary>
+    /// Under a budget that two of the three stores fit: serves a, b, a, c and checks that b, the least recently used, was
+    /// dropped (once, within the budget); then serves b again and checks it is held and a, now the least recent, went.
+    /// Returns b's first answer, c's answer and b's answer after its reload.
+    /// </summary>
+    private static async Task<(JsonElement First, JsonElement C, JsonElement Reloaded)> ServeAbacThenBAsync(StoreSeed a, StoreSeed b, StoreSeed c,
+        Func<StoreSeed, Task<JsonElement>> serve, Func<long, bool> holds, Func<(int Shops, long Bytes, long Evictions)> held, long budget)
+    {
+        await serve(a);
+        var first = await serve(b);
+        await serve(a); // a is now more recent than b
+        var answer = await serve(c);
+
+        Assert.True(holds(a.ShopId), "the store used most recently before c stays");
+        Assert.False(holds(b.ShopId), "the least recently used store is dropped");
+        Assert.True(holds(c.ShopId));
+        Assert.True(held().Bytes <= budget, $"{held().Bytes} bytes held over a budget of {budget}");
+        Assert.Equal(1, held().Evictions);
+
+        var reloaded = await serve(b);
+
+        Assert.True(holds(b.ShopId));
+        Assert.False(holds(a.ShopId), "a was used before c, so it goes next");
+        Assert.Equal(2, held().Shops);
+        return (first, answer, reloaded);
     }
 
     [Fact]
