@@ -21,6 +21,11 @@ public sealed class ChurnFixture : AppFixture
 
     protected override bool ServeOverHttp => true;
 
+    // Why no job server: a new version or release stage queues a scoring run of the shop, which would race the tests' own
+    // ScoreAsync (a canary run could resync a customer before the test looks); the tests score and drain when they choose.
+    protected override void ConfigureMainInstance(Microsoft.AspNetCore.Hosting.IWebHostBuilder builder) =>
+        builder.UseSetting("Scheduling:Enabled", "false");
+
     public override async Task InitializeAsync()
     {
         await base.InitializeAsync();
