@@ -18,14 +18,8 @@ mkdir -p .run
 pg_reset crash
 pg_up crash "$PG_BENCH_PORT"
 trap 'app_stop; pg_down crash' EXIT
-dotnet build app/PluginApp.csproj -c Release -nologo -v q >/dev/null
-dotnet build scripts/bench/LoadGen -c Release -nologo -v q >/dev/null
-
-SECRET="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-export ASPNETCORE_ENVIRONMENT=Production Logging__LogLevel__Default=Warning
-export ConnectionStrings__Postgres="$PG_CONN" Shopify__ClientId=bench-client Shopify__ClientSecret="$SECRET" Shopify__AppUrl="http://127.0.0.1:$PORT"
+bench_app_env "$PORT" "$ROOT_DIR/.run/bench-keyring.pfx"
 [ -z "${MAX_BATCH:-}" ] || export Webhooks__Ingest__MaxBatch="$MAX_BATCH"
-app_keyring "$ROOT_DIR/.run/bench-keyring.pfx"
 LOADGEN=(dotnet scripts/bench/LoadGen/bin/Release/net10.0/LoadGen.dll crash --url "http://127.0.0.1:$PORT" --secret "$SECRET"
   --conn "$PG_CONN" --state .run/crash-state.json --concurrency "$C")
 

@@ -24,13 +24,7 @@ pg_up bench "$PG_BENCH_PORT"
 PIDS=()
 stop_apps() { for p in "${PIDS[@]}"; do APP_PID="$p" app_stop; done; PIDS=(); }
 trap 'stop_apps; pg_down bench' EXIT
-dotnet build app/PluginApp.csproj -c Release -nologo -v q >/dev/null
-dotnet build scripts/bench/LoadGen -c Release -nologo -v q >/dev/null
-
-SECRET="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-export ASPNETCORE_ENVIRONMENT=Production Logging__LogLevel__Default=Warning
-export ConnectionStrings__Postgres="$PG_CONN" Shopify__ClientId=bench-client Shopify__ClientSecret="$SECRET" Shopify__AppUrl="http://127.0.0.1:$PORT"
-app_keyring "$ROOT_DIR/.run/bench-keyring.pfx"
+bench_app_env "$PORT" "$ROOT_DIR/.run/bench-keyring.pfx"
 
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; app and load generator share it; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "N = $N per pass, concurrency $C per instance, $INSTANCES instance(s), max batch sizes: $BATCHES"

@@ -15,13 +15,7 @@ mkdir -p .run
 pg_reset benchrisk   # a fresh cluster: every run measures the same thing
 pg_up benchrisk 55437
 trap 'app_stop; pg_down benchrisk' EXIT
-dotnet build app/PluginApp.csproj -c Release -nologo -v q >/dev/null
-dotnet build scripts/bench/LoadGen -c Release -nologo -v q >/dev/null
-
-SECRET="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-export ASPNETCORE_ENVIRONMENT=Production Logging__LogLevel__Default=Warning
-export ConnectionStrings__Postgres="$PG_CONN" Shopify__ClientId=bench-client Shopify__ClientSecret="$SECRET" Shopify__AppUrl="http://127.0.0.1:$PORT"
-app_keyring "$ROOT_DIR/.run/benchrisk-keyring.pfx"
+bench_app_env "$PORT" "$ROOT_DIR/.run/benchrisk-keyring.pfx"
 app_start "$PORT" .run/benchrisk-app.log
 
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; app, PostgreSQL and load generator share it"

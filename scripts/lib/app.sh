@@ -25,3 +25,15 @@ app_keyring() {
   [ -f "$1" ] || dotnet "$ROOT_DIR/app/bin/Release/net10.0/PluginApp.dll" keys create-certificate "$1" >/dev/null
   export DataProtection__CertificatePath="$1"
 }
+
+# A load benchmark's app (ingest.sh, crash.sh, risk.sh): builds the app and the load generator, makes a client secret
+# (SECRET) and exports the Production settings of an app on PORT against $PG_CONN with a key ring at KEYRING.
+# Usage: bench_app_env PORT KEYRING
+bench_app_env() {
+  dotnet build "$ROOT_DIR/app/PluginApp.csproj" -c Release -nologo -v q >/dev/null
+  dotnet build "$ROOT_DIR/scripts/bench/LoadGen" -c Release -nologo -v q >/dev/null
+  SECRET="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+  export ASPNETCORE_ENVIRONMENT=Production Logging__LogLevel__Default=Warning
+  export ConnectionStrings__Postgres="$PG_CONN" Shopify__ClientId=bench-client Shopify__ClientSecret="$SECRET" Shopify__AppUrl="http://127.0.0.1:$1"
+  app_keyring "$2"
+}
