@@ -1,3 +1,4 @@
+using PluginApp.Governance;
 using Npgsql;
 using PluginApp.Ml.Churn;
 using PluginApp.Training;
@@ -15,6 +16,18 @@ namespace PluginApp.Churn;
 public sealed class ChurnModelTrainer(NpgsqlDataSource db, TimeProvider clock, Microsoft.Extensions.Options.IOptions<ChurnOptions> options) : IModelTrainer
 {
     public const string Kind = "churn";
+
+    /// <summary>
+    /// The canary's guardrail beyond failures: the share of the customers it scores that land in a win-back segment (at risk
+    /// or lapsing, and their high-value variants, the ones win-back emails and offers go to), against the other customers'.
+    /// A state, not a window: every customer holds the version that last scored them.
+    /// </summary>
+    private static readonly ActionRateGuardrail WinBackRate = new($"""
+        SELECT model_version = $3::int, count(*),
+               count(*) FILTER (WHERE segment IN ('{ChurnSegments.AtRisk}', '{ChurnSegments.Lapsing}', '{ChurnSegments.HighValueAtRisk}', '{ChurnSegments.HighValueLapsing}'))
+        FROM churn_scores WHERE shop_id = $1
+        GROUP BY 1
+        """, "customers", "put in a win-back segment", "win-back emails would go to far more customers than the active version sends them to", "no model");
 
     public static readonly ModelKind Registration = new(Kind, "Churn and lifetime value", nameof(ChurnMetrics.RocAuc), typeof(ChurnModelTrainer),
         Purpose: "Estimates, for each customer, how likely they are not to order again within your store's usual time between orders, how many orders " +
@@ -45,7 +58,7 @@ public sealed class ChurnModelTrainer(NpgsqlDataSource db, TimeProvider clock, M
         DataStores = "Orders and customers in the app's PostgreSQL; segments written to Shopify customer tags and metafields.",
         OnActivated = (services, shopId) => services.GetRequiredService<ChurnScheduler>().ScoreSoon(shopId),
         // Staged like the others, by customers; a stage changes at the next scoring run (daily, or now).
-        StagedRelease = true, CanaryUnit = "customers",
+        StagedRelease = true, CanaryUnit = "customers", ReleaseGuardrail = WinBackRate.ReadAsync,
         OnReleaseChanged = (services, shopId) => services.GetRequiredService<ChurnScheduler>().ScoreSoon(shopId),
     };
 

@@ -42,8 +42,11 @@ public sealed class GovernanceOptions
     /// <summary>The canary is rolled back when its click-through is below this fraction of the active version's.</summary>
     public double CanaryClickThroughFloor { get; set; } = 0.8;
 
-    /// <summary>Order risk's canary is rolled back when it flags more than this many times the share of orders the other orders got flagged.</summary>
-    public double CanaryFlagRateCeiling { get; set; } = 2;
+    /// <summary>
+    /// A canary is rolled back when it gives its costly action to more than this many times the share of units the others got
+    /// it (order risk: orders flagged for review; purchase intent: carts given a discount; churn: customers put in a win-back segment).
+    /// </summary>
+    public double CanaryActionRateCeiling { get; set; } = 2;
 }
 
 /// <summary>The options, and the inventory's rule: a model kind whose risk is high must have its controls (checked at start).</summary>
@@ -71,7 +74,7 @@ internal sealed class GovernanceOptionsValidator(Training.ModelKinds kinds, Plug
         if (o.CanaryMinDecisions < 1) problems.Add($"Governance:CanaryMinDecisions {o.CanaryMinDecisions} must be at least 1.");
         if (o.CanaryMinImpressions < 1) problems.Add($"Governance:CanaryMinImpressions {o.CanaryMinImpressions} must be at least 1.");
         if (!(o.CanaryClickThroughFloor is > 0 and <= 1)) problems.Add($"Governance:CanaryClickThroughFloor {o.CanaryClickThroughFloor} must be above 0 and at most 1.");
-        if (!(o.CanaryFlagRateCeiling is >= 1 and <= 100)) problems.Add($"Governance:CanaryFlagRateCeiling {o.CanaryFlagRateCeiling} must be between 1 and 100.");
+        if (!(o.CanaryActionRateCeiling is >= 1 and <= 100)) problems.Add($"Governance:CanaryActionRateCeiling {o.CanaryActionRateCeiling} must be between 1 and 100.");
         return problems.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(problems);
     }
 }

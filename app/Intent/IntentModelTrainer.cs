@@ -1,3 +1,4 @@
+using PluginApp.Governance;
 using Npgsql;
 using PluginApp.Ml.Intent;
 using PluginApp.Training;
@@ -12,6 +13,17 @@ namespace PluginApp.Intent;
 public sealed class IntentModelTrainer(NpgsqlDataSource db, TimeProvider clock) : IModelTrainer
 {
     public const string Kind = "intent";
+
+    /// <summary>
+    /// The canary's guardrail beyond failures: the share of the carts it read that the policy handed a discount code, against
+    /// the other carts read by a model in the same window (carts answered at the store's rate are left out of both).
+    /// </summary>
+    private static readonly ActionRateGuardrail OfferRate = new("""
+        SELECT coalesce(output->>'candidate' = $3 AND NOT output ? 'failed', false), count(*), count(*) FILTER (WHERE subject = 'offer')
+        FROM decisions WHERE shop_id = $1 AND kind = 'offer' AND decided_at >= $2 AND path = 'model'
+          AND (output->>'candidate' IS NULL OR output->>'candidate' = $3)
+        GROUP BY 1
+        """, "carts", "given a discount offer", "discounts would go to far more carts than the active version gives them", "the store's cart conversion rate");
 
     public static readonly ModelKind Registration = new(Kind, "Purchase intent", nameof(IntentMetrics.RocAuc), typeof(IntentModelTrainer),
         Purpose: "Estimates, for a cart being looked at, the chance it becomes an order, so the cart block can tell which carts an offer could win " +
@@ -33,7 +45,7 @@ public sealed class IntentModelTrainer(NpgsqlDataSource db, TimeProvider clock) 
             LikelihoodWhy: "Cart outcomes are noisy and stores differ; the caps (percent, margin floor, daily budget) bound what any one decision can cost.",
             Detectability: "Medium: the cart-offers experiment measures margin per visitor against a control arm shown nothing."),
         Switch = "purchase-intent", DecisionKind = "offer", Breaker = true,
-        StagedRelease = true, CanaryUnit = "carts",
+        StagedRelease = true, CanaryUnit = "carts", ReleaseGuardrail = OfferRate.ReadAsync,
         OnReleaseChanged = (services, shopId) => services.GetRequiredService<IntentScorer>().Invalidate(shopId),
         OnActivated = (services, shopId) => services.GetRequiredService<IntentScorer>().Invalidate(shopId),
         DataStores = "Carts, checkouts and orders in the app's PostgreSQL; model files in its model registry; discount codes in Shopify.",

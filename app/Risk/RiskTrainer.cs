@@ -43,7 +43,7 @@ public sealed class RiskTrainer(NpgsqlDataSource db, TimeProvider clock, Microso
             LikelihoodWhy: "Most stores have few confirmed frauds to learn from, and fraudsters change their ways; the rule prior covers stores without labels.",
             Detectability: "Medium: reviews label flagged orders within days, but chargebacks arrive 30 to 90 days after the order."),
         Switch = "order-risk", DecisionKind = "risk", Breaker = true,
-        StagedRelease = true, CanaryUnit = "orders", ReleaseGuardrail = FlagRateGuardrail.ReadAsync,
+        StagedRelease = true, CanaryUnit = "orders", ReleaseGuardrail = FlagRateGuardrail.Guardrail.ReadAsync,
         DataStores = "Orders, disputes, Stripe events and review decisions in the app's PostgreSQL; model files in its model registry.",
     };
 

@@ -84,7 +84,7 @@ public sealed class IntentTests(AppFixture app) : IClassFixture<AppFixture>
     }
 
     [Fact]
-    public async Task IntentRelease_InShadowLogsTheActionItWouldHaveChosen_ThenItsCanaryAnswersItsShareOfCarts()
+    public async Task IntentRelease_InShadowLogsTheActionItWouldHaveChosen_ThenItsCanaryAnswersItsShareOfCarts_UntilItOffersFarMoreCartsADiscount()
     {
         var seed = new StoreSeed(app, "intent-release.myshopify.com");
         await seed.SeedAsync(customersPerGroup: 2);
@@ -144,6 +144,36 @@ public sealed class IntentTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal(1, v1);
         Assert.False(o1.TryGetProperty("release", out _));
         Assert.Null(s1);
+
+        // Its guardrail: the share of its carts handed a discount against the others'. As often as the others: it stays.
+        var releases = app.Factory.Services.GetRequiredService<PluginApp.Governance.StagedReleases>();
+        var now = app.Clock.GetUtcNow();
+        async Task LogCartsAsync(string prefix, int version, int carts, int offered)
+        {
+            for (var i = 0; i < carts; i++)
+            {
+                var action = i < offered ? PluginApp.CartOffers.CartAction.Offer : PluginApp.CartOffers.CartAction.Nothing;
+                await app.LogDecisionAsync(new PluginApp.Governance.Decision(PluginApp.Governance.DecisionKinds.Offer, $"{prefix}-{i}", seed.ShopId, now, "model")
+                {
+                    Subject = action, ModelKind = IntentModelTrainer.Kind, ModelVersion = version,
+                    Output = version == 2 ? $$"""{"action":"{{action}}","release":"canary","candidate":2}""" : $$"""{"action":"{{action}}"}""",
+                });
+            }
+        }
+        await LogCartsAsync("intent-guard-canary", 2, 60, 6);
+        await LogCartsAsync("intent-guard-others", 1, 60, 6);
+        await releases.RunShopAsync(seed.ShopId, CancellationToken.None);
+        Assert.Equal("canary", await app.ScalarAsync("SELECT status FROM models WHERE shop_id = $1 AND kind = 'intent' AND version = 2", seed.ShopId));
+
+        // Then it hands codes to far more carts than the active version does: rolled back, every cart read by version 1 again.
+        await LogCartsAsync("intent-guard-flood", 2, 60, 45);
+        await releases.RunShopAsync(seed.ShopId, CancellationToken.None);
+        Assert.Equal("candidate", await app.ScalarAsync("SELECT status FROM models WHERE shop_id = $1 AND kind = 'intent' AND version = 2", seed.ShopId));
+        var reason = (string)(await app.ScalarAsync("SELECT status_reason FROM models WHERE shop_id = $1 AND kind = 'intent' AND version = 2", seed.ShopId))!;
+        Assert.StartsWith("rolled back automatically:", reason);
+        Assert.Contains("of its carts given a discount offer (51 of ", reason);
+        Assert.Contains("discounts would go to far more carts", reason);
+        Assert.Equal(1, (await AskAsync(carts.Where(c => IntentScorer.InCanary(seed.ShopId, c, null, 0.5)).Skip(1).First())).Version);
     }
 
     [Fact]

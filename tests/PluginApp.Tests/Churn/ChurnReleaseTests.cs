@@ -10,7 +10,7 @@ namespace PluginApp.Tests.Churn;
 public sealed class ChurnReleaseTests(ChurnFixture app) : IClassFixture<ChurnFixture>
 {
     [Fact]
-    public async Task ChurnRelease_ShadowComparesEveryCustomersSegment_ThenTheCanaryScoresItsShareOfCustomers()
+    public async Task ChurnRelease_ShadowComparesEveryCustomersSegment_ThenTheCanaryScoresItsShareOfCustomers_UntilItPutsFarMoreInWinBack()
     {
         const string shop = "churn-release.myshopify.com";
         var shopId = await app.InstallShopAsync(shop);
@@ -59,6 +59,23 @@ public sealed class ChurnReleaseTests(ChurnFixture app) : IClassFixture<ChurnFix
         Assert.Equal("canary", output.GetProperty("release").GetString());
         Assert.Equal(2, output.GetProperty("candidate").GetInt32());
         Assert.False(output.TryGetProperty("failed", out _));
+
+        // Its guardrail: the share of its customers in a win-back segment against the others'. As many as theirs: it stays.
+        var releases = app.Factory.Services.GetRequiredService<StagedReleases>();
+        await app.ScalarAsync("UPDATE churn_scores SET segment = CASE WHEN customer_id % 4 = 0 THEN 'at-risk' ELSE 'active' END WHERE shop_id = $1", shopId);
+        await releases.RunShopAsync(shopId, CancellationToken.None);
+        Assert.Equal("canary", await app.ScalarAsync("SELECT status FROM models WHERE shop_id = $1 AND kind = 'churn' AND version = 2", shopId));
+
+        // Then it puts most of its customers in a win-back segment: rolled back, and the next run scores everyone with version 1.
+        await app.ScalarAsync("UPDATE churn_scores SET segment = 'lapsing' WHERE shop_id = $1 AND model_version = 2 AND customer_id % 4 <> 3", shopId);
+        await releases.RunShopAsync(shopId, CancellationToken.None);
+        Assert.Equal("candidate", await app.ScalarAsync("SELECT status FROM models WHERE shop_id = $1 AND kind = 'churn' AND version = 2", shopId));
+        var rolledBack = (string)(await app.ScalarAsync("SELECT status_reason FROM models WHERE shop_id = $1 AND kind = 'churn' AND version = 2", shopId))!;
+        Assert.StartsWith("rolled back automatically:", rolledBack);
+        Assert.Contains("of its customers put in a win-back segment", rolledBack);
+        Assert.Contains("win-back emails would go to far more customers", rolledBack);
+        await app.ScoreAsync(shopId);
+        Assert.All(await VersionsAsync(shopId), v => Assert.Equal(1, v.Version));
     }
 
     private async Task<List<long>> CustomersAsync(long shopId) => (await VersionsAsync(shopId)).Select(v => v.Customer).ToList();

@@ -155,7 +155,7 @@ public sealed class RiskReleaseTests(ReleaseFixture app) : IClassFixture<Release
         Assert.Equal("active", await StatusAsync(shopId, 1));
         var reason = (string)(await app.ScalarAsync("SELECT status_reason FROM models WHERE shop_id = $1 AND kind = 'risk' AND version = 2", shopId))!;
         Assert.StartsWith("rolled back automatically:", reason);
-        Assert.Contains("of its orders for review", reason);
+        Assert.Contains("of its orders flagged for review", reason);
         Assert.Contains("the review queue would fill", reason);
         Assert.Equal(1, await app.CountAsync(
             "SELECT count(*) FROM governance_events WHERE shop_id = $1 AND model_kind = 'risk' AND event = 'canary_rolled_back' AND by_whom = 'the release guardrail'", shopId));

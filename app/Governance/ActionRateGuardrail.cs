@@ -1,0 +1,48 @@
+using System.Globalization;
+using Microsoft.Extensions.Options;
+using Npgsql;
+using PluginApp.Data;
+using PluginApp.Training;
+
+namespace PluginApp.Governance;
+
+/// <summary>
+/// The canary guardrail of a kind whose decisions start something that costs the merchant at once: order risk flags an
+/// order for a reviewer, purchase intent hands a cart a discount, churn puts a customer into a win-back segment. The share
+/// of the canary's units that got the costly action is compared with the share of the other units of the same window; the
+/// canary breaks it when its share is more than Governance:CanaryActionRateCeiling times theirs, read once both have
+/// Governance:CanaryMinDecisions units. Why this and not the outcome: chargebacks, orders and returning customers arrive
+/// days or weeks after a canary ends, while a version that floods the review queue, the discount budget or the win-back
+/// emails hurts the day it serves.
+/// </summary>
+/// <param name="Query">Rows of (bool: the canary's, bigint: units, bigint: units given the action); $1 the shop, $2 the canary's start, $3 its version as text.</param>
+/// <param name="Units">What is counted, plural ("orders").</param>
+/// <param name="Acted">What the action did to them, after "…" ("flagged for review").</param>
+/// <param name="Harm">What would happen if the canary served everyone ("the review queue would fill").</param>
+/// <param name="WithoutModel">What answers the others when no version is active ("the rule prior").</param>
+public sealed record ActionRateGuardrail(string Query, string Units, string Acted, string Harm, string WithoutModel)
+{
+    public async Task<GuardrailReading?> ReadAsync(IServiceProvider services, ReleaseWindow w, CancellationToken ct)
+    {
+        var db = services.GetRequiredService<NpgsqlDataSource>();
+        var o = services.GetRequiredService<IOptions<GovernanceOptions>>().Value;
+        await using var cmd = db.CreateCommand(Query);
+        foreach (var p in new object[] { w.ShopId, w.From, w.Candidate.ToString(CultureInfo.InvariantCulture) }) cmd.Parameters.Add(Sql.Param(p));
+        long cn = 0, ca = 0, an = 0, aa = 0;
+        await using (var r = await cmd.ExecuteReaderAsync(ct))
+            while (await r.ReadAsync(ct))
+                if (r.GetBoolean(0)) (cn, ca) = (cn + r.GetInt64(1), ca + r.GetInt64(2)); else (an, aa) = (an + r.GetInt64(1), aa + r.GetInt64(2));
+        if (cn < o.CanaryMinDecisions || an < o.CanaryMinDecisions)
+            return new GuardrailReading(false, Inv($"share {Acted} not read yet: {cn:N0} and {an:N0} {Units} of {o.CanaryMinDecisions:N0} needed"));
+        // Why a floor of one unit in the comparison: a store whose other units got the action none would otherwise stop any canary that acts once.
+        var breached = ca > o.CanaryActionRateCeiling * Math.Max(aa, 1) * cn / an;
+        var verdict = breached
+            ? Inv($"more than the {o.CanaryActionRateCeiling:0.#} times as many the guardrail allows: {Harm}")
+            : Inv($"within the guardrail ({o.CanaryActionRateCeiling:0.#} times as many)");
+        var others = w.Active?.ToString(CultureInfo.InvariantCulture) is { } v ? $"version {v}" : WithoutModel;
+        return new GuardrailReading(breached,
+            Inv($"{(double)ca / cn:P1} of its {Units} {Acted} ({ca:N0} of {cn:N0}) against {(double)aa / an:P1} of the others ({aa:N0} of {an:N0}, {others}), {verdict}"));
+    }
+
+    private static string Inv(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
+}
