@@ -54,6 +54,8 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
         var firstOrder = customers.ToDictionary(c => c.CustomerId, c => c.Orders.Where(x => x.IsPurchase).Select(x => (DateTime?)x.At).Min());
         var scored = model.Score(customers, now.UtcDateTime).Where(p => double.IsFinite(p.ChurnProbability)).ToList();
         var highFrom = ChurnSegments.HighValueFrom(scored.Select(p => p.TotalSpend).ToList(), o.HighValueShare);
+        // One set of lines per run, from the active version's view of the store's churn rate (a candidate's answers are compared on the same lines).
+        var lines = ChurnLines.For(o, (await registry.ListAsync(shopId, ct)).FirstOrDefault(m => m.Kind == ChurnModelTrainer.Kind && m.Version == version)?.Metrics ?? default);
         var kind = model.Kind == ChurnModelKind.Discriminative ? "discriminative" : "probabilistic";
         var scoredAt = clock.GetUtcNow();
         var release = await ReleaseAsync(shopId, customers, now, ct);
@@ -66,7 +68,7 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
             var p = s.P;
             var years = firstOrder[p.CustomerId] is { } first ? Math.Max(1, (now.UtcDateTime - first).TotalDays / 365.25) : 1;
             return (Id: long.Parse(p.CustomerId, CultureInfo.InvariantCulture), P: p, s.Version, s.Kind,
-                Segment: ChurnSegments.Of(p.ChurnProbability, p.TotalSpend >= highFrom && p.TotalSpend > 0, o), Yearly: Money(p.TotalSpend / years) ?? 0m);
+                Segment: ChurnSegments.Of(p.ChurnProbability, p.TotalSpend >= highFrom && p.TotalSpend > 0, lines), Yearly: Money(p.TotalSpend / years) ?? 0m);
         }).ToList();
 
         await using var conn = await db.OpenConnectionAsync(ct);
@@ -121,7 +123,7 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
         // In shadow, every customer scored is a decision compared: the segment the candidate would have given beside the served one.
         var shadow = release is { Stage: "shadow" }
             ? rows.Select(r => (r.Id, Json: JsonSerializer.Serialize(release.Scores is { } c && c.TryGetValue(r.P.CustomerId, out var q)
-                ? new { version = release.Version, subject = ChurnSegments.Of(q.ChurnProbability, q.TotalSpend >= highFrom && q.TotalSpend > 0, o), churn_probability = Math.Round(q.ChurnProbability, 4) }
+                ? new { version = release.Version, subject = ChurnSegments.Of(q.ChurnProbability, q.TotalSpend >= highFrom && q.TotalSpend > 0, lines), churn_probability = Math.Round(q.ChurnProbability, 4) }
                 : (object)new { version = release.Version, failed = release.Failed ?? "it gave no finite probability for this customer" }))).ToList()
             : [];
         var calls = await QueueChangesAsync(conn, tx, shopId, o, scoredAt, release is { Stage: "canary" } ? release : null, shadow, ct);

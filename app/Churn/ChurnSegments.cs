@@ -3,10 +3,37 @@ using PluginApp.Admin.Shell;
 namespace PluginApp.Churn;
 
 /// <summary>
+/// The churn probabilities from which a customer is at risk, lapsing and lost. The settings (<see cref="ChurnOptions.AtRisk"/>,
+/// <see cref="ChurnOptions.Lapsing"/>, <see cref="ChurnOptions.Lost"/>) hold while the store's own churn rate over its
+/// horizon is below the at-risk line. When it is above (a short horizon, where most customers do not order within it), the
+/// at-risk line moves up to the store's rate and the other two keep their place in what is left above it: "at risk" then
+/// still means more likely than the store's typical customer not to come back, instead of nearly everyone.
+/// </summary>
+public sealed record ChurnLines(double AtRisk, double Lapsing, double Lost, double? StoreRate, int? HorizonDays)
+{
+    public static ChurnLines For(ChurnOptions o, double? storeRate, int? horizonDays)
+    {
+        if (storeRate is not { } r || !(r > o.AtRisk && r < 1)) return new(o.AtRisk, o.Lapsing, o.Lost, storeRate, horizonDays);
+        double Moved(double line) => r + (line - o.AtRisk) / (1 - o.AtRisk) * (1 - r);
+        return new(r, Moved(o.Lapsing), Moved(o.Lost), r, horizonDays);
+    }
+
+    /// <summary>The lines for a churn version: the store's rate is the share of its held-out customers who did not order within the horizon.</summary>
+    public static ChurnLines For(ChurnOptions o, System.Text.Json.JsonElement metrics)
+    {
+        int? Int(string name) => metrics.ValueKind == System.Text.Json.JsonValueKind.Object && metrics.TryGetProperty(name, out var v) && v.TryGetInt32(out var i) ? i : null;
+        return For(o, Int("HeldOutCustomers") is { } n and > 0 && Int("HeldOutChurned") is { } c ? (double)c / n : null, Int("HorizonDays"));
+    }
+
+    /// <summary>Whether the store's churn rate moved the lines off the settings.</summary>
+    public bool Moved => StoreRate is { } r && AtRisk == r;
+}
+
+/// <summary>
 /// A customer's segment from their churn probability (no order within the store's horizon) and spend so far:
-/// active below <see cref="ChurnOptions.AtRisk"/>, at risk, lapsing from <see cref="ChurnOptions.Lapsing"/>, lost from
-/// <see cref="ChurnOptions.Lost"/>. At risk and lapsing customers among the store's top <see cref="ChurnOptions.HighValueShare"/>
-/// by spend so far get the high-value variant: those are the ones a win-back campaign should reach first.
+/// active below the at-risk line, at risk, lapsing, lost (<see cref="ChurnLines"/>). At risk and lapsing customers among the
+/// store's top <see cref="ChurnOptions.HighValueShare"/> by spend so far get the high-value variant: those are the ones a
+/// win-back campaign should reach first.
 /// </summary>
 public static class ChurnSegments
 {
@@ -17,12 +44,14 @@ public static class ChurnSegments
     public static readonly string[] All = [HighValueAtRisk, HighValueLapsing, AtRisk, Lapsing, Active, Lost];
 
     /// <summary>What each segment means, in the merchant's words.</summary>
-    public static string Describe(string segment, ChurnOptions o) => segment switch
+    public static string Describe(string segment, ChurnLines lines, ChurnOptions o) => segment switch
     {
-        Active => $"likely to order again: churn probability below {Format.Percent(o.AtRisk, 0)}",
-        AtRisk => $"churn probability {Format.Percent(o.AtRisk, 0)} to {Format.Percent(o.Lapsing, 0)}",
-        Lapsing => $"churn probability {Format.Percent(o.Lapsing, 0)} to {Format.Percent(o.Lost, 0)}",
-        Lost => $"churn probability {Format.Percent(o.Lost, 0)} or more",
+        Active => $"likely to order again: churn probability below {Format.Percent(lines.AtRisk, 0)}" + (lines.Moved
+            ? $", your store's churn rate over the last {lines.HorizonDays} days (the at-risk line moves up to it when it is above {Format.Percent(o.AtRisk, 0)})"
+            : ""),
+        AtRisk => $"churn probability {Format.Percent(lines.AtRisk, 0)} to {Format.Percent(lines.Lapsing, 0)}",
+        Lapsing => $"churn probability {Format.Percent(lines.Lapsing, 0)} to {Format.Percent(lines.Lost, 0)}",
+        Lost => $"churn probability {Format.Percent(lines.Lost, 0)} or more",
         HighValueAtRisk => $"at risk, and among your top {Format.Percent(o.HighValueShare, 0)} customers by spend",
         HighValueLapsing => $"lapsing, and among your top {Format.Percent(o.HighValueShare, 0)} customers by spend",
         _ => segment,
@@ -34,11 +63,11 @@ public static class ChurnSegments
     /// <summary>Whether the segment's predicted value counts as value at risk.</summary>
     public static bool AtStake(string segment) => Base(segment) is AtRisk or Lapsing;
 
-    public static string Of(double churnProbability, bool highValue, ChurnOptions o)
+    public static string Of(double churnProbability, bool highValue, ChurnLines lines)
     {
-        if (churnProbability >= o.Lost) return Lost;
-        if (churnProbability >= o.Lapsing) return highValue ? HighValueLapsing : Lapsing;
-        if (churnProbability >= o.AtRisk) return highValue ? HighValueAtRisk : AtRisk;
+        if (churnProbability >= lines.Lost) return Lost;
+        if (churnProbability >= lines.Lapsing) return highValue ? HighValueLapsing : Lapsing;
+        if (churnProbability >= lines.AtRisk) return highValue ? HighValueAtRisk : AtRisk;
         return Active;
     }
 

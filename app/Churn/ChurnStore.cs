@@ -54,7 +54,8 @@ public sealed class ChurnStore(NpgsqlDataSource db, ModelRegistry registry, Micr
             }
         }
         var o = options.Value;
-        var segments = ChurnSegments.All.Select(s => new ChurnSegmentView(s, ChurnSegments.Describe(s, o), counts.GetValueOrDefault(s).N, counts.GetValueOrDefault(s).Risk)).ToList();
+        var lines = ChurnLines.For(o, active?.Metrics ?? default);
+        var segments = ChurnSegments.All.Select(s => new ChurnSegmentView(s, ChurnSegments.Describe(s, lines, o), counts.GetValueOrDefault(s).N, counts.GetValueOrDefault(s).Risk)).ToList();
         // The newest word first: the last run's error, else why the last model trained is not served.
         string? notYet = active is not null ? null
             : run is { State: not "completed" } ? run.Error ?? $"The last training {run.State}."

@@ -254,6 +254,58 @@ public sealed class ChurnTests(ChurnFixture app) : IClassFixture<ChurnFixture>
     }
 
     [Fact]
+    public async Task AStoreWhoseChurnRateIsAboveTheAtRiskLine_MovesTheLinesUpToIt_SoNotEveryoneIsAtRisk()
+    {
+        const string shop = "churn-high-rate.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        await app.SeedAsync(shopId, 96_250_000, 300, seed: 6);
+        await app.TrainActiveAsync(shop);
+        // A short horizon where 80 % of the held-out customers did not order within it (as on a store a few months old).
+        await app.ScalarAsync("""
+            UPDATE models SET metrics = jsonb_set(metrics, '{HeldOutChurned}', to_jsonb(round((metrics->>'HeldOutCustomers')::int * 0.8)::int))
+            WHERE shop_id = $1 AND kind = 'churn' AND status = 'active'
+            """, shopId);
+        await app.ScoreAsync(shopId);
+
+        // Below the store's rate is active, even above the 0.5 setting; the other lines keep their place above the rate.
+        var rows = new List<(double P, string Segment)>();
+        await using (var cmd = app.Db.CreateCommand("SELECT churn_probability, segment FROM churn_scores WHERE shop_id = $1"))
+        {
+            cmd.Parameters.AddWithValue(shopId);
+            await using var r = await cmd.ExecuteReaderAsync();
+            while (await r.ReadAsync()) rows.Add((r.GetDouble(0), r.GetString(1)));
+        }
+        Assert.Equal(300, rows.Count);
+        var rate = (double)(await app.ScalarAsync("""
+            SELECT (metrics->>'HeldOutChurned')::float8 / (metrics->>'HeldOutCustomers')::float8 FROM models WHERE shop_id = $1 AND kind = 'churn' AND status = 'active'
+            """, shopId))!;
+        Assert.InRange(rate, 0.79, 0.81);
+        string Expected(double p) => p switch
+        {
+            _ when p >= rate + 0.8 * (1 - rate) => ChurnSegments.Lost,
+            _ when p >= rate + 0.4 * (1 - rate) => ChurnSegments.Lapsing,
+            _ when p >= rate => ChurnSegments.AtRisk,
+            _ => ChurnSegments.Active,
+        };
+        var wrong = rows.Where(x => Expected(x.P) != ChurnSegments.Base(x.Segment)).Select(x => $"{x.P:F4} {x.Segment}").Take(10).ToList();
+        Assert.True(wrong.Count == 0, $"store rate {rate:F4}; not on the moved lines: {string.Join(", ", wrong)}");
+        Assert.Contains(rows, x => x.P >= 0.5 && x.P < rate && x.Segment == ChurnSegments.Active);
+        var active = (await JsonAsync("/api/admin/churn", shop)).GetProperty("segments").EnumerateArray().Single(x => x.GetProperty("segment").GetString() == ChurnSegments.Active);
+        Assert.StartsWith("likely to order again: churn probability below 80%, your store's churn rate over the last ", active.GetProperty("means").GetString());
+    }
+
+    [Fact]
+    public void ChurnLines_FollowTheSettings_UntilTheStoresRateIsAboveTheAtRiskLine()
+    {
+        var o = new ChurnOptions();
+        Assert.Equal(new ChurnLines(0.5, 0.7, 0.9, 0.3, 90), ChurnLines.For(o, 0.3, 90));
+        Assert.Equal(new ChurnLines(0.5, 0.7, 0.9, null, null), ChurnLines.For(o, null, null));
+        var moved = ChurnLines.For(o, 0.65, 36);
+        Assert.Equal((0.65, 0.79, 0.93), (Math.Round(moved.AtRisk, 4), Math.Round(moved.Lapsing, 4), Math.Round(moved.Lost, 4)));
+        Assert.True(moved.Moved);
+    }
+
+    [Fact]
     public async Task ARedactedCustomer_DisappearsFromScoresSegmentsAndExports_AndIsNotScoredAgain()
     {
         const string shop = "churn-redact.myshopify.com";
