@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using System.Collections.Concurrent;
 using System.Text.Json;
 using Microsoft.Extensions.Options;
@@ -39,8 +40,24 @@ public sealed record CatalogSnapshot(IReadOnlyDictionary<long, CatalogProduct> P
 /// snapshots are dropped (<see cref="CacheBudget"/>) and loaded again on their next request; a reloaded unchanged catalog has the
 /// same version, so its cached answers still hold.
 /// </summary>
-public sealed class CatalogCache(NpgsqlDataSource db, IOptions<RecommendationOptions> options, TimeProvider clock, ILogger<CatalogCache> logger)
+public sealed class CatalogCache
 {
+    private readonly NpgsqlDataSource db;
+    private readonly IOptions<RecommendationOptions> options;
+    private readonly TimeProvider clock;
+    private readonly ILogger<CatalogCache> logger;
+
+    public CatalogCache(NpgsqlDataSource db, IOptions<RecommendationOptions> options, TimeProvider clock, IMeterFactory meters, ILogger<CatalogCache> logger)
+    {
+        (this.db, this.options, this.clock, this.logger) = (db, options, clock, logger);
+        var meter = meters.Create(Operations.OperatorMetrics.MeterName);
+        meter.CreateObservableGauge("pluginapp.serving.catalog_cache.shops", () => Held().Shops, "{shop}", "Shops whose catalog snapshot is held in memory on this instance.");
+        meter.CreateObservableGauge("pluginapp.serving.catalog_cache.size", () => Held().Bytes, "By",
+            "Memory the held catalog snapshots are reckoned to take, against Recommendations:CatalogCacheBudgetBytes.");
+        meter.CreateObservableCounter("pluginapp.serving.catalog_cache.evictions", () => Held().Evictions, "{shop}",
+            "Shops whose catalog snapshot was dropped to stay within the budget (loaded again on their next request).");
+    }
+
     /// <summary>Announces that a shop's catalog or rules changed; the payload is the shop id.</summary>
     public const string Channel = "catalog_changed";
 

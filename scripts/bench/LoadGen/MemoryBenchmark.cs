@@ -26,7 +26,7 @@ internal static class MemoryBenchmark
         using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 16 }) { Timeout = TimeSpan.FromSeconds(60) };
         var start = await Memory.ReadAsync(http, url, token, pid);
         Console.WriteLine($"before the small stores: {start}");
-        var results = new List<(int Stores, int Items, double RssPerStore, double HeapPerStore, double ReckonedPerStore)>();
+        var results = new List<(int Stores, int Items, double RssPerStore, double HeapPerStore, double ReckonedPerStore, double CatalogPerStore)>();
         var before = start;
         var first = 0;
         foreach (var (count, items) in groups)
@@ -47,9 +47,10 @@ internal static class MemoryBenchmark
             });
             var after = await Memory.ReadAsync(http, url, token, pid);
             var reckoned = (after.ModelBytes - before.ModelBytes) / count;
-            results.Add((count, items, (after.Rss - before.Rss) / (double)count, (after.Heap - before.Heap) / (double)count, reckoned));
+            var catalog = (after.CatalogBytes - before.CatalogBytes) / (double)count;
+            results.Add((count, items, (after.Rss - before.Rss) / (double)count, (after.Heap - before.Heap) / (double)count, reckoned, catalog));
             Console.WriteLine($"{count} stores of {items} items ({bundle.ToBytes().Length / 1024.0:F0} KB model file each, {failed} not answered by their model): {after}");
-            Console.WriteLine($"  per store: resident {Kb(results[^1].RssPerStore)}, managed heap {Kb(results[^1].HeapPerStore)}, model as reckoned by the cache {Kb(reckoned)}; " +
+            Console.WriteLine($"  per store: resident {Kb(results[^1].RssPerStore)}, managed heap {Kb(results[^1].HeapPerStore)}, model as reckoned by the cache {Kb(reckoned)}, catalog snapshot as reckoned by its cache {Kb(catalog)}; " +
                               $"per 1,000 catalog items: resident {Kb(results[^1].RssPerStore / items * 1000)}");
             before = after;
         }
@@ -150,7 +151,7 @@ internal static class MemoryBenchmark
 }
 
 /// <summary>The app's memory as the benchmark reads it: resident set (/proc/PID/status), managed heap after the last GC and the model cache's figures (operator metrics).</summary>
-internal sealed record Memory(long Rss, long Heap, long ModelBytes, long ModelShops)
+internal sealed record Memory(long Rss, long Heap, long ModelBytes, long ModelShops, long CatalogBytes, long CatalogShops)
 {
     public static async Task<Memory> ReadAsync(HttpClient http, string url, string token, int pid)
     {
@@ -161,11 +162,12 @@ internal sealed record Memory(long Rss, long Heap, long ModelBytes, long ModelSh
                 if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
                     rss = long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
         return new Memory(rss, (long)metrics.Sum("dotnet_gc_last_collection_heap_size"), (long)metrics.Sum("pluginapp_serving_model_cache_size"),
-            (long)metrics.Sum("pluginapp_serving_model_cache_shops"));
+            (long)metrics.Sum("pluginapp_serving_model_cache_shops"), (long)metrics.Sum("pluginapp_serving_catalog_cache_size"),
+            (long)metrics.Sum("pluginapp_serving_catalog_cache_shops"));
     }
 
     public override string ToString() =>
-        $"resident {Rss / 1048576.0:F0} MiB, managed heap after the last GC {Heap / 1048576.0:F0} MiB, models held {ModelShops} ({ModelBytes / 1048576.0:F0} MiB as reckoned)";
+        $"resident {Rss / 1048576.0:F0} MiB, managed heap after the last GC {Heap / 1048576.0:F0} MiB, models held {ModelShops} ({ModelBytes / 1048576.0:F0} MiB as reckoned), catalogs held {CatalogShops} ({CatalogBytes / 1048576.0:F0} MiB as reckoned)";
 }
 
 /// <summary>One read of the operators' metrics endpoint (Prometheus text).</summary>

@@ -152,7 +152,7 @@ public sealed class OperatorMetricsTests(OperatorMetricsFixture app) : IClassFix
     }
 
     [Fact]
-    public async Task OperatorMetrics_AfterAProxyRecommendation_CountsItsServingPath()
+    public async Task OperatorMetrics_AfterAProxyRecommendation_CountsItsServingPath_AndTheHeldCatalog()
     {
         const string shop = "ops-serving-path.myshopify.com";
         await app.InstallShopAsync(shop);
@@ -162,7 +162,10 @@ public sealed class OperatorMetricsTests(OperatorMetricsFixture app) : IClassFix
 
         response.EnsureSuccessStatusCode();
         var path = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("path").GetString()!;
-        await ScrapeUntilAsync(t => Sum(t, "pluginapp_serving_answers_total", ("feature", "recommendations"), ("path", path)) >= 1);
+        var text = await ScrapeUntilAsync(t => Sum(t, "pluginapp_serving_answers_total", ("feature", "recommendations"), ("path", path)) >= 1);
+        // The shop's catalog snapshot is now held, and the operators see it against its budget.
+        Assert.True(Sum(text, "pluginapp_serving_catalog_cache_shops") >= 1, text);
+        Assert.True(Sum(text, "pluginapp_serving_catalog_cache_size_bytes") > 0, text);
     }
 
     [Fact]
