@@ -200,8 +200,15 @@ public sealed class StagedReleaseTests(ReleaseFixture app) : IClassFixture<Relea
                 await app.ScalarAsync("INSERT INTO recommendation_events (shop_id, event_type, request_id, product_id, occurred_at) VALUES ($1, 'impression', $2, $3, $4)",
                     seed.ShopId, id, seed.P(102), at);
                 if (!canary && i % 2 == 0)
+                {
                     await app.ScalarAsync("INSERT INTO recommendation_events (shop_id, event_type, request_id, product_id, occurred_at) VALUES ($1, 'click', $2, $3, $4)",
                         seed.ShopId, id, seed.P(102), at);
+                    // Half the active version's answers led to an order line of 20.00; none of the canary's.
+                    await app.ScalarAsync("""
+                        INSERT INTO recommendation_attributions (shop_id, line_id, order_id, product_id, request_id, event_type, model_version, experiment_arm, revenue, attributed_at)
+                        VALUES ($1, $2, $2, $3, $4, 'click', 1, 'model', 20.00, $5)
+                        """, seed.ShopId, 97_100_000L + i, seed.P(102), id, at);
+                }
             }
 
         await RunReleasesAsync(seed);
@@ -209,6 +216,9 @@ public sealed class StagedReleaseTests(ReleaseFixture app) : IClassFixture<Relea
         Assert.Equal("candidate", await StatusAsync(seed, 2));
         var detail = (string)(await app.ScalarAsync("SELECT detail FROM governance_events WHERE shop_id = $1 AND event = 'canary_rolled_back'", seed.ShopId))!;
         Assert.Contains("click-through 0.0 % (0 clicks on 10 impressions) against version 1's 50.0 % (5 on 10)", detail);
+        // The online effect, shown beside the guardrail: the canary's ten answers brought nothing, the active version's eleven
+        // (these ten and the storefront's one) 100.00.
+        Assert.True(detail.Contains("attributed revenue per answer 0.00 (10 answers) against version 1's 9.09 (11), an online effect of -9.09 per answer so far"), detail);
     }
 
     [Fact]
