@@ -49,7 +49,11 @@ public static class RulePrior
 
         var z = Get("amount_z");
         if (z > 2) Add("amount_high", Math.Min(0.5 * (z - 2), 2.0),
-            Inv($"The total, {currency} {Get("amount"):N2}, is {z:0.0} standard deviations above this store's usual order"));
+            // Why a cap on the figure: where a store's recent totals barely vary (a few orders, one price), z runs into the
+            // hundreds, which reads as noise to a reviewer; past 10 the exact figure adds nothing.
+            z > 10
+                ? Inv($"The total, {currency} {Get("amount"):N2}, is more than 10 standard deviations above this store's usual order")
+                : Inv($"The total, {currency} {Get("amount"):N2}, is {z:0.0} standard deviations above this store's usual order"));
         if (Get("first_order_high_value") > 0) Add("first_order_high_value", 1.2,
             Inv($"First order from this customer, and larger than 9 in 10 of the store's recent orders ({currency} {Get("amount"):N2})"));
         var ip1 = Get("ip_orders_1d");

@@ -59,6 +59,18 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
 
     private static List<string> Codes(JsonElement reasons) => reasons.EnumerateArray().Select(r => r.GetProperty("code").GetString()!).ToList();
 
+    [Theory]
+    [InlineData(3.46f, "is 3.5 standard deviations above this store's usual order")]
+    [InlineData(307.7f, "is more than 10 standard deviations above this store's usual order")]
+    public void RulePrior_SaysHowFarAboveTheUsualOrderATotalIs_WithoutFiguresThatReadAsNoise(float z, string says)
+    {
+        var f = new float[PluginApp.Risk.OrderFeatures.Names.Length];
+        f[PluginApp.Risk.OrderFeatures.Index("amount_z")] = z;
+        f[PluginApp.Risk.OrderFeatures.Index("amount")] = 480f;
+        var reason = PluginApp.Risk.RulePrior.Assess(f, "EUR").Reasons.Single(r => r.Code == "amount_high");
+        Assert.Equal("The total, EUR 480.00, " + says, reason.Text);
+    }
+
     [Fact]
     public async Task SuspiciousFirstOrder_IsScoredWithReasonsInWords_AndShopifyGetsTheAssessmentAndTagOnce()
     {
