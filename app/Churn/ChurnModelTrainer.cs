@@ -24,7 +24,7 @@ public sealed class ChurnModelTrainer(NpgsqlDataSource db, TimeProvider clock, M
     /// </summary>
     private static readonly ActionRateGuardrail WinBackRate = new($"""
         SELECT model_version = $3::int, count(*),
-               count(*) FILTER (WHERE segment IN ('{ChurnSegments.AtRisk}', '{ChurnSegments.Lapsing}', '{ChurnSegments.HighValueAtRisk}', '{ChurnSegments.HighValueLapsing}'))
+               count(*) FILTER (WHERE segment IN ({string.Join(", ", ChurnSegments.All.Where(ChurnSegments.AtStake).Select(s => $"'{s}'"))}))
         FROM churn_scores WHERE shop_id = $1
         GROUP BY 1
         """, "customers", "put in a win-back segment", "win-back emails would go to far more customers than the active version sends them to", "no model");
