@@ -22,8 +22,10 @@ namespace PluginApp.Backfill;
 /// staged waits for the same bulk operation again and re-stages it.
 /// </summary>
 public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, AdminGraphQLClient shopify, IHttpClientFactory httpFactory, JobLocks locks, RunLog runs,
-    IOptions<BackfillOptions> options, TimeProvider clock, ILogger<BackfillService> logger)
+    IEnumerable<BackfillMergeStep> steps, IOptions<BackfillOptions> options, TimeProvider clock, ILogger<BackfillService> logger)
 {
+    private readonly BackfillMergeStep[] _steps = steps.ToArray();
+
     public const string DownloadClient = "bulk-download";
 
     private sealed record Run(long Id, long ShopId, string? Phase, string? BulkOperationId, long? StagedLines, long Cursor, string[] PhasesDone, long RowsDone);
@@ -224,7 +226,9 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
 
             await using var tx = await conn.BeginTransactionAsync(ct);
             await using var batch = new NpgsqlBatch(conn, tx);
-            foreach (var sql in phase.Merge) Add(batch, sql, run.Id, run.ShopId, run.Cursor, through);
+            // The phase's upserts, then each feature's step for the phase (after the rows it reads are written).
+            foreach (var sql in phase.Merge.Concat(_steps.Where(s => s.Phase == phase.Name).Select(s => s.Sql)))
+                Add(batch, sql, run.Id, run.ShopId, run.Cursor, through);
             Add(batch, $"""
                 UPDATE backfill_runs SET phase_cursor = $3, updated_at = $4, state = 'running',
                   rows_done = rows_done + (SELECT count(*) FROM ({chunk}) p)

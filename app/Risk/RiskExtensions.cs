@@ -6,6 +6,7 @@ using PluginApp.StoreData;
 using PluginApp.Training;
 using PluginApp.Webhooks;
 using PluginApp.Admin.Switches;
+using PluginApp.Backfill;
 
 namespace PluginApp.Risk;
 
@@ -26,6 +27,7 @@ public static class RiskExtensions
         services.AddSingleton<RiskKicks>();
         services.AddTransient<RiskScoringJob>();
         services.AddIngestionStep<OrderRows>("order risk queue", RiskQueue.Add);
+        services.AddBackfillMergeStep("order risk labels", StoreMerge.Orders, RiskQueue.BackfillLabels);
         // Shopify Payments chargebacks and inquiries: the order risk's own topics, labels written in the delivery's transaction.
         services.AddDisputeTopics();
         services.AddScopeUse("write_orders", "writing each order's risk assessment and tag, and cancelling an order from the review queue");

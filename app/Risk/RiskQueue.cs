@@ -7,10 +7,25 @@ namespace PluginApp.Risk;
 /// The order risk's part of storing an order delivery (an ingestion step, in the delivery's transaction): queue a new order
 /// for scoring, and an updated one again only when a field its score used changed; and take a cancellation for fraud
 /// as a fraud label. The commit's NOTIFY wakes the scorer within a second; a sweep each minute finds anything it missed.
+/// The store's history brought in by the backfill gives its fraud cancellations the same labels (<see cref="BackfillLabels"/>),
+/// but queues nothing: history is learnt from, not scored.
 /// </summary>
 internal static class RiskQueue
 {
     public const string Channel = "risk_pending";
+
+    /// <summary>
+    /// The backfill's merge step for orders: each order of the chunk cancelled for fraud, as stored, becomes the same label
+    /// its <c>orders/cancelled</c> delivery would give (dated when it was cancelled, so training and the label windows see it
+    /// only from then on); a label the webhook already gave is not written twice.
+    /// </summary>
+    public static readonly string BackfillLabels = $"""
+        INSERT INTO risk_labels (shop_id, order_id, source, fraud, labelled_at, detail)
+        SELECT $2, o.id, 'cancelled', true, o.cancelled_at, 'cancelled for fraud'
+        FROM orders o WHERE o.shop_id = $2 AND o.id IN ({StoreMerge.ChunkIds(StoreMerge.Orders)})
+          AND o.cancelled_at IS NOT NULL AND o.cancel_reason = 'fraud'
+        ON CONFLICT (shop_id, order_id, source) DO NOTHING
+        """;
 
     public static void Add(StoreWriter store, OrderRows rows, IngestionContext at)
     {

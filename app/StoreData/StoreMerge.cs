@@ -23,6 +23,10 @@ internal static class StoreMerge
          ORDER BY id, updated_at DESC, seq DESC) s
         """;
 
+    /// <summary>The ids of the chunk's parent objects, for a feature's merge step (<see cref="Backfill.BackfillMergeStep"/>).</summary>
+    public static string ChunkIds(string phase) =>
+        $"SELECT bulk_id(l.body ->> 'id') FROM backfill_lines l WHERE l.run_id = $1 AND l.phase = '{phase}' AND l.parent_id IS NULL AND l.line_no > $3 AND l.line_no <= $4";
+
     /// <summary>The lines x(line_no, body, parent_id) that are children of the chunk's parent s.</summary>
     private static string ChildOf(string phase) => $"x.run_id = $1 AND x.phase = '{phase}' AND x.parent_id = s.id";
     private static string Children(string phase) => $"backfill_lines x ON {ChildOf(phase)}";

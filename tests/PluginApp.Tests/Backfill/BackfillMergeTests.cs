@@ -106,6 +106,34 @@ public sealed class BackfillMergeTests(AppFixture app) : IClassFixture<AppFixtur
     }
 
     [Fact]
+    public async Task Backfill_OfOrdersCancelledForFraud_GivesTheLabelsTheirCancellationsWould_Once_AndScoresNoHistory()
+    {
+        const string shop = "merge-fraud.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        var fraud = Rest(ShopifyPayloads.Order(67001, cancelledAt: "2026-06-20T10:00:00Z"));
+        fraud["cancel_reason"] = "fraud";
+        var changedMind = Rest(ShopifyPayloads.Order(67002, cancelledAt: "2026-06-21T10:00:00Z")); // cancelled for reason "customer"
+        var kept = Rest(ShopifyPayloads.Order(67003));
+        Serve(products: [], customers: [], orders: [.. BulkOrder(fraud, []), .. BulkOrder(changedMind, []), .. BulkOrder(kept, [])]);
+
+        await RunBackfillAsync(shop);
+        const string label = """
+            SELECT count(*) FROM risk_labels WHERE shop_id = $1 AND order_id = 67001 AND fraud AND source = 'cancelled'
+              AND labelled_at = '2026-06-20T10:00:00Z'
+            """;
+        Assert.Equal(1, await app.CountAsync(label, shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM risk_labels WHERE shop_id = $1", shopId));
+
+        // A second backfill, and the same cancellation arriving as a webhook, add nothing.
+        await RunBackfillAsync(shop);
+        await app.SendWebhookAsync("orders/cancelled", shop, fraud.ToJsonString());
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM risk_labels WHERE shop_id = $1", shopId));
+        Assert.Equal(1, await app.CountAsync(label, shopId));
+        // History is learnt from, not scored: nothing is queued for scoring or written to Shopify for it.
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM risk_pending WHERE shop_id = $1", shopId));
+    }
+
+    [Fact]
     public async Task Backfill_InterruptedAfterAChunk_ResumesAfterItsCursor_AndClearsItsStagedRows()
     {
         const string shop = "merge-resume.myshopify.com";
