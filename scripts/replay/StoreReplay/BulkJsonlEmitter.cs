@@ -89,6 +89,7 @@ public static class BulkJsonlEmitter
     {
         var refunded = refunds.Sum(r => r.Amount);
         var updated = refunds.Count > 0 ? refunds.Max(r => r.CreatedAt) : o.CreatedAt.AddSeconds(1);
+        if (o.Cancelled is { } cancel && cancel.At > updated) updated = cancel.At;
         w.WriteStartObject();
         w.WriteString("id", Formats.Gid("Order", o.Id));
         w.WriteString("name", "#" + o.Number.ToString(System.Globalization.CultureInfo.InvariantCulture));
@@ -96,8 +97,16 @@ public static class BulkJsonlEmitter
         w.Time("createdAt", o.CreatedAt);
         w.Time("updatedAt", updated);
         w.Time("processedAt", o.CreatedAt);
-        w.WriteNull("cancelledAt");
-        w.WriteNull("cancelReason");
+        if (o.Cancelled is { } cancelled)
+        {
+            w.Time("cancelledAt", cancelled.At);
+            w.WriteString("cancelReason", cancelled.Reason);
+        }
+        else
+        {
+            w.WriteNull("cancelledAt");
+            w.WriteNull("cancelReason");
+        }
         w.WriteString("displayFinancialStatus", refunded == 0 ? "PAID" : refunded >= o.Total ? "REFUNDED" : "PARTIALLY_REFUNDED");
         w.WriteString("displayFulfillmentStatus", "FULFILLED");
         w.WriteString("currencyCode", currency);

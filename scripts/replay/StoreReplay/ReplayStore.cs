@@ -36,6 +36,8 @@ public sealed class ReplayOrder
     public string? SessionHash { get; init; }
     public List<ReplayLine> Lines { get; } = [];
     public ReplaySession? Session { get; set; }
+    /// <summary>When and why the merchant cancelled it, as a bulk export made after that time shows (reason in GraphQL's spelling).</summary>
+    public (DateTimeOffset At, string Reason)? Cancelled { get; set; }
     public decimal Total => Lines.Sum(l => l.Price * l.Quantity);
 }
 
