@@ -40,6 +40,9 @@ public static class OrderFeatures
         ("cvv_no_match", "the card's security code did not match (CVV result N)"),
         ("card_orders_7d", "orders paid with the same card (issuer number and last four digits) in the 7 days before"),
         ("card_other_emails_30d", "other emails that paid with the same card in the 30 days before"),
+        ("ip_fraud_14d", "confirmed fraud among the same browser address's orders in the 14 days before"),
+        ("email_fraud_14d", "confirmed fraud among the same email's orders in the 14 days before"),
+        ("amount_vs_email_avg_7d", "the total against the same email's average order in the 7 days before (0 without one)"),
     ];
 
     public static readonly string[] Names = All.Select(f => f.Name).ToArray();
@@ -65,7 +68,8 @@ public static class OrderFeatures
                coalesce(ipl.fraud::float8 / nullif(ipl.labelled, 0), 0), coalesce(eml.fraud::float8 / nullif(eml.labelled, 0), 0),
                coalesce(ipl.labelled, 0), coalesce(eml.labelled, 0),
                CASE WHEN t.avs = 'N' THEN 1 ELSE 0 END, CASE WHEN t.avs IN ('A', 'B', 'P', 'W', 'Z') THEN 1 ELSE 0 END,
-               CASE WHEN t.cvv = 'N' THEN 1 ELSE 0 END, coalesce(cd.d7, 0), coalesce(cd.other_emails, 0)
+               CASE WHEN t.cvv = 'N' THEN 1 ELSE 0 END, coalesce(cd.d7, 0), coalesce(cd.other_emails, 0),
+               coalesce(ipl.fraud14, 0), coalesce(eml.fraud14, 0), coalesce(t.amount / nullif(em.avg7, 0), 0)
         FROM target t
         LEFT JOIN risk_store_days st ON st.shop_id = $1 AND st.day = date_trunc('day', t.created_at, 'UTC')
         LEFT JOIN LATERAL (
@@ -75,7 +79,8 @@ public static class OrderFeatures
                 OR (t.customer_id IS NULL AND t.email IS NOT NULL AND lower(p.email) = t.email))) who ON true
         LEFT JOIN LATERAL (
             SELECT count(*) FILTER (WHERE p.created_at >= t.created_at - interval '1 day') AS d1,
-                   count(*) FILTER (WHERE p.created_at >= t.created_at - interval '7 days') AS d7, count(*) AS d30, avg(p.total_price) AS avg30
+                   count(*) FILTER (WHERE p.created_at >= t.created_at - interval '7 days') AS d7, count(*) AS d30, avg(p.total_price) AS avg30,
+                   avg(p.total_price) FILTER (WHERE p.created_at >= t.created_at - interval '7 days') AS avg7
             FROM orders p WHERE t.email IS NOT NULL AND p.shop_id = t.shop_id AND lower(p.email) = t.email
               AND p.created_at < t.created_at AND p.created_at >= t.created_at - interval '30 days') em ON true
         LEFT JOIN LATERAL (
@@ -85,14 +90,16 @@ public static class OrderFeatures
             FROM orders p WHERE t.browser_ip IS NOT NULL AND p.shop_id = t.shop_id AND p.browser_ip = t.browser_ip
               AND p.created_at < t.created_at AND p.created_at >= t.created_at - interval '30 days') ip ON true
         LEFT JOIN LATERAL (
-            SELECT count(*) FILTER (WHERE l.fraud) AS fraud, count(*) AS labelled
+            SELECT count(*) FILTER (WHERE l.fraud) AS fraud, count(*) AS labelled,
+                   count(*) FILTER (WHERE l.fraud AND p.created_at >= t.created_at - interval '14 days') AS fraud14
             FROM orders p JOIN LATERAL (
                 SELECT bool_or(x.fraud) AS fraud FROM risk_labels x
                 WHERE x.shop_id = p.shop_id AND x.order_id = p.id AND x.labelled_at <= t.created_at) l ON l.fraud IS NOT NULL
             WHERE t.browser_ip IS NOT NULL AND p.shop_id = t.shop_id AND p.browser_ip = t.browser_ip
               AND p.created_at < t.created_at AND p.created_at >= t.created_at - interval '30 days') ipl ON true
         LEFT JOIN LATERAL (
-            SELECT count(*) FILTER (WHERE l.fraud) AS fraud, count(*) AS labelled
+            SELECT count(*) FILTER (WHERE l.fraud) AS fraud, count(*) AS labelled,
+                   count(*) FILTER (WHERE l.fraud AND p.created_at >= t.created_at - interval '14 days') AS fraud14
             FROM orders p JOIN LATERAL (
                 SELECT bool_or(x.fraud) AS fraud FROM risk_labels x
                 WHERE x.shop_id = p.shop_id AND x.order_id = p.id AND x.labelled_at <= t.created_at) l ON l.fraud IS NOT NULL

@@ -63,9 +63,18 @@ if (version is { } v)
     }
     using var model = TabularModel.Load(new MemoryStream(artifact));
     var weight = 1 - orders.First(o => o.Version == v).PriorWeight;
-    var active = new ActiveRiskModel(v, model, weight);
-    recomputed = RiskModels.Assess(orders.Select(o => features[o.Id]).ToList(), "", active).Select(x => x.Score).ToArray();
     Console.WriteLine($"model version {v} (model weight {weight:F3}); its training metrics: {metricsJson}");
+    if (model.Schema.Features.Select(f => f.Name).SequenceEqual(OrderFeatures.Names))
+    {
+        var active = new ActiveRiskModel(v, model, weight);
+        recomputed = RiskModels.Assess(orders.Select(o => features[o.Id]).ToList(), "", active).Select(x => x.Score).ToArray();
+    }
+    else
+    {
+        // Run against a database an older build scored: the features changed since, so only the fresh fit below compares.
+        Console.WriteLine($"model version {v} was trained on another feature list than this build's; not recomputed");
+        recomputed = orders.Select(_ => double.NaN).ToArray();
+    }
 }
 else recomputed = orders.Select(o => RulePrior.Assess(features[o.Id], "").Score).ToArray();
 var prior = orders.Select(o => RulePrior.Assess(features[o.Id], "").Score).ToArray();
@@ -84,7 +93,7 @@ var (fresh, freshMetrics) = RiskTrainer.Fit(train.Where(o => features.ContainsKe
 var freshScores = fresh.PredictProbabilities(test.Select(o => RiskTrainer.Row(features[o.Id])).ToList());
 fresh.Dispose();
 
-string Line(string name, double[] s) => string.Create(CultureInfo.InvariantCulture,
+string Line(string name, double[] s) => s.Any(double.IsNaN) ? $"| {name} | – | – | – |" : string.Create(CultureInfo.InvariantCulture,
     $"| {name} | {BinaryMetrics.RocAuc(s, y):F3} | {BinaryMetrics.AveragePrecision(s, y):F3} | {FraudMetrics.CardPrecisionAtK(days, cards, s, y, 100):F3} |");
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
     $"test days {testFrom:yyyy-MM-dd} to {testTo:yyyy-MM-dd}: {orders.Count} scored orders with labels, {y.Count(l => l)} fraud, {unscored} not scored; train days {trainFrom:yyyy-MM-dd} to {trainTo:yyyy-MM-dd}: {train.Count} orders, {train.Count(o => o.Fraud)} fraud"));
