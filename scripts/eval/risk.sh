@@ -94,5 +94,5 @@ scripts/replay.sh --dataset fraud --data "$DATA_DIR" --from "$TRAIN_TO" --to "$T
 wait_scored
 cat .run/eval/train-labels.csv <(tail -n +2 .run/eval/test-labels.csv) > .run/eval/labels.csv
 dotnet scripts/eval/RiskEval/bin/Release/net10.0/RiskEval.dll --conn "$PG_CONN" --shop "$SHOP" --labels .run/eval/labels.csv \
-  --train-from "$TRAIN_FROM" --train-to "$TRAIN_TO" --test-from "$TEST_FROM" --test-to "$TEST_TO"
+  --train-from "$TRAIN_FROM" --train-to "$TRAIN_TO" --test-from "$TEST_FROM" --test-to "$TEST_TO" --label-delay-days "$DELAY"
 echo "[eval] took $(( $(date +%s) - started )) s"

@@ -6,7 +6,7 @@ using PluginApp.Risk;
 
 // Order risk, end to end: the scores the app stored for the test days against the data set's labels, beside what the
 // same code computes offline on the same days (features rebuilt from the database, the registered model, a fresh fit).
-const string Usage = "usage: RiskEval --conn CONNECTION --shop SHOP --labels LABELS.csv --train-from D --train-to D --test-from D --test-to D";
+const string Usage = "usage: RiskEval --conn CONNECTION --shop SHOP --labels LABELS.csv --train-from D --train-to D --test-from D --test-to D [--label-delay-days 7]";
 var a = args.Select((v, i) => (v, i)).Where(p => p.i % 2 == 0 && p.v.StartsWith("--", StringComparison.Ordinal))
     .ToDictionary(p => p.v[2..], p => p.i + 1 < args.Length ? args[p.i + 1] : "");
 string Arg(string name) => a.TryGetValue(name, out var v) ? v : throw new ArgumentException($"--{name} is required\n{Usage}");
@@ -93,14 +93,41 @@ var (fresh, freshMetrics) = RiskTrainer.Fit(train.Where(o => features.ContainsKe
 var freshScores = fresh.PredictProbabilities(test.Select(o => RiskTrainer.Row(features[o.Id])).ToList());
 fresh.Dispose();
 
-string Line(string name, double[] s) => s.Any(double.IsNaN) ? $"| {name} | – | – | – |" : string.Create(CultureInfo.InvariantCulture,
-    $"| {name} | {BinaryMetrics.RocAuc(s, y):F3} | {BinaryMetrics.AveragePrecision(s, y):F3} | {FraudMetrics.CardPrecisionAtK(days, cards, s, y, 100):F3} |");
+void Table(bool[] keep)
+{
+    var ky = y.Where((_, i) => keep[i]).ToArray();
+    var kDays = days.Where((_, i) => keep[i]).ToArray();
+    var kCards = cards.Where((_, i) => keep[i]).ToArray();
+    string Line(string name, double[] all)
+    {
+        var s = all.Where((_, i) => keep[i]).ToArray();
+        return s.Any(double.IsNaN) ? $"| {name} | – | – | – |" : string.Create(CultureInfo.InvariantCulture,
+            $"| {name} | {BinaryMetrics.RocAuc(s, ky):F3} | {BinaryMetrics.AveragePrecision(s, ky):F3} | {FraudMetrics.CardPrecisionAtK(kDays, kCards, s, ky, 100):F3} |");
+    }
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{ky.Length} orders, {ky.Count(l => l)} fraud"));
+    Console.WriteLine("| scores | ROC-AUC | average precision | card precision@100 |");
+    Console.WriteLine("|---|---|---|---|");
+    Console.WriteLine(Line("stored by the app (end to end)", stored));
+    Console.WriteLine(Line("recomputed offline from rebuilt features, same model", recomputed));
+    Console.WriteLine(Line("rule prior alone", prior));
+    Console.WriteLine(Line($"fresh offline fit ({freshMetrics.Learner}) on the training days", freshScores));
+}
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-    $"test days {testFrom:yyyy-MM-dd} to {testTo:yyyy-MM-dd}: {orders.Count} scored orders with labels, {y.Count(l => l)} fraud, {unscored} not scored; train days {trainFrom:yyyy-MM-dd} to {trainTo:yyyy-MM-dd}: {train.Count} orders, {train.Count(o => o.Fraud)} fraud"));
-Console.WriteLine("| scores | ROC-AUC | average precision | card precision@100 |");
-Console.WriteLine("|---|---|---|---|");
-Console.WriteLine(Line("stored by the app (end to end)", stored));
-Console.WriteLine(Line("recomputed offline from rebuilt features, same model", recomputed));
-Console.WriteLine(Line("rule prior alone", prior));
-Console.WriteLine(Line($"fresh offline fit ({freshMetrics.Learner}) on the training days", freshScores));
+    $"test days {testFrom:yyyy-MM-dd} to {testTo:yyyy-MM-dd}: {orders.Count} scored orders with labels, {unscored} not scored; train days {trainFrom:yyyy-MM-dd} to {trainTo:yyyy-MM-dd}: {train.Count} orders, {train.Count(o => o.Fraud)} fraud"));
+Console.Write("every order of the test days: ");
+Table(orders.Select(_ => true).ToArray());
+
+// The handbook's test set (its chapter 3 protocol): a card with a fraud placed from two weeks before the test days up to
+// the label delay before the order's day is known to be compromised, and its orders are left out.
+var delay = TimeSpan.FromDays(a.TryGetValue("label-delay-days", out var d) ? int.Parse(d, CultureInfo.InvariantCulture) : 7);
+var knownFrauds = new List<(long Card, DateTimeOffset At)>();
+await using (var cmd = new NpgsqlCommand("SELECT id, created_at, coalesce(customer_id, id) FROM orders WHERE shop_id = $1 AND created_at >= $2 AND created_at < $3", conn)
+    { Parameters = { new() { Value = shopId }, new() { Value = testFrom.AddDays(-14) }, new() { Value = testTo } } })
+await using (var r = await cmd.ExecuteReaderAsync())
+    while (await r.ReadAsync())
+        if (labels.TryGetValue(r.GetInt64(0), out var fraud) && fraud) knownFrauds.Add((r.GetInt64(2), r.GetFieldValue<DateTimeOffset>(1)));
+var byCard = knownFrauds.ToLookup(f => f.Card, f => f.At);
+var handbook = orders.Select((o, i) => !byCard[cards[i]].Any(at => at < new DateTimeOffset(o.At.UtcDateTime.Date, TimeSpan.Zero) - delay)).ToArray();
+Console.Write("the handbook's test set (cards known to be compromised left out): ");
+Table(handbook);
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"largest |stored - recomputed|: {stored.Zip(recomputed, (s, r) => Math.Abs(s - r)).DefaultIfEmpty(0).Max():G3}"));
