@@ -160,6 +160,37 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
     }
 
     [Fact]
+    public async Task FraudConfirmedWeeksAgo_IsToldFromFraudConfirmedThisFortnight_OnTheAddressAndTheEmail()
+    {
+        const string shop = "risk-recent.myshopify.com";
+        var shopId = await OrdinaryStoreAsync(shop, 730_000);
+        var now = app.Clock.GetUtcNow();
+        const string ip = "192.0.2.77";
+        const string email = "card@example.org";
+
+        // Two earlier orders of the same address and email, both confirmed fraud a day after each: 20 and 3 days ago.
+        await SendAsync(shop, "orders/create", RiskOrders.Order(739_001, now.AddDays(-20), 100m, ip, email, null));
+        await SendAsync(shop, "orders/create", RiskOrders.Order(739_002, now.AddDays(-3), 50m, ip, email, null));
+        foreach (var (order, at) in new[] { (739_001L, now.AddDays(-19)), (739_002L, now.AddDays(-2)) })
+        {
+            await using var label = app.Db.CreateCommand("INSERT INTO risk_labels (shop_id, order_id, source, fraud, labelled_at) VALUES ($1, $2, 'review', true, $3)");
+            label.Parameters.AddWithValue(shopId);
+            label.Parameters.AddWithValue(order);
+            label.Parameters.AddWithValue(at);
+            await label.ExecuteNonQueryAsync();
+        }
+
+        await SendAsync(shop, "orders/create", RiskOrders.Order(739_003, now.AddMinutes(-1), 150m, ip, email, null));
+        var f = (await ScoreOfAsync(shopId, 739_003)).Features;
+
+        Assert.Equal(2, f.GetProperty("ip_labelled_30d").GetDouble()); // both within 30 days
+        Assert.Equal(1, f.GetProperty("ip_fraud_14d").GetDouble());    // only the one of 3 days ago within 14
+        Assert.Equal(1, f.GetProperty("email_fraud_14d").GetDouble());
+        Assert.Equal(3, f.GetProperty("amount_vs_email_avg_7d").GetDouble(), 3);  // 150 against the 50 of the last week
+        Assert.Equal(2, f.GetProperty("amount_vs_email_avg_30d").GetDouble(), 3); // against the 75 of the last 30 days
+    }
+
+    [Fact]
     public async Task UpdatedOrder_WhoseTotalChanged_IsScoredAgain_AndShopifyGetsTheNewLevelAndTagInPlaceOfTheOld()
     {
         const string shop = "risk-update.myshopify.com";
