@@ -163,15 +163,15 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
     public async Task FraudConfirmedWeeksAgo_IsToldFromFraudConfirmedThisFortnight_OnTheAddressAndTheEmail()
     {
         const string shop = "risk-recent.myshopify.com";
-        var shopId = await OrdinaryStoreAsync(shop, 730_000);
+        var shopId = await OrdinaryStoreAsync(shop, 930_000);
         var now = app.Clock.GetUtcNow();
         const string ip = "192.0.2.77";
         const string email = "card@example.org";
 
         // Two earlier orders of the same address and email, both confirmed fraud a day after each: 20 and 3 days ago.
-        await SendAsync(shop, "orders/create", RiskOrders.Order(739_001, now.AddDays(-20), 100m, ip, email, null));
-        await SendAsync(shop, "orders/create", RiskOrders.Order(739_002, now.AddDays(-3), 50m, ip, email, null));
-        foreach (var (order, at) in new[] { (739_001L, now.AddDays(-19)), (739_002L, now.AddDays(-2)) })
+        await SendAsync(shop, "orders/create", RiskOrders.Order(939_001, now.AddDays(-20), 100m, ip, email, null));
+        await SendAsync(shop, "orders/create", RiskOrders.Order(939_002, now.AddDays(-3), 50m, ip, email, null));
+        foreach (var (order, at) in new[] { (939_001L, now.AddDays(-19)), (939_002L, now.AddDays(-2)) })
         {
             await using var label = app.Db.CreateCommand("INSERT INTO risk_labels (shop_id, order_id, source, fraud, labelled_at) VALUES ($1, $2, 'review', true, $3)");
             label.Parameters.AddWithValue(shopId);
@@ -180,8 +180,8 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
             await label.ExecuteNonQueryAsync();
         }
 
-        await SendAsync(shop, "orders/create", RiskOrders.Order(739_003, now.AddMinutes(-1), 150m, ip, email, null));
-        var f = (await ScoreOfAsync(shopId, 739_003)).Features;
+        await SendAsync(shop, "orders/create", RiskOrders.Order(939_003, now.AddMinutes(-1), 150m, ip, email, null));
+        var f = (await ScoreOfAsync(shopId, 939_003)).Features;
 
         Assert.Equal(2, f.GetProperty("ip_labelled_30d").GetDouble()); // both within 30 days
         Assert.Equal(1, f.GetProperty("ip_fraud_14d").GetDouble());    // only the one of 3 days ago within 14
