@@ -25,6 +25,9 @@ public sealed class DatabaseOptionsValidator : IValidateOptions<DatabaseOptions>
 
 public static class DataExtensions
 {
+    /// <summary>Statements each pooled connection keeps prepared, unless the connection string says otherwise.</summary>
+    public const int DefaultMaxAutoPrepare = 200;
+
     public static IHostApplicationBuilder AddData(this IHostApplicationBuilder builder)
     {
         builder.Services.AddOptions<DatabaseOptions>().BindConfiguration(DatabaseOptions.Section).ValidateOnStart();
@@ -32,7 +35,20 @@ public static class DataExtensions
         builder.Services.AddSingleton(sp =>
         {
             var cs = sp.GetRequiredService<IOptions<DatabaseOptions>>().Value.Postgres;
-            return new NpgsqlDataSourceBuilder(cs).Build();
+            var source = new NpgsqlDataSourceBuilder(cs);
+            // Why prepared by default: the same few hundred statements run for every webhook, score and answer; prepared on
+            // each pooled connection after a few uses, PostgreSQL parses and plans them once instead of on every call.
+            // A connection string that names Max Auto Prepare (0 turns it off) keeps its own value.
+            var named = new System.Data.Common.DbConnectionStringBuilder { ConnectionString = cs };
+            if (!named.ContainsKey("Max Auto Prepare") && !named.ContainsKey("MaxAutoPrepare"))
+            {
+                source.ConnectionStringBuilder.MaxAutoPrepare = DefaultMaxAutoPrepare;
+                // Why still planned on every call: one plan for every shop would be made for whichever shop came first (or
+                // for tables still empty after a deploy); a big store and a small one need different plans. Preparing still
+                // saves the parse. Webhook ingestion, whose statements are key lookups, opts into reused plans (IngestBatcher).
+                source.ConnectionStringBuilder.Options = $"{source.ConnectionStringBuilder.Options} -c plan_cache_mode=force_custom_plan".Trim();
+            }
+            return source.Build();
         });
         builder.Services.AddScoped<ShopScope>();
         builder.Services.AddDbContext<AppDbContext>((sp, o) => o.UseNpgsql(sp.GetRequiredService<NpgsqlDataSource>()));

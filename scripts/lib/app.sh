@@ -28,12 +28,13 @@ app_keyring() {
 
 # A load benchmark's app (ingest.sh, crash.sh, risk.sh): builds the app and the load generator, makes a client secret
 # (SECRET) and exports the Production settings of an app on PORT against $PG_CONN with a key ring at KEYRING.
+# APP_CONN_EXTRA adds settings to the app's connection string (e.g. "Max Auto Prepare=0" to compare without prepared statements).
 # Usage: bench_app_env PORT KEYRING
 bench_app_env() {
   dotnet build "$ROOT_DIR/app/PluginApp.csproj" -c Release -nologo -v q >/dev/null
   dotnet build "$ROOT_DIR/scripts/bench/LoadGen" -c Release -nologo -v q >/dev/null
   SECRET="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
   export ASPNETCORE_ENVIRONMENT=Production Logging__LogLevel__Default=Warning
-  export ConnectionStrings__Postgres="$PG_CONN" Shopify__ClientId=bench-client Shopify__ClientSecret="$SECRET" Shopify__AppUrl="http://127.0.0.1:$1"
+  export ConnectionStrings__Postgres="$PG_CONN${APP_CONN_EXTRA:+;$APP_CONN_EXTRA}" Shopify__ClientId=bench-client Shopify__ClientSecret="$SECRET" Shopify__AppUrl="http://127.0.0.1:$1"
   app_keyring "$2"
 }

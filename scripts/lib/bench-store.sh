@@ -2,6 +2,7 @@
 # Online Retail set as bulk JSONL, and the app (Demo environment: installs demo-store.myshopify.com, backfills it
 # and trains its recommender in the background). Usage: bench_store_up PORT -> URL, SECRET, APP_PID, STANDIN_PID
 # The cluster's port is BENCH_PG_PORT (55434 unless set), so benchmarks of two checkouts can run side by side.
+# APP_CONN_EXTRA adds settings to the app's connection string (e.g. "Max Auto Prepare=0").
 source "$ROOT_DIR/scripts/lib/dotnet.sh"
 source "$ROOT_DIR/scripts/lib/postgres.sh"
 source "$ROOT_DIR/scripts/lib/app.sh"
@@ -32,7 +33,7 @@ bench_store_up() {
   for _ in $(seq 1 60); do [ -s "$ROOT_DIR/.run/bench-standin-url" ] && break; sleep 0.25; done
   URL="http://127.0.0.1:$port"
   export ASPNETCORE_ENVIRONMENT=Demo Logging__LogLevel__Default=Warning
-  export ConnectionStrings__Postgres="$PG_CONN" Shopify__ClientId=bench-client Shopify__ClientSecret="$SECRET" Shopify__AppUrl="$URL"
+  export ConnectionStrings__Postgres="$PG_CONN${APP_CONN_EXTRA:+;$APP_CONN_EXTRA}" Shopify__ClientId=bench-client Shopify__ClientSecret="$SECRET" Shopify__AppUrl="$URL"
   export Shopify__ShopUrlTemplate="$(cat "$ROOT_DIR/.run/bench-standin-url")/shops/{shop}"
   export Backfill__PollInterval="00:00:00.100" Backfill__ChunkSize=1000
   # Why so high: the load comes from one client address, which the per-client limit would otherwise stop.

@@ -39,6 +39,33 @@ public sealed class PlatformTests(AppFixture app) : IClassFixture<AppFixture>
     }
 
     [Fact]
+    public async Task AppConnections_KeepARepeatedStatementPrepared_StillPlannedForEachCall_UnlessTheConnectionStringSaysOtherwise()
+    {
+        const string repeated = "SELECT count(*) FROM shops WHERE id = $1";
+        static async Task<(long Prepared, string PlanMode)> RunAsync(NpgsqlDataSource source)
+        {
+            await using var conn = await source.OpenConnectionAsync();
+            for (var i = 0; i < 6; i++)
+            {
+                await using var cmd = new NpgsqlCommand(repeated, conn);
+                cmd.Parameters.AddWithValue((long)i);
+                await cmd.ExecuteScalarAsync();
+            }
+            await using var check = new NpgsqlCommand("SELECT count(*) FROM pg_prepared_statements WHERE statement = $1", conn);
+            check.Parameters.AddWithValue(repeated);
+            var prepared = (long)(await check.ExecuteScalarAsync())!;
+            await using var mode = new NpgsqlCommand("SHOW plan_cache_mode", conn);
+            return (prepared, (string)(await mode.ExecuteScalarAsync())!);
+        }
+
+        Assert.Equal((1L, "force_custom_plan"), await RunAsync(app.Factory.Services.GetRequiredService<NpgsqlDataSource>()));
+
+        await using var off = app.CreateFactory(app.Database.ConnectionString + ";Max Auto Prepare=0", b =>
+            b.ConfigureServices(s => s.RemoveAll<Microsoft.Extensions.Hosting.IHostedService>()));
+        Assert.Equal((0L, "auto"), await RunAsync(off.Services.GetRequiredService<NpgsqlDataSource>()));
+    }
+
+    [Fact]
     public void AppToml_PinsTheSameApiVersionAsTheCode()
     {
         var toml = RepoFile("shopify.app.toml");
