@@ -7,7 +7,9 @@
 # Usage: scripts/bench/ingest.sh [N] [CONCURRENCY]
 #   env: BATCHES="1 8 32 64" (max batch sizes to run), INSTANCES=1, WRITERS (Webhooks:Ingest:Writers, default the app's;
 #        at batch 1, WRITERS_AT_BATCH_1, default CONCURRENCY: one transaction per delivery, as many as in flight),
-#        INGEST_APP_PORT=5090 (first instance; the others take the next ports), INGEST_PG_PORT=55434
+#        INGEST_APP_PORT=5090 (first instance; the others take the next ports), INGEST_PG_PORT=55434,
+#        WARM=0 (deliveries of another store written first, then ANALYZE, as a database in season holds history and
+#        statistics; 0, the default, measures a freshly created database)
 set -euo pipefail
 ROOT_DIR="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$ROOT_DIR"
@@ -16,7 +18,7 @@ source scripts/lib/postgres.sh
 source scripts/lib/app.sh
 N="${1:-20000}"; C="${2:-32}"
 PORT="${INGEST_APP_PORT:-5090}"; PG_BENCH_PORT="${INGEST_PG_PORT:-55434}"
-BATCHES="${BATCHES:-1 8 32 64}"; INSTANCES="${INSTANCES:-1}"
+BATCHES="${BATCHES:-1 8 32 64}"; INSTANCES="${INSTANCES:-1}"; WARM="${WARM:-0}"
 
 mkdir -p .run
 [ -n "${KEEP_BENCH_DB:-}" ] || pg_reset bench   # a fresh cluster: every run measures the same thing
@@ -30,6 +32,15 @@ echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; app and 
 echo "N = $N per pass, concurrency $C per instance, $INSTANCES instance(s), max batch sizes: $BATCHES"
 RESULTS=()
 RUN=0
+if [ "$WARM" != 0 ]; then
+  unset Webhooks__Ingest__MaxBatch Webhooks__Ingest__Writers
+  app_start "$PORT" ".run/bench-app-warm.log"; PIDS+=("$APP_PID")
+  echo "--- warming: $WARM deliveries of another store, then ANALYZE"
+  dotnet scripts/bench/LoadGen/bin/Release/net10.0/LoadGen.dll ingest --url "http://127.0.0.1:$PORT" --secret "$SECRET" \
+    --conn "$PG_CONN" --n "$WARM" --concurrency "$C" --label warm --run 99 | grep -E '^orders stored' || { echo "warming failed"; exit 1; }
+  stop_apps
+  runuser -u postgres -- psql -h 127.0.0.1 -p "$PG_BENCH_PORT" -U postgres -d pluginapp -qc "ANALYZE"
+fi
 for batch in $BATCHES; do
   export Webhooks__Ingest__MaxBatch="$batch"
   # Why 32 writers at batch 1: one transaction per delivery with as many in flight as the load sends, as before group commit.
@@ -50,7 +61,7 @@ for batch in $BATCHES; do
 done
 
 echo
-echo "=== $(date -u '+%d %b %Y %H:%M UTC'): $INSTANCES instance(s), concurrency $((C * INSTANCES)), N = $N, load average now $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "=== $(date -u '+%d %b %Y %H:%M UTC'): $INSTANCES instance(s), concurrency $((C * INSTANCES)), N = $N, warmed with $WARM, load average now $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-10s %10s %12s %9s %9s %12s %12s %16s\n' "max batch" "ceiling/s" "first/s" "p50 ms" "p99 ms" "repeated/s" "per commit" "first/ceiling"
 for r in "${RESULTS[@]}"; do
   IFS='|' read -r _ label ceiling first p50 p99 repeat per ratio failures ok <<<"$r"
