@@ -104,10 +104,16 @@ public sealed class CartOffersBlockTests(StorefrontFixture sf) : IClassFixture<S
             var settings = (await sf.App.Factory.Services.GetRequiredService<CartOfferSettingsStore>().GetAsync(shopId, CancellationToken.None)).Settings;
             await sf.App.Factory.Services.GetRequiredService<DiscountPool>().RefillAsync(shopId, settings, CancellationToken.None);
             await sf.App.Factory.Services.GetRequiredService<OutboxDrainer>().DrainShopAsync(shopId, CancellationToken.None);
+            // Why wait: the settings change also queued a refill job, whose drain may hold the codes' calls while ours returns.
+            await EventuallyAsync(async () => await sf.App.CountAsync(
+                "SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND idempotency_key LIKE 'discount:%' AND completed_at IS NULL", shopId) == 0,
+                "Shopify to have the pool's discount codes");
             (page, before) = await OpenCartAsync(visitor);
             try
             {
-                Assert.Equal(CartAction.Offer, await page.GetAttributeAsync(Block, "data-pa-action"));
+                var why = await sf.App.ScalarAsync("SELECT action || ': ' || reasons::text FROM cart_offer_decisions WHERE shop_id = $1 ORDER BY decided_at DESC LIMIT 1", shopId);
+                Assert.True(await page.GetAttributeAsync(Block, "data-pa-action") == CartAction.Offer,
+                    $"not the offer (block {await page.GetAttributeAsync(Block, "data-pa-state")}): {why}");
                 var code = (string)(await sf.App.ScalarAsync("SELECT code FROM discount_codes WHERE shop_id = $1 AND cart_token = 'storefront-cart'", shopId))!;
                 var text = await page.InnerTextAsync(".pa-offers__offer-text");
                 Assert.Contains("10% off", text);
