@@ -36,18 +36,17 @@ public static class DataExtensions
         {
             var cs = sp.GetRequiredService<IOptions<DatabaseOptions>>().Value.Postgres;
             var source = new NpgsqlDataSourceBuilder(cs);
-            // Why prepared by default: the same few hundred statements run for every webhook, score and answer; prepared on
-            // each pooled connection after a few uses, PostgreSQL parses and plans them once instead of on every call.
-            // A connection string that names Max Auto Prepare (0 turns it off) keeps its own value.
             var named = new System.Data.Common.DbConnectionStringBuilder { ConnectionString = cs };
+            // Why prepared by default: the same few hundred statements run for every webhook, score and answer; prepared on
+            // each pooled connection after a few uses, PostgreSQL parses them once instead of on every call. A connection
+            // string that names Max Auto Prepare (0 turns it off) keeps its own value.
             if (!named.ContainsKey("Max Auto Prepare") && !named.ContainsKey("MaxAutoPrepare"))
-            {
                 source.ConnectionStringBuilder.MaxAutoPrepare = DefaultMaxAutoPrepare;
-                // Why still planned on every call: one plan for every shop would be made for whichever shop came first (or
-                // for tables still empty after a deploy); a big store and a small one need different plans. Preparing still
-                // saves the parse. Webhook ingestion, whose statements are key lookups, opts into reused plans (IngestBatcher).
+            // Why still planned on every call, whatever is prepared: one plan for every shop would be made for whichever shop
+            // came first (or for tables still empty after a deploy); a big store and a small one need different plans.
+            // Webhook ingestion, whose statements are key lookups, opts into reused plans (IngestBatcher).
+            if (source.ConnectionStringBuilder.Options?.Contains("plan_cache_mode", StringComparison.Ordinal) != true)
                 source.ConnectionStringBuilder.Options = $"{source.ConnectionStringBuilder.Options} -c plan_cache_mode=force_custom_plan".Trim();
-            }
             return source.Build();
         });
         builder.Services.AddScoped<ShopScope>();

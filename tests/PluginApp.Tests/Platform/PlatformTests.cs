@@ -60,9 +60,13 @@ public sealed class PlatformTests(AppFixture app) : IClassFixture<AppFixture>
 
         Assert.Equal((1L, "force_custom_plan"), await RunAsync(app.Factory.Services.GetRequiredService<NpgsqlDataSource>()));
 
+        // The operator's own settings win: preparing off, or statements left to PostgreSQL's own choice of plan.
         await using var off = app.CreateFactory(app.Database.ConnectionString + ";Max Auto Prepare=0", b =>
             b.ConfigureServices(s => s.RemoveAll<Microsoft.Extensions.Hosting.IHostedService>()));
-        Assert.Equal((0L, "auto"), await RunAsync(off.Services.GetRequiredService<NpgsqlDataSource>()));
+        Assert.Equal((0L, "force_custom_plan"), await RunAsync(off.Services.GetRequiredService<NpgsqlDataSource>()));
+        await using var auto = app.CreateFactory(app.Database.ConnectionString + ";Options=-c plan_cache_mode=auto", b =>
+            b.ConfigureServices(s => s.RemoveAll<Microsoft.Extensions.Hosting.IHostedService>()));
+        Assert.Equal((1L, "auto"), await RunAsync(auto.Services.GetRequiredService<NpgsqlDataSource>()));
     }
 
     [Fact]
