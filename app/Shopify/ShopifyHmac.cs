@@ -1,3 +1,5 @@
+using System.Buffers;
+using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using System.Text;
 using Microsoft.Extensions.Options;
@@ -12,29 +14,52 @@ namespace PluginApp.Shopify;
 /// </summary>
 public sealed class ShopifyHmac(IOptions<ShopifyOptions> options, TimeProvider clock)
 {
-    /// <summary>The secrets that sign now: the current one, and the previous one until its expiry.</summary>
+    // Why kept: the storefront issues several tokens per answer, and deriving their key (HKDF) cost more than the MACs themselves.
+    // Keyed by the secret itself, so a rotation derives afresh; a handful of entries at most. The secrets' bytes likewise.
+    private readonly ConcurrentDictionary<(string Secret, string Purpose), byte[]> _derived = new();
+    private readonly ConcurrentDictionary<string, byte[]> _secretBytes = new();
+
+    /// <summary>The secrets that sign now: the current one, and the previous one until its expiry (fresh copies, the caller's to keep).</summary>
     public IEnumerable<byte[]> Keys()
     {
-        var o = options.Value;
-        yield return Encoding.UTF8.GetBytes(o.ClientSecret);
-        if (!string.IsNullOrEmpty(o.PreviousClientSecret) && o.PreviousClientSecretExpiresAt is { } until && clock.GetUtcNow() < until)
-            yield return Encoding.UTF8.GetBytes(o.PreviousClientSecret);
+        yield return Encoding.UTF8.GetBytes(options.Value.ClientSecret);
+        if (Previous() is { } previous) yield return Encoding.UTF8.GetBytes(previous);
     }
+
+    /// <summary>The previous secret while it still signs, else null.</summary>
+    private string? Previous()
+    {
+        var o = options.Value;
+        return !string.IsNullOrEmpty(o.PreviousClientSecret) && o.PreviousClientSecretExpiresAt is { } until && clock.GetUtcNow() < until
+            ? o.PreviousClientSecret : null;
+    }
+
+    private byte[] SecretBytes(string secret) => _secretBytes.GetOrAdd(secret, static s => Encoding.UTF8.GetBytes(s));
+
+    /// <summary>Length of an app-issued token's MAC.</summary>
+    public const int AppMacBytes = 16;
 
     /// <summary>An app-issued token over the message: 16 bytes of HMAC with a key derived for that purpose (never the raw secret).</summary>
-    public byte[] SignAppToken(string purpose, string message) => AppMac(Keys().First(), purpose, message);
+    public void SignAppToken(string purpose, ReadOnlySpan<byte> message, Span<byte> mac) =>
+        AppMac(options.Value.ClientSecret, purpose, message, mac);
 
-    public bool VerifyAppToken(string purpose, string message, ReadOnlySpan<byte> mac)
+    public bool VerifyAppToken(string purpose, ReadOnlySpan<byte> message, ReadOnlySpan<byte> mac)
     {
-        foreach (var key in Keys())
-            if (CryptographicOperations.FixedTimeEquals(AppMac(key, purpose, message), mac)) return true;
-        return false;
+        Span<byte> expected = stackalloc byte[AppMacBytes];
+        AppMac(options.Value.ClientSecret, purpose, message, expected);
+        if (CryptographicOperations.FixedTimeEquals(expected, mac)) return true;
+        if (Previous() is not { } previous) return false;
+        AppMac(previous, purpose, message, expected);
+        return CryptographicOperations.FixedTimeEquals(expected, mac);
     }
 
-    private static byte[] AppMac(byte[] secret, string purpose, string message)
+    private void AppMac(string secret, string purpose, ReadOnlySpan<byte> message, Span<byte> mac)
     {
-        var key = HKDF.DeriveKey(HashAlgorithmName.SHA256, secret, 32, info: Encoding.UTF8.GetBytes("pluginapp/" + purpose));
-        return HMACSHA256.HashData(key, Encoding.UTF8.GetBytes(message))[..16];
+        var key = _derived.GetOrAdd((secret, purpose), static k =>
+            HKDF.DeriveKey(HashAlgorithmName.SHA256, Encoding.UTF8.GetBytes(k.Secret), 32, info: Encoding.UTF8.GetBytes("pluginapp/" + k.Purpose)));
+        Span<byte> full = stackalloc byte[32];
+        HMACSHA256.HashData(key, message, full);
+        full[..AppMacBytes].CopyTo(mac);
     }
 
     /// <summary>Webhooks: base64 HMAC-SHA256 of the raw body.</summary>
@@ -44,12 +69,11 @@ public sealed class ShopifyHmac(IOptions<ShopifyOptions> options, TimeProvider c
         if (string.IsNullOrEmpty(base64Header) || !Convert.TryFromBase64String(base64Header, given, out var n) || n != 32)
             return false;
         Span<byte> mac = stackalloc byte[32];
-        foreach (var key in Keys())
-        {
-            HMACSHA256.HashData(key, body, mac);
-            if (CryptographicOperations.FixedTimeEquals(mac, given)) return true;
-        }
-        return false;
+        HMACSHA256.HashData(SecretBytes(options.Value.ClientSecret), body, mac);
+        if (CryptographicOperations.FixedTimeEquals(mac, given)) return true;
+        if (Previous() is not { } previous) return false;
+        HMACSHA256.HashData(SecretBytes(previous), body, mac);
+        return CryptographicOperations.FixedTimeEquals(mac, given);
     }
 
     /// <summary>OAuth callback and admin app-load URLs: hex HMAC of the sorted, form-encoded query without hmac/signature.</summary>
@@ -62,8 +86,11 @@ public sealed class ShopifyHmac(IOptions<ShopifyOptions> options, TimeProvider c
     /// <summary>App proxy: hex HMAC of key=value pairs (repeats joined by commas), sorted, unencoded, no separator.</summary>
     public bool VerifyProxyQuery(IEnumerable<KeyValuePair<string, StringValues>> query)
     {
-        var pairs = query.ToList();
-        return VerifyHex(ProxyMessage(pairs), pairs.FirstOrDefault(p => p.Key == "signature").Value.ToString());
+        var pairs = query.ToArray();
+        var given = pairs.FirstOrDefault(p => p.Key == "signature").Value.ToString();
+        var buffer = ArrayPool<byte>.Shared.Rent(ProxyMessageMaxBytes(pairs));
+        try { return VerifyHex(buffer.AsSpan(0, WriteProxyMessage(pairs, buffer)), given); }
+        finally { ArrayPool<byte>.Shared.Return(buffer); }
     }
 
     public static string AdminMessage(IEnumerable<KeyValuePair<string, StringValues>> pairs) => string.Join('&', pairs
@@ -71,20 +98,62 @@ public sealed class ShopifyHmac(IOptions<ShopifyOptions> options, TimeProvider c
         .OrderBy(p => p.Key, StringComparer.Ordinal)
         .Select(p => $"{Uri.EscapeDataString(p.Key)}={Uri.EscapeDataString(string.Join(',', p.Value.ToArray()))}"));
 
-    public static string ProxyMessage(IEnumerable<KeyValuePair<string, StringValues>> pairs) => string.Concat(pairs
-        .Where(p => p.Key is not ("signature" or "hmac"))
-        .OrderBy(p => p.Key, StringComparer.Ordinal)
-        .Select(p => $"{p.Key}={string.Join(',', p.Value.ToArray())}"));
+    /// <summary>The app proxy's signed message: what <see cref="VerifyProxyQuery"/> checks, as text (for the signer).</summary>
+    public static string ProxyMessage(IEnumerable<KeyValuePair<string, StringValues>> pairs)
+    {
+        var array = pairs.ToArray();
+        var buffer = new byte[ProxyMessageMaxBytes(array)];
+        return Encoding.UTF8.GetString(buffer, 0, WriteProxyMessage(array, buffer));
+    }
 
-    private bool VerifyHex(string message, string? givenHex)
+    private static int ProxyMessageMaxBytes(KeyValuePair<string, StringValues>[] pairs)
+    {
+        var chars = 0;
+        foreach (var p in pairs)
+        {
+            chars += p.Key.Length + 1 + Math.Max(0, p.Value.Count - 1);
+            foreach (var v in p.Value) chars += v?.Length ?? 0;
+        }
+        return Encoding.UTF8.GetMaxByteCount(chars);
+    }
+
+    /// <summary>Sorts <paramref name="pairs"/> by key (ordinal) and writes key=value,value... of all but signature and hmac as UTF-8.</summary>
+    private static int WriteProxyMessage(KeyValuePair<string, StringValues>[] pairs, Span<byte> into)
+    {
+        Array.Sort(pairs, ByKey.Instance);
+        var n = 0;
+        foreach (var p in pairs)
+        {
+            if (p.Key is "signature" or "hmac") continue;
+            n += Encoding.UTF8.GetBytes(p.Key, into[n..]);
+            into[n++] = (byte)'=';
+            for (var i = 0; i < p.Value.Count; i++)
+            {
+                if (i > 0) into[n++] = (byte)',';
+                n += Encoding.UTF8.GetBytes(p.Value[i] ?? "", into[n..]);
+            }
+        }
+        return n;
+    }
+
+    private sealed class ByKey : IComparer<KeyValuePair<string, StringValues>>
+    {
+        public static readonly ByKey Instance = new();
+        public int Compare(KeyValuePair<string, StringValues> a, KeyValuePair<string, StringValues> b) => string.CompareOrdinal(a.Key, b.Key);
+    }
+
+    private bool VerifyHex(string message, string? givenHex) => VerifyHex(Encoding.UTF8.GetBytes(message), givenHex);
+
+    private bool VerifyHex(ReadOnlySpan<byte> message, string? givenHex)
     {
         if (string.IsNullOrEmpty(givenHex) || givenHex.Length != 64) return false;
-        byte[] given;
-        try { given = Convert.FromHexString(givenHex); }
-        catch (FormatException) { return false; }
-        var msg = Encoding.UTF8.GetBytes(message);
-        foreach (var key in Keys())
-            if (CryptographicOperations.FixedTimeEquals(HMACSHA256.HashData(key, msg), given)) return true;
-        return false;
+        Span<byte> given = stackalloc byte[32];
+        if (Convert.FromHexString(givenHex, given, out _, out var written) != OperationStatus.Done || written != 32) return false;
+        Span<byte> mac = stackalloc byte[32];
+        HMACSHA256.HashData(SecretBytes(options.Value.ClientSecret), message, mac);
+        if (CryptographicOperations.FixedTimeEquals(mac, given)) return true;
+        if (Previous() is not { } previous) return false;
+        HMACSHA256.HashData(SecretBytes(previous), message, mac);
+        return CryptographicOperations.FixedTimeEquals(mac, given);
     }
 }

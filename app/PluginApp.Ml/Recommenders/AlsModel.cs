@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Numerics.Tensors;
 using PluginApp.Ml.Common;
 using PluginApp.Ml.Serialization;
@@ -72,10 +73,17 @@ public sealed class AlsModel
     /// <summary>Scores of every item for a latent vector.</summary>
     public float[] ScoreAll(ReadOnlySpan<float> userVector)
     {
-        if (userVector.Length != Factors) throw new ArgumentException($"Vector has {userVector.Length} entries, expected {Factors}.", nameof(userVector));
         var s = new float[ItemCount];
-        for (var i = 0; i < ItemCount; i++) s[i] = TensorPrimitives.Dot(ItemFactors.AsSpan(i * Factors, Factors), userVector);
+        ScoreAll(userVector, s);
         return s;
+    }
+
+    /// <summary>Scores of every item for a latent vector, into the first <see cref="ItemCount"/> entries of <paramref name="scores"/>.</summary>
+    public void ScoreAll(ReadOnlySpan<float> userVector, Span<float> scores)
+    {
+        if (userVector.Length != Factors) throw new ArgumentException($"Vector has {userVector.Length} entries, expected {Factors}.", nameof(userVector));
+        if (scores.Length < ItemCount) throw new ArgumentException($"Room for {scores.Length} scores, expected {ItemCount}.", nameof(scores));
+        for (var i = 0; i < ItemCount; i++) scores[i] = TensorPrimitives.Dot(ItemFactors.AsSpan(i * Factors, Factors), userVector);
     }
 
     /// <summary>Top-K items for a known user, excluding what they interacted with in training
@@ -95,33 +103,53 @@ public sealed class AlsModel
     /// <param name="weights">Optional weights per item (default 1 each).</param>
     public float[] FoldIn(ReadOnlySpan<int> items, ReadOnlySpan<float> weights = default)
     {
+        var x = new float[Factors];
+        FoldIn(items, weights, x);
+        return x;
+    }
+
+    // Why per thread: a storefront cart folds in on every request; the solver's k*k matrix is the largest thing it would allocate.
+    [ThreadStatic] private static AlsTrainer.Scratch? t_scratch;
+
+    private void FoldIn(ReadOnlySpan<int> items, ReadOnlySpan<float> weights, Span<float> x)
+    {
         if (!weights.IsEmpty && weights.Length != items.Length)
             throw new ArgumentException("weights must be empty or as long as items.", nameof(weights));
-        var idx = new List<int>(items.Length);
-        var conf = new List<float>(items.Length);
+        Span<int> idx = items.Length <= 64 ? stackalloc int[items.Length] : new int[items.Length];
+        Span<float> conf = items.Length <= 64 ? stackalloc float[items.Length] : new float[items.Length];
+        var n = 0;
         for (var j = 0; j < items.Length; j++)
         {
             if ((uint)items[j] >= (uint)ItemCount) continue;
             var w = weights.IsEmpty ? 1f : weights[j];
             if (!(w > 0)) continue;
-            var at = idx.IndexOf(items[j]);
+            var at = idx[..n].IndexOf(items[j]);
             if (at >= 0) { conf[at] += Alpha * w; continue; }
-            idx.Add(items[j]);
-            conf.Add(1 + Alpha * w);
+            idx[n] = items[j];
+            conf[n++] = 1 + Alpha * w;
         }
-        var x = new float[Factors];
-        if (idx.Count == 0) return x;
-        AlsTrainer.SolveCholesky(x, ItemFactors, _gram.Value, Regularization, idx.ToArray(), conf.ToArray(), new AlsTrainer.Scratch(Factors));
-        return x;
+        x.Clear();
+        if (n == 0) return;
+        var scratch = t_scratch;
+        if (scratch is null || scratch.B.Length != Factors) t_scratch = scratch = new AlsTrainer.Scratch(Factors);
+        AlsTrainer.SolveCholesky(x, ItemFactors, _gram.Value, Regularization, idx[..n], conf[..n], scratch);
     }
 
     /// <summary>Top-K for an anonymous cart: fold-in then rank, never returning the cart's own items.</summary>
     public ScoredItem[] RecommendForCart(ReadOnlySpan<int> items, int k, Func<int, bool>? exclude = null)
     {
-        var scores = ScoreAll(FoldIn(items));
-        foreach (var i in items)
-            if ((uint)i < (uint)ItemCount) scores[i] = float.NegativeInfinity;
-        return TopK.Select(scores, k, exclude);
+        Span<float> x = Factors <= 256 ? stackalloc float[Factors] : new float[Factors];
+        FoldIn(items, default, x);
+        var rented = ArrayPool<float>.Shared.Rent(ItemCount);
+        try
+        {
+            var scores = rented.AsSpan(0, ItemCount);
+            ScoreAll(x, scores);
+            foreach (var i in items)
+                if ((uint)i < (uint)ItemCount) scores[i] = float.NegativeInfinity;
+            return TopK.Select(scores, k, exclude);
+        }
+        finally { ArrayPool<float>.Shared.Return(rented); }
     }
 
     /// <summary>Items with the most similar factors (cosine), excluding the item itself.</summary>
@@ -129,11 +157,17 @@ public sealed class AlsModel
     {
         var v = ItemVector(item);
         var norms = _itemNorms.Value;
-        var scores = ScoreAll(v);
-        for (var i = 0; i < scores.Length; i++)
-            scores[i] = norms[i] > 0 && norms[item] > 0 ? scores[i] / (norms[i] * norms[item]) : float.NegativeInfinity;
-        scores[item] = float.NegativeInfinity;
-        return TopK.Select(scores, k);
+        var rented = ArrayPool<float>.Shared.Rent(ItemCount);
+        try
+        {
+            var scores = rented.AsSpan(0, ItemCount);
+            ScoreAll(v, scores);
+            for (var i = 0; i < scores.Length; i++)
+                scores[i] = norms[i] > 0 && norms[item] > 0 ? scores[i] / (norms[i] * norms[item]) : float.NegativeInfinity;
+            scores[item] = float.NegativeInfinity;
+            return TopK.Select(scores, k);
+        }
+        finally { ArrayPool<float>.Shared.Return(rented); }
     }
 
     /// <summary>

@@ -89,11 +89,13 @@ public sealed class CoOccurrenceModel
     private const string Magic = "PCOO";
     private const int Version = 1;
     private readonly ScoredItem[][] _neighbors;
+    private readonly int _maxSupport;
 
     internal CoOccurrenceModel(int[] support, ScoredItem[][] neighbors)
     {
         Support = support;
         _neighbors = neighbors;
+        _maxSupport = Math.Max(1, support.Length == 0 ? 0 : support.Max());
     }
 
     /// <summary>Baskets holding each item.</summary>
@@ -108,19 +110,24 @@ public sealed class CoOccurrenceModel
     /// <summary>Top-K for a cart: sum of lifts from every cart item; ties and empty carts fall back to support.</summary>
     public ScoredItem[] RecommendForCart(ReadOnlySpan<int> items, int k, Func<int, bool>? exclude = null)
     {
-        var scores = new float[ItemCount];
-        // Why: a tiny popularity term orders items no cart item co-occurs with, so K results always come back.
-        var maxSupport = Math.Max(1, Support.Max());
-        for (var i = 0; i < scores.Length; i++) scores[i] = 1e-3f * Support[i] / maxSupport;
-        foreach (var c in items)
+        var rented = System.Buffers.ArrayPool<float>.Shared.Rent(ItemCount);
+        try
         {
-            if ((uint)c >= (uint)ItemCount) continue;
-            foreach (var n in _neighbors[c]) scores[n.Item] += n.Score;
+            var scores = rented.AsSpan(0, ItemCount);
+            // Why: a tiny popularity term orders items no cart item co-occurs with, so K results always come back.
+            for (var i = 0; i < scores.Length; i++) scores[i] = 1e-3f * Support[i] / _maxSupport;
+            foreach (var c in items)
+            {
+                if ((uint)c >= (uint)ItemCount) continue;
+                foreach (var n in _neighbors[c]) scores[n.Item] += n.Score;
+            }
+            foreach (var c in items)
+                if ((uint)c < (uint)ItemCount) scores[c] = float.NegativeInfinity;
+            return TopK.Select(scores, k, exclude);
         }
-        foreach (var c in items)
-            if ((uint)c < (uint)ItemCount) scores[c] = float.NegativeInfinity;
-        return TopK.Select(scores, k, exclude);
+        finally { System.Buffers.ArrayPool<float>.Shared.Return(rented); }
     }
+
 
     /// <summary>
     /// Layout: "PCOO" | int32 version=1 | int32[] support (length items) | per item: int32 count,

@@ -15,10 +15,23 @@ public sealed class DecisionTokens(ShopifyHmac hmac, IOptions<RecommendationOpti
 {
     private const string Purpose = "decision-token/v1";
 
-    public string Issue(string shop, string requestId, string? visitorHash, long? customerId, long productId)
+    public string Issue(string shop, string requestId, string? visitorHash, long? customerId, long productId) =>
+        Issue(shop, requestId, visitorHash, customerId, productId, clock.GetUtcNow());
+
+    /// <summary>A token issued at <paramref name="now"/> (an answer's items share one reading of the clock).</summary>
+    public string Issue(string shop, string requestId, string? visitorHash, long? customerId, long productId, DateTimeOffset now)
     {
-        var at = clock.GetUtcNow().ToUnixTimeSeconds();
-        return at.ToString(CultureInfo.InvariantCulture) + "." + Base64Url.EncodeToString(hmac.SignAppToken(Purpose, Message(shop, requestId, visitorHash, customerId, productId, at)));
+        var at = now.ToUnixTimeSeconds();
+        Span<byte> mac = stackalloc byte[ShopifyHmac.AppMacBytes];
+        Span<byte> buffer = stackalloc byte[512];
+        var message = Message(buffer, shop, requestId, visitorHash, customerId, productId, at, out var rented);
+        try { hmac.SignAppToken(Purpose, message, mac); }
+        finally { if (rented is not null) System.Buffers.ArrayPool<byte>.Shared.Return(rented); }
+        Span<char> token = stackalloc char[64];
+        at.TryFormat(token, out var n, default, CultureInfo.InvariantCulture);
+        token[n++] = '.';
+        n += Base64Url.EncodeToChars(mac, token[n..]);
+        return new string(token[..n]);
     }
 
     public bool Verify(string? token, string shop, string requestId, string? visitorHash, long? customerId, long productId)
@@ -29,11 +42,22 @@ public sealed class DecisionTokens(ShopifyHmac hmac, IOptions<RecommendationOpti
         var age = clock.GetUtcNow() - DateTimeOffset.FromUnixTimeSeconds(at);
         if (age > options.Value.EventWindow || age < -shopify.Value.ClockSkew) return false;
         Span<byte> mac = stackalloc byte[32];
-        if (!Base64Url.TryDecodeFromChars(token.AsSpan(dot + 1), mac, out var n) || n != 16) return false;
-        return hmac.VerifyAppToken(Purpose, Message(shop, requestId, visitorHash, customerId, productId, at), mac[..16]);
+        if (!Base64Url.TryDecodeFromChars(token.AsSpan(dot + 1), mac, out var n) || n != ShopifyHmac.AppMacBytes) return false;
+        Span<byte> buffer = stackalloc byte[512];
+        var message = Message(buffer, shop, requestId, visitorHash, customerId, productId, at, out var rented);
+        try { return hmac.VerifyAppToken(Purpose, message, mac[..ShopifyHmac.AppMacBytes]); }
+        finally { if (rented is not null) System.Buffers.ArrayPool<byte>.Shared.Return(rented); }
     }
 
-    private static string Message(string shop, string requestId, string? visitorHash, long? customerId, long productId, long at) =>
-        string.Join('\n', shop, requestId, visitorHash ?? "", customerId?.ToString(CultureInfo.InvariantCulture) ?? "",
-            productId.ToString(CultureInfo.InvariantCulture), at.ToString(CultureInfo.InvariantCulture));
+    /// <summary>The signed message, shop\nrequest\nvisitor\ncustomer\nproduct\nat in UTF-8: in <paramref name="buffer"/>, or in a rented array when it
+    /// does not fit (returned to the pool by the caller).</summary>
+    private static ReadOnlySpan<byte> Message(Span<byte> buffer, string shop, string requestId, string? visitorHash, long? customerId, long productId, long at,
+        out byte[]? rented)
+    {
+        rented = null;
+        var needed = System.Text.Encoding.UTF8.GetMaxByteCount(shop.Length + requestId.Length + (visitorHash?.Length ?? 0) + 3 * 20 + 5);
+        if (needed > buffer.Length) buffer = rented = System.Buffers.ArrayPool<byte>.Shared.Rent(needed);
+        System.Text.Unicode.Utf8.TryWrite(buffer, CultureInfo.InvariantCulture, $"{shop}\n{requestId}\n{visitorHash}\n{customerId}\n{productId}\n{at}", out var written);
+        return buffer[..written];
+    }
 }

@@ -28,7 +28,7 @@ public sealed record ExperimentView(string Name, string Arm);
 public sealed class RecommendationService(ModelCache models, CatalogCache catalogs, AnswerCache answers, DecisionLog decisions, DecisionTokens tokens,
     PluginApp.Experiments.ExperimentStore experiments, ModelBreakers breakers, IEnumerable<IServingGuard> guards, IOptions<RecommendationOptions> options, TimeProvider clock, ILogger<RecommendationService> logger)
 {
-    private sealed record Candidate(long ProductId, string Reason, float Score);
+    private readonly record struct Candidate(long ProductId, string Reason, float Score);
 
     /// <summary>The decision log's inputs of an answer served from <see cref="AnswerCache"/>.</summary>
     public const string CachedInputs = """{"answer":"cached"}""";
@@ -180,17 +180,18 @@ public sealed class RecommendationService(ModelCache models, CatalogCache catalo
         string? shadow = null, TimeSpan? answeredIn = null, bool cached = false)
     {
         // Why per request even for a cached answer: each token proves this answer went to this visitor.
+        var now = clock.GetUtcNow();
         var items = new RecommendedItem[composed.Count];
         for (var i = 0; i < items.Length; i++)
             items[i] = composed[i] with
             {
-                Rank = i + 1, Token = req.Preview ? "" : tokens.Issue(req.Shop, requestId, req.VisitorHash, req.CustomerId, composed[i].ProductId),
+                Rank = i + 1, Token = req.Preview ? "" : tokens.Issue(req.Shop, requestId, req.VisitorHash, req.CustomerId, composed[i].ProductId, now),
             };
         if (!req.Preview) PluginApp.Operations.OperatorMetrics.Served("recommendations", path);
         var response = new RecommendationResponse(requestId, req.Shop, req.Placement, path, version, new ExperimentView(UpsellExperiment.Key, arm), items,
             catalog.Notice);
         if (!req.Preview)
-            decisions.Record(new Decision(DecisionKinds.Upsell, requestId, req.ShopId, clock.GetUtcNow(), path)
+            decisions.Record(new Decision(DecisionKinds.Upsell, requestId, req.ShopId, now, path)
             {
                 Subject = req.Placement, Fallback = version is null && arm == UpsellExperiment.ModelArm, ModelKind = RecommenderTrainer.Kind, ModelVersion = version, Arm = arm,
                 VisitorHash = req.VisitorHash, CustomerId = req.CustomerId, InputIds = anchors.Select(a => a.Id).ToArray(),
@@ -202,9 +203,22 @@ public sealed class RecommendationService(ModelCache models, CatalogCache catalo
 
     private static List<CatalogProduct> Anchors(RecommendationRequest req, CatalogSnapshot catalog)
     {
-        var ids = req.Placement == "product" && req.ProductId is { } p ? [p]
-            : req.CartVariantIds.Select(v => catalog.ProductOfVariant.TryGetValue(v, out var pid) ? pid : 0).Where(pid => pid != 0);
-        return ids.Distinct().Select(id => catalog.Products.GetValueOrDefault(id)).OfType<CatalogProduct>().ToList();
+        var anchors = new List<CatalogProduct>(Math.Max(1, req.CartVariantIds.Length));
+        if (req.Placement == "product" && req.ProductId is { } p)
+        {
+            if (catalog.Products.TryGetValue(p, out var product)) anchors.Add(product);
+            return anchors;
+        }
+        foreach (var v in req.CartVariantIds)
+            if (catalog.ProductOfVariant.TryGetValue(v, out var pid) && catalog.Products.TryGetValue(pid, out var product) && !Holds(anchors, pid))
+                anchors.Add(product);
+        return anchors;
+
+        static bool Holds(List<CatalogProduct> anchors, long id)
+        {
+            foreach (var a in anchors) if (a.Id == id) return true;
+            return false;
+        }
     }
 
     /// <returns>The path that answered: "model" when ALS contributed, "co_occurrence", "popularity", or null when nothing did.</returns>
