@@ -102,6 +102,36 @@ public sealed class BackfillTests(AppFixture app) : IClassFixture<AppFixture>, I
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM backfill_runs WHERE shop_id = $1 AND state = 'completed' AND rows_done = 11", shopId));
     }
 
+    /// <summary>
+    /// The staging writes lines to PostgreSQL in 64 KB messages: a file of many messages, a line longer than one message,
+    /// text beyond ASCII, Windows line ends and a NUL escape (which jsonb refuses) must all land as they came.
+    /// </summary>
+    [Fact]
+    public async Task Backfill_OfFilesLargerThanItsBuffers_StagesEveryLineWhole()
+    {
+        const string shop = "backfill-large.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        var longTitle = "Crème brûlée set 🍮 " + new string('é', 70_000); // 140 KB of UTF-8 in one line
+        Write("products-large.jsonl",
+            $$$"""{"id":"gid://shopify/Product/930","title":"{{{longTitle}}}","handle":"creme","productType":"Kitchen","vendor":"Acme","status":"ACTIVE","tags":[],"createdAt":"2026-06-01T00:00:00Z","updatedAt":"2026-07-01T00:00:00Z"}""" + "\r",
+            $$$"""{"id":"gid://shopify/Product/931","title":"Mug\u0000 with a NUL","handle":"mug-nul","productType":"Mugs","vendor":"Acme","status":"ACTIVE","tags":[],"createdAt":"2026-06-01T00:00:00Z","updatedAt":"2026-07-01T00:00:00Z"}""");
+        Write("customers-large.jsonl");
+        var orders = Enumerable.Range(0, 400).Select(i => 3_000_000L + i).ToArray();
+        Write("orders-large.jsonl", orders.SelectMany(o => new[] { Order(o), Line(o, 0), Line(o, 1) }).ToArray());
+        Assert.True(new FileInfo(Path.Combine(_dir, "orders-large.jsonl")).Length > 4 * 65536);
+        app.Shopify.Admin.ServeBulk("products", Path.Combine(_dir, "products-large.jsonl"));
+        app.Shopify.Admin.ServeBulk("customers", Path.Combine(_dir, "customers-large.jsonl"));
+        app.Shopify.Admin.ServeBulk("orders", Path.Combine(_dir, "orders-large.jsonl"));
+
+        await RunBackfillAsync(shop);
+
+        Assert.Equal(longTitle, await app.ScalarAsync("SELECT title FROM products WHERE shop_id = $1 AND id = 930", shopId));
+        Assert.Equal("Mug with a NUL", await app.ScalarAsync("SELECT title FROM products WHERE shop_id = $1 AND id = 931", shopId));
+        Assert.Equal(400, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1", shopId));
+        Assert.Equal(800, await app.CountAsync("SELECT count(*) FROM order_lines WHERE shop_id = $1", shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM backfill_runs WHERE shop_id = $1 AND state = 'completed' AND rows_done = 1202", shopId));
+    }
+
     [Fact]
     public async Task Backfill_TwiceAndInterleavedWithWebhooks_LeavesOneCopyOfEachRow()
     {

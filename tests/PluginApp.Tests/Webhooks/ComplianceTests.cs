@@ -69,6 +69,10 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
         await app.SendWebhookAsync("orders/create", other, ShopifyPayloads.Order(6203, customerId: 8203).ToJsonString());
         var shopId = (long)(await app.ScalarAsync("SELECT id FROM shops WHERE domain = $1", shop))!;
         await app.LogUpsellAsync("r-closing", shopId, DateTimeOffset.UtcNow, [6202], [6202], visitorHash: "abc");
+        var run = await app.ScalarAsync("INSERT INTO backfill_runs (shop_id, state, started_at, updated_at) VALUES ($1, 'running', now(), now()) RETURNING id", shopId);
+        await app.ScalarAsync("""
+            INSERT INTO backfill_lines (run_id, phase, line_no, body) VALUES ($1, 'orders', 1, '{"id": "gid://shopify/Order/6201", "email": "ada@example.com"}')
+            """, run!);
         await app.SendWebhookAsync("app/uninstalled", shop, "{\"id\": 5}");
 
         var response = await app.SendWebhookAsync("shop/redact", shop, "{\"shop_id\": 5, \"shop_domain\": \"closing-shop.myshopify.com\"}");
@@ -79,6 +83,7 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
             Assert.Equal(0, await app.CountAsync($"SELECT count(*) FROM {table} WHERE id IN (6201, 8201, 6202, 620100, 62020)"));
         Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM webhook_deliveries WHERE shop_domain = $1 AND topic <> 'shop/redact'", shop));
         Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM decisions WHERE shop_id = $1", shopId));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM backfill_lines WHERE run_id = $1", run!)); // staged history goes with its run
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM orders WHERE id = 6203"));
     }
 
