@@ -234,6 +234,9 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
             // Why no JIT: the planner reckons each jsonb_array_elements call at 100 rows, so a chunk's merge looks like
             // millions of rows and PostgreSQL compiled it for every chunk (300 ms of a 325 ms statement) to run a few thousand.
             Add(batch, "SET LOCAL jit = off");
+            // Why: order_lines has no foreign key to shops (its check ran per line); this holds the shop's row as the check did,
+            // once, so the shop cannot be deleted under the chunk and leave lines behind.
+            Add(batch, "SELECT 1 FROM shops WHERE id = $1 FOR KEY SHARE", run.ShopId);
             // The phase's upserts, then each feature's step for the phase (after the rows it reads are written).
             foreach (var sql in phase.Merge.Concat(_steps.Where(s => s.Phase == phase.Name).Select(s => s.Sql)))
                 Add(batch, sql, run.Id, run.ShopId, run.Cursor, through);
