@@ -41,6 +41,55 @@ public class AlsTests
         }
     }
 
+    /// <summary>
+    /// A cart's vector solves the fold-in's normal equations (Y^T Y + lambda I + sum (c - 1) y y^T) x = sum c y, whether it
+    /// is a few items (solved through the inverse computed once per model) or many (factorized per call), and asking again
+    /// after other carts gives the same vector.
+    /// </summary>
+    [Theory]
+    [InlineData(1)]
+    [InlineData(3)]
+    [InlineData(16)]
+    [InlineData(24)]
+    public void FoldIn_ACart_SolvesTheNormalEquations(int items)
+    {
+        var sut = new AlsTrainer(Small with { Factors = 8 }).Train(Synthetic.BlockInteractions(), Synthetic.Users, Synthetic.Items);
+        var cart = Enumerable.Range(0, items).Select(i => (i * 7) % Synthetic.Items).ToArray();
+        cart[0] = cart[^1]; // a repeated item counts twice: one vector, twice the confidence
+
+        var x = sut.FoldIn(cart);
+        sut.FoldIn([1, 2]);
+        sut.FoldIn(Enumerable.Range(0, 30).ToArray());
+
+        Assert.Equal(x, sut.FoldIn(cart));
+        int k = sut.Factors;
+        var a = new double[k, k];
+        var b = new double[k];
+        for (var i = 0; i < sut.ItemCount; i++)
+        {
+            var y = sut.ItemVector(i);
+            for (var p = 0; p < k; p++)
+                for (var q = 0; q < k; q++) a[p, q] += y[p] * y[q];
+        }
+        for (var p = 0; p < k; p++) a[p, p] += sut.Regularization;
+        foreach (var g in cart.GroupBy(i => i))
+        {
+            var c = 1 + sut.Alpha * g.Count();
+            var y = sut.ItemVector(g.Key);
+            for (var p = 0; p < k; p++)
+            {
+                b[p] += c * y[p];
+                for (var q = 0; q < k; q++) a[p, q] += (c - 1) * y[p] * y[q];
+            }
+        }
+        for (var p = 0; p < k; p++)
+        {
+            var ax = 0.0;
+            for (var q = 0; q < k; q++) ax += a[p, q] * x[q];
+            Assert.True(Math.Abs(ax - b[p]) <= 1e-3 * Math.Max(1, Math.Abs(b[p])), $"row {p}: A x = {ax}, b = {b[p]}");
+        }
+    }
+
     [Fact]
     public void FoldIn_TrainingUsersItems_ApproximatesTrainedUserVector()
     {

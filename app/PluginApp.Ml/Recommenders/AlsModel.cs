@@ -17,6 +17,7 @@ public sealed class AlsModel
     private readonly int[] _seen;
     private readonly Lazy<float[]> _gram;
     private readonly Lazy<float[]> _itemNorms;
+    private readonly Lazy<double[]> _foldInverse;
 
     internal AlsModel(int users, int items, int factors, float[] userFactors, float[] itemFactors,
         float regularization, float alpha, int[] seenStart, int[] seen)
@@ -31,6 +32,7 @@ public sealed class AlsModel
         _seenStart = seenStart;
         _seen = seen;
         _gram = new Lazy<float[]>(() => AlsTrainer.Gram(ItemFactors, ItemCount, Factors));
+        _foldInverse = new Lazy<double[]>(FoldInverse);
         _itemNorms = new Lazy<float[]>(() =>
         {
             var n = new float[ItemCount];
@@ -130,9 +132,76 @@ public sealed class AlsModel
         }
         x.Clear();
         if (n == 0) return;
+        if (n <= WoodburyMaxItems && Alpha > 0 && Factors <= 256)
+        {
+            FoldInFew(idx[..n], conf[..n], x);
+            return;
+        }
         var scratch = t_scratch;
         if (scratch is null || scratch.B.Length != Factors) t_scratch = scratch = new AlsTrainer.Scratch(Factors);
         AlsTrainer.SolveCholesky(x, ItemFactors, _gram.Value, Regularization, idx[..n], conf[..n], scratch);
+    }
+
+    /// <summary>Carts up to this many distinct items fold in through <see cref="FoldInFew"/>.</summary>
+    private const int WoodburyMaxItems = 16;
+
+    /// <summary>
+    /// The fold-in's system (A0 + U D U^T) x = U c, where A0 = Y^T Y + lambda I, U holds the cart's item vectors and
+    /// D = diag(c - 1), solved with Woodbury's identity and A0's inverse (computed once per model): x = z - Z t, with
+    /// Z = A0^-1 U, z = Z c and (D^-1 + U^T Z) t = U^T z, an m x m system. The same solution as the k x k factorization
+    /// in exact arithmetic; why: a storefront cart holds a few items, and this is a few matrix-vector products per request
+    /// instead of a factorization.
+    /// </summary>
+    private void FoldInFew(ReadOnlySpan<int> idx, ReadOnlySpan<float> conf, Span<float> x)
+    {
+        var k = Factors;
+        var m = idx.Length;
+        var inverse = _foldInverse.Value;
+        Span<double> u = m * k <= 2048 ? stackalloc double[m * k] : new double[m * k];
+        Span<double> zs = m * k <= 2048 ? stackalloc double[m * k] : new double[m * k];
+        for (var j = 0; j < m; j++)
+        {
+            var yj = ItemFactors.AsSpan(idx[j] * k, k);
+            var uj = u.Slice(j * k, k);
+            for (var r = 0; r < k; r++) uj[r] = yj[r];
+            var zj = zs.Slice(j * k, k);
+            for (var r = 0; r < k; r++) zj[r] = TensorPrimitives.Dot(inverse.AsSpan(r * k, k), uj);
+        }
+        Span<double> z = stackalloc double[k];
+        z.Clear();
+        for (var j = 0; j < m; j++) TensorPrimitives.MultiplyAdd(zs.Slice(j * k, k), (double)conf[j], z, z);
+        Span<double> s = stackalloc double[m * m];
+        Span<double> t = stackalloc double[m];
+        for (var a = 0; a < m; a++)
+        {
+            var ua = u.Slice(a * k, k);
+            for (var b = 0; b < m; b++) s[a * m + b] = TensorPrimitives.Dot(ua, zs.Slice(b * k, k));
+            s[a * m + a] += 1.0 / (conf[a] - 1.0);
+            t[a] = TensorPrimitives.Dot(ua, z);
+        }
+        DenseLinear.CholeskySolve(s, t, m);
+        for (var j = 0; j < m; j++) TensorPrimitives.MultiplyAdd(zs.Slice(j * k, k), -t[j], z, z);
+        for (var r = 0; r < k; r++) x[r] = (float)z[r];
+    }
+
+    /// <summary>(Y^T Y + lambda I)^-1, row-major, as the fold-in's factorization would use it (the same ridge when lambda is 0).</summary>
+    private double[] FoldInverse()
+    {
+        var k = Factors;
+        var gram = _gram.Value;
+        var inverse = new double[k * k];
+        var a = new double[k * k];
+        var column = new double[k];
+        for (var c = 0; c < k; c++)
+        {
+            for (var i = 0; i < k * k; i++) a[i] = gram[i];
+            for (var i = 0; i < k; i++) a[i * k + i] += Regularization > 0 ? Regularization : 1e-6;
+            Array.Clear(column);
+            column[c] = 1;
+            DenseLinear.CholeskySolve(a, column, k);
+            for (var r = 0; r < k; r++) inverse[r * k + c] = column[r];
+        }
+        return inverse;
     }
 
     /// <summary>Top-K for an anonymous cart: fold-in then rank, never returning the cart's own items.</summary>
