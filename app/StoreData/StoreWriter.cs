@@ -89,7 +89,7 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId)
                 TypedNull.Time(o.UpdatedAt));
         }
         foreach (var r in rows.Refunds) AddRefund(r);
-        AddRedactionGuard("orders", o.Id);
+        AddRedactionGuard("orders", o.Id, o.CustomerId);
     }
 
     public void AddProduct(ProductRows rows)
@@ -148,7 +148,7 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId)
         foreach (var l in rows.Lines)
             CheckoutLineUpsert.AddTo(batch, [shopId, l.CheckoutId, l.LineKey, l.ProductId, l.VariantId, l.Quantity, l.Price],
                 TypedNull.Time(c.UpdatedAt));
-        AddRedactionGuard("checkouts", c.Id);
+        AddRedactionGuard("checkouts", c.Id, c.CustomerId);
     }
 
     public void AddCustomer(Customer c) =>
@@ -163,13 +163,19 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId)
             RefundLineUpsert.AddTo(batch, [shopId, l.Id, l.RefundId, l.OrderId, l.LineItemId, l.Quantity, l.Subtotal, l.RestockType]);
     }
 
-    // Why: a retried or backfilled payload may still carry the personal data of a customer who asked to be erased.
-    private void AddRedactionGuard(string table, long id) =>
+    // Why: a retried or backfilled payload may still carry the personal data of a customer who asked to be erased. Only
+    // a payload naming a customer can: the row it wrote names the same one (an older payload writes nothing). Why the
+    // customer in the condition: every index PostgreSQL may pick is then a lookup of a few rows, even with a plan made
+    // while the table was empty (it had walked all of the shop's orders by one of them).
+    private void AddRedactionGuard(string table, long id, long? customerId)
+    {
+        if (customerId is null) return;
         Add($"""
             UPDATE {table} t SET email = NULL{(table == "orders" ? ", browser_ip = NULL, card_bin = NULL, card_last4 = NULL" : "")}
-            WHERE t.shop_id = $1 AND t.id = $2 AND (t.email IS NOT NULL{(table == "orders" ? " OR t.browser_ip IS NOT NULL" : "")})
-              AND EXISTS (SELECT 1 FROM customers c WHERE c.shop_id = $1 AND c.id = t.customer_id AND c.redacted_at IS NOT NULL)
-            """, shopId, id);
+            WHERE t.shop_id = $1 AND t.id = $2 AND t.customer_id = $3 AND (t.email IS NOT NULL{(table == "orders" ? " OR t.browser_ip IS NOT NULL" : "")})
+              AND EXISTS (SELECT 1 FROM customers c WHERE c.shop_id = $1 AND c.id = $3 AND c.redacted_at IS NOT NULL)
+            """, shopId, id, customerId.Value);
+    }
 
     /// <summary>Adds a statement with positional parameters $1..$n.</summary>
     public void Add(string sql, params object?[] args)
