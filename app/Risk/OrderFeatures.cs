@@ -115,13 +115,17 @@ public static class OrderFeatures
         """;
 
     // The store's usual order, from the 90 whole days before each order's day (UTC), for the days of the batch not computed yet.
+    // Why the days first, materialized: a plan made while risk_store_days was nearly empty checked "not computed yet" once per
+    // joined order row instead of once per day (200,000 scans of the table for 3,000 orders, a third of ingestion's database
+    // time); now the days already computed are dropped before any order of the 90 days is read.
     private const string StoreDays = """
+        WITH d AS MATERIALIZED (
+            SELECT x.day FROM (SELECT DISTINCT date_trunc('day', o.created_at, 'UTC') AS day FROM orders o
+                               WHERE o.shop_id = $1 AND o.id = ANY($2) AND o.created_at IS NOT NULL) x
+            WHERE NOT EXISTS (SELECT 1 FROM risk_store_days c WHERE c.shop_id = $1 AND c.day = x.day))
         INSERT INTO risk_store_days (shop_id, day, mean, sd, p90)
         SELECT $1, d.day, avg(p.total_price), stddev_samp(p.total_price), percentile_cont(0.9) WITHIN GROUP (ORDER BY p.total_price)
-        FROM (SELECT DISTINCT date_trunc('day', o.created_at, 'UTC') AS day FROM orders o
-              WHERE o.shop_id = $1 AND o.id = ANY($2) AND o.created_at IS NOT NULL) d
-        LEFT JOIN orders p ON p.shop_id = $1 AND p.created_at >= d.day - interval '90 days' AND p.created_at < d.day AND p.total_price IS NOT NULL
-        WHERE NOT EXISTS (SELECT 1 FROM risk_store_days c WHERE c.shop_id = $1 AND c.day = d.day)
+        FROM d LEFT JOIN orders p ON p.shop_id = $1 AND p.created_at >= d.day - interval '90 days' AND p.created_at < d.day AND p.total_price IS NOT NULL
         GROUP BY d.day
         ON CONFLICT (shop_id, day) DO NOTHING
         """;
