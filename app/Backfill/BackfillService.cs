@@ -174,7 +174,9 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
             catch
             {
                 // Why: ending the stream would send what was written as a complete COPY; the server must drop it instead.
-                await copy.CancelAsync();
+                // A connection already broken cannot cancel; the error that broke it is the one to report.
+                try { await copy.CancelAsync(); }
+                catch (NpgsqlException) { }
                 throw;
             }
 
@@ -183,6 +185,9 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
                 var bytes = line.IsSingleSegment ? line.First : line.ToArray();
                 if (bytes.Length > 0 && bytes.Span[^1] == (byte)'\r') bytes = bytes[..^1];
                 if (bytes.IsEmpty) return ValueTask.CompletedTask;
+                // Why: PostgreSQL refuses a line that is not UTF-8, and one such line would fail the whole phase on every retry;
+                // it is read as the text it was before binary staging (invalid bytes become U+FFFD).
+                if (!System.Text.Unicode.Utf8.IsValid(bytes.Span)) bytes = System.Text.Encoding.UTF8.GetBytes(System.Text.Encoding.UTF8.GetString(bytes.Span));
                 // Why: jsonb cannot hold U+0000, and a shopper can type it into an order note.
                 if (JsonSanitizer.HasNul(bytes.Span)) bytes = JsonSanitizer.StripNul(bytes.ToArray());
                 return rows.AddAsync(bytes.Span, ct);
@@ -236,7 +241,7 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
             Add(batch, "SET LOCAL jit = off");
             // Why: order_lines has no foreign key to shops (its check ran per line); this holds the shop's row as the check did,
             // once, so the shop cannot be deleted under the chunk and leave lines behind.
-            Add(batch, "SELECT 1 FROM shops WHERE id = $1 FOR KEY SHARE", run.ShopId);
+            Add(batch, "SELECT FROM shops WHERE id = $1 FOR KEY SHARE", run.ShopId); // no column: the reader below takes the chunk's count from the last result
             // The phase's upserts, then each feature's step for the phase (after the rows it reads are written).
             foreach (var sql in phase.Merge.Concat(_steps.Where(s => s.Phase == phase.Name).Select(s => s.Sql)))
                 Add(batch, sql, run.Id, run.ShopId, run.Cursor, through);

@@ -23,6 +23,33 @@ internal static class DenseLinear
         }
     }
 
+    /// <summary>The inverse of the symmetric positive-definite A (n x n row-major, overwritten by its Cholesky factor):
+    /// one factorization, then a forward and a back substitution per column.</summary>
+    public static double[] CholeskyInverse(Span<double> a, int n)
+    {
+        if (!TryFactor(a, n))
+            throw new InvalidOperationException("Matrix is not positive definite.");
+        var inverse = new double[n * n];
+        var x = new double[n];
+        for (var c = 0; c < n; c++)
+        {
+            for (var i = 0; i < n; i++)
+            {
+                var s = i == c ? 1.0 : 0.0;
+                for (var k = 0; k < i; k++) s -= a[i * n + k] * x[k];
+                x[i] = s / a[i * n + i];
+            }
+            for (var i = n - 1; i >= 0; i--)
+            {
+                var s = x[i];
+                for (var k = i + 1; k < n; k++) s -= a[k * n + i] * x[k];
+                x[i] = s / a[i * n + i];
+            }
+            for (var r = 0; r < n; r++) inverse[r * n + c] = x[r];
+        }
+        return inverse;
+    }
+
     private static bool TryFactor(Span<double> a, int n)
     {
         for (var j = 0; j < n; j++)

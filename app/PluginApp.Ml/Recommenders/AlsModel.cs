@@ -132,7 +132,8 @@ public sealed class AlsModel
         }
         x.Clear();
         if (n == 0) return;
-        if (n <= WoodburyMaxItems && Alpha > 0 && Factors <= 256)
+        // Why only with a ridge: without one, Y'Y may be near singular and its explicit inverse loses what the factorization keeps.
+        if (n <= WoodburyMaxItems && Alpha > 0 && Regularization > 0 && Factors <= 256)
         {
             FoldInFew(idx[..n], conf[..n], x);
             return;
@@ -184,24 +185,15 @@ public sealed class AlsModel
         for (var r = 0; r < k; r++) x[r] = (float)z[r];
     }
 
-    /// <summary>(Y^T Y + lambda I)^-1, row-major, as the fold-in's factorization would use it (the same ridge when lambda is 0).</summary>
+    /// <summary>(Y^T Y + lambda I)^-1, row-major (used only when lambda &gt; 0).</summary>
     private double[] FoldInverse()
     {
         var k = Factors;
         var gram = _gram.Value;
-        var inverse = new double[k * k];
         var a = new double[k * k];
-        var column = new double[k];
-        for (var c = 0; c < k; c++)
-        {
-            for (var i = 0; i < k * k; i++) a[i] = gram[i];
-            for (var i = 0; i < k; i++) a[i * k + i] += Regularization > 0 ? Regularization : 1e-6;
-            Array.Clear(column);
-            column[c] = 1;
-            DenseLinear.CholeskySolve(a, column, k);
-            for (var r = 0; r < k; r++) inverse[r * k + c] = column[r];
-        }
-        return inverse;
+        for (var i = 0; i < k * k; i++) a[i] = gram[i];
+        for (var i = 0; i < k; i++) a[i * k + i] += Regularization;
+        return DenseLinear.CholeskyInverse(a, k);
     }
 
     /// <summary>Top-K for an anonymous cart: fold-in then rank, never returning the cart's own items.</summary>

@@ -128,7 +128,6 @@ public sealed class CoOccurrenceModel
         finally { System.Buffers.ArrayPool<float>.Shared.Return(rented); }
     }
 
-
     /// <summary>
     /// Layout: "PCOO" | int32 version=1 | int32[] support (length items) | per item: int32 count,
     /// then count x (int32 item, float32 lift).

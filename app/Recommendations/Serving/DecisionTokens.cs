@@ -15,9 +15,6 @@ public sealed class DecisionTokens(ShopifyHmac hmac, IOptions<RecommendationOpti
 {
     private const string Purpose = "decision-token/v1";
 
-    public string Issue(string shop, string requestId, string? visitorHash, long? customerId, long productId) =>
-        Issue(shop, requestId, visitorHash, customerId, productId, clock.GetUtcNow());
-
     /// <summary>A token issued at <paramref name="now"/> (an answer's items share one reading of the clock).</summary>
     public string Issue(string shop, string requestId, string? visitorHash, long? customerId, long productId, DateTimeOffset now)
     {
@@ -57,7 +54,8 @@ public sealed class DecisionTokens(ShopifyHmac hmac, IOptions<RecommendationOpti
         rented = null;
         var needed = System.Text.Encoding.UTF8.GetMaxByteCount(shop.Length + requestId.Length + (visitorHash?.Length ?? 0) + 3 * 20 + 5);
         if (needed > buffer.Length) buffer = rented = System.Buffers.ArrayPool<byte>.Shared.Rent(needed);
-        System.Text.Unicode.Utf8.TryWrite(buffer, CultureInfo.InvariantCulture, $"{shop}\n{requestId}\n{visitorHash}\n{customerId}\n{productId}\n{at}", out var written);
+        if (!System.Text.Unicode.Utf8.TryWrite(buffer, CultureInfo.InvariantCulture, $"{shop}\n{requestId}\n{visitorHash}\n{customerId}\n{productId}\n{at}", out var written))
+            throw new InvalidOperationException("a decision token's message did not fit its buffer"); // never sign a partial message
         return buffer[..written];
     }
 }

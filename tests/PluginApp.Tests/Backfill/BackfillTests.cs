@@ -115,6 +115,13 @@ public sealed class BackfillTests(AppFixture app) : IClassFixture<AppFixture>, I
         Write("products-large.jsonl",
             $$$"""{"id":"gid://shopify/Product/930","title":"{{{longTitle}}}","handle":"creme","productType":"Kitchen","vendor":"Acme","status":"ACTIVE","tags":[],"createdAt":"2026-06-01T00:00:00Z","updatedAt":"2026-07-01T00:00:00Z"}""" + "\r",
             $$$"""{"id":"gid://shopify/Product/931","title":"Mug\u0000 with a NUL","handle":"mug-nul","productType":"Mugs","vendor":"Acme","status":"ACTIVE","tags":[],"createdAt":"2026-06-01T00:00:00Z","updatedAt":"2026-07-01T00:00:00Z"}""");
+        // A byte that is not UTF-8 (PostgreSQL refuses it; the line is read as text, the byte as U+FFFD, and the phase goes on).
+        using (var products = File.Open(Path.Combine(_dir, "products-large.jsonl"), FileMode.Append))
+        {
+            products.Write(System.Text.Encoding.UTF8.GetBytes("""{"id":"gid://shopify/Product/932","title":"Bad """));
+            products.WriteByte(0xFF);
+            products.Write(System.Text.Encoding.UTF8.GetBytes(""" byte","handle":"bad","productType":"Mugs","vendor":"Acme","status":"ACTIVE","tags":[],"createdAt":"2026-06-01T00:00:00Z","updatedAt":"2026-07-01T00:00:00Z"}""" + "\n"));
+        }
         Write("customers-large.jsonl");
         var orders = Enumerable.Range(0, 400).Select(i => 3_000_000L + i).ToArray();
         Write("orders-large.jsonl", orders.SelectMany(o => new[] { Order(o), Line(o, 0), Line(o, 1) }).ToArray());
@@ -127,9 +134,10 @@ public sealed class BackfillTests(AppFixture app) : IClassFixture<AppFixture>, I
 
         Assert.Equal(longTitle, await app.ScalarAsync("SELECT title FROM products WHERE shop_id = $1 AND id = 930", shopId));
         Assert.Equal("Mug with a NUL", await app.ScalarAsync("SELECT title FROM products WHERE shop_id = $1 AND id = 931", shopId));
+        Assert.Equal("Bad \uFFFD byte", await app.ScalarAsync("SELECT title FROM products WHERE shop_id = $1 AND id = 932", shopId));
         Assert.Equal(400, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1", shopId));
         Assert.Equal(800, await app.CountAsync("SELECT count(*) FROM order_lines WHERE shop_id = $1", shopId));
-        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM backfill_runs WHERE shop_id = $1 AND state = 'completed' AND rows_done = 1202", shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM backfill_runs WHERE shop_id = $1 AND state = 'completed' AND rows_done = 1203", shopId));
     }
 
     [Fact]
