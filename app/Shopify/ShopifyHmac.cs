@@ -68,12 +68,7 @@ public sealed class ShopifyHmac(IOptions<ShopifyOptions> options, TimeProvider c
         Span<byte> given = stackalloc byte[32];
         if (string.IsNullOrEmpty(base64Header) || !Convert.TryFromBase64String(base64Header, given, out var n) || n != 32)
             return false;
-        Span<byte> mac = stackalloc byte[32];
-        HMACSHA256.HashData(SecretBytes(options.Value.ClientSecret), body, mac);
-        if (CryptographicOperations.FixedTimeEquals(mac, given)) return true;
-        if (Previous() is not { } previous) return false;
-        HMACSHA256.HashData(SecretBytes(previous), body, mac);
-        return CryptographicOperations.FixedTimeEquals(mac, given);
+        return SignedBySecret(body, given);
     }
 
     /// <summary>OAuth callback and admin app-load URLs: hex HMAC of the sorted, form-encoded query without hmac/signature.</summary>
@@ -149,6 +144,12 @@ public sealed class ShopifyHmac(IOptions<ShopifyOptions> options, TimeProvider c
         if (string.IsNullOrEmpty(givenHex) || givenHex.Length != 64) return false;
         Span<byte> given = stackalloc byte[32];
         if (Convert.FromHexString(givenHex, given, out _, out var written) != OperationStatus.Done || written != 32) return false;
+        return SignedBySecret(message, given);
+    }
+
+    /// <summary>Whether <paramref name="given"/> is the HMAC-SHA256 of the message with the current secret or, until its expiry, the previous one.</summary>
+    private bool SignedBySecret(ReadOnlySpan<byte> message, ReadOnlySpan<byte> given)
+    {
         Span<byte> mac = stackalloc byte[32];
         HMACSHA256.HashData(SecretBytes(options.Value.ClientSecret), message, mac);
         if (CryptographicOperations.FixedTimeEquals(mac, given)) return true;

@@ -9,17 +9,23 @@ internal static class DenseLinear
     {
         if (!TryFactor(a, n))
             throw new InvalidOperationException("Matrix is not positive definite.");
+        SolveFactored(a, b, n);
+    }
+
+    /// <summary>b becomes x with L L^T x = b, L the lower triangle of <paramref name="factor"/>.</summary>
+    private static void SolveFactored(ReadOnlySpan<double> factor, Span<double> b, int n)
+    {
         for (var i = 0; i < n; i++)
         {
             var s = b[i];
-            for (var k = 0; k < i; k++) s -= a[i * n + k] * b[k];
-            b[i] = s / a[i * n + i];
+            for (var k = 0; k < i; k++) s -= factor[i * n + k] * b[k];
+            b[i] = s / factor[i * n + i];
         }
         for (var i = n - 1; i >= 0; i--)
         {
             var s = b[i];
-            for (var k = i + 1; k < n; k++) s -= a[k * n + i] * b[k];
-            b[i] = s / a[i * n + i];
+            for (var k = i + 1; k < n; k++) s -= factor[k * n + i] * b[k];
+            b[i] = s / factor[i * n + i];
         }
     }
 
@@ -33,18 +39,9 @@ internal static class DenseLinear
         var x = new double[n];
         for (var c = 0; c < n; c++)
         {
-            for (var i = 0; i < n; i++)
-            {
-                var s = i == c ? 1.0 : 0.0;
-                for (var k = 0; k < i; k++) s -= a[i * n + k] * x[k];
-                x[i] = s / a[i * n + i];
-            }
-            for (var i = n - 1; i >= 0; i--)
-            {
-                var s = x[i];
-                for (var k = i + 1; k < n; k++) s -= a[k * n + i] * x[k];
-                x[i] = s / a[i * n + i];
-            }
+            Array.Clear(x);
+            x[c] = 1;
+            SolveFactored(a, x, n);
             for (var r = 0; r < n; r++) inverse[r * n + c] = x[r];
         }
         return inverse;
