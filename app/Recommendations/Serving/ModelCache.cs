@@ -107,11 +107,12 @@ public sealed class ModelCache : BackgroundService
 
     /// <summary>
     /// The memory a loaded bundle is reckoned to take: its file (the arrays are held as stored: float factors, int/float neighbour
-    /// pairs, long ids) plus the id index (a dictionary entry and bucket per item, 28 bytes) and ALS's derived Gram matrix and item norms.
+    /// pairs, long ids) plus the id index (a dictionary entry and bucket per item, 28 bytes) and ALS's derived Gram matrix, the cart
+    /// fold-in's inverse of it (doubles) and item norms.
     /// The memory benchmark (scripts/bench/memory.sh) prints it beside the resident memory it measures.
     /// </summary>
     public static long EstimatedBytes(RecommenderBundle bundle, int artifactBytes) =>
-        artifactBytes + bundle.ProductIds.Length * 28L + (long)bundle.Als.Factors * bundle.Als.Factors * 4 + bundle.Als.ItemCount * 4L;
+        artifactBytes + bundle.ProductIds.Length * 28L + (long)bundle.Als.Factors * bundle.Als.Factors * (4 + 8) + bundle.Als.ItemCount * 4L;
 
     private async Task<ShopModels> LoadAsync(long shopId)
     {
