@@ -110,9 +110,6 @@ public sealed class AlsModel
         return x;
     }
 
-    // Why per thread: a storefront cart folds in on every request; the solver's k*k matrix is the largest thing it would allocate.
-    [ThreadStatic] private static AlsTrainer.Scratch? t_scratch;
-
     private void FoldIn(ReadOnlySpan<int> items, ReadOnlySpan<float> weights, Span<float> x)
     {
         if (!weights.IsEmpty && weights.Length != items.Length)
@@ -138,9 +135,7 @@ public sealed class AlsModel
             FoldInFew(idx[..n], conf[..n], x);
             return;
         }
-        var scratch = t_scratch;
-        if (scratch is null || scratch.B.Length != Factors) t_scratch = scratch = new AlsTrainer.Scratch(Factors);
-        AlsTrainer.SolveCholesky(x, ItemFactors, _gram.Value, Regularization, idx[..n], conf[..n], scratch);
+        AlsTrainer.SolveCholesky(x, ItemFactors, _gram.Value, Regularization, idx[..n], conf[..n], new AlsTrainer.Scratch(Factors));
     }
 
     /// <summary>Carts up to this many distinct items fold in through <see cref="FoldInFew"/>.</summary>

@@ -1,3 +1,4 @@
+using System.Buffers;
 using PluginApp.Ml.Common;
 using PluginApp.Ml.Serialization;
 
@@ -110,7 +111,7 @@ public sealed class CoOccurrenceModel
     /// <summary>Top-K for a cart: sum of lifts from every cart item; ties and empty carts fall back to support.</summary>
     public ScoredItem[] RecommendForCart(ReadOnlySpan<int> items, int k, Func<int, bool>? exclude = null)
     {
-        var rented = System.Buffers.ArrayPool<float>.Shared.Rent(ItemCount);
+        var rented = ArrayPool<float>.Shared.Rent(ItemCount);
         try
         {
             var scores = rented.AsSpan(0, ItemCount);
@@ -125,7 +126,7 @@ public sealed class CoOccurrenceModel
                 if ((uint)c < (uint)ItemCount) scores[c] = float.NegativeInfinity;
             return TopK.Select(scores, k, exclude);
         }
-        finally { System.Buffers.ArrayPool<float>.Shared.Return(rented); }
+        finally { ArrayPool<float>.Shared.Return(rented); }
     }
 
     /// <summary>

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Text;
 using System.Globalization;
 using Microsoft.Extensions.Options;
@@ -23,7 +24,7 @@ public sealed class DecisionTokens(ShopifyHmac hmac, IOptions<RecommendationOpti
         Span<byte> buffer = stackalloc byte[512];
         var message = Message(buffer, shop, requestId, visitorHash, customerId, productId, at, out var rented);
         try { hmac.SignAppToken(Purpose, message, mac); }
-        finally { if (rented is not null) System.Buffers.ArrayPool<byte>.Shared.Return(rented); }
+        finally { if (rented is not null) ArrayPool<byte>.Shared.Return(rented); }
         Span<char> token = stackalloc char[64];
         at.TryFormat(token, out var n, default, CultureInfo.InvariantCulture);
         token[n++] = '.';
@@ -43,7 +44,7 @@ public sealed class DecisionTokens(ShopifyHmac hmac, IOptions<RecommendationOpti
         Span<byte> buffer = stackalloc byte[512];
         var message = Message(buffer, shop, requestId, visitorHash, customerId, productId, at, out var rented);
         try { return hmac.VerifyAppToken(Purpose, message, mac[..ShopifyHmac.AppMacBytes]); }
-        finally { if (rented is not null) System.Buffers.ArrayPool<byte>.Shared.Return(rented); }
+        finally { if (rented is not null) ArrayPool<byte>.Shared.Return(rented); }
     }
 
     /// <summary>The signed message, shop\nrequest\nvisitor\ncustomer\nproduct\nat in UTF-8: in <paramref name="buffer"/>, or in a rented array when it
@@ -53,7 +54,7 @@ public sealed class DecisionTokens(ShopifyHmac hmac, IOptions<RecommendationOpti
     {
         rented = null;
         var needed = System.Text.Encoding.UTF8.GetMaxByteCount(shop.Length + requestId.Length + (visitorHash?.Length ?? 0) + 3 * 20 + 5);
-        if (needed > buffer.Length) buffer = rented = System.Buffers.ArrayPool<byte>.Shared.Rent(needed);
+        if (needed > buffer.Length) buffer = rented = ArrayPool<byte>.Shared.Rent(needed);
         if (!System.Text.Unicode.Utf8.TryWrite(buffer, CultureInfo.InvariantCulture, $"{shop}\n{requestId}\n{visitorHash}\n{customerId}\n{productId}\n{at}", out var written))
             throw new InvalidOperationException("a decision token's message did not fit its buffer"); // never sign a partial message
         return buffer[..written];
