@@ -35,7 +35,7 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
     // The outcome is decided in SQL, from the shop row, in the same statement that claims the delivery id. A shop we do
     // not hold gets a summary (size, digest, resource id) instead of the body: we keep no personal data for shops we do not
     // serve. Why in SQL: the CASE computes it only for those deliveries, not for every one.
-    private static readonly string RecordDeliverySql = $$"""
+    internal static readonly string RecordDeliverySql = $$"""
         WITH shop AS (SELECT id, shopify_shop_id, {{ShopStatus.Installed()}} AS live FROM shops WHERE domain = $2),
         replay AS (SELECT
             EXISTS (SELECT 1 FROM orders o JOIN shop ON o.shop_id <> shop.id WHERE o.id = ANY($11))
