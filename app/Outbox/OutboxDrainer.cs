@@ -36,7 +36,7 @@ public sealed class OutboxDrainer(NpgsqlDataSource db, ShopLookup shops, AdminGr
                     AND e.completed_at IS NULL AND e.failed_at IS NULL ORDER BY e.id LIMIT 1)
         """;
 
-    private const string ClaimSql = $"""
+    internal const string ClaimSql = $"""
         WITH next AS (
           SELECT m.id FROM outbox_messages m
           WHERE m.shop_id = $1 AND m.next_attempt_at <= $2 AND (m.claimed_until IS NULL OR m.claimed_until < $2)

@@ -273,4 +273,42 @@ public sealed class OutboxTests(NoSchedulerAppFixture app) : IClassFixture<NoSch
         var failed = await (await app.Client.SendAsync(app.AdminGet("/api/admin/outbox?state=failed", shop))).Content.ReadAsStringAsync();
         Assert.Contains("Order does not exist", failed);
     }
+
+    /// <summary>
+    /// A sale queues thousands of calls for one shop. Claiming the next must not read them all: before autovacuum had
+    /// analyzed the table, each claim read and sorted every due call of the shop, so the drain managed about one call a second.
+    /// </summary>
+    [Fact]
+    public async Task Claim_WithThousandsOfCallsQueued_ReadsOnlyTheOldest()
+    {
+        const string shop = "outbox-backlog.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        var now = app.Clock.GetUtcNow();
+        await using (var fill = app.Db.CreateCommand("""
+            INSERT INTO outbox_messages (shop_id, resource_key, operation, document, variables, idempotency_key, created_at, next_attempt_at)
+            SELECT $1, 'gid://shopify/Order/' || (i / 2), 'tagsAdd', 'mutation', '{}', 'backlog:' || i, $2, $2 - interval '1 minute'
+            FROM generate_series(1, 4000) i
+            """))
+        {
+            fill.Parameters.AddWithValue(shopId);
+            fill.Parameters.AddWithValue(now);
+            await fill.ExecuteNonQueryAsync();
+        }
+
+        await using var conn = await app.Db.OpenConnectionAsync();
+        await using var tx = await conn.BeginTransactionAsync(); // EXPLAIN ANALYZE claims for real; rolled back
+        await using var explain = new NpgsqlCommand("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) " + OutboxDrainer.ClaimSql, conn, tx);
+        explain.Parameters.AddWithValue(shopId);
+        explain.Parameters.AddWithValue(now);
+        explain.Parameters.AddWithValue(now.AddMinutes(5));
+        var plan = new List<string>();
+        await using (var r = await explain.ExecuteReaderAsync())
+            while (await r.ReadAsync()) plan.Add(r.GetString(0));
+
+        // Rows each step of the plan produced or filtered out, over all its loops: a claim that reads the backlog reads thousands.
+        var read = plan.Select(l => System.Text.RegularExpressions.Regex.Match(l, @"rows=(\d+) loops=(\d+)|Removed by Filter: (\d+)"))
+            .Where(m => m.Success)
+            .Max(m => m.Groups[3].Success ? long.Parse(m.Groups[3].Value) : long.Parse(m.Groups[1].Value) * long.Parse(m.Groups[2].Value));
+        Assert.True(read <= 10, $"a claim read {read} rows:\n{string.Join('\n', plan)}");
+    }
 }
