@@ -9,7 +9,9 @@
 #        at batch 1, WRITERS_AT_BATCH_1, default CONCURRENCY: one transaction per delivery, as many as in flight),
 #        INGEST_APP_PORT=5090 (first instance; the others take the next ports), INGEST_PG_PORT=55434,
 #        WARM=0 (deliveries of another store written first, then ANALYZE, as a database in season holds history and
-#        statistics; 0, the default, measures a freshly created database)
+#        statistics; 0, the default, measures a freshly created database),
+#        WARM_APP=min(N,3000) (deliveries of another shop sent to each freshly started app before its measured pass, then
+#        its risk scoring let finish: a running app has compiled its hot code; 0 measures a cold app)
 set -euo pipefail
 ROOT_DIR="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$ROOT_DIR"
@@ -53,7 +55,8 @@ for batch in $BATCHES; do
   done
   echo "--- max batch $batch"
   out="$(dotnet scripts/bench/LoadGen/bin/Release/net10.0/LoadGen.dll ingest --url "$URLS" --secret "$SECRET" \
-    --conn "$PG_CONN" --n "$N" --concurrency "$((C * INSTANCES))" --label "$batch" --run "$RUN")" || { echo "$out"; exit 1; }
+    --conn "$PG_CONN" --n "$N" --concurrency "$((C * INSTANCES))" --label "$batch" --run "$RUN" \
+    --warm-app "${WARM_APP:-$(( N < 3000 ? N : 3000 ))}")" || { echo "$out"; exit 1; }
   echo "$out" | grep -v '^RESULT|'
   RESULTS+=("$(echo "$out" | grep '^RESULT|')")
   stop_apps
@@ -62,9 +65,9 @@ done
 
 echo
 echo "=== $(date -u '+%d %b %Y %H:%M UTC'): $INSTANCES instance(s), concurrency $((C * INSTANCES)), N = $N, warmed with $WARM, load average now $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '%-10s %10s %12s %9s %9s %12s %12s %16s\n' "max batch" "ceiling/s" "first/s" "p50 ms" "p99 ms" "repeated/s" "per commit" "first/ceiling"
+printf '%-10s %10s %12s %9s %9s %12s %12s %16s %14s\n' "max batch" "ceiling/s" "first/s" "p50 ms" "p99 ms" "repeated/s" "per commit" "first/ceiling" "CPU ms/first"
 for r in "${RESULTS[@]}"; do
-  IFS='|' read -r _ label ceiling first p50 p99 repeat per ratio failures ok <<<"$r"
-  printf '%-10s %10s %12s %9s %9s %12s %12s %16s%s\n' "$label" "$ceiling" "$first" "$p50" "$p99" "$repeat" "$per" "$ratio" \
+  IFS='|' read -r _ label ceiling first p50 p99 repeat per ratio failures ok cpu <<<"$r"
+  printf '%-10s %10s %12s %9s %9s %12s %12s %16s %14s%s\n' "$label" "$ceiling" "$first" "$p50" "$p99" "$repeat" "$per" "$ratio" "$cpu" \
     "$([ "$failures" = 0 ] && [ "$ok" = True ] || echo "  (failures $failures, orders stored ok: $ok)")"
 done
