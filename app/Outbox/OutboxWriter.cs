@@ -21,4 +21,23 @@ internal static class OutboxWriter
             ON CONFLICT (shop_id, idempotency_key) DO NOTHING
             """, store.ShopId, call.ResourceKey, call.Operation.Name, call.Operation.Document, JsonSerializer.Serialize(call.Variables),
             call.IdempotencyKey, now);
+
+    /// <summary>
+    /// Queues many calls with one statement, in the order given (so calls for one resource keep their order); a call whose
+    /// idempotency key is already queued, or repeated in the list, is queued once.
+    /// </summary>
+    public static void EnqueueMany(StoreWriter store, IReadOnlyCollection<OutboxCall> calls, DateTimeOffset now)
+    {
+        if (calls.Count == 0) return;
+        store.Add("""
+            INSERT INTO outbox_messages (shop_id, resource_key, operation, document, variables, idempotency_key, created_at, next_attempt_at)
+            SELECT $1, c.resource_key, c.operation, c.document, c.variables::jsonb, c.idempotency_key, $7, $7
+            FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) WITH ORDINALITY
+                 AS c(resource_key, operation, document, variables, idempotency_key, position)
+            ORDER BY c.position
+            ON CONFLICT (shop_id, idempotency_key) DO NOTHING
+            """, store.ShopId, calls.Select(c => c.ResourceKey).ToArray(), calls.Select(c => c.Operation.Name).ToArray(),
+            calls.Select(c => c.Operation.Document).ToArray(), calls.Select(c => JsonSerializer.Serialize(c.Variables)).ToArray(),
+            calls.Select(c => c.IdempotencyKey).ToArray(), now);
+    }
 }

@@ -119,11 +119,15 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
         var now = clock.GetUtcNow();
         await using var batch = new NpgsqlBatch(conn, tx);
         var store = new StoreWriter(batch, shopId);
-        var calls = 0;
+        // Why set-based: a batch is hundreds of orders, and a statement per order and table (six each) cost PostgreSQL more
+        // than the scoring did, competing with the webhooks that queued them.
+        store.Add("DELETE FROM risk_pending WHERE shop_id = $1 AND order_id = ANY($2)", shopId, pending.Keys.ToArray());
+        var rows = new ScoreRows(pending.Count);
+        var decisions = new List<Decision>(pending.Count);
+        var calls = new List<OutboxCall>();
         var holds = 0;
         foreach (var (orderId, queuedAt) in pending)
         {
-            store.Add("DELETE FROM risk_pending WHERE shop_id = $1 AND order_id = $2", shopId, orderId);
             if (!features.TryGetValue(orderId, out var f)) continue; // the order is gone (shop/redact) or has no time: nothing to score
             var assessment = assessments[orderId];
             var (version, modelWeight) = (active?.Version, active?.ModelWeight ?? 0);
@@ -142,40 +146,65 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
                     : (object)new { version = release.Version, subject = thresholds.Level(released[orderId].Score), score = Math.Round(released[orderId].Score, 4) });
             var level = thresholds.Level(assessment.Score);
             var reasons = assessment.Reasons.Select(x => new { code = x.Code, text = x.Text, weight = Math.Round(x.Weight, 3) });
-            store.Add("""
-                INSERT INTO risk_scores (shop_id, order_id, score, level, model_version, prior_weight, reasons, features, queued_at, scored_at)
-                VALUES ($1, $2, $3, $4, $9, $10, $5::jsonb, $6::jsonb, $7, $8)
-                ON CONFLICT (shop_id, order_id) DO UPDATE SET score = excluded.score, level = excluded.level, model_version = excluded.model_version,
-                    prior_weight = excluded.prior_weight, reasons = excluded.reasons, features = excluded.features,
-                    queued_at = excluded.queued_at, scored_at = excluded.scored_at
-                """, shopId, orderId, assessment.Score, level, JsonSerializer.Serialize(reasons),
-                JsonSerializer.Serialize(OrderFeatures.Named(f)), queuedAt, now, (object?)version ?? new TypedNull(NpgsqlTypes.NpgsqlDbType.Integer),
-                1 - modelWeight);
+            var named = JsonSerializer.Serialize(OrderFeatures.Named(f));
+            rows.Add(orderId, assessment.Score, level, version, 1 - modelWeight, JsonSerializer.Serialize(reasons), named, queuedAt);
             output["score"] = Math.Round(assessment.Score, 4);
             output["level"] = level;
             output["prior_weight"] = Math.Round(1 - modelWeight, 3);
-            DecisionLog.Add(batch, new Decision(DecisionKinds.Risk, $"risk:{orderId}:{now.UtcTicks}", shopId, now, version is null ? "rule_prior" : "model")
+            decisions.Add(new Decision(DecisionKinds.Risk, $"risk:{orderId}:{now.UtcTicks}", shopId, now, version is null ? "rule_prior" : "model")
             {
                 Subject = level, Fallback = version is null, ModelKind = RiskTrainer.Kind, ModelVersion = version, OrderId = orderId,
-                Inputs = JsonSerializer.Serialize(OrderFeatures.Named(f)),
-                Output = JsonSerializer.Serialize(output), Shadow = shadow,
+                Inputs = named, Output = JsonSerializer.Serialize(output), Shadow = shadow,
                 Reasons = assessment.Reasons.Where(x => x.Weight > 0).Select(x => x.Text).ToArray(),
                 LatencyMs = (float)(now - queuedAt).TotalMilliseconds,
             });
             if (previous.GetValueOrDefault(orderId) == level) continue; // Shopify already shows this level
             if (level == "HIGH" && Hold(store, holding, orderId, f, now)) holds++;
-            foreach (var call in ShopifyCalls(orderId, level, previous.GetValueOrDefault(orderId), assessment))
-            {
-                OutboxWriter.Enqueue(store, call, now);
-                calls++;
-            }
+            calls.AddRange(ShopifyCalls(orderId, level, previous.GetValueOrDefault(orderId), assessment));
         }
+        rows.AddTo(store, now);
+        OutboxWriter.EnqueueMany(store, calls, now);
+        await DecisionLog.WriteInTransactionAsync(conn, decisions, ct);
         await batch.ExecuteNonQueryAsync(ct);
         await tx.CommitAsync(ct);
-        if (calls > 0) outbox.Kick(shopId);
+        if (calls.Count > 0) outbox.Kick(shopId);
         if (holds > 0) holdJobs.Kick(shopId);
         logger.LogDebug("Shop {Shop}: scored {Count} orders", shopId, pending.Count);
         return pending.Count;
+    }
+
+    /// <summary>A batch's scores, written with one upsert (a later score of an order replaces the earlier).</summary>
+    private sealed class ScoreRows(int capacity)
+    {
+        private readonly List<long> _orders = new(capacity);
+        private readonly List<double> _scores = new(capacity);
+        private readonly List<string> _levels = new(capacity);
+        private readonly List<int?> _versions = new(capacity);
+        private readonly List<double> _priorWeights = new(capacity);
+        private readonly List<string> _reasons = new(capacity);
+        private readonly List<string> _features = new(capacity);
+        private readonly List<DateTimeOffset> _queued = new(capacity);
+
+        public void Add(long order, double score, string level, int? version, double priorWeight, string reasons, string features, DateTimeOffset queued)
+        {
+            _orders.Add(order); _scores.Add(score); _levels.Add(level); _versions.Add(version); _priorWeights.Add(priorWeight);
+            _reasons.Add(reasons); _features.Add(features); _queued.Add(queued.ToUniversalTime());
+        }
+
+        public void AddTo(StoreWriter store, DateTimeOffset now)
+        {
+            if (_orders.Count == 0) return;
+            store.Add("""
+                INSERT INTO risk_scores (shop_id, order_id, score, level, model_version, prior_weight, reasons, features, queued_at, scored_at)
+                SELECT $1, s.order_id, s.score, s.level, s.model_version, s.prior_weight, s.reasons::jsonb, s.features::jsonb, s.queued_at, $10
+                FROM unnest($2::bigint[], $3::float8[], $4::text[], $5::int[], $6::float8[], $7::text[], $8::text[], $9::timestamptz[])
+                     AS s(order_id, score, level, model_version, prior_weight, reasons, features, queued_at)
+                ON CONFLICT (shop_id, order_id) DO UPDATE SET score = excluded.score, level = excluded.level, model_version = excluded.model_version,
+                    prior_weight = excluded.prior_weight, reasons = excluded.reasons, features = excluded.features,
+                    queued_at = excluded.queued_at, scored_at = excluded.scored_at
+                """, store.ShopId, _orders.ToArray(), _scores.ToArray(), _levels.ToArray(), _versions.ToArray(), _priorWeights.ToArray(),
+                _reasons.ToArray(), _features.ToArray(), _queued.ToArray(), now);
+        }
     }
 
     /// <summary>

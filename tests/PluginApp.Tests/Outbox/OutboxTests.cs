@@ -159,6 +159,29 @@ public sealed class OutboxTests(NoSchedulerAppFixture app) : IClassFixture<NoSch
     }
 
     [Fact]
+    public async Task EnqueueMany_QueuesEachCallOnce_InTheOrderGiven()
+    {
+        var shopId = await app.InstallShopAsync("outbox-many.myshopify.com");
+        const string order = "gid://shopify/Order/4242";
+        OutboxCall Tag(string verb, string tag) => new(verb == "add" ? OutboxOperation.TagsAdd : OutboxOperation.TagsRemove, order,
+            new { id = order, tags = new[] { tag } }, $"{order}:{verb}:{tag}");
+        await using (var conn = await app.Db.OpenConnectionAsync())
+        await using (var batch = new NpgsqlBatch(conn))
+        {
+            // A call already queued, then three new ones for the same order, one of them twice.
+            OutboxWriter.Enqueue(new StoreWriter(batch, shopId), Tag("add", "risk-low"), app.Clock.GetUtcNow());
+            OutboxWriter.EnqueueMany(new StoreWriter(batch, shopId),
+                [Tag("add", "risk-low"), Tag("remove", "risk-low"), Tag("add", "risk-high"), Tag("remove", "risk-low"), Tag("add", "risk-medium")],
+                app.Clock.GetUtcNow());
+            await batch.ExecuteNonQueryAsync();
+        }
+
+        var queued = (string?)await app.ScalarAsync(
+            "SELECT string_agg(idempotency_key, ' ' ORDER BY id) FROM outbox_messages WHERE shop_id = $1", shopId);
+        Assert.Equal($"{order}:add:risk-low {order}:remove:risk-low {order}:add:risk-high {order}:add:risk-medium", queued);
+    }
+
+    [Fact]
     public async Task Drain_ShopifyAppliesThenTheConnectionDrops_TheAssessmentExistsOnce()
     {
         const string shop = "outbox-dropped.myshopify.com";
