@@ -58,6 +58,9 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
                            'sha256', encode(sha256(convert_to($10::text, 'UTF8')), 'hex'), 'id', $10::jsonb -> 'id')
                     ELSE $10::jsonb END
         FROM (SELECT 1) one LEFT JOIN shop ON true CROSS JOIN replay
+        -- Why looked up first as well: a copy Shopify sent again is then answered without parsing and compressing its body
+        -- (the conflict clause still settles copies in flight at once).
+        WHERE NOT EXISTS (SELECT 1 FROM webhook_deliveries w WHERE w.delivery_id = $1)
         ON CONFLICT (delivery_id) DO NOTHING
         RETURNING shop_id AS ingest_shop_id, outcome AS ingest_outcome
         """;
