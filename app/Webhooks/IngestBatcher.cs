@@ -184,14 +184,16 @@ internal sealed class IngestBatcher : BackgroundService
     }
 
     /// <summary>
-    /// Writes the deliveries in order, pipelined: each round trip carries the previous delivery's rows and the next delivery's
-    /// record, so a batch of N takes about N round trips and one commit. Deliveries still see each other's effects in arrival
-    /// order (a replay check sees the rows of the delivery before it), as they would one transaction each. With
-    /// <paramref name="oneByOne"/>, each round trip carries one delivery's statements only, so an error names its delivery.
+    /// Writes the deliveries in order, in segments: one round trip records every delivery of a segment (claiming its id,
+    /// learning its shop and whether it was replayed), the next writes their rows and records the next segment, so a batch
+    /// takes a few round trips and one commit. Deliveries still see each other's effects in arrival order, as they would one
+    /// transaction each: a segment ends before a delivery whose record could depend on an earlier one's rows (see
+    /// <see cref="SegmentEnd"/>), and rows are written in arrival order. With <paramref name="oneByOne"/>, each round trip
+    /// carries one delivery's statements only, so an error names its delivery.
     /// </summary>
     /// <returns>
     /// -1 when all are written; else the delivery whose statement or step failed (the transaction is then aborted), or
-    /// <see cref="Ambiguous"/> when a pipelined round trip failed and PostgreSQL's error does not say whose statement it was.
+    /// <see cref="Ambiguous"/> when a round trip failed and PostgreSQL's error does not say whose statement it was.
     /// </returns>
     private async Task<(int Failed, Exception? Failure)> WriteInOneTransactionAsync(NpgsqlConnection conn, NpgsqlTransaction tx,
         List<PendingDelivery> live, IngestResult[] results, bool oneByOne, CancellationToken ct)
@@ -212,32 +214,44 @@ internal sealed class IngestBatcher : BackgroundService
         try
         {
             foreach (var setting in PlanSettings) trip.BatchCommands.Add(new NpgsqlBatchCommand(setting));
-            for (var i = 0; i < live.Count; i++)
+            var recordedAt = new List<int>();
+            for (var start = 0; start < live.Count;)
             {
-                var d = live[i];
-                if (d.KeptAsideFor is not null)
+                var end = oneByOne ? start + 1 : SegmentEnd(live, start);
+                recordedAt.Clear();
+                for (var i = start; i < end; i++)
                 {
-                    results[i] = WebhookIngestor.AddKeepFailed(trip, d);
+                    if (live[i].KeptAsideFor is not null) results[i] = WebhookIngestor.AddKeepFailed(trip, live[i]);
+                    else
+                    {
+                        _ingestor.AddRecord(trip, live[i]);
+                        recordedAt.Add(i);
+                    }
                     Own(i);
                 }
-                else
+                if (recordedAt.Count > 0)
                 {
-                    _ingestor.AddRecord(trip, d);
-                    Own(i);
-                    (long?, string)? recorded;
+                    List<(long? ShopId, string Outcome)?> recorded;
                     try
                     {
-                        await using (var reader = await trip.ExecuteReaderAsync(ct)) recorded = await WebhookIngestor.ReadRecordAsync(reader, ct);
+                        await using var reader = await trip.ExecuteReaderAsync(ct);
+                        recorded = await WebhookIngestor.ReadRecordsAsync(reader, ct);
                     }
                     catch (PostgresException e) when (IsTheDeliverys(e)) { return (OwnerOf(e), e); }
+                    if (recorded.Count != recordedAt.Count)
+                        throw new InvalidOperationException($"{recorded.Count} answers to {recordedAt.Count} delivery records.");
                     await NextTripAsync();
-                    try { results[i] = _ingestor.AddRows(trip, d, recorded); }
-                    catch (Exception e) when (IsTheDeliverys(e)) { return (i, e); } // a step's own code threw
-                    Own(i);
+                    for (var k = 0; k < recordedAt.Count; k++)
+                    {
+                        var i = recordedAt[k];
+                        try { results[i] = _ingestor.AddRows(trip, live[i], recorded[k]); }
+                        catch (Exception e) when (IsTheDeliverys(e)) { return (i, e); } // a step's own code threw
+                        Own(i);
+                    }
                 }
-                if (oneByOne || i == live.Count - 1)
+                start = end;
+                if ((oneByOne || start == live.Count) && trip.BatchCommands.Count > 0)
                 {
-                    if (trip.BatchCommands.Count == 0) continue;
                     try { await trip.ExecuteNonQueryAsync(ct); }
                     catch (PostgresException e) when (IsTheDeliverys(e)) { return (OwnerOf(e), e); }
                     await NextTripAsync();
@@ -247,6 +261,38 @@ internal sealed class IngestBatcher : BackgroundService
         }
         finally { await trip.DisposeAsync(); }
     }
+
+    /// <summary>
+    /// Where the segment that starts at <paramref name="start"/> ends: before the first delivery whose record could read an
+    /// earlier delivery's rows of the same segment, which are written only after all of its records. A record reads the
+    /// shop row and the ids the delivery owns; so a delivery that changes shops (app/uninstalled, shop/redact, a compliance
+    /// topic) is a segment of its own, and a segment ends where a delivery owns an id an earlier one of another shop owns
+    /// (that earlier delivery's rows decide whether this one is a replay).
+    /// </summary>
+    internal static int SegmentEnd(IReadOnlyList<PendingDelivery> live, int start)
+    {
+        static bool Alone(PendingDelivery d) => d.Headers.Topic is WebhookTopics.AppUninstalled or WebhookTopics.ShopRedact
+                                                || d.Handler is null || d.Handler.ActsOnUninstalledShop;
+        if (Alone(live[start])) return start + 1;
+        var owners = new Dictionary<(char Kind, string Id), string>();
+        for (var i = start; i < live.Count; i++)
+        {
+            var d = live[i];
+            if (Alone(d)) return i;
+            var shop = d.Headers.ShopDomain;
+            foreach (var key in Owned(d.Owned))
+                if (owners.TryGetValue(key, out var other) && other != shop) return i;
+            foreach (var key in Owned(d.Owned)) owners.TryAdd(key, shop);
+        }
+        return live.Count;
+    }
+
+    private static IEnumerable<(char Kind, string Id)> Owned(OwnedIds o) =>
+        o.Orders.Select(id => ('o', id.ToString(System.Globalization.CultureInfo.InvariantCulture)))
+            .Concat(o.Customers.Select(id => ('c', id.ToString(System.Globalization.CultureInfo.InvariantCulture))))
+            .Concat(o.Products.Select(id => ('p', id.ToString(System.Globalization.CultureInfo.InvariantCulture))))
+            .Concat(o.Checkouts.Select(id => ('k', id.ToString(System.Globalization.CultureInfo.InvariantCulture))))
+            .Concat(o.CartTokens.Select(t => ('t', t)));
 
     /// <summary>
     /// How the batch's statements are planned. Why one plan per prepared statement: they are key lookups and upserts whose

@@ -21,8 +21,8 @@ public sealed record IngestResult(IngestOutcome Outcome, string? Reason = null);
 /// <summary>
 /// Stores one verified delivery: the raw body and its normalized rows, once per delivery id, in the transaction of its batch
 /// (<see cref="IngestBatcher"/>). Copies of a delivery in other transactions wait on the unique key and then write nothing.
-/// Two statements per delivery: record the delivery (learning the shop, and whether the body was replayed from another
-/// shop), then write its rows; the batcher pipelines them, one round trip per delivery, and the batch shares one commit.
+/// Two steps per delivery: record the delivery (learning the shop, and whether the body was replayed from another shop),
+/// then write its rows; the batcher records a segment of deliveries per round trip and the batch shares one commit.
 /// </summary>
 internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumerable<IngestionStep> steps,
     WebhookTopicTable topics, TimeProvider clock, ILogger<WebhookIngestor> logger)
@@ -96,7 +96,7 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
 
     /// <summary>
     /// Adds the statement that records the delivery (claiming its id, learning the shop, and whether the body was replayed
-    /// from another shop) to the batch's next round trip. Its answer, read by <see cref="ReadRecordAsync"/>, decides the rows.
+    /// from another shop) to the batch's next round trip. Its answer, read by <see cref="ReadRecordsAsync"/>, decides the rows.
     /// </summary>
     internal void AddRecord(NpgsqlBatch batch, PendingDelivery d)
     {
@@ -116,17 +116,20 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
         batch.BatchCommands.Add(record);
     }
 
-    /// <summary>What the record statement answered: null when the delivery id was already stored (nothing was written).</summary>
-    /// <remarks>Why found by its column name: the round trip also carries the previous delivery's rows, some of which return rows.</remarks>
-    internal static async Task<(long? ShopId, string Outcome)?> ReadRecordAsync(NpgsqlDataReader reader, CancellationToken ct)
+    /// <summary>
+    /// What each record statement of a round trip answered, in order: null when the delivery id was already stored (nothing
+    /// was written).
+    /// </summary>
+    /// <remarks>Why found by column name: the round trip also carries the previous deliveries' rows, some of which return rows.</remarks>
+    internal static async Task<List<(long? ShopId, string Outcome)?>> ReadRecordsAsync(NpgsqlDataReader reader, CancellationToken ct)
     {
-        (long? ShopId, string Outcome)? answer = null;
+        var answers = new List<(long? ShopId, string Outcome)?>();
         do
         {
             if (reader.FieldCount != 2 || reader.GetName(1) != "ingest_outcome") continue;
-            if (await reader.ReadAsync(ct)) answer = (reader.IsDBNull(0) ? null : reader.GetInt64(0), reader.GetString(1));
+            answers.Add(await reader.ReadAsync(ct) ? (reader.IsDBNull(0) ? null : reader.GetInt64(0), reader.GetString(1)) : null);
         } while (await reader.NextResultAsync(ct));
-        return answer;
+        return answers;
     }
 
     /// <summary>

@@ -131,6 +131,46 @@ public sealed class GroupCommitTests(GroupCommitFixture app) : IClassFixture<Gro
         Assert.Equal(1, await Transactions([a, b]));
     }
 
+    /// <summary>
+    /// A batch records its deliveries before writing their rows; a body replayed for another shop in the same batch must
+    /// still meet the rows of the delivery before it, as it would one transaction later.
+    /// </summary>
+    [Fact]
+    public async Task BodyReplayedForAnotherShop_InTheSameBatch_IsRefused()
+    {
+        const string other = "group-commit-other.myshopify.com";
+        var otherId = await app.InstallShopAsync(other);
+        var shopId = (long)(await app.ScalarAsync("SELECT id FROM shops WHERE domain = $1", Shop))!;
+        var order = ShopifyPayloads.Order(8_600_001, customerId: 8_600_101).ToJsonString();
+
+        var answers = await Task.WhenAll(Enumerable.Range(0, GroupCommitFixture.Batch).Select(i => i switch
+        {
+            0 => app.SendWebhookAsync("orders/create", Shop, order),
+            1 => app.SendWebhookAsync("orders/create", other, order),
+            _ => app.SendWebhookAsync("orders/create", Shop, ShopifyPayloads.Order(8_600_001 + i).ToJsonString()),
+        }));
+
+        // Whichever came first in the batch holds the order; the other is refused and stored nothing.
+        Assert.Equal([HttpStatusCode.OK, HttpStatusCode.Forbidden], new[] { answers[0].StatusCode, answers[1].StatusCode }.Order());
+        Assert.Equal(1, await Orders(8_600_001));
+        var holder = answers[0].StatusCode == HttpStatusCode.OK ? shopId : otherId;
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM orders WHERE id = 8600001 AND shop_id = $1", holder));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM customers WHERE id = 8600101"));
+        Assert.All(answers.Skip(2), r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
+        Assert.Equal(1, await Transactions(await DeliveriesOf(8_600_001, 8_600_006)));
+    }
+
+    private async Task<string[]> DeliveriesOf(long firstOrder, long lastOrder)
+    {
+        await using var cmd = app.Db.CreateCommand("SELECT delivery_id FROM webhook_deliveries WHERE (body->>'id')::bigint BETWEEN $1 AND $2");
+        cmd.Parameters.AddWithValue(firstOrder);
+        cmd.Parameters.AddWithValue(lastOrder);
+        var ids = new List<string>();
+        await using var r = await cmd.ExecuteReaderAsync();
+        while (await r.ReadAsync()) ids.Add(r.GetString(0));
+        return ids.ToArray();
+    }
+
     [Fact]
     public async Task Stop_WithDeliveriesWaitingForTheirBatch_StoresThemBeforeAnswering_AndRefusesLaterOnesWith503()
     {
