@@ -265,9 +265,10 @@ internal sealed class IngestBatcher : BackgroundService
     /// <summary>
     /// Where the segment that starts at <paramref name="start"/> ends: before the first delivery whose record could read an
     /// earlier delivery's rows of the same segment, which are written only after all of its records. A record reads the
-    /// shop row and the ids the delivery owns; so a delivery that changes shops (app/uninstalled, shop/redact, a compliance
-    /// topic) is a segment of its own, and a segment ends where a delivery owns an id an earlier one of another shop owns
-    /// (that earlier delivery's rows decide whether this one is a replay).
+    /// shop row, its own delivery id and the ids the delivery owns; so a delivery that changes shops (app/uninstalled,
+    /// shop/redact, a compliance topic) is a segment of its own, and a segment ends at a copy of a delivery already in it,
+    /// and where a delivery owns or writes an id an earlier one of another shop owns or writes (that earlier delivery's rows
+    /// decide whether this one is a replay).
     /// </summary>
     internal static int SegmentEnd(IReadOnlyList<PendingDelivery> live, int start)
     {
@@ -275,16 +276,26 @@ internal sealed class IngestBatcher : BackgroundService
                                                 || d.Handler is null || d.Handler.ActsOnUninstalledShop;
         if (Alone(live[start])) return start + 1;
         var owners = new Dictionary<(char Kind, string Id), string>();
+        var deliveries = new HashSet<string>();
         for (var i = start; i < live.Count; i++)
         {
             var d = live[i];
-            if (Alone(d)) return i;
+            // A copy of a delivery must meet the earlier copy's outcome: a refused one's record is deleted only with the rows.
+            if (Alone(d) || !deliveries.Add(d.Headers.DeliveryId)) return i;
             var shop = d.Headers.ShopDomain;
-            foreach (var key in Owned(d.Owned))
+            var ids = Ids(d).ToList();
+            foreach (var key in ids)
                 if (owners.TryGetValue(key, out var other) && other != shop) return i;
-            foreach (var key in Owned(d.Owned)) owners.TryAdd(key, shop);
+            foreach (var key in ids) owners.TryAdd(key, shop);
         }
         return live.Count;
+    }
+
+    /// <summary>The ids a delivery owns, and the customer its rows write (an order's or a checkout's customer).</summary>
+    private static IEnumerable<(char Kind, string Id)> Ids(PendingDelivery d)
+    {
+        var ids = Owned(d.Owned);
+        return d.CustomerId is { } customer ? ids.Append(('c', customer.ToString(System.Globalization.CultureInfo.InvariantCulture))) : ids;
     }
 
     private static IEnumerable<(char Kind, string Id)> Owned(OwnedIds o) =>

@@ -160,6 +160,29 @@ public sealed class GroupCommitTests(GroupCommitFixture app) : IClassFixture<Gro
         Assert.Equal(1, await Transactions(await DeliveriesOf(8_600_001, 8_600_006)));
     }
 
+    /// <summary>An order writes its customer too: a customer body replayed for another shop after it, in the same batch, is refused.</summary>
+    [Fact]
+    public async Task CustomerReplayedForAnotherShop_AfterAnOrderOfTheirsInTheSameBatch_IsRefused()
+    {
+        const string other = "group-commit-third.myshopify.com";
+        var otherId = await app.InstallShopAsync(other);
+        var order = app.SendWebhookAsync("orders/create", Shop, ShopifyPayloads.Order(8_700_001, customerId: 8_700_101).ToJsonString());
+        // Queued first (the batch then waits for five more).
+        var batcher = app.Factory.Services.GetRequiredService<IngestBatcher>();
+        for (var deadline = DateTime.UtcNow.AddSeconds(10); batcher.Waiting < 1 && DateTime.UtcNow < deadline;) await Task.Delay(10);
+        await Task.Delay(100);
+        var rest = Enumerable.Range(0, GroupCommitFixture.Batch - 1).Select(i => i == 0
+            ? app.SendWebhookAsync("customers/update", other, ShopifyPayloads.Customer(8_700_101).ToJsonString())
+            : app.SendWebhookAsync("orders/create", Shop, ShopifyPayloads.Order(8_700_001 + i).ToJsonString())).ToArray();
+
+        Assert.Equal(HttpStatusCode.OK, (await order).StatusCode);
+        Assert.Equal(HttpStatusCode.Forbidden, (await rest[0]).StatusCode);
+        Assert.All(await Task.WhenAll(rest.Skip(1)), r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM customers WHERE id = 8700101 AND shop_id = $1", otherId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM customers WHERE id = 8700101"));
+        Assert.Equal(1, await Transactions(await DeliveriesOf(8_700_001, 8_700_005)));
+    }
+
     private async Task<string[]> DeliveriesOf(long firstOrder, long lastOrder)
     {
         await using var cmd = app.Db.CreateCommand("SELECT delivery_id FROM webhook_deliveries WHERE (body->>'id')::bigint BETWEEN $1 AND $2");
