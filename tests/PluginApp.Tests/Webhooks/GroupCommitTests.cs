@@ -183,6 +183,30 @@ public sealed class GroupCommitTests(GroupCommitFixture app) : IClassFixture<Gro
         Assert.Equal(1, await Transactions(await DeliveriesOf(8_700_001, 8_700_005)));
     }
 
+    [Fact]
+    public async Task CopiesOfARefusedDelivery_InOneBatch_AreEachRefused()
+    {
+        const string other = "group-commit-fourth.myshopify.com";
+        await app.InstallShopAsync(other);
+        // No customer in common: the copies must share a segment of the batch, as nothing else separates them.
+        var order = ShopifyPayloads.Order(8_800_001, customerId: null).ToJsonString();
+        string Filler(int i) => ShopifyPayloads.Order(8_800_001 + i, customerId: 8_800_100 + i).ToJsonString();
+        Assert.All(await Task.WhenAll(Enumerable.Range(0, GroupCommitFixture.Batch).Select(i =>
+            app.SendWebhookAsync("orders/create", Shop, i == 0 ? order : Filler(i)))), r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
+        var replayed = Guid.NewGuid().ToString();
+
+        var answers = await Task.WhenAll(Enumerable.Range(0, GroupCommitFixture.Batch).Select(i => i < 2
+            ? app.SendWebhookAsync("orders/updated", other, order, replayed)
+            : app.SendWebhookAsync("orders/create", Shop, Filler(10 + i))));
+
+        // Refused both times, never "delivered": the copy meets its original's outcome, as it would a moment later.
+        Assert.Equal(HttpStatusCode.Forbidden, answers[0].StatusCode);
+        Assert.Equal(HttpStatusCode.Forbidden, answers[1].StatusCode);
+        Assert.All(answers.Skip(2), r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM webhook_deliveries WHERE delivery_id = $1", replayed));
+        Assert.Equal(1, await Orders(8_800_001));
+    }
+
     private async Task<string[]> DeliveriesOf(long firstOrder, long lastOrder)
     {
         await using var cmd = app.Db.CreateCommand("SELECT delivery_id FROM webhook_deliveries WHERE (body->>'id')::bigint BETWEEN $1 AND $2");
