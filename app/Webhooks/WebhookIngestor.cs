@@ -54,9 +54,9 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
                     WHEN $9 THEN 'normalized'
                     ELSE 'stored_raw' END,
                CASE WHEN shop.id IS NULL
-                    THEN jsonb_build_object('withheld', 'no shop of ours', 'bytes', octet_length($10::text),
-                           'sha256', encode(sha256(convert_to($10::text, 'UTF8')), 'hex'), 'id', $10::jsonb -> 'id')
-                    ELSE $10::jsonb END
+                    THEN jsonb_build_object('withheld', 'no shop of ours', 'bytes', octet_length($10),
+                           'sha256', encode(sha256($10), 'hex'), 'id', convert_from($10, 'UTF8')::jsonb -> 'id')
+                    ELSE convert_from($10, 'UTF8')::jsonb END
         FROM (SELECT 1) one LEFT JOIN shop ON true CROSS JOIN replay
         -- Why looked up first as well: a copy Shopify sent again is then answered without parsing and compressing its body
         -- (the conflict clause still settles copies in flight at once).
@@ -105,8 +105,9 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
         AddDeliveryParameters(record.Parameters, h, d.ReceivedAt);
         record.Parameters.Add(Sql.Param(h.Topic == WebhookTopics.ShopRedact || d.Handler?.ActsOnUninstalledShop == true));
         record.Parameters.Add(Sql.Param(d.Handler is not null || h.Topic is WebhookTopics.AppUninstalled or WebhookTopics.ShopRedact));
-        // Text, parsed as jsonb in SQL: the withheld summary digests the body as received.
-        record.Parameters.Add(new NpgsqlParameter { Value = Encoding.UTF8.GetString(d.Body), NpgsqlDbType = NpgsqlDbType.Text });
+        // The bytes as received (valid UTF-8: the body was parsed), read as jsonb in SQL: the withheld summary digests them, and
+        // no copy of the body is made as a .NET string only to be encoded back to UTF-8 on the wire.
+        record.Parameters.Add(new NpgsqlParameter<byte[]> { TypedValue = d.Body, NpgsqlDbType = NpgsqlDbType.Bytea });
         record.Parameters.Add(Sql.Param(d.Owned.Orders));
         record.Parameters.Add(Sql.Param(d.Owned.Customers));
         record.Parameters.Add(Sql.Param(d.Owned.Products));

@@ -283,11 +283,11 @@ public sealed class GroupCommitTests(GroupCommitFixture app) : IClassFixture<Gro
             return rows;
         }
         foreach (var setting in IngestBatcher.PlanSettings) await Run(setting);
-        await Run("PREPARE record_delivery (text, text, text, text, text, timestamptz, timestamptz, boolean, boolean, text, " +
+        await Run("PREPARE record_delivery (text, text, text, text, text, timestamptz, timestamptz, boolean, boolean, bytea, " +
                   "bigint[], bigint[], bigint[], bigint[], text[], bigint) AS " + WebhookIngestor.RecordDeliverySql);
 
         var plan = await Run("EXPLAIN EXECUTE record_delivery('d-1', 'plan.myshopify.com', 'orders/create', NULL, NULL, NULL, now(), " +
-                             "false, true, '{}', '{1}', '{2}', '{3}', '{4}', '{t}', NULL)");
+                             "false, true, convert_to('{}', 'UTF8'), '{1}', '{2}', '{3}', '{4}', '{t}', NULL)");
 
         var all = string.Join("\n", plan);
         Assert.DoesNotMatch(@"Seq Scan on (orders|customers|products|checkouts|carts)\b", all);
