@@ -45,9 +45,9 @@ public sealed record Decision(string Kind, string DecisionId, long ShopId, DateT
 /// <summary>
 /// The one decision log. Storefront answers are recorded off the request path and written in batches with COPY (why:
 /// logging must not slow the storefront; a crash may lose the last fraction of a second of log, never an answer; a batch
-/// that meets a database error is kept and written again with growing delays). Decisions made inside a transaction (risk
-/// scores, churn segments) are added to it with <see cref="Add"/>, so they commit with what they decided; a cart offer is
-/// written before its answer leaves with <see cref="WriteAsync"/>.
+/// that meets a database error is kept and written again with growing delays). Decisions made inside a transaction commit
+/// with what they decided: risk scores with <see cref="WriteInTransactionAsync"/> (one COPY), churn segments with their own
+/// set-based INSERT after <see cref="AddPartition"/>; a cart offer is written before its answer leaves with <see cref="WriteAsync"/>.
 /// </summary>
 public sealed class DecisionLog : BackgroundService
 {
@@ -77,6 +77,9 @@ public sealed class DecisionLog : BackgroundService
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17::jsonb, $18::jsonb, $19, $20, $21::jsonb)
         """;
 
+    /// <summary>Makes the month's partition if it is missing (a catalog lookup when it is there).</summary>
+    private const string PartitionSql = "SELECT decisions_partition_for($1)";
+
     private static readonly TimeSpan MaxRetryDelay = TimeSpan.FromSeconds(30);
 
     private long _recorded, _settled; // settled = written, or dropped because the queue overflowed
@@ -105,19 +108,10 @@ public sealed class DecisionLog : BackgroundService
         }
     }
 
-    /// <summary>Adds a decision to the caller's batch: it commits, or not, with the caller's transaction.</summary>
-    public static void Add(NpgsqlBatch batch, Decision d)
-    {
-        AddPartition(batch, d.At);
-        var cmd = new NpgsqlBatchCommand(InsertSql);
-        AddParameters(cmd.Parameters, d);
-        batch.BatchCommands.Add(cmd);
-    }
-
     /// <summary>For a caller that writes its decisions with its own set-based INSERT: makes sure the month's partition exists first
     /// (a catalog lookup when it does).</summary>
     public static void AddPartition(NpgsqlBatch batch, DateTimeOffset at) =>
-        batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT decisions_partition_for($1)") { Parameters = { Sql.Param(at) } });
+        batch.BatchCommands.Add(new NpgsqlBatchCommand(PartitionSql) { Parameters = { Sql.Param(at) } });
 
     private static void AddParameters(NpgsqlParameterCollection p, Decision d)
     {
@@ -149,7 +143,7 @@ public sealed class DecisionLog : BackgroundService
     private async Task EnsurePartitionAsync(NpgsqlConnection conn, DateTimeOffset at, CancellationToken ct)
     {
         if (_partitions.ContainsKey(MonthKey(at))) return;
-        await using var cmd = new NpgsqlCommand("SELECT decisions_partition_for($1)", conn);
+        await using var cmd = new NpgsqlCommand(PartitionSql, conn);
         cmd.Parameters.Add(Sql.Param(at));
         await cmd.ExecuteNonQueryAsync(ct);
         _partitions[MonthKey(at)] = true;
@@ -212,7 +206,7 @@ public sealed class DecisionLog : BackgroundService
         if (decisions.Count == 0) return;
         foreach (var month in decisions.Select(d => d.At).DistinctBy(MonthKey))
         {
-            await using var cmd = new NpgsqlCommand("SELECT decisions_partition_for($1)", conn);
+            await using var cmd = new NpgsqlCommand(PartitionSql, conn);
             cmd.Parameters.Add(Sql.Param(month));
             await cmd.ExecuteNonQueryAsync(ct);
         }

@@ -270,7 +270,7 @@ internal sealed class IngestBatcher : BackgroundService
     /// and where a delivery owns or writes an id an earlier one of another shop owns or writes (that earlier delivery's rows
     /// decide whether this one is a replay).
     /// </summary>
-    internal static int SegmentEnd(IReadOnlyList<PendingDelivery> live, int start)
+    private static int SegmentEnd(IReadOnlyList<PendingDelivery> live, int start)
     {
         static bool Alone(PendingDelivery d) => d.Headers.Topic is WebhookTopics.AppUninstalled or WebhookTopics.ShopRedact
                                                 || d.Handler is null || d.Handler.ActsOnUninstalledShop;
