@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Options;
 using Npgsql;
@@ -25,6 +26,7 @@ public sealed class ModelBreakers(NpgsqlDataSource db, IOptions<GovernanceOption
         public TimeSpan Cooldown;
         public string? Reason;
         public bool Trial;
+        public long LastCounted;
     }
 
     private readonly ConcurrentDictionary<(long Shop, string Kind), Breaker> _breakers = new();
@@ -64,14 +66,20 @@ public sealed class ModelBreakers(NpgsqlDataSource db, IOptions<GovernanceOption
         if (restored) Record(shopId, kind, "restored", "answered again after its rest; it serves again");
     }
 
-    public void Failure(long shopId, string kind, string reason)
+    /// <param name="startedAt">For an overrun, when the call began (<see cref="Stopwatch.GetTimestamp"/>): a call that began before
+    /// the last counted failure was reported shares its stall and is not counted again. Why: a pause of the whole process
+    /// (a garbage collection, the machine's other work) makes every call in flight overrun at once, and counting each
+    /// cut off a sound model for minutes after one stall; a model that is itself too slow still overruns call after call.</param>
+    public void Failure(long shopId, string kind, string reason, long? startedAt = null)
     {
         var b = _breakers.GetOrAdd((shopId, kind), _ => new Breaker());
         string? cut = null;
         lock (b)
         {
-            b.Failures++;
+            if (startedAt is { } began && began <= b.LastCounted) return;
             b.Reason = reason;
+            b.Failures++;
+            b.LastCounted = Stopwatch.GetTimestamp();
             var o = options.Value;
             if (b.Trial || (b.OpenUntil is null && b.Failures >= o.BreakerFailures))
             {

@@ -58,8 +58,41 @@ public sealed class ShopifyHmac(IOptions<ShopifyOptions> options, TimeProvider c
         var key = _derived.GetOrAdd((secret, purpose), static k =>
             HKDF.DeriveKey(HashAlgorithmName.SHA256, Encoding.UTF8.GetBytes(k.Secret), 32, info: Encoding.UTF8.GetBytes("pluginapp/" + k.Purpose)));
         Span<byte> full = stackalloc byte[32];
-        HMACSHA256.HashData(key, message, full);
+        Mac(key, message, full);
         full[..AppMacBytes].CopyTo(mac);
+    }
+
+    // Why a keyed HMAC per thread and key instead of HMACSHA256.HashData: the one-shot call sets up and frees OpenSSL's
+    // context each time, which cost twice a short message's MAC (3.1 against 1.3 µs), and an answer signs five.
+    // GetHashAndReset leaves the instance keyed for the next message. The keys are the few cached arrays of this class
+    // (current and previous secret, the derived keys), so a thread holds a handful; a rotation's new arrays start afresh.
+    [ThreadStatic] private static Dictionary<byte[], IncrementalHash>? t_macs;
+
+    /// <summary>HMAC-SHA256 of <paramref name="message"/> with <paramref name="key"/> (one of this class's cached key arrays) into 32 bytes.</summary>
+    private static void Mac(byte[] key, ReadOnlySpan<byte> message, Span<byte> mac)
+    {
+        var macs = t_macs ??= new Dictionary<byte[], IncrementalHash>(ReferenceEqualityComparer.Instance);
+        if (!macs.TryGetValue(key, out var hmac))
+        {
+            if (macs.Count >= 16)
+            {
+                foreach (var old in macs.Values) old.Dispose();
+                macs.Clear();
+            }
+            macs[key] = hmac = IncrementalHash.CreateHMAC(HashAlgorithmName.SHA256, key);
+        }
+        try
+        {
+            hmac.AppendData(message);
+            hmac.GetHashAndReset(mac);
+        }
+        catch
+        {
+            // Never leave a half-fed instance for the next message.
+            macs.Remove(key);
+            hmac.Dispose();
+            throw;
+        }
     }
 
     /// <summary>Webhooks: base64 HMAC-SHA256 of the raw body.</summary>
@@ -151,10 +184,10 @@ public sealed class ShopifyHmac(IOptions<ShopifyOptions> options, TimeProvider c
     private bool SignedBySecret(ReadOnlySpan<byte> message, ReadOnlySpan<byte> given)
     {
         Span<byte> mac = stackalloc byte[32];
-        HMACSHA256.HashData(SecretBytes(options.Value.ClientSecret), message, mac);
+        Mac(SecretBytes(options.Value.ClientSecret), message, mac);
         if (CryptographicOperations.FixedTimeEquals(mac, given)) return true;
         if (Previous() is not { } previous) return false;
-        HMACSHA256.HashData(SecretBytes(previous), message, mac);
+        Mac(SecretBytes(previous), message, mac);
         return CryptographicOperations.FixedTimeEquals(mac, given);
     }
 }

@@ -42,11 +42,18 @@ bench_store_up() {
   app_start "$port" "$ROOT_DIR/.run/bench-app.log"
   echo "[bench] backfilling the whole Online Retail set and training in the background"
   # Why wait for every run to end, not only for the recommender: the other kinds train after the backfill too, and a
-  # training run beside the measurement would take its CPU.
-  for _ in $(seq 1 1200); do
-    [ "$(bench_psql "SELECT count(*) FROM models WHERE kind = 'recommender' AND status = 'active'")" = 1 ] \
+  # training run beside the measurement would take its CPU. Why quiet for three seconds running, with no statement or
+  # autovacuum at work: one job enqueues the next (training, then scoring and tagging), and a check between them passed
+  # while churn scoring was about to read every order (seen taking a core for the first 12 s of a measurement).
+  local quiet=0
+  for _ in $(seq 1 2400); do
+    if [ "$(bench_psql "SELECT count(*) FROM models WHERE kind = 'recommender' AND status = 'active'")" = 1 ] \
       && [ "$(bench_psql "SELECT count(*) FROM training_runs WHERE finished_at IS NULL")" = 0 ] \
-      && [ "$(bench_psql "SELECT count(*) FROM hangfire.job WHERE statename IN ('Enqueued', 'Processing')")" = 0 ] && break
+      && [ "$(bench_psql "SELECT count(*) FROM hangfire.job WHERE statename IN ('Enqueued', 'Processing')")" = 0 ] \
+      && [ "$(bench_psql "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND pid <> pg_backend_pid()
+                          AND backend_type IN ('client backend', 'autovacuum worker')")" = 0 ]; then
+      quiet=$((quiet + 1)); [ "$quiet" -ge 6 ] && break
+    else quiet=0; fi
     [ "$(bench_psql "SELECT count(*) FROM training_runs WHERE state = 'failed'")" != 0 ] && { echo "training failed: $(bench_psql 'SELECT error FROM training_runs')"; return 1; }
     sleep 0.5
   done

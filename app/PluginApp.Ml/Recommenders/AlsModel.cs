@@ -85,7 +85,7 @@ public sealed class AlsModel
     {
         if (userVector.Length != Factors) throw new ArgumentException($"Vector has {userVector.Length} entries, expected {Factors}.", nameof(userVector));
         if (scores.Length < ItemCount) throw new ArgumentException($"Room for {scores.Length} scores, expected {ItemCount}.", nameof(scores));
-        for (var i = 0; i < ItemCount; i++) scores[i] = TensorPrimitives.Dot(ItemFactors.AsSpan(i * Factors, Factors), userVector);
+        MatrixVector.Multiply(ItemFactors, ItemCount, userVector, scores);
     }
 
     /// <summary>Top-K items for a known user, excluding what they interacted with in training

@@ -14,11 +14,11 @@ internal sealed class ProcessCpu
 
     public static ProcessCpu Start() => new(Read());
 
-    /// <summary>CPU seconds per group ("app", "postgres") since <see cref="Start"/>.</summary>
+    /// <summary>CPU seconds per group ("app", "postgres", "load" for this load generator) since <see cref="Start"/>.</summary>
     public Dictionary<string, double> Seconds()
     {
         var now = Read();
-        var result = new Dictionary<string, double> { ["app"] = 0, ["postgres"] = 0 };
+        var result = new Dictionary<string, double> { ["app"] = 0, ["postgres"] = 0, ["load"] = 0 };
         foreach (var (pid, (group, ticks)) in now)
             result[group] += (ticks - (_start.TryGetValue(pid, out var s) ? s.Ticks : 0)) / 100.0; // USER_HZ is 100 on Linux
         return result;
@@ -35,7 +35,7 @@ internal sealed class ProcessCpu
             {
                 var cmdline = File.ReadAllText(Path.Combine(dir, "cmdline"));
                 var group = cmdline.StartsWith("postgres", StringComparison.Ordinal) || cmdline.Contains("/bin/postgres", StringComparison.Ordinal) ? "postgres"
-                    : cmdline.Contains("PluginApp.dll", StringComparison.Ordinal) ? "app" : null;
+                    : cmdline.Contains("PluginApp.dll", StringComparison.Ordinal) ? "app" : pid == Environment.ProcessId ? "load" : null;
                 if (group is null) continue;
                 var stat = File.ReadAllText(Path.Combine(dir, "stat"));
                 var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');

@@ -34,8 +34,11 @@ internal static class ServeBenchmark
             }
             return query;
         }).ToArray();
-        // Why signed as sent: a phase on a busy machine outlasts the app proxy's ClockSkew, and a request signed before it would be refused.
+        // Why signed just before each phase, not as sent: signing is Shopify's work, not the app's, and the generator's HMAC per
+        // request (healthz needs none) took CPU from the app on this shared machine; a phase lasts seconds, well inside the proxy's
+        // ClockSkew (90 s), which a whole run would outlast.
         string Signed(int i) => $"{url}/proxy/recommendations?{ShopifySigner.ProxyQuery(secret, shop, queries[i], DateTimeOffset.UtcNow)}";
+        string[] SignPhase() => Enumerable.Range(0, n).Select(Signed).ToArray();
         using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = concurrency }) { Timeout = TimeSpan.FromSeconds(30) };
         var paths = new System.Collections.Concurrent.ConcurrentDictionary<string, int>();
         bool Ok(HttpResponseMessage r) => r.IsSuccessStatusCode;
@@ -43,7 +46,8 @@ internal static class ServeBenchmark
         // Warm-up: both endpoints long enough for the JIT's optimized code (tiered compilation promotes hot methods in the
         // background after their first calls; a short warm-up measured half-compiled code in the first phase).
         await LoadRunner.RunAsync(http, Math.Min(n, 10000), concurrency, _ => new HttpRequestMessage(HttpMethod.Get, url + "/healthz"), Ok);
-        await LoadRunner.RunAsync(http, n, concurrency, i => new HttpRequestMessage(HttpMethod.Get, Signed(i)), Ok);
+        var signed = SignPhase();
+        await LoadRunner.RunAsync(http, n, concurrency, i => new HttpRequestMessage(HttpMethod.Get, signed[i]), Ok);
         // Rounds of healthz then recommendations, so a swing in the machine's speed shows as spread between rounds instead of
         // landing on one side of the ratio; the figures reported are each side's median and the median of the rounds' ratios.
         // With the operators' token: the app's allocations per request over each phase (its whole process, background work
@@ -51,6 +55,11 @@ internal static class ServeBenchmark
         var token = a.Values.GetValueOrDefault("token");
         var rounds = a.GetInt("rounds", 3);
         var healths = new List<LoadRunner.Result>();
+        // CPU per request of each phase (app, PostgreSQL, this generator), from /proc: unlike throughput it hardly moves with
+        // what else the machine is doing, so two changes measured minutes apart compare.
+        var healthCpu = new List<Dictionary<string, double>>();
+        var serveCpu = new List<Dictionary<string, double>>();
+        string PerRequest(Dictionary<string, double> s) => $"CPU µs per request: app {s["app"] * 1e6 / n:F0}, PostgreSQL {s["postgres"] * 1e6 / n:F0}, generator {s["load"] * 1e6 / n:F0}";
         var serves = new List<LoadRunner.Result>();
         double healthAlloc = 0, serveAlloc = 0, hits = 0, misses = 0;
         const string allocated = "dotnet_gc_heap_total_allocated";
@@ -58,12 +67,17 @@ internal static class ServeBenchmark
         for (var r = 0; r < rounds; r++)
         {
             Metrics? m0 = token is null ? null : await Metrics.ReadAfterPauseAsync(http, url, token);
+            var cpu = ProcessCpu.Start();
             healths.Add(await LoadRunner.RunAsync(http, n, concurrency, _ => new HttpRequestMessage(HttpMethod.Get, url + "/healthz"), Ok));
+            healthCpu.Add(cpu.Seconds());
+            signed = SignPhase();
             Metrics? m1 = token is null ? null : await Metrics.ReadAfterPauseAsync(http, url, token);
-            serves.Add(await LoadRunner.RunAsync(http, n, concurrency, i => new HttpRequestMessage(HttpMethod.Get, Signed(i)), Ok));
+            cpu = ProcessCpu.Start();
+            serves.Add(await LoadRunner.RunAsync(http, n, concurrency, i => new HttpRequestMessage(HttpMethod.Get, signed[i]), Ok));
+            serveCpu.Add(cpu.Seconds());
             Metrics? m2 = token is null ? null : await Metrics.ReadAfterPauseAsync(http, url, token);
-            Console.WriteLine($"round {r + 1}: healthz {healths[^1].PerSecond:F0} req/s (p99 {healths[^1].P99Ms:F1} ms), recommendations " +
-                              $"{serves[^1].PerSecond:F0} req/s (p99 {serves[^1].P99Ms:F1} ms), ratio {serves[^1].PerSecond / healths[^1].PerSecond:F2}");
+            Console.WriteLine($"round {r + 1}: healthz {healths[^1].PerSecond:F0} req/s (p99 {healths[^1].P99Ms:F1} ms, {PerRequest(healthCpu[^1])}), recommendations " +
+                              $"{serves[^1].PerSecond:F0} req/s (p99 {serves[^1].P99Ms:F1} ms, {PerRequest(serveCpu[^1])}), ratio {serves[^1].PerSecond / healths[^1].PerSecond:F2}");
             if (m0 is null || m1 is null || m2 is null) continue;
             healthAlloc += m1.Sum(allocated) - m0.Sum(allocated);
             serveAlloc += m2.Sum(allocated) - m1.Sum(allocated);
@@ -79,7 +93,8 @@ internal static class ServeBenchmark
         if (scale > 1)
         {
             using var wide = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = concurrency * scale }) { Timeout = TimeSpan.FromSeconds(30) };
-            scaled = await LoadRunner.RunAsync(wide, n, concurrency * scale, i => new HttpRequestMessage(HttpMethod.Get, Signed(i)), Ok);
+            signed = SignPhase();
+            scaled = await LoadRunner.RunAsync(wide, n, concurrency * scale, i => new HttpRequestMessage(HttpMethod.Get, signed[i]), Ok);
         }
 
         // Which path answered, on a sample: the model should be serving, not the fallback.
@@ -93,6 +108,7 @@ internal static class ServeBenchmark
 
         Console.WriteLine($"baseline GET /healthz (median of {rounds} rounds): {health}");
         Console.WriteLine($"GET /proxy/recommendations (median):  {serve}");
+        Console.WriteLine($"median over the rounds, healthz: {PerRequest(MedianCpu(healthCpu))}; recommendations: {PerRequest(MedianCpu(serveCpu))}");
         Console.WriteLine($"serve/healthz throughput ratio = {ratio:F2} (median of the rounds); paths on a sample of 300: " +
                           string.Join(", ", paths.OrderBy(p => p.Key).Select(p => $"{p.Key} {p.Value}")));
         if (scaled is not null)
@@ -103,6 +119,9 @@ internal static class ServeBenchmark
                               $"({(hits + misses > 0 ? hits / (hits + misses) : 0):P0} of product pages)");
         return serves.Sum(r => r.Failures) + (scaled?.Failures ?? 0) == 0 ? 0 : 1;
     }
+
+    private static Dictionary<string, double> MedianCpu(List<Dictionary<string, double>> rounds) =>
+        rounds[0].Keys.ToDictionary(k => k, k => rounds.Select(r => r[k]).Order().ElementAt(rounds.Count / 2));
 
     private static LoadRunner.Result Median(List<LoadRunner.Result> results) => results.OrderBy(r => r.PerSecond).ElementAt(results.Count / 2);
 }

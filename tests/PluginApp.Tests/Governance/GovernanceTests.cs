@@ -121,6 +121,27 @@ public sealed class GovernanceTests(AppFixture app) : IClassFixture<AppFixture>
     }
 
     [Fact]
+    public async Task Overruns_OfCallsInFlightTogether_CountAsOneStall_WhileOverrunsOneAfterAnotherCutTheModelOff()
+    {
+        var seed = new StoreSeed(app, "gov-stall.myshopify.com");
+        await seed.SeedAsync(customersPerGroup: 2);
+        var breakers = app.Factory.Services.GetRequiredService<ModelBreakers>();
+        const string Overrun = "took 65 ms, over the 50 ms budget";
+
+        // A pause of the whole process: every call in flight began before the first overrun was counted.
+        var began = System.Diagnostics.Stopwatch.GetTimestamp();
+        for (var i = 0; i < 20; i++) breakers.Failure(seed.ShopId, RecommenderTrainer.Kind, Overrun, began);
+        Assert.False(breakers.State(seed.ShopId, RecommenderTrainer.Kind).Open);
+
+        // A model that is itself too slow: each call begins after the last overrun and overruns again.
+        for (var i = 0; i < 2; i++) breakers.Failure(seed.ShopId, RecommenderTrainer.Kind, Overrun, System.Diagnostics.Stopwatch.GetTimestamp());
+        var state = breakers.State(seed.ShopId, RecommenderTrainer.Kind);
+        Assert.True(state.Open);
+        Assert.Equal(Overrun, state.Reason);
+        breakers.Reset(seed.ShopId, RecommenderTrainer.Kind);
+    }
+
+    [Fact]
     public async Task ModelThatFails_IsCutOffAfterThreeErrors_TheFallbackAnswers_AndItIsTriedAgainAfterItsRest()
     {
         var seed = new StoreSeed(app, "gov-breaker.myshopify.com");
