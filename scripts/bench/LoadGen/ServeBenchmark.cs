@@ -66,7 +66,7 @@ internal static class ServeBenchmark
         // landing on one side of the ratio; the figures reported are each side's median and the median of the rounds' ratios.
         // With the operators' token: the app's allocations per request over each phase (its whole process, background work
         // included, so the healthz phase is the floor) and the answer cache's hits.
-        var rounds = a.GetInt("rounds", 3);
+        var rounds = a.GetInt("rounds", 5);
         var healths = new List<LoadRunner.Result>();
         // CPU per request of each phase (app, PostgreSQL, this generator), from /proc: unlike throughput it hardly moves with
         // what else the machine is doing, so two changes measured minutes apart compare.
