@@ -74,7 +74,8 @@ internal static class ServeBenchmark
         var serveCpu = new List<Dictionary<string, double>>();
         string PerRequest(Dictionary<string, double> s) => $"CPU µs per request: app {s["app"] * 1e6 / n:F0}, PostgreSQL {s["postgres"] * 1e6 / n:F0}, generator {s["load"] * 1e6 / n:F0}";
         var serves = new List<LoadRunner.Result>();
-        double healthAlloc = 0, serveAlloc = 0, hits = 0, misses = 0;
+        double healthAlloc = 0, serveAlloc = 0, hits = 0, misses = 0, healthPause = 0, servePause = 0;
+        const string gcPause = "dotnet_gc_pause_time";
         const string allocated = "dotnet_gc_heap_total_allocated";
         const string lookups = "pluginapp_serving_answer_cache_lookups";
         for (var r = 0; r < rounds; r++)
@@ -94,6 +95,8 @@ internal static class ServeBenchmark
             if (m0 is null || m1 is null || m2 is null) continue;
             healthAlloc += m1.Sum(allocated) - m0.Sum(allocated);
             serveAlloc += m2.Sum(allocated) - m1.Sum(allocated);
+            healthPause += m1.Sum(gcPause) - m0.Sum(gcPause);
+            servePause += m2.Sum(gcPause) - m1.Sum(gcPause);
             hits += m2.Sum(lookups, "result=\"hit\"") - m1.Sum(lookups, "result=\"hit\"");
             misses += m2.Sum(lookups, "result=\"miss\"") - m1.Sum(lookups, "result=\"miss\"");
         }
@@ -128,7 +131,8 @@ internal static class ServeBenchmark
             Console.WriteLine($"same requests at concurrency {concurrency * scale} ({scale} instances' worth of load on this one): {scaled}");
         if (token is not null)
             Console.WriteLine($"allocated per request (the app process, GC.GetTotalAllocatedBytes over the phases / requests): healthz {healthAlloc / rounds / n / 1024:F1} KB, " +
-                              $"recommendations {serveAlloc / rounds / n / 1024:F1} KB; answer cache over the rounds: {hits:F0} hits, {misses:F0} misses " +
+                              $"recommendations {serveAlloc / rounds / n / 1024:F1} KB; garbage collection pauses per phase: healthz {healthPause / rounds * 1000:F0} ms, " +
+                              $"recommendations {servePause / rounds * 1000:F0} ms; answer cache over the rounds: {hits:F0} hits, {misses:F0} misses " +
                               $"({(hits + misses > 0 ? hits / (hits + misses) : 0):P0} of product pages)");
         return serves.Sum(r => r.Failures) + (scaled?.Failures ?? 0) == 0 ? 0 : 1;
     }
