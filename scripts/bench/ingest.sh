@@ -11,7 +11,8 @@
 #        WARM=0 (deliveries of another store written first, then ANALYZE, as a database in season holds history and
 #        statistics; 0, the default, measures a freshly created database),
 #        WARM_APP=min(N,3000) (deliveries of another shop sent to each freshly started app before its measured pass, then
-#        its risk scoring let finish: a running app has compiled its hot code; 0 measures a cold app)
+#        its risk scoring let finish, in phases until the JIT compiles under 1 % of a phase, at most ten: a running app
+#        has compiled its hot code; 0 measures a cold app)
 set -euo pipefail
 ROOT_DIR="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$ROOT_DIR"
@@ -29,6 +30,9 @@ PIDS=()
 stop_apps() { for p in "${PIDS[@]}"; do APP_PID="$p" app_stop; done; PIDS=(); }
 trap 'stop_apps; pg_down bench' EXIT
 bench_app_env "$PORT" "$ROOT_DIR/.run/bench-keyring.pfx"
+# Metrics on (as in production), so the app's warm-up can read the JIT's compilation time.
+OPERATOR_TOKEN="$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+export Scheduling__DashboardToken="$OPERATOR_TOKEN"
 
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; app and load generator share it; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "N = $N per pass, concurrency $C per instance, $INSTANCES instance(s), max batch sizes: $BATCHES"
@@ -56,7 +60,7 @@ for batch in $BATCHES; do
   echo "--- max batch $batch"
   out="$(dotnet scripts/bench/LoadGen/bin/Release/net10.0/LoadGen.dll ingest --url "$URLS" --secret "$SECRET" \
     --conn "$PG_CONN" --n "$N" --concurrency "$((C * INSTANCES))" --label "$batch" --run "$RUN" \
-    --warm-app "${WARM_APP:-$(( N < 3000 ? N : 3000 ))}")" || { echo "$out"; exit 1; }
+    --warm-app "${WARM_APP:-$(( N < 3000 ? N : 3000 ))}" --token "$OPERATOR_TOKEN")" || { echo "$out"; exit 1; }
   echo "$out" | grep -v '^RESULT|'
   RESULTS+=("$(echo "$out" | grep '^RESULT|')")
   stop_apps
