@@ -55,9 +55,7 @@ public sealed class CartOfferService(CartOfferSettingsStore settingsStore, Catal
         var facts = Price(req.Lines, catalog, settings.FreeShippingThreshold);
         var (arm, running) = await experiments.AssignAsync(req.ShopId, req.Shop, CartOffersExperiment.Key,
             UpsellExperiment.AssignmentKey(req.VisitorHash, req.CustomerId), ct);
-        // Why version 7 (time first): the decision log indexes its ids, and ids in time order are added at the index's
-        // right edge instead of a random page each; the time it reveals is in the answer's tokens anyway.
-        var decisionId = Guid.CreateVersion7(clock.GetUtcNow()).ToString("N");
+        var decisionId = DecisionLog.NewId(clock.GetUtcNow());
         var reasons = new List<string>();
         var expected = new Dictionary<string, double>();
         var action = CartAction.Nothing;

@@ -36,9 +36,7 @@ public sealed class RecommendationService(ModelCache models, CatalogCache catalo
     public async Task<RecommendationResponse> RecommendAsync(RecommendationRequest req, CancellationToken ct)
     {
         var started = Stopwatch.GetTimestamp();
-        // Why version 7 (time first): the decision log indexes its ids, and ids in time order are added at the index's
-        // right edge instead of a random page each; the time it reveals is in the answer's tokens anyway.
-        var requestId = Guid.CreateVersion7(clock.GetUtcNow()).ToString("N");
+        var requestId = DecisionLog.NewId(clock.GetUtcNow());
         var catalog = await catalogs.GetAsync(req.ShopId, ct);
         var anchors = Anchors(req, catalog);
         var arm = req.Preview ? UpsellExperiment.ModelArm
