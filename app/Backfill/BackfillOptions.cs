@@ -17,6 +17,12 @@ public sealed class BackfillOptions
 
     /// <summary>Parent objects (orders, products, customers) written per transaction.</summary>
     public int ChunkSize { get; set; } = 500;
+
+    /// <summary>
+    /// Chunks merged at once, each in its own transaction on its own connection. Why more than one: a chunk is one
+    /// PostgreSQL backend's work, and chunks hold disjoint parents and children, so another core merges the next meanwhile.
+    /// </summary>
+    public int MergeConnections { get; set; } = 2;
 }
 
 public sealed class BackfillOptionsValidator : IValidateOptions<BackfillOptions>
@@ -28,6 +34,7 @@ public sealed class BackfillOptionsValidator : IValidateOptions<BackfillOptions>
         if (o.PollInterval < TimeSpan.FromMilliseconds(10)) f.Add($"Backfill:PollInterval {o.PollInterval} must be at least 10 ms.");
         if (o.MaxWait < o.PollInterval) f.Add($"Backfill:MaxWait {o.MaxWait} must be at least PollInterval.");
         if (o.ChunkSize is < 1 or > 10_000) f.Add($"Backfill:ChunkSize {o.ChunkSize} must be between 1 and 10000.");
+        if (o.MergeConnections is < 1 or > 16) f.Add($"Backfill:MergeConnections {o.MergeConnections} must be between 1 and 16.");
         return f.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(f);
     }
 }

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Globalization;
+using System.Runtime.ExceptionServices;
 using System.IO.Pipelines;
 using System.Text.Json;
 using Microsoft.Extensions.Options;
@@ -28,7 +29,10 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
 
     public const string DownloadClient = "bulk-download";
 
-    private sealed record Run(long Id, long ShopId, string? Phase, string? BulkOperationId, long? StagedLines, long Cursor, string[] PhasesDone, long RowsDone);
+    /// <param name="Cursor">The last staged line of the phase whose chunk, and every chunk before it, is merged.</param>
+    /// <param name="MergedAhead">Chunks after the cursor that are merged too: each one's first (exclusive) and last line, flattened.</param>
+    private sealed record Run(long Id, long ShopId, string? Phase, string? BulkOperationId, long? StagedLines, long Cursor, string[] PhasesDone, long RowsDone,
+        long[] MergedAhead);
 
     /// <summary>Runs (or resumes) the shop's backfill. One per shop at a time across every instance: a second caller waits, then runs its own.</summary>
     public async Task RunAsync(string shop, CancellationToken ct)
@@ -56,17 +60,19 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
         if (run.Phase != phase.Name)
         {
             await Exec("""
-                UPDATE backfill_runs SET phase = $2, bulk_operation_id = NULL, staged_lines = NULL, phase_cursor = 0, updated_at = $3 WHERE id = $1
+                UPDATE backfill_runs SET phase = $2, bulk_operation_id = NULL, staged_lines = NULL, phase_cursor = 0, merged_ahead = '{}', updated_at = $3
+                WHERE id = $1
                 """, ct, run.Id, phase.Name, clock.GetUtcNow());
-            run = run with { Phase = phase.Name, BulkOperationId = null, StagedLines = null, Cursor = 0 };
+            run = run with { Phase = phase.Name, BulkOperationId = null, StagedLines = null, Cursor = 0, MergedAhead = [] };
         }
         // Why: staged lines are unlogged, so a PostgreSQL crash empties them; a phase staged before it is staged again.
         if (run.StagedLines > 0 && !await HasStagedLinesAsync(run.Id, phase.Name, ct))
-            run = run with { StagedLines = null, Cursor = 0 };
+            run = run with { StagedLines = null, Cursor = 0, MergedAhead = [] };
         if (run.StagedLines is null)
         {
             var url = await BulkResultUrlAsync(shop, run, phase, ct);
-            run = run with { StagedLines = url is null ? 0 : await StageAsync(run.Id, phase.Name, url, ct) };
+            // Staging replaces the phase's lines, so its merge starts from the top (StageAsync resets the cursor with them).
+            run = run with { StagedLines = url is null ? 0 : await StageAsync(run.Id, phase.Name, url, ct), Cursor = 0, MergedAhead = [] };
             if (url is null) await Exec("UPDATE backfill_runs SET staged_lines = 0 WHERE id = $1", ct, run.Id);
         }
         run = await ApplyAsync(run, phase, ct);
@@ -76,11 +82,11 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
             await Exec(conn, tx, "DELETE FROM backfill_lines WHERE run_id = $1 AND phase = $2", ct, run.Id, phase.Name);
             await Exec(conn, tx, """
                 UPDATE backfill_runs SET phases_done = array_append(phases_done, $2), bulk_operation_id = NULL, staged_lines = NULL,
-                  phase_cursor = 0, updated_at = $3 WHERE id = $1
+                  phase_cursor = 0, merged_ahead = '{}', updated_at = $3 WHERE id = $1
                 """, ct, run.Id, phase.Name, clock.GetUtcNow());
             await tx.CommitAsync(ct);
         }
-        return run with { PhasesDone = [.. run.PhasesDone, phase.Name], BulkOperationId = null, StagedLines = null, Cursor = 0 };
+        return run with { PhasesDone = [.. run.PhasesDone, phase.Name], BulkOperationId = null, StagedLines = null, Cursor = 0, MergedAhead = [] };
     }
 
     /// <summary>The finished bulk operation's file: the one this run already started when it is still usable, else a new one.</summary>
@@ -196,7 +202,10 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
         await pipe.CompleteAsync();
         // Why: the merge's plans need the table's statistics (without them a chunk can scan every staged line per parent).
         await Exec(conn, tx, "ANALYZE backfill_lines", ct);
-        await Exec(conn, tx, "UPDATE backfill_runs SET staged_lines = $2, updated_at = $3 WHERE id = $1", ct, runId, lines, clock.GetUtcNow());
+        // Why the cursor too: these lines replace any staged before (a PostgreSQL crash, or a new bulk operation's file), and a
+        // cursor into the old ones would skip the start of the new.
+        await Exec(conn, tx, "UPDATE backfill_runs SET staged_lines = $2, phase_cursor = 0, merged_ahead = '{}', updated_at = $3 WHERE id = $1", ct,
+            runId, lines, clock.GetUtcNow());
         await tx.CommitAsync(ct);
         return lines;
     }
@@ -210,54 +219,181 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
     }
 
     /// <summary>
-    /// Parents after the cursor, a chunk at a time, merged with their children by the phase's set-based statements; every
-    /// chunk commits its rows and the cursor together, so a crash loses at most the chunk in flight (merged again on resume).
+    /// Parents after the cursor, a chunk at a time, merged with their children by the phase's set-based statements, on
+    /// <see cref="BackfillOptions.MergeConnections"/> connections at once. Every chunk commits its rows with the run's
+    /// progress: the cursor moves past the chunks merged without a gap before them, and a chunk merged while an earlier one is
+    /// still in flight is recorded in merged_ahead, so a resumed run neither skips the earlier chunk nor merges (and counts)
+    /// the later one again. A crash loses at most the chunks in flight (merged again on resume); one chunk failing stops the
+    /// others.
     /// </summary>
     private async Task<Run> ApplyAsync(Run run, BackfillPhase phase, CancellationToken ct)
     {
-        // Objects done: the chunk's parent lines and their children's lines (as counted when applied one by one).
-        const string chunk = "SELECT bulk_id(body ->> 'id') FROM backfill_lines WHERE run_id = $1 AND phase = $5 AND parent_id IS NULL AND line_no > $2 AND line_no <= $3";
-        while (true)
+        var progress = new MergeProgress(run);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var merges = Enumerable.Range(0, options.Value.MergeConnections).Select(async _ =>
+        {
+            try { await MergeChunksAsync(phase, progress, stop.Token); }
+            catch
+            {
+                await stop.CancelAsync();
+                throw;
+            }
+        }).ToArray();
+        try { await Task.WhenAll(merges); }
+        catch
+        {
+            // Why not WhenAll's exception: it is the first task's, which may be a merge the failing one stopped.
+            if (merges.FirstOrDefault(m => m.IsFaulted) is { } failed) ExceptionDispatchInfo.Throw(failed.Exception!.InnerException!);
+            throw;
+        }
+        return progress.Run;
+    }
+
+    private async Task MergeChunksAsync(BackfillPhase phase, MergeProgress progress, CancellationToken ct)
+    {
+        while (await NextChunkAsync(phase, progress, ct) is (var from, var through))
+            for (var attempt = 1; ; attempt++)
+            {
+                try
+                {
+                    await MergeChunkAsync(phase, progress, from, through, ct);
+                    break;
+                }
+                // Why: chunks hold disjoint objects, but a file naming one object twice (in two chunks) can make two merges
+                // wait for each other; PostgreSQL stops one, which merges again once the other has committed.
+                catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.DeadlockDetected && attempt < 3)
+                {
+                    logger.LogInformation("Backfill run {Run}: chunk ({From}, {Through}] of {Phase} met a deadlock; merging it again", progress.Run.Id, from, through, phase.Name);
+                }
+            }
+    }
+
+    /// <summary>The next chunk to merge: the next <see cref="BackfillOptions.ChunkSize"/> parent lines after the last one handed
+    /// out, passing over chunks merged ahead before a restart. Null when none is left.</summary>
+    private async Task<(long From, long Through)?> NextChunkAsync(BackfillPhase phase, MergeProgress progress, CancellationToken ct)
+    {
+        await progress.Gate.WaitAsync(ct);
+        try
         {
             await using var conn = await db.OpenConnectionAsync(ct);
-            long through;
-            await using (var cmd = new NpgsqlCommand("""
-                SELECT max(line_no) FROM (
-                  SELECT line_no FROM backfill_lines WHERE run_id = $1 AND phase = $2 AND parent_id IS NULL AND line_no > $3 ORDER BY line_no LIMIT $4) chunk
-                """, conn))
+            while (true)
             {
-                cmd.Parameters.AddWithValue(run.Id);
+                await using var cmd = new NpgsqlCommand("""
+                    SELECT max(line_no) FROM (
+                      SELECT line_no FROM backfill_lines WHERE run_id = $1 AND phase = $2 AND parent_id IS NULL AND line_no > $3 ORDER BY line_no LIMIT $4) chunk
+                    """, conn);
+                cmd.Parameters.AddWithValue(progress.Run.Id);
                 cmd.Parameters.AddWithValue(phase.Name);
-                cmd.Parameters.AddWithValue(run.Cursor);
+                cmd.Parameters.AddWithValue(progress.HandedOut);
                 cmd.Parameters.AddWithValue(options.Value.ChunkSize);
-                if (await cmd.ExecuteScalarAsync(ct) is not long last) return run;
-                through = last;
+                if (await cmd.ExecuteScalarAsync(ct) is not long through) return null;
+                var from = progress.HandedOut;
+                if (progress.HandOut(through)) return (from, through);
             }
+        }
+        finally { progress.Gate.Release(); }
+    }
 
-            await using var tx = await conn.BeginTransactionAsync(ct);
-            await using var batch = new NpgsqlBatch(conn, tx);
+    /// <summary>One chunk's rows in one transaction, committed with the run's progress.</summary>
+    private async Task MergeChunkAsync(BackfillPhase phase, MergeProgress progress, long from, long through, CancellationToken ct)
+    {
+        var run = progress.Run;
+        await using var conn = await db.OpenConnectionAsync(ct);
+        await using var tx = await conn.BeginTransactionAsync(ct);
+        await using (var batch = new NpgsqlBatch(conn, tx))
+        {
             // Why no JIT: the planner reckons each jsonb_array_elements call at 100 rows, so a chunk's merge looks like
             // millions of rows and PostgreSQL compiled it for every chunk (300 ms of a 325 ms statement) to run a few thousand.
             Add(batch, "SET LOCAL jit = off");
+            // Why: a chunk's order lines (about 28,000 for 1,000 orders) are sorted by id, and in the default 4 MB the sort spilled to disk.
+            Add(batch, "SET LOCAL work_mem = '32MB'");
             // Why: order_lines has no foreign key to shops (its check ran per line); this holds the shop's row as the check did,
             // once, so the shop cannot be deleted under the chunk and leave lines behind.
-            Add(batch, "SELECT FROM shops WHERE id = $1 FOR KEY SHARE", run.ShopId); // no column: the reader below takes the chunk's count from the last result
+            Add(batch, "SELECT FROM shops WHERE id = $1 FOR KEY SHARE", run.ShopId);
             // The phase's upserts, then each feature's step for the phase (after the rows it reads are written).
             foreach (var sql in phase.Merge.Concat(_steps.Where(s => s.Phase == phase.Name).Select(s => s.Sql)))
-                Add(batch, sql, run.Id, run.ShopId, run.Cursor, through);
-            Add(batch, $"""
-                UPDATE backfill_runs SET phase_cursor = $3, updated_at = $4, state = 'running',
-                  rows_done = rows_done + (SELECT count(*) FROM ({chunk}) p)
-                    -- Why counted per parent: joined as a set, PostgreSQL read every child line of the phase for each chunk.
-                    + (SELECT coalesce(sum((SELECT count(*) FROM backfill_lines c WHERE c.run_id = $1 AND c.phase = $5 AND c.parent_id = p.id)), 0)
-                       FROM (SELECT DISTINCT id FROM ({chunk}) q(id)) p)
+                Add(batch, sql, run.Id, run.ShopId, from, through);
+            await batch.ExecuteNonQueryAsync(ct);
+        }
+        // Objects done: the chunk's parent lines and their children's lines (as counted when applied one by one).
+        const string parents = "SELECT bulk_id(body ->> 'id') FROM backfill_lines WHERE run_id = $1 AND phase = $4 AND parent_id IS NULL AND line_no > $2 AND line_no <= $3";
+        long objects;
+        await using (var count = new NpgsqlCommand($"""
+            SELECT (SELECT count(*) FROM ({parents}) p)
+              -- Why counted per parent: joined as a set, PostgreSQL read every child line of the phase for each chunk.
+              + (SELECT coalesce(sum((SELECT count(*) FROM backfill_lines c WHERE c.run_id = $1 AND c.phase = $4 AND c.parent_id = p.id)), 0)
+                 FROM (SELECT DISTINCT id FROM ({parents}) q(id)) p)::int8
+            """, conn, tx))
+        {
+            foreach (var a in new object[] { run.Id, from, through, phase.Name }) count.Parameters.Add(Sql.Param(a));
+            objects = (long)(await count.ExecuteScalarAsync(ct))!;
+        }
+        // Why one commit at a time: each writes the progress that holds once it commits, which depends on the chunks before it.
+        await progress.Gate.WaitAsync(ct);
+        try
+        {
+            var (cursor, ahead) = progress.IfMerged((from, through));
+            await using var cmd = new NpgsqlCommand("""
+                UPDATE backfill_runs SET phase_cursor = $2, merged_ahead = $3, rows_done = rows_done + $4, updated_at = $5, state = 'running'
                 WHERE id = $1 RETURNING rows_done
-                """, run.Id, run.Cursor, through, clock.GetUtcNow(), phase.Name);
-            long rowsDone = run.RowsDone;
-            await using (var r = await batch.ExecuteReaderAsync(ct))
-                do { if (r.FieldCount > 0 && await r.ReadAsync(ct)) rowsDone = r.GetInt64(0); } while (await r.NextResultAsync(ct));
+                """, conn, tx);
+            foreach (var a in new object[] { run.Id, cursor, ahead, objects, clock.GetUtcNow() }) cmd.Parameters.Add(Sql.Param(a));
+            var rowsDone = (long)(await cmd.ExecuteScalarAsync(ct))!;
             await tx.CommitAsync(ct);
-            run = run with { Cursor = through, RowsDone = rowsDone };
+            progress.Merged((from, through), cursor, ahead, rowsDone);
+        }
+        finally { progress.Gate.Release(); }
+    }
+
+    /// <summary>A phase's merge in progress: the chunks handed out and those merged, from which each commit's cursor and
+    /// merged_ahead follow. Used under <see cref="Gate"/>.</summary>
+    /// <remarks>Why chunks are known by both ends: a chunk is passed over only when exactly it was merged, so a chunk size
+    /// changed between a crash and the resume merges again (idempotently) instead of passing over lines no chunk merged.</remarks>
+    private sealed class MergeProgress(Run run)
+    {
+        public SemaphoreSlim Gate { get; } = new(1, 1);
+
+        /// <summary>As committed last.</summary>
+        public Run Run { get; private set; } = run;
+
+        /// <summary>The last line of the last chunk handed out.</summary>
+        public long HandedOut { get; private set; } = run.Cursor;
+
+        private readonly List<(long From, long Through)> _open = []; // handed out after the cursor, in line order
+        private readonly HashSet<(long From, long Through)> _merged = [.. Pairs(run.MergedAhead)];
+
+        /// <returns>False when exactly this chunk was merged before (the caller takes the next).</returns>
+        public bool HandOut(long through)
+        {
+            var chunk = (HandedOut, through);
+            HandedOut = through;
+            _open.Add(chunk);
+            return !_merged.Contains(chunk);
+        }
+
+        /// <summary>The cursor and merged_ahead (each chunk's first and last line, flattened) once <paramref name="chunk"/> commits.</summary>
+        public (long Cursor, long[] Ahead) IfMerged((long From, long Through) chunk)
+        {
+            var cursor = Run.Cursor;
+            foreach (var c in _open)
+            {
+                if (c != chunk && !_merged.Contains(c)) break;
+                cursor = c.Through;
+            }
+            return (cursor, _merged.Append(chunk).Where(c => c.From >= cursor).Order().SelectMany(c => new[] { c.From, c.Through }).ToArray());
+        }
+
+        public void Merged((long From, long Through) chunk, long cursor, long[] ahead, long rowsDone)
+        {
+            _merged.Add(chunk);
+            _merged.RemoveWhere(c => c.From < cursor);
+            _open.RemoveAll(c => c.Through <= cursor);
+            Run = Run with { Cursor = cursor, MergedAhead = ahead, RowsDone = rowsDone };
+        }
+
+        private static IEnumerable<(long, long)> Pairs(long[] flat)
+        {
+            for (var i = 0; i + 1 < flat.Length; i += 2) yield return (flat[i], flat[i + 1]);
         }
     }
 
@@ -279,11 +415,11 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
             resumed AS (
               UPDATE backfill_runs b SET state = 'running', finished_at = NULL, attempts = attempts + 1, updated_at = $2
               FROM last WHERE b.id = last.id AND b.state <> 'completed'
-              RETURNING b.id, b.shop_id, b.phase, b.bulk_operation_id, b.staged_lines, b.phase_cursor, b.phases_done, b.rows_done),
+              RETURNING b.id, b.shop_id, b.phase, b.bulk_operation_id, b.staged_lines, b.phase_cursor, b.phases_done, b.rows_done, b.merged_ahead),
             created AS (
               INSERT INTO backfill_runs (shop_id, state, started_at, updated_at)
               SELECT $1, 'running', $2, $2 WHERE NOT EXISTS (SELECT 1 FROM resumed)
-              RETURNING id, shop_id, phase, bulk_operation_id, staged_lines, phase_cursor, phases_done, rows_done)
+              RETURNING id, shop_id, phase, bulk_operation_id, staged_lines, phase_cursor, phases_done, rows_done, merged_ahead)
             SELECT * FROM resumed UNION ALL SELECT * FROM created
             """);
         cmd.Parameters.AddWithValue(shopId);
@@ -291,7 +427,7 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
         await using var r = await cmd.ExecuteReaderAsync(ct);
         await r.ReadAsync(ct);
         return new Run(r.GetInt64(0), r.GetInt64(1), r.IsDBNull(2) ? null : r.GetString(2), r.IsDBNull(3) ? null : r.GetString(3),
-            r.IsDBNull(4) ? null : r.GetInt64(4), r.GetInt64(5), r.GetFieldValue<string[]>(6), r.GetInt64(7));
+            r.IsDBNull(4) ? null : r.GetInt64(4), r.GetInt64(5), r.GetFieldValue<string[]>(6), r.GetInt64(7), r.GetFieldValue<long[]>(8));
     }
 
     private async Task Exec(string sql, CancellationToken ct, params object?[] args)

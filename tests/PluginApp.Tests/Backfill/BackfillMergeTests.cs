@@ -159,6 +159,49 @@ public sealed class BackfillMergeTests(AppFixture app) : IClassFixture<AppFixtur
         Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM backfill_lines WHERE run_id = $1", run!));
     }
 
+    [Fact]
+    public async Task Backfill_MergingChunksOnTwoConnections_OneFailing_ResumesWithoutLosingItOrMergingTheOthersTwice()
+    {
+        const string shop = "merge-parallel.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        // Six orders with a line each, staged; a chunk is one order, and two chunks are merged at once.
+        var run = await app.ScalarAsync("""
+            INSERT INTO backfill_runs (shop_id, state, phase, staged_lines, phase_cursor, phases_done, rows_done, started_at, updated_at)
+            VALUES ($1, 'running', 'orders', 12, 0, '{products,customers}', 0, now(), now()) RETURNING id
+            """, shopId);
+        var lines = Enumerable.Range(1, 6).SelectMany(i => new[]
+        {
+            $$"""($1, 'orders', {{2 * i - 1}}, '{"id":"gid://shopify/Order/7700{{i}}","name":"#{{i}}","updatedAt":"2026-07-02T16:00:00Z"}')""",
+            $$"""($1, 'orders', {{2 * i}}, '{"id":"gid://shopify/LineItem/7700{{i}}00","quantity":{{i}},"__parentId":"gid://shopify/Order/7700{{i}}"}')""",
+        });
+        await app.ScalarAsync($"INSERT INTO backfill_lines (run_id, phase, line_no, body) VALUES {string.Join(", ", lines)}", run!);
+        // The third order's chunk fails after two seconds, while the other connection merges the chunks after it.
+        var failing = new BackfillMergeStep("fails on order 77003", StoreMerge.Orders, $"""
+            SELECT CASE WHEN 77003 IN ({StoreMerge.ChunkIds(StoreMerge.Orders)}) THEN (SELECT 1 FROM pg_sleep(2)) / 0 END
+            """);
+
+        await Assert.ThrowsAsync<Npgsql.PostgresException>(() => Backfill(failing).RunAsync(shop, CancellationToken.None));
+
+        const string stored = "SELECT coalesce(string_agg(id::text, ',' ORDER BY id), '') FROM orders WHERE shop_id = $1";
+        Assert.Equal("77001,77002,77004,77005,77006", await app.ScalarAsync(stored, shopId));
+        // The cursor stops at the second order's line, before the failed chunk; the three merged after it are recorded (each as
+        // the line before its first and its last), and every object merged is counted once.
+        const string progress = "SELECT format('%s, cursor %s, merged ahead %s, %s objects', state, phase_cursor, merged_ahead, rows_done) FROM backfill_runs WHERE id = $1";
+        Assert.Equal("failed, cursor 3, merged ahead {5,7,7,9,9,11}, 10 objects", await app.ScalarAsync(progress, run!));
+
+        // Gone before the resume: merging its chunk again would bring it back.
+        await app.ScalarAsync("DELETE FROM orders WHERE shop_id = $1 AND id = 77005", shopId);
+        await Backfill().RunAsync(shop, CancellationToken.None);
+
+        Assert.Equal("77001,77002,77003,77004,77006", await app.ScalarAsync(stored, shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM order_lines WHERE shop_id = $1 AND order_id = 77003 AND quantity = 3", shopId));
+        Assert.Equal("completed, cursor 0, merged ahead {}, 12 objects", await app.ScalarAsync(progress, run!));
+
+        BackfillService Backfill(params BackfillMergeStep[] extra) => ActivatorUtilities.CreateInstance<BackfillService>(app.Factory.Services,
+            Microsoft.Extensions.Options.Options.Create(new BackfillOptions { ChunkSize = 1, MergeConnections = 2 }),
+            app.Factory.Services.GetServices<BackfillMergeStep>().Concat(extra).ToArray());
+    }
+
     private async Task RunBackfillAsync(string shop) =>
         await app.Factory.Services.GetRequiredService<BackfillService>().RunAsync(shop, CancellationToken.None);
 
