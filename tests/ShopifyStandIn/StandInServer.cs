@@ -64,7 +64,7 @@ public sealed partial class StandInServer : IAsyncDisposable
             .RespondWith(Response.Create().WithCallback(req =>
             {
                 var key = BulkKey().Match(req.Path).Groups[1].Value;
-                return (Admin.BulkResult(key) is { } path ? StandInAnswer.File(path) : StandInAnswer.StatusCode(404)).ToResponseAsync();
+                return (Admin.BulkResult(key) is { } jsonl ? StandInAnswer.JsonLines(jsonl) : StandInAnswer.StatusCode(404)).ToResponseAsync();
             }));
     }
 
