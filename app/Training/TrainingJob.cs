@@ -77,6 +77,8 @@ public sealed class NewOrdersTrainingJob(NpgsqlDataSource db, TrainingScheduler 
                 SELECT s.domain FROM shops s
                 WHERE {ShopStatus.Reachable("s")}
                   AND NOT EXISTS (SELECT 1 FROM training_runs t WHERE t.shop_id = s.id AND t.kind = $2 AND t.state = 'running')
+                  -- Why not while the shop's backfill runs: its history is half imported, and the backfill trains every kind when it ends.
+                  AND NOT EXISTS (SELECT 1 FROM backfill_runs b WHERE b.shop_id = s.id AND b.state = 'running')
                   AND (SELECT count(*) FROM orders o WHERE o.shop_id = s.id
                        AND o.created_at > coalesce((SELECT m.data_to FROM models m WHERE m.shop_id = s.id AND m.kind = $2 ORDER BY m.version DESC LIMIT 1), '-infinity')) >= $1
                 """);

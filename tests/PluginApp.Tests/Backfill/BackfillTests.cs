@@ -165,6 +165,44 @@ public sealed class BackfillTests(AppFixture app) : IClassFixture<AppFixture>, I
     }
 
     [Fact]
+    public async Task NewOrdersWhileTheBackfillRuns_TrainNothing_UntilItEnds()
+    {
+        const string shop = "backfill-new-orders.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        await app.ScalarAsync("""
+            INSERT INTO orders (shop_id, id, name, currency, total_price, created_at, updated_at)
+            SELECT $1, 9100000 + i, '#' || i, 'USD', 10, now(), now() FROM generate_series(1, 3) i
+            """, shopId);
+        var run = await app.ScalarAsync("INSERT INTO backfill_runs (shop_id, state, started_at, updated_at) VALUES ($1, 'running', now(), now()) RETURNING id", shopId);
+        var queued = new RecordingJobs();
+        var services = app.Factory.Services;
+        var job = ActivatorUtilities.CreateInstance<PluginApp.Training.NewOrdersTrainingJob>(services,
+            ActivatorUtilities.CreateInstance<PluginApp.Training.TrainingScheduler>(services, (Hangfire.IBackgroundJobClient)queued),
+            Microsoft.Extensions.Options.Options.Create(new PluginApp.Training.TrainingOptions { RetrainAfterNewOrders = 3 }));
+
+        await job.RunAsync(CancellationToken.None);
+        Assert.DoesNotContain(shop, queued.Shops); // three new orders, but the history is still coming in
+
+        await app.ScalarAsync("UPDATE backfill_runs SET state = 'completed', finished_at = now() WHERE id = $1", run!);
+        await job.RunAsync(CancellationToken.None);
+        Assert.Equal(services.GetRequiredService<PluginApp.Training.ModelKinds>().All.Count, queued.Shops.Count(s => s == shop));
+    }
+
+    /// <summary>Keeps the jobs a scheduler would queue (their first argument, the shop) instead of queueing them.</summary>
+    private sealed class RecordingJobs : Hangfire.IBackgroundJobClient
+    {
+        public List<string> Shops { get; } = [];
+
+        public string Create(Hangfire.Common.Job job, Hangfire.States.IState state)
+        {
+            lock (Shops) Shops.Add((string)job.Args[0]);
+            return Guid.NewGuid().ToString("N");
+        }
+
+        public bool ChangeState(string jobId, Hangfire.States.IState state, string expectedState) => false;
+    }
+
+    [Fact]
     public async Task Install_ByTokenExchange_QueuesABackfillThatRunsOnTheCluster()
     {
         const string shop = "backfill-install.myshopify.com";
