@@ -21,6 +21,21 @@ public sealed class PlatformTests(AppFixture app) : IClassFixture<AppFixture>
     }
 
     [Fact]
+    public async Task NoRouteLooksOnDiskPerRequest_WhileTheAdminsAssetsAreServed()
+    {
+        // Why: outside a published build, static assets add a fallback route whose constraint stats wwwroot/<path> for every
+        // GET the routes match (a system call per storefront request and per health check, seen under load); the assets
+        // are served from the build's manifest all the same.
+        var routes = app.Factory.Services.GetRequiredService<Microsoft.AspNetCore.Routing.EndpointDataSource>().Endpoints
+            .OfType<Microsoft.AspNetCore.Routing.RouteEndpoint>().Select(e => e.RoutePattern.RawText ?? "").ToList();
+        Assert.DoesNotContain(routes, r => r.Contains(":file}", StringComparison.Ordinal));
+        var css = routes.First(r => r.StartsWith("admin/", StringComparison.Ordinal) && r.EndsWith(".css", StringComparison.Ordinal));
+        var response = await app.Client.GetAsync("/" + css);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("text/css", response.Content.Headers.ContentType?.MediaType);
+    }
+
+    [Fact]
     public async Task Health_ProcessAndReadiness_Answer200()
     {
         Assert.Equal(HttpStatusCode.OK, (await app.Client.GetAsync("/healthz")).StatusCode);
