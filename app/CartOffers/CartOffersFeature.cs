@@ -101,7 +101,7 @@ public static class CartOffersFeature
     }
 
     /// <summary><c>lines</c>: the cart's lines as "variant:quantity" pairs separated by commas (at most 100).</summary>
-    private static async Task<Results<JsonHttpResult<CartOfferResponse>, ProblemHttpResult>> DecideAsync(HttpContext http, CartOfferService service, string? lines,
+    private static async Task<Results<ProxyJson.Buffered<CartOfferResponse>, ProblemHttpResult>> DecideAsync(HttpContext http, CartOfferService service, string? lines,
         string? cart_token, string? visitor_id, string? logged_in_customer_id, CancellationToken ct)
     {
         var parsed = new List<(long, int)>();
@@ -118,7 +118,7 @@ public static class CartOffersFeature
         var shop = ProxyEndpoints.ShopOf(http);
         var request = new CartOfferRequest(ProxyEndpoints.ShopIdOf(http), shop, string.IsNullOrWhiteSpace(cart_token) ? null : cart_token, parsed,
             Assignment.VisitorHash(shop, visitor_id), ProxyEndpoints.CustomerId(logged_in_customer_id), http.Connection.RemoteIpAddress?.ToString());
-        return TypedResults.Json(await service.DecideAsync(request, ct), ProxyJson.Options);
+        return ProxyJson.Answer(await service.DecideAsync(request, ct));
     }
 
     public sealed record SeenBody(string? DecisionId, string? VisitorId);

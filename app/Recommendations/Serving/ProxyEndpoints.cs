@@ -78,7 +78,7 @@ public static class ProxyEndpoints
         return await next(context);
     }
 
-    private static async Task<Results<JsonHttpResult<RecommendationResponse>, ProblemHttpResult>> RecommendAsync(HttpContext http, RecommendationService service, string? placement, long? product_id,
+    private static async Task<Results<ProxyJson.Buffered<RecommendationResponse>, ProblemHttpResult>> RecommendAsync(HttpContext http, RecommendationService service, string? placement, long? product_id,
         string? variant_ids, int? limit, string? visitor_id, string? logged_in_customer_id, CancellationToken ct)
     {
         placement ??= product_id is null ? "cart" : "product";
@@ -96,7 +96,7 @@ public static class ProxyEndpoints
         var request = new RecommendationRequest((long)http.Items[ShopIdItem]!, shop, placement, product_id, variants.ToArray(),
             Math.Clamp(limit ?? 4, 1, 12), PluginApp.Experiments.Assignment.VisitorHash(shop, visitor_id), CustomerId(logged_in_customer_id),
             ClientIp: http.Connection.RemoteIpAddress?.ToString());
-        return TypedResults.Json(await service.RecommendAsync(request, ct), ProxyJson.Options);
+        return ProxyJson.Answer(await service.RecommendAsync(request, ct));
     }
 
     public sealed record EventBody(
@@ -189,6 +189,40 @@ public static class ProxyJson
         TypeInfoResolver = System.Text.Json.Serialization.Metadata.JsonTypeInfoResolver.Combine(
             ProxyJsonContext.Default, new System.Text.Json.Serialization.Metadata.DefaultJsonTypeInfoResolver()),
     };
+
+    /// <summary>A storefront answer in these options' JSON, with its Content-Length (<see cref="Buffered{T}"/>).</summary>
+    public static Buffered<T> Answer<T>(T value) => new(value, (System.Text.Json.Serialization.Metadata.JsonTypeInfo<T>)Options.GetTypeInfo(typeof(T)));
+
+    /// <summary>
+    /// A JSON answer serialized whole before it is written, so it goes out with its Content-Length in one send. Why: a
+    /// streamed JSON answer goes out chunked, and its closing chunk in a second send after the endpoint returns; for the
+    /// storefront's small answers that was a second system call and a chunked read on Shopify's side for each request.
+    /// </summary>
+    public sealed class Buffered<T>(T value, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> type) : IResult, IStatusCodeHttpResult, IValueHttpResult<T>, IContentTypeHttpResult
+    {
+        [ThreadStatic] private static System.Buffers.ArrayBufferWriter<byte>? _buffer;
+        [ThreadStatic] private static System.Text.Json.Utf8JsonWriter? _writer;
+
+        public T Value { get; } = value;
+        public int? StatusCode => StatusCodes.Status200OK;
+        public string ContentType => "application/json; charset=utf-8";
+
+        public Task ExecuteAsync(HttpContext http)
+        {
+            // Why one buffer per thread: serialized and copied to the response without an await between, so no other request shares it.
+            var buffer = _buffer ??= new System.Buffers.ArrayBufferWriter<byte>(4096);
+            buffer.ResetWrittenCount();
+            var writer = _writer ??= new System.Text.Json.Utf8JsonWriter(buffer);
+            writer.Reset(buffer);
+            System.Text.Json.JsonSerializer.Serialize(writer, Value, type);
+            http.Response.StatusCode = StatusCodes.Status200OK;
+            http.Response.ContentType = ContentType;
+            http.Response.ContentLength = buffer.WrittenCount;
+            System.Buffers.BuffersExtensions.Write(http.Response.BodyWriter, buffer.WrittenSpan);
+            if (buffer.Capacity > 64 * 1024) _buffer = null; // an unusually large answer is not kept
+            return Task.CompletedTask;
+        }
+    }
 }
 
 [JsonSourceGenerationOptions(System.Text.Json.JsonSerializerDefaults.Web, PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
