@@ -53,13 +53,32 @@ public static class Assignment
     public static double Bucket(string shop, string unitKey, string experiment)
     {
         Span<byte> hash = stackalloc byte[32];
-        SHA256.HashData(Encoding.UTF8.GetBytes($"{shop}|{unitKey}|{experiment}"), hash);
+        Sha256Joined(hash, shop, unitKey, experiment);
         return BitConverter.ToUInt32(hash) / (double)uint.MaxValue;
     }
 
     /// <summary>A visitor id as we store it: salted with the shop so it means nothing elsewhere.</summary>
-    public static string? VisitorHash(string shop, string? visitorId) => string.IsNullOrWhiteSpace(visitorId) ? null
-        : Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes($"pluginapp-visitor|{shop}|{visitorId}")))[..32];
+    public static string? VisitorHash(string shop, string? visitorId)
+    {
+        if (string.IsNullOrWhiteSpace(visitorId)) return null;
+        Span<byte> hash = stackalloc byte[32];
+        Sha256Joined(hash, "pluginapp-visitor", shop, visitorId);
+        return Convert.ToHexStringLower(hash[..16]);
+    }
+
+    /// <summary>SHA-256 of the parts' UTF-8 joined by '|'. Why not through a joined string: it is asked on every storefront
+    /// request, and the string and its bytes were two allocations each time.</summary>
+    private static void Sha256Joined(Span<byte> hash, string a, string b, string c)
+    {
+        var length = Encoding.UTF8.GetByteCount(a) + Encoding.UTF8.GetByteCount(b) + Encoding.UTF8.GetByteCount(c) + 2;
+        Span<byte> text = length <= 512 ? stackalloc byte[512] : new byte[length];
+        var n = Encoding.UTF8.GetBytes(a, text);
+        text[n++] = (byte)'|';
+        n += Encoding.UTF8.GetBytes(b, text[n..]);
+        text[n++] = (byte)'|';
+        n += Encoding.UTF8.GetBytes(c, text[n..]);
+        SHA256.HashData(text[..n], hash);
+    }
 
     /// <summary>The unit an exposure is counted under: the visitor when the block knows one, else the logged-in customer.</summary>
     public static string? Unit(string? visitorHash, long? customerId) =>
