@@ -139,10 +139,7 @@ public sealed class BackfillMergeTests(AppFixture app) : IClassFixture<AppFixtur
         const string shop = "merge-resume.myshopify.com";
         var shopId = await app.InstallShopAsync(shop);
         // A run that staged its orders and had merged the first chunk (through line 2) when its process died.
-        var run = await app.ScalarAsync("""
-            INSERT INTO backfill_runs (shop_id, state, phase, staged_lines, phase_cursor, phases_done, rows_done, started_at, updated_at)
-            VALUES ($1, 'running', 'orders', 4, 2, '{products,customers}', 2, now(), now()) RETURNING id
-            """, shopId);
+        var run = await OrdersStagedAsync(shopId, lines: 4, cursor: 2, objectsDone: 2);
         await app.ScalarAsync("""
             INSERT INTO backfill_lines (run_id, phase, line_no, body) VALUES
               ($1, 'orders', 1, '{"id":"gid://shopify/Order/66001","name":"#1","updatedAt":"2026-07-02T16:00:00Z"}'),
@@ -165,10 +162,7 @@ public sealed class BackfillMergeTests(AppFixture app) : IClassFixture<AppFixtur
         const string shop = "merge-parallel.myshopify.com";
         var shopId = await app.InstallShopAsync(shop);
         // Six orders with a line each, staged; a chunk is one order, and two chunks are merged at once.
-        var run = await app.ScalarAsync("""
-            INSERT INTO backfill_runs (shop_id, state, phase, staged_lines, phase_cursor, phases_done, rows_done, started_at, updated_at)
-            VALUES ($1, 'running', 'orders', 12, 0, '{products,customers}', 0, now(), now()) RETURNING id
-            """, shopId);
+        var run = await OrdersStagedAsync(shopId, lines: 12, cursor: 0, objectsDone: 0);
         var lines = Enumerable.Range(1, 6).SelectMany(i => new[]
         {
             $$"""($1, 'orders', {{2 * i - 1}}, '{"id":"gid://shopify/Order/7700{{i}}","name":"#{{i}}","updatedAt":"2026-07-02T16:00:00Z"}')""",
@@ -201,6 +195,12 @@ public sealed class BackfillMergeTests(AppFixture app) : IClassFixture<AppFixtur
             Microsoft.Extensions.Options.Options.Create(new BackfillOptions { ChunkSize = 1, MergeConnections = 2 }),
             app.Factory.Services.GetServices<BackfillMergeStep>().Concat(extra).ToArray());
     }
+
+    /// <summary>A run of the shop whose products and customers are merged and whose orders' file is staged, as its process left it.</summary>
+    private async Task<object?> OrdersStagedAsync(long shopId, long lines, long cursor, long objectsDone) => await app.ScalarAsync("""
+        INSERT INTO backfill_runs (shop_id, state, phase, staged_lines, phase_cursor, phases_done, rows_done, started_at, updated_at)
+        VALUES ($1, 'running', 'orders', $2, $3, '{products,customers}', $4, now(), now()) RETURNING id
+        """, shopId, lines, cursor, objectsDone);
 
     private async Task RunBackfillAsync(string shop) =>
         await app.Factory.Services.GetRequiredService<BackfillService>().RunAsync(shop, CancellationToken.None);
