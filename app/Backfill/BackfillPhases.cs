@@ -14,6 +14,9 @@ internal sealed record BackfillPhase(string Name, string QueryPath)
 
     public IReadOnlyList<string> Merge => StoreMerge.Phases[Name];
 
+    /// <summary>The store tables <see cref="Merge"/> writes.</summary>
+    public IReadOnlyList<string> Tables => StoreMerge.Tables[Name];
+
     /// <summary>In this order: orders refer to products and customers.</summary>
     public static readonly BackfillPhase[] All =
     [

@@ -123,6 +123,14 @@ internal static class StoreMerge
         ["subtotal"] = Money("rl.line", "subtotalSet"), ["restock_type"] = "lower(rl.line ->> 'restockType')",
     };
 
+    /// <summary>The tables each phase's merge writes.</summary>
+    public static readonly IReadOnlyDictionary<string, string[]> Tables = new Dictionary<string, string[]>
+    {
+        [Products] = ["products", "variants", "product_collections"],
+        [Customers] = ["customers"],
+        [Orders] = ["orders", "order_lines", "refunds", "refund_lines"],
+    };
+
     /// <summary>The merge of a chunk of each phase, in order.</summary>
     public static readonly IReadOnlyDictionary<string, string[]> Phases = new Dictionary<string, string[]>
     {

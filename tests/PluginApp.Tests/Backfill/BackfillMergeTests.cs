@@ -157,6 +157,40 @@ public sealed class BackfillMergeTests(AppFixture app) : IClassFixture<AppFixtur
     }
 
     [Fact]
+    public async Task Backfill_DroppingItsMergedLines_LeavesOtherRunsStagedLinesAlone()
+    {
+        // Runs of two other shops, staged before and after this one's and not merged yet (one staged only a child line, the
+        // other only a parent line), while this shop's run merges its orders.
+        var before = await OrdersStagedAsync(await app.InstallShopAsync("staged-before.myshopify.com"), lines: 1, cursor: 0, objectsDone: 0);
+        const string shop = "staged-own.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        var own = await OrdersStagedAsync(shopId, lines: 2, cursor: 0, objectsDone: 0);
+        var after = await OrdersStagedAsync(await app.InstallShopAsync("staged-after.myshopify.com"), lines: 1, cursor: 0, objectsDone: 0);
+        await app.ScalarAsync("""
+            INSERT INTO backfill_lines (run_id, phase, line_no, body) VALUES
+              ($1, 'orders', 1, '{"id":"gid://shopify/LineItem/6610100","quantity":1,"__parentId":"gid://shopify/Order/66101"}'),
+              ($2, 'orders', 1, '{"id":"gid://shopify/Order/66201","name":"#1","updatedAt":"2026-07-02T16:00:00Z"}'),
+              ($2, 'orders', 2, '{"id":"gid://shopify/LineItem/6620100","quantity":2,"__parentId":"gid://shopify/Order/66201"}'),
+              ($3, 'orders', 1, '{"id":"gid://shopify/Order/66301","name":"#1","updatedAt":"2026-07-02T16:00:00Z"}')
+            """, before!, own!, after!);
+
+        await RunBackfillAsync(shop);
+
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM order_lines WHERE shop_id = $1 AND order_id = 66201 AND quantity = 2", shopId));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM backfill_lines WHERE run_id = $1", own!));
+        const string kept = "SELECT string_agg(format('%s:%s', run_id, body ->> 'id'), ',' ORDER BY run_id) FROM backfill_lines WHERE run_id IN ($1, $2)";
+        Assert.Equal($"{before}:gid://shopify/LineItem/6610100,{after}:gid://shopify/Order/66301", await app.ScalarAsync(kept, before!, after!));
+
+        // Alone now (the others' runs are gone with their lines), a run's merged lines are dropped as well.
+        await app.ScalarAsync("DELETE FROM backfill_runs WHERE id IN ($1, $2)", before!, after!);
+        var again = await OrdersStagedAsync(shopId, lines: 1, cursor: 0, objectsDone: 0);
+        await app.ScalarAsync("""INSERT INTO backfill_lines (run_id, phase, line_no, body) VALUES ($1, 'orders', 1, '{"id":"gid://shopify/Order/66202","name":"#2","updatedAt":"2026-07-02T16:00:00Z"}')""", again!);
+        await RunBackfillAsync(shop);
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1 AND id = 66202", shopId));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM backfill_lines WHERE run_id = $1", again!));
+    }
+
+    [Fact]
     public async Task Backfill_MergingChunksOnTwoConnections_OneFailing_ResumesWithoutLosingItOrMergingTheOthersTwice()
     {
         const string shop = "merge-parallel.myshopify.com";
