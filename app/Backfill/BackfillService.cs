@@ -15,12 +15,13 @@ using PluginApp.Data;
 namespace PluginApp.Backfill;
 
 /// <summary>
-/// Imports a shop's history with bulk queries (products, customers, then a year of orders). Each phase's JSONL is
-/// streamed with COPY into backfill_lines as it comes (children may come before or after their parents, so the file is
-/// staged, never held in memory; the app does not parse it), then merged into the store a chunk of parents at a time by
-/// set-based upserts under the webhook path's rules (<see cref="StoreMerge"/>), each chunk committed with the run's
-/// cursor. A run interrupted anywhere resumes: a staged phase continues after its cursor; a phase whose file was not fully
-/// staged waits for the same bulk operation again and re-stages it.
+/// Imports a shop's history with bulk queries (products, customers, then a year of orders), all started at once. Each
+/// phase's JSONL is streamed with COPY into backfill_lines as soon as Shopify has it ready (children may come before or
+/// after their parents, so the file is staged, never held in memory; the app does not parse it), then merged into the
+/// store, phase after phase, a chunk of parents at a time by set-based upserts under the webhook path's rules
+/// (<see cref="StoreMerge"/>), each chunk committed with the run's cursor. A run interrupted anywhere resumes: a staged
+/// phase continues after its cursor; a phase whose file was not fully staged waits for the same bulk operation again and
+/// re-stages it.
 /// </summary>
 public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, AdminGraphQLClient shopify, IHttpClientFactory httpFactory, JobLocks locks, RunLog runs,
     IEnumerable<BackfillMergeStep> steps, IOptions<BackfillOptions> options, TimeProvider clock, ILogger<BackfillService> logger)
@@ -29,10 +30,13 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
 
     public const string DownloadClient = "bulk-download";
 
+    /// <param name="Phase">The phase being merged.</param>
+    /// <param name="BulkOperations">Each phase's bulk operation, once started.</param>
+    /// <param name="Staged">Each fully staged phase's line count.</param>
     /// <param name="Cursor">The last staged line of the phase whose chunk, and every chunk before it, is merged.</param>
     /// <param name="MergedAhead">Chunks after the cursor that are merged too: each one's first (exclusive) and last line, flattened.</param>
-    private sealed record Run(long Id, long ShopId, string? Phase, string? BulkOperationId, long? StagedLines, long Cursor, string[] PhasesDone, long RowsDone,
-        long[] MergedAhead);
+    private sealed record Run(long Id, long ShopId, string? Phase, IReadOnlyDictionary<string, string> BulkOperations, IReadOnlyDictionary<string, long> Staged,
+        long Cursor, string[] PhasesDone, long RowsDone, long[] MergedAhead);
 
     /// <summary>Runs (or resumes) the shop's backfill. One per shop at a time across every instance: a second caller waits, then runs its own.</summary>
     public async Task RunAsync(string shop, CancellationToken ct)
@@ -42,8 +46,25 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
         var run = await OpenRunAsync(shopId, ct);
         try
         {
-            foreach (var phase in BackfillPhase.All.Where(p => !run.PhasesDone.Contains(p.Name)))
-                run = await RunPhaseAsync(shop, run, phase, ct);
+            var pending = BackfillPhase.All.Where(p => !run.PhasesDone.Contains(p.Name)).ToArray();
+            // Why every phase's file at once: Shopify runs up to five bulk queries per shop at a time (API 2026-01 on), so the
+            // run waits for the slowest file rather than for each in turn, and a file is staged while earlier phases merge.
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            var start = run;
+            var staging = pending.ToDictionary(p => p.Name, p => StagePhaseAsync(shop, start, p, stop.Token));
+            try
+            {
+                foreach (var phase in pending)
+                    run = await MergePhaseAsync(run, phase, await staging[phase.Name], ct);
+            }
+            catch
+            {
+                // Why wait for them: a staging must not go on writing after its run has failed (and been retried).
+                await stop.CancelAsync();
+                try { await Task.WhenAll(staging.Values); }
+                catch (Exception) when (stop.IsCancellationRequested) { }
+                throw;
+            }
             await AnalyzeStoreAsync(ct);
             await runs.FinishAsync(RunLog.Backfill, run.Id, "completed", null, new() { ["phase"] = null });
             logger.LogInformation("Backfill of {Shop} completed: {Rows} objects", shop, run.RowsDone);
@@ -67,44 +88,46 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
             new ParallelOptions { MaxDegreeOfParallelism = options.Value.MergeConnections, CancellationToken = ct },
             async (table, token) => await Exec($"ANALYZE {table}", token));
 
-    private async Task<Run> RunPhaseAsync(string shop, Run run, BackfillPhase phase, CancellationToken ct)
+    /// <summary>The phase's file staged (or found staged by an earlier attempt, unless a PostgreSQL crash emptied the unlogged
+    /// lines): its line count, and whether it was staged now (which moves a cursor into the phase back to its start).</summary>
+    private async Task<(long Lines, bool Now)> StagePhaseAsync(string shop, Run run, BackfillPhase phase, CancellationToken ct)
+    {
+        if (run.Staged.TryGetValue(phase.Name, out var lines) && (lines == 0 || await HasStagedLinesAsync(run.Id, phase.Name, ct)))
+            return (lines, false);
+        var url = await BulkResultUrlAsync(shop, run, phase, ct);
+        if (url is not null) return (await StageAsync(run.Id, phase.Name, url, ct), true);
+        await Exec("UPDATE backfill_runs SET staged = staged || jsonb_build_object($2::text, 0) WHERE id = $1", ct, run.Id, phase.Name);
+        return (0, true);
+    }
+
+    private async Task<Run> MergePhaseAsync(Run run, BackfillPhase phase, (long Lines, bool Now) staged, CancellationToken ct)
     {
         if (run.Phase != phase.Name)
         {
-            await Exec("""
-                UPDATE backfill_runs SET phase = $2, bulk_operation_id = NULL, staged_lines = NULL, phase_cursor = 0, merged_ahead = '{}', updated_at = $3
-                WHERE id = $1
-                """, ct, run.Id, phase.Name, clock.GetUtcNow());
-            run = run with { Phase = phase.Name, BulkOperationId = null, StagedLines = null, Cursor = 0, MergedAhead = [] };
+            await Exec("UPDATE backfill_runs SET phase = $2, phase_cursor = 0, merged_ahead = '{}', updated_at = $3 WHERE id = $1", ct,
+                run.Id, phase.Name, clock.GetUtcNow());
+            run = run with { Phase = phase.Name, Cursor = 0, MergedAhead = [] };
         }
-        // Why: staged lines are unlogged, so a PostgreSQL crash empties them; a phase staged before it is staged again.
-        if (run.StagedLines > 0 && !await HasStagedLinesAsync(run.Id, phase.Name, ct))
-            run = run with { StagedLines = null, Cursor = 0, MergedAhead = [] };
-        if (run.StagedLines is null)
-        {
-            var url = await BulkResultUrlAsync(shop, run, phase, ct);
-            // Staging replaces the phase's lines, so its merge starts from the top (StageAsync resets the cursor with them).
-            run = run with { StagedLines = url is null ? 0 : await StageAsync(run.Id, phase.Name, url, ct), Cursor = 0, MergedAhead = [] };
-            if (url is null) await Exec("UPDATE backfill_runs SET staged_lines = 0 WHERE id = $1", ct, run.Id);
-        }
-        run = await ApplyAsync(run, phase, ct);
+        // Staged now, the phase's lines replace any staged before, and are merged from the top (StageAsync reset the cursor).
+        else if (staged.Now) run = run with { Cursor = 0, MergedAhead = [] };
+        if (staged.Lines > 0) run = await ApplyAsync(run, phase, ct);
         await using (var conn = await db.OpenConnectionAsync(ct))
         await using (var tx = await conn.BeginTransactionAsync(ct))
         {
             await DropStagedLinesAsync(conn, tx, run.Id, phase.Name, ct);
             await Exec(conn, tx, """
-                UPDATE backfill_runs SET phases_done = array_append(phases_done, $2), bulk_operation_id = NULL, staged_lines = NULL,
+                UPDATE backfill_runs SET phases_done = array_append(phases_done, $2), bulk_operations = bulk_operations - $2, staged = staged - $2,
                   phase_cursor = 0, merged_ahead = '{}', updated_at = $3 WHERE id = $1
                 """, ct, run.Id, phase.Name, clock.GetUtcNow());
             await tx.CommitAsync(ct);
         }
-        return run with { PhasesDone = [.. run.PhasesDone, phase.Name], BulkOperationId = null, StagedLines = null, Cursor = 0, MergedAhead = [] };
+        return run with { PhasesDone = [.. run.PhasesDone, phase.Name], Cursor = 0, MergedAhead = [] };
     }
 
     /// <summary>The finished bulk operation's file: the one this run already started when it is still usable, else a new one.</summary>
     private async Task<string?> BulkResultUrlAsync(string shop, Run run, BackfillPhase phase, CancellationToken ct)
     {
-        if (run.BulkOperationId is { } existing)
+        if (run.BulkOperations.GetValueOrDefault(phase.Name) is { } existing)
         {
             var (done, url) = await WaitAsync(shop, existing, throwOnFailure: false, ct);
             if (done) return url;
@@ -114,7 +137,8 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
             clock.GetUtcNow().AddDays(-options.Value.OrderHistoryDays).ToString("yyyy-MM-dd", CultureInfo.InvariantCulture), StringComparison.Ordinal);
         var started = await shopify.MutateAsync(shop, GraphQLDocuments.Load("Backfill/Queries/run-bulk-query.graphql"), new { query }, "bulkOperationRunQuery", ct);
         var id = started.GetProperty("bulkOperation").GetProperty("id").GetString()!;
-        await Exec("UPDATE backfill_runs SET bulk_operation_id = $2, state = 'running', updated_at = $3 WHERE id = $1", ct, run.Id, id, clock.GetUtcNow());
+        await Exec("UPDATE backfill_runs SET bulk_operations = bulk_operations || jsonb_build_object($2::text, $3::text), updated_at = $4 WHERE id = $1", ct,
+            run.Id, phase.Name, id, clock.GetUtcNow());
         return (await WaitAsync(shop, id, throwOnFailure: true, ct)).Url;
     }
 
@@ -214,10 +238,13 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
         await pipe.CompleteAsync();
         // Why: the merge's plans need the table's statistics (without them a chunk can scan every staged line per parent).
         await Exec(conn, tx, "ANALYZE backfill_lines", ct);
-        // Why the cursor too: these lines replace any staged before (a PostgreSQL crash, or a new bulk operation's file), and a
-        // cursor into the old ones would skip the start of the new.
-        await Exec(conn, tx, "UPDATE backfill_runs SET staged_lines = $2, phase_cursor = 0, merged_ahead = '{}', updated_at = $3 WHERE id = $1", ct,
-            runId, lines, clock.GetUtcNow());
+        // Why the cursor too, when the phase is the one merging: these lines replace any staged before (a PostgreSQL crash, or a
+        // new bulk operation's file), and a cursor into the old ones would skip the start of the new.
+        await Exec(conn, tx, """
+            UPDATE backfill_runs SET staged = staged || jsonb_build_object($4::text, $2::int8),
+              phase_cursor = CASE WHEN phase = $4 THEN 0 ELSE phase_cursor END, merged_ahead = CASE WHEN phase = $4 THEN '{}' ELSE merged_ahead END, updated_at = $3
+            WHERE id = $1
+            """, ct, runId, lines, clock.GetUtcNow(), phase);
         await tx.CommitAsync(ct);
         return lines;
     }
@@ -460,19 +487,20 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
             resumed AS (
               UPDATE backfill_runs b SET state = 'running', finished_at = NULL, attempts = attempts + 1, updated_at = $2
               FROM last WHERE b.id = last.id AND b.state <> 'completed'
-              RETURNING b.id, b.shop_id, b.phase, b.bulk_operation_id, b.staged_lines, b.phase_cursor, b.phases_done, b.rows_done, b.merged_ahead),
+              RETURNING b.id, b.shop_id, b.phase, b.bulk_operations::text, b.staged::text, b.phase_cursor, b.phases_done, b.rows_done, b.merged_ahead),
             created AS (
               INSERT INTO backfill_runs (shop_id, state, started_at, updated_at)
               SELECT $1, 'running', $2, $2 WHERE NOT EXISTS (SELECT 1 FROM resumed)
-              RETURNING id, shop_id, phase, bulk_operation_id, staged_lines, phase_cursor, phases_done, rows_done, merged_ahead)
+              RETURNING id, shop_id, phase, bulk_operations::text, staged::text, phase_cursor, phases_done, rows_done, merged_ahead)
             SELECT * FROM resumed UNION ALL SELECT * FROM created
             """);
         cmd.Parameters.AddWithValue(shopId);
         cmd.Parameters.AddWithValue(clock.GetUtcNow());
         await using var r = await cmd.ExecuteReaderAsync(ct);
         await r.ReadAsync(ct);
-        return new Run(r.GetInt64(0), r.GetInt64(1), r.IsDBNull(2) ? null : r.GetString(2), r.IsDBNull(3) ? null : r.GetString(3),
-            r.IsDBNull(4) ? null : r.GetInt64(4), r.GetInt64(5), r.GetFieldValue<string[]>(6), r.GetInt64(7), r.GetFieldValue<long[]>(8));
+        return new Run(r.GetInt64(0), r.GetInt64(1), r.IsDBNull(2) ? null : r.GetString(2),
+            JsonSerializer.Deserialize<Dictionary<string, string>>(r.GetString(3))!, JsonSerializer.Deserialize<Dictionary<string, long>>(r.GetString(4))!,
+            r.GetInt64(5), r.GetFieldValue<string[]>(6), r.GetInt64(7), r.GetFieldValue<long[]>(8));
     }
 
     private async Task Exec(string sql, CancellationToken ct, params object?[] args)

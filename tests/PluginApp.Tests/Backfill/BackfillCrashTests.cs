@@ -75,7 +75,7 @@ public sealed class BackfillCrashTests(NoSchedulerAppFixture app) : IClassFixtur
             app.Factory.Services.GetRequiredService<BackfillScheduler>().Schedule(Shop);
             var deadline = DateTime.UtcNow.AddSeconds(60);
             while (DateTime.UtcNow < deadline && !doomed.HasExited && await app.CountAsync(
-                       "SELECT count(*) FROM backfill_runs WHERE shop_id = $1 AND phase = 'orders' AND bulk_operation_id IS NOT NULL", shopId) == 0)
+                       "SELECT count(*) FROM backfill_runs WHERE shop_id = $1 AND phases_done = '{products,customers}' AND bulk_operations ? 'orders'", shopId) == 0)
                 await Task.Delay(100);
             Assert.True(!doomed.HasExited, "the app process exited by itself:\n" + doomed.Output);
             Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM backfill_runs WHERE shop_id = $1 AND state = 'running' AND phases_done = '{products,customers}'", shopId));

@@ -232,8 +232,8 @@ public sealed class BackfillMergeTests(AppFixture app) : IClassFixture<AppFixtur
 
     /// <summary>A run of the shop whose products and customers are merged and whose orders' file is staged, as its process left it.</summary>
     private async Task<object?> OrdersStagedAsync(long shopId, long lines, long cursor, long objectsDone) => await app.ScalarAsync("""
-        INSERT INTO backfill_runs (shop_id, state, phase, staged_lines, phase_cursor, phases_done, rows_done, started_at, updated_at)
-        VALUES ($1, 'running', 'orders', $2, $3, '{products,customers}', $4, now(), now()) RETURNING id
+        INSERT INTO backfill_runs (shop_id, state, phase, staged, phase_cursor, phases_done, rows_done, started_at, updated_at)
+        VALUES ($1, 'running', 'orders', jsonb_build_object('orders', $2::int8), $3, '{products,customers}', $4, now(), now()) RETURNING id
         """, shopId, lines, cursor, objectsDone);
 
     private async Task RunBackfillAsync(string shop) =>

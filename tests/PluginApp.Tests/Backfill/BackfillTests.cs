@@ -102,6 +102,38 @@ public sealed class BackfillTests(AppFixture app) : IClassFixture<AppFixture>, I
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM backfill_runs WHERE shop_id = $1 AND state = 'completed' AND rows_done = 11", shopId));
     }
 
+    [Fact]
+    public async Task Backfill_StartsEveryPhasesBulkQueryAtOnce_AndStagesOrdersWhileProductsAreStillBeingBuilt()
+    {
+        const string shop = "backfill-at-once.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        ServeStore(product: 940, orders: [2401, 2402], refund: 5504);
+        var (productQueries, orderQueries) = (app.Shopify.Admin.BulkOperationsStarted("products"), app.Shopify.Admin.BulkOperationsStarted("orders"));
+        app.Shopify.Admin.HoldBulk("products"); // Shopify is still building the products file
+        try
+        {
+            var backfill = RunBackfillAsync(shop);
+            const string orders = "SELECT count(*) FROM backfill_runs WHERE shop_id = $1 AND (staged ->> 'orders')::int8 > 0 AND (staged ->> 'customers')::int8 > 0";
+            var deadline = DateTime.UtcNow.AddSeconds(30);
+            while (DateTime.UtcNow < deadline && !backfill.IsCompleted && await app.CountAsync(orders, shopId) == 0) await Task.Delay(50);
+
+            // The orders and customers files are staged while products' is being built; nothing is merged out of order.
+            Assert.Equal(1, await app.CountAsync(orders, shopId));
+            Assert.Equal(productQueries + 1, app.Shopify.Admin.BulkOperationsStarted("products"));
+            Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1", shopId));
+            Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM customers WHERE shop_id = $1", shopId));
+
+            app.Shopify.Admin.ReleaseBulk("products");
+            await backfill;
+        }
+        finally { app.Shopify.Admin.ReleaseBulk("products"); }
+
+        Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1", shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM products WHERE shop_id = $1 AND id = 940", shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM backfill_runs WHERE shop_id = $1 AND state = 'completed' AND staged = '{}' AND bulk_operations = '{}'", shopId));
+        Assert.Equal(orderQueries + 1, app.Shopify.Admin.BulkOperationsStarted("orders"));
+    }
+
     /// <summary>
     /// The staging writes lines to PostgreSQL in 64 KB messages: a file of many messages, a line longer than one message,
     /// text beyond ASCII, Windows line ends and a NUL escape (which jsonb refuses) must all land as they came.
