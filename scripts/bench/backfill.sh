@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
 # Backfill benchmark: the whole Online Retail set served as bulk-operation JSONL by the stand-in Admin API and
 # imported by the app's backfill job; the baseline is a plain COPY of the same JSONL lines into an empty table.
-# Also prints the app's resident memory: at rest before the backfill, and its peak during the backfill (VmHWM).
-# Usage: scripts/bench/backfill.sh   (ports: BENCH_APP_PORT, default 5091; BENCH_PG_PORT, default 55434)
+# The app runs as deployed (Production) and shops install as an embedded first load installs them (token exchange with
+# the stand-in). Each round backfills a new shop between two COPYs (the machine's speed drifts; a round's ratio is to the
+# mean of the two) and lets the trainings its backfill queues end; the ratio printed last is the rounds' median. The first
+# round's app has just started; later rounds' tables hold the earlier shops' rows.
+# Also prints the app's resident memory: at rest, and per round at its start, its peak (VmHWM) during the backfill, and
+# with the trainings after it.
+# Usage: scripts/bench/backfill.sh [ROUNDS, default 3]   (ports: BENCH_APP_PORT, default 5091; BENCH_PG_PORT, default 55434)
 set -euo pipefail
 ROOT_DIR="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$ROOT_DIR"
-source scripts/lib/dotnet.sh
-source scripts/lib/postgres.sh
-source scripts/lib/app.sh
+source scripts/lib/bench-store.sh
 PORT="${BENCH_APP_PORT:-5091}"
-PG_PORT="${BENCH_PG_PORT:-55434}"
+ROUNDS="${1:-3}"
+PG_PORT="$BENCH_PG_PORT"
 mkdir -p .run
 pg_reset bench
 pg_up bench "$PG_PORT"
@@ -33,8 +37,7 @@ dotnet tests/ShopifyStandIn/bin/Release/net10.0/ShopifyStandIn.dll --secret "$SE
 STANDIN_PID=$!
 for _ in $(seq 1 60); do [ -s .run/bench-standin-url ] && break; sleep 0.25; done
 
-# The Demo environment installs demo-store.myshopify.com at start, which queues its backfill.
-export ASPNETCORE_ENVIRONMENT=Demo Logging__LogLevel__Default=Warning
+export ASPNETCORE_ENVIRONMENT=Production Logging__LogLevel__Default=Warning
 export ConnectionStrings__Postgres="$PG_CONN" Shopify__ClientId=bench-client Shopify__ClientSecret="$SECRET"
 export Shopify__AppUrl="http://127.0.0.1:$PORT" Shopify__ShopUrlTemplate="$(cat .run/bench-standin-url)/shops/{shop}"
 export Backfill__PollInterval="00:00:00.100" Backfill__ChunkSize=1000
@@ -42,33 +45,80 @@ app_keyring "$ROOT_DIR/.run/bench-keyring.pfx"
 app_start "$PORT" .run/bench-backfill-app.log
 kib() { awk -v k="$1" '$1 == k":" {print $2}' "/proc/$APP_PID/status"; }
 rest_kib=$(kib VmRSS)
+psql_q() { bench_psql "$1"; }
 
-psql_q() { runuser -u postgres -- psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -d pluginapp -tAc "$1"; }
-for _ in $(seq 1 6000); do
-  state=$(psql_q "SELECT state FROM backfill_runs ORDER BY id DESC LIMIT 1")
-  [ "$state" = completed ] && break
-  [ "$state" = failed ] && { echo "backfill failed: $(psql_q 'SELECT error FROM backfill_runs ORDER BY id DESC LIMIT 1')"; exit 1; }
-  sleep 0.1
+b64url() { base64 -w0 | tr '+/' '-_' | tr -d '='; }
+# An embedded first load of SHOP's admin: a session token (HS256 with the client secret, as Shopify signs it) on an admin
+# API call; the app exchanges it for an offline token, installs the shop and queues its backfill.
+install_shop() {
+  local shop="$1" now head body sig code
+  now=$(date +%s)
+  head=$(printf '{"alg":"HS256","typ":"JWT"}' | b64url)
+  body=$(printf '{"iss":"https://%s/admin","dest":"https://%s","aud":"bench-client","sub":"1","exp":%d,"nbf":%d,"iat":%d,"jti":"%s","sid":"bench"}' \
+    "$shop" "$shop" $((now + 60)) $((now - 5)) $((now - 5)) "$(cat /proc/sys/kernel/random/uuid)" | b64url)
+  sig=$(printf '%s.%s' "$head" "$body" | openssl dgst -sha256 -hmac "$SECRET" -binary | b64url)
+  code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $head.$body.$sig" "http://127.0.0.1:$PORT/api/admin/backfill")
+  [ "$code" = 200 ] || { echo "installing $shop answered $code"; tail -n 20 .run/bench-backfill-app.log; exit 1; }
+}
+
+# backfill SHOP -> "objects seconds" of its finished run. Why poll four times a second: the time is the run's own
+# (finished_at - started_at); each poll costs a few milliseconds of CPU inside it.
+backfill() {
+  local shop="$1" state run="(SELECT max(r.id) FROM backfill_runs r JOIN shops s ON s.id = r.shop_id WHERE s.domain = '$1')"
+  install_shop "$shop"
+  for _ in $(seq 1 2400); do
+    state=$(psql_q "SELECT state FROM backfill_runs WHERE id = $run")
+    [ "$state" = completed ] && break
+    [ "$state" = failed ] && { echo "backfill failed: $(psql_q "SELECT error FROM backfill_runs WHERE id = $run")" >&2; exit 1; }
+    sleep 0.25
+  done
+  [ "$state" = completed ] || { echo "the backfill of $shop did not finish within 10 minutes" >&2; exit 1; }
+  psql_q "SELECT rows_done, extract(epoch FROM finished_at - started_at) FROM backfill_runs WHERE id = $run" | tr '|' ' '
+}
+
+# copy_baseline -> seconds of a bare COPY of the same lines, by PostgreSQL reading the files itself, into a new table.
+copy_baseline() {
+  local start secs f
+  psql_q "SET client_min_messages = warning; DROP TABLE IF EXISTS copy_baseline; CREATE TABLE copy_baseline (doc jsonb)" >/dev/null
+  start=$(date +%s.%N)
+  for f in products customers orders; do
+    # Why these delimiters: JSONL holds commas, quotes and backslashes that CSV or text format would interpret.
+    psql_q "COPY copy_baseline FROM '$ROOT_DIR/.run/bench-bulk/$f.jsonl' WITH (FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')" >/dev/null
+  done
+  secs=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN {print b - a}')
+  psql_q "DROP TABLE copy_baseline" >/dev/null
+  echo "$secs"
+}
+
+printf "bulk JSONL: %d lines, %.0f MB; %d rounds, each a new shop's backfill between two COPYs of the same lines\n" "$lines" "$((bytes / 1048576))" "$ROUNDS"
+echo "app resident memory at rest: $((rest_kib / 1024)) MB"
+copy_prev=$(copy_baseline)
+ratios=()
+for round in $(seq 1 "$ROUNDS"); do
+  shop="store-$round.myshopify.com"
+  # Why: VmHWM from here on is this round's alone (writing 5 to clear_refs resets it to the current size).
+  echo 5 > "/proc/$APP_PID/clear_refs"
+  start_kib=$(kib VmRSS)
+  read -r rows secs <<<"$(backfill "$shop")"
+  # Why read at once: the trainings the backfill queues start only when the job server next polls its queue.
+  peak_kib=$(kib VmHWM)
+  if [ "$round" = 1 ]; then
+    shop_id=$(psql_q "SELECT id FROM shops WHERE domain = '$shop'")
+    echo "stored by each: $(psql_q "SELECT concat_ws(', ', $(for t in products variants customers orders order_lines refunds; do
+      printf "(SELECT count(*) FROM %s WHERE shop_id = %s)||' %s', " "$t" "$shop_id" "${t/order_lines/lines}"; done) NULL)")"
+  fi
+  # The trainings it queued, and autovacuum after its writes, end before the COPY and the next round.
+  bench_wait_quiet
+  train_kib=$(kib VmHWM)
+  copy_next=$(copy_baseline)
+  ratio=$(awk -v s="$secs" -v a="$copy_prev" -v b="$copy_next" 'BEGIN {printf "%.2f", s / ((a + b) / 2)}')
+  ratios+=("$ratio")
+  awk -v r="$round" -v rows="$rows" -v s="$secs" -v a="$copy_prev" -v b="$copy_next" -v ratio="$ratio" -v k0="$start_kib" -v k1="$peak_kib" -v k2="$train_kib" 'BEGIN {
+    printf "round %d: backfill %d objects in %.1f s = %.0f rows/s; COPY before and after %.1f / %.1f s; backfill/COPY %.2f;", r, rows, s, rows / s, a, b, ratio
+    printf " app memory %.0f MB at its start, peak %.0f MB during it, %.0f MB with the trainings after it\n", k0 / 1024, k1 / 1024, k2 / 1024
+  }'
+  copy_prev=$copy_next
 done
-# Why read at once: the trainings the backfill queues start only when the job server next polls its queue.
-peak_kib=$(kib VmHWM)
-read -r rows secs <<<"$(psql_q "SELECT rows_done, extract(epoch FROM finished_at - started_at) FROM backfill_runs ORDER BY id DESC LIMIT 1" | tr '|' ' ')"
-counts=$(psql_q "SELECT (SELECT count(*) FROM products)||' products, '||(SELECT count(*) FROM variants)||' variants, '||(SELECT count(*) FROM customers)||' customers, '||(SELECT count(*) FROM orders)||' orders, '||(SELECT count(*) FROM order_lines)||' lines, '||(SELECT count(*) FROM refunds)||' refunds'")
 app_stop
-
-psql_q "CREATE TABLE copy_baseline (doc jsonb)" >/dev/null
-start=$(date +%s.%N)
-for f in products customers orders; do
-  # Why these delimiters: JSONL holds commas, quotes and backslashes that CSV or text format would interpret.
-  psql_q "COPY copy_baseline FROM '$ROOT_DIR/.run/bench-bulk/$f.jsonl' WITH (FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')" >/dev/null
-done
-copy_secs=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN {print b - a}')
-
-awk -v lines="$lines" -v bytes="$bytes" -v rows="$rows" -v secs="$secs" -v copy="$copy_secs" -v counts="$counts" -v rest="$rest_kib" -v peak="$peak_kib" 'BEGIN {
-  printf "bulk JSONL: %d lines, %.0f MB\n", lines, bytes / 1048576
-  printf "backfill (bulk queries, download, parse, staged COPY, set-based idempotent merge): %d objects in %.1f s = %.0f rows/s\n", rows, secs, rows / secs
-  printf "stored: %s\n", counts
-  printf "baseline COPY of the same lines into one jsonb column: %.1f s = %.0f rows/s\n", copy, lines / copy
-  printf "backfill/COPY time ratio: %.2f\n", secs / copy
-  printf "app resident memory: %.0f MB at rest before the backfill, peak %.0f MB during it (VmHWM)\n", rest / 1024, peak / 1024
-}'
+sorted=$(printf '%s\n' "${ratios[@]}" | sort -n)
+echo "backfill/COPY time ratio: median $(echo "$sorted" | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}') of $ROUNDS rounds ($(echo "$sorted" | head -1)-$(echo "$sorted" | tail -1)); the first round's app had just started, the later ones' hold the earlier shops' rows"
