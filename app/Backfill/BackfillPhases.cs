@@ -17,7 +17,7 @@ internal sealed record BackfillPhase(string Name, string QueryPath)
     /// <summary>The store tables <see cref="Merge"/> writes.</summary>
     public IReadOnlyList<string> Tables => StoreMerge.Tables[Name];
 
-    /// <summary>In this order: orders refer to products and customers.</summary>
+    /// <summary>Merged in this order (orders refer to products and customers); their bulk queries run at once.</summary>
     public static readonly BackfillPhase[] All =
     [
         new(Products, "Backfill/Queries/products.graphql"), // children: variants and the collections the product belongs to
