@@ -140,13 +140,7 @@ public sealed class BackfillMergeTests(AppFixture app) : IClassFixture<AppFixtur
         var shopId = await app.InstallShopAsync(shop);
         // A run that staged its orders and had merged the first chunk (through line 2) when its process died.
         var run = await OrdersStagedAsync(shopId, lines: 4, cursor: 2, objectsDone: 2);
-        await app.ScalarAsync("""
-            INSERT INTO backfill_lines (run_id, phase, line_no, body) VALUES
-              ($1, 'orders', 1, '{"id":"gid://shopify/Order/66001","name":"#1","updatedAt":"2026-07-02T16:00:00Z"}'),
-              ($1, 'orders', 2, '{"id":"gid://shopify/LineItem/6600100","quantity":1,"__parentId":"gid://shopify/Order/66001"}'),
-              ($1, 'orders', 3, '{"id":"gid://shopify/Order/66002","name":"#2","updatedAt":"2026-07-02T16:00:00Z"}'),
-              ($1, 'orders', 4, '{"id":"gid://shopify/LineItem/6600200","quantity":3,"__parentId":"gid://shopify/Order/66002"}')
-            """, run!);
+        await StageAsync([StagedOrder("$1", 1, 66001), StagedLine("$1", 2, 66001, 1), StagedOrder("$1", 3, 66002), StagedLine("$1", 4, 66002, 3)], run!);
 
         await RunBackfillAsync(shop);
 
@@ -166,13 +160,8 @@ public sealed class BackfillMergeTests(AppFixture app) : IClassFixture<AppFixtur
         var shopId = await app.InstallShopAsync(shop);
         var own = await OrdersStagedAsync(shopId, lines: 2, cursor: 0, objectsDone: 0);
         var after = await OrdersStagedAsync(await app.InstallShopAsync("staged-after.myshopify.com"), lines: 1, cursor: 0, objectsDone: 0);
-        await app.ScalarAsync("""
-            INSERT INTO backfill_lines (run_id, phase, line_no, body) VALUES
-              ($1, 'orders', 1, '{"id":"gid://shopify/LineItem/6610100","quantity":1,"__parentId":"gid://shopify/Order/66101"}'),
-              ($2, 'orders', 1, '{"id":"gid://shopify/Order/66201","name":"#1","updatedAt":"2026-07-02T16:00:00Z"}'),
-              ($2, 'orders', 2, '{"id":"gid://shopify/LineItem/6620100","quantity":2,"__parentId":"gid://shopify/Order/66201"}'),
-              ($3, 'orders', 1, '{"id":"gid://shopify/Order/66301","name":"#1","updatedAt":"2026-07-02T16:00:00Z"}')
-            """, before!, own!, after!);
+        await StageAsync([StagedLine("$1", 1, 66101, 1), StagedOrder("$2", 1, 66201), StagedLine("$2", 2, 66201, 2), StagedOrder("$3", 1, 66301)],
+            before!, own!, after!);
 
         await RunBackfillAsync(shop);
 
@@ -184,7 +173,7 @@ public sealed class BackfillMergeTests(AppFixture app) : IClassFixture<AppFixtur
         // Alone now (the others' runs are gone with their lines), a run's merged lines are dropped as well.
         await app.ScalarAsync("DELETE FROM backfill_runs WHERE id IN ($1, $2)", before!, after!);
         var again = await OrdersStagedAsync(shopId, lines: 1, cursor: 0, objectsDone: 0);
-        await app.ScalarAsync("""INSERT INTO backfill_lines (run_id, phase, line_no, body) VALUES ($1, 'orders', 1, '{"id":"gid://shopify/Order/66202","name":"#2","updatedAt":"2026-07-02T16:00:00Z"}')""", again!);
+        await StageAsync([StagedOrder("$1", 1, 66202)], again!);
         await RunBackfillAsync(shop);
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1 AND id = 66202", shopId));
         Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM backfill_lines WHERE run_id = $1", again!));
@@ -197,12 +186,7 @@ public sealed class BackfillMergeTests(AppFixture app) : IClassFixture<AppFixtur
         var shopId = await app.InstallShopAsync(shop);
         // Six orders with a line each, staged; a chunk is one order, and two chunks are merged at once.
         var run = await OrdersStagedAsync(shopId, lines: 12, cursor: 0, objectsDone: 0);
-        var lines = Enumerable.Range(1, 6).SelectMany(i => new[]
-        {
-            $$"""($1, 'orders', {{2 * i - 1}}, '{"id":"gid://shopify/Order/7700{{i}}","name":"#{{i}}","updatedAt":"2026-07-02T16:00:00Z"}')""",
-            $$"""($1, 'orders', {{2 * i}}, '{"id":"gid://shopify/LineItem/7700{{i}}00","quantity":{{i}},"__parentId":"gid://shopify/Order/7700{{i}}"}')""",
-        });
-        await app.ScalarAsync($"INSERT INTO backfill_lines (run_id, phase, line_no, body) VALUES {string.Join(", ", lines)}", run!);
+        await StageAsync(Enumerable.Range(1, 6).SelectMany(i => new[] { StagedOrder("$1", 2 * i - 1, 77000 + i), StagedLine("$1", 2 * i, 77000 + i, i) }), run!);
         // The third order's chunk fails after two seconds, while the other connection merges the chunks after it.
         var failing = new BackfillMergeStep("fails on order 77003", StoreMerge.Orders, $"""
             SELECT CASE WHEN 77003 IN ({StoreMerge.ChunkIds(StoreMerge.Orders)}) THEN (SELECT 1 FROM pg_sleep(2)) / 0 END
@@ -229,6 +213,18 @@ public sealed class BackfillMergeTests(AppFixture app) : IClassFixture<AppFixtur
             Microsoft.Extensions.Options.Options.Create(new BackfillOptions { ChunkSize = 1, MergeConnections = 2 }),
             app.Factory.Services.GetServices<BackfillMergeStep>().Concat(extra).ToArray());
     }
+
+    /// <summary>Staged lines as the staging leaves them: rows of <see cref="StagedOrder"/> and <see cref="StagedLine"/>, each naming its run by parameter.</summary>
+    private async Task StageAsync(IEnumerable<string> rows, params object[] runs) =>
+        await app.ScalarAsync($"INSERT INTO backfill_lines (run_id, phase, line_no, body) VALUES {string.Join(", ", rows)}", runs);
+
+    /// <summary>An order's line in the orders file (named after its last two digits).</summary>
+    private static string StagedOrder(string run, int line, long order) =>
+        $$"""({{run}}, 'orders', {{line}}, '{"id":"gid://shopify/Order/{{order}}","name":"#{{order % 100}}","updatedAt":"2026-07-02T16:00:00Z"}')""";
+
+    /// <summary>The line item (id: the order's id and 00) of an order, as a child line.</summary>
+    private static string StagedLine(string run, int line, long order, int quantity) =>
+        $$"""({{run}}, 'orders', {{line}}, '{"id":"gid://shopify/LineItem/{{order}}00","quantity":{{quantity}},"__parentId":"gid://shopify/Order/{{order}}"}')""";
 
     /// <summary>A run of the shop whose products and customers are merged and whose orders' file is staged, as its process left it.</summary>
     private async Task<object?> OrdersStagedAsync(long shopId, long lines, long cursor, long objectsDone) => await app.ScalarAsync("""
