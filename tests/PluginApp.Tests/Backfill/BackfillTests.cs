@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using Microsoft.Extensions.DependencyInjection;
 using PluginApp.Backfill;
 using PluginApp.Tests.Infrastructure;
+using ShopifyStandIn;
 
 namespace PluginApp.Tests.Backfill;
 
@@ -131,6 +132,37 @@ public sealed class BackfillTests(AppFixture app) : IClassFixture<AppFixture>, I
         Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1", shopId));
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM products WHERE shop_id = $1 AND id = 940", shopId));
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM backfill_runs WHERE shop_id = $1 AND state = 'completed' AND staged = '{}' AND bulk_operations = '{}'", shopId));
+        Assert.Equal(orderQueries + 1, app.Shopify.Admin.BulkOperationsStarted("orders"));
+    }
+
+    [Fact]
+    public async Task Backfill_WhoseOrdersQueryIsRefused_KeepsTheOtherPhases_AndTheRetryQueriesOrdersAlone()
+    {
+        const string shop = "backfill-refused.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        ServeStore(product: 950, orders: [2501, 2502], refund: 5505);
+        var (productQueries, orderQueries) = (app.Shopify.Admin.BulkOperationsStarted("products"), app.Shopify.Admin.BulkOperationsStarted("orders"));
+        var refused = 0;
+        app.Shopify.GraphQL = call => call.Shop == shop && call.Query.Contains("bulkOperationRunQuery", StringComparison.Ordinal)
+            && (call.Variables["query"]?.GetValue<string>() ?? "").Contains("orders", StringComparison.Ordinal) && Interlocked.Increment(ref refused) == 1
+            ? StandInAnswer.Json(new { data = new { bulkOperationRunQuery = new { bulkOperation = (object?)null,
+                userErrors = new[] { new { field = (string?)null, message = "Too many bulk operations are running" } } } } })
+            : null;
+        try
+        {
+            var failure = await Assert.ThrowsAnyAsync<Exception>(() => RunBackfillAsync(shop));
+            Assert.Contains("Too many bulk operations", failure.Message);
+            // The phases whose files came are merged and kept; nothing of theirs is left staged.
+            Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM backfill_runs WHERE shop_id = $1 AND state = 'failed' AND phases_done = '{products,customers}'", shopId));
+            Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM backfill_lines l JOIN backfill_runs r ON r.id = l.run_id WHERE r.shop_id = $1", shopId));
+
+            await RunBackfillAsync(shop);
+        }
+        finally { app.Shopify.GraphQL = null; }
+
+        Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1", shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM backfill_runs WHERE shop_id = $1 AND state = 'completed' AND attempts = 2", shopId));
+        Assert.Equal(productQueries + 1, app.Shopify.Admin.BulkOperationsStarted("products")); // not queried again
         Assert.Equal(orderQueries + 1, app.Shopify.Admin.BulkOperationsStarted("orders"));
     }
 
