@@ -23,6 +23,7 @@ trap cleanup EXIT
 
 dotnet build app/PluginApp.csproj -c Release -nologo -v q >/dev/null
 dotnet build tests/ShopifyStandIn -c Release -nologo -v q >/dev/null
+dotnet build scripts/bench/LoadGen -c Release -nologo -v q >/dev/null
 if [ ! -f .run/bench-bulk/orders.jsonl ]; then
   echo "[bench] writing the whole Online Retail set as bulk JSONL"
   scripts/replay.sh --jsonl-out .run/bench-bulk --seed 7 >/dev/null
@@ -47,18 +48,11 @@ kib() { awk -v k="$1" '$1 == k":" {print $2}' "/proc/$APP_PID/status"; }
 rest_kib=$(kib VmRSS)
 psql_q() { bench_psql "$1"; }
 
-b64url() { base64 -w0 | tr '+/' '-_' | tr -d '='; }
-# An embedded first load of SHOP's admin: a session token (HS256 with the client secret, as Shopify signs it) on an admin
-# API call; the app exchanges it for an offline token, installs the shop and queues its backfill.
+# An embedded first load of SHOP's admin (LoadGen install): the app exchanges the session token for an offline token,
+# installs the shop and queues its backfill.
 install_shop() {
-  local shop="$1" now head body sig code
-  now=$(date +%s)
-  head=$(printf '{"alg":"HS256","typ":"JWT"}' | b64url)
-  body=$(printf '{"iss":"https://%s/admin","dest":"https://%s","aud":"bench-client","sub":"1","exp":%d,"nbf":%d,"iat":%d,"jti":"%s","sid":"bench"}' \
-    "$shop" "$shop" $((now + 60)) $((now - 5)) $((now - 5)) "$(cat /proc/sys/kernel/random/uuid)" | b64url)
-  sig=$(printf '%s.%s' "$head" "$body" | openssl dgst -sha256 -hmac "$SECRET" -binary | b64url)
-  code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $head.$body.$sig" "http://127.0.0.1:$PORT/api/admin/backfill")
-  [ "$code" = 200 ] || { echo "installing $shop answered $code"; tail -n 20 .run/bench-backfill-app.log; exit 1; }
+  dotnet scripts/bench/LoadGen/bin/Release/net10.0/LoadGen.dll install --url "http://127.0.0.1:$PORT" --secret "$SECRET" \
+    --client-id bench-client --shop "$1" || { tail -n 20 .run/bench-backfill-app.log; exit 1; }
 }
 
 # backfill SHOP -> "objects seconds" of its finished run. Why poll four times a second: the time is the run's own

@@ -5,6 +5,7 @@ using LoadGen;
 //        LoadGen serve --url URL --secret S --shop SHOP --products FILE [--n 30000] [--concurrency 64] [--token OPERATOR_TOKEN] [--scale 4]
 //        LoadGen memory --url URL --secret S --conn CS --token OPERATOR_TOKEN --pid APP_PID [--stores 1000 --items 200 --stores2 100 --items2 2000]
 //        LoadGen risk --url URL --secret S --conn CS [--n 10000] [--idle 100] [--concurrency 32]
+//        LoadGen install --url URL --secret S --client-id ID --shop SHOP
 //        LoadGen crash --phase load|resend --url URL --secret S --conn CS --state FILE [--n 5000] [--concurrency 32] [--kill-pid PID --kill-after K]
 var opts = Args.Parse(args);
 switch (opts.Command)
@@ -19,11 +20,14 @@ switch (opts.Command)
         return await RiskLatencyBenchmark.RunAsync(opts);
     case "crash":
         return await CrashTest.RunAsync(opts);
+    case "install":
+        return await InstallShop.RunAsync(opts);
     default:
         Console.Error.WriteLine("usage: LoadGen ingest --url URL --secret SECRET --conn CONNSTRING [--n N] [--concurrency C]");
         Console.Error.WriteLine("       LoadGen serve --url URL --secret SECRET --shop SHOP --products FILE [--n N] [--concurrency C] [--token OPERATOR_TOKEN] [--scale K]");
         Console.Error.WriteLine("       LoadGen memory --url URL --secret SECRET --conn CONNSTRING --token OPERATOR_TOKEN --pid APP_PID [--stores N --items N --stores2 N --items2 N]");
         Console.Error.WriteLine("       LoadGen risk --url URL --secret SECRET --conn CONNSTRING [--n N] [--idle N] [--concurrency C]");
+        Console.Error.WriteLine("       LoadGen install --url URL --secret SECRET --client-id CLIENT_ID --shop SHOP");
         Console.Error.WriteLine("       LoadGen crash --phase load|resend --url URL --secret SECRET --conn CONNSTRING --state FILE [--n N] [--concurrency C] [--kill-pid PID --kill-after K]");
         return 2;
 }
