@@ -50,6 +50,8 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
             // Why every phase's file at once: Shopify runs up to five bulk queries per shop at a time (API 2026-01 on), so the
             // run waits for the slowest file rather than for each in turn, and a file is staged while earlier phases merge.
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            // Why name the first phase now: the admin shows it while Shopify builds the files (a large store's take minutes).
+            if (run.Phase is null && pending.Length > 0) run = await EnterPhaseAsync(run, pending[0], ct);
             var start = run;
             var staging = pending.ToDictionary(p => p.Name, p => StagePhaseAsync(shop, start, p, stop.Token));
             try
@@ -100,14 +102,17 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
         return (0, true);
     }
 
+    /// <summary>The phase being merged (or, before any, the first to be) is <paramref name="phase"/>, from its first line.</summary>
+    private async Task<Run> EnterPhaseAsync(Run run, BackfillPhase phase, CancellationToken ct)
+    {
+        await Exec("UPDATE backfill_runs SET phase = $2, phase_cursor = 0, merged_ahead = '{}', updated_at = $3 WHERE id = $1", ct,
+            run.Id, phase.Name, clock.GetUtcNow());
+        return run with { Phase = phase.Name, Cursor = 0, MergedAhead = [] };
+    }
+
     private async Task<Run> MergePhaseAsync(Run run, BackfillPhase phase, (long Lines, bool Now) staged, CancellationToken ct)
     {
-        if (run.Phase != phase.Name)
-        {
-            await Exec("UPDATE backfill_runs SET phase = $2, phase_cursor = 0, merged_ahead = '{}', updated_at = $3 WHERE id = $1", ct,
-                run.Id, phase.Name, clock.GetUtcNow());
-            run = run with { Phase = phase.Name, Cursor = 0, MergedAhead = [] };
-        }
+        if (run.Phase != phase.Name) run = await EnterPhaseAsync(run, phase, ct);
         // Staged now, the phase's lines replace any staged before, and are merged from the top (StageAsync reset the cursor).
         else if (staged.Now) run = run with { Cursor = 0, MergedAhead = [] };
         if (staged.Lines > 0) run = await ApplyAsync(run, phase, ct);

@@ -123,6 +123,9 @@ public sealed class BackfillTests(AppFixture app) : IClassFixture<AppFixture>, I
             Assert.Equal(productQueries + 1, app.Shopify.Admin.BulkOperationsStarted("products"));
             Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1", shopId));
             Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM customers WHERE shop_id = $1", shopId));
+            // The admin names the phase the run waits for.
+            var shown = await BackfillAdminApi.RunsAsync(app.Factory.Services.GetRequiredService<Npgsql.NpgsqlDataSource>(), shopId, CancellationToken.None);
+            Assert.Equal(("running", "products"), (shown[0].State, shown[0].Phase));
 
             app.Shopify.Admin.ReleaseBulk("products");
             await backfill;
