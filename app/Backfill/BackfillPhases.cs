@@ -12,7 +12,7 @@ internal sealed record BackfillPhase(string Name, string QueryPath)
     public const string Customers = StoreMerge.Customers;
     public const string Orders = StoreMerge.Orders;
 
-    public IReadOnlyList<string> Merge => StoreMerge.Phases[Name];
+    public IReadOnlyList<MergeStatement> Merge => StoreMerge.Phases[Name];
 
     /// <summary>The store tables <see cref="Merge"/> writes.</summary>
     public IReadOnlyList<string> Tables => StoreMerge.Tables[Name];

@@ -305,7 +305,9 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
     /// </summary>
     private async Task<Run> ApplyAsync(Run run, BackfillPhase phase, CancellationToken ct)
     {
-        var progress = new MergeProgress(run);
+        var progress = new MergeProgress(run) { IntoEmpty = await HoldsNoneAsync(run.ShopId, phase, ct) };
+        if (progress.IntoEmpty)
+            logger.LogInformation("Backfill run {Run}: the store holds none of the {Phase} yet; merging them by plain inserts", run.Id, phase.Name);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
         var merges = Enumerable.Range(0, options.Value.MergeConnections).Select(async _ =>
         {
@@ -331,10 +333,19 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
         while (await NextChunkAsync(phase, progress, ct) is (var from, var through))
             for (var attempt = 1; ; attempt++)
             {
+                var intoEmpty = progress.IntoEmpty;
                 try
                 {
-                    await MergeChunkAsync(phase, progress, from, through, ct);
+                    await MergeChunkAsync(phase, progress, from, through, intoEmpty, ct);
                     break;
+                }
+                // Why: a row of the chunk was stored after the phase began (by a webhook, or by another chunk when the file names
+                // an object twice); the chunk is merged again, and every chunk after it, by the upserts and their rules.
+                catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UniqueViolation && intoEmpty)
+                {
+                    progress.IntoEmpty = false;
+                    logger.LogInformation("Backfill run {Run}: chunk ({From}, {Through}] of {Phase} met a row stored meanwhile ({Constraint}); merging by upserts from here on",
+                        progress.Run.Id, from, through, phase.Name, e.ConstraintName);
                 }
                 // Why: chunks hold disjoint objects, but a file naming one object twice (in two chunks) can make two merges
                 // wait for each other; PostgreSQL stops one, which merges again once the other has committed.
@@ -372,7 +383,7 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
     }
 
     /// <summary>One chunk's rows in one transaction, committed with the run's progress.</summary>
-    private async Task MergeChunkAsync(BackfillPhase phase, MergeProgress progress, long from, long through, CancellationToken ct)
+    private async Task MergeChunkAsync(BackfillPhase phase, MergeProgress progress, long from, long through, bool intoEmpty, CancellationToken ct)
     {
         var run = progress.Run;
         await using var conn = await db.OpenConnectionAsync(ct);
@@ -388,7 +399,7 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
             // once, so the shop cannot be deleted under the chunk and leave lines behind.
             Add(batch, "SELECT FROM shops WHERE id = $1 FOR KEY SHARE", run.ShopId);
             // The phase's upserts, then each feature's step for the phase (after the rows it reads are written).
-            foreach (var sql in phase.Merge.Concat(_steps.Where(s => s.Phase == phase.Name).Select(s => s.Sql)))
+            foreach (var sql in phase.Merge.Select(m => intoEmpty ? m.IntoEmpty : m.Sql).Concat(_steps.Where(s => s.Phase == phase.Name).Select(s => s.Sql)))
                 Add(batch, sql, run.Id, run.ShopId, from, through);
             await batch.ExecuteNonQueryAsync(ct);
         }
@@ -428,6 +439,12 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
     /// changed between a crash and the resume merges again (idempotently) instead of passing over lines no chunk merged.</remarks>
     private sealed class MergeProgress(Run run)
     {
+        private volatile bool _intoEmpty;
+
+        /// <summary>Whether chunks are merged by the plain inserts of a store that holds none of the phase's rows
+        /// (<see cref="MergeStatement.IntoEmpty"/>); false from the first row stored meanwhile.</summary>
+        public bool IntoEmpty { get => _intoEmpty; set => _intoEmpty = value; }
+
         public SemaphoreSlim Gate { get; } = new(1, 1);
 
         /// <summary>As committed last.</summary>
@@ -479,6 +496,14 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
         var cmd = new NpgsqlBatchCommand(sql);
         foreach (var a in args) cmd.Parameters.Add(Sql.Param(a));
         batch.BatchCommands.Add(cmd);
+    }
+
+    /// <summary>Whether the shop has no row in any table the phase writes (a first import, with no webhook stored yet).</summary>
+    private async Task<bool> HoldsNoneAsync(long shopId, BackfillPhase phase, CancellationToken ct)
+    {
+        await using var cmd = db.CreateCommand($"SELECT NOT ({string.Join(" OR ", phase.Tables.Select(t => $"EXISTS (SELECT 1 FROM {t} WHERE shop_id = $1)"))})");
+        cmd.Parameters.AddWithValue(shopId);
+        return (bool)(await cmd.ExecuteScalarAsync(ct))!;
     }
 
     private async Task<long> LiveShopIdAsync(string shop, CancellationToken ct) =>

@@ -54,10 +54,14 @@ internal sealed class UpsertStatement
     /// <summary>
     /// The same upsert, set-based: every row of <paramref name="select"/> (which yields <see cref="Columns"/> in order, each key
     /// once) is written under the same rules (newer only, kept columns, extra condition). Why the extra condition: a row whose
-    /// values would not change is not rewritten, so re-importing the same data writes nothing.
+    /// values would not change is not rewritten, so re-importing the same data writes nothing. Its form for a table that holds
+    /// none of the rows is the plain INSERT (<see cref="MergeStatement.IntoEmpty"/>).
     /// </summary>
-    public string SetBased(string select) =>
-        $"INSERT INTO {_table} ({string.Join(", ", _columns)}) {select}{_onConflict}{(_conditional ? " AND " : " WHERE ")}{_changed}";
+    public MergeStatement SetBased(string select)
+    {
+        var insert = $"INSERT INTO {_table} ({string.Join(", ", _columns)}) {select}";
+        return new(insert + $"{_onConflict}{(_conditional ? " AND " : " WHERE ")}{_changed}", insert);
+    }
 
     /// <summary>Column types follow from our naming: ids, times, money and counts are named alike in every table.</summary>
     internal static string SqlType(string column) => column switch

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using PluginApp.Backfill;
 using PluginApp.StoreData;
 using PluginApp.Tests.Infrastructure;
@@ -214,13 +215,42 @@ public sealed class BackfillMergeTests(AppFixture app) : IClassFixture<AppFixtur
             app.Factory.Services.GetServices<BackfillMergeStep>().Concat(extra).ToArray());
     }
 
+    [Fact]
+    public async Task Backfill_IntoAStoreHoldingNoneOfItsRows_Inserts_UntilARowStoredMeanwhile_ThenMergesByTheRules()
+    {
+        const string shop = "merge-empty.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        // The file names order 78002 twice, in two chunks: a version of 16:00, then one of 18:00 with its line's quantity 5.
+        var run = await OrdersStagedAsync(shopId, lines: 8, cursor: 0, objectsDone: 0);
+        await StageAsync([
+            StagedOrder("$1", 1, 78001), StagedLine("$1", 2, 78001, 1), StagedOrder("$1", 3, 78002), StagedLine("$1", 4, 78002, 2),
+            StagedOrder("$1", 5, 78002, "2026-07-02T18:00:00Z"), StagedLine("$1", 6, 78002, 5), StagedOrder("$1", 7, 78003), StagedLine("$1", 8, 78003, 3),
+        ], run!);
+        var logs = new LogCapture();
+        using var logging = LoggerFactory.Create(b => b.AddProvider(logs));
+
+        await ActivatorUtilities.CreateInstance<BackfillService>(app.Factory.Services,
+            Microsoft.Extensions.Options.Options.Create(new BackfillOptions { ChunkSize = 1, MergeConnections = 2 }),
+            app.Factory.Services.GetServices<BackfillMergeStep>().ToArray(), logging.CreateLogger<BackfillService>()).RunAsync(shop, CancellationToken.None);
+
+        Assert.Equal("completed", await app.ScalarAsync("SELECT state FROM backfill_runs WHERE id = $1", run!));
+        Assert.Equal("78001 16:00, 78002 18:00, 78003 16:00", await app.ScalarAsync(
+            "SELECT string_agg(id || to_char(updated_at AT TIME ZONE 'UTC', ' HH24:MI'), ', ' ORDER BY id) FROM orders WHERE shop_id = $1", shopId));
+        Assert.Equal("78001:1, 78002:5, 78003:3", await app.ScalarAsync(
+            "SELECT string_agg(order_id || ':' || quantity, ', ' ORDER BY order_id) FROM order_lines WHERE shop_id = $1", shopId));
+        // Merged by plain inserts while nothing was stored; the order's second chunk met its first and went on by upserts.
+        var said = logs.Entries.Where(e => e.Category == typeof(BackfillService).FullName).Select(e => e.Message).ToArray();
+        Assert.Contains(said, m => m.Contains("holds none of the orders yet", StringComparison.Ordinal));
+        Assert.Contains(said, m => m.Contains("met a row stored meanwhile (orders_pkey)", StringComparison.Ordinal));
+    }
+
     /// <summary>Staged lines as the staging leaves them: rows of <see cref="StagedOrder"/> and <see cref="StagedLine"/>, each naming its run by parameter.</summary>
     private async Task StageAsync(IEnumerable<string> rows, params object[] runs) =>
         await app.ScalarAsync($"INSERT INTO backfill_lines (run_id, phase, line_no, body) VALUES {string.Join(", ", rows)}", runs);
 
     /// <summary>An order's line in the orders file (named after its last two digits).</summary>
-    private static string StagedOrder(string run, int line, long order) =>
-        $$"""({{run}}, 'orders', {{line}}, '{"id":"gid://shopify/Order/{{order}}","name":"#{{order % 100}}","updatedAt":"2026-07-02T16:00:00Z"}')""";
+    private static string StagedOrder(string run, int line, long order, string updatedAt = "2026-07-02T16:00:00Z") =>
+        $$"""({{run}}, 'orders', {{line}}, '{"id":"gid://shopify/Order/{{order}}","name":"#{{order % 100}}","updatedAt":"{{updatedAt}}"}')""";
 
     /// <summary>The line item (id: the order's id and 00) of an order, as a child line.</summary>
     private static string StagedLine(string run, int line, long order, int quantity) =>
