@@ -11,7 +11,7 @@ namespace ShopifyStandIn;
 /// into a WireMock response, so stateful answers and WireMock's own mappings share one mechanism.
 /// </summary>
 public sealed record StandInAnswer(int Status, JsonNode? Body = null, IReadOnlyDictionary<string, string>? Headers = null,
-    TimeSpan? Delay = null, FaultType? Fault = null, byte[]? Jsonl = null)
+    TimeSpan? Delay = null, FaultType? Fault = null)
 {
     public static StandInAnswer Json(object body, int status = 200) =>
         new(status, body as JsonNode ?? System.Text.Json.JsonSerializer.SerializeToNode(body));
@@ -20,9 +20,6 @@ public sealed record StandInAnswer(int Status, JsonNode? Body = null, IReadOnlyD
 
     /// <summary>The connection is closed with no answer (after the effect, if the caller applied one first).</summary>
     public static StandInAnswer DropConnection() => new(200, null, null, null, FaultType.EMPTY_RESPONSE);
-
-    /// <summary>A JSON Lines file's bytes (a bulk operation's result).</summary>
-    public static StandInAnswer JsonLines(byte[] bytes) => new(200, null, null, null, null, bytes);
 
     internal async Task<IResponseMessage> ToResponseAsync()
     {
@@ -33,12 +30,7 @@ public sealed record StandInAnswer(int Status, JsonNode? Body = null, IReadOnlyD
             message.FaultType = fault;
             message.FaultPercentage = 1.0;
         }
-        if (Jsonl is not null)
-        {
-            message.BodyData = new BodyData { DetectedBodyType = BodyType.Bytes, BodyAsBytes = Jsonl };
-            message.AddHeader("Content-Type", "application/jsonl");
-        }
-        else if (Body is not null)
+        if (Body is not null)
         {
             message.BodyData = new BodyData { DetectedBodyType = BodyType.String, BodyAsString = Body.ToJsonString() };
             message.AddHeader("Content-Type", "application/json");

@@ -1,6 +1,8 @@
 using System.Collections.Concurrent;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
 using WireMock;
 using WireMock.Matchers;
 using WireMock.RequestBuilders;
@@ -50,7 +52,11 @@ public sealed partial class StandInServer : IAsyncDisposable
     private StandInServer(string clientSecret, int port)
     {
         ClientSecret = clientSecret;
-        Mock = WireMockServer.Start(new WireMockServerSettings { Urls = [$"http://127.0.0.1:{port}"], StartAdminInterface = false, MaxRequestLogCount = 1000 });
+        Mock = WireMockServer.Start(new WireMockServerSettings
+        {
+            Urls = [$"http://127.0.0.1:{port}"], StartAdminInterface = false, MaxRequestLogCount = 1000,
+            PreWireMockMiddlewareInit = app => ((IApplicationBuilder)app).Use(ServeBulkFileAsync),
+        });
         BaseUrl = Mock.Url!.TrimEnd('/');
 
         Mock.Given(Request.Create().WithPath(new RegexMatcher(@"^/shops/[^/]+/admin/oauth/access_token$")).UsingPost())
@@ -59,13 +65,31 @@ public sealed partial class StandInServer : IAsyncDisposable
         Mock.Given(GraphQLRequest())
             .AtPriority(DefaultPriority)
             .RespondWith(Response.Create().WithCallback(req => GraphQLAnswer(req).ToResponseAsync()));
-        Mock.Given(Request.Create().WithPath(new RegexMatcher(@"^/bulk/[0-9]+\.jsonl$")).UsingGet())
-            .AtPriority(DefaultPriority)
-            .RespondWith(Response.Create().WithCallback(req =>
-            {
-                var key = BulkKey().Match(req.Path).Groups[1].Value;
-                return (Admin.BulkResult(key) is { } jsonl ? StandInAnswer.JsonLines(jsonl) : StandInAnswer.StatusCode(404)).ToResponseAsync();
-            }));
+    }
+
+    /// <summary>
+    /// A finished bulk operation's file (GET /bulk/{key}.jsonl, the operation's url), streamed in 64 KB writes as a storage
+    /// server sends it, ahead of WireMock's mappings. Why not a mapping: WireMock writes a body in one write, and Kestrel
+    /// copied the whole file (230 MB in the backfill benchmark) into its output buffers before the first byte left, then
+    /// held them while the app read: 3.4 s of CPU on the benchmark's two cores during one backfill, against 0.3 s streamed.
+    /// Shopify's files come from its storage, whose work is not on the app's machine.
+    /// </summary>
+    private async Task ServeBulkFileAsync(HttpContext context, Func<Task> next)
+    {
+        if (!HttpMethods.IsGet(context.Request.Method) || BulkKey().Match(context.Request.Path.Value ?? "") is not { Success: true } match)
+        {
+            await next();
+            return;
+        }
+        if (Admin.BulkResult(match.Groups[1].Value) is not { } bytes)
+        {
+            context.Response.StatusCode = StatusCodes.Status404NotFound;
+            return;
+        }
+        context.Response.ContentType = "application/jsonl";
+        context.Response.ContentLength = bytes.Length;
+        for (var at = 0; at < bytes.Length; at += 1 << 16)
+            await context.Response.Body.WriteAsync(bytes.AsMemory(at, Math.Min(1 << 16, bytes.Length - at)), context.RequestAborted);
     }
 
     /// <summary>Matches Admin GraphQL requests, of one shop or of any.</summary>
