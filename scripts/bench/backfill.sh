@@ -66,6 +66,9 @@ app_start "$PORT" .run/bench-backfill-app.log
 kib() { awk -v k="$1" '$1 == k":" {print $2}' "/proc/$APP_PID/status"; }
 rest_kib=$(kib VmRSS)
 psql_q() { bench_psql "$1"; }
+# CPU seconds since boot: the whole machine's (/proc/stat, in USER_HZ ticks), or one process's (/proc/PID/stat).
+machine_cpu() { awk -v hz="$(getconf CLK_TCK)" '/^cpu / {print ($2 + $3 + $4 + $7 + $8) / hz}' /proc/stat; }
+process_cpu() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"; }
 
 # An embedded first load of SHOP's admin (LoadGen install): the app exchanges the session token for an offline token,
 # installs the shop and queues its backfill.
@@ -93,26 +96,31 @@ backfill() {
 copy_baseline() {
   local start secs f
   psql_q "SET client_min_messages = warning; DROP TABLE IF EXISTS copy_baseline; CREATE TABLE copy_baseline (doc jsonb)" >/dev/null
-  start=$(date +%s.%N)
+  start=$(date +%s.%N) cpu0=$(machine_cpu)
   for f in products customers orders; do
     # Why these delimiters: JSONL holds commas, quotes and backslashes that CSV or text format would interpret.
     psql_q "COPY copy_baseline FROM '$ROOT_DIR/.run/bench-bulk/$f.jsonl' WITH (FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')" >/dev/null
   done
   secs=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN {print b - a}')
+  cpu=$(awk -v a="$cpu0" -v b="$(machine_cpu)" 'BEGIN {print b - a}')
   psql_q "DROP TABLE copy_baseline" >/dev/null
-  echo "$secs"
+  echo "$secs $cpu"
 }
 
 printf "bulk JSONL: %d lines, %.0f MB; %d rounds, each a new shop's backfill between two COPYs of the same lines\n" "$lines" "$((bytes / 1048576))" "$ROUNDS"
 echo "app resident memory at rest: $((rest_kib / 1024)) MB"
-copy_prev=$(copy_baseline)
+read -r copy_prev copy_prev_cpu <<<"$(copy_baseline)"
 ratios=()
 for round in $(seq 1 "$ROUNDS"); do
   shop="store-$round.myshopify.com"
   # Why: VmHWM from here on is this round's alone (writing 5 to clear_refs resets it to the current size).
   echo 5 > "/proc/$APP_PID/clear_refs"
   start_kib=$(kib VmRSS)
+  cpu0=$(machine_cpu) app0=$(process_cpu "$APP_PID") standin0=$(process_cpu "$STANDIN_PID")
   read -r rows secs <<<"$(backfill "$shop")"
+  cpu=$(awk -v a="$cpu0" -v b="$(machine_cpu)" 'BEGIN {print b - a}')
+  app_cpu=$(awk -v a="$app0" -v b="$(process_cpu "$APP_PID")" 'BEGIN {print b - a}')
+  standin_cpu=$(awk -v a="$standin0" -v b="$(process_cpu "$STANDIN_PID")" 'BEGIN {print b - a}')
   # Why read at once: the trainings the backfill queues start only when the job server next polls its queue.
   peak_kib=$(kib VmHWM)
   if [ "$round" = 1 ]; then
@@ -123,14 +131,18 @@ for round in $(seq 1 "$ROUNDS"); do
   # The trainings it queued, and autovacuum after its writes, end before the COPY and the next round.
   bench_wait_quiet
   train_kib=$(kib VmHWM)
-  copy_next=$(copy_baseline)
+  read -r copy_next copy_next_cpu <<<"$(copy_baseline)"
   ratio=$(awk -v s="$secs" -v a="$copy_prev" -v b="$copy_next" 'BEGIN {printf "%.2f", s / ((a + b) / 2)}')
   ratios+=("$ratio")
   awk -v r="$round" -v rows="$rows" -v s="$secs" -v a="$copy_prev" -v b="$copy_next" -v ratio="$ratio" -v k0="$start_kib" -v k1="$peak_kib" -v k2="$train_kib" 'BEGIN {
     printf "round %d: backfill %d objects in %.1f s = %.0f rows/s; COPY before and after %.1f / %.1f s; backfill/COPY %.2f;", r, rows, s, rows / s, a, b, ratio
     printf " app memory %.0f MB at its start, peak %.0f MB during it, %.0f MB with the trainings after it\n", k0 / 1024, k1 / 1024, k2 / 1024
   }'
-  copy_prev=$copy_next
+  # Why CPU too: it moves much less than time with the machine's other work (a COPY took 4.3-7.9 s on one day).
+  awk -v c="$cpu" -v a="$app_cpu" -v s="$standin_cpu" -v p="$copy_prev_cpu" -v n="$copy_next_cpu" 'BEGIN {
+    printf "  CPU seconds of the two cores: backfill %.1f (app %.1f, stand-in %.1f, PostgreSQL and the rest %.1f, the install call and polls included); COPY before and after %.1f / %.1f; backfill/COPY %.2f\n", c, a, s, c - a - s, p, n, c / ((p + n) / 2)
+  }'
+  copy_prev=$copy_next copy_prev_cpu=$copy_next_cpu
 done
 app_stop
 sorted=$(printf '%s\n' "${ratios[@]}" | sort -n)
