@@ -37,7 +37,7 @@ bench_store_up() {
   export ASPNETCORE_ENVIRONMENT=Demo Logging__LogLevel__Default=Warning
   export ConnectionStrings__Postgres="$PG_CONN${APP_CONN_EXTRA:+;$APP_CONN_EXTRA}" Shopify__ClientId=bench-client Shopify__ClientSecret="$SECRET" Shopify__AppUrl="$URL"
   export Shopify__ShopUrlTemplate="$(cat "$ROOT_DIR/.run/bench-standin-url")/shops/{shop}"
-  export Backfill__PollInterval="00:00:00.100" Backfill__ChunkSize=1000
+  export Backfill__PollInterval="00:00:00.100"
   # Why so high: the load comes from one client address, which the per-client limit would otherwise stop.
   export Recommendations__PerClientPerMinute=100000000 Recommendations__PerShopPerSecond=1000000
   app_keyring "$ROOT_DIR/.run/bench-keyring.pfx"

@@ -71,8 +71,9 @@ public sealed partial class StandInServer : IAsyncDisposable
     /// A finished bulk operation's file (GET /bulk/{key}.jsonl, the operation's url), streamed in 64 KB writes as a storage
     /// server sends it, ahead of WireMock's mappings. Why not a mapping: WireMock writes a body in one write, and Kestrel
     /// copied the whole file (230 MB in the backfill benchmark) into its output buffers before the first byte left, then
-    /// held them while the app read: 3.4 s of CPU on the benchmark's two cores during one backfill, against 0.3 s streamed.
-    /// Shopify's files come from its storage, whose work is not on the app's machine.
+    /// held them while the app read: 3-3.6 s of CPU on the benchmark's two cores during one backfill; streamed, 0.2-0.3 s to a
+    /// reader at full speed, 1.3 s at the app's pace. Shopify's files come from its storage, whose work is not on the app's
+    /// machine. A test cannot replace these downloads with a mapping of its own.
     /// </summary>
     private async Task ServeBulkFileAsync(HttpContext context, Func<Task> next)
     {
