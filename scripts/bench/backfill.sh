@@ -93,9 +93,10 @@ backfill() {
   psql_q "SELECT rows_done, extract(epoch FROM finished_at - started_at) FROM backfill_runs WHERE id = $run" | tr '|' ' '
 }
 
-# copy_baseline -> seconds of a bare COPY of the same lines, by PostgreSQL reading the files itself, into a new table.
+# copy_baseline -> "seconds cpu_seconds" of a bare COPY of the same lines (PostgreSQL reading the files itself) into a new
+# table, with the whole machine's CPU seconds meanwhile.
 copy_baseline() {
-  local start secs f
+  local start secs f cpu0 cpu
   psql_q "SET client_min_messages = warning; DROP TABLE IF EXISTS copy_baseline; CREATE TABLE copy_baseline (doc jsonb)" >/dev/null
   start=$(date +%s.%N) cpu0=$(machine_cpu)
   for f in products customers orders; do
