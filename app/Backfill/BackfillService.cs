@@ -115,7 +115,7 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
         if (run.Phase != phase.Name) run = await EnterPhaseAsync(run, phase, ct);
         // Staged now, the phase's lines replace any staged before, and are merged from the top (StageAsync reset the cursor).
         else if (staged.Now) run = run with { Cursor = 0, MergedAhead = [] };
-        if (staged.Lines > 0) run = await ApplyAsync(run, phase, ct);
+        if (staged.Lines > 0) run = await ApplyAsync(run, phase, staged.Lines, ct);
         await using (var conn = await db.OpenConnectionAsync(ct))
         await using (var tx = await conn.BeginTransactionAsync(ct))
         {
@@ -303,9 +303,9 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
     /// the later one again. A crash loses at most the chunks in flight (merged again on resume); one chunk failing stops the
     /// others.
     /// </summary>
-    private async Task<Run> ApplyAsync(Run run, BackfillPhase phase, CancellationToken ct)
+    private async Task<Run> ApplyAsync(Run run, BackfillPhase phase, long lines, CancellationToken ct)
     {
-        var progress = new MergeProgress(run) { IntoEmpty = await HoldsNoneAsync(run.ShopId, phase, ct) };
+        var progress = new MergeProgress(run, lines) { IntoEmpty = await HoldsNoneAsync(run.ShopId, phase, ct) };
         if (progress.IntoEmpty)
             logger.LogInformation("Backfill run {Run}: the store holds none of the {Phase} yet; merging them by plain inserts", run.Id, phase.Name);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
@@ -356,28 +356,35 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
             }
     }
 
-    /// <summary>The next chunk to merge: the next <see cref="BackfillOptions.ChunkSize"/> parent lines after the last one handed
-    /// out, passing over chunks merged ahead before a restart. Null when none is left.</summary>
+    /// <summary>
+    /// The next chunk to merge: the lines after the last one handed out up to the line before the parent that follows the
+    /// next <see cref="BackfillOptions.ChunkSize"/> parent lines (or up to the phase's last line), passing over chunks merged
+    /// ahead before a restart. Null when none is left.
+    /// </summary>
+    /// <remarks>Why a chunk ends just before the next parent rather than at its own last one: line numbers run 1 to the phase's
+    /// line count without a gap, so the chunks' ranges cover every line once, and a chunk's lines (its parents, and the
+    /// children that follow them as a file usually lists them) are counted as its end minus its start, with no query.</remarks>
     private async Task<(long From, long Through)?> NextChunkAsync(BackfillPhase phase, MergeProgress progress, CancellationToken ct)
     {
         await progress.Gate.WaitAsync(ct);
         try
         {
             await using var conn = await db.OpenConnectionAsync(ct);
-            while (true)
+            while (progress.HandedOut < progress.Lines)
             {
                 await using var cmd = new NpgsqlCommand("""
-                    SELECT max(line_no) FROM (
-                      SELECT line_no FROM backfill_lines WHERE run_id = $1 AND phase = $2 AND parent_id IS NULL AND line_no > $3 ORDER BY line_no LIMIT $4) chunk
+                    SELECT line_no - 1 FROM backfill_lines WHERE run_id = $1 AND phase = $2 AND parent_id IS NULL AND line_no > $3
+                    ORDER BY line_no OFFSET $4 LIMIT 1
                     """, conn);
                 cmd.Parameters.AddWithValue(progress.Run.Id);
                 cmd.Parameters.AddWithValue(phase.Name);
                 cmd.Parameters.AddWithValue(progress.HandedOut);
                 cmd.Parameters.AddWithValue(options.Value.ChunkSize);
-                if (await cmd.ExecuteScalarAsync(ct) is not long through) return null;
+                var through = await cmd.ExecuteScalarAsync(ct) as long? ?? progress.Lines;
                 var from = progress.HandedOut;
                 if (progress.HandOut(through)) return (from, through);
             }
+            return null;
         }
         finally { progress.Gate.Release(); }
     }
@@ -403,19 +410,8 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
                 Add(batch, sql, run.Id, run.ShopId, from, through);
             await batch.ExecuteNonQueryAsync(ct);
         }
-        // Objects done: the chunk's parent lines and their children's lines (as counted when applied one by one).
-        const string parents = "SELECT bulk_id(body ->> 'id') FROM backfill_lines WHERE run_id = $1 AND phase = $4 AND parent_id IS NULL AND line_no > $2 AND line_no <= $3";
-        long objects;
-        await using (var count = new NpgsqlCommand($"""
-            SELECT (SELECT count(*) FROM ({parents}) p)
-              -- Why counted per parent: joined as a set, PostgreSQL read every child line of the phase for each chunk.
-              + (SELECT coalesce(sum((SELECT count(*) FROM backfill_lines c WHERE c.run_id = $1 AND c.phase = $4 AND c.parent_id = p.id)), 0)
-                 FROM (SELECT DISTINCT id FROM ({parents}) q(id)) p)::int8
-            """, conn, tx))
-        {
-            foreach (var a in new object[] { run.Id, from, through, phase.Name }) count.Parameters.Add(Sql.Param(a));
-            objects = (long)(await count.ExecuteScalarAsync(ct))!;
-        }
+        // Objects done: the chunk's lines, each an object (see NextChunkAsync).
+        var objects = through - from;
         // Why one commit at a time: each writes the progress that holds once it commits, which depends on the chunks before it.
         await progress.Gate.WaitAsync(ct);
         try
@@ -437,8 +433,11 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
     /// merged_ahead follow. Used under <see cref="Gate"/>.</summary>
     /// <remarks>Why chunks are known by both ends: a chunk is passed over only when exactly it was merged, so a chunk size
     /// changed between a crash and the resume merges again (idempotently) instead of passing over lines no chunk merged.</remarks>
-    private sealed class MergeProgress(Run run)
+    private sealed class MergeProgress(Run run, long lines)
     {
+        /// <summary>The phase's staged lines, numbered 1 to this.</summary>
+        public long Lines { get; } = lines;
+
         private volatile bool _intoEmpty;
 
         /// <summary>Whether chunks are merged by the plain inserts of a store that holds none of the phase's rows

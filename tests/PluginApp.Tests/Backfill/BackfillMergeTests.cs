@@ -197,10 +197,10 @@ public sealed class BackfillMergeTests(AppFixture app) : IClassFixture<AppFixtur
 
         const string stored = "SELECT coalesce(string_agg(id::text, ',' ORDER BY id), '') FROM orders WHERE shop_id = $1";
         Assert.Equal("77001,77002,77004,77005,77006", await app.ScalarAsync(stored, shopId));
-        // The cursor stops at the second order's line, before the failed chunk; the three merged after it are recorded (each as
-        // the line before its first and its last), and every object merged is counted once.
+        // The cursor stops at the second order's line item, before the failed chunk (an order's line and its item); the three
+        // merged after it are recorded (each as the line before its first and its last), and every object merged is counted once.
         const string progress = "SELECT format('%s, cursor %s, merged ahead %s, %s objects', state, phase_cursor, merged_ahead, rows_done) FROM backfill_runs WHERE id = $1";
-        Assert.Equal("failed, cursor 3, merged ahead {5,7,7,9,9,11}, 10 objects", await app.ScalarAsync(progress, run!));
+        Assert.Equal("failed, cursor 4, merged ahead {6,8,8,10,10,12}, 10 objects", await app.ScalarAsync(progress, run!));
 
         // Gone before the resume: merging its chunk again would bring it back.
         await app.ScalarAsync("DELETE FROM orders WHERE shop_id = $1 AND id = 77005", shopId);
