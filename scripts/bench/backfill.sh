@@ -8,6 +8,7 @@
 # Also prints the app's resident memory: at rest, and per round at its start, its peak (VmHWM) during the backfill, and
 # with the trainings after it.
 # Usage: scripts/bench/backfill.sh [ROUNDS, default 3]   (ports: BENCH_APP_PORT, default 5091; BENCH_PG_PORT, default 55434)
+#        BULK_INVOICES=N scripts/bench/backfill.sh ...   the set's first N invoices only (a smaller store, for the slope)
 set -euo pipefail
 ROOT_DIR="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$ROOT_DIR"
@@ -24,16 +25,18 @@ trap cleanup EXIT
 dotnet build app/PluginApp.csproj -c Release -nologo -v q >/dev/null
 dotnet build tests/ShopifyStandIn -c Release -nologo -v q >/dev/null
 dotnet build scripts/bench/LoadGen -c Release -nologo -v q >/dev/null
-if [ ! -f .run/bench-bulk/orders.jsonl ]; then
-  echo "[bench] writing the whole Online Retail set as bulk JSONL"
-  scripts/replay.sh --jsonl-out .run/bench-bulk --seed 7 >/dev/null
+INVOICES="${BULK_INVOICES:-}"
+BULK=".run/bench-bulk${INVOICES:+-$INVOICES}"
+if [ ! -f "$BULK/orders.jsonl" ]; then
+  echo "[bench] writing ${INVOICES:+the first $INVOICES invoices of }the Online Retail set as bulk JSONL"
+  scripts/replay.sh --jsonl-out "$BULK" --seed 7 ${INVOICES:+--max-invoices "$INVOICES"} >/dev/null
 fi
-lines=$(cat .run/bench-bulk/*.jsonl | wc -l)
-bytes=$(cat .run/bench-bulk/*.jsonl | wc -c)
+lines=$(cat "$BULK"/*.jsonl | wc -l)
+bytes=$(cat "$BULK"/*.jsonl | wc -c)
 
 SECRET="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 rm -f .run/bench-standin-url
-dotnet tests/ShopifyStandIn/bin/Release/net10.0/ShopifyStandIn.dll --secret "$SECRET" --bulk-dir .run/bench-bulk \
+dotnet tests/ShopifyStandIn/bin/Release/net10.0/ShopifyStandIn.dll --secret "$SECRET" --bulk-dir "$BULK" \
   --port-file .run/bench-standin-url > .run/bench-standin.log 2>&1 &
 STANDIN_PID=$!
 for _ in $(seq 1 60); do [ -s .run/bench-standin-url ] && break; sleep 0.25; done
@@ -101,7 +104,7 @@ copy_baseline() {
   start=$(date +%s.%N) cpu0=$(machine_cpu)
   for f in products customers orders; do
     # Why these delimiters: JSONL holds commas, quotes and backslashes that CSV or text format would interpret.
-    psql_q "COPY copy_baseline FROM '$ROOT_DIR/.run/bench-bulk/$f.jsonl' WITH (FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')" >/dev/null
+    psql_q "COPY copy_baseline FROM '$ROOT_DIR/$BULK/$f.jsonl' WITH (FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')" >/dev/null
   done
   secs=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN {print b - a}')
   cpu=$(awk -v a="$cpu0" -v b="$(machine_cpu)" 'BEGIN {print b - a}')
