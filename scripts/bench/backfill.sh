@@ -25,12 +25,7 @@ trap cleanup EXIT
 dotnet build app/PluginApp.csproj -c Release -nologo -v q >/dev/null
 dotnet build tests/ShopifyStandIn -c Release -nologo -v q >/dev/null
 dotnet build scripts/bench/LoadGen -c Release -nologo -v q >/dev/null
-INVOICES="${BULK_INVOICES:-}"
-BULK=".run/bench-bulk${INVOICES:+-$INVOICES}"
-if [ ! -f "$BULK/orders.jsonl" ]; then
-  echo "[bench] writing ${INVOICES:+the first $INVOICES invoices of }the Online Retail set as bulk JSONL"
-  scripts/replay.sh --jsonl-out "$BULK" --seed 7 ${INVOICES:+--max-invoices "$INVOICES"} >/dev/null
-fi
+bench_bulk
 lines=$(cat "$BULK"/*.jsonl | wc -l)
 bytes=$(cat "$BULK"/*.jsonl | wc -c)
 
@@ -104,7 +99,7 @@ copy_baseline() {
   start=$(date +%s.%N) cpu0=$(machine_cpu)
   for f in products customers orders; do
     # Why these delimiters: JSONL holds commas, quotes and backslashes that CSV or text format would interpret.
-    psql_q "COPY copy_baseline FROM '$ROOT_DIR/$BULK/$f.jsonl' WITH (FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')" >/dev/null
+    psql_q "COPY copy_baseline FROM '$BULK/$f.jsonl' WITH (FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')" >/dev/null
   done
   secs=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN {print b - a}')
   cpu=$(awk -v a="$cpu0" -v b="$(machine_cpu)" 'BEGIN {print b - a}')

@@ -1,5 +1,5 @@
-# Sourced by scripts/bench/serve.sh and train.sh: a fresh PostgreSQL, the stand-in Admin API serving the whole
-# Online Retail set as bulk JSONL, and the app (Demo environment: installs demo-store.myshopify.com, backfills it
+# Sourced by scripts/bench/serve.sh, train.sh, memory.sh and backfill.sh: a fresh PostgreSQL, the stand-in Admin API serving the
+# Online Retail set as bulk JSONL (the whole set, or its first BULK_INVOICES invoices), and the app (Demo environment: installs demo-store.myshopify.com, backfills it
 # and trains its recommender in the background). Usage: bench_store_up PORT -> URL, SECRET, APP_PID, STANDIN_PID
 # The cluster's port is BENCH_PG_PORT (55434 unless set), so benchmarks of two checkouts can run side by side.
 # APP_CONN_EXTRA adds settings to the app's connection string (e.g. "Max Auto Prepare=0").
@@ -12,6 +12,17 @@ BENCH_PG_PORT="${BENCH_PG_PORT:-55434}"
 # backfill's measured time when polled ten times a second.
 bench_psql() { runuser -u postgres -- "$(pg_bindir)/psql" -h 127.0.0.1 -p "$BENCH_PG_PORT" -U postgres -d pluginapp -tAc "$1"; }
 
+# bench_bulk -> BULK: the folder of the Online Retail set as bulk-operation JSONL (its first BULK_INVOICES invoices when
+# set: a smaller store, for the cost's slope), written once.
+bench_bulk() {
+  local invoices="${BULK_INVOICES:-}"
+  BULK="$ROOT_DIR/.run/bench-bulk${invoices:+-$invoices}"
+  if [ ! -f "$BULK/orders.jsonl" ]; then
+    echo "[bench] writing ${invoices:+the first $invoices invoices of }the Online Retail set as bulk JSONL"
+    "$ROOT_DIR/scripts/replay.sh" --jsonl-out "$BULK" --seed 7 ${invoices:+--max-invoices "$invoices"} >/dev/null
+  fi
+}
+
 bench_store_down() { app_stop; [ -n "${STANDIN_PID:-}" ] && kill "$STANDIN_PID" 2>/dev/null || true; pg_down bench; }
 
 bench_store_up() {
@@ -23,13 +34,10 @@ bench_store_up() {
   dotnet build "$ROOT_DIR/app/PluginApp.csproj" -c Release -nologo -v q >/dev/null
   dotnet build "$ROOT_DIR/tests/ShopifyStandIn" -c Release -nologo -v q >/dev/null
   dotnet build "$ROOT_DIR/scripts/bench/LoadGen" -c Release -nologo -v q >/dev/null
-  if [ ! -f "$ROOT_DIR/.run/bench-bulk/orders.jsonl" ]; then
-    echo "[bench] writing the whole Online Retail set as bulk JSONL"
-    "$ROOT_DIR/scripts/replay.sh" --jsonl-out "$ROOT_DIR/.run/bench-bulk" --seed 7 >/dev/null
-  fi
+  bench_bulk
   SECRET="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
   rm -f "$ROOT_DIR/.run/bench-standin-url"
-  dotnet "$ROOT_DIR/tests/ShopifyStandIn/bin/Release/net10.0/ShopifyStandIn.dll" --secret "$SECRET" --bulk-dir "$ROOT_DIR/.run/bench-bulk" \
+  dotnet "$ROOT_DIR/tests/ShopifyStandIn/bin/Release/net10.0/ShopifyStandIn.dll" --secret "$SECRET" --bulk-dir "$BULK" \
     --port-file "$ROOT_DIR/.run/bench-standin-url" > "$ROOT_DIR/.run/bench-standin.log" 2>&1 &
   STANDIN_PID=$!
   for _ in $(seq 1 60); do [ -s "$ROOT_DIR/.run/bench-standin-url" ] && break; sleep 0.25; done
@@ -42,7 +50,7 @@ bench_store_up() {
   export Recommendations__PerClientPerMinute=100000000 Recommendations__PerShopPerSecond=1000000
   app_keyring "$ROOT_DIR/.run/bench-keyring.pfx"
   app_start "$port" "$ROOT_DIR/.run/bench-app.log"
-  echo "[bench] backfilling the whole Online Retail set and training in the background"
+  echo "[bench] backfilling ${BULK_INVOICES:+the first $BULK_INVOICES invoices of }the Online Retail set and training in the background"
   bench_wait_quiet "SELECT count(*) FROM models WHERE kind = 'recommender' AND status = 'active'"
 }
 
