@@ -1,7 +1,7 @@
 using System.Text.Json;
-using Microsoft.Extensions.Caching.Memory;
 using Npgsql;
 using PluginApp.Data;
+using PluginApp.Hosting;
 
 namespace PluginApp.Experiments;
 
@@ -38,33 +38,38 @@ public sealed record ExperimentSettings(IReadOnlyList<ArmShare> Arms, string Met
 /// Serving reads through a 15-second cache; a change made here clears this instance's entry at once, and other instances
 /// follow within the 15 seconds.
 /// </summary>
-public sealed class ExperimentStore(NpgsqlDataSource db, ExperimentKinds kinds, IMemoryCache cache, TimeProvider clock)
+public sealed class ExperimentStore(NpgsqlDataSource db, ExperimentKinds kinds, TimeProvider clock)
 {
     private static readonly TimeSpan CacheFor = TimeSpan.FromSeconds(15);
     public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+    private readonly ExpiringCache<(long ShopId, string Key), ExperimentSettings> _cache = new(CacheFor, clock);
 
     public ExperimentKind Kind(string key) => kinds.Find(key) ?? throw new ArgumentException($"no experiment '{key}' is declared", nameof(key));
 
     public async Task<ExperimentSettings> GetAsync(long shopId, string key, CancellationToken ct)
     {
+        Kind(key); // an undeclared experiment is refused before anything is cached for it
+        return await _cache.GetAsync((shopId, key), LoadAsync, ct);
+    }
+
+    /// <remarks>Not cancelled by a request that stops waiting: the shop's requests in flight share it.</remarks>
+    private async Task<ExperimentSettings> LoadAsync((long ShopId, string Key) at)
+    {
+        var (shopId, key) = at;
         var kind = Kind(key);
-        if (cache.TryGetValue((nameof(ExperimentStore), shopId, key), out ExperimentSettings? cached)) return cached!;
         await using var cmd = db.CreateCommand("""
             SELECT arms::text, metric, guardrails::text, status, started_at, stopped_at, updated_at, updated_by
             FROM experiments WHERE shop_id = $1 AND key = $2
             """);
         cmd.Parameters.Add(Sql.Param(shopId));
         cmd.Parameters.Add(Sql.Param(key));
-        ExperimentSettings settings;
-        await using (var r = await cmd.ExecuteReaderAsync(ct))
-            settings = await r.ReadAsync(ct)
+        await using var r = await cmd.ExecuteReaderAsync();
+        return await r.ReadAsync()
                 ? new ExperimentSettings(JsonSerializer.Deserialize<List<ArmShare>>(r.GetString(0), Json)!, r.GetString(1),
                     JsonSerializer.Deserialize<Guardrails>(r.GetString(2), Json)!, r.GetString(3) == "running",
                     r.IsDBNull(4) ? null : r.GetFieldValue<DateTimeOffset>(4), r.IsDBNull(5) ? null : r.GetFieldValue<DateTimeOffset>(5),
                     r.GetFieldValue<DateTimeOffset>(6), r.IsDBNull(7) ? null : r.GetString(7))
                 : new ExperimentSettings(kind.Arms, kind.DefaultMetric, new Guardrails(), kind.RunsByDefault, null, null);
-        cache.Set((nameof(ExperimentStore), shopId, key), settings, CacheFor);
-        return settings;
     }
 
     /// <summary>The arm of a unit (null key: the stopped arm), and whether the experiment is running for this shop.</summary>
@@ -101,6 +106,6 @@ public sealed class ExperimentStore(NpgsqlDataSource db, ExperimentKinds kinds, 
         cmd.Parameters.Add(Sql.Param(now));
         cmd.Parameters.Add(Sql.Text(by));
         await cmd.ExecuteNonQueryAsync(ct);
-        cache.Remove((nameof(ExperimentStore), shopId, key));
+        _cache.Remove((shopId, key));
     }
 }

@@ -1,4 +1,4 @@
-using System.Collections.Concurrent;
+using PluginApp.Hosting;
 using PluginApp.StoreData;
 
 namespace PluginApp.Install;
@@ -12,18 +12,13 @@ public sealed class ShopDirectory(ShopLookup shops, TimeProvider clock)
 {
     public const string Channel = "shop_changed";
     private static readonly TimeSpan MaxAge = TimeSpan.FromSeconds(30);
-    private readonly ConcurrentDictionary<string, (long? Id, DateTimeOffset At)> _cache = new(StringComparer.Ordinal);
+    private readonly ExpiringCache<string, long?> _cache = new(MaxAge, clock);
 
     /// <summary>The shop's id when the app is installed there, else null.</summary>
-    public async ValueTask<long?> InstalledShopIdAsync(string domain, CancellationToken ct)
-    {
-        if (_cache.TryGetValue(domain, out var hit) && clock.GetUtcNow() - hit.At < MaxAge) return hit.Id;
-        var id = await shops.InstalledIdAsync(domain, ct);
-        _cache[domain] = (id, clock.GetUtcNow());
-        return id;
-    }
+    public ValueTask<long?> InstalledShopIdAsync(string domain, CancellationToken ct) =>
+        _cache.GetAsync(domain, d => shops.InstalledIdAsync(d, CancellationToken.None), ct);
 
-    public void Forget(string domain) => _cache.TryRemove(domain, out _);
+    public void Forget(string domain) => _cache.Remove(domain);
 
     public void ForgetAll() => _cache.Clear();
 }

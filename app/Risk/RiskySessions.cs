@@ -1,6 +1,6 @@
-using System.Collections.Concurrent;
 using Npgsql;
 using PluginApp.Data;
+using PluginApp.Hosting;
 using PluginApp.Recommendations;
 
 namespace PluginApp.Risk;
@@ -15,27 +15,24 @@ public sealed class RiskySessions(NpgsqlDataSource db, TimeProvider clock) : ISe
     public const string Path = "risky_session";
     public static readonly TimeSpan Refresh = TimeSpan.FromSeconds(15);
 
-    private sealed record Snapshot(DateTimeOffset LoadedAt, HashSet<long> Customers, HashSet<string> Addresses);
+    private sealed record Snapshot(HashSet<long> Customers, HashSet<string> Addresses);
 
-    private readonly ConcurrentDictionary<long, Snapshot> _byShop = new();
+    private readonly ExpiringCache<long, Snapshot> _byShop = new(Refresh, clock);
 
     public async ValueTask<string?> RefuseAsync(long shopId, long? customerId, string? clientIp, CancellationToken ct)
     {
         if (customerId is null && clientIp is null) return null;
-        var now = clock.GetUtcNow();
-        if (!_byShop.TryGetValue(shopId, out var s) || now - s.LoadedAt > Refresh)
-        {
-            s = await LoadAsync(shopId, now, ct);
-            _byShop[shopId] = s;
-        }
+        var s = await _byShop.GetAsync(shopId, LoadAsync, ct);
         return (customerId is { } c && s.Customers.Contains(c)) || (clientIp is not null && s.Addresses.Contains(clientIp)) ? Path : null;
     }
 
     /// <summary>Forgets a shop's set (after a reviewer's decision on this instance); the others refresh within seconds.</summary>
-    public void Invalidate(long shopId) => _byShop.TryRemove(shopId, out _);
+    public void Invalidate(long shopId) => _byShop.Remove(shopId);
 
-    private async Task<Snapshot> LoadAsync(long shopId, DateTimeOffset now, CancellationToken ct)
+    /// <remarks>Not cancelled by a request that stops waiting: the requests of the shop in flight share it.</remarks>
+    private async Task<Snapshot> LoadAsync(long shopId)
     {
+        var now = clock.GetUtcNow();
         await using var cmd = db.CreateCommand("""
             SELECT o.customer_id, o.browser_ip FROM risk_scores s JOIN orders o ON o.shop_id = s.shop_id AND o.id = s.order_id
             WHERE s.shop_id = $1 AND s.level = 'HIGH' AND s.scored_at > $2 AND o.cancelled_at IS NULL
@@ -43,9 +40,9 @@ public sealed class RiskySessions(NpgsqlDataSource db, TimeProvider clock) : ISe
             """);
         cmd.Parameters.Add(Sql.Param(shopId));
         cmd.Parameters.Add(Sql.Param(now.AddDays(-30)));
-        var snapshot = new Snapshot(now, [], []);
-        await using var r = await cmd.ExecuteReaderAsync(ct);
-        while (await r.ReadAsync(ct))
+        var snapshot = new Snapshot([], []);
+        await using var r = await cmd.ExecuteReaderAsync();
+        while (await r.ReadAsync())
         {
             if (!r.IsDBNull(0)) snapshot.Customers.Add(r.GetInt64(0));
             if (!r.IsDBNull(1)) snapshot.Addresses.Add(r.GetString(1));

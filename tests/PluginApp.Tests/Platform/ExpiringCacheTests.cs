@@ -1,0 +1,77 @@
+using PluginApp.Hosting;
+using PluginApp.Tests.Infrastructure;
+
+namespace PluginApp.Tests.Platform;
+
+/// <summary>The cache behind the storefront's per-request lookups (installed shops, experiments, risky shoppers).</summary>
+public sealed class ExpiringCacheTests
+{
+    private sealed class CountingLoad
+    {
+        private int _calls;
+        public TaskCompletionSource Gate { get; set; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public int Calls => Volatile.Read(ref _calls);
+
+        public async Task<int> LoadAsync(string key)
+        {
+            var n = Interlocked.Increment(ref _calls);
+            await Gate.Task;
+            return n;
+        }
+    }
+
+    [Fact]
+    public async Task RequestsInFlightWhenAKeyIsMissingOrExpires_ShareOneLoad_AndAKeptValueLoadsNothing()
+    {
+        var clock = new ManualClock();
+        var cache = new ExpiringCache<string, int>(TimeSpan.FromSeconds(15), clock);
+        var load = new CountingLoad();
+
+        // Sixty-four requests arrive while the first load runs (a busy storefront's concurrency): one query, not sixty-four.
+        var first = Enumerable.Range(0, 64).Select(_ => cache.GetAsync("shop", load.LoadAsync, CancellationToken.None).AsTask()).ToArray();
+        load.Gate.SetResult();
+        Assert.All(await Task.WhenAll(first), v => Assert.Equal(1, v));
+        Assert.Equal(1, load.Calls);
+
+        // Kept for its age: nothing loads.
+        clock.Advance(TimeSpan.FromSeconds(14));
+        Assert.Equal(1, await cache.GetAsync("shop", load.LoadAsync, CancellationToken.None));
+        Assert.Equal(1, load.Calls);
+
+        // Expired under load: again one load for every request in flight.
+        clock.Advance(TimeSpan.FromSeconds(2));
+        load.Gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var second = Enumerable.Range(0, 64).Select(_ => cache.GetAsync("shop", load.LoadAsync, CancellationToken.None).AsTask()).ToArray();
+        load.Gate.SetResult();
+        Assert.All(await Task.WhenAll(second), v => Assert.Equal(2, v));
+        Assert.Equal(2, load.Calls);
+
+        // Another key loads on its own.
+        Assert.Equal(3, await cache.GetAsync("other", load.LoadAsync, CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task AFailedLoadIsNotKept_ARemovedKeyLoadsAgain_AndARequestThatStopsWaitingLeavesTheLoadToTheOthers()
+    {
+        var cache = new ExpiringCache<string, int>(TimeSpan.FromSeconds(15), new ManualClock());
+        var calls = 0;
+        Task<int> Failing(string _) { calls++; throw new TimeoutException("the database did not answer"); }
+        await Assert.ThrowsAsync<TimeoutException>(() => cache.GetAsync("shop", Failing, CancellationToken.None).AsTask());
+        Assert.Equal(7, await cache.GetAsync("shop", _ => Task.FromResult(7), CancellationToken.None));
+        Assert.Equal(1, calls);
+
+        cache.Remove("shop");
+        Assert.Equal(8, await cache.GetAsync("shop", _ => Task.FromResult(8), CancellationToken.None));
+
+        var load = new CountingLoad();
+        cache.Clear();
+        using var leaving = new CancellationTokenSource();
+        var left = cache.GetAsync("shop", load.LoadAsync, leaving.Token).AsTask();
+        var staying = cache.GetAsync("shop", load.LoadAsync, CancellationToken.None).AsTask();
+        await leaving.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => left);
+        load.Gate.SetResult();
+        Assert.Equal(1, await staying);
+        Assert.Equal(1, load.Calls);
+    }
+}
