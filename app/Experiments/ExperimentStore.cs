@@ -49,7 +49,7 @@ public sealed class ExperimentStore(NpgsqlDataSource db, ExperimentKinds kinds, 
     public async Task<ExperimentSettings> GetAsync(long shopId, string key, CancellationToken ct)
     {
         Kind(key); // an undeclared experiment is refused before anything is cached for it
-        return await _cache.GetAsync((shopId, key), LoadAsync, ct);
+        return await _cache.GetAsync((shopId, key), static (self, at) => self.LoadAsync(at), this, ct);
     }
 
     /// <remarks>Not cancelled by a request that stops waiting: the shop's requests in flight share it.</remarks>

@@ -15,9 +15,10 @@ public sealed class ExpiringCache<TKey, TValue>(TimeSpan maxAge, TimeProvider cl
 
     private readonly ConcurrentDictionary<TKey, Entry> _entries = new();
 
-    /// <summary>The key's value: kept, being loaded, or loaded now by <paramref name="load"/>.</summary>
-    /// <param name="load">Loads the value; not cancelled when one caller stops waiting, as others may share it.</param>
-    public async ValueTask<TValue> GetAsync(TKey key, Func<TKey, Task<TValue>> load, CancellationToken ct)
+    /// <summary>The key's value: kept, being loaded, or loaded now by <paramref name="load"/>(<paramref name="state"/>, key).</summary>
+    /// <param name="load">Loads the value; not cancelled when one caller stops waiting, as others may share it. Why with a
+    /// state: a static lambda is allocated once, where one that captures its owner is allocated on every request.</param>
+    public async ValueTask<TValue> GetAsync<TState>(TKey key, Func<TState, TKey, Task<TValue>> load, TState state, CancellationToken ct)
     {
         while (true)
         {
@@ -30,7 +31,7 @@ public sealed class ExpiringCache<TKey, TValue>(TimeSpan maxAge, TimeProvider cl
             // Why compare with what was seen: of the callers that found the key missing or expired, one starts the load; the
             // others loop and wait for it.
             if (seen is null ? !_entries.TryAdd(key, mine) : !_entries.TryUpdate(key, mine, seen)) continue;
-            _ = LoadAsync(key, load, loading, mine);
+            _ = LoadAsync(key, load, state, loading, mine);
             return await loading.Task.WaitAsync(ct);
         }
     }
@@ -41,9 +42,9 @@ public sealed class ExpiringCache<TKey, TValue>(TimeSpan maxAge, TimeProvider cl
     /// <summary>Forgets every key.</summary>
     public void Clear() => _entries.Clear();
 
-    private async Task LoadAsync(TKey key, Func<TKey, Task<TValue>> load, TaskCompletionSource<TValue> loading, Entry mine)
+    private async Task LoadAsync<TState>(TKey key, Func<TState, TKey, Task<TValue>> load, TState state, TaskCompletionSource<TValue> loading, Entry mine)
     {
-        try { loading.SetResult(await load(key)); }
+        try { loading.SetResult(await load(state, key)); }
         catch (Exception e)
         {
             _entries.TryRemove(KeyValuePair.Create(key, mine));

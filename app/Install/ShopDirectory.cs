@@ -16,7 +16,7 @@ public sealed class ShopDirectory(ShopLookup shops, TimeProvider clock)
 
     /// <summary>The shop's id when the app is installed there, else null.</summary>
     public ValueTask<long?> InstalledShopIdAsync(string domain, CancellationToken ct) =>
-        _cache.GetAsync(domain, d => shops.InstalledIdAsync(d, CancellationToken.None), ct);
+        _cache.GetAsync(domain, static (shops, d) => shops.InstalledIdAsync(d, CancellationToken.None), shops, ct);
 
     public void Forget(string domain) => _cache.Remove(domain);
 

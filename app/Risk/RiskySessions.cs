@@ -22,7 +22,7 @@ public sealed class RiskySessions(NpgsqlDataSource db, TimeProvider clock) : ISe
     public async ValueTask<string?> RefuseAsync(long shopId, long? customerId, string? clientIp, CancellationToken ct)
     {
         if (customerId is null && clientIp is null) return null;
-        var s = await _byShop.GetAsync(shopId, LoadAsync, ct);
+        var s = await _byShop.GetAsync(shopId, static (self, id) => self.LoadAsync(id), this, ct);
         return (customerId is { } c && s.Customers.Contains(c)) || (clientIp is not null && s.Addresses.Contains(clientIp)) ? Path : null;
     }
 

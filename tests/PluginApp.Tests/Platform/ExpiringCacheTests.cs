@@ -20,6 +20,8 @@ public sealed class ExpiringCacheTests
         }
     }
 
+    private static Task<int> Load(CountingLoad load, string key) => load.LoadAsync(key);
+
     [Fact]
     public async Task RequestsInFlightWhenAKeyIsMissingOrExpires_ShareOneLoad_AndAKeptValueLoadsNothing()
     {
@@ -28,26 +30,26 @@ public sealed class ExpiringCacheTests
         var load = new CountingLoad();
 
         // Sixty-four requests arrive while the first load runs (a busy storefront's concurrency): one query, not sixty-four.
-        var first = Enumerable.Range(0, 64).Select(_ => cache.GetAsync("shop", load.LoadAsync, CancellationToken.None).AsTask()).ToArray();
+        var first = Enumerable.Range(0, 64).Select(_ => cache.GetAsync("shop", Load, load, CancellationToken.None).AsTask()).ToArray();
         load.Gate.SetResult();
         Assert.All(await Task.WhenAll(first), v => Assert.Equal(1, v));
         Assert.Equal(1, load.Calls);
 
         // Kept for its age: nothing loads.
         clock.Advance(TimeSpan.FromSeconds(14));
-        Assert.Equal(1, await cache.GetAsync("shop", load.LoadAsync, CancellationToken.None));
+        Assert.Equal(1, await cache.GetAsync("shop", Load, load, CancellationToken.None));
         Assert.Equal(1, load.Calls);
 
         // Expired under load: again one load for every request in flight.
         clock.Advance(TimeSpan.FromSeconds(2));
         load.Gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var second = Enumerable.Range(0, 64).Select(_ => cache.GetAsync("shop", load.LoadAsync, CancellationToken.None).AsTask()).ToArray();
+        var second = Enumerable.Range(0, 64).Select(_ => cache.GetAsync("shop", Load, load, CancellationToken.None).AsTask()).ToArray();
         load.Gate.SetResult();
         Assert.All(await Task.WhenAll(second), v => Assert.Equal(2, v));
         Assert.Equal(2, load.Calls);
 
         // Another key loads on its own.
-        Assert.Equal(3, await cache.GetAsync("other", load.LoadAsync, CancellationToken.None));
+        Assert.Equal(3, await cache.GetAsync("other", Load, load, CancellationToken.None));
     }
 
     [Fact]
@@ -55,19 +57,19 @@ public sealed class ExpiringCacheTests
     {
         var cache = new ExpiringCache<string, int>(TimeSpan.FromSeconds(15), new ManualClock());
         var calls = 0;
-        Task<int> Failing(string _) { calls++; throw new TimeoutException("the database did not answer"); }
-        await Assert.ThrowsAsync<TimeoutException>(() => cache.GetAsync("shop", Failing, CancellationToken.None).AsTask());
-        Assert.Equal(7, await cache.GetAsync("shop", _ => Task.FromResult(7), CancellationToken.None));
+        Task<int> Failing(int _, string __) { calls++; throw new TimeoutException("the database did not answer"); }
+        await Assert.ThrowsAsync<TimeoutException>(() => cache.GetAsync("shop", Failing, 0, CancellationToken.None).AsTask());
+        Assert.Equal(7, await cache.GetAsync("shop", static (v, _) => Task.FromResult(v), 7, CancellationToken.None));
         Assert.Equal(1, calls);
 
         cache.Remove("shop");
-        Assert.Equal(8, await cache.GetAsync("shop", _ => Task.FromResult(8), CancellationToken.None));
+        Assert.Equal(8, await cache.GetAsync("shop", static (v, _) => Task.FromResult(v), 8, CancellationToken.None));
 
         var load = new CountingLoad();
         cache.Clear();
         using var leaving = new CancellationTokenSource();
-        var left = cache.GetAsync("shop", load.LoadAsync, leaving.Token).AsTask();
-        var staying = cache.GetAsync("shop", load.LoadAsync, CancellationToken.None).AsTask();
+        var left = cache.GetAsync("shop", Load, load, leaving.Token).AsTask();
+        var staying = cache.GetAsync("shop", Load, load, CancellationToken.None).AsTask();
         await leaving.CancelAsync();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => left);
         load.Gate.SetResult();
