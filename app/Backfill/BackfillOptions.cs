@@ -16,7 +16,7 @@ public sealed class BackfillOptions
     public TimeSpan MaxWait { get; set; } = TimeSpan.FromHours(6);
 
     /// <summary>Parent objects (orders, products, customers) written per transaction. Why 1,000: each chunk has work of its
-    /// own beside its rows (each statement sorts the chunk's parents; the progress count, the commit), and a chunk's order
+    /// own beside its rows (each statement sorts the chunk's parents; the progress update, the commit), and a chunk's order
     /// lines (28,000 for 1,000 of the Online Retail set's orders, 4.5 MB) are sorted within the merge's 32 MB up to about 200
     /// lines per order.</summary>
     public int ChunkSize { get; set; } = 1000;

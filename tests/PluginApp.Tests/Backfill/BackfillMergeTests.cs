@@ -197,8 +197,9 @@ public sealed class BackfillMergeTests(AppFixture app) : IClassFixture<AppFixtur
 
         const string stored = "SELECT coalesce(string_agg(id::text, ',' ORDER BY id), '') FROM orders WHERE shop_id = $1";
         Assert.Equal("77001,77002,77004,77005,77006", await app.ScalarAsync(stored, shopId));
-        // The cursor stops at the second order's line item, before the failed chunk (an order's line and its item); the three
-        // merged after it are recorded (each as the line before its first and its last), and every object merged is counted once.
+        // Each chunk is an order's line and its item's. The cursor stops at line 4 (the second order's item), where the failed
+        // chunk begins; the three merged after it are recorded (each as the line before its first and its last), and every
+        // object merged is counted once.
         const string progress = "SELECT format('%s, cursor %s, merged ahead %s, %s objects', state, phase_cursor, merged_ahead, rows_done) FROM backfill_runs WHERE id = $1";
         Assert.Equal("failed, cursor 4, merged ahead {6,8,8,10,10,12}, 10 objects", await app.ScalarAsync(progress, run!));
 
