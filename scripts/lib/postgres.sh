@@ -1,5 +1,6 @@
 # Sourced by the scripts: a private PostgreSQL cluster under the git-ignored .pg/ folder.
 # Usage: pg_up NAME PORT   -> exports PG_CONN (an Npgsql connection string); pg_down NAME
+# A new cluster gets the lines of PG_EXTRA_CONF added to its postgresql.conf (profiling: pg_stat_statements, auto_explain).
 # Why runuser: PostgreSQL refuses to run as root, and these machines run everything as root.
 
 ROOT_DIR="${ROOT_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
@@ -48,6 +49,8 @@ shared_buffers = 256MB
 fsync = on
 synchronous_commit = on
 CONF
+    # Why: profiling a benchmark's database, e.g. PG_EXTRA_CONF="shared_preload_libraries = 'pg_stat_statements'".
+    [ -z "${PG_EXTRA_CONF:-}" ] || printf '%s\n' "$PG_EXTRA_CONF" >> "$data/postgresql.conf"
   fi
   chown -R postgres: "$data"
   if ! runuser -u postgres -- "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
