@@ -15,11 +15,17 @@ public static class ChurnHistories
     public static async Task<List<CustomerHistory>> LoadAsync(NpgsqlDataSource db, long shopId, DateTimeOffset before, CancellationToken ct)
     {
         var orders = new Dictionary<long, List<ChurnOrder>>();
+        // Why the product types by one join over the store's lines, not a subquery per order: PostgreSQL ran that subquery
+        // as a hash join that read every product again for each order (15.5 s for Online Retail's 18,532 orders and 3,920
+        // products, growing with orders times catalog size); grouped once, 0.6 s.
         await using (var cmd = db.CreateCommand("""
             SELECT o.customer_id, o.created_at, coalesce(o.total_price, 0)::float8, coalesce(o.total_discounts, 0)::float8, o.cancelled_at IS NOT NULL,
-                   ARRAY(SELECT DISTINCT p.product_type FROM order_lines l JOIN products p ON p.shop_id = l.shop_id AND p.id = l.product_id
-                         WHERE l.shop_id = o.shop_id AND l.order_id = o.id AND coalesce(p.product_type, '') <> '')
+                   coalesce(t.types, '{}')
             FROM orders o
+            LEFT JOIN (SELECT l.order_id, array_agg(DISTINCT p.product_type) AS types
+                       FROM order_lines l JOIN products p ON p.shop_id = l.shop_id AND p.id = l.product_id
+                       WHERE l.shop_id = $1 AND coalesce(p.product_type, '') <> ''
+                       GROUP BY l.order_id) t ON t.order_id = o.id
             WHERE o.shop_id = $1 AND o.customer_id IS NOT NULL AND NOT o.test AND o.created_at < $2
               AND NOT EXISTS (SELECT 1 FROM customers c WHERE c.shop_id = o.shop_id AND c.id = o.customer_id AND c.redacted_at IS NOT NULL)
             """))

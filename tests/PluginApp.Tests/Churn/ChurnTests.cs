@@ -333,6 +333,49 @@ public sealed class ChurnTests(ChurnFixture app) : IClassFixture<ChurnFixture>
     }
 
     [Fact]
+    public async Task EachOrderTheModelReads_CarriesItsOwnLinesProductTypes_OnceEach_AndNoneOfAnotherStoresLines()
+    {
+        var shopId = await app.InstallShopAsync("churn-types-a.myshopify.com");
+        var otherId = await app.InstallShopAsync("churn-types-b.myshopify.com");
+        var at = app.Clock.GetUtcNow().AddDays(-30);
+        await using (var batch = app.Db.CreateBatch())
+        {
+            void Add(string sql, params object[] args)
+            {
+                var cmd = new NpgsqlBatchCommand(sql);
+                foreach (var a in args) cmd.Parameters.AddWithValue(a);
+                batch.BatchCommands.Add(cmd);
+            }
+            // The same product and order ids in both stores: each store's lines must stay its own.
+            foreach (var (shop, types) in new[] { (shopId, new[] { "Mugs", "Mugs", "Candles", "", null }), (otherId, new[] { "Lamps", "Lamps", "Lamps", "Lamps", "Lamps" }) })
+                for (var i = 0; i < types.Length; i++)
+                    Add("INSERT INTO products (shop_id, id, title, product_type) VALUES ($1, $2, 'p', $3)", shop, 96_500_010L + i, (object?)types[i] ?? DBNull.Value);
+            foreach (var shop in new[] { shopId, otherId })
+            {
+                Add("INSERT INTO customers (shop_id, id, email, created_at) VALUES ($1, 96500001, 'types@example.com', $2)", shop, at);
+                for (var order = 96_500_100L; order <= 96_500_101L; order++)
+                    Add("INSERT INTO orders (shop_id, id, name, customer_id, currency, total_price, created_at, updated_at) VALUES ($1, $2, 'n', 96500001, 'USD', 10, $3, $3)",
+                        shop, order, at.AddDays(order - 96_500_100L));
+            }
+            // The first order: two mugs, a candle, a product without a type and one whose type is empty; the second has no lines here.
+            for (var i = 0; i < 5; i++)
+                Add("INSERT INTO order_lines (shop_id, id, order_id, product_id, quantity) VALUES ($1, $2, 96500100, $3, 1)", shopId, 96_500_200L + i, 96_500_010L + i);
+            // The other store's lines, under both order ids.
+            for (var i = 0; i < 4; i++)
+                Add("INSERT INTO order_lines (shop_id, id, order_id, product_id, quantity) VALUES ($1, $2, $3, $4, 1)", otherId, 96_500_300L + i, 96_500_100L + i % 2, 96_500_010L + i);
+            await batch.ExecuteNonQueryAsync();
+        }
+
+        var history = Assert.Single(await ChurnHistories.LoadAsync(app.Db, shopId, app.Clock.GetUtcNow(), CancellationToken.None));
+        var orders = history.Orders.OrderBy(o => o.At).ToList();
+        Assert.Equal(2, orders.Count);
+        Assert.Equal(["Candles", "Mugs"], orders[0].Categories!.Order(StringComparer.Ordinal));
+        Assert.Null(orders[1].Categories);
+        var other = Assert.Single(await ChurnHistories.LoadAsync(app.Db, otherId, app.Clock.GetUtcNow(), CancellationToken.None));
+        Assert.All(other.Orders, o => Assert.Equal(["Lamps"], o.Categories!));
+    }
+
+    [Fact]
     public async Task AnotherShop_SeesNoneOfThisShopsChurnScores_ThroughAnyChurnRoute()
     {
         const string shop = "churn-tenant-a.myshopify.com", other = "churn-tenant-b.myshopify.com";
