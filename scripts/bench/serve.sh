@@ -5,7 +5,8 @@
 # the same requests at 4x the concurrency (four instances' worth of load on this one), the app's allocations per request
 # and the answer cache's hits (read from the operator metrics).
 # Usage: scripts/bench/serve.sh [N] [CONCURRENCY]
-# Ports: SERVE_APP_PORT (5093) for the app, BENCH_PG_PORT (55434) for its PostgreSQL.
+# Ports: SERVE_APP_PORT (5093) for the app, BENCH_PG_PORT (55434) for its PostgreSQL. SERVE_LATENCY_DUMP=PREFIX writes each
+# measured round's requests (start ms, latency ms, p or c) to PREFIX.1, PREFIX.2, ...
 set -euo pipefail
 ROOT_DIR="$(cd "$(dirname "$0")/../.." && pwd)"
 N="${1:-30000}"; C="${2:-64}"

@@ -7,6 +7,17 @@ internal static class LoadRunner
 {
     public sealed record Result(int Requests, int Failures, double Seconds, double P50Ms, double P99Ms)
     {
+        /// <summary>Each request's latency (ms) by its index, and when it started (ms after the phase began).</summary>
+        public double[] Latencies { get; init; } = [];
+        public double[] Starts { get; init; } = [];
+
+        /// <summary>The p-th latency of the requests whose index passes <paramref name="which"/>.</summary>
+        public double Percentile(double p, Func<int, bool> which)
+        {
+            var picked = Enumerable.Range(0, Latencies.Length).Where(which).Select(i => Latencies[i]).Order().ToArray();
+            return LoadRunner.Percentile(picked, p);
+        }
+
         public double PerSecond => Requests / Seconds;
         public override string ToString() =>
             $"{PerSecond,9:F0} req/s  p50 {P50Ms,6:F2} ms  p99 {P99Ms,6:F2} ms  ({Requests} requests, {Failures} failed, {Seconds:F2} s)";
@@ -16,6 +27,7 @@ internal static class LoadRunner
         Func<HttpResponseMessage, bool> ok)
     {
         var latencies = new double[count];
+        var starts = new double[count];
         var failures = 0;
         var next = -1;
         var total = Stopwatch.StartNew();
@@ -26,6 +38,7 @@ internal static class LoadRunner
             {
                 using var request = make(i);
                 var start = Stopwatch.GetTimestamp();
+                starts[i] = total.Elapsed.TotalMilliseconds;
                 try
                 {
                     using var response = await http.SendAsync(request);
@@ -37,8 +50,8 @@ internal static class LoadRunner
         }).ToArray();
         await Task.WhenAll(workers);
         var seconds = total.Elapsed.TotalSeconds;
-        Array.Sort(latencies);
-        return new Result(count, failures, seconds, Percentile(latencies, 0.50), Percentile(latencies, 0.99));
+        var sorted = latencies.Order().ToArray();
+        return new Result(count, failures, seconds, Percentile(sorted, 0.50), Percentile(sorted, 0.99)) { Latencies = latencies, Starts = starts };
     }
 
     private static double Percentile(double[] sorted, double p) =>

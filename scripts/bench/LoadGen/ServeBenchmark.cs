@@ -22,7 +22,7 @@ internal static class ServeBenchmark
         var queries = Enumerable.Range(0, n).Select(i =>
         {
             var query = new Dictionary<string, string> { ["visitor_id"] = $"bench-{random.Next(5000)}", ["limit"] = "4" };
-            if (i % 3 == 2)
+            if (!IsProduct(i))
             {
                 query["placement"] = "cart";
                 query["variant_ids"] = string.Join(',', Enumerable.Range(0, 1 + random.Next(3)).Select(_ => products[random.Next(products.Length)].Variant));
@@ -91,7 +91,13 @@ internal static class ServeBenchmark
             serveCpu.Add(cpu.Seconds());
             Metrics? m2 = token is null ? null : await Metrics.ReadAfterPauseAsync(http, url, token);
             Console.WriteLine($"round {r + 1}: healthz {healths[^1].PerSecond:F0} req/s (p99 {healths[^1].P99Ms:F1} ms, {PerRequest(healthCpu[^1])}), recommendations " +
-                              $"{serves[^1].PerSecond:F0} req/s (p99 {serves[^1].P99Ms:F1} ms, {PerRequest(serveCpu[^1])}), ratio {serves[^1].PerSecond / healths[^1].PerSecond:F2}");
+                              $"{serves[^1].PerSecond:F0} req/s (p99 {serves[^1].P99Ms:F1} ms: product pages {serves[^1].Percentile(0.99, IsProduct):F1}, carts {serves[^1].Percentile(0.99, i => !IsProduct(i)):F1}, " +
+                              $"sent after the phase's first second {serves[^1].Percentile(0.99, i => serves[^1].Starts[i] >= 1000):F1}; " +
+                              $"{PerRequest(serveCpu[^1])}), ratio {serves[^1].PerSecond / healths[^1].PerSecond:F2}");
+            // Each request's start, latency and kind, for looking at when the slow ones happen.
+            if (Environment.GetEnvironmentVariable("SERVE_LATENCY_DUMP") is { } dump)
+                File.WriteAllLines($"{dump}.{r + 1}", Enumerable.Range(0, n).Select(i =>
+                    FormattableString.Invariant($"{serves[^1].Starts[i]:F2} {serves[^1].Latencies[i]:F2} {(IsProduct(i) ? "p" : "c")}")));
             if (m0 is null || m1 is null || m2 is null) continue;
             healthAlloc += m1.Sum(allocated) - m0.Sum(allocated);
             serveAlloc += m2.Sum(allocated) - m1.Sum(allocated);
@@ -136,6 +142,9 @@ internal static class ServeBenchmark
                               $"({(hits + misses > 0 ? hits / (hits + misses) : 0):P0} of product pages)");
         return serves.Sum(r => r.Failures) + (scaled?.Failures ?? 0) == 0 ? 0 : 1;
     }
+
+    /// <summary>Two requests in three are product pages, the third a cart.</summary>
+    private static bool IsProduct(int i) => i % 3 != 2;
 
     private static Dictionary<string, double> MedianCpu(List<Dictionary<string, double>> rounds) =>
         rounds[0].Keys.ToDictionary(k => k, k => rounds.Select(r => r[k]).Order().ElementAt(rounds.Count / 2));
