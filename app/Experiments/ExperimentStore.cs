@@ -35,8 +35,9 @@ public sealed record ExperimentSettings(IReadOnlyList<ArmShare> Arms, string Met
 
 /// <summary>
 /// Each shop's experiment settings (a shop that never changed one gets the feature's defaults) and the arm a unit gets.
-/// Serving reads through a 15-second cache; a change made here clears this instance's entry at once, and other instances
-/// follow within the 15 seconds.
+/// Serving reads through a 15-second cache; a change made here clears this instance's entry at once. Other instances
+/// reload once their entry is 15 seconds old: the request that finds it expired, and any during the reload, still get the
+/// old settings (see <see cref="ExpiringCache{TKey, TValue}"/>).
 /// </summary>
 public sealed class ExperimentStore(NpgsqlDataSource db, ExperimentKinds kinds, TimeProvider clock)
 {

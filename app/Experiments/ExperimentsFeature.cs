@@ -12,7 +12,6 @@ public static class ExperimentsFeature
 {
     public static IServiceCollection AddExperiments(this IServiceCollection services)
     {
-        services.AddMemoryCache();
         services.AddSingleton<ExperimentKinds>();
         services.AddSingleton<ExperimentStore>();
         services.AddSingleton<ExperimentResults>();
