@@ -35,7 +35,8 @@ public sealed record CatalogSnapshot(IReadOnlyDictionary<long, CatalogProduct> P
 /// Per-shop catalog snapshots for serving. A change to the shop's products (webhook), rules or upsell switch is announced
 /// (NOTIFY catalog_changed, or feature_switched for the switch) in the changing transaction, and every instance drops the shop's
 /// snapshot at once. A snapshot older than CatalogMaxAge is also reloaded by one caller while the others keep answering from the
-/// old one, so what no notification covers (orders moving the bestsellers, a product deleted) reaches the storefront within seconds.
+/// old one, so what no notification covers (a product deleted, stock) reaches the storefront within seconds. The bestsellers
+/// are the exception: they are kept through reloads and dropped snapshots until BestsellersMaxAge (see there for why).
 /// Bounded like the model cache: past <see cref="RecommendationOptions.CatalogCacheBudgetBytes"/> the least recently used shops'
 /// snapshots are dropped (<see cref="CacheBudget"/>) and loaded again on their next request; a reloaded unchanged catalog has the
 /// same version, so its cached answers still hold.
@@ -67,7 +68,11 @@ public sealed class CatalogCache
         public int Reloading;
         /// <summary>When a request last asked for the shop (Stopwatch ticks); the smallest is evicted first.</summary>
         public long LastUsed;
+        /// <summary>The bestsellers the last load read, kept for the next loads until they are BestsellersMaxAge old.</summary>
+        public Bestsellers? Bestsellers;
     }
+
+    private sealed record Bestsellers(long[] Ids, DateTimeOffset LoadedAt);
 
     private readonly ConcurrentDictionary<long, Entry> _entries = new();
     private readonly Lock _admitting = new();
@@ -80,7 +85,7 @@ public sealed class CatalogCache
         var current = Volatile.Read(ref entry.Current);
         if (current is null || current.IsFaulted)
         {
-            var load = LoadAsync(shopId);
+            var load = LoadAsync(shopId, entry);
             _ = Interlocked.CompareExchange(ref entry.Current, load, current);
             return await Volatile.Read(ref entry.Current)!.WaitAsync(ct);
         }
@@ -89,7 +94,7 @@ public sealed class CatalogCache
         {
             _ = Task.Run(async () =>
             {
-                try { Volatile.Write(ref entry.Current, Task.FromResult(await LoadAsync(shopId))); }
+                try { Volatile.Write(ref entry.Current, Task.FromResult(await LoadAsync(shopId, entry))); }
                 catch (Exception e) when (e is NpgsqlException or TimeoutException) { logger.LogWarning("Catalog reload for shop {Shop} failed: {Message}", shopId, e.Message); }
                 finally { Volatile.Write(ref entry.Reloading, 0); }
             }, CancellationToken.None);
@@ -133,8 +138,14 @@ public sealed class CatalogCache
         }
     }
 
-    /// <summary>Drops a shop's snapshot; the next request loads it again.</summary>
-    public void Invalidate(long shopId) => _entries.TryRemove(shopId, out _);
+    /// <summary>Drops a shop's snapshot; the next request loads it again (its bestsellers only once they are BestsellersMaxAge old).</summary>
+    /// <remarks>Why a new entry rather than the old one emptied: a reload in flight writes into the entry it started from, and must
+    /// not put back the snapshot from before the change.</remarks>
+    public void Invalidate(long shopId)
+    {
+        if (_entries.TryRemove(shopId, out var old) && Volatile.Read(ref old.Bestsellers) is { } kept)
+            _entries.TryAdd(shopId, new Entry { Bestsellers = kept, LastUsed = Volatile.Read(ref old.LastUsed) });
+    }
 
     internal void OnNotification(string payload)
     {
@@ -150,9 +161,10 @@ public sealed class CatalogCache
         Parameters = { new() { Value = Channel }, new() { Value = shopId.ToString(System.Globalization.CultureInfo.InvariantCulture) } },
     };
 
-    private async Task<CatalogSnapshot> LoadAsync(long shopId)
+    private async Task<CatalogSnapshot> LoadAsync(long shopId, Entry entry)
     {
         var loadedAt = clock.GetUtcNow();
+        var kept = Volatile.Read(ref entry.Bestsellers) is { } b && loadedAt - b.LoadedAt < options.Value.BestsellersMaxAge ? b : null;
         await using var conn = await db.OpenConnectionAsync();
         await using var batch = new NpgsqlBatch(conn)
         {
@@ -161,19 +173,20 @@ public sealed class CatalogCache
                 Cmd("SELECT id, title, handle, product_type, image_url, coalesce(status, 'active') = 'active' AND deleted_at IS NULL FROM products WHERE shop_id = $1", shopId),
                 Cmd("SELECT product_id, id, price, inventory_quantity, inventory_policy, unit_cost FROM variants WHERE shop_id = $1 ORDER BY product_id, id", shopId),
                 Cmd("SELECT product_id, collection_id FROM product_collections WHERE shop_id = $1", shopId),
-                // Why ties go by id: an unchanged store must load the same list, or its version (and its cached answers) would churn.
-                Cmd("""
-                    SELECT l.product_id FROM order_lines l JOIN orders o ON o.shop_id = l.shop_id AND o.id = l.order_id
-                    WHERE l.shop_id = $1 AND l.product_id IS NOT NULL AND o.cancelled_at IS NULL
-                      AND o.created_at >= (SELECT max(created_at) FROM orders WHERE shop_id = $1) - interval '90 days'
-                    GROUP BY l.product_id ORDER BY sum(l.quantity) DESC, l.product_id LIMIT 200
-                    """, shopId),
                 Cmd("SELECT coalesce((SELECT currency FROM shops WHERE id = $1), (SELECT currency FROM orders WHERE shop_id = $1 ORDER BY created_at DESC LIMIT 1), 'USD')", shopId),
                 Cmd("SELECT rules::text FROM recommendation_rules WHERE shop_id = $1", shopId),
                 Cmd($"SELECT enabled, when_off FROM ai_feature_switches WHERE shop_id = $1 AND feature = '{UpsellFeature.Name}'", shopId),
                 Cmd("SELECT text FROM shopper_notices WHERE shop_id = $1", shopId),
             },
         };
+        // Why ties go by id: an unchanged store must load the same list, or its version (and its cached answers) would churn.
+        if (kept is null)
+            batch.BatchCommands.Add(Cmd("""
+                SELECT l.product_id FROM order_lines l JOIN orders o ON o.shop_id = l.shop_id AND o.id = l.order_id
+                WHERE l.shop_id = $1 AND l.product_id IS NOT NULL AND o.cancelled_at IS NULL
+                  AND o.created_at >= (SELECT max(created_at) FROM orders WHERE shop_id = $1) - interval '90 days'
+                GROUP BY l.product_id ORDER BY sum(l.quantity) DESC, l.product_id LIMIT 200
+                """, shopId));
         await using var r = await batch.ExecuteReaderAsync();
         var heads = new List<(long, string, string?, string?, string?, bool)>();
         while (await r.ReadAsync())
@@ -193,9 +206,6 @@ public sealed class CatalogCache
         var collections = new Dictionary<long, List<long>>();
         while (await r.ReadAsync()) (collections.TryGetValue(r.GetInt64(0), out var l) ? l : collections[r.GetInt64(0)] = []).Add(r.GetInt64(1));
         await r.NextResultAsync();
-        var bestsellers = new List<long>();
-        while (await r.ReadAsync()) bestsellers.Add(r.GetInt64(0));
-        await r.NextResultAsync();
         await r.ReadAsync();
         var currency = r.GetString(0);
         await r.NextResultAsync();
@@ -204,10 +214,18 @@ public sealed class CatalogCache
         var (enabled, whenOff) = await r.ReadAsync() ? (r.GetBoolean(0), r.GetString(1)) : (true, UpsellFeature.Registration.OffChoices[0]);
         await r.NextResultAsync();
         var notice = await r.ReadAsync() ? r.GetString(0) : null;
+        if (kept is null)
+        {
+            await r.NextResultAsync();
+            var ids = new List<long>();
+            while (await r.ReadAsync()) ids.Add(r.GetInt64(0));
+            Volatile.Write(ref entry.Bestsellers, kept = new Bestsellers(ids.ToArray(), loadedAt));
+        }
+        var bestsellers = kept.Ids;
 
         var products = heads.ToDictionary(h => h.Item1, h => new CatalogProduct(h.Item1, h.Item2, h.Item3, h.Item4, h.Item5, h.Item6,
             variants.TryGetValue(h.Item1, out var vs) ? vs.ToArray() : [], collections.TryGetValue(h.Item1, out var cs) ? cs.ToArray() : []));
-        var snapshot = new CatalogSnapshot(products, productOfVariant, bestsellers.ToArray(), currency, rules, loadedAt, enabled, whenOff, notice);
+        var snapshot = new CatalogSnapshot(products, productOfVariant, bestsellers, currency, rules, loadedAt, enabled, whenOff, notice);
         snapshot = snapshot with { Version = Digest(snapshot), Bytes = EstimatedBytes(snapshot) };
         Admit(shopId, snapshot.Bytes);
         return snapshot;

@@ -154,6 +154,35 @@ public sealed class ServingCacheTests(AppFixture app) : IClassFixture<AppFixture
         Assert.Equal(b.Products(first), b.Products(reloaded));
     }
 
+    [Fact]
+    public async Task Bestsellers_AreKeptThroughCatalogReloadsAndProductChanges_UntilTheirOwnAgeLimit()
+    {
+        var seed = new StoreSeed(app, "bestsellers-age.myshopify.com");
+        await seed.SeedAsync(customersPerGroup: 2);
+        var limit = TimeSpan.FromSeconds(3);
+        await using var instance = app.CreateFactory(app.Database.ConnectionString, b => b
+            .UseSetting("Recommendations:BestsellersMaxAge", limit.ToString("c", CultureInfo.InvariantCulture)));
+        var cache = instance.Services.GetRequiredService<CatalogCache>();
+        var loaded = DateTime.UtcNow;
+        var before = await cache.GetAsync(seed.ShopId, CancellationToken.None);
+        Assert.NotEqual(seed.P(112), before.Bestsellers[0]);
+
+        // Product 112 becomes the store's bestseller by far, then its stock changes: the catalog is loaded again at once...
+        for (var i = 0; i < 10; i++)
+            await app.SendWebhookAsync("orders/create", seed.Shop, seed.Order(900_000 + i, null, [112, 112, 112, 112, 112], new DateTimeOffset(2026, 6, 25, 0, 0, 0, TimeSpan.Zero)).ToJsonString());
+        await seed.UpdateStockAsync(112, 3);
+        cache.Invalidate(seed.ShopId); // what this instance's notification does; done here so the test does not wait on its delivery
+        var changed = await cache.GetAsync(seed.ShopId, CancellationToken.None);
+        Assert.Equal(3, changed.Products[seed.P(112)].Variants[0].Inventory);
+        // ...but its bestsellers are those counted at the first load, until they are the limit old.
+        Assert.Equal(before.Bestsellers, changed.Bestsellers);
+
+        await Task.Delay(loaded + limit - DateTime.UtcNow + TimeSpan.FromMilliseconds(100));
+        cache.Invalidate(seed.ShopId);
+        var later = await cache.GetAsync(seed.ShopId, CancellationToken.None);
+        Assert.Equal(seed.P(112), later.Bestsellers[0]);
+    }
+
     /// <summary>
     /// Under a budget that two of the three stores fit: serves a, b, a, c and checks that b, the least recently used, was
     /// dropped (once, within the budget); then serves b again and checks it is held and a, now the least recent, went.
