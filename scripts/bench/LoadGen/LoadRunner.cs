@@ -10,6 +10,8 @@ internal static class LoadRunner
         /// <summary>Each request's latency (ms) by its index, and when it started (ms after the phase began).</summary>
         public double[] Latencies { get; init; } = [];
         public double[] Starts { get; init; } = [];
+        /// <summary>When the phase began.</summary>
+        public DateTimeOffset Began { get; init; }
 
         /// <summary>The p-th latency of the requests whose index passes <paramref name="which"/>.</summary>
         public double Percentile(double p, Func<int, bool> which)
@@ -30,6 +32,7 @@ internal static class LoadRunner
         var starts = new double[count];
         var failures = 0;
         var next = -1;
+        var began = DateTimeOffset.UtcNow;
         var total = Stopwatch.StartNew();
         var workers = Enumerable.Range(0, concurrency).Select(async _ =>
         {
@@ -51,7 +54,7 @@ internal static class LoadRunner
         await Task.WhenAll(workers);
         var seconds = total.Elapsed.TotalSeconds;
         var sorted = latencies.Order().ToArray();
-        return new Result(count, failures, seconds, Percentile(sorted, 0.50), Percentile(sorted, 0.99)) { Latencies = latencies, Starts = starts };
+        return new Result(count, failures, seconds, Percentile(sorted, 0.50), Percentile(sorted, 0.99)) { Latencies = latencies, Starts = starts, Began = began };
     }
 
     private static double Percentile(double[] sorted, double p) =>

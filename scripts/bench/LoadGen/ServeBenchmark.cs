@@ -82,22 +82,30 @@ internal static class ServeBenchmark
         {
             Metrics? m0 = token is null ? null : await Metrics.ReadAfterPauseAsync(http, url, token);
             var cpu = ProcessCpu.Start();
+            var ownPause = GC.GetTotalPauseDuration();
             healths.Add(await LoadRunner.RunAsync(http, n, concurrency, _ => new HttpRequestMessage(HttpMethod.Get, url + "/healthz"), Ok));
             healthCpu.Add(cpu.Seconds());
+            var healthOwnPause = GC.GetTotalPauseDuration() - ownPause;
             signed = SignPhase();
             Metrics? m1 = token is null ? null : await Metrics.ReadAfterPauseAsync(http, url, token);
             cpu = ProcessCpu.Start();
+            ownPause = GC.GetTotalPauseDuration();
             serves.Add(await LoadRunner.RunAsync(http, n, concurrency, i => new HttpRequestMessage(HttpMethod.Get, signed[i]), Ok));
             serveCpu.Add(cpu.Seconds());
+            var serveOwnPause = GC.GetTotalPauseDuration() - ownPause;
             Metrics? m2 = token is null ? null : await Metrics.ReadAfterPauseAsync(http, url, token);
             Console.WriteLine($"round {r + 1}: healthz {healths[^1].PerSecond:F0} req/s (p99 {healths[^1].P99Ms:F1} ms, {PerRequest(healthCpu[^1])}), recommendations " +
                               $"{serves[^1].PerSecond:F0} req/s (p99 {serves[^1].P99Ms:F1} ms: product pages {serves[^1].Percentile(0.99, IsProduct):F1}, carts {serves[^1].Percentile(0.99, i => !IsProduct(i)):F1}, " +
                               $"sent after the phase's first second {serves[^1].Percentile(0.99, i => serves[^1].Starts[i] >= 1000):F1}; " +
-                              $"{PerRequest(serveCpu[^1])}), ratio {serves[^1].PerSecond / healths[^1].PerSecond:F2}");
+                              $"{PerRequest(serveCpu[^1])}), ratio {serves[^1].PerSecond / healths[^1].PerSecond:F2}; " +
+                              // Why: a pause of this process delays every request in flight as a pause of the app's does.
+                              $"the generator's own GC pauses: healthz {healthOwnPause.TotalMilliseconds:F0} ms, recommendations {serveOwnPause.TotalMilliseconds:F0} ms");
             // Each request's start, latency and kind, for looking at when the slow ones happen.
             if (Environment.GetEnvironmentVariable("SERVE_LATENCY_DUMP") is { } dump)
-                File.WriteAllLines($"{dump}.{r + 1}", Enumerable.Range(0, n).Select(i =>
-                    FormattableString.Invariant($"{serves[^1].Starts[i]:F2} {serves[^1].Latencies[i]:F2} {(IsProduct(i) ? "p" : "c")}")));
+                foreach (var (phase, name, kind) in new[] { (serves[^1], "", (Func<int, string>)(i => IsProduct(i) ? "p" : "c")), (healths[^1], ".healthz", _ => "h") })
+                    File.WriteAllLines($"{dump}.{r + 1}{name}", Enumerable.Range(0, n).Select(i =>
+                        FormattableString.Invariant($"{phase.Starts[i]:F2} {phase.Latencies[i]:F2} {kind(i)}"))
+                        .Prepend(FormattableString.Invariant($"# began {phase.Began.ToUnixTimeMilliseconds()}")));
             if (m0 is null || m1 is null || m2 is null) continue;
             healthAlloc += m1.Sum(allocated) - m0.Sum(allocated);
             serveAlloc += m2.Sum(allocated) - m1.Sum(allocated);
