@@ -6,7 +6,8 @@
 # and the answer cache's hits (read from the operator metrics).
 # Usage: scripts/bench/serve.sh [N] [CONCURRENCY]
 # Ports: SERVE_APP_PORT (5093) for the app, BENCH_PG_PORT (55434) for its PostgreSQL. SERVE_LATENCY_DUMP=PREFIX writes each
-# measured round's requests (start ms, latency ms, p or c) to PREFIX.1, PREFIX.2, ...
+# measured round's requests (start ms, latency ms, p or c) to PREFIX.1, PREFIX.2, ... and its healthz phase's (kind h) to
+# PREFIX.1.healthz, ...; each file's first line is "# began UNIX_MS", when its phase began.
 set -euo pipefail
 ROOT_DIR="$(cd "$(dirname "$0")/../.." && pwd)"
 N="${1:-30000}"; C="${2:-64}"
