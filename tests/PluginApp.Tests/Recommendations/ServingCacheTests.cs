@@ -155,6 +155,45 @@ public sealed class ServingCacheTests(AppFixture app) : IClassFixture<AppFixture
     }
 
     [Fact]
+    public async Task ModelVersionCheck_ReloadsOnlyTheStoresWhoseVersionsMovedUnannounced_AndKeepsTheOthersLoaded()
+    {
+        var steady = await TrainedStoreAsync("check-steady.myshopify.com");
+        var moved = await TrainedStoreAsync("check-moved.myshopify.com");
+        Assert.Equal((2, true), await moved.TrainAsync());
+        var untrained = new StoreSeed(app, "check-untrained.myshopify.com");
+        await untrained.SeedAsync(customersPerGroup: 2);
+        await using var instance = app.CreateFactory(app.Database.ConnectionString, b => b.UseSetting("Recommendations:ModelVersionCheckInterval", "00:00:00.200"));
+        _ = instance.Server; // its background services run, the version check among them
+        var cache = instance.Services.GetRequiredService<ModelCache>();
+        async Task<ShopModels> Held(StoreSeed s)
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(10);
+            while (DateTime.UtcNow < deadline)
+            {
+                if (await cache.GetAsync(s.ShopId, CancellationToken.None) is { } m) return m;
+                await Task.Delay(50); // still loading past the serving budget
+            }
+            throw new TimeoutException($"{s.Shop}'s models did not load");
+        }
+        var before = new Dictionary<long, ShopModels>();
+        foreach (var s in new[] { steady, moved, untrained }) before[s.ShopId] = await Held(s);
+        Assert.Null(before[untrained.ShopId].Active);
+        Assert.Equal(2, before[moved.ShopId].Active!.Version);
+
+        // A rollback written straight to the table: no NOTIFY, so only the periodic check can see it.
+        await app.ScalarAsync("UPDATE models SET status = 'retired' WHERE shop_id = $1 AND version = 2", moved.ShopId);
+        await app.ScalarAsync("UPDATE models SET status = 'active' WHERE shop_id = $1 AND version = 1", moved.ShopId);
+        var deadline = DateTime.UtcNow.AddSeconds(5);
+        while (DateTime.UtcNow < deadline && (await Held(moved)).Active?.Version != 1) await Task.Delay(100);
+        Assert.Equal(1, (await Held(moved)).Active?.Version);
+        await Task.Delay(600); // a few more checks
+
+        // The stores whose versions did not move still hold the models of their first load (a reload gives a new generation).
+        Assert.Equal(before[steady.ShopId].Generation, (await Held(steady)).Generation);
+        Assert.Equal(before[untrained.ShopId].Generation, (await Held(untrained)).Generation);
+    }
+
+    [Fact]
     public async Task Bestsellers_AreKeptThroughCatalogReloadsAndProductChanges_UntilTheirOwnAgeLimit()
     {
         var seed = new StoreSeed(app, "bestsellers-age.myshopify.com");
