@@ -7,11 +7,10 @@ namespace PluginApp.Hosting;
 /// that ask for a missing key while it loads share that one load. Why: the storefront asks these caches on every request,
 /// and when an entry expired under load, every request in flight ran its own query (up to the concurrency's worth of the
 /// same query at once, every few seconds per shop and instance). An expired value younger than twice <c>maxAge</c> is
-/// reloaded in the background by the first caller to find it expired, and answers every caller until the reload is in:
-/// why, every request in flight waited on that one reload, so a query slowed by a busy database held up all of a shop's
-/// storefront requests at once, every time an entry expired. A load that
-/// fails is not kept: its callers see the error, a failed reload leaves the value it would have replaced, and the next
-/// caller loads again.
+/// reloaded in the background by the first caller to find it expired, and answers every caller until the reload is in.
+/// Why: when every request in flight waited on that one reload, a query slowed by a busy database held up all of a
+/// shop's storefront requests at once, every time an entry expired. A load that fails is not kept: its callers see the
+/// error, a failed reload leaves the value it would have replaced, and the next caller loads again.
 /// </summary>
 public sealed class ExpiringCache<TKey, TValue>(TimeSpan maxAge, TimeProvider clock) where TKey : notnull
 {
