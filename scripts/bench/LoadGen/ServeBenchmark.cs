@@ -76,6 +76,7 @@ internal static class ServeBenchmark
         var serves = new List<LoadRunner.Result>();
         double healthAlloc = 0, serveAlloc = 0, hits = 0, misses = 0, healthPause = 0, servePause = 0;
         const string gcPause = "dotnet_gc_pause_time";
+        const string gcCount = "dotnet_gc_collections";
         const string allocated = "dotnet_gc_heap_total_allocated";
         const string lookups = "pluginapp_serving_answer_cache_lookups";
         for (var r = 0; r < rounds; r++)
@@ -99,7 +100,10 @@ internal static class ServeBenchmark
                               $"sent after the phase's first second {serves[^1].Percentile(0.99, i => serves[^1].Starts[i] >= 1000):F1}; " +
                               $"{PerRequest(serveCpu[^1])}), ratio {serves[^1].PerSecond / healths[^1].PerSecond:F2}; " +
                               // Why: a pause of this process delays every request in flight as a pause of the app's does.
-                              $"the generator's own GC pauses: healthz {healthOwnPause.TotalMilliseconds:F0} ms, recommendations {serveOwnPause.TotalMilliseconds:F0} ms");
+                              $"the generator's own GC pauses: healthz {healthOwnPause.TotalMilliseconds:F0} ms, recommendations {serveOwnPause.TotalMilliseconds:F0} ms" +
+                              (m1 is null || m2 is null ? "" : $"; the app's collections in the recommendations phase: {m2.Sum(gcCount) - m1.Sum(gcCount):F0} " +
+                                  $"({(m2.Sum(gcPause) - m1.Sum(gcPause)) * 1000:F0} ms paused)") +
+                              $"; stalls: healthz {Stalls(healths[^1], concurrency)}, recommendations {Stalls(serves[^1], concurrency)}");
             // Each request's start, latency and kind, for looking at when the slow ones happen.
             if (Environment.GetEnvironmentVariable("SERVE_LATENCY_DUMP") is { } dump)
                 foreach (var (phase, name, kind) in new[] { (serves[^1], "", (Func<int, string>)(i => IsProduct(i) ? "p" : "c")), (healths[^1], ".healthz", _ => "h") })
@@ -149,6 +153,25 @@ internal static class ServeBenchmark
                               $"recommendations {servePause / rounds * 1000:F0} ms; answer cache over the rounds: {hits:F0} hits, {misses:F0} misses " +
                               $"({(hits + misses > 0 ? hits / (hits + misses) : 0):P0} of product pages)");
         return serves.Sum(r => r.Failures) + (scaled?.Failures ?? 0) == 0 ? 0 : 1;
+    }
+
+    /// <summary>
+    /// The phase's stalls: moments when at least half the requests in flight were held up together, seen as groups of requests
+    /// over the phase's p99 that all finished within 5 ms of one another. Why count them: each holds up every request in flight
+    /// at once, so a few of them are the whole p99 of a phase (1 % of 30,000 requests is five stalls at concurrency 64).
+    /// </summary>
+    private static string Stalls(LoadRunner.Result phase, int concurrency)
+    {
+        var slow = Enumerable.Range(0, phase.Latencies.Length).Where(i => phase.Latencies[i] > phase.P99Ms)
+            .Select(i => phase.Starts[i] + phase.Latencies[i]).Order().ToArray();
+        var groups = new List<int>();
+        for (int i = 0, start = 0; i <= slow.Length; i++)
+            if (i == slow.Length || (i > start && slow[i] - slow[i - 1] > 5))
+            {
+                if (i - start >= concurrency / 2) groups.Add(i - start);
+                start = i;
+            }
+        return $"{groups.Count} holding {groups.Sum()} of the {slow.Length} requests over p99";
     }
 
     /// <summary>Two requests in three are product pages, the third a cart.</summary>
