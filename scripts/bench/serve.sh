@@ -3,7 +3,8 @@
 # 5,000 visitors) at concurrency 64 on loopback, with business rules and decision logging on, against a model
 # trained on the whole Online Retail set; the baseline is GET /healthz measured the same way in the same run. Also prints
 # the same requests at 4x the concurrency (four instances' worth of load on this one), the app's allocations per request
-# and the answer cache's hits (read from the operator metrics).
+# and the answer cache's hits (read from the operator metrics), and per round the app's collections and each phase's
+# stalls (half or more of the requests in flight held up together, which make a phase's p99).
 # Usage: scripts/bench/serve.sh [N] [CONCURRENCY]
 # Ports: SERVE_APP_PORT (5093) for the app, BENCH_PG_PORT (55434) for its PostgreSQL. SERVE_LATENCY_DUMP=PREFIX writes each
 # measured round's requests (start ms, latency ms, p or c) to PREFIX.1, PREFIX.2, ... and its healthz phase's (kind h) to

@@ -157,8 +157,8 @@ internal static class ServeBenchmark
 
     /// <summary>
     /// The phase's stalls: moments when at least half the requests in flight were held up together, seen as groups of requests
-    /// over the phase's p99 that all finished within 5 ms of one another. Why count them: each holds up every request in flight
-    /// at once, so a few of them are the whole p99 of a phase (1 % of 30,000 requests is five stalls at concurrency 64).
+    /// over the phase's p99 that all finished within 5 ms of one another. Why count them: each holds up half or all of the
+    /// requests in flight at once, so a few of them make a phase's p99 (1 % of 30,000 requests is five stalls of 64).
     /// </summary>
     private static string Stalls(LoadRunner.Result phase, int concurrency)
     {
