@@ -77,13 +77,7 @@ public sealed class CartOffersBlockTests(StorefrontFixture sf) : IClassFixture<S
         {
             // Costs unknown (webhooks carry none): no offer is allowed, so the bar and a product that reaches free shipping.
             await SettingsAsync(new { enabled = true, freeShippingThreshold = 17, offerPercent = 10, maxDiscountPercent = 15, marginFloorPercent = 20, dailyBudget = 100, poolSize = 2, codeExpiryHours = 48 });
-            // Why: the first answer of a fresh process pays for JIT and loading the store's catalog and models, which under the
-            // whole suite's load can outlast the block's 1.5 s; a shopper's first cart is not the app's first request.
-            using (var http = new HttpClient { BaseAddress = new Uri(storefront.BaseUrl) })
-            {
-                var warm = await http.GetAsync(StorefrontServer.ProxyPrefix + "/cart-offers?lines=1010:1&visitor_id=warm-up");
-                Assert.True(warm.IsSuccessStatusCode, $"GET /proxy/cart-offers through the app proxy answered {(int)warm.StatusCode}: {await warm.Content.ReadAsStringAsync()}");
-            }
+            await storefront.WarmAsync("/cart-offers?lines=1010:1&visitor_id=warm-up");
             var (page, before) = await OpenCartAsync(visitor);
             try
             {

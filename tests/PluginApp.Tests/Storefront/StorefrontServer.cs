@@ -100,6 +100,19 @@ public sealed class StorefrontServer : IAsyncDisposable
         return server;
     }
 
+    /// <summary>
+    /// Asks the app proxy for <paramref name="pathAndQuery"/> (below <see cref="ProxyPrefix"/>) once, as a shopper before the
+    /// test's would have, and fails unless it answers 200. Why: the first answer of a fresh process pays for JIT and loading the
+    /// store's catalog and models, which under the whole suite's load can outlast a block's 1.5 s; a shopper's first visit is
+    /// not the app's first request.
+    /// </summary>
+    public async Task WarmAsync(string pathAndQuery)
+    {
+        using var http = new HttpClient { BaseAddress = new Uri(BaseUrl) };
+        using var warm = await http.GetAsync(ProxyPrefix + pathAndQuery);
+        Assert.True(warm.IsSuccessStatusCode, $"GET {pathAndQuery} through the app proxy answered {(int)warm.StatusCode}: {await warm.Content.ReadAsStringAsync()}");
+    }
+
     /// <summary>Serves <paramref name="html"/> at <paramref name="path"/> (e.g. a product page with the block).</summary>
     public void SetPage(string path, string html) => _pages[path] = html;
 

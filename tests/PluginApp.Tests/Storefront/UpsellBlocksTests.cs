@@ -35,14 +35,7 @@ public sealed partial class UpsellBlocksTests(StorefrontFixture sf) : IClassFixt
         var storefront = sf.Storefront;
         storefront.Behaviour = ProxyBehaviour.Forward;
 
-        // Why: the first answer of a fresh process pays for JIT and model loading; a shopper's first visit
-        // is not the app's first request.
-        using (var http = new HttpClient { BaseAddress = new Uri(storefront.BaseUrl) })
-        {
-            var warm = await http.GetAsync(StorefrontServer.ProxyPrefix + $"/recommendations?placement=product&product_id={PageProduct.Id}&limit={Limit}&visitor_id=warm-up");
-            var warmBody = await warm.Content.ReadAsStringAsync();
-            Assert.True(warm.IsSuccessStatusCode, $"GET /proxy/recommendations through the app proxy answered {(int)warm.StatusCode}: {warmBody}");
-        }
+        await storefront.WarmAsync($"/recommendations?placement=product&product_id={PageProduct.Id}&limit={Limit}&visitor_id=warm-up");
 
         // Hold the app's answer until the skeleton has been painted and measured.
         storefront.Gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -149,13 +142,8 @@ public sealed partial class UpsellBlocksTests(StorefrontFixture sf) : IClassFixt
                 ["settings"] = new JsonObject { ["product_count"] = Limit, ["layout"] = "carousel", ["show_add_button"] = true },
             };
             storefront.SetPage("/cart", await ThemeBlockRenderer.RenderPageAsync("cart-upsells", context));
-            // Why: as for the product block, the first cart answer of a fresh process pays for JIT and the cart's fold-in set-up,
-            // which under the whole suite's load outlasted the block's 1.5 s once; a shopper's first cart is not the app's first.
-            using (var warmUp = new HttpClient { BaseAddress = new Uri(storefront.BaseUrl) })
-            {
-                var warm = await warmUp.GetAsync(StorefrontServer.ProxyPrefix + $"/recommendations?placement=cart&variant_ids={cartProduct * 10}&limit={Limit}&visitor_id=warm-up");
-                Assert.True(warm.IsSuccessStatusCode, $"GET /proxy/recommendations through the app proxy answered {(int)warm.StatusCode}: {await warm.Content.ReadAsStringAsync()}");
-            }
+            // The cart route's first answer also sets up the cart's fold-in.
+            await storefront.WarmAsync($"/recommendations?placement=cart&variant_ids={cartProduct * 10}&limit={Limit}&visitor_id=warm-up");
             var callsBefore = storefront.Calls.Count;
             await page.GotoAsync(storefront.BaseUrl + "/cart", new PageGotoOptions { WaitUntil = WaitUntilState.Load });
             var before = await page.EvaluateAsync<JsonElement>("() => window.__paBefore");
