@@ -16,7 +16,7 @@ public static class BackfillExtensions
         services.AddPersonalData(new PersonalDataTable("backfill_lines", ["body"],
             """
             DELETE FROM backfill_lines l USING backfill_runs r WHERE r.id = l.run_id AND r.shop_id = $1 AND (
-                 l.body ->> 'id' = 'gid://shopify/Customer/' || $2 OR l.body @> jsonb_build_object('customer', jsonb_build_object('id', 'gid://shopify/Customer/' || $2))
+                 l.body ->> 'id' = 'gid://shopify/Customer/' || $2 OR l.body::jsonb @> jsonb_build_object('customer', jsonb_build_object('id', 'gid://shopify/Customer/' || $2))
               OR l.body ->> 'id' IN (SELECT 'gid://shopify/Order/' || id FROM redaction_orders)
               OR ($4::text IS NOT NULL AND lower(l.body::text) LIKE '%' || lower($4::text) || '%'))
             """));

@@ -90,16 +90,20 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
             new ParallelOptions { MaxDegreeOfParallelism = options.Value.MergeConnections, CancellationToken = ct },
             async (table, token) => await Exec($"ANALYZE {table}", token));
 
-    /// <summary>The phase's file staged (or found staged by an earlier attempt, unless a PostgreSQL crash emptied the unlogged
-    /// lines): its line count, and whether it was staged now (which moves a cursor into the phase back to its start).</summary>
-    private async Task<(long Lines, bool Now)> StagePhaseAsync(string shop, Run run, BackfillPhase phase, CancellationToken ct)
+    /// <summary>A phase's staged lines, numbered 1 to <paramref name="Lines"/>.</summary>
+    /// <param name="Now">Staged by this attempt, which moves a cursor into the phase back to its start.</param>
+    /// <param name="ChunkEnds">When staged now: where each chunk but the last ends, from the start (see <see cref="NextChunkAsync"/>).</param>
+    private sealed record Staged(long Lines, bool Now, long[]? ChunkEnds);
+
+    /// <summary>The phase's file staged (or found staged by an earlier attempt, unless a PostgreSQL crash emptied the unlogged lines).</summary>
+    private async Task<Staged> StagePhaseAsync(string shop, Run run, BackfillPhase phase, CancellationToken ct)
     {
         if (run.Staged.TryGetValue(phase.Name, out var lines) && (lines == 0 || await HasStagedLinesAsync(run.Id, phase.Name, ct)))
-            return (lines, false);
+            return new(lines, false, null);
         var url = await BulkResultUrlAsync(shop, run, phase, ct);
-        if (url is not null) return (await StageAsync(run.Id, phase.Name, url, ct), true);
+        if (url is not null) return await StageAsync(run.Id, phase.Name, url, ct);
         await Exec("UPDATE backfill_runs SET staged = staged || jsonb_build_object($2::text, 0) WHERE id = $1", ct, run.Id, phase.Name);
-        return (0, true);
+        return new(0, true, []);
     }
 
     /// <summary>The phase being merged (or, before any, the first to be) is <paramref name="phase"/>, from its first line.</summary>
@@ -110,12 +114,12 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
         return run with { Phase = phase.Name, Cursor = 0, MergedAhead = [] };
     }
 
-    private async Task<Run> MergePhaseAsync(Run run, BackfillPhase phase, (long Lines, bool Now) staged, CancellationToken ct)
+    private async Task<Run> MergePhaseAsync(Run run, BackfillPhase phase, Staged staged, CancellationToken ct)
     {
         if (run.Phase != phase.Name) run = await EnterPhaseAsync(run, phase, ct);
         // Staged now, the phase's lines replace any staged before, and are merged from the top (StageAsync reset the cursor).
         else if (staged.Now) run = run with { Cursor = 0, MergedAhead = [] };
-        if (staged.Lines > 0) run = await ApplyAsync(run, phase, staged.Lines, ct);
+        if (staged.Lines > 0) run = await ApplyAsync(run, phase, staged, ct);
         await using (var conn = await db.OpenConnectionAsync(ct))
         await using (var tx = await conn.BeginTransactionAsync(ct))
         {
@@ -174,12 +178,14 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
 
     /// <summary>
     /// Streams the JSONL into backfill_lines in one transaction, so a phase is either fully staged or not at all. The app
-    /// only splits lines (and strips NUL from the rare line that holds one); PostgreSQL parses each into jsonb. Why binary
-    /// COPY written by hand: each line goes from the download's buffer to the connection's as the bytes it came as, in
-    /// 64 KB messages (a text COPY turned every line into UTF-16 and back, one write per line, and PostgreSQL spent most of
-    /// the staging waiting for the app).
+    /// splits lines, reads each one's parent id (<see cref="BulkLine"/>) and strips NUL from the rare line that holds one;
+    /// PostgreSQL checks that each line is JSON and keeps it as json, and the merge converts each line to jsonb once, on
+    /// its two connections (converting them here, and reading the parent id from the jsonb, took about 40 % of the
+    /// staging, all of it on the one connection every later step waits for). Why binary COPY written by hand: each line
+    /// goes from the download's buffer to the connection's as the bytes it came as, in 64 KB messages (a text COPY turned
+    /// every line into UTF-16 and back, one write per line, and PostgreSQL spent most of the staging waiting for the app).
     /// </summary>
-    private async Task<long> StageAsync(long runId, string phase, string url, CancellationToken ct)
+    private async Task<Staged> StageAsync(long runId, string phase, string url, CancellationToken ct)
     {
         using var http = httpFactory.CreateClient(DownloadClient);
         using var response = await http.GetAsync(url, HttpCompletionOption.ResponseHeadersRead, ct);
@@ -195,7 +201,11 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
             if (await run.ExecuteScalarAsync(ct) is null) throw new InvalidOperationException($"backfill run {runId} no longer exists (its shop was removed)");
         await Exec(conn, tx, "DELETE FROM backfill_lines WHERE run_id = $1 AND phase = $2", ct, runId, phase);
         long lines;
-        await using (var copy = await conn.BeginRawBinaryCopyAsync("COPY backfill_lines (run_id, phase, line_no, body) FROM STDIN (FORMAT binary)", ct))
+        // Why note the chunks' ends here: the merge found each with a query that read a chunk's parent lines first (31-41 ms a
+        // chunk, while the other connections waited to take or commit theirs); the staging sees every parent go by.
+        var chunkEnds = new List<long>();
+        long parents = 0;
+        await using (var copy = await conn.BeginRawBinaryCopyAsync("COPY backfill_lines (run_id, phase, line_no, body, parent_id) FROM STDIN (FORMAT binary)", ct))
         {
             var rows = new StagedLineWriter(copy, runId, phase);
             try
@@ -235,9 +245,16 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
                 // Why: PostgreSQL refuses a line that is not UTF-8, and one such line would fail the whole phase on every retry;
                 // it is read as the text it was before binary staging (invalid bytes become U+FFFD).
                 if (!System.Text.Unicode.Utf8.IsValid(bytes.Span)) bytes = System.Text.Encoding.UTF8.GetBytes(System.Text.Encoding.UTF8.GetString(bytes.Span));
-                // Why: jsonb cannot hold U+0000, and a shopper can type it into an order note.
+                // Why: jsonb (which the merge reads the lines as) cannot hold U+0000, and a shopper can type it into an order note.
                 if (JsonSanitizer.HasNul(bytes.Span)) bytes = JsonSanitizer.StripNul(bytes.ToArray());
-                return rows.AddAsync(bytes.Span, ct);
+                var parentId = BulkLine.ParentId(bytes.Span);
+                if (parentId is null)
+                {
+                    // The parent after every ChunkSize of them begins a chunk; the chunk before ends at the line before it.
+                    if (parents > 0 && parents % options.Value.ChunkSize == 0) chunkEnds.Add(rows.Lines);
+                    parents++;
+                }
+                return rows.AddAsync(bytes.Span, parentId, ct);
             }
         }
         await pipe.CompleteAsync();
@@ -251,7 +268,7 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
             WHERE id = $1
             """, ct, runId, lines, clock.GetUtcNow(), phase);
         await tx.CommitAsync(ct);
-        return lines;
+        return new(lines, true, [.. chunkEnds]);
     }
 
     /// <summary>
@@ -303,9 +320,9 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
     /// the later one again. A crash loses at most the chunks in flight (merged again on resume); one chunk failing stops the
     /// others.
     /// </summary>
-    private async Task<Run> ApplyAsync(Run run, BackfillPhase phase, long lines, CancellationToken ct)
+    private async Task<Run> ApplyAsync(Run run, BackfillPhase phase, Staged staged, CancellationToken ct)
     {
-        var progress = new MergeProgress(run, lines) { IntoEmpty = await HoldsNoneAsync(run.ShopId, phase, ct) };
+        var progress = new MergeProgress(run, staged.Lines, staged.ChunkEnds) { IntoEmpty = await HoldsNoneAsync(run.ShopId, phase, ct) };
         if (progress.IntoEmpty)
             logger.LogInformation("Backfill run {Run}: the store holds none of the {Phase} yet; merging them by plain inserts", run.Id, phase.Name);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
@@ -363,30 +380,36 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
     /// </summary>
     /// <remarks>Why a chunk ends just before the next parent rather than at its own last one: line numbers run 1 to the phase's
     /// line count without a gap, so the chunks' ranges cover every line once, and a chunk's lines (its parents, and the
-    /// children that follow them as a file usually lists them) are counted as its end minus its start, with no query.</remarks>
+    /// children that follow them as a file usually lists them) are counted as its end minus its start, with no query. A phase
+    /// staged by this attempt has its chunks' ends noted by the staging; one staged by an earlier attempt finds them by query.</remarks>
     private async Task<(long From, long Through)?> NextChunkAsync(BackfillPhase phase, MergeProgress progress, CancellationToken ct)
     {
         await progress.Gate.WaitAsync(ct);
         try
         {
-            await using var conn = await db.OpenConnectionAsync(ct);
             while (progress.HandedOut < progress.Lines)
             {
-                await using var cmd = new NpgsqlCommand("""
-                    SELECT line_no - 1 FROM backfill_lines WHERE run_id = $1 AND phase = $2 AND parent_id IS NULL AND line_no > $3
-                    ORDER BY line_no OFFSET $4 LIMIT 1
-                    """, conn);
-                cmd.Parameters.AddWithValue(progress.Run.Id);
-                cmd.Parameters.AddWithValue(phase.Name);
-                cmd.Parameters.AddWithValue(progress.HandedOut);
-                cmd.Parameters.AddWithValue(options.Value.ChunkSize);
-                var through = await cmd.ExecuteScalarAsync(ct) as long? ?? progress.Lines;
+                var through = progress.NotedEnd() ?? await StagedChunkEndAsync(phase, progress, ct);
                 var from = progress.HandedOut;
                 if (progress.HandOut(through)) return (from, through);
             }
             return null;
         }
         finally { progress.Gate.Release(); }
+    }
+
+    /// <summary>The end of the chunk after the last one handed out, from the staged parent lines.</summary>
+    private async Task<long> StagedChunkEndAsync(BackfillPhase phase, MergeProgress progress, CancellationToken ct)
+    {
+        await using var cmd = db.CreateCommand("""
+            SELECT line_no - 1 FROM backfill_lines WHERE run_id = $1 AND phase = $2 AND parent_id IS NULL AND line_no > $3
+            ORDER BY line_no OFFSET $4 LIMIT 1
+            """);
+        cmd.Parameters.AddWithValue(progress.Run.Id);
+        cmd.Parameters.AddWithValue(phase.Name);
+        cmd.Parameters.AddWithValue(progress.HandedOut);
+        cmd.Parameters.AddWithValue(options.Value.ChunkSize);
+        return await cmd.ExecuteScalarAsync(ct) as long? ?? progress.Lines;
     }
 
     /// <summary>One chunk's rows in one transaction, committed with the run's progress.</summary>
@@ -433,10 +456,20 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
     /// merged_ahead follow. Used under <see cref="Gate"/>.</summary>
     /// <remarks>Why chunks are known by both ends: a chunk is passed over only when exactly it was merged, so a chunk size
     /// changed between a crash and the resume merges again (idempotently) instead of passing over lines no chunk merged.</remarks>
-    private sealed class MergeProgress(Run run, long lines)
+    private sealed class MergeProgress(Run run, long lines, long[]? chunkEnds)
     {
         /// <summary>The phase's staged lines, numbered 1 to this.</summary>
         public long Lines { get; } = lines;
+
+        /// <summary>The end of the chunk after the last one handed out, when the staging noted them (the merge then starts
+        /// at the phase's first line); else null.</summary>
+        public long? NotedEnd()
+        {
+            if (chunkEnds is null) return null;
+            foreach (var end in chunkEnds)
+                if (end > HandedOut) return end;
+            return Lines;
+        }
 
         private volatile bool _intoEmpty;
 

@@ -4,13 +4,13 @@ using System.Text;
 namespace PluginApp.Backfill;
 
 /// <summary>
-/// Rows of backfill_lines (run_id bigint, phase text, line_no bigint, body jsonb) in PostgreSQL's binary COPY format,
-/// written to a raw COPY stream in large messages: the file header, then per row a field count and each field as its
-/// length and bytes (jsonb as version 1 and the JSON text), then the trailer. Line numbers count from 1.
+/// Rows of backfill_lines (run_id bigint, phase text, line_no bigint, body json, parent_id bigint) in PostgreSQL's binary
+/// COPY format, written to a raw COPY stream in large messages: the file header, then per row a field count and each field
+/// as its length and bytes (json as its text; a null as length -1), then the trailer. Line numbers count from 1.
 /// </summary>
 internal sealed class StagedLineWriter
 {
-    private const short Fields = 4;
+    private const short Fields = 5;
     // "PGCOPY\n\377\r\n\0", then 32-bit flags and header extension length, both 0.
     private static ReadOnlySpan<byte> Header => [(byte)'P', (byte)'G', (byte)'C', (byte)'O', (byte)'P', (byte)'Y', 0x0A, 0xFF, 0x0D, 0x0A, 0x00, 0, 0, 0, 0, 0, 0, 0, 0];
     private readonly Stream _copy;
@@ -20,6 +20,9 @@ internal sealed class StagedLineWriter
     private int _used;
     private long _lines;
 
+    /// <summary>The lines added so far.</summary>
+    public long Lines => _lines;
+
     public StagedLineWriter(Stream copy, long runId, string phase)
     {
         (_copy, _runId, _phase) = (copy, runId, Encoding.UTF8.GetBytes(phase));
@@ -27,26 +30,28 @@ internal sealed class StagedLineWriter
         _used = Header.Length;
     }
 
-    public ValueTask AddAsync(ReadOnlySpan<byte> json, CancellationToken ct)
+    /// <param name="json">The line.</param>
+    /// <param name="parentId">Its parent's id, null for a parent line.</param>
+    public ValueTask AddAsync(ReadOnlySpan<byte> json, long? parentId, CancellationToken ct)
     {
-        var row = 2 + (4 + 8) + (4 + _phase.Length) + (4 + 8) + (4 + 1 + json.Length);
+        var row = 2 + (4 + 8) + (4 + _phase.Length) + (4 + 8) + (4 + json.Length) + (4 + 8);
         if (_used + row <= _buffer.Length)
         {
-            Append(json);
+            Append(json, parentId);
             return ValueTask.CompletedTask;
         }
         // Why copy the line: the span cannot live across the flush's await; a line is a few KB beside a 64 KB buffer.
-        return FlushThenAppendAsync(json.ToArray(), row, ct);
+        return FlushThenAppendAsync(json.ToArray(), parentId, row, ct);
     }
 
-    private async ValueTask FlushThenAppendAsync(byte[] json, int row, CancellationToken ct)
+    private async ValueTask FlushThenAppendAsync(byte[] json, long? parentId, int row, CancellationToken ct)
     {
         await FlushAsync(ct);
         if (row > _buffer.Length) _buffer = new byte[row]; // one line longer than the buffer: a buffer of its size
-        Append(json);
+        Append(json, parentId);
     }
 
-    private void Append(ReadOnlySpan<byte> json)
+    private void Append(ReadOnlySpan<byte> json, long? parentId)
     {
         var span = _buffer.AsSpan(_used);
         BinaryPrimitives.WriteInt16BigEndian(span, Fields);
@@ -57,11 +62,17 @@ internal sealed class StagedLineWriter
         _phase.CopyTo(span[n..]);
         n += _phase.Length;
         n += Int8(span[n..], ++_lines);
-        BinaryPrimitives.WriteInt32BigEndian(span[n..], 1 + json.Length);
+        BinaryPrimitives.WriteInt32BigEndian(span[n..], json.Length);
         n += 4;
-        span[n++] = 1; // jsonb's binary format version
         json.CopyTo(span[n..]);
-        _used += n + json.Length;
+        n += json.Length;
+        if (parentId is { } parent) n += Int8(span[n..], parent);
+        else
+        {
+            BinaryPrimitives.WriteInt32BigEndian(span[n..], -1);
+            n += 4;
+        }
+        _used += n;
     }
 
     private static int Int8(Span<byte> into, long value)

@@ -9,7 +9,10 @@ public static class Gid
     /// <summary>The global id of a <paramref name="type"/> ("Order", "Customer") with REST id <paramref name="id"/>.</summary>
     public static string Of(string type, long id) => $"gid://shopify/{type}/{id.ToString(CultureInfo.InvariantCulture)}";
 
-    public static long Id(string gid)
+    public static long Id(string gid) => Id(gid.AsSpan());
+
+    /// <summary>The REST id of a global id, "?" and what follows it ignored; a <see cref="MalformedPayloadException"/> when it is none.</summary>
+    public static long Id(ReadOnlySpan<char> gid)
     {
         var slash = gid.LastIndexOf('/');
         var tail = gid[(slash + 1)..];

@@ -1,7 +1,7 @@
 namespace PluginApp.StoreData;
 
 /// <summary>
-/// Bulk-operation JSONL lines staged by the backfill (backfill_lines: the line as jsonb, its parent's id) mapped to store
+/// Bulk-operation JSONL lines staged by the backfill (backfill_lines: the line as json, its parent's id) mapped to store
 /// rows and merged by the upserts of <see cref="StoreWriter"/>, set-based: a chunk of parent objects with their children in
 /// a few INSERT ... SELECT ... ON CONFLICT statements. The mapping is GraphQL's shape to the webhook rows' (enums in capitals
 /// become the REST spellings, money is the shop currency's amount, tags a comma-separated string); the rules are the
@@ -16,10 +16,12 @@ internal static class StoreMerge
     public const string Orders = "orders";
 
     /// <summary>The chunk's parents as s(seq, b, id, updated_at): each object once, its newest version (the later line when two tie).</summary>
+    /// <remarks>Why OFFSET 0: it keeps the subquery whole, so each staged line (json) is converted to jsonb once, not once per use.</remarks>
     private static string Chunk(string phase) => $"""
         (SELECT DISTINCT ON (id) * FROM (
-           SELECT l.line_no AS seq, l.body AS b, bulk_id(l.body ->> 'id') AS id, (l.body ->> 'updatedAt')::timestamptz AS updated_at
-           FROM backfill_lines l WHERE l.run_id = $1 AND l.phase = '{phase}' AND l.parent_id IS NULL AND l.line_no > $3 AND l.line_no <= $4) p
+           SELECT l.seq, l.b, bulk_id(l.b ->> 'id') AS id, (l.b ->> 'updatedAt')::timestamptz AS updated_at FROM (
+             SELECT l.line_no AS seq, l.body::jsonb AS b
+             FROM backfill_lines l WHERE l.run_id = $1 AND l.phase = '{phase}' AND l.parent_id IS NULL AND l.line_no > $3 AND l.line_no <= $4 OFFSET 0) l) p
          ORDER BY id, updated_at DESC, seq DESC) s
         """;
 
@@ -27,9 +29,12 @@ internal static class StoreMerge
     public static string ChunkIds(string phase) =>
         $"SELECT bulk_id(l.body ->> 'id') FROM backfill_lines l WHERE l.run_id = $1 AND l.phase = '{phase}' AND l.parent_id IS NULL AND l.line_no > $3 AND l.line_no <= $4";
 
-    /// <summary>The lines x(line_no, body, parent_id) that are children of the chunk's parent s.</summary>
-    private static string ChildOf(string phase) => $"x.run_id = $1 AND x.phase = '{phase}' AND x.parent_id = s.id";
-    private static string Children(string phase) => $"backfill_lines x ON {ChildOf(phase)}";
+    /// <summary>The staged lines <paramref name="alias"/> (as staged: body json) that are children of the chunk's parent s.</summary>
+    private static string ChildOf(string phase, string alias = "x") => $"{alias}.run_id = $1 AND {alias}.phase = '{phase}' AND {alias}.parent_id = s.id";
+
+    /// <summary>The children of the chunk's parent s as x(line_no, parent_id, body), body converted to jsonb once per line.</summary>
+    private static string Children(string phase) =>
+        $"backfill_lines c ON {ChildOf(phase, "c")} CROSS JOIN LATERAL (SELECT c.line_no, c.parent_id, c.body::jsonb AS body OFFSET 0) x";
 
     private static string Money(string json, string set) => $"({json} -> '{set}' -> 'shopMoney' ->> 'amount')::numeric";
     private static string Time(string json, string field) => $"({json} ->> '{field}')::timestamptz";
@@ -140,8 +145,9 @@ internal static class StoreMerge
             // Variants follow their product's version, as in StoreWriter.AddProduct.
             StoreWriter.VariantUpsert.SetBased($"""
                 SELECT DISTINCT ON (bulk_id(x.body ->> 'id')) {Values(StoreWriter.VariantUpsert, Variant)}
-                FROM {Chunk(Products)} JOIN {Children(Products)} AND NOT ({IsCollection})
+                FROM {Chunk(Products)} JOIN {Children(Products)}
                 JOIN products p ON p.shop_id = $2 AND p.id = s.id AND p.updated_at IS NOT DISTINCT FROM s.updated_at
+                WHERE NOT ({IsCollection})
                 ORDER BY bulk_id(x.body ->> 'id'), x.line_no DESC
                 """),
             // Variants that left the product are gone from the catalog (only when this version stands).
@@ -159,7 +165,7 @@ internal static class StoreMerge
             """,
             $"""
             INSERT INTO product_collections (shop_id, product_id, collection_id)
-            SELECT DISTINCT $2::int8, s.id, bulk_id(x.body ->> 'id') FROM {Chunk(Products)} JOIN {Children(Products)} AND {IsCollection}
+            SELECT DISTINCT $2::int8, s.id, bulk_id(x.body ->> 'id') FROM {Chunk(Products)} JOIN {Children(Products)} WHERE {IsCollection}
             ON CONFLICT DO NOTHING
             """,
         ],

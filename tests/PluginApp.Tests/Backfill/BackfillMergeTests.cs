@@ -247,15 +247,15 @@ public sealed class BackfillMergeTests(AppFixture app) : IClassFixture<AppFixtur
 
     /// <summary>Staged lines as the staging leaves them: rows of <see cref="StagedOrder"/> and <see cref="StagedLine"/>, each naming its run by parameter.</summary>
     private async Task StageAsync(IEnumerable<string> rows, params object[] runs) =>
-        await app.ScalarAsync($"INSERT INTO backfill_lines (run_id, phase, line_no, body) VALUES {string.Join(", ", rows)}", runs);
+        await app.ScalarAsync($"INSERT INTO backfill_lines (run_id, phase, line_no, body, parent_id) VALUES {string.Join(", ", rows)}", runs);
 
     /// <summary>An order's line in the orders file (named after its last two digits).</summary>
     private static string StagedOrder(string run, int line, long order, string updatedAt = "2026-07-02T16:00:00Z") =>
-        $$"""({{run}}, 'orders', {{line}}, '{"id":"gid://shopify/Order/{{order}}","name":"#{{order % 100}}","updatedAt":"{{updatedAt}}"}')""";
+        $$"""({{run}}, 'orders', {{line}}, '{"id":"gid://shopify/Order/{{order}}","name":"#{{order % 100}}","updatedAt":"{{updatedAt}}"}', NULL)""";
 
     /// <summary>The line item (id: the order's id and 00) of an order, as a child line.</summary>
     private static string StagedLine(string run, int line, long order, int quantity) =>
-        $$"""({{run}}, 'orders', {{line}}, '{"id":"gid://shopify/LineItem/{{order}}00","quantity":{{quantity}},"__parentId":"gid://shopify/Order/{{order}}"}')""";
+        $$"""({{run}}, 'orders', {{line}}, '{"id":"gid://shopify/LineItem/{{order}}00","quantity":{{quantity}},"__parentId":"gid://shopify/Order/{{order}}"}', {{order}})""";
 
     /// <summary>A run of the shop whose products and customers are merged and whose orders' file is staged, as its process left it.</summary>
     private async Task<object?> OrdersStagedAsync(long shopId, long lines, long cursor, long objectsDone) => await app.ScalarAsync("""

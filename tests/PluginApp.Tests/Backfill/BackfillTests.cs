@@ -212,6 +212,52 @@ public sealed class BackfillTests(AppFixture app) : IClassFixture<AppFixture>, I
         Assert.InRange(plan[0]!["Plan"]!["Plan Rows"]!.GetValue<double>(), 400, 1600);
     }
 
+    /// <summary>
+    /// The staging notes where each chunk of a file it stages ends (the line before every ChunkSize-th parent after the
+    /// first), as the merge found them by query before: a chunk that fails leaves the cursor at the line its chunk began,
+    /// and the resume (which finds the ends by query, the file staged earlier) merges the rest once.
+    /// </summary>
+    [Fact]
+    public async Task Backfill_InChunksNotedWhileStaging_StopsAtTheFailedChunksStart_AndResumesFromIt()
+    {
+        const string shop = "backfill-chunks.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        long[] o = [3_100_001, 3_100_002, 3_100_003, 3_100_004, 3_100_005];
+        Write("products-chunks.jsonl");
+        Write("customers-chunks.jsonl");
+        // Two orders a chunk; children before and after their orders. The chunks: lines 1-5 (orders 1 and 2, and order 3's
+        // item), 6-8 (orders 3 and 4) and 9-10 (order 5).
+        Write("orders-chunks.jsonl", Line(o[0], 0), Order(o[0]), Order(o[1]), Line(o[1], 0), Line(o[2], 0), Order(o[2]), Order(o[3]), Line(o[3], 0),
+            Order(o[4]), Line(o[4], 0));
+        app.Shopify.Admin.ServeBulk("products", Path.Combine(_dir, "products-chunks.jsonl"));
+        app.Shopify.Admin.ServeBulk("customers", Path.Combine(_dir, "customers-chunks.jsonl"));
+        app.Shopify.Admin.ServeBulk("orders", Path.Combine(_dir, "orders-chunks.jsonl"));
+        var failing = new BackfillMergeStep("fails on the fourth order", BackfillPhase.Orders, $"""
+            SELECT CASE WHEN {o[3]} IN ({PluginApp.StoreData.StoreMerge.ChunkIds(BackfillPhase.Orders)}) THEN (SELECT 1) / 0 END
+            """);
+
+        await Assert.ThrowsAsync<Npgsql.PostgresException>(() => Backfill(failing).RunAsync(shop, CancellationToken.None));
+
+        const string stored = "SELECT format('%s orders, %s lines', (SELECT count(*) FROM orders WHERE shop_id = $1), (SELECT count(*) FROM order_lines WHERE shop_id = $1))";
+        const string progress = "SELECT format('%s, %s, cursor %s, %s objects', state, phase, phase_cursor, rows_done) FROM backfill_runs WHERE shop_id = $1";
+        Assert.Equal("2 orders, 2 lines", await app.ScalarAsync(stored, shopId));
+        Assert.Equal("failed, orders, cursor 5, 5 objects", await app.ScalarAsync(progress, shopId));
+
+        await Backfill().RunAsync(shop, CancellationToken.None);
+
+        Assert.Equal("5 orders, 5 lines", await app.ScalarAsync(stored, shopId));
+        Assert.Equal("completed, , cursor 0, 10 objects", await app.ScalarAsync(progress, shopId));
+
+        BackfillService Backfill(params BackfillMergeStep[] extra)
+        {
+            var configured = app.Factory.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<BackfillOptions>>().Value;
+            return ActivatorUtilities.CreateInstance<BackfillService>(app.Factory.Services, Microsoft.Extensions.Options.Options.Create(new BackfillOptions
+            {
+                OrderHistoryDays = configured.OrderHistoryDays, PollInterval = configured.PollInterval, MaxWait = configured.MaxWait, ChunkSize = 2, MergeConnections = 1,
+            }), app.Factory.Services.GetServices<BackfillMergeStep>().Concat(extra).ToArray());
+        }
+    }
+
     [Fact]
     public async Task Backfill_TwiceAndInterleavedWithWebhooks_LeavesOneCopyOfEachRow()
     {

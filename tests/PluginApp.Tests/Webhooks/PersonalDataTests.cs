@@ -81,7 +81,7 @@ public sealed class PersonalDataTests(AppFixture app) : IClassFixture<AppFixture
             """, stripe!, shopId, order);
         var run = await app.ScalarAsync("INSERT INTO backfill_runs (shop_id, state, started_at, updated_at) VALUES ($1, 'running', now(), now()) RETURNING id", shopId);
         await app.ScalarAsync("""
-            INSERT INTO backfill_lines (run_id, phase, line_no, body) VALUES ($1, 'customers', 1, jsonb_build_object('id', 'gid://shopify/Customer/' || $2, 'email', 'zq7731@example.com'))
+            INSERT INTO backfill_lines (run_id, phase, line_no, body) VALUES ($1, 'customers', 1, json_build_object('id', 'gid://shopify/Customer/' || $2, 'email', 'zq7731@example.com'))
             """, run!, customer);
 
         var response = await Send("customers/redact", new JsonObject { ["shop_id"] = 1, ["shop_domain"] = shop, ["orders_to_redact"] = new JsonArray(order),
