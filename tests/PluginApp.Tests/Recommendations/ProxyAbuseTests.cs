@@ -99,7 +99,9 @@ public sealed class ProxyAbuseTests(AppFixture app) : IClassFixture<AppFixture>
         await app.SendWebhookAsync("app/uninstalled", shop, new JsonObject { ["id"] = 9, ["myshopify_domain"] = shop }.ToJsonString());
         var watch = Stopwatch.StartNew();
         string? path;
-        do path = await PathOnOther(); while (path != "not_installed" && watch.Elapsed < TimeSpan.FromSeconds(5));
+        // Why paced: asked back to back, one client spent its 120 requests a minute within the second under the whole suite's
+        // load and was answered 429 instead of the answer the test waits for.
+        while ((path = await PathOnOther()) != "not_installed" && watch.Elapsed < TimeSpan.FromSeconds(5)) await Task.Delay(20);
 
         Assert.Equal("not_installed", path);
         Assert.True(watch.Elapsed < TimeSpan.FromSeconds(1), $"the other instance served the uninstalled shop for {watch.ElapsedMilliseconds} ms");
