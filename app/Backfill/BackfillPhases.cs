@@ -6,7 +6,9 @@ namespace PluginApp.Backfill;
 /// One bulk query of the backfill, and the set-based statements that merge a chunk of its staged parent lines, with their
 /// children, into the store (<see cref="StoreMerge"/>: PostgreSQL maps GraphQL's shape to the webhook rows').
 /// </summary>
-internal sealed record BackfillPhase(string Name, string QueryPath)
+/// <param name="LineItemChildren">Its child lines are orders' line items, staged as the values they give order_lines
+/// (<see cref="BulkLineItem"/>) rather than as JSON.</param>
+internal sealed record BackfillPhase(string Name, string QueryPath, bool LineItemChildren = false)
 {
     public const string Products = StoreMerge.Products;
     public const string Customers = StoreMerge.Customers;
@@ -22,6 +24,6 @@ internal sealed record BackfillPhase(string Name, string QueryPath)
     [
         new(Products, "Backfill/Queries/products.graphql"), // children: variants and the collections the product belongs to
         new(Customers, "Backfill/Queries/customers.graphql"),
-        new(Orders, "Backfill/Queries/orders.graphql"), // children: line items; refunds come inside the order
+        new(Orders, "Backfill/Queries/orders.graphql", LineItemChildren: true), // children: line items; refunds come inside the order
     ];
 }

@@ -101,7 +101,7 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
         if (run.Staged.TryGetValue(phase.Name, out var lines) && (lines == 0 || await HasStagedLinesAsync(run.Id, phase.Name, ct)))
             return new(lines, false, null);
         var url = await BulkResultUrlAsync(shop, run, phase, ct);
-        if (url is not null) return await StageAsync(run.Id, phase.Name, url, ct);
+        if (url is not null) return await StageAsync(run.Id, phase, url, ct);
         await Exec("UPDATE backfill_runs SET staged = staged || jsonb_build_object($2::text, 0) WHERE id = $1", ct, run.Id, phase.Name);
         return new(0, true, []);
     }
@@ -181,11 +181,13 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
     /// splits lines, reads each one's parent id (<see cref="BulkLine"/>) and strips NUL from the rare line that holds one;
     /// PostgreSQL checks that each line is JSON and keeps it as json, and the merge converts each line to jsonb once, on
     /// its two connections (converting them here, and reading the parent id from the jsonb, took about 40 % of the
-    /// staging, all of it on the one connection every later step waits for). Why binary COPY written by hand: each line
+    /// staging, all of it on the one connection every later step waits for). An order's line items, nine in ten of a
+    /// store's lines, are read by the app and staged as the values they give order_lines (<see cref="BulkLineItem"/>):
+    /// checking, converting and shaping them from JSON was most of the merge's work. Why binary COPY written by hand: each line
     /// goes from the download's buffer to the connection's as the bytes it came as, in 64 KB messages (a text COPY turned
     /// every line into UTF-16 and back, one write per line, and PostgreSQL spent most of the staging waiting for the app).
     /// </summary>
-    private async Task<Staged> StageAsync(long runId, string phase, string url, CancellationToken ct)
+    private async Task<Staged> StageAsync(long runId, BackfillPhase phase, string url, CancellationToken ct)
     {
         using var http = httpFactory.CreateClient(DownloadClient);
         using var response = await http.GetAsync(url, HttpCompletionOption.ResponseHeadersRead, ct);
@@ -199,15 +201,16 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
         // took per line, once, so the run (and its shop) cannot be deleted under the staging, and a deleted run stages nothing.
         await using (var run = new NpgsqlCommand("SELECT 1 FROM backfill_runs WHERE id = $1 FOR KEY SHARE", conn, tx) { Parameters = { new() { Value = runId } } })
             if (await run.ExecuteScalarAsync(ct) is null) throw new InvalidOperationException($"backfill run {runId} no longer exists (its shop was removed)");
-        await Exec(conn, tx, "DELETE FROM backfill_lines WHERE run_id = $1 AND phase = $2", ct, runId, phase);
+        await Exec(conn, tx, "DELETE FROM backfill_lines WHERE run_id = $1 AND phase = $2", ct, runId, phase.Name);
         long lines;
         // Why note the chunks' ends here: the merge found each with a query that read a chunk's parent lines first (31-41 ms a
         // chunk, while the other connections waited to take or commit theirs); the staging sees every parent go by.
         var chunkEnds = new List<long>();
         long parents = 0;
-        await using (var copy = await conn.BeginRawBinaryCopyAsync("COPY backfill_lines (run_id, phase, line_no, body, parent_id) FROM STDIN (FORMAT binary)", ct))
+        var item = phase.LineItemChildren ? new BulkLineItem() : null;
+        await using (var copy = await conn.BeginRawBinaryCopyAsync($"COPY backfill_lines ({StagedLineWriter.Columns}) FROM STDIN (FORMAT binary)", ct))
         {
-            var rows = new StagedLineWriter(copy, runId, phase);
+            var rows = new StagedLineWriter(copy, runId, phase.Name);
             try
             {
                 while (true)
@@ -254,6 +257,11 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
                     if (parents > 0 && parents % options.Value.ChunkSize == 0) chunkEnds.Add(rows.Lines);
                     parents++;
                 }
+                else if (item is not null)
+                {
+                    item.Read(bytes.Span);
+                    return rows.AddAsync(item, parentId.Value, ct);
+                }
                 return rows.AddAsync(bytes.Span, parentId, ct);
             }
         }
@@ -266,7 +274,7 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
             UPDATE backfill_runs SET staged = staged || jsonb_build_object($4::text, $2::int8),
               phase_cursor = CASE WHEN phase = $4 THEN 0 ELSE phase_cursor END, merged_ahead = CASE WHEN phase = $4 THEN '{}' ELSE merged_ahead END, updated_at = $3
             WHERE id = $1
-            """, ct, runId, lines, clock.GetUtcNow(), phase);
+            """, ct, runId, lines, clock.GetUtcNow(), phase.Name);
         await tx.CommitAsync(ct);
         return new(lines, true, [.. chunkEnds]);
     }

@@ -53,7 +53,8 @@ internal static class BulkLine
         return parent;
     }
 
-    private static long Id(ReadOnlySpan<byte> utf8)
+    /// <summary>The REST id of a global id given as its UTF-8 bytes, by <see cref="Gid.Id(ReadOnlySpan{char})"/>'s rule.</summary>
+    internal static long Id(ReadOnlySpan<byte> utf8)
     {
         Span<char> chars = stackalloc char[64];
         return utf8.Length <= chars.Length && System.Text.Ascii.ToUtf16(utf8, chars, out var n) == System.Buffers.OperationStatus.Done

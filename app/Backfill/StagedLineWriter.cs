@@ -4,13 +4,18 @@ using System.Text;
 namespace PluginApp.Backfill;
 
 /// <summary>
-/// Rows of backfill_lines (run_id bigint, phase text, line_no bigint, body json, parent_id bigint) in PostgreSQL's binary
-/// COPY format, written to a raw COPY stream in large messages: the file header, then per row a field count and each field
-/// as its length and bytes (json as its text; a null as length -1), then the trailer. Line numbers count from 1.
+/// Rows of backfill_lines (<see cref="Columns"/>) in PostgreSQL's binary COPY format, written to a raw COPY stream in
+/// large messages: the file header, then per row a field count and each field as its length and bytes (json and text as
+/// their UTF-8, integers big-endian; a null as length -1), then the trailer. A line is staged either as its JSON (body) or,
+/// for an order's line item, as the values it gives order_lines (<see cref="BulkLineItem"/>). Line numbers count from 1.
 /// </summary>
 internal sealed class StagedLineWriter
 {
-    private const short Fields = 5;
+    /// <summary>The columns of the COPY, in the order each row gives them.</summary>
+    public const string Columns = "run_id, phase, line_no, body, parent_id, item_id, item_product_id, item_variant_id, item_title, item_sku, item_quantity, item_price, item_total_discount";
+    private const short Fields = 13;
+    /// <summary>A row's most bytes besides its phase, JSON and text: the field count, each field's length, six int8s and an int4.</summary>
+    private const int Fixed = 2 + Fields * 4 + 6 * 8 + 4;
     // "PGCOPY\n\377\r\n\0", then 32-bit flags and header extension length, both 0.
     private static ReadOnlySpan<byte> Header => [(byte)'P', (byte)'G', (byte)'C', (byte)'O', (byte)'P', (byte)'Y', 0x0A, 0xFF, 0x0D, 0x0A, 0x00, 0, 0, 0, 0, 0, 0, 0, 0];
     private readonly Stream _copy;
@@ -34,52 +39,89 @@ internal sealed class StagedLineWriter
     /// <param name="parentId">Its parent's id, null for a parent line.</param>
     public ValueTask AddAsync(ReadOnlySpan<byte> json, long? parentId, CancellationToken ct)
     {
-        var row = 2 + (4 + 8) + (4 + _phase.Length) + (4 + 8) + (4 + json.Length) + (4 + 8);
+        var row = Fixed + _phase.Length + json.Length;
         if (_used + row <= _buffer.Length)
         {
-            Append(json, parentId);
+            Append(json, parentId, null);
             return ValueTask.CompletedTask;
         }
         // Why copy the line: the span cannot live across the flush's await; a line is a few KB beside a 64 KB buffer.
-        return FlushThenAppendAsync(json.ToArray(), parentId, row, ct);
+        return FlushThenAppendAsync(json.ToArray(), parentId, null, row, ct);
     }
 
-    private async ValueTask FlushThenAppendAsync(byte[] json, long? parentId, int row, CancellationToken ct)
+    /// <param name="item">The line item's values, as read from its line; staged in place of the line.</param>
+    /// <param name="parentId">Its order's id.</param>
+    public ValueTask AddAsync(BulkLineItem item, long parentId, CancellationToken ct)
+    {
+        var row = Fixed + _phase.Length + Length(item, item.Title) + Length(item, item.Sku) + Length(item, item.Price) + Length(item, item.TotalDiscount);
+        if (_used + row <= _buffer.Length)
+        {
+            Append(default, parentId, item);
+            return ValueTask.CompletedTask;
+        }
+        return FlushThenAppendAsync(null, parentId, item, row, ct);
+    }
+
+    private static int Length(BulkLineItem item, BulkLineItem.Slice s) => item.Text(s).Length;
+
+    private async ValueTask FlushThenAppendAsync(byte[]? json, long? parentId, BulkLineItem? item, int row, CancellationToken ct)
     {
         await FlushAsync(ct);
         if (row > _buffer.Length) _buffer = new byte[row]; // one line longer than the buffer: a buffer of its size
-        Append(json, parentId);
+        Append(json, parentId, item);
     }
 
-    private void Append(ReadOnlySpan<byte> json, long? parentId)
+    private void Append(ReadOnlySpan<byte> json, long? parentId, BulkLineItem? item)
     {
         var span = _buffer.AsSpan(_used);
         BinaryPrimitives.WriteInt16BigEndian(span, Fields);
         var n = 2;
         n += Int8(span[n..], _runId);
-        BinaryPrimitives.WriteInt32BigEndian(span[n..], _phase.Length);
-        n += 4;
-        _phase.CopyTo(span[n..]);
-        n += _phase.Length;
+        n += Bytes(span[n..], _phase);
         n += Int8(span[n..], ++_lines);
-        BinaryPrimitives.WriteInt32BigEndian(span[n..], json.Length);
-        n += 4;
-        json.CopyTo(span[n..]);
-        n += json.Length;
-        if (parentId is { } parent) n += Int8(span[n..], parent);
-        else
-        {
-            BinaryPrimitives.WriteInt32BigEndian(span[n..], -1);
-            n += 4;
-        }
+        n += item is null ? Bytes(span[n..], json) : Null(span[n..]);
+        n += Int8(span[n..], parentId);
+        n += Int8(span[n..], item?.Id);
+        n += Int8(span[n..], item?.ProductId);
+        n += Int8(span[n..], item?.VariantId);
+        n += Text(span[n..], item, item?.Title);
+        n += Text(span[n..], item, item?.Sku);
+        n += Int4(span[n..], item?.Quantity);
+        n += Text(span[n..], item, item?.Price);
+        n += Text(span[n..], item, item?.TotalDiscount);
         _used += n;
     }
 
-    private static int Int8(Span<byte> into, long value)
+    private static int Int8(Span<byte> into, long? value)
     {
+        if (value is not { } v) return Null(into);
         BinaryPrimitives.WriteInt32BigEndian(into, 8);
-        BinaryPrimitives.WriteInt64BigEndian(into[4..], value);
+        BinaryPrimitives.WriteInt64BigEndian(into[4..], v);
         return 12;
+    }
+
+    private static int Int4(Span<byte> into, int? value)
+    {
+        if (value is not { } v) return Null(into);
+        BinaryPrimitives.WriteInt32BigEndian(into, 4);
+        BinaryPrimitives.WriteInt32BigEndian(into[4..], v);
+        return 8;
+    }
+
+    private static int Text(Span<byte> into, BulkLineItem? item, BulkLineItem.Slice? value) =>
+        item is null || value is not { IsNull: false } s ? Null(into) : Bytes(into, item.Text(s));
+
+    private static int Bytes(Span<byte> into, ReadOnlySpan<byte> value)
+    {
+        BinaryPrimitives.WriteInt32BigEndian(into, value.Length);
+        value.CopyTo(into[4..]);
+        return 4 + value.Length;
+    }
+
+    private static int Null(Span<byte> into)
+    {
+        BinaryPrimitives.WriteInt32BigEndian(into, -1);
+        return 4;
     }
 
     private async ValueTask FlushAsync(CancellationToken ct)

@@ -1,7 +1,8 @@
 namespace PluginApp.StoreData;
 
 /// <summary>
-/// Bulk-operation JSONL lines staged by the backfill (backfill_lines: the line as json, its parent's id) mapped to store
+/// Bulk-operation JSONL lines staged by the backfill (backfill_lines: the line as json, or an order's line item as its
+/// values; its parent's id) mapped to store
 /// rows and merged by the upserts of <see cref="StoreWriter"/>, set-based: a chunk of parent objects with their children in
 /// a few INSERT ... SELECT ... ON CONFLICT statements. The mapping is GraphQL's shape to the webhook rows' (enums in capitals
 /// become the REST spellings, money is the shop currency's amount, tags a comma-separated string); the rules are the
@@ -29,7 +30,7 @@ internal static class StoreMerge
     public static string ChunkIds(string phase) =>
         $"SELECT bulk_id(l.body ->> 'id') FROM backfill_lines l WHERE l.run_id = $1 AND l.phase = '{phase}' AND l.parent_id IS NULL AND l.line_no > $3 AND l.line_no <= $4";
 
-    /// <summary>The staged lines <paramref name="alias"/> (as staged: body json) that are children of the chunk's parent s.</summary>
+    /// <summary>The staged lines <paramref name="alias"/> (as staged: body json, or a line item's values) that are children of the chunk's parent s.</summary>
     private static string ChildOf(string phase, string alias = "x") => $"{alias}.run_id = $1 AND {alias}.phase = '{phase}' AND {alias}.parent_id = s.id";
 
     /// <summary>The children of the chunk's parent s as x(line_no, parent_id, body), body converted to jsonb once per line.</summary>
@@ -103,11 +104,12 @@ internal static class StoreMerge
           ORDER BY n LIMIT 1) card ON true
         """;
 
+    // Line items are staged as these values, read from their lines by the app (Backfill.BulkLineItem), not as JSON.
     private static readonly Dictionary<string, string> OrderLine = new()
     {
-        ["id"] = "bulk_id(x.body ->> 'id')", ["order_id"] = "x.parent_id", ["product_id"] = "bulk_id(x.body -> 'product' ->> 'id')",
-        ["variant_id"] = "bulk_id(x.body -> 'variant' ->> 'id')", ["title"] = "x.body ->> 'title'", ["sku"] = "x.body ->> 'sku'",
-        ["quantity"] = "(x.body ->> 'quantity')::int4", ["price"] = Money("x.body", "originalUnitPriceSet"), ["total_discount"] = Money("x.body", "totalDiscountSet"),
+        ["id"] = "x.item_id", ["order_id"] = "x.parent_id", ["product_id"] = "x.item_product_id", ["variant_id"] = "x.item_variant_id",
+        ["title"] = "x.item_title", ["sku"] = "x.item_sku", ["quantity"] = "x.item_quantity",
+        ["price"] = "x.item_price::numeric", ["total_discount"] = "x.item_total_discount::numeric",
     };
 
     // Refunds come inside their order's line, refund lines inside their refund: rf(refund, n) and rl(line, m) from the arrays.
@@ -183,10 +185,10 @@ internal static class StoreMerge
                 """),
             // Lines follow their order's version, as in StoreWriter.AddOrder.
             StoreWriter.OrderLineUpsert.SetBased($"""
-                SELECT DISTINCT ON (bulk_id(x.body ->> 'id')) {Values(StoreWriter.OrderLineUpsert, OrderLine)}
-                FROM {Chunk(Orders)} JOIN {Children(Orders)}
+                SELECT DISTINCT ON (x.item_id) {Values(StoreWriter.OrderLineUpsert, OrderLine)}
+                FROM {Chunk(Orders)} JOIN backfill_lines x ON {ChildOf(Orders)}
                 JOIN orders o ON o.shop_id = $2 AND o.id = s.id AND o.updated_at IS NOT DISTINCT FROM s.updated_at
-                ORDER BY bulk_id(x.body ->> 'id'), x.line_no DESC
+                ORDER BY x.item_id, x.line_no DESC
                 """),
             // Refunds are written whatever the order's version, as in StoreWriter.AddRefund; the last one with an id stands.
             StoreWriter.RefundUpsert.SetBased($"""

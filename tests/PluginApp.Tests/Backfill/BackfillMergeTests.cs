@@ -168,8 +168,8 @@ public sealed class BackfillMergeTests(AppFixture app) : IClassFixture<AppFixtur
 
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM order_lines WHERE shop_id = $1 AND order_id = 66201 AND quantity = 2", shopId));
         Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM backfill_lines WHERE run_id = $1", own!));
-        const string kept = "SELECT string_agg(format('%s:%s', run_id, body ->> 'id'), ',' ORDER BY run_id) FROM backfill_lines WHERE run_id IN ($1, $2)";
-        Assert.Equal($"{before}:gid://shopify/LineItem/6610100,{after}:gid://shopify/Order/66301", await app.ScalarAsync(kept, before!, after!));
+        const string kept = "SELECT string_agg(format('%s:%s', run_id, coalesce(body ->> 'id', item_id::text)), ',' ORDER BY run_id) FROM backfill_lines WHERE run_id IN ($1, $2)";
+        Assert.Equal($"{before}:6610100,{after}:gid://shopify/Order/66301", await app.ScalarAsync(kept, before!, after!));
 
         // Alone now (the others' runs are gone with their lines), a run's merged lines are dropped as well.
         await app.ScalarAsync("DELETE FROM backfill_runs WHERE id IN ($1, $2)", before!, after!);
@@ -245,17 +245,55 @@ public sealed class BackfillMergeTests(AppFixture app) : IClassFixture<AppFixtur
         Assert.Contains(said, m => m.Contains("met a row stored meanwhile (orders_pkey)", StringComparison.Ordinal));
     }
 
+    [Theory]
+    // As Shopify writes one.
+    [InlineData("""{"id":"gid://shopify/LineItem/501","sku":"85123A","title":"WHITE HANGING HEART T-LIGHT HOLDER","quantity":6,"product":{"id":"gid://shopify/Product/1000000"},"variant":{"id":"gid://shopify/ProductVariant/2000000"},"originalUnitPriceSet":{"shopMoney":{"amount":"2.55","currencyCode":"GBP"}},"totalDiscountSet":{"shopMoney":{"amount":"0.00","currencyCode":"GBP"}},"__parentId":"gid://shopify/Order/50"}""")]
+    // A deleted product and variant, no sku, a custom item without money sets.
+    [InlineData("""{"id":"gid://shopify/LineItem/502","sku":null,"title":"Gift wrap","quantity":1,"product":null,"variant":null,"__parentId":"gid://shopify/Order/50"}""")]
+    // Escaped and non-ASCII text, members in another order and spaced, an id with a query, amounts as numbers, shopMoney null.
+    [InlineData("""{ "__parentId" : "gid://shopify/Order/50", "title" : "Tasse \"Caf\u00e9\" ☕ \/ 12\u00bd cm", "quantity" : "  7 ", "id" : "gid://shopify/LineItem/503?v=2", "originalUnitPriceSet" : { "shopMoney" : { "amount" : 12.5 } }, "totalDiscountSet" : { "shopMoney" : null }, "sku" : "Ü-1" }""")]
+    // Named twice (the last stands, as in jsonb), a product without an id, extra members and nesting to pass over.
+    [InlineData("""{"id":"gid://shopify/LineItem/1","id":"gid://shopify/LineItem/504","quantity":1,"quantity":-3,"product":{"title":"x"},"variant":{"id":"gid://shopify/ProductVariant/9","id":"gid://shopify/ProductVariant/10"},"customAttributes":[{"key":"id","value":"gid://shopify/LineItem/9"}],"originalUnitPriceSet":{"presentmentMoney":{"amount":"9.99"},"shopMoney":{"amount":"1.00"},"shopMoney":{"currencyCode":"EUR","amount":"1e3"}},"title":true,"sku":123,"__parentId":"gid://shopify/Order/50"}""")]
+    public async Task StagedLineItem_HoldsWhatTheMergeReadFromItsJsonBefore(string line)
+    {
+        var shopId = await app.InstallShopAsync($"item-values-{Math.Abs(line.GetHashCode()):x}.myshopify.com");
+        var run = await OrdersStagedAsync(shopId, lines: 1, cursor: 0, objectsDone: 0);
+        var bytes = System.Text.Encoding.UTF8.GetBytes(line);
+        var item = new BulkLineItem();
+        item.Read(bytes);
+        await using (var conn = await app.Db.OpenConnectionAsync())
+        await using (var copy = await conn.BeginRawBinaryCopyAsync($"COPY backfill_lines ({StagedLineWriter.Columns}) FROM STDIN (FORMAT binary)"))
+        {
+            var rows = new StagedLineWriter(copy, (long)run!, StoreMerge.Orders);
+            await rows.AddAsync(item, BulkLine.ParentId(bytes)!.Value, CancellationToken.None);
+            await rows.CompleteAsync(CancellationToken.None);
+        }
+
+        // The merge's expressions for a line item before it was staged as values, on the line's jsonb.
+        var before = await app.ScalarAsync("""
+            SELECT ROW(bulk_id(j ->> 'id'), bulk_id(j ->> '__parentId'), bulk_id(j -> 'product' ->> 'id'), bulk_id(j -> 'variant' ->> 'id'), j ->> 'title',
+                       j ->> 'sku', (j ->> 'quantity')::int4, (j -> 'originalUnitPriceSet' -> 'shopMoney' ->> 'amount')::numeric,
+                       (j -> 'totalDiscountSet' -> 'shopMoney' ->> 'amount')::numeric)::text
+            FROM (SELECT $1::jsonb AS j) x
+            """, line);
+        var staged = await app.ScalarAsync("""
+            SELECT ROW(item_id, parent_id, item_product_id, item_variant_id, item_title, item_sku, item_quantity, item_price::numeric, item_total_discount::numeric)::text
+            FROM backfill_lines WHERE run_id = $1 AND body IS NULL
+            """, run!);
+        Assert.Equal(before, staged);
+    }
+
     /// <summary>Staged lines as the staging leaves them: rows of <see cref="StagedOrder"/> and <see cref="StagedLine"/>, each naming its run by parameter.</summary>
     private async Task StageAsync(IEnumerable<string> rows, params object[] runs) =>
-        await app.ScalarAsync($"INSERT INTO backfill_lines (run_id, phase, line_no, body, parent_id) VALUES {string.Join(", ", rows)}", runs);
+        await app.ScalarAsync($"INSERT INTO backfill_lines (run_id, phase, line_no, body, parent_id, item_id, item_quantity) VALUES {string.Join(", ", rows)}", runs);
 
     /// <summary>An order's line in the orders file (named after its last two digits).</summary>
     private static string StagedOrder(string run, int line, long order, string updatedAt = "2026-07-02T16:00:00Z") =>
-        $$"""({{run}}, 'orders', {{line}}, '{"id":"gid://shopify/Order/{{order}}","name":"#{{order % 100}}","updatedAt":"{{updatedAt}}"}', NULL)""";
+        $$"""({{run}}, 'orders', {{line}}, '{"id":"gid://shopify/Order/{{order}}","name":"#{{order % 100}}","updatedAt":"{{updatedAt}}"}', NULL, NULL, NULL)""";
 
-    /// <summary>The line item (id: the order's id and 00) of an order, as a child line.</summary>
+    /// <summary>The line item (id: the order's id and 00) of an order, as a child line: staged as its values.</summary>
     private static string StagedLine(string run, int line, long order, int quantity) =>
-        $$"""({{run}}, 'orders', {{line}}, '{"id":"gid://shopify/LineItem/{{order}}00","quantity":{{quantity}},"__parentId":"gid://shopify/Order/{{order}}"}', {{order}})""";
+        $$"""({{run}}, 'orders', {{line}}, NULL, {{order}}, {{order}}00, {{quantity}})""";
 
     /// <summary>A run of the shop whose products and customers are merged and whose orders' file is staged, as its process left it.</summary>
     private async Task<object?> OrdersStagedAsync(long shopId, long lines, long cursor, long objectsDone) => await app.ScalarAsync("""

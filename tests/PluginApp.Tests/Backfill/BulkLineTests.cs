@@ -35,4 +35,33 @@ public sealed class BulkLineTests
         Assert.Throws<MalformedPayloadException>(() => BulkLine.ParentId("""{"id":"a","__parentId":12}"""u8));
         Assert.ThrowsAny<JsonException>(() => BulkLine.ParentId("""{"id":"a","__parentId":"gid://shopify/Order/1" """u8));
     }
+
+    [Theory]
+    [InlineData("""{"title":"Mug","quantity":1}""")] // no id
+    [InlineData("""{"id":null,"quantity":1}""")]
+    [InlineData("""{"id":"LineItem 5","quantity":1}""")]
+    [InlineData("""{"id":"gid://shopify/LineItem/5","quantity":2.5}""")]
+    [InlineData("""{"id":"gid://shopify/LineItem/5","quantity":"two"}""")]
+    [InlineData("""{"id":"gid://shopify/LineItem/5","quantity":3000000000}""")]
+    [InlineData("""{"id":"gid://shopify/LineItem/5","product":"gid://shopify/Product/1"}""")]
+    [InlineData("""{"id":"gid://shopify/LineItem/5","variant":{"id":7}}""")]
+    [InlineData("""{"id":"gid://shopify/LineItem/5","title":{"en":"Mug"}}""")]
+    [InlineData("""{"id":"gid://shopify/LineItem/5","originalUnitPriceSet":{"shopMoney":{"amount":["2.55"]}}}""")]
+    [InlineData("""{"id":"gid://shopify/LineItem/5","title":"\ud800"}""")] // a lone surrogate: no text PostgreSQL can hold
+    [InlineData("""["gid://shopify/LineItem/5"]""")]
+    public void LineItem_WhoseValueCannotBeItsColumns_FailsTheLine(string line) =>
+        Assert.Throws<MalformedPayloadException>(() => new BulkLineItem().Read(Encoding.UTF8.GetBytes(line)));
+
+    [Fact]
+    public void LineItem_ThatIsNotJson_FailsTheLine() =>
+        Assert.ThrowsAny<JsonException>(() => new BulkLineItem().Read("""{"id":"gid://shopify/LineItem/5","title":"Mug" """u8));
+
+    [Fact]
+    public void LineItem_ReadAfterAnother_KeepsNothingOfIt()
+    {
+        var item = new BulkLineItem();
+        item.Read("""{"id":"gid://shopify/LineItem/1","title":"A long title that fills the buffer","sku":"S-1","quantity":4,"product":{"id":"gid://shopify/Product/2"}}"""u8);
+        item.Read("""{"id":"gid://shopify/LineItem/3","title":"B"}"""u8);
+        Assert.Equal((3L, null, null, "B", true), (item.Id, item.ProductId, item.Quantity, Encoding.UTF8.GetString(item.Text(item.Title)), item.Sku.IsNull));
+    }
 }
