@@ -4,7 +4,8 @@ namespace PluginApp.Backfill;
 
 /// <summary>
 /// One bulk query of the backfill, and the set-based statements that merge a chunk of its staged parent lines, with their
-/// children, into the store (<see cref="StoreMerge"/>: PostgreSQL maps GraphQL's shape to the webhook rows').
+/// children, into the store (<see cref="StoreMerge"/>: PostgreSQL maps GraphQL's shape to the webhook rows', but for orders'
+/// line items, which the app reads as they are staged).
 /// </summary>
 /// <param name="LineItemChildren">Its child lines are orders' line items, staged as the values they give order_lines
 /// (<see cref="BulkLineItem"/>) rather than as JSON.</param>

@@ -183,7 +183,7 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
     /// its two connections (converting them here, and reading the parent id from the jsonb, took about 40 % of the
     /// staging, all of it on the one connection every later step waits for). An order's line items, nine in ten of a
     /// store's lines, are read by the app and staged as the values they give order_lines (<see cref="BulkLineItem"/>):
-    /// checking, converting and shaping them from JSON was most of the merge's work. Why binary COPY written by hand: each line
+    /// converting and shaping them from JSON was more than half of the order lines' merge statement. Why binary COPY written by hand: each line
     /// goes from the download's buffer to the connection's as the bytes it came as, in 64 KB messages (a text COPY turned
     /// every line into UTF-16 and back, one write per line, and PostgreSQL spent most of the staging waiting for the app).
     /// </summary>

@@ -92,16 +92,23 @@ internal sealed class BulkLineItem
         if (json.TokenType == JsonTokenType.Null) return null;
         if (json.TokenType != JsonTokenType.StartObject) throw new MalformedPayloadException($"a line item's {name} is a {json.TokenType}, not an object");
         long? id = null;
+        while (ToMember(ref json, "id"u8)) id = NextId(ref json, name, "id");
+        return id;
+    }
+
+    /// <summary>
+    /// Moves to the current object's next member named <paramref name="member"/>, passing over the others; false at the
+    /// object's end.
+    /// </summary>
+    private static bool ToMember(ref Utf8JsonReader json, ReadOnlySpan<byte> member)
+    {
         while (json.Read() && json.TokenType == JsonTokenType.PropertyName)
         {
-            if (json.ValueTextEquals("id"u8)) id = NextId(ref json, name, "id");
-            else
-            {
-                json.Read();
-                json.Skip();
-            }
+            if (json.ValueTextEquals(member)) return true;
+            json.Read();
+            json.Skip();
         }
-        return id;
+        return false;
     }
 
     /// <summary>The amount of the next value, a money set ({"shopMoney": {"amount": "2.55", ...}, ...}).</summary>
@@ -111,31 +118,13 @@ internal sealed class BulkLineItem
         if (json.TokenType == JsonTokenType.Null) return Slice.Null;
         if (json.TokenType != JsonTokenType.StartObject) throw new MalformedPayloadException($"a line item's {name} is a {json.TokenType}, not an object");
         var amount = Slice.Null;
-        while (json.Read() && json.TokenType == JsonTokenType.PropertyName)
+        while (ToMember(ref json, "shopMoney"u8))
         {
-            if (!json.ValueTextEquals("shopMoney"u8))
-            {
-                json.Read();
-                json.Skip();
-                continue;
-            }
             json.Read();
-            if (json.TokenType == JsonTokenType.Null)
-            {
-                amount = Slice.Null;
-                continue;
-            }
-            if (json.TokenType != JsonTokenType.StartObject) throw new MalformedPayloadException($"a line item's {name}.shopMoney is a {json.TokenType}, not an object");
             amount = Slice.Null;
-            while (json.Read() && json.TokenType == JsonTokenType.PropertyName)
-            {
-                if (json.ValueTextEquals("amount"u8)) amount = NextText(ref json, name, "shopMoney.amount");
-                else
-                {
-                    json.Read();
-                    json.Skip();
-                }
-            }
+            if (json.TokenType == JsonTokenType.Null) continue;
+            if (json.TokenType != JsonTokenType.StartObject) throw new MalformedPayloadException($"a line item's {name}.shopMoney is a {json.TokenType}, not an object");
+            while (ToMember(ref json, "amount"u8)) amount = NextText(ref json, name, "shopMoney.amount");
         }
         return amount;
     }

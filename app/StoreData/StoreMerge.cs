@@ -1,10 +1,10 @@
 namespace PluginApp.StoreData;
 
 /// <summary>
-/// Bulk-operation JSONL lines staged by the backfill (backfill_lines: the line as json, or an order's line item as its
-/// values; its parent's id) mapped to store
-/// rows and merged by the upserts of <see cref="StoreWriter"/>, set-based: a chunk of parent objects with their children in
-/// a few INSERT ... SELECT ... ON CONFLICT statements. The mapping is GraphQL's shape to the webhook rows' (enums in capitals
+/// Bulk-operation JSONL lines staged by the backfill (backfill_lines: the line as json, or an order's line item as the
+/// values the app read from it, Backfill.BulkLineItem; its parent's id) mapped to store rows and merged by the upserts of
+/// <see cref="StoreWriter"/>, set-based: a chunk of parent objects with their children in a few INSERT ... SELECT ... ON
+/// CONFLICT statements. The mapping is GraphQL's shape to the webhook rows' (enums in capitals
 /// become the REST spellings, money is the shop currency's amount, tags a comma-separated string); the rules are the
 /// webhook path's: last writer wins on updated_at, children are written only when their parent's version is the one
 /// stored, a redacted customer gets no personal data back; and a row whose values would not change is not rewritten.
