@@ -14,6 +14,8 @@ internal sealed class StagedLineWriter
     /// <summary>The columns of the COPY, in the order each row gives them.</summary>
     public const string Columns = "run_id, phase, line_no, body, parent_id, item_id, item_product_id, item_variant_id, item_title, item_sku, item_quantity, item_price, item_total_discount";
     private const short Fields = 13;
+    /// <summary>The item_* columns, last in each row.</summary>
+    private const int ItemFields = 8;
     /// <summary>A row's most bytes besides its phase, JSON and text: the field count, each field's length, six int8s and an int4.</summary>
     private const int Fixed = 2 + Fields * 4 + 6 * 8 + 4;
     // "PGCOPY\n\377\r\n\0", then 32-bit flags and header extension length, both 0.
@@ -53,7 +55,7 @@ internal sealed class StagedLineWriter
     /// <param name="parentId">Its order's id.</param>
     public ValueTask AddAsync(BulkLineItem item, long parentId, CancellationToken ct)
     {
-        var row = Fixed + _phase.Length + Length(item, item.Title) + Length(item, item.Sku) + Length(item, item.Price) + Length(item, item.TotalDiscount);
+        var row = Fixed + _phase.Length + item.Text(item.Title).Length + item.Text(item.Sku).Length + item.Text(item.Price).Length + item.Text(item.TotalDiscount).Length;
         if (_used + row <= _buffer.Length)
         {
             Append(default, parentId, item);
@@ -61,8 +63,6 @@ internal sealed class StagedLineWriter
         }
         return FlushThenAppendAsync(null, parentId, item, row, ct);
     }
-
-    private static int Length(BulkLineItem item, BulkLineItem.Slice s) => item.Text(s).Length;
 
     private async ValueTask FlushThenAppendAsync(byte[]? json, long? parentId, BulkLineItem? item, int row, CancellationToken ct)
     {
@@ -79,16 +79,25 @@ internal sealed class StagedLineWriter
         n += Int8(span[n..], _runId);
         n += Bytes(span[n..], _phase);
         n += Int8(span[n..], ++_lines);
-        n += item is null ? Bytes(span[n..], json) : Null(span[n..]);
-        n += Int8(span[n..], parentId);
-        n += Int8(span[n..], item?.Id);
-        n += Int8(span[n..], item?.ProductId);
-        n += Int8(span[n..], item?.VariantId);
-        n += Text(span[n..], item, item?.Title);
-        n += Text(span[n..], item, item?.Sku);
-        n += Int4(span[n..], item?.Quantity);
-        n += Text(span[n..], item, item?.Price);
-        n += Text(span[n..], item, item?.TotalDiscount);
+        if (item is null)
+        {
+            n += Bytes(span[n..], json);
+            n += Int8(span[n..], parentId);
+            for (var i = 0; i < ItemFields; i++) n += Null(span[n..]);
+        }
+        else
+        {
+            n += Null(span[n..]);
+            n += Int8(span[n..], parentId);
+            n += Int8(span[n..], item.Id);
+            n += Int8(span[n..], item.ProductId);
+            n += Int8(span[n..], item.VariantId);
+            n += Text(span[n..], item, item.Title);
+            n += Text(span[n..], item, item.Sku);
+            n += Int4(span[n..], item.Quantity);
+            n += Text(span[n..], item, item.Price);
+            n += Text(span[n..], item, item.TotalDiscount);
+        }
         _used += n;
     }
 
@@ -108,8 +117,8 @@ internal sealed class StagedLineWriter
         return 8;
     }
 
-    private static int Text(Span<byte> into, BulkLineItem? item, BulkLineItem.Slice? value) =>
-        item is null || value is not { IsNull: false } s ? Null(into) : Bytes(into, item.Text(s));
+    private static int Text(Span<byte> into, BulkLineItem item, BulkLineItem.Slice value) =>
+        value.IsNull ? Null(into) : Bytes(into, item.Text(value));
 
     private static int Bytes(Span<byte> into, ReadOnlySpan<byte> value)
     {
