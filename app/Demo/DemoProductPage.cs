@@ -28,9 +28,9 @@ public static class DemoProductPage
     /// <summary>The demo store's product whose handle is <paramref name="handle"/> (or, lacking a handle, whose id it is, as the block links it).</summary>
     public static async Task<Product?> FindAsync(NpgsqlDataSource db, string handle, CancellationToken ct)
     {
-        await using var cmd = db.CreateCommand("""
+        await using var cmd = db.CreateCommand($"""
             SELECT p.id, p.title, p.image_url, v.price,
-                   coalesce(s.currency, (SELECT o.currency FROM orders o WHERE o.shop_id = s.id ORDER BY o.created_at DESC LIMIT 1))
+                   {StoreData.ShopCurrency.Of("s.id")}
             FROM shops s
             JOIN products p ON p.shop_id = s.id
             LEFT JOIN LATERAL (SELECT price FROM variants WHERE shop_id = p.shop_id AND product_id = p.id ORDER BY id LIMIT 1) v ON true

@@ -270,7 +270,7 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
             BatchCommands =
             {
                 new NpgsqlBatchCommand("SELECT medium_from, high_from, hold_high, valued_min_orders, valued_min_spend, hold_valued FROM risk_settings WHERE shop_id = $1") { Parameters = { Sql.Param(shopId) } },
-                new NpgsqlBatchCommand("SELECT coalesce(s.currency, (SELECT currency FROM orders WHERE shop_id = s.id AND currency IS NOT NULL LIMIT 1), '') FROM shops s WHERE s.id = $1")
+                new NpgsqlBatchCommand($"SELECT coalesce({ShopCurrency.Of("$1")}, '')")
                     { Parameters = { Sql.Param(shopId) } },
                 new NpgsqlBatchCommand("SELECT order_id, level FROM risk_scores WHERE shop_id = $1 AND order_id = ANY($2)")
                     { Parameters = { Sql.Param(shopId), Sql.Param(orderIds.ToArray()) } },

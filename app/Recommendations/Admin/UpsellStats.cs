@@ -58,8 +58,8 @@ public sealed class UpsellStats(NpgsqlDataSource db)
 {
     public async Task<(string? TimeZone, string Currency)> ShopAsync(long shopId, CancellationToken ct)
     {
-        await using var cmd = db.CreateCommand("""
-            SELECT iana_timezone, coalesce(currency, (SELECT currency FROM orders WHERE shop_id = $1 ORDER BY created_at DESC LIMIT 1), 'USD')
+        await using var cmd = db.CreateCommand($"""
+            SELECT iana_timezone, coalesce({ShopCurrency.Of("$1")}, 'USD')
             FROM shops WHERE id = $1
             """);
         cmd.Parameters.AddWithValue(shopId);

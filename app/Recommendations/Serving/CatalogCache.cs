@@ -173,7 +173,7 @@ public sealed class CatalogCache
                 Cmd("SELECT id, title, handle, product_type, image_url, coalesce(status, 'active') = 'active' AND deleted_at IS NULL FROM products WHERE shop_id = $1", shopId),
                 Cmd("SELECT product_id, id, price, inventory_quantity, inventory_policy, unit_cost FROM variants WHERE shop_id = $1 ORDER BY product_id, id", shopId),
                 Cmd("SELECT product_id, collection_id FROM product_collections WHERE shop_id = $1", shopId),
-                Cmd("SELECT coalesce((SELECT currency FROM shops WHERE id = $1), (SELECT currency FROM orders WHERE shop_id = $1 ORDER BY created_at DESC LIMIT 1), 'USD')", shopId),
+                Cmd($"SELECT coalesce({StoreData.ShopCurrency.Of("$1")}, 'USD')", shopId),
                 Cmd("SELECT rules::text FROM recommendation_rules WHERE shop_id = $1", shopId),
                 Cmd($"SELECT enabled, when_off FROM ai_feature_switches WHERE shop_id = $1 AND feature = '{UpsellFeature.Name}'", shopId),
                 Cmd("SELECT text FROM shopper_notices WHERE shop_id = $1", shopId),

@@ -63,7 +63,7 @@ public sealed class RiskSettingsModel(RiskBacktest backtest, NpgsqlDataSource db
     private async Task<string> CurrencyAsync(CancellationToken ct)
     {
         await using var cmd = db.CreateCommand(
-            "SELECT coalesce(s.currency, (SELECT currency FROM orders WHERE shop_id = s.id AND currency IS NOT NULL LIMIT 1), '') FROM shops s WHERE s.id = $1");
+            $"SELECT coalesce({StoreData.ShopCurrency.Of("$1")}, '')");
         cmd.Parameters.Add(Sql.Param(scope.ShopId));
         return await cmd.ExecuteScalarAsync(ct) as string ?? "";
     }

@@ -1,0 +1,34 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
+using Npgsql;
+
+namespace PluginApp.Tests.Infrastructure;
+
+/// <summary>What a statement's plan read when it ran: for tests that a lookup stays a lookup whatever else the tables hold.</summary>
+public static partial class QueryPlans
+{
+    /// <summary>
+    /// Runs <paramref name="sql"/> under EXPLAIN ANALYZE on <paramref name="conn"/> (in <paramref name="tx"/> when given: a
+    /// statement that writes does so for real) and returns the most rows any step of the plan produced or filtered out,
+    /// over all its loops, with the plan for the assertion's message. A statement that walks a table reads thousands.
+    /// </summary>
+    public static async Task<(double Rows, string Plan)> MostRowsReadAsync(NpgsqlConnection conn, string sql, object[] parameters,
+        NpgsqlTransaction? tx = null)
+    {
+        await using var explain = new NpgsqlCommand("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) " + sql, conn, tx);
+        foreach (var p in parameters) explain.Parameters.AddWithValue(p);
+        var plan = new List<string>();
+        await using (var r = await explain.ExecuteReaderAsync())
+            while (await r.ReadAsync()) plan.Add(r.GetString(0));
+        var rows = plan.Select(l => RowsOrRemoved().Match(l))
+            .Where(m => m.Success)
+            .Select(m => m.Groups[3].Success ? Number(m.Groups[3]) : Number(m.Groups[1]) * Number(m.Groups[2]))
+            .DefaultIfEmpty(double.NaN).Max();
+        return (rows, string.Join('\n', plan));
+    }
+
+    private static double Number(Group g) => double.Parse(g.Value, CultureInfo.InvariantCulture);
+
+    [GeneratedRegex(@"rows=([\d.]+) loops=(\d+)|Removed by Filter: (\d+)")]
+    private static partial Regex RowsOrRemoved();
+}
