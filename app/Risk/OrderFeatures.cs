@@ -59,7 +59,7 @@ public static class OrderFeatures
             -- Why each order looked up by its key, and the earlier orders below by customer or by email in two branches:
             -- PostgreSQL's statistics lag a store's first busy day (its orders came after the table was last analyzed, so the
             -- store looks empty), and it then walked all of the store's orders, once for the batch and once for each order of
-            -- it. Each lookup here has an index whose conditions include every other index's, so no plan can walk the store.
+            -- it. Both lookups have an index whose conditions include every other candidate index's, so neither can walk the store.
             FROM (SELECT DISTINCT unnest($2::int8[]) AS id) batch
             CROSS JOIN LATERAL (SELECT * FROM orders o WHERE o.shop_id = $1 AND o.id = batch.id LIMIT 1) o
             WHERE o.created_at IS NOT NULL)
