@@ -167,8 +167,21 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
     [Fact]
     public async Task Features_OfAStoreWhoseOrdersCameAfterTheLastAnalyze_ReadTheBatchsOrdersByTheirIds()
     {
+        var older = await app.InstallShopAsync("risk-older-store.myshopify.com");
         var shopId = await app.InstallShopAsync("risk-first-sale.myshopify.com");
         var now = app.Clock.GetUtcNow();
+        // The deployment's older store: most of the table, and all the statistics know of it.
+        await using (var fill = app.Db.CreateCommand("""
+            INSERT INTO orders (shop_id, id, email, currency, total_price, browser_ip, created_at, updated_at)
+            SELECT $1, 951000000 + i, 'o' || (i % 5000) || '@example.com', 'USD', 25, '203.0.' || (i % 250) || '.' || (i % 13),
+                   $2 - interval '5 minutes' * i, $2
+            FROM generate_series(1, 30000) i
+            """))
+        {
+            fill.Parameters.AddWithValue(older);
+            fill.Parameters.AddWithValue(now);
+            await fill.ExecuteNonQueryAsync();
+        }
         await using (var analyze = app.Db.CreateCommand("ANALYZE orders")) await analyze.ExecuteNonQueryAsync();
         await using (var fill = app.Db.CreateCommand("""
             INSERT INTO orders (shop_id, id, email, currency, total_price, browser_ip, customer_id, created_at, updated_at)
