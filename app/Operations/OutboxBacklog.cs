@@ -1,6 +1,7 @@
 using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Options;
 using Npgsql;
+using PluginApp.Outbox;
 
 namespace PluginApp.Operations;
 
@@ -13,9 +14,9 @@ namespace PluginApp.Operations;
 internal sealed class OutboxBacklog : IDisposable
 {
     // Both counts use partial indexes (pending: outbox_pending_idx; failed: outbox_failed_idx), not the sent calls kept 30 days.
-    private const string Sql = """
-        SELECT (SELECT count(*) FROM outbox_messages WHERE completed_at IS NULL AND failed_at IS NULL),
-               (SELECT min(next_attempt_at) FROM outbox_messages WHERE completed_at IS NULL AND failed_at IS NULL),
+    private const string Sql = $"""
+        SELECT (SELECT count(*) FROM outbox_messages WHERE {OutboxDrainer.InLine}),
+               (SELECT min(next_attempt_at) FROM outbox_messages WHERE {OutboxDrainer.InLine}),
                (SELECT count(*) FROM outbox_messages WHERE failed_at IS NOT NULL)
         """;
 

@@ -26,7 +26,7 @@ public static class OutboxAdminApi
         var filter = state switch
         {
             "failed" => "failed_at IS NOT NULL",
-            "pending" => "completed_at IS NULL AND failed_at IS NULL",
+            "pending" => OutboxDrainer.InLine,
             _ => "true",
         };
         await using var cmd = db.CreateCommand($"""

@@ -27,14 +27,22 @@ public sealed class OutboxDrainer(NpgsqlDataSource db, ShopLookup shops, AdminGr
     /// counts. Why it matters: calls waiting behind one that backs off look due, and counting them would bring the drain
     /// (and the sweep) straight back, over and over, while Shopify is down. Why a correlated "first id" and not NOT EXISTS
     /// (e.id &lt; m.id): before autovacuum has analyzed a table that filled fast, the planner took the anti-join as a nested
-    /// loop over every open call of the shop (4 s per claim at 4,000 open calls); this form is an index-only lookup per
-    /// row whatever the statistics say (11 ms there).
+    /// loop over every open call of the shop (4 s per claim at 4,000 open calls). The lookup can use only
+    /// outbox_resource_idx, as it does not state <see cref="InLine"/> (migration 0036): with the queue's indexes open to
+    /// it, it walked the shop's open calls for every call looked at when the statistics said few were open.
     /// </summary>
     private const string FirstOfItsResource = """
         m.completed_at IS NULL AND m.failed_at IS NULL
         AND m.id = (SELECT e.id FROM outbox_messages e WHERE e.shop_id = m.shop_id AND e.resource_key = m.resource_key
                     AND e.completed_at IS NULL AND e.failed_at IS NULL ORDER BY e.id LIMIT 1)
         """;
+
+    /// <summary>
+    /// The condition of the indexes that walk the queue (outbox_pending_idx, outbox_open_in_order_idx): open, with a due time
+    /// (always set). A statement that walks the queue states it, or bounds next_attempt_at, to use them; the lookup of a
+    /// resource's first call does not, so it cannot (migration 0036).
+    /// </summary>
+    internal const string InLine = "completed_at IS NULL AND failed_at IS NULL AND next_attempt_at IS NOT NULL";
 
     internal const string ClaimSql = $"""
         WITH next AS (
@@ -70,14 +78,21 @@ public sealed class OutboxDrainer(NpgsqlDataSource db, ShopLookup shops, AdminGr
         return TimeSpan.Zero;
     }
 
+    internal const string NextDueSql = $"""
+        SELECT min(greatest(m.next_attempt_at, coalesce(m.claimed_until, m.next_attempt_at))) FROM outbox_messages m
+        WHERE m.shop_id = $1 AND {FirstOfItsResource}
+        """;
+
+    internal static readonly string DueShopsSql = $"""
+        SELECT DISTINCT m.shop_id FROM outbox_messages m JOIN shops s ON s.id = m.shop_id
+        WHERE m.next_attempt_at <= $1 AND (m.claimed_until IS NULL OR m.claimed_until < $1) AND {FirstOfItsResource}
+          AND {ShopStatus.Reachable("s")}
+        """;
+
     /// <summary>Shops with a call due now (for the sweep).</summary>
     public async Task<List<long>> ShopsWithDueCallsAsync(CancellationToken ct)
     {
-        await using var cmd = db.CreateCommand($"""
-            SELECT DISTINCT m.shop_id FROM outbox_messages m JOIN shops s ON s.id = m.shop_id
-            WHERE m.next_attempt_at <= $1 AND (m.claimed_until IS NULL OR m.claimed_until < $1) AND {FirstOfItsResource}
-              AND {ShopStatus.Reachable("s")}
-            """);
+        await using var cmd = db.CreateCommand(DueShopsSql);
         cmd.Parameters.AddWithValue(clock.GetUtcNow());
         var shops = new List<long>();
         await using var r = await cmd.ExecuteReaderAsync(ct);
@@ -173,10 +188,7 @@ public sealed class OutboxDrainer(NpgsqlDataSource db, ShopLookup shops, AdminGr
 
     private async Task<TimeSpan?> NextDueAsync(long shopId, CancellationToken ct)
     {
-        await using var cmd = db.CreateCommand($"""
-            SELECT min(greatest(m.next_attempt_at, coalesce(m.claimed_until, m.next_attempt_at))) FROM outbox_messages m
-            WHERE m.shop_id = $1 AND {FirstOfItsResource}
-            """);
+        await using var cmd = db.CreateCommand(NextDueSql);
         cmd.Parameters.AddWithValue(shopId);
         return await cmd.ExecuteScalarAsync(ct) is DateTime at
             ? TimeSpan.FromTicks(Math.Max(0, (new DateTimeOffset(at, TimeSpan.Zero) - clock.GetUtcNow()).Ticks))

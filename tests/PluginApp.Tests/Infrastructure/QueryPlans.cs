@@ -20,15 +20,20 @@ public static partial class QueryPlans
         var plan = new List<string>();
         await using (var r = await explain.ExecuteReaderAsync())
             while (await r.ReadAsync()) plan.Add(r.GetString(0));
-        var rows = plan.Select(l => RowsOrRemoved().Match(l))
-            .Where(m => m.Success)
-            .Select(m => m.Groups[3].Success ? Number(m.Groups[3]) : Number(m.Groups[1]) * Number(m.Groups[2]))
-            .DefaultIfEmpty(double.NaN).Max();
+        // A step's "Rows Removed" is its mean per loop, like its rows, so both count times the loops of the step above them.
+        var rows = double.NaN;
+        var loops = 1.0;
+        foreach (var m in plan.Select(l => RowsOrRemoved().Match(l)).Where(m => m.Success))
+        {
+            if (m.Groups[2].Success) loops = Number(m.Groups[2]);
+            var read = m.Groups[3].Success ? Number(m.Groups[3]) * loops : Number(m.Groups[1]) * loops;
+            rows = double.IsNaN(rows) ? read : Math.Max(rows, read);
+        }
         return (rows, string.Join('\n', plan));
     }
 
     private static double Number(Group g) => double.Parse(g.Value, CultureInfo.InvariantCulture);
 
-    [GeneratedRegex(@"rows=([\d.]+) loops=(\d+)|Removed by Filter: (\d+)")]
+    [GeneratedRegex(@"rows=([\d.]+) loops=(\d+)|Removed by (?:Join )?Filter: (\d+)")]
     private static partial Regex RowsOrRemoved();
 }
