@@ -20,7 +20,8 @@ public static partial class QueryPlans
         var plan = new List<string>();
         await using (var r = await explain.ExecuteReaderAsync())
             while (await r.ReadAsync()) plan.Add(r.GetString(0));
-        // A step's "Rows Removed" is its mean per loop, like its rows, so both count times the loops of the step above them.
+        // A step's "Rows Removed" is a mean per loop, as its rows are: both are multiplied by the loops of that step, whose
+        // line comes just before.
         var rows = double.NaN;
         var loops = 1.0;
         foreach (var m in plan.Select(l => RowsOrRemoved().Match(l)).Where(m => m.Success))

@@ -326,6 +326,7 @@ public sealed class OutboxTests(NoSchedulerAppFixture app) : IClassFixture<NoSch
         Assert.False(double.IsNaN(read), plan);
         Assert.True(read <= 10, $"a claim read {read} rows:\n{plan}");
     }
+
     /// <summary>
     /// A churn run or a sale queues thousands of calls between two of autovacuum's visits. Claiming the next call, the
     /// sweep's search for shops with a call due and the drain's "when is the next one due" must each read an open call about
