@@ -42,7 +42,10 @@ public static class InstallExtensions
         s.AddScoped<ShopSession>();
         s.AddScoped<ShopSessionFilter>();
         s.AddScoped<ShopSessionPageFilter>();
-        s.AddAuthentication(SessionTokenAuthenticationHandler.SchemeName)
+        // Why no default scheme: with one, the authentication middleware ran the session-token handler on every request
+        // (storefront, webhooks, health), parsing each storefront query for an id_token; the admin's policy names the
+        // scheme, so only the requests it guards are authenticated.
+        s.AddAuthentication()
             .AddScheme<AuthenticationSchemeOptions, SessionTokenAuthenticationHandler>(SessionTokenAuthenticationHandler.SchemeName, null);
         s.AddAuthorization(o => o.AddPolicy(AdminPolicy, p =>
             p.AddAuthenticationSchemes(SessionTokenAuthenticationHandler.SchemeName).RequireAuthenticatedUser()));
