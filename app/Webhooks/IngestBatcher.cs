@@ -214,37 +214,37 @@ internal sealed class IngestBatcher : BackgroundService
         try
         {
             foreach (var setting in PlanSettings) trip.BatchCommands.Add(new NpgsqlBatchCommand(setting));
-            var recordedAt = new List<int>();
+            var recording = new List<int>();
             for (var start = 0; start < live.Count;)
             {
                 var end = oneByOne ? start + 1 : SegmentEnd(live, start);
-                recordedAt.Clear();
+                recording.Clear();
                 for (var i = start; i < end; i++)
                 {
-                    if (live[i].KeptAsideFor is not null) results[i] = WebhookIngestor.AddKeepFailed(trip, live[i]);
+                    if (live[i].KeptAsideFor is null) recording.Add(i);
                     else
                     {
-                        _ingestor.AddRecord(trip, live[i]);
-                        recordedAt.Add(i);
+                        results[i] = WebhookIngestor.AddKeepFailed(trip, live[i]);
+                        Own(i);
                     }
-                    Own(i);
                 }
-                if (recordedAt.Count > 0)
+                if (recording.Count > 0)
                 {
-                    List<(long? ShopId, string Outcome)?> recorded;
+                    WebhookIngestor.AddRecords(trip, recording.Select(i => live[i]).ToList());
+                    // Why ambiguous for several: an error in the one statement that records them does not say whose it was.
+                    Own(recording.Count == 1 ? recording[0] : Ambiguous);
+                    Dictionary<string, (long? ShopId, string Outcome)> recorded;
                     try
                     {
                         await using var reader = await trip.ExecuteReaderAsync(ct);
                         recorded = await WebhookIngestor.ReadRecordsAsync(reader, ct);
                     }
                     catch (PostgresException e) when (IsTheDeliverys(e)) { return (OwnerOf(e), e); }
-                    if (recorded.Count != recordedAt.Count)
-                        throw new InvalidOperationException($"{recorded.Count} answers to {recordedAt.Count} delivery records.");
                     await NextTripAsync();
-                    for (var k = 0; k < recordedAt.Count; k++)
+                    foreach (var i in recording)
                     {
-                        var i = recordedAt[k];
-                        try { results[i] = _ingestor.AddRows(trip, live[i], recorded[k]); }
+                        (long? ShopId, string Outcome)? answer = recorded.TryGetValue(live[i].Headers.DeliveryId, out var a) ? a : null;
+                        try { results[i] = _ingestor.AddRows(trip, live[i], answer); }
                         catch (Exception e) when (IsTheDeliverys(e)) { return (i, e); } // a step's own code threw
                         Own(i);
                     }
