@@ -35,15 +35,15 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
     // The outcome is decided in SQL, from the shop row, in the same statement that claims the delivery id. A shop we do
     // not hold gets a summary (size, digest, resource id) instead of the body: we keep no personal data for shops we do not
     // serve. Why in SQL: the CASE computes it only for those deliveries, not for every one. Why one statement for a segment
-    // of deliveries (one row each, $1-$11 their columns; the ids each owns as (delivery, id) pairs, $12-$21): a statement
+    // of deliveries (one row each, $1-$11 and $22 their columns; the ids each owns as (delivery, id) pairs, $12-$21): a statement
     // per delivery cost PostgreSQL about as much again as the work of recording it (pgbench, 8 deliveries in one
     // transaction: 3.1 ms as 8 statements, 1.9 ms as one; HISTORY.md, 2 Dec 2026).
     internal static readonly string RecordSegmentSql = $$"""
         WITH d AS (
           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::timestamptz[],
-                               $8::bool[], $9::bool[], $10::bytea[], $11::int8[])
+                               $8::bool[], $9::bool[], $10::bytea[], $11::int8[], $22::int8[])
                WITH ORDINALITY AS d(delivery_id, shop_domain, topic, api_version, event_id, triggered_at, received_at,
-                                    acts_uninstalled, handled, body, shopify_shop_id, n))
+                                    acts_uninstalled, handled, body, shopify_shop_id, customer_id, n))
         INSERT INTO webhook_deliveries (delivery_id, shop_domain, shop_id, topic, api_version, event_id, triggered_at, received_at, outcome, body)
         SELECT d.delivery_id, d.shop_domain, s.id, d.topic, d.api_version, d.event_id, d.triggered_at, d.received_at,
                CASE WHEN d.shopify_shop_id IS NOT NULL AND s.shopify_shop_id IS NOT NULL AND s.shopify_shop_id <> d.shopify_shop_id
@@ -64,6 +64,11 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
                CASE WHEN s.id IS NULL
                     THEN jsonb_build_object('withheld', 'no shop of ours', 'bytes', octet_length(d.body),
                            'sha256', encode(sha256(d.body), 'hex'), 'id', convert_from(d.body, 'UTF8')::jsonb -> 'id')
+                    -- A retry or late event of a customer who was erased: their personal data stays out of the raw body too.
+                    -- Why here, before the segment's rows: customers/redact is a segment of its own, so an erasure is
+                    -- stored before any record that follows it (IngestBatcher).
+                    WHEN EXISTS (SELECT 1 FROM customers c WHERE c.shop_id = s.id AND c.id = d.customer_id AND c.redacted_at IS NOT NULL)
+                    THEN jsonb_build_object('redacted_at', d.received_at)
                     ELSE convert_from(d.body, 'UTF8')::jsonb END
         FROM d LEFT JOIN shops s ON s.domain = d.shop_domain
         -- Why looked up first as well: a copy Shopify sent again is then answered without parsing and compressing its body
@@ -113,7 +118,7 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
         var n = segment.Count;
         var (ids, domains, topics, versions, events) = (new string[n], new string[n], new string[n], new string?[n], new string?[n]);
         var (triggered, received) = (new DateTime?[n], new DateTime[n]);
-        var (actsUninstalled, handled, bodies, shopifyShopIds) = (new bool[n], new bool[n], new byte[n][], new long?[n]);
+        var (actsUninstalled, handled, bodies, shopifyShopIds, customerIds) = (new bool[n], new bool[n], new byte[n][], new long?[n], new long?[n]);
         var (orders, customers, products, checkouts, carts) = (new Owned<long>(), new Owned<long>(), new Owned<long>(), new Owned<long>(), new Owned<string>());
         for (var i = 0; i < n; i++)
         {
@@ -127,6 +132,7 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
             // them, and no copy of the body is made as a .NET string only to be encoded back to UTF-8 on the wire.
             bodies[i] = d.Body;
             shopifyShopIds[i] = d.ClaimedShopifyShopId;
+            customerIds[i] = d.CustomerId;
             // Numbered from 1, as WITH ORDINALITY numbers the deliveries.
             orders.Add(i + 1, d.Owned.Orders);
             customers.Add(i + 1, d.Owned.Customers);
@@ -154,6 +160,7 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
         }
         p.Add(Array(carts.Deliveries.ToArray(), NpgsqlDbType.Bigint));
         p.Add(Array(carts.Ids.ToArray(), NpgsqlDbType.Text));
+        p.Add(Array(customerIds, NpgsqlDbType.Bigint));
         batch.BatchCommands.Add(record);
     }
 
@@ -222,7 +229,6 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
             var context = new IngestionContext(h.ShopDomain, h.Topic, h.DeliveryId, d.ReceivedAt);
             foreach (var step in _steps)
                 if (step.Rows.IsInstanceOfType(d.Rows)) step.Add(store, d.Rows!, context);
-            if (d.CustomerId is { } customerId) AddRawRedactionGuard(store, h.DeliveryId, shopId.Value, customerId, d.ReceivedAt);
         }
         return new IngestResult(IngestOutcome.Normalized);
     }
@@ -325,13 +331,6 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
         : topic.StartsWith("customers/", StringComparison.Ordinal) ? null // compliance topics redact their own body
         : root.OptionalObject("customer")?.OptionalId("id");
 
-    // Why: a retry or late event may still carry the personal data of a customer who was erased; keep its raw body out too.
-    private static void AddRawRedactionGuard(StoreWriter store, string deliveryId, long shopId, long customerId, DateTimeOffset now) =>
-        store.Add("""
-            UPDATE webhook_deliveries SET body = jsonb_build_object('redacted_at', $4::timestamptz)
-            WHERE delivery_id = $1 AND EXISTS (SELECT 1 FROM customers WHERE shop_id = $2 AND id = $3 AND redacted_at IS NOT NULL)
-            """, deliveryId, shopId, customerId, now);
-
     private static JsonDocument ParseJson(byte[] body)
     {
         try
@@ -367,7 +366,7 @@ internal sealed class PendingDelivery(WebhookDeliveryHeaders headers, byte[] bod
     public DateTimeOffset ReceivedAt { get; } = receivedAt;
     public object? Rows { get; set; }
     public OwnedIds Owned { get; set; } = OwnedIds.None;
-    /// <summary>The customer whose erasure must also keep this raw body out.</summary>
+    /// <summary>The customer whose erasure must also keep this raw body out (<see cref="WebhookIngestor.RecordSegmentSql"/>).</summary>
     public long? CustomerId { get; set; }
     /// <summary>Set when the rows cannot be stored: the delivery is written as failed, with this error.</summary>
     public string? KeptAsideFor { get; set; }

@@ -314,13 +314,13 @@ public sealed class GroupCommitTests(GroupCommitFixture app) : IClassFixture<Gro
         }
         foreach (var setting in IngestBatcher.PlanSettings) await Run(setting);
         await Run("PREPARE record_deliveries (text[], text[], text[], text[], text[], timestamptz[], timestamptz[], boolean[], boolean[], " +
-                  "bytea[], bigint[], bigint[], bigint[], bigint[], bigint[], bigint[], bigint[], bigint[], bigint[], bigint[], text[]) AS " +
+                  "bytea[], bigint[], bigint[], bigint[], bigint[], bigint[], bigint[], bigint[], bigint[], bigint[], bigint[], text[], bigint[]) AS " +
                   WebhookIngestor.RecordSegmentSql);
 
         var plan = await Run("EXPLAIN EXECUTE record_deliveries('{d-1,d-2}', '{plan.myshopify.com,plan.myshopify.com}', " +
                              "'{orders/create,orders/create}', '{NULL,NULL}', '{NULL,NULL}', '{NULL,NULL}', ARRAY[now(), now()], " +
                              "'{false,false}', '{true,true}', ARRAY[convert_to('{}', 'UTF8'), convert_to('{}', 'UTF8')], '{NULL,NULL}', " +
-                             "'{1,2}', '{1,11}', '{1}', '{2}', '{2}', '{3}', '{1}', '{4}', '{2}', '{t}')");
+                             "'{1,2}', '{1,11}', '{1}', '{2}', '{2}', '{3}', '{1}', '{4}', '{2}', '{t}', '{2,NULL}')");
 
         var all = string.Join("\n", plan);
         Assert.DoesNotMatch(@"Seq Scan on (orders|customers|products|checkouts|carts)\b", all);
