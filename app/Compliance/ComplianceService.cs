@@ -50,7 +50,7 @@ internal sealed class ComplianceService(StoreWriter store, long shopId, Personal
         store.Add("SELECT 1 FROM shops WHERE domain = $1 FOR UPDATE", domain);
         store.Add("DELETE FROM decisions WHERE shop_id = (SELECT id FROM shops WHERE domain = $1)", domain);
         store.Add("DELETE FROM shops WHERE domain = $1", domain);
-        store.Add("SELECT pg_notify('shop_changed', $1)", domain);
+        store.Notify("shop_changed", domain);
     }
 
     /// <summary>Checks a compliance payload before anything is written.</summary>

@@ -55,8 +55,7 @@ public static class RecommendationsExtensions
         services.AddSingleton<RulesWhatIf>();
         services.AddIngestionStep<StoreData.OrderRows>("recommendation attribution", (store, order, at) => Attribution.Add(store, order, at.Shop, at.Now));
         // A product's price, stock or status changed: every instance reloads the shop's catalog (and drops its cached answers) when it commits.
-        services.AddIngestionStep<StoreData.ProductRows>("catalog changed", (store, _, _) =>
-            store.Add("SELECT pg_notify($1, $2)", CatalogCache.Channel, store.ShopId.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        services.AddIngestionStep<StoreData.ProductRows>("catalog changed", (store, _, _) => store.NotifyShop(CatalogCache.Channel));
         services.AddExperiment(UpsellExperiment.Kind);
         return services;
     }

@@ -45,7 +45,7 @@ internal static class RiskQueue
                 ON CONFLICT (shop_id, order_id) DO NOTHING
                 """, store.ShopId, order.Id, at.Now, at.Topic);
             // Only a delivery that may have queued an order wakes the scorer (orders/paid and the like do not).
-            store.Add("SELECT pg_notify($1, $2)", Channel, store.ShopId.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            store.NotifyShop(Channel);
         }
         if (order.CancelledAt is { } cancelled && string.Equals(order.CancelReason, "fraud", StringComparison.OrdinalIgnoreCase))
             store.Add("""

@@ -9,9 +9,20 @@ namespace PluginApp.StoreData;
 /// delivery (or a backfill chunk) is written in one round trip and one transaction. Last writer wins
 /// on updated_at, children follow their parent's version, and a redacted customer never gets personal data back.
 /// </summary>
-internal sealed class StoreWriter(NpgsqlBatch batch, long shopId)
+/// <param name="notified">The notifications already asked for in the transaction, when several writers share it (a batch of
+/// webhook deliveries): PostgreSQL sends a channel's identical notifications of a transaction once, so each is asked for once.</param>
+internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string Channel, string Payload)>? notified = null)
 {
     public long ShopId => shopId;
+
+    /// <summary>Notifies the channel's listeners (every instance) when the transaction commits.</summary>
+    public void Notify(string channel, string payload)
+    {
+        if (notified is null || notified.Add((channel, payload))) Add("SELECT pg_notify($1, $2)", channel, payload);
+    }
+
+    /// <summary>Notifies the channel's listeners that this shop changed, when the transaction commits.</summary>
+    public void NotifyShop(string channel) => Notify(channel, shopId.ToString(System.Globalization.CultureInfo.InvariantCulture));
 
     internal static readonly UpsertStatement CustomerUpsert = new("customers", ["shop_id", "id"],
         ["shop_id", "id", "email", "first_name", "last_name", "phone", "state", "tags", "accepts_marketing", "created_at", "updated_at"],

@@ -140,7 +140,7 @@ internal sealed class IngestBatcher : BackgroundService
             {
                 await using var conn = await _dataSource.OpenConnectionAsync(ct);
                 await using var tx = await conn.BeginTransactionAsync(ct);
-                (failed, failure) = await WriteInOneTransactionAsync(conn, tx, live, results, oneByOne, ct);
+                (failed, failure) = await WriteInOneTransactionAsync(conn, tx, live, results, oneByOne, new HashSet<(string, string)>(), ct);
                 // Why only on AllWritten: PostgreSQL answers COMMIT of an aborted transaction with a silent rollback.
                 if (failed == AllWritten)
                 {
@@ -196,7 +196,7 @@ internal sealed class IngestBatcher : BackgroundService
     /// <see cref="Ambiguous"/> when a round trip failed and PostgreSQL's error does not say whose statement it was.
     /// </returns>
     private async Task<(int Failed, Exception? Failure)> WriteInOneTransactionAsync(NpgsqlConnection conn, NpgsqlTransaction tx,
-        List<PendingDelivery> live, IngestResult[] results, bool oneByOne, CancellationToken ct)
+        List<PendingDelivery> live, IngestResult[] results, bool oneByOne, ISet<(string Channel, string Payload)> notified, CancellationToken ct)
     {
         var trip = new NpgsqlBatch(conn, tx);
         var owners = new List<int>(); // which delivery each statement of the trip belongs to
@@ -244,7 +244,7 @@ internal sealed class IngestBatcher : BackgroundService
                     foreach (var i in recording)
                     {
                         (long? ShopId, string Outcome)? answer = recorded.TryGetValue(live[i].Headers.DeliveryId, out var a) ? a : null;
-                        try { results[i] = _ingestor.AddRows(trip, live[i], answer); }
+                        try { results[i] = _ingestor.AddRows(trip, live[i], answer, notified); }
                         catch (Exception e) when (IsTheDeliverys(e)) { return (i, e); } // a step's own code threw
                         Own(i);
                     }

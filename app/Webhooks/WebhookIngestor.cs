@@ -207,12 +207,14 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
     /// or the removal of its record (refused). Nothing here commits; a statement PostgreSQL refuses aborts the whole
     /// transaction, and the batcher writes the batch again without this delivery (or with it kept aside).
     /// </summary>
-    internal IngestResult AddRows(NpgsqlBatch batch, PendingDelivery d, (long? ShopId, string Outcome)? recorded)
+    /// <param name="notified">The notifications the transaction already asks for (see <see cref="StoreWriter"/>).</param>
+    internal IngestResult AddRows(NpgsqlBatch batch, PendingDelivery d, (long? ShopId, string Outcome)? recorded,
+        ISet<(string Channel, string Payload)> notified)
     {
         if (recorded is not var (shopId, outcome))
             return new IngestResult(IngestOutcome.Duplicate); // an earlier delivery, or a copy earlier in this batch
         var h = d.Headers;
-        var store = new StoreWriter(batch, shopId ?? 0);
+        var store = new StoreWriter(batch, shopId ?? 0, notified);
         if (outcome.StartsWith("refused", StringComparison.Ordinal))
         {
             // Why a delete, not a rollback: the batch-mates' rows stay in the transaction; a refused delivery leaves no row.
@@ -323,7 +325,7 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
             WHERE id = $1
             """, shopId, now);
         // Every instance stops serving the storefront at once (ShopDirectory listens).
-        store.Add("SELECT pg_notify('shop_changed', $1)", shop);
+        store.Notify("shop_changed", shop);
     }
 
     private static long? CustomerIdOf(string topic, JsonElement root) =>
