@@ -33,7 +33,7 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
          "financial_status", "fulfillment_status", "cancelled_at", "cancel_reason", "cart_token", "checkout_token", "source_name",
          "browser_ip", "billing_country", "shipping_country", "discount_codes", "tags", "test", "created_at", "updated_at", "processed_at",
          "gateway", "avs_result", "cvv_result", "card_bin", "card_last4"],
-        newerOnly: true);
+        newerOnly: true, erasable: ["email", "browser_ip", "card_bin", "card_last4"]);
 
     // Why one statement for all of an order's lines: an order carries 1-10 lines, and one statement each
     // dominated the cost of ingesting a delivery. The lines follow the order's version, as children do.
@@ -77,7 +77,7 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
 
     private static readonly UpsertStatement CheckoutUpsert = new("checkouts", ["shop_id", "id"],
         ["shop_id", "id", "token", "cart_token", "customer_id", "email", "currency", "total_price", "subtotal_price",
-         "completed_at", "created_at", "updated_at"], newerOnly: true);
+         "completed_at", "created_at", "updated_at"], newerOnly: true, erasable: ["email"]);
 
     private static readonly UpsertStatement CheckoutLineUpsert = new("checkout_lines", ["shop_id", "checkout_id", "line_key"],
         ["shop_id", "checkout_id", "line_key", "product_id", "variant_id", "quantity", "price"],
@@ -100,7 +100,6 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
                 TypedNull.Time(o.UpdatedAt));
         }
         foreach (var r in rows.Refunds) AddRefund(r);
-        AddRedactionGuard("orders", o.Id, o.CustomerId);
     }
 
     public void AddProduct(ProductRows rows)
@@ -159,7 +158,6 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
         foreach (var l in rows.Lines)
             CheckoutLineUpsert.AddTo(batch, [shopId, l.CheckoutId, l.LineKey, l.ProductId, l.VariantId, l.Quantity, l.Price],
                 TypedNull.Time(c.UpdatedAt));
-        AddRedactionGuard("checkouts", c.Id, c.CustomerId);
     }
 
     public void AddCustomer(Customer c) =>
@@ -172,20 +170,6 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
         RefundUpsert.AddTo(batch, [shopId, r.Id, r.OrderId, r.Note, r.Amount, r.CreatedAt]);
         foreach (var l in rows.Lines)
             RefundLineUpsert.AddTo(batch, [shopId, l.Id, l.RefundId, l.OrderId, l.LineItemId, l.Quantity, l.Subtotal, l.RestockType]);
-    }
-
-    // Why: a retried or backfilled payload may still carry the personal data of a customer who asked to be erased. Only
-    // a payload naming a customer can: the row it wrote names the same one (an older payload writes nothing). Why the
-    // customer in the condition: every index PostgreSQL may pick is then a lookup of a few rows, even with a plan made
-    // while the table was empty (it had walked all of the shop's orders by one of them).
-    private void AddRedactionGuard(string table, long id, long? customerId)
-    {
-        if (customerId is null) return;
-        Add($"""
-            UPDATE {table} t SET email = NULL{(table == "orders" ? ", browser_ip = NULL, card_bin = NULL, card_last4 = NULL" : "")}
-            WHERE t.shop_id = $1 AND t.id = $2 AND t.customer_id = $3 AND (t.email IS NOT NULL{(table == "orders" ? " OR t.browser_ip IS NOT NULL" : "")})
-              AND EXISTS (SELECT 1 FROM customers c WHERE c.shop_id = $1 AND c.id = $3 AND c.redacted_at IS NOT NULL)
-            """, shopId, id, customerId.Value);
     }
 
     /// <summary>Adds a statement with positional parameters $1..$n.</summary>

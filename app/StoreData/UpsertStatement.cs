@@ -22,12 +22,20 @@ internal sealed class UpsertStatement
     /// <param name="keep">Columns whose stored value stays when the incoming one is null (e.g. a cost the payload lacks).</param>
     /// <param name="guard">A WHERE on the SELECT, with parameters numbered after the columns; null = always insert.</param>
     /// <param name="newerOnly">Update only when the stored row's updated_at is not newer than the incoming one.</param>
+    /// <param name="erasable">Columns written as null when the row's customer (customer_id) was erased: a retried or late
+    /// payload may still carry their personal data. Only in the row-at-a-time form (the set-based merge checks it itself).</param>
     public UpsertStatement(string table, string[] keys, string[] columns, string[]? keep = null, string? guard = null,
-        bool newerOnly = false, string? extraWhere = null)
+        bool newerOnly = false, string? extraWhere = null, string[]? erasable = null)
     {
         _columnCount = columns.Length;
         // Why the casts: in INSERT ... SELECT a null parameter has no type and would default to text.
-        var values = string.Join(", ", columns.Select((c, i) => $"${i + 1}::{SqlType(c)}"));
+        var values = string.Join(", ", columns.Select((c, i) => erasable?.Contains(c) == true
+            ? $"CASE WHEN erased.yes THEN NULL ELSE ${i + 1}::{SqlType(c)} END"
+            : $"${i + 1}::{SqlType(c)}"));
+        var erased = erasable is null ? "" : $"""
+             FROM (SELECT EXISTS (SELECT 1 FROM customers r WHERE r.shop_id = ${Array.IndexOf(columns, "shop_id") + 1}::int8
+               AND r.id = ${Array.IndexOf(columns, "customer_id") + 1}::int8 AND r.redacted_at IS NOT NULL) AS yes) erased
+            """;
         var sets = columns.Where(c => !keys.Contains(c)).Select(c => keep?.Contains(c) == true
             ? $"{c} = COALESCE(excluded.{c}, {table}.{c})"
             : $"{c} = excluded.{c}");
@@ -43,7 +51,7 @@ internal sealed class UpsertStatement
         var updated = columns.Where(c => !keys.Contains(c)).ToArray();
         _changed = $"({string.Join(", ", updated.Select(c => $"{table}.{c}"))}) IS DISTINCT FROM ("
              + string.Join(", ", updated.Select(c => keep?.Contains(c) == true ? $"COALESCE(excluded.{c}, {table}.{c})" : $"excluded.{c}")) + ")";
-        _sql = $"INSERT INTO {table} ({string.Join(", ", columns)}) SELECT {values}"
+        _sql = $"INSERT INTO {table} ({string.Join(", ", columns)}) SELECT {values}{erased}"
              + (guard is null ? "" : $" WHERE {guard}")
              + _onConflict;
     }
