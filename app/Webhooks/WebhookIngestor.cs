@@ -142,29 +142,31 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
         }
         var record = new NpgsqlBatchCommand(RecordSegmentSql);
         var p = record.Parameters;
-        p.Add(Array(ids, NpgsqlDbType.Text));
-        p.Add(Array(domains, NpgsqlDbType.Text));
-        p.Add(Array(topics, NpgsqlDbType.Text));
-        p.Add(Array(versions, NpgsqlDbType.Text));
-        p.Add(Array(events, NpgsqlDbType.Text));
-        p.Add(Array(triggered, NpgsqlDbType.TimestampTz));
-        p.Add(Array(received, NpgsqlDbType.TimestampTz));
-        p.Add(Array(actsUninstalled, NpgsqlDbType.Boolean));
-        p.Add(Array(handled, NpgsqlDbType.Boolean));
-        p.Add(Array(bodies, NpgsqlDbType.Bytea));
-        p.Add(Array(shopifyShopIds, NpgsqlDbType.Bigint));
+        p.Add(ArrayOf(ids, NpgsqlDbType.Text));
+        p.Add(ArrayOf(domains, NpgsqlDbType.Text));
+        p.Add(ArrayOf(topics, NpgsqlDbType.Text));
+        p.Add(ArrayOf(versions, NpgsqlDbType.Text));
+        p.Add(ArrayOf(events, NpgsqlDbType.Text));
+        p.Add(ArrayOf(triggered, NpgsqlDbType.TimestampTz));
+        p.Add(ArrayOf(received, NpgsqlDbType.TimestampTz));
+        p.Add(ArrayOf(actsUninstalled, NpgsqlDbType.Boolean));
+        p.Add(ArrayOf(handled, NpgsqlDbType.Boolean));
+        p.Add(ArrayOf(bodies, NpgsqlDbType.Bytea));
+        p.Add(ArrayOf(shopifyShopIds, NpgsqlDbType.Bigint));
         foreach (var owned in new[] { orders, customers, products, checkouts })
         {
-            p.Add(Array(owned.Deliveries.ToArray(), NpgsqlDbType.Bigint));
-            p.Add(Array(owned.Ids.ToArray(), NpgsqlDbType.Bigint));
+            p.Add(ArrayOf(owned.Deliveries.ToArray(), NpgsqlDbType.Bigint));
+            p.Add(ArrayOf(owned.Ids.ToArray(), NpgsqlDbType.Bigint));
         }
-        p.Add(Array(carts.Deliveries.ToArray(), NpgsqlDbType.Bigint));
-        p.Add(Array(carts.Ids.ToArray(), NpgsqlDbType.Text));
-        p.Add(Array(customerIds, NpgsqlDbType.Bigint));
+        p.Add(ArrayOf(carts.Deliveries.ToArray(), NpgsqlDbType.Bigint));
+        p.Add(ArrayOf(carts.Ids.ToArray(), NpgsqlDbType.Text));
+        p.Add(ArrayOf(customerIds, NpgsqlDbType.Bigint));
         batch.BatchCommands.Add(record);
     }
 
-    private static NpgsqlParameter Array<T>(T[] values, NpgsqlDbType element) =>
+    // Why the element type stated: an array of times that are all null (no trigger time) gives Npgsql no value to infer
+    // timestamptz from, and a cast of a timestamp[] would read the times in the session's time zone.
+    private static NpgsqlParameter ArrayOf<T>(T[] values, NpgsqlDbType element) =>
         new NpgsqlParameter<T[]> { TypedValue = values, NpgsqlDbType = NpgsqlDbType.Array | element };
 
     /// <summary>The ids the deliveries of a segment own, as (delivery, id) pairs.</summary>
