@@ -52,6 +52,7 @@ public static class DataExtensions
         builder.Services.AddScoped<ShopScope>();
         builder.Services.AddDbContext<AppDbContext>((sp, o) => o.UseNpgsql(sp.GetRequiredService<NpgsqlDataSource>()));
         builder.Services.AddSingleton<DatabaseMigrator>();
+        builder.Services.AddSingleton<TableStatistics>();
         builder.Services.AddHostedService<MigrationHostedService>();
         builder.Services.AddExceptionHandler<DatabaseUnavailable>();
         builder.Services.AddHostedService<ChangeNotifications>();

@@ -16,7 +16,7 @@ namespace PluginApp.Outbox;
 /// order keep their order; userErrors or MaxAttempts end a call as failed, listed in the admin.
 /// </summary>
 public sealed class OutboxDrainer(NpgsqlDataSource db, ShopLookup shops, AdminGraphQLClient shopify, IEnumerable<OutboxOperation> operations,
-    IOptions<OutboxOptions> options, TimeProvider clock, ILogger<OutboxDrainer> logger)
+    TableStatistics statistics, IOptions<OutboxOptions> options, TimeProvider clock, ILogger<OutboxDrainer> logger)
 {
     private readonly Dictionary<string, OutboxOperation> _operations = operations.ToDictionary(o => o.Name, StringComparer.Ordinal);
 
@@ -29,7 +29,9 @@ public sealed class OutboxDrainer(NpgsqlDataSource db, ShopLookup shops, AdminGr
     /// (e.id &lt; m.id): before autovacuum has analyzed a table that filled fast, the planner took the anti-join as a nested
     /// loop over every open call of the shop (4 s per claim at 4,000 open calls). The lookup can use only
     /// outbox_resource_idx, as it does not state <see cref="InLine"/> (migration 0036): with the queue's indexes open to
-    /// it, it walked the shop's open calls for every call looked at when the statistics said few were open.
+    /// it, it walked the shop's open calls for every call looked at when the statistics said few were open. Statistics from a
+    /// nearly empty table still made it walk the primary key or the shop's idempotency keys for each call, so a drain and the
+    /// sweep first refresh them when the table has outgrown them (<see cref="TableStatistics"/>).
     /// </summary>
     private const string FirstOfItsResource = """
         m.completed_at IS NULL AND m.failed_at IS NULL
@@ -64,6 +66,7 @@ public sealed class OutboxDrainer(NpgsqlDataSource db, ShopLookup shops, AdminGr
     {
         var shop = await shops.ReachableDomainAsync(shopId, ct);
         if (shop is null) return null; // uninstalled or revoked: its calls wait (and go with shop/redact)
+        await statistics.RefreshIfOutgrownAsync("outbox_messages", ct);
         for (var i = 0; i < options.Value.BatchSize && !ct.IsCancellationRequested; i++)
         {
             // Why wait outside: a throttled shop gives its worker back instead of sleeping in it.
@@ -100,6 +103,7 @@ public sealed class OutboxDrainer(NpgsqlDataSource db, ShopLookup shops, AdminGr
     /// <summary>Shops with a call due now (for the sweep).</summary>
     public async Task<List<long>> ShopsWithDueCallsAsync(CancellationToken ct)
     {
+        await statistics.RefreshIfOutgrownAsync("outbox_messages", ct);
         await using var cmd = db.CreateCommand(DueShopsSql);
         cmd.Parameters.AddWithValue(clock.GetUtcNow());
         var shops = new List<long>();
