@@ -24,6 +24,15 @@ public static class OperatorMetrics
     private static readonly Counter<long> ServingAnswers = Meter.CreateCounter<long>("pluginapp.serving.answers", "{answer}",
         "Storefront answers by feature and the path that produced them (e.g. recommendations: model, co_occurrence, bestsellers, switched_off).");
 
+    private static readonly Counter<long> WebhookBatchRetries = Meter.CreateCounter<long>("pluginapp.webhook.batch_retries", "{retry}",
+        "Batches of webhook deliveries written again, by reason: deadlock (with another transaction; each waited out PostgreSQL's " +
+        "deadlock timeout), unattributed (an error that names no delivery: written again a delivery a round trip), delivery (one " +
+        "delivery's own error: written again without it, or with it kept aside).");
+
+    /// <summary>A batch of webhook deliveries is written again (<paramref name="reason"/>: deadlock, unattributed or delivery).</summary>
+    public static void WebhookBatchRetried(string reason) =>
+        WebhookBatchRetries.Add(1, new KeyValuePair<string, object?>("reason", reason));
+
     /// <summary>A delivery written to our database (a duplicate or a refused one is not): its lag behind Shopify's trigger.</summary>
     public static void WebhookStored(string topic, DateTimeOffset triggeredAt, DateTimeOffset committedAt) =>
         // Why the floor: Shopify's clock and ours differ by a little; a negative lag is clock skew, not news.

@@ -154,6 +154,9 @@ internal sealed class IngestBatcher : BackgroundService
             catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.DeadlockDetected or PostgresErrorCodes.SerializationFailure
                                               && ++deadlocks <= DeadlockRetries)
             {
+                Operations.OperatorMetrics.WebhookBatchRetried("deadlock");
+                _logger.LogWarning("A batch of {Count} webhook deliveries met another transaction's locks ({Error}); written again (retry {Retry})",
+                    live.Count, e.MessageText, deadlocks);
                 continue;
             }
             catch (Exception e)
@@ -169,9 +172,11 @@ internal sealed class IngestBatcher : BackgroundService
             if (failed == Ambiguous)
             {
                 // Written again one delivery per round trip, where the error names its delivery.
+                Operations.OperatorMetrics.WebhookBatchRetried("unattributed");
                 oneByOne = true;
                 continue;
             }
+            Operations.OperatorMetrics.WebhookBatchRetried("delivery");
             var bad = live[failed];
             if (failure is not PostgresException pe || !_ingestor.TryKeepAside(bad, pe))
             {

@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using Npgsql;
 using System.Net;
 using Microsoft.AspNetCore.Hosting;
@@ -235,6 +236,60 @@ public sealed class GroupCommitTests(GroupCommitFixture app) : IClassFixture<Gro
         Assert.All(answers.Skip(2), r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
         Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM webhook_deliveries WHERE delivery_id = $1", replayed));
         Assert.Equal(1, await Orders(8_800_001));
+    }
+
+    /// <summary>
+    /// Two transactions that take the same rows in opposite orders deadlock, and PostgreSQL ends one of them after its
+    /// deadlock timeout. When that is a batch of deliveries, the batch is written again: every delivery is stored once and
+    /// answered 200, not 503 (which would have Shopify send the whole batch again), and operators see the retry counted.
+    /// </summary>
+    [Fact]
+    public async Task BatchThatDeadlocksWithAnotherTransaction_IsWrittenAgain_AndEachDeliveryIsStoredOnce()
+    {
+        const long first = 8_900_101, second = 8_900_102; // customers: the batch writes the first, then waits on the second
+        var orders = Enumerable.Range(0, GroupCommitFixture.Batch).Select(i => 8_900_001L + i).ToArray();
+        var shopId = await app.CountAsync("SELECT id FROM shops WHERE domain = $1", Shop);
+        long deadlocks = 0;
+        using var listener = new MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Meter.Name == PluginApp.Operations.OperatorMetrics.MeterName && instrument.Name == "pluginapp.webhook.batch_retries")
+                l.EnableMeasurementEvents(instrument);
+        };
+        listener.SetMeasurementEventCallback<long>((_, value, tags, _) =>
+        {
+            foreach (var tag in tags)
+                if (tag is { Key: "reason", Value: "deadlock" }) Interlocked.Add(ref deadlocks, value);
+        });
+        listener.Start();
+
+        await using var conn = await app.Db.OpenConnectionAsync();
+        await using var other = await conn.BeginTransactionAsync(); // rolled back
+        async Task InsertCustomer(long id)
+        {
+            await using var cmd = new NpgsqlCommand("INSERT INTO customers (shop_id, id) VALUES ($1, $2)", conn, other);
+            cmd.Parameters.AddWithValue(shopId);
+            cmd.Parameters.AddWithValue(id);
+            await cmd.ExecuteNonQueryAsync();
+        }
+        await InsertCustomer(second);
+        var batcher = app.Factory.Services.GetRequiredService<IngestBatcher>();
+        var answers = orders.Take(GroupCommitFixture.Batch - 1)
+            .Select(o => app.SendWebhookAsync("orders/create", Shop, ShopifyPayloads.Order(o, customerId: first).ToJsonString())).ToList();
+        for (var deadline = DateTime.UtcNow.AddSeconds(10); batcher.Waiting < GroupCommitFixture.Batch - 1 && DateTime.UtcNow < deadline;) await Task.Delay(10);
+        answers.Add(app.SendWebhookAsync("orders/create", Shop, ShopifyPayloads.Order(orders[^1], customerId: second).ToJsonString()));
+        for (var deadline = DateTime.UtcNow.AddSeconds(10); DateTime.UtcNow < deadline;)
+        {
+            if (await app.CountAsync("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'") > 0) break;
+            await Task.Delay(10);
+        }
+        await InsertCustomer(first); // waits on the batch, which waits on this transaction: PostgreSQL ends the batch's
+        await other.RollbackAsync();
+
+        Assert.All(await Task.WhenAll(answers), r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
+        foreach (var o in orders) Assert.Equal(1, await Orders(o));
+        Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM customers WHERE id = ANY($1)", (object)new[] { first, second }));
+        Assert.True(Interlocked.Read(ref deadlocks) >= 1, "the retry was not counted");
     }
 
     private async Task<string[]> DeliveriesOf(long firstOrder, long lastOrder)
