@@ -328,6 +328,26 @@ public sealed class OutboxTests(NoSchedulerAppFixture app) : IClassFixture<NoSch
     }
 
     /// <summary>
+    /// The sweep, the drain's "when is the next call due" and a claim each read the shop's open calls about once (at most
+    /// twice as many rows as calls in any step of their plans), run inside <paramref name="tx"/>, which the caller rolls back.
+    /// </summary>
+    internal static async Task QueueStatementsReadEachCallAboutOnceAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId,
+        DateTimeOffset now, int calls)
+    {
+        foreach (var (name, sql, parameters) in new (string, string, object[])[]
+                 {
+                     ("the sweep", OutboxDrainer.DueShopsSql, [now]),
+                     ("the next due time", OutboxDrainer.NextDueSql, [shopId]),
+                     ("a claim", OutboxDrainer.ClaimSql, [shopId, now, now.AddMinutes(5)]),
+                 })
+        {
+            var (read, plan) = await QueryPlans.MostRowsReadAsync(conn, sql, parameters, tx);
+            Assert.False(double.IsNaN(read), plan);
+            Assert.True(read <= 2 * calls, $"{name} read {read} rows for {calls} open calls:\n{plan}");
+        }
+    }
+
+    /// <summary>
     /// A churn run or a sale queues thousands of calls between two of autovacuum's visits. Claiming the next call, the
     /// sweep's search for shops with a call due and the drain's "when is the next one due" must each read an open call about
     /// once: planned on statistics from before the burst, each walked the shop's open calls again for every call it looked
@@ -355,17 +375,7 @@ public sealed class OutboxTests(NoSchedulerAppFixture app) : IClassFixture<NoSch
             await fill.ExecuteNonQueryAsync();
         }
 
-        foreach (var (name, sql, parameters) in new (string, string, object[])[]
-                 {
-                     ("the sweep", OutboxDrainer.DueShopsSql, [now]),
-                     ("the next due time", OutboxDrainer.NextDueSql, [shopId]),
-                     ("a claim", OutboxDrainer.ClaimSql, [shopId, now, now.AddMinutes(5)]),
-                 })
-        {
-            var (read, plan) = await QueryPlans.MostRowsReadAsync(conn, sql, parameters, tx);
-            Assert.False(double.IsNaN(read), plan);
-            Assert.True(read <= 2 * calls, $"{name} read {read} rows for {calls} open calls:\n{plan}");
-        }
+        await QueueStatementsReadEachCallAboutOnceAsync(conn, tx, shopId, now, calls);
     }
 }
 
@@ -468,16 +478,6 @@ public sealed class OutboxStatisticsTests(NoSchedulerAppFixture app) : IClassFix
 
         Assert.Equal(50, await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND completed_at IS NOT NULL", shopId));
         await using var tx = await conn.BeginTransactionAsync(); // EXPLAIN ANALYZE claims for real; rolled back
-        foreach (var (name, sql, parameters) in new (string, string, object[])[]
-                 {
-                     ("the sweep", OutboxDrainer.DueShopsSql, [now]),
-                     ("the next due time", OutboxDrainer.NextDueSql, [shopId]),
-                     ("a claim", OutboxDrainer.ClaimSql, [shopId, now, now.AddMinutes(5)]),
-                 })
-        {
-            var (read, plan) = await QueryPlans.MostRowsReadAsync(conn, sql, parameters, tx);
-            Assert.False(double.IsNaN(read), plan);
-            Assert.True(read <= 2 * calls, $"{name} read {read} rows for {calls} open calls:\n{plan}");
-        }
+        await OutboxTests.QueueStatementsReadEachCallAboutOnceAsync(conn, tx, shopId, now, calls);
     }
 }
