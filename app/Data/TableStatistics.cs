@@ -4,12 +4,16 @@ using Npgsql;
 namespace PluginApp.Data;
 
 /// <summary>
-/// Analyzes a table when it has changed by more than twice what it held when PostgreSQL last analyzed it, instead of waiting
-/// for autovacuum's next visit (a minute or more; longer while its workers are busy with large tables).
+/// Analyzes a table when it has changed by more than twice what it held when PostgreSQL last analyzed it, or was never
+/// analyzed and has changed by <see cref="MinChanges"/>, instead of waiting for autovacuum's next visit (a minute or more;
+/// longer while its workers are busy with large tables).
 /// Why: statistics taken while a table held few live rows say every index is tiny, and PostgreSQL then plans a lookup inside
 /// a walk as a walk of its own: after a burst of outbox calls for one shop (a churn run, a sale) on statistics from a
 /// nearly empty table, each queued call's "first of its resource" lookup read all the shop's calls (4,000 calls: 16,000,000
-/// rows read by one claim). The test of that is the outbox's (OutboxStatisticsTests).
+/// rows read by one claim). The test of that is the outbox's (OutboxStatisticsTests). A table never analyzed (a new
+/// deployment's first minute, a restored database) has no statistics of its columns at all, and PostgreSQL then guesses
+/// every condition alike: an order's "same email" lookup walked all the store's orders of the month by their time (400
+/// orders' features: 2.5 s against 40 ms; RiskStatisticsTests).
 /// </summary>
 public sealed class TableStatistics(NpgsqlDataSource db, TimeProvider clock, ILogger<TableStatistics> logger)
 {
@@ -34,7 +38,7 @@ public sealed class TableStatistics(NpgsqlDataSource db, TimeProvider clock, ILo
         long changes;
         double analyzedRows;
         // Why these counters: the changes since the last ANALYZE are what autovacuum itself compares, and reltuples is what
-        // the planner scales its estimates from (-1: never analyzed, when it estimates from the table's size instead).
+        // the planner scales its estimates from (-1: never analyzed, when it has no statistics of any column either).
         await using (var look = new NpgsqlCommand("""
             SELECT pg_stat_get_mod_since_analyze(c.oid), c.reltuples FROM pg_class c WHERE c.oid = to_regclass($1)
             """, conn))
@@ -44,7 +48,7 @@ public sealed class TableStatistics(NpgsqlDataSource db, TimeProvider clock, ILo
             if (!await r.ReadAsync(ct)) return false;
             (changes, analyzedRows) = (r.GetInt64(0), r.GetFloat(1));
         }
-        if (analyzedRows < 0 || changes < MinChanges || changes <= 2 * analyzedRows) return false;
+        if (changes < MinChanges || changes <= 2 * analyzedRows) return false;
 
         var started = clock.GetTimestamp();
         await using var tx = await conn.BeginTransactionAsync(ct);

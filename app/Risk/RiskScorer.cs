@@ -28,7 +28,7 @@ public sealed record RiskThresholds(double MediumFrom, double HighFrom)
 /// and its check before any resend keep each assessment in Shopify once.
 /// </summary>
 public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeatureSwitches switches, ModelBreakers breakers, OutboxScheduler outbox,
-    RiskHoldScheduler holdJobs, Microsoft.Extensions.Options.IOptions<GovernanceOptions> governance, TimeProvider clock, ILogger<RiskScorer> logger)
+    RiskHoldScheduler holdJobs, TableStatistics statistics, Microsoft.Extensions.Options.IOptions<GovernanceOptions> governance, TimeProvider clock, ILogger<RiskScorer> logger)
 {
     public const string Name = "order-risk";
 
@@ -49,6 +49,9 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
     /// <returns>How many orders were scored.</returns>
     public async Task<int> ScoreShopAsync(long shopId, CancellationToken ct)
     {
+        // Why first: the features look each order's email, address and card up among the store's orders, which PostgreSQL
+        // plans by the table's statistics (TableStatistics says what happens without them).
+        await statistics.RefreshIfOutgrownAsync("orders", ct);
         var total = 0;
         while (true)
         {

@@ -13,7 +13,7 @@ namespace PluginApp.Risk;
 /// well: their legitimate neighbours are not known yet, so taking them would teach the model that recent means fraud.
 /// Evaluated on the latest fifth of those orders by time, against the rule prior's scores on the same orders.
 /// </summary>
-public sealed class RiskTrainer(NpgsqlDataSource db, TimeProvider clock, Microsoft.Extensions.Options.IOptions<RiskOptions> options) : IModelTrainer
+public sealed class RiskTrainer(NpgsqlDataSource db, TableStatistics statistics, TimeProvider clock, Microsoft.Extensions.Options.IOptions<RiskOptions> options) : IModelTrainer
 {
     public const string Kind = "risk";
 
@@ -59,6 +59,7 @@ public sealed class RiskTrainer(NpgsqlDataSource db, TimeProvider clock, Microso
         if (fraud < MinFraudLabels)
             throw new NotEnoughDataException($"{fraud} confirmed fraud orders older than {Maturity.TotalDays:0} days, {MinFraudLabels} needed; the rule prior scores orders until then");
 
+        await statistics.RefreshIfOutgrownAsync("orders", ct); // as the scorer does before building features
         await using var conn = await db.OpenConnectionAsync(ct);
         var features = new Dictionary<long, float[]>(known.Count);
         foreach (var chunk in known.Select(o => o.Id).Chunk(2000))
