@@ -57,7 +57,11 @@ public sealed class CatalogCache
             "Memory the held catalog snapshots are reckoned to take, against Recommendations:CatalogCacheBudgetBytes.");
         meter.CreateObservableCounter("pluginapp.serving.catalog_cache.evictions", () => Held().Evictions, "{shop}",
             "Shops whose catalog snapshot was dropped to stay within the budget (loaded again on their next request).");
+        _loads = meter.CreateCounter<long>("pluginapp.serving.catalog_loads", "{load}",
+            "Catalog snapshots read from the database: a shop's first request, after a change or an eviction, and every CatalogMaxAge.");
     }
+
+    private readonly Counter<long> _loads;
 
     /// <summary>Announces that a shop's catalog or rules changed; the payload is the shop id.</summary>
     public const string Channel = "catalog_changed";
@@ -85,8 +89,11 @@ public sealed class CatalogCache
         var current = Volatile.Read(ref entry.Current);
         if (current is null || current.IsFaulted)
         {
-            var load = LoadAsync(shopId, entry);
-            _ = Interlocked.CompareExchange(ref entry.Current, load, current);
+            // Why only the caller whose task went in starts the load: each caller that found no snapshot loaded one of its own,
+            // so a shop's first moment of traffic, or the requests just after a product change, ran the catalog's queries (the
+            // bestsellers' 0.9 s on a large store among them) once per request in flight.
+            var loading = new TaskCompletionSource<CatalogSnapshot>(TaskCreationOptions.RunContinuationsAsynchronously);
+            if (Interlocked.CompareExchange(ref entry.Current, loading.Task, current) == current) _ = LoadIntoAsync(shopId, entry, loading);
             return await Volatile.Read(ref entry.Current)!.WaitAsync(ct);
         }
         if (current.IsCompletedSuccessfully && clock.GetUtcNow() - current.Result.LoadedAt > options.Value.CatalogMaxAge
@@ -161,8 +168,19 @@ public sealed class CatalogCache
         Parameters = { new() { Value = Channel }, new() { Value = shopId.ToString(System.Globalization.CultureInfo.InvariantCulture) } },
     };
 
+    private async Task LoadIntoAsync(long shopId, Entry entry, TaskCompletionSource<CatalogSnapshot> loading)
+    {
+        try { loading.SetResult(await LoadAsync(shopId, entry)); }
+        catch (Exception e)
+        {
+            loading.SetException(e);
+            _ = loading.Task.Exception; // observed: the callers may all have stopped waiting
+        }
+    }
+
     private async Task<CatalogSnapshot> LoadAsync(long shopId, Entry entry)
     {
+        _loads.Add(1);
         var loadedAt = clock.GetUtcNow();
         var kept = Volatile.Read(ref entry.Bestsellers) is { } b && loadedAt - b.LoadedAt < options.Value.BestsellersMaxAge ? b : null;
         await using var conn = await db.OpenConnectionAsync();
