@@ -166,6 +166,7 @@ public sealed class OperatorMetricsTests(OperatorMetricsFixture app) : IClassFix
         // The shop's catalog snapshot is now held, and the operators see it against its budget.
         Assert.True(Sum(text, "pluginapp_serving_catalog_cache_shops") >= 1, text);
         Assert.True(Sum(text, "pluginapp_serving_catalog_cache_size_bytes") > 0, text);
+        Assert.True(Sum(text, "pluginapp_serving_catalog_loads_total") >= 1, text); // the load that made it held
     }
 
     [Fact]
