@@ -360,6 +360,11 @@ public sealed class AdminPagesTests(AdminFixture app, ITestOutputHelper output) 
     public async Task UpsellsPage_PreviewShowsWhatTheBlockWouldShowAndWhy_TitlesAsText()
     {
         var (page, errors) = await OpenAsync("/admin/upsells");
+        // Each model's data window reads as two whole times, not a date broken over several lines of a narrow column.
+        var times = page.Locator("#models .time");
+        Assert.True(await times.CountAsync() >= 2);
+        foreach (var time in await times.AllAsync())
+            Assert.True(await time.EvaluateAsync<bool>("e => e.getClientRects().length === 1"), $"'{await time.InnerTextAsync()}' is broken over lines");
 
         await page.FillAsync("#product", "Product 109");
         await page.ClickAsync("form[data-preview] button[type=submit]");
