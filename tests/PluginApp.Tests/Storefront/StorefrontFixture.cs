@@ -40,6 +40,9 @@ public sealed class StorefrontFixture : IAsyncLifetime
     public IPlaywright Playwright { get; private set; } = null!;
     public IBrowser Browser { get; private set; } = null!;
 
+    /// <summary>How long the blocks wait for an answer in these tests (see <see cref="StorefrontServer.BlockTimeLimit"/>).</summary>
+    public static readonly TimeSpan AnswerWait = TimeSpan.FromSeconds(10);
+
     public static string ChromiumPath => Environment.GetEnvironmentVariable("CHROMIUM_PATH") is { Length: > 0 } p ? p : "/usr/bin/chromium";
 
     public async Task InitializeAsync()
@@ -52,6 +55,8 @@ public sealed class StorefrontFixture : IAsyncLifetime
         await App.InitializeAsync();
         _appStarted = true;
         Storefront = await StorefrontServer.StartAsync(App.Client, AppFixture.ClientSecret, App.Clock, ThemeBlockRenderer.ThemeExtensionDir, Shop);
+        // The blocks wait up to the tests' own waits; the test of the shipped 1.5 s limit asks for it.
+        Storefront.BlockTimeLimit = AnswerWait;
         Playwright = await Microsoft.Playwright.Playwright.CreateAsync();
         Browser = await Playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
         {

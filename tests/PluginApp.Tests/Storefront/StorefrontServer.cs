@@ -33,7 +33,7 @@ public sealed record ProxiedCall(string Method, string Path, string Query, strin
 /// plays Shopify's app proxy: <c>/apps/pluginapp/*</c> is signed (shop, logged_in_customer_id, path_prefix,
 /// timestamp, signature) and forwarded to the in-process app at <c>/proxy/*</c>. Also answers the Ajax cart.
 /// </summary>
-public sealed class StorefrontServer : IAsyncDisposable
+public sealed partial class StorefrontServer : IAsyncDisposable
 {
     public const string ProxyPrefix = "/apps/pluginapp";
 
@@ -58,6 +58,14 @@ public sealed class StorefrontServer : IAsyncDisposable
     public TimeSpan FailAfter { get; set; } = TimeSpan.FromMilliseconds(300);
     /// <summary>When set, forwarded requests wait for it: the test looks at the page before the answer arrives.</summary>
     public TaskCompletionSource? Gate { get; set; }
+
+    /// <summary>
+    /// How long the blocks wait for the app before they give up and hide (their scripts' <c>TIMEOUT_MS</c>), as served to
+    /// the browser; null serves the scripts as shipped (1.5 s). Why: a test of how an answer is shown must not turn on
+    /// whether a busy machine answered a loopback request within 1.5 s (it once did not, in CI); the time limit itself
+    /// is tested with the scripts as shipped.
+    /// </summary>
+    public TimeSpan? BlockTimeLimit { get; set; }
     public IReadOnlyCollection<ProxiedCall> Calls => _calls;
 
     private StorefrontServer(HttpClient app, string clientSecret, TimeProvider clock, string assetsDir, string shop)
@@ -189,8 +197,23 @@ public sealed class StorefrontServer : IAsyncDisposable
             ".json" => "application/json",
             _ => "application/octet-stream",
         };
-        return Results.File(File.ReadAllBytes(path), type);
+        var bytes = File.ReadAllBytes(path);
+        if (BlockTimeLimit is { } limit && type.StartsWith("text/javascript", StringComparison.Ordinal))
+            bytes = System.Text.Encoding.UTF8.GetBytes(WithTimeLimit(System.Text.Encoding.UTF8.GetString(bytes), file, limit));
+        return Results.File(bytes, type);
     }
+
+    /// <summary>The script with its time limit set to <paramref name="limit"/>; fails if the script has no single limit to set.</summary>
+    private static string WithTimeLimit(string script, string file, TimeSpan limit)
+    {
+        var declared = TimeLimitDeclaration().Matches(script);
+        if (declared.Count != 1)
+            throw new InvalidOperationException($"{file} declares its time limit {declared.Count} times, not once as 'var TIMEOUT_MS = <ms>;'");
+        return TimeLimitDeclaration().Replace(script, $"var TIMEOUT_MS = {(long)limit.TotalMilliseconds};");
+    }
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"var TIMEOUT_MS = \d+;")]
+    private static partial System.Text.RegularExpressions.Regex TimeLimitDeclaration();
 
     /// <summary>What Shopify's app proxy does: same method and body, the signed parameters added to the query.</summary>
     private async Task Proxy(HttpContext ctx, string? rest)

@@ -247,6 +247,7 @@ public sealed partial class UpsellBlocksTests(StorefrontFixture sf) : IClassFixt
     {
         var storefront = sf.Storefront;
         storefront.Behaviour = behaviour;
+        storefront.BlockTimeLimit = null; // the scripts as shipped: their own time limit ends the wait
         var callsBefore = storefront.Calls.Count;
         var page = await sf.NewPageAsync();
         try
@@ -290,6 +291,7 @@ public sealed partial class UpsellBlocksTests(StorefrontFixture sf) : IClassFixt
         finally
         {
             storefront.Behaviour = ProxyBehaviour.Forward;
+            storefront.BlockTimeLimit = StorefrontFixture.AnswerWait;
             await page.Context.CloseAsync();
         }
     }
