@@ -32,16 +32,33 @@ public sealed class RunLog(NpgsqlDataSource db, TimeProvider clock)
     /// <summary>Ends a run. Why no cancellation: the outcome of work already done must be written even while the app stops.</summary>
     public async Task FinishAsync(string table, long runId, string state, string? error, Dictionary<string, object?> columns)
     {
+        await using var conn = await db.OpenConnectionAsync(CancellationToken.None);
+        await using var cmd = FinishCommand(table, runId, state, error, columns);
+        cmd.Connection = conn;
+        await cmd.ExecuteNonQueryAsync(CancellationToken.None);
+    }
+
+    /// <summary>Ends a run in the caller's transaction, so the run's outcome commits with what the run made (e.g. the model it registered).</summary>
+    public async Task FinishAsync(NpgsqlConnection conn, NpgsqlTransaction tx, string table, long runId, string state, string? error,
+        Dictionary<string, object?> columns)
+    {
+        await using var cmd = FinishCommand(table, runId, state, error, columns);
+        cmd.Connection = conn;
+        cmd.Transaction = tx;
+        await cmd.ExecuteNonQueryAsync(CancellationToken.None);
+    }
+
+    private NpgsqlCommand FinishCommand(string table, long runId, string state, string? error, Dictionary<string, object?> columns)
+    {
         Check(table);
         var now = clock.GetUtcNow();
         var all = new Dictionary<string, object?>(columns) { ["state"] = state, ["error"] = error, ["finished_at"] = now };
         if (table == Backfill) all["updated_at"] = now;
         var names = all.Keys.ToList();
-        await using var cmd = db.CreateCommand(
-            $"UPDATE {table} SET {string.Join(", ", names.Select((n, i) => $"{n} = ${i + 2}"))} WHERE id = $1");
+        var cmd = new NpgsqlCommand($"UPDATE {table} SET {string.Join(", ", names.Select((n, i) => $"{n} = ${i + 2}"))} WHERE id = $1");
         cmd.Parameters.AddWithValue(runId);
         foreach (var name in names) cmd.Parameters.Add(Param(all[name]));
-        await cmd.ExecuteNonQueryAsync(CancellationToken.None);
+        return cmd;
     }
 
     private static NpgsqlParameter Param(object? value) => value switch

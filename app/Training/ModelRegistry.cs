@@ -27,8 +27,12 @@ public sealed class ModelRegistry(NpgsqlDataSource db, TimeProvider clock, Micro
 {
     public const string Channel = "model_changed";
 
-    /// <summary>Stores a trained model and applies the kind's gate.</summary>
-    public async Task<Registered> RegisterAsync(long shopId, ModelKind modelKind, TrainedModel model, CancellationToken ct)
+    /// <summary>
+    /// Stores a trained model and applies the kind's gate. <paramref name="withModel"/>, given the new version, writes in the
+    /// same transaction (the training run's outcome), so no one sees the model without it, nor it without the model.
+    /// </summary>
+    public async Task<Registered> RegisterAsync(long shopId, ModelKind modelKind, TrainedModel model, CancellationToken ct,
+        Func<NpgsqlConnection, NpgsqlTransaction, int, Task>? withModel = null)
     {
         var kind = modelKind.Name;
         var metric = modelKind.PromotionMetric;
@@ -78,6 +82,7 @@ public sealed class ModelRegistry(NpgsqlDataSource db, TimeProvider clock, Micro
             """, ct, shopId, kind, version, activate ? "active" : staged ? "shadow" : "candidate", reason, (object?)model.DataFrom ?? DBNull.Value, (object?)model.DataTo ?? DBNull.Value,
             JsonSerializer.Serialize(model.Parameters), JsonSerializer.Serialize(model.Metrics), model.Artifact, now, activate ? now : DBNull.Value,
             staged ? now : DBNull.Value);
+        if (withModel is not null) await withModel(conn, tx, version);
         if (activate || staged) await Notify(conn, tx, shopId, ct);
         await tx.CommitAsync(ct);
         if (staged) await Governance.GovernanceEvents.RecordAsync(db, shopId, kind, "shadow_started", $"version {version}: {reason}", "the model registry", now, ct);

@@ -23,12 +23,14 @@ public sealed class TrainingService(ShopLookup shops, ModelKinds kinds, ModelReg
         {
             var trainer = (IModelTrainer)services.GetRequiredService(kind.Trainer);
             var model = await trainer.TrainAsync(shopId, ct);
-            var registered = await registry.RegisterAsync(shopId, kind, model, ct);
+            // The run is completed in the model's own transaction: a model never serves while its run still says "running",
+            // and a process that dies right after storing the model does not leave the run "running".
+            var registered = await registry.RegisterAsync(shopId, kind, model, ct, (conn, tx, version) =>
+                runs.FinishAsync(conn, tx, RunLog.Training, runId, "completed", null, new()
+                {
+                    ["rows"] = model.Rows, ["parameters"] = Json(model.Parameters), ["metrics"] = Json(model.Metrics), ["model_version"] = version,
+                }));
             var (version, activated, reason) = registered;
-            await runs.FinishAsync(RunLog.Training, runId, "completed", null, new()
-            {
-                ["rows"] = model.Rows, ["parameters"] = Json(model.Parameters), ["metrics"] = Json(model.Metrics), ["model_version"] = version,
-            });
             if (activated) kind.OnActivated?.Invoke(services, shopId); // this instance at once; the others on model_changed
             if (registered.Staged) kind.OnReleaseChanged?.Invoke(services, shopId);
             logger.LogInformation("Trained {Shop} {Kind} v{Version} ({Reason})", shop, kind.Name, version, reason);

@@ -84,6 +84,50 @@ public sealed class RegistrationPointTests(RegistrationFixture app) : IClassFixt
     }
 
     [Fact]
+    public async Task TrainedModel_IsNeverActiveWhileItsTrainingRunStillSaysRunning()
+    {
+        const string shop = "probe-run.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        foreach (var id in new[] { 5201, 5202 })
+            await app.SendWebhookAsync("orders/create", shop, ShopifyPayloads.Order(id).ToJsonString());
+        const string activeModels = "SELECT count(*) FROM models WHERE shop_id = $1 AND kind = 'probe' AND status = 'active'";
+
+        // The trainer waits on a lock of the orders table, so its run can be held by a lock on the run's row.
+        await using var ordersLock = await app.Db.OpenConnectionAsync();
+        await using var ordersTx = await ordersLock.BeginTransactionAsync();
+        await Exec(ordersLock, ordersTx, "LOCK TABLE orders IN ACCESS EXCLUSIVE MODE");
+        var train = new HttpRequestMessage(HttpMethod.Post, "/api/admin/models/train?kind=probe");
+        train.Headers.Authorization = app.AdminGet("/", shop).Headers.Authorization;
+        Assert.Equal(HttpStatusCode.Accepted, (await app.Client.SendAsync(train)).StatusCode);
+        const string runningRun = "SELECT id FROM training_runs WHERE shop_id = $1 AND kind = 'probe' AND state = 'running'";
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (DateTime.UtcNow < deadline && await app.ScalarAsync(runningRun, shopId) is null) await Task.Delay(50);
+        await using var runLock = await app.Db.OpenConnectionAsync();
+        await using var runTx = await runLock.BeginTransactionAsync();
+        await Exec(runLock, runTx, runningRun + " FOR UPDATE", shopId);
+        await ordersTx.CommitAsync();
+
+        // Whatever writes the run's outcome now waits on this test: the model must not be active before it.
+        while (DateTime.UtcNow < deadline && await app.ScalarAsync("SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))",
+                   runLock.ProcessID) is 0L)
+            await Task.Delay(50);
+        Assert.True(DateTime.UtcNow < deadline, "nothing came to write the training run's outcome");
+        Assert.Equal(0, await app.CountAsync(activeModels, shopId));
+
+        await runTx.CommitAsync();
+        while (DateTime.UtcNow < deadline && await app.CountAsync(activeModels, shopId) == 0) await Task.Delay(50);
+        Assert.Equal(1, await app.CountAsync(activeModels, shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM training_runs WHERE shop_id = $1 AND kind = 'probe' AND state = 'completed' AND rows = 2", shopId));
+    }
+
+    private static async Task Exec(NpgsqlConnection conn, NpgsqlTransaction tx, string sql, params object[] args)
+    {
+        await using var cmd = new NpgsqlCommand(sql, conn, tx);
+        foreach (var a in args) cmd.Parameters.AddWithValue(a);
+        await cmd.ExecuteNonQueryAsync();
+    }
+
+    [Fact]
     public async Task RegisteredAdminPage_IsInTheNavigation_AfterTheOverview()
     {
         const string shop = "probe-nav.myshopify.com";
