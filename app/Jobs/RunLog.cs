@@ -48,6 +48,25 @@ public sealed class RunLog(NpgsqlDataSource db, TimeProvider clock)
         await cmd.ExecuteNonQueryAsync(CancellationToken.None);
     }
 
+    /// <summary>
+    /// Ends, as failed with <paramref name="error"/>, the runs still "running" that started before <paramref name="runId"/>
+    /// and match it on <paramref name="sameAs"/> (e.g. shop and kind): runs whose process stopped without writing an outcome.
+    /// A run that is in fact still going writes its own outcome over this when it ends. Returns how many were ended.
+    /// </summary>
+    public async Task<int> EndEarlierRunningAsync(string table, long runId, string[] sameAs, string error)
+    {
+        Check(table);
+        await using var cmd = db.CreateCommand($"""
+            UPDATE {table} r SET state = 'failed', error = $2, finished_at = $3
+            FROM {table} mine
+            WHERE mine.id = $1 AND r.state = 'running' AND r.id < mine.id {string.Concat(sameAs.Select(c => $" AND r.{c} = mine.{c}"))}
+            """);
+        cmd.Parameters.AddWithValue(runId);
+        cmd.Parameters.Add(Param(error));
+        cmd.Parameters.Add(Sql.Param(clock.GetUtcNow()));
+        return await cmd.ExecuteNonQueryAsync(CancellationToken.None);
+    }
+
     private NpgsqlCommand FinishCommand(string table, long runId, string state, string? error, Dictionary<string, object?> columns)
     {
         Check(table);

@@ -43,10 +43,29 @@ public sealed class TrainingService(ShopLookup shops, ModelKinds kinds, ModelReg
             logger.LogInformation("Not training {Shop} {Kind}: {Reason}", shop, kind.Name, e.Message);
             return (0, false);
         }
-        catch (Exception e) when (e is not OperationCanceledException)
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            await runs.FinishAsync(RunLog.Training, runId, "failed", "stopped before it finished: the app shut down or the job was cancelled", []);
+            throw;
+        }
+        catch (Exception e)
         {
             await runs.FinishAsync(RunLog.Training, runId, "failed", e.Message, []);
             throw;
+        }
+        finally
+        {
+            // A run whose process died mid-way never wrote its outcome; left "running" it would hold back this kind's
+            // retraining on new orders and show as running in the admin for good.
+            try
+            {
+                await runs.EndEarlierRunningAsync(RunLog.Training, runId, ["shop_id", "kind"],
+                    "ended without an outcome: the process running it stopped (found when a later run of this kind ended)");
+            }
+            catch (Exception e) when (e is NpgsqlException or TimeoutException)
+            {
+                logger.LogWarning(e, "Could not end the earlier runs of {Shop} {Kind} left running", shop, kind.Name);
+            }
         }
     }
 

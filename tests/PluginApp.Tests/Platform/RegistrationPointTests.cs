@@ -120,6 +120,39 @@ public sealed class RegistrationPointTests(RegistrationFixture app) : IClassFixt
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM training_runs WHERE shop_id = $1 AND kind = 'probe' AND state = 'completed' AND rows = 2", shopId));
     }
 
+    [Fact]
+    public async Task TrainingRun_StoppedByShutdownOrLeftByADeadProcess_DoesNotStayRunning()
+    {
+        const string shop = "probe-stopped.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        await app.SendWebhookAsync("orders/create", shop, ShopifyPayloads.Order(5301).ToJsonString());
+        // A run some earlier process started and never ended (it died mid-training).
+        await app.ScalarAsync("INSERT INTO training_runs (shop_id, kind, trigger, state, started_at) VALUES ($1, 'probe', 'nightly', 'running', now() - interval '1 hour')", shopId);
+        var training = app.Factory.Services.GetRequiredService<TrainingService>();
+        const string states = "SELECT string_agg(state || ': ' || coalesce(error, ''), ' | ' ORDER BY id) FROM training_runs WHERE shop_id = $1 AND kind = 'probe'";
+
+        // This app shuts down while it trains: the trainer waits on a lock of the orders table when the stop comes.
+        await using (var ordersLock = await app.Db.OpenConnectionAsync())
+        await using (var ordersTx = await ordersLock.BeginTransactionAsync())
+        {
+            await Exec(ordersLock, ordersTx, "LOCK TABLE orders IN ACCESS EXCLUSIVE MODE");
+            using var stopping = new CancellationTokenSource();
+            var run = training.TrainAsync(shop, ProbeTrainer.Kind, "manual", stopping.Token);
+            var deadline = DateTime.UtcNow.AddSeconds(30);
+            while (DateTime.UtcNow < deadline && await app.CountAsync("SELECT count(*) FROM training_runs WHERE shop_id = $1 AND kind = 'probe'", shopId) < 2)
+                await Task.Delay(50);
+            stopping.Cancel();
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => run);
+        }
+        Assert.Equal("failed: ended without an outcome: the process running it stopped (found when a later run of this kind ended)"
+                     + " | failed: stopped before it finished: the app shut down or the job was cancelled", await app.ScalarAsync(states, shopId));
+
+        // The job runs again, completes, and the admin lists no run as still going.
+        await training.TrainAsync(shop, ProbeTrainer.Kind, "manual", CancellationToken.None);
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM training_runs WHERE shop_id = $1 AND state = 'running'", shopId));
+        Assert.EndsWith(" | completed: ", (string)(await app.ScalarAsync(states, shopId))!);
+    }
+
     private static async Task Exec(NpgsqlConnection conn, NpgsqlTransaction tx, string sql, params object[] args)
     {
         await using var cmd = new NpgsqlCommand(sql, conn, tx);
