@@ -16,7 +16,9 @@ public sealed class ShopInstaller(OfflineTokenStore tokens, BackfillScheduler ba
         if (newInstall)
         {
             logger.LogInformation("Installed {Shop}; queueing its backfill", shop);
-            var timeZone = await ReadSettingsAsync(shop, ct);
+            // Why not the request's token: the shop is saved as installed, so no later install comes back here; were the
+            // merchant's request to end during this read, its history and nightly training would never be queued.
+            var timeZone = await ReadSettingsAsync(shop, CancellationToken.None);
             backfill.Schedule(shop);
             training.OnInstalled(shop, timeZone);
         }
@@ -47,7 +49,7 @@ public sealed class ShopInstaller(OfflineTokenStore tokens, BackfillScheduler ba
             await cmd.ExecuteNonQueryAsync(ct);
             return zone;
         }
-        catch (Exception e) when (e is ShopifyGraphQLException or HttpRequestException or ShopTokenRevokedException)
+        catch (Exception e) when (e is ShopifyGraphQLException or HttpRequestException or ShopTokenRevokedException or TaskCanceledException)
         {
             logger.LogWarning("Could not read {Shop}'s settings: {Message}; nightly jobs run on UTC", shop, e.Message);
             return null;

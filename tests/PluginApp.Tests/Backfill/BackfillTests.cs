@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.DependencyInjection;
+using Hangfire.Storage;
 using PluginApp.Backfill;
 using PluginApp.Tests.Infrastructure;
 using ShopifyStandIn;
@@ -318,6 +319,40 @@ public sealed class BackfillTests(AppFixture app) : IClassFixture<AppFixture>, I
         }
 
         public bool ChangeState(string jobId, Hangfire.States.IState state, string expectedState) => false;
+    }
+
+    [Fact]
+    public async Task Install_WhoseRequestEndsWhileShopifyIsSlow_StillQueuesTheBackfillAndNightlyTraining()
+    {
+        const string shop = "backfill-install-abandoned.myshopify.com";
+        ServeStore(product: 960, orders: [2601, 2602], refund: 5506);
+        // Shopify is slow to give the shop's settings, and the merchant's tab is closed meanwhile.
+        var settings = new StandInAnswer(200, new JsonObject { ["data"] = new JsonObject { ["shop"] = new JsonObject
+            { ["id"] = "gid://shopify/Shop/960", ["ianaTimezone"] = "Europe/Paris", ["currencyCode"] = "EUR" } } }, Delay: TimeSpan.FromSeconds(2));
+        try
+        {
+            // The tab closes once the install is under way: the app has saved the shop and is asking for its settings.
+            using var closed = new CancellationTokenSource();
+            app.Shopify.GraphQL = call =>
+            {
+                if (call.Shop != shop || !call.Query.Contains("ianaTimezone", StringComparison.Ordinal)) return null;
+                closed.CancelAfter(TimeSpan.FromMilliseconds(200));
+                return settings;
+            };
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => app.Client.SendAsync(app.AdminGet("/api/admin/shop", shop), closed.Token));
+
+            var deadline = DateTime.UtcNow.AddSeconds(30);
+            while (DateTime.UtcNow < deadline && await app.CountAsync("SELECT count(*) FROM backfill_runs r JOIN shops s ON s.id = r.shop_id WHERE s.domain = $1 AND r.state = 'completed'", shop) == 0)
+                await Task.Delay(200);
+            Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM orders o JOIN shops s ON s.id = o.shop_id WHERE s.domain = $1", shop));
+            Assert.Equal("Europe/Paris", await app.ScalarAsync("SELECT iana_timezone FROM shops WHERE domain = $1", shop));
+            using var storage = app.Factory.Services.GetRequiredService<Hangfire.JobStorage>().GetConnection();
+            Assert.Equal("Europe/Paris", storage.GetRecurringJobs([PluginApp.Training.TrainingScheduler.NightlyId(shop, "recommender")]).Single().TimeZoneId);
+        }
+        finally
+        {
+            app.Shopify.GraphQL = null;
+        }
     }
 
     [Fact]
