@@ -83,9 +83,9 @@ public sealed class ModelRegistry(NpgsqlDataSource db, TimeProvider clock, Micro
             JsonSerializer.Serialize(model.Parameters), JsonSerializer.Serialize(model.Metrics), model.Artifact, now, activate ? now : DBNull.Value,
             staged ? now : DBNull.Value);
         if (withModel is not null) await withModel(conn, tx, version);
+        if (staged) await Governance.GovernanceEvents.RecordAsync(conn, tx, shopId, kind, "shadow_started", $"version {version}: {reason}", "the model registry", now, ct);
         if (activate || staged) await Notify(conn, tx, shopId, ct);
         await tx.CommitAsync(ct);
-        if (staged) await Governance.GovernanceEvents.RecordAsync(db, shopId, kind, "shadow_started", $"version {version}: {reason}", "the model registry", now, ct);
         return new Registered(version, activate, reason, staged);
     }
 

@@ -31,9 +31,18 @@ public sealed class TrainingService(ShopLookup shops, ModelKinds kinds, ModelReg
                     ["rows"] = model.Rows, ["parameters"] = Json(model.Parameters), ["metrics"] = Json(model.Metrics), ["model_version"] = version,
                 }));
             var (version, activated, reason) = registered;
-            if (activated) kind.OnActivated?.Invoke(services, shopId); // this instance at once; the others on model_changed
-            if (registered.Staged) kind.OnReleaseChanged?.Invoke(services, shopId);
             logger.LogInformation("Trained {Shop} {Kind} v{Version} ({Reason})", shop, kind.Name, version, reason);
+            try
+            {
+                if (activated) kind.OnActivated?.Invoke(services, shopId); // this instance at once; the others on model_changed
+                if (registered.Staged) kind.OnReleaseChanged?.Invoke(services, shopId);
+            }
+            catch (Exception e)
+            {
+                // Why not rethrown: the model and its run are stored. Failing here would mark a stored model's run failed and
+                // train it again, for a step that only hurries what model_changed (caches) or the kind's daily pass does.
+                logger.LogError(e, "{Shop} {Kind} v{Version} is stored, but telling this instance failed", shop, kind.Name, version);
+            }
             return (version, activated);
         }
         catch (NotEnoughDataException e)

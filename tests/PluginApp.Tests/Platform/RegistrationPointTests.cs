@@ -23,7 +23,14 @@ public sealed class ProbeTrainer(NpgsqlDataSource db) : IModelTrainer
     {
         // A kind must say its risk: left unassessed it counts as critical and the app refuses to start without its controls.
         Risk = new AiRisk(1, 1, "Decides nothing anyone sees.", "It counts orders.", "Immediate: the test reads it."),
+        OnActivated = (_, shopId) =>
+        {
+            if (shopId == Volatile.Read(ref FailActivationFor)) throw new InvalidOperationException("the probe's activation fails on purpose");
+        },
     };
+
+    /// <summary>The shop whose model's activation step throws (a failure after the model is stored).</summary>
+    public static long FailActivationFor = -1;
 
     public async Task<TrainedModel> TrainAsync(long shopId, CancellationToken ct)
     {
@@ -151,6 +158,26 @@ public sealed class RegistrationPointTests(RegistrationFixture app) : IClassFixt
         await training.TrainAsync(shop, ProbeTrainer.Kind, "manual", CancellationToken.None);
         Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM training_runs WHERE shop_id = $1 AND state = 'running'", shopId));
         Assert.EndsWith(" | completed: ", (string)(await app.ScalarAsync(states, shopId))!);
+    }
+
+    [Fact]
+    public async Task TrainedModel_WhoseActivationStepFailsAfterItIsStored_KeepsItsRunCompletedAndIsNotTrainedAgain()
+    {
+        const string shop = "probe-activation.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        await app.SendWebhookAsync("orders/create", shop, ShopifyPayloads.Order(5401).ToJsonString());
+        Volatile.Write(ref ProbeTrainer.FailActivationFor, shopId);
+        try
+        {
+            var (version, activated) = await app.Factory.Services.GetRequiredService<TrainingService>().TrainAsync(shop, ProbeTrainer.Kind, "manual", CancellationToken.None);
+            Assert.True(activated);
+            Assert.Equal("completed", await app.ScalarAsync("SELECT string_agg(state, ',') FROM training_runs WHERE shop_id = $1 AND kind = 'probe'", shopId));
+            Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM models WHERE shop_id = $1 AND kind = 'probe' AND status = 'active' AND version = $2", shopId, version));
+        }
+        finally
+        {
+            Volatile.Write(ref ProbeTrainer.FailActivationFor, -1);
+        }
     }
 
     private static async Task Exec(NpgsqlConnection conn, NpgsqlTransaction tx, string sql, params object[] args)
