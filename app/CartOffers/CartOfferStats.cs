@@ -8,7 +8,7 @@ public sealed record CartOfferDecisionView(string DecisionId, DateTimeOffset At,
     decimal Value, string? Code, IReadOnlyList<string> Reasons);
 
 /// <summary>Codes by state and what they cost: handed out today, used, and the discount given on orders.</summary>
-public sealed record CodeSummary(long Creating, long Ready, long HandedOut, long Used, long Expired, decimal HandedOutToday, decimal UsedDiscount);
+public sealed record CodeSummary(long Creating, long Ready, long HandedOut, long Used, long Expired, decimal HandedOutToday, decimal UsedDiscount, long Failed);
 
 /// <summary>What the Cart offers page reads: recent decisions with their reasons, the action mix, the code pool.</summary>
 public sealed class CartOfferStats(NpgsqlDataSource db, TimeProvider clock)
@@ -53,13 +53,14 @@ public sealed class CartOfferStats(NpgsqlDataSource db, TimeProvider clock)
                    count(*) FILTER (WHERE state = 'used'), count(*) FILTER (WHERE state = 'expired'),
                    coalesce(sum(amount) FILTER (WHERE handed_out_at >= $2), 0),
                    coalesce((SELECT sum(o.total_discounts) FROM orders o JOIN discount_codes d ON d.shop_id = o.shop_id AND d.order_id = o.id
-                             WHERE d.shop_id = $1 AND d.state = 'used'), 0)
+                             WHERE d.shop_id = $1 AND d.state = 'used'), 0),
+                   count(*) FILTER (WHERE state = 'failed')
             FROM discount_codes WHERE shop_id = $1
             """);
         cmd.Parameters.Add(Sql.Param(shopId));
         cmd.Parameters.Add(Sql.Param(new DateTimeOffset(now.UtcDateTime.Date, TimeSpan.Zero)));
         await using var r = await cmd.ExecuteReaderAsync(ct);
         await r.ReadAsync(ct);
-        return new CodeSummary(r.GetInt64(0), r.GetInt64(1), r.GetInt64(2), r.GetInt64(3), r.GetInt64(4), r.GetDecimal(5), r.GetDecimal(6));
+        return new CodeSummary(r.GetInt64(0), r.GetInt64(1), r.GetInt64(2), r.GetInt64(3), r.GetInt64(4), r.GetDecimal(5), r.GetDecimal(6), r.GetInt64(7));
     }
 }

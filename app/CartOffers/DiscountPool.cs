@@ -51,7 +51,11 @@ public sealed class DiscountPool(NpgsqlDataSource db, OutboxScheduler outbox, Ti
         await SettleAsync(conn, null, shopId, clock.GetUtcNow(), ct);
     }
 
-    /// <summary>Codes Shopify now has become ready; expired ones leave the pool.</summary>
+    /// <summary>
+    /// Codes Shopify now has become ready, and codes whose creation Shopify refused (the outbox call failed: userErrors or
+    /// its attempts spent) become failed, so they no longer count as stock and the next refill replaces them (one whose
+    /// call is retried from the Operations page and then lands becomes ready); expired ones leave the pool.
+    /// </summary>
     private static async Task SettleAsync(NpgsqlConnection conn, NpgsqlTransaction? tx, long shopId, DateTimeOffset now, CancellationToken ct)
     {
         await using var batch = new NpgsqlBatch(conn, tx)
@@ -59,12 +63,12 @@ public sealed class DiscountPool(NpgsqlDataSource db, OutboxScheduler outbox, Ti
             BatchCommands =
             {
                 new NpgsqlBatchCommand("""
-                    UPDATE discount_codes d SET state = 'ready' FROM outbox_messages m
-                    WHERE d.shop_id = $1 AND d.state = 'creating' AND m.shop_id = d.shop_id AND m.idempotency_key = 'discount:' || d.code
-                      AND m.completed_at IS NOT NULL
+                    UPDATE discount_codes d SET state = CASE WHEN m.completed_at IS NOT NULL THEN 'ready' ELSE 'failed' END FROM outbox_messages m
+                    WHERE d.shop_id = $1 AND d.state IN ('creating', 'failed') AND m.shop_id = d.shop_id AND m.idempotency_key = 'discount:' || d.code
+                      AND (m.completed_at IS NOT NULL OR (m.failed_at IS NOT NULL AND d.state = 'creating'))
                     """) { Parameters = { Sql.Param(shopId) } },
                 new NpgsqlBatchCommand("""
-                    UPDATE discount_codes SET state = 'expired' WHERE shop_id = $1 AND state IN ('creating', 'ready', 'handed_out') AND expires_at <= $2
+                    UPDATE discount_codes SET state = 'expired' WHERE shop_id = $1 AND state IN ('creating', 'ready', 'handed_out', 'failed') AND expires_at <= $2
                     """) { Parameters = { Sql.Param(shopId), Sql.Param(now) } },
             },
         };

@@ -10,6 +10,7 @@ using PluginApp.CartOffers;
 using PluginApp.Experiments;
 using PluginApp.Tests.Infrastructure;
 using PluginApp.Tests.Recommendations;
+using ShopifyStandIn;
 
 namespace PluginApp.Tests.CartOffers;
 
@@ -187,6 +188,44 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal(JsonValueKind.Null, other.GetProperty("offer").ValueKind);
         Assert.Contains(await ReasonsAsync(other.GetProperty("decision_id").GetString()!), x => x.Contains("budget would be exceeded"));
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM discount_codes WHERE shop_id = $1 AND state = 'handed_out'", seed.ShopId));
+    }
+
+    [Fact]
+    public async Task CodesShopifyRefusedToCreate_LeaveThePool_AndTheNextRefillReplacesThem()
+    {
+        var seed = await StoreAsync("offers-refused.myshopify.com", 0.1m);
+        // Shopify refuses the creates (userErrors): the outbox ends each call as failed.
+        app.Shopify.GraphQL = call => call.Shop == seed.Shop && call.Query.Contains("discountCodeBasicCreate", StringComparison.Ordinal)
+            ? StandInAnswer.Json(new JsonObject { ["data"] = new JsonObject { ["discountCodeBasicCreate"] = new JsonObject
+                { ["codeDiscountNode"] = null, ["userErrors"] = new JsonArray(new JsonObject { ["field"] = new JsonArray("basicCodeDiscount"), ["message"] = "Discounts are not available on this plan" }) } } })
+            : null;
+        var pool = app.Factory.Services.GetRequiredService<DiscountPool>();
+        var drainer = app.Factory.Services.GetRequiredService<PluginApp.Outbox.OutboxDrainer>();
+        async Task RefillAndRunCallsAsync()
+        {
+            var settings = (await app.Factory.Services.GetRequiredService<CartOfferSettingsStore>().GetAsync(seed.ShopId, CancellationToken.None)).Settings;
+            await pool.RefillAsync(seed.ShopId, settings, CancellationToken.None);
+            for (var i = 0; i < 20 && await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND completed_at IS NULL AND failed_at IS NULL", seed.ShopId) > 0; i++)
+                await drainer.DrainShopAsync(seed.ShopId, CancellationToken.None);
+            await pool.SettleAsync(seed.ShopId, CancellationToken.None);
+        }
+        try
+        {
+            await SettingsAsync(seed, new { enabled = true, offerPercent = 10, maxDiscountPercent = 15, marginFloorPercent = 20, dailyBudget = 100, poolSize = 2, codeExpiryHours = 48 });
+            await RefillAndRunCallsAsync();
+            Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND failed_at IS NOT NULL", seed.ShopId));
+        }
+        finally
+        {
+            app.Shopify.GraphQL = null;
+        }
+
+        // The refused codes are not stock: the next refill queues two new ones, and Shopify, working again, creates them.
+        await RefillAndRunCallsAsync();
+        var summary = await app.Factory.Services.GetRequiredService<CartOfferStats>().CodesAsync(seed.ShopId, CancellationToken.None);
+        Assert.Equal((2L, 0L, 2L), (summary.Ready, summary.Creating, summary.Failed));
+        var page = await (await app.Client.GetAsync($"/admin/cart-offers?shop={seed.Shop}&embedded=1&id_token={app.SessionToken(seed.Shop)}")).Content.ReadAsStringAsync();
+        Assert.Contains("0 being created in Shopify, 2 refused by Shopify (Operations says why)", page);
     }
 
     [Fact]
