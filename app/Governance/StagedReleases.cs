@@ -84,9 +84,9 @@ public sealed class StagedReleases(NpgsqlDataSource db, ModelKinds kinds, ModelR
         var words = Inv($"after {Count(v.Decisions)} shadow decisions beside version {v.ActiveVersion} without a failure, ") +
                     AgreementWords(v) + ", " + EffectWords(v) +
                     Inv($"; it now answers {v.CanaryShare:P0} of {kind.CanaryUnit} (each kept on one version by a hash) for {Count(settings.CanaryDecisions)} decisions");
-        if (!await registry.MoveReleaseAsync(shopId, kind.Name, v.Version, "shadow", "canary", "in canary: " + words, summary, ct)) return;
+        if (!await registry.MoveReleaseAsync(shopId, kind.Name, v.Version, "shadow", "canary", "in canary: " + words, summary, ct,
+                new GovernanceEvent(kind.Name, "canary_started", $"version {v.Version}: {words}", Stager, clock.GetUtcNow()))) return;
         kind.OnReleaseChanged?.Invoke(services, shopId);
-        await GovernanceEvents.RecordAsync(db, shopId, kind.Name, "canary_started", $"version {v.Version}: {words}", Stager, clock.GetUtcNow(), ct);
     }
 
     private async Task CanaryStepAsync(long shopId, ModelKind kind, ReleaseView v, CancellationToken ct)
@@ -97,16 +97,15 @@ public sealed class StagedReleases(NpgsqlDataSource db, ModelKinds kinds, ModelR
             return;
         }
         if (v.Decisions - v.Failures < v.Target) return;
-        var (promoted, reason) = await registry.PromoteAsync(shopId, kind, v.Version, ct, by: Stager);
+        var (promoted, reason) = await registry.PromoteAsync(shopId, kind, v.Version, ct, by: Stager, record: reason => new GovernanceEvent(kind.Name, "promoted",
+            $"version {v.Version} serves everyone after {Count(v.Decisions)} canary decisions ({v.Guardrail}); version {v.ActiveVersion} is retired. {Capitalized(reason)}",
+            Stager, clock.GetUtcNow()));
         if (!promoted)
         {
             await StopAsync(shopId, kind, v, "canary_stopped", Guard, $"not promoted after its canary: {reason}", ct);
             return;
         }
         kind.OnActivated?.Invoke(services, shopId);
-        await GovernanceEvents.RecordAsync(db, shopId, kind.Name, "promoted",
-            $"version {v.Version} serves everyone after {Count(v.Decisions)} canary decisions ({v.Guardrail}); version {v.ActiveVersion} is retired. {Capitalized(reason)}",
-            Stager, clock.GetUtcNow(), ct);
     }
 
     /// <summary>The merchant stops a release: the version goes back to candidate and everyone gets the active version.</summary>
@@ -124,22 +123,21 @@ public sealed class StagedReleases(NpgsqlDataSource db, ModelKinds kinds, ModelR
         var v = (await StatusAsync(shopId, ct)).FirstOrDefault(r => r.Kind == kindName);
         if (v is null) return (false, $"no {kindName} version is in shadow or canary");
         var kind = kinds[kindName];
-        var (promoted, reason) = await registry.PromoteAsync(shopId, kind, v.Version, ct, by: by ?? "the merchant");
+        var (promoted, reason) = await registry.PromoteAsync(shopId, kind, v.Version, ct, by: by ?? "the merchant", record: reason => new GovernanceEvent(kind.Name, "promoted",
+            $"version {v.Version} promoted from {v.Stage} before the end of its release ({Count(v.Decisions)} of {Count(v.Target)} decisions); {reason}", by ?? "the merchant",
+            clock.GetUtcNow()));
         if (!promoted) return (false, reason);
         kind.OnActivated?.Invoke(services, shopId);
         kind.OnReleaseChanged?.Invoke(services, shopId);
-        await GovernanceEvents.RecordAsync(db, shopId, kind.Name, "promoted",
-            $"version {v.Version} promoted from {v.Stage} before the end of its release ({Count(v.Decisions)} of {Count(v.Target)} decisions); {reason}", by ?? "the merchant",
-            clock.GetUtcNow(), ct);
         return (true, reason);
     }
 
     private async Task<bool> StopAsync(long shopId, ModelKind kind, ReleaseView v, string evt, string by, string detail, CancellationToken ct)
     {
-        if (!await registry.MoveReleaseAsync(shopId, kind.Name, v.Version, v.Stage, "candidate", detail, null, ct)) return false;
+        if (!await registry.MoveReleaseAsync(shopId, kind.Name, v.Version, v.Stage, "candidate", detail, null, ct,
+                new GovernanceEvent(kind.Name, evt, $"version {v.Version}: {detail}", by, clock.GetUtcNow()))) return false;
         kind.OnReleaseChanged?.Invoke(services, shopId);
         logger.LogInformation("Shop {Shop}: {Kind} v{Version} left its {Stage}: {Detail}", shopId, kind.Name, v.Version, v.Stage, detail);
-        await GovernanceEvents.RecordAsync(db, shopId, kind.Name, evt, $"version {v.Version}: {detail}", by, clock.GetUtcNow(), ct);
         return true;
     }
 

@@ -103,7 +103,8 @@ public sealed class ModelRegistry(NpgsqlDataSource db, TimeProvider clock, Micro
     /// Moves a version in release from one stage to the next (shadow to canary) or out of release (back to candidate), if it
     /// is still where the caller saw it. Returns whether it moved; announces the change.
     /// </summary>
-    public async Task<bool> MoveReleaseAsync(long shopId, string kind, int version, string from, string to, string reason, string? summaryJson, CancellationToken ct)
+    public async Task<bool> MoveReleaseAsync(long shopId, string kind, int version, string from, string to, string reason, string? summaryJson, CancellationToken ct,
+        Governance.GovernanceEvent? record = null)
     {
         if (from is not ("shadow" or "canary") || to is not ("canary" or "candidate"))
             throw new ArgumentException($"a release moves from shadow or canary to canary or candidate, not from {from} to {to}");
@@ -118,6 +119,7 @@ public sealed class ModelRegistry(NpgsqlDataSource db, TimeProvider clock, Micro
         foreach (var v in new object[] { shopId, kind, version, from, to, reason, clock.GetUtcNow() }) cmd.Parameters.Add(Sql.Param(v));
         cmd.Parameters.Add(Sql.Text(summaryJson));
         if (await cmd.ExecuteNonQueryAsync(ct) == 0) return false;
+        if (record is { } e) await Governance.GovernanceEvents.RecordAsync(conn, tx, shopId, e.ModelKind, e.Event, e.Detail, e.By, e.At, ct);
         await Notify(conn, tx, shopId, ct);
         await tx.CommitAsync(ct);
         return true;
@@ -148,7 +150,9 @@ public sealed class ModelRegistry(NpgsqlDataSource db, TimeProvider clock, Micro
     /// when its held-out promotion metric is worse than the active version's.
     /// </summary>
     /// <param name="by">Who promotes, in words ("the merchant", "the staged release").</param>
-    public async Task<(bool Promoted, string Reason)> PromoteAsync(long shopId, ModelKind modelKind, int version, CancellationToken ct, string by = "the merchant")
+    /// <param name="record">The governance event of the promotion, given its reason; written in the promotion's transaction.</param>
+    public async Task<(bool Promoted, string Reason)> PromoteAsync(long shopId, ModelKind modelKind, int version, CancellationToken ct, string by = "the merchant",
+        Func<string, Governance.GovernanceEvent>? record = null)
     {
         var (kind, metric) = (modelKind.Name, modelKind.PromotionMetric);
         await using var conn = await db.OpenConnectionAsync(ct);
@@ -166,6 +170,7 @@ public sealed class ModelRegistry(NpgsqlDataSource db, TimeProvider clock, Micro
         var reason = $"promoted by {by}: held-out {metric} {target:F4}" + (active is { } b ? $" is not worse than {b:F4}" : "");
         await Exec(conn, tx, "UPDATE models SET status = 'active', status_reason = $4, activated_at = $5 WHERE shop_id = $1 AND kind = $2 AND version = $3", ct,
             shopId, kind, version, reason, clock.GetUtcNow());
+        if (record?.Invoke(reason) is { } e) await Governance.GovernanceEvents.RecordAsync(conn, tx, shopId, e.ModelKind, e.Event, e.Detail, e.By, e.At, ct);
         await Notify(conn, tx, shopId, ct);
         await tx.CommitAsync(ct);
         return (true, reason);

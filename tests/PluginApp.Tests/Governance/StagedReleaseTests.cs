@@ -283,6 +283,36 @@ public sealed class StagedReleaseTests(ReleaseFixture app) : IClassFixture<Relea
     }
 
     [Fact]
+    public async Task Release_WhoseEventCannotBeWritten_DoesNotMove_SoTheHistoryNeverMissesAMove()
+    {
+        var seed = new StoreSeed(app, "release-stop-unrecorded.myshopify.com");
+        await seed.SeedAsync(customersPerGroup: 8);
+        await seed.TrainAsync();
+        await StageAsync(seed, shadow: 100, share: 0.1, canary: 100);
+        await seed.TrainAsync();
+        Assert.Equal("shadow", await StatusAsync(seed, 2));
+        // The governance log refuses this shop's events for a while (a full disk, a lost connection: any failed write).
+        await app.ScalarAsync($"""
+            CREATE FUNCTION refuse_events() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'the log is unavailable'; END $$;
+            CREATE TRIGGER refuse_events BEFORE INSERT ON governance_events FOR EACH ROW WHEN (NEW.shop_id = {seed.ShopId}) EXECUTE FUNCTION refuse_events();
+            """);
+        try
+        {
+            var refused = await SendAsync(HttpMethod.Post, $"/api/admin/releases/{Kind}/stop", seed.Shop, new { reason = "waiting for the new catalog" });
+            Assert.False(refused.IsSuccessStatusCode);
+            Assert.Equal("shadow", await StatusAsync(seed, 2));
+        }
+        finally
+        {
+            await app.ScalarAsync("DROP TRIGGER refuse_events ON governance_events; DROP FUNCTION refuse_events();");
+        }
+
+        Assert.Equal(HttpStatusCode.OK, (await SendAsync(HttpMethod.Post, $"/api/admin/releases/{Kind}/stop", seed.Shop, new { reason = "waiting for the new catalog" })).StatusCode);
+        Assert.Equal("candidate", await StatusAsync(seed, 2));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM governance_events WHERE shop_id = $1 AND event = 'release_stopped'", seed.ShopId));
+    }
+
+    [Fact]
     public void ReleaseOptions_OutOfRange_StopTheAppFromStarting_WithEveryBadValueNamed()
     {
         var sut = new GovernanceOptionsValidator(new PluginApp.Training.ModelKinds([]), new PluginApp.Admin.Switches.AiFeatures([]));
