@@ -99,14 +99,7 @@ public static class GovernanceFeature
             body.CanaryDecisions ?? current.CanaryDecisions, Chosen: true);
         var problems = next.Problems();
         if (problems.Count > 0) return TypedResults.ValidationProblem(problems);
-        await next.SaveAsync(db, scope.ShopId, kind, PluginApp.Admin.Switches.AdminUser.Of(http) ?? "the merchant", clock.GetUtcNow(), ct);
-        // Why announce: a canary's share is read with the model, on every instance.
-        await using (var cmd = db.CreateCommand("SELECT pg_notify($1, $2)"))
-        {
-            cmd.Parameters.Add(Sql.Param(Training.ModelRegistry.Channel));
-            cmd.Parameters.Add(Sql.Param(scope.ShopId.ToString(System.Globalization.CultureInfo.InvariantCulture)));
-            await cmd.ExecuteNonQueryAsync(ct);
-        }
+        await next.SaveAsync(db, scope.ShopId, kind, PluginApp.Admin.Switches.AdminUser.Of(http) ?? "the merchant", clock.GetUtcNow(), ct); // and announced
         kinds[kind].OnReleaseChanged?.Invoke(services, scope.ShopId);
         return TypedResults.Ok(next);
     }

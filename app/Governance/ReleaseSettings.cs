@@ -43,14 +43,20 @@ public sealed record ReleaseSettings(bool Staged, int ShadowDecisions, double Ca
 
     public async Task SaveAsync(NpgsqlDataSource db, long shopId, string kind, string? by, DateTimeOffset at, CancellationToken ct)
     {
+        // Why the announcement in the same statement: a canary's share is read with the model on every instance, and one
+        // sent apart could be lost while the settings stay saved, leaving other instances on the old share.
         await using var cmd = db.CreateCommand("""
-            INSERT INTO release_settings (shop_id, model_kind, staged, shadow_decisions, canary_share, canary_decisions, updated_at, updated_by)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-            ON CONFLICT (shop_id, model_kind) DO UPDATE SET staged = excluded.staged, shadow_decisions = excluded.shadow_decisions,
-                canary_share = excluded.canary_share, canary_decisions = excluded.canary_decisions, updated_at = excluded.updated_at, updated_by = excluded.updated_by
+            WITH saved AS (
+              INSERT INTO release_settings (shop_id, model_kind, staged, shadow_decisions, canary_share, canary_decisions, updated_at, updated_by)
+              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+              ON CONFLICT (shop_id, model_kind) DO UPDATE SET staged = excluded.staged, shadow_decisions = excluded.shadow_decisions,
+                  canary_share = excluded.canary_share, canary_decisions = excluded.canary_decisions, updated_at = excluded.updated_at, updated_by = excluded.updated_by
+              RETURNING shop_id)
+            SELECT pg_notify($9, shop_id::text) FROM saved
             """);
         foreach (var v in new object[] { shopId, kind, Staged, ShadowDecisions, CanaryShare, CanaryDecisions, at }) cmd.Parameters.Add(Sql.Param(v));
         cmd.Parameters.Add(Sql.Text(by));
+        cmd.Parameters.Add(Sql.Param(Training.ModelRegistry.Channel));
         await cmd.ExecuteNonQueryAsync(ct);
     }
 }

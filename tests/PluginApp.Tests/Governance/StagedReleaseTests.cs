@@ -283,6 +283,25 @@ public sealed class StagedReleaseTests(ReleaseFixture app) : IClassFixture<Relea
     }
 
     [Fact]
+    public async Task ReleaseSettings_Saved_AreAnnouncedToEveryInstance_AndARefusedChangeIsNot()
+    {
+        const string shop = "release-announce.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        await using var listener = await app.Db.OpenConnectionAsync();
+        var heard = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        listener.Notification += (_, e) => heard.Enqueue(e.Payload);
+        await using (var listen = new Npgsql.NpgsqlCommand($"LISTEN {PluginApp.Training.ModelRegistry.Channel}", listener)) await listen.ExecuteNonQueryAsync();
+
+        Assert.Equal(HttpStatusCode.BadRequest, (await SendAsync(HttpMethod.Put, $"/api/admin/releases/{Kind}/settings", shop, new { staged = true, canaryShare = 0.9 })).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await SendAsync(HttpMethod.Put, $"/api/admin/releases/{Kind}/settings", shop, new { staged = true, canaryShare = 0.2 })).StatusCode);
+
+        using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        while (!heard.Contains(shopId.ToString(System.Globalization.CultureInfo.InvariantCulture)) && !wait.IsCancellationRequested)
+            await listener.WaitAsync(TimeSpan.FromMilliseconds(200));
+        Assert.Equal(1, heard.Count(p => p == shopId.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+    }
+
+    [Fact]
     public async Task Release_WhoseEventCannotBeWritten_DoesNotMove_SoTheHistoryNeverMissesAMove()
     {
         var seed = new StoreSeed(app, "release-stop-unrecorded.myshopify.com");
