@@ -39,6 +39,18 @@ public sealed class StagedReleaseTests(ReleaseFixture app) : IClassFixture<Relea
         Assert.Equal(HttpStatusCode.OK, res.StatusCode);
     }
 
+    /// <summary>A store with an active version 1 and a version 2 in shadow (a release far from its next step).</summary>
+    private async Task<StoreSeed> InShadowAsync(string shop)
+    {
+        var seed = new StoreSeed(app, shop);
+        await seed.SeedAsync(customersPerGroup: 8);
+        await seed.TrainAsync();
+        await StageAsync(seed, shadow: 100, share: 0.1, canary: 100);
+        await seed.TrainAsync();
+        Assert.Equal("shadow", await StatusAsync(seed, 2));
+        return seed;
+    }
+
     private Task<object?> StatusAsync(StoreSeed seed, int version) =>
         app.ScalarAsync("SELECT status FROM models WHERE shop_id = $1 AND kind = $2 AND version = $3", seed.ShopId, Kind, version);
 
@@ -266,12 +278,7 @@ public sealed class StagedReleaseTests(ReleaseFixture app) : IClassFixture<Relea
     [Fact]
     public async Task Release_StoppedByTheMerchant_GoesBackToCandidate_WithWhoAndWhy()
     {
-        var seed = new StoreSeed(app, "release-stop.myshopify.com");
-        await seed.SeedAsync(customersPerGroup: 8);
-        await seed.TrainAsync();
-        await StageAsync(seed, shadow: 100, share: 0.1, canary: 100);
-        await seed.TrainAsync();
-        Assert.Equal("shadow", await StatusAsync(seed, 2));
+        var seed = await InShadowAsync("release-stop.myshopify.com");
 
         var res = await SendAsync(HttpMethod.Post, $"/api/admin/releases/{Kind}/stop", seed.Shop, new { reason = "waiting for the new catalog" });
 
@@ -304,12 +311,7 @@ public sealed class StagedReleaseTests(ReleaseFixture app) : IClassFixture<Relea
     [Fact]
     public async Task Release_WhoseEventCannotBeWritten_DoesNotMove_SoTheHistoryNeverMissesAMove()
     {
-        var seed = new StoreSeed(app, "release-stop-unrecorded.myshopify.com");
-        await seed.SeedAsync(customersPerGroup: 8);
-        await seed.TrainAsync();
-        await StageAsync(seed, shadow: 100, share: 0.1, canary: 100);
-        await seed.TrainAsync();
-        Assert.Equal("shadow", await StatusAsync(seed, 2));
+        var seed = await InShadowAsync("release-stop-unrecorded.myshopify.com");
         // The governance log refuses this shop's events for a while (a full disk, a lost connection: any failed write).
         await app.ScalarAsync($"""
             CREATE FUNCTION refuse_events() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'the log is unavailable'; END $$;
