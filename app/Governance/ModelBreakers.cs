@@ -124,22 +124,19 @@ public sealed record GovernanceEvent(string ModelKind, string Event, string Deta
 /// <summary>What happened to the shop's models, with who, when and why.</summary>
 public static class GovernanceEvents
 {
-    private const string InsertSql = """
-        INSERT INTO governance_events (shop_id, model_kind, event, detail, by_whom, at) SELECT $1, $2, $3, $4, $5, $6 WHERE EXISTS (SELECT 1 FROM shops WHERE id = $1)
-        """;
-
     public static async Task RecordAsync(NpgsqlDataSource db, long shopId, string kind, string evt, string detail, string by, DateTimeOffset at, CancellationToken ct)
     {
-        await using var cmd = db.CreateCommand(InsertSql);
-        foreach (var v in new object[] { shopId, kind, evt, detail, by, at }) cmd.Parameters.Add(Sql.Param(v));
-        await cmd.ExecuteNonQueryAsync(ct);
+        await using var conn = await db.OpenConnectionAsync(ct);
+        await RecordAsync(conn, null, shopId, kind, evt, detail, by, at, ct);
     }
 
     /// <summary>Records the event in the caller's transaction, so it commits with the change it tells of.</summary>
-    public static async Task RecordAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId, string kind, string evt, string detail, string by,
+    public static async Task RecordAsync(NpgsqlConnection conn, NpgsqlTransaction? tx, long shopId, string kind, string evt, string detail, string by,
         DateTimeOffset at, CancellationToken ct)
     {
-        await using var cmd = new NpgsqlCommand(InsertSql, conn, tx);
+        await using var cmd = new NpgsqlCommand("""
+            INSERT INTO governance_events (shop_id, model_kind, event, detail, by_whom, at) SELECT $1, $2, $3, $4, $5, $6 WHERE EXISTS (SELECT 1 FROM shops WHERE id = $1)
+            """, conn, tx);
         foreach (var v in new object[] { shopId, kind, evt, detail, by, at }) cmd.Parameters.Add(Sql.Param(v));
         await cmd.ExecuteNonQueryAsync(ct);
     }

@@ -16,9 +16,7 @@ public sealed class ShopInstaller(OfflineTokenStore tokens, BackfillScheduler ba
         if (newInstall)
         {
             logger.LogInformation("Installed {Shop}; queueing its backfill", shop);
-            // Why not the request's token: the shop is saved as installed, so no later install comes back here; were the
-            // merchant's request to end during this read, its history and nightly training would never be queued.
-            var timeZone = await ReadSettingsAsync(shop, CancellationToken.None);
+            var timeZone = await ReadSettingsAsync(shop);
             backfill.Schedule(shop);
             training.OnInstalled(shop, timeZone);
         }
@@ -27,10 +25,13 @@ public sealed class ShopInstaller(OfflineTokenStore tokens, BackfillScheduler ba
 
     /// <summary>
     /// The shop's numeric id (payloads that name a shop id are checked against it), time zone (nightly jobs run in it) and
-    /// currency. Returns the time zone, or null if Shopify did not say.
+    /// currency. Returns the time zone, or null if Shopify did not say. Why not the request's cancellation: the shop is saved
+    /// as installed, so no later install comes back here; were the merchant's request to end during this read, its history
+    /// and nightly training would never be queued. The Admin API client's own time limit bounds it.
     /// </summary>
-    private async Task<string?> ReadSettingsAsync(string shop, CancellationToken ct)
+    private async Task<string?> ReadSettingsAsync(string shop)
     {
+        var ct = CancellationToken.None;
         try
         {
             var data = await shopify.ExecuteAsync(shop, GraphQLDocuments.Load("Install/Queries/shop-settings.graphql"), null, ct, expectedCost: 1);

@@ -33,18 +33,21 @@ public sealed class RunLog(NpgsqlDataSource db, TimeProvider clock)
     public async Task FinishAsync(string table, long runId, string state, string? error, Dictionary<string, object?> columns)
     {
         await using var conn = await db.OpenConnectionAsync(CancellationToken.None);
-        await using var cmd = FinishCommand(table, runId, state, error, columns);
-        cmd.Connection = conn;
-        await cmd.ExecuteNonQueryAsync(CancellationToken.None);
+        await FinishAsync(conn, null, table, runId, state, error, columns);
     }
 
     /// <summary>Ends a run in the caller's transaction, so the run's outcome commits with what the run made (e.g. the model it registered).</summary>
-    public async Task FinishAsync(NpgsqlConnection conn, NpgsqlTransaction tx, string table, long runId, string state, string? error,
+    public async Task FinishAsync(NpgsqlConnection conn, NpgsqlTransaction? tx, string table, long runId, string state, string? error,
         Dictionary<string, object?> columns)
     {
-        await using var cmd = FinishCommand(table, runId, state, error, columns);
-        cmd.Connection = conn;
-        cmd.Transaction = tx;
+        Check(table);
+        var now = clock.GetUtcNow();
+        var all = new Dictionary<string, object?>(columns) { ["state"] = state, ["error"] = error, ["finished_at"] = now };
+        if (table == Backfill) all["updated_at"] = now;
+        var names = all.Keys.ToList();
+        await using var cmd = new NpgsqlCommand($"UPDATE {table} SET {string.Join(", ", names.Select((n, i) => $"{n} = ${i + 2}"))} WHERE id = $1", conn, tx);
+        cmd.Parameters.AddWithValue(runId);
+        foreach (var name in names) cmd.Parameters.Add(Param(all[name]));
         await cmd.ExecuteNonQueryAsync(CancellationToken.None);
     }
 
@@ -65,19 +68,6 @@ public sealed class RunLog(NpgsqlDataSource db, TimeProvider clock)
         cmd.Parameters.Add(Param(error));
         cmd.Parameters.Add(Sql.Param(clock.GetUtcNow()));
         return await cmd.ExecuteNonQueryAsync(CancellationToken.None);
-    }
-
-    private NpgsqlCommand FinishCommand(string table, long runId, string state, string? error, Dictionary<string, object?> columns)
-    {
-        Check(table);
-        var now = clock.GetUtcNow();
-        var all = new Dictionary<string, object?>(columns) { ["state"] = state, ["error"] = error, ["finished_at"] = now };
-        if (table == Backfill) all["updated_at"] = now;
-        var names = all.Keys.ToList();
-        var cmd = new NpgsqlCommand($"UPDATE {table} SET {string.Join(", ", names.Select((n, i) => $"{n} = ${i + 2}"))} WHERE id = $1");
-        cmd.Parameters.AddWithValue(runId);
-        foreach (var name in names) cmd.Parameters.Add(Param(all[name]));
-        return cmd;
     }
 
     private static NpgsqlParameter Param(object? value) => value switch
