@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.DataProtection.KeyManagement;
 using Microsoft.Extensions.Options;
 using Npgsql;
 using PluginApp.Install.KeyRing;
+using PluginApp.Jobs;
 using PluginApp.Shopify;
 
 namespace PluginApp.Install;
@@ -29,6 +30,7 @@ public static class InstallExtensions
         s.AddHttpClient<ShopifyTokenClient>(c => c.Timeout = TimeSpan.FromSeconds(15));
         s.AddSingleton<OfflineTokenStore>();
         s.AddTransient<ShopInstaller>();
+        s.AddRecurringJob<ShopInstaller>("install-setup", i => i.SweepAsync(CancellationToken.None), _ => "*/5 * * * *");
         s.AddSingleton<ShopLookup>();
         s.AddSingleton<ShopDirectory>();
         s.AddShopScopes();

@@ -6,21 +6,60 @@ using PluginApp.StoreData;
 
 namespace PluginApp.Install;
 
-/// <summary>What every install path does with a fresh grant: keep the token; on a new install queue the history backfill and the nightly training.</summary>
+/// <summary>
+/// What every install path does with a fresh grant: keep the token; on a new install set the shop up (read its settings, queue
+/// the history backfill and the nightly training). A shop whose setup did not finish (the process died after saving it) is set
+/// up by <see cref="SweepAsync"/>.
+/// </summary>
 public sealed class ShopInstaller(OfflineTokenStore tokens, BackfillScheduler backfill, TrainingScheduler training, AdminGraphQLClient shopify,
-    NpgsqlDataSource db, ILogger<ShopInstaller> logger)
+    NpgsqlDataSource db, TimeProvider clock, ILogger<ShopInstaller> logger)
 {
+    /// <summary>
+    /// How long a new install's setup may take before the sweep does it instead: longer than the settings read's longest time
+    /// limit (<see cref="ShopifyOptions.AdminApiTimeout"/>, at most 2 min). Doing it twice does no harm (a second backfill request
+    /// resumes or skips, the nightly jobs are replaced); the margin only saves the work.
+    /// </summary>
+    public static readonly TimeSpan SetupGrace = TimeSpan.FromMinutes(10);
+
     public async Task<long> InstallAsync(string shop, TokenGrant grant, CancellationToken ct)
     {
         var (shopId, newInstall) = await tokens.SaveGrantAsync(shop, grant, ct);
-        if (newInstall)
-        {
-            logger.LogInformation("Installed {Shop}; queueing its backfill", shop);
-            var timeZone = await ReadSettingsAsync(shop);
-            backfill.Schedule(shop);
-            training.OnInstalled(shop, timeZone);
-        }
+        if (newInstall) await SetUpAsync(shop);
         return shopId;
+    }
+
+    /// <summary>Sets up every installed shop whose setup was left unfinished for longer than <see cref="SetupGrace"/>.</summary>
+    [Hangfire.AutomaticRetry(Attempts = 0)] // the next sweep comes in a few minutes anyway
+    public async Task SweepAsync(CancellationToken ct)
+    {
+        var shops = new List<string>();
+        await using (var cmd = db.CreateCommand($"SELECT domain FROM shops WHERE setup_pending_since < $1 AND {ShopStatus.Reachable()} ORDER BY setup_pending_since"))
+        {
+            cmd.Parameters.AddWithValue(clock.GetUtcNow() - SetupGrace);
+            await using var r = await cmd.ExecuteReaderAsync(ct);
+            while (await r.ReadAsync(ct)) shops.Add(r.GetString(0));
+        }
+        foreach (var shop in shops)
+        {
+            ct.ThrowIfCancellationRequested();
+            logger.LogWarning("{Shop} was installed but its setup did not finish; setting it up now", shop);
+            await SetUpAsync(shop);
+        }
+    }
+
+    /// <summary>
+    /// Reads the shop's settings, queues its backfill and nightly training, and only then clears the shop's setup mark, so a
+    /// process that dies before the jobs are queued leaves the mark for <see cref="SweepAsync"/>.
+    /// </summary>
+    private async Task SetUpAsync(string shop)
+    {
+        logger.LogInformation("Installed {Shop}; queueing its backfill", shop);
+        var timeZone = await ReadSettingsAsync(shop);
+        backfill.Schedule(shop);
+        training.OnInstalled(shop, timeZone);
+        await using var cmd = db.CreateCommand("UPDATE shops SET setup_pending_since = NULL WHERE domain = $1");
+        cmd.Parameters.AddWithValue(shop);
+        await cmd.ExecuteNonQueryAsync(CancellationToken.None);
     }
 
     /// <summary>

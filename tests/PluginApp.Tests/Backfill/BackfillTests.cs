@@ -356,6 +356,39 @@ public sealed class BackfillTests(AppFixture app) : IClassFixture<AppFixture>, I
     }
 
     [Fact]
+    public async Task Install_WhoseProcessDiedBeforeQueueingItsJobs_IsSetUpByTheSweep()
+    {
+        const string shop = "backfill-install-died.myshopify.com";
+        ServeStore(product: 970, orders: [2701, 2702], refund: 5507);
+        var services = app.Factory.Services;
+        using var storage = services.GetRequiredService<Hangfire.JobStorage>().GetConnection();
+        var nightly = $"recurring-job:{PluginApp.Training.TrainingScheduler.NightlyId(shop, "recommender")}";
+        // The install saved the shop, and its process died before it queued anything.
+        await services.GetRequiredService<PluginApp.Install.OfflineTokenStore>().SaveGrantAsync(shop,
+            new PluginApp.Install.TokenGrant("shpat_died", "read_orders,read_products,read_customers", 3600, "shprt_died", 7776000), CancellationToken.None);
+        var installer = services.GetRequiredService<PluginApp.Install.ShopInstaller>();
+
+        // An install that may still be under way is left to finish.
+        await installer.SweepAsync(CancellationToken.None);
+        Assert.Null(storage.GetAllEntriesFromHash(nightly));
+
+        await using (var later = app.Db.CreateCommand("UPDATE shops SET setup_pending_since = setup_pending_since - $2 WHERE domain = $1"))
+        {
+            later.Parameters.AddWithValue(shop);
+            later.Parameters.AddWithValue(PluginApp.Install.ShopInstaller.SetupGrace + TimeSpan.FromMinutes(1));
+            await later.ExecuteNonQueryAsync();
+        }
+        await installer.SweepAsync(CancellationToken.None);
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (DateTime.UtcNow < deadline && await app.CountAsync("SELECT count(*) FROM backfill_runs r JOIN shops s ON s.id = r.shop_id WHERE s.domain = $1 AND r.state = 'completed'", shop) == 0)
+            await Task.Delay(200);
+        Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM orders o JOIN shops s ON s.id = o.shop_id WHERE s.domain = $1", shop));
+        Assert.NotNull(storage.GetAllEntriesFromHash(nightly));
+        // Set up once: the next sweep finds nothing left to do.
+        Assert.Null(await app.ScalarAsync("SELECT setup_pending_since FROM shops WHERE domain = $1", shop));
+    }
+
+    [Fact]
     public async Task Install_ByTokenExchange_QueuesABackfillThatRunsOnTheCluster()
     {
         const string shop = "backfill-install.myshopify.com";
