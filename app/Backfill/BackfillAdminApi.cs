@@ -6,13 +6,28 @@ namespace PluginApp.Backfill;
 
 public sealed record BackfillRunView(string State, string? Phase, long RowsDone, DateTimeOffset StartedAt, DateTimeOffset? FinishedAt, string? Error);
 
-/// <summary>The history import's runs and their progress.</summary>
+/// <summary>The history import's runs and their progress, and importing again after a run failed for good.</summary>
 public static class BackfillAdminApi
 {
     public static RouteGroupBuilder MapBackfillAdmin(this RouteGroupBuilder api)
     {
         api.MapGet("/backfill", async (NpgsqlDataSource db, ShopScope scope, CancellationToken ct) => TypedResults.Ok(await RunsAsync(db, scope.ShopId, ct)));
+        api.MapPost("/backfill/retry", ImportAgainAsync);
         return api;
+    }
+
+    /// <summary>
+    /// Queues the shop's import again when its latest run failed (its retries spent: Shopify refused or failed for longer than
+    /// they last). The run resumes where it stopped: the phases and chunks it merged are not imported twice. Nothing else
+    /// queues it again, so without this a failed import would leave the store without its history until a reinstall.
+    /// </summary>
+    private static async Task<Results<Accepted, Conflict<string>>> ImportAgainAsync(NpgsqlDataSource db, ShopScope scope,
+        BackfillScheduler scheduler, CancellationToken ct)
+    {
+        if ((await RunsAsync(db, scope.ShopId, ct)).FirstOrDefault() is not { State: "failed" })
+            return TypedResults.Conflict("The latest import did not fail; there is nothing to import again.");
+        scheduler.Schedule(scope.Domain);
+        return TypedResults.Accepted((string?)null);
     }
 
     public static async Task<List<BackfillRunView>> RunsAsync(NpgsqlDataSource db, long shopId, CancellationToken ct)

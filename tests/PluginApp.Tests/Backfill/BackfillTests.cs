@@ -170,6 +170,52 @@ public sealed class BackfillTests(AppFixture app) : IClassFixture<AppFixture>, I
         Assert.Equal(orderQueries + 1, app.Shopify.Admin.BulkOperationsStarted("orders"));
     }
 
+    [Fact]
+    public async Task Backfill_ThatFailedForGood_IsImportedAgainFromTheOperationsPage_WhereItStopped()
+    {
+        const string shop = "backfill-import-again.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        ServeStore(product: 980, orders: [2801, 2802], refund: 5508);
+        var (productQueries, orderQueries) = (app.Shopify.Admin.BulkOperationsStarted("products"), app.Shopify.Admin.BulkOperationsStarted("orders"));
+        app.Shopify.GraphQL = call => call.Shop == shop && call.Query.Contains("bulkOperationRunQuery", StringComparison.Ordinal)
+            && (call.Variables["query"]?.GetValue<string>() ?? "").Contains("orders", StringComparison.Ordinal)
+            ? StandInAnswer.Json(new { data = new { bulkOperationRunQuery = new { bulkOperation = (object?)null,
+                userErrors = new[] { new { field = (string?)null, message = "Too many bulk operations are running" } } } } })
+            : null;
+        HttpRequestMessage ImportAgain()
+        {
+            var request = app.AdminGet("/api/admin/backfill/retry", shop);
+            request.Method = HttpMethod.Post;
+            return request;
+        }
+        async Task<string> OperationsPage() =>
+            await (await app.Client.GetAsync($"/admin/operations?shop={shop}&embedded=1&id_token={app.SessionToken(shop)}")).Content.ReadAsStringAsync();
+        try
+        {
+            // The job's last retry failed as well: the run stays failed, and nothing queues it again.
+            await Assert.ThrowsAnyAsync<Exception>(() => RunBackfillAsync(shop));
+        }
+        finally { app.Shopify.GraphQL = null; }
+        var page = await OperationsPage();
+        Assert.Contains("Too many bulk operations", page);
+        Assert.Contains("Import again", page);
+
+        Assert.Equal(HttpStatusCode.Accepted, (await app.Client.SendAsync(ImportAgain())).StatusCode);
+
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (DateTime.UtcNow < deadline && await app.CountAsync("SELECT count(*) FROM backfill_runs WHERE shop_id = $1 AND state = 'completed'", shopId) == 0)
+            await Task.Delay(200);
+        Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1", shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM backfill_runs WHERE shop_id = $1", shopId)); // the same run, resumed
+        Assert.Equal(productQueries + 1, app.Shopify.Admin.BulkOperationsStarted("products")); // not imported twice
+        Assert.Equal(orderQueries + 1, app.Shopify.Admin.BulkOperationsStarted("orders"));
+        Assert.DoesNotContain("Import again", await OperationsPage());
+        // Once it completed there is nothing to import again.
+        var refused = await app.Client.SendAsync(ImportAgain());
+        Assert.Equal(HttpStatusCode.Conflict, refused.StatusCode);
+        Assert.Contains("did not fail", await refused.Content.ReadAsStringAsync());
+    }
+
     /// <summary>
     /// The staging writes lines to PostgreSQL in 64 KB messages: a file of many messages, a line longer than one message,
     /// text beyond ASCII, Windows line ends and a NUL escape (which jsonb refuses) must all land as they came.
