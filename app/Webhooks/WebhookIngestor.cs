@@ -19,7 +19,7 @@ public enum IngestOutcome { Normalized, StoredRaw, UnknownShop, ShopNotInstalled
 public sealed record IngestResult(IngestOutcome Outcome, string? Reason = null);
 
 /// <summary>
-/// Stores one verified delivery: the raw body and its normalized rows, once per delivery id, in the transaction of its batch
+/// Stores one verified delivery: its record and its normalized rows, once per delivery id, in the transaction of its batch
 /// (<see cref="IngestBatcher"/>). Copies of a delivery in other transactions wait on the unique key and then write nothing.
 /// Two steps per delivery: record the delivery (learning the shop, and whether the body was replayed from another shop),
 /// then write its rows; the batcher records a segment of deliveries per round trip and the batch shares one commit.
@@ -32,18 +32,21 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
     /// <summary>Security events (refused replays) are logged under this id, so they can be alerted on.</summary>
     public static readonly EventId SecurityEvent = new(9001, "SecurityEvent");
 
-    // The outcome is decided in SQL, from the shop row, in the same statement that claims the delivery id. A shop we do
-    // not hold gets a summary (size, digest, resource id) instead of the body: we keep no personal data for shops we do not
-    // serve. Why in SQL: the CASE computes it only for those deliveries, not for every one. Why one statement for a segment
-    // of deliveries (one row each, $1-$11 and $22 their columns; the ids each owns as (delivery, id) pairs, $12-$21): a statement
-    // per delivery cost PostgreSQL about as much again as the work of recording it (pgbench, 8 deliveries in one
-    // transaction: 3.1 ms as 8 statements, 1.9 ms as one; HISTORY.md, 2 Dec 2026).
+    // The outcome is decided in SQL, from the shop row, in the same statement that claims the delivery id. The raw body is
+    // kept only when nothing else holds what it said: a topic the app does not act on. A delivery it acts on keeps its
+    // summary (size, digest, resource id; $23) and its rows hold what the app keeps of it, so no second copy of a shopper's
+    // data stays for good in the deliveries' log; a shop we do not hold (or no longer serve) gets the summary too. Why:
+    // besides the privacy, parsing, compressing and logging the body was a quarter of the database's work per order
+    // (HISTORY.md, 3 Dec 2026). Why one statement for a segment of deliveries (one row each, $1-$11, $22 and $23 their
+    // columns; the ids each owns as (delivery, id) pairs, $12-$21): a statement per delivery cost PostgreSQL about as much
+    // again as the work of recording it (pgbench, 8 deliveries in one transaction: 3.1 ms as 8 statements, 1.9 ms as one;
+    // HISTORY.md, 2 Dec 2026).
     internal static readonly string RecordSegmentSql = $$"""
         WITH d AS (
           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::timestamptz[],
-                               $8::bool[], $9::bool[], $10::bytea[], $11::int8[], $22::int8[])
+                               $8::bool[], $9::bool[], $10::bytea[], $11::int8[], $22::int8[], $23::text[])
                WITH ORDINALITY AS d(delivery_id, shop_domain, topic, api_version, event_id, triggered_at, received_at,
-                                    acts_uninstalled, handled, body, shopify_shop_id, customer_id, n))
+                                    acts_uninstalled, handled, body, shopify_shop_id, customer_id, summary, n))
         INSERT INTO webhook_deliveries (delivery_id, shop_domain, shop_id, topic, api_version, event_id, triggered_at, received_at, outcome, body)
         SELECT d.delivery_id, d.shop_domain, s.id, d.topic, d.api_version, d.event_id, d.triggered_at, d.received_at,
                CASE WHEN d.shopify_shop_id IS NOT NULL AND s.shopify_shop_id IS NOT NULL AND s.shopify_shop_id <> d.shopify_shop_id
@@ -61,14 +64,15 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
                     WHEN NOT {{ShopStatus.Installed("s")}} THEN 'shop_not_installed'
                     WHEN d.handled THEN 'normalized'
                     ELSE 'stored_raw' END,
-               CASE WHEN s.id IS NULL
-                    THEN jsonb_build_object('withheld', 'no shop of ours', 'bytes', octet_length(d.body),
-                           'sha256', encode(sha256(d.body), 'hex'), 'id', convert_from(d.body, 'UTF8')::jsonb -> 'id')
+               CASE WHEN s.id IS NULL THEN d.summary::jsonb || jsonb_build_object('withheld', 'no shop of ours')
                     -- A retry or late event of a customer who was erased: their personal data stays out of the raw body too.
                     -- Why here, before the segment's rows: customers/redact is a segment of its own, so an erasure is
                     -- stored before any record that follows it (IngestBatcher).
                     WHEN EXISTS (SELECT 1 FROM customers c WHERE c.shop_id = s.id AND c.id = d.customer_id AND c.redacted_at IS NOT NULL)
                     THEN jsonb_build_object('redacted_at', d.received_at)
+                    WHEN NOT (d.acts_uninstalled OR {{ShopStatus.Installed("s")}})
+                      THEN d.summary::jsonb || jsonb_build_object('withheld', 'the shop is not installed')
+                    WHEN d.body IS NULL THEN d.summary::jsonb || jsonb_build_object('withheld', 'acted on: its rows hold what the app keeps')
                     ELSE convert_from(d.body, 'UTF8')::jsonb END
         FROM d LEFT JOIN shops s ON s.domain = d.shop_domain
         -- Why looked up first as well: a copy Shopify sent again is then answered without parsing and compressing its body
@@ -95,7 +99,11 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
         if (ShopBinding.Mismatch(h.Topic, h.ShopDomain, root, claim) is { } mismatch) return (null, new IngestResult(IngestOutcome.Refused, mismatch));
 
         topics.Handlers.TryGetValue(h.Topic, out var handler);
-        var delivery = new PendingDelivery(h, body, handler, claim.ShopifyShopId, clock.GetUtcNow());
+        var delivery = new PendingDelivery(h, body, handler, claim.ShopifyShopId, clock.GetUtcNow())
+        {
+            Summary = new JsonObject { ["bytes"] = body.Length, ["sha256"] = Convert.ToHexStringLower(SHA256.HashData(body)), ["id"] = ResourceId(root) }
+                .ToJsonString(),
+        };
         try { delivery.Rows = handler?.Parse(root); }
         catch (InvalidOperationException e)
         {
@@ -118,7 +126,8 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
         var n = segment.Count;
         var (ids, domains, topics, versions, events) = (new string[n], new string[n], new string[n], new string?[n], new string?[n]);
         var (triggered, received) = (new DateTime?[n], new DateTime[n]);
-        var (actsUninstalled, handled, bodies, shopifyShopIds, customerIds) = (new bool[n], new bool[n], new byte[n][], new long?[n], new long?[n]);
+        var (actsUninstalled, handled, bodies, shopifyShopIds, customerIds) = (new bool[n], new bool[n], new byte[]?[n], new long?[n], new long?[n]);
+        var summaries = new string[n];
         var (orders, customers, products, checkouts, carts) = (new Owned<long>(), new Owned<long>(), new Owned<long>(), new Owned<long>(), new Owned<string>());
         for (var i = 0; i < n; i++)
         {
@@ -128,9 +137,10 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
             (triggered[i], received[i]) = (h.TriggeredAt?.UtcDateTime, d.ReceivedAt.UtcDateTime);
             actsUninstalled[i] = h.Topic == WebhookTopics.ShopRedact || d.Handler?.ActsOnUninstalledShop == true;
             handled[i] = d.Handler is not null || h.Topic is WebhookTopics.AppUninstalled or WebhookTopics.ShopRedact;
-            // The bytes as received (valid UTF-8: the body was parsed), read as jsonb in SQL: the withheld summary digests
-            // them, and no copy of the body is made as a .NET string only to be encoded back to UTF-8 on the wire.
-            bodies[i] = d.Body;
+            // Only a body kept raw goes to PostgreSQL: the bytes as received (valid UTF-8: the body was parsed), read as jsonb
+            // in SQL, so no copy of the body is made as a .NET string only to be encoded back to UTF-8 on the wire.
+            bodies[i] = handled[i] ? null : d.Body;
+            summaries[i] = d.Summary;
             shopifyShopIds[i] = d.ClaimedShopifyShopId;
             customerIds[i] = d.CustomerId;
             // Numbered from 1, as WITH ORDINALITY numbers the deliveries.
@@ -161,6 +171,7 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
         p.Add(ArrayOf(carts.Deliveries.ToArray(), NpgsqlDbType.Bigint));
         p.Add(ArrayOf(carts.Ids.ToArray(), NpgsqlDbType.Text));
         p.Add(ArrayOf(customerIds, NpgsqlDbType.Bigint));
+        p.Add(ArrayOf(summaries, NpgsqlDbType.Text));
         batch.BatchCommands.Add(record);
     }
 
@@ -283,7 +294,7 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
         AddDeliveryParameters(cmd.Parameters, d.Headers, d.ReceivedAt);
         cmd.Parameters.Add(new NpgsqlParameter { Value = asBytes ? "{}" : Encoding.UTF8.GetString(d.Body), NpgsqlDbType = NpgsqlDbType.Jsonb });
         cmd.Parameters.Add(Sql.Param(asBytes));
-        cmd.Parameters.Add(new NpgsqlParameter { Value = WithheldSummary(d.Body, asBytes ? "kept as bytes in raw_body" : "no shop of ours"), NpgsqlDbType = NpgsqlDbType.Jsonb });
+        cmd.Parameters.Add(new NpgsqlParameter { Value = WithheldSummary(d, asBytes ? "kept as bytes in raw_body" : "no shop of ours"), NpgsqlDbType = NpgsqlDbType.Jsonb });
         cmd.Parameters.Add(new NpgsqlParameter { Value = d.Body, NpgsqlDbType = NpgsqlDbType.Bytea });
         cmd.Parameters.Add(Sql.Param(d.KeptAsideFor));
         batch.BatchCommands.Add(cmd);
@@ -292,13 +303,17 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
 
     internal static bool IsDataError(PostgresException e) => e.SqlState.StartsWith("22", StringComparison.Ordinal) || e.SqlState.StartsWith("23", StringComparison.Ordinal);
 
-    /// <summary>What debugging a delivery we cannot keep needs, and no personal data: its size and digest.</summary>
-    private static string WithheldSummary(byte[] body, string why) => new JsonObject
+    /// <summary>The delivery's summary (<see cref="PendingDelivery.Summary"/>) with why its body is withheld.</summary>
+    private static string WithheldSummary(PendingDelivery d, string why)
     {
-        ["withheld"] = why,
-        ["bytes"] = body.Length,
-        ["sha256"] = Convert.ToHexStringLower(SHA256.HashData(body)),
-    }.ToJsonString();
+        var summary = JsonNode.Parse(d.Summary)!.AsObject();
+        summary["withheld"] = why;
+        return summary.ToJsonString();
+    }
+
+    /// <summary>The resource's own id, as the body gives it (a number, or a cart's token), for the summary.</summary>
+    private static JsonNode? ResourceId(JsonElement root) =>
+        root.TryGetProperty("id", out var id) && id.ValueKind is JsonValueKind.Number or JsonValueKind.String ? JsonValue.Create(id) : null;
 
     /// <summary>$1 to $7 of the kept-aside insert: the delivery's headers and when it was received.</summary>
     private static void AddDeliveryParameters(NpgsqlParameterCollection p, WebhookDeliveryHeaders h, DateTimeOffset receivedAt)
@@ -370,6 +385,11 @@ internal sealed class PendingDelivery(WebhookDeliveryHeaders headers, byte[] bod
     public DateTimeOffset ReceivedAt { get; } = receivedAt;
     public object? Rows { get; set; }
     public OwnedIds Owned { get; set; } = OwnedIds.None;
+    /// <summary>
+    /// What the deliveries' log keeps of a body it does not keep whole, and no personal data: its size, its digest and the
+    /// resource's id (JSON; <see cref="WebhookIngestor.RecordSegmentSql"/>).
+    /// </summary>
+    public string Summary { get; init; } = "{}";
     /// <summary>The customer whose erasure must also keep this raw body out (<see cref="WebhookIngestor.RecordSegmentSql"/>).</summary>
     public long? CustomerId { get; set; }
     /// <summary>Set when the rows cannot be stored: the delivery is written as failed, with this error.</summary>

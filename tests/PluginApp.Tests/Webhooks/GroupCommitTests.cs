@@ -106,15 +106,12 @@ public sealed class GroupCommitTests(GroupCommitFixture app) : IClassFixture<Gro
         var ids = Enumerable.Range(0, GroupCommitFixture.Batch).Select(i => (Order: 8_250_001L + i, Delivery: Guid.NewGuid().ToString())).ToArray();
         var bad = ids[3];
 
-        var answers = await Task.WhenAll(ids.Select(x =>
-        {
-            var body = ShopifyPayloads.Order(x.Order).ToJsonString();
-            if (x == bad) body = body[..^1] + ",\"app_extra\":\"\\ud800\"}";
-            return app.SendWebhookAsync("orders/create", Shop, body, x.Delivery);
-        }));
+        // Why a topic the app does not act on: only such a body is kept raw, so only its body is read as jsonb.
+        var answers = await Task.WhenAll(ids.Select(x => x == bad
+            ? app.SendWebhookAsync("inventory_levels/update", Shop, $"{{\"inventory_item_id\":{x.Order},\"available\":3,\"app_extra\":\"\\ud800\"}}", x.Delivery)
+            : app.SendWebhookAsync("orders/create", Shop, ShopifyPayloads.Order(x.Order).ToJsonString(), x.Delivery)));
 
         Assert.All(answers, r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
-        Assert.Equal(0, await Orders(bad.Order));
         Assert.Equal(1, await app.CountAsync(
             "SELECT count(*) FROM webhook_deliveries WHERE delivery_id = $1 AND outcome = 'failed' AND raw_body IS NOT NULL", bad.Delivery));
         foreach (var good in ids.Where(x => x != bad))
@@ -371,13 +368,13 @@ public sealed class GroupCommitTests(GroupCommitFixture app) : IClassFixture<Gro
         }
         foreach (var setting in IngestBatcher.PlanSettings) await Run(setting);
         await Run("PREPARE record_deliveries (text[], text[], text[], text[], text[], timestamptz[], timestamptz[], boolean[], boolean[], " +
-                  "bytea[], bigint[], bigint[], bigint[], bigint[], bigint[], bigint[], bigint[], bigint[], bigint[], bigint[], text[], bigint[]) AS " +
+                  "bytea[], bigint[], bigint[], bigint[], bigint[], bigint[], bigint[], bigint[], bigint[], bigint[], bigint[], text[], bigint[], text[]) AS " +
                   WebhookIngestor.RecordSegmentSql);
 
         var plan = await Run("EXPLAIN EXECUTE record_deliveries('{d-1,d-2}', '{plan.myshopify.com,plan.myshopify.com}', " +
                              "'{orders/create,orders/create}', '{NULL,NULL}', '{NULL,NULL}', '{NULL,NULL}', ARRAY[now(), now()], " +
                              "'{false,false}', '{true,true}', ARRAY[convert_to('{}', 'UTF8'), convert_to('{}', 'UTF8')], '{NULL,NULL}', " +
-                             "'{1,2}', '{1,11}', '{1}', '{2}', '{2}', '{3}', '{1}', '{4}', '{2}', '{t}', '{2,NULL}')");
+                             "'{1,2}', '{1,11}', '{1}', '{2}', '{2}', '{3}', '{1}', '{4}', '{2}', '{t}', '{2,NULL}', ARRAY['{}', '{}'])");
 
         var all = string.Join("\n", plan);
         Assert.DoesNotMatch(@"Seq Scan on (orders|customers|products|checkouts|carts)\b", all);

@@ -107,6 +107,25 @@ public sealed class WebhookIngestionTests(AppFixture app) : IClassFixture<AppFix
     }
 
     [Fact]
+    public async Task Webhook_ActedOn_KeepsItsRowsAndOnlyASummaryOfItsBody_NoSecondCopyOfTheShoppersData()
+    {
+        var body = ShopifyPayloads.Order(1090).ToJsonString();
+        var delivery = Guid.NewGuid().ToString();
+
+        var response = await app.SendWebhookAsync("orders/create", Shop, body, delivery);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("ada@example.com", await app.ScalarAsync("SELECT o.email FROM orders o JOIN shops s ON s.id = o.shop_id WHERE s.domain = $1 AND o.id = 1090", Shop));
+        var record = System.Text.Json.Nodes.JsonNode.Parse((string)(await app.ScalarAsync("SELECT body::text FROM webhook_deliveries WHERE delivery_id = $1", delivery))!)!;
+        Assert.Equal("normalized", await app.ScalarAsync("SELECT outcome FROM webhook_deliveries WHERE delivery_id = $1", delivery));
+        Assert.Equal(1090, record["id"]!.GetValue<long>());
+        Assert.Equal(System.Text.Encoding.UTF8.GetByteCount(body), record["bytes"]!.GetValue<int>());
+        Assert.Equal(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(body))), record["sha256"]!.GetValue<string>());
+        Assert.StartsWith("acted on", record["withheld"]!.GetValue<string>());
+        Assert.DoesNotContain("ada@example.com", record.ToJsonString());
+    }
+
+    [Fact]
     public async Task Webhook_UnknownTopic_IsStoredRawAndAnswered200()
     {
         var delivery = Guid.NewGuid().ToString();
@@ -140,6 +159,7 @@ public sealed class WebhookIngestionTests(AppFixture app) : IClassFixture<AppFix
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal("shop_not_installed", await app.ScalarAsync("SELECT outcome FROM webhook_deliveries WHERE delivery_id = $1", delivery));
+        Assert.Equal("the shop is not installed", await app.ScalarAsync("SELECT body->>'withheld' FROM webhook_deliveries WHERE delivery_id = $1", delivery));
         Assert.Equal(0, await Orders(1008));
         Assert.Null(await app.ScalarAsync("SELECT access_token_enc FROM shops WHERE domain = $1", gone));
     }
