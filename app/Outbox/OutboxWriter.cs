@@ -16,11 +16,10 @@ internal static class OutboxWriter
 {
     public static void Enqueue(StoreWriter store, OutboxCall call, DateTimeOffset now) =>
         store.Add("""
-            INSERT INTO outbox_messages (shop_id, resource_key, operation, document, variables, idempotency_key, created_at, next_attempt_at)
-            VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $7)
+            INSERT INTO outbox_messages (shop_id, resource_key, operation, variables, idempotency_key, created_at, next_attempt_at)
+            VALUES ($1, $2, $3, $4::jsonb, $5, $6, $6)
             ON CONFLICT (shop_id, idempotency_key) DO NOTHING
-            """, store.ShopId, call.ResourceKey, call.Operation.Name, call.Operation.Document, JsonSerializer.Serialize(call.Variables),
-            call.IdempotencyKey, now);
+            """, store.ShopId, call.ResourceKey, call.Operation.Name, JsonSerializer.Serialize(call.Variables), call.IdempotencyKey, now);
 
     /// <summary>
     /// Queues many calls with one statement, in the order given (so calls for one resource keep their order); a call whose
@@ -30,14 +29,14 @@ internal static class OutboxWriter
     {
         if (calls.Count == 0) return;
         store.Add("""
-            INSERT INTO outbox_messages (shop_id, resource_key, operation, document, variables, idempotency_key, created_at, next_attempt_at)
-            SELECT $1, c.resource_key, c.operation, c.document, c.variables::jsonb, c.idempotency_key, $7, $7
-            FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) WITH ORDINALITY
-                 AS c(resource_key, operation, document, variables, idempotency_key, position)
+            INSERT INTO outbox_messages (shop_id, resource_key, operation, variables, idempotency_key, created_at, next_attempt_at)
+            SELECT $1, c.resource_key, c.operation, c.variables::jsonb, c.idempotency_key, $6, $6
+            FROM unnest($2::text[], $3::text[], $4::text[], $5::text[]) WITH ORDINALITY
+                 AS c(resource_key, operation, variables, idempotency_key, position)
             ORDER BY c.position
             ON CONFLICT (shop_id, idempotency_key) DO NOTHING
             """, store.ShopId, calls.Select(c => c.ResourceKey).ToArray(), calls.Select(c => c.Operation.Name).ToArray(),
-            calls.Select(c => c.Operation.Document).ToArray(), calls.Select(c => JsonSerializer.Serialize(c.Variables)).ToArray(),
+            calls.Select(c => JsonSerializer.Serialize(c.Variables)).ToArray(),
             calls.Select(c => c.IdempotencyKey).ToArray(), now);
     }
 }

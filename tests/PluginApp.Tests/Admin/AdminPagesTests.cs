@@ -521,8 +521,8 @@ public sealed class AdminPagesTests(AdminFixture app, ITestOutputHelper output) 
     public async Task OperationsPage_RetriesAFailedCallToShopify()
     {
         var id = (long)(await app.ScalarAsync("""
-            INSERT INTO outbox_messages (shop_id, resource_key, operation, document, variables, idempotency_key, created_at, next_attempt_at, attempts, last_error, failed_at)
-            VALUES ($1, 'gid://shopify/Order/1', 'tagsAdd', 'mutation', '{}'::jsonb, 'ops-retry', now(), now(), 10, 'Shopify said no', now()) RETURNING id
+            INSERT INTO outbox_messages (shop_id, resource_key, operation, variables, idempotency_key, created_at, next_attempt_at, attempts, last_error, failed_at)
+            VALUES ($1, 'gid://shopify/Order/1', 'tagsAdd', '{}'::jsonb, 'ops-retry', now(), now(), 10, 'Shopify said no', now()) RETURNING id
             """, app.Seed.ShopId))!;
         var (page, _) = await OpenAsync("/admin/operations");
         await Assertions.Expect(page.Locator("#outbox-failures")).ToContainTextAsync("Shopify said no");

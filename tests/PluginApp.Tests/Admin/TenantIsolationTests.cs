@@ -50,8 +50,8 @@ public sealed class TenantIsolationTests(AppFixture app) : IClassFixture<AppFixt
         var requestOfB = (long)(await app.ScalarAsync("SELECT id FROM customer_data_requests WHERE customer_id = 7009999"))!;
         var shopB = (long)(await app.ScalarAsync("SELECT id FROM shops WHERE domain = $1", ShopB))!;
         var callOfB = (long)(await app.ScalarAsync("""
-            INSERT INTO outbox_messages (shop_id, resource_key, operation, document, variables, idempotency_key, created_at, next_attempt_at, attempts, failed_at)
-            VALUES ($1, 'gid://shopify/Order/7002001', 'tagsAdd', 'm', '{}'::jsonb, 'tenant-b-call', now(), now(), 10, now()) RETURNING id
+            INSERT INTO outbox_messages (shop_id, resource_key, operation, variables, idempotency_key, created_at, next_attempt_at, attempts, failed_at)
+            VALUES ($1, 'gid://shopify/Order/7002001', 'tagsAdd', '{}'::jsonb, 'tenant-b-call', now(), now(), 10, now()) RETURNING id
             """, shopB))!;
 
         Assert.Equal("HTTP 404", await Get($"/api/admin/data-requests/{requestOfB}/export", ShopA));

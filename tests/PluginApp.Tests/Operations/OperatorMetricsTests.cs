@@ -115,8 +115,8 @@ public sealed class OperatorMetricsTests(OperatorMetricsFixture app) : IClassFix
         for (var i = 0; i < 5; i++)
         {
             await using var cmd = app.Db.CreateCommand("""
-                INSERT INTO outbox_messages (shop_id, resource_key, operation, document, variables, idempotency_key, created_at, next_attempt_at, attempts, failed_at)
-                VALUES ($1, $2, 'tagsAdd', 'mutation { x }', '{}', $2, now(), now() + interval '1 day', 1, CASE WHEN $3 THEN now() END)
+                INSERT INTO outbox_messages (shop_id, resource_key, operation, variables, idempotency_key, created_at, next_attempt_at, attempts, failed_at)
+                VALUES ($1, $2, 'tagsAdd', '{}', $2, now(), now() + interval '1 day', 1, CASE WHEN $3 THEN now() END)
                 """);
             cmd.Parameters.AddWithValue(shopId);
             cmd.Parameters.AddWithValue($"ops-backlog-{i}");

@@ -308,8 +308,8 @@ public sealed class OutboxTests(NoSchedulerAppFixture app) : IClassFixture<NoSch
         var shopId = await app.InstallShopAsync(shop);
         var now = app.Clock.GetUtcNow();
         await using (var fill = app.Db.CreateCommand("""
-            INSERT INTO outbox_messages (shop_id, resource_key, operation, document, variables, idempotency_key, created_at, next_attempt_at)
-            SELECT $1, 'gid://shopify/Order/' || (i / 2), 'tagsAdd', 'mutation', '{}', 'backlog:' || i, $2, $2 - interval '1 minute'
+            INSERT INTO outbox_messages (shop_id, resource_key, operation, variables, idempotency_key, created_at, next_attempt_at)
+            SELECT $1, 'gid://shopify/Order/' || (i / 2), 'tagsAdd', '{}', 'backlog:' || i, $2, $2 - interval '1 minute'
             FROM generate_series(1, 4000) i
             """))
         {
@@ -364,8 +364,8 @@ public sealed class OutboxTests(NoSchedulerAppFixture app) : IClassFixture<NoSch
         await using (var analyze = new NpgsqlCommand("ANALYZE outbox_messages", conn)) await analyze.ExecuteNonQueryAsync();
         await using var tx = await conn.BeginTransactionAsync(); // the burst and the claim are rolled back
         await using (var fill = new NpgsqlCommand("""
-            INSERT INTO outbox_messages (shop_id, resource_key, operation, document, variables, idempotency_key, created_at, next_attempt_at)
-            SELECT $1, 'gid://shopify/Customer/' || (i / 2), 'tagsAdd', 'mutation', '{}', 'burst:' || i, $2, $2 - interval '1 minute'
+            INSERT INTO outbox_messages (shop_id, resource_key, operation, variables, idempotency_key, created_at, next_attempt_at)
+            SELECT $1, 'gid://shopify/Customer/' || (i / 2), 'tagsAdd', '{}', 'burst:' || i, $2, $2 - interval '1 minute'
             FROM generate_series(1, $3) i
             """, conn, tx))
         {
@@ -410,8 +410,8 @@ public sealed class OutboxSweepTests(NoSchedulerAppFixture app) : IClassFixture<
         await Exec("UPDATE shops SET uninstalled_at = $2 WHERE id = $1", unreachable, now);
         foreach (var shop in new[] { unreachable, backlogged })
             await Exec("""
-                INSERT INTO outbox_messages (shop_id, resource_key, operation, document, variables, idempotency_key, created_at, next_attempt_at)
-                SELECT $1, 'gid://shopify/Order/' || i, 'tagsAdd', 'mutation', '{}', 'backlog:' || i, $2, $2 - interval '1 minute'
+                INSERT INTO outbox_messages (shop_id, resource_key, operation, variables, idempotency_key, created_at, next_attempt_at)
+                SELECT $1, 'gid://shopify/Order/' || i, 'tagsAdd', '{}', 'backlog:' || i, $2, $2 - interval '1 minute'
                 FROM generate_series(1, $3) i
                 """, shop, now, calls);
 
@@ -459,19 +459,18 @@ public sealed class OutboxStatisticsTests(NoSchedulerAppFixture app) : IClassFix
             await cmd.ExecuteNonQueryAsync();
         }
         const string fill = """
-            INSERT INTO outbox_messages (shop_id, resource_key, operation, document, variables, idempotency_key, created_at, next_attempt_at)
-            SELECT $1, 'gid://shopify/Customer/' || $2 || (i / 2), 'tagsAdd', $5, '{"id":"gid://shopify/Customer/1","tags":["churn-risk"]}',
+            INSERT INTO outbox_messages (shop_id, resource_key, operation, variables, idempotency_key, created_at, next_attempt_at)
+            SELECT $1, 'gid://shopify/Customer/' || $2 || (i / 2), 'tagsAdd', '{"id":"gid://shopify/Customer/1","tags":["churn-risk"]}',
                    $2 || i, $3, $3 - interval '1 minute'
             FROM generate_series(1, $4) i
             """;
-        var document = OutboxOperation.TagsAdd.Document;
         await using (var gone = await conn.BeginTransactionAsync())
         {
-            await Exec(fill, gone, shopId, "gone:", now, 3 * calls, document);
+            await Exec(fill, gone, shopId, "gone:", now, 3 * calls);
             await gone.RollbackAsync();
         }
         await Exec("ANALYZE outbox_messages");
-        await Exec(fill, null, shopId, "burst:", now, calls, document);
+        await Exec(fill, null, shopId, "burst:", now, calls);
         await Exec("SELECT pg_stat_force_next_flush()"); // the counters of the burst, as a busy server has them within a second
 
         Assert.Equal(TimeSpan.Zero, await app.Factory.Services.GetRequiredService<OutboxDrainer>().DrainShopAsync(shopId, CancellationToken.None));

@@ -61,8 +61,8 @@ public sealed class PersonalDataTests(AppFixture app) : IClassFixture<AppFixture
             VALUES ($1, 'click', 'r-zq', 'zq7731-visitor', NULL, 2, now()), ($1, 'click', 'r-zq2', NULL, $2, 2, now())
             """, shopId, customer);
         await app.ScalarAsync("""
-            INSERT INTO outbox_messages (shop_id, resource_key, operation, document, variables, idempotency_key, created_at, next_attempt_at)
-            VALUES ($1, 'gid://shopify/Customer/' || $2, 'tagsAdd', 'm', jsonb_build_object('note', 'zq7731-note'), 'k-zq', now(), now())
+            INSERT INTO outbox_messages (shop_id, resource_key, operation, variables, idempotency_key, created_at, next_attempt_at)
+            VALUES ($1, 'gid://shopify/Customer/' || $2, 'tagsAdd', jsonb_build_object('note', 'zq7731-note'), 'k-zq', now(), now())
             """, shopId, customer);
         await app.ScalarAsync("""
             INSERT INTO review_decisions (shop_id, order_id, decision, note, decided_by, decided_at)
