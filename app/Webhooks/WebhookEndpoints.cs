@@ -42,8 +42,10 @@ public static class WebhookEndpoints
         // Deliveries for shops we do not hold carry no personal data (the body is withheld), and are kept a week for debugging.
         services.AddRetention(new RetentionRule("deliveries for shops we do not hold", TimeSpan.FromDays(7),
             "DELETE FROM webhook_deliveries WHERE shop_id IS NULL AND received_at < $1"));
-        services.AddRetention(new RetentionRule("deliveries kept aside as failed", TimeSpan.FromDays(30),
-            "DELETE FROM webhook_deliveries WHERE outcome = 'failed' AND received_at < $1"));
+        // Every other delivery's record (a summary, a body the app does not act on, or one kept aside as failed) for 30 days:
+        // Shopify retries a delivery for 4 hours, so a copy is refused long after it can come; the Operations page shows 7 days.
+        services.AddRetention(new RetentionRule("webhook deliveries' records", TimeSpan.FromDays(30),
+            "DELETE FROM webhook_deliveries WHERE received_at < $1"));
         return services;
     }
 

@@ -188,6 +188,28 @@ public sealed class WebhookSecurityTests(AppFixture app) : IClassFixture<AppFixt
     }
 
     [Fact]
+    public async Task DeliveryRecord_StaysWhileShopifyMayRetry_AndGoesAfter30Days_ItsRowsStay()
+    {
+        const string shop = "records-age.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        var delivery = Guid.NewGuid().ToString();
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("orders/create", shop, ShopifyPayloads.Order(7_950_001).ToJsonString(), delivery)).StatusCode);
+        async Task RetentionIn(TimeSpan later)
+        {
+            app.Clock.Advance(later);
+            try { await ActivatorUtilities.CreateInstance<RetentionJob>(app.Factory.Services).RunAsync(CancellationToken.None); }
+            finally { app.Clock.Advance(-later); }
+        }
+
+        await RetentionIn(TimeSpan.FromDays(29));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM webhook_deliveries WHERE delivery_id = $1", delivery));
+
+        await RetentionIn(TimeSpan.FromDays(31));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM webhook_deliveries WHERE delivery_id = $1", delivery));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1 AND id = 7950001", shopId));
+    }
+
+    [Fact]
     public async Task LateRetryAfterShopRedact_KeepsNoPersonalData()
     {
         const string shop = "late-retry.myshopify.com";
