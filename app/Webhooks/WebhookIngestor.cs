@@ -312,8 +312,12 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
     }
 
     /// <summary>The resource's own id, as the body gives it (a number, or a cart's token), for the summary.</summary>
-    private static JsonNode? ResourceId(JsonElement root) =>
-        root.TryGetProperty("id", out var id) && id.ValueKind is JsonValueKind.Number or JsonValueKind.String ? JsonValue.Create(id) : null;
+    private static JsonNode? ResourceId(JsonElement root)
+    {
+        foreach (var name in (ReadOnlySpan<string>)["id", "token"])
+            if (root.TryGetProperty(name, out var id) && id.ValueKind is JsonValueKind.Number or JsonValueKind.String) return JsonValue.Create(id);
+        return null;
+    }
 
     /// <summary>$1 to $7 of the kept-aside insert: the delivery's headers and when it was received.</summary>
     private static void AddDeliveryParameters(NpgsqlParameterCollection p, WebhookDeliveryHeaders h, DateTimeOffset receivedAt)

@@ -3,5 +3,5 @@
 -- digest were of the bytes as received, which jsonb did not keep.
 UPDATE webhook_deliveries
 SET body = jsonb_build_object('withheld', CASE WHEN outcome = 'normalized' THEN 'acted on: its rows hold what the app keeps'
-                                               ELSE 'the shop is not installed' END, 'id', body -> 'id')
+                                               ELSE 'the shop is not installed' END, 'id', coalesce(body -> 'id', body -> 'token'))
 WHERE outcome IN ('normalized', 'shop_not_installed') AND NOT body ? 'withheld' AND NOT body ? 'redacted_at';
