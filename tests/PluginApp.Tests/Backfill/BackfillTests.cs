@@ -82,6 +82,17 @@ public sealed class BackfillTests(AppFixture app) : IClassFixture<AppFixture>, I
 
     private static JsonObject Money(string amount) => new() { ["shopMoney"] = new JsonObject { ["amount"] = amount, ["currencyCode"] = "USD" } };
 
+    /// <summary>Shopify refuses the shop's orders bulk query (the first <paramref name="times"/> times) as it does when too many run.</summary>
+    private static Func<GraphQLCall, StandInAnswer?> RefuseOrdersQuery(string shop, int times = int.MaxValue)
+    {
+        var refused = 0;
+        return call => call.Shop == shop && call.Query.Contains("bulkOperationRunQuery", StringComparison.Ordinal)
+            && (call.Variables["query"]?.GetValue<string>() ?? "").Contains("orders", StringComparison.Ordinal) && Interlocked.Increment(ref refused) <= times
+            ? StandInAnswer.Json(new { data = new { bulkOperationRunQuery = new { bulkOperation = (object?)null,
+                userErrors = new[] { new { field = (string?)null, message = "Too many bulk operations are running" } } } } })
+            : null;
+    }
+
     private async Task RunBackfillAsync(string shop) =>
         await app.Factory.Services.GetRequiredService<BackfillService>().RunAsync(shop, CancellationToken.None);
 
@@ -146,12 +157,7 @@ public sealed class BackfillTests(AppFixture app) : IClassFixture<AppFixture>, I
         var shopId = await app.InstallShopAsync(shop);
         ServeStore(product: 950, orders: [2501, 2502], refund: 5505);
         var (productQueries, orderQueries) = (app.Shopify.Admin.BulkOperationsStarted("products"), app.Shopify.Admin.BulkOperationsStarted("orders"));
-        var refused = 0;
-        app.Shopify.GraphQL = call => call.Shop == shop && call.Query.Contains("bulkOperationRunQuery", StringComparison.Ordinal)
-            && (call.Variables["query"]?.GetValue<string>() ?? "").Contains("orders", StringComparison.Ordinal) && Interlocked.Increment(ref refused) == 1
-            ? StandInAnswer.Json(new { data = new { bulkOperationRunQuery = new { bulkOperation = (object?)null,
-                userErrors = new[] { new { field = (string?)null, message = "Too many bulk operations are running" } } } } })
-            : null;
+        app.Shopify.GraphQL = RefuseOrdersQuery(shop, times: 1);
         try
         {
             var failure = await Assert.ThrowsAnyAsync<Exception>(() => RunBackfillAsync(shop));
@@ -177,11 +183,7 @@ public sealed class BackfillTests(AppFixture app) : IClassFixture<AppFixture>, I
         var shopId = await app.InstallShopAsync(shop);
         ServeStore(product: 980, orders: [2801, 2802], refund: 5508);
         var (productQueries, orderQueries) = (app.Shopify.Admin.BulkOperationsStarted("products"), app.Shopify.Admin.BulkOperationsStarted("orders"));
-        app.Shopify.GraphQL = call => call.Shop == shop && call.Query.Contains("bulkOperationRunQuery", StringComparison.Ordinal)
-            && (call.Variables["query"]?.GetValue<string>() ?? "").Contains("orders", StringComparison.Ordinal)
-            ? StandInAnswer.Json(new { data = new { bulkOperationRunQuery = new { bulkOperation = (object?)null,
-                userErrors = new[] { new { field = (string?)null, message = "Too many bulk operations are running" } } } } })
-            : null;
+        app.Shopify.GraphQL = RefuseOrdersQuery(shop);
         HttpRequestMessage ImportAgain()
         {
             var request = app.AdminGet("/api/admin/backfill/retry", shop);
