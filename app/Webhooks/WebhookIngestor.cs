@@ -37,10 +37,10 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
     // summary (size, digest, resource id; $23) and its rows hold what the app keeps of it, so no second copy of a shopper's
     // data stays for good in the deliveries' log; a shop we do not hold (or no longer serve) gets the summary too. Why:
     // besides the privacy, parsing, compressing and logging the body took 314 µs of the 1,264 of statement time an order
-    // delivery cost, and 4 KB of its 12 KB of write-ahead log (HISTORY.md, 3 Dec 2026). Why one statement for a segment of deliveries (one row each, $1-$11, $22 and $23 their
-    // columns; the ids each owns as (delivery, id) pairs, $12-$21): a statement per delivery cost PostgreSQL about as much
-    // again as the work of recording it (pgbench, 8 deliveries in one transaction: 3.1 ms as 8 statements, 1.9 ms as one;
-    // HISTORY.md, 2 Dec 2026).
+    // delivery cost, and 4 KB of its 12 KB of write-ahead log (HISTORY.md, 3 Dec 2026). Why one statement for a segment of
+    // deliveries (one row each, $1-$11, $22 and $23 their columns; the ids each owns as (delivery, id) pairs, $12-$21): a
+    // statement per delivery cost PostgreSQL about as much again as the work of recording it (pgbench, 8 deliveries in one
+    // transaction: 3.1 ms as 8 statements, 1.9 ms as one; HISTORY.md, 2 Dec 2026).
     internal static readonly string RecordSegmentSql = $$"""
         WITH d AS (
           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::timestamptz[],
