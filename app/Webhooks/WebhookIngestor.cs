@@ -284,7 +284,9 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
         const string sql = """
             INSERT INTO webhook_deliveries (delivery_id, shop_domain, shop_id, topic, api_version, event_id, triggered_at, received_at, outcome, body, raw_body, error)
             SELECT $1, $2, s.id, $3, $4, $5, $6, $7, CASE WHEN s.id IS NULL THEN 'unknown_shop' ELSE 'failed' END,
-                   CASE WHEN s.id IS NULL OR $9 THEN $10::jsonb ELSE $8::jsonb END,
+                   CASE WHEN s.id IS NULL OR $9
+                        THEN $10::jsonb || jsonb_build_object('withheld', CASE WHEN s.id IS NULL THEN 'no shop of ours' ELSE 'kept as bytes in raw_body' END)
+                        ELSE $8::jsonb END,
                    CASE WHEN s.id IS NOT NULL AND $9 THEN $11 END, $12
             FROM (SELECT 1) one LEFT JOIN shops s ON s.domain = $2
             ON CONFLICT (delivery_id) DO NOTHING
@@ -294,7 +296,7 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
         AddDeliveryParameters(cmd.Parameters, d.Headers, d.ReceivedAt);
         cmd.Parameters.Add(new NpgsqlParameter { Value = asBytes ? "{}" : Encoding.UTF8.GetString(d.Body), NpgsqlDbType = NpgsqlDbType.Jsonb });
         cmd.Parameters.Add(Sql.Param(asBytes));
-        cmd.Parameters.Add(new NpgsqlParameter { Value = WithheldSummary(d, asBytes ? "kept as bytes in raw_body" : "no shop of ours"), NpgsqlDbType = NpgsqlDbType.Jsonb });
+        cmd.Parameters.Add(Sql.Param(d.Summary));
         cmd.Parameters.Add(new NpgsqlParameter { Value = d.Body, NpgsqlDbType = NpgsqlDbType.Bytea });
         cmd.Parameters.Add(Sql.Param(d.KeptAsideFor));
         batch.BatchCommands.Add(cmd);
@@ -302,14 +304,6 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
     }
 
     internal static bool IsDataError(PostgresException e) => e.SqlState.StartsWith("22", StringComparison.Ordinal) || e.SqlState.StartsWith("23", StringComparison.Ordinal);
-
-    /// <summary>The delivery's summary (<see cref="PendingDelivery.Summary"/>) with why its body is withheld.</summary>
-    private static string WithheldSummary(PendingDelivery d, string why)
-    {
-        var summary = JsonNode.Parse(d.Summary)!.AsObject();
-        summary["withheld"] = why;
-        return summary.ToJsonString();
-    }
 
     /// <summary>The resource's own id, as the body gives it (a number, or a cart's token), for the summary.</summary>
     private static JsonNode? ResourceId(JsonElement root)
