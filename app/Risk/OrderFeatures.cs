@@ -22,19 +22,19 @@ public static class OrderFeatures
         ("customer_spend_before", "the customer's earlier spend"),
         ("email_orders_1d", "orders from the same email in the 24 hours before"),
         ("email_orders_7d", "orders from the same email in the 7 days before"),
-        ("email_orders_30d", "orders from the same email in the 30 days before"),
+        ("email_orders_30d", $"orders from the same email in the 30 days before (counted up to {WindowCap})"),
         ("amount_vs_email_avg_30d", "the total against the same email's average order in the 30 days before (0 without one)"),
         ("ip_orders_1d", "orders from the same browser address in the 24 hours before"),
         ("ip_orders_7d", "orders from the same browser address in the 7 days before"),
-        ("ip_orders_30d", "orders from the same browser address in the 30 days before"),
+        ("ip_orders_30d", $"orders from the same browser address in the 30 days before (counted up to {WindowCap})"),
         ("ip_emails_7d", "different emails that ordered from the same browser address in 7 days"),
         ("country_mismatch", "billing and shipping countries differ"),
         ("has_discount", "a discount code was used"),
         ("first_order_high_value", "a first order above the store's 90th percentile"),
-        ("ip_fraud_share_30d", "share of confirmed fraud among the address's labelled orders (30 days)"),
-        ("email_fraud_share_90d", "share of confirmed fraud among the email's labelled orders (90 days)"),
-        ("ip_labelled_30d", "labelled orders from the same address (30 days)"),
-        ("email_labelled_90d", "labelled orders from the same email (90 days)"),
+        ("ip_fraud_share_30d", $"share of confirmed fraud among the address's labelled orders (30 days, its latest {WindowCap} orders)"),
+        ("email_fraud_share_90d", $"share of confirmed fraud among the email's labelled orders (90 days, its latest {WindowCap} orders)"),
+        ("ip_labelled_30d", $"labelled orders from the same address (30 days, among its latest {WindowCap} orders)"),
+        ("email_labelled_90d", $"labelled orders from the same email (90 days, among its latest {WindowCap} orders)"),
         ("avs_no_match", "the card's address check failed (AVS result N)"),
         ("avs_partial", "the card's address check matched only the street or only the postcode (AVS result A, B, P, W or Z)"),
         ("cvv_no_match", "the card's security code did not match (CVV result N)"),
@@ -51,7 +51,10 @@ public static class OrderFeatures
 
     public static int Index(string name) => Array.IndexOf(Names, name);
 
-    internal const string Query = """
+    /// <summary>The most orders a window of an email, a browser address or a card reads (see <see cref="Query"/>).</summary>
+    public const int WindowCap = 500;
+
+    internal static readonly string Query = $$"""
         WITH target AS (
             SELECT o.id, o.shop_id, o.created_at, coalesce(o.total_price, 0) AS amount, o.customer_id, lower(o.email) AS email,
                    o.browser_ip, o.billing_country, o.shipping_country, o.discount_codes,
@@ -82,41 +85,59 @@ public static class OrderFeatures
             FROM orders p WHERE p.shop_id = t.shop_id AND p.created_at < t.created_at
               AND ((t.customer_id IS NOT NULL AND p.customer_id = t.customer_id)
                 OR (t.customer_id IS NULL AND t.email IS NOT NULL AND lower(p.email) = t.email))) who ON true
+        -- Why each window of an email, a browser address or a card reads at most its latest {{WindowCap}} orders: its cost is the
+        -- orders it reads, so an address many shoppers share (a mobile carrier's) or a ring's burst from one address would make
+        -- every next order dearer, and scoring would fall behind when it matters most. Up to the cap the counts are exact; past
+        -- it they read as the cap, and the averages, distinct emails and shares of fraud are those of the latest orders. Why in
+        -- the time index's order alone: a tie-break on the id made PostgreSQL read the whole window to sort it. Past the cap,
+        -- orders placed at the same moment as the last one read may stand in for one another, which moves only those
+        -- averages, emails and shares, never a count. The customer's earlier orders (who) are read whole: the customer's age
+        -- needs the first of them.
         LEFT JOIN LATERAL (
             SELECT count(*) FILTER (WHERE p.created_at >= t.created_at - interval '1 day') AS d1,
                    count(*) FILTER (WHERE p.created_at >= t.created_at - interval '7 days') AS d7, count(*) AS d30, avg(p.total_price) AS avg30,
                    avg(p.total_price) FILTER (WHERE p.created_at >= t.created_at - interval '7 days') AS avg7
-            FROM orders p WHERE t.email IS NOT NULL AND p.shop_id = t.shop_id AND lower(p.email) = t.email
-              AND p.created_at < t.created_at AND p.created_at >= t.created_at - interval '30 days') em ON true
+            FROM (SELECT p.created_at, p.total_price FROM orders p
+                  WHERE t.email IS NOT NULL AND p.shop_id = t.shop_id AND lower(p.email) = t.email
+                    AND p.created_at < t.created_at AND p.created_at >= t.created_at - interval '30 days'
+                  ORDER BY p.created_at DESC LIMIT {{WindowCap}}) p) em ON true
         LEFT JOIN LATERAL (
             SELECT count(*) FILTER (WHERE p.created_at >= t.created_at - interval '1 day') AS d1,
                    count(*) FILTER (WHERE p.created_at >= t.created_at - interval '7 days') AS d7, count(*) AS d30,
                    count(DISTINCT lower(p.email)) FILTER (WHERE p.created_at >= t.created_at - interval '7 days') AS emails7
-            FROM orders p WHERE t.browser_ip IS NOT NULL AND p.shop_id = t.shop_id AND p.browser_ip = t.browser_ip
-              AND p.created_at < t.created_at AND p.created_at >= t.created_at - interval '30 days') ip ON true
+            FROM (SELECT p.created_at, p.email FROM orders p
+                  WHERE t.browser_ip IS NOT NULL AND p.shop_id = t.shop_id AND p.browser_ip = t.browser_ip
+                    AND p.created_at < t.created_at AND p.created_at >= t.created_at - interval '30 days'
+                  ORDER BY p.created_at DESC LIMIT {{WindowCap}}) p) ip ON true
         LEFT JOIN LATERAL (
             SELECT count(*) FILTER (WHERE l.fraud) AS fraud, count(*) AS labelled,
                    count(*) FILTER (WHERE l.fraud AND p.created_at >= t.created_at - interval '14 days') AS fraud14
-            FROM orders p JOIN LATERAL (
+            FROM (SELECT p.shop_id, p.id, p.created_at FROM orders p
+                  WHERE t.browser_ip IS NOT NULL AND p.shop_id = t.shop_id AND p.browser_ip = t.browser_ip
+                    AND p.created_at < t.created_at AND p.created_at >= t.created_at - interval '30 days'
+                  ORDER BY p.created_at DESC LIMIT {{WindowCap}}) p
+            JOIN LATERAL (
                 SELECT bool_or(x.fraud) AS fraud FROM risk_labels x
-                WHERE x.shop_id = p.shop_id AND x.order_id = p.id AND x.labelled_at <= t.created_at) l ON l.fraud IS NOT NULL
-            WHERE t.browser_ip IS NOT NULL AND p.shop_id = t.shop_id AND p.browser_ip = t.browser_ip
-              AND p.created_at < t.created_at AND p.created_at >= t.created_at - interval '30 days') ipl ON true
+                WHERE x.shop_id = p.shop_id AND x.order_id = p.id AND x.labelled_at <= t.created_at) l ON l.fraud IS NOT NULL) ipl ON true
         LEFT JOIN LATERAL (
             SELECT count(*) FILTER (WHERE l.fraud) AS fraud, count(*) AS labelled,
                    count(*) FILTER (WHERE l.fraud AND p.created_at >= t.created_at - interval '14 days') AS fraud14
-            FROM orders p JOIN LATERAL (
+            FROM (SELECT p.shop_id, p.id, p.created_at FROM orders p
+                  WHERE t.email IS NOT NULL AND p.shop_id = t.shop_id AND lower(p.email) = t.email
+                    AND p.created_at < t.created_at AND p.created_at >= t.created_at - interval '90 days'
+                  ORDER BY p.created_at DESC LIMIT {{WindowCap}}) p
+            JOIN LATERAL (
                 SELECT bool_or(x.fraud) AS fraud FROM risk_labels x
-                WHERE x.shop_id = p.shop_id AND x.order_id = p.id AND x.labelled_at <= t.created_at) l ON l.fraud IS NOT NULL
-            WHERE t.email IS NOT NULL AND p.shop_id = t.shop_id AND lower(p.email) = t.email
-              AND p.created_at < t.created_at AND p.created_at >= t.created_at - interval '90 days') eml ON true
+                WHERE x.shop_id = p.shop_id AND x.order_id = p.id AND x.labelled_at <= t.created_at) l ON l.fraud IS NOT NULL) eml ON true
         -- A card is its issuer number and last four digits (Shopify never sends the full number).
         LEFT JOIN LATERAL (
             SELECT count(*) FILTER (WHERE p.created_at >= t.created_at - interval '7 days') AS d7,
                    count(DISTINCT lower(p.email)) FILTER (WHERE lower(p.email) <> t.email OR t.email IS NULL) AS other_emails
-            FROM orders p WHERE t.card_bin IS NOT NULL AND t.card_last4 IS NOT NULL AND p.shop_id = t.shop_id
-              AND p.card_bin = t.card_bin AND p.card_last4 = t.card_last4
-              AND p.created_at < t.created_at AND p.created_at >= t.created_at - interval '30 days') cd ON true
+            FROM (SELECT p.created_at, p.email FROM orders p
+                  WHERE t.card_bin IS NOT NULL AND t.card_last4 IS NOT NULL AND p.shop_id = t.shop_id
+                    AND p.card_bin = t.card_bin AND p.card_last4 = t.card_last4
+                    AND p.created_at < t.created_at AND p.created_at >= t.created_at - interval '30 days'
+                  ORDER BY p.created_at DESC LIMIT {{WindowCap}}) p) cd ON true
         """;
 
     // The store's usual order, from the 90 whole days before each order's day (UTC), for the days of the batch not computed yet.

@@ -57,12 +57,12 @@ public static class RulePrior
         if (Get("first_order_high_value") > 0) Add("first_order_high_value", 1.2,
             Inv($"First order from this customer, and larger than 9 in 10 of the store's recent orders ({currency} {Get("amount"):N2})"));
         var ip1 = Get("ip_orders_1d");
-        if (ip1 >= 2) Add("ip_velocity", Math.Min(0.6 * (ip1 + 1 - 2), 2.4), Inv($"{ip1 + 1:0} orders from the same browser address in 24 hours"));
+        if (ip1 >= 2) Add("ip_velocity", Math.Min(0.6 * (ip1 + 1 - 2), 2.4), $"{Orders(ip1)} from the same browser address in 24 hours");
         var emails = Get("ip_emails_7d");
         if (emails >= 2) Add("ip_many_emails", Math.Min(0.8 * (emails + 1 - 2), 2.4),
             Inv($"{emails + 1:0} different email addresses ordered from the same browser address in 7 days"));
         var em1 = Get("email_orders_1d");
-        if (em1 >= 2) Add("email_velocity", Math.Min(0.5 * (em1 + 1 - 2), 1.5), Inv($"{em1 + 1:0} orders from the same email in 24 hours"));
+        if (em1 >= 2) Add("email_velocity", Math.Min(0.5 * (em1 + 1 - 2), 1.5), $"{Orders(em1)} from the same email in 24 hours");
         if (Get("country_mismatch") > 0) Add("country_mismatch", 0.9, "The billing country differs from the shipping country");
         var first = Get("customer_orders_before") == 0;
         if (first && Get("has_discount") > 0) Add("first_order_discount", 0.3, "A discount code on the customer's first order");
@@ -76,7 +76,7 @@ public static class RulePrior
         if (Get("avs_partial") > 0) Add("avs_partial", 0.3, "The card's address check matched only the street or only the postcode");
         if (Get("cvv_no_match") > 0) Add("cvv_no_match", 1.5, "The card's security code did not match");
         var card7 = Get("card_orders_7d");
-        if (card7 >= 2) Add("card_velocity", Math.Min(0.5 * (card7 + 1 - 2), 1.5), Inv($"{card7 + 1:0} orders with the same card in 7 days"));
+        if (card7 >= 2) Add("card_velocity", Math.Min(0.5 * (card7 + 1 - 2), 1.5), $"{Orders(card7)} with the same card in 7 days");
         var cardEmails = Get("card_other_emails_30d");
         if (cardEmails >= 1) Add("card_many_emails", Math.Min(0.8 * cardEmails, 2.4),
             Inv($"The same card paid under {cardEmails:0} other email address{(cardEmails == 1 ? "" : "es")} in 30 days"));
@@ -89,6 +89,11 @@ public static class RulePrior
     }
 
     public static double Sigmoid(double x) => 1 / (1 + Math.Exp(-x));
+
+    /// <summary>This order and the <paramref name="before"/> earlier ones, in words; a window's count stops at its cap
+    /// (<see cref="OrderFeatures.WindowCap"/>), so a count at the cap reads as more.</summary>
+    private static string Orders(double before) =>
+        before >= OrderFeatures.WindowCap ? Inv($"More than {OrderFeatures.WindowCap} orders") : Inv($"{before + 1:0} orders");
 
     private static string Inv(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
 }

@@ -203,6 +203,51 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal(batch.Length, (await OrderFeatures.BuildAsync(conn, shopId, batch, CancellationToken.None)).Count);
     }
 
+    /// <summary>
+    /// An address thousands of orders share (a mobile carrier's, or a ring's burst): each new order's features must not read
+    /// every one of them, or scoring would get dearer with every order when it matters most. Each window reads its latest
+    /// orders up to the cap; below the cap the counts stay exact, and the reviewer reads a capped count as "more than".
+    /// </summary>
+    [Fact]
+    public async Task AnAddressThousandsOfOrdersShare_EachNewOrdersFeaturesReadOnlyItsLatestOrders_AndCountsBelowTheCapStayExact()
+    {
+        const int orders = 3_000, batch = 20;
+        var shopId = await app.InstallShopAsync("risk-shared-address.myshopify.com");
+        var now = app.Clock.GetUtcNow();
+        // One address and one card for every order, ten seconds apart (eight hours in all); 40 emails taking turns.
+        await using (var fill = app.Db.CreateCommand("""
+            INSERT INTO orders (shop_id, id, email, currency, total_price, browser_ip, card_bin, card_last4, created_at, updated_at)
+            SELECT $1, 991000000 + i, 'ring' || (i % 40) || '@example.com', 'USD', 30, '198.51.100.7', '424242', '4242',
+                   $2 - interval '10 seconds' * ($3 - i), $2
+            FROM generate_series(1, $3) i
+            """))
+        {
+            fill.Parameters.AddWithValue(shopId);
+            fill.Parameters.AddWithValue(now);
+            fill.Parameters.AddWithValue(orders);
+            await fill.ExecuteNonQueryAsync();
+        }
+        await using (var analyze = app.Db.CreateCommand("ANALYZE orders")) await analyze.ExecuteNonQueryAsync();
+
+        var ids = Enumerable.Range(orders - batch + 1, batch).Select(i => 991_000_000L + i).ToArray();
+        await using var conn = await app.Db.OpenConnectionAsync();
+        var (read, plan) = await QueryPlans.MostRowsReadAsync(conn, OrderFeatures.Query, [shopId, ids]);
+        Assert.False(double.IsNaN(read), plan);
+        Assert.True(read <= (OrderFeatures.WindowCap + 1) * batch, $"building the features of {batch} orders read {read} rows in a step:\n{plan}");
+
+        var f = (await OrderFeatures.BuildAsync(conn, shopId, [ids[^1]], CancellationToken.None))[ids[^1]];
+        double Get(string name) => f[OrderFeatures.Index(name)];
+        Assert.Equal(OrderFeatures.WindowCap, Get("ip_orders_30d"));
+        Assert.Equal(OrderFeatures.WindowCap, Get("ip_orders_1d"));
+        Assert.Equal(OrderFeatures.WindowCap, Get("card_orders_7d"));
+        Assert.Equal(40, Get("ip_emails_7d"));         // every email is among the latest 500
+        Assert.Equal(74, Get("email_orders_30d"));     // the email's 75 orders, less this one: under the cap, exact
+        Assert.Equal(39, Get("card_other_emails_30d"));
+        var reasons = RulePrior.Assess(f, "USD").Reasons.Select(r => r.Text).ToList();
+        Assert.Contains($"More than {OrderFeatures.WindowCap} orders from the same browser address in 24 hours", reasons);
+        Assert.Contains("75 orders from the same email in 24 hours", reasons);
+    }
+
     [Fact]
     public async Task FraudConfirmedWeeksAgo_IsToldFromFraudConfirmedThisFortnight_OnTheAddressAndTheEmail()
     {
