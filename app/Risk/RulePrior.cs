@@ -60,7 +60,8 @@ public static class RulePrior
         if (ip1 >= 2) Add("ip_velocity", Math.Min(0.6 * (ip1 + 1 - 2), 2.4), $"{Orders(ip1)} from the same browser address in 24 hours");
         var emails = Get("ip_emails_7d");
         if (emails >= 2) Add("ip_many_emails", Math.Min(0.8 * (emails + 1 - 2), 2.4),
-            Inv($"{emails + 1:0} different email addresses ordered from the same browser address in 7 days"));
+            // The emails are counted among the address's latest orders: when its 7 days hold more, there may be more emails.
+            Inv($"{(Get("ip_orders_7d") >= OrderFeatures.WindowCap ? "At least " : "")}{emails + 1:0} different email addresses ordered from the same browser address in 7 days"));
         var em1 = Get("email_orders_1d");
         if (em1 >= 2) Add("email_velocity", Math.Min(0.5 * (em1 + 1 - 2), 1.5), $"{Orders(em1)} from the same email in 24 hours");
         if (Get("country_mismatch") > 0) Add("country_mismatch", 0.9, "The billing country differs from the shipping country");
