@@ -44,7 +44,7 @@ public static class WebhookEndpoints
             "DELETE FROM webhook_deliveries WHERE shop_id IS NULL AND received_at < $1"));
         // Every other delivery's record (a summary, a body the app does not act on, or one kept aside as failed) for 30 days:
         // Shopify retries a delivery for 4 hours, so a copy is refused long after it can come; the Operations page shows 7 days.
-        services.AddRetention(new RetentionRule("webhook deliveries' records", TimeSpan.FromDays(30),
+        services.AddRetention(new RetentionRule("every other webhook delivery's record", TimeSpan.FromDays(30),
             "DELETE FROM webhook_deliveries WHERE received_at < $1"));
         return services;
     }

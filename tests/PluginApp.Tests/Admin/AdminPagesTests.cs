@@ -486,6 +486,10 @@ public sealed class AdminPagesTests(AdminFixture app, ITestOutputHelper output) 
         var file = await File.ReadAllTextAsync((await download.PathAsync())!);
         Assert.Contains(customer.ToString(CultureInfo.InvariantCulture), file);
         Assert.EndsWith(".json", download.SuggestedFilename);
+        // The retention list reads as a merchant says it: "1 day", not "1 days".
+        await Assertions.Expect(page.Locator("#retention tr", new() { HasText = "expired review locks" })).ToContainTextAsync("1 day");
+        await Assertions.Expect(page.Locator("#retention")).Not.ToContainTextAsync("1 days");
+        await Assertions.Expect(page.Locator("#retention tr", new() { HasText = "every other webhook delivery's record" })).ToContainTextAsync("30 days");
     }
 
     [Fact]
