@@ -73,11 +73,11 @@ public static class OrderFeatures
                CASE WHEN t.billing_country IS NOT NULL AND t.shipping_country IS NOT NULL AND t.billing_country <> t.shipping_country THEN 1 ELSE 0 END,
                CASE WHEN t.discount_codes <> '' THEN 1 ELSE 0 END,
                CASE WHEN coalesce(who.n, 0) = 0 AND st.p90 IS NOT NULL AND t.amount > st.p90 THEN 1 ELSE 0 END,
-               coalesce(ipl.fraud::float8 / nullif(ipl.labelled, 0), 0), coalesce(eml.fraud::float8 / nullif(eml.labelled, 0), 0),
-               coalesce(ipl.labelled, 0), coalesce(eml.labelled, 0),
+               coalesce(ip.fraud::float8 / nullif(ip.labelled, 0), 0), coalesce(eml.fraud::float8 / nullif(eml.labelled, 0), 0),
+               coalesce(ip.labelled, 0), coalesce(eml.labelled, 0),
                CASE WHEN t.avs = 'N' THEN 1 ELSE 0 END, CASE WHEN t.avs IN ('A', 'B', 'P', 'W', 'Z') THEN 1 ELSE 0 END,
                CASE WHEN t.cvv = 'N' THEN 1 ELSE 0 END, coalesce(cd.d7, 0), coalesce(cd.other_emails, 0),
-               coalesce(ipl.fraud14, 0), coalesce(eml.fraud14, 0), coalesce(t.amount / nullif(em.avg7, 0), 0)
+               coalesce(ip.fraud14, 0), coalesce(eml.fraud14, 0), coalesce(t.amount / nullif(em.avg7, 0), 0)
         FROM target t
         LEFT JOIN risk_store_days st ON st.shop_id = $1 AND st.day = date_trunc('day', t.created_at, 'UTC')
         LEFT JOIN LATERAL (
@@ -101,24 +101,20 @@ public static class OrderFeatures
                   WHERE t.email IS NOT NULL AND p.shop_id = t.shop_id AND lower(p.email) = t.email
                     AND p.created_at < t.created_at AND p.created_at >= t.created_at - interval '30 days'
                   ORDER BY p.created_at DESC LIMIT {{WindowCap}}) p) em ON true
+        -- The address's window read once for its counts and its labelled orders (a label looked up for each of them).
         LEFT JOIN LATERAL (
             SELECT count(*) FILTER (WHERE p.created_at >= t.created_at - interval '1 day') AS d1,
                    count(*) FILTER (WHERE p.created_at >= t.created_at - interval '7 days') AS d7, count(*) AS d30,
-                   count(DISTINCT lower(p.email)) FILTER (WHERE p.created_at >= t.created_at - interval '7 days') AS emails7
-            FROM (SELECT p.created_at, p.email FROM orders p
-                  WHERE t.browser_ip IS NOT NULL AND p.shop_id = t.shop_id AND p.browser_ip = t.browser_ip
-                    AND p.created_at < t.created_at AND p.created_at >= t.created_at - interval '30 days'
-                  ORDER BY p.created_at DESC LIMIT {{WindowCap}}) p) ip ON true
-        LEFT JOIN LATERAL (
-            SELECT count(*) FILTER (WHERE l.fraud) AS fraud, count(*) AS labelled,
+                   count(DISTINCT lower(p.email)) FILTER (WHERE p.created_at >= t.created_at - interval '7 days') AS emails7,
+                   count(*) FILTER (WHERE l.fraud) AS fraud, count(l.fraud) AS labelled,
                    count(*) FILTER (WHERE l.fraud AND p.created_at >= t.created_at - interval '14 days') AS fraud14
-            FROM (SELECT p.shop_id, p.id, p.created_at FROM orders p
+            FROM (SELECT p.shop_id, p.id, p.created_at, p.email FROM orders p
                   WHERE t.browser_ip IS NOT NULL AND p.shop_id = t.shop_id AND p.browser_ip = t.browser_ip
                     AND p.created_at < t.created_at AND p.created_at >= t.created_at - interval '30 days'
                   ORDER BY p.created_at DESC LIMIT {{WindowCap}}) p
-            JOIN LATERAL (
+            CROSS JOIN LATERAL (
                 SELECT bool_or(x.fraud) AS fraud FROM risk_labels x
-                WHERE x.shop_id = p.shop_id AND x.order_id = p.id AND x.labelled_at <= t.created_at) l ON l.fraud IS NOT NULL) ipl ON true
+                WHERE x.shop_id = p.shop_id AND x.order_id = p.id AND x.labelled_at <= t.created_at) l) ip ON true
         LEFT JOIN LATERAL (
             SELECT count(*) FILTER (WHERE l.fraud) AS fraud, count(*) AS labelled,
                    count(*) FILTER (WHERE l.fraud AND p.created_at >= t.created_at - interval '14 days') AS fraud14
