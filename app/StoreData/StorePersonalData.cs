@@ -17,8 +17,9 @@ public static class StorePersonalData
             Export: "SELECT to_jsonb(c) - 'shop_id' FROM customers c WHERE c.shop_id = $1 AND c.id = $2", ExportAs: "customer"));
         services.AddPersonalData(new PersonalDataTable("orders", ["email", "browser_ip", "card_bin", "card_last4"],
             "UPDATE orders SET email = NULL, browser_ip = NULL, card_bin = NULL, card_last4 = NULL WHERE shop_id = $1 AND id IN (SELECT id FROM redaction_orders)",
+            // The order as the store sent it: its label times are risk scoring's copy of our fraud labels, which are not exported.
             Export: """
-                SELECT coalesce(jsonb_agg(to_jsonb(o) - 'shop_id' || jsonb_build_object(
+                SELECT coalesce(jsonb_agg(to_jsonb(o) - 'shop_id' - 'label_known_at' - 'fraud_known_at' || jsonb_build_object(
                    'lines', (SELECT coalesce(jsonb_agg(to_jsonb(l) - 'shop_id'), '[]') FROM order_lines l WHERE l.shop_id = o.shop_id AND l.order_id = o.id),
                    'refunds', (SELECT coalesce(jsonb_agg(to_jsonb(r) - 'shop_id'), '[]') FROM refunds r WHERE r.shop_id = o.shop_id AND r.order_id = o.id))), '[]')
                 FROM orders o WHERE o.shop_id = $1 AND o.id IN (SELECT id FROM redaction_orders)

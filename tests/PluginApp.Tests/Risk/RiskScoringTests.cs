@@ -250,6 +250,44 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
     }
 
     [Fact]
+    public async Task ADisputeDeliveredBeforeItsOrder_CountsForTheAddressAndTheEmailOnceTheOrderArrives_AndOnceWonNoLongerCountsAsFraud()
+    {
+        const string shop = "risk-label-first.myshopify.com";
+        var shopId = await OrdinaryStoreAsync(shop, 760_000);
+        var now = app.Clock.GetUtcNow();
+        const string ip = "192.0.2.77", email = "ring@example.org";
+        JsonObject Dispute(string status, string? finalizedOn) => new()
+        {
+            ["id"] = 97_001, ["order_id"] = 769_001, ["type"] = "chargeback", ["amount"] = "80.00", ["currency"] = "USD",
+            ["reason"] = "fraudulent", ["status"] = status, ["finalized_on"] = finalizedOn,
+            ["initiated_at"] = now.AddDays(-10).ToString("O", CultureInfo.InvariantCulture),
+        };
+
+        // The chargeback comes before the order it is about (an order placed before the app was installed, not imported yet).
+        await SendAsync(shop, "disputes/create", Dispute("needs_response", null));
+        Assert.Equal(1L, await app.ScalarAsync("SELECT count(*) FROM risk_labels WHERE shop_id = $1 AND order_id = 769001 AND fraud", shopId));
+        await SendAsync(shop, "orders/create", RiskOrders.Order(769_001, now.AddDays(-12), 80m, ip, email, null));
+
+        // Placed after the chargeback was opened: the disputed order counts as confirmed fraud for its address and its email.
+        await SendAsync(shop, "orders/create", RiskOrders.Order(769_002, now.AddDays(-5), 75m, ip, email, null));
+        var during = (await ScoreOfAsync(shopId, 769_002)).Features;
+        Assert.Equal(1, during.GetProperty("ip_labelled_30d").GetDouble());
+        Assert.Equal(1, during.GetProperty("ip_fraud_share_30d").GetDouble());
+        Assert.Equal(1, during.GetProperty("email_labelled_90d").GetDouble());
+        Assert.Equal(1, during.GetProperty("email_fraud_share_90d").GetDouble());
+
+        // The merchant wins the chargeback: from then on the order is labelled, and not fraud.
+        await SendAsync(shop, "disputes/update", Dispute("won", now.AddDays(-3).ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)));
+        await SendAsync(shop, "orders/create", RiskOrders.Order(769_003, now.AddHours(-1), 70m, ip, email, null));
+        var after = (await ScoreOfAsync(shopId, 769_003)).Features;
+        Assert.Equal(1, after.GetProperty("ip_labelled_30d").GetDouble());
+        Assert.Equal(1, after.GetProperty("email_labelled_90d").GetDouble());
+        Assert.Equal(0, after.GetProperty("ip_fraud_share_30d").GetDouble());
+        Assert.Equal(0, after.GetProperty("email_fraud_share_90d").GetDouble());
+        Assert.Equal(0, after.GetProperty("ip_fraud_14d").GetDouble());
+    }
+
+    [Fact]
     public async Task FraudConfirmedWeeksAgo_IsToldFromFraudConfirmedThisFortnight_OnTheAddressAndTheEmail()
     {
         const string shop = "risk-recent.myshopify.com";
