@@ -201,18 +201,31 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
             : null;
         var pool = app.Factory.Services.GetRequiredService<DiscountPool>();
         var drainer = app.Factory.Services.GetRequiredService<PluginApp.Outbox.OutboxDrainer>();
-        async Task RefillAndRunCallsAsync()
+        async Task RunCallsAsync()
         {
-            var settings = (await app.Factory.Services.GetRequiredService<CartOfferSettingsStore>().GetAsync(seed.ShopId, CancellationToken.None)).Settings;
-            await pool.RefillAsync(seed.ShopId, settings, CancellationToken.None);
             for (var i = 0; i < 20 && await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND completed_at IS NULL AND failed_at IS NULL", seed.ShopId) > 0; i++)
                 await drainer.DrainShopAsync(seed.ShopId, CancellationToken.None);
             await pool.SettleAsync(seed.ShopId, CancellationToken.None);
         }
+        async Task RefillAndRunCallsAsync()
+        {
+            var settings = (await app.Factory.Services.GetRequiredService<CartOfferSettingsStore>().GetAsync(seed.ShopId, CancellationToken.None)).Settings;
+            await pool.RefillAsync(seed.ShopId, settings, CancellationToken.None);
+            await RunCallsAsync();
+        }
         try
         {
+            // Saving the settings queues the pool's first refill (a background job). Why the test waits for it instead of
+            // refilling itself: under a busy suite the job could run after the test's own refill had been refused, and queue two
+            // more codes, as it should.
             await SettingsAsync(seed, new { enabled = true, offerPercent = 10, maxDiscountPercent = 15, marginFloorPercent = 20, dailyBudget = 100, poolSize = 2, codeExpiryHours = 48 });
-            await RefillAndRunCallsAsync();
+            var deadline = DateTime.UtcNow.AddSeconds(20);
+            while (await app.CountAsync("SELECT count(*) FROM discount_codes WHERE shop_id = $1", seed.ShopId) < 2)
+            {
+                Assert.True(DateTime.UtcNow < deadline, "the refill the settings queued did not run within 20 s");
+                await Task.Delay(50);
+            }
+            await RunCallsAsync();
             Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND failed_at IS NOT NULL", seed.ShopId));
         }
         finally
