@@ -37,11 +37,5 @@ END $$;
 CREATE TRIGGER risk_labels_to_orders AFTER INSERT OR UPDATE OR DELETE ON risk_labels
     FOR EACH ROW EXECUTE FUNCTION orders_label_times_from_labels();
 
-UPDATE orders o SET label_known_at = x.known, fraud_known_at = x.fraud
-FROM (SELECT shop_id, order_id, min(labelled_at) AS known, min(labelled_at) FILTER (WHERE fraud) AS fraud
-      FROM risk_labels GROUP BY shop_id, order_id) x
-WHERE o.shop_id = x.shop_id AND o.id = x.order_id;
-
-INSERT INTO risk_labels_waiting (shop_id, order_id)
-SELECT DISTINCT l.shop_id, l.order_id FROM risk_labels l
-WHERE NOT EXISTS (SELECT 1 FROM orders o WHERE o.shop_id = l.shop_id AND o.id = l.order_id);
+-- The labels already stored, written again as they are: the trigger gives their orders their times, or notes them as waiting.
+UPDATE risk_labels SET labelled_at = labelled_at;
