@@ -19,7 +19,11 @@ internal static class IngestBenchmark
         var n = a.GetInt("n", 20000);
         var concurrency = a.GetInt("concurrency", 32);
         string shop;
-        await using (var db = NpgsqlDataSource.Create(a.Get("conn"))) shop = await CreateShopAsync(db);
+        // Why a switch: to show what ingestion costs without the risk scoring every order queues (the merchant's own switch,
+        // off with nothing in its place; the deliveries and their rows are written as ever).
+        var riskOff = a.Values.GetValueOrDefault("risk") == "off";
+        await using (var db = NpgsqlDataSource.Create(a.Get("conn"))) shop = await CreateShopAsync(db, riskOff);
+        if (riskOff) Console.WriteLine("order risk: switched off for the measured shop and the warm-up's (nothing scored; the rows are written as ever)");
 
         var random = new Random(42);
         // Why a range per run: several runs on one database each need orders of their own, or the replay check refuses
@@ -55,7 +59,7 @@ internal static class IngestBenchmark
         if (warmApp > 0)
         {
             string warmShop;
-            await using (var db = NpgsqlDataSource.Create(a.Get("conn"))) warmShop = await CreateShopAsync(db);
+            await using (var db = NpgsqlDataSource.Create(a.Get("conn"))) warmShop = await CreateShopAsync(db, riskOff);
             for (var phase = 1; ; phase++)
             {
                 var warmOrders = Enumerable.Range(0, warmApp)
@@ -78,6 +82,7 @@ internal static class IngestBenchmark
         await LoadRunner.RunAsync(http, Math.Max(n, 10000), concurrency, i => Ceiling(i % n), Ok);
         // Why at least 20,000: at 20,000 a second or more, a pass of a few thousand lasted a fraction of a second, and its figure
         // swung with a moment's noise.
+        Metrics? ceilingBefore = token is null ? null : await Metrics.ReadAsync(http, UrlOf(0), token);
         var ceiling = await LoadRunner.RunAsync(http, Math.Max(n, 20000), concurrency, i => Ceiling(i % n), Ok);
         Metrics? jitBefore = token is null ? null : await Metrics.ReadAsync(http, UrlOf(0), token);
         var cpu = ProcessCpu.Start();
@@ -90,9 +95,16 @@ internal static class IngestBenchmark
         // Why: whether the measured pass still paid for compiling (the warm-up stops after ten phases whatever the JIT does).
         if (token is not null)
         {
-            var jitPass = (await Metrics.ReadAsync(http, UrlOf(0), token)).Sum("dotnet_jit_compilation_time") - jitBefore!.Sum("dotnet_jit_compilation_time");
+            var after = await Metrics.ReadAsync(http, UrlOf(0), token);
+            var jitPass = after.Sum("dotnet_jit_compilation_time") - jitBefore!.Sum("dotnet_jit_compilation_time");
             Console.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture,
                 $"JIT compiling during the measured pass and its risk scoring: {jitPass * 1000:F0} ms of its {passSeconds:F1} s"));
+            // Why: the app's share of a delivery's cost, in the figure the serving benchmark prints too (first instance only).
+            const string allocated = "dotnet_gc_heap_total_allocated";
+            var perCeiling = (jitBefore.Sum(allocated) - ceilingBefore!.Sum(allocated)) / (Math.Max(n, 20000) / (double)urls.Length);
+            var perFirst = (after.Sum(allocated) - jitBefore.Sum(allocated)) / (n / (double)urls.Length);
+            Console.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"allocated by the app per request: POST /healthz {perCeiling / 1024:F1} KB, first delivery with its risk scoring {perFirst / 1024:F1} KB"));
         }
         var repeat = await LoadRunner.RunAsync(http, n, concurrency, Webhook, Ok);
 
@@ -143,12 +155,18 @@ internal static class IngestBenchmark
         return false;
     }
 
-    /// <summary>A fresh installed shop (no access token: nothing is sent to Shopify).</summary>
-    public static async Task<string> CreateShopAsync(NpgsqlDataSource db)
+    /// <summary>A fresh installed shop (no access token: nothing is sent to Shopify); with <paramref name="riskOff"/>, its
+    /// order risk switched off as its merchant would, showing nothing.</summary>
+    public static async Task<string> CreateShopAsync(NpgsqlDataSource db, bool riskOff = false)
     {
         var shop = $"bench-{DateTime.UtcNow:HHmmss}-{Random.Shared.Next(1000, 9999)}.myshopify.com";
-        await using var cmd = db.CreateCommand("INSERT INTO shops (domain, installed_at, scopes) VALUES ($1, now(), 'read_orders')");
+        await using var cmd = db.CreateCommand("""
+            WITH s AS (INSERT INTO shops (domain, installed_at, scopes) VALUES ($1, now(), 'read_orders') RETURNING id)
+            INSERT INTO ai_feature_switches (shop_id, feature, enabled, when_off, updated_at, updated_by)
+            SELECT id, 'order-risk', false, 'nothing', now(), 'benchmark' FROM s WHERE $2
+            """);
         cmd.Parameters.AddWithValue(shop);
+        cmd.Parameters.AddWithValue(riskOff);
         await cmd.ExecuteNonQueryAsync();
         return shop;
     }
