@@ -11,7 +11,8 @@ namespace PluginApp.StoreData;
 /// </summary>
 /// <param name="notified">The notifications already asked for in the transaction, when several writers share it (a batch of
 /// webhook deliveries): PostgreSQL sends a channel's identical notifications of a transaction once, so each is asked for once.</param>
-internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string Channel, string Payload)>? notified = null)
+internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string Channel, string Payload)>? notified = null,
+    SegmentRows? segment = null)
 {
     public long ShopId => shopId;
 
@@ -35,20 +36,7 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
          "gateway", "avs_result", "cvv_result", "card_bin", "card_last4"],
         newerOnly: true, erasable: ["email", "browser_ip", "card_bin", "card_last4"]);
 
-    // Why one statement for all of an order's lines: an order carries 1-10 lines, and one statement each
-    // dominated the cost of ingesting a delivery. The lines follow the order's version, as children do.
-    private const string OrderLinesUpsert = """
-        INSERT INTO order_lines (shop_id, id, order_id, product_id, variant_id, title, sku, quantity, price, total_discount)
-        SELECT $1, l.id, $2, l.product_id, l.variant_id, l.title, l.sku, l.quantity, l.price, l.total_discount
-        FROM unnest($3::int8[], $4::int8[], $5::int8[], $6::text[], $7::text[], $8::int4[], $9::numeric[], $10::numeric[])
-             AS l(id, product_id, variant_id, title, sku, quantity, price, total_discount)
-        WHERE EXISTS (SELECT 1 FROM orders o WHERE o.shop_id = $1 AND o.id = $2 AND o.updated_at IS NOT DISTINCT FROM $11)
-        ON CONFLICT (shop_id, id) DO UPDATE SET order_id = excluded.order_id, product_id = excluded.product_id,
-          variant_id = excluded.variant_id, title = excluded.title, sku = excluded.sku, quantity = excluded.quantity,
-          price = excluded.price, total_discount = excluded.total_discount
-        """;
-
-    /// <summary>The same rules as <see cref="OrderLinesUpsert"/>, for the set-based merge (<see cref="StoreMerge"/>).</summary>
+    /// <summary>The same rules as a webhook's lines (<see cref="SegmentRows"/>), for the backfill's set-based merge (<see cref="StoreMerge"/>).</summary>
     internal static readonly UpsertStatement OrderLineUpsert = new("order_lines", ["shop_id", "id"],
         ["shop_id", "id", "order_id", "product_id", "variant_id", "title", "sku", "quantity", "price", "total_discount"]);
 
@@ -83,22 +71,23 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
         ["shop_id", "checkout_id", "line_key", "product_id", "variant_id", "quantity", "price"],
         guard: "EXISTS (SELECT 1 FROM checkouts c WHERE c.shop_id = $1 AND c.id = $2 AND c.updated_at IS NOT DISTINCT FROM $8)");
 
+    /// <summary>
+    /// An order, its customer and its lines: gathered in the segment of deliveries the writer shares (written one statement
+    /// per table, see <see cref="SegmentRows"/>), or, with none, written as a segment of one at once.
+    /// </summary>
     public void AddOrder(OrderRows rows)
     {
         var o = rows.Order;
-        if (rows.Customer is { } c) AddCustomer(c);
-        OrderUpsert.AddTo(batch, [shopId, o.Id, o.Name, o.CustomerId, o.Email, o.Currency, o.TotalPrice, o.SubtotalPrice,
-            o.TotalDiscounts, o.TotalTax, o.FinancialStatus, o.FulfillmentStatus, o.CancelledAt, o.CancelReason, o.CartToken,
-            o.CheckoutToken, o.SourceName, o.BrowserIp, o.BillingCountry, o.ShippingCountry, o.DiscountCodes, o.Tags, o.Test,
-            o.CreatedAt, o.UpdatedAt, o.ProcessedAt, o.Gateway, o.AvsResult, o.CvvResult, o.CardBin, o.CardLast4]);
-        if (rows.Lines.Count > 0)
-        {
-            var lines = rows.Lines.GroupBy(l => l.Id).Select(g => g.Last()).ToList(); // one row may not be upserted twice in a statement
-            Add(OrderLinesUpsert, shopId, o.Id, lines.Select(l => l.Id).ToArray(), lines.Select(l => l.ProductId).ToArray(),
-                lines.Select(l => l.VariantId).ToArray(), lines.Select(l => l.Title).ToArray(), lines.Select(l => l.Sku).ToArray(),
-                lines.Select(l => l.Quantity).ToArray(), lines.Select(l => l.Price).ToArray(), lines.Select(l => l.TotalDiscount).ToArray(),
-                TypedNull.Time(o.UpdatedAt));
-        }
+        var rowsOf = segment ?? new SegmentRows();
+        rowsOf.AddOrder(batch, rows.Customer is { } customer ? CustomerRow(customer) : null,
+            [shopId, o.Id, o.Name, o.CustomerId, o.Email, o.Currency, o.TotalPrice, o.SubtotalPrice,
+             o.TotalDiscounts, o.TotalTax, o.FinancialStatus, o.FulfillmentStatus, o.CancelledAt, o.CancelReason, o.CartToken,
+             o.CheckoutToken, o.SourceName, o.BrowserIp, o.BillingCountry, o.ShippingCountry, o.DiscountCodes, o.Tags, o.Test,
+             o.CreatedAt, o.UpdatedAt, o.ProcessedAt, o.Gateway, o.AvsResult, o.CvvResult, o.CardBin, o.CardLast4],
+            // One row may not be upserted twice in a statement; the lines follow the order's version, as children do.
+            rows.Lines.GroupBy(l => l.Id).Select(g => g.Last())
+                .Select(l => new object?[] { shopId, l.Id, o.Id, l.ProductId, l.VariantId, l.Title, l.Sku, l.Quantity, l.Price, l.TotalDiscount, o.UpdatedAt }));
+        if (segment is null) rowsOf.WriteTo(batch);
         foreach (var r in rows.Refunds) AddRefund(r);
     }
 
@@ -160,9 +149,10 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
                 TypedNull.Time(c.UpdatedAt));
     }
 
-    public void AddCustomer(Customer c) =>
-        CustomerUpsert.AddTo(batch, [shopId, c.Id, c.Email, c.FirstName, c.LastName, c.Phone, c.State, c.Tags,
-            c.AcceptsMarketing, c.CreatedAt, c.UpdatedAt]);
+    public void AddCustomer(Customer c) => CustomerUpsert.AddTo(batch, CustomerRow(c));
+
+    private object?[] CustomerRow(Customer c) =>
+        [shopId, c.Id, c.Email, c.FirstName, c.LastName, c.Phone, c.State, c.Tags, c.AcceptsMarketing, c.CreatedAt, c.UpdatedAt];
 
     public void AddRefund(RefundRows rows)
     {
@@ -186,4 +176,60 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
             DELETE FROM {childTable} x WHERE x.shop_id = $1 AND x.{parentColumn} = $2 AND NOT (x.line_key = ANY($3))
               AND EXISTS (SELECT 1 FROM {parentTable} p WHERE p.shop_id = $1 AND p.{parentKeyColumn} = $2 AND p.updated_at IS NOT DISTINCT FROM $4)
             """, shopId, parentKey, keepKeys, TypedNull.Time(version));
+}
+
+/// <summary>
+/// The order rows of a segment of webhook deliveries (<see cref="PluginApp.Webhooks.IngestBatcher"/>), written with one statement
+/// per table instead of one per delivery: customers, then orders, then their lines, where the segment's first order was
+/// added, so every statement a delivery adds after its rows (its steps) still comes after them. Each key is at most once
+/// in a segment (the batcher ends a segment at a repeated id).
+/// </summary>
+internal sealed class SegmentRows
+{
+    private readonly List<object?[]> _customers = [], _orders = [], _lines = [];
+    private int _at = -1;
+
+    // Same rules as the one-order form: lines follow their order's version.
+    private const string LinesSql = """
+        INSERT INTO order_lines (shop_id, id, order_id, product_id, variant_id, title, sku, quantity, price, total_discount)
+        SELECT l.shop_id, l.id, l.order_id, l.product_id, l.variant_id, l.title, l.sku, l.quantity, l.price, l.total_discount
+        FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], $6::text[], $7::text[], $8::int4[], $9::numeric[],
+                    $10::numeric[], $11::timestamptz[])
+             AS l(shop_id, id, order_id, product_id, variant_id, title, sku, quantity, price, total_discount, version)
+        WHERE EXISTS (SELECT 1 FROM orders o WHERE o.shop_id = l.shop_id AND o.id = l.order_id AND o.updated_at IS NOT DISTINCT FROM l.version)
+        ON CONFLICT (shop_id, id) DO UPDATE SET order_id = excluded.order_id, product_id = excluded.product_id,
+          variant_id = excluded.variant_id, title = excluded.title, sku = excluded.sku, quantity = excluded.quantity,
+          price = excluded.price, total_discount = excluded.total_discount
+        """;
+    private static readonly string[] LineTypes = ["int8", "int8", "int8", "int8", "int8", "text", "text", "int4", "numeric", "numeric", "timestamptz"];
+
+    public void AddOrder(NpgsqlBatch batch, object?[]? customer, object?[] order, IEnumerable<object?[]> lines)
+    {
+        if (_at < 0) _at = batch.BatchCommands.Count;
+        if (customer is not null) _customers.Add(customer);
+        _orders.Add(order);
+        _lines.AddRange(lines);
+    }
+
+    /// <summary>Puts the segment's statements in their place in the batch; returns where and how many.</summary>
+    public (int At, int Count) WriteTo(NpgsqlBatch batch)
+    {
+        if (_at < 0) return (0, 0);
+        var commands = new List<NpgsqlBatchCommand>(3);
+        if (_customers.Count > 0) commands.Add(StoreWriter.CustomerUpsert.ForRows(_customers));
+        commands.Add(StoreWriter.OrderUpsert.ForRows(_orders));
+        if (_lines.Count > 0)
+        {
+            var lines = new NpgsqlBatchCommand(LinesSql);
+            for (var i = 0; i < LineTypes.Length; i++) lines.Parameters.Add(UpsertStatement.ArrayParameter(LineTypes[i], _lines, i));
+            commands.Add(lines);
+        }
+        for (var i = 0; i < commands.Count; i++) batch.BatchCommands.Insert(_at + i, commands[i]);
+        var at = _at;
+        _at = -1;
+        _customers.Clear();
+        _orders.Clear();
+        _lines.Clear();
+        return (at, commands.Count);
+    }
 }

@@ -2,6 +2,7 @@ using System.Threading.Channels;
 using Microsoft.Extensions.Options;
 using Npgsql;
 using PluginApp.Data;
+using PluginApp.StoreData;
 
 namespace PluginApp.Webhooks;
 
@@ -210,6 +211,15 @@ internal sealed class IngestBatcher : BackgroundService
             e.BatchCommand is { } failing && trip.BatchCommands.IndexOf(failing) is >= 0 and var at ? owners[at]
             : owners.Distinct().Count() == 1 ? owners[0]
             : Ambiguous;
+        var segmentRows = new SegmentRows();
+        var rowsOwner = Ambiguous;
+        // The segment's order rows, one statement per table, in their place; an error in one of them names its delivery only
+        // when the segment had one.
+        void PlaceSegmentRows()
+        {
+            var (at, count) = segmentRows.WriteTo(trip);
+            owners.InsertRange(at, Enumerable.Repeat(rowsOwner, count));
+        }
         async Task NextTripAsync()
         {
             await trip.DisposeAsync();
@@ -239,6 +249,7 @@ internal sealed class IngestBatcher : BackgroundService
                     // Why ambiguous for several: an error in the one statement that records them does not say whose it was.
                     Own(recording.Count == 1 ? recording[0] : Ambiguous);
                     Dictionary<string, (long? ShopId, string Outcome)> recorded;
+                    PlaceSegmentRows();
                     try
                     {
                         await using var reader = await trip.ExecuteReaderAsync(ct);
@@ -246,15 +257,17 @@ internal sealed class IngestBatcher : BackgroundService
                     }
                     catch (PostgresException e) when (IsTheDeliverys(e)) { return (OwnerOf(e), e); }
                     await NextTripAsync();
+                    rowsOwner = recording.Count == 1 ? recording[0] : Ambiguous;
                     foreach (var i in recording)
                     {
                         (long? ShopId, string Outcome)? answer = recorded.TryGetValue(live[i].Headers.DeliveryId, out var a) ? a : null;
-                        try { results[i] = _ingestor.AddRows(trip, live[i], answer, notified); }
+                        try { results[i] = _ingestor.AddRows(trip, live[i], answer, notified, segmentRows); }
                         catch (Exception e) when (IsTheDeliverys(e)) { return (i, e); } // a step's own code threw
                         Own(i);
                     }
                 }
                 start = end;
+                if (oneByOne || start == live.Count) PlaceSegmentRows();
                 if ((oneByOne || start == live.Count) && trip.BatchCommands.Count > 0)
                 {
                     try { await trip.ExecuteNonQueryAsync(ct); }
@@ -289,8 +302,10 @@ internal sealed class IngestBatcher : BackgroundService
             if (Alone(d) || !deliveries.Add(d.Headers.DeliveryId)) return i;
             var shop = d.Headers.ShopDomain;
             var ids = Ids(d).ToList();
+            // Why any repeat, of the same shop too: the segment's order rows are written one statement per table, which
+            // may hold each key once.
             foreach (var key in ids)
-                if (owners.TryGetValue(key, out var other) && other != shop) return i;
+                if (owners.ContainsKey(key)) return i;
             foreach (var key in ids) owners.TryAdd(key, shop);
         }
         return live.Count;

@@ -221,13 +221,14 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
     /// transaction, and the batcher writes the batch again without this delivery (or with it kept aside).
     /// </summary>
     /// <param name="notified">The notifications the transaction already asks for (see <see cref="StoreWriter"/>).</param>
+    /// <param name="segment">Where the segment's order rows gather, to be written one statement per table.</param>
     internal IngestResult AddRows(NpgsqlBatch batch, PendingDelivery d, (long? ShopId, string Outcome)? recorded,
-        ISet<(string Channel, string Payload)> notified)
+        ISet<(string Channel, string Payload)> notified, SegmentRows? segment = null)
     {
         if (recorded is not var (shopId, outcome))
             return new IngestResult(IngestOutcome.Duplicate); // an earlier delivery, or a copy earlier in this batch
         var h = d.Headers;
-        var store = new StoreWriter(batch, shopId ?? 0, notified);
+        var store = new StoreWriter(batch, shopId ?? 0, notified, segment);
         if (outcome.StartsWith("refused", StringComparison.Ordinal))
         {
             // Why a delete, not a rollback: the batch-mates' rows stay in the transaction; a refused delivery leaves no row.

@@ -18,6 +18,9 @@ public sealed class GroupCommitFixture : AppFixture
     public const int Batch = 6;
     public const long Throws = 777;
 
+    /// <summary>How many times the probe step ran for each delivery: once when its batch is written at the first try.</summary>
+    public System.Collections.Concurrent.ConcurrentDictionary<string, int> StepRuns { get; } = new();
+
     protected override void ConfigureMainInstance(IWebHostBuilder builder)
     {
         builder.UseSetting("Webhooks:Ingest:MaxBatch", Batch.ToString(System.Globalization.CultureInfo.InvariantCulture));
@@ -25,6 +28,7 @@ public sealed class GroupCommitFixture : AppFixture
         builder.UseSetting("Webhooks:Ingest:Writers", "1");
         builder.ConfigureServices(s => s.AddIngestionStep<OrderRows>("group commit probe", (store, rows, at) =>
         {
+            StepRuns.AddOrUpdate(at.DeliveryId, 1, (_, n) => n + 1);
             if (rows.Order.Id == Throws) throw new InvalidOperationException("a feature's step failed on this order");
             store.Add("INSERT INTO group_commit_probe (order_id, delivery_id) VALUES ($1, $2)", rows.Order.Id, at.DeliveryId);
         }));
@@ -138,6 +142,37 @@ public sealed class GroupCommitTests(GroupCommitFixture app) : IClassFixture<Gro
         Assert.All(answers.Skip(1), r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
         foreach (var good in ids.Skip(1)) Assert.Equal(1, await Orders(good.Order));
         Assert.Equal(1, await Transactions(ids.Skip(1).Select(x => x.Delivery).ToArray()));
+    }
+
+    /// <summary>
+    /// A batch writes the order rows of a run of deliveries with one statement per table, which may hold each key once: two
+    /// versions of one order and two orders of one customer, sent together, are still all written in one transaction, at the
+    /// first try (not again one by one after an error), with the newer version of the order standing whichever came first.
+    /// </summary>
+    [Fact]
+    public async Task TwoVersionsOfAnOrder_AndTwoOrdersOfOneCustomer_InOneBatch_AreWrittenAtTheFirstTry_TheNewerVersionStanding()
+    {
+        const long a = 8_950_001;
+        var deliveries = new (string Topic, System.Text.Json.Nodes.JsonObject Body, string Id)[]
+        {
+            ("orders/create", ShopifyPayloads.Order(a, customerId: 7201, lines: 2), Guid.NewGuid().ToString()),
+            ("orders/updated", ShopifyPayloads.Order(a, customerId: 7201, lines: 3, updatedAt: "2026-07-02T12:05:00-04:00"), Guid.NewGuid().ToString()),
+            ("orders/create", ShopifyPayloads.Order(a + 1, customerId: 7202), Guid.NewGuid().ToString()),
+            ("orders/create", ShopifyPayloads.Order(a + 2, customerId: 7202), Guid.NewGuid().ToString()),
+            ("orders/create", ShopifyPayloads.Order(a + 3, customerId: 7203), Guid.NewGuid().ToString()),
+            ("orders/create", ShopifyPayloads.Order(a + 4, customerId: 7204), Guid.NewGuid().ToString()),
+        };
+
+        var answers = await Task.WhenAll(deliveries.Select(d => app.SendWebhookAsync(d.Topic, Shop, d.Body.ToJsonString(), d.Id)));
+
+        Assert.All(answers, r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
+        Assert.Equal(1, await Transactions(deliveries.Select(d => d.Id).ToArray()));
+        Assert.All(deliveries, d => Assert.Equal(1, app.StepRuns.GetValueOrDefault(d.Id)));
+        Assert.Equal(new DateTime(2026, 7, 2, 16, 5, 0, DateTimeKind.Utc), await app.ScalarAsync("SELECT updated_at FROM orders WHERE id = $1", a));
+        Assert.Equal(3, await app.CountAsync("SELECT count(*) FROM order_lines WHERE order_id = $1", a));
+        Assert.Equal(5, await app.CountAsync("SELECT count(*) FROM orders WHERE id BETWEEN $1 AND $2", a, a + 4));
+        Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM orders WHERE customer_id = 7202 AND id BETWEEN $1 AND $2", a, a + 4));
+        Assert.Equal(4, await app.CountAsync("SELECT count(*) FROM customers WHERE id BETWEEN 7201 AND 7204"));
     }
 
     [Fact]
