@@ -282,31 +282,29 @@ internal sealed class IngestBatcher : BackgroundService
 
     /// <summary>
     /// Where the segment that starts at <paramref name="start"/> ends: before the first delivery whose record could read an
-    /// earlier delivery's rows of the same segment, which are written only after all of its records. A record reads the
-    /// shop row, its own delivery id and the ids the delivery owns; so a delivery that changes shops (app/uninstalled,
-    /// shop/redact, a compliance topic) is a segment of its own, and a segment ends at a copy of a delivery already in it,
-    /// and where a delivery owns or writes an id an earlier one of another shop owns or writes (that earlier delivery's rows
-    /// decide whether this one is a replay).
+    /// earlier delivery's rows of the same segment, which are written only after all of its records, or whose rows would
+    /// meet an earlier one's in the same statement. A record reads the shop row, its own delivery id and the ids the
+    /// delivery owns; so a delivery that changes shops (app/uninstalled, shop/redact, a compliance topic) is a segment of its
+    /// own, and a segment ends at a copy of a delivery already in it, and where a delivery owns or writes an id an earlier
+    /// one owns or writes: of another shop, that earlier delivery's rows decide whether this one is a replay; of the same
+    /// shop, the segment's customers, orders and lines are one statement per table (<see cref="SegmentRows"/>), which may
+    /// hold each key once.
     /// </summary>
     private static int SegmentEnd(IReadOnlyList<PendingDelivery> live, int start)
     {
         static bool Alone(PendingDelivery d) => d.Headers.Topic is WebhookTopics.AppUninstalled or WebhookTopics.ShopRedact
                                                 || d.Handler is null || d.Handler.ActsOnUninstalledShop;
         if (Alone(live[start])) return start + 1;
-        var owners = new Dictionary<(char Kind, string Id), string>();
+        var owned = new HashSet<(char Kind, string Id)>();
         var deliveries = new HashSet<string>();
         for (var i = start; i < live.Count; i++)
         {
             var d = live[i];
             // A copy of a delivery must meet the earlier copy's outcome: a refused one's record is deleted only with the rows.
             if (Alone(d) || !deliveries.Add(d.Headers.DeliveryId)) return i;
-            var shop = d.Headers.ShopDomain;
             var ids = Ids(d).ToList();
-            // Why any repeat, of the same shop too: the segment's order rows are written one statement per table, which
-            // may hold each key once.
-            foreach (var key in ids)
-                if (owners.ContainsKey(key)) return i;
-            foreach (var key in ids) owners.TryAdd(key, shop);
+            if (ids.Any(owned.Contains)) return i;
+            owned.UnionWith(ids);
         }
         return live.Count;
     }
