@@ -84,9 +84,7 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
              o.TotalDiscounts, o.TotalTax, o.FinancialStatus, o.FulfillmentStatus, o.CancelledAt, o.CancelReason, o.CartToken,
              o.CheckoutToken, o.SourceName, o.BrowserIp, o.BillingCountry, o.ShippingCountry, o.DiscountCodes, o.Tags, o.Test,
              o.CreatedAt, o.UpdatedAt, o.ProcessedAt, o.Gateway, o.AvsResult, o.CvvResult, o.CardBin, o.CardLast4],
-            // One row may not be upserted twice in a statement; the lines follow the order's version, as children do.
-            rows.Lines.GroupBy(l => l.Id).Select(g => g.Last())
-                .Select(l => new object?[] { shopId, l.Id, o.Id, l.ProductId, l.VariantId, l.Title, l.Sku, l.Quantity, l.Price, l.TotalDiscount, o.UpdatedAt }));
+            shopId, o, rows.Lines);
         if (segment is null) rowsOf.WriteTo(batch);
         foreach (var r in rows.Refunds) AddRefund(r);
     }
@@ -189,7 +187,8 @@ internal sealed class SegmentRows
     private readonly List<object?[]> _customers = [], _orders = [], _lines = [];
     private int _at = -1;
 
-    // Same rules as the one-order form: lines follow their order's version.
+    // The lines follow their order's version, as children do: a line is written only while its order stands at the version
+    // the line came with.
     private const string LinesSql = """
         INSERT INTO order_lines (shop_id, id, order_id, product_id, variant_id, title, sku, quantity, price, total_discount)
         SELECT l.shop_id, l.id, l.order_id, l.product_id, l.variant_id, l.title, l.sku, l.quantity, l.price, l.total_discount
@@ -203,12 +202,16 @@ internal sealed class SegmentRows
         """;
     private static readonly string[] LineTypes = ["int8", "int8", "int8", "int8", "int8", "text", "text", "int4", "numeric", "numeric", "timestamptz"];
 
-    public void AddOrder(NpgsqlBatch batch, object?[]? customer, object?[] order, IEnumerable<object?[]> lines)
+    /// <param name="customer">The customer's row as <see cref="StoreWriter.CustomerUpsert"/> takes it, if the order names one.</param>
+    /// <param name="order">The order's row as <see cref="StoreWriter.OrderUpsert"/> takes it.</param>
+    public void AddOrder(NpgsqlBatch batch, object?[]? customer, object?[] order, long shopId, Order o, IEnumerable<OrderLine> lines)
     {
         if (_at < 0) _at = batch.BatchCommands.Count;
         if (customer is not null) _customers.Add(customer);
         _orders.Add(order);
-        _lines.AddRange(lines);
+        // One row may not be upserted twice in a statement: a line listed twice is written as its last listing.
+        foreach (var l in lines.GroupBy(l => l.Id).Select(g => g.Last()))
+            _lines.Add([shopId, l.Id, o.Id, l.ProductId, l.VariantId, l.Title, l.Sku, l.Quantity, l.Price, l.TotalDiscount, o.UpdatedAt]);
     }
 
     /// <summary>Puts the segment's statements in their place in the batch; returns where and how many.</summary>

@@ -19,6 +19,7 @@ internal sealed class UpsertStatement
     private readonly string _changed;
     private readonly bool _conditional;
     private readonly string[]? _erasable;
+    private readonly bool _guarded;
 
     /// <param name="keep">Columns whose stored value stays when the incoming one is null (e.g. a cost the payload lacks).</param>
     /// <param name="guard">A WHERE on the SELECT, with parameters numbered after the columns; null = always insert.</param>
@@ -48,6 +49,7 @@ internal sealed class UpsertStatement
         _conditional = conditions.Count > 0;
         _columns = columns;
         _erasable = erasable;
+        _guarded = guard is not null;
         _onConflict = $" ON CONFLICT ({string.Join(", ", keys)}) DO UPDATE SET {string.Join(", ", sets)}"
              + (conditions.Count == 0 ? "" : " WHERE " + string.Join(" AND ", conditions));
         var updated = columns.Where(c => !keys.Contains(c)).ToArray();
@@ -67,6 +69,7 @@ internal sealed class UpsertStatement
     /// </summary>
     public NpgsqlBatchCommand ForRows(IReadOnlyList<object?[]> rows)
     {
+        if (_guarded) throw new InvalidOperationException($"The upsert of {_table} has a guard, which its form for many rows does not apply.");
         _rowsSql ??= RowsSql();
         var cmd = new NpgsqlBatchCommand(_rowsSql);
         for (var i = 0; i < _columns.Length; i++) cmd.Parameters.Add(ArrayParameter(SqlType(_columns[i]), rows, i));
