@@ -188,19 +188,13 @@ internal sealed class SegmentRows
     private int _at = -1;
 
     // The lines follow their order's version, as children do: a line is written only while its order stands at the version
-    // the line came with.
-    private const string LinesSql = """
-        INSERT INTO order_lines (shop_id, id, order_id, product_id, variant_id, title, sku, quantity, price, total_discount)
-        SELECT l.shop_id, l.id, l.order_id, l.product_id, l.variant_id, l.title, l.sku, l.quantity, l.price, l.total_discount
-        FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], $6::text[], $7::text[], $8::int4[], $9::numeric[],
-                    $10::numeric[], $11::timestamptz[])
-             AS l(shop_id, id, order_id, product_id, variant_id, title, sku, quantity, price, total_discount, version)
-        WHERE EXISTS (SELECT 1 FROM orders o WHERE o.shop_id = l.shop_id AND o.id = l.order_id AND o.updated_at IS NOT DISTINCT FROM l.version)
-        ON CONFLICT (shop_id, id) DO UPDATE SET order_id = excluded.order_id, product_id = excluded.product_id,
-          variant_id = excluded.variant_id, title = excluded.title, sku = excluded.sku, quantity = excluded.quantity,
-          price = excluded.price, total_discount = excluded.total_discount
-        """;
-    private static readonly string[] LineTypes = ["int8", "int8", "int8", "int8", "int8", "text", "text", "int4", "numeric", "numeric", "timestamptz"];
+    // the line came with. The same upsert as the backfill's lines.
+    private static readonly string[] LineColumns = [.. StoreWriter.OrderLineUpsert.Columns, "order_updated_at"];
+    private static readonly string LinesSql = StoreWriter.OrderLineUpsert.SetBased($"""
+        SELECT {string.Join(", ", StoreWriter.OrderLineUpsert.Columns.Select(c => "l." + c))}
+        FROM {UpsertStatement.Unnest(LineColumns, "l")}
+        WHERE EXISTS (SELECT 1 FROM orders o WHERE o.shop_id = l.shop_id AND o.id = l.order_id AND o.updated_at IS NOT DISTINCT FROM l.order_updated_at)
+        """).Sql;
 
     /// <param name="customer">The customer's row as <see cref="StoreWriter.CustomerUpsert"/> takes it, if the order names one.</param>
     /// <param name="order">The order's row as <see cref="StoreWriter.OrderUpsert"/> takes it.</param>
@@ -224,7 +218,7 @@ internal sealed class SegmentRows
         if (_lines.Count > 0)
         {
             var lines = new NpgsqlBatchCommand(LinesSql);
-            for (var i = 0; i < LineTypes.Length; i++) lines.Parameters.Add(UpsertStatement.ArrayParameter(LineTypes[i], _lines, i));
+            for (var i = 0; i < LineColumns.Length; i++) lines.Parameters.Add(UpsertStatement.ArrayParameter(UpsertStatement.SqlType(LineColumns[i]), _lines, i));
             commands.Add(lines);
         }
         for (var i = 0; i < commands.Count; i++) batch.BatchCommands.Insert(_at + i, commands[i]);

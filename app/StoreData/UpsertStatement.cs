@@ -64,28 +64,27 @@ internal sealed class UpsertStatement
 
     /// <summary>
     /// The same upsert for several rows at once, each column's values as one array (the rows as <see cref="AddTo"/> takes
-    /// them, each key at most once): the same rules, erasure included, in one statement. No guard: only for tables written
-    /// without one.
+    /// them, each key at most once): <see cref="SetBased"/> over the arrays, erasure included. No guard: only for tables
+    /// written without one.
     /// </summary>
     public NpgsqlBatchCommand ForRows(IReadOnlyList<object?[]> rows)
     {
         if (_guarded) throw new InvalidOperationException($"The upsert of {_table} has a guard, which its form for many rows does not apply.");
-        _rowsSql ??= RowsSql();
+        _rowsSql ??= SetBased($"""
+            SELECT {string.Join(", ", _columns.Select(c => _erasable?.Contains(c) == true ? $"CASE WHEN erased.yes THEN NULL ELSE r.{c} END" : $"r.{c}"))}
+            FROM {Unnest(_columns, "r")}
+            """ + (_erasable is null ? "" : """
+             CROSS JOIN LATERAL (SELECT EXISTS (SELECT 1 FROM customers x WHERE x.shop_id = r.shop_id AND x.id = r.customer_id
+               AND x.redacted_at IS NOT NULL) AS yes) erased
+            """)).Sql;
         var cmd = new NpgsqlBatchCommand(_rowsSql);
         for (var i = 0; i < _columns.Length; i++) cmd.Parameters.Add(ArrayParameter(SqlType(_columns[i]), rows, i));
         return cmd;
     }
 
-    private string RowsSql()
-    {
-        var values = string.Join(", ", _columns.Select(c => _erasable?.Contains(c) == true ? $"CASE WHEN erased.yes THEN NULL ELSE r.{c} END" : $"r.{c}"));
-        var arrays = string.Join(", ", _columns.Select((c, i) => $"${i + 1}::{SqlType(c)}[]"));
-        var erased = _erasable is null ? "" : """
-             CROSS JOIN LATERAL (SELECT EXISTS (SELECT 1 FROM customers x WHERE x.shop_id = r.shop_id AND x.id = r.customer_id
-               AND x.redacted_at IS NOT NULL) AS yes) erased
-            """;
-        return $"INSERT INTO {_table} ({string.Join(", ", _columns)}) SELECT {values} FROM unnest({arrays}) AS r({string.Join(", ", _columns)}){erased}{_onConflict}";
-    }
+    /// <summary><c>unnest($1::type[], ...) AS alias(columns)</c>, each column's array typed by its name (<see cref="SqlType"/>).</summary>
+    internal static string Unnest(IReadOnlyList<string> columns, string alias) =>
+        $"unnest({string.Join(", ", columns.Select((c, i) => $"${i + 1}::{SqlType(c)}[]"))}) AS {alias}({string.Join(", ", columns)})";
 
     /// <summary>One column of many rows as a typed array (nulls kept), for <c>unnest</c>.</summary>
     internal static NpgsqlParameter ArrayParameter(string sqlType, IReadOnlyList<object?[]> rows, int column)
@@ -98,25 +97,18 @@ internal sealed class UpsertStatement
         }
         return sqlType switch
         {
-            "int8" => new NpgsqlParameter<long?[]> { TypedValue = Of(Convert.ToInt64), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint },
-            "int4" => new NpgsqlParameter<int?[]> { TypedValue = Of(Convert.ToInt32), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Integer },
-            "bool" => new NpgsqlParameter<bool?[]> { TypedValue = Of(Convert.ToBoolean), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Boolean },
-            "numeric" => new NpgsqlParameter<decimal?[]> { TypedValue = Of(Convert.ToDecimal), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Numeric },
-            "timestamptz" => new NpgsqlParameter<DateTime?[]>
+            "int8" => Sql.Array(Of(Convert.ToInt64), NpgsqlDbType.Bigint),
+            "int4" => Sql.Array(Of(Convert.ToInt32), NpgsqlDbType.Integer),
+            "bool" => Sql.Array(Of(Convert.ToBoolean), NpgsqlDbType.Boolean),
+            "numeric" => Sql.Array(Of(Convert.ToDecimal), NpgsqlDbType.Numeric),
+            "timestamptz" => Sql.Array(Of(v => v is DateTimeOffset t ? t.UtcDateTime : DateTime.SpecifyKind((DateTime)v, DateTimeKind.Utc)),
+                NpgsqlDbType.TimestampTz),
+            _ => Sql.Array(rows.Select(r => r[column] switch
             {
-                TypedValue = Of(v => v is DateTimeOffset t ? t.UtcDateTime : DateTime.SpecifyKind((DateTime)v, DateTimeKind.Utc)),
-                NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.TimestampTz,
-            },
-            _ => new NpgsqlParameter<string?[]>
-            {
-                TypedValue = rows.Select(r => r[column] switch
-                {
-                    null or TypedNull => null,
-                    string text => text,
-                    var other => throw new ArgumentException($"a {other.GetType().Name} for text column {column}", nameof(rows)),
-                }).ToArray(),
-                NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text,
-            },
+                null or TypedNull => null,
+                string text => text,
+                var other => throw new ArgumentException($"a {other.GetType().Name} for text column {column}", nameof(rows)),
+            }).ToArray(), NpgsqlDbType.Text),
         };
     }
 

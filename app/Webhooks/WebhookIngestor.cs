@@ -152,33 +152,29 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
         }
         var record = new NpgsqlBatchCommand(RecordSegmentSql);
         var p = record.Parameters;
-        p.Add(ArrayOf(ids, NpgsqlDbType.Text));
-        p.Add(ArrayOf(domains, NpgsqlDbType.Text));
-        p.Add(ArrayOf(topics, NpgsqlDbType.Text));
-        p.Add(ArrayOf(versions, NpgsqlDbType.Text));
-        p.Add(ArrayOf(events, NpgsqlDbType.Text));
-        p.Add(ArrayOf(triggered, NpgsqlDbType.TimestampTz));
-        p.Add(ArrayOf(received, NpgsqlDbType.TimestampTz));
-        p.Add(ArrayOf(actsUninstalled, NpgsqlDbType.Boolean));
-        p.Add(ArrayOf(handled, NpgsqlDbType.Boolean));
-        p.Add(ArrayOf(bodies, NpgsqlDbType.Bytea));
-        p.Add(ArrayOf(shopifyShopIds, NpgsqlDbType.Bigint));
+        p.Add(Sql.Array(ids, NpgsqlDbType.Text));
+        p.Add(Sql.Array(domains, NpgsqlDbType.Text));
+        p.Add(Sql.Array(topics, NpgsqlDbType.Text));
+        p.Add(Sql.Array(versions, NpgsqlDbType.Text));
+        p.Add(Sql.Array(events, NpgsqlDbType.Text));
+        p.Add(Sql.Array(triggered, NpgsqlDbType.TimestampTz));
+        p.Add(Sql.Array(received, NpgsqlDbType.TimestampTz));
+        p.Add(Sql.Array(actsUninstalled, NpgsqlDbType.Boolean));
+        p.Add(Sql.Array(handled, NpgsqlDbType.Boolean));
+        p.Add(Sql.Array(bodies, NpgsqlDbType.Bytea));
+        p.Add(Sql.Array(shopifyShopIds, NpgsqlDbType.Bigint));
         foreach (var owned in new[] { orders, customers, products, checkouts })
         {
-            p.Add(ArrayOf(owned.Deliveries.ToArray(), NpgsqlDbType.Bigint));
-            p.Add(ArrayOf(owned.Ids.ToArray(), NpgsqlDbType.Bigint));
+            p.Add(Sql.Array(owned.Deliveries.ToArray(), NpgsqlDbType.Bigint));
+            p.Add(Sql.Array(owned.Ids.ToArray(), NpgsqlDbType.Bigint));
         }
-        p.Add(ArrayOf(carts.Deliveries.ToArray(), NpgsqlDbType.Bigint));
-        p.Add(ArrayOf(carts.Ids.ToArray(), NpgsqlDbType.Text));
-        p.Add(ArrayOf(customerIds, NpgsqlDbType.Bigint));
-        p.Add(ArrayOf(summaries, NpgsqlDbType.Text));
+        p.Add(Sql.Array(carts.Deliveries.ToArray(), NpgsqlDbType.Bigint));
+        p.Add(Sql.Array(carts.Ids.ToArray(), NpgsqlDbType.Text));
+        p.Add(Sql.Array(customerIds, NpgsqlDbType.Bigint));
+        p.Add(Sql.Array(summaries, NpgsqlDbType.Text));
         batch.BatchCommands.Add(record);
     }
 
-    // Why the element type stated: an array of times that are all null (no trigger time) gives Npgsql no value to infer
-    // timestamptz from, and a cast of a timestamp[] would read the times in the session's time zone.
-    private static NpgsqlParameter ArrayOf<T>(T[] values, NpgsqlDbType element) =>
-        new NpgsqlParameter<T[]> { TypedValue = values, NpgsqlDbType = NpgsqlDbType.Array | element };
 
     /// <summary>The ids the deliveries of a segment own, as (delivery, id) pairs.</summary>
     private sealed class Owned<T>
