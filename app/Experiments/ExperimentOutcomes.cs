@@ -15,19 +15,23 @@ internal static class ExperimentOutcomes
 {
     public static readonly TimeSpan Window = TimeSpan.FromDays(30);
 
-    private const string Sql = """
+    // Each order of the segment, joined to the experiments its unit saw; its margin from its own lines' unit costs.
+    private static readonly SegmentStatement Outcomes = new("o",
+        ["shop_id int8", "order_id int8", "visitor_hash text", "customer_id int8", "revenue numeric", "ordered_at timestamptz",
+         "subtotal numeric", "discount numeric", "action text"], $$"""
         INSERT INTO experiment_outcomes (shop_id, experiment, order_id, arm, visitor_hash, customer_id, revenue, ordered_at, unit, margin, discount, action)
-        SELECT DISTINCT ON (x.experiment) $1, x.experiment, $2, x.arm, $3, $4, $5, $6, x.unit,
-          CASE WHEN $5 > 0 THEN (SELECT CASE WHEN count(*) > 0 AND count(*) = count(v.unit_cost) THEN $7 - sum(l.q * v.unit_cost) END
-                                 FROM unnest($8::int8[], $9::int4[]) AS l(variant, q)
-                                 LEFT JOIN variants v ON v.shop_id = $1 AND v.id = l.variant) ELSE 0 END,
-          $10, $11
-        FROM experiment_exposures x
-        WHERE x.shop_id = $1 AND (x.unit = 'v:' || $3 OR x.customer_id = $4) AND x.first_at <= $6 AND x.first_at > $6 - $12::interval
-        ORDER BY x.experiment, (x.unit = 'v:' || $3) DESC NULLS LAST, x.first_at DESC
+        SELECT DISTINCT ON (o.n, x.experiment) o.shop_id, x.experiment, o.order_id, x.arm, o.visitor_hash, o.customer_id, o.revenue, o.ordered_at, x.unit,
+          CASE WHEN o.revenue > 0 THEN (SELECT CASE WHEN count(*) > 0 AND count(*) = count(v.unit_cost) THEN o.subtotal - sum(l.quantity * v.unit_cost) END
+                                       FROM {children} LEFT JOIN variants v ON v.shop_id = o.shop_id AND v.id = l.variant_id
+                                       WHERE l.n = o.n) ELSE 0 END,
+          o.discount, o.action
+        FROM {rows}
+        JOIN experiment_exposures x ON x.shop_id = o.shop_id AND (x.unit = 'v:' || o.visitor_hash OR x.customer_id = o.customer_id)
+         AND x.first_at <= o.ordered_at AND x.first_at > o.ordered_at - interval '{{Window.Days}} days'
+        ORDER BY o.n, x.experiment, (x.unit = 'v:' || o.visitor_hash) DESC NULLS LAST, x.first_at DESC
         ON CONFLICT (shop_id, experiment, order_id) DO UPDATE SET revenue = excluded.revenue, margin = excluded.margin,
           discount = excluded.discount, action = coalesce(excluded.action, experiment_outcomes.action)
-        """;
+        """, "l", ["variant_id int8", "quantity int4"]);
 
     public static void Add(StoreWriter store, OrderRows rows, string shop, DateTimeOffset now)
     {
@@ -35,11 +39,10 @@ internal static class ExperimentOutcomes
         var visitor = Assignment.VisitorHash(shop, rows.VisitorId);
         if (order.CustomerId is null && visitor is null) return;
         var cancelled = order.CancelledAt is not null;
-        var lines = rows.Lines.GroupBy(l => l.Id).Select(g => g.Last()).ToList();
         var action = rows.AppAttributes?.GetValueOrDefault(OrderPayloads.ActionAttribute);
-        store.Add(Sql, store.ShopId, order.Id, (object?)visitor ?? new TypedNull(NpgsqlDbType.Text), (object?)order.CustomerId ?? new TypedNull(NpgsqlDbType.Bigint),
-            cancelled ? 0m : order.TotalPrice ?? 0m, order.CreatedAt ?? now, order.SubtotalPrice ?? order.TotalPrice ?? 0m,
-            lines.Select(l => l.VariantId ?? 0L).ToArray(), lines.Select(l => l.Quantity).ToArray(),
-            cancelled ? 0m : order.TotalDiscounts ?? 0m, (object?)(action is { Length: <= 32 } ? action : null) ?? new TypedNull(NpgsqlDbType.Text), Window);
+        store.AddToSegment(Outcomes,
+            [store.ShopId, order.Id, visitor, order.CustomerId, cancelled ? 0m : order.TotalPrice ?? 0m, order.CreatedAt ?? now,
+             order.SubtotalPrice ?? order.TotalPrice ?? 0m, cancelled ? 0m : order.TotalDiscounts ?? 0m, action is { Length: <= 32 } ? action : null],
+            rows.Lines.GroupBy(l => l.Id).Select(g => g.Last()).Select(l => new object?[] { l.VariantId ?? 0L, l.Quantity }));
     }
 }

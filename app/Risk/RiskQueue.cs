@@ -27,6 +27,19 @@ internal static class RiskQueue
         ON CONFLICT (shop_id, order_id, source) DO NOTHING
         """;
 
+    // The segment's orders as stored, unless the order's score already used what it now holds.
+    private static readonly SegmentStatement Queue = new("q", ["shop_id int8", "order_id int8", "reason text", "queued_at timestamptz"], """
+        INSERT INTO risk_pending (shop_id, order_id, reason, queued_at)
+        SELECT q.shop_id, q.order_id, q.reason, q.queued_at
+        FROM {rows} JOIN orders o ON o.shop_id = q.shop_id AND o.id = q.order_id
+        WHERE NOT EXISTS (
+            SELECT 1 FROM risk_scores s WHERE s.shop_id = q.shop_id AND s.order_id = q.order_id
+              AND round((s.features->>'amount')::numeric, 2) = round(coalesce(o.total_price, 0), 2)
+              AND (s.features->>'has_discount')::numeric = CASE WHEN o.discount_codes <> '' THEN 1 ELSE 0 END
+              AND (s.features->>'country_mismatch')::numeric = CASE WHEN o.billing_country <> o.shipping_country THEN 1 ELSE 0 END)
+        ON CONFLICT (shop_id, order_id) DO NOTHING
+        """);
+
     public static void Add(StoreWriter store, OrderRows rows, IngestionContext at)
     {
         var order = rows.Order;
@@ -34,16 +47,7 @@ internal static class RiskQueue
         // changes nothing, so it queues nothing.
         if (at.Topic is "orders/create" or "orders/updated")
         {
-            store.Add("""
-                INSERT INTO risk_pending (shop_id, order_id, reason, queued_at)
-                SELECT $1, $2, $4, $3 FROM orders o
-                WHERE o.shop_id = $1 AND o.id = $2 AND NOT EXISTS (
-                    SELECT 1 FROM risk_scores s WHERE s.shop_id = $1 AND s.order_id = $2
-                      AND round((s.features->>'amount')::numeric, 2) = round(coalesce(o.total_price, 0), 2)
-                      AND (s.features->>'has_discount')::numeric = CASE WHEN o.discount_codes <> '' THEN 1 ELSE 0 END
-                      AND (s.features->>'country_mismatch')::numeric = CASE WHEN o.billing_country <> o.shipping_country THEN 1 ELSE 0 END)
-                ON CONFLICT (shop_id, order_id) DO NOTHING
-                """, store.ShopId, order.Id, at.Now, at.Topic);
+            store.AddToSegment(Queue, [store.ShopId, order.Id, at.Topic, at.Now]);
             // Only a delivery that may have queued an order wakes the scorer (orders/paid and the like do not).
             store.NotifyShop(Channel);
         }

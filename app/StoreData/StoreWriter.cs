@@ -147,6 +147,17 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
                 TypedNull.Time(c.UpdatedAt));
     }
 
+    /// <summary>
+    /// Gives a step's statement this delivery's row (and its children, e.g. the order's lines): written once for the segment
+    /// of deliveries the writer shares, after all of their own statements; with no segment, at once.
+    /// </summary>
+    public void AddToSegment(SegmentStatement statement, object?[] row, IEnumerable<object?[]>? children = null)
+    {
+        var rowsOf = segment ?? new SegmentRows();
+        rowsOf.Add(statement, row, children);
+        if (segment is null) rowsOf.WriteTo(batch);
+    }
+
     public void AddCustomer(Customer c) => CustomerUpsert.AddTo(batch, CustomerRow(c));
 
     private object?[] CustomerRow(Customer c) =>
@@ -177,14 +188,17 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
 }
 
 /// <summary>
-/// The order rows of a segment of webhook deliveries (<see cref="PluginApp.Webhooks.IngestBatcher"/>), written with one statement
-/// per table instead of one per delivery: customers, then orders, then their lines, where the segment's first order was
-/// added, so every statement a delivery adds after its rows (its steps) still comes after them. Each key is at most once
-/// in a segment (the batcher ends a segment at a repeated id).
+/// The rows of a segment of webhook deliveries (<see cref="PluginApp.Webhooks.IngestBatcher"/>), written with one statement
+/// per table instead of one per delivery. The order rows (customers, then orders, then their lines) go where the segment's
+/// first order was added, so every statement a delivery adds after its rows still comes after them. The steps' statements
+/// (<see cref="SegmentStatement"/>) go after every statement of the segment: a step's row for an order may thus also see
+/// what a later delivery of the same segment wrote, as it could when the two came a moment apart (Shopify sends webhooks
+/// in no set order). Each key is at most once in a segment (the batcher ends a segment at a repeated id).
 /// </summary>
 internal sealed class SegmentRows
 {
     private readonly List<object?[]> _customers = [], _orders = [], _lines = [];
+    private readonly List<(SegmentStatement Statement, List<object?[]> Rows, List<object?[]> Children)> _steps = [];
     private int _at = -1;
 
     // The lines follow their order's version, as children do: a line is written only while its order stands at the version
@@ -208,9 +222,30 @@ internal sealed class SegmentRows
             _lines.Add([shopId, l.Id, o.Id, l.ProductId, l.VariantId, l.Title, l.Sku, l.Quantity, l.Price, l.TotalDiscount, o.UpdatedAt]);
     }
 
-    /// <summary>Puts the segment's statements in their place in the batch; returns where and how many.</summary>
+    /// <summary>A step's row for one delivery of the segment, and its children (each given its row's n).</summary>
+    public void Add(SegmentStatement statement, object?[] row, IEnumerable<object?[]>? children)
+    {
+        var at = _steps.FindIndex(s => s.Statement == statement);
+        if (at < 0)
+        {
+            at = _steps.Count;
+            _steps.Add((statement, [], []));
+        }
+        var (_, rows, kids) = _steps[at];
+        rows.Add(row);
+        if (children is null) return;
+        if (!statement.HasChildren) throw new ArgumentException("the statement takes no children", nameof(children));
+        foreach (var c in children) kids.Add([(long)rows.Count, .. c]);
+    }
+
+    /// <summary>
+    /// Puts the segment's statements in their place in the batch: the order rows where its first order was added, the steps'
+    /// statements at the end. Returns where the order rows went and how many statements they are.
+    /// </summary>
     public (int At, int Count) WriteTo(NpgsqlBatch batch)
     {
+        foreach (var (statement, rows, children) in _steps) batch.BatchCommands.Add(statement.Command(rows, children));
+        _steps.Clear();
         if (_at < 0) return (0, 0);
         var commands = new List<NpgsqlBatchCommand>(3);
         if (_customers.Count > 0) commands.Add(StoreWriter.CustomerUpsert.ForRows(_customers));

@@ -194,7 +194,8 @@ internal sealed class IngestBatcher : BackgroundService
     /// learning its shop and whether it was replayed), the next writes their rows and records the next segment, so a batch
     /// takes a few round trips and one commit. Deliveries still see each other's effects in arrival order, as they would one
     /// transaction each: a segment ends before a delivery whose record could depend on an earlier one's rows (see
-    /// <see cref="SegmentEnd"/>), and rows are written in arrival order. With <paramref name="oneByOne"/>, each round trip
+    /// <see cref="SegmentEnd"/>), and rows are written in arrival order (a step's statement for the whole segment comes at its
+    /// end, see <see cref="SegmentRows"/>). With <paramref name="oneByOne"/>, each round trip
     /// carries one delivery's statements only, so an error names its delivery.
     /// </summary>
     /// <returns>
@@ -212,13 +213,13 @@ internal sealed class IngestBatcher : BackgroundService
             : owners.Distinct().Count() == 1 ? owners[0]
             : Ambiguous;
         var segmentRows = new SegmentRows();
-        var rowsOwner = Ambiguous;
-        // The segment's order rows, one statement per table, in their place; an error in one of them names its delivery only
-        // when the segment had one.
-        void PlaceSegmentRows()
+        // The segment's rows and its steps' statements, one statement each, in their place; an error in one of them names its
+        // delivery only when the segment had one.
+        void PlaceSegmentRows(int rowsOwner)
         {
             var (at, count) = segmentRows.WriteTo(trip);
             owners.InsertRange(at, Enumerable.Repeat(rowsOwner, count));
+            Own(rowsOwner);
         }
         async Task NextTripAsync()
         {
@@ -249,7 +250,6 @@ internal sealed class IngestBatcher : BackgroundService
                     // Why ambiguous for several: an error in the one statement that records them does not say whose it was.
                     Own(recording.Count == 1 ? recording[0] : Ambiguous);
                     Dictionary<string, (long? ShopId, string Outcome)> recorded;
-                    PlaceSegmentRows();
                     try
                     {
                         await using var reader = await trip.ExecuteReaderAsync(ct);
@@ -257,7 +257,6 @@ internal sealed class IngestBatcher : BackgroundService
                     }
                     catch (PostgresException e) when (IsTheDeliverys(e)) { return (OwnerOf(e), e); }
                     await NextTripAsync();
-                    rowsOwner = recording.Count == 1 ? recording[0] : Ambiguous;
                     foreach (var i in recording)
                     {
                         (long? ShopId, string Outcome)? answer = recorded.TryGetValue(live[i].Headers.DeliveryId, out var a) ? a : null;
@@ -265,9 +264,9 @@ internal sealed class IngestBatcher : BackgroundService
                         catch (Exception e) when (IsTheDeliverys(e)) { return (i, e); } // a step's own code threw
                         Own(i);
                     }
+                    PlaceSegmentRows(recording.Count == 1 ? recording[0] : Ambiguous);
                 }
                 start = end;
-                if (oneByOne || start == live.Count) PlaceSegmentRows();
                 if ((oneByOne || start == live.Count) && trip.BatchCommands.Count > 0)
                 {
                     try { await trip.ExecuteNonQueryAsync(ct); }

@@ -13,29 +13,30 @@ internal static class Attribution
     public static readonly TimeSpan Window = TimeSpan.FromDays(7);
 
     // Why the payload's lines and not the stored rows: the delivery already holds them, and this statement runs for
-    // nearly every order webhook; reading orders and order_lines back cost a third of the ingest rate.
-    private const string Sql = """
+    // nearly every order webhook; reading orders and order_lines back cost a third of the ingest rate. One row per line of
+    // the segment's orders.
+    private static readonly SegmentStatement Lines = new("l",
+        ["shop_id int8", "line_id int8", "order_id int8", "product_id int8", "revenue numeric", "ordered_at timestamptz",
+         "customer_id int8", "visitor_hash text", "attributed_at timestamptz"], $$"""
         INSERT INTO recommendation_attributions (shop_id, line_id, order_id, product_id, request_id, event_type, model_version, experiment_arm, revenue, attributed_at)
-        SELECT DISTINCT ON (l.line_id) $1, l.line_id, $2, l.product_id, e.request_id, e.event_type, d.model_version, d.experiment_arm, l.revenue, $9
-        FROM unnest($3::int8[], $4::int8[], $5::numeric[]) AS l(line_id, product_id, revenue)
-        JOIN recommendation_events e ON e.shop_id = $1 AND e.product_id = l.product_id
-         AND e.occurred_at <= $6 AND e.occurred_at >= $6 - $10::interval
-         AND (e.customer_id = $7 OR e.visitor_hash = $8)
-        LEFT JOIN recommendation_decisions d ON d.shop_id = $1 AND d.request_id = e.request_id
-        ORDER BY l.line_id, CASE e.event_type WHEN 'add_to_cart' THEN 0 WHEN 'click' THEN 1 ELSE 2 END, e.occurred_at DESC
+        SELECT DISTINCT ON (l.shop_id, l.line_id) l.shop_id, l.line_id, l.order_id, l.product_id, e.request_id, e.event_type, d.model_version,
+          d.experiment_arm, l.revenue, l.attributed_at
+        FROM {rows}
+        JOIN recommendation_events e ON e.shop_id = l.shop_id AND e.product_id = l.product_id
+         AND e.occurred_at <= l.ordered_at AND e.occurred_at >= l.ordered_at - interval '{{Window.Days}} days'
+         AND (e.customer_id = l.customer_id OR e.visitor_hash = l.visitor_hash)
+        LEFT JOIN recommendation_decisions d ON d.shop_id = l.shop_id AND d.request_id = e.request_id
+        ORDER BY l.shop_id, l.line_id, CASE e.event_type WHEN 'add_to_cart' THEN 0 WHEN 'click' THEN 1 ELSE 2 END, e.occurred_at DESC
         ON CONFLICT (shop_id, line_id) DO NOTHING
-        """;
+        """);
 
     public static void Add(StoreWriter store, OrderRows rows, string shop, DateTimeOffset now)
     {
         var order = rows.Order;
         var visitor = PluginApp.Experiments.Assignment.VisitorHash(shop, rows.VisitorId);
         if (order.CancelledAt is not null || (order.CustomerId is null && visitor is null)) return;
-        var lines = rows.Lines.Where(l => l.ProductId is not null).GroupBy(l => l.Id).Select(g => g.Last()).ToList();
-        if (lines.Count == 0) return;
-        store.Add(Sql, store.ShopId, order.Id, lines.Select(l => l.Id).ToArray(), lines.Select(l => l.ProductId!.Value).ToArray(),
-            lines.Select(l => (l.Price ?? 0m) * l.Quantity - (l.TotalDiscount ?? 0m)).ToArray(), order.CreatedAt ?? now,
-            (object?)order.CustomerId ?? new TypedNull(NpgsqlTypes.NpgsqlDbType.Bigint), (object?)visitor ?? new TypedNull(NpgsqlTypes.NpgsqlDbType.Text),
-            now, Window);
+        foreach (var l in rows.Lines.Where(l => l.ProductId is not null).GroupBy(l => l.Id).Select(g => g.Last()))
+            store.AddToSegment(Lines, [store.ShopId, l.Id, order.Id, l.ProductId, (l.Price ?? 0m) * l.Quantity - (l.TotalDiscount ?? 0m),
+                order.CreatedAt ?? now, order.CustomerId, visitor, now]);
     }
 }

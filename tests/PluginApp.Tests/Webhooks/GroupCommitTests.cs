@@ -175,6 +175,67 @@ public sealed class GroupCommitTests(GroupCommitFixture app) : IClassFixture<Gro
         Assert.Equal(4, await app.CountAsync("SELECT count(*) FROM customers WHERE id BETWEEN 7201 AND 7204"));
     }
 
+    /// <summary>
+    /// The steps of a segment's orders (experiment outcomes, recommendation attribution, the risk queue) are one statement
+    /// each for the whole segment: each order still gets what is its own, from its own lines and its own shopper.
+    /// </summary>
+    [Fact]
+    public async Task SixOrdersInOneBatch_EachGetsItsOwnExperimentArmMarginAttributionAndRiskQueueEntry_AtTheFirstTry()
+    {
+        const long first = 8_960_001;
+        var shopId = (long)(await app.ScalarAsync("SELECT id FROM shops WHERE domain = $1", Shop))!;
+        // Unit costs for the first two variants every order line uses (19000 once, 19001 twice); 19002 has none.
+        await app.CountAsync("""
+            INSERT INTO variants (shop_id, id, product_id, unit_cost) VALUES ($1, 19000, 9000, 2.5), ($1, 19001, 9001, 4), ($1, 19002, 9002, NULL)
+            ON CONFLICT (shop_id, id) DO UPDATE SET unit_cost = excluded.unit_cost
+            """, shopId);
+        var customers = Enumerable.Range(0, GroupCommitFixture.Batch).Select(i => 7401L + i).ToArray();
+        var arms = customers.ToDictionary(c => c, c => c % 2 == 0 ? "treatment" : "control");
+        foreach (var c in customers)
+            await app.CountAsync("""
+                INSERT INTO experiment_exposures (shop_id, experiment, unit, arm, customer_id, first_at) VALUES ($1, 'batch-steps', $2, $3, $4, '2026-07-01T12:00:00Z')
+                ON CONFLICT DO NOTHING
+                """, shopId, $"c:{c}", arms[c], c);
+        // Clicks on the first line's product by every other customer; one more click outside the 7 days credits nothing.
+        foreach (var c in customers.Where(c => c % 2 == 1))
+            await app.CountAsync("""
+                INSERT INTO recommendation_events (shop_id, event_type, request_id, customer_id, product_id, occurred_at)
+                VALUES ($1, 'click', $2, $3, 9000, '2026-07-01T12:00:00Z')
+                """, shopId, $"req-{c}", c);
+        await app.CountAsync("""
+            INSERT INTO recommendation_events (shop_id, event_type, request_id, customer_id, product_id, occurred_at)
+            VALUES ($1, 'click', 'req-stale', $2, 9000, '2026-06-20T12:00:00Z')
+            """, shopId, customers[1]);
+        // One, two or three lines: the third line's variant has no cost, so that order's margin is unknown.
+        var deliveries = customers.Select((c, i) => (Order: first + i, Customer: c, Lines: i % 3 + 1, Id: Guid.NewGuid().ToString())).ToArray();
+
+        var answers = await Task.WhenAll(deliveries.Select(d =>
+            app.SendWebhookAsync("orders/create", Shop, ShopifyPayloads.Order(d.Order, customerId: d.Customer, lines: d.Lines).ToJsonString(), d.Id)));
+
+        Assert.All(answers, r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
+        Assert.Equal(1, await Transactions(deliveries.Select(d => d.Id).ToArray()));
+        Assert.All(deliveries, d => Assert.Equal(1, app.StepRuns.GetValueOrDefault(d.Id)));
+        foreach (var d in deliveries)
+        {
+            Assert.Equal(arms[d.Customer], await app.ScalarAsync(
+                "SELECT arm FROM experiment_outcomes WHERE shop_id = $1 AND experiment = 'batch-steps' AND order_id = $2 AND customer_id = $3",
+                shopId, d.Order, d.Customer));
+            var subtotal = (decimal)(await app.ScalarAsync("SELECT subtotal_price FROM orders WHERE shop_id = $1 AND id = $2", shopId, d.Order))!;
+            decimal? expected = d.Lines switch { 1 => subtotal - 2.5m, 2 => subtotal - 2.5m - 2 * 4m, _ => null };
+            Assert.Equal(expected, (decimal?)await app.ScalarAsync(
+                "SELECT margin FROM experiment_outcomes WHERE shop_id = $1 AND experiment = 'batch-steps' AND order_id = $2", shopId, d.Order));
+            Assert.Equal(d.Customer % 2 == 1 ? $"req-{d.Customer}" : null, await app.ScalarAsync(
+                "SELECT request_id FROM recommendation_attributions WHERE shop_id = $1 AND order_id = $2 AND line_id = $3 AND product_id = 9000",
+                shopId, d.Order, d.Order * 100));
+            Assert.Equal(d.Customer % 2 == 1 ? 1 : 0, await app.CountAsync(
+                "SELECT count(*) FROM recommendation_attributions WHERE shop_id = $1 AND order_id = $2", shopId, d.Order));
+            // Queued for scoring, or already scored (the scorer takes an order off the queue in the transaction that scores it).
+            Assert.Equal(1, await app.CountAsync("""
+                SELECT (SELECT count(*) FROM risk_pending WHERE shop_id = $1 AND order_id = $2) + (SELECT count(*) FROM risk_scores WHERE shop_id = $1 AND order_id = $2)
+                """, shopId, d.Order));
+        }
+    }
+
     [Fact]
     public async Task CopiesOfADeliveryInOneBatch_AreStoredOnce_AndItsStepsRunOnce()
     {
