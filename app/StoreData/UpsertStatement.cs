@@ -25,19 +25,14 @@ internal sealed class UpsertStatement
     /// <param name="guard">A WHERE on the SELECT, with parameters numbered after the columns; null = always insert.</param>
     /// <param name="newerOnly">Update only when the stored row's updated_at is not newer than the incoming one.</param>
     /// <param name="erasable">Columns written as null when the row's customer (customer_id) was erased: a retried or late
-    /// payload may still carry their personal data. Only in the row-at-a-time form (the set-based merge checks it itself).</param>
+    /// payload may still carry their personal data. Checked in the form for many rows (<see cref="ForRows"/>), which
+    /// <see cref="AddTo"/> uses for such a table too; the backfill's set-based merge checks it itself.</param>
     public UpsertStatement(string table, string[] keys, string[] columns, string[]? keep = null, string? guard = null,
         bool newerOnly = false, string? extraWhere = null, string[]? erasable = null)
     {
         _columnCount = columns.Length;
         // Why the casts: in INSERT ... SELECT a null parameter has no type and would default to text.
-        var values = string.Join(", ", columns.Select((c, i) => erasable?.Contains(c) == true
-            ? $"CASE WHEN erased.yes THEN NULL ELSE ${i + 1}::{SqlType(c)} END"
-            : $"${i + 1}::{SqlType(c)}"));
-        var erased = erasable is null ? "" : $"""
-             FROM (SELECT EXISTS (SELECT 1 FROM customers r WHERE r.shop_id = ${Array.IndexOf(columns, "shop_id") + 1}::int8
-               AND r.id = ${Array.IndexOf(columns, "customer_id") + 1}::int8 AND r.redacted_at IS NOT NULL) AS yes) erased
-            """;
+        var values = string.Join(", ", columns.Select((c, i) => $"${i + 1}::{SqlType(c)}"));
         var sets = columns.Where(c => !keys.Contains(c)).Select(c => keep?.Contains(c) == true
             ? $"{c} = COALESCE(excluded.{c}, {table}.{c})"
             : $"{c} = excluded.{c}");
@@ -55,7 +50,7 @@ internal sealed class UpsertStatement
         var updated = columns.Where(c => !keys.Contains(c)).ToArray();
         _changed = $"({string.Join(", ", updated.Select(c => $"{table}.{c}"))}) IS DISTINCT FROM ("
              + string.Join(", ", updated.Select(c => keep?.Contains(c) == true ? $"COALESCE(excluded.{c}, {table}.{c})" : $"excluded.{c}")) + ")";
-        _sql = $"INSERT INTO {table} ({string.Join(", ", columns)}) SELECT {values}{erased}"
+        _sql = $"INSERT INTO {table} ({string.Join(", ", columns)}) SELECT {values}"
              + (guard is null ? "" : $" WHERE {guard}")
              + _onConflict;
     }
@@ -144,6 +139,12 @@ internal sealed class UpsertStatement
     {
         if (values.Length != _columnCount)
             throw new ArgumentException($"expected {_columnCount} values, got {values.Length}", nameof(values));
+        // Why the form for many rows: it is the one place the erasure check is written.
+        if (_erasable is not null)
+        {
+            batch.BatchCommands.Add(ForRows([values]));
+            return;
+        }
         var cmd = new NpgsqlBatchCommand(_sql);
         foreach (var v in values) cmd.Parameters.Add(Sql.Param(v));
         foreach (var v in guardValues) cmd.Parameters.Add(Sql.Param(v));

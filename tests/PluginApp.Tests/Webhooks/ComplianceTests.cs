@@ -47,8 +47,9 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
         };
 
         var response = await app.SendWebhookAsync("customers/redact", shop, redact.ToJsonString());
-        // A late retry of the original order delivery must not bring the data back.
+        // A late retry of the original order or checkout delivery must not bring the data back.
         await app.SendWebhookAsync("orders/updated", shop, ShopifyPayloads.Order(6101, customerId: 8101, updatedAt: "2026-07-09T00:00:00Z").ToJsonString());
+        await app.SendWebhookAsync("checkouts/update", shop, ShopifyPayloads.Checkout(6102, 8101).ToJsonString());
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM customers WHERE id = 8101 AND redacted_at IS NOT NULL AND email IS NULL AND first_name IS NULL AND last_name IS NULL AND phone IS NULL"));
