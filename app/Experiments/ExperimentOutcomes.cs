@@ -1,5 +1,3 @@
-using NpgsqlTypes;
-using PluginApp.Data;
 using PluginApp.StoreData;
 
 namespace PluginApp.Experiments;

@@ -47,14 +47,8 @@ internal sealed class SegmentStatement
     private static string Expand(string alias, (string Name, string Type)[] columns, string sql, string? childAlias, (string Name, string Type)[] children)
     {
         if (children.Length > 0 != childAlias is not null) throw new ArgumentException("children need both an alias and their columns", nameof(childAlias));
-        var p = 0;
-        var rows = $"unnest({string.Join(", ", columns.Select(c => $"${++p}::{c.Type}[]"))})"
-            + (children.Length > 0 ? $" WITH ORDINALITY AS {alias}({string.Join(", ", columns.Select(c => c.Name))}, n)"
-                                   : $" AS {alias}({string.Join(", ", columns.Select(c => c.Name))})");
-        var expanded = sql.Replace("{rows}", rows, StringComparison.Ordinal);
-        if (children.Length > 0)
-            expanded = expanded.Replace("{children}", $"unnest(${++p}::int8[], {string.Join(", ", children.Select(c => $"${++p}::{c.Type}[]"))}) "
-                + $"AS {childAlias}(n, {string.Join(", ", children.Select(c => c.Name))})", StringComparison.Ordinal);
-        return expanded;
+        var expanded = sql.Replace("{rows}", UpsertStatement.Unnest(columns, alias, ordinality: children.Length > 0), StringComparison.Ordinal);
+        return children.Length == 0 ? expanded
+            : expanded.Replace("{children}", UpsertStatement.Unnest([("n", "int8"), .. children], childAlias!, first: columns.Length + 1), StringComparison.Ordinal);
     }
 }

@@ -78,8 +78,15 @@ internal sealed class UpsertStatement
     }
 
     /// <summary><c>unnest($1::type[], ...) AS alias(columns)</c>, each column's array typed by its name (<see cref="SqlType"/>).</summary>
-    internal static string Unnest(IReadOnlyList<string> columns, string alias) =>
-        $"unnest({string.Join(", ", columns.Select((c, i) => $"${i + 1}::{SqlType(c)}[]"))}) AS {alias}({string.Join(", ", columns)})";
+    internal static string Unnest(IReadOnlyList<string> columns, string alias) => Unnest(columns.Select(c => (c, SqlType(c))).ToList(), alias);
+
+    /// <summary>
+    /// <c>unnest($first::type[], ...) AS alias(columns)</c> over one typed array parameter per column, numbered from
+    /// <paramref name="first"/>; with <paramref name="ordinality"/>, each row's position (from 1) as a last column <c>n</c>.
+    /// </summary>
+    internal static string Unnest(IReadOnlyList<(string Name, string Type)> columns, string alias, int first = 1, bool ordinality = false) =>
+        $"unnest({string.Join(", ", columns.Select((c, i) => $"${first + i}::{c.Type}[]"))})"
+        + $"{(ordinality ? " WITH ORDINALITY" : "")} AS {alias}({string.Join(", ", columns.Select(c => c.Name))}{(ordinality ? ", n" : "")})";
 
     /// <summary>One column of many rows as a typed array (nulls kept), for <c>unnest</c>.</summary>
     internal static NpgsqlParameter ArrayParameter(string sqlType, IReadOnlyList<object?[]> rows, int column)

@@ -8,8 +8,9 @@ public sealed record IngestionContext(string Shop, string Topic, string Delivery
 /// <summary>
 /// A feature's part in storing a webhook delivery: after the topic's rows (e.g. <see cref="OrderRows"/> for every orders/*
 /// topic), the step adds its own statements to the same batch, so they commit with the delivery or not at all, and a
-/// duplicate delivery runs no step twice. A step must not do I/O of its own; work that takes longer (scoring, a Shopify
-/// call) is queued by a statement and done by a job.
+/// duplicate delivery runs no step twice. A step that writes for nearly every delivery gives its row to a statement for
+/// the whole segment of deliveries (<see cref="StoreWriter.AddToSegment"/>), not a statement of its own. A step must not do
+/// I/O of its own; work that takes longer (scoring, a Shopify call) is queued by a statement and done by a job.
 /// </summary>
 internal sealed record IngestionStep(string Name, Type Rows, Action<StoreWriter, object, IngestionContext> Add);
 

@@ -1,5 +1,4 @@
 using PluginApp.StoreData;
-using PluginApp.Data;
 
 namespace PluginApp.Recommendations;
 
