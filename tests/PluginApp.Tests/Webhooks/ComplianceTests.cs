@@ -88,6 +88,18 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM decisions WHERE shop_id = $1", shopId));
         Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM backfill_lines WHERE run_id = $1", run!)); // staged history goes with its run
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM orders WHERE id = 6203"));
+        // Whatever a table keeps of a shop goes with it, whether by a foreign key's cascade or by a trigger (the order's
+        // customer, its risk queue entry or score, ...).
+        var tables = new List<string>();
+        await using (var cmd = app.Db.CreateCommand("""
+            SELECT c.table_name FROM information_schema.columns c JOIN information_schema.tables t USING (table_schema, table_name)
+            WHERE c.table_schema = 'public' AND c.column_name = 'shop_id' AND t.table_type = 'BASE TABLE' ORDER BY 1
+            """))
+        await using (var reader = await cmd.ExecuteReaderAsync())
+            while (await reader.ReadAsync()) tables.Add(reader.GetString(0));
+        Assert.Contains("risk_scores", tables);
+        foreach (var table in tables)
+            Assert.True(await app.CountAsync($"SELECT count(*) FROM {table} WHERE shop_id = $1", shopId) == 0, $"{table} still holds rows of the erased shop");
     }
 
     [Fact]
