@@ -11,13 +11,18 @@ public sealed record OutboxCall(OutboxOperation Operation, string ResourceKey, o
 /// <summary>
 /// Queues a call to Shopify in the same transaction as the decision that asks for it, so the decision and its side effect
 /// are written together or not at all. After the transaction commits, the caller kicks the shop's drain (OutboxScheduler).
+/// Each statement takes the shop's lock once (FOR KEY SHARE, what a foreign key's check took for every call), so the shop
+/// cannot be deleted before the transaction ends; a shop already deleted queues nothing, and deleting a shop deletes its
+/// calls (migration 0042).
 /// </summary>
 internal static class OutboxWriter
 {
+    private const string Shop = "(SELECT id FROM shops WHERE id = $1 FOR KEY SHARE) s";
+
     public static void Enqueue(StoreWriter store, OutboxCall call, DateTimeOffset now) =>
-        store.Add("""
+        store.Add($"""
             INSERT INTO outbox_messages (shop_id, resource_key, operation, variables, idempotency_key, created_at, next_attempt_at)
-            VALUES ($1, $2, $3, $4::jsonb, $5, $6, $6)
+            SELECT s.id, $2, $3, $4::jsonb, $5, $6, $6 FROM {Shop}
             ON CONFLICT (shop_id, idempotency_key) DO NOTHING
             """, store.ShopId, call.ResourceKey, call.Operation.Name, JsonSerializer.Serialize(call.Variables), call.IdempotencyKey, now);
 
@@ -28,10 +33,10 @@ internal static class OutboxWriter
     public static void EnqueueMany(StoreWriter store, IReadOnlyCollection<OutboxCall> calls, DateTimeOffset now)
     {
         if (calls.Count == 0) return;
-        store.Add("""
+        store.Add($"""
             INSERT INTO outbox_messages (shop_id, resource_key, operation, variables, idempotency_key, created_at, next_attempt_at)
-            SELECT $1, c.resource_key, c.operation, c.variables::jsonb, c.idempotency_key, $6, $6
-            FROM unnest($2::text[], $3::text[], $4::text[], $5::text[]) WITH ORDINALITY
+            SELECT s.id, c.resource_key, c.operation, c.variables::jsonb, c.idempotency_key, $6, $6
+            FROM {Shop} CROSS JOIN unnest($2::text[], $3::text[], $4::text[], $5::text[]) WITH ORDINALITY
                  AS c(resource_key, operation, variables, idempotency_key, position)
             ORDER BY c.position
             ON CONFLICT (shop_id, idempotency_key) DO NOTHING

@@ -48,6 +48,31 @@ public sealed class OutboxTests(NoSchedulerAppFixture app) : IClassFixture<NoSch
 
     private static StandInAnswer Broken() => StandInAnswer.Json(new JsonObject { ["errors"] = new JsonArray(new JsonObject { ["message"] = "Internal error" }) });
 
+    /// <summary>
+    /// A call queued for a shop that is gone (its shop/redact came first) queues nothing: no call that no shop would ever
+    /// erase, and no error that would undo the rest of its transaction.
+    /// </summary>
+    [Fact]
+    public async Task CallsQueuedForAShopThatIsGone_QueueNothing_AndTheirTransactionCommits()
+    {
+        const string shop = "outbox-gone.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        await app.CountAsync("DELETE FROM shops WHERE id = $1", shopId);
+
+        await EnqueueTagAsync(shopId, "gid://shopify/Order/7", "risk-low");
+        await using (var conn = await app.Db.OpenConnectionAsync())
+        await using (var tx = await conn.BeginTransactionAsync())
+        await using (var batch = new NpgsqlBatch(conn, tx))
+        {
+            OutboxWriter.EnqueueMany(new StoreWriter(batch, shopId), [RiskAssessment("gid://shopify/Order/8", "LOW"), RiskAssessment("gid://shopify/Order/9", "LOW")],
+                app.Clock.GetUtcNow());
+            await batch.ExecuteNonQueryAsync();
+            await tx.CommitAsync();
+        }
+
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1", shopId));
+    }
+
     [Fact]
     public async Task Drain_FailingCall_IsRetriedLaterAndNotRepeatedAfterARestart()
     {

@@ -71,6 +71,10 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
         await app.SendWebhookAsync("products/create", shop, ShopifyPayloads.Product(6202).ToJsonString());
         await app.SendWebhookAsync("orders/create", other, ShopifyPayloads.Order(6203, customerId: 8203).ToJsonString());
         var shopId = (long)(await app.ScalarAsync("SELECT id FROM shops WHERE domain = $1", shop))!;
+        // The order's risk scored and its calls to Shopify queued before the shop goes: they must go with it.
+        for (var i = 0; i < 300 && await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1", shopId) == 0; i++)
+            await Task.Delay(100);
+        Assert.NotEqual(0, await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1", shopId));
         await app.LogUpsellAsync("r-closing", shopId, DateTimeOffset.UtcNow, [6202], [6202], visitorHash: "abc");
         var run = await app.ScalarAsync("INSERT INTO backfill_runs (shop_id, state, started_at, updated_at) VALUES ($1, 'running', now(), now()) RETURNING id", shopId);
         await app.ScalarAsync("""
