@@ -25,7 +25,7 @@ internal static class ExperimentOutcomes
           o.discount, o.action
         FROM {rows}
         JOIN experiment_exposures x ON x.shop_id = o.shop_id AND (x.unit = 'v:' || o.visitor_hash OR x.customer_id = o.customer_id)
-         AND x.first_at <= o.ordered_at AND x.first_at > o.ordered_at - interval '{{Window.Days}} days'
+         AND x.first_at <= o.ordered_at AND x.first_at > o.ordered_at - interval '{{(long)Window.TotalSeconds}} seconds'
         ORDER BY o.n, x.experiment, (x.unit = 'v:' || o.visitor_hash) DESC NULLS LAST, x.first_at DESC
         ON CONFLICT (shop_id, experiment, order_id) DO UPDATE SET revenue = excluded.revenue, margin = excluded.margin,
           discount = excluded.discount, action = coalesce(excluded.action, experiment_outcomes.action)

@@ -149,6 +149,7 @@ internal sealed class UpsertStatement
         // Why the form for many rows: it is the one place the erasure check is written.
         if (_erasable is not null)
         {
+            if (guardValues.Length > 0) throw new ArgumentException($"the upsert of {_table} has no guard", nameof(guardValues));
             batch.BatchCommands.Add(ForRows([values]));
             return;
         }

@@ -22,7 +22,7 @@ internal static class Attribution
           d.experiment_arm, l.revenue, l.attributed_at
         FROM {rows}
         JOIN recommendation_events e ON e.shop_id = l.shop_id AND e.product_id = l.product_id
-         AND e.occurred_at <= l.ordered_at AND e.occurred_at >= l.ordered_at - interval '{{Window.Days}} days'
+         AND e.occurred_at <= l.ordered_at AND e.occurred_at >= l.ordered_at - interval '{{(long)Window.TotalSeconds}} seconds'
          AND (e.customer_id = l.customer_id OR e.visitor_hash = l.visitor_hash)
         LEFT JOIN recommendation_decisions d ON d.shop_id = l.shop_id AND d.request_id = e.request_id
         ORDER BY l.shop_id, l.line_id, CASE e.event_type WHEN 'add_to_cart' THEN 0 WHEN 'click' THEN 1 ELSE 2 END, e.occurred_at DESC

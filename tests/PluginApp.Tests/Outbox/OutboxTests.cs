@@ -57,6 +57,7 @@ public sealed class OutboxTests(NoSchedulerAppFixture app) : IClassFixture<NoSch
     {
         const string shop = "outbox-gone.myshopify.com";
         var shopId = await app.InstallShopAsync(shop);
+        var staying = await app.InstallShopAsync("outbox-staying.myshopify.com");
         await app.CountAsync("DELETE FROM shops WHERE id = $1", shopId);
 
         await EnqueueTagAsync(shopId, "gid://shopify/Order/7", "risk-low");
@@ -66,11 +67,13 @@ public sealed class OutboxTests(NoSchedulerAppFixture app) : IClassFixture<NoSch
         {
             OutboxWriter.EnqueueMany(new StoreWriter(batch, shopId), [RiskAssessment("gid://shopify/Order/8", "LOW"), RiskAssessment("gid://shopify/Order/9", "LOW")],
                 app.Clock.GetUtcNow());
+            OutboxWriter.EnqueueMany(new StoreWriter(batch, staying), [RiskAssessment("gid://shopify/Order/10", "LOW")], app.Clock.GetUtcNow());
             await batch.ExecuteNonQueryAsync();
             await tx.CommitAsync();
         }
 
         Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1", shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1", staying));
     }
 
     [Fact]
