@@ -359,6 +359,9 @@ public sealed class GroupCommitTests(GroupCommitFixture app) : IClassFixture<Gro
 
         await using var conn = await app.Db.OpenConnectionAsync();
         await using var other = await conn.BeginTransactionAsync(); // rolled back
+        // Why a long deadlock timeout here: PostgreSQL ends the transaction whose timeout passes first, and on a busy machine
+        // the batch's check could come after this one's even though the batch waited first (the full suite at 20:41 UTC, 3 Dec).
+        await using (var patient = new NpgsqlCommand("SET LOCAL deadlock_timeout = '30s'", conn, other)) await patient.ExecuteNonQueryAsync();
         async Task InsertCustomer(long id)
         {
             await using var cmd = new NpgsqlCommand("INSERT INTO customers (shop_id, id) VALUES ($1, $2)", conn, other);
