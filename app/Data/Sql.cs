@@ -16,8 +16,8 @@ public static class Sql
 
     /// <summary>
     /// An array parameter, e.g. one column of many rows for <c>unnest</c>. Why the element type stated: an array whose values are
-    /// all null (no trigger time) gives Npgsql nothing to infer it from, and a cast of a timestamp[] would read the times in
-    /// the session's time zone.
+    /// all null gives Npgsql nothing to infer it from, and a cast of a timestamp[] would read the times in the session's time
+    /// zone.
     /// </summary>
     public static NpgsqlParameter Array<T>(T[] values, NpgsqlDbType element) =>
         new NpgsqlParameter<T[]> { TypedValue = values, NpgsqlDbType = NpgsqlDbType.Array | element };

@@ -14,7 +14,7 @@ internal static class ExperimentOutcomes
     public static readonly TimeSpan Window = TimeSpan.FromDays(30);
 
     // Each order of the segment, joined to the experiments its unit saw; its margin from its own lines' unit costs.
-    private static readonly SegmentStatement Outcomes = new("o",
+    private static readonly RowsStatement Outcomes = new("o",
         ["shop_id int8", "order_id int8", "visitor_hash text", "customer_id int8", "revenue numeric", "ordered_at timestamptz",
          "subtotal numeric", "discount numeric", "action text"], $$"""
         INSERT INTO experiment_outcomes (shop_id, experiment, order_id, arm, visitor_hash, customer_id, revenue, ordered_at, unit, margin, discount, action)

@@ -28,7 +28,7 @@ internal static class RiskQueue
         """;
 
     // The segment's orders as stored, unless the order's score already used what it now holds.
-    private static readonly SegmentStatement Queue = new("q", ["shop_id int8", "order_id int8", "reason text", "queued_at timestamptz"], """
+    private static readonly RowsStatement Queue = new("q", ["shop_id int8", "order_id int8", "reason text", "queued_at timestamptz"], """
         INSERT INTO risk_pending (shop_id, order_id, reason, queued_at)
         SELECT q.shop_id, q.order_id, q.reason, q.queued_at
         FROM {rows} JOIN orders o ON o.shop_id = q.shop_id AND o.id = q.order_id

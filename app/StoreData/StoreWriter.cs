@@ -151,7 +151,7 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
     /// Gives a step's statement this delivery's row (and its children, e.g. the order's lines): written once for the segment
     /// of deliveries the writer shares, after all of their own statements; with no segment, at once.
     /// </summary>
-    public void AddToSegment(SegmentStatement statement, object?[] row, IEnumerable<object?[]>? children = null)
+    public void AddToSegment(RowsStatement statement, object?[] row, IEnumerable<object?[]>? children = null)
     {
         var rowsOf = segment ?? new SegmentRows();
         rowsOf.Add(statement, row, children);
@@ -191,24 +191,24 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
 /// The rows of a segment of webhook deliveries (<see cref="PluginApp.Webhooks.IngestBatcher"/>), written with one statement
 /// per table instead of one per delivery. The order rows (customers, then orders, then their lines) go where the segment's
 /// first order was added, so every statement a delivery adds after its rows still comes after them. The steps' statements
-/// (<see cref="SegmentStatement"/>) go after every statement of the segment: a step's row for an order may thus also see
+/// (<see cref="RowsStatement"/>) go after every statement of the segment: a step's row for an order may thus also see
 /// what a later delivery of the same segment wrote, as it could when the two came a moment apart (Shopify sends webhooks
 /// in no set order). Each key is at most once in a segment (the batcher ends a segment at a repeated id).
 /// </summary>
 internal sealed class SegmentRows
 {
     private readonly List<object?[]> _customers = [], _orders = [], _lines = [];
-    private readonly List<(SegmentStatement Statement, List<object?[]> Rows, List<object?[]> Children)> _steps = [];
+    private readonly List<(RowsStatement Statement, List<object?[]> Rows, List<object?[]> Children)> _steps = [];
     private int _at = -1;
 
     // The lines follow their order's version, as children do: a line is written only while its order stands at the version
     // the line came with. The same upsert as the backfill's lines.
-    private static readonly string[] LineColumns = [.. StoreWriter.OrderLineUpsert.Columns, "order_updated_at"];
-    private static readonly string LinesSql = StoreWriter.OrderLineUpsert.SetBased($"""
-        SELECT {string.Join(", ", StoreWriter.OrderLineUpsert.Columns.Select(c => "l." + c))}
-        FROM {UpsertStatement.Unnest(LineColumns, "l")}
-        WHERE EXISTS (SELECT 1 FROM orders o WHERE o.shop_id = l.shop_id AND o.id = l.order_id AND o.updated_at IS NOT DISTINCT FROM l.order_updated_at)
-        """).Sql;
+    private static readonly RowsStatement Lines = new("l", UpsertStatement.Typed([.. StoreWriter.OrderLineUpsert.Columns, "order_updated_at"]),
+        StoreWriter.OrderLineUpsert.SetBased($$"""
+            SELECT {{string.Join(", ", StoreWriter.OrderLineUpsert.Columns.Select(c => "l." + c))}}
+            FROM {rows}
+            WHERE EXISTS (SELECT 1 FROM orders o WHERE o.shop_id = l.shop_id AND o.id = l.order_id AND o.updated_at IS NOT DISTINCT FROM l.order_updated_at)
+            """).Sql);
 
     /// <param name="customer">The customer's row as <see cref="StoreWriter.CustomerUpsert"/> takes it, if the order names one.</param>
     /// <param name="order">The order's row as <see cref="StoreWriter.OrderUpsert"/> takes it.</param>
@@ -223,7 +223,7 @@ internal sealed class SegmentRows
     }
 
     /// <summary>A step's row for one delivery of the segment, and its children (each given its row's n).</summary>
-    public void Add(SegmentStatement statement, object?[] row, IEnumerable<object?[]>? children)
+    public void Add(RowsStatement statement, object?[] row, IEnumerable<object?[]>? children)
     {
         var at = _steps.FindIndex(s => s.Statement == statement);
         if (at < 0)
@@ -250,12 +250,7 @@ internal sealed class SegmentRows
         var commands = new List<NpgsqlBatchCommand>(3);
         if (_customers.Count > 0) commands.Add(StoreWriter.CustomerUpsert.ForRows(_customers));
         commands.Add(StoreWriter.OrderUpsert.ForRows(_orders));
-        if (_lines.Count > 0)
-        {
-            var lines = new NpgsqlBatchCommand(LinesSql);
-            for (var i = 0; i < LineColumns.Length; i++) lines.Parameters.Add(UpsertStatement.ArrayParameter(UpsertStatement.SqlType(LineColumns[i]), _lines, i));
-            commands.Add(lines);
-        }
+        if (_lines.Count > 0) commands.Add(Lines.Command(_lines));
         for (var i = 0; i < commands.Count; i++) batch.BatchCommands.Insert(_at + i, commands[i]);
         var at = _at;
         _at = -1;

@@ -55,7 +55,7 @@ internal sealed class UpsertStatement
              + _onConflict;
     }
 
-    private string? _rowsSql;
+    private RowsStatement? _rows;
 
     /// <summary>
     /// The same upsert for several rows at once, each column's values as one array (the rows as <see cref="AddTo"/> takes
@@ -65,54 +65,18 @@ internal sealed class UpsertStatement
     public NpgsqlBatchCommand ForRows(IReadOnlyList<object?[]> rows)
     {
         if (_guarded) throw new InvalidOperationException($"The upsert of {_table} has a guard, which its form for many rows does not apply.");
-        _rowsSql ??= SetBased($"""
-            SELECT {string.Join(", ", _columns.Select(c => _erasable?.Contains(c) == true ? $"CASE WHEN erased.yes THEN NULL ELSE r.{c} END" : $"r.{c}"))}
-            FROM {Unnest(_columns, "r")}
+        _rows ??= new RowsStatement("r", Typed(_columns), SetBased($$"""
+            SELECT {{string.Join(", ", _columns.Select(c => _erasable?.Contains(c) == true ? $"CASE WHEN erased.yes THEN NULL ELSE r.{c} END" : $"r.{c}"))}}
+            FROM {rows}
             """ + (_erasable is null ? "" : """
              CROSS JOIN LATERAL (SELECT EXISTS (SELECT 1 FROM customers x WHERE x.shop_id = r.shop_id AND x.id = r.customer_id
                AND x.redacted_at IS NOT NULL) AS yes) erased
-            """)).Sql;
-        var cmd = new NpgsqlBatchCommand(_rowsSql);
-        for (var i = 0; i < _columns.Length; i++) cmd.Parameters.Add(ArrayParameter(SqlType(_columns[i]), rows, i));
-        return cmd;
+            """)).Sql);
+        return _rows.Command(rows);
     }
 
-    /// <summary><c>unnest($1::type[], ...) AS alias(columns)</c>, each column's array typed by its name (<see cref="SqlType"/>).</summary>
-    internal static string Unnest(IReadOnlyList<string> columns, string alias) => Unnest(columns.Select(c => (c, SqlType(c))).ToList(), alias);
-
-    /// <summary>
-    /// <c>unnest($first::type[], ...) AS alias(columns)</c> over one typed array parameter per column, numbered from
-    /// <paramref name="first"/>; with <paramref name="ordinality"/>, each row's position (from 1) as a last column <c>n</c>.
-    /// </summary>
-    internal static string Unnest(IReadOnlyList<(string Name, string Type)> columns, string alias, int first = 1, bool ordinality = false) =>
-        $"unnest({string.Join(", ", columns.Select((c, i) => $"${first + i}::{c.Type}[]"))})"
-        + $"{(ordinality ? " WITH ORDINALITY" : "")} AS {alias}({string.Join(", ", columns.Select(c => c.Name))}{(ordinality ? ", n" : "")})";
-
-    /// <summary>One column of many rows as a typed array (nulls kept), for <c>unnest</c>.</summary>
-    internal static NpgsqlParameter ArrayParameter(string sqlType, IReadOnlyList<object?[]> rows, int column)
-    {
-        T?[] Of<T>(Func<object, T> read) where T : struct
-        {
-            var a = new T?[rows.Count];
-            for (var r = 0; r < a.Length; r++) a[r] = rows[r][column] is { } v and not TypedNull ? read(v) : null;
-            return a;
-        }
-        return sqlType switch
-        {
-            "int8" => Sql.Array(Of(Convert.ToInt64), NpgsqlDbType.Bigint),
-            "int4" => Sql.Array(Of(Convert.ToInt32), NpgsqlDbType.Integer),
-            "bool" => Sql.Array(Of(Convert.ToBoolean), NpgsqlDbType.Boolean),
-            "numeric" => Sql.Array(Of(Convert.ToDecimal), NpgsqlDbType.Numeric),
-            "timestamptz" => Sql.Array(Of(v => v is DateTimeOffset t ? t.UtcDateTime : DateTime.SpecifyKind((DateTime)v, DateTimeKind.Utc)),
-                NpgsqlDbType.TimestampTz),
-            _ => Sql.Array(rows.Select(r => r[column] switch
-            {
-                null or TypedNull => null,
-                string text => text,
-                var other => throw new ArgumentException($"a {other.GetType().Name} for text column {column}", nameof(rows)),
-            }).ToArray(), NpgsqlDbType.Text),
-        };
-    }
+    /// <summary>Columns as <see cref="RowsStatement"/> takes them ("name type"), each typed by its name (<see cref="SqlType"/>).</summary>
+    internal static IEnumerable<string> Typed(IEnumerable<string> columns) => columns.Select(c => $"{c} {SqlType(c)}");
 
     /// <summary>The table's columns in the order <see cref="SetBased"/> expects them from its SELECT.</summary>
     public IReadOnlyList<string> Columns => _columns;
@@ -130,7 +94,7 @@ internal sealed class UpsertStatement
     }
 
     /// <summary>Column types follow from our naming: ids, times, money and counts are named alike in every table.</summary>
-    internal static string SqlType(string column) => column switch
+    private static string SqlType(string column) => column switch
     {
         "id" or "shop_id" or "order_id" or "product_id" or "variant_id" or "customer_id" or "refund_id"
             or "line_item_id" or "inventory_item_id" or "checkout_id" => "int8",

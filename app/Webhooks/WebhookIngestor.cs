@@ -217,7 +217,7 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
     /// transaction, and the batcher writes the batch again without this delivery (or with it kept aside).
     /// </summary>
     /// <param name="notified">The notifications the transaction already asks for (see <see cref="StoreWriter"/>).</param>
-    /// <param name="segment">Where the segment's order rows gather, to be written one statement per table.</param>
+    /// <param name="segment">Where the segment's order rows and its steps' rows gather, to be written one statement per table and per step.</param>
     internal IngestResult AddRows(NpgsqlBatch batch, PendingDelivery d, (long? ShopId, string Outcome)? recorded,
         ISet<(string Channel, string Payload)> notified, SegmentRows? segment = null)
     {

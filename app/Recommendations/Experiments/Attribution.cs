@@ -14,7 +14,7 @@ internal static class Attribution
     // Why the payload's lines and not the stored rows: the delivery already holds them, and this statement runs for
     // nearly every order webhook; reading orders and order_lines back cost a third of the ingest rate. One row per line of
     // the segment's orders.
-    private static readonly SegmentStatement Lines = new("l",
+    private static readonly RowsStatement Lines = new("l",
         ["shop_id int8", "line_id int8", "order_id int8", "product_id int8", "revenue numeric", "ordered_at timestamptz",
          "customer_id int8", "visitor_hash text", "attributed_at timestamptz"], $$"""
         INSERT INTO recommendation_attributions (shop_id, line_id, order_id, product_id, request_id, event_type, model_version, experiment_arm, revenue, attributed_at)
