@@ -14,7 +14,8 @@
 #        its risk scoring let finish, in phases until the JIT compiles under 1 % of a phase, at most ten: a running app
 #        has compiled its hot code; 0 measures a cold app),
 #        RISK=off (the measured and warm-up shops' order risk switched off, as a merchant can: what ingestion costs without the
-#        risk scoring each order queues; on by default, as the aims ask)
+#        risk scoring each order queues; on by default, as the aims ask),
+#        INGEST_LATENCY_DUMP=FILE (each first delivery's start and latency in ms, after a line "# began UNIX_MS")
 set -euo pipefail
 ROOT_DIR="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$ROOT_DIR"

@@ -88,6 +88,10 @@ internal static class IngestBenchmark
         var cpu = ProcessCpu.Start();
         var passStarted = System.Diagnostics.Stopwatch.StartNew();
         var first = await LoadRunner.RunAsync(http, n, concurrency, Webhook, Ok);
+        // Each first delivery's start and latency (ms after the phase began), for looking at when the slow ones happen.
+        if (Environment.GetEnvironmentVariable("INGEST_LATENCY_DUMP") is { } dump)
+            File.WriteAllLines(dump, Enumerable.Range(0, n).Select(i => FormattableString.Invariant($"{first.Starts[i]:F2} {first.Latencies[i]:F2}"))
+                .Prepend(FormattableString.Invariant($"# began {first.Began.ToUnixTimeMilliseconds()}")));
         // The work the deliveries queued (risk scores) is part of their cost: counted until it is done.
         await SettleAsync(a.Get("conn"), TimeSpan.FromSeconds(120));
         var firstCpu = cpu.Seconds();
