@@ -1,5 +1,6 @@
 using Hangfire;
 using PluginApp.Install;
+using PluginApp.Jobs;
 using PluginApp.Training;
 
 namespace PluginApp.Backfill;
@@ -10,6 +11,7 @@ namespace PluginApp.Backfill;
 /// </summary>
 public sealed class BackfillJob(BackfillService backfill, TrainingScheduler training, ILogger<BackfillJob> logger)
 {
+    [Queue(JobQueues.Long)]
     public async Task RunAsync(string shop, CancellationToken ct)
     {
         try

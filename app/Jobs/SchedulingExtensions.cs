@@ -51,13 +51,26 @@ public static class SchedulingExtensions
             .UseRecommendedSerializerSettings());
 
         if (builder.Configuration.GetSection(SchedulingOptions.Section).GetValue(nameof(SchedulingOptions.Enabled), true))
+        {
             services.AddHangfireServer((sp, s) =>
             {
                 var o = sp.GetRequiredService<IOptions<SchedulingOptions>>().Value;
                 s.WorkerCount = o.WorkerCount;
+                s.Queues = [JobQueues.Default];
                 s.SchedulePollingInterval = o.SchedulePollingInterval;
                 s.ServerName = $"pluginapp-{Environment.MachineName}-{Environment.ProcessId}";
             });
+            // Why a second server for the long jobs: with one set of workers, a store's four trainings took all four, and its
+            // orders' risk scoring and Shopify calls waited for a training to end (LongJobsTests).
+            services.AddHangfireServer((sp, s) =>
+            {
+                var o = sp.GetRequiredService<IOptions<SchedulingOptions>>().Value;
+                s.WorkerCount = o.LongJobWorkers;
+                s.Queues = [JobQueues.Long];
+                s.SchedulePollingInterval = o.SchedulePollingInterval;
+                s.ServerName = $"pluginapp-{Environment.MachineName}-{Environment.ProcessId}-long";
+            });
+        }
         services.AddHostedService<RecurringJobsRegistrar>();
         return builder;
     }

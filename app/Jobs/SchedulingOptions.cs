@@ -10,8 +10,15 @@ public sealed class SchedulingOptions
     /// <summary>Whether this instance processes jobs. Off only for tools and tests that decide when work happens; jobs are still queued.</summary>
     public bool Enabled { get; set; } = true;
 
-    /// <summary>Jobs this instance runs at once.</summary>
+    /// <summary>Jobs this instance runs at once, besides the long ones.</summary>
     public int WorkerCount { get; set; } = 4;
+
+    /// <summary>
+    /// Long jobs (a model's training, a store's backfill: seconds to minutes each) this instance runs at once, on workers of
+    /// their own (<see cref="JobQueues.Long"/>), so they never hold every worker while orders wait for their risk score or
+    /// Shopify calls wait in the outbox.
+    /// </summary>
+    public int LongJobWorkers { get; set; } = 2;
 
     /// <summary>
     /// How long a job whose instance stopped renewing it (a crash, a kill) stays invisible before another instance takes it
@@ -41,6 +48,7 @@ public sealed class SchedulingOptionsValidator : IValidateOptions<SchedulingOpti
     {
         var f = new List<string>();
         if (o.WorkerCount is < 1 or > 64) f.Add($"Scheduling:WorkerCount {o.WorkerCount} must be between 1 and 64.");
+        if (o.LongJobWorkers is < 1 or > 16) f.Add($"Scheduling:LongJobWorkers {o.LongJobWorkers} must be between 1 and 16.");
         if (o.InvisibilityTimeout < TimeSpan.FromSeconds(2) || o.InvisibilityTimeout > TimeSpan.FromHours(2))
             f.Add($"Scheduling:InvisibilityTimeout {o.InvisibilityTimeout} must be between 2 s and 2 h.");
         if (o.QueuePollInterval < TimeSpan.FromMilliseconds(100) || o.QueuePollInterval > TimeSpan.FromMinutes(1))

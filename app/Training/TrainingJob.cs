@@ -10,6 +10,7 @@ namespace PluginApp.Training;
 /// <summary>Trains one model kind of one shop on Hangfire. One training per shop and kind at a time; failures follow the one job retry policy.</summary>
 public sealed class TrainingJob(TrainingService training, TrainingScheduler scheduler, JobLocks locks, ILogger<TrainingJob> logger)
 {
+    [Queue(JobQueues.Long)]
     public async Task RunAsync(string shop, string kind, string trigger, CancellationToken ct)
     {
         await using var lease = await locks.TryAcquireAsync($"training:{kind}:{shop}", ct);
