@@ -52,28 +52,25 @@ public static class SchedulingExtensions
 
         if (builder.Configuration.GetSection(SchedulingOptions.Section).GetValue(nameof(SchedulingOptions.Enabled), true))
         {
-            services.AddHangfireServer((sp, s) =>
-            {
-                var o = sp.GetRequiredService<IOptions<SchedulingOptions>>().Value;
-                s.WorkerCount = o.WorkerCount;
-                s.Queues = [JobQueues.Default];
-                s.SchedulePollingInterval = o.SchedulePollingInterval;
-                s.ServerName = $"pluginapp-{Environment.MachineName}-{Environment.ProcessId}";
-            });
+            AddServer(services, JobQueues.Default, o => o.WorkerCount, "");
             // Why a second server for the long jobs: with one set of workers, a store's four trainings took all four, and its
             // orders' risk scoring and Shopify calls waited for a training to end (LongJobsTests).
-            services.AddHangfireServer((sp, s) =>
-            {
-                var o = sp.GetRequiredService<IOptions<SchedulingOptions>>().Value;
-                s.WorkerCount = o.LongJobWorkers;
-                s.Queues = [JobQueues.Long];
-                s.SchedulePollingInterval = o.SchedulePollingInterval;
-                s.ServerName = $"pluginapp-{Environment.MachineName}-{Environment.ProcessId}-long";
-            });
+            AddServer(services, JobQueues.Long, o => o.LongJobWorkers, "-long");
         }
         services.AddHostedService<RecurringJobsRegistrar>();
         return builder;
     }
+
+    /// <summary>A job server of this instance for one queue, with its own workers.</summary>
+    private static void AddServer(IServiceCollection services, string queue, Func<SchedulingOptions, int> workers, string nameSuffix) =>
+        services.AddHangfireServer((sp, s) =>
+        {
+            var o = sp.GetRequiredService<IOptions<SchedulingOptions>>().Value;
+            s.WorkerCount = workers(o);
+            s.Queues = [queue];
+            s.SchedulePollingInterval = o.SchedulePollingInterval;
+            s.ServerName = $"pluginapp-{Environment.MachineName}-{Environment.ProcessId}{nameSuffix}";
+        });
 
     /// <summary>Declares a recurring job (UTC); its cron expression is computed from the validated options when the app starts.</summary>
     public static IServiceCollection AddRecurringJob<TJob>(this IServiceCollection services, string id, Expression<Func<TJob, Task>> call,
