@@ -4,6 +4,7 @@ using System.Net.Http.Json;
 using Microsoft.Extensions.DependencyInjection;
 using PluginApp.Recommendations;
 using PluginApp.Tests.Infrastructure;
+using PluginApp.Webhooks;
 
 namespace PluginApp.Tests.Recommendations;
 
@@ -57,5 +58,51 @@ public sealed class AttributionTests(AppFixture app) : IClassFixture<AppFixture>
 
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM recommendation_attributions WHERE shop_id = $1 AND order_id = 7900001", shopId));
         Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM recommendation_attributions WHERE shop_id = $1 AND model_version = 99", shopId));
+    }
+    /// <summary>
+    /// A product recommended to thousands of other visitors this week: an order line of it is credited to its own shopper's
+    /// click, and finding that click reads the shopper's events, not everyone's events of the product.
+    /// </summary>
+    [Fact]
+    public async Task ALineOfAProductThousandsWereShown_IsCreditedToItsShoppersClick_ReadingOnlyTheShoppersEvents()
+    {
+        const string shop = "attr-popular.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        var clicked = new DateTimeOffset(2026, 7, 1, 12, 0, 0, TimeSpan.Zero); // a day before the order below
+        await app.CountAsync("""
+            INSERT INTO recommendation_events (shop_id, event_type, request_id, visitor_hash, customer_id, product_id, occurred_at)
+            SELECT $1, 'impression', 'popular-' || i, md5(i::text), NULL, 9000, $2 - interval '1 second' * (i * 25)
+            FROM generate_series(1, 20000) i
+            """, shopId, clicked);
+        var visitor = PluginApp.Experiments.Assignment.VisitorHash(shop, "popular-shopper")!;
+        await app.CountAsync("""
+            INSERT INTO recommendation_events (shop_id, event_type, request_id, visitor_hash, customer_id, product_id, occurred_at)
+            VALUES ($1, 'impression', 'shopper-request', $2, NULL, 9000, $3), ($1, 'click', 'shopper-request', $2, NULL, 9000, $3)
+            """, shopId, visitor, clicked);
+        await app.CountAsync("ANALYZE recommendation_events");
+
+        var body = ShopifyPayloads.Order(7_950_001, customerId: null);
+        body["note_attributes"] = new System.Text.Json.Nodes.JsonArray(
+            new System.Text.Json.Nodes.JsonObject { ["name"] = "_pluginapp_visitor", ["value"] = "popular-shopper" });
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("orders/create", shop, body.ToJsonString())).StatusCode);
+
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM recommendation_attributions WHERE shop_id = $1 AND order_id = 7950001", shopId));
+        Assert.Equal("click", await app.ScalarAsync(
+            "SELECT event_type FROM recommendation_attributions WHERE shop_id = $1 AND order_id = 7950001 AND request_id = 'shopper-request'", shopId));
+
+        // A segment of nine lines of the product, of other shoppers, planned as a webhook batch plans it.
+        var rows = Enumerable.Range(1, 9).Select(i => new object?[]
+        {
+            shopId, 7_950_100L + i, 7_950_001L + i, 9000L, 30m, new DateTimeOffset(2026, 7, 2, 16, 0, 0, TimeSpan.Zero),
+            i % 2 == 0 ? 7_950_200L + i : null, PluginApp.Experiments.Assignment.VisitorHash(shop, $"other-{i}"), clicked,
+        }).ToList();
+        var statement = Attribution.Lines.Command(rows);
+        await using var conn = await app.Db.OpenConnectionAsync();
+        await using var tx = await conn.BeginTransactionAsync();
+        foreach (var setting in IngestBatcher.PlanSettings)
+            await using (var set = new Npgsql.NpgsqlCommand(setting, conn, tx)) await set.ExecuteNonQueryAsync();
+        var (read, plan) = await QueryPlans.MostRowsReadAsync(conn, statement.CommandText, statement.Parameters.Select(p => p.Value!).ToArray(), tx);
+        Assert.False(double.IsNaN(read), plan);
+        Assert.True(read <= 100, $"the attributions of nine lines read {read} rows in a step:\n{plan}");
     }
 }
