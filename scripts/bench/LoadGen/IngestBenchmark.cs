@@ -24,6 +24,11 @@ internal static class IngestBenchmark
         var riskOff = a.Values.GetValueOrDefault("risk") == "off";
         await using (var db = NpgsqlDataSource.Create(a.Get("conn"))) shop = await CreateShopAsync(db, riskOff);
         if (riskOff) Console.WriteLine("order risk: switched off for the measured shop and the warm-up's (nothing scored; the rows are written as ever)");
+        if (a.GetInt("traffic", 0) is > 0 and var visitors)
+        {
+            await using var db = NpgsqlDataSource.Create(a.Get("conn"));
+            Console.WriteLine(await SeedTrafficAsync(db, shop, visitors));
+        }
 
         var random = new Random(42);
         // Why a range per run: several runs on one database each need orders of their own, or the replay check refuses
@@ -173,6 +178,48 @@ internal static class IngestBenchmark
         cmd.Parameters.AddWithValue(riskOff);
         await cmd.ExecuteNonQueryAsync();
         return shop;
+    }
+
+    /// <summary>
+    /// The measured shop as a store in season: <paramref name="visitors"/> visitors (a fifth of them the orders' customers)
+    /// exposed to its two experiments, and five recommendation impressions a visitor spread over the catalog, all in the
+    /// weeks of the orders; then ANALYZE, as autovacuum would have. An order's experiment and attribution steps should read
+    /// only its own shopper's rows (before 4 Dec 2026 they read every exposure, and every impression of the line's product).
+    /// </summary>
+    private static async Task<string> SeedTrafficAsync(NpgsqlDataSource db, string shop, int visitors)
+    {
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        await using (var cmd = db.CreateCommand("""
+            WITH s AS (SELECT id FROM shops WHERE domain = $1)
+            INSERT INTO experiment_exposures (shop_id, experiment, unit, arm, customer_id, first_at)
+            SELECT s.id, e, CASE WHEN i % 5 = 0 THEN 'c:' || (900000 + i % 50000) ELSE 'v:' || md5(i::text) END,
+                   CASE WHEN i % 2 = 0 THEN 'control' ELSE 'treatment' END, CASE WHEN i % 5 = 0 THEN 900000 + i % 50000 END,
+                   timestamptz '2026-06-15T00:00:00Z' + interval '1 second' * (i % 3888000)
+            FROM s, generate_series(1, $2) i, unnest(ARRAY['upsell_holdout', 'cart_offers']) e
+            ON CONFLICT DO NOTHING
+            """))
+        {
+            cmd.Parameters.AddWithValue(shop);
+            cmd.Parameters.AddWithValue(visitors);
+            cmd.CommandTimeout = 600;
+            await cmd.ExecuteNonQueryAsync();
+        }
+        await using (var cmd = db.CreateCommand("""
+            WITH s AS (SELECT id FROM shops WHERE domain = $1)
+            INSERT INTO recommendation_events (shop_id, event_type, request_id, visitor_hash, customer_id, product_id, occurred_at)
+            SELECT s.id, 'impression', 'seed-' || i, md5((i % $2)::text), CASE WHEN i % 10 = 0 THEN 900000 + i % 50000 END, 7000 + i % 400,
+                   timestamptz '2026-06-24T00:00:00Z' + interval '1 second' * (i % 3196800)
+            FROM s, generate_series(1, $2 * 5) i
+            """))
+        {
+            cmd.Parameters.AddWithValue(shop);
+            cmd.Parameters.AddWithValue(visitors);
+            cmd.CommandTimeout = 600;
+            await cmd.ExecuteNonQueryAsync();
+        }
+        await using (var cmd = db.CreateCommand("ANALYZE experiment_exposures; ANALYZE recommendation_events")) await cmd.ExecuteNonQueryAsync();
+        return string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"traffic: {visitors} visitors in two experiments and {5L * visitors} recommendation impressions for the measured shop ({started.Elapsed.TotalSeconds:F0} s)");
     }
 
     /// <summary>One signed delivery as Shopify sends it.</summary>
