@@ -85,15 +85,22 @@ public static class IntentData
         return await cmd.ExecuteScalarAsync(ct) is double d ? d : null;
     }
 
+    /// <summary>
+    /// $1 shop, $2 customer, $3 now: the customer's orders, and checkouts no order carries the token of. Asked for each cart
+    /// of a known customer the cart offers answer; a checkout's order is found through orders_checkout_token_idx (without it,
+    /// each of the customer's checkouts read all of the store's orders).
+    /// </summary>
+    internal const string CustomerSql = """
+        SELECT (SELECT count(*)::int FROM orders WHERE shop_id = $1 AND customer_id = $2 AND created_at < $3),
+               (SELECT count(*)::int FROM checkouts k WHERE k.shop_id = $1 AND k.customer_id = $2 AND k.completed_at IS NULL AND k.created_at < $3
+                  AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.shop_id = $1 AND o.checkout_token = k.token))
+        """;
+
     /// <summary>The customer's orders and abandoned checkouts before now (null, null for a guest).</summary>
     public static async Task<(int? Orders, int? Abandoned)> CustomerAsync(NpgsqlDataSource db, long shopId, long? customerId, DateTimeOffset now, CancellationToken ct)
     {
         if (customerId is null) return (null, null);
-        await using var cmd = db.CreateCommand("""
-            SELECT (SELECT count(*)::int FROM orders WHERE shop_id = $1 AND customer_id = $2 AND created_at < $3),
-                   (SELECT count(*)::int FROM checkouts k WHERE k.shop_id = $1 AND k.customer_id = $2 AND k.completed_at IS NULL AND k.created_at < $3
-                      AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.shop_id = $1 AND o.checkout_token = k.token))
-            """);
+        await using var cmd = db.CreateCommand(CustomerSql);
         cmd.Parameters.Add(Sql.Param(shopId));
         cmd.Parameters.Add(Sql.Param(customerId.Value));
         cmd.Parameters.Add(Sql.Param(now));

@@ -222,4 +222,74 @@ public sealed class IntentTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.DoesNotContain(tag, app.Shopify.Admin.Tags("gid://shopify/Customer/96810001"));
         Assert.Equal("0.0000", app.Shopify.Admin.Metafields("gid://shopify/Customer/96810001")["pluginapp.checkout_intent"]);
     }
+
+    /// <summary>
+    /// A store of 20,000 orders with 50 open checkouts: the half-hourly sweep, the clearing of its signals and a cart's
+    /// customer history find whether a checkout became an order from its own token and customer, not by reading the
+    /// store's orders for each checkout; and an order carrying the token of a checkout of another customer still closes it.
+    /// </summary>
+    [Fact]
+    public async Task WhetherACheckoutBecameAnOrder_IsLookedUpByItsTokenAndCustomer_NotReadFromEveryOrderOfTheStore()
+    {
+        const string shop = "intent-checkout-orders.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        var now = app.Clock.GetUtcNow();
+        await app.CountAsync("""
+            INSERT INTO orders (shop_id, id, customer_id, checkout_token, total_price, created_at, updated_at)
+            SELECT $1, 97000000 + i, 97100000 + i % 5000, 'placed-' || i, 30, $2 - interval '1 minute' * i, $2 - interval '1 minute' * i
+            FROM generate_series(1, 20000) i
+            """, shopId, now);
+        await app.CountAsync("""
+            INSERT INTO customers (shop_id, id, email, accepts_marketing, created_at)
+            SELECT $1, 97200000 + i, 'open' || i || '@example.com', true, $2 - interval '40 days' FROM generate_series(1, 50) i
+            """, shopId, now);
+        await app.CountAsync("""
+            INSERT INTO checkouts (shop_id, id, token, customer_id, total_price, subtotal_price, created_at, updated_at)
+            SELECT $1, 97300000 + i, 'open-' || i, 97200000 + i, 50, 50, $2 - interval '3 hours', $2 - interval '2 hours'
+            FROM generate_series(1, 50) i
+            """, shopId, now);
+        // Checkout 1's order was placed under no customer of ours (a guest's order carrying its token): it is not open.
+        await app.CountAsync("INSERT INTO orders (shop_id, id, checkout_token, total_price, created_at, updated_at) VALUES ($1, 97099999, 'open-1', 50, $2, $2)",
+            shopId, now.AddMinutes(-90));
+        await app.CountAsync("ANALYZE orders; ANALYZE checkouts; ANALYZE customers");
+
+        await using var conn = await app.Db.OpenConnectionAsync();
+        await using var tx = await conn.BeginTransactionAsync();
+        var open = new List<long>();
+        await using (var cmd = new NpgsqlCommand(AbandonmentSignal.OpenSql, conn, tx))
+        {
+            foreach (var p in new object[] { shopId, now.AddDays(-3), now.AddHours(-1) }) cmd.Parameters.AddWithValue(p);
+            await using var r = await cmd.ExecuteReaderAsync();
+            while (await r.ReadAsync()) open.Add(r.GetInt64(0));
+        }
+        Assert.Equal(49, open.Count);
+        Assert.DoesNotContain(97_300_001L, open);
+
+        foreach (var (what, sql, parameters) in new (string, string, object[])[]
+        {
+            ("the sweep's open checkouts", AbandonmentSignal.OpenSql, [shopId, now.AddDays(-3), now.AddHours(-1)]),
+            ("a cart's customer history", IntentData.CustomerSql, [shopId, 97_200_002L, now]),
+        })
+        {
+            var (read, plan) = await QueryPlans.MostRowsReadAsync(conn, sql, parameters, tx);
+            Assert.False(double.IsNaN(read), plan);
+            // Reading the store's orders for each checkout: 20,000 rows or more (1,000,000 for the sweep).
+            Assert.True(read <= 5000, $"{what} read {read} rows in a step:\n{plan}");
+        }
+        // The clearing, signals on every open checkout first (rolled back with the transaction).
+        await using (var signals = new NpgsqlCommand("""
+            INSERT INTO checkout_signals (shop_id, checkout_id, customer_id, score, model_version, signalled_at)
+            SELECT shop_id, id, customer_id, 0.9, 1, $2 FROM checkouts WHERE shop_id = $1
+            """, conn, tx))
+        {
+            signals.Parameters.AddWithValue(shopId);
+            signals.Parameters.AddWithValue(now);
+            Assert.Equal(50, await signals.ExecuteNonQueryAsync());
+        }
+        var (cleared, clearPlan) = await QueryPlans.MostRowsReadAsync(conn, AbandonmentSignal.ClearSql, [shopId, now, now.AddDays(-3)], tx);
+        Assert.True(cleared <= 5000, $"clearing the signals read {cleared} rows in a step:\n{clearPlan}");
+        await using var closed = new NpgsqlCommand("SELECT array_agg(checkout_id) FROM checkout_signals WHERE shop_id = $1 AND cleared_at IS NOT NULL", conn, tx);
+        closed.Parameters.AddWithValue(shopId);
+        Assert.Equal(new[] { 97_300_001L }, (long[])(await closed.ExecuteScalarAsync())!);
+    }
 }
