@@ -28,25 +28,59 @@ public sealed class DecisionSearch(NpgsqlDataSource db)
         return problems;
     }
 
-    public async Task<List<DecisionView>> FindAsync(long shopId, DecisionQuery q, CancellationToken ct)
+    // Why an order's or a customer's decisions are gathered by lookups first: as conditions on the whole log (an OR of its
+    // columns) they were found by reading the store's decisions newest first until the page filled, and an order has a few:
+    // 269 ms for an order and 212 ms for a customer in a log of 1,000,000 decisions, growing with the store's traffic (5 ms
+    // and 1 ms now). Each lookup has its index (decisions by order, by customer, by decision id, by cart since migration
+    // 0045; the order's attributions through its lines); UNION keeps a decision found twice once. The WHERE below applies
+    // the other filters.
+    private const string OrdersDecisions = """
+        (SELECT * FROM decisions WHERE shop_id = $1 AND order_id = $3
+         UNION SELECT * FROM decisions WHERE shop_id = $1 AND decision_id IN (
+             SELECT a.request_id FROM recommendation_attributions a
+             WHERE a.shop_id = $1 AND a.order_id = $3 AND a.line_id IN (SELECT l.id FROM order_lines l WHERE l.shop_id = $1 AND l.order_id = $3))
+         UNION SELECT * FROM decisions WHERE shop_id = $1 AND cart_token = (SELECT o.cart_token FROM orders o WHERE o.shop_id = $1 AND o.id = $3))
+        """;
+
+    private const string CustomersDecisions = """
+        (SELECT * FROM decisions WHERE shop_id = $1 AND customer_id = $4
+         UNION SELECT * FROM decisions WHERE shop_id = $1 AND order_id IN (SELECT o.id FROM orders o WHERE o.shop_id = $1 AND o.customer_id = $4))
+        """;
+
+    private const string OfTheCustomer = "($4::bigint IS NULL OR customer_id = $4 OR order_id IN (SELECT o.id FROM orders o WHERE o.shop_id = $1 AND o.customer_id = $4))";
+
+    /// <summary>
+    /// The search's statement: $1 shop, $2 kind, $3 order, $4 customer, $5 product, $6 from, $7 to, $8 limit. An order's
+    /// decisions: its risk scores, the upsell answers it bought from, the offers its cart was shown. A customer's: those made
+    /// for them (upsells, offers, churn) and those about their orders (risk). What the source already holds only is not
+    /// asked again of each row (each parameter stays named in the statement).
+    /// </summary>
+    internal static string Statement(DecisionQuery q)
     {
-        // An order's decisions: its risk scores, the upsell answers it bought from, the offers its cart was shown. A customer's: those
-        // made for them (upsells, offers, churn) and those about their orders (risk).
-        await using var cmd = db.CreateCommand("""
+        var (source, order, customer) = (q.OrderId, q.CustomerId) switch
+        {
+            (not null, _) => (OrdersDecisions, "$3::bigint IS NOT NULL", OfTheCustomer),
+            (null, not null) => (CustomersDecisions, "$3::bigint IS NULL", "$4::bigint IS NOT NULL"),
+            _ => ("decisions", "$3::bigint IS NULL", "$4::bigint IS NULL"),
+        };
+        return $"""
             SELECT decision_id, kind, decided_at, subject, path, fallback, model_kind, model_version, arm, order_id, customer_id, input_ids, output_ids,
                    inputs::text, output::text, reasons, latency_ms, shadow::text
-            FROM decisions d
+            FROM {source} d
             WHERE shop_id = $1
               AND ($2::text IS NULL OR kind = $2)
-              AND ($3::bigint IS NULL OR order_id = $3
-                   OR decision_id IN (SELECT a.request_id FROM recommendation_attributions a WHERE a.shop_id = $1 AND a.order_id = $3)
-                   OR cart_token = (SELECT o.cart_token FROM orders o WHERE o.shop_id = $1 AND o.id = $3))
-              AND ($4::bigint IS NULL OR customer_id = $4 OR order_id IN (SELECT o.id FROM orders o WHERE o.shop_id = $1 AND o.customer_id = $4))
+              AND {order}
+              AND {customer}
               AND ($5::bigint IS NULL OR $5 = ANY(input_ids) OR $5 = ANY(output_ids))
               AND ($6::timestamptz IS NULL OR decided_at >= $6)
               AND ($7::timestamptz IS NULL OR decided_at < $7)
             ORDER BY decided_at DESC, decision_id LIMIT $8
-            """);
+            """;
+    }
+
+    public async Task<List<DecisionView>> FindAsync(long shopId, DecisionQuery q, CancellationToken ct)
+    {
+        await using var cmd = db.CreateCommand(Statement(q));
         cmd.Parameters.Add(Sql.Param(shopId));
         cmd.Parameters.Add(Sql.Text(q.Kind));
         cmd.Parameters.Add(Long(q.OrderId));

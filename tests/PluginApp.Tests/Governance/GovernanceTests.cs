@@ -62,6 +62,53 @@ public sealed class GovernanceTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Contains("kind must be one of", await bad.Content.ReadAsStringAsync());
     }
 
+    /// <summary>
+    /// A store whose log holds 20,000 upsell answers: an order's decisions (its risk score, the answer it bought from, the
+    /// offer its cart was shown) and a customer's are found by looking them up, not by reading the log newest first until
+    /// the page fills, which an order's three never do.
+    /// </summary>
+    [Fact]
+    public async Task DecisionSearch_ForAnOrderOrACustomer_LooksTheirDecisionsUp_WithoutReadingTheStoresLog()
+    {
+        const string shop = "gov-search-busy.myshopify.com";
+        const long order = 7_800_001, line = 7_800_011, customer = 7_800_100;
+        var shopId = await app.InstallShopAsync(shop);
+        var at = app.Clock.GetUtcNow();
+        foreach (var month in new[] { at, at.AddDays(-3) }) await app.ScalarAsync("SELECT decisions_partition_for($1)", month);
+        await app.CountAsync("""
+            INSERT INTO decisions (shop_id, decided_at, decision_id, kind, subject, path, fallback, visitor_hash, input_ids, output_ids)
+            SELECT $1, $2 - interval '10 seconds' * i, 'busy-' || i, 'upsell', 'product', 'model', false, md5(i::text), ARRAY[9200 + i % 50], ARRAY[9300 + i % 50]
+            FROM generate_series(1, 20000) i
+            """, shopId, at);
+        await app.CountAsync("""
+            INSERT INTO orders (shop_id, id, customer_id, cart_token, total_price, created_at, updated_at) VALUES ($1, $2, $3, 'busy-cart', 40, $4, $4)
+            """, shopId, order, customer, at.AddHours(-2));
+        await app.CountAsync("INSERT INTO order_lines (shop_id, id, order_id, product_id, quantity, price) VALUES ($1, $2, $3, 9301, 1, 40)", shopId, line, order);
+        await app.CountAsync("""
+            INSERT INTO recommendation_attributions (shop_id, line_id, order_id, product_id, request_id, event_type, revenue, attributed_at)
+            VALUES ($1, $2, $3, 9301, 'busy-7000', 'click', 40, $4)
+            """, shopId, line, order, at.AddHours(-2));
+        await app.LogDecisionAsync(new Decision(DecisionKinds.Risk, $"risk:{order}:1", shopId, at.AddHours(-2), "model") { Subject = "LOW", OrderId = order, ModelVersion = 1 });
+        await app.LogDecisionAsync(new Decision(DecisionKinds.Offer, "busy-offer", shopId, at.AddHours(-3), "model") { Subject = "free_shipping", CartToken = "busy-cart" });
+        await app.LogDecisionAsync(new Decision(DecisionKinds.Churn, $"churn:{customer}:1", shopId, at.AddHours(-1), "model") { Subject = "at_risk", CustomerId = customer });
+        await app.CountAsync("ANALYZE decisions; ANALYZE orders; ANALYZE recommendation_attributions");
+
+        string[] Ids(JsonElement found) => found.EnumerateArray().Select(d => d.GetProperty("decisionId").GetString()!).Order().ToArray();
+        Assert.Equal(["busy-7000", "busy-offer", $"risk:{order}:1"], Ids(await DecisionsAsync(shop, $"order={order}")));
+        Assert.Equal([$"churn:{customer}:1", $"risk:{order}:1"], Ids(await DecisionsAsync(shop, $"customer={customer}")));
+        Assert.Equal([$"risk:{order}:1"], Ids(await DecisionsAsync(shop, $"order={order}&customer={customer}&kind=risk")));
+
+        await using var conn = await app.Db.OpenConnectionAsync();
+        foreach (var q in new[] { new DecisionQuery(OrderId: order), new DecisionQuery(CustomerId: customer) })
+        {
+            var (read, plan) = await QueryPlans.MostRowsReadAsync(conn, DecisionSearch.Statement(q),
+                [shopId, DBNull.Value, (object?)q.OrderId ?? DBNull.Value, (object?)q.CustomerId ?? DBNull.Value, DBNull.Value, DBNull.Value, DBNull.Value, 50]);
+            Assert.False(double.IsNaN(read), plan);
+            // Reading the log newest first: all 20,000 of its answers.
+            Assert.True(read <= 1000, $"the decisions of {q} read {read} rows in a step:\n{plan}");
+        }
+    }
+
     [Fact]
     public async Task DecisionRetention_DropsWholeOldMonths_AndKeepsTheRecentOnes()
     {
