@@ -5,6 +5,7 @@ using Microsoft.Extensions.Options;
 using Npgsql;
 using PluginApp.Governance;
 using PluginApp.Data;
+using PluginApp.Jobs;
 using PluginApp.Ml.Churn;
 using PluginApp.Outbox;
 using PluginApp.StoreData;
@@ -134,6 +135,7 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
 
     /// <summary>Every shop with an active churn model, rescored daily: recency grows every day even when the model does not change.</summary>
     [AutomaticRetry(Attempts = 0)]
+    [Queue(JobQueues.Long)]
     public async Task SweepAsync(CancellationToken ct)
     {
         var shops = new List<long>();

@@ -18,6 +18,7 @@ public static class ComplianceExtensions
 /// <summary>Daily: deletes what each declared retention rule says is kept no longer.</summary>
 public sealed class RetentionJob(NpgsqlDataSource db, PersonalDataCatalog catalog, TimeProvider clock, ILogger<RetentionJob> logger)
 {
+    [Queue(JobQueues.Long)]
     public async Task RunAsync(CancellationToken ct)
     {
         foreach (var rule in catalog.Retention)

@@ -1,6 +1,8 @@
 using System.Globalization;
+using Hangfire;
 using Npgsql;
 using PluginApp.Data;
+using PluginApp.Jobs;
 using PluginApp.Experiments;
 using PluginApp.Ml.Monitoring;
 using PluginApp.Training;
@@ -34,6 +36,7 @@ public sealed class ModelMonitor(NpgsqlDataSource db, ModelKinds kinds, ModelReg
     public const double ChargebackRateAlert = 0.01, ApprovedShareAlert = 0.8;
     public const int MinReviews = 10, MinOrdersForChargebacks = 100;
 
+    [Queue(JobQueues.Long)]
     public async Task SweepAsync(CancellationToken ct)
     {
         var shops = new List<long>();

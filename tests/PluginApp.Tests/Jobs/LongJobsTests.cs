@@ -1,6 +1,9 @@
 using System.Net;
+using Hangfire;
+using Hangfire.States;
 using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
+using PluginApp.Jobs;
 using PluginApp.Tests.Infrastructure;
 using PluginApp.Tests.Risk;
 using PluginApp.Training;
@@ -44,5 +47,24 @@ public sealed class LongJobsTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.True(await app.CountAsync("SELECT count(*) FROM pg_locks WHERE relation = 'training_runs'::regclass AND NOT granted") > 0,
             "the trainings were still running when the order was scored");
         await hold.RollbackAsync();
+    }
+
+    /// <summary>
+    /// The daily passes over every store (churn rescoring, model monitoring, retention) take minutes once there are many
+    /// stores: they run on the long jobs' workers, so the risk scoring and Shopify calls queued meanwhile never wait behind
+    /// them.
+    /// </summary>
+    [Theory]
+    [InlineData("churn-rescore")]
+    [InlineData("model-monitoring")]
+    [InlineData("retention")]
+    public void ADailyPassOverEveryStore_IsQueuedForTheLongJobsWorkers(string recurring)
+    {
+        var id = app.Factory.Services.GetRequiredService<IRecurringJobManagerV2>().TriggerJob(recurring);
+        Assert.NotNull(id);
+        var history = app.Factory.Services.GetRequiredService<JobStorage>().GetMonitoringApi().JobDetails(id).History;
+        var enqueued = history.Where(h => h.StateName == EnqueuedState.StateName).ToList();
+        Assert.NotEmpty(enqueued);
+        Assert.All(enqueued, h => Assert.Equal(JobQueues.Long, h.Data["Queue"]));
     }
 }
