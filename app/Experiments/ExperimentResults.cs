@@ -34,6 +34,18 @@ public sealed class ExperimentResults(NpgsqlDataSource db, ExperimentStore store
     private sealed record UnitRow(string Arm, DateTimeOffset FirstAt, double Covariate);
     private sealed record OutcomeRow(string Unit, DateTimeOffset At, double Revenue, double? Margin, double Discount, double Refunded);
 
+    /// <summary>
+    /// $1 shop, $2 experiment, $3 and $4 the window: each outcome with what its order had refunded, looked up through
+    /// refunds_order_idx (migration 0046; without it each outcome read all of the store's refunds: 6.3 s for 30,000
+    /// outcomes and 5,000 refunds, 114 ms with it).
+    /// </summary>
+    internal const string OutcomesSql = """
+        SELECT e.unit, e.ordered_at, e.revenue::float8, e.margin::float8, e.discount::float8,
+               coalesce((SELECT sum(amount) FROM refunds f WHERE f.shop_id = e.shop_id AND f.order_id = e.order_id), 0)::float8
+        FROM experiment_outcomes e
+        WHERE e.shop_id = $1 AND e.experiment = $2 AND e.unit IS NOT NULL AND e.ordered_at >= $3 AND e.ordered_at < $4
+        """;
+
     public async Task<ExperimentReport> ReportAsync(long shopId, string key, CancellationToken ct)
     {
         var kind = store.Kind(key);
@@ -55,12 +67,7 @@ public sealed class ExperimentResults(NpgsqlDataSource db, ExperimentStore store
             while (await r.ReadAsync(ct)) units[r.GetString(0)] = new UnitRow(r.GetString(1), r.GetFieldValue<DateTimeOffset>(2), r.GetDouble(3));
         }
         var outcomes = new List<OutcomeRow>();
-        await using (var cmd = db.CreateCommand("""
-            SELECT e.unit, e.ordered_at, e.revenue::float8, e.margin::float8, e.discount::float8,
-                   coalesce((SELECT sum(amount) FROM refunds f WHERE f.shop_id = e.shop_id AND f.order_id = e.order_id), 0)::float8
-            FROM experiment_outcomes e
-            WHERE e.shop_id = $1 AND e.experiment = $2 AND e.unit IS NOT NULL AND e.ordered_at >= $3 AND e.ordered_at < $4
-            """))
+        await using (var cmd = db.CreateCommand(OutcomesSql))
         {
             cmd.Parameters.Add(Sql.Param(shopId));
             cmd.Parameters.Add(Sql.Param(key));

@@ -62,4 +62,44 @@ public sealed class ExperimentOutcomesTests(AppFixture app) : IClassFixture<AppF
         Assert.False(double.IsNaN(read), plan);
         Assert.True(read <= 100, $"the outcomes of nine orders read {read} rows in a step:\n{plan}");
     }
+
+    /// <summary>
+    /// The Experiments page nets each outcome's refunds out: in a store of 3,000 refunds, an outcome's are found by its
+    /// order, not by reading every refund of the store for each of the experiment's 300 outcomes.
+    /// </summary>
+    [Fact]
+    public async Task AnExperimentsResults_NetOutEachOrdersRefunds_FoundByTheOrder()
+    {
+        var shopId = await app.InstallShopAsync("experiment-refunds.myshopify.com");
+        var at = new DateTimeOffset(2026, 7, 1, 12, 0, 0, TimeSpan.Zero);
+        await app.CountAsync("""
+            INSERT INTO experiment_outcomes (shop_id, experiment, order_id, arm, unit, revenue, ordered_at)
+            SELECT $1, 'upsell_holdout', 7710000 + i, CASE WHEN i % 2 = 0 THEN 'holdout' ELSE 'model' END, 'v:refund-' || i, 40, $2 + interval '1 minute' * i
+            FROM generate_series(1, 300) i
+            """, shopId, at);
+        await app.CountAsync("""
+            INSERT INTO refunds (shop_id, id, order_id, amount, created_at)
+            SELECT $1, 7720000 + i, 7730000 + i, 5, $2 FROM generate_series(1, 3000) i
+            UNION ALL SELECT $1, 7719998, 7710001, 10, $2 UNION ALL SELECT $1, 7719999, 7710001, 5, $2
+            """, shopId, at);
+        await app.CountAsync("ANALYZE experiment_outcomes; ANALYZE refunds");
+        object[] window = [shopId, "upsell_holdout", at, at.AddDays(1)];
+
+        await using var conn = await app.Db.OpenConnectionAsync();
+        var refunded = new Dictionary<string, double>();
+        await using (var cmd = new Npgsql.NpgsqlCommand(ExperimentResults.OutcomesSql, conn))
+        {
+            foreach (var p in window) cmd.Parameters.AddWithValue(p);
+            await using var r = await cmd.ExecuteReaderAsync();
+            while (await r.ReadAsync()) refunded[r.GetString(0)] = r.GetDouble(5);
+        }
+        Assert.Equal(300, refunded.Count);
+        Assert.Equal(15, refunded["v:refund-1"]);
+        Assert.Equal(0, refunded["v:refund-2"]);
+
+        var (read, plan) = await QueryPlans.MostRowsReadAsync(conn, ExperimentResults.OutcomesSql, window);
+        Assert.False(double.IsNaN(read), plan);
+        // Every refund of the store for each outcome: 900,000.
+        Assert.True(read <= 1000, $"the outcomes read {read} rows in a step:\n{plan}");
+    }
 }
