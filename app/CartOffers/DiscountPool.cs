@@ -130,18 +130,25 @@ public sealed class DiscountPool(NpgsqlDataSource db, OutboxScheduler outbox, Ti
         return missing;
     }
 
+    /// <summary>
+    /// $1 shop, $2 now, $3 the start of today (UTC), $4 the cart: whether a code is ready, the discount handed out today and
+    /// the cart's code. Asked on every cart the offers answer; today's hand-outs are found through discount_codes_handed_idx
+    /// (migration 0047; without it the sum read every code the store ever had: 10–16 ms a cart with 54,000 codes, 0.1 ms now).
+    /// </summary>
+    internal const string StateSql = """
+        SELECT EXISTS (SELECT 1 FROM discount_codes WHERE shop_id = $1 AND state = 'ready' AND expires_at > $2 + interval '1 hour'),
+               (SELECT coalesce(sum(amount), 0) FROM discount_codes WHERE shop_id = $1 AND handed_out_at >= $3),
+               c.code, c.percent, c.expires_at, c.amount
+        FROM (SELECT 1) x LEFT JOIN discount_codes c ON c.shop_id = $1 AND c.cart_token = $4 AND c.state = 'handed_out'
+        """;
+
     /// <summary>What the caps need: whether a code is ready, and the discount handed out today (UTC).</summary>
     public async Task<(bool Ready, decimal SpentToday, HandedCode? Existing)> StateAsync(long shopId, string? cartToken, CancellationToken ct)
     {
         var now = clock.GetUtcNow();
         await using var conn = await db.OpenConnectionAsync(ct);
         await SettleAsync(conn, null, shopId, now, ct);
-        await using var cmd = new NpgsqlCommand("""
-            SELECT EXISTS (SELECT 1 FROM discount_codes WHERE shop_id = $1 AND state = 'ready' AND expires_at > $2 + interval '1 hour'),
-                   (SELECT coalesce(sum(amount), 0) FROM discount_codes WHERE shop_id = $1 AND handed_out_at >= $3),
-                   c.code, c.percent, c.expires_at, c.amount
-            FROM (SELECT 1) x LEFT JOIN discount_codes c ON c.shop_id = $1 AND c.cart_token = $4 AND c.state = 'handed_out'
-            """, conn);
+        await using var cmd = new NpgsqlCommand(StateSql, conn);
         cmd.Parameters.Add(Sql.Param(shopId));
         cmd.Parameters.Add(Sql.Param(now));
         cmd.Parameters.Add(Sql.Param(new DateTimeOffset(now.UtcDateTime.Date, TimeSpan.Zero)));

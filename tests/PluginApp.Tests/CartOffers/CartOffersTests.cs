@@ -401,4 +401,41 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
         while (await r.ReadAsync()) list.Add(r.GetString(0));
         return list;
     }
+
+    /// <summary>
+    /// Every cart the offers answer checks the discount handed out today against the daily budget: in a store whose pool
+    /// has handed out 5,000 codes on earlier days, today's sum counts today's codes only and reads only them.
+    /// </summary>
+    [Fact]
+    public async Task TheDailyBudgetsSpend_IsTodaysHandOuts_ReadWithoutTheStoresEarlierCodes()
+    {
+        var shopId = await app.InstallShopAsync("offers-spent-today.myshopify.com");
+        var now = app.Clock.GetUtcNow();
+        var today = new DateTimeOffset(now.UtcDateTime.Date, TimeSpan.Zero);
+        await app.CountAsync("""
+            INSERT INTO discount_codes (shop_id, code, percent, state, created_at, expires_at, cart_token, amount, handed_out_at, order_id, used_at)
+            SELECT $1, 'OLD-' || i, 10, 'used', $2 - interval '1 day' - interval '1 minute' * i, $2, 'old-cart-' || i, 4, $2 - interval '1 day' - interval '1 minute' * i, 7740000 + i, $2
+            FROM generate_series(1, 5000) i
+            """, shopId, today);
+        await app.CountAsync("""
+            INSERT INTO discount_codes (shop_id, code, percent, state, created_at, expires_at, cart_token, amount, handed_out_at)
+            VALUES ($1, 'TODAY-1', 10, 'handed_out', $2, $3, 'today-cart', 6.5, $2), ($1, 'TODAY-2', 10, 'handed_out', $2, $3, 'other-cart', 3, $2)
+            """, shopId, now, now.AddDays(2));
+        await app.CountAsync("ANALYZE discount_codes");
+        object[] parameters = [shopId, now, today, "today-cart"];
+
+        await using var conn = await app.Db.OpenConnectionAsync();
+        await using (var cmd = new Npgsql.NpgsqlCommand(DiscountPool.StateSql, conn))
+        {
+            foreach (var p in parameters) cmd.Parameters.AddWithValue(p);
+            await using var r = await cmd.ExecuteReaderAsync();
+            Assert.True(await r.ReadAsync());
+            Assert.Equal(9.5m, r.GetDecimal(1));
+            Assert.Equal("TODAY-1", r.GetString(2));
+        }
+        var (read, plan) = await QueryPlans.MostRowsReadAsync(conn, DiscountPool.StateSql, parameters);
+        Assert.False(double.IsNaN(read), plan);
+        // Every code the store ever had: 5,002.
+        Assert.True(read <= 1000, $"the cart's budget check read {read} rows in a step:\n{plan}");
+    }
 }
