@@ -438,4 +438,71 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
         // Every code the store ever had: 5,002.
         Assert.True(read <= 1000, $"the cart's budget check read {read} rows in a step:\n{plan}");
     }
+
+    /// <summary>
+    /// The effects the experiment measured, counted from its exposures, each visitor's first decision and its orders: per
+    /// action the explored visitors and those who ordered, against the control's. A store with 30,000 offer decisions from
+    /// months before and 5,000 other visitors' orders: the count reads the 90 days once, not every decision the store made
+    /// nor all the orders for each visitor.
+    /// </summary>
+    [Fact]
+    public async Task TheMeasuredActionEffects_CountEachExploredVisitorsFirstDecisionAndOrder_ReadingOnlyTheWindowOnce()
+    {
+        var shopId = await app.InstallShopAsync("offers-effects-count.myshopify.com");
+        var now = app.Clock.GetUtcNow();
+        var since = now.AddDays(-90);
+        for (var days = 0; days <= 150; days += 14) await app.ScalarAsync("SELECT decisions_partition_for($1)", now.AddDays(-days));
+        // 300 visitors: 1-120 in the control, 121-300 in the policy arm, every even one of those explored (nudge when
+        // divisible by 4, else offer); a visitor ordered when divisible by 10 (control) or by 3 (policy).
+        await app.CountAsync("""
+            INSERT INTO experiment_exposures (shop_id, experiment, unit, arm, first_at)
+            SELECT $1, 'cart-offers', 'v:ae-' || i, CASE WHEN i <= 120 THEN 'control' ELSE 'policy' END, $2 - interval '1 hour' * i
+            FROM generate_series(1, 300) i
+            """, shopId, now);
+        await app.CountAsync("""
+            INSERT INTO decisions (shop_id, decided_at, decision_id, kind, subject, path, fallback, visitor_hash, arm, output)
+            SELECT $1, $2 - interval '1 hour' * i, 'ae-dec-' || i, 'offer',
+                   CASE WHEN i <= 120 THEN 'nothing' WHEN i % 4 = 0 THEN 'nudge' WHEN i % 2 = 0 THEN 'offer' ELSE 'nudge_upsell' END,
+                   'model', false, 'ae-' || i, CASE WHEN i <= 120 THEN 'control' ELSE 'policy' END,
+                   jsonb_build_object('explore', i > 120 AND i % 2 = 0)
+            FROM generate_series(1, 300) i
+            UNION ALL
+            SELECT $1, $2 - interval '120 days' - interval '1 minute' * i, 'ae-old-' || i, 'offer', 'offer', 'model', false, 'old-' || i, 'policy',
+                   jsonb_build_object('explore', true)
+            FROM generate_series(1, 30000) i
+            """, shopId, now);
+        await app.CountAsync("""
+            INSERT INTO experiment_outcomes (shop_id, experiment, order_id, arm, unit, revenue, ordered_at)
+            SELECT $1, 'cart-offers', 7750000 + i, CASE WHEN i <= 120 THEN 'control' ELSE 'policy' END, 'v:ae-' || i, 30, $2 - interval '30 minutes' * i
+            FROM generate_series(1, 300) i WHERE (i <= 120 AND i % 10 = 0) OR (i > 120 AND i % 3 = 0)
+            UNION ALL
+            SELECT $1, 'cart-offers', 7760000 + i, 'policy', 'v:other-' || i, 30, $2 - interval '10 minutes' * i FROM generate_series(1, 5000) i
+            """, shopId, now);
+        await app.CountAsync("ANALYZE experiment_exposures; ANALYZE decisions; ANALYZE experiment_outcomes");
+
+        var expected = new Dictionary<string, (long Units, long Orders)>();
+        foreach (var i in Enumerable.Range(1, 300).Where(i => i <= 120 || i % 2 == 0))
+        {
+            var action = i <= 120 ? "control" : i % 4 == 0 ? CartAction.Nudge : CartAction.Offer;
+            var ordered = i <= 120 ? i % 10 == 0 : i % 3 == 0;
+            var (units, orders) = expected.GetValueOrDefault(action);
+            expected[action] = (units + 1, orders + (ordered ? 1 : 0));
+        }
+        await using var conn = await app.Db.OpenConnectionAsync();
+        var counts = new Dictionary<string, (long Units, long Orders)>();
+        await using (var cmd = new Npgsql.NpgsqlCommand(ActionEffectsEstimator.CountsSql, conn))
+        {
+            cmd.Parameters.AddWithValue(shopId);
+            cmd.Parameters.AddWithValue(since);
+            await using var r = await cmd.ExecuteReaderAsync();
+            while (await r.ReadAsync()) counts[r.GetString(0)] = (r.GetInt64(1), r.GetInt64(2));
+        }
+        Assert.Equal(expected.OrderBy(e => e.Key), counts.OrderBy(c => c.Key));
+        Assert.Equal((120L, 12L), counts["control"]);
+
+        var (read, plan) = await QueryPlans.MostRowsReadAsync(conn, ActionEffectsEstimator.CountsSql, [shopId, since]);
+        Assert.False(double.IsNaN(read), plan);
+        // Every offer decision the store made (30,300), or the experiment's 5,000 outcomes for each visitor.
+        Assert.True(read <= 10000, $"the effects' counts read {read} rows in a step:\n{plan}");
+    }
 }
