@@ -192,10 +192,10 @@ internal static class IngestBenchmark
         await using (var cmd = db.CreateCommand("""
             WITH s AS (SELECT id FROM shops WHERE domain = $1)
             INSERT INTO experiment_exposures (shop_id, experiment, unit, arm, customer_id, first_at)
-            SELECT s.id, e, CASE WHEN i % 5 = 0 THEN 'c:' || (900000 + i % 50000) ELSE 'v:' || md5(i::text) END,
-                   CASE WHEN i % 2 = 0 THEN 'control' ELSE 'treatment' END, CASE WHEN i % 5 = 0 THEN 900000 + i % 50000 END,
+            SELECT s.id, e.key, CASE WHEN i % 5 = 0 THEN 'c:' || (900000 + i % 50000) ELSE 'v:' || md5(i::text) END,
+                   CASE WHEN i % 10 = 0 THEN e.control ELSE e.treatment END, CASE WHEN i % 5 = 0 THEN 900000 + i % 50000 END,
                    timestamptz '2026-06-15T00:00:00Z' + interval '1 second' * (i % 3888000)
-            FROM s, generate_series(1, $2) i, unnest(ARRAY['upsell_holdout', 'cart_offers']) e
+            FROM s, generate_series(1, $2) i, (VALUES ('upsells', 'holdout', 'model'), ('cart-offers', 'control', 'policy')) e(key, control, treatment)
             ON CONFLICT DO NOTHING
             """))
         {
