@@ -74,28 +74,35 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
     public static readonly string[] Decisions = ["approve", "fraud", "note"];
 
     // Why one definition: the list, its count and next / previous must agree on what is in the queue and in which order.
+    // Why reviewed_at and not the decisions: asking each flagged order for a decision read every order ever flagged
+    // (migration 0048); DecideAsync writes both.
+    // Why each order looked up by its key, with what the list shows of it (OFFSET 0 keeps the lookup a lookup): joined, the
+    // queue of a store with few orders was planned as a scan of all of them.
     private const string Queue = """
         queue AS (
-            SELECT s.order_id, s.score * coalesce(o.total_price, 0)::float8 AS priority
-            FROM risk_scores s JOIN orders o ON o.shop_id = s.shop_id AND o.id = s.order_id
-            WHERE s.shop_id = $1 AND s.level IN ('MEDIUM', 'HIGH')
-              AND NOT EXISTS (SELECT 1 FROM review_decisions d WHERE d.shop_id = s.shop_id AND d.order_id = s.order_id AND d.decision IN ('approve', 'fraud')))
+            SELECT s.order_id, s.score * coalesce(o.total_price, 0)::float8 AS priority, s.level, s.score, s.reasons,
+                   o.name, o.created_at, o.total_price, o.currency
+            FROM risk_scores s
+            CROSS JOIN LATERAL (SELECT o.name, o.created_at, o.total_price, o.currency FROM orders o
+                                WHERE o.shop_id = s.shop_id AND o.id = s.order_id OFFSET 0) o
+            WHERE s.shop_id = $1 AND s.level IN ('MEDIUM', 'HIGH') AND s.reviewed_at IS NULL)
+        """;
+
+    /// <summary>$1 shop, $2 now, $3 the page's size: the queue's first orders with their scores, locks and holds, and its length.</summary>
+    internal const string QueueSql = $"""
+        WITH {Queue}
+        SELECT q.order_id, coalesce(q.name, '#' || q.order_id), q.created_at, coalesce(q.total_price, 0), coalesce(q.currency, ''), q.level, q.score,
+               q.reasons::text, l.holder, l.expires_at, count(*) OVER (), h.state, h.earlier_orders, h.earlier_spend
+        FROM queue q
+        LEFT JOIN review_locks l ON l.shop_id = $1 AND l.order_id = q.order_id AND l.expires_at > $2
+        LEFT JOIN risk_holds h ON h.shop_id = $1 AND h.order_id = q.order_id
+        ORDER BY q.priority DESC, q.order_id
+        LIMIT $3
         """;
 
     public async Task<ReviewQueue> QueueAsync(long shopId, int limit, CancellationToken ct)
     {
-        await using var cmd = db.CreateCommand($"""
-            WITH {Queue}
-            SELECT o.id, coalesce(o.name, '#' || o.id), o.created_at, coalesce(o.total_price, 0), coalesce(o.currency, ''), s.level, s.score,
-                   s.reasons::text, l.holder, l.expires_at, count(*) OVER (), h.state, h.earlier_orders, h.earlier_spend
-            FROM queue q
-            JOIN orders o ON o.shop_id = $1 AND o.id = q.order_id
-            JOIN risk_scores s ON s.shop_id = $1 AND s.order_id = q.order_id
-            LEFT JOIN review_locks l ON l.shop_id = $1 AND l.order_id = q.order_id AND l.expires_at > $2
-            LEFT JOIN risk_holds h ON h.shop_id = $1 AND h.order_id = q.order_id
-            ORDER BY q.priority DESC, q.order_id
-            LIMIT $3
-            """);
+        await using var cmd = db.CreateCommand(QueueSql);
         cmd.Parameters.Add(Sql.Param(shopId));
         cmd.Parameters.Add(Sql.Param(clock.GetUtcNow()));
         cmd.Parameters.Add(Sql.Param(limit));
@@ -258,6 +265,7 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
                 ON CONFLICT (shop_id, order_id, source) DO UPDATE SET fraud = excluded.fraud, labelled_at = excluded.labelled_at, detail = excluded.detail
                 """, shopId, orderId, fraud, now, (fraud ? "marked as fraud by " : "approved by ") + by));
             batch.BatchCommands.Add(Command("DELETE FROM review_locks WHERE shop_id = $1 AND order_id = $2", shopId, orderId));
+            batch.BatchCommands.Add(Command("UPDATE risk_scores SET reviewed_at = $3 WHERE shop_id = $1 AND order_id = $2 AND reviewed_at IS NULL", shopId, orderId, now));
         }
         await batch.ExecuteNonQueryAsync(ct);
         await tx.CommitAsync(ct);

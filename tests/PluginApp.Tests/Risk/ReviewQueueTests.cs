@@ -409,4 +409,46 @@ public sealed class ReviewQueueTests(ReviewFixture app) : IClassFixture<ReviewFi
         Assert.Equal(HttpStatusCode.OK, (await app.Client.GetAsync(app.PageUrl(shopB, Ada, orderOfB)[app.BaseUrl!.Length..])).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await app.Client.SendAsync(app.Api(HttpMethod.Get, $"/api/admin/review/orders/{orderOfB}", shopB, Ada))).StatusCode);
     }
+
+    /// <summary>
+    /// A store that has flagged 5,000 orders, every one decided by a reviewer but 40: the queue holds the 40 and is read
+    /// from them alone, not by asking each of the 5,040 whether it was decided; an order approved now leaves the queue.
+    /// </summary>
+    [Fact]
+    public async Task TheQueue_IsTheUndecidedFlaggedOrders_ReadWithoutTheStoresDecidedOnes()
+    {
+        const string shop = "review-history.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        var at = app.Clock.GetUtcNow().AddDays(-1);
+        await app.CountAsync("""
+            INSERT INTO orders (shop_id, id, name, total_price, currency, created_at, updated_at)
+            SELECT $1, 7800000 + i, '#H' || i, 50 + i % 100, 'USD', $2 - interval '1 minute' * i, $2 - interval '1 minute' * i FROM generate_series(1, 5040) i
+            """, shopId, at);
+        await app.CountAsync("""
+            INSERT INTO risk_scores (shop_id, order_id, score, level, prior_weight, reasons, features, queued_at, scored_at, reviewed_at)
+            SELECT $1, 7800000 + i, 0.5 + (i % 40) / 100.0, CASE WHEN i % 3 = 0 THEN 'HIGH' ELSE 'MEDIUM' END, 1, '[]', '{}', $2, $2,
+                   CASE WHEN i > 40 THEN $2 + interval '1 hour' END
+            FROM generate_series(1, 5040) i
+            """, shopId, at);
+        await app.CountAsync("""
+            INSERT INTO review_decisions (shop_id, order_id, decision, decided_by, decided_at)
+            SELECT $1, 7800000 + i, CASE WHEN i % 7 = 0 THEN 'fraud' ELSE 'approve' END, 'earlier-reviewer', $2 + interval '1 hour' FROM generate_series(41, 5040) i
+            """, shopId, at);
+        await app.CountAsync("ANALYZE risk_scores; ANALYZE orders; ANALYZE review_decisions");
+
+        var store = app.Factory.Services.GetRequiredService<PluginApp.Risk.Review.ReviewStore>();
+        var queue = await store.QueueAsync(shopId, 50, CancellationToken.None);
+        Assert.Equal(40, queue.Total);
+        Assert.All(queue.Rows, r => Assert.InRange(r.OrderId, 7800001, 7800040));
+        Assert.NotNull(await store.DecideAsync(shopId, 7800001, "approve", null, "Ada", CancellationToken.None));
+        Assert.Equal(39, (await store.QueueAsync(shopId, 50, CancellationToken.None)).Total);
+        Assert.NotNull(await store.DecideAsync(shopId, 7800002, "note", "looked at it", "Ada", CancellationToken.None));
+        Assert.Equal(39, (await store.QueueAsync(shopId, 50, CancellationToken.None)).Total); // a note decides nothing
+
+        await using var conn = await app.Db.OpenConnectionAsync();
+        var (read, plan) = await QueryPlans.MostRowsReadAsync(conn, PluginApp.Risk.Review.ReviewStore.QueueSql, [shopId, app.Clock.GetUtcNow(), 50]);
+        Assert.False(double.IsNaN(read), plan);
+        // Every order the store ever flagged: 5,040.
+        Assert.True(read <= 1000, $"the queue read {read} rows in a step:\n{plan}");
+    }
 }
