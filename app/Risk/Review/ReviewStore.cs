@@ -75,7 +75,7 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
 
     // Why one definition: the list, its count and next / previous must agree on what is in the queue and in which order.
     // Why reviewed_at and not the decisions: asking each flagged order for a decision read every order ever flagged
-    // (migration 0048); DecideAsync writes both.
+    // (migration 0048); DecideAsync writes both, and an order's page says whether it is in the queue by the same column.
     // Why each order looked up by its key, with what the list shows of it (OFFSET 0 keeps the lookup a lookup): joined, the
     // queue of a store with few orders was planned as a scan of all of them.
     private const string Queue = """
@@ -332,8 +332,7 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
             SELECT o.id, coalesce(o.name, '#' || o.id), o.created_at, coalesce(o.total_price, 0), coalesce(o.currency, ''), o.email, o.browser_ip,
                    o.billing_country, o.shipping_country, o.customer_id, s.level, s.score, s.scored_at, s.reasons::text,
                    s.score * coalesce(o.total_price, 0)::float8,
-                   s.level IN ('MEDIUM', 'HIGH') AND NOT EXISTS (SELECT 1 FROM review_decisions d
-                       WHERE d.shop_id = s.shop_id AND d.order_id = s.order_id AND d.decision IN ('approve', 'fraud'))
+                   s.level IN ('MEDIUM', 'HIGH') AND s.reviewed_at IS NULL
             FROM risk_scores s JOIN orders o ON o.shop_id = s.shop_id AND o.id = s.order_id
             WHERE s.shop_id = $1 AND s.order_id = $2
             """, conn);

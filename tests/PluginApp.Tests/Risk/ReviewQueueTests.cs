@@ -444,6 +444,10 @@ public sealed class ReviewQueueTests(ReviewFixture app) : IClassFixture<ReviewFi
         Assert.Equal(39, (await store.QueueAsync(shopId, 50, CancellationToken.None)).Total);
         Assert.NotNull(await store.DecideAsync(shopId, 7800002, "note", "looked at it", "Ada", CancellationToken.None));
         Assert.Equal(39, (await store.QueueAsync(shopId, 50, CancellationToken.None)).Total); // a note decides nothing
+        // An order's page agrees with the list: the approved one is no longer awaiting review, the noted one still is.
+        Assert.False((await store.DetailAsync(shopId, 7800001, CancellationToken.None))!.Order.Awaiting);
+        Assert.True((await store.DetailAsync(shopId, 7800002, CancellationToken.None))!.Order.Awaiting);
+        Assert.False((await store.DetailAsync(shopId, 7800041, CancellationToken.None))!.Order.Awaiting);
 
         await using var conn = await app.Db.OpenConnectionAsync();
         var (read, plan) = await QueryPlans.MostRowsReadAsync(conn, PluginApp.Risk.Review.ReviewStore.QueueSql, [shopId, app.Clock.GetUtcNow(), 50]);
