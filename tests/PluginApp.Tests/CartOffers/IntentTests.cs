@@ -292,4 +292,50 @@ public sealed class IntentTests(AppFixture app) : IClassFixture<AppFixture>
         closed.Parameters.AddWithValue(shopId);
         Assert.Equal(new[] { 97_300_001L }, (long[])(await closed.ExecuteScalarAsync())!);
     }
+    /// <summary>
+    /// A store with no intent model yet counts every cart at its carts' rate of becoming orders, read once an hour. When the
+    /// hour is up, the carts in flight are answered at once at the last rate while one reload reads the new one behind them
+    /// (before, each of them ran the month's count and waited for it: 27-41 ms on a store of 50,000 orders).
+    /// </summary>
+    [Fact]
+    public async Task AfterTheHour_CartsAreAnsweredAtOnceAtTheStoresLastRate_WhileOneReloadReadsTheNewOne()
+    {
+        var shopId = await app.InstallShopAsync("intent-rate-reload.myshopify.com");
+        var clock = new ManualClock();
+        var now = clock.GetUtcNow();
+        await app.CountAsync("""
+            INSERT INTO carts (shop_id, token, total_price, created_at, updated_at)
+            SELECT $1, 'rate-' || i, 40, $2 - interval '2 days', $2 - interval '2 days' FROM generate_series(1, 4) i
+            """, shopId, now);
+        await app.CountAsync("INSERT INTO orders (shop_id, id, cart_token, total_price, created_at, updated_at) VALUES ($1, 97500001, 'rate-1', 40, $2, $2)",
+            shopId, now.AddDays(-2));
+        var services = app.Factory.Services;
+        var scorer = new IntentScorer(app.Db, new Microsoft.Extensions.Caching.Memory.MemoryCache(new Microsoft.Extensions.Caching.Memory.MemoryCacheOptions()),
+            services.GetRequiredService<PluginApp.Admin.Switches.AiFeatureSwitches>(), services.GetRequiredService<PluginApp.Governance.ModelBreakers>(),
+            services.GetRequiredService<Microsoft.Extensions.Options.IOptions<PluginApp.Governance.GovernanceOptions>>(), clock,
+            Microsoft.Extensions.Logging.Abstractions.NullLogger<IntentScorer>.Instance);
+        var cart = new PluginApp.CartOffers.CartFacts(40m, null, 2, null, null, null);
+        Task<PluginApp.CartOffers.CartIntent> AskAsync() => scorer.ScoreAsync(shopId, null, cart, null, CancellationToken.None);
+
+        var first = await AskAsync();
+        Assert.Equal(0.25, first.Probability, 6);
+        Assert.Null(first.ModelVersion);
+        Assert.Contains("25 % of the last 30 days' carts became orders", first.Note);
+
+        // Two more of the carts became orders: 75 % from now on, once the store's rate is read again.
+        await app.CountAsync("""
+            INSERT INTO orders (shop_id, id, cart_token, total_price, created_at, updated_at)
+            VALUES ($1, 97500002, 'rate-2', 40, $2, $2), ($1, 97500003, 'rate-3', 40, $2, $2)
+            """, shopId, now.AddDays(-2));
+        clock.Advance(TimeSpan.FromMinutes(59));
+        Assert.Equal(0.25, (await AskAsync()).Probability, 6);
+
+        clock.Advance(TimeSpan.FromMinutes(2));
+        var during = await Task.WhenAll(Enumerable.Range(0, 16).Select(_ => AskAsync()));
+        Assert.All(during, a => Assert.Equal(0.25, a.Probability, 6));
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        double rate;
+        while ((rate = (await AskAsync()).Probability) < 0.5 && DateTime.UtcNow < deadline) await Task.Delay(20);
+        Assert.Equal(0.75, rate, 6);
+    }
 }
