@@ -110,15 +110,19 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
             store.Add("DELETE FROM churn_segment_days WHERE shop_id = $1 AND day = $2", shopId, day);
             await batch.ExecuteNonQueryAsync(ct);
         }
+        // Every segment a row, an empty one too: the admin page reads the last run's counts from here (ChurnStore.SummarySql).
         await using (var days = new NpgsqlCommand("""
-            INSERT INTO churn_segment_days (shop_id, day, segment, customers, value_at_risk)
-            SELECT shop_id, $2, segment, count(*), coalesce(sum(churn_probability::numeric * yearly_spend) FILTER (WHERE segment = ANY($3)), 0)
-            FROM churn_scores WHERE shop_id = $1 GROUP BY shop_id, segment
+            INSERT INTO churn_segment_days (shop_id, day, segment, customers, value_at_risk, scored_at)
+            SELECT $1, $2, g.segment, count(s.customer_id), coalesce(sum(s.churn_probability::numeric * s.yearly_spend) FILTER (WHERE g.segment = ANY($3)), 0), $5
+            FROM unnest($4::text[]) AS g(segment) LEFT JOIN churn_scores s ON s.shop_id = $1 AND s.segment = g.segment
+            GROUP BY g.segment
             """, conn, tx))
         {
             days.Parameters.Add(Sql.Param(shopId));
             days.Parameters.Add(Sql.Param(DateOnly.FromDateTime(now.UtcDateTime)));
             days.Parameters.Add(Sql.Param(ChurnSegments.All.Where(ChurnSegments.AtStake).ToArray()));
+            days.Parameters.Add(Sql.Param(ChurnSegments.All));
+            days.Parameters.Add(Sql.Param(scoredAt));
             await days.ExecuteNonQueryAsync(ct);
         }
         // In shadow, every customer scored is a decision compared: the segment the candidate would have given beside the served one.

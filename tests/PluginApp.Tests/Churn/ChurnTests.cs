@@ -305,6 +305,84 @@ public sealed class ChurnTests(ChurnFixture app) : IClassFixture<ChurnFixture>
         Assert.True(moved.Moved);
     }
 
+    /// <summary>
+    /// The page's counts are the last scoring run's, each segment's customers listed most at stake first, as the scores say;
+    /// with 20,000 more scored customers, neither the counts nor a segment's first hundred (nor all segments' first hundred)
+    /// read the store's scores (before: every score, counted on each visit and sorted whole for the list).
+    /// </summary>
+    [Fact]
+    public async Task ThePagesCountsAndCustomers_AgreeWithTheScores_AndReadAFewHundredOfThemInAStoreOf20000()
+    {
+        const string shop = "churn-page-reads.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        await app.SeedAsync(shopId, 96_600_000, 300, seed: 6);
+        await app.TrainActiveAsync(shop);
+        await app.ScoreAsync(shopId);
+
+        var summary = await JsonAsync("/api/admin/churn", shop);
+        var counts = new Dictionary<string, long>();
+        await using (var cmd = app.Db.CreateCommand("SELECT segment, count(*) FROM churn_scores WHERE shop_id = $1 GROUP BY segment"))
+        {
+            cmd.Parameters.AddWithValue(shopId);
+            await using var r = await cmd.ExecuteReaderAsync();
+            while (await r.ReadAsync()) counts[r.GetString(0)] = r.GetInt64(1);
+        }
+        Assert.Equal(300, summary.GetProperty("customers").GetInt64());
+        foreach (var segment in summary.GetProperty("segments").EnumerateArray())
+            Assert.Equal(counts.GetValueOrDefault(segment.GetProperty("segment").GetString()!), segment.GetProperty("customers").GetInt64());
+        Assert.NotEqual(JsonValueKind.Null, summary.GetProperty("model").GetProperty("scoredAt").ValueKind);
+
+        async Task<List<long>> ExpectedAsync(string? segment, int limit)
+        {
+            var ids = new List<long>();
+            await using var cmd = app.Db.CreateCommand("""
+                SELECT customer_id FROM churn_scores WHERE shop_id = $1 AND ($2::text IS NULL OR segment = $2)
+                ORDER BY churn_probability * yearly_spend DESC, customer_id LIMIT $3
+                """);
+            cmd.Parameters.AddWithValue(shopId);
+            cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)segment ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
+            cmd.Parameters.AddWithValue(limit);
+            await using var r = await cmd.ExecuteReaderAsync();
+            while (await r.ReadAsync()) ids.Add(r.GetInt64(0));
+            return ids;
+        }
+        var busiest = counts.MaxBy(c => c.Value).Key;
+        foreach (var (segment, limit) in new (string?, int)[] { (null, 50), (null, 1000), (busiest, 20) })
+        {
+            var list = await JsonAsync($"/api/admin/churn/customers?limit={limit}" + (segment is null ? "" : $"&segment={segment}"), shop);
+            Assert.Equal(await ExpectedAsync(segment, limit), list.EnumerateArray().Select(c => c.GetProperty("customerId").GetInt64()).ToList());
+        }
+        Assert.Contains("@example.com", (await JsonAsync("/api/admin/churn/customers?limit=5", shop))[0].GetProperty("email").GetString());
+
+        await using var conn = await app.Db.OpenConnectionAsync();
+        await using var tx = await conn.BeginTransactionAsync();
+        await using (var more = new NpgsqlCommand("""
+            INSERT INTO churn_scores (shop_id, customer_id, model_version, model_kind, churn_probability, probability_alive, expected_orders_30,
+                expected_orders_90, expected_orders_365, expected_value_365, orders, days_since_last, total_spend, yearly_spend, segment, reasons, scored_at)
+            SELECT $1, 96700000 + i, 1, 'probabilistic', (i % 997) / 997.0, 0.5, 0.1, 0.2, 0.5, 30, 1 + i % 7, i % 400, 50 + i % 300, 40 + i % 200,
+                   $2[1 + i % cardinality($2)], '[]', now()
+            FROM generate_series(1, 20000) i
+            """, conn, tx))
+        {
+            more.Parameters.AddWithValue(shopId);
+            more.Parameters.AddWithValue(ChurnSegments.All);
+            await more.ExecuteNonQueryAsync();
+        }
+        await using (var analyze = new NpgsqlCommand("ANALYZE churn_scores", conn, tx)) await analyze.ExecuteNonQueryAsync();
+        foreach (var (what, sql, parameters) in new (string, string, object[])[]
+        {
+            ("the counts", ChurnStore.SummarySql, [shopId]),
+            ("a segment's first hundred", ChurnStore.CustomersSql, [shopId, new[] { ChurnSegments.AtRisk }, 100]),
+            ("every segment's first hundred", ChurnStore.CustomersSql, [shopId, ChurnSegments.All, 100]),
+        })
+        {
+            var (read, plan) = await QueryPlans.MostRowsReadAsync(conn, sql, parameters, tx);
+            Assert.False(double.IsNaN(read), plan);
+            // Reading the store's scores: 20,000 rows or more (3,300 for a segment's).
+            Assert.True(read <= 700, $"{what} read {read} rows in a step:\n{plan}");
+        }
+    }
+
     [Fact]
     public async Task ARedactedCustomer_DisappearsFromScoresSegmentsAndExports_AndIsNotScoredAgain()
     {
