@@ -99,15 +99,19 @@ public sealed class UpsellStats(NpgsqlDataSource db)
         return w.Days.Select(d => days[d]).ToList();
     }
 
-    /// <summary>Attributed lines by their order's day: each line's revenue less what was refunded of it, never below zero; cancelled orders earn nothing.</summary>
+    /// <summary>
+    /// Attributed lines by their order's day: each line's revenue less what was refunded of it, never below zero; cancelled
+    /// orders earn nothing. Why each line's refunds looked up by the line (refund_lines_line_item_idx): summed for the whole
+    /// store first, every refund line the store ever had was read on each visit to the overview.
+    /// </summary>
     internal const string AttributedSql = """
         SELECT (o.created_at AT TIME ZONE $4)::date, count(DISTINCT a.order_id),
-               coalesce(sum(greatest(0, a.revenue - coalesce(r.refunded, 0))), 0)
+               coalesce(sum(greatest(0, a.revenue - coalesce(
+                 (SELECT sum(coalesce(rl.subtotal, rl.quantity * ol.price))
+                  FROM refund_lines rl LEFT JOIN order_lines ol ON ol.shop_id = rl.shop_id AND ol.id = rl.line_item_id
+                  WHERE rl.shop_id = $1 AND rl.line_item_id = a.line_id), 0))), 0)
         FROM recommendation_attributions a
         JOIN orders o ON o.shop_id = a.shop_id AND o.id = a.order_id
-        LEFT JOIN (SELECT rl.line_item_id, sum(coalesce(rl.subtotal, rl.quantity * ol.price)) AS refunded
-                   FROM refund_lines rl LEFT JOIN order_lines ol ON ol.shop_id = rl.shop_id AND ol.id = rl.line_item_id
-                   WHERE rl.shop_id = $1 GROUP BY rl.line_item_id) r ON r.line_item_id = a.line_id
         WHERE a.shop_id = $1 AND o.created_at >= $2 AND o.created_at < $3 AND o.cancelled_at IS NULL
         GROUP BY 1
         """;
@@ -128,25 +132,28 @@ public sealed class UpsellStats(NpgsqlDataSource db)
         return list;
     }
 
+    /// <summary>$1 shop, $2 and $3 the window, $4 the experiment. Why each outcome's refunds looked up by its order
+    /// (refunds_order_idx), as the Experiments page's are: summed for the whole store first, every refund was read.</summary>
+    internal const string HoldoutSql = """
+        WITH exposed AS (
+          SELECT arm, unit FROM experiment_exposures WHERE shop_id = $1 AND experiment = $4 AND first_at >= $2 AND first_at < $3),
+        outcome AS (
+          SELECT e.unit, sum(greatest(0, e.revenue - coalesce((SELECT sum(f.amount) FROM refunds f WHERE f.shop_id = e.shop_id AND f.order_id = e.order_id), 0)))::float8 AS revenue
+          FROM experiment_outcomes e
+          WHERE e.shop_id = $1 AND e.experiment = $4 AND e.unit IS NOT NULL AND e.ordered_at >= $2 AND e.ordered_at < $3 AND e.revenue > 0
+          GROUP BY 1)
+        SELECT x.arm, count(*), count(o.unit), coalesce(sum(o.revenue), 0), coalesce(sum(o.revenue * o.revenue), 0)
+        FROM exposed x LEFT JOIN outcome o ON o.unit = x.unit
+        GROUP BY x.arm
+        """;
+
     /// <summary>
     /// Shoppers (by visitor id, else customer) first exposed to the upsell experiment in the window per arm (the experiment
     /// log), those of them whose orders joined the experiment, and their revenue net of refunds per shopper (zeros included).
     /// </summary>
     public async Task<HoldoutComparison> HoldoutAsync(long shopId, DayWindow w, CancellationToken ct)
     {
-        await using var cmd = db.CreateCommand("""
-            WITH exposed AS (
-              SELECT arm, unit FROM experiment_exposures WHERE shop_id = $1 AND experiment = $4 AND first_at >= $2 AND first_at < $3),
-            refunded AS (SELECT order_id, sum(amount) AS amount FROM refunds WHERE shop_id = $1 GROUP BY order_id),
-            outcome AS (
-              SELECT e.unit, sum(greatest(0, e.revenue - coalesce(r.amount, 0)))::float8 AS revenue
-              FROM experiment_outcomes e LEFT JOIN refunded r ON r.order_id = e.order_id
-              WHERE e.shop_id = $1 AND e.experiment = $4 AND e.unit IS NOT NULL AND e.ordered_at >= $2 AND e.ordered_at < $3 AND e.revenue > 0
-              GROUP BY 1)
-            SELECT x.arm, count(*), count(o.unit), coalesce(sum(o.revenue), 0), coalesce(sum(o.revenue * o.revenue), 0)
-            FROM exposed x LEFT JOIN outcome o ON o.unit = x.unit
-            GROUP BY x.arm
-            """);
+        await using var cmd = db.CreateCommand(HoldoutSql);
         cmd.Parameters.AddWithValue(shopId);
         cmd.Parameters.AddWithValue(w.From);
         cmd.Parameters.AddWithValue(w.To);

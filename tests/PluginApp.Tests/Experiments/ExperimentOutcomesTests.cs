@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text.Json.Nodes;
+using Microsoft.Extensions.DependencyInjection;
 using PluginApp.Experiments;
 using PluginApp.Tests.Infrastructure;
 using PluginApp.Webhooks;
@@ -101,5 +102,72 @@ public sealed class ExperimentOutcomesTests(AppFixture app) : IClassFixture<AppF
         Assert.False(double.IsNaN(read), plan);
         // Every refund of the store for each outcome: 900,000.
         Assert.True(read <= 1000, $"the outcomes read {read} rows in a step:\n{plan}");
+    }
+    /// <summary>
+    /// The overview's upsell figures net each attributed line's refunds out (a refund line's subtotal, else its quantity at
+    /// the line's price) and the holdout comparison each outcome's order's refunds; in a store of 3,000 other refund lines
+    /// and 3,000 other refunds, each is found by its line or its order, not by summing the store's refunds first.
+    /// </summary>
+    [Fact]
+    public async Task TheOverviewsUpsellFigures_NetOutEachLinesAndOrdersRefunds_FoundByTheLineAndTheOrder()
+    {
+        var shopId = await app.InstallShopAsync("upsell-refunds.myshopify.com");
+        var at = new DateTimeOffset(2026, 7, 1, 12, 0, 0, TimeSpan.Zero);
+        await app.CountAsync("""
+            INSERT INTO orders (shop_id, id, total_price, subtotal_price, created_at, updated_at)
+            SELECT $1, 7740000 + i, 40, 40, $2, $2 FROM generate_series(1, 3) i
+            """, shopId, at);
+        await app.CountAsync("""
+            INSERT INTO order_lines (shop_id, id, order_id, product_id, quantity, price)
+            SELECT $1, 7741000 + i, 7740000 + i, 1, 1, 40 FROM generate_series(1, 3) i
+            """, shopId);
+        await app.CountAsync("""
+            INSERT INTO recommendation_attributions (shop_id, line_id, order_id, product_id, event_type, experiment_arm, revenue, attributed_at)
+            SELECT $1, 7741000 + i, 7740000 + i, 1, 'click', 'model', 40, $2 FROM generate_series(1, 3) i
+            """, shopId, at);
+        // Line 1: 15 refunded by its subtotal; line 2: one unit, no subtotal, so at the line's price (all of it); line 3: nothing.
+        await app.CountAsync("""
+            INSERT INTO refund_lines (shop_id, refund_id, order_id, line_item_id, quantity, subtotal)
+            VALUES ($1, 7742001, 7740001, 7741001, 1, 15), ($1, 7742002, 7740002, 7741002, 1, NULL)
+            """, shopId);
+        await app.CountAsync("""
+            INSERT INTO refund_lines (shop_id, refund_id, order_id, line_item_id, quantity, subtotal)
+            SELECT $1, 7760000 + i, 7750000, 7770000 + i, 1, 5 FROM generate_series(1, 3000) i
+            """, shopId);
+        await app.CountAsync("""
+            INSERT INTO refunds (shop_id, id, order_id, amount, created_at)
+            SELECT $1, 7780000 + i, 7790000 + i, 5, $2 FROM generate_series(1, 3000) i
+            UNION ALL SELECT $1, 7742001, 7740001, 15, $2
+            """, shopId, at);
+        await app.CountAsync("""
+            INSERT INTO experiment_exposures (shop_id, experiment, unit, arm, first_at)
+            VALUES ($1, 'upsells', 'v:m1', 'model', $2), ($1, 'upsells', 'v:m2', 'model', $2), ($1, 'upsells', 'v:h1', 'holdout', $2)
+            """, shopId, at);
+        await app.CountAsync("""
+            INSERT INTO experiment_outcomes (shop_id, experiment, order_id, arm, unit, revenue, ordered_at)
+            VALUES ($1, 'upsells', 7740001, 'model', 'v:m1', 40, $2), ($1, 'upsells', 7740003, 'holdout', 'v:h1', 40, $2)
+            """, shopId, at);
+        await app.CountAsync("ANALYZE refund_lines; ANALYZE refunds; ANALYZE recommendation_attributions");
+
+        var stats = app.Factory.Services.GetRequiredService<PluginApp.Recommendations.UpsellStats>();
+        var window = new PluginApp.Recommendations.DayWindow([DateOnly.FromDateTime(at.UtcDateTime)], at.Date, at.Date.AddDays(1), "UTC");
+        var day = Assert.Single(await stats.DaysAsync(shopId, window, CancellationToken.None));
+        Assert.Equal((3L, 65m), (day.AttributedOrders, day.AttributedRevenue));
+        var holdout = await stats.HoldoutAsync(shopId, window, CancellationToken.None);
+        Assert.Equal((2L, 1L, 25.0), (holdout.Model!.Shoppers, holdout.Model.Converted, holdout.Model.RevenuePerShopper.Sum));
+        Assert.Equal((1L, 1L, 40.0), (holdout.Holdout!.Shoppers, holdout.Holdout.Converted, holdout.Holdout.RevenuePerShopper.Sum));
+
+        await using var conn = await app.Db.OpenConnectionAsync();
+        foreach (var (what, sql, parameters) in new (string, string, object[])[]
+        {
+            ("the attributed revenue", PluginApp.Recommendations.UpsellStats.AttributedSql, [shopId, window.From, window.To, "UTC"]),
+            ("the holdout comparison", PluginApp.Recommendations.UpsellStats.HoldoutSql, [shopId, window.From, window.To, "upsells"]),
+        })
+        {
+            var (read, plan) = await QueryPlans.MostRowsReadAsync(conn, sql, parameters);
+            Assert.False(double.IsNaN(read), plan);
+            // The store's refund lines or refunds, summed first: 3,000 or more.
+            Assert.True(read <= 1000, $"{what} read {read} rows in a step:\n{plan}");
+        }
     }
 }
