@@ -93,6 +93,16 @@ public sealed class ChurnFixture : AppFixture
     }
 
     public Task ScoreAsync(long shopId) => Factory.Services.GetRequiredService<ChurnScoringJob>().ScoreShopAsync(shopId, CancellationToken.None);
+
+    /// <summary>An installed store of 300 seeded customers, its churn model trained and active, every customer scored.</summary>
+    public async Task<long> ScoredShopAsync(string shop, long firstCustomer, int seed)
+    {
+        var shopId = await InstallShopAsync(shop);
+        await SeedAsync(shopId, firstCustomer, 300, seed);
+        await TrainActiveAsync(shop);
+        await ScoreAsync(shopId);
+        return shopId;
+    }
 }
 
 /// <summary>Churn end to end: the store's model, customer scores and segments, Shopify tags and metafields, the page and its exports.</summary>
@@ -314,10 +324,7 @@ public sealed class ChurnTests(ChurnFixture app) : IClassFixture<ChurnFixture>
     public async Task ThePagesCountsAndCustomers_AgreeWithTheScores_AndReadAFewHundredOfThemInAStoreOf20000()
     {
         const string shop = "churn-page-reads.myshopify.com";
-        var shopId = await app.InstallShopAsync(shop);
-        await app.SeedAsync(shopId, 96_600_000, 300, seed: 6);
-        await app.TrainActiveAsync(shop);
-        await app.ScoreAsync(shopId);
+        var shopId = await app.ScoredShopAsync(shop, 96_600_000, seed: 6);
 
         var summary = await JsonAsync("/api/admin/churn", shop);
         var counts = new Dictionary<string, long>();
@@ -387,10 +394,7 @@ public sealed class ChurnTests(ChurnFixture app) : IClassFixture<ChurnFixture>
     public async Task ARedactedCustomer_DisappearsFromScoresSegmentsAndExports_AndIsNotScoredAgain()
     {
         const string shop = "churn-redact.myshopify.com";
-        var shopId = await app.InstallShopAsync(shop);
-        await app.SeedAsync(shopId, 96_300_000, 300, seed: 3);
-        await app.TrainActiveAsync(shop);
-        await app.ScoreAsync(shopId);
+        var shopId = await app.ScoredShopAsync(shop, 96_300_000, seed: 3);
         const long gone = 96_300_005;
         Assert.Contains("c96300005@example.com", await (await app.Client.SendAsync(app.AdminGet("/api/admin/churn/export.csv", shop))).Content.ReadAsStringAsync());
 
