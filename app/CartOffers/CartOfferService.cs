@@ -2,11 +2,11 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using Hangfire;
-using Microsoft.Extensions.Caching.Memory;
 using Npgsql;
 using PluginApp.Data;
 using PluginApp.Experiments;
 using PluginApp.Governance;
+using PluginApp.Hosting;
 using PluginApp.Intent;
 using PluginApp.Recommendations;
 using PluginApp.Admin.Switches;
@@ -33,17 +33,16 @@ public sealed record CartOfferResponse(string? DecisionId, string Experiment, st
 /// action's effect against the control arm (<see cref="CartOffersOptions.ExploreShare"/>).
 /// </summary>
 public sealed class CartOfferService(CartOfferSettingsStore settingsStore, CatalogCache catalogs, RecommendationService recommendations,
-    ExperimentStore experiments, DiscountPool pool, IIntentScorer intent, ActionEffectsEstimator effects, DecisionLog decisions, AiFeatureSwitches switches, NpgsqlDataSource db, IMemoryCache cache, IBackgroundJobClient jobs,
+    ExperimentStore experiments, DiscountPool pool, IIntentScorer intent, ActionEffectsEstimator effects, DecisionLog decisions, AiFeatureSwitches switches, NpgsqlDataSource db, IBackgroundJobClient jobs,
     Microsoft.Extensions.Options.IOptions<CartOffersOptions> options, TimeProvider clock, ILogger<CartOfferService> logger)
 {
-    public async Task<CartOfferSettings> SettingsAsync(long shopId, CancellationToken ct) =>
-        (await cache.GetOrCreateAsync((nameof(CartOfferSettings), shopId), async e =>
-        {
-            e.AbsoluteExpirationRelativeToNow = TimeSpan.FromSeconds(15);
-            return (await settingsStore.GetAsync(shopId, ct)).Settings;
-        }))!;
+    /// <summary>The shop's offer settings, re-read every 15 s (this instance forgets them when the merchant saves; see <see cref="Invalidate"/>).</summary>
+    private readonly ExpiringCache<long, CartOfferSettings> _settings = new(TimeSpan.FromSeconds(15), clock);
 
-    public void Invalidate(long shopId) => cache.Remove((nameof(CartOfferSettings), shopId));
+    public ValueTask<CartOfferSettings> SettingsAsync(long shopId, CancellationToken ct) =>
+        _settings.GetAsync(shopId, static async (store, id) => (await store.GetAsync(id, CancellationToken.None)).Settings, settingsStore, ct);
+
+    public void Invalidate(long shopId) => _settings.Remove(shopId);
 
     public async Task<CartOfferResponse> DecideAsync(CartOfferRequest req, CancellationToken ct)
     {

@@ -74,7 +74,6 @@ public static class CartOffersFeature
         services.AddSingleton<DiscountPool>();
         services.AddSingleton<CartOfferService>();
         services.AddSingleton<CartOfferStats>();
-        services.AddMemoryCache(); // the estimator's and the offer service's per-shop lookups
         services.AddSingleton<ActionEffectsEstimator>();
         services.AddTransient<CartOfferJobs>();
         services.AddOutboxOperation(DiscountPool.Create);

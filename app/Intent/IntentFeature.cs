@@ -23,7 +23,6 @@ public static class IntentFeature
     {
         services.AddModelKind(IntentModelTrainer.Registration);
         services.AddAiFeature(Switch);
-        services.AddMemoryCache(); // the scorer's per-shop model and settings
         services.AddSingleton<IntentScorer>();
         services.AddSingleton<IIntentScorer>(sp => sp.GetRequiredService<IntentScorer>());
         services.AddOptions<AbandonmentOptions>().BindConfiguration(AbandonmentOptions.Section).ValidateOnStart();

@@ -1,7 +1,6 @@
 using System.Collections.Concurrent;
 using System.Globalization;
 using System.Text.Json;
-using Microsoft.Extensions.Caching.Memory;
 using Npgsql;
 using PluginApp.CartOffers;
 using PluginApp.Data;
@@ -18,7 +17,7 @@ namespace PluginApp.Intent;
 /// fills it (<see cref="IntentData.Snapshot"/>). No model yet: the share of the last 30 days' settled carts that became
 /// orders, said so in the decision's reasons.
 /// </summary>
-public sealed class IntentScorer(NpgsqlDataSource db, IMemoryCache cache, AiFeatureSwitches switches, ModelBreakers breakers,
+public sealed class IntentScorer(NpgsqlDataSource db, AiFeatureSwitches switches, ModelBreakers breakers,
     Microsoft.Extensions.Options.IOptions<GovernanceOptions> governance, TimeProvider clock, ILogger<IntentScorer> logger) : IIntentScorer
 {
     private readonly ConcurrentDictionary<long, (int Version, IntentModel Model)> _models = new();
@@ -34,24 +33,42 @@ public sealed class IntentScorer(NpgsqlDataSource db, IMemoryCache cache, AiFeat
 
     private static readonly TimeSpan StoreFiguresFor = TimeSpan.FromHours(1);
 
+    /// <summary>Which version is active (with its metrics) and which is in release (with its stage and canary share), each
+    /// re-read every 30 s (<see cref="Invalidate"/> forgets them at once on the instance that moved a version).</summary>
+    private readonly ExpiringCache<long, (int Version, string Metrics)?> _actives = new(VersionsFor, clock);
+    private readonly ExpiringCache<long, (int Version, string Stage, double Share)?> _releaseStages = new(VersionsFor, clock);
+
+    private static readonly TimeSpan VersionsFor = TimeSpan.FromSeconds(30);
+
+    /// <remarks>Neither is cancelled by a request that stops waiting: the shop's carts in flight share it.</remarks>
+    private async Task<(int Version, string Metrics)?> LoadActiveAsync(long shopId)
+    {
+        await using var cmd = db.CreateCommand("SELECT version, metrics::text FROM models WHERE shop_id = $1 AND kind = $2 AND status = 'active'");
+        cmd.Parameters.Add(Sql.Param(shopId));
+        cmd.Parameters.Add(Sql.Param(IntentModelTrainer.Kind));
+        await using var r = await cmd.ExecuteReaderAsync();
+        return await r.ReadAsync() ? (r.GetInt32(0), r.GetString(1)) : null;
+    }
+
+    private async Task<(int Version, string Stage, double Share)?> LoadReleaseStageAsync(long shopId)
+    {
+        int version;
+        string stage;
+        await using (var cmd = db.CreateCommand("SELECT version, status FROM models WHERE shop_id = $1 AND kind = $2 AND status IN ('shadow', 'canary') LIMIT 1"))
+        {
+            cmd.Parameters.Add(Sql.Param(shopId));
+            cmd.Parameters.Add(Sql.Param(IntentModelTrainer.Kind));
+            await using var r = await cmd.ExecuteReaderAsync();
+            if (!await r.ReadAsync()) return null;
+            (version, stage) = (r.GetInt32(0), r.GetString(1));
+        }
+        return (version, stage, (await ReleaseSettings.GetAsync(db, shopId, IntentModelTrainer.Kind, governance.Value, CancellationToken.None)).CanaryShare);
+    }
+
     /// <summary>The version in shadow or canary (re-read every 30 s, like the active one), loaded once; an unreadable file is its failure.</summary>
     private async Task<(int Version, string Stage, double Share, IntentModel? Model, string? Error)?> ReleaseAsync(long shopId, CancellationToken ct)
     {
-        var release = await cache.GetOrCreateAsync((nameof(ReleaseAsync), shopId), async e =>
-        {
-            e.AbsoluteExpirationRelativeToNow = TimeSpan.FromSeconds(30);
-            int version;
-            string stage;
-            await using (var cmd = db.CreateCommand("SELECT version, status FROM models WHERE shop_id = $1 AND kind = $2 AND status IN ('shadow', 'canary') LIMIT 1"))
-            {
-                cmd.Parameters.Add(Sql.Param(shopId));
-                cmd.Parameters.Add(Sql.Param(IntentModelTrainer.Kind));
-                await using var r = await cmd.ExecuteReaderAsync(ct);
-                if (!await r.ReadAsync(ct)) return ((int, string, double)?)null;
-                (version, stage) = (r.GetInt32(0), r.GetString(1));
-            }
-            return (version, stage, (await ReleaseSettings.GetAsync(db, shopId, IntentModelTrainer.Kind, governance.Value, ct)).CanaryShare);
-        });
+        var release = await _releaseStages.GetAsync(shopId, static (self, id) => self.LoadReleaseStageAsync(id), this, ct);
         if (release is not { } x) return null;
         if (!_releases.TryGetValue(shopId, out var loaded) || loaded.Version != x.Item1)
         {
@@ -72,8 +89,8 @@ public sealed class IntentScorer(NpgsqlDataSource db, IMemoryCache cache, AiFeat
     /// <summary>Forgets which versions serve the shop (this instance moved one); other instances re-read them within 30 s.</summary>
     public void Invalidate(long shopId)
     {
-        cache.Remove((nameof(IntentScorer), shopId));
-        cache.Remove((nameof(ReleaseAsync), shopId));
+        _actives.Remove(shopId);
+        _releaseStages.Remove(shopId);
     }
 
     /// <summary>Whether a cart is in the canary's share: a hash of the cart (or the customer), so it keeps one version while it lives.</summary>
@@ -83,15 +100,7 @@ public sealed class IntentScorer(NpgsqlDataSource db, IMemoryCache cache, AiFeat
 
     private async Task<(int Version, IntentModel Model, string Metrics)?> ActiveAsync(long shopId, CancellationToken ct)
     {
-        var active = await cache.GetOrCreateAsync((nameof(IntentScorer), shopId), async e =>
-        {
-            e.AbsoluteExpirationRelativeToNow = TimeSpan.FromSeconds(30);
-            await using var cmd = db.CreateCommand("SELECT version, metrics::text FROM models WHERE shop_id = $1 AND kind = $2 AND status = 'active'");
-            cmd.Parameters.Add(Sql.Param(shopId));
-            cmd.Parameters.Add(Sql.Param(IntentModelTrainer.Kind));
-            await using var r = await cmd.ExecuteReaderAsync(ct);
-            return await r.ReadAsync(ct) ? (r.GetInt32(0), r.GetString(1)) : ((int, string)?)null;
-        });
+        var active = await _actives.GetAsync(shopId, static (self, id) => self.LoadActiveAsync(id), this, ct);
         if (active is not { } a) return null;
         if (_models.TryGetValue(shopId, out var cached) && cached.Version == a.Item1) return (a.Item1, cached.Model, a.Item2);
         await using var load = db.CreateCommand("SELECT artifact FROM models WHERE shop_id = $1 AND kind = $2 AND version = $3");

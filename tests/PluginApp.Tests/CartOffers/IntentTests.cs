@@ -310,7 +310,7 @@ public sealed class IntentTests(AppFixture app) : IClassFixture<AppFixture>
         await app.CountAsync("INSERT INTO orders (shop_id, id, cart_token, total_price, created_at, updated_at) VALUES ($1, 97500001, 'rate-1', 40, $2, $2)",
             shopId, now.AddDays(-2));
         var services = app.Factory.Services;
-        var scorer = new IntentScorer(app.Db, new Microsoft.Extensions.Caching.Memory.MemoryCache(new Microsoft.Extensions.Caching.Memory.MemoryCacheOptions()),
+        var scorer = new IntentScorer(app.Db,
             services.GetRequiredService<PluginApp.Admin.Switches.AiFeatureSwitches>(), services.GetRequiredService<PluginApp.Governance.ModelBreakers>(),
             services.GetRequiredService<Microsoft.Extensions.Options.IOptions<PluginApp.Governance.GovernanceOptions>>(), clock,
             Microsoft.Extensions.Logging.Abstractions.NullLogger<IntentScorer>.Instance);
