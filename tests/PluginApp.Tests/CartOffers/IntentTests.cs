@@ -292,6 +292,44 @@ public sealed class IntentTests(AppFixture app) : IClassFixture<AppFixture>
         closed.Parameters.AddWithValue(shopId);
         Assert.Equal(new[] { 97_300_001L }, (long[])(await closed.ExecuteScalarAsync())!);
     }
+    /// <summary>A scorer of its own, as another instance of the app has, on a clock the test moves.</summary>
+    private IntentScorer ScorerOn(TimeProvider clock)
+    {
+        var services = app.Factory.Services;
+        return new IntentScorer(app.Db, services.GetRequiredService<PluginApp.Admin.Switches.AiFeatureSwitches>(),
+            services.GetRequiredService<PluginApp.Governance.ModelBreakers>(),
+            services.GetRequiredService<Microsoft.Extensions.Options.IOptions<PluginApp.Governance.GovernanceOptions>>(), clock,
+            Microsoft.Extensions.Logging.Abstractions.NullLogger<IntentScorer>.Instance);
+    }
+
+    /// <summary>
+    /// A version retired by another instance (a merchant's rollback there) stops answering this instance's carts once 30
+    /// seconds have passed on the app's clock; until then the version it holds answers.
+    /// </summary>
+    [Fact]
+    public async Task AVersionRetiredOnAnotherInstance_StopsAnsweringThisInstancesCarts_Within30SecondsOnTheAppsClock()
+    {
+        var seed = new StoreSeed(app, "intent-other-instance.myshopify.com");
+        await seed.SeedAsync(customersPerGroup: 2);
+        await SeedCartsAsync(seed, 96_720_000);
+        var version = await TrainAsync(seed.Shop);
+        var clock = new ManualClock();
+        var scorer = ScorerOn(clock);
+        var cart = new PluginApp.CartOffers.CartFacts(60m, null, 6, null, null, null);
+        Task<PluginApp.CartOffers.CartIntent> AskAsync() => scorer.ScoreAsync(seed.ShopId, null, cart, null, CancellationToken.None);
+        Assert.Equal(version, (await AskAsync()).ModelVersion);
+
+        await app.CountAsync("UPDATE models SET status = 'retired' WHERE shop_id = $1 AND kind = 'intent' AND version = $2", seed.ShopId, version);
+        clock.Advance(TimeSpan.FromSeconds(25));
+        Assert.Equal(version, (await AskAsync()).ModelVersion);
+        clock.Advance(TimeSpan.FromSeconds(10));
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        PluginApp.CartOffers.CartIntent answer;
+        while ((answer = await AskAsync()).ModelVersion is not null && DateTime.UtcNow < deadline) await Task.Delay(20);
+        Assert.Null(answer.ModelVersion);
+        Assert.Contains("no purchase-intent model yet", answer.Note);
+    }
+
     /// <summary>
     /// A store with no intent model yet counts every cart at its carts' rate of becoming orders, read once an hour. When the
     /// hour is up, the carts in flight are answered at once at the last rate while one reload reads the new one behind them
@@ -309,11 +347,7 @@ public sealed class IntentTests(AppFixture app) : IClassFixture<AppFixture>
             """, shopId, now);
         await app.CountAsync("INSERT INTO orders (shop_id, id, cart_token, total_price, created_at, updated_at) VALUES ($1, 97500001, 'rate-1', 40, $2, $2)",
             shopId, now.AddDays(-2));
-        var services = app.Factory.Services;
-        var scorer = new IntentScorer(app.Db,
-            services.GetRequiredService<PluginApp.Admin.Switches.AiFeatureSwitches>(), services.GetRequiredService<PluginApp.Governance.ModelBreakers>(),
-            services.GetRequiredService<Microsoft.Extensions.Options.IOptions<PluginApp.Governance.GovernanceOptions>>(), clock,
-            Microsoft.Extensions.Logging.Abstractions.NullLogger<IntentScorer>.Instance);
+        var scorer = ScorerOn(clock);
         var cart = new PluginApp.CartOffers.CartFacts(40m, null, 2, null, null, null);
         Task<PluginApp.CartOffers.CartIntent> AskAsync() => scorer.ScoreAsync(shopId, null, cart, null, CancellationToken.None);
 
