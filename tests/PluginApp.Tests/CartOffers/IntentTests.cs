@@ -271,10 +271,8 @@ public sealed class IntentTests(AppFixture app) : IClassFixture<AppFixture>
             ("a cart's customer history", IntentData.CustomerSql, [shopId, 97_200_002L, now]),
         })
         {
-            var (read, plan) = await QueryPlans.MostRowsReadAsync(conn, sql, parameters, tx);
-            Assert.False(double.IsNaN(read), plan);
             // Reading the store's orders for each checkout: 20,000 rows or more (1,000,000 for the sweep).
-            Assert.True(read <= 5000, $"{what} read {read} rows in a step:\n{plan}");
+            await QueryPlans.AssertReadsAtMostAsync(conn, $"{what}", 5000, sql, parameters, tx);
         }
         // The clearing, signals on every open checkout first (rolled back with the transaction).
         await using (var signals = new NpgsqlCommand("""
@@ -286,12 +284,12 @@ public sealed class IntentTests(AppFixture app) : IClassFixture<AppFixture>
             signals.Parameters.AddWithValue(now);
             Assert.Equal(50, await signals.ExecuteNonQueryAsync());
         }
-        var (cleared, clearPlan) = await QueryPlans.MostRowsReadAsync(conn, AbandonmentSignal.ClearSql, [shopId, now, now.AddDays(-3)], tx);
-        Assert.True(cleared <= 5000, $"clearing the signals read {cleared} rows in a step:\n{clearPlan}");
+        await QueryPlans.AssertReadsAtMostAsync(conn, "clearing the signals", 5000, AbandonmentSignal.ClearSql, [shopId, now, now.AddDays(-3)], tx);
         await using var closed = new NpgsqlCommand("SELECT array_agg(checkout_id) FROM checkout_signals WHERE shop_id = $1 AND cleared_at IS NOT NULL", conn, tx);
         closed.Parameters.AddWithValue(shopId);
         Assert.Equal(new[] { 97_300_001L }, (long[])(await closed.ExecuteScalarAsync())!);
     }
+
     /// <summary>A scorer of its own, as another instance of the app has, on a clock the test moves.</summary>
     private IntentScorer ScorerOn(TimeProvider clock)
     {

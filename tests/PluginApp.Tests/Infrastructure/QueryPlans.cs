@@ -12,7 +12,7 @@ public static partial class QueryPlans
     /// statement that writes does so for real) and returns the most rows any step of the plan produced or filtered out,
     /// over all its loops, with the plan for the assertion's message. A statement that walks a table reads thousands.
     /// </summary>
-    public static async Task<(double Rows, string Plan)> MostRowsReadAsync(NpgsqlConnection conn, string sql, object[] parameters,
+    private static async Task<(double Rows, string Plan)> MostRowsReadAsync(NpgsqlConnection conn, string sql, object[] parameters,
         NpgsqlTransaction? tx = null)
     {
         await using var explain = new NpgsqlCommand("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) " + sql, conn, tx);
@@ -31,6 +31,18 @@ public static partial class QueryPlans
             rows = double.IsNaN(rows) ? read : Math.Max(rows, read);
         }
         return (rows, string.Join('\n', plan));
+    }
+
+    /// <summary>
+    /// Fails unless <paramref name="sql"/> read at most <paramref name="most"/> rows in every step of its plan; the message
+    /// names <paramref name="what"/> and shows the plan.
+    /// </summary>
+    public static async Task AssertReadsAtMostAsync(NpgsqlConnection conn, string what, double most, string sql, object[] parameters,
+        NpgsqlTransaction? tx = null)
+    {
+        var (read, plan) = await MostRowsReadAsync(conn, sql, parameters, tx);
+        Assert.False(double.IsNaN(read), plan);
+        Assert.True(read <= most, $"{what} read {read} rows in a step:\n{plan}");
     }
 
     private static double Number(Group g) => double.Parse(g.Value, CultureInfo.InvariantCulture);

@@ -197,9 +197,7 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
 
         var batch = Enumerable.Range(1, 300).Select(i => 961_000_000L + i).ToArray();
         await using var conn = await app.Db.OpenConnectionAsync();
-        var (read, plan) = await QueryPlans.MostRowsReadAsync(conn, OrderFeatures.Query, [shopId, batch]);
-        Assert.False(double.IsNaN(read), plan);
-        Assert.True(read <= 4 * batch.Length, $"building the features of {batch.Length} orders read {read} rows in a step:\n{plan}");
+        await QueryPlans.AssertReadsAtMostAsync(conn, $"building the features of {batch.Length} orders", 4 * batch.Length, OrderFeatures.Query, [shopId, batch]);
         // The store's usual order for the batch's days: computed once a day (reading the store's 90 days before), and each
         // next batch of the day must find that its days are done from its own orders. In a transaction rolled back, so
         // BuildAsync below computes them as scoring does.
@@ -207,9 +205,7 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
         {
             await using (var days = new NpgsqlCommand(OrderFeatures.StoreDays, conn, tx) { Parameters = { new() { Value = shopId }, new() { Value = batch } } })
                 Assert.True(await days.ExecuteNonQueryAsync() > 0);
-            (read, plan) = await QueryPlans.MostRowsReadAsync(conn, OrderFeatures.StoreDays, [shopId, batch], tx);
-            Assert.False(double.IsNaN(read), plan);
-            Assert.True(read <= 4 * batch.Length, $"finding the days of {batch.Length} orders read {read} rows in a step:\n{plan}");
+            await QueryPlans.AssertReadsAtMostAsync(conn, $"finding the days of {batch.Length} orders", 4 * batch.Length, OrderFeatures.StoreDays, [shopId, batch], tx);
         }
         Assert.Equal(batch.Length, (await OrderFeatures.BuildAsync(conn, shopId, batch, CancellationToken.None)).Count);
     }
@@ -242,9 +238,7 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
 
         var ids = Enumerable.Range(orders - batch + 1, batch).Select(i => 991_000_000L + i).ToArray();
         await using var conn = await app.Db.OpenConnectionAsync();
-        var (read, plan) = await QueryPlans.MostRowsReadAsync(conn, OrderFeatures.Query, [shopId, ids]);
-        Assert.False(double.IsNaN(read), plan);
-        Assert.True(read <= (OrderFeatures.WindowCap + 1) * batch, $"building the features of {batch} orders read {read} rows in a step:\n{plan}");
+        await QueryPlans.AssertReadsAtMostAsync(conn, $"building the features of {batch} orders", (OrderFeatures.WindowCap + 1) * batch, OrderFeatures.Query, [shopId, ids]);
 
         var f = (await OrderFeatures.BuildAsync(conn, shopId, [ids[^1]], CancellationToken.None))[ids[^1]];
         double Get(string name) => f[OrderFeatures.Index(name)];

@@ -46,8 +46,6 @@ public sealed class RiskStatisticsTests(NoSchedulerAppFixture app) : IClassFixtu
         Assert.Equal(batch, await app.Factory.Services.GetRequiredService<RiskScorer>().ScoreShopAsync(shopId, CancellationToken.None));
 
         var ids = Enumerable.Range(orders - batch + 1, batch).Select(i => 981_000_000L + i).ToArray();
-        var (read, plan) = await QueryPlans.MostRowsReadAsync(conn, OrderFeatures.Query, [shopId, ids]);
-        Assert.False(double.IsNaN(read), plan);
-        Assert.True(read <= 20 * batch, $"building the features of {batch} orders read {read} rows in a step:\n{plan}");
+        await QueryPlans.AssertReadsAtMostAsync(conn, $"building the features of {batch} orders", 20 * batch, OrderFeatures.Query, [shopId, ids]);
     }
 }
