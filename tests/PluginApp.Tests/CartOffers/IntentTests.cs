@@ -53,13 +53,19 @@ public sealed class IntentTests(AppFixture app) : IClassFixture<AppFixture>
         return version;
     }
 
+    /// <summary>A store with its customers, 400 settled carts and its first intent model trained and active.</summary>
+    private async Task<(StoreSeed Seed, int Version)> TrainedStoreAsync(string shop, long firstOrder)
+    {
+        var seed = new StoreSeed(app, shop);
+        await seed.SeedAsync(customersPerGroup: 2);
+        await SeedCartsAsync(seed, firstOrder);
+        return (seed, await TrainAsync(seed.Shop));
+    }
+
     [Fact]
     public async Task IntentModel_TrainsOnTheStoresCarts_BeatsCartValueAlone_AndTheCartPolicyReadsIt()
     {
-        var seed = new StoreSeed(app, "intent-train.myshopify.com");
-        await seed.SeedAsync(customersPerGroup: 2);
-        await SeedCartsAsync(seed, 96_700_000);
-        var version = await TrainAsync(seed.Shop);
+        var (seed, version) = await TrainedStoreAsync("intent-train.myshopify.com", 96_700_000);
         var metrics = JsonDocument.Parse((string)(await app.ScalarAsync("SELECT metrics::text FROM models WHERE shop_id = $1 AND kind = 'intent' AND version = $2", seed.ShopId, version))!).RootElement;
         Assert.True(metrics.GetProperty("RocAuc").GetDouble() > 0.8, metrics.ToString());
         Assert.True(metrics.GetProperty("Carts").GetInt32() >= 390, metrics.ToString());
@@ -86,10 +92,8 @@ public sealed class IntentTests(AppFixture app) : IClassFixture<AppFixture>
     [Fact]
     public async Task IntentRelease_InShadowLogsTheActionItWouldHaveChosen_ThenItsCanaryAnswersItsShareOfCarts_UntilItOffersFarMoreCartsADiscount()
     {
-        var seed = new StoreSeed(app, "intent-release.myshopify.com");
-        await seed.SeedAsync(customersPerGroup: 2);
-        await SeedCartsAsync(seed, 96_800_000);
-        Assert.Equal(1, await TrainAsync(seed.Shop));
+        var (seed, first) = await TrainedStoreAsync("intent-release.myshopify.com", 96_800_000);
+        Assert.Equal(1, first);
         async Task SendAsync(HttpMethod method, string path, object body)
         {
             var req = new HttpRequestMessage(method, path) { Content = JsonContent.Create(body) };
@@ -179,10 +183,7 @@ public sealed class IntentTests(AppFixture app) : IClassFixture<AppFixture>
     [Fact]
     public async Task AbandonmentSignal_TagsOnlyMarketingCustomersWithAHighScoringOpenCheckout_OnceAndUntilTheyOrder()
     {
-        var seed = new StoreSeed(app, "intent-abandon.myshopify.com");
-        await seed.SeedAsync(customersPerGroup: 2);
-        await SeedCartsAsync(seed, 96_800_000);
-        await TrainAsync(seed.Shop);
+        var (seed, _) = await TrainedStoreAsync("intent-abandon.myshopify.com", 96_800_000);
         var now = app.Clock.GetUtcNow();
         // Customers 96_810_001 (accepts marketing, big checkout), _002 (no marketing, big), _003 (accepts marketing, small).
         foreach (var (customer, marketing) in new[] { (96_810_001L, true), (96_810_002L, false), (96_810_003L, true) })
@@ -307,10 +308,7 @@ public sealed class IntentTests(AppFixture app) : IClassFixture<AppFixture>
     [Fact]
     public async Task AVersionRetiredOnAnotherInstance_StopsAnsweringThisInstancesCarts_Within30SecondsOnTheAppsClock()
     {
-        var seed = new StoreSeed(app, "intent-other-instance.myshopify.com");
-        await seed.SeedAsync(customersPerGroup: 2);
-        await SeedCartsAsync(seed, 96_720_000);
-        var version = await TrainAsync(seed.Shop);
+        var (seed, version) = await TrainedStoreAsync("intent-other-instance.myshopify.com", 96_720_000);
         var clock = new ManualClock();
         var scorer = ScorerOn(clock);
         var cart = new PluginApp.CartOffers.CartFacts(60m, null, 6, null, null, null);
