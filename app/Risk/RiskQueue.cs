@@ -6,7 +6,7 @@ namespace PluginApp.Risk;
 /// <summary>
 /// The order risk's part of storing an order delivery (an ingestion step, in the delivery's transaction): queue a new order
 /// for scoring, and an updated one again only when a field its score used changed; and take a cancellation for fraud
-/// as a fraud label. The commit's NOTIFY wakes the scorer within a second; a sweep each minute finds anything it missed.
+/// as a fraud label. The commit's NOTIFY (sent only when an order was queued) wakes the scorer within a second; a sweep each minute finds anything it missed.
 /// The store's history brought in by the backfill gives its fraud cancellations the same labels (<see cref="BackfillLabels"/>),
 /// but queues nothing: history is learnt from, not scored.
 /// </summary>
@@ -27,17 +27,25 @@ internal static class RiskQueue
         ON CONFLICT (shop_id, order_id, source) DO NOTHING
         """;
 
-    // The segment's orders as stored, unless the order's score already used what it now holds.
-    private static readonly RowsStatement Queue = new("q", ["shop_id int8", "order_id int8", "reason text", "queued_at timestamptz"], """
-        INSERT INTO risk_pending (shop_id, order_id, reason, queued_at)
-        SELECT q.shop_id, q.order_id, q.reason, q.queued_at
-        FROM {rows} JOIN orders o ON o.shop_id = q.shop_id AND o.id = q.order_id
-        WHERE NOT EXISTS (
-            SELECT 1 FROM risk_scores s WHERE s.shop_id = q.shop_id AND s.order_id = q.order_id
-              AND round((s.features->>'amount')::numeric, 2) = round(coalesce(o.total_price, 0), 2)
-              AND (s.features->>'has_discount')::numeric = CASE WHEN o.discount_codes <> '' THEN 1 ELSE 0 END
-              AND (s.features->>'country_mismatch')::numeric = CASE WHEN o.billing_country <> o.shipping_country THEN 1 ELSE 0 END)
-        ON CONFLICT (shop_id, order_id) DO NOTHING
+    // The segment's orders as stored, unless the order's score already used what it now holds, or the shop switched order
+    // risk off to score nothing (then nothing is queued, and no scoring job starts only to drop it). Only a statement that
+    // queued an order wakes the scorer: an update that changed nothing its score used, or orders/paid and the like, do not.
+    private static readonly RowsStatement Queue = new("q", ["shop_id int8", "order_id int8", "reason text", "queued_at timestamptz"], $"""
+        WITH queued AS (
+            INSERT INTO risk_pending (shop_id, order_id, reason, queued_at)
+            SELECT q.shop_id, q.order_id, q.reason, q.queued_at
+            FROM {"{rows}"} JOIN orders o ON o.shop_id = q.shop_id AND o.id = q.order_id
+            WHERE NOT EXISTS (
+                SELECT 1 FROM risk_scores s WHERE s.shop_id = q.shop_id AND s.order_id = q.order_id
+                  AND round((s.features->>'amount')::numeric, 2) = round(coalesce(o.total_price, 0), 2)
+                  AND (s.features->>'has_discount')::numeric = CASE WHEN o.discount_codes <> '' THEN 1 ELSE 0 END
+                  AND (s.features->>'country_mismatch')::numeric = CASE WHEN o.billing_country <> o.shipping_country THEN 1 ELSE 0 END)
+              AND NOT EXISTS (
+                SELECT 1 FROM ai_feature_switches w WHERE w.shop_id = q.shop_id AND w.feature = '{RiskScorer.Name}'
+                  AND NOT w.enabled AND w.when_off = '{RiskScorer.ScoreNothing}')
+            ON CONFLICT (shop_id, order_id) DO NOTHING
+            RETURNING shop_id)
+        SELECT pg_notify('{Channel}', shop_id::text) FROM (SELECT DISTINCT shop_id FROM queued) s
         """);
 
     public static void Add(StoreWriter store, OrderRows rows, IngestionContext at)
@@ -45,12 +53,7 @@ internal static class RiskQueue
         var order = rows.Order;
         // A new order, or an update (or a repeated create) that changed something its score used: a fulfilment or a note
         // changes nothing, so it queues nothing.
-        if (at.Topic is "orders/create" or "orders/updated")
-        {
-            store.AddToSegment(Queue, [store.ShopId, order.Id, at.Topic, at.Now]);
-            // Only a delivery that may have queued an order wakes the scorer (orders/paid and the like do not).
-            store.NotifyShop(Channel);
-        }
+        if (at.Topic is "orders/create" or "orders/updated") store.AddToSegment(Queue, [store.ShopId, order.Id, at.Topic, at.Now]);
         if (order.CancelledAt is { } cancelled && string.Equals(order.CancelReason, "fraud", StringComparison.OrdinalIgnoreCase))
             store.Add("""
                 INSERT INTO risk_labels (shop_id, order_id, source, fraud, labelled_at, detail) VALUES ($1, $2, 'cancelled', true, $3, 'cancelled for fraud')

@@ -32,14 +32,17 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
 {
     public const string Name = "order-risk";
 
+    /// <summary>The off choice under which orders are not scored at all (nor queued: <see cref="RiskQueue"/>).</summary>
+    public const string ScoreNothing = "nothing";
+
     /// <summary>Order risk as a feature the merchant can switch off: orders are then scored by the documented rules only, or not at all.</summary>
     public static readonly AiFeature Switch = new(Name, "Order risk",
-        "Scores every order for fraud with reasons, writes the level and a tag to Shopify, and puts risky orders in the review queue.", ["rule_prior", "nothing"])
+        "Scores every order for fraud with reasons, writes the level and a tag to Shopify, and puts risky orders in the review queue.", ["rule_prior", ScoreNothing])
     {
         OffMeaning = new Dictionary<string, string>
         {
             ["rule_prior"] = "orders are scored by the documented rules only, never by a trained model",
-            ["nothing"] = "orders are not scored and nothing is written to Shopify",
+            [ScoreNothing] = "orders are not scored and nothing is written to Shopify",
         },
     };
 
@@ -85,7 +88,7 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
         if (pending.Count == 0) return 0;
 
         var state = await switches.StateAsync(shopId, Name, ct);
-        if (!state.Enabled && state.WhenOff == "nothing")
+        if (!state.Enabled && state.WhenOff == ScoreNothing)
         {
             await using (var drop = new NpgsqlCommand("DELETE FROM risk_pending WHERE shop_id = $1 AND order_id = ANY($2)", conn, tx))
             {

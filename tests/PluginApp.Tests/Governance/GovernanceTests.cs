@@ -15,13 +15,6 @@ namespace PluginApp.Tests.Governance;
 
 public sealed class GovernanceTests(AppFixture app) : IClassFixture<AppFixture>
 {
-    private async Task<HttpResponseMessage> SwitchAsync(string shop, string feature, bool enabled, string? whenOff = null, string? reason = null)
-    {
-        var req = new HttpRequestMessage(HttpMethod.Put, $"/api/admin/features/{feature}") { Content = JsonContent.Create(new { enabled, whenOff, reason }) };
-        req.Headers.Authorization = app.AdminGet("/", shop).Headers.Authorization;
-        return await app.Client.SendAsync(req);
-    }
-
     private async Task<JsonElement> DecisionsAsync(string shop, string query)
     {
         var res = await app.Client.SendAsync(app.AdminGet($"/api/admin/decisions?{query}", shop));
@@ -140,7 +133,7 @@ public sealed class GovernanceTests(AppFixture app) : IClassFixture<AppFixture>
         var visitor = seed.VisitorIn("model", "kill");
         Assert.Equal("model", (await seed.RecommendAsync($"placement=product&product_id=101&visitor_id={visitor}", client)).GetProperty("path").GetString());
 
-        Assert.Equal(HttpStatusCode.OK, (await SwitchAsync(seed.Shop, UpsellFeature.Name, false, "nothing", "a supplier recall: no product suggestions today")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await app.SwitchFeatureAsync(seed.Shop, UpsellFeature.Name, false, "nothing", "a supplier recall: no product suggestions today")).StatusCode);
         var switchedAt = DateTime.UtcNow;
         string? path;
         async Task<string?> PathAsync()
@@ -158,7 +151,7 @@ public sealed class GovernanceTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.False(change.GetProperty("enabled").GetBoolean());
         Assert.Equal("a supplier recall: no product suggestions today", change.GetProperty("reason").GetString());
 
-        Assert.Equal(HttpStatusCode.OK, (await SwitchAsync(seed.Shop, UpsellFeature.Name, true)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await app.SwitchFeatureAsync(seed.Shop, UpsellFeature.Name, true)).StatusCode);
         var onAt = DateTime.UtcNow;
         do path = await PathAsync();
         while (path != "model" && DateTime.UtcNow - onAt < TimeSpan.FromSeconds(1));

@@ -1,4 +1,5 @@
 using System.Net.Http.Headers;
+using System.Net.Http.Json;
 using System.Text;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
@@ -106,6 +107,14 @@ public class AppFixture : IAsyncLifetime
         var req = new HttpRequestMessage(HttpMethod.Get, path);
         req.Headers.Authorization = new AuthenticationHeaderValue("Bearer", SessionToken(shop));
         return req;
+    }
+
+    /// <summary>The merchant switches an AI feature on or off (and says what shows when off) as the admin pages do.</summary>
+    public Task<HttpResponseMessage> SwitchFeatureAsync(string shop, string feature, bool enabled, string? whenOff = null, string? reason = null)
+    {
+        var req = new HttpRequestMessage(HttpMethod.Put, $"/api/admin/features/{feature}") { Content = JsonContent.Create(new { enabled, whenOff, reason }) };
+        req.Headers.Authorization = new AuthenticationHeaderValue("Bearer", SessionToken(shop));
+        return Client.SendAsync(req);
     }
 
     public Task<HttpResponseMessage> SendWebhookAsync(string topic, string shop, string json, string? deliveryId = null,

@@ -82,9 +82,7 @@ public sealed class ServingCacheTests(AppFixture app) : IClassFixture<AppFixture
                 changed = a => !seed.Products(a).Contains(top);
                 break;
             default:
-                var off = new HttpRequestMessage(HttpMethod.Put, "/api/admin/features/upsells") { Content = JsonContent.Create(new { enabled = false, whenOff = "nothing" }) };
-                off.Headers.Authorization = app.AdminGet("/", seed.Shop).Headers.Authorization;
-                Assert.Equal(HttpStatusCode.OK, (await app.Client.SendAsync(off)).StatusCode);
+                Assert.Equal(HttpStatusCode.OK, (await app.SwitchFeatureAsync(seed.Shop, UpsellFeature.Name, false, "nothing")).StatusCode);
                 changed = a => a.GetProperty("path").GetString() == UpsellFeature.SwitchedOff;
                 break;
         }

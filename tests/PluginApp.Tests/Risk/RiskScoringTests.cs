@@ -112,6 +112,40 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Single(TagsAdded(gid), t => t == "pluginapp:risk-high");
     }
 
+    /// <summary>
+    /// A merchant who switches order risk off to score nothing: the store's new orders are stored but not queued, no scoring
+    /// job starts for them (the operator's job list stays quiet) and nothing reaches Shopify; once it is on again, the next
+    /// order is scored. The orders placed while it was off stay unscored, as the switch said.
+    /// </summary>
+    [Fact]
+    public async Task SwitchedOffToScoreNothing_OrdersAreStoredButNotQueued_NoScoringJobStarts_AndOnAgainTheNextOrderIsScored()
+    {
+        const string shop = "risk-off.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        Assert.Equal(HttpStatusCode.OK, (await app.SwitchFeatureAsync(shop, RiskScorer.Name, false, RiskScorer.ScoreNothing, "a sale weekend")).StatusCode);
+        const string jobs = """
+            SELECT count(*) FROM hangfire.job
+            WHERE invocationdata->>'Type' LIKE 'PluginApp.Risk.RiskScoringJob,%' AND invocationdata->>'Method' = 'ScoreShopAsync' AND arguments->>0 = $1::text
+            """;
+
+        var now = app.Clock.GetUtcNow();
+        for (var i = 0; i < 3; i++)
+            await SendAsync(shop, "orders/create", RiskOrders.Order(731_001 + i, now.AddMinutes(i), 640m, "203.0.113.70", "off.buyer@example.net", null, shipping: "NG"));
+        Assert.Equal(3L, await app.ScalarAsync("SELECT count(*) FROM orders WHERE shop_id = $1", shopId));
+        Assert.Equal(0L, await app.ScalarAsync("SELECT count(*) FROM risk_pending WHERE shop_id = $1", shopId));
+        // Why a wait: a queued order would have woken the scorer within a second of the commit.
+        await Task.Delay(1500);
+        Assert.Equal(0L, await app.ScalarAsync(jobs, shopId.ToString(CultureInfo.InvariantCulture)));
+        Assert.Equal(0L, await app.ScalarAsync("SELECT count(*) FROM risk_scores WHERE shop_id = $1", shopId));
+        Assert.Empty(app.Shopify.Admin.RiskAssessments("gid://shopify/Order/731001"));
+
+        Assert.Equal(HttpStatusCode.OK, (await app.SwitchFeatureAsync(shop, RiskScorer.Name, true)).StatusCode);
+        await SendAsync(shop, "orders/create", RiskOrders.Order(731_010, now.AddMinutes(10), 640m, "203.0.113.70", "off.buyer@example.net", null, shipping: "NG"));
+        await ScoreOfAsync(shopId, 731_010);
+        await WaitUntilAsync(() => app.Shopify.Admin.RiskAssessments("gid://shopify/Order/731010").Count == 1);
+        Assert.Equal(1L, await app.ScalarAsync("SELECT count(*) FROM risk_scores WHERE shop_id = $1", shopId));
+    }
+
     [Fact]
     public async Task FraudLabel_CountsOnlyForOrdersPlacedAfterItWasKnown_AndAnOrderRebuiltLaterHasTheFeaturesItWasScoredWith()
     {
