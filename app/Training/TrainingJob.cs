@@ -66,7 +66,7 @@ public sealed class TrainingScheduler(IBackgroundJobClient jobs, IRecurringJobMa
     }
 }
 
-/// <summary>Every few minutes: shops with enough orders since a kind's newest model's data ends get that kind trained.</summary>
+/// <summary>Every few minutes: shops with enough orders placed since a kind was last trained get that kind trained.</summary>
 public sealed class NewOrdersTrainingJob(NpgsqlDataSource db, TrainingScheduler scheduler, ModelKinds kinds, IOptions<TrainingOptions> options)
 {
     [AutomaticRetry(Attempts = 0)] // the next run comes in a few minutes anyway
@@ -80,8 +80,14 @@ public sealed class NewOrdersTrainingJob(NpgsqlDataSource db, TrainingScheduler 
                   AND NOT EXISTS (SELECT 1 FROM training_runs t WHERE t.shop_id = s.id AND t.kind = $2 AND t.state = 'running')
                   -- Why not while the shop's backfill runs: its history is half imported, and the backfill trains every kind when it ends.
                   AND NOT EXISTS (SELECT 1 FROM backfill_runs b WHERE b.shop_id = s.id AND b.state = 'running')
+                  -- New: placed since the kind's last training began, whatever it came to, or since its newest model's data end.
+                  -- Why not the data end alone: order risk learns only from orders old enough to have their labels, so its data
+                  -- end 60 days back and every store with a few orders a day was trained again every check; and a training
+                  -- skipped for too little data left no model, so the store was tried again every check.
                   AND (SELECT count(*) FROM orders o WHERE o.shop_id = s.id
-                       AND o.created_at > coalesce((SELECT m.data_to FROM models m WHERE m.shop_id = s.id AND m.kind = $2 ORDER BY m.version DESC LIMIT 1), '-infinity')) >= $1
+                       AND o.created_at > coalesce(greatest(
+                           (SELECT t.started_at FROM training_runs t WHERE t.shop_id = s.id AND t.kind = $2 ORDER BY t.id DESC LIMIT 1),
+                           (SELECT m.data_to FROM models m WHERE m.shop_id = s.id AND m.kind = $2 ORDER BY m.version DESC LIMIT 1)), '-infinity')) >= $1
                 """);
             cmd.Parameters.AddWithValue(options.Value.RetrainAfterNewOrders);
             cmd.Parameters.AddWithValue(kind.Name);

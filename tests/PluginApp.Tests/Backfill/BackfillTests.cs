@@ -341,32 +341,14 @@ public sealed class BackfillTests(AppFixture app) : IClassFixture<AppFixture>, I
             SELECT $1, 9100000 + i, '#' || i, 'USD', 10, now(), now() FROM generate_series(1, 3) i
             """, shopId);
         var run = await app.ScalarAsync("INSERT INTO backfill_runs (shop_id, state, started_at, updated_at) VALUES ($1, 'running', now(), now()) RETURNING id", shopId);
-        var queued = new RecordingJobs();
-        var services = app.Factory.Services;
-        var job = ActivatorUtilities.CreateInstance<PluginApp.Training.NewOrdersTrainingJob>(services,
-            ActivatorUtilities.CreateInstance<PluginApp.Training.TrainingScheduler>(services, (Hangfire.IBackgroundJobClient)queued),
-            Microsoft.Extensions.Options.Options.Create(new PluginApp.Training.TrainingOptions { RetrainAfterNewOrders = 3 }));
+        var (job, queued) = RecordingJobs.NewOrdersTraining(app, retrainAfterNewOrders: 3);
 
         await job.RunAsync(CancellationToken.None);
         Assert.DoesNotContain(shop, queued.Shops); // three new orders, but the history is still coming in
 
         await app.ScalarAsync("UPDATE backfill_runs SET state = 'completed', finished_at = now() WHERE id = $1", run!);
         await job.RunAsync(CancellationToken.None);
-        Assert.Equal(services.GetRequiredService<PluginApp.Training.ModelKinds>().All.Count, queued.Shops.Count(s => s == shop));
-    }
-
-    /// <summary>Keeps the jobs a scheduler would queue (their first argument, the shop) instead of queueing them.</summary>
-    private sealed class RecordingJobs : Hangfire.IBackgroundJobClient
-    {
-        public List<string> Shops { get; } = [];
-
-        public string Create(Hangfire.Common.Job job, Hangfire.States.IState state)
-        {
-            lock (Shops) Shops.Add((string)job.Args[0]);
-            return Guid.NewGuid().ToString("N");
-        }
-
-        public bool ChangeState(string jobId, Hangfire.States.IState state, string expectedState) => false;
+        Assert.Equal(app.Factory.Services.GetRequiredService<PluginApp.Training.ModelKinds>().All.Count, queued.Shops.Count(s => s == shop));
     }
 
     [Fact]

@@ -56,6 +56,37 @@ public sealed class RiskTrainingTests(AppFixture app) : IClassFixture<AppFixture
         ((string?)await app.ScalarAsync("SELECT error FROM training_runs WHERE shop_id = $1 AND kind = 'risk' ORDER BY id DESC LIMIT 1", shopId))?
             .Split(" fraud orders")[0];
 
+    /// <summary>
+    /// The risk model learns only from orders old enough to have their labels (60 days), so its data end 60 days back; the
+    /// orders since are not new to it. Retraining on new orders waits, as for every kind, for orders placed after the last
+    /// training, instead of training the store's risk model again every ten minutes; and a store whose training was
+    /// skipped for too few labels is not tried again until it has that many new orders (the nightly run tries it anyway).
+    /// </summary>
+    [Fact]
+    public async Task RetrainingOnNewOrders_CountsOrdersPlacedSinceTheLastTraining_NotTheOrdersTooYoungToLearnFrom()
+    {
+        const string trained = "risk-retrain.myshopify.com", skipped = "risk-retrain-skipped.myshopify.com";
+        var shopId = await LabelledStoreAsync(trained, 825_000); // 1,000 orders over 200 days: 300 in the last 60
+        Assert.Equal((1, true), await TrainAsync(trained));
+        await LabelledStoreAsync(skipped, 827_000, days: 100); // too few fraud labels old enough: skipped
+        Assert.Equal((0, false), await TrainAsync(skipped));
+        var (job, queued) = RecordingJobs.NewOrdersTraining(app, retrainAfterNewOrders: 200);
+
+        await job.RunAsync(CancellationToken.None);
+        Assert.DoesNotContain((trained, RiskTrainer.Kind), queued.Trainings);
+        Assert.DoesNotContain((skipped, RiskTrainer.Kind), queued.Trainings);
+
+        // 200 orders placed after the training: now it trains again.
+        await app.ScalarAsync("""
+            INSERT INTO orders (shop_id, id, email, currency, total_price, created_at, updated_at)
+            SELECT $1, 826000 + i, 'later' || i || '@example.com', 'USD', 30, $2 + i * interval '1 minute', $2 + i * interval '1 minute'
+            FROM generate_series(1, 200) i
+            """, shopId, app.Clock.GetUtcNow());
+        await job.RunAsync(CancellationToken.None);
+        Assert.Contains((trained, RiskTrainer.Kind), queued.Trainings);
+        Assert.DoesNotContain((skipped, RiskTrainer.Kind), queued.Trainings);
+    }
+
     [Fact]
     public async Task EnoughLabels_TheStoresModelBeatsThePriorOnLaterOrders_AndNewOrdersAreScoredWithItsVersionAndReasons()
     {
