@@ -35,10 +35,18 @@ public sealed class TrainingJob(TrainingService training, TrainingScheduler sche
 
 /// <summary>
 /// Every reason a model is trained, in one place: after the install's backfill, nightly at 03:00 in the shop's time zone,
-/// on the merchant's demand, and when enough orders arrived since the newest model's data ends. Each trains every kind.
+/// on the merchant's demand, and when enough orders were placed since the kind was last trained. Each trains every kind.
 /// </summary>
 public sealed class TrainingScheduler(IBackgroundJobClient jobs, IRecurringJobManager recurring, ModelKinds kinds)
 {
+    public const string Nightly = "nightly", NewOrders = "new orders";
+
+    /// <summary>
+    /// The triggers that come by the clock rather than from the merchant or a new history: they let a version in release
+    /// finish its release instead of replacing it (<see cref="TrainingService"/>).
+    /// </summary>
+    public static bool ComesByTheClock(string trigger) => trigger is Nightly or NewOrders;
+
     public static string NightlyId(string shop, string kind) => $"train-nightly:{kind}:{shop}";
 
     /// <summary>On install: a nightly training of every kind in the shop's time zone.</summary>
@@ -46,7 +54,7 @@ public sealed class TrainingScheduler(IBackgroundJobClient jobs, IRecurringJobMa
     {
         var zone = TimeZoneInfo.TryFindSystemTimeZoneById(ianaTimeZone ?? "UTC", out var tz) ? tz : TimeZoneInfo.Utc;
         foreach (var kind in kinds.All)
-            recurring.AddOrUpdate<TrainingJob>(NightlyId(shop, kind.Name), j => j.RunAsync(shop, kind.Name, "nightly", CancellationToken.None),
+            recurring.AddOrUpdate<TrainingJob>(NightlyId(shop, kind.Name), j => j.RunAsync(shop, kind.Name, Nightly, CancellationToken.None),
                 "0 3 * * *", new RecurringJobOptions { TimeZone = zone });
     }
 
@@ -93,7 +101,7 @@ public sealed class NewOrdersTrainingJob(NpgsqlDataSource db, TrainingScheduler 
             cmd.Parameters.AddWithValue(kind.Name);
             var shops = new List<string>();
             await using (var r = await cmd.ExecuteReaderAsync(ct)) while (await r.ReadAsync(ct)) shops.Add(r.GetString(0));
-            foreach (var shop in shops) scheduler.TrainNow(shop, "new orders", kind.Name);
+            foreach (var shop in shops) scheduler.TrainNow(shop, TrainingScheduler.NewOrders, kind.Name);
         }
     }
 }

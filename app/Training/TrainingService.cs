@@ -21,6 +21,16 @@ public sealed class TrainingService(ShopLookup shops, ModelKinds kinds, ModelReg
         var runId = await runs.StartAsync(RunLog.Training, shopId, new() { ["kind"] = kind.Name, ["trigger"] = trigger }, ct);
         try
         {
+            // Why a release is left to finish: a version that passes the gate replaces the one in release, whose shadow and
+            // canary start again, so a store that makes fewer decisions a day than a release needs never finished one and
+            // kept its first model. The merchant's Train now still replaces it.
+            if (kind.StagedRelease && TrainingScheduler.ComesByTheClock(trigger) && await registry.LoadReleaseAsync(shopId, kind.Name, ct) is { } release)
+            {
+                var why = $"version {release.Version} is in {release.Stage}: a {trigger} training waits until its release ends (training on demand replaces it)";
+                await runs.FinishAsync(RunLog.Training, runId, "skipped", why, []);
+                logger.LogInformation("Not training {Shop} {Kind}: {Reason}", shop, kind.Name, why);
+                return (0, false);
+            }
             var trainer = (IModelTrainer)services.GetRequiredService(kind.Trainer);
             var model = await trainer.TrainAsync(shopId, ct);
             // The run is completed in the model's own transaction: a model never serves while its run still says "running",

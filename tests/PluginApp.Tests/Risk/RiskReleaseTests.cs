@@ -168,6 +168,32 @@ public sealed class RiskReleaseTests(ReleaseFixture app) : IClassFixture<Release
         Assert.Equal(1, (await ScoreAsync(shop, shopId, after)).Version);
     }
 
+    /// <summary>
+    /// A version in release is left to finish: the nightly training and the new-orders check skip the kind, the run saying
+    /// why, instead of replacing it with a version whose shadow and canary start again (a store that makes fewer decisions a
+    /// day than a release needs never finished one). The merchant's Train now still replaces it.
+    /// </summary>
+    [Fact]
+    public async Task TrainingsByTheClock_LeaveTheVersionInReleaseToFinish_WhileTrainNowReplacesIt()
+    {
+        const string shop = "risk-release-nightly.myshopify.com";
+        var shopId = await StoreWithReleaseAsync(shop, 880_000, shadow: 1000, share: 0.5);
+        var training = app.Factory.Services.GetRequiredService<TrainingService>();
+
+        foreach (var trigger in new[] { TrainingScheduler.Nightly, TrainingScheduler.NewOrders })
+        {
+            Assert.Equal((0, false), await training.TrainAsync(shop, Kind, trigger, CancellationToken.None));
+            Assert.Equal($"skipped: version 2 is in shadow: a {trigger} training waits until its release ends (training on demand replaces it)",
+                await app.ScalarAsync("SELECT state || ': ' || error FROM training_runs WHERE shop_id = $1 AND kind = $2 ORDER BY id DESC LIMIT 1", shopId, Kind));
+        }
+        Assert.Equal("shadow", await StatusAsync(shopId, 2));
+        Assert.Null(await StatusAsync(shopId, 3));
+
+        Assert.Equal((3, false), await training.TrainAsync(shop, Kind, "on demand", CancellationToken.None));
+        Assert.Equal("candidate", await StatusAsync(shopId, 2));
+        Assert.Equal("shadow", await StatusAsync(shopId, 3));
+    }
+
     private HttpRequestMessage Get(string path, string shop)
     {
         var req = new HttpRequestMessage(HttpMethod.Get, path);
