@@ -6,7 +6,8 @@ namespace PluginApp.Risk;
 /// <summary>
 /// The order risk's part of storing an order delivery (an ingestion step, in the delivery's transaction): queue a new order
 /// for scoring, and an updated one again only when a field its score used changed; and take a cancellation for fraud
-/// as a fraud label. The commit's NOTIFY (sent only when an order was queued) wakes the scorer within a second; a sweep each minute finds anything it missed.
+/// as a fraud label. The commit's NOTIFY (sent only when an order was queued) wakes the scorer within a second; a sweep
+/// each minute finds anything it missed.
 /// The store's history brought in by the backfill gives its fraud cancellations the same labels (<see cref="BackfillLabels"/>),
 /// but queues nothing: history is learnt from, not scored.
 /// </summary>
