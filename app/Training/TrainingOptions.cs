@@ -6,7 +6,7 @@ public sealed class TrainingOptions
 {
     public const string Section = "Training";
 
-    /// <summary>Orders since a kind's newest model that trigger a new training of that kind.</summary>
+    /// <summary>Orders placed since a kind was last trained that trigger a new training of that kind.</summary>
     public int RetrainAfterNewOrders { get; set; } = 200;
 
     /// <summary>How often shops are checked for new orders (whole minutes, 1 to 59: it becomes a cron schedule).</summary>

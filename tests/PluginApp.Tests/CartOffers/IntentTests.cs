@@ -273,7 +273,7 @@ public sealed class IntentTests(AppFixture app) : IClassFixture<AppFixture>
         })
         {
             // Reading the store's orders for each checkout: 20,000 rows or more (1,000,000 for the sweep).
-            await QueryPlans.AssertReadsAtMostAsync(conn, $"{what}", 5000, sql, parameters, tx);
+            await QueryPlans.AssertReadsAtMostAsync(conn, what, 5000, sql, parameters, tx);
         }
         // The clearing, signals on every open checkout first (rolled back with the transaction).
         await using (var signals = new NpgsqlCommand("""

@@ -384,7 +384,7 @@ public sealed class ChurnTests(ChurnFixture app) : IClassFixture<ChurnFixture>
         })
         {
             // Reading the store's scores: 20,000 rows or more (3,300 for a segment's).
-            await QueryPlans.AssertReadsAtMostAsync(conn, $"{what}", 700, sql, parameters, tx);
+            await QueryPlans.AssertReadsAtMostAsync(conn, what, 700, sql, parameters, tx);
         }
     }
 

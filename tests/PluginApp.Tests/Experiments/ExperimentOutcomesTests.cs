@@ -161,7 +161,7 @@ public sealed class ExperimentOutcomesTests(AppFixture app) : IClassFixture<AppF
         })
         {
             // The store's refund lines or refunds, summed first: 3,000 or more.
-            await QueryPlans.AssertReadsAtMostAsync(conn, $"{what}", 1000, sql, parameters);
+            await QueryPlans.AssertReadsAtMostAsync(conn, what, 1000, sql, parameters);
         }
     }
 }
