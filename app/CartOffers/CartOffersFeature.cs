@@ -29,12 +29,17 @@ public static class CartOffersExperiment
 }
 
 /// <summary>Hangfire entry points: topping up a shop's code pool, and a sweep over the shops with cart offers on.</summary>
-public sealed class CartOfferJobs(DiscountPool pool, CartOfferSettingsStore settings, NpgsqlDataSource db, JobLocks locks)
+public sealed class CartOfferJobs(DiscountPool pool, CartOfferSettingsStore settings, AiFeatureSwitches switches, NpgsqlDataSource db, JobLocks locks)
 {
+    /// <summary>
+    /// Tops the pool up while the shop hands codes out: its offers on in the settings, and cart offers not switched off. Why
+    /// the switch too: switched off, the block hands no code out, and the codes expiring meanwhile would otherwise be
+    /// replaced, new discounts appearing in the merchant's store for a feature they turned off.
+    /// </summary>
     public async Task RefillAsync(long shopId, CancellationToken ct)
     {
         var (s, _, _, _) = await settings.GetAsync(shopId, ct);
-        if (!s.Enabled || !s.OffersEnabled) return;
+        if (!s.Enabled || !s.OffersEnabled || !await switches.IsOnAsync(shopId, CartOffersFeature.Name, ct)) return;
         await pool.RefillAsync(shopId, s, ct);
     }
 
@@ -61,7 +66,9 @@ public static class CartOffersFeature
     public static readonly AiFeature Switch = new(Name, "Cart offers",
         "Chooses per cart between nothing, a free-shipping bar, the bar with a product, or a single-use discount.", ["nothing"])
     {
-        OffMeaning = new Dictionary<string, string> { ["nothing"] = "the cart block shows nothing; no code is handed out" },
+        OffMeaning = new Dictionary<string, string> { ["nothing"] = "the cart block shows nothing; no code is handed out or created" },
+        // Switched off, the pool was left to run down; on again, it is topped up now rather than at the next sweep.
+        WhenSwitchedOn = (services, shopId) => services.GetRequiredService<IBackgroundJobClient>().Enqueue<CartOfferJobs>(j => j.RefillAsync(shopId, CancellationToken.None)),
     };
 
     public static IServiceCollection AddCartOffers(this IServiceCollection services)

@@ -12,6 +12,9 @@ public sealed record AiFeature(string Name, string Title, string WhatItDoes, str
     /// <summary>Called on every instance right after the shop's switch or shopper notice changed (NOTIFY feature_switched).</summary>
     public Action<IServiceProvider, long>? OnChanged { get; init; }
 
+    /// <summary>Called once, on the instance that saved it, after the merchant switched the feature on (e.g. to queue work its being off held back).</summary>
+    public Action<IServiceProvider, long>? WhenSwitchedOn { get; init; }
+
     /// <summary>What each off choice means, in the merchant's words (e.g. "rule_prior" → "scores from the documented rules only").</summary>
     public IReadOnlyDictionary<string, string> OffMeaning { get; init; } = new Dictionary<string, string>();
 

@@ -36,6 +36,7 @@ public static class SwitchesAdminApi
         if (reason?.Length > 500) return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["reason"] = ["at most 500 characters"] });
         await switches.SaveAsync(scope.ShopId, feature, body.Enabled, whenOff, AdminUser.Of(http), reason, ct);
         switches.OnNotification(services, scope.ShopId.ToString(System.Globalization.CultureInfo.InvariantCulture)); // this instance at once; the others on NOTIFY
+        if (body.Enabled) f.WhenSwitchedOn?.Invoke(services, scope.ShopId);
         return TypedResults.Ok(new FeatureSwitch(feature, body.Enabled, whenOff));
     }
 

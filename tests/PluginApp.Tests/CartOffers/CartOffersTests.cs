@@ -241,6 +241,44 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Contains("0 being created in Shopify, 2 refused by Shopify (Operations says why)", page);
     }
 
+    /// <summary>
+    /// A merchant who switches cart offers off sees no new discount codes appear in their store: the codes that expire
+    /// meanwhile are not replaced, by the sweep or by a refill already queued. Switched on again, the pool is topped up at
+    /// once, not at the next sweep a quarter of an hour later.
+    /// </summary>
+    [Fact]
+    public async Task SwitchedOff_NoCodeIsCreatedInTheStore_AndSwitchedOnAgainThePoolIsToppedUpAtOnce()
+    {
+        var seed = await StoreAsync("offers-switched-off.myshopify.com", 0.1m);
+        const string usable = "SELECT count(*) FROM discount_codes WHERE shop_id = $1 AND state IN ('creating', 'ready') AND expires_at > $2";
+        const string creates = "SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND operation = 'discountCodeBasicCreate'";
+        async Task WaitForUsableAsync(int count, string what)
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(20);
+            while (await app.CountAsync(usable, seed.ShopId, app.Clock.GetUtcNow().AddHours(3)) < count)
+            {
+                Assert.True(DateTime.UtcNow < deadline, $"{what} did not queue {count} codes within 20 s");
+                await Task.Delay(50);
+            }
+        }
+        // Saving the settings queues the first refill.
+        await SettingsAsync(seed, new { enabled = true, offerPercent = 10, maxDiscountPercent = 15, marginFloorPercent = 20, dailyBudget = 100, poolSize = 2, codeExpiryHours = 48 });
+        await WaitForUsableAsync(2, "saving the settings");
+        Assert.Equal(2, await app.CountAsync(creates, seed.ShopId));
+
+        Assert.Equal(HttpStatusCode.OK, (await app.SwitchFeatureAsync(seed.Shop, CartOffersFeature.Name, false, "nothing", "no discounts this month")).StatusCode);
+        await app.ScalarAsync("UPDATE discount_codes SET expires_at = $2 WHERE shop_id = $1", seed.ShopId, app.Clock.GetUtcNow().AddHours(-1));
+        var jobs = app.Factory.Services.GetRequiredService<CartOfferJobs>();
+        await jobs.RefillAsync(seed.ShopId, CancellationToken.None);
+        await jobs.SweepAsync(CancellationToken.None);
+        Assert.Equal(0, await app.CountAsync(usable, seed.ShopId, app.Clock.GetUtcNow()));
+        Assert.Equal(2, await app.CountAsync(creates, seed.ShopId));
+
+        Assert.Equal(HttpStatusCode.OK, (await app.SwitchFeatureAsync(seed.Shop, CartOffersFeature.Name, true)).StatusCode);
+        await WaitForUsableAsync(2, "switching cart offers on");
+        Assert.Equal(4, await app.CountAsync(creates, seed.ShopId));
+    }
+
     [Fact]
     public async Task ControlArm_SeesNothing_MarginFloorWithholdsTheOffer_AndAnUnknownDecisionIsRefused()
     {
