@@ -24,6 +24,13 @@ public static class TrainingExtensions
               SELECT id FROM (SELECT id, row_number() OVER (PARTITION BY shop_id, kind ORDER BY version DESC) AS n
                               FROM models WHERE status <> 'active') k WHERE k.n <= 3)
             """));
+        // Runs are the Training runs table's history (the page shows the latest 50) and the new-orders check's mark (each
+        // kind's latest run), so each kind's latest run stays whatever its age.
+        services.AddRetention(new RetentionRule("training runs (when each model kind was trained, on what, with what result)", TimeSpan.FromDays(90),
+            """
+            DELETE FROM training_runs WHERE state <> 'running' AND finished_at < $1
+              AND id NOT IN (SELECT max(id) FROM training_runs GROUP BY shop_id, kind)
+            """));
         return services;
     }
 }

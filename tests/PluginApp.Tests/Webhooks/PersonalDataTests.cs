@@ -148,6 +148,39 @@ public sealed class PersonalDataTests(AppFixture app) : IClassFixture<AppFixture
         Assert.Equal([2, 6, 7, 8], left);
     }
 
+    /// <summary>
+    /// Training runs are kept 90 days (about four a store a day): older ones go, except each model kind's latest, which the
+    /// new-orders check counts from however long ago it was, and a run still going.
+    /// </summary>
+    [Fact]
+    public async Task TrainingRunRetention_DropsRunsOlderThan90Days_KeepingEachKindsLatestAndAnyStillRunning()
+    {
+        var shopId = await app.InstallShopAsync("prune-runs.myshopify.com");
+        var now = app.Clock.GetUtcNow();
+        var runs = new (string Kind, int DaysAgo, string State)[]
+        {
+            ("recommender", 200, "succeeded"), ("recommender", 120, "failed"), ("recommender", 95, "running"), ("recommender", 91, "skipped"),
+            ("recommender", 80, "succeeded"), ("recommender", 2, "succeeded"),
+            ("risk", 300, "skipped"), ("risk", 150, "skipped"),
+        };
+        foreach (var (kind, days, state) in runs)
+            await app.ScalarAsync("""
+                INSERT INTO training_runs (shop_id, kind, trigger, state, started_at, finished_at)
+                VALUES ($1, $2, 'nightly', $3, $4, CASE WHEN $3 = 'running' THEN NULL ELSE $4 + interval '1 minute' END)
+                """, shopId, kind, state, now.AddDays(-days));
+
+        await ActivatorUtilities.CreateInstance<RetentionJob>(app.Factory.Services).RunAsync(CancellationToken.None);
+
+        var left = new List<string>();
+        await using var cmd = app.Db.CreateCommand("SELECT kind || ' ' || state FROM training_runs WHERE shop_id = $1 ORDER BY kind, started_at");
+        cmd.Parameters.AddWithValue(shopId);
+        await using var r = await cmd.ExecuteReaderAsync();
+        while (await r.ReadAsync()) left.Add(r.GetString(0));
+        Assert.Equal(["recommender running", "recommender succeeded", "recommender succeeded", "risk skipped"], left);
+        Assert.Equal(now.AddDays(-150).UtcDateTime, ((DateTime)(await app.ScalarAsync("SELECT started_at FROM training_runs WHERE shop_id = $1 AND kind = 'risk'", shopId))!),
+            TimeSpan.FromSeconds(1));
+    }
+
     private Task<HttpResponseMessage> Send(string topic, JsonObject body) => app.SendWebhookAsync(topic, "erase-all.myshopify.com", body.ToJsonString());
 
     /// <summary>The bundle layout before format 2: the same, with the ALS model's user rows.</summary>
