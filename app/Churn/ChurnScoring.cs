@@ -131,7 +131,9 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
                 ? new { version = release.Version, subject = ChurnSegments.Of(q.ChurnProbability, q.TotalSpend >= highFrom && q.TotalSpend > 0, lines), churn_probability = Math.Round(q.ChurnProbability, 4) }
                 : (object)new { version = release.Version, failed = release.Failed ?? "it gave no finite probability for this customer" }))).ToList()
             : [];
-        var calls = await QueueChangesAsync(conn, tx, shopId, o, scoredAt, release is { Stage: "canary" } ? release : null, shadow, ct);
+        // In canary, every customer of its share scored is a decision of the candidate's, whether or not their segment changed.
+        var canary = release is { Stage: "canary" } ? rows.Where(r => InCanary(shopId, r.P.CustomerId, release.Share)).Select(r => r.Id).ToList() : [];
+        var calls = await QueueChangesAsync(conn, tx, shopId, o, scoredAt, release is { Stage: "canary" } ? release : null, canary, shadow, ct);
         await tx.CommitAsync(ct);
         if (calls > 0) outbox.Kick(shopId);
         logger.LogInformation("Shop {Shop}: {Customers} customers scored for churn with model v{Version}; {Calls} Shopify calls queued", shopId, scored.Count, version, calls);
@@ -177,7 +179,7 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
         PluginApp.Experiments.Assignment.Bucket(shopId.ToString(CultureInfo.InvariantCulture), "u:" + customerId, "release:" + ChurnModelTrainer.Kind) < share;
 
     private static async Task<int> QueueChangesAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId, ChurnOptions o, DateTimeOffset now,
-        Release? canary, List<(long Id, string Json)> shadow, CancellationToken ct)
+        Release? canary, List<long> inCanary, List<(long Id, string Json)> shadow, CancellationToken ct)
     {
         var changed = new List<(long Customer, string Segment, double Probability, decimal? Value, int Change)>();
         await using (var cmd = new NpgsqlCommand("""
@@ -191,15 +193,19 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
             while (await r.ReadAsync(ct))
                 changed.Add((r.GetInt64(0), r.GetString(1), r.GetDouble(2), r.IsDBNull(3) ? null : r.GetDecimal(3), r.GetInt32(4)));
         }
-        if (changed.Count == 0 && shadow.Count == 0) return 0;
+        if (changed.Count == 0 && shadow.Count == 0 && inCanary.Count == 0) return 0;
         await using var batch = new NpgsqlBatch(conn, tx);
         var store = new StoreWriter(batch, shopId);
         // The decision log: one entry per customer whose segment changed (what was written to Shopify), with its reasons; in
-        // a shadow stage one per customer scored, each with the candidate's segment beside it. A canary's say so.
+        // a shadow stage one per customer scored, each with the candidate's segment beside it; in a canary stage one per
+        // customer of its share scored, saying so. Why every one in the canary's share, not only those whose segment changed:
+        // the canary ends after its number of decisions, and a store's segments change for a few customers a day, so counted
+        // by changes it ran for months and held the kind's scheduled trainings all that time.
         DecisionLog.AddPartition(batch, now);
         batch.BatchCommands.Add(new NpgsqlBatchCommand("""
             INSERT INTO decisions (shop_id, decided_at, decision_id, kind, subject, path, fallback, model_kind, model_version, customer_id, output, reasons, shadow)
-            SELECT c.shop_id, $2, 'churn:' || c.customer_id || ':' || c.changes || CASE WHEN c.customer_id = ANY($3) THEN '' ELSE ':shadow:' || $6 END,
+            SELECT c.shop_id, $2, 'churn:' || c.customer_id || ':' || c.changes || CASE WHEN c.customer_id = ANY($3) THEN ''
+                                                                                     WHEN sh.customer_id IS NOT NULL THEN ':shadow:' || $6 ELSE ':canary:' || $6 END,
                    'churn', c.segment, c.model_kind, false, 'churn', c.model_version, c.customer_id,
                    jsonb_build_object('churn_probability', round(c.churn_probability::numeric, 4), 'expected_value_365', c.expected_value_365,
                                       'days_since_last', c.days_since_last, 'orders', c.orders)
@@ -208,7 +214,7 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
                            ELSE jsonb_build_object('release', 'canary', 'candidate', $4, 'failed', $8::text) END,
                    ARRAY(SELECT r->>'text' FROM jsonb_array_elements(c.reasons) r), sh.shadow::jsonb
             FROM churn_scores c LEFT JOIN unnest($5::bigint[], $9::text[]) AS sh(customer_id, shadow) ON sh.customer_id = c.customer_id
-            WHERE c.shop_id = $1 AND (c.customer_id = ANY($3) OR sh.customer_id IS NOT NULL)
+            WHERE c.shop_id = $1 AND (c.customer_id = ANY($3) OR sh.customer_id IS NOT NULL OR c.customer_id = ANY($7))
             """)
         {
             Parameters =
@@ -216,8 +222,8 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
                 Sql.Param(shopId), Sql.Param(now), Sql.Param(changed.Select(c => c.Customer).ToArray()),
                 new NpgsqlParameter<int?> { TypedValue = canary?.Version, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Integer },
                 Sql.Param(shadow.Select(s => s.Id).ToArray()), Sql.Param(now.UtcTicks.ToString(CultureInfo.InvariantCulture)),
-                // The changed customers in the canary's share: theirs is the candidate's decision, or a failure of it.
-                Sql.Param(canary is null ? Array.Empty<long>() : changed.Select(c => c.Customer).Where(c => InCanary(shopId, c.ToString(CultureInfo.InvariantCulture), canary.Share)).ToArray()),
+                // The customers in the canary's share: theirs is the candidate's decision, or a failure of it.
+                Sql.Param(inCanary.ToArray()),
                 Sql.Text(canary?.Failed ?? "it gave no finite probability for this customer"), Sql.Param(shadow.Select(s => s.Json).ToArray()),
             },
         });

@@ -53,9 +53,11 @@ public sealed class ChurnReleaseTests(ChurnFixture app) : IClassFixture<ChurnFix
         await app.ScoreAsync(shopId);
         foreach (var (customer, version) in await VersionsAsync(shopId))
             Assert.Equal(inCanary.Contains(customer) ? 2 : 1, version);
-        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM decisions WHERE shop_id = $1 AND kind = 'churn' AND output ? 'release'", shopId));
+        // Each customer of its share is a canary decision; only the resynced one's was written to Shopify (its id is the change's).
+        Assert.Equal(inCanary.Count, await app.CountAsync("SELECT count(*) FROM decisions WHERE shop_id = $1 AND kind = 'churn' AND output ? 'release'", shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM decisions WHERE shop_id = $1 AND kind = 'churn' AND output ? 'release' AND decision_id NOT LIKE '%:canary:%'", shopId));
         var output = JsonDocument.Parse((string)(await app.ScalarAsync(
-            "SELECT output::text FROM decisions WHERE shop_id = $1 AND kind = 'churn' AND customer_id = $2 AND output ? 'release'", shopId, resynced))!).RootElement;
+            "SELECT output::text FROM decisions WHERE shop_id = $1 AND kind = 'churn' AND customer_id = $2 AND output ? 'release' AND decision_id NOT LIKE '%:canary:%'", shopId, resynced))!).RootElement;
         Assert.Equal("canary", output.GetProperty("release").GetString());
         Assert.Equal(2, output.GetProperty("candidate").GetInt32());
         Assert.False(output.TryGetProperty("failed", out _));
@@ -76,6 +78,43 @@ public sealed class ChurnReleaseTests(ChurnFixture app) : IClassFixture<ChurnFix
         Assert.Contains("win-back emails would go to far more customers", rolledBack);
         await app.ScoreAsync(shopId);
         Assert.All(await VersionsAsync(shopId), v => Assert.Equal(1, v.Version));
+    }
+
+    /// <summary>
+    /// A store's segments change for a few customers a day, so a canary counted by changes never reached its decisions: it
+    /// ran for months and held the nightly trainings. Each customer of its share scored counts, so a canary of 300 decisions
+    /// over half of 400 customers ends after two daily runs in which no segment changed, and the new version serves everyone.
+    /// </summary>
+    [Fact]
+    public async Task ChurnCanary_EndsAfterItsDecisions_CountingEveryCustomerOfItsShareScored_NotOnlyThoseWhoseSegmentChanged()
+    {
+        const string shop = "churn-canary-ends.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        await app.SeedAsync(shopId, 96_400_000, 400, seed: 5);
+        Assert.True((await app.TrainAsync(shop)).Activated);
+        await app.ScoreAsync(shopId);
+        var req = new HttpRequestMessage(HttpMethod.Put, "/api/admin/releases/churn/settings")
+        {
+            Content = JsonContent.Create(new { staged = true, shadowDecisions = 100, canaryShare = 0.5, canaryDecisions = 300 }),
+        };
+        req.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", app.SessionToken(shop));
+        Assert.True((await app.Client.SendAsync(req)).IsSuccessStatusCode);
+        Assert.Equal((2, false), await app.TrainAsync(shop));
+        var releases = app.Factory.Services.GetRequiredService<StagedReleases>();
+        await app.ScoreAsync(shopId);
+        await releases.RunShopAsync(shopId, CancellationToken.None);
+        Assert.Equal("canary", await app.ScalarAsync("SELECT status FROM models WHERE shop_id = $1 AND kind = 'churn' AND version = 2", shopId));
+        // The canary's first run moves its customers to version 2; the next changes nobody's segment.
+        await app.ScoreAsync(shopId);
+        await releases.RunShopAsync(shopId, CancellationToken.None);
+        Assert.Equal("canary", await app.ScalarAsync("SELECT status FROM models WHERE shop_id = $1 AND kind = 'churn' AND version = 2", shopId));
+        var calls = await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1", shopId);
+        await app.ScoreAsync(shopId);
+        Assert.Equal(calls, await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1", shopId));
+
+        await releases.RunShopAsync(shopId, CancellationToken.None);
+        var status = await app.ScalarAsync("SELECT status || ': ' || coalesce(status_reason, '') FROM models WHERE shop_id = $1 AND kind = 'churn' AND version = 2", shopId);
+        Assert.StartsWith("active", (string)status!);
     }
 
     private async Task<List<long>> CustomersAsync(long shopId) => (await VersionsAsync(shopId)).Select(v => v.Customer).ToList();
