@@ -69,11 +69,19 @@ public static class ChurnHistories
         };
     }
 
-    /// <summary>The moment to train and score at: now, or the newest order when the store's timeline ends earlier (a replay).</summary>
+    /// <summary>A store whose newest order is older than this is a past timeline replayed (a data set's), not a quiet store.</summary>
+    public static readonly TimeSpan ReplayedTimeline = TimeSpan.FromDays(180);
+
+    /// <summary>
+    /// The moment to train and score at: now, or just after the newest order when that is more than <see cref="ReplayedTimeline"/>
+    /// old (a replay of a data set's past). Why not the newest order always: in a live store it always is earlier than now, so a
+    /// quiet spell (three weeks without an order) stopped every customer's recency from growing, and nobody drifted towards
+    /// lapsing just when it mattered.
+    /// </summary>
     public static async Task<DateTimeOffset> NowAsync(NpgsqlDataSource db, long shopId, TimeProvider clock, CancellationToken ct)
     {
         var now = clock.GetUtcNow();
-        return await NewestOrderAsync(db, shopId, ct) is { } newest && newest < now ? newest.AddSeconds(1) : now;
+        return await NewestOrderAsync(db, shopId, ct) is { } newest && newest < now - ReplayedTimeline ? newest.AddSeconds(1) : now;
     }
 
     private static void Add(Dictionary<long, List<ChurnOrder>> orders, long customer, ChurnOrder o)

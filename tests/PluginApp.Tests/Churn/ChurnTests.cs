@@ -117,6 +117,35 @@ public sealed class ChurnTests(ChurnFixture app) : IClassFixture<ChurnFixture>
         return await response.Content.ReadFromJsonAsync<JsonElement>();
     }
 
+    /// <summary>
+    /// A store with no order for three weeks: every customer's recency grows by those weeks at the next daily run, so the
+    /// quiet spell shows in their churn risk. Scored as of the store's newest order, as before, nothing moved.
+    /// </summary>
+    [Fact]
+    public async Task AQuietSpell_GrowsEveryCustomersRecency_ScoringIsAsOfTodayNotTheNewestOrder()
+    {
+        var shopId = await app.ScoredShopAsync("churn-quiet.myshopify.com", 96_700_000, seed: 11);
+        async Task<Dictionary<long, (double Days, double P)>> ScoresAsync()
+        {
+            var scores = new Dictionary<long, (double, double)>();
+            await using var cmd = app.Db.CreateCommand("SELECT customer_id, days_since_last, churn_probability FROM churn_scores WHERE shop_id = $1");
+            cmd.Parameters.AddWithValue(shopId);
+            await using var r = await cmd.ExecuteReaderAsync();
+            while (await r.ReadAsync()) scores[r.GetInt64(0)] = (r.GetDouble(1), r.GetDouble(2));
+            return scores;
+        }
+        var before = await ScoresAsync();
+        app.Clock.Advance(TimeSpan.FromDays(21));
+        try { await app.ScoreAsync(shopId); }
+        finally { app.Clock.Advance(TimeSpan.FromDays(-21)); }
+        var after = await ScoresAsync();
+
+        Assert.Equal(before.Keys.Order(), after.Keys.Order());
+        Assert.All(before, b => Assert.InRange(after[b.Key].Days - b.Value.Days, 20.9, 21.1));
+        Assert.True(after.Values.Average(a => a.P) > before.Values.Average(b => b.P),
+            $"mean churn probability {after.Values.Average(a => a.P):F4} after three quiet weeks against {before.Values.Average(b => b.P):F4}");
+    }
+
     private async Task<Dictionary<long, string>> SegmentsAsync(long shopId)
     {
         var segments = new Dictionary<long, string>();
