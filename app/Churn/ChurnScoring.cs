@@ -139,19 +139,30 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
         logger.LogInformation("Shop {Shop}: {Customers} customers scored for churn with model v{Version}; {Calls} Shopify calls queued", shopId, scored.Count, version, calls);
     }
 
-    /// <summary>Every shop with an active churn model, rescored daily: recency grows every day even when the model does not change.</summary>
+    /// <summary>
+    /// Every shop with an active churn model, rescored daily: recency grows every day even when the model does not change.
+    /// A shop that fails (a model file that cannot be read, a query that times out) is logged and passed over, so the shops
+    /// after it are still scored that day.
+    /// </summary>
     [AutomaticRetry(Attempts = 0)]
     [Queue(JobQueues.Long)]
     public async Task SweepAsync(CancellationToken ct)
     {
         var shops = new List<long>();
-        await using (var cmd = db.CreateCommand($"SELECT DISTINCT m.shop_id FROM models m JOIN shops s ON s.id = m.shop_id WHERE m.kind = $1 AND m.status = 'active' AND {StoreData.ShopStatus.Installed("s")}"))
+        await using (var cmd = db.CreateCommand($"""
+            SELECT DISTINCT m.shop_id FROM models m JOIN shops s ON s.id = m.shop_id
+            WHERE m.kind = $1 AND m.status = 'active' AND {StoreData.ShopStatus.Installed("s")} ORDER BY m.shop_id
+            """))
         {
             cmd.Parameters.Add(Sql.Param(ChurnModelTrainer.Kind));
             await using var r = await cmd.ExecuteReaderAsync(ct);
             while (await r.ReadAsync(ct)) shops.Add(r.GetInt64(0));
         }
-        foreach (var shop in shops) await ScoreShopAsync(shop, ct);
+        foreach (var shop in shops)
+        {
+            try { await ScoreShopAsync(shop, ct); }
+            catch (Exception e) when (e is not OperationCanceledException) { logger.LogError(e, "Shop {Shop}: churn scoring failed; the sweep goes on to the next shop", shop); }
+        }
     }
 
     /// <summary>A churn version in shadow or canary, with its scores of the same customers, or why it could not score them.</summary>

@@ -146,6 +146,22 @@ public sealed class ChurnTests(ChurnFixture app) : IClassFixture<ChurnFixture>
             $"mean churn probability {after.Values.Average(a => a.P):F4} after three quiet weeks against {before.Values.Average(b => b.P):F4}");
     }
 
+    /// <summary>The daily sweep passes over a shop whose model cannot be read: the shops after it are still rescored that day.</summary>
+    [Fact]
+    public async Task DailySweep_AShopThatFails_DoesNotStopTheShopsAfterIt()
+    {
+        var broken = await app.ScoredShopAsync("churn-sweep-broken.myshopify.com", 96_800_000, seed: 12);
+        var fine = await app.ScoredShopAsync("churn-sweep-fine.myshopify.com", 96_810_000, seed: 13);
+        await app.ScalarAsync("UPDATE models SET artifact = '\\x00' WHERE shop_id = $1 AND kind = 'churn' AND status = 'active'", broken);
+        await app.ScalarAsync("UPDATE churn_scores SET scored_at = scored_at - interval '1 day' WHERE shop_id = ANY($1)", new[] { broken, fine });
+        var before = DateTime.UtcNow.AddDays(-0.5);
+
+        await app.Factory.Services.GetRequiredService<ChurnScoringJob>().SweepAsync(CancellationToken.None);
+
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM churn_scores WHERE shop_id = $1 AND scored_at > $2", broken, before));
+        Assert.Equal(300, await app.CountAsync("SELECT count(*) FROM churn_scores WHERE shop_id = $1 AND scored_at > $2", fine, before));
+    }
+
     private async Task<Dictionary<long, string>> SegmentsAsync(long shopId)
     {
         var segments = new Dictionary<long, string>();
