@@ -75,7 +75,7 @@ public sealed class CartOfferService(CartOfferSettingsStore settingsStore, Catal
             var bestVariant = best is null ? null : catalog.Products.GetValueOrDefault(best.ProductId)?.Display;
             facts = facts with { UpsellPrice = bestVariant?.Price, UpsellCost = bestVariant?.Cost };
             score = await intent.ScoreAsync(req.ShopId, req.CartToken, facts, req.CustomerId, ct);
-            var (ready, spent, held) = await pool.StateAsync(req.ShopId, req.CartToken, ct);
+            var (ready, spent, held) = await pool.StateAsync(req.ShopId, req.CartToken, settings, ct);
             // A cart asking again already holds its code: that code's discount is not spent a second time.
             var caps = new OfferCaps(settings.OffersEnabled && req.CartToken is not null, settings.OfferPercent, settings.MaxDiscountPercent,
                 settings.MarginFloorPercent, settings.DailyBudget, spent - (held?.Amount ?? 0), ready || held is not null);
@@ -100,7 +100,7 @@ public sealed class CartOfferService(CartOfferSettingsStore settingsStore, Catal
             if (action == CartAction.Offer)
             {
                 var amount = Math.Round(facts.Value * settings.OfferPercent / 100, 2);
-                var code = held ?? await pool.HandOutAsync(req.ShopId, req.CartToken!, req.VisitorHash, decisionId, amount, settings.DailyBudget, ct);
+                var code = held ?? await pool.HandOutAsync(req.ShopId, req.CartToken!, req.VisitorHash, decisionId, amount, settings, ct);
                 if (code is null)
                 {
                     reasons.Insert(0, "the offer was chosen but no code could be handed out (the pool ran dry or the budget filled meanwhile)");

@@ -89,19 +89,23 @@ public sealed class DiscountPool(NpgsqlDataSource db, OutboxScheduler outbox, Ti
             await lk.ExecuteNonQueryAsync(ct);
         }
         long have;
+        // Stock: codes at the offer's percent that a cart could still be given (Usable) an hour from now.
         await using (var count = new NpgsqlCommand("""
-            SELECT count(*) FROM discount_codes WHERE shop_id = $1 AND state IN ('creating', 'ready') AND expires_at > $2 + interval '2 hours'
+            SELECT count(*) FROM discount_codes WHERE shop_id = $1 AND state IN ('creating', 'ready') AND percent = $3
+              AND expires_at > $2 + interval '1 hour' + make_interval(hours => $4)
             """, conn, tx))
         {
             count.Parameters.Add(Sql.Param(shopId));
             count.Parameters.Add(Sql.Param(now));
+            count.Parameters.Add(Sql.Param(settings.OfferPercent));
+            count.Parameters.Add(Sql.Param(settings.CodeExpiryHours));
             have = (long)(await count.ExecuteScalarAsync(ct))!;
         }
         var missing = settings.PoolSize - (int)have;
         if (missing <= 0) { await tx.CommitAsync(ct); return 0; }
         await using var batch = new NpgsqlBatch(conn, tx);
         var store = new StoreWriter(batch, shopId);
-        var expires = now.AddHours(settings.CodeExpiryHours);
+        var expires = now.AddHours(settings.CodeExpiryHours * ValidityInThePool);
         for (var i = 0; i < missing; i++)
         {
             var code = NewCode();
@@ -131,19 +135,33 @@ public sealed class DiscountPool(NpgsqlDataSource db, OutboxScheduler outbox, Ti
     }
 
     /// <summary>
-    /// $1 shop, $2 now, $3 the start of today (UTC), $4 the cart: whether a code is ready, the discount handed out today and
-    /// the cart's code. Asked on every cart the offers answer; today's hand-outs are found through discount_codes_handed_idx
-    /// (migration 0047; without it the sum read every code the store ever had: 10–16 ms a cart with 54,000 codes, 0.1 ms now).
+    /// A code lives in Shopify this many times the merchant's validity (<see cref="CartOfferSettings.CodeExpiryHours"/>) and
+    /// is handed out only while at least that validity is left, so every shopper gets a code valid at least as long as the
+    /// merchant set. Why: handed out by the nearest end, as until 4 Dec, a pool created together gave its last codes with an
+    /// hour or two left, and the shopper who came back that evening found the code expired.
     /// </summary>
-    internal const string StateSql = """
-        SELECT EXISTS (SELECT 1 FROM discount_codes WHERE shop_id = $1 AND state = 'ready' AND expires_at > $2 + interval '1 hour'),
+    public const int ValidityInThePool = 2;
+
+    /// <summary>A code a cart may be given: $1 the shop; now, the offer's percent and its validity in hours as the parameters named.</summary>
+    private static string Usable(string now, string percent, string hours) =>
+        $"shop_id = $1 AND state = 'ready' AND percent = {percent} AND expires_at > {now} + make_interval(hours => {hours})";
+
+    /// <summary>
+    /// $1 shop, $2 now, $3 the start of today (UTC), $4 the cart, $5 the offer's percent, $6 its validity in hours: whether a
+    /// code is ready at that percent and validity, the discount handed out today and the cart's code. Why the percent: codes
+    /// made before the merchant lowered it would give carts the old discount, past the caps checked at the new one. Asked on
+    /// every cart the offers answer; today's hand-outs are found through discount_codes_handed_idx (migration 0047; without
+    /// it the sum read every code the store ever had: 10–16 ms a cart with 54,000 codes, 0.1 ms now).
+    /// </summary>
+    internal static readonly string StateSql = $"""
+        SELECT EXISTS (SELECT 1 FROM discount_codes WHERE {Usable("$2", "$5", "$6")}),
                (SELECT coalesce(sum(amount), 0) FROM discount_codes WHERE shop_id = $1 AND handed_out_at >= $3),
                c.code, c.percent, c.expires_at, c.amount
         FROM (SELECT 1) x LEFT JOIN discount_codes c ON c.shop_id = $1 AND c.cart_token = $4 AND c.state = 'handed_out'
         """;
 
-    /// <summary>What the caps need: whether a code is ready, and the discount handed out today (UTC).</summary>
-    public async Task<(bool Ready, decimal SpentToday, HandedCode? Existing)> StateAsync(long shopId, string? cartToken, CancellationToken ct)
+    /// <summary>What the caps need: whether a code is ready at the settings' percent and validity, and the discount handed out today (UTC).</summary>
+    public async Task<(bool Ready, decimal SpentToday, HandedCode? Existing)> StateAsync(long shopId, string? cartToken, CartOfferSettings settings, CancellationToken ct)
     {
         var now = clock.GetUtcNow();
         await using var conn = await db.OpenConnectionAsync(ct);
@@ -153,6 +171,8 @@ public sealed class DiscountPool(NpgsqlDataSource db, OutboxScheduler outbox, Ti
         cmd.Parameters.Add(Sql.Param(now));
         cmd.Parameters.Add(Sql.Param(new DateTimeOffset(now.UtcDateTime.Date, TimeSpan.Zero)));
         cmd.Parameters.Add(Sql.Text(cartToken));
+        cmd.Parameters.Add(Sql.Param(settings.OfferPercent));
+        cmd.Parameters.Add(Sql.Param(settings.CodeExpiryHours));
         await using var r = await cmd.ExecuteReaderAsync(ct);
         await r.ReadAsync(ct);
         return (r.GetBoolean(0), r.GetDecimal(1),
@@ -163,7 +183,7 @@ public sealed class DiscountPool(NpgsqlDataSource db, OutboxScheduler outbox, Ti
     /// Hands a ready code to the cart, under the shop's lock so the daily budget is checked against every other hand-out;
     /// null when none is ready or the budget would be broken. A cart that already holds a code gets it again.
     /// </summary>
-    public async Task<HandedCode?> HandOutAsync(long shopId, string cartToken, string? visitorHash, string decisionId, decimal amount, decimal dailyBudget,
+    public async Task<HandedCode?> HandOutAsync(long shopId, string cartToken, string? visitorHash, string decisionId, decimal amount, CartOfferSettings settings,
         CancellationToken ct)
     {
         var now = clock.GetUtcNow();
@@ -174,10 +194,10 @@ public sealed class DiscountPool(NpgsqlDataSource db, OutboxScheduler outbox, Ti
             lk.Parameters.Add(Sql.Param((int)shopId));
             await lk.ExecuteNonQueryAsync(ct);
         }
-        await using var cmd = new NpgsqlCommand("""
+        await using var cmd = new NpgsqlCommand($"""
             WITH held AS (SELECT code, percent, expires_at, amount FROM discount_codes WHERE shop_id = $1 AND cart_token = $2 AND state = 'handed_out'),
             spent AS (SELECT coalesce(sum(amount), 0) AS s FROM discount_codes WHERE shop_id = $1 AND handed_out_at >= $6),
-            pick AS (SELECT code FROM discount_codes WHERE shop_id = $1 AND state = 'ready' AND expires_at > $5 + interval '1 hour'
+            pick AS (SELECT code FROM discount_codes WHERE {Usable("$5", "$9", "$10")}
                      AND NOT EXISTS (SELECT 1 FROM held) AND NOT EXISTS (SELECT 1 FROM discount_codes WHERE shop_id = $1 AND cart_token = $2)
                      AND (SELECT s FROM spent) + $4 <= $7
                      ORDER BY expires_at LIMIT 1 FOR UPDATE SKIP LOCKED),
@@ -191,8 +211,10 @@ public sealed class DiscountPool(NpgsqlDataSource db, OutboxScheduler outbox, Ti
         cmd.Parameters.Add(Sql.Param(amount));
         cmd.Parameters.Add(Sql.Param(now));
         cmd.Parameters.Add(Sql.Param(new DateTimeOffset(now.UtcDateTime.Date, TimeSpan.Zero)));
-        cmd.Parameters.Add(Sql.Param(dailyBudget));
+        cmd.Parameters.Add(Sql.Param(settings.DailyBudget));
         cmd.Parameters.Add(Sql.Param(decisionId));
+        cmd.Parameters.Add(Sql.Param(settings.OfferPercent));
+        cmd.Parameters.Add(Sql.Param(settings.CodeExpiryHours));
         HandedCode? code = null;
         await using (var r = await cmd.ExecuteReaderAsync(ct))
             if (await r.ReadAsync(ct))

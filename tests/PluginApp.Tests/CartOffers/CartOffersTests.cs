@@ -42,12 +42,14 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.True(r.IsSuccessStatusCode, await r.Content.ReadAsStringAsync());
     }
 
-    /// <summary>Tops the code pool up and lets the outbox create the codes in the stand-in Shopify.</summary>
+    /// <summary>Tops the code pool up and lets the outbox create the codes in the stand-in Shopify; the codes Shopify has are then ready.</summary>
     private async Task FillPoolAsync(StoreSeed seed)
     {
         var settings = (await app.Factory.Services.GetRequiredService<CartOfferSettingsStore>().GetAsync(seed.ShopId, CancellationToken.None)).Settings;
-        await app.Factory.Services.GetRequiredService<DiscountPool>().RefillAsync(seed.ShopId, settings, CancellationToken.None);
+        var pool = app.Factory.Services.GetRequiredService<DiscountPool>();
+        await pool.RefillAsync(seed.ShopId, settings, CancellationToken.None);
         await app.DrainAsync(seed.ShopId);
+        await pool.SettleAsync(seed.ShopId, CancellationToken.None);
     }
 
     /// <summary>A visitor id the experiment puts in the arm.</summary>
@@ -239,6 +241,36 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal((2L, 0L, 2L), (summary.Ready, summary.Creating, summary.Failed));
         var page = await (await app.Client.GetAsync($"/admin/cart-offers?shop={seed.Shop}&embedded=1&id_token={app.SessionToken(seed.Shop)}")).Content.ReadAsStringAsync();
         Assert.Contains("0 being created in Shopify, 2 refused by Shopify (Operations says why)", page);
+    }
+
+    /// <summary>
+    /// A merchant who lowers the offer from 20 % to 10 % because margins are bleeding: the next cart gets a 10 % code, never
+    /// one of the 20 % codes the pool made before (they would break the caps checked at 10 %), and the code is valid for at
+    /// least the hours the merchant set, however long it waited in the pool.
+    /// </summary>
+    [Fact]
+    public async Task LoweringTheOffer_CartsGetCodesAtTheNewPercent_EachValidForAtLeastTheHoursSet()
+    {
+        var seed = await StoreAsync("offers-lowered.myshopify.com", 0.1m);
+        await SettingsAsync(seed, new { enabled = true, offerPercent = 20, maxDiscountPercent = 20, marginFloorPercent = 20, dailyBudget = 1000, poolSize = 2, codeExpiryHours = 48 });
+        await FillPoolAsync(seed);
+        Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM discount_codes WHERE shop_id = $1 AND state = 'ready' AND percent = 20", seed.ShopId));
+
+        await SettingsAsync(seed, new { enabled = true, offerPercent = 10, maxDiscountPercent = 10, marginFloorPercent = 20, dailyBudget = 1000, poolSize = 2, codeExpiryHours = 48 });
+        await FillPoolAsync(seed);
+        // A day later: codes made now are still good for the 48 hours set, and the 20 % ones never will be handed out.
+        app.Clock.Advance(TimeSpan.FromDays(1));
+        try
+        {
+            var answer = await AskAsync(seed, "cart-lowered", VisitorIn(seed.Shop, CartOffersExperiment.PolicyArm), (1120, 5));
+            Assert.Equal(CartAction.Offer, answer.GetProperty("action").GetString());
+            var offer = answer.GetProperty("offer");
+            Assert.Equal(10m, offer.GetProperty("percent").GetDecimal());
+            Assert.Equal(10.50m, offer.GetProperty("amount").GetDecimal());
+            Assert.Equal(10m, (decimal)(await app.ScalarAsync("SELECT percent FROM discount_codes WHERE shop_id = $1 AND cart_token = 'cart-lowered'", seed.ShopId))!);
+            Assert.True(offer.GetProperty("expires_at").GetDateTimeOffset() >= app.Clock.GetUtcNow().AddHours(48), offer.ToString());
+        }
+        finally { app.Clock.Advance(TimeSpan.FromDays(-1)); }
     }
 
     /// <summary>
@@ -460,7 +492,7 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
             VALUES ($1, 'TODAY-1', 10, 'handed_out', $2, $3, 'today-cart', 6.5, $2), ($1, 'TODAY-2', 10, 'handed_out', $2, $3, 'other-cart', 3, $2)
             """, shopId, now, now.AddDays(2));
         await app.CountAsync("ANALYZE discount_codes");
-        object[] parameters = [shopId, now, today, "today-cart"];
+        object[] parameters = [shopId, now, today, "today-cart", 10m, 48];
 
         await using var conn = await app.Db.OpenConnectionAsync();
         await using (var cmd = new Npgsql.NpgsqlCommand(DiscountPool.StateSql, conn))
