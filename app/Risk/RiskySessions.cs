@@ -6,9 +6,10 @@ using PluginApp.Recommendations;
 namespace PluginApp.Risk;
 
 /// <summary>
-/// No upsells for a shopper whose customer account or browser address placed a HIGH-risk order in the last 30 days that
-/// no reviewer has decided yet: selling more to a likely fraudster only raises the loss. Each shop's set is read at most
-/// every <see cref="Refresh"/> (one indexed query), so serving pays a dictionary lookup.
+/// No upsells for a shopper whose customer account or browser address placed, in the last 30 days, a HIGH-risk order that
+/// nobody has decided yet, or an order confirmed as fraud (a reviewer, a fraud cancellation, a dispute, Stripe), cancelled
+/// or not: selling more to a likely or known fraudster only raises the loss. Each shop's set is read at most every
+/// <see cref="Refresh"/> (two indexed lookups), so serving pays a dictionary lookup.
 /// </summary>
 public sealed class RiskySessions(NpgsqlDataSource db, TimeProvider clock) : IServingGuard
 {
@@ -33,10 +34,15 @@ public sealed class RiskySessions(NpgsqlDataSource db, TimeProvider clock) : ISe
     private async Task<Snapshot> LoadAsync(long shopId)
     {
         var now = clock.GetUtcNow();
+        // Why confirmed fraud apart: until 4 Dec a HIGH order left the set with any label, so confirming it as fraud (or
+        // cancelling it) gave the fraudster upsells again.
         await using var cmd = db.CreateCommand("""
             SELECT o.customer_id, o.browser_ip FROM risk_scores s JOIN orders o ON o.shop_id = s.shop_id AND o.id = s.order_id
             WHERE s.shop_id = $1 AND s.level = 'HIGH' AND s.scored_at > $2 AND o.cancelled_at IS NULL
               AND NOT EXISTS (SELECT 1 FROM risk_labels l WHERE l.shop_id = s.shop_id AND l.order_id = s.order_id)
+            UNION
+            SELECT o.customer_id, o.browser_ip FROM risk_labels l JOIN orders o ON o.shop_id = l.shop_id AND o.id = l.order_id
+            WHERE l.shop_id = $1 AND l.fraud AND l.labelled_at > $2
             """);
         cmd.Parameters.Add(Sql.Param(shopId));
         cmd.Parameters.Add(Sql.Param(now.AddDays(-30)));

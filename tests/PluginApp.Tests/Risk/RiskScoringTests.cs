@@ -378,7 +378,7 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
     }
 
     [Fact]
-    public async Task ShopperWithAHighOrderAwaitingReview_GetsNoUpsells_UntilAReviewerDecides()
+    public async Task ShopperWithAHighOrderAwaitingReview_GetsNoUpsells_UntilAReviewerClearsIt_AndAConfirmedFraudsterStaysWithout()
     {
         const string shop = "risk-sessions.myshopify.com";
         var shopId = await OrdinaryStoreAsync(shop, 740_000);
@@ -397,6 +397,17 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
         await app.ScalarAsync("INSERT INTO risk_labels (shop_id, order_id, source, fraud, labelled_at) VALUES ($1, 749001, 'review', false, $2)",
             shopId, app.Clock.GetUtcNow());
         sessions.Invalidate(shopId);
+        Assert.Equal(someoneElse.GetProperty("path").GetString(), (await RecommendAsync(shop, customer)).GetProperty("path").GetString());
+
+        // Another shopper's HIGH order is confirmed as fraud and cancelled: they stay without upsells.
+        const long fraudster = 74_997;
+        await SendAsync(shop, "orders/create", RiskOrders.Order(749_002, app.Clock.GetUtcNow(), 650m, "203.0.113.78", "ring@example.net", fraudster, billing: "US", shipping: "NG"));
+        Assert.Equal("HIGH", (await ScoreOfAsync(shopId, 749_002)).Level);
+        await app.ScalarAsync("INSERT INTO risk_labels (shop_id, order_id, source, fraud, labelled_at) VALUES ($1, 749002, 'review', true, $2)",
+            shopId, app.Clock.GetUtcNow());
+        await app.ScalarAsync("UPDATE orders SET cancelled_at = $2 WHERE shop_id = $1 AND id = 749002", shopId, app.Clock.GetUtcNow());
+        sessions.Invalidate(shopId);
+        Assert.Equal(RiskySessions.Path, (await RecommendAsync(shop, fraudster)).GetProperty("path").GetString());
         Assert.Equal(someoneElse.GetProperty("path").GetString(), (await RecommendAsync(shop, customer)).GetProperty("path").GetString());
     }
 
