@@ -166,7 +166,7 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
             });
             if (previous.GetValueOrDefault(orderId) == level) continue; // Shopify already shows this level
             if (level == "HIGH" && Hold(store, holding, orderId, f, now)) holds++;
-            calls.AddRange(ShopifyCalls(orderId, level, previous.GetValueOrDefault(orderId), assessment));
+            calls.AddRange(ShopifyCalls(orderId, level, previous.GetValueOrDefault(orderId), assessment, now));
         }
         rows.AddTo(store, now);
         OutboxWriter.EnqueueMany(store, calls, now);
@@ -179,7 +179,11 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
         return pending.Count;
     }
 
-    /// <summary>A batch's scores, written with one upsert (a later score of an order replaces the earlier).</summary>
+    /// <summary>
+    /// A batch's scores, written with one upsert (a later score of an order replaces the earlier). A score above the level a
+    /// reviewer decided on (MEDIUM approved, then HIGH after an edit) puts the order back in the review queue: it is held
+    /// again, and a hold nobody is shown could never be released.
+    /// </summary>
     private sealed class ScoreRows(int capacity)
     {
         private readonly List<long> _orders = new(capacity);
@@ -207,7 +211,9 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
                      AS s(order_id, score, level, model_version, prior_weight, reasons, features, queued_at)
                 ON CONFLICT (shop_id, order_id) DO UPDATE SET score = excluded.score, level = excluded.level, model_version = excluded.model_version,
                     prior_weight = excluded.prior_weight, reasons = excluded.reasons, features = excluded.features,
-                    queued_at = excluded.queued_at, scored_at = excluded.scored_at
+                    queued_at = excluded.queued_at, scored_at = excluded.scored_at,
+                    reviewed_at = CASE WHEN array_position(ARRAY['LOW', 'MEDIUM', 'HIGH'], excluded.level) > array_position(ARRAY['LOW', 'MEDIUM', 'HIGH'], risk_scores.level)
+                                       THEN NULL ELSE risk_scores.reviewed_at END
                 """, store.ShopId, _orders.ToArray(), _scores.ToArray(), _levels.ToArray(), _versions.ToArray(), _priorWeights.ToArray(),
                 _reasons.ToArray(), _features.ToArray(), _queued.ToArray(), now);
         }
@@ -252,20 +258,26 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
         return state == RiskHolds.ToHold;
     }
 
-    /// <summary>The assessment Shopify shows on the order (level and up to 20 facts) and our tag, swapped when the level changed.</summary>
-    public static IEnumerable<OutboxCall> ShopifyCalls(long orderId, string level, string? previousLevel, RiskAssessment assessment)
+    /// <summary>
+    /// The assessment Shopify shows on the order (level and up to 20 facts) and our tag, swapped when the level changed. Each
+    /// call's key names the scoring (<paramref name="scoredAt"/>), not the change of level: keyed by the change, an order
+    /// that went back to an earlier level (MEDIUM, HIGH, MEDIUM) had the later swap taken for the earlier one and written
+    /// nothing, and was left with no tag of ours, or the wrong one.
+    /// </summary>
+    public static IEnumerable<OutboxCall> ShopifyCalls(long orderId, string level, string? previousLevel, RiskAssessment assessment, DateTimeOffset scoredAt)
     {
+        var at = scoredAt.UtcTicks.ToString(System.Globalization.CultureInfo.InvariantCulture);
         var gid = Gid.Of("Order", orderId);
         var facts = assessment.Reasons.Take(19).Select(r => new { description = r.Text, sentiment = r.Sentiment }).ToList();
         if (facts.Count == 0) facts.Add(new { description = "Nothing unusual about this order", sentiment = "POSITIVE" });
         facts.Add(new { description = string.Create(System.Globalization.CultureInfo.InvariantCulture, $"PluginApp risk score {assessment.Score * 100:0}% ({level})"), sentiment = "NEUTRAL" });
         yield return new OutboxCall(OutboxOperation.OrderRiskAssessmentCreate, gid,
-            new { input = new { orderId = gid, riskLevel = level, facts } }, $"risk:{orderId}:{level}:{assessment.Score:R}");
+            new { input = new { orderId = gid, riskLevel = level, facts } }, $"risk:{orderId}:{level}:{at}");
         if (previousLevel is not null)
             yield return new OutboxCall(OutboxOperation.TagsRemove, gid, new { id = gid, tags = new[] { TagPrefix + previousLevel.ToLowerInvariant() } },
-                $"risk-untag:{orderId}:{previousLevel}:{level}");
+                $"risk-untag:{orderId}:{previousLevel}:{level}:{at}");
         yield return new OutboxCall(OutboxOperation.TagsAdd, gid, new { id = gid, tags = new[] { TagPrefix + level.ToLowerInvariant() } },
-            $"risk-tag:{orderId}:{level}");
+            $"risk-tag:{orderId}:{level}:{at}");
     }
 
     private static async Task<(RiskThresholds, RiskHoldSettings, string, Dictionary<long, string>)> ContextAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId,

@@ -377,6 +377,47 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal(["LOW", "HIGH"], app.Shopify.Admin.RiskAssessments(gid).Select(a => a["riskLevel"]!.GetValue<string>()));
     }
 
+    /// <summary>
+    /// An order approved at MEDIUM, then edited into HIGH, comes back to the review queue (a reviewer decided on less than it
+    /// now is); edited back and forth (MEDIUM, HIGH, MEDIUM, HIGH), it ends with our HIGH tag alone, each change written.
+    /// </summary>
+    [Fact]
+    public async Task ALevelRaisedAfterAReview_BringsTheOrderBack_AndTheTagFollowsEveryChangeBackAndForth()
+    {
+        const string shop = "risk-back-and-forth.myshopify.com";
+        var shopId = await OrdinaryStoreAsync(shop, 735_000);
+        await app.ScalarAsync("INSERT INTO risk_settings (shop_id, medium_from, high_from, updated_at) VALUES ($1, 0.01, 0.4, $2)", shopId, app.Clock.GetUtcNow());
+        var at = app.Clock.GetUtcNow();
+        const long id = 739_501;
+        var gid = $"gid://shopify/Order/{id}";
+        var version = 0;
+        async Task<string> SendTotalAsync(decimal total)
+        {
+            var body = RiskOrders.Order(id, at, total, "203.0.113.95", "edits@example.com", null, billing: "US", shipping: "NG");
+            body["updated_at"] = at.AddMinutes(version++).ToString("O", CultureInfo.InvariantCulture);
+            await SendAsync(shop, version == 1 ? "orders/create" : "orders/updated", body);
+            // Each scoring logs its decision in the transaction that writes the score.
+            await WaitForAsync(shopId, $"SELECT count(*) = {version} FROM decisions WHERE shop_id = $1 AND order_id = $2 AND kind = 'risk'", id);
+            await app.DrainAsync(shopId);
+            return (await ScoreOfAsync(shopId, id)).Level;
+        }
+        var store = app.Factory.Services.GetRequiredService<PluginApp.Risk.Review.ReviewStore>();
+        async Task<bool> InQueueAsync() => (await store.QueueAsync(shopId, 200, CancellationToken.None)).Rows.Any(r => r.OrderId == id);
+
+        Assert.Equal("MEDIUM", await SendTotalAsync(30m));
+        Assert.True(await InQueueAsync());
+        Assert.NotNull(await store.DecideAsync(shopId, id, "approve", "known customer", "Ada", CancellationToken.None));
+        Assert.False(await InQueueAsync());
+
+        Assert.Equal("HIGH", await SendTotalAsync(640m));
+        Assert.True(await InQueueAsync(), "an order approved at MEDIUM and now HIGH is not in the review queue");
+
+        Assert.Equal("MEDIUM", await SendTotalAsync(30.5m));
+        Assert.Equal("HIGH", await SendTotalAsync(641m));
+        Assert.Equal(["pluginapp:risk-high"], app.Shopify.Admin.Tags(gid).Where(t => t.StartsWith("pluginapp:", StringComparison.Ordinal)));
+        Assert.Equal(["MEDIUM", "HIGH", "MEDIUM", "HIGH"], app.Shopify.Admin.RiskAssessments(gid).Select(a => a["riskLevel"]!.GetValue<string>()));
+    }
+
     [Fact]
     public async Task ShopperWithAHighOrderAwaitingReview_GetsNoUpsells_UntilAReviewerClearsIt_AndAConfirmedFraudsterStaysWithout()
     {
