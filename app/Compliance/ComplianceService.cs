@@ -14,6 +14,10 @@ namespace PluginApp.Compliance;
 internal sealed class ComplianceService(StoreWriter store, long shopId, PersonalDataCatalog catalog)
 {
     // Every order of the customer, found before anything is erased (a guest order is found by its email, which goes next).
+    // Why the table is dropped first: requests that share a batch share its transaction, and the table of the one before
+    // is there until the commit (the second was answered 500 and left to Shopify's retries).
+    private const string DropOrders = "DROP TABLE IF EXISTS pg_temp.redaction_orders";
+
     private const string FindOrders = """
         CREATE TEMP TABLE redaction_orders ON COMMIT DROP AS
         SELECT id, cart_token, checkout_token FROM orders
@@ -24,6 +28,7 @@ internal sealed class ComplianceService(StoreWriter store, long shopId, Personal
     public void AddDataRequest(JsonElement payload, DateTimeOffset now)
     {
         var (customerId, orders, email) = Subject(payload, "orders_requested");
+        store.Add(DropOrders);
         store.Add(FindOrders, shopId, customerId, orders, Text(email));
         var parts = catalog.Tables.Where(t => t.Export is not null)
             .Select(t => $"'{t.ExportAs ?? t.Table}', ({t.Export})");
@@ -37,6 +42,7 @@ internal sealed class ComplianceService(StoreWriter store, long shopId, Personal
     public void AddCustomerRedaction(JsonElement payload, DateTimeOffset now)
     {
         var (customerId, orders, email) = Subject(payload, "orders_to_redact");
+        store.Add(DropOrders);
         store.Add(FindOrders, shopId, customerId, orders, Text(email));
         foreach (var table in catalog.Tables) store.Add(table.Erase, shopId, customerId, orders, Text(email), now);
     }

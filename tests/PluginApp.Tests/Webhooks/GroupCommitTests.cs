@@ -236,6 +236,39 @@ public sealed class GroupCommitTests(GroupCommitFixture app) : IClassFixture<Gro
         }
     }
 
+    /// <summary>
+    /// Two erasures and a data request in one batch: each finds its customer's orders in a table of its own transaction, and
+    /// each is carried out at the first try. Before, the second found the first's table still there, was answered 500 and
+    /// left to Shopify's retries, which a burst of erasures could spend without it ever being done.
+    /// </summary>
+    [Fact]
+    public async Task TwoErasuresAndADataRequestInOneBatch_AreEachCarriedOutAtTheFirstTry()
+    {
+        var orders = Enumerable.Range(0, GroupCommitFixture.Batch).Select(i => (Order: 8_700_101L + i, Customer: 8_700_001L + i)).ToArray();
+        var placed = await Task.WhenAll(orders.Select(o => app.SendWebhookAsync("orders/create", Shop, ShopifyPayloads.Order(o.Order, o.Customer).ToJsonString())));
+        Assert.All(placed, r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
+
+        string Subject(string list, (long Order, long Customer) o, int request) => new System.Text.Json.Nodes.JsonObject
+        {
+            ["shop_id"] = 1, ["shop_domain"] = Shop, ["customer"] = new System.Text.Json.Nodes.JsonObject { ["id"] = o.Customer },
+            [list] = new System.Text.Json.Nodes.JsonArray(o.Order), ["data_request"] = new System.Text.Json.Nodes.JsonObject { ["id"] = request },
+        }.ToJsonString();
+        var deliveries = Enumerable.Range(0, GroupCommitFixture.Batch).Select(_ => Guid.NewGuid().ToString()).ToArray();
+        var answers = await Task.WhenAll(
+            app.SendWebhookAsync("customers/redact", Shop, Subject("orders_to_redact", orders[0], 0), deliveries[0]),
+            app.SendWebhookAsync("customers/redact", Shop, Subject("orders_to_redact", orders[1], 0), deliveries[1]),
+            app.SendWebhookAsync("customers/data_request", Shop, Subject("orders_requested", orders[2], 87_001), deliveries[2]),
+            app.SendWebhookAsync("customers/data_request", Shop, Subject("orders_requested", orders[3], 87_002), deliveries[3]),
+            app.SendWebhookAsync("orders/create", Shop, ShopifyPayloads.Order(8_700_201, null).ToJsonString(), deliveries[4]),
+            app.SendWebhookAsync("orders/create", Shop, ShopifyPayloads.Order(8_700_202, null).ToJsonString(), deliveries[5]));
+
+        Assert.All(answers, r => Assert.Equal(HttpStatusCode.OK, r.StatusCode));
+        Assert.Equal(1, await Transactions(deliveries));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM orders WHERE id = ANY($1) AND email IS NOT NULL", (object)new[] { orders[0].Order, orders[1].Order }));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM orders WHERE id = $1 AND email IS NOT NULL", orders[4].Order));
+        Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM customer_data_requests WHERE data_request_id IN (87001, 87002) AND export IS NOT NULL"));
+    }
+
     [Fact]
     public async Task CopiesOfADeliveryInOneBatch_AreStoredOnce_AndItsStepsRunOnce()
     {
