@@ -92,7 +92,9 @@ public sealed class OfflineTokenStore(NpgsqlDataSource dataSource, IDataProtecti
             SELECT access_token_enc, access_token_expires_at, refresh_token_enc, refresh_token_expires_at, uninstalled_at, token_revoked_at
             FROM shops WHERE domain = $1
             """;
-        await using var cmd = forUpdate is var (c, t) ? new NpgsqlCommand(sql + " FOR UPDATE", c, t) : dataSource.CreateCommand(sql);
+        // Why NO KEY UPDATE: it keeps two refreshes of a shop apart as FOR UPDATE did, but not the shop's writers, whose
+        // FOR KEY SHARE (their foreign keys' and their own once-a-transaction lock) waited for Shopify's token endpoint.
+        await using var cmd = forUpdate is var (c, t) ? new NpgsqlCommand(sql + " FOR NO KEY UPDATE", c, t) : dataSource.CreateCommand(sql);
         cmd.Parameters.Add(Sql.Param(shop));
         await using var r = await cmd.ExecuteReaderAsync(ct);
         if (!await r.ReadAsync(ct)) throw new ShopNotConnectedException(shop, "the app is not installed");

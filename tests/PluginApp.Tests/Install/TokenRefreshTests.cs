@@ -27,6 +27,43 @@ public sealed class TokenRefreshTests(AppFixture app) : IClassFixture<AppFixture
         Assert.Equal(tokens[0].Replace("shpat_", "shprt_"), second.Body["refresh_token"]!.GetValue<string>());
     }
 
+    /// <summary>
+    /// A refresh waiting on Shopify's token endpoint holds the shop's row, but not against its webhooks: an order delivered
+    /// meanwhile is stored and answered before the refresh ends. Before, the refresh's row lock (FOR UPDATE) made every
+    /// delivery of the shop, and the batches it shares with other shops, wait for Shopify.
+    /// </summary>
+    [Fact]
+    public async Task ARefreshWaitingOnShopify_DoesNotHoldUpTheShopsWebhooks()
+    {
+        const string shop = "slow-refresh.myshopify.com";
+        await app.InstallShopAsync(shop, expiresInSeconds: 120);
+        var sut = app.Factory.Services.GetRequiredService<OfflineTokenStore>();
+        var answer = new TaskCompletionSource();
+        app.Shopify.TokenEndpoint = (s, body) =>
+        {
+            if (s == shop) answer.Task.Wait(TimeSpan.FromSeconds(30)); // Shopify answers when the test says so
+            return app.Shopify.DefaultGrant(s, body);
+        };
+        try
+        {
+            var refresh = sut.GetAccessTokenAsync(shop, CancellationToken.None);
+            while (!app.Shopify.Requests.Any(r => r.Shop == shop && r.Body["grant_type"]?.GetValue<string>() == "refresh_token")) await Task.Delay(20);
+
+            var delivered = await app.SendWebhookAsync("orders/create", shop, ShopifyPayloads.Order(8_900_001).ToJsonString());
+            Assert.Equal(System.Net.HttpStatusCode.OK, delivered.StatusCode);
+            Assert.False(refresh.IsCompleted, "the delivery was answered only after the refresh ended");
+            Assert.Equal(1L, await app.ScalarAsync("SELECT count(*) FROM orders WHERE id = 8900001"));
+
+            answer.SetResult();
+            Assert.NotEqual($"shpat_{shop}_seed", await refresh);
+        }
+        finally
+        {
+            answer.TrySetResult();
+            app.Shopify.TokenEndpoint = null;
+        }
+    }
+
     [Fact]
     public async Task GetAccessToken_FreshToken_DoesNotCallShopify()
     {
