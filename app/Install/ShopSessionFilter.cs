@@ -12,7 +12,8 @@ namespace PluginApp.Install;
 /// embedded load) and scope the request's data access to that shop. The admin API's route group and every admin page
 /// run it, through the two filters below.
 /// </summary>
-public sealed class ShopSession(AppDbContext db, ShopScope scope, ShopifyTokenClient tokens, ShopInstaller installer, ILogger<ShopSession> logger)
+public sealed class ShopSession(AppDbContext db, ShopScope scope, ShopifyTokenClient tokens, ShopInstaller installer, TimeProvider clock,
+    ILogger<ShopSession> logger)
 {
     /// <summary>Null when the request may go on (its shop is entered in <see cref="ShopScope"/>); otherwise the answer to give instead.</summary>
     public async Task<IResult?> EnterAsync(HttpContext http)
@@ -21,9 +22,15 @@ public sealed class ShopSession(AppDbContext db, ShopScope scope, ShopifyTokenCl
         if (domain is null) return TypedResults.Unauthorized();
 
         var shop = await db.Shops.AsNoTracking().Where(s => s.Domain == domain).Where(ShopStatus.IsInstalled)
-            .Select(s => new { s.Id, s.AccessTokenEnc }).FirstOrDefaultAsync(http.RequestAborted);
+            .Select(s => new { s.Id, s.AccessTokenEnc, s.TokenRevokedAt, s.AccessTokenExpiresAt, s.RefreshTokenEnc, s.RefreshTokenExpiresAt })
+            .FirstOrDefaultAsync(http.RequestAborted);
+        var now = clock.GetUtcNow();
         long shopId;
-        if (shop is null || shop.AccessTokenEnc is null)
+        // A stored token that cannot be used any more (Shopify revoked it; or it expired with no refresh token still valid, as
+        // after 90 days without a call) is exchanged anew too: the merchant opening the app is what every "not connected"
+        // call waits for, and without this only an uninstall and reinstall brought the shop back.
+        if (shop is null || shop.AccessTokenEnc is null || shop.TokenRevokedAt is not null
+            || (shop.AccessTokenExpiresAt <= now && (shop.RefreshTokenEnc is null || shop.RefreshTokenExpiresAt <= now)))
         {
             if (http.Items[SessionTokenAuthenticationHandler.RawTokenItem] is not string rawToken)
                 return TypedResults.Problem(title: "Shop not installed yet", detail: $"{domain} has no offline token yet.", statusCode: 503);

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.DependencyInjection;
 using System.Net;
 using System.Net.Http.Headers;
 using PluginApp.Tests.Infrastructure;
@@ -72,6 +73,33 @@ public sealed class SessionTokenTests(AppFixture app) : IClassFixture<AppFixture
         Assert.Equal("urn:ietf:params:oauth:grant-type:token-exchange", exchange.Body["grant_type"]!.GetValue<string>());
         Assert.Equal("urn:shopify:params:oauth:token-type:offline-access-token", exchange.Body["requested_token_type"]!.GetValue<string>());
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM shops WHERE domain = $1 AND installed_at IS NOT NULL AND refresh_token_enc IS NOT NULL", shop));
+    }
+
+    /// <summary>
+    /// A shop whose stored token cannot be used (revoked by Shopify, or expired with its refresh token after months without a
+    /// call): the merchant opening the app gets a new one by token exchange, and the app can call Shopify for the shop again.
+    /// </summary>
+    [Theory]
+    [InlineData("revoked")]
+    [InlineData("refresh-expired")]
+    public async Task AdminPage_OpenedWhileTheStoredTokenIsDead_ExchangesANewOne(string how)
+    {
+        var shop = $"dead-token-{how}.myshopify.com";
+        await app.InstallShopAsync(shop, expiresInSeconds: 3600);
+        var now = app.Clock.GetUtcNow();
+        await app.ScalarAsync(how == "revoked"
+            ? "UPDATE shops SET token_revoked_at = $2 WHERE domain = $1"
+            : "UPDATE shops SET access_token_expires_at = $2 - interval '1 hour', refresh_token_expires_at = $2 - interval '1 minute' WHERE domain = $1", shop, now);
+        var store = app.Factory.Services.GetRequiredService<PluginApp.Install.OfflineTokenStore>();
+        await Assert.ThrowsAsync<PluginApp.Install.ShopNotConnectedException>(() => store.GetAccessTokenAsync(shop, CancellationToken.None));
+
+        var response = await app.Client.GetAsync($"/admin?shop={shop}&embedded=1&id_token={app.SessionToken(shop)}");
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Contains(app.Shopify.Requests, r => r.Shop == shop && r.Path == "/admin/oauth/access_token"
+            && r.Body["grant_type"]!.GetValue<string>() == "urn:ietf:params:oauth:grant-type:token-exchange");
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM shops WHERE domain = $1 AND token_revoked_at IS NULL AND access_token_expires_at > $2", shop, now));
+        Assert.False(string.IsNullOrEmpty(await store.GetAccessTokenAsync(shop, CancellationToken.None)));
     }
 
     [Fact]
