@@ -49,7 +49,9 @@ public sealed class AdminGraphQLClient(HttpClient http, OfflineTokenStore tokens
     // Why two pipelines: a query can be repeated after any failure, but a mutation only when Shopify certainly did not run
     // it (429, or no connection was made). After a 5xx, a timeout or a dropped answer its outcome is unknown, and the
     // caller (the outbox) must check before sending it again.
-    private readonly ResiliencePipeline _queries = Pipeline(clock, new PredicateBuilder().Handle<HttpRequestException>().Handle<TransientShopifyException>());
+    // A timeout is HttpClient's TaskCanceledException around a TimeoutException (the caller's own cancellation has none).
+    private readonly ResiliencePipeline _queries = Pipeline(clock, new PredicateBuilder().Handle<HttpRequestException>().Handle<TransientShopifyException>()
+        .Handle<TaskCanceledException>(e => e.InnerException is TimeoutException));
     private readonly ResiliencePipeline _mutations = Pipeline(clock, new PredicateBuilder()
         .Handle<HttpRequestException>(e => e.HttpRequestError is HttpRequestError.ConnectionError or HttpRequestError.NameResolutionError)
         .Handle<TransientShopifyException>(e => e.Status == HttpStatusCode.TooManyRequests));
