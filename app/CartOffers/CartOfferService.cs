@@ -90,10 +90,14 @@ public sealed class CartOfferService(CartOfferSettingsStore settingsStore, Catal
             reasons.AddRange(decision.Reasons);
             if (score.Note is { } note) reasons.Add(note);
             action = decision.Action;
-            if (Explores(decisionId) && expected.Count > 1)
+            // Exploration measures each action's effect through the experiment's exposures, so only while it runs (stopped, it
+            // was margin given for nothing); by the cart, so a cart asking again gets the same draw (by the decision, a
+            // shopper reloading the cart page drew again until an offer came up).
+            var drawn = req.CartToken ?? decisionId;
+            if (running && Explores(drawn) && expected.Count > 1)
             {
                 var allowed = expected.Keys.OrderBy(k => Array.IndexOf(CartAction.All, k)).ToArray();
-                var pick = allowed[(int)(Assignment.Bucket(req.Shop, decisionId, "explore-action") * allowed.Length) % allowed.Length];
+                var pick = allowed[(int)(Assignment.Bucket(req.Shop, drawn, "explore-action") * allowed.Length) % allowed.Length];
                 if (pick != action) reasons.Insert(0, $"exploration: {CartOfferPolicy.Words(pick)} instead, chosen at random among the allowed actions so each one's effect can be measured");
                 (action, explore) = (pick, true);
             }
@@ -130,8 +134,8 @@ public sealed class CartOfferService(CartOfferSettingsStore settingsStore, Catal
             score?.ModelVersion, running ? "experiment" : "policy");
     }
 
-    /// <summary>Whether this decision explores: <see cref="CartOffersOptions.ExploreShare"/> of decisions, by a hash of its id (reproducible from the log).</summary>
-    private bool Explores(string decisionId) => Assignment.Bucket("explore", decisionId, CartOffersExperiment.Key) < options.Value.ExploreShare;
+    /// <summary>Whether a cart explores: <see cref="CartOffersOptions.ExploreShare"/> of carts, by a hash of its token (of the decision's id when it has none).</summary>
+    private bool Explores(string drawn) => Assignment.Bucket("explore", drawn, CartOffersExperiment.Key) < options.Value.ExploreShare;
 
     /// <summary>The cart at catalog prices; lines of unknown variants are left out, a line without a cost makes the cost unknown.</summary>
     internal static CartFacts Price(IReadOnlyList<(long VariantId, int Quantity)> lines, CatalogSnapshot catalog, decimal? threshold)

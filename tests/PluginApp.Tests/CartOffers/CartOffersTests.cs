@@ -244,6 +244,44 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
     }
 
     /// <summary>
+    /// Exploration (a share of carts given a random allowed action, to measure each action's effect) only while the experiment
+    /// runs: stopped, nothing is measured and no cart explores. Running, a cart's draw is its own: asking again, by reloading
+    /// the cart page, gives the same action.
+    /// </summary>
+    [Fact]
+    public async Task Exploration_OnlyWhileTheExperimentRuns_AndACartAskingAgainGetsTheSameDraw()
+    {
+        var seed = await StoreAsync("offers-explore.myshopify.com", 0.1m);
+        await SettingsAsync(seed, new { enabled = true, freeShippingThreshold = 500, offerPercent = 10, maxDiscountPercent = 15, marginFloorPercent = 20, dailyBudget = 100_000, poolSize = 50, codeExpiryHours = 48 });
+        await FillPoolAsync(seed);
+        await using var explorer = app.CreateFactory(app.Database.ConnectionString, b => b.UseSetting("CartOffers:ExploreShare", "0.5"));
+        var client = explorer.CreateClient();
+        var experiments = explorer.Services.GetRequiredService<ExperimentStore>();
+        var kind = CartOffersExperiment.Kind;
+        var visitor = VisitorIn(seed.Shop, CartOffersExperiment.PolicyArm);
+        async Task<string> AskAsync(string cart)
+        {
+            var query = $"lines={seed.V(1120)}:5&cart_token={cart}&visitor_id={visitor}";
+            var response = await client.GetAsync(StoreSeed.Signed("/proxy/cart-offers", seed.Shop, query, app.Clock.GetUtcNow()));
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            return (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("action").GetString()!;
+        }
+        const string explored = "SELECT count(*) FROM decisions WHERE shop_id = $1 AND kind = 'offer' AND (output->>'explore')::boolean";
+
+        await experiments.SaveAsync(seed.ShopId, CartOffersExperiment.Key, kind.Arms, "margin", new Guardrails(), false, "test", CancellationToken.None);
+        for (var i = 0; i < 12; i++) await AskAsync($"stopped-cart-{i}");
+        Assert.Equal(0, await app.CountAsync(explored, seed.ShopId));
+
+        await experiments.SaveAsync(seed.ShopId, CartOffersExperiment.Key, kind.Arms, "margin", new Guardrails(), true, "test", CancellationToken.None);
+        for (var i = 0; i < 12; i++)
+        {
+            var first = await AskAsync($"running-cart-{i}");
+            Assert.Equal(first, await AskAsync($"running-cart-{i}"));
+        }
+        Assert.InRange(await app.CountAsync(explored, seed.ShopId), 2, 22);
+    }
+
+    /// <summary>
     /// A merchant who lowers the offer from 20 % to 10 % because margins are bleeding: the next cart gets a 10 % code, never
     /// one of the 20 % codes the pool made before (they would break the caps checked at 10 %), and the code is valid for at
     /// least the hours the merchant set, however long it waited in the pool.
