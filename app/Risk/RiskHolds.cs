@@ -45,7 +45,8 @@ public sealed record RiskHoldSettings(bool HoldHigh, int ValuedMinOrders, decima
 public sealed class RiskHolds(NpgsqlDataSource db, ShopLookup shops, AdminGraphQLClient shopify, OutboxScheduler outbox, TimeProvider clock,
     ILogger<RiskHolds> logger)
 {
-    public const string ToHold = "to_hold", Held = "held", NotHeldValued = "not_held_valued", ToRelease = "to_release", Released = "released";
+    public const string ToHold = "to_hold", Held = "held", NotHeldValued = "not_held_valued", NotHeldNoneOpen = "not_held_none_open", ToRelease = "to_release",
+        Released = "released";
 
     /// <summary>Works through the shop's holds and releases waiting for a read. Returns how many outbox calls were queued.</summary>
     public async Task<int> RunShopAsync(long shopId, CancellationToken ct)
@@ -117,7 +118,8 @@ public sealed class RiskHolds(NpgsqlDataSource db, ShopLookup shops, AdminGraphQ
                         reasonNotes = "Held by PluginApp order risk: the order scored HIGH. Approving it in the review queue releases this hold.",
                     },
                 }, $"risk-hold:{orderId}:{fo.Id}"));
-            next = Held;
+            // Nothing the app may hold (fulfilled or closed, or with a service the app's permission does not cover): said so, not "held".
+            next = calls.Count > 0 ? Held : NotHeldNoneOpen;
             ids = fulfillmentOrders.Where(f => calls.Any(c => c.ResourceKey == f.Id)).Select(f => f.Id).ToArray();
         }
         else

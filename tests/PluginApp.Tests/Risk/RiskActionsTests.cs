@@ -196,6 +196,29 @@ public sealed class RiskActionsTests(NoSchedulerAppFixture app) : IClassFixture<
         Assert.Contains("Not held: a valued customer (5 earlier orders, 150.00 spent)", await QueueHtmlAsync(shop));
     }
 
+    /// <summary>
+    /// A HIGH order with nothing the app may hold (its fulfillment orders all closed, or with a service the app's permission
+    /// does not cover, which Shopify leaves out of the list): nothing is sent, and the queue says it was not held and why,
+    /// not "Fulfillment held" while the goods ship.
+    /// </summary>
+    [Fact]
+    public async Task Holds_On_AHighOrderWithNothingOpenToHold_IsNotCalledHeld()
+    {
+        const string shop = "risk-hold-nothing-open.myshopify.com";
+        var shopId = await OrdinaryStoreAsync(shop, 7_340_000);
+        await HoldHighAsync(shop);
+        app.Shopify.Admin.SetFulfillmentOrders("gid://shopify/Order/7349001", ("gid://shopify/FulfillmentOrder/73490011", "CLOSED"));
+
+        await ScoreHighAsync(shop, shopId, 7_349_001);
+        Assert.Equal(0, await Service<RiskHolds>().RunShopAsync(shopId, CancellationToken.None));
+
+        Assert.Equal(RiskHolds.NotHeldNoneOpen, await app.ScalarAsync("SELECT state FROM risk_holds WHERE shop_id = $1 AND order_id = 7349001", shopId));
+        Assert.Equal(0, MutationsOf("fulfillmentOrderHold", "gid://shopify/FulfillmentOrder/73490011"));
+        var queue = await QueueHtmlAsync(shop);
+        Assert.Contains("Not held: no fulfillment order the app could hold", queue);
+        Assert.DoesNotContain("Fulfillment held", queue);
+    }
+
     private async Task<string> QueueHtmlAsync(string shop) =>
         WebUtility.HtmlDecode(await (await app.Client.GetAsync($"/admin/review?shop={shop}&embedded=1&id_token={app.SessionToken(shop)}")).Content.ReadAsStringAsync());
 }
