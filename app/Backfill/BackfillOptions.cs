@@ -6,8 +6,20 @@ public sealed class BackfillOptions
 {
     public const string Section = "Backfill";
 
-    /// <summary>Orders created in this many past days are imported.</summary>
+    /// <summary>Orders created in this many past days are imported, when the store granted <see cref="ReadAllOrders"/>.</summary>
     public int OrderHistoryDays { get; set; } = 365;
+
+    /// <summary>The optional scope without which Shopify shows an app only a store's last <see cref="DaysWithoutReadAllOrders"/> days of orders.</summary>
+    public const string ReadAllOrders = "read_all_orders";
+
+    public const int DaysWithoutReadAllOrders = 60;
+
+    /// <summary>Whether the scopes a store granted (comma-separated, as Shopify gives them) show the app all its orders.</summary>
+    public static bool GrantsAllOrders(string grantedScopes) => grantedScopes.Split(',', StringSplitOptions.TrimEntries).Contains(ReadAllOrders);
+
+    /// <summary>The days of orders a store's history import asks for, by the scopes it granted.</summary>
+    public int OrderDaysFor(string grantedScopes) =>
+        GrantsAllOrders(grantedScopes) ? OrderHistoryDays : Math.Min(OrderHistoryDays, DaysWithoutReadAllOrders);
 
     /// <summary>How often a running bulk operation is polled.</summary>
     public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(3);

@@ -8,8 +8,11 @@ using PluginApp.Webhooks;
 namespace PluginApp.Admin.Operations;
 
 /// <summary>The plumbing a merchant may need to look at: the history import, calls to Shopify, and webhook deliveries.</summary>
-public sealed class OperationsModel(NpgsqlDataSource db, ShopScope scope, TimeProvider clock) : AdminPageModel
+public sealed class OperationsModel(NpgsqlDataSource db, ShopScope scope, TimeProvider clock, Microsoft.Extensions.Options.IOptions<BackfillOptions> backfill) : AdminPageModel
 {
+    /// <summary>The days of orders the history import asks for, and whether the store granted the scope for more than 60.</summary>
+    public (int Days, bool AllOrders) OrderHistory { get; private set; }
+
     public List<BackfillRunView> Backfills { get; private set; } = [];
     public OutboxCounts Outbox { get; private set; } = new(0, 0, 0);
     public List<OutboxView> Failed { get; private set; } = [];
@@ -22,6 +25,12 @@ public sealed class OperationsModel(NpgsqlDataSource db, ShopScope scope, TimePr
         ViewData["Title"] = "Operations";
         var now = clock.GetUtcNow();
         Backfills = await BackfillAdminApi.RunsAsync(db, scope.ShopId, ct);
+        await using (var granted = db.CreateCommand("SELECT scopes FROM shops WHERE id = $1"))
+        {
+            granted.Parameters.AddWithValue(scope.ShopId);
+            var scopes = await granted.ExecuteScalarAsync(ct) as string ?? "";
+            OrderHistory = (backfill.Value.OrderDaysFor(scopes), BackfillOptions.GrantsAllOrders(scopes));
+        }
         Outbox = await OutboxAdminApi.CountsAsync(db, scope.ShopId, now, ct);
         Failed = await OutboxAdminApi.ListAsync(db, scope.ShopId, "failed", ct);
         Pending = (await OutboxAdminApi.ListAsync(db, scope.ShopId, "pending", ct)).Take(20).ToList();

@@ -176,6 +176,30 @@ public sealed class BackfillTests(AppFixture app) : IClassFixture<AppFixture>, I
         Assert.Equal(orderQueries + 1, app.Shopify.Admin.BulkOperationsStarted("orders"));
     }
 
+    /// <summary>
+    /// Shopify shows an app a store's last 60 days of orders unless the store granted read_all_orders: the import asks for
+    /// what it will get (60 days, or the configured 365 with the permission), and the Operations page says which and why.
+    /// </summary>
+    [Theory]
+    [InlineData(false, 60, 990L)]
+    [InlineData(true, 365, 991L)]
+    public async Task Backfill_AsksForTheOrdersShopifyShowsTheApp_AndTheOperationsPageSaysHowFarBack(bool granted, int days, long product)
+    {
+        var shop = $"backfill-history-{days}.myshopify.com";
+        var configured = app.Factory.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<PluginApp.Shopify.ShopifyOptions>>().Value.Scopes;
+        await app.InstallShopAsync(shop, scopes: granted ? configured + ",read_all_orders" : configured);
+        ServeStore(product: product, orders: [product * 10 + 1, product * 10 + 2], refund: product * 10 + 3);
+
+        await RunBackfillAsync(shop);
+
+        var ordersQuery = app.Shopify.Requests.Where(r => r.Shop == shop && (r.Body["query"]?.GetValue<string>() ?? "").Contains("bulkOperationRunQuery", StringComparison.Ordinal))
+            .Select(r => r.Body["variables"]!["query"]!.GetValue<string>()).Single(q => q.Contains("orders(", StringComparison.Ordinal));
+        Assert.Contains($"created_at:>={app.Clock.GetUtcNow().AddDays(-days):yyyy-MM-dd}", ordersQuery);
+        var page = await (await app.Client.GetAsync($"/admin/operations?shop={shop}&embedded=1&id_token={app.SessionToken(shop)}")).Content.ReadAsStringAsync();
+        Assert.Contains($"the orders of the last {days} days are imported.", page);
+        Assert.Equal(!granted, page.Contains("which this store has not granted", StringComparison.Ordinal));
+    }
+
     [Fact]
     public async Task Backfill_ThatFailedForGood_IsImportedAgainFromTheOperationsPage_WhereItStopped()
     {

@@ -98,6 +98,8 @@ public sealed class PlatformTests(AppFixture app) : IClassFixture<AppFixture>
         var asked = Regex.Match(toml, "^scopes\\s*=\\s*\"([^\"]*)\"", RegexOptions.Multiline).Groups[1].Value;
         Assert.Equal(asked, app.Factory.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<PluginApp.Shopify.ShopifyOptions>>().Value.Scopes);
         Assert.Equal(asked, app.Shopify.GrantedScopes);
+        // The one optional scope: the history import's orders past 60 days.
+        Assert.Matches(new Regex($"^optional_scopes\\s*=\\s*\\[\"{PluginApp.Backfill.BackfillOptions.ReadAllOrders}\"\\]", RegexOptions.Multiline), toml);
     }
 
     [Fact]
