@@ -14,12 +14,8 @@ public sealed class BackfillOptions
 
     public const int DaysWithoutReadAllOrders = 60;
 
-    /// <summary>Whether the scopes a store granted (comma-separated, as Shopify gives them) show the app all its orders.</summary>
-    public static bool GrantsAllOrders(string grantedScopes) => grantedScopes.Split(',', StringSplitOptions.TrimEntries).Contains(ReadAllOrders);
-
-    /// <summary>The days of orders a store's history import asks for, by the scopes it granted.</summary>
-    public int OrderDaysFor(string grantedScopes) =>
-        GrantsAllOrders(grantedScopes) ? OrderHistoryDays : Math.Min(OrderHistoryDays, DaysWithoutReadAllOrders);
+    /// <summary>The days of orders a store's history import asks for, by whether it granted <see cref="ReadAllOrders"/>.</summary>
+    public int OrderDays(bool allOrders) => allOrders ? OrderHistoryDays : Math.Min(OrderHistoryDays, DaysWithoutReadAllOrders);
 
     /// <summary>How often a running bulk operation is polled.</summary>
     public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(3);

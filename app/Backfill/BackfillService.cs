@@ -24,7 +24,7 @@ namespace PluginApp.Backfill;
 /// re-stages it.
 /// </summary>
 public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, AdminGraphQLClient shopify, IHttpClientFactory httpFactory, JobLocks locks, RunLog runs,
-    IEnumerable<BackfillMergeStep> steps, IOptions<BackfillOptions> options, TimeProvider clock, ILogger<BackfillService> logger)
+    IEnumerable<BackfillMergeStep> steps, PluginApp.Install.ShopScopes scopes, IOptions<BackfillOptions> options, TimeProvider clock, ILogger<BackfillService> logger)
 {
     private readonly BackfillMergeStep[] _steps = steps.ToArray();
 
@@ -144,14 +144,9 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
         }
         // Why the granted scopes: without read_all_orders Shopify answers for the last 60 days only, whatever the query asks,
         // so the import asks for what it will get and the Operations page can say so.
-        string scopes;
-        await using (var granted = db.CreateCommand("SELECT scopes FROM shops WHERE id = $1"))
-        {
-            granted.Parameters.AddWithValue(run.ShopId);
-            scopes = await granted.ExecuteScalarAsync(ct) as string ?? "";
-        }
+        var days = options.Value.OrderDays(await scopes.GrantedAsync(run.ShopId, BackfillOptions.ReadAllOrders, ct));
         var query = GraphQLDocuments.Load(phase.QueryPath).Replace("{since}",
-            clock.GetUtcNow().AddDays(-options.Value.OrderDaysFor(scopes)).ToString("yyyy-MM-dd", CultureInfo.InvariantCulture), StringComparison.Ordinal);
+            clock.GetUtcNow().AddDays(-days).ToString("yyyy-MM-dd", CultureInfo.InvariantCulture), StringComparison.Ordinal);
         var started = await shopify.MutateAsync(shop, GraphQLDocuments.Load("Backfill/Queries/run-bulk-query.graphql"), new { query }, "bulkOperationRunQuery", ct);
         var id = started.GetProperty("bulkOperation").GetProperty("id").GetString()!;
         await Exec("UPDATE backfill_runs SET bulk_operations = bulk_operations || jsonb_build_object($2::text, $3::text), updated_at = $4 WHERE id = $1", ct,

@@ -56,34 +56,6 @@ public static class ChurnHistories
         return orders.OrderBy(kv => kv.Key).Select(kv => new CustomerHistory(kv.Key.ToString(System.Globalization.CultureInfo.InvariantCulture), kv.Value)).ToList();
     }
 
-    /// <summary>The store's newest order time, if any: a replayed or quiet store is judged on its own timeline.</summary>
-    public static async Task<DateTimeOffset?> NewestOrderAsync(NpgsqlDataSource db, long shopId, CancellationToken ct)
-    {
-        await using var cmd = db.CreateCommand("SELECT max(created_at) FROM orders WHERE shop_id = $1 AND NOT test");
-        cmd.Parameters.Add(Sql.Param(shopId));
-        return await cmd.ExecuteScalarAsync(ct) switch
-        {
-            DateTimeOffset t => t,
-            DateTime d => new DateTimeOffset(DateTime.SpecifyKind(d, DateTimeKind.Utc)),
-            _ => null,
-        };
-    }
-
-    /// <summary>A store whose newest order is older than this is a past timeline replayed (a data set's), not a quiet store.</summary>
-    public static readonly TimeSpan ReplayedTimeline = TimeSpan.FromDays(180);
-
-    /// <summary>
-    /// The moment to train and score at: now, or just after the newest order when that is more than <see cref="ReplayedTimeline"/>
-    /// old (a replay of a data set's past). Why not the newest order always: in a live store it always is earlier than now, so a
-    /// quiet spell (three weeks without an order) stopped every customer's recency from growing, and nobody drifted towards
-    /// lapsing just when it mattered.
-    /// </summary>
-    public static async Task<DateTimeOffset> NowAsync(NpgsqlDataSource db, long shopId, TimeProvider clock, CancellationToken ct)
-    {
-        var now = clock.GetUtcNow();
-        return await NewestOrderAsync(db, shopId, ct) is { } newest && newest < now - ReplayedTimeline ? newest.AddSeconds(1) : now;
-    }
-
     private static void Add(Dictionary<long, List<ChurnOrder>> orders, long customer, ChurnOrder o)
     {
         if (!orders.TryGetValue(customer, out var list)) orders[customer] = list = [];

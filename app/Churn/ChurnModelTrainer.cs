@@ -69,7 +69,7 @@ public sealed class ChurnModelTrainer(NpgsqlDataSource db, TimeProvider clock, M
 
     public async Task<TrainedModel> TrainAsync(long shopId, CancellationToken ct)
     {
-        var now = await ChurnHistories.NowAsync(db, shopId, clock, ct);
+        var now = clock.GetUtcNow();
         var customers = await ChurnHistories.LoadAsync(db, shopId, now, ct);
         var result = ChurnTrainer.Train(customers, now.UtcDateTime, null, ct);
         if (result.Model is not { } model) throw new NotEnoughDataException(result.NotEnoughData ?? "not enough data yet");

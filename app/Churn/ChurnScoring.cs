@@ -50,7 +50,9 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
         }
         if (await registry.LoadActiveAsync(shopId, ChurnModelTrainer.Kind, ct) is not var (version, artifact)) return;
         using var model = ChurnModel.Load(new MemoryStream(artifact));
-        var now = await ChurnHistories.NowAsync(db, shopId, clock, ct);
+        // As of now, never of the store's newest order: until 4 Dec a store's timeline ended at its newest order, so a quiet
+        // spell (three weeks without an order) stopped every customer's recency from growing just when it mattered.
+        var now = clock.GetUtcNow();
         var customers = await ChurnHistories.LoadAsync(db, shopId, now, ct);
         var firstOrder = customers.ToDictionary(c => c.CustomerId, c => c.Orders.Where(x => x.IsPurchase).Select(x => (DateTime?)x.At).Min());
         var scored = model.Score(customers, now.UtcDateTime).Where(p => double.IsFinite(p.ChurnProbability)).ToList();

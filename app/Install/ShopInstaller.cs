@@ -15,11 +15,12 @@ public sealed class ShopInstaller(OfflineTokenStore tokens, BackfillScheduler ba
     NpgsqlDataSource db, TimeProvider clock, ILogger<ShopInstaller> logger)
 {
     /// <summary>
-    /// How long a new install's setup may take before the sweep does it instead: longer than the settings read's longest time
-    /// limit (<see cref="ShopifyOptions.AdminApiTimeout"/>, at most 2 min). Doing it twice does no harm (a second backfill request
-    /// resumes or skips, the nightly jobs are replaced); the margin only saves the work.
+    /// How long a new install's setup may take before the sweep does it instead: longer than the settings read's longest time,
+    /// five tries of <see cref="ShopifyOptions.AdminApiTimeout"/> (at most 2 min each; a query that times out is asked again)
+    /// and their backoff. Doing it twice does no harm (a second backfill request resumes or skips, the nightly jobs are
+    /// replaced); the margin only saves the work.
     /// </summary>
-    public static readonly TimeSpan SetupGrace = TimeSpan.FromMinutes(10);
+    public static readonly TimeSpan SetupGrace = TimeSpan.FromMinutes(15);
 
     public async Task<long> InstallAsync(string shop, TokenGrant grant, CancellationToken ct)
     {

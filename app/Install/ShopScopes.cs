@@ -41,6 +41,14 @@ public sealed class ShopScopes(NpgsqlDataSource db, IOptions<ShopifyOptions> opt
         return Missing(options.Value.Scopes, granted).Select(s => new MissingScope(s, byScope[s].ToList())).ToList();
     }
 
+    /// <summary>Whether the shop granted <paramref name="scope"/> (an optional one, e.g. read_all_orders).</summary>
+    public async Task<bool> GrantedAsync(long shopId, string scope, CancellationToken ct)
+    {
+        await using var cmd = db.CreateCommand("SELECT scopes FROM shops WHERE id = $1");
+        cmd.Parameters.Add(Sql.Param(shopId));
+        return await cmd.ExecuteScalarAsync(ct) is string granted && Split(granted).Contains(scope, StringComparer.Ordinal);
+    }
+
     private static IEnumerable<string> Split(string scopes) =>
         scopes.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 

@@ -181,8 +181,9 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
 
     /// <summary>
     /// A batch's scores, written with one upsert (a later score of an order replaces the earlier). A score above the level a
-    /// reviewer decided on (MEDIUM approved, then HIGH after an edit) puts the order back in the review queue: it is held
-    /// again, and a hold nobody is shown could never be released.
+    /// reviewer decided the order at (MEDIUM approved, then HIGH after an edit) puts it back in the review queue: the reviewer
+    /// decided on less than it now is, and a HIGH order that had no hold decision is held now (<see cref="Hold"/>), a hold
+    /// nobody would be shown. At or below that level (approved at HIGH, then MEDIUM, then HIGH again) it stays decided.
     /// </summary>
     private sealed class ScoreRows(int capacity)
     {
@@ -212,7 +213,8 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
                 ON CONFLICT (shop_id, order_id) DO UPDATE SET score = excluded.score, level = excluded.level, model_version = excluded.model_version,
                     prior_weight = excluded.prior_weight, reasons = excluded.reasons, features = excluded.features,
                     queued_at = excluded.queued_at, scored_at = excluded.scored_at,
-                    reviewed_at = CASE WHEN array_position(ARRAY['LOW', 'MEDIUM', 'HIGH'], excluded.level) > array_position(ARRAY['LOW', 'MEDIUM', 'HIGH'], risk_scores.level)
+                    reviewed_at = CASE WHEN array_position(ARRAY['LOW', 'MEDIUM', 'HIGH'], excluded.level)
+                                            > array_position(ARRAY['LOW', 'MEDIUM', 'HIGH'], coalesce(risk_scores.reviewed_level, 'HIGH'))
                                        THEN NULL ELSE risk_scores.reviewed_at END
                 """, store.ShopId, _orders.ToArray(), _scores.ToArray(), _levels.ToArray(), _versions.ToArray(), _priorWeights.ToArray(),
                 _reasons.ToArray(), _features.ToArray(), _queued.ToArray(), now);

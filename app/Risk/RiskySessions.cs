@@ -7,7 +7,7 @@ namespace PluginApp.Risk;
 
 /// <summary>
 /// No upsells for a shopper whose customer account or browser address placed, in the last 30 days, a HIGH-risk order that
-/// nobody has decided yet, or an order confirmed as fraud (a reviewer, a fraud cancellation, a dispute, Stripe), cancelled
+/// nobody has decided yet (no reviewer since it became HIGH, no dispute or Stripe outcome clearing it), or an order confirmed as fraud (a reviewer, a fraud cancellation, a dispute, Stripe), cancelled
 /// or not: selling more to a likely or known fraudster only raises the loss. Each shop's set is read at most every
 /// <see cref="Refresh"/> (two indexed lookups), so serving pays a dictionary lookup.
 /// </summary>
@@ -38,8 +38,8 @@ public sealed class RiskySessions(NpgsqlDataSource db, TimeProvider clock) : ISe
         // cancelling it) gave the fraudster upsells again.
         await using var cmd = db.CreateCommand("""
             SELECT o.customer_id, o.browser_ip FROM risk_scores s JOIN orders o ON o.shop_id = s.shop_id AND o.id = s.order_id
-            WHERE s.shop_id = $1 AND s.level = 'HIGH' AND s.scored_at > $2 AND o.cancelled_at IS NULL
-              AND NOT EXISTS (SELECT 1 FROM risk_labels l WHERE l.shop_id = s.shop_id AND l.order_id = s.order_id)
+            WHERE s.shop_id = $1 AND s.level = 'HIGH' AND s.scored_at > $2 AND o.cancelled_at IS NULL AND s.reviewed_at IS NULL
+              AND NOT EXISTS (SELECT 1 FROM risk_labels l WHERE l.shop_id = s.shop_id AND l.order_id = s.order_id AND NOT l.fraud AND l.source <> 'review')
             UNION
             SELECT o.customer_id, o.browser_ip FROM risk_labels l JOIN orders o ON o.shop_id = l.shop_id AND o.id = l.order_id
             WHERE l.shop_id = $1 AND l.fraud AND l.labelled_at > $2

@@ -8,7 +8,8 @@ using PluginApp.Webhooks;
 namespace PluginApp.Admin.Operations;
 
 /// <summary>The plumbing a merchant may need to look at: the history import, calls to Shopify, and webhook deliveries.</summary>
-public sealed class OperationsModel(NpgsqlDataSource db, ShopScope scope, TimeProvider clock, Microsoft.Extensions.Options.IOptions<BackfillOptions> backfill) : AdminPageModel
+public sealed class OperationsModel(NpgsqlDataSource db, ShopScope scope, TimeProvider clock, Microsoft.Extensions.Options.IOptions<BackfillOptions> backfill,
+    PluginApp.Install.ShopScopes scopes) : AdminPageModel
 {
     /// <summary>The days of orders the history import asks for, and whether the store granted the scope for more than 60.</summary>
     public (int Days, bool AllOrders) OrderHistory { get; private set; }
@@ -25,12 +26,8 @@ public sealed class OperationsModel(NpgsqlDataSource db, ShopScope scope, TimePr
         ViewData["Title"] = "Operations";
         var now = clock.GetUtcNow();
         Backfills = await BackfillAdminApi.RunsAsync(db, scope.ShopId, ct);
-        await using (var granted = db.CreateCommand("SELECT scopes FROM shops WHERE id = $1"))
-        {
-            granted.Parameters.AddWithValue(scope.ShopId);
-            var scopes = await granted.ExecuteScalarAsync(ct) as string ?? "";
-            OrderHistory = (backfill.Value.OrderDaysFor(scopes), BackfillOptions.GrantsAllOrders(scopes));
-        }
+        var allOrders = await scopes.GrantedAsync(scope.ShopId, BackfillOptions.ReadAllOrders, ct);
+        OrderHistory = (backfill.Value.OrderDays(allOrders), allOrders);
         Outbox = await OutboxAdminApi.CountsAsync(db, scope.ShopId, now, ct);
         Failed = await OutboxAdminApi.ListAsync(db, scope.ShopId, "failed", ct);
         Pending = (await OutboxAdminApi.ListAsync(db, scope.ShopId, "pending", ct)).Take(20).ToList();

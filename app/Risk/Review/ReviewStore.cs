@@ -265,7 +265,9 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
                 ON CONFLICT (shop_id, order_id, source) DO UPDATE SET fraud = excluded.fraud, labelled_at = excluded.labelled_at, detail = excluded.detail
                 """, shopId, orderId, fraud, now, (fraud ? "marked as fraud by " : "approved by ") + by));
             batch.BatchCommands.Add(Command("DELETE FROM review_locks WHERE shop_id = $1 AND order_id = $2", shopId, orderId));
-            batch.BatchCommands.Add(Command("UPDATE risk_scores SET reviewed_at = $3 WHERE shop_id = $1 AND order_id = $2 AND reviewed_at IS NULL", shopId, orderId, now));
+            batch.BatchCommands.Add(Command("""
+                UPDATE risk_scores SET reviewed_at = $3, reviewed_level = level WHERE shop_id = $1 AND order_id = $2 AND reviewed_at IS NULL
+                """, shopId, orderId, now));
         }
         await batch.ExecuteNonQueryAsync(ct);
         await tx.CommitAsync(ct);

@@ -13,17 +13,7 @@ public sealed class ChurnReleaseTests(ChurnFixture app) : IClassFixture<ChurnFix
     public async Task ChurnRelease_ShadowComparesEveryCustomersSegment_ThenTheCanaryScoresItsShareOfCustomers_UntilItPutsFarMoreInWinBack()
     {
         const string shop = "churn-release.myshopify.com";
-        var shopId = await app.InstallShopAsync(shop);
-        await app.SeedAsync(shopId, 96_300_000, 400, seed: 3);
-        Assert.True((await app.TrainAsync(shop)).Activated);
-        await app.ScoreAsync(shopId);
-        var req = new HttpRequestMessage(HttpMethod.Put, "/api/admin/releases/churn/settings")
-        {
-            Content = JsonContent.Create(new { staged = true, shadowDecisions = 100, canaryShare = 0.5, canaryDecisions = 100_000 }),
-        };
-        req.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", app.SessionToken(shop));
-        Assert.True((await app.Client.SendAsync(req)).IsSuccessStatusCode);
-        Assert.Equal((2, false), await app.TrainAsync(shop));
+        var shopId = await VersionTwoInShadowAsync(shop, 96_300_000, seed: 3, canaryDecisions: 100_000);
         Assert.Equal("shadow", await app.ScalarAsync("SELECT status FROM models WHERE shop_id = $1 AND kind = 'churn' AND version = 2", shopId));
         var reason = (string)(await app.ScalarAsync("SELECT status_reason FROM models WHERE shop_id = $1 AND kind = 'churn' AND version = 2", shopId))!;
         Assert.True(reason.Contains("% of customers for 100000 decisions"), reason);
@@ -88,18 +78,7 @@ public sealed class ChurnReleaseTests(ChurnFixture app) : IClassFixture<ChurnFix
     [Fact]
     public async Task ChurnCanary_EndsAfterItsDecisions_CountingEveryCustomerOfItsShareScored_NotOnlyThoseWhoseSegmentChanged()
     {
-        const string shop = "churn-canary-ends.myshopify.com";
-        var shopId = await app.InstallShopAsync(shop);
-        await app.SeedAsync(shopId, 96_400_000, 400, seed: 5);
-        Assert.True((await app.TrainAsync(shop)).Activated);
-        await app.ScoreAsync(shopId);
-        var req = new HttpRequestMessage(HttpMethod.Put, "/api/admin/releases/churn/settings")
-        {
-            Content = JsonContent.Create(new { staged = true, shadowDecisions = 100, canaryShare = 0.5, canaryDecisions = 300 }),
-        };
-        req.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", app.SessionToken(shop));
-        Assert.True((await app.Client.SendAsync(req)).IsSuccessStatusCode);
-        Assert.Equal((2, false), await app.TrainAsync(shop));
+        var shopId = await VersionTwoInShadowAsync("churn-canary-ends.myshopify.com", 96_400_000, seed: 5, canaryDecisions: 300);
         var releases = app.Factory.Services.GetRequiredService<StagedReleases>();
         await app.ScoreAsync(shopId);
         await releases.RunShopAsync(shopId, CancellationToken.None);
@@ -115,6 +94,26 @@ public sealed class ChurnReleaseTests(ChurnFixture app) : IClassFixture<ChurnFix
         await releases.RunShopAsync(shopId, CancellationToken.None);
         var status = await app.ScalarAsync("SELECT status || ': ' || coalesce(status_reason, '') FROM models WHERE shop_id = $1 AND kind = 'churn' AND version = 2", shopId);
         Assert.StartsWith("active", (string)status!);
+    }
+
+    /// <summary>
+    /// A store of 400 customers scored by its first churn version, its releases staged (100 shadow decisions, then a canary
+    /// of half its customers for <paramref name="canaryDecisions"/>), and a second version trained into shadow.
+    /// </summary>
+    private async Task<long> VersionTwoInShadowAsync(string shop, long firstCustomer, int seed, int canaryDecisions)
+    {
+        var shopId = await app.InstallShopAsync(shop);
+        await app.SeedAsync(shopId, firstCustomer, 400, seed);
+        Assert.True((await app.TrainAsync(shop)).Activated);
+        await app.ScoreAsync(shopId);
+        var req = new HttpRequestMessage(HttpMethod.Put, "/api/admin/releases/churn/settings")
+        {
+            Content = JsonContent.Create(new { staged = true, shadowDecisions = 100, canaryShare = 0.5, canaryDecisions }),
+        };
+        req.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", app.SessionToken(shop));
+        Assert.True((await app.Client.SendAsync(req)).IsSuccessStatusCode);
+        Assert.Equal((2, false), await app.TrainAsync(shop));
+        return shopId;
     }
 
     private async Task<List<long>> CustomersAsync(long shopId) => (await VersionsAsync(shopId)).Select(v => v.Customer).ToList();

@@ -379,7 +379,8 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
 
     /// <summary>
     /// An order approved at MEDIUM, then edited into HIGH, comes back to the review queue (a reviewer decided on less than it
-    /// now is); edited back and forth (MEDIUM, HIGH, MEDIUM, HIGH), it ends with our HIGH tag alone, each change written.
+    /// now is); approved at HIGH, edited to MEDIUM and back, it stays decided. Edited back and forth (MEDIUM, HIGH, MEDIUM,
+    /// HIGH), it ends with our HIGH tag alone, each change written.
     /// </summary>
     [Fact]
     public async Task ALevelRaisedAfterAReview_BringsTheOrderBack_AndTheTagFollowsEveryChangeBackAndForth()
@@ -412,8 +413,10 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal("HIGH", await SendTotalAsync(640m));
         Assert.True(await InQueueAsync(), "an order approved at MEDIUM and now HIGH is not in the review queue");
 
+        Assert.NotNull(await store.DecideAsync(shopId, id, "approve", "spoke to the customer", "Ada", CancellationToken.None));
         Assert.Equal("MEDIUM", await SendTotalAsync(30.5m));
         Assert.Equal("HIGH", await SendTotalAsync(641m));
+        Assert.False(await InQueueAsync(), "an order approved at HIGH came back at HIGH");
         Assert.Equal(["pluginapp:risk-high"], app.Shopify.Admin.Tags(gid).Where(t => t.StartsWith("pluginapp:", StringComparison.Ordinal)));
         Assert.Equal(["MEDIUM", "HIGH", "MEDIUM", "HIGH"], app.Shopify.Admin.RiskAssessments(gid).Select(a => a["riskLevel"]!.GetValue<string>()));
     }
@@ -435,8 +438,7 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.NotEqual(RiskySessions.Path, someoneElse.GetProperty("path").GetString());
 
         // A reviewer approves the order: the shopper is served again.
-        await app.ScalarAsync("INSERT INTO risk_labels (shop_id, order_id, source, fraud, labelled_at) VALUES ($1, 749001, 'review', false, $2)",
-            shopId, app.Clock.GetUtcNow());
+        Assert.NotNull(await app.Factory.Services.GetRequiredService<PluginApp.Risk.Review.ReviewStore>().DecideAsync(shopId, 749_001, "approve", null, "Ada", CancellationToken.None));
         sessions.Invalidate(shopId);
         Assert.Equal(someoneElse.GetProperty("path").GetString(), (await RecommendAsync(shop, customer)).GetProperty("path").GetString());
 

@@ -237,12 +237,12 @@ public sealed class GroupCommitTests(GroupCommitFixture app) : IClassFixture<Gro
     }
 
     /// <summary>
-    /// Two erasures and a data request in one batch: each finds its customer's orders in a table of its own transaction, and
+    /// Two erasures and two data requests in one batch: each finds its customer's orders in a table of its own transaction, and
     /// each is carried out at the first try. Before, the second found the first's table still there, was answered 500 and
     /// left to Shopify's retries, which a burst of erasures could spend without it ever being done.
     /// </summary>
     [Fact]
-    public async Task TwoErasuresAndADataRequestInOneBatch_AreEachCarriedOutAtTheFirstTry()
+    public async Task TwoErasuresAndTwoDataRequestsInOneBatch_AreEachCarriedOutAtTheFirstTry()
     {
         var orders = Enumerable.Range(0, GroupCommitFixture.Batch).Select(i => (Order: 8_700_101L + i, Customer: 8_700_001L + i)).ToArray();
         var placed = await Task.WhenAll(orders.Select(o => app.SendWebhookAsync("orders/create", Shop, ShopifyPayloads.Order(o.Order, o.Customer).ToJsonString())));
