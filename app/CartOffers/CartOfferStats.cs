@@ -8,7 +8,10 @@ public sealed record CartOfferDecisionView(string DecisionId, DateTimeOffset At,
     decimal Value, string? Code, IReadOnlyList<string> Reasons);
 
 /// <summary>Codes by state and what they cost: handed out today, used, and the discount given on orders.</summary>
-public sealed record CodeSummary(long Creating, long Ready, long HandedOut, long Used, long Expired, decimal HandedOutToday, decimal UsedDiscount, long Failed);
+/// <param name="Ready">Codes a cart may be given now: at the offer's percent, with the whole expiry left.</param>
+/// <param name="Retiring">Other ready codes (an earlier percent, or less than the expiry left), never handed out, left to expire.</param>
+public sealed record CodeSummary(long Creating, long Ready, long HandedOut, long Used, long Expired, decimal HandedOutToday, decimal UsedDiscount, long Failed,
+    long Retiring);
 
 /// <summary>What the Cart offers page reads: recent decisions with their reasons, the action mix, the code pool.</summary>
 public sealed class CartOfferStats(NpgsqlDataSource db, TimeProvider clock)
@@ -45,22 +48,26 @@ public sealed class CartOfferStats(NpgsqlDataSource db, TimeProvider clock)
         return list.OrderBy(x => Array.IndexOf(CartAction.All, x.Item1)).ToList();
     }
 
-    public async Task<CodeSummary> CodesAsync(long shopId, CancellationToken ct)
+    public async Task<CodeSummary> CodesAsync(long shopId, CartOfferSettings settings, CancellationToken ct)
     {
         var now = clock.GetUtcNow();
-        await using var cmd = db.CreateCommand("""
-            SELECT count(*) FILTER (WHERE state = 'creating'), count(*) FILTER (WHERE state = 'ready'), count(*) FILTER (WHERE state = 'handed_out'),
+        await using var cmd = db.CreateCommand($"""
+            SELECT count(*) FILTER (WHERE state = 'creating'), count(*) FILTER (WHERE {DiscountPool.Usable("$3", "$4", "$5")}), count(*) FILTER (WHERE state = 'handed_out'),
                    count(*) FILTER (WHERE state = 'used'), count(*) FILTER (WHERE state = 'expired'),
                    coalesce(sum(amount) FILTER (WHERE handed_out_at >= $2), 0),
                    coalesce((SELECT sum(o.total_discounts) FROM orders o JOIN discount_codes d ON d.shop_id = o.shop_id AND d.order_id = o.id
                              WHERE d.shop_id = $1 AND d.state = 'used'), 0),
-                   count(*) FILTER (WHERE state = 'failed')
+                   count(*) FILTER (WHERE state = 'failed'), count(*) FILTER (WHERE state = 'ready' AND NOT ({DiscountPool.Usable("$3", "$4", "$5")}))
             FROM discount_codes WHERE shop_id = $1
             """);
         cmd.Parameters.Add(Sql.Param(shopId));
         cmd.Parameters.Add(Sql.Param(new DateTimeOffset(now.UtcDateTime.Date, TimeSpan.Zero)));
+        cmd.Parameters.Add(Sql.Param(now));
+        cmd.Parameters.Add(Sql.Param(settings.OfferPercent));
+        cmd.Parameters.Add(Sql.Param(settings.CodeExpiryHours));
         await using var r = await cmd.ExecuteReaderAsync(ct);
         await r.ReadAsync(ct);
-        return new CodeSummary(r.GetInt64(0), r.GetInt64(1), r.GetInt64(2), r.GetInt64(3), r.GetInt64(4), r.GetDecimal(5), r.GetDecimal(6), r.GetInt64(7));
+        return new CodeSummary(r.GetInt64(0), r.GetInt64(1), r.GetInt64(2), r.GetInt64(3), r.GetInt64(4), r.GetDecimal(5), r.GetDecimal(6), r.GetInt64(7),
+            r.GetInt64(8));
     }
 }

@@ -143,7 +143,7 @@ public sealed class DiscountPool(NpgsqlDataSource db, OutboxScheduler outbox, Ti
     public const int ValidityInThePool = 2;
 
     /// <summary>A code a cart may be given: $1 the shop; now, the offer's percent and its validity in hours as the parameters named.</summary>
-    private static string Usable(string now, string percent, string hours) =>
+    internal static string Usable(string now, string percent, string hours) =>
         $"shop_id = $1 AND state = 'ready' AND percent = {percent} AND expires_at > {now} + make_interval(hours => {hours})";
 
     /// <summary>

@@ -21,7 +21,7 @@ public sealed class CartOffersPageModel(CartOfferSettingsStore store, CartOfferS
         ViewData["Title"] = "Cart offers";
         (Settings, Version, UpdatedAt, UpdatedBy) = await store.GetAsync(scope.ShopId, ct);
         await pool.SettleAsync(scope.ShopId, ct);
-        Codes = await stats.CodesAsync(scope.ShopId, ct);
+        Codes = await stats.CodesAsync(scope.ShopId, Settings, ct);
         Mix = await stats.MixAsync(scope.ShopId, 30, ct);
         Recent = await stats.RecentAsync(scope.ShopId, 25, ct);
         Intent = await intent.SummaryAsync(scope.ShopId, ct);

@@ -237,7 +237,8 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
 
         // The refused codes are not stock: the next refill queues two new ones, and Shopify, working again, creates them.
         await RefillAndRunCallsAsync();
-        var summary = await app.Factory.Services.GetRequiredService<CartOfferStats>().CodesAsync(seed.ShopId, CancellationToken.None);
+        var settings = (await app.Factory.Services.GetRequiredService<CartOfferSettingsStore>().GetAsync(seed.ShopId, CancellationToken.None)).Settings;
+        var summary = await app.Factory.Services.GetRequiredService<CartOfferStats>().CodesAsync(seed.ShopId, settings, CancellationToken.None);
         Assert.Equal((2L, 0L, 2L), (summary.Ready, summary.Creating, summary.Failed));
         var page = await (await app.Client.GetAsync($"/admin/cart-offers?shop={seed.Shop}&embedded=1&id_token={app.SessionToken(seed.Shop)}")).Content.ReadAsStringAsync();
         Assert.Contains("0 being created in Shopify, 2 refused by Shopify (Operations says why)", page);
@@ -296,6 +297,10 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
 
         await SettingsAsync(seed, new { enabled = true, offerPercent = 10, maxDiscountPercent = 10, marginFloorPercent = 20, dailyBudget = 1000, poolSize = 2, codeExpiryHours = 48 });
         await FillPoolAsync(seed);
+        // The page counts as ready only what a cart may be given; the 20 % codes are left to expire.
+        var page = WebUtility.HtmlDecode(await (await app.Client.GetAsync($"/admin/cart-offers?shop={seed.Shop}&embedded=1&id_token={app.SessionToken(seed.Shop)}")).Content.ReadAsStringAsync());
+        Assert.Contains("<span class=\"stat-value\" id=\"codes-ready\">2</span>", page);
+        Assert.Contains("2 older (another percent, or less than the code expiry left) left to expire", page);
         // A day later: codes made now are still good for the 48 hours set, and the 20 % ones never will be handed out.
         app.Clock.Advance(TimeSpan.FromDays(1));
         try
