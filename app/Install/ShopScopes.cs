@@ -34,19 +34,21 @@ public sealed class ShopScopes(NpgsqlDataSource db, IOptions<ShopifyOptions> opt
 
     public async Task<IReadOnlyList<MissingScope>> MissingAsync(long shopId, CancellationToken ct)
     {
-        await using var cmd = db.CreateCommand("SELECT scopes FROM shops WHERE id = $1");
-        cmd.Parameters.Add(Sql.Param(shopId));
-        if (await cmd.ExecuteScalarAsync(ct) is not string granted) return [];
+        if (await GrantedScopesAsync(shopId, ct) is not { } granted) return [];
         var byScope = uses.ToLookup(u => u.Scope, u => u.Use, StringComparer.Ordinal);
         return Missing(options.Value.Scopes, granted).Select(s => new MissingScope(s, byScope[s].ToList())).ToList();
     }
 
     /// <summary>Whether the shop granted <paramref name="scope"/> (an optional one, e.g. read_all_orders).</summary>
-    public async Task<bool> GrantedAsync(long shopId, string scope, CancellationToken ct)
+    public async Task<bool> GrantedAsync(long shopId, string scope, CancellationToken ct) =>
+        await GrantedScopesAsync(shopId, ct) is { } granted && Split(granted).Contains(scope, StringComparer.Ordinal);
+
+    /// <summary>The scopes the shop granted, as Shopify gave them; null for a shop we do not hold.</summary>
+    private async Task<string?> GrantedScopesAsync(long shopId, CancellationToken ct)
     {
         await using var cmd = db.CreateCommand("SELECT scopes FROM shops WHERE id = $1");
         cmd.Parameters.Add(Sql.Param(shopId));
-        return await cmd.ExecuteScalarAsync(ct) is string granted && Split(granted).Contains(scope, StringComparer.Ordinal);
+        return await cmd.ExecuteScalarAsync(ct) as string;
     }
 
     private static IEnumerable<string> Split(string scopes) =>

@@ -7,9 +7,10 @@ namespace PluginApp.Risk;
 
 /// <summary>
 /// No upsells for a shopper whose customer account or browser address placed, in the last 30 days, a HIGH-risk order that
-/// nobody has decided yet (no reviewer since it became HIGH, no dispute or Stripe outcome clearing it), or an order confirmed as fraud (a reviewer, a fraud cancellation, a dispute, Stripe), cancelled
-/// or not: selling more to a likely or known fraudster only raises the loss. Each shop's set is read at most every
-/// <see cref="Refresh"/> (two indexed lookups), so serving pays a dictionary lookup.
+/// nobody has decided yet (no reviewer since it became HIGH, no dispute or Stripe outcome clearing it), or an order
+/// confirmed as fraud (by a reviewer, a fraud cancellation, a dispute or Stripe), cancelled or not: selling more to a
+/// likely or known fraudster only raises the loss. Each shop's set is read at most every <see cref="Refresh"/> (two
+/// indexed lookups), so serving pays a dictionary lookup.
 /// </summary>
 public sealed class RiskySessions(NpgsqlDataSource db, TimeProvider clock) : IServingGuard
 {

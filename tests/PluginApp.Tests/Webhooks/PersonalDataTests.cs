@@ -140,11 +140,7 @@ public sealed class PersonalDataTests(AppFixture app) : IClassFixture<AppFixture
 
         await ActivatorUtilities.CreateInstance<RetentionJob>(app.Factory.Services).RunAsync(CancellationToken.None);
 
-        var left = new List<int>();
-        await using var cmd = app.Db.CreateCommand("SELECT version FROM models WHERE shop_id = $1 ORDER BY version");
-        cmd.Parameters.AddWithValue(shopId);
-        await using var r = await cmd.ExecuteReaderAsync();
-        while (await r.ReadAsync()) left.Add(r.GetInt32(0));
+        var left = (int[])(await app.ScalarAsync("SELECT array_agg(version ORDER BY version) FROM models WHERE shop_id = $1", shopId))!;
         Assert.Equal([2, 6, 7, 8], left);
     }
 
@@ -171,11 +167,7 @@ public sealed class PersonalDataTests(AppFixture app) : IClassFixture<AppFixture
 
         await ActivatorUtilities.CreateInstance<RetentionJob>(app.Factory.Services).RunAsync(CancellationToken.None);
 
-        var left = new List<string>();
-        await using var cmd = app.Db.CreateCommand("SELECT kind || ' ' || state FROM training_runs WHERE shop_id = $1 ORDER BY kind, started_at");
-        cmd.Parameters.AddWithValue(shopId);
-        await using var r = await cmd.ExecuteReaderAsync();
-        while (await r.ReadAsync()) left.Add(r.GetString(0));
+        var left = (string[])(await app.ScalarAsync("SELECT array_agg(kind || ' ' || state ORDER BY kind, started_at) FROM training_runs WHERE shop_id = $1", shopId))!;
         Assert.Equal(["recommender running", "recommender succeeded", "recommender succeeded", "risk skipped"], left);
         Assert.Equal(now.AddDays(-150).UtcDateTime, ((DateTime)(await app.ScalarAsync("SELECT started_at FROM training_runs WHERE shop_id = $1 AND kind = 'risk'", shopId))!),
             TimeSpan.FromSeconds(1));
