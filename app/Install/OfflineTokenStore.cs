@@ -28,12 +28,13 @@ public sealed class OfflineTokenStore(NpgsqlDataSource dataSource, IDataProtecti
         await using var cmd = dataSource.CreateCommand($"""
             WITH before AS (SELECT {ShopStatus.Installed()} AS live FROM shops WHERE domain = $1)
             INSERT INTO shops (domain, access_token_enc, access_token_expires_at, refresh_token_enc, refresh_token_expires_at,
-                               scopes, scopes_updated_at, installed_at, uninstalled_at, token_revoked_at, setup_pending_since, created_at, updated_at)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $7, NULL, NULL, $7, $7, $7)
+                               scopes, scopes_updated_at, installed_at, uninstalled_at, token_revoked_at, setup_pending_since, granted_at, created_at, updated_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $7, NULL, NULL, $7, $7, $7, $7)
             ON CONFLICT (domain) DO UPDATE SET
               access_token_enc = excluded.access_token_enc, access_token_expires_at = excluded.access_token_expires_at,
               refresh_token_enc = excluded.refresh_token_enc, refresh_token_expires_at = excluded.refresh_token_expires_at,
               scopes = excluded.scopes, scopes_updated_at = excluded.updated_at, uninstalled_at = NULL, token_revoked_at = NULL, updated_at = excluded.updated_at,
+              granted_at = excluded.granted_at,
               installed_at = CASE WHEN {ShopStatus.Installed("shops")} THEN shops.installed_at ELSE excluded.installed_at END,
               setup_pending_since = CASE WHEN {ShopStatus.Installed("shops")} THEN shops.setup_pending_since ELSE excluded.setup_pending_since END
             RETURNING id, NOT COALESCE((SELECT live FROM before), false)

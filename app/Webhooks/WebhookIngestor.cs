@@ -234,7 +234,7 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
         if (outcome != "normalized") return new IngestResult(Outcome(outcome));
 
         if (h.Topic == WebhookTopics.ShopRedact) ComplianceService.AddShopRedaction(store, h.ShopDomain, h.DeliveryId);
-        else if (h.Topic == WebhookTopics.AppUninstalled) AddUninstall(store, shopId!.Value, h.ShopDomain, d.ReceivedAt);
+        else if (h.Topic == WebhookTopics.AppUninstalled) AddUninstall(store, shopId!.Value, h, d.ReceivedAt);
         else
         {
             d.Handler!.Write(new TopicContext(store, new ComplianceService(store, shopId!.Value, personalData), h.ShopDomain, d.ReceivedAt), d.Rows!);
@@ -328,16 +328,19 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
         catch (JsonException e) { throw new MalformedPayloadException($"the body is not valid JSON: {e.Message}"); }
     }
 
-    private static void AddUninstall(StoreWriter store, long shopId, string shop, DateTimeOffset now)
+    private static void AddUninstall(StoreWriter store, long shopId, WebhookDeliveryHeaders h, DateTimeOffset now)
     {
         // The token is already dead at Shopify; drop it and stop acting for the shop. Data stays until shop/redact.
+        // Why the time guard: Shopify retries a delivery for hours, so an uninstall can arrive after the merchant installed
+        // again. Triggered before the shop's latest grant, it no longer holds, and the new token stays. Without the header
+        // (or a grant time) it acts, as before.
         store.Add("""
             UPDATE shops SET uninstalled_at = $2, access_token_enc = NULL, access_token_expires_at = NULL,
               refresh_token_enc = NULL, refresh_token_expires_at = NULL, updated_at = $2
-            WHERE id = $1
-            """, shopId, now);
+            WHERE id = $1 AND ($3::timestamptz IS NULL OR granted_at IS NULL OR granted_at <= $3)
+            """, shopId, now, TypedNull.Time(h.TriggeredAt));
         // Every instance stops serving the storefront at once (ShopDirectory listens).
-        store.Notify("shop_changed", shop);
+        store.Notify("shop_changed", h.ShopDomain);
     }
 
     private static long? CustomerIdOf(string topic, JsonElement root) =>

@@ -118,7 +118,7 @@ public class AppFixture : IAsyncLifetime
     }
 
     public Task<HttpResponseMessage> SendWebhookAsync(string topic, string shop, string json, string? deliveryId = null,
-        string? hmac = null, HttpClient? client = null)
+        string? hmac = null, HttpClient? client = null, DateTimeOffset? triggeredAt = null)
     {
         var body = Encoding.UTF8.GetBytes(json);
         var req = new HttpRequestMessage(HttpMethod.Post, "/webhooks") { Content = new ByteArrayContent(body) };
@@ -127,7 +127,7 @@ public class AppFixture : IAsyncLifetime
         req.Headers.Add("X-Shopify-Shop-Domain", shop);
         req.Headers.Add("X-Shopify-API-Version", PluginApp.Shopify.ShopifyApiVersion.Pinned);
         req.Headers.Add("X-Shopify-Webhook-Id", deliveryId ?? Guid.NewGuid().ToString());
-        req.Headers.Add("X-Shopify-Triggered-At", DateTimeOffset.UtcNow.ToString("O"));
+        req.Headers.Add("X-Shopify-Triggered-At", (triggeredAt ?? Clock.GetUtcNow()).ToString("O"));
         req.Headers.Add("X-Shopify-Hmac-Sha256", hmac ?? ShopifySigning.WebhookHmac(ClientSecret, body));
         return (client ?? Client).SendAsync(req);
     }

@@ -1,4 +1,5 @@
 using System.Net;
+using Microsoft.Extensions.DependencyInjection;
 using PluginApp.Tests.Infrastructure;
 
 namespace PluginApp.Tests.Webhooks;
@@ -107,6 +108,30 @@ public sealed class TopicNormalizationTests(AppFixture app) : IClassFixture<AppF
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM shops WHERE domain = $1 AND uninstalled_at IS NOT NULL AND access_token_enc IS NULL AND refresh_token_enc IS NULL", shop));
+    }
+
+    [Fact]
+    public async Task AppUninstalled_RetriedAfterAReinstall_LeavesTheNewInstallConnected()
+    {
+        // The merchant uninstalls; Shopify's delivery fails and is retried later. Meanwhile the merchant installs again.
+        const string shop = "came-back.myshopify.com";
+        await app.InstallShopAsync(shop);
+        var uninstalled = app.Clock.GetUtcNow();
+        app.Clock.Advance(TimeSpan.FromMinutes(5));
+        await app.InstallShopAsync(shop);
+
+        var late = await app.SendWebhookAsync("app/uninstalled", shop, "{\"id\": 10, \"myshopify_domain\": \"came-back.myshopify.com\"}",
+            triggeredAt: uninstalled);
+
+        Assert.Equal(HttpStatusCode.OK, late.StatusCode);
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM shops WHERE domain = $1 AND uninstalled_at IS NULL AND access_token_enc IS NOT NULL", shop));
+        var token = await app.Factory.Services.GetRequiredService<PluginApp.Install.OfflineTokenStore>().GetAccessTokenAsync(shop, CancellationToken.None);
+        Assert.Equal($"shpat_{shop}_seed", token);
+
+        // An uninstall after the new grant still acts.
+        var again = await app.SendWebhookAsync("app/uninstalled", shop, "{\"id\": 10, \"myshopify_domain\": \"came-back.myshopify.com\"}");
+        Assert.Equal(HttpStatusCode.OK, again.StatusCode);
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM shops WHERE domain = $1 AND uninstalled_at IS NOT NULL AND access_token_enc IS NULL", shop));
     }
 }
 
