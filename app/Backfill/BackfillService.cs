@@ -71,9 +71,11 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
             await runs.FinishAsync(RunLog.Backfill, run.Id, "completed", null, new() { ["phase"] = null });
             logger.LogInformation("Backfill of {Shop} completed: {Rows} objects", shop, run.RowsDone);
         }
-        catch (Exception e) when (e is not OperationCanceledException)
+        catch (Exception e) when (!ct.IsCancellationRequested)
         {
-            // A retry of the job resumes this run from its cursor; after the last retry it stays failed.
+            // A retry of the job resumes this run from its cursor; after the last retry it stays failed. Why the job's own
+            // token decides, not the exception's type: Shopify reads that time out end in a TaskCanceledException too, and the
+            // run must not be shown running for ever; a run stopped by shutdown stays running and its retry resumes it.
             await runs.FinishAsync(RunLog.Backfill, run.Id, "failed", e.Message, []);
             throw;
         }

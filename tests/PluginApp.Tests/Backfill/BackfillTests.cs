@@ -5,6 +5,7 @@ using Hangfire.Storage;
 using PluginApp.Backfill;
 using PluginApp.Tests.Infrastructure;
 using ShopifyStandIn;
+using WireMock.ResponseBuilders;
 
 namespace PluginApp.Tests.Backfill;
 
@@ -148,6 +149,21 @@ public sealed class BackfillTests(AppFixture app) : IClassFixture<AppFixture>, I
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM products WHERE shop_id = $1 AND id = 940", shopId));
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM backfill_runs WHERE shop_id = $1 AND state = 'completed' AND staged = '{}' AND bulk_operations = '{}'", shopId));
         Assert.Equal(orderQueries + 1, app.Shopify.Admin.BulkOperationsStarted("orders"));
+    }
+
+    [Fact]
+    public async Task Backfill_WhoseShopifyCallTimesOut_IsShownFailed_NotRunning()
+    {
+        const string shop = "backfill-timeouts.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        await using var impatient = app.CreateFactory(app.Database.ConnectionString, b => b.UseSetting("Shopify:AdminApiTimeout", "00:00:01"));
+        app.Shopify.Next(StandInServer.GraphQLRequest(shop), Response.Create().WithDelay(TimeSpan.FromSeconds(3)).WithStatusCode(200), times: 40);
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() =>
+            impatient.Services.GetRequiredService<BackfillService>().RunAsync(shop, CancellationToken.None));
+
+        var shown = await BackfillAdminApi.RunsAsync(app.Factory.Services.GetRequiredService<Npgsql.NpgsqlDataSource>(), shopId, CancellationToken.None);
+        Assert.Equal("failed", shown[0].State);
     }
 
     [Fact]
