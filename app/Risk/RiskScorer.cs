@@ -164,9 +164,10 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
                 Reasons = assessment.Reasons.Where(x => x.Weight > 0).Select(x => x.Text).ToArray(),
                 LatencyMs = (float)(now - queuedAt).TotalMilliseconds,
             });
-            if (previous.GetValueOrDefault(orderId) == level) continue; // Shopify already shows this level
+            var before = previous.GetValueOrDefault(orderId);
+            if (before.Level == level) continue; // Shopify already shows this level
             if (level == "HIGH" && Hold(store, holding, orderId, f, now)) holds++;
-            calls.AddRange(ShopifyCalls(orderId, level, previous.GetValueOrDefault(orderId), assessment, now));
+            calls.AddRange(ShopifyCalls(orderId, level, before.Level, assessment, now, reopened: before.DecidedAt is { } decided && Rank(level) > Rank(decided)));
         }
         rows.AddTo(store, now);
         OutboxWriter.EnqueueMany(store, calls, now);
@@ -266,7 +267,10 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
     /// that went back to an earlier level (MEDIUM, HIGH, MEDIUM) had the later swap taken for the earlier one and written
     /// nothing, and was left with no tag of ours, or the wrong one.
     /// </summary>
-    public static IEnumerable<OutboxCall> ShopifyCalls(long orderId, string level, string? previousLevel, RiskAssessment assessment, DateTimeOffset scoredAt)
+    /// <param name="reopened">The score is above the level a reviewer decided the order at: it is back in the queue (see
+    /// <see cref="ScoreRows"/>), so the tag saying the decision goes with the old level's.</param>
+    public static IEnumerable<OutboxCall> ShopifyCalls(long orderId, string level, string? previousLevel, RiskAssessment assessment, DateTimeOffset scoredAt,
+        bool reopened = false)
     {
         var at = scoredAt.UtcTicks.ToString(System.Globalization.CultureInfo.InvariantCulture);
         var gid = Gid.Of("Order", orderId);
@@ -276,13 +280,20 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
         yield return new OutboxCall(OutboxOperation.OrderRiskAssessmentCreate, gid,
             new { input = new { orderId = gid, riskLevel = level, facts } }, $"risk:{orderId}:{level}:{at}");
         if (previousLevel is not null)
-            yield return new OutboxCall(OutboxOperation.TagsRemove, gid, new { id = gid, tags = new[] { TagPrefix + previousLevel.ToLowerInvariant() } },
+            yield return new OutboxCall(OutboxOperation.TagsRemove, gid,
+                new { id = gid, tags = reopened ? [TagPrefix + previousLevel.ToLowerInvariant(), .. Review.ReviewStore.DecisionTags] : new[] { TagPrefix + previousLevel.ToLowerInvariant() } },
                 $"risk-untag:{orderId}:{previousLevel}:{level}:{at}");
         yield return new OutboxCall(OutboxOperation.TagsAdd, gid, new { id = gid, tags = new[] { TagPrefix + level.ToLowerInvariant() } },
             $"risk-tag:{orderId}:{level}:{at}");
     }
 
-    private static async Task<(RiskThresholds, RiskHoldSettings, string, Dictionary<long, string>)> ContextAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId,
+    /// <summary>LOW, MEDIUM, HIGH in order, as the upsert of <see cref="ScoreRows"/> ranks them.</summary>
+    private static int Rank(string level) => Array.IndexOf(Levels, level);
+    private static readonly string[] Levels = ["LOW", "MEDIUM", "HIGH"];
+
+    /// <returns>The shop's thresholds, hold settings and currency; each already scored order's level and, when a reviewer
+    /// decided it, the level it was decided at.</returns>
+    private static async Task<(RiskThresholds, RiskHoldSettings, string, Dictionary<long, (string? Level, string? DecidedAt)>)> ContextAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId,
         IEnumerable<long> orderIds, CancellationToken ct)
     {
         await using var batch = new NpgsqlBatch(conn, tx)
@@ -292,7 +303,7 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
                 new NpgsqlBatchCommand("SELECT medium_from, high_from, hold_high, valued_min_orders, valued_min_spend, hold_valued FROM risk_settings WHERE shop_id = $1") { Parameters = { Sql.Param(shopId) } },
                 new NpgsqlBatchCommand($"SELECT coalesce({ShopCurrency.Of("$1")}, '')")
                     { Parameters = { Sql.Param(shopId) } },
-                new NpgsqlBatchCommand("SELECT order_id, level FROM risk_scores WHERE shop_id = $1 AND order_id = ANY($2)")
+                new NpgsqlBatchCommand("SELECT order_id, level, CASE WHEN reviewed_at IS NOT NULL THEN coalesce(reviewed_level, 'HIGH') END FROM risk_scores WHERE shop_id = $1 AND order_id = ANY($2)")
                     { Parameters = { Sql.Param(shopId), Sql.Param(orderIds.ToArray()) } },
             },
         };
@@ -303,8 +314,8 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
         await r.NextResultAsync(ct);
         var currency = await r.ReadAsync(ct) ? r.GetString(0) : "";
         await r.NextResultAsync(ct);
-        var previous = new Dictionary<long, string>();
-        while (await r.ReadAsync(ct)) previous[r.GetInt64(0)] = r.GetString(1);
+        var previous = new Dictionary<long, (string? Level, string? DecidedAt)>();
+        while (await r.ReadAsync(ct)) previous[r.GetInt64(0)] = (r.GetString(1), r.IsDBNull(2) ? null : r.GetString(2));
         return (thresholds, holding, currency, previous);
     }
 }

@@ -227,8 +227,9 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
     /// Records a decision by <paramref name="by"/>, who must hold the order's lock or be able to take it: approve and fraud
     /// write the order's review label (fraud or not, known from now) and hand the lock back; a note is only recorded. In the
     /// same transaction, a fraud decision with <paramref name="cancel"/> queues the order's cancellation in Shopify (reason
-    /// FRAUD, a staff note naming the reviewer), and an approval releases a fulfillment hold we placed. Nothing else is
-    /// sent to Shopify, and nothing is cancelled unless the reviewer chose it.
+    /// FRAUD, a staff note naming the reviewer), an approval releases a fulfillment hold we placed, and the order's tag says
+    /// the decision (<see cref="DecisionTagCalls"/>). Nothing else is sent to Shopify, and nothing is cancelled unless the
+    /// reviewer chose it.
     /// </summary>
     /// <returns>Null when the shop has no such scored order; otherwise the lock outcome (not <c>Mine</c>: nothing was recorded).</returns>
     public async Task<LockOutcome?> DecideAsync(long shopId, long orderId, string decision, string? note, string by, CancellationToken ct,
@@ -250,6 +251,7 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
             cancel is null ? new TypedNull(NpgsqlTypes.NpgsqlDbType.Boolean) : cancel.Restock,
             cancel is null ? new TypedNull(NpgsqlTypes.NpgsqlDbType.Boolean) : cancel.NotifyCustomer));
         if (cancel is not null) OutboxWriter.Enqueue(new StoreWriter(batch, shopId), CancelCall(orderId, cancel, by), now);
+        if (decision != "note") OutboxWriter.EnqueueMany(new StoreWriter(batch, shopId), DecisionTagCalls(orderId, decision, now).ToList(), now);
         if (decision == "approve")
             // A hold not read yet has nothing in Shopify to release; a placed one is released by the hold job (it needs our hold's id).
             batch.BatchCommands.Add(Command("""
@@ -271,9 +273,26 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
         }
         await batch.ExecuteNonQueryAsync(ct);
         await tx.CommitAsync(ct);
-        if (cancel is not null) outbox.Kick(shopId);
+        if (decision != "note") outbox.Kick(shopId);
         if (decision == "approve") holdJobs.Kick(shopId);
         return outcome;
+    }
+
+    /// <summary>The order tags that say a reviewer's decision next to our level tag; an order tagged with neither awaits one.</summary>
+    public static readonly string[] DecisionTags = [RiskScorer.TagPrefix + "approved", RiskScorer.TagPrefix + "fraud"];
+
+    /// <summary>
+    /// Why a tag for the decision: the level tag says what the model scored, and staff working from Shopify's order list
+    /// (fulfilling, or filtering by tag) saw an approved order still tagged HIGH with nothing saying it was cleared. The
+    /// other decision's tag goes, since a later decision replaces an earlier one; keyed by the decision's time.
+    /// </summary>
+    public static IEnumerable<OutboxCall> DecisionTagCalls(long orderId, string decision, DateTimeOffset at)
+    {
+        var gid = Gid.Of("Order", orderId);
+        var ticks = at.UtcTicks.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var (tag, other) = decision == "fraud" ? (DecisionTags[1], DecisionTags[0]) : (DecisionTags[0], DecisionTags[1]);
+        yield return new OutboxCall(OutboxOperation.TagsRemove, gid, new { id = gid, tags = new[] { other } }, $"risk-review-untag:{orderId}:{decision}:{ticks}");
+        yield return new OutboxCall(OutboxOperation.TagsAdd, gid, new { id = gid, tags = new[] { tag } }, $"risk-review-tag:{orderId}:{decision}:{ticks}");
     }
 
     /// <summary>orderCancel for a fraud decision: never automatic, so the staff note says who decided it and where.</summary>

@@ -380,10 +380,11 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
     /// <summary>
     /// An order approved at MEDIUM, then edited into HIGH, comes back to the review queue (a reviewer decided on less than it
     /// now is); approved at HIGH, edited to MEDIUM and back, it stays decided. Edited back and forth (MEDIUM, HIGH, MEDIUM,
-    /// HIGH), it ends with our HIGH tag alone, each change written.
+    /// HIGH), it ends with our HIGH tag, each change written, and the tag saying the reviewer's decision, which goes while the
+    /// order is back in the queue.
     /// </summary>
     [Fact]
-    public async Task ALevelRaisedAfterAReview_BringsTheOrderBack_AndTheTagFollowsEveryChangeBackAndForth()
+    public async Task ALevelRaisedAfterAReview_BringsTheOrderBack_AndTheTagsFollowEveryChangeAndDecision()
     {
         const string shop = "risk-back-and-forth.myshopify.com";
         var shopId = await OrdinaryStoreAsync(shop, 735_000);
@@ -407,17 +408,27 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
 
         Assert.Equal("MEDIUM", await SendTotalAsync(30m));
         Assert.True(await InQueueAsync());
+        IEnumerable<string> OurTags() => app.Shopify.Admin.Tags(gid).Where(t => t.StartsWith("pluginapp:", StringComparison.Ordinal));
         Assert.NotNull(await store.DecideAsync(shopId, id, "approve", "known customer", "Ada", CancellationToken.None));
         Assert.False(await InQueueAsync());
+        await app.DrainAsync(shopId);
+        Assert.Equal(["pluginapp:risk-approved", "pluginapp:risk-medium"], OurTags());
 
+        // Back in the queue, the order no longer says it was approved.
         Assert.Equal("HIGH", await SendTotalAsync(640m));
         Assert.True(await InQueueAsync(), "an order approved at MEDIUM and now HIGH is not in the review queue");
+        Assert.Equal(["pluginapp:risk-high"], OurTags());
 
         Assert.NotNull(await store.DecideAsync(shopId, id, "approve", "spoke to the customer", "Ada", CancellationToken.None));
         Assert.Equal("MEDIUM", await SendTotalAsync(30.5m));
         Assert.Equal("HIGH", await SendTotalAsync(641m));
         Assert.False(await InQueueAsync(), "an order approved at HIGH came back at HIGH");
-        Assert.Equal(["pluginapp:risk-high"], app.Shopify.Admin.Tags(gid).Where(t => t.StartsWith("pluginapp:", StringComparison.Ordinal)));
+        Assert.Equal(["pluginapp:risk-approved", "pluginapp:risk-high"], OurTags());
+
+        // A later decision replaces the earlier one's tag.
+        Assert.NotNull(await store.DecideAsync(shopId, id, "fraud", "chargeback came in", "Ada", CancellationToken.None));
+        await app.DrainAsync(shopId);
+        Assert.Equal(["pluginapp:risk-fraud", "pluginapp:risk-high"], OurTags());
         Assert.Equal(["MEDIUM", "HIGH", "MEDIUM", "HIGH"], app.Shopify.Admin.RiskAssessments(gid).Select(a => a["riskLevel"]!.GetValue<string>()));
     }
 
