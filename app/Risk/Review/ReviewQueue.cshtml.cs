@@ -46,6 +46,9 @@ public sealed class ReviewQueueModel(ReviewStore store, ShopScope scope) : Admin
     /// <summary>The latest approve or fraud decision, if the order has one.</summary>
     public ReviewDecision? Verdict => Detail?.History.FirstOrDefault(d => d.Decision != "note");
 
+    /// <summary>How many approve and fraud decisions this page shows: sent with a decision, which is refused if another came since.</summary>
+    public int Verdicts => Detail?.History.Count(d => d.Decision != "note") ?? 0;
+
     public static string Badge(string? level) => level switch
     {
         "HIGH" => "badge--critical",

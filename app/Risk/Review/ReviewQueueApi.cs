@@ -16,8 +16,10 @@ public static class ReviewQueueApi
 
     /// <param name="Cancel">With decision "fraud": also cancel the order in Shopify, with the refund ("original" or "none"),
     /// restock and customer notification chosen.</param>
+    /// <param name="Seen">How many approve and fraud decisions the reviewer's page showed (the review page sends it): when
+    /// another was recorded since, the decision is refused with 409 and says whose it was.</param>
     public sealed record DecisionBody(string? Decision, string? Note, bool? Cancel = null, string? Refund = null, bool? Restock = null,
-        bool? NotifyCustomer = null);
+        bool? NotifyCustomer = null, int? Seen = null);
 
     public sealed record DecisionView(string Decision, string? Note, string By, DateTimeOffset At, CancelChoice? Cancel);
 
@@ -62,9 +64,12 @@ public static class ReviewQueueApi
         if (problems.Count > 0) return TypedResults.ValidationProblem(problems);
         var by = Reviewer(http);
         var cancel = body.Cancel == true ? new CancelChoice(body.Refund == "original", body.Restock == true, body.NotifyCustomer == true) : null;
-        return await store.DecideAsync(scope.ShopId, id, body.Decision!, note, by, ct, cancel) switch
+        return await store.DecideAsync(scope.ShopId, id, body.Decision!, note, by, ct, cancel, body.Seen) switch
         {
             null => NotFound(id),
+            { DecidedSince: { } since } => TypedResults.Problem(title: "Decided meanwhile",
+                detail: $"{ReviewQueueModel.Decision(since.Decision)} by {since.By ?? "someone"} at {Clock(since.At)} since this page was opened. Reload the page to see it before deciding again.",
+                statusCode: StatusCodes.Status409Conflict),
             { Mine: true } => TypedResults.Ok(new DecisionView(body.Decision!, note, by, clock.GetUtcNow(), cancel)),
             var other => Locked(other.Lock),
         };

@@ -59,8 +59,10 @@ public sealed record ReviewDetail(ReviewOrder Order, ReviewLock? Lock, CustomerH
     IReadOnlyList<ReviewDecision> History, long? Previous, long? Next, HoldView? Hold);
 
 /// <summary>What became of an attempt to take an order's lock.</summary>
-/// <param name="Mine">Whether the caller holds <see cref="Lock"/> now; if not, someone else does.</param>
-public sealed record LockOutcome(bool Mine, ReviewLock Lock);
+/// <param name="Mine">Whether the caller holds <see cref="Lock"/> now; if not, someone else does (or see <paramref name="DecidedSince"/>).</param>
+/// <param name="DecidedSince">A decision was refused because another approve or fraud decision was recorded since the
+/// reviewer's page showed the order: the latest one.</param>
+public sealed record LockOutcome(bool Mine, ReviewLock Lock, ReviewDecision? DecidedSince = null);
 
 /// <summary>
 /// The review queue's data: flagged orders in score × value order, one reviewer per order at a time (a lock that expires),
@@ -231,9 +233,12 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
     /// the decision (<see cref="DecisionTagCalls"/>). Nothing else is sent to Shopify, and nothing is cancelled unless the
     /// reviewer chose it.
     /// </summary>
+    /// <param name="verdictsSeen">How many approve and fraud decisions the reviewer's page showed. Why: the lock is handed
+    /// back with each decision, so a page left open (its own lock long expired) could take it again and overwrite a colleague's
+    /// decision it never showed; with a count that no longer matches, nothing is recorded. Null: no check (an API caller).</param>
     /// <returns>Null when the shop has no such scored order; otherwise the lock outcome (not <c>Mine</c>: nothing was recorded).</returns>
     public async Task<LockOutcome?> DecideAsync(long shopId, long orderId, string decision, string? note, string by, CancellationToken ct,
-        CancelChoice? cancel = null)
+        CancelChoice? cancel = null, int? verdictsSeen = null)
     {
         if (!Decisions.Contains(decision)) throw new ArgumentException($"decision must be one of {string.Join(", ", Decisions)}", nameof(decision));
         if (cancel is not null && decision != "fraud") throw new ArgumentException("only a fraud decision cancels the order", nameof(cancel));
@@ -243,6 +248,8 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
         if (!await ScoredAsync(conn, tx, shopId, orderId, ct)) return null;
         var outcome = await TakeLockAsync(conn, tx, shopId, orderId, by, now, ct);
         if (!outcome.Mine) return outcome;
+        if (verdictsSeen is { } seen && await VerdictsAsync(conn, tx, shopId, orderId, ct) is var (count, latest) && count != seen)
+            return outcome with { Mine = false, DecidedSince = latest };
         await using var batch = new NpgsqlBatch(conn, tx);
         batch.BatchCommands.Add(Command("""
             INSERT INTO review_decisions (shop_id, order_id, decision, note, decided_by, decided_at, cancel_refund, cancel_restock, cancel_notify)
@@ -335,6 +342,21 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
         await r.NextResultAsync(ct);
         await r.ReadAsync(ct);
         return new LockOutcome(false, new ReviewLock(r.GetString(0), r.GetFieldValue<DateTimeOffset>(1)));
+    }
+
+    /// <summary>The order's approve and fraud decisions: how many, and the latest.</summary>
+    private static async Task<(int Count, ReviewDecision? Latest)> VerdictsAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId, long orderId,
+        CancellationToken ct)
+    {
+        await using var cmd = new NpgsqlCommand("""
+            SELECT count(*) OVER (), decision, decided_by, decided_at FROM review_decisions
+            WHERE shop_id = $1 AND order_id = $2 AND decision <> 'note' ORDER BY decided_at DESC, id DESC LIMIT 1
+            """, conn, tx);
+        cmd.Parameters.Add(Sql.Param(shopId));
+        cmd.Parameters.Add(Sql.Param(orderId));
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        if (!await r.ReadAsync(ct)) return (0, null);
+        return ((int)r.GetInt64(0), new ReviewDecision(r.GetString(1), null, r.IsDBNull(2) ? null : r.GetString(2), r.GetFieldValue<DateTimeOffset>(3)));
     }
 
     private static async Task<bool> ScoredAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId, long orderId, CancellationToken ct)

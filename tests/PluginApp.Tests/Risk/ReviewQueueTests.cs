@@ -345,6 +345,42 @@ public sealed class ReviewQueueTests(ReviewFixture app) : IClassFixture<ReviewFi
         Assert.Contains("Being reviewed by staff user 43", (await late.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("detail").GetString());
     }
 
+    /// <summary>
+    /// A page left open past its lock (Ada walked away) while a colleague decided the order: its decision is refused and says
+    /// whose decision came since, instead of overwriting a decision Ada never saw. Reloaded, the page decides.
+    /// </summary>
+    [Fact]
+    public async Task AStalePage_CannotOverwriteADecisionMadeSinceItWasOpened_AndSaysWhose()
+    {
+        const string shop = "review-stale.myshopify.com";
+        var s = await FlaggedStoreAsync(shop, 786_000);
+        var errors = new List<string>();
+        var ada = await OpenAsync(shop, Ada, s.Small, errors);
+        await Assertions.Expect(ada.Locator("#review-lock")).ToContainTextAsync("You are reviewing this order until");
+
+        app.Clock.Advance(TimeSpan.FromMinutes(11));
+        var bobs = await app.Client.SendAsync(app.Api(HttpMethod.Post, $"/api/admin/review/orders/{s.Small}/decisions", shop, Bob,
+            new { decision = "fraud", note = "same card as a chargeback", seen = 0 }));
+        Assert.Equal(HttpStatusCode.OK, bobs.StatusCode);
+        var at = app.Clock.GetUtcNow().UtcDateTime.ToString("HH:mm", CultureInfo.InvariantCulture);
+
+        await ada.ClickAsync("#review-decide-form button:has-text('Approve')");
+
+        await Assertions.Expect(ada.Locator("#status")).ToContainTextAsync($"Marked as fraud by staff user 43 at {at} UTC since this page was opened");
+        await Admin.AdminFixture.ScreenshotAsync(ada, "review-order-decided-meanwhile");
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM review_decisions WHERE shop_id = $1 AND order_id = $2", s.ShopId, s.Small));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM risk_labels WHERE shop_id = $1 AND order_id = $2 AND fraud", s.ShopId, s.Small));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM review_locks WHERE shop_id = $1", s.ShopId)); // nothing taken either
+
+        // Reloaded, the page shows Bob's decision, and Ada may decide otherwise knowingly.
+        await ada.ReloadAsync();
+        await Assertions.Expect(ada.Locator("#review-history")).ToContainTextAsync("same card as a chargeback");
+        await ada.ClickAsync("#review-decide-form button:has-text('Approve')");
+        await Assertions.Expect(ada.Locator("#review-history")).ToContainTextAsync("Approved", new() { Timeout = 10000 });
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM risk_labels WHERE shop_id = $1 AND order_id = $2 AND NOT fraud", s.ShopId, s.Small));
+        Assert.True(errors.Count == 0, "browser errors: " + string.Join(" | ", errors));
+    }
+
     [Fact]
     public async Task Decisions_AreCheckedByField_AndANoteIsRecordedWithoutLeavingTheQueue()
     {
