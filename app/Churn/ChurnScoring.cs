@@ -37,7 +37,53 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
         "Scores every customer's churn risk and value, and writes their segment to Shopify as a customer tag and metafields.", ["nothing"])
     {
         OffMeaning = new Dictionary<string, string> { ["nothing"] = "no new scores and no tag or metafield changes; the tags last written stay until you turn it on" },
+        WhenSwitchedOff = (services, shopId, ct) => services.GetRequiredService<ChurnScoringJob>().CancelQueuedCallsAsync(shopId, ct),
+        // Why at once: the customers whose calls were dropped when it was switched off get them again from the next run.
+        WhenSwitchedOn = (services, shopId) => services.GetRequiredService<ChurnScheduler>().ScoreSoon(shopId),
     };
+
+    /// <summary>
+    /// Switched off, the tag and metafield calls queued and not yet sent are dropped: a large store's first run queues hours
+    /// of them (two tag calls a customer, under Shopify's rate limit), and until 4 Dec they went on changing customers after
+    /// the merchant had switched churn off. A call being sent at that moment goes. The customers named in a dropped call are
+    /// marked as not written (synced_segment NULL), so a run after switching on queues their segment again.
+    /// </summary>
+    /// <returns>How many calls were dropped.</returns>
+    public async Task<int> CancelQueuedCallsAsync(long shopId, CancellationToken ct)
+    {
+        await using var conn = await db.OpenConnectionAsync(ct);
+        await using var tx = await conn.BeginTransactionAsync(ct);
+        // The scoring run's lock: a run queueing its changes finishes first, and its calls are dropped with the others.
+        await LockShopAsync(conn, tx, shopId, ct);
+        await using var cmd = new NpgsqlCommand("""
+            WITH dropped AS (
+                DELETE FROM outbox_messages m
+                WHERE m.shop_id = $1 AND m.completed_at IS NULL AND m.failed_at IS NULL AND (m.claimed_until IS NULL OR m.claimed_until < $2)
+                  AND (m.idempotency_key LIKE 'churn:%' OR m.idempotency_key LIKE 'churn-mf:%')
+                RETURNING m.idempotency_key, m.variables),
+            customers AS (
+                SELECT split_part(d.idempotency_key, ':', 2)::bigint AS customer_id FROM dropped d WHERE d.idempotency_key LIKE 'churn:%'
+                UNION
+                SELECT substring(mf->>'ownerId' FROM '[0-9]+$')::bigint FROM dropped d, jsonb_array_elements(d.variables->'metafields') mf
+                WHERE d.idempotency_key LIKE 'churn-mf:%'),
+            unsynced AS (
+                UPDATE churn_scores s SET synced_segment = NULL FROM customers c WHERE s.shop_id = $1 AND s.customer_id = c.customer_id)
+            SELECT count(*) FROM dropped
+            """, conn, tx);
+        cmd.Parameters.Add(Sql.Param(shopId));
+        cmd.Parameters.Add(Sql.Param(clock.GetUtcNow()));
+        var dropped = Convert.ToInt32(await cmd.ExecuteScalarAsync(ct), CultureInfo.InvariantCulture);
+        await tx.CommitAsync(ct);
+        logger.LogInformation("Shop {Shop}: churn segments switched off; {Calls} queued Shopify calls dropped", shopId, dropped);
+        return dropped;
+    }
+
+    private static async Task LockShopAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId, CancellationToken ct)
+    {
+        await using var lockCmd = new NpgsqlCommand("SELECT pg_advisory_xact_lock(hashtextextended('churn-score:' || $1::text, 0))", conn, tx);
+        lockCmd.Parameters.Add(Sql.Param(shopId));
+        await lockCmd.ExecuteNonQueryAsync(ct);
+    }
 
     [AutomaticRetry(Attempts = 3)]
     public async Task ScoreShopAsync(long shopId, CancellationToken ct)
@@ -77,11 +123,9 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
         await using var conn = await db.OpenConnectionAsync(ct);
         await using var tx = await conn.BeginTransactionAsync(ct);
         // Why: two runs for one shop (a retry beside the daily sweep) would both see the same changes and queue them twice.
-        await using (var lockCmd = new NpgsqlCommand("SELECT pg_advisory_xact_lock(hashtextextended('churn-score:' || $1::text, 0))", conn, tx))
-        {
-            lockCmd.Parameters.Add(Sql.Param(shopId));
-            await lockCmd.ExecuteNonQueryAsync(ct);
-        }
+        await LockShopAsync(conn, tx, shopId, ct);
+        // Why again, under the lock: switched off while this run scored, its calls would come after those the switch dropped.
+        if (!await switches.IsOnAsync(shopId, Name, ct)) return;
         await using (var batch = new NpgsqlBatch(conn, tx))
         {
             var store = new StoreWriter(batch, shopId);

@@ -15,6 +15,12 @@ public sealed record AiFeature(string Name, string Title, string WhatItDoes, str
     /// <summary>Called once, on the instance that saved it, after the merchant switched the feature on (e.g. to queue work its being off held back).</summary>
     public Action<IServiceProvider, long>? WhenSwitchedOn { get; init; }
 
+    /// <summary>
+    /// Awaited once, on the instance that saved it, after the merchant switched the feature off: e.g. to drop the Shopify calls
+    /// the feature queued and has not sent, which would otherwise go on changing the store after the merchant said stop.
+    /// </summary>
+    public Func<IServiceProvider, long, CancellationToken, Task>? WhenSwitchedOff { get; init; }
+
     /// <summary>What each off choice means, in the merchant's words (e.g. "rule_prior" → "scores from the documented rules only").</summary>
     public IReadOnlyDictionary<string, string> OffMeaning { get; init; } = new Dictionary<string, string>();
 

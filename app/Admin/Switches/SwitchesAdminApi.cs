@@ -37,6 +37,7 @@ public static class SwitchesAdminApi
         await switches.SaveAsync(scope.ShopId, feature, body.Enabled, whenOff, AdminUser.Of(http), reason, ct);
         switches.OnNotification(services, scope.ShopId.ToString(System.Globalization.CultureInfo.InvariantCulture)); // this instance at once; the others on NOTIFY
         if (body.Enabled) f.WhenSwitchedOn?.Invoke(services, scope.ShopId);
+        else if (f.WhenSwitchedOff is { } switchedOff) await switchedOff(services, scope.ShopId, ct);
         return TypedResults.Ok(new FeatureSwitch(feature, body.Enabled, whenOff));
     }
 

@@ -308,6 +308,37 @@ public sealed class ChurnTests(ChurnFixture app) : IClassFixture<ChurnFixture>
         Assert.Equal(["VIP", "pluginapp:" + now], app.Shopify.Admin.Tags(Gid(lapsed)));
     }
 
+    /// <summary>
+    /// The merchant switches churn segments off while the first run's tag and metafield calls still wait (a large store's
+    /// take hours under Shopify's rate limit): none of them reaches the store. Switched on again, every customer gets their
+    /// segment written once.
+    /// </summary>
+    [Fact]
+    public async Task SwitchedOff_WhileItsCallsWait_ChangesNoCustomer_AndSwitchedOnWritesEachSegmentOnce()
+    {
+        const string shop = "churn-switched-off.myshopify.com";
+        var shopId = await app.ScoredShopAsync(shop, 96_850_000, seed: 11);
+        const string open = "SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND completed_at IS NULL AND failed_at IS NULL";
+        Assert.True(await app.CountAsync(open, shopId) > 300, "the run queued no calls to drop");
+
+        Assert.Equal(HttpStatusCode.OK, (await app.SwitchFeatureAsync(shop, ChurnScoringJob.Name, enabled: false, reason: "checking the segments first")).StatusCode);
+
+        Assert.Equal(0, await app.CountAsync(open, shopId));
+        await app.DrainAsync(shopId);
+        await app.ScoreAsync(shopId); // the daily run while off
+        await app.DrainAsync(shopId);
+        Assert.DoesNotContain(app.Shopify.Admin.Mutations, m => m.Shop == shop);
+
+        Assert.Equal(HttpStatusCode.OK, (await app.SwitchFeatureAsync(shop, ChurnScoringJob.Name, enabled: true)).StatusCode);
+        await app.ScoreAsync(shopId);
+        await app.DrainAsync(shopId);
+        var segments = await SegmentsAsync(shopId);
+        Assert.Equal(300, segments.Count);
+        foreach (var (customer, segment) in segments)
+            Assert.Equal(["pluginapp:" + segment], app.Shopify.Admin.Tags(Gid(customer)).Where(t => t.StartsWith("pluginapp:", StringComparison.Ordinal)));
+        Assert.Equal(300, app.Shopify.Admin.Mutations.Count(m => m.Shop == shop && m.Mentions("tagsAdd")));
+    }
+
     [Fact]
     public async Task AStoreWhoseChurnRateIsAboveTheAtRiskLine_MovesTheLinesUpToIt_SoNotEveryoneIsAtRisk()
     {
