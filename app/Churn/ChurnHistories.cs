@@ -41,7 +41,7 @@ public static class ChurnHistories
             }
         }
         await using (var cmd = db.CreateCommand("""
-            SELECT o.customer_id, r.created_at, r.amount::float8
+            SELECT o.customer_id, r.created_at, r.amount::float8, o.cancelled_at IS NOT NULL
             FROM refunds r JOIN orders o ON o.shop_id = r.shop_id AND o.id = r.order_id
             WHERE r.shop_id = $1 AND o.customer_id IS NOT NULL AND NOT o.test AND r.amount > 0 AND r.created_at < $2
             """))
@@ -51,7 +51,7 @@ public static class ChurnHistories
             await using var r = await cmd.ExecuteReaderAsync(ct);
             while (await r.ReadAsync(ct))
                 if (orders.ContainsKey(r.GetInt64(0))) // only customers with an order kept above (not erased)
-                    Add(orders, r.GetInt64(0), new ChurnOrder(r.GetFieldValue<DateTimeOffset>(1).UtcDateTime, 0, Refunded: r.GetDouble(2)));
+                    Add(orders, r.GetInt64(0), new ChurnOrder(r.GetFieldValue<DateTimeOffset>(1).UtcDateTime, 0, Refunded: r.GetDouble(2), Cancelled: r.GetBoolean(3)));
         }
         return orders.OrderBy(kv => kv.Key).Select(kv => new CustomerHistory(kv.Key.ToString(System.Globalization.CultureInfo.InvariantCulture), kv.Value)).ToList();
     }

@@ -14,7 +14,7 @@ namespace PluginApp.Ml.Churn;
 /// <param name="Discount">Discount granted on it (0 = none).</param>
 /// <param name="Refunded">Amount refunded on it, as a positive number. Why it is a caveat: the app passes refunds as known
 /// now, so a refund issued after a training cutoff leaks into that cutoff's features; it is a small share of orders.</param>
-/// <param name="Cancelled">Cancelled orders are not purchases.</param>
+/// <param name="Cancelled">Cancelled orders are not purchases; on a refund's entry, that the refunded order was cancelled.</param>
 /// <param name="Categories">Product types or categories of its lines (null = unknown).</param>
 public sealed record ChurnOrder(DateTime At, double Amount, double Discount = 0, double Refunded = 0, bool Cancelled = false,
     IReadOnlyList<string>? Categories = null)
@@ -167,6 +167,7 @@ public sealed record ChurnReason(string Feature, string Text, double Contributio
 /// or the customer has no repeat purchase day.</param>
 /// <param name="ExpectedValue365">Expected orders in 365 days x expected average spend (undiscounted); null with it.</param>
 /// <param name="Orders">Purchases before now.</param>
+/// <param name="TotalSpend">Spent so far, less refunds (see <c>CustomerProfile.NetSpend</c>).</param>
 public sealed record ChurnPrediction(string CustomerId, double ChurnProbability, double ProbabilityAlive, double ExpectedOrders30,
     double ExpectedOrders90, double ExpectedOrders365, double? ExpectedAverageSpend, double? ExpectedValue365, int Orders,
     double DaysSinceLastOrder, double TotalSpend, IReadOnlyList<ChurnReason> Reasons);

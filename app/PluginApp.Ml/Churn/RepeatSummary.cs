@@ -81,6 +81,14 @@ internal sealed class CustomerProfile
 
     public double TotalSpend => Purchases.Sum(o => o.Amount);
 
+    /// <summary>
+    /// What the customer spent so far and kept: their purchases less what was refunded on them before the cutoff (refunds on
+    /// cancelled orders, whose amount is no purchase, are not taken off again), never below zero. Why beside the gross total:
+    /// the model's features read the total and the refunds apart, while the merchant's high-value line and value at risk
+    /// must not count money that was given back.
+    /// </summary>
+    public double NetSpend => Math.Max(0, TotalSpend - Orders.Where(o => !o.Cancelled).Sum(o => Math.Max(0, o.Refunded)));
+
     /// <summary>Gaps in days between consecutive purchase days.</summary>
     public double[] Gaps()
     {

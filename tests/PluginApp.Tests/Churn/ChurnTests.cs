@@ -339,6 +339,43 @@ public sealed class ChurnTests(ChurnFixture app) : IClassFixture<ChurnFixture>
         Assert.Equal(300, app.Shopify.Admin.Mutations.Count(m => m.Shop == shop && m.Mentions("tagsAdd")));
     }
 
+    /// <summary>
+    /// A high-value customer whose orders were all refunded is no longer counted by what they spent and gave back: their
+    /// spend is what they kept, and they leave the high-value segments (and the value at risk).
+    /// </summary>
+    [Fact]
+    public async Task ACustomerRefundedInFull_IsNotHighValue_TheirSpendIsWhatTheyKept()
+    {
+        const string shop = "churn-refunds.myshopify.com";
+        var shopId = await app.ScoredShopAsync(shop, 96_870_000, seed: 12);
+        var customer = (long)(await app.ScalarAsync(
+            "SELECT customer_id FROM churn_scores WHERE shop_id = $1 AND segment LIKE 'high-value-%' ORDER BY total_spend DESC LIMIT 1", shopId))!;
+        var gross = (decimal)(await app.ScalarAsync("SELECT sum(total_price) FROM orders WHERE shop_id = $1 AND customer_id = $2", shopId, customer))!;
+        Assert.Equal(gross, (decimal)(await app.ScalarAsync("SELECT total_spend FROM churn_scores WHERE shop_id = $1 AND customer_id = $2", shopId, customer))!);
+
+        // Every order but the first refunded in full a day after it was placed; the first one half.
+        await app.ScalarAsync("""
+            INSERT INTO refunds (shop_id, id, order_id, amount, created_at)
+            SELECT shop_id, id, id, CASE WHEN row_number() OVER (ORDER BY created_at) = 1 THEN round(total_price / 2, 2) ELSE total_price END,
+                   created_at + interval '1 day'
+            FROM orders WHERE shop_id = $1 AND customer_id = $2
+            """, shopId, customer);
+        var kept = (decimal)(await app.ScalarAsync("""
+            SELECT total_price - round(total_price / 2, 2) FROM orders WHERE shop_id = $1 AND customer_id = $2 ORDER BY created_at LIMIT 1
+            """, shopId, customer))!;
+        // An order cancelled and refunded: neither its amount nor its refund counts.
+        await app.ScalarAsync("""
+            INSERT INTO orders (shop_id, id, name, customer_id, currency, total_price, subtotal_price, total_discounts, created_at, updated_at, processed_at, cancelled_at)
+            VALUES ($1, 96879999001, '#cancelled', $2, 'USD', 500, 500, 0, $3::timestamptz - interval '5 days', $3, $3, $3::timestamptz - interval '4 days')
+            """, shopId, customer, app.Clock.GetUtcNow());
+        await app.ScalarAsync("INSERT INTO refunds (shop_id, id, order_id, amount, created_at) VALUES ($1, 96879999001, 96879999001, 500, $2::timestamptz - interval '4 days')",
+            shopId, app.Clock.GetUtcNow());
+        await app.ScoreAsync(shopId);
+
+        Assert.Equal(kept, (decimal)(await app.ScalarAsync("SELECT total_spend FROM churn_scores WHERE shop_id = $1 AND customer_id = $2", shopId, customer))!);
+        Assert.DoesNotContain("high-value", (string)(await app.ScalarAsync("SELECT segment FROM churn_scores WHERE shop_id = $1 AND customer_id = $2", shopId, customer))!);
+    }
+
     [Fact]
     public async Task AStoreWhoseChurnRateIsAboveTheAtRiskLine_MovesTheLinesUpToIt_SoNotEveryoneIsAtRisk()
     {
