@@ -378,6 +378,40 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
     }
 
     /// <summary>
+    /// An order edited while the scorer is scoring its previous version (after it read the order, before it finished): the
+    /// edit's queueing meets the row being scored and is dropped with it, so the order kept the score of what it no longer
+    /// is. The scorer is held between the two (a lock on the risk settings it reads in between) to make the moment certain.
+    /// </summary>
+    [Fact]
+    public async Task AnEditLandingWhileItsOrderIsScored_IsScoredAfterwards()
+    {
+        const string shop = "risk-edit-race.myshopify.com";
+        var shopId = await OrdinaryStoreAsync(shop, 737_000);
+        var at = app.Clock.GetUtcNow();
+        const long id = 739_701;
+        JsonObject Total(decimal total, int minutes)
+        {
+            var body = RiskOrders.Order(id, at, total, "203.0.113.96", "edited@example.com", null, billing: "US", shipping: "NG");
+            body["updated_at"] = at.AddMinutes(minutes).ToString("O", CultureInfo.InvariantCulture);
+            return body;
+        }
+        await SendAsync(shop, "orders/create", Total(30m, 0));
+        Assert.Equal("LOW", (await ScoreOfAsync(shopId, id)).Level);
+
+        await using var holder = await app.Factory.Services.GetRequiredService<Npgsql.NpgsqlDataSource>().OpenConnectionAsync();
+        await using var hold = await holder.BeginTransactionAsync();
+        await using (var lockCmd = new Npgsql.NpgsqlCommand("LOCK TABLE risk_settings IN ACCESS EXCLUSIVE MODE", holder, hold)) await lockCmd.ExecuteNonQueryAsync();
+        await SendAsync(shop, "orders/updated", Total(31m, 1));
+        // The scorer has read the order at 31 and waits for the settings.
+        await WaitForAsync(shopId, "SELECT $1 > 0 AND EXISTS (SELECT 1 FROM pg_locks WHERE NOT granted AND relation = 'risk_settings'::regclass)");
+        await SendAsync(shop, "orders/updated", Total(640m, 2));
+        await hold.RollbackAsync();
+
+        await WaitForAsync(shopId, "SELECT EXISTS (SELECT 1 FROM risk_scores WHERE shop_id = $1 AND order_id = $2 AND (features->>'amount')::numeric = 640)", id);
+        Assert.Equal("HIGH", (await ScoreOfAsync(shopId, id)).Level);
+    }
+
+    /// <summary>
     /// An order approved at MEDIUM, then edited into HIGH, comes back to the review queue (a reviewer decided on less than it
     /// now is); approved at HIGH, edited to MEDIUM and back, it stays decided. Edited back and forth (MEDIUM, HIGH, MEDIUM,
     /// HIGH), it ends with our HIGH tag, each change written, and the tag saying the reviewer's decision, which goes while the
