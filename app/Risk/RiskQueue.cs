@@ -28,6 +28,19 @@ internal static class RiskQueue
         ON CONFLICT (shop_id, order_id, source) DO NOTHING
         """;
 
+    /// <summary>
+    /// Whether the order's score used what the order <paramref name="o"/> now holds (its total, discount and countries): an
+    /// update that changed none of them needs no new score. One definition for the webhook's queueing and the scorer's
+    /// re-queueing of an order edited while it was scored.
+    /// </summary>
+    internal static string ScoreStillFits(string shopId, string orderId, string o) => $"""
+        EXISTS (
+                SELECT 1 FROM risk_scores s WHERE s.shop_id = {shopId} AND s.order_id = {orderId}
+                  AND round((s.features->>'amount')::numeric, 2) = round(coalesce({o}.total_price, 0), 2)
+                  AND (s.features->>'has_discount')::numeric = CASE WHEN {o}.discount_codes <> '' THEN 1 ELSE 0 END
+                  AND (s.features->>'country_mismatch')::numeric = CASE WHEN {o}.billing_country <> {o}.shipping_country THEN 1 ELSE 0 END)
+        """;
+
     // The segment's orders as stored, unless the order's score already used what it now holds, or the shop switched order
     // risk off to score nothing (then nothing is queued, and no scoring job starts only to drop it). Only a statement that
     // queued an order wakes the scorer: an update that changed nothing its score used, or orders/paid and the like, do not.
@@ -36,11 +49,7 @@ internal static class RiskQueue
             INSERT INTO risk_pending (shop_id, order_id, reason, queued_at)
             SELECT q.shop_id, q.order_id, q.reason, q.queued_at
             FROM {"{rows}"} JOIN orders o ON o.shop_id = q.shop_id AND o.id = q.order_id
-            WHERE NOT EXISTS (
-                SELECT 1 FROM risk_scores s WHERE s.shop_id = q.shop_id AND s.order_id = q.order_id
-                  AND round((s.features->>'amount')::numeric, 2) = round(coalesce(o.total_price, 0), 2)
-                  AND (s.features->>'has_discount')::numeric = CASE WHEN o.discount_codes <> '' THEN 1 ELSE 0 END
-                  AND (s.features->>'country_mismatch')::numeric = CASE WHEN o.billing_country <> o.shipping_country THEN 1 ELSE 0 END)
+            WHERE NOT {ScoreStillFits("q.shop_id", "q.order_id", "o")}
               AND NOT EXISTS (
                 SELECT 1 FROM ai_feature_switches w WHERE w.shop_id = q.shop_id AND w.feature = '{RiskScorer.Name}'
                   AND NOT w.enabled AND w.when_off = '{RiskScorer.ScoreNothing}')

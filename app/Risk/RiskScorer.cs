@@ -135,20 +135,6 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
         // Why set-based: a batch is hundreds of orders, and a statement per order and table (six each) cost PostgreSQL more
         // than the scoring did, competing with the webhooks that queued them.
         store.Add("DELETE FROM risk_pending WHERE shop_id = $1 AND order_id = ANY($2)", shopId, pending.Keys.ToArray());
-        // Why: an edit that commits while this batch scores meets its order's queue row still there (locked, not yet deleted)
-        // and queues nothing, and the delete above then drops it; until 4 Dec the order kept the score of what it no longer
-        // was. An order whose version moved since it was claimed is queued again, and the scorer woken for it.
-        store.Add("""
-            WITH requeued AS (
-                INSERT INTO risk_pending (shop_id, order_id, reason, queued_at)
-                SELECT $1, o.id, 'orders/updated', $4
-                FROM unnest($2::bigint[], $3::timestamptz[]) AS v(order_id, updated_at) JOIN orders o ON o.shop_id = $1 AND o.id = v.order_id
-                WHERE o.updated_at IS DISTINCT FROM v.updated_at
-                ON CONFLICT (shop_id, order_id) DO NOTHING
-                RETURNING shop_id)
-            SELECT pg_notify('{RiskQueue.Channel}', $1::text) FROM (SELECT 1 FROM requeued LIMIT 1) r
-            """.Replace("{RiskQueue.Channel}", RiskQueue.Channel, StringComparison.Ordinal), shopId, versions.Keys.ToArray(),
-            versions.Values.Select(v => v?.UtcDateTime).ToArray(), clock.GetUtcNow());
         var rows = new ScoreRows(pending.Count);
         var decisions = new List<Decision>(pending.Count);
         var calls = new List<OutboxCall>();
@@ -191,6 +177,21 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
             calls.AddRange(ShopifyCalls(orderId, level, before.Level, assessment, now, reopened: before.DecidedAt is { } decided && Rank(level) > Rank(decided)));
         }
         rows.AddTo(store, now);
+        // Why: an edit that commits while this batch scores meets its order's queue row still there (locked, not yet deleted)
+        // and queues nothing, and the delete above then drops it; until 4 Dec the order kept the score of what it no longer
+        // was. An order whose version moved since it was claimed, and whose new score (written above) used other values than it
+        // now holds, is queued again, and the scorer woken for it.
+        store.Add($"""
+            WITH requeued AS (
+                INSERT INTO risk_pending (shop_id, order_id, reason, queued_at)
+                SELECT $1, o.id, 'orders/updated', $4
+                FROM unnest($2::bigint[], $3::timestamptz[]) AS v(order_id, updated_at) JOIN orders o ON o.shop_id = $1 AND o.id = v.order_id
+                WHERE o.updated_at IS DISTINCT FROM v.updated_at AND NOT {RiskQueue.ScoreStillFits("$1", "o.id", "o")}
+                ON CONFLICT (shop_id, order_id) DO NOTHING
+                RETURNING shop_id)
+            SELECT pg_notify('{RiskQueue.Channel}', $1::text) FROM (SELECT 1 FROM requeued LIMIT 1) r
+            """, shopId, versions.Keys.ToArray(),
+            versions.Values.Select(v => v?.UtcDateTime).ToArray(), clock.GetUtcNow());
         OutboxWriter.EnqueueMany(store, calls, now);
         await DecisionLog.WriteInTransactionAsync(conn, decisions, ct);
         await batch.ExecuteNonQueryAsync(ct);
