@@ -167,8 +167,9 @@ public sealed class RecommendationService(ModelCache models, CatalogCache catalo
         {
             // Too few survived the rules: fill from bestsellers under the same rules (each says "popular").
             // Why not a list: Select stops at the limit, a few of up to 200 bestsellers.
-            var fill = Select(catalog.Bestsellers.Select((p, i) => new Candidate(p, "popular", 1f / (i + 1))), catalog, req, anchors,
-                items.Select(i => i.ProductId).ToHashSet());
+            // Why the items chosen so far go in: the fill must skip them, and count them against the cap per product type
+            // (until 4 Dec the fill started a fresh count, and a store selling mostly one type showed twice the cap of it).
+            var fill = Select(catalog.Bestsellers.Select((p, i) => new Candidate(p, "popular", 1f / (i + 1))), catalog, req, anchors, items);
             if (items.Count == 0) { path = "bestsellers"; version = null; }
             items.AddRange(fill.Take(req.Limit - items.Count));
         }
@@ -255,7 +256,7 @@ public sealed class RecommendationService(ModelCache models, CatalogCache catalo
     }
 
     private List<RecommendedItem> Select(IEnumerable<Candidate> candidates, CatalogSnapshot catalog, RecommendationRequest req,
-        List<CatalogProduct> anchors, HashSet<long>? already = null)
+        List<CatalogProduct> anchors, IReadOnlyList<RecommendedItem>? already = null)
     {
         var rules = catalog.Rules;
         var anchorIds = anchors.Select(a => a.Id).ToHashSet();
@@ -263,7 +264,13 @@ public sealed class RecommendationService(ModelCache models, CatalogCache catalo
         var perType = new Dictionary<string, int>(StringComparer.OrdinalIgnoreCase);
         var maxPerType = rules.MaxPerProductType ?? Math.Max(2, (req.Limit + 1) / 2);
         var chosen = new List<RecommendedItem>();
-        var seen = already is null ? new HashSet<long>() : [.. already];
+        var seen = new HashSet<long>();
+        foreach (var item in already ?? [])
+        {
+            seen.Add(item.ProductId);
+            var type = catalog.Products.TryGetValue(item.ProductId, out var p) ? p.ProductType ?? "" : "";
+            perType[type] = perType.GetValueOrDefault(type) + 1;
+        }
 
         var pinned = rules.PinnedProductIds.Select((p, i) => new Candidate(p, "pinned", float.MaxValue - i));
         foreach (var c in pinned.Concat(candidates))

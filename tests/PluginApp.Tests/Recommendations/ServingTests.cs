@@ -135,6 +135,22 @@ public sealed class ServingTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.DoesNotContain(107L, products);
     }
 
+    /// <summary>The merchant's cap per product type holds over the whole list, the bestsellers that fill a short one too.</summary>
+    [Fact]
+    public async Task Rules_TheCapPerProductType_HoldsWhenBestsellersFillTheList()
+    {
+        var seed = await TrainedStoreAsync("serve-type-cap.myshopify.com");
+        var put = new HttpRequestMessage(HttpMethod.Put, "/api/admin/rules") { Content = JsonContent.Create(new { maxPerProductType = 1 }) };
+        put.Headers.Authorization = app.AdminGet("/", seed.Shop).Headers.Authorization;
+        Assert.Equal(HttpStatusCode.OK, (await app.Client.SendAsync(put)).StatusCode);
+
+        var answer = await seed.RecommendAsync($"placement=product&product_id=105&limit=12&visitor_id={seed.VisitorIn("model", "v-type-cap")}");
+
+        var products = seed.Products(answer);
+        Assert.NotEmpty(products);
+        Assert.All(products.GroupBy(StoreSeed.Group), g => Assert.True(g.Count() == 1, $"{g.Count()} products of type {StoreSeed.Types[g.Key]}"));
+    }
+
     [Fact]
     public async Task Rules_PriceRatioAndMarginAreRespected()
     {
