@@ -292,7 +292,9 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
     private static readonly string[] Levels = ["LOW", "MEDIUM", "HIGH"];
 
     /// <returns>The shop's thresholds, hold settings and currency; each already scored order's level and, when a reviewer
-    /// decided it, the level it was decided at.</returns>
+    /// decided it, the level it was decided at. Why the scores are locked until the batch commits: a reviewer's decision
+    /// (ReviewStore.DecideAsync locks the same row) landing between this read and the new score would leave the decision's
+    /// tag on an order the new score puts back in the queue, or have this batch's calls undo a decision made after it.</returns>
     private static async Task<(RiskThresholds, RiskHoldSettings, string, Dictionary<long, (string? Level, string? DecidedAt)>)> ContextAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId,
         IEnumerable<long> orderIds, CancellationToken ct)
     {
@@ -303,7 +305,7 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
                 new NpgsqlBatchCommand("SELECT medium_from, high_from, hold_high, valued_min_orders, valued_min_spend, hold_valued FROM risk_settings WHERE shop_id = $1") { Parameters = { Sql.Param(shopId) } },
                 new NpgsqlBatchCommand($"SELECT coalesce({ShopCurrency.Of("$1")}, '')")
                     { Parameters = { Sql.Param(shopId) } },
-                new NpgsqlBatchCommand("SELECT order_id, level, CASE WHEN reviewed_at IS NOT NULL THEN coalesce(reviewed_level, 'HIGH') END FROM risk_scores WHERE shop_id = $1 AND order_id = ANY($2)")
+                new NpgsqlBatchCommand("SELECT order_id, level, CASE WHEN reviewed_at IS NOT NULL THEN coalesce(reviewed_level, 'HIGH') END FROM risk_scores WHERE shop_id = $1 AND order_id = ANY($2) ORDER BY order_id FOR NO KEY UPDATE")
                     { Parameters = { Sql.Param(shopId), Sql.Param(orderIds.ToArray()) } },
             },
         };

@@ -245,10 +245,12 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
         var now = clock.GetUtcNow();
         await using var conn = await db.OpenConnectionAsync(ct);
         await using var tx = await conn.BeginTransactionAsync(ct);
-        if (!await ScoredAsync(conn, tx, shopId, orderId, ct)) return null;
+        // The score row locked until the decision commits: a scoring batch of the order waits, and reads the decision (RiskScorer).
+        if (!await ScoredAsync(conn, tx, shopId, orderId, ct, lockScore: true)) return null;
         var outcome = await TakeLockAsync(conn, tx, shopId, orderId, by, now, ct);
         if (!outcome.Mine) return outcome;
-        if (verdictsSeen is { } seen && await VerdictsAsync(conn, tx, shopId, orderId, ct) is var (count, latest) && count != seen)
+        // A note overwrites nothing, so a stale page may add one.
+        if (verdictsSeen is { } seen && decision != "note" && await VerdictsAsync(conn, tx, shopId, orderId, ct) is var (count, latest) && count != seen)
             return outcome with { Mine = false, DecidedSince = latest };
         await using var batch = new NpgsqlBatch(conn, tx);
         batch.BatchCommands.Add(Command("""
@@ -359,10 +361,12 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
         return ((int)r.GetInt64(0), new ReviewDecision(r.GetString(1), null, r.IsDBNull(2) ? null : r.GetString(2), r.GetFieldValue<DateTimeOffset>(3)));
     }
 
-    private static async Task<bool> ScoredAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId, long orderId, CancellationToken ct)
+    private static async Task<bool> ScoredAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId, long orderId, CancellationToken ct,
+        bool lockScore = false)
     {
-        await using var cmd = new NpgsqlCommand("""
+        await using var cmd = new NpgsqlCommand($"""
             SELECT 1 FROM risk_scores s JOIN orders o ON o.shop_id = s.shop_id AND o.id = s.order_id WHERE s.shop_id = $1 AND s.order_id = $2
+            {(lockScore ? "FOR NO KEY UPDATE OF s" : "")}
             """, conn, tx);
         cmd.Parameters.Add(Sql.Param(shopId));
         cmd.Parameters.Add(Sql.Param(orderId));

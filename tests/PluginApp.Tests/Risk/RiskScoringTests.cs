@@ -379,8 +379,9 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
 
     /// <summary>
     /// An order edited while the scorer is scoring its previous version (after it read the order, before it finished): the
-    /// edit's queueing meets the row being scored and is dropped with it, so the order kept the score of what it no longer
-    /// is. The scorer is held between the two (a lock on the risk settings it reads in between) to make the moment certain.
+    /// edit's queueing meets the row being scored, waits for the scorer, and queues the order again once it is done (until
+    /// 4 Dec it was dropped with the row, and the order kept the score of what it no longer was). The scorer is held between
+    /// the two (a lock on the risk settings it reads in between) to make the moment certain.
     /// </summary>
     [Fact]
     public async Task AnEditLandingWhileItsOrderIsScored_IsScoredAfterwards()
@@ -402,10 +403,20 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
         await using var hold = await holder.BeginTransactionAsync();
         await using (var lockCmd = new Npgsql.NpgsqlCommand("LOCK TABLE risk_settings IN ACCESS EXCLUSIVE MODE", holder, hold)) await lockCmd.ExecuteNonQueryAsync();
         await SendAsync(shop, "orders/updated", Total(31m, 1));
-        // The scorer has read the order at 31 and waits for the settings.
-        await WaitForAsync(shopId, "SELECT $1 > 0 AND EXISTS (SELECT 1 FROM pg_locks WHERE NOT granted AND relation = 'risk_settings'::regclass)");
-        await SendAsync(shop, "orders/updated", Total(640m, 2));
+        // The scorer has claimed the order, read it at 31 and waits for the settings (no other shop has orders waiting, so the
+        // one waiting is this shop's).
+        await WaitForAsync(shopId, """
+            SELECT NOT EXISTS (SELECT 1 FROM risk_pending WHERE shop_id <> $1)
+               AND EXISTS (SELECT 1 FROM pg_locks WHERE NOT granted AND relation = 'risk_settings'::regclass)
+            """);
+        var late = SendAsync(shop, "orders/updated", Total(640m, 2));
+        // The edit's queueing meets the row being scored: it waits for the scorer (until 4 Dec it queued nothing and was answered).
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while (!late.IsCompleted && await app.ScalarAsync("SELECT EXISTS (SELECT 1 FROM pg_locks WHERE NOT granted AND locktype = 'transactionid')") is not true
+               && DateTime.UtcNow < deadline)
+            await Task.Delay(20);
         await hold.RollbackAsync();
+        await late;
 
         await WaitForAsync(shopId, "SELECT EXISTS (SELECT 1 FROM risk_scores WHERE shop_id = $1 AND order_id = $2 AND (features->>'amount')::numeric = 640)", id);
         Assert.Equal("HIGH", (await ScoreOfAsync(shopId, id)).Level);
