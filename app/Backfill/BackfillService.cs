@@ -75,7 +75,8 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
         {
             // A retry of the job resumes this run from its cursor; after the last retry it stays failed. Why the job's own
             // token decides, not the exception's type: Shopify reads that time out end in a TaskCanceledException too, and the
-            // run must not be shown running for ever; a run stopped by shutdown stays running and its retry resumes it.
+            // run must not be shown running for ever. A run whose job was cancelled (the app shutting down) stays running, and
+            // the job's retry resumes it; one deleted from the Hangfire dashboard stays running until it is asked for again.
             await runs.FinishAsync(RunLog.Backfill, run.Id, "failed", e.Message, []);
             throw;
         }

@@ -37,7 +37,8 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
         "Scores every customer's churn risk and value, and writes their segment to Shopify as a customer tag and metafields.", ["nothing"])
     {
         OffMeaning = new Dictionary<string, string> { ["nothing"] = "no new scores and no tag or metafield changes; the tags last written stay until you turn it on" },
-        WhenSwitchedOff = (services, shopId, ct) => services.GetRequiredService<ChurnScoringJob>().CancelQueuedCallsAsync(shopId, ct),
+        // Why not the request's token: a merchant who closes the page at once must not leave the calls queued.
+        WhenSwitchedOff = (services, shopId, _) => services.GetRequiredService<ChurnScoringJob>().CancelQueuedCallsAsync(shopId, CancellationToken.None),
         // Why at once: the customers whose calls were dropped when it was switched off get them again from the next run.
         WhenSwitchedOn = (services, shopId) => services.GetRequiredService<ChurnScheduler>().ScoreSoon(shopId),
     };
@@ -92,6 +93,9 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
         if (!await switches.IsOnAsync(shopId, Name, ct))
         {
             logger.LogInformation("Shop {Shop}: churn segments are switched off; not scoring", shopId);
+            // Why here too: the drop at the switch runs once, on the instance that saved it; one that died first leaves its
+            // calls queued, and the daily run finds them.
+            await CancelQueuedCallsAsync(shopId, ct);
             return;
         }
         if (await registry.LoadActiveAsync(shopId, ChurnModelTrainer.Kind, ct) is not var (version, artifact)) return;
@@ -124,8 +128,9 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
         await using var tx = await conn.BeginTransactionAsync(ct);
         // Why: two runs for one shop (a retry beside the daily sweep) would both see the same changes and queue them twice.
         await LockShopAsync(conn, tx, shopId, ct);
-        // Why again, under the lock: switched off while this run scored, its calls would come after those the switch dropped.
-        if (!await switches.IsOnAsync(shopId, Name, ct)) return;
+        // Why again, under the lock, and from the database rather than this instance's cache (which another instance's change
+        // reaches a moment later): switched off while this run scored, its calls would come after those the switch dropped.
+        if (!(await switches.GetAsync(shopId, ct)).Single(s => s.Feature == Name).Enabled) return;
         await using (var batch = new NpgsqlBatch(conn, tx))
         {
             var store = new StoreWriter(batch, shopId);
@@ -315,7 +320,8 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
     private static object Metafield(ChurnOptions o, long customer, string key, string type, string value) =>
         new { ownerId = Gid.Of("Customer", customer), @namespace = o.MetafieldNamespace, key, type, value };
 
-    /// <summary>Gamma-Gamma's value when it was trusted, else the customer's average order times their expected orders in a year.</summary>
+    /// <summary>Gamma-Gamma's value when it was trusted, else what the customer kept per order (spend less refunds, over their
+    /// orders) times their expected orders in a year.</summary>
     internal static double PredictedValue(ChurnPrediction p) =>
         p.ExpectedValue365 is { } v && double.IsFinite(v) ? v : p.Orders > 0 ? p.TotalSpend / p.Orders * Finite(p.ExpectedOrders365) : 0;
 
