@@ -45,7 +45,7 @@ public static class StripeWebhooks
             """
             UPDATE stripe_events SET payload = jsonb_build_object('redacted_at', $5::timestamptz), charge = NULL
             WHERE shop_id = $1 AND NOT payload ? 'redacted_at' AND (order_id IN (SELECT id FROM redaction_orders)
-               OR ($4::text IS NOT NULL AND (lower(payload::text) LIKE '%' || lower($4::text) || '%' OR lower(charge::text) LIKE '%' || lower($4::text) || '%')))
+               OR ($4::text IS NOT NULL AND (mentions_email(payload::text, $4) OR mentions_email(charge::text, $4))))
             """));
         // Disputes arrive up to 120 days after a payment; labels need a year of them.
         services.AddRetention(new RetentionRule("Stripe events", TimeSpan.FromDays(400), "DELETE FROM stripe_events WHERE received_at < $1"));

@@ -35,7 +35,7 @@ public static class WebhookEndpoints
               OR (d.topic = 'refunds/create' AND (d.body ->> 'order_id')::text IN (SELECT id::text FROM redaction_orders))
               OR (d.topic LIKE 'carts/%' AND (d.body ->> 'token') IN (SELECT cart_token FROM redaction_orders))
               OR (d.topic LIKE 'checkouts/%' AND (d.body ->> 'token') IN (SELECT checkout_token FROM redaction_orders))
-              OR ($4::text IS NOT NULL AND lower(d.body::text) LIKE '%' || lower($4::text) || '%')
+              OR ($4::text IS NOT NULL AND mentions_email(d.body::text, $4))
               OR (d.raw_body IS NOT NULL AND position(convert_to($2::text, 'UTF8') in d.raw_body) > 0))
             """));
         services.AddNotPersonal("webhook_deliveries", "shop_domain", "the merchant's shop, erased by shop/redact");

@@ -104,6 +104,32 @@ public sealed class PersonalDataTests(AppFixture app) : IClassFixture<AppFixture
         Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM review_decisions WHERE shop_id = $1", shopId)); // the decisions stay, without the note
     }
 
+    /// <summary>
+    /// Erasing a customer found by email leaves other customers whose addresses contain it, or match it with '_' read as any
+    /// character: until 4 Dec their staged backfill lines were deleted (their rows then never arrived) with the erased one's.
+    /// </summary>
+    [Fact]
+    public async Task CustomersRedact_ByEmail_LeavesCustomersWhoseAddressesOnlyResembleIt()
+    {
+        const string shop = "erase-lookalikes.myshopify.com";
+        const long customer = 8_810_101;
+        var shopId = await app.InstallShopAsync(shop);
+        var run = await app.ScalarAsync("INSERT INTO backfill_runs (shop_id, state, started_at, updated_at) VALUES ($1, 'running', now(), now()) RETURNING id", shopId);
+        string[] emails = ["A_N@example.com", "joa_n@example.com", "axn@example.com", "a_n@example.com.au", "a_n@example.co"];
+        for (var i = 0; i < emails.Length; i++)
+            await app.ScalarAsync("""
+                INSERT INTO backfill_lines (run_id, phase, line_no, body)
+                VALUES ($1, 'orders', $2, json_build_object('id', 'gid://shopify/Order/' || (8810200 + $2), 'email', $3::text, 'note', 'ask ' || $3 || ', please'))
+                """, run!, i + 1, emails[i]);
+
+        var response = await app.SendWebhookAsync("customers/redact", shop, new JsonObject { ["shop_id"] = 1, ["shop_domain"] = shop,
+            ["customer"] = new JsonObject { ["id"] = customer, ["email"] = "a_n@example.com" } }.ToJsonString());
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var left = (string)(await app.ScalarAsync("SELECT string_agg(body ->> 'email', ',' ORDER BY line_no) FROM backfill_lines WHERE run_id = $1", run!))!;
+        Assert.Equal("joa_n@example.com,axn@example.com,a_n@example.com.au,a_n@example.co", left);
+    }
+
     [Fact]
     public async Task OldModelArtifactsWithShopperRows_AreRewrittenWithoutThem_AndServeTheSame()
     {
