@@ -31,9 +31,12 @@ public static class GovernanceFeature
         services.AddSingleton<DecisionSearch>();
         services.AddAdminPage("/admin/governance", "Model governance", 72);
         services.AddAdminPage("/admin/decisions", "Decisions", 75);
+        // Why the churn decision's id too: it is 'churn:{customer}:{n}' (ChurnScoring), and with her score and reasons beside it
+        // the id alone named the erased customer; the rest of the id (which run, canary or shadow) stays for the log's counts.
         services.AddPersonalData(new PersonalDataTable("decisions", ["customer_id", "visitor_hash", "cart_token"],
             """
-            UPDATE decisions SET customer_id = NULL, visitor_hash = NULL, cart_token = NULL, inputs = NULL
+            UPDATE decisions SET customer_id = NULL, visitor_hash = NULL, cart_token = NULL, inputs = NULL,
+              decision_id = regexp_replace(decision_id, '^churn:' || $2 || ':', 'churn:erased-' || substr(md5(random()::text), 1, 12) || ':')
             WHERE shop_id = $1 AND (customer_id = $2 OR order_id IN (SELECT id FROM redaction_orders)
               OR cart_token IN (SELECT cart_token FROM redaction_orders WHERE cart_token IS NOT NULL)
               OR visitor_hash IN (SELECT visitor_hash FROM decisions WHERE shop_id = $1 AND customer_id = $2 AND visitor_hash IS NOT NULL))

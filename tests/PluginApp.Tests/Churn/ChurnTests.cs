@@ -502,17 +502,23 @@ public sealed class ChurnTests(ChurnFixture app) : IClassFixture<ChurnFixture>
     }
 
     [Fact]
-    public async Task ARedactedCustomer_DisappearsFromScoresSegmentsAndExports_AndIsNotScoredAgain()
+    public async Task ARedactedCustomer_DisappearsFromScoresSegmentsExportsAndDecisionIds_AndIsNotScoredAgain()
     {
         const string shop = "churn-redact.myshopify.com";
         var shopId = await app.ScoredShopAsync(shop, 96_300_000, seed: 3);
         const long gone = 96_300_005;
         Assert.Contains("c96300005@example.com", await (await app.Client.SendAsync(app.AdminGet("/api/admin/churn/export.csv", shop))).Content.ReadAsStringAsync());
+        const string hers = "SELECT count(*) FROM decisions WHERE shop_id = $1 AND (customer_id = $2 OR decision_id LIKE 'churn:' || $2 || ':%')";
+        Assert.True(await app.CountAsync(hers, shopId, gone) > 0, "no churn decision of hers to erase");
+        var decisions = await app.CountAsync("SELECT count(*) FROM decisions WHERE shop_id = $1 AND kind = 'churn'", shopId);
 
         var redact = new JsonObject { ["shop_id"] = 1, ["shop_domain"] = shop, ["orders_to_redact"] = new JsonArray(),
             ["customer"] = new JsonObject { ["id"] = gone, ["email"] = "c96300005@example.com" } };
         Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("customers/redact", shop, redact.ToJsonString())).StatusCode);
         Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM churn_scores WHERE shop_id = $1 AND customer_id = $2", shopId, gone));
+        // Her decisions stay in the log for its counts, with nothing that names her: until 4 Dec their ids still did.
+        Assert.Equal(0, await app.CountAsync(hers, shopId, gone));
+        Assert.Equal(decisions, await app.CountAsync("SELECT count(*) FROM decisions WHERE shop_id = $1 AND kind = 'churn'", shopId));
         await app.ScoreAsync(shopId);
 
         Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM churn_scores WHERE shop_id = $1 AND customer_id = $2", shopId, gone));
