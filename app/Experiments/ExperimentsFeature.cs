@@ -23,10 +23,12 @@ public static class ExperimentsFeature
             DELETE FROM experiment_exposures WHERE shop_id = $1 AND (customer_id = $2 OR unit = 'c:' || $2::text OR unit IN (
               SELECT 'v:' || visitor_hash FROM decisions WHERE shop_id = $1 AND customer_id = $2 AND visitor_hash IS NOT NULL))
             """));
+        // Why her orders too: a guest order (no customer id, found by email) kept its visitor, which led to her storefront events.
         services.AddPersonalData(new PersonalDataTable("experiment_outcomes", ["customer_id", "visitor_hash", "unit"],
             """
             UPDATE experiment_outcomes SET customer_id = NULL, visitor_hash = NULL, unit = NULL WHERE shop_id = $1 AND (customer_id = $2 OR visitor_hash IN (
-              SELECT visitor_hash FROM decisions WHERE shop_id = $1 AND customer_id = $2 AND visitor_hash IS NOT NULL))
+              SELECT visitor_hash FROM decisions WHERE shop_id = $1 AND customer_id = $2 AND visitor_hash IS NOT NULL)
+              OR order_id IN (SELECT id FROM redaction_orders))
             """));
         services.AddRetention(new RetentionRule("experiment exposures (who saw which arm)", TimeSpan.FromDays(180),
             "DELETE FROM experiment_exposures WHERE first_at < $1"));

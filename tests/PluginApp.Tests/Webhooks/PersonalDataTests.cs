@@ -83,6 +83,11 @@ public sealed class PersonalDataTests(AppFixture app) : IClassFixture<AppFixture
         await app.ScalarAsync("""
             INSERT INTO backfill_lines (run_id, phase, line_no, body) VALUES ($1, 'customers', 1, json_build_object('id', 'gid://shopify/Customer/' || $2, 'email', 'zq7731@example.com'))
             """, run!, customer);
+        // Her guest order's outcome, joined to a visitor no decision of hers names.
+        await app.ScalarAsync("""
+            INSERT INTO experiment_outcomes (shop_id, experiment, order_id, arm, visitor_hash, customer_id, revenue, ordered_at, unit)
+            VALUES ($1, 'upsells', $2, 'model', 'zq7731-guest-visitor', NULL, 20, now(), 'v:zq7731-guest-visitor')
+            """, shopId, guestOrder);
 
         var response = await Send("customers/redact", new JsonObject { ["shop_id"] = 1, ["shop_domain"] = shop, ["orders_to_redact"] = new JsonArray(order),
             ["customer"] = new JsonObject { ["id"] = customer, ["email"] = email } });
