@@ -19,7 +19,7 @@ public static class BackfillExtensions
                  l.body ->> 'id' = 'gid://shopify/Customer/' || $2 OR l.body::jsonb @> jsonb_build_object('customer', jsonb_build_object('id', 'gid://shopify/Customer/' || $2))
               OR l.body ->> 'id' IN (SELECT 'gid://shopify/Order/' || id FROM redaction_orders)
               OR ($4::text IS NOT NULL AND mentions_email(l.body::text, $4)))
-            """));
+            """, NotExported: "staged copies of store rows the export holds, dropped once merged"));
         services.AddRetention(new RetentionRule("staged lines of abandoned backfills", TimeSpan.FromDays(14),
             "DELETE FROM backfill_lines l USING backfill_runs r WHERE r.id = l.run_id AND r.updated_at < $1"));
         return services;

@@ -11,9 +11,13 @@ namespace PluginApp.Compliance;
 /// customer's email (may be null), $5 now. The temporary table <c>redaction_orders(id, cart_token, checkout_token)</c>
 /// holds every order of the customer (by id, by listing, or a guest order by email), found before anything is erased.
 /// </param>
-/// <param name="Export">Optional: one jsonb value with what we hold on the customer, same parameters but $5, same temporary table.</param>
+/// <param name="Export">One jsonb value with what we hold on the customer, same parameters but $5, same temporary table.</param>
 /// <param name="ExportAs">The key of that value in the export (default: the table's name).</param>
-public sealed record PersonalDataTable(string Table, string[] Columns, string Erase, string? Export = null, string? ExportAs = null);
+/// <param name="NotExported">Instead of <paramref name="Export"/>: why the export leaves the table out (e.g. a short-lived copy
+/// of rows the export holds). A table must have one or the other: until 4 Dec seven tables the erasure covered were missing
+/// from the export, which the merchant is told holds everything the app keeps on the customer.</param>
+public sealed record PersonalDataTable(string Table, string[] Columns, string Erase, string? Export = null, string? ExportAs = null,
+    string? NotExported = null);
 
 /// <summary>A column that looks personal by its name but is not, with the reason (so the walk over the schema can tell).</summary>
 public sealed record NotPersonalColumn(string Table, string Column, string Why);
@@ -34,7 +38,12 @@ public static class PersonalDataExtensions
 /// <summary>Every declaration, in registration order.</summary>
 public sealed class PersonalDataCatalog(IEnumerable<PersonalDataTable> tables, IEnumerable<NotPersonalColumn> notPersonal, IEnumerable<RetentionRule> retention)
 {
-    public IReadOnlyList<PersonalDataTable> Tables { get; } = tables.ToList();
+    public IReadOnlyList<PersonalDataTable> Tables { get; } = Checked(tables.ToList());
+
+    private static List<PersonalDataTable> Checked(List<PersonalDataTable> tables) =>
+        tables.FirstOrDefault(t => (t.Export is null) == (t.NotExported is null)) is { } wrong
+            ? throw new InvalidOperationException($"personal data of {wrong.Table}: give either an export or why it is not exported, not {(wrong.Export is null ? "neither" : "both")}")
+            : tables;
     public IReadOnlyList<NotPersonalColumn> NotPersonal { get; } = notPersonal.ToList();
     public IReadOnlyList<RetentionRule> Retention { get; } = retention.ToList();
 }

@@ -44,7 +44,9 @@ public static class GovernanceFeature
             """
             SELECT coalesce(jsonb_agg(jsonb_build_object('kind', kind, 'decided_at', decided_at, 'subject', subject, 'model_version', model_version,
                      'arm', arm, 'output', output, 'reasons', reasons) ORDER BY decided_at), '[]'::jsonb)
-            FROM decisions WHERE shop_id = $1 AND (customer_id = $2 OR order_id IN (SELECT id FROM redaction_orders))
+            FROM decisions WHERE shop_id = $1 AND (customer_id = $2 OR order_id IN (SELECT id FROM redaction_orders)
+              OR cart_token IN (SELECT cart_token FROM redaction_orders WHERE cart_token IS NOT NULL)
+              OR visitor_hash IN (SELECT visitor_hash FROM decisions WHERE shop_id = $1 AND customer_id = $2 AND visitor_hash IS NOT NULL))
             """, "decisions"));
         services.AddRetention(new RetentionRule("the decision log (upsell answers, cart offers, risk scores, churn segments)", DecisionRetention,
             "SELECT decisions_drop_before($1)"));

@@ -31,7 +31,8 @@ public static class IntentFeature
         services.AddRecurringJob<AbandonmentSignal>("abandonment-signal", j => j.SweepAsync(CancellationToken.None), _ => "*/30 * * * *");
         services.AddScopeUse("write_customers", "tagging customers with a recoverable abandoned checkout (pluginapp:checkout-recoverable) for recovery emails");
         services.AddPersonalData(new PersonalDataTable("checkout_signals", ["customer_id"],
-            "DELETE FROM checkout_signals WHERE shop_id = $1 AND customer_id = $2"));
+            "DELETE FROM checkout_signals WHERE shop_id = $1 AND customer_id = $2",
+            Export: "SELECT coalesce(jsonb_agg(to_jsonb(s) - 'shop_id'), '[]') FROM checkout_signals s WHERE s.shop_id = $1 AND s.customer_id = $2"));
         return services;
     }
 }

@@ -21,7 +21,7 @@ public static class OutboxExtensions
                           AND completed_at IS NULL AND failed_at IS NULL RETURNING id)
             UPDATE outbox_messages SET variables = '{}' WHERE shop_id = $1 AND resource_key = 'gid://shopify/Customer/' || $2
               AND id NOT IN (SELECT id FROM gone)
-            """));
+            """, NotExported: "calls that write the app's own tags and metafields on the customer, whose values the export's churn scores hold"));
         services.AddRetention(new RetentionRule("sent or failed Shopify calls", TimeSpan.FromDays(30),
             "DELETE FROM outbox_messages WHERE coalesce(completed_at, failed_at) < $1"));
         services.AddRecurringJob<OutboxDrainJob>("outbox-sweep", j => j.SweepAsync(CancellationToken.None), _ => "* * * * *");

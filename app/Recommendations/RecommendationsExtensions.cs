@@ -46,7 +46,12 @@ public static class RecommendationsExtensions
             """
             DELETE FROM recommendation_events WHERE shop_id = $1 AND (customer_id = $2 OR visitor_hash IN (
               SELECT visitor_hash FROM decisions WHERE shop_id = $1 AND customer_id = $2 AND visitor_hash IS NOT NULL))
-            """));
+            """,
+            Export: """
+                SELECT coalesce(jsonb_agg(to_jsonb(e) - 'shop_id' ORDER BY e.occurred_at), '[]') FROM recommendation_events e
+                WHERE e.shop_id = $1 AND (e.customer_id = $2 OR e.visitor_hash IN (
+                  SELECT visitor_hash FROM decisions WHERE shop_id = $1 AND customer_id = $2 AND visitor_hash IS NOT NULL))
+                """));
         services.AddModelKind(RecommenderTrainer.Registration);
         services.AddAiFeature(UpsellFeature.Registration);
         services.AddAdminPage("/admin/upsells", "Upsells and models", 10);

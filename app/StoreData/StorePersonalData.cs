@@ -25,7 +25,8 @@ public static class StorePersonalData
                 FROM orders o WHERE o.shop_id = $1 AND o.id IN (SELECT id FROM redaction_orders)
                 """));
         services.AddPersonalData(new PersonalDataTable("refunds", ["note"],
-            "UPDATE refunds SET note = NULL WHERE shop_id = $1 AND note IS NOT NULL AND order_id IN (SELECT id FROM redaction_orders)"));
+            "UPDATE refunds SET note = NULL WHERE shop_id = $1 AND note IS NOT NULL AND order_id IN (SELECT id FROM redaction_orders)",
+            NotExported: "in the export, within each of the customer's orders"));
         // Guest checkouts carry only an email; a checkout also belongs to the customer through the order it became.
         services.AddPersonalData(new PersonalDataTable("checkouts", ["email"],
             """
@@ -43,9 +44,14 @@ public static class StorePersonalData
             UPDATE carts SET note = NULL WHERE shop_id = $1 AND note IS NOT NULL AND token IN (
               SELECT cart_token FROM redaction_orders WHERE cart_token IS NOT NULL
               UNION SELECT cart_token FROM checkouts WHERE shop_id = $1 AND customer_id = $2 AND cart_token IS NOT NULL)
-            """));
+            """,
+            Export: """
+                SELECT coalesce(jsonb_agg(to_jsonb(c) - 'shop_id'), '[]') FROM carts c WHERE c.shop_id = $1 AND c.token IN (
+                  SELECT cart_token FROM redaction_orders WHERE cart_token IS NOT NULL
+                  UNION SELECT cart_token FROM checkouts WHERE shop_id = $1 AND customer_id = $2 AND cart_token IS NOT NULL)
+                """));
         services.AddPersonalData(new PersonalDataTable("customer_data_requests", ["customer_id", "export"],
-            "DELETE FROM customer_data_requests WHERE shop_id = $1 AND customer_id = $2"));
+            "DELETE FROM customer_data_requests WHERE shop_id = $1 AND customer_id = $2", NotExported: "the exports themselves"));
 
         services.AddNotPersonal("orders", "customer_id", "Shopify's opaque customer id; after redaction the customer row it points to holds no personal field");
         services.AddNotPersonal("orders", "name", "the order's number, e.g. #1001");

@@ -46,7 +46,12 @@ public static class StripeWebhooks
             UPDATE stripe_events SET payload = jsonb_build_object('redacted_at', $5::timestamptz), charge = NULL
             WHERE shop_id = $1 AND NOT payload ? 'redacted_at' AND (order_id IN (SELECT id FROM redaction_orders)
                OR ($4::text IS NOT NULL AND (mentions_email(payload::text, $4) OR mentions_email(charge::text, $4))))
-            """));
+            """,
+            Export: """
+                SELECT coalesce(jsonb_agg(to_jsonb(e) - 'shop_id' - 'connection_id' ORDER BY e.created_at), '[]') FROM stripe_events e
+                WHERE e.shop_id = $1 AND (e.order_id IN (SELECT id FROM redaction_orders)
+                   OR ($4::text IS NOT NULL AND (mentions_email(e.payload::text, $4) OR mentions_email(e.charge::text, $4))))
+                """));
         // Disputes arrive up to 120 days after a payment; labels need a year of them.
         services.AddRetention(new RetentionRule("Stripe events", TimeSpan.FromDays(400), "DELETE FROM stripe_events WHERE received_at < $1"));
         // What a process that died between storing an event and queueing its job left pending.

@@ -37,7 +37,7 @@ public static class WebhookEndpoints
               OR (d.topic LIKE 'checkouts/%' AND (d.body ->> 'token') IN (SELECT checkout_token FROM redaction_orders))
               OR ($4::text IS NOT NULL AND mentions_email(d.body::text, $4))
               OR (d.raw_body IS NOT NULL AND position(convert_to($2::text, 'UTF8') in d.raw_body) > 0))
-            """));
+            """, NotExported: "records of the deliveries the exported rows came from, kept at most 30 days for debugging"));
         services.AddNotPersonal("webhook_deliveries", "shop_domain", "the merchant's shop, erased by shop/redact");
         // Deliveries for shops we do not hold carry no personal data (the body is withheld), and are kept a week for debugging.
         services.AddRetention(new RetentionRule("deliveries for shops we do not hold", TimeSpan.FromDays(7),

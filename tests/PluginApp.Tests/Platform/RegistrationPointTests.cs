@@ -48,7 +48,8 @@ public sealed class RegistrationFixture : AppFixture
         .AddModelKind(ProbeTrainer.Registration)
         .AddAdminPage("/admin/probe", "Probe page", 50)
         .AddPersonalData(new PersonalDataTable("probe_personal", ["customer_id", "email"],
-            "DELETE FROM probe_personal WHERE shop_id = $1 AND customer_id = $2")));
+            "DELETE FROM probe_personal WHERE shop_id = $1 AND customer_id = $2",
+            Export: "SELECT coalesce(jsonb_agg(to_jsonb(p) - 'shop_id'), '[]') FROM probe_personal p WHERE p.shop_id = $1 AND p.customer_id = $2")));
 
     public override async Task InitializeAsync()
     {

@@ -12,7 +12,21 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
     {
         const string shop = "export-shop.myshopify.com";
         await app.InstallShopAsync(shop);
-        await app.SendWebhookAsync("orders/create", shop, ShopifyPayloads.Order(6001, customerId: 8001).ToJsonString());
+        var shopId = (long)(await app.ScalarAsync("SELECT id FROM shops WHERE domain = $1", shop))!;
+        var order = ShopifyPayloads.Order(6001, customerId: 8001);
+        order["cart_token"] = "cart-export";
+        await app.SendWebhookAsync("orders/create", shop, order.ToJsonString());
+        var cart = ShopifyPayloads.Cart("cart-export");
+        cart["note"] = "gift wrap please";
+        await app.SendWebhookAsync("carts/update", shop, cart.ToJsonString());
+        // What the storefront, the experiments and purchase intent kept on her.
+        await app.ScalarAsync("""
+            INSERT INTO recommendation_events (shop_id, event_type, request_id, customer_id, product_id, occurred_at) VALUES ($1, 'click', 'r-export', 8001, 2, now())
+            """, shopId);
+        await app.ScalarAsync("INSERT INTO experiment_exposures (shop_id, experiment, unit, arm, customer_id, first_at) VALUES ($1, 'upsells', 'c:8001', 'model', 8001, now())", shopId);
+        await app.ScalarAsync("""
+            INSERT INTO checkout_signals (shop_id, checkout_id, customer_id, score, model_version, signalled_at) VALUES ($1, 7001, 8001, 0.2, 1, now())
+            """, shopId);
         var request = new JsonObject
         {
             ["shop_id"] = 1, ["shop_domain"] = shop, ["orders_requested"] = new JsonArray(6001),
@@ -29,6 +43,11 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal(2, export["orders"]![0]!["lines"]!.AsArray().Count);
         // The order as the store sent it: not risk scoring's copy of our fraud labels, which the export does not carry.
         Assert.DoesNotContain(export["orders"]![0]!.AsObject(), p => p.Key is "label_known_at" or "fraud_known_at");
+        // Every table the erasure covers is in it, unless it says why not (until 4 Dec these were missing).
+        Assert.Equal("gift wrap please", export["carts"]![0]!["note"]!.GetValue<string>());
+        Assert.Equal("r-export", export["recommendation_events"]![0]!["request_id"]!.GetValue<string>());
+        Assert.Equal("model", export["experiment_exposures"]![0]!["arm"]!.GetValue<string>());
+        Assert.Equal(7001, export["checkout_signals"]![0]!["checkout_id"]!.GetValue<long>());
     }
 
     [Fact]
