@@ -107,14 +107,16 @@ public sealed partial class StripeConnections(NpgsqlDataSource db, IDataProtecti
     }
 
     /// <summary>The latest events of the shop's connection, unmatched ones with why, for the admin.</summary>
-    public async Task<List<StripeEventView>> RecentEventsAsync(long shopId, int limit, CancellationToken ct)
+    /// <param name="state">Only events in this state (e.g. "unmatched"), or any.</param>
+    public async Task<List<StripeEventView>> RecentEventsAsync(long shopId, int limit, CancellationToken ct, string? state = null)
     {
         await using var cmd = db.CreateCommand("""
-            SELECT id, type, created_at, state, order_id, matched_by, outcome FROM stripe_events WHERE shop_id = $1
+            SELECT id, type, created_at, state, order_id, matched_by, outcome FROM stripe_events WHERE shop_id = $1 AND ($3::text IS NULL OR state = $3)
             ORDER BY received_at DESC, id LIMIT $2
             """);
         cmd.Parameters.Add(Sql.Param(shopId));
         cmd.Parameters.Add(Sql.Param(limit));
+        cmd.Parameters.Add(Sql.Text(state));
         var list = new List<StripeEventView>();
         await using var r = await cmd.ExecuteReaderAsync(ct);
         while (await r.ReadAsync(ct))

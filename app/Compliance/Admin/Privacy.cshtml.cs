@@ -27,6 +27,8 @@ public sealed class PrivacyModel(AppDbContext db, PersonalDataCatalog catalog, S
         Redactions = (await redacted.OrderByDescending(c => c.RedactedAt).Take(20).Select(c => new { c.Id, c.RedactedAt }).ToListAsync(ct))
             .Select(c => (c.Id, c.RedactedAt!.Value)).ToList();
         Stripe = await stripe.StatusAsync(scope.ShopId, ct);
-        if (Stripe.Connected) StripeUnmatched = (await stripe.RecentEventsAsync(scope.ShopId, 20, ct)).Where(e => e.State == "unmatched").ToList();
+        // Why the state in the query: filtered after taking the latest 20 of any state, the list showed fewer (or none) of the
+        // unmatched events the line above it counted (until 4 Dec).
+        if (Stripe.Connected) StripeUnmatched = await stripe.RecentEventsAsync(scope.ShopId, 20, ct, state: "unmatched");
     }
 }

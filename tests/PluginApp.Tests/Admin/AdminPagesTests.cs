@@ -493,7 +493,7 @@ public sealed class AdminPagesTests(AdminFixture app, ITestOutputHelper output) 
     }
 
     [Fact]
-    public async Task PrivacyPage_StripeCard_RefusesAPublishableKeyBesideItsField_ThenConnectsShowingTheEndpoint_AndDisconnects()
+    public async Task PrivacyPage_StripeCard_RefusesAPublishableKeyBesideItsField_ThenConnectsShowingTheEndpoint_ListsUnmatchedEvents_AndDisconnects()
     {
         var (page, errors) = await OpenAsync("/admin/privacy");
         await Assertions.Expect(page.Locator("#stripe-status")).ToContainTextAsync("Not connected");
@@ -513,6 +513,18 @@ public sealed class AdminPagesTests(AdminFixture app, ITestOutputHelper output) 
         Assert.DoesNotContain("pagekey0000", html);
         Assert.DoesNotContain("pagesecret0000", html);
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM stripe_connections WHERE shop_id = $1", app.Seed.ShopId));
+
+        // An unmatched event behind 20 newer ones is still listed under the count that names it.
+        await app.ScalarAsync("""
+            INSERT INTO stripe_events (connection_id, shop_id, id, type, api_version, livemode, created_at, received_at, charge_id, charge, payload, state, order_id, matched_by, outcome)
+            SELECT c.id, c.shop_id, 'evt_page_' || g, 'charge.dispute.created', 'v', false, now() - interval '1 hour' * (30 - g), now() - interval '1 hour' * (30 - g),
+                   'ch_page_' || g, '{}', '{"id": "dp"}', CASE WHEN g = 0 THEN 'unmatched' ELSE 'no_label' END, NULL, NULL,
+                   CASE WHEN g = 0 THEN 'no order names this charge' END
+            FROM stripe_connections c, generate_series(0, 20) g WHERE c.shop_id = $1
+            """, app.Seed.ShopId);
+        await page.ReloadAsync();
+        await Assertions.Expect(page.Locator("#stripe-status")).ToContainTextAsync("1 unmatched");
+        await Assertions.Expect(page.Locator("#stripe-unmatched")).ToContainTextAsync("no order names this charge");
 
         page.Dialog += (_, d) => d.AcceptAsync();
         await page.ClickAsync("#stripe-disconnect");
