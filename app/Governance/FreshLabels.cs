@@ -10,7 +10,8 @@ public sealed record PerformanceView(string ModelKind, string Metric, int? Model
 
 /// <summary>
 /// How the active models do on outcomes that arrived after they were trained, each beside its held-out figure:
-/// order risk's average precision on the orders labelled in the last 90 days (chargebacks, fraud cancellations, reviews);
+/// order risk's average precision on the orders it scored that were labelled in the last 90 days (chargebacks, fraud
+/// cancellations, reviews);
 /// churn's realized rate and Brier score for the segment decisions made between one and two horizons ago; the
 /// recommender's recall on new orders (the share of products bought in the last 7 days by customers it answered that it
 /// had shown them in the 7 days before).
@@ -28,16 +29,20 @@ internal static class FreshLabels
         ModelEntry? Active(string kind) => models.FirstOrDefault(m => m.Kind == kind && m.Status == "active");
         double? Metric(ModelEntry? m, string name) => m is not null && m.Metrics.TryGetProperty(name, out var v) && v.TryGetDouble(out var d) ? d : null;
 
-        // Order risk: every order scored and labelled in the last 90 days.
+        // Order risk: every order scored by the active version (or, with none, by the rule prior) and labelled in the last 90
+        // days. Why by version: a version activated today was measured, and alerted on, by the scores of the rules or the
+        // version before it (until 4 Dec).
+        var risk = Active("risk");
         var scores = new List<double>();
         var labels = new List<bool>();
         await using (var cmd = db.CreateCommand("""
             SELECT s.score, bool_or(l.fraud) FROM risk_scores s JOIN risk_labels l ON l.shop_id = s.shop_id AND l.order_id = s.order_id
-            WHERE s.shop_id = $1 AND l.labelled_at >= $2 GROUP BY s.order_id, s.score
+            WHERE s.shop_id = $1 AND l.labelled_at >= $2 AND s.model_version IS NOT DISTINCT FROM $3 GROUP BY s.order_id, s.score
             """))
         {
             cmd.Parameters.Add(Sql.Param(shopId));
             cmd.Parameters.Add(Sql.Param(now.AddDays(-90)));
+            cmd.Parameters.Add(new NpgsqlParameter<int?> { TypedValue = risk?.Version, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Integer });
             await using var r = await cmd.ExecuteReaderAsync(ct);
             while (await r.ReadAsync(ct)) { scores.Add(r.GetDouble(0)); labels.Add(r.GetBoolean(1)); }
         }
@@ -45,7 +50,6 @@ internal static class FreshLabels
         if (scores.Count >= MinLabelled && positives >= MinPositives && positives < labels.Count)
         {
             var ap = BinaryMetrics.AveragePrecision(scores.ToArray(), labels.ToArray());
-            var risk = Active("risk");
             list.Add(new PerformanceView("risk", "fresh-average-precision", risk?.Version, ap, Metric(risk, "PrAuc"), scores.Count, string.Create(CultureInfo.InvariantCulture,
                 $"average precision {ap:0.000} on the {scores.Count} orders labelled in the last 90 days ({positives} fraud), against {Metric(risk, "PrAuc")?.ToString("0.000", CultureInfo.InvariantCulture) ?? "no held-out figure (the rule prior scores)"} held out"), now));
         }

@@ -99,4 +99,36 @@ public sealed class MonitoringTests(AppFixture app) : IClassFixture<AppFixture>
         var figure = (double)(await app.ScalarAsync("SELECT value FROM model_performance WHERE shop_id = $1 AND metric = 'fresh-average-precision'", shopId))!;
         Assert.InRange(figure, 0, 0.3);
     }
+
+    /// <summary>A risk version activated after the labelled orders were scored (by the rules) is not judged, nor alerted on, by their scores.</summary>
+    [Fact]
+    public async Task RiskModel_JustActivated_IsNotMeasuredByTheScoresOfTheRulesBeforeIt()
+    {
+        const string shop = "gov-fresh-new.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        var now = app.Clock.GetUtcNow();
+        await app.ScalarAsync("""
+            INSERT INTO models (shop_id, kind, version, status, parameters, metrics, artifact, created_at, activated_at)
+            VALUES ($1, 'risk', 1, 'active', '{}', '{"PrAuc": 0.6}', '\x00', $2, $2)
+            """, shopId, now.AddHours(-1));
+        for (var i = 0; i < 40; i++)
+        {
+            var fraud = i < 8;
+            await app.ScalarAsync("""
+                INSERT INTO risk_scores (shop_id, order_id, score, level, model_version, prior_weight, reasons, features, queued_at, scored_at)
+                VALUES ($1, $2, $3, 'LOW', NULL, 1, '[]', '{}', $4, $4)
+                """, shopId, 7800L + i, fraud ? 0.01 + i * 0.001 : 0.2 + i * 0.01, now.AddDays(-20));
+            await app.ScalarAsync("INSERT INTO risk_labels (shop_id, order_id, source, fraud, labelled_at) VALUES ($1, $2, $3, $4, $5)",
+                shopId, 7800L + i, fraud ? "dispute" : "review", fraud, now.AddDays(-5));
+        }
+
+        var res = await app.Client.SendAsync(new HttpRequestMessage(HttpMethod.Post, "/api/admin/monitoring/run")
+        {
+            Headers = { Authorization = app.AdminGet("/", shop).Headers.Authorization },
+        });
+
+        Assert.Equal(System.Net.HttpStatusCode.OK, res.StatusCode);
+        Assert.DoesNotContain(await ModelMonitor.AlertsAsync(app.Db, shopId, openOnly: true, CancellationToken.None), a => a.Metric == "fresh-average-precision");
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM model_performance WHERE shop_id = $1 AND metric = 'fresh-average-precision'", shopId));
+    }
 }
