@@ -62,6 +62,28 @@ public sealed class ExperimentOutcomesTests(AppFixture app) : IClassFixture<AppF
             statement.Parameters.Select(p => p.Value!).ToArray(), tx);
     }
 
+    /// <summary>An experiment that runs by default keeps the visitors it has shown when the merchant first saves its settings.</summary>
+    [Fact]
+    public async Task AnExperimentRunningByDefault_KeepsItsVisitors_WhenItsSettingsAreFirstSaved()
+    {
+        var shopId = await app.InstallShopAsync("experiment-first-save.myshopify.com");
+        var arms = PluginApp.Recommendations.UpsellExperiment.Kind.Arms.Select(a => a.Name).ToArray();
+        await app.CountAsync("""
+            INSERT INTO experiment_exposures (shop_id, experiment, unit, arm, customer_id, first_at)
+            SELECT $1, 'upsells', 'v:first-save-' || i, ($2::text[])[1 + i % 2], NULL, $3::timestamptz - interval '10 days' + interval '1 minute' * i
+            FROM generate_series(1, 40) i
+            """, shopId, arms, app.Clock.GetUtcNow());
+        var results = app.Factory.Services.GetRequiredService<ExperimentResults>();
+        var store = app.Factory.Services.GetRequiredService<ExperimentStore>();
+        Assert.Equal(40, (await results.ReportAsync(shopId, "upsells", CancellationToken.None)).Arms.Sum(a => a.Units));
+
+        var settings = await store.GetAsync(shopId, "upsells", CancellationToken.None);
+        await store.SaveAsync(shopId, "upsells", settings.Arms, settings.Metric, settings.Guardrails with { MaxRefundRate = 0.2 }, running: true, "staff user 42",
+            CancellationToken.None);
+
+        Assert.Equal(40, (await results.ReportAsync(shopId, "upsells", CancellationToken.None)).Arms.Sum(a => a.Units));
+    }
+
     /// <summary>
     /// The Experiments page nets each outcome's refunds out: in a store of 3,000 refunds, an outcome's are found by its
     /// order, not by reading every refund of the store for each of the experiment's 300 outcomes.
