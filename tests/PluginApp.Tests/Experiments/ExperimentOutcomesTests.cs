@@ -85,6 +85,43 @@ public sealed class ExperimentOutcomesTests(AppFixture app) : IClassFixture<AppF
     }
 
     /// <summary>
+    /// A guardrail is judged on a treatment arm with enough orders: one refunded order on the first day breaks nothing, the
+    /// control arm (which changes nothing) breaks nothing, and a treatment with 25 orders, half refunded, breaks the refund rate.
+    /// </summary>
+    [Fact]
+    public async Task Guardrails_AreJudgedOnTreatmentArmsWithEnoughOrders_NotOnOneRefundOrTheControl()
+    {
+        var shopId = await app.InstallShopAsync("experiment-guardrails.myshopify.com");
+        var kind = PluginApp.Recommendations.UpsellExperiment.Kind;
+        var treatment = kind.Arms.Select(a => a.Name).First(a => a != kind.Control);
+        var results = app.Factory.Services.GetRequiredService<ExperimentResults>();
+        var at = app.Clock.GetUtcNow().AddDays(-3);
+        // $4 orders of 40 in the arm $3, numbered from $5, each its own visitor's.
+        async Task OrdersAsync(string arm, int orders, long firstOrder) => await app.CountAsync("""
+            WITH o AS (
+                INSERT INTO experiment_exposures (shop_id, experiment, unit, arm, customer_id, first_at)
+                SELECT $1, 'upsells', 'v:guard-' || ($5 + i), $3, NULL, $2 FROM generate_series(1, $4) i RETURNING unit)
+            INSERT INTO experiment_outcomes (shop_id, experiment, order_id, arm, unit, revenue, ordered_at)
+            SELECT $1, 'upsells', $5 + i, $3, 'v:guard-' || ($5 + i), 40, $2 + interval '1 hour' FROM generate_series(1, $4) i
+            """, shopId, at, arm, orders, firstOrder);
+        async Task RefundsAsync(int orders, long firstOrder, decimal refunded) => await app.CountAsync(
+            "INSERT INTO refunds (shop_id, id, order_id, amount, created_at) SELECT $1, $2 + i, $2 + i, $4, now() FROM generate_series(1, $3) i",
+            shopId, firstOrder, orders, refunded);
+
+        await OrdersAsync(treatment, 1, 7_740_000);
+        await RefundsAsync(1, 7_740_000, 40);
+        await OrdersAsync(kind.Control, 30, 7_741_000);
+        await RefundsAsync(30, 7_741_000, 40);
+        Assert.Empty((await results.ReportAsync(shopId, "upsells", CancellationToken.None)).Breaches);
+
+        await OrdersAsync(treatment, 24, 7_742_000);
+        await RefundsAsync(24, 7_742_000, 20);
+        var breach = Assert.Single((await results.ReportAsync(shopId, "upsells", CancellationToken.None)).Breaches);
+        Assert.Equal(treatment, breach.Arm);
+        Assert.Contains("refunded, above the 10 % guardrail", breach.Text);
+    }
+
+    /// <summary>
     /// The Experiments page nets each outcome's refunds out: in a store of 3,000 refunds, an outcome's are found by its
     /// order, not by reading every refund of the store for each of the experiment's 300 outcomes.
     /// </summary>
