@@ -28,28 +28,32 @@ internal static class RiskQueue
         ON CONFLICT (shop_id, order_id, source) DO NOTHING
         """;
 
+    /// <summary>
+    /// Whether the order's score used what the order <paramref name="o"/> now holds (its total, discount and countries): an
+    /// update that changed none of them needs no new score. One definition for the webhook's queueing and the scorer's
+    /// re-queueing of an order edited while it was scored.
+    /// </summary>
+    internal static string ScoreStillFits(string shopId, string orderId, string o) => $"""
+        EXISTS (
+                SELECT 1 FROM risk_scores s WHERE s.shop_id = {shopId} AND s.order_id = {orderId}
+                  AND round((s.features->>'amount')::numeric, 2) = round(coalesce({o}.total_price, 0), 2)
+                  AND (s.features->>'has_discount')::numeric = CASE WHEN {o}.discount_codes <> '' THEN 1 ELSE 0 END
+                  AND (s.features->>'country_mismatch')::numeric = CASE WHEN {o}.billing_country <> {o}.shipping_country THEN 1 ELSE 0 END)
+        """;
+
     // The segment's orders as stored, unless the order's score already used what it now holds, or the shop switched order
     // risk off to score nothing (then nothing is queued, and no scoring job starts only to drop it). Only a statement that
     // queued an order wakes the scorer: an update that changed nothing its score used, or orders/paid and the like, do not.
-    // Why DO UPDATE on an order already queued: a scorer holds the queue rows it is scoring until it commits, and deletes
-    // them then. With DO NOTHING an edit that landed meanwhile queued nothing and was dropped with the row, so the order kept
-    // the score of what it no longer was (until 4 Dec). The update waits for that scorer and, the row gone, queues the order
-    // anew. Why DISTINCT ON: a segment can hold two updates of one order, and one statement may update a row only once.
     private static readonly RowsStatement Queue = new("q", ["shop_id int8", "order_id int8", "reason text", "queued_at timestamptz"], $"""
         WITH queued AS (
             INSERT INTO risk_pending (shop_id, order_id, reason, queued_at)
-            SELECT DISTINCT ON (q.shop_id, q.order_id) q.shop_id, q.order_id, q.reason, q.queued_at
+            SELECT q.shop_id, q.order_id, q.reason, q.queued_at
             FROM {"{rows}"} JOIN orders o ON o.shop_id = q.shop_id AND o.id = q.order_id
-            WHERE NOT EXISTS (
-                SELECT 1 FROM risk_scores s WHERE s.shop_id = q.shop_id AND s.order_id = q.order_id
-                  AND round((s.features->>'amount')::numeric, 2) = round(coalesce(o.total_price, 0), 2)
-                  AND (s.features->>'has_discount')::numeric = CASE WHEN o.discount_codes <> '' THEN 1 ELSE 0 END
-                  AND (s.features->>'country_mismatch')::numeric = CASE WHEN o.billing_country <> o.shipping_country THEN 1 ELSE 0 END)
+            WHERE NOT {ScoreStillFits("q.shop_id", "q.order_id", "o")}
               AND NOT EXISTS (
                 SELECT 1 FROM ai_feature_switches w WHERE w.shop_id = q.shop_id AND w.feature = '{RiskScorer.Name}'
                   AND NOT w.enabled AND w.when_off = '{RiskScorer.ScoreNothing}')
-            ORDER BY q.shop_id, q.order_id, q.queued_at
-            ON CONFLICT (shop_id, order_id) DO UPDATE SET queued_at = risk_pending.queued_at
+            ON CONFLICT (shop_id, order_id) DO NOTHING
             RETURNING shop_id)
         SELECT pg_notify('{Channel}', shop_id::text) FROM (SELECT DISTINCT shop_id FROM queued) s
         """);

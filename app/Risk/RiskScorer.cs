@@ -76,14 +76,21 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
             if (await shop.ExecuteScalarAsync(ct) is null) return 0;
         }
         var pending = new Dictionary<long, DateTimeOffset>();
+        // Each order's version as claimed (its updated_at), read before its features: an order that moved on is queued again below.
+        var versions = new Dictionary<long, DateTimeOffset?>();
         await using (var claim = new NpgsqlCommand("""
-            SELECT order_id, queued_at FROM risk_pending WHERE shop_id = $1 ORDER BY queued_at LIMIT $2 FOR UPDATE SKIP LOCKED
+            SELECT p.order_id, p.queued_at, o.updated_at FROM risk_pending p LEFT JOIN orders o ON o.shop_id = p.shop_id AND o.id = p.order_id
+            WHERE p.shop_id = $1 ORDER BY p.queued_at LIMIT $2 FOR UPDATE OF p SKIP LOCKED
             """, conn, tx))
         {
             claim.Parameters.Add(Sql.Param(shopId));
             claim.Parameters.Add(Sql.Param(BatchSize));
             await using var r = await claim.ExecuteReaderAsync(ct);
-            while (await r.ReadAsync(ct)) pending[r.GetInt64(0)] = r.GetFieldValue<DateTimeOffset>(1);
+            while (await r.ReadAsync(ct))
+            {
+                pending[r.GetInt64(0)] = r.GetFieldValue<DateTimeOffset>(1);
+                versions[r.GetInt64(0)] = r.IsDBNull(2) ? null : r.GetFieldValue<DateTimeOffset>(2);
+            }
         }
         if (pending.Count == 0) return 0;
 
@@ -170,6 +177,25 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
             calls.AddRange(ShopifyCalls(orderId, level, before.Level, assessment, now, reopened: before.DecidedAt is { } decided && Rank(level) > Rank(decided)));
         }
         rows.AddTo(store, now);
+        // Why: an edit that commits while this batch scores meets its order's queue row still there (locked, not yet deleted)
+        // and queues nothing, and the delete above then drops it; until 4 Dec the order kept the score of what it no longer
+        // was. An order whose version moved since it was claimed, and whose new score (written above) used other values than it
+        // now holds, is queued again, and the scorer woken for it. Left: an edit whose transaction commits after this
+        // statement, having queued nothing, is still missed (the window of one webhook batch's commit, where it was the whole
+        // scoring). Why not have the webhook's queueing wait for the scorer (ON CONFLICT DO UPDATE): an ordinary
+        // orders/updated then held an ingest writer for a whole scoring batch, and the wait could close a deadlock with a
+        // review decision (it locks the score row, and its label's trigger the order).
+        store.Add($"""
+            WITH requeued AS (
+                INSERT INTO risk_pending (shop_id, order_id, reason, queued_at)
+                SELECT $1, o.id, 'orders/updated', $4
+                FROM unnest($2::bigint[], $3::timestamptz[]) AS v(order_id, updated_at) JOIN orders o ON o.shop_id = $1 AND o.id = v.order_id
+                WHERE o.updated_at IS DISTINCT FROM v.updated_at AND NOT {RiskQueue.ScoreStillFits("$1", "o.id", "o")}
+                ON CONFLICT (shop_id, order_id) DO NOTHING
+                RETURNING shop_id)
+            SELECT pg_notify('{RiskQueue.Channel}', $1::text) FROM (SELECT 1 FROM requeued LIMIT 1) r
+            """, shopId, versions.Keys.ToArray(),
+            versions.Values.Select(v => v?.UtcDateTime).ToArray(), clock.GetUtcNow());
         OutboxWriter.EnqueueMany(store, calls, now);
         await DecisionLog.WriteInTransactionAsync(conn, decisions, ct);
         await batch.ExecuteNonQueryAsync(ct);

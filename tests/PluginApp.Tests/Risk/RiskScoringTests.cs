@@ -379,9 +379,9 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
 
     /// <summary>
     /// An order edited while the scorer is scoring its previous version (after it read the order, before it finished): the
-    /// edit's queueing meets the row being scored, waits for the scorer, and queues the order again once it is done (until
-    /// 4 Dec it was dropped with the row, and the order kept the score of what it no longer was). The scorer is held between
-    /// the two (a lock on the risk settings it reads in between) to make the moment certain.
+    /// edit's queueing meets the row being scored and queues nothing, and the scorer queues the order again when it sees it
+    /// moved (until 4 Dec it was dropped with the row, and the order kept the score of what it no longer was). The scorer is
+    /// held between the two (a lock on the risk settings it reads in between) to make the moment certain.
     /// </summary>
     [Fact]
     public async Task AnEditLandingWhileItsOrderIsScored_IsScoredAfterwards()
@@ -410,7 +410,7 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
                AND EXISTS (SELECT 1 FROM pg_locks WHERE NOT granted AND relation = 'risk_settings'::regclass)
             """);
         var late = SendAsync(shop, "orders/updated", Total(640m, 2));
-        // The edit's queueing meets the row being scored: it waits for the scorer (until 4 Dec it queued nothing and was answered).
+        // The edit is answered (its queueing meets the row being scored and queues nothing) while the scorer still waits.
         var deadline = DateTime.UtcNow.AddSeconds(20);
         while (!late.IsCompleted && await app.ScalarAsync("SELECT EXISTS (SELECT 1 FROM pg_locks WHERE NOT granted AND locktype = 'transactionid')") is not true
                && DateTime.UtcNow < deadline)
