@@ -129,7 +129,7 @@ public sealed class PersonalDataTests(AppFixture app) : IClassFixture<AppFixture
         const long customer = 8_810_101;
         var shopId = await app.InstallShopAsync(shop);
         var run = await app.ScalarAsync("INSERT INTO backfill_runs (shop_id, state, started_at, updated_at) VALUES ($1, 'running', now(), now()) RETURNING id", shopId);
-        string[] emails = ["A_N@example.com", "joa_n@example.com", "axn@example.com", "a_n@example.com.au", "a_n@example.co"];
+        string[] emails = ["A_N@example.com", "joa_n@example.com", "axn@example.com", "a_n@example.com.au", "a_n@example.co", "o'a_n@example.com"];
         for (var i = 0; i < emails.Length; i++)
             await app.ScalarAsync("""
                 INSERT INTO backfill_lines (run_id, phase, line_no, body)
@@ -141,7 +141,7 @@ public sealed class PersonalDataTests(AppFixture app) : IClassFixture<AppFixture
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         var left = (string)(await app.ScalarAsync("SELECT string_agg(body ->> 'email', ',' ORDER BY line_no) FROM backfill_lines WHERE run_id = $1", run!))!;
-        Assert.Equal("joa_n@example.com,axn@example.com,a_n@example.com.au,a_n@example.co", left);
+        Assert.Equal("joa_n@example.com,axn@example.com,a_n@example.com.au,a_n@example.co,o'a_n@example.com", left);
     }
 
     [Fact]
