@@ -46,7 +46,7 @@ public sealed class ExperimentResults(NpgsqlDataSource db, ExperimentStore store
         WHERE e.shop_id = $1 AND e.experiment = $2 AND e.unit IS NOT NULL AND e.ordered_at >= $3 AND e.ordered_at < $4
         """;
 
-    /// <summary>Orders a treatment arm needs before its guardrails are judged.</summary>
+    /// <summary>Visitors who ordered that a treatment arm needs before its guardrails are judged.</summary>
     public const int MinGuardrailOrders = 20;
 
     public async Task<ExperimentReport> ReportAsync(long shopId, string key, CancellationToken ct)
@@ -148,7 +148,7 @@ public sealed class ExperimentResults(NpgsqlDataSource db, ExperimentStore store
             var end = new DateTimeOffset(d.AddDays(1).ToDateTime(TimeOnly.MinValue), TimeSpan.Zero);
             overTime.AddRange(Lifts(AsOf(end < to ? end : to), d));
         }
-        // Why only the treatment arms, each once it has MinGuardrailOrders orders: a guardrail says whether the change under
+        // Why only the treatment arms, each once MinGuardrailOrders of its visitors ordered: a guardrail says whether the change under
         // test does harm; until 4 Dec one refunded order of the first day showed "100 % of revenue refunded" in red, and the
         // control arm, which changes nothing, could break one too.
         var breaches = new List<GuardrailBreach>();

@@ -98,7 +98,7 @@ public sealed class ExperimentStore(NpgsqlDataSource db, ExperimentKinds kinds, 
             INSERT INTO experiments (shop_id, key, arms, metric, guardrails, status, started_at, stopped_at, updated_at, updated_by)
             VALUES ($1, $2, $3::jsonb, $4, $5::jsonb, $6,
                     CASE WHEN $6 = 'running' THEN least($7, greatest($7 - interval '90 days',
-                        (SELECT min(first_at) FROM experiment_exposures WHERE shop_id = $1 AND experiment = $2))) END,
+                        coalesce((SELECT min(first_at) FROM experiment_exposures WHERE shop_id = $1 AND experiment = $2), $7))) END,
                     CASE WHEN $6 = 'stopped' THEN $7 END, $7, $8)
             ON CONFLICT (shop_id, key) DO UPDATE SET arms = excluded.arms, metric = excluded.metric, guardrails = excluded.guardrails,
               status = excluded.status, updated_at = excluded.updated_at, updated_by = excluded.updated_by,

@@ -464,7 +464,7 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
         var se = Math.Sqrt(Var([0, 10, 0, 30]) / 4 + Var([20, 0, 30]) / 3);
         Assert.Equal(50.0 / 3 - 10 - 1.959963984540054 * se, comparison.GetProperty("fixedDifference").GetProperty("low").GetDouble(), 6);
         Assert.Contains("not enough data yet", report.GetProperty("verdicts")[0].GetString(), StringComparison.OrdinalIgnoreCase);
-        // 16.7 % refunded is above the 10 % guardrail, but on 2 orders: too few to judge (ExperimentResults.MinGuardrailOrders).
+        // 16.7 % refunded is above the 10 % guardrail, but 2 visitors ordered: too few to judge (ExperimentResults.MinGuardrailOrders).
         Assert.Empty(report.GetProperty("breaches").EnumerateArray());
 
         // Another shop sees its own (empty) experiment, and its settings leave this one's alone.

@@ -82,6 +82,11 @@ public sealed class ExperimentOutcomesTests(AppFixture app) : IClassFixture<AppF
             CancellationToken.None);
 
         Assert.Equal(40, (await results.ReportAsync(shopId, "upsells", CancellationToken.None)).Arms.Sum(a => a.Units));
+
+        // A store with no exposure yet starts at the save, not 90 days before it.
+        var fresh = await app.InstallShopAsync("experiment-first-save-fresh.myshopify.com");
+        await store.SaveAsync(fresh, "upsells", settings.Arms, settings.Metric, settings.Guardrails, running: true, "staff user 42", CancellationToken.None);
+        Assert.InRange((await store.GetAsync(fresh, "upsells", CancellationToken.None)).StartedAt!.Value, app.Clock.GetUtcNow().AddMinutes(-1), app.Clock.GetUtcNow());
     }
 
     /// <summary>
