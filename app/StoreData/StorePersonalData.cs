@@ -36,7 +36,8 @@ public static class StorePersonalData
             """,
             Export: """
                 SELECT coalesce(jsonb_agg(to_jsonb(k) - 'shop_id'), '[]') FROM checkouts k WHERE k.shop_id = $1 AND (k.customer_id = $2
-                  OR ($4::text IS NOT NULL AND lower(k.email) = lower($4::text)))
+                  OR ($4::text IS NOT NULL AND lower(k.email) = lower($4::text))
+                  OR k.token IN (SELECT checkout_token FROM redaction_orders WHERE checkout_token IS NOT NULL))
                 """));
         // A cart has no customer; it is the customer's when one of their orders or checkouts came from it.
         services.AddPersonalData(new PersonalDataTable("carts", ["note"],

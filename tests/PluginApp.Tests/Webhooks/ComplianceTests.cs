@@ -48,6 +48,7 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal("r-export", export["recommendation_events"]![0]!["request_id"]!.GetValue<string>());
         Assert.Equal("model", export["experiment_exposures"]![0]!["arm"]!.GetValue<string>());
         Assert.Equal(7001, export["checkout_signals"]![0]!["checkout_id"]!.GetValue<long>());
+        Assert.Contains(export["webhook_deliveries"]!.AsArray(), d => d!["topic"]!.GetValue<string>() == "orders/create");
     }
 
     [Fact]
