@@ -14,6 +14,19 @@ public static class WebhookEndpoints
 {
     public const int MaxBodyBytes = 1024 * 1024;
 
+    /// <summary>The delivery records d that hold the customer's data (the personal-data parameters $1, $2, $4 and redaction_orders).</summary>
+    private const string CustomersDeliveries = """
+        d.shop_id = $1 AND NOT d.body ? 'redacted_at' AND (
+             d.body @> jsonb_build_object('customer', jsonb_build_object('id', $2::bigint))
+          OR (d.topic LIKE 'customers/%' AND d.body @> jsonb_build_object('id', $2::bigint))
+          OR (d.topic LIKE 'orders/%' AND (d.body ->> 'id')::text IN (SELECT id::text FROM redaction_orders))
+          OR (d.topic = 'refunds/create' AND (d.body ->> 'order_id')::text IN (SELECT id::text FROM redaction_orders))
+          OR (d.topic LIKE 'carts/%' AND (d.body ->> 'token') IN (SELECT cart_token FROM redaction_orders))
+          OR (d.topic LIKE 'checkouts/%' AND (d.body ->> 'token') IN (SELECT checkout_token FROM redaction_orders))
+          OR ($4::text IS NOT NULL AND mentions_email(d.body::text, $4))
+          OR (d.raw_body IS NOT NULL AND position(convert_to($2::text, 'UTF8') in d.raw_body) > 0))
+        """;
+
     public static IServiceCollection AddWebhooks(this IServiceCollection services)
     {
         services.AddSingleton<WebhookIngestor>();
@@ -25,34 +38,14 @@ public static class WebhookEndpoints
         // Why at start: a topic two features both claim must stop the deploy, not fail its first delivery.
         services.AddHostedService<WebhookTopicCheck>();
         // Raw bodies of the customer's deliveries: those naming the customer, their orders, or (guest orders) their email.
+        // Why exported too: a delivery kept aside as failed, or of a topic the app does not act on, keeps its whole body,
+        // which no exported row holds.
         services.AddPersonalData(new PersonalDataTable("webhook_deliveries", ["body", "raw_body"],
-            """
-            UPDATE webhook_deliveries d SET body = jsonb_build_object('redacted_at', $5::timestamptz), raw_body = NULL
-            WHERE d.shop_id = $1 AND NOT d.body ? 'redacted_at' AND (
-                 d.body @> jsonb_build_object('customer', jsonb_build_object('id', $2::bigint))
-              OR (d.topic LIKE 'customers/%' AND d.body @> jsonb_build_object('id', $2::bigint))
-              OR (d.topic LIKE 'orders/%' AND (d.body ->> 'id')::text IN (SELECT id::text FROM redaction_orders))
-              OR (d.topic = 'refunds/create' AND (d.body ->> 'order_id')::text IN (SELECT id::text FROM redaction_orders))
-              OR (d.topic LIKE 'carts/%' AND (d.body ->> 'token') IN (SELECT cart_token FROM redaction_orders))
-              OR (d.topic LIKE 'checkouts/%' AND (d.body ->> 'token') IN (SELECT checkout_token FROM redaction_orders))
-              OR ($4::text IS NOT NULL AND mentions_email(d.body::text, $4))
-              OR (d.raw_body IS NOT NULL AND position(convert_to($2::text, 'UTF8') in d.raw_body) > 0))
-            """,
-            // Why exported: a delivery kept aside as failed, or of a topic the app does not act on, keeps its whole body, which
-            // no exported row holds.
-            Export: """
+            $"UPDATE webhook_deliveries d SET body = jsonb_build_object('redacted_at', $5::timestamptz), raw_body = NULL WHERE {CustomersDeliveries}",
+            Export: $"""
                 SELECT coalesce(jsonb_agg(jsonb_build_object('topic', d.topic, 'received_at', d.received_at, 'body', d.body,
                          'raw_body', encode(d.raw_body, 'escape')) ORDER BY d.received_at), '[]')
-                FROM webhook_deliveries d
-                WHERE d.shop_id = $1 AND NOT d.body ? 'redacted_at' AND (
-                     d.body @> jsonb_build_object('customer', jsonb_build_object('id', $2::bigint))
-                  OR (d.topic LIKE 'customers/%' AND d.body @> jsonb_build_object('id', $2::bigint))
-                  OR (d.topic LIKE 'orders/%' AND (d.body ->> 'id')::text IN (SELECT id::text FROM redaction_orders))
-                  OR (d.topic = 'refunds/create' AND (d.body ->> 'order_id')::text IN (SELECT id::text FROM redaction_orders))
-                  OR (d.topic LIKE 'carts/%' AND (d.body ->> 'token') IN (SELECT cart_token FROM redaction_orders))
-                  OR (d.topic LIKE 'checkouts/%' AND (d.body ->> 'token') IN (SELECT checkout_token FROM redaction_orders))
-                  OR ($4::text IS NOT NULL AND mentions_email(d.body::text, $4))
-                  OR (d.raw_body IS NOT NULL AND position(convert_to($2::text, 'UTF8') in d.raw_body) > 0))
+                FROM webhook_deliveries d WHERE {CustomersDeliveries}
                 """));
         services.AddNotPersonal("webhook_deliveries", "shop_domain", "the merchant's shop, erased by shop/redact");
         // Deliveries for shops we do not hold carry no personal data (the body is withheld), and are kept a week for debugging.

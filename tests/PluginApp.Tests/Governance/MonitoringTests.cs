@@ -74,17 +74,7 @@ public sealed class MonitoringTests(AppFixture app) : IClassFixture<AppFixture>
             INSERT INTO models (shop_id, kind, version, status, parameters, metrics, artifact, created_at, activated_at)
             VALUES ($1, 'risk', 4, 'active', '{}', '{"PrAuc": 0.6}', '\x00', $2, $2)
             """, shopId, now.AddDays(-60));
-        // 40 labelled orders: the 8 frauds scored lowest of all, as a model that no longer sees the new pattern would.
-        for (var i = 0; i < 40; i++)
-        {
-            var fraud = i < 8;
-            await app.ScalarAsync("""
-                INSERT INTO risk_scores (shop_id, order_id, score, level, model_version, prior_weight, reasons, features, queued_at, scored_at)
-                VALUES ($1, $2, $3, 'LOW', 4, 0.2, '[]', '{}', $4, $4)
-                """, shopId, 7700L + i, fraud ? 0.01 + i * 0.001 : 0.2 + i * 0.01, now.AddDays(-20));
-            await app.ScalarAsync("INSERT INTO risk_labels (shop_id, order_id, source, fraud, labelled_at) VALUES ($1, $2, $3, $4, $5)",
-                shopId, 7700L + i, fraud ? "dispute" : "review", fraud, now.AddDays(-5));
-        }
+        await FraudsScoredLowestAsync(shopId, 7700, scoredBy: 4, now);
 
         var res = await app.Client.SendAsync(new HttpRequestMessage(HttpMethod.Post, "/api/admin/monitoring/run")
         {
@@ -111,16 +101,7 @@ public sealed class MonitoringTests(AppFixture app) : IClassFixture<AppFixture>
             INSERT INTO models (shop_id, kind, version, status, parameters, metrics, artifact, created_at, activated_at)
             VALUES ($1, 'risk', 1, 'active', '{}', '{"PrAuc": 0.6}', '\x00', $2, $2)
             """, shopId, now.AddHours(-1));
-        for (var i = 0; i < 40; i++)
-        {
-            var fraud = i < 8;
-            await app.ScalarAsync("""
-                INSERT INTO risk_scores (shop_id, order_id, score, level, model_version, prior_weight, reasons, features, queued_at, scored_at)
-                VALUES ($1, $2, $3, 'LOW', NULL, 1, '[]', '{}', $4, $4)
-                """, shopId, 7800L + i, fraud ? 0.01 + i * 0.001 : 0.2 + i * 0.01, now.AddDays(-20));
-            await app.ScalarAsync("INSERT INTO risk_labels (shop_id, order_id, source, fraud, labelled_at) VALUES ($1, $2, $3, $4, $5)",
-                shopId, 7800L + i, fraud ? "dispute" : "review", fraud, now.AddDays(-5));
-        }
+        await FraudsScoredLowestAsync(shopId, 7800, scoredBy: null, now);
 
         var res = await app.Client.SendAsync(new HttpRequestMessage(HttpMethod.Post, "/api/admin/monitoring/run")
         {
@@ -130,5 +111,24 @@ public sealed class MonitoringTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal(System.Net.HttpStatusCode.OK, res.StatusCode);
         Assert.DoesNotContain(await ModelMonitor.AlertsAsync(app.Db, shopId, openOnly: true, CancellationToken.None), a => a.Metric == "fresh-average-precision");
         Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM model_performance WHERE shop_id = $1 AND metric = 'fresh-average-precision'", shopId));
+    }
+
+    /// <summary>
+    /// 40 orders scored 20 days ago by <paramref name="scoredBy"/> (null: the rule prior) and labelled 5 days ago: the 8 frauds
+    /// scored lowest of all, as a model that no longer sees the new pattern would.
+    /// </summary>
+    private async Task FraudsScoredLowestAsync(long shopId, long firstOrder, int? scoredBy, DateTimeOffset now)
+    {
+        for (var i = 0; i < 40; i++)
+        {
+            var fraud = i < 8;
+            await app.ScalarAsync("""
+                INSERT INTO risk_scores (shop_id, order_id, score, level, model_version, prior_weight, reasons, features, queued_at, scored_at)
+                VALUES ($1, $2, $3, 'LOW', $5, 0.2, '[]', '{}', $4, $4)
+                """, shopId, firstOrder + i, fraud ? 0.01 + i * 0.001 : 0.2 + i * 0.01, now.AddDays(-20),
+                scoredBy is { } version ? version : DBNull.Value);
+            await app.ScalarAsync("INSERT INTO risk_labels (shop_id, order_id, source, fraud, labelled_at) VALUES ($1, $2, $3, $4, $5)",
+                shopId, firstOrder + i, fraud ? "dispute" : "review", fraud, now.AddDays(-5));
+        }
     }
 }
