@@ -72,7 +72,13 @@ internal static class StoreMerge
     };
 
     // Why the personal fields in the SELECT rather than a guard UPDATE after it (as StoreWriter does): a re-import then rewrites nothing.
-    private static string UnlessRedacted(string expression) => $"CASE WHEN r.id IS NULL THEN {expression} END";
+    private static string UnlessRedacted(string expression) => $"CASE WHEN r.id IS NULL AND ro.id IS NULL THEN {expression} END";
+
+    // r: the order's customer if erased; ro: the order itself if erased (a guest's, found by email). As StoreWriter.OrderUpsert.
+    private const string Redacted = """
+        LEFT JOIN customers r ON r.shop_id = $2 AND r.id = bulk_id(s.b -> 'customer' ->> 'id') AND r.redacted_at IS NOT NULL
+        LEFT JOIN orders ro ON ro.shop_id = $2 AND ro.id = s.id AND ro.redacted_at IS NOT NULL
+        """;
 
     private static readonly Dictionary<string, string> Order = new()
     {
@@ -179,7 +185,7 @@ internal static class StoreMerge
         [
             StoreWriter.OrderUpsert.SetBased($"""
                 SELECT {Values(StoreWriter.OrderUpsert, Order)} FROM {Chunk(Orders)}
-                LEFT JOIN customers r ON r.shop_id = $2 AND r.id = bulk_id(s.b -> 'customer' ->> 'id') AND r.redacted_at IS NOT NULL
+                {Redacted}
                 {Card}
                 ORDER BY s.id
                 """),
@@ -194,7 +200,7 @@ internal static class StoreMerge
             StoreWriter.RefundUpsert.SetBased($"""
                 SELECT DISTINCT ON (bulk_id(rf.refund ->> 'id')) {Values(StoreWriter.RefundUpsert, Refund)}
                 FROM {Chunk(Orders)} {RefundsOfChunk}
-                LEFT JOIN customers r ON r.shop_id = $2 AND r.id = bulk_id(s.b -> 'customer' ->> 'id') AND r.redacted_at IS NOT NULL
+                {Redacted}
                 ORDER BY bulk_id(rf.refund ->> 'id'), rf.n DESC
                 """),
             StoreWriter.RefundLineUpsert.SetBased($"""

@@ -16,7 +16,8 @@ public static class StorePersonalData
             """,
             Export: "SELECT to_jsonb(c) - 'shop_id' FROM customers c WHERE c.shop_id = $1 AND c.id = $2", ExportAs: "customer"));
         services.AddPersonalData(new PersonalDataTable("orders", ["email", "browser_ip", "card_bin", "card_last4"],
-            "UPDATE orders SET email = NULL, browser_ip = NULL, card_bin = NULL, card_last4 = NULL WHERE shop_id = $1 AND id IN (SELECT id FROM redaction_orders)",
+            // redacted_at keeps them empty when Shopify sends the order again (StoreWriter.OrderUpsert, StoreMerge).
+            "UPDATE orders SET email = NULL, browser_ip = NULL, card_bin = NULL, card_last4 = NULL, redacted_at = $5 WHERE shop_id = $1 AND id IN (SELECT id FROM redaction_orders)",
             // The order as the store sent it: its label times are risk scoring's copy of our fraud labels, which are not exported.
             Export: """
                 SELECT coalesce(jsonb_agg(to_jsonb(o) - 'shop_id' - 'label_known_at' - 'fraud_known_at' || jsonb_build_object(
@@ -30,7 +31,7 @@ public static class StorePersonalData
         // Guest checkouts carry only an email; a checkout also belongs to the customer through the order it became.
         services.AddPersonalData(new PersonalDataTable("checkouts", ["email"],
             """
-            UPDATE checkouts SET email = NULL WHERE shop_id = $1 AND (customer_id = $2
+            UPDATE checkouts SET email = NULL, redacted_at = $5 WHERE shop_id = $1 AND (customer_id = $2
               OR ($4::text IS NOT NULL AND lower(email) = lower($4::text))
               OR token IN (SELECT checkout_token FROM redaction_orders WHERE checkout_token IS NOT NULL))
             """,

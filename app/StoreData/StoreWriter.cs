@@ -34,14 +34,24 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
          "financial_status", "fulfillment_status", "cancelled_at", "cancel_reason", "cart_token", "checkout_token", "source_name",
          "browser_ip", "billing_country", "shipping_country", "discount_codes", "tags", "test", "created_at", "updated_at", "processed_at",
          "gateway", "avs_result", "cvv_result", "card_bin", "card_last4"],
-        newerOnly: true, erasable: ["email", "browser_ip", "card_bin", "card_last4"]);
+        newerOnly: true, erasable: ["email", "browser_ip", "card_bin", "card_last4"],
+        erasedIf: $"{CustomerErased} OR EXISTS (SELECT 1 FROM orders y WHERE y.shop_id = r.shop_id AND y.id = r.id AND y.redacted_at IS NOT NULL)");
+
+    /// <summary>The incoming row r names a customer who was erased (a tombstone row when we never saw them).</summary>
+    private const string CustomerErased =
+        "EXISTS (SELECT 1 FROM customers x WHERE x.shop_id = r.shop_id AND x.id = r.customer_id AND x.redacted_at IS NOT NULL)";
 
     /// <summary>The same rules as a webhook's lines (<see cref="SegmentRows"/>), for the backfill's set-based merge (<see cref="StoreMerge"/>).</summary>
     internal static readonly UpsertStatement OrderLineUpsert = new("order_lines", ["shop_id", "id"],
         ["shop_id", "id", "order_id", "product_id", "variant_id", "title", "sku", "quantity", "price", "total_discount"]);
 
+    // A refund's note is erased with its order: the order was redacted, or it belongs to an erased customer.
     internal static readonly UpsertStatement RefundUpsert = new("refunds", ["shop_id", "id"],
-        ["shop_id", "id", "order_id", "note", "amount", "created_at"]);
+        ["shop_id", "id", "order_id", "note", "amount", "created_at"], erasable: ["note"],
+        erasedIf: """
+            EXISTS (SELECT 1 FROM orders y LEFT JOIN customers x ON x.shop_id = y.shop_id AND x.id = y.customer_id
+                    WHERE y.shop_id = r.shop_id AND y.id = r.order_id AND (y.redacted_at IS NOT NULL OR x.redacted_at IS NOT NULL))
+            """);
 
     internal static readonly UpsertStatement RefundLineUpsert = new("refund_lines", ["shop_id", "refund_id", "line_item_id"],
         ["shop_id", "id", "refund_id", "order_id", "line_item_id", "quantity", "subtotal", "restock_type"]);
@@ -65,7 +75,8 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
 
     private static readonly UpsertStatement CheckoutUpsert = new("checkouts", ["shop_id", "id"],
         ["shop_id", "id", "token", "cart_token", "customer_id", "email", "currency", "total_price", "subtotal_price",
-         "completed_at", "created_at", "updated_at"], newerOnly: true, erasable: ["email"]);
+         "completed_at", "created_at", "updated_at"], newerOnly: true, erasable: ["email"],
+        erasedIf: $"{CustomerErased} OR EXISTS (SELECT 1 FROM checkouts y WHERE y.shop_id = r.shop_id AND y.id = r.id AND y.redacted_at IS NOT NULL)");
 
     private static readonly UpsertStatement CheckoutLineUpsert = new("checkout_lines", ["shop_id", "checkout_id", "line_key"],
         ["shop_id", "checkout_id", "line_key", "product_id", "variant_id", "quantity", "price"],

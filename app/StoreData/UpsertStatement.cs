@@ -19,17 +19,21 @@ internal sealed class UpsertStatement
     private readonly string _changed;
     private readonly bool _conditional;
     private readonly string[]? _erasable;
+    private readonly string? _erasedIf;
     private readonly bool _guarded;
 
     /// <param name="keep">Columns whose stored value stays when the incoming one is null (e.g. a cost the payload lacks).</param>
     /// <param name="guard">A WHERE on the SELECT, with parameters numbered after the columns; null = always insert.</param>
     /// <param name="newerOnly">Update only when the stored row's updated_at is not newer than the incoming one.</param>
-    /// <param name="erasable">Columns written as null when the row's customer (customer_id) was erased: a retried or late
-    /// payload may still carry their personal data. Checked in the form for many rows (<see cref="ForRows"/>), which
-    /// <see cref="AddTo"/> uses for such a table too; the backfill's set-based merge checks it itself.</param>
+    /// <param name="erasable">Columns written as null when <paramref name="erasedIf"/> holds for the incoming row r: a
+    /// retried or late payload may still carry the personal data a customers/redact erased. Checked in the form for many
+    /// rows (<see cref="ForRows"/>), which <see cref="AddTo"/> uses for such a table too; the backfill's set-based merge
+    /// checks it itself.</param>
+    /// <param name="erasedIf">A condition on the incoming row r (its columns by name): the row's data was erased.</param>
     public UpsertStatement(string table, string[] keys, string[] columns, string[]? keep = null, string? guard = null,
-        bool newerOnly = false, string? extraWhere = null, string[]? erasable = null)
+        bool newerOnly = false, string? extraWhere = null, string[]? erasable = null, string? erasedIf = null)
     {
+        if ((erasable is null) != (erasedIf is null)) throw new ArgumentException("erasable columns need the condition that erases them", nameof(erasedIf));
         _columnCount = columns.Length;
         // Why the casts: in INSERT ... SELECT a null parameter has no type and would default to text.
         var values = string.Join(", ", columns.Select((c, i) => $"${i + 1}::{SqlType(c)}"));
@@ -44,6 +48,7 @@ internal sealed class UpsertStatement
         _conditional = conditions.Count > 0;
         _columns = columns;
         _erasable = erasable;
+        _erasedIf = erasedIf;
         _guarded = guard is not null;
         _onConflict = $" ON CONFLICT ({string.Join(", ", keys)}) DO UPDATE SET {string.Join(", ", sets)}"
              + (conditions.Count == 0 ? "" : " WHERE " + string.Join(" AND ", conditions));
@@ -68,10 +73,7 @@ internal sealed class UpsertStatement
         _rows ??= new RowsStatement("r", Typed(_columns), SetBased($$"""
             SELECT {{string.Join(", ", _columns.Select(c => _erasable?.Contains(c) == true ? $"CASE WHEN erased.yes THEN NULL ELSE r.{c} END" : $"r.{c}"))}}
             FROM {rows}
-            """ + (_erasable is null ? "" : """
-             CROSS JOIN LATERAL (SELECT EXISTS (SELECT 1 FROM customers x WHERE x.shop_id = r.shop_id AND x.id = r.customer_id
-               AND x.redacted_at IS NOT NULL) AS yes) erased
-            """)).Sql);
+            """ + (_erasable is null ? "" : $" CROSS JOIN LATERAL (SELECT ({_erasedIf}) AS yes) erased")).Sql);
         return _rows.Command(rows);
     }
 

@@ -75,9 +75,17 @@ public sealed class BackfillMergeTests(AppFixture app) : IClassFixture<AppFixtur
         await app.SendWebhookAsync("orders/create", shop, newerOrder.ToJsonString());
         await app.SendWebhookAsync("products/create", shop, ShopifyPayloads.Product(9401, variants: 2, updatedAt: "2026-07-03T08:00:00-04:00").ToJsonString());
         await app.SendWebhookAsync("products/create", shop, ShopifyPayloads.Product(9402, variants: 3).ToJsonString());
+        // A guest's order, erased by her email: no customer row remembers it, the order row does.
+        var guestOrder = Rest(ShopifyPayloads.Order(64004, customerId: null));
+        guestOrder["email"] = "guest-erased@example.com";
+        await app.SendWebhookAsync("orders/create", shop, guestOrder.ToJsonString());
         await app.SendWebhookAsync("customers/redact", shop, new JsonObject
         {
             ["shop_id"] = 1, ["shop_domain"] = shop, ["customer"] = new JsonObject { ["id"] = 7402, ["email"] = "erased@example.com" }, ["orders_to_redact"] = new JsonArray(),
+        }.ToJsonString());
+        await app.SendWebhookAsync("customers/redact", shop, new JsonObject
+        {
+            ["shop_id"] = 1, ["shop_domain"] = shop, ["customer"] = new JsonObject { ["id"] = 7403, ["email"] = "guest-erased@example.com" }, ["orders_to_redact"] = new JsonArray(64004),
         }.ToJsonString());
 
         var olderOrder = Rest(ShopifyPayloads.Order(64001, customerId: 7401, lines: 3, financialStatus: "refunded"));
@@ -85,10 +93,12 @@ public sealed class BackfillMergeTests(AppFixture app) : IClassFixture<AppFixtur
         erasedOrder["email"] = "erased@example.com";
         var testOrder = Rest(ShopifyPayloads.Order(64003, customerId: 7401));
         testOrder["test"] = true;
+        var guestLater = Rest(ShopifyPayloads.Order(64004, customerId: null, updatedAt: "2026-07-08T12:00:00-04:00"));
+        guestLater["email"] = "guest-erased@example.com";
         Serve(
             products: [.. BulkProduct(ShopifyPayloads.Product(9401, variants: 1)), .. BulkProduct(ShopifyPayloads.Product(9402, variants: 1, updatedAt: "2026-07-04T08:00:00-04:00"), collection: 88)],
             customers: [BulkCustomer(ShopifyPayloads.Customer(7402, email: "erased@example.com", updatedAt: "2026-07-05T10:00:00-04:00"))],
-            orders: [.. BulkOrder(olderOrder, []), .. BulkOrder(erasedOrder, []), .. BulkOrder(testOrder, [])]);
+            orders: [.. BulkOrder(olderOrder, []), .. BulkOrder(erasedOrder, []), .. BulkOrder(testOrder, []), .. BulkOrder(guestLater, [])]);
 
         await RunBackfillAsync(shop);
 
@@ -104,6 +114,7 @@ public sealed class BackfillMergeTests(AppFixture app) : IClassFixture<AppFixtur
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1 AND id = 64002 AND email IS NULL AND browser_ip IS NULL", shopId));
         Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM order_lines WHERE shop_id = $1 AND order_id = 64002", shopId));
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1 AND id = 64003 AND test", shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1 AND id = 64004 AND updated_at > '2026-07-05' AND email IS NULL AND browser_ip IS NULL", shopId));
     }
 
     [Fact]

@@ -119,6 +119,58 @@ public sealed class PersonalDataTests(AppFixture app) : IClassFixture<AppFixture
     }
 
     /// <summary>
+    /// A guest has no customer row to mark as erased: until 4 Dec the next orders/updated, checkouts/update or refund of her
+    /// order wrote her email, address and card (and the refund's note) back.
+    /// </summary>
+    [Fact]
+    public async Task CustomersRedact_GuestOrderAndCheckout_StayErasedWhenShopifySendsThemAgain()
+    {
+        const string shop = "erase-guest.myshopify.com";
+        const long guestOrder = 8_820_201, guestCheckout = 8_820_401;
+        const string email = "gq5512@example.com";
+        var shopId = await app.InstallShopAsync(shop);
+        Task<HttpResponseMessage> SendTo(string topic, JsonObject body) => app.SendWebhookAsync(topic, shop, body.ToJsonString());
+        JsonObject Guest(string updatedAt)
+        {
+            var o = ShopifyPayloads.Order(guestOrder, customerId: null, updatedAt: updatedAt);
+            o["email"] = email;
+            return o;
+        }
+        JsonObject Checkout(string updatedAt)
+        {
+            var k = ShopifyPayloads.Checkout(guestCheckout, customerId: null);
+            k["email"] = email; k["updated_at"] = updatedAt;
+            return k;
+        }
+        JsonObject Refund(long id)
+        {
+            var r = ShopifyPayloads.Refund(id, guestOrder, guestOrder * 100);
+            r["note"] = $"{email} asked by phone";
+            return r;
+        }
+        await SendTo("orders/create", Guest("2026-07-02T12:00:00-04:00"));
+        await SendTo("checkouts/create", Checkout("2026-07-02T10:05:00-04:00"));
+        await SendTo("refunds/create", Refund(8_820_301));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1 AND email = $2 AND browser_ip IS NOT NULL", shopId, email));
+
+        var erased = await SendTo("customers/redact", new JsonObject { ["shop_id"] = 1, ["shop_domain"] = shop, ["orders_to_redact"] = new JsonArray(guestOrder),
+            ["customer"] = new JsonObject { ["id"] = 8_820_101, ["email"] = email } });
+        Assert.Equal(HttpStatusCode.OK, erased.StatusCode);
+        // Shopify then sends the order, the checkout and a refund again, newer and still carrying what she gave.
+        Assert.Equal(HttpStatusCode.OK, (await SendTo("orders/updated", Guest("2026-07-09T12:00:00-04:00"))).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await SendTo("checkouts/update", Checkout("2026-07-09T10:05:00-04:00"))).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await SendTo("refunds/create", Refund(8_820_302))).StatusCode);
+
+        Assert.Equal(1, await app.CountAsync("""
+            SELECT count(*) FROM orders WHERE shop_id = $1 AND id = $2 AND updated_at > '2026-07-05'
+              AND email IS NULL AND browser_ip IS NULL AND card_bin IS NULL AND card_last4 IS NULL
+            """, shopId, guestOrder));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM checkouts WHERE shop_id = $1 AND id = $2 AND updated_at > '2026-07-05' AND email IS NULL", shopId, guestCheckout));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM refunds WHERE shop_id = $1 AND note IS NOT NULL", shopId));
+        Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM refunds WHERE shop_id = $1 AND order_id = $2", shopId, guestOrder));
+    }
+
+    /// <summary>
     /// Erasing a customer found by email leaves other customers whose addresses contain it, or match it with '_' read as any
     /// character: until 4 Dec their staged backfill lines were deleted (their rows then never arrived) with the erased one's.
     /// </summary>
