@@ -47,6 +47,8 @@ public sealed class Product : IShopOwned
     public string? ProductType { get; set; }
     public string? Vendor { get; set; }
     public string? Status { get; set; }
+    /// <summary>On the Online Store sales channel (false only when Shopify says it is not: <c>published_at</c> null).</summary>
+    public bool Published { get; set; } = true;
     public string Tags { get; set; } = "";
     public string? ImageUrl { get; set; }
     public DateTimeOffset? CreatedAt { get; set; }

@@ -47,7 +47,8 @@ internal static class StoreMerge
     private static readonly Dictionary<string, string> Product = new()
     {
         ["id"] = "s.id", ["title"] = "coalesce(s.b ->> 'title', '')", ["handle"] = "s.b ->> 'handle'", ["product_type"] = "s.b ->> 'productType'",
-        ["vendor"] = "s.b ->> 'vendor'", ["status"] = "lower(s.b ->> 'status')", ["tags"] = "bulk_tags(s.b -> 'tags')",
+        ["vendor"] = "s.b ->> 'vendor'", ["status"] = "lower(s.b ->> 'status')",
+        ["published"] = "NOT (s.b ? 'publishedAt' AND jsonb_typeof(s.b -> 'publishedAt') = 'null')", ["tags"] = "bulk_tags(s.b -> 'tags')",
         ["image_url"] = "s.b -> 'featuredImage' ->> 'url'", ["created_at"] = Time("s.b", "createdAt"), ["updated_at"] = "s.updated_at",
         ["deleted_at"] = "NULL::timestamptz",
     };

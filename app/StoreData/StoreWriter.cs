@@ -57,7 +57,7 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
         ["shop_id", "id", "refund_id", "order_id", "line_item_id", "quantity", "subtotal", "restock_type"]);
 
     internal static readonly UpsertStatement ProductUpsert = new("products", ["shop_id", "id"],
-        ["shop_id", "id", "title", "handle", "product_type", "vendor", "status", "tags", "image_url", "created_at", "updated_at", "deleted_at"],
+        ["shop_id", "id", "title", "handle", "product_type", "vendor", "status", "published", "tags", "image_url", "created_at", "updated_at", "deleted_at"],
         newerOnly: true);
 
     internal static readonly UpsertStatement VariantUpsert = new("variants", ["shop_id", "id"],
@@ -103,7 +103,7 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
     public void AddProduct(ProductRows rows)
     {
         var p = rows.Product;
-        ProductUpsert.AddTo(batch, [shopId, p.Id, p.Title, p.Handle, p.ProductType, p.Vendor, p.Status, p.Tags, p.ImageUrl,
+        ProductUpsert.AddTo(batch, [shopId, p.Id, p.Title, p.Handle, p.ProductType, p.Vendor, p.Status, p.Published, p.Tags, p.ImageUrl,
             p.CreatedAt, p.UpdatedAt, null]);
         foreach (var v in rows.Variants)
             VariantUpsert.AddTo(batch, [shopId, v.Id, v.ProductId, v.Title, v.Sku, v.Price, v.CompareAtPrice, v.InventoryQuantity,

@@ -188,7 +188,7 @@ public sealed class CatalogCache
         {
             BatchCommands =
             {
-                Cmd("SELECT id, title, handle, product_type, image_url, coalesce(status, 'active') = 'active' AND deleted_at IS NULL FROM products WHERE shop_id = $1", shopId),
+                Cmd("SELECT id, title, handle, product_type, image_url, coalesce(status, 'active') = 'active' AND published AND deleted_at IS NULL FROM products WHERE shop_id = $1", shopId),
                 Cmd("SELECT product_id, id, price, inventory_quantity, inventory_policy, unit_cost FROM variants WHERE shop_id = $1 ORDER BY product_id, id", shopId),
                 Cmd("SELECT product_id, collection_id FROM product_collections WHERE shop_id = $1", shopId),
                 Cmd($"SELECT coalesce({StoreData.ShopCurrency.Of("$1")}, 'USD')", shopId),

@@ -16,6 +16,7 @@ internal static class CatalogPayloads
             ProductType = p.OptionalString("product_type"),
             Vendor = p.OptionalString("vendor"),
             Status = p.OptionalString("status"),
+            Published = !(p.TryGetProperty("published_at", out var published) && published.ValueKind == JsonValueKind.Null),
             Tags = p.Tags(),
             ImageUrl = p.OptionalObject("image")?.OptionalString("src")
                        ?? p.OptionalArray("images").Select(i => i.OptionalString("src")).FirstOrDefault(),

@@ -88,6 +88,9 @@ public sealed class BackfillMergeTests(AppFixture app) : IClassFixture<AppFixtur
             ["shop_id"] = 1, ["shop_domain"] = shop, ["customer"] = new JsonObject { ["id"] = 7403, ["email"] = "guest-erased@example.com" }, ["orders_to_redact"] = new JsonArray(64004),
         }.ToJsonString());
 
+        // The newer version of 9402 the bulk file holds was taken off the Online Store.
+        var unpublished = ShopifyPayloads.Product(9402, variants: 1, updatedAt: "2026-07-04T08:00:00-04:00");
+        unpublished["published_at"] = null;
         var olderOrder = Rest(ShopifyPayloads.Order(64001, customerId: 7401, lines: 3, financialStatus: "refunded"));
         var erasedOrder = Rest(ShopifyPayloads.Order(64002, customerId: 7402));
         erasedOrder["email"] = "erased@example.com";
@@ -96,7 +99,7 @@ public sealed class BackfillMergeTests(AppFixture app) : IClassFixture<AppFixtur
         var guestLater = Rest(ShopifyPayloads.Order(64004, customerId: null, updatedAt: "2026-07-08T12:00:00-04:00"));
         guestLater["email"] = "guest-erased@example.com";
         Serve(
-            products: [.. BulkProduct(ShopifyPayloads.Product(9401, variants: 1)), .. BulkProduct(ShopifyPayloads.Product(9402, variants: 1, updatedAt: "2026-07-04T08:00:00-04:00"), collection: 88)],
+            products: [.. BulkProduct(ShopifyPayloads.Product(9401, variants: 1)), .. BulkProduct(unpublished, collection: 88)],
             customers: [BulkCustomer(ShopifyPayloads.Customer(7402, email: "erased@example.com", updatedAt: "2026-07-05T10:00:00-04:00"))],
             orders: [.. BulkOrder(olderOrder, []), .. BulkOrder(erasedOrder, []), .. BulkOrder(testOrder, []), .. BulkOrder(guestLater, [])]);
 
@@ -109,6 +112,8 @@ public sealed class BackfillMergeTests(AppFixture app) : IClassFixture<AppFixtur
         Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM variants WHERE shop_id = $1 AND product_id = 9401", shopId));
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM variants WHERE shop_id = $1 AND product_id = 9402", shopId));
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM product_collections WHERE shop_id = $1 AND product_id = 9402 AND collection_id = 88", shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM products WHERE shop_id = $1 AND id = 9402 AND NOT published", shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM products WHERE shop_id = $1 AND id = 9401 AND published", shopId));
         // The erased customer stays erased, and their order comes in without personal data.
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM customers WHERE shop_id = $1 AND id = 7402 AND email IS NULL AND redacted_at IS NOT NULL", shopId));
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1 AND id = 64002 AND email IS NULL AND browser_ip IS NULL", shopId));
@@ -370,7 +375,7 @@ public sealed class BackfillMergeTests(AppFixture app) : IClassFixture<AppFixtur
         yield return new JsonObject
         {
             ["id"] = gid, ["title"] = Copy(p["title"]), ["handle"] = Copy(p["handle"]), ["productType"] = Copy(p["product_type"]), ["vendor"] = Copy(p["vendor"]),
-            ["status"] = Upper(p["status"]), ["tags"] = Tags(p["tags"]), ["createdAt"] = Copy(p["created_at"]), ["updatedAt"] = Copy(p["updated_at"]),
+            ["status"] = Upper(p["status"]), ["publishedAt"] = Copy(p["published_at"]), ["tags"] = Tags(p["tags"]), ["createdAt"] = Copy(p["created_at"]), ["updatedAt"] = Copy(p["updated_at"]),
             ["featuredImage"] = p["image"] is { } image ? new JsonObject { ["url"] = Copy(image["src"]) } : null,
         };
         foreach (var v in p["variants"]!.AsArray())

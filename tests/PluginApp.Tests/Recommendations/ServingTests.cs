@@ -135,6 +135,27 @@ public sealed class ServingTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.DoesNotContain(107L, products);
     }
 
+    /// <summary>
+    /// A product can be active and still off the Online Store (published_at null): its link is a 404 to a shopper. Until 4 Dec
+    /// it was recommended on its product page and in carts.
+    /// </summary>
+    [Fact]
+    public async Task ProductsNotOnTheOnlineStore_AreNeverShown()
+    {
+        var seed = await TrainedStoreAsync("serve-unpublished.myshopify.com");
+        var query = $"placement=product&product_id=105&limit=12&visitor_id={seed.VisitorIn("model", "v-unpublished")}";
+        Assert.Contains(106L, seed.Products(await seed.RecommendAsync(query)));
+
+        Assert.Equal(HttpStatusCode.OK, (await seed.UnpublishAsync(106)).StatusCode);
+        seed.RefreshCatalog();
+
+        Assert.DoesNotContain(106L, seed.Products(await seed.RecommendAsync(query)));
+        var cart = await seed.RecommendAsync($"placement=cart&variant_ids=1050&limit=12&visitor_id={seed.VisitorIn("model", "v-unpublished")}");
+        Assert.NotEmpty(seed.Products(cart));
+        Assert.DoesNotContain(106L, seed.Products(cart));
+        Assert.False((bool)(await app.ScalarAsync("SELECT published FROM products WHERE shop_id = $1 AND id = $2", seed.ShopId, seed.P(106)))!);
+    }
+
     /// <summary>The merchant's cap per product type holds over the whole list, the bestsellers that fill a short one too.</summary>
     [Fact]
     public async Task Rules_TheCapPerProductType_HoldsWhenBestsellersFillTheList()

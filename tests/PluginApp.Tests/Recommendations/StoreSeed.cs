@@ -67,6 +67,14 @@ public sealed class StoreSeed(AppFixture app, string shop)
     public Task UpdateStockAsync(long n, int inventory) =>
         app.SendWebhookAsync("products/update", Shop, ProductBody(n, inventory, null, updatedAt: "2026-07-02T08:00:00-04:00").ToJsonString());
 
+    /// <summary>Shopify's products/update for catalog product n taken off the Online Store (published_at null), a later update than the seed's.</summary>
+    public Task<HttpResponseMessage> UnpublishAsync(long n)
+    {
+        var body = ProductBody(n, 10, null, updatedAt: "2026-07-02T08:00:00-04:00");
+        body["published_at"] = null;
+        return app.SendWebhookAsync("products/update", Shop, body.ToJsonString());
+    }
+
     /// <summary>An order of catalog products, with an order id of this seed's own (n + Offset).</summary>
     public JsonObject Order(long n, long? customer, IReadOnlyList<long> products, DateTimeOffset at, string? visitor = null) =>
         RawOrder(Offset + n, customer, products.Select(P).ToList(), at, visitor);
