@@ -39,6 +39,7 @@ const translate = (key) => {
 const globals = {
   routes: { root_url: '/', cart_url: '/cart', cart_add_url: '/cart/add', cart_change_url: '/cart/change' },
   request: { locale: { iso_code: locale } },
+  cart: context.cart ?? { items: [] },
 };
 const engine = new Liquid({
   globals,

@@ -50,8 +50,10 @@ public sealed class RecommendationService(ModelCache models, CatalogCache catalo
 
         var useModel = arm == UpsellExperiment.ModelArm && catalog.Enabled;
         // Why only product pages: a product page's answer is the same for every visitor of an arm until the catalog or models
-        // change; a cart's combination rarely repeats. The merchant's preview is always computed.
-        var cacheable = !req.Preview && req.Placement == "product" && req.ProductId is not null && options.Value.AnswerCacheEntries > 0;
+        // change; a cart's combination rarely repeats, nor does a product page's answer for a shopper with a cart (it leaves
+        // out what is in the cart, Select). The merchant's preview is always computed.
+        var cacheable = !req.Preview && req.Placement == "product" && req.ProductId is not null && options.Value.AnswerCacheEntries > 0
+            && InCart(req, catalog) is null;
         var shopModels = useModel || cacheable ? await models.GetAsync(req.ShopId, ct) : null;
         string[] reasons = [];
         if (shopModels is null && (useModel || cacheable))
@@ -204,6 +206,19 @@ public sealed class RecommendationService(ModelCache models, CatalogCache catalo
         return response;
     }
 
+    /// <summary>
+    /// The products of the cart a product page's request names (the block sends Shopify's cart), when the rules keep cart
+    /// items out; null when there are none.
+    /// </summary>
+    private static HashSet<long>? InCart(RecommendationRequest req, CatalogSnapshot catalog)
+    {
+        if (req.Placement != "product" || req.CartVariantIds.Length == 0 || !catalog.Rules.ExcludeInCart) return null;
+        HashSet<long>? products = null;
+        foreach (var v in req.CartVariantIds)
+            if (catalog.ProductOfVariant.TryGetValue(v, out var pid) && pid != req.ProductId) (products ??= []).Add(pid);
+        return products;
+    }
+
     private static List<CatalogProduct> Anchors(RecommendationRequest req, CatalogSnapshot catalog)
     {
         var anchors = new List<CatalogProduct>(Math.Max(1, req.CartVariantIds.Length));
@@ -260,6 +275,7 @@ public sealed class RecommendationService(ModelCache models, CatalogCache catalo
     {
         var rules = catalog.Rules;
         var anchorIds = anchors.Select(a => a.Id).ToHashSet();
+        if (InCart(req, catalog) is { } inCart) anchorIds.UnionWith(inCart); // a product page's shopper is not offered her cart's products
         var anchorPrice = AnchorPrice(anchors);
         var perType = new Dictionary<string, int>(StringComparer.OrdinalIgnoreCase);
         var maxPerType = rules.MaxPerProductType ?? Math.Max(2, (req.Limit + 1) / 2);

@@ -16,11 +16,12 @@ public sealed partial class UpsellBlocksTests(StorefrontFixture sf) : IClassFixt
     private static readonly (long Id, string Title) PageProduct = StorefrontFixture.Catalog[0];
     private static string PagePath => "/products/" + StorefrontFixture.Handle(PageProduct.Title);
 
-    private async Task OpenProductPageAsync(IPage page)
+    private async Task OpenProductPageAsync(IPage page, params long[] cartVariants)
     {
         var context = new JsonObject
         {
             ["template"] = "product",
+            ["cart"] = new JsonObject { ["items"] = new JsonArray([.. cartVariants.Select(v => (JsonNode)new JsonObject { ["variant_id"] = v })]) },
             ["product"] = new JsonObject { ["id"] = PageProduct.Id, ["title"] = PageProduct.Title, ["handle"] = StorefrontFixture.Handle(PageProduct.Title) },
             ["settings"] = new JsonObject { ["heading"] = "Goes well with", ["product_count"] = Limit, ["layout"] = "grid", ["show_add_button"] = true },
         };
@@ -122,6 +123,47 @@ public sealed partial class UpsellBlocksTests(StorefrontFixture sf) : IClassFixt
         {
             storefront.Gate = null;
             await page.Context.CloseAsync();
+        }
+    }
+
+    /// <summary>
+    /// On a product page the block names the cart's variants (Shopify's global cart), and what is in it is not offered again,
+    /// with the list still full. Until 4 Dec a shopper was offered the product already in her cart.
+    /// </summary>
+    [Fact]
+    public async Task ProductBlock_WithItemsInTheCart_OffersNoneOfThem_AndStillFillsItsSlots()
+    {
+        await sf.TrainedShopAsync();
+        var storefront = sf.Storefront;
+        storefront.Behaviour = ProxyBehaviour.Forward;
+        var page = await sf.NewPageAsync();
+        try
+        {
+            await OpenProductPageAsync(page);
+            var first = await ShownAsync(page);
+            Assert.True(first.Length >= 2, $"the block showed {first.Length} products");
+            var inCart = first[0];
+
+            await OpenProductPageAsync(page, inCart * 10);
+            var shown = await ShownAsync(page);
+
+            var call = storefront.Calls.Last(c => c.Path.EndsWith("/recommendations", StringComparison.Ordinal));
+            Assert.Contains($"variant_ids={inCart * 10}", call.Query, StringComparison.Ordinal);
+            Assert.DoesNotContain(inCart, shown);
+            Assert.Equal(first.Length, shown.Length); // another product takes its slot
+            Assert.Subset(shown.ToHashSet(), first[1..].ToHashSet()); // the rest are still offered
+        }
+        finally
+        {
+            await page.Context.CloseAsync();
+        }
+
+        async Task<long[]> ShownAsync(IPage page)
+        {
+            await page.WaitForFunctionAsync("() => document.querySelector('[data-pa-upsells]').getAttribute('data-pa-state') !== 'loading'",
+                null, new PageWaitForFunctionOptions { Timeout = 10_000 });
+            Assert.Equal("ready", await StateAsync(page));
+            return await page.EvalOnSelectorAllAsync<long[]>(".pa-card[data-product-id]", "(els) => els.map((e) => Number(e.dataset.productId))");
         }
     }
 
