@@ -131,11 +131,23 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
         // Why again, under the lock, and from the database rather than this instance's cache (which another instance's change
         // reaches a moment later): switched off while this run scored, its calls would come after those the switch dropped.
         if (!(await switches.GetAsync(shopId, ct)).Single(s => s.Feature == Name).Enabled) return;
+        // Customers no longer scored (their every order cancelled, or marked a test): their row goes, and so do the tag and
+        // metafields we wrote on them (QueueChangesAsync), but never a call naming a customer who was erased.
+        var gone = new List<long>();
+        await using (var drop = new NpgsqlCommand("""
+            DELETE FROM churn_scores s WHERE s.shop_id = $1 AND NOT (s.customer_id = ANY($2))
+            RETURNING s.customer_id, s.synced_segment IS NOT NULL
+              AND NOT EXISTS (SELECT 1 FROM customers c WHERE c.shop_id = s.shop_id AND c.id = s.customer_id AND c.redacted_at IS NOT NULL)
+            """, conn, tx))
+        {
+            drop.Parameters.Add(Sql.Param(shopId));
+            drop.Parameters.Add(Sql.Param(scored.Select(p => long.Parse(p.CustomerId, CultureInfo.InvariantCulture)).ToArray()));
+            await using var r = await drop.ExecuteReaderAsync(ct);
+            while (await r.ReadAsync(ct)) if (r.GetBoolean(1)) gone.Add(r.GetInt64(0));
+        }
         await using (var batch = new NpgsqlBatch(conn, tx))
         {
             var store = new StoreWriter(batch, shopId);
-            store.Add("DELETE FROM churn_scores WHERE shop_id = $1 AND NOT (customer_id = ANY($2))", shopId,
-                scored.Select(p => long.Parse(p.CustomerId, CultureInfo.InvariantCulture)).ToArray());
             // One statement for the whole store (columns as arrays), not one per customer.
             store.Add("""
                 INSERT INTO churn_scores (shop_id, customer_id, model_version, model_kind, churn_probability, probability_alive, expected_orders_30,
@@ -184,7 +196,7 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
             : [];
         // In canary, every customer of its share scored is a decision of the candidate's, whether or not their segment changed.
         var canary = release is { Stage: "canary" } ? rows.Where(r => InCanary(shopId, r.P.CustomerId, release.Share)).Select(r => r.Id).ToList() : [];
-        var calls = await QueueChangesAsync(conn, tx, shopId, o, scoredAt, release is { Stage: "canary" } ? release : null, canary, shadow, ct);
+        var calls = await QueueChangesAsync(conn, tx, shopId, o, scoredAt, release is { Stage: "canary" } ? release : null, canary, shadow, gone, ct);
         await tx.CommitAsync(ct);
         if (calls > 0) outbox.Kick(shopId);
         logger.LogInformation("Shop {Shop}: {Customers} customers scored for churn with model v{Version}; {Calls} Shopify calls queued", shopId, scored.Count, version, calls);
@@ -241,7 +253,7 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
         PluginApp.Experiments.Assignment.Bucket(shopId.ToString(CultureInfo.InvariantCulture), "u:" + customerId, "release:" + ChurnModelTrainer.Kind) < share;
 
     private static async Task<int> QueueChangesAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId, ChurnOptions o, DateTimeOffset now,
-        Release? canary, List<long> inCanary, List<(long Id, string Json)> shadow, CancellationToken ct)
+        Release? canary, List<long> inCanary, List<(long Id, string Json)> shadow, List<long> gone, CancellationToken ct)
     {
         var changed = new List<(long Customer, string Segment, double Probability, decimal? Value, int Change)>();
         await using (var cmd = new NpgsqlCommand("""
@@ -255,7 +267,7 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
             while (await r.ReadAsync(ct))
                 changed.Add((r.GetInt64(0), r.GetString(1), r.GetDouble(2), r.IsDBNull(3) ? null : r.GetDecimal(3), r.GetInt32(4)));
         }
-        if (changed.Count == 0 && shadow.Count == 0 && inCanary.Count == 0) return 0;
+        if (changed.Count == 0 && shadow.Count == 0 && inCanary.Count == 0 && gone.Count == 0) return 0;
         await using var batch = new NpgsqlBatch(conn, tx);
         var store = new StoreWriter(batch, shopId);
         // The decision log: one entry per customer whose segment changed (what was written to Shopify), with its reasons; in
@@ -290,32 +302,50 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
             },
         });
         var calls = 0;
+        var ours = ChurnSegments.All.Select(s => o.TagPrefix + s).ToArray();
+        // Why the run's time in each key: a customer who left the scores and came back starts counting changes again, and the
+        // keys of their first life may still be in the outbox (completed), which would drop the new calls as copies.
+        var run = now.UtcTicks.ToString(CultureInfo.InvariantCulture);
         foreach (var c in changed.OrderBy(c => c.Customer))
         {
             var gid = Gid.Of("Customer", c.Customer);
-            var ours = ChurnSegments.All.Select(s => o.TagPrefix + s).ToArray();
             OutboxWriter.Enqueue(store, new OutboxCall(OutboxOperation.TagsRemove, gid,
-                new { id = gid, tags = ours.Where(t => t != o.TagPrefix + c.Segment).ToArray() }, $"churn:{c.Customer}:{c.Change}:remove"), now);
+                new { id = gid, tags = ours.Where(t => t != o.TagPrefix + c.Segment).ToArray() }, $"churn:{c.Customer}:{c.Change}:{run}:remove"), now);
             OutboxWriter.Enqueue(store, new OutboxCall(OutboxOperation.TagsAdd, gid,
-                new { id = gid, tags = new[] { o.TagPrefix + c.Segment } }, $"churn:{c.Customer}:{c.Change}:add"), now);
+                new { id = gid, tags = new[] { o.TagPrefix + c.Segment } }, $"churn:{c.Customer}:{c.Change}:{run}:add"), now);
             calls += 2;
+        }
+        foreach (var customer in gone.Order())
+        {
+            var gid = Gid.Of("Customer", customer);
+            OutboxWriter.Enqueue(store, new OutboxCall(OutboxOperation.TagsRemove, gid, new { id = gid, tags = ours }, $"churn:{customer}:gone:{run}:remove"), now);
+            calls++;
+        }
+        foreach (var chunk in gone.Order().Chunk(o.MetafieldCustomersPerCall))
+        {
+            var metafields = chunk.SelectMany(c => ChurnMetafieldKeys.Select(key => new { ownerId = Gid.Of("Customer", c), @namespace = o.MetafieldNamespace, key })).ToArray();
+            OutboxWriter.Enqueue(store, new OutboxCall(OutboxOperation.MetafieldsDelete, "churn-metafields", new { metafields }, $"churn-mf:{chunk[0]}:gone:{run}"), now);
+            calls++;
         }
         foreach (var chunk in changed.OrderBy(c => c.Customer).Chunk(o.MetafieldCustomersPerCall))
         {
             var metafields = chunk.SelectMany(c => new[]
             {
-                Metafield(o, c.Customer, "churn_probability", "number_decimal", c.Probability.ToString("0.0000", CultureInfo.InvariantCulture)),
-                Metafield(o, c.Customer, "predicted_value", "number_decimal", (c.Value ?? 0m).ToString("0.00", CultureInfo.InvariantCulture)),
-                Metafield(o, c.Customer, "churn_segment", "single_line_text_field", c.Segment),
+                Metafield(o, c.Customer, ChurnMetafieldKeys[0], "number_decimal", c.Probability.ToString("0.0000", CultureInfo.InvariantCulture)),
+                Metafield(o, c.Customer, ChurnMetafieldKeys[1], "number_decimal", (c.Value ?? 0m).ToString("0.00", CultureInfo.InvariantCulture)),
+                Metafield(o, c.Customer, ChurnMetafieldKeys[2], "single_line_text_field", c.Segment),
             }).ToArray();
             // Why one resource key for all: batches for the same customer must land in the order they were decided.
             OutboxWriter.Enqueue(store, new OutboxCall(OutboxOperation.MetafieldsSet, "churn-metafields", new { metafields },
-                $"churn-mf:{chunk[0].Customer}:{chunk[0].Change}"), now);
+                $"churn-mf:{chunk[0].Customer}:{chunk[0].Change}:{run}"), now);
             calls++;
         }
         await batch.ExecuteNonQueryAsync(ct);
         return calls;
     }
+
+    /// <summary>The metafields churn writes on a customer: the probability, the predicted value, the segment.</summary>
+    private static readonly string[] ChurnMetafieldKeys = ["churn_probability", "predicted_value", "churn_segment"];
 
     private static object Metafield(ChurnOptions o, long customer, string key, string type, string value) =>
         new { ownerId = Gid.Of("Customer", customer), @namespace = o.MetafieldNamespace, key, type, value };

@@ -12,7 +12,7 @@ public static class OutboxExtensions
         services.AddSingleton<IValidateOptions<OutboxOptions>, OutboxOptionsValidator>();
         services.AddTransient<OutboxDrainer>();
         services.AddTransient<OutboxScheduler>();
-        foreach (var op in new[] { OutboxOperation.TagsAdd, OutboxOperation.TagsRemove, OutboxOperation.MetafieldsSet, OutboxOperation.OrderRiskAssessmentCreate })
+        foreach (var op in new[] { OutboxOperation.TagsAdd, OutboxOperation.TagsRemove, OutboxOperation.MetafieldsSet, OutboxOperation.MetafieldsDelete, OutboxOperation.OrderRiskAssessmentCreate })
             services.AddOutboxOperation(op);
         // Calls on the customer's own resource (tags, metafields): pending ones are dropped, sent ones keep no variables.
         services.AddPersonalData(new PersonalDataTable("outbox_messages", ["variables"],

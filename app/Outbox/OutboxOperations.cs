@@ -31,6 +31,10 @@ public sealed record OutboxOperation(string Name, string Document, OutboxCheck? 
     public static readonly OutboxOperation MetafieldsSet = new("metafieldsSet",
         "mutation SetMetafields($metafields: [MetafieldsSetInput!]!) { metafieldsSet(metafields: $metafields) { metafields { id } userErrors { field message code } } }", null);
 
+    /// <summary>metafieldsDelete: idempotent (a metafield already gone is answered null, not an error).</summary>
+    public static readonly OutboxOperation MetafieldsDelete = new("metafieldsDelete",
+        "mutation DeleteMetafields($metafields: [MetafieldIdentifierInput!]!) { metafieldsDelete(metafields: $metafields) { deletedMetafields { key } userErrors { field message } } }", null);
+
     /// <summary>
     /// orderRiskAssessmentCreate is not idempotent: each call adds an assessment. Before a resend the order's assessments
     /// are read, and one of ours with the same level and facts means the earlier attempt landed.

@@ -191,6 +191,16 @@ public sealed class DefaultAdminApi
                     (m["type"]!.GetValue<string>(), m["value"]!.GetValue<string>());
             return new JsonObject { ["metafields"] = new JsonArray(metafields.Select(_ => (JsonNode)new JsonObject { ["id"] = $"gid://shopify/Metafield/{Interlocked.Increment(ref _next)}" }).ToArray()), ["userErrors"] = new JsonArray() };
         }
+        if (field == "metafieldsDelete" && call.Variables["metafields"] is JsonArray gone)
+        {
+            // As Shopify: one identifier per metafield asked for, null for one that does not exist.
+            var deleted = gone.OfType<JsonObject>().Select(m =>
+            {
+                var id = (m["ownerId"]!.GetValue<string>(), m["namespace"]!.GetValue<string>(), m["key"]!.GetValue<string>());
+                return _metafields.TryRemove(id, out _) ? (JsonNode)m.DeepClone() : null;
+            }).ToArray();
+            return new JsonObject { ["deletedMetafields"] = new JsonArray(deleted), ["userErrors"] = new JsonArray() };
+        }
         if (field == "discountCodeBasicCreate" && call.Variables["d"] is JsonObject d && d["code"]?.GetValue<string>() is { } code)
         {
             // Shopify refuses a code that already exists in the shop.

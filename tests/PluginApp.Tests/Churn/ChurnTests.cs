@@ -309,6 +309,43 @@ public sealed class ChurnTests(ChurnFixture app) : IClassFixture<ChurnFixture>
     }
 
     /// <summary>
+    /// A customer whose every order is cancelled is no longer scored: our tag and metafields leave them in Shopify too (until
+    /// 4 Dec they kept, say, "pluginapp:active" for ever), the merchant's own tags stay. Back with a kept order, they get a
+    /// segment again, though the keys of their first calls are still in the outbox.
+    /// </summary>
+    [Fact]
+    public async Task ACustomerNoLongerScored_LosesOurTagAndMetafields_AndGetsThemBackWhenScoredAgain()
+    {
+        const string shop = "churn-leaves.myshopify.com";
+        var shopId = await app.ScoredShopAsync(shop, 96_870_000, seed: 13);
+        await app.DrainAsync(shopId);
+        var leaving = (await SegmentsAsync(shopId)).Keys.Min();
+        app.Shopify.Admin.SetTags(Gid(leaving), [.. app.Shopify.Admin.Tags(Gid(leaving)), "VIP"]);
+        Assert.Equal(3, app.Shopify.Admin.Metafields(Gid(leaving)).Count);
+
+        await app.ScalarAsync("UPDATE orders SET cancelled_at = created_at + interval '1 hour', cancel_reason = 'fraud' WHERE shop_id = $1 AND customer_id = $2",
+            shopId, leaving);
+        await app.ScoreAsync(shopId);
+        await app.DrainAsync(shopId);
+
+        Assert.DoesNotContain(leaving, (await SegmentsAsync(shopId)).Keys);
+        Assert.Equal(["VIP"], app.Shopify.Admin.Tags(Gid(leaving)));
+        Assert.Empty(app.Shopify.Admin.Metafields(Gid(leaving)));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND failed_at IS NOT NULL", shopId));
+        var before = app.Shopify.Admin.Mutations.Count(m => m.Shop == shop);
+        await app.ScoreAsync(shopId);
+        await app.DrainAsync(shopId);
+        Assert.Equal(before, app.Shopify.Admin.Mutations.Count(m => m.Shop == shop)); // told once
+
+        await app.ScalarAsync("UPDATE orders SET cancelled_at = NULL, cancel_reason = NULL WHERE shop_id = $1 AND customer_id = $2", shopId, leaving);
+        await app.ScoreAsync(shopId);
+        await app.DrainAsync(shopId);
+        var segment = (await SegmentsAsync(shopId))[leaving];
+        Assert.Equal(["VIP", "pluginapp:" + segment], app.Shopify.Admin.Tags(Gid(leaving)));
+        Assert.Equal(segment, app.Shopify.Admin.Metafields(Gid(leaving))["pluginapp.churn_segment"]);
+    }
+
+    /// <summary>
     /// The merchant switches churn segments off while the first run's tag and metafield calls still wait (a large store's
     /// take hours under Shopify's rate limit): none of them reaches the store. Switched on again, every customer gets their
     /// segment written once.
