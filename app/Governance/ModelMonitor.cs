@@ -4,6 +4,7 @@ using Npgsql;
 using PluginApp.Data;
 using PluginApp.Jobs;
 using PluginApp.Experiments;
+using PluginApp.Ml.Experiments;
 using PluginApp.Ml.Monitoring;
 using PluginApp.Training;
 
@@ -138,7 +139,8 @@ public sealed class ModelMonitor(NpgsqlDataSource db, ModelKinds kinds, ModelReg
             foreach (var lift in report.Today)
             {
                 var c = lift.Comparison;
-                if (!(c.SequentialDifference.High < 0)) continue;
+                // The page's own reading (ExperimentAnalysis.Outcome): no alert before each arm has the visitors it waits for.
+                if (ExperimentAnalysis.Outcome(c) != ExperimentOutcome.TreatmentWorse) continue;
                 alerts.Add((modelKind, metric));
                 await RaiseAsync(shopId, modelKind, metric, Version(modelKind), string.Create(CultureInfo.InvariantCulture,
                     $"{words}: {c.TreatmentMean:0.00} against {c.ControlMean:0.00} per visitor, difference {c.Difference:0.00} (always-valid 95 % interval {c.SequentialDifference.Low:0.00} to {c.SequentialDifference.High:0.00}), {c.TreatmentUnits} and {c.ControlUnits} visitors"),

@@ -114,6 +114,39 @@ public sealed class MonitoringTests(AppFixture app) : IClassFixture<AppFixture>
     }
 
     /// <summary>
+    /// The business alert reads the experiment as its page does: with fewer than 100 visitors in an arm the page says "not
+    /// enough data yet", and until 4 Dec the monitor still raised "revenue per visitor with the recommender is below the
+    /// holdout's" from 30 visitors of each.
+    /// </summary>
+    [Theory]
+    [InlineData(30, false)]
+    [InlineData(120, true)]
+    public async Task RevenueBelowTheHoldout_AlertsOnlyOnceEachArmHasTheVisitorsThePageWaitsFor(int visitors, bool alerts)
+    {
+        var shop = $"gov-business-{visitors}.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        var at = app.Clock.GetUtcNow().AddHours(-2);
+        await app.ScalarAsync("""
+            INSERT INTO experiment_exposures (shop_id, experiment, unit, arm, first_at)
+            SELECT $1, 'upsells', 'v:' || arm || i, arm, $2 FROM generate_series(1, $3) i, unnest(ARRAY['model', 'holdout']) arm
+            """, shopId, at, visitors);
+        // Every holdout visitor orders for 40 to 60; the model's visitors order nothing.
+        await app.ScalarAsync("""
+            INSERT INTO experiment_outcomes (shop_id, experiment, order_id, arm, unit, revenue, ordered_at)
+            SELECT $1, 'upsells', 8830000 + i, 'holdout', 'v:holdout' || i, 40 + i % 21, $2 FROM generate_series(1, $3) i
+            """, shopId, at.AddMinutes(30), visitors);
+
+        var res = await app.Client.SendAsync(new HttpRequestMessage(HttpMethod.Post, "/api/admin/monitoring/run")
+        {
+            Headers = { Authorization = app.AdminGet("/", shop).Headers.Authorization },
+        });
+
+        Assert.Equal(System.Net.HttpStatusCode.OK, res.StatusCode);
+        var open = await ModelMonitor.AlertsAsync(app.Db, shopId, openOnly: true, CancellationToken.None);
+        Assert.Equal(alerts, open.Any(a => a.Metric == "revenue-per-visitor"));
+    }
+
+    /// <summary>
     /// 40 orders scored 20 days ago by <paramref name="scoredBy"/> (null: the rule prior) and labelled 5 days ago: the 8 frauds
     /// scored lowest of all, as a model that no longer sees the new pattern would.
     /// </summary>
