@@ -33,7 +33,7 @@ public sealed record ActionRateGuardrail(string Query, string Units, string Acte
             while (await r.ReadAsync(ct))
                 if (r.GetBoolean(0)) (cn, ca) = (cn + r.GetInt64(1), ca + r.GetInt64(2)); else (an, aa) = (an + r.GetInt64(1), aa + r.GetInt64(2));
         if (cn < o.CanaryMinDecisions || an < o.CanaryMinDecisions)
-            return new GuardrailReading(false, Inv($"share {Acted} not read yet: {cn:N0} and {an:N0} {Units} of {o.CanaryMinDecisions:N0} needed"));
+            return new GuardrailReading(false, Inv($"share {Acted} not read yet: {cn:N0} and {an:N0} {Units} of {o.CanaryMinDecisions:N0} needed"), Read: false);
         // Why a floor of one unit in the comparison: a store whose other units got the action none would otherwise stop any canary that acts once.
         var breached = ca > o.CanaryActionRateCeiling * Math.Max(aa, 1) * cn / an;
         var verdict = breached

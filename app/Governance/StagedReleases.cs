@@ -14,7 +14,7 @@ namespace PluginApp.Governance;
 /// <param name="Effect">Its held-out promotion metric minus the active version's: the estimated effect.</param>
 public sealed record ReleaseView(string Kind, string Title, int Version, string Stage, int? ActiveVersion, DateTimeOffset StageStartedAt,
     long Decisions, int Target, long Failures, string? LastFailure, double? Agreement, long Compared, string Metric, double? CandidateMetric,
-    double? ActiveMetric, double CanaryShare, string Guardrail, bool Breached)
+    double? ActiveMetric, double CanaryShare, string Guardrail, bool Breached, bool GuardrailRead = true)
 {
     public double? Effect => CandidateMetric is { } c && ActiveMetric is { } a ? c - a : null;
 }
@@ -35,6 +35,9 @@ public sealed class StagedReleases(NpgsqlDataSource db, ModelKinds kinds, ModelR
 {
     public const string Guard = "the release guardrail";
     public const string Stager = "the staged release";
+
+    /// <summary>How many times its decisions a canary waits for its guardrail to be read before it is promoted unguarded.</summary>
+    public const int GuardrailWaitFactor = 3;
 
     /// <summary>Every shop with a version in release (the recurring job).</summary>
     public async Task SweepAsync(CancellationToken ct)
@@ -97,8 +100,13 @@ public sealed class StagedReleases(NpgsqlDataSource db, ModelKinds kinds, ModelR
             return;
         }
         if (v.Decisions - v.Failures < v.Target) return;
+        // Why wait for the guardrail: a canary promoted before it was read was never guarded at all. Why not for ever: a store
+        // whose guardrail cannot be read (its theme sends no impressions) would keep the kind's trainings held behind it; past
+        // GuardrailWaitFactor times its decisions it is promoted, and the event says the guardrail was never read.
+        if (!v.GuardrailRead && v.Decisions - v.Failures < (long)v.Target * GuardrailWaitFactor) return;
+        var unguarded = v.GuardrailRead ? "" : Inv($" without its guardrail read after {GuardrailWaitFactor} times its decisions");
         var (promoted, reason) = await registry.PromoteAsync(shopId, kind, v.Version, ct, by: Stager, record: reason => new GovernanceEvent(kind.Name, "promoted",
-            $"version {v.Version} serves everyone after {Count(v.Decisions)} canary decisions ({v.Guardrail}); version {v.ActiveVersion} is retired. {Capitalized(reason)}",
+            $"version {v.Version} serves everyone after {Count(v.Decisions)} canary decisions{unguarded} ({v.Guardrail}); version {v.ActiveVersion} is retired. {Capitalized(reason)}",
             Stager, clock.GetUtcNow()));
         if (!promoted)
         {
@@ -230,6 +238,7 @@ public sealed class StagedReleases(NpgsqlDataSource db, ModelKinds kinds, ModelR
             + (last is null ? "" : $", the last: {last}"),
         };
         var breached = failed;
+        var read = true;
         if (!failed && kind.ReleaseGuardrail is { } guardrail)
         {
             var reading = await guardrail(services, new ReleaseWindow(shopId, release.Version, active?.Version, from), ct);
@@ -237,10 +246,13 @@ public sealed class StagedReleases(NpgsqlDataSource db, ModelKinds kinds, ModelR
             {
                 words.Add(reading.Detail);
                 breached |= reading.Breached;
+                read = reading.Read;
             }
         }
+        if (!read && n - failures >= settings.CanaryDecisions)
+            words.Add(Inv($"its decisions are made: it is promoted once its guardrail is read, or unguarded after {Count((long)settings.CanaryDecisions * GuardrailWaitFactor)}"));
         return new ReleaseView(kind.Name, kind.Title, release.Version, "canary", active?.Version, from, n, settings.CanaryDecisions, failures, last, agreement, compared,
-            kind.PromotionMetric, Metric(release, kind), active is null ? null : Metric(active, kind), settings.CanaryShare, string.Join("; ", words), breached);
+            kind.PromotionMetric, Metric(release, kind), active is null ? null : Metric(active, kind), settings.CanaryShare, string.Join("; ", words), breached, read);
     }
 
     private static double? Metric(ModelEntry m, ModelKind kind) =>

@@ -82,7 +82,8 @@ public sealed record ModelKind(string Name, string Title, string PromotionMetric
 public sealed record ReleaseWindow(long ShopId, int Candidate, int? Active, DateTimeOffset From);
 
 /// <summary>A guardrail's reading, in words: whether it broke, and the numbers.</summary>
-public sealed record GuardrailReading(bool Breached, string Detail);
+/// <param name="Read">False while too few units were seen on either side to read it (it cannot have broken then).</param>
+public sealed record GuardrailReading(bool Breached, string Detail, bool Read = true);
 
 /// <summary>
 /// A model kind's risk as the field scores it: impact 1–5 (how bad a wrong decision is for the merchant or their

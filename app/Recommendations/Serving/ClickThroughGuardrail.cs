@@ -48,7 +48,7 @@ public static class ClickThroughGuardrail
             $"; attributed revenue per answer {cr / cn:0.00} ({cn:N0} answers) against version {w.Active}'s {ar / an:0.00} ({an:N0}), an online effect of {cr / cn - ar / an:+0.00;-0.00;0.00} per answer so far");
         if (ci < o.CanaryMinImpressions || ai < o.CanaryMinImpressions)
             return new GuardrailReading(false, string.Create(CultureInfo.InvariantCulture,
-                $"click-through not read yet: {ci:N0} and {ai:N0} impressions of {o.CanaryMinImpressions:N0} needed") + revenue);
+                $"click-through not read yet: {ci:N0} and {ai:N0} impressions of {o.CanaryMinImpressions:N0} needed") + revenue, Read: false);
         var (canary, active) = ((double)cc / ci, (double)ac / ai);
         var breached = canary < o.CanaryClickThroughFloor * active;
         var verdict = breached

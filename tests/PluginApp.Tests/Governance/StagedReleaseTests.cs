@@ -266,12 +266,38 @@ public sealed class StagedReleaseTests(ReleaseFixture app) : IClassFixture<Relea
         Assert.Equal(HttpStatusCode.NotFound, (await SendAsync(HttpMethod.Post, "/api/admin/releases/everything/promote", seed.Shop)).StatusCode);
         Assert.Equal("canary", await StatusAsync(seed, 2));
 
+        // Its decisions are made, but no impression has come back: the click-through guardrail was never read, and until
+        // 4 Dec the canary was promoted all the same.
+        await RunReleasesAsync(seed);
+        Assert.Equal("canary", await StatusAsync(seed, 2));
+        var waiting = await (await SendAsync(HttpMethod.Get, "/api/admin/releases", seed.Shop)).Content.ReadFromJsonAsync<JsonElement>();
+        var guardrail = waiting.EnumerateArray().Single(k => k.GetProperty("kind").GetString() == Kind).GetProperty("release").GetProperty("guardrail").GetString();
+        Assert.Contains("click-through not read yet", guardrail);
+        Assert.Contains("it is promoted once its guardrail is read, or unguarded after 12", guardrail);
+
+        // Eight answers of each version seen, clicked alike: the guardrail reads, and holds.
+        var at = app.Clock.GetUtcNow();
+        for (var i = 0; i < 8; i++)
+            foreach (var (version, canary) in new[] { (1, false), (2, true) })
+            {
+                var id = $"pr-seen-{version}-{i}";
+                await app.LogDecisionAsync(new Decision(DecisionKinds.Upsell, id, seed.ShopId, at, "model")
+                {
+                    Subject = "product", ModelKind = Kind, ModelVersion = version, Arm = UpsellExperiment.ModelArm, OutputIds = [seed.P(102)],
+                    Output = canary ? """{"release":"canary","candidate":2}""" : null,
+                });
+                await app.ScalarAsync("""
+                    INSERT INTO recommendation_events (shop_id, event_type, request_id, product_id, occurred_at)
+                    SELECT $1, e, $2, $3, $4 FROM unnest(CASE WHEN $5 THEN ARRAY['impression', 'click'] ELSE ARRAY['impression'] END) e
+                    """, seed.ShopId, id, seed.P(102), at, i % 2 == 0);
+            }
+
         await RunReleasesAsync(seed);
 
         Assert.Equal("active", await StatusAsync(seed, 2));
         Assert.Equal("retired", await StatusAsync(seed, 1));
         Assert.Equal(1, await app.CountAsync(
-            "SELECT count(*) FROM governance_events WHERE shop_id = $1 AND event = 'promoted' AND by_whom = 'the staged release' AND detail LIKE 'version 2 serves everyone after 4 canary decisions%'", seed.ShopId));
+            "SELECT count(*) FROM governance_events WHERE shop_id = $1 AND event = 'promoted' AND by_whom = 'the staged release' AND detail LIKE 'version 2 serves everyone after 12 canary decisions (%click-through 50.0 %%within the guardrail%'", seed.ShopId));
         Assert.Equal(2, (await seed.RecommendAsync($"placement=product&product_id=105&visitor_id={outside}")).GetProperty("model_version").GetInt32());
     }
 
