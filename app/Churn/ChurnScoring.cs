@@ -61,6 +61,8 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
                 DELETE FROM outbox_messages m
                 WHERE m.shop_id = $1 AND m.completed_at IS NULL AND m.failed_at IS NULL AND (m.claimed_until IS NULL OR m.claimed_until < $2)
                   AND (m.idempotency_key LIKE 'churn:%' OR m.idempotency_key LIKE 'churn-mf:%')
+                  -- A departed customer's cleanup stays: their row is gone, so no later run would queue it again.
+                  AND m.idempotency_key NOT LIKE '%:gone:%'
                 RETURNING m.idempotency_key, m.variables),
             customers AS (
                 SELECT split_part(d.idempotency_key, ':', 2)::bigint AS customer_id FROM dropped d WHERE d.idempotency_key LIKE 'churn:%'
@@ -132,11 +134,13 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
         // reaches a moment later): switched off while this run scored, its calls would come after those the switch dropped.
         if (!(await switches.GetAsync(shopId, ct)).Single(s => s.Feature == Name).Enabled) return;
         // Customers no longer scored (their every order cancelled, or marked a test): their row goes, and so do the tag and
-        // metafields we wrote on them (QueueChangesAsync), but never a call naming a customer who was erased.
+        // metafields we wrote on them (QueueChangesAsync), but never a call naming a customer who was erased. Why "ever
+        // queued" (changes > 0) and not "written": a switch-off unmarks a customer whose calls it dropped, though Shopify may
+        // still hold an earlier segment's tag; removing what is not there does nothing.
         var gone = new List<long>();
         await using (var drop = new NpgsqlCommand("""
             DELETE FROM churn_scores s WHERE s.shop_id = $1 AND NOT (s.customer_id = ANY($2))
-            RETURNING s.customer_id, s.synced_segment IS NOT NULL
+            RETURNING s.customer_id, s.changes > 0
               AND NOT EXISTS (SELECT 1 FROM customers c WHERE c.shop_id = s.shop_id AND c.id = s.customer_id AND c.redacted_at IS NOT NULL)
             """, conn, tx))
         {

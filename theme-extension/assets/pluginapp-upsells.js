@@ -205,7 +205,7 @@
       '&visitor_id=' + encodeURIComponent(vid);
     var ids = placement === 'product'
       ? Promise.resolve(d.productId ? '&product_id=' + encodeURIComponent(d.productId) +
-        (d.cartVariantIds ? '&variant_ids=' + encodeURIComponent(d.cartVariantIds) : '') : null)
+        (d.cartVariantIds ? '&variant_ids=' + encodeURIComponent(d.cartVariantIds.split(',').slice(0, 100)) : '') : null)
       : getJson((d.cartUrl || '/cart') + '.js', controller && controller.signal).then(function (cart) {
         var variants = (cart.items || []).map(function (line) { return line.variant_id; }).filter(Boolean);
         return variants.length ? '&variant_ids=' + encodeURIComponent(variants.join(',')) : null;

@@ -326,7 +326,10 @@ public sealed class ChurnTests(ChurnFixture app) : IClassFixture<ChurnFixture>
         await app.ScalarAsync("UPDATE orders SET cancelled_at = created_at + interval '1 hour', cancel_reason = 'fraud' WHERE shop_id = $1 AND customer_id = $2",
             shopId, leaving);
         await app.ScoreAsync(shopId);
+        // Switched off before the cleanup is sent: it is not dropped with the other waiting calls, since no later run would queue it again.
+        Assert.Equal(HttpStatusCode.OK, (await app.SwitchFeatureAsync(shop, ChurnScoringJob.Name, enabled: false, reason: "a pause")).StatusCode);
         await app.DrainAsync(shopId);
+        Assert.Equal(HttpStatusCode.OK, (await app.SwitchFeatureAsync(shop, ChurnScoringJob.Name, enabled: true)).StatusCode);
 
         Assert.DoesNotContain(leaving, (await SegmentsAsync(shopId)).Keys);
         Assert.Equal(["VIP"], app.Shopify.Admin.Tags(Gid(leaving)));

@@ -144,11 +144,12 @@ public sealed partial class UpsellBlocksTests(StorefrontFixture sf) : IClassFixt
             Assert.True(first.Length >= 2, $"the block showed {first.Length} products");
             var inCart = first[0];
 
-            await OpenProductPageAsync(page, inCart * 10);
+            await OpenProductPageAsync(page, inCart * 10, inCart * 10); // on two lines (say, with different properties): named once
             var shown = await ShownAsync(page);
 
             var call = storefront.Calls.Last(c => c.Path.EndsWith("/recommendations", StringComparison.Ordinal));
             Assert.Contains($"variant_ids={inCart * 10}", call.Query, StringComparison.Ordinal);
+            Assert.DoesNotContain("%2C", call.Query, StringComparison.Ordinal);
             Assert.DoesNotContain(inCart, shown);
             Assert.Equal(first.Length, shown.Length); // another product takes its slot
             Assert.Subset(shown.ToHashSet(), first[1..].ToHashSet()); // the rest are still offered

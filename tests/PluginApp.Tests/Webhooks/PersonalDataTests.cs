@@ -73,6 +73,13 @@ public sealed class PersonalDataTests(AppFixture app) : IClassFixture<AppFixture
             INSERT INTO outbox_messages (shop_id, resource_key, operation, variables, idempotency_key, created_at, next_attempt_at)
             VALUES ($1, 'gid://shopify/Customer/' || $2, 'tagsAdd', jsonb_build_object('note', 'zq7731-note'), 'k-zq', now(), now())
             """, shopId, customer);
+        // Churn's metafield batches: one sent and one waiting with her and another customer, one waiting with her alone.
+        await app.ScalarAsync("""
+            INSERT INTO outbox_messages (shop_id, resource_key, operation, variables, idempotency_key, created_at, next_attempt_at, completed_at)
+            SELECT $1, 'churn-metafields', 'metafieldsSet', jsonb_build_object('metafields', jsonb_agg(jsonb_build_object('ownerId', 'gid://shopify/Customer/' || c,
+                     'namespace', 'pluginapp', 'key', 'churn_segment', 'value', 'at_risk') ORDER BY c)), k, now(), now(), CASE WHEN k = 'mf-sent' THEN now() END
+            FROM (VALUES ('mf-sent', $2), ('mf-sent', 8800999), ('mf-both', $2), ('mf-both', 8800999), ('mf-hers', $2)) AS b(k, c) GROUP BY k
+            """, shopId, customer);
         await app.ScalarAsync("""
             INSERT INTO review_decisions (shop_id, order_id, decision, note, decided_by, decided_at)
             VALUES ($1, $2, 'note', 'zq7731 called, says the card is hers', 'staff user 42', now()), ($1, $3, 'fraud', NULL, 'staff user 42', now())
@@ -115,6 +122,12 @@ public sealed class PersonalDataTests(AppFixture app) : IClassFixture<AppFixture
             }
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM customers WHERE shop_id = $1 AND id = $2 AND redacted_at IS NOT NULL", shopId, customer));
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM refunds WHERE shop_id = $1 AND id = 8800301 AND amount = 10", shopId)); // only the note goes
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND variables::text LIKE '%Customer/' || $2 || '\"%'", shopId, customer));
+        Assert.Equal("mf-both:8800999,mf-sent:8800999", await app.ScalarAsync("""
+            SELECT string_agg(idempotency_key || ':' || substring(e ->> 'ownerId' FROM '[0-9]+$'), ',' ORDER BY idempotency_key)
+            FROM outbox_messages, jsonb_array_elements(variables -> 'metafields') e WHERE shop_id = $1 AND resource_key = 'churn-metafields'
+            """, shopId));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND idempotency_key = 'mf-hers'", shopId));
         Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM review_decisions WHERE shop_id = $1", shopId)); // the decisions stay, without the note
     }
 
