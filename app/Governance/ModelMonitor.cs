@@ -88,6 +88,17 @@ public sealed class ModelMonitor(NpgsqlDataSource db, ModelKinds kinds, ModelReg
             (refFrom, refTo, reference) = (df, dt, $"version {active.Version}'s training window");
         var refValues = await ValuesAsync(shopId, kind.DecisionKind!, refFrom, refTo, ct);
         var curValues = await ValuesAsync(shopId, kind.DecisionKind!, from, now, ct);
+        // Outputs are compared within the serving version only: another version's (or the rule prior's) scores differ by design,
+        // and until 4 Dec a promotion read as an output shift. The reference is the version's own decisions of the four weeks
+        // before; one promoted this week has none yet, and its outputs are not compared until it has.
+        var version = active?.Version;
+        var ownRef = await ValuesAsync(shopId, kind.DecisionKind!, now - Current - Baseline, from, ct, ofVersion: true, version);
+        var ownCur = await ValuesAsync(shopId, kind.DecisionKind!, from, now, ct, ofVersion: true, version);
+        foreach (var key in refValues.Keys.Where(k => k.Role == "prediction").ToList()) refValues.Remove(key);
+        foreach (var key in curValues.Keys.Where(k => k.Role == "prediction").ToList()) curValues.Remove(key);
+        foreach (var (key, list) in ownRef) if (key.Role == "prediction") refValues[key] = list;
+        foreach (var (key, list) in ownCur) if (key.Role == "prediction") curValues[key] = list;
+        var ownReference = version is { } v ? $"version {v}'s own decisions of the four weeks before" : "the rule prior's decisions of the four weeks before";
         var alerts = new List<(string, string)>();
         await using var batch = new NpgsqlBatch(await db.OpenConnectionAsync(ct));
         await using var conn = batch.Connection!;
@@ -106,7 +117,7 @@ public sealed class ModelMonitor(NpgsqlDataSource db, ModelKinds kinds, ModelReg
                     Sql.Param(shopId), Sql.Param(kind.DecisionKind), Sql.Param(key.Field), Sql.Param(key.Role), Sql.Param(kind.Name),
                     new NpgsqlParameter { Value = (object?)active?.Version ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Integer },
                     Sql.Param(d.Psi), Sql.Param(d.ReferenceCount), Sql.Param(d.CurrentCount), Sql.Param(d.ReferenceMean), Sql.Param(d.CurrentMean),
-                    Sql.Param(reference), Sql.Param(now),
+                    Sql.Param(key.Role == "prediction" ? ownReference : reference), Sql.Param(now),
                 },
             });
             if (d.Psi < DriftResult.Major) continue;
@@ -114,7 +125,7 @@ public sealed class ModelMonitor(NpgsqlDataSource db, ModelKinds kinds, ModelReg
             var what = key.Role == "input" ? $"the {kind.Title.ToLowerInvariant()}'s input '{key.Field}'" : $"the {kind.Title.ToLowerInvariant()}'s output '{key.Field}'";
             alerts.Add((kind.Name, metric));
             await RaiseAsync(shopId, kind.Name, metric, active?.Version, string.Create(CultureInfo.InvariantCulture,
-                $"{what} moved: population stability index {d.Psi:0.00} (a major shift; above {DriftResult.Major} is major), mean {d.ReferenceMean:0.###} → {d.CurrentMean:0.###}, last 7 days ({d.CurrentCount} decisions) against {reference} ({d.ReferenceCount})"),
+                $"{what} moved: population stability index {d.Psi:0.00} (a major shift; above {DriftResult.Major} is major), mean {d.ReferenceMean:0.###} → {d.CurrentMean:0.###}, last 7 days ({d.CurrentCount} decisions) against {(key.Role == "prediction" ? ownReference : reference)} ({d.ReferenceCount})"),
                 from, now, ct);
         }
         if (batch.BatchCommands.Count > 0) await batch.ExecuteNonQueryAsync(ct);
@@ -203,18 +214,23 @@ public sealed class ModelMonitor(NpgsqlDataSource db, ModelKinds kinds, ModelReg
         return (long)(await cmd.ExecuteScalarAsync(ct))!;
     }
 
-    /// <summary>Every numeric field of the inputs and outputs of the latest <see cref="Sample"/> decisions in the window.</summary>
+    /// <summary>
+    /// Every numeric field of the inputs and outputs of the latest <see cref="Sample"/> decisions in the window; with
+    /// <paramref name="ofVersion"/>, only those of model <paramref name="version"/> (null: the rule prior's).
+    /// </summary>
     private async Task<Dictionary<(string Role, string Field), List<double>>> ValuesAsync(long shopId, string kind, DateTimeOffset from, DateTimeOffset to,
-        CancellationToken ct)
+        CancellationToken ct, bool ofVersion = false, int? version = null)
     {
         await using var cmd = db.CreateCommand("""
             WITH d AS (SELECT inputs, output FROM decisions WHERE shop_id = $1 AND kind = $2 AND decided_at >= $3 AND decided_at < $4
+                         AND (NOT $6 OR model_version IS NOT DISTINCT FROM $7)
                        ORDER BY decided_at DESC LIMIT $5)
             SELECT 'input', e.key, e.value::text::float8 FROM d, jsonb_each(coalesce(d.inputs, '{}')) e WHERE jsonb_typeof(e.value) = 'number'
             UNION ALL
             SELECT 'prediction', e.key, e.value::text::float8 FROM d, jsonb_each(coalesce(d.output, '{}')) e WHERE jsonb_typeof(e.value) = 'number'
             """);
-        foreach (var v in new object[] { shopId, kind, from, to, Sample }) cmd.Parameters.Add(Sql.Param(v));
+        foreach (var v in new object[] { shopId, kind, from, to, Sample, ofVersion }) cmd.Parameters.Add(Sql.Param(v));
+        cmd.Parameters.Add(new NpgsqlParameter<int?> { TypedValue = version, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Integer });
         var values = new Dictionary<(string, string), List<double>>();
         await using var r = await cmd.ExecuteReaderAsync(ct);
         while (await r.ReadAsync(ct))

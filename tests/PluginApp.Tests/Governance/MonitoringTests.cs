@@ -65,6 +65,47 @@ public sealed class MonitoringTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.NotNull(Assert.Single(await ModelMonitor.AlertsAsync(app.Db, shopId, openOnly: false, CancellationToken.None)).ClearedAt);
     }
 
+    /// <summary>
+    /// A new version scores on its own scale: right after a promotion its outputs differ from the version before it by design.
+    /// Until 4 Dec that read as an output shift and raised an alert; outputs are now compared within the serving version.
+    /// </summary>
+    [Fact]
+    public async Task AVersionPromotedThisWeek_IsNotAlertedForScoringDifferentlyFromTheVersionBefore_ItsOwnShiftIs()
+    {
+        var shopId = await app.InstallShopAsync("gov-drift-promoted.myshopify.com");
+        var now = app.Clock.GetUtcNow();
+        await app.ScalarAsync("""
+            INSERT INTO models (shop_id, kind, version, status, parameters, metrics, artifact, created_at, activated_at)
+            VALUES ($1, 'risk', 1, 'retired', '{}', '{}', '\x00', $2, $2), ($1, 'risk', 2, 'active', '{}', '{}', '\x00', $3, $3)
+            """, shopId, now.AddDays(-60), now.AddDays(-20));
+        async Task LogAsync(int n, DateTimeOffset from, TimeSpan span, int version, double scoreFrom, string prefix)
+        {
+            for (var i = 0; i < n; i++)
+                await app.LogDecisionAsync(new Decision(DecisionKinds.Risk, $"{prefix}{i}", shopId, from + span * i / n, "model")
+                {
+                    Subject = "LOW", OrderId = i, ModelKind = "risk", ModelVersion = version,
+                    Inputs = $"{{\"first_order\": {(i % 3 == 0 ? 1 : 0)}}}",
+                    Output = $"{{\"score\": {(scoreFrom + 0.01 * (i % 10)).ToString(System.Globalization.CultureInfo.InvariantCulture)}}}",
+                });
+        }
+        // Version 1 scored around 0.15 until version 2 took over, which scores the same orders around 0.55.
+        await LogAsync(400, now.AddDays(-34), TimeSpan.FromDays(14), 1, 0.1, "v1-");
+        await LogAsync(150, now.AddDays(-6), TimeSpan.FromDays(5), 2, 0.5, "v2-");
+        var monitor = app.Factory.Services.GetRequiredService<ModelMonitor>();
+
+        await monitor.RunShopAsync(shopId, CancellationToken.None);
+
+        Assert.DoesNotContain(await ModelMonitor.AlertsAsync(app.Db, shopId, openOnly: true, CancellationToken.None), a => a.Metric.StartsWith("drift:", StringComparison.Ordinal));
+        Assert.DoesNotContain(await ModelMonitor.LatestDriftAsync(app.Db, shopId, CancellationToken.None), d => d.Field == "score");
+
+        // Its own outputs of the weeks before are the reference: when they move, that alerts.
+        await LogAsync(200, now.AddDays(-19), TimeSpan.FromDays(12), 2, 0.05, "v2-before-");
+        await monitor.RunShopAsync(shopId, CancellationToken.None);
+        var alert = Assert.Single(await ModelMonitor.AlertsAsync(app.Db, shopId, openOnly: true, CancellationToken.None));
+        Assert.Equal("drift:prediction:score", alert.Metric);
+        Assert.Contains("against version 2's own decisions of the four weeks before (200)", alert.Detail);
+    }
+
     [Fact]
     public async Task RiskModel_ThatMissesFreshChargebacks_IsMeasuredOnThem_AndRaisesAnAlertAgainstItsHeldOutFigure()
     {
