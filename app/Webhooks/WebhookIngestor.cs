@@ -281,11 +281,17 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
         const string sql = """
             INSERT INTO webhook_deliveries (delivery_id, shop_domain, shop_id, topic, api_version, event_id, triggered_at, received_at, outcome, body, raw_body, error)
             SELECT $1, $2, s.id, $3, $4, $5, $6, $7, CASE WHEN s.id IS NULL THEN 'unknown_shop' ELSE 'failed' END,
-                   CASE WHEN s.id IS NULL OR $9
+                   CASE WHEN erased.yes THEN jsonb_build_object('redacted_at', $7::timestamptz)
+                        WHEN s.id IS NULL OR $9
                         THEN $10::jsonb || jsonb_build_object('withheld', CASE WHEN s.id IS NULL THEN 'no shop of ours' ELSE 'kept as bytes in raw_body' END)
                         ELSE $8::jsonb END,
-                   CASE WHEN s.id IS NOT NULL AND $9 THEN $11 END, $12
+                   CASE WHEN s.id IS NOT NULL AND $9 AND NOT erased.yes THEN $11 END, $12
             FROM (SELECT 1) one LEFT JOIN shops s ON s.domain = $2
+            -- A retry or late event of what was erased (the customer, or a guest's order or checkout) keeps none of it, as RecordSegmentSql.
+            CROSS JOIN LATERAL (SELECT s.id IS NOT NULL AND (
+                EXISTS (SELECT 1 FROM customers c WHERE c.shop_id = s.id AND c.id = $13 AND c.redacted_at IS NOT NULL)
+                OR ($3 LIKE 'orders/%' AND EXISTS (SELECT 1 FROM orders o WHERE o.shop_id = s.id AND o.id::text = $10::jsonb ->> 'id' AND o.redacted_at IS NOT NULL))
+                OR ($3 LIKE 'checkouts/%' AND EXISTS (SELECT 1 FROM checkouts k WHERE k.shop_id = s.id AND k.id::text = $10::jsonb ->> 'id' AND k.redacted_at IS NOT NULL))) AS yes) erased
             ON CONFLICT (delivery_id) DO NOTHING
             """;
         var asBytes = d.KeepAsBytes;
@@ -296,6 +302,7 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
         cmd.Parameters.Add(Sql.Param(d.Summary));
         cmd.Parameters.Add(new NpgsqlParameter { Value = d.Body, NpgsqlDbType = NpgsqlDbType.Bytea });
         cmd.Parameters.Add(Sql.Param(d.KeptAsideFor));
+        cmd.Parameters.Add(new NpgsqlParameter<long?> { TypedValue = d.CustomerId, NpgsqlDbType = NpgsqlDbType.Bigint });
         batch.BatchCommands.Add(cmd);
         return new IngestResult(IngestOutcome.KeptFailed, d.KeptAsideFor);
     }

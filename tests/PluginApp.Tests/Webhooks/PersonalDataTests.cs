@@ -181,6 +181,15 @@ public sealed class PersonalDataTests(AppFixture app) : IClassFixture<AppFixture
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM checkouts WHERE shop_id = $1 AND id = $2 AND updated_at > '2026-07-05' AND email IS NULL", shopId, guestCheckout));
         Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM refunds WHERE shop_id = $1 AND note IS NOT NULL", shopId));
         Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM refunds WHERE shop_id = $1 AND order_id = $2", shopId, guestOrder));
+        // A copy PostgreSQL refuses is kept aside as failed for the operator: without what she gave.
+        var refused = Guest("2026-07-10T12:00:00-04:00");
+        refused["total_price"] = "123456789012345678.00";
+        var delivery = Guid.NewGuid().ToString();
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("orders/updated", shop, refused.ToJsonString(), delivery)).StatusCode);
+        Assert.Equal(1, await app.CountAsync("""
+            SELECT count(*) FROM webhook_deliveries WHERE delivery_id = $1 AND outcome = 'failed' AND body ? 'redacted_at'
+              AND raw_body IS NULL AND position($2 in body::text) = 0
+            """, delivery, email));
     }
 
     /// <summary>
