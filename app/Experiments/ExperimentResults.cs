@@ -81,7 +81,13 @@ public sealed class ExperimentResults(NpgsqlDataSource db, ExperimentStore store
                 outcomes.Add(new OutcomeRow(r.GetString(0), r.GetFieldValue<DateTimeOffset>(1), r.GetDouble(2), r.IsDBNull(3) ? null : r.GetDouble(3),
                     r.GetDouble(4), r.GetDouble(5)));
         }
-        return Analyze(kind, settings, units, outcomes, from, to);
+        string? iana;
+        await using (var cmd = db.CreateCommand("SELECT iana_timezone FROM shops WHERE id = $1"))
+        {
+            cmd.Parameters.Add(Sql.Param(shopId));
+            iana = await cmd.ExecuteScalarAsync(ct) as string;
+        }
+        return Analyze(kind, settings, units, outcomes, from, to, StoreData.ShopDays.Zone(iana));
     }
 
     /// <summary>The verdict's words for a metric: "policy arm earns 4.1% more margin per visitor, …".</summary>
@@ -93,7 +99,7 @@ public sealed class ExperimentResults(NpgsqlDataSource db, ExperimentStore store
     };
 
     private static ExperimentReport Analyze(ExperimentKind kind, ExperimentSettings settings, Dictionary<string, UnitRow> units, List<OutcomeRow> outcomes,
-        DateTimeOffset from, DateTimeOffset to)
+        DateTimeOffset from, DateTimeOffset to, TimeZoneInfo zone)
     {
         var byUnit = outcomes.Where(o => units.ContainsKey(o.Unit)).GroupBy(o => o.Unit).ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
         var armNames = settings.Arms.Select(a => a.Name).ToList();
@@ -139,13 +145,14 @@ public sealed class ExperimentResults(NpgsqlDataSource db, ExperimentStore store
         }
 
         var final = AsOf(to);
-        var today = Lifts(final, DateOnly.FromDateTime(to.UtcDateTime));
+        var today = Lifts(final, StoreData.ShopDays.DayOf(to, zone));
         var overTime = new List<ArmLift>();
-        // From the first exposure's day: before it there is nothing to plot.
+        // From the first exposure's day: before it there is nothing to plot. Days are the shop's (until 4 Dec, UTC's: a store in
+        // California saw its evening's visitors on the next day).
         var first = units.Count == 0 ? from : units.Values.Min(u => u.FirstAt);
-        for (var d = DateOnly.FromDateTime(first.UtcDateTime); d.ToDateTime(TimeOnly.MinValue) <= to.UtcDateTime; d = d.AddDays(1))
+        for (var d = StoreData.ShopDays.DayOf(first, zone); StoreData.ShopDays.StartOf(d, zone) <= to; d = d.AddDays(1))
         {
-            var end = new DateTimeOffset(d.AddDays(1).ToDateTime(TimeOnly.MinValue), TimeSpan.Zero);
+            var end = StoreData.ShopDays.StartOf(d.AddDays(1), zone);
             overTime.AddRange(Lifts(AsOf(end < to ? end : to), d));
         }
         // Why only the treatment arms, each once MinGuardrailOrders of its visitors ordered: a guardrail says whether the change under

@@ -52,7 +52,7 @@ public sealed class TrainingScheduler(IBackgroundJobClient jobs, IRecurringJobMa
     /// <summary>On install: a nightly training of every kind in the shop's time zone.</summary>
     public void OnInstalled(string shop, string? ianaTimeZone)
     {
-        var zone = TimeZoneInfo.TryFindSystemTimeZoneById(ianaTimeZone ?? "UTC", out var tz) ? tz : TimeZoneInfo.Utc;
+        var zone = StoreData.ShopDays.Zone(ianaTimeZone);
         foreach (var kind in kinds.All)
             recurring.AddOrUpdate<TrainingJob>(NightlyId(shop, kind.Name), j => j.RunAsync(shop, kind.Name, Nightly, CancellationToken.None),
                 "0 3 * * *", new RecurringJobOptions { TimeZone = zone });

@@ -11,15 +11,11 @@ public sealed record DayWindow(IReadOnlyList<DateOnly> Days, DateTimeOffset From
 
     public static DayWindow Ending(DateTimeOffset now, string? ianaTimeZone, int days)
     {
-        var zone = TimeZoneInfo.TryFindSystemTimeZoneById(ianaTimeZone ?? "UTC", out var tz) ? tz : TimeZoneInfo.Utc;
-        var today = DateOnly.FromDateTime(TimeZoneInfo.ConvertTime(now, zone).DateTime);
+        var zone = ShopDays.Zone(ianaTimeZone);
+        var today = ShopDays.DayOf(now, zone);
         var first = today.AddDays(1 - days);
-        DateTimeOffset Start(DateOnly d)
-        {
-            var local = d.ToDateTime(TimeOnly.MinValue);
-            return new DateTimeOffset(local, zone.GetUtcOffset(local));
-        }
-        return new DayWindow(Enumerable.Range(0, days).Select(i => first.AddDays(i)).ToList(), Start(first), Start(today.AddDays(1)), zone.Id);
+        return new DayWindow(Enumerable.Range(0, days).Select(i => first.AddDays(i)).ToList(), ShopDays.StartOf(first, zone),
+            ShopDays.StartOf(today.AddDays(1), zone), zone.Id);
     }
 }
 

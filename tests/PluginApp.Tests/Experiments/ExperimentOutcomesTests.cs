@@ -62,6 +62,35 @@ public sealed class ExperimentOutcomesTests(AppFixture app) : IClassFixture<AppF
             statement.Parameters.Select(p => p.Value!).ToArray(), tx);
     }
 
+    /// <summary>
+    /// The day-by-day lift is drawn on the shop's days: a store in California's evening visitors belong to that evening's
+    /// day, not (as until 4 Dec) to the next day in UTC.
+    /// </summary>
+    [Fact]
+    public async Task TheDayByDayLift_FollowsTheShopsDays()
+    {
+        var shopId = await app.InstallShopAsync("experiment-shop-days.myshopify.com");
+        await app.ScalarAsync("UPDATE shops SET iana_timezone = 'America/Los_Angeles' WHERE id = $1", shopId);
+        var now = app.Clock.GetUtcNow();
+        // 03:00 UTC three days ago: the evening before in Los Angeles.
+        var evening = new DateTimeOffset(now.UtcDateTime.Date.AddDays(-3).AddHours(3), TimeSpan.Zero);
+        var arms = PluginApp.Recommendations.UpsellExperiment.Kind.Arms.Select(a => a.Name).ToArray();
+        await app.CountAsync("""
+            INSERT INTO experiment_exposures (shop_id, experiment, unit, arm, customer_id, first_at)
+            SELECT $1, 'upsells', 'v:shop-days-' || i, ($2::text[])[1 + i % 2], NULL, $3::timestamptz + interval '1 minute' * i
+            FROM generate_series(1, 20) i
+            """, shopId, arms, evening);
+
+        var report = await app.Factory.Services.GetRequiredService<ExperimentResults>().ReportAsync(shopId, "upsells", CancellationToken.None);
+
+        var la = TimeZoneInfo.FindSystemTimeZoneById("America/Los_Angeles");
+        var firstDay = DateOnly.FromDateTime(TimeZoneInfo.ConvertTime(evening, la).DateTime);
+        Assert.Equal(DateOnly.FromDateTime(evening.UtcDateTime).AddDays(-1), firstDay);
+        Assert.Equal(firstDay, report.OverTime.Min(l => l.Day));
+        Assert.Equal(DateOnly.FromDateTime(TimeZoneInfo.ConvertTime(now, la).DateTime), report.OverTime.Max(l => l.Day));
+        Assert.All(report.Today, l => Assert.Equal(DateOnly.FromDateTime(TimeZoneInfo.ConvertTime(now, la).DateTime), l.Day));
+    }
+
     /// <summary>An experiment that runs by default keeps the visitors it has shown when the merchant first saves its settings.</summary>
     [Fact]
     public async Task AnExperimentRunningByDefault_KeepsItsVisitors_WhenItsSettingsAreFirstSaved()
