@@ -31,17 +31,8 @@ public sealed class MonitoringTests(AppFixture app) : IClassFixture<AppFixture>
         var shopId = await app.InstallShopAsync("gov-drift.myshopify.com");
         var now = app.Clock.GetUtcNow();
         var rng = new Random(11);
-        async Task LogAsync(int n, DateTimeOffset from, TimeSpan span, double amountMean, string prefix)
-        {
-            var amounts = Normal(rng, n, amountMean);
-            for (var i = 0; i < n; i++)
-                await app.LogDecisionAsync(new Decision(DecisionKinds.Risk, $"{prefix}{i}", shopId, from + span * i / n, "rule_prior")
-                {
-                    Subject = "LOW", OrderId = i, ModelKind = "risk",
-                    Inputs = $"{{\"amount_z\": {amounts[i].ToString(System.Globalization.CultureInfo.InvariantCulture)}, \"first_order\": {(i % 3 == 0 ? 1 : 0)}}}",
-                    Output = $"{{\"score\": {(0.1 + 0.01 * (i % 10)).ToString(System.Globalization.CultureInfo.InvariantCulture)}}}",
-                });
-        }
+        Task LogAsync(int n, DateTimeOffset from, TimeSpan span, double amountMean, string prefix) =>
+            LogRiskDecisionsAsync(shopId, prefix, n, from, span, version: null, scoreFrom: 0.1, Normal(rng, n, amountMean));
         await LogAsync(600, now.AddDays(-30), TimeSpan.FromDays(20), 0, "ref-");
         await LogAsync(150, now.AddDays(-6), TimeSpan.FromDays(5), 1.5, "cur-");
         var monitor = app.Factory.Services.GetRequiredService<ModelMonitor>();
@@ -78,16 +69,8 @@ public sealed class MonitoringTests(AppFixture app) : IClassFixture<AppFixture>
             INSERT INTO models (shop_id, kind, version, status, parameters, metrics, artifact, created_at, activated_at)
             VALUES ($1, 'risk', 1, 'retired', '{}', '{}', '\x00', $2, $2), ($1, 'risk', 2, 'active', '{}', '{}', '\x00', $3, $3)
             """, shopId, now.AddDays(-60), now.AddDays(-20));
-        async Task LogAsync(int n, DateTimeOffset from, TimeSpan span, int version, double scoreFrom, string prefix)
-        {
-            for (var i = 0; i < n; i++)
-                await app.LogDecisionAsync(new Decision(DecisionKinds.Risk, $"{prefix}{i}", shopId, from + span * i / n, "model")
-                {
-                    Subject = "LOW", OrderId = i, ModelKind = "risk", ModelVersion = version,
-                    Inputs = $"{{\"first_order\": {(i % 3 == 0 ? 1 : 0)}}}",
-                    Output = $"{{\"score\": {(scoreFrom + 0.01 * (i % 10)).ToString(System.Globalization.CultureInfo.InvariantCulture)}}}",
-                });
-        }
+        Task LogAsync(int n, DateTimeOffset from, TimeSpan span, int version, double scoreFrom, string prefix) =>
+            LogRiskDecisionsAsync(shopId, prefix, n, from, span, version, scoreFrom);
         // Version 1 scored around 0.15 until version 2 took over, which scores the same orders around 0.55.
         await LogAsync(400, now.AddDays(-34), TimeSpan.FromDays(14), 1, 0.1, "v1-");
         await LogAsync(150, now.AddDays(-6), TimeSpan.FromDays(5), 2, 0.5, "v2-");
@@ -185,6 +168,24 @@ public sealed class MonitoringTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal(System.Net.HttpStatusCode.OK, res.StatusCode);
         var open = await ModelMonitor.AlertsAsync(app.Db, shopId, openOnly: true, CancellationToken.None);
         Assert.Equal(alerts, open.Any(a => a.Metric == "revenue-per-visitor"));
+    }
+
+    /// <summary>
+    /// <paramref name="n"/> order risk decisions spread over <paramref name="span"/> from <paramref name="from"/>, by the model
+    /// <paramref name="version"/> (null: the rule prior): inputs first_order (every third) and amount_z when given, the output
+    /// score from <paramref name="scoreFrom"/> in ten steps of 0.01.
+    /// </summary>
+    private async Task LogRiskDecisionsAsync(long shopId, string prefix, int n, DateTimeOffset from, TimeSpan span, int? version, double scoreFrom,
+        double[]? amounts = null)
+    {
+        static string Num(double v) => v.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        for (var i = 0; i < n; i++)
+            await app.LogDecisionAsync(new Decision(DecisionKinds.Risk, $"{prefix}{i}", shopId, from + span * i / n, version is null ? "rule_prior" : "model")
+            {
+                Subject = "LOW", OrderId = i, ModelKind = "risk", ModelVersion = version,
+                Inputs = (amounts is null ? "{" : $"{{\"amount_z\": {Num(amounts[i])}, ") + $"\"first_order\": {(i % 3 == 0 ? 1 : 0)}}}",
+                Output = $"{{\"score\": {Num(scoreFrom + 0.01 * (i % 10))}}}",
+            });
     }
 
     /// <summary>

@@ -51,6 +51,20 @@ public sealed class StagedReleaseTests(ReleaseFixture app) : IClassFixture<Relea
         return seed;
     }
 
+    /// <summary>An answer of product 102 by <paramref name="version"/> (the canary's, or not), seen by the shopper and maybe clicked.</summary>
+    private async Task SeenAnswerAsync(StoreSeed seed, string id, int version, bool canary, DateTimeOffset at, bool clicked)
+    {
+        await app.LogDecisionAsync(new Decision(DecisionKinds.Upsell, id, seed.ShopId, at, "model")
+        {
+            Subject = "product", ModelKind = Kind, ModelVersion = version, Arm = UpsellExperiment.ModelArm, OutputIds = [seed.P(102)],
+            Output = canary ? """{"release":"canary","candidate":2}""" : null,
+        });
+        await app.ScalarAsync("""
+            INSERT INTO recommendation_events (shop_id, event_type, request_id, product_id, occurred_at)
+            SELECT $1, e, $2, $3, $4 FROM unnest(CASE WHEN $5 THEN ARRAY['impression', 'click'] ELSE ARRAY['impression'] END) e
+            """, seed.ShopId, id, seed.P(102), at, clicked);
+    }
+
     private Task<object?> StatusAsync(StoreSeed seed, int version) =>
         app.ScalarAsync("SELECT status FROM models WHERE shop_id = $1 AND kind = $2 AND version = $3", seed.ShopId, Kind, version);
 
@@ -204,17 +218,9 @@ public sealed class StagedReleaseTests(ReleaseFixture app) : IClassFixture<Relea
             foreach (var (version, canary) in new[] { (1, false), (2, true) })
             {
                 var id = $"ctr-{version}-{i}";
-                await app.LogDecisionAsync(new Decision(DecisionKinds.Upsell, id, seed.ShopId, at, "model")
-                {
-                    Subject = "product", ModelKind = Kind, ModelVersion = version, Arm = UpsellExperiment.ModelArm, OutputIds = [seed.P(102)],
-                    Output = canary ? """{"release":"canary","candidate":2}""" : null,
-                });
-                await app.ScalarAsync("INSERT INTO recommendation_events (shop_id, event_type, request_id, product_id, occurred_at) VALUES ($1, 'impression', $2, $3, $4)",
-                    seed.ShopId, id, seed.P(102), at);
+                await SeenAnswerAsync(seed, id, version, canary, at, clicked: !canary && i % 2 == 0);
                 if (!canary && i % 2 == 0)
                 {
-                    await app.ScalarAsync("INSERT INTO recommendation_events (shop_id, event_type, request_id, product_id, occurred_at) VALUES ($1, 'click', $2, $3, $4)",
-                        seed.ShopId, id, seed.P(102), at);
                     // Half the active version's answers led to an order line of 20.00; none of the canary's.
                     await app.ScalarAsync("""
                         INSERT INTO recommendation_attributions (shop_id, line_id, order_id, product_id, request_id, event_type, model_version, experiment_arm, revenue, attributed_at)
@@ -279,18 +285,7 @@ public sealed class StagedReleaseTests(ReleaseFixture app) : IClassFixture<Relea
         var at = app.Clock.GetUtcNow();
         for (var i = 0; i < 8; i++)
             foreach (var (version, canary) in new[] { (1, false), (2, true) })
-            {
-                var id = $"pr-seen-{version}-{i}";
-                await app.LogDecisionAsync(new Decision(DecisionKinds.Upsell, id, seed.ShopId, at, "model")
-                {
-                    Subject = "product", ModelKind = Kind, ModelVersion = version, Arm = UpsellExperiment.ModelArm, OutputIds = [seed.P(102)],
-                    Output = canary ? """{"release":"canary","candidate":2}""" : null,
-                });
-                await app.ScalarAsync("""
-                    INSERT INTO recommendation_events (shop_id, event_type, request_id, product_id, occurred_at)
-                    SELECT $1, e, $2, $3, $4 FROM unnest(CASE WHEN $5 THEN ARRAY['impression', 'click'] ELSE ARRAY['impression'] END) e
-                    """, seed.ShopId, id, seed.P(102), at, i % 2 == 0);
-            }
+                await SeenAnswerAsync(seed, $"pr-seen-{version}-{i}", version, canary, at, clicked: i % 2 == 0);
 
         await RunReleasesAsync(seed);
 
