@@ -119,17 +119,23 @@ public sealed class AbandonmentSignal(NpgsqlDataSource db, IntentScorer scorer, 
     public async Task<(int Signalled, int Cleared)> ShopAsync(long shopId, CancellationToken ct)
     {
         var o = options.Value;
-        if (!await switches.IsOnAsync(shopId, IntentFeature.Name, ct)) return (0, 0); // switched off: no new tags (those written stay until the order clears them)
+        // Switched off: no new signals, but those written are still cleared when the checkout completes, the order comes or
+        // they age out (until 4 Dec the switch stopped the clearing too, and a shopper who had bought kept the tag that recovery
+        // emails are sent on).
+        var on = await switches.IsOnAsync(shopId, IntentFeature.Name, ct);
         var now = clock.GetUtcNow();
         var open = new List<Open>();
-        await using (var cmd = db.CreateCommand(OpenSql))
+        if (on)
         {
-            cmd.Parameters.Add(Sql.Param(shopId));
-            cmd.Parameters.Add(Sql.Param(now - o.Until));
-            cmd.Parameters.Add(Sql.Param(now - o.After));
-            await using var r = await cmd.ExecuteReaderAsync(ct);
-            while (await r.ReadAsync(ct))
-                open.Add(new Open(r.GetInt64(0), r.GetInt64(1), r.GetDouble(2), r.GetInt32(3), r.GetInt32(4), r.GetFieldValue<DateTimeOffset>(5), r.GetFieldValue<DateTimeOffset>(6)));
+            await using (var cmd = db.CreateCommand(OpenSql))
+            {
+                cmd.Parameters.Add(Sql.Param(shopId));
+                cmd.Parameters.Add(Sql.Param(now - o.Until));
+                cmd.Parameters.Add(Sql.Param(now - o.After));
+                await using var r = await cmd.ExecuteReaderAsync(ct);
+                while (await r.ReadAsync(ct))
+                    open.Add(new Open(r.GetInt64(0), r.GetInt64(1), r.GetDouble(2), r.GetInt32(3), r.GetInt32(4), r.GetFieldValue<DateTimeOffset>(5), r.GetFieldValue<DateTimeOffset>(6)));
+            }
         }
         var signalled = 0;
         var median = await IntentData.MedianOrderValueAsync(db, shopId, now, ct);

@@ -214,7 +214,9 @@ public sealed class IntentTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal(1, app.Shopify.Admin.Mutations.Count(m => m.Shop == seed.Shop && m.Query.Contains("tagsAdd")
             && m.Variables["id"]?.GetValue<string>()?.StartsWith("gid://shopify/Customer/", StringComparison.Ordinal) == true));
 
-        // The customer orders: the signal is cleared and our tag removed, the metafield set to 0.
+        // The merchant switches purchase intent off, then the customer orders: the signal is still cleared and our tag removed,
+        // the metafield set to 0 (until 4 Dec a switch-off left the tag recovery emails are sent on, on a shopper who had bought).
+        Assert.Equal(System.Net.HttpStatusCode.OK, (await app.SwitchFeatureAsync(seed.Shop, IntentFeature.Name, false, "store_rate", "pausing offers")).StatusCode);
         await app.ScalarAsync("INSERT INTO orders (shop_id, id, customer_id, checkout_token, total_price, created_at, updated_at) VALUES ($1, 96820009, $2, 'co-96820001', 60, $3, $3)",
             seed.ShopId, 96_810_001L, now);
         var (_, cleared) = await signal.ShopAsync(seed.ShopId, CancellationToken.None);
