@@ -32,11 +32,11 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
 {
     public const string Name = "churn-segments";
 
-    /// <summary>Churn segments as a feature the merchant can switch off: no scoring, no tag or metafield changes.</summary>
+    /// <summary>Churn segments as a feature the merchant can switch off: no scoring, no new segments written (a departed customer's queued cleanup still goes).</summary>
     public static readonly AiFeature Switch = new(Name, "Churn segments",
         "Scores every customer's churn risk and value, and writes their segment to Shopify as a customer tag and metafields.", ["nothing"])
     {
-        OffMeaning = new Dictionary<string, string> { ["nothing"] = "no new scores and no tag or metafield changes; the tags last written stay until you turn it on" },
+        OffMeaning = new Dictionary<string, string> { ["nothing"] = "no new scores and no new segments written; the tags last written stay until you turn it on, except that ours already queued for removal from customers no longer scored are still removed" },
         // Why not the request's token: a merchant who closes the page at once must not leave the calls queued.
         WhenSwitchedOff = (services, shopId, _) => services.GetRequiredService<ChurnScoringJob>().CancelQueuedCallsAsync(shopId, CancellationToken.None),
         // Why at once: the customers whose calls were dropped when it was switched off get them again from the next run.

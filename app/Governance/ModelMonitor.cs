@@ -140,13 +140,16 @@ public sealed class ModelMonitor(NpgsqlDataSource db, ModelKinds kinds, ModelReg
         // Revenue per visitor against the holdout, margin per visitor against the control: only the always-valid interval is read.
         foreach (var (key, modelKind, metric, words) in new[]
                  {
-                     ("upsells", "recommender", "revenue-per-visitor", "revenue per visitor with the recommender is below the holdout's (store bestsellers)"),
-                     ("cart-offers", "intent", "offer-margin", "margin per visitor with cart offers is below the control's (shown nothing)"),
+                     ("upsells", "recommender", "revenue-per-visitor", "with the recommender is below the holdout's (store bestsellers)"),
+                     ("cart-offers", "intent", "offer-margin", "with cart offers is below the control's (shown nothing)"),
                  })
         {
             ExperimentReport report;
             try { report = await experiments.ReportAsync(shopId, key, ct); }
             catch (KeyNotFoundException) { continue; }
+            // A stopped experiment's figures are frozen at its stop: read daily, they would raise the same alert for ever.
+            if (!report.Settings.Running) continue;
+            var measure = report.Settings.Metric switch { "conversion" => "orders per visitor", "margin" => "margin per visitor", _ => "revenue per visitor" };
             foreach (var lift in report.Today)
             {
                 var c = lift.Comparison;
@@ -154,7 +157,7 @@ public sealed class ModelMonitor(NpgsqlDataSource db, ModelKinds kinds, ModelReg
                 if (ExperimentAnalysis.Outcome(c) != ExperimentOutcome.TreatmentWorse) continue;
                 alerts.Add((modelKind, metric));
                 await RaiseAsync(shopId, modelKind, metric, Version(modelKind), string.Create(CultureInfo.InvariantCulture,
-                    $"{words}: {c.TreatmentMean:0.00} against {c.ControlMean:0.00} per visitor, difference {c.Difference:0.00} (always-valid 95 % interval {c.SequentialDifference.Low:0.00} to {c.SequentialDifference.High:0.00}), {c.TreatmentUnits} and {c.ControlUnits} visitors"),
+                    $"{measure} {words}: {c.TreatmentMean:0.00} against {c.ControlMean:0.00} per visitor, difference {c.Difference:0.00} (always-valid 95 % interval {c.SequentialDifference.Low:0.00} to {c.SequentialDifference.High:0.00}), {c.TreatmentUnits} and {c.ControlUnits} visitors"),
                     report.From, now, ct);
             }
         }
@@ -245,7 +248,11 @@ public sealed class ModelMonitor(NpgsqlDataSource db, ModelKinds kinds, ModelReg
     {
         await using var cmd = db.CreateCommand("""
             SELECT DISTINCT ON (decision_kind, field) decision_kind, field, role, model_kind, model_version, psi, reference_n, current_n, reference_mean, current_mean, reference, computed_at
-            FROM model_drift WHERE shop_id = $1 ORDER BY decision_kind, field, computed_at DESC
+            FROM model_drift m WHERE shop_id = $1
+              -- The last run's figures only: a field it no longer compares (a promoted version's outputs, until it has its own
+              -- reference) shows nothing rather than the figure of another version.
+              AND computed_at = (SELECT max(computed_at) FROM model_drift x WHERE x.shop_id = m.shop_id)
+            ORDER BY decision_kind, field, computed_at DESC
             """);
         cmd.Parameters.Add(Sql.Param(shopId));
         var list = new List<DriftView>();

@@ -2,7 +2,8 @@ namespace PluginApp.StoreData;
 
 /// <summary>
 /// The shop's calendar: its time zone (shops.iana_timezone, read at install; UTC when unknown or not on this machine) and
-/// where its days begin, which is what a merchant means by "a day" on every page, chart and schedule.
+/// where its days begin: what a merchant means by "a day" (the Overview's window, the Experiments page's days, the nightly
+/// training; the cart offers' daily budget and churn's daily counts still use UTC days).
 /// </summary>
 public static class ShopDays
 {
@@ -16,6 +17,7 @@ public static class ShopDays
     public static DateTimeOffset StartOf(DateOnly day, TimeZoneInfo zone)
     {
         var local = day.ToDateTime(TimeOnly.MinValue);
-        return new DateTimeOffset(local, zone.GetUtcOffset(local));
+        // Where clocks go back at midnight (midnight comes twice), the day begins at the first one: the larger offset.
+        return new DateTimeOffset(local, zone.IsAmbiguousTime(local) ? zone.GetAmbiguousTimeOffsets(local).Max() : zone.GetUtcOffset(local));
     }
 }

@@ -108,6 +108,9 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
         catch (InvalidOperationException e)
         {
             // Valid JSON whose values .NET cannot read (e.g. a lone surrogate in a string): keep it aside, do not make Shopify retry.
+            // Its customer, where it can be read, keeps an erased customer's body out (AddKeepFailed).
+            try { delivery.CustomerId = CustomerIdOf(h.Topic, root); }
+            catch (Exception unreadable) when (unreadable is InvalidOperationException or MalformedPayloadException) { }
             KeepAside(delivery, e.GetType().Name);
             return (delivery, null);
         }
@@ -290,8 +293,8 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
             -- A retry or late event of what was erased (the customer, or a guest's order or checkout) keeps none of it, as RecordSegmentSql.
             CROSS JOIN LATERAL (SELECT s.id IS NOT NULL AND (
                 EXISTS (SELECT 1 FROM customers c WHERE c.shop_id = s.id AND c.id = $13 AND c.redacted_at IS NOT NULL)
-                OR ($3 LIKE 'orders/%' AND EXISTS (SELECT 1 FROM orders o WHERE o.shop_id = s.id AND o.id::text = $10::jsonb ->> 'id' AND o.redacted_at IS NOT NULL))
-                OR ($3 LIKE 'checkouts/%' AND EXISTS (SELECT 1 FROM checkouts k WHERE k.shop_id = s.id AND k.id::text = $10::jsonb ->> 'id' AND k.redacted_at IS NOT NULL))) AS yes) erased
+                OR EXISTS (SELECT 1 FROM orders o WHERE o.shop_id = s.id AND o.id = ANY($14) AND o.redacted_at IS NOT NULL)
+                OR EXISTS (SELECT 1 FROM checkouts k WHERE k.shop_id = s.id AND k.id = ANY($15) AND k.redacted_at IS NOT NULL)) AS yes) erased
             ON CONFLICT (delivery_id) DO NOTHING
             """;
         var asBytes = d.KeepAsBytes;
@@ -303,6 +306,11 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
         cmd.Parameters.Add(new NpgsqlParameter { Value = d.Body, NpgsqlDbType = NpgsqlDbType.Bytea });
         cmd.Parameters.Add(Sql.Param(d.KeptAsideFor));
         cmd.Parameters.Add(new NpgsqlParameter<long?> { TypedValue = d.CustomerId, NpgsqlDbType = NpgsqlDbType.Bigint });
+        // The orders and checkouts it names (a refund its order's); one kept aside before its rows were read, its own id.
+        var own = d.Rows is null && JsonNode.Parse(d.Summary)?["id"] is JsonValue v && v.TryGetValue<long>(out var id) ? [id] : Array.Empty<long>();
+        var topic = d.Headers.Topic;
+        cmd.Parameters.Add(Sql.Param(d.Owned.Orders.Length > 0 || !topic.StartsWith("orders/", StringComparison.Ordinal) ? d.Owned.Orders : own));
+        cmd.Parameters.Add(Sql.Param(d.Owned.Checkouts.Length > 0 || !topic.StartsWith("checkouts/", StringComparison.Ordinal) ? d.Owned.Checkouts : own));
         batch.BatchCommands.Add(cmd);
         return new IngestResult(IngestOutcome.KeptFailed, d.KeptAsideFor);
     }

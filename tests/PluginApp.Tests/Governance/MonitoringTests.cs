@@ -168,6 +168,15 @@ public sealed class MonitoringTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal(System.Net.HttpStatusCode.OK, res.StatusCode);
         var open = await ModelMonitor.AlertsAsync(app.Db, shopId, openOnly: true, CancellationToken.None);
         Assert.Equal(alerts, open.Any(a => a.Metric == "revenue-per-visitor"));
+        if (!alerts) return;
+        Assert.Contains("revenue per visitor with the recommender is below the holdout's", open.Single(a => a.Metric == "revenue-per-visitor").Detail);
+
+        // Stopped, its figures are frozen: the alert clears rather than being raised again every day.
+        var store = app.Factory.Services.GetRequiredService<PluginApp.Experiments.ExperimentStore>();
+        var settings = await store.GetAsync(shopId, "upsells", CancellationToken.None);
+        await store.SaveAsync(shopId, "upsells", settings.Arms, settings.Metric, settings.Guardrails, running: false, "staff user 42", CancellationToken.None);
+        await app.Factory.Services.GetRequiredService<ModelMonitor>().RunShopAsync(shopId, CancellationToken.None);
+        Assert.DoesNotContain(await ModelMonitor.AlertsAsync(app.Db, shopId, openOnly: true, CancellationToken.None), a => a.Metric == "revenue-per-visitor");
     }
 
     /// <summary>

@@ -296,6 +296,37 @@ public sealed class StagedReleaseTests(ReleaseFixture app) : IClassFixture<Relea
         Assert.Equal(2, (await seed.RecommendAsync($"placement=product&product_id=105&visitor_id={outside}")).GetProperty("model_version").GetInt32());
     }
 
+    /// <summary>
+    /// A store whose theme sends no impressions can never read the click-through guardrail: after three times its decisions
+    /// the canary is promoted all the same, and the event says it went unguarded, rather than holding the trainings for ever.
+    /// </summary>
+    [Fact]
+    public async Task Canary_WhoseGuardrailIsNeverRead_IsPromotedAfterThreeTimesItsDecisions_AndSaysSo()
+    {
+        var seed = new StoreSeed(app, "release-unguarded.myshopify.com");
+        await seed.SeedAsync(customersPerGroup: 8);
+        await StageAsync(seed, shadow: 1, share: 0.5, canary: 2);
+        await seed.TrainAsync();
+        await seed.TrainAsync();
+        await seed.RecommendAsync($"placement=product&product_id=105&visitor_id={Visitors(seed, "ug", 0.5, inCanary: false, 1)[0]}");
+        await RunReleasesAsync(seed);
+        Assert.Equal("canary", await StatusAsync(seed, 2));
+
+        var canaryVisitors = Visitors(seed, "ug-c", 0.5, inCanary: true, 6);
+        foreach (var visitor in canaryVisitors[..5])
+            await seed.RecommendAsync($"placement=product&product_id=105&visitor_id={visitor}");
+        await RunReleasesAsync(seed);
+        Assert.Equal("canary", await StatusAsync(seed, 2)); // 5 of the 6 it waits for
+
+        await seed.RecommendAsync($"placement=product&product_id=105&visitor_id={canaryVisitors[5]}");
+        await RunReleasesAsync(seed);
+
+        Assert.Equal("active", await StatusAsync(seed, 2));
+        Assert.Equal(1, await app.CountAsync(
+            "SELECT count(*) FROM governance_events WHERE shop_id = $1 AND event = 'promoted' AND detail LIKE 'version 2 serves everyone after 6 canary decisions without its guardrail read after 3 times its decisions (%click-through not read yet%'",
+            seed.ShopId));
+    }
+
     [Fact]
     public async Task Release_StoppedByTheMerchant_GoesBackToCandidate_WithWhoAndWhy()
     {

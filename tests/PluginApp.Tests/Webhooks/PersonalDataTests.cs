@@ -186,10 +186,15 @@ public sealed class PersonalDataTests(AppFixture app) : IClassFixture<AppFixture
         refused["total_price"] = "123456789012345678.00";
         var delivery = Guid.NewGuid().ToString();
         Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("orders/updated", shop, refused.ToJsonString(), delivery)).StatusCode);
-        Assert.Equal(1, await app.CountAsync("""
-            SELECT count(*) FROM webhook_deliveries WHERE delivery_id = $1 AND outcome = 'failed' AND body ? 'redacted_at'
-              AND raw_body IS NULL AND position($2 in body::text) = 0
-            """, delivery, email));
+        var refusedRefund = Refund(8_820_303);
+        refusedRefund["transactions"]![0]!["amount"] = "123456789012345678.00";
+        var refundDelivery = Guid.NewGuid().ToString();
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("refunds/create", shop, refusedRefund.ToJsonString(), refundDelivery)).StatusCode);
+        foreach (var kept in new[] { delivery, refundDelivery })
+            Assert.Equal(1, await app.CountAsync("""
+                SELECT count(*) FROM webhook_deliveries WHERE delivery_id = $1 AND outcome = 'failed' AND body ? 'redacted_at'
+                  AND raw_body IS NULL AND position($2 in body::text) = 0
+                """, kept, email));
     }
 
     /// <summary>
