@@ -21,7 +21,7 @@ public sealed record CartOfferSettings
     public decimal MaxDiscountPercent { get; init; } = 15;
     /// <summary>Cap: (value after discount − cost) / value after discount must stay at or above this; carts with a line of unknown cost get no offer.</summary>
     public decimal MarginFloorPercent { get; init; } = 20;
-    /// <summary>Cap: discounts handed out per day (UTC), counted at the discount each cart would get.</summary>
+    /// <summary>Cap: discounts handed out per day (the shop's, in its time zone), counted at the discount each cart would get.</summary>
     public decimal DailyBudget { get; init; } = 100;
     /// <summary>How long a handed-out code stays valid.</summary>
     public int CodeExpiryHours { get; init; } = 48;

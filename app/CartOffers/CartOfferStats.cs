@@ -51,7 +51,9 @@ public sealed class CartOfferStats(NpgsqlDataSource db, TimeProvider clock)
     public async Task<CodeSummary> CodesAsync(long shopId, CartOfferSettings settings, CancellationToken ct)
     {
         var now = clock.GetUtcNow();
-        await using var cmd = db.CreateCommand($"""
+        await using var conn = await db.OpenConnectionAsync(ct);
+        var today = StoreData.ShopDays.StartOfDay(now, await StoreData.ShopDays.ZoneAsync(conn, shopId, ct));
+        await using var cmd = new NpgsqlCommand($"""
             SELECT count(*) FILTER (WHERE state = 'creating'), count(*) FILTER (WHERE {DiscountPool.Usable("$3", "$4", "$5")}), count(*) FILTER (WHERE state = 'handed_out'),
                    count(*) FILTER (WHERE state = 'used'), count(*) FILTER (WHERE state = 'expired'),
                    coalesce(sum(amount) FILTER (WHERE handed_out_at >= $2), 0),
@@ -59,9 +61,9 @@ public sealed class CartOfferStats(NpgsqlDataSource db, TimeProvider clock)
                              WHERE d.shop_id = $1 AND d.state = 'used'), 0),
                    count(*) FILTER (WHERE state = 'failed'), count(*) FILTER (WHERE state = 'ready' AND NOT ({DiscountPool.Usable("$3", "$4", "$5")}))
             FROM discount_codes WHERE shop_id = $1
-            """);
+            """, conn);
         cmd.Parameters.Add(Sql.Param(shopId));
-        cmd.Parameters.Add(Sql.Param(new DateTimeOffset(now.UtcDateTime.Date, TimeSpan.Zero)));
+        cmd.Parameters.Add(Sql.Param(today));
         cmd.Parameters.Add(Sql.Param(now));
         cmd.Parameters.Add(Sql.Param(settings.OfferPercent));
         cmd.Parameters.Add(Sql.Param(settings.CodeExpiryHours));

@@ -160,16 +160,17 @@ public sealed class DiscountPool(NpgsqlDataSource db, OutboxScheduler outbox, Ti
         FROM (SELECT 1) x LEFT JOIN discount_codes c ON c.shop_id = $1 AND c.cart_token = $4 AND c.state = 'handed_out'
         """;
 
-    /// <summary>What the caps need: whether a code is ready at the settings' percent and validity, and the discount handed out today (UTC).</summary>
+    /// <summary>What the caps need: whether a code is ready at the settings' percent and validity, and the discount handed out today (the shop's day).</summary>
     public async Task<(bool Ready, decimal SpentToday, HandedCode? Existing)> StateAsync(long shopId, string? cartToken, CartOfferSettings settings, CancellationToken ct)
     {
         var now = clock.GetUtcNow();
         await using var conn = await db.OpenConnectionAsync(ct);
         await SettleAsync(conn, null, shopId, now, ct);
+        var today = StoreData.ShopDays.StartOfDay(now, await StoreData.ShopDays.ZoneAsync(conn, shopId, ct));
         await using var cmd = new NpgsqlCommand(StateSql, conn);
         cmd.Parameters.Add(Sql.Param(shopId));
         cmd.Parameters.Add(Sql.Param(now));
-        cmd.Parameters.Add(Sql.Param(new DateTimeOffset(now.UtcDateTime.Date, TimeSpan.Zero)));
+        cmd.Parameters.Add(Sql.Param(today));
         cmd.Parameters.Add(Sql.Text(cartToken));
         cmd.Parameters.Add(Sql.Param(settings.OfferPercent));
         cmd.Parameters.Add(Sql.Param(settings.CodeExpiryHours));
@@ -210,7 +211,7 @@ public sealed class DiscountPool(NpgsqlDataSource db, OutboxScheduler outbox, Ti
         cmd.Parameters.Add(Sql.Text(visitorHash));
         cmd.Parameters.Add(Sql.Param(amount));
         cmd.Parameters.Add(Sql.Param(now));
-        cmd.Parameters.Add(Sql.Param(new DateTimeOffset(now.UtcDateTime.Date, TimeSpan.Zero)));
+        cmd.Parameters.Add(Sql.Param(StoreData.ShopDays.StartOfDay(now, await StoreData.ShopDays.ZoneAsync(conn, shopId, ct))));
         cmd.Parameters.Add(Sql.Param(settings.DailyBudget));
         cmd.Parameters.Add(Sql.Param(decisionId));
         cmd.Parameters.Add(Sql.Param(settings.OfferPercent));

@@ -81,13 +81,8 @@ public sealed class ExperimentResults(NpgsqlDataSource db, ExperimentStore store
                 outcomes.Add(new OutcomeRow(r.GetString(0), r.GetFieldValue<DateTimeOffset>(1), r.GetDouble(2), r.IsDBNull(3) ? null : r.GetDouble(3),
                     r.GetDouble(4), r.GetDouble(5)));
         }
-        string? iana;
-        await using (var cmd = db.CreateCommand("SELECT iana_timezone FROM shops WHERE id = $1"))
-        {
-            cmd.Parameters.Add(Sql.Param(shopId));
-            iana = await cmd.ExecuteScalarAsync(ct) as string;
-        }
-        return Analyze(kind, settings, units, outcomes, from, to, StoreData.ShopDays.Zone(iana));
+        await using var conn = await db.OpenConnectionAsync(ct);
+        return Analyze(kind, settings, units, outcomes, from, to, await StoreData.ShopDays.ZoneAsync(conn, shopId, ct));
     }
 
     /// <summary>The verdict's words for a metric: "policy arm earns 4.1% more margin per visitor, …".</summary>

@@ -552,6 +552,32 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
     }
 
     /// <summary>
+    /// The daily budget counts the shop's day, in its time zone: for a store in Los Angeles until 4 Dec it began at 16:00 or
+    /// 17:00 local time (UTC midnight), so one local day could hand out nearly twice the budget.
+    /// </summary>
+    [Fact]
+    public async Task TheDailyBudget_CountsTheShopsDay_NotUtcs()
+    {
+        var shopId = await app.InstallShopAsync("offers-shop-day.myshopify.com");
+        await app.ScalarAsync("UPDATE shops SET iana_timezone = 'America/Los_Angeles' WHERE id = $1", shopId);
+        var now = app.Clock.GetUtcNow();
+        var la = TimeZoneInfo.FindSystemTimeZoneById("America/Los_Angeles");
+        var local = TimeZoneInfo.ConvertTime(now, la);
+        var laMidnight = new DateTimeOffset(local.Date, la.GetUtcOffset(local.Date));
+        var utcMidnight = new DateTimeOffset(now.UtcDateTime.Date, TimeSpan.Zero);
+        // One hand-out after one midnight and before the other: today for the shop only if after its own.
+        var at = (laMidnight > utcMidnight ? utcMidnight : laMidnight).AddMinutes(1);
+        await app.CountAsync("""
+            INSERT INTO discount_codes (shop_id, code, percent, state, created_at, expires_at, cart_token, amount, handed_out_at)
+            VALUES ($1, 'DAY-1', 10, 'handed_out', $2, $3, 'day-cart', 7, $2)
+            """, shopId, at, now.AddDays(2));
+
+        var (_, spent, _) = await app.Factory.Services.GetRequiredService<DiscountPool>().StateAsync(shopId, null, CartOfferSettings.Default, CancellationToken.None);
+
+        Assert.Equal(at >= laMidnight ? 7m : 0m, spent);
+    }
+
+    /// <summary>
     /// The effects the experiment measured, counted from its exposures, each visitor's first decision and its orders: per
     /// action the explored visitors and those who ordered, against the control's. A store with 30,000 offer decisions from
     /// months before and 5,000 other visitors' orders: the count reads the 90 days once, not every decision the store made
