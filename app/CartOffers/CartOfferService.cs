@@ -172,9 +172,13 @@ public sealed class CartOfferService(CartOfferSettingsStore settingsStore, Catal
     {
         try
         {
-            await decisions.WriteAsync(new Decision(DecisionKinds.Offer, decisionId, req.ShopId, clock.GetUtcNow(), score is null ? "store_rate" : "model")
+            // Why three paths: a cart of the control arm (or an empty one) is not scored at all, which is no fallback; one the
+            // store's rate read because the model was missing, off or cut off is (until 4 Dec those were logged as the model's,
+            // and the control's as fallbacks, so the page's fallback share hid an outage).
+            await decisions.WriteAsync(new Decision(DecisionKinds.Offer, decisionId, req.ShopId, clock.GetUtcNow(),
+                score is null ? "not_scored" : score.ModelVersion is null ? "store_rate" : "model")
             {
-                Subject = action, Fallback = score is null, ModelKind = IntentModelTrainer.Kind, ModelVersion = score?.ModelVersion, Arm = arm,
+                Subject = action, Fallback = score is { ModelVersion: null }, ModelKind = IntentModelTrainer.Kind, ModelVersion = score?.ModelVersion, Arm = arm,
                 CustomerId = req.CustomerId, VisitorHash = req.VisitorHash, CartToken = req.CartToken,
                 Inputs = JsonSerializer.Serialize(new
                 {

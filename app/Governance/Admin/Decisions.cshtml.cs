@@ -67,6 +67,7 @@ public sealed class DecisionsModel(DecisionSearch search, Npgsql.NpgsqlDataSourc
         "bestsellers" => "store bestsellers",
         "rule_prior" => "the rule prior",
         "store_rate" => "the store's cart conversion rate",
+        "not_scored" => "nothing read (the cart is not scored: control arm or empty)",
         "switched_off" => "nothing (switched off)",
         "risky_session" => "nothing (a risky order from this shopper waits for review)",
         "discriminative" => "the classifier",

@@ -374,6 +374,12 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal(480m, bar.GetProperty("remaining").GetDecimal());
         Assert.Contains(await ReasonsAsync(policy.GetProperty("decision_id").GetString()!), x => x.Contains("offer not allowed") && x.Contains("below the 20 % floor"));
         Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM discount_codes WHERE shop_id = $1 AND cart_token IS NOT NULL", seed.ShopId));
+        // The decision log says who read each cart: the control's was not scored (no fallback), and with no intent model the
+        // policy's cart was read at the store's rate, a fallback (until 4 Dec the two were logged the other way round).
+        Assert.Equal("not_scored:False,store_rate:True", await app.ScalarAsync("""
+            SELECT string_agg(path || ':' || CASE WHEN fallback THEN 'True' ELSE 'False' END, ',' ORDER BY path) FROM decisions
+            WHERE shop_id = $1 AND kind = 'offer' AND decision_id = ANY($2)
+            """, seed.ShopId, new[] { control.GetProperty("decision_id").GetString()!, policy.GetProperty("decision_id").GetString()! }));
 
         // The exposure is the block's report that the shopper saw it: only for a decision made for that visitor.
         var seen = await SeenAsync(seed.Shop, control.GetProperty("decision_id").GetString()!, "someone-else");
