@@ -160,6 +160,9 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
                 FROM unnest($2::bigint[], $6::float8[], $7::float8[], $8::float8[], $9::float8[], $10::float8[], $11::numeric[], $12::int[], $13::float8[],
                             $14::numeric[], $15::numeric[], $16::text[], $17::text[], $3::int[], $4::text[])
                      AS u(customer_id, p, alive, e30, e90, e365, value, orders, since, spend, yearly, segment, reasons, version, kind)
+                -- Read again under the lock: a customer erased while this run scored (minutes, in a large store) gets no row back,
+                -- and so no tag, metafield or decision naming her.
+                WHERE NOT EXISTS (SELECT 1 FROM customers c WHERE c.shop_id = $1 AND c.id = u.customer_id AND c.redacted_at IS NOT NULL)
                 ON CONFLICT (shop_id, customer_id) DO UPDATE SET model_version = excluded.model_version, model_kind = excluded.model_kind,
                     churn_probability = excluded.churn_probability, probability_alive = excluded.probability_alive,
                     expected_orders_30 = excluded.expected_orders_30, expected_orders_90 = excluded.expected_orders_90,

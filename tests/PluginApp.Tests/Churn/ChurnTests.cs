@@ -541,6 +541,45 @@ public sealed class ChurnTests(ChurnFixture app) : IClassFixture<ChurnFixture>
         }
     }
 
+    /// <summary>
+    /// A customer erased while a run scores the store (a large store's takes minutes): the run, which read her history before
+    /// the erasure, writes no row, tag, metafield or decision for her (until 4 Dec it wrote her row and calls back).
+    /// </summary>
+    [Fact]
+    public async Task ACustomerErasedWhileARunScores_GetsNothingBackFromIt()
+    {
+        const string shop = "churn-redact-mid-run.myshopify.com";
+        var shopId = await app.ScoredShopAsync(shop, 96_880_000, seed: 17);
+        await app.DrainAsync(shopId);
+        var gone = (await SegmentsAsync(shopId)).Keys.Min();
+        // A new order moves her segment, so the next run would write her again.
+        await app.ScalarAsync("""
+            INSERT INTO orders (shop_id, id, name, customer_id, currency, total_price, subtotal_price, total_discounts, created_at, updated_at, processed_at)
+            SELECT $1, 96889999001 + g, '#mid' || g, $2, 'USD', 60, 60, 0, $3::timestamptz - g * interval '9 days', $3, $3 FROM generate_series(0, 3) g
+            """, shopId, gone, app.Clock.GetUtcNow());
+
+        // The run is held at its lock after reading every history; the erasure is answered meanwhile.
+        await using var holder = await app.Db.OpenConnectionAsync();
+        await using var hold = await holder.BeginTransactionAsync();
+        await using (var lk = new NpgsqlCommand("SELECT pg_advisory_xact_lock(hashtextextended('churn-score:' || $1::text, 0))", holder, hold))
+        {
+            lk.Parameters.AddWithValue(shopId);
+            await lk.ExecuteNonQueryAsync();
+        }
+        var run = app.ScoreAsync(shopId);
+        await Task.Delay(TimeSpan.FromSeconds(2));
+        Assert.False(run.IsCompleted, "the run did not wait at its lock");
+        var redact = new JsonObject { ["shop_id"] = 1, ["shop_domain"] = shop, ["orders_to_redact"] = new JsonArray(),
+            ["customer"] = new JsonObject { ["id"] = gone } };
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("customers/redact", shop, redact.ToJsonString())).StatusCode);
+        await hold.RollbackAsync();
+        await run;
+
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM churn_scores WHERE shop_id = $1 AND customer_id = $2", shopId, gone));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND variables::text LIKE '%Customer/' || $2 || '\"%'", shopId, gone));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM decisions WHERE shop_id = $1 AND customer_id = $2", shopId, gone));
+    }
+
     [Fact]
     public async Task ARedactedCustomer_DisappearsFromScoresSegmentsExportsAndDecisionIds_AndIsNotScoredAgain()
     {
