@@ -146,9 +146,14 @@ public sealed class CartOfferService(CartOfferSettingsStore settingsStore, Catal
         var products = new HashSet<long>();
         foreach (var (variantId, qty) in lines)
         {
-            if (!catalog.ProductOfVariant.TryGetValue(variantId, out var productId) || !catalog.Products.TryGetValue(productId, out var product)) continue;
-            var v = product.Variants.FirstOrDefault(x => x.Id == variantId);
-            if (v?.Price is not { } price) continue;
+            // A line the catalog cannot price (a variant not loaded yet, a gift card) still takes the cart's discount in Shopify:
+            // its cost is unknown, so no offer (until 4 Dec it was left out, and the margin floor passed on the rest of the cart).
+            if (!catalog.ProductOfVariant.TryGetValue(variantId, out var productId) || !catalog.Products.TryGetValue(productId, out var product)
+                || product.Variants.FirstOrDefault(x => x.Id == variantId) is not { Price: { } price } v)
+            {
+                costKnown = false;
+                continue;
+            }
             value += price * qty;
             items += qty;
             products.Add(productId);

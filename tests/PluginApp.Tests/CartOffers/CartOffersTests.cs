@@ -173,6 +173,10 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
         }
 
         var visitor = VisitorIn(seed.Shop, CartOffersExperiment.PolicyArm);
+        // The same cart with a line the catalog cannot price (the percent would apply to it too): no offer.
+        var unpriced = await AskAsync(seed, "cart-u", visitor, (1120, 5), (99_999, 1));
+        Assert.NotEqual(CartAction.Offer, unpriced.GetProperty("action").GetString());
+        Assert.Contains(await ReasonsAsync(unpriced.GetProperty("decision_id").GetString()!), x => x.Contains("cost is unknown"));
         var first = await AskAsync(seed, "cart-a", visitor, (1120, 5));
         Assert.Equal(CartAction.Offer, first.GetProperty("action").GetString());
         Assert.Equal(CartOffersExperiment.PolicyArm, first.GetProperty("arm").GetString());
