@@ -127,6 +127,8 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
         }).ToList();
 
         await using var conn = await db.OpenConnectionAsync(ct);
+        // The day the counts are the store's for: its own, in its time zone (the page's plot reads them by day).
+        var day = StoreData.ShopDays.DayOf(now, await StoreData.ShopDays.ZoneAsync(conn, shopId, ct));
         await using var tx = await conn.BeginTransactionAsync(ct);
         // Why: two runs for one shop (a retry beside the daily sweep) would both see the same changes and queue them twice.
         await LockShopAsync(conn, tx, shopId, ct);
@@ -176,7 +178,6 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
                 rows.Select(r => r.P.Orders).ToArray(), rows.Select(r => r.P.DaysSinceLastOrder).ToArray(),
                 rows.Select(r => Money(r.P.TotalSpend) ?? 0m).ToArray(), rows.Select(r => r.Yearly).ToArray(), rows.Select(r => r.Segment).ToArray(),
                 rows.Select(r => JsonSerializer.Serialize(r.P.Reasons.Select(x => new { feature = x.Feature, text = x.Text, contribution = Math.Round(x.Contribution, 3) }))).ToArray());
-            var day = DateOnly.FromDateTime(now.UtcDateTime);
             store.Add("DELETE FROM churn_segment_days WHERE shop_id = $1 AND day = $2", shopId, day);
             await batch.ExecuteNonQueryAsync(ct);
         }
@@ -189,7 +190,7 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
             """, conn, tx))
         {
             days.Parameters.Add(Sql.Param(shopId));
-            days.Parameters.Add(Sql.Param(DateOnly.FromDateTime(now.UtcDateTime)));
+            days.Parameters.Add(Sql.Param(day));
             days.Parameters.Add(Sql.Param(ChurnSegments.All.Where(ChurnSegments.AtStake).ToArray()));
             days.Parameters.Add(Sql.Param(ChurnSegments.All));
             days.Parameters.Add(Sql.Param(scoredAt));

@@ -6,7 +6,7 @@ namespace PluginApp.StoreData;
 /// <summary>
 /// The shop's calendar: its time zone (shops.iana_timezone, read at install; UTC when unknown or not on this machine) and
 /// where its days begin: what a merchant means by "a day" (the Overview's window, the Experiments page's days, the nightly
-/// training, the cart offers' daily budget; churn's daily counts still use UTC days).
+/// training, the cart offers' daily budget, churn's daily counts).
 /// </summary>
 public static class ShopDays
 {

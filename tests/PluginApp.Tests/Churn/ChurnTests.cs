@@ -542,6 +542,29 @@ public sealed class ChurnTests(ChurnFixture app) : IClassFixture<ChurnFixture>
     }
 
     /// <summary>
+    /// The day a run's counts are plotted under is the store's own, in its time zone: until 4 Dec UTC's, so a store far from
+    /// it saw today's counts under tomorrow's or yesterday's date.
+    /// </summary>
+    [Fact]
+    public async Task TheDailyCounts_AreFiledUnderTheStoresOwnDay()
+    {
+        const string shop = "churn-shop-day.myshopify.com";
+        var now = app.Clock.GetUtcNow();
+        // A zone whose date differs from UTC's at this hour: 14 hours ahead in the afternoon, 12 behind in the morning.
+        var zone = now.UtcDateTime.Hour >= 12 ? "Pacific/Kiritimati" : "Etc/GMT+12";
+        var shopId = await app.InstallShopAsync(shop);
+        await app.ScalarAsync("UPDATE shops SET iana_timezone = $2 WHERE id = $1", shopId, zone);
+        await app.SeedAsync(shopId, 96_890_000, 300, seed: 19);
+        await app.TrainActiveAsync(shop);
+
+        await app.ScoreAsync(shopId);
+
+        var local = DateOnly.FromDateTime(TimeZoneInfo.ConvertTime(now, TimeZoneInfo.FindSystemTimeZoneById(zone)).DateTime);
+        Assert.NotEqual(DateOnly.FromDateTime(now.UtcDateTime), local);
+        Assert.Equal(local, await app.ScalarAsync("SELECT DISTINCT day FROM churn_segment_days WHERE shop_id = $1", shopId));
+    }
+
+    /// <summary>
     /// A customer erased while a run scores the store (a large store's takes minutes): the run, which read her history before
     /// the erasure, writes no row, tag, metafield or decision for her (until 4 Dec it wrote her row and calls back).
     /// </summary>
