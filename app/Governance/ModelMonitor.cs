@@ -149,7 +149,7 @@ public sealed class ModelMonitor(NpgsqlDataSource db, ModelKinds kinds, ModelReg
             catch (KeyNotFoundException) { continue; }
             // A stopped experiment's figures are frozen at its stop: read daily, they would raise the same alert for ever.
             if (!report.Settings.Running) continue;
-            var measure = report.Settings.Metric switch { "conversion" => "orders per visitor", "margin" => "margin per visitor", _ => "revenue per visitor" };
+            var measure = ExperimentResults.Wording(report.Settings.Metric, "", "").Metric;
             foreach (var lift in report.Today)
             {
                 var c = lift.Comparison;
