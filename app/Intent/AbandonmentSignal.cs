@@ -55,7 +55,8 @@ internal sealed class AbandonmentOptionsValidator : IValidateOptions<Abandonment
 public sealed class AbandonmentSignal(NpgsqlDataSource db, IntentScorer scorer, AiFeatureSwitches switches, OutboxScheduler outbox, JobLocks locks, IOptions<AbandonmentOptions> options,
     TimeProvider clock, ILogger<AbandonmentSignal> logger)
 {
-    private sealed record Open(long CheckoutId, long CustomerId, double Value, int Items, int Products, DateTimeOffset Created, DateTimeOffset At);
+    private sealed record Open(long CheckoutId, long CustomerId, double Value, int Items, int Products, DateTimeOffset Created, DateTimeOffset At,
+        string? Token, string? CartToken);
 
     /// <summary>
     /// Whether an order came of a checkout: one carries its token, or its customer ordered since it was created. Two
@@ -73,7 +74,7 @@ public sealed class AbandonmentSignal(NpgsqlDataSource db, IntentScorer scorer, 
         SELECT k.id, k.customer_id, coalesce(k.subtotal_price, k.total_price, 0)::float8,
                coalesce((SELECT sum(quantity) FROM checkout_lines l WHERE l.shop_id = k.shop_id AND l.checkout_id = k.id), 0)::int,
                coalesce((SELECT count(DISTINCT product_id) FROM checkout_lines l WHERE l.shop_id = k.shop_id AND l.checkout_id = k.id), 0)::int,
-               coalesce(k.created_at, k.updated_at), coalesce(k.updated_at, k.created_at)
+               coalesce(k.created_at, k.updated_at), coalesce(k.updated_at, k.created_at), k.token, k.cart_token
         FROM checkouts k JOIN customers c ON c.shop_id = k.shop_id AND c.id = k.customer_id
         WHERE k.shop_id = $1 AND k.completed_at IS NULL AND c.accepts_marketing AND c.redacted_at IS NULL
           AND coalesce(k.updated_at, k.created_at) BETWEEN $2 AND $3
@@ -134,7 +135,8 @@ public sealed class AbandonmentSignal(NpgsqlDataSource db, IntentScorer scorer, 
                 cmd.Parameters.Add(Sql.Param(now - o.After));
                 await using var r = await cmd.ExecuteReaderAsync(ct);
                 while (await r.ReadAsync(ct))
-                    open.Add(new Open(r.GetInt64(0), r.GetInt64(1), r.GetDouble(2), r.GetInt32(3), r.GetInt32(4), r.GetFieldValue<DateTimeOffset>(5), r.GetFieldValue<DateTimeOffset>(6)));
+                    open.Add(new Open(r.GetInt64(0), r.GetInt64(1), r.GetDouble(2), r.GetInt32(3), r.GetInt32(4), r.GetFieldValue<DateTimeOffset>(5), r.GetFieldValue<DateTimeOffset>(6),
+                        r.IsDBNull(7) ? null : r.GetString(7), r.IsDBNull(8) ? null : r.GetString(8)));
             }
         }
         var signalled = 0;
@@ -142,7 +144,7 @@ public sealed class AbandonmentSignal(NpgsqlDataSource db, IntentScorer scorer, 
         var snapshots = new List<(Open Checkout, Ml.Intent.CartSnapshot Snapshot)>();
         foreach (var c in open)
         {
-            var (orders, abandoned) = await IntentData.CustomerAsync(db, shopId, c.CustomerId, c.At, ct);
+            var (orders, abandoned) = await IntentData.CustomerAsync(db, shopId, c.CustomerId, c.At, c.CartToken, c.Token, ct);
             snapshots.Add((c, IntentData.Snapshot(c.Value, c.Items, c.Products, c.Created, c.At, orders, abandoned, median)));
         }
         await using var conn = await db.OpenConnectionAsync(ct);

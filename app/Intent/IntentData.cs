@@ -1,4 +1,5 @@
 using Npgsql;
+using PluginApp.CartOffers;
 using PluginApp.Data;
 using PluginApp.Ml.Intent;
 
@@ -7,27 +8,29 @@ namespace PluginApp.Intent;
 /// <summary>
 /// Carts as the purchase-intent model reads them, from the store's own rows. The snapshot moment is the cart's last
 /// stored state, the state the cart page shows the shopper: value, items and products from its lines, how long it had
-/// been open then, the customer's orders and abandoned checkouts before it (when a checkout names the customer), the part
-/// of day and weekday. Label: an order carries the cart's token. Why <see cref="CartSnapshot.ReachedCheckout"/> is always
-/// false: the cart page is scored before any checkout exists, and a cart's checkout in training would mark nearly every
-/// ordered cart. Carts changed in the last day are left out of training: they may still become orders.
+/// been open then, the customer's orders and abandoned checkouts before it, the part of day and weekday. Label: an order
+/// carries the cart's token. Carts changed in the last day are left out of training: they may still become orders.
+/// <para>
+/// The customer of a cart is the one the live cart page knows: the logged-in customer our cart block saw with that cart
+/// (the decision log), never the customer a checkout names. Why: a checkout exists only for a cart that went on to
+/// checkout, so "the customer is known" would have marked nearly every ordered cart in training, and a logged-in shopper's
+/// cart live would have read as one about to order (until 4 Dec 2026). For the same reason
+/// <see cref="CartSnapshot.ReachedCheckout"/> is always false, and the cart's own checkouts are never counted among its
+/// customer's abandoned ones (<see cref="CustomerSql"/>, for training and live alike).
+/// </para>
 /// </summary>
 public static class IntentData
 {
     public static readonly TimeSpan Settle = TimeSpan.FromDays(1);
 
-    private const string CartsSql = """
+    private static readonly string CartsSql = $"""
         WITH lines AS (SELECT cart_token, sum(quantity)::int AS items, count(DISTINCT product_id)::int AS products,
                               sum(quantity * coalesce(price, 0))::float8 AS value
                        FROM cart_lines WHERE shop_id = $1 GROUP BY cart_token),
-             who AS (SELECT DISTINCT ON (cart_token) cart_token, customer_id FROM checkouts
-                     WHERE shop_id = $1 AND cart_token IS NOT NULL AND customer_id IS NOT NULL ORDER BY cart_token, created_at)
+             who AS (SELECT DISTINCT ON (cart_token) cart_token, customer_id FROM decisions
+                     WHERE shop_id = $1 AND cart_token IS NOT NULL AND customer_id IS NOT NULL ORDER BY cart_token, decided_at)
         SELECT c.token, coalesce(c.updated_at, c.created_at), c.created_at, coalesce(l.value, c.total_price::float8, 0), coalesce(l.items, 0), coalesce(l.products, 0),
-               w.customer_id,
-               (SELECT count(*)::int FROM orders o WHERE o.shop_id = $1 AND o.customer_id = w.customer_id AND o.created_at < coalesce(c.updated_at, c.created_at)),
-               (SELECT count(*)::int FROM checkouts k WHERE k.shop_id = $1 AND k.customer_id = w.customer_id AND k.completed_at IS NULL
-                  AND k.created_at < coalesce(c.updated_at, c.created_at) AND coalesce(k.cart_token, '') <> c.token
-                  AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.shop_id = $1 AND o.checkout_token = k.token)),
+               w.customer_id, {History("w.customer_id", "coalesce(c.updated_at, c.created_at)", "c.token", "NULL::text")},
                EXISTS (SELECT 1 FROM orders o WHERE o.shop_id = $1 AND o.cart_token = c.token AND NOT o.test)
         FROM carts c LEFT JOIN lines l ON l.cart_token = c.token LEFT JOIN who w ON w.cart_token = c.token
         WHERE c.shop_id = $1 AND coalesce(c.updated_at, c.created_at) < $2 AND coalesce(l.items, 0) > 0
@@ -74,6 +77,25 @@ public static class IntentData
         ShopMedianOrderValue = median,
     };
 
+    /// <summary>
+    /// A live cart as training reads a settled one: its lines as the cart page holds them, open since the cart was first
+    /// stored (now for a cart we have not stored yet), and the history of the customer logged in on the storefront.
+    /// </summary>
+    public static async Task<CartSnapshot> LiveAsync(NpgsqlDataSource db, long shopId, string? cartToken, CartFacts cart, long? customerId,
+        DateTimeOffset now, double? median, CancellationToken ct)
+    {
+        var created = now;
+        if (cartToken is not null)
+        {
+            await using var cmd = db.CreateCommand("SELECT created_at FROM carts WHERE shop_id = $1 AND token = $2");
+            cmd.Parameters.Add(Sql.Param(shopId));
+            cmd.Parameters.Add(Sql.Param(cartToken));
+            if (await cmd.ExecuteScalarAsync(ct) is DateTime c) created = new DateTimeOffset(DateTime.SpecifyKind(c, DateTimeKind.Utc));
+        }
+        var (orders, abandoned) = await CustomerAsync(db, shopId, customerId, now, cartToken, null, ct);
+        return Snapshot((double)cart.Value, cart.Items, cart.Products, created, now, orders, abandoned, median);
+    }
+
     public static async Task<double?> MedianOrderValueAsync(NpgsqlDataSource db, long shopId, DateTimeOffset before, CancellationToken ct)
     {
         await using var cmd = db.CreateCommand("""
@@ -86,24 +108,34 @@ public static class IntentData
     }
 
     /// <summary>
-    /// $1 shop, $2 customer, $3 now: the customer's orders, and checkouts no order carries the token of. Asked for each cart
-    /// of a known customer the cart offers answer; a checkout's order is found through orders_checkout_token_idx (without it,
-    /// each of the customer's checkouts read all of the store's orders).
+    /// A customer's orders and abandoned checkouts (no order carries their token) before a moment, leaving out the checkouts
+    /// of the cart being read (by its token, or the checkout itself): the one definition training and live read. A
+    /// checkout's order is found through orders_checkout_token_idx (without it, each of the customer's checkouts read all of
+    /// the store's orders).
     /// </summary>
-    internal const string CustomerSql = """
-        SELECT (SELECT count(*)::int FROM orders WHERE shop_id = $1 AND customer_id = $2 AND created_at < $3),
-               (SELECT count(*)::int FROM checkouts k WHERE k.shop_id = $1 AND k.customer_id = $2 AND k.completed_at IS NULL AND k.created_at < $3
-                  AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.shop_id = $1 AND o.checkout_token = k.token))
+    private static string History(string customer, string at, string cart, string checkout) => $"""
+        (SELECT count(*)::int FROM orders o WHERE o.shop_id = $1 AND o.customer_id = {customer} AND o.created_at < {at}),
+        (SELECT count(*)::int FROM checkouts k WHERE k.shop_id = $1 AND k.customer_id = {customer} AND k.completed_at IS NULL AND k.created_at < {at}
+           AND (k.cart_token = {cart}) IS NOT TRUE AND (k.token = {checkout}) IS NOT TRUE
+           AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.shop_id = $1 AND o.checkout_token = k.token))
         """;
 
-    /// <summary>The customer's orders and abandoned checkouts before now (null, null for a guest).</summary>
-    public static async Task<(int? Orders, int? Abandoned)> CustomerAsync(NpgsqlDataSource db, long shopId, long? customerId, DateTimeOffset now, CancellationToken ct)
+    /// <summary>$1 shop, $2 customer, $3 now, $4 the cart's token, $5 the checkout's (either may be null): asked for each
+    /// cart of a known customer the cart offers answer, and each checkout the abandonment signal scores.</summary>
+    internal static readonly string CustomerSql = "SELECT " + History("$2", "$3", "$4::text", "$5::text");
+
+    /// <summary>The customer's orders and abandoned checkouts before <paramref name="now"/>, those of this cart (or checkout)
+    /// left out; (null, null) for a guest.</summary>
+    public static async Task<(int? Orders, int? Abandoned)> CustomerAsync(NpgsqlDataSource db, long shopId, long? customerId, DateTimeOffset now,
+        string? cartToken, string? checkoutToken, CancellationToken ct)
     {
         if (customerId is null) return (null, null);
         await using var cmd = db.CreateCommand(CustomerSql);
         cmd.Parameters.Add(Sql.Param(shopId));
         cmd.Parameters.Add(Sql.Param(customerId.Value));
         cmd.Parameters.Add(Sql.Param(now));
+        cmd.Parameters.Add(Sql.Text(cartToken));
+        cmd.Parameters.Add(Sql.Text(checkoutToken));
         await using var r = await cmd.ExecuteReaderAsync(ct);
         await r.ReadAsync(ct);
         return (r.GetInt32(0), r.GetInt32(1));

@@ -14,7 +14,7 @@ namespace PluginApp.Intent;
 
 /// <summary>
 /// Scores a live cart with the shop's active intent model (loaded once per version), the cart filled exactly as training
-/// fills it (<see cref="IntentData.Snapshot"/>). No model yet: the share of the last 30 days' settled carts that became
+/// fills it (<see cref="IntentData.LiveAsync"/>). No model yet: the share of the last 30 days' settled carts that became
 /// orders, said so in the decision's reasons.
 /// </summary>
 public sealed class IntentScorer(NpgsqlDataSource db, AiFeatureSwitches switches, ModelBreakers breakers,
@@ -122,17 +122,8 @@ public sealed class IntentScorer(NpgsqlDataSource db, AiFeatureSwitches switches
             return await FallbackAsync(shopId, $"the purchase-intent model is cut off after repeated errors ({breakers.State(shopId, IntentModelTrainer.Kind).Reason})", ct);
         var active = await ActiveAsync(shopId, ct);
         if (active is null) return await FallbackAsync(shopId, null, ct);
-        var created = now;
-        if (cartToken is not null)
-        {
-            await using var cmd = db.CreateCommand("SELECT created_at FROM carts WHERE shop_id = $1 AND token = $2");
-            cmd.Parameters.Add(Sql.Param(shopId));
-            cmd.Parameters.Add(Sql.Param(cartToken));
-            if (await cmd.ExecuteScalarAsync(ct) is DateTime c) created = new DateTimeOffset(DateTime.SpecifyKind(c, DateTimeKind.Utc));
-        }
-        var (orders, abandoned) = await IntentData.CustomerAsync(db, shopId, customerId, now, ct);
         var median = await _medians.GetAsync(shopId, static (self, id) => self.LoadMedianAsync(id), this, ct);
-        var snapshot = IntentData.Snapshot((double)cart.Value, cart.Items, cart.Products, created, now, orders, abandoned, median);
+        var snapshot = await IntentData.LiveAsync(db, shopId, cartToken, cart, customerId, now, median, ct);
         // A version in release: in shadow it reads the cart beside the active one; in canary it answers for its share of carts.
         var release = await ReleaseAsync(shopId, ct);
         (IntentScore? Score, string? Failed) candidate = (null, null);

@@ -89,6 +89,62 @@ public sealed class IntentTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.True(big > small + 0.3, $"a 6-item cart scored {big:P0}, a 1-item cart {small:P0}");
     }
 
+    /// <summary>
+    /// Training reads a settled cart as the cart page read it live. Until 4 Dec 2026 training took a cart's customer from
+    /// its checkout, which only a cart on its way to an order has (so "a known customer" meant "about to order", and every
+    /// logged-in shopper's cart scored as one), and live counted the shopper's own checkout of this very cart, left to come
+    /// back to the cart page, as an abandoned one.
+    /// </summary>
+    [Fact]
+    public async Task ASettledCart_IsReadInTrainingAsTheCartPageReadItLive_CustomerFromTheStorefrontAndItsOwnCheckoutNotAnAbandonment()
+    {
+        var seed = new StoreSeed(app, "intent-parity.myshopify.com");
+        await seed.SeedAsync(customersPerGroup: 1);
+        var now = app.Clock.GetUtcNow();
+        var at = new DateTimeOffset(now.Ticks - now.Ticks % TimeSpan.TicksPerSecond, TimeSpan.Zero).AddDays(-3); // as PostgreSQL keeps it
+        const long customer = 97_400_001;
+        await app.ScalarAsync("INSERT INTO customers (shop_id, id, email, accepts_marketing, created_at) VALUES ($1, $2, 'parity@example.com', true, $3)",
+            seed.ShopId, customer, at.AddDays(-60));
+        await app.ScalarAsync("INSERT INTO orders (shop_id, id, customer_id, total_price, subtotal_price, created_at, updated_at) VALUES ($1, 97400101, $2, 40, 40, $3, $3)",
+            seed.ShopId, customer, at.AddDays(-10));
+        // Her checkouts before the cart's moment: one of another cart and one without a cart left unfinished (two abandoned),
+        // and one of this cart, from which she came back to the cart page (not an abandonment of another cart).
+        foreach (var (id, cart, created) in new (long, string?, DateTimeOffset)[] { (97_400_201, "parity-other", at.AddDays(-5)), (97_400_202, null, at.AddDays(-2)), (97_400_203, "parity-a", at.AddHours(-1)) })
+            await app.ScalarAsync("INSERT INTO checkouts (shop_id, id, token, cart_token, customer_id, total_price, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, 30, $6, $6)",
+                seed.ShopId, id, $"co-{id}", cart is null ? DBNull.Value : cart, customer, created);
+        // Cart A: she is logged in on the storefront. Cart B: a guest's, whose checkout names her; it became an order.
+        foreach (var (cart, cartAt) in new[] { ("parity-a", at), ("parity-b", at.AddHours(-6)) })
+        {
+            await app.ScalarAsync("INSERT INTO carts (shop_id, token, total_price, created_at, updated_at) VALUES ($1, $2, 60, $3, $4)", seed.ShopId, cart, cartAt.AddMinutes(-30), cartAt);
+            await app.ScalarAsync("INSERT INTO cart_lines (shop_id, cart_token, line_key, product_id, variant_id, quantity, price) VALUES ($1, $2, 'l1', $3, $4, 3, 20)",
+                seed.ShopId, cart, seed.P(101), seed.V(1010));
+        }
+        await app.ScalarAsync("INSERT INTO checkouts (shop_id, id, token, cart_token, customer_id, total_price, created_at, updated_at, completed_at) VALUES ($1, 97400204, 'co-97400204', 'parity-b', $2, 60, $3, $3, $3)",
+            seed.ShopId, customer, at.AddHours(-5));
+        await app.ScalarAsync("INSERT INTO orders (shop_id, id, customer_id, cart_token, checkout_token, total_price, subtotal_price, created_at, updated_at) VALUES ($1, 97400102, $2, 'parity-b', 'co-97400204', 60, 60, $3, $3)",
+            seed.ShopId, customer, at.AddHours(-5));
+
+        // The cart block on cart A's page, with her logged in: the decision log keeps who the storefront said she is.
+        var req = new HttpRequestMessage(HttpMethod.Put, "/api/admin/cart-offers") { Content = JsonContent.Create(new { enabled = true, freeShippingThreshold = 1000, offersEnabled = false }) };
+        req.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", app.SessionToken(seed.Shop));
+        Assert.True((await app.Client.SendAsync(req)).IsSuccessStatusCode);
+        var asked = await app.Client.GetAsync(StoreSeed.Signed("/proxy/cart-offers", seed.Shop, $"lines={seed.V(1010)}:3&cart_token=parity-a&visitor_id=parity-visitor",
+            app.Clock.GetUtcNow(), customer: customer.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        Assert.Equal(HttpStatusCode.OK, asked.StatusCode);
+
+        var training = await IntentData.LoadAsync(app.Db, seed.ShopId, now, CancellationToken.None);
+        var median = await IntentData.MedianOrderValueAsync(app.Db, seed.ShopId, now, CancellationToken.None);
+        var facts = new PluginApp.CartOffers.CartFacts(60, null, 3, null, null, null, 1);
+        var trainedA = Assert.Single(training, e => e.At == at.UtcDateTime).Snapshot;
+        var liveA = await IntentData.LiveAsync(app.Db, seed.ShopId, "parity-a", facts, customer, at, median, CancellationToken.None);
+        Assert.Equal(liveA, trainedA);
+        Assert.Equal((2, 2), (trainedA.CustomerOrders, trainedA.PastAbandonments)); // cart B's order was before it
+        var trainedB = Assert.Single(training, e => e.At == at.AddHours(-6).UtcDateTime);
+        Assert.True(trainedB.Ordered);
+        Assert.Equal(await IntentData.LiveAsync(app.Db, seed.ShopId, "parity-b", facts, null, at.AddHours(-6), median, CancellationToken.None), trainedB.Snapshot);
+        Assert.Null(trainedB.Snapshot.CustomerOrders);
+    }
+
     [Fact]
     public async Task IntentRelease_InShadowLogsTheActionItWouldHaveChosen_ThenItsCanaryAnswersItsShareOfCarts_UntilItOffersFarMoreCartsADiscount()
     {
@@ -271,7 +327,7 @@ public sealed class IntentTests(AppFixture app) : IClassFixture<AppFixture>
         foreach (var (what, sql, parameters) in new (string, string, object[])[]
         {
             ("the sweep's open checkouts", AbandonmentSignal.OpenSql, [shopId, now.AddDays(-3), now.AddHours(-1)]),
-            ("a cart's customer history", IntentData.CustomerSql, [shopId, 97_200_002L, now]),
+            ("a cart's customer history", IntentData.CustomerSql, [shopId, 97_200_002L, now, "a-cart-token", "a-checkout-token"]),
         })
         {
             // Reading the store's orders for each checkout: 20,000 rows or more (1,000,000 for the sweep).
