@@ -10,8 +10,11 @@ public sealed record CartOfferDecisionView(string DecisionId, DateTimeOffset At,
 /// <summary>Codes by state and what they cost: handed out today, used, and the discount given on orders.</summary>
 /// <param name="Ready">Codes a cart may be given now: at the offer's percent, with the whole expiry left.</param>
 /// <param name="Retiring">Other ready codes (an earlier percent, or less than the expiry left), never handed out, left to expire.</param>
+/// <param name="Expired">Codes a shopper was given and that expired unused.</param>
+/// <param name="ExpiredInPool">Codes that expired in the pool, never given to anyone (until 4 Dec 2026 they were counted with
+/// <paramref name="Expired"/>, so a quiet store read as one whose shoppers let most of their codes lapse).</param>
 public sealed record CodeSummary(long Creating, long Ready, long HandedOut, long Used, long Expired, decimal HandedOutToday, decimal UsedDiscount, long Failed,
-    long Retiring);
+    long Retiring, long ExpiredInPool);
 
 /// <summary>What the Cart offers page reads: recent decisions with their reasons, the action mix, the code pool.</summary>
 public sealed class CartOfferStats(NpgsqlDataSource db, TimeProvider clock)
@@ -55,11 +58,12 @@ public sealed class CartOfferStats(NpgsqlDataSource db, TimeProvider clock)
         var today = StoreData.ShopDays.StartOfDay(now, await StoreData.ShopDays.ZoneAsync(conn, shopId, ct));
         await using var cmd = new NpgsqlCommand($"""
             SELECT count(*) FILTER (WHERE state = 'creating'), count(*) FILTER (WHERE {DiscountPool.Usable("$3", "$4", "$5")}), count(*) FILTER (WHERE state = 'handed_out'),
-                   count(*) FILTER (WHERE state = 'used'), count(*) FILTER (WHERE state = 'expired'),
+                   count(*) FILTER (WHERE state = 'used'), count(*) FILTER (WHERE state = 'expired' AND handed_out_at IS NOT NULL),
                    coalesce(sum(amount) FILTER (WHERE handed_out_at >= $2), 0),
                    coalesce((SELECT sum(o.total_discounts) FROM orders o JOIN discount_codes d ON d.shop_id = o.shop_id AND d.order_id = o.id
                              WHERE d.shop_id = $1 AND d.state = 'used'), 0),
-                   count(*) FILTER (WHERE state = 'failed'), count(*) FILTER (WHERE state = 'ready' AND NOT ({DiscountPool.Usable("$3", "$4", "$5")}))
+                   count(*) FILTER (WHERE state = 'failed'), count(*) FILTER (WHERE state = 'ready' AND NOT ({DiscountPool.Usable("$3", "$4", "$5")})),
+                   count(*) FILTER (WHERE state = 'expired' AND handed_out_at IS NULL)
             FROM discount_codes WHERE shop_id = $1
             """, conn);
         cmd.Parameters.Add(Sql.Param(shopId));
@@ -70,6 +74,6 @@ public sealed class CartOfferStats(NpgsqlDataSource db, TimeProvider clock)
         await using var r = await cmd.ExecuteReaderAsync(ct);
         await r.ReadAsync(ct);
         return new CodeSummary(r.GetInt64(0), r.GetInt64(1), r.GetInt64(2), r.GetInt64(3), r.GetInt64(4), r.GetDecimal(5), r.GetDecimal(6), r.GetInt64(7),
-            r.GetInt64(8));
+            r.GetInt64(8), r.GetInt64(9));
     }
 }

@@ -306,7 +306,8 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Contains("<span class=\"stat-value\" id=\"codes-ready\">2</span>", page);
         Assert.Contains("2 older (another percent, or less than the code expiry left) left to expire", page);
         // A day later: codes made now are still good for the 48 hours set, and the 20 % ones never will be handed out.
-        app.Clock.Advance(TimeSpan.FromDays(1));
+        var advanced = TimeSpan.FromDays(1);
+        app.Clock.Advance(advanced);
         try
         {
             var answer = await AskAsync(seed, "cart-lowered", VisitorIn(seed.Shop, CartOffersExperiment.PolicyArm), (1120, 5));
@@ -316,8 +317,18 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
             Assert.Equal(10.50m, offer.GetProperty("amount").GetDecimal());
             Assert.Equal(10m, (decimal)(await app.ScalarAsync("SELECT percent FROM discount_codes WHERE shop_id = $1 AND cart_token = 'cart-lowered'", seed.ShopId))!);
             Assert.True(offer.GetProperty("expires_at").GetDateTimeOffset() >= app.Clock.GetUtcNow().AddHours(48), offer.ToString());
+
+            // Four more days: the shopper's code expired unused, and so did the pool's codes nobody was given. The page
+            // counts the two apart (until 4 Dec 2026 every pool code that lapsed read as a shopper's code that did).
+            app.Clock.Advance(TimeSpan.FromDays(4));
+            advanced += TimeSpan.FromDays(4);
+            page = WebUtility.HtmlDecode(await (await app.Client.GetAsync($"/admin/cart-offers?shop={seed.Shop}&embedded=1&id_token={app.SessionToken(seed.Shop)}")).Content.ReadAsStringAsync());
+            Assert.Contains("0 handed out and not used yet, 1 handed out and expired unused", page);
+            var lapsed = await app.CountAsync("SELECT count(*) FROM discount_codes WHERE shop_id = $1 AND state = 'expired' AND cart_token IS NULL", seed.ShopId);
+            Assert.True(lapsed >= 3, $"{lapsed} pool codes expired"); // the two at 20 % and the other at 10 %
+            Assert.Contains($", {lapsed} expired without being given to a shopper", page);
         }
-        finally { app.Clock.Advance(TimeSpan.FromDays(-1)); }
+        finally { app.Clock.Advance(-advanced); }
     }
 
     /// <summary>
