@@ -224,15 +224,22 @@ public sealed class DiscountPool(NpgsqlDataSource db, OutboxScheduler outbox, Ti
         return code;
     }
 
-    /// <summary>Ingestion step: an order carrying one of our codes marks it used (in the order's own transaction).</summary>
+    /// <summary>
+    /// Ingestion step: an order carrying one of our codes marks it used (in the order's own transaction), and the code's
+    /// amount becomes what it took off the order. Why: a percent code applies to whatever the cart became; a shopper
+    /// offered 10 % on 105.00 who then filled the cart to 420.00 got 42.00, and the daily budget counted 10.50 (until
+    /// 4 Dec 2026). The budget reads the amounts of today's codes, so it now counts what was given.
+    /// </summary>
     internal static void MarkUsed(StoreWriter store, OrderRows rows, DateTimeOffset now)
     {
         var codes = (rows.Order.DiscountCodes ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-            .Where(c => c.StartsWith(Prefix, StringComparison.OrdinalIgnoreCase)).Select(c => c.ToUpperInvariant()).ToArray();
+            .Where(c => c.StartsWith(Prefix, StringComparison.OrdinalIgnoreCase)).Select(c => c.ToUpperInvariant()).Distinct().ToArray();
         if (codes.Length == 0) return;
+        var amounts = codes.Select(c => rows.CodeAmounts?.TryGetValue(c, out var a) == true ? a : (decimal?)null).ToArray();
         store.Add("""
-            UPDATE discount_codes SET state = 'used', order_id = $2, used_at = coalesce(used_at, $3)
-            WHERE shop_id = $1 AND code = ANY($4::text[]) AND (state <> 'used' OR order_id = $2)
-            """, store.ShopId, rows.Order.Id, rows.Order.CreatedAt ?? now, codes);
+            UPDATE discount_codes d SET state = 'used', order_id = $2, used_at = coalesce(d.used_at, $3), amount = coalesce(u.amount, d.amount)
+            FROM unnest($4::text[], $5::numeric[]) AS u(code, amount)
+            WHERE d.shop_id = $1 AND d.code = u.code AND (d.state <> 'used' OR d.order_id = $2)
+            """, store.ShopId, rows.Order.Id, rows.Order.CreatedAt ?? now, codes, amounts);
     }
 }

@@ -70,7 +70,11 @@ internal static class OrderPayloads
             .Select(a => (Name: a.OptionalString("name"), Value: a.OptionalStringOrNull("value")))
             .Where(a => a.Name is not null && a.Name.StartsWith(AppAttributePrefix, StringComparison.Ordinal) && a.Value is not null)
             .GroupBy(a => a.Name!, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.Last().Value!, StringComparer.Ordinal);
-        return new OrderRows(order, lines, customer, refunds, attributes.GetValueOrDefault(VisitorAttribute), attributes);
+        // What each code took off the order (a percent code's amount is the cart's at checkout, not the one it was offered on).
+        var codeAmounts = o.OptionalArray("discount_codes").Select(d => (Code: d.OptionalString("code"), Amount: d.OptionalMoney("amount")))
+            .Where(d => d.Code is not null && d.Amount is not null)
+            .GroupBy(d => d.Code!.ToUpperInvariant(), StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.Sum(d => d.Amount!.Value), StringComparer.Ordinal);
+        return new OrderRows(order, lines, customer, refunds, attributes.GetValueOrDefault(VisitorAttribute), attributes, codeAmounts);
     }
 
     /// <summary>
@@ -120,5 +124,5 @@ internal static class OrderPayloads
 
 /// <param name="AppAttributes">The cart attributes our blocks wrote (names starting "_pluginapp_"), as the order carries them in note_attributes.</param>
 internal sealed record OrderRows(Order Order, List<OrderLine> Lines, Customer? Customer, List<RefundRows> Refunds, string? VisitorId = null,
-    IReadOnlyDictionary<string, string>? AppAttributes = null);
+    IReadOnlyDictionary<string, string>? AppAttributes = null, IReadOnlyDictionary<string, decimal>? CodeAmounts = null);
 internal sealed record RefundRows(Refund Refund, List<RefundLine> Lines);

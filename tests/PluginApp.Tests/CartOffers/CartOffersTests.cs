@@ -437,6 +437,34 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal(orderId, await app.ScalarAsync("SELECT order_id FROM discount_codes WHERE shop_id = $1 AND code = $2", seed.ShopId, code));
     }
 
+    /// <summary>
+    /// A 10 % code offered on a cart of 105.00 applies to whatever the cart becomes: the shopper filled it to 420.00 and
+    /// got 42.00 off. The daily budget counts those 42.00, so the next cart gets no offer past the budget (until 4 Dec 2026
+    /// it counted the 10.50 offered, and went on handing out codes).
+    /// </summary>
+    [Fact]
+    public async Task APercentCodeOnACartThatGrew_TheDailyBudgetCountsWhatItTookOffTheOrder()
+    {
+        var seed = await StoreAsync("offers-grown.myshopify.com", 0.1m);
+        await SettingsAsync(seed, new { enabled = true, offerPercent = 10, maxDiscountPercent = 15, marginFloorPercent = 20, dailyBudget = 25, poolSize = 2, codeExpiryHours = 48 });
+        await FillPoolAsync(seed);
+        var answer = await AskAsync(seed, "cart-grown", VisitorIn(seed.Shop, CartOffersExperiment.PolicyArm), (1120, 5));
+        var offer = answer.GetProperty("offer");
+        Assert.Equal(10.50m, offer.GetProperty("amount").GetDecimal());
+        var code = offer.GetProperty("code").GetString()!;
+
+        var order = seed.Order(900_101, customer: null, products: [112, 112], at: app.Clock.GetUtcNow().AddMinutes(5));
+        order["discount_codes"] = new JsonArray(new JsonObject { ["code"] = code.ToLowerInvariant(), ["amount"] = "42.00", ["type"] = "percentage" });
+        order["cart_token"] = "cart-grown";
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("orders/create", seed.Shop, order.ToJsonString())).StatusCode);
+        Assert.Equal(42.00m, (decimal)(await app.ScalarAsync("SELECT amount FROM discount_codes WHERE shop_id = $1 AND code = $2", seed.ShopId, code))!);
+
+        var next = await AskAsync(seed, "cart-after", VisitorIn(seed.Shop, CartOffersExperiment.PolicyArm), (1120, 5));
+        Assert.NotEqual(CartAction.Offer, next.GetProperty("action").GetString());
+        Assert.Contains("today's budget would be exceeded (42.00 handed out + 10.50 > 25.00)",
+            (string)(await app.ScalarAsync("SELECT array_to_string(reasons, ' | ') FROM decisions WHERE shop_id = $1 AND decision_id = $2", seed.ShopId, next.GetProperty("decision_id").GetString()!))!);
+    }
+
     [Fact]
     public async Task ExperimentAnalysis_OnAHandBuiltSet_EqualsTheHandComputation_AndStaysWithItsShop()
     {
