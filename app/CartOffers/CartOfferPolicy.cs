@@ -66,6 +66,23 @@ public static class CartOfferPolicy
     /// <summary>Used to rank the bar and the upsell when a cart's cost is unknown (the offer is never allowed then).</summary>
     public const double AssumedMarginShare = 0.4;
 
+    /// <summary>
+    /// The actions this cart may be shown, in <see cref="CartAction.All"/>'s order: nothing always; the bar below a
+    /// free-shipping threshold, with a product when one reaches it; the offer when every cap holds. What exploration draws
+    /// from, and, logged for the control arm's carts too, what the measured effects compare like with like by.
+    /// </summary>
+    public static string[] Allowed(CartFacts cart, OfferCaps caps)
+    {
+        var below = cart.Threshold is not null && cart.Remaining is > 0;
+        return CartAction.All.Where(a => a switch
+        {
+            CartAction.Nudge => below,
+            CartAction.NudgeUpsell => below && cart.UpsellPrice is not null,
+            CartAction.Offer => OfferRefusal(cart, caps) is null,
+            _ => true,
+        }).ToArray();
+    }
+
     public static CartPolicyDecision Decide(CartFacts cart, double intent, OfferCaps caps, ActionEffects effects)
     {
         ArgumentNullException.ThrowIfNull(cart);
@@ -77,13 +94,13 @@ public static class CartOfferPolicy
         var margin = cart.Cost is { } c ? value - (double)c : value * AssumedMarginShare;
         double Lift(string a) => effects.Lift.TryGetValue(a, out var l) ? l : 0;
         var expected = new Dictionary<string, double> { [CartAction.Nothing] = 0 };
-        var below = cart.Remaining is > 0;
+        var allowed = Allowed(cart, caps);
         if (cart.Threshold is null) reasons.Add("no free-shipping threshold set: no bar or threshold upsell");
-        else if (!below) reasons.Add("the cart already qualifies for free shipping");
+        else if (!allowed.Contains(CartAction.Nudge)) reasons.Add("the cart already qualifies for free shipping");
         else
         {
             expected[CartAction.Nudge] = intent * Lift(CartAction.Nudge) * margin;
-            if (cart.UpsellPrice is { } up)
+            if (allowed.Contains(CartAction.NudgeUpsell) && cart.UpsellPrice is { } up)
             {
                 var upMargin = cart.UpsellCost is { } uc ? (double)(up - uc) : (double)up * AssumedMarginShare;
                 var p = Math.Min(1, intent * (1 + Lift(CartAction.NudgeUpsell)));
@@ -93,7 +110,7 @@ public static class CartOfferPolicy
         }
 
         var discount = 0m;
-        if (OfferRefusal(cart, caps) is { } refusal) reasons.Add("offer not allowed: " + refusal);
+        if (!allowed.Contains(CartAction.Offer)) reasons.Add("offer not allowed: " + OfferRefusal(cart, caps));
         else
         {
             discount = Math.Round(cart.Value * caps.Percent / 100, 2);

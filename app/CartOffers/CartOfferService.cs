@@ -64,9 +64,8 @@ public sealed class CartOfferService(CartOfferSettingsStore settingsStore, Catal
         OfferView? offer = null;
         CartIntent? score = null;
         string? shadow = null;
+        string[] allowed = [];
         if (facts.Items == 0) reasons.Add("the cart is empty");
-        else if (arm == CartOffersExperiment.ControlArm)
-            reasons.Add("control arm: this cart is shown nothing, so the experiment can measure what the others earn");
         else
         {
             var variants = req.Lines.Select(l => l.VariantId).ToArray();
@@ -74,64 +73,83 @@ public sealed class CartOfferService(CartOfferSettingsStore settingsStore, Catal
             var best = candidates.FirstOrDefault();
             var bestVariant = best is null ? null : catalog.Products.GetValueOrDefault(best.ProductId)?.Display;
             facts = facts with { UpsellPrice = bestVariant?.Price, UpsellCost = bestVariant?.Cost };
-            score = await intent.ScoreAsync(req.ShopId, req.CartToken, facts, req.CustomerId, ct);
             var (ready, spent, held) = await pool.StateAsync(req.ShopId, req.CartToken, settings, ct);
             // A cart asking again already holds its code: that code's discount is not spent a second time.
             var caps = new OfferCaps(settings.OffersEnabled && req.CartToken is not null, settings.OfferPercent, settings.MaxDiscountPercent,
                 settings.MarginFloorPercent, settings.DailyBudget, spent - (held?.Amount ?? 0), ready || held is not null);
-            var lifts = await effects.EffectsAsync(req.ShopId, ct);
-            var decision = CartOfferPolicy.Decide(facts, score.Probability, caps, lifts);
-            // A purchase-intent version in shadow: what the policy would have chosen on its reading, logged beside the served action.
-            if (score.Release is { Stage: "shadow" } sh)
-                shadow = JsonSerializer.Serialize(sh.Probability is { } p
-                    ? new { version = sh.Version, subject = CartOfferPolicy.Decide(facts, p, caps, lifts).Action, intent = p }
-                    : (object)new { version = sh.Version, failed = sh.Failed });
-            expected = decision.Expected.ToDictionary();
-            reasons.AddRange(decision.Reasons);
-            if (score.Note is { } note) reasons.Add(note);
-            action = decision.Action;
-            // Exploration measures each action's effect through the experiment's exposures, so only while it runs (stopped, it
-            // was margin given for nothing); by the cart, so a cart asking again gets the same draw (by the decision, a
-            // shopper reloading the cart page drew again until an offer came up).
-            var drawn = req.CartToken ?? decisionId;
-            if (running && Explores(drawn) && expected.Count > 1)
-            {
-                var allowed = expected.Keys.OrderBy(k => Array.IndexOf(CartAction.All, k)).ToArray();
-                var pick = allowed[(int)(Assignment.Bucket(req.Shop, drawn, "explore-action") * allowed.Length) % allowed.Length];
-                if (pick != action) reasons.Insert(0, $"exploration: {CartOfferPolicy.Words(pick)} instead, chosen at random among the allowed actions so each one's effect can be measured");
-                (action, explore) = (pick, true);
-            }
-            if (action == CartAction.Offer)
-            {
-                var amount = Math.Round(facts.Value * settings.OfferPercent / 100, 2);
-                var code = held ?? await pool.HandOutAsync(req.ShopId, req.CartToken!, req.VisitorHash, decisionId, amount, settings, ct);
-                if (code is null)
-                {
-                    reasons.Insert(0, "the offer was chosen but no code could be handed out (the pool ran dry or the budget filled meanwhile)");
-                    action = expected.Where(kv => kv.Key != CartAction.Offer).MaxBy(kv => kv.Value).Key;
-                }
-                else
-                    offer = new OfferView(code.Code, code.Percent, code.Amount, code.ExpiresAt, $"/discount/{Uri.EscapeDataString(code.Code)}?redirect=%2Fcart");
-                if (!ready || code is not null) jobs.Enqueue<CartOfferJobs>(j => j.RefillAsync(req.ShopId, CancellationToken.None));
-            }
-            else if (!ready && caps.Enabled) jobs.Enqueue<CartOfferJobs>(j => j.RefillAsync(req.ShopId, CancellationToken.None));
-            if (action == CartAction.NudgeUpsell)
-            {
-                var served = await UpsellCandidatesAsync(req, variants, facts.Remaining!.Value, catalog, preview: false, ct);
-                upsell = served.Items;
-                upsellRequest = served.RequestId;
-                if (upsell.Count == 0) action = CartAction.Nudge;
-            }
+            // What this cart could have been shown, in either arm: the measured effects compare an explored action's carts
+            // with the control's carts that allowed it (ActionEffectsEstimator).
+            allowed = CartOfferPolicy.Allowed(facts, caps);
+            if (arm == CartOffersExperiment.ControlArm)
+                reasons.Add("control arm: this cart is shown nothing, so the experiment can measure what the others earn");
+            else
+                (action, explore, upsell, upsellRequest, offer, score, shadow) = await PolicyAsync(req, settings, catalog, facts, caps, allowed, held, ready, running,
+                    decisionId, variants, expected, reasons, ct);
         }
         var bar = action is CartAction.Nudge or CartAction.NudgeUpsell && facts.Threshold is { } t
             ? new ProgressBar(t, facts.Value, facts.Remaining ?? 0, t == 0 ? 1 : Math.Min(1, (double)(facts.Value / t)), catalog.Currency)
             : null;
         if (facts.Items > 0)
-            await LogAsync(req, decisionId, arm, action, explore, score, facts, expected, reasons, offer?.Code, shadow, started, ct);
+            await LogAsync(req, decisionId, arm, action, explore, score, facts, expected, allowed, reasons, offer?.Code, shadow, started, ct);
         // The intent path: the store's model, the store's base rate when it has none, or no score (empty cart, control arm).
         PluginApp.Operations.OperatorMetrics.Served("cart_offers", score is null ? "not_scored" : score.ModelVersion is null ? "base_rate" : "intent_model");
         return new CartOfferResponse(facts.Items > 0 ? decisionId : null, CartOffersExperiment.Key, arm, action, bar, upsell, upsellRequest, offer,
             score?.ModelVersion, running ? "experiment" : "policy");
+    }
+
+    /// <summary>The policy arm's cart: read its intent, weigh the actions, explore while the experiment runs, hand out a code.</summary>
+    private async Task<(string Action, bool Explore, IReadOnlyList<RecommendedItem> Upsell, string? UpsellRequest, OfferView? Offer, CartIntent Score, string? Shadow)>
+        PolicyAsync(CartOfferRequest req, CartOfferSettings settings, CatalogSnapshot catalog, CartFacts facts, OfferCaps caps, string[] allowed, HandedCode? held,
+            bool ready, bool running, string decisionId, long[] variants, Dictionary<string, double> expected, List<string> reasons, CancellationToken ct)
+    {
+        IReadOnlyList<RecommendedItem> upsell = [];
+        string? upsellRequest = null, shadow = null;
+        OfferView? offer = null;
+        var explore = false;
+        var score = await intent.ScoreAsync(req.ShopId, req.CartToken, facts, req.CustomerId, ct);
+        var lifts = await effects.EffectsAsync(req.ShopId, ct);
+        var decision = CartOfferPolicy.Decide(facts, score.Probability, caps, lifts);
+        // A purchase-intent version in shadow: what the policy would have chosen on its reading, logged beside the served action.
+        if (score.Release is { Stage: "shadow" } sh)
+            shadow = JsonSerializer.Serialize(sh.Probability is { } p
+                ? new { version = sh.Version, subject = CartOfferPolicy.Decide(facts, p, caps, lifts).Action, intent = p }
+                : (object)new { version = sh.Version, failed = sh.Failed });
+        foreach (var (k, v) in decision.Expected) expected[k] = v;
+        reasons.AddRange(decision.Reasons);
+        if (score.Note is { } note) reasons.Add(note);
+        var action = decision.Action;
+        // Exploration measures each action's effect through the experiment's exposures, so only while it runs (stopped, it
+        // was margin given for nothing); by the cart, so a cart asking again gets the same draw (by the decision, a
+        // shopper reloading the cart page drew again until an offer came up).
+        var drawn = req.CartToken ?? decisionId;
+        if (running && Explores(drawn) && allowed.Length > 1)
+        {
+            var pick = allowed[(int)(Assignment.Bucket(req.Shop, drawn, "explore-action") * allowed.Length) % allowed.Length];
+            if (pick != action) reasons.Insert(0, $"exploration: {CartOfferPolicy.Words(pick)} instead, chosen at random among the allowed actions so each one's effect can be measured");
+            (action, explore) = (pick, true);
+        }
+        if (action == CartAction.Offer)
+        {
+            var amount = Math.Round(facts.Value * settings.OfferPercent / 100, 2);
+            var code = held ?? await pool.HandOutAsync(req.ShopId, req.CartToken!, req.VisitorHash, decisionId, amount, settings, ct);
+            if (code is null)
+            {
+                reasons.Insert(0, "the offer was chosen but no code could be handed out (the pool ran dry or the budget filled meanwhile)");
+                action = expected.Where(kv => kv.Key != CartAction.Offer).MaxBy(kv => kv.Value).Key;
+            }
+            else
+                offer = new OfferView(code.Code, code.Percent, code.Amount, code.ExpiresAt, $"/discount/{Uri.EscapeDataString(code.Code)}?redirect=%2Fcart");
+            if (!ready || code is not null) jobs.Enqueue<CartOfferJobs>(j => j.RefillAsync(req.ShopId, CancellationToken.None));
+        }
+        else if (!ready && caps.Enabled) jobs.Enqueue<CartOfferJobs>(j => j.RefillAsync(req.ShopId, CancellationToken.None));
+        if (action == CartAction.NudgeUpsell)
+        {
+            var served = await UpsellCandidatesAsync(req, variants, facts.Remaining!.Value, catalog, preview: false, ct);
+            upsell = served.Items;
+            upsellRequest = served.RequestId;
+            if (upsell.Count == 0) action = CartAction.Nudge;
+        }
+        return (action, explore, upsell, upsellRequest, offer, score, shadow);
     }
 
     /// <summary>Whether a cart explores: <see cref="CartOffersOptions.ExploreShare"/> of carts, by a hash of its token (of the decision's id when it has none).</summary>
@@ -173,7 +191,7 @@ public sealed class CartOfferService(CartOfferSettingsStore settingsStore, Catal
     }
 
     private async Task LogAsync(CartOfferRequest req, string decisionId, string arm, string action, bool explore, CartIntent? score, CartFacts facts,
-        Dictionary<string, double> expected, List<string> reasons, string? code, string? shadow, long started, CancellationToken ct)
+        Dictionary<string, double> expected, string[] allowed, List<string> reasons, string? code, string? shadow, long started, CancellationToken ct)
     {
         try
         {
@@ -193,9 +211,9 @@ public sealed class CartOfferService(CartOfferSettingsStore settingsStore, Catal
                 // A canary's decisions say so; "failed" only when it failed (the release job counts the key).
                 Output = score?.Release is { Stage: "canary" } canary
                     ? canary.Failed is { } failed
-                        ? JsonSerializer.Serialize(new { action, explore, intent = score.Probability, expected, code, release = "canary", candidate = canary.Version, failed })
-                        : JsonSerializer.Serialize(new { action, explore, intent = score.Probability, expected, code, release = "canary", candidate = canary.Version })
-                    : JsonSerializer.Serialize(new { action, explore, intent = score?.Probability, expected, code }),
+                        ? JsonSerializer.Serialize(new { action, explore, intent = score.Probability, expected, allowed, code, release = "canary", candidate = canary.Version, failed })
+                        : JsonSerializer.Serialize(new { action, explore, intent = score.Probability, expected, allowed, code, release = "canary", candidate = canary.Version })
+                    : JsonSerializer.Serialize(new { action, explore, intent = score?.Probability, expected, allowed, code }),
                 Shadow = shadow,
                 Reasons = reasons.ToArray(), LatencyMs = (float)Stopwatch.GetElapsedTime(started).TotalMilliseconds,
             }, ct);

@@ -121,31 +121,44 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
             "v:" + Assignment.VisitorHash(seed.Shop, visitor)));
     }
 
+    /// <summary>
+    /// Each action's measured effect is its explored visitors' conversion against the control visitors whose cart allowed
+    /// it (weighted as exploration draws). The bar is only allowed below the free-shipping threshold, where carts order
+    /// less: against every control visitor (until 4 Dec 2026) a bar that changed nothing read as a 60 % loss and was
+    /// never shown again.
+    /// </summary>
     [Fact]
-    public void ActionEffects_AreTheExperimentsOnceMeasured_AndTheAssumptionUntilThen_AndAMeasuredLossStopsTheOffer()
+    public void ActionEffects_AreTheExperimentsOnceMeasuredAgainstComparableControlCarts_AndTheAssumptionUntilThen_AndAMeasuredLossStopsTheOffer()
     {
-        var few = new Dictionary<string, (long, long)> { ["control"] = (99, 30), [CartAction.Offer] = (500, 200) };
-        Assert.Same(ActionEffects.Assumed, ActionEffectsEstimator.Estimate(few)); // the control arm is below 100 visitors
+        // Control: 200 visitors below the threshold (bar or nothing allowed: weight 1/2), 10 % ordered; 200 above it, 40 %.
+        var nudge = new ActionCounts(200, 20, ControlUnits: 100, ControlOrders: 10, ControlVisitors: 200, ControlOrdered: 20);
+        var effects = ActionEffectsEstimator.Estimate(new Dictionary<string, ActionCounts> { [CartAction.Nudge] = nudge });
+        Assert.Equal(0, effects.Lift[CartAction.Nudge], 9);  // against all 400 control visitors (25 %): -60 %
+        Assert.True(effects.IsMeasured(CartAction.Nudge) && !effects.IsMeasured(CartAction.Offer));
+        Assert.Equal(ActionEffects.AssumedLifts[CartAction.Offer], effects.Lift[CartAction.Offer]);
+        Assert.Contains("nudge +0.0% on 200 explored visitors against 200 control visitors whose cart allowed it", effects.Source);
 
-        var counts = new Dictionary<string, (long, long)>
+        // Too few control visitors allowed the action, or too few of them ordered: the assumption stands.
+        Assert.Same(ActionEffects.Assumed, ActionEffectsEstimator.Estimate(new Dictionary<string, ActionCounts> { [CartAction.Offer] = new(500, 200, 49.5, 15, 99, 30) }));
+        Assert.Same(ActionEffects.Assumed, ActionEffectsEstimator.Estimate(new Dictionary<string, ActionCounts> { [CartAction.Offer] = new(500, 200, 200, 2, 400, 4) }));
+
+        var counts = new Dictionary<string, ActionCounts>
         {
-            ["control"] = (400, 100),                 // 25 % ordered
-            [CartAction.Offer] = (200, 60),           // 30 %: +20 %
-            [CartAction.Nudge] = (150, 36),           // 24 %: -4 %
-            [CartAction.NudgeUpsell] = (80, 30),      // below 100 visitors: still assumed
+            [CartAction.Offer] = new(200, 60, 200, 50, 400, 100),        // 30 % against 25 %: +20 %
+            [CartAction.Nudge] = new(150, 36, 200, 50, 400, 100),        // 24 %: -4 %
+            [CartAction.NudgeUpsell] = new(80, 30, 200, 50, 400, 100),   // below 100 explored visitors: still assumed
         };
-        var effects = ActionEffectsEstimator.Estimate(counts);
+        effects = ActionEffectsEstimator.Estimate(counts);
         Assert.Equal(0.20, effects.Lift[CartAction.Offer], 9);
         Assert.Equal(-0.04, effects.Lift[CartAction.Nudge], 9);
         Assert.Equal(ActionEffects.AssumedLifts[CartAction.NudgeUpsell], effects.Lift[CartAction.NudgeUpsell]);
         Assert.True(effects.IsMeasured(CartAction.Offer) && effects.IsMeasured(CartAction.Nudge) && !effects.IsMeasured(CartAction.NudgeUpsell));
-        Assert.Contains("measured", effects.Source);
 
         // A measured effect is used as it is: an offer the experiment found to earn nothing is not picked any more.
         var caps = new OfferCaps(true, 10, 15, 20, 100, 0, true);
         var cart = new CartFacts(100, 10, 2, null, null, null);
         Assert.Equal(CartAction.Offer, CartOfferPolicy.Decide(cart, 0.3, caps, effects).Action);
-        var loss = ActionEffectsEstimator.Estimate(new Dictionary<string, (long, long)> { ["control"] = (400, 100), [CartAction.Offer] = (200, 50) });
+        var loss = ActionEffectsEstimator.Estimate(new Dictionary<string, ActionCounts> { [CartAction.Offer] = new(200, 50, 200, 50, 400, 100) });
         Assert.Equal(0, loss.Lift[CartAction.Offer], 9);
         var d = CartOfferPolicy.Decide(cart, 0.3, caps, loss);
         Assert.Equal(CartAction.Nothing, d.Action);
@@ -395,6 +408,14 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
             SELECT string_agg(path || ':' || CASE WHEN fallback THEN 'True' ELSE 'False' END, ',' ORDER BY path) FROM decisions
             WHERE shop_id = $1 AND kind = 'offer' AND decision_id = ANY($2)
             """, seed.ShopId, new[] { control.GetProperty("decision_id").GetString()!, policy.GetProperty("decision_id").GetString()! }));
+        // The control's cart is shown nothing, but what it could have been shown is logged, as for the policy's carts: the
+        // measured effects compare an action with the control carts that allowed it (the bar here, below the threshold; not
+        // the offer, under the floor).
+        string[] Allowed(JsonElement answer) => JsonSerializer.Deserialize<string[]>((string)app.ScalarAsync(
+            "SELECT output->>'allowed' FROM decisions WHERE shop_id = $1 AND decision_id = $2", seed.ShopId, answer.GetProperty("decision_id").GetString()!).Result!)!;
+        Assert.Equal(Allowed(policy), Allowed(control));
+        Assert.Contains(CartAction.Nudge, Allowed(control));
+        Assert.DoesNotContain(CartAction.Offer, Allowed(control));
 
         // The exposure is the block's report that the shopper saw it: only for a decision made for that visitor.
         var seen = await SeenAsync(seed.Shop, control.GetProperty("decision_id").GetString()!, "someone-else");
@@ -628,31 +649,38 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
 
     /// <summary>
     /// The effects the experiment measured, counted from its exposures, each visitor's first decision and its orders: per
-    /// action the explored visitors and those who ordered, against the control's. A store with 30,000 offer decisions from
-    /// months before and 5,000 other visitors' orders: the count reads the 90 days once, not every decision the store made
-    /// nor all the orders for each visitor.
+    /// action the explored visitors and those who ordered, against the control's visitors whose cart allowed that action,
+    /// each weighted 1 / the actions their cart allowed. A store with 30,000 offer decisions from months before and 5,000
+    /// other visitors' orders: the count reads the 90 days once, not every decision the store made nor all the orders for
+    /// each visitor.
     /// </summary>
     [Fact]
-    public async Task TheMeasuredActionEffects_CountEachExploredVisitorsFirstDecisionAndOrder_ReadingOnlyTheWindowOnce()
+    public async Task TheMeasuredActionEffects_CountEachExploredVisitorAgainstTheControlsWhoseCartAllowedIt_ReadingOnlyTheWindowOnce()
     {
         var shopId = await app.InstallShopAsync("offers-effects-count.myshopify.com");
         var now = app.Clock.GetUtcNow();
         var since = now.AddDays(-90);
         for (var days = 0; days <= 150; days += 14) await app.ScalarAsync("SELECT decisions_partition_for($1)", now.AddDays(-days));
-        // 300 visitors: 1-120 in the control, 121-300 in the policy arm, every even one of those explored (nudge when
-        // divisible by 4, else offer); a visitor ordered when divisible by 10 (control) or by 3 (policy).
+        // 330 visitors: 1-120 in the control, 121-300 in the policy arm, every even one of those explored (nudge when
+        // divisible by 4, else offer); 301-330 in the control, logged before the allowed actions were. A control cart
+        // allowed the bar when even (and the offer too when divisible by 4), else only the offer. A visitor ordered when
+        // divisible by 10 or 3 (control: more above the threshold, where carts are bigger) or by 3 (policy).
+        static string[] Allowed(int i) => i % 4 == 0 ? ["nothing", "nudge", "offer"] : i % 2 == 0 ? ["nothing", "nudge"] : ["nothing", "offer"];
+        static bool Ordered(int i) => i <= 120 || i > 300 ? i % 10 == 0 || (i % 2 == 1 && i % 3 == 0) : i % 3 == 0;
         await app.CountAsync("""
             INSERT INTO experiment_exposures (shop_id, experiment, unit, arm, first_at)
-            SELECT $1, 'cart-offers', 'v:ae-' || i, CASE WHEN i <= 120 THEN 'control' ELSE 'policy' END, $2 - interval '1 hour' * i
-            FROM generate_series(1, 300) i
+            SELECT $1, 'cart-offers', 'v:ae-' || i, CASE WHEN i <= 120 OR i > 300 THEN 'control' ELSE 'policy' END, $2 - interval '1 hour' * i
+            FROM generate_series(1, 330) i
             """, shopId, now);
         await app.CountAsync("""
             INSERT INTO decisions (shop_id, decided_at, decision_id, kind, subject, path, fallback, visitor_hash, arm, output)
             SELECT $1, $2 - interval '1 hour' * i, 'ae-dec-' || i, 'offer',
-                   CASE WHEN i <= 120 THEN 'nothing' WHEN i % 4 = 0 THEN 'nudge' WHEN i % 2 = 0 THEN 'offer' ELSE 'nudge_upsell' END,
-                   'model', false, 'ae-' || i, CASE WHEN i <= 120 THEN 'control' ELSE 'policy' END,
-                   jsonb_build_object('explore', i > 120 AND i % 2 = 0)
-            FROM generate_series(1, 300) i
+                   CASE WHEN i <= 120 OR i > 300 THEN 'nothing' WHEN i % 4 = 0 THEN 'nudge' WHEN i % 2 = 0 THEN 'offer' ELSE 'nudge_upsell' END,
+                   'not_scored', false, 'ae-' || i, CASE WHEN i <= 120 OR i > 300 THEN 'control' ELSE 'policy' END,
+                   CASE WHEN i > 300 THEN jsonb_build_object('explore', false)
+                        ELSE jsonb_build_object('explore', i > 120 AND i % 2 = 0, 'allowed',
+                             CASE WHEN i % 4 = 0 THEN '["nothing","nudge","offer"]'::jsonb WHEN i % 2 = 0 THEN '["nothing","nudge"]' ELSE '["nothing","offer"]' END) END
+            FROM generate_series(1, 330) i
             UNION ALL
             SELECT $1, $2 - interval '120 days' - interval '1 minute' * i, 'ae-old-' || i, 'offer', 'offer', 'model', false, 'old-' || i, 'policy',
                    jsonb_build_object('explore', true)
@@ -660,32 +688,35 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
             """, shopId, now);
         await app.CountAsync("""
             INSERT INTO experiment_outcomes (shop_id, experiment, order_id, arm, unit, revenue, ordered_at)
-            SELECT $1, 'cart-offers', 7750000 + i, CASE WHEN i <= 120 THEN 'control' ELSE 'policy' END, 'v:ae-' || i, 30, $2 - interval '30 minutes' * i
-            FROM generate_series(1, 300) i WHERE (i <= 120 AND i % 10 = 0) OR (i > 120 AND i % 3 = 0)
+            SELECT $1, 'cart-offers', 7750000 + i, CASE WHEN i <= 120 OR i > 300 THEN 'control' ELSE 'policy' END, 'v:ae-' || i, 30, $2 - interval '30 minutes' * i
+            FROM generate_series(1, 330) i WHERE ((i <= 120 OR i > 300) AND (i % 10 = 0 OR (i % 2 = 1 AND i % 3 = 0))) OR (i BETWEEN 121 AND 300 AND i % 3 = 0)
             UNION ALL
             SELECT $1, 'cart-offers', 7760000 + i, 'policy', 'v:other-' || i, 30, $2 - interval '10 minutes' * i FROM generate_series(1, 5000) i
             """, shopId, now);
         await app.CountAsync("ANALYZE experiment_exposures; ANALYZE decisions; ANALYZE experiment_outcomes");
 
-        var expected = new Dictionary<string, (long Units, long Orders)>();
-        foreach (var i in Enumerable.Range(1, 300).Where(i => i <= 120 || i % 2 == 0))
+        var expected = new Dictionary<string, ActionCounts>();
+        foreach (var action in new[] { CartAction.Nudge, CartAction.NudgeUpsell, CartAction.Offer })
         {
-            var action = i <= 120 ? "control" : i % 4 == 0 ? CartAction.Nudge : CartAction.Offer;
-            var ordered = i <= 120 ? i % 10 == 0 : i % 3 == 0;
-            var (units, orders) = expected.GetValueOrDefault(action);
-            expected[action] = (units + 1, orders + (ordered ? 1 : 0));
+            var explored = Enumerable.Range(121, 180).Where(i => i % 2 == 0 && (i % 4 == 0 ? CartAction.Nudge : CartAction.Offer) == action).ToList();
+            var controls = Enumerable.Range(1, 120).Where(i => Allowed(i).Contains(action)).ToList();
+            expected[action] = new ActionCounts(explored.Count, explored.Count(Ordered), controls.Sum(i => 1.0 / Allowed(i).Length),
+                controls.Where(Ordered).Sum(i => 1.0 / Allowed(i).Length), controls.Count, controls.Count(Ordered));
         }
         await using var conn = await app.Db.OpenConnectionAsync();
-        var counts = new Dictionary<string, (long Units, long Orders)>();
+        var counts = new Dictionary<string, ActionCounts>();
         await using (var cmd = new Npgsql.NpgsqlCommand(ActionEffectsEstimator.CountsSql, conn))
         {
             cmd.Parameters.AddWithValue(shopId);
             cmd.Parameters.AddWithValue(since);
             await using var r = await cmd.ExecuteReaderAsync();
-            while (await r.ReadAsync()) counts[r.GetString(0)] = (r.GetInt64(1), r.GetInt64(2));
+            while (await r.ReadAsync())
+                counts[r.GetString(0)] = new ActionCounts(r.GetInt64(1), r.GetInt64(2), Math.Round(r.GetDouble(3), 9), Math.Round(r.GetDouble(4), 9), r.GetInt64(5), r.GetInt64(6));
         }
-        Assert.Equal(expected.OrderBy(e => e.Key), counts.OrderBy(c => c.Key));
-        Assert.Equal((120L, 12L), counts["control"]);
+        Assert.Equal(expected.ToDictionary(e => e.Key, e => e.Value with { ControlUnits = Math.Round(e.Value.ControlUnits, 9), ControlOrders = Math.Round(e.Value.ControlOrders, 9) })
+            .OrderBy(e => e.Key), counts.OrderBy(c => c.Key));
+        // The bar's control is the 60 carts below the threshold, not all 120 (nor the 30 logged without their allowed actions).
+        Assert.Equal(60, counts[CartAction.Nudge].ControlVisitors);
 
         // Every offer decision the store made (30,300), or the experiment's 5,000 outcomes for each visitor.
         await QueryPlans.AssertReadsAtMostAsync(conn, "the effects' counts", 10000, ActionEffectsEstimator.CountsSql, [shopId, since]);
