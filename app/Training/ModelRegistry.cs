@@ -42,18 +42,15 @@ public sealed class ModelRegistry(NpgsqlDataSource db, TimeProvider clock, Micro
         // Serialize registrations per shop and kind so versions and the gate see one order.
         await Exec(conn, tx, "SELECT pg_advisory_xact_lock(hashtext($1))", ct, $"models:{shopId}:{kind}");
         var version = (int)(await Scalar(conn, tx, "SELECT coalesce(max(version), 0) + 1 FROM models WHERE shop_id = $1 AND kind = $2", ct, shopId, kind))!;
-        var active = await Scalar(conn, tx,
-            "SELECT (metrics->>$3)::float8 FROM models WHERE shop_id = $1 AND kind = $2 AND status = 'active'", ct, shopId, kind, metric) as double?;
-        var activeVersion = await Scalar(conn, tx, "SELECT version FROM models WHERE shop_id = $1 AND kind = $2 AND status = 'active'", ct, shopId, kind) as int?;
+        var (activeVersion, activeMetrics) = await ActiveMetricsAsync(conn, tx, shopId, kind, ct);
         // A kind that gates on its baseline (order risk: the rule prior) never activates a model that does worse than it.
         var baseline = modelKind.BaselineGate && modelKind.BaselineMetric is { } b ? model.MetricValue(b) : (double?)null;
         var beatsBaseline = baseline is null || candidate >= baseline.Value - modelKind.BaselineTolerance;
-        var passes = beatsBaseline && (active is null || candidate >= active.Value);
+        var gate = PromotionGate.Compare(modelKind, JsonSerializer.SerializeToElement(model.Metrics), activeMetrics);
+        var passes = beatsBaseline && gate.Passes;
         var reason = !beatsBaseline ? $"held-out {metric} {candidate:F4} is below the baseline's {baseline:F4} ({modelKind.BaselineName})"
                                       + (modelKind.BaselineTolerance > 0 ? FormattableString.Invariant($" by more than {modelKind.BaselineTolerance:0.###}") : "")
-            : active is null ? "first model"
-            : passes ? $"held-out {metric} {candidate:F4} is not worse than the active model's {active:F4}"
-            : $"held-out {metric} {candidate:F4} is worse than the active model's {active:F4}";
+            : gate.Reason;
         // Why only with an active version: a shop's first model has nothing to be compared with in shadow, and serves at once.
         var release = passes && activeVersion is not null && modelKind.StagedRelease
             ? await Governance.ReleaseSettings.GetAsync(conn, tx, shopId, kind, governance.Value, ct) : null;
@@ -87,6 +84,17 @@ public sealed class ModelRegistry(NpgsqlDataSource db, TimeProvider clock, Micro
         if (activate || staged) await Notify(conn, tx, shopId, ct);
         await tx.CommitAsync(ct);
         return new Registered(version, activate, reason, staged);
+    }
+
+    /// <summary>The serving version and its held-out figures, if the shop has one (read under the caller's lock).</summary>
+    private static async Task<(int? Version, JsonElement? Metrics)> ActiveMetricsAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId, string kind,
+        CancellationToken ct)
+    {
+        await using var cmd = new NpgsqlCommand("SELECT version, metrics::text FROM models WHERE shop_id = $1 AND kind = $2 AND status = 'active'", conn, tx);
+        cmd.Parameters.Add(Sql.Param(shopId));
+        cmd.Parameters.Add(Sql.Param(kind));
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        return await r.ReadAsync(ct) ? (r.GetInt32(0), JsonDocument.Parse(r.GetString(1)).RootElement) : (null, null);
     }
 
     /// <summary>The version in a staged release (shadow or canary) with its stage and artifact, or null.</summary>
@@ -154,20 +162,19 @@ public sealed class ModelRegistry(NpgsqlDataSource db, TimeProvider clock, Micro
     public async Task<(bool Promoted, string Reason)> PromoteAsync(long shopId, ModelKind modelKind, int version, CancellationToken ct, string by = "the merchant",
         Func<string, Governance.GovernanceEvent>? record = null)
     {
-        var (kind, metric) = (modelKind.Name, modelKind.PromotionMetric);
+        var kind = modelKind.Name;
         await using var conn = await db.OpenConnectionAsync(ct);
         await using var tx = await conn.BeginTransactionAsync(ct);
         await Exec(conn, tx, "SELECT pg_advisory_xact_lock(hashtext($1))", ct, $"models:{shopId}:{kind}");
-        var target = await Scalar(conn, tx, "SELECT (metrics->>$4)::float8 FROM models WHERE shop_id = $1 AND kind = $2 AND version = $3 AND status <> 'active'",
-            ct, shopId, kind, version, metric) as double?;
+        var target = await Scalar(conn, tx, "SELECT metrics::text FROM models WHERE shop_id = $1 AND kind = $2 AND version = $3 AND status <> 'active'",
+            ct, shopId, kind, version) as string;
         if (target is null) return (false, $"version {version} is not an inactive {kind} model of this shop");
-        var active = await Scalar(conn, tx, "SELECT (metrics->>$3)::float8 FROM models WHERE shop_id = $1 AND kind = $2 AND status = 'active'",
-            ct, shopId, kind, metric) as double?;
-        if (active is { } a && target.Value < a)
-            return (false, $"held-out {metric} {target:F4} is worse than the active model's {a:F4}");
+        var (_, activeMetrics) = await ActiveMetricsAsync(conn, tx, shopId, kind, ct);
+        var gate = PromotionGate.Compare(modelKind, JsonDocument.Parse(target).RootElement, activeMetrics);
+        if (!gate.Passes) return (false, gate.Reason);
         await Exec(conn, tx, "UPDATE models SET status = 'retired', status_reason = $3 WHERE shop_id = $1 AND kind = $2 AND status = 'active'", ct,
             shopId, kind, $"replaced by version {version} (promoted by {by})");
-        var reason = $"promoted by {by}: held-out {metric} {target:F4}" + (active is { } b ? $" is not worse than {b:F4}" : "");
+        var reason = $"promoted by {by}: {gate.Reason}";
         await Exec(conn, tx, "UPDATE models SET status = 'active', status_reason = $4, activated_at = $5 WHERE shop_id = $1 AND kind = $2 AND version = $3", ct,
             shopId, kind, version, reason, clock.GetUtcNow());
         if (record?.Invoke(reason) is { } e) await Governance.GovernanceEvents.RecordAsync(conn, tx, shopId, e.ModelKind, e.Event, e.Detail, e.By, e.At, ct);

@@ -31,9 +31,8 @@ public sealed class UpsellsModel(ModelRegistry registry, ModelKinds kinds, AiFea
 
     public double? Metric(ModelEntry m, string? name) => name is not null && m.Metrics.TryGetProperty(name, out var v) && v.TryGetDouble(out var d) ? d : null;
 
-    /// <summary>The gate the registry applies: an inactive version whose held-out metric is not worse than the active one's.</summary>
-    public bool CanPromote(ModelEntry m) => m.Status != "active"
-        && (Active is null || (Metric(m, Kind.PromotionMetric) ?? double.MinValue) >= (Metric(Active, Kind.PromotionMetric) ?? double.MaxValue));
+    /// <summary>The gate the registry applies (<see cref="PromotionGate"/>) to an inactive version.</summary>
+    public bool CanPromote(ModelEntry m) => m.Status != "active" && PromotionGate.Compare(Kind, m.Metrics, Active?.Metrics).Passes;
 
     public bool CanRollBack => Models.Any(m => m.Status == "retired" && m.ActivatedAt is not null);
 }

@@ -255,6 +255,40 @@ public sealed class ChurnTests(ChurnFixture app) : IClassFixture<ChurnFixture>
         Assert.True(close.Activated, close.Reason);
     }
 
+    /// <summary>
+    /// Each version is measured on the customers held out when it was trained, so their figures come from different
+    /// windows. The gate compares each one's margin over days since the last order alone on its own window: a version
+    /// trained in a harder month (everything ranks worse) that beats recency by more replaces the serving one, and one from
+    /// an easier month that barely beats recency does not, nor can the merchant promote it (until 4 Dec 2026 the raw
+    /// figures were compared, and both went the other way).
+    /// </summary>
+    [Fact]
+    public async Task ThePromotionGate_ComparesEachVersionsMarginOverRecencyOnItsOwnWindow_NotFiguresFromDifferentWindows()
+    {
+        const string shop = "churn-gate-windows.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        var registry = app.Factory.Services.GetRequiredService<ModelRegistry>();
+        var metrics = new ChurnModelTrainer.ChurnMetrics(RocAuc: 0.80, PrAuc: 0.5, Brier: 0.2, BaseRateBrier: 0.24, TopDecileLift: 1.3, RecencyRocAuc: 0.70,
+            ProbabilisticRocAuc: 0.80, DiscriminativeRocAuc: 0.78, Kind: "probabilistic (BG/NBD) alone", Reason: "test", HorizonDays: 60, HorizonRule: "test",
+            HeldOutCustomers: 500, HeldOutChurned: 200, RepeatCustomers: 500, Customers: 900, SpendModel: "Gamma-Gamma");
+        Task<Registered> RegisterAsync(ChurnModelTrainer.ChurnMetrics m) =>
+            registry.RegisterAsync(shopId, ChurnModelTrainer.Registration, new TrainedModel([1], new { }, m, 900, null, null), CancellationToken.None);
+        Assert.True((await RegisterAsync(metrics)).Activated);
+
+        var harder = await RegisterAsync(metrics with { RocAuc = 0.76, RecencyRocAuc = 0.62 });
+        Assert.True(harder.Activated || harder.Staged, harder.Reason);
+        Assert.StartsWith("held-out RocAuc 0.7600 is +0.1400 against days since the last order alone, on the same customers on its own held-out data, " +
+                          "not worse than the active model's 0.8000, +0.1000 against it on its own", harder.Reason);
+
+        var easier = await RegisterAsync(metrics with { RocAuc = 0.80, RecencyRocAuc = 0.79 });
+        Assert.False(easier.Activated || easier.Staged, easier.Reason);
+        Assert.Contains("is +0.0100 against days since the last order alone", easier.Reason);
+        Assert.Contains("worse than the active model's", easier.Reason);
+        var (promoted, why) = await registry.PromoteAsync(shopId, ChurnModelTrainer.Registration, easier.Version, CancellationToken.None);
+        Assert.False(promoted);
+        Assert.Equal(easier.Reason, why);
+    }
+
     [Fact]
     public async Task Customers_GetScoresAndSegments_AndShopifyGetsOurTagsAndMetafieldsOnce_LeavingTheMerchantsTagsAlone()
     {

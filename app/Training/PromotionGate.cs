@@ -1,0 +1,43 @@
+using System.Globalization;
+using System.Text.Json;
+
+namespace PluginApp.Training;
+
+/// <summary>
+/// Whether a version may replace the serving one, on their held-out figures: the one comparison the registry (a new model,
+/// a merchant's promotion) and the pages that offer a promotion make.
+/// <para>
+/// Each version was measured on the data held out when it was trained, so two versions' figures come from different
+/// windows: a holiday season or a quiet month moves every model's ROC-AUC or NDCG more than one version differs from the
+/// next. Where the kind measures a baseline in the same run (<see cref="ModelKind.BaselineMetric"/>: recency, the rule
+/// prior, cart value, bestsellers), the gate compares each version's margin over its own window's baseline, which the
+/// window's difficulty moves alike for both. Until 4 Dec 2026 it compared the raw figures: a better model trained in a
+/// harder month stayed a candidate, and a worse one from an easier month replaced a good one. Versions without the
+/// baseline's figure are compared raw, as before.
+/// </para>
+/// </summary>
+public static class PromotionGate
+{
+    public static double? Metric(JsonElement metrics, string? name) =>
+        name is not null && metrics.ValueKind == JsonValueKind.Object && metrics.TryGetProperty(name, out var v) && v.TryGetDouble(out var d) && double.IsFinite(d) ? d : null;
+
+    /// <summary>Whether <paramref name="candidate"/>'s figures are not worse than the serving version's (none: it passes), and why in words.</summary>
+    public static (bool Passes, string Reason) Compare(ModelKind kind, JsonElement candidate, JsonElement? active)
+    {
+        var metric = kind.PromotionMetric;
+        if (Metric(candidate, metric) is not { } c) return (false, $"it has no held-out {metric}");
+        if (active is not { } serving) return (true, "first model");
+        if (Metric(serving, metric) is not { } a) return (true, $"the active model has no held-out {metric} to compare with");
+        string F(double v) => v.ToString("F4", CultureInfo.InvariantCulture);
+        string Signed(double v) => v.ToString("+0.0000;-0.0000;0.0000", CultureInfo.InvariantCulture);
+        if (Metric(candidate, kind.BaselineMetric) is { } cb && Metric(serving, kind.BaselineMetric) is { } ab)
+        {
+            var (cl, al) = (c - cb, a - ab);
+            var passes = cl >= al;
+            return (passes, $"held-out {metric} {F(c)} is {Signed(cl)} against {kind.BaselineName} on its own held-out data, " +
+                (passes ? "not worse than" : "worse than") + $" the active model's {F(a)}, {Signed(al)} against it on its own");
+        }
+        return c >= a ? (true, $"held-out {metric} {F(c)} is not worse than the active model's {F(a)}")
+            : (false, $"held-out {metric} {F(c)} is worse than the active model's {F(a)}");
+    }
+}
