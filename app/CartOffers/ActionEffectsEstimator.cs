@@ -28,8 +28,9 @@ public sealed class ActionEffectsEstimator(NpgsqlDataSource db, TimeProvider clo
 
     /// <summary>
     /// $1 shop, $2 the start of the 90 days: per measured action, its explored visitors and those who ordered, and the
-    /// control's visitors whose first cart allowed it, weighted and counted (<see cref="ActionCounts"/>). A control cart
-    /// logged before its allowed actions were (4 Dec 2026) is left out. Read within the window and each table once: a
+    /// control's visitors whose first cart allowed it, weighted and counted (<see cref="ActionCounts"/>). An explored cart
+    /// counts under the action it drew, even when that could not be shown (no code left, no product). A cart logged before
+    /// its allowed actions were (4 Dec 2026) is left out, explored or control, so both come from the same days. Read within the window and each table once: a
     /// unit's decisions by its visitor hash, the window's converting units as one set (a unit's first decision comes with
     /// its exposure; the day's margin keeps one logged a moment before it). Before 4 Dec 2026 it joined every offer
     /// decision the store ever made and looked each unit's orders up among all the experiment's outcomes (no index by
@@ -37,7 +38,7 @@ public sealed class ActionEffectsEstimator(NpgsqlDataSource db, TimeProvider clo
     /// </summary>
     internal const string CountsSql = """
         WITH first AS (
-          SELECT DISTINCT ON (x.unit) x.unit, x.arm, d.subject AS action, coalesce((d.output->>'explore')::boolean, false) AS explore,
+          SELECT DISTINCT ON (x.unit) x.unit, x.arm, coalesce(d.output->>'drawn', d.subject) AS action, coalesce((d.output->>'explore')::boolean, false) AS explore,
                  d.output->'allowed' AS allowed
           FROM experiment_exposures x
           JOIN decisions d ON d.shop_id = x.shop_id AND d.kind = 'offer' AND d.visitor_hash = substr(x.unit, 3) AND d.decided_at >= $2 - interval '1 day'
@@ -52,8 +53,8 @@ public sealed class ActionEffectsEstimator(NpgsqlDataSource db, TimeProvider clo
                       THEN 1.0 / jsonb_array_length(f.allowed) END AS weight
           FROM first f LEFT JOIN ordered o ON o.unit = f.unit)
         SELECT a.action,
-               count(*) FILTER (WHERE s.arm <> 'control' AND s.explore AND s.action = a.action),
-               count(*) FILTER (WHERE s.arm <> 'control' AND s.explore AND s.action = a.action AND s.bought),
+               count(*) FILTER (WHERE s.arm <> 'control' AND s.explore AND s.allowed IS NOT NULL AND s.action = a.action),
+               count(*) FILTER (WHERE s.arm <> 'control' AND s.explore AND s.allowed IS NOT NULL AND s.action = a.action AND s.bought),
                coalesce(sum(s.weight) FILTER (WHERE s.allowed ? a.action), 0)::float8,
                coalesce(sum(s.weight) FILTER (WHERE s.allowed ? a.action AND s.bought), 0)::float8,
                count(s.weight) FILTER (WHERE s.allowed ? a.action),

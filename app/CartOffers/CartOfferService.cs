@@ -58,7 +58,7 @@ public sealed class CartOfferService(CartOfferSettingsStore settingsStore, Catal
         var reasons = new List<string>();
         var expected = new Dictionary<string, double>();
         var action = CartAction.Nothing;
-        var explore = false;
+        string? drawn = null;
         IReadOnlyList<RecommendedItem> upsell = [];
         string? upsellRequest = null;
         OfferView? offer = null;
@@ -73,7 +73,8 @@ public sealed class CartOfferService(CartOfferSettingsStore settingsStore, Catal
             var best = candidates.FirstOrDefault();
             var bestVariant = best is null ? null : catalog.Products.GetValueOrDefault(best.ProductId)?.Display;
             facts = facts with { UpsellPrice = bestVariant?.Price, UpsellCost = bestVariant?.Cost };
-            var (ready, spent, held) = await pool.StateAsync(req.ShopId, req.CartToken, settings, ct);
+            // The control's cart only reads the pool (it hands nothing out, so it leaves the settling to the policy's carts).
+            var (ready, spent, held) = await pool.StateAsync(req.ShopId, req.CartToken, settings, ct, settle: arm != CartOffersExperiment.ControlArm);
             // A cart asking again already holds its code: that code's discount is not spent a second time.
             var caps = new OfferCaps(settings.OffersEnabled && req.CartToken is not null, settings.OfferPercent, settings.MaxDiscountPercent,
                 settings.MarginFloorPercent, settings.DailyBudget, spent - (held?.Amount ?? 0), ready || held is not null);
@@ -83,29 +84,33 @@ public sealed class CartOfferService(CartOfferSettingsStore settingsStore, Catal
             if (arm == CartOffersExperiment.ControlArm)
                 reasons.Add("control arm: this cart is shown nothing, so the experiment can measure what the others earn");
             else
-                (action, explore, upsell, upsellRequest, offer, score, shadow) = await PolicyAsync(req, settings, catalog, facts, caps, allowed, held, ready, running,
+                (action, drawn, upsell, upsellRequest, offer, score, shadow) = await PolicyAsync(req, settings, catalog, facts, caps, allowed, held, ready, running,
                     decisionId, variants, expected, reasons, ct);
         }
         var bar = action is CartAction.Nudge or CartAction.NudgeUpsell && facts.Threshold is { } t
             ? new ProgressBar(t, facts.Value, facts.Remaining ?? 0, t == 0 ? 1 : Math.Min(1, (double)(facts.Value / t)), catalog.Currency)
             : null;
         if (facts.Items > 0)
-            await LogAsync(req, decisionId, arm, action, explore, score, facts, expected, allowed, reasons, offer?.Code, shadow, started, ct);
+            await LogAsync(req, decisionId, arm, action, drawn, score, facts, expected, allowed, reasons, offer?.Code, shadow, started, ct);
         // The intent path: the store's model, the store's base rate when it has none, or no score (empty cart, control arm).
         PluginApp.Operations.OperatorMetrics.Served("cart_offers", score is null ? "not_scored" : score.ModelVersion is null ? "base_rate" : "intent_model");
         return new CartOfferResponse(facts.Items > 0 ? decisionId : null, CartOffersExperiment.Key, arm, action, bar, upsell, upsellRequest, offer,
             score?.ModelVersion, running ? "experiment" : "policy");
     }
 
-    /// <summary>The policy arm's cart: read its intent, weigh the actions, explore while the experiment runs, hand out a code.</summary>
-    private async Task<(string Action, bool Explore, IReadOnlyList<RecommendedItem> Upsell, string? UpsellRequest, OfferView? Offer, CartIntent Score, string? Shadow)>
+    /// <summary>
+    /// The policy arm's cart: read its intent, weigh the actions, explore while the experiment runs, hand out a code.
+    /// <c>Drawn</c> is the action exploration drew (null when the cart did not explore), kept even when it could not be
+    /// shown (no code left, no product), so the measured effects count the cart under what it drew.
+    /// </summary>
+    private async Task<(string Action, string? Drawn, IReadOnlyList<RecommendedItem> Upsell, string? UpsellRequest, OfferView? Offer, CartIntent Score, string? Shadow)>
         PolicyAsync(CartOfferRequest req, CartOfferSettings settings, CatalogSnapshot catalog, CartFacts facts, OfferCaps caps, string[] allowed, HandedCode? held,
             bool ready, bool running, string decisionId, long[] variants, Dictionary<string, double> expected, List<string> reasons, CancellationToken ct)
     {
         IReadOnlyList<RecommendedItem> upsell = [];
         string? upsellRequest = null, shadow = null;
         OfferView? offer = null;
-        var explore = false;
+        string? drawn = null;
         var score = await intent.ScoreAsync(req.ShopId, req.CartToken, facts, req.CustomerId, ct);
         var lifts = await effects.EffectsAsync(req.ShopId, ct);
         var decision = CartOfferPolicy.Decide(facts, score.Probability, caps, lifts);
@@ -121,12 +126,12 @@ public sealed class CartOfferService(CartOfferSettingsStore settingsStore, Catal
         // Exploration measures each action's effect through the experiment's exposures, so only while it runs (stopped, it
         // was margin given for nothing); by the cart, so a cart asking again gets the same draw (by the decision, a
         // shopper reloading the cart page drew again until an offer came up).
-        var drawn = req.CartToken ?? decisionId;
-        if (running && Explores(drawn) && allowed.Length > 1)
+        var drawKey = req.CartToken ?? decisionId;
+        if (running && Explores(drawKey) && allowed.Length > 1)
         {
-            var pick = allowed[(int)(Assignment.Bucket(req.Shop, drawn, "explore-action") * allowed.Length) % allowed.Length];
+            var pick = allowed[(int)(Assignment.Bucket(req.Shop, drawKey, "explore-action") * allowed.Length) % allowed.Length];
             if (pick != action) reasons.Insert(0, $"exploration: {CartOfferPolicy.Words(pick)} instead, chosen at random among the allowed actions so each one's effect can be measured");
-            (action, explore) = (pick, true);
+            (action, drawn) = (pick, pick);
         }
         if (action == CartAction.Offer)
         {
@@ -149,7 +154,7 @@ public sealed class CartOfferService(CartOfferSettingsStore settingsStore, Catal
             upsellRequest = served.RequestId;
             if (upsell.Count == 0) action = CartAction.Nudge;
         }
-        return (action, explore, upsell, upsellRequest, offer, score, shadow);
+        return (action, drawn, upsell, upsellRequest, offer, score, shadow);
     }
 
     /// <summary>Whether a cart explores: <see cref="CartOffersOptions.ExploreShare"/> of carts, by a hash of its token (of the decision's id when it has none).</summary>
@@ -190,9 +195,10 @@ public sealed class CartOfferService(CartOfferSettingsStore settingsStore, Catal
         return (crossing, preview ? null : answer.RequestId);
     }
 
-    private async Task LogAsync(CartOfferRequest req, string decisionId, string arm, string action, bool explore, CartIntent? score, CartFacts facts,
+    private async Task LogAsync(CartOfferRequest req, string decisionId, string arm, string action, string? drawn, CartIntent? score, CartFacts facts,
         Dictionary<string, double> expected, string[] allowed, List<string> reasons, string? code, string? shadow, long started, CancellationToken ct)
     {
+        var explore = drawn is not null;
         try
         {
             // Why three paths: a cart of the control arm (or an empty one) is not scored at all, which is no fallback; one the
@@ -211,9 +217,9 @@ public sealed class CartOfferService(CartOfferSettingsStore settingsStore, Catal
                 // A canary's decisions say so; "failed" only when it failed (the release job counts the key).
                 Output = score?.Release is { Stage: "canary" } canary
                     ? canary.Failed is { } failed
-                        ? JsonSerializer.Serialize(new { action, explore, intent = score.Probability, expected, allowed, code, release = "canary", candidate = canary.Version, failed })
-                        : JsonSerializer.Serialize(new { action, explore, intent = score.Probability, expected, allowed, code, release = "canary", candidate = canary.Version })
-                    : JsonSerializer.Serialize(new { action, explore, intent = score?.Probability, expected, allowed, code }),
+                        ? JsonSerializer.Serialize(new { action, explore, drawn, intent = score.Probability, expected, allowed, code, release = "canary", candidate = canary.Version, failed })
+                        : JsonSerializer.Serialize(new { action, explore, drawn, intent = score.Probability, expected, allowed, code, release = "canary", candidate = canary.Version })
+                    : JsonSerializer.Serialize(new { action, explore, drawn, intent = score?.Probability, expected, allowed, code }),
                 Shadow = shadow,
                 Reasons = reasons.ToArray(), LatencyMs = (float)Stopwatch.GetElapsedTime(started).TotalMilliseconds,
             }, ct);

@@ -161,11 +161,13 @@ public sealed class DiscountPool(NpgsqlDataSource db, OutboxScheduler outbox, Ti
         """;
 
     /// <summary>What the caps need: whether a code is ready at the settings' percent and validity, and the discount handed out today (the shop's day).</summary>
-    public async Task<(bool Ready, decimal SpentToday, HandedCode? Existing)> StateAsync(long shopId, string? cartToken, CartOfferSettings settings, CancellationToken ct)
+    /// <param name="settle">Whether to settle the pool first (codes Shopify now has, expired ones); a reader that hands nothing out skips it.</param>
+    public async Task<(bool Ready, decimal SpentToday, HandedCode? Existing)> StateAsync(long shopId, string? cartToken, CartOfferSettings settings, CancellationToken ct,
+        bool settle = true)
     {
         var now = clock.GetUtcNow();
         await using var conn = await db.OpenConnectionAsync(ct);
-        await SettleAsync(conn, null, shopId, now, ct);
+        if (settle) await SettleAsync(conn, null, shopId, now, ct);
         var today = StoreData.ShopDays.StartOfDay(now, await StoreData.ShopDays.ZoneAsync(conn, shopId, ct));
         await using var cmd = new NpgsqlCommand(StateSql, conn);
         cmd.Parameters.Add(Sql.Param(shopId));

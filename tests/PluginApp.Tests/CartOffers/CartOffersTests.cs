@@ -661,25 +661,28 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
         var now = app.Clock.GetUtcNow();
         var since = now.AddDays(-90);
         for (var days = 0; days <= 150; days += 14) await app.ScalarAsync("SELECT decisions_partition_for($1)", now.AddDays(-days));
-        // 330 visitors: 1-120 in the control, 121-300 in the policy arm, every even one of those explored (nudge when
-        // divisible by 4, else offer); 301-330 in the control, logged before the allowed actions were. A control cart
+        // 330 visitors: 1-120 in the control, 121-300 in the policy arm, every even one of those explored (drew the bar
+        // when divisible by 4, else the offer, half of which could not be given: no code left, shown nothing);
+        // 301-330 logged before the allowed actions were, in the control up to 315 and explored after. A control cart
         // allowed the bar when even (and the offer too when divisible by 4), else only the offer. A visitor ordered when
         // divisible by 10 or 3 (control: more above the threshold, where carts are bigger) or by 3 (policy).
         static string[] Allowed(int i) => i % 4 == 0 ? ["nothing", "nudge", "offer"] : i % 2 == 0 ? ["nothing", "nudge"] : ["nothing", "offer"];
-        static bool Ordered(int i) => i <= 120 || i > 300 ? i % 10 == 0 || (i % 2 == 1 && i % 3 == 0) : i % 3 == 0;
+        static bool Ordered(int i) => i <= 120 ? i % 10 == 0 || (i % 2 == 1 && i % 3 == 0) : i % 3 == 0;
         await app.CountAsync("""
             INSERT INTO experiment_exposures (shop_id, experiment, unit, arm, first_at)
-            SELECT $1, 'cart-offers', 'v:ae-' || i, CASE WHEN i <= 120 OR i > 300 THEN 'control' ELSE 'policy' END, $2 - interval '1 hour' * i
+            SELECT $1, 'cart-offers', 'v:ae-' || i, CASE WHEN i <= 120 OR i BETWEEN 301 AND 315 THEN 'control' ELSE 'policy' END, $2 - interval '1 hour' * i
             FROM generate_series(1, 330) i
             """, shopId, now);
         await app.CountAsync("""
             INSERT INTO decisions (shop_id, decided_at, decision_id, kind, subject, path, fallback, visitor_hash, arm, output)
             SELECT $1, $2 - interval '1 hour' * i, 'ae-dec-' || i, 'offer',
-                   CASE WHEN i <= 120 OR i > 300 THEN 'nothing' WHEN i % 4 = 0 THEN 'nudge' WHEN i % 2 = 0 THEN 'offer' ELSE 'nudge_upsell' END,
-                   'not_scored', false, 'ae-' || i, CASE WHEN i <= 120 OR i > 300 THEN 'control' ELSE 'policy' END,
-                   CASE WHEN i > 300 THEN jsonb_build_object('explore', false)
+                   CASE WHEN i <= 120 OR i BETWEEN 301 AND 315 OR i % 8 = 2 THEN 'nothing' WHEN i % 4 = 0 THEN 'nudge' WHEN i % 2 = 0 THEN 'offer' ELSE 'nudge_upsell' END,
+                   'not_scored', false, 'ae-' || i, CASE WHEN i <= 120 OR i BETWEEN 301 AND 315 THEN 'control' ELSE 'policy' END,
+                   CASE WHEN i > 315 THEN jsonb_build_object('explore', true)
+                        WHEN i > 300 THEN jsonb_build_object('explore', false)
                         ELSE jsonb_build_object('explore', i > 120 AND i % 2 = 0, 'allowed',
-                             CASE WHEN i % 4 = 0 THEN '["nothing","nudge","offer"]'::jsonb WHEN i % 2 = 0 THEN '["nothing","nudge"]' ELSE '["nothing","offer"]' END) END
+                             CASE WHEN i % 4 = 0 THEN '["nothing","nudge","offer"]'::jsonb WHEN i % 2 = 0 THEN '["nothing","nudge"]' ELSE '["nothing","offer"]' END)
+                             || CASE WHEN i > 120 AND i % 2 = 0 THEN jsonb_build_object('drawn', CASE WHEN i % 4 = 0 THEN 'nudge' ELSE 'offer' END) ELSE '{}' END END
             FROM generate_series(1, 330) i
             UNION ALL
             SELECT $1, $2 - interval '120 days' - interval '1 minute' * i, 'ae-old-' || i, 'offer', 'offer', 'model', false, 'old-' || i, 'policy',
@@ -688,8 +691,8 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
             """, shopId, now);
         await app.CountAsync("""
             INSERT INTO experiment_outcomes (shop_id, experiment, order_id, arm, unit, revenue, ordered_at)
-            SELECT $1, 'cart-offers', 7750000 + i, CASE WHEN i <= 120 OR i > 300 THEN 'control' ELSE 'policy' END, 'v:ae-' || i, 30, $2 - interval '30 minutes' * i
-            FROM generate_series(1, 330) i WHERE ((i <= 120 OR i > 300) AND (i % 10 = 0 OR (i % 2 = 1 AND i % 3 = 0))) OR (i BETWEEN 121 AND 300 AND i % 3 = 0)
+            SELECT $1, 'cart-offers', 7750000 + i, CASE WHEN i <= 120 OR i BETWEEN 301 AND 315 THEN 'control' ELSE 'policy' END, 'v:ae-' || i, 30, $2 - interval '30 minutes' * i
+            FROM generate_series(1, 330) i WHERE ((i <= 120 OR i BETWEEN 301 AND 315) AND (i % 10 = 0 OR (i % 2 = 1 AND i % 3 = 0))) OR (i > 120 AND i NOT BETWEEN 301 AND 315 AND i % 3 = 0)
             UNION ALL
             SELECT $1, 'cart-offers', 7760000 + i, 'policy', 'v:other-' || i, 30, $2 - interval '10 minutes' * i FROM generate_series(1, 5000) i
             """, shopId, now);
@@ -715,8 +718,10 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
         }
         Assert.Equal(expected.ToDictionary(e => e.Key, e => e.Value with { ControlUnits = Math.Round(e.Value.ControlUnits, 9), ControlOrders = Math.Round(e.Value.ControlOrders, 9) })
             .OrderBy(e => e.Key), counts.OrderBy(c => c.Key));
-        // The bar's control is the 60 carts below the threshold, not all 120 (nor the 30 logged without their allowed actions).
+        // The bar's control is the 60 carts below the threshold, not all 120 (nor the 15 logged without their allowed actions);
+        // the offer's explored carts are the 45 that drew it, the 23 it could not be given to included, not the 15 older ones.
         Assert.Equal(60, counts[CartAction.Nudge].ControlVisitors);
+        Assert.Equal(45, counts[CartAction.Offer].Units);
 
         // Every offer decision the store made (30,300), or the experiment's 5,000 outcomes for each visitor.
         await QueryPlans.AssertReadsAtMostAsync(conn, "the effects' counts", 10000, ActionEffectsEstimator.CountsSql, [shopId, since]);
