@@ -143,6 +143,11 @@ public sealed class IntentTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.True(trainedB.Ordered);
         Assert.Equal(await IntentData.LiveAsync(app.Db, seed.ShopId, "parity-b", facts, null, at.AddHours(-6), median, CancellationToken.None), trainedB.Snapshot);
         Assert.Null(trainedB.Snapshot.CustomerOrders);
+
+        // 90 days on the decision log drops the month; the next training still reads cart A as hers.
+        await app.CountAsync("DELETE FROM decisions WHERE shop_id = $1", seed.ShopId);
+        training = await IntentData.LoadAsync(app.Db, seed.ShopId, now, CancellationToken.None);
+        Assert.Equal(liveA, Assert.Single(training, e => e.At == at.UtcDateTime).Snapshot);
     }
 
     [Fact]

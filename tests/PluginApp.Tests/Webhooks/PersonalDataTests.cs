@@ -99,6 +99,8 @@ public sealed class PersonalDataTests(AppFixture app) : IClassFixture<AppFixture
         await app.ScalarAsync("""
             INSERT INTO backfill_lines (run_id, phase, line_no, body) VALUES ($1, 'customers', 1, json_build_object('id', 'gid://shopify/Customer/' || $2, 'email', 'zq7731@example.com'))
             """, run!, customer);
+        // The storefront customer of a cart she filled logged in, kept for purchase-intent training.
+        await app.ScalarAsync("INSERT INTO cart_customers (shop_id, cart_token, customer_id, seen_at) VALUES ($1, 'zq7731-cart', $2, now())", shopId, customer);
         // Her guest order's outcome, joined to a visitor no decision of hers names.
         await app.ScalarAsync("""
             INSERT INTO experiment_outcomes (shop_id, experiment, order_id, arm, visitor_hash, customer_id, revenue, ordered_at, unit)
