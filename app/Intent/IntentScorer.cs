@@ -198,6 +198,7 @@ public sealed class IntentScorer(NpgsqlDataSource db, AiFeatureSwitches switches
         await using var cmd = db.CreateCommand("""
             SELECT count(*) FILTER (WHERE EXISTS (SELECT 1 FROM orders o WHERE o.shop_id = c.shop_id AND o.cart_token = c.token))::float8 / nullif(count(*), 0)
             FROM carts c WHERE c.shop_id = $1 AND coalesce(c.updated_at, c.created_at) BETWEEN $2 AND $3
+              AND EXISTS (SELECT 1 FROM cart_lines l WHERE l.shop_id = c.shop_id AND l.cart_token = c.token)
             """);
         cmd.Parameters.Add(Sql.Param(shopId));
         cmd.Parameters.Add(Sql.Param(now.AddDays(-31)));

@@ -118,7 +118,7 @@
 
     var timer = setTimeout(hide, TIMEOUT_MS);
 
-    // The visitor id rides in a cart attribute to the order, so a purchase can be credited to what we showed.
+    // The visitor id rides in a cart attribute to the order from the first impression (not a click), in either arm alike.
     var cartTagged = false;
     function tagCart() {
       if (cartTagged) return;
@@ -151,7 +151,7 @@
           if (!entry.isIntersecting) return;
           var i = Number(entry.target.getAttribute('data-position'));
           observer.unobserve(entry.target);
-          if (!seen[i]) { seen[i] = true; track('impression', items[i], i, requestId); }
+          if (!seen[i]) { seen[i] = true; track('impression', items[i], i, requestId); tagCart(); }
         });
       }, { threshold: 0.5 }) : null;
 

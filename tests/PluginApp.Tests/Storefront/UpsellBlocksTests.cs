@@ -204,12 +204,22 @@ public sealed partial class UpsellBlocksTests(StorefrontFixture sf) : IClassFixt
             var shown = await page.EvalOnSelectorAllAsync<long[]>(".pa-card[data-product-id]", "(els) => els.map((e) => Number(e.dataset.productId))");
             Assert.Equal(items.Select(i => i["product_id"]!.GetValue<long>()), shown);
 
+            // The first impression tags the cart with the visitor id, before any click, in either arm: the order joins the
+            // experiment by it (until 4 Dec 2026 only a click or an add did, so a guest who never clicked had no outcome, and
+            // the arm whose shoppers clicked more read as the better one).
+            using var http = new HttpClient();
+            string? tagged = null;
+            await EventuallyAsync(async () =>
+            {
+                tagged = JsonNode.Parse(await http.GetStringAsync(storefront.BaseUrl + "/cart.js"))!["attributes"]?["_pluginapp_visitor"]?.GetValue<string>();
+                return tagged is not null;
+            }, "the _pluginapp_visitor cart attribute after the impressions, before any click");
+
             // The add button posts /cart/add.js with the variant, then the app stores an add_to_cart event.
             var variantId = items[0]["variant_id"]!.GetValue<long>();
             await page.ClickAsync(".pa-card[data-position='0'] .pa-card__add");
             await page.WaitForFunctionAsync("() => document.querySelector(\".pa-card[data-position='0'] .pa-card__add\").textContent === 'Added'",
                 null, new PageWaitForFunctionOptions { Timeout = 5_000 });
-            using var http = new HttpClient();
             var cart = JsonNode.Parse(await http.GetStringAsync(storefront.BaseUrl + "/cart.js"))!;
             Assert.Contains(cart["items"]!.AsArray(), l => l!["variant_id"]!.GetValue<long>() == variantId);
             await EventuallyAsync(async () => await sf.App.CountAsync(
@@ -224,6 +234,7 @@ public sealed partial class UpsellBlocksTests(StorefrontFixture sf) : IClassFixt
                 visitor = JsonNode.Parse(await http.GetStringAsync(storefront.BaseUrl + "/cart.js"))!["attributes"]?["_pluginapp_visitor"]?.GetValue<string>();
                 return visitor is not null;
             }, "the _pluginapp_visitor cart attribute");
+            Assert.Equal(tagged, visitor);
             Assert.Equal(1, await sf.App.CountAsync("SELECT count(*) FROM recommendation_events WHERE shop_id = $1 AND event_type = 'add_to_cart' AND visitor_hash = $2",
                 shopId, PluginApp.Experiments.Assignment.VisitorHash(storefront.Shop, visitor)!));
 
