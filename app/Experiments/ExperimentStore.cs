@@ -85,8 +85,9 @@ public sealed class ExperimentStore(NpgsqlDataSource db, ExperimentKinds kinds, 
     /// <summary>
     /// Saves the shop's settings; <paramref name="running"/> starts or stops it (starting again keeps the first start). An
     /// experiment that ran by default before its first save started with its first exposure, as the page showed it (at most
-    /// 90 days back): until 4 Dec the first save (a guardrail changed) started it anew, and the visitors already exposed,
-    /// whose first exposure never changes, were out of its results for good.
+    /// 90 days back), whether that save keeps it running or stops it: until 4 Dec the first save (a guardrail changed, or a
+    /// stop and a start) started it anew, and the visitors already exposed, whose first exposure never changes, were out of
+    /// its results for good.
     /// </summary>
     public async Task SaveAsync(long shopId, string key, IReadOnlyList<ArmShare> arms, string metric, Guardrails guardrails, bool running, string? by,
         CancellationToken ct)
@@ -98,7 +99,9 @@ public sealed class ExperimentStore(NpgsqlDataSource db, ExperimentKinds kinds, 
             INSERT INTO experiments (shop_id, key, arms, metric, guardrails, status, started_at, stopped_at, updated_at, updated_by)
             VALUES ($1, $2, $3::jsonb, $4, $5::jsonb, $6,
                     CASE WHEN $6 = 'running' THEN least($7, greatest($7 - interval '90 days',
-                        coalesce((SELECT min(first_at) FROM experiment_exposures WHERE shop_id = $1 AND experiment = $2), $7))) END,
+                        coalesce((SELECT min(first_at) FROM experiment_exposures WHERE shop_id = $1 AND experiment = $2), $7)))
+                         ELSE (SELECT CASE WHEN min(first_at) IS NOT NULL THEN greatest($7 - interval '90 days', min(first_at)) END
+                               FROM experiment_exposures WHERE shop_id = $1 AND experiment = $2) END,
                     CASE WHEN $6 = 'stopped' THEN $7 END, $7, $8)
             ON CONFLICT (shop_id, key) DO UPDATE SET arms = excluded.arms, metric = excluded.metric, guardrails = excluded.guardrails,
               status = excluded.status, updated_at = excluded.updated_at, updated_by = excluded.updated_by,

@@ -112,6 +112,19 @@ public sealed class ExperimentOutcomesTests(AppFixture app) : IClassFixture<AppF
 
         Assert.Equal(40, (await results.ReportAsync(shopId, "upsells", CancellationToken.None)).Arms.Sum(a => a.Units));
 
+        // Another store's experiment that ran by default is first saved stopped, then started: it keeps the visitors of the
+        // days it ran (until 4 Dec 2026 its start was set at the restart, and those visitors, who can never be exposed again,
+        // were out of its results for good).
+        var stopped = await app.InstallShopAsync("experiment-first-save-stopped.myshopify.com");
+        await app.CountAsync("""
+            INSERT INTO experiment_exposures (shop_id, experiment, unit, arm, customer_id, first_at)
+            SELECT $1, 'upsells', 'v:first-stop-' || i, ($2::text[])[1 + i % 2], NULL, $3::timestamptz - interval '10 days' + interval '1 minute' * i
+            FROM generate_series(1, 30) i
+            """, stopped, arms, app.Clock.GetUtcNow());
+        await store.SaveAsync(stopped, "upsells", settings.Arms, settings.Metric, settings.Guardrails, running: false, "staff user 42", CancellationToken.None);
+        await store.SaveAsync(stopped, "upsells", settings.Arms, settings.Metric, settings.Guardrails, running: true, "staff user 42", CancellationToken.None);
+        Assert.Equal(30, (await results.ReportAsync(stopped, "upsells", CancellationToken.None)).Arms.Sum(a => a.Units));
+
         // A store with no exposure yet starts at the save, not 90 days before it.
         var fresh = await app.InstallShopAsync("experiment-first-save-fresh.myshopify.com");
         await store.SaveAsync(fresh, "upsells", settings.Arms, settings.Metric, settings.Guardrails, running: true, "staff user 42", CancellationToken.None);
