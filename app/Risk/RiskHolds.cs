@@ -48,6 +48,16 @@ public sealed class RiskHolds(NpgsqlDataSource db, ShopLookup shops, AdminGraphQ
     public const string ToHold = "to_hold", Held = "held", NotHeldValued = "not_held_valued", NotHeldNoneOpen = "not_held_none_open", ToRelease = "to_release",
         Released = "released";
 
+    /// <summary>
+    /// $1 shop, $2 order, $3 now: our hold on the order is to go, when a reviewer approves it or a new score takes it down to
+    /// LOW (out of the queue, where nobody would approve it). A hold not placed yet has nothing in Shopify to release; a
+    /// placed one is released by the hold job (it needs our hold's id).
+    /// </summary>
+    internal const string ReleaseSql = """
+        UPDATE risk_holds SET state = CASE state WHEN 'held' THEN 'to_release' ELSE 'released' END, updated_at = $3
+        WHERE shop_id = $1 AND order_id = $2 AND state IN ('to_hold', 'held')
+        """;
+
     /// <summary>Works through the shop's holds and releases waiting for a read. Returns how many outbox calls were queued.</summary>
     public async Task<int> RunShopAsync(long shopId, CancellationToken ct)
     {

@@ -174,6 +174,12 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
             var before = previous.GetValueOrDefault(orderId);
             if (before.Level == level) continue; // Shopify already shows this level
             if (level == "HIGH" && Hold(store, holding, orderId, f, now)) holds++;
+            // Down to LOW it leaves the queue, so nobody would approve it: our hold goes with it (until 4 Dec 2026 it stayed for good).
+            if (level == "LOW" && before.Level is not null)
+            {
+                store.Add(RiskHolds.ReleaseSql, shopId, orderId, now);
+                holds++;
+            }
             calls.AddRange(ShopifyCalls(orderId, level, before.Level, assessment, now, reopened: before.DecidedAt is { } decided && Rank(level) > Rank(decided)));
         }
         rows.AddTo(store, now);

@@ -34,6 +34,10 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
          "financial_status", "fulfillment_status", "cancelled_at", "cancel_reason", "cart_token", "checkout_token", "source_name",
          "browser_ip", "billing_country", "shipping_country", "discount_codes", "tags", "test", "created_at", "updated_at", "processed_at",
          "gateway", "avs_result", "cvv_result", "card_bin", "card_last4"],
+        // Why the card's checks and number kept: the backfill reads them from the order's transactions, and most order
+        // webhooks carry none; until 4 Dec 2026 the next orders/updated blanked them, and the card's other orders and
+        // emails went uncounted in risk features.
+        keep: ["avs_result", "cvv_result", "card_bin", "card_last4"],
         newerOnly: true, erasable: ["email", "browser_ip", "card_bin", "card_last4"],
         erasedIf: $"{CustomerErased} OR EXISTS (SELECT 1 FROM orders y WHERE y.shop_id = r.shop_id AND y.id = r.id AND y.redacted_at IS NOT NULL)");
 

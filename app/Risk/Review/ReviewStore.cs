@@ -79,14 +79,15 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
     // Why reviewed_at and not the decisions: asking each flagged order for a decision read every order ever flagged
     // (migration 0048); DecideAsync writes both, and an order's page says whether it is in the queue by the same column.
     // Why each order looked up by its key, with what the list shows of it (OFFSET 0 keeps the lookup a lookup): joined, the
-    // queue of a store with few orders was planned as a scan of all of them.
+    // queue of a store with few orders was planned as a scan of all of them. Why not a cancelled order: there is nothing left
+    // to decide on it (until 4 Dec 2026 one cancelled in Shopify, even for fraud, stayed in the queue as awaiting review).
     private const string Queue = """
         queue AS (
             SELECT s.order_id, s.score * coalesce(o.total_price, 0)::float8 AS priority, s.level, s.score, s.reasons,
                    o.name, o.created_at, o.total_price, o.currency
             FROM risk_scores s
             CROSS JOIN LATERAL (SELECT o.name, o.created_at, o.total_price, o.currency FROM orders o
-                                WHERE o.shop_id = s.shop_id AND o.id = s.order_id OFFSET 0) o
+                                WHERE o.shop_id = s.shop_id AND o.id = s.order_id AND o.cancelled_at IS NULL OFFSET 0) o
             WHERE s.shop_id = $1 AND s.level IN ('MEDIUM', 'HIGH') AND s.reviewed_at IS NULL)
         """;
 
@@ -261,12 +262,7 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
             cancel is null ? new TypedNull(NpgsqlTypes.NpgsqlDbType.Boolean) : cancel.NotifyCustomer));
         if (cancel is not null) OutboxWriter.Enqueue(new StoreWriter(batch, shopId), CancelCall(orderId, cancel, by), now);
         if (decision != "note") OutboxWriter.EnqueueMany(new StoreWriter(batch, shopId), DecisionTagCalls(orderId, decision, now).ToList(), now);
-        if (decision == "approve")
-            // A hold not read yet has nothing in Shopify to release; a placed one is released by the hold job (it needs our hold's id).
-            batch.BatchCommands.Add(Command("""
-                UPDATE risk_holds SET state = CASE state WHEN 'held' THEN 'to_release' ELSE 'released' END, updated_at = $3
-                WHERE shop_id = $1 AND order_id = $2 AND state IN ('to_hold', 'held')
-                """, shopId, orderId, now));
+        if (decision == "approve") batch.BatchCommands.Add(Command(RiskHolds.ReleaseSql, shopId, orderId, now));
         if (decision != "note")
         {
             var fraud = decision == "fraud";

@@ -171,6 +171,69 @@ public sealed class RiskActionsTests(NoSchedulerAppFixture app) : IClassFixture<
         Assert.Equal(0, await Service<RiskHolds>().RunShopAsync(shopId, CancellationToken.None));
     }
 
+    /// <summary>
+    /// A held HIGH order the buyer then edits down to an ordinary one (shipped at home, a usual total) scores LOW and leaves
+    /// the review queue, where nobody would approve it: our hold is released with it (until 4 Dec 2026 it stayed for good).
+    /// A HIGH order cancelled in Shopify leaves the queue too: there is nothing left to decide (it stayed as awaiting).
+    /// </summary>
+    [Fact]
+    public async Task Holds_On_AHeldOrderEditedDownToLow_IsReleased_AndACancelledOrderLeavesTheQueue()
+    {
+        const string shop = "risk-hold-low.myshopify.com";
+        var shopId = await OrdinaryStoreAsync(shop, 7_360_000);
+        await HoldHighAsync(shop);
+        const string open = "gid://shopify/FulfillmentOrder/73690011";
+        app.Shopify.Admin.SetFulfillmentOrders("gid://shopify/Order/7369001", (open, "OPEN"));
+        var gid = await ScoreHighAsync(shop, shopId, 7_369_001);
+        await Service<RiskHolds>().RunShopAsync(shopId, CancellationToken.None);
+        await DrainAsync(shopId);
+        Assert.Single(app.Shopify.Admin.FulfillmentOrders(gid).Single().Holds);
+
+        var edited = RiskOrders.Order(7_369_001, app.Clock.GetUtcNow().AddMinutes(-30), 28m, "198.51.100.3", "regular57360003@example.com", 57_360_003);
+        edited["updated_at"] = app.Clock.GetUtcNow().ToString("O", System.Globalization.CultureInfo.InvariantCulture);
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("orders/updated", shop, edited.ToJsonString())).StatusCode);
+        await Service<RiskScorer>().ScoreShopAsync(shopId, CancellationToken.None);
+        Assert.Equal("LOW", await app.ScalarAsync("SELECT level FROM risk_scores WHERE shop_id = $1 AND order_id = 7369001", shopId));
+        Assert.Equal(RiskHolds.ToRelease, await app.ScalarAsync("SELECT state FROM risk_holds WHERE shop_id = $1 AND order_id = 7369001", shopId));
+        await Service<RiskHolds>().RunShopAsync(shopId, CancellationToken.None);
+        await DrainAsync(shopId);
+        Assert.Empty(app.Shopify.Admin.FulfillmentOrders(gid).Single().Holds);
+        Assert.Equal(RiskHolds.Released, await app.ScalarAsync("SELECT state FROM risk_holds WHERE shop_id = $1 AND order_id = 7369001", shopId));
+
+        // Another HIGH order, cancelled in Shopify before anyone reviewed it.
+        await ScoreHighAsync(shop, shopId, 7_369_002);
+        async Task<bool> QueuedAsync(long orderId) => (await (await AdminAsync(HttpMethod.Get, "/api/admin/review/queue", shop)).Content.ReadFromJsonAsync<JsonElement>())
+            .GetProperty("rows").EnumerateArray().Any(r => r.GetProperty("orderId").GetInt64() == orderId);
+        Assert.True(await QueuedAsync(7_369_002));
+        var cancelled = RiskOrders.Order(7_369_002, app.Clock.GetUtcNow(), 640m, "203.0.113.50", "new.buyer@example.net", null, billing: "US", shipping: "NG");
+        cancelled["updated_at"] = app.Clock.GetUtcNow().AddMinutes(1).ToString("O", System.Globalization.CultureInfo.InvariantCulture);
+        cancelled["cancelled_at"] = app.Clock.GetUtcNow().AddMinutes(1).ToString("O", System.Globalization.CultureInfo.InvariantCulture);
+        cancelled["cancel_reason"] = "fraud";
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("orders/cancelled", shop, cancelled.ToJsonString())).StatusCode);
+        Assert.False(await QueuedAsync(7_369_002));
+    }
+
+    /// <summary>
+    /// The card an order was paid with (checks, issuer number, last four) is kept when a later order webhook carries none,
+    /// as most do: until 4 Dec 2026 the next orders/updated blanked it, and the card's other orders went uncounted.
+    /// </summary>
+    [Fact]
+    public async Task AnOrdersCard_IsKept_WhenALaterWebhookCarriesNone()
+    {
+        const string shop = "risk-card-kept.myshopify.com";
+        await app.InstallShopAsync(shop);
+        var order = RiskOrders.Order(7_379_001, app.Clock.GetUtcNow().AddHours(-1), 60m, "198.51.100.9", "card.buyer@example.com", null);
+        RiskOrders.PaidWithCard(order, "411111", "1111", "Y", "M");
+        await SendAsync(shop, order);
+        var later = RiskOrders.Order(7_379_001, app.Clock.GetUtcNow().AddHours(-1), 60m, "198.51.100.9", "card.buyer@example.com", null);
+        later["updated_at"] = app.Clock.GetUtcNow().ToString("O", System.Globalization.CultureInfo.InvariantCulture);
+        later["tags"] = "gift";
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("orders/updated", shop, later.ToJsonString())).StatusCode);
+
+        Assert.Equal("gift|411111|1111|Y|M", await app.ScalarAsync(
+            "SELECT concat_ws('|', tags, card_bin, card_last4, avs_result, cvv_result) FROM orders WHERE id = 7379001"));
+    }
+
     [Fact]
     public async Task Holds_On_AValuedCustomerScoringHigh_IsNotHeld_ButWaitsInTheQueueSayingWhy()
     {
