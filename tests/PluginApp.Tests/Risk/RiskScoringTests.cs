@@ -140,6 +140,12 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Empty(app.Shopify.Admin.RiskAssessments("gid://shopify/Order/731001"));
 
         Assert.Equal(HttpStatusCode.OK, (await app.SwitchFeatureAsync(shop, RiskScorer.Name, true)).StatusCode);
+        // An order placed while it was off, updated once it is on (its total changed, say): still unscored (until 4 Dec 2026 the
+        // update scored it, and at HIGH held it and queued it for review).
+        var edited = RiskOrders.Order(731_001, now, 700m, "203.0.113.70", "off.buyer@example.net", null, shipping: "NG");
+        edited["updated_at"] = now.AddMinutes(5).ToString("O", CultureInfo.InvariantCulture);
+        await SendAsync(shop, "orders/updated", edited);
+        Assert.Equal(0L, await app.ScalarAsync("SELECT count(*) FROM risk_pending WHERE shop_id = $1", shopId));
         await SendAsync(shop, "orders/create", RiskOrders.Order(731_010, now.AddMinutes(10), 640m, "203.0.113.70", "off.buyer@example.net", null, shipping: "NG"));
         await ScoreOfAsync(shopId, 731_010);
         await WaitUntilAsync(() => app.Shopify.Admin.RiskAssessments("gid://shopify/Order/731010").Count == 1);
