@@ -54,7 +54,9 @@ internal static class FreshLabels
                 $"average precision {ap:0.000} on the {scores.Count} orders labelled in the last 90 days ({positives} fraud), against {Metric(risk, "PrAuc")?.ToString("0.000", CultureInfo.InvariantCulture) ?? "no held-out figure (the rule prior scores)"} held out"), now));
         }
 
-        // Churn: segment decisions made between one and two horizons ago, and whether the customer ordered within the horizon after.
+        // Churn: segment decisions made between one and two horizons ago, and whether the customer ordered within the horizon
+        // after: a purchase as training counts one (not a test, cancelled or free order; until 4 Dec 2026 those read as the
+        // customer coming back, and the realised churn looked better than it was).
         var churn = Active("churn");
         var horizon = churn is not null && churn.Metrics.TryGetProperty("HorizonDays", out var h) && h.TryGetInt32(out var hd) ? hd : 90;
         var probabilities = new List<double>();
@@ -62,7 +64,8 @@ internal static class FreshLabels
         await using (var cmd = db.CreateCommand("""
             SELECT DISTINCT ON (d.customer_id) (d.output->>'churn_probability')::float8,
                    NOT EXISTS (SELECT 1 FROM orders o WHERE o.shop_id = d.shop_id AND o.customer_id = d.customer_id AND o.created_at > d.decided_at
-                               AND o.created_at <= d.decided_at + make_interval(days => $4))
+                               AND o.created_at <= d.decided_at + make_interval(days => $4)
+                               AND NOT o.test AND o.cancelled_at IS NULL AND o.total_price > 0)
             FROM decisions d WHERE d.shop_id = $1 AND d.kind = 'churn' AND d.customer_id IS NOT NULL AND d.decided_at BETWEEN $2 AND $3
               AND d.output ? 'churn_probability'
             ORDER BY d.customer_id, d.decided_at DESC

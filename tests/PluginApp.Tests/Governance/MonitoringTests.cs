@@ -114,6 +114,38 @@ public sealed class MonitoringTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.InRange(figure, 0, 0.3);
     }
 
+    /// <summary>
+    /// Churn on fresh outcomes counts a customer as back only for a purchase as training counts one: of 60 customers set in a
+    /// segment 60–120 days ago, 20 bought again, 20 placed only a test order and 20 only an order later cancelled, so 67 %
+    /// did not order (until 4 Dec 2026 the test and cancelled orders counted, and it read 0 %).
+    /// </summary>
+    [Fact]
+    public async Task ChurnOnFreshOutcomes_CountsOnlyRealPurchasesAsCustomersComingBack()
+    {
+        var shopId = await app.InstallShopAsync("gov-fresh-churn.myshopify.com");
+        var now = app.Clock.GetUtcNow();
+        await app.ScalarAsync("""
+            INSERT INTO models (shop_id, kind, version, status, parameters, metrics, artifact, created_at, activated_at)
+            VALUES ($1, 'churn', 2, 'active', '{}', '{"RocAuc": 0.7, "Brier": 0.2, "HorizonDays": 60}', '\x00', $2, $2)
+            """, shopId, now.AddDays(-100));
+        await app.ScalarAsync("SELECT decisions_partition_for($1)", now.AddDays(-90));
+        await app.CountAsync("""
+            INSERT INTO decisions (shop_id, decided_at, decision_id, kind, subject, path, fallback, customer_id, output)
+            SELECT $1, $2, 'churn:' || (7800000 + i) || ':1', 'churn', 'at_risk', 'model', false, 7800000 + i, '{"churn_probability": 0.6}'
+            FROM generate_series(1, 60) i
+            """, shopId, now.AddDays(-90));
+        await app.CountAsync("""
+            INSERT INTO orders (shop_id, id, customer_id, total_price, test, cancelled_at, created_at, updated_at)
+            SELECT $1, 7810000 + i, 7800000 + i, 50, i BETWEEN 21 AND 40, CASE WHEN i > 40 THEN $2::timestamptz + interval '1 day' END, $2, $2
+            FROM generate_series(1, 60) i
+            """, shopId, now.AddDays(-80));
+
+        var models = await app.Factory.Services.GetRequiredService<PluginApp.Training.ModelRegistry>().ListAsync(shopId, CancellationToken.None);
+        var churn = Assert.Single(await FreshLabels.MeasureAsync(app.Db, shopId, models, now, CancellationToken.None), v => v.Metric == "realized-churn");
+        Assert.True(churn.Detail.StartsWith("of 60 customers whose segment was set 60–120 days ago, 67 % did not order within 60 days against 60 % predicted",
+            StringComparison.Ordinal), churn.Detail);
+    }
+
     /// <summary>A risk version activated after the labelled orders were scored (by the rules) is not judged, nor alerted on, by their scores.</summary>
     [Fact]
     public async Task RiskModel_JustActivated_IsNotMeasuredByTheScoresOfTheRulesBeforeIt()
