@@ -481,6 +481,28 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
         await app.DrainAsync(shopId);
         Assert.Equal(["pluginapp:risk-fraud", "pluginapp:risk-high"], OurTags());
         Assert.Equal(["MEDIUM", "HIGH", "MEDIUM", "HIGH"], app.Shopify.Admin.RiskAssessments(gid).Select(a => a["riskLevel"]!.GetValue<string>()));
+
+        // Another order marked as fraud at MEDIUM, then edited into HIGH: the fraud verdict stands, so it stays out of the
+        // queue and keeps its fraud tag (until 4 Dec 2026 it came back to the queue and lost the tag, as an approval does).
+        const long other = 739_502;
+        var otherGid = $"gid://shopify/Order/{other}";
+        for (var (i, total) = (0, 30m); i < 2; (i, total) = (i + 1, 640m))
+        {
+            var body = RiskOrders.Order(other, at, total, "203.0.113.96", "edits2@example.com", null, billing: "US", shipping: "NG");
+            body["updated_at"] = at.AddMinutes(i).ToString("O", CultureInfo.InvariantCulture);
+            await SendAsync(shop, i == 0 ? "orders/create" : "orders/updated", body);
+            await WaitForAsync(shopId, $"SELECT count(*) = {i + 1} FROM decisions WHERE shop_id = $1 AND order_id = $2 AND kind = 'risk'", other);
+            await app.DrainAsync(shopId);
+            if (i == 0)
+            {
+                Assert.Equal("MEDIUM", (await ScoreOfAsync(shopId, other)).Level);
+                Assert.NotNull(await store.DecideAsync(shopId, other, "fraud", "stolen card", "Ada", CancellationToken.None));
+                await app.DrainAsync(shopId);
+            }
+        }
+        Assert.Equal("HIGH", (await ScoreOfAsync(shopId, other)).Level);
+        Assert.DoesNotContain((await store.QueueAsync(shopId, 200, CancellationToken.None)).Rows, r => r.OrderId == other);
+        Assert.Equal(["pluginapp:risk-fraud", "pluginapp:risk-high"], app.Shopify.Admin.Tags(otherGid).Where(t => t.StartsWith("pluginapp:", StringComparison.Ordinal)));
     }
 
     [Fact]
