@@ -91,6 +91,34 @@ public sealed class ExperimentOutcomesTests(AppFixture app) : IClassFixture<AppF
         Assert.All(report.Today, l => Assert.Equal(DateOnly.FromDateTime(TimeZoneInfo.ConvertTime(now, la).DateTime), l.Day));
     }
 
+    /// <summary>
+    /// The Overview's holdout comparison gives the experiment's verdict as the Experiments page does: 300 shoppers an arm,
+    /// 15 % ordering against 9 %, which the day's fixed 95 % interval alone called a real lift (until 4 Dec 2026), while
+    /// the always-valid interval the Experiments page reads may not yet.
+    /// </summary>
+    [Fact]
+    public async Task TheOverviewsHoldout_GivesTheExperimentsVerdict_NotOneOfItsOwn()
+    {
+        const string shop = "experiment-overview-verdict.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        var now = app.Clock.GetUtcNow();
+        await app.CountAsync("""
+            WITH x AS (
+                INSERT INTO experiment_exposures (shop_id, experiment, unit, arm, customer_id, first_at)
+                SELECT $1, 'upsells', 'v:ov-' || i, CASE WHEN i <= 300 THEN 'model' ELSE 'holdout' END, NULL, $2::timestamptz - interval '5 days' + interval '1 minute' * i
+                FROM generate_series(1, 600) i RETURNING unit)
+            INSERT INTO experiment_outcomes (shop_id, experiment, order_id, arm, unit, revenue, ordered_at)
+            SELECT $1, 'upsells', 7900000 + i, CASE WHEN i <= 300 THEN 'model' ELSE 'holdout' END, 'v:ov-' || i, 40, $2::timestamptz - interval '1 day'
+            FROM generate_series(1, 600) i WHERE (i <= 300 AND i % 20 < 3) OR (i > 300 AND i % 100 < 9)
+            """, shopId, now);
+        var report = await app.Factory.Services.GetRequiredService<ExperimentResults>().ReportAsync(shopId, "upsells", CancellationToken.None);
+        var verdict = Assert.Single(report.Verdicts);
+
+        var page = System.Net.WebUtility.HtmlDecode(await (await app.Client.GetAsync($"/admin?shop={shop}&embedded=1&id_token={app.SessionToken(shop)}")).Content.ReadAsStringAsync());
+        Assert.Contains($"<strong>The experiment's verdict:</strong> {verdict} (as on the Experiments page", page);
+        Assert.DoesNotContain("distinguishable", page);
+    }
+
     /// <summary>An experiment that runs by default keeps the visitors it has shown when the merchant first saves its settings.</summary>
     [Fact]
     public async Task AnExperimentRunningByDefault_KeepsItsVisitors_WhenItsSettingsAreFirstSaved()
