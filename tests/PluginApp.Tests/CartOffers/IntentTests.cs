@@ -400,10 +400,16 @@ public sealed class IntentTests(AppFixture app) : IClassFixture<AppFixture>
         var shopId = await app.InstallShopAsync("intent-rate-reload.myshopify.com");
         var clock = new ManualClock();
         var now = clock.GetUtcNow();
+        // Four carts with a line, and four a shopper never put anything in (a theme that writes cart attributes first): those
+        // are no carts that could become orders, and do not count (until 4 Dec 2026 they did, and the rate read 12.5 %).
         await app.CountAsync("""
             INSERT INTO carts (shop_id, token, total_price, created_at, updated_at)
-            SELECT $1, 'rate-' || i, 40, $2 - interval '2 days', $2 - interval '2 days' FROM generate_series(1, 4) i
+            SELECT $1, 'rate-' || i, 40, $2 - interval '2 days', $2 - interval '2 days' FROM generate_series(1, 8) i
             """, shopId, now);
+        await app.CountAsync("""
+            INSERT INTO cart_lines (shop_id, cart_token, line_key, product_id, variant_id, quantity, price)
+            SELECT $1, 'rate-' || i, 'l1', 1, 10, 1, 40 FROM generate_series(1, 4) i
+            """, shopId);
         await app.CountAsync("INSERT INTO orders (shop_id, id, cart_token, total_price, created_at, updated_at) VALUES ($1, 97500001, 'rate-1', 40, $2, $2)",
             shopId, now.AddDays(-2));
         var scorer = ScorerOn(clock);
