@@ -39,11 +39,22 @@ public sealed class ExperimentResults(NpgsqlDataSource db, ExperimentStore store
     /// refunds_order_idx (migration 0046; without it each outcome read all of the store's refunds: 6.3 s for 30,000
     /// outcomes and 5,000 refunds, 114 ms with it).
     /// </summary>
-    internal const string OutcomesSql = """
+    internal static readonly string OutcomesSql = $"""
         SELECT e.unit, e.ordered_at, e.revenue::float8, e.margin::float8, e.discount::float8,
                coalesce((SELECT sum(amount) FROM refunds f WHERE f.shop_id = e.shop_id AND f.order_id = e.order_id), 0)::float8
         FROM experiment_outcomes e
         WHERE e.shop_id = $1 AND e.experiment = $2 AND e.unit IS NOT NULL AND e.ordered_at >= $3 AND e.ordered_at < $4
+          AND NOT {Paused("e")}
+        """;
+
+    /// <summary>
+    /// The outcome <paramref name="e"/> was ordered while its experiment was stopped: everyone was served the stopped arm
+    /// then, so it tells nothing about the arm its visitor was exposed to before (until 4 Dec 2026 a holdout visitor served
+    /// the model while stopped counted for the holdout once the experiment was started again).
+    /// </summary>
+    internal static string Paused(string e) => $"""
+        EXISTS (SELECT 1 FROM experiment_pauses p WHERE p.shop_id = {e}.shop_id AND p.experiment = {e}.experiment
+                AND {e}.ordered_at >= p.paused_at AND (p.resumed_at IS NULL OR {e}.ordered_at < p.resumed_at))
         """;
 
     /// <summary>Visitors who ordered that a treatment arm needs before its guardrails are judged.</summary>

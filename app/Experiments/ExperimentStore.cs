@@ -95,7 +95,16 @@ public sealed class ExperimentStore(NpgsqlDataSource db, ExperimentKinds kinds, 
         var kind = Kind(key);
         var ordered = kind.Arms.Select(a => new ArmShare(a.Name, arms.First(x => x.Name == a.Name).Share, a.Description)).ToList();
         var now = clock.GetUtcNow();
-        await using var cmd = db.CreateCommand("""
+        await using var conn = await db.OpenConnectionAsync(ct);
+        await using var tx = await conn.BeginTransactionAsync(ct);
+        bool wasRunning;
+        await using (var read = new NpgsqlCommand("SELECT status FROM experiments WHERE shop_id = $1 AND key = $2 FOR UPDATE", conn, tx))
+        {
+            read.Parameters.Add(Sql.Param(shopId));
+            read.Parameters.Add(Sql.Param(key));
+            wasRunning = await read.ExecuteScalarAsync(ct) is string status ? status == "running" : kind.RunsByDefault;
+        }
+        await using var cmd = new NpgsqlCommand("""
             INSERT INTO experiments (shop_id, key, arms, metric, guardrails, status, started_at, stopped_at, updated_at, updated_by)
             VALUES ($1, $2, $3::jsonb, $4, $5::jsonb, $6,
                     CASE WHEN $6 = 'running' THEN least($7, greatest($7 - interval '90 days',
@@ -108,7 +117,7 @@ public sealed class ExperimentStore(NpgsqlDataSource db, ExperimentKinds kinds, 
               started_at = coalesce(experiments.started_at, CASE WHEN excluded.status = 'running' THEN excluded.updated_at END),
               stopped_at = CASE WHEN excluded.status = 'stopped' AND experiments.status <> 'stopped' THEN excluded.updated_at
                                 WHEN excluded.status = 'running' THEN NULL ELSE experiments.stopped_at END
-            """);
+            """, conn, tx);
         cmd.Parameters.Add(Sql.Param(shopId));
         cmd.Parameters.Add(Sql.Param(key));
         cmd.Parameters.Add(Sql.Param(JsonSerializer.Serialize(ordered, Json)));
@@ -118,6 +127,18 @@ public sealed class ExperimentStore(NpgsqlDataSource db, ExperimentKinds kinds, 
         cmd.Parameters.Add(Sql.Param(now));
         cmd.Parameters.Add(Sql.Text(by));
         await cmd.ExecuteNonQueryAsync(ct);
+        // A stop opens a pause and a start closes it: the results leave out the orders placed while it was stopped.
+        if (wasRunning != running)
+        {
+            await using var pause = new NpgsqlCommand(running
+                ? "UPDATE experiment_pauses SET resumed_at = $3 WHERE shop_id = $1 AND experiment = $2 AND resumed_at IS NULL"
+                : "INSERT INTO experiment_pauses (shop_id, experiment, paused_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", conn, tx);
+            pause.Parameters.Add(Sql.Param(shopId));
+            pause.Parameters.Add(Sql.Param(key));
+            pause.Parameters.Add(Sql.Param(now));
+            await pause.ExecuteNonQueryAsync(ct);
+        }
+        await tx.CommitAsync(ct);
         _cache.Remove((shopId, key));
     }
 }

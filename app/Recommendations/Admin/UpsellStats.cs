@@ -130,13 +130,14 @@ public sealed class UpsellStats(NpgsqlDataSource db)
 
     /// <summary>$1 shop, $2 and $3 the window, $4 the experiment. Why each outcome's refunds looked up by its order
     /// (refunds_order_idx), as the Experiments page's are: summed for the whole store first, every refund was read.</summary>
-    internal const string HoldoutSql = """
+    internal static readonly string HoldoutSql = $"""
         WITH exposed AS (
           SELECT arm, unit FROM experiment_exposures WHERE shop_id = $1 AND experiment = $4 AND first_at >= $2 AND first_at < $3),
         outcome AS (
           SELECT e.unit, sum(greatest(0, e.revenue - coalesce((SELECT sum(f.amount) FROM refunds f WHERE f.shop_id = e.shop_id AND f.order_id = e.order_id), 0)))::float8 AS revenue
           FROM experiment_outcomes e
           WHERE e.shop_id = $1 AND e.experiment = $4 AND e.unit IS NOT NULL AND e.ordered_at >= $2 AND e.ordered_at < $3 AND e.revenue > 0
+            AND NOT {Experiments.ExperimentResults.Paused("e")}
           GROUP BY 1)
         SELECT x.arm, count(*), count(o.unit), coalesce(sum(o.revenue), 0), coalesce(sum(o.revenue * o.revenue), 0)
         FROM exposed x LEFT JOIN outcome o ON o.unit = x.unit

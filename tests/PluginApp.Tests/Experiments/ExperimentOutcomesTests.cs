@@ -119,6 +119,45 @@ public sealed class ExperimentOutcomesTests(AppFixture app) : IClassFixture<AppF
         Assert.DoesNotContain("distinguishable", page);
     }
 
+    /// <summary>
+    /// Stopped, the upsell experiment serves everyone the model, holdout visitors included; started again, their orders of
+    /// those days are left out of the results (until 4 Dec 2026 they counted for the holdout), while the orders before the
+    /// stop and after the start count.
+    /// </summary>
+    [Fact]
+    public async Task OrdersPlacedWhileTheExperimentWasStopped_AreLeftOutOfItsResults_OnceStartedAgain()
+    {
+        var shopId = await app.InstallShopAsync("experiment-paused.myshopify.com");
+        var store = app.Factory.Services.GetRequiredService<ExperimentStore>();
+        var results = app.Factory.Services.GetRequiredService<ExperimentResults>();
+        var settings = await store.GetAsync(shopId, "upsells", CancellationToken.None);
+        var now = app.Clock.GetUtcNow();
+        // Three holdout visitors exposed 10 days ago; each orders once: 9 days ago, 6 days ago (while stopped), 2 days ago.
+        await app.CountAsync("""
+            WITH x AS (
+                INSERT INTO experiment_exposures (shop_id, experiment, unit, arm, customer_id, first_at)
+                SELECT $1, 'upsells', 'v:paused-' || i, 'holdout', NULL, $2::timestamptz - interval '10 days' FROM generate_series(1, 3) i RETURNING unit)
+            INSERT INTO experiment_outcomes (shop_id, experiment, order_id, arm, unit, revenue, ordered_at)
+            SELECT $1, 'upsells', 7950000 + i, 'holdout', 'v:paused-' || i, 40 * i, $2::timestamptz - make_interval(days => CASE i WHEN 1 THEN 9 WHEN 2 THEN 6 ELSE 2 END)
+            FROM generate_series(1, 3) i
+            """, shopId, now);
+        await store.SaveAsync(shopId, "upsells", settings.Arms, settings.Metric, settings.Guardrails, running: true, "staff user 42", CancellationToken.None);
+        var moved = TimeSpan.Zero;
+        try
+        {
+            app.Clock.Advance(TimeSpan.FromDays(-8)); moved -= TimeSpan.FromDays(8);
+            await store.SaveAsync(shopId, "upsells", settings.Arms, settings.Metric, settings.Guardrails, running: false, "staff user 42", CancellationToken.None);
+            app.Clock.Advance(TimeSpan.FromDays(4)); moved += TimeSpan.FromDays(4);
+            await store.SaveAsync(shopId, "upsells", settings.Arms, settings.Metric, settings.Guardrails, running: true, "staff user 42", CancellationToken.None);
+        }
+        finally { app.Clock.Advance(-moved); }
+
+        var holdout = (await results.ReportAsync(shopId, "upsells", CancellationToken.None)).Arms.Single(a => a.Arm == "holdout");
+        Assert.Equal(3, holdout.Units);
+        Assert.Equal(2, holdout.Converted); // the orders of 9 and 2 days ago; not the one of 6 days ago, while it was stopped
+        Assert.Equal(40 + 120, holdout.Revenue, 6);
+    }
+
     /// <summary>An experiment that runs by default keeps the visitors it has shown when the merchant first saves its settings.</summary>
     [Fact]
     public async Task AnExperimentRunningByDefault_KeepsItsVisitors_WhenItsSettingsAreFirstSaved()
