@@ -103,11 +103,16 @@ public sealed class RiskHolds(NpgsqlDataSource db, ShopLookup shops, AdminGraphQ
         await using var conn = await db.OpenConnectionAsync(ct);
         await using var tx = await conn.BeginTransactionAsync(ct);
         // Why lock the row: a reviewer's approval may change it while Shopify answered; the later writer sees the earlier's state.
-        await using (var check = new NpgsqlCommand("SELECT state FROM risk_holds WHERE shop_id = $1 AND order_id = $2 FOR UPDATE", conn, tx))
+        // Why the hold decision's time in the calls' keys: an order released at LOW and raised to HIGH again is held anew, and
+        // keys of the order and fulfillment order alone would take the second hold (and its release) for the first.
+        long round;
+        await using (var check = new NpgsqlCommand("SELECT state, decided_at FROM risk_holds WHERE shop_id = $1 AND order_id = $2 FOR UPDATE", conn, tx))
         {
             check.Parameters.Add(Sql.Param(shopId));
             check.Parameters.Add(Sql.Param(orderId));
-            if (await check.ExecuteScalarAsync(ct) as string != state) return 0;
+            await using var r = await check.ExecuteReaderAsync(ct);
+            if (!await r.ReadAsync(ct) || r.GetString(0) != state) return 0;
+            round = r.GetFieldValue<DateTimeOffset>(1).UtcTicks;
         }
         var now = clock.GetUtcNow();
         await using var batch = new NpgsqlBatch(conn, tx);
@@ -127,7 +132,7 @@ public sealed class RiskHolds(NpgsqlDataSource db, ShopLookup shops, AdminGraphQ
                         reason = "HIGH_RISK_OF_FRAUD", handle = RiskActions.HoldHandle, notifyMerchant = false,
                         reasonNotes = "Held by PluginApp order risk: the order scored HIGH. Approving it in the review queue releases this hold.",
                     },
-                }, $"risk-hold:{orderId}:{fo.Id}"));
+                }, $"risk-hold:{orderId}:{fo.Id}:{round}"));
             // Nothing the app may hold (fulfilled or closed, or with a service the app's permission does not cover): said so, not "held".
             next = calls.Count > 0 ? Held : NotHeldNoneOpen;
             ids = fulfillmentOrders.Where(f => calls.Any(c => c.ResourceKey == f.Id)).Select(f => f.Id).ToArray();
@@ -139,7 +144,7 @@ public sealed class RiskHolds(NpgsqlDataSource db, ShopLookup shops, AdminGraphQ
                 var ours = fo.Holds.Where(h => h.Handle == RiskActions.HoldHandle).Select(h => h.Id).ToArray();
                 if (ours.Length > 0)
                     calls.Add(new OutboxCall(RiskActions.FulfillmentOrderReleaseHold, fo.Id, new { id = fo.Id, holdIds = ours },
-                        $"risk-release:{orderId}:{fo.Id}"));
+                        $"risk-release:{orderId}:{fo.Id}:{round}"));
             }
             next = Released;
         }

@@ -42,10 +42,11 @@ internal static class RiskQueue
         """;
 
     // The segment's orders as stored, unless the order's score already used what it now holds, or the shop switched order
-    // risk off to score nothing (then nothing is queued, and no scoring job starts only to drop it). An update queues only an
-    // order that has a score: never one of the store's history or one left unscored while switched off (until 4 Dec 2026 an
-    // orders/updated, say its fulfilment, scored such an order, and at HIGH held it and put it in the queue). An update
-    // that arrives before its order's create leaves the scoring to the create, which always queues. Only a statement that
+    // risk off to score nothing (then nothing is queued, and no scoring job starts only to drop it). An update queues an
+    // unscored order only when it was placed since the install and not while order risk scored nothing: never one of the
+    // store's history or one left unscored by the switch (until 4 Dec 2026 an orders/updated, say its fulfilment, scored
+    // such an order, and at HIGH held it and put it in the queue), but still one whose orders/create never landed (Shopify
+    // gave up retrying it, or it was kept aside as failed). Only a statement that
     // queued an order wakes the scorer: an update that changed nothing its score used, or orders/paid and the like, do not.
     private static readonly RowsStatement Queue = new("q", ["shop_id int8", "order_id int8", "reason text", "queued_at timestamptz"], $"""
         WITH queued AS (
@@ -53,7 +54,11 @@ internal static class RiskQueue
             SELECT q.shop_id, q.order_id, q.reason, q.queued_at
             FROM {"{rows}"} JOIN orders o ON o.shop_id = q.shop_id AND o.id = q.order_id
             WHERE NOT {ScoreStillFits("q.shop_id", "q.order_id", "o")}
-              AND (q.reason = 'orders/create' OR EXISTS (SELECT 1 FROM risk_scores s WHERE s.shop_id = q.shop_id AND s.order_id = q.order_id))
+              AND (q.reason = 'orders/create' OR EXISTS (SELECT 1 FROM risk_scores s WHERE s.shop_id = q.shop_id AND s.order_id = q.order_id)
+                   OR (o.created_at >= (SELECT h.installed_at FROM shops h WHERE h.id = q.shop_id)
+                       AND NOT coalesce((SELECT NOT w.enabled AND w.when_off = '{RiskScorer.ScoreNothing}' FROM ai_feature_switch_history w
+                                         WHERE w.shop_id = q.shop_id AND w.feature = '{RiskScorer.Name}' AND w.changed_at <= o.created_at
+                                         ORDER BY w.changed_at DESC, w.id DESC LIMIT 1), false)))
               AND NOT EXISTS (
                 SELECT 1 FROM ai_feature_switches w WHERE w.shop_id = q.shop_id AND w.feature = '{RiskScorer.Name}'
                   AND NOT w.enabled AND w.when_off = '{RiskScorer.ScoreNothing}')

@@ -173,14 +173,18 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
             });
             var before = previous.GetValueOrDefault(orderId);
             if (before.Level == level) continue; // Shopify already shows this level
-            if (level == "HIGH" && Hold(store, holding, orderId, f, now)) holds++;
-            // Down to LOW it leaves the queue, so nobody would approve it: our hold goes with it (until 4 Dec 2026 it stayed for good).
+            var reopened = before.DecidedAt is { } decided && Rank(level) > Rank(decided);
+            // Undecided (or back in the queue), an order raised to HIGH again after a score at LOW released its hold is held again.
+            if (level == "HIGH" && Hold(store, holding, orderId, f, now, again: before.DecidedAt is null || reopened)) holds++;
+            // Down to LOW it leaves the queue, so nobody would approve it: our hold goes with it (until 4 Dec 2026 it stayed for
+            // good), unless a reviewer marked the order as fraud, whose goods must not ship.
             if (level == "LOW" && before.Level is not null)
             {
-                store.Add(RiskHolds.ReleaseSql, shopId, orderId, now);
+                store.Add(RiskHolds.ReleaseSql + " AND NOT EXISTS (SELECT 1 FROM risk_labels l WHERE l.shop_id = $1 AND l.order_id = $2 AND l.fraud)",
+                    shopId, orderId, now);
                 holds++;
             }
-            calls.AddRange(ShopifyCalls(orderId, level, before.Level, assessment, now, reopened: before.DecidedAt is { } decided && Rank(level) > Rank(decided)));
+            calls.AddRange(ShopifyCalls(orderId, level, before.Level, assessment, now, reopened));
         }
         rows.AddTo(store, now);
         // Why: an edit that commits while this batch scores meets its order's queue row still there (locked, not yet deleted)
@@ -281,15 +285,18 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
     /// customer the merchant does not hold, that it was not held and why. An order gets one hold decision, whatever later
     /// scores say.
     /// </summary>
-    private static bool Hold(StoreWriter store, RiskHoldSettings holding, long orderId, float[] f, DateTimeOffset now)
+    /// <param name="again">Whether a hold released by an earlier score at LOW (nobody approved the order) is decided anew.</param>
+    private static bool Hold(StoreWriter store, RiskHoldSettings holding, long orderId, float[] f, DateTimeOffset now, bool again)
     {
         var earlierOrders = (int)f[OrderFeatures.Index("customer_orders_before")];
         var earlierSpend = Math.Round((decimal)f[OrderFeatures.Index("customer_spend_before")], 2);
         if (holding.HoldState(earlierOrders, earlierSpend) is not { } state) return false;
         store.Add("""
             INSERT INTO risk_holds (shop_id, order_id, state, earlier_orders, earlier_spend, decided_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)
-            ON CONFLICT (shop_id, order_id) DO NOTHING
-            """, store.ShopId, orderId, state, earlierOrders, earlierSpend, now);
+            ON CONFLICT (shop_id, order_id) DO UPDATE SET state = excluded.state, earlier_orders = excluded.earlier_orders,
+              earlier_spend = excluded.earlier_spend, decided_at = excluded.decided_at, updated_at = excluded.updated_at
+            WHERE $7 AND risk_holds.state = 'released'
+            """, store.ShopId, orderId, state, earlierOrders, earlierSpend, now, again);
         return state == RiskHolds.ToHold;
     }
 

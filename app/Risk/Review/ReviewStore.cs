@@ -274,10 +274,11 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
             batch.BatchCommands.Add(Command("DELETE FROM review_locks WHERE shop_id = $1 AND order_id = $2", shopId, orderId));
             // Why HIGH for fraud: a higher score only bears the verdict out, so no later score brings the order back to the queue
             // (an approval stands only up to the level it was given at; until 4 Dec 2026 fraud did too, and a fraud order edited
-            // from MEDIUM to HIGH came back and lost its fraud tag).
+            // from MEDIUM to HIGH came back and lost its fraud tag). The latest verdict sets it: approved at MEDIUM, then marked
+            // as fraud, the order stays decided at HIGH; marked as fraud, then approved, the approval's level stands.
             batch.BatchCommands.Add(Command("""
-                UPDATE risk_scores SET reviewed_at = $3, reviewed_level = CASE WHEN $4 THEN 'HIGH' ELSE level END
-                WHERE shop_id = $1 AND order_id = $2 AND reviewed_at IS NULL
+                UPDATE risk_scores SET reviewed_at = coalesce(reviewed_at, $3), reviewed_level = CASE WHEN $4 THEN 'HIGH' ELSE level END
+                WHERE shop_id = $1 AND order_id = $2
                 """, shopId, orderId, now, fraud));
         }
         await batch.ExecuteNonQueryAsync(ct);

@@ -200,6 +200,26 @@ public sealed class RiskActionsTests(NoSchedulerAppFixture app) : IClassFixture<
         Assert.Empty(app.Shopify.Admin.FulfillmentOrders(gid).Single().Holds);
         Assert.Equal(RiskHolds.Released, await app.ScalarAsync("SELECT state FROM risk_holds WHERE shop_id = $1 AND order_id = 7369001", shopId));
 
+        // In another store, a held order a reviewer marked as fraud (without cancelling it) and then edited down to LOW keeps
+        // its hold: its goods must not ship.
+        const string fraudShop = "risk-hold-low-fraud.myshopify.com";
+        var fraudShopId = await OrdinaryStoreAsync(fraudShop, 7_370_000);
+        await HoldHighAsync(fraudShop);
+        app.Shopify.Admin.SetFulfillmentOrders("gid://shopify/Order/7378001", ("gid://shopify/FulfillmentOrder/73780011", "OPEN"));
+        var fraudGid = await ScoreHighAsync(fraudShop, fraudShopId, 7_378_001);
+        await Service<RiskHolds>().RunShopAsync(fraudShopId, CancellationToken.None);
+        await DrainAsync(fraudShopId);
+        Assert.Equal(HttpStatusCode.OK, (await AdminAsync(HttpMethod.Post, "/api/admin/review/orders/7378001/decisions", fraudShop, new { decision = "fraud" })).StatusCode);
+        var fixedUp = RiskOrders.Order(7_378_001, app.Clock.GetUtcNow().AddMinutes(-30), 28m, "198.51.100.3", "regular57370003@example.com", 57_370_003);
+        fixedUp["updated_at"] = app.Clock.GetUtcNow().AddMinutes(2).ToString("O", System.Globalization.CultureInfo.InvariantCulture);
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("orders/updated", fraudShop, fixedUp.ToJsonString())).StatusCode);
+        await Service<RiskScorer>().ScoreShopAsync(fraudShopId, CancellationToken.None);
+        Assert.Equal("LOW", await app.ScalarAsync("SELECT level FROM risk_scores WHERE shop_id = $1 AND order_id = 7378001", fraudShopId));
+        await Service<RiskHolds>().RunShopAsync(fraudShopId, CancellationToken.None);
+        await DrainAsync(fraudShopId);
+        Assert.Equal(RiskHolds.Held, await app.ScalarAsync("SELECT state FROM risk_holds WHERE shop_id = $1 AND order_id = 7378001", fraudShopId));
+        Assert.Single(app.Shopify.Admin.FulfillmentOrders(fraudGid).Single().Holds);
+
         // Another HIGH order, cancelled in Shopify before anyone reviewed it.
         await ScoreHighAsync(shop, shopId, 7_369_002);
         async Task<bool> QueuedAsync(long orderId) => (await (await AdminAsync(HttpMethod.Get, "/api/admin/review/queue", shop)).Content.ReadFromJsonAsync<JsonElement>())
@@ -211,6 +231,16 @@ public sealed class RiskActionsTests(NoSchedulerAppFixture app) : IClassFixture<
         cancelled["cancel_reason"] = "fraud";
         Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("orders/cancelled", shop, cancelled.ToJsonString())).StatusCode);
         Assert.False(await QueuedAsync(7_369_002));
+
+        // The first order edited back into HIGH, nobody having approved it: it is held again.
+        var again = RiskOrders.Order(7_369_001, app.Clock.GetUtcNow().AddMinutes(-30), 640m, "203.0.113.50", "new.buyer@example.net", null, billing: "US", shipping: "NG");
+        again["updated_at"] = app.Clock.GetUtcNow().AddMinutes(1).ToString("O", System.Globalization.CultureInfo.InvariantCulture);
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("orders/updated", shop, again.ToJsonString())).StatusCode);
+        await Service<RiskScorer>().ScoreShopAsync(shopId, CancellationToken.None);
+        Assert.Equal("HIGH", await app.ScalarAsync("SELECT level FROM risk_scores WHERE shop_id = $1 AND order_id = 7369001", shopId));
+        await Service<RiskHolds>().RunShopAsync(shopId, CancellationToken.None);
+        await DrainAsync(shopId);
+        Assert.Single(app.Shopify.Admin.FulfillmentOrders(gid).Single().Holds);
     }
 
     /// <summary>

@@ -148,8 +148,12 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal(0L, await app.ScalarAsync("SELECT count(*) FROM risk_pending WHERE shop_id = $1", shopId));
         await SendAsync(shop, "orders/create", RiskOrders.Order(731_010, now.AddMinutes(10), 640m, "203.0.113.70", "off.buyer@example.net", null, shipping: "NG"));
         await ScoreOfAsync(shopId, 731_010);
+        // An order placed now whose orders/create never landed (Shopify gave up retrying it): its first update scores it.
+        var lost = RiskOrders.Order(731_020, now.AddMinutes(20), 640m, "203.0.113.71", "lost.create@example.net", null, shipping: "NG");
+        await SendAsync(shop, "orders/updated", lost);
+        await ScoreOfAsync(shopId, 731_020);
         await WaitUntilAsync(() => app.Shopify.Admin.RiskAssessments("gid://shopify/Order/731010").Count == 1);
-        Assert.Equal(1L, await app.ScalarAsync("SELECT count(*) FROM risk_scores WHERE shop_id = $1", shopId));
+        Assert.Equal(2L, await app.ScalarAsync("SELECT count(*) FROM risk_scores WHERE shop_id = $1", shopId));
     }
 
     [Fact]
@@ -482,8 +486,9 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal(["pluginapp:risk-fraud", "pluginapp:risk-high"], OurTags());
         Assert.Equal(["MEDIUM", "HIGH", "MEDIUM", "HIGH"], app.Shopify.Admin.RiskAssessments(gid).Select(a => a["riskLevel"]!.GetValue<string>()));
 
-        // Another order marked as fraud at MEDIUM, then edited into HIGH: the fraud verdict stands, so it stays out of the
-        // queue and keeps its fraud tag (until 4 Dec 2026 it came back to the queue and lost the tag, as an approval does).
+        // Another order marked as fraud at MEDIUM (after an approval), then edited into HIGH: the fraud verdict stands, so it
+        // stays out of the queue and keeps its fraud tag (until 4 Dec 2026 it came back to the queue and lost the tag, as an
+        // approval does).
         const long other = 739_502;
         var otherGid = $"gid://shopify/Order/{other}";
         for (var (i, total) = (0, 30m); i < 2; (i, total) = (i + 1, 640m))
@@ -495,7 +500,9 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
             await app.DrainAsync(shopId);
             if (i == 0)
             {
+                // Approved at first, then marked as fraud when the chargeback came: the later verdict is the one that stands.
                 Assert.Equal("MEDIUM", (await ScoreOfAsync(shopId, other)).Level);
+                Assert.NotNull(await store.DecideAsync(shopId, other, "approve", "looks fine", "Ada", CancellationToken.None));
                 Assert.NotNull(await store.DecideAsync(shopId, other, "fraud", "stolen card", "Ada", CancellationToken.None));
                 await app.DrainAsync(shopId);
             }
