@@ -42,12 +42,24 @@ public static class IntentData
     /// </summary>
     internal const string RememberCustomersSql = """
         INSERT INTO cart_customers (shop_id, cart_token, customer_id, seen_at)
-        SELECT DISTINCT ON (d.cart_token) d.shop_id, d.cart_token, d.customer_id, d.decided_at FROM decisions d
-        WHERE d.shop_id = $1 AND d.cart_token IS NOT NULL AND d.customer_id IS NOT NULL
-          AND NOT EXISTS (SELECT 1 FROM customers u WHERE u.shop_id = $1 AND u.id = d.customer_id AND u.redacted_at IS NOT NULL)
-        ORDER BY d.cart_token, d.decided_at
+        SELECT DISTINCT ON (d.shop_id, d.cart_token) d.shop_id, d.cart_token, d.customer_id, d.decided_at FROM decisions d
+        WHERE (d.shop_id = $1 OR $1 IS NULL) AND d.decided_at >= $2 AND d.cart_token IS NOT NULL AND d.customer_id IS NOT NULL
+          AND NOT EXISTS (SELECT 1 FROM customers u WHERE u.shop_id = d.shop_id AND u.id = d.customer_id AND u.redacted_at IS NOT NULL)
+        ORDER BY d.shop_id, d.cart_token, d.decided_at
         ON CONFLICT DO NOTHING
         """;
+
+    /// <summary>
+    /// Every shop's cart links of the last two days, each night (<see cref="IntentFeature"/>): a shop whose intent training
+    /// is held (a staged release waiting for its decisions, too few carts) would otherwise lose links older than the log.
+    /// </summary>
+    public static async Task RememberCustomersAsync(NpgsqlDataSource db, TimeProvider clock, CancellationToken ct)
+    {
+        await using var cmd = db.CreateCommand(RememberCustomersSql);
+        cmd.Parameters.Add(new NpgsqlParameter<long?> { TypedValue = null, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Bigint });
+        cmd.Parameters.Add(Sql.Param(clock.GetUtcNow().AddDays(-2)));
+        await cmd.ExecuteNonQueryAsync(ct);
+    }
 
     /// <summary>
     /// Every settled cart before <paramref name="now"/> − 1 day, with its label. First keeps the carts' storefront customers
@@ -57,7 +69,8 @@ public static class IntentData
     {
         await using (var remember = db.CreateCommand(RememberCustomersSql))
         {
-            remember.Parameters.Add(Sql.Param(shopId));
+            remember.Parameters.Add(new NpgsqlParameter<long?> { TypedValue = shopId, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Bigint });
+            remember.Parameters.Add(Sql.Param(DateTimeOffset.UnixEpoch));
             await remember.ExecuteNonQueryAsync(ct);
         }
         var median = await MedianOrderValueAsync(db, shopId, now, ct);
@@ -161,4 +174,10 @@ public static class IntentData
         await r.ReadAsync(ct);
         return (r.GetInt32(0), r.GetInt32(1));
     }
+}
+
+/// <summary>The nightly copy of every shop's cart links (<see cref="IntentData.RememberCustomersAsync"/>).</summary>
+public sealed class CartCustomersJob(NpgsqlDataSource db, TimeProvider clock)
+{
+    public Task RunAsync(CancellationToken ct) => IntentData.RememberCustomersAsync(db, clock, ct);
 }

@@ -144,6 +144,11 @@ public sealed class IntentTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal(await IntentData.LiveAsync(app.Db, seed.ShopId, "parity-b", facts, null, at.AddHours(-6), median, CancellationToken.None), trainedB.Snapshot);
         Assert.Null(trainedB.Snapshot.CustomerOrders);
 
+        // The nightly copy keeps the link too, for a shop whose training is held (a staged release waiting for its decisions).
+        await app.CountAsync("DELETE FROM cart_customers WHERE shop_id = $1", seed.ShopId);
+        await app.Factory.Services.GetRequiredService<CartCustomersJob>().RunAsync(CancellationToken.None);
+        Assert.Equal(customer, await app.ScalarAsync("SELECT customer_id FROM cart_customers WHERE shop_id = $1 AND cart_token = 'parity-a'", seed.ShopId));
+
         // 90 days on the decision log drops the month; the next training still reads cart A as hers.
         await app.CountAsync("DELETE FROM decisions WHERE shop_id = $1", seed.ShopId);
         training = await IntentData.LoadAsync(app.Db, seed.ShopId, now, CancellationToken.None);
