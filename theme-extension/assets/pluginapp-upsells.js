@@ -17,7 +17,7 @@
     return id;
   }
 
-  // Why: a beacon survives the navigation a click starts; fetch keepalive is the fallback.
+  // A beacon survives the navigation a click starts; else fetch keepalive.
   function send(url, payload) {
     var body = JSON.stringify(payload);
     try {
@@ -104,7 +104,7 @@
     var done = false;
     var controller = window.AbortController ? new AbortController() : null;
 
-    // Nothing to show: empty the block and hide it, keeping the box it reserved.
+    // Nothing to show: hide the block, keeping its box.
     function hide() {
       if (done) return;
       done = true;
@@ -118,15 +118,16 @@
 
     var timer = setTimeout(hide, TIMEOUT_MS);
 
-    // The visitor id rides in a cart attribute to the order from the first impression (not a click), in either arm alike.
+    // Visitor id into the cart attributes at the first impression (either arm), once a session.
     var cartTagged = false;
     function tagCart() {
+      try { cartTagged = cartTagged || sessionStorage.getItem('pa-cart') === vid; sessionStorage.setItem('pa-cart', vid); } catch (e) { }
       if (cartTagged) return;
       cartTagged = true;
       fetch((d.cartUrl || '/cart') + '/update.js', {
         method: 'POST', keepalive: true, credentials: 'same-origin', headers: { 'Content-Type': 'application/json' },
         body: JSON.stringify({ attributes: { _pluginapp_visitor: vid } })
-      }).catch(function () { cartTagged = false; });
+      }).catch(function () { cartTagged = false; try { sessionStorage.removeItem('pa-cart'); } catch (e) { } });
     }
 
     function track(type, item, position, requestId) {
@@ -155,14 +156,14 @@
         });
       }, { threshold: 0.5 }) : null;
 
-      // Replace each skeleton in place (same size), in the order the app ranked them.
+      // Each skeleton replaced in place, in the app's order.
       skeletons.forEach(function (slot, i) {
         if (i >= items.length) { slot.className = 'pa-card pa-card--skeleton pa-card--unused'; return; }
         var li = card(items[i], i, opts);
         slot.parentNode.replaceChild(li, slot);
         if (observer) observer.observe(li);
       });
-      // A merchant's notice replaces the block's default explanation; as text, never markup.
+      // A merchant's notice, as text, never markup.
       var notice = typeof data.notice == 'string' && data.notice.trim();
       var why = root.querySelector('.pa-upsells__why p');
       if (notice && why) why.textContent = notice;
@@ -193,7 +194,7 @@
           track('add_to_cart', item, i, requestId);
           tagCart();
           button.textContent = d.addedLabel || 'Added';
-          // Themes listen for their own events; this one lets a cart drawer or the cart page refresh.
+          // Lets a theme's cart drawer or cart page refresh.
           root.dispatchEvent(new CustomEvent('pluginapp:cart-add', { bubbles: true, detail: added }));
         }).catch(function () {
           button.disabled = false;
@@ -225,6 +226,6 @@
 
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', function () { initAll(); });
   else initAll();
-  // Theme editor: a block added or edited re-renders its section without a page load.
+  // Theme editor: a section re-rendered without a page load.
   document.addEventListener('shopify:section:load', function (e) { initAll(e.target); });
 })();

@@ -636,7 +636,9 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
         var laMidnight = new DateTimeOffset(local.Date, la.GetUtcOffset(local.Date));
         var utcMidnight = new DateTimeOffset(now.UtcDateTime.Date, TimeSpan.Zero);
         // One hand-out after one midnight and before the other: today for the shop only if after its own.
-        var at = (laMidnight > utcMidnight ? utcMidnight : laMidnight).AddMinutes(1);
+        // Why in UTC: between 00:00 and 08:00 UTC it is Los Angeles' midnight, kept with its -08:00 offset, which Npgsql refuses
+        // to write as a timestamptz (the test failed only in those hours).
+        var at = (laMidnight > utcMidnight ? utcMidnight : laMidnight).AddMinutes(1).ToUniversalTime();
         await app.CountAsync("""
             INSERT INTO discount_codes (shop_id, code, percent, state, created_at, expires_at, cart_token, amount, handed_out_at)
             VALUES ($1, 'DAY-1', 10, 'handed_out', $2, $3, 'day-cart', 7, $2)
