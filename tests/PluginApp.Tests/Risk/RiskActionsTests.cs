@@ -231,6 +231,10 @@ public sealed class RiskActionsTests(NoSchedulerAppFixture app) : IClassFixture<
         cancelled["cancel_reason"] = "fraud";
         Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("orders/cancelled", shop, cancelled.ToJsonString())).StatusCode);
         Assert.False(await QueuedAsync(7_369_002));
+        // Its page says why, and opening it takes no reviewer's lock.
+        var cancelledPage = System.Net.WebUtility.HtmlDecode(await (await app.Client.GetAsync($"/admin/review?order=7369002&shop={shop}&embedded=1&id_token={app.SessionToken(shop)}")).Content.ReadAsStringAsync());
+        Assert.Contains("This order was cancelled, so it is not in the queue", cancelledPage);
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM review_locks WHERE shop_id = $1 AND order_id = 7369002", shopId));
 
         // The first order edited back into HIGH, nobody having approved it: it is held again.
         var again = RiskOrders.Order(7_369_001, app.Clock.GetUtcNow().AddMinutes(-30), 640m, "203.0.113.50", "new.buyer@example.net", null, billing: "US", shipping: "NG");
