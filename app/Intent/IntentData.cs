@@ -12,7 +12,7 @@ namespace PluginApp.Intent;
 /// carries the cart's token. Carts changed in the last day are left out of training: they may still become orders.
 /// <para>
 /// The customer of a cart is the one the live cart page knows: the logged-in customer our cart block saw with that cart
-/// (the decision log, kept in cart_customers beyond its 90 days), never the customer a checkout names. Why: a checkout exists only for a cart that went on to
+/// (the decision log, and cart_customers, where a nightly job keeps its links beyond its 90 days), never the customer a checkout names. Why: a checkout exists only for a cart that went on to
 /// checkout, so "the customer is known" would have marked nearly every ordered cart in training, and a logged-in shopper's
 /// cart live would have read as one about to order (until 4 Dec 2026). For the same reason
 /// <see cref="CartSnapshot.ReachedCheckout"/> is always false, and the cart's own checkouts are never counted among its
@@ -27,8 +27,13 @@ public static class IntentData
         WITH lines AS (SELECT cart_token, sum(quantity)::int AS items, count(DISTINCT product_id)::int AS products,
                               sum(quantity * coalesce(price, 0))::float8 AS value
                        FROM cart_lines WHERE shop_id = $1 GROUP BY cart_token),
-             who AS (SELECT k.cart_token, k.customer_id FROM cart_customers k
-                     WHERE k.shop_id = $1 AND NOT EXISTS (SELECT 1 FROM customers u WHERE u.shop_id = $1 AND u.id = k.customer_id AND u.redacted_at IS NOT NULL))
+             who AS (SELECT DISTINCT ON (w.cart_token) w.cart_token, w.customer_id
+                     FROM (SELECT cart_token, customer_id, seen_at FROM cart_customers WHERE shop_id = $1
+                           UNION ALL
+                           SELECT cart_token, customer_id, decided_at FROM decisions
+                           WHERE shop_id = $1 AND cart_token IS NOT NULL AND customer_id IS NOT NULL) w
+                     WHERE NOT EXISTS (SELECT 1 FROM customers u WHERE u.shop_id = $1 AND u.id = w.customer_id AND u.redacted_at IS NOT NULL)
+                     ORDER BY w.cart_token, w.seen_at)
         SELECT c.token, coalesce(c.updated_at, c.created_at), c.created_at, coalesce(l.value, c.total_price::float8, 0), coalesce(l.items, 0), coalesce(l.products, 0),
                w.customer_id, {History("w.customer_id", "coalesce(c.updated_at, c.created_at)", "c.token", "NULL::text")},
                EXISTS (SELECT 1 FROM orders o WHERE o.shop_id = $1 AND o.cart_token = c.token AND NOT o.test)
@@ -37,42 +42,33 @@ public static class IntentData
         """;
 
     /// <summary>
-    /// $1 shop: keeps each cart's storefront customer (the first the decision log saw with it) in cart_customers, which
-    /// outlives the log's 90 days; an erased customer's never (their decisions are cleared too).
+    /// $1 since when: keeps each cart's storefront customer (the first the decision log saw with it) in cart_customers,
+    /// which outlives the log's 90 days; an erased customer's never (their decisions are cleared too).
     /// </summary>
     internal const string RememberCustomersSql = """
         INSERT INTO cart_customers (shop_id, cart_token, customer_id, seen_at)
         SELECT DISTINCT ON (d.shop_id, d.cart_token) d.shop_id, d.cart_token, d.customer_id, d.decided_at FROM decisions d
-        WHERE (d.shop_id = $1 OR $1 IS NULL) AND d.decided_at >= $2 AND d.cart_token IS NOT NULL AND d.customer_id IS NOT NULL
+        WHERE d.decided_at >= $1 AND d.cart_token IS NOT NULL AND d.customer_id IS NOT NULL
           AND NOT EXISTS (SELECT 1 FROM customers u WHERE u.shop_id = d.shop_id AND u.id = d.customer_id AND u.redacted_at IS NOT NULL)
         ORDER BY d.shop_id, d.cart_token, d.decided_at
         ON CONFLICT DO NOTHING
         """;
 
     /// <summary>
-    /// Every shop's cart links of the last two days, each night (<see cref="IntentFeature"/>): a shop whose intent training
-    /// is held (a staged release waiting for its decisions, too few carts) would otherwise lose links older than the log.
+    /// Every shop's cart links of the last week, each night (<see cref="CartCustomersJob"/>), the one writer of
+    /// cart_customers: a week, so a few nights the job did not run lose nothing; training reads the log's newer links
+    /// itself.
     /// </summary>
     public static async Task RememberCustomersAsync(NpgsqlDataSource db, TimeProvider clock, CancellationToken ct)
     {
         await using var cmd = db.CreateCommand(RememberCustomersSql);
-        cmd.Parameters.Add(new NpgsqlParameter<long?> { TypedValue = null, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Bigint });
-        cmd.Parameters.Add(Sql.Param(clock.GetUtcNow().AddDays(-2)));
+        cmd.Parameters.Add(Sql.Param(clock.GetUtcNow().AddDays(-7)));
         await cmd.ExecuteNonQueryAsync(ct);
     }
 
-    /// <summary>
-    /// Every settled cart before <paramref name="now"/> − 1 day, with its label. First keeps the carts' storefront customers
-    /// the decision log still holds (training runs nightly, well within the log's 90 days).
-    /// </summary>
+    /// <summary>Every settled cart before <paramref name="now"/> − 1 day, with its label.</summary>
     public static async Task<List<IntentExample>> LoadAsync(NpgsqlDataSource db, long shopId, DateTimeOffset now, CancellationToken ct)
     {
-        await using (var remember = db.CreateCommand(RememberCustomersSql))
-        {
-            remember.Parameters.Add(new NpgsqlParameter<long?> { TypedValue = shopId, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Bigint });
-            remember.Parameters.Add(Sql.Param(DateTimeOffset.UnixEpoch));
-            await remember.ExecuteNonQueryAsync(ct);
-        }
         var median = await MedianOrderValueAsync(db, shopId, now, ct);
         var list = new List<IntentExample>();
         await using var cmd = db.CreateCommand(CartsSql);

@@ -58,6 +58,14 @@ public sealed class RiskHolds(NpgsqlDataSource db, ShopLookup shops, AdminGraphQ
         WHERE shop_id = $1 AND order_id = $2 AND state IN ('to_hold', 'held')
         """;
 
+    /// <summary>
+    /// <see cref="ReleaseSql"/> for a new score at LOW: not when any source labels the order as fraud (a reviewer marked it,
+    /// a chargeback came), whose goods must not ship. A reviewer's approval releases regardless: it replaces their label.
+    /// </summary>
+    internal const string ReleaseUnlessFraudSql = ReleaseSql + """
+          AND NOT EXISTS (SELECT 1 FROM risk_labels l WHERE l.shop_id = $1 AND l.order_id = $2 AND l.fraud)
+        """;
+
     /// <summary>Works through the shop's holds and releases waiting for a read. Returns how many outbox calls were queued.</summary>
     public async Task<int> RunShopAsync(long shopId, CancellationToken ct)
     {

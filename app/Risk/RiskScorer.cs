@@ -180,8 +180,7 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
             // good), unless a reviewer marked the order as fraud, whose goods must not ship.
             if (level == "LOW" && before.Level is not null)
             {
-                store.Add(RiskHolds.ReleaseSql + " AND NOT EXISTS (SELECT 1 FROM risk_labels l WHERE l.shop_id = $1 AND l.order_id = $2 AND l.fraud)",
-                    shopId, orderId, now);
+                store.Add(RiskHolds.ReleaseUnlessFraudSql, shopId, orderId, now);
                 holds++;
             }
             calls.AddRange(ShopifyCalls(orderId, level, before.Level, assessment, now, reopened));

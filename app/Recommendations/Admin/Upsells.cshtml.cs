@@ -29,7 +29,7 @@ public sealed class UpsellsModel(ModelRegistry registry, ModelKinds kinds, AiFea
 
     public ModelEntry? Active => Models.FirstOrDefault(m => m.Status == "active");
 
-    public double? Metric(ModelEntry m, string? name) => name is not null && m.Metrics.TryGetProperty(name, out var v) && v.TryGetDouble(out var d) ? d : null;
+    public double? Metric(ModelEntry m, string? name) => PromotionGate.Metric(m.Metrics, name);
 
     /// <summary>The gate the registry applies (<see cref="PromotionGate"/>) to an inactive version.</summary>
     public bool CanPromote(ModelEntry m) => m.Status != "active" && PromotionGate.Compare(Kind, m.Metrics, Active?.Metrics).Passes;
