@@ -44,6 +44,62 @@ public class ChurnTrainerTests
         Assert.Equal("only one order so far, 40 days ago", ChurnFeatures.Reason("days_since_last_order", row, 90));
     }
 
+
+    [Fact]
+    public void ChurnFeatures_ACancellationAfterTheCutoff_IsNotKnownAtIt()
+    {
+        // An order placed 20 days before the cutoff and cancelled 3 days after it: at the cutoff it was a purchase.
+        ChurnOrder[] Orders(bool cancelledLater) =>
+        [
+            new ChurnOrder(Now.AddDays(-80), 40, Order: "1"),
+            new ChurnOrder(Now.AddDays(-20), 60, Order: "2", Cancelled: cancelledLater, CancelledAt: cancelledLater ? Now.AddDays(3) : null),
+            new ChurnOrder(Now.AddDays(-50), 30, Order: "3", Cancelled: true, CancelledAt: Now.AddDays(-49)),
+        ];
+        var later = ChurnFeatures.Build(new CustomerHistory("a", Orders(true)), Now, null, 90);
+        var never = ChurnFeatures.Build(new CustomerHistory("a", Orders(false)), Now, null, 90);
+
+        foreach (var name in ChurnFeatures.Names) Assert.Equal(never[name], later[name]);
+        Assert.Equal("last order 20 days ago; usually orders every 60 days", ChurnFeatures.Reason("days_since_last_order", later, 90));
+        // The one cancelled before the cutoff is known there: one order of three.
+        Assert.Equal("33 % of orders refunded or cancelled", ChurnFeatures.Reason("refunded_order_share", later, 90));
+        // Read after the cancellation, it is known: one order left.
+        Assert.Equal("one order so far", ChurnFeatures.Reason("orders", ChurnFeatures.Build(new CustomerHistory("a", Orders(true)), Now.AddDays(4), null, 90), 90));
+    }
+
+    [Fact]
+    public void ChurnFeatures_RefundEntries_CountTowardTheirOrder()
+    {
+        // Two orders kept, the first refunded in part a week later; a third cancelled and refunded in full.
+        var customer = new CustomerHistory("a",
+        [
+            new ChurnOrder(Now.AddDays(-60), 100, Order: "1"),
+            new ChurnOrder(Now.AddDays(-53), 0, Refunded: 30, Order: "1"),
+            new ChurnOrder(Now.AddDays(-30), 100, Order: "2"),
+            new ChurnOrder(Now.AddDays(-20), 80, Order: "3", Cancelled: true, CancelledAt: Now.AddDays(-19)),
+            new ChurnOrder(Now.AddDays(-19), 0, Refunded: 80, Order: "3", Cancelled: true, CancelledAt: Now.AddDays(-19)),
+        ]);
+        var row = ChurnFeatures.Build(customer, Now, null, 90);
+
+        // Orders 1 and 3 of three, each once.
+        Assert.Equal("67 % of orders refunded or cancelled", ChurnFeatures.Reason("refunded_order_share", row, 90));
+        // 30 of the 200 spent; the cancelled order's refund gave back nothing that was spent.
+        Assert.Equal("15 % of spend refunded", ChurnFeatures.Reason("refund_share", row, 90));
+
+        // A credit note naming no order (a transactions file) is a refunded order of its own.
+        var file = new CustomerHistory("b", [new ChurnOrder(Now.AddDays(-60), 100), new ChurnOrder(Now.AddDays(-50), 0, Refunded: 20)]);
+        Assert.Equal("50 % of orders refunded or cancelled", ChurnFeatures.Reason("refunded_order_share", ChurnFeatures.Build(file, Now, null, 90), 90));
+    }
+
+    [Fact]
+    public void ChurnFeatures_ActiveMonthShare_NeverExceedsEveryMonth()
+    {
+        // First order late on its day, the second 29 days later; read the next morning: two 30-day periods, both with an order.
+        var first = new DateTime(2026, 10, 1, 23, 0, 0, DateTimeKind.Utc);
+        var customer = new CustomerHistory("a", [new ChurnOrder(first, 10), new ChurnOrder(first.AddDays(29).AddHours(-10), 10)]);
+        var row = ChurnFeatures.Build(customer, first.AddDays(29).AddHours(11), null, 90);
+
+        Assert.Equal("ordered in 100 % of the months since the first order", ChurnFeatures.Reason("active_month_share", row, 90));
+    }
     [Fact]
     public void Train_TinyStore_SaysNotEnoughDataWithExactCounts()
     {

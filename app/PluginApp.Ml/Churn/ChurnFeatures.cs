@@ -119,10 +119,11 @@ public static class ChurnFeatures
         var spendTrend = n > 1 ? p.Purchases[^1].Amount / p.Purchases.Take(n - 1).Average(o => o.Amount) : double.NaN;
         var recent = p.Purchases.Count(o => (p.Cutoff - o.At).TotalDays <= RecentDays);
         var all = p.Orders;
-        var grossAll = all.Sum(o => Math.Max(0, o.Amount));
-        var refunded = all.Sum(o => Math.Max(0, o.Refunded));
-        var refundShare = grossAll + refunded > 0 ? refunded / Math.Max(grossAll, refunded) : 0;
-        var refundedOrders = (double)all.Count(o => o.Cancelled || o.Refunded > 0) / all.Length;
+        // Of spend (the purchases), what was given back: refunds on orders that were not cancelled, as NetSpend counts them.
+        // Why not refunds over every order's amount: a cancelled order refunded in full read as spend refunded, so one
+        // cancellation beside one kept order of the same value read "50 % of spend refunded" (until 5 Dec 2026).
+        var refundShare = spend > 0 ? Math.Min(1, all.Where(o => !o.Cancelled).Sum(o => Math.Max(0, o.Refunded)) / spend) : 0;
+        var refundedOrders = RefundedOrderShare(all);
         var discounted = (double)p.Purchases.Count(o => o.Discount > 0) / n;
         var cats = all.Any(o => o.Categories is not null)
             ? all.Where(o => o.IsPurchase && o.Categories is not null).SelectMany(o => o.Categories!).Distinct(StringComparer.Ordinal).Count()
@@ -137,7 +138,10 @@ public static class ChurnFeatures
         var tenure = (p.Cutoff - p.Purchases[0].At).TotalDays;
         var ages = p.Days.Select(d => (p.Cutoff - d.Day).TotalDays).ToArray();
         var decayed = ages.Sum(a => Math.Exp(-a / horizonDays));
-        var monthShare = ages.Select(a => (int)(a / 30)).Distinct().Count() / (Math.Floor(tenure / 30) + 1);
+        // Why periods counted back from the cutoff and the first purchase DAY's age as the span: the ages are of days
+        // (midnight), and a first order late in its day made the day older than the tenure, so the first day fell in a
+        // period past the span's last and a customer could read "ordered in 200 % of the months" (until 5 Dec 2026).
+        var monthShare = ages.Select(a => (int)(a / 30)).Distinct().Count() / (Math.Floor(ages[0] / 30) + 1);
         var perDay = (double)n / p.Days.Length;
         var catsPerOrder = all.Any(o => o.Categories is not null)
             ? p.Purchases.Average(o => (double)(o.Categories?.Count ?? 0))
@@ -151,6 +155,34 @@ public static class ChurnFeatures
             refundShare, refundedOrders, discounted, cats, pNo, expected,
             decayed, monthShare, perDay, catsPerOrder, recentSpend, rate,
         ];
+    }
+
+    /// <summary>
+    /// Share of the orders placed that were refunded or cancelled. An order placed is an entry with an amount or a
+    /// cancellation; a refund entry naming an order (<see cref="ChurnOrder.Order"/>) counts toward that order, and one
+    /// naming none (a credit note in a transactions file) counts as an order of its own, refunded. Why: the app passes each
+    /// refund as an entry beside its order, and counted as entries, one refunded order of two read "33 % of orders refunded",
+    /// and a refunded cancelled order twice (until 5 Dec 2026).
+    /// </summary>
+    internal static double RefundedOrderShare(IReadOnlyList<ChurnOrder> orders)
+    {
+        var placed = new Dictionary<string, bool>(StringComparer.Ordinal);
+        int unnamed = 0, unnamedRefunded = 0;
+        foreach (var o in orders)
+        {
+            if (o.IsRefundOnly && o.Order is not null) continue;
+            var refunded = o.Cancelled || o.Refunded > 0;
+            if (o.Order is null) { unnamed++; if (refunded) unnamedRefunded++; }
+            else placed[o.Order] = refunded || placed.GetValueOrDefault(o.Order);
+        }
+        foreach (var o in orders)
+        {
+            if (!(o.IsRefundOnly && o.Order is not null)) continue;
+            if (placed.ContainsKey(o.Order)) placed[o.Order] = true;
+            else { unnamed++; unnamedRefunded++; } // its order is not among these (it cannot be older than its refund; kept whole)
+        }
+        var n = placed.Count + unnamed;
+        return n == 0 ? 0 : (placed.Values.Count(r => r) + unnamedRefunded) / (double)n;
     }
 
     /// <summary>A sentence about one feature of a row, e.g. "last order 140 days ago; usually orders every 35 days".</summary>

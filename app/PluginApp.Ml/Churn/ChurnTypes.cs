@@ -12,15 +12,26 @@ namespace PluginApp.Ml.Churn;
 /// <param name="At">When it was placed, UTC.</param>
 /// <param name="Amount">Order total in the shop currency (before refunds).</param>
 /// <param name="Discount">Discount granted on it (0 = none).</param>
-/// <param name="Refunded">Amount refunded on it, as a positive number. Why it is a caveat: the app passes refunds as known
-/// now, so a refund issued after a training cutoff leaks into that cutoff's features; it is a small share of orders.</param>
+/// <param name="Refunded">Amount refunded on it, as a positive number. The app passes each refund as an entry of its own on
+/// the day it was issued (Amount 0, <paramref name="Order"/> naming the order), so a refund after a cutoff is not read at it.</param>
 /// <param name="Cancelled">Cancelled orders are not purchases; on a refund's entry, that the refunded order was cancelled.</param>
 /// <param name="Categories">Product types or categories of its lines (null = unknown).</param>
+/// <param name="CancelledAt">When it was cancelled, UTC (null with <paramref name="Cancelled"/>: known from the order's own
+/// time). Features at a cutoff before it read the order as not cancelled (<see cref="AsOf"/>): an order cancelled a week
+/// after a training cutoff was a purchase as far as anyone knew at that cutoff, as it is for an order the model scores today.</param>
+/// <param name="Order">The order's identity, on its own entry and on its refunds' entries (null = not known, e.g. a credit
+/// note in a transactions file): a refund entry with the same identity counts toward that order, not as an order of its own.</param>
 public sealed record ChurnOrder(DateTime At, double Amount, double Discount = 0, double Refunded = 0, bool Cancelled = false,
-    IReadOnlyList<string>? Categories = null)
+    IReadOnlyList<string>? Categories = null, DateTime? CancelledAt = null, string? Order = null)
 {
-    /// <summary>Whether the order counts as a purchase.</summary>
+    /// <summary>Whether the order counts as a purchase (as far as is known now; <see cref="AsOf"/> for a cutoff).</summary>
     public bool IsPurchase => !Cancelled && Amount > 0;
+
+    /// <summary>An entry of a refund alone (no amount of its own): refunds are passed on the day they were issued.</summary>
+    public bool IsRefundOnly => Amount <= 0 && Refunded > 0;
+
+    /// <summary>The order as known at <paramref name="cutoff"/>: a cancellation at or after it is not known yet.</summary>
+    public ChurnOrder AsOf(DateTime cutoff) => Cancelled && CancelledAt is { } at && at >= cutoff ? this with { Cancelled = false } : this;
 }
 
 /// <summary>A customer's orders in any order; the code sorts them and ignores those at or after a cutoff.</summary>

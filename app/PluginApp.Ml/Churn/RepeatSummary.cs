@@ -52,7 +52,7 @@ internal sealed class CustomerProfile
 
     public DateTime Cutoff { get; }
 
-    /// <summary>Every order before the cutoff, purchases or not, by time.</summary>
+    /// <summary>Every order before the cutoff, purchases or not, by time, as known at the cutoff (<see cref="ChurnOrder.AsOf"/>).</summary>
     public ChurnOrder[] Orders { get; }
 
     /// <summary>Purchases before the cutoff, by time.</summary>
@@ -65,7 +65,7 @@ internal sealed class CustomerProfile
     public static CustomerProfile? At(CustomerHistory c, DateTime cutoff)
     {
         if (c.Orders is null) throw new ArgumentException($"Customer '{c.CustomerId}' has null Orders.", nameof(c));
-        var orders = c.Orders.Where(o => o.At < cutoff).OrderBy(o => o.At).ToArray();
+        var orders = c.Orders.Where(o => o.At < cutoff).OrderBy(o => o.At).Select(o => o.AsOf(cutoff)).ToArray();
         foreach (var o in orders)
             if (!double.IsFinite(o.Amount) || !double.IsFinite(o.Discount) || !double.IsFinite(o.Refunded))
                 throw new ArgumentException($"Customer '{c.CustomerId}' has an order at {o.At:O} with a non-finite amount, discount or refund.", nameof(c));

@@ -6,6 +6,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Playwright;
 using Npgsql;
 using PluginApp.Churn;
+using ChurnFeatures = PluginApp.Ml.Churn.ChurnFeatures;
 using PluginApp.Outbox;
 using PluginApp.Tests.Infrastructure;
 using PluginApp.Tests.Storefront;
@@ -665,6 +666,35 @@ public sealed class ChurnTests(ChurnFixture app) : IClassFixture<ChurnFixture>
         Assert.DoesNotContain(list.EnumerateArray(), c => c.GetProperty("customerId").GetInt64() == gone);
         var segmentTotal = (await JsonAsync("/api/admin/churn", shop)).GetProperty("customers").GetInt64();
         Assert.Equal(299, segmentTotal);
+    }
+
+    /// <summary>
+    /// What the model reads of a customer's refunds and cancellations is what was known at each cutoff, and a refund counts
+    /// toward its order: of two orders, the first refunded a week later and the second cancelled ten days after it was
+    /// placed, a cutoff between the order and its cancellation sees a purchase and one refunded order of two.
+    /// </summary>
+    [Fact]
+    public async Task ARefundCountsTowardItsOrder_AndACancellationIsKnownFromWhenItHappened()
+    {
+        var shopId = await app.InstallShopAsync("churn-cancelled-later.myshopify.com");
+        var now = app.Clock.GetUtcNow();
+        await app.ScalarAsync("INSERT INTO customers (shop_id, id, email, created_at) VALUES ($1, 96510001, 'later@example.com', $2)", shopId, now.AddDays(-90));
+        await app.ScalarAsync("""
+            INSERT INTO orders (shop_id, id, name, customer_id, currency, total_price, created_at, updated_at, cancelled_at) VALUES
+                ($1, 96510100, '#1', 96510001, 'USD', 80, $2::timestamptz - interval '60 days', $2, NULL),
+                ($1, 96510101, '#2', 96510001, 'USD', 50, $2::timestamptz - interval '30 days', $2, $2::timestamptz - interval '20 days')
+            """, shopId, now);
+        await app.ScalarAsync("INSERT INTO refunds (shop_id, id, order_id, amount, created_at) VALUES ($1, 96510200, 96510100, 20, $2::timestamptz - interval '53 days')",
+            shopId, now);
+        var history = Assert.Single(await ChurnHistories.LoadAsync(app.Db, shopId, now, CancellationToken.None));
+
+        var before = ChurnFeatures.Build(history, now.UtcDateTime.AddDays(-25), null, 90);
+        Assert.Equal("2 orders so far", ChurnFeatures.Reason("orders", before, 90));
+        Assert.Equal("50 % of orders refunded or cancelled", ChurnFeatures.Reason("refunded_order_share", before, 90));
+        var today = ChurnFeatures.Build(history, now.UtcDateTime, null, 90);
+        Assert.Equal("one order so far", ChurnFeatures.Reason("orders", today, 90));
+        Assert.Equal("100 % of orders refunded or cancelled", ChurnFeatures.Reason("refunded_order_share", today, 90));
+        Assert.Equal("25 % of spend refunded", ChurnFeatures.Reason("refund_share", today, 90));
     }
 
     [Fact]
