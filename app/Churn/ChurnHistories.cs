@@ -7,13 +7,29 @@ namespace PluginApp.Churn;
 /// <summary>
 /// Each customer's orders as the churn model reads them, from the store's own rows: one entry per order (its total,
 /// discount, when it was cancelled, its lines' product types) and one per refund on the day it was issued, naming its order
-/// (so neither a refund nor a cancellation after a cutoff is known at it). Test orders, orders without a customer and customers erased by customers/redact
-/// are left out.
+/// (so neither a refund nor a cancellation after a cutoff is known at it). Test orders, orders without a customer and
+/// customers erased by customers/redact are left out.
+/// Every time is on the store's clock (its time zone's wall time, <see cref="ChurnData.Now"/> too): the model counts
+/// distinct purchase days, and a store's day is its own. Why: read in UTC, a store in New York had its evening orders on
+/// the next day, so a customer's orders at 6 and 8 pm counted as two purchase days, and gaps moved by a day (until 5 Dec 2026).
 /// </summary>
 public static class ChurnHistories
 {
-    public static async Task<List<CustomerHistory>> LoadAsync(NpgsqlDataSource db, long shopId, DateTimeOffset before, CancellationToken ct)
+    /// <summary>The store's customers and the moment they were read, both on the store's clock (Kind Unspecified).</summary>
+    public sealed record ChurnData(IReadOnlyList<CustomerHistory> Customers, DateTime Now, TimeZoneInfo Zone)
     {
+        /// <summary>A time on the store's clock back as an instant.</summary>
+        public DateTimeOffset Instant(DateTime storeTime) => new(TimeZoneInfo.ConvertTimeToUtc(DateTime.SpecifyKind(storeTime, DateTimeKind.Unspecified), Zone), TimeSpan.Zero);
+    }
+
+    /// <summary>The instant on the store's clock: its wall time there.</summary>
+    public static DateTime StoreTime(DateTimeOffset at, TimeZoneInfo zone) => DateTime.SpecifyKind(TimeZoneInfo.ConvertTime(at, zone).DateTime, DateTimeKind.Unspecified);
+
+    public static async Task<ChurnData> LoadAsync(NpgsqlDataSource db, long shopId, DateTimeOffset before, CancellationToken ct)
+    {
+        TimeZoneInfo zone;
+        await using (var conn = await db.OpenConnectionAsync(ct)) zone = await StoreData.ShopDays.ZoneAsync(conn, shopId, ct);
+        DateTime At(NpgsqlDataReader r, int i) => StoreTime(r.GetFieldValue<DateTimeOffset>(i), zone);
         var orders = new Dictionary<long, List<ChurnOrder>>();
         // Why the product types by one join over the store's lines, not a subquery per order: PostgreSQL ran that subquery
         // as a hash join that read every product again for each order (15.5 s for Online Retail's 18,532 orders and 3,920
@@ -36,8 +52,8 @@ public static class ChurnHistories
             while (await r.ReadAsync(ct))
             {
                 var categories = r.GetFieldValue<string[]>(5);
-                var cancelledAt = r.IsDBNull(4) ? (DateTime?)null : r.GetFieldValue<DateTimeOffset>(4).UtcDateTime;
-                Add(orders, r.GetInt64(0), new ChurnOrder(r.GetFieldValue<DateTimeOffset>(1).UtcDateTime, r.GetDouble(2), r.GetDouble(3),
+                var cancelledAt = r.IsDBNull(4) ? (DateTime?)null : At(r, 4);
+                Add(orders, r.GetInt64(0), new ChurnOrder(At(r, 1), r.GetDouble(2), r.GetDouble(3),
                     Cancelled: cancelledAt is not null, Categories: categories.Length == 0 ? null : categories, CancelledAt: cancelledAt,
                     Order: Id(r.GetInt64(6))));
             }
@@ -54,12 +70,12 @@ public static class ChurnHistories
             while (await r.ReadAsync(ct))
                 if (orders.ContainsKey(r.GetInt64(0))) // only customers with an order kept above (not erased)
                 {
-                    var cancelledAt = r.IsDBNull(3) ? (DateTime?)null : r.GetFieldValue<DateTimeOffset>(3).UtcDateTime;
-                    Add(orders, r.GetInt64(0), new ChurnOrder(r.GetFieldValue<DateTimeOffset>(1).UtcDateTime, 0, Refunded: r.GetDouble(2),
+                    var cancelledAt = r.IsDBNull(3) ? (DateTime?)null : At(r, 3);
+                    Add(orders, r.GetInt64(0), new ChurnOrder(At(r, 1), 0, Refunded: r.GetDouble(2),
                         Cancelled: cancelledAt is not null, CancelledAt: cancelledAt, Order: Id(r.GetInt64(4))));
                 }
         }
-        return orders.OrderBy(kv => kv.Key).Select(kv => new CustomerHistory(Id(kv.Key), kv.Value)).ToList();
+        return new ChurnData(orders.OrderBy(kv => kv.Key).Select(kv => new CustomerHistory(Id(kv.Key), kv.Value)).ToList(), StoreTime(before, zone), zone);
     }
 
     private static string Id(long id) => id.ToString(System.Globalization.CultureInfo.InvariantCulture);

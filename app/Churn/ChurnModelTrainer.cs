@@ -70,8 +70,9 @@ public sealed class ChurnModelTrainer(NpgsqlDataSource db, TimeProvider clock, M
     public async Task<TrainedModel> TrainAsync(long shopId, CancellationToken ct)
     {
         var now = clock.GetUtcNow();
-        var customers = await ChurnHistories.LoadAsync(db, shopId, now, ct);
-        var result = ChurnTrainer.Train(customers, now.UtcDateTime, null, ct);
+        var data = await ChurnHistories.LoadAsync(db, shopId, now, ct);
+        var customers = data.Customers;
+        var result = ChurnTrainer.Train(customers, data.Now, null, ct);
         if (result.Model is not { } model) throw new NotEnoughDataException(result.NotEnoughData ?? "not enough data yet");
         using (model)
         {
@@ -93,7 +94,7 @@ public sealed class ChurnModelTrainer(NpgsqlDataSource db, TimeProvider clock, M
             model.Save(blob);
             var first = customers.SelectMany(c => c.Orders).Select(o => (DateTime?)o.At).Min();
             return new TrainedModel(blob.ToArray(), new { result.HorizonDays, Kind = model.Kind.ToString() }, metrics, customers.Count,
-                first is { } f ? new DateTimeOffset(f, TimeSpan.Zero) : null, now);
+                first is { } f ? data.Instant(f) : null, now);
         }
     }
 

@@ -105,15 +105,16 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
         // As of now, never of the store's newest order: until 4 Dec a store's timeline ended at its newest order, so a quiet
         // spell (three weeks without an order) stopped every customer's recency from growing just when it mattered.
         var now = clock.GetUtcNow();
-        var customers = await ChurnHistories.LoadAsync(db, shopId, now, ct);
+        var data = await ChurnHistories.LoadAsync(db, shopId, now, ct);
+        var customers = data.Customers;
         var firstOrder = customers.ToDictionary(c => c.CustomerId, c => c.Orders.Where(x => x.IsPurchase).Select(x => (DateTime?)x.At).Min());
-        var scored = model.Score(customers, now.UtcDateTime).Where(p => double.IsFinite(p.ChurnProbability)).ToList();
+        var scored = model.Score(customers, data.Now).Where(p => double.IsFinite(p.ChurnProbability)).ToList();
         var highFrom = ChurnSegments.HighValueFrom(scored.Select(p => p.TotalSpend).ToList(), o.HighValueShare);
         // One set of lines per run, from the active version's view of the store's churn rate (a candidate's answers are compared on the same lines).
         var lines = ChurnLines.For(o, (await registry.ListAsync(shopId, ct)).FirstOrDefault(m => m.Kind == ChurnModelTrainer.Kind && m.Version == version)?.Metrics ?? default);
         var kind = model.Kind == ChurnModelKind.Discriminative ? "discriminative" : "probabilistic";
         var scoredAt = clock.GetUtcNow();
-        var release = await ReleaseAsync(shopId, customers, now, ct);
+        var release = await ReleaseAsync(shopId, customers, data.Now, ct);
         // Each customer's served score: the canary's for the customers in its share (by a hash of the customer), else the active version's.
         var served = scored.Select(p => release is { Stage: "canary", Scores: { } c } && InCanary(shopId, p.CustomerId, release.Share) && c.TryGetValue(p.CustomerId, out var q)
             ? (P: q, Version: release.Version, Kind: release.Kind!) : (P: p, Version: version, Kind: kind)).ToList();
@@ -121,14 +122,14 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
         var rows = served.Select(s =>
         {
             var p = s.P;
-            var years = firstOrder[p.CustomerId] is { } first ? Math.Max(1, (now.UtcDateTime - first).TotalDays / 365.25) : 1;
+            var years = firstOrder[p.CustomerId] is { } first ? Math.Max(1, (data.Now - first).TotalDays / 365.25) : 1;
             return (Id: long.Parse(p.CustomerId, CultureInfo.InvariantCulture), P: p, s.Version, s.Kind,
                 Segment: ChurnSegments.Of(p.ChurnProbability, p.TotalSpend >= highFrom && p.TotalSpend > 0, lines), Yearly: Money(p.TotalSpend / years) ?? 0m);
         }).ToList();
 
         await using var conn = await db.OpenConnectionAsync(ct);
         // The day the counts are the store's for: its own, in its time zone (the page's plot reads them by day).
-        var day = StoreData.ShopDays.DayOf(now, await StoreData.ShopDays.ZoneAsync(conn, shopId, ct));
+        var day = StoreData.ShopDays.DayOf(now, data.Zone);
         await using var tx = await conn.BeginTransactionAsync(ct);
         // Why: two runs for one shop (a retry beside the daily sweep) would both see the same changes and queue them twice.
         await LockShopAsync(conn, tx, shopId, ct);
@@ -239,14 +240,14 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
     /// <summary>A churn version in shadow or canary, with its scores of the same customers, or why it could not score them.</summary>
     private sealed record Release(int Version, string Stage, double Share, Dictionary<string, ChurnPrediction>? Scores, string? Kind, string? Failed);
 
-    private async Task<Release?> ReleaseAsync(long shopId, IReadOnlyList<CustomerHistory> customers, DateTimeOffset now, CancellationToken ct)
+    private async Task<Release?> ReleaseAsync(long shopId, IReadOnlyList<CustomerHistory> customers, DateTime now, CancellationToken ct)
     {
         if (await registry.LoadReleaseAsync(shopId, ChurnModelTrainer.Kind, ct) is not { } r) return null;
         var share = r.Stage == "canary" ? (await ReleaseSettings.GetAsync(db, shopId, ChurnModelTrainer.Kind, governance.Value, ct)).CanaryShare : 0;
         try
         {
             using var candidate = ChurnModel.Load(new MemoryStream(r.Artifact));
-            var scores = candidate.Score(customers, now.UtcDateTime).Where(p => double.IsFinite(p.ChurnProbability)).ToDictionary(p => p.CustomerId);
+            var scores = candidate.Score(customers, now).Where(p => double.IsFinite(p.ChurnProbability)).ToDictionary(p => p.CustomerId);
             return new Release(r.Version, r.Stage, share, scores, candidate.Kind == ChurnModelKind.Discriminative ? "discriminative" : "probabilistic", null);
         }
         catch (Exception e) when (e is not OperationCanceledException)

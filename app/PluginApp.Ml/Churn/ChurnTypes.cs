@@ -9,14 +9,14 @@ namespace PluginApp.Ml.Churn;
 /// Amount 0 and a refund (e.g. a separate return or credit note, or an all-negative invoice in a transactions file) is
 /// kept only for the refund features.
 /// </summary>
-/// <param name="At">When it was placed, UTC.</param>
+/// <param name="At">When it was placed, on one clock for every time passed with it, cutoffs too (the app passes the store's wall time).</param>
 /// <param name="Amount">Order total in the shop currency (before refunds).</param>
 /// <param name="Discount">Discount granted on it (0 = none).</param>
 /// <param name="Refunded">Amount refunded on it, as a positive number. The app passes each refund as an entry of its own on
 /// the day it was issued (Amount 0, <paramref name="Order"/> naming the order), so a refund after a cutoff is not read at it.</param>
 /// <param name="Cancelled">Cancelled orders are not purchases; on a refund's entry, that the refunded order was cancelled.</param>
 /// <param name="Categories">Product types or categories of its lines (null = unknown).</param>
-/// <param name="CancelledAt">When it was cancelled, UTC (null with <paramref name="Cancelled"/>: known from the order's own
+/// <param name="CancelledAt">When it was cancelled, on the same clock (null with <paramref name="Cancelled"/>: known from the order's own
 /// time). Features at a cutoff before it read the order as not cancelled (<see cref="AsOf"/>): an order cancelled a week
 /// after a training cutoff was a purchase as far as anyone knew at that cutoff, as it is for an order the model scores today.</param>
 /// <param name="Order">The order's identity, on its own entry and on its refunds' entries (null = not known, e.g. a credit

@@ -2,7 +2,8 @@ namespace PluginApp.Ml.Churn;
 
 /// <summary>
 /// A customer's purchases before a cutoff, as BG/NBD and Gamma-Gamma read them. <b>What is counted: distinct purchase
-/// days</b> (UTC calendar days with at least one purchase), not orders: two orders on one day are one transaction. Why:
+/// days</b> (calendar days of the times passed with at least one purchase; the app passes the store's clock, so they are
+/// the store's days), not orders: two orders on one day are one transaction. Why:
 /// split or follow-up orders on the same day are one buying decision, and the repeat-purchase models assume transactions
 /// that are separate events; counting days is also what makes the summary stable when a store splits carts into
 /// several orders (model-notes: on Online Retail, counting invoices instead gives a different fit).

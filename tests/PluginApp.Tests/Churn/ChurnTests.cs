@@ -686,7 +686,7 @@ public sealed class ChurnTests(ChurnFixture app) : IClassFixture<ChurnFixture>
             """, shopId, now);
         await app.ScalarAsync("INSERT INTO refunds (shop_id, id, order_id, amount, created_at) VALUES ($1, 96510200, 96510100, 20, $2::timestamptz - interval '53 days')",
             shopId, now);
-        var history = Assert.Single(await ChurnHistories.LoadAsync(app.Db, shopId, now, CancellationToken.None));
+        var history = Assert.Single((await ChurnHistories.LoadAsync(app.Db, shopId, now, CancellationToken.None)).Customers);
 
         var before = ChurnFeatures.Build(history, now.UtcDateTime.AddDays(-25), null, 90);
         Assert.Equal("2 orders so far", ChurnFeatures.Reason("orders", before, 90));
@@ -695,6 +695,31 @@ public sealed class ChurnTests(ChurnFixture app) : IClassFixture<ChurnFixture>
         Assert.Equal("one order so far", ChurnFeatures.Reason("orders", today, 90));
         Assert.Equal("100 % of orders refunded or cancelled", ChurnFeatures.Reason("refunded_order_share", today, 90));
         Assert.Equal("25 % of spend refunded", ChurnFeatures.Reason("refund_share", today, 90));
+    }
+
+    /// <summary>
+    /// A store's purchase days are its own: in New York, a customer's orders at 6 and 8 pm are one day (the second is the
+    /// next day in UTC), so with another order 30 days later the customer usually orders every 30 days, not every 15.
+    /// </summary>
+    [Fact]
+    public async Task PurchaseDays_AreTheStoresDays_InItsTimeZone()
+    {
+        var shopId = await app.InstallShopAsync("churn-new-york.myshopify.com");
+        await app.ScalarAsync("UPDATE shops SET iana_timezone = 'America/New_York' WHERE id = $1", shopId);
+        var zone = TimeZoneInfo.FindSystemTimeZoneById("America/New_York");
+        var day = TimeZoneInfo.ConvertTime(app.Clock.GetUtcNow(), zone).Date.AddDays(-45);
+        DateTimeOffset Local(DateTime t) => new(t, zone.GetUtcOffset(t));
+        await app.ScalarAsync("INSERT INTO customers (shop_id, id, email, created_at) VALUES ($1, 96520001, 'ny@example.com', $2)", shopId, Local(day).ToUniversalTime());
+        var n = 0;
+        foreach (var at in new[] { day.AddHours(18), day.AddHours(20), day.AddDays(30).AddHours(12) })
+            await app.ScalarAsync("INSERT INTO orders (shop_id, id, name, customer_id, currency, total_price, created_at, updated_at) VALUES ($1, $2, 'n', 96520001, 'USD', 10, $3, $3)",
+                shopId, 96_520_100L + n++, Local(at).ToUniversalTime());
+
+        var data = await ChurnHistories.LoadAsync(app.Db, shopId, app.Clock.GetUtcNow(), CancellationToken.None);
+        var row = ChurnFeatures.Build(Assert.Single(data.Customers), data.Now, null, 90);
+
+        Assert.Equal("1.5 orders per day with an order", ChurnFeatures.Reason("orders_per_purchase_day", row, 90));
+        Assert.Equal("usually orders every 30 days", ChurnFeatures.Reason("mean_gap_days", row, 90).Split("; ")[1]);
     }
 
     [Fact]
@@ -731,12 +756,12 @@ public sealed class ChurnTests(ChurnFixture app) : IClassFixture<ChurnFixture>
             await batch.ExecuteNonQueryAsync();
         }
 
-        var history = Assert.Single(await ChurnHistories.LoadAsync(app.Db, shopId, app.Clock.GetUtcNow(), CancellationToken.None));
+        var history = Assert.Single((await ChurnHistories.LoadAsync(app.Db, shopId, app.Clock.GetUtcNow(), CancellationToken.None)).Customers);
         var orders = history.Orders.OrderBy(o => o.At).ToList();
         Assert.Equal(2, orders.Count);
         Assert.Equal(["Candles", "Mugs"], orders[0].Categories!.Order(StringComparer.Ordinal));
         Assert.Null(orders[1].Categories);
-        var other = Assert.Single(await ChurnHistories.LoadAsync(app.Db, otherId, app.Clock.GetUtcNow(), CancellationToken.None));
+        var other = Assert.Single((await ChurnHistories.LoadAsync(app.Db, otherId, app.Clock.GetUtcNow(), CancellationToken.None)).Customers);
         Assert.All(other.Orders, o => Assert.Equal(["Lamps"], o.Categories!));
     }
 
