@@ -32,16 +32,27 @@ public sealed record ExperimentReport(ExperimentKind Kind, ExperimentSettings Se
 public sealed class ExperimentResults(NpgsqlDataSource db, ExperimentStore store, TimeProvider clock)
 {
     private sealed record UnitRow(string Arm, DateTimeOffset FirstAt, double Covariate);
-    private sealed record OutcomeRow(string Unit, DateTimeOffset At, double Revenue, double? Margin, double Discount, double Refunded);
+    private sealed record OutcomeRow(string Unit, DateTimeOffset At, double Revenue, double? Margin, double Discount, double Refunded, double MarginRefunded);
 
     /// <summary>
     /// $1 shop, $2 experiment, $3 and $4 the window: each outcome with what its order had refunded, looked up through
     /// refunds_order_idx (migration 0046; without it each outcome read all of the store's refunds: 6.3 s for 30,000
     /// outcomes and 5,000 refunds, 114 ms with it).
+    /// The last column is what the refunds took off the margin: the refunded lines' subtotals (the merchandise given back,
+    /// without the tax and shipping the margin never held), less the unit cost of what came back to stock. Why not the
+    /// refunded amount, as until 5 Dec 2026: a returned order of 90 with 10 tax and 10 shipping and a margin of 40 counted
+    /// -70 of margin, where the merchant who restocked it lost nothing of the margin (0) and one who did not lost the
+    /// goods' cost (-50). A refund of an amount alone (no line) is not taken off the margin: it cannot be told from a tax or
+    /// shipping refund.
     /// </summary>
     internal static readonly string OutcomesSql = $"""
         SELECT e.unit, e.ordered_at, e.revenue::float8, e.margin::float8, e.discount::float8,
-               coalesce((SELECT sum(amount) FROM refunds f WHERE f.shop_id = e.shop_id AND f.order_id = e.order_id), 0)::float8
+               coalesce((SELECT sum(amount) FROM refunds f WHERE f.shop_id = e.shop_id AND f.order_id = e.order_id), 0)::float8,
+               coalesce((SELECT sum(coalesce(rl.subtotal, rl.quantity * ol.price)
+                                    - CASE WHEN rl.restock_type IN ('return', 'cancel', 'legacy_restock') THEN coalesce(rl.quantity * v.unit_cost, 0) ELSE 0 END)
+                         FROM refund_lines rl LEFT JOIN order_lines ol ON ol.shop_id = rl.shop_id AND ol.id = rl.line_item_id
+                         LEFT JOIN variants v ON v.shop_id = ol.shop_id AND v.id = ol.variant_id
+                         WHERE rl.shop_id = e.shop_id AND rl.order_id = e.order_id), 0)::float8
         FROM experiment_outcomes e
         WHERE e.shop_id = $1 AND e.experiment = $2 AND e.unit IS NOT NULL AND e.ordered_at >= $3 AND e.ordered_at < $4
           AND NOT {Paused("e")}
@@ -90,7 +101,7 @@ public sealed class ExperimentResults(NpgsqlDataSource db, ExperimentStore store
             await using var r = await cmd.ExecuteReaderAsync(ct);
             while (await r.ReadAsync(ct))
                 outcomes.Add(new OutcomeRow(r.GetString(0), r.GetFieldValue<DateTimeOffset>(1), r.GetDouble(2), r.IsDBNull(3) ? null : r.GetDouble(3),
-                    r.GetDouble(4), r.GetDouble(5)));
+                    r.GetDouble(4), r.GetDouble(5), r.GetDouble(6)));
         }
         await using var conn = await db.OpenConnectionAsync(ct);
         return Analyze(kind, settings, units, outcomes, from, to, await StoreData.ShopDays.ZoneAsync(conn, shopId, ct));
@@ -129,7 +140,7 @@ public sealed class ExperimentResults(NpgsqlDataSource db, ExperimentStore store
                             var keep = Math.Max(0, o.Revenue - o.Refunded);
                             net += keep;
                             if (keep > 0) bought = true;
-                            if (o.Margin is { } m) margin += m - Math.Min(o.Refunded, o.Revenue);
+                            if (o.Margin is { } m) margin += m - Math.Min(o.MarginRefunded, o.Revenue);
                             else if (o.Revenue > 0) unknownMargin++;
                             revenue += o.Revenue;
                             refunded += Math.Min(o.Refunded, o.Revenue);

@@ -236,6 +236,49 @@ public sealed class ExperimentOutcomesTests(AppFixture app) : IClassFixture<AppF
     }
 
     /// <summary>
+    /// Margin per visitor nets out what a refund took off the margin, not the refunded amount: three visitors each ordered
+    /// 90 of goods costing 50 (margin 40) with 10 tax and 10 shipping; one returned it all to stock (margin 0), one was
+    /// refunded without the goods coming back (the cost lost: -50), one kept it (40). Until 5 Dec each refund took off 110.
+    /// </summary>
+    [Fact]
+    public async Task MarginPerVisitor_TakesOffTheRefundedGoods_LessWhatCameBackToStock_NotTaxAndShipping()
+    {
+        var shopId = await app.InstallShopAsync("experiment-margin-refunds.myshopify.com");
+        var kind = PluginApp.Recommendations.UpsellExperiment.Kind;
+        var treatment = kind.Arms.Select(a => a.Name).First(a => a != kind.Control);
+        var at = app.Clock.GetUtcNow().AddDays(-3);
+        await app.CountAsync("INSERT INTO variants (shop_id, id, product_id, unit_cost) VALUES ($1, 7750001, 7750002, 50)", shopId);
+        await app.CountAsync("""
+            WITH x AS (
+                INSERT INTO experiment_exposures (shop_id, experiment, unit, arm, customer_id, first_at)
+                SELECT $1, 'upsells', 'v:margin-' || i, $3, NULL, $2 FROM generate_series(1, 3) i),
+            o AS (
+                INSERT INTO orders (shop_id, id, total_price, subtotal_price, created_at, updated_at)
+                SELECT $1, 7750100 + i, 110, 90, $2, $2 FROM generate_series(1, 3) i),
+            l AS (
+                INSERT INTO order_lines (shop_id, id, order_id, product_id, variant_id, quantity, price)
+                SELECT $1, 7750200 + i, 7750100 + i, 7750002, 7750001, 1, 90 FROM generate_series(1, 3) i)
+            INSERT INTO experiment_outcomes (shop_id, experiment, order_id, arm, unit, revenue, margin, ordered_at)
+            SELECT $1, 'upsells', 7750100 + i, $3, 'v:margin-' || i, 110, 40, $2 + interval '1 hour' FROM generate_series(1, 3) i
+            """, shopId, at, treatment);
+        await app.CountAsync("INSERT INTO refunds (shop_id, id, order_id, amount, created_at) VALUES ($1, 7750301, 7750101, 110, $2), ($1, 7750302, 7750102, 110, $2)",
+            shopId, at.AddDays(1));
+        await app.CountAsync("""
+            INSERT INTO refund_lines (shop_id, refund_id, order_id, line_item_id, quantity, subtotal, restock_type)
+            VALUES ($1, 7750301, 7750101, 7750201, 1, 90, 'return'), ($1, 7750302, 7750102, 7750202, 1, 90, 'no_restock')
+            """, shopId);
+        var store = app.Factory.Services.GetRequiredService<ExperimentStore>();
+        var settings = await store.GetAsync(shopId, "upsells", CancellationToken.None);
+        await store.SaveAsync(shopId, "upsells", settings.Arms, "margin", settings.Guardrails, running: true, "staff user 42", CancellationToken.None);
+
+        var report = await app.Factory.Services.GetRequiredService<ExperimentResults>().ReportAsync(shopId, "upsells", CancellationToken.None);
+
+        var arm = report.Arms.Single(a => a.Arm == treatment);
+        Assert.Equal(3, arm.Units);
+        Assert.Equal((0 - 50 + 40) / 3.0, arm.Value, 6);
+    }
+
+    /// <summary>
     /// The Experiments page nets each outcome's refunds out: in a store of 3,000 refunds, an outcome's are found by its
     /// order, not by reading every refund of the store for each of the experiment's 300 outcomes.
     /// </summary>
