@@ -88,6 +88,11 @@ public sealed class ExperimentStore(NpgsqlDataSource db, ExperimentKinds kinds, 
     /// 90 days back), whether that save keeps it running or stops it: until 4 Dec the first save (a guardrail changed, or a
     /// stop and a start) started it anew, and the visitors already exposed, whose first exposure never changes, were out of
     /// its results for good.
+    /// A save that changes the arms' shares starts it at that moment: assignment is a hash cut at the shares, so a change
+    /// moves the visitors near a cut to another arm while their first exposure, and so their results, stay in the first
+    /// one; counting only visitors first exposed after the change keeps every visitor counted in the arm they were served
+    /// (until 5 Dec 2026 a change from 50/50 to 90/10 served 40 % of the treatment's visitors the control and went on
+    /// counting their orders for the treatment).
     /// </summary>
     public async Task SaveAsync(long shopId, string key, IReadOnlyList<ArmShare> arms, string metric, Guardrails guardrails, bool running, string? by,
         CancellationToken ct)
@@ -98,23 +103,30 @@ public sealed class ExperimentStore(NpgsqlDataSource db, ExperimentKinds kinds, 
         await using var conn = await db.OpenConnectionAsync(ct);
         await using var tx = await conn.BeginTransactionAsync(ct);
         bool wasRunning;
-        await using (var read = new NpgsqlCommand("SELECT status FROM experiments WHERE shop_id = $1 AND key = $2 FOR UPDATE", conn, tx))
+        IReadOnlyList<ArmShare> before;
+        await using (var read = new NpgsqlCommand("SELECT status, arms::text FROM experiments WHERE shop_id = $1 AND key = $2 FOR UPDATE", conn, tx))
         {
             read.Parameters.Add(Sql.Param(shopId));
             read.Parameters.Add(Sql.Param(key));
-            wasRunning = await read.ExecuteScalarAsync(ct) is string status ? status == "running" : kind.RunsByDefault;
+            await using var r = await read.ExecuteReaderAsync(ct);
+            var found = await r.ReadAsync(ct);
+            wasRunning = found ? r.GetString(0) == "running" : kind.RunsByDefault;
+            before = found ? JsonSerializer.Deserialize<List<ArmShare>>(r.GetString(1), Json)! : kind.Arms;
         }
+        var reshared = ordered.Any(a => before.FirstOrDefault(b => b.Name == a.Name) is not { } b || Math.Abs(b.Share - a.Share) > 1e-9);
         await using var cmd = new NpgsqlCommand("""
             INSERT INTO experiments (shop_id, key, arms, metric, guardrails, status, started_at, stopped_at, updated_at, updated_by)
             VALUES ($1, $2, $3::jsonb, $4, $5::jsonb, $6,
-                    CASE WHEN $6 = 'running' THEN least($7, greatest($7 - interval '90 days',
+                    CASE WHEN $9 THEN $7
+                         WHEN $6 = 'running' THEN least($7, greatest($7 - interval '90 days',
                         coalesce((SELECT min(first_at) FROM experiment_exposures WHERE shop_id = $1 AND experiment = $2), $7)))
                          ELSE (SELECT CASE WHEN min(first_at) IS NOT NULL THEN greatest($7 - interval '90 days', min(first_at)) END
                                FROM experiment_exposures WHERE shop_id = $1 AND experiment = $2) END,
                     CASE WHEN $6 = 'stopped' THEN $7 END, $7, $8)
             ON CONFLICT (shop_id, key) DO UPDATE SET arms = excluded.arms, metric = excluded.metric, guardrails = excluded.guardrails,
               status = excluded.status, updated_at = excluded.updated_at, updated_by = excluded.updated_by,
-              started_at = coalesce(experiments.started_at, CASE WHEN excluded.status = 'running' THEN excluded.updated_at END),
+              started_at = CASE WHEN $9 THEN excluded.updated_at
+                                ELSE coalesce(experiments.started_at, CASE WHEN excluded.status = 'running' THEN excluded.updated_at END) END,
               stopped_at = CASE WHEN excluded.status = 'stopped' AND experiments.status <> 'stopped' THEN excluded.updated_at
                                 WHEN excluded.status = 'running' THEN NULL ELSE experiments.stopped_at END
             """, conn, tx);
@@ -126,6 +138,7 @@ public sealed class ExperimentStore(NpgsqlDataSource db, ExperimentKinds kinds, 
         cmd.Parameters.Add(Sql.Param(running ? "running" : "stopped"));
         cmd.Parameters.Add(Sql.Param(now));
         cmd.Parameters.Add(Sql.Text(by));
+        cmd.Parameters.Add(Sql.Param(reshared));
         await cmd.ExecuteNonQueryAsync(ct);
         // A stop opens a pause and a start closes it: the results leave out the orders placed while it was stopped.
         if (wasRunning != running)

@@ -199,6 +199,48 @@ public sealed class ExperimentOutcomesTests(AppFixture app) : IClassFixture<AppF
     }
 
     /// <summary>
+    /// New shares move some visitors to another arm, so the results count from the change: the 40 visitors exposed under
+    /// the old shares leave them, the ones exposed after count, each in the arm the new shares serve them, and a later
+    /// save that keeps the shares keeps the start.
+    /// </summary>
+    [Fact]
+    public async Task ChangingTheShares_CountsTheResultsFromTheChange_EachVisitorInTheArmTheyAreServed()
+    {
+        var shopId = await app.InstallShopAsync("experiment-reshared.myshopify.com");
+        const string shop = "experiment-reshared.myshopify.com";
+        var kind = PluginApp.Recommendations.UpsellExperiment.Kind;
+        var store = app.Factory.Services.GetRequiredService<ExperimentStore>();
+        var results = app.Factory.Services.GetRequiredService<ExperimentResults>();
+        var settings = await store.GetAsync(shopId, "upsells", CancellationToken.None);
+        async Task ExposeAsync(string prefix, DateTimeOffset at)
+        {
+            for (var i = 0; i < 40; i++)
+            {
+                var (arm, _) = await store.AssignAsync(shopId, shop, "upsells", $"v:{prefix}-{i}", CancellationToken.None);
+                await app.CountAsync("INSERT INTO experiment_exposures (shop_id, experiment, unit, arm, customer_id, first_at) VALUES ($1, 'upsells', $2, $3, NULL, $4)",
+                    shopId, $"v:{prefix}-{i}", arm, at);
+            }
+        }
+        await ExposeAsync("old", app.Clock.GetUtcNow().AddDays(-5));
+        Assert.Equal(40, (await results.ReportAsync(shopId, "upsells", CancellationToken.None)).Arms.Sum(a => a.Units));
+
+        var reshared = kind.Arms.Select(a => a with { Share = 0.5 }).ToList();
+        await store.SaveAsync(shopId, "upsells", reshared, settings.Metric, settings.Guardrails, running: true, "staff user 42", CancellationToken.None);
+        var started = (await store.GetAsync(shopId, "upsells", CancellationToken.None)).StartedAt!.Value;
+        Assert.InRange(started, app.Clock.GetUtcNow().AddMinutes(-1), app.Clock.GetUtcNow());
+        Assert.Equal(0, (await results.ReportAsync(shopId, "upsells", CancellationToken.None)).Arms.Sum(a => a.Units));
+
+        await ExposeAsync("new", started.AddTicks(10));
+        await store.SaveAsync(shopId, "upsells", reshared, settings.Metric, settings.Guardrails with { MaxRefundRate = 0.2 }, running: true, "staff user 42",
+            CancellationToken.None);
+        Assert.Equal(started, (await store.GetAsync(shopId, "upsells", CancellationToken.None)).StartedAt);
+        var report = await results.ReportAsync(shopId, "upsells", CancellationToken.None);
+        Assert.Equal(40, report.Arms.Sum(a => a.Units));
+        foreach (var a in report.Arms)
+            Assert.Equal(Enumerable.Range(0, 40).Count(i => Assignment.Arm(shop, $"v:new-{i}", "upsells", reshared, kind.StoppedArm) == a.Arm), a.Units);
+    }
+
+    /// <summary>
     /// A guardrail is judged on a treatment arm with enough orders: one refunded order on the first day breaks nothing, the
     /// control arm (which changes nothing) breaks nothing, and a treatment with 25 orders, half refunded, breaks the refund rate.
     /// </summary>
