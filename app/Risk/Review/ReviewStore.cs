@@ -156,9 +156,9 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
                     SELECT d.decision, d.note, d.decided_by, d.decided_at, d.cancel_refund, d.cancel_restock, d.cancel_notify,
                            m.completed_at IS NOT NULL, m.failed_at IS NOT NULL, m.last_error, m.id IS NOT NULL
                     FROM review_decisions d
-                    LEFT JOIN outbox_messages m ON d.cancel_refund IS NOT NULL AND m.shop_id = d.shop_id AND m.idempotency_key = $3 || d.order_id
+                    LEFT JOIN outbox_messages m ON m.shop_id = d.shop_id AND m.idempotency_key = d.cancel_key
                     WHERE d.shop_id = $1 AND d.order_id = $2 ORDER BY d.decided_at DESC, d.id DESC
-                    """, shopId, orderId, CancelKeyPrefix),
+                    """, shopId, orderId),
                 Command("SELECT state, earlier_orders, earlier_spend FROM risk_holds WHERE shop_id = $1 AND order_id = $2", shopId, orderId),
                 Command("SELECT holder, expires_at FROM review_locks WHERE shop_id = $1 AND order_id = $2 AND expires_at > $3", shopId, orderId, clock.GetUtcNow()),
                 // Queue order is priority descending, then id: (priority, -id) descending. Next is the largest pair below this
@@ -253,14 +253,15 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
         // A note overwrites nothing, so a stale page may add one.
         if (verdictsSeen is { } seen && decision != "note" && await VerdictsAsync(conn, tx, shopId, orderId, ct) is var (count, latest) && count != seen)
             return outcome with { Mine = false, DecidedSince = latest };
+        var (cancelKey, cancelNew) = cancel is null ? (null, false) : await CancelKeyAsync(conn, tx, shopId, orderId, now, ct);
         await using var batch = new NpgsqlBatch(conn, tx);
         batch.BatchCommands.Add(Command("""
-            INSERT INTO review_decisions (shop_id, order_id, decision, note, decided_by, decided_at, cancel_refund, cancel_restock, cancel_notify)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+            INSERT INTO review_decisions (shop_id, order_id, decision, note, decided_by, decided_at, cancel_refund, cancel_restock, cancel_notify, cancel_key)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
             """, shopId, orderId, decision, Sql.Text(note), by, now, Sql.Text(cancel is null ? null : cancel.Refund ? "original" : "none"),
             cancel is null ? new TypedNull(NpgsqlTypes.NpgsqlDbType.Boolean) : cancel.Restock,
-            cancel is null ? new TypedNull(NpgsqlTypes.NpgsqlDbType.Boolean) : cancel.NotifyCustomer));
-        if (cancel is not null) OutboxWriter.Enqueue(new StoreWriter(batch, shopId), CancelCall(orderId, cancel, by), now);
+            cancel is null ? new TypedNull(NpgsqlTypes.NpgsqlDbType.Boolean) : cancel.NotifyCustomer, Sql.Text(cancelKey)));
+        if (cancel is not null && cancelNew) OutboxWriter.Enqueue(new StoreWriter(batch, shopId), CancelCall(orderId, cancel, by, cancelKey!), now);
         if (decision != "note") OutboxWriter.EnqueueMany(new StoreWriter(batch, shopId), DecisionTagCalls(orderId, decision, now).ToList(), now);
         if (decision == "approve") batch.BatchCommands.Add(Command(RiskHolds.ReleaseSql, shopId, orderId, now));
         if (decision != "note")
@@ -305,8 +306,31 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
         yield return new OutboxCall(OutboxOperation.TagsAdd, gid, new { id = gid, tags = new[] { tag } }, $"risk-review-tag:{orderId}:{decision}:{ticks}");
     }
 
+    /// <summary>
+    /// The cancellation call a fraud-and-cancel decision rides on, and whether it is a new one: the order's call still waiting
+    /// or sent carries the decision (the order is cancelled once, however many reviewers ask); after every earlier call
+    /// failed (Shopify refused it, or it ran out of attempts), a new call keyed by the decision's time. Why: the order had one
+    /// key, so until 5 Dec 2026 a reviewer who cancelled again after a failure sent nothing, and the history showed the
+    /// failed call beside the new decision.
+    /// </summary>
+    private static async Task<(string Key, bool New)> CancelKeyAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId, long orderId,
+        DateTimeOffset now, CancellationToken ct)
+    {
+        var first = CancelKeyPrefix + orderId.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        await using var cmd = new NpgsqlCommand("""
+            SELECT count(*)::int, max(idempotency_key) FILTER (WHERE failed_at IS NULL)
+            FROM outbox_messages WHERE shop_id = $1 AND (idempotency_key = $2 OR idempotency_key LIKE $2 || ':%')
+            """, conn, tx);
+        cmd.Parameters.Add(Sql.Param(shopId));
+        cmd.Parameters.Add(Sql.Param(first));
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        await r.ReadAsync(ct);
+        if (!r.IsDBNull(1)) return (r.GetString(1), false);
+        return r.GetInt32(0) == 0 ? (first, true) : (first + ":" + now.UtcTicks.ToString(System.Globalization.CultureInfo.InvariantCulture), true);
+    }
+
     /// <summary>orderCancel for a fraud decision: never automatic, so the staff note says who decided it and where.</summary>
-    public static OutboxCall CancelCall(long orderId, CancelChoice cancel, string by)
+    public static OutboxCall CancelCall(long orderId, CancelChoice cancel, string by, string key)
     {
         var gid = Gid.Of("Order", orderId);
         return new OutboxCall(RiskActions.OrderCancel, gid, new
@@ -318,7 +342,7 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
             refundMethod = new { originalPaymentMethodsRefund = cancel.Refund },
             notifyCustomer = cancel.NotifyCustomer,
             staffNote = $"Cancelled as fraud by {by} in the PluginApp review queue.",
-        }, CancelKeyPrefix + orderId.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }, key);
     }
 
     private static async Task<LockOutcome> TakeLockAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId, long orderId, string holder,

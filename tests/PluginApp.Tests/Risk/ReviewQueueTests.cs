@@ -308,6 +308,47 @@ public sealed class ReviewQueueTests(ReviewFixture app) : IClassFixture<ReviewFi
         Assert.Contains("Order has already been cancelled", history);
     }
 
+    /// <summary>
+    /// A cancellation Shopify refused can be asked again: the reviewer's second fraud-and-cancel decision sends its own call,
+    /// which cancels the order, and the history shows each decision with its own call (until 5 Dec 2026 the order's one key
+    /// dropped the second call, and both decisions showed the failed one).
+    /// </summary>
+    [Fact]
+    public async Task Cancel_AskedAgainAfterShopifyRefusedIt_SendsANewCall_AndEachDecisionShowsItsOwn()
+    {
+        const string shop = "review-cancel-again.myshopify.com";
+        var s = await FlaggedStoreAsync(shop, 777_000);
+        var gid = $"gid://shopify/Order/{s.Middle}";
+        app.Shopify.GraphQL = call => call.Shop == shop && call.Mentions("orderCancel(")
+            ? ShopifyStandIn.DefaultAdminApi.Data(new JsonObject { ["orderCancel"] = new JsonObject { ["job"] = null, ["orderCancelUserErrors"] = new JsonArray(
+                new JsonObject { ["field"] = new JsonArray("orderId"), ["message"] = "Order cannot be cancelled while a payment is pending" }) } })
+            : null;
+        try
+        {
+            var first = await app.Client.SendAsync(app.Api(HttpMethod.Post, $"/api/admin/review/orders/{s.Middle}/decisions", shop, Bob,
+                new { decision = "fraud", cancel = true, refund = "none", restock = false }));
+            Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+            await WaitForAsync(s.ShopId, "SELECT count(*) = 1 FROM outbox_messages WHERE shop_id = $1 AND operation = 'orderCancel' AND failed_at IS NOT NULL");
+        }
+        finally { app.Shopify.GraphQL = null; }
+        app.Clock.Advance(TimeSpan.FromSeconds(1));
+
+        var again = await app.Client.SendAsync(app.Api(HttpMethod.Post, $"/api/admin/review/orders/{s.Middle}/decisions", shop, Bob,
+            new { decision = "fraud", cancel = true, refund = "original", restock = true }));
+        Assert.Equal(HttpStatusCode.OK, again.StatusCode);
+        await WaitForAsync(s.ShopId, "SELECT count(*) = 1 FROM outbox_messages WHERE shop_id = $1 AND operation = 'orderCancel' AND completed_at IS NOT NULL");
+        Assert.NotNull(app.Shopify.Admin.CancelledAt(gid));
+        app.Clock.Advance(TimeSpan.FromSeconds(-1));
+
+        var page = await OpenAsync(shop, Bob, s.Middle);
+        var items = await page.Locator("#review-history tbody tr").AllInnerTextsAsync();
+        var sent = Assert.Single(items, i => i.Contains("Cancellation sent"));
+        Assert.Contains("refund: original payment method, restocked", sent);
+        var failed = Assert.Single(items, i => i.Contains("Cancellation failed"));
+        Assert.Contains("refund: none, not restocked", failed);
+        Assert.Contains("payment is pending", failed);
+    }
+
     [Fact]
     public async Task Lock_StopsASecondReviewer_WhoSeesWhoHoldsItUntilWhen_UntilItExpires()
     {

@@ -81,7 +81,7 @@ public sealed class RiskActionsTests(NoSchedulerAppFixture app) : IClassFixture<
     {
         const string shop = "risk-cancel-drop.myshopify.com";
         var shopId = await app.InstallShopAsync(shop);
-        var call = ReviewStore.CancelCall(7_300_001, new CancelChoice(Refund: true, Restock: true, NotifyCustomer: false), "staff user 42");
+        var call = ReviewStore.CancelCall(7_300_001, new CancelChoice(Refund: true, Restock: true, NotifyCustomer: false), "staff user 42", ReviewStore.CancelKeyPrefix + "7300001");
         await using (var conn = await app.Db.OpenConnectionAsync())
         await using (var tx = await conn.BeginTransactionAsync())
         {
