@@ -67,9 +67,11 @@ public sealed class ReviewQueueModel(ReviewStore store, ShopScope scope) : Admin
     };
 
     /// <summary>"Marked as fraud and cancelled (refund: original payment method, restocked)" for a decision that cancelled.</summary>
-    public static string Decision(ReviewDecision d) => d.Cancel is not { } c ? Decision(d.Decision)
-        : $"Marked as fraud and cancelled (refund: {(c.Refund ? "original payment method" : "none")}, {(c.Restock ? "restocked" : "not restocked")}"
-          + (c.NotifyCustomer ? ", customer notified)" : ")");
+    public static string Decision(ReviewDecision d) => d.Cancel is not { } c ? Decision(d.Decision) : $"Marked as fraud and cancelled ({Options(c)})";
+
+    /// <summary>"refund: original payment method, restocked" (", customer notified" when chosen).</summary>
+    public static string Options(CancelChoice c) =>
+        $"refund: {(c.Refund ? "original payment method" : "none")}, {(c.Restock ? "restocked" : "not restocked")}" + (c.NotifyCustomer ? ", customer notified" : "");
 
     /// <summary>Where the decision's call to Shopify stands, in words ("" when it made none).</summary>
     public static string Call(ReviewDecision d) => (d.Cancel, d.Shopify) switch

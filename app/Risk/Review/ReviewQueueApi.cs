@@ -70,6 +70,11 @@ public static class ReviewQueueApi
             { DecidedSince: { } since } => TypedResults.Problem(title: "Decided meanwhile",
                 detail: $"{ReviewQueueModel.Decision(since.Decision)} by {since.By ?? "someone"} at {Clock(since.At)} since this page was opened. Reload the page to see it before deciding again.",
                 statusCode: StatusCodes.Status409Conflict),
+            { CancelAsked: { } asked } => TypedResults.Problem(title: "Cancellation already asked",
+                detail: $"{asked.By ?? "Someone"} asked Shopify at {Clock(asked.At)} to cancel this order ({ReviewQueueModel.Options(asked.Choice)}), and it " +
+                        $"{(asked.Sent ? "was sent" : "is on its way")}. An order is cancelled once, so other options cannot be carried out; nothing was recorded. " +
+                        "Mark fraud with the same options, or without cancelling.",
+                statusCode: StatusCodes.Status409Conflict),
             { Mine: true } => TypedResults.Ok(new DecisionView(body.Decision!, note, by, clock.GetUtcNow(), cancel)),
             var other => Locked(other.Lock),
         };

@@ -62,7 +62,12 @@ public sealed record ReviewDetail(ReviewOrder Order, ReviewLock? Lock, CustomerH
 /// <param name="Mine">Whether the caller holds <see cref="Lock"/> now; if not, someone else does (or see <paramref name="DecidedSince"/>).</param>
 /// <param name="DecidedSince">A decision was refused because another approve or fraud decision was recorded since the
 /// reviewer's page showed the order: the latest one.</param>
-public sealed record LockOutcome(bool Mine, ReviewLock Lock, ReviewDecision? DecidedSince = null);
+/// <param name="CancelAsked">A cancellation already asked of Shopify (waiting or sent) with other options than this decision's:
+/// nothing was recorded, as an order is cancelled once.</param>
+public sealed record LockOutcome(bool Mine, ReviewLock Lock, ReviewDecision? DecidedSince = null, AskedCancel? CancelAsked = null);
+
+/// <summary>The cancellation already asked of Shopify for an order: by whom, when, with which options, and whether it was sent.</summary>
+public sealed record AskedCancel(string Key, CancelChoice Choice, string? By, DateTimeOffset At, bool Sent);
 
 /// <summary>
 /// The review queue's data: flagged orders in score × value order, one reviewer per order at a time (a lock that expires),
@@ -253,7 +258,19 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
         // A note overwrites nothing, so a stale page may add one.
         if (verdictsSeen is { } seen && decision != "note" && await VerdictsAsync(conn, tx, shopId, orderId, ct) is var (count, latest) && count != seen)
             return outcome with { Mine = false, DecidedSince = latest };
-        var (cancelKey, cancelNew) = cancel is null ? (null, false) : await CancelKeyAsync(conn, tx, shopId, orderId, now, ct);
+        string? cancelKey = null;
+        var cancelNew = false;
+        if (cancel is not null)
+        {
+            if (await AskedCancelAsync(conn, tx, shopId, orderId, ct) is { } asked)
+            {
+                // The same options ride on the call already asked; other ones cannot be carried out, so nothing is recorded.
+                if (asked.Choice != cancel) return outcome with { Mine = false, CancelAsked = asked };
+                cancelKey = asked.Key;
+            }
+            else (cancelKey, cancelNew) = (CancelKeyPrefix + orderId.ToString(System.Globalization.CultureInfo.InvariantCulture) + ":"
+                                             + now.UtcTicks.ToString(System.Globalization.CultureInfo.InvariantCulture), true);
+        }
         await using var batch = new NpgsqlBatch(conn, tx);
         batch.BatchCommands.Add(Command("""
             INSERT INTO review_decisions (shop_id, order_id, decision, note, decided_by, decided_at, cancel_refund, cancel_restock, cancel_notify, cancel_key)
@@ -307,26 +324,28 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
     }
 
     /// <summary>
-    /// The cancellation call a fraud-and-cancel decision rides on, and whether it is a new one: the order's call still waiting
-    /// or sent carries the decision (the order is cancelled once, however many reviewers ask); after every earlier call
-    /// failed (Shopify refused it, or it ran out of attempts), a new call keyed by the decision's time. Why: the order had one
-    /// key, so until 5 Dec 2026 a reviewer who cancelled again after a failure sent nothing, and the history showed the
-    /// failed call beside the new decision.
+    /// The order's cancellation already asked of Shopify and not refused (waiting, or sent), from the decisions that asked it;
+    /// null when there is none, and a fraud-and-cancel decision then asks a call of its own, keyed by its time. Why: the
+    /// order had one key, so until 5 Dec 2026 a reviewer who cancelled again after Shopify refused sent nothing, and the
+    /// history showed the refused call beside the new decision. Why found through the decisions, not by the keys' prefix:
+    /// the outbox forgets calls after its retention, and a prefix search reads all of the shop's calls.
     /// </summary>
-    private static async Task<(string Key, bool New)> CancelKeyAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId, long orderId,
-        DateTimeOffset now, CancellationToken ct)
+    private static async Task<AskedCancel?> AskedCancelAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId, long orderId, CancellationToken ct)
     {
-        var first = CancelKeyPrefix + orderId.ToString(System.Globalization.CultureInfo.InvariantCulture);
         await using var cmd = new NpgsqlCommand("""
-            SELECT count(*)::int, max(idempotency_key) FILTER (WHERE failed_at IS NULL)
-            FROM outbox_messages WHERE shop_id = $1 AND (idempotency_key = $2 OR idempotency_key LIKE $2 || ':%')
+            SELECT d.cancel_key, d.cancel_refund, d.cancel_restock, d.cancel_notify, d.decided_by, d.decided_at, m.completed_at IS NOT NULL
+            FROM review_decisions d JOIN outbox_messages m ON m.shop_id = d.shop_id AND m.idempotency_key = d.cancel_key
+            WHERE d.shop_id = $1 AND d.order_id = $2 AND d.cancel_key IS NOT NULL AND m.failed_at IS NULL
+            ORDER BY d.decided_at, d.id
+            LIMIT 1
             """, conn, tx);
         cmd.Parameters.Add(Sql.Param(shopId));
-        cmd.Parameters.Add(Sql.Param(first));
+        cmd.Parameters.Add(Sql.Param(orderId));
         await using var r = await cmd.ExecuteReaderAsync(ct);
-        await r.ReadAsync(ct);
-        if (!r.IsDBNull(1)) return (r.GetString(1), false);
-        return r.GetInt32(0) == 0 ? (first, true) : (first + ":" + now.UtcTicks.ToString(System.Globalization.CultureInfo.InvariantCulture), true);
+        return await r.ReadAsync(ct)
+            ? new AskedCancel(r.GetString(0), new CancelChoice(r.GetString(1) == "original", r.GetBoolean(2), r.GetBoolean(3)),
+                r.IsDBNull(4) ? null : r.GetString(4), r.GetFieldValue<DateTimeOffset>(5), r.GetBoolean(6))
+            : null;
     }
 
     /// <summary>orderCancel for a fraud decision: never automatic, so the staff note says who decided it and where.</summary>

@@ -277,9 +277,17 @@ public sealed class ReviewQueueTests(ReviewFixture app) : IClassFixture<ReviewFi
         await page.ReloadAsync();
         await Assertions.Expect(page.Locator("#review-history")).ToContainTextAsync("Cancellation sent");
 
-        // Marked as fraud again with the box ticked: the cancellation is not asked of Shopify a second time.
-        var again = await app.Client.SendAsync(app.Api(HttpMethod.Post, $"/api/admin/review/orders/{s.Large}/decisions", shop, Ada,
+        // Marked as fraud again with the box ticked: the cancellation is not asked of Shopify a second time. Other options
+        // cannot be carried out (the order is cancelled once): refused, with what was asked, and nothing recorded.
+        var decisions = await app.CountAsync("SELECT count(*) FROM review_decisions WHERE shop_id = $1 AND order_id = $2", s.ShopId, s.Large);
+        var other = await app.Client.SendAsync(app.Api(HttpMethod.Post, $"/api/admin/review/orders/{s.Large}/decisions", shop, Ada,
             new { decision = "fraud", cancel = true, refund = "none", restock = false }));
+        Assert.Equal(HttpStatusCode.Conflict, other.StatusCode);
+        var refused = await other.Content.ReadAsStringAsync();
+        Assert.Contains("to cancel this order (refund: original payment method, restocked), and it was sent", refused);
+        Assert.Equal(decisions, await app.CountAsync("SELECT count(*) FROM review_decisions WHERE shop_id = $1 AND order_id = $2", s.ShopId, s.Large));
+        var again = await app.Client.SendAsync(app.Api(HttpMethod.Post, $"/api/admin/review/orders/{s.Large}/decisions", shop, Ada,
+            new { decision = "fraud", cancel = true, refund = "original", restock = true }));
         Assert.Equal(HttpStatusCode.OK, again.StatusCode);
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND operation = 'orderCancel'", s.ShopId));
         Assert.True(errors.Count == 0, "browser errors: " + string.Join(" | ", errors));
