@@ -36,8 +36,10 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
          "gateway", "avs_result", "cvv_result", "card_bin", "card_last4"],
         // Why the card's checks and number kept: the backfill reads them from the order's transactions, and most order
         // webhooks carry none; until 4 Dec 2026 the next orders/updated blanked them, and the card's other orders and
-        // emails went uncounted in risk features.
-        keep: ["avs_result", "cvv_result", "card_bin", "card_last4"],
+        // emails went uncounted in risk features. Why the cart and checkout tokens kept: GraphQL's Order has none, so the
+        // backfill merges the order without them, and until 5 Dec 2026 it blanked the ones its webhook had brought; the
+        // erasure and the export find a guest's carts, checkouts, cart-offer decisions and codes through them.
+        keep: ["avs_result", "cvv_result", "card_bin", "card_last4", "cart_token", "checkout_token"],
         newerOnly: true, erasable: ["email", "browser_ip", "card_bin", "card_last4"],
         erasedIf: $"{CustomerErased} OR EXISTS (SELECT 1 FROM orders y WHERE y.shop_id = r.shop_id AND y.id = r.id AND y.redacted_at IS NOT NULL)");
 

@@ -65,6 +65,26 @@ public sealed class BackfillMergeTests(AppFixture app) : IClassFixture<AppFixtur
         Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM backfill_runs WHERE shop_id = $1 AND state = 'completed'", shopId));
     }
 
+    /// <summary>
+    /// The backfill reads no cart or checkout token (GraphQL's Order has none): merging an order its webhook brought keeps
+    /// them, as a guest's erasure and export find her carts, checkouts and cart-offer codes through them.
+    /// </summary>
+    [Fact]
+    public async Task Backfill_OfAnOrderItsWebhookBrought_KeepsItsCartAndCheckoutTokens()
+    {
+        const string shop = "merge-tokens.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        var order = ShopifyPayloads.Order(63101, customerId: null);
+        await app.SendWebhookAsync("orders/create", shop, order.ToJsonString());
+        Serve(products: [], customers: [], orders: BulkOrder(order, []));
+
+        await RunBackfillAsync(shop);
+
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM backfill_runs WHERE shop_id = $1 AND state = 'completed'", shopId));
+        Assert.Equal(1, await app.CountAsync(
+            "SELECT count(*) FROM orders WHERE shop_id = $1 AND id = 63101 AND cart_token = 'cart63101' AND checkout_token = 'chk63101'", shopId));
+    }
+
     [Fact]
     public async Task Backfill_OlderVersionsAndRedactedCustomers_LeaveWhatWebhooksWrote()
     {
