@@ -140,7 +140,8 @@ public sealed class ExperimentResults(NpgsqlDataSource db, ExperimentStore store
                             var keep = Math.Max(0, o.Revenue - o.Refunded);
                             net += keep;
                             if (keep > 0) bought = true;
-                            if (o.Margin is { } m) margin += m - Math.Min(o.MarginRefunded, o.Revenue);
+                            // A cancelled order earned nothing (revenue and margin 0): its refunds take nothing off either.
+                            if (o.Margin is { } m) margin += m - (o.Revenue > 0 ? Math.Min(o.MarginRefunded, o.Revenue) : 0);
                             else if (o.Revenue > 0) unknownMargin++;
                             revenue += o.Revenue;
                             refunded += Math.Min(o.Refunded, o.Revenue);

@@ -88,11 +88,13 @@ public sealed class ExperimentStore(NpgsqlDataSource db, ExperimentKinds kinds, 
     /// 90 days back), whether that save keeps it running or stops it: until 4 Dec the first save (a guardrail changed, or a
     /// stop and a start) started it anew, and the visitors already exposed, whose first exposure never changes, were out of
     /// its results for good.
-    /// A save that changes the arms' shares starts it at that moment: assignment is a hash cut at the shares, so a change
-    /// moves the visitors near a cut to another arm while their first exposure, and so their results, stay in the first
-    /// one; counting only visitors first exposed after the change keeps every visitor counted in the arm they were served
-    /// (until 5 Dec 2026 a change from 50/50 to 90/10 served 40 % of the treatment's visitors the control and went on
-    /// counting their orders for the treatment).
+    /// A save that runs it with other shares than its results count under starts it at that moment: assignment is a hash
+    /// cut at the shares, so a change moves the visitors near a cut to another arm while their first exposure, and so their
+    /// results, stay in the first one; counting only visitors first exposed after the change keeps every visitor counted in
+    /// the arm they were served (until 5 Dec 2026 a change from 50/50 to 90/10 served 40 % of the treatment's visitors the
+    /// control and went on counting their orders for the treatment). A save that stops it keeps its results whatever the
+    /// shares (<c>counted_arms</c> keeps the shares they count under, and the next start with other ones starts anew), and a
+    /// share the form sent back rounded to its 0.1 % is no change: the stored share stays.
     /// </summary>
     public async Task SaveAsync(long shopId, string key, IReadOnlyList<ArmShare> arms, string metric, Guardrails guardrails, bool running, string? by,
         CancellationToken ct)
@@ -103,8 +105,10 @@ public sealed class ExperimentStore(NpgsqlDataSource db, ExperimentKinds kinds, 
         await using var conn = await db.OpenConnectionAsync(ct);
         await using var tx = await conn.BeginTransactionAsync(ct);
         bool wasRunning;
-        IReadOnlyList<ArmShare> before;
-        await using (var read = new NpgsqlCommand("SELECT status, arms::text FROM experiments WHERE shop_id = $1 AND key = $2 FOR UPDATE", conn, tx))
+        IReadOnlyList<ArmShare> before, counted;
+        await using (var read = new NpgsqlCommand("""
+            SELECT status, arms::text, coalesce(counted_arms, arms)::text FROM experiments WHERE shop_id = $1 AND key = $2 FOR UPDATE
+            """, conn, tx))
         {
             read.Parameters.Add(Sql.Param(shopId));
             read.Parameters.Add(Sql.Param(key));
@@ -112,18 +116,23 @@ public sealed class ExperimentStore(NpgsqlDataSource db, ExperimentKinds kinds, 
             var found = await r.ReadAsync(ct);
             wasRunning = found ? r.GetString(0) == "running" : kind.RunsByDefault;
             before = found ? JsonSerializer.Deserialize<List<ArmShare>>(r.GetString(1), Json)! : kind.Arms;
+            counted = found ? JsonSerializer.Deserialize<List<ArmShare>>(r.GetString(2), Json)! : kind.Arms;
         }
-        var reshared = ordered.Any(a => before.FirstOrDefault(b => b.Name == a.Name) is not { } b || Math.Abs(b.Share - a.Share) > 1e-9);
+        // The form shows and sends shares to 0.1 %: within that of the stored share, the stored one stays.
+        ordered = ordered.Select(a => before.FirstOrDefault(b => b.Name == a.Name) is { } b && Math.Abs(b.Share - a.Share) <= 0.0005 + 1e-9
+            ? a with { Share = b.Share } : a).ToList();
+        var reshared = running && ordered.Any(a => counted.FirstOrDefault(b => b.Name == a.Name) is not { } b || Math.Abs(b.Share - a.Share) > 1e-9);
         await using var cmd = new NpgsqlCommand("""
-            INSERT INTO experiments (shop_id, key, arms, metric, guardrails, status, started_at, stopped_at, updated_at, updated_by)
+            INSERT INTO experiments (shop_id, key, arms, metric, guardrails, status, started_at, stopped_at, updated_at, updated_by, counted_arms)
             VALUES ($1, $2, $3::jsonb, $4, $5::jsonb, $6,
                     CASE WHEN $9 THEN $7
                          WHEN $6 = 'running' THEN least($7, greatest($7 - interval '90 days',
                         coalesce((SELECT min(first_at) FROM experiment_exposures WHERE shop_id = $1 AND experiment = $2), $7)))
                          ELSE (SELECT CASE WHEN min(first_at) IS NOT NULL THEN greatest($7 - interval '90 days', min(first_at)) END
                                FROM experiment_exposures WHERE shop_id = $1 AND experiment = $2) END,
-                    CASE WHEN $6 = 'stopped' THEN $7 END, $7, $8)
+                    CASE WHEN $6 = 'stopped' THEN $7 END, $7, $8, $10::jsonb)
             ON CONFLICT (shop_id, key) DO UPDATE SET arms = excluded.arms, metric = excluded.metric, guardrails = excluded.guardrails,
+              counted_arms = excluded.counted_arms,
               status = excluded.status, updated_at = excluded.updated_at, updated_by = excluded.updated_by,
               started_at = CASE WHEN $9 THEN excluded.updated_at
                                 ELSE coalesce(experiments.started_at, CASE WHEN excluded.status = 'running' THEN excluded.updated_at END) END,
@@ -139,6 +148,8 @@ public sealed class ExperimentStore(NpgsqlDataSource db, ExperimentKinds kinds, 
         cmd.Parameters.Add(Sql.Param(now));
         cmd.Parameters.Add(Sql.Text(by));
         cmd.Parameters.Add(Sql.Param(reshared));
+        // Running, the results count under the shares it serves; stopped, under the ones they counted under before.
+        cmd.Parameters.Add(Sql.Param(JsonSerializer.Serialize(running ? ordered : counted, Json)));
         await cmd.ExecuteNonQueryAsync(ct);
         // A stop opens a pause and a start closes it: the results leave out the orders placed while it was stopped.
         if (wasRunning != running)

@@ -224,20 +224,33 @@ public sealed class ExperimentOutcomesTests(AppFixture app) : IClassFixture<AppF
         await ExposeAsync("old", app.Clock.GetUtcNow().AddDays(-5));
         Assert.Equal(40, (await results.ReportAsync(shopId, "upsells", CancellationToken.None)).Arms.Sum(a => a.Units));
 
-        var reshared = kind.Arms.Select(a => a with { Share = 0.5 }).ToList();
+        var reshared = kind.Arms.Select(a => a with { Share = a.Name == kind.Control ? 0.1234 : 0.8766 }).ToList();
         await store.SaveAsync(shopId, "upsells", reshared, settings.Metric, settings.Guardrails, running: true, "staff user 42", CancellationToken.None);
         var started = (await store.GetAsync(shopId, "upsells", CancellationToken.None)).StartedAt!.Value;
         Assert.InRange(started, app.Clock.GetUtcNow().AddMinutes(-1), app.Clock.GetUtcNow());
         Assert.Equal(0, (await results.ReportAsync(shopId, "upsells", CancellationToken.None)).Arms.Sum(a => a.Units));
 
         await ExposeAsync("new", started.AddTicks(10));
-        await store.SaveAsync(shopId, "upsells", reshared, settings.Metric, settings.Guardrails with { MaxRefundRate = 0.2 }, running: true, "staff user 42",
+        // A guardrail changed, the shares sent back as the form shows them (to 0.1 %): no change of shares.
+        var shown = reshared.Select(a => a with { Share = Math.Round(a.Share, 3) }).ToList();
+        await store.SaveAsync(shopId, "upsells", shown, settings.Metric, settings.Guardrails with { MaxRefundRate = 0.2 }, running: true, "staff user 42",
             CancellationToken.None);
-        Assert.Equal(started, (await store.GetAsync(shopId, "upsells", CancellationToken.None)).StartedAt);
+        var saved = await store.GetAsync(shopId, "upsells", CancellationToken.None);
+        Assert.Equal(started, saved.StartedAt);
+        Assert.Equal(0.1234, saved.Arms.Single(a => a.Name == kind.Control).Share);
         var report = await results.ReportAsync(shopId, "upsells", CancellationToken.None);
         Assert.Equal(40, report.Arms.Sum(a => a.Units));
         foreach (var a in report.Arms)
             Assert.Equal(Enumerable.Range(0, 40).Count(i => Assignment.Arm(shop, $"v:new-{i}", "upsells", reshared, kind.StoppedArm) == a.Arm), a.Units);
+
+        // Stopped with new shares, it keeps its results; started with them, it counts from the start.
+        var later = kind.Arms.Select(a => a with { Share = a.Name == kind.Control ? 0.3 : 0.7 }).ToList();
+        await store.SaveAsync(shopId, "upsells", later, settings.Metric, settings.Guardrails, running: false, "staff user 42", CancellationToken.None);
+        Assert.Equal(started, (await store.GetAsync(shopId, "upsells", CancellationToken.None)).StartedAt);
+        Assert.Equal(40, (await results.ReportAsync(shopId, "upsells", CancellationToken.None)).Arms.Sum(a => a.Units));
+        await store.SaveAsync(shopId, "upsells", later, settings.Metric, settings.Guardrails, running: true, "staff user 42", CancellationToken.None);
+        Assert.InRange((await store.GetAsync(shopId, "upsells", CancellationToken.None)).StartedAt!.Value, app.Clock.GetUtcNow().AddMinutes(-1), app.Clock.GetUtcNow());
+        Assert.Equal(0, (await results.ReportAsync(shopId, "upsells", CancellationToken.None)).Arms.Sum(a => a.Units));
     }
 
     /// <summary>
@@ -281,6 +294,7 @@ public sealed class ExperimentOutcomesTests(AppFixture app) : IClassFixture<AppF
     /// Margin per visitor nets out what a refund took off the margin, not the refunded amount: three visitors each ordered
     /// 90 of goods costing 50 (margin 40) with 10 tax and 10 shipping; one returned it all to stock (margin 0), one was
     /// refunded without the goods coming back (the cost lost: -50), one kept it (40). Until 5 Dec each refund took off 110.
+    /// A fourth ordered a free gift and cancelled: the order earned nothing, and its restocked gift adds nothing either.
     /// </summary>
     [Fact]
     public async Task MarginPerVisitor_TakesOffTheRefundedGoods_LessWhatCameBackToStock_NotTaxAndShipping()
@@ -293,21 +307,24 @@ public sealed class ExperimentOutcomesTests(AppFixture app) : IClassFixture<AppF
         await app.CountAsync("""
             WITH x AS (
                 INSERT INTO experiment_exposures (shop_id, experiment, unit, arm, customer_id, first_at)
-                SELECT $1, 'upsells', 'v:margin-' || i, $3, NULL, $2 FROM generate_series(1, 3) i),
+                SELECT $1, 'upsells', 'v:margin-' || i, $3, NULL, $2 FROM generate_series(1, 4) i),
             o AS (
                 INSERT INTO orders (shop_id, id, total_price, subtotal_price, created_at, updated_at)
                 SELECT $1, 7750100 + i, 110, 90, $2, $2 FROM generate_series(1, 3) i),
             l AS (
                 INSERT INTO order_lines (shop_id, id, order_id, product_id, variant_id, quantity, price)
-                SELECT $1, 7750200 + i, 7750100 + i, 7750002, 7750001, 1, 90 FROM generate_series(1, 3) i)
+                SELECT $1, 7750200 + i, 7750100 + i, 7750002, 7750001, 1, CASE WHEN i = 4 THEN 0 ELSE 90 END FROM generate_series(1, 4) i)
             INSERT INTO experiment_outcomes (shop_id, experiment, order_id, arm, unit, revenue, margin, ordered_at)
-            SELECT $1, 'upsells', 7750100 + i, $3, 'v:margin-' || i, 110, 40, $2 + interval '1 hour' FROM generate_series(1, 3) i
+            SELECT $1, 'upsells', 7750100 + i, $3, 'v:margin-' || i, CASE WHEN i = 4 THEN 0 ELSE 110 END, CASE WHEN i = 4 THEN 0 ELSE 40 END,
+                   $2 + interval '1 hour'
+            FROM generate_series(1, 4) i
             """, shopId, at, treatment);
         await app.CountAsync("INSERT INTO refunds (shop_id, id, order_id, amount, created_at) VALUES ($1, 7750301, 7750101, 110, $2), ($1, 7750302, 7750102, 110, $2)",
             shopId, at.AddDays(1));
         await app.CountAsync("""
             INSERT INTO refund_lines (shop_id, refund_id, order_id, line_item_id, quantity, subtotal, restock_type)
-            VALUES ($1, 7750301, 7750101, 7750201, 1, 90, 'return'), ($1, 7750302, 7750102, 7750202, 1, 90, 'no_restock')
+            VALUES ($1, 7750301, 7750101, 7750201, 1, 90, 'return'), ($1, 7750302, 7750102, 7750202, 1, 90, 'no_restock'),
+                   ($1, 7750304, 7750104, 7750204, 1, 0, 'cancel')
             """, shopId);
         var store = app.Factory.Services.GetRequiredService<ExperimentStore>();
         var settings = await store.GetAsync(shopId, "upsells", CancellationToken.None);
@@ -316,8 +333,8 @@ public sealed class ExperimentOutcomesTests(AppFixture app) : IClassFixture<AppF
         var report = await app.Factory.Services.GetRequiredService<ExperimentResults>().ReportAsync(shopId, "upsells", CancellationToken.None);
 
         var arm = report.Arms.Single(a => a.Arm == treatment);
-        Assert.Equal(3, arm.Units);
-        Assert.Equal((0 - 50 + 40) / 3.0, arm.Value, 6);
+        Assert.Equal(4, arm.Units);
+        Assert.Equal((0 - 50 + 40 + 0) / 4.0, arm.Value, 6);
     }
 
     /// <summary>
