@@ -73,7 +73,8 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
         guard: "EXISTS (SELECT 1 FROM products p WHERE p.shop_id = $1 AND p.id = $3 AND p.updated_at IS NOT DISTINCT FROM $13)");
 
     private static readonly UpsertStatement CartUpsert = new("carts", ["shop_id", "token"],
-        ["shop_id", "token", "note", "total_price", "created_at", "updated_at"], newerOnly: true);
+        ["shop_id", "token", "note", "total_price", "created_at", "updated_at"], newerOnly: true, erasable: ["note"],
+        erasedIf: "EXISTS (SELECT 1 FROM carts y WHERE y.shop_id = r.shop_id AND y.token = r.token AND y.redacted_at IS NOT NULL)");
 
     private static readonly UpsertStatement CartLineUpsert = new("cart_lines", ["shop_id", "cart_token", "line_key"],
         ["shop_id", "cart_token", "line_key", "product_id", "variant_id", "quantity", "price"],

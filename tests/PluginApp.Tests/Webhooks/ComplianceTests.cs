@@ -80,6 +80,41 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM orders WHERE customer_id = 8199 AND email = 'ada@example.com'"));
     }
 
+    /// <summary>
+    /// Her carts' notes go wherever the cart is hers from: a cart she was logged in on (no order, no checkout) and a cart a
+    /// guest checkout under her email came from; and a late carts/update of either brings no note back.
+    /// </summary>
+    [Fact]
+    public async Task CustomersRedact_ErasesHerCartNotes_FromHerLoginAndHerGuestCheckouts_AndALateCartDeliveryBringsNoneBack()
+    {
+        const string shop = "redact-carts.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        async Task CartAsync(string token, string note, string updatedAt)
+        {
+            var cart = ShopifyPayloads.Cart(token, updatedAt);
+            cart["note"] = note;
+            Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("carts/update", shop, cart.ToJsonString())).StatusCode);
+        }
+        await CartAsync("cart-login", "call me on +1 555 0100", "2026-07-02T10:00:00-04:00");
+        await app.ScalarAsync("INSERT INTO cart_customers (shop_id, cart_token, customer_id, seen_at) VALUES ($1, 'cart-login', 8251, now())", shopId);
+        await app.SendWebhookAsync("checkouts/create", shop, ShopifyPayloads.Checkout(6252, null).ToJsonString());
+        await CartAsync("cart-6252", "deliver to 12 Elm St", "2026-07-02T10:00:00-04:00");
+        await CartAsync("cart-other", "someone else's note", "2026-07-02T10:00:00-04:00");
+        var redact = new JsonObject
+        {
+            ["shop_id"] = 1, ["shop_domain"] = shop, ["orders_to_redact"] = new JsonArray(),
+            ["customer"] = new JsonObject { ["id"] = 8251, ["email"] = "ada@example.com", ["phone"] = "+15555550100" },
+        };
+
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("customers/redact", shop, redact.ToJsonString())).StatusCode);
+        await CartAsync("cart-login", "call me on +1 555 0100", "2026-07-03T10:00:00-04:00");
+        await CartAsync("cart-6252", "deliver to 12 Elm St", "2026-07-03T10:00:00-04:00");
+
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM carts WHERE shop_id = $1 AND token IN ('cart-login', 'cart-6252') AND note IS NOT NULL", shopId));
+        Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM carts WHERE shop_id = $1 AND token IN ('cart-login', 'cart-6252') AND updated_at > '2026-07-03'", shopId));
+        Assert.Equal("someone else's note", await app.ScalarAsync("SELECT note FROM carts WHERE shop_id = $1 AND token = 'cart-other'", shopId));
+    }
+
     [Fact]
     public async Task ShopRedact_ErasesEverythingHeldForTheShop()
     {
