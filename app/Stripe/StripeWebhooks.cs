@@ -41,9 +41,13 @@ public static class StripeWebhooks
         services.AddSingleton<StripeConnections>();
         services.AddTransient<StripeChargeJob>();
         // Events are matched to orders by their id and the charge's metadata; an email in the metadata or the object is erased too.
+        // An erased event still waiting to be matched is matched no more: matching reads the charge from Stripe again and
+        // stored its metadata back (until 5 Dec 2026, at the next sweep).
         services.AddPersonalData(new PersonalDataTable("stripe_events", ["payload", "charge"],
             """
-            UPDATE stripe_events SET payload = jsonb_build_object('redacted_at', $5::timestamptz), charge = NULL
+            UPDATE stripe_events SET payload = jsonb_build_object('redacted_at', $5::timestamptz), charge = NULL, retry_at = NULL,
+              outcome = CASE WHEN state IN ('pending', 'unmatched') THEN 'erased at the customer''s request before it was matched' ELSE outcome END,
+              state = CASE WHEN state IN ('pending', 'unmatched') THEN 'no_label' ELSE state END
             WHERE shop_id = $1 AND NOT payload ? 'redacted_at' AND (order_id IN (SELECT id FROM redaction_orders)
                OR ($4::text IS NOT NULL AND (mentions_email(payload::text, $4) OR mentions_email(charge::text, $4))))
             """,

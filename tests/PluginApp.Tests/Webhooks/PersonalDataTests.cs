@@ -95,6 +95,7 @@ public sealed class PersonalDataTests(AppFixture app) : IClassFixture<AppFixture
                    ($1, $2, 'evt_zq2', 'charge.dispute.created', 'v', false, now(), now(), 'ch_zq2', jsonb_build_object('metadata', jsonb_build_object('buyer', 'zq7731@example.com')),
                     '{"id": "dp_zq2"}', 'unmatched', NULL, NULL)
             """, stripe!, shopId, order);
+        await app.ScalarAsync("UPDATE stripe_events SET retry_at = now() WHERE shop_id = $1 AND id = 'evt_zq2'", shopId); // due to be matched again
         var run = await app.ScalarAsync("INSERT INTO backfill_runs (shop_id, state, started_at, updated_at) VALUES ($1, 'running', now(), now()) RETURNING id", shopId);
         await app.ScalarAsync("""
             INSERT INTO backfill_lines (run_id, phase, line_no, body) VALUES ($1, 'customers', 1, json_build_object('id', 'gid://shopify/Customer/' || $2, 'email', 'zq7731@example.com'))
@@ -131,6 +132,9 @@ public sealed class PersonalDataTests(AppFixture app) : IClassFixture<AppFixture
             """, shopId));
         Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND idempotency_key = 'mf-hers'", shopId));
         Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM review_decisions WHERE shop_id = $1", shopId)); // the decisions stay, without the note
+        // The unmatched dispute is matched no more (matching reads the charge from Stripe again); the labelled one keeps its label.
+        Assert.Equal("no_label/", await app.ScalarAsync("SELECT state || '/' || coalesce(retry_at::text, '') FROM stripe_events WHERE shop_id = $1 AND id = 'evt_zq2'", shopId));
+        Assert.Equal("labelled", await app.ScalarAsync("SELECT state FROM stripe_events WHERE shop_id = $1 AND id = 'evt_zq1'", shopId));
     }
 
     /// <summary>
