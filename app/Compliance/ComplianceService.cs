@@ -52,15 +52,21 @@ internal sealed class ComplianceService(StoreWriter store, long shopId, Personal
         foreach (var table in catalog.Tables) store.Add(table.Erase, shopId, customerId, orders, Text(email), now);
     }
 
-    /// <summary>shop/redact: erase everything we hold for the shop. Store rows cascade from the shop row.</summary>
+    /// <summary>
+    /// shop/redact: erase everything we hold for the shop. Store rows cascade from the shop row. Not for a shop that has
+    /// the app installed again: Shopify sends it 48 hours after an uninstall, and a merchant who came back within them is
+    /// a customer again, whose token and data the app runs on (until 5 Dec 2026 their store was deleted, token and all).
+    /// </summary>
     public static void AddShopRedaction(StoreWriter store, string domain, string keepDeliveryId)
     {
-        store.Add("DELETE FROM webhook_deliveries WHERE shop_domain = $1 AND delivery_id <> $2", domain, keepDeliveryId);
-        // Decisions are a high-volume log without a foreign key; the rest cascades from the shop row. Why lock the shop first: a risk
-        // scoring run holds it (FOR KEY SHARE) while it writes its decisions; waiting for it here means its decisions are seen and erased.
+        // Why lock the shop first: a risk scoring run holds it (FOR KEY SHARE) while it writes its decisions, and an install
+        // updates it; waiting for them here means their decisions are seen and erased, and a reinstall is seen.
         store.Add("SELECT 1 FROM shops WHERE domain = $1 FOR UPDATE", domain);
-        store.Add("DELETE FROM decisions WHERE shop_id = (SELECT id FROM shops WHERE domain = $1)", domain);
-        store.Add("DELETE FROM shops WHERE domain = $1", domain);
+        var gone = $"NOT EXISTS (SELECT 1 FROM shops WHERE domain = $1 AND {StoreData.ShopStatus.Installed()})";
+        store.Add($"DELETE FROM webhook_deliveries WHERE shop_domain = $1 AND delivery_id <> $2 AND {gone}", domain, keepDeliveryId);
+        // Decisions are a high-volume log without a foreign key; the rest cascades from the shop row.
+        store.Add($"DELETE FROM decisions WHERE shop_id = (SELECT id FROM shops WHERE domain = $1) AND {gone}", domain);
+        store.Add($"DELETE FROM shops WHERE domain = $1 AND {gone}", domain);
         store.Notify("shop_changed", domain);
     }
 

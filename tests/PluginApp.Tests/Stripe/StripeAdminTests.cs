@@ -107,7 +107,7 @@ public sealed class StripeAdminTests(StripeFixture app) : IClassFixture<StripeFi
             INSERT INTO stripe_events (connection_id, shop_id, id, type, api_version, livemode, created_at, received_at, payload)
             SELECT id, shop_id, 'evt_redact', 'charge.dispute.created', 'v', false, now(), now(), '{}' FROM stripe_connections WHERE shop_id = $1
             """, shopId);
-        await app.SendWebhookAsync("app/uninstalled", shop, "{\"id\": 5}");
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("app/uninstalled", shop, $"{{\"id\": 5, \"myshopify_domain\": \"{shop}\"}}")).StatusCode);
 
         var response = await app.SendWebhookAsync("shop/redact", shop, $"{{\"shop_id\": 5, \"shop_domain\": \"{shop}\"}}");
 

@@ -148,6 +148,28 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1 AND id = 6351 AND email IS NULL AND browser_ip IS NULL AND redacted_at IS NOT NULL", shopId));
     }
 
+    /// <summary>
+    /// A merchant who uninstalled and installed again before Shopify's shop/redact (48 hours after the uninstall) keeps
+    /// their store: its token, its orders and its deliveries.
+    /// </summary>
+    [Fact]
+    public async Task ShopRedact_ForAShopThatInstalledAgain_ErasesNothing()
+    {
+        const string shop = "returning-shop.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        await app.SendWebhookAsync("orders/create", shop, ShopifyPayloads.Order(6361, customerId: 8361).ToJsonString());
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("app/uninstalled", shop, $"{{\"id\": 6, \"myshopify_domain\": \"{shop}\"}}")).StatusCode);
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM shops WHERE id = $1 AND uninstalled_at IS NOT NULL", shopId));
+        Assert.Equal(shopId, await app.InstallShopAsync(shop));
+
+        var response = await app.SendWebhookAsync("shop/redact", shop, $"{{\"shop_id\": 6, \"shop_domain\": \"{shop}\"}}");
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM shops WHERE id = $1 AND uninstalled_at IS NULL AND access_token_enc IS NOT NULL", shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1 AND id = 6361 AND email IS NOT NULL", shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM webhook_deliveries WHERE shop_domain = $1 AND topic = 'orders/create'", shop));
+    }
+
     [Fact]
     public async Task ShopRedact_ErasesEverythingHeldForTheShop()
     {
@@ -168,7 +190,7 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
         await app.ScalarAsync("""
             INSERT INTO backfill_lines (run_id, phase, line_no, body) VALUES ($1, 'orders', 1, '{"id": "gid://shopify/Order/6201", "email": "ada@example.com"}')
             """, run!);
-        await app.SendWebhookAsync("app/uninstalled", shop, "{\"id\": 5}");
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("app/uninstalled", shop, $"{{\"id\": 5, \"myshopify_domain\": \"{shop}\"}}")).StatusCode);
 
         var response = await app.SendWebhookAsync("shop/redact", shop, "{\"shop_id\": 5, \"shop_domain\": \"closing-shop.myshopify.com\"}");
 
