@@ -22,7 +22,9 @@ public static class StorePersonalData
             Export: """
                 SELECT coalesce(jsonb_agg(to_jsonb(o) - 'shop_id' - 'label_known_at' - 'fraud_known_at' || jsonb_build_object(
                    'lines', (SELECT coalesce(jsonb_agg(to_jsonb(l) - 'shop_id'), '[]') FROM order_lines l WHERE l.shop_id = o.shop_id AND l.order_id = o.id),
-                   'refunds', (SELECT coalesce(jsonb_agg(to_jsonb(r) - 'shop_id'), '[]') FROM refunds r WHERE r.shop_id = o.shop_id AND r.order_id = o.id))), '[]')
+                   'refunds', (SELECT coalesce(jsonb_agg(to_jsonb(r) - 'shop_id' || jsonb_build_object('lines',
+                       (SELECT coalesce(jsonb_agg(to_jsonb(rl) - 'shop_id'), '[]') FROM refund_lines rl WHERE rl.shop_id = r.shop_id AND rl.refund_id = r.id))), '[]')
+                     FROM refunds r WHERE r.shop_id = o.shop_id AND r.order_id = o.id))), '[]')
                 FROM orders o WHERE o.shop_id = $1 AND o.id IN (SELECT id FROM redaction_orders)
                 """));
         services.AddPersonalData(new PersonalDataTable("refunds", ["note"],
@@ -36,7 +38,9 @@ public static class StorePersonalData
               OR token IN (SELECT checkout_token FROM redaction_orders WHERE checkout_token IS NOT NULL))
             """,
             Export: """
-                SELECT coalesce(jsonb_agg(to_jsonb(k) - 'shop_id'), '[]') FROM checkouts k WHERE k.shop_id = $1 AND (k.customer_id = $2
+                SELECT coalesce(jsonb_agg(to_jsonb(k) - 'shop_id' || jsonb_build_object('lines',
+                  (SELECT coalesce(jsonb_agg(to_jsonb(l) - 'shop_id'), '[]') FROM checkout_lines l WHERE l.shop_id = k.shop_id AND l.checkout_id = k.id))), '[]')
+                FROM checkouts k WHERE k.shop_id = $1 AND (k.customer_id = $2
                   OR ($4::text IS NOT NULL AND lower(k.email) = lower($4::text))
                   OR k.token IN (SELECT checkout_token FROM redaction_orders WHERE checkout_token IS NOT NULL))
                 """));
@@ -53,7 +57,9 @@ public static class StorePersonalData
               UNION SELECT cart_token FROM cart_customers WHERE shop_id = $1 AND customer_id = $2)
             """,
             Export: """
-                SELECT coalesce(jsonb_agg(to_jsonb(c) - 'shop_id'), '[]') FROM carts c WHERE c.shop_id = $1 AND c.token IN (
+                SELECT coalesce(jsonb_agg(to_jsonb(c) - 'shop_id' || jsonb_build_object('lines',
+                  (SELECT coalesce(jsonb_agg(to_jsonb(l) - 'shop_id'), '[]') FROM cart_lines l WHERE l.shop_id = c.shop_id AND l.cart_token = c.token))), '[]')
+                FROM carts c WHERE c.shop_id = $1 AND c.token IN (
                   SELECT cart_token FROM redaction_orders WHERE cart_token IS NOT NULL
                   UNION SELECT cart_token FROM checkouts WHERE shop_id = $1 AND cart_token IS NOT NULL AND (customer_id = $2
                     OR ($4::text IS NOT NULL AND lower(email) = lower($4::text)))

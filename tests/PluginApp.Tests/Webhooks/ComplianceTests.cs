@@ -16,9 +16,10 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
         var order = ShopifyPayloads.Order(6001, customerId: 8001);
         order["cart_token"] = "cart-export";
         await app.SendWebhookAsync("orders/create", shop, order.ToJsonString());
-        var cart = ShopifyPayloads.Cart("cart-export");
+        var cart = ShopifyPayloads.Cart("cart-export", "2026-07-02T10:00:00-04:00", (2001, 2));
         cart["note"] = "gift wrap please";
         await app.SendWebhookAsync("carts/update", shop, cart.ToJsonString());
+        await app.SendWebhookAsync("refunds/create", shop, ShopifyPayloads.Refund(6501, 6001, 600100, quantity: 1).ToJsonString());
         // What the storefront, the experiments and purchase intent kept on her.
         await app.ScalarAsync("""
             INSERT INTO recommendation_events (shop_id, event_type, request_id, customer_id, product_id, occurred_at) VALUES ($1, 'click', 'r-export', 8001, 2, now())
@@ -45,6 +46,9 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.DoesNotContain(export["orders"]![0]!.AsObject(), p => p.Key is "label_known_at" or "fraud_known_at");
         // Every table the erasure covers is in it, unless it says why not (until 4 Dec these were missing).
         Assert.Equal("gift wrap please", export["carts"]![0]!["note"]!.GetValue<string>());
+        // Each cart, checkout and refund with its lines (until 5 Dec the lines were left out).
+        Assert.Equal(2, export["carts"]![0]!["lines"]![0]!["quantity"]!.GetValue<int>());
+        Assert.Equal(600100, export["orders"]![0]!["refunds"]![0]!["lines"]![0]!["line_item_id"]!.GetValue<long>());
         Assert.Equal("r-export", export["recommendation_events"]![0]!["request_id"]!.GetValue<string>());
         Assert.Equal("model", export["experiment_exposures"]![0]!["arm"]!.GetValue<string>());
         Assert.Equal(7001, export["checkout_signals"]![0]!["checkout_id"]!.GetValue<long>());
