@@ -42,11 +42,6 @@ internal sealed class ComplianceService(StoreWriter store, long shopId, Personal
     public void AddCustomerRedaction(JsonElement payload, DateTimeOffset now)
     {
         var (customerId, orders, email) = Subject(payload, "orders_to_redact");
-        // Why the shop's row locked before her orders are found: every writer of the shop's orders holds it (FOR KEY SHARE, a
-        // webhook batch through its deliveries, a backfill chunk at its start) until it commits. Waiting for them here means an
-        // order of hers written meanwhile is found and erased, and one written after finds her erased; until 5 Dec 2026 an
-        // order committed while the erasure ran kept her email, IP and card.
-        store.Add("SELECT 1 FROM shops WHERE id = $1 FOR UPDATE", shopId);
         store.Add(DropOrders);
         store.Add(FindOrders, shopId, customerId, orders, Text(email));
         foreach (var table in catalog.Tables) store.Add(table.Erase, shopId, customerId, orders, Text(email), now);

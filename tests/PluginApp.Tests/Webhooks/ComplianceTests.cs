@@ -120,39 +120,6 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
     }
 
     /// <summary>
-    /// An erasure that arrives while another writer of the shop's orders (a webhook batch, a backfill chunk) has written an
-    /// order of hers and not yet committed waits for it, and erases that order too.
-    /// </summary>
-    [Fact]
-    public async Task CustomersRedact_WhileAWriterOfHerOrderIsOpen_WaitsForIt_AndErasesThatOrderToo()
-    {
-        const string shop = "redact-race.myshopify.com";
-        var shopId = await app.InstallShopAsync(shop);
-        await using var conn = await app.Db.OpenConnectionAsync();
-        await using var tx = await conn.BeginTransactionAsync();
-        // As every writer of the shop's orders: the shop's row held until it commits.
-        await using (var hold = new Npgsql.NpgsqlCommand("SELECT FROM shops WHERE id = $1 FOR KEY SHARE", conn, tx) { Parameters = { new() { Value = shopId } } })
-            await hold.ExecuteNonQueryAsync();
-        await using (var order = new Npgsql.NpgsqlCommand("""
-            INSERT INTO orders (shop_id, id, name, customer_id, email, browser_ip, currency, total_price, created_at, updated_at)
-            VALUES ($1, 6351, '#6351', 8351, 'race@example.com', '203.0.113.9', 'USD', 10, now(), now())
-            """, conn, tx) { Parameters = { new() { Value = shopId } } })
-            await order.ExecuteNonQueryAsync();
-        var redact = new JsonObject
-        {
-            ["shop_id"] = 1, ["shop_domain"] = shop, ["orders_to_redact"] = new JsonArray(),
-            ["customer"] = new JsonObject { ["id"] = 8351, ["email"] = "race@example.com" },
-        };
-
-        var erasure = app.SendWebhookAsync("customers/redact", shop, redact.ToJsonString());
-        await Task.Delay(1000);
-        await tx.CommitAsync();
-
-        Assert.Equal(HttpStatusCode.OK, (await erasure).StatusCode);
-        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1 AND id = 6351 AND email IS NULL AND browser_ip IS NULL AND redacted_at IS NOT NULL", shopId));
-    }
-
-    /// <summary>
     /// A merchant who uninstalled and installed again before Shopify's shop/redact (48 hours after the uninstall) keeps
     /// their store: its token, its orders and its deliveries.
     /// </summary>
