@@ -49,21 +49,29 @@ internal sealed class ComplianceService(StoreWriter store, long shopId, Personal
 
     /// <summary>
     /// shop/redact: erase everything we hold for the shop. Store rows cascade from the shop row. Not for a shop that has
-    /// the app installed again: Shopify sends it 48 hours after an uninstall, and a merchant who came back within them is
-    /// a customer again, whose token and data the app runs on (until 5 Dec 2026 their store was deleted, token and all).
+    /// installed the app again since the uninstall it follows: Shopify sends it 48 hours after an uninstall, and a merchant
+    /// who came back within them is a customer again, whose token and data the app runs on (until 5 Dec 2026 their store
+    /// was deleted, token and all). Told by the shop's latest grant, later than 48 hours before the redaction was triggered
+    /// (or received, without the header); a shop whose uninstall we never recorded still reads as installed, and its
+    /// earlier grant has it erased.
     /// </summary>
-    public static void AddShopRedaction(StoreWriter store, string domain, string keepDeliveryId)
+    public static void AddShopRedaction(StoreWriter store, string domain, string keepDeliveryId, DateTimeOffset triggeredAt)
     {
         // Why lock the shop first: a risk scoring run holds it (FOR KEY SHARE) while it writes its decisions, and an install
         // updates it; waiting for them here means their decisions are seen and erased, and a reinstall is seen.
         store.Add("SELECT 1 FROM shops WHERE domain = $1 FOR UPDATE", domain);
-        var gone = $"NOT EXISTS (SELECT 1 FROM shops WHERE domain = $1 AND {StoreData.ShopStatus.Installed()})";
-        store.Add($"DELETE FROM webhook_deliveries WHERE shop_domain = $1 AND delivery_id <> $2 AND {gone}", domain, keepDeliveryId);
+        var uninstalledBy = triggeredAt - ShopRedactionDelay;
+        string Gone(int since) =>
+            $"NOT EXISTS (SELECT 1 FROM shops WHERE domain = $1 AND {StoreData.ShopStatus.Installed()} AND granted_at > ${since})";
+        store.Add($"DELETE FROM webhook_deliveries WHERE shop_domain = $1 AND delivery_id <> $2 AND {Gone(3)}", domain, keepDeliveryId, uninstalledBy);
         // Decisions are a high-volume log without a foreign key; the rest cascades from the shop row.
-        store.Add($"DELETE FROM decisions WHERE shop_id = (SELECT id FROM shops WHERE domain = $1) AND {gone}", domain);
-        store.Add($"DELETE FROM shops WHERE domain = $1 AND {gone}", domain);
+        store.Add($"DELETE FROM decisions WHERE shop_id = (SELECT id FROM shops WHERE domain = $1) AND {Gone(2)}", domain, uninstalledBy);
+        store.Add($"DELETE FROM shops WHERE domain = $1 AND {Gone(2)}", domain, uninstalledBy);
         store.Notify("shop_changed", domain);
     }
+
+    /// <summary>How long after an uninstall Shopify sends shop/redact.</summary>
+    public static readonly TimeSpan ShopRedactionDelay = TimeSpan.FromHours(48);
 
     /// <summary>Checks a compliance payload before anything is written.</summary>
     public static void Validate(string topic, JsonElement payload) =>
