@@ -62,7 +62,8 @@ public static class StorePersonalData
                 FROM carts c WHERE c.shop_id = $1 AND c.token IN (
                   SELECT cart_token FROM redaction_orders WHERE cart_token IS NOT NULL
                   UNION SELECT cart_token FROM checkouts WHERE shop_id = $1 AND cart_token IS NOT NULL AND (customer_id = $2
-                    OR ($4::text IS NOT NULL AND lower(email) = lower($4::text)))
+                    OR ($4::text IS NOT NULL AND lower(email) = lower($4::text))
+                    OR token IN (SELECT checkout_token FROM redaction_orders WHERE checkout_token IS NOT NULL))
                   UNION SELECT cart_token FROM cart_customers WHERE shop_id = $1 AND customer_id = $2)
                 """));
         services.AddPersonalData(new PersonalDataTable("customer_data_requests", ["customer_id", "export"],

@@ -328,7 +328,8 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
     /// null when there is none, and a fraud-and-cancel decision then asks a call of its own, keyed by its time. Why: the
     /// order had one key, so until 5 Dec 2026 a reviewer who cancelled again after Shopify refused sent nothing, and the
     /// history showed the refused call beside the new decision. Why found through the decisions, not by the keys' prefix:
-    /// the outbox forgets calls after its retention, and a prefix search reads all of the shop's calls.
+    /// a prefix search reads all of the shop's calls. A call the outbox dropped after its retention is not found, and a
+    /// new decision asks again (Shopify refuses to cancel a cancelled order; the history shows it).
     /// </summary>
     private static async Task<AskedCancel?> AskedCancelAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId, long orderId, CancellationToken ct)
     {
