@@ -129,10 +129,13 @@ public sealed class UpsellStats(NpgsqlDataSource db)
     }
 
     /// <summary>$1 shop, $2 and $3 the window, $4 the experiment. Why each outcome's refunds looked up by its order
-    /// (refunds_order_idx), as the Experiments page's are: summed for the whole store first, every refund was read.</summary>
+    /// (refunds_order_idx), as the Experiments page's are: summed for the whole store first, every refund was read. Why
+    /// not before the experiment's start: a change of its shares starts it again (ExperimentStore.SaveAsync), and the
+    /// shoppers exposed before it may be served another arm than the one they would be counted in.</summary>
     internal static readonly string HoldoutSql = $"""
         WITH exposed AS (
-          SELECT arm, unit FROM experiment_exposures WHERE shop_id = $1 AND experiment = $4 AND first_at >= $2 AND first_at < $3),
+          SELECT arm, unit FROM experiment_exposures WHERE shop_id = $1 AND experiment = $4 AND first_at < $3
+            AND first_at >= coalesce((SELECT greatest($2, started_at) FROM experiments WHERE shop_id = $1 AND key = $4), $2)),
         outcome AS (
           SELECT e.unit, sum(greatest(0, e.revenue - coalesce((SELECT sum(f.amount) FROM refunds f WHERE f.shop_id = e.shop_id AND f.order_id = e.order_id), 0)))::float8 AS revenue
           FROM experiment_outcomes e

@@ -427,6 +427,14 @@ public sealed class ExperimentOutcomesTests(AppFixture app) : IClassFixture<AppF
         var holdout = await stats.HoldoutAsync(shopId, window, CancellationToken.None);
         Assert.Equal((2L, 1L, 25.0), (holdout.Model!.Shoppers, holdout.Model.Converted, holdout.Model.RevenuePerShopper.Sum));
         Assert.Equal((1L, 1L, 40.0), (holdout.Holdout!.Shoppers, holdout.Holdout.Converted, holdout.Holdout.RevenuePerShopper.Sum));
+        // Started again within the window (its shares changed): the shoppers exposed before are not counted, as on the Experiments page.
+        await app.CountAsync("""
+            INSERT INTO experiments (shop_id, key, arms, metric, guardrails, status, started_at, updated_at)
+            VALUES ($1, 'upsells', '[]', 'revenue', '{}', 'running', $2, $2)
+            """, shopId, at.AddHours(1));
+        var restarted = await stats.HoldoutAsync(shopId, window, CancellationToken.None);
+        Assert.Equal((0L, 0L), (restarted.Model?.Shoppers ?? 0, restarted.Holdout?.Shoppers ?? 0));
+        await app.CountAsync("DELETE FROM experiments WHERE shop_id = $1", shopId);
 
         await using var conn = await app.Db.OpenConnectionAsync();
         foreach (var (what, sql, parameters) in new (string, string, object[])[]
