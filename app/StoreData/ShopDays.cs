@@ -25,7 +25,10 @@ public static class ShopDays
     public static DateTimeOffset StartOfDay(DateTimeOffset at, TimeZoneInfo zone) => StartOf(DayOf(at, zone), zone);
 
     /// <summary>The shop's date at the instant <paramref name="at"/>.</summary>
-    public static DateOnly DayOf(DateTimeOffset at, TimeZoneInfo zone) => DateOnly.FromDateTime(TimeZoneInfo.ConvertTime(at, zone).DateTime);
+    public static DateOnly DayOf(DateTimeOffset at, TimeZoneInfo zone) => DateOnly.FromDateTime(WallTime(at, zone));
+
+    /// <summary>The shop's wall-clock time at the instant <paramref name="at"/> (Kind Unspecified).</summary>
+    public static DateTime WallTime(DateTimeOffset at, TimeZoneInfo zone) => TimeZoneInfo.ConvertTime(at, zone).DateTime;
 
     /// <summary>The instant the shop's day begins (its local midnight).</summary>
     public static DateTimeOffset StartOf(DateOnly day, TimeZoneInfo zone)
