@@ -94,12 +94,12 @@ public static class CartOffersFeature
             """
             UPDATE discount_codes SET cart_token = NULL, visitor_hash = NULL WHERE shop_id = $1 AND (
               cart_token IN (SELECT cart_token FROM redaction_orders WHERE cart_token IS NOT NULL)
-              OR visitor_hash IN (SELECT visitor_hash FROM decisions WHERE shop_id = $1 AND customer_id = $2 AND visitor_hash IS NOT NULL))
+              OR visitor_hash IN (SELECT visitor_hash FROM redaction_visitors))
             """,
             Export: """
                 SELECT coalesce(jsonb_agg(to_jsonb(d) - 'shop_id'), '[]') FROM discount_codes d WHERE d.shop_id = $1 AND (
                   d.cart_token IN (SELECT cart_token FROM redaction_orders WHERE cart_token IS NOT NULL)
-                  OR d.visitor_hash IN (SELECT visitor_hash FROM decisions WHERE shop_id = $1 AND customer_id = $2 AND visitor_hash IS NOT NULL))
+                  OR d.visitor_hash IN (SELECT visitor_hash FROM redaction_visitors))
                 """));
         services.AddRetention(new RetentionRule("used or expired discount codes", TimeSpan.FromDays(180),
             "DELETE FROM discount_codes WHERE state IN ('used', 'expired') AND created_at < $1"));

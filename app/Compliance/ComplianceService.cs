@@ -13,23 +13,35 @@ namespace PluginApp.Compliance;
 /// </summary>
 internal sealed class ComplianceService(StoreWriter store, long shopId, PersonalDataCatalog catalog)
 {
-    // Every order of the customer, found before anything is erased (a guest order is found by its email, which goes next).
-    // Why the table is dropped first: requests that share a batch share its transaction, and the table of the one before
-    // is there until the commit (the second was answered 500 and left to Shopify's retries).
-    private const string DropOrders = "DROP TABLE IF EXISTS pg_temp.redaction_orders";
+    // Every order of the customer, found before anything is erased (a guest order is found by its email, which goes next),
+    // and every storefront visitor id tied to her (a guest's only through her orders' visitor). Why the tables are dropped
+    // first: requests that share a batch share its transaction, and the tables of the one before are there until the commit
+    // (the second was answered 500 and left to Shopify's retries).
+    private const string DropFound = "DROP TABLE IF EXISTS pg_temp.redaction_orders, pg_temp.redaction_visitors";
 
     private const string FindOrders = """
         CREATE TEMP TABLE redaction_orders ON COMMIT DROP AS
-        SELECT id, cart_token, checkout_token FROM orders
+        SELECT id, cart_token, checkout_token, visitor_hash FROM orders
         WHERE shop_id = $1 AND (customer_id = $2 OR id = ANY($3) OR ($4::text IS NOT NULL AND lower(email) = lower($4::text)))
         """;
+
+    private string FindVisitors() =>
+        "CREATE TEMP TABLE redaction_visitors ON COMMIT DROP AS SELECT DISTINCT v.visitor_hash FROM (SELECT visitor_hash FROM redaction_orders"
+        + string.Concat(catalog.VisitorLinks.Select(l => $"\n  UNION ALL ({l.Sql})"))
+        + ") v(visitor_hash) WHERE v.visitor_hash IS NOT NULL";
+
+    private void AddFound(long customerId, long[] orders, string? email)
+    {
+        store.Add(DropFound);
+        store.Add(FindOrders, shopId, customerId, orders, Text(email));
+        store.Add(FindVisitors(), shopId, customerId);
+    }
 
     /// <summary>customers/data_request: assemble what we hold on the customer and keep it for the merchant.</summary>
     public void AddDataRequest(JsonElement payload, DateTimeOffset now)
     {
         var (customerId, orders, email) = Subject(payload, "orders_requested");
-        store.Add(DropOrders);
-        store.Add(FindOrders, shopId, customerId, orders, Text(email));
+        AddFound(customerId, orders, email);
         var parts = catalog.Tables.Where(t => t.Export is not null)
             .Select(t => $"'{t.ExportAs ?? t.Table}', ({t.Export})");
         var sql = new StringBuilder("INSERT INTO customer_data_requests (shop_id, customer_id, data_request_id, requested_at, export) SELECT $1, $2, $5, $6, jsonb_build_object(")
@@ -42,8 +54,7 @@ internal sealed class ComplianceService(StoreWriter store, long shopId, Personal
     public void AddCustomerRedaction(JsonElement payload, DateTimeOffset now)
     {
         var (customerId, orders, email) = Subject(payload, "orders_to_redact");
-        store.Add(DropOrders);
-        store.Add(FindOrders, shopId, customerId, orders, Text(email));
+        AddFound(customerId, orders, email);
         foreach (var table in catalog.Tables) store.Add(table.Erase, shopId, customerId, orders, Text(email), now);
     }
 

@@ -9,7 +9,8 @@ namespace PluginApp.Compliance;
 /// <param name="Erase">
 /// Erases one customer's personal data. Parameters: $1 shop id, $2 customer id, $3 the order ids Shopify listed, $4 the
 /// customer's email (may be null), $5 now. The temporary table <c>redaction_orders(id, cart_token, checkout_token)</c>
-/// holds every order of the customer (by id, by listing, or a guest order by email), found before anything is erased.
+/// holds every order of the customer (by id, by listing, or a guest order by email), and <c>redaction_visitors(visitor_hash)</c>
+/// every storefront visitor id tied to her (<see cref="VisitorLink"/>), both found before anything is erased.
 /// </param>
 /// <param name="Export">One jsonb value with what we hold on the customer, same parameters but $5, same temporary table.</param>
 /// <param name="ExportAs">The key of that value in the export (default: the table's name).</param>
@@ -18,6 +19,14 @@ namespace PluginApp.Compliance;
 /// from the export, which the merchant is told holds everything the app keeps on the customer.</param>
 public sealed record PersonalDataTable(string Table, string[] Columns, string Erase, string? Export = null, string? ExportAs = null,
     string? NotExported = null);
+
+/// <summary>
+/// Where a feature's rows tie a storefront visitor id (a salted hash) to a customer: customers/redact and data requests
+/// cover every row of those visitors, not only the rows that name her. Parameters: $1 shop id, $2 customer id; the
+/// temporary table <c>redaction_orders</c> is there. Gives one column of visitor hashes (nulls are dropped). The orders'
+/// own visitor (the cart attribute our blocks set, <c>orders.visitor_hash</c>) is always included: it is a guest's only tie.
+/// </summary>
+public sealed record VisitorLink(string Feature, string Sql);
 
 /// <summary>A column that looks personal by its name but is not, with the reason (so the walk over the schema can tell).</summary>
 public sealed record NotPersonalColumn(string Table, string Column, string Why);
@@ -29,6 +38,8 @@ public static class PersonalDataExtensions
 {
     public static IServiceCollection AddPersonalData(this IServiceCollection services, PersonalDataTable table) => services.AddSingleton(table);
 
+    public static IServiceCollection AddVisitorLink(this IServiceCollection services, VisitorLink link) => services.AddSingleton(link);
+
     public static IServiceCollection AddNotPersonal(this IServiceCollection services, string table, string column, string why) =>
         services.AddSingleton(new NotPersonalColumn(table, column, why));
 
@@ -36,7 +47,8 @@ public static class PersonalDataExtensions
 }
 
 /// <summary>Every declaration, in registration order.</summary>
-public sealed class PersonalDataCatalog(IEnumerable<PersonalDataTable> tables, IEnumerable<NotPersonalColumn> notPersonal, IEnumerable<RetentionRule> retention)
+public sealed class PersonalDataCatalog(IEnumerable<PersonalDataTable> tables, IEnumerable<NotPersonalColumn> notPersonal, IEnumerable<RetentionRule> retention,
+    IEnumerable<VisitorLink> visitorLinks)
 {
     public IReadOnlyList<PersonalDataTable> Tables { get; } = Checked(tables.ToList());
 
@@ -46,4 +58,5 @@ public sealed class PersonalDataCatalog(IEnumerable<PersonalDataTable> tables, I
             : tables;
     public IReadOnlyList<NotPersonalColumn> NotPersonal { get; } = notPersonal.ToList();
     public IReadOnlyList<RetentionRule> Retention { get; } = retention.ToList();
+    public IReadOnlyList<VisitorLink> VisitorLinks { get; } = visitorLinks.ToList();
 }

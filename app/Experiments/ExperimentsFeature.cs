@@ -17,28 +17,28 @@ public static class ExperimentsFeature
         services.AddSingleton<ExperimentResults>();
         services.AddIngestionStep<StoreData.OrderRows>("experiment outcomes", (store, order, at) => ExperimentOutcomes.Add(store, order, at.Shop, at.Now));
         services.AddAdminPage("/admin/experiments", "Experiments", 50);
-        // Before the decision logs' own erasure: a customer's visitor ids are found through the decisions served to them.
+        // The visitor ids a logged-in customer was exposed under, and those of her orders' outcomes (a guest's included).
+        services.AddVisitorLink(new VisitorLink("experiments", """
+            SELECT substr(unit, 3) FROM experiment_exposures WHERE shop_id = $1 AND customer_id = $2 AND unit LIKE 'v:%'
+            UNION ALL SELECT visitor_hash FROM experiment_outcomes WHERE shop_id = $1 AND (customer_id = $2 OR order_id IN (SELECT id FROM redaction_orders))
+            """));
         services.AddPersonalData(new PersonalDataTable("experiment_exposures", ["customer_id", "unit"],
             """
-            DELETE FROM experiment_exposures WHERE shop_id = $1 AND (customer_id = $2 OR unit = 'c:' || $2::text OR unit IN (
-              SELECT 'v:' || visitor_hash FROM decisions WHERE shop_id = $1 AND customer_id = $2 AND visitor_hash IS NOT NULL))
+            DELETE FROM experiment_exposures WHERE shop_id = $1 AND (customer_id = $2 OR unit = 'c:' || $2::text
+              OR unit IN (SELECT 'v:' || visitor_hash FROM redaction_visitors))
             """,
             Export: """
                 SELECT coalesce(jsonb_agg(to_jsonb(x) - 'shop_id'), '[]') FROM experiment_exposures x WHERE x.shop_id = $1 AND (x.customer_id = $2
-                  OR x.unit = 'c:' || $2::text OR x.unit IN (
-                  SELECT 'v:' || visitor_hash FROM decisions WHERE shop_id = $1 AND customer_id = $2 AND visitor_hash IS NOT NULL))
+                  OR x.unit = 'c:' || $2::text OR x.unit IN (SELECT 'v:' || visitor_hash FROM redaction_visitors))
                 """));
-        // Why her orders too: a guest order (no customer id, found by email) kept its visitor, which led to her storefront events.
         services.AddPersonalData(new PersonalDataTable("experiment_outcomes", ["customer_id", "visitor_hash", "unit"],
             """
-            UPDATE experiment_outcomes SET customer_id = NULL, visitor_hash = NULL, unit = NULL WHERE shop_id = $1 AND (customer_id = $2 OR visitor_hash IN (
-              SELECT visitor_hash FROM decisions WHERE shop_id = $1 AND customer_id = $2 AND visitor_hash IS NOT NULL)
-              OR order_id IN (SELECT id FROM redaction_orders))
+            UPDATE experiment_outcomes SET customer_id = NULL, visitor_hash = NULL, unit = NULL WHERE shop_id = $1 AND (customer_id = $2
+              OR visitor_hash IN (SELECT visitor_hash FROM redaction_visitors) OR order_id IN (SELECT id FROM redaction_orders))
             """,
             Export: """
                 SELECT coalesce(jsonb_agg(to_jsonb(x) - 'shop_id'), '[]') FROM experiment_outcomes x WHERE x.shop_id = $1 AND (x.customer_id = $2
-                  OR x.visitor_hash IN (SELECT visitor_hash FROM decisions WHERE shop_id = $1 AND customer_id = $2 AND visitor_hash IS NOT NULL)
-                  OR x.order_id IN (SELECT id FROM redaction_orders))
+                  OR x.visitor_hash IN (SELECT visitor_hash FROM redaction_visitors) OR x.order_id IN (SELECT id FROM redaction_orders))
                 """));
         services.AddRetention(new RetentionRule("experiment exposures (who saw which arm)", TimeSpan.FromDays(180),
             "DELETE FROM experiment_exposures WHERE first_at < $1"));

@@ -33,20 +33,25 @@ public static class GovernanceFeature
         services.AddAdminPage("/admin/decisions", "Decisions", 75);
         // Why the churn decision's id too: it is 'churn:{customer}:{n}' (ChurnScoring), and with her score and reasons beside it
         // the id alone named the erased customer; the rest of the id (which run, canary or shadow) stays for the log's counts.
+        // The visitor ids her answers were served to: logged in, or on the carts her orders came from (a guest's cart offers).
+        services.AddVisitorLink(new VisitorLink("decision log", """
+            SELECT visitor_hash FROM decisions WHERE shop_id = $1 AND (customer_id = $2 OR order_id IN (SELECT id FROM redaction_orders)
+              OR cart_token IN (SELECT cart_token FROM redaction_orders WHERE cart_token IS NOT NULL))
+            """));
         services.AddPersonalData(new PersonalDataTable("decisions", ["customer_id", "visitor_hash", "cart_token"],
             """
             UPDATE decisions SET customer_id = NULL, visitor_hash = NULL, cart_token = NULL, inputs = NULL,
               decision_id = regexp_replace(decision_id, '^churn:' || $2 || ':', 'churn:erased-' || substr(md5(random()::text), 1, 12) || ':')
             WHERE shop_id = $1 AND (customer_id = $2 OR order_id IN (SELECT id FROM redaction_orders)
               OR cart_token IN (SELECT cart_token FROM redaction_orders WHERE cart_token IS NOT NULL)
-              OR visitor_hash IN (SELECT visitor_hash FROM decisions WHERE shop_id = $1 AND customer_id = $2 AND visitor_hash IS NOT NULL))
+              OR visitor_hash IN (SELECT visitor_hash FROM redaction_visitors))
             """,
             """
             SELECT coalesce(jsonb_agg(jsonb_build_object('kind', kind, 'decided_at', decided_at, 'subject', subject, 'model_version', model_version,
                      'arm', arm, 'output', output, 'reasons', reasons) ORDER BY decided_at), '[]'::jsonb)
             FROM decisions WHERE shop_id = $1 AND (customer_id = $2 OR order_id IN (SELECT id FROM redaction_orders)
               OR cart_token IN (SELECT cart_token FROM redaction_orders WHERE cart_token IS NOT NULL)
-              OR visitor_hash IN (SELECT visitor_hash FROM decisions WHERE shop_id = $1 AND customer_id = $2 AND visitor_hash IS NOT NULL))
+              OR visitor_hash IN (SELECT visitor_hash FROM redaction_visitors))
             """, "decisions"));
         services.AddRetention(new RetentionRule("the decision log (upsell answers, cart offers, risk scores, churn segments)", DecisionRetention,
             "SELECT decisions_drop_before($1)"));

@@ -39,18 +39,16 @@ public static class RecommendationsExtensions
         services.AddSingleton<ProxyLimiters>();
         services.AddSingleton<DecisionTokens>();
         services.AddSingleton<RulesStore>();
-        // Storefront events and decisions of the customer, and of the visitor ids their answers were served to (declared in
-        // this order: the first finds those visitor ids through the decisions the second erases; experiment exposures and
-        // outcomes, declared by AddExperiments before this, do the same).
+        // Storefront events of the customer, and of every visitor id tied to her (a logged-in customer's events carry both).
+        services.AddVisitorLink(new VisitorLink("recommendations",
+            "SELECT visitor_hash FROM recommendation_events WHERE shop_id = $1 AND customer_id = $2"));
         services.AddPersonalData(new PersonalDataTable("recommendation_events", ["customer_id", "visitor_hash"],
             """
-            DELETE FROM recommendation_events WHERE shop_id = $1 AND (customer_id = $2 OR visitor_hash IN (
-              SELECT visitor_hash FROM decisions WHERE shop_id = $1 AND customer_id = $2 AND visitor_hash IS NOT NULL))
+            DELETE FROM recommendation_events WHERE shop_id = $1 AND (customer_id = $2 OR visitor_hash IN (SELECT visitor_hash FROM redaction_visitors))
             """,
             Export: """
                 SELECT coalesce(jsonb_agg(to_jsonb(e) - 'shop_id' ORDER BY e.occurred_at), '[]') FROM recommendation_events e
-                WHERE e.shop_id = $1 AND (e.customer_id = $2 OR e.visitor_hash IN (
-                  SELECT visitor_hash FROM decisions WHERE shop_id = $1 AND customer_id = $2 AND visitor_hash IS NOT NULL))
+                WHERE e.shop_id = $1 AND (e.customer_id = $2 OR e.visitor_hash IN (SELECT visitor_hash FROM redaction_visitors))
                 """));
         services.AddModelKind(RecommenderTrainer.Registration);
         services.AddAiFeature(UpsellFeature.Registration);

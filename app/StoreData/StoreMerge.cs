@@ -100,6 +100,8 @@ internal static class StoreMerge
         ["gateway"] = "(SELECT string_agg(g, ',' ORDER BY n) FROM jsonb_array_elements_text(s.b -> 'paymentGatewayNames') WITH ORDINALITY e(g, n))",
         ["avs_result"] = "card.d ->> 'avsResultCode'", ["cvv_result"] = "card.d ->> 'cvvResultCode'",
         ["card_bin"] = UnlessRedacted("card.d ->> 'bin'"), ["card_last4"] = UnlessRedacted("bulk_last4(card.d ->> 'number')"),
+        // Nor does the backfill read its cart attributes, where our blocks' visitor id is: the webhook's stays.
+        ["visitor_hash"] = "NULL::text",
     };
 
     // The card of the first successful sale or authorization (paymentDetails is a union; only CardPaymentDetails has these).

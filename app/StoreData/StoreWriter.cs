@@ -33,14 +33,15 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
         ["shop_id", "id", "name", "customer_id", "email", "currency", "total_price", "subtotal_price", "total_discounts", "total_tax",
          "financial_status", "fulfillment_status", "cancelled_at", "cancel_reason", "cart_token", "checkout_token", "source_name",
          "browser_ip", "billing_country", "shipping_country", "discount_codes", "tags", "test", "created_at", "updated_at", "processed_at",
-         "gateway", "avs_result", "cvv_result", "card_bin", "card_last4"],
+         "gateway", "avs_result", "cvv_result", "card_bin", "card_last4", "visitor_hash"],
         // Why the card's checks and number kept: the backfill reads them from the order's transactions, and most order
         // webhooks carry none; until 4 Dec 2026 the next orders/updated blanked them, and the card's other orders and
         // emails went uncounted in risk features. Why the cart and checkout tokens kept: GraphQL's Order has none, so the
         // backfill merges the order without them, and until 5 Dec 2026 it blanked the ones its webhook had brought; the
-        // erasure and the export find a guest's carts, checkouts, cart-offer decisions and codes through them.
-        keep: ["avs_result", "cvv_result", "card_bin", "card_last4", "cart_token", "checkout_token"],
-        newerOnly: true, erasable: ["email", "browser_ip", "card_bin", "card_last4"],
+        // erasure and the export find a guest's carts, checkouts, cart-offer decisions and codes through them. The visitor
+        // likewise (the backfill does not read the order's cart attributes): it leads to a guest's storefront events.
+        keep: ["avs_result", "cvv_result", "card_bin", "card_last4", "cart_token", "checkout_token", "visitor_hash"],
+        newerOnly: true, erasable: ["email", "browser_ip", "card_bin", "card_last4", "visitor_hash"],
         erasedIf: $"{CustomerErased} OR EXISTS (SELECT 1 FROM orders y WHERE y.shop_id = r.shop_id AND y.id = r.id AND y.redacted_at IS NOT NULL)");
 
     /// <summary>The incoming row r names a customer who was erased (a tombstone row when we never saw them).</summary>
@@ -93,7 +94,8 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
     /// An order, its customer and its lines: gathered in the segment of deliveries the writer shares (written one statement
     /// per table, see <see cref="SegmentRows"/>), or, with none, written as a segment of one at once.
     /// </summary>
-    public void AddOrder(OrderRows rows)
+    /// <param name="visitorHash">The storefront visitor the order came from, hashed for the shop (<c>Assignment.VisitorHash</c>).</param>
+    public void AddOrder(OrderRows rows, string? visitorHash)
     {
         var o = rows.Order;
         var rowsOf = segment ?? new SegmentRows();
@@ -101,7 +103,7 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
             [shopId, o.Id, o.Name, o.CustomerId, o.Email, o.Currency, o.TotalPrice, o.SubtotalPrice,
              o.TotalDiscounts, o.TotalTax, o.FinancialStatus, o.FulfillmentStatus, o.CancelledAt, o.CancelReason, o.CartToken,
              o.CheckoutToken, o.SourceName, o.BrowserIp, o.BillingCountry, o.ShippingCountry, o.DiscountCodes, o.Tags, o.Test,
-             o.CreatedAt, o.UpdatedAt, o.ProcessedAt, o.Gateway, o.AvsResult, o.CvvResult, o.CardBin, o.CardLast4],
+             o.CreatedAt, o.UpdatedAt, o.ProcessedAt, o.Gateway, o.AvsResult, o.CvvResult, o.CardBin, o.CardLast4, visitorHash],
             shopId, o, rows.Lines);
         if (segment is null) rowsOf.WriteTo(batch);
         foreach (var r in rows.Refunds) AddRefund(r);

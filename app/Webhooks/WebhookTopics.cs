@@ -29,7 +29,7 @@ internal static class WebhookTopics
     public const string AppUninstalled = "app/uninstalled";
     public const string ShopRedact = "shop/redact";
 
-    private static readonly TopicHandler Order = new(p => OrderPayloads.Order(p), (c, r) => c.Store.AddOrder((OrderRows)r),
+    private static readonly TopicHandler Order = new(p => OrderPayloads.Order(p), (c, r) => c.Store.AddOrder((OrderRows)r, Experiments.Assignment.VisitorHash(c.Shop, ((OrderRows)r).VisitorId)),
         Owned: r => OwnedIds.None with { Orders = [((OrderRows)r).Order.Id] });
     private static readonly TopicHandler Product = new(p => CatalogPayloads.Product(p), (c, r) => c.Store.AddProduct((ProductRows)r),
         Owned: r => OwnedIds.None with { Products = [((ProductRows)r).Product.Id] });

@@ -129,6 +129,56 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
     }
 
     /// <summary>
+    /// A guest's storefront visitor is tied to her only by the visitor id her order carries (the cart attribute our blocks set):
+    /// no exposure outcome, no decision names her. Her events, exposures and answers as that visitor are exported and erased,
+    /// another visitor's stay, and the order sent again does not tie them back. Until 5 Dec 2026 only visitors found through
+    /// decisions naming her customer id were covered, so a guest's were neither exported nor erased.
+    /// </summary>
+    [Fact]
+    public async Task CustomersRedact_AGuestsStorefrontVisitor_IsFoundThroughHerOrder_ExportedAndErased()
+    {
+        const string shop = "redact-visitor.myshopify.com";
+        const string email = "vq4410@example.com";
+        var shopId = await app.InstallShopAsync(shop);
+        var hers = PluginApp.Experiments.Assignment.VisitorHash(shop, "vid-vq4410")!;
+        var other = PluginApp.Experiments.Assignment.VisitorHash(shop, "vid-someone-else")!;
+        JsonObject Order(string updatedAt)
+        {
+            var o = ShopifyPayloads.Order(6_441_001, customerId: null, updatedAt: updatedAt);
+            o["email"] = email;
+            o["note_attributes"] = new JsonArray(new JsonObject { ["name"] = "_pluginapp_visitor", ["value"] = "vid-vq4410" });
+            return o;
+        }
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("orders/create", shop, Order("2026-07-02T12:00:00-04:00").ToJsonString())).StatusCode);
+        foreach (var (visitor, request) in new[] { (hers, "r-vq-hers"), (other, "r-vq-other") })
+        {
+            await app.LogUpsellAsync(request, shopId, DateTimeOffset.UtcNow, [1], [2], visitorHash: visitor);
+            await app.ScalarAsync("""
+                INSERT INTO recommendation_events (shop_id, event_type, request_id, visitor_hash, product_id, occurred_at) VALUES ($1, 'click', $2, $3, 2, now())
+                """, shopId, request, visitor);
+            await app.ScalarAsync("INSERT INTO experiment_exposures (shop_id, experiment, unit, arm, first_at) VALUES ($1, 'upsells', 'v:' || $2, 'model', now())", shopId, visitor);
+        }
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM experiment_outcomes WHERE shop_id = $1", shopId)); // exposed after the order
+        var subject = new JsonObject { ["id"] = 6_441_101, ["email"] = email };
+
+        await app.SendWebhookAsync("customers/data_request", shop, new JsonObject { ["shop_id"] = 1, ["shop_domain"] = shop,
+            ["orders_requested"] = new JsonArray(), ["customer"] = subject.DeepClone(), ["data_request"] = new JsonObject { ["id"] = 41 } }.ToJsonString());
+        var export = JsonNode.Parse((string)(await app.ScalarAsync("SELECT export::text FROM customer_data_requests WHERE shop_id = $1 AND data_request_id = 41", shopId))!)!;
+        Assert.Equal(["r-vq-hers"], export["recommendation_events"]!.AsArray().Select(e => e!["request_id"]!.GetValue<string>()));
+        Assert.Equal(["v:" + hers], export["experiment_exposures"]!.AsArray().Select(e => e!["unit"]!.GetValue<string>()));
+        Assert.Single(export["decisions"]!.AsArray(), d => d!["kind"]!.GetValue<string>() == "upsell");
+
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("customers/redact", shop, new JsonObject { ["shop_id"] = 1, ["shop_domain"] = shop,
+            ["orders_to_redact"] = new JsonArray(6_441_001), ["customer"] = subject.DeepClone() }.ToJsonString())).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("orders/updated", shop, Order("2026-07-09T12:00:00-04:00").ToJsonString())).StatusCode);
+
+        Assert.Equal(other, await app.ScalarAsync("SELECT string_agg(visitor_hash, ',') FROM recommendation_events WHERE shop_id = $1", shopId));
+        Assert.Equal("v:" + other, await app.ScalarAsync("SELECT string_agg(unit, ',') FROM experiment_exposures WHERE shop_id = $1", shopId));
+        Assert.Equal(other, await app.ScalarAsync("SELECT string_agg(visitor_hash, ',') FROM decisions WHERE shop_id = $1 AND visitor_hash IS NOT NULL", shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1 AND updated_at > '2026-07-05' AND visitor_hash IS NULL AND email IS NULL", shopId));
+    }
+
+    /// <summary>
     /// A merchant who uninstalled and installed again before Shopify's shop/redact (48 hours after the uninstall) keeps
     /// their store: its token, its orders and its deliveries.
     /// </summary>
