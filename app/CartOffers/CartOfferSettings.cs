@@ -35,6 +35,8 @@ public sealed record CartOfferSettings
         var p = new Dictionary<string, string[]>();
         if (FreeShippingThreshold is { } t && (t <= 0 || t > 1_000_000)) p["freeShippingThreshold"] = [$"{t} must be above 0 and at most 1,000,000"];
         if (OfferPercent is <= 0 or > 90) p["offerPercent"] = [$"{OfferPercent} must be above 0 and at most 90"];
+        // Why: codes are kept at the percent to the hundredth, and a pool asked for 12.345 % would never find one of its own.
+        else if (OfferPercent != decimal.Round(OfferPercent, 2)) p["offerPercent"] = [$"{OfferPercent} has more than two decimals"];
         if (MaxDiscountPercent is <= 0 or > 90) p["maxDiscountPercent"] = [$"{MaxDiscountPercent} must be above 0 and at most 90"];
         else if (OfferPercent > MaxDiscountPercent) p["offerPercent"] = [$"{OfferPercent} is above the {MaxDiscountPercent} % cap"];
         if (MarginFloorPercent is < 0 or >= 100) p["marginFloorPercent"] = [$"{MarginFloorPercent} must be from 0 to below 100"];

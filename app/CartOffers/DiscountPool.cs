@@ -89,10 +89,13 @@ public sealed class DiscountPool(NpgsqlDataSource db, OutboxScheduler outbox, Ti
             await lk.ExecuteNonQueryAsync(ct);
         }
         long have;
-        // Stock: codes at the offer's percent that a cart could still be given (Usable) an hour from now.
+        // Stock: codes at the offer's percent that a cart could still be given (Usable) a while from now: an hour, or a quarter
+        // of the validity when that is shorter. Why not an hour whatever the validity: a code is Usable for the validity after
+        // it is made, and until 5 Dec 2026 a code of an hour never counted, so every refill (each cart that found the pool
+        // short, and the sweep every 15 minutes) made a whole new pool of discounts in Shopify.
         await using (var count = new NpgsqlCommand("""
             SELECT count(*) FROM discount_codes WHERE shop_id = $1 AND state IN ('creating', 'ready') AND percent = $3
-              AND expires_at > $2 + interval '1 hour' + make_interval(hours => $4)
+              AND expires_at > $2 + make_interval(mins => least(60, $4 * 15)) + make_interval(hours => $4)
             """, conn, tx))
         {
             count.Parameters.Add(Sql.Param(shopId));

@@ -68,6 +68,31 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
     private async Task<string[]> ReasonsAsync(string decisionId) =>
         JsonSerializer.Deserialize<string[]>((string)(await app.ScalarAsync("SELECT reasons::text FROM cart_offer_decisions WHERE decision_id = $1", decisionId))!)!;
 
+    /// <summary>
+    /// A pool of hour-long codes is topped up by what it lacks, not made anew on each refill; a percent the codes cannot be
+    /// kept at is refused. Until 5 Dec 2026 the refill counted only codes usable an hour past their own validity, which an
+    /// hour's code never is: each refill (each cart that found the pool short, and the sweep every 15 minutes) made another
+    /// pool of discounts in Shopify. And 12.345 % was saved, stored as 12.35 on each code, and never found: no offer shown.
+    /// </summary>
+    [Fact]
+    public async Task ThePoolOfHourLongCodes_IsToppedUpByWhatItLacks_AndAPercentToTheThousandthIsRefused()
+    {
+        const string shop = "pool-hourly.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        var pool = app.Factory.Services.GetRequiredService<DiscountPool>();
+        var settings = CartOfferSettings.Default with { Enabled = true, CodeExpiryHours = 1, PoolSize = 3 };
+
+        Assert.Equal(3, await pool.RefillAsync(shopId, settings, CancellationToken.None));
+        Assert.Equal(0, await pool.RefillAsync(shopId, settings, CancellationToken.None));
+        Assert.Equal(3, await app.CountAsync("SELECT count(*) FROM discount_codes WHERE shop_id = $1", shopId));
+
+        var refused = await app.Client.SendAsync(Admin(HttpMethod.Put, "/api/admin/cart-offers", shop,
+            new { enabled = true, offerPercent = 12.345, maxDiscountPercent = 15, marginFloorPercent = 20, dailyBudget = 100, poolSize = 3, codeExpiryHours = 48 }));
+        Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+        Assert.Contains("12.345 has more than two decimals", await refused.Content.ReadAsStringAsync());
+        Assert.Equal(3, await app.CountAsync("SELECT count(*) FROM discount_codes WHERE shop_id = $1", shopId));
+    }
+
     [Fact]
     public void Policy_NeverOffers_BelowTheMarginFloor_PastTheBudget_WithUnknownCost_OrWithoutACode()
     {
