@@ -126,6 +126,9 @@ public static class CartOffersFeature
             parsed.Add((v, q));
         }
         if (parsed.Count > 100) return ProxyEndpoints.Problem("lines holds more than 100 lines");
+        // Why the token up to its '?': /cart.js gives it with the cart's key ("c1-…?key=…", since June 2024), which the carts
+        // and orders webhooks do not carry; with it, no code, decision or erasure found the cart, and the key is not ours to keep.
+        cart_token = cart_token?.Split('?', 2)[0];
         if (cart_token is { Length: > 128 } || visitor_id is { Length: > 128 }) return ProxyEndpoints.Problem("cart_token and visitor_id are at most 128 characters");
         var shop = ProxyEndpoints.ShopOf(http);
         var request = new CartOfferRequest(ProxyEndpoints.ShopIdOf(http), shop, string.IsNullOrWhiteSpace(cart_token) ? null : cart_token, parsed,

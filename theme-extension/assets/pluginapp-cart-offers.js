@@ -175,7 +175,7 @@
         var lines = (cart.items || []).slice().sort(function (a, b) { return (b.line_price || 0) - (a.line_price || 0); }).slice(0, 100)
           .map(function (l) { return l.variant_id + ':' + l.quantity; });
         if (!lines.length) return null;
-        var q = '?lines=' + encodeURIComponent(lines.join(',')) + '&cart_token=' + encodeURIComponent(cart.token || '') +
+        var q = '?lines=' + encodeURIComponent(lines.join(',')) + '&cart_token=' + encodeURIComponent(String(cart.token || '').split('?')[0]) +
           '&visitor_id=' + encodeURIComponent(vid);
         return fetch(proxy + '/cart-offers' + q, { credentials: 'same-origin', signal: controller && controller.signal, headers: { Accept: 'application/json' } })
           .then(json);

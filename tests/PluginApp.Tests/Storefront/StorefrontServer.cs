@@ -162,7 +162,8 @@ public sealed partial class StorefrontServer : IAsyncDisposable
         lock (_cart)
             return new JsonObject
             {
-                ["token"] = "storefront-cart",
+                // As /cart.js gives it since June 2024: the cart's token and its key (the webhooks carry the token alone).
+                ["token"] = "storefront-cart?key=5f0c1d2e3a4b6978",
                 ["attributes"] = _attributes.DeepClone(),
                 ["item_count"] = _cart.Sum(l => l["quantity"]!.GetValue<int>()),
                 ["items"] = new JsonArray(_cart.Select(l => (JsonNode)l.DeepClone()).ToArray()),
