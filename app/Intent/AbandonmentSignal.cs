@@ -157,7 +157,7 @@ public sealed class AbandonmentSignal(NpgsqlDataSource db, IntentScorer scorer, 
             {
                 var (c, _) = snapshots[i];
                 var p = scored.Probabilities[i];
-                if (p < o.MinScore) continue;
+                if (!(p >= o.MinScore)) continue; // a NaN is not above the minimum either
                 store.Add("""
                     INSERT INTO checkout_signals (shop_id, checkout_id, customer_id, score, model_version, signalled_at) VALUES ($1, $2, $3, $4, $5, $6)
                     ON CONFLICT (shop_id, checkout_id) DO NOTHING

@@ -179,11 +179,30 @@ public sealed class IntentScorer(NpgsqlDataSource db, AiFeatureSwitches switches
                 : $"{why} and no cart history yet: every cart counts at an assumed 30 %");
     }
 
-    /// <summary>Many snapshots with the active model in one pass; null when the shop has no usable model.</summary>
+    /// <summary>
+    /// Many snapshots with the active model in one pass; null when the shop has no usable model, the model is cut off after
+    /// repeated errors, or it fails or answers anything but a probability here (counted against it, as a cart's score is).
+    /// Why: until 5 Dec 2026 the abandonment sweep asked a model the cart path had cut off, and a NaN passed its
+    /// "below the minimum score" test, so every open checkout was tagged for recovery emails.
+    /// </summary>
     public async Task<(int Version, double[] Probabilities)?> ScoreAllAsync(long shopId, IReadOnlyList<CartSnapshot> snapshots, CancellationToken ct)
     {
+        if (!breakers.Allows(shopId, IntentModelTrainer.Kind)) return null;
         if (await ActiveAsync(shopId, ct) is not { } active) return null;
-        return (active.Version, active.Model.Score(snapshots, reasons: 0).Select(x => x.Probability).ToArray());
+        try
+        {
+            var probabilities = active.Model.Score(snapshots, reasons: 0).Select(x => x.Probability).ToArray();
+            if (probabilities.FirstOrDefault(p => !double.IsFinite(p), 0.5) is var wrong && !double.IsFinite(wrong))
+                throw new InvalidOperationException($"it answered {wrong}, not a probability");
+            breakers.Success(shopId, IntentModelTrainer.Kind);
+            return (active.Version, probabilities);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            logger.LogError(e, "Shop {Shop}: the purchase-intent model failed on the open checkouts; none is signalled", shopId);
+            breakers.Failure(shopId, IntentModelTrainer.Kind, $"{e.GetType().Name}: {e.Message}");
+            return null;
+        }
     }
 
     private ValueTask<double?> BaseRateAsync(long shopId, CancellationToken ct) =>
