@@ -21,8 +21,9 @@ public sealed record CartFacts(decimal Value, decimal? Cost, int Items, decimal?
 /// <summary>The offer's caps as they stand for this cart right now.</summary>
 /// <param name="SpentToday">Discount already handed out today.</param>
 /// <param name="CodeAvailable">Whether the pool has a code ready.</param>
+/// <param name="CartHadCode">Whether this cart had a code that was used or expired: a cart is given one code, ever.</param>
 public sealed record OfferCaps(bool Enabled, decimal Percent, decimal MaxPercent, decimal MarginFloorPercent, decimal DailyBudget, decimal SpentToday,
-    bool CodeAvailable);
+    bool CodeAvailable, bool CartHadCode = false);
 
 /// <summary>The relative change in P(order) each action causes, which of them the experiment measured, and where they come from in words.</summary>
 public sealed record ActionEffects(IReadOnlyDictionary<string, double> Lift, IReadOnlySet<string> Measured, string Source)
@@ -133,6 +134,7 @@ public static class CartOfferPolicy
     public static string? OfferRefusal(CartFacts cart, OfferCaps caps)
     {
         if (!caps.Enabled) return "offers are turned off";
+        if (caps.CartHadCode) return "this cart had its code already (used or expired), and a cart gets one";
         if (caps.Percent > caps.MaxPercent) return $"the {caps.Percent} % offer is above the {caps.MaxPercent} % cap";
         if (cart.Value <= 0) return "the cart is empty";
         if (cart.Cost is not { } cost) return "a product's cost is unknown, so the margin floor cannot be checked";

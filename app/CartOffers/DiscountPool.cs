@@ -151,7 +151,9 @@ public sealed class DiscountPool(NpgsqlDataSource db, OutboxScheduler outbox, Ti
 
     /// <summary>
     /// $1 shop, $2 now, $3 the start of today (UTC), $4 the cart, $5 the offer's percent, $6 its validity in hours: whether a
-    /// code is ready at that percent and validity, the discount handed out today and the cart's code. Why the percent: codes
+    /// code is ready at that percent and validity, the discount handed out today, the cart's code, and whether the cart had a
+    /// code that was used or expired (a cart is given one code ever, <see cref="HandOutAsync"/>; until 5 Dec 2026 such a cart
+    /// was counted as one the offer was allowed for, and its log said the pool had run dry). Why the percent: codes
     /// made before the merchant lowered it would give carts the old discount, past the caps checked at the new one. Asked on
     /// every cart the offers answer; today's hand-outs are found through discount_codes_handed_idx (migration 0047; without
     /// it the sum read every code the store ever had: 10–16 ms a cart with 54,000 codes, 0.1 ms now).
@@ -159,13 +161,13 @@ public sealed class DiscountPool(NpgsqlDataSource db, OutboxScheduler outbox, Ti
     internal static readonly string StateSql = $"""
         SELECT EXISTS (SELECT 1 FROM discount_codes WHERE {Usable("$2", "$5", "$6")}),
                (SELECT coalesce(sum(amount), 0) FROM discount_codes WHERE shop_id = $1 AND handed_out_at >= $3),
-               c.code, c.percent, c.expires_at, c.amount
-        FROM (SELECT 1) x LEFT JOIN discount_codes c ON c.shop_id = $1 AND c.cart_token = $4 AND c.state = 'handed_out'
+               c.code, c.percent, c.expires_at, c.amount, c.state
+        FROM (SELECT 1) x LEFT JOIN discount_codes c ON c.shop_id = $1 AND c.cart_token = $4
         """;
 
     /// <summary>What the caps need: whether a code is ready at the settings' percent and validity, and the discount handed out today (the shop's day).</summary>
     /// <param name="settle">Whether to settle the pool first (codes Shopify now has, expired ones); a reader that hands nothing out skips it.</param>
-    public async Task<(bool Ready, decimal SpentToday, HandedCode? Existing)> StateAsync(long shopId, string? cartToken, CartOfferSettings settings, CancellationToken ct,
+    public async Task<(bool Ready, decimal SpentToday, HandedCode? Existing, bool HadCode)> StateAsync(long shopId, string? cartToken, CartOfferSettings settings, CancellationToken ct,
         bool settle = true)
     {
         var now = clock.GetUtcNow();
@@ -181,8 +183,10 @@ public sealed class DiscountPool(NpgsqlDataSource db, OutboxScheduler outbox, Ti
         cmd.Parameters.Add(Sql.Param(settings.CodeExpiryHours));
         await using var r = await cmd.ExecuteReaderAsync(ct);
         await r.ReadAsync(ct);
+        var held = !r.IsDBNull(6) && r.GetString(6) == "handed_out";
         return (r.GetBoolean(0), r.GetDecimal(1),
-            r.IsDBNull(2) ? null : new HandedCode(r.GetString(2), r.GetDecimal(3), r.GetFieldValue<DateTimeOffset>(4), r.IsDBNull(5) ? 0 : r.GetDecimal(5)));
+            held ? new HandedCode(r.GetString(2), r.GetDecimal(3), r.GetFieldValue<DateTimeOffset>(4), r.IsDBNull(5) ? 0 : r.GetDecimal(5)) : null,
+            !r.IsDBNull(6) && !held);
     }
 
     /// <summary>

@@ -233,6 +233,16 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal(JsonValueKind.Null, other.GetProperty("offer").ValueKind);
         Assert.Contains(await ReasonsAsync(other.GetProperty("decision_id").GetString()!), x => x.Contains("budget would be exceeded"));
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM discount_codes WHERE shop_id = $1 AND state = 'handed_out'", seed.ShopId));
+
+        // Cart a's code expires unused, and the shopper comes back with the same cart: a cart is given one code, so the offer
+        // is not allowed for it, and its log says why (until 5 Dec 2026 it was counted among the carts the offer was allowed
+        // for, and the log said the pool had run dry).
+        await app.ScalarAsync("UPDATE discount_codes SET state = 'expired' WHERE shop_id = $1 AND cart_token = 'cart-a'", seed.ShopId);
+        var back = await AskAsync(seed, "cart-a", visitor, (1120, 5));
+        Assert.NotEqual(CartAction.Offer, back.GetProperty("action").GetString());
+        Assert.Contains(await ReasonsAsync(back.GetProperty("decision_id").GetString()!), x => x.Contains("had its code already"));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM decisions WHERE shop_id = $1 AND decision_id = $2 AND output -> 'allowed' ? 'offer'",
+            seed.ShopId, back.GetProperty("decision_id").GetString()!));
     }
 
     [Fact]
@@ -670,7 +680,7 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
             VALUES ($1, 'DAY-1', 10, 'handed_out', $2, $3, 'day-cart', 7, $2)
             """, shopId, at, now.AddDays(2));
 
-        var (_, spent, _) = await app.Factory.Services.GetRequiredService<DiscountPool>().StateAsync(shopId, null, CartOfferSettings.Default, CancellationToken.None);
+        var (_, spent, _, _) = await app.Factory.Services.GetRequiredService<DiscountPool>().StateAsync(shopId, null, CartOfferSettings.Default, CancellationToken.None);
 
         Assert.Equal(at >= laMidnight ? 7m : 0m, spent);
     }
