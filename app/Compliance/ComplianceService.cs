@@ -50,12 +50,21 @@ internal sealed class ComplianceService(StoreWriter store, long shopId, Personal
             payload.OptionalObject("data_request")?.OptionalId("id") ?? (object)new TypedNull(NpgsqlTypes.NpgsqlDbType.Bigint), now);
     }
 
-    /// <summary>customers/redact: erase the customer's personal data wherever a feature declared it, raw deliveries included.</summary>
-    public void AddCustomerRedaction(JsonElement payload, DateTimeOffset now)
+    /// <summary>
+    /// customers/redact: erase the customer's personal data wherever a feature declared it, raw deliveries included; and keep
+    /// the request for its second pass (<see cref="ErasureSecondPassJob"/>), which erases what writers in flight committed
+    /// after this one had looked. The second pass's own erasure deletes the kept request.
+    /// </summary>
+    public void AddCustomerRedaction(JsonElement payload, DateTimeOffset now, bool secondPass = false)
     {
         var (customerId, orders, email) = Subject(payload, "orders_to_redact");
         AddFound(customerId, orders, email);
         foreach (var table in catalog.Tables) store.Add(table.Erase, shopId, customerId, orders, Text(email), now);
+        if (!secondPass)
+            store.Add("""
+                INSERT INTO erasure_second_passes (shop_id, customer_id, request, requested_at) VALUES ($1, $2, $3::jsonb, $4)
+                ON CONFLICT DO NOTHING
+                """, shopId, customerId, payload.GetRawText(), now);
     }
 
     /// <summary>

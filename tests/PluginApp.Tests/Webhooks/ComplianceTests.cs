@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Microsoft.Extensions.DependencyInjection;
 using PluginApp.Tests.Infrastructure;
 
 namespace PluginApp.Tests.Webhooks;
@@ -126,6 +127,43 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM carts WHERE shop_id = $1 AND token IN ('cart-login', 'cart-6252') AND note IS NOT NULL", shopId));
         Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM carts WHERE shop_id = $1 AND token IN ('cart-login', 'cart-6252') AND updated_at > '2026-07-03'", shopId));
         Assert.Equal("someone else's note", await app.ScalarAsync("SELECT note FROM carts WHERE shop_id = $1 AND token = 'cart-other'", shopId));
+    }
+
+    /// <summary>
+    /// An order of hers that a writer in flight commits after the erasure looked for her orders (its statement began before
+    /// her tombstone was committed, so it did not see it) is erased by the second pass, once that writer has ended, and not
+    /// before. Until 5 Dec 2026 such an order kept her email, IP and card.
+    /// </summary>
+    [Fact]
+    public async Task CustomersRedact_ASecondPass_ErasesHerOrderThatAWriterInFlightCommittedAfterTheErasure()
+    {
+        const string shop = "redact-race.myshopify.com";
+        const long customer = 6_451_101, order = 6_451_001;
+        var shopId = await app.InstallShopAsync(shop);
+        var job = ActivatorUtilities.CreateInstance<PluginApp.Compliance.ErasureSecondPassJob>(app.Factory.Services);
+        await using var writer = await app.Db.OpenConnectionAsync();
+        await using var inFlight = await writer.BeginTransactionAsync();
+        await using (var insert = new Npgsql.NpgsqlCommand("""
+            INSERT INTO orders (shop_id, id, customer_id, email, browser_ip, card_last4, created_at, updated_at)
+            VALUES ($1, $2, $3, 'rq8830@example.com', '203.0.113.77', '4242', now(), now())
+            """, writer, inFlight))
+        {
+            insert.Parameters.AddWithValue(shopId); insert.Parameters.AddWithValue(order); insert.Parameters.AddWithValue(customer);
+            await insert.ExecuteNonQueryAsync();
+        }
+
+        var erased = await app.SendWebhookAsync("customers/redact", shop, new JsonObject { ["shop_id"] = 1, ["shop_domain"] = shop,
+            ["orders_to_redact"] = new JsonArray(), ["customer"] = new JsonObject { ["id"] = customer, ["email"] = "rq8830@example.com" } }.ToJsonString());
+        Assert.Equal(HttpStatusCode.OK, erased.StatusCode);
+        await job.RunAsync(CancellationToken.None); // the writer is still in flight: not yet
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM erasure_second_passes WHERE shop_id = $1", shopId));
+        await inFlight.CommitAsync();
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1 AND email IS NOT NULL", shopId)); // what the race left
+
+        await app.RunErasureSecondPassAsync(shopId);
+        Assert.Equal(1, await app.CountAsync("""
+            SELECT count(*) FROM orders WHERE shop_id = $1 AND id = $2 AND email IS NULL AND browser_ip IS NULL AND card_last4 IS NULL AND redacted_at IS NOT NULL
+            """, shopId, order));
     }
 
     /// <summary>
