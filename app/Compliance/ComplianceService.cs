@@ -59,7 +59,8 @@ internal sealed class ComplianceService(StoreWriter store, long shopId, Personal
     {
         var (customerId, orders, email) = Subject(payload, "orders_to_redact");
         AddFound(customerId, orders, email);
-        foreach (var table in catalog.Tables) store.Add(table.Erase, shopId, customerId, orders, Text(email), now);
+        foreach (var table in catalog.Tables)
+            if (table.Erase is { } erase) store.Add(erase, shopId, customerId, orders, Text(email), now);
         if (!secondPass)
             store.Add("""
                 INSERT INTO erasure_second_passes (shop_id, customer_id, request, requested_at) VALUES ($1, $2, $3::jsonb, $4)

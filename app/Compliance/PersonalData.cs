@@ -6,6 +6,8 @@ namespace PluginApp.Compliance;
 /// with a customer, email, phone, name, note, address or IP column is declared nowhere.
 /// </summary>
 /// <param name="Columns">The personal columns; each is erased (or its rows deleted) by <see cref="Erase"/>.</param>
+/// <param name="NotErased">Instead of <paramref name="Erase"/>, for a table with no personal column that the export still
+/// owes her (what we decided about her orders): why its rows stay after her erasure.</param>
 /// <param name="Erase">
 /// Erases one customer's personal data. Parameters: $1 shop id, $2 customer id, $3 the order ids Shopify listed, $4 the
 /// customer's email (may be null), $5 now. The temporary table <c>redaction_orders(id, cart_token, checkout_token)</c>
@@ -17,8 +19,8 @@ namespace PluginApp.Compliance;
 /// <param name="NotExported">Instead of <paramref name="Export"/>: why the export leaves the table out (e.g. a short-lived copy
 /// of rows the export holds). A table must have one or the other: until 4 Dec seven tables the erasure covered were missing
 /// from the export, which the merchant is told holds everything the app keeps on the customer.</param>
-public sealed record PersonalDataTable(string Table, string[] Columns, string Erase, string? Export = null, string? ExportAs = null,
-    string? NotExported = null);
+public sealed record PersonalDataTable(string Table, string[] Columns, string? Erase, string? Export = null, string? ExportAs = null,
+    string? NotExported = null, string? NotErased = null);
 
 /// <summary>
 /// Where a feature's rows tie a storefront visitor id (a salted hash) to a customer: customers/redact and data requests
@@ -55,6 +57,8 @@ public sealed class PersonalDataCatalog(IEnumerable<PersonalDataTable> tables, I
     private static List<PersonalDataTable> Checked(List<PersonalDataTable> tables) =>
         tables.FirstOrDefault(t => (t.Export is null) == (t.NotExported is null)) is { } wrong
             ? throw new InvalidOperationException($"personal data of {wrong.Table}: give either an export or why it is not exported, not {(wrong.Export is null ? "neither" : "both")}")
+            : tables.FirstOrDefault(t => (t.Erase is null) == (t.NotErased is null) || (t.Erase is null && t.Columns.Length > 0)) is { } kept
+            ? throw new InvalidOperationException($"personal data of {kept.Table}: give either its erasure or why its rows stay (only with no personal column)")
             : tables;
     public IReadOnlyList<NotPersonalColumn> NotPersonal { get; } = notPersonal.ToList();
     public IReadOnlyList<RetentionRule> Retention { get; } = retention.ToList();

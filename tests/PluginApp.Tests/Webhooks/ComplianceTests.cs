@@ -37,6 +37,16 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
         await app.ScalarAsync("""
             INSERT INTO checkout_signals (shop_id, checkout_id, customer_id, score, model_version, signalled_at) VALUES ($1, 7001, 8001, 0.2, 1, now())
             """, shopId);
+        // What order risk decided and learned about her order: its score with reasons, a fraud label, a fulfillment hold.
+        await app.ScalarAsync("""
+            INSERT INTO risk_scores (shop_id, order_id, score, level, model_version, prior_weight, reasons, features, queued_at, scored_at)
+            VALUES ($1, 6001, 0.82, 'HIGH', 3, 0.1, '[{"code": "countries", "text": "billing and shipping countries differ", "weight": 0.4}]', '{}', now(), now())
+            ON CONFLICT (shop_id, order_id) DO UPDATE SET score = excluded.score, level = excluded.level, reasons = excluded.reasons
+            """, shopId);
+        await app.ScalarAsync("INSERT INTO risk_labels (shop_id, order_id, source, fraud, labelled_at, detail) VALUES ($1, 6001, 'dispute', true, now(), 'fraudulent')", shopId);
+        await app.ScalarAsync("""
+            INSERT INTO risk_holds (shop_id, order_id, state, earlier_orders, earlier_spend, decided_at, updated_at) VALUES ($1, 6001, 'held', 0, 0, now(), now())
+            """, shopId);
         var request = new JsonObject
         {
             ["shop_id"] = 1, ["shop_domain"] = shop, ["orders_requested"] = new JsonArray(6001),
@@ -63,6 +73,11 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal("model", export["experiment_exposures"]![0]!["arm"]!.GetValue<string>());
         Assert.Equal(7001, export["checkout_signals"]![0]!["checkout_id"]!.GetValue<long>());
         Assert.Contains(export["webhook_deliveries"]!.AsArray(), d => d!["topic"]!.GetValue<string>() == "orders/create");
+        // Order risk's part (until 5 Dec only the decision log's risk decisions, for its 90 days).
+        Assert.Equal(6001, export["risk_scores"]![0]!["order_id"]!.GetValue<long>());
+        Assert.NotEmpty(export["risk_scores"]![0]!["reasons"]![0]!["text"]!.GetValue<string>()); // ours, or the scorer's since
+        Assert.Equal("fraudulent", export["fraud_labels"]![0]!["detail"]!.GetValue<string>());
+        Assert.Equal("held", export["fulfillment_holds"]![0]!["state"]!.GetValue<string>());
     }
 
     [Fact]
