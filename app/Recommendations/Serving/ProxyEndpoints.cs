@@ -47,8 +47,24 @@ public static class ProxyEndpoints
     /// <summary>
     /// Signature and timestamp first, so an unsigned request costs nothing and counts against nobody; then the per-shop
     /// budget and the per-shopper limit, keyed on what Shopify's proxy vouches for: the shop, the logged-in customer, and
-    /// otherwise the client address as our trusted proxies report it (never a raw X-Forwarded-For entry).
+    /// otherwise the shopper's address as Shopify's proxy reports it (<see cref="ShopperAddress"/>).
     /// </summary>
+    /// <summary>
+    /// The shopper's address as Shopify's proxy reports it: the last X-Forwarded-For entry, the one Shopify appends, once our
+    /// own proxies' entries are peeled off (<c>TrustedProxies</c>); the connection's address when there is none. Why not the
+    /// connection's address, as until 5 Dec 2026: behind Shopify's proxy that is Shopify's, so every anonymous shopper of a
+    /// store shared one shopper's limit (120 a minute), and a busy store's blocks went blank. Entries a shopper sends
+    /// herself come before Shopify's and are not read. A caller that bypasses Shopify with a signed query can name any
+    /// address for the signature's 90 seconds; the store's own budget still bounds it.
+    /// </summary>
+    internal static string ShopperAddress(HttpContext http)
+    {
+        var forwarded = http.Request.Headers["X-Forwarded-For"];
+        var last = forwarded.Count > 0 ? forwarded[^1]?.Split(',')[^1].Trim() : null;
+        return last is { Length: > 0 and <= 64 } && System.Net.IPAddress.TryParse(last, out var address)
+            ? address.ToString() : http.Connection.RemoteIpAddress?.ToString() ?? "unknown";
+    }
+
     private static async ValueTask<object?> VerifyAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
     {
         var http = context.HttpContext;
@@ -64,7 +80,7 @@ public static class ProxyEndpoints
             return TypedResults.Unauthorized();
         var shopper = CustomerId(q["logged_in_customer_id"]) is { } customer
             ? "c:" + customer.ToString(CultureInfo.InvariantCulture)
-            : "ip:" + (http.Connection.RemoteIpAddress?.ToString() ?? "unknown");
+            : "ip:" + ShopperAddress(http);
         if (!services.GetRequiredService<ProxyLimiters>().TryAcquire(shop, shopper))
         {
             http.Response.Headers.RetryAfter = "60";
@@ -95,7 +111,7 @@ public static class ProxyEndpoints
         var shop = (string)http.Items[ShopItem]!;
         var request = new RecommendationRequest((long)http.Items[ShopIdItem]!, shop, placement, product_id, variants.ToArray(),
             Math.Clamp(limit ?? 4, 1, 12), PluginApp.Experiments.Assignment.VisitorHash(shop, visitor_id), CustomerId(logged_in_customer_id),
-            ClientIp: http.Connection.RemoteIpAddress?.ToString());
+            ClientIp: ShopperAddress(http));
         return ProxyJson.Answer(await service.RecommendAsync(request, ct));
     }
 

@@ -527,6 +527,10 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal(RiskySessions.Path, (await RecommendAsync(shop, customer)).GetProperty("path").GetString());
         var someoneElse = await RecommendAsync(shop, 74_998);
         Assert.NotEqual(RiskySessions.Path, someoneElse.GetProperty("path").GetString());
+        // Logged out, from the order's address as Shopify's proxy reports it (until 5 Dec 2026 the guard read the connection's
+        // address, Shopify's, which no order ever came from); another address is served.
+        Assert.Equal(RiskySessions.Path, (await RecommendAsync(shop, null, "203.0.113.77")).GetProperty("path").GetString());
+        Assert.NotEqual(RiskySessions.Path, (await RecommendAsync(shop, null, "203.0.113.99")).GetProperty("path").GetString());
 
         // A reviewer approves the order: the shopper is served again.
         Assert.NotNull(await app.Factory.Services.GetRequiredService<PluginApp.Risk.Review.ReviewStore>().DecideAsync(shopId, 749_001, "approve", null, "Ada", CancellationToken.None));
@@ -545,10 +549,12 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal(someoneElse.GetProperty("path").GetString(), (await RecommendAsync(shop, customer)).GetProperty("path").GetString());
     }
 
-    private async Task<JsonElement> RecommendAsync(string shop, long customer)
+    private async Task<JsonElement> RecommendAsync(string shop, long? customer, string? forwardedFor = null)
     {
-        var response = await app.Client.GetAsync(PluginApp.Tests.Recommendations.StoreSeed.Signed("/proxy/recommendations", shop,
-            "placement=cart&limit=4&visitor_id=v1", app.Clock.GetUtcNow(), customer: customer.ToString(CultureInfo.InvariantCulture)));
+        using var request = new HttpRequestMessage(HttpMethod.Get, PluginApp.Tests.Recommendations.StoreSeed.Signed("/proxy/recommendations", shop,
+            "placement=cart&limit=4&visitor_id=v1", app.Clock.GetUtcNow(), customer: customer?.ToString(CultureInfo.InvariantCulture) ?? ""));
+        if (forwardedFor is not null) request.Headers.Add("X-Forwarded-For", forwardedFor);
+        var response = await app.Client.SendAsync(request);
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         return JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.Clone();
     }
