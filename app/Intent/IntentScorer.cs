@@ -181,9 +181,10 @@ public sealed class IntentScorer(NpgsqlDataSource db, AiFeatureSwitches switches
 
     /// <summary>
     /// Many snapshots with the active model in one pass; null when the shop has no usable model, the model is cut off after
-    /// repeated errors, or it fails or answers anything but a probability here (counted against it, as a cart's score is).
-    /// Why: until 5 Dec 2026 the abandonment sweep asked a model the cart path had cut off, and a NaN passed its
-    /// "below the minimum score" test, so every open checkout was tagged for recovery emails.
+    /// repeated errors, or it fails here (counted against it, as a cart's score is). A snapshot it answers anything but a
+    /// probability for stays NaN, for the caller to skip, and counts as one failure; the others' scores stand. Why: until
+    /// 5 Dec 2026 the abandonment sweep asked a model the cart path had cut off, and a NaN passed its "below the minimum
+    /// score" test, so every open checkout was tagged for recovery emails.
     /// </summary>
     public async Task<(int Version, double[] Probabilities)?> ScoreAllAsync(long shopId, IReadOnlyList<CartSnapshot> snapshots, CancellationToken ct)
     {
@@ -191,10 +192,14 @@ public sealed class IntentScorer(NpgsqlDataSource db, AiFeatureSwitches switches
         if (await ActiveAsync(shopId, ct) is not { } active) return null;
         try
         {
-            var probabilities = active.Model.Score(snapshots, reasons: 0).Select(x => x.Probability).ToArray();
-            if (probabilities.FirstOrDefault(p => !double.IsFinite(p), 0.5) is var wrong && !double.IsFinite(wrong))
-                throw new InvalidOperationException($"it answered {wrong}, not a probability");
-            breakers.Success(shopId, IntentModelTrainer.Kind);
+            var probabilities = active.Model.Score(snapshots, reasons: 0).Select(x => double.IsFinite(x.Probability) ? x.Probability : double.NaN).ToArray();
+            if (probabilities.Count(double.IsNaN) is var wrong and > 0)
+            {
+                logger.LogError("Shop {Shop}: the purchase-intent model answered {Count} of {All} open checkouts with no probability; those are not signalled",
+                    shopId, wrong, probabilities.Length);
+                breakers.Failure(shopId, IntentModelTrainer.Kind, $"it answered {wrong} of {probabilities.Length} open checkouts with no probability");
+            }
+            else breakers.Success(shopId, IntentModelTrainer.Kind);
             return (active.Version, probabilities);
         }
         catch (Exception e) when (e is not OperationCanceledException)

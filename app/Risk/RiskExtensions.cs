@@ -40,9 +40,12 @@ public static class RiskExtensions
                      'reasons', s.reasons, 'scored_at', s.scored_at) ORDER BY s.order_id), '[]')
             FROM risk_scores s WHERE s.shop_id = $1 AND s.order_id IN (SELECT id FROM redaction_orders)
             """));
+        // A reviewer's label names the reviewer ("approved by Ada"): the export says the store's staff, as the review
+        // decisions' part leaves out who decided.
         services.AddPersonalData(new PersonalDataTable("risk_labels", [], null, NotErased: kept, ExportAs: "fraud_labels", Export: """
             SELECT coalesce(jsonb_agg(jsonb_build_object('order_id', l.order_id, 'source', l.source, 'fraud', l.fraud, 'labelled_at', l.labelled_at,
-                     'detail', l.detail) ORDER BY l.labelled_at), '[]')
+                     'detail', CASE WHEN l.source <> 'review' THEN l.detail WHEN l.fraud THEN 'marked as fraud by the store''s staff'
+                                    ELSE 'approved by the store''s staff' END) ORDER BY l.labelled_at, l.source), '[]')
             FROM risk_labels l WHERE l.shop_id = $1 AND l.order_id IN (SELECT id FROM redaction_orders)
             """));
         services.AddPersonalData(new PersonalDataTable("risk_holds", [], null, NotErased: kept, ExportAs: "fulfillment_holds", Export: """

@@ -45,11 +45,6 @@ public static class ProxyEndpoints
     }
 
     /// <summary>
-    /// Signature and timestamp first, so an unsigned request costs nothing and counts against nobody; then the per-shop
-    /// budget and the per-shopper limit, keyed on what Shopify's proxy vouches for: the shop, the logged-in customer, and
-    /// otherwise the shopper's address as Shopify's proxy reports it (<see cref="ShopperAddress"/>).
-    /// </summary>
-    /// <summary>
     /// The shopper's address as Shopify's proxy reports it: the last X-Forwarded-For entry, the one Shopify appends, once our
     /// own proxies' entries are peeled off (<c>TrustedProxies</c>); the connection's address when there is none. Why not the
     /// connection's address, as until 5 Dec 2026: behind Shopify's proxy that is Shopify's, so every anonymous shopper of a
@@ -65,6 +60,11 @@ public static class ProxyEndpoints
             ? address.ToString() : http.Connection.RemoteIpAddress?.ToString() ?? "unknown";
     }
 
+    /// <summary>
+    /// Signature and timestamp first, so an unsigned request costs nothing and counts against nobody; then the per-shop
+    /// budget and the per-shopper limit, keyed on what Shopify's proxy vouches for: the shop, the logged-in customer, and
+    /// otherwise the shopper's address as Shopify's proxy reports it (<see cref="ShopperAddress"/>).
+    /// </summary>
     private static async ValueTask<object?> VerifyAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
     {
         var http = context.HttpContext;
