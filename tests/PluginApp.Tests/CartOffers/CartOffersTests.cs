@@ -93,6 +93,34 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal(3, await app.CountAsync("SELECT count(*) FROM discount_codes WHERE shop_id = $1", shopId));
     }
 
+    /// <summary>
+    /// Codes, logged-in customers and decisions stored under a cart token with its key (as the cart offers kept them until
+    /// 5 Dec 2026) are found by the bare token after migration 0065: the cart asking again gets its code, not a second one.
+    /// </summary>
+    [Fact]
+    public async Task CartsStoredWithTheirKey_AreFoundByTheirTokenAfterTheMigration()
+    {
+        var shopId = await app.InstallShopAsync("offers-keyed.myshopify.com");
+        var now = app.Clock.GetUtcNow();
+        await app.ScalarAsync("""
+            INSERT INTO discount_codes (shop_id, code, percent, state, created_at, expires_at, cart_token, amount, handed_out_at)
+            VALUES ($1, 'PA-KEYED1', 10, 'handed_out', $2, $2 + interval '2 days', 'c1-keyed?key=aa11', 5, $2),
+                   ($1, 'PA-KEYED0', 10, 'handed_out', $2 - interval '1 hour', $2 + interval '2 days', 'c1-keyed?key=bb22', 5, $2 - interval '1 hour')
+            """, shopId, now);
+        await app.ScalarAsync("INSERT INTO cart_customers (shop_id, cart_token, customer_id, seen_at) VALUES ($1, 'c1-keyed?key=aa11', 4242, $2)", shopId, now);
+        await app.LogDecisionAsync(new PluginApp.Governance.Decision(PluginApp.Governance.DecisionKinds.Offer, "keyed-decision", shopId, now, "policy")
+            { CartToken = "c1-keyed?key=aa11", Subject = CartAction.Offer });
+        using var migration = new StreamReader(typeof(CartOfferSettings).Assembly.GetManifestResourceStream("PluginApp.Data.Migrations.0065_cart_tokens_without_key.sql")!);
+
+        await app.ScalarAsync(await migration.ReadToEndAsync());
+
+        var (_, _, held, _) = await app.Factory.Services.GetRequiredService<DiscountPool>().StateAsync(shopId, "c1-keyed", CartOfferSettings.Default, CancellationToken.None);
+        Assert.Equal("PA-KEYED1", held?.Code); // the one handed out last; the other lets go of the cart
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM discount_codes WHERE shop_id = $1 AND cart_token LIKE '%?%'", shopId));
+        Assert.Equal(4242L, await app.ScalarAsync("SELECT customer_id FROM cart_customers WHERE shop_id = $1 AND cart_token = 'c1-keyed'", shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM decisions WHERE shop_id = $1 AND cart_token = 'c1-keyed'", shopId));
+    }
+
     [Fact]
     public void Policy_NeverOffers_BelowTheMarginFloor_PastTheBudget_WithUnknownCost_OrWithoutACode()
     {
