@@ -66,7 +66,7 @@ internal static class StoreMerge
 
     private static readonly Dictionary<string, string> Customer = new()
     {
-        ["id"] = "s.id", ["email"] = "s.b ->> 'email'", ["first_name"] = "s.b ->> 'firstName'", ["last_name"] = "s.b ->> 'lastName'",
+        ["id"] = "s.id", ["email"] = "nullif(btrim(s.b ->> 'email'), '')", ["first_name"] = "s.b ->> 'firstName'", ["last_name"] = "s.b ->> 'lastName'",
         ["phone"] = "s.b ->> 'phone'", ["state"] = "lower(s.b ->> 'state')", ["tags"] = "bulk_tags(s.b -> 'tags')",
         ["accepts_marketing"] = "(s.b -> 'emailMarketingConsent' ->> 'marketingState') = 'SUBSCRIBED'",
         ["created_at"] = Time("s.b", "createdAt"), ["updated_at"] = "s.updated_at",
@@ -84,7 +84,7 @@ internal static class StoreMerge
     private static readonly Dictionary<string, string> Order = new()
     {
         ["id"] = "s.id", ["name"] = "s.b ->> 'name'", ["customer_id"] = "bulk_id(s.b -> 'customer' ->> 'id')",
-        ["email"] = UnlessRedacted("s.b ->> 'email'"), ["currency"] = "s.b ->> 'currencyCode'",
+        ["email"] = UnlessRedacted("nullif(btrim(s.b ->> 'email'), '')"), ["currency"] = "s.b ->> 'currencyCode'",
         ["total_price"] = Money("s.b", "totalPriceSet"), ["subtotal_price"] = Money("s.b", "subtotalPriceSet"),
         ["total_discounts"] = Money("s.b", "totalDiscountsSet"), ["total_tax"] = Money("s.b", "totalTaxSet"),
         ["financial_status"] = "lower(s.b ->> 'displayFinancialStatus')",

@@ -71,7 +71,7 @@ internal static class CatalogPayloads
             Token = c.OptionalString("token"),
             CartToken = c.OptionalString("cart_token"),
             CustomerId = customer?.Id,
-            Email = c.OptionalString("email"),
+            Email = c.OptionalEmail("email"),
             Currency = c.OptionalString("currency") ?? c.OptionalString("presentment_currency"),
             TotalPrice = c.OptionalMoney("total_price"),
             SubtotalPrice = c.OptionalMoney("subtotal_price"),
@@ -101,7 +101,7 @@ internal static class CustomerPayloads
     public static Customer Customer(JsonElement c) => new()
     {
         Id = c.RequiredId("id"),
-        Email = c.OptionalString("email"),
+        Email = c.OptionalEmail("email"),
         FirstName = c.OptionalString("first_name"),
         LastName = c.OptionalString("last_name"),
         Phone = c.OptionalString("phone"),

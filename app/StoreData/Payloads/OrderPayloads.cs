@@ -24,7 +24,7 @@ internal static class OrderPayloads
             Id = o.RequiredId("id"),
             Name = o.OptionalString("name"),
             CustomerId = customer?.Id,
-            Email = o.OptionalString("email") ?? o.OptionalString("contact_email"),
+            Email = o.OptionalEmail("email") ?? o.OptionalEmail("contact_email"),
             Currency = o.OptionalString("currency"),
             TotalPrice = o.OptionalMoney("total_price"),
             SubtotalPrice = o.OptionalMoney("subtotal_price"),

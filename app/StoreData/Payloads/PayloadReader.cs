@@ -45,6 +45,14 @@ internal static class PayloadReader
         };
     }
 
+    /// <summary>
+    /// An email address, null when absent or blank. Why: Shopify sends <c>"email": ""</c> on orders without one (draft and
+    /// point-of-sale orders of no customer), and until 5 Dec 2026 the empty string was stored as an address, so order risk
+    /// matched every such order of the store to every other as "the same email".
+    /// </summary>
+    public static string? OptionalEmail(this JsonElement e, string name) =>
+        e.OptionalString(name) is { } s && !string.IsNullOrWhiteSpace(s) ? s.Trim() : null;
+
     /// <summary>OptionalString on an element that may be default (absent from a FirstOrDefault).</summary>
     public static string? OptionalStringOrNull(this JsonElement e, string name) =>
         e.ValueKind == JsonValueKind.Object ? e.OptionalString(name) : null;

@@ -512,6 +512,31 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal(["pluginapp:risk-fraud", "pluginapp:risk-high"], app.Shopify.Admin.Tags(otherGid).Where(t => t.StartsWith("pluginapp:", StringComparison.Ordinal)));
     }
 
+    /// <summary>
+    /// Orders Shopify sends with <c>"email": ""</c> (draft and point-of-sale orders of no customer) share no email: until 5 Dec
+    /// 2026 the empty string was stored as one, and each such order read as a returning customer with the others' orders.
+    /// </summary>
+    [Fact]
+    public async Task OrdersWithABlankEmail_AreNotTheSameShopper()
+    {
+        const string shop = "risk-blank-email.myshopify.com";
+        var shopId = await OrdinaryStoreAsync(shop, 760_000);
+        var now = app.Clock.GetUtcNow();
+        for (var i = 0; i < 4; i++)
+        {
+            var order = RiskOrders.Order(769_001 + i, now.AddMinutes(-40 + 10 * i), 80m, $"198.51.100.{40 + i}", "", null);
+            order["contact_email"] = "";
+            await SendAsync(shop, "orders/create", order);
+        }
+
+        var last = await ScoreOfAsync(shopId, 769_004);
+
+        Assert.Equal(0, last.Features.GetProperty("customer_orders_before").GetDouble());
+        Assert.Equal(0, last.Features.GetProperty("email_orders_1d").GetDouble());
+        Assert.DoesNotContain("Returning customer", last.Reasons.GetRawText());
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1 AND email = ''", shopId));
+    }
+
     [Fact]
     public async Task ShopperWithAHighOrderAwaitingReview_GetsNoUpsells_UntilAReviewerClearsIt_AndAConfirmedFraudsterStaysWithout()
     {
