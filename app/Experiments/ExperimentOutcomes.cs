@@ -44,6 +44,8 @@ internal static class ExperimentOutcomes
     public static void Add(StoreWriter store, OrderRows rows, string shop, DateTimeOffset now)
     {
         var order = rows.Order;
+        // A test order (the merchant trying the checkout) earns nothing: until 5 Dec 2026 it counted as an arm's revenue.
+        if (order.Test) return;
         var visitor = Assignment.VisitorHash(shop, rows.VisitorId);
         if (order.CustomerId is null && visitor is null) return;
         var cancelled = order.CancelledAt is not null;

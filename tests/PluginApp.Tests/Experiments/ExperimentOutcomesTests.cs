@@ -46,6 +46,12 @@ public sealed class ExperimentOutcomesTests(AppFixture app) : IClassFixture<AppF
             "SELECT arm FROM experiment_outcomes WHERE shop_id = $1 AND order_id = $2 AND experiment = 'upsell_holdout'", shopId, order));
         Assert.Equal("policy", await app.ScalarAsync(
             "SELECT arm FROM experiment_outcomes WHERE shop_id = $1 AND order_id = $2 AND experiment = 'cart_offers'", shopId, order));
+        // The same shopper's test order (the merchant trying the checkout) is no outcome (until 5 Dec 2026 it counted as revenue).
+        var test = ShopifyPayloads.Order(order + 100, customerId: customer);
+        test["test"] = true;
+        test["note_attributes"] = new JsonArray(new JsonObject { ["name"] = "_pluginapp_visitor", ["value"] = "outcome-shopper" });
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("orders/create", shop, test.ToJsonString())).StatusCode);
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM experiment_outcomes WHERE shop_id = $1 AND order_id = $2", shopId, order + 100));
 
         // A segment of nine orders of other shoppers, planned as a webhook batch plans it: each order's lookups read its own rows.
         var rows = Enumerable.Range(1, 9).Select(i => new object?[]
