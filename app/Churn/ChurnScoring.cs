@@ -359,10 +359,13 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
     private static object Metafield(ChurnOptions o, long customer, string key, string type, string value) =>
         new { ownerId = Gid.Of("Customer", customer), @namespace = o.MetafieldNamespace, key, type, value };
 
-    /// <summary>Gamma-Gamma's value when it was trusted, else what the customer kept per order (spend less refunds, over their
-    /// orders) times their expected orders in a year.</summary>
+    /// <summary>
+    /// Gamma-Gamma's value when it was trusted, else what the customer kept per purchase day (spend less refunds, over the
+    /// days they bought on) times their expected purchase days in a year. Why days: BG/NBD counts purchase days, and until
+    /// 5 Dec 2026 the spend was divided by orders, so a customer who split a day's cart into three orders was worth a third.
+    /// </summary>
     internal static double PredictedValue(ChurnPrediction p) =>
-        p.ExpectedValue365 is { } v && double.IsFinite(v) ? v : p.Orders > 0 ? p.TotalSpend / p.Orders * Finite(p.ExpectedOrders365) : 0;
+        p.ExpectedValue365 is { } v && double.IsFinite(v) ? v : p.PurchaseDays > 0 ? p.TotalSpend / p.PurchaseDays * Finite(p.ExpectedOrders365) : 0;
 
     private static double Finite(double v) => double.IsFinite(v) ? v : 0;
 

@@ -101,7 +101,7 @@ public sealed class ChurnModel : IDisposable
             var e365 = BgNbd.ExpectedOrders(s, 365);
             var spend = GammaGamma.ExpectedAverageSpend(s);
             result[i] = new ChurnPrediction(customers[i].CustomerId, probabilities[k], BgNbd.ProbabilityAlive(s), BgNbd.ExpectedOrders(s, 30),
-                BgNbd.ExpectedOrders(s, 90), e365, spend, spend * e365, pr.Purchases.Length, pr.DaysSinceLast, pr.NetSpend, reasons[k]);
+                BgNbd.ExpectedOrders(s, 90), e365, spend, spend * e365, pr.Purchases.Length, pr.DaysSinceLast, pr.NetSpend, reasons[k], pr.Days.Length);
         }
         return result;
     }

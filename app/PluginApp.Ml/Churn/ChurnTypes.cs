@@ -178,10 +178,11 @@ public sealed record ChurnReason(string Feature, string Text, double Contributio
 /// or the customer has no repeat purchase day.</param>
 /// <param name="ExpectedValue365">Expected orders in 365 days x expected average spend (undiscounted); null with it.</param>
 /// <param name="Orders">Purchases before now.</param>
+/// <param name="PurchaseDays">The days they fell on: what BG/NBD counts, so what the expected orders are in.</param>
 /// <param name="TotalSpend">Spent so far, less refunds (see <c>CustomerProfile.NetSpend</c>).</param>
 public sealed record ChurnPrediction(string CustomerId, double ChurnProbability, double ProbabilityAlive, double ExpectedOrders30,
     double ExpectedOrders90, double ExpectedOrders365, double? ExpectedAverageSpend, double? ExpectedValue365, int Orders,
-    double DaysSinceLastOrder, double TotalSpend, IReadOnlyList<ChurnReason> Reasons);
+    double DaysSinceLastOrder, double TotalSpend, IReadOnlyList<ChurnReason> Reasons, int PurchaseDays = 0);
 
 /// <summary>One scorer on the held-out rows.</summary>
 /// <param name="Name">e.g. "recency only", "BG/NBD P(no order)", "discriminative".</param>

@@ -122,6 +122,18 @@ public sealed class ChurnTests(ChurnFixture app) : IClassFixture<ChurnFixture>
     /// A store with no order for three weeks: every customer's recency grows by those weeks at the next daily run, so the
     /// quiet spell shows in their churn risk. Scored as of the store's newest order, as before, nothing moved.
     /// </summary>
+    /// <summary>
+    /// Without a trusted spend model, a year's predicted value is what the customer kept per purchase day times the purchase
+    /// days BG/NBD expects: six orders on three days, 300 kept, two days expected is 200 (until 5 Dec 2026, 100: per order).
+    /// </summary>
+    [Fact]
+    public void PredictedValue_WithoutATrustedSpendModel_IsWhatWasKeptPerPurchaseDay_TimesTheDaysExpected()
+    {
+        var p = new PluginApp.Ml.Churn.ChurnPrediction("c1", 0.3, 0.7, 0.2, 0.6, 2, null, null, 6, 10, 300, [], PurchaseDays: 3);
+        Assert.Equal(200, ChurnScoringJob.PredictedValue(p), 9);
+        Assert.Equal(0, ChurnScoringJob.PredictedValue(p with { PurchaseDays = 0, TotalSpend = 0 }), 9);
+    }
+
     [Fact]
     public async Task AQuietSpell_GrowsEveryCustomersRecency_ScoringIsAsOfTodayNotTheNewestOrder()
     {
