@@ -76,8 +76,11 @@ public sealed class ChurnModelTrainer(NpgsqlDataSource db, TimeProvider clock, M
         if (result.Model is not { } model) throw new NotEnoughDataException(result.NotEnoughData ?? "not enough data yet");
         using (model)
         {
+            // Why not enough history: a store younger than the horizon has no customer with an order before the held-out
+            // cutoff, so nothing can be judged (until 5 Dec 2026 this was an internal error, and every night's run failed).
             var chosen = result.Evaluation(model.Kind == ChurnModelKind.Discriminative ? ChurnTrainer.Discriminative : ChurnTrainer.Probabilistic)
-                         ?? throw new InvalidOperationException("the churn trainer did not evaluate the kind it chose");
+                         ?? throw new NotEnoughDataException(System.FormattableString.Invariant(
+                             $"not enough history yet: whether a customer orders again is judged over {result.HorizonDays} days, so a model is checked on the customers who had ordered {result.HorizonDays} days ago, and none had"));
             if (!double.IsFinite(chosen.Metrics.RocAuc))
                 throw new NotEnoughDataException($"not enough data yet: the {result.HeldOutRows} held-out customers all churned or all came back, so no model can be judged");
             if (chosen.Metrics.RocAuc < options.Value.MinRocAuc)
