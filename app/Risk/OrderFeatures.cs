@@ -27,7 +27,7 @@ public static class OrderFeatures
         ("ip_orders_1d", "orders from the same browser address in the 24 hours before"),
         ("ip_orders_7d", "orders from the same browser address in the 7 days before"),
         ("ip_orders_30d", $"orders from the same browser address in the 30 days before (counted up to {WindowCap})"),
-        ("ip_emails_7d", "different emails that ordered from the same browser address in 7 days"),
+        ("ip_emails_7d", "other emails than the order's that ordered from the same browser address in 7 days"),
         ("country_mismatch", "billing and shipping countries differ"),
         ("has_discount", "a discount code was used"),
         ("first_order_high_value", "a first order above the store's 90th percentile"),
@@ -108,7 +108,10 @@ public static class OrderFeatures
         LEFT JOIN LATERAL (
             SELECT count(*) FILTER (WHERE p.created_at >= t.created_at - interval '1 day') AS d1,
                    count(*) FILTER (WHERE p.created_at >= t.created_at - interval '7 days') AS d7, count(*) AS d30,
-                   count(DISTINCT lower(p.email)) FILTER (WHERE p.created_at >= t.created_at - interval '7 days') AS emails7,
+                   -- Other emails than the order's own (until 5 Dec 2026 its own counted too, and the reason, which adds the
+                   -- order's, said "3 different email addresses" of two).
+                   count(DISTINCT lower(p.email)) FILTER (WHERE p.created_at >= t.created_at - interval '7 days'
+                     AND lower(p.email) IS DISTINCT FROM t.email) AS emails7,
                    count(*) FILTER (WHERE p.fraud_known_at <= t.created_at) AS fraud,
                    count(*) FILTER (WHERE p.label_known_at <= t.created_at) AS labelled,
                    count(*) FILTER (WHERE p.fraud_known_at <= t.created_at AND p.created_at >= t.created_at - interval '14 days') AS fraud14
