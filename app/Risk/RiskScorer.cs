@@ -110,7 +110,18 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
         var features = await OrderFeatures.BuildAsync(conn, shopId, pending.Keys, ct, tx);
         var (thresholds, holding, currency, previous) = await ContextAsync(conn, tx, shopId, pending.Keys, ct);
         // Switched to the rules, or the model cut off after errors: the rule prior scores, and each decision says so.
-        var active = state.Enabled && breakers.Allows(shopId, RiskTrainer.Kind) ? await models.ActiveAsync(conn, tx, shopId, ct) : null;
+        ActiveRiskModel? active = null;
+        if (state.Enabled && breakers.Allows(shopId, RiskTrainer.Kind))
+        {
+            // A model file that cannot be read (damaged, or written by another ML.NET) counts against the model, and the prior
+            // scores meanwhile; until 5 Dec 2026 the error rolled the batch back, and the shop's orders went unscored.
+            try { active = await models.ActiveAsync(conn, tx, shopId, ct); }
+            catch (Exception e) when (e is not OperationCanceledException and not NpgsqlException)
+            {
+                logger.LogError(e, "Shop {Shop}: the active risk model's file could not be read; scoring with the rule prior", shopId);
+                breakers.Failure(shopId, RiskTrainer.Kind, $"its file could not be read ({e.GetType().Name}: {e.Message})");
+            }
+        }
         var scored = features.Keys.ToArray();
         IReadOnlyList<RiskAssessment> assessed;
         try

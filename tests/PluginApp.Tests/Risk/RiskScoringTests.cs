@@ -513,6 +513,27 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
     }
 
     /// <summary>
+    /// An active model whose file cannot be read: the store's orders are still scored, by the rule prior, and the decision
+    /// says no model version (until 5 Dec 2026 the error rolled each batch back, and no order of the store was scored).
+    /// </summary>
+    [Fact]
+    public async Task AnActiveModelWhoseFileCannotBeRead_LeavesOrdersScoredByTheRules()
+    {
+        const string shop = "risk-unreadable-model.myshopify.com";
+        var shopId = await OrdinaryStoreAsync(shop, 1_780_000);
+        var now = app.Clock.GetUtcNow();
+        await app.ScalarAsync("""
+            INSERT INTO models (shop_id, kind, version, status, parameters, metrics, artifact, created_at, activated_at)
+            VALUES ($1, 'risk', 1, 'active', '{}', '{}', '\x00', $2, $2)
+            """, shopId, now);
+
+        await SendAsync(shop, "orders/create", RiskOrders.Order(1_789_001, now, 90m, "198.51.100.90", "someone@example.com", null));
+
+        Assert.NotNull((await ScoreOfAsync(shopId, 1_789_001)).Level);
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM risk_scores WHERE shop_id = $1 AND order_id = 1789001 AND model_version IS NULL", shopId));
+    }
+
+    /// <summary>
     /// Orders Shopify sends with <c>"email": ""</c> (draft and point-of-sale orders of no customer) share no email: until 5 Dec
     /// 2026 the empty string was stored as one, and each such order read as a returning customer with the others' orders.
     /// </summary>
