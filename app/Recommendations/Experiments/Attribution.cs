@@ -44,7 +44,8 @@ internal static class Attribution
     {
         var order = rows.Order;
         var visitor = PluginApp.Experiments.Assignment.VisitorHash(shop, rows.VisitorId);
-        if (order.CancelledAt is not null || (order.CustomerId is null && visitor is null)) return;
+        // A test order (the merchant trying the checkout) earned nothing: until 5 Dec 2026 it counted as recommended revenue.
+        if (order.CancelledAt is not null || order.Test || (order.CustomerId is null && visitor is null)) return;
         foreach (var l in rows.Lines.Where(l => l.ProductId is not null).GroupBy(l => l.Id).Select(g => g.Last()))
             store.AddToSegment(Lines, [store.ShopId, l.Id, order.Id, l.ProductId, (l.Price ?? 0m) * l.Quantity - (l.TotalDiscount ?? 0m),
                 order.CreatedAt ?? now, order.CustomerId, visitor, now]);

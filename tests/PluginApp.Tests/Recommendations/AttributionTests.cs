@@ -58,6 +58,12 @@ public sealed class AttributionTests(AppFixture app) : IClassFixture<AppFixture>
 
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM recommendation_attributions WHERE shop_id = $1 AND order_id = 7900001", shopId));
         Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM recommendation_attributions WHERE shop_id = $1 AND model_version = 99", shopId));
+        // The same shopper's test order (the merchant trying the checkout) is not recommended revenue (until 5 Dec 2026 it was).
+        var test = ShopifyPayloads.Order(7_900_002, customerId: 7_900_101);
+        test["test"] = true;
+        await app.SendWebhookAsync("orders/create", shop, test.ToJsonString());
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1 AND id = 7900002 AND test", shopId));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM recommendation_attributions WHERE shop_id = $1 AND order_id = 7900002", shopId));
     }
     /// <summary>
     /// A product recommended to thousands of other visitors this week: an order line of it is credited to its own shopper's
