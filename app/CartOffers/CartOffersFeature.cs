@@ -132,7 +132,7 @@ public static class CartOffersFeature
         if (cart_token is { Length: > 128 } || visitor_id is { Length: > 128 }) return ProxyEndpoints.Problem("cart_token and visitor_id are at most 128 characters");
         var shop = ProxyEndpoints.ShopOf(http);
         var request = new CartOfferRequest(ProxyEndpoints.ShopIdOf(http), shop, string.IsNullOrWhiteSpace(cart_token) ? null : cart_token, parsed,
-            Assignment.VisitorHash(shop, visitor_id), ProxyEndpoints.CustomerId(logged_in_customer_id), ProxyEndpoints.ShopperAddress(http));
+            Assignment.VisitorHash(shop, visitor_id), ProxyEndpoints.CustomerId(logged_in_customer_id), ProxyEndpoints.ShopperAddressOf(http));
         return ProxyJson.Answer(await service.DecideAsync(request, ct));
     }
 

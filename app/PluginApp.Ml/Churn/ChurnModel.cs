@@ -93,7 +93,7 @@ public sealed class ChurnModel : IDisposable
             if (!byIndex.TryGetValue(i, out var k))
             {
                 result[i] = new ChurnPrediction(customers[i].CustomerId, double.NaN, double.NaN, double.NaN, double.NaN, double.NaN, null, null,
-                    0, double.NaN, 0, [new ChurnReason("orders", "no order before now", 0)]);
+                    0, double.NaN, 0, [new ChurnReason("orders", "no order before now", 0)], 0);
                 continue;
             }
             var pr = profiles[i]!;

@@ -182,7 +182,7 @@ public sealed record ChurnReason(string Feature, string Text, double Contributio
 /// <param name="TotalSpend">Spent so far, less refunds (see <c>CustomerProfile.NetSpend</c>).</param>
 public sealed record ChurnPrediction(string CustomerId, double ChurnProbability, double ProbabilityAlive, double ExpectedOrders30,
     double ExpectedOrders90, double ExpectedOrders365, double? ExpectedAverageSpend, double? ExpectedValue365, int Orders,
-    double DaysSinceLastOrder, double TotalSpend, IReadOnlyList<ChurnReason> Reasons, int PurchaseDays = 0);
+    double DaysSinceLastOrder, double TotalSpend, IReadOnlyList<ChurnReason> Reasons, int PurchaseDays);
 
 /// <summary>One scorer on the held-out rows.</summary>
 /// <param name="Name">e.g. "recency only", "BG/NBD P(no order)", "discriminative".</param>

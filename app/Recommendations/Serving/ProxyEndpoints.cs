@@ -32,6 +32,10 @@ public static class ProxyEndpoints
     public const int MaxEventBytes = 4096;
     private const string ShopIdItem = "proxy.shop_id";
     private const string ShopItem = "proxy.shop";
+    private const string AddressItem = "proxy.shopper_address";
+
+    /// <summary>The shopper's address the request was limited by (<see cref="ShopperAddress"/>), read once per request.</summary>
+    public static string ShopperAddressOf(HttpContext http) => (string)http.Items[AddressItem]!;
     private static readonly string[] Placements = ["product", "cart"];
     private static readonly string[] EventTypes = ["impression", "click", "add_to_cart"];
 
@@ -52,11 +56,12 @@ public static class ProxyEndpoints
     /// herself come before Shopify's and are not read. A caller that bypasses Shopify with a signed query can name any
     /// address for the signature's 90 seconds; the store's own budget still bounds it.
     /// </summary>
-    internal static string ShopperAddress(HttpContext http)
+    private static string ShopperAddress(HttpContext http)
     {
         var forwarded = http.Request.Headers["X-Forwarded-For"];
-        var last = forwarded.Count > 0 ? forwarded[^1]?.Split(',')[^1].Trim() : null;
-        return last is { Length: > 0 and <= 64 } && System.Net.IPAddress.TryParse(last, out var address)
+        var last = forwarded.Count > 0 ? forwarded[^1] : null;
+        var entry = last is null ? default : last.AsSpan(last.LastIndexOf(',') + 1).Trim();
+        return entry.Length is > 0 and <= 64 && System.Net.IPAddress.TryParse(entry, out var address)
             ? address.ToString() : http.Connection.RemoteIpAddress?.ToString() ?? "unknown";
     }
 
@@ -78,9 +83,11 @@ public static class ProxyEndpoints
         if (!long.TryParse(q["timestamp"], NumberStyles.None, CultureInfo.InvariantCulture, out var ts)
             || (now - DateTimeOffset.FromUnixTimeSeconds(ts)).Duration() > options.ClockSkew)
             return TypedResults.Unauthorized();
+        var address = ShopperAddress(http);
+        http.Items[AddressItem] = address;
         var shopper = CustomerId(q["logged_in_customer_id"]) is { } customer
             ? "c:" + customer.ToString(CultureInfo.InvariantCulture)
-            : "ip:" + ShopperAddress(http);
+            : "ip:" + address;
         if (!services.GetRequiredService<ProxyLimiters>().TryAcquire(shop, shopper))
         {
             http.Response.Headers.RetryAfter = "60";
@@ -111,7 +118,7 @@ public static class ProxyEndpoints
         var shop = (string)http.Items[ShopItem]!;
         var request = new RecommendationRequest((long)http.Items[ShopIdItem]!, shop, placement, product_id, variants.ToArray(),
             Math.Clamp(limit ?? 4, 1, 12), PluginApp.Experiments.Assignment.VisitorHash(shop, visitor_id), CustomerId(logged_in_customer_id),
-            ClientIp: ShopperAddress(http));
+            ClientIp: ShopperAddressOf(http));
         return ProxyJson.Answer(await service.RecommendAsync(request, ct));
     }
 
