@@ -48,21 +48,31 @@ public sealed class RiskHolds(NpgsqlDataSource db, ShopLookup shops, AdminGraphQ
     public const string ToHold = "to_hold", Held = "held", NotHeldValued = "not_held_valued", NotHeldNoneOpen = "not_held_none_open", ToRelease = "to_release",
         Released = "released";
 
+    /// <summary>Why a hold is going or gone (<c>release_reason</c>): a reviewer approved the order, or a score took it down to LOW.</summary>
+    public const string Approved = "approved", LowScore = "low_score";
+
     /// <summary>
     /// $1 shop, $2 order, $3 now: our hold on the order is to go, when a reviewer approves it or a new score takes it down to
     /// LOW (out of the queue, where nobody would approve it). A hold not placed yet has nothing in Shopify to release; a
     /// placed one is released by the hold job (it needs our hold's id).
     /// </summary>
-    internal const string ReleaseSql = """
-        UPDATE risk_holds SET state = CASE state WHEN 'held' THEN 'to_release' ELSE 'released' END, updated_at = $3
+    private const string Release = """
+        UPDATE risk_holds SET state = CASE state WHEN 'held' THEN 'to_release' ELSE 'released' END, updated_at = $3,
+        """;
+
+    /// <summary><see cref="Release"/> on a reviewer's approval, whatever labels say: it replaces their label.</summary>
+    internal const string ReleaseApprovedSql = Release + """
+          release_reason = 'approved'
         WHERE shop_id = $1 AND order_id = $2 AND state IN ('to_hold', 'held')
         """;
 
     /// <summary>
-    /// <see cref="ReleaseSql"/> for a new score at LOW: not when any source labels the order as fraud (a reviewer marked it,
-    /// a chargeback came), whose goods must not ship. A reviewer's approval releases regardless: it replaces their label.
+    /// <see cref="Release"/> for a new score at LOW: not when any source labels the order as fraud (a reviewer marked it,
+    /// a chargeback came), whose goods must not ship.
     /// </summary>
-    internal const string ReleaseUnlessFraudSql = ReleaseSql + """
+    internal const string ReleaseUnlessFraudSql = Release + """
+          release_reason = 'low_score'
+        WHERE shop_id = $1 AND order_id = $2 AND state IN ('to_hold', 'held')
           AND NOT EXISTS (SELECT 1 FROM risk_labels l WHERE l.shop_id = $1 AND l.order_id = $2 AND l.fraud)
         """;
 

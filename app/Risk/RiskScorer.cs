@@ -295,7 +295,10 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
     /// customer the merchant does not hold, that it was not held and why. An order gets one hold decision, whatever later
     /// scores say.
     /// </summary>
-    /// <param name="again">Whether a hold released by an earlier score at LOW (nobody approved the order) is decided anew.</param>
+    /// <param name="again">Whether a hold released by an earlier score at LOW (nobody approved the order) is decided anew. A
+    /// release still waiting for the hold job (<c>to_release</c>: no release call queued yet) is called off instead, and the
+    /// hold stays as it was: until 5 Dec 2026 an order that went HIGH, LOW and HIGH again before the job ran was released and
+    /// left at HIGH with no hold.</param>
     private static bool Hold(StoreWriter store, RiskHoldSettings holding, long orderId, float[] f, DateTimeOffset now, bool again)
     {
         var earlierOrders = (int)f[OrderFeatures.Index("customer_orders_before")];
@@ -303,9 +306,13 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
         if (holding.HoldState(earlierOrders, earlierSpend) is not { } state) return false;
         store.Add("""
             INSERT INTO risk_holds (shop_id, order_id, state, earlier_orders, earlier_spend, decided_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)
-            ON CONFLICT (shop_id, order_id) DO UPDATE SET state = excluded.state, earlier_orders = excluded.earlier_orders,
-              earlier_spend = excluded.earlier_spend, decided_at = excluded.decided_at, updated_at = excluded.updated_at
-            WHERE $7 AND risk_holds.state = 'released'
+            ON CONFLICT (shop_id, order_id) DO UPDATE SET
+              state = CASE risk_holds.state WHEN 'to_release' THEN 'held' ELSE excluded.state END,
+              earlier_orders = CASE risk_holds.state WHEN 'to_release' THEN risk_holds.earlier_orders ELSE excluded.earlier_orders END,
+              earlier_spend = CASE risk_holds.state WHEN 'to_release' THEN risk_holds.earlier_spend ELSE excluded.earlier_spend END,
+              decided_at = CASE risk_holds.state WHEN 'to_release' THEN risk_holds.decided_at ELSE excluded.decided_at END,
+              release_reason = NULL, updated_at = excluded.updated_at
+            WHERE $7 AND (risk_holds.state = 'released' OR risk_holds.state = 'to_release' AND excluded.state = 'to_hold')
             """, store.ShopId, orderId, state, earlierOrders, earlierSpend, now, again);
         return state == RiskHolds.ToHold;
     }

@@ -93,9 +93,11 @@ public sealed class ReviewQueueModel(ReviewStore store, ShopScope scope) : Admin
         RiskHolds.NotHeldValued => string.Create(CultureInfo.InvariantCulture,
             $"Not held: a valued customer ({h.EarlierOrders} earlier order{(h.EarlierOrders == 1 ? "" : "s")}, {h.EarlierSpend:N2} spent)"),
         RiskHolds.NotHeldNoneOpen => "Not held: no fulfillment order the app could hold (already fulfilled or closed, or with a fulfillment service it cannot hold)",
-        RiskHolds.ToRelease => "Hold being released (approved)",
-        _ => "Hold released (approved)",
+        RiskHolds.ToRelease => $"Hold being released ({Why(h.ReleaseReason)})",
+        _ => $"Hold released ({Why(h.ReleaseReason)})",
     };
+
+    private static string Why(string? releaseReason) => releaseReason == RiskHolds.LowScore ? "a later score put the order at LOW" : "approved";
 
     public static string Shares(RelatedOrder r)
     {

@@ -15,7 +15,8 @@ public sealed record ReviewLock(string Holder, DateTimeOffset ExpiresAt);
 /// <summary>What became of holding a HIGH order's fulfillment (see RiskHolds for the states).</summary>
 /// <param name="EarlierOrders">The customer's orders before this one when it was scored HIGH.</param>
 /// <param name="EarlierSpend">Their total, in the order's currency.</param>
-public sealed record HoldView(string State, int EarlierOrders, decimal EarlierSpend);
+/// <param name="ReleaseReason">Why a hold is going or gone (<see cref="RiskHolds.Approved"/>, <see cref="RiskHolds.LowScore"/>).</param>
+public sealed record HoldView(string State, int EarlierOrders, decimal EarlierSpend, string? ReleaseReason);
 
 /// <summary>One order waiting for a decision, as the queue lists it.</summary>
 public sealed record QueueRow(long OrderId, string Name, DateTimeOffset? PlacedAt, decimal Total, string Currency, string Level, double Score,
@@ -100,7 +101,7 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
     internal const string QueueSql = $"""
         WITH {Queue}
         SELECT q.order_id, coalesce(q.name, '#' || q.order_id), q.created_at, coalesce(q.total_price, 0), coalesce(q.currency, ''), q.level, q.score,
-               q.reasons::text, l.holder, l.expires_at, count(*) OVER (), h.state, h.earlier_orders, h.earlier_spend
+               q.reasons::text, l.holder, l.expires_at, count(*) OVER (), h.state, h.earlier_orders, h.earlier_spend, h.release_reason
         FROM queue q
         LEFT JOIN review_locks l ON l.shop_id = $1 AND l.order_id = q.order_id AND l.expires_at > $2
         LEFT JOIN risk_holds h ON h.shop_id = $1 AND h.order_id = q.order_id
@@ -164,7 +165,7 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
                     LEFT JOIN outbox_messages m ON m.shop_id = d.shop_id AND m.idempotency_key = d.cancel_key
                     WHERE d.shop_id = $1 AND d.order_id = $2 ORDER BY d.decided_at DESC, d.id DESC
                     """, shopId, orderId),
-                Command("SELECT state, earlier_orders, earlier_spend FROM risk_holds WHERE shop_id = $1 AND order_id = $2", shopId, orderId),
+                Command("SELECT state, earlier_orders, earlier_spend, release_reason FROM risk_holds WHERE shop_id = $1 AND order_id = $2", shopId, orderId),
                 Command("SELECT holder, expires_at FROM review_locks WHERE shop_id = $1 AND order_id = $2 AND expires_at > $3", shopId, orderId, clock.GetUtcNow()),
                 // Queue order is priority descending, then id: (priority, -id) descending. Next is the largest pair below this
                 // order's, previous the smallest above it, so both work for an order that has just left the queue.
@@ -280,7 +281,7 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
             cancel is null ? new TypedNull(NpgsqlTypes.NpgsqlDbType.Boolean) : cancel.NotifyCustomer, Sql.Text(cancelKey)));
         if (cancel is not null && cancelNew) OutboxWriter.Enqueue(new StoreWriter(batch, shopId), CancelCall(orderId, cancel, by, cancelKey!), now);
         if (decision != "note") OutboxWriter.EnqueueMany(new StoreWriter(batch, shopId), DecisionTagCalls(orderId, decision, now).ToList(), now);
-        if (decision == "approve") batch.BatchCommands.Add(Command(RiskHolds.ReleaseSql, shopId, orderId, now));
+        if (decision == "approve") batch.BatchCommands.Add(Command(RiskHolds.ReleaseApprovedSql, shopId, orderId, now));
         if (decision != "note")
         {
             var fraud = decision == "fraud";
@@ -448,7 +449,7 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
     }
 
     private static HoldView? Hold(NpgsqlDataReader r, int i) =>
-        r.IsDBNull(i) ? null : new HoldView(r.GetString(i), r.GetInt32(i + 1), r.GetDecimal(i + 2));
+        r.IsDBNull(i) ? null : new HoldView(r.GetString(i), r.GetInt32(i + 1), r.GetDecimal(i + 2), r.IsDBNull(i + 3) ? null : r.GetString(i + 3));
 
     private static DateTimeOffset? Time(NpgsqlDataReader r, int i) => r.IsDBNull(i) ? null : r.GetFieldValue<DateTimeOffset>(i);
 

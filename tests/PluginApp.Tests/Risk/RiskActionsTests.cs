@@ -248,6 +248,56 @@ public sealed class RiskActionsTests(NoSchedulerAppFixture app) : IClassFixture<
     }
 
     /// <summary>
+    /// A held order edited down to LOW and back up to HIGH before the hold job ran keeps its hold: the release waiting for
+    /// the job is called off. Until 5 Dec 2026 the job released it and the order stayed at HIGH with no hold, and the review
+    /// page called the release "approved" though nobody had approved anything.
+    /// </summary>
+    [Fact]
+    public async Task Holds_On_AHeldOrderEditedToLowAndBackToHigh_BeforeTheJobRan_StaysHeld_AndAReleaseSaysWhy()
+    {
+        const string shop = "risk-hold-low-high.myshopify.com";
+        var shopId = await OrdinaryStoreAsync(shop, 7_380_000);
+        await HoldHighAsync(shop);
+        app.Shopify.Admin.SetFulfillmentOrders("gid://shopify/Order/7389001", ("gid://shopify/FulfillmentOrder/73890011", "OPEN"));
+        var gid = await ScoreHighAsync(shop, shopId, 7_389_001);
+        await Service<RiskHolds>().RunShopAsync(shopId, CancellationToken.None);
+        await DrainAsync(shopId);
+        Assert.Single(app.Shopify.Admin.FulfillmentOrders(gid).Single().Holds);
+
+        async Task EditAsync(decimal total, string ip, string email, long? customer, string shipping, int minutes)
+        {
+            var order = RiskOrders.Order(7_389_001, app.Clock.GetUtcNow().AddMinutes(-30), total, ip, email, customer, billing: "US", shipping: shipping);
+            order["updated_at"] = app.Clock.GetUtcNow().AddMinutes(minutes).ToString("O", CultureInfo.InvariantCulture);
+            Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("orders/updated", shop, order.ToJsonString())).StatusCode);
+            await Service<RiskScorer>().ScoreShopAsync(shopId, CancellationToken.None);
+        }
+        async Task<string> PageAsync() => WebUtility.HtmlDecode(await (await app.Client.GetAsync(
+            $"/admin/review?order=7389001&shop={shop}&embedded=1&id_token={app.SessionToken(shop)}")).Content.ReadAsStringAsync());
+
+        await EditAsync(28m, "198.51.100.3", "regular57380003@example.com", 57_380_003, "US", 1);
+        Assert.Equal("LOW", await app.ScalarAsync("SELECT level FROM risk_scores WHERE shop_id = $1 AND order_id = 7389001", shopId));
+        Assert.Contains("Hold being released (a later score put the order at LOW)", await PageAsync());
+        await EditAsync(640m, "203.0.113.50", "new.buyer@example.net", null, "NG", 2);
+        Assert.Equal("HIGH", await app.ScalarAsync("SELECT level FROM risk_scores WHERE shop_id = $1 AND order_id = 7389001", shopId));
+
+        Assert.Equal(0, await Service<RiskHolds>().RunShopAsync(shopId, CancellationToken.None));
+        await DrainAsync(shopId);
+        Assert.Equal(RiskHolds.Held, await app.ScalarAsync("SELECT state FROM risk_holds WHERE shop_id = $1 AND order_id = 7389001", shopId));
+        Assert.Single(app.Shopify.Admin.FulfillmentOrders(gid).Single().Holds);
+        Assert.Equal(0, MutationsOf("fulfillmentOrderReleaseHold", "gid://shopify/FulfillmentOrder/73890011"));
+        Assert.Contains("Fulfillment held", await PageAsync());
+
+        // Down to LOW again, and this time the job runs: the hold goes, and the page says the score, not a reviewer, let it go.
+        await EditAsync(28m, "198.51.100.3", "regular57380003@example.com", 57_380_003, "US", 3);
+        await Service<RiskHolds>().RunShopAsync(shopId, CancellationToken.None);
+        await DrainAsync(shopId);
+        Assert.Empty(app.Shopify.Admin.FulfillmentOrders(gid).Single().Holds);
+        var page = await PageAsync();
+        Assert.Contains("Hold released (a later score put the order at LOW)", page);
+        Assert.DoesNotContain("(approved)", page);
+    }
+
+    /// <summary>
     /// The card an order was paid with (checks, issuer number, last four) is kept when a later order webhook carries none,
     /// as most do: until 4 Dec 2026 the next orders/updated blanked it, and the card's other orders went uncounted.
     /// </summary>
