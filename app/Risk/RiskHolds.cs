@@ -11,19 +11,13 @@ namespace PluginApp.Risk;
 
 /// <summary>The merchant's choice about holding HIGH orders' fulfillment, and who counts as a valued customer.</summary>
 /// <param name="HoldHigh">Hold the fulfillment of orders the score puts at HIGH (off by default).</param>
-/// <param name="ValuedMinOrders">A customer with at least this many earlier orders is valued.</param>
+/// <param name="ValuedMinOrders">A customer with at least this many earlier orders that stood (not cancelled, test or labelled fraud) is valued (RiskScorer.Hold).</param>
 /// <param name="ValuedMinSpend">Or with at least this much earlier spend, in the shop's currency.</param>
 /// <param name="HoldValued">Hold a valued customer's HIGH order too (off by default: it goes to review, never to a hold).</param>
 public sealed record RiskHoldSettings(bool HoldHigh, int ValuedMinOrders, decimal ValuedMinSpend, bool HoldValued)
 {
     /// <summary>Off; valued from 5 earlier orders or 1,000 earlier spend (why: 0015_risk_actions.sql).</summary>
     public static readonly RiskHoldSettings Default = new(false, 5, 1000m, false);
-
-    public bool Valued(int earlierOrders, decimal earlierSpend) => earlierOrders >= ValuedMinOrders || earlierSpend >= ValuedMinSpend;
-
-    /// <summary>What the scorer records for an order that has just become HIGH: nothing (holding is off), a hold, or why not.</summary>
-    public string? HoldState(int earlierOrders, decimal earlierSpend) =>
-        !HoldHigh ? null : Valued(earlierOrders, earlierSpend) && !HoldValued ? RiskHolds.NotHeldValued : RiskHolds.ToHold;
 
     public static async Task<RiskHoldSettings> ReadAsync(NpgsqlDataSource db, long shopId, CancellationToken ct)
     {

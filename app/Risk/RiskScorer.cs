@@ -186,7 +186,7 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
             if (before.Level == level) continue; // Shopify already shows this level
             var reopened = before.DecidedAt is { } decided && Rank(level) > Rank(decided);
             // Undecided (or back in the queue), an order raised to HIGH again after a score at LOW released its hold is held again.
-            if (level == "HIGH" && Hold(store, holding, orderId, f, now, again: before.DecidedAt is null || reopened)) holds++;
+            if (level == "HIGH" && Hold(store, holding, orderId, now, again: before.DecidedAt is null || reopened)) holds++;
             // Down to LOW it leaves the queue, so nobody would approve it: our hold goes with it (until 4 Dec 2026 it stayed for
             // good), unless a reviewer marked the order as fraud, whose goods must not ship.
             if (level == "LOW" && before.Level is not null)
@@ -293,28 +293,38 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
     /// An order that has just become HIGH (new, or raised from a lower level), when the merchant holds HIGH orders: records
     /// that its fulfillment is to be held (the hold job reads its fulfillment orders after this commits), or, for a valued
     /// customer the merchant does not hold, that it was not held and why. An order gets one hold decision, whatever later
-    /// scores say.
+    /// scores say. A customer is valued by her earlier orders that stood: until 5 Dec 2026 her cancelled and test orders, and
+    /// those labelled fraud, counted too, so a buyer whose earlier orders were all confirmed fraud read as valued and was not
+    /// held. (The model's features count every earlier order, as of the order's time; changing them needs a new evaluation.)
     /// </summary>
     /// <param name="again">Whether a hold released by an earlier score at LOW (nobody approved the order) is decided anew. A
     /// release still waiting for the hold job (<c>to_release</c>: no release call queued yet) is called off instead, and the
     /// hold stays as it was: until 5 Dec 2026 an order that went HIGH, LOW and HIGH again before the job ran was released and
     /// left at HIGH with no hold.</param>
-    private static bool Hold(StoreWriter store, RiskHoldSettings holding, long orderId, float[] f, DateTimeOffset now, bool again)
+    private static bool Hold(StoreWriter store, RiskHoldSettings holding, long orderId, DateTimeOffset now, bool again)
     {
-        var earlierOrders = (int)f[OrderFeatures.Index("customer_orders_before")];
-        var earlierSpend = Math.Round((decimal)f[OrderFeatures.Index("customer_spend_before")], 2);
-        if (holding.HoldState(earlierOrders, earlierSpend) is not { } state) return false;
+        if (!holding.HoldHigh) return false;
         store.Add("""
-            INSERT INTO risk_holds (shop_id, order_id, state, earlier_orders, earlier_spend, decided_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)
+            INSERT INTO risk_holds (shop_id, order_id, state, earlier_orders, earlier_spend, decided_at, updated_at)
+            SELECT $1, $2, CASE WHEN NOT $7 AND (e.n >= $5 OR e.spend >= $6) THEN 'not_held_valued' ELSE 'to_hold' END, e.n, e.spend, $3, $3
+            FROM orders t CROSS JOIN LATERAL (
+                SELECT count(*)::int AS n, round(coalesce(sum(p.total_price), 0), 2) AS spend
+                FROM orders p
+                WHERE p.shop_id = t.shop_id AND p.created_at < t.created_at
+                  AND ((t.customer_id IS NOT NULL AND p.customer_id = t.customer_id)
+                    OR (t.customer_id IS NULL AND t.email IS NOT NULL AND lower(p.email) = lower(t.email)))
+                  AND NOT p.test AND p.cancelled_at IS NULL
+                  AND NOT EXISTS (SELECT 1 FROM risk_labels l WHERE l.shop_id = p.shop_id AND l.order_id = p.id AND l.fraud)) e
+            WHERE t.shop_id = $1 AND t.id = $2
             ON CONFLICT (shop_id, order_id) DO UPDATE SET
               state = CASE risk_holds.state WHEN 'to_release' THEN 'held' ELSE excluded.state END,
               earlier_orders = CASE risk_holds.state WHEN 'to_release' THEN risk_holds.earlier_orders ELSE excluded.earlier_orders END,
               earlier_spend = CASE risk_holds.state WHEN 'to_release' THEN risk_holds.earlier_spend ELSE excluded.earlier_spend END,
               decided_at = CASE risk_holds.state WHEN 'to_release' THEN risk_holds.decided_at ELSE excluded.decided_at END,
               release_reason = NULL, updated_at = excluded.updated_at
-            WHERE $7 AND (risk_holds.state = 'released' OR risk_holds.state = 'to_release' AND excluded.state = 'to_hold')
-            """, store.ShopId, orderId, state, earlierOrders, earlierSpend, now, again);
-        return state == RiskHolds.ToHold;
+            WHERE $4 AND (risk_holds.state = 'released' OR risk_holds.state = 'to_release' AND excluded.state = 'to_hold')
+            """, store.ShopId, orderId, now, again, holding.ValuedMinOrders, holding.ValuedMinSpend, holding.HoldValued);
+        return true;
     }
 
     /// <summary>

@@ -341,6 +341,27 @@ public sealed class RiskActionsTests(NoSchedulerAppFixture app) : IClassFixture<
         var row = queue.GetProperty("rows").EnumerateArray().Single(r => r.GetProperty("orderId").GetInt64() == 7_339_010);
         Assert.Equal("not_held_valued", row.GetProperty("hold").GetProperty("state").GetString());
         Assert.Contains("Not held: a valued customer (5 earlier orders, 150.00 spent)", await QueueHtmlAsync(shop));
+
+        // Another customer with five earlier orders, none of which stood: two cancelled, one a test, two the store's staff
+        // marked as fraud. She is no valued customer, and her HIGH order is held (until 5 Dec 2026 it was not).
+        const long other = 73_398;
+        for (var i = 0; i < 5; i++)
+        {
+            var order = RiskOrders.Order(7_339_101 + i, app.Clock.GetUtcNow().AddHours(-12 + 2 * i), 30m, "203.0.113.61", "ring@example.com", other);
+            if (i < 2) order["cancelled_at"] = app.Clock.GetUtcNow().AddHours(-11 + 2 * i).ToString("O", CultureInfo.InvariantCulture);
+            if (i == 2) order["test"] = true;
+            await SendAsync(shop, order);
+        }
+        await Service<RiskScorer>().ScoreShopAsync(shopId, CancellationToken.None);
+        foreach (var fraud in new[] { 7_339_104, 7_339_105 })
+            Assert.Equal(HttpStatusCode.OK, (await AdminAsync(HttpMethod.Post, $"/api/admin/review/orders/{fraud}/decisions", shop, new { decision = "fraud" })).StatusCode);
+        app.Shopify.Admin.SetFulfillmentOrders("gid://shopify/Order/7339110", ("gid://shopify/FulfillmentOrder/73391101", "OPEN"));
+        var ring = await ScoreHighAsync(shop, shopId, 7_339_110, other, "203.0.113.61", "ring@example.com");
+        Assert.Equal(1, await Service<RiskHolds>().RunShopAsync(shopId, CancellationToken.None));
+        await DrainAsync(shopId);
+        Assert.Single(app.Shopify.Admin.FulfillmentOrders(ring).Single().Holds);
+        Assert.Equal("held|0|0.00", await app.ScalarAsync(
+            "SELECT concat_ws('|', state, earlier_orders, earlier_spend) FROM risk_holds WHERE shop_id = $1 AND order_id = 7339110", shopId));
     }
 
     /// <summary>
