@@ -1,4 +1,5 @@
 using System.Globalization;
+using PluginApp.Shopify;
 
 namespace PluginApp.Risk;
 
@@ -52,10 +53,10 @@ public static class RulePrior
             // Why a cap on the figure: where a store's recent totals barely vary (a few orders, one price), z runs into the
             // hundreds, which reads as noise to a reviewer; past 10 the exact figure adds nothing.
             z > 10
-                ? Inv($"The total, {currency} {Get("amount"):N2}, is more than 10 standard deviations above this store's usual order")
-                : Inv($"The total, {currency} {Get("amount"):N2}, is {z:0.0} standard deviations above this store's usual order"));
+                ? Inv($"The total, {Currency.Format(Get("amount"), currency)}, is more than 10 standard deviations above this store's usual order")
+                : Inv($"The total, {Currency.Format(Get("amount"), currency)}, is {z:0.0} standard deviations above this store's usual order"));
         if (Get("first_order_high_value") > 0) Add("first_order_high_value", 1.2,
-            Inv($"First order from this customer, and larger than 9 in 10 of the store's recent orders ({currency} {Get("amount"):N2})"));
+            Inv($"First order from this customer, and larger than 9 in 10 of the store's recent orders ({Currency.Format(Get("amount"), currency)})"));
         var ip1 = Get("ip_orders_1d");
         if (ip1 >= 2) Add("ip_velocity", Math.Min(0.6 * (ip1 + 1 - 2), 2.4), $"{Orders(ip1)} from the same browser address in 24 hours");
         var emails = Get("ip_emails_7d");

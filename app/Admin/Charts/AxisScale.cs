@@ -18,11 +18,11 @@ internal sealed class AxisScale
     public double Max => Ticks[^1];
 
     /// <param name="format">Steps never go below what the format can show, so no two tick labels read the same.</param>
-    public static AxisScale Covering(IEnumerable<double> values, ValueFormat format)
+    public static AxisScale Covering(IEnumerable<double> values, ValueFormat format, string? currency = null)
     {
         double lo = 0, hi = 0;
         foreach (var v in values) (lo, hi) = (Math.Min(lo, v), Math.Max(hi, v));
-        var step = Math.Max(NiceStep((hi - lo) / TargetIntervals), format.Resolution());
+        var step = Math.Max(NiceStep((hi - lo) / TargetIntervals), format.Resolution(currency));
         var first = (long)Math.Floor(lo / step + Slack);
         var last = Math.Max((long)Math.Ceiling(hi / step - Slack), first + 1);
         var ticks = new List<double>();

@@ -12,7 +12,7 @@ internal static class BarPlot
 
     public static XElement Svg(BarChart c)
     {
-        var scale = AxisScale.Covering(c.Bars.SelectMany(b => new[] { b.Value, b.Low, b.High }).OfType<double>(), c.Format);
+        var scale = AxisScale.Covering(c.Bars.SelectMany(b => new[] { b.Value, b.Low, b.High }).OfType<double>(), c.Format, c.Currency);
         var labels = c.Bars.Select(b => b.Label.Length > MaxLabelChars ? b.Label[..(MaxLabelChars - 1)] + "…" : b.Label).ToList();
         double left = Math.Clamp(TextWidth(labels.Max(l => l.Length)) + 16, 64, 260), right = Width - Right;
         double top = Top, bottom = Top + c.Bars.Count * Row, height = bottom + Bottom;

@@ -17,7 +17,7 @@ internal static class LinePlot
 
     public static XElement Svg(TimeSeriesChart c)
     {
-        var scale = AxisScale.Covering(c.Series.SelectMany(s => s.Values).OfType<double>(), c.Format);
+        var scale = AxisScale.Covering(c.Series.SelectMany(s => s.Values).OfType<double>(), c.Format, c.Currency);
         var tickLabels = scale.Ticks.Select(t => c.Format.Format(t, c.Currency)).ToList();
         double left = AxisLabelBand + TextWidth(tickLabels.Max(l => l.Length)) + 8, right = Width - Right, top = Top, bottom = Height - Bottom;
         int first = c.Days[0].DayNumber, span = c.Days[^1].DayNumber - first;

@@ -1,4 +1,5 @@
 using System.Globalization;
+using PluginApp.Shopify;
 
 namespace PluginApp.Admin.Charts;
 
@@ -7,7 +8,7 @@ public enum ValueFormat
 {
     /// <summary>Whole numbers with thousands separators: "1,234".</summary>
     Count,
-    /// <summary>Two decimals after the chart's currency code: "GBP 1,234.50".</summary>
+    /// <summary>The currency's own decimals after the chart's currency code: "GBP 1,234.50", "JPY 12,000".</summary>
     Money,
     /// <summary>A fraction as a percentage with one decimal: 0.123 is "12.3%".</summary>
     Percent,
@@ -22,18 +23,17 @@ public static class ValueFormatting
     public static string Format(this ValueFormat format, double value, string? currency = null) => format switch
     {
         ValueFormat.Count => Rounded(value, 0).ToString("#,0", CultureInfo.InvariantCulture),
-        ValueFormat.Money => (string.IsNullOrWhiteSpace(currency) ? "" : currency + " ")
-            + Rounded(value, 2).ToString("#,0.00", CultureInfo.InvariantCulture),
+        ValueFormat.Money => Currency.Format(Rounded(value, Currency.MinorDigits(currency)), currency),
         ValueFormat.Percent => Rounded(value * 100, 1).ToString("#,0.#", CultureInfo.InvariantCulture) + "%",
         ValueFormat.Decimal => Rounded(value, 3).ToString("#,0.###", CultureInfo.InvariantCulture),
         _ => throw new ArgumentOutOfRangeException(nameof(format), format, "unknown value format"),
     };
 
     /// <summary>The smallest difference the format can show; axis steps never go below it, so no two ticks read the same.</summary>
-    internal static double Resolution(this ValueFormat format) => format switch
+    internal static double Resolution(this ValueFormat format, string? currency = null) => format switch
     {
         ValueFormat.Count => 1,
-        ValueFormat.Money => 0.01,
+        ValueFormat.Money => Math.Pow(10, -Currency.MinorDigits(currency)),
         _ => 0.001,
     };
 

@@ -1,5 +1,6 @@
 using System.Globalization;
 using PluginApp.Ml.Metrics;
+using PluginApp.Shopify;
 
 namespace PluginApp.Admin.Shell;
 
@@ -10,9 +11,10 @@ public static class Format
 
     public static string Count(long n) => n.ToString("N0", C);
 
-    public static string Money(decimal amount, string currency) => $"{currency} {amount.ToString("N2", C)}";
+    /// <summary>"JPY 12,000", "GBP 1,234.50": the currency's own decimals (<see cref="Currency"/>).</summary>
+    public static string Money(decimal amount, string currency) => Currency.Format(amount, currency);
 
-    public static string Money(double amount, string currency) => Money((decimal)Math.Round(amount, 2), currency);
+    public static string Money(double amount, string currency) => Currency.Format(amount, currency);
 
     public static string Percent(double share, int decimals = 1) => double.IsNaN(share) ? "–" : (share * 100).ToString($"F{decimals}", C) + "%";
 

@@ -85,13 +85,14 @@ public sealed class ReviewQueueModel(ReviewStore store, ShopScope scope) : Admin
     };
 
     /// <summary>"Fulfillment held", or why not ("Not held: a valued customer (12 earlier orders, 3,400.00 spent)"); null without a hold decision.</summary>
-    public static string? Hold(HoldView? h) => h?.State switch
+    /// <param name="currency">The shop's currency, in which the earlier spend is counted.</param>
+    public static string? Hold(HoldView? h, string currency) => h?.State switch
     {
         null => null,
         RiskHolds.ToHold => "Fulfillment hold requested",
         RiskHolds.Held => "Fulfillment held",
         RiskHolds.NotHeldValued => string.Create(CultureInfo.InvariantCulture,
-            $"Not held: a valued customer ({h.EarlierOrders} earlier order{(h.EarlierOrders == 1 ? "" : "s")}, {h.EarlierSpend:N2} spent)"),
+            $"Not held: a valued customer ({h.EarlierOrders} earlier order{(h.EarlierOrders == 1 ? "" : "s")}, {Format.Money(h.EarlierSpend, currency)} spent)"),
         RiskHolds.NotHeldNoneOpen => "Not held: no fulfillment order the app could hold (already fulfilled or closed, or with a fulfillment service it cannot hold)",
         RiskHolds.ToRelease => $"Hold being released ({Why(h.ReleaseReason)})",
         _ => $"Hold released ({Why(h.ReleaseReason)})",

@@ -81,6 +81,22 @@ public sealed class ChartsTests
         Assert.Equal(["3 Nov 2026", "GBP 20.00", ""], rows[2]);
     }
 
+    /// <summary>A yen store's revenue reads in whole yen, on the axis too, which never steps by less than one yen (until 5
+    /// Dec 2026 every amount had two decimals, "JPY 3.00", and a small range got ticks of 0.50 yen).</summary>
+    [Fact]
+    public void Line_MoneySeriesInYen_ReadsInWholeYen()
+    {
+        var chart = new TimeSeriesChart("revenue", "Revenue", "per day", "Revenue", Days(3),
+            [new ChartSeries("Orders", [3, 1, 2])], ValueFormat.Money, "JPY");
+
+        var html = Parse(SvgCharts.Line(chart));
+        var rows = html.Element("details")!.Descendants("tbody").Single().Elements("tr").Select(tr => tr.Elements().Last().Value).ToList();
+        Assert.Equal(["JPY 3", "JPY 1", "JPY 2"], rows);
+        var ticks = WithClass(Svg(html), "g", "chart-yaxis").Single().Elements("text").Select(t => t.Value).ToList();
+        Assert.All(ticks, t => Assert.DoesNotContain(".", t));
+        Assert.Equal(ticks.Count, ticks.Distinct().Count());
+    }
+
     [Fact]
     public void Line_EmptyCell_IsWrittenWithAClosingTagForHtmlParsers()
     {
@@ -369,6 +385,8 @@ public sealed class ChartsTests
     [InlineData(ValueFormat.Count, -0.2, null, "0")]
     [InlineData(ValueFormat.Money, 1234.5, "GBP", "GBP 1,234.50")]
     [InlineData(ValueFormat.Money, -3, "EUR", "EUR -3.00")]
+    [InlineData(ValueFormat.Money, 12000.4, "JPY", "JPY 12,000")]
+    [InlineData(ValueFormat.Money, 12.5, "KWD", "KWD 12.500")]
     [InlineData(ValueFormat.Percent, 0.123, null, "12.3%")]
     [InlineData(ValueFormat.Percent, 0.5, null, "50%")]
     [InlineData(ValueFormat.Decimal, 1.23456, null, "1.235")]

@@ -340,7 +340,7 @@ public sealed class RiskActionsTests(NoSchedulerAppFixture app) : IClassFixture<
         var queue = await (await AdminAsync(HttpMethod.Get, "/api/admin/review/queue", shop)).Content.ReadFromJsonAsync<JsonElement>();
         var row = queue.GetProperty("rows").EnumerateArray().Single(r => r.GetProperty("orderId").GetInt64() == 7_339_010);
         Assert.Equal("not_held_valued", row.GetProperty("hold").GetProperty("state").GetString());
-        Assert.Contains("Not held: a valued customer (5 earlier orders, 150.00 spent)", await QueueHtmlAsync(shop));
+        Assert.Contains("Not held: a valued customer (5 earlier orders, USD 150.00 spent)", await QueueHtmlAsync(shop));
 
         // Another customer with five earlier orders, none of which stood: two cancelled, one a test, two the store's staff
         // marked as fraud. She is no valued customer, and her HIGH order is held (until 5 Dec 2026 it was not).

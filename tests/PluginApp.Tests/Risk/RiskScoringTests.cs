@@ -60,15 +60,17 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
     private static List<string> Codes(JsonElement reasons) => reasons.EnumerateArray().Select(r => r.GetProperty("code").GetString()!).ToList();
 
     [Theory]
-    [InlineData(3.46f, "is 3.5 standard deviations above this store's usual order")]
-    [InlineData(307.7f, "is more than 10 standard deviations above this store's usual order")]
-    public void RulePrior_SaysHowFarAboveTheUsualOrderATotalIs_WithoutFiguresThatReadAsNoise(float z, string says)
+    [InlineData(3.46f, "EUR", 480f, "The total, EUR 480.00, is 3.5 standard deviations above this store's usual order")]
+    [InlineData(307.7f, "EUR", 480f, "The total, EUR 480.00, is more than 10 standard deviations above this store's usual order")]
+    // In the currency's own decimals: until 5 Dec 2026 "JPY 48,000.00".
+    [InlineData(3.46f, "JPY", 48000f, "The total, JPY 48,000, is 3.5 standard deviations above this store's usual order")]
+    public void RulePrior_SaysHowFarAboveTheUsualOrderATotalIs_WithoutFiguresThatReadAsNoise(float z, string currency, float amount, string says)
     {
         var f = new float[PluginApp.Risk.OrderFeatures.Names.Length];
         f[PluginApp.Risk.OrderFeatures.Index("amount_z")] = z;
-        f[PluginApp.Risk.OrderFeatures.Index("amount")] = 480f;
-        var reason = PluginApp.Risk.RulePrior.Assess(f, "EUR").Reasons.Single(r => r.Code == "amount_high");
-        Assert.Equal("The total, EUR 480.00, " + says, reason.Text);
+        f[PluginApp.Risk.OrderFeatures.Index("amount")] = amount;
+        var reason = PluginApp.Risk.RulePrior.Assess(f, currency).Reasons.Single(r => r.Code == "amount_high");
+        Assert.Equal(says, reason.Text);
     }
 
     [Fact]
