@@ -73,12 +73,14 @@ internal static class StoreMerge
     };
 
     // Why the personal fields in the SELECT rather than a guard UPDATE after it (as StoreWriter does): a re-import then rewrites nothing.
-    private static string UnlessRedacted(string expression) => $"CASE WHEN r.id IS NULL AND ro.id IS NULL THEN {expression} END";
+    private static string UnlessRedacted(string expression) => $"CASE WHEN r.id IS NULL AND ro.id IS NULL AND eo.order_id IS NULL THEN {expression} END";
 
-    // r: the order's customer if erased; ro: the order itself if erased (a guest's, found by email). As StoreWriter.OrderUpsert.
+    // r: the order's customer if erased; ro: the order itself if erased (a guest's, found by email); eo: the order listed by
+    // an erasure before we held it. As StoreWriter.OrderUpsert.
     private const string Redacted = """
         LEFT JOIN customers r ON r.shop_id = $2 AND r.id = bulk_id(s.b -> 'customer' ->> 'id') AND r.redacted_at IS NOT NULL
         LEFT JOIN orders ro ON ro.shop_id = $2 AND ro.id = s.id AND ro.redacted_at IS NOT NULL
+        LEFT JOIN erased_orders eo ON eo.shop_id = $2 AND eo.order_id = s.id
         """;
 
     private static readonly Dictionary<string, string> Order = new()

@@ -16,8 +16,16 @@ public static class StorePersonalData
             """,
             Export: "SELECT to_jsonb(c) - 'shop_id' FROM customers c WHERE c.shop_id = $1 AND c.id = $2", ExportAs: "customer"));
         services.AddPersonalData(new PersonalDataTable("orders", ["email", "browser_ip", "card_bin", "card_last4", "visitor_hash"],
-            // redacted_at keeps them empty when Shopify sends the order again (StoreWriter.OrderUpsert, StoreMerge).
-            "UPDATE orders SET email = NULL, browser_ip = NULL, card_bin = NULL, card_last4 = NULL, visitor_hash = NULL, redacted_at = $5 WHERE shop_id = $1 AND id IN (SELECT id FROM redaction_orders)",
+            // redacted_at keeps them empty when Shopify sends the order again (StoreWriter.OrderUpsert, StoreMerge); a listed
+            // order we do not hold yet is remembered by its id (erased_orders), so that it arrives empty too.
+            """
+            WITH unheld AS (
+                INSERT INTO erased_orders (shop_id, order_id, erased_at)
+                SELECT $1, x.id, $5 FROM unnest($3::bigint[]) x(id) WHERE NOT EXISTS (SELECT 1 FROM redaction_orders f WHERE f.id = x.id)
+                ON CONFLICT DO NOTHING)
+            UPDATE orders SET email = NULL, browser_ip = NULL, card_bin = NULL, card_last4 = NULL, visitor_hash = NULL, redacted_at = $5
+            WHERE shop_id = $1 AND id IN (SELECT id FROM redaction_orders)
+            """,
             // The order as the store sent it: its label times are risk scoring's copy of our fraud labels, which are not exported.
             Export: """
                 SELECT coalesce(jsonb_agg(to_jsonb(o) - 'shop_id' - 'label_known_at' - 'fraud_known_at' || jsonb_build_object(

@@ -42,7 +42,11 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
         // likewise (the backfill does not read the order's cart attributes): it leads to a guest's storefront events.
         keep: ["avs_result", "cvv_result", "card_bin", "card_last4", "cart_token", "checkout_token", "visitor_hash"],
         newerOnly: true, erasable: ["email", "browser_ip", "card_bin", "card_last4", "visitor_hash"],
-        erasedIf: $"{CustomerErased} OR EXISTS (SELECT 1 FROM orders y WHERE y.shop_id = r.shop_id AND y.id = r.id AND y.redacted_at IS NOT NULL)");
+        erasedIf: $"{CustomerErased} OR EXISTS (SELECT 1 FROM orders y WHERE y.shop_id = r.shop_id AND y.id = r.id AND y.redacted_at IS NOT NULL) OR {OrderErased("r.id")}");
+
+    /// <summary>The order was listed by a customers/redact before we held it (<c>erased_orders</c>).</summary>
+    internal static string OrderErased(string orderId) =>
+        $"EXISTS (SELECT 1 FROM erased_orders e WHERE e.shop_id = r.shop_id AND e.order_id = {orderId})";
 
     /// <summary>The incoming row r names a customer who was erased (a tombstone row when we never saw them).</summary>
     private const string CustomerErased =
@@ -55,9 +59,10 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
     // A refund's note is erased with its order: the order was redacted, or it belongs to an erased customer.
     internal static readonly UpsertStatement RefundUpsert = new("refunds", ["shop_id", "id"],
         ["shop_id", "id", "order_id", "note", "amount", "created_at"], erasable: ["note"],
-        erasedIf: """
+        erasedIf: $"""
             EXISTS (SELECT 1 FROM orders y LEFT JOIN customers x ON x.shop_id = y.shop_id AND x.id = y.customer_id
                     WHERE y.shop_id = r.shop_id AND y.id = r.order_id AND (y.redacted_at IS NOT NULL OR x.redacted_at IS NOT NULL))
+            OR {OrderErased("r.order_id")}
             """);
 
     internal static readonly UpsertStatement RefundLineUpsert = new("refund_lines", ["shop_id", "refund_id", "line_item_id"],

@@ -105,7 +105,7 @@ public sealed class BackfillMergeTests(AppFixture app) : IClassFixture<AppFixtur
         }.ToJsonString());
         await app.SendWebhookAsync("customers/redact", shop, new JsonObject
         {
-            ["shop_id"] = 1, ["shop_domain"] = shop, ["customer"] = new JsonObject { ["id"] = 7403, ["email"] = "guest-erased@example.com" }, ["orders_to_redact"] = new JsonArray(64004),
+            ["shop_id"] = 1, ["shop_domain"] = shop, ["customer"] = new JsonObject { ["id"] = 7403, ["email"] = "guest-erased@example.com" }, ["orders_to_redact"] = new JsonArray(64004, 64005),
         }.ToJsonString());
 
         // The newer version of 9402 the bulk file holds was taken off the Online Store.
@@ -118,10 +118,13 @@ public sealed class BackfillMergeTests(AppFixture app) : IClassFixture<AppFixtur
         testOrder["test"] = true;
         var guestLater = Rest(ShopifyPayloads.Order(64004, customerId: null, updatedAt: "2026-07-08T12:00:00-04:00"));
         guestLater["email"] = "guest-erased@example.com";
+        // Another of her guest orders, listed by the erasure but not held until the import brings it.
+        var guestUnheld = Rest(ShopifyPayloads.Order(64005, customerId: null));
+        guestUnheld["email"] = "guest-erased@example.com";
         Serve(
             products: [.. BulkProduct(ShopifyPayloads.Product(9401, variants: 1)), .. BulkProduct(unpublished, collection: 88)],
             customers: [BulkCustomer(ShopifyPayloads.Customer(7402, email: "erased@example.com", updatedAt: "2026-07-05T10:00:00-04:00"))],
-            orders: [.. BulkOrder(olderOrder, []), .. BulkOrder(erasedOrder, []), .. BulkOrder(testOrder, []), .. BulkOrder(guestLater, [])]);
+            orders: [.. BulkOrder(olderOrder, []), .. BulkOrder(erasedOrder, []), .. BulkOrder(testOrder, []), .. BulkOrder(guestLater, []), .. BulkOrder(guestUnheld, [])]);
 
         await RunBackfillAsync(shop);
 
@@ -140,6 +143,7 @@ public sealed class BackfillMergeTests(AppFixture app) : IClassFixture<AppFixtur
         Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM order_lines WHERE shop_id = $1 AND order_id = 64002", shopId));
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1 AND id = 64003 AND test", shopId));
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1 AND id = 64004 AND updated_at > '2026-07-05' AND email IS NULL AND browser_ip IS NULL", shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1 AND id = 64005 AND email IS NULL AND browser_ip IS NULL", shopId));
     }
 
     [Fact]
