@@ -16,12 +16,19 @@ namespace PluginApp.Compliance;
 /// Why not a lock every writer takes instead: the shop's row lock that was tried on 5 Dec 2026 waited behind every
 /// ingest batch and backfill chunk of the shop, and could deadlock with them.
 /// </summary>
-public sealed class ErasureSecondPassJob(NpgsqlDataSource db, PersonalDataCatalog catalog, ILogger<ErasureSecondPassJob> logger)
+public sealed class ErasureSecondPassJob(NpgsqlDataSource db, PersonalDataCatalog catalog, TimeProvider clock, ILogger<ErasureSecondPassJob> logger)
 {
+    /// <summary>
+    /// The least time between a request and its second pass: longer than a queued decision may wait and still keep the
+    /// shopper's ids (<see cref="PluginApp.Governance.DecisionLog.LateAfter"/>), so a decision made before the erasure and
+    /// written after its first pass is either erased by the second or written without them.
+    /// </summary>
+    public static readonly TimeSpan Delay = PluginApp.Governance.DecisionLog.LateAfter + TimeSpan.FromMinutes(1);
+
     private const string MarkSeen = "UPDATE erasure_second_passes SET seen_at = clock_timestamp() WHERE seen_at IS NULL";
 
     /// <summary>
-    /// $1 the tables of personal data. Held back by a transaction that began before the request was seen and writes one of
+    /// $1 the tables of personal data, $2 the latest request time due (<see cref="Delay"/> ago). Held back by a transaction that began before the request was seen and writes one of
     /// them: a writing statement takes its table's lock before its snapshot, and each statement of a writer (read committed)
     /// takes its own snapshot, so once none is left every write that missed her tombstone is visible. Why not every lock: a
     /// long read (a training run, a dump) or autovacuum holds the lesser ones, and would keep her request, email and all, for
@@ -29,7 +36,7 @@ public sealed class ErasureSecondPassJob(NpgsqlDataSource db, PersonalDataCatalo
     /// </summary>
     internal const string DueSql = """
         SELECT shop_id, customer_id, request::text, requested_at FROM erasure_second_passes p
-        WHERE seen_at IS NOT NULL AND NOT EXISTS (
+        WHERE seen_at IS NOT NULL AND requested_at <= $2 AND NOT EXISTS (
           SELECT 1 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
           WHERE l.locktype = 'relation' AND l.pid <> pg_backend_pid() AND a.xact_start < p.seen_at
             AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
@@ -46,6 +53,7 @@ public sealed class ErasureSecondPassJob(NpgsqlDataSource db, PersonalDataCatalo
         await using (var cmd = db.CreateCommand(DueSql))
         {
             cmd.Parameters.Add(Sql.Param(catalog.Tables.Select(t => t.Table).Append("erasure_second_passes").Distinct().ToArray()));
+            cmd.Parameters.Add(Sql.Param(clock.GetUtcNow() - Delay));
             await using var r = await cmd.ExecuteReaderAsync(ct);
             while (await r.ReadAsync(ct)) due.Add((r.GetInt64(0), r.GetInt64(1), r.GetString(2), r.GetFieldValue<DateTimeOffset>(3)));
         }

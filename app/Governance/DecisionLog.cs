@@ -52,14 +52,16 @@ public sealed record Decision(string Kind, string DecisionId, long ShopId, DateT
 public sealed class DecisionLog : BackgroundService
 {
     private readonly NpgsqlDataSource db;
+    private readonly TimeProvider clock;
     private readonly ILogger<DecisionLog> logger;
     private readonly Channel<Decision> _queue;
     // Months whose partition this instance has seen to exist in its database (dropped by retention only long after).
     private readonly ConcurrentDictionary<int, bool> _partitions = new();
 
-    public DecisionLog(NpgsqlDataSource db, ILogger<DecisionLog> logger)
+    public DecisionLog(NpgsqlDataSource db, TimeProvider clock, ILogger<DecisionLog> logger)
     {
         this.db = db;
+        this.clock = clock;
         this.logger = logger;
         _queue = Channel.CreateBounded<Decision>(new BoundedChannelOptions(100_000)
         {
@@ -88,6 +90,15 @@ public sealed class DecisionLog : BackgroundService
     private const string PartitionSql = "SELECT decisions_partition_for($1)";
 
     private static readonly TimeSpan MaxRetryDelay = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// A queued decision written later than this after it was made (the database was out of reach) is written without the
+    /// ids that tie it to a shopper (customer, visitor, cart) and its inputs, as an erasure leaves a decision. Why: a
+    /// customers/redact that came in meanwhile has run both its passes by then (its second waits longer than this,
+    /// <see cref="PluginApp.Compliance.ErasureSecondPassJob.Delay"/>), and would not see the decision; until 5 Dec 2026 such
+    /// a decision was written with her ids after her erasure. What the decision answered, and why, stays.
+    /// </summary>
+    public static readonly TimeSpan LateAfter = TimeSpan.FromMinutes(1);
 
     private long _recorded, _settled; // settled = written, or dropped because the queue overflowed
 
@@ -188,6 +199,10 @@ public sealed class DecisionLog : BackgroundService
     private async Task<bool> CopyAsync(List<Decision> batch)
     {
         if (batch.Count == 0) return true;
+        var now = clock.GetUtcNow();
+        for (var i = 0; i < batch.Count; i++)
+            if (batch[i] is { } d && now - d.At > LateAfter && (d.CustomerId is not null || d.VisitorHash is not null || d.CartToken is not null || d.Inputs is not null))
+                batch[i] = d with { CustomerId = null, VisitorHash = null, CartToken = null, Inputs = null };
         try
         {
             await using var conn = await db.OpenConnectionAsync();

@@ -87,11 +87,44 @@ public sealed class DatabaseOutageTests(AppFixture app) : IClassFixture<AppFixtu
         _ = instance.Server; // hosted services running
 
         proxy.Down();
-        log.Record(new Decision(DecisionKinds.Upsell, "outage-1", shopId, app.Clock.GetUtcNow(), "model") { ModelVersion = 1, InputIds = [1], OutputIds = [2, 3] });
+        log.Record(new Decision(DecisionKinds.Upsell, "outage-1", shopId, app.Clock.GetUtcNow(), "model")
+            { ModelVersion = 1, InputIds = [1], OutputIds = [2, 3], CustomerId = 81_001, VisitorHash = "v-outage-1" });
         await Task.Delay(1500); // at least one write fails
         proxy.Up();
         await log.FlushAsync(new CancellationTokenSource(TimeSpan.FromSeconds(20)).Token);
 
-        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM decisions WHERE decision_id = 'outage-1'"));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM decisions WHERE decision_id = 'outage-1' AND customer_id = 81001 AND visitor_hash = 'v-outage-1'"));
+    }
+
+    /// <summary>
+    /// A decision that waited in the queue longer than <see cref="DecisionLog.LateAfter"/> is written without the ids that
+    /// tie it to a shopper: a customers/redact in the meantime has run both passes (the second waits longer than that) and
+    /// would not see it. Until 5 Dec 2026 it was written with her customer id, visitor and cart after her erasure.
+    /// </summary>
+    [Fact]
+    public async Task DecisionLog_ADecisionWrittenLateAfterAnOutage_KeepsNoShoppersIds()
+    {
+        var shopId = await app.InstallShopAsync("outage-decisions-late.myshopify.com");
+        await using var proxy = new TcpProxy(PortOf(app.Database.ConnectionString));
+        await using var instance = Through(proxy);
+        var log = instance.Services.GetRequiredService<DecisionLog>();
+        _ = instance.Server;
+
+        proxy.Down();
+        log.Record(new Decision(DecisionKinds.Upsell, "outage-late", shopId, app.Clock.GetUtcNow(), "model")
+        {
+            ModelVersion = 1, InputIds = [1], OutputIds = [2, 3], CustomerId = 81_002, VisitorHash = "v-outage-late", CartToken = "cart-outage-late",
+            Inputs = "{\"product\": 1}", Reasons = ["bought together"],
+        });
+        await Task.Delay(1000);
+        app.Clock.Advance(DecisionLog.LateAfter + TimeSpan.FromSeconds(1)); // the outage lasts longer
+        proxy.Up();
+        await log.FlushAsync(new CancellationTokenSource(TimeSpan.FromSeconds(40)).Token);
+
+        Assert.Equal("-|-|-|-|bought together|2,3", await app.ScalarAsync("""
+            SELECT concat_ws('|', coalesce(customer_id::text, '-'), coalesce(visitor_hash, '-'), coalesce(cart_token, '-'), coalesce(inputs::text, '-'),
+                   array_to_string(reasons, ','), array_to_string(output_ids, ','))
+            FROM decisions WHERE decision_id = 'outage-late'
+            """));
     }
 }
