@@ -90,8 +90,11 @@ public sealed class CartOfferService(CartOfferSettingsStore settingsStore, Catal
         var bar = action is CartAction.Nudge or CartAction.NudgeUpsell && facts.Threshold is { } t
             ? new ProgressBar(t, facts.Value, facts.Remaining ?? 0, t == 0 ? 1 : Math.Min(1, (double)(facts.Value / t)), catalog.Currency)
             : null;
+        // Why not the request's token once a code is handed out: the code is the cart's now, and a shopper who left the page
+        // meanwhile must not leave it without the decision that explains it (until 5 Dec 2026 such a code had none).
         if (facts.Items > 0)
-            await LogAsync(req, decisionId, arm, action, drawn, score, facts, expected, allowed, reasons, offer?.Code, shadow, started, ct);
+            await LogAsync(req, decisionId, arm, action, drawn, score, facts, expected, allowed, reasons, offer?.Code, shadow, started,
+                offer is null ? ct : CancellationToken.None);
         // The intent path: the store's model, the store's base rate when it has none, or no score (empty cart, control arm).
         PluginApp.Operations.OperatorMetrics.Served("cart_offers", score is null ? "not_scored" : score.ModelVersion is null ? "base_rate" : "intent_model");
         return new CartOfferResponse(facts.Items > 0 ? decisionId : null, CartOffersExperiment.Key, arm, action, bar, upsell, upsellRequest, offer,

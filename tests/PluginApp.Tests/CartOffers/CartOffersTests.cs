@@ -792,4 +792,41 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
         // Every offer decision the store made (30,300), or the experiment's 5,000 outcomes for each visitor.
         await QueryPlans.AssertReadsAtMostAsync(conn, "the effects' counts", 10000, ActionEffectsEstimator.CountsSql, [shopId, since]);
     }
+    /// <summary>
+    /// A shopper who leaves the cart page just after her code was handed out (the request is cancelled) still leaves the
+    /// decision that explains the code. Until 5 Dec 2026 its writing took the request's cancellation, and the code, handed
+    /// to her cart and counted against the budget, had no decision.
+    /// </summary>
+    [Fact]
+    public async Task Offer_ARequestCancelledAfterItsCodeWasHandedOut_StillLogsItsDecision()
+    {
+        var seed = await StoreAsync("offers-cancelled.myshopify.com", 0.1m);
+        await SettingsAsync(seed, new { enabled = true, offerPercent = 10, maxDiscountPercent = 15, marginFloorPercent = 20, dailyBudget = 100, poolSize = 3, codeExpiryHours = 48 });
+        await FillPoolAsync(seed);
+        using var leaving = new CancellationTokenSource();
+        // The code is handed out, its pool's refill queued, and the shopper is gone before the decision is written.
+        var jobs = new CancellingJobClient(app.Factory.Services.GetRequiredService<Hangfire.IBackgroundJobClient>(), leaving);
+        var service = Microsoft.Extensions.DependencyInjection.ActivatorUtilities.CreateInstance<CartOfferService>(app.Factory.Services, jobs);
+        var visitor = VisitorIn(seed.Shop, CartOffersExperiment.PolicyArm);
+
+        var answer = await service.DecideAsync(new CartOfferRequest(seed.ShopId, seed.Shop, "cart-a", [(seed.V(1120), 5)],
+            Assignment.VisitorHash(seed.Shop, visitor), null, null), leaving.Token);
+
+        Assert.True(leaving.IsCancellationRequested);
+        Assert.Equal(CartAction.Offer, answer.Action);
+        Assert.Equal(answer.Offer!.Code, await app.ScalarAsync("SELECT code FROM discount_codes WHERE shop_id = $1 AND cart_token = 'cart-a'", seed.ShopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM cart_offer_decisions WHERE decision_id = $1 AND action = 'offer'", answer.DecisionId!));
+    }
+
+    /// <summary>Hangfire's client, which cancels the request the moment a job is queued (a shopper leaving right then).</summary>
+    private sealed class CancellingJobClient(Hangfire.IBackgroundJobClient inner, CancellationTokenSource leaving) : Hangfire.IBackgroundJobClient
+    {
+        public string Create(Hangfire.Common.Job job, Hangfire.States.IState state)
+        {
+            leaving.Cancel();
+            return inner.Create(job, state);
+        }
+
+        public bool ChangeState(string jobId, Hangfire.States.IState state, string expectedState) => inner.ChangeState(jobId, state, expectedState);
+    }
 }
