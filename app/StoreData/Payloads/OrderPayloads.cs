@@ -65,7 +65,7 @@ internal static class OrderPayloads
             Price = l.OptionalMoney("price"),
             TotalDiscount = l.OptionalMoney("total_discount"),
         }).ToList();
-        var refunds = o.OptionalArray("refunds").Select(r => Refund(r, order.Id)).ToList();
+        var refunds = o.OptionalArray("refunds").Select(r => Refund(r, order.Id, OrderRate(o))).ToList();
         var attributes = o.OptionalArray("note_attributes")
             .Select(a => (Name: a.OptionalString("name"), Value: a.OptionalStringOrNull("value")))
             .Where(a => a.Name is not null && a.Name.StartsWith(AppAttributePrefix, StringComparison.Ordinal) && a.Value is not null)
@@ -94,19 +94,29 @@ internal static class OrderPayloads
         return digits.Length >= 4 ? digits[^4..] : null;
     }
 
-    public static RefundRows Refund(JsonElement r, long? orderId = null)
+    /// <param name="orderRate">For a refund inside its order's payload: the shop's currency and its money per unit of the
+    /// customer's (the order's <c>total_price_set</c>), used when the refund's own lines and adjustments carry none.</param>
+    public static RefundRows Refund(JsonElement r, long? orderId = null, (string? ShopCurrency, decimal? Rate) orderRate = default)
     {
         var id = r.RequiredId("id");
         var order = r.OptionalId("order_id") ?? orderId ?? throw new MalformedPayloadException("'order_id' is missing");
+        var (shopCurrency, rate) = ShopRate(r);
+        if (rate is null) (shopCurrency, rate) = (shopCurrency ?? orderRate.ShopCurrency, orderRate.Rate);
         var refund = new Refund
         {
             Id = id,
             OrderId = order,
             Note = r.OptionalString("note"),
             CreatedAt = r.OptionalTime("created_at"),
+            // Shopify sends a refund's transactions in the currency the customer paid in; everything else the app counts is in
+            // the shop's currency (the order's totals, its lines). On an order in another currency the amount is converted at
+            // the refund's own rate: until 5 Dec 2026 a EUR refund of a USD store was counted as that many dollars.
             Amount = r.OptionalArray("transactions")
                 .Where(t => t.OptionalString("kind") == "refund" && t.OptionalString("status") is null or "success")
-                .Sum(t => t.OptionalMoney("amount") ?? 0m),
+                .Sum(t => t.OptionalMoney("amount") is not { } amount ? 0m
+                    : t.OptionalString("currency") is { } paid && shopCurrency is not null && !paid.Equals(shopCurrency, StringComparison.OrdinalIgnoreCase) && rate is { } x
+                        ? Math.Round(amount * x, 2, MidpointRounding.AwayFromZero)
+                        : amount),
         };
         var lines = r.OptionalArray("refund_line_items").Select(l => new RefundLine
         {
@@ -115,11 +125,43 @@ internal static class OrderPayloads
             OrderId = order,
             LineItemId = l.RequiredId("line_item_id"),
             Quantity = l.RequiredInt("quantity"),
-            Subtotal = l.OptionalMoney("subtotal"),
+            Subtotal = ShopMoney(l, "subtotal_set") ?? l.OptionalMoney("subtotal"),
             RestockType = l.OptionalString("restock_type"),
         }).ToList();
         return new RefundRows(refund, lines);
     }
+
+    /// <summary>A money set's amount in the shop's currency (<c>shop_money</c>).</summary>
+    private static decimal? ShopMoney(JsonElement e, string set) => e.OptionalObject(set)?.OptionalObject("shop_money")?.OptionalMoney("amount");
+
+    /// <summary>
+    /// The shop's currency and its money per unit of the customer's, from the money sets a refund carries (its lines'
+    /// subtotals and taxes, its adjustments: shipping, and the discrepancy Shopify records when an arbitrary amount is
+    /// refunded); no rate when they carry nothing in the customer's currency.
+    /// </summary>
+    private static (string? ShopCurrency, decimal? Rate) ShopRate(JsonElement r)
+    {
+        string? currency = null;
+        decimal shop = 0, presented = 0;
+        void Add(JsonElement e, string set)
+        {
+            if (e.OptionalObject(set) is not { } s || s.OptionalObject("shop_money") is not { } sm || s.OptionalObject("presentment_money") is not { } pm) return;
+            currency ??= sm.OptionalString("currency_code");
+            // Why absolute values: a shipping refund's adjustment is negative, and must not cancel a line out.
+            shop += Math.Abs(sm.OptionalMoney("amount") ?? 0);
+            presented += Math.Abs(pm.OptionalMoney("amount") ?? 0);
+        }
+        foreach (var l in r.OptionalArray("refund_line_items")) { Add(l, "subtotal_set"); Add(l, "total_tax_set"); }
+        foreach (var a in r.OptionalArray("order_adjustments")) { Add(a, "amount_set"); Add(a, "tax_amount_set"); }
+        return (currency, presented != 0 ? shop / presented : null);
+    }
+
+    /// <summary>The order's shop currency and its money per unit of the customer's currency (its <c>total_price_set</c>).</summary>
+    private static (string? ShopCurrency, decimal? Rate) OrderRate(JsonElement o) =>
+        (o.OptionalString("currency"),
+         o.OptionalObject("total_price_set") is { } s && s.OptionalObject("shop_money")?.OptionalMoney("amount") is { } shop
+            && s.OptionalObject("presentment_money")?.OptionalMoney("amount") is { } presented and not 0m
+            ? shop / presented : null);
 }
 
 /// <param name="AppAttributes">The cart attributes our blocks wrote (names starting "_pluginapp_"), as the order carries them in note_attributes.</param>

@@ -51,6 +51,46 @@ public sealed class TopicNormalizationTests(AppFixture app) : IClassFixture<AppF
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM refund_lines WHERE refund_id = 5001 AND line_item_id = 260200 AND quantity = 1"));
     }
 
+    /// <summary>
+    /// A refund of an order the customer paid in euros, in a dollar store: Shopify sends its transactions in euros, and the
+    /// app counts it in dollars at the refund's own rate (its lines' shop and customer money), or, for a refund inside its
+    /// order's payload with no lines, at the order's. Until 5 Dec 2026 9 euros were counted as 9 dollars, and attributed
+    /// revenue, experiment outcomes and customer value were net of the wrong amount.
+    /// </summary>
+    [Fact]
+    public async Task Refunds_InTheCustomersCurrency_AreCountedInTheShops()
+    {
+        static System.Text.Json.Nodes.JsonObject Set(string shop, string presented) => new()
+        {
+            ["shop_money"] = new System.Text.Json.Nodes.JsonObject { ["amount"] = shop, ["currency_code"] = "USD" },
+            ["presentment_money"] = new System.Text.Json.Nodes.JsonObject { ["amount"] = presented, ["currency_code"] = "EUR" },
+        };
+        await Send("orders/create", ShopifyPayloads.Order(2603));
+        var refund = ShopifyPayloads.Refund(5003, 2603, 260300);
+        var line = refund["refund_line_items"]![0]!.AsObject();
+        line["subtotal"] = "9.00";
+        line["subtotal_set"] = Set("10.00", "9.00");
+        line["total_tax_set"] = Set("0.00", "0.00");
+        var paid = refund["transactions"]![0]!.AsObject();
+        (paid["amount"], paid["currency"]) = ("9.00", "EUR");
+        await Send("refunds/create", refund);
+
+        Assert.Equal(10.00m, await app.ScalarAsync("SELECT amount FROM refunds WHERE id = 5003"));
+        Assert.Equal(10.00m, await app.ScalarAsync("SELECT subtotal FROM refund_lines WHERE refund_id = 5003"));
+
+        // An amount refunded with no lines, inside the order's payload: the order's own rate (45 dollars for 40.50 euros).
+        var order = ShopifyPayloads.Order(2604, updatedAt: "2026-07-04T12:00:00-04:00");
+        order["total_price_set"] = Set("45.00", "40.50");
+        var bare = ShopifyPayloads.Refund(5004, 2604, 260400);
+        bare["refund_line_items"] = new System.Text.Json.Nodes.JsonArray();
+        var bareTx = bare["transactions"]![0]!.AsObject();
+        (bareTx["amount"], bareTx["currency"]) = ("9.00", "EUR");
+        order["refunds"] = new System.Text.Json.Nodes.JsonArray(bare);
+        await Send("orders/updated", order);
+
+        Assert.Equal(10.00m, await app.ScalarAsync("SELECT amount FROM refunds WHERE id = 5004"));
+    }
+
     [Fact]
     public async Task CartsCreateThenUpdate_ReplacesTheLines()
     {
