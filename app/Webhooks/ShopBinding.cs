@@ -37,7 +37,29 @@ internal static class ShopBinding
         if (root.OptionalString("admin_graphql_api_id") is { } gid && ExpectedGidType(topic) is { } expected
             && !gid.StartsWith($"gid://shopify/{expected}/", StringComparison.Ordinal))
             return $"a {topic} payload holds a {gid[..Math.Min(gid.Length, 40)]}";
-        return null;
+        return OtherTopicsShape(topic, root);
+    }
+
+    /// <summary>
+    /// Where no GID tells topics apart, the fields only another topic's payload has: a signed customers/data_request body
+    /// sent again as shop/redact or customers/redact, or as app/uninstalled, and a product body sent as products/delete, are
+    /// refused. Until 5 Dec 2026 they were acted on: one customer's data request could erase an installed shop, a customer,
+    /// or the shop's tokens, and a product update hid the product.
+    /// </summary>
+    private static string? OtherTopicsShape(string topic, JsonElement root)
+    {
+        string? Holds(params string[] names) =>
+            root.ValueKind == JsonValueKind.Object ? names.FirstOrDefault(n => root.TryGetProperty(n, out _)) : null;
+        var foreign = topic switch
+        {
+            WebhookTopics.ShopRedact => Holds("customer", "orders_to_redact", "orders_requested", "data_request", "myshopify_domain"),
+            "customers/redact" => Holds("orders_requested", "data_request"),
+            "customers/data_request" => Holds("orders_to_redact"),
+            WebhookTopics.AppUninstalled => Holds("shop_domain", "customer"),
+            "products/delete" => Holds("title", "variants"),
+            _ => null,
+        };
+        return foreign is null ? null : $"a {topic} payload holds no '{foreign}' (another topic's body)";
     }
 
     private static string? ExpectedGidType(string topic) => topic.Split('/')[0] switch

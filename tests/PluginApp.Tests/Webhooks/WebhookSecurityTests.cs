@@ -59,6 +59,40 @@ public sealed class WebhookSecurityTests(AppFixture app) : IClassFixture<AppFixt
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM shops WHERE id = $1 AND uninstalled_at IS NULL", shopId));
     }
 
+    /// <summary>
+    /// One customer's signed data request, sent again under another topic of the same shop (the header is not signed), and
+    /// a product update sent as its deletion, change nothing: until 5 Dec 2026 the request erased the installed shop as
+    /// shop/redact, erased the customer as customers/redact and dropped the shop's tokens as app/uninstalled, and the update
+    /// hid the product.
+    /// </summary>
+    [Fact]
+    public async Task ASignedBodySentAgainUnderAnotherTopicOfItsShop_IsRefused()
+    {
+        const string shop = "replay-other-topic.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        await app.ScalarAsync("UPDATE shops SET granted_at = granted_at - interval '5 days', shopify_shop_id = 4242 WHERE id = $1", shopId);
+        var order = ShopifyPayloads.Order(7_210_001, customerId: 7_210_101);
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("orders/create", shop, order.ToJsonString())).StatusCode);
+        var product = ShopifyPayloads.Product(7_210_201);
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("products/create", shop, product.ToJsonString())).StatusCode);
+        var request = new JsonObject
+        {
+            ["shop_id"] = 4242, ["shop_domain"] = shop, ["orders_requested"] = new JsonArray(7_210_001),
+            ["customer"] = new JsonObject { ["id"] = 7_210_101, ["email"] = "ada@example.com" }, ["data_request"] = new JsonObject { ["id"] = 9 },
+        }.ToJsonString();
+
+        foreach (var topic in new[] { "shop/redact", "customers/redact", "app/uninstalled" })
+            Assert.Equal(HttpStatusCode.Forbidden, (await app.SendWebhookAsync(topic, shop, request)).StatusCode);
+        Assert.Equal(HttpStatusCode.Forbidden, (await app.SendWebhookAsync("products/delete", shop, product.ToJsonString())).StatusCode);
+
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM shops WHERE id = $1 AND uninstalled_at IS NULL AND access_token_enc IS NOT NULL", shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1 AND id = 7210001 AND email IS NOT NULL", shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM products WHERE shop_id = $1 AND id = 7210201 AND deleted_at IS NULL", shopId));
+        // Sent as what it is, it is acted on.
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("customers/data_request", shop, request)).StatusCode);
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM customer_data_requests WHERE shop_id = $1", shopId));
+    }
+
     [Fact]
     public async Task ComplianceBodyNamingTheRightDomainButAnotherShopId_IsRefused()
     {
