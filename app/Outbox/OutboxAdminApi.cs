@@ -57,20 +57,34 @@ public static class OutboxAdminApi
     }
 
     /// <summary>
-    /// Puts a failed call back in line (its attempts start again) and wakes the shop's drain. The call keeps its idempotency
-    /// key and its check, so a retry of a call that did reach Shopify still takes effect once.
+    /// Puts a failed call back in line and wakes the shop's drain. It counts as tried once, so its check runs before it is
+    /// sent again: a call that did reach Shopify (its last answer lost) takes effect once. Until 5 Dec 2026 its attempts
+    /// started from nothing, the check (which runs from the second attempt) was skipped, and a risk assessment or a hold
+    /// could be applied twice. Refused when a later call on the same resource has gone out since: sent now, the old call
+    /// would land after it and undo it (an approved order held again, a tag swapped back).
     /// </summary>
-    private static async Task<Results<Accepted, NotFound>> RetryAsync(long id, NpgsqlDataSource db, OutboxScheduler scheduler, ShopScope scope,
-        TimeProvider clock, CancellationToken ct)
+    private static async Task<Results<Accepted, NotFound, ProblemHttpResult>> RetryAsync(long id, NpgsqlDataSource db, OutboxScheduler scheduler,
+        ShopScope scope, TimeProvider clock, CancellationToken ct)
     {
         await using var cmd = db.CreateCommand("""
-            UPDATE outbox_messages SET failed_at = NULL, attempts = 0, next_attempt_at = $3
-            WHERE shop_id = $1 AND id = $2 AND failed_at IS NOT NULL
+            WITH failed AS (
+                SELECT m.id, EXISTS (SELECT 1 FROM outbox_messages later WHERE later.shop_id = m.shop_id AND later.resource_key = m.resource_key
+                                     AND later.id > m.id AND later.completed_at IS NOT NULL) AS superseded
+                FROM outbox_messages m WHERE m.shop_id = $1 AND m.id = $2 AND m.failed_at IS NOT NULL FOR UPDATE OF m),
+            retried AS (
+                UPDATE outbox_messages m SET failed_at = NULL, attempts = 1, next_attempt_at = $3
+                FROM failed f WHERE m.id = f.id AND NOT f.superseded
+                RETURNING m.id)
+            SELECT superseded FROM failed
             """);
         cmd.Parameters.AddWithValue(scope.ShopId);
         cmd.Parameters.AddWithValue(id);
         cmd.Parameters.AddWithValue(clock.GetUtcNow());
-        if (await cmd.ExecuteNonQueryAsync(ct) == 0) return TypedResults.NotFound();
+        var superseded = await cmd.ExecuteScalarAsync(ct);
+        if (superseded is null) return TypedResults.NotFound();
+        if (superseded is true)
+            return TypedResults.Problem(statusCode: StatusCodes.Status409Conflict, title: "A later call has gone out",
+                detail: "A later call on the same order or resource has reached Shopify since this one failed; sending this one now could undo it.");
         scheduler.Kick(scope.ShopId);
         return TypedResults.Accepted((string?)null);
     }

@@ -1,3 +1,4 @@
+using System.Net;
 using System.Text.Json.Nodes;
 using Hangfire;
 using Microsoft.AspNetCore.Mvc.Testing;
@@ -226,6 +227,50 @@ public sealed class OutboxTests(NoSchedulerAppFixture app) : IClassFixture<NoSch
 
         Assert.Single(app.Shopify.Admin.RiskAssessments("gid://shopify/Order/501"));
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND outcome = 'found applied' AND completed_at IS NOT NULL", shopId));
+    }
+
+    /// <summary>
+    /// A call that failed for good after Shopify had applied it (its last answer lost) and that the merchant retries from
+    /// the Operations page is checked before it is sent again: the order keeps one assessment. Until 5 Dec 2026 a retry
+    /// started its attempts from nothing, skipped the check, and applied it twice. A failed call whose resource has had a
+    /// later call go out since is not retried: sent now, it would land after that one and undo it.
+    /// </summary>
+    [Fact]
+    public async Task Retry_OfACallShopifyHadApplied_IsCheckedFirst_AndOneOvertakenByALaterCallIsRefused()
+    {
+        const string shop = "outbox-retry.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        app.Shopify.Admin.DropAfterApplying(shop, "orderRiskAssessmentCreate", times: 2);
+        await EnqueueAsync(shopId, RiskAssessment("gid://shopify/Order/601", "HIGH"));
+        await EnqueueAsync(shopId, RiskAssessment("gid://shopify/Order/602", "HIGH"));
+        await using var instance = app.CreateFactory(app.Database.ConnectionString, b => b
+            .UseSetting("Scheduling:Enabled", "false").UseSetting("Outbox:MaxAttempts", "1"));
+        var drainer = instance.Services.GetRequiredService<OutboxDrainer>();
+        await drainer.DrainShopAsync(shopId, CancellationToken.None);
+        Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND failed_at IS NOT NULL", shopId));
+        var first = (long)(await app.ScalarAsync("SELECT id FROM outbox_messages WHERE shop_id = $1 AND resource_key = 'gid://shopify/Order/601'", shopId))!;
+        var second = (long)(await app.ScalarAsync("SELECT id FROM outbox_messages WHERE shop_id = $1 AND resource_key = 'gid://shopify/Order/602'", shopId))!;
+        // The second order's tag goes out after its assessment failed.
+        await EnqueueTagAsync(shopId, "gid://shopify/Order/602", "risk-high");
+        await drainer.DrainShopAsync(shopId, CancellationToken.None);
+        Assert.Single(SentTags(shop));
+
+        HttpRequestMessage Retry(long id)
+        {
+            var request = app.AdminGet($"/api/admin/outbox/{id}/retry", shop);
+            request.Method = HttpMethod.Post;
+            return request;
+        }
+        var retried = await app.Client.SendAsync(Retry(first));
+        Assert.Equal(HttpStatusCode.Accepted, retried.StatusCode);
+        await drainer.DrainShopAsync(shopId, CancellationToken.None);
+        Assert.Single(app.Shopify.Admin.RiskAssessments("gid://shopify/Order/601"));
+        Assert.Equal("found applied", await app.ScalarAsync("SELECT outcome FROM outbox_messages WHERE id = $1 AND completed_at IS NOT NULL", first));
+
+        var refused = await app.Client.SendAsync(Retry(second));
+        Assert.Equal(HttpStatusCode.Conflict, refused.StatusCode);
+        Assert.Contains("could undo it", await refused.Content.ReadAsStringAsync());
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE id = $1 AND failed_at IS NOT NULL", second));
     }
 
     [Fact]
