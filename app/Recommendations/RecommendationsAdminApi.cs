@@ -15,7 +15,6 @@ public static class RecommendationsAdminApi
         api.MapPut("/rules", PutRulesAsync);
         api.MapGet("/rules/history", RulesHistoryAsync);
         api.MapPost("/rules/what-if", WhatIfAsync);
-        api.MapGet("/recommendations/attribution", AttributionAsync);
         api.MapGet("/recommendations/preview", PreviewAsync);
         return api;
     }
@@ -84,19 +83,4 @@ public static class RecommendationsAdminApi
         "pinned" => "Pinned by you in the rules",
         _ => reason,
     };
-
-    public sealed record AttributionView(string Arm, long Lines, decimal Revenue, long Orders);
-
-    private static async Task<Ok<List<AttributionView>>> AttributionAsync(NpgsqlDataSource db, ShopScope scope, CancellationToken ct)
-    {
-        await using var cmd = db.CreateCommand("""
-            SELECT coalesce(experiment_arm, 'unknown'), count(*), coalesce(sum(revenue), 0), count(DISTINCT order_id)
-            FROM recommendation_attributions WHERE shop_id = $1 GROUP BY 1 ORDER BY 1
-            """);
-        cmd.Parameters.AddWithValue(scope.ShopId);
-        var list = new List<AttributionView>();
-        await using var r = await cmd.ExecuteReaderAsync(ct);
-        while (await r.ReadAsync(ct)) list.Add(new AttributionView(r.GetString(0), r.GetInt64(1), r.GetDecimal(2), r.GetInt64(3)));
-        return TypedResults.Ok(list);
-    }
 }

@@ -31,7 +31,11 @@ internal static class CatalogPayloads
             Sku = v.OptionalString("sku"),
             Price = v.OptionalMoney("price"),
             CompareAtPrice = v.OptionalMoney("compare_at_price"),
-            InventoryQuantity = v.OptionalInt("inventory_quantity"),
+            // Stock Shopify does not track (made to order, digital) has no count: it is always in stock. Shopify still sends
+            // its quantity, usually 0, with no inventory_management; until 5 Dec 2026 it was stored, and such products
+            // were never recommended (out of stock).
+            InventoryQuantity = v.TryGetProperty("inventory_management", out var managed) && managed.ValueKind == JsonValueKind.Null
+                ? null : v.OptionalInt("inventory_quantity"),
             InventoryPolicy = v.OptionalString("inventory_policy"),
             InventoryItemId = v.OptionalId("inventory_item_id"),
             UpdatedAt = v.OptionalTime("updated_at") ?? product.UpdatedAt,

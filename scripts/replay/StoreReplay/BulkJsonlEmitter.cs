@@ -37,6 +37,7 @@ public static class BulkJsonlEmitter
         w.Time("updatedAt", p.CreatedAt);
         w.WriteStartObject("inventoryItem");
         w.WriteString("id", Formats.Gid("InventoryItem", p.InventoryItemId));
+        w.WriteBoolean("tracked", true);
         if (p.UnitCost is { } cost)
         {
             w.WriteStartObject("unitCost");

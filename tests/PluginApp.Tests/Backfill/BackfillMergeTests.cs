@@ -39,6 +39,7 @@ public sealed class BackfillMergeTests(AppFixture app) : IClassFixture<AppFixtur
         var shopId = await app.InstallShopAsync(shop);
         var customer = ShopifyPayloads.Customer(7301);
         var product = ShopifyPayloads.Product(9301);
+        product["variants"]![1]!["inventory_management"] = null; // stock Shopify does not track: no count on either path
         var orders = new[] { Rest(ShopifyPayloads.Order(63001, customerId: 7301)), Rest(ShopifyPayloads.Order(63002, customerId: 7301, lines: 3)) };
         var refund = ShopifyPayloads.Refund(65001, 63002, 6300200, quantity: 2);
         Serve(products: BulkProduct(product), customers: [BulkCustomer(customer)],
@@ -58,6 +59,7 @@ public sealed class BackfillMergeTests(AppFixture app) : IClassFixture<AppFixtur
         Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1", shopId));
         Assert.Equal(5, await app.CountAsync("SELECT count(*) FROM order_lines WHERE shop_id = $1", shopId));
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM refund_lines WHERE shop_id = $1 AND quantity = 2", shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM variants WHERE shop_id = $1 AND inventory_quantity IS NULL", shopId));
         foreach (var (table, _) in StoreTables)
             Assert.Equal(Strip(delivered[table]), backfilled[table]);
         foreach (var (table, _) in StoreTables)
@@ -407,7 +409,10 @@ public sealed class BackfillMergeTests(AppFixture app) : IClassFixture<AppFixtur
             {
                 ["id"] = Gid("ProductVariant", v!["id"]), ["title"] = Copy(v["title"]), ["sku"] = Copy(v["sku"]), ["price"] = Copy(v["price"]),
                 ["compareAtPrice"] = Copy(v["compare_at_price"]), ["inventoryQuantity"] = Copy(v["inventory_quantity"]), ["inventoryPolicy"] = Upper(v["inventory_policy"]),
-                ["updatedAt"] = Copy(v["updated_at"]), ["inventoryItem"] = new JsonObject { ["id"] = Gid("InventoryItem", v["inventory_item_id"]), ["unitCost"] = null },
+                ["updatedAt"] = Copy(v["updated_at"]), ["inventoryItem"] = new JsonObject
+                {
+                    ["id"] = Gid("InventoryItem", v["inventory_item_id"]), ["tracked"] = v["inventory_management"] is not null, ["unitCost"] = null,
+                },
                 ["__parentId"] = gid,
             };
         if (collection is { } c) yield return new JsonObject { ["id"] = $"gid://shopify/Collection/{c}", ["__parentId"] = gid };

@@ -136,6 +136,24 @@ public sealed class ServingTests(AppFixture app) : IClassFixture<AppFixture>
     }
 
     /// <summary>
+    /// A product whose stock Shopify does not track (made to order, digital) is always in stock, though its webhook says a
+    /// quantity of 0: until 5 Dec 2026 it was never recommended, and a store that tracks no stock had empty blocks.
+    /// </summary>
+    [Fact]
+    public async Task ProductsWhoseStockShopifyDoesNotTrack_AreRecommended()
+    {
+        var seed = await TrainedStoreAsync("serve-untracked.myshopify.com", inventory: p => p == 106 ? 0 : 10);
+        var query = $"placement=product&product_id=105&limit=12&visitor_id={seed.VisitorIn("model", "v-untracked")}";
+        Assert.DoesNotContain(106L, seed.Products(await seed.RecommendAsync(query)));
+
+        Assert.Equal(HttpStatusCode.OK, (await seed.UntrackStockAsync(106)).StatusCode);
+        seed.RefreshCatalog();
+
+        Assert.Contains(106L, seed.Products(await seed.RecommendAsync(query)));
+        Assert.Null(await app.ScalarAsync("SELECT inventory_quantity FROM variants WHERE shop_id = $1 AND product_id = $2", seed.ShopId, seed.P(106)));
+    }
+
+    /// <summary>
     /// A product can be active and still off the Online Store (published_at null): its link is a 404 to a shopper. Until 4 Dec
     /// it was recommended on its product page and in carts.
     /// </summary>
@@ -231,6 +249,16 @@ public sealed class ServingTests(AppFixture app) : IClassFixture<AppFixture>
     {
         var seed = new StoreSeed(app, "serve-nomodel.myshopify.com");
         await seed.SeedAsync(customersPerGroup: 5, inventory: p => p == 101 ? 0 : 10);
+        // The merchant tries the checkout with the store's least sold product, fifty at a time: a test order, sold to nobody
+        // (until 5 Dec 2026 it made that product the first bestseller).
+        var leastSold = (long)(await app.ScalarAsync("""
+            SELECT l.product_id - $2 FROM order_lines l JOIN orders o ON o.shop_id = l.shop_id AND o.id = l.order_id
+            WHERE l.shop_id = $1 AND l.product_id <> $3 AND l.product_id <> $4 GROUP BY l.product_id ORDER BY sum(l.quantity), l.product_id LIMIT 1
+            """, seed.ShopId, seed.Offset, seed.P(101), seed.P(110)))!;
+        var tryout = seed.Order(900_001, null, [leastSold], DateTimeOffset.Parse("2026-07-01T00:00:00Z"));
+        tryout["test"] = true;
+        tryout["line_items"]![0]!["quantity"] = 50;
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("orders/create", seed.Shop, tryout.ToJsonString())).StatusCode);
 
         var answer = await seed.RecommendAsync($"placement=product&product_id=110&limit=4&visitor_id={seed.VisitorIn("model", "v-nomodel")}");
 
@@ -240,6 +268,7 @@ public sealed class ServingTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal(4, products.Length);
         Assert.DoesNotContain(101L, products);
         Assert.DoesNotContain(110L, products);
+        Assert.DoesNotContain(leastSold, products);
         Assert.All(answer.GetProperty("items").EnumerateArray(), i => Assert.Equal("popular", i.GetProperty("reason").GetString()));
     }
 

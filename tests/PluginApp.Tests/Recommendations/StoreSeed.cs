@@ -68,6 +68,14 @@ public sealed class StoreSeed(AppFixture app, string shop)
         app.SendWebhookAsync("products/update", Shop, ProductBody(n, inventory, null, updatedAt: "2026-07-02T08:00:00-04:00").ToJsonString());
 
     /// <summary>Shopify's products/update for catalog product n taken off the Online Store (published_at null), a later update than the seed's.</summary>
+    /// <summary>The product's stock no longer tracked by Shopify (made to order): a quantity of 0 and no inventory_management.</summary>
+    public Task<HttpResponseMessage> UntrackStockAsync(long n)
+    {
+        var body = ProductBody(n, 0, null, updatedAt: "2026-07-02T08:00:00-04:00");
+        body["variants"]![0]!["inventory_management"] = null;
+        return app.SendWebhookAsync("products/update", Shop, body.ToJsonString());
+    }
+
     public Task<HttpResponseMessage> UnpublishAsync(long n)
     {
         var body = ProductBody(n, 10, null, updatedAt: "2026-07-02T08:00:00-04:00");
