@@ -34,8 +34,7 @@ public sealed record ActionRateGuardrail(string Query, string Units, string Acte
                 if (r.GetBoolean(0)) (cn, ca) = (cn + r.GetInt64(1), ca + r.GetInt64(2)); else (an, aa) = (an + r.GetInt64(1), aa + r.GetInt64(2));
         if (cn < o.CanaryMinDecisions || an < o.CanaryMinDecisions)
             return new GuardrailReading(false, Inv($"share {Acted} not read yet: {cn:N0} and {an:N0} {Units} of {o.CanaryMinDecisions:N0} needed"), Read: false);
-        // Why a floor of one unit in the comparison: a store whose other units got the action none would otherwise stop any canary that acts once.
-        var breached = ca > o.CanaryActionRateCeiling * Math.Max(aa, 1) * cn / an;
+        var breached = Breached(ca, cn, aa, an, o.CanaryActionRateCeiling);
         var verdict = breached
             ? Inv($"more than the {o.CanaryActionRateCeiling:0.#} times as many the guardrail allows: {Harm}")
             : Inv($"within the guardrail ({o.CanaryActionRateCeiling:0.#} times as many)");
@@ -43,6 +42,16 @@ public sealed record ActionRateGuardrail(string Query, string Units, string Acte
         return new GuardrailReading(breached,
             Inv($"{(double)ca / cn:P1} of its {Units} {Acted} ({ca:N0} of {cn:N0}) against {(double)aa / an:P1} of the others ({aa:N0} of {an:N0}, {others}), {verdict}"));
     }
+
+    /// <summary>
+    /// Whether the canary's <paramref name="ca"/> actions of <paramref name="cn"/> units are more than <paramref name="ceiling"/>
+    /// times what the others' rate (<paramref name="aa"/> of <paramref name="an"/>) gives for as many units, that expectation
+    /// never below one unit: a canary that acts once where the others acted on none is not stopped. Until 5 Dec 2026 the
+    /// floor was put on the others' count before scaling it to the canary's share, so at a 10 % canary one flagged order
+    /// against none of 450 others (an allowance of 0.2) rolled it back.
+    /// </summary>
+    public static bool Breached(long ca, long cn, long aa, long an, double ceiling) =>
+        ca > ceiling * Math.Max((double)aa * cn / an, 1);
 
     private static string Inv(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
 }

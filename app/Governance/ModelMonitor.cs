@@ -84,8 +84,11 @@ public sealed class ModelMonitor(NpgsqlDataSource db, ModelKinds kinds, ModelReg
     {
         var from = now - Current;
         var (refFrom, refTo, reference) = (now - Current - Baseline, from, "the four weeks before");
-        if (active?.DataFrom is { } df && active.DataTo is { } dt && await CountAsync(shopId, kind.DecisionKind!, df, dt, ct) >= MinReferenceInTrainingWindow)
-            (refFrom, refTo, reference) = (df, dt, $"version {active.Version}'s training window");
+        // The training window ends where the week compared begins: a version trained two days ago has a window running into
+        // this week, and until 5 Dec 2026 the week was largely compared with itself, and a real shift raised nothing.
+        if (active?.DataFrom is { } df && active.DataTo is { } dt && (dt < from ? dt : from) is var end && df < end
+            && await CountAsync(shopId, kind.DecisionKind!, df, end, ct) >= MinReferenceInTrainingWindow)
+            (refFrom, refTo, reference) = (df, end, $"version {active.Version}'s training window");
         var refValues = await ValuesAsync(shopId, kind.DecisionKind!, refFrom, refTo, ct);
         var curValues = await ValuesAsync(shopId, kind.DecisionKind!, from, now, ct);
         // Outputs are compared within the serving version only: another version's (or the rule prior's) scores differ by design,
@@ -164,7 +167,13 @@ public sealed class ModelMonitor(NpgsqlDataSource db, ModelKinds kinds, ModelReg
 
         await using var cmd = db.CreateCommand("""
             SELECT (SELECT count(*) FROM orders WHERE shop_id = $1 AND created_at >= $2),
-                   (SELECT count(*) FROM risk_labels WHERE shop_id = $1 AND fraud AND source <> 'review' AND labelled_at >= $2),
+                   -- Chargebacks only, each order once: a Shopify Payments chargeback (not an inquiry; DisputeLabels) or a
+                   -- Stripe dispute (not an early fraud warning; StripeChargeJob). Until 5 Dec 2026 every fraud label but a
+                   -- reviewer's counted, once per source: a store that cancelled two orders for fraud, which is how it avoids
+                   -- chargebacks, was told its chargeback rate was at the card networks' line.
+                   (SELECT count(DISTINCT order_id) FROM risk_labels WHERE shop_id = $1 AND fraud AND labelled_at >= $2
+                      AND (source = 'dispute' AND detail LIKE 'Shopify Payments chargeback %'
+                           OR source = 'stripe' AND detail LIKE 'Stripe dispute%')),
                    (SELECT count(*) FROM review_decisions WHERE shop_id = $1 AND decision IN ('approve', 'fraud') AND decided_at >= $2),
                    (SELECT count(*) FROM review_decisions WHERE shop_id = $1 AND decision = 'approve' AND decided_at >= $2)
             """);

@@ -57,6 +57,30 @@ public sealed class MonitoringTests(AppFixture app) : IClassFixture<AppFixture>
     }
 
     /// <summary>
+    /// A version trained two days ago has a training window that runs into the week compared: that week is compared with
+    /// the window before it, not with itself. Until 5 Dec 2026 the window's newest decisions were mostly this week's, and a
+    /// feature that had moved a long way raised nothing.
+    /// </summary>
+    [Fact]
+    public async Task Drift_OfAVersionTrainedThisWeek_ComparesTheWeekWithItsWindowBeforeIt()
+    {
+        var shopId = await app.InstallShopAsync("gov-drift-fresh.myshopify.com");
+        var now = app.Clock.GetUtcNow();
+        await app.ScalarAsync("""
+            INSERT INTO models (shop_id, kind, version, status, parameters, metrics, artifact, created_at, activated_at, data_from, data_to)
+            VALUES ($1, 'risk', 1, 'active', '{}', '{}', '\x00', $3, $3, $2, $3)
+            """, shopId, now.AddDays(-30), now.AddDays(-2));
+        var rng = new Random(13);
+        await LogRiskDecisionsAsync(shopId, "window-", 150, now.AddDays(-30), TimeSpan.FromDays(20), 1, 0.1, Normal(rng, 150, 0));
+        await LogRiskDecisionsAsync(shopId, "week-", 600, now.AddDays(-6), TimeSpan.FromDays(5), 1, 0.1, Normal(rng, 600, 1.5));
+
+        await app.Factory.Services.GetRequiredService<ModelMonitor>().RunShopAsync(shopId, CancellationToken.None);
+
+        var alert = Assert.Single(await ModelMonitor.AlertsAsync(app.Db, shopId, openOnly: true, CancellationToken.None), a => a.Metric == "drift:input:amount_z");
+        Assert.Contains("against version 1's training window (150)", alert.Detail);
+    }
+
+    /// <summary>
     /// A new version scores on its own scale: right after a promotion its outputs differ from the version before it by design.
     /// Until 4 Dec that read as an output shift and raised an alert; outputs are now compared within the serving version.
     /// </summary>
@@ -246,5 +270,39 @@ public sealed class MonitoringTests(AppFixture app) : IClassFixture<AppFixture>
             await app.ScalarAsync("INSERT INTO risk_labels (shop_id, order_id, source, fraud, labelled_at) VALUES ($1, $2, $3, $4, $5)",
                 shopId, firstOrder + i, fraud ? "dispute" : "review", fraud, now.AddDays(-5));
         }
+    }
+
+    /// <summary>
+    /// The chargeback-rate alert counts chargebacks, each order once: not orders the store cancelled for fraud (which is how
+    /// it avoids chargebacks), not Stripe's early fraud warnings, not a Shopify inquiry. Until 5 Dec 2026 every fraud label
+    /// but a reviewer's counted, once per source, and two fraud cancellations in 150 orders raised it.
+    /// </summary>
+    [Fact]
+    public async Task ChargebackRateAlert_CountsChargebacks_EachOrderOnce()
+    {
+        var shopId = await app.InstallShopAsync("monitor-chargebacks.myshopify.com");
+        var now = app.Clock.GetUtcNow();
+        await app.ScalarAsync("""
+            INSERT INTO orders (shop_id, id, total_price, created_at, updated_at)
+            SELECT $1, 9600000 + i, 30, $2 - i * interval '4 hours', $2 FROM generate_series(1, 150) i
+            """, shopId, now);
+        async Task LabelAsync(long order, string source, string detail) => await app.ScalarAsync(
+            "INSERT INTO risk_labels (shop_id, order_id, source, fraud, labelled_at, detail) VALUES ($1, $2, $3, true, $4, $5)", shopId, order, source, now.AddDays(-1), detail);
+        await LabelAsync(9_600_001, "cancelled", "cancelled for fraud");
+        await LabelAsync(9_600_002, "cancelled", "cancelled for fraud");
+        await LabelAsync(9_600_003, "stripe", "Stripe early fraud warning (made_with_stolen_card) on ch_1, matched by metadata");
+        await LabelAsync(9_600_004, "dispute", "Shopify Payments inquiry 11: reason fraudulent, status needs_response");
+        // One chargeback, seen by Shopify and by Stripe: one order.
+        await LabelAsync(9_600_005, "dispute", "Shopify Payments chargeback 12: reason fraudulent, status needs_response");
+        await LabelAsync(9_600_005, "stripe", "Stripe dispute (reason fraudulent) on ch_2, matched by metadata");
+        var monitor = app.Factory.Services.GetRequiredService<ModelMonitor>();
+
+        await monitor.RunShopAsync(shopId, CancellationToken.None);
+        Assert.DoesNotContain(await ModelMonitor.AlertsAsync(app.Db, shopId, openOnly: true, CancellationToken.None), a => a.Metric == "chargeback-rate");
+
+        await LabelAsync(9_600_006, "stripe", "Stripe dispute (reason fraudulent) on ch_3, matched by metadata");
+        await monitor.RunShopAsync(shopId, CancellationToken.None);
+        var alert = Assert.Single(await ModelMonitor.AlertsAsync(app.Db, shopId, openOnly: true, CancellationToken.None), a => a.Metric == "chargeback-rate");
+        Assert.Contains("(2 fraud chargebacks on 150 orders)", alert.Detail);
     }
 }

@@ -94,6 +94,23 @@ public sealed class StagedReleaseTests(ReleaseFixture app) : IClassFixture<Relea
 
     private static long[] Ids(JsonElement answer) => answer.GetProperty("items").EnumerateArray().Select(i => i.GetProperty("product_id").GetInt64()).ToArray();
 
+    /// <summary>
+    /// The canary's flag rate against the others', at the guardrail's default ceiling of 2: at a 10 % canary, one flagged
+    /// order of 50 where 450 others had none is within it (until 5 Dec 2026 it rolled the canary back), three are not;
+    /// at an even split, six of eight against none of eight are not.
+    /// </summary>
+    [Theory]
+    [InlineData(1, 50, 0, 450, false)]
+    [InlineData(2, 50, 0, 450, false)]
+    [InlineData(3, 50, 0, 450, true)]
+    [InlineData(6, 8, 0, 8, true)]
+    [InlineData(10, 50, 45, 450, false)]
+    [InlineData(11, 50, 45, 450, true)]
+    public void CanaryGuardrail_ComparesTheCanarysActionsWithWhatTheOthersRateGivesItsShare(long ca, long cn, long aa, long an, bool breached)
+    {
+        Assert.Equal(breached, ActionRateGuardrail.Breached(ca, cn, aa, an, 2));
+    }
+
     [Fact]
     public async Task Shadow_CandidatesAnswersNeverReachTheStorefront_AndAreLoggedBesideTheActiveVersions()
     {
