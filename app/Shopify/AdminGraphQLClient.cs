@@ -140,6 +140,13 @@ public sealed class AdminGraphQLClient(HttpClient http, OfflineTokenStore tokens
             await MarkRevokedAsync(shop, ct);
             throw new ShopTokenRevokedException(shop);
         }
+        // A frozen shop (its Shopify bill unpaid) or a locked one answers every call so: nothing it is sent is applied, so nothing
+        // is spent. Until 5 Dec 2026 each call used an attempt, and after 43 minutes every queued call (holds, releases, tags,
+        // codes) had failed for good.
+        if (response.StatusCode is HttpStatusCode.PaymentRequired or HttpStatusCode.Locked)
+            throw new ShopNotConnectedException(shop, response.StatusCode == HttpStatusCode.PaymentRequired
+                ? "the shop is frozen (HTTP 402: its Shopify bill is unpaid); its calls wait until it is paid"
+                : "the shop is locked (HTTP 423); its calls wait until it is unlocked");
         if (response.StatusCode == HttpStatusCode.TooManyRequests || (int)response.StatusCode >= 500)
             throw new TransientShopifyException(response.StatusCode, response.Headers.RetryAfter?.Delta);
         if (!response.IsSuccessStatusCode)

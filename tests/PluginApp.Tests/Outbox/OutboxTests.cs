@@ -176,6 +176,38 @@ public sealed class OutboxTests(NoSchedulerAppFixture app) : IClassFixture<NoSch
         Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND attempts = 1 AND completed_at IS NOT NULL", shopId));
     }
 
+    /// <summary>
+    /// A frozen shop (HTTP 402, its bill unpaid) applies nothing: its calls wait untried, saying why, however long it lasts,
+    /// and go out once it is paid. Until 5 Dec 2026 each drain spent their attempts, and they failed for good.
+    /// </summary>
+    [Fact]
+    public async Task Drain_FrozenShop_KeepsItsCallsWaitingUntried_AndSendsThemOnceItIsPaid()
+    {
+        const string shop = "outbox-frozen.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        await EnqueueTagAsync(shopId, "gid://shopify/Order/40", "held");
+        app.Shopify.GraphQL = c => c.Shop == shop ? StandInAnswer.StatusCode(402) : null;
+        try
+        {
+            await using var instance = Instance();
+            var sut = instance.Services.GetRequiredService<OutboxDrainer>();
+            for (var i = 0; i < 12; i++)
+            {
+                await sut.DrainShopAsync(shopId, CancellationToken.None);
+                app.Clock.Advance(TimeSpan.FromMinutes(10));
+            }
+            Assert.Equal(1, await app.CountAsync("""
+                SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND attempts = 0 AND failed_at IS NULL AND completed_at IS NULL
+                  AND last_error LIKE '%frozen (HTTP 402%'
+                """, shopId));
+
+            app.Shopify.GraphQL = null; // the bill is paid
+            await sut.DrainShopAsync(shopId, CancellationToken.None);
+            Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND attempts = 1 AND completed_at IS NOT NULL", shopId));
+        }
+        finally { app.Shopify.GraphQL = null; }
+    }
+
     [Fact]
     public async Task Enqueue_SameDecisionTwice_QueuesOneCall()
     {
@@ -238,7 +270,7 @@ public sealed class OutboxTests(NoSchedulerAppFixture app) : IClassFixture<NoSch
     [Fact]
     public async Task Retry_OfACallShopifyHadApplied_IsCheckedFirst_AndOneOvertakenByALaterCallIsRefused()
     {
-        const string shop = "outbox-retry.myshopify.com";
+        const string shop = "outbox-admin-retry.myshopify.com";
         var shopId = await app.InstallShopAsync(shop);
         app.Shopify.Admin.DropAfterApplying(shop, "orderRiskAssessmentCreate", times: 2);
         await EnqueueAsync(shopId, RiskAssessment("gid://shopify/Order/601", "HIGH"));
