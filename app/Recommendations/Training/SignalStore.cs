@@ -30,9 +30,14 @@ public sealed class SignalStore(NpgsqlDataSource db)
                     LEFT JOIN refunded r ON r.line_item_id = l.id
                     WHERE o.shop_id = $1 AND o.created_at >= $2 AND o.cancelled_at IS NULL AND NOT o.test AND l.product_id IS NOT NULL
                     """, shopId, since),
+                // A cart that became a known customer's order is hers (her key), as her events are: a held-out evaluation
+                // that leaves her order out leaves out its cart too (RecommenderTraining.Split).
                 Command("""
-                    SELECT 'k:' || c.token, l.product_id, coalesce(c.updated_at, c.created_at), l.quantity::real
+                    SELECT coalesce('c:' || o.customer_id, 'k:' || c.token), l.product_id, coalesce(c.updated_at, c.created_at), l.quantity::real
                     FROM carts c JOIN cart_lines l ON l.shop_id = c.shop_id AND l.cart_token = c.token
+                    LEFT JOIN (SELECT DISTINCT ON (cart_token) cart_token, customer_id FROM orders
+                               WHERE shop_id = $1 AND cart_token IS NOT NULL AND customer_id IS NOT NULL ORDER BY cart_token, created_at) o
+                      ON o.cart_token = c.token
                     WHERE c.shop_id = $1 AND coalesce(c.updated_at, c.created_at) >= $2 AND l.product_id IS NOT NULL
                     """, shopId, since),
                 Command("""

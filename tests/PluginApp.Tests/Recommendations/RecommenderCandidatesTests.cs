@@ -14,6 +14,36 @@ public sealed class RecommenderCandidatesTests
 {
     private static readonly DateTimeOffset Start = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
 
+    /// <summary>
+    /// A small store's held-out evaluation leaves out, with a customer's last order, everything else of hers from that day
+    /// on: the cart that became the order and her clicks. Until 5 Dec 2026 only the order's lines were left out, so the
+    /// models learnt the held-out basket from its cart.
+    /// </summary>
+    [Fact]
+    public void SmallStoreSplit_LeavesOutTheHeldOutCustomersCartAndClicksOfThatDay()
+    {
+        var signals = new List<Signal>();
+        for (var c = 0; c < 20; c++)
+        {
+            var key = "c:" + c.ToString(CultureInfo.InvariantCulture);
+            signals.Add(new Signal(key, 1, SignalKind.Order, Start.AddDays(c)));
+            signals.Add(new Signal(key, 2, SignalKind.Order, Start.AddDays(40 + c).AddHours(12)));
+            signals.Add(new Signal(key, 3, SignalKind.AddToCart, Start.AddDays(40 + c).AddHours(11))); // the cart that became it
+            signals.Add(new Signal(key, 4, SignalKind.View, Start.AddDays(41 + c)));                        // a click the day after
+        }
+
+        var (train, test, split) = RecommenderTraining.Split(signals);
+
+        Assert.Equal("last order of a fifth of the customers", split);
+        Assert.NotEmpty(test);
+        foreach (var user in test.Keys)
+        {
+            Assert.Equal([2L], test[user]);
+            Assert.Equal([1L], train.Where(s => s.UserKey == user).Select(s => s.ProductId));
+        }
+        Assert.Equal(4 * (20 - test.Count) + test.Count, train.Count);
+    }
+
     /// <summary>Three orders before the held-out window and one in it (the last 14 days) per customer.</summary>
     private static List<Signal> Store(int customers, Func<Random, int, long[]> basket, int seed = 11)
     {

@@ -12,6 +12,25 @@ namespace PluginApp.Tests.Recommendations;
 
 public sealed class RegistryTests(AppFixture app) : IClassFixture<AppFixture>
 {
+    /// <summary>
+    /// A cart that became a known customer's order is read as hers, so that a held-out evaluation leaving out her order
+    /// leaves out its cart too; a cart no customer's order came from stays a basket of its own.
+    /// </summary>
+    [Fact]
+    public async Task Signals_ACartThatBecameACustomersOrder_AreHers()
+    {
+        const string shop = "signals-carts.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("orders/create", shop, ShopifyPayloads.Order(7_400_001, customerId: 7_400_101).ToJsonString())).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("carts/create", shop, ShopifyPayloads.Cart("cart7400001", lines: [(1110, 2)]).ToJsonString())).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("carts/create", shop, ShopifyPayloads.Cart("cart-guest-7400", lines: [(1120, 1)]).ToJsonString())).StatusCode);
+
+        var carts = (await app.Factory.Services.GetRequiredService<SignalStore>().LoadAsync(shopId, TimeSpan.FromDays(365), CancellationToken.None))
+            .Where(s => s.ProductId is 111 or 112).Select(s => (s.UserKey, s.ProductId)).OrderBy(s => s.ProductId).ToList();
+
+        Assert.Equal([("c:7400101", 111L), ("k:cart-guest-7400", 112L)], carts);
+    }
+
     [Fact]
     public async Task PromotionGate_KeepsAWorseCandidateOut_AndRollbackRestoresThePreviousVersion()
     {
