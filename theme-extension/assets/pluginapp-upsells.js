@@ -44,8 +44,7 @@
     }
   }
 
-  // Only same-origin paths: the answer is data, never a way to send shoppers elsewhere. Why resolve it: browsers drop tabs
-  // and newlines and read backslashes as slashes, so "/\t/host" or "/\\host" would leave the shop.
+  // Only same-origin paths. Why resolve: browsers drop tabs and newlines and read "\\" as "/", so "/\t/host" would leave.
   function safePath(url) {
     if (typeof url !== 'string' || url.charAt(0) !== '/' || /[\u0000-\u001f\u007f\\]/.test(url)) return null;
     try {
@@ -118,16 +117,20 @@
 
     var timer = setTimeout(hide, TIMEOUT_MS);
 
-    // Visitor id into the cart attributes at the first impression (either arm), once a session.
+    // Visitor id into the cart's attributes at the first impression, once a cart (its cookie).
     var cartTagged = false;
+    function mark() {
+      var m = /(?:^|; *)cart=([^;?%]*)/.exec(document.cookie);
+      return vid + '|' + (m ? m[1] : '');
+    }
     function tagCart() {
-      try { cartTagged = cartTagged || sessionStorage.getItem('pa-cart') === vid; sessionStorage.setItem('pa-cart', vid); } catch (e) { }
+      try { cartTagged = cartTagged || sessionStorage.getItem('pa-cart') === mark(); } catch (e) { }
       if (cartTagged) return;
       cartTagged = true;
       fetch((d.cartUrl || '/cart') + '/update.js', {
         method: 'POST', keepalive: true, credentials: 'same-origin', headers: { 'Content-Type': 'application/json' },
         body: JSON.stringify({ attributes: { _pluginapp_visitor: vid } })
-      }).catch(function () { cartTagged = false; try { sessionStorage.removeItem('pa-cart'); } catch (e) { } });
+      }).then(function () { sessionStorage.setItem('pa-cart', mark()); }).catch(function () { cartTagged = false; });
     }
 
     function track(type, item, position, requestId) {

@@ -45,6 +45,7 @@ public sealed partial class StorefrontServer : IAsyncDisposable
     private readonly ConcurrentQueue<ProxiedCall> _calls = new();
     private readonly ConcurrentDictionary<string, string> _pages = new(StringComparer.Ordinal);
     private readonly List<JsonObject> _cart = [];
+    private string _cartToken = "storefront-cart";
 
     public string Shop { get; }
     public string BaseUrl { get; private set; } = "";
@@ -92,6 +93,8 @@ public sealed partial class StorefrontServer : IAsyncDisposable
         });
         _web.MapGet("/{**path}", (HttpContext ctx) =>
         {
+            // Shopify's cart cookie: the cart's token (and, since June 2024, its key), readable by the page's scripts.
+            lock (_cart) ctx.Response.Cookies.Append("cart", _cartToken + "?key=5f0c1d2e3a4b6978", new CookieOptions { Path = "/", HttpOnly = false });
             var path = ctx.Request.Path.Value ?? "/";
             var html = _pages.TryGetValue(path, out var page) ? page
                 : $"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{path}</title></head><body><h1>Stand-in page {System.Net.WebUtility.HtmlEncode(path)}</h1></body></html>";
@@ -136,6 +139,18 @@ public sealed partial class StorefrontServer : IAsyncDisposable
         }
     }
 
+    /// <summary>The order was placed: Shopify starts the shopper's next cart, empty, under a new token (and cookie).</summary>
+    public void StartNewCart(string token)
+    {
+        lock (_cart)
+        {
+            _cart.Clear();
+            _attributes.Clear();
+            AppliedDiscount = null;
+            _cartToken = token;
+        }
+    }
+
     private readonly JsonObject _attributes = new();
 
     /// <summary>The cart's attributes as the page's scripts left them.</summary>
@@ -163,7 +178,7 @@ public sealed partial class StorefrontServer : IAsyncDisposable
             return new JsonObject
             {
                 // As /cart.js gives it since June 2024: the cart's token and its key (the webhooks carry the token alone).
-                ["token"] = "storefront-cart?key=5f0c1d2e3a4b6978",
+                ["token"] = _cartToken + "?key=5f0c1d2e3a4b6978",
                 ["attributes"] = _attributes.DeepClone(),
                 ["item_count"] = _cart.Sum(l => l["quantity"]!.GetValue<int>()),
                 ["items"] = new JsonArray(_cart.Select(l => (JsonNode)l.DeepClone()).ToArray()),

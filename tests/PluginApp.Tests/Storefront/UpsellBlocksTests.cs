@@ -241,9 +241,22 @@ public sealed partial class UpsellBlocksTests(StorefrontFixture sf) : IClassFixt
             await AssertNoLayoutShiftAsync(page);
             AssertSameBox(Box.From(before.GetProperty("below")), (await BoxesAsync(page)).Below, "the content below the block");
             await page.ScreenshotAsync(new PageScreenshotOptions { Path = ScreenshotPath("storefront-cart-upsells.png"), FullPage = true });
+
+            // She orders; back in the same tab, Shopify has started her next cart: the block tags that one too (until 5 Dec
+            // 2026 a cart was tagged once a session, and a guest's second order had no visitor to join the experiment by).
+            storefront.StartNewCart("storefront-cart-2");
+            storefront.SetCart((cartProduct, cartProduct * 10, 1));
+            await page.GotoAsync(storefront.BaseUrl + "/cart", new PageGotoOptions { WaitUntil = WaitUntilState.Load });
+            await EventuallyAsync(async () =>
+            {
+                var next = JsonNode.Parse(await http.GetStringAsync(storefront.BaseUrl + "/cart.js"))!;
+                return next["token"]!.GetValue<string>().StartsWith("storefront-cart-2", StringComparison.Ordinal)
+                    && next["attributes"]?["_pluginapp_visitor"]?.GetValue<string>() == tagged;
+            }, "the next cart's _pluginapp_visitor attribute");
         }
         finally
         {
+            storefront.StartNewCart("storefront-cart");
             storefront.SetCart();
             await page.Context.CloseAsync();
         }
