@@ -82,6 +82,32 @@ public sealed class OfflineTokenStore(NpgsqlDataSource dataSource, IDataProtecti
         return grant.AccessToken;
     }
 
+    /// <summary>
+    /// Marks the shop's token revoked after Shopify refused <paramref name="usedToken"/> (401), unless the shop holds another
+    /// token by now: a call sent before a reinstall, a re-exchange or a refresh came back refused, and until 5 Dec 2026 it
+    /// marked the new token revoked, and the shop's outbox, holds and backfill stopped until the merchant opened the app.
+    /// </summary>
+    /// <returns>Whether the shop was marked.</returns>
+    public async Task<bool> MarkRevokedAsync(string shop, string usedToken, CancellationToken ct)
+    {
+        await using var conn = await dataSource.OpenConnectionAsync(ct);
+        await using var tx = await conn.BeginTransactionAsync(ct);
+        await using (var read = new NpgsqlCommand(
+            "SELECT access_token_enc FROM shops WHERE domain = $1 AND token_revoked_at IS NULL FOR NO KEY UPDATE", conn, tx))
+        {
+            read.Parameters.Add(Sql.Param(shop));
+            if (await read.ExecuteScalarAsync(ct) is not string stored || _protector.Unprotect(stored) != usedToken) return false;
+        }
+        await using (var mark = new NpgsqlCommand("UPDATE shops SET token_revoked_at = $2, updated_at = $2 WHERE domain = $1", conn, tx))
+        {
+            mark.Parameters.Add(Sql.Param(shop));
+            mark.Parameters.Add(Sql.Param(clock.GetUtcNow()));
+            await mark.ExecuteNonQueryAsync(ct);
+        }
+        await tx.CommitAsync(ct);
+        return true;
+    }
+
     private bool NeedsRefresh(TokenRow row) =>
         row.AccessExpiresAt is { } exp && exp - RefreshAhead <= clock.GetUtcNow();
 

@@ -33,7 +33,7 @@ public sealed class ShopTokenRevokedException(string shop) : Exception($"{shop}:
 /// typed failures and marks a shop whose token Shopify revoked.
 /// </summary>
 public sealed class AdminGraphQLClient(HttpClient http, OfflineTokenStore tokens, IOptions<ShopifyOptions> options,
-    NpgsqlDataSource db, TimeProvider clock, ILogger<AdminGraphQLClient> logger)
+    TimeProvider clock, ILogger<AdminGraphQLClient> logger)
 {
     /// <summary>What Shopify last told us about a shop's bucket, and when.</summary>
     private sealed record Bucket(double Available, double Maximum, double RestoreRate, DateTimeOffset At);
@@ -137,7 +137,8 @@ public sealed class AdminGraphQLClient(HttpClient http, OfflineTokenStore tokens
         using var response = await http.SendAsync(request, ct);
         if (response.StatusCode == HttpStatusCode.Unauthorized)
         {
-            await MarkRevokedAsync(shop, ct);
+            if (await tokens.MarkRevokedAsync(shop, token, ct))
+                logger.LogWarning("{Shop} revoked our access token; its jobs stop until it is reinstalled", shop);
             throw new ShopTokenRevokedException(shop);
         }
         // A frozen shop (its Shopify bill unpaid) or a locked one answers every call so: nothing it is sent is applied, so nothing
@@ -193,13 +194,4 @@ public sealed class AdminGraphQLClient(HttpClient http, OfflineTokenStore tokens
 
     /// <summary>Forgets what we learned about a shop's bucket (tests start from a clean slate).</summary>
     internal static void ResetPacing(string shop) => Buckets.TryRemove(shop, out _);
-
-    private async Task MarkRevokedAsync(string shop, CancellationToken ct)
-    {
-        await using var cmd = db.CreateCommand("UPDATE shops SET token_revoked_at = $2, updated_at = $2 WHERE domain = $1 AND token_revoked_at IS NULL");
-        cmd.Parameters.AddWithValue(shop);
-        cmd.Parameters.AddWithValue(clock.GetUtcNow());
-        await cmd.ExecuteNonQueryAsync(ct);
-        logger.LogWarning("{Shop} revoked our access token; its jobs stop until it is reinstalled", shop);
-    }
 }

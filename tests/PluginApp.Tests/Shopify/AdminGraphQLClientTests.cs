@@ -189,4 +189,30 @@ public sealed class AdminGraphQLClientTests(AppFixture app) : IClassFixture<AppF
         await Assert.ThrowsAsync<ShopNotConnectedException>(() => sut.ExecuteAsync(shop, Query, null, CancellationToken.None));
         Assert.Single(Calls(shop));
     }
+
+    /// <summary>
+    /// A call sent with the token the shop held, refused after the merchant installed again (a new token): the new token is
+    /// not marked revoked, and the next call goes out with it. Until 5 Dec 2026 the stale refusal marked the new grant, and
+    /// the shop's outbox, holds and backfill stopped until the merchant opened the app.
+    /// </summary>
+    [Fact]
+    public async Task Execute_UnauthorizedForATokenReplacedMeanwhile_LeavesTheNewTokenInUse()
+    {
+        var store = app.Factory.Services.GetRequiredService<OfflineTokenStore>();
+        const string name = "gql-stale-401.myshopify.com";
+        var (sut, shop) = await Arrange(name, (call, n) =>
+        {
+            if (n > 1) return Shop();
+            store.SaveGrantAsync(name, new TokenGrant("shpat_reinstalled", "read_orders", 3600, "shprt_reinstalled", 7776000), CancellationToken.None)
+                .GetAwaiter().GetResult();
+            return StandInAnswer.StatusCode(401);
+        });
+
+        await Assert.ThrowsAsync<ShopTokenRevokedException>(() => sut.ExecuteAsync(shop, Query, null, CancellationToken.None));
+
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM shops WHERE domain = $1 AND token_revoked_at IS NOT NULL", shop));
+        Assert.Equal("Demo", (await sut.ExecuteAsync(shop, Query, null, CancellationToken.None)).GetProperty("shop").GetProperty("name").GetString());
+        var last = app.Shopify.Mock.LogEntries.Last(e => e.RequestMessage.Path.Contains($"/shops/{shop}/admin/api/"));
+        Assert.Equal("shpat_reinstalled", last.RequestMessage.Headers!.Single(h => h.Key.Equals("X-Shopify-Access-Token", StringComparison.OrdinalIgnoreCase)).Value.Single());
+    }
 }
