@@ -60,8 +60,9 @@ public static class OutboxAdminApi
     /// Puts a failed call back in line and wakes the shop's drain. It counts as tried once, so its check runs before it is
     /// sent again: a call that did reach Shopify (its last answer lost) takes effect once. Until 5 Dec 2026 its attempts
     /// started from nothing, the check (which runs from the second attempt) was skipped, and a risk assessment or a hold
-    /// could be applied twice. Refused when a later call on the same resource has gone out since: sent now, the old call
-    /// would land after it and undo it (an approved order held again, a tag swapped back).
+    /// could be applied twice. Refused when a later call on the same resource has gone out since, or may have (it is being
+    /// sent, or failed after being sent): sent now, the old call would land after it and undo it (an approved order held
+    /// again, a tag swapped back). One still waiting goes after the retried call, in order.
     /// </summary>
     private static async Task<Results<Accepted, NotFound, ProblemHttpResult>> RetryAsync(long id, NpgsqlDataSource db, OutboxScheduler scheduler,
         ShopScope scope, TimeProvider clock, CancellationToken ct)
@@ -69,7 +70,8 @@ public static class OutboxAdminApi
         await using var cmd = db.CreateCommand("""
             WITH failed AS (
                 SELECT m.id, EXISTS (SELECT 1 FROM outbox_messages later WHERE later.shop_id = m.shop_id AND later.resource_key = m.resource_key
-                                     AND later.id > m.id AND later.completed_at IS NOT NULL) AS superseded
+                                     AND later.id > m.id AND (later.completed_at IS NOT NULL OR later.failed_at IS NOT NULL
+                                                              OR later.claimed_until > $3)) AS superseded
                 FROM outbox_messages m WHERE m.shop_id = $1 AND m.id = $2 AND m.failed_at IS NOT NULL FOR UPDATE OF m),
             retried AS (
                 UPDATE outbox_messages m SET failed_at = NULL, attempts = 1, next_attempt_at = $3

@@ -135,7 +135,7 @@ public sealed class OutboxDrainer(NpgsqlDataSource db, ShopLookup shops, AdminGr
         {
             (error, permanent, outcome) = (e.Message, true, "refused");
         }
-        catch (ShopNotConnectedException e)
+        catch (Exception e) when (e is ShopNotConnectedException or ShopFrozenException)
         {
             await ReleaseUntriedAsync(claim, e.Message);
             return false;

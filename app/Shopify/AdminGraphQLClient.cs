@@ -13,7 +13,14 @@ using PluginApp.Install;
 namespace PluginApp.Shopify;
 
 /// <summary>Top-level GraphQL errors, or an answer we could not read.</summary>
-public sealed class ShopifyGraphQLException(string shop, string message) : Exception($"{shop}: {message}");
+public class ShopifyGraphQLException(string shop, string message) : Exception($"{shop}: {message}");
+
+/// <summary>
+/// The shop is frozen (HTTP 402: its Shopify bill is unpaid) or locked (423): nothing sent to it is applied, and it comes
+/// back. A caller that retries later treats it as any failed call (it is a <see cref="ShopifyGraphQLException"/>); the
+/// outbox keeps its calls waiting untried, since nothing sent was applied.
+/// </summary>
+public sealed class ShopFrozenException(string shop, string message) : ShopifyGraphQLException(shop, message);
 
 /// <summary>A mutation that Shopify refused with userErrors.</summary>
 public sealed class ShopifyUserErrorsException(string shop, string mutation, IReadOnlyList<ShopifyUserError> errors)
@@ -145,9 +152,9 @@ public sealed class AdminGraphQLClient(HttpClient http, OfflineTokenStore tokens
         // is spent. Until 5 Dec 2026 each call used an attempt, and after 43 minutes every queued call (holds, releases, tags,
         // codes) had failed for good.
         if (response.StatusCode is HttpStatusCode.PaymentRequired or HttpStatusCode.Locked)
-            throw new ShopNotConnectedException(shop, response.StatusCode == HttpStatusCode.PaymentRequired
-                ? "the shop is frozen (HTTP 402: its Shopify bill is unpaid); its calls wait until it is paid"
-                : "the shop is locked (HTTP 423); its calls wait until it is unlocked");
+            throw new ShopFrozenException(shop, response.StatusCode == HttpStatusCode.PaymentRequired
+                ? "the shop is frozen (HTTP 402: its Shopify bill is unpaid)"
+                : "the shop is locked (HTTP 423)");
         if (response.StatusCode == HttpStatusCode.TooManyRequests || (int)response.StatusCode >= 500)
             throw new TransientShopifyException(response.StatusCode, response.Headers.RetryAfter?.Delta);
         if (!response.IsSuccessStatusCode)

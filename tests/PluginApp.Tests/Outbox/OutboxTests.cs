@@ -303,6 +303,13 @@ public sealed class OutboxTests(NoSchedulerAppFixture app) : IClassFixture<NoSch
         Assert.Equal(HttpStatusCode.Conflict, refused.StatusCode);
         Assert.Contains("could undo it", await refused.Content.ReadAsStringAsync());
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE id = $1 AND failed_at IS NOT NULL", second));
+
+        // Nor while a later call on its resource is being sent (claimed by a drain), which it would otherwise race.
+        await app.ScalarAsync("UPDATE outbox_messages SET failed_at = now(), completed_at = NULL WHERE id = $1", first);
+        await EnqueueTagAsync(shopId, "gid://shopify/Order/601", "risk-high");
+        await app.ScalarAsync("UPDATE outbox_messages SET claimed_until = $2 WHERE shop_id = $1 AND operation = 'tagsAdd' AND resource_key = 'gid://shopify/Order/601'",
+            shopId, app.Clock.GetUtcNow().AddMinutes(2));
+        Assert.Equal(HttpStatusCode.Conflict, (await app.Client.SendAsync(Retry(first))).StatusCode);
     }
 
     [Fact]
