@@ -217,8 +217,13 @@ public sealed class StripeChargeJob(NpgsqlDataSource db, StripeConnections conne
         {
             await using var label = new NpgsqlCommand("""
                 INSERT INTO risk_labels (shop_id, order_id, source, fraud, labelled_at, detail) VALUES ($1, $2, 'stripe', $5, $3, $4)
-                ON CONFLICT (shop_id, order_id, source) DO UPDATE SET fraud = excluded.fraud, labelled_at = excluded.labelled_at, detail = excluded.detail
-                WHERE excluded.fraud <> risk_labels.fraud AND excluded.labelled_at >= risk_labels.labelled_at
+                ON CONFLICT (shop_id, order_id, source) DO UPDATE SET fraud = excluded.fraud,
+                  labelled_at = CASE WHEN excluded.fraud <> risk_labels.fraud THEN excluded.labelled_at ELSE risk_labels.labelled_at END,
+                  detail = excluded.detail
+                WHERE excluded.labelled_at >= risk_labels.labelled_at AND (excluded.fraud <> risk_labels.fraud
+                  -- The dispute that follows an early fraud warning says the same, but it is a chargeback now (ModelMonitor's
+                  -- chargeback rate counts it by its detail; until 5 Dec 2026 the warning's stayed). The label keeps its time.
+                  OR risk_labels.detail LIKE 'Stripe early fraud warning%' AND excluded.detail LIKE 'Stripe dispute%')
                 """, conn, tx);
             label.Parameters.Add(Sql.Param(e.ShopId));
             label.Parameters.Add(Sql.Param(match.OrderId!.Value));

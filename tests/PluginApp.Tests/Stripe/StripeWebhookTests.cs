@@ -91,12 +91,12 @@ public sealed class StripeWebhookTests(StripeFixture app) : IClassFixture<Stripe
         ["request"] = new JsonObject { ["id"] = null, ["idempotency_key"] = null }, ["type"] = type, ["data"] = new JsonObject { ["object"] = obj },
     }.ToJsonString();
 
-    private static string Dispute(string id, string charge, string reason = "fraudulent") => Event(id, "charge.dispute.created", new JsonObject
+    private static string Dispute(string id, string charge, string reason = "fraudulent", long created = Created) => Event(id, "charge.dispute.created", new JsonObject
     {
         ["id"] = "dp_" + id, ["object"] = "dispute", ["charge"] = charge, ["amount"] = 4200, ["currency"] = "usd", ["reason"] = reason,
         ["status"] = "needs_response",
         ["evidence"] = new JsonObject { ["customer_email_address"] = "evidence-only@example.com", ["customer_name"] = "Evidence Person" },
-    });
+    }, created: created);
 
     private static string EarlyFraudWarning(string id, string charge) => Event(id, "radar.early_fraud_warning.created", new JsonObject
     {
@@ -309,6 +309,15 @@ public sealed class StripeWebhookTests(StripeFixture app) : IClassFixture<Stripe
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM risk_labels WHERE shop_id = $1 AND order_id = 7750001 AND source = 'stripe' AND fraud AND labelled_at = $2",
             shopId, CreatedAt));
         Assert.Contains("Stripe early fraud warning (made_with_stolen_card) on ch_efw, matched by charge metadata order_id", await LabelAsync(shopId, 7_750_001));
+
+        // The chargeback follows: the label says so (the chargeback rate counts it), still known from the warning's time.
+        // Until 5 Dec 2026 it kept the warning's words, and the chargeback was never counted.
+        var dispute = Dispute("evt_efw_dispute", "ch_efw", created: Created + 86_400 * 5);
+        Assert.Equal(HttpStatusCode.OK, (await app.PostEventAsync(path, dispute, StripeFixture.Sign(dispute, app.Clock.GetUtcNow(), Secret(shop)))).StatusCode);
+        Assert.Equal("labelled", await app.SettledStateAsync("evt_efw_dispute"));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM risk_labels WHERE shop_id = $1 AND order_id = 7750001 AND source = 'stripe' AND fraud AND labelled_at = $2",
+            shopId, CreatedAt));
+        Assert.Contains("Stripe dispute (reason fraudulent) on ch_efw", await LabelAsync(shopId, 7_750_001));
     }
 
     [Fact]
