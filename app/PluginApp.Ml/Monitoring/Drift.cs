@@ -15,7 +15,8 @@ public sealed record DriftResult(double Psi, int ReferenceCount, int CurrentCoun
 /// <summary>
 /// Population stability index between a reference sample (the model's training window) and a current one. Bins are the
 /// reference's deciles, so each holds about a tenth of it; repeated values (counts, flags) merge bins rather than split a
-/// value across two. Empty bins get a small share so the logarithm stays finite.
+/// value across two, and a value holding two deciles or more keeps the values above it out of its bin. Empty bins get a
+/// small share so the logarithm stays finite.
 /// </summary>
 public static class Drift
 {
@@ -28,12 +29,23 @@ public static class Drift
         var r = reference.Where(double.IsFinite).Order().ToArray();
         var c = current.Where(double.IsFinite).ToArray();
         if (r.Length == 0 || c.Length == 0) return new DriftResult(double.NaN, r.Length, c.Length, Mean(r), Mean(c));
-        var edges = new List<double>();
+        var cuts = new SortedSet<double>();
+        double? previous = null;
         for (var i = 1; i < bins; i++)
         {
             var q = r[Math.Min(r.Length - 1, (int)Math.Floor(i * (double)r.Length / bins))];
-            if (edges.Count == 0 || q > edges[^1]) edges.Add(q);
+            // A value holding two deciles or more (a flag's 0, a count's 0) is a bin of its own, and the values above it
+            // another: until 5 Dec 2026 they shared one, and a flag set on 5 % of the reference and half of the current week
+            // read as stable (PSI 0).
+            if (q == previous)
+            {
+                var above = UpperBound(r, q);
+                if (above < r.Length) cuts.Add(r[above]);
+            }
+            cuts.Add(q);
+            previous = q;
         }
+        var edges = cuts.ToList();
         var expected = Shares(r, edges);
         var actual = Shares(c, edges);
         var psi = 0.0;
@@ -57,6 +69,18 @@ public static class Drift
         }
         for (var i = 0; i < counts.Length; i++) counts[i] /= values.Count;
         return counts;
+    }
+
+    /// <summary>The index of the first value of the sorted <paramref name="xs"/> above <paramref name="x"/> (its length when none is).</summary>
+    private static int UpperBound(double[] xs, double x)
+    {
+        int lo = 0, hi = xs.Length;
+        while (lo < hi)
+        {
+            var mid = (lo + hi) / 2;
+            if (xs[mid] <= x) lo = mid + 1; else hi = mid;
+        }
+        return lo;
     }
 
     private static double Mean(double[] xs) => xs.Length == 0 ? double.NaN : xs.Average();

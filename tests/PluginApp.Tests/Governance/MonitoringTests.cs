@@ -23,6 +23,15 @@ public sealed class MonitoringTests(AppFixture app) : IClassFixture<AppFixture>
         var flags = Enumerable.Range(0, 1000).Select(i => i % 3 == 0 ? 1.0 : 0.0).ToArray();
         Assert.True(Drift.Psi(flags, flags).Psi < 1e-9);
         Assert.True(Drift.Psi(flags, flags.Select(_ => 1.0).ToArray()).Psi > DriftResult.Major);
+        // A rare flag (5 % of the reference) set on half of the current week, and one (8 %) no longer set at all: major
+        // shifts (until 5 Dec 2026 both read 0, the flag sharing a bin with the 0s that fill the reference's deciles).
+        double[] Flag(int n, int set) => Enumerable.Range(0, n).Select(i => i < set ? 1.0 : 0.0).ToArray();
+        Assert.True(Drift.Psi(Flag(1000, 50), Flag(1000, 500)).Psi > DriftResult.Major);
+        Assert.True(Drift.Psi(Flag(1000, 80), Flag(1000, 0)).Psi > DriftResult.Major);
+        Assert.True(Drift.Psi(Flag(1000, 50), Flag(2000, 100)).Psi < 1e-9);
+        // A count that is mostly 0: its nonzero values moving up is a shift too.
+        var counts = Enumerable.Range(0, 1000).Select(i => i < 900 ? 0.0 : 1 + i % 3).ToArray();
+        Assert.True(Drift.Psi(counts, counts.Select(v => v == 0 && rng.NextDouble() < 0.4 ? 2.0 : v).ToArray()).Psi > DriftResult.Major);
     }
 
     [Fact]
@@ -133,9 +142,38 @@ public sealed class MonitoringTests(AppFixture app) : IClassFixture<AppFixture>
         var alert = Assert.Single(await ModelMonitor.AlertsAsync(app.Db, shopId, openOnly: true, CancellationToken.None));
         Assert.Equal("fresh-average-precision", alert.Metric);
         Assert.Equal(4, alert.ModelVersion);
-        Assert.Contains("on the 40 orders labelled in the last 90 days (8 fraud), against 0.600 held out", alert.Detail);
+        Assert.Contains("on the 40 orders it scored 30–90 days ago (8 labelled fraud by now), against 0.600 held out", alert.Detail);
         var figure = (double)(await app.ScalarAsync("SELECT value FROM model_performance WHERE shop_id = $1 AND metric = 'fresh-average-precision'", shopId))!;
         Assert.InRange(figure, 0, 0.3);
+    }
+
+    /// <summary>
+    /// A risk version whose scores tell fraud from good no better than a constant is caught on fresh outcomes: every order it
+    /// scored 30–90 days ago counts, an unlabelled one as good, as in its held-out figure. Until 5 Dec 2026 only labelled
+    /// orders counted, which are mostly fraud (30 of 40 here), and the constant score read 0.75 against 0.73 held out.
+    /// </summary>
+    [Fact]
+    public async Task RiskModel_ThatTellsNothingApart_IsCaughtOnEveryOrderItScored()
+    {
+        var shopId = await app.InstallShopAsync("gov-fresh-constant.myshopify.com");
+        var now = app.Clock.GetUtcNow();
+        await app.ScalarAsync("""
+            INSERT INTO models (shop_id, kind, version, status, parameters, metrics, artifact, created_at, activated_at)
+            VALUES ($1, 'risk', 2, 'active', '{}', '{"PrAuc": 0.731}', '\x00', $2, $2)
+            """, shopId, now.AddDays(-100));
+        await app.ScalarAsync("""
+            INSERT INTO risk_scores (shop_id, order_id, score, level, model_version, prior_weight, reasons, features, queued_at, scored_at)
+            SELECT $1, 7900000 + i, 0.3, 'MEDIUM', 2, 0, '[]', '{}', $2, $2 FROM generate_series(1, 200) i
+            """, shopId, now.AddDays(-45));
+        await app.ScalarAsync("""
+            INSERT INTO risk_labels (shop_id, order_id, source, fraud, labelled_at)
+            SELECT $1, 7900000 + i, CASE WHEN i <= 30 THEN 'cancelled' ELSE 'review' END, i <= 30, $2 FROM generate_series(1, 40) i
+            """, shopId, now.AddDays(-20));
+
+        await app.Factory.Services.GetRequiredService<ModelMonitor>().RunShopAsync(shopId, CancellationToken.None);
+
+        var alert = Assert.Single(await ModelMonitor.AlertsAsync(app.Db, shopId, openOnly: true, CancellationToken.None), a => a.Metric == "fresh-average-precision");
+        Assert.Contains("average precision 0.150 on the 200 orders it scored 30–90 days ago (30 labelled fraud by now), against 0.731 held out", alert.Detail);
     }
 
     /// <summary>
@@ -254,7 +292,7 @@ public sealed class MonitoringTests(AppFixture app) : IClassFixture<AppFixture>
     }
 
     /// <summary>
-    /// 40 orders scored 20 days ago by <paramref name="scoredBy"/> (null: the rule prior) and labelled 5 days ago: the 8 frauds
+    /// 40 orders scored 40 days ago by <paramref name="scoredBy"/> (null: the rule prior) and labelled 5 days ago: the 8 frauds
     /// scored lowest of all, as a model that no longer sees the new pattern would.
     /// </summary>
     private async Task FraudsScoredLowestAsync(long shopId, long firstOrder, int? scoredBy, DateTimeOffset now)
@@ -265,7 +303,7 @@ public sealed class MonitoringTests(AppFixture app) : IClassFixture<AppFixture>
             await app.ScalarAsync("""
                 INSERT INTO risk_scores (shop_id, order_id, score, level, model_version, prior_weight, reasons, features, queued_at, scored_at)
                 VALUES ($1, $2, $3, 'LOW', $5, 0.2, '[]', '{}', $4, $4)
-                """, shopId, firstOrder + i, fraud ? 0.01 + i * 0.001 : 0.2 + i * 0.01, now.AddDays(-20),
+                """, shopId, firstOrder + i, fraud ? 0.01 + i * 0.001 : 0.2 + i * 0.01, now.AddDays(-40),
                 scoredBy is { } version ? version : DBNull.Value);
             await app.ScalarAsync("INSERT INTO risk_labels (shop_id, order_id, source, fraud, labelled_at) VALUES ($1, $2, $3, $4, $5)",
                 shopId, firstOrder + i, fraud ? "dispute" : "review", fraud, now.AddDays(-5));
