@@ -36,6 +36,9 @@ internal static class ExperimentOutcomes
           UNION ALL
           SELECT x.experiment, x.arm, x.unit, x.first_at FROM experiment_exposures x
           WHERE x.shop_id = o.shop_id AND x.customer_id = o.customer_id AND x.first_at <= o.ordered_at AND x.first_at > o.ordered_at - {{Since}}) x
+        -- An order a customers/redact listed before we held it is hers, erased: it joins no experiment with her visitor id
+        -- (until 5 Dec 2026 its outcome kept it; the visitor's own exposures and events, unknown to the erasure, stay).
+        WHERE NOT EXISTS (SELECT 1 FROM erased_orders e WHERE e.shop_id = o.shop_id AND e.order_id = o.order_id)
         ORDER BY o.n, x.experiment, (x.unit = 'v:' || o.visitor_hash) DESC NULLS LAST, x.first_at DESC
         ON CONFLICT (shop_id, experiment, order_id) DO UPDATE SET revenue = excluded.revenue, margin = excluded.margin,
           discount = excluded.discount, action = coalesce(excluded.action, experiment_outcomes.action)

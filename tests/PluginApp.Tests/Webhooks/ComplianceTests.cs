@@ -130,9 +130,15 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
         };
         Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("customers/redact", shop, redact.ToJsonString())).StatusCode);
 
+        // Her storefront visitor saw the upsell holdout, which the erasure could not know (it did not hold her order).
+        var visitor = PluginApp.Experiments.Assignment.VisitorHash(shop, "vid-late-guest")!;
+        await app.ScalarAsync("""
+            INSERT INTO experiment_exposures (shop_id, experiment, unit, arm, customer_id, first_at) VALUES ($1, 'upsell_holdout', 'v:' || $2, 'treatment', NULL, $3)
+            """, shopId, visitor, DateTimeOffset.Parse("2026-07-01T00:00:00Z"));
         var late = ShopifyPayloads.Order(6151, customerId: null);
         late["email"] = "late-guest@example.com";
         late["contact_email"] = "late-guest@example.com";
+        late["note_attributes"] = new JsonArray(new JsonObject { ["name"] = "_pluginapp_visitor", ["value"] = "vid-late-guest" });
         PluginApp.Tests.Risk.RiskOrders.PaidWithCard(late, "411111", "1111", "Y", "M");
         var other = ShopifyPayloads.Order(6152, customerId: null); // another guest's, not listed
         Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("orders/create", shop, late.ToJsonString())).StatusCode);
@@ -144,6 +150,8 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
             FROM orders o WHERE shop_id = $1 AND id = 6151
             """, shopId));
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1 AND id = 6152 AND email IS NOT NULL AND browser_ip IS NOT NULL", shopId));
+        // Nor is it an experiment outcome under her visitor id.
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM experiment_outcomes WHERE shop_id = $1 AND order_id = 6151", shopId));
     }
 
     /// <summary>
