@@ -17,7 +17,7 @@
     return id;
   }
 
-  // A beacon survives the navigation a click starts; else fetch keepalive.
+  // A beacon survives navigation; else fetch keepalive.
   function send(url, payload) {
     var body = JSON.stringify(payload);
     try {
@@ -117,7 +117,7 @@
 
     var timer = setTimeout(hide, TIMEOUT_MS);
 
-    // Visitor id into the cart's attributes at the first impression, once a cart (its cookie).
+    // Visitor id into the cart's attributes at its first impression (a cart: its cookie).
     var cartTagged = false;
     function mark() {
       var m = /(?:^|; *)cart=([^;?%]*)/.exec(document.cookie);
@@ -130,7 +130,10 @@
       fetch((d.cartUrl || '/cart') + '/update.js', {
         method: 'POST', keepalive: true, credentials: 'same-origin', headers: { 'Content-Type': 'application/json' },
         body: JSON.stringify({ attributes: { _pluginapp_visitor: vid } })
-      }).then(function () { sessionStorage.setItem('pa-cart', mark()); }).catch(function () { cartTagged = false; });
+      }).then(function (r) {
+        if (!r.ok) throw r;
+        try { sessionStorage.setItem('pa-cart', mark()); } catch (e) { }
+      }).catch(function () { cartTagged = false; });
     }
 
     function track(type, item, position, requestId) {
@@ -159,7 +162,7 @@
         });
       }, { threshold: 0.5 }) : null;
 
-      // Each skeleton replaced in place, in the app's order.
+      // Skeletons replaced in place, in order.
       skeletons.forEach(function (slot, i) {
         if (i >= items.length) { slot.className = 'pa-card pa-card--skeleton pa-card--unused'; return; }
         var li = card(items[i], i, opts);
@@ -197,7 +200,7 @@
           track('add_to_cart', item, i, requestId);
           tagCart();
           button.textContent = d.addedLabel || 'Added';
-          // Lets a theme's cart drawer or cart page refresh.
+          // Lets the theme's cart refresh.
           root.dispatchEvent(new CustomEvent('pluginapp:cart-add', { bubbles: true, detail: added }));
         }).catch(function () {
           button.disabled = false;
@@ -229,6 +232,6 @@
 
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', function () { initAll(); });
   else initAll();
-  // Theme editor: a section re-rendered without a page load.
+  // Theme editor: a section re-rendered.
   document.addEventListener('shopify:section:load', function (e) { initAll(e.target); });
 })();
