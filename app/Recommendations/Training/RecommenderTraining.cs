@@ -184,10 +184,13 @@ public static class RecommenderTraining
         foreach (var (user, bought) in test)
         {
             if (!set.UserIndex.TryGetValue(user, out var u)) continue;
-            var relevant = bought.Where(set.ItemIndex.ContainsKey).Select(id => set.ItemIndex[id]).ToHashSet();
-            if (relevant.Count == 0) continue;
             var history = als.SeenItems(u).ToArray();
             var seen = history.ToHashSet();
+            // What the customer went on to buy that no candidate is allowed to show them (what they had before): left out of
+            // the answer as well as the question. Until 5 Dec 2026 repeat purchases counted against every candidate, lowering
+            // each figure by however much the customer re-bought, and weighing customers by it.
+            var relevant = bought.Where(set.ItemIndex.ContainsKey).Select(id => set.ItemIndex[id]).Where(i => !seen.Contains(i)).ToHashSet();
+            if (relevant.Count == 0) continue;
             // Every candidate ranks for the same customer from the same training history, never returning what they had.
             var fromAls = als.RecommendForUser(u, K).Select(x => x.Item).ToArray();
             var together = bundle.CoOccurrence.RecommendForCart(history, K, seen.Contains).Select(x => x.Item).ToArray();

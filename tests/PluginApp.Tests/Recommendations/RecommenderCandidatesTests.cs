@@ -138,6 +138,30 @@ public sealed class RecommenderCandidatesTests
         Assert.Equal(4, m.Candidates.Count); // still measured and stored, just not trusted to choose
     }
 
+    /// <summary>
+    /// A held-out customer who only bought again what she had is not asked about: no candidate may show her what she had,
+    /// so her purchase would count against every one. Until 5 Dec 2026 it did, lowering each figure by however much the
+    /// store's customers re-buy; here half of them re-buy and half buy something new.
+    /// </summary>
+    [Fact]
+    public void HeldOutEvaluation_CountsOnlyWhatTheCustomerHadNotBoughtBefore()
+    {
+        var signals = new List<Signal>();
+        for (var k = 0; k < 5; k++)
+            signals.Add(new Signal("c:seed" + k.ToString(CultureInfo.InvariantCulture), 10 + k, SignalKind.Order, Start.AddDays(10)));
+        for (var c = 0; c < 200; c++)
+        {
+            var key = "c:" + c.ToString(CultureInfo.InvariantCulture);
+            foreach (var day in new[] { 0, 30, 60 }) signals.Add(new Signal(key, 1 + c % 5, SignalKind.Order, Start.AddDays(day + c % 20)));
+            signals.Add(new Signal(key, c % 2 == 0 ? 1 + c % 5 : 10 + c % 5, SignalKind.Order, Start.AddDays(120 + c % 10)));
+        }
+
+        var m = RecommenderTraining.Evaluate(signals, AsOf(signals), RecommenderTraining.Defaults);
+
+        Assert.Equal("last 14 days of orders", m.Split);
+        Assert.Equal(100, m.TestUsers);
+    }
+
     [Fact]
     public void CandidateChoice_PureSelection_PicksTheHighestNdcgTiesGoToTheDefaultAndStatesMargins()
     {
