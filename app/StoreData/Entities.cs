@@ -66,6 +66,8 @@ public sealed class Variant : IShopOwned
     public decimal? Price { get; set; }
     public decimal? CompareAtPrice { get; set; }
     public int? InventoryQuantity { get; set; }
+    /// <summary>Whether Shopify tracks the stock; null when the payload does not say (products webhooks since 2024-07).</summary>
+    public bool? InventoryTracked { get; set; }
     public string? InventoryPolicy { get; set; }
     public long? InventoryItemId { get; set; }
     public decimal? UnitCost { get; set; }

@@ -57,8 +57,8 @@ internal static class StoreMerge
     {
         ["id"] = "bulk_id(x.body ->> 'id')", ["product_id"] = "x.parent_id", ["title"] = "x.body ->> 'title'", ["sku"] = "x.body ->> 'sku'",
         ["price"] = "(x.body ->> 'price')::numeric", ["compare_at_price"] = "(x.body ->> 'compareAtPrice')::numeric",
-        // Untracked stock has no count (as CatalogPayloads.Product): always in stock.
-        ["inventory_quantity"] = "CASE WHEN (x.body -> 'inventoryItem' ->> 'tracked') = 'false' THEN NULL ELSE (x.body ->> 'inventoryQuantity')::int4 END", ["inventory_policy"] = "lower(x.body ->> 'inventoryPolicy')",
+        ["inventory_quantity"] = "(x.body ->> 'inventoryQuantity')::int4",
+        ["inventory_tracked"] = "(x.body -> 'inventoryItem' ->> 'tracked')::boolean", ["inventory_policy"] = "lower(x.body ->> 'inventoryPolicy')",
         ["inventory_item_id"] = "bulk_id(x.body -> 'inventoryItem' ->> 'id')", ["unit_cost"] = "(x.body -> 'inventoryItem' -> 'unitCost' ->> 'amount')::numeric",
         ["updated_at"] = Time("x.body", "updatedAt"),
     };

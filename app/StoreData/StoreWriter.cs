@@ -73,10 +73,10 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
         newerOnly: true);
 
     internal static readonly UpsertStatement VariantUpsert = new("variants", ["shop_id", "id"],
-        ["shop_id", "id", "product_id", "title", "sku", "price", "compare_at_price", "inventory_quantity", "inventory_policy",
+        ["shop_id", "id", "product_id", "title", "sku", "price", "compare_at_price", "inventory_quantity", "inventory_tracked", "inventory_policy",
          "inventory_item_id", "unit_cost", "updated_at"],
-        keep: ["unit_cost", "inventory_item_id"],
-        guard: "EXISTS (SELECT 1 FROM products p WHERE p.shop_id = $1 AND p.id = $3 AND p.updated_at IS NOT DISTINCT FROM $13)");
+        keep: ["unit_cost", "inventory_item_id", "inventory_tracked"],
+        guard: "EXISTS (SELECT 1 FROM products p WHERE p.shop_id = $1 AND p.id = $3 AND p.updated_at IS NOT DISTINCT FROM $14)");
 
     private static readonly UpsertStatement CartUpsert = new("carts", ["shop_id", "token"],
         ["shop_id", "token", "note", "total_price", "created_at", "updated_at"], newerOnly: true, erasable: ["note"],
@@ -120,7 +120,7 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
         ProductUpsert.AddTo(batch, [shopId, p.Id, p.Title, p.Handle, p.ProductType, p.Vendor, p.Status, p.Published, p.Tags, p.ImageUrl,
             p.CreatedAt, p.UpdatedAt, null]);
         foreach (var v in rows.Variants)
-            VariantUpsert.AddTo(batch, [shopId, v.Id, v.ProductId, v.Title, v.Sku, v.Price, v.CompareAtPrice, v.InventoryQuantity,
+            VariantUpsert.AddTo(batch, [shopId, v.Id, v.ProductId, v.Title, v.Sku, v.Price, v.CompareAtPrice, v.InventoryQuantity, v.InventoryTracked,
                 v.InventoryPolicy, v.InventoryItemId, v.UnitCost, v.UpdatedAt], TypedNull.Time(p.UpdatedAt));
         // Variants that left the product are gone from the catalog (only when this version stands).
         Add("""
@@ -139,6 +139,20 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
                 ON CONFLICT DO NOTHING
                 """, shopId, productId, collectionIds);
     }
+
+    /// <summary>
+    /// What an inventory item says of its variants: whether their stock is tracked, and their unit cost (kept when it sends
+    /// none). Not older than what they hold. A variant not held yet gets it from the next backfill (until then its stock
+    /// counts as tracked).
+    /// </summary>
+    public void AddInventoryItem(InventoryItemRow item) =>
+        Add("""
+            UPDATE variants SET inventory_tracked = coalesce($3, inventory_tracked), unit_cost = coalesce($4, unit_cost),
+              inventory_item_updated_at = $5
+            WHERE shop_id = $1 AND inventory_item_id = $2
+              AND (inventory_item_updated_at IS NULL OR $5::timestamptz IS NULL OR inventory_item_updated_at <= $5)
+            """, shopId, item.Id, (object?)item.Tracked ?? new TypedNull(NpgsqlTypes.NpgsqlDbType.Boolean),
+            (object?)item.Cost ?? new TypedNull(NpgsqlTypes.NpgsqlDbType.Numeric), TypedNull.Time(item.UpdatedAt));
 
     /// <summary>A tombstone when the product is unknown: a create that arrives after its delete stays deleted.</summary>
     public void AddProductDeletion(long productId, DateTimeOffset at) =>

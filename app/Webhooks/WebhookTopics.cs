@@ -40,6 +40,8 @@ internal static class WebhookTopics
     private static readonly TopicHandler Checkout = new(p => CatalogPayloads.Checkout(p), (c, r) => c.Store.AddCheckout((CheckoutRows)r),
         Owned: r => OwnedIds.None with { Checkouts = [((CheckoutRows)r).Checkout.Id] });
 
+    private static readonly TopicHandler InventoryItem = new(p => InventoryItemRow.Parse(p), (c, r) => c.Store.AddInventoryItem((InventoryItemRow)r));
+
     /// <summary>
     /// The core store topics; app/uninstalled and shop/redact act on the shop row (see WebhookIngestor). A feature's own topics
     /// join these in <see cref="WebhookTopicTable"/>.
@@ -60,6 +62,8 @@ internal static class WebhookTopics
         ["products/update"] = Product,
         ["products/delete"] = new(p => p.RequiredId("id"), (c, r) => c.Store.AddProductDeletion((long)r, c.Now),
             Owned: r => OwnedIds.None with { Products = [(long)r] }),
+        ["inventory_items/create"] = InventoryItem,
+        ["inventory_items/update"] = InventoryItem,
         ["customers/create"] = Customer,
         ["customers/update"] = Customer,
         ["customers/data_request"] = new(Compliance("customers/data_request"), (c, r) => c.Compliance.AddDataRequest((JsonElement)r, c.Now), ActsOnUninstalledShop: true),

@@ -6,10 +6,11 @@ using Npgsql;
 
 namespace PluginApp.Recommendations;
 
-public sealed record CatalogVariant(long Id, decimal? Price, int? Inventory, string? Policy, decimal? Cost)
+/// <param name="Tracked">Whether Shopify tracks the stock (null: not known yet, read as tracked).</param>
+public sealed record CatalogVariant(long Id, decimal? Price, int? Inventory, string? Policy, decimal? Cost, bool? Tracked = null)
 {
-    /// <summary>Untracked stock, or selling past zero allowed, counts as in stock.</summary>
-    public bool InStock => Inventory is null or > 0 || Policy == "continue";
+    /// <summary>Untracked stock (made to order, digital: its quantity stays 0), or selling past zero allowed, counts as in stock.</summary>
+    public bool InStock => Tracked == false || Inventory is null or > 0 || Policy == "continue";
 }
 
 public sealed record CatalogProduct(long Id, string Title, string? Handle, string? ProductType, string? ImageUrl, bool Sellable,
@@ -189,7 +190,7 @@ public sealed class CatalogCache
             BatchCommands =
             {
                 Cmd("SELECT id, title, handle, product_type, image_url, coalesce(status, 'active') = 'active' AND published AND deleted_at IS NULL FROM products WHERE shop_id = $1", shopId),
-                Cmd("SELECT product_id, id, price, inventory_quantity, inventory_policy, unit_cost FROM variants WHERE shop_id = $1 ORDER BY product_id, id", shopId),
+                Cmd("SELECT product_id, id, price, inventory_quantity, inventory_policy, unit_cost, inventory_tracked FROM variants WHERE shop_id = $1 ORDER BY product_id, id", shopId),
                 Cmd("SELECT product_id, collection_id FROM product_collections WHERE shop_id = $1", shopId),
                 Cmd($"SELECT coalesce({StoreData.ShopCurrency.Of("$1")}, 'USD')", shopId),
                 Cmd("SELECT rules::text FROM recommendation_rules WHERE shop_id = $1", shopId),
@@ -218,7 +219,7 @@ public sealed class CatalogCache
         while (await r.ReadAsync())
         {
             var v = new CatalogVariant(r.GetInt64(1), r.IsDBNull(2) ? null : r.GetDecimal(2), r.IsDBNull(3) ? null : r.GetInt32(3),
-                r.IsDBNull(4) ? null : r.GetString(4), r.IsDBNull(5) ? null : r.GetDecimal(5));
+                r.IsDBNull(4) ? null : r.GetString(4), r.IsDBNull(5) ? null : r.GetDecimal(5), r.IsDBNull(6) ? null : r.GetBoolean(6));
             (variants.TryGetValue(r.GetInt64(0), out var list) ? list : variants[r.GetInt64(0)] = []).Add(v);
             productOfVariant[v.Id] = r.GetInt64(0);
         }
@@ -295,6 +296,7 @@ public sealed class CatalogCache
                 Long(v.Inventory ?? long.MinValue);
                 Text(v.Policy);
                 Number(v.Cost);
+                Long(v.Tracked switch { null => -1, true => 1, false => 0 });
             }
             Long(p.Collections.Length);
             foreach (var c in p.Collections.Order()) Long(c);

@@ -31,11 +31,11 @@ internal static class CatalogPayloads
             Sku = v.OptionalString("sku"),
             Price = v.OptionalMoney("price"),
             CompareAtPrice = v.OptionalMoney("compare_at_price"),
-            // Stock Shopify does not track (made to order, digital) has no count: it is always in stock. Shopify still sends
-            // its quantity, usually 0, with no inventory_management; until 5 Dec 2026 it was stored, and such products
-            // were never recommended (out of stock).
-            InventoryQuantity = v.TryGetProperty("inventory_management", out var managed) && managed.ValueKind == JsonValueKind.Null
-                ? null : v.OptionalInt("inventory_quantity"),
+            InventoryQuantity = v.OptionalInt("inventory_quantity"),
+            // Before API 2024-07 the variant said whether its stock is tracked (inventory_management "shopify", or null);
+            // since, only its inventory item does (inventory_items/update), and the stored value stays.
+            InventoryTracked = v.TryGetProperty("inventory_management", out var managed)
+                ? managed.ValueKind == JsonValueKind.String : null,
             InventoryPolicy = v.OptionalString("inventory_policy"),
             InventoryItemId = v.OptionalId("inventory_item_id"),
             UpdatedAt = v.OptionalTime("updated_at") ?? product.UpdatedAt,
@@ -120,5 +120,12 @@ internal static class CustomerPayloads
 }
 
 internal sealed record ProductRows(Product Product, List<Variant> Variants);
+
+/// <summary>An inventory_items/create|update payload: whether Shopify tracks the item's stock, and its unit cost.</summary>
+internal sealed record InventoryItemRow(long Id, bool? Tracked, decimal? Cost, DateTimeOffset? UpdatedAt)
+{
+    public static InventoryItemRow Parse(JsonElement i) =>
+        new(i.RequiredId("id"), i.OptionalBool("tracked"), i.OptionalMoney("cost"), i.OptionalTime("updated_at"));
+}
 internal sealed record CartRows(Cart Cart, List<CartLine> Lines);
 internal sealed record CheckoutRows(Checkout Checkout, List<CheckoutLine> Lines, Customer? Customer);

@@ -59,7 +59,7 @@ public sealed class BackfillMergeTests(AppFixture app) : IClassFixture<AppFixtur
         Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1", shopId));
         Assert.Equal(5, await app.CountAsync("SELECT count(*) FROM order_lines WHERE shop_id = $1", shopId));
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM refund_lines WHERE shop_id = $1 AND quantity = 2", shopId));
-        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM variants WHERE shop_id = $1 AND inventory_quantity IS NULL", shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM variants WHERE shop_id = $1 AND NOT inventory_tracked", shopId));
         foreach (var (table, _) in StoreTables)
             Assert.Equal(Strip(delivered[table]), backfilled[table]);
         foreach (var (table, _) in StoreTables)

@@ -136,8 +136,9 @@ public sealed class ServingTests(AppFixture app) : IClassFixture<AppFixture>
     }
 
     /// <summary>
-    /// A product whose stock Shopify does not track (made to order, digital) is always in stock, though its webhook says a
-    /// quantity of 0: until 5 Dec 2026 it was never recommended, and a store that tracks no stock had empty blocks.
+    /// A product whose stock Shopify does not track (made to order, digital) is always in stock, though its webhooks say a
+    /// quantity of 0: its inventory item says so, and the product's later webhooks, which no longer carry it, keep it. Until
+    /// 5 Dec 2026 it was never recommended, and a store that tracks no stock had empty blocks.
     /// </summary>
     [Fact]
     public async Task ProductsWhoseStockShopifyDoesNotTrack_AreRecommended()
@@ -146,11 +147,21 @@ public sealed class ServingTests(AppFixture app) : IClassFixture<AppFixture>
         var query = $"placement=product&product_id=105&limit=12&visitor_id={seed.VisitorIn("model", "v-untracked")}";
         Assert.DoesNotContain(106L, seed.Products(await seed.RecommendAsync(query)));
 
-        Assert.Equal(HttpStatusCode.OK, (await seed.UntrackStockAsync(106)).StatusCode);
+        await seed.UntrackStockAsync(106);
         seed.RefreshCatalog();
 
         Assert.Contains(106L, seed.Products(await seed.RecommendAsync(query)));
-        Assert.Null(await app.ScalarAsync("SELECT inventory_quantity FROM variants WHERE shop_id = $1 AND product_id = $2", seed.ShopId, seed.P(106)));
+        Assert.Equal("0|f|4.5000", await app.ScalarAsync(
+            "SELECT concat_ws('|', inventory_quantity, inventory_tracked, unit_cost) FROM variants WHERE shop_id = $1 AND product_id = $2", seed.ShopId, seed.P(106)));
+        // An older delivery of the inventory item (still tracked then), arriving late, changes nothing.
+        var item = seed.P(106) * 100;
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("inventory_items/update", seed.Shop, new System.Text.Json.Nodes.JsonObject
+        {
+            ["id"] = item, ["admin_graphql_api_id"] = $"gid://shopify/InventoryItem/{item}", ["tracked"] = true, ["cost"] = "3.00",
+            ["updated_at"] = "2026-07-01T09:00:00-04:00",
+        }.ToJsonString())).StatusCode);
+        Assert.Equal("f|4.5000", await app.ScalarAsync(
+            "SELECT concat_ws('|', inventory_tracked, unit_cost) FROM variants WHERE shop_id = $1 AND product_id = $2", seed.ShopId, seed.P(106)));
     }
 
     /// <summary>

@@ -68,12 +68,22 @@ public sealed class StoreSeed(AppFixture app, string shop)
         app.SendWebhookAsync("products/update", Shop, ProductBody(n, inventory, null, updatedAt: "2026-07-02T08:00:00-04:00").ToJsonString());
 
     /// <summary>Shopify's products/update for catalog product n taken off the Online Store (published_at null), a later update than the seed's.</summary>
-    /// <summary>The product's stock no longer tracked by Shopify (made to order): a quantity of 0 and no inventory_management.</summary>
-    public Task<HttpResponseMessage> UntrackStockAsync(long n)
+    /// <summary>
+    /// The product's stock no longer tracked by Shopify (made to order): its inventory item says so (inventory_items/update),
+    /// and the product's next webhook carries a quantity of 0 and, as since API 2024-07, nothing about tracking.
+    /// </summary>
+    public async Task UntrackStockAsync(long n)
     {
-        var body = ProductBody(n, 0, null, updatedAt: "2026-07-02T08:00:00-04:00");
-        body["variants"]![0]!["inventory_management"] = null;
-        return app.SendWebhookAsync("products/update", Shop, body.ToJsonString());
+        var item = P(n) * 100; // the first variant's inventory item (ShopifyPayloads.Product)
+        var untracked = await app.SendWebhookAsync("inventory_items/update", Shop, new JsonObject
+        {
+            ["id"] = item, ["admin_graphql_api_id"] = $"gid://shopify/InventoryItem/{item}", ["sku"] = null, ["tracked"] = false,
+            ["cost"] = "4.50", ["requires_shipping"] = true, ["created_at"] = "2026-07-01T08:00:00-04:00", ["updated_at"] = "2026-07-02T08:00:00-04:00",
+        }.ToJsonString());
+        Assert.Equal(System.Net.HttpStatusCode.OK, untracked.StatusCode);
+        var body = ProductBody(n, 0, null, updatedAt: "2026-07-03T08:00:00-04:00");
+        body["variants"]![0]!.AsObject().Remove("inventory_management");
+        Assert.Equal(System.Net.HttpStatusCode.OK, (await app.SendWebhookAsync("products/update", Shop, body.ToJsonString())).StatusCode);
     }
 
     public Task<HttpResponseMessage> UnpublishAsync(long n)
