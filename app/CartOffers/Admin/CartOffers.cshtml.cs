@@ -4,8 +4,18 @@ using PluginApp.Data;
 namespace PluginApp.CartOffers.Admin;
 
 /// <summary>Cart offers: the settings and caps, the purchase-intent model in use, the code pool, the action mix and recent decisions with their reasons.</summary>
-public sealed class CartOffersPageModel(CartOfferSettingsStore store, CartOfferStats stats, DiscountPool pool, IIntentScorer intent, Recommendations.UpsellStats shops, ShopScope scope) : AdminPageModel
+public sealed class CartOffersPageModel(CartOfferSettingsStore store, CartOfferStats stats, DiscountPool pool, IIntentScorer intent, Recommendations.UpsellStats shops, ShopScope scope,
+    Microsoft.Extensions.Options.IOptions<CartOffersOptions> options) : AdminPageModel
 {
+    /// <summary>The share of the policy arm's carts that explore, in words ("one cart in 10 gets"), as configured
+    /// (<c>CartOffers:ExploreShare</c>; until 5 Dec 2026 the page said one in ten whatever it was).</summary>
+    public string Explores => options.Value.ExploreShare switch
+    {
+        <= 0 => "no cart gets",
+        var s when Math.Abs(1 / s - Math.Round(1 / s)) < 1e-9 => string.Create(System.Globalization.CultureInfo.InvariantCulture, $"one cart in {Math.Round(1 / s):0} gets"),
+        var s => string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{s * 100:0.#} % of carts get"),
+    };
+
     public CartOfferSettings Settings { get; private set; } = CartOfferSettings.Default;
     public int Version { get; private set; }
     public DateTimeOffset? UpdatedAt { get; private set; }

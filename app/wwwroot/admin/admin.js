@@ -56,8 +56,11 @@
       const raw = typeof el.value === 'string' ? el.value.trim() : el.value;
       if (type === 'bool') out[el.name] = el.checked;
       else if (type === 'number') {
-        if (raw === '') out[el.name] = null;
+        // A field the app needs (required) or counts in whole units (inputmode numeric) says so beside itself: the API
+        // cannot read an empty or a fractional one, and answered a bare 400 (until 5 Dec 2026).
+        if (raw === '') { if (el.required) errors[el.name] = 'Enter a number'; else out[el.name] = null; }
         else if (!/^-?\d+(\.\d+)?$/.test(raw)) errors[el.name] = `"${raw}" is not a number`;
+        else if (el.inputMode === 'numeric' && !/^-?\d+$/.test(raw)) errors[el.name] = `"${raw}" is not a whole number`;
         else out[el.name] = Number(raw);
       } else if (type === 'ids') {
         const parts = raw.split(/[\s,]+/).filter(Boolean);

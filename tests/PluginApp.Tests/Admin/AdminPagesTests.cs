@@ -267,6 +267,29 @@ public sealed class AdminPagesTests(AdminFixture app, ITestOutputHelper output) 
         }
     }
 
+    /// <summary>
+    /// The cart offers form says beside each field what the app cannot read: an emptied percent (the app needs one) and a
+    /// pool of 1.5 codes. Until 5 Dec 2026 both were sent, the API could not read them, and the page said only "The app
+    /// answered 400." Nothing is saved.
+    /// </summary>
+    [Fact]
+    public async Task CartOffersForm_SaysBesideItsFieldsWhatTheAppCannotRead()
+    {
+        var (page, errors) = await OpenAsync("/admin/cart-offers");
+        var before = (await app.AdminJsonAsync("/api/admin/cart-offers")).GetProperty("version").GetInt32();
+
+        await page.FillAsync("#offerPercent", "");
+        await page.FillAsync("#poolSize", "1.5");
+        await page.ClickAsync("#cart-offers-form button[type=submit]");
+
+        await Assertions.Expect(page.Locator("[data-error-for=offerPercent]")).ToContainTextAsync("Enter a number");
+        await Assertions.Expect(page.Locator("[data-error-for=poolSize]")).ToContainTextAsync("\"1.5\" is not a whole number");
+        Assert.Equal(before, (await app.AdminJsonAsync("/api/admin/cart-offers")).GetProperty("version").GetInt32());
+        Assert.True(errors.Count == 0, "browser errors: " + string.Join(" | ", errors));
+        // The share of carts that explore, as configured (CartOffers:ExploreShare, 0 in the tests; until 5 Dec 2026 the page said one in ten).
+        Assert.Contains("no cart gets a random allowed action", System.Net.WebUtility.HtmlDecode(await page.ContentAsync()));
+    }
+
     [Fact]
     public async Task RulesForm_RefusesABadValueBesideItsField_ThenSavesAGoodOne_AndServingObeysIt()
     {
@@ -275,9 +298,13 @@ public sealed class AdminPagesTests(AdminFixture app, ITestOutputHelper output) 
 
         await page.FillAsync("#maxPriceRatio", "-1");
         await page.FillAsync("#blockedProductIds", "12, abc");
+        await page.FillAsync("#maxPerProductType", "2.5");
         await page.ClickAsync("#rules-form button[type=submit]");
 
         await Assertions.Expect(page.Locator("[data-error-for=blockedProductIds]")).ToContainTextAsync("\"abc\" is not an id");
+        // A count in whole units says so beside itself (until 5 Dec 2026 the API could not read 2.5 and the page said "The app answered 400.").
+        await Assertions.Expect(page.Locator("[data-error-for=maxPerProductType]")).ToContainTextAsync("\"2.5\" is not a whole number");
+        await page.FillAsync("#maxPerProductType", "");
         Assert.Equal("true", await page.GetAttributeAsync("#blockedProductIds", "aria-invalid"));
         await page.FillAsync("#blockedProductIds", "");
         await page.ClickAsync("#rules-form button[type=submit]");
@@ -341,7 +368,8 @@ public sealed class AdminPagesTests(AdminFixture app, ITestOutputHelper output) 
         await app.ScalarAsync("UPDATE models SET status = 'active', activated_at = now() - interval '1 hour' WHERE shop_id = $1 AND version = 1", app.Seed.ShopId);
         var newest = (int)(await app.ScalarAsync("SELECT max(version) FROM models WHERE shop_id = $1", app.Seed.ShopId))!;
         await app.ScalarAsync("""
-            UPDATE models SET status = 'candidate', metrics = jsonb_set(metrics, '{ServedNdcgAt10}', '0.99') WHERE shop_id = $1 AND version = $2
+            UPDATE models SET status = 'candidate', metrics = jsonb_set(jsonb_set(metrics, '{ServedNdcgAt10}', '0.99'), '{BaselineNdcgAt10}', '0')
+            WHERE shop_id = $1 AND version = $2
             """, app.Seed.ShopId, newest);
         var (page, _) = await OpenAsync("/admin/upsells");
         page.Dialog += (_, d) => d.AcceptAsync();
