@@ -234,6 +234,9 @@ public sealed class RiskActionsTests(NoSchedulerAppFixture app) : IClassFixture<
         // Its page says why, and opening it takes no reviewer's lock.
         var cancelledPage = System.Net.WebUtility.HtmlDecode(await (await app.Client.GetAsync($"/admin/review?order=7369002&shop={shop}&embedded=1&id_token={app.SessionToken(shop)}")).Content.ReadAsStringAsync());
         Assert.Contains("This order was cancelled, so it is not in the queue", cancelledPage);
+        // It can still be labelled, but not cancelled again (until 5 Dec 2026 the page offered to, and said nothing was left to decide).
+        Assert.Contains("Mark fraud", cancelledPage);
+        Assert.DoesNotContain("Cancel the order in Shopify", cancelledPage);
         Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM review_locks WHERE shop_id = $1 AND order_id = 7369002", shopId));
 
         // The first order edited back into HIGH, nobody having approved it: it is held again.
