@@ -96,11 +96,13 @@
       io.observe(root);
     }
 
+    var barText, track, fillEl;
     function bar(b) {
       var wrap = el('div', 'pa-offers__bar');
-      wrap.appendChild(el('p', 'pa-offers__bar-text', fill(d.barText, { amount: money(b.remaining, b.currency) })));
-      var track = el('div', 'pa-offers__track');
-      var fillEl = el('div', 'pa-offers__fill');
+      barText = el('p', 'pa-offers__bar-text', fill(d.barText, { amount: money(b.remaining, b.currency) }));
+      wrap.appendChild(barText);
+      track = el('div', 'pa-offers__track');
+      fillEl = el('div', 'pa-offers__fill');
       fillEl.style.width = Math.max(0, Math.min(100, Number(b.progress) * 100)) + '%';
       track.appendChild(fillEl);
       track.setAttribute('role', 'progressbar');
@@ -133,6 +135,12 @@
           post(proxy + '/events', { type: 'add_to_cart', request_id: requestId, visitor_id: vid, product_id: item.product_id,
             variant_id: item.variant_id, placement: 'cart', position: 0, token: item.token }).catch(function () {});
           button.textContent = d.addedLabel || 'Added';
+          // The product was chosen to reach free shipping: the bar says it is reached (until 5 Dec 2026 it still asked for more).
+          if (fillEl) {
+            fillEl.style.width = '100%';
+            track.setAttribute('aria-valuenow', '100');
+            barText.textContent = d.barDoneText || '';
+          }
           root.dispatchEvent(new CustomEvent('pluginapp:cart-add', { bubbles: true, detail: added }));
         }).catch(function () { button.disabled = false; });
       });

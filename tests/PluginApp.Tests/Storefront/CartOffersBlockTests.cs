@@ -95,6 +95,14 @@ public sealed class CartOffersBlockTests(StorefrontFixture sf) : IClassFixture<S
                     shopId, "v:" + Assignment.VisitorHash(StorefrontFixture.Shop, visitor)) == 1, "the exposure");
                 await AssertNothingMovedAsync(page, before);
                 await page.ScreenshotAsync(new PageScreenshotOptions { Path = Screenshot("storefront-cart-offers-bar.png"), FullPage = true });
+
+                // The shopper adds the product: it reaches free shipping, and the bar says so (until 5 Dec 2026 it still
+                // asked her to spend 5.00 more).
+                await page.ClickAsync(".pa-offers__add");
+                await page.WaitForFunctionAsync("() => document.querySelector('.pa-offers__add').textContent === 'Added'", null,
+                    new PageWaitForFunctionOptions { Timeout = 5_000 });
+                Assert.Equal("Your order now ships free", await page.InnerTextAsync(".pa-offers__bar-text"));
+                Assert.Equal("100", await page.GetAttributeAsync(".pa-offers__track", "aria-valuenow"));
             }
             finally { await page.Context.CloseAsync(); }
 
