@@ -106,6 +106,9 @@
       fillEl.style.width = Math.max(0, Math.min(100, Number(b.progress) * 100)) + '%';
       track.appendChild(fillEl);
       track.setAttribute('role', 'progressbar');
+      // Named by its text, as the Add button is by its product, for a screen reader.
+      barText.id = 'pa-offers-bar-' + Math.random().toString(36).slice(2);
+      track.setAttribute('aria-labelledby', barText.id);
       track.setAttribute('aria-valuemin', '0');
       track.setAttribute('aria-valuemax', '100');
       track.setAttribute('aria-valuenow', String(Math.round(Number(b.progress) * 100)));
@@ -129,6 +132,7 @@
       row.appendChild(link);
       var button = el('button', 'pa-offers__add', d.addLabel || 'Add');
       button.type = 'button';
+      button.setAttribute('aria-label', (d.addLabel || 'Add') + ': ' + item.title);
       button.addEventListener('click', function () {
         button.disabled = true;
         post(d.cartAddUrl ? d.cartAddUrl + '.js' : '/cart/add.js', { items: [{ id: item.variant_id, quantity: 1 }] }).then(json).then(function (added) {

@@ -87,6 +87,9 @@ public sealed class CartOffersBlockTests(StorefrontFixture sf) : IClassFixture<S
                 Assert.Contains("more for free shipping", await page.InnerTextAsync(".pa-offers__bar-text"));
                 Assert.Contains("5.00", await page.InnerTextAsync(".pa-offers__bar-text"));
                 Assert.Equal("71", await page.GetAttributeAsync(".pa-offers__track", "aria-valuenow")); // 12 of 17
+                // A screen reader names the bar by its text and the button by its product (until 5 Dec 2026: unnamed, and "Add").
+                await Assertions.Expect(page.GetByRole(AriaRole.Progressbar, new() { Name = "more for free shipping" })).ToBeVisibleAsync();
+                await Assertions.Expect(page.GetByRole(AriaRole.Button, new() { NameRegex = new System.Text.RegularExpressions.Regex("^Add: .+") })).ToBeVisibleAsync();
                 Assert.True(await page.Locator(".pa-offers__item").IsVisibleAsync(), "no product to reach free shipping was shown");
                 await EventuallyAsync(() => Task.FromResult(storefront.Attributes["_pluginapp_action"]?.GetValue<string>() == CartAction.NudgeUpsell), "the action in the cart attributes");
                 Assert.Equal(CartOffersExperiment.PolicyArm, storefront.Attributes["_pluginapp_arm"]!.GetValue<string>());
