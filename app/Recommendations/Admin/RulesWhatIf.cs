@@ -33,17 +33,23 @@ public sealed class RulesWhatIf(NpgsqlDataSource db, CatalogCache catalogs)
             var anchorIds = anchors.Select(a => a.Id).ToHashSet();
             var anchorPrice = RecommendationService.AnchorPrice(anchors);
             var output = r.GetFieldValue<long[]>(2);
-            var maxPerType = rules.MaxPerProductType ?? Math.Max(2, (output.Length + 1) / 2);
+            // The cap as serving applies it: only a cap the merchant set (the default one follows the block's own limit,
+            // which the log does not keep, and held for what was served), counting pinned products but never refusing one.
+            // Until 5 Dec 2026 the default was worked out from the items served, smaller than the block's, and pinned
+            // products were refused: an unchanged set of rules "would have removed" items.
+            var maxPerType = rules.MaxPerProductType ?? int.MaxValue;
+            var pinned = rules.PinnedProductIds.ToHashSet();
             var perType = new Dictionary<string, int>(StringComparer.OrdinalIgnoreCase);
             foreach (var id in output)
             {
                 served++;
                 string? why;
                 if (!catalog.Products.TryGetValue(id, out var product)) why = "no longer in the catalog";
-                else if ((why = RecommendationService.Refusal(product, rules, anchorIds, anchorPrice, placement)) is null && product.ProductType is { Length: > 0 } type)
+                else if ((why = RecommendationService.Refusal(product, rules, anchorIds, anchorPrice, placement)) is null
+                         && product.ProductType is { Length: > 0 } type)
                 {
                     perType[type] = perType.GetValueOrDefault(type) + 1;
-                    if (perType[type] > maxPerType) why = "over the per-type cap";
+                    if (perType[type] > maxPerType && !pinned.Contains(id)) why = "over the per-type cap";
                 }
                 if (why is null) continue;
                 removed++;

@@ -6,6 +6,7 @@ using Microsoft.Playwright;
 using PluginApp.Admin.Shell;
 using PluginApp.Recommendations;
 using PluginApp.Tests.Infrastructure;
+using PluginApp.Tests.Recommendations;
 using Xunit.Abstractions;
 
 namespace PluginApp.Tests.Admin;
@@ -329,6 +330,29 @@ public sealed class AdminPagesTests(AdminFixture app, ITestOutputHelper output) 
             Assert.DoesNotContain(112L, app.Seed.Products(answer));
         }
         await app.Client.SendAsync(Put("/api/admin/rules", "{}"));
+    }
+
+    /// <summary>
+    /// The what-if applies the per-type cap as serving does: the rules as they are remove nothing from what they served
+    /// (three mugs served to a block whose default cap follows its own limit), and pinned products count towards the cap
+    /// but are never over it. Until 5 Dec 2026 the default cap came from the items served (two of three), and pinned
+    /// products were refused.
+    /// </summary>
+    [Fact]
+    public async Task RulesWhatIf_AppliesThePerTypeCapAsServingDoes()
+    {
+        var seed = new StoreSeed(app, "whatif-cap.myshopify.com");
+        await seed.SeedAsync(customersPerGroup: 2);
+        var mugs = new[] { seed.P(101), seed.P(102), seed.P(103) };
+        var yesterday = DayWindow.Ending(app.Clock.GetUtcNow().AddDays(-1), null, 1);
+        await app.LogDecisionAsync(new PluginApp.Governance.Decision(PluginApp.Governance.DecisionKinds.Upsell, "whatif-cap", seed.ShopId,
+            yesterday.From.AddHours(12), "model") { Subject = "cart", OutputIds = mugs });
+        var whatIf = app.Factory.Services.GetRequiredService<RulesWhatIf>();
+        async Task<long> RemovedAsync(BusinessRules rules) =>
+            (await whatIf.YesterdayAsync(seed.ShopId, rules, yesterday, CancellationToken.None)).Reasons.GetValueOrDefault("over the per-type cap");
+
+        Assert.Equal(0, await RemovedAsync(BusinessRules.Default));
+        Assert.Equal(1, await RemovedAsync(BusinessRules.Default with { MaxPerProductType = 1, PinnedProductIds = [mugs[0], mugs[1]] }));
     }
 
     [Fact]
