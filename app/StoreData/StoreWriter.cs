@@ -141,18 +141,24 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
     }
 
     /// <summary>
-    /// What an inventory item says of its variants: whether their stock is tracked, and their unit cost (kept when it sends
-    /// none). Not older than what they hold. A variant not held yet gets it from the next backfill (until then its stock
-    /// counts as tracked).
+    /// What an inventory item says: whether its stock is tracked, kept as the item's (newer only, whatever order it comes
+    /// in: an item's webhook may come before its product's), and its unit cost, given to the variants held (kept when it
+    /// sends none).
     /// </summary>
-    public void AddInventoryItem(InventoryItemRow item) =>
+    public void AddInventoryItem(InventoryItemRow item)
+    {
         Add("""
-            UPDATE variants SET inventory_tracked = coalesce($3, inventory_tracked), unit_cost = coalesce($4, unit_cost),
-              inventory_item_updated_at = $5
-            WHERE shop_id = $1 AND inventory_item_id = $2
-              AND (inventory_item_updated_at IS NULL OR $5::timestamptz IS NULL OR inventory_item_updated_at <= $5)
-            """, shopId, item.Id, (object?)item.Tracked ?? new TypedNull(NpgsqlTypes.NpgsqlDbType.Boolean),
-            (object?)item.Cost ?? new TypedNull(NpgsqlTypes.NpgsqlDbType.Numeric), TypedNull.Time(item.UpdatedAt));
+            INSERT INTO inventory_items (shop_id, id, tracked, updated_at) VALUES ($1, $2, $3, $4)
+            ON CONFLICT (shop_id, id) DO UPDATE SET tracked = coalesce(excluded.tracked, inventory_items.tracked),
+              updated_at = coalesce(excluded.updated_at, inventory_items.updated_at)
+            WHERE inventory_items.updated_at IS NULL OR excluded.updated_at IS NULL OR inventory_items.updated_at <= excluded.updated_at
+            """, shopId, item.Id, (object?)item.Tracked ?? new TypedNull(NpgsqlTypes.NpgsqlDbType.Boolean), TypedNull.Time(item.UpdatedAt));
+        if (item.Cost is { } cost)
+            Add("""
+                UPDATE variants v SET unit_cost = $3 WHERE v.shop_id = $1 AND v.inventory_item_id = $2
+                  AND EXISTS (SELECT 1 FROM inventory_items i WHERE i.shop_id = $1 AND i.id = $2 AND i.updated_at IS NOT DISTINCT FROM $4)
+                """, shopId, item.Id, cost, TypedNull.Time(item.UpdatedAt));
+    }
 
     /// <summary>A tombstone when the product is unknown: a create that arrives after its delete stays deleted.</summary>
     public void AddProductDeletion(long productId, DateTimeOffset at) =>

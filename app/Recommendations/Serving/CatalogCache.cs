@@ -190,7 +190,12 @@ public sealed class CatalogCache
             BatchCommands =
             {
                 Cmd("SELECT id, title, handle, product_type, image_url, coalesce(status, 'active') = 'active' AND published AND deleted_at IS NULL FROM products WHERE shop_id = $1", shopId),
-                Cmd("SELECT product_id, id, price, inventory_quantity, inventory_policy, unit_cost, inventory_tracked FROM variants WHERE shop_id = $1 ORDER BY product_id, id", shopId),
+                // Whether the stock is tracked: the inventory item's webhook, else the backfill's (migration 0069).
+                Cmd("""
+                    SELECT v.product_id, v.id, v.price, v.inventory_quantity, v.inventory_policy, v.unit_cost, coalesce(i.tracked, v.inventory_tracked)
+                    FROM variants v LEFT JOIN inventory_items i ON i.shop_id = v.shop_id AND i.id = v.inventory_item_id
+                    WHERE v.shop_id = $1 ORDER BY v.product_id, v.id
+                    """, shopId),
                 Cmd("SELECT product_id, collection_id FROM product_collections WHERE shop_id = $1", shopId),
                 Cmd($"SELECT coalesce({StoreData.ShopCurrency.Of("$1")}, 'USD')", shopId),
                 Cmd("SELECT rules::text FROM recommendation_rules WHERE shop_id = $1", shopId),

@@ -151,17 +151,26 @@ public sealed class ServingTests(AppFixture app) : IClassFixture<AppFixture>
         seed.RefreshCatalog();
 
         Assert.Contains(106L, seed.Products(await seed.RecommendAsync(query)));
-        Assert.Equal("0|f|4.5000", await app.ScalarAsync(
-            "SELECT concat_ws('|', inventory_quantity, inventory_tracked, unit_cost) FROM variants WHERE shop_id = $1 AND product_id = $2", seed.ShopId, seed.P(106)));
+        const string state = """
+            SELECT concat_ws('|', v.inventory_quantity, coalesce(i.tracked, v.inventory_tracked), v.unit_cost)
+            FROM variants v LEFT JOIN inventory_items i ON i.shop_id = v.shop_id AND i.id = v.inventory_item_id WHERE v.shop_id = $1 AND v.product_id = $2
+            """;
+        Assert.Equal("0|f|4.5000", await app.ScalarAsync(state, seed.ShopId, seed.P(106)));
         // An older delivery of the inventory item (still tracked then), arriving late, changes nothing.
-        var item = seed.P(106) * 100;
-        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("inventory_items/update", seed.Shop, new System.Text.Json.Nodes.JsonObject
-        {
-            ["id"] = item, ["admin_graphql_api_id"] = $"gid://shopify/InventoryItem/{item}", ["tracked"] = true, ["cost"] = "3.00",
-            ["updated_at"] = "2026-07-01T09:00:00-04:00",
-        }.ToJsonString())).StatusCode);
-        Assert.Equal("f|4.5000", await app.ScalarAsync(
-            "SELECT concat_ws('|', inventory_tracked, unit_cost) FROM variants WHERE shop_id = $1 AND product_id = $2", seed.ShopId, seed.P(106)));
+        async Task ItemAsync(long item, bool tracked, string cost, string updatedAt) =>
+            Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("inventory_items/update", seed.Shop, new System.Text.Json.Nodes.JsonObject
+            {
+                ["id"] = item, ["admin_graphql_api_id"] = $"gid://shopify/InventoryItem/{item}", ["tracked"] = tracked, ["cost"] = cost, ["updated_at"] = updatedAt,
+            }.ToJsonString())).StatusCode);
+        await ItemAsync(seed.P(106) * 100, true, "3.00", "2026-07-01T09:00:00-04:00");
+        Assert.Equal("0|f|4.5000", await app.ScalarAsync(state, seed.ShopId, seed.P(106)));
+        // A new made-to-order product whose inventory item's webhook comes before the product's: in stock all the same.
+        await ItemAsync(seed.P(150) * 100, false, "2.00", "2026-07-03T09:00:00-04:00");
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("products/create", seed.Shop,
+            ShopifyPayloads.Product(seed.P(150), variants: 1, updatedAt: "2026-07-03T09:00:00-04:00", inventory: 0).ToJsonString())).StatusCode);
+        seed.RefreshCatalog();
+        var catalog = await app.Factory.Services.GetRequiredService<CatalogCache>().GetAsync(seed.ShopId, CancellationToken.None);
+        Assert.True(catalog.Products[seed.P(150)].InStock);
     }
 
     /// <summary>

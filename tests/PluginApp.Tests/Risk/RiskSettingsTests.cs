@@ -142,7 +142,7 @@ public sealed class RiskSettingsTests(ReviewFixture app) : IClassFixture<ReviewF
 
         await page.FillAsync("#valuedMinOrders", "2.5");
         await page.ClickAsync("#holds-form button[type=submit]");
-        await Assertions.Expect(page.Locator("[data-error-for=valuedMinOrders]")).ToContainTextAsync("must be a whole number of orders");
+        await Assertions.Expect(page.Locator("[data-error-for=valuedMinOrders]")).ToContainTextAsync("\"2.5\" is not a whole number");
         Assert.False((await ApiAsync(shop, "/api/admin/risk/holds")).GetProperty("holdHigh").GetBoolean());
 
         await page.CheckAsync("#holdHigh");
