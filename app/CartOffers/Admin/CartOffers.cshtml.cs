@@ -7,13 +7,13 @@ namespace PluginApp.CartOffers.Admin;
 public sealed class CartOffersPageModel(CartOfferSettingsStore store, CartOfferStats stats, DiscountPool pool, IIntentScorer intent, Recommendations.UpsellStats shops, ShopScope scope,
     Microsoft.Extensions.Options.IOptions<CartOffersOptions> options) : AdminPageModel
 {
-    /// <summary>The share of the policy arm's carts that explore, in words ("one cart in 10 gets"), as configured
-    /// (<c>CartOffers:ExploreShare</c>; until 5 Dec 2026 the page said one in ten whatever it was).</summary>
-    public string Explores => options.Value.ExploreShare switch
+    /// <summary>How the policy arm's carts explore, in a sentence, as configured (<c>CartOffers:ExploreShare</c>; until 5 Dec
+    /// 2026 the page said one in ten whatever it was).</summary>
+    public string Exploration => options.Value.ExploreShare switch
     {
-        <= 0 => "no cart gets",
-        var s when Math.Abs(1 / s - Math.Round(1 / s)) < 1e-9 => string.Create(System.Globalization.CultureInfo.InvariantCulture, $"one cart in {Math.Round(1 / s):0} gets"),
-        var s => string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{s * 100:0.#} % of carts get"),
+        <= 0 => "Exploration is off: no cart is given a random action, so the experiment measures the policy as a whole against carts shown nothing.",
+        var s => string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"While the experiment runs, {(Math.Abs(1 / s - Math.Round(1 / s)) < 1e-9 ? $"one cart in {Math.Round(1 / s):0} gets" : $"{s * 100:0.#} % of carts get")} a random allowed action instead, so it can measure what each action really does."),
     };
 
     public CartOfferSettings Settings { get; private set; } = CartOfferSettings.Default;

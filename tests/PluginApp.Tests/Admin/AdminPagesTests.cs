@@ -285,10 +285,11 @@ public sealed class AdminPagesTests(AdminFixture app, ITestOutputHelper output) 
 
         await Assertions.Expect(page.Locator("[data-error-for=offerPercent]")).ToContainTextAsync("Enter a number");
         await Assertions.Expect(page.Locator("[data-error-for=poolSize]")).ToContainTextAsync("\"1.5\" is not a whole number");
+        await AdminFixture.ScreenshotAsync(page, "cart-offers-form-refused");
         Assert.Equal(before, (await app.AdminJsonAsync("/api/admin/cart-offers")).GetProperty("version").GetInt32());
         Assert.True(errors.Count == 0, "browser errors: " + string.Join(" | ", errors));
         // The share of carts that explore, as configured (CartOffers:ExploreShare, 0 in the tests; until 5 Dec 2026 the page said one in ten).
-        Assert.Contains("no cart gets a random allowed action", System.Net.WebUtility.HtmlDecode(await page.ContentAsync()));
+        Assert.Contains("Exploration is off: no cart is given a random action", System.Net.WebUtility.HtmlDecode(await page.ContentAsync()));
     }
 
     [Fact]

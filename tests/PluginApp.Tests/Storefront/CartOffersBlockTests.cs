@@ -106,6 +106,7 @@ public sealed class CartOffersBlockTests(StorefrontFixture sf) : IClassFixture<S
                     new PageWaitForFunctionOptions { Timeout = 5_000 });
                 Assert.Equal("Your order now ships free", await page.InnerTextAsync(".pa-offers__bar-text"));
                 Assert.Equal("100", await page.GetAttributeAsync(".pa-offers__track", "aria-valuenow"));
+                await page.ScreenshotAsync(new PageScreenshotOptions { Path = Screenshot("storefront-cart-offers-added.png"), FullPage = true });
             }
             finally { await page.Context.CloseAsync(); }
 
