@@ -154,7 +154,12 @@
 
     function offer(o) {
       var wrap = el('div', 'pa-offers__offer');
-      wrap.appendChild(el('p', 'pa-offers__offer-text', fill(d.offerText, { percent: Number(o.percent).toString(), code: o.code })));
+      var text = wrap.appendChild(el('p', 'pa-offers__offer-text', fill(d.offerText, { percent: Number(o.percent).toString(), code: o.code })));
+      // When the code stops working, in the shopper's own time; no date, the code's words alone.
+      try {
+        text.appendChild(el('span', 'pa-offers__offer-until', fill(d.offerUntilText, { expires: new Intl.DateTimeFormat(document.documentElement.lang || undefined,
+          { dateStyle: 'medium', timeStyle: 'short' }).format(new Date(o.expires_at)) })));
+      } catch (e) { }
       var apply = el('a', 'pa-offers__apply', d.applyLabel || 'Apply');
       apply.href = safePath(o.apply_url) || '#';
       wrap.appendChild(apply);

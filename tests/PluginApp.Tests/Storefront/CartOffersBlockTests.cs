@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Net.Http.Json;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -134,6 +135,9 @@ public sealed class CartOffersBlockTests(StorefrontFixture sf) : IClassFixture<S
                 var text = await page.InnerTextAsync(".pa-offers__offer-text");
                 Assert.Contains("10% off", text);
                 Assert.Contains(code, text);
+                // The shopper is told when the code stops working (the page's "en", the browser in UTC).
+                var expires = (DateTime)(await sf.App.ScalarAsync("SELECT expires_at FROM discount_codes WHERE shop_id = $1 AND code = $2", shopId, code))!;
+                Assert.Contains("Valid until " + expires.ToUniversalTime().ToString("MMM d, yyyy", CultureInfo.InvariantCulture), text);
                 Assert.Equal($"/discount/{code}?redirect=%2Fcart", await page.GetAttributeAsync(".pa-offers__apply", "href"));
                 await AssertNothingMovedAsync(page, before);
                 await page.ScreenshotAsync(new PageScreenshotOptions { Path = Screenshot("storefront-cart-offers-offer.png"), FullPage = true });

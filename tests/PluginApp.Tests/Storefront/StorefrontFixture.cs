@@ -78,6 +78,7 @@ public sealed class StorefrontFixture : IAsyncLifetime
         {
             ViewportSize = new ViewportSize { Width = 1280, Height = 1000 },
             Locale = "en-GB",
+            TimezoneId = "UTC",
         });
         await context.RouteAsync(url => !url.StartsWith(Storefront.BaseUrl, StringComparison.Ordinal), async route =>
         {
