@@ -140,12 +140,12 @@ public sealed class AbandonmentSignal(NpgsqlDataSource db, IntentScorer scorer, 
             }
         }
         var signalled = 0;
-        var median = await IntentData.MedianOrderValueAsync(db, shopId, now, ct);
+        var shop = await IntentData.StoreAsync(db, shopId, now, ct);
         var snapshots = new List<(Open Checkout, Ml.Intent.CartSnapshot Snapshot)>();
         foreach (var c in open)
         {
             var (orders, abandoned) = await IntentData.CustomerAsync(db, shopId, c.CustomerId, c.At, c.CartToken, c.Token, ct);
-            snapshots.Add((c, IntentData.Snapshot(c.Value, c.Items, c.Products, c.Created, c.At, orders, abandoned, median)));
+            snapshots.Add((c, IntentData.Snapshot(c.Value, c.Items, c.Products, c.Created, c.At, orders, abandoned, shop)));
         }
         await using var conn = await db.OpenConnectionAsync(ct);
         await using var tx = await conn.BeginTransactionAsync(ct);

@@ -1,6 +1,7 @@
 using Npgsql;
 using PluginApp.CartOffers;
 using PluginApp.Data;
+using PluginApp.StoreData;
 using PluginApp.Ml.Intent;
 
 namespace PluginApp.Intent;
@@ -9,7 +10,12 @@ namespace PluginApp.Intent;
 /// Carts as the purchase-intent model reads them, from the store's own rows. The snapshot moment is the cart's last
 /// stored state, the state the cart page shows the shopper: value, items and products from its lines, how long it had
 /// been open then, the customer's orders and abandoned checkouts before it, the part of day and weekday. Label: an order
-/// carries the cart's token. Carts changed in the last day are left out of training: they may still become orders.
+/// carries the cart's token. Carts changed in the last three days are left out of training: they may still become orders
+/// (recovery emails go out for three days; until 5 Dec 2026 a cart was labelled "not ordered" after one, and the carts
+/// recovered on the second or third day taught the calibrator, which learns from the latest carts, too low a rate).
+/// Part of day and weekday are the store's (until 5 Dec 2026 they were UTC's, and a Los Angeles cart of Friday 17:30
+/// read "in the night, on a weekend"). A customer's earlier orders are those that stood: no test orders, none cancelled
+/// by then.
 /// <para>
 /// The customer of a cart is the one the live cart page knows: the logged-in customer our cart block saw with that cart
 /// (the decision log, and cart_customers, where a nightly job keeps its links beyond its 90 days), never the customer a checkout names. Why: a checkout exists only for a cart that went on to
@@ -21,7 +27,10 @@ namespace PluginApp.Intent;
 /// </summary>
 public static class IntentData
 {
-    public static readonly TimeSpan Settle = TimeSpan.FromDays(1);
+    public static readonly TimeSpan Settle = TimeSpan.FromDays(3);
+
+    /// <summary>What a snapshot reads of its store besides the cart: the median order value and the time zone.</summary>
+    public sealed record Store(double? MedianOrderValue, TimeZoneInfo Zone);
 
     private static readonly string CartsSql = $"""
         WITH lines AS (SELECT cart_token, sum(quantity)::int AS items, count(DISTINCT product_id)::int AS products,
@@ -69,7 +78,7 @@ public static class IntentData
     /// <summary>Every settled cart before <paramref name="now"/> − 1 day, with its label.</summary>
     public static async Task<List<IntentExample>> LoadAsync(NpgsqlDataSource db, long shopId, DateTimeOffset now, CancellationToken ct)
     {
-        var median = await MedianOrderValueAsync(db, shopId, now, ct);
+        var store = await StoreAsync(db, shopId, now, ct);
         var list = new List<IntentExample>();
         await using var cmd = db.CreateCommand(CartsSql);
         cmd.Parameters.Add(Sql.Param(shopId));
@@ -81,7 +90,7 @@ public static class IntentData
             var created = r.IsDBNull(2) ? at : r.GetFieldValue<DateTimeOffset>(2);
             long? customer = r.IsDBNull(6) ? null : r.GetInt64(6);
             var snapshot = Snapshot(r.GetDouble(3), r.GetInt32(4), r.GetInt32(5), created, at, customer is null ? null : r.GetInt32(7),
-                customer is null ? null : r.GetInt32(8), median);
+                customer is null ? null : r.GetInt32(8), store);
             list.Add(new IntentExample(snapshot, r.GetBoolean(9), at.UtcDateTime));
         }
         return list;
@@ -89,8 +98,11 @@ public static class IntentData
 
     /// <summary>THE way a snapshot is filled, for training and for the live cart alike.</summary>
     public static CartSnapshot Snapshot(double value, int items, int products, DateTimeOffset created, DateTimeOffset at, int? customerOrders,
-        int? pastAbandonments, double? median) => new()
+        int? pastAbandonments, Store store)
     {
+        var wall = ShopDays.WallTime(at, store.Zone);
+        return new()
+        {
         CartValue = Math.Max(0, value),
         Items = Math.Max(0, items),
         DistinctProducts = Math.Max(0, products),
@@ -101,18 +113,19 @@ public static class IntentData
         ReturningCustomer = customerOrders is { } n ? n > 0 : null,
         CustomerOrders = customerOrders,
         PastAbandonments = pastAbandonments,
-        HourOfDay = at.UtcDateTime.Hour,
-        DayOfWeek = (int)at.UtcDateTime.DayOfWeek,
+        HourOfDay = wall.Hour,
+        DayOfWeek = (int)wall.DayOfWeek,
         DiscountApplied = false,
-        ShopMedianOrderValue = median,
-    };
+        ShopMedianOrderValue = store.MedianOrderValue,
+        };
+    }
 
     /// <summary>
     /// A live cart as training reads a settled one: its lines as the cart page holds them, open since the cart was first
     /// stored (now for a cart we have not stored yet), and the history of the customer logged in on the storefront.
     /// </summary>
     public static async Task<CartSnapshot> LiveAsync(NpgsqlDataSource db, long shopId, string? cartToken, CartFacts cart, long? customerId,
-        DateTimeOffset now, double? median, CancellationToken ct)
+        DateTimeOffset now, Store store, CancellationToken ct)
     {
         var created = now;
         if (cartToken is not null)
@@ -123,18 +136,22 @@ public static class IntentData
             if (await cmd.ExecuteScalarAsync(ct) is DateTime c) created = new DateTimeOffset(DateTime.SpecifyKind(c, DateTimeKind.Utc));
         }
         var (orders, abandoned) = await CustomerAsync(db, shopId, customerId, now, cartToken, null, ct);
-        return Snapshot((double)cart.Value, cart.Items, cart.Products, created, now, orders, abandoned, median);
+        return Snapshot((double)cart.Value, cart.Items, cart.Products, created, now, orders, abandoned, store);
     }
 
-    public static async Task<double?> MedianOrderValueAsync(NpgsqlDataSource db, long shopId, DateTimeOffset before, CancellationToken ct)
+    /// <summary>The store's median order value before <paramref name="before"/> and its time zone.</summary>
+    public static async Task<Store> StoreAsync(NpgsqlDataSource db, long shopId, DateTimeOffset before, CancellationToken ct)
     {
         await using var cmd = db.CreateCommand("""
-            SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY total_price)::float8 FROM orders
-            WHERE shop_id = $1 AND NOT test AND cancelled_at IS NULL AND total_price > 0 AND created_at < $2
+            SELECT (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY total_price)::float8 FROM orders
+                    WHERE shop_id = $1 AND NOT test AND cancelled_at IS NULL AND total_price > 0 AND created_at < $2),
+                   (SELECT iana_timezone FROM shops WHERE id = $1)
             """);
         cmd.Parameters.Add(Sql.Param(shopId));
         cmd.Parameters.Add(Sql.Param(before));
-        return await cmd.ExecuteScalarAsync(ct) is double d ? d : null;
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        await r.ReadAsync(ct);
+        return new Store(r.IsDBNull(0) ? null : r.GetDouble(0), ShopDays.Zone(r.IsDBNull(1) ? null : r.GetString(1)));
     }
 
     /// <summary>
@@ -144,7 +161,8 @@ public static class IntentData
     /// the store's orders).
     /// </summary>
     private static string History(string customer, string at, string cart, string checkout) => $"""
-        (SELECT count(*)::int FROM orders o WHERE o.shop_id = $1 AND o.customer_id = {customer} AND o.created_at < {at}),
+        (SELECT count(*)::int FROM orders o WHERE o.shop_id = $1 AND o.customer_id = {customer} AND o.created_at < {at}
+           AND NOT o.test AND (o.cancelled_at IS NULL OR o.cancelled_at >= {at})),
         (SELECT count(*)::int FROM checkouts k WHERE k.shop_id = $1 AND k.customer_id = {customer} AND k.completed_at IS NULL AND k.created_at < {at}
            AND (k.cart_token = {cart}) IS NOT TRUE AND (k.token = {checkout}) IS NOT TRUE
            AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.shop_id = $1 AND o.checkout_token = k.token))

@@ -29,7 +29,8 @@ public sealed class IntentScorer(NpgsqlDataSource db, AiFeatureSwitches switches
     /// on a store of 50,000 orders (27-41 ms), which a shopper's cart request waited for every hour, with every cart in
     /// flight at that moment running its own; now one reload runs behind the last answer.
     /// </summary>
-    private readonly ExpiringCache<long, double?> _medians = new(StoreFiguresFor, clock), _baseRates = new(StoreFiguresFor, clock);
+    private readonly ExpiringCache<long, IntentData.Store> _stores = new(StoreFiguresFor, clock);
+    private readonly ExpiringCache<long, double?> _baseRates = new(StoreFiguresFor, clock);
 
     private static readonly TimeSpan StoreFiguresFor = TimeSpan.FromHours(1);
 
@@ -122,8 +123,8 @@ public sealed class IntentScorer(NpgsqlDataSource db, AiFeatureSwitches switches
             return await FallbackAsync(shopId, $"the purchase-intent model is cut off after repeated errors ({breakers.State(shopId, IntentModelTrainer.Kind).Reason})", ct);
         var active = await ActiveAsync(shopId, ct);
         if (active is null) return await FallbackAsync(shopId, null, ct);
-        var median = await _medians.GetAsync(shopId, static (self, id) => self.LoadMedianAsync(id), this, ct);
-        var snapshot = await IntentData.LiveAsync(db, shopId, cartToken, cart, customerId, now, median, ct);
+        var store = await _stores.GetAsync(shopId, static (self, id) => self.LoadStoreAsync(id), this, ct);
+        var snapshot = await IntentData.LiveAsync(db, shopId, cartToken, cart, customerId, now, store, ct);
         // A version in release: in shadow it reads the cart beside the active one; in canary it answers for its share of carts.
         var release = await ReleaseAsync(shopId, ct);
         (IntentScore? Score, string? Failed) candidate = (null, null);
@@ -214,13 +215,13 @@ public sealed class IntentScorer(NpgsqlDataSource db, AiFeatureSwitches switches
         _baseRates.GetAsync(shopId, static (self, id) => self.LoadBaseRateAsync(id), this, ct);
 
     /// <remarks>Neither is cancelled by a request that stops waiting: the shop's carts in flight share it.</remarks>
-    private Task<double?> LoadMedianAsync(long shopId) => IntentData.MedianOrderValueAsync(db, shopId, clock.GetUtcNow(), CancellationToken.None);
+    private Task<IntentData.Store> LoadStoreAsync(long shopId) => IntentData.StoreAsync(db, shopId, clock.GetUtcNow(), CancellationToken.None);
 
     private async Task<double?> LoadBaseRateAsync(long shopId)
     {
         var now = clock.GetUtcNow();
         await using var cmd = db.CreateCommand("""
-            SELECT count(*) FILTER (WHERE EXISTS (SELECT 1 FROM orders o WHERE o.shop_id = c.shop_id AND o.cart_token = c.token))::float8 / nullif(count(*), 0)
+            SELECT count(*) FILTER (WHERE EXISTS (SELECT 1 FROM orders o WHERE o.shop_id = c.shop_id AND o.cart_token = c.token AND NOT o.test))::float8 / nullif(count(*), 0)
             FROM carts c WHERE c.shop_id = $1 AND coalesce(c.updated_at, c.created_at) BETWEEN $2 AND $3
               AND EXISTS (SELECT 1 FROM cart_lines l WHERE l.shop_id = c.shop_id AND l.cart_token = c.token)
             """);

@@ -23,11 +23,15 @@ namespace PluginApp.Ml.Intent;
 /// <item><c>updates</c> (ln): times the cart was changed after creation (a shopper who keeps working on a cart).</item>
 /// <item><c>reached_checkout</c>: 0/1.</item>
 /// <item><c>returning_customer</c>: 0/1, missing = unknown.</item>
-/// <item><c>customer_orders</c> (ln): the customer's earlier orders, missing = unknown (anonymous).</item>
+/// <item><c>customer_orders</c> (ln): the customer's earlier orders that stood (no test orders, none cancelled by then),
+/// missing = unknown (anonymous).</item>
 /// <item><c>past_abandonments</c> (ln): the customer's earlier carts that did not become orders, missing = unknown.</item>
 /// <item><c>device</c> (categorical): mobile, desktop, tablet or other; missing = unknown.</item>
-/// <item><c>part_of_day</c> (categorical): night (0-5 h), morning (6-11), afternoon (12-17), evening (18-23), store time.</item>
-/// <item><c>weekend</c>: 0/1 (Saturday or Sunday), missing = unknown.</item>
+/// <item><c>part_of_day</c> (categorical): night (0-5 h), morning (6-11), afternoon (12-17), evening (18-23), in the store's
+/// time zone.</item>
+/// <item><c>weekend</c>: 0/1 (Saturday or Sunday in the store's time zone), missing = unknown. A model trained before
+/// 5 Dec 2026 read both in UTC; the descriptions changed with it, so such a model no longer loads and the store's rate
+/// answers until the next training.</item>
 /// <item><c>discount_applied</c>: 0/1.</item>
 /// </list>
 /// Missing numerics get a 0/1 missing indicator inside the tabular model (when any training row had them missing), so
@@ -49,8 +53,8 @@ public static class IntentFeatures
         TabularFeature.Numeric("customer_orders", "orders the customer placed before"),
         TabularFeature.Numeric("past_abandonments", "earlier carts of the customer that did not become orders"),
         TabularFeature.Categorical("device", "device the shopper uses"),
-        TabularFeature.Categorical("part_of_day", "time of day, store time"),
-        TabularFeature.Numeric("weekend", "whether it is the weekend"),
+        TabularFeature.Categorical("part_of_day", "time of day in the store's time zone"),
+        TabularFeature.Numeric("weekend", "whether it is the weekend in the store's time zone"),
         TabularFeature.Numeric("discount_applied", "whether a discount is applied"));
 
     /// <summary>Feature names in schema order.</summary>

@@ -32,7 +32,7 @@ public sealed class IntentTests(AppFixture app) : IClassFixture<AppFixture>
         {
             var token = $"intent-cart-{seed.ShopId}-{i}";
             var items = 1 + rng.Next(8);
-            var at = now.AddDays(-2 - 28.0 * i / 400).AddMinutes(-rng.Next(600));
+            var at = now.AddDays(-4 - 28.0 * i / 400).AddMinutes(-rng.Next(600));
             var price = 10m + i % 12;
             Add("INSERT INTO carts (shop_id, token, total_price, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)",
                 seed.ShopId, token, price * items, at.AddMinutes(-20), at);
@@ -101,19 +101,31 @@ public sealed class IntentTests(AppFixture app) : IClassFixture<AppFixture>
         var seed = new StoreSeed(app, "intent-parity.myshopify.com");
         await seed.SeedAsync(customersPerGroup: 1);
         var now = app.Clock.GetUtcNow();
-        var at = new DateTimeOffset(now.Ticks - now.Ticks % TimeSpan.TicksPerSecond, TimeSpan.Zero).AddDays(-3); // as PostgreSQL keeps it
+        var at = new DateTimeOffset(now.Ticks - now.Ticks % TimeSpan.TicksPerSecond, TimeSpan.Zero).AddDays(-4); // as PostgreSQL keeps it
+        // A Los Angeles store: the cart's part of day and weekday are its own (8 hours from UTC's, so never the same part).
+        await app.ScalarAsync("UPDATE shops SET iana_timezone = 'America/Los_Angeles' WHERE id = $1", seed.ShopId);
+        var wall = TimeZoneInfo.ConvertTime(at, TimeZoneInfo.FindSystemTimeZoneById("America/Los_Angeles"));
         const long customer = 97_400_001;
         await app.ScalarAsync("INSERT INTO customers (shop_id, id, email, accepts_marketing, created_at) VALUES ($1, $2, 'parity@example.com', true, $3)",
             seed.ShopId, customer, at.AddDays(-60));
         await app.ScalarAsync("INSERT INTO orders (shop_id, id, customer_id, total_price, subtotal_price, created_at, updated_at) VALUES ($1, 97400101, $2, 40, 40, $3, $3)",
             seed.ShopId, customer, at.AddDays(-10));
+        // Her orders that did not stand are not counted: a test order, one cancelled before the cart's moment. One cancelled
+        // after it still counts: the cart page could not know.
+        await app.ScalarAsync("""
+            INSERT INTO orders (shop_id, id, customer_id, total_price, subtotal_price, created_at, updated_at, test, cancelled_at) VALUES
+              ($1, 97400103, $2, 40, 40, $3 - interval '3 days', $3, true, NULL),
+              ($1, 97400104, $2, 40, 40, $3 - interval '2 days', $3, false, $3 - interval '1 day'),
+              ($1, 97400105, $2, 40, 40, $3 - interval '4 days', $3, false, $3 + interval '1 hour')
+            """, seed.ShopId, customer, at);
         // Her checkouts before the cart's moment: one of another cart and one without a cart left unfinished (two abandoned),
         // and one of this cart, from which she came back to the cart page (not an abandonment of another cart).
         foreach (var (id, cart, created) in new (long, string?, DateTimeOffset)[] { (97_400_201, "parity-other", at.AddDays(-5)), (97_400_202, null, at.AddDays(-2)), (97_400_203, "parity-a", at.AddHours(-1)) })
             await app.ScalarAsync("INSERT INTO checkouts (shop_id, id, token, cart_token, customer_id, total_price, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, 30, $6, $6)",
                 seed.ShopId, id, $"co-{id}", cart is null ? DBNull.Value : cart, customer, created);
         // Cart A: she is logged in on the storefront. Cart B: a guest's, whose checkout names her; it became an order.
-        foreach (var (cart, cartAt) in new[] { ("parity-a", at), ("parity-b", at.AddHours(-6)) })
+        // And a cart of two days ago, which recovery emails may still bring to an order: not labelled yet.
+        foreach (var (cart, cartAt) in new[] { ("parity-a", at), ("parity-b", at.AddHours(-6)), ("parity-recent", at.AddDays(2)) })
         {
             await app.ScalarAsync("INSERT INTO carts (shop_id, token, total_price, created_at, updated_at) VALUES ($1, $2, 60, $3, $4)", seed.ShopId, cart, cartAt.AddMinutes(-30), cartAt);
             await app.ScalarAsync("INSERT INTO cart_lines (shop_id, cart_token, line_key, product_id, variant_id, quantity, price) VALUES ($1, $2, 'l1', $3, $4, 3, 20)",
@@ -133,12 +145,14 @@ public sealed class IntentTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal(HttpStatusCode.OK, asked.StatusCode);
 
         var training = await IntentData.LoadAsync(app.Db, seed.ShopId, now, CancellationToken.None);
-        var median = await IntentData.MedianOrderValueAsync(app.Db, seed.ShopId, now, CancellationToken.None);
+        var median = await IntentData.StoreAsync(app.Db, seed.ShopId, now, CancellationToken.None);
         var facts = new PluginApp.CartOffers.CartFacts(60, null, 3, null, null, null, 1);
+        Assert.DoesNotContain(training, e => e.At == at.AddDays(2).UtcDateTime);
         var trainedA = Assert.Single(training, e => e.At == at.UtcDateTime).Snapshot;
         var liveA = await IntentData.LiveAsync(app.Db, seed.ShopId, "parity-a", facts, customer, at, median, CancellationToken.None);
         Assert.Equal(liveA, trainedA);
-        Assert.Equal((2, 2), (trainedA.CustomerOrders, trainedA.PastAbandonments)); // cart B's order was before it
+        Assert.Equal((3, 2), (trainedA.CustomerOrders, trainedA.PastAbandonments)); // cart B's order was before it
+        Assert.Equal((wall.Hour, (int)wall.DayOfWeek), (trainedA.HourOfDay, trainedA.DayOfWeek));
         var trainedB = Assert.Single(training, e => e.At == at.AddHours(-6).UtcDateTime);
         Assert.True(trainedB.Ordered);
         Assert.Equal(await IntentData.LiveAsync(app.Db, seed.ShopId, "parity-b", facts, null, at.AddHours(-6), median, CancellationToken.None), trainedB.Snapshot);
@@ -272,8 +286,9 @@ public sealed class IntentTests(AppFixture app) : IClassFixture<AppFixture>
         breakers.Reset(seed.ShopId, IntentModelTrainer.Kind);
         var (signalled, _) = await signal.ShopAsync(seed.ShopId, CancellationToken.None);
         var scorer = app.Factory.Services.GetRequiredService<IntentScorer>();
-        var probe = await scorer.ScoreAllAsync(seed.ShopId, [IntentData.Snapshot(60, 6, 1, now.AddHours(-3), now.AddHours(-2), 0, 1, null),
-            IntentData.Snapshot(10, 1, 1, now.AddHours(-3), now.AddHours(-2), 0, 1, null)], CancellationToken.None);
+        var utc = new IntentData.Store(null, TimeZoneInfo.Utc);
+        var probe = await scorer.ScoreAllAsync(seed.ShopId, [IntentData.Snapshot(60, 6, 1, now.AddHours(-3), now.AddHours(-2), 0, 1, utc),
+            IntentData.Snapshot(10, 1, 1, now.AddHours(-3), now.AddHours(-2), 0, 1, utc)], CancellationToken.None);
         Assert.True(signalled == 1, $"signalled {signalled}; a 6-item checkout scores {probe?.Probabilities[0]:P0}, a 1-item one {probe?.Probabilities[1]:P0}");
         var again = await signal.ShopAsync(seed.ShopId, CancellationToken.None);
         Assert.True(again == (0, 0), $"a second round did {again}"); // a second round signals and clears nothing
@@ -415,14 +430,17 @@ public sealed class IntentTests(AppFixture app) : IClassFixture<AppFixture>
         // are no carts that could become orders, and do not count (until 4 Dec 2026 they did, and the rate read 12.5 %).
         await app.CountAsync("""
             INSERT INTO carts (shop_id, token, total_price, created_at, updated_at)
-            SELECT $1, 'rate-' || i, 40, $2 - interval '2 days', $2 - interval '2 days' FROM generate_series(1, 8) i
+            SELECT $1, 'rate-' || i, 40, $2 - interval '4 days', $2 - interval '4 days' FROM generate_series(1, 8) i
             """, shopId, now);
         await app.CountAsync("""
             INSERT INTO cart_lines (shop_id, cart_token, line_key, product_id, variant_id, quantity, price)
             SELECT $1, 'rate-' || i, 'l1', 1, 10, 1, 40 FROM generate_series(1, 4) i
             """, shopId);
         await app.CountAsync("INSERT INTO orders (shop_id, id, cart_token, total_price, created_at, updated_at) VALUES ($1, 97500001, 'rate-1', 40, $2, $2)",
-            shopId, now.AddDays(-2));
+            shopId, now.AddDays(-4));
+        // A test checkout of one of them (the owner trying the store): not an order the rate counts.
+        await app.CountAsync("INSERT INTO orders (shop_id, id, cart_token, total_price, created_at, updated_at, test) VALUES ($1, 97500009, 'rate-4', 40, $2, $2, true)",
+            shopId, now.AddDays(-4));
         var scorer = ScorerOn(clock);
         var cart = new PluginApp.CartOffers.CartFacts(40m, null, 2, null, null, null);
         Task<PluginApp.CartOffers.CartIntent> AskAsync() => scorer.ScoreAsync(shopId, null, cart, null, CancellationToken.None);
@@ -436,7 +454,7 @@ public sealed class IntentTests(AppFixture app) : IClassFixture<AppFixture>
         await app.CountAsync("""
             INSERT INTO orders (shop_id, id, cart_token, total_price, created_at, updated_at)
             VALUES ($1, 97500002, 'rate-2', 40, $2, $2), ($1, 97500003, 'rate-3', 40, $2, $2)
-            """, shopId, now.AddDays(-2));
+            """, shopId, now.AddDays(-4));
         clock.Advance(TimeSpan.FromMinutes(59));
         Assert.Equal(0.25, (await AskAsync()).Probability, 6);
 
