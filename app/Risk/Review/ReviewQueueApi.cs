@@ -18,8 +18,10 @@ public static class ReviewQueueApi
     /// restock and customer notification chosen.</param>
     /// <param name="Seen">How many approve and fraud decisions the reviewer's page showed (the review page sends it): when
     /// another was recorded since, the decision is refused with 409 and says whose it was.</param>
+    /// <param name="Level">The order's risk level the reviewer's page showed (the review page sends it): when the order was
+    /// scored at another since, an approval or fraud verdict is refused with 409 and says the level now.</param>
     public sealed record DecisionBody(string? Decision, string? Note, bool? Cancel = null, string? Refund = null, bool? Restock = null,
-        bool? NotifyCustomer = null, int? Seen = null);
+        bool? NotifyCustomer = null, int? Seen = null, string? Level = null);
 
     public sealed record DecisionView(string Decision, string? Note, string By, DateTimeOffset At, CancelChoice? Cancel);
 
@@ -64,9 +66,13 @@ public static class ReviewQueueApi
         if (problems.Count > 0) return TypedResults.ValidationProblem(problems);
         var by = Reviewer(http);
         var cancel = body.Cancel == true ? new CancelChoice(body.Refund == "original", body.Restock == true, body.NotifyCustomer == true) : null;
-        return await store.DecideAsync(scope.ShopId, id, body.Decision!, note, by, ct, cancel, body.Seen) switch
+        return await store.DecideAsync(scope.ShopId, id, body.Decision!, note, by, ct, cancel, body.Seen, body.Level) switch
         {
             null => NotFound(id),
+            { ScoredAs: { } level } => TypedResults.Problem(title: "Scored again meanwhile",
+                detail: $"This order was scored again since this page was opened: it is {level} now, not {body.Level}. Nothing was recorded. " +
+                        "Reload the page to see its new reasons before deciding.",
+                statusCode: StatusCodes.Status409Conflict),
             { DecidedSince: { } since } => TypedResults.Problem(title: "Decided meanwhile",
                 detail: $"{ReviewQueueModel.Decision(since.Decision)} by {since.By ?? "someone"} at {Clock(since.At)} since this page was opened. Reload the page to see it before deciding again.",
                 statusCode: StatusCodes.Status409Conflict),

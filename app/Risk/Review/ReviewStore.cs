@@ -65,7 +65,9 @@ public sealed record ReviewDetail(ReviewOrder Order, ReviewLock? Lock, CustomerH
 /// reviewer's page showed the order: the latest one.</param>
 /// <param name="CancelAsked">A cancellation already asked of Shopify (waiting or sent) with other options than this decision's:
 /// nothing was recorded, as an order is cancelled once.</param>
-public sealed record LockOutcome(bool Mine, ReviewLock Lock, ReviewDecision? DecidedSince = null, AskedCancel? CancelAsked = null);
+/// <param name="ScoredAs">The order's level now, when the reviewer's page showed another: it was scored again since.</param>
+public sealed record LockOutcome(bool Mine, ReviewLock Lock, ReviewDecision? DecidedSince = null, AskedCancel? CancelAsked = null,
+    string? ScoredAs = null);
 
 /// <summary>The cancellation already asked of Shopify for an order: by whom, when, with which options, and whether it was sent.</summary>
 public sealed record AskedCancel(string Key, CancelChoice Choice, string? By, DateTimeOffset At, bool Sent);
@@ -213,7 +215,7 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
     {
         await using var conn = await db.OpenConnectionAsync(ct);
         await using var tx = await conn.BeginTransactionAsync(ct);
-        if (!await ScoredAsync(conn, tx, shopId, orderId, ct)) return null;
+        if (await ScoredAsync(conn, tx, shopId, orderId, ct) is null) return null;
         var outcome = await TakeLockAsync(conn, tx, shopId, orderId, holder, clock.GetUtcNow(), ct);
         await tx.CommitAsync(ct);
         return outcome;
@@ -243,9 +245,13 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
     /// <param name="verdictsSeen">How many approve and fraud decisions the reviewer's page showed. Why: the lock is handed
     /// back with each decision, so a page left open (its own lock long expired) could take it again and overwrite a colleague's
     /// decision it never showed; with a count that no longer matches, nothing is recorded. Null: no check (an API caller).</param>
+    /// <param name="levelSeen">The order's level the reviewer's page showed. Why: an approval stands up to the level it is
+    /// recorded at and releases our hold; an order scored HIGH (and held) after the page opened at MEDIUM was approved at HIGH,
+    /// released, and never came back to the queue, by a reviewer who had not seen why (until 5 Dec 2026). When the level
+    /// differs, no approval or fraud verdict is recorded. Null: no check (an API caller).</param>
     /// <returns>Null when the shop has no such scored order; otherwise the lock outcome (not <c>Mine</c>: nothing was recorded).</returns>
     public async Task<LockOutcome?> DecideAsync(long shopId, long orderId, string decision, string? note, string by, CancellationToken ct,
-        CancelChoice? cancel = null, int? verdictsSeen = null)
+        CancelChoice? cancel = null, int? verdictsSeen = null, string? levelSeen = null)
     {
         if (!Decisions.Contains(decision)) throw new ArgumentException($"decision must be one of {string.Join(", ", Decisions)}", nameof(decision));
         if (cancel is not null && decision != "fraud") throw new ArgumentException("only a fraud decision cancels the order", nameof(cancel));
@@ -253,9 +259,11 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
         await using var conn = await db.OpenConnectionAsync(ct);
         await using var tx = await conn.BeginTransactionAsync(ct);
         // The score row locked until the decision commits: a scoring batch of the order waits, and reads the decision (RiskScorer).
-        if (!await ScoredAsync(conn, tx, shopId, orderId, ct, lockScore: true)) return null;
+        if (await ScoredAsync(conn, tx, shopId, orderId, ct, lockScore: true) is not { } level) return null;
         var outcome = await TakeLockAsync(conn, tx, shopId, orderId, by, now, ct);
         if (!outcome.Mine) return outcome;
+        if (levelSeen is not null && decision != "note" && !string.Equals(levelSeen, level, StringComparison.OrdinalIgnoreCase))
+            return outcome with { Mine = false, ScoredAs = level };
         // A note overwrites nothing, so a stale page may add one.
         if (verdictsSeen is { } seen && decision != "note" && await VerdictsAsync(conn, tx, shopId, orderId, ct) is var (count, latest) && count != seen)
             return outcome with { Mine = false, DecidedSince = latest };
@@ -407,16 +415,17 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
         return ((int)r.GetInt64(0), new ReviewDecision(r.GetString(1), null, r.IsDBNull(2) ? null : r.GetString(2), r.GetFieldValue<DateTimeOffset>(3)));
     }
 
-    private static async Task<bool> ScoredAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId, long orderId, CancellationToken ct,
+    /// <returns>The scored order's level, or null when the shop has no such scored order.</returns>
+    private static async Task<string?> ScoredAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId, long orderId, CancellationToken ct,
         bool lockScore = false)
     {
         await using var cmd = new NpgsqlCommand($"""
-            SELECT 1 FROM risk_scores s JOIN orders o ON o.shop_id = s.shop_id AND o.id = s.order_id WHERE s.shop_id = $1 AND s.order_id = $2
+            SELECT s.level FROM risk_scores s JOIN orders o ON o.shop_id = s.shop_id AND o.id = s.order_id WHERE s.shop_id = $1 AND s.order_id = $2
             {(lockScore ? "FOR NO KEY UPDATE OF s" : "")}
             """, conn, tx);
         cmd.Parameters.Add(Sql.Param(shopId));
         cmd.Parameters.Add(Sql.Param(orderId));
-        return await cmd.ExecuteScalarAsync(ct) is not null;
+        return await cmd.ExecuteScalarAsync(ct) as string;
     }
 
     private static async Task<ReviewOrder?> OrderAsync(NpgsqlConnection conn, long shopId, long orderId, CancellationToken ct)

@@ -430,6 +430,40 @@ public sealed class ReviewQueueTests(ReviewFixture app) : IClassFixture<ReviewFi
         Assert.True(errors.Count == 0, "browser errors: " + string.Join(" | ", errors));
     }
 
+    /// <summary>
+    /// A page opened while the order stood at one level, and the order scored again at another before the reviewer decided:
+    /// the verdict is refused and says the level now. Until 5 Dec 2026 it was recorded at the new level (an approval at HIGH,
+    /// which keeps the order out of the queue at any later score) and released the hold placed since, by a reviewer who had
+    /// not seen why the order rose.
+    /// </summary>
+    [Fact]
+    public async Task AVerdict_FromAPageThatShowedAnotherLevel_IsRefusedAndSaysTheLevelNow()
+    {
+        const string shop = "review-rescored.myshopify.com";
+        var s = await FlaggedStoreAsync(shop, 786_500);
+        var shown = (string)(await app.ScalarAsync("SELECT level FROM risk_scores WHERE shop_id = $1 AND order_id = $2", s.ShopId, s.Small))!;
+        var now = shown == "HIGH" ? "MEDIUM" : "HIGH";
+        var errors = new List<string>();
+        var ada = await OpenAsync(shop, Ada, s.Small, errors);
+        await Assertions.Expect(ada.Locator("#review-lock")).ToContainTextAsync("You are reviewing this order until");
+
+        // The order is edited and scored again while her page is open.
+        await app.ScalarAsync("UPDATE risk_scores SET level = $3 WHERE shop_id = $1 AND order_id = $2", s.ShopId, s.Small, now);
+        await ada.ClickAsync("#review-decide-form button:has-text('Approve')");
+
+        await Assertions.Expect(ada.Locator("#status")).ToContainTextAsync($"scored again since this page was opened: it is {now} now, not {shown}");
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM review_decisions WHERE shop_id = $1 AND order_id = $2", s.ShopId, s.Small));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM risk_labels WHERE shop_id = $1 AND order_id = $2", s.ShopId, s.Small));
+        Assert.Null(await app.ScalarAsync("SELECT reviewed_level FROM risk_scores WHERE shop_id = $1 AND order_id = $2", s.ShopId, s.Small));
+
+        // Reloaded, the page shows the level now, and her approval is recorded at it.
+        await ada.ReloadAsync();
+        await ada.ClickAsync("#review-decide-form button:has-text('Approve')");
+        await Assertions.Expect(ada.Locator("#review-history")).ToContainTextAsync("Approved", new() { Timeout = 10000 });
+        Assert.Equal(now, await app.ScalarAsync("SELECT reviewed_level FROM risk_scores WHERE shop_id = $1 AND order_id = $2", s.ShopId, s.Small));
+        Assert.True(errors.Count == 0, "browser errors: " + string.Join(" | ", errors));
+    }
+
     [Fact]
     public async Task Decisions_AreCheckedByField_AndANoteIsRecordedWithoutLeavingTheQueue()
     {
