@@ -33,8 +33,10 @@ public sealed record RiskHoldSettings(bool HoldHigh, int ValuedMinOrders, decima
 /// transaction; this reads the order's fulfillment orders from Shopify (a read, safe to repeat) and then, in one
 /// transaction that re-checks the row, queues one <see cref="RiskActions.FulfillmentOrderHold"/> per open fulfillment
 /// order (an idempotency key per fulfillment order, and the outbox's check before any resend, so each lands once).
-/// A reviewer's approval records <c>to_release</c>; this reads our holds' ids and queues their release, once the hold
-/// calls have gone out (a release queued before its hold landed would find nothing to release).
+/// A reviewer's approval records <c>to_release</c>; this reads our holds' ids and queues their release. Either waits until
+/// the order's earlier hold and release calls have gone out: a release queued before its hold landed would find nothing to
+/// release, and a hold read while a release is on its way finds ours still there (until 5 Dec 2026 it then queued nothing,
+/// said "nothing open to hold", and the release that went out next left a HIGH order unheld).
 /// </summary>
 public sealed class RiskHolds(NpgsqlDataSource db, ShopLookup shops, AdminGraphQLClient shopify, OutboxScheduler outbox, TimeProvider clock,
     ILogger<RiskHolds> logger)
@@ -76,9 +78,10 @@ public sealed class RiskHolds(NpgsqlDataSource db, ShopLookup shops, AdminGraphQ
         var due = new List<(long OrderId, string State)>();
         await using (var cmd = db.CreateCommand("""
             SELECT h.order_id, h.state FROM risk_holds h
-            WHERE h.shop_id = $1 AND (h.state = 'to_hold' OR (h.state = 'to_release' AND NOT EXISTS (
-                SELECT 1 FROM outbox_messages m WHERE m.shop_id = h.shop_id AND m.idempotency_key LIKE 'risk-hold:' || h.order_id || ':%'
-                  AND m.completed_at IS NULL AND m.failed_at IS NULL)))
+            WHERE h.shop_id = $1 AND h.state IN ('to_hold', 'to_release') AND NOT EXISTS (
+                SELECT 1 FROM outbox_messages m WHERE m.shop_id = h.shop_id
+                  AND (m.idempotency_key LIKE 'risk-hold:' || h.order_id || ':%' OR m.idempotency_key LIKE 'risk-release:' || h.order_id || ':%')
+                  AND m.completed_at IS NULL AND m.failed_at IS NULL)
             ORDER BY h.decided_at
             """))
         {
@@ -145,9 +148,12 @@ public sealed class RiskHolds(NpgsqlDataSource db, ShopLookup shops, AdminGraphQ
                         reasonNotes = "Held by PluginApp order risk: the order scored HIGH. Approving it in the review queue releases this hold.",
                     },
                 }, $"risk-hold:{orderId}:{fo.Id}:{round}"));
+            // Ours already on a fulfillment order (a release that failed for good left it): held, and released on approval.
             // Nothing the app may hold (fulfilled or closed, or with a service the app's permission does not cover): said so, not "held".
-            next = calls.Count > 0 ? Held : NotHeldNoneOpen;
-            ids = fulfillmentOrders.Where(f => calls.Any(c => c.ResourceKey == f.Id)).Select(f => f.Id).ToArray();
+            var kept = fulfillmentOrders.Where(f => f.Status is "OPEN" or "SCHEDULED" or "ON_HOLD" && f.Holds.Any(h => h.Handle == RiskActions.HoldHandle))
+                .Select(f => f.Id).ToHashSet();
+            next = calls.Count > 0 || kept.Count > 0 ? Held : NotHeldNoneOpen;
+            ids = fulfillmentOrders.Where(f => kept.Contains(f.Id) || calls.Any(c => c.ResourceKey == f.Id)).Select(f => f.Id).ToArray();
         }
         else
         {

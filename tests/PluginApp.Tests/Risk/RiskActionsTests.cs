@@ -290,8 +290,23 @@ public sealed class RiskActionsTests(NoSchedulerAppFixture app) : IClassFixture<
         Assert.Equal(0, MutationsOf("fulfillmentOrderReleaseHold", "gid://shopify/FulfillmentOrder/73890011"));
         Assert.Contains("Fulfillment held", await PageAsync());
 
-        // Down to LOW again, and this time the job runs: the hold goes, and the page says the score, not a reviewer, let it go.
+        // Down to LOW, the job queues the release, and the order is raised to HIGH before the release goes out: the hold waits
+        // for the release, then holds anew. Until 5 Dec 2026 it found our hold still there, queued nothing and called the order
+        // "nothing open to hold"; the release went out next, and the HIGH order could ship.
         await EditAsync(28m, "198.51.100.3", "regular57380003@example.com", 57_380_003, "US", 3);
+        Assert.Equal(1, await Service<RiskHolds>().RunShopAsync(shopId, CancellationToken.None));
+        await EditAsync(640m, "203.0.113.50", "new.buyer@example.net", null, "NG", 4);
+        Assert.Equal(RiskHolds.ToHold, await app.ScalarAsync("SELECT state FROM risk_holds WHERE shop_id = $1 AND order_id = 7389001", shopId));
+        Assert.Equal(0, await Service<RiskHolds>().RunShopAsync(shopId, CancellationToken.None));
+        await DrainAsync(shopId);
+        Assert.Empty(app.Shopify.Admin.FulfillmentOrders(gid).Single().Holds);
+        Assert.Equal(1, await Service<RiskHolds>().RunShopAsync(shopId, CancellationToken.None));
+        await DrainAsync(shopId);
+        Assert.Single(app.Shopify.Admin.FulfillmentOrders(gid).Single().Holds);
+        Assert.Equal(RiskHolds.Held, await app.ScalarAsync("SELECT state FROM risk_holds WHERE shop_id = $1 AND order_id = 7389001", shopId));
+
+        // Down to LOW again, and this time the job runs: the hold goes, and the page says the score, not a reviewer, let it go.
+        await EditAsync(28m, "198.51.100.3", "regular57380003@example.com", 57_380_003, "US", 5);
         await Service<RiskHolds>().RunShopAsync(shopId, CancellationToken.None);
         await DrainAsync(shopId);
         Assert.Empty(app.Shopify.Admin.FulfillmentOrders(gid).Single().Holds);
