@@ -72,6 +72,17 @@ public sealed class RiskHolds(NpgsqlDataSource db, ShopLookup shops, AdminGraphQ
           AND NOT EXISTS (SELECT 1 FROM risk_labels l WHERE l.shop_id = $1 AND l.order_id = $2 AND l.fraud)
         """;
 
+    /// <summary>
+    /// $1 shop, $2 order, $3 now: a reviewer marked the order as fraud, whose goods must not ship. A release still waiting is
+    /// called off (our hold stays); one already gone holds the order anew (a new decision, so new calls' keys). Until 5 Dec
+    /// 2026 an approval followed by a fraud verdict still released the hold.
+    /// </summary>
+    internal const string HoldOnFraudSql = """
+        UPDATE risk_holds SET state = CASE state WHEN 'to_release' THEN 'held' ELSE 'to_hold' END,
+          decided_at = CASE state WHEN 'to_release' THEN decided_at ELSE $3 END, release_reason = NULL, updated_at = $3
+        WHERE shop_id = $1 AND order_id = $2 AND state IN ('to_release', 'released')
+        """;
+
     /// <summary>Works through the shop's holds and releases waiting for a read. Returns how many outbox calls were queued.</summary>
     public async Task<int> RunShopAsync(long shopId, CancellationToken ct)
     {

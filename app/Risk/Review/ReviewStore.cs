@@ -238,7 +238,8 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
     /// Records a decision by <paramref name="by"/>, who must hold the order's lock or be able to take it: approve and fraud
     /// write the order's review label (fraud or not, known from now) and hand the lock back; a note is only recorded. In the
     /// same transaction, a fraud decision with <paramref name="cancel"/> queues the order's cancellation in Shopify (reason
-    /// FRAUD, a staff note naming the reviewer), an approval releases a fulfillment hold we placed, and the order's tag says
+    /// FRAUD, a staff note naming the reviewer), an approval releases a fulfillment hold we placed (a fraud verdict keeps or
+    /// places it again, <see cref="RiskHolds.HoldOnFraudSql"/>), and the order's tag says
     /// the decision (<see cref="DecisionTagCalls"/>). Nothing else is sent to Shopify, and nothing is cancelled unless the
     /// reviewer chose it.
     /// </summary>
@@ -290,6 +291,7 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
         if (cancel is not null && cancelNew) OutboxWriter.Enqueue(new StoreWriter(batch, shopId), CancelCall(orderId, cancel, by, cancelKey!), now);
         if (decision != "note") OutboxWriter.EnqueueMany(new StoreWriter(batch, shopId), DecisionTagCalls(orderId, decision, now).ToList(), now);
         if (decision == "approve") batch.BatchCommands.Add(Command(RiskHolds.ReleaseApprovedSql, shopId, orderId, now));
+        if (decision == "fraud") batch.BatchCommands.Add(Command(RiskHolds.HoldOnFraudSql, shopId, orderId, now));
         if (decision != "note")
         {
             var fraud = decision == "fraud";
@@ -311,7 +313,7 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
         await batch.ExecuteNonQueryAsync(ct);
         await tx.CommitAsync(ct);
         if (decision != "note") outbox.Kick(shopId);
-        if (decision == "approve") holdJobs.Kick(shopId);
+        if (decision is "approve" or "fraud") holdJobs.Kick(shopId);
         return outcome;
     }
 

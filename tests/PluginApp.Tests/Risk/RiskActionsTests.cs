@@ -169,6 +169,26 @@ public sealed class RiskActionsTests(NoSchedulerAppFixture app) : IClassFixture<
         Assert.Equal(new[] { hold.Id }, release.Variables["holdIds"]!.AsArray().Select(x => x!.GetValue<string>()));
         Assert.Equal("released", await app.ScalarAsync("SELECT state FROM risk_holds WHERE shop_id = $1 AND order_id = 7329001", shopId));
         Assert.Equal(0, await Service<RiskHolds>().RunShopAsync(shopId, CancellationToken.None));
+
+        // A colleague then marks it as fraud (without cancelling): its goods must not ship, so it is held again. Until 5 Dec
+        // 2026 the approval's release stood.
+        app.Clock.Advance(TimeSpan.FromMinutes(1));
+        Assert.Equal(HttpStatusCode.OK, (await AdminAsync(HttpMethod.Post, "/api/admin/review/orders/7329001/decisions", shop, new { decision = "fraud" })).StatusCode);
+        Assert.Equal(RiskHolds.ToHold, await app.ScalarAsync("SELECT state FROM risk_holds WHERE shop_id = $1 AND order_id = 7329001", shopId));
+        Assert.Equal(1, await Service<RiskHolds>().RunShopAsync(shopId, CancellationToken.None));
+        await DrainAsync(shopId);
+        Assert.Contains(RiskActions.HoldHandle, app.Shopify.Admin.FulfillmentOrders(gid).Single(f => f.Id == open).Holds.Select(h => h.Handle));
+
+        // Approved and marked as fraud before the hold job ran: the release waiting is called off, and nothing is sent.
+        app.Clock.Advance(TimeSpan.FromMinutes(1));
+        Assert.Equal(HttpStatusCode.OK, (await AdminAsync(HttpMethod.Post, "/api/admin/review/orders/7329001/decisions", shop, new { decision = "approve" })).StatusCode);
+        Assert.Equal(RiskHolds.ToRelease, await app.ScalarAsync("SELECT state FROM risk_holds WHERE shop_id = $1 AND order_id = 7329001", shopId));
+        Assert.Equal(HttpStatusCode.OK, (await AdminAsync(HttpMethod.Post, "/api/admin/review/orders/7329001/decisions", shop, new { decision = "fraud" })).StatusCode);
+        Assert.Equal(RiskHolds.Held, await app.ScalarAsync("SELECT state FROM risk_holds WHERE shop_id = $1 AND order_id = 7329001", shopId));
+        Assert.Equal(0, await Service<RiskHolds>().RunShopAsync(shopId, CancellationToken.None));
+        await DrainAsync(shopId);
+        Assert.Contains(RiskActions.HoldHandle, app.Shopify.Admin.FulfillmentOrders(gid).Single(f => f.Id == open).Holds.Select(h => h.Handle));
+        Assert.Single(app.Shopify.Admin.Mutations, m => m.Mentions("fulfillmentOrderReleaseHold("));
     }
 
     /// <summary>
