@@ -290,6 +290,9 @@ public sealed class AdminPagesTests(AdminFixture app, ITestOutputHelper output) 
         Assert.True(errors.Count == 0, "browser errors: " + string.Join(" | ", errors));
         // The share of carts that explore, as configured (CartOffers:ExploreShare, 0 in the tests; until 5 Dec 2026 the page said one in ten).
         Assert.Contains("Exploration is off: no cart is given a random action", System.Net.WebUtility.HtmlDecode(await page.ContentAsync()));
+        // The codes' validity says what the shopper gets: at least the hours set, up to twice as long (until 5 Dec 2026 it read
+        // "Codes expire after", and a shopper given a code at 24 hours could use it for 47).
+        Assert.Contains("at least this long after she is given it, and at most 2 times as long", await page.InnerTextAsync("#codeExpiryHours-help"));
     }
 
     [Fact]
