@@ -20,7 +20,8 @@ public sealed record ChurnDayView(DateOnly Day, string Segment, int Customers, d
 
 /// <summary>What the admin shows: the model and why it was chosen, or why there is none yet.</summary>
 public sealed record ChurnModelView(int? Version, string? Kind, string? Reason, int? HorizonDays, double? RocAuc, double? RecencyRocAuc, string? SpendModel,
-    string? NotYet, DateTimeOffset? ScoredAt, double? Brier = null, double? BaseRateBrier = null, double? ShrunkToward = null, double? ShrunkBrier = null)
+    string? NotYet, DateTimeOffset? ScoredAt, double? Brier = null, double? BaseRateBrier = null, double? ShrunkToward = null, double? ShrunkBrier = null,
+    string? HorizonRule = null)
 {
     /// <summary>Whether the served probabilities' held-out Brier score (after the pull toward the churn rate when there was
     /// one) beats always predicting the churn rate: if not, rank by the probabilities but do not read them as percentages.</summary>
@@ -89,7 +90,8 @@ public sealed class ChurnStore(NpgsqlDataSource db, ModelRegistry registry, Micr
         var model = active is null ? new ChurnModelView(null, null, null, null, null, null, null, notYet, scoredAt) : new ChurnModelView(active.Version,
             Str(active.Metrics, "Kind"), WithoutKind(Str(active.Metrics, "Reason")), active.Metrics.TryGetProperty("HorizonDays", out var h) ? h.GetInt32() : null,
             Num(active.Metrics, "RocAuc"), Num(active.Metrics, "RecencyRocAuc"), Str(active.Metrics, "SpendModel"), null, scoredAt,
-            Num(active.Metrics, "Brier"), Num(active.Metrics, "BaseRateBrier"), Num(active.Metrics, "ShrunkToward"), Num(active.Metrics, "ShrunkBrier"));
+            Num(active.Metrics, "Brier"), Num(active.Metrics, "BaseRateBrier"), Num(active.Metrics, "ShrunkToward"), Num(active.Metrics, "ShrunkBrier"),
+            Str(active.Metrics, "HorizonRule"));
         return new ChurnSummary(model, segments, segments.Sum(s => s.ValueAtRisk), segments.Sum(s => s.Customers));
     }
 

@@ -849,6 +849,10 @@ public sealed class ChurnTests(ChurnFixture app) : IClassFixture<ChurnFixture>
         var metrics = (await JsonAsync("/api/admin/churn", shop)).GetProperty("model");
         var calibrated = metrics.GetProperty("calibrated").GetBoolean();
         Assert.Contains(calibrated ? "can be read as percentages" : "not calibrated yet", await page.Locator("#churn-calibration").TextContentAsync());
+        // The horizon as the training chose it: the store's gaps, or the default and why (until 5 Dec 2026 the page always
+        // said "from the store's own time between orders", also of the default).
+        var rule = metrics.GetProperty("horizonRule").GetString()!;
+        Assert.Contains("Churn means no order within " + rule, System.Text.RegularExpressions.Regex.Replace(card!, @"\s+", " "));
         Assert.StartsWith("USD", (await page.Locator("#value-at-risk").TextContentAsync())?.Trim() ?? "");
         var rows = page.Locator("#customers tbody tr");
         Assert.True(await rows.CountAsync() > 0);
