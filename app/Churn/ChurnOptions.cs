@@ -33,6 +33,15 @@ public sealed class ChurnOptions
 
     /// <summary>Customers per metafieldsSet call (3 metafields each; Shopify takes up to 25 per call).</summary>
     public int MetafieldCustomersPerCall { get; set; } = 8;
+
+    /// <summary>
+    /// A customer whose segment stays the same gets her churn_probability and predicted_value metafields rewritten when the
+    /// probability moved by at least this much since they were last written (0.05: five points)...
+    /// </summary>
+    public double MetafieldProbabilityStep { get; set; } = 0.05;
+
+    /// <summary>...or her predicted value by at least this share of the value written (0.1: a tenth, and at least 1 unit).</summary>
+    public double MetafieldValueStep { get; set; } = 0.1;
 }
 
 internal sealed class ChurnOptionsValidator : IValidateOptions<ChurnOptions>
@@ -48,6 +57,8 @@ internal sealed class ChurnOptionsValidator : IValidateOptions<ChurnOptions>
             f.Add("Churn:TagPrefix must be a short tag prefix without commas, e.g. \"pluginapp:\".");
         if (o.MetafieldNamespace is not { Length: >= 3 and <= 255 } || o.MetafieldNamespace.Any(c => !(char.IsAsciiLetterOrDigit(c) || c is '_' or '-')))
             f.Add("Churn:MetafieldNamespace must be 3 to 255 letters, digits, '-' or '_'.");
+        if (o.MetafieldProbabilityStep is <= 0 or > 1) f.Add($"Churn:MetafieldProbabilityStep {o.MetafieldProbabilityStep} must be above 0 and at most 1.");
+        if (o.MetafieldValueStep is <= 0 or > 10) f.Add($"Churn:MetafieldValueStep {o.MetafieldValueStep} must be above 0 and at most 10.");
         if (o.MetafieldCustomersPerCall is < 1 or > 8) f.Add($"Churn:MetafieldCustomersPerCall {o.MetafieldCustomersPerCall} must be 1 to 8 (3 metafields each, 25 per call).");
         return f.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(f);
     }

@@ -266,7 +266,7 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
     {
         var changed = new List<(long Customer, string Segment, double Probability, decimal? Value, int Change)>();
         await using (var cmd = new NpgsqlCommand("""
-            UPDATE churn_scores SET synced_segment = segment, changes = changes + 1
+            UPDATE churn_scores SET synced_segment = segment, changes = changes + 1, synced_probability = churn_probability, synced_value = expected_value_365
             WHERE shop_id = $1 AND segment IS DISTINCT FROM synced_segment
             RETURNING customer_id, segment, churn_probability, expected_value_365, changes
             """, conn, tx))
@@ -276,7 +276,24 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
             while (await r.ReadAsync(ct))
                 changed.Add((r.GetInt64(0), r.GetString(1), r.GetDouble(2), r.IsDBNull(3) ? null : r.GetDecimal(3), r.GetInt32(4)));
         }
-        if (changed.Count == 0 && shadow.Count == 0 && inCanary.Count == 0 && gone.Count == 0) return 0;
+        // The same segment, but the probability or the value moved enough since they were written: the metafields only (a Flow
+        // rule on churn_probability reads them; until 5 Dec 2026 they kept the values of the last change of segment).
+        var moved = new List<(long Customer, string Segment, double Probability, decimal? Value)>();
+        await using (var cmd = new NpgsqlCommand("""
+            UPDATE churn_scores SET synced_probability = churn_probability, synced_value = expected_value_365
+            WHERE shop_id = $1 AND synced_segment = segment
+              AND (synced_probability IS NULL OR abs(churn_probability - synced_probability) >= $2
+                   OR abs(coalesce(expected_value_365, 0) - coalesce(synced_value, 0)) >= greatest(1, $3 * abs(coalesce(synced_value, 0))))
+            RETURNING customer_id, segment, churn_probability, expected_value_365
+            """, conn, tx))
+        {
+            cmd.Parameters.Add(Sql.Param(shopId));
+            cmd.Parameters.Add(Sql.Param(o.MetafieldProbabilityStep));
+            cmd.Parameters.Add(Sql.Param((decimal)o.MetafieldValueStep));
+            await using var r = await cmd.ExecuteReaderAsync(ct);
+            while (await r.ReadAsync(ct)) moved.Add((r.GetInt64(0), r.GetString(1), r.GetDouble(2), r.IsDBNull(3) ? null : r.GetDecimal(3)));
+        }
+        if (changed.Count == 0 && moved.Count == 0 && shadow.Count == 0 && inCanary.Count == 0 && gone.Count == 0) return 0;
         await using var batch = new NpgsqlBatch(conn, tx);
         var store = new StoreWriter(batch, shopId);
         // The decision log: one entry per customer whose segment changed (what was written to Shopify), with its reasons; in
@@ -336,17 +353,19 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
             OutboxWriter.Enqueue(store, new OutboxCall(OutboxOperation.MetafieldsDelete, "churn-metafields", new { metafields }, $"churn-mf:{chunk[0]}:gone:{run}"), now);
             calls++;
         }
+        // Why one resource key for all: batches for the same customer must land in the order they were decided.
         foreach (var chunk in changed.OrderBy(c => c.Customer).Chunk(o.MetafieldCustomersPerCall))
         {
-            var metafields = chunk.SelectMany(c => new[]
-            {
-                Metafield(o, c.Customer, ChurnMetafieldKeys[0], "number_decimal", c.Probability.ToString("0.0000", CultureInfo.InvariantCulture)),
-                Metafield(o, c.Customer, ChurnMetafieldKeys[1], "number_decimal", (c.Value ?? 0m).ToString("0.00", CultureInfo.InvariantCulture)),
-                Metafield(o, c.Customer, ChurnMetafieldKeys[2], "single_line_text_field", c.Segment),
-            }).ToArray();
-            // Why one resource key for all: batches for the same customer must land in the order they were decided.
-            OutboxWriter.Enqueue(store, new OutboxCall(OutboxOperation.MetafieldsSet, "churn-metafields", new { metafields },
+            OutboxWriter.Enqueue(store, new OutboxCall(OutboxOperation.MetafieldsSet, "churn-metafields",
+                new { metafields = chunk.SelectMany(c => Metafields(o, c.Customer, c.Probability, c.Value, c.Segment)).ToArray() },
                 $"churn-mf:{chunk[0].Customer}:{chunk[0].Change}:{run}"), now);
+            calls++;
+        }
+        foreach (var chunk in moved.OrderBy(c => c.Customer).Chunk(o.MetafieldCustomersPerCall))
+        {
+            OutboxWriter.Enqueue(store, new OutboxCall(OutboxOperation.MetafieldsSet, "churn-metafields",
+                new { metafields = chunk.SelectMany(c => Metafields(o, c.Customer, c.Probability, c.Value, c.Segment)).ToArray() },
+                $"churn-mf:{chunk[0].Customer}:moved:{run}"), now);
             calls++;
         }
         await batch.ExecuteNonQueryAsync(ct);
@@ -355,6 +374,13 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
 
     /// <summary>The metafields churn writes on a customer: the probability, the predicted value, the segment.</summary>
     private static readonly string[] ChurnMetafieldKeys = ["churn_probability", "predicted_value", "churn_segment"];
+
+    private static object[] Metafields(ChurnOptions o, long customer, double probability, decimal? value, string segment) =>
+    [
+        Metafield(o, customer, ChurnMetafieldKeys[0], "number_decimal", probability.ToString("0.0000", CultureInfo.InvariantCulture)),
+        Metafield(o, customer, ChurnMetafieldKeys[1], "number_decimal", (value ?? 0m).ToString("0.00", CultureInfo.InvariantCulture)),
+        Metafield(o, customer, ChurnMetafieldKeys[2], "single_line_text_field", segment),
+    ];
 
     private static object Metafield(ChurnOptions o, long customer, string key, string type, string value) =>
         new { ownerId = Gid.Of("Customer", customer), @namespace = o.MetafieldNamespace, key, type, value };

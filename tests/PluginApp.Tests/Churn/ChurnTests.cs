@@ -374,6 +374,41 @@ public sealed class ChurnTests(ChurnFixture app) : IClassFixture<ChurnFixture>
         var now = (await SegmentsAsync(shopId))[lapsed];
         Assert.NotEqual(segments[lapsed], now);
         Assert.Equal(["VIP", "pluginapp:" + now], app.Shopify.Admin.Tags(Gid(lapsed)));
+
+        // Thirty days on with no orders: a customer still in her segment whose probability moved five points or more gets the
+        // new figures in her metafields (a Flow rule on churn_probability reads them; until 5 Dec 2026 they kept those of her
+        // last change of segment), and no tag call; one whose probability and value both moved less keeps hers.
+        async Task<Dictionary<long, (string Segment, double P, double V)>> ScoresAsync()
+        {
+            var map = new Dictionary<long, (string, double, double)>();
+            await using var cmd = app.Db.CreateCommand("SELECT customer_id, segment, churn_probability, coalesce(expected_value_365, 0)::float8 FROM churn_scores WHERE shop_id = $1");
+            cmd.Parameters.AddWithValue(shopId);
+            await using var r = await cmd.ExecuteReaderAsync();
+            while (await r.ReadAsync()) map[r.GetInt64(0)] = (r.GetString(1), r.GetDouble(2), r.GetDouble(3));
+            return map;
+        }
+        var earlier = await ScoresAsync();
+        var tagCalls = app.Shopify.Admin.Mutations.Count(m => m.Shop == shop && m.Mentions("tags"));
+        app.Clock.Advance(TimeSpan.FromDays(30));
+        try
+        {
+            await app.ScoreAsync(shopId);
+            await app.DrainAsync(shopId);
+            var later = await ScoresAsync();
+            string Written(long c) => app.Shopify.Admin.Metafields(Gid(c))["pluginapp.churn_probability"];
+            string Text(double p) => p.ToString("0.0000", System.Globalization.CultureInfo.InvariantCulture);
+            var stayed = later.Where(kv => earlier.TryGetValue(kv.Key, out var e) && e.Segment == kv.Value.Segment).ToList();
+            var movedFar = stayed.Where(kv => Math.Abs(kv.Value.P - earlier[kv.Key].P) >= 0.06).ToList();
+            var movedLittle = stayed.Where(kv => Math.Abs(kv.Value.P - earlier[kv.Key].P) is > 0.0001 and < 0.04
+                && Math.Abs(kv.Value.V - earlier[kv.Key].V) < Math.Max(1, 0.1 * Math.Abs(earlier[kv.Key].V)) - 0.02).ToList();
+            Assert.True(movedLittle.Count > 0, $"no customer stayed in her segment and moved a little ({stayed.Count} stayed)");
+            Assert.True(movedFar.Count > 0, $"no customer stayed in her segment and moved five points ({stayed.Count} stayed)");
+            Assert.All(movedFar, kv => Assert.Equal(Text(kv.Value.P), Written(kv.Key)));
+            Assert.All(movedLittle, kv => Assert.Equal(Text(earlier[kv.Key].P), Written(kv.Key)));
+            var segmentChanges = later.Count(kv => earlier.TryGetValue(kv.Key, out var e) && e.Segment != kv.Value.Segment);
+            Assert.Equal(tagCalls + 2 * segmentChanges, app.Shopify.Admin.Mutations.Count(m => m.Shop == shop && m.Mentions("tags")));
+        }
+        finally { app.Clock.Advance(TimeSpan.FromDays(-30)); }
     }
 
     /// <summary>
