@@ -171,6 +171,12 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
         }
         await CartAsync("cart-login", "call me on +1 555 0100", "2026-07-02T10:00:00-04:00");
         await app.ScalarAsync("INSERT INTO cart_customers (shop_id, cart_token, customer_id, seen_at) VALUES ($1, 'cart-login', 8251, now())", shopId);
+        // A cart she was logged in on today: only the decision log knows it yet (the nightly copy to cart_customers has not run).
+        await CartAsync("cart-today", "ring the bell twice", "2026-07-02T10:00:00-04:00");
+        await app.LogDecisionAsync(new PluginApp.Governance.Decision(PluginApp.Governance.DecisionKinds.Offer, "redact-carts-today", shopId, app.Clock.GetUtcNow(), "model")
+        {
+            CustomerId = 8251, CartToken = "cart-today", Subject = "nothing",
+        });
         await app.SendWebhookAsync("checkouts/create", shop, ShopifyPayloads.Checkout(6252, null).ToJsonString());
         await CartAsync("cart-6252", "deliver to 12 Elm St", "2026-07-02T10:00:00-04:00");
         await CartAsync("cart-other", "someone else's note", "2026-07-02T10:00:00-04:00");
@@ -184,7 +190,7 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
         await CartAsync("cart-login", "call me on +1 555 0100", "2026-07-03T10:00:00-04:00");
         await CartAsync("cart-6252", "deliver to 12 Elm St", "2026-07-03T10:00:00-04:00");
 
-        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM carts WHERE shop_id = $1 AND token IN ('cart-login', 'cart-6252') AND note IS NOT NULL", shopId));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM carts WHERE shop_id = $1 AND token IN ('cart-login', 'cart-6252', 'cart-today') AND note IS NOT NULL", shopId));
         Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM carts WHERE shop_id = $1 AND token IN ('cart-login', 'cart-6252') AND updated_at > '2026-07-03'", shopId));
         Assert.Equal("someone else's note", await app.ScalarAsync("SELECT note FROM carts WHERE shop_id = $1 AND token = 'cart-other'", shopId));
     }
