@@ -122,6 +122,12 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
         foreach (var v in rows.Variants)
             VariantUpsert.AddTo(batch, [shopId, v.Id, v.ProductId, v.Title, v.Sku, v.Price, v.CompareAtPrice, v.InventoryQuantity, v.InventoryTracked,
                 v.InventoryPolicy, v.InventoryItemId, v.UnitCost, v.UpdatedAt], TypedNull.Time(p.UpdatedAt));
+        // A variant without a cost takes its inventory item's, when the item's webhook came first (products carry no cost).
+        Add("""
+            UPDATE variants v SET unit_cost = i.unit_cost FROM inventory_items i
+            WHERE v.shop_id = $1 AND v.product_id = $2 AND v.unit_cost IS NULL AND i.shop_id = $1 AND i.id = v.inventory_item_id
+              AND i.cost_given AND i.unit_cost IS NOT NULL
+            """, shopId, p.Id);
         // Variants that left the product are gone from the catalog (only when this version stands).
         Add("""
             DELETE FROM variants v WHERE v.shop_id = $1 AND v.product_id = $2 AND NOT (v.id = ANY($3))
@@ -141,21 +147,25 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
     }
 
     /// <summary>
-    /// What an inventory item says: whether its stock is tracked, kept as the item's (newer only, whatever order it comes
-    /// in: an item's webhook may come before its product's), and its unit cost, given to the variants held (kept when it
-    /// sends none).
+    /// What an inventory item says: whether its stock is tracked and its unit cost, kept as the item's (newer only, whatever
+    /// order it comes in: an item's webhook may come before its product's, whose variants then take the cost), and the cost
+    /// given to the variants held; a cost the payload names as null (the merchant cleared it) clears theirs (until 5 Dec 2026
+    /// it was kept, and margins went on using a cost the merchant had deleted). A payload without the field changes no cost.
     /// </summary>
     public void AddInventoryItem(InventoryItemRow item)
     {
+        var cost = (object?)item.Cost ?? new TypedNull(NpgsqlTypes.NpgsqlDbType.Numeric);
         Add("""
-            INSERT INTO inventory_items (shop_id, id, tracked, updated_at) VALUES ($1, $2, $3, $4)
+            INSERT INTO inventory_items (shop_id, id, tracked, updated_at, unit_cost, cost_given) VALUES ($1, $2, $3, $4, $5, $6)
             ON CONFLICT (shop_id, id) DO UPDATE SET tracked = coalesce(excluded.tracked, inventory_items.tracked),
-              updated_at = coalesce(excluded.updated_at, inventory_items.updated_at)
+              updated_at = coalesce(excluded.updated_at, inventory_items.updated_at),
+              unit_cost = CASE WHEN excluded.cost_given THEN excluded.unit_cost ELSE inventory_items.unit_cost END,
+              cost_given = inventory_items.cost_given OR excluded.cost_given
             WHERE inventory_items.updated_at IS NULL OR excluded.updated_at IS NULL OR inventory_items.updated_at <= excluded.updated_at
-            """, shopId, item.Id, (object?)item.Tracked ?? new TypedNull(NpgsqlTypes.NpgsqlDbType.Boolean), TypedNull.Time(item.UpdatedAt));
-        if (item.Cost is { } cost)
+            """, shopId, item.Id, (object?)item.Tracked ?? new TypedNull(NpgsqlTypes.NpgsqlDbType.Boolean), TypedNull.Time(item.UpdatedAt), cost, item.CostGiven);
+        if (item.CostGiven)
             Add("""
-                UPDATE variants v SET unit_cost = $3 WHERE v.shop_id = $1 AND v.inventory_item_id = $2
+                UPDATE variants v SET unit_cost = $3 WHERE v.shop_id = $1 AND v.inventory_item_id = $2 AND v.unit_cost IS DISTINCT FROM $3
                   AND EXISTS (SELECT 1 FROM inventory_items i WHERE i.shop_id = $1 AND i.id = $2 AND i.updated_at IS NOT DISTINCT FROM $4)
                 """, shopId, item.Id, cost, TypedNull.Time(item.UpdatedAt));
     }

@@ -121,11 +121,12 @@ internal static class CustomerPayloads
 
 internal sealed record ProductRows(Product Product, List<Variant> Variants);
 
-/// <summary>An inventory_items/create|update payload: whether Shopify tracks the item's stock, and its unit cost.</summary>
-internal sealed record InventoryItemRow(long Id, bool? Tracked, decimal? Cost, DateTimeOffset? UpdatedAt)
+/// <summary>An inventory_items/create|update payload: whether Shopify tracks the item's stock, and its unit cost
+/// (<paramref name="CostGiven"/>: the payload carried the field; null there means the merchant set no cost).</summary>
+internal sealed record InventoryItemRow(long Id, bool? Tracked, decimal? Cost, DateTimeOffset? UpdatedAt, bool CostGiven = true)
 {
     public static InventoryItemRow Parse(JsonElement i) =>
-        new(i.RequiredId("id"), i.OptionalBool("tracked"), i.OptionalMoney("cost"), i.OptionalTime("updated_at"));
+        new(i.RequiredId("id"), i.OptionalBool("tracked"), i.OptionalMoney("cost"), i.OptionalTime("updated_at"), i.TryGetProperty("cost", out _));
 }
 internal sealed record CartRows(Cart Cart, List<CartLine> Lines);
 internal sealed record CheckoutRows(Checkout Checkout, List<CheckoutLine> Lines, Customer? Customer);

@@ -157,7 +157,7 @@ public sealed class ServingTests(AppFixture app) : IClassFixture<AppFixture>
             """;
         Assert.Equal("0|f|4.5000", await app.ScalarAsync(state, seed.ShopId, seed.P(106)));
         // An older delivery of the inventory item (still tracked then), arriving late, changes nothing.
-        async Task ItemAsync(long item, bool tracked, string cost, string updatedAt) =>
+        async Task ItemAsync(long item, bool tracked, string? cost, string updatedAt) =>
             Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("inventory_items/update", seed.Shop, new System.Text.Json.Nodes.JsonObject
             {
                 ["id"] = item, ["admin_graphql_api_id"] = $"gid://shopify/InventoryItem/{item}", ["tracked"] = tracked, ["cost"] = cost, ["updated_at"] = updatedAt,
@@ -171,6 +171,12 @@ public sealed class ServingTests(AppFixture app) : IClassFixture<AppFixture>
         seed.RefreshCatalog();
         var catalog = await app.Factory.Services.GetRequiredService<CatalogCache>().GetAsync(seed.ShopId, CancellationToken.None);
         Assert.True(catalog.Products[seed.P(150)].InStock);
+        // And its cost, which the item's webhook carried before the product was held, is its variant's (until 5 Dec 2026 it
+        // was lost, and the product's orders had no margin).
+        Assert.Equal("0|f|2.0000", await app.ScalarAsync(state, seed.ShopId, seed.P(150)));
+        // The merchant clears the cost: the variant has none any more.
+        await ItemAsync(seed.P(150) * 100, false, null, "2026-07-04T09:00:00-04:00");
+        Assert.Equal("0|f", await app.ScalarAsync(state, seed.ShopId, seed.P(150)));
     }
 
     /// <summary>
