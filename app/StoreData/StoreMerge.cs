@@ -91,7 +91,13 @@ internal static class StoreMerge
         ["total_price"] = Money("s.b", "totalPriceSet"), ["subtotal_price"] = Money("s.b", "subtotalPriceSet"),
         ["total_discounts"] = Money("s.b", "totalDiscountsSet"), ["total_tax"] = Money("s.b", "totalTaxSet"),
         ["financial_status"] = "lower(s.b ->> 'displayFinancialStatus')",
-        ["fulfillment_status"] = "lower(nullif(s.b ->> 'displayFulfillmentStatus', 'UNFULFILLED'))",
+        // As orders webhooks say it (fulfilled, partial, restocked, or none): until 5 Dec 2026 the backfill stored the
+        // GraphQL enum lower-cased (partially_fulfilled, in_progress, on_hold...), and the same order read one way or the
+        // other by which path wrote it last.
+        ["fulfillment_status"] = """
+            CASE s.b ->> 'displayFulfillmentStatus' WHEN 'FULFILLED' THEN 'fulfilled' WHEN 'PARTIALLY_FULFILLED' THEN 'partial'
+              WHEN 'RESTOCKED' THEN 'restocked' END
+            """,
         ["cancelled_at"] = Time("s.b", "cancelledAt"), ["cancel_reason"] = "lower(s.b ->> 'cancelReason')",
         // GraphQL's Order has no cart or checkout token: the webhooks bring them.
         ["cart_token"] = "NULL::text", ["checkout_token"] = "NULL::text",

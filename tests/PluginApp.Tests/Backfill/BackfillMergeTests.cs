@@ -41,6 +41,8 @@ public sealed class BackfillMergeTests(AppFixture app) : IClassFixture<AppFixtur
         var product = ShopifyPayloads.Product(9301);
         product["variants"]![1]!["inventory_management"] = null; // stock Shopify does not track: no count on either path
         var orders = new[] { Rest(ShopifyPayloads.Order(63001, customerId: 7301)), Rest(ShopifyPayloads.Order(63002, customerId: 7301, lines: 3)) };
+        orders[0]["fulfillment_status"] = "fulfilled";
+        orders[1]["fulfillment_status"] = "partial";
         var refund = ShopifyPayloads.Refund(65001, 63002, 6300200, quantity: 2);
         Serve(products: BulkProduct(product), customers: [BulkCustomer(customer)],
             orders: [.. BulkOrder(orders[0], []), .. BulkOrder(orders[1], [refund])]);
@@ -426,7 +428,10 @@ public sealed class BackfillMergeTests(AppFixture app) : IClassFixture<AppFixtur
         {
             ["id"] = gid, ["name"] = Copy(o["name"]), ["email"] = Copy(o["email"]), ["createdAt"] = Copy(o["created_at"]), ["updatedAt"] = Copy(o["updated_at"]),
             ["processedAt"] = Copy(o["processed_at"]), ["cancelledAt"] = Copy(o["cancelled_at"]), ["cancelReason"] = Upper(o["cancel_reason"]),
-            ["displayFinancialStatus"] = Upper(o["financial_status"]), ["displayFulfillmentStatus"] = Upper(o["fulfillment_status"]) ?? "UNFULFILLED",
+            ["displayFinancialStatus"] = Upper(o["financial_status"]), ["displayFulfillmentStatus"] = (o["fulfillment_status"]?.GetValue<string>()) switch
+            {
+                "fulfilled" => "FULFILLED", "partial" => "PARTIALLY_FULFILLED", "restocked" => "RESTOCKED", _ => "UNFULFILLED",
+            },
             ["currencyCode"] = Copy(o["currency"]), ["test"] = Copy(o["test"]), ["tags"] = Tags(o["tags"]), ["sourceName"] = Copy(o["source_name"]),
             ["clientIp"] = Copy(o["browser_ip"]), ["customer"] = o["customer"] is { } c ? new JsonObject { ["id"] = Gid("Customer", c["id"]) } : null,
             ["discountCodes"] = new JsonArray([.. o["discount_codes"]!.AsArray().Select(d => Copy(d!["code"]))]),
