@@ -105,7 +105,8 @@ internal sealed class ComplianceService(StoreWriter store, long shopId, Personal
         var orders = payload.OptionalArray(list).Select(o =>
             o.ValueKind == JsonValueKind.Number && o.TryGetInt64(out var order) ? order
                 : throw new MalformedPayloadException($"'{list}' holds a value that is not an order id")).ToArray();
-        return (id, orders, customer.OptionalString("email") is { Length: > 0 } e ? e : null);
+        // Blank is none (an email of spaces matched every delivery, staged line and Stripe event as "mentioning" it).
+        return (id, orders, customer.OptionalEmail("email"));
     }
 
     private static object Text(string? s) => (object?)s ?? new TypedNull(NpgsqlTypes.NpgsqlDbType.Text);

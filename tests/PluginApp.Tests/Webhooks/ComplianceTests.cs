@@ -381,6 +381,34 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
             Assert.True(await app.CountAsync($"SELECT count(*) FROM {table} WHERE shop_id = $1", shopId) == 0, $"{table} still holds rows of the erased shop");
     }
 
+    /// <summary>
+    /// A request whose customer's email is blank (Shopify may send "" or a space for a customer without one) erases by the id
+    /// alone. Until 5 Dec 2026 a space was searched for as an address, and every JSON text with two keys holds
+    /// one: the running import's staged lines of every other customer were dropped with hers.
+    /// </summary>
+    [Fact]
+    public async Task CustomersRedact_WithABlankEmail_ErasesByTheIdAlone_AndLeavesOtherCustomersStagedLines()
+    {
+        const string shop = "redact-blank-email.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        var run = await app.ScalarAsync("INSERT INTO backfill_runs (shop_id, state, started_at, updated_at) VALUES ($1, 'running', now(), now()) RETURNING id", shopId);
+        await app.ScalarAsync("""
+            INSERT INTO backfill_lines (run_id, phase, line_no, body) VALUES
+              ($1, 'customers', 1, '{"id": "gid://shopify/Customer/8301", "email": "hers@example.com"}'),
+              ($1, 'customers', 2, '{"id": "gid://shopify/Customer/8302", "email": "other@example.com"}')
+            """, run!);
+        var redact = new JsonObject
+        {
+            ["shop_id"] = 1, ["shop_domain"] = shop, ["orders_to_redact"] = new JsonArray(),
+            ["customer"] = new JsonObject { ["id"] = 8301, ["email"] = " ", ["phone"] = null },
+        };
+
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("customers/redact", shop, redact.ToJsonString())).StatusCode);
+
+        Assert.Equal(new[] { "gid://shopify/Customer/8302" }, (await app.ScalarAsync(
+            "SELECT array_agg(body ->> 'id' ORDER BY line_no) FROM backfill_lines WHERE run_id = $1", run!) as string[]) ?? []);
+    }
+
     [Fact]
     public async Task CustomersRedact_WithoutCustomerId_Returns400AndChangesNothing()
     {
