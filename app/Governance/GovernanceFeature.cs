@@ -48,7 +48,8 @@ public static class GovernanceFeature
             """,
             """
             SELECT coalesce(jsonb_agg(jsonb_build_object('kind', kind, 'decided_at', decided_at, 'subject', subject, 'model_version', model_version,
-                     'arm', arm, 'output', output, 'reasons', reasons) ORDER BY decided_at), '[]'::jsonb)
+                     'arm', arm, 'products_looked_at', input_ids, 'products_answered', output_ids, 'inputs', inputs, 'output', output,
+                     'reasons', reasons, 'shadow', shadow) ORDER BY decided_at), '[]'::jsonb)
             FROM decisions WHERE shop_id = $1 AND (customer_id = $2 OR order_id IN (SELECT id FROM redaction_orders)
               OR cart_token IN (SELECT cart_token FROM redaction_orders WHERE cart_token IS NOT NULL)
               OR visitor_hash IN (SELECT visitor_hash FROM redaction_visitors))

@@ -282,7 +282,10 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
         var export = JsonNode.Parse((string)(await app.ScalarAsync("SELECT export::text FROM customer_data_requests WHERE shop_id = $1 AND data_request_id = 41", shopId))!)!;
         Assert.Equal(["r-vq-hers"], export["recommendation_events"]!.AsArray().Select(e => e!["request_id"]!.GetValue<string>()));
         Assert.Equal(["v:" + hers], export["experiment_exposures"]!.AsArray().Select(e => e!["unit"]!.GetValue<string>()));
-        Assert.Single(export["decisions"]!.AsArray(), d => d!["kind"]!.GetValue<string>() == "upsell");
+        var decision = Assert.Single(export["decisions"]!.AsArray(), d => d!["kind"]!.GetValue<string>() == "upsell")!;
+        // With what it read of her and answered her (until 5 Dec 2026 the export left out what the erasure clears).
+        Assert.Equal([1L], decision["products_looked_at"]!.AsArray().Select(x => x!.GetValue<long>()));
+        Assert.Equal([2L], decision["products_answered"]!.AsArray().Select(x => x!.GetValue<long>()));
 
         Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("customers/redact", shop, new JsonObject { ["shop_id"] = 1, ["shop_domain"] = shop,
             ["orders_to_redact"] = new JsonArray(6_441_001), ["customer"] = subject.DeepClone() }.ToJsonString())).StatusCode);
