@@ -30,11 +30,13 @@ internal sealed class ComplianceService(StoreWriter store, long shopId, Personal
         + string.Concat(catalog.VisitorLinks.Select(l => $"\n  UNION ALL ({l.Sql})"))
         + ") v(visitor_hash) WHERE v.visitor_hash IS NOT NULL";
 
-    private void AddFound(long customerId, long[] orders, string? email)
+    private void AddFound(long customerId, long[] orders, string? email, string[]? visitors = null)
     {
         store.Add(DropFound);
         store.Add(FindOrders, shopId, customerId, orders, Text(email));
         store.Add(FindVisitors(), shopId, customerId);
+        if (visitors is { Length: > 0 })
+            store.Add("INSERT INTO redaction_visitors SELECT v FROM unnest($1::text[]) v WHERE v NOT IN (SELECT visitor_hash FROM redaction_visitors)", (object)visitors);
     }
 
     /// <summary>customers/data_request: assemble what we hold on the customer and keep it for the merchant.</summary>
@@ -53,17 +55,22 @@ internal sealed class ComplianceService(StoreWriter store, long shopId, Personal
     /// <summary>
     /// customers/redact: erase the customer's personal data wherever a feature declared it, raw deliveries included; and keep
     /// the request for its second pass (<see cref="ErasureSecondPassJob"/>), which erases what writers in flight committed
-    /// after this one had looked. The second pass's own erasure deletes the kept request.
+    /// after this one had looked. The second pass's own erasure deletes the kept request. It is kept with the orders and
+    /// visitor ids this pass found, which the second pass cannot find again: this pass blanks what found them (a guest's
+    /// email, the orders' visitor ids).
     /// </summary>
-    public void AddCustomerRedaction(JsonElement payload, DateTimeOffset now, bool secondPass = false)
+    /// <param name="found">The second pass: the first pass's orders and visitor ids.</param>
+    public void AddCustomerRedaction(JsonElement payload, DateTimeOffset now, (long[] Orders, string[] Visitors)? found = null)
     {
         var (customerId, orders, email) = Subject(payload, "orders_to_redact");
-        AddFound(customerId, orders, email);
+        if (found is { } f) orders = [.. orders.Union(f.Orders)];
+        AddFound(customerId, orders, email, found?.Visitors);
         foreach (var table in catalog.Tables)
             if (table.Erase is { } erase) store.Add(erase, shopId, customerId, orders, Text(email), now);
-        if (!secondPass)
+        if (found is null)
             store.Add("""
-                INSERT INTO erasure_second_passes (shop_id, customer_id, request, requested_at) VALUES ($1, $2, $3::jsonb, $4)
+                INSERT INTO erasure_second_passes (shop_id, customer_id, request, requested_at, orders, visitors)
+                SELECT $1, $2, $3::jsonb, $4, ARRAY(SELECT id FROM redaction_orders), ARRAY(SELECT visitor_hash FROM redaction_visitors)
                 ON CONFLICT DO NOTHING
                 """, shopId, customerId, payload.GetRawText(), now);
     }

@@ -295,6 +295,17 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal("v:" + other, await app.ScalarAsync("SELECT string_agg(unit, ',') FROM experiment_exposures WHERE shop_id = $1", shopId));
         Assert.Equal(other, await app.ScalarAsync("SELECT string_agg(visitor_hash, ',') FROM decisions WHERE shop_id = $1 AND visitor_hash IS NOT NULL", shopId));
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1 AND updated_at > '2026-07-05' AND visitor_hash IS NULL AND email IS NULL", shopId));
+
+        // A decision of hers queued before the erasure and written after its first pass (the decision log's queue through a
+        // database outage, flushed within its minute): the second pass still knows her visitor id, which the first blanked on
+        // her order (until 5 Dec 2026 it read the request again, found no visitor, and the decision kept hers and its inputs).
+        await app.LogDecisionAsync(new PluginApp.Governance.Decision(PluginApp.Governance.DecisionKinds.Upsell, "r-vq-late", shopId, app.Clock.GetUtcNow(), "model")
+        {
+            Subject = "product", VisitorHash = hers, Inputs = "{\"viewed\": [1]}", InputIds = [1], OutputIds = [2],
+        });
+        await app.RunErasureSecondPassAsync(shopId);
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM decisions WHERE shop_id = $1 AND (visitor_hash = $2 OR inputs IS NOT NULL)", shopId, hers));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM decisions WHERE shop_id = $1 AND decision_id = 'r-vq-late'", shopId));
     }
 
     /// <summary>
