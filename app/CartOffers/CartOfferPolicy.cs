@@ -135,7 +135,8 @@ public static class CartOfferPolicy
     {
         if (!caps.Enabled) return "offers are turned off";
         if (caps.CartHadCode) return "this cart had its code already (used or expired), and a cart gets one";
-        if (caps.Percent > caps.MaxPercent) return $"the {caps.Percent} % offer is above the {caps.MaxPercent} % cap";
+        if (caps.Percent > caps.MaxPercent)
+            return string.Create(CultureInfo.InvariantCulture, $"the {caps.Percent:0.###} % offer is above the {caps.MaxPercent:0.###} % cap");
         if (cart.Value <= 0) return "the cart is empty";
         if (cart.Cost is not { } cost) return "a product's cost is unknown, so the margin floor cannot be checked";
         var after = cart.Value * (1 - caps.Percent / 100);

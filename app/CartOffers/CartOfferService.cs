@@ -75,8 +75,10 @@ public sealed class CartOfferService(CartOfferSettingsStore settingsStore, Catal
             facts = facts with { UpsellPrice = bestVariant?.Price, UpsellCost = bestVariant?.Cost };
             // The control's cart only reads the pool (it hands nothing out, so it leaves the settling to the policy's carts).
             var (ready, spent, held, hadCode) = await pool.StateAsync(req.ShopId, req.CartToken, settings, ct, settle: arm != CartOffersExperiment.ControlArm);
-            // A cart asking again already holds its code: that code's discount is not spent a second time.
-            var caps = new OfferCaps(settings.OffersEnabled && req.CartToken is not null, settings.OfferPercent, settings.MaxDiscountPercent,
+            // A cart asking again already holds its code: that code's discount is not spent a second time, and the caps are
+            // checked at its own percent (until 5 Dec 2026 at the offer's, and a cart kept being shown a 20 % code after the
+            // merchant had lowered the offer and its cap to 10 %).
+            var caps = new OfferCaps(settings.OffersEnabled && req.CartToken is not null, held?.Percent ?? settings.OfferPercent, settings.MaxDiscountPercent,
                 settings.MarginFloorPercent, settings.DailyBudget, spent - (held?.Amount ?? 0), ready || held is not null, hadCode);
             // What this cart could have been shown, in either arm: the measured effects compare an explored action's carts
             // with the control's carts that allowed it (ActionEffectsEstimator).

@@ -409,6 +409,29 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
     }
 
     /// <summary>
+    /// A cart given a 12 % code, after the merchant lowered the offer and its cap to 10 %: it is not shown that code again, and
+    /// its log says why. Until 5 Dec 2026 the caps were checked at the new 10 % and the cart was shown its 12 % code for as
+    /// long as the code lived, its log saying every cap held.
+    /// </summary>
+    [Fact]
+    public async Task ACartsCodeAboveACapLoweredSince_IsNotShownAgain()
+    {
+        var seed = await StoreAsync("offers-held-capped.myshopify.com", 0.1m);
+        await SettingsAsync(seed, new { enabled = true, offerPercent = 12, maxDiscountPercent = 12, marginFloorPercent = 20, dailyBudget = 1000, poolSize = 2, codeExpiryHours = 48 });
+        await FillPoolAsync(seed);
+        var visitor = VisitorIn(seed.Shop, CartOffersExperiment.PolicyArm);
+        var first = await AskAsync(seed, "cart-capped", visitor, (1120, 5));
+        Assert.Equal(CartAction.Offer, first.GetProperty("action").GetString());
+        Assert.Equal(12m, first.GetProperty("offer").GetProperty("percent").GetDecimal());
+
+        await SettingsAsync(seed, new { enabled = true, offerPercent = 10, maxDiscountPercent = 10, marginFloorPercent = 20, dailyBudget = 1000, poolSize = 2, codeExpiryHours = 48 });
+        var again = await AskAsync(seed, "cart-capped", visitor, (1120, 5));
+
+        Assert.NotEqual(CartAction.Offer, again.GetProperty("action").GetString());
+        Assert.Contains("offer not allowed: the 12 % offer is above the 10 % cap", await ReasonsAsync(again.GetProperty("decision_id").GetString()!));
+    }
+
+    /// <summary>
     /// A merchant who switches cart offers off sees no new discount codes appear in their store: the codes that expire
     /// meanwhile are not replaced, by the sweep or by a refill already queued. Switched on again, the pool is topped up at
     /// once, not at the next sweep a quarter of an hour later.
