@@ -28,6 +28,9 @@ public sealed record ExperimentView(string Name, string Arm);
 public sealed class RecommendationService(ModelCache models, CatalogCache catalogs, AnswerCache answers, DecisionLog decisions, DecisionTokens tokens,
     PluginApp.Experiments.ExperimentStore experiments, ModelBreakers breakers, IEnumerable<IServingGuard> guards, IOptions<RecommendationOptions> options, TimeProvider clock, ILogger<RecommendationService> logger)
 {
+    /// <summary>What a shopper a serving guard refused is told answered: nothing, not why.</summary>
+    public const string RefusedPath = "nothing";
+
     private readonly record struct Candidate(long ProductId, string Reason, float Score);
 
     /// <summary>The decision log's inputs of an answer served from <see cref="AnswerCache"/>.</summary>
@@ -46,7 +49,9 @@ public sealed class RecommendationService(ModelCache models, CatalogCache catalo
         if (!req.Preview)
             foreach (var guard in guards)
                 if (await guard.RefuseAsync(req.ShopId, req.CustomerId, req.ClientIp, ct) is { } refused)
-                    return Respond(req, requestId, refused, null, arm, [], catalog, started, anchors);
+                    // Why the shopper reads "nothing": the guard's name (risky_session) told a suspected fraudster that an
+                    // order of theirs waits for review (until 5 Dec 2026). The decision log keeps it.
+                    return Respond(req, requestId, refused, null, arm, [], catalog, started, anchors) with { Path = RefusedPath };
 
         var useModel = arm == UpsellExperiment.ModelArm && catalog.Enabled;
         // Why only product pages: a product page's answer is the same for every visitor of an arm until the catalog or models

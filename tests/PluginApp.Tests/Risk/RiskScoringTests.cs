@@ -572,13 +572,17 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
         var sessions = app.Factory.Services.GetRequiredService<RiskySessions>();
         sessions.Invalidate(shopId);
 
-        Assert.Equal(RiskySessions.Path, (await RecommendAsync(shop, customer)).GetProperty("path").GetString());
+        // The shopper is told nothing answered, not why (until 5 Dec 2026 the answer said "risky_session"); the log says why.
+        var refused = await RecommendAsync(shop, customer);
+        Assert.Equal((PluginApp.Recommendations.RecommendationService.RefusedPath, 0), (refused.GetProperty("path").GetString(), refused.GetProperty("items").GetArrayLength()));
+        Assert.DoesNotContain(RiskySessions.Path, refused.GetRawText(), StringComparison.OrdinalIgnoreCase);
+        Assert.Equal(RiskySessions.Path, await LoggedPathAsync(refused));
         var someoneElse = await RecommendAsync(shop, 74_998);
-        Assert.NotEqual(RiskySessions.Path, someoneElse.GetProperty("path").GetString());
+        Assert.NotEqual(RiskySessions.Path, await LoggedPathAsync(someoneElse));
         // Logged out, from the order's address as Shopify's proxy reports it (until 5 Dec 2026 the guard read the connection's
         // address, Shopify's, which no order ever came from); another address is served.
-        Assert.Equal(RiskySessions.Path, (await RecommendAsync(shop, null, "203.0.113.77")).GetProperty("path").GetString());
-        Assert.NotEqual(RiskySessions.Path, (await RecommendAsync(shop, null, "203.0.113.99")).GetProperty("path").GetString());
+        Assert.Equal(RiskySessions.Path, await LoggedPathAsync(await RecommendAsync(shop, null, "203.0.113.77")));
+        Assert.NotEqual(RiskySessions.Path, await LoggedPathAsync(await RecommendAsync(shop, null, "203.0.113.99")));
 
         // A reviewer approves the order: the shopper is served again.
         Assert.NotNull(await app.Factory.Services.GetRequiredService<PluginApp.Risk.Review.ReviewStore>().DecideAsync(shopId, 749_001, "approve", null, "Ada", CancellationToken.None));
@@ -593,8 +597,20 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
             shopId, app.Clock.GetUtcNow());
         await app.ScalarAsync("UPDATE orders SET cancelled_at = $2 WHERE shop_id = $1 AND id = 749002", shopId, app.Clock.GetUtcNow());
         sessions.Invalidate(shopId);
-        Assert.Equal(RiskySessions.Path, (await RecommendAsync(shop, fraudster)).GetProperty("path").GetString());
+        Assert.Equal(RiskySessions.Path, await LoggedPathAsync(await RecommendAsync(shop, fraudster)));
         Assert.Equal(someoneElse.GetProperty("path").GetString(), (await RecommendAsync(shop, customer)).GetProperty("path").GetString());
+    }
+
+    /// <summary>The path the decision log recorded for an answer (written behind the answer).</summary>
+    private async Task<string> LoggedPathAsync(JsonElement answer)
+    {
+        var id = answer.GetProperty("request_id").GetString()!;
+        for (var i = 0; i < 100; i++)
+        {
+            if (await app.ScalarAsync("SELECT path FROM decisions WHERE decision_id = $1", id) is string path) return path;
+            await Task.Delay(50);
+        }
+        throw new Xunit.Sdk.XunitException($"the decision {id} was not logged within 5 s");
     }
 
     private async Task<JsonElement> RecommendAsync(string shop, long? customer, string? forwardedFor = null)
