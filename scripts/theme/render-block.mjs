@@ -37,7 +37,9 @@ const translate = (key) => {
 
 // Shopify's global objects: visible in blocks and in the snippets they render.
 const globals = {
-  routes: { root_url: '/', cart_url: '/cart', cart_add_url: '/cart/add', cart_change_url: '/cart/change' },
+  // A language or market path ("/fr") when the context names one, as Shopify's routes carry it.
+  routes: Object.fromEntries(Object.entries({ root_url: '/', cart_url: '/cart', cart_add_url: '/cart/add', cart_change_url: '/cart/change' })
+    .map(([k, v]) => [k, context.root_url && context.root_url !== '/' ? context.root_url + (v === '/' ? '' : v) : v])),
   request: { locale: { iso_code: locale } },
   cart: context.cart ?? { items: [] },
 };

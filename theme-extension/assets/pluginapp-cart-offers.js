@@ -39,7 +39,7 @@
     }
   }
 
-  // Same-origin paths only (see the upsell blocks' safePath).
+  // Same-origin paths only (as the upsell blocks').
   function safePath(url) {
     if (typeof url !== 'string' || url.charAt(0) !== '/' || /[\u0000-\u001f\u007f\\]/.test(url)) return null;
     try {
@@ -119,7 +119,8 @@
     function upsell(item, requestId) {
       var row = el('div', 'pa-offers__item');
       var link = el('a', 'pa-offers__item-link');
-      link.href = safePath(item.url) || '#';
+      var path = safePath(item.url);
+      link.href = path ? (d.root || '/').replace(/\/?$/, '/') + path.slice(1) : '#';
       var media = el('span', 'pa-offers__media');
       if (item.image) {
         var img = el('img');

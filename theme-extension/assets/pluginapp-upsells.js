@@ -1,5 +1,5 @@
-/* PluginApp upsell blocks: fill the skeleton the block rendered with ranked products from the app proxy. No framework,
-   no globals. App slow (> 1.5 s), down or empty: the block is emptied and hidden at its size, so nothing moves. */
+/* PluginApp upsell blocks: fill the block's skeleton with ranked products from the app proxy. App slow (> 1.5 s),
+   down or empty: the block is emptied and hidden at its size, so nothing moves. */
 (function () {
   'use strict';
 
@@ -12,7 +12,7 @@
     if (!id) {
       id = window.crypto && crypto.randomUUID ? crypto.randomUUID()
         : Date.now().toString(36) + Math.random().toString(36).slice(2);
-      try { localStorage.setItem(VISITOR_KEY, id); } catch (e) { /* storage blocked: one id per page view */ }
+      try { localStorage.setItem(VISITOR_KEY, id); } catch (e) { /* one id per page view */ }
     }
     return id;
   }
@@ -22,7 +22,7 @@
     var body = JSON.stringify(payload);
     try {
       if (navigator.sendBeacon && navigator.sendBeacon(url, new Blob([body], { type: 'application/json' }))) return;
-    } catch (e) { /* fall through */ }
+    } catch (e) { }
     fetch(url, { method: 'POST', keepalive: true, credentials: 'same-origin', headers: { 'Content-Type': 'application/json' }, body: body })
       .catch(function () {});
   }
@@ -44,7 +44,7 @@
     }
   }
 
-  // Only same-origin paths. Why resolve: browsers drop tabs and newlines and read "\\" as "/", so "/\t/host" would leave.
+  // Same-origin paths only (resolved: browsers drop tabs, read "\\" as "/").
   function safePath(url) {
     if (typeof url !== 'string' || url.charAt(0) !== '/' || /[\u0000-\u001f\u007f\\]/.test(url)) return null;
     try {
@@ -67,7 +67,9 @@
     li.setAttribute('data-product-id', item.product_id);
     li.setAttribute('data-position', index);
     var link = el('a', 'pa-card__link');
-    link.href = safePath(item.url) || '#';
+    var path = safePath(item.url);
+    // Under the shopper's language path ("/fr/").
+    link.href = path ? opts.base + path.slice(1) : '#';
     var media = el('span', 'pa-card__media');
     if (item.image) {
       var img = el('img');
@@ -117,7 +119,7 @@
 
     var timer = setTimeout(hide, TIMEOUT_MS);
 
-    // Visitor id into the cart's attributes at its first impression (a cart: its cookie).
+    // Visitor id into the cart's attributes at its first impression.
     var cartTagged = false;
     function mark() {
       var m = /(?:^|; *)cart=([^;?%]*)/.exec(document.cookie);
@@ -149,7 +151,8 @@
       if (!items.length) { hide(); return; }
       clearTimeout(timer);
       done = true;
-      var opts = { showAdd: !!root.querySelector('.pa-card--skeleton .pa-card__add'), addLabel: d.addLabel || 'Add to cart' };
+      var opts = { showAdd: !!root.querySelector('.pa-card--skeleton .pa-card__add'), addLabel: d.addLabel || 'Add to cart',
+        base: (d.root || '/').replace(/\/?$/, '/') };
       var requestId = data.request_id;
       var skeletons = Array.prototype.slice.call(slots);
       var seen = [];
@@ -162,7 +165,7 @@
         });
       }, { threshold: 0.5 }) : null;
 
-      // Skeletons replaced in place, in order.
+      // In place, in order.
       skeletons.forEach(function (slot, i) {
         if (i >= items.length) { slot.className = 'pa-card pa-card--skeleton pa-card--unused'; return; }
         var li = card(items[i], i, opts);

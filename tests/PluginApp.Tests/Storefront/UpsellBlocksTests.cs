@@ -16,10 +16,14 @@ public sealed partial class UpsellBlocksTests(StorefrontFixture sf) : IClassFixt
     private static readonly (long Id, string Title) PageProduct = StorefrontFixture.Catalog[0];
     private static string PagePath => "/products/" + StorefrontFixture.Handle(PageProduct.Title);
 
-    private async Task OpenProductPageAsync(IPage page, params long[] cartVariants)
+    private Task OpenProductPageAsync(IPage page, params long[] cartVariants) => OpenProductPageAsync(page, null, cartVariants);
+
+    /// <param name="root">The storefront's language or market path ("/fr"), as Shopify's routes carry it; null: the main one.</param>
+    private async Task OpenProductPageAsync(IPage page, string? root, long[] cartVariants)
     {
         var context = new JsonObject
         {
+            ["root_url"] = root,
             ["template"] = "product",
             ["cart"] = new JsonObject { ["items"] = new JsonArray([.. cartVariants.Select(v => (JsonNode)new JsonObject { ["variant_id"] = v })]) },
             ["product"] = new JsonObject { ["id"] = PageProduct.Id, ["title"] = PageProduct.Title, ["handle"] = StorefrontFixture.Handle(PageProduct.Title) },
@@ -130,6 +134,29 @@ public sealed partial class UpsellBlocksTests(StorefrontFixture sf) : IClassFixt
     /// On a product page the block names the cart's variants (Shopify's global cart), and what is in it is not offered again,
     /// with the list still full. Until 4 Dec a shopper was offered the product already in her cart.
     /// </summary>
+    /// <summary>
+    /// On the storefront in another language (Shopify's routes under "/fr"), the products open in it: until 5 Dec 2026 their
+    /// links led to the store's main language and market.
+    /// </summary>
+    [Fact]
+    public async Task ProductBlock_InAnotherLanguage_ItsLinksKeepTheLanguagesPath()
+    {
+        await sf.TrainedShopAsync();
+        sf.Storefront.Behaviour = ProxyBehaviour.Forward;
+        await sf.Storefront.WarmAsync($"/recommendations?placement=product&product_id={PageProduct.Id}&limit={Limit}&visitor_id=warm-up");
+        var page = await sf.NewPageAsync();
+        try
+        {
+            await OpenProductPageAsync(page, "/fr", []);
+            await page.WaitForFunctionAsync("() => document.querySelector('[data-pa-upsells]').getAttribute('data-pa-state') === 'ready'",
+                null, new PageWaitForFunctionOptions { Timeout = 10_000 });
+            var links = await page.EvalOnSelectorAllAsync<string[]>(".pa-card[data-product-id] .pa-card__link", "(els) => els.map((a) => a.getAttribute('href'))");
+            Assert.NotEmpty(links);
+            Assert.All(links, l => Assert.StartsWith("/fr/products/", l));
+        }
+        finally { await page.Context.CloseAsync(); }
+    }
+
     [Fact]
     public async Task ProductBlock_WithItemsInTheCart_OffersNoneOfThem_AndStillFillsItsSlots()
     {
