@@ -67,7 +67,23 @@ public sealed class OfflineTokenStore(NpgsqlDataSource dataSource, IDataProtecti
             throw new ShopNotConnectedException(shop, "the offline token expired and there is no valid refresh token; the merchant must open the app again");
 
         // Why this is safe if we die before commit: Shopify keeps the old refresh token usable until the new one is first used.
-        var grant = await tokens.RefreshAsync(shop, _protector.Unprotect(row.RefreshTokenEnc), ct);
+        TokenGrant grant;
+        try { grant = await tokens.RefreshAsync(shop, _protector.Unprotect(row.RefreshTokenEnc), ct); }
+        catch (TokenEndpointException e) when (e.Status == System.Net.HttpStatusCode.BadRequest && e.Message.Contains("invalid_grant", StringComparison.Ordinal))
+        {
+            // Shopify refused this shop's refresh token (revoked, or past its life): no retry will get a token, so the shop
+            // is marked as the revoked token marks it (its jobs wait; the admin asks the merchant to open the app, whose token
+            // exchange clears it). Until 5 Dec 2026 every call refreshed again and failed, for good. Why only invalid_grant:
+            // a wrong client secret (invalid_client) is ours, and would mark every shop.
+            await using (var mark = new NpgsqlCommand("UPDATE shops SET token_revoked_at = $2, updated_at = $2 WHERE domain = $1", conn, tx))
+            {
+                mark.Parameters.Add(Sql.Param(shop));
+                mark.Parameters.Add(Sql.Param(clock.GetUtcNow()));
+                await mark.ExecuteNonQueryAsync(ct);
+            }
+            await tx.CommitAsync(ct);
+            throw new ShopNotConnectedException(shop, "Shopify refused the refresh token (invalid_grant); the merchant must open the app again");
+        }
         await using (var cmd = new NpgsqlCommand("""
             UPDATE shops SET access_token_enc = $2, access_token_expires_at = $3,
               refresh_token_enc = COALESCE($4, refresh_token_enc), refresh_token_expires_at = COALESCE($5, refresh_token_expires_at),

@@ -64,6 +64,35 @@ public sealed class TokenRefreshTests(AppFixture app) : IClassFixture<AppFixture
         }
     }
 
+    /// <summary>
+    /// Shopify refuses the shop's refresh token (invalid_grant: revoked, or past its life): the shop is marked as not
+    /// connected at once, and later calls do not ask Shopify again. A refusal of our client (invalid_client, a wrong secret)
+    /// marks nothing. Until 5 Dec 2026 every call refreshed again and failed, for good, and the shop never read as
+    /// disconnected.
+    /// </summary>
+    [Fact]
+    public async Task ARefreshTokenShopifyRefuses_MarksTheShopNotConnected_ButAClientRefusalMarksNothing()
+    {
+        const string shop = "refused-refresh.myshopify.com", other = "refused-client.myshopify.com";
+        await app.InstallShopAsync(shop, expiresInSeconds: 120);
+        await app.InstallShopAsync(other, expiresInSeconds: 120);
+        var sut = app.Factory.Services.GetRequiredService<OfflineTokenStore>();
+        app.Shopify.TokenEndpoint = (s, body) => body["grant_type"]?.GetValue<string>() != "refresh_token" ? app.Shopify.DefaultGrant(s, body)
+            : ShopifyStandIn.StandInAnswer.Json(new { error = s == shop ? "invalid_grant" : "invalid_client", error_description = "refused" }, 400);
+        try
+        {
+            await Assert.ThrowsAsync<ShopNotConnectedException>(() => sut.GetAccessTokenAsync(shop, CancellationToken.None));
+            Assert.NotNull(await app.ScalarAsync("SELECT token_revoked_at FROM shops WHERE domain = $1", shop));
+            var asked = app.Shopify.Requests.Count(r => r.Shop == shop);
+            await Assert.ThrowsAsync<ShopNotConnectedException>(() => sut.GetAccessTokenAsync(shop, CancellationToken.None));
+            Assert.Equal(asked, app.Shopify.Requests.Count(r => r.Shop == shop));
+
+            await Assert.ThrowsAsync<TokenEndpointException>(() => sut.GetAccessTokenAsync(other, CancellationToken.None));
+            Assert.Null(await app.ScalarAsync("SELECT token_revoked_at FROM shops WHERE domain = $1", other));
+        }
+        finally { app.Shopify.TokenEndpoint = null; }
+    }
+
     [Fact]
     public async Task GetAccessToken_FreshToken_DoesNotCallShopify()
     {
