@@ -23,7 +23,7 @@ public sealed record RiskAssessment(double Score, IReadOnlyList<RiskReason> Reas
 /// <item>amount far above the store's usual (z &gt; 2): +0.5 per standard deviation above 2, at most +2.0</item>
 /// <item>first order from the customer above the store's 90th percentile: +1.2</item>
 /// <item>3 or more orders from one browser address in 24 hours: +0.6 per order beyond 2, at most +2.4</item>
-/// <item>3 or more distinct emails from one browser address in 7 days: +0.8 per email beyond 2, at most +2.4</item>
+/// <item>2 or more other emails from one browser address in 7 days: +0.8 per other email beyond 1, at most +2.4</item>
 /// <item>3 or more orders from one email in 24 hours: +0.5 per order beyond 2, at most +1.5</item>
 /// <item>billing and shipping country differ: +0.9</item>
 /// <item>a discount code on a first order: +0.3</item>
@@ -62,7 +62,9 @@ public static class RulePrior
         var emails = Get("ip_emails_7d");
         if (emails >= 2) Add("ip_many_emails", Math.Min(0.8 * (emails + 1 - 2), 2.4),
             // The emails are counted among the address's latest orders: when its 7 days hold more, there may be more emails.
-            Inv($"{(Get("ip_orders_7d") >= OrderFeatures.WindowCap ? "At least " : "")}{emails + 1:0} different email addresses ordered from the same browser address in 7 days"));
+            // Why "other": an order without an email (a phone-only guest) has none of its own, and until 5 Dec 2026 the
+            // reason added it, saying "3 different email addresses" of two.
+            Inv($"{(Get("ip_orders_7d") >= OrderFeatures.WindowCap ? "At least " : "")}{emails:0} other email addresses ordered from the same browser address in 7 days"));
         var em1 = Get("email_orders_1d");
         if (em1 >= 2) Add("email_velocity", Math.Min(0.5 * (em1 + 1 - 2), 1.5), $"{Orders(em1)} from the same email in 24 hours");
         if (Get("country_mismatch") > 0) Add("country_mismatch", 0.9, "The billing country differs from the shipping country");
