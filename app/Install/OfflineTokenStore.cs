@@ -75,12 +75,7 @@ public sealed class OfflineTokenStore(NpgsqlDataSource dataSource, IDataProtecti
             // is marked as the revoked token marks it (its jobs wait; the admin asks the merchant to open the app, whose token
             // exchange clears it). Until 5 Dec 2026 every call refreshed again and failed, for good. Why only invalid_grant:
             // a wrong client secret (invalid_client) is ours, and would mark every shop.
-            await using (var mark = new NpgsqlCommand("UPDATE shops SET token_revoked_at = $2, updated_at = $2 WHERE domain = $1", conn, tx))
-            {
-                mark.Parameters.Add(Sql.Param(shop));
-                mark.Parameters.Add(Sql.Param(clock.GetUtcNow()));
-                await mark.ExecuteNonQueryAsync(ct);
-            }
+            await MarkAsync(conn, tx, shop, ct);
             await tx.CommitAsync(ct);
             throw new ShopNotConnectedException(shop, "Shopify refused the refresh token (invalid_grant); the merchant must open the app again");
         }
@@ -114,14 +109,18 @@ public sealed class OfflineTokenStore(NpgsqlDataSource dataSource, IDataProtecti
             read.Parameters.Add(Sql.Param(shop));
             if (await read.ExecuteScalarAsync(ct) is not string stored || _protector.Unprotect(stored) != usedToken) return false;
         }
-        await using (var mark = new NpgsqlCommand("UPDATE shops SET token_revoked_at = $2, updated_at = $2 WHERE domain = $1", conn, tx))
-        {
-            mark.Parameters.Add(Sql.Param(shop));
-            mark.Parameters.Add(Sql.Param(clock.GetUtcNow()));
-            await mark.ExecuteNonQueryAsync(ct);
-        }
+        await MarkAsync(conn, tx, shop, ct);
         await tx.CommitAsync(ct);
         return true;
+    }
+
+    /// <summary>The shop's token revoked from now: its jobs wait until the merchant opens the app (token exchange clears it).</summary>
+    private async Task MarkAsync(NpgsqlConnection conn, NpgsqlTransaction tx, string shop, CancellationToken ct)
+    {
+        await using var mark = new NpgsqlCommand("UPDATE shops SET token_revoked_at = $2, updated_at = $2 WHERE domain = $1", conn, tx);
+        mark.Parameters.Add(Sql.Param(shop));
+        mark.Parameters.Add(Sql.Param(clock.GetUtcNow()));
+        await mark.ExecuteNonQueryAsync(ct);
     }
 
     private bool NeedsRefresh(TokenRow row) =>

@@ -149,7 +149,8 @@ public sealed class RiskHolds(NpgsqlDataSource db, ShopLookup shops, AdminGraphQ
         if (state == ToHold)
         {
             // Open, scheduled, or already on someone else's hold: each takes ours too (closed or cancelled ones have nothing to ship).
-            foreach (var fo in fulfillmentOrders.Where(f => f.Status is "OPEN" or "SCHEDULED" or "ON_HOLD" && f.Holds.All(h => h.Handle != RiskActions.HoldHandle)))
+            var open = fulfillmentOrders.Where(f => f.Status is "OPEN" or "SCHEDULED" or "ON_HOLD").ToList();
+            foreach (var fo in open.Where(f => f.Holds.All(h => h.Handle != RiskActions.HoldHandle)))
                 calls.Add(new OutboxCall(RiskActions.FulfillmentOrderHold, fo.Id, new
                 {
                     id = fo.Id,
@@ -161,8 +162,7 @@ public sealed class RiskHolds(NpgsqlDataSource db, ShopLookup shops, AdminGraphQ
                 }, $"risk-hold:{orderId}:{fo.Id}:{round}"));
             // Ours already on a fulfillment order (a release that failed for good left it): held, and released on approval.
             // Nothing the app may hold (fulfilled or closed, or with a service the app's permission does not cover): said so, not "held".
-            var kept = fulfillmentOrders.Where(f => f.Status is "OPEN" or "SCHEDULED" or "ON_HOLD" && f.Holds.Any(h => h.Handle == RiskActions.HoldHandle))
-                .Select(f => f.Id).ToHashSet();
+            var kept = open.Where(f => f.Holds.Any(h => h.Handle == RiskActions.HoldHandle)).Select(f => f.Id).ToHashSet();
             next = calls.Count > 0 || kept.Count > 0 ? Held : NotHeldNoneOpen;
             ids = fulfillmentOrders.Where(f => kept.Contains(f.Id) || calls.Any(c => c.ResourceKey == f.Id)).Select(f => f.Id).ToArray();
         }

@@ -60,7 +60,7 @@ public static class RulePrior
         var ip1 = Get("ip_orders_1d");
         if (ip1 >= 2) Add("ip_velocity", Math.Min(0.6 * (ip1 + 1 - 2), 2.4), $"{Orders(ip1)} from the same browser address in 24 hours");
         var emails = Get("ip_emails_7d");
-        if (emails >= 2) Add("ip_many_emails", Math.Min(0.8 * (emails + 1 - 2), 2.4),
+        if (emails >= 2) Add("ip_many_emails", Math.Min(0.8 * (emails - 1), 2.4),
             // The emails are counted among the address's latest orders: when its 7 days hold more, there may be more emails.
             // Why "other": an order without an email (a phone-only guest) has none of its own, and until 5 Dec 2026 the
             // reason added it, saying "3 different email addresses" of two.

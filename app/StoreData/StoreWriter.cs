@@ -126,7 +126,7 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
         Add("""
             UPDATE variants v SET unit_cost = i.unit_cost FROM inventory_items i
             WHERE v.shop_id = $1 AND v.product_id = $2 AND v.unit_cost IS NULL AND i.shop_id = $1 AND i.id = v.inventory_item_id
-              AND i.cost_given AND i.unit_cost IS NOT NULL
+              AND i.unit_cost IS NOT NULL
             """, shopId, p.Id);
         // Variants that left the product are gone from the catalog (only when this version stands).
         Add("""
