@@ -108,7 +108,7 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
             return pending.Count;
         }
         var features = await OrderFeatures.BuildAsync(conn, shopId, pending.Keys, ct, tx);
-        var (thresholds, holding, currency, previous) = await ContextAsync(conn, tx, shopId, pending.Keys, ct);
+        var (thresholds, holding, currency, previous, fraudLabels) = await ContextAsync(conn, tx, shopId, pending.Keys, ct);
         // Switched to the rules, or the model cut off after errors: the rule prior scores, and each decision says so.
         ActiveRiskModel? active = null;
         if (state.Enabled && breakers.Allows(shopId, RiskTrainer.Kind))
@@ -194,7 +194,7 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
                 store.Add(RiskHolds.ReleaseUnlessFraudSql, shopId, orderId, now);
                 holds++;
             }
-            calls.AddRange(ShopifyCalls(orderId, level, before.Level, assessment, now, reopened));
+            calls.AddRange(ShopifyCalls(orderId, level, before.Level, assessment, now, reopened, fraudLabels.GetValueOrDefault(orderId)));
         }
         rows.AddTo(store, now);
         // Why: an edit that commits while this batch scores meets its order's queue row still there (locked, not yet deleted)
@@ -335,16 +335,14 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
     /// </summary>
     /// <param name="reopened">The score is above the level a reviewer decided the order at: it is back in the queue (see
     /// <see cref="ScoreRows"/>), so the tag saying the decision goes with the old level's.</param>
+    /// <param name="knownFraud">Why the order is labelled fraud (a reviewer's verdict, a chargeback, its cancellation), or
+    /// null: see <see cref="AssessmentCall"/>. The level tag still says what the model scored.</param>
     public static IEnumerable<OutboxCall> ShopifyCalls(long orderId, string level, string? previousLevel, RiskAssessment assessment, DateTimeOffset scoredAt,
-        bool reopened = false)
+        bool reopened = false, string? knownFraud = null)
     {
         var at = scoredAt.UtcTicks.ToString(System.Globalization.CultureInfo.InvariantCulture);
         var gid = Gid.Of("Order", orderId);
-        var facts = assessment.Reasons.Take(19).Select(r => new { description = r.Text, sentiment = r.Sentiment }).ToList();
-        if (facts.Count == 0) facts.Add(new { description = "Nothing unusual about this order", sentiment = "POSITIVE" });
-        facts.Add(new { description = string.Create(System.Globalization.CultureInfo.InvariantCulture, $"PluginApp risk score {assessment.Score * 100:0}% ({level})"), sentiment = "NEUTRAL" });
-        yield return new OutboxCall(OutboxOperation.OrderRiskAssessmentCreate, gid,
-            new { input = new { orderId = gid, riskLevel = level, facts } }, $"risk:{orderId}:{level}:{at}");
+        yield return AssessmentCall(orderId, level, assessment, knownFraud is null ? null : (KnownFraudFact(knownFraud), true), $"risk:{orderId}:{level}:{at}");
         if (previousLevel is not null)
             yield return new OutboxCall(OutboxOperation.TagsRemove, gid,
                 new { id = gid, tags = reopened ? [TagPrefix + previousLevel.ToLowerInvariant(), .. Review.ReviewStore.DecisionTags] : new[] { TagPrefix + previousLevel.ToLowerInvariant() } },
@@ -353,15 +351,35 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
             $"risk-tag:{orderId}:{level}:{at}");
     }
 
+    /// <summary>
+    /// orderRiskAssessmentCreate: the level and the reasons as facts, and the score. With a <paramref name="verdict"/> its fact
+    /// comes first, and a fraud one sends HIGH whatever the score. Why: Shopify shows the latest assessment, and a merchant's
+    /// Flow may capture or fulfil LOW orders; until 5 Dec 2026 an order a reviewer marked as fraud kept the level it was
+    /// scored at (MEDIUM), and an edit scored LOW afterwards told Shopify it was low risk.
+    /// </summary>
+    public static OutboxCall AssessmentCall(long orderId, string level, RiskAssessment assessment, (string Text, bool Fraud)? verdict, string key)
+    {
+        var gid = Gid.Of("Order", orderId);
+        var facts = assessment.Reasons.Take(verdict is null ? 19 : 18).Select(r => new { description = r.Text, sentiment = r.Sentiment }).ToList();
+        if (verdict is { } v) facts.Insert(0, new { description = v.Text, sentiment = v.Fraud ? "NEGATIVE" : "POSITIVE" });
+        if (facts.Count == 0) facts.Add(new { description = "Nothing unusual about this order", sentiment = "POSITIVE" });
+        facts.Add(new { description = string.Create(System.Globalization.CultureInfo.InvariantCulture, $"PluginApp risk score {assessment.Score * 100:0}% ({level})"), sentiment = "NEUTRAL" });
+        return new OutboxCall(OutboxOperation.OrderRiskAssessmentCreate, gid,
+            new { input = new { orderId = gid, riskLevel = verdict is { Fraud: true } ? "HIGH" : level, facts } }, key);
+    }
+
+    /// <summary>The fact a fraud label gives, from its detail ("marked as fraud by Ada", "cancelled for fraud", a chargeback).</summary>
+    public static string KnownFraudFact(string detail) => "Known fraud: " + detail;
+
     /// <summary>LOW, MEDIUM, HIGH in order, as the upsert of <see cref="ScoreRows"/> ranks them.</summary>
     private static int Rank(string level) => Array.IndexOf(Levels, level);
     private static readonly string[] Levels = ["LOW", "MEDIUM", "HIGH"];
 
     /// <returns>The shop's thresholds, hold settings and currency; each already scored order's level and, when a reviewer
-    /// decided it, the level it was decided at. Why the scores are locked until the batch commits: a reviewer's decision
+    /// decided it, the level it was decided at; each order labelled fraud, with its latest fraud label's detail. Why the scores are locked until the batch commits: a reviewer's decision
     /// (ReviewStore.DecideAsync locks the same row) landing between this read and the new score would leave the decision's
     /// tag on an order the new score puts back in the queue, or have this batch's calls undo a decision made after it.</returns>
-    private static async Task<(RiskThresholds, RiskHoldSettings, string, Dictionary<long, (string? Level, string? DecidedAt)>)> ContextAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId,
+    private static async Task<(RiskThresholds, RiskHoldSettings, string, Dictionary<long, (string? Level, string? DecidedAt)>, Dictionary<long, string>)> ContextAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId,
         IEnumerable<long> orderIds, CancellationToken ct)
     {
         await using var batch = new NpgsqlBatch(conn, tx)
@@ -372,6 +390,8 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
                 new NpgsqlBatchCommand($"SELECT coalesce({ShopCurrency.Of("$1")}, '')")
                     { Parameters = { Sql.Param(shopId) } },
                 new NpgsqlBatchCommand("SELECT order_id, level, CASE WHEN reviewed_at IS NOT NULL THEN coalesce(reviewed_level, 'HIGH') END FROM risk_scores WHERE shop_id = $1 AND order_id = ANY($2) ORDER BY order_id FOR NO KEY UPDATE")
+                    { Parameters = { Sql.Param(shopId), Sql.Param(orderIds.ToArray()) } },
+                new NpgsqlBatchCommand("SELECT DISTINCT ON (order_id) order_id, coalesce(detail, source) FROM risk_labels WHERE shop_id = $1 AND order_id = ANY($2) AND fraud ORDER BY order_id, labelled_at DESC")
                     { Parameters = { Sql.Param(shopId), Sql.Param(orderIds.ToArray()) } },
             },
         };
@@ -384,6 +404,9 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
         await r.NextResultAsync(ct);
         var previous = new Dictionary<long, (string? Level, string? DecidedAt)>();
         while (await r.ReadAsync(ct)) previous[r.GetInt64(0)] = (r.GetString(1), r.IsDBNull(2) ? null : r.GetString(2));
-        return (thresholds, holding, currency, previous);
+        await r.NextResultAsync(ct);
+        var fraudLabels = new Dictionary<long, string>();
+        while (await r.ReadAsync(ct)) fraudLabels[r.GetInt64(0)] = r.GetString(1);
+        return (thresholds, holding, currency, previous, fraudLabels);
     }
 }

@@ -240,8 +240,9 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
     /// same transaction, a fraud decision with <paramref name="cancel"/> queues the order's cancellation in Shopify (reason
     /// FRAUD, a staff note naming the reviewer), an approval releases a fulfillment hold we placed (a fraud verdict keeps or
     /// places it again, <see cref="RiskHolds.HoldOnFraudSql"/>), and the order's tag says
-    /// the decision (<see cref="DecisionTagCalls"/>). Nothing else is sent to Shopify, and nothing is cancelled unless the
-    /// reviewer chose it.
+    /// the decision (<see cref="DecisionTagCalls"/>), and its risk assessment in Shopify says a fraud verdict (or an approval
+    /// that undoes one, <see cref="VerdictAssessmentAsync"/>). Nothing else is sent to Shopify, and nothing is cancelled unless
+    /// the reviewer chose it.
     /// </summary>
     /// <param name="verdictsSeen">How many approve and fraud decisions the reviewer's page showed. Why: the lock is handed
     /// back with each decision, so a page left open (its own lock long expired) could take it again and overwrite a colleague's
@@ -260,7 +261,8 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
         await using var conn = await db.OpenConnectionAsync(ct);
         await using var tx = await conn.BeginTransactionAsync(ct);
         // The score row locked until the decision commits: a scoring batch of the order waits, and reads the decision (RiskScorer).
-        if (await ScoredAsync(conn, tx, shopId, orderId, ct, lockScore: true) is not { } level) return null;
+        if (await ScoredAsync(conn, tx, shopId, orderId, ct, lockScore: true) is not { } scored) return null;
+        var level = scored.Level;
         var outcome = await TakeLockAsync(conn, tx, shopId, orderId, by, now, ct);
         if (!outcome.Mine) return outcome;
         if (levelSeen is not null && decision != "note" && !string.Equals(levelSeen, level, StringComparison.OrdinalIgnoreCase))
@@ -290,6 +292,8 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
             cancel is null ? new TypedNull(NpgsqlTypes.NpgsqlDbType.Boolean) : cancel.NotifyCustomer, Sql.Text(cancelKey)));
         if (cancel is not null && cancelNew) OutboxWriter.Enqueue(new StoreWriter(batch, shopId), CancelCall(orderId, cancel, by, cancelKey!), now);
         if (decision != "note") OutboxWriter.EnqueueMany(new StoreWriter(batch, shopId), DecisionTagCalls(orderId, decision, now).ToList(), now);
+        if (decision != "note" && await VerdictAssessmentAsync(conn, tx, shopId, orderId, decision, by, scored, now, ct) is { } assessment)
+            OutboxWriter.Enqueue(new StoreWriter(batch, shopId), assessment, now);
         if (decision == "approve") batch.BatchCommands.Add(Command(RiskHolds.ReleaseApprovedSql, shopId, orderId, now));
         if (decision == "fraud") batch.BatchCommands.Add(Command(RiskHolds.HoldOnFraudSql, shopId, orderId, now));
         if (decision != "note")
@@ -418,16 +422,45 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
     }
 
     /// <returns>The scored order's level, or null when the shop has no such scored order.</returns>
-    private static async Task<string?> ScoredAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId, long orderId, CancellationToken ct,
+    /// <summary>
+    /// The assessment a verdict sends Shopify (<see cref="RiskScorer.AssessmentCall"/>): marked as fraud, HIGH whatever the
+    /// score, saying who decided; approved after a fraud verdict, the score's level again, saying who approved (unless another
+    /// label, a chargeback, still says fraud). An approval of an order nobody had marked as fraud sends none: the tag says it.
+    /// </summary>
+    private static async Task<OutboxCall?> VerdictAssessmentAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId, long orderId, string decision,
+        string by, Scored scored, DateTimeOffset now, CancellationToken ct)
+    {
+        var key = $"risk-review-assess:{orderId}:{decision}:{now.UtcTicks.ToString(System.Globalization.CultureInfo.InvariantCulture)}";
+        var assessment = new RiskAssessment(scored.Score, [.. Reasons(scored.Reasons).Select(r => new RiskReason("", r.Text, r.Weight))]);
+        if (decision == "fraud")
+            return RiskScorer.AssessmentCall(orderId, scored.Level, assessment, (RiskScorer.KnownFraudFact("marked as fraud by " + by), true), key);
+        await using var cmd = new NpgsqlCommand("""
+            SELECT source, coalesce(detail, source) FROM risk_labels WHERE shop_id = $1 AND order_id = $2 AND fraud ORDER BY labelled_at DESC
+            """, conn, tx);
+        cmd.Parameters.Add(Sql.Param(shopId));
+        cmd.Parameters.Add(Sql.Param(orderId));
+        var labels = new List<(string Source, string Detail)>();
+        await using (var r = await cmd.ExecuteReaderAsync(ct))
+            while (await r.ReadAsync(ct)) labels.Add((r.GetString(0), r.GetString(1)));
+        if (!labels.Any(l => l.Source == "review")) return null;
+        var other = labels.FirstOrDefault(l => l.Source != "review");
+        return RiskScorer.AssessmentCall(orderId, scored.Level, assessment,
+            other.Detail is { } fraud ? (RiskScorer.KnownFraudFact(fraud), true) : ($"Approved by {by} in the PluginApp review queue", false), key);
+    }
+
+    private sealed record Scored(string Level, double Score, string Reasons);
+
+    private static async Task<Scored?> ScoredAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId, long orderId, CancellationToken ct,
         bool lockScore = false)
     {
         await using var cmd = new NpgsqlCommand($"""
-            SELECT s.level FROM risk_scores s JOIN orders o ON o.shop_id = s.shop_id AND o.id = s.order_id WHERE s.shop_id = $1 AND s.order_id = $2
+            SELECT s.level, s.score, s.reasons::text FROM risk_scores s JOIN orders o ON o.shop_id = s.shop_id AND o.id = s.order_id WHERE s.shop_id = $1 AND s.order_id = $2
             {(lockScore ? "FOR NO KEY UPDATE OF s" : "")}
             """, conn, tx);
         cmd.Parameters.Add(Sql.Param(shopId));
         cmd.Parameters.Add(Sql.Param(orderId));
-        return await cmd.ExecuteScalarAsync(ct) as string;
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        return await r.ReadAsync(ct) ? new Scored(r.GetString(0), r.GetDouble(1), r.GetString(2)) : null;
     }
 
     private static async Task<ReviewOrder?> OrderAsync(NpgsqlConnection conn, long shopId, long orderId, CancellationToken ct)

@@ -486,7 +486,8 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.NotNull(await store.DecideAsync(shopId, id, "fraud", "chargeback came in", "Ada", CancellationToken.None));
         await app.DrainAsync(shopId);
         Assert.Equal(["pluginapp:risk-fraud", "pluginapp:risk-high"], OurTags());
-        Assert.Equal(["MEDIUM", "HIGH", "MEDIUM", "HIGH"], app.Shopify.Admin.RiskAssessments(gid).Select(a => a["riskLevel"]!.GetValue<string>()));
+        // The fraud verdict sends an assessment of its own.
+        Assert.Equal(["MEDIUM", "HIGH", "MEDIUM", "HIGH", "HIGH"], app.Shopify.Admin.RiskAssessments(gid).Select(a => a["riskLevel"]!.GetValue<string>()));
 
         // Another order marked as fraud at MEDIUM (after an approval), then edited into HIGH: the fraud verdict stands, so it
         // stays out of the queue and keeps its fraud tag (until 4 Dec 2026 it came back to the queue and lost the tag, as an
@@ -512,6 +513,55 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal("HIGH", (await ScoreOfAsync(shopId, other)).Level);
         Assert.DoesNotContain((await store.QueueAsync(shopId, 200, CancellationToken.None)).Rows, r => r.OrderId == other);
         Assert.Equal(["pluginapp:risk-fraud", "pluginapp:risk-high"], app.Shopify.Admin.Tags(otherGid).Where(t => t.StartsWith("pluginapp:", StringComparison.Ordinal)));
+    }
+
+    /// <summary>
+    /// Marked as fraud at MEDIUM, an order is HIGH risk in Shopify, saying who decided, and stays so when an edit is scored LOW
+    /// (until 5 Dec 2026 Shopify kept MEDIUM, then showed LOW with no word of the verdict, where a Flow may fulfil LOW orders);
+    /// approved afterwards, it shows its score's level again, saying who approved. The level tag still says what was scored.
+    /// </summary>
+    [Fact]
+    public async Task AnOrderMarkedAsFraud_IsHighRiskInShopify_WhateverItsLaterScore_UntilApproved()
+    {
+        const string shop = "risk-fraud-verdict-shown.myshopify.com";
+        var shopId = await OrdinaryStoreAsync(shop, 736_000);
+        await app.ScalarAsync("INSERT INTO risk_settings (shop_id, medium_from, high_from, updated_at) VALUES ($1, 0.01, 0.4, $2)", shopId, app.Clock.GetUtcNow());
+        var at = app.Clock.GetUtcNow();
+        const long id = 739_601;
+        var gid = $"gid://shopify/Order/{id}";
+        var body = RiskOrders.Order(id, at, 30m, "203.0.113.97", "verdict@example.com", null, billing: "US", shipping: "NG");
+        await SendAsync(shop, "orders/create", body);
+        await WaitForAsync(shopId, "SELECT count(*) = 1 FROM decisions WHERE shop_id = $1 AND order_id = $2 AND kind = 'risk'", id);
+        Assert.Equal("MEDIUM", (await ScoreOfAsync(shopId, id)).Level);
+        var store = app.Factory.Services.GetRequiredService<PluginApp.Risk.Review.ReviewStore>();
+        Assert.NotNull(await store.DecideAsync(shopId, id, "fraud", "stolen card", "Ada", CancellationToken.None));
+        await app.DrainAsync(shopId);
+        JsonNode Latest() => app.Shopify.Admin.RiskAssessments(gid).Last();
+        string FirstFact() => Latest()["facts"]!.AsArray()[0]!["description"]!.GetValue<string>();
+        Assert.Equal("HIGH", Latest()["riskLevel"]!.GetValue<string>());
+        Assert.Equal("Known fraud: marked as fraud by Ada", FirstFact());
+        Assert.Equal("NEGATIVE", Latest()["facts"]!.AsArray()[0]!["sentiment"]!.GetValue<string>());
+
+        // The merchant raises the thresholds and the order is edited: scored LOW now, it is still HIGH in Shopify.
+        await app.ScalarAsync("UPDATE risk_settings SET medium_from = 0.9, high_from = 0.95 WHERE shop_id = $1", shopId);
+        body = RiskOrders.Order(id, at, 31m, "203.0.113.97", "verdict@example.com", null, billing: "US", shipping: "NG");
+        body["updated_at"] = at.AddMinutes(1).ToString("O", CultureInfo.InvariantCulture);
+        await SendAsync(shop, "orders/updated", body);
+        await WaitForAsync(shopId, "SELECT count(*) = 2 FROM decisions WHERE shop_id = $1 AND order_id = $2 AND kind = 'risk'", id);
+        await app.DrainAsync(shopId);
+        Assert.Equal("LOW", (await ScoreOfAsync(shopId, id)).Level);
+        Assert.Equal(3, app.Shopify.Admin.RiskAssessments(gid).Count);
+        Assert.Equal("HIGH", Latest()["riskLevel"]!.GetValue<string>());
+        Assert.Equal("Known fraud: marked as fraud by Ada", FirstFact());
+        Assert.Contains("(LOW)", Latest()["facts"]!.AsArray().Last()!["description"]!.GetValue<string>());
+        Assert.Equal(["pluginapp:risk-fraud", "pluginapp:risk-low"], app.Shopify.Admin.Tags(gid).Where(t => t.StartsWith("pluginapp:", StringComparison.Ordinal)));
+
+        // Approved after all: its score's level again, and who approved it.
+        Assert.NotNull(await store.DecideAsync(shopId, id, "approve", "the card holder called", "Bo", CancellationToken.None));
+        await app.DrainAsync(shopId);
+        Assert.Equal("LOW", Latest()["riskLevel"]!.GetValue<string>());
+        Assert.Equal("Approved by Bo in the PluginApp review queue", FirstFact());
+        Assert.Equal(["pluginapp:risk-approved", "pluginapp:risk-low"], app.Shopify.Admin.Tags(gid).Where(t => t.StartsWith("pluginapp:", StringComparison.Ordinal)));
     }
 
     /// <summary>
