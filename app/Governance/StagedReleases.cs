@@ -11,12 +11,22 @@ namespace PluginApp.Governance;
 /// <param name="Decisions">Decisions it has made in this stage (shadow answers logged, or canary answers served).</param>
 /// <param name="Target">Decisions after which it moves on (shadow to canary, canary to active).</param>
 /// <param name="Agreement">Mean overlap of what it would have shown and what was shown (in shadow; kept from the shadow stage during the canary).</param>
-/// <param name="Effect">Its held-out promotion metric minus the active version's: the estimated effect.</param>
+/// <param name="Effect">The estimated effect, as the registry's gate (<see cref="PromotionGate"/>) compares the versions: where
+/// both measured the kind's baseline in their own run, its held-out lead over that baseline minus the active version's lead
+/// over its own; otherwise its held-out promotion metric minus the active version's. Why the leads: each version was measured
+/// on its own window, and until 5 Dec 2026 a version the gate let into shadow for its larger lead was stopped after its shadow
+/// decisions as "now worse" for a lower raw figure from a harder month, every night.</param>
 public sealed record ReleaseView(string Kind, string Title, int Version, string Stage, int? ActiveVersion, DateTimeOffset StageStartedAt,
     long Decisions, int Target, long Failures, string? LastFailure, double? Agreement, long Compared, string Metric, double? CandidateMetric,
-    double? ActiveMetric, double CanaryShare, string Guardrail, bool Breached, bool GuardrailRead = true)
+    double? ActiveMetric, double CanaryShare, string Guardrail, bool Breached, bool GuardrailRead = true,
+    double? CandidateBaseline = null, double? ActiveBaseline = null, string? BaselineName = null)
 {
-    public double? Effect => CandidateMetric is { } c && ActiveMetric is { } a ? c - a : null;
+    /// <summary>Whether <see cref="Effect"/> compares the leads over the baseline.</summary>
+    public bool AgainstBaseline => CandidateBaseline is not null && ActiveBaseline is not null;
+
+    public double? Effect => CandidateMetric is { } c && ActiveMetric is { } a
+        ? AgainstBaseline ? (c - CandidateBaseline!.Value) - (a - ActiveBaseline!.Value) : c - a
+        : null;
 }
 
 /// <summary>
@@ -78,8 +88,7 @@ public sealed class StagedReleases(NpgsqlDataSource db, ModelKinds kinds, ModelR
         if (v.Decisions < v.Target) return;
         if (v.Effect is < 0)
         {
-            await StopAsync(shopId, kind, v, "shadow_stopped", Guard,
-                Inv($"held-out {v.Metric} {v.CandidateMetric:F4} is now worse than the active version {v.ActiveVersion}'s {v.ActiveMetric:F4}"), ct);
+            await StopAsync(shopId, kind, v, "shadow_stopped", Guard, $"it is now worse than the active version {v.ActiveVersion}: {EffectWords(v)}", ct);
             return;
         }
         var settings = await ReleaseSettings.GetAsync(db, shopId, kind.Name, options.Value, ct);
@@ -198,8 +207,8 @@ public sealed class StagedReleases(NpgsqlDataSource db, ModelKinds kinds, ModelR
         await r.ReadAsync(ct);
         var (n, failures, last, agreement, compared) = (r.GetInt64(0), r.GetInt64(1), r.IsDBNull(2) ? null : r.GetString(2), r.IsDBNull(3) ? (double?)null : r.GetDouble(3), r.GetInt64(4));
         var guardrail = failures == 0 ? "no failure in shadow" : $"failed {Count(failures)} times in shadow (the last: {last})";
-        return new ReleaseView(kind.Name, kind.Title, release.Version, "shadow", active?.Version, from, n, settings.ShadowDecisions, failures, last, agreement, compared,
-            kind.PromotionMetric, Metric(release, kind), active is null ? null : Metric(active, kind), settings.CanaryShare, guardrail, failures > 0);
+        return WithBaselines(new ReleaseView(kind.Name, kind.Title, release.Version, "shadow", active?.Version, from, n, settings.ShadowDecisions, failures, last, agreement, compared,
+            kind.PromotionMetric, Metric(release, kind), active is null ? null : Metric(active, kind), settings.CanaryShare, guardrail, failures > 0), release, active, kind);
     }
 
     private async Task<ReleaseView> CanaryViewAsync(long shopId, ModelKind kind, ModelEntry release, ModelEntry? active, DateTimeOffset from,
@@ -251,20 +260,29 @@ public sealed class StagedReleases(NpgsqlDataSource db, ModelKinds kinds, ModelR
         }
         if (!read && n - failures >= settings.CanaryDecisions)
             words.Add(Inv($"its decisions are made: it is promoted once its guardrail is read, or unguarded after {Count((long)settings.CanaryDecisions * GuardrailWaitFactor)}"));
-        return new ReleaseView(kind.Name, kind.Title, release.Version, "canary", active?.Version, from, n, settings.CanaryDecisions, failures, last, agreement, compared,
-            kind.PromotionMetric, Metric(release, kind), active is null ? null : Metric(active, kind), settings.CanaryShare, string.Join("; ", words), breached, read);
+        return WithBaselines(new ReleaseView(kind.Name, kind.Title, release.Version, "canary", active?.Version, from, n, settings.CanaryDecisions, failures, last, agreement, compared,
+            kind.PromotionMetric, Metric(release, kind), active is null ? null : Metric(active, kind), settings.CanaryShare, string.Join("; ", words), breached, read), release, active, kind);
     }
 
-    private static double? Metric(ModelEntry m, ModelKind kind) =>
-        m.Metrics.ValueKind == JsonValueKind.Object && m.Metrics.TryGetProperty(kind.PromotionMetric, out var v) && v.TryGetDouble(out var d) ? d : null;
+    private static double? Metric(ModelEntry m, ModelKind kind) => PromotionGate.Metric(m.Metrics, kind.PromotionMetric);
+
+    /// <summary>The view with both versions' baseline figures of their own runs, where the kind measures one.</summary>
+    private static ReleaseView WithBaselines(ReleaseView v, ModelEntry release, ModelEntry? active, ModelKind kind) => v with
+    {
+        CandidateBaseline = PromotionGate.Metric(release.Metrics, kind.BaselineMetric),
+        ActiveBaseline = active is null ? null : PromotionGate.Metric(active.Metrics, kind.BaselineMetric),
+        BaselineName = kind.BaselineName,
+    };
 
     public static string AgreementWords(ReleaseView v) => v.Agreement is { } a
         ? Inv($"it agreed with version {v.ActiveVersion} on {a:P0} of what was shown ({Count(v.Compared)} answers compared)")
         : "no answer could be compared yet";
 
-    public static string EffectWords(ReleaseView v) => v.Effect is { } e
-        ? Inv($"estimated effect {e:+0.0000;-0.0000;0.0000} held-out {v.Metric} ({v.CandidateMetric:F4} against {v.ActiveMetric:F4})")
-        : $"no held-out {v.Metric} to compare";
+    public static string EffectWords(ReleaseView v) => v.Effect is not { } e ? $"no held-out {v.Metric} to compare"
+        : v.AgainstBaseline
+            ? Inv($"estimated effect {e:+0.0000;-0.0000;0.0000} held-out {v.Metric} against {v.BaselineName}, each on its own held-out data ") +
+              Inv($"({v.CandidateMetric:F4}, {v.CandidateMetric - v.CandidateBaseline:+0.0000;-0.0000;0.0000} against it; the active version's {v.ActiveMetric:F4}, {v.ActiveMetric - v.ActiveBaseline:+0.0000;-0.0000;0.0000})")
+            : Inv($"estimated effect {e:+0.0000;-0.0000;0.0000} held-out {v.Metric} ({v.CandidateMetric:F4} against {v.ActiveMetric:F4})");
 
     private static string Count(long n) => n.ToString("N0", CultureInfo.InvariantCulture);
 

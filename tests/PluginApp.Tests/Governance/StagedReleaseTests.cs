@@ -217,6 +217,37 @@ public sealed class StagedReleaseTests(ReleaseFixture app) : IClassFixture<Relea
         Assert.Null((await DecisionAsync(after)).Output2);
     }
 
+    /// <summary>
+    /// After its shadow decisions a version is compared with the active one as the registry's gate compared them: by each one's
+    /// lead over the bestsellers on its own held-out data. A version from a harder month (NDCG 0.18, +0.08 over its bestsellers)
+    /// beside the active one (0.20, +0.05) goes on to its canary; until 5 Dec 2026 it was stopped as "now worse" for its lower
+    /// raw figure, every night. One whose lead is smaller is stopped, saying both leads.
+    /// </summary>
+    [Theory]
+    [InlineData("release-harder-month.myshopify.com", 0.18, 0.10, "canary", "estimated effect +0.0300 held-out ServedNdcgAt10 against the store's bestsellers (popularity)")]
+    [InlineData("release-smaller-lead.myshopify.com", 0.22, 0.19, "candidate", "it is now worse than the active version 1: estimated effect -0.0200 held-out ServedNdcgAt10 against the store's bestsellers (popularity), each on its own held-out data (0.2200, +0.0300 against it; the active version's 0.2000, +0.0500)")]
+    public async Task Shadow_ComparesTheLeadsOverEachVersionsOwnBaseline(string shop, double ndcg, double baseline, string next, string words)
+    {
+        var seed = new StoreSeed(app, shop);
+        await seed.SeedAsync(customersPerGroup: 8);
+        await seed.TrainAsync();
+        await StageAsync(seed, shadow: 1, share: 0.5, canary: 1000);
+        await seed.TrainAsync();
+        Assert.Equal("shadow", await StatusAsync(seed, 2));
+        const string set = """
+            UPDATE models SET metrics = jsonb_set(jsonb_set(metrics, '{ServedNdcgAt10}', to_jsonb($3::float8)), '{BaselineNdcgAt10}', to_jsonb($4::float8))
+            WHERE shop_id = $1 AND kind = 'recommender' AND version = $2
+            """;
+        await app.ScalarAsync(set, seed.ShopId, 1, 0.20, 0.15);
+        await app.ScalarAsync(set, seed.ShopId, 2, ndcg, baseline);
+        await seed.RecommendAsync($"placement=product&product_id=101&visitor_id={Visitors(seed, "lead", 0.5, true, 1)[0]}");
+        await RunReleasesAsync(seed);
+
+        Assert.Equal(next, await StatusAsync(seed, 2));
+        var detail = (string)(await app.ScalarAsync("SELECT detail FROM governance_events WHERE shop_id = $1 AND event IN ('canary_started', 'shadow_stopped')", seed.ShopId))!;
+        Assert.True(detail.Contains(words, StringComparison.Ordinal), detail);
+    }
+
     [Fact]
     public async Task Canary_IsRolledBackAutomatically_WhenItsClickThroughFallsBelowTheActiveVersions()
     {
