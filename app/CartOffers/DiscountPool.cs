@@ -249,6 +249,8 @@ public sealed class DiscountPool(NpgsqlDataSource db, OutboxScheduler outbox, Ti
             UPDATE discount_codes d SET state = 'used', order_id = $2, used_at = coalesce(d.used_at, $3), amount = coalesce(u.amount, d.amount)
             FROM unnest($4::text[], $5::numeric[]) AS u(code, amount)
             WHERE d.shop_id = $1 AND d.code = u.code AND (d.state <> 'used' OR d.order_id = $2)
-            """, store.ShopId, rows.Order.Id, rows.Order.CreatedAt ?? now, codes, amounts);
+              -- What the code took off as the order stands: an older version delivered late changes nothing.
+              AND EXISTS (SELECT 1 FROM orders o WHERE o.shop_id = $1 AND o.id = $2 AND o.updated_at IS NOT DISTINCT FROM $6)
+            """, store.ShopId, rows.Order.Id, rows.Order.CreatedAt ?? now, codes, amounts, TypedNull.Time(rows.Order.UpdatedAt));
     }
 }

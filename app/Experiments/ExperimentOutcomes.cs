@@ -7,7 +7,8 @@ namespace PluginApp.Experiments;
 /// visitor id the cart attributes carry, or the customer) first saw an arm in the 30 days before the order, the order is
 /// an outcome of that arm. Revenue is the order total (0 when cancelled; refunds are netted out when the results are
 /// read); margin is the subtotal less the variants' unit costs, null when a line's cost is unknown; the cart offer
-/// action comes from the cart attribute the block wrote. A later delivery of the same order updates the row.
+/// action comes from the cart attribute the block wrote. A later version of the same order updates the row; an older one
+/// delivered late writes nothing.
 /// </summary>
 internal static class ExperimentOutcomes
 {
@@ -22,7 +23,7 @@ internal static class ExperimentOutcomes
     // (migration 0043); an exposure both find counts once, as DISTINCT ON keeps one row an experiment.
     internal static readonly RowsStatement Outcomes = new("o",
         ["shop_id int8", "order_id int8", "visitor_hash text", "customer_id int8", "revenue numeric", "ordered_at timestamptz",
-         "subtotal numeric", "discount numeric", "action text"], $$"""
+         "subtotal numeric", "discount numeric", "action text", "order_updated_at timestamptz"], $$"""
         INSERT INTO experiment_outcomes (shop_id, experiment, order_id, arm, visitor_hash, customer_id, revenue, ordered_at, unit, margin, discount, action)
         SELECT DISTINCT ON (o.n, x.experiment) o.shop_id, x.experiment, o.order_id, x.arm, o.visitor_hash, o.customer_id, o.revenue, o.ordered_at, x.unit,
           CASE WHEN o.revenue > 0 THEN (SELECT CASE WHEN count(*) > 0 AND count(*) = count(v.unit_cost) THEN o.subtotal - sum(l.quantity * v.unit_cost) END
@@ -39,6 +40,9 @@ internal static class ExperimentOutcomes
         -- An order a customers/redact listed before we held it is hers, erased: it joins no experiment with her visitor id
         -- (until 5 Dec 2026 its outcome kept it; the visitor's own exposures and events, unknown to the erasure, stay).
         WHERE NOT EXISTS (SELECT 1 FROM erased_orders e WHERE e.shop_id = o.shop_id AND e.order_id = o.order_id)
+          -- Only while the order stands at this delivery's version, as its lines: Shopify's retry of an older delivery (the
+          -- order's creation, after its cancellation) wrote its revenue back until 5 Dec 2026, counting a cancelled order.
+          AND EXISTS (SELECT 1 FROM orders s WHERE s.shop_id = o.shop_id AND s.id = o.order_id AND s.updated_at IS NOT DISTINCT FROM o.order_updated_at)
         ORDER BY o.n, x.experiment, (x.unit = 'v:' || o.visitor_hash) DESC NULLS LAST, x.first_at DESC
         ON CONFLICT (shop_id, experiment, order_id) DO UPDATE SET revenue = excluded.revenue, margin = excluded.margin,
           discount = excluded.discount, action = coalesce(excluded.action, experiment_outcomes.action)
@@ -55,7 +59,8 @@ internal static class ExperimentOutcomes
         var action = rows.AppAttributes?.GetValueOrDefault(OrderPayloads.ActionAttribute);
         store.AddToSegment(Outcomes,
             [store.ShopId, order.Id, visitor, order.CustomerId, cancelled ? 0m : order.TotalPrice ?? 0m, order.CreatedAt ?? now,
-             order.SubtotalPrice ?? order.TotalPrice ?? 0m, cancelled ? 0m : order.TotalDiscounts ?? 0m, action is { Length: <= 32 } ? action : null],
+             order.SubtotalPrice ?? order.TotalPrice ?? 0m, cancelled ? 0m : order.TotalDiscounts ?? 0m, action is { Length: <= 32 } ? action : null,
+             order.UpdatedAt],
             rows.Lines.GroupBy(l => l.Id).Select(g => g.Last()).Select(l => new object?[] { l.VariantId ?? 0L, l.Quantity }));
     }
 }

@@ -567,9 +567,18 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("orders/create", seed.Shop, order.ToJsonString())).StatusCode);
         Assert.Equal(42.00m, (decimal)(await app.ScalarAsync("SELECT amount FROM discount_codes WHERE shop_id = $1 AND code = $2", seed.ShopId, code))!);
 
+        // Edited to half, then Shopify's retry of the creation comes late: the code took what the order as it stands says (until
+        // 5 Dec 2026 the older delivery wrote its amount back).
+        var edited = JsonNode.Parse(order.ToJsonString())!.AsObject();
+        edited["updated_at"] = app.Clock.GetUtcNow().AddHours(1).ToString("O", CultureInfo.InvariantCulture);
+        edited["discount_codes"] = new JsonArray(new JsonObject { ["code"] = code.ToLowerInvariant(), ["amount"] = "21.00", ["type"] = "percentage" });
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("orders/updated", seed.Shop, edited.ToJsonString())).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("orders/create", seed.Shop, order.ToJsonString())).StatusCode);
+        Assert.Equal(21.00m, (decimal)(await app.ScalarAsync("SELECT amount FROM discount_codes WHERE shop_id = $1 AND code = $2", seed.ShopId, code))!);
+
         var next = await AskAsync(seed, "cart-after", VisitorIn(seed.Shop, CartOffersExperiment.PolicyArm), (1120, 5));
         Assert.NotEqual(CartAction.Offer, next.GetProperty("action").GetString());
-        Assert.Contains("today's budget would be exceeded (42.00 handed out + 10.50 > 25.00)",
+        Assert.Contains("today's budget would be exceeded (21.00 handed out + 10.50 > 25.00)",
             (string)(await app.ScalarAsync("SELECT array_to_string(reasons, ' | ') FROM decisions WHERE shop_id = $1 AND decision_id = $2", seed.ShopId, next.GetProperty("decision_id").GetString()!))!);
     }
 

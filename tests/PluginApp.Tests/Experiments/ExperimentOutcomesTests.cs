@@ -57,7 +57,7 @@ public sealed class ExperimentOutcomesTests(AppFixture app) : IClassFixture<AppF
         var rows = Enumerable.Range(1, 9).Select(i => new object?[]
         {
             shopId, order + i, Assignment.VisitorHash(shop, $"other-{i}"), customer + i, 30m,
-            new DateTimeOffset(2026, 7, 2, 16, 0, 0, TimeSpan.Zero), 30m, 0m, null,
+            new DateTimeOffset(2026, 7, 2, 16, 0, 0, TimeSpan.Zero), 30m, 0m, null, new DateTimeOffset(2026, 7, 2, 16, 0, 0, TimeSpan.Zero),
         }).ToList();
         var statement = ExperimentOutcomes.Outcomes.Command(rows, rows.Select((_, i) => new object?[] { (long)i + 1, 19000L, 1 }).ToList());
         await using var conn = await app.Db.OpenConnectionAsync();
@@ -66,6 +66,37 @@ public sealed class ExperimentOutcomesTests(AppFixture app) : IClassFixture<AppF
             await using (var set = new Npgsql.NpgsqlCommand(setting, conn, tx)) await set.ExecuteNonQueryAsync();
         await QueryPlans.AssertReadsAtMostAsync(conn, "the outcomes of nine orders", 100, statement.CommandText,
             statement.Parameters.Select(p => p.Value!).ToArray(), tx);
+    }
+
+    /// <summary>
+    /// Shopify's retry of an order's creation, delivered after its cancellation, leaves the outcome cancelled: no revenue for
+    /// the arm (until 5 Dec 2026 it wrote the order's total back, as its order row refused it).
+    /// </summary>
+    [Fact]
+    public async Task AnOlderDeliveryOfAnOrder_ArrivingLate_LeavesItsOutcomeAsTheOrderStands()
+    {
+        const string shop = "experiment-outcome-late.myshopify.com";
+        const long customer = 7_710_001, order = 7_710_101;
+        var shopId = await app.InstallShopAsync(shop);
+        await app.CountAsync("""
+            INSERT INTO experiment_exposures (shop_id, experiment, unit, arm, customer_id, first_at)
+            VALUES ($1, 'upsell_holdout', 'c:' || $2::text, 'treatment', $2, '2026-06-20T12:00:00Z')
+            """, shopId, customer);
+        var created = ShopifyPayloads.Order(order, customerId: customer);
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("orders/create", shop, created.ToJsonString())).StatusCode);
+        async Task<decimal> RevenueAsync() => (decimal)(await app.ScalarAsync(
+            "SELECT revenue FROM experiment_outcomes WHERE shop_id = $1 AND order_id = $2 AND experiment = 'upsell_holdout'", shopId, order))!;
+        Assert.True(await RevenueAsync() > 0);
+
+        var cancelled = ShopifyPayloads.Order(order, customerId: customer, updatedAt: "2026-07-03T12:00:00-04:00");
+        cancelled["cancelled_at"] = "2026-07-03T12:00:00-04:00";
+        cancelled["cancel_reason"] = "customer";
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("orders/cancelled", shop, cancelled.ToJsonString())).StatusCode);
+        Assert.Equal(0m, await RevenueAsync());
+
+        // The creation again, under a delivery id of its own (Shopify's retry), after the cancellation.
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("orders/create", shop, created.ToJsonString())).StatusCode);
+        Assert.Equal(0m, await RevenueAsync());
     }
 
     /// <summary>
