@@ -37,7 +37,9 @@ public sealed record OutboxOperation(string Name, string Document, OutboxCheck? 
 
     /// <summary>
     /// orderRiskAssessmentCreate is not idempotent: each call adds an assessment. Before a resend the order's assessments
-    /// are read, and one of ours with the same level and facts means the earlier attempt landed.
+    /// are read, and one with the same level and facts means the earlier attempt landed. Each of ours says in its last fact
+    /// when it was scored or decided, so an earlier assessment that said the same (the order back at HIGH after MEDIUM) is
+    /// not taken for it.
     /// </summary>
     public static readonly OutboxOperation OrderRiskAssessmentCreate = new("orderRiskAssessmentCreate",
         """

@@ -342,7 +342,7 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
     {
         var at = scoredAt.UtcTicks.ToString(System.Globalization.CultureInfo.InvariantCulture);
         var gid = Gid.Of("Order", orderId);
-        yield return AssessmentCall(orderId, level, assessment, knownFraud is null ? null : (KnownFraudFact(knownFraud), true), $"risk:{orderId}:{level}:{at}");
+        yield return AssessmentCall(orderId, level, assessment, knownFraud is null ? null : (KnownFraudFact(knownFraud), true), scoredAt, $"risk:{orderId}:{level}:{at}");
         if (previousLevel is not null)
             yield return new OutboxCall(OutboxOperation.TagsRemove, gid,
                 new { id = gid, tags = reopened ? [TagPrefix + previousLevel.ToLowerInvariant(), .. Review.ReviewStore.DecisionTags] : new[] { TagPrefix + previousLevel.ToLowerInvariant() } },
@@ -357,13 +357,18 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
     /// Flow may capture or fulfil LOW orders; until 5 Dec 2026 an order a reviewer marked as fraud kept the level it was
     /// scored at (MEDIUM), and an edit scored LOW afterwards told Shopify it was low risk.
     /// </summary>
-    public static OutboxCall AssessmentCall(long orderId, string level, RiskAssessment assessment, (string Text, bool Fraud)? verdict, string key)
+    /// <param name="at">When it was scored or decided, said in the score's fact. Why: it makes each assessment its own, so the
+    /// check before a resend (<see cref="OutboxOperation.OrderRiskAssessmentCreate"/>) finds this one and no earlier one;
+    /// until 5 Dec 2026 an order back at an earlier level with the same reasons (HIGH, MEDIUM, HIGH) whose call was lost on
+    /// the way was taken as applied for the first HIGH, and Shopify kept MEDIUM.</param>
+    public static OutboxCall AssessmentCall(long orderId, string level, RiskAssessment assessment, (string Text, bool Fraud)? verdict, DateTimeOffset at, string key)
     {
         var gid = Gid.Of("Order", orderId);
         var facts = assessment.Reasons.Take(verdict is null ? 19 : 18).Select(r => new { description = r.Text, sentiment = r.Sentiment }).ToList();
         if (verdict is { } v) facts.Insert(0, new { description = v.Text, sentiment = v.Fraud ? "NEGATIVE" : "POSITIVE" });
         if (facts.Count == 0) facts.Add(new { description = "Nothing unusual about this order", sentiment = "POSITIVE" });
-        facts.Add(new { description = string.Create(System.Globalization.CultureInfo.InvariantCulture, $"PluginApp risk score {assessment.Score * 100:0}% ({level})"), sentiment = "NEUTRAL" });
+        facts.Add(new { description = string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"PluginApp risk score {assessment.Score * 100:0}% ({level}), {at.UtcDateTime:yyyy-MM-dd HH:mm:ss} UTC"), sentiment = "NEUTRAL" });
         return new OutboxCall(OutboxOperation.OrderRiskAssessmentCreate, gid,
             new { input = new { orderId = gid, riskLevel = verdict is { Fraud: true } ? "HIGH" : level, facts } }, key);
     }

@@ -22,6 +22,7 @@ public sealed class DefaultAdminApi
     private readonly ConcurrentQueue<GraphQLCall> _mutations = new();
     private readonly ConcurrentDictionary<string, ConcurrentQueue<JsonObject>> _assessments = new();
     private readonly ConcurrentDictionary<(string Shop, string Field), int> _dropsAfterApplying = new();
+    private readonly ConcurrentDictionary<(string Shop, string Field), int> _dropsBeforeApplying = new();
     private int _next;
 
     public IReadOnlyCollection<GraphQLCall> Mutations => _mutations;
@@ -46,6 +47,10 @@ public sealed class DefaultAdminApi
 
     /// <summary>The next <paramref name="times"/> calls of this mutation for the shop take effect, then the connection drops unanswered.</summary>
     public void DropAfterApplying(string shop, string mutationField, int times = 1) => _dropsAfterApplying[(shop, mutationField)] = times;
+
+    /// <summary>The next <paramref name="times"/> calls of this mutation for the shop are lost on the way: the connection drops
+    /// unanswered and nothing is applied (the app cannot tell this from <see cref="DropAfterApplying"/>).</summary>
+    public void DropBeforeApplying(string shop, string mutationField, int times = 1) => _dropsBeforeApplying[(shop, mutationField)] = times;
 
     /// <summary>Risk assessments applied to an order (its GID), in the order they were created.</summary>
     public IReadOnlyList<JsonObject> RiskAssessments(string orderGid) => _assessments.TryGetValue(orderGid, out var q) ? q.ToList() : [];
@@ -141,6 +146,11 @@ public sealed class DefaultAdminApi
         {
             _mutations.Enqueue(call);
             var field = MutationField(call.Query);
+            if (_dropsBeforeApplying.TryGetValue((call.Shop, field), out var lost) && lost > 0)
+            {
+                _dropsBeforeApplying[(call.Shop, field)] = lost - 1;
+                return StandInAnswer.DropConnection();
+            }
             var payload = Apply(call, field);
             if (_dropsAfterApplying.TryGetValue((call.Shop, field), out var left) && left > 0)
             {

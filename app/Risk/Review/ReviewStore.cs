@@ -433,7 +433,7 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
         var key = $"risk-review-assess:{orderId}:{decision}:{now.UtcTicks.ToString(System.Globalization.CultureInfo.InvariantCulture)}";
         var assessment = new RiskAssessment(scored.Score, [.. Reasons(scored.Reasons).Select(r => new RiskReason("", r.Text, r.Weight))]);
         if (decision == "fraud")
-            return RiskScorer.AssessmentCall(orderId, scored.Level, assessment, (RiskScorer.KnownFraudFact("marked as fraud by " + by), true), key);
+            return RiskScorer.AssessmentCall(orderId, scored.Level, assessment, (RiskScorer.KnownFraudFact("marked as fraud by " + by), true), now, key);
         await using var cmd = new NpgsqlCommand("""
             SELECT source, coalesce(detail, source) FROM risk_labels WHERE shop_id = $1 AND order_id = $2 AND fraud ORDER BY labelled_at DESC
             """, conn, tx);
@@ -445,7 +445,7 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
         if (!labels.Any(l => l.Source == "review")) return null;
         var other = labels.FirstOrDefault(l => l.Source != "review");
         return RiskScorer.AssessmentCall(orderId, scored.Level, assessment,
-            other.Detail is { } fraud ? (RiskScorer.KnownFraudFact(fraud), true) : ($"Approved by {by} in the PluginApp review queue", false), key);
+            other.Detail is { } fraud ? (RiskScorer.KnownFraudFact(fraud), true) : ($"Approved by {by} in the PluginApp review queue", false), now, key);
     }
 
     private sealed record Scored(string Level, double Score, string Reasons);

@@ -262,6 +262,38 @@ public sealed class OutboxTests(NoSchedulerAppFixture app) : IClassFixture<NoSch
     }
 
     /// <summary>
+    /// An order scored HIGH, then MEDIUM, then HIGH again with the same reasons: the last assessment is lost on the way, and the
+    /// check before its resend does not take the first HIGH for it, so Shopify ends at HIGH (until 5 Dec 2026 the two were
+    /// alike, the lost one was recorded as applied, and Shopify kept MEDIUM).
+    /// </summary>
+    [Fact]
+    public async Task Drain_AnAssessmentLostOnTheWay_IsSent_EvenWhenAnEarlierOneSaidTheSame()
+    {
+        const string shop = "outbox-lost-assessment.myshopify.com";
+        const string gid = "gid://shopify/Order/503";
+        var shopId = await app.InstallShopAsync(shop);
+        var reasons = new PluginApp.Risk.RiskAssessment(0.87, [new PluginApp.Risk.RiskReason("country_mismatch", "The billing country differs from the shipping country", 1.2)]);
+        OutboxCall Scored(string level, TimeSpan after) =>
+            PluginApp.Risk.RiskScorer.ShopifyCalls(503, level, null, level == "HIGH" ? reasons : reasons with { Score = 0.3 }, app.Clock.GetUtcNow() + after).First();
+        await EnqueueAsync(shopId, Scored("HIGH", TimeSpan.Zero));
+        await EnqueueAsync(shopId, Scored("MEDIUM", TimeSpan.FromMinutes(1)));
+        await using var instance = Instance();
+        var sut = instance.Services.GetRequiredService<OutboxDrainer>();
+        await sut.DrainShopAsync(shopId, CancellationToken.None);
+        Assert.Equal(["HIGH", "MEDIUM"], app.Shopify.Admin.RiskAssessments(gid).Select(a => a["riskLevel"]!.GetValue<string>()));
+
+        app.Shopify.Admin.DropBeforeApplying(shop, "orderRiskAssessmentCreate");
+        await EnqueueAsync(shopId, Scored("HIGH", TimeSpan.FromMinutes(2)));
+        await sut.DrainShopAsync(shopId, CancellationToken.None);
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND outcome = 'unknown' AND completed_at IS NULL", shopId));
+        app.Clock.Advance(TimeSpan.FromMinutes(1));
+        await sut.DrainShopAsync(shopId, CancellationToken.None);
+
+        Assert.Equal(["HIGH", "MEDIUM", "HIGH"], app.Shopify.Admin.RiskAssessments(gid).Select(a => a["riskLevel"]!.GetValue<string>()));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND outcome = 'found applied'", shopId));
+    }
+
+    /// <summary>
     /// A call that failed for good after Shopify had applied it (its last answer lost) and that the merchant retries from
     /// the Operations page is checked before it is sent again: the order keeps one assessment. Until 5 Dec 2026 a retry
     /// started its attempts from nothing, skipped the check, and applied it twice. A failed call whose resource has had a
