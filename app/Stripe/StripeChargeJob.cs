@@ -179,13 +179,19 @@ public sealed class StripeChargeJob(NpgsqlDataSource db, StripeConnections conne
     {
         var isWarning = e.Type == StripeWebhooks.EarlyFraudWarning;
         var closed = e.Type == StripeWebhooks.DisputeClosed;
+        // An inquiry (Stripe's warning_* statuses) is the bank asking before any chargeback: fraud while open, like a dispute,
+        // and not fraud once closed without becoming one (warning_closed). Until 5 Dec 2026 a closed inquiry wrote nothing, so
+        // its order stayed fraud for good, and its label read "Stripe dispute", counted as a chargeback by the monitor.
+        var inquiry = e.Status?.StartsWith("warning_", StringComparison.Ordinal) == true;
         // null: the event says nothing about who paid (another reason, or a dispute closed neither won nor lost).
         bool? fraud = isWarning ? true
             : !FraudReasons.Contains(e.Reason ?? "") ? null
             : !closed ? true
-            : e.Status switch { "won" => false, "lost" => true, _ => null };
+            : e.Status switch { "won" => false, "lost" => true, "warning_closed" => false, _ => null };
         var state = match.OrderId is null ? "unmatched" : fraud is not null ? "labelled" : "no_label";
         var what = isWarning ? $"Stripe early fraud warning ({e.FraudType ?? "no fraud type"})"
+            : inquiry && closed ? $"Stripe inquiry closed without a chargeback, {e.Status} (reason {e.Reason ?? "not given"})"
+            : inquiry ? $"Stripe inquiry (reason {e.Reason ?? "not given"})"
             : closed ? $"Stripe dispute closed, {e.Status ?? "status not given"} (reason {e.Reason ?? "not given"})"
             : $"Stripe dispute (reason {e.Reason ?? "not given"})";
         await using var conn = await db.OpenConnectionAsync(ct);

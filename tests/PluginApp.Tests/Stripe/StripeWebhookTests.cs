@@ -91,10 +91,10 @@ public sealed class StripeWebhookTests(StripeFixture app) : IClassFixture<Stripe
         ["request"] = new JsonObject { ["id"] = null, ["idempotency_key"] = null }, ["type"] = type, ["data"] = new JsonObject { ["object"] = obj },
     }.ToJsonString();
 
-    private static string Dispute(string id, string charge, string reason = "fraudulent", long created = Created) => Event(id, "charge.dispute.created", new JsonObject
+    private static string Dispute(string id, string charge, string reason = "fraudulent", long created = Created, string status = "needs_response") => Event(id, "charge.dispute.created", new JsonObject
     {
         ["id"] = "dp_" + id, ["object"] = "dispute", ["charge"] = charge, ["amount"] = 4200, ["currency"] = "usd", ["reason"] = reason,
-        ["status"] = "needs_response",
+        ["status"] = status,
         ["evidence"] = new JsonObject { ["customer_email_address"] = "evidence-only@example.com", ["customer_name"] = "Evidence Person" },
     }, created: created);
 
@@ -114,9 +114,11 @@ public sealed class StripeWebhookTests(StripeFixture app) : IClassFixture<Stripe
                 ["billing_details"] = new JsonObject { ["email"] = email },
             }.ToJsonString()));
 
-    private async Task OrderAsync(string shop, long id, DateTimeOffset at, string email, decimal total = 42m) =>
-        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("orders/create", shop,
-            RiskOrders.Order(id, at, total, "198.51.100.9", email, customer: null).ToJsonString())).StatusCode);
+    private async Task OrderAsync(string shop, long id, DateTimeOffset at, string email, decimal total = 42m)
+    {
+        var res = await app.SendWebhookAsync("orders/create", shop, RiskOrders.Order(id, at, total, "198.51.100.9", email, customer: null).ToJsonString());
+        Assert.True(res.StatusCode == HttpStatusCode.OK, await res.Content.ReadAsStringAsync());
+    }
 
     private async Task<string?> LabelAsync(long shopId, long orderId) =>
         (string?)await app.ScalarAsync("SELECT fraud || ' ' || labelled_at::text || ' ' || detail FROM risk_labels WHERE shop_id = $1 AND order_id = $2 AND source = 'stripe'",
@@ -379,6 +381,45 @@ public sealed class StripeWebhookTests(StripeFixture app) : IClassFixture<Stripe
         // Lost: still fraud, known from when the dispute opened.
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM risk_labels WHERE shop_id = $1 AND order_id = 7780002 AND fraud AND labelled_at = $2",
             shopId, CreatedAt));
+    }
+
+    /// <summary>
+    /// A fraud inquiry (the bank asking before any chargeback) labels its order fraud while open, as an inquiry, and not fraud
+    /// once closed without becoming a chargeback; it is never counted as a chargeback (until 5 Dec 2026 the closed inquiry
+    /// wrote nothing, so the order stayed fraud for good, and its label read as a chargeback's).
+    /// </summary>
+    [Fact]
+    public async Task FraudInquiryClosedWithoutAChargeback_BecomesNotFraud_AndIsNeverAChargeback()
+    {
+        const string shop = "stripe-inquiry.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        var at = app.Clock.GetUtcNow().AddDays(-2);
+        await OrderAsync(shop, 7_861_001, at, "inquiry@example.com");
+        var path = await app.ConnectAsync(shop, Key(shop), Secret(shop));
+        Charge("ch_inquiry", Key(shop), at, "inquiry@example.com");
+        async Task SendAsync(string payload, string id)
+        {
+            Assert.Equal(HttpStatusCode.OK, (await app.PostEventAsync(path, payload, StripeFixture.Sign(payload, app.Clock.GetUtcNow(), Secret(shop)))).StatusCode);
+            Assert.Equal("labelled", await app.SettledStateAsync(id));
+        }
+        const string chargebacks = """
+            SELECT count(*) FROM risk_labels WHERE shop_id = $1 AND fraud AND source = 'stripe' AND detail LIKE 'Stripe dispute%'
+            """;
+
+        await SendAsync(Dispute("evt_inquiry", "ch_inquiry", status: "warning_needs_response"), "evt_inquiry");
+        Assert.StartsWith("true", await LabelAsync(shopId, 7_861_001));
+        Assert.Contains("Stripe inquiry (reason fraudulent)", await LabelAsync(shopId, 7_861_001));
+        Assert.Equal(0, await app.CountAsync(chargebacks, shopId));
+
+        await SendAsync(Event("evt_inquiry_closed", "charge.dispute.closed", new JsonObject
+        {
+            ["id"] = "dp_evt_inquiry", ["object"] = "dispute", ["charge"] = "ch_inquiry", ["amount"] = 4200, ["currency"] = "usd",
+            ["reason"] = "fraudulent", ["status"] = "warning_closed",
+        }, created: Created + 86_400 * 20), "evt_inquiry_closed");
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM risk_labels WHERE shop_id = $1 AND order_id = 7861001 AND NOT fraud AND labelled_at = $2",
+            shopId, CreatedAt.AddDays(20)));
+        Assert.Contains("Stripe inquiry closed without a chargeback, warning_closed (reason fraudulent)", await LabelAsync(shopId, 7_861_001));
+        Assert.Equal(0, await app.CountAsync(chargebacks, shopId));
     }
 
     [Fact]
