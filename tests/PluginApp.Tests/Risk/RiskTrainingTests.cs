@@ -85,6 +85,17 @@ public sealed class RiskTrainingTests(AppFixture app) : IClassFixture<AppFixture
         await job.RunAsync(CancellationToken.None);
         Assert.Contains((trained, RiskTrainer.Kind), queued.Trainings);
         Assert.DoesNotContain((skipped, RiskTrainer.Kind), queued.Trainings);
+
+        // The next check, before that training started, queues it again; the two run one after the other, and only the first
+        // trains (until 5 Dec 2026 each trained in full).
+        await job.RunAsync(CancellationToken.None);
+        Assert.Equal(2, queued.Trainings.Count(t => t == (trained, RiskTrainer.Kind)));
+        var runs = await app.CountAsync("SELECT count(*) FROM training_runs WHERE shop_id = $1 AND kind = 'risk'", shopId);
+        app.Clock.Advance(TimeSpan.FromHours(4)); // the trainings start after the 200 orders
+        var training = ActivatorUtilities.CreateInstance<TrainingJob>(app.Factory.Services);
+        await training.RunAsync(trained, RiskTrainer.Kind, TrainingScheduler.NewOrders, CancellationToken.None);
+        await training.RunAsync(trained, RiskTrainer.Kind, TrainingScheduler.NewOrders, CancellationToken.None);
+        Assert.Equal(runs + 1, await app.CountAsync("SELECT count(*) FROM training_runs WHERE shop_id = $1 AND kind = 'risk'", shopId));
     }
 
     [Fact]
