@@ -50,32 +50,38 @@ public sealed class ShopInstaller(OfflineTokenStore tokens, BackfillScheduler ba
 
     /// <summary>
     /// Reads the shop's settings, queues its backfill and nightly training, and only then clears the shop's setup mark, so a
-    /// process that dies before the jobs are queued leaves the mark for <see cref="SweepAsync"/>.
+    /// process that dies before the jobs are queued leaves the mark for <see cref="SweepAsync"/>. Settings Shopify did not
+    /// answer for leave the mark set anew, so the sweep reads them again after <see cref="SetupGrace"/> (and queues the jobs
+    /// again, which does no harm). Why: nothing else reads them, and until 5 Dec 2026 a read that failed once (Shopify down
+    /// for a minute at the install) left the store on UTC days and nightly runs, and without the shop id that webhook
+    /// payloads are checked against, for good.
     /// </summary>
     private async Task SetUpAsync(string shop)
     {
         logger.LogInformation("Installed {Shop}; queueing its backfill", shop);
-        var timeZone = await ReadSettingsAsync(shop);
+        var (read, timeZone) = await ReadSettingsAsync(shop);
         backfill.Schedule(shop);
         training.OnInstalled(shop, timeZone);
-        await using var cmd = db.CreateCommand("UPDATE shops SET setup_pending_since = NULL WHERE domain = $1");
+        await using var cmd = db.CreateCommand("UPDATE shops SET setup_pending_since = CASE WHEN $2 THEN NULL ELSE $3 END WHERE domain = $1");
         cmd.Parameters.AddWithValue(shop);
+        cmd.Parameters.AddWithValue(read);
+        cmd.Parameters.AddWithValue(clock.GetUtcNow());
         await cmd.ExecuteNonQueryAsync(CancellationToken.None);
     }
 
     /// <summary>
     /// The shop's numeric id (payloads that name a shop id are checked against it), time zone (nightly jobs run in it) and
-    /// currency. Returns the time zone, or null if Shopify did not say. Why not the request's cancellation: the shop is saved
+    /// currency. Returns whether Shopify answered, and the time zone, or null if it did not say. Why not the request's cancellation: the shop is saved
     /// as installed, so no later install comes back here; were the merchant's request to end during this read, its history
     /// and nightly training would never be queued. The Admin API client's own time limit bounds it.
     /// </summary>
-    private async Task<string?> ReadSettingsAsync(string shop)
+    private async Task<(bool Read, string? Zone)> ReadSettingsAsync(string shop)
     {
         var ct = CancellationToken.None;
         try
         {
             var data = await shopify.ExecuteAsync(shop, GraphQLDocuments.Load("Install/Queries/shop-settings.graphql"), null, ct, expectedCost: 1);
-            if (!data.TryGetProperty("shop", out var s) || s.ValueKind != System.Text.Json.JsonValueKind.Object) return null;
+            if (!data.TryGetProperty("shop", out var s) || s.ValueKind != System.Text.Json.JsonValueKind.Object) return (true, null);
             var zone = s.TryGetProperty("ianaTimezone", out var z) ? z.GetString() : null;
             var currency = s.TryGetProperty("currencyCode", out var c) ? c.GetString() : null;
             long? shopifyId = s.TryGetProperty("id", out var idElement) && idElement.GetString() is { } gid ? Gid.Id(gid) : null;
@@ -88,12 +94,13 @@ public sealed class ShopInstaller(OfflineTokenStore tokens, BackfillScheduler ba
             cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)currency ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
             cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)shopifyId ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Bigint });
             await cmd.ExecuteNonQueryAsync(ct);
-            return zone;
+            return (true, zone);
         }
         catch (Exception e) when (e is ShopifyGraphQLException or HttpRequestException or ShopTokenRevokedException or TaskCanceledException)
         {
-            logger.LogWarning("Could not read {Shop}'s settings: {Message}; nightly jobs run on UTC", shop, e.Message);
-            return null;
+            logger.LogWarning("Could not read {Shop}'s settings: {Message}; nightly jobs run on UTC until they are read again in {Grace} minutes",
+                shop, e.Message, SetupGrace.TotalMinutes);
+            return (false, null);
         }
     }
 }
