@@ -17,12 +17,16 @@ public static class TrainingExtensions
         services.AddTransient<TrainingScheduler>();
         services.AddRecurringJob<NewOrdersTrainingJob>("train-on-new-orders", j => j.RunAsync(CancellationToken.None),
             sp => $"*/{(int)sp.GetRequiredService<IOptions<TrainingOptions>>().Value.NewOrdersCheckInterval.TotalMinutes} * * * *");
-        // The registry keeps the active model, a version in shadow or canary, the three newest others (rollback targets) and anything younger than 30 days.
+        // The registry keeps the active model, a version in shadow or canary, the three newest others, the version a rollback
+        // goes back to (the last retired one that served: until 5 Dec 2026 three candidates that failed the gate pushed it out,
+        // and Rollback had nothing to go back to) and anything younger than 30 days.
         services.AddRetention(new RetentionRule("old model versions", TimeSpan.FromDays(30),
             """
             DELETE FROM models m WHERE m.status NOT IN ('active', 'shadow', 'canary') AND m.created_at < $1 AND m.id NOT IN (
               SELECT id FROM (SELECT id, row_number() OVER (PARTITION BY shop_id, kind ORDER BY version DESC) AS n
                               FROM models WHERE status <> 'active') k WHERE k.n <= 3)
+              AND m.id NOT IN (SELECT DISTINCT ON (shop_id, kind) id FROM models WHERE status = 'retired' AND activated_at IS NOT NULL
+                               ORDER BY shop_id, kind, activated_at DESC)
             """));
         // Runs are the Training runs table's history (the page shows the latest 50) and the new-orders check's mark (each
         // kind's latest run), so each kind's latest run stays whatever its age.

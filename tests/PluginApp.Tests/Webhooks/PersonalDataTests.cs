@@ -275,6 +275,28 @@ public sealed class PersonalDataTests(AppFixture app) : IClassFixture<AppFixture
     }
 
     /// <summary>
+    /// Version 5 has served for two months while the nightly candidates 6–8 failed the gate: the version a rollback goes back
+    /// to (4, the last that served before) is kept with them (until 5 Dec 2026 it was deleted, and Rollback had nothing).
+    /// </summary>
+    [Fact]
+    public async Task ModelRetention_KeepsTheVersionARollbackGoesBackTo()
+    {
+        var shopId = await app.InstallShopAsync("prune-models-rollback.myshopify.com");
+        for (var v = 3; v <= 8; v++)
+            await app.ScalarAsync("""
+                INSERT INTO models (shop_id, kind, version, status, parameters, metrics, artifact, created_at, activated_at)
+                VALUES ($1, 'recommender', $2, CASE WHEN $2 = 5 THEN 'active' WHEN $2 < 5 THEN 'retired' ELSE 'candidate' END, '{}', '{}', '\x00',
+                        now() - interval '90 days' + $2 * interval '1 day', CASE WHEN $2 <= 5 THEN now() - interval '90 days' + $2 * interval '1 day' END)
+                """, shopId, v);
+
+        await ActivatorUtilities.CreateInstance<RetentionJob>(app.Factory.Services).RunAsync(CancellationToken.None);
+
+        var left = (int[])(await app.ScalarAsync("SELECT array_agg(version ORDER BY version) FROM models WHERE shop_id = $1", shopId))!;
+        Assert.Equal([4, 5, 6, 7, 8], left);
+        Assert.Equal(4, await app.Factory.Services.GetRequiredService<PluginApp.Training.ModelRegistry>().RollbackAsync(shopId, "recommender", CancellationToken.None));
+    }
+
+    /// <summary>
     /// Training runs are kept 90 days (about four a store a day): older ones go, except each model kind's latest, which the
     /// new-orders check counts from however long ago it was, and a run still going.
     /// </summary>
