@@ -17,6 +17,7 @@ public static class TrainingExtensions
         services.AddTransient<TrainingScheduler>();
         services.AddRecurringJob<NewOrdersTrainingJob>("train-on-new-orders", j => j.RunAsync(CancellationToken.None),
             sp => $"*/{(int)sp.GetRequiredService<IOptions<TrainingOptions>>().Value.NewOrdersCheckInterval.TotalMinutes} * * * *");
+        services.AddRecurringJob<NightlyTrainingSchedules>(NightlyTrainingSchedules.Id, j => j.RunAsync(CancellationToken.None), _ => "17 * * * *");
         // The registry keeps the active model, a version in shadow or canary, the three newest others, the version a rollback
         // goes back to (the last retired one that served: until 5 Dec 2026 three candidates that failed the gate pushed it out,
         // and Rollback had nothing to go back to) and anything younger than 30 days.

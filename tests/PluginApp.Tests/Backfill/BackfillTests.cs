@@ -498,6 +498,32 @@ public sealed class BackfillTests(AppFixture app) : IClassFixture<AppFixture>, I
         }
     }
 
+    /// <summary>
+    /// A shop installed before a model kind existed (or whose nightly job was lost) gets every kind's nightly training in its
+    /// time zone within the hour (until 5 Dec 2026 the jobs were registered at install only).
+    /// </summary>
+    [Fact]
+    public async Task EveryInstalledShop_GetsEachKindsNightlyTraining_InItsTimeZone()
+    {
+        const string shop = "nightly-schedules.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        await app.ScalarAsync("UPDATE shops SET iana_timezone = 'America/Chicago' WHERE id = $1", shopId);
+        var services = app.Factory.Services;
+        using var storage = services.GetRequiredService<Hangfire.JobStorage>().GetConnection();
+        var kinds = services.GetRequiredService<PluginApp.Training.ModelKinds>().All.Select(k => k.Name).ToList();
+        var ids = kinds.Select(k => PluginApp.Training.TrainingScheduler.NightlyId(shop, k)).ToList();
+        services.GetRequiredService<Hangfire.IRecurringJobManager>().RemoveIfExists(ids[0]);
+        Assert.True(storage.GetRecurringJobs(ids).First().Removed);
+
+        await ActivatorUtilities.CreateInstance<PluginApp.Training.NightlyTrainingSchedules>(services).RunAsync(CancellationToken.None);
+
+        var jobs = storage.GetRecurringJobs(ids);
+        Assert.Equal(kinds.Count, jobs.Count);
+        Assert.All(jobs, j => Assert.False(j.Removed, j.Id));
+        Assert.All(jobs, j => Assert.Equal("America/Chicago", j.TimeZoneId));
+        Assert.Equal("0 3 * * *", jobs[0].Cron);
+    }
+
     [Fact]
     public async Task Install_ByTokenExchange_QueuesABackfillThatRunsOnTheCluster()
     {
