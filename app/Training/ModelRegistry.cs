@@ -35,8 +35,6 @@ public sealed class ModelRegistry(NpgsqlDataSource db, TimeProvider clock, Micro
         Func<NpgsqlConnection, NpgsqlTransaction, int, Task>? withModel = null)
     {
         var kind = modelKind.Name;
-        var metric = modelKind.PromotionMetric;
-        var candidate = model.MetricValue(metric);
         await using var conn = await db.OpenConnectionAsync(ct);
         await using var tx = await conn.BeginTransactionAsync(ct);
         // Serialize registrations per shop and kind so versions and the gate see one order.
@@ -44,13 +42,11 @@ public sealed class ModelRegistry(NpgsqlDataSource db, TimeProvider clock, Micro
         var version = (int)(await Scalar(conn, tx, "SELECT coalesce(max(version), 0) + 1 FROM models WHERE shop_id = $1 AND kind = $2", ct, shopId, kind))!;
         var (activeVersion, activeMetrics) = await ActiveMetricsAsync(conn, tx, shopId, kind, ct);
         // A kind that gates on its baseline (order risk: the rule prior) never activates a model that does worse than it.
-        var baseline = modelKind.BaselineGate && modelKind.BaselineMetric is { } b ? model.MetricValue(b) : (double?)null;
-        var beatsBaseline = baseline is null || candidate >= baseline.Value - modelKind.BaselineTolerance;
-        var gate = PromotionGate.Compare(modelKind, JsonSerializer.SerializeToElement(model.Metrics), activeMetrics);
-        var passes = beatsBaseline && gate.Passes;
-        var reason = !beatsBaseline ? $"held-out {metric} {candidate:F4} is below the baseline's {baseline:F4} ({modelKind.BaselineName})"
-                                      + (modelKind.BaselineTolerance > 0 ? FormattableString.Invariant($" by more than {modelKind.BaselineTolerance:0.###}") : "")
-            : gate.Reason;
+        var metrics = JsonSerializer.SerializeToElement(model.Metrics);
+        var below = PromotionGate.BelowBaseline(modelKind, metrics);
+        var gate = PromotionGate.Compare(modelKind, metrics, activeMetrics);
+        var passes = below is null && gate.Passes;
+        var reason = below ?? gate.Reason;
         // Why only with an active version: a shop's first model has nothing to be compared with in shadow, and serves at once.
         var release = passes && activeVersion is not null && modelKind.StagedRelease
             ? await Governance.ReleaseSettings.GetAsync(conn, tx, shopId, kind, governance.Value, ct) : null;
@@ -170,7 +166,9 @@ public sealed class ModelRegistry(NpgsqlDataSource db, TimeProvider clock, Micro
             ct, shopId, kind, version) as string;
         if (target is null) return (false, $"version {version} is not an inactive {kind} model of this shop");
         var (_, activeMetrics) = await ActiveMetricsAsync(conn, tx, shopId, kind, ct);
-        var gate = PromotionGate.Compare(modelKind, JsonDocument.Parse(target).RootElement, activeMetrics);
+        var metrics = JsonDocument.Parse(target).RootElement;
+        if (PromotionGate.BelowBaseline(modelKind, metrics) is { } below) return (false, below);
+        var gate = PromotionGate.Compare(modelKind, metrics, activeMetrics);
         if (!gate.Passes) return (false, gate.Reason);
         await Exec(conn, tx, "UPDATE models SET status = 'retired', status_reason = $3 WHERE shop_id = $1 AND kind = $2 AND status = 'active'", ct,
             shopId, kind, $"replaced by version {version} (promoted by {by})");

@@ -21,6 +21,20 @@ public static class PromotionGate
     public static double? Metric(JsonElement metrics, string? name) =>
         name is not null && metrics.ValueKind == JsonValueKind.Object && metrics.TryGetProperty(name, out var v) && v.TryGetDouble(out var d) && double.IsFinite(d) ? d : null;
 
+    /// <summary>
+    /// Why the version does worse than the baseline of its own run, for a kind that gates on it (order risk: the rule prior,
+    /// <see cref="ModelKind.BaselineGate"/>); null when it does not, or the kind does not gate on it. Checked for a new model
+    /// and for a merchant's promotion alike: until 5 Dec 2026 a promotion skipped it, and a first risk model worse than the
+    /// rule prior could be made to score orders through the API.
+    /// </summary>
+    public static string? BelowBaseline(ModelKind kind, JsonElement metrics)
+    {
+        if (!kind.BaselineGate || Metric(metrics, kind.BaselineMetric) is not { } baseline || Metric(metrics, kind.PromotionMetric) is not { } value) return null;
+        if (value >= baseline - kind.BaselineTolerance) return null;
+        return string.Create(CultureInfo.InvariantCulture, $"held-out {kind.PromotionMetric} {value:F4} is below the baseline's {baseline:F4} ({kind.BaselineName})")
+               + (kind.BaselineTolerance > 0 ? string.Create(CultureInfo.InvariantCulture, $" by more than {kind.BaselineTolerance:0.###}") : "");
+    }
+
     /// <summary>Whether <paramref name="candidate"/>'s figures are not worse than the serving version's (none: it passes), and why in words.</summary>
     public static (bool Passes, string Reason) Compare(ModelKind kind, JsonElement candidate, JsonElement? active)
     {

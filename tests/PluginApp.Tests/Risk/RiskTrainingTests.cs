@@ -150,5 +150,14 @@ public sealed class RiskTrainingTests(AppFixture app) : IClassFixture<AppFixture
         Assert.False(activated);
         Assert.Equal("held-out PrAuc 0.3100 is below the baseline's 0.4200 (the rule prior on the same orders)", reason);
         Assert.Null(await registry.LoadActiveAsync(shopId, RiskTrainer.Kind, CancellationToken.None));
+
+        // Nor can the merchant promote it through the API: the rule prior goes on scoring (until 5 Dec 2026 a promotion
+        // skipped this check, and with no active version to compare with it was made active as "first model").
+        var promote = app.AdminGet("/api/admin/models/promote?kind=risk&version=1", "risk-gate.myshopify.com");
+        promote.Method = HttpMethod.Post;
+        var response = await app.Client.SendAsync(promote);
+        Assert.NotEqual(HttpStatusCode.OK, response.StatusCode);
+        Assert.Contains("is below the baseline's 0.4200", await response.Content.ReadAsStringAsync());
+        Assert.Null(await registry.LoadActiveAsync(shopId, RiskTrainer.Kind, CancellationToken.None));
     }
 }
