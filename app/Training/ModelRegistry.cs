@@ -130,7 +130,8 @@ public sealed class ModelRegistry(NpgsqlDataSource db, TimeProvider clock, Micro
     }
 
     /// <summary>Makes the most recently retired version active again. Returns the version restored, or null when there is none.</summary>
-    public async Task<int?> RollbackAsync(long shopId, string kind, CancellationToken ct)
+    /// <param name="record">The governance event of the rollback, given the versions (from, to); written in its transaction.</param>
+    public async Task<int?> RollbackAsync(long shopId, string kind, CancellationToken ct, Func<int?, int, Governance.GovernanceEvent>? record = null)
     {
         await using var conn = await db.OpenConnectionAsync(ct);
         await using var tx = await conn.BeginTransactionAsync(ct);
@@ -140,8 +141,10 @@ public sealed class ModelRegistry(NpgsqlDataSource db, TimeProvider clock, Micro
             ORDER BY activated_at DESC LIMIT 1
             """, ct, shopId, kind) as int?;
         if (previous is null) return null;
+        var replaced = await Scalar(conn, tx, "SELECT version FROM models WHERE shop_id = $1 AND kind = $2 AND status = 'active'", ct, shopId, kind) as int?;
         await Exec(conn, tx, "UPDATE models SET status = 'retired', status_reason = $3 WHERE shop_id = $1 AND kind = $2 AND status = 'active'", ct,
             shopId, kind, $"rolled back to version {previous}");
+        if (record?.Invoke(replaced, previous.Value) is { } e) await Governance.GovernanceEvents.RecordAsync(conn, tx, shopId, e.ModelKind, e.Event, e.Detail, e.By, e.At, ct);
         await Exec(conn, tx, "UPDATE models SET status = 'active', status_reason = 'rollback', activated_at = $4 WHERE shop_id = $1 AND kind = $2 AND version = $3", ct,
             shopId, kind, previous.Value, clock.GetUtcNow());
         await Notify(conn, tx, shopId, ct);

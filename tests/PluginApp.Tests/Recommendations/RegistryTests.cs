@@ -66,9 +66,21 @@ public sealed class RegistryTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal(1, (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("activeVersion").GetInt32());
         Assert.Equal("active", await app.ScalarAsync("SELECT status FROM models WHERE shop_id = $1 AND version = 1", seed.ShopId));
+        // The Governance page's history says it, and who (until 5 Dec 2026 only the model's status did).
+        var by = (string)(await app.ScalarAsync("SELECT by_whom FROM governance_events WHERE shop_id = $1 AND event = 'rolled_back'", seed.ShopId))!;
+        Assert.StartsWith("staff user ", by);
+        Assert.Equal($"version 1 serves again, rolled back from version 2 by {by}",
+            await app.ScalarAsync("SELECT detail FROM governance_events WHERE shop_id = $1 AND event = 'rolled_back'", seed.ShopId));
         Assert.Equal(1, (await seed.RecommendAsync($"placement=product&product_id=101&visitor_id={seed.VisitorIn("model", "v-gate")}")).GetProperty("model_version").GetInt32());
         var models = await app.Client.SendAsync(app.AdminGet("/api/admin/models", seed.Shop));
         Assert.Contains("\"RecallAt10\"", await models.Content.ReadAsStringAsync());
+
+        // Promoted again by the merchant: the history says that too.
+        var promote = new HttpRequestMessage(HttpMethod.Post, "/api/admin/models/promote?kind=recommender&version=2");
+        promote.Headers.Authorization = app.AdminGet("/", seed.Shop).Headers.Authorization;
+        Assert.Equal(HttpStatusCode.OK, (await app.Client.SendAsync(promote)).StatusCode);
+        Assert.StartsWith($"version 2 serves everyone; promoted by {by}: held-out ServedNdcgAt10 1.5000",
+            (string)(await app.ScalarAsync("SELECT detail FROM governance_events WHERE shop_id = $1 AND event = 'promoted'", seed.ShopId))!);
     }
 
     [Fact]
