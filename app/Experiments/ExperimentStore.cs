@@ -47,6 +47,9 @@ public sealed class ExperimentStore(NpgsqlDataSource db, ExperimentKinds kinds, 
 
     public ExperimentKind Kind(string key) => kinds.Find(key) ?? throw new ArgumentException($"no experiment '{key}' is declared", nameof(key));
 
+    /// <summary>How far a share sent back by the form (rounded to 0.01 %) may be from the stored one and still stand for it.</summary>
+    public const double ShownShareTolerance = 0.00005 + 1e-9;
+
     public async Task<ExperimentSettings> GetAsync(long shopId, string key, CancellationToken ct)
     {
         Kind(key); // an undeclared experiment is refused before anything is cached for it
@@ -118,8 +121,8 @@ public sealed class ExperimentStore(NpgsqlDataSource db, ExperimentKinds kinds, 
             before = found ? JsonSerializer.Deserialize<List<ArmShare>>(r.GetString(1), Json)! : kind.Arms;
             counted = found ? JsonSerializer.Deserialize<List<ArmShare>>(r.GetString(2), Json)! : kind.Arms;
         }
-        // The form shows and sends shares to 0.1 %: within that of the stored share, the stored one stays.
-        ordered = ordered.Select(a => before.FirstOrDefault(b => b.Name == a.Name) is { } b && Math.Abs(b.Share - a.Share) <= 0.0005 + 1e-9
+        // The form shows and sends shares to 0.01 %: within that of the stored share, the stored one stays.
+        ordered = ordered.Select(a => before.FirstOrDefault(b => b.Name == a.Name) is { } b && Math.Abs(b.Share - a.Share) <= ShownShareTolerance
             ? a with { Share = b.Share } : a).ToList();
         var reshared = running && ordered.Any(a => counted.FirstOrDefault(b => b.Name == a.Name) is not { } b || Math.Abs(b.Share - a.Share) > 1e-9);
         await using var cmd = new NpgsqlCommand("""

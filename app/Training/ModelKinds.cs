@@ -22,6 +22,9 @@ public sealed record ModelKind(string Name, string Title, string PromotionMetric
     /// <summary>What the baseline is, in the merchant's words (the disclosure's "against … for …").</summary>
     public string BaselineName { get; init; } = "a simple baseline";
 
+    /// <summary>The admin page where the merchant sees and steers this kind's model (the Overview's Model health links to it).</summary>
+    public (string Path, string Title) AdminPage { get; init; } = ("/admin/governance", "Model governance");
+
     /// <summary>What a store needs before this kind trains a model at all, if anything (the disclosure card).</summary>
     public string? Requirement { get; init; }
 

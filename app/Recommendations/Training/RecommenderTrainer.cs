@@ -36,6 +36,7 @@ public sealed class RecommenderTrainer(SignalStore signals, TimeProvider clock) 
         OnReleaseChanged = (services, shopId) => services.GetRequiredService<ModelCache>().Invalidate(shopId),
         ReleaseGuardrail = ClickThroughGuardrail.ReadAsync,
         BaselineMetric = nameof(HeldOutMetrics.BaselineNdcgAt10),
+        AdminPage = ("/admin/upsells", "Models, training and preview"),
         BaselineName = "the store's bestsellers (popularity)",
         Outputs = "Up to 8 ranked products per block, each with its reason (often bought together, bought by the same customers, " +
                   "a store bestseller, or pinned by you). It never outputs a price, a discount or anything about the shopper.",

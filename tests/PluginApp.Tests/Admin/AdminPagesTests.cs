@@ -190,6 +190,13 @@ public sealed class AdminPagesTests(AdminFixture app, ITestOutputHelper output) 
         Assert.Equal(app.Orders.Count.ToString(CultureInfo.InvariantCulture), (await page.Locator("#total-orders").InnerTextAsync()).Trim());
         // A week of 56 shoppers, about a tenth held out: too few to compare honestly, and the page says so.
         Assert.Contains("Not enough data yet", await page.Locator("#holdout").InnerTextAsync());
+        // Model health names each kind's own baseline and links to its own page (until 5 Dec 2026 every kind read "the
+        // popularity baseline" and linked to the Upsells page).
+        var health = await page.Locator("[aria-labelledby=health-title]").InnerTextAsync();
+        Assert.Contains("for the store's bestsellers (popularity)", health);
+        Assert.DoesNotContain("popularity baseline", health);
+        Assert.EndsWith("/admin/churn", new Uri(new Uri(page.Url), await page.Locator("[data-model-page=churn]").GetAttributeAsync("href")).AbsolutePath);
+        Assert.EndsWith("/admin/risk", new Uri(new Uri(page.Url), await page.Locator("[data-model-page=risk]").GetAttributeAsync("href")).AbsolutePath);
     }
 
     [Fact]
@@ -213,17 +220,20 @@ public sealed class AdminPagesTests(AdminFixture app, ITestOutputHelper output) 
         page.Dialog += (_, d) => d.AcceptAsync();
         try
         {
-            await page.FillAsync("#upsells-share-holdout", "20");
+            await page.FillAsync("#upsells-share-holdout", "12.25");
             await page.FillAsync("#upsells-share-model", "70");
             await upsells.Locator("button[value=true]").ClickAsync();
             await EventuallyAsync(async () => (await upsells.Locator("[data-error-for=share_holdout]").InnerTextAsync()).Contains("sum to", StringComparison.Ordinal));
             Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM experiments WHERE key = 'upsells'"));
-            await page.FillAsync("#upsells-share-model", "80");
+            await page.FillAsync("#upsells-share-model", "87.75");
             // The page reloads itself 0.4 s after the save succeeds: wait for that reload, or the next navigation would race it (net::ERR_ABORTED).
             await SaveAndAwaitReloadAsync(page, () => upsells.Locator("button[value=true]").ClickAsync(), "/api/admin/experiments/upsells");
-            await EventuallyAsync(async () => await app.CountAsync("SELECT count(*) FROM experiments WHERE key = 'upsells' AND arms->0->>'share' = '0.2'") == 1);
+            await EventuallyAsync(async () => await app.CountAsync("SELECT count(*) FROM experiments WHERE key = 'upsells' AND arms->0->>'share' = '0.1225'") == 1);
 
+            // Shown as saved, so the page's Stop sends shares that still sum to 1 (until 5 Dec 2026 they showed as 12.3 and
+            // 87.8, and Stop was refused as summing to 1.001).
             await page.GotoAsync(app.PageUrl("/admin/experiments"));
+            Assert.Equal("12.25", await page.InputValueAsync("#upsells-share-holdout"));
             await page.Locator("#experiment-upsells button[value=false]").ClickAsync();
             await EventuallyAsync(async () => await app.CountAsync("SELECT count(*) FROM experiments WHERE key = 'upsells' AND status = 'stopped'") == 1);
             // Stopped: every visitor gets the model, the holdout visitor included.

@@ -261,20 +261,20 @@ public sealed class ExperimentOutcomesTests(AppFixture app) : IClassFixture<AppF
         await ExposeAsync("old", app.Clock.GetUtcNow().AddDays(-5));
         Assert.Equal(40, (await results.ReportAsync(shopId, "upsells", CancellationToken.None)).Arms.Sum(a => a.Units));
 
-        var reshared = kind.Arms.Select(a => a with { Share = a.Name == kind.Control ? 0.1234 : 0.8766 }).ToList();
+        var reshared = kind.Arms.Select(a => a with { Share = a.Name == kind.Control ? 0.12344 : 0.87656 }).ToList();
         await store.SaveAsync(shopId, "upsells", reshared, settings.Metric, settings.Guardrails, running: true, "staff user 42", CancellationToken.None);
         var started = (await store.GetAsync(shopId, "upsells", CancellationToken.None)).StartedAt!.Value;
         Assert.InRange(started, app.Clock.GetUtcNow().AddMinutes(-1), app.Clock.GetUtcNow());
         Assert.Equal(0, (await results.ReportAsync(shopId, "upsells", CancellationToken.None)).Arms.Sum(a => a.Units));
 
         await ExposeAsync("new", started.AddTicks(10));
-        // A guardrail changed, the shares sent back as the form shows them (to 0.1 %): no change of shares.
-        var shown = reshared.Select(a => a with { Share = Math.Round(a.Share, 3) }).ToList();
+        // A guardrail changed, the shares sent back as the form shows them (to 0.01 %): no change of shares.
+        var shown = reshared.Select(a => a with { Share = Math.Round(a.Share, 4) }).ToList();
         await store.SaveAsync(shopId, "upsells", shown, settings.Metric, settings.Guardrails with { MaxRefundRate = 0.2 }, running: true, "staff user 42",
             CancellationToken.None);
         var saved = await store.GetAsync(shopId, "upsells", CancellationToken.None);
         Assert.Equal(started, saved.StartedAt);
-        Assert.Equal(0.1234, saved.Arms.Single(a => a.Name == kind.Control).Share);
+        Assert.Equal(0.12344, saved.Arms.Single(a => a.Name == kind.Control).Share);
         var report = await results.ReportAsync(shopId, "upsells", CancellationToken.None);
         Assert.Equal(40, report.Arms.Sum(a => a.Units));
         foreach (var a in report.Arms)
