@@ -89,7 +89,7 @@ public sealed class RiskModels
         var artifact = (byte[])(await load.ExecuteScalarAsync(ct))!;
         var loaded = TabularModel.Load(new MemoryStream(artifact));
         // Why: a model trained before a feature was added or renamed would read the new vector's columns wrongly.
-        var model = loaded.Schema.Features.Select(f => f.Name).SequenceEqual(OrderFeatures.Names) ? new ActiveRiskModel(version, loaded, fraud / (fraud + EvidenceHalf)) : null;
+        var model = loaded.Schema.Features.Select(f => f.Name).SequenceEqual(OrderFeatures.Names) ? new ActiveRiskModel(version, loaded, ModelWeightOf(fraud)) : null;
         if (model is null) loaded.Dispose();
         return model;
     }
@@ -113,14 +113,20 @@ public sealed class RiskModels
     private static RiskAssessment Blend(RiskAssessment prior, ActiveRiskModel active, TabularExplanation explanation)
     {
         var w = active.ModelWeight;
-        var logit = w * Logit(explanation.Probability) + (1 - w) * Logit(prior.Score);
         var modelReasons = explanation.Top(3).Where(c => c.Contribution > 0).Select(c => new RiskReason("model:" + c.Feature,
             string.Create(CultureInfo.InvariantCulture, $"The store's fraud model weighs {c.Description}: {Convert.ToDouble(c.Value, CultureInfo.InvariantCulture):0.##}"),
             w * c.Contribution));
         var reasons = prior.Reasons.Select(r => r with { Weight = (1 - w) * r.Weight }).Concat(modelReasons)
             .OrderByDescending(r => Math.Abs(r.Weight)).ToList();
-        return new RiskAssessment(RulePrior.Sigmoid(logit), reasons);
+        return new RiskAssessment(Served(explanation.Probability, prior.Score, w), reasons);
     }
+
+    /// <summary>The score an order is given: the model's and the prior's probabilities in log-odds, the model weighing <paramref name="modelWeight"/>.</summary>
+    public static double Served(double model, double prior, double modelWeight) =>
+        RulePrior.Sigmoid(modelWeight * Logit(model) + (1 - modelWeight) * Logit(prior));
+
+    /// <summary>The model's weight in the served score, from its fraud labels: n / (n + <see cref="EvidenceHalf"/>).</summary>
+    public static double ModelWeightOf(double fraudLabels) => fraudLabels / (fraudLabels + EvidenceHalf);
 
     private static double Logit(double p)
     {

@@ -110,6 +110,12 @@ public sealed class RiskTrainingTests(AppFixture app) : IClassFixture<AppFixture
         var metrics = JsonDocument.Parse((string)(await app.ScalarAsync("SELECT metrics::text FROM models WHERE shop_id = $1 AND kind = 'risk'", shopId))!).RootElement;
         Assert.True(metrics.GetProperty("PrAuc").GetDouble() >= metrics.GetProperty("PriorPrAuc").GetDouble(), metrics.ToString());
         Assert.True(metrics.GetProperty("TestFraud").GetInt32() >= RiskTrainer.MinHeldOutFraud);
+        // The figures of the score orders are given (model and prior blended by the model's evidence) beside the model's own.
+        var weight = metrics.GetProperty("TrainFraud").GetDouble() / (metrics.GetProperty("TrainFraud").GetDouble() + RiskModels.EvidenceHalf);
+        Assert.Equal(weight, metrics.GetProperty("ModelWeight").GetDouble(), 9);
+        Assert.InRange(metrics.GetProperty("ServedPrAuc").GetDouble(), 0.01, 1);
+        Assert.InRange(metrics.GetProperty("ServedRocAuc").GetDouble(), 0.5, 1);
+        Assert.InRange(metrics.GetProperty("ServedBrier").GetDouble(), 0, 0.25);
 
         // A new order like the fraud: scored with the model's version, the model counted by its evidence, its reasons in words.
         var order = ShopifyPayloads.Order(829_999, customerId: null, lines: 1);
