@@ -57,8 +57,13 @@ public static class RecommendationsExtensions
         services.AddSingleton<UpsellStats>();
         services.AddSingleton<RulesWhatIf>();
         services.AddIngestionStep<StoreData.OrderRows>("recommendation attribution", (store, order, at) => Attribution.Add(store, order, at.Shop, at.Now));
-        // A product's price, stock or status changed: every instance reloads the shop's catalog (and drops its cached answers) when it commits.
+        // A product's price, stock or status changed, a product was deleted, or an inventory item's tracking or cost changed:
+        // every instance reloads the shop's catalog (and drops its cached answers) when it commits. Why the deletion and the
+        // items too: until 5 Dec 2026 only products/create and update announced it, so a deleted product, or one whose cost
+        // now put it under the margin floor, was served from the old catalog until it was CatalogMaxAge old.
         services.AddIngestionStep<StoreData.ProductRows>("catalog changed", (store, _, _) => store.NotifyShop(CatalogCache.Channel));
+        services.AddIngestionStep<StoreData.ProductDeletion>("catalog changed: product deleted", (store, _, _) => store.NotifyShop(CatalogCache.Channel));
+        services.AddIngestionStep<StoreData.InventoryItemRow>("catalog changed: inventory item", (store, _, _) => store.NotifyShop(CatalogCache.Channel));
         services.AddExperiment(UpsellExperiment.Kind);
         return services;
     }

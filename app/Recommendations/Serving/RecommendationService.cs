@@ -322,7 +322,9 @@ public sealed class RecommendationService(ModelCache models, CatalogCache catalo
         if (p.Collections.Any(rules.BlockedCollectionIds.Contains)) return "in a blocked collection";
         var v = p.Display;
         if (rules.MaxPriceRatio is { } ratio && anchorPrice is { } ap && v?.Price is { } price && price > ap * ratio) return "dearer than the price ratio allows";
-        if (rules.MinMarginPercent is { } margin && v is { Price: > 0, Cost: { } cost } && (v.Price.Value - cost) / v.Price.Value * 100 < margin) return "below the margin floor";
+        // A free product with a cost (a gift) is below any floor: until 5 Dec 2026 a price of 0 skipped the rule.
+        if (rules.MinMarginPercent is { } margin && v is { Price: { } sells, Cost: { } cost } && (sells > 0 ? (sells - cost) / sells * 100 < margin : cost > 0))
+            return "below the margin floor";
         return null;
     }
 

@@ -32,6 +32,7 @@ public sealed class ServingCacheTests(AppFixture app) : IClassFixture<AppFixture
     [InlineData("model")]
     [InlineData("stock")]
     [InlineData("switch")]
+    [InlineData("delete")]
     public async Task CachedProductPageAnswer_ChangesOnEveryInstance_AfterTheChange(string change)
     {
         var seed = await TrainedStoreAsync($"cache-{change}.myshopify.com");
@@ -79,6 +80,13 @@ public sealed class ServingCacheTests(AppFixture app) : IClassFixture<AppFixture
                 break;
             case "stock":
                 await seed.UpdateStockAsync(top, 0);
+                changed = a => !seed.Products(a).Contains(top);
+                break;
+            case "delete":
+                // Deleted in Shopify: until 5 Dec 2026 products/delete announced nothing, and the product was served until the
+                // catalog's age ran out (an hour on the second instance).
+                Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("products/delete", seed.Shop,
+                    new System.Text.Json.Nodes.JsonObject { ["id"] = seed.P(top) }.ToJsonString())).StatusCode);
                 changed = a => !seed.Products(a).Contains(top);
                 break;
             default:

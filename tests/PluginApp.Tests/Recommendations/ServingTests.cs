@@ -223,6 +223,8 @@ public sealed class ServingTests(AppFixture app) : IClassFixture<AppFixture>
         var seed = await TrainedStoreAsync("serve-price.myshopify.com", price: p => StoreSeed.Group(p) switch { 0 => 10m, 1 => 20m, _ => 100m });
         await app.ScalarAsync("UPDATE variants SET unit_cost = 19.5 WHERE shop_id = $1 AND id = $2", seed.ShopId, seed.V(1080));
         await app.ScalarAsync("UPDATE variants SET unit_cost = 5 WHERE shop_id = $1 AND id <> $2", seed.ShopId, seed.V(1080));
+        // 107 is given away (price 0) at a cost of 5: below any floor (until 5 Dec 2026 a price of 0 skipped the rule).
+        await app.ScalarAsync("UPDATE variants SET price = 0 WHERE shop_id = $1 AND product_id = $2", seed.ShopId, seed.P(107));
         var put = new HttpRequestMessage(HttpMethod.Put, "/api/admin/rules") { Content = JsonContent.Create(new { maxPriceRatio = 2.5m, minMarginPercent = 20m, maxPerProductType = 12 }) };
         put.Headers.Authorization = app.AdminGet("/", seed.Shop).Headers.Authorization;
         Assert.Equal(HttpStatusCode.OK, (await app.Client.SendAsync(put)).StatusCode);
@@ -233,6 +235,7 @@ public sealed class ServingTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.NotEmpty(items);
         Assert.All(items, i => Assert.True(decimal.Parse(i.GetProperty("price").GetString()!, System.Globalization.CultureInfo.InvariantCulture) <= 50m));
         Assert.DoesNotContain(108L, seed.Products(answer));
+        Assert.DoesNotContain(107L, seed.Products(answer));
     }
 
     [Fact]

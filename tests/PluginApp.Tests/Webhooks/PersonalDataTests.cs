@@ -264,9 +264,9 @@ public sealed class PersonalDataTests(AppFixture app) : IClassFixture<AppFixture
         for (var v = 1; v <= 7; v++)
             await app.ScalarAsync("""
                 INSERT INTO models (shop_id, kind, version, status, parameters, metrics, artifact, created_at)
-                VALUES ($1, 'recommender', $2, CASE WHEN $2 = 2 THEN 'active' ELSE 'retired' END, '{}', '{}', '\x00', now() - interval '60 days')
+                VALUES ($1, 'recommender', $2, CASE WHEN $2 = 2 THEN 'active' ELSE 'retired' END, '{}', '{}', '\x000000000000', now() - interval '60 days')
                 """, shopId, v);
-        await app.ScalarAsync("INSERT INTO models (shop_id, kind, version, status, parameters, metrics, artifact, created_at) VALUES ($1, 'recommender', 8, 'candidate', '{}', '{}', '\\x00', now())", shopId);
+        await app.ScalarAsync("INSERT INTO models (shop_id, kind, version, status, parameters, metrics, artifact, created_at) VALUES ($1, 'recommender', 8, 'candidate', '{}', '{}', '\\x000000000000', now())", shopId);
 
         await ActivatorUtilities.CreateInstance<RetentionJob>(app.Factory.Services).RunAsync(CancellationToken.None);
 
@@ -285,7 +285,7 @@ public sealed class PersonalDataTests(AppFixture app) : IClassFixture<AppFixture
         for (var v = 3; v <= 8; v++)
             await app.ScalarAsync("""
                 INSERT INTO models (shop_id, kind, version, status, parameters, metrics, artifact, created_at, activated_at)
-                VALUES ($1, 'recommender', $2, CASE WHEN $2 = 5 THEN 'active' WHEN $2 < 5 THEN 'retired' ELSE 'candidate' END, '{}', '{}', '\x00',
+                VALUES ($1, 'recommender', $2, CASE WHEN $2 = 5 THEN 'active' WHEN $2 < 5 THEN 'retired' ELSE 'candidate' END, '{}', '{}', '\x000000000000',
                         now() - interval '90 days' + $2 * interval '1 day', CASE WHEN $2 <= 5 THEN now() - interval '90 days' + $2 * interval '1 day' END)
                 """, shopId, v);
 
