@@ -36,15 +36,20 @@ public sealed class CartOfferStats(NpgsqlDataSource db, TimeProvider clock)
         return list;
     }
 
-    /// <summary>Decisions per action over the last <paramref name="days"/> days.</summary>
+    /// <summary>
+    /// The policy arm's decisions per action over the last <paramref name="days"/> days. Why not the control arm's: its carts
+    /// are shown nothing by design, and until 5 Dec 2026 they counted here, so "Nothing" read as a fifth of the policy's
+    /// choices or more when it chose it for none.
+    /// </summary>
     public async Task<List<(string Action, long Decisions, long Explored)>> MixAsync(long shopId, int days, CancellationToken ct)
     {
         await using var cmd = db.CreateCommand("""
             SELECT action, count(*), count(*) FILTER (WHERE explore) FROM cart_offer_decisions
-            WHERE shop_id = $1 AND decided_at >= $2 GROUP BY action
+            WHERE shop_id = $1 AND decided_at >= $2 AND arm = $3 GROUP BY action
             """);
         cmd.Parameters.Add(Sql.Param(shopId));
         cmd.Parameters.Add(Sql.Param(clock.GetUtcNow().AddDays(-days)));
+        cmd.Parameters.Add(Sql.Param(CartOffersExperiment.PolicyArm));
         var list = new List<(string, long, long)>();
         await using var r = await cmd.ExecuteReaderAsync(ct);
         while (await r.ReadAsync(ct)) list.Add((r.GetString(0), r.GetInt64(1), r.GetInt64(2)));

@@ -489,6 +489,10 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal(480m, bar.GetProperty("remaining").GetDecimal());
         Assert.Contains(await ReasonsAsync(policy.GetProperty("decision_id").GetString()!), x => x.Contains("offer not allowed") && x.Contains("below the 20 % floor"));
         Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM discount_codes WHERE shop_id = $1 AND cart_token IS NOT NULL", seed.ShopId));
+        // The page's mix is what the policy chose: the control's "nothing" is not among it (until 5 Dec 2026 it was).
+        var mix = await app.Factory.Services.GetRequiredService<CartOfferStats>().MixAsync(seed.ShopId, 30, CancellationToken.None);
+        Assert.Equal(1, mix.Sum(m => m.Decisions));
+        Assert.DoesNotContain(mix, m => m.Action == CartAction.Nothing);
         // The decision log says who read each cart: the control's was not scored (no fallback), and with no intent model the
         // policy's cart was read at the store's rate, a fallback (until 4 Dec the two were logged the other way round).
         Assert.Equal("not_scored:False,store_rate:True", await app.ScalarAsync("""
