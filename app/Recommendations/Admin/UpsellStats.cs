@@ -142,7 +142,8 @@ public sealed class UpsellStats(NpgsqlDataSource db)
           WHERE e.shop_id = $1 AND e.experiment = $4 AND e.unit IS NOT NULL AND e.ordered_at >= $2 AND e.ordered_at < $3 AND e.revenue > 0
             AND NOT {Experiments.ExperimentResults.Paused("e")}
           GROUP BY 1)
-        SELECT x.arm, count(*), count(o.unit), coalesce(sum(o.revenue), 0), coalesce(sum(o.revenue * o.revenue), 0)
+        -- A shopper whose orders were all refunded did not convert, as on the Experiments page (until 5 Dec 2026 they did here).
+        SELECT x.arm, count(*), count(o.unit) FILTER (WHERE o.revenue > 0), coalesce(sum(o.revenue), 0), coalesce(sum(o.revenue * o.revenue), 0)
         FROM exposed x LEFT JOIN outcome o ON o.unit = x.unit
         GROUP BY x.arm
         """;
