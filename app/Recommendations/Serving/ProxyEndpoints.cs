@@ -139,7 +139,7 @@ public static class ProxyEndpoints
     /// (the arm is the visitor's assignment, as the answer was served).
     /// </summary>
     private static async Task<Results<Accepted, ProblemHttpResult, StatusCodeHttpResult>> RecordEventAsync(HttpContext http, NpgsqlDataSource db, DecisionTokens tokens,
-        PluginApp.Experiments.ExperimentStore experiments, TimeProvider clock,
+        PluginApp.Experiments.ExperimentStore experiments, CatalogCache catalogs, TimeProvider clock,
         string? logged_in_customer_id, CancellationToken ct)
     {
         if (http.Request.ContentLength > MaxEventBytes) return TypedResults.StatusCode(StatusCodes.Status413PayloadTooLarge);
@@ -185,7 +185,9 @@ public static class ProxyEndpoints
         if (e.Type == "impression" && PluginApp.Experiments.Assignment.Unit(visitor, customer) is { } unit)
         {
             var (arm, running) = await experiments.AssignAsync(shopId, shop, UpsellExperiment.Key, UpsellExperiment.AssignmentKey(visitor, customer), ct);
-            if (running)
+            // Why not while upsells are switched off: every arm is served bestsellers then, and until 5 Dec 2026 the model arm's
+            // visitors of those days, and their orders, counted as the model's, pulling its measured lift toward nothing.
+            if (running && (await catalogs.GetAsync(shopId, ct)).Enabled)
                 batch.BatchCommands.Add(PluginApp.Experiments.ExperimentExposures.Command([new PluginApp.Experiments.Exposure(shopId, UpsellExperiment.Key, unit, arm, customer, now)]));
         }
         await batch.ExecuteNonQueryAsync(ct);

@@ -338,6 +338,36 @@ public sealed class ServingTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal(4, seed.Products(answer).Length);
     }
 
+    /// <summary>
+    /// Upsells switched off to bestsellers: the visitors who see them are not exposed to the experiment's model arm, whose
+    /// answers they were not served (until 5 Dec 2026 they were, and their orders counted as the model's).
+    /// </summary>
+    [Fact]
+    public async Task AnImpressionWhileUpsellsAreSwitchedOff_ExposesNoOneToTheExperiment()
+    {
+        var seed = await TrainedStoreAsync("serve-switched-exposure.myshopify.com");
+        async Task ImpressionAsync(string visitor)
+        {
+            var answer = await seed.RecommendAsync($"placement=product&product_id=101&limit=3&visitor_id={visitor}");
+            var item = answer.GetProperty("items")[0];
+            var seen = await app.Client.PostAsJsonAsync(StoreSeed.Signed("/proxy/events", seed.Shop, "", app.Clock.GetUtcNow()), new
+            {
+                type = "impression", request_id = answer.GetProperty("request_id").GetString(), visitor_id = visitor, product_id = item.GetProperty("product_id").GetInt64(),
+                placement = "product", position = 0, token = item.GetProperty("token").GetString(),
+            });
+            Assert.Equal(HttpStatusCode.Accepted, seen.StatusCode);
+        }
+        await ImpressionAsync(seed.VisitorIn("model", "v-on"));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM experiment_exposures WHERE shop_id = $1", seed.ShopId));
+
+        Assert.Equal(HttpStatusCode.OK, (await app.SwitchFeatureAsync(seed.Shop, UpsellFeature.Name, false, "bestsellers")).StatusCode);
+        seed.RefreshCatalog();
+        var off = seed.VisitorIn("model", "v-off");
+        Assert.Equal("bestsellers", (await seed.RecommendAsync($"placement=product&product_id=101&limit=3&visitor_id={off}")).GetProperty("path").GetString());
+        await ImpressionAsync(off);
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM experiment_exposures WHERE shop_id = $1", seed.ShopId));
+    }
+
     [Fact]
     public async Task Events_ForAnItemWeServed_AreStoredOnce_AndAnythingElseIsRefused()
     {
