@@ -48,7 +48,13 @@ public sealed class ExperimentStore(NpgsqlDataSource db, ExperimentKinds kinds, 
     public ExperimentKind Kind(string key) => kinds.Find(key) ?? throw new ArgumentException($"no experiment '{key}' is declared", nameof(key));
 
     /// <summary>How far a share sent back by the form (rounded to 0.01 %) may be from the stored one and still stand for it.</summary>
-    public const double ShownShareTolerance = 0.00005 + 1e-9;
+    private const double ShownShareTolerance = 0.00005 + 1e-9;
+
+    /// <summary>The shares sent, each within <see cref="ShownShareTolerance"/> of its stored one replaced by the stored one: the
+    /// form shows and sends shares to 0.01 %, and a share sent back as shown is no change.</summary>
+    public static List<ArmShare> AsStored(IEnumerable<ArmShare> sent, IReadOnlyList<ArmShare> stored) =>
+        [.. sent.Select(a => stored.FirstOrDefault(b => b.Name == a.Name) is { } b && a.Share >= 0 && Math.Abs(b.Share - a.Share) <= ShownShareTolerance
+            ? a with { Share = b.Share } : a)];
 
     public async Task<ExperimentSettings> GetAsync(long shopId, string key, CancellationToken ct)
     {
@@ -121,9 +127,7 @@ public sealed class ExperimentStore(NpgsqlDataSource db, ExperimentKinds kinds, 
             before = found ? JsonSerializer.Deserialize<List<ArmShare>>(r.GetString(1), Json)! : kind.Arms;
             counted = found ? JsonSerializer.Deserialize<List<ArmShare>>(r.GetString(2), Json)! : kind.Arms;
         }
-        // The form shows and sends shares to 0.01 %: within that of the stored share, the stored one stays.
-        ordered = ordered.Select(a => before.FirstOrDefault(b => b.Name == a.Name) is { } b && Math.Abs(b.Share - a.Share) <= ShownShareTolerance
-            ? a with { Share = b.Share } : a).ToList();
+        ordered = AsStored(ordered, before);
         var reshared = running && ordered.Any(a => counted.FirstOrDefault(b => b.Name == a.Name) is not { } b || Math.Abs(b.Share - a.Share) > 1e-9);
         await using var cmd = new NpgsqlCommand("""
             INSERT INTO experiments (shop_id, key, arms, metric, guardrails, status, started_at, stopped_at, updated_at, updated_by, counted_arms)

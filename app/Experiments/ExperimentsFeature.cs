@@ -108,9 +108,7 @@ public static class ExperimentsFeature
         // A share sent as the page showed it (rounded) stands for the stored one, before the shares are checked to sum to 1:
         // until 5 Dec 2026 the check came first, so shares of 12.25 % and 87.75 %, shown as 12.3 and 87.8, were refused as
         // summing to 1.001, and the experiment could not even be stopped from the page.
-        var stored = (await store.GetAsync(scope.ShopId, key, ct)).Arms;
-        arms = [.. arms.Select(a => stored.FirstOrDefault(b => b.Name == a.Name) is { } b && a.Share >= 0 && Math.Abs(b.Share - a.Share) <= ExperimentStore.ShownShareTolerance
-            ? a with { Share = b.Share } : a)];
+        arms = ExperimentStore.AsStored(arms, (await store.GetAsync(scope.ShopId, key, ct)).Arms);
         foreach (var a in arms.Where(a => a.Share < 0)) errors.TryAdd("share_" + a.Name, [$"share_{a.Name} is required (percent of units)"]);
         var metric = body.ValueKind == JsonValueKind.Object && body.TryGetProperty("metric", out var m) && m.ValueKind == JsonValueKind.String ? m.GetString() : null;
         var guardrails = new Guardrails(Percent("maxRefundRate"), Percent("maxAverageDiscount"));

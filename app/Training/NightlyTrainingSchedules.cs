@@ -16,8 +16,9 @@ public sealed class NightlyTrainingSchedules(NpgsqlDataSource db, JobStorage sto
 {
     public const string Id = "train-nightly-schedules";
 
+    /// <returns>How many shops' nightly trainings were scheduled (none once every shop has them as they should be).</returns>
     [AutomaticRetry(Attempts = 0)] // the next run comes within the hour
-    public async Task RunAsync(CancellationToken ct)
+    public async Task<int> RunAsync(CancellationToken ct)
     {
         var shops = new List<(string Domain, string? Zone)>();
         // A shop still being set up is left to its setup, which schedules the same jobs.
@@ -36,5 +37,6 @@ public sealed class NightlyTrainingSchedules(NpgsqlDataSource db, JobStorage sto
             scheduled++;
         }
         if (scheduled > 0) logger.LogInformation("Scheduled the nightly trainings of {Count} shops that lacked one or had it in another time zone", scheduled);
+        return scheduled;
     }
 }

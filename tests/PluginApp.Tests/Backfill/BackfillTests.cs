@@ -475,7 +475,13 @@ public sealed class BackfillTests(AppFixture app) : IClassFixture<AppFixture>, I
         services.GetRequiredService<Hangfire.IRecurringJobManager>().RemoveIfExists(ids[0]);
         Assert.True(storage.GetRecurringJobs(ids).First().Removed);
 
-        await ActivatorUtilities.CreateInstance<PluginApp.Training.NightlyTrainingSchedules>(services).RunAsync(CancellationToken.None);
+        // A shop whose time zone Shopify never said (UTC) beside it: both get theirs, and the next run finds nothing to do
+        // (a time zone read back unlike the shop's would have every shop's jobs written again every hour).
+        await app.InstallShopAsync("nightly-schedules-utc.myshopify.com");
+        var job = ActivatorUtilities.CreateInstance<PluginApp.Training.NightlyTrainingSchedules>(services);
+        Assert.True(await job.RunAsync(CancellationToken.None) >= 2);
+        Assert.Equal(0, await job.RunAsync(CancellationToken.None));
+        Assert.Equal("UTC", storage.GetRecurringJobs([PluginApp.Training.TrainingScheduler.NightlyId("nightly-schedules-utc.myshopify.com", kinds[0])]).Single().TimeZoneId);
 
         var jobs = storage.GetRecurringJobs(ids);
         Assert.Equal(kinds.Count, jobs.Count);
