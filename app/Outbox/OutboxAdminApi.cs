@@ -62,7 +62,9 @@ public static class OutboxAdminApi
     /// started from nothing, the check (which runs from the second attempt) was skipped, and a risk assessment or a hold
     /// could be applied twice. Refused when a later call on the same resource has gone out since, or may have (it is being
     /// sent, or failed after being sent): sent now, the old call would land after it and undo it (an approved order held
-    /// again, a tag swapped back). One still waiting goes after the retried call, in order.
+    /// again, a tag swapped back). One still waiting goes after the retried call, in order. For a batch of metafields (churn's,
+    /// one key for all its batches) only a later batch on one of the same customers counts: until 5 Dec 2026 any later batch
+    /// did, so a failed batch could never be retried once the next run's had gone out.
     /// </summary>
     private static async Task<Results<Accepted, NotFound, ProblemHttpResult>> RetryAsync(long id, NpgsqlDataSource db, OutboxScheduler scheduler,
         ShopScope scope, TimeProvider clock, CancellationToken ct)
@@ -71,7 +73,13 @@ public static class OutboxAdminApi
             WITH failed AS (
                 SELECT m.id, EXISTS (SELECT 1 FROM outbox_messages later WHERE later.shop_id = m.shop_id AND later.resource_key = m.resource_key
                                      AND later.id > m.id AND (later.completed_at IS NOT NULL OR later.failed_at IS NOT NULL
-                                                              OR later.claimed_until > $3)) AS superseded
+                                                              OR later.claimed_until > $3)
+                                     -- A batch's key (churn's metafields) is shared by calls on different customers: only a
+                                     -- later batch naming one of this one's owners could be undone by it.
+                                     AND (m.resource_key LIKE 'gid://%' OR jsonb_typeof(m.variables -> 'metafields') IS DISTINCT FROM 'array'
+                                          OR EXISTS (SELECT 1 FROM jsonb_array_elements(m.variables -> 'metafields') e
+                                                     WHERE jsonb_typeof(later.variables -> 'metafields') = 'array'
+                                                       AND later.variables -> 'metafields' @> jsonb_build_array(jsonb_build_object('ownerId', e -> 'ownerId'))))) AS superseded
                 FROM outbox_messages m WHERE m.shop_id = $1 AND m.id = $2 AND m.failed_at IS NOT NULL FOR UPDATE OF m),
             retried AS (
                 UPDATE outbox_messages m SET failed_at = NULL, attempts = 1, next_attempt_at = $3

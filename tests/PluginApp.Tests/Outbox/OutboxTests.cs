@@ -344,6 +344,51 @@ public sealed class OutboxTests(NoSchedulerAppFixture app) : IClassFixture<NoSch
         Assert.Equal(HttpStatusCode.Conflict, (await app.Client.SendAsync(Retry(first))).StatusCode);
     }
 
+    /// <summary>
+    /// Churn's metafield batches share one key (batches on a customer must land in order), so a later batch on other
+    /// customers does not stop a failed one from being retried: the merchant's Retry sends it and its customers get their
+    /// values. Only a later batch on one of its customers refuses it. Until 5 Dec 2026 any later batch did, so once the next
+    /// run's batches had gone out a failed batch could never be sent.
+    /// </summary>
+    [Fact]
+    public async Task Retry_OfAFailedMetafieldBatch_IsRefusedOnlyByALaterBatchOnOneOfItsCustomers()
+    {
+        const string shop = "outbox-mf-retry.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        static OutboxCall Batch(string key, params (long Customer, string Segment)[] customers) => new(OutboxOperation.MetafieldsSet, "churn-metafields",
+            new { metafields = customers.Select(c => new { ownerId = $"gid://shopify/Customer/{c.Customer}", @namespace = "pluginapp", key = "churn_segment",
+                type = "single_line_text_field", value = c.Segment }).ToArray() }, key);
+        var calls = 0;
+        app.Shopify.GraphQL = c => c.Shop == shop && Interlocked.Increment(ref calls) == 1 ? Broken() : null;
+        await EnqueueAsync(shopId, Batch("mf-retry:a", (97101, "at_risk"), (97102, "at_risk")));
+        await EnqueueAsync(shopId, Batch("mf-retry:b", (97103, "active")));
+        await using var instance = app.CreateFactory(app.Database.ConnectionString, b => b
+            .UseSetting("Scheduling:Enabled", "false").UseSetting("Outbox:MaxAttempts", "1"));
+        var drainer = instance.Services.GetRequiredService<OutboxDrainer>();
+        await drainer.DrainShopAsync(shopId, CancellationToken.None);
+        var failed = (long)(await app.ScalarAsync("SELECT id FROM outbox_messages WHERE shop_id = $1 AND idempotency_key = 'mf-retry:a' AND failed_at IS NOT NULL", shopId))!;
+        Assert.Equal("active", app.Shopify.Admin.Metafields("gid://shopify/Customer/97103")["pluginapp.churn_segment"]);
+        Assert.Empty(app.Shopify.Admin.Metafields("gid://shopify/Customer/97101"));
+
+        HttpRequestMessage Retry()
+        {
+            var request = app.AdminGet($"/api/admin/outbox/{failed}/retry", shop);
+            request.Method = HttpMethod.Post;
+            return request;
+        }
+        Assert.Equal(HttpStatusCode.Accepted, (await app.Client.SendAsync(Retry())).StatusCode);
+        await drainer.DrainShopAsync(shopId, CancellationToken.None);
+        Assert.Equal("at_risk", app.Shopify.Admin.Metafields("gid://shopify/Customer/97101")["pluginapp.churn_segment"]);
+        Assert.Equal("at_risk", app.Shopify.Admin.Metafields("gid://shopify/Customer/97102")["pluginapp.churn_segment"]);
+
+        // Failed again, after a later batch set one of its customers: sent now it would undo that customer's newer value.
+        await app.ScalarAsync("UPDATE outbox_messages SET failed_at = now(), completed_at = NULL WHERE id = $1", failed);
+        await EnqueueAsync(shopId, Batch("mf-retry:c", (97102, "active")));
+        await drainer.DrainShopAsync(shopId, CancellationToken.None);
+        Assert.Equal(HttpStatusCode.Conflict, (await app.Client.SendAsync(Retry())).StatusCode);
+        Assert.Equal("active", app.Shopify.Admin.Metafields("gid://shopify/Customer/97102")["pluginapp.churn_segment"]);
+    }
+
     [Fact]
     public async Task Drain_InstanceDiedAfterShopifyAppliedTheCall_NextInstanceFindsItAndDoesNotResend()
     {
