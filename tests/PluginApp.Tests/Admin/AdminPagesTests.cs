@@ -213,6 +213,8 @@ public sealed class AdminPagesTests(AdminFixture app, ITestOutputHelper output) 
         foreach (var arm in new[] { "holdout", "model" })
             shown += long.Parse((await upsells.Locator($"tr[data-arm='{arm}'] td").Nth(1).InnerTextAsync()).Replace(",", ""), CultureInfo.InvariantCulture);
         Assert.Equal(exposed, shown);
+        // Revenue per visitor in the orders' currency (until 5 Dec 2026 a bare "0.43", unlike every other page's money).
+        Assert.Matches(@"^USD -?[0-9,]+\.[0-9]{2}$", await upsells.Locator("tr[data-arm='model'] td").Nth(3).InnerTextAsync());
         Assert.Contains("not enough data yet", await upsells.Locator(".verdict").First.InnerTextAsync(), StringComparison.OrdinalIgnoreCase);
         Assert.True(await upsells.Locator("figure svg").CountAsync() >= 1, "no lift plot");
         await AdminFixture.ScreenshotAsync(page, "experiments-seeded");
