@@ -50,12 +50,20 @@ internal static class DisputeLabels
         return (fraud, finished > opened ? finished : opened);
     }
 
+    /// <summary>
+    /// The dispute's label, its time kept while what it says stays the same: a fraud dispute lost 70 days after it opened
+    /// was known as fraud from the day it opened, and the risk features of orders scored in between (fraud share of the
+    /// address, the email) counted it from then. Until 5 Dec 2026 the loss moved the time to its end, so training rebuilt
+    /// those orders' features without it.
+    /// </summary>
     private static void Write(TopicContext c, ShopifyDispute d)
     {
         if (d.OrderId is not { } order || Label(d, c.Now) is not { } label) return;
         c.Store.Add("""
             INSERT INTO risk_labels (shop_id, order_id, source, fraud, labelled_at, detail) VALUES ($1, $2, 'dispute', $3, $4, $5)
-            ON CONFLICT (shop_id, order_id, source) DO UPDATE SET fraud = excluded.fraud, labelled_at = excluded.labelled_at, detail = excluded.detail
+            ON CONFLICT (shop_id, order_id, source) DO UPDATE SET fraud = excluded.fraud,
+              labelled_at = CASE WHEN excluded.fraud <> risk_labels.fraud THEN excluded.labelled_at ELSE risk_labels.labelled_at END,
+              detail = excluded.detail
             WHERE excluded.labelled_at >= risk_labels.labelled_at
             """, c.Store.ShopId, order, label.Fraud, label.KnownAt,
             $"Shopify Payments {d.Type} {d.Id}: reason {d.Reason}, status {d.Status}");

@@ -299,10 +299,13 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
         if (decision != "note")
         {
             var fraud = decision == "fraud";
-            // Why an upsert: a later review replaces the earlier one's label (the history keeps both decisions).
+            // Why an upsert: a later review replaces the earlier one's label (the history keeps both decisions). Its time stays
+            // while the verdict does: an order marked fraud again was known as fraud from the first time, and the features of
+            // orders scored in between counted it (until 5 Dec 2026 training rebuilt them from the second time).
             batch.BatchCommands.Add(Command("""
                 INSERT INTO risk_labels (shop_id, order_id, source, fraud, labelled_at, detail) VALUES ($1, $2, 'review', $3, $4, $5)
-                ON CONFLICT (shop_id, order_id, source) DO UPDATE SET fraud = excluded.fraud, labelled_at = excluded.labelled_at, detail = excluded.detail
+                ON CONFLICT (shop_id, order_id, source) DO UPDATE SET fraud = excluded.fraud, detail = excluded.detail,
+                  labelled_at = CASE WHEN excluded.fraud <> risk_labels.fraud THEN excluded.labelled_at ELSE risk_labels.labelled_at END
                 """, shopId, orderId, fraud, now, (fraud ? "marked as fraud by " : "approved by ") + by));
             batch.BatchCommands.Add(Command("DELETE FROM review_locks WHERE shop_id = $1 AND order_id = $2", shopId, orderId));
             // Why HIGH for fraud: a higher score only bears the verdict out, so no later score brings the order back to the queue

@@ -68,6 +68,30 @@ public sealed class DisputeLabelTests(AppFixture app) : IClassFixture<AppFixture
         Assert.Equal(won, (await LabelAsync(shopId, 6_200_001))!.Value);
     }
 
+    /// <summary>
+    /// A fraud dispute lost weeks after it opened stays known as fraud from when it opened, on the label and on its order:
+    /// orders scored in those weeks counted it in their address's and email's fraud share, and training rebuilds their
+    /// features from that time. Until 5 Dec 2026 the loss moved it to the dispute's end.
+    /// </summary>
+    [Fact]
+    public async Task DisputeLost_StaysFraudKnownFromWhenItOpened()
+    {
+        const string shop = "dispute-lost.myshopify.com";
+        var shopId = await ShopWithOrderAsync(shop, 6_500_001);
+        var initiated = new DateTimeOffset(app.Clock.GetUtcNow().AddDays(-75).UtcDateTime.Date.AddHours(9), TimeSpan.Zero);
+        await app.SendWebhookAsync("disputes/create", shop, Dispute(95_001, 6_500_001, "fraudulent", "needs_response", initiated).ToJsonString());
+        var finalized = app.Clock.GetUtcNow().AddDays(-3).ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
+
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("disputes/update", shop,
+            Dispute(95_001, 6_500_001, "fraudulent", "lost", initiated, finalized).ToJsonString())).StatusCode);
+
+        var lost = (await LabelAsync(shopId, 6_500_001))!.Value;
+        Assert.True(lost.Fraud);
+        Assert.Contains("status lost", lost.Detail);
+        Assert.Equal(initiated, lost.At);
+        Assert.Equal(initiated.UtcDateTime, (DateTime)(await app.ScalarAsync("SELECT fraud_known_at FROM orders WHERE shop_id = $1 AND id = 6500001", shopId))!);
+    }
+
     [Fact]
     public async Task DisputeForAReasonThatIsNotFraud_WritesNoLabel()
     {

@@ -331,6 +331,7 @@ public sealed class ReviewQueueTests(ReviewFixture app) : IClassFixture<ReviewFi
             ? ShopifyStandIn.DefaultAdminApi.Data(new JsonObject { ["orderCancel"] = new JsonObject { ["job"] = null, ["orderCancelUserErrors"] = new JsonArray(
                 new JsonObject { ["field"] = new JsonArray("orderId"), ["message"] = "Order cannot be cancelled while a payment is pending" }) } })
             : null;
+        var firstAt = app.Clock.GetUtcNow();
         try
         {
             var first = await app.Client.SendAsync(app.Api(HttpMethod.Post, $"/api/admin/review/orders/{s.Middle}/decisions", shop, Bob,
@@ -346,6 +347,9 @@ public sealed class ReviewQueueTests(ReviewFixture app) : IClassFixture<ReviewFi
         Assert.Equal(HttpStatusCode.OK, again.StatusCode);
         await WaitForAsync(s.ShopId, "SELECT count(*) = 1 FROM outbox_messages WHERE shop_id = $1 AND operation = 'orderCancel' AND completed_at IS NOT NULL");
         Assert.NotNull(app.Shopify.Admin.CancelledAt(gid));
+        // Marked as fraud again, it stays known as fraud from the first verdict (until 5 Dec 2026, from the second).
+        var known = (DateTime)(await app.ScalarAsync("SELECT labelled_at FROM risk_labels WHERE shop_id = $1 AND order_id = $2 AND source = 'review'", s.ShopId, s.Middle))!;
+        Assert.InRange(known, firstAt.UtcDateTime.AddMilliseconds(-1), firstAt.UtcDateTime.AddMilliseconds(900));
         app.Clock.Advance(TimeSpan.FromSeconds(-1));
 
         var page = await OpenAsync(shop, Bob, s.Middle);
