@@ -17,9 +17,9 @@ public static class OrderFeatures
     [
         ("amount", "the order total"),
         ("amount_z", "how far the total is above the store's usual order, in standard deviations (the 90 whole days before)"),
-        ("customer_orders_before", "the customer's earlier orders (by email for guests)"),
-        ("customer_age_days", "days since the customer's first order"),
-        ("customer_spend_before", "the customer's earlier spend"),
+        ("customer_orders_before", "the customer's earlier orders that stood (not tests, nor cancelled or known as fraud by the order's time; by email for guests)"),
+        ("customer_age_days", "days since the customer's first order that stood"),
+        ("customer_spend_before", "the customer's spend on her earlier orders that stood"),
         ("email_orders_1d", "orders from the same email in the 24 hours before"),
         ("email_orders_7d", "orders from the same email in the 7 days before"),
         ("email_orders_30d", $"orders from the same email in the 30 days before (counted up to {WindowCap})"),
@@ -80,9 +80,15 @@ public static class OrderFeatures
                coalesce(ip.fraud14, 0), coalesce(eml.fraud14, 0), coalesce(t.amount / nullif(em.avg7, 0), 0)
         FROM target t
         LEFT JOIN risk_store_days st ON st.shop_id = $1 AND st.day = date_trunc('day', t.created_at, 'UTC')
+        -- The customer's earlier orders that stood by the order's time: not a test, not cancelled by then, not known as fraud
+        -- by then. Until 5 Dec 2026 every earlier order counted, so a buyer whose earlier orders had been cancelled as fraud
+        -- read as a returning customer ("Returning customer: 3 earlier orders", a credit) and never as a first order over the
+        -- store's usual amount. As of the order's time, so training rebuilds what scoring saw.
         LEFT JOIN LATERAL (
             SELECT count(*) AS n, min(p.created_at) AS first, sum(p.total_price) AS spend
-            FROM orders p WHERE p.shop_id = t.shop_id AND p.created_at < t.created_at
+            FROM orders p WHERE p.shop_id = t.shop_id AND p.created_at < t.created_at AND NOT p.test
+              AND (p.cancelled_at IS NULL OR p.cancelled_at > t.created_at)
+              AND (p.fraud_known_at IS NULL OR p.fraud_known_at > t.created_at)
               AND ((t.customer_id IS NOT NULL AND p.customer_id = t.customer_id)
                 OR (t.customer_id IS NULL AND t.email IS NOT NULL AND lower(p.email) = t.email))) who ON true
         -- Why each window of an email, a browser address or a card reads at most its latest {{WindowCap}} orders: its cost is the

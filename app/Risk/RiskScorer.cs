@@ -295,7 +295,7 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
     /// customer the merchant does not hold, that it was not held and why. An order gets one hold decision, whatever later
     /// scores say. A customer is valued by her earlier orders that stood: until 5 Dec 2026 her cancelled and test orders, and
     /// those labelled fraud, counted too, so a buyer whose earlier orders were all confirmed fraud read as valued and was not
-    /// held. (The model's features count every earlier order, as of the order's time; changing them needs a new evaluation.)
+    /// held. (The model's features count the same earlier orders since 5 Dec 2026, as of the order's time.)
     /// </summary>
     /// <param name="again">Whether a hold released by an earlier score at LOW (nobody approved the order) is decided anew. A
     /// release still waiting for the hold job (<c>to_release</c>: no release call queued yet) is called off instead, and the

@@ -586,6 +586,50 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
     }
 
     /// <summary>
+    /// A customer's earlier orders count for her only when they stood by the order's time: one cancelled as fraud before it,
+    /// a test order and one known as fraud before it do not; one cancelled only after it does (as scored then). Until 5 Dec
+    /// 2026 all four counted, and a buyer whose earlier orders were cancelled as fraud read as "Returning customer".
+    /// </summary>
+    [Fact]
+    public async Task ACustomersEarlierOrders_CountOnlyThoseThatStoodByTheOrdersTime()
+    {
+        const string shop = "risk-earlier-orders.myshopify.com";
+        var shopId = await OrdinaryStoreAsync(shop, 1_810_000);
+        var now = app.Clock.GetUtcNow();
+        const long customer = 1_819_900;
+        const string email = "earlier@example.net";
+        async Task PlaceAsync(long id, double daysAgo, Action<JsonObject>? change = null)
+        {
+            var o = RiskOrders.Order(id, now.AddDays(-daysAgo), 40m, $"203.0.113.{id % 100}", email, customer);
+            change?.Invoke(o);
+            await SendAsync(shop, "orders/create", o);
+        }
+        await PlaceAsync(1_819_001, 20);
+        var cancelled = RiskOrders.Order(1_819_001, now.AddDays(-20), 40m, "203.0.113.1", email, customer);
+        cancelled["cancelled_at"] = now.AddDays(-19).ToString("O", CultureInfo.InvariantCulture);
+        cancelled["updated_at"] = now.AddDays(-19).ToString("O", CultureInfo.InvariantCulture);
+        cancelled["cancel_reason"] = "customer";
+        await SendAsync(shop, "orders/cancelled", cancelled);
+        await PlaceAsync(1_819_002, 15, o => o["test"] = true);
+        await PlaceAsync(1_819_003, 10);
+        await app.ScalarAsync("INSERT INTO risk_labels (shop_id, order_id, source, fraud, labelled_at) VALUES ($1, 1819003, 'review', true, $2)", shopId, now.AddDays(-8));
+        await PlaceAsync(1_819_004, 6);
+        await PlaceAsync(1_819_005, 3);
+
+        await PlaceAsync(1_819_006, 1);
+        var later = RiskOrders.Order(1_819_005, now.AddDays(-3), 40m, "203.0.113.5", email, customer);
+        later["cancelled_at"] = now.AddHours(-2).ToString("O", CultureInfo.InvariantCulture);
+        later["updated_at"] = now.AddHours(-2).ToString("O", CultureInfo.InvariantCulture);
+        later["cancel_reason"] = "customer";
+        await SendAsync(shop, "orders/cancelled", later);
+
+        var scored = await ScoreOfAsync(shopId, 1_819_006);
+        Assert.Equal(2, scored.Features.GetProperty("customer_orders_before").GetDouble());
+        Assert.Equal(80, scored.Features.GetProperty("customer_spend_before").GetDouble());
+        Assert.InRange(scored.Features.GetProperty("customer_age_days").GetDouble(), 4.9, 5.1);
+    }
+
+    /// <summary>
     /// Orders Shopify sends with <c>"email": ""</c> (draft and point-of-sale orders of no customer) share no email: until 5 Dec
     /// 2026 the empty string was stored as one, and each such order read as a returning customer with the others' orders.
     /// </summary>
