@@ -16,13 +16,15 @@ browser_ensure_installed() {
   export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 }
 
-# theme_tools_install: Theme Check and liquidjs, exactly as pinned in scripts/theme/package-lock.json
+# theme_tools_install: Theme Check, liquidjs and Terser, exactly as pinned in scripts/theme/package-lock.json
 theme_tools_install() {
   node_ensure_installed
   npm ci --prefix "$ROOT_DIR/scripts/theme" --no-audit --no-fund --loglevel=error >/dev/null
 }
 
-# theme_check: fails (non-zero) on any error-severity offense in theme-extension/
+# theme_check: fails (non-zero) when a block script in theme-extension/assets is not what its source in
+# scripts/theme/src builds to, or on any error-severity offense in theme-extension/
 theme_check() {
+  node "$ROOT_DIR/scripts/theme/build.mjs" --check &&
   node "$ROOT_DIR/scripts/theme/theme-check.mjs" "$ROOT_DIR/theme-extension"
 }

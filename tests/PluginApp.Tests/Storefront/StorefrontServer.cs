@@ -224,11 +224,12 @@ public sealed partial class StorefrontServer : IAsyncDisposable
     {
         var declared = TimeLimitDeclaration().Matches(script);
         if (declared.Count != 1)
-            throw new InvalidOperationException($"{file} declares its time limit {declared.Count} times, not once as 'var TIMEOUT_MS = <ms>;'");
-        return TimeLimitDeclaration().Replace(script, $"var TIMEOUT_MS = {(long)limit.TotalMilliseconds};");
+            throw new InvalidOperationException($"{file} declares its time limit {declared.Count} times, not once as 'var TIMEOUT_MS=<ms>'");
+        return TimeLimitDeclaration().Replace(script, $"var TIMEOUT_MS={(long)limit.TotalMilliseconds}");
     }
 
-    [System.Text.RegularExpressions.GeneratedRegex(@"var TIMEOUT_MS = \d+;")]
+    // As the built script declares it (scripts/theme/build.mjs keeps the name): "var TIMEOUT_MS=1500," or "...;".
+    [System.Text.RegularExpressions.GeneratedRegex(@"var TIMEOUT_MS ?= ?\d+")]
     private static partial System.Text.RegularExpressions.Regex TimeLimitDeclaration();
 
     /// <summary>What Shopify's app proxy does: same method and body, the signed parameters added to the query.</summary>

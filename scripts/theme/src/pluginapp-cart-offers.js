@@ -1,0 +1,211 @@
+/* PluginApp cart offers block: asks the app proxy what this cart should see (a free-shipping bar, a product that reaches
+   free shipping, or a single-use discount) and shows it in the box the block reserved. App slow (> 1.5 s), down, or the
+   answer is "nothing": the box is emptied and hidden at its size, so nothing moves. The arm and the action go into the
+   cart attributes, so the order carries them.
+   The source: scripts/theme/build.mjs minifies it into theme-extension/assets/, which is what shoppers load. */
+(function () {
+  'use strict';
+
+  var TIMEOUT_MS = 1500;
+  // The same key as the upsell blocks: one visitor id per shopper across blocks.
+  var VISITOR_KEY = 'pluginapp:visitor';
+
+  function visitorId() {
+    var id;
+    try { id = localStorage.getItem(VISITOR_KEY); } catch (e) { /* storage blocked */ }
+    if (!id) {
+      id = window.crypto && crypto.randomUUID ? crypto.randomUUID() : Date.now().toString(36) + Math.random().toString(36).slice(2);
+      try { localStorage.setItem(VISITOR_KEY, id); } catch (e) { /* one id per page view */ }
+    }
+    return id;
+  }
+
+  function post(url, body) {
+    return fetch(url, {
+      method: 'POST', credentials: 'same-origin', keepalive: true,
+      headers: { 'Content-Type': 'application/json', Accept: 'application/json' }, body: JSON.stringify(body)
+    });
+  }
+
+  function json(r) {
+    if (!r.ok) throw new Error('HTTP ' + r.status);
+    return r.json();
+  }
+
+  function money(amount, currency) {
+    try {
+      return new Intl.NumberFormat(document.documentElement.lang || undefined, { style: 'currency', currency: currency }).format(Number(amount));
+    } catch (e) {
+      return amount + (currency ? ' ' + currency : '');
+    }
+  }
+
+  // Same-origin paths only (as the upsell blocks').
+  function safePath(url) {
+    if (typeof url !== 'string' || url.charAt(0) !== '/' || /[\u0000-\u001f\u007f\\]/.test(url)) return null;
+    try {
+      var u = new URL(url, location.href);
+      return u.origin === location.origin ? u.pathname + u.search + u.hash : null;
+    } catch (e) {
+      return null;
+    }
+  }
+
+  function el(tag, cls, text) {
+    var n = document.createElement(tag);
+    if (cls) n.className = cls;
+    if (text != null) n.textContent = text;
+    return n;
+  }
+
+  function fill(template, values) {
+    return String(template).replace(/\{(\w+)\}/g, function (_, k) { return values[k] != null ? values[k] : ''; });
+  }
+
+  function init(root) {
+    if (root.getAttribute('data-pa-state')) return;
+    root.setAttribute('data-pa-state', 'loading');
+    var d = root.dataset;
+    var proxy = (d.proxy || '/apps/pluginapp').replace(/\/+$/, '');
+    var cartUrl = d.cartUrl || '/cart';
+    var box = root.querySelector('.pa-offers__box');
+    var vid = visitorId();
+    var done = false;
+    var controller = window.AbortController ? new AbortController() : null;
+
+    function hide() {
+      if (done) return;
+      done = true;
+      if (controller) controller.abort();
+      root.style.height = root.getBoundingClientRect().height + 'px';
+      root.setAttribute('data-pa-state', 'empty');
+      root.classList.add('pa-offers--empty');
+      root.setAttribute('aria-hidden', 'true');
+      while (box.firstChild) box.removeChild(box.firstChild);
+    }
+
+    var timer = setTimeout(hide, TIMEOUT_MS);
+
+    // Exposure: once the block's box has been on screen, whatever the arm (the control arm's shoppers see the plain cart).
+    function seen(decisionId) {
+      var sent = false;
+      function send() { if (!sent) { sent = true; post(proxy + '/cart-offers/seen', { decision_id: decisionId, visitor_id: vid }).catch(function () {}); } }
+      if (!window.IntersectionObserver) return send();
+      var io = new IntersectionObserver(function (entries) {
+        if (entries.some(function (e) { return e.isIntersecting; })) { io.disconnect(); send(); }
+      }, { threshold: 0.5 });
+      io.observe(root);
+    }
+
+    var barText, track, fillEl;
+    function bar(b) {
+      var wrap = el('div', 'pa-offers__bar');
+      barText = el('p', 'pa-offers__bar-text', fill(d.barText, { amount: money(b.remaining, b.currency) }));
+      wrap.appendChild(barText);
+      track = el('div', 'pa-offers__track');
+      fillEl = el('div', 'pa-offers__fill');
+      fillEl.style.width = Math.max(0, Math.min(100, Number(b.progress) * 100)) + '%';
+      track.appendChild(fillEl);
+      track.setAttribute('role', 'progressbar');
+      // Named by its text, as the Add button is by its product, for a screen reader.
+      barText.id = 'pa-offers-bar-' + Math.random().toString(36).slice(2);
+      track.setAttribute('aria-labelledby', barText.id);
+      track.setAttribute('aria-valuemin', '0');
+      track.setAttribute('aria-valuemax', '100');
+      track.setAttribute('aria-valuenow', String(Math.round(Number(b.progress) * 100)));
+      wrap.appendChild(track);
+      return wrap;
+    }
+
+    function upsell(item, requestId) {
+      var row = el('div', 'pa-offers__item');
+      var link = el('a', 'pa-offers__item-link');
+      var path = safePath(item.url);
+      link.href = path ? (d.root || '/').replace(/\/?$/, '/') + path.slice(1) : '#';
+      var media = el('span', 'pa-offers__media');
+      if (item.image) {
+        var img = el('img');
+        img.src = item.image; img.alt = ''; img.width = 64; img.height = 64; img.loading = 'lazy';
+        media.appendChild(img);
+      }
+      link.appendChild(media);
+      link.appendChild(el('span', 'pa-offers__item-title', item.title));
+      link.appendChild(el('span', 'pa-offers__item-price', money(item.price, item.currency)));
+      row.appendChild(link);
+      var button = el('button', 'pa-offers__add', d.addLabel || 'Add');
+      button.type = 'button';
+      button.setAttribute('aria-label', (d.addLabel || 'Add') + ': ' + item.title);
+      button.addEventListener('click', function () {
+        button.disabled = true;
+        post(d.cartAddUrl ? d.cartAddUrl + '.js' : '/cart/add.js', { items: [{ id: item.variant_id, quantity: 1 }] }).then(json).then(function (added) {
+          post(proxy + '/events', { type: 'add_to_cart', request_id: requestId, visitor_id: vid, product_id: item.product_id,
+            variant_id: item.variant_id, placement: 'cart', position: 0, token: item.token }).catch(function () {});
+          button.textContent = d.addedLabel || 'Added';
+          // The product was chosen to reach free shipping: the bar says it is reached (until 5 Dec 2026 it still asked for more).
+          if (fillEl) {
+            fillEl.style.width = '100%';
+            track.setAttribute('aria-valuenow', '100');
+            barText.textContent = d.barDoneText || '';
+          }
+          root.dispatchEvent(new CustomEvent('pluginapp:cart-add', { bubbles: true, detail: added }));
+        }).catch(function () { button.disabled = false; });
+      });
+      row.appendChild(button);
+      return row;
+    }
+
+    function offer(o) {
+      var wrap = el('div', 'pa-offers__offer');
+      var text = wrap.appendChild(el('p', 'pa-offers__offer-text', fill(d.offerText, { percent: Number(o.percent).toString(), code: o.code })));
+      // When the code stops working, in the shopper's own time; no date, the code's words alone.
+      try {
+        text.appendChild(el('span', 'pa-offers__offer-until', fill(d.offerUntilText, { expires: new Intl.DateTimeFormat(document.documentElement.lang || undefined,
+          { dateStyle: 'medium', timeStyle: 'short' }).format(new Date(o.expires_at)) })));
+      } catch (e) { }
+      var apply = el('a', 'pa-offers__apply', d.applyLabel || 'Apply');
+      apply.href = safePath(o.apply_url) || '#';
+      wrap.appendChild(apply);
+      return wrap;
+    }
+
+    function render(data) {
+      if (done) return;
+      var action = data && data.action;
+      if (!data || !data.decision_id) { hide(); return; }
+      seen(data.decision_id);
+      // The order carries the arm and the action, whatever was shown (the control arm's "nothing" too).
+      post(cartUrl + '/update.js', { attributes: { _pluginapp_visitor: vid, _pluginapp_arm: data.arm || '', _pluginapp_action: action || '' } })
+        .catch(function () {});
+      var parts = [];
+      if ((action === 'nudge' || action === 'nudge_upsell') && data.bar) parts.push(bar(data.bar));
+      if (action === 'nudge_upsell' && data.upsell && data.upsell.length) parts.push(upsell(data.upsell[0], data.upsell_request_id));
+      if (action === 'offer' && data.offer && data.offer.code) parts.push(offer(data.offer));
+      if (!parts.length) { hide(); return; }
+      clearTimeout(timer);
+      done = true;
+      parts.forEach(function (p) { box.appendChild(p); });
+      root.setAttribute('data-pa-state', 'ready');
+      root.setAttribute('data-pa-action', action);
+    }
+
+    fetch(cartUrl + '.js', { credentials: 'same-origin', signal: controller && controller.signal, headers: { Accept: 'application/json' } })
+      .then(json).then(function (cart) {
+        // At most 100 lines (the app's limit), the most valuable first; quantities as the cart holds them.
+        var lines = (cart.items || []).slice().sort(function (a, b) { return (b.line_price || 0) - (a.line_price || 0); }).slice(0, 100)
+          .map(function (l) { return l.variant_id + ':' + l.quantity; });
+        if (!lines.length) return null;
+        var q = '?lines=' + encodeURIComponent(lines.join(',')) + '&cart_token=' + encodeURIComponent(String(cart.token || '').split('?')[0]) +
+          '&visitor_id=' + encodeURIComponent(vid);
+        return fetch(proxy + '/cart-offers' + q, { credentials: 'same-origin', signal: controller && controller.signal, headers: { Accept: 'application/json' } })
+          .then(json);
+      }).then(function (data) { if (data) render(data); else hide(); }).catch(hide);
+  }
+
+  function initAll(scope) {
+    Array.prototype.forEach.call((scope || document).querySelectorAll('[data-pa-offers]'), init);
+  }
+
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', function () { initAll(); });
+  else initAll();
+  document.addEventListener('shopify:section:load', function (e) { initAll(e.target); });
+})();

@@ -1,0 +1,241 @@
+/* PluginApp upsell blocks: fill the block's skeleton with ranked products from the app proxy. App slow (> 1.5 s),
+   down or empty: the block is emptied and hidden at its size, so nothing moves.
+   The source: scripts/theme/build.mjs minifies it into theme-extension/assets/, which is what shoppers load. */
+(function () {
+  'use strict';
+
+  var TIMEOUT_MS = 1500;
+  var VISITOR_KEY = 'pluginapp:visitor';
+
+  function visitorId() {
+    var id;
+    try { id = localStorage.getItem(VISITOR_KEY); } catch (e) { /* storage blocked */ }
+    if (!id) {
+      id = window.crypto && crypto.randomUUID ? crypto.randomUUID()
+        : Date.now().toString(36) + Math.random().toString(36).slice(2);
+      try { localStorage.setItem(VISITOR_KEY, id); } catch (e) { /* one id per page view */ }
+    }
+    return id;
+  }
+
+  // A beacon survives navigation; else fetch keepalive.
+  function send(url, payload) {
+    var body = JSON.stringify(payload);
+    try {
+      if (navigator.sendBeacon && navigator.sendBeacon(url, new Blob([body], { type: 'application/json' }))) return;
+    } catch (e) { }
+    fetch(url, { method: 'POST', keepalive: true, credentials: 'same-origin', headers: { 'Content-Type': 'application/json' }, body: body })
+      .catch(function () {});
+  }
+
+  function getJson(url, signal) {
+    return fetch(url, { signal: signal, credentials: 'same-origin', headers: { Accept: 'application/json' } })
+      .then(function (r) {
+        if (!r.ok) throw new Error('HTTP ' + r.status);
+        return r.json();
+      });
+  }
+
+  function formatPrice(price, currency) {
+    try {
+      return new Intl.NumberFormat(document.documentElement.lang || undefined, { style: 'currency', currency: currency })
+        .format(Number(price));
+    } catch (e) {
+      return price + (currency ? ' ' + currency : '');
+    }
+  }
+
+  // Same-origin paths only (resolved: browsers drop tabs, read "\\" as "/").
+  function safePath(url) {
+    if (typeof url !== 'string' || url.charAt(0) !== '/' || /[\u0000-\u001f\u007f\\]/.test(url)) return null;
+    try {
+      var resolved = new URL(url, location.href);
+      return resolved.origin === location.origin ? resolved.pathname + resolved.search + resolved.hash : null;
+    } catch (e) {
+      return null;
+    }
+  }
+
+  function el(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text != null) node.textContent = text;
+    return node;
+  }
+
+  function card(item, index, opts) {
+    var li = el('li', 'pa-card');
+    li.setAttribute('data-product-id', item.product_id);
+    li.setAttribute('data-position', index);
+    var link = el('a', 'pa-card__link');
+    var path = safePath(item.url);
+    // Under the shopper's language path ("/fr/").
+    link.href = path ? opts.base + path.slice(1) : '#';
+    var media = el('span', 'pa-card__media');
+    if (item.image) {
+      var img = el('img');
+      img.src = item.image;
+      img.alt = '';
+      img.width = 300;
+      img.height = 300;
+      img.loading = 'lazy';
+      img.decoding = 'async';
+      media.appendChild(img);
+    }
+    link.appendChild(media);
+    link.appendChild(el('span', 'pa-card__title', item.title));
+    link.appendChild(el('span', 'pa-card__price', formatPrice(item.price, item.currency)));
+    li.appendChild(link);
+    if (opts.showAdd && item.variant_id) {
+      var button = el('button', 'pa-card__add', opts.addLabel);
+      button.type = 'button';
+      li.appendChild(button);
+    }
+    return li;
+  }
+
+  function init(root) {
+    if (root.getAttribute('data-pa-state')) return;
+    root.setAttribute('data-pa-state', 'loading');
+    var d = root.dataset;
+    var proxy = (d.proxy || '/apps/pluginapp').replace(/\/+$/, '');
+    var list = root.querySelector('.pa-upsells__list');
+    var slots = list ? list.children : [];
+    var placement = d.placement === 'cart' ? 'cart' : 'product';
+    var vid = visitorId();
+    var done = false;
+    var controller = window.AbortController ? new AbortController() : null;
+
+    // Nothing to show: hide the block, keeping its box.
+    function hide() {
+      if (done) return;
+      done = true;
+      if (controller) controller.abort();
+      root.style.height = root.getBoundingClientRect().height + 'px';
+      root.setAttribute('data-pa-state', 'empty');
+      root.classList.add('pa-upsells--empty');
+      root.setAttribute('aria-hidden', 'true');
+      while (root.firstChild) root.removeChild(root.firstChild);
+    }
+
+    var timer = setTimeout(hide, TIMEOUT_MS);
+
+    // Visitor id into the cart's attributes at its first impression.
+    var cartTagged = false;
+    function mark() {
+      var m = /(?:^|; *)cart=([^;?%]*)/.exec(document.cookie);
+      return vid + '|' + (m ? m[1] : '');
+    }
+    function tagCart() {
+      try { cartTagged = cartTagged || sessionStorage.getItem('pa-cart') === mark(); } catch (e) { }
+      if (cartTagged) return;
+      cartTagged = true;
+      fetch((d.cartUrl || '/cart') + '/update.js', {
+        method: 'POST', keepalive: true, credentials: 'same-origin', headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ attributes: { _pluginapp_visitor: vid } })
+      }).then(function (r) {
+        if (!r.ok) throw r;
+        try { sessionStorage.setItem('pa-cart', mark()); } catch (e) { }
+      }).catch(function () { cartTagged = false; });
+    }
+
+    function track(type, item, position, requestId) {
+      send(proxy + '/events', {
+        type: type, request_id: requestId, visitor_id: vid, product_id: item.product_id,
+        variant_id: item.variant_id, placement: placement, position: position, token: item.token
+      });
+    }
+
+    function render(data) {
+      if (done) return;
+      var items = data && Array.isArray(data.items) ? data.items.slice(0, slots.length) : [];
+      if (!items.length) { hide(); return; }
+      clearTimeout(timer);
+      done = true;
+      var opts = { showAdd: !!root.querySelector('.pa-card--skeleton .pa-card__add'), addLabel: d.addLabel || 'Add to cart',
+        base: (d.root || '/').replace(/\/?$/, '/') };
+      var requestId = data.request_id;
+      var skeletons = Array.prototype.slice.call(slots);
+      var seen = [];
+      var observer = window.IntersectionObserver ? new IntersectionObserver(function (entries) {
+        entries.forEach(function (entry) {
+          if (!entry.isIntersecting) return;
+          var i = Number(entry.target.getAttribute('data-position'));
+          observer.unobserve(entry.target);
+          if (!seen[i]) { seen[i] = true; track('impression', items[i], i, requestId); tagCart(); }
+        });
+      }, { threshold: 0.5 }) : null;
+
+      // In place, in order.
+      skeletons.forEach(function (slot, i) {
+        if (i >= items.length) { slot.className = 'pa-card pa-card--skeleton pa-card--unused'; return; }
+        var li = card(items[i], i, opts);
+        slot.parentNode.replaceChild(li, slot);
+        if (observer) observer.observe(li);
+      });
+      // A merchant's notice, as text, never markup.
+      var notice = typeof data.notice == 'string' && data.notice.trim();
+      var why = root.querySelector('.pa-upsells__why p');
+      if (notice && why) why.textContent = notice;
+      list.removeAttribute('aria-busy');
+      root.setAttribute('data-pa-state', 'ready');
+      root.setAttribute('data-request-id', requestId || '');
+
+      list.addEventListener('click', function (e) {
+        var target = e.target instanceof Element ? e.target : null;
+        var li = target && target.closest('.pa-card[data-position]');
+        if (!li) return;
+        var i = Number(li.getAttribute('data-position'));
+        var item = items[i];
+        var button = target.closest('.pa-card__add');
+        if (!button) {
+          if (target.closest('.pa-card__link')) { track('click', item, i, requestId); tagCart(); }
+          return;
+        }
+        button.disabled = true;
+        fetch(d.cartAddUrl ? d.cartAddUrl + '.js' : '/cart/add.js', {
+          method: 'POST', credentials: 'same-origin',
+          headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+          body: JSON.stringify({ items: [{ id: item.variant_id, quantity: 1 }] })
+        }).then(function (r) {
+          if (!r.ok) throw new Error('HTTP ' + r.status);
+          return r.json();
+        }).then(function (added) {
+          track('add_to_cart', item, i, requestId);
+          tagCart();
+          button.textContent = d.addedLabel || 'Added';
+          // Lets the theme's cart refresh.
+          root.dispatchEvent(new CustomEvent('pluginapp:cart-add', { bubbles: true, detail: added }));
+        }).catch(function () {
+          button.disabled = false;
+        });
+      });
+    }
+
+    var query = '?placement=' + placement + '&limit=' + encodeURIComponent(d.limit || slots.length) +
+      '&visitor_id=' + encodeURIComponent(vid);
+    var ids = placement === 'product'
+      ? Promise.resolve(d.productId ? '&product_id=' + encodeURIComponent(d.productId) +
+        (d.cartVariantIds ? '&variant_ids=' + encodeURIComponent(d.cartVariantIds.split(',').slice(0, 100)) : '') : null)
+      : getJson((d.cartUrl || '/cart') + '.js', controller && controller.signal).then(function (cart) {
+        var variants = (cart.items || []).map(function (line) { return line.variant_id; }).filter(Boolean);
+        return variants.length ? '&variant_ids=' + encodeURIComponent(variants.join(',')) : null;
+      });
+
+    ids.then(function (part) {
+      if (part == null) return null;
+      return getJson(proxy + '/recommendations' + query + part, controller && controller.signal);
+    }).then(function (data) {
+      if (data) render(data); else hide();
+    }).catch(hide);
+  }
+
+  function initAll(scope) {
+    Array.prototype.forEach.call((scope || document).querySelectorAll('[data-pa-upsells]'), init);
+  }
+
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', function () { initAll(); });
+  else initAll();
+  // Theme editor: a section re-rendered.
+  document.addEventListener('shopify:section:load', function (e) { initAll(e.target); });
+})();
