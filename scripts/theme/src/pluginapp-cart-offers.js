@@ -1,7 +1,7 @@
 /* PluginApp cart offers block: asks the app proxy what this cart should see (a free-shipping bar, a product that reaches
    free shipping, or a single-use discount) and shows it in the box the block reserved. App slow (> 1.5 s), down, or the
-   answer is "nothing": the box is emptied and hidden at its size, so nothing moves. The arm and the action go into the
-   cart attributes, so the order carries them.
+   answer is "nothing": the box is emptied and hidden at its size, so nothing on screen moves, and it gives its space back
+   once it is below the screen. The arm and the action go into the cart attributes, so the order carries them.
    The source: scripts/theme/build.mjs minifies it into theme-extension/assets/, which is what shoppers load. */
 (function () {
   'use strict';
@@ -62,6 +62,23 @@
     return String(template).replace(/\{(\w+)\}/g, function (_, k) { return values[k] != null ? values[k] : ''; });
   }
 
+  // As the upsell blocks': an emptied block collapses once below the screen, where nothing the shopper sees moves with it.
+  function collapseOutOfSight(root, className) {
+    function below(top, height) { return top >= height; }
+    if (below(root.getBoundingClientRect().top, window.innerHeight || document.documentElement.clientHeight)) {
+      root.classList.add(className);
+      return;
+    }
+    if (!window.IntersectionObserver) return;
+    var io = new IntersectionObserver(function (entries) {
+      var e = entries[entries.length - 1];
+      if (e.isIntersecting || !below(e.boundingClientRect.top, e.rootBounds ? e.rootBounds.height : window.innerHeight)) return;
+      io.disconnect();
+      root.classList.add(className);
+    });
+    io.observe(root);
+  }
+
   function init(root) {
     if (root.getAttribute('data-pa-state')) return;
     root.setAttribute('data-pa-state', 'loading');
@@ -82,6 +99,7 @@
       root.classList.add('pa-offers--empty');
       root.setAttribute('aria-hidden', 'true');
       while (box.firstChild) box.removeChild(box.firstChild);
+      collapseOutOfSight(root, 'pa-offers--collapsed');
     }
 
     var timer = setTimeout(hide, TIMEOUT_MS);
@@ -97,13 +115,12 @@
       io.observe(root);
     }
 
-    var barText, track, fillEl;
     function bar(b) {
       var wrap = el('div', 'pa-offers__bar');
-      barText = el('p', 'pa-offers__bar-text', fill(d.barText, { amount: money(b.remaining, b.currency) }));
+      var barText = el('p', 'pa-offers__bar-text', fill(d.barText, { amount: money(b.remaining, b.currency) }));
       wrap.appendChild(barText);
-      track = el('div', 'pa-offers__track');
-      fillEl = el('div', 'pa-offers__fill');
+      var track = el('div', 'pa-offers__track');
+      var fillEl = el('div', 'pa-offers__fill');
       fillEl.style.width = Math.max(0, Math.min(100, Number(b.progress) * 100)) + '%';
       track.appendChild(fillEl);
       track.setAttribute('role', 'progressbar');
@@ -141,13 +158,17 @@
           post(proxy + '/events', { type: 'add_to_cart', request_id: requestId, visitor_id: vid, product_id: item.product_id,
             variant_id: item.variant_id, placement: 'cart', position: 0, token: item.token }).catch(function () {});
           button.textContent = d.addedLabel || 'Added';
-          // The product was chosen to reach free shipping: the bar says it is reached (until 5 Dec 2026 it still asked for more).
-          if (fillEl) {
-            fillEl.style.width = '100%';
-            track.setAttribute('aria-valuenow', '100');
-            barText.textContent = d.barDoneText || '';
-          }
-          root.dispatchEvent(new CustomEvent('pluginapp:cart-add', { bubbles: true, detail: added }));
+          button.setAttribute('aria-label', (d.addedLabel || 'Added') + ': ' + item.title);
+          // The cart page's lines and totals are the theme's: it is loaded again, and this block asks the app again for the
+          // cart as it now stands (until 5 Dec 2026 the page kept the cart without the product, and the bar claimed free
+          // shipping from catalog prices, whatever the cart's discounts made of them). A theme that refreshes its cart
+          // itself takes the event (preventDefault): then only this block asks again.
+          var event = new CustomEvent('pluginapp:cart-add', { bubbles: true, cancelable: true, detail: added });
+          if (root.dispatchEvent(event)) { location.reload(); return; }
+          while (box.firstChild) box.removeChild(box.firstChild);
+          root.removeAttribute('data-pa-state');
+          root.removeAttribute('data-pa-action');
+          init(root);
         }).catch(function () { button.disabled = false; });
       });
       row.appendChild(button);

@@ -1,5 +1,6 @@
 /* PluginApp upsell blocks: fill the block's skeleton with ranked products from the app proxy. App slow (> 1.5 s),
-   down or empty: the block is emptied and hidden at its size, so nothing moves.
+   down or empty: the block is emptied and hidden at its size, so nothing on screen moves, and it gives its space back
+   (collapses) once it is below the screen, where nothing the shopper sees moves with it.
    The source: scripts/theme/build.mjs minifies it into theme-extension/assets/, which is what shoppers load. */
 (function () {
   'use strict';
@@ -63,6 +64,20 @@
     return node;
   }
 
+  // An emptied block below the screen, now or once scrolled back above it, collapses: the content after it moves up out
+  // of sight. Why not at once: a block on screen (or above it) would move what the shopper is looking at. Until 5 Dec 2026
+  // it kept its space for the whole visit, a blank hole as tall as its cards.
+  function collapse(root, cls) {
+    function below(t, h) { return t >= h; }
+    if (below(root.getBoundingClientRect().top, innerHeight)) return root.classList.add(cls);
+    if (!window.IntersectionObserver) return;
+    var io = new IntersectionObserver(function (es) {
+      var e = es[es.length - 1];
+      if (!e.isIntersecting && below(e.boundingClientRect.top, e.rootBounds ? e.rootBounds.height : innerHeight)) { io.disconnect(); root.classList.add(cls); }
+    });
+    io.observe(root);
+  }
+
   function card(item, index, opts) {
     var li = el('li', 'pa-card');
     li.setAttribute('data-product-id', item.product_id);
@@ -89,6 +104,8 @@
     if (opts.showAdd && item.variant_id) {
       var button = el('button', 'pa-card__add', opts.addLabel);
       button.type = 'button';
+      // Named by its product for a screen reader (until 5 Dec 2026 every card's button read "Add to cart").
+      button.setAttribute('aria-label', opts.addLabel + ': ' + item.title);
       li.appendChild(button);
     }
     return li;
@@ -116,6 +133,7 @@
       root.classList.add('pa-upsells--empty');
       root.setAttribute('aria-hidden', 'true');
       while (root.firstChild) root.removeChild(root.firstChild);
+      collapse(root, 'pa-upsells--collapsed');
     }
 
     var timer = setTimeout(hide, TIMEOUT_MS);
@@ -178,6 +196,9 @@
       var why = root.querySelector('.pa-upsells__why p');
       if (notice && why) why.textContent = notice;
       list.removeAttribute('aria-busy');
+      // The live status says the products came (until 5 Dec 2026 it went on saying "Loading recommendations").
+      var status = root.querySelector('.pa-upsells__status');
+      if (status) status.textContent = d.loadedLabel || '';
       root.setAttribute('data-pa-state', 'ready');
       root.setAttribute('data-request-id', requestId || '');
 
@@ -204,8 +225,10 @@
           track('add_to_cart', item, i, requestId);
           tagCart();
           button.textContent = d.addedLabel || 'Added';
-          // Lets the theme's cart refresh.
-          root.dispatchEvent(new CustomEvent('pluginapp:cart-add', { bubbles: true, detail: added }));
+          button.setAttribute('aria-label', (d.addedLabel || 'Added') + ': ' + item.title);
+          // A theme that refreshes its cart itself takes the event (preventDefault). Else, on the cart page, the page is
+          // loaded again: its lines and totals are the theme's, and until 5 Dec 2026 they stayed without the product added.
+          if (root.dispatchEvent(new CustomEvent('pluginapp:cart-add', { bubbles: true, cancelable: true, detail: added })) && placement === 'cart') location.reload();
         }).catch(function () {
           button.disabled = false;
         });

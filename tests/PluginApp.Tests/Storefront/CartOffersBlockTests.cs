@@ -100,14 +100,47 @@ public sealed class CartOffersBlockTests(StorefrontFixture sf) : IClassFixture<S
                 await AssertNothingMovedAsync(page, before);
                 await page.ScreenshotAsync(new PageScreenshotOptions { Path = Screenshot("storefront-cart-offers-bar.png"), FullPage = true });
 
-                // The shopper adds the product: it reaches free shipping, and the bar says so (until 5 Dec 2026 it still
-                // asked her to spend 5.00 more).
+                // The shopper adds the product: the cart page is loaded again, so the theme's lines and totals hold it, and
+                // the block asks the app about the cart as it now stands. Until 5 Dec 2026 the page kept the cart without it,
+                // and the bar claimed free shipping from catalog prices, whatever the cart's discounts made of them.
+                var asked = storefront.Calls.Count;
+                var reloaded = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                page.Load += (_, _) => reloaded.TrySetResult();
                 await page.ClickAsync(".pa-offers__add");
-                await page.WaitForFunctionAsync("() => document.querySelector('.pa-offers__add').textContent === 'Added'", null,
-                    new PageWaitForFunctionOptions { Timeout = 5_000 });
-                Assert.Equal("Your order now ships free", await page.InnerTextAsync(".pa-offers__bar-text"));
-                Assert.Equal("100", await page.GetAttributeAsync(".pa-offers__track", "aria-valuenow"));
+                await reloaded.Task.WaitAsync(TimeSpan.FromSeconds(10));
+                await page.WaitForFunctionAsync($"() => document.querySelector('{Block}') && document.querySelector('{Block}').getAttribute('data-pa-state') !== 'loading'",
+                    null, new PageWaitForFunctionOptions { Timeout = 10_000 });
+                using var http = new HttpClient();
+                var lines = JsonNode.Parse(await http.GetStringAsync(storefront.BaseUrl + "/cart.js"))!["items"]!.AsArray();
+                Assert.Equal(2, lines.Count);
+                var again = storefront.Calls.Skip(asked).Where(c => c.Path.EndsWith("/cart-offers", StringComparison.Ordinal)).ToList();
+                Assert.True(again.Count == 1, $"the block asked {again.Count} times after the add");
+                Assert.All(lines, l => Assert.Contains($"{l!["variant_id"]}%3A", again[0].Query, StringComparison.Ordinal));
                 await page.ScreenshotAsync(new PageScreenshotOptions { Path = Screenshot("storefront-cart-offers-added.png"), FullPage = true });
+            }
+            finally { await page.Context.CloseAsync(); }
+
+            // A theme that refreshes its cart itself takes the block's event: the page stays, and the block alone asks again.
+            storefront.SetCart((101, 1010, 1));
+            sf.Storefront.SetPage("/cart", await ThemeBlockRenderer.RenderPageAsync("cart-offers", new JsonObject { ["template"] = "cart" }));
+            page = await sf.NewPageAsync();
+            try
+            {
+                await page.Context.AddInitScriptAsync($"localStorage.setItem('pluginapp:visitor', '{visitor}')");
+                await page.Context.AddInitScriptAsync("document.addEventListener('pluginapp:cart-add', (e) => { window.__themeTook = (window.__themeTook || 0) + 1; e.preventDefault(); })");
+                await page.GotoAsync(sf.Storefront.BaseUrl + "/cart", new PageGotoOptions { WaitUntil = WaitUntilState.Load });
+                await page.WaitForSelectorAsync(".pa-offers__add", new() { Timeout = 10_000 });
+                var asked = storefront.Calls.Count;
+                var loads = 0;
+                page.Load += (_, _) => Interlocked.Increment(ref loads);
+                await page.ClickAsync(".pa-offers__add");
+                await EventuallyAsync(() => Task.FromResult(storefront.Calls.Skip(asked).Count(c => c.Path.EndsWith("/cart-offers", StringComparison.Ordinal)) == 1),
+                    "the block asking again");
+                await page.WaitForFunctionAsync($"() => document.querySelector('{Block}').getAttribute('data-pa-state') !== 'loading'", null,
+                    new PageWaitForFunctionOptions { Timeout = 10_000 });
+                Assert.Equal(1, await page.EvaluateAsync<int>("() => window.__themeTook"));
+                Assert.Equal(0, loads);
+                Assert.Contains("%2C", storefront.Calls.Skip(asked).Single(c => c.Path.EndsWith("/cart-offers", StringComparison.Ordinal)).Query); // two lines now
             }
             finally { await page.Context.CloseAsync(); }
 

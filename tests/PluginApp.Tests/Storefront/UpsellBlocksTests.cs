@@ -242,11 +242,21 @@ public sealed partial class UpsellBlocksTests(StorefrontFixture sf) : IClassFixt
                 return tagged is not null;
             }, "the _pluginapp_visitor cart attribute after the impressions, before any click");
 
-            // The add button posts /cart/add.js with the variant, then the app stores an add_to_cart event.
+            // Each add button is named by its product for a screen reader (until 5 Dec 2026 all read "Add to cart"), and the
+            // live status says the products came (it went on saying "Loading recommendations").
+            var firstTitle = items[0]["title"]!.GetValue<string>();
+            await Assertions.Expect(page.GetByRole(AriaRole.Button, new() { Name = "Add to cart: " + firstTitle, Exact = true })).ToBeVisibleAsync();
+            Assert.Equal("Recommendations loaded", await page.Locator("[data-pa-upsells] [role=status]").InnerTextAsync());
+
+            // The add button posts /cart/add.js with the variant, then the app stores an add_to_cart event; the cart page is
+            // loaded again, so the theme's lines and totals hold it (until 5 Dec 2026 it only said "Added").
             var variantId = items[0]["variant_id"]!.GetValue<long>();
+            var reloaded = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            page.Load += (_, _) => reloaded.TrySetResult();
             await page.ClickAsync(".pa-card[data-position='0'] .pa-card__add");
-            await page.WaitForFunctionAsync("() => document.querySelector(\".pa-card[data-position='0'] .pa-card__add\").textContent === 'Added'",
-                null, new PageWaitForFunctionOptions { Timeout = 5_000 });
+            await reloaded.Task.WaitAsync(TimeSpan.FromSeconds(10));
+            await page.WaitForFunctionAsync("() => document.querySelector('[data-pa-upsells]').getAttribute('data-pa-state') !== 'loading'",
+                null, new PageWaitForFunctionOptions { Timeout = 10_000 });
             var cart = JsonNode.Parse(await http.GetStringAsync(storefront.BaseUrl + "/cart.js"))!;
             Assert.Contains(cart["items"]!.AsArray(), l => l!["variant_id"]!.GetValue<long>() == variantId);
             await EventuallyAsync(async () => await sf.App.CountAsync(
@@ -386,6 +396,39 @@ public sealed partial class UpsellBlocksTests(StorefrontFixture sf) : IClassFixt
         {
             storefront.Behaviour = ProxyBehaviour.Forward;
             storefront.BlockTimeLimit = StorefrontFixture.AnswerWait;
+            await page.Context.CloseAsync();
+        }
+    }
+
+    /// <summary>
+    /// A block below the screen that ends with nothing to show gives its space back: the content after it moves up while
+    /// out of sight, so the shopper sees no shift and scrolls into no blank hole. Until 5 Dec 2026 it kept its size for the
+    /// whole visit (on screen it still does, as above).
+    /// </summary>
+    [Fact]
+    public async Task ProductBlock_AppDown_BelowTheScreen_CollapsesWithoutAShiftTheShopperSees()
+    {
+        var storefront = sf.Storefront;
+        storefront.Behaviour = ProxyBehaviour.Fail;
+        var page = await sf.NewPageAsync();
+        try
+        {
+            await page.SetViewportSizeAsync(1280, 150);
+            await OpenProductPageAsync(page);
+            var before = await page.EvaluateAsync<JsonElement>("() => window.__paBefore");
+            Assert.True(before.GetProperty("block").GetProperty("y").GetDouble() >= 150, $"the block is not below the screen: {before}");
+            await page.WaitForFunctionAsync("() => document.querySelector('[data-pa-upsells]').getAttribute('data-pa-state') === 'empty'",
+                null, new PageWaitForFunctionOptions { Timeout = 5_000 });
+            await NextFramesAsync(page);
+
+            Assert.Equal("none", await page.EvaluateAsync<string>("() => getComputedStyle(document.querySelector('[data-pa-upsells]')).display"));
+            var below = Box.From(await page.EvaluateAsync<JsonElement>("() => window.__paBox('#storefront-below')"));
+            Assert.True(below.Y < before.GetProperty("below").GetProperty("y").GetDouble() - 100, $"the content below kept its place: {below}");
+            await AssertNoLayoutShiftAsync(page);
+        }
+        finally
+        {
+            storefront.Behaviour = ProxyBehaviour.Forward;
             await page.Context.CloseAsync();
         }
     }
