@@ -158,8 +158,11 @@ public sealed class AbandonmentSignal(NpgsqlDataSource db, IntentScorer scorer, 
                 var (c, _) = snapshots[i];
                 var p = scored.Probabilities[i];
                 if (!(p >= o.MinScore)) continue; // a NaN is not above the minimum either
+                // Her erasure read again as the row is written: the checkouts were read, then scored, before this (the
+                // outbox's calls on her are checked the same way, OutboxWriter.Enqueue).
                 store.Add("""
-                    INSERT INTO checkout_signals (shop_id, checkout_id, customer_id, score, model_version, signalled_at) VALUES ($1, $2, $3, $4, $5, $6)
+                    INSERT INTO checkout_signals (shop_id, checkout_id, customer_id, score, model_version, signalled_at)
+                    SELECT $1, $2, $3, $4, $5, $6 WHERE NOT EXISTS (SELECT 1 FROM customers c WHERE c.shop_id = $1 AND c.id = $3 AND c.redacted_at IS NOT NULL)
                     ON CONFLICT (shop_id, checkout_id) DO NOTHING
                     """, shopId, c.CheckoutId, c.CustomerId, p, scored.Version, now);
                 var gid = Gid.Of("Customer", c.CustomerId);

@@ -314,6 +314,46 @@ public sealed class IntentTests(AppFixture app) : IClassFixture<AppFixture>
     }
 
     /// <summary>
+    /// A customer erased while the sweep was scoring her checkout (read before, written after) gets no signal, no tag and
+    /// no metafield: her erasure is read again as each row and call is written. Until 5 Dec 2026 they were written whatever
+    /// had happened meanwhile, and the tag went out to Shopify before the erasure's second pass could delete the call.
+    /// </summary>
+    [Fact]
+    public async Task AbandonmentSignal_ForACustomerErasedWhileTheSweepRan_WritesNothingNamingHer()
+    {
+        var (seed, _) = await TrainedStoreAsync("intent-abandon-erased.myshopify.com", 96_900_000);
+        var now = app.Clock.GetUtcNow();
+        const long customer = 96_910_001, checkout = 96_920_001;
+        await app.ScalarAsync("INSERT INTO customers (shop_id, id, email, accepts_marketing, created_at) VALUES ($1, $2, 'erased-mid-sweep@example.com', true, $3)",
+            seed.ShopId, customer, now.AddDays(-40));
+        await app.ScalarAsync("""
+            INSERT INTO checkouts (shop_id, id, token, customer_id, total_price, subtotal_price, created_at, updated_at) VALUES ($1, $2, 'co-erased', $3, 60, 60, $4, $5)
+            """, seed.ShopId, checkout, customer, now.AddHours(-3), now.AddHours(-2));
+        await app.ScalarAsync("INSERT INTO checkout_lines (shop_id, checkout_id, line_key, product_id, variant_id, quantity, price) VALUES ($1, $2, 'l1', $3, $4, 6, 10)",
+            seed.ShopId, checkout, seed.P(101), seed.V(1010));
+        var signal = app.Factory.Services.GetRequiredService<AbandonmentSignal>();
+
+        // The sweep is held at its first write, after it read and scored the checkout; her erasure commits meanwhile.
+        await using var holder = await app.Db.OpenConnectionAsync();
+        await using var hold = await holder.BeginTransactionAsync();
+        await using (var lockTable = new NpgsqlCommand("LOCK TABLE checkout_signals IN SHARE MODE", holder, hold)) await lockTable.ExecuteNonQueryAsync();
+        var sweep = signal.ShopAsync(seed.ShopId, CancellationToken.None);
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while (await app.CountAsync("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO checkout_signals%'") == 0)
+        {
+            if (sweep.IsCompleted) Assert.Fail($"the sweep ended without writing: {await sweep}");
+            Assert.True(DateTime.UtcNow < deadline, "the sweep never reached its write");
+            await Task.Delay(50);
+        }
+        await app.ScalarAsync("UPDATE customers SET redacted_at = $3 WHERE shop_id = $1 AND id = $2", seed.ShopId, customer, now);
+        await hold.CommitAsync();
+        await sweep;
+
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM checkout_signals WHERE shop_id = $1 AND customer_id = $2", seed.ShopId, customer));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND resource_key = $2", seed.ShopId, $"gid://shopify/Customer/{customer}"));
+    }
+
+    /// <summary>
     /// A store of 20,000 orders with 50 open checkouts: the half-hourly sweep, the clearing of its signals and a cart's
     /// customer history find whether a checkout became an order from its own token and customer, not by reading the
     /// store's orders for each checkout; and an order carrying the token of a checkout of another customer still closes it.
