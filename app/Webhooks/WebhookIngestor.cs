@@ -290,11 +290,15 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
                         ELSE $8::jsonb END,
                    CASE WHEN s.id IS NOT NULL AND $9 AND NOT erased.yes THEN $11 END, $12
             FROM (SELECT 1) one LEFT JOIN shops s ON s.domain = $2
-            -- A retry or late event of what was erased (the customer, or a guest's order or checkout) keeps none of it, as RecordSegmentSql.
+            -- A retry or late event of what was erased (the customer, or a guest's order, checkout or cart; an order the
+            -- erasure listed before we held it, erased_orders) keeps none of it, as RecordSegmentSql. Until 5 Dec 2026 an order
+            -- listed before we held it, and an erased cart, were kept aside with all she gave.
             CROSS JOIN LATERAL (SELECT s.id IS NOT NULL AND (
                 EXISTS (SELECT 1 FROM customers c WHERE c.shop_id = s.id AND c.id = $13 AND c.redacted_at IS NOT NULL)
                 OR EXISTS (SELECT 1 FROM orders o WHERE o.shop_id = s.id AND o.id = ANY($14) AND o.redacted_at IS NOT NULL)
-                OR EXISTS (SELECT 1 FROM checkouts k WHERE k.shop_id = s.id AND k.id = ANY($15) AND k.redacted_at IS NOT NULL)) AS yes) erased
+                OR EXISTS (SELECT 1 FROM erased_orders e WHERE e.shop_id = s.id AND e.order_id = ANY($14))
+                OR EXISTS (SELECT 1 FROM checkouts k WHERE k.shop_id = s.id AND k.id = ANY($15) AND k.redacted_at IS NOT NULL)
+                OR EXISTS (SELECT 1 FROM carts t WHERE t.shop_id = s.id AND t.token = ANY($16) AND t.redacted_at IS NOT NULL)) AS yes) erased
             ON CONFLICT (delivery_id) DO NOTHING
             """;
         var asBytes = d.KeepAsBytes;
@@ -311,6 +315,9 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
         var topic = d.Headers.Topic;
         cmd.Parameters.Add(Sql.Param(d.Owned.Orders.Length > 0 || !topic.StartsWith("orders/", StringComparison.Ordinal) ? d.Owned.Orders : own));
         cmd.Parameters.Add(Sql.Param(d.Owned.Checkouts.Length > 0 || !topic.StartsWith("checkouts/", StringComparison.Ordinal) ? d.Owned.Checkouts : own));
+        var ownCart = d.Rows is null && topic.StartsWith("carts/", StringComparison.Ordinal) && JsonNode.Parse(d.Summary)?["id"] is JsonValue t
+            && t.TryGetValue<string>(out var token) ? [token] : Array.Empty<string>();
+        cmd.Parameters.Add(Sql.Param(d.Owned.CartTokens.Length > 0 ? d.Owned.CartTokens : ownCart));
         batch.BatchCommands.Add(cmd);
         return new IngestResult(IngestOutcome.KeptFailed, d.KeptAsideFor);
     }

@@ -125,7 +125,7 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
         var shopId = await app.InstallShopAsync(shop);
         var redact = new JsonObject
         {
-            ["shop_id"] = 1, ["shop_domain"] = shop, ["orders_to_redact"] = new JsonArray(6151),
+            ["shop_id"] = 1, ["shop_domain"] = shop, ["orders_to_redact"] = new JsonArray(6151, 6153),
             ["customer"] = new JsonObject { ["id"] = 8151, ["email"] = "late-guest@example.com" },
         };
         Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("customers/redact", shop, redact.ToJsonString())).StatusCode);
@@ -152,6 +152,18 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1 AND id = 6152 AND email IS NOT NULL AND browser_ip IS NOT NULL", shopId));
         // Nor is it an experiment outcome under her visitor id.
         Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM experiment_outcomes WHERE shop_id = $1 AND order_id = 6151", shopId));
+
+        // Another listed order that PostgreSQL refuses is kept aside for the operator without what she gave (until 5 Dec
+        // 2026 with all of it: only orders held and erased were known there).
+        var refused = ShopifyPayloads.Order(6153, customerId: null);
+        refused["email"] = "late-guest@example.com";
+        refused["total_price"] = "123456789012345678.00";
+        var delivery = Guid.NewGuid().ToString();
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("orders/create", shop, refused.ToJsonString(), delivery)).StatusCode);
+        Assert.Equal(1, await app.CountAsync("""
+            SELECT count(*) FROM webhook_deliveries WHERE delivery_id = $1 AND outcome = 'failed' AND body ? 'redacted_at' AND raw_body IS NULL
+              AND position('late-guest' in body::text) = 0
+            """, delivery));
     }
 
     /// <summary>
@@ -193,6 +205,17 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM carts WHERE shop_id = $1 AND token IN ('cart-login', 'cart-6252', 'cart-today') AND note IS NOT NULL", shopId));
         Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM carts WHERE shop_id = $1 AND token IN ('cart-login', 'cart-6252') AND updated_at > '2026-07-03'", shopId));
         Assert.Equal("someone else's note", await app.ScalarAsync("SELECT note FROM carts WHERE shop_id = $1 AND token = 'cart-other'", shopId));
+
+        // A late copy of her cart that PostgreSQL refuses is kept aside without its note (until 5 Dec 2026, with it).
+        var refused = ShopifyPayloads.Cart("cart-login", "2026-07-04T10:00:00-04:00", (1010, 1));
+        refused["note"] = "call me on +1 555 0100";
+        refused["line_items"]![0]!["price"] = "123456789012345678.00";
+        var delivery = Guid.NewGuid().ToString();
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("carts/update", shop, refused.ToJsonString(), delivery)).StatusCode);
+        Assert.Equal(1, await app.CountAsync("""
+            SELECT count(*) FROM webhook_deliveries WHERE delivery_id = $1 AND outcome = 'failed' AND body ? 'redacted_at' AND raw_body IS NULL
+              AND position('555' in body::text) = 0
+            """, delivery));
     }
 
     /// <summary>
