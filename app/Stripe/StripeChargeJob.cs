@@ -196,10 +196,17 @@ public sealed class StripeChargeJob(NpgsqlDataSource db, StripeConnections conne
             : $"Stripe dispute (reason {e.Reason ?? "not given"})";
         await using var conn = await db.OpenConnectionAsync(ct);
         await using var tx = await conn.BeginTransactionAsync(ct);
+        // An event about an order whose customer was erased keeps neither the charge nor its own body (either may hold her
+        // email, as the erasure of stripe_events says): a dispute can close months after her erasure, which ran once. Until
+        // 5 Dec 2026 such a late event was stored whole; its label is kept, as the order's other labels are.
         await using (var update = new NpgsqlCommand("""
-            UPDATE stripe_events SET state = $3, order_id = $4, matched_by = $5, outcome = $6, charge = $7::jsonb,
-              attempts = attempts + 1, retry_at = $8
-            WHERE connection_id = $1 AND id = $2 AND state = 'pending'
+            UPDATE stripe_events s SET state = $3, order_id = $4, matched_by = $5, outcome = $6,
+              charge = CASE WHEN x.erased THEN NULL ELSE $7::jsonb END,
+              payload = CASE WHEN x.erased THEN jsonb_build_object('redacted_at', $9::timestamptz) ELSE s.payload END,
+              attempts = s.attempts + 1, retry_at = $8
+            FROM (SELECT EXISTS (SELECT 1 FROM stripe_events e JOIN orders o ON o.shop_id = e.shop_id AND o.id = $4
+                                 WHERE e.connection_id = $1 AND e.id = $2 AND o.redacted_at IS NOT NULL) AS erased) x
+            WHERE s.connection_id = $1 AND s.id = $2 AND s.state = 'pending'
             """, conn, tx))
         {
             update.Parameters.Add(Sql.Param(connectionId));
@@ -217,6 +224,7 @@ public sealed class StripeChargeJob(NpgsqlDataSource db, StripeConnections conne
             })));
             update.Parameters.Add(Sql.Param(TypedNull.Time(state == "unmatched" && match.OrderMayArrive && e.Attempts < Rematch.Length
                 ? clock.GetUtcNow() + Rematch[e.Attempts] : null)));
+            update.Parameters.Add(Sql.Param(clock.GetUtcNow()));
             if (await update.ExecuteNonQueryAsync(ct) == 0) return; // another run finished it
         }
         if (state == "labelled")

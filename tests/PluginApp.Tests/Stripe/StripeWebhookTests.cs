@@ -233,6 +233,38 @@ public sealed class StripeWebhookTests(StripeFixture app) : IClassFixture<Stripe
         Assert.Equal("the charge's metadata shopify_order_name names #4242, which this store does not hold", unmatched.GetProperty("outcome").GetString());
     }
 
+    /// <summary>
+    /// A dispute that arrives after the order's customer was erased still labels the order, but keeps neither the charge
+    /// (its metadata may hold her email) nor its own body. Until 5 Dec 2026 such a late event was stored whole.
+    /// </summary>
+    [Fact]
+    public async Task AnEventAboutAnErasedCustomersOrder_LabelsItButKeepsNeitherTheChargeNorItsBody()
+    {
+        const string shop = "stripe-erased.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        var at = app.Clock.GetUtcNow().AddDays(-40);
+        await OrderAsync(shop, 7_795_001, at, "erased-buyer@example.com");
+        var redact = new JsonObject
+        {
+            ["shop_id"] = 1, ["shop_domain"] = shop, ["orders_to_redact"] = new JsonArray(7_795_001),
+            ["customer"] = new JsonObject { ["id"] = 7_795_101, ["email"] = "erased-buyer@example.com" },
+        };
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("customers/redact", shop, redact.ToJsonString())).StatusCode);
+        var path = await app.ConnectAsync(shop, Key(shop), Secret(shop));
+        Charge("ch_erased", Key(shop), at, "erased-buyer@example.com",
+            new JsonObject { ["shopify_order_id"] = "7795001", ["buyer"] = "erased-buyer@example.com" });
+
+        var payload = Dispute("evt_erased", "ch_erased");
+        Assert.Equal(HttpStatusCode.OK, (await app.PostEventAsync(path, payload, StripeFixture.Sign(payload, app.Clock.GetUtcNow(), Secret(shop)))).StatusCode);
+
+        Assert.Equal("labelled", await app.SettledStateAsync("evt_erased"));
+        Assert.StartsWith("true ", await LabelAsync(shopId, 7_795_001));
+        Assert.Equal(1, await app.CountAsync("""
+            SELECT count(*) FROM stripe_events WHERE id = 'evt_erased' AND charge IS NULL AND payload ? 'redacted_at'
+              AND position('erased-buyer' in payload::text) = 0 AND position('Evidence Person' in payload::text) = 0
+            """));
+    }
+
     [Fact]
     public async Task AnEventWhoseOrderIsNotHeldYet_IsMatchedOnceTheOrderArrives_AtTheNextLookAfterItsWait()
     {
