@@ -32,12 +32,13 @@ public static class RiskExtensions
         // Shopify Payments chargebacks and inquiries: the order risk's own topics, labels written in the delivery's transaction.
         services.AddDisputeTopics();
         // What the app decided and learned about her orders is hers to see (until 5 Dec 2026 the export held only the decision
-        // log's risk decisions, for its 90 days). The rows stay after her erasure: they name only the order, whose own
+        // log's risk decisions, for its 90 days), the features each was scored on (her earlier orders and spend, her email's
+        // and address's counts) and what a hold read of her history with them (until 5 Dec 2026 left out). The rows stay after her erasure: they name only the order, whose own
         // personal fields are erased, and the risk model keeps learning from them.
         const string kept = "fraud evidence tied only to the order's id, whose personal fields are erased; the risk model learns from it";
         services.AddPersonalData(new PersonalDataTable("risk_scores", [], null, NotErased: kept, Export: """
             SELECT coalesce(jsonb_agg(jsonb_build_object('order_id', s.order_id, 'score', s.score, 'level', s.level, 'model_version', s.model_version,
-                     'reasons', s.reasons, 'scored_at', s.scored_at) ORDER BY s.order_id), '[]')
+                     'reasons', s.reasons, 'features', s.features, 'scored_at', s.scored_at) ORDER BY s.order_id), '[]')
             FROM risk_scores s WHERE s.shop_id = $1 AND s.order_id IN (SELECT id FROM redaction_orders)
             """));
         // A reviewer's label names the reviewer ("approved by Ada"): the export says the store's staff, as the review
@@ -49,8 +50,8 @@ public static class RiskExtensions
             FROM risk_labels l WHERE l.shop_id = $1 AND l.order_id IN (SELECT id FROM redaction_orders)
             """));
         services.AddPersonalData(new PersonalDataTable("risk_holds", [], null, NotErased: kept, ExportAs: "fulfillment_holds", Export: """
-            SELECT coalesce(jsonb_agg(jsonb_build_object('order_id', h.order_id, 'state', h.state, 'decided_at', h.decided_at, 'updated_at', h.updated_at)
-                     ORDER BY h.order_id), '[]')
+            SELECT coalesce(jsonb_agg(jsonb_build_object('order_id', h.order_id, 'state', h.state, 'decided_at', h.decided_at, 'updated_at', h.updated_at,
+                     'earlier_orders', h.earlier_orders, 'earlier_spend', h.earlier_spend) ORDER BY h.order_id), '[]')
             FROM risk_holds h WHERE h.shop_id = $1 AND h.order_id IN (SELECT id FROM redaction_orders)
             """));
         services.AddScopeUse("write_orders", "writing each order's risk assessment and tag, and cancelling an order from the review queue");

@@ -40,8 +40,8 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
         // What order risk decided and learned about her order: its score with reasons, a fraud label, a fulfillment hold.
         await app.ScalarAsync("""
             INSERT INTO risk_scores (shop_id, order_id, score, level, model_version, prior_weight, reasons, features, queued_at, scored_at)
-            VALUES ($1, 6001, 0.82, 'HIGH', 3, 0.1, '[{"code": "countries", "text": "billing and shipping countries differ", "weight": 0.4}]', '{}', now(), now())
-            ON CONFLICT (shop_id, order_id) DO UPDATE SET score = excluded.score, level = excluded.level, reasons = excluded.reasons
+            VALUES ($1, 6001, 0.82, 'HIGH', 3, 0.1, '[{"code": "countries", "text": "billing and shipping countries differ", "weight": 0.4}]', '{"customer_orders_before": 2}', now(), now())
+            ON CONFLICT (shop_id, order_id) DO UPDATE SET score = excluded.score, level = excluded.level, reasons = excluded.reasons, features = excluded.features
             """, shopId);
         await app.ScalarAsync("""
             INSERT INTO risk_labels (shop_id, order_id, source, fraud, labelled_at, detail)
@@ -79,9 +79,12 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
         // Order risk's part (until 5 Dec only the decision log's risk decisions, for its 90 days).
         Assert.Equal(6001, export["risk_scores"]![0]!["order_id"]!.GetValue<long>());
         Assert.NotEmpty(export["risk_scores"]![0]!["reasons"]![0]!["text"]!.GetValue<string>()); // ours, or the scorer's since
+        // With what it was scored on, her history among it (until 5 Dec 2026 left out).
+        Assert.NotNull(export["risk_scores"]![0]!["features"]?["customer_orders_before"]);
         Assert.Equal(["fraudulent", "marked as fraud by the store's staff"], export["fraud_labels"]!.AsArray().Select(l => l!["detail"]!.GetValue<string>()));
         Assert.DoesNotContain("Reviewer Zed", export.ToJsonString()); // who reviewed is the store's, not hers
         Assert.Equal("held", export["fulfillment_holds"]![0]!["state"]!.GetValue<string>());
+        Assert.NotNull(export["fulfillment_holds"]![0]!["earlier_orders"]);
     }
 
     [Fact]
