@@ -65,6 +65,18 @@ internal sealed class ComplianceService(StoreWriter store, long shopId, Personal
         var (customerId, orders, email) = Subject(payload, "orders_to_redact");
         if (found is { } f) orders = [.. orders.Union(f.Orders)];
         AddFound(customerId, orders, email, found?.Visitors);
+        // A request again before the last one's second pass: what that one found (and blanked, so it cannot be found again)
+        // carries on into this one, whose erasure deletes the pending request and keeps its own. Until 5 Dec 2026 it was
+        // dropped, and a writer in flight from the first request's time kept her visitor id.
+        if (found is null)
+            store.Add("""
+                WITH pending AS (SELECT orders, visitors FROM erasure_second_passes WHERE shop_id = $1 AND customer_id = $2),
+                orders_found AS (
+                    INSERT INTO redaction_orders SELECT o.id, o.cart_token, o.checkout_token, o.visitor_hash FROM orders o
+                    WHERE o.shop_id = $1 AND o.id IN (SELECT unnest(orders) FROM pending) AND o.id NOT IN (SELECT id FROM redaction_orders))
+                INSERT INTO redaction_visitors SELECT DISTINCT v FROM pending, unnest(pending.visitors) v
+                WHERE v NOT IN (SELECT visitor_hash FROM redaction_visitors WHERE visitor_hash IS NOT NULL)
+                """, shopId, customerId);
         foreach (var table in catalog.Tables)
             if (table.Erase is { } erase) store.Add(erase, shopId, customerId, orders, Text(email), now);
         if (found is null)

@@ -325,6 +325,11 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
         // A decision of hers queued before the erasure and written after its first pass (the decision log's queue through a
         // database outage, flushed within its minute): the second pass still knows her visitor id, which the first blanked on
         // her order (until 5 Dec 2026 it read the request again, found no visitor, and the decision kept hers and its inputs).
+        // Shopify asks again meanwhile: the second request carries on what the first found (until 5 Dec 2026 it replaced
+        // the first's pending pass with its own, which could not find her visitor id any more).
+        app.Clock.Advance(TimeSpan.FromSeconds(1));
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("customers/redact", shop, new JsonObject { ["shop_id"] = 1, ["shop_domain"] = shop,
+            ["orders_to_redact"] = new JsonArray(6_441_001), ["customer"] = subject.DeepClone() }.ToJsonString())).StatusCode);
         await app.LogDecisionAsync(new PluginApp.Governance.Decision(PluginApp.Governance.DecisionKinds.Upsell, "r-vq-late", shopId, app.Clock.GetUtcNow(), "model")
         {
             Subject = "product", VisitorHash = hers, Inputs = "{\"viewed\": [1]}", InputIds = [1], OutputIds = [2],
