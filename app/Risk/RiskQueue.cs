@@ -29,6 +29,21 @@ internal static class RiskQueue
         """;
 
     /// <summary>
+    /// The backfill's merge step for orders: the store's usual order of each day whose 90 days before take in an order of
+    /// the chunk was computed without it (a live order scored while the history was still coming in), and is computed again
+    /// when next needed. Why: days are kept as first computed, and the install day's, computed from no history, read every
+    /// order of that day as usual (no amount above the usual, no first order over the 90th percentile) in scoring and in
+    /// every training after (until 5 Dec 2026). The orders scored with such a day keep their scores; training rebuilds their
+    /// features with the day recomputed.
+    /// </summary>
+    public static readonly string BackfillStoreDays = $"""
+        DELETE FROM risk_store_days d
+        USING (SELECT min(o.created_at) AS first, max(o.created_at) AS last FROM orders o
+               WHERE o.shop_id = $2 AND o.id IN ({StoreMerge.ChunkIds(StoreMerge.Orders)})) c
+        WHERE d.shop_id = $2 AND d.day > c.first AND d.day <= c.last + interval '90 days'
+        """;
+
+    /// <summary>
     /// Whether the order's score used what the order <paramref name="o"/> now holds (its total, discount and countries): an
     /// update that changed none of them needs no new score. One definition for the webhook's queueing and the scorer's
     /// re-queueing of an order edited while it was scored.

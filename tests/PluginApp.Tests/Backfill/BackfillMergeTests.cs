@@ -178,6 +178,25 @@ public sealed class BackfillMergeTests(AppFixture app) : IClassFixture<AppFixtur
         Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM risk_pending WHERE shop_id = $1", shopId));
     }
 
+    /// <summary>
+    /// A day's usual order computed while the history was still coming in (a live order scored during the install's
+    /// backfill) is computed again once the history's orders of its 90 days have come; days those orders do not reach keep
+    /// theirs. Until 5 Dec 2026 the install day stayed as computed from no history, for scoring and training alike.
+    /// </summary>
+    [Fact]
+    public async Task Backfill_DropsTheUsualOrderOfDaysItsOrdersBelongTo_SoTheyAreComputedWithThem()
+    {
+        const string shop = "merge-store-days.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        foreach (var day in new[] { "2026-06-01", "2026-07-10", "2026-12-01" })
+            await app.ScalarAsync("INSERT INTO risk_store_days (shop_id, day, mean, sd, p90) VALUES ($1, ($2 || 'T00:00:00Z')::timestamptz, NULL, NULL, NULL)", shopId, day);
+        Serve(products: [], customers: [], orders: [.. BulkOrder(Rest(ShopifyPayloads.Order(68001)), []), .. BulkOrder(Rest(ShopifyPayloads.Order(68002)), [])]);
+
+        await RunBackfillAsync(shop);
+
+        Assert.Equal("2026-06-01,2026-12-01", await app.ScalarAsync("SELECT string_agg((day AT TIME ZONE 'UTC')::date::text, ',' ORDER BY day) FROM risk_store_days WHERE shop_id = $1", shopId));
+    }
+
     [Fact]
     public async Task Backfill_InterruptedAfterAChunk_ResumesAfterItsCursor_AndClearsItsStagedRows()
     {
