@@ -105,9 +105,17 @@
     var timer = setTimeout(hide, TIMEOUT_MS);
 
     // Exposure: once the block's box has been on screen, whatever the arm (the control arm's shoppers see the plain cart).
-    function seen(decisionId) {
+    // With the product shown to reach free shipping, its impression as the upsell blocks report theirs: until 5 Dec 2026
+    // only its add was reported, so the merchant's add rate per impression counted adds that had no impression behind them.
+    function seen(decisionId, item, requestId) {
       var sent = false;
-      function send() { if (!sent) { sent = true; post(proxy + '/cart-offers/seen', { decision_id: decisionId, visitor_id: vid }).catch(function () {}); } }
+      function send() {
+        if (sent) return;
+        sent = true;
+        post(proxy + '/cart-offers/seen', { decision_id: decisionId, visitor_id: vid }).catch(function () {});
+        if (item) post(proxy + '/events', { type: 'impression', request_id: requestId, visitor_id: vid, product_id: item.product_id,
+          variant_id: item.variant_id, placement: 'cart', position: 0, token: item.token }).catch(function () {});
+      }
       if (!window.IntersectionObserver) return send();
       var io = new IntersectionObserver(function (entries) {
         if (entries.some(function (e) { return e.isIntersecting; })) { io.disconnect(); send(); }
@@ -193,13 +201,14 @@
       if (done) return;
       var action = data && data.action;
       if (!data || !data.decision_id) { hide(); return; }
-      seen(data.decision_id);
+      var shown = action === 'nudge_upsell' && data.upsell && data.upsell.length ? data.upsell[0] : null;
+      seen(data.decision_id, shown, data.upsell_request_id);
       // The order carries the arm and the action, whatever was shown (the control arm's "nothing" too).
       post(cartUrl + '/update.js', { attributes: { _pluginapp_visitor: vid, _pluginapp_arm: data.arm || '', _pluginapp_action: action || '' } })
         .catch(function () {});
       var parts = [];
       if ((action === 'nudge' || action === 'nudge_upsell') && data.bar) parts.push(bar(data.bar));
-      if (action === 'nudge_upsell' && data.upsell && data.upsell.length) parts.push(upsell(data.upsell[0], data.upsell_request_id));
+      if (shown) parts.push(upsell(shown, data.upsell_request_id));
       if (action === 'offer' && data.offer && data.offer.code) parts.push(offer(data.offer));
       if (!parts.length) { hide(); return; }
       clearTimeout(timer);

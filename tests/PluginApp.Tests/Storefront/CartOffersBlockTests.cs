@@ -95,6 +95,13 @@ public sealed class CartOffersBlockTests(StorefrontFixture sf) : IClassFixture<S
                 await EventuallyAsync(() => Task.FromResult(storefront.Attributes["_pluginapp_action"]?.GetValue<string>() == CartAction.NudgeUpsell), "the action in the cart attributes");
                 Assert.Equal(CartOffersExperiment.PolicyArm, storefront.Attributes["_pluginapp_arm"]!.GetValue<string>());
                 Assert.Equal(visitor, storefront.Attributes["_pluginapp_visitor"]!.GetValue<string>());
+                // The product shown is reported as an impression of its upsell answer, as the upsell blocks' are (until 5 Dec
+                // 2026 only its add was, and the add rate per impression counted adds without one).
+                var offered = storefront.Calls.Last(c => c.Path.EndsWith("/cart-offers", StringComparison.Ordinal) && c.ResponseBody is not null);
+                var upsellRequest = JsonNode.Parse(offered.ResponseBody!)!["upsell_request_id"]!.GetValue<string>();
+                await EventuallyAsync(async () => await sf.App.CountAsync(
+                    "SELECT count(*) FROM recommendation_events WHERE shop_id = $1 AND event_type = 'impression' AND request_id = $2 AND placement = 'cart' AND position = 0",
+                    shopId, upsellRequest) == 1, "the shown product's impression");
                 await EventuallyAsync(async () => await sf.App.CountAsync("SELECT count(*) FROM experiment_exposures WHERE shop_id = $1 AND experiment = 'cart-offers' AND unit = $2",
                     shopId, "v:" + Assignment.VisitorHash(StorefrontFixture.Shop, visitor)) == 1, "the exposure");
                 await AssertNothingMovedAsync(page, before);
