@@ -142,6 +142,28 @@ public sealed class RiskTrainingTests(AppFixture app) : IClassFixture<AppFixture
         Assert.Contains("The store's fraud model weighs", reasons);
     }
 
+    /// <summary>
+    /// Orders whose customer was erased are not learnt from: their email, address and card are gone, so their features,
+    /// rebuilt, are not what they were scored with. Until 5 Dec 2026 they were trained on, identity features at 0.
+    /// </summary>
+    [Fact]
+    public async Task ErasedCustomersOrders_AreLeftOutOfTraining()
+    {
+        const string shop = "risk-erased-training.myshopify.com";
+        var shopId = await LabelledStoreAsync(shop, 880_000);
+        await app.ScalarAsync("UPDATE orders SET email = NULL, browser_ip = NULL, redacted_at = now() WHERE shop_id = $1 AND id % 10 = 3", shopId);
+        await TrainAsync(shop);
+
+        var metrics = JsonDocument.Parse((string)(await app.ScalarAsync("SELECT metrics::text FROM models WHERE shop_id = $1 AND kind = 'risk'", shopId))!).RootElement;
+        var learnt = metrics.GetProperty("TrainOrders").GetInt32() + metrics.GetProperty("TestOrders").GetInt32();
+        var old = app.Factory.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<RiskOptions>>().Value.LabelMaturity;
+        // As the trainer judges a store: on its own timeline, from its newest order.
+        Assert.Equal(await app.CountAsync("""
+            SELECT count(*) FROM orders WHERE shop_id = $1 AND redacted_at IS NULL
+              AND created_at <= (SELECT max(created_at) FROM orders WHERE shop_id = $1) - $2::interval
+            """, shopId, old), learnt);
+    }
+
     [Fact]
     public async Task ModelWorseThanTheRulePrior_IsKeptAsACandidateWithTheReason()
     {
