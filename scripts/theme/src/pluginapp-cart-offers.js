@@ -6,19 +6,7 @@
 (function () {
   'use strict';
 
-  var TIMEOUT_MS = 1500;
-  // The same key as the upsell blocks: one visitor id per shopper across blocks.
-  var VISITOR_KEY = 'pluginapp:visitor';
-
-  function visitorId() {
-    var id;
-    try { id = localStorage.getItem(VISITOR_KEY); } catch (e) { /* storage blocked */ }
-    if (!id) {
-      id = window.crypto && crypto.randomUUID ? crypto.randomUUID() : Date.now().toString(36) + Math.random().toString(36).slice(2);
-      try { localStorage.setItem(VISITOR_KEY, id); } catch (e) { /* one id per page view */ }
-    }
-    return id;
-  }
+  // @include pluginapp-common.js
 
   function post(url, body) {
     return fetch(url, {
@@ -32,51 +20,8 @@
     return r.json();
   }
 
-  function money(amount, currency) {
-    try {
-      return new Intl.NumberFormat(document.documentElement.lang || undefined, { style: 'currency', currency: currency }).format(Number(amount));
-    } catch (e) {
-      return amount + (currency ? ' ' + currency : '');
-    }
-  }
-
-  // Same-origin paths only (as the upsell blocks').
-  function safePath(url) {
-    if (typeof url !== 'string' || url.charAt(0) !== '/' || /[\u0000-\u001f\u007f\\]/.test(url)) return null;
-    try {
-      var u = new URL(url, location.href);
-      return u.origin === location.origin ? u.pathname + u.search + u.hash : null;
-    } catch (e) {
-      return null;
-    }
-  }
-
-  function el(tag, cls, text) {
-    var n = document.createElement(tag);
-    if (cls) n.className = cls;
-    if (text != null) n.textContent = text;
-    return n;
-  }
-
   function fill(template, values) {
     return String(template).replace(/\{(\w+)\}/g, function (_, k) { return values[k] != null ? values[k] : ''; });
-  }
-
-  // As the upsell blocks': an emptied block collapses once below the screen, where nothing the shopper sees moves with it.
-  function collapseOutOfSight(root, className) {
-    function below(top, height) { return top >= height; }
-    if (below(root.getBoundingClientRect().top, window.innerHeight || document.documentElement.clientHeight)) {
-      root.classList.add(className);
-      return;
-    }
-    if (!window.IntersectionObserver) return;
-    var io = new IntersectionObserver(function (entries) {
-      var e = entries[entries.length - 1];
-      if (e.isIntersecting || !below(e.boundingClientRect.top, e.rootBounds ? e.rootBounds.height : window.innerHeight)) return;
-      io.disconnect();
-      root.classList.add(className);
-    });
-    io.observe(root);
   }
 
   function init(root) {
@@ -99,7 +44,7 @@
       root.classList.add('pa-offers--empty');
       root.setAttribute('aria-hidden', 'true');
       while (box.firstChild) box.removeChild(box.firstChild);
-      collapseOutOfSight(root, 'pa-offers--collapsed');
+      collapse(root, 'pa-offers--collapsed');
     }
 
     var timer = setTimeout(hide, TIMEOUT_MS);

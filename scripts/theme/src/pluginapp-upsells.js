@@ -5,19 +5,7 @@
 (function () {
   'use strict';
 
-  var TIMEOUT_MS = 1500;
-  var VISITOR_KEY = 'pluginapp:visitor';
-
-  function visitorId() {
-    var id;
-    try { id = localStorage.getItem(VISITOR_KEY); } catch (e) { /* storage blocked */ }
-    if (!id) {
-      id = window.crypto && crypto.randomUUID ? crypto.randomUUID()
-        : Date.now().toString(36) + Math.random().toString(36).slice(2);
-      try { localStorage.setItem(VISITOR_KEY, id); } catch (e) { /* one id per page view */ }
-    }
-    return id;
-  }
+  // @include pluginapp-common.js
 
   // A beacon survives navigation; else fetch keepalive.
   function send(url, payload) {
@@ -35,47 +23,6 @@
         if (!r.ok) throw new Error('HTTP ' + r.status);
         return r.json();
       });
-  }
-
-  function formatPrice(price, currency) {
-    try {
-      return new Intl.NumberFormat(document.documentElement.lang || undefined, { style: 'currency', currency: currency })
-        .format(Number(price));
-    } catch (e) {
-      return price + (currency ? ' ' + currency : '');
-    }
-  }
-
-  // Same-origin paths only (resolved: browsers drop tabs, read "\\" as "/").
-  function safePath(url) {
-    if (typeof url !== 'string' || url.charAt(0) !== '/' || /[\u0000-\u001f\u007f\\]/.test(url)) return null;
-    try {
-      var resolved = new URL(url, location.href);
-      return resolved.origin === location.origin ? resolved.pathname + resolved.search + resolved.hash : null;
-    } catch (e) {
-      return null;
-    }
-  }
-
-  function el(tag, className, text) {
-    var node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text != null) node.textContent = text;
-    return node;
-  }
-
-  // An emptied block below the screen, now or once scrolled back above it, collapses: the content after it moves up out
-  // of sight. Why not at once: a block on screen (or above it) would move what the shopper is looking at. Until 5 Dec 2026
-  // it kept its space for the whole visit, a blank hole as tall as its cards.
-  function collapse(root, cls) {
-    function below(t, h) { return t >= h; }
-    if (below(root.getBoundingClientRect().top, innerHeight)) return root.classList.add(cls);
-    if (!window.IntersectionObserver) return;
-    var io = new IntersectionObserver(function (es) {
-      var e = es[es.length - 1];
-      if (!e.isIntersecting && below(e.boundingClientRect.top, e.rootBounds ? e.rootBounds.height : innerHeight)) { io.disconnect(); root.classList.add(cls); }
-    });
-    io.observe(root);
   }
 
   function card(item, index, opts) {
@@ -99,7 +46,7 @@
     }
     link.appendChild(media);
     link.appendChild(el('span', 'pa-card__title', item.title));
-    link.appendChild(el('span', 'pa-card__price', formatPrice(item.price, item.currency)));
+    link.appendChild(el('span', 'pa-card__price', money(item.price, item.currency)));
     li.appendChild(link);
     if (opts.showAdd && item.variant_id) {
       var button = el('button', 'pa-card__add', opts.addLabel);

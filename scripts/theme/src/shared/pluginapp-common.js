@@ -1,0 +1,62 @@
+  // Shared by every block script: scripts/theme/build.mjs puts it where a source says "// @include pluginapp-common.js",
+  // inside the source's own function, so each built script stands alone (a page may load either block, or both).
+
+  var TIMEOUT_MS = 1500;
+  // One visitor id per shopper across blocks.
+  var VISITOR_KEY = 'pluginapp:visitor';
+
+  function visitorId() {
+    var id;
+    try { id = localStorage.getItem(VISITOR_KEY); } catch (e) { /* storage blocked */ }
+    if (!id) {
+      id = window.crypto && crypto.randomUUID ? crypto.randomUUID() : Date.now().toString(36) + Math.random().toString(36).slice(2);
+      try { localStorage.setItem(VISITOR_KEY, id); } catch (e) { /* one id per page view */ }
+    }
+    return id;
+  }
+
+  // An amount in the page's language; the code after it when the browser does not know the currency.
+  function money(amount, currency) {
+    try {
+      return new Intl.NumberFormat(document.documentElement.lang || undefined, { style: 'currency', currency: currency }).format(Number(amount));
+    } catch (e) {
+      return amount + (currency ? ' ' + currency : '');
+    }
+  }
+
+  // Same-origin paths only (resolved: browsers drop tabs, read "\\" as "/").
+  function safePath(url) {
+    if (typeof url !== 'string' || url.charAt(0) !== '/' || /[\u0000-\u001f\u007f\\]/.test(url)) return null;
+    try {
+      var u = new URL(url, location.href);
+      return u.origin === location.origin ? u.pathname + u.search + u.hash : null;
+    } catch (e) {
+      return null;
+    }
+  }
+
+  function el(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text != null) node.textContent = text;
+    return node;
+  }
+
+  // An emptied block below the screen, now or once scrolled back above it, collapses: the content after it moves up out
+  // of sight. Why not at once: a block on screen (or above it) would move what the shopper is looking at. Until 5 Dec 2026
+  // it kept its space for the whole visit, a blank hole as tall as its cards.
+  function collapse(root, className) {
+    function below(top, height) { return top >= height; }
+    if (below(root.getBoundingClientRect().top, window.innerHeight || document.documentElement.clientHeight)) {
+      root.classList.add(className);
+      return;
+    }
+    if (!window.IntersectionObserver) return;
+    var io = new IntersectionObserver(function (entries) {
+      var e = entries[entries.length - 1];
+      if (e.isIntersecting || !below(e.boundingClientRect.top, e.rootBounds ? e.rootBounds.height : window.innerHeight)) return;
+      io.disconnect();
+      root.classList.add(className);
+    });
+    io.observe(root);
+  }
