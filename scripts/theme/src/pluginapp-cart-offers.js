@@ -54,16 +54,18 @@
     // only its add was reported, so the merchant's add rate per impression counted adds that had no impression behind them.
     function seen(decisionId, item, requestId) {
       var sent = false;
-      function send() {
+      function report() {
         if (sent) return;
         sent = true;
         post(proxy + '/cart-offers/seen', { decision_id: decisionId, visitor_id: vid }).catch(function () {});
-        if (item) post(proxy + '/events', { type: 'impression', request_id: requestId, visitor_id: vid, product_id: item.product_id,
-          variant_id: item.variant_id, placement: 'cart', position: 0, token: item.token }).catch(function () {});
+        if (item) send(proxy + '/events', { type: 'impression', request_id: requestId, visitor_id: vid, product_id: item.product_id,
+          variant_id: item.variant_id, placement: 'cart', position: 0, token: item.token });
       }
-      if (!window.IntersectionObserver) return send();
-      var io = new IntersectionObserver(function (entries) {
-        if (entries.some(function (e) { return e.isIntersecting; })) { io.disconnect(); send(); }
+      // An answer asked again (after an Add a theme took) replaces the one still waiting to be seen: only what is shown counts.
+      if (root.paSeen) root.paSeen.disconnect();
+      if (!window.IntersectionObserver) return report();
+      var io = root.paSeen = new IntersectionObserver(function (entries) {
+        if (entries.some(function (e) { return e.isIntersecting; })) { io.disconnect(); report(); }
       }, { threshold: 0.5 });
       io.observe(root);
     }
@@ -108,8 +110,9 @@
       button.addEventListener('click', function () {
         button.disabled = true;
         post(d.cartAddUrl ? d.cartAddUrl + '.js' : '/cart/add.js', { items: [{ id: item.variant_id, quantity: 1 }] }).then(json).then(function (added) {
-          post(proxy + '/events', { type: 'add_to_cart', request_id: requestId, visitor_id: vid, product_id: item.product_id,
-            variant_id: item.variant_id, placement: 'cart', position: 0, token: item.token }).catch(function () {});
+          // A beacon: the page reloads at once below.
+          send(proxy + '/events', { type: 'add_to_cart', request_id: requestId, visitor_id: vid, product_id: item.product_id,
+            variant_id: item.variant_id, placement: 'cart', position: 0, token: item.token });
           button.textContent = d.addedLabel || 'Added';
           button.setAttribute('aria-label', (d.addedLabel || 'Added') + ': ' + item.title);
           // The cart page's lines and totals are the theme's: it is loaded again, and this block asks the app again for the

@@ -7,16 +7,6 @@
 
   // @include pluginapp-common.js
 
-  // A beacon survives navigation; else fetch keepalive.
-  function send(url, payload) {
-    var body = JSON.stringify(payload);
-    try {
-      if (navigator.sendBeacon && navigator.sendBeacon(url, new Blob([body], { type: 'application/json' }))) return;
-    } catch (e) { }
-    fetch(url, { method: 'POST', keepalive: true, credentials: 'same-origin', headers: { 'Content-Type': 'application/json' }, body: body })
-      .catch(function () {});
-  }
-
   function getJson(url, signal) {
     return fetch(url, { signal: signal, credentials: 'same-origin', headers: { Accept: 'application/json' } })
       .then(function (r) {

@@ -15,6 +15,17 @@
     return id;
   }
 
+  // An event for the app: a beacon survives the page leaving (a link followed, the cart page reloaded after an Add);
+  // else fetch keepalive.
+  function send(url, payload) {
+    var body = JSON.stringify(payload);
+    try {
+      if (navigator.sendBeacon && navigator.sendBeacon(url, new Blob([body], { type: 'application/json' }))) return;
+    } catch (e) { }
+    fetch(url, { method: 'POST', keepalive: true, credentials: 'same-origin', headers: { 'Content-Type': 'application/json' }, body: body })
+      .catch(function () {});
+  }
+
   // An amount in the page's language; the code after it when the browser does not know the currency.
   function money(amount, currency) {
     try {
