@@ -39,12 +39,7 @@
       if (done) return;
       done = true;
       if (controller) controller.abort();
-      root.style.height = root.getBoundingClientRect().height + 'px';
-      root.setAttribute('data-pa-state', 'empty');
-      root.classList.add('pa-offers--empty');
-      root.setAttribute('aria-hidden', 'true');
-      while (box.firstChild) box.removeChild(box.firstChild);
-      collapse(root, 'pa-offers--collapsed');
+      emptyBlock(root, 'pa-offers', box);
     }
 
     var timer = setTimeout(hide, TIMEOUT_MS);

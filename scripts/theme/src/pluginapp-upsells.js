@@ -65,12 +65,7 @@
       if (done) return;
       done = true;
       if (controller) controller.abort();
-      root.style.height = root.getBoundingClientRect().height + 'px';
-      root.setAttribute('data-pa-state', 'empty');
-      root.classList.add('pa-upsells--empty');
-      root.setAttribute('aria-hidden', 'true');
-      while (root.firstChild) root.removeChild(root.firstChild);
-      collapse(root, 'pa-upsells--collapsed');
+      emptyBlock(root, 'pa-upsells', root);
     }
 
     var timer = setTimeout(hide, TIMEOUT_MS);

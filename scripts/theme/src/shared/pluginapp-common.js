@@ -71,3 +71,13 @@
     });
     io.observe(root);
   }
+
+  // Nothing to show: the block is emptied and hidden at its size, so nothing on screen moves, then collapses out of sight.
+  function emptyBlock(root, block, content) {
+    root.style.height = root.getBoundingClientRect().height + 'px';
+    root.setAttribute('data-pa-state', 'empty');
+    root.classList.add(block + '--empty');
+    root.setAttribute('aria-hidden', 'true');
+    while (content.firstChild) content.removeChild(content.firstChild);
+    collapse(root, block + '--collapsed');
+  }
