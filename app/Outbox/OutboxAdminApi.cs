@@ -78,8 +78,7 @@ public static class OutboxAdminApi
                                      -- later batch naming one of this one's owners could be undone by it.
                                      AND (m.resource_key LIKE 'gid://%' OR jsonb_typeof(m.variables -> 'metafields') IS DISTINCT FROM 'array'
                                           OR EXISTS (SELECT 1 FROM jsonb_array_elements(m.variables -> 'metafields') e
-                                                     WHERE jsonb_typeof(later.variables -> 'metafields') = 'array'
-                                                       AND later.variables -> 'metafields' @> jsonb_build_array(jsonb_build_object('ownerId', e -> 'ownerId'))))) AS superseded
+                                                     WHERE later.variables -> 'metafields' @> jsonb_build_array(jsonb_build_object('ownerId', e -> 'ownerId'))))) AS superseded
                 FROM outbox_messages m WHERE m.shop_id = $1 AND m.id = $2 AND m.failed_at IS NOT NULL FOR UPDATE OF m),
             retried AS (
                 UPDATE outbox_messages m SET failed_at = NULL, attempts = 1, next_attempt_at = $3

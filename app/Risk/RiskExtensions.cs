@@ -33,10 +33,12 @@ public static class RiskExtensions
         // Shopify Payments chargebacks and inquiries: the order risk's own topics, labels written in the delivery's transaction.
         services.AddDisputeTopics();
         // What the app decided and learned about her orders is hers to see (until 5 Dec 2026 the export held only the decision
-        // log's risk decisions, for its 90 days), the features each was scored on (her earlier orders and spend, her email's
-        // and address's counts) and what a hold read of her history with them (until 5 Dec 2026 left out). The rows stay after her erasure: they name only the order, whose own
-        // personal fields are erased, and the risk model keeps learning from them.
-        const string kept = "fraud evidence tied only to the order's id, whose personal fields are erased; the risk model learns from it";
+        // log's risk decisions, for its 90 days), with the features each was scored on (her earlier orders and spend, her
+        // email's and address's counts) and what a hold read of her history (both left out until 5 Dec 2026). The rows stay
+        // after her erasure: they name only the order, whose own personal fields are erased, and they are the store's record
+        // of its risk decisions and chargebacks. The risk model no longer learns from her orders (RiskTrainer; until 5 Dec
+        // 2026 this said it did).
+        const string kept = "fraud evidence tied only to the order's id, whose personal fields are erased; the store's record of its risk decisions and chargebacks (the risk model does not learn from an erased customer's orders)";
         services.AddPersonalData(new PersonalDataTable("risk_scores", [], null, NotErased: kept, Export: """
             SELECT coalesce(jsonb_agg(jsonb_build_object('order_id', s.order_id, 'score', s.score, 'level', s.level, 'model_version', s.model_version,
                      'reasons', s.reasons, 'features', s.features, 'scored_at', s.scored_at) ORDER BY s.order_id), '[]')

@@ -8,6 +8,14 @@ namespace PluginApp.StoreData;
 /// </summary>
 public static class ShopCurrency
 {
+    /// <summary>The shop's currency as <see cref="Of"/> decides it; empty when neither says (amounts are then shown alone).</summary>
+    public static async Task<string> ReadAsync(Npgsql.NpgsqlDataSource db, long shopId, CancellationToken ct)
+    {
+        await using var cmd = db.CreateCommand($"SELECT {Of("$1")}");
+        cmd.Parameters.Add(Data.Sql.Param(shopId));
+        return await cmd.ExecuteScalarAsync(ct) as string ?? "";
+    }
+
     /// <summary>SQL expression: the currency of the shop whose id is <paramref name="shopId"/> (a parameter or a column), null when neither says.</summary>
     public static string Of(string shopId) => $"""
         coalesce((SELECT currency FROM shops WHERE id = {shopId}),

@@ -310,13 +310,15 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
         cmd.Parameters.Add(new NpgsqlParameter { Value = d.Body, NpgsqlDbType = NpgsqlDbType.Bytea });
         cmd.Parameters.Add(Sql.Param(d.KeptAsideFor));
         cmd.Parameters.Add(new NpgsqlParameter<long?> { TypedValue = d.CustomerId, NpgsqlDbType = NpgsqlDbType.Bigint });
-        // The orders and checkouts it names (a refund its order's); one kept aside before its rows were read, its own id.
-        var own = d.Rows is null && JsonNode.Parse(d.Summary)?["id"] is JsonValue v && v.TryGetValue<long>(out var id) ? [id] : Array.Empty<long>();
+        // The orders, checkouts and carts it names (a refund its order's); one kept aside before its rows were read, its own
+        // id (a cart's is its token).
+        var ownId = d.Rows is null ? JsonNode.Parse(d.Summary)?["id"] as JsonValue : null;
+        var own = ownId is not null && ownId.TryGetValue<long>(out var id) ? [id] : Array.Empty<long>();
         var topic = d.Headers.Topic;
         cmd.Parameters.Add(Sql.Param(d.Owned.Orders.Length > 0 || !topic.StartsWith("orders/", StringComparison.Ordinal) ? d.Owned.Orders : own));
         cmd.Parameters.Add(Sql.Param(d.Owned.Checkouts.Length > 0 || !topic.StartsWith("checkouts/", StringComparison.Ordinal) ? d.Owned.Checkouts : own));
-        var ownCart = d.Rows is null && topic.StartsWith("carts/", StringComparison.Ordinal) && JsonNode.Parse(d.Summary)?["id"] is JsonValue t
-            && t.TryGetValue<string>(out var token) ? [token] : Array.Empty<string>();
+        var ownCart = ownId is not null && topic.StartsWith("carts/", StringComparison.Ordinal) && ownId.TryGetValue<string>(out var token)
+            ? [token] : Array.Empty<string>();
         cmd.Parameters.Add(Sql.Param(d.Owned.CartTokens.Length > 0 ? d.Owned.CartTokens : ownCart));
         batch.BatchCommands.Add(cmd);
         return new IngestResult(IngestOutcome.KeptFailed, d.KeptAsideFor);

@@ -23,8 +23,6 @@ public sealed class ChurnPageModel(ChurnStore store, NpgsqlDataSource db, ShopSc
         Summary = await store.SummaryAsync(scope.ShopId, ct);
         Days = await store.DaysAsync(scope.ShopId, 90, ct);
         Customers = await store.CustomersAsync(scope.ShopId, Segment, 50, ct);
-        await using var cmd = db.CreateCommand($"SELECT coalesce({StoreData.ShopCurrency.Of("$1")}, '')");
-        cmd.Parameters.Add(Sql.Param(scope.ShopId));
-        Currency = (string?)await cmd.ExecuteScalarAsync(ct) ?? "";
+        Currency = await StoreData.ShopCurrency.ReadAsync(db, scope.ShopId, ct);
     }
 }

@@ -121,11 +121,11 @@ internal static class CustomerPayloads
 
 internal sealed record ProductRows(Product Product, List<Variant> Variants);
 
-/// <summary>An inventory_items/create|update payload: whether Shopify tracks the item's stock, and its unit cost
-/// (<paramref name="CostGiven"/>: the payload carried the field; null there means the merchant set no cost).</summary>
 /// <summary>A products/delete delivery: the product's id, all it carries.</summary>
 internal sealed record ProductDeletion(long Id);
 
+/// <summary>An inventory_items/create|update payload: whether Shopify tracks the item's stock, and its unit cost
+/// (<paramref name="CostGiven"/>: the payload carried the field; null there means the merchant set no cost).</summary>
 internal sealed record InventoryItemRow(long Id, bool? Tracked, decimal? Cost, DateTimeOffset? UpdatedAt, bool CostGiven = true)
 {
     public static InventoryItemRow Parse(JsonElement i) =>
