@@ -89,9 +89,14 @@ public sealed class CartOfferService(CartOfferSettingsStore settingsStore, Catal
                 (action, drawn, upsell, upsellRequest, offer, score, shadow) = await PolicyAsync(req, settings, catalog, facts, caps, allowed, held, ready, running,
                     decisionId, variants, expected, reasons, ct);
         }
-        var bar = action is CartAction.Nudge or CartAction.NudgeUpsell && facts.Threshold is { } t
+        // The bar with a nudge; and, full, on a policy cart the policy showed nothing because it already reaches free shipping,
+        // so the shopper who just added the product that took her there is told so (until 5 Dec 2026 the block said it from
+        // catalog prices in the browser; now the app says it, priced as every bar is).
+        var reached = action == CartAction.Nothing && arm != CartOffersExperiment.ControlArm && facts.Items > 0 && facts.Remaining == 0;
+        var bar = (action is CartAction.Nudge or CartAction.NudgeUpsell || reached) && facts.Threshold is { } t
             ? new ProgressBar(t, facts.Value, facts.Remaining ?? 0, t == 0 ? 1 : Math.Min(1, (double)(facts.Value / t)), catalog.Currency)
             : null;
+        if (reached && bar is not null) reasons.Add("the cart already reaches free shipping: the block says so");
         // Why not the request's token once a code is handed out: the code is the cart's now, and a shopper who left the page
         // meanwhile must not leave it without the decision that explains it (until 5 Dec 2026 such a code had none).
         if (facts.Items > 0)

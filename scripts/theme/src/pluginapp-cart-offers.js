@@ -65,9 +65,9 @@
       io.observe(root);
     }
 
-    function bar(b) {
+    function bar(b, text) {
       var wrap = el('div', 'pa-offers__bar');
-      var barText = el('p', 'pa-offers__bar-text', fill(d.barText, { amount: money(b.remaining, b.currency) }));
+      var barText = el('p', 'pa-offers__bar-text', fill(text || d.barText, { amount: money(b.remaining, b.currency) }));
       wrap.appendChild(barText);
       var track = el('div', 'pa-offers__track');
       var fillEl = el('div', 'pa-offers__fill');
@@ -151,6 +151,8 @@
         .catch(function () {});
       var parts = [];
       if ((action === 'nudge' || action === 'nudge_upsell') && data.bar) parts.push(bar(data.bar));
+      // Nothing to nudge: the cart reaches free shipping, as the app priced it.
+      if (action === 'nothing' && data.bar && Number(data.bar.remaining) <= 0) parts.push(bar(data.bar, d.barDoneText));
       if (shown) parts.push(upsell(shown, data.upsell_request_id));
       if (action === 'offer' && data.offer && data.offer.code) parts.push(offer(data.offer));
       if (!parts.length) { hide(); return; }

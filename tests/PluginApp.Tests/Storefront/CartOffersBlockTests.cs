@@ -123,6 +123,12 @@ public sealed class CartOffersBlockTests(StorefrontFixture sf) : IClassFixture<S
                 var again = storefront.Calls.Skip(asked).Where(c => c.Path.EndsWith("/cart-offers", StringComparison.Ordinal)).ToList();
                 Assert.True(again.Count == 1, $"the block asked {again.Count} times after the add");
                 Assert.All(lines, l => Assert.Contains($"{l!["variant_id"]}%3A", again[0].Query, StringComparison.Ordinal));
+                // The cart now reaches free shipping, as the app prices it: the block says so, full, where the bar was
+                // (until 5 Dec 2026 the browser claimed it from catalog prices; for a moment that session, the box stood empty).
+                Assert.Equal("Your order ships free", await page.InnerTextAsync(".pa-offers__bar-text"));
+                Assert.Equal("100", await page.GetAttributeAsync(".pa-offers__track", "aria-valuenow"));
+                Assert.Contains("already reaches free shipping", (string)(await sf.App.ScalarAsync("SELECT reasons::text FROM cart_offer_decisions WHERE decision_id = $1",
+                    JsonNode.Parse(again[0].ResponseBody!)!["decision_id"]!.GetValue<string>()))!);
                 await page.ScreenshotAsync(new PageScreenshotOptions { Path = Screenshot("storefront-cart-offers-added.png"), FullPage = true });
             }
             finally { await page.Context.CloseAsync(); }
