@@ -9,7 +9,9 @@ namespace PluginApp.Risk;
 
 /// <summary>A shop's active fraud model and how much its score counts against the prior.</summary>
 /// <param name="ModelWeight">n / (n + 50) for the n confirmed fraud orders it learned from: 0.38 at 30, 0.8 at 200.</param>
-public sealed record ActiveRiskModel(int Version, TabularModel Model, double ModelWeight);
+/// <param name="BaseRate">The share of fraud among the orders it learned from: its calibrated score for an order it knows
+/// nothing about, from which its reasons measure how far it moved an order's score.</param>
+public sealed record ActiveRiskModel(int Version, TabularModel Model, double ModelWeight, double BaseRate);
 
 /// <summary>A shop's risk version in a staged release: its stage ("shadow" or "canary"), the shop's canary share, and the model, or why it could not be read.</summary>
 public sealed record RiskRelease(int Version, string Stage, double CanaryShare, ActiveRiskModel? Model, string? LoadError)
@@ -34,9 +36,9 @@ public sealed class RiskModels
     public async Task<ActiveRiskModel?> ActiveAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId, CancellationToken ct)
     {
         if (await VersionAsync(conn, tx, shopId, "status = 'active'", ct) is not { } found) return null;
-        var (version, _, fraud) = found;
+        var (version, _, learnt) = found;
         if (_byShop.TryGetValue(shopId, out var cached) && cached.Version == version) return cached.Model;
-        var model = await LoadAsync(conn, tx, shopId, version, fraud, ct);
+        var model = await LoadAsync(conn, tx, shopId, version, learnt, ct);
         _byShop[shopId] = (version, model); // the replaced model is left to the collector: a scorer may still be using it
         return model;
     }
@@ -49,12 +51,12 @@ public sealed class RiskModels
         CancellationToken ct)
     {
         if (await VersionAsync(conn, tx, shopId, "status IN ('shadow', 'canary')", ct) is not { } found) return null;
-        var (version, stage, fraud) = found;
+        var (version, stage, learnt) = found;
         if (!_releaseByShop.TryGetValue(shopId, out var cached) || cached.Version != version)
         {
             try
             {
-                var model = await LoadAsync(conn, tx, shopId, version, fraud, ct);
+                var model = await LoadAsync(conn, tx, shopId, version, learnt, ct);
                 cached = (version, model, model is null ? "it was trained on other order features than the scorer builds now" : null);
             }
             catch (Exception e) when (e is not OperationCanceledException and not NpgsqlException)
@@ -67,7 +69,7 @@ public sealed class RiskModels
         return new RiskRelease(version, stage, share, cached.Model, cached.Error);
     }
 
-    private static async Task<(int Version, string Stage, double Fraud)?> VersionAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId, string which,
+    private static async Task<(int Version, string Stage, (double Fraud, double Orders) Learnt)?> VersionAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId, string which,
         CancellationToken ct)
     {
         await using var cmd = new NpgsqlCommand($"SELECT version, status, metrics FROM models WHERE shop_id = $1 AND kind = $2 AND {which} LIMIT 1", conn, tx);
@@ -77,10 +79,12 @@ public sealed class RiskModels
         if (!await r.ReadAsync(ct)) return null;
         using var metrics = JsonDocument.Parse(r.GetString(2));
         var fraud = metrics.RootElement.TryGetProperty(nameof(RiskTrainer.RiskMetrics.TrainFraud), out var f) ? f.GetDouble() : 0;
-        return (r.GetInt32(0), r.GetString(1), fraud);
+        var orders = metrics.RootElement.TryGetProperty(nameof(RiskTrainer.RiskMetrics.TrainOrders), out var n) ? n.GetDouble() : 0;
+        return (r.GetInt32(0), r.GetString(1), (fraud, orders));
     }
 
-    private static async Task<ActiveRiskModel?> LoadAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId, int version, double fraud, CancellationToken ct)
+    private static async Task<ActiveRiskModel?> LoadAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId, int version,
+        (double Fraud, double Orders) learnt, CancellationToken ct)
     {
         await using var load = new NpgsqlCommand("SELECT artifact FROM models WHERE shop_id = $1 AND kind = $2 AND version = $3", conn, tx);
         load.Parameters.Add(Sql.Param(shopId));
@@ -89,7 +93,8 @@ public sealed class RiskModels
         var artifact = (byte[])(await load.ExecuteScalarAsync(ct))!;
         var loaded = TabularModel.Load(new MemoryStream(artifact));
         // Why: a model trained before a feature was added or renamed would read the new vector's columns wrongly.
-        var model = loaded.Schema.Features.Select(f => f.Name).SequenceEqual(OrderFeatures.Names) ? new ActiveRiskModel(version, loaded, ModelWeightOf(fraud)) : null;
+        var model = loaded.Schema.Features.Select(f => f.Name).SequenceEqual(OrderFeatures.Names) 
+            ? new ActiveRiskModel(version, loaded, ModelWeightOf(learnt.Fraud), BaseRateOf(learnt.Fraud, learnt.Orders)) : null;
         if (model is null) loaded.Dispose();
         return model;
     }
@@ -103,22 +108,43 @@ public sealed class RiskModels
         var priors = features.Select(f => RulePrior.Assess(f, currency)).ToArray();
         if (active is null || features.Count == 0) return priors;
         var explanations = active.Model.Explain(features.Select(RiskTrainer.Row).ToList());
-        return priors.Select((p, i) => Blend(p, active, explanations[i])).ToArray();
+        return priors.Select((p, i) => Blend(p, active.ModelWeight, active.BaseRate, explanations[i])).ToArray();
     }
 
     /// <summary>
     /// The prior and the model together, in log-odds weighted by the model's evidence; the reasons are the prior's rules and
-    /// the model's strongest features, each weighted the same way.
+    /// the model's strongest features, each in the log-odds it adds to the served score (see <see cref="ModelReasons"/>).
     /// </summary>
-    private static RiskAssessment Blend(RiskAssessment prior, ActiveRiskModel active, TabularExplanation explanation)
+    public static RiskAssessment Blend(RiskAssessment prior, double w, double baseRate, TabularExplanation explanation)
     {
-        var w = active.ModelWeight;
-        var modelReasons = explanation.Top(3).Where(c => c.Contribution > 0).Select(c => new RiskReason("model:" + c.Feature,
-            string.Create(CultureInfo.InvariantCulture, $"The store's fraud model weighs {c.Description}: {Convert.ToDouble(c.Value, CultureInfo.InvariantCulture):0.##}"),
-            w * c.Contribution));
-        var reasons = prior.Reasons.Select(r => r with { Weight = (1 - w) * r.Weight }).Concat(modelReasons)
+        var reasons = prior.Reasons.Select(r => r with { Weight = (1 - w) * r.Weight })
+            .Concat(ModelReasons(explanation, w, baseRate))
             .OrderByDescending(r => Math.Abs(r.Weight)).ToList();
         return new RiskAssessment(Served(explanation.Probability, prior.Score, w), reasons);
+    }
+
+    /// <summary>
+    /// The model's reasons for one order, in the units of the prior's rules: how far the model moved the served log-odds
+    /// from what it gives an order it knows nothing about (<c>weight x (logit(p) - logit(base rate))</c>), shared among
+    /// up to three of its features that pushed that way, in proportion to their contributions.
+    /// </summary>
+    /// <remarks>
+    /// Why not the contributions themselves: a LightGbm contribution ranks features but is not in log-odds of the score
+    /// (see <see cref="TabularExplanation"/>; measured, they sum to tens of units), so ranked beside the prior's rules
+    /// it pushed every rule out of a reviewer's top three. Why the direction first: a feature that lowered the risk is no
+    /// reason for a high score, and taking the top three before filtering could leave none that raised it.
+    /// </remarks>
+    public static IReadOnlyList<RiskReason> ModelReasons(TabularExplanation explanation, double weight, double baseRate)
+    {
+        var moved = weight * (Logit(explanation.Probability) - Logit(baseRate));
+        if (moved == 0 || double.IsNaN(moved)) return [];
+        var sign = Math.Sign(moved);
+        var pushing = explanation.Contributions.Where(c => Math.Sign(c.Contribution) == sign).Take(3).ToList();
+        var total = pushing.Sum(c => Math.Abs(c.Contribution));
+        if (total == 0) return [];
+        return pushing.Select(c => new RiskReason("model:" + c.Feature,
+            string.Create(CultureInfo.InvariantCulture, $"The store's fraud model weighs {c.Description}: {Convert.ToDouble(c.Value, CultureInfo.InvariantCulture):0.##}"),
+            moved * Math.Abs(c.Contribution) / total)).ToList();
     }
 
     /// <summary>The score an order is given: the model's and the prior's probabilities in log-odds, the model weighing <paramref name="modelWeight"/>.</summary>
@@ -127,6 +153,9 @@ public sealed class RiskModels
 
     /// <summary>The model's weight in the served score, from its fraud labels: n / (n + <see cref="EvidenceHalf"/>).</summary>
     public static double ModelWeightOf(double fraudLabels) => fraudLabels / (fraudLabels + EvidenceHalf);
+
+    /// <summary>The fraud share of the orders a model learned from; 0.5 (log-odds 0) for a model registered without its order count.</summary>
+    public static double BaseRateOf(double fraudLabels, double orders) => orders > 0 ? fraudLabels / orders : 0.5;
 
     private static double Logit(double p)
     {

@@ -66,7 +66,9 @@ if (version is { } v)
     Console.WriteLine($"model version {v} (model weight {weight:F3}); its training metrics: {metricsJson}");
     if (model.Schema.Features.Select(f => f.Name).SequenceEqual(OrderFeatures.Names))
     {
-        var active = new ActiveRiskModel(v, model, weight);
+        using var learnt = System.Text.Json.JsonDocument.Parse(metricsJson);
+        var active = new ActiveRiskModel(v, model, weight, RiskModels.BaseRateOf(learnt.RootElement.GetProperty("TrainFraud").GetDouble(),
+            learnt.RootElement.GetProperty("TrainOrders").GetDouble()));
         recomputed = RiskModels.Assess(orders.Select(o => features[o.Id]).ToList(), "", active).Select(x => x.Score).ToArray();
     }
     else
