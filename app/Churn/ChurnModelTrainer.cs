@@ -64,6 +64,8 @@ public sealed class ChurnModelTrainer(NpgsqlDataSource db, TimeProvider clock, M
     };
 
     /// <summary>Held-out figures of the chosen kind beside the others', from one training run.</summary>
+    /// <param name="PrAuc">Average precision, tied scores counted fairly (<see cref="PluginApp.Ml.Metrics.BinaryMetrics.AveragePrecision"/>);
+    /// until 5 Dec 2026 ML.NET's PR-AUC, which does not count ties fairly.</param>
     public sealed record ChurnMetrics(double RocAuc, double? PrAuc, double? Brier, double? BaseRateBrier, double? TopDecileLift, double? RecencyRocAuc,
         double? ProbabilisticRocAuc, double? DiscriminativeRocAuc, string Kind, string Reason, int HorizonDays, string HorizonRule, int HeldOutCustomers,
         int HeldOutChurned, int RepeatCustomers, int Customers, string? SpendModel, double? ShrunkToward = null, double? ShrunkBrier = null);
@@ -87,7 +89,7 @@ public sealed class ChurnModelTrainer(NpgsqlDataSource db, TimeProvider clock, M
             if (chosen.Metrics.RocAuc < options.Value.MinRocAuc)
                 throw new NotEnoughDataException(System.FormattableString.Invariant(
                     $"no churn model yet: on the {result.HeldOutRows} held-out customers the best model ({(model.Kind == ChurnModelKind.Discriminative ? "the classifier" : "BG/NBD")}) separates those who ordered again from those who did not with ROC-AUC {chosen.Metrics.RocAuc:F3}, where 0.5 is chance and {options.Value.MinRocAuc:F2} is needed (days since the last order alone: {result.Evaluation(ChurnTrainer.RecencyOnly)?.Metrics.RocAuc ?? double.NaN:F3}); segments from it would group customers at random"));
-            var metrics = new ChurnMetrics(chosen.Metrics.RocAuc, F(chosen.Metrics.PrAuc), F(chosen.Metrics.Brier), F(chosen.BaseRateBrier), F(chosen.TopDecileLift),
+            var metrics = new ChurnMetrics(chosen.Metrics.RocAuc, F(chosen.Metrics.AveragePrecision), F(chosen.Metrics.Brier), F(chosen.BaseRateBrier), F(chosen.TopDecileLift),
                 F(result.Evaluation(ChurnTrainer.RecencyOnly)?.Metrics.RocAuc),
                 F(result.Evaluation(ChurnTrainer.Probabilistic)?.Metrics.RocAuc),
                 F(result.Evaluation(ChurnTrainer.Discriminative)?.Metrics.RocAuc),

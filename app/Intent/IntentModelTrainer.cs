@@ -52,6 +52,9 @@ public sealed class IntentModelTrainer(NpgsqlDataSource db, TimeProvider clock) 
         DataStores = "Carts, checkouts and orders in the app's PostgreSQL; model files in its model registry; discount codes in Shopify.",
     };
 
+    /// <summary>Held-out figures of the model beside cart value alone's.</summary>
+    /// <param name="PrAuc">Average precision, tied scores counted fairly (<see cref="PluginApp.Ml.Metrics.BinaryMetrics.AveragePrecision"/>);
+    /// until 5 Dec 2026 ML.NET's PR-AUC, which does not count ties fairly (cart value alone often ties).</param>
     public sealed record IntentMetrics(double RocAuc, double? PrAuc, double? Brier, double? BaseRateBrier, double? CartValueRocAuc, double? CartValuePrAuc,
         int Carts, int Orders, int HeldOutCarts, int HeldOutOrders, string Learner, string Reason);
 
@@ -65,8 +68,8 @@ public sealed class IntentModelTrainer(NpgsqlDataSource db, TimeProvider clock) 
         {
             var e = result.Evaluation ?? throw new InvalidOperationException("the intent trainer returned a model without a held-out evaluation");
             var value = result.Baselines.FirstOrDefault(b => b.Name.Contains("value", StringComparison.OrdinalIgnoreCase));
-            var metrics = new IntentMetrics(e.Metrics.RocAuc, F(e.Metrics.PrAuc), F(e.Metrics.Brier), F(e.BaseRateBrier), F(value?.Metrics.RocAuc),
-                F(value?.Metrics.PrAuc), result.Carts, result.Orders, result.HeldOutCarts, result.HeldOutOrders,
+            var metrics = new IntentMetrics(e.Metrics.RocAuc, F(e.Metrics.AveragePrecision), F(e.Metrics.Brier), F(e.BaseRateBrier), F(value?.Metrics.RocAuc),
+                F(value?.Metrics.AveragePrecision), result.Carts, result.Orders, result.HeldOutCarts, result.HeldOutOrders,
                 result.EvaluatedInfo?.Learner.ToString() ?? "", result.Reason);
             using var blob = new MemoryStream();
             model.Save(blob);

@@ -15,9 +15,10 @@ public sealed class IntentTests(AppFixture app) : IClassFixture<AppFixture>
 {
     /// <summary>
     /// 400 settled carts over the last month: a cart of 4 or more items became an order nine times in ten, a smaller one
-    /// one time in ten (deterministic), so a model on the store's carts can tell them apart.
+    /// one time in ten (deterministic), so a model on the store's carts can tell them apart. With
+    /// <paramref name="sameValue"/>, every cart is worth 840 whatever its items, so cart value alone ties every cart.
     /// </summary>
-    private async Task SeedCartsAsync(StoreSeed seed, long firstOrder)
+    private async Task SeedCartsAsync(StoreSeed seed, long firstOrder, bool sameValue = false)
     {
         var now = app.Clock.GetUtcNow();
         var rng = new Random(11);
@@ -33,7 +34,7 @@ public sealed class IntentTests(AppFixture app) : IClassFixture<AppFixture>
             var token = $"intent-cart-{seed.ShopId}-{i}";
             var items = 1 + rng.Next(8);
             var at = now.AddDays(-4 - 28.0 * i / 400).AddMinutes(-rng.Next(600));
-            var price = 10m + i % 12;
+            var price = sameValue ? 840m / items : 10m + i % 12;
             Add("INSERT INTO carts (shop_id, token, total_price, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)",
                 seed.ShopId, token, price * items, at.AddMinutes(-20), at);
             Add("INSERT INTO cart_lines (shop_id, cart_token, line_key, product_id, variant_id, quantity, price) VALUES ($1, $2, 'l1', $3, $4, $5, $6)",
@@ -87,6 +88,26 @@ public sealed class IntentTests(AppFixture app) : IClassFixture<AppFixture>
         var big = Intent(await AskAsync("intent-live-big", 6));
         var small = Intent(await AskAsync("intent-live-small", 1));
         Assert.True(big > small + 0.3, $"a 6-item cart scored {big:P0}, a 1-item cart {small:P0}");
+    }
+
+    /// <summary>
+    /// The PR-AUC the registry keeps (and the Cart offers page shows) counts tied scores fairly. Until 5 Dec 2026 it was
+    /// ML.NET's, which resolves ties in the positives' favour: cart value alone, one score for every cart of a store whose
+    /// carts all cost the same, read as a perfect 1.0 beside the model's.
+    /// </summary>
+    [Fact]
+    public async Task HeldOutPrAuc_OfCartValueAloneOnCartsThatAllCostTheSame_IsTheOrderRate_NotAPerfectScore()
+    {
+        var seed = new StoreSeed(app, "intent-tied-value.myshopify.com");
+        await seed.SeedAsync(customersPerGroup: 2);
+        await SeedCartsAsync(seed, 96_750_000, sameValue: true);
+        var version = await TrainAsync(seed.Shop);
+
+        var metrics = JsonDocument.Parse((string)(await app.ScalarAsync("SELECT metrics::text FROM models WHERE shop_id = $1 AND kind = 'intent' AND version = $2", seed.ShopId, version))!).RootElement;
+        Assert.Equal(0.5, metrics.GetProperty("CartValueRocAuc").GetDouble(), 3);
+        var orderRate = metrics.GetProperty("HeldOutOrders").GetDouble() / metrics.GetProperty("HeldOutCarts").GetDouble();
+        Assert.Equal(orderRate, metrics.GetProperty("CartValuePrAuc").GetDouble(), 3);
+        Assert.True(metrics.GetProperty("PrAuc").GetDouble() > orderRate + 0.2, metrics.ToString());
     }
 
     /// <summary>
