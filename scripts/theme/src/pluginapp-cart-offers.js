@@ -104,7 +104,7 @@
       button.setAttribute('aria-label', (d.addLabel || 'Add') + ': ' + item.title);
       button.addEventListener('click', function () {
         button.disabled = true;
-        post(d.cartAddUrl ? d.cartAddUrl + '.js' : '/cart/add.js', { items: [{ id: item.variant_id, quantity: 1 }] }).then(json).then(function (added) {
+        addToCart(d.cartAddUrl ? d.cartAddUrl + '.js' : '/cart/add.js', item.variant_id).then(function (added) {
           // A beacon: the page reloads at once below.
           send(proxy + '/events', { type: 'add_to_cart', request_id: requestId, visitor_id: vid, product_id: item.product_id,
             variant_id: item.variant_id, placement: 'cart', position: 0, token: item.token });
@@ -120,7 +120,7 @@
           root.removeAttribute('data-pa-state');
           root.removeAttribute('data-pa-action');
           init(root);
-        }).catch(function () { button.disabled = false; });
+        }).catch(function (e) { addFailed(button, e, d.addFailedLabel); });
       });
       row.appendChild(button);
       return row;

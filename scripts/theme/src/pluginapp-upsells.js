@@ -146,14 +146,7 @@
           return;
         }
         button.disabled = true;
-        fetch(d.cartAddUrl ? d.cartAddUrl + '.js' : '/cart/add.js', {
-          method: 'POST', credentials: 'same-origin',
-          headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
-          body: JSON.stringify({ items: [{ id: item.variant_id, quantity: 1 }] })
-        }).then(function (r) {
-          if (!r.ok) throw new Error('HTTP ' + r.status);
-          return r.json();
-        }).then(function (added) {
+        addToCart(d.cartAddUrl ? d.cartAddUrl + '.js' : '/cart/add.js', item.variant_id).then(function (added) {
           track('add_to_cart', item, i, requestId);
           tagCart();
           button.textContent = d.addedLabel || 'Added';
@@ -161,9 +154,7 @@
           // A theme that refreshes its cart itself takes the event (preventDefault). Else, on the cart page, the page is
           // loaded again: its lines and totals are the theme's, and until 5 Dec 2026 they stayed without the product added.
           if (root.dispatchEvent(new CustomEvent('pluginapp:cart-add', { bubbles: true, cancelable: true, detail: added })) && placement === 'cart') location.reload();
-        }).catch(function () {
-          button.disabled = false;
-        });
+        }).catch(function (e) { addFailed(button, e, d.addFailedLabel); });
       });
     }
 

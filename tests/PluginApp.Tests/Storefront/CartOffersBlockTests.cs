@@ -107,6 +107,21 @@ public sealed class CartOffersBlockTests(StorefrontFixture sf) : IClassFixture<S
                 await AssertNothingMovedAsync(page, before);
                 await page.ScreenshotAsync(new PageScreenshotOptions { Path = Screenshot("storefront-cart-offers-bar.png"), FullPage = true });
 
+                // Sold out by now: the cart refuses it, and the block says why beside the button, inside its box (until 5 Dec
+                // 2026 the button came back and said nothing).
+                var shownProduct = JsonNode.Parse(offered.ResponseBody!)!["upsell"]![0]!;
+                storefront.SoldOut[shownProduct["variant_id"]!.GetValue<long>()] = shownProduct["title"]!.GetValue<string>();
+                try
+                {
+                    await page.ClickAsync(".pa-offers__add");
+                    await Assertions.Expect(page.Locator(".pa-offers__item").GetByRole(AriaRole.Alert))
+                        .ToHaveTextAsync($"The product '{shownProduct["title"]!.GetValue<string>()}' is already sold out.");
+                    await Assertions.Expect(page.Locator(".pa-offers__add")).ToBeEnabledAsync();
+                    await AssertNothingMovedAsync(page, before);
+                    await page.ScreenshotAsync(new PageScreenshotOptions { Path = Screenshot("storefront-cart-offers-add-refused.png"), FullPage = true });
+                }
+                finally { storefront.SoldOut.Clear(); }
+
                 // The shopper adds the product: the cart page is loaded again, so the theme's lines and totals hold it, and
                 // the block asks the app about the cart as it now stands. Until 5 Dec 2026 the page kept the cart without it,
                 // and the bar claimed free shipping from catalog prices, whatever the cart's discounts made of them.

@@ -159,6 +159,9 @@ public sealed partial class StorefrontServer : IAsyncDisposable
         get { lock (_cart) return (JsonObject)_attributes.DeepClone(); }
     }
 
+    /// <summary>Variants the shop has sold out of, by id, with their product's title: /cart/add.js refuses them as Shopify does.</summary>
+    public System.Collections.Concurrent.ConcurrentDictionary<long, string> SoldOut { get; } = new();
+
     /// <summary>The code applied through /discount/{code}, or null.</summary>
     public string? AppliedDiscount { get; private set; }
 
@@ -189,6 +192,11 @@ public sealed partial class StorefrontServer : IAsyncDisposable
     {
         var body = (await JsonNode.ParseAsync(request.Body))!.AsObject();
         var items = body["items"] as JsonArray ?? new JsonArray(new JsonObject { ["id"] = body["id"]?.GetValue<long>(), ["quantity"] = body["quantity"]?.GetValue<int>() ?? 1 });
+        // Shopify's answer to an add it refuses: 422, and the reason in the shop's language.
+        foreach (var item in items.OfType<JsonObject>())
+            if (SoldOut.TryGetValue(item["id"]!.GetValue<long>(), out var title))
+                return Results.Json(new JsonObject { ["status"] = 422, ["message"] = "Cart Error", ["description"] = $"The product '{title}' is already sold out." },
+                    statusCode: 422);
         var added = new JsonArray();
         lock (_cart)
             foreach (var item in items.OfType<JsonObject>())

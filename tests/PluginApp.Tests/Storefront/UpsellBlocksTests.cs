@@ -344,6 +344,58 @@ public sealed partial class UpsellBlocksTests(StorefrontFixture sf) : IClassFixt
         }
     }
 
+    /// <summary>
+    /// An Add the cart refuses says why under its button (Shopify's words, else the block's), and the button is ready again;
+    /// a product the app holds no variant price for shows no price. Until 5 Dec 2026 the button came back and said nothing,
+    /// and the card read "$0.00".
+    /// </summary>
+    [Fact]
+    public async Task ProductBlock_AnAddTheCartRefuses_SaysWhyUnderItsButton_AndAProductWithoutAPriceShowsNone()
+    {
+        JsonNode Item(int i, string title, string? price) => new JsonObject
+        {
+            ["product_id"] = 7100 + i, ["variant_id"] = 7200 + i, ["title"] = title, ["price"] = price, ["currency"] = "USD",
+            ["image"] = null, ["url"] = "/products/p" + i, ["reason"] = "popular", ["rank"] = i + 1, ["token"] = "t",
+        };
+        sf.Storefront.Behaviour = ProxyBehaviour.Forward;
+        sf.Storefront.RecommendationsOverride = new JsonObject
+        {
+            ["request_id"] = "refused", ["items"] = new JsonArray(Item(0, "Blue Mug", "12.00"), Item(1, "Green Mug", null), Item(2, "Red Mug", "9.50")),
+        }.ToJsonString();
+        sf.Storefront.SoldOut[7200] = "Blue Mug";
+        var page = await sf.NewPageAsync();
+        try
+        {
+            await OpenProductPageAsync(page);
+            await page.WaitForFunctionAsync("() => document.querySelector('[data-pa-upsells]').getAttribute('data-pa-state') === 'ready'",
+                null, new PageWaitForFunctionOptions { Timeout = 10_000 });
+            var prices = await page.EvalOnSelectorAllAsync<string[]>(".pa-card[data-product-id] .pa-card__price", "(els) => els.map((e) => e.textContent)");
+            Assert.Equal(["$12.00", "", "$9.50"], prices);
+
+            var blue = page.Locator(".pa-card[data-position='0']");
+            await blue.Locator(".pa-card__add").ClickAsync();
+            await Assertions.Expect(blue.GetByRole(AriaRole.Alert)).ToHaveTextAsync("The product 'Blue Mug' is already sold out.");
+            await Assertions.Expect(blue.Locator(".pa-card__add")).ToBeEnabledAsync();
+            await Assertions.Expect(blue.Locator(".pa-card__add")).ToHaveTextAsync("Add to cart");
+
+            // The request itself failing (offline): the block's own words.
+            await page.RouteAsync("**/cart/add.js", route => route.AbortAsync());
+            var red = page.Locator(".pa-card[data-position='2']");
+            await red.Locator(".pa-card__add").ClickAsync();
+            await Assertions.Expect(red.GetByRole(AriaRole.Alert)).ToHaveTextAsync("This could not be added to your cart");
+            await Assertions.Expect(red.Locator(".pa-card__add")).ToBeEnabledAsync();
+            await page.ScreenshotAsync(new PageScreenshotOptions { Path = ScreenshotPath("storefront-product-upsells-add-refused.png"), FullPage = true });
+            using var http = new HttpClient();
+            Assert.Empty(JsonNode.Parse(await http.GetStringAsync(sf.Storefront.BaseUrl + "/cart.js"))!["items"]!.AsArray());
+        }
+        finally
+        {
+            sf.Storefront.RecommendationsOverride = null;
+            sf.Storefront.SoldOut.Clear();
+            await page.Context.CloseAsync();
+        }
+    }
+
     [Theory]
     [InlineData(ProxyBehaviour.Fail)]
     [InlineData(ProxyBehaviour.Slow)]

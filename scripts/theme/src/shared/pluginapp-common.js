@@ -26,8 +26,10 @@
       .catch(function () {});
   }
 
-  // An amount in the page's language; the code after it when the browser does not know the currency.
+  // An amount in the page's language; the code after it when the browser does not know the currency. No amount (a product
+  // whose variant the app does not hold): no text, where until 5 Dec 2026 it read as a price of 0.
   function money(amount, currency) {
+    if (amount == null || amount === '' || !isFinite(Number(amount))) return '';
     try {
       return new Intl.NumberFormat(document.documentElement.lang || undefined, { style: 'currency', currency: currency }).format(Number(amount));
     } catch (e) {
@@ -80,4 +82,30 @@
     root.setAttribute('aria-hidden', 'true');
     while (content.firstChild) content.removeChild(content.firstChild);
     collapse(root, block + '--collapsed');
+  }
+
+  // One to the cart. Refused (sold out, as many as the shop allows already in the cart), it rejects with the cart's own
+  // words, in the shop's language, when it gives them; a failed request, with none.
+  function addToCart(url, variantId) {
+    return fetch(url, {
+      method: 'POST', credentials: 'same-origin', headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+      body: JSON.stringify({ items: [{ id: variantId, quantity: 1 }] })
+    }).then(function (r) {
+      if (r.ok) return r.json();
+      return r.json().then(function (b) { return b && typeof b.description == 'string' ? b.description : ''; }, function () { return ''; })
+        .then(function (words) { throw { cartSaid: words.slice(0, 300) }; });
+    });
+  }
+
+  // Why an Add did not happen, under its button and read out, the button ready again. Until 5 Dec 2026 the button came back
+  // and said nothing, so a shopper clicked a sold-out product again and again.
+  function addFailed(button, error, fallback) {
+    var note = button.nextElementSibling;
+    if (!note || note.className !== 'pa-add-error') {
+      note = el('p', 'pa-add-error');
+      note.setAttribute('role', 'alert');
+      button.parentNode.insertBefore(note, button.nextSibling);
+    }
+    note.textContent = (error && error.cartSaid) || fallback || 'Could not add to cart';
+    button.disabled = false;
   }
