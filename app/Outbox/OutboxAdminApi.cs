@@ -64,7 +64,8 @@ public static class OutboxAdminApi
     /// sent, or failed after being sent): sent now, the old call would land after it and undo it (an approved order held
     /// again, a tag swapped back). One still waiting goes after the retried call, in order. For a batch of metafields (churn's,
     /// one key for all its batches) only a later batch on one of the same customers counts: until 5 Dec 2026 any later batch
-    /// did, so a failed batch could never be retried once the next run's had gone out.
+    /// did, so a failed batch could never be retried once the next run's had gone out. Refused too when its customer was
+    /// erased since, which left it nothing to send (until 5 Dec 2026 it went out empty).
     /// </summary>
     private static async Task<Results<Accepted, NotFound, ProblemHttpResult>> RetryAsync(long id, NpgsqlDataSource db, OutboxScheduler scheduler,
         ShopScope scope, TimeProvider clock, CancellationToken ct)
@@ -78,20 +79,29 @@ public static class OutboxAdminApi
                                      -- later batch naming one of this one's owners could be undone by it.
                                      AND (m.resource_key LIKE 'gid://%' OR jsonb_typeof(m.variables -> 'metafields') IS DISTINCT FROM 'array'
                                           OR EXISTS (SELECT 1 FROM jsonb_array_elements(m.variables -> 'metafields') e
-                                                     WHERE later.variables -> 'metafields' @> jsonb_build_array(jsonb_build_object('ownerId', e -> 'ownerId'))))) AS superseded
+                                                     WHERE later.variables -> 'metafields' @> jsonb_build_array(jsonb_build_object('ownerId', e -> 'ownerId'))))) AS superseded,
+                       -- What a customer's erasure left of a call on her alone (see AddOutbox): nothing to send.
+                       m.variables = '{}'::jsonb OR coalesce(m.variables -> 'metafields' = '[]'::jsonb, false) AS erased
                 FROM outbox_messages m WHERE m.shop_id = $1 AND m.id = $2 AND m.failed_at IS NOT NULL FOR UPDATE OF m),
             retried AS (
                 UPDATE outbox_messages m SET failed_at = NULL, attempts = 1, next_attempt_at = $3
-                FROM failed f WHERE m.id = f.id AND NOT f.superseded
+                FROM failed f WHERE m.id = f.id AND NOT f.superseded AND NOT f.erased
                 RETURNING m.id)
-            SELECT superseded FROM failed
+            SELECT superseded, erased FROM failed
             """);
         cmd.Parameters.AddWithValue(scope.ShopId);
         cmd.Parameters.AddWithValue(id);
         cmd.Parameters.AddWithValue(clock.GetUtcNow());
-        var superseded = await cmd.ExecuteScalarAsync(ct);
-        if (superseded is null) return TypedResults.NotFound();
-        if (superseded is true)
+        bool superseded, erased;
+        await using (var r = await cmd.ExecuteReaderAsync(ct))
+        {
+            if (!await r.ReadAsync(ct)) return TypedResults.NotFound();
+            (superseded, erased) = (r.GetBoolean(0), r.GetBoolean(1));
+        }
+        if (erased)
+            return TypedResults.Problem(statusCode: StatusCodes.Status409Conflict, title: "The customer was erased",
+                detail: "This call was about a customer whose data was erased since it failed (a customers/redact request); nothing of it is left to send.");
+        if (superseded)
             return TypedResults.Problem(statusCode: StatusCodes.Status409Conflict, title: "A later call has gone out",
                 detail: "A later call on the same order or resource has reached Shopify since this one failed; sending this one now could undo it.");
         scheduler.Kick(scope.ShopId);

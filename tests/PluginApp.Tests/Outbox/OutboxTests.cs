@@ -389,6 +389,50 @@ public sealed class OutboxTests(NoSchedulerAppFixture app) : IClassFixture<NoSch
         Assert.Equal("active", app.Shopify.Admin.Metafields("gid://shopify/Customer/97102")["pluginapp.churn_segment"]);
     }
 
+    /// <summary>
+    /// A failed call whose customer was erased since keeps no data of hers (the erasure emptied it), so the merchant's
+    /// Retry refuses it, saying why, and nothing goes to Shopify. Until 5 Dec 2026 the retry was accepted and sent an empty
+    /// metafieldsSet, or a tagsAdd with no variables.
+    /// </summary>
+    [Fact]
+    public async Task Retry_OfAFailedCallWhoseCustomerWasErasedSince_IsRefusedAndSendsNothing()
+    {
+        const string shop = "outbox-erased-retry.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        const long gone = 97301;
+        int Sent() => app.Shopify.Requests.Count(r => r.Shop == shop && r.Path.EndsWith("graphql.json"));
+        app.Shopify.GraphQL = c => c.Shop == shop ? Broken() : null;
+        await EnqueueAsync(shopId, new(OutboxOperation.MetafieldsSet, "churn-metafields", new
+        {
+            metafields = new[] { new { ownerId = $"gid://shopify/Customer/{gone}", @namespace = "pluginapp", key = "churn_segment", type = "single_line_text_field", value = "at_risk" } },
+        }, "erased-retry:batch"));
+        await EnqueueTagAsync(shopId, $"gid://shopify/Customer/{gone}", "pluginapp:at-risk", "erased-retry:tag");
+        await using var instance = app.CreateFactory(app.Database.ConnectionString, b => b
+            .UseSetting("Scheduling:Enabled", "false").UseSetting("Outbox:MaxAttempts", "1"));
+        var drainer = instance.Services.GetRequiredService<OutboxDrainer>();
+        await drainer.DrainShopAsync(shopId, CancellationToken.None);
+        Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND failed_at IS NOT NULL", shopId));
+
+        var redact = new JsonObject { ["shop_id"] = 1, ["shop_domain"] = shop, ["orders_to_redact"] = new JsonArray(), ["customer"] = new JsonObject { ["id"] = gone } };
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("customers/redact", shop, redact.ToJsonString())).StatusCode);
+        app.Shopify.GraphQL = null;
+        var sent = Sent();
+
+        foreach (var key in new[] { "erased-retry:batch", "erased-retry:tag" })
+        {
+            var id = (long)(await app.ScalarAsync("SELECT id FROM outbox_messages WHERE shop_id = $1 AND idempotency_key = $2", shopId, key))!;
+            var request = app.AdminGet($"/api/admin/outbox/{id}/retry", shop);
+            request.Method = HttpMethod.Post;
+            var response = await app.Client.SendAsync(request);
+            Assert.Equal(HttpStatusCode.Conflict, response.StatusCode);
+            Assert.Contains("erased", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+        await drainer.DrainShopAsync(shopId, CancellationToken.None);
+        Assert.Equal(sent, Sent());
+        Assert.Empty(app.Shopify.Admin.Metafields($"gid://shopify/Customer/{gone}"));
+        Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND failed_at IS NOT NULL", shopId));
+    }
+
     [Fact]
     public async Task Drain_InstanceDiedAfterShopifyAppliedTheCall_NextInstanceFindsItAndDoesNotResend()
     {
