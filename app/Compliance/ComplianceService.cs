@@ -17,7 +17,7 @@ internal sealed class ComplianceService(StoreWriter store, long shopId, Personal
     // and every storefront visitor id tied to her (a guest's only through her orders' visitor). Why the tables are dropped
     // first: requests that share a batch share its transaction, and the tables of the one before are there until the commit
     // (the second was answered 500 and left to Shopify's retries).
-    private const string DropFound = "DROP TABLE IF EXISTS pg_temp.redaction_orders, pg_temp.redaction_visitors";
+    private const string DropFound = "DROP TABLE IF EXISTS pg_temp.redaction_orders, pg_temp.redaction_visitors, pg_temp.redaction_carts";
 
     private const string FindOrders = """
         CREATE TEMP TABLE redaction_orders ON COMMIT DROP AS
@@ -30,6 +30,14 @@ internal sealed class ComplianceService(StoreWriter store, long shopId, Personal
         + string.Concat(catalog.VisitorLinks.Select(l => $"\n  UNION ALL ({l.Sql})"))
         + ") v(visitor_hash) WHERE v.visitor_hash IS NOT NULL";
 
+    // Every cart of hers: her orders' own, and those a feature ties to her (a checkout, her login, a decision logged for
+    // her or her visitor id). Until 5 Dec 2026 only her orders' carts were looked up for the deliveries about carts, so a
+    // body kept aside for a cart she was logged in on stayed whole, and her export left it out.
+    private string FindCarts() =>
+        "CREATE TEMP TABLE redaction_carts ON COMMIT DROP AS SELECT DISTINCT c.cart_token FROM (SELECT cart_token FROM redaction_orders"
+        + string.Concat(catalog.CartLinks.Select(l => $"\n  UNION ALL ({l.Sql})"))
+        + ") c(cart_token) WHERE c.cart_token IS NOT NULL";
+
     private void AddFound(long customerId, long[] orders, string? email, string[]? visitors = null)
     {
         store.Add(DropFound);
@@ -39,11 +47,15 @@ internal sealed class ComplianceService(StoreWriter store, long shopId, Personal
             store.Add("INSERT INTO redaction_visitors SELECT v FROM unnest($1::text[]) v WHERE v NOT IN (SELECT visitor_hash FROM redaction_visitors)", (object)visitors);
     }
 
+    /// <summary>After the orders and visitors are all found (a second request's carry on from its first).</summary>
+    private void AddFoundCarts(long customerId, long[] orders, string? email) => store.Add(FindCarts(), shopId, customerId, orders, Text(email));
+
     /// <summary>customers/data_request: assemble what we hold on the customer and keep it for the merchant.</summary>
     public void AddDataRequest(JsonElement payload, DateTimeOffset now)
     {
         var (customerId, orders, email) = Subject(payload, "orders_requested");
         AddFound(customerId, orders, email);
+        AddFoundCarts(customerId, orders, email);
         var parts = catalog.Tables.Where(t => t.Export is not null)
             .Select(t => $"'{t.ExportAs ?? t.Table}', ({t.Export})");
         var sql = new StringBuilder("INSERT INTO customer_data_requests (shop_id, customer_id, data_request_id, requested_at, export) SELECT $1, $2, $5, $6, jsonb_build_object(")
@@ -77,6 +89,7 @@ internal sealed class ComplianceService(StoreWriter store, long shopId, Personal
                 INSERT INTO redaction_visitors SELECT DISTINCT v FROM pending, unnest(pending.visitors) v
                 WHERE v NOT IN (SELECT visitor_hash FROM redaction_visitors WHERE visitor_hash IS NOT NULL)
                 """, shopId, customerId);
+        AddFoundCarts(customerId, orders, email);
         foreach (var table in catalog.Tables)
             if (table.Erase is { } erase) store.Add(erase, shopId, customerId, orders, Text(email), now);
         if (found is null)

@@ -11,8 +11,9 @@ namespace PluginApp.Compliance;
 /// <param name="Erase">
 /// Erases one customer's personal data. Parameters: $1 shop id, $2 customer id, $3 the order ids Shopify listed, $4 the
 /// customer's email (may be null), $5 now. The temporary table <c>redaction_orders(id, cart_token, checkout_token)</c>
-/// holds every order of the customer (by id, by listing, or a guest order by email), and <c>redaction_visitors(visitor_hash)</c>
-/// every storefront visitor id tied to her (<see cref="VisitorLink"/>), both found before anything is erased.
+/// holds every order of the customer (by id, by listing, or a guest order by email), <c>redaction_visitors(visitor_hash)</c>
+/// every storefront visitor id tied to her (<see cref="VisitorLink"/>), and <c>redaction_carts(cart_token)</c> every cart
+/// (<see cref="CartLink"/>), all found before anything is erased.
 /// </param>
 /// <param name="Export">One jsonb value with what we hold on the customer, same parameters but $5, same temporary table.</param>
 /// <param name="ExportAs">The key of that value in the export (default: the table's name).</param>
@@ -30,6 +31,15 @@ public sealed record PersonalDataTable(string Table, string[] Columns, string? E
 /// </summary>
 public sealed record VisitorLink(string Feature, string Sql);
 
+/// <summary>
+/// Where a feature's rows tie a cart to a customer (a cart has no customer of its own): customers/redact and data requests
+/// cover the cart's rows and every delivery about it. Parameters as <see cref="PersonalDataTable.Export"/> ($1 shop id, $2
+/// customer id, $3 the order ids Shopify listed, $4 her email); the temporary tables <c>redaction_orders</c> and
+/// <c>redaction_visitors</c> are there. Gives one column of cart tokens (nulls are dropped). Her orders' own carts are always
+/// included. The tokens are found once, into <c>redaction_carts(cart_token)</c>, before anything is erased.
+/// </summary>
+public sealed record CartLink(string Feature, string Sql);
+
 /// <summary>A column that looks personal by its name but is not, with the reason (so the walk over the schema can tell).</summary>
 public sealed record NotPersonalColumn(string Table, string Column, string Why);
 
@@ -42,6 +52,8 @@ public static class PersonalDataExtensions
 
     public static IServiceCollection AddVisitorLink(this IServiceCollection services, VisitorLink link) => services.AddSingleton(link);
 
+    public static IServiceCollection AddCartLink(this IServiceCollection services, CartLink link) => services.AddSingleton(link);
+
     public static IServiceCollection AddNotPersonal(this IServiceCollection services, string table, string column, string why) =>
         services.AddSingleton(new NotPersonalColumn(table, column, why));
 
@@ -50,7 +62,7 @@ public static class PersonalDataExtensions
 
 /// <summary>Every declaration, in registration order.</summary>
 public sealed class PersonalDataCatalog(IEnumerable<PersonalDataTable> tables, IEnumerable<NotPersonalColumn> notPersonal, IEnumerable<RetentionRule> retention,
-    IEnumerable<VisitorLink> visitorLinks)
+    IEnumerable<VisitorLink> visitorLinks, IEnumerable<CartLink> cartLinks)
 {
     public IReadOnlyList<PersonalDataTable> Tables { get; } = Checked(tables.ToList());
 
@@ -63,4 +75,5 @@ public sealed class PersonalDataCatalog(IEnumerable<PersonalDataTable> tables, I
     public IReadOnlyList<NotPersonalColumn> NotPersonal { get; } = notPersonal.ToList();
     public IReadOnlyList<RetentionRule> Retention { get; } = retention.ToList();
     public IReadOnlyList<VisitorLink> VisitorLinks { get; } = visitorLinks.ToList();
+    public IReadOnlyList<CartLink> CartLinks { get; } = cartLinks.ToList();
 }

@@ -38,6 +38,12 @@ public static class GovernanceFeature
             SELECT visitor_hash FROM decisions WHERE shop_id = $1 AND (customer_id = $2 OR order_id IN (SELECT id FROM redaction_orders)
               OR cart_token IN (SELECT cart_token FROM redaction_orders WHERE cart_token IS NOT NULL))
             """));
+        // The carts answered for her, logged in or under one of her visitor ids, before the nightly job copies the logged-in
+        // ones to cart_customers.
+        services.AddCartLink(new CartLink("decision log", """
+            SELECT cart_token FROM decisions WHERE shop_id = $1 AND cart_token IS NOT NULL
+              AND (customer_id = $2 OR visitor_hash IN (SELECT visitor_hash FROM redaction_visitors))
+            """));
         services.AddPersonalData(new PersonalDataTable("decisions", ["customer_id", "visitor_hash", "cart_token"],
             """
             UPDATE decisions SET customer_id = NULL, visitor_hash = NULL, cart_token = NULL, inputs = NULL,

@@ -52,33 +52,23 @@ public static class StorePersonalData
                   OR ($4::text IS NOT NULL AND lower(k.email) = lower($4::text))
                   OR k.token IN (SELECT checkout_token FROM redaction_orders WHERE checkout_token IS NOT NULL))
                 """));
-        // A cart has no customer; it is the customer's when one of their orders or checkouts came from it, or when she was
-        // logged in on the storefront as our cart block answered it (cart_customers, erased after this step; and the decision
-        // log's entries a nightly job has not copied there yet, or a guest's under her visitor id, cleared after this step:
-        // until 5 Dec 2026 a cart she was logged in on since last night kept its note). The checkouts
-        // are found as the step above found them: its guests' by the email it has just blanked, so by their erasure's time.
+        // A checkout ties its cart to her: by her customer id, her email (a guest's), or the order it became.
+        services.AddCartLink(new CartLink("checkouts", """
+            SELECT cart_token FROM checkouts WHERE shop_id = $1 AND (customer_id = $2
+              OR ($4::text IS NOT NULL AND lower(email) = lower($4::text))
+              OR token IN (SELECT checkout_token FROM redaction_orders WHERE checkout_token IS NOT NULL))
+            """));
+        // A cart has no customer; it is hers when a feature ties it to her (redaction_carts, found before anything is
+        // erased: her orders', her checkouts', those she was logged in on as our cart block answered, those the decision log
+        // holds for her or her visitor id). Until 5 Dec 2026 a cart she was logged in on since last night kept its note.
         // redacted_at keeps the note empty when Shopify sends the cart again (StoreWriter.CartUpsert); until 5 Dec 2026 a
         // later carts/update wrote it back, and a cart found only through her login or a guest checkout kept it.
         services.AddPersonalData(new PersonalDataTable("carts", ["note"],
-            """
-            UPDATE carts SET note = NULL, redacted_at = $5 WHERE shop_id = $1 AND token IN (
-              SELECT cart_token FROM redaction_orders WHERE cart_token IS NOT NULL
-              UNION SELECT cart_token FROM checkouts WHERE shop_id = $1 AND (customer_id = $2 OR redacted_at = $5) AND cart_token IS NOT NULL
-              UNION SELECT cart_token FROM cart_customers WHERE shop_id = $1 AND customer_id = $2
-              UNION SELECT cart_token FROM decisions WHERE shop_id = $1 AND cart_token IS NOT NULL
-                AND (customer_id = $2 OR visitor_hash IN (SELECT visitor_hash FROM redaction_visitors)))
-            """,
+            "UPDATE carts SET note = NULL, redacted_at = $5 WHERE shop_id = $1 AND token IN (SELECT cart_token FROM redaction_carts)",
             Export: """
                 SELECT coalesce(jsonb_agg(to_jsonb(c) - 'shop_id' || jsonb_build_object('lines',
                   (SELECT coalesce(jsonb_agg(to_jsonb(l) - 'shop_id'), '[]') FROM cart_lines l WHERE l.shop_id = c.shop_id AND l.cart_token = c.token))), '[]')
-                FROM carts c WHERE c.shop_id = $1 AND c.token IN (
-                  SELECT cart_token FROM redaction_orders WHERE cart_token IS NOT NULL
-                  UNION SELECT cart_token FROM checkouts WHERE shop_id = $1 AND cart_token IS NOT NULL AND (customer_id = $2
-                    OR ($4::text IS NOT NULL AND lower(email) = lower($4::text))
-                    OR token IN (SELECT checkout_token FROM redaction_orders WHERE checkout_token IS NOT NULL))
-                  UNION SELECT cart_token FROM cart_customers WHERE shop_id = $1 AND customer_id = $2
-                  UNION SELECT cart_token FROM decisions WHERE shop_id = $1 AND cart_token IS NOT NULL
-                    AND (customer_id = $2 OR visitor_hash IN (SELECT visitor_hash FROM redaction_visitors)))
+                FROM carts c WHERE c.shop_id = $1 AND c.token IN (SELECT cart_token FROM redaction_carts)
                 """));
         services.AddPersonalData(new PersonalDataTable("customer_data_requests", ["customer_id", "export"],
             "DELETE FROM customer_data_requests WHERE shop_id = $1 AND customer_id = $2", NotExported: "the exports themselves"));

@@ -21,7 +21,7 @@ public static class WebhookEndpoints
           OR (d.topic LIKE 'customers/%' AND d.body @> jsonb_build_object('id', $2::bigint))
           OR (d.topic LIKE 'orders/%' AND (d.body ->> 'id')::text IN (SELECT id::text FROM redaction_orders))
           OR (d.topic = 'refunds/create' AND (d.body ->> 'order_id')::text IN (SELECT id::text FROM redaction_orders))
-          OR (d.topic LIKE 'carts/%' AND (d.body ->> 'token') IN (SELECT cart_token FROM redaction_orders))
+          OR (d.topic LIKE 'carts/%' AND (d.body ->> 'token') IN (SELECT cart_token FROM redaction_carts))
           OR (d.topic LIKE 'checkouts/%' AND (d.body ->> 'token') IN (SELECT checkout_token FROM redaction_orders))
           OR ($4::text IS NOT NULL AND mentions_email(d.body::text, $4))
           OR (d.raw_body IS NOT NULL AND position(convert_to($2::text, 'UTF8') in d.raw_body) > 0))
@@ -37,7 +37,8 @@ public static class WebhookEndpoints
         services.AddSingleton<WebhookTopicTable>();
         // Why at start: a topic two features both claim must stop the deploy, not fail its first delivery.
         services.AddHostedService<WebhookTopicCheck>();
-        // Raw bodies of the customer's deliveries: those naming the customer, their orders, or (guest orders) their email.
+        // Raw bodies of the customer's deliveries: those naming the customer, her orders, checkouts and carts, or (guest
+        // orders) her email.
         // Why exported too: a delivery kept aside as failed, or of a topic the app does not act on, keeps its whole body,
         // which no exported row holds.
         services.AddPersonalData(new PersonalDataTable("webhook_deliveries", ["body", "raw_body"],

@@ -222,6 +222,46 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
     }
 
     /// <summary>
+    /// A delivery about a cart of hers that PostgreSQL refused and that was kept aside, whole, before her erasure was asked
+    /// for: a cart she was logged in on, or her guest checkout's. Her data export carries it, and her erasure empties it.
+    /// Until 5 Dec 2026 only the carts her orders came from were looked up for such deliveries: both bodies were missing
+    /// from the export and stayed whole, her notes in them, for the 30 days deliveries are kept.
+    /// </summary>
+    [Fact]
+    public async Task AKeptAsideDeliveryAboutACartOfHersFoundThroughHerLoginOrHerGuestCheckout_IsInHerExport_AndErased()
+    {
+        const string shop = "redact-kept-carts.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        await app.ScalarAsync("INSERT INTO cart_customers (shop_id, cart_token, customer_id, seen_at) VALUES ($1, 'cart-kept-login', 8261, now())", shopId);
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("checkouts/create", shop, ShopifyPayloads.Checkout(6262, null).ToJsonString())).StatusCode);
+        var kept = new List<string>();
+        foreach (var (token, note) in new[] { ("cart-kept-login", "zk4471 leave at the back door"), ("cart-6262", "zk4472 gate code 1234") })
+        {
+            var refused = ShopifyPayloads.Cart(token, "2026-07-02T10:00:00-04:00", (1010, 1));
+            refused["note"] = note;
+            refused["line_items"]![0]!["price"] = "123456789012345678.00"; // more than PostgreSQL's numeric column holds: kept aside
+            var delivery = Guid.NewGuid().ToString();
+            Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("carts/update", shop, refused.ToJsonString(), delivery)).StatusCode);
+            Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM webhook_deliveries WHERE delivery_id = $1 AND outcome = 'failed' AND position($2 in body::text) > 0",
+                delivery, note));
+            kept.Add(delivery);
+        }
+        var subject = new JsonObject { ["id"] = 8261, ["email"] = "ada@example.com" };
+
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("customers/data_request", shop, new JsonObject { ["shop_id"] = 1, ["shop_domain"] = shop,
+            ["orders_requested"] = new JsonArray(), ["customer"] = subject.DeepClone(), ["data_request"] = new JsonObject { ["id"] = 42 } }.ToJsonString())).StatusCode);
+        var export = (string)(await app.ScalarAsync("SELECT export::text FROM customer_data_requests WHERE shop_id = $1 AND data_request_id = 42", shopId))!;
+        Assert.Contains("zk4471", export);
+        Assert.Contains("zk4472", export);
+
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("customers/redact", shop, new JsonObject { ["shop_id"] = 1, ["shop_domain"] = shop,
+            ["orders_to_redact"] = new JsonArray(), ["customer"] = subject.DeepClone() }.ToJsonString())).StatusCode);
+        Assert.Equal(2, await app.CountAsync(
+            "SELECT count(*) FROM webhook_deliveries WHERE delivery_id = ANY($1) AND body ? 'redacted_at' AND raw_body IS NULL AND position('zk447' in body::text) = 0",
+            (object)kept.ToArray()));
+    }
+
+    /// <summary>
     /// An order of hers that a writer in flight commits after the erasure looked for her orders (its statement began before
     /// her tombstone was committed, so it did not see it) is erased by the second pass, once that writer has ended, and not
     /// before. Until 5 Dec 2026 such an order kept her email, IP and card. A long reader of the same tables does not hold the

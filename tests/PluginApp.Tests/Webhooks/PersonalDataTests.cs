@@ -27,12 +27,12 @@ public sealed class PersonalDataTests(AppFixture app) : IClassFixture<AppFixture
     public void ATableThatIsNeitherExportedNorSaysWhyNot_StopsTheAppFromStarting()
     {
         var erase = "DELETE FROM t WHERE shop_id = $1 AND customer_id = $2";
-        var e = Assert.Throws<InvalidOperationException>(() => new PersonalDataCatalog([new PersonalDataTable("t", ["customer_id"], erase)], [], [], []));
+        var e = Assert.Throws<InvalidOperationException>(() => new PersonalDataCatalog([new PersonalDataTable("t", ["customer_id"], erase)], [], [], [], []));
         Assert.Contains("personal data of t", e.Message);
         Assert.All(app.Factory.Services.GetRequiredService<PersonalDataCatalog>().Tables, t => Assert.True(t.Export is not null ^ t.NotExported is not null, t.Table));
         // Rows may stay after an erasure only when they hold no personal field, and the reason is given.
         var kept = Assert.Throws<InvalidOperationException>(() => new PersonalDataCatalog(
-            [new PersonalDataTable("t", ["customer_id"], null, Export: "SELECT '[]'::jsonb", NotErased: "evidence")], [], [], []));
+            [new PersonalDataTable("t", ["customer_id"], null, Export: "SELECT '[]'::jsonb", NotErased: "evidence")], [], [], [], []));
         Assert.Contains("why its rows stay", kept.Message);
     }
 
