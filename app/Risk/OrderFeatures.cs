@@ -151,12 +151,25 @@ public static class OrderFeatures
     // Why the batch's orders found by id alone, as in Query: on a store's first busy day the statistics say it has no orders,
     // and the days of a batch were found by walking every order of the store (in the ingest benchmark of 3 Dec 2026, 6,000
     // orders read and 5.6 ms for a batch of 420, against 420 and 1.2 ms by id; more with every order of the day).
-    internal const string StoreDays = """
-        WITH d AS MATERIALIZED (
+    // Why a lock when a day is missing: a backfill chunk drops the days its orders belong to (RiskQueue.BackfillStoreDays),
+    // and a day computed meanwhile from a snapshot without the chunk's orders, committed after the drop, would stay so. A
+    // chunk holds the lock (shared: chunks merge side by side) from its drop to its commit; a batch with a day to compute
+    // takes it alone, to the end of its transaction, so it computes the day after the chunk's commit, or before the drop,
+    // which then drops it. The statement after the lock takes a snapshot that sees what the chunk committed. Why only then:
+    // a day is computed once, and the scorers of a shop need not queue behind each other for days already there.
+    internal static string StoreDaysLockKey(string shopId) => $"hashtextextended('risk-store-days:' || {shopId}::text, 0)";
+
+    private const string MissingDays = """
             SELECT x.day FROM (SELECT DISTINCT date_trunc('day', o.created_at, 'UTC') AS day
                                FROM (SELECT shop_id, created_at FROM orders WHERE id = ANY($2) OFFSET 0) o
                                WHERE o.shop_id = $1 AND o.created_at IS NOT NULL) x
-            WHERE NOT EXISTS (SELECT 1 FROM risk_store_days c WHERE c.shop_id = $1 AND c.day = x.day))
+            WHERE NOT EXISTS (SELECT 1 FROM risk_store_days c WHERE c.shop_id = $1 AND c.day = x.day)
+        """;
+
+    private static readonly string StoreDaysHeld = $"SELECT pg_advisory_xact_lock({StoreDaysLockKey("$1")}) WHERE EXISTS ({MissingDays})";
+
+    internal static readonly string StoreDays = $"""
+        WITH d AS MATERIALIZED ({MissingDays})
         INSERT INTO risk_store_days (shop_id, day, mean, sd, p90)
         SELECT $1, d.day, avg(p.total_price), stddev_samp(p.total_price), percentile_cont(0.9) WITHIN GROUP (ORDER BY p.total_price)
         FROM d LEFT JOIN orders p ON p.shop_id = $1 AND p.created_at >= d.day - interval '90 days' AND p.created_at < d.day AND p.total_price IS NOT NULL
@@ -191,6 +204,8 @@ public static class OrderFeatures
                          BatchCommands =
                          {
                              new NpgsqlBatchCommand(LabelsWaiting) { Parameters = { Sql.Param(shopId) } },
+                             // Held to the end of the transaction (the batch's own, without one): until the days are committed.
+                             new NpgsqlBatchCommand(StoreDaysHeld) { Parameters = { Sql.Param(shopId), Sql.Param(ids) } },
                              new NpgsqlBatchCommand(StoreDays) { Parameters = { Sql.Param(shopId), Sql.Param(ids) } },
                          },
                      })

@@ -29,6 +29,7 @@ public static class RiskExtensions
         services.AddTransient<RiskScoringJob>();
         services.AddIngestionStep<OrderRows>("order risk queue", RiskQueue.Add);
         services.AddBackfillMergeStep("order risk labels", StoreMerge.Orders, RiskQueue.BackfillLabels);
+        services.AddBackfillMergeStep("order risk store days held", StoreMerge.Orders, RiskQueue.BackfillStoreDaysLock);
         services.AddBackfillMergeStep("order risk store days", StoreMerge.Orders, RiskQueue.BackfillStoreDays);
         // Shopify Payments chargebacks and inquiries: the order risk's own topics, labels written in the delivery's transaction.
         services.AddDisputeTopics();

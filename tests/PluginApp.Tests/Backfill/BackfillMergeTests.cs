@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Npgsql;
 using PluginApp.Backfill;
 using PluginApp.StoreData;
 using PluginApp.Tests.Infrastructure;
@@ -176,6 +177,54 @@ public sealed class BackfillMergeTests(AppFixture app) : IClassFixture<AppFixtur
         Assert.Equal(1, await app.CountAsync(label, shopId));
         // History is learnt from, not scored: nothing is queued for scoring or written to Shopify for it.
         Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM risk_pending WHERE shop_id = $1", shopId));
+    }
+
+    /// <summary>
+    /// A live order scored while a backfill chunk is between dropping the days its orders belong to and committing: its day
+    /// is computed once the chunk's orders are there, not from a snapshot without them. The test holds the chunk at its drop
+    /// with a lock on one of the days it drops. Until 5 Dec 2026 the live order's day was computed from no history and, being
+    /// committed after the drop, stayed so.
+    /// </summary>
+    [Fact]
+    public async Task ALiveOrdersDay_ComputedWhileABackfillChunkCommits_CountsTheChunksOrders()
+    {
+        const string shop = "merge-store-days-race.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        await app.ScalarAsync("INSERT INTO risk_store_days (shop_id, day, mean, sd, p90) VALUES ($1, '2026-07-04T00:00:00Z', NULL, NULL, NULL)", shopId);
+        await app.ScalarAsync("""
+            INSERT INTO orders (shop_id, id, name, currency, total_price, subtotal_price, total_discounts, created_at, updated_at, processed_at)
+            VALUES ($1, 68199, '#live', 'USD', 50, 50, 0, '2026-07-06T12:00:00Z', '2026-07-06T12:00:00Z', '2026-07-06T12:00:00Z')
+            """, shopId);
+        Serve(products: [], customers: [], orders: [.. BulkOrder(Rest(ShopifyPayloads.Order(68101)), []), .. BulkOrder(Rest(ShopifyPayloads.Order(68102)), [])]);
+
+        await using var holder = await app.Db.OpenConnectionAsync();
+        await using var hold = await holder.BeginTransactionAsync();
+        await using (var row = new NpgsqlCommand("SELECT 1 FROM risk_store_days WHERE shop_id = $1 AND day = '2026-07-04T00:00:00Z' FOR UPDATE", holder, hold))
+        {
+            row.Parameters.AddWithValue(shopId);
+            await row.ExecuteNonQueryAsync();
+        }
+        var backfill = RunBackfillAsync(shop);
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (await app.CountAsync("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'DELETE FROM risk_store_days%'") == 0)
+        {
+            Assert.False(backfill.IsCompleted, "the backfill ended without reaching its drop of the store days");
+            if (DateTime.UtcNow > deadline) Assert.Fail("the backfill chunk did not reach its drop of the store days within 30 s");
+            await Task.Delay(50);
+        }
+
+        var scored = Task.Run(async () =>
+        {
+            await using var conn = await app.Db.OpenConnectionAsync();
+            return await PluginApp.Risk.OrderFeatures.BuildAsync(conn, shopId, [68199], CancellationToken.None);
+        });
+        await Task.Delay(1000);
+        await hold.CommitAsync();
+        await backfill;
+        await scored;
+
+        // The day of the live order, from the 90 days before it: the chunk's two orders.
+        Assert.NotNull(await app.ScalarAsync("SELECT mean FROM risk_store_days WHERE shop_id = $1 AND day = '2026-07-06T00:00:00Z'", shopId));
     }
 
     /// <summary>
