@@ -96,12 +96,17 @@
         media.appendChild(img);
       }
       link.appendChild(media);
-      link.appendChild(el('span', 'pa-offers__item-title', item.title));
-      link.appendChild(el('span', 'pa-offers__item-price', money(item.price, item.currency)));
+      var title = link.appendChild(el('span', 'pa-offers__item-title', item.title));
+      var price = link.appendChild(el('span', 'pa-offers__item-price', money(item.price, item.currency)));
       row.appendChild(link);
       var button = el('button', 'pa-offers__add', d.addLabel || 'Add');
       button.type = 'button';
       button.setAttribute('aria-label', (d.addLabel || 'Add') + ': ' + item.title);
+      localize(item, (d.root || '/').replace(/\/?$/, '/'), function (t, p) {
+        item.title = title.textContent = t;
+        if (p != null) price.textContent = p;
+        if (!button.disabled) button.setAttribute('aria-label', (d.addLabel || 'Add') + ': ' + t);
+      });
       button.addEventListener('click', function () {
         button.disabled = true;
         addToCart(d.cartAddUrl ? d.cartAddUrl + '.js' : '/cart/add.js', item.variant_id).then(function (added) {

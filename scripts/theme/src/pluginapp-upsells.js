@@ -35,8 +35,8 @@
       media.appendChild(img);
     }
     link.appendChild(media);
-    link.appendChild(el('span', 'pa-card__title', item.title));
-    link.appendChild(el('span', 'pa-card__price', money(item.price, item.currency)));
+    var title = link.appendChild(el('span', 'pa-card__title', item.title));
+    var price = link.appendChild(el('span', 'pa-card__price', money(item.price, item.currency)));
     li.appendChild(link);
     if (opts.showAdd && item.variant_id) {
       var button = el('button', 'pa-card__add', opts.addLabel);
@@ -45,6 +45,11 @@
       button.setAttribute('aria-label', opts.addLabel + ': ' + item.title);
       li.appendChild(button);
     }
+    localize(item, opts.base, function (t, p) {
+      item.title = title.textContent = t;
+      if (p != null) price.textContent = p;
+      if (button && !button.disabled) button.setAttribute('aria-label', opts.addLabel + ': ' + t);
+    });
     return li;
   }
 

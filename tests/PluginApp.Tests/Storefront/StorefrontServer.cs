@@ -96,6 +96,9 @@ public sealed partial class StorefrontServer : IAsyncDisposable
             // Shopify's cart cookie: the cart's token (and, since June 2024, its key), readable by the page's scripts.
             lock (_cart) ctx.Response.Cookies.Append("cart", _cartToken + "?key=5f0c1d2e3a4b6978", new CookieOptions { Path = "/", HttpOnly = false });
             var path = ctx.Request.Path.Value ?? "/";
+            // The storefront's product JSON (/products/{handle}.js, under a language or market path too), where a test set it.
+            if (_json.TryGetValue(path, out var json)) return Results.Content(json, "application/json; charset=utf-8");
+            if (path.EndsWith(".js", StringComparison.Ordinal)) return Results.NotFound();
             var html = _pages.TryGetValue(path, out var page) ? page
                 : $"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{path}</title></head><body><h1>Stand-in page {System.Net.WebUtility.HtmlEncode(path)}</h1></body></html>";
             return Results.Content(html, "text/html; charset=utf-8");
@@ -126,6 +129,15 @@ public sealed partial class StorefrontServer : IAsyncDisposable
 
     /// <summary>Serves <paramref name="html"/> at <paramref name="path"/> (e.g. a product page with the block).</summary>
     public void SetPage(string path, string html) => _pages[path] = html;
+
+    private readonly ConcurrentDictionary<string, string> _json = new(StringComparer.Ordinal);
+
+    /// <summary>What the storefront answers at <paramref name="path"/> as JSON (a product's /products/{handle}.js, say); null: nothing.</summary>
+    public void SetJson(string path, JsonNode? json)
+    {
+        if (json is null) _json.TryRemove(path, out _);
+        else _json[path] = json.ToJsonString();
+    }
 
     public void SetCart(params (long ProductId, long VariantId, int Quantity)[] lines)
     {

@@ -157,6 +157,54 @@ public sealed partial class UpsellBlocksTests(StorefrontFixture sf) : IClassFixt
         finally { await page.Context.CloseAsync(); }
     }
 
+    /// <summary>
+    /// A shopper browsing a Shopify Markets store in French and euros sees each card's title and price in hers, from the
+    /// storefront's own product JSON under her path; a card whose JSON cannot be had keeps the app's words. Until 5 Dec 2026
+    /// every card showed the shop's language and dollars.
+    /// </summary>
+    [Fact]
+    public async Task ProductBlock_InAnotherLanguageAndCurrency_ShowsTheStorefrontsTitleAndPriceForTheShopper()
+    {
+        JsonNode Item(int i, string title) => new JsonObject
+        {
+            ["product_id"] = 7400 + i, ["variant_id"] = 7500 + i, ["title"] = title, ["price"] = "12.00", ["currency"] = "USD",
+            ["image"] = null, ["url"] = $"/products/mug-{i}?variant={7500 + i}", ["reason"] = "popular", ["rank"] = i + 1, ["token"] = "t",
+        };
+        sf.Storefront.Behaviour = ProxyBehaviour.Forward;
+        sf.Storefront.RecommendationsOverride = new JsonObject
+        {
+            ["request_id"] = "markets", ["items"] = new JsonArray(Item(0, "Blue Mug"), Item(1, "Green Mug")),
+        }.ToJsonString();
+        sf.Storefront.SetJson("/fr/products/mug-0.js", new JsonObject
+        {
+            ["id"] = 7400, ["title"] = "Tasse bleue", ["price"] = 1090,
+            ["variants"] = new JsonArray(new JsonObject { ["id"] = 7499, ["price"] = 990 }, new JsonObject { ["id"] = 7500, ["price"] = 1150 }),
+        });
+        var page = await sf.NewPageAsync();
+        try
+        {
+            await page.Context.AddInitScriptAsync("window.Shopify = { currency: { active: 'EUR', rate: '0.92' } }");
+            await OpenProductPageAsync(page, "/fr", []);
+            await page.WaitForFunctionAsync("() => document.querySelector('[data-pa-upsells]').getAttribute('data-pa-state') === 'ready'",
+                null, new PageWaitForFunctionOptions { Timeout = 10_000 });
+            var blue = page.Locator(".pa-card[data-position='0']");
+            await Assertions.Expect(blue.Locator(".pa-card__title")).ToHaveTextAsync("Tasse bleue");
+            await Assertions.Expect(blue.Locator(".pa-card__price")).ToHaveTextAsync("€11.50");
+            await Assertions.Expect(page.GetByRole(AriaRole.Button, new() { Name = "Add to cart: Tasse bleue", Exact = true })).ToBeVisibleAsync();
+            // No JSON for the second product: the app's words stay.
+            var green = page.Locator(".pa-card[data-position='1']");
+            Assert.Equal("Green Mug", await green.Locator(".pa-card__title").InnerTextAsync());
+            Assert.Equal("$12.00", await green.Locator(".pa-card__price").InnerTextAsync());
+            await AssertNoLayoutShiftAsync(page);
+        }
+        finally
+        {
+            sf.Storefront.RecommendationsOverride = null;
+            sf.Storefront.SetJson("/fr/products/mug-0.js", null);
+            await page.Context.CloseAsync();
+        }
+    }
+
     [Fact]
     public async Task ProductBlock_WithItemsInTheCart_OffersNoneOfThem_AndStillFillsItsSlots()
     {

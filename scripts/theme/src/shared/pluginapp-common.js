@@ -109,3 +109,24 @@
     note.textContent = (error && error.cartSaid) || fallback || 'Could not add to cart';
     button.disabled = false;
   }
+
+  // In a Shopify Markets store the app answers in the shop's currency and language, and the shopper may browse in others
+  // (Shopify.currency.active, or a path such as "/fr/"). The storefront's own product JSON under her path is in hers: the
+  // card takes its title and price from it, in place (the card's parts have fixed sizes, so nothing moves). Not asked when
+  // nothing differs; when it fails, the card keeps the app's words. Until 5 Dec 2026 such a shopper saw the shop's currency
+  // and language.
+  function localize(item, base, show) {
+    var sc = window.Shopify && window.Shopify.currency;
+    var active = sc && typeof sc.active == 'string' && sc.active ? sc.active : item.currency;
+    var path = safePath(item.url);
+    if (!path || (active === item.currency && base === '/')) return;
+    fetch(base + path.slice(1).split(/[?#]/)[0] + '.js', { credentials: 'same-origin', headers: { Accept: 'application/json' } })
+      .then(function (r) {
+        if (!r.ok) throw r;
+        return r.json();
+      }).then(function (p) {
+        var v = (p.variants || []).filter(function (x) { return x.id === item.variant_id; })[0];
+        var cents = v ? v.price : p.price;
+        show(typeof p.title == 'string' && p.title ? p.title : item.title, isFinite(cents) && cents !== null ? money(cents / 100, active) : null);
+      }).catch(function () {});
+  }
