@@ -156,7 +156,10 @@ public static class OrderFeatures
     // chunk holds the lock (shared: chunks merge side by side) from its drop to its commit; a batch with a day to compute
     // takes it alone, to the end of its transaction, so it computes the day after the chunk's commit, or before the drop,
     // which then drops it. The statement after the lock takes a snapshot that sees what the chunk committed. Why only then:
-    // a day is computed once, and the scorers of a shop need not queue behind each other for days already there.
+    // a day is computed once, and the scorers of a shop need not queue behind each other for days already there. Why the
+    // days are computed only by a transaction that holds the lock (the setting below marks it), and tried twice: a day
+    // present when the lock was looked at may be dropped by a chunk before the next statement, whose snapshot would then
+    // miss another chunk's orders; the second try takes the lock for it.
     internal static string StoreDaysLockKey(string shopId) => $"hashtextextended('risk-store-days:' || {shopId}::text, 0)";
 
     private const string MissingDays = """
@@ -166,10 +169,12 @@ public static class OrderFeatures
             WHERE NOT EXISTS (SELECT 1 FROM risk_store_days c WHERE c.shop_id = $1 AND c.day = x.day)
         """;
 
-    private static readonly string StoreDaysHeld = $"SELECT pg_advisory_xact_lock({StoreDaysLockKey("$1")}) WHERE EXISTS ({MissingDays})";
+    internal static readonly string StoreDaysHeld =
+        $"SELECT pg_advisory_xact_lock({StoreDaysLockKey("$1")}), set_config('pluginapp.store_days_held', $1::text, true) WHERE EXISTS ({MissingDays})";
 
     internal static readonly string StoreDays = $"""
-        WITH d AS MATERIALIZED ({MissingDays})
+        WITH d AS MATERIALIZED ({MissingDays}
+              AND current_setting('pluginapp.store_days_held', true) = $1::text)
         INSERT INTO risk_store_days (shop_id, day, mean, sd, p90)
         SELECT $1, d.day, avg(p.total_price), stddev_samp(p.total_price), percentile_cont(0.9) WITHIN GROUP (ORDER BY p.total_price)
         FROM d LEFT JOIN orders p ON p.shop_id = $1 AND p.created_at >= d.day - interval '90 days' AND p.created_at < d.day AND p.total_price IS NOT NULL
@@ -205,6 +210,8 @@ public static class OrderFeatures
                          {
                              new NpgsqlBatchCommand(LabelsWaiting) { Parameters = { Sql.Param(shopId) } },
                              // Held to the end of the transaction (the batch's own, without one): until the days are committed.
+                             new NpgsqlBatchCommand(StoreDaysHeld) { Parameters = { Sql.Param(shopId), Sql.Param(ids) } },
+                             new NpgsqlBatchCommand(StoreDays) { Parameters = { Sql.Param(shopId), Sql.Param(ids) } },
                              new NpgsqlBatchCommand(StoreDaysHeld) { Parameters = { Sql.Param(shopId), Sql.Param(ids) } },
                              new NpgsqlBatchCommand(StoreDays) { Parameters = { Sql.Param(shopId), Sql.Param(ids) } },
                          },

@@ -139,7 +139,7 @@ public sealed class RiskModels
         var moved = weight * (Logit(explanation.Probability) - Logit(baseRate));
         if (moved == 0 || double.IsNaN(moved)) return [];
         var sign = Math.Sign(moved);
-        var pushing = explanation.Contributions.Where(c => Math.Sign(c.Contribution) == sign).Take(3).ToList();
+        var pushing = explanation.Contributions.Where(c => double.IsFinite(c.Contribution) && Math.Sign(c.Contribution) == sign).Take(3).ToList();
         var total = pushing.Sum(c => Math.Abs(c.Contribution));
         if (total == 0) return [];
         return pushing.Select(c => new RiskReason("model:" + c.Feature,

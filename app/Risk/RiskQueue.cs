@@ -29,6 +29,13 @@ internal static class RiskQueue
         """;
 
     /// <summary>
+    /// Before <see cref="BackfillStoreDays"/>, a step of its own so the drop's snapshot comes after it: no day is computed
+    /// from then to the chunk's commit (the feature builder waits, see OrderFeatures.StoreDays); chunks share it. Until 5 Dec
+    /// 2026 a live order scored in that window computed its day without the chunk's orders, and the day stayed so.
+    /// </summary>
+    public static readonly string BackfillStoreDaysLock = $"SELECT pg_advisory_xact_lock_shared({OrderFeatures.StoreDaysLockKey("$2")})";
+
+    /// <summary>
     /// The backfill's merge step for orders: the store's usual order of each day whose 90 days before take in an order of
     /// the chunk was computed without it (a live order scored while the history was still coming in), and is computed again
     /// when next needed. Why: days are kept as first computed, and the install day's, computed from no history, read every
@@ -36,13 +43,6 @@ internal static class RiskQueue
     /// every training after (until 5 Dec 2026). The orders scored with such a day keep their scores; training rebuilds their
     /// features with the day recomputed.
     /// </summary>
-    /// <summary>
-    /// Before <see cref="BackfillStoreDays"/>, a step of its own so the drop's snapshot comes after it: no day is computed
-    /// from then to the chunk's commit (the feature builder waits, see OrderFeatures.StoreDays); chunks share it. Until 5 Dec
-    /// 2026 a live order scored in that window computed its day without the chunk's orders, and the day stayed so.
-    /// </summary>
-    public static readonly string BackfillStoreDaysLock = $"SELECT pg_advisory_xact_lock_shared({OrderFeatures.StoreDaysLockKey("$2")})";
-
     public static readonly string BackfillStoreDays = $"""
         DELETE FROM risk_store_days d
         USING (SELECT min(o.created_at) AS first, max(o.created_at) AS last FROM orders o

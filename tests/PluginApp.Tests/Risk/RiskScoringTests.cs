@@ -249,6 +249,9 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
         // BuildAsync below computes them as scoring does.
         await using (var tx = await conn.BeginTransactionAsync())
         {
+            // As BuildAsync does: the days are computed under the store days' lock.
+            await using (var held = new NpgsqlCommand(OrderFeatures.StoreDaysHeld, conn, tx) { Parameters = { new() { Value = shopId }, new() { Value = batch } } })
+                await held.ExecuteNonQueryAsync();
             await using (var days = new NpgsqlCommand(OrderFeatures.StoreDays, conn, tx) { Parameters = { new() { Value = shopId }, new() { Value = batch } } })
                 Assert.True(await days.ExecuteNonQueryAsync() > 0);
             await QueryPlans.AssertReadsAtMostAsync(conn, $"finding the days of {batch.Length} orders", 4 * batch.Length, OrderFeatures.StoreDays, [shopId, batch], tx);
