@@ -93,12 +93,12 @@ public static class CartOffersFeature
         services.AddPersonalData(new PersonalDataTable("discount_codes", ["cart_token", "visitor_hash"],
             """
             UPDATE discount_codes SET cart_token = NULL, visitor_hash = NULL WHERE shop_id = $1 AND (
-              cart_token IN (SELECT cart_token FROM redaction_orders WHERE cart_token IS NOT NULL)
+              cart_token IN (SELECT cart_token FROM redaction_carts)
               OR visitor_hash IN (SELECT visitor_hash FROM redaction_visitors))
             """,
             Export: """
                 SELECT coalesce(jsonb_agg(to_jsonb(d) - 'shop_id'), '[]') FROM discount_codes d WHERE d.shop_id = $1 AND (
-                  d.cart_token IN (SELECT cart_token FROM redaction_orders WHERE cart_token IS NOT NULL)
+                  d.cart_token IN (SELECT cart_token FROM redaction_carts)
                   OR d.visitor_hash IN (SELECT visitor_hash FROM redaction_visitors))
                 """));
         services.AddRetention(new RetentionRule("used or expired discount codes", TimeSpan.FromDays(180),

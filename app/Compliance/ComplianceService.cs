@@ -68,11 +68,11 @@ internal sealed class ComplianceService(StoreWriter store, long shopId, Personal
     /// customers/redact: erase the customer's personal data wherever a feature declared it, raw deliveries included; and keep
     /// the request for its second pass (<see cref="ErasureSecondPassJob"/>), which erases what writers in flight committed
     /// after this one had looked. The second pass's own erasure deletes the kept request. It is kept with the orders and
-    /// visitor ids this pass found, which the second pass cannot find again: this pass blanks what found them (a guest's
-    /// email, the orders' visitor ids).
+    /// visitor ids and carts this pass found, which the second pass cannot find again: this pass blanks what found them (a
+    /// guest's email, the orders' visitor ids, her logins' and decisions' carts).
     /// </summary>
-    /// <param name="found">The second pass: the first pass's orders and visitor ids.</param>
-    public void AddCustomerRedaction(JsonElement payload, DateTimeOffset now, (long[] Orders, string[] Visitors)? found = null)
+    /// <param name="found">The second pass: the first pass's orders, visitor ids and carts.</param>
+    public void AddCustomerRedaction(JsonElement payload, DateTimeOffset now, (long[] Orders, string[] Visitors, string[] Carts)? found = null)
     {
         var (customerId, orders, email) = Subject(payload, "orders_to_redact");
         if (found is { } f) orders = [.. orders.Union(f.Orders)];
@@ -90,12 +90,19 @@ internal sealed class ComplianceService(StoreWriter store, long shopId, Personal
                 WHERE v NOT IN (SELECT visitor_hash FROM redaction_visitors WHERE visitor_hash IS NOT NULL)
                 """, shopId, customerId);
         AddFoundCarts(customerId, orders, email);
+        // The carts the first pass found, or (a request again) the pending one's.
+        store.Add("""
+            INSERT INTO redaction_carts SELECT DISTINCT c FROM unnest($3::text[] || ARRAY(
+                SELECT unnest(carts) FROM erasure_second_passes WHERE shop_id = $1 AND customer_id = $2 AND $4)) c
+            WHERE c NOT IN (SELECT cart_token FROM redaction_carts)
+            """, shopId, customerId, found?.Carts ?? [], found is null);
         foreach (var table in catalog.Tables)
             if (table.Erase is { } erase) store.Add(erase, shopId, customerId, orders, Text(email), now);
         if (found is null)
             store.Add("""
-                INSERT INTO erasure_second_passes (shop_id, customer_id, request, requested_at, orders, visitors)
-                SELECT $1, $2, $3::jsonb, $4, ARRAY(SELECT id FROM redaction_orders), ARRAY(SELECT visitor_hash FROM redaction_visitors)
+                INSERT INTO erasure_second_passes (shop_id, customer_id, request, requested_at, orders, visitors, carts)
+                SELECT $1, $2, $3::jsonb, $4, ARRAY(SELECT id FROM redaction_orders), ARRAY(SELECT visitor_hash FROM redaction_visitors),
+                       ARRAY(SELECT cart_token FROM redaction_carts)
                 ON CONFLICT DO NOTHING
                 """, shopId, customerId, payload.GetRawText(), now);
     }

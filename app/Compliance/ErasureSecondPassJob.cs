@@ -35,7 +35,7 @@ public sealed class ErasureSecondPassJob(NpgsqlDataSource db, PersonalDataCatalo
     /// hours.
     /// </summary>
     internal const string DueSql = """
-        SELECT shop_id, customer_id, request::text, requested_at, orders, visitors FROM erasure_second_passes p
+        SELECT shop_id, customer_id, request::text, requested_at, orders, visitors, carts FROM erasure_second_passes p
         WHERE seen_at IS NOT NULL AND requested_at <= $2 AND NOT EXISTS (
           SELECT 1 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
           WHERE l.locktype = 'relation' AND l.pid <> pg_backend_pid() AND a.xact_start < p.seen_at
@@ -49,17 +49,18 @@ public sealed class ErasureSecondPassJob(NpgsqlDataSource db, PersonalDataCatalo
     public async Task<int> RunAsync(CancellationToken ct)
     {
         await using (var mark = db.CreateCommand(MarkSeen)) await mark.ExecuteNonQueryAsync(ct);
-        var due = new List<(long Shop, long Customer, string Request, DateTimeOffset At, long[] Orders, string[] Visitors)>();
+        var due = new List<(long Shop, long Customer, string Request, DateTimeOffset At, long[] Orders, string[] Visitors, string[] Carts)>();
         await using (var cmd = db.CreateCommand(DueSql))
         {
             cmd.Parameters.Add(Sql.Param(catalog.Tables.Select(t => t.Table).Append("erasure_second_passes").Distinct().ToArray()));
             cmd.Parameters.Add(Sql.Param(clock.GetUtcNow() - Delay));
             await using var r = await cmd.ExecuteReaderAsync(ct);
             while (await r.ReadAsync(ct))
-                due.Add((r.GetInt64(0), r.GetInt64(1), r.GetString(2), r.GetFieldValue<DateTimeOffset>(3), r.GetFieldValue<long[]>(4), r.GetFieldValue<string[]>(5)));
+                due.Add((r.GetInt64(0), r.GetInt64(1), r.GetString(2), r.GetFieldValue<DateTimeOffset>(3), r.GetFieldValue<long[]>(4), r.GetFieldValue<string[]>(5),
+                    r.GetFieldValue<string[]>(6)));
         }
         var done = 0;
-        foreach (var (shop, customer, request, at, orders, visitors) in due)
+        foreach (var (shop, customer, request, at, orders, visitors, carts) in due)
         {
             // Why each apart: one that fails (a timeout, a malformed copy) is tried again next minute and holds no other back.
             try
@@ -71,7 +72,7 @@ public sealed class ErasureSecondPassJob(NpgsqlDataSource db, PersonalDataCatalo
                 using var payload = JsonDocument.Parse(request);
                 // At the request's time and a millisecond: its erasure then deletes this request and older ones of hers, not
                 // one she made since (whose own second pass is still to come); the rows it marks are marked as of her request.
-                new ComplianceService(store, shop, catalog).AddCustomerRedaction(payload.RootElement, at.AddMilliseconds(1), (orders, visitors));
+                new ComplianceService(store, shop, catalog).AddCustomerRedaction(payload.RootElement, at.AddMilliseconds(1), (orders, visitors, carts));
                 await batch.ExecuteNonQueryAsync(ct);
                 await tx.CommitAsync(ct);
                 done++;

@@ -49,7 +49,7 @@ public static class GovernanceFeature
             UPDATE decisions SET customer_id = NULL, visitor_hash = NULL, cart_token = NULL, inputs = NULL,
               decision_id = regexp_replace(decision_id, '^churn:' || $2 || ':', 'churn:erased-' || substr(md5(random()::text), 1, 12) || ':')
             WHERE shop_id = $1 AND (customer_id = $2 OR order_id IN (SELECT id FROM redaction_orders)
-              OR cart_token IN (SELECT cart_token FROM redaction_orders WHERE cart_token IS NOT NULL)
+              OR cart_token IN (SELECT cart_token FROM redaction_carts)
               OR visitor_hash IN (SELECT visitor_hash FROM redaction_visitors))
             """,
             """
@@ -57,7 +57,7 @@ public static class GovernanceFeature
                      'arm', arm, 'products_looked_at', input_ids, 'products_answered', output_ids, 'inputs', inputs, 'output', output,
                      'reasons', reasons, 'shadow', shadow) ORDER BY decided_at), '[]'::jsonb)
             FROM decisions WHERE shop_id = $1 AND (customer_id = $2 OR order_id IN (SELECT id FROM redaction_orders)
-              OR cart_token IN (SELECT cart_token FROM redaction_orders WHERE cart_token IS NOT NULL)
+              OR cart_token IN (SELECT cart_token FROM redaction_carts)
               OR visitor_hash IN (SELECT visitor_hash FROM redaction_visitors))
             """, "decisions"));
         services.AddRetention(new RetentionRule("the decision log (upsell answers, cart offers, risk scores, churn segments)", DecisionRetention,

@@ -35,7 +35,7 @@ public static class IntentFeature
         // The carts she was logged in on as the cart block answered them are hers (their rows, and deliveries about them).
         services.AddCartLink(new CartLink("cart customers", "SELECT cart_token FROM cart_customers WHERE shop_id = $1 AND customer_id = $2"));
         services.AddPersonalData(new PersonalDataTable("cart_customers", ["customer_id", "cart_token"],
-            "DELETE FROM cart_customers WHERE shop_id = $1 AND (customer_id = $2 OR cart_token IN (SELECT cart_token FROM redaction_orders WHERE cart_token IS NOT NULL))",
+            "DELETE FROM cart_customers WHERE shop_id = $1 AND (customer_id = $2 OR cart_token IN (SELECT cart_token FROM redaction_carts))",
             Export: "SELECT coalesce(jsonb_agg(jsonb_build_object('cart_token', cart_token, 'seen_at', seen_at)), '[]') FROM cart_customers WHERE shop_id = $1 AND customer_id = $2"));
         services.AddPersonalData(new PersonalDataTable("checkout_signals", ["customer_id"],
             "DELETE FROM checkout_signals WHERE shop_id = $1 AND customer_id = $2",

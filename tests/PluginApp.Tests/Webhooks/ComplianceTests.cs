@@ -246,6 +246,11 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
                 delivery, note));
             kept.Add(delivery);
         }
+        // A cart offer answered for her guest checkout's cart, before the checkout named her.
+        await app.LogDecisionAsync(new PluginApp.Governance.Decision(PluginApp.Governance.DecisionKinds.Offer, "redact-kept-carts-offer", shopId, app.Clock.GetUtcNow(), "model")
+        {
+            CartToken = "cart-6262", Subject = "nothing",
+        });
         var subject = new JsonObject { ["id"] = 8261, ["email"] = "ada@example.com" };
 
         Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("customers/data_request", shop, new JsonObject { ["shop_id"] = 1, ["shop_domain"] = shop,
@@ -253,12 +258,15 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
         var export = (string)(await app.ScalarAsync("SELECT export::text FROM customer_data_requests WHERE shop_id = $1 AND data_request_id = 42", shopId))!;
         Assert.Contains("zk4471", export);
         Assert.Contains("zk4472", export);
+        Assert.Contains(JsonNode.Parse(export)!["decisions"]!.AsArray(), d => d!["kind"]!.GetValue<string>() == PluginApp.Governance.DecisionKinds.Offer);
 
         Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("customers/redact", shop, new JsonObject { ["shop_id"] = 1, ["shop_domain"] = shop,
             ["orders_to_redact"] = new JsonArray(), ["customer"] = subject.DeepClone() }.ToJsonString())).StatusCode);
         Assert.Equal(2, await app.CountAsync(
             "SELECT count(*) FROM webhook_deliveries WHERE delivery_id = ANY($1) AND body ? 'redacted_at' AND raw_body IS NULL AND position('zk447' in body::text) = 0",
             (object)kept.ToArray()));
+        // Since 5 Dec 2026 the decision about that cart too (before, only her orders' carts were looked up for decisions).
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM decisions WHERE shop_id = $1 AND cart_token = 'cart-6262'", shopId));
     }
 
     /// <summary>
@@ -308,6 +316,31 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
             """, shopId, order));
         await reading.CommitAsync();
         Assert.Equal(1, await app.CountAsync("DELETE FROM erasure_second_passes WHERE shop_id = $1 RETURNING 1", failing)); // still waiting, alone
+    }
+
+    /// <summary>
+    /// A cart of hers that a writer in flight committed after the first pass, found then only through her login on the
+    /// storefront (cart_customers, which the first pass deletes): the second pass still erases its note, with the carts the
+    /// first pass found. Until 5 Dec 2026 the second pass had only her orders and visitor ids, and the cart kept its note.
+    /// </summary>
+    [Fact]
+    public async Task CustomersRedact_ASecondPass_ErasesACartOfHersFoundOnlyThroughHerLogin_ThatAWriterCommittedAfterTheFirst()
+    {
+        const string shop = "redact-race-cart.myshopify.com";
+        const long customer = 6_452_101;
+        var shopId = await app.InstallShopAsync(shop);
+        await app.ScalarAsync("INSERT INTO cart_customers (shop_id, cart_token, customer_id, seen_at) VALUES ($1, 'cart-late-login', $2, now())", shopId, customer);
+
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("customers/redact", shop, new JsonObject { ["shop_id"] = 1, ["shop_domain"] = shop,
+            ["orders_to_redact"] = new JsonArray(), ["customer"] = new JsonObject { ["id"] = customer } }.ToJsonString())).StatusCode);
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM cart_customers WHERE shop_id = $1", shopId));
+        // The writer in flight: her cart, with her note, committed after the first pass looked.
+        await app.ScalarAsync("INSERT INTO carts (shop_id, token, note, total_price, created_at, updated_at) VALUES ($1, 'cart-late-login', 'rq8840 ring twice', 30, now(), now())", shopId);
+
+        await app.RunErasureSecondPassAsync(shopId);
+
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM carts WHERE shop_id = $1 AND token = 'cart-late-login' AND note IS NULL AND redacted_at IS NOT NULL", shopId));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM erasure_second_passes WHERE shop_id = $1", shopId));
     }
 
     /// <summary>
