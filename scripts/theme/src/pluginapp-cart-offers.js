@@ -108,7 +108,7 @@
         if (!button.disabled) button.setAttribute('aria-label', (d.addLabel || 'Add') + ': ' + t);
       });
       button.addEventListener('click', function () {
-        button.disabled = true;
+        addTried(button);
         addToCart(d.cartAddUrl ? d.cartAddUrl + '.js' : '/cart/add.js', item.variant_id).then(function (added) {
           // A beacon: the page reloads at once below.
           send(proxy + '/events', { type: 'add_to_cart', request_id: requestId, visitor_id: vid, product_id: item.product_id,

@@ -150,7 +150,7 @@
           if (target.closest('.pa-card__link')) { track('click', item, i, requestId); tagCart(); }
           return;
         }
-        button.disabled = true;
+        addTried(button);
         addToCart(d.cartAddUrl ? d.cartAddUrl + '.js' : '/cart/add.js', item.variant_id).then(function (added) {
           track('add_to_cart', item, i, requestId);
           tagCart();

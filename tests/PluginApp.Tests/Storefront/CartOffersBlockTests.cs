@@ -114,9 +114,12 @@ public sealed class CartOffersBlockTests(StorefrontFixture sf) : IClassFixture<S
                 try
                 {
                     await page.ClickAsync(".pa-offers__add");
-                    await Assertions.Expect(page.Locator(".pa-offers__item").GetByRole(AriaRole.Alert))
+                    // Read out by the box's own live region (not a second time as an alert), the button focused again.
+                    await Assertions.Expect(page.Locator(".pa-offers__item .pa-add-error"))
                         .ToHaveTextAsync($"The product '{shownProduct["title"]!.GetValue<string>()}' is already sold out.");
+                    Assert.Equal("polite", await page.Locator(".pa-add-error").EvaluateAsync<string>("(e) => e.closest('[aria-live]').getAttribute('aria-live')"));
                     await Assertions.Expect(page.Locator(".pa-offers__add")).ToBeEnabledAsync();
+                    await Assertions.Expect(page.Locator(".pa-offers__add")).ToBeFocusedAsync();
                     await AssertNothingMovedAsync(page, before);
                     await page.ScreenshotAsync(new PageScreenshotOptions { Path = Screenshot("storefront-cart-offers-add-refused.png"), FullPage = true });
                 }

@@ -424,6 +424,7 @@ public sealed partial class UpsellBlocksTests(StorefrontFixture sf) : IClassFixt
             await blue.Locator(".pa-card__add").ClickAsync();
             await Assertions.Expect(blue.GetByRole(AriaRole.Alert)).ToHaveTextAsync("The product 'Blue Mug' is already sold out.");
             await Assertions.Expect(blue.Locator(".pa-card__add")).ToBeEnabledAsync();
+            await Assertions.Expect(blue.Locator(".pa-card__add")).ToBeFocusedAsync();
             await Assertions.Expect(blue.Locator(".pa-card__add")).ToHaveTextAsync("Add to cart");
 
             // The request itself failing (offline): the block's own words.
@@ -435,11 +436,19 @@ public sealed partial class UpsellBlocksTests(StorefrontFixture sf) : IClassFixt
             await page.ScreenshotAsync(new PageScreenshotOptions { Path = ScreenshotPath("storefront-product-upsells-add-refused.png"), FullPage = true });
             using var http = new HttpClient();
             Assert.Empty(JsonNode.Parse(await http.GetStringAsync(sf.Storefront.BaseUrl + "/cart.js"))!["items"]!.AsArray());
+
+            // Back in stock: the next try adds it, and the card no longer says it could not.
+            sf.Storefront.SoldOut.Clear();
+            await page.UnrouteAsync("**/cart/add.js");
+            await blue.Locator(".pa-card__add").ClickAsync();
+            await Assertions.Expect(blue.Locator(".pa-card__add")).ToHaveTextAsync("Added");
+            await Assertions.Expect(blue.Locator(".pa-add-error")).ToHaveCountAsync(0);
         }
         finally
         {
             sf.Storefront.RecommendationsOverride = null;
             sf.Storefront.SoldOut.Clear();
+            sf.Storefront.SetCart();
             await page.Context.CloseAsync();
         }
     }

@@ -97,17 +97,30 @@
     });
   }
 
-  // Why an Add did not happen, under its button and read out, the button ready again. Until 5 Dec 2026 the button came back
-  // and said nothing, so a shopper clicked a sold-out product again and again.
+  // Why an Add did not happen, under its button and read out (by the block's own live region where it has one, else as an
+  // alert), the button ready again and focused. Until 5 Dec 2026 the button came back and said nothing, so a shopper clicked
+  // a sold-out product again and again. Gone at the next try.
   function addFailed(button, error, fallback) {
-    var note = button.nextElementSibling;
-    if (!note || note.className !== 'pa-add-error') {
+    var note = addNote(button);
+    if (!note) {
       note = el('p', 'pa-add-error');
-      note.setAttribute('role', 'alert');
+      if (!button.closest('[aria-live]')) note.setAttribute('role', 'alert');
       button.parentNode.insertBefore(note, button.nextSibling);
     }
-    note.textContent = (error && error.cartSaid) || fallback || 'Could not add to cart';
+    note.textContent = note.title = (error && error.cartSaid) || fallback || 'Could not add to cart';
     button.disabled = false;
+    button.focus();
+  }
+
+  function addNote(button) {
+    var note = button.nextElementSibling;
+    return note && note.className === 'pa-add-error' ? note : null;
+  }
+
+  function addTried(button) {
+    var note = addNote(button);
+    if (note) note.parentNode.removeChild(note);
+    button.disabled = true;
   }
 
   // In a Shopify Markets store the app answers in the shop's currency and language, and the shopper may browse in others
