@@ -81,7 +81,8 @@ public static class OutboxAdminApi
                                           OR EXISTS (SELECT 1 FROM jsonb_array_elements(m.variables -> 'metafields') e
                                                      WHERE later.variables -> 'metafields' @> jsonb_build_array(jsonb_build_object('ownerId', e -> 'ownerId'))))) AS superseded,
                        -- What a customer's erasure left of a call on her alone (see AddOutbox): nothing to send.
-                       m.variables = '{}'::jsonb OR coalesce(m.variables -> 'metafields' = '[]'::jsonb, false) AS erased
+                       (m.resource_key LIKE 'gid://shopify/Customer/%' AND m.variables = '{}'::jsonb)
+                         OR coalesce(m.variables -> 'metafields' = '[]'::jsonb, false) AS erased
                 FROM outbox_messages m WHERE m.shop_id = $1 AND m.id = $2 AND m.failed_at IS NOT NULL FOR UPDATE OF m),
             retried AS (
                 UPDATE outbox_messages m SET failed_at = NULL, attempts = 1, next_attempt_at = $3
