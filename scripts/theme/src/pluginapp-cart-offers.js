@@ -102,11 +102,12 @@
       var button = el('button', 'pa-offers__add', d.addLabel || 'Add');
       button.type = 'button';
       button.setAttribute('aria-label', (d.addLabel || 'Add') + ': ' + item.title);
-      localize(item, (d.root || '/').replace(/\/?$/, '/'), function (t, p) {
+      // The box is a live region: busy until the shopper's words are in, so the product is read out once, in them.
+      if (localize(item, (d.root || '/').replace(/\/?$/, '/'), function (t, p) {
         item.title = title.textContent = t;
         if (p != null) price.textContent = p;
-        if (!button.disabled) button.setAttribute('aria-label', (d.addLabel || 'Add') + ': ' + t);
-      });
+        button.setAttribute('aria-label', button.textContent + ': ' + t);
+      }, function () { box.removeAttribute('aria-busy'); })) box.setAttribute('aria-busy', 'true');
       button.addEventListener('click', function () {
         addTried(button);
         addToCart(d.cartAddUrl ? d.cartAddUrl + '.js' : '/cart/add.js', item.variant_id).then(function (added) {

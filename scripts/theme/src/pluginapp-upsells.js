@@ -48,7 +48,7 @@
     localize(item, opts.base, function (t, p) {
       item.title = title.textContent = t;
       if (p != null) price.textContent = p;
-      if (button && !button.disabled) button.setAttribute('aria-label', opts.addLabel + ': ' + t);
+      if (button) button.setAttribute('aria-label', button.textContent + ': ' + t);
     });
     return li;
   }

@@ -173,8 +173,13 @@ public sealed partial class UpsellBlocksTests(StorefrontFixture sf) : IClassFixt
         sf.Storefront.Behaviour = ProxyBehaviour.Forward;
         sf.Storefront.RecommendationsOverride = new JsonObject
         {
-            ["request_id"] = "markets", ["items"] = new JsonArray(Item(0, "Blue Mug"), Item(1, "Green Mug")),
+            ["request_id"] = "markets", ["items"] = new JsonArray(Item(0, "Blue Mug"), Item(1, "Green Mug"), Item(2, "Red Mug")),
         }.ToJsonString();
+        // Its variant not in the product's JSON: the title is taken, not the product's cheapest price.
+        sf.Storefront.SetJson("/fr/products/mug-2.js", new JsonObject
+        {
+            ["id"] = 7402, ["title"] = "Tasse rouge", ["price"] = 500, ["variants"] = new JsonArray(new JsonObject { ["id"] = 7599, ["price"] = 500 }),
+        });
         sf.Storefront.SetJson("/fr/products/mug-0.js", new JsonObject
         {
             ["id"] = 7400, ["title"] = "Tasse bleue", ["price"] = 1090,
@@ -195,12 +200,16 @@ public sealed partial class UpsellBlocksTests(StorefrontFixture sf) : IClassFixt
             var green = page.Locator(".pa-card[data-position='1']");
             Assert.Equal("Green Mug", await green.Locator(".pa-card__title").InnerTextAsync());
             Assert.Equal("$12.00", await green.Locator(".pa-card__price").InnerTextAsync());
+            var red = page.Locator(".pa-card[data-position='2']");
+            await Assertions.Expect(red.Locator(".pa-card__title")).ToHaveTextAsync("Tasse rouge");
+            Assert.Equal("$12.00", await red.Locator(".pa-card__price").InnerTextAsync());
             await AssertNoLayoutShiftAsync(page);
         }
         finally
         {
             sf.Storefront.RecommendationsOverride = null;
             sf.Storefront.SetJson("/fr/products/mug-0.js", null);
+            sf.Storefront.SetJson("/fr/products/mug-2.js", null);
             await page.Context.CloseAsync();
         }
     }

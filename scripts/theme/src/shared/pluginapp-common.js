@@ -107,9 +107,10 @@
       if (!button.closest('[aria-live]')) note.setAttribute('role', 'alert');
       button.parentNode.insertBefore(note, button.nextSibling);
     }
-    note.textContent = note.title = (error && error.cartSaid) || fallback || 'Could not add to cart';
+    note.textContent = (error && error.cartSaid) || fallback || 'Could not add to cart';
     button.disabled = false;
-    button.focus();
+    // Back where the shopper was, unless she has moved on since.
+    if (document.activeElement === document.body || document.activeElement === button) button.focus();
   }
 
   function addNote(button) {
@@ -127,19 +128,20 @@
   // (Shopify.currency.active, or a path such as "/fr/"). The storefront's own product JSON under her path is in hers: the
   // card takes its title and price from it, in place (the card's parts have fixed sizes, so nothing moves). Not asked when
   // nothing differs; when it fails, the card keeps the app's words. Until 5 Dec 2026 such a shopper saw the shop's currency
-  // and language.
-  function localize(item, base, show) {
+  // and language. The price is the card's variant's (the product's own is its cheapest); not found, the app's stays.
+  // settle, if given, is called once it is over, either way; the return says whether it was asked.
+  function localize(item, base, show, settle) {
     var sc = window.Shopify && window.Shopify.currency;
     var active = sc && typeof sc.active == 'string' && sc.active ? sc.active : item.currency;
     var path = safePath(item.url);
-    if (!path || (active === item.currency && base === '/')) return;
+    if (!path || (active === item.currency && base === '/')) return false;
     fetch(base + path.slice(1).split(/[?#]/)[0] + '.js', { credentials: 'same-origin', headers: { Accept: 'application/json' } })
       .then(function (r) {
         if (!r.ok) throw r;
         return r.json();
       }).then(function (p) {
         var v = (p.variants || []).filter(function (x) { return x.id === item.variant_id; })[0];
-        var cents = v ? v.price : p.price;
-        show(typeof p.title == 'string' && p.title ? p.title : item.title, isFinite(cents) && cents !== null ? money(cents / 100, active) : null);
-      }).catch(function () {});
+        show(typeof p.title == 'string' && p.title ? p.title : item.title, v && typeof v.price == 'number' ? money(v.price / 100, active) : null);
+      }).catch(function () {}).then(function () { if (settle) settle(); });
+    return true;
   }
