@@ -159,8 +159,9 @@ public sealed partial class UpsellBlocksTests(StorefrontFixture sf) : IClassFixt
 
     /// <summary>
     /// A shopper browsing a Shopify Markets store in French and euros sees each card's title and price in hers, from the
-    /// storefront's own product JSON under her path; a card whose JSON cannot be had keeps the app's words. Until 5 Dec 2026
-    /// every card showed the shop's language and dollars.
+    /// storefront's own product JSON under her path; a card whose price in euros cannot be had shows none, not dollars
+    /// beside euros, and keeps the app's title when its JSON cannot be had. Until 5 Dec 2026 every card showed the shop's
+    /// language and dollars.
     /// </summary>
     [Fact]
     public async Task ProductBlock_InAnotherLanguageAndCurrency_ShowsTheStorefrontsTitleAndPriceForTheShopper()
@@ -196,14 +197,15 @@ public sealed partial class UpsellBlocksTests(StorefrontFixture sf) : IClassFixt
             await Assertions.Expect(blue.Locator(".pa-card__title")).ToHaveTextAsync("Tasse bleue");
             await Assertions.Expect(blue.Locator(".pa-card__price")).ToHaveTextAsync("€11.50");
             await Assertions.Expect(page.GetByRole(AriaRole.Button, new() { Name = "Add to cart: Tasse bleue", Exact = true })).ToBeVisibleAsync();
-            // No JSON for the second product: the app's words stay.
+            // No JSON for the second product: the app's title stays, and no price in dollars.
             var green = page.Locator(".pa-card[data-position='1']");
             Assert.Equal("Green Mug", await green.Locator(".pa-card__title").InnerTextAsync());
-            Assert.Equal("$12.00", await green.Locator(".pa-card__price").InnerTextAsync());
+            Assert.Equal("", await green.Locator(".pa-card__price").InnerTextAsync());
             var red = page.Locator(".pa-card[data-position='2']");
             await Assertions.Expect(red.Locator(".pa-card__title")).ToHaveTextAsync("Tasse rouge");
-            Assert.Equal("$12.00", await red.Locator(".pa-card__price").InnerTextAsync());
+            Assert.Equal("", await red.Locator(".pa-card__price").InnerTextAsync());
             await AssertNoLayoutShiftAsync(page);
+            await page.ScreenshotAsync(new PageScreenshotOptions { Path = ScreenshotPath("storefront-product-upsells-markets.png"), FullPage = true });
         }
         finally
         {

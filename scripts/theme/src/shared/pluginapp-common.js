@@ -126,15 +126,18 @@
 
   // In a Shopify Markets store the app answers in the shop's currency and language, and the shopper may browse in others
   // (Shopify.currency.active, or a path such as "/fr/"). The storefront's own product JSON under her path is in hers: the
-  // card takes its title and price from it, in place (the card's parts have fixed sizes, so nothing moves). Not asked when
-  // nothing differs; when it fails, the card keeps the app's words. Until 5 Dec 2026 such a shopper saw the shop's currency
-  // and language. The price is the card's variant's (the product's own is its cheapest); not found, the app's stays.
-  // settle, if given, is called once it is over, either way; the return says whether it was asked.
+  // card takes its title and its own variant's price from it, in place (the card's parts have fixed sizes, so nothing
+  // moves). Not asked when nothing differs. In another currency the card shows no price until hers comes, and none if it
+  // does not: a price in the shop's currency beside hers would mislead. Else, when it fails, the card keeps the app's
+  // words. Until 5 Dec 2026 such a shopper saw the shop's currency and language. settle, if given, is called once it is
+  // over, either way; the return says whether it was asked.
   function localize(item, base, show, settle) {
     var sc = window.Shopify && window.Shopify.currency;
     var active = sc && typeof sc.active == 'string' && sc.active ? sc.active : item.currency;
+    var other = active !== item.currency;
     var path = safePath(item.url);
-    if (!path || (active === item.currency && base === '/')) return false;
+    if (!path || (!other && base === '/')) return false;
+    if (other) show(item.title, '');
     fetch(base + path.slice(1).split(/[?#]/)[0] + '.js', { credentials: 'same-origin', headers: { Accept: 'application/json' } })
       .then(function (r) {
         if (!r.ok) throw r;
