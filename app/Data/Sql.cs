@@ -30,4 +30,6 @@ public static class Sql
 public sealed record TypedNull(NpgsqlDbType Type)
 {
     public static object Time(DateTimeOffset? t) => t is { } v ? v : new TypedNull(NpgsqlDbType.TimestampTz);
+
+    public static object Text(string? s) => (object?)s ?? new TypedNull(NpgsqlDbType.Text);
 }

@@ -28,6 +28,7 @@ public static class RiskExtensions
         services.AddSingleton<RiskKicks>();
         services.AddTransient<RiskScoringJob>();
         services.AddIngestionStep<OrderRows>("order risk queue", RiskQueue.Add);
+        services.AddIngestionStep<OrderTransactionRows>("order risk queue on the order's card", RiskQueue.AddCard);
         services.AddBackfillMergeStep("order risk labels", StoreMerge.Orders, RiskQueue.BackfillLabels);
         services.AddBackfillMergeStep("order risk store days held", StoreMerge.Orders, RiskQueue.BackfillStoreDaysLock);
         services.AddBackfillMergeStep("order risk store days", StoreMerge.Orders, RiskQueue.BackfillStoreDays);

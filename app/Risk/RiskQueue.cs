@@ -51,16 +51,18 @@ internal static class RiskQueue
         """;
 
     /// <summary>
-    /// Whether the order's score used what the order <paramref name="o"/> now holds (its total, discount and countries): an
-    /// update that changed none of them needs no new score. One definition for the webhook's queueing and the scorer's
-    /// re-queueing of an order edited while it was scored.
+    /// Whether the order's score used what the order <paramref name="o"/> now holds (its total, discount and countries, and
+    /// the card its transaction brought): an update that changed none of them needs no new score. One definition for the
+    /// webhook's queueing and the scorer's re-queueing of an order edited while it was scored. Why the card by its time: the
+    /// transaction's webhook often comes after the order's, and until 5 Dec 2026 no live order had a card to be scored with.
     /// </summary>
     internal static string ScoreStillFits(string shopId, string orderId, string o) => $"""
         EXISTS (
                 SELECT 1 FROM risk_scores s WHERE s.shop_id = {shopId} AND s.order_id = {orderId}
                   AND round((s.features->>'amount')::numeric, 2) = round(coalesce({o}.total_price, 0), 2)
                   AND (s.features->>'has_discount')::numeric = CASE WHEN {o}.discount_codes <> '' THEN 1 ELSE 0 END
-                  AND (s.features->>'country_mismatch')::numeric = CASE WHEN {o}.billing_country <> {o}.shipping_country THEN 1 ELSE 0 END)
+                  AND (s.features->>'country_mismatch')::numeric = CASE WHEN {o}.billing_country <> {o}.shipping_country THEN 1 ELSE 0 END
+                  AND ({o}.card_received_at IS NULL OR s.scored_at >= {o}.card_received_at))
         """;
 
     // The segment's orders as stored, unless the order's score already used what it now holds, or the shop switched order
@@ -88,6 +90,16 @@ internal static class RiskQueue
             RETURNING shop_id)
         SELECT pg_notify('{Channel}', shop_id::text) FROM (SELECT DISTINCT shop_id FROM queued) s
         """);
+
+    /// <summary>
+    /// The card of an order stored without one (order_transactions/create, see StoreWriter.AddOrderCard): the order is
+    /// scored again when its score came before the card, under the rules of an update. An order not stored yet takes the
+    /// card when it comes, and is scored with it.
+    /// </summary>
+    public static void AddCard(StoreWriter store, OrderTransactionRows rows, IngestionContext at)
+    {
+        if (rows.Card is not null) store.AddToSegment(Queue, [store.ShopId, rows.OrderId, at.Topic, at.Now]);
+    }
 
     public static void Add(StoreWriter store, OrderRows rows, IngestionContext at)
     {

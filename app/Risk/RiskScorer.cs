@@ -76,10 +76,11 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
             if (await shop.ExecuteScalarAsync(ct) is null) return 0;
         }
         var pending = new Dictionary<long, DateTimeOffset>();
-        // Each order's version as claimed (its updated_at), read before its features: an order that moved on is queued again below.
-        var versions = new Dictionary<long, DateTimeOffset?>();
+        // Each order's version as claimed (its updated_at, and when its card came), read before its features: an order that
+        // moved on is queued again below.
+        var versions = new Dictionary<long, (DateTimeOffset? Updated, DateTimeOffset? Card)>();
         await using (var claim = new NpgsqlCommand("""
-            SELECT p.order_id, p.queued_at, o.updated_at FROM risk_pending p LEFT JOIN orders o ON o.shop_id = p.shop_id AND o.id = p.order_id
+            SELECT p.order_id, p.queued_at, o.updated_at, o.card_received_at FROM risk_pending p LEFT JOIN orders o ON o.shop_id = p.shop_id AND o.id = p.order_id
             WHERE p.shop_id = $1 ORDER BY p.queued_at LIMIT $2 FOR UPDATE OF p SKIP LOCKED
             """, conn, tx))
         {
@@ -89,7 +90,7 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
             while (await r.ReadAsync(ct))
             {
                 pending[r.GetInt64(0)] = r.GetFieldValue<DateTimeOffset>(1);
-                versions[r.GetInt64(0)] = r.IsDBNull(2) ? null : r.GetFieldValue<DateTimeOffset>(2);
+                versions[r.GetInt64(0)] = (r.IsDBNull(2) ? null : r.GetFieldValue<DateTimeOffset>(2), r.IsDBNull(3) ? null : r.GetFieldValue<DateTimeOffset>(3));
             }
         }
         if (pending.Count == 0) return 0;
@@ -204,18 +205,22 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
         // statement, having queued nothing, is still missed (the window of one webhook batch's commit, where it was the whole
         // scoring). Why not have the webhook's queueing wait for the scorer (ON CONFLICT DO UPDATE): an ordinary
         // orders/updated then held an ingest writer for a whole scoring batch, and the wait could close a deadlock with a
-        // review decision (it locks the score row, and its label's trigger the order).
+        // review decision (it locks the score row, and its label's trigger the order). A card that came since the claim
+        // queues the order whatever the times say: the features may have been read before it.
         store.Add($"""
             WITH requeued AS (
                 INSERT INTO risk_pending (shop_id, order_id, reason, queued_at)
                 SELECT $1, o.id, 'orders/updated', $4
-                FROM unnest($2::bigint[], $3::timestamptz[]) AS v(order_id, updated_at) JOIN orders o ON o.shop_id = $1 AND o.id = v.order_id
-                WHERE o.updated_at IS DISTINCT FROM v.updated_at AND NOT {RiskQueue.ScoreStillFits("$1", "o.id", "o")}
+                FROM unnest($2::bigint[], $3::timestamptz[], $5::timestamptz[]) AS v(order_id, updated_at, card_received_at)
+                JOIN orders o ON o.shop_id = $1 AND o.id = v.order_id
+                WHERE (o.updated_at IS DISTINCT FROM v.updated_at AND NOT {RiskQueue.ScoreStillFits("$1", "o.id", "o")})
+                   OR o.card_received_at IS DISTINCT FROM v.card_received_at
                 ON CONFLICT (shop_id, order_id) DO NOTHING
                 RETURNING shop_id)
             SELECT pg_notify('{RiskQueue.Channel}', $1::text) FROM (SELECT 1 FROM requeued LIMIT 1) r
             """, shopId, versions.Keys.ToArray(),
-            versions.Values.Select(v => v?.UtcDateTime).ToArray(), clock.GetUtcNow());
+            versions.Values.Select(v => v.Updated?.UtcDateTime).ToArray(), clock.GetUtcNow(),
+            versions.Values.Select(v => v.Card?.UtcDateTime).ToArray());
         OutboxWriter.EnqueueMany(store, calls, now);
         await DecisionLog.WriteInTransactionAsync(conn, decisions, ct);
         await batch.ExecuteNonQueryAsync(ct);

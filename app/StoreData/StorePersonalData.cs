@@ -35,6 +35,16 @@ public static class StorePersonalData
                      FROM refunds r WHERE r.shop_id = o.shop_id AND r.order_id = o.id))), '[]')
                 FROM orders o WHERE o.shop_id = $1 AND o.id IN (SELECT id FROM redaction_orders)
                 """));
+        // The card an order's transaction brought (order_cards): erased with her orders, and with those the erasure listed
+        // before we held them (the transaction may come first). Her held orders' copy is in orders.
+        services.AddPersonalData(new PersonalDataTable("order_cards", ["card_bin", "card_last4"],
+            "DELETE FROM order_cards WHERE shop_id = $1 AND (order_id IN (SELECT id FROM redaction_orders) OR order_id = ANY($3))",
+            Export: """
+                SELECT coalesce(jsonb_agg(to_jsonb(c) - 'shop_id' ORDER BY c.order_id), '[]') FROM order_cards c
+                WHERE c.shop_id = $1 AND (c.order_id IN (SELECT id FROM redaction_orders) OR c.order_id = ANY($3))
+                """, ExportAs: "order_payment_cards"));
+        // Kept only until its order takes it, or in case the order comes late: a week, as the order keeps its own copy.
+        services.AddRetention(new RetentionRule("cards of orders' transactions", TimeSpan.FromDays(7), "DELETE FROM order_cards WHERE received_at < $1"));
         services.AddPersonalData(new PersonalDataTable("refunds", ["note"],
             "UPDATE refunds SET note = NULL WHERE shop_id = $1 AND note IS NOT NULL AND order_id IN (SELECT id FROM redaction_orders)",
             NotExported: "in the export, within each of the customer's orders"));

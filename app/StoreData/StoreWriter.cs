@@ -114,6 +114,25 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
         foreach (var r in rows.Refunds) AddRefund(r);
     }
 
+    /// <summary>
+    /// The card of an order_transactions/create (<see cref="OrderPayloads.Transaction"/>): kept for its order, the first
+    /// one only (a capture or a second authorization names the same card), and given to the order now if it is stored
+    /// without one. Nothing is kept for an order that was erased, or listed by an erasure before we held it.
+    /// </summary>
+    public void AddOrderCard(OrderTransactionRows rows, DateTimeOffset receivedAt)
+    {
+        if (rows.Card is not { } card) return;
+        Add("""
+            INSERT INTO order_cards (shop_id, order_id, transaction_id, avs_result, cvv_result, card_bin, card_last4, received_at)
+            SELECT $1, $2, $3, $4, $5, $6, $7, $8
+            WHERE NOT EXISTS (SELECT 1 FROM erased_orders e WHERE e.shop_id = $1 AND e.order_id = $2)
+              AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.shop_id = $1 AND o.id = $2 AND o.redacted_at IS NOT NULL)
+            ON CONFLICT (shop_id, order_id) DO NOTHING
+            """, shopId, rows.OrderId, rows.Id, TypedNull.Text(card.Avs), TypedNull.Text(card.Cvv), TypedNull.Text(card.Bin),
+            TypedNull.Text(card.Last4), receivedAt);
+        batch.BatchCommands.Add(SegmentRows.CardsFor([shopId], [rows.OrderId]));
+    }
+
     public void AddProduct(ProductRows rows)
     {
         var p = rows.Product;
@@ -277,6 +296,21 @@ internal sealed class SegmentRows
             _lines.Add([shopId, l.Id, o.Id, l.ProductId, l.VariantId, l.Title, l.Sku, l.Quantity, l.Price, l.TotalDiscount, o.UpdatedAt]);
     }
 
+    /// <summary>
+    /// The orders (shop and id, pairwise) stored without a card take the one their transaction brought (order_cards), with
+    /// the time it came: an order's webhooks carry no payment details, and its transaction's may come before or after it.
+    /// Not an erased order's (it was erased, its customer was, or the erasure listed it before we held it).
+    /// </summary>
+    internal static NpgsqlBatchCommand CardsFor(long[] shops, long[] orders) => new("""
+        UPDATE orders o SET avs_result = c.avs_result, cvv_result = c.cvv_result, card_bin = c.card_bin, card_last4 = c.card_last4,
+               card_received_at = c.received_at
+        FROM unnest($1::bigint[], $2::bigint[]) v(shop_id, order_id) JOIN order_cards c ON c.shop_id = v.shop_id AND c.order_id = v.order_id
+        WHERE o.shop_id = v.shop_id AND o.id = v.order_id
+          AND o.avs_result IS NULL AND o.cvv_result IS NULL AND o.card_bin IS NULL AND o.card_last4 IS NULL AND o.redacted_at IS NULL
+          AND NOT EXISTS (SELECT 1 FROM erased_orders e WHERE e.shop_id = o.shop_id AND e.order_id = o.id)
+          AND NOT EXISTS (SELECT 1 FROM customers x WHERE x.shop_id = o.shop_id AND x.id = o.customer_id AND x.redacted_at IS NOT NULL)
+        """) { Parameters = { Sql.Param(shops), Sql.Param(orders) } };
+
     /// <summary>A step's row for one delivery of the segment, and its children (each given its row's n).</summary>
     public void Add(RowsStatement statement, object?[] row, IEnumerable<object?[]>? children)
     {
@@ -305,6 +339,7 @@ internal sealed class SegmentRows
         var commands = new List<NpgsqlBatchCommand>(3);
         if (_customers.Count > 0) commands.Add(StoreWriter.CustomerUpsert.ForRows(_customers));
         commands.Add(StoreWriter.OrderUpsert.ForRows(_orders));
+        commands.Add(CardsFor(_orders.Select(o => (long)o[0]!).ToArray(), _orders.Select(o => (long)o[1]!).ToArray()));
         if (_lines.Count > 0) commands.Add(Lines.Command(_lines));
         for (var i = 0; i < commands.Count; i++) batch.BatchCommands.Insert(_at + i, commands[i]);
         var at = _at;

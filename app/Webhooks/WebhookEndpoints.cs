@@ -20,7 +20,7 @@ public static class WebhookEndpoints
              d.body @> jsonb_build_object('customer', jsonb_build_object('id', $2::bigint))
           OR (d.topic LIKE 'customers/%' AND d.body @> jsonb_build_object('id', $2::bigint))
           OR (d.topic LIKE 'orders/%' AND (d.body ->> 'id')::text IN (SELECT id::text FROM redaction_orders))
-          OR (d.topic = 'refunds/create' AND (d.body ->> 'order_id')::text IN (SELECT id::text FROM redaction_orders))
+          OR (d.topic IN ('refunds/create', 'order_transactions/create') AND (d.body ->> 'order_id')::text IN (SELECT id::text FROM redaction_orders))
           OR (d.topic LIKE 'carts/%' AND (d.body ->> 'token') IN (SELECT cart_token FROM redaction_carts))
           OR (d.topic LIKE 'checkouts/%' AND (d.body ->> 'token') IN (SELECT checkout_token FROM redaction_orders))
           OR ($4::text IS NOT NULL AND mentions_email(d.body::text, $4))

@@ -54,6 +54,10 @@ internal static class WebhookTopics
         ["orders/cancelled"] = Order,
         ["refunds/create"] = new(p => OrderPayloads.Refund(p), (c, r) => c.Store.AddRefund((RefundRows)r),
             Owned: r => OwnedIds.None with { Orders = [((RefundRows)r).Refund.OrderId] }),
+        // The order's card (order webhooks carry no payment details); a body replayed for another shop whose order is not
+        // held yet keeps a card that no order of that shop ever takes, and that is deleted within a week.
+        ["order_transactions/create"] = new(p => OrderPayloads.Transaction(p), (c, r) => c.Store.AddOrderCard((OrderTransactionRows)r, c.Now),
+            Owned: r => OwnedIds.None with { Orders = [((OrderTransactionRows)r).OrderId] }),
         ["carts/create"] = Cart,
         ["carts/update"] = Cart,
         ["checkouts/create"] = Checkout,

@@ -83,9 +83,26 @@ internal static class OrderPayloads
     /// </summary>
     private static JsonElement? CardOf(JsonElement o) =>
         o.OptionalObject("payment_details")
-        ?? o.OptionalArray("transactions")
-            .Where(t => t.OptionalString("kind") is "sale" or "authorization" && t.OptionalString("status") is null or "success")
-            .Select(t => t.OptionalObject("payment_details")).FirstOrDefault(d => d is not null);
+        ?? o.OptionalArray("transactions").Select(PaidWith).FirstOrDefault(d => d is not null);
+
+    /// <summary>The card's details of a successful sale or authorization; null for any other transaction, or one without them.</summary>
+    private static JsonElement? PaidWith(JsonElement t) =>
+        t.OptionalString("kind") is "sale" or "authorization" && t.OptionalString("status") is null or "success" ? t.OptionalObject("payment_details") : null;
+
+    /// <summary>
+    /// An order_transactions/create payload (Shopify's Transaction: id, order_id, kind, status, payment_details...): the
+    /// order's card when it is a successful sale or authorization that names one, else no card (a capture, a refund, a
+    /// failed try, a gift card) and nothing to store.
+    /// </summary>
+    public static OrderTransactionRows Transaction(JsonElement t)
+    {
+        var id = t.RequiredId("id");
+        var orderId = t.RequiredId("order_id");
+        if (PaidWith(t) is not { } d) return new(id, orderId, null);
+        var card = new OrderCard(d.OptionalString("avs_result_code"), d.OptionalString("cvv_result_code"), d.OptionalString("credit_card_bin"),
+            LastFour(d.OptionalString("credit_card_number")));
+        return new(id, orderId, card is { Avs: null, Cvv: null, Bin: null, Last4: null } ? null : card);
+    }
 
     /// <summary>The last four digits of a masked card number ("•••• •••• •••• 4242"), or null.</summary>
     internal static string? LastFour(string? masked)
@@ -168,3 +185,9 @@ internal static class OrderPayloads
 internal sealed record OrderRows(Order Order, List<OrderLine> Lines, Customer? Customer, List<RefundRows> Refunds, string? VisitorId = null,
     IReadOnlyDictionary<string, string>? AppAttributes = null, IReadOnlyDictionary<string, decimal>? CodeAmounts = null);
 internal sealed record RefundRows(Refund Refund, List<RefundLine> Lines);
+
+/// <summary>A transaction of an order (order_transactions/create), with the card it was paid by when it says so.</summary>
+internal sealed record OrderTransactionRows(long Id, long OrderId, OrderCard? Card);
+
+/// <summary>A card's checks and its number as Shopify shows it (issuer number, last four digits).</summary>
+internal sealed record OrderCard(string? Avs, string? Cvv, string? Bin, string? Last4);

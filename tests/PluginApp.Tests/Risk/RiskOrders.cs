@@ -80,4 +80,22 @@ internal static class RiskOrders
             ["payment_details"] = details,
         });
     }
+
+    /// <summary>
+    /// An order_transactions/create body as Shopify sends it (its Transaction resource): a card payment's details under
+    /// payment_details, unless <paramref name="bin"/> is null (a payment without a card, as a gift card's).
+    /// </summary>
+    public static JsonObject Transaction(long id, long orderId, string kind, string status, string? bin, string last4 = "0000", string avs = "Y",
+        string cvv = "M") => new()
+    {
+        ["id"] = id, ["order_id"] = orderId, ["kind"] = kind, ["status"] = status, ["gateway"] = bin is null ? "gift_card" : "shopify_payments",
+        ["amount"] = "30.00", ["currency"] = "USD", ["test"] = false, ["parent_id"] = null, ["source_name"] = "web",
+        ["created_at"] = "2026-12-05T10:00:00Z", ["processed_at"] = "2026-12-05T10:00:00Z",
+        ["admin_graphql_api_id"] = $"gid://shopify/OrderTransaction/{id}",
+        ["payment_details"] = bin is null ? null : new JsonObject
+        {
+            ["credit_card_bin"] = bin, ["avs_result_code"] = avs, ["cvv_result_code"] = cvv,
+            ["credit_card_number"] = $"•••• •••• •••• {last4}", ["credit_card_company"] = "Visa", ["credit_card_name"] = "Card Holder",
+        },
+    };
 }

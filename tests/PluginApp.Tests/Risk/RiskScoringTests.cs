@@ -758,6 +758,63 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal("414720", await app.ScalarAsync("SELECT card_bin FROM orders WHERE shop_id = $1 AND id = 859002", shopId));
     }
 
+    /// <summary>
+    /// Order webhooks carry no payment details: the card comes with the order's transaction (order_transactions/create),
+    /// after the order or before it. After it, the order is scored again with the card, and Shopify gets the new level; before
+    /// it, the order is stored with the card and scored once, with it. A capture, a failed try or a payment without a card
+    /// bring none, and a second authorization does not replace the first card.
+    /// </summary>
+    [Fact]
+    public async Task TheCardOfAnOrdersTransaction_ScoresTheOrderWithItsChecks_WhicheverWebhookComesFirst()
+    {
+        const string shop = "risk-card-transaction.myshopify.com";
+        var shopId = await OrdinaryStoreAsync(shop, 880_000);
+        var now = app.Clock.GetUtcNow();
+
+        // The order first, scored without a card: a guest's order of a usual total, shipped abroad.
+        await SendAsync(shop, "orders/create", RiskOrders.Order(889_001, now, 30m, "203.0.113.81", "abroad@example.net", null, shipping: "CA"));
+        var before = await ScoreOfAsync(shopId, 889_001);
+        Assert.Equal("LOW", before.Level);
+        Assert.Equal(0f, before.Features.GetProperty("avs_no_match").GetSingle());
+        // Nothing a card could come from: a payment without a card, a failed try, a capture.
+        await SendAsync(shop, "order_transactions/create", RiskOrders.Transaction(7_001, 889_001, "sale", "success", bin: null));
+        await SendAsync(shop, "order_transactions/create", RiskOrders.Transaction(7_002, 889_001, "authorization", "failure", "400000", "0002", avs: "N", cvv: "N"));
+        await SendAsync(shop, "order_transactions/create", RiskOrders.Transaction(7_003, 889_001, "capture", "success", "400000", "0003", avs: "N", cvv: "N"));
+        Assert.Equal(0L, await app.ScalarAsync("SELECT count(*) FROM order_cards WHERE shop_id = $1", shopId));
+        Assert.Equal(0L, await app.ScalarAsync("SELECT count(*) FROM risk_pending WHERE shop_id = $1", shopId));
+
+        // Its authorization: the address and the security code did not match.
+        await SendAsync(shop, "order_transactions/create", RiskOrders.Transaction(7_004, 889_001, "authorization", "success", "400000", "0004", avs: "N", cvv: "N"));
+        await WaitForAsync(shopId, "SELECT (features->>'avs_no_match')::float8 = 1 FROM risk_scores WHERE shop_id = $1 AND order_id = $2", 889_001);
+        var after = await ScoreOfAsync(shopId, 889_001);
+        Assert.Equal("MEDIUM", after.Level);
+        Assert.Equal(1f, after.Features.GetProperty("cvv_no_match").GetSingle());
+        var texts = after.Reasons.EnumerateArray().Select(r => r.GetProperty("text").GetString()).ToList();
+        Assert.Contains("The card's security code did not match", texts);
+        Assert.Contains("The card's address check failed: the billing address does not match the card", texts);
+        Assert.Equal(["400000", "0004"], [(string)(await app.ScalarAsync("SELECT card_bin FROM orders WHERE shop_id = $1 AND id = 889001", shopId))!,
+            (string)(await app.ScalarAsync("SELECT card_last4 FROM orders WHERE shop_id = $1 AND id = 889001", shopId))!]);
+        var gid = "gid://shopify/Order/889001";
+        await WaitUntilAsync(() => app.Shopify.Admin.RiskAssessments(gid).Count == 2);
+        Assert.Equal("MEDIUM", app.Shopify.Admin.RiskAssessments(gid).Last()["riskLevel"]!.GetValue<string>());
+
+        // A second authorization (an edit paid again) keeps the first card, and scores nothing again.
+        await SendAsync(shop, "order_transactions/create", RiskOrders.Transaction(7_005, 889_001, "authorization", "success", "511111", "0005", avs: "Y", cvv: "M"));
+        Assert.Equal("0004", await app.ScalarAsync("SELECT card_last4 FROM orders WHERE shop_id = $1 AND id = 889001", shopId));
+        Assert.Equal(0L, await app.ScalarAsync("SELECT count(*) FROM risk_pending WHERE shop_id = $1", shopId));
+
+        // The transaction first: the order takes its card when it comes, and is scored once, with it.
+        await SendAsync(shop, "order_transactions/create", RiskOrders.Transaction(7_006, 889_002, "sale", "success", "400000", "0006", avs: "N", cvv: "M"));
+        Assert.Equal(1L, await app.ScalarAsync("SELECT count(*) FROM order_cards WHERE shop_id = $1 AND order_id = 889002", shopId));
+        await SendAsync(shop, "orders/create", RiskOrders.Order(889_002, now.AddMinutes(1), 30m, "203.0.113.82", "later@example.net", null));
+        var first = await ScoreOfAsync(shopId, 889_002);
+        Assert.Equal(1f, first.Features.GetProperty("avs_no_match").GetSingle());
+        Assert.Contains("avs_no_match", Codes(first.Reasons));
+        Assert.Equal("0006", await app.ScalarAsync("SELECT card_last4 FROM orders WHERE shop_id = $1 AND id = 889002", shopId));
+        await Task.Delay(1500);
+        Assert.Equal(1L, await app.ScalarAsync("SELECT count(*) FROM decisions WHERE shop_id = $1 AND order_id = 889002 AND kind = 'risk'", shopId));
+    }
+
     [Fact]
     public async Task ActiveModelTrainedOnAnEarlierFeatureList_IsNotServed_AndOrdersAreScoredByThePrior()
     {

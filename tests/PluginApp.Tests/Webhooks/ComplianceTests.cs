@@ -170,6 +170,43 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
     }
 
     /// <summary>
+    /// The card an order's transaction brought (order_transactions/create, kept for the order) is hers: erased with her
+    /// orders, held or only listed, and a later transaction or order of hers brings no card back, nor does one naming her.
+    /// </summary>
+    [Fact]
+    public async Task CustomersRedact_ErasesTheCardsHerOrdersTransactionsBrought_AndNoLaterDeliveryBringsOneBack()
+    {
+        const string shop = "redact-cards.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        async Task SendAsync(string topic, JsonObject body) =>
+            Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync(topic, shop, body.ToJsonString())).StatusCode);
+        var held = ShopifyPayloads.Order(6162, customerId: 8161);
+        await SendAsync("orders/create", held);
+        await SendAsync("order_transactions/create", PluginApp.Tests.Risk.RiskOrders.Transaction(9_161, 6161, "sale", "success", "411111", "6161"));
+        await SendAsync("order_transactions/create", PluginApp.Tests.Risk.RiskOrders.Transaction(9_162, 6162, "sale", "success", "411111", "6162"));
+        Assert.Equal("6162", await app.ScalarAsync("SELECT card_last4 FROM orders WHERE shop_id = $1 AND id = 6162", shopId));
+        Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM order_cards WHERE shop_id = $1", shopId));
+
+        var redact = new JsonObject
+        {
+            ["shop_id"] = 1, ["shop_domain"] = shop, ["orders_to_redact"] = new JsonArray(6161, 6162),
+            ["customer"] = new JsonObject { ["id"] = 8161, ["email"] = "card-holder@example.com" },
+        };
+        await SendAsync("customers/redact", redact);
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM order_cards WHERE shop_id = $1", shopId));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1 AND (card_bin IS NOT NULL OR card_last4 IS NOT NULL)", shopId));
+
+        // Late: another transaction of the order listed before we held it, then the order itself; and an order naming her
+        // that the erasure did not list, whose transaction came first.
+        await SendAsync("order_transactions/create", PluginApp.Tests.Risk.RiskOrders.Transaction(9_163, 6161, "authorization", "success", "411111", "6161"));
+        await SendAsync("order_transactions/create", PluginApp.Tests.Risk.RiskOrders.Transaction(9_164, 6163, "sale", "success", "411111", "6163"));
+        await SendAsync("orders/create", ShopifyPayloads.Order(6161, customerId: null));
+        await SendAsync("orders/create", ShopifyPayloads.Order(6163, customerId: 8161));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM order_cards WHERE shop_id = $1 AND order_id = 6161", shopId));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1 AND (card_bin IS NOT NULL OR card_last4 IS NOT NULL)", shopId));
+    }
+
+    /// <summary>
     /// Her carts' notes go wherever the cart is hers from: a cart she was logged in on (no order, no checkout) and a cart a
     /// guest checkout under her email came from; and a late carts/update of either brings no note back.
     /// </summary>
