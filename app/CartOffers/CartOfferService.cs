@@ -96,7 +96,10 @@ public sealed class CartOfferService(CartOfferSettingsStore settingsStore, Catal
         var bar = (action is CartAction.Nudge or CartAction.NudgeUpsell || reached) && facts.Threshold is { } t
             ? new ProgressBar(t, facts.Value, facts.Remaining ?? 0, t == 0 ? 1 : Math.Min(1, (double)(facts.Value / t)), catalog.Currency)
             : null;
-        if (reached && bar is not null) reasons.Add("the cart already reaches free shipping: the block says so");
+        // The block counts the cart's own total after its discounts (the storefront's, in the shopper's currency), which may
+        // still fall short: the reason says what the app priced, not what the shopper was told.
+        if (reached && bar is not null)
+            reasons.Add("the cart already reaches free shipping at catalog prices: the block shows the full bar, or what is left after the cart's own discounts");
         // Why not the request's token once a code is handed out: the code is the cart's now, and a shopper who left the page
         // meanwhile must not leave it without the decision that explains it (until 5 Dec 2026 such a code had none).
         if (facts.Items > 0)

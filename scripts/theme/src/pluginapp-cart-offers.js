@@ -34,6 +34,7 @@
     var vid = visitorId();
     var done = false;
     var controller = window.AbortController ? new AbortController() : null;
+    var cart = {};
 
     function hide() {
       if (done) return;
@@ -63,6 +64,18 @@
         if (entries.some(function (e) { return e.isIntersecting; })) { io.disconnect(); report(); }
       }, { threshold: 0.5 });
       io.observe(root);
+    }
+
+    // The bar in the cart's own terms: what it costs after every discount (the app prices its lines from the catalog, before
+    // automatic discounts) in its own currency, the threshold converted at the storefront's rate. In another currency with no
+    // rate to be had, no bar: until 5 Dec 2026 it said the shop's currency beside the cart's, and counted the cart before
+    // its automatic discounts, so a shopper who added what it asked still paid for shipping.
+    function ours(b) {
+      var sc = window.Shopify && Shopify.currency, cur = cart.currency || b.currency;
+      var rate = cur === b.currency ? 1 : sc && sc.active === cur && +sc.rate;
+      if (!rate) return null;
+      var t = b.threshold * rate, v = typeof cart.total_price == 'number' ? cart.total_price / 100 : b.value * rate;
+      return { remaining: Math.max(0, Math.ceil((t - v) * 100 - 1e-6) / 100), progress: t > 0 ? Math.min(1, v / t) : 1, currency: cur };
     }
 
     function bar(b, text) {
@@ -156,9 +169,10 @@
       post(cartUrl + '/update.js', { attributes: { _pluginapp_visitor: vid, _pluginapp_arm: data.arm || '', _pluginapp_action: action || '' } })
         .catch(function () {});
       var parts = [];
-      if ((action === 'nudge' || action === 'nudge_upsell') && data.bar) parts.push(bar(data.bar));
-      // Nothing to nudge: the cart reaches free shipping, as the app priced it.
-      if (action === 'nothing' && data.bar && Number(data.bar.remaining) <= 0) parts.push(bar(data.bar, d.barDoneText));
+      // A nudge, or nothing to nudge because the cart reaches free shipping as the app priced it; said as the cart stands.
+      var b = data.bar && ours(data.bar);
+      if (b && (action === 'nudge' || action === 'nudge_upsell' || action === 'nothing' && Number(data.bar.remaining) <= 0))
+        parts.push(bar(b, b.remaining > 0 ? null : d.barDoneText));
       if (shown) parts.push(upsell(shown, data.upsell_request_id));
       if (action === 'offer' && data.offer && data.offer.code) parts.push(offer(data.offer));
       if (!parts.length) { hide(); return; }
@@ -170,7 +184,8 @@
     }
 
     fetch(cartUrl + '.js', { credentials: 'same-origin', signal: controller && controller.signal, headers: { Accept: 'application/json' } })
-      .then(json).then(function (cart) {
+      .then(json).then(function (c) {
+        cart = c;
         // At most 100 lines (the app's limit), the most valuable first; quantities as the cart holds them.
         var lines = (cart.items || []).slice().sort(function (a, b) { return (b.line_price || 0) - (a.line_price || 0); }).slice(0, 100)
           .map(function (l) { return l.variant_id + ':' + l.quantity; });

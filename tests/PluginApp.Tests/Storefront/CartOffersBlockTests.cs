@@ -33,11 +33,12 @@ public sealed class CartOffersBlockTests(StorefrontFixture sf) : IClassFixture<S
             CartOffersExperiment.Kind.Arms, CartOffersExperiment.StoppedArm) == CartOffersExperiment.PolicyArm);
 
     /// <summary>Opens the cart page as a visitor of the policy arm and waits for the block to settle.</summary>
-    private async Task<(IPage Page, JsonElement Before)> OpenCartAsync(string visitor)
+    private async Task<(IPage Page, JsonElement Before)> OpenCartAsync(string visitor, string? init = null)
     {
         sf.Storefront.SetPage("/cart", await ThemeBlockRenderer.RenderPageAsync("cart-offers", new JsonObject { ["template"] = "cart" }));
         var page = await sf.NewPageAsync();
         await page.Context.AddInitScriptAsync($"localStorage.setItem('pluginapp:visitor', '{visitor}')");
+        if (init is not null) await page.Context.AddInitScriptAsync(init);
         await page.GotoAsync(sf.Storefront.BaseUrl + "/cart", new PageGotoOptions { WaitUntil = WaitUntilState.Load });
         var before = await page.EvaluateAsync<JsonElement>("() => window.__paBefore");
         await page.WaitForFunctionAsync($"() => document.querySelector('{Block}').getAttribute('data-pa-state') !== 'loading'", null,
@@ -64,6 +65,59 @@ public sealed class CartOffersBlockTests(StorefrontFixture sf) : IClassFixture<S
             if (DateTime.UtcNow > deadline) Assert.Fail($"timed out waiting for {what}");
             await Task.Delay(100);
         }
+    }
+
+    /// <summary>
+    /// The bar counts what the cart costs as Shopify prices it, in the shopper's currency: after an automatic discount more is
+    /// left to go than the catalog says; a cart the catalog puts over the threshold and its discount under it is told what is
+    /// left; a shopper in euros reads euros at the storefront's rate; with no rate to be had there is no bar (the product
+    /// stays). Until 5 Dec 2026 the bar said dollars to a shopper paying in euros, and counted the cart before its automatic
+    /// discounts, so a shopper who added what it asked still paid for shipping.
+    /// </summary>
+    [Fact]
+    public async Task CartBlock_TheBarCountsTheCartAfterItsDiscounts_InTheShoppersCurrency()
+    {
+        await sf.TrainedShopAsync();
+        var storefront = sf.Storefront;
+        storefront.Behaviour = ProxyBehaviour.Forward;
+        var visitor = PolicyVisitor();
+        await SettingsAsync(new { enabled = true, freeShippingThreshold = 17, offerPercent = 10, maxDiscountPercent = 15, marginFloorPercent = 20, dailyBudget = 100, poolSize = 2, codeExpiryHours = 48 });
+        async Task BarAsync(string? init, string action, string? text, string? progress, string? screenshot = null)
+        {
+            var (page, before) = await OpenCartAsync(visitor, init);
+            try
+            {
+                Assert.Equal(action, await page.GetAttributeAsync(Block, "data-pa-action"));
+                if (text is null) Assert.Equal(0, await page.Locator(".pa-offers__bar").CountAsync());
+                else
+                {
+                    Assert.Equal(text, await page.InnerTextAsync(".pa-offers__bar-text"));
+                    Assert.Equal(progress, await page.GetAttributeAsync(".pa-offers__track", "aria-valuenow"));
+                }
+                await AssertNothingMovedAsync(page, before);
+                if (screenshot is not null) await page.ScreenshotAsync(new PageScreenshotOptions { Path = Screenshot(screenshot), FullPage = true });
+            }
+            finally { await page.Context.CloseAsync(); }
+        }
+        try
+        {
+            // One mug, 12.00 in the catalog and 10.00 in the cart after an automatic discount: 7.00 to go, not 5.00.
+            storefront.SetCart((101, 1010, 1));
+            storefront.CartTotal = (1000, "USD");
+            await BarAsync(null, CartAction.NudgeUpsell, "Spend $7.00 more for free shipping", "59");
+            // Two mugs: 24.00 by the catalog, over the threshold, but 16.00 after the discount: 1.00 to go, not "ships free".
+            storefront.SetCart((101, 1010, 2));
+            storefront.CartTotal = (1600, "USD");
+            await BarAsync(null, CartAction.Nothing, "Spend $1.00 more for free shipping", "94");
+            // In euros at the storefront's rate: 11.04 of the threshold's 15.64, so 4.60 to go.
+            storefront.SetCart((101, 1010, 1));
+            storefront.CartTotal = (1104, "EUR");
+            await BarAsync("window.Shopify = { currency: { active: 'EUR', rate: '0.92' } }", CartAction.NudgeUpsell, "Spend €4.60 more for free shipping", "71",
+                "storefront-cart-offers-bar-euros.png");
+            // In euros with no rate to be had: no bar in dollars, and the product still shows.
+            await BarAsync(null, CartAction.NudgeUpsell, null, null);
+        }
+        finally { storefront.CartTotal = null; }
     }
 
     [Fact]

@@ -174,6 +174,12 @@ public sealed partial class StorefrontServer : IAsyncDisposable
     /// <summary>Variants the shop has sold out of, by id, with their product's title: /cart/add.js refuses them as Shopify does.</summary>
     public System.Collections.Concurrent.ConcurrentDictionary<long, string> SoldOut { get; } = new();
 
+    /// <summary>
+    /// What /cart.js says the cart costs after every discount, in the currency's subunit, and its currency (the shopper's);
+    /// left out while null, as this stand-in prices nothing.
+    /// </summary>
+    public (long TotalPrice, string Currency)? CartTotal { get; set; }
+
     /// <summary>The code applied through /discount/{code}, or null.</summary>
     public string? AppliedDiscount { get; private set; }
 
@@ -190,7 +196,8 @@ public sealed partial class StorefrontServer : IAsyncDisposable
     private JsonObject CartJson()
     {
         lock (_cart)
-            return new JsonObject
+        {
+            var cart = new JsonObject
             {
                 // As /cart.js gives it since June 2024: the cart's token and its key (the webhooks carry the token alone).
                 ["token"] = _cartToken + "?key=5f0c1d2e3a4b6978",
@@ -198,6 +205,9 @@ public sealed partial class StorefrontServer : IAsyncDisposable
                 ["item_count"] = _cart.Sum(l => l["quantity"]!.GetValue<int>()),
                 ["items"] = new JsonArray(_cart.Select(l => (JsonNode)l.DeepClone()).ToArray()),
             };
+            if (CartTotal is { } total) (cart["total_price"], cart["currency"]) = (total.TotalPrice, total.Currency);
+            return cart;
+        }
     }
 
     private async Task<IResult> AddToCart(HttpRequest request)
