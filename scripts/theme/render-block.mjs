@@ -1,10 +1,11 @@
 #!/usr/bin/env node
-// Renders one app block of theme-extension/ into a standalone HTML page, the way a storefront would show
-// it: the block's Liquid (and the snippets it renders) through liquidjs, with small stand-ins for the
+// Renders app blocks of theme-extension/ into a standalone HTML page, the way a storefront would show
+// them: the block's Liquid (and the snippets it renders) through liquidjs, with small stand-ins for the
 // Shopify objects and filters it uses, the schema's setting defaults applied, and the schema's
 // `stylesheet` and `javascript` assets linked from /assets/ (Shopify injects them the same way).
-// Usage: node scripts/theme/render-block.mjs BLOCK [CONTEXT_JSON]
-//   BLOCK: a file name under theme-extension/blocks without .liquid (e.g. product-upsells)
+// Usage: node scripts/theme/render-block.mjs BLOCK[+BLOCK...] [CONTEXT_JSON]
+//   BLOCK: a file name under theme-extension/blocks without .liquid (e.g. product-upsells); several joined by "+" are
+//   placed one under the other, as a merchant may place the cart offers and the cart upsells on one cart page
 //   CONTEXT_JSON: {"settings":{...},"product":{"id":1,"title":"...","price":"12.00 GBP","image":"https://..."},
 //                 "template":"product","locale":"en"}; the product's price and image are optional (shown above the block)
 // Prints the page on stdout. scripts/demo.sh renders its product page template with demo-product-page.json, whose
@@ -16,16 +17,13 @@ import { Liquid } from 'liquidjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..', '..', 'theme-extension');
-const [blockName, contextJson] = process.argv.slice(2);
-if (!blockName) {
-  console.error('usage: render-block.mjs BLOCK [CONTEXT_JSON]');
+const [blockNames, contextJson] = process.argv.slice(2);
+if (!blockNames) {
+  console.error('usage: render-block.mjs BLOCK[+BLOCK...] [CONTEXT_JSON]');
   process.exit(2);
 }
+const blockName = blockNames.split('+').join(' and ');
 const context = contextJson ? JSON.parse(contextJson) : {};
-const source = fs.readFileSync(path.join(root, 'blocks', `${blockName}.liquid`), 'utf8');
-const schemaMatch = source.match(/{%-?\s*schema\s*-?%}([\s\S]*?){%-?\s*endschema\s*-?%}/);
-if (!schemaMatch) throw new Error(`blocks/${blockName}.liquid has no {% schema %}`);
-const schema = JSON.parse(schemaMatch[1]);
 
 const locale = context.locale ?? 'en';
 const translations = JSON.parse(fs.readFileSync(path.join(root, 'locales', `${locale}.default.json`), 'utf8'));
@@ -65,26 +63,32 @@ engine.registerTag('schema', {
   render() { return ''; },
 });
 
-const settings = {};
-for (const s of schema.settings ?? []) if (s.id && 'default' in s) settings[s.id] = s.default;
-Object.assign(settings, context.settings ?? {});
 const product = context.product ?? { id: 1, title: 'Sample product', handle: 'sample-product' };
-const scope = {
-  block: { id: 'pluginapp-block-1', type: blockName, settings, shopify_attributes: '' },
-  product,
-};
-const markup = await engine.parseAndRender(source, scope);
-
 const escape = (s) => String(s).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]);
+const blocks = [];
+const head = [];
+for (const [i, name] of blockNames.split('+').entries()) {
+  const source = fs.readFileSync(path.join(root, 'blocks', `${name}.liquid`), 'utf8');
+  const schemaMatch = source.match(/{%-?\s*schema\s*-?%}([\s\S]*?){%-?\s*endschema\s*-?%}/);
+  if (!schemaMatch) throw new Error(`blocks/${name}.liquid has no {% schema %}`);
+  const schema = JSON.parse(schemaMatch[1]);
+  const settings = {};
+  for (const s of schema.settings ?? []) if (s.id && 'default' in s) settings[s.id] = s.default;
+  Object.assign(settings, context.settings ?? {});
+  const block = { id: `pluginapp-block-${i + 1}`, type: name, settings, shopify_attributes: '' };
+  const markup = await engine.parseAndRender(source, { block, product });
+  blocks.push(`    <div class="shopify-block shopify-app-block" id="shopify-block-${escape(block.id)}">
+${markup.trim()}
+    </div>`);
+  head.push(schema.stylesheet && `<link rel="stylesheet" href="/assets/${escape(schema.stylesheet)}">`,
+    schema.javascript && `<script src="/assets/${escape(schema.javascript)}" defer></script>`);
+}
+
 const title = context.template === 'cart' ? 'Your cart' : product.title;
 const picture = product.image
   ? `<img class="storefront-product__image" src="${escape(product.image)}" alt="" width="160" height="160">`
   : '<div class="storefront-product__image"></div>';
 const price = product.price ? `<p class="storefront-product__price">${escape(product.price)}</p>` : '';
-const head = [
-  schema.stylesheet && `<link rel="stylesheet" href="/assets/${escape(schema.stylesheet)}">`,
-  schema.javascript && `<script src="/assets/${escape(schema.javascript)}" defer></script>`,
-].filter(Boolean).join('\n  ');
 process.stdout.write(`<!doctype html>
 <html lang="${escape(locale)}">
 <head>
@@ -99,7 +103,7 @@ process.stdout.write(`<!doctype html>
     .storefront-product__price { font-size: 1.1rem; }
     .storefront-footer { padding: 1rem 0; border-top: 1px solid #ddd; }
   </style>
-  ${head}
+  ${head.filter(Boolean).join('\n  ')}
 </head>
 <body>
   <main>
@@ -107,9 +111,7 @@ process.stdout.write(`<!doctype html>
       ${picture}
       <div><h1>${escape(title)}</h1>${price}<p>Stand-in storefront page rendering the <code>${escape(blockName)}</code> app block.</p></div>
     </div>
-    <div class="shopify-block shopify-app-block" id="shopify-block-${escape(scope.block.id)}">
-${markup.trim()}
-    </div>
+${blocks.join('\n')}
     <footer class="storefront-footer" id="storefront-below"><p>Content below the block: it must never move.</p></footer>
   </main>
 </body>

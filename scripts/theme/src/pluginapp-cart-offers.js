@@ -138,6 +138,7 @@
           while (box.firstChild) box.removeChild(box.firstChild);
           root.removeAttribute('data-pa-state');
           root.removeAttribute('data-pa-action');
+          root.removeAttribute('data-pa-product');
           init(root);
         }).catch(function (e) { addFailed(button, e, d.addFailedLabel); });
       });
@@ -181,6 +182,11 @@
       parts.forEach(function (p) { box.appendChild(p); });
       root.setAttribute('data-pa-state', 'ready');
       root.setAttribute('data-pa-action', action);
+      // For the cart upsells on the same page, which then show another product.
+      if (shown) {
+        root.setAttribute('data-pa-product', shown.product_id);
+        document.dispatchEvent(new CustomEvent('pluginapp:offer-shown', { detail: shown.product_id }));
+      }
     }
 
     fetch(cartUrl + '.js', { credentials: 'same-origin', signal: controller && controller.signal, headers: { Accept: 'application/json' } })

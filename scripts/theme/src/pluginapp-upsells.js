@@ -101,9 +101,16 @@
       });
     }
 
+    // The product the Cart offers block on the same page shows, if it shows one: this block shows another in its place.
+    function offered() {
+      var o = document.querySelector('[data-pa-offers][data-pa-product]');
+      return o ? o.getAttribute('data-pa-product') : '';
+    }
+
     function render(data) {
       if (done) return;
-      var items = data && Array.isArray(data.items) ? data.items.slice(0, slots.length) : [];
+      var all = data && Array.isArray(data.items) ? data.items : [];
+      var items = all.filter(function (x) { return String(x.product_id) !== offered(); }).slice(0, slots.length);
       if (!items.length) { hide(); return; }
       clearTimeout(timer);
       done = true;
@@ -139,6 +146,21 @@
       root.setAttribute('data-pa-state', 'ready');
       root.setAttribute('data-request-id', requestId || '');
 
+      // The Cart offers block decided after this one: its product's card takes the spare product asked for, in place (until
+      // 5 Dec 2026 one cart page could show the same product twice).
+      if (placement === 'cart') document.addEventListener('pluginapp:offer-shown', function (e) {
+        var id = String(e.detail), i = -1;
+        items.forEach(function (x, k) { if (String(x.product_id) === id) i = k; });
+        var spare = all.filter(function (x) { return items.indexOf(x) < 0 && String(x.product_id) !== id; })[0];
+        var old = list.querySelector('.pa-card[data-position="' + i + '"]');
+        if (!old || !spare) return;
+        items[i] = spare;
+        seen[i] = false;
+        var li = card(spare, i, opts);
+        old.parentNode.replaceChild(li, old);
+        if (observer) observer.observe(li);
+      });
+
       list.addEventListener('click', function (e) {
         var target = e.target instanceof Element ? e.target : null;
         var li = target && target.closest('.pa-card[data-position]');
@@ -163,7 +185,8 @@
       });
     }
 
-    var query = '?placement=' + placement + '&limit=' + encodeURIComponent(d.limit || slots.length) +
+    // One spare on a cart page that has the Cart offers block too.
+    var query = '?placement=' + placement + '&limit=' + (Number(d.limit || slots.length) + (placement === 'cart' && document.querySelector('[data-pa-offers]') ? 1 : 0)) +
       '&visitor_id=' + encodeURIComponent(vid);
     var ids = placement === 'product'
       ? Promise.resolve(d.productId ? '&product_id=' + encodeURIComponent(d.productId) +

@@ -120,6 +120,76 @@ public sealed class CartOffersBlockTests(StorefrontFixture sf) : IClassFixture<S
         finally { storefront.CartTotal = null; }
     }
 
+    /// <summary>
+    /// A cart page with the Cart offers block and the cart upsells both: the product the offers block shows is not in the
+    /// upsells grid as well, whichever block has its answer first; the grid shows the spare product it asked for in its
+    /// place. Until 5 Dec 2026 the page could show the same product twice.
+    /// </summary>
+    [Fact]
+    public async Task CartPage_WithBothBlocks_ShowsTheOfferedProductOnce_WhicheverBlockDecidesFirst()
+    {
+        await sf.TrainedShopAsync();
+        var storefront = sf.Storefront;
+        storefront.Behaviour = ProxyBehaviour.Forward;
+        storefront.SetCart((101, 1010, 1));
+        var visitor = PolicyVisitor();
+        await SettingsAsync(new { enabled = true, freeShippingThreshold = 17, offerPercent = 10, maxDiscountPercent = 15, marginFloorPercent = 20, dailyBudget = 100, poolSize = 2, codeExpiryHours = 48 });
+        // The product the offers block shows this cart, as the app answers it.
+        var (first, _) = await OpenCartAsync(visitor);
+        await first.Context.CloseAsync();
+        var answer = storefront.Calls.Last(c => c.Path.EndsWith("/cart-offers", StringComparison.Ordinal) && c.ResponseBody is not null);
+        var offered = JsonNode.Parse(answer.ResponseBody!)!["upsell"]![0]!["product_id"]!.GetValue<long>();
+        JsonNode Item(long id) => new JsonObject
+        {
+            ["product_id"] = id, ["variant_id"] = id * 10, ["title"] = $"Product {id}", ["price"] = "9.00", ["currency"] = "USD",
+            ["image"] = null, ["url"] = $"/products/p-{id}", ["reason"] = "bought together", ["rank"] = 1, ["token"] = "t",
+        };
+        // The grid's answer: the offered product second of five, for its four places.
+        storefront.RecommendationsOverride = new JsonObject
+        {
+            ["request_id"] = "both-blocks", ["items"] = new JsonArray(Item(9_001), Item(offered), Item(9_002), Item(9_003), Item(9_004)),
+        }.ToJsonString();
+        storefront.SetPage("/cart", await ThemeBlockRenderer.RenderPageAsync("cart-offers+cart-upsells", new JsonObject { ["template"] = "cart" }));
+        try
+        {
+            foreach (var offersFirst in new[] { true, false })
+            {
+                storefront.Gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                storefront.GatedPath = offersFirst ? "recommendations" : "cart-offers";
+                var asked = storefront.Calls.Count;
+                var page = await sf.NewPageAsync();
+                try
+                {
+                    await page.Context.AddInitScriptAsync($"localStorage.setItem('pluginapp:visitor', '{visitor}')");
+                    await page.GotoAsync(storefront.BaseUrl + "/cart", new PageGotoOptions { WaitUntil = WaitUntilState.Load });
+                    var early = offersFirst ? Block : "[data-pa-upsells]";
+                    await page.WaitForFunctionAsync($"() => document.querySelector('{early}').getAttribute('data-pa-state') === 'ready'", null,
+                        new PageWaitForFunctionOptions { Timeout = 10_000 });
+                    storefront.Gate.TrySetResult();
+                    await page.WaitForFunctionAsync($"() => ['{Block}', '[data-pa-upsells]'].every(s => document.querySelector(s).getAttribute('data-pa-state') === 'ready')",
+                        null, new PageWaitForFunctionOptions { Timeout = 10_000 });
+                    // Asked with one spare.
+                    Assert.Contains("limit=5", storefront.Calls.Skip(asked).Single(c => c.Path.EndsWith("/recommendations", StringComparison.Ordinal)).Query);
+                    await Assertions.Expect(page.Locator($"[data-pa-upsells] .pa-card[data-product-id='{offered}']")).ToHaveCountAsync(0);
+                    var shown = await page.Locator("[data-pa-upsells] .pa-card[data-product-id]")
+                        .EvaluateAllAsync<long[]>("els => els.map(e => Number(e.getAttribute('data-product-id')))");
+                    Assert.Equal([9_001, 9_002, 9_003, 9_004], shown.Order());
+                    Assert.Equal(offered.ToString(CultureInfo.InvariantCulture), await page.GetAttributeAsync(Block, "data-pa-product"));
+                    if (!offersFirst)
+                        await page.ScreenshotAsync(new PageScreenshotOptions { Path = Screenshot("storefront-cart-page-both-blocks.png"), FullPage = true });
+                }
+                finally { await page.Context.CloseAsync(); }
+            }
+        }
+        finally
+        {
+            storefront.Gate?.TrySetResult();
+            storefront.Gate = null;
+            storefront.GatedPath = null;
+            storefront.RecommendationsOverride = null;
+        }
+    }
+
     [Fact]
     public async Task CartBlock_ShowsTheBarWithAnUpsell_ThenAnOfferWithItsCode_WritesArmAndAction_NothingShifts_AndNothingWhenTheAppFails()
     {

@@ -59,6 +59,8 @@ public sealed partial class StorefrontServer : IAsyncDisposable
     public TimeSpan FailAfter { get; set; } = TimeSpan.FromMilliseconds(300);
     /// <summary>When set, forwarded requests wait for it: the test looks at the page before the answer arrives.</summary>
     public TaskCompletionSource? Gate { get; set; }
+    /// <summary>With <see cref="Gate"/>: only requests to this proxy path ("cart-offers", "recommendations") wait; null, all do.</summary>
+    public string? GatedPath { get; set; }
 
     /// <summary>
     /// How long the blocks wait for the app before they give up and hide (their scripts' <c>TIMEOUT_MS</c>), as served to
@@ -285,7 +287,7 @@ public sealed partial class StorefrontServer : IAsyncDisposable
                     await Task.Delay(SlowFor, ctx.RequestAborted);
                     break;
             }
-            if (Gate is { } gate) await gate.Task.WaitAsync(TimeSpan.FromSeconds(30), ctx.RequestAborted);
+            if (Gate is { } gate && (GatedPath is null || GatedPath == rest)) await gate.Task.WaitAsync(TimeSpan.FromSeconds(30), ctx.RequestAborted);
             if (RecommendationsOverride is { } canned && rest == "recommendations")
             {
                 _calls.Enqueue(new ProxiedCall(method, path, browserQuery, requestBody, 200, canned, false));
