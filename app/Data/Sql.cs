@@ -9,6 +9,7 @@ public static class Sql
     public static NpgsqlParameter Param(object? v) => v switch
     {
         null => new NpgsqlParameter { Value = DBNull.Value },
+        NpgsqlParameter typed => typed, // e.g. an Array whose values may all be null
         DateTimeOffset t => new NpgsqlParameter { Value = t.ToUniversalTime(), NpgsqlDbType = NpgsqlDbType.TimestampTz },
         TypedNull n => new NpgsqlParameter { Value = DBNull.Value, NpgsqlDbType = n.Type },
         _ => new NpgsqlParameter { Value = v },

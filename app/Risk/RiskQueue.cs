@@ -53,8 +53,10 @@ internal static class RiskQueue
     /// <summary>
     /// Whether the order's score used what the order <paramref name="o"/> now holds (its total, discount and countries, and
     /// the card its transaction brought): an update that changed none of them needs no new score. One definition for the
-    /// webhook's queueing and the scorer's re-queueing of an order edited while it was scored. Why the card by its time: the
-    /// transaction's webhook often comes after the order's, and until 5 Dec 2026 no live order had a card to be scored with.
+    /// webhook's queueing and the scorer's re-queueing of an order edited while it was scored. Why the card by its version
+    /// (when it came, as the scorer claimed the order, kept with the score): the transaction's webhook often comes after the
+    /// order's, and until 5 Dec 2026 no live order had a card to be scored with; a version, unlike the scoring's clock,
+    /// says what the score was computed with.
     /// </summary>
     internal static string ScoreStillFits(string shopId, string orderId, string o) => $"""
         EXISTS (
@@ -62,7 +64,7 @@ internal static class RiskQueue
                   AND round((s.features->>'amount')::numeric, 2) = round(coalesce({o}.total_price, 0), 2)
                   AND (s.features->>'has_discount')::numeric = CASE WHEN {o}.discount_codes <> '' THEN 1 ELSE 0 END
                   AND (s.features->>'country_mismatch')::numeric = CASE WHEN {o}.billing_country <> {o}.shipping_country THEN 1 ELSE 0 END
-                  AND ({o}.card_received_at IS NULL OR s.scored_at >= {o}.card_received_at))
+                  AND s.card_version IS NOT DISTINCT FROM {o}.card_received_at)
         """;
 
     // The segment's orders as stored, unless the order's score already used what it now holds, or the shop switched order
@@ -90,6 +92,23 @@ internal static class RiskQueue
             RETURNING shop_id)
         SELECT pg_notify('{Channel}', shop_id::text) FROM (SELECT DISTINCT shop_id FROM queued) s
         """);
+
+    /// <summary>
+    /// The sweep's backstop: an order scored (or last scored) with another version of its card than it now holds, placed
+    /// in the last week, is queued again. Why: an order whose card came while it was being scored is queued again by the
+    /// scorer or by the card's own delivery, but not when the delivery's transaction commits just after the scorer's check
+    /// and its queueing met the order's row still claimed. $1 the time, $2 a week before.
+    /// </summary>
+    internal static readonly string CardsScoredWithout = $"""
+        INSERT INTO risk_pending (shop_id, order_id, reason, queued_at)
+        SELECT o.shop_id, o.id, 'order_transactions/create', $1
+        FROM orders o JOIN risk_scores s ON s.shop_id = o.shop_id AND s.order_id = o.id
+        WHERE o.card_received_at IS NOT NULL AND o.card_received_at >= $2 AND s.card_version IS DISTINCT FROM o.card_received_at
+          AND NOT EXISTS (
+            SELECT 1 FROM ai_feature_switches w WHERE w.shop_id = o.shop_id AND w.feature = '{RiskScorer.Name}'
+              AND NOT w.enabled AND w.when_off = '{RiskScorer.ScoreNothing}')
+        ON CONFLICT (shop_id, order_id) DO NOTHING
+        """;
 
     /// <summary>
     /// The card of an order stored without one (order_transactions/create, see StoreWriter.AddOrderCard): the order is

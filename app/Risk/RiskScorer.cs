@@ -55,6 +55,14 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
         // Why first: the features look each order's email, address and card up among the store's orders, which PostgreSQL
         // plans by the table's statistics (TableStatistics says what happens without them).
         await statistics.RefreshIfOutgrownAsync("orders", ct);
+        // Cards still waiting for orders held by now: an order and its transaction stored side by side, in two transactions
+        // that could not see each other (StoreWriter.ApplyCardsSql). Taken before the features read them, in a statement of
+        // their own (the batch below must not hold orders' rows: a review decision locks a score, then its order).
+        await using (var cards = db.CreateCommand(StoreWriter.ApplyCardsSql("SELECT shop_id, order_id FROM order_cards WHERE shop_id = $1")))
+        {
+            cards.Parameters.Add(Sql.Param(shopId));
+            await cards.ExecuteNonQueryAsync(ct);
+        }
         var total = 0;
         while (true)
         {
@@ -172,7 +180,8 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
             var level = thresholds.Level(assessment.Score);
             var reasons = assessment.Reasons.Select(x => new { code = x.Code, text = x.Text, weight = Math.Round(x.Weight, 3) });
             var named = JsonSerializer.Serialize(OrderFeatures.Named(f));
-            rows.Add(orderId, assessment.Score, level, version, 1 - modelWeight, JsonSerializer.Serialize(reasons), named, queuedAt);
+            rows.Add(orderId, assessment.Score, level, version, 1 - modelWeight, JsonSerializer.Serialize(reasons), named, queuedAt,
+                versions[orderId].Card);
             output["score"] = Math.Round(assessment.Score, 4);
             output["level"] = level;
             output["prior_weight"] = Math.Round(1 - modelWeight, 3);
@@ -220,7 +229,7 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
             SELECT pg_notify('{RiskQueue.Channel}', $1::text) FROM (SELECT 1 FROM requeued LIMIT 1) r
             """, shopId, versions.Keys.ToArray(),
             versions.Values.Select(v => v.Updated?.UtcDateTime).ToArray(), clock.GetUtcNow(),
-            versions.Values.Select(v => v.Card?.UtcDateTime).ToArray());
+            Sql.Array(versions.Values.Select(v => v.Card?.UtcDateTime).ToArray(), NpgsqlTypes.NpgsqlDbType.TimestampTz));
         OutboxWriter.EnqueueMany(store, calls, now);
         await DecisionLog.WriteInTransactionAsync(conn, decisions, ct);
         await batch.ExecuteNonQueryAsync(ct);
@@ -247,29 +256,33 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
         private readonly List<string> _reasons = new(capacity);
         private readonly List<string> _features = new(capacity);
         private readonly List<DateTimeOffset> _queued = new(capacity);
+        private readonly List<DateTime?> _cards = new(capacity);
 
-        public void Add(long order, double score, string level, int? version, double priorWeight, string reasons, string features, DateTimeOffset queued)
+        /// <param name="card">The version of the order's card as claimed (<c>orders.card_received_at</c>), read before its
+        /// features: a card that came after has a later one, and the order is scored again (RiskQueue.ScoreStillFits).</param>
+        public void Add(long order, double score, string level, int? version, double priorWeight, string reasons, string features, DateTimeOffset queued,
+            DateTimeOffset? card)
         {
             _orders.Add(order); _scores.Add(score); _levels.Add(level); _versions.Add(version); _priorWeights.Add(priorWeight);
-            _reasons.Add(reasons); _features.Add(features); _queued.Add(queued.ToUniversalTime());
+            _reasons.Add(reasons); _features.Add(features); _queued.Add(queued.ToUniversalTime()); _cards.Add(card?.UtcDateTime);
         }
 
         public void AddTo(StoreWriter store, DateTimeOffset now)
         {
             if (_orders.Count == 0) return;
             store.Add("""
-                INSERT INTO risk_scores (shop_id, order_id, score, level, model_version, prior_weight, reasons, features, queued_at, scored_at)
-                SELECT $1, s.order_id, s.score, s.level, s.model_version, s.prior_weight, s.reasons::jsonb, s.features::jsonb, s.queued_at, $10
-                FROM unnest($2::bigint[], $3::float8[], $4::text[], $5::int[], $6::float8[], $7::text[], $8::text[], $9::timestamptz[])
-                     AS s(order_id, score, level, model_version, prior_weight, reasons, features, queued_at)
+                INSERT INTO risk_scores (shop_id, order_id, score, level, model_version, prior_weight, reasons, features, queued_at, scored_at, card_version)
+                SELECT $1, s.order_id, s.score, s.level, s.model_version, s.prior_weight, s.reasons::jsonb, s.features::jsonb, s.queued_at, $10, s.card_version
+                FROM unnest($2::bigint[], $3::float8[], $4::text[], $5::int[], $6::float8[], $7::text[], $8::text[], $9::timestamptz[], $11::timestamptz[])
+                     AS s(order_id, score, level, model_version, prior_weight, reasons, features, queued_at, card_version)
                 ON CONFLICT (shop_id, order_id) DO UPDATE SET score = excluded.score, level = excluded.level, model_version = excluded.model_version,
                     prior_weight = excluded.prior_weight, reasons = excluded.reasons, features = excluded.features,
-                    queued_at = excluded.queued_at, scored_at = excluded.scored_at,
+                    queued_at = excluded.queued_at, scored_at = excluded.scored_at, card_version = excluded.card_version,
                     reviewed_at = CASE WHEN array_position(ARRAY['LOW', 'MEDIUM', 'HIGH'], excluded.level)
                                             > array_position(ARRAY['LOW', 'MEDIUM', 'HIGH'], coalesce(risk_scores.reviewed_level, 'HIGH'))
                                        THEN NULL ELSE risk_scores.reviewed_at END
                 """, store.ShopId, _orders.ToArray(), _scores.ToArray(), _levels.ToArray(), _versions.ToArray(), _priorWeights.ToArray(),
-                _reasons.ToArray(), _features.ToArray(), _queued.ToArray(), now);
+                _reasons.ToArray(), _features.ToArray(), _queued.ToArray(), now, Sql.Array(_cards.ToArray(), NpgsqlTypes.NpgsqlDbType.TimestampTz));
         }
     }
 

@@ -3,11 +3,12 @@ using Hangfire;
 using Npgsql;
 using PluginApp.Data;
 using PluginApp.Jobs;
+using PluginApp.StoreData;
 
 namespace PluginApp.Risk;
 
 /// <summary>Scores a shop's queued orders on Hangfire, one shop at a time per shop; a sweep every minute finds what a kick missed.</summary>
-public sealed class RiskScoringJob(RiskScorer scorer, JobLocks locks, RiskKicks kicks, NpgsqlDataSource db)
+public sealed class RiskScoringJob(RiskScorer scorer, JobLocks locks, RiskKicks kicks, NpgsqlDataSource db, TimeProvider clock)
 {
     [AutomaticRetry(Attempts = 0)] // what stays queued is found by the sweep
     public async Task ScoreShopAsync(long shopId, CancellationToken ct)
@@ -22,6 +23,16 @@ public sealed class RiskScoringJob(RiskScorer scorer, JobLocks locks, RiskKicks 
     [AutomaticRetry(Attempts = 0)]
     public async Task SweepAsync(CancellationToken ct)
     {
+        // Cards still waiting for orders held by now (see StoreWriter.ApplyCardsSql), then orders scored without theirs.
+        await using (var cards = db.CreateCommand(StoreWriter.ApplyCardsSql("SELECT shop_id, order_id FROM order_cards")))
+            await cards.ExecuteNonQueryAsync(ct);
+        await using (var requeue = db.CreateCommand(RiskQueue.CardsScoredWithout))
+        {
+            var now = clock.GetUtcNow();
+            requeue.Parameters.Add(Sql.Param(now));
+            requeue.Parameters.Add(Sql.Param(now.AddDays(-7)));
+            await requeue.ExecuteNonQueryAsync(ct);
+        }
         await using var cmd = db.CreateCommand("SELECT DISTINCT shop_id FROM risk_pending");
         await using var r = await cmd.ExecuteReaderAsync(ct);
         while (await r.ReadAsync(ct)) kicks.Kick(r.GetInt64(0));

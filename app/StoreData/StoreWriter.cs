@@ -115,10 +115,34 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
     }
 
     /// <summary>
-    /// The card of an order_transactions/create (<see cref="OrderPayloads.Transaction"/>): kept for its order, the first
-    /// one only (a capture or a second authorization names the same card), and given to the order now if it is stored
-    /// without one. Nothing is kept for an order that was erased, or listed by an erasure before we held it.
+    /// The card of an order_transactions/create (<see cref="OrderPayloads.Transaction"/>): given to its order if it is stored
+    /// without one, else kept for it until it comes (the first card only: a capture or a second authorization names the
+    /// same card). Nothing is kept for an order that was erased, or listed by an erasure before we held it.
     /// </summary>
+    /// <summary>
+    /// The waiting cards (<c>order_cards</c>, rows <paramref name="waiting"/> selects as shop_id, order_id) whose order is
+    /// held: an order stored without a card takes its card, with the time it came as the card's version
+    /// (<c>card_received_at</c>); the waiting row goes either way, so a card that an order already has, or that an erased
+    /// order or one of an erased customer refuses, is not kept. An order's webhooks carry no payment details, and its
+    /// transaction's may come before or after it, or at the same moment in another transaction, where neither sees the
+    /// other: the risk scorer and its sweep run this again for the cards still waiting (RiskScorer, RiskScoringJob).
+    /// </summary>
+    internal static string ApplyCardsSql(string waiting) => $"""
+        WITH c AS MATERIALIZED (
+            SELECT c.shop_id, c.order_id, c.avs_result, c.cvv_result, c.card_bin, c.card_last4, c.received_at
+            FROM ({waiting}) w JOIN order_cards c ON c.shop_id = w.shop_id AND c.order_id = w.order_id
+            WHERE EXISTS (SELECT 1 FROM orders o WHERE o.shop_id = c.shop_id AND o.id = c.order_id)),
+        taken AS (
+            UPDATE orders o SET avs_result = c.avs_result, cvv_result = c.cvv_result, card_bin = c.card_bin, card_last4 = c.card_last4,
+                   card_received_at = c.received_at
+            FROM c WHERE o.shop_id = c.shop_id AND o.id = c.order_id
+              AND o.avs_result IS NULL AND o.cvv_result IS NULL AND o.card_bin IS NULL AND o.card_last4 IS NULL AND o.redacted_at IS NULL
+              AND NOT EXISTS (SELECT 1 FROM erased_orders e WHERE e.shop_id = o.shop_id AND e.order_id = o.id)
+              AND NOT EXISTS (SELECT 1 FROM customers x WHERE x.shop_id = o.shop_id AND x.id = o.customer_id AND x.redacted_at IS NOT NULL)
+            RETURNING o.id)
+        DELETE FROM order_cards d USING c WHERE d.shop_id = c.shop_id AND d.order_id = c.order_id
+        """;
+
     public void AddOrderCard(OrderTransactionRows rows, DateTimeOffset receivedAt)
     {
         if (rows.Card is not { } card) return;
@@ -297,19 +321,10 @@ internal sealed class SegmentRows
     }
 
     /// <summary>
-    /// The orders (shop and id, pairwise) stored without a card take the one their transaction brought (order_cards), with
-    /// the time it came: an order's webhooks carry no payment details, and its transaction's may come before or after it.
-    /// Not an erased order's (it was erased, its customer was, or the erasure listed it before we held it).
+    /// The orders (shop and id, pairwise) stored without a card take the one their transaction brought (<see cref="StoreWriter.ApplyCardsSql"/>).
     /// </summary>
-    internal static NpgsqlBatchCommand CardsFor(long[] shops, long[] orders) => new("""
-        UPDATE orders o SET avs_result = c.avs_result, cvv_result = c.cvv_result, card_bin = c.card_bin, card_last4 = c.card_last4,
-               card_received_at = c.received_at
-        FROM unnest($1::bigint[], $2::bigint[]) v(shop_id, order_id) JOIN order_cards c ON c.shop_id = v.shop_id AND c.order_id = v.order_id
-        WHERE o.shop_id = v.shop_id AND o.id = v.order_id
-          AND o.avs_result IS NULL AND o.cvv_result IS NULL AND o.card_bin IS NULL AND o.card_last4 IS NULL AND o.redacted_at IS NULL
-          AND NOT EXISTS (SELECT 1 FROM erased_orders e WHERE e.shop_id = o.shop_id AND e.order_id = o.id)
-          AND NOT EXISTS (SELECT 1 FROM customers x WHERE x.shop_id = o.shop_id AND x.id = o.customer_id AND x.redacted_at IS NOT NULL)
-        """) { Parameters = { Sql.Param(shops), Sql.Param(orders) } };
+    internal static NpgsqlBatchCommand CardsFor(long[] shops, long[] orders) =>
+        new(StoreWriter.ApplyCardsSql("SELECT * FROM unnest($1::bigint[], $2::bigint[]) v(shop_id, order_id)")) { Parameters = { Sql.Param(shops), Sql.Param(orders) } };
 
     /// <summary>A step's row for one delivery of the segment, and its children (each given its row's n).</summary>
     public void Add(RowsStatement statement, object?[] row, IEnumerable<object?[]>? children)

@@ -67,6 +67,7 @@ internal static class ShopBinding
         "orders" => "Order",
         "products" => "Product",
         "refunds" => "Refund",
+        "order_transactions" => "OrderTransaction",
         "inventory_items" => "InventoryItem",
         "customers" when topic is "customers/create" or "customers/update" => "Customer",
         _ => null,

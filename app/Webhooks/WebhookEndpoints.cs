@@ -14,13 +14,17 @@ public static class WebhookEndpoints
 {
     public const int MaxBodyBytes = 1024 * 1024;
 
-    /// <summary>The delivery records d that hold the customer's data (the personal-data parameters $1, $2, $4 and redaction_orders).</summary>
+    /// <summary>
+    /// The delivery records d that hold the customer's data (the personal-data parameters $1 to $4 and redaction_orders). A
+    /// refund's or a transaction's body names only its order: one the erasure listed is hers whether we hold it or not.
+    /// </summary>
     private const string CustomersDeliveries = """
         d.shop_id = $1 AND NOT d.body ? 'redacted_at' AND (
              d.body @> jsonb_build_object('customer', jsonb_build_object('id', $2::bigint))
           OR (d.topic LIKE 'customers/%' AND d.body @> jsonb_build_object('id', $2::bigint))
           OR (d.topic LIKE 'orders/%' AND (d.body ->> 'id')::text IN (SELECT id::text FROM redaction_orders))
-          OR (d.topic IN ('refunds/create', 'order_transactions/create') AND (d.body ->> 'order_id')::text IN (SELECT id::text FROM redaction_orders))
+          OR (d.topic IN ('refunds/create', 'order_transactions/create') AND ((d.body ->> 'order_id')::text IN (SELECT id::text FROM redaction_orders)
+                OR (d.body ->> 'order_id') = ANY($3::bigint[]::text[])))
           OR (d.topic LIKE 'carts/%' AND (d.body ->> 'token') IN (SELECT cart_token FROM redaction_carts))
           OR (d.topic LIKE 'checkouts/%' AND (d.body ->> 'token') IN (SELECT checkout_token FROM redaction_orders))
           OR ($4::text IS NOT NULL AND mentions_email(d.body::text, $4))

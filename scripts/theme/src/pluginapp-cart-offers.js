@@ -70,12 +70,14 @@
     // automatic discounts) in its own currency, the threshold converted at the storefront's rate. In another currency with no
     // rate to be had, no bar: until 5 Dec 2026 it said the shop's currency beside the cart's, and counted the cart before
     // its automatic discounts, so a shopper who added what it asked still paid for shipping.
+    // Rounded up to the currency's smallest unit (a yen, a cent), so what is left never reads as less than it is.
     function ours(b) {
       var sc = window.Shopify && Shopify.currency, cur = cart.currency || b.currency;
       var rate = cur === b.currency ? 1 : sc && sc.active === cur && +sc.rate;
       if (!rate) return null;
+      var unit = Math.pow(10, new Intl.NumberFormat('en', { style: 'currency', currency: cur }).resolvedOptions().maximumFractionDigits);
       var t = b.threshold * rate, v = typeof cart.total_price == 'number' ? cart.total_price / 100 : b.value * rate;
-      return { remaining: Math.max(0, Math.ceil((t - v) * 100 - 1e-6) / 100), progress: t > 0 ? Math.min(1, v / t) : 1, currency: cur };
+      return { remaining: Math.max(0, Math.ceil((t - v) * unit - 1e-6) / unit), progress: t > 0 ? Math.min(1, v / t) : 1, currency: cur };
     }
 
     function bar(b, text) {
@@ -165,13 +167,15 @@
       var action = data && data.action;
       if (!data || !data.decision_id) { hide(); return; }
       var shown = action === 'nudge_upsell' && data.upsell && data.upsell.length ? data.upsell[0] : null;
+      var b = data.bar && ours(data.bar);
+      // A bar alone that cannot be said in the cart's currency: nothing is shown, so nothing is reported as seen.
+      if (action === 'nudge' && !b) { hide(); return; }
       seen(data.decision_id, shown, data.upsell_request_id);
       // The order carries the arm and the action, whatever was shown (the control arm's "nothing" too).
       post(cartUrl + '/update.js', { attributes: { _pluginapp_visitor: vid, _pluginapp_arm: data.arm || '', _pluginapp_action: action || '' } })
         .catch(function () {});
       var parts = [];
       // A nudge, or nothing to nudge because the cart reaches free shipping as the app priced it; said as the cart stands.
-      var b = data.bar && ours(data.bar);
       if (b && (action === 'nudge' || action === 'nudge_upsell' || action === 'nothing' && Number(data.bar.remaining) <= 0))
         parts.push(bar(b, b.remaining > 0 ? null : d.barDoneText));
       if (shown) parts.push(upsell(shown, data.upsell_request_id));

@@ -781,7 +781,7 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
         await SendAsync(shop, "order_transactions/create", RiskOrders.Transaction(7_002, 889_001, "authorization", "failure", "400000", "0002", avs: "N", cvv: "N"));
         await SendAsync(shop, "order_transactions/create", RiskOrders.Transaction(7_003, 889_001, "capture", "success", "400000", "0003", avs: "N", cvv: "N"));
         Assert.Equal(0L, await app.ScalarAsync("SELECT count(*) FROM order_cards WHERE shop_id = $1", shopId));
-        Assert.Equal(0L, await app.ScalarAsync("SELECT count(*) FROM risk_pending WHERE shop_id = $1", shopId));
+        Assert.Null(await app.ScalarAsync("SELECT card_received_at FROM orders WHERE shop_id = $1 AND id = 889001", shopId));
 
         // Its authorization: the address and the security code did not match.
         await SendAsync(shop, "order_transactions/create", RiskOrders.Transaction(7_004, 889_001, "authorization", "success", "400000", "0004", avs: "N", cvv: "N"));
@@ -798,10 +798,13 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
         await WaitUntilAsync(() => app.Shopify.Admin.RiskAssessments(gid).Count == 2);
         Assert.Equal("MEDIUM", app.Shopify.Admin.RiskAssessments(gid).Last()["riskLevel"]!.GetValue<string>());
 
-        // A second authorization (an edit paid again) keeps the first card, and scores nothing again.
+        // A second authorization (an edit paid again) keeps the first card, and scores nothing again; nor does the sweep.
         await SendAsync(shop, "order_transactions/create", RiskOrders.Transaction(7_005, 889_001, "authorization", "success", "511111", "0005", avs: "Y", cvv: "M"));
         Assert.Equal("0004", await app.ScalarAsync("SELECT card_last4 FROM orders WHERE shop_id = $1 AND id = 889001", shopId));
-        Assert.Equal(0L, await app.ScalarAsync("SELECT count(*) FROM risk_pending WHERE shop_id = $1", shopId));
+        Assert.Equal(0L, await app.ScalarAsync("SELECT count(*) FROM order_cards WHERE shop_id = $1", shopId));
+        await app.Factory.Services.GetRequiredService<RiskScoringJob>().SweepAsync(CancellationToken.None);
+        await Task.Delay(1500);
+        Assert.Equal(2L, await app.ScalarAsync("SELECT count(*) FROM decisions WHERE shop_id = $1 AND order_id = 889001 AND kind = 'risk'", shopId));
 
         // The transaction first: the order takes its card when it comes, and is scored once, with it.
         await SendAsync(shop, "order_transactions/create", RiskOrders.Transaction(7_006, 889_002, "sale", "success", "400000", "0006", avs: "N", cvv: "M"));
@@ -813,6 +816,70 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal("0006", await app.ScalarAsync("SELECT card_last4 FROM orders WHERE shop_id = $1 AND id = 889002", shopId));
         await Task.Delay(1500);
         Assert.Equal(1L, await app.ScalarAsync("SELECT count(*) FROM decisions WHERE shop_id = $1 AND order_id = 889002 AND kind = 'risk'", shopId));
+    }
+
+    /// <summary>
+    /// An order and its transaction stored at the same moment in two transactions, neither seeing the other: the card waits,
+    /// and the scorer gives it to the order before reading its features, so the order is scored once, with it. And an
+    /// order whose score missed its card however it came (the card's queueing lost to the scorer's claim) is found by the
+    /// sweep and scored again.
+    /// </summary>
+    [Fact]
+    public async Task ACardStoredBesideItsOrder_IsScoredWithIt_AndTheSweepScoresAgainAnOrderWhoseScoreMissedItsCard()
+    {
+        const string shop = "risk-card-race.myshopify.com";
+        var shopId = await OrdinaryStoreAsync(shop, 890_000);
+        var now = app.Clock.GetUtcNow();
+
+        // The order's writer: the order stored, its waiting card looked for (none yet), not committed.
+        await using (var conn = await app.Db.OpenConnectionAsync())
+        await using (var tx = await conn.BeginTransactionAsync())
+        {
+            await using (var order = new Npgsql.NpgsqlCommand("""
+                INSERT INTO orders (shop_id, id, email, currency, total_price, browser_ip, billing_country, shipping_country, discount_codes, created_at, updated_at)
+                VALUES ($1, 899001, 'side.by.side@example.net', 'USD', 30, '203.0.113.91', 'US', 'US', '', $2, $2)
+                """, conn, tx))
+            {
+                order.Parameters.AddWithValue(shopId);
+                order.Parameters.AddWithValue(now);
+                await order.ExecuteNonQueryAsync();
+            }
+            await using (var none = new Npgsql.NpgsqlCommand(PluginApp.StoreData.StoreWriter.ApplyCardsSql(
+                "SELECT shop_id, order_id FROM order_cards WHERE shop_id = $1 AND order_id = 899001"), conn, tx))
+            {
+                none.Parameters.AddWithValue(shopId);
+                await none.ExecuteNonQueryAsync();
+            }
+            // Meanwhile its transaction's writer commits: it cannot see the order, so the card waits.
+            await SendAsync(shop, "order_transactions/create", RiskOrders.Transaction(8_001, 899_001, "sale", "success", "400000", "0101", avs: "N", cvv: "N"));
+            Assert.Equal(1L, await app.ScalarAsync("SELECT count(*) FROM order_cards WHERE shop_id = $1 AND order_id = 899001", shopId));
+            foreach (var sql in new[] { "INSERT INTO risk_pending (shop_id, order_id, reason, queued_at) VALUES ($1, 899001, 'orders/create', now())",
+                                        "SELECT pg_notify('risk_pending', $1::text)" })
+            {
+                await using var queue = new Npgsql.NpgsqlCommand(sql, conn, tx);
+                queue.Parameters.AddWithValue(shopId);
+                await queue.ExecuteNonQueryAsync();
+            }
+            await tx.CommitAsync();
+        }
+        var first = await ScoreOfAsync(shopId, 899_001);
+        Assert.Equal(1f, first.Features.GetProperty("avs_no_match").GetSingle());
+        Assert.Equal(1f, first.Features.GetProperty("cvv_no_match").GetSingle());
+        Assert.Equal(0L, await app.ScalarAsync("SELECT count(*) FROM order_cards WHERE shop_id = $1", shopId));
+        await Task.Delay(1500);
+        Assert.Equal(1L, await app.ScalarAsync("SELECT count(*) FROM decisions WHERE shop_id = $1 AND order_id = 899001 AND kind = 'risk'", shopId));
+
+        // A scored order whose card came while its score was being written, its queueing lost: the sweep finds it.
+        await SendAsync(shop, "orders/create", RiskOrders.Order(899_002, now.AddMinutes(1), 30m, "203.0.113.92", "lost.queue@example.net", null));
+        var before = await ScoreOfAsync(shopId, 899_002);
+        Assert.Equal(0f, before.Features.GetProperty("cvv_no_match").GetSingle());
+        await app.ScalarAsync("""
+            UPDATE orders SET avs_result = 'Y', cvv_result = 'N', card_bin = '400000', card_last4 = '0102', card_received_at = $2
+            WHERE shop_id = $1 AND id = 899002
+            """, shopId, now.AddMinutes(-5)); // its transaction received before the score: the clock says nothing, the version does
+        await app.Factory.Services.GetRequiredService<RiskScoringJob>().SweepAsync(CancellationToken.None);
+        await WaitForAsync(shopId, "SELECT (features->>'cvv_no_match')::float8 = 1 FROM risk_scores WHERE shop_id = $1 AND order_id = $2", 899_002);
+        Assert.Contains("cvv_no_match", Codes((await ScoreOfAsync(shopId, 899_002)).Reasons));
     }
 
     [Fact]

@@ -116,6 +116,9 @@ public sealed class CartOffersBlockTests(StorefrontFixture sf) : IClassFixture<S
                 "storefront-cart-offers-bar-euros.png");
             // In euros with no rate to be had: no bar in dollars, and the product still shows.
             await BarAsync(null, CartAction.NudgeUpsell, null, null);
+            // In yen, which has no cents: 2,725.10 to reach is 726 yen left, never the 725 a rounded 725.10 would say.
+            storefront.CartTotal = (200000, "JPY");
+            await BarAsync("window.Shopify = { currency: { active: 'JPY', rate: '160.3' } }", CartAction.NudgeUpsell, "Spend ¥726 more for free shipping", "73");
         }
         finally { storefront.CartTotal = null; }
     }
