@@ -94,10 +94,12 @@ internal static class RiskQueue
         """);
 
     /// <summary>
-    /// The sweep's backstop: an order scored (or last scored) with another version of its card than it now holds, placed
-    /// in the last week, is queued again. Why: an order whose card came while it was being scored is queued again by the
-    /// scorer or by the card's own delivery, but not when the delivery's transaction commits just after the scorer's check
-    /// and its queueing met the order's row still claimed. $1 the time, $2 a week before.
+    /// The sweep's backstop: an order scored (or last scored) with another version of its card than it now holds, its card
+    /// come in the last hour, is queued again. Why: an order whose card came while it was being scored is queued again by
+    /// the scorer or by the card's own delivery, but not when the delivery's transaction commits just after the scorer's
+    /// check and its queueing met the order's row still claimed. Why an hour: that is a matter of seconds, and the sweep
+    /// runs each minute over every shop's orders with a card come since (an index on the card's time). $1 the time, $2 an
+    /// hour before.
     /// </summary>
     internal static readonly string CardsScoredWithout = $"""
         INSERT INTO risk_pending (shop_id, order_id, reason, queued_at)

@@ -30,7 +30,7 @@ public sealed class RiskScoringJob(RiskScorer scorer, JobLocks locks, RiskKicks 
         {
             var now = clock.GetUtcNow();
             requeue.Parameters.Add(Sql.Param(now));
-            requeue.Parameters.Add(Sql.Param(now.AddDays(-7)));
+            requeue.Parameters.Add(Sql.Param(now.AddHours(-1)));
             await requeue.ExecuteNonQueryAsync(ct);
         }
         await using var cmd = db.CreateCommand("SELECT DISTINCT shop_id FROM risk_pending");
