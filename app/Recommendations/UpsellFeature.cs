@@ -15,5 +15,12 @@ public static class UpsellFeature
         "Ranks the products shown in the product and cart upsell blocks.", [ShowNothing, ShowBestsellers])
     {
         OnChanged = (services, shopId) => services.GetRequiredService<CatalogCache>().Invalidate(shopId),
+        // Off to show nothing, the product and cart upsell blocks render nothing at all (theme-extension/blocks).
+        Blocks = new BlockVisibility("upsells_hidden", ShowNothing),
+        OffMeaning = new Dictionary<string, string>
+        {
+            [ShowNothing] = "the upsell blocks are not shown at all (the theme renders nothing in their place once Shopify has the app's setting, within seconds)",
+            [ShowBestsellers] = "the upsell blocks show the store's bestsellers, the same for every shopper",
+        },
     };
 }

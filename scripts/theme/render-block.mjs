@@ -7,7 +7,8 @@
 //   BLOCK: a file name under theme-extension/blocks without .liquid (e.g. product-upsells); several joined by "+" are
 //   placed one under the other, as a merchant may place the cart offers and the cart upsells on one cart page
 //   CONTEXT_JSON: {"settings":{...},"product":{"id":1,"title":"...","price":"12.00 GBP","image":"https://..."},
-//                 "template":"product","locale":"en"}; the product's price and image are optional (shown above the block)
+//                 "template":"product","locale":"en","app_metafields":{"pluginapp":{"upsells_hidden":{"value":true}}}}; the product's
+//                 price and image are optional (shown above the block)
 // Prints the page on stdout. scripts/demo.sh renders its product page template with demo-product-page.json, whose
 // values are placeholders the app fills per product (app/Demo/DemoProductPage.cs).
 import fs from 'node:fs';
@@ -40,6 +41,8 @@ const globals = {
     .map(([k, v]) => [k, context.root_url && context.root_url !== '/' ? context.root_url + (v === '/' ? '' : v) : v])),
   request: { locale: { iso_code: locale } },
   cart: context.cart ?? { items: [] },
+  // The app's own metafields on its installation, e.g. {"pluginapp":{"upsells_hidden":{"value":true}}}.
+  app: { metafields: context.app_metafields ?? {} },
 };
 const engine = new Liquid({
   globals,

@@ -137,6 +137,10 @@ public sealed class DefaultAdminApi
         lock (_ordersLock) return _cancelledAt.GetValueOrDefault(orderGid);
     }
 
+    /// <summary>The GID of the app's installation on the shop, as currentAppInstallation answers it.</summary>
+    public static string AppInstallation(string shop) =>
+        "gid://shopify/AppInstallation/" + BitConverter.ToUInt32(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(shop)));
+
     public StandInAnswer Answer(GraphQLCall call)
     {
         if (call.Mentions("bulkOperationRunQuery")) return StartBulk(call);
@@ -168,6 +172,9 @@ public sealed class DefaultAdminApi
         if (call.Mentions("fulfillmentOrder(") && call.Variables["id"]?.GetValue<string>() is { } foId)
             lock (_ordersLock)
                 return Data(new JsonObject { ["fulfillmentOrder"] = FulfillmentOrderLocked(foId) is { } fo ? Node(fo) : null });
+        // The app's installation on the shop, owner of the app's own metafields (the blocks' visibility): one per shop.
+        if (call.Mentions("currentAppInstallation"))
+            return Data(new JsonObject { ["currentAppInstallation"] = new JsonObject { ["id"] = AppInstallation(call.Shop) } });
         if (call.Mentions("codeDiscountNodeByCode") && call.Variables["code"]?.GetValue<string>() is { } byCode)
             return Data(new JsonObject
             {

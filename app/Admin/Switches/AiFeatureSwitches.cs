@@ -21,6 +21,12 @@ public sealed record AiFeature(string Name, string Title, string WhatItDoes, str
     /// </summary>
     public Func<IServiceProvider, long, CancellationToken, Task>? WhenSwitchedOff { get; init; }
 
+    /// <summary>
+    /// The feature's theme blocks, when it has any: not rendered at all while the feature is off with their
+    /// <see cref="BlockVisibility.HiddenWhenOff"/> choice (<see cref="BlockVisibilityJob"/>).
+    /// </summary>
+    public BlockVisibility? Blocks { get; init; }
+
     /// <summary>What each off choice means, in the merchant's words (e.g. "rule_prior" → "scores from the documented rules only").</summary>
     public IReadOnlyDictionary<string, string> OffMeaning { get; init; } = new Dictionary<string, string>();
 
@@ -191,6 +197,7 @@ public static class AiFeatureExtensions
             });
         }
         services.TryAddSingleton<ShopperNotices>();
+        services.TryAddTransient<BlockVisibilityJob>();
         return services.AddSingleton(feature);
     }
 }

@@ -38,6 +38,7 @@ public static class SwitchesAdminApi
         switches.OnNotification(services, scope.ShopId.ToString(System.Globalization.CultureInfo.InvariantCulture)); // this instance at once; the others on NOTIFY
         if (body.Enabled) f.WhenSwitchedOn?.Invoke(services, scope.ShopId);
         else if (f.WhenSwitchedOff is { } switchedOff) await switchedOff(services, scope.ShopId, ct);
+        if (f.Blocks is not null) BlockVisibilityJob.Enqueue(services, scope.ShopId, feature);
         return TypedResults.Ok(new FeatureSwitch(feature, body.Enabled, whenOff));
     }
 

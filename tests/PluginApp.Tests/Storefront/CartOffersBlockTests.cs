@@ -124,6 +124,49 @@ public sealed class CartOffersBlockTests(StorefrontFixture sf) : IClassFixture<S
     }
 
     /// <summary>
+    /// Cart offers switched off: the app sets its metafield on its installation in Shopify, and the block's Liquid renders
+    /// nothing, so the cart page keeps no empty box and asks the app nothing; on again, it is back.
+    /// </summary>
+    [Fact]
+    public async Task CartBlock_SwitchedOff_IsNotRenderedAtAll()
+    {
+        await sf.TrainedShopAsync();
+        var installation = ShopifyStandIn.DefaultAdminApi.AppInstallation(StorefrontFixture.Shop);
+        async Task<JsonObject> HiddenAsync(string expected)
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(20);
+            while (sf.App.Shopify.Admin.Metafields(installation).GetValueOrDefault("pluginapp.cart_offers_hidden") != expected)
+            {
+                if (DateTime.UtcNow > deadline) Assert.Fail($"the app's installation did not get cart_offers_hidden = {expected}");
+                await Task.Delay(100);
+            }
+            return new JsonObject { ["pluginapp"] = new JsonObject { ["cart_offers_hidden"] = new JsonObject { ["value"] = bool.Parse(expected) } } };
+        }
+        try
+        {
+            Assert.Equal(System.Net.HttpStatusCode.OK, (await sf.App.SwitchFeatureAsync(StorefrontFixture.Shop, CartOffersFeature.Name, false, "nothing")).StatusCode);
+            var hidden = await HiddenAsync("true");
+            storefront().SetPage("/cart", await ThemeBlockRenderer.RenderPageAsync("cart-offers", new JsonObject { ["template"] = "cart", ["app_metafields"] = hidden }));
+            var page = await sf.NewPageAsync();
+            try
+            {
+                var asked = storefront().Calls.Count;
+                await page.GotoAsync(storefront().BaseUrl + "/cart", new PageGotoOptions { WaitUntil = WaitUntilState.Load });
+                Assert.Equal(0, await page.Locator(Block).CountAsync());
+                await Task.Delay(500);
+                Assert.Equal(asked, storefront().Calls.Count);
+            }
+            finally { await page.Context.CloseAsync(); }
+        }
+        finally
+        {
+            await sf.App.SwitchFeatureAsync(StorefrontFixture.Shop, CartOffersFeature.Name, true);
+            await HiddenAsync("false");
+        }
+        StorefrontServer storefront() => sf.Storefront;
+    }
+
+    /// <summary>
     /// A cart page with the Cart offers block and the cart upsells both: the product the offers block shows is not in the
     /// upsells grid as well, whichever block has its answer first; the grid shows the spare product it asked for in its
     /// place. Until 5 Dec 2026 the page could show the same product twice.

@@ -19,10 +19,12 @@ public sealed partial class UpsellBlocksTests(StorefrontFixture sf) : IClassFixt
     private Task OpenProductPageAsync(IPage page, params long[] cartVariants) => OpenProductPageAsync(page, null, cartVariants);
 
     /// <param name="root">The storefront's language or market path ("/fr"), as Shopify's routes carry it; null: the main one.</param>
-    private async Task OpenProductPageAsync(IPage page, string? root, long[] cartVariants)
+    /// <param name="appMetafields">The app's metafields on its installation as the storefront's Liquid reads them.</param>
+    private async Task OpenProductPageAsync(IPage page, string? root, long[] cartVariants, JsonObject? appMetafields = null)
     {
         var context = new JsonObject
         {
+            ["app_metafields"] = appMetafields,
             ["root_url"] = root,
             ["template"] = "product",
             ["cart"] = new JsonObject { ["items"] = new JsonArray([.. cartVariants.Select(v => (JsonNode)new JsonObject { ["variant_id"] = v })]) },
@@ -31,6 +33,65 @@ public sealed partial class UpsellBlocksTests(StorefrontFixture sf) : IClassFixt
         };
         sf.Storefront.SetPage(PagePath, await ThemeBlockRenderer.RenderPageAsync("product-upsells", context));
         await page.GotoAsync(sf.Storefront.BaseUrl + PagePath, new PageGotoOptions { WaitUntil = WaitUntilState.Load });
+    }
+
+    /// <summary>
+    /// A merchant who switches upsells off to show nothing: the app sets its metafield on its installation in Shopify (a
+    /// job, then the outbox), the blocks' Liquid renders nothing, and a shopper's page has no block, no box kept empty for
+    /// it and no call to the app. Off to show bestsellers, or on again, the block is back. Until 5 Dec 2026 the block kept
+    /// its box, empty, on screen.
+    /// </summary>
+    [Fact]
+    public async Task ProductBlock_SwitchedOffToShowNothing_IsNotRenderedAtAll_AndIsBackWithBestsellers()
+    {
+        await sf.TrainedShopAsync();
+        var storefront = sf.Storefront;
+        storefront.Behaviour = ProxyBehaviour.Forward;
+        var installation = ShopifyStandIn.DefaultAdminApi.AppInstallation(StorefrontFixture.Shop);
+        async Task<JsonObject> HiddenAsync(string expected)
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(20);
+            while (sf.App.Shopify.Admin.Metafields(installation).GetValueOrDefault("pluginapp.upsells_hidden") != expected)
+            {
+                if (DateTime.UtcNow > deadline) Assert.Fail($"the app's installation did not get upsells_hidden = {expected}");
+                await Task.Delay(100);
+            }
+            return new JsonObject { ["pluginapp"] = new JsonObject { ["upsells_hidden"] = new JsonObject { ["value"] = bool.Parse(expected) } } };
+        }
+        try
+        {
+            Assert.Equal(System.Net.HttpStatusCode.OK, (await sf.App.SwitchFeatureAsync(StorefrontFixture.Shop, PluginApp.Recommendations.UpsellFeature.Name, false,
+                PluginApp.Recommendations.UpsellFeature.ShowNothing, "a supplier recall")).StatusCode);
+            var hidden = await HiddenAsync("true");
+            var page = await sf.NewPageAsync();
+            try
+            {
+                var asked = storefront.Calls.Count;
+                await OpenProductPageAsync(page, null, [], hidden);
+                Assert.Equal(0, await page.Locator("[data-pa-upsells]").CountAsync());
+                // Nothing between the product and what follows it.
+                var gap = await page.EvaluateAsync<double>(
+                    "() => document.querySelector('#storefront-below').getBoundingClientRect().top - document.querySelector('#storefront-above').getBoundingClientRect().bottom");
+                Assert.True(gap < 40, $"{gap} px between the product and the content below it");
+                await Task.Delay(500);
+                Assert.Equal(asked, storefront.Calls.Count);
+                await page.ScreenshotAsync(new PageScreenshotOptions { Path = ScreenshotPath("storefront-product-upsells-switched-off.png"), FullPage = true });
+
+                // Off to show bestsellers: the block is back.
+                Assert.Equal(System.Net.HttpStatusCode.OK, (await sf.App.SwitchFeatureAsync(StorefrontFixture.Shop, PluginApp.Recommendations.UpsellFeature.Name, false,
+                    PluginApp.Recommendations.UpsellFeature.ShowBestsellers)).StatusCode);
+                var shown = await HiddenAsync("false");
+                await OpenProductPageAsync(page, null, [], shown);
+                await page.WaitForFunctionAsync("() => document.querySelector('[data-pa-upsells]').getAttribute('data-pa-state') === 'ready'",
+                    null, new PageWaitForFunctionOptions { Timeout = 10_000 });
+            }
+            finally { await page.Context.CloseAsync(); }
+        }
+        finally
+        {
+            await sf.App.SwitchFeatureAsync(StorefrontFixture.Shop, PluginApp.Recommendations.UpsellFeature.Name, true);
+            await HiddenAsync("false");
+        }
     }
 
     [Fact]

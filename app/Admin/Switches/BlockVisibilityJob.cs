@@ -1,0 +1,61 @@
+using Hangfire;
+using Npgsql;
+using PluginApp.Data;
+using PluginApp.Outbox;
+using PluginApp.Shopify;
+using PluginApp.StoreData;
+
+namespace PluginApp.Admin.Switches;
+
+/// <summary>
+/// A feature's theme blocks and when they are not rendered: while the feature is off with <paramref name="HiddenWhenOff"/>
+/// (say "nothing"), the app's metafield <c>pluginapp.{MetafieldKey}</c> on its installation is true, and the blocks'
+/// Liquid renders nothing, so a shopper meets no empty box kept for what will not come (the script alone could only
+/// empty the box it had reserved). Missing (never set) reads as shown.
+/// </summary>
+public sealed record BlockVisibility(string MetafieldKey, string HiddenWhenOff)
+{
+    public const string Namespace = "pluginapp";
+}
+
+/// <summary>
+/// After a merchant's switch of a feature with blocks: sets its <see cref="BlockVisibility"/> metafield on the app's
+/// installation (read from Shopify, <c>currentAppInstallation</c>) to what the switch now says, through the outbox. Why a
+/// job: the installation is asked of Shopify, which may be slow or down; Hangfire tries again. Why the switch as it is
+/// when the job runs, not as it was saved: two quick changes end with the latest, and the outbox sends calls on one
+/// metafield in the order they were queued.
+/// </summary>
+public sealed class BlockVisibilityJob(AiFeatures features, AiFeatureSwitches switches, AdminGraphQLClient shopify, NpgsqlDataSource db,
+    OutboxScheduler outbox, TimeProvider clock)
+{
+    public const string InstallationQuery = "query AppInstallation { currentAppInstallation { id } }";
+
+    public static void Enqueue(IServiceProvider services, long shopId, string feature) =>
+        services.GetRequiredService<IBackgroundJobClient>().Enqueue<BlockVisibilityJob>(j => j.SyncAsync(shopId, feature, CancellationToken.None));
+
+    public async Task SyncAsync(long shopId, string feature, CancellationToken ct)
+    {
+        if (features.Find(feature)?.Blocks is not { } blocks) return;
+        string? domain;
+        await using (var cmd = db.CreateCommand($"SELECT domain FROM shops s WHERE s.id = $1 AND {ShopStatus.Installed("s")}"))
+        {
+            cmd.Parameters.Add(Sql.Param(shopId));
+            domain = await cmd.ExecuteScalarAsync(ct) as string;
+        }
+        if (domain is null) return; // uninstalled: Shopify dropped the app's metafields with the installation
+        var state = (await switches.GetAsync(shopId, ct)).Single(s => s.Feature == feature);
+        var hidden = !state.Enabled && state.WhenOff == blocks.HiddenWhenOff;
+        var data = await shopify.ExecuteAsync(domain, InstallationQuery, null, ct);
+        var owner = data.GetProperty("currentAppInstallation").GetProperty("id").GetString()
+            ?? throw new ShopifyGraphQLException(domain, "currentAppInstallation has no id");
+        var now = clock.GetUtcNow();
+        await using var conn = await db.OpenConnectionAsync(ct);
+        await using var batch = new NpgsqlBatch(conn);
+        OutboxWriter.Enqueue(new StoreWriter(batch, shopId), new OutboxCall(OutboxOperation.MetafieldsSet,
+            $"{owner}/{BlockVisibility.Namespace}.{blocks.MetafieldKey}",
+            new { metafields = new[] { new { ownerId = owner, @namespace = BlockVisibility.Namespace, key = blocks.MetafieldKey, type = "boolean", value = hidden ? "true" : "false" } } },
+            $"blocks:{feature}:{(hidden ? "hidden" : "shown")}:{now.UtcTicks}"), now);
+        await batch.ExecuteNonQueryAsync(ct);
+        outbox.Kick(shopId);
+    }
+}
