@@ -1,3 +1,4 @@
+using Hangfire;
 using Npgsql;
 using PluginApp.Backfill;
 using PluginApp.Shopify;
@@ -12,7 +13,7 @@ namespace PluginApp.Install;
 /// up by <see cref="SweepAsync"/>.
 /// </summary>
 public sealed class ShopInstaller(OfflineTokenStore tokens, BackfillScheduler backfill, TrainingScheduler training, AdminGraphQLClient shopify,
-    NpgsqlDataSource db, TimeProvider clock, ILogger<ShopInstaller> logger)
+    NpgsqlDataSource db, IBackgroundJobClient jobs, TimeProvider clock, ILogger<ShopInstaller> logger)
 {
     /// <summary>
     /// How long a new install's setup may take before the sweep does it instead: longer than the settings read's longest time,
@@ -62,6 +63,8 @@ public sealed class ShopInstaller(OfflineTokenStore tokens, BackfillScheduler ba
         var (read, timeZone) = await ReadSettingsAsync(shop);
         backfill.Schedule(shop);
         training.OnInstalled(shop, timeZone);
+        // Installed again with a feature switched off: its blocks are hidden again (Shopify dropped the app's metafields).
+        jobs.Enqueue<Admin.Switches.BlockVisibilityJob>(j => j.InstalledAsync(shop, CancellationToken.None));
         await using var cmd = db.CreateCommand("UPDATE shops SET setup_pending_since = CASE WHEN $2 THEN NULL ELSE $3 END WHERE domain = $1");
         cmd.Parameters.AddWithValue(shop);
         cmd.Parameters.AddWithValue(read);

@@ -93,6 +93,12 @@ public sealed class DefaultAdminApi
     /// <summary>Gives a resource tags of its own, as a merchant would have (the app must leave them alone).</summary>
     public void SetTags(string gid, params string[] tags) => _tags[gid] = new SortedSet<string>(tags, StringComparer.Ordinal);
 
+    /// <summary>Drops a resource's metafields, as Shopify drops an app installation's when the app is uninstalled.</summary>
+    public void ForgetMetafields(string ownerGid)
+    {
+        foreach (var key in _metafields.Keys.Where(k => k.Owner == ownerGid).ToList()) _metafields.TryRemove(key, out _);
+    }
+
     /// <summary>A resource's metafields set through metafieldsSet: (namespace.key) -> value.</summary>
     public IReadOnlyDictionary<string, string> Metafields(string ownerGid) =>
         _metafields.Where(m => m.Key.Owner == ownerGid).ToDictionary(m => $"{m.Key.Namespace}.{m.Key.Key}", m => m.Value.Value);

@@ -31,9 +31,27 @@ public sealed class BlockVisibilityJob(AiFeatures features, AiFeatureSwitches sw
     public const string InstallationQuery = "query AppInstallation { currentAppInstallation { id } }";
 
     public static void Enqueue(IServiceProvider services, long shopId, string feature) =>
-        services.GetRequiredService<IBackgroundJobClient>().Enqueue<BlockVisibilityJob>(j => j.SyncAsync(shopId, feature, CancellationToken.None));
+        services.GetRequiredService<IBackgroundJobClient>().Enqueue<BlockVisibilityJob>(j => j.SyncAsync(shopId, feature, false, CancellationToken.None));
 
-    public async Task SyncAsync(long shopId, string feature, CancellationToken ct)
+    /// <summary>
+    /// At an install: Shopify drops the app's metafields with its installation, so a shop installed again whose switch
+    /// was left off gets its blocks hidden again. A feature that is on sets nothing (a metafield never set reads as shown).
+    /// </summary>
+    public async Task InstalledAsync(string shop, CancellationToken ct)
+    {
+        long? shopId;
+        await using (var cmd = db.CreateCommand("SELECT id FROM shops WHERE domain = $1"))
+        {
+            cmd.Parameters.Add(Sql.Param(shop));
+            shopId = await cmd.ExecuteScalarAsync(ct) as long?;
+        }
+        if (shopId is null) return;
+        foreach (var f in features.All.Where(f => f.Blocks is not null))
+            await SyncAsync(shopId.Value, f.Name, onlyIfHidden: true, ct);
+    }
+
+    /// <param name="onlyIfHidden">Set the metafield only when the blocks are to be hidden (at an install).</param>
+    public async Task SyncAsync(long shopId, string feature, bool onlyIfHidden, CancellationToken ct)
     {
         if (features.Find(feature)?.Blocks is not { } blocks) return;
         string? domain;
@@ -45,6 +63,7 @@ public sealed class BlockVisibilityJob(AiFeatures features, AiFeatureSwitches sw
         if (domain is null) return; // uninstalled: Shopify dropped the app's metafields with the installation
         var state = (await switches.GetAsync(shopId, ct)).Single(s => s.Feature == feature);
         var hidden = !state.Enabled && state.WhenOff == blocks.HiddenWhenOff;
+        if (onlyIfHidden && !hidden) return;
         var data = await shopify.ExecuteAsync(domain, InstallationQuery, null, ct);
         var owner = data.GetProperty("currentAppInstallation").GetProperty("id").GetString()
             ?? throw new ShopifyGraphQLException(domain, "currentAppInstallation has no id");

@@ -1,0 +1,56 @@
+using System.Net;
+using Microsoft.Extensions.DependencyInjection;
+using PluginApp.CartOffers;
+using PluginApp.Install;
+using PluginApp.Recommendations;
+using PluginApp.Tests.Infrastructure;
+
+namespace PluginApp.Tests.Admin;
+
+/// <summary>
+/// The blocks' visibility in Shopify follows the merchant's switches: the app's metafields on its installation say which
+/// blocks render nothing (the storefront tests render the blocks with them), set through the outbox after each change,
+/// and set again when the shop installs the app again, since Shopify drops them with the installation.
+/// </summary>
+public sealed class BlockVisibilityTests(AppFixture app) : IClassFixture<AppFixture>
+{
+    private async Task HiddenAsync(string shop, string key, string? expected)
+    {
+        var installation = ShopifyStandIn.DefaultAdminApi.AppInstallation(shop);
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while (app.Shopify.Admin.Metafields(installation).GetValueOrDefault("pluginapp." + key) != expected)
+        {
+            if (DateTime.UtcNow > deadline) Assert.Fail($"pluginapp.{key} is {app.Shopify.Admin.Metafields(installation).GetValueOrDefault("pluginapp." + key) ?? "not set"}, not {expected ?? "not set"}");
+            await Task.Delay(100);
+        }
+    }
+
+    [Fact]
+    public async Task Switches_SetTheBlocksVisibility_AndAReinstallHidesTheSwitchedOffBlocksAgain()
+    {
+        const string shop = "blocks-visibility.myshopify.com";
+        await app.InstallShopAsync(shop);
+
+        // Off to show bestsellers: the upsell blocks still show; off to show nothing: hidden; cart offers off: hidden.
+        Assert.Equal(HttpStatusCode.OK, (await app.SwitchFeatureAsync(shop, UpsellFeature.Name, false, UpsellFeature.ShowBestsellers)).StatusCode);
+        await HiddenAsync(shop, "upsells_hidden", "false");
+        Assert.Equal(HttpStatusCode.OK, (await app.SwitchFeatureAsync(shop, UpsellFeature.Name, false, UpsellFeature.ShowNothing)).StatusCode);
+        await HiddenAsync(shop, "upsells_hidden", "true");
+        Assert.Equal(HttpStatusCode.OK, (await app.SwitchFeatureAsync(shop, CartOffersFeature.Name, false, "nothing")).StatusCode);
+        await HiddenAsync(shop, "cart_offers_hidden", "true");
+        Assert.Equal(HttpStatusCode.OK, (await app.SwitchFeatureAsync(shop, CartOffersFeature.Name, true)).StatusCode);
+        await HiddenAsync(shop, "cart_offers_hidden", "false");
+        // Each through the outbox, sent once.
+        Assert.Equal(4, app.Shopify.Admin.Mutations.Count(m => m.Mentions("metafieldsSet(") && m.Shop == shop));
+
+        // Uninstalled: Shopify drops the app's metafields; installed again, the upsell blocks switched off are hidden again,
+        // and the cart offers, on, are left unset.
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("app/uninstalled", shop, $"{{\"id\": 77, \"myshopify_domain\": \"{shop}\"}}")).StatusCode);
+        app.Shopify.Admin.ForgetMetafields(ShopifyStandIn.DefaultAdminApi.AppInstallation(shop));
+        await app.Factory.Services.GetRequiredService<ShopInstaller>().InstallAsync(shop,
+            new TokenGrant($"shpat_{shop}_again", "read_orders", 3600, $"shprt_{shop}_again", 7776000), CancellationToken.None);
+        await HiddenAsync(shop, "upsells_hidden", "true");
+        await Task.Delay(500);
+        Assert.Null(app.Shopify.Admin.Metafields(ShopifyStandIn.DefaultAdminApi.AppInstallation(shop)).GetValueOrDefault("pluginapp.cart_offers_hidden"));
+    }
+}
