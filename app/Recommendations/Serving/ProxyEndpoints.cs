@@ -102,7 +102,7 @@ public static class ProxyEndpoints
     }
 
     private static async Task<Results<ProxyJson.Buffered<RecommendationResponse>, ProblemHttpResult>> RecommendAsync(HttpContext http, RecommendationService service, string? placement, long? product_id,
-        string? variant_ids, int? limit, string? visitor_id, string? logged_in_customer_id, CancellationToken ct)
+        string? variant_ids, int? limit, string? visitor_id, string? logged_in_customer_id, int? spare, CancellationToken ct)
     {
         placement ??= product_id is null ? "cart" : "product";
         if (!Placements.Contains(placement)) return Problem($"placement must be one of {string.Join(", ", Placements)}");
@@ -118,7 +118,7 @@ public static class ProxyEndpoints
         var shop = (string)http.Items[ShopItem]!;
         var request = new RecommendationRequest((long)http.Items[ShopIdItem]!, shop, placement, product_id, variants.ToArray(),
             Math.Clamp(limit ?? 4, 1, 12), PluginApp.Experiments.Assignment.VisitorHash(shop, visitor_id), CustomerId(logged_in_customer_id),
-            ClientIp: ShopperAddressOf(http));
+            ClientIp: ShopperAddressOf(http), Spare: Math.Clamp(spare ?? 0, 0, 1));
         return ProxyJson.Answer(await service.RecommendAsync(request, ct));
     }
 

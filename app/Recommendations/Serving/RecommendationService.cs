@@ -7,8 +7,14 @@ namespace PluginApp.Recommendations;
 
 /// <param name="Preview">The merchant's preview in the admin: always the model arm, nothing logged, no event tokens.</param>
 /// <param name="ClientIp">The shopper's address as the app proxy forwarded it, for the serving guards; never stored.</param>
+/// <param name="Spare">Products asked beyond <paramref name="Limit"/>, for the block to put in place of one it will not show
+/// (the cart grid beside the Cart offers block); the variety rules are those of <paramref name="Limit"/> products.</param>
 public sealed record RecommendationRequest(long ShopId, string Shop, string Placement, long? ProductId, long[] CartVariantIds, int Limit,
-    string? VisitorHash, long? CustomerId, bool Preview = false, string? ClientIp = null);
+    string? VisitorHash, long? CustomerId, bool Preview = false, string? ClientIp = null, int Spare = 0)
+{
+    /// <summary>How many products the answer holds at most: the limit and the spares.</summary>
+    public int Count => Limit + Spare;
+}
 
 /// <summary>One item as the storefront gets it: its rank and the reason in a word, never the model's raw score.</summary>
 public sealed record RecommendedItem(long ProductId, long? VariantId, string Title, string? Price, string Currency, string? Image, string Url,
@@ -69,7 +75,7 @@ public sealed class RecommendationService(ModelCache models, CatalogCache catalo
         // A version in release: in shadow it answers beside the active one (logged only); in canary it answers its share of visitors.
         var release = useModel && !req.Preview ? shopModels?.Release : null;
         var inCanary = release is { Stage: "canary" } c && InCanary(req, c);
-        var key = new AnswerCache.Key(req.ProductId ?? 0, req.Limit, arm, inCanary);
+        var key = new AnswerCache.Key(req.ProductId ?? 0, req.Count, arm, inCanary);
         // Why a hit asks neither the model nor its breaker: nothing of the model runs, and only an answer it gave cleanly is kept
         // (a model whose file breaks is loaded again, under a new generation, so none of its earlier answers match).
         if (cacheable && answers.TryGet(req.ShopId, catalog.Version, shopModels!.Generation, key, out var hit))
@@ -170,7 +176,7 @@ public sealed class RecommendationService(ModelCache models, CatalogCache catalo
     private Composed Compose(List<Candidate> candidates, string path, int? version, CatalogSnapshot catalog, RecommendationRequest req, List<CatalogProduct> anchors)
     {
         var items = Select(candidates, catalog, req, anchors);
-        if (items.Count < req.Limit)
+        if (items.Count < req.Count)
         {
             // Too few survived the rules: fill from bestsellers under the same rules (each says "popular").
             // Why not a list: Select stops at the limit, a few of up to 200 bestsellers.
@@ -178,7 +184,7 @@ public sealed class RecommendationService(ModelCache models, CatalogCache catalo
             // (until 4 Dec the fill started a fresh count, and a store selling mostly one type showed twice the cap of it).
             var fill = Select(catalog.Bestsellers.Select((p, i) => new Candidate(p, "popular", 1f / (i + 1))), catalog, req, anchors, items);
             if (items.Count == 0) { path = "bestsellers"; version = null; }
-            items.AddRange(fill.Take(req.Limit - items.Count));
+            items.AddRange(fill.Take(req.Count - items.Count));
         }
         return new Composed(path, version, items);
     }
@@ -250,7 +256,7 @@ public sealed class RecommendationService(ModelCache models, CatalogCache catalo
     {
         var (items, weights) = InteractionBuilder.ForFoldIn(anchors.Select(a => a.Id), bundle.ItemIndex);
         var anchorSet = items.ToHashSet();
-        var k = Math.Max(req.Limit * 5, 30);
+        var k = Math.Max(req.Count * 5, 30);
         // Why: the candidate that won on this store's held-out customers serves (RecommenderTraining picks it).
         if (bundle.Served == ServedCandidate.Popularity)
         {
@@ -296,7 +302,7 @@ public sealed class RecommendationService(ModelCache models, CatalogCache catalo
         var pinned = rules.PinnedProductIds.Select((p, i) => new Candidate(p, "pinned", float.MaxValue - i));
         foreach (var c in pinned.Concat(candidates))
         {
-            if (chosen.Count >= req.Limit) break;
+            if (chosen.Count >= req.Count) break;
             if (!seen.Add(c.ProductId) || !catalog.Products.TryGetValue(c.ProductId, out var product)) continue;
             if (!Allowed(product, rules, anchorIds, anchorPrice, req.Placement)) continue;
             var type = product.ProductType ?? "";

@@ -185,8 +185,9 @@
       });
     }
 
-    // One spare on a cart page that has the Cart offers block too.
-    var query = '?placement=' + placement + '&limit=' + (Number(d.limit || slots.length) + (placement === 'cart' && document.querySelector('[data-pa-offers]') ? 1 : 0)) +
+    // One spare on a cart page that has the Cart offers block too (the variety rules stay those of the block's count).
+    var query = '?placement=' + placement + '&limit=' + encodeURIComponent(d.limit || slots.length) +
+      (placement === 'cart' && document.querySelector('[data-pa-offers]') ? '&spare=1' : '') +
       '&visitor_id=' + encodeURIComponent(vid);
     var ids = placement === 'product'
       ? Promise.resolve(d.productId ? '&product_id=' + encodeURIComponent(d.productId) +

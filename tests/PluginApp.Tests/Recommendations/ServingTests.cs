@@ -216,6 +216,22 @@ public sealed class ServingTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.All(products.GroupBy(StoreSeed.Group), g => Assert.True(g.Count() == 1, $"{g.Count()} products of type {StoreSeed.Types[g.Key]}"));
     }
 
+    /// <summary>
+    /// The cart grid beside the Cart offers block asks for one spare product: the answer holds one more, under the variety of
+    /// the block's own count (2 of a type for 4 cards, not the 3 that 5 would allow).
+    /// </summary>
+    [Fact]
+    public async Task CartAnswer_WithASpare_HoldsOneMore_UnderTheVarietyOfTheBlocksCount()
+    {
+        var seed = await TrainedStoreAsync("serve-spare.myshopify.com");
+
+        var answer = await seed.RecommendAsync($"placement=cart&variant_ids=1050&limit=4&spare=1&visitor_id={seed.VisitorIn("model", "v-spare")}");
+
+        var products = seed.Products(answer);
+        Assert.Equal(5, products.Length);
+        Assert.All(products.GroupBy(StoreSeed.Group), g => Assert.True(g.Count() <= 2, $"{g.Count()} products of type {StoreSeed.Types[g.Key]}"));
+    }
+
     [Fact]
     public async Task Rules_PriceRatioAndMarginAreRespected()
     {

@@ -214,8 +214,10 @@ public sealed class CartOffersBlockTests(StorefrontFixture sf) : IClassFixture<S
                     storefront.Gate.TrySetResult();
                     await page.WaitForFunctionAsync($"() => ['{Block}', '[data-pa-upsells]'].every(s => document.querySelector(s).getAttribute('data-pa-state') === 'ready')",
                         null, new PageWaitForFunctionOptions { Timeout = 10_000 });
-                    // Asked with one spare.
-                    Assert.Contains("limit=5", storefront.Calls.Skip(asked).Single(c => c.Path.EndsWith("/recommendations", StringComparison.Ordinal)).Query);
+                    // Asked for its four and one spare.
+                    var grid = storefront.Calls.Skip(asked).Single(c => c.Path.EndsWith("/recommendations", StringComparison.Ordinal)).Query;
+                    Assert.Contains("limit=4", grid);
+                    Assert.Contains("spare=1", grid);
                     await Assertions.Expect(page.Locator($"[data-pa-upsells] .pa-card[data-product-id='{offered}']")).ToHaveCountAsync(0);
                     var shown = await page.Locator("[data-pa-upsells] .pa-card[data-product-id]")
                         .EvaluateAllAsync<long[]>("els => els.map(e => Number(e.getAttribute('data-product-id')))");
