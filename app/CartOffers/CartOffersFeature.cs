@@ -69,8 +69,10 @@ public static class CartOffersFeature
         OffMeaning = new Dictionary<string, string> { ["nothing"] = "the cart block is not shown at all (the theme renders nothing in its place once Shopify has the app's setting, within seconds); no code is handed out or created" },
         // Switched off, the pool was left to run down; on again, it is topped up now rather than at the next sweep.
         WhenSwitchedOn = (services, shopId) => services.GetRequiredService<IBackgroundJobClient>().Enqueue<CartOfferJobs>(j => j.RefillAsync(shopId, CancellationToken.None)),
-        // Off, the cart offers block renders nothing at all (theme-extension/blocks/cart-offers.liquid).
-        Blocks = new BlockVisibility("cart_offers_hidden", "nothing"),
+        // Off, or not enabled in its settings (as a new install is), the cart offers block renders nothing at all
+        // (theme-extension/blocks/cart-offers.liquid; in the theme editor a note says why).
+        Blocks = new BlockVisibility("cart_offers_hidden", "nothing",
+            async (services, shopId, ct) => !(await services.GetRequiredService<CartOfferSettingsStore>().GetAsync(shopId, ct)).Settings.Enabled),
     };
 
     public static IServiceCollection AddCartOffers(this IServiceCollection services)
@@ -174,8 +176,11 @@ public static class CartOffersFeature
         var problems = settings.Problems();
         if (problems.Count > 0) return TypedResults.ValidationProblem(problems);
         var by = PluginApp.Admin.Switches.AdminUser.Of(http);
+        var before = (await store.GetAsync(scope.ShopId, ct)).Settings;
         var version = await store.SaveAsync(scope.ShopId, settings, by, ct);
         service.Invalidate(scope.ShopId);
+        // Enabled or not, the block is rendered or not (BlockVisibility's own reason).
+        if (before.Enabled != settings.Enabled) PluginApp.Admin.Switches.BlockVisibilityJob.Enqueue(http.RequestServices, scope.ShopId, Name);
         if (settings.Enabled && settings.OffersEnabled) jobs.Enqueue<CartOfferJobs>(j => j.RefillAsync(scope.ShopId, CancellationToken.None));
         return TypedResults.Ok(new SettingsView(version, settings, null, by));
     }

@@ -95,11 +95,12 @@ internal static class RiskQueue
 
     /// <summary>
     /// The sweep's backstop: an order scored (or last scored) with another version of its card than it now holds, its card
-    /// come in the last hour, is queued again. Why: an order whose card came while it was being scored is queued again by
-    /// the scorer or by the card's own delivery, but not when the delivery's transaction commits just after the scorer's
-    /// check and its queueing met the order's row still claimed. Why an hour: that is a matter of seconds, and the sweep
-    /// runs each minute over every shop's orders with a card come since (an index on the card's time). $1 the time, $2 an
-    /// hour before.
+    /// come in the last ten minutes, is queued again. Why: an order whose card came while it was being scored is queued
+    /// again by the scorer or by the card's own delivery, but not when the delivery's transaction commits just after the
+    /// scorer's check and its queueing met the order's row still claimed. Why ten minutes: that is a matter of seconds, and
+    /// the sweep runs each minute over every shop's orders with a card come since (an index on the card's time; nearly every
+    /// live order gets one). A card the sweep gives an order late keeps the time it came, and may fall outside: the scorer
+    /// gives waiting cards before it reads features, so such an order was not scored yet. $1 the time, $2 ten minutes before.
     /// </summary>
     internal static readonly string CardsScoredWithout = $"""
         INSERT INTO risk_pending (shop_id, order_id, reason, queued_at)

@@ -58,7 +58,7 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
         // Cards still waiting for orders held by now: an order and its transaction stored side by side, in two transactions
         // that could not see each other (StoreWriter.ApplyCardsSql). Taken before the features read them, in a statement of
         // their own (the batch below must not hold orders' rows: a review decision locks a score, then its order).
-        await using (var cards = db.CreateCommand(StoreWriter.ApplyCardsSql("SELECT shop_id, order_id FROM order_cards WHERE shop_id = $1")))
+        await using (var cards = db.CreateCommand(StoreWriter.ApplyCardsSql("SELECT shop_id, order_id FROM order_cards WHERE shop_id = $1", skipLocked: true)))
         {
             cards.Parameters.Add(Sql.Param(shopId));
             await cards.ExecuteNonQueryAsync(ct);

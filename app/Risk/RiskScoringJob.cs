@@ -8,7 +8,7 @@ using PluginApp.StoreData;
 namespace PluginApp.Risk;
 
 /// <summary>Scores a shop's queued orders on Hangfire, one shop at a time per shop; a sweep every minute finds what a kick missed.</summary>
-public sealed class RiskScoringJob(RiskScorer scorer, JobLocks locks, RiskKicks kicks, NpgsqlDataSource db, TimeProvider clock)
+public sealed class RiskScoringJob(RiskScorer scorer, JobLocks locks, RiskKicks kicks, NpgsqlDataSource db, TimeProvider clock, ILogger<RiskScoringJob> logger)
 {
     [AutomaticRetry(Attempts = 0)] // what stays queued is found by the sweep
     public async Task ScoreShopAsync(long shopId, CancellationToken ct)
@@ -23,16 +23,19 @@ public sealed class RiskScoringJob(RiskScorer scorer, JobLocks locks, RiskKicks 
     [AutomaticRetry(Attempts = 0)]
     public async Task SweepAsync(CancellationToken ct)
     {
-        // Cards still waiting for orders held by now (see StoreWriter.ApplyCardsSql), then orders scored without theirs.
-        await using (var cards = db.CreateCommand(StoreWriter.ApplyCardsSql("SELECT shop_id, order_id FROM order_cards")))
-            await cards.ExecuteNonQueryAsync(ct);
-        await using (var requeue = db.CreateCommand(RiskQueue.CardsScoredWithout))
+        // Cards still waiting for orders held by now (see StoreWriter.ApplyCardsSql), then orders scored without theirs. Why
+        // apart: a failure there must not keep the queued shops from being woken below.
+        try
         {
+            await using (var cards = db.CreateCommand(StoreWriter.ApplyCardsSql("SELECT shop_id, order_id FROM order_cards", skipLocked: true)))
+                await cards.ExecuteNonQueryAsync(ct);
+            await using var requeue = db.CreateCommand(RiskQueue.CardsScoredWithout);
             var now = clock.GetUtcNow();
             requeue.Parameters.Add(Sql.Param(now));
-            requeue.Parameters.Add(Sql.Param(now.AddHours(-1)));
+            requeue.Parameters.Add(Sql.Param(now.AddMinutes(-10)));
             await requeue.ExecuteNonQueryAsync(ct);
         }
+        catch (NpgsqlException e) { logger.LogWarning(e, "The risk sweep could not give waiting cards to their orders; it tries again in a minute"); }
         await using var cmd = db.CreateCommand("SELECT DISTINCT shop_id FROM risk_pending");
         await using var r = await cmd.ExecuteReaderAsync(ct);
         while (await r.ReadAsync(ct)) kicks.Kick(r.GetInt64(0));

@@ -115,11 +115,6 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
     }
 
     /// <summary>
-    /// The card of an order_transactions/create (<see cref="OrderPayloads.Transaction"/>): given to its order if it is stored
-    /// without one, else kept for it until it comes (the first card only: a capture or a second authorization names the
-    /// same card). Nothing is kept for an order that was erased, or listed by an erasure before we held it.
-    /// </summary>
-    /// <summary>
     /// The waiting cards (<c>order_cards</c>, rows <paramref name="waiting"/> selects as shop_id, order_id) whose order is
     /// held: an order stored without a card takes its card, with the time it came as the card's version
     /// (<c>card_received_at</c>); the waiting row goes either way, so a card that an order already has, or that an erased
@@ -127,11 +122,16 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
     /// transaction's may come before or after it, or at the same moment in another transaction, where neither sees the
     /// other: the risk scorer and its sweep run this again for the cards still waiting (RiskScorer, RiskScoringJob).
     /// </summary>
-    internal static string ApplyCardsSql(string waiting) => $"""
+    /// <param name="skipLocked">For a statement of its own (the scorer's, the sweep's): the card and its order are locked
+    /// first, together, skipping any a webhook's transaction holds (it gives the card itself). Why: taking the card's row,
+    /// then the order's, against a webhook's transaction that took the order's, then the card's, was a deadlock.</param>
+    internal static string ApplyCardsSql(string waiting, bool skipLocked = false) => $"""
         WITH c AS MATERIALIZED (
             SELECT c.shop_id, c.order_id, c.avs_result, c.cvv_result, c.card_bin, c.card_last4, c.received_at
             FROM ({waiting}) w JOIN order_cards c ON c.shop_id = w.shop_id AND c.order_id = w.order_id
-            WHERE EXISTS (SELECT 1 FROM orders o WHERE o.shop_id = c.shop_id AND o.id = c.order_id)),
+            {(skipLocked
+                ? "JOIN orders o ON o.shop_id = c.shop_id AND o.id = c.order_id FOR UPDATE OF c, o SKIP LOCKED"
+                : "WHERE EXISTS (SELECT 1 FROM orders o WHERE o.shop_id = c.shop_id AND o.id = c.order_id)")}),
         taken AS (
             UPDATE orders o SET avs_result = c.avs_result, cvv_result = c.cvv_result, card_bin = c.card_bin, card_last4 = c.card_last4,
                    card_received_at = c.received_at
@@ -143,6 +143,11 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
         DELETE FROM order_cards d USING c WHERE d.shop_id = c.shop_id AND d.order_id = c.order_id
         """;
 
+    /// <summary>
+    /// The card of an order_transactions/create (<see cref="OrderPayloads.Transaction"/>): given to its order if it is stored
+    /// without one, else kept for it until it comes (the first card only: a capture or a second authorization names the
+    /// same card). Nothing is kept for an order that was erased, or listed by an erasure before we held it.
+    /// </summary>
     public void AddOrderCard(OrderTransactionRows rows, DateTimeOffset receivedAt)
     {
         if (rows.Card is not { } card) return;

@@ -39,7 +39,8 @@ const globals = {
   // A language or market path ("/fr") when the context names one, as Shopify's routes carry it.
   routes: Object.fromEntries(Object.entries({ root_url: '/', cart_url: '/cart', cart_add_url: '/cart/add', cart_change_url: '/cart/change' })
     .map(([k, v]) => [k, context.root_url && context.root_url !== '/' ? context.root_url + (v === '/' ? '' : v) : v])),
-  request: { locale: { iso_code: locale } },
+  // design_mode: the page as the theme editor shows it to the merchant.
+  request: { locale: { iso_code: locale }, design_mode: context.design_mode === true },
   cart: context.cart ?? { items: [] },
   // The app's own metafields on its installation, e.g. {"pluginapp":{"upsells_hidden":{"value":true}}}.
   app: { metafields: context.app_metafields ?? {} },

@@ -2,7 +2,7 @@
 -- Why: order webhooks of the pinned API version carry no payment details, so until 5 Dec 2026 a live order's card checks
 -- (AVS, CVV) and card windows read as none, while the backfill read them from the orders' transactions: the risk model
 -- learnt them from history and never saw them when scoring. Kept here when the transaction comes before its order (the
--- order takes it when it is stored, StoreWriter.ApplyCards), deleted once its order is held (taken, or refused: the order
+-- order takes it when it is stored, StoreWriter.ApplyCardsSql), deleted once its order is held (taken, or refused: the order
 -- has a card, or was erased), else a week after, or with her erasure.
 CREATE TABLE order_cards (
     shop_id        bigint NOT NULL REFERENCES shops(id) ON DELETE CASCADE,

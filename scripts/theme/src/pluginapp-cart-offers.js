@@ -167,9 +167,9 @@
       var action = data && data.action;
       if (!data || !data.decision_id) { hide(); return; }
       var shown = action === 'nudge_upsell' && data.upsell && data.upsell.length ? data.upsell[0] : null;
+      // Reported as seen and carried to the order whatever is shown (a bar that cannot be said in the cart's currency too),
+      // as the control arm's "nothing" is: the arms are counted alike.
       var b = data.bar && ours(data.bar);
-      // A bar alone that cannot be said in the cart's currency: nothing is shown, so nothing is reported as seen.
-      if (action === 'nudge' && !b) { hide(); return; }
       seen(data.decision_id, shown, data.upsell_request_id);
       // The order carries the arm and the action, whatever was shown (the control arm's "nothing" too).
       post(cartUrl + '/update.js', { attributes: { _pluginapp_visitor: vid, _pluginapp_arm: data.arm || '', _pluginapp_action: action || '' } })

@@ -38,10 +38,19 @@ public sealed class BlockVisibilityTests(AppFixture app) : IClassFixture<AppFixt
         await HiddenAsync(shop, "upsells_hidden", "true");
         Assert.Equal(HttpStatusCode.OK, (await app.SwitchFeatureAsync(shop, CartOffersFeature.Name, false, "nothing")).StatusCode);
         await HiddenAsync(shop, "cart_offers_hidden", "true");
+        // On, but not turned on in its settings (a new install's): still hidden; turned on there, shown.
         Assert.Equal(HttpStatusCode.OK, (await app.SwitchFeatureAsync(shop, CartOffersFeature.Name, true)).StatusCode);
+        await Task.Delay(1000);
+        await HiddenAsync(shop, "cart_offers_hidden", "true");
+        var put = new HttpRequestMessage(HttpMethod.Put, "/api/admin/cart-offers")
+        {
+            Content = System.Net.Http.Json.JsonContent.Create(new { enabled = true, freeShippingThreshold = 50, offerPercent = 10, maxDiscountPercent = 15, marginFloorPercent = 20, dailyBudget = 100, poolSize = 2, codeExpiryHours = 48 }),
+        };
+        put.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", app.SessionToken(shop));
+        Assert.True((await app.Client.SendAsync(put)).IsSuccessStatusCode);
         await HiddenAsync(shop, "cart_offers_hidden", "false");
         // Each through the outbox, sent once.
-        Assert.Equal(4, app.Shopify.Admin.Mutations.Count(m => m.Mentions("metafieldsSet(") && m.Shop == shop));
+        Assert.Equal(5, app.Shopify.Admin.Mutations.Count(m => m.Mentions("metafieldsSet(") && m.Shop == shop));
 
         // Uninstalled: Shopify drops the app's metafields; installed again, the upsell blocks switched off are hidden again,
         // and the cart offers, on, are left unset.

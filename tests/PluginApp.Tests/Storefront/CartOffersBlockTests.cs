@@ -131,6 +131,7 @@ public sealed class CartOffersBlockTests(StorefrontFixture sf) : IClassFixture<S
     public async Task CartBlock_SwitchedOff_IsNotRenderedAtAll()
     {
         await sf.TrainedShopAsync();
+        await SettingsAsync(new { enabled = true, freeShippingThreshold = 17, offerPercent = 10, maxDiscountPercent = 15, marginFloorPercent = 20, dailyBudget = 100, poolSize = 2, codeExpiryHours = 48 });
         var installation = ShopifyStandIn.DefaultAdminApi.AppInstallation(StorefrontFixture.Shop);
         async Task<JsonObject> HiddenAsync(string expected)
         {
