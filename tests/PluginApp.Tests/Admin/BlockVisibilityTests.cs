@@ -14,16 +14,7 @@ namespace PluginApp.Tests.Admin;
 /// </summary>
 public sealed class BlockVisibilityTests(AppFixture app) : IClassFixture<AppFixture>
 {
-    private async Task HiddenAsync(string shop, string key, string? expected)
-    {
-        var installation = ShopifyStandIn.DefaultAdminApi.AppInstallation(shop);
-        var deadline = DateTime.UtcNow.AddSeconds(20);
-        while (app.Shopify.Admin.Metafields(installation).GetValueOrDefault("pluginapp." + key) != expected)
-        {
-            if (DateTime.UtcNow > deadline) Assert.Fail($"pluginapp.{key} is {app.Shopify.Admin.Metafields(installation).GetValueOrDefault("pluginapp." + key) ?? "not set"}, not {expected ?? "not set"}");
-            await Task.Delay(100);
-        }
-    }
+    private Task HiddenAsync(string shop, string key, string? expected) => app.AppMetafieldAsync(shop, key, expected);
 
     [Fact]
     public async Task Switches_SetTheBlocksVisibility_AndAReinstallHidesTheSwitchedOffBlocksAgain()

@@ -109,6 +109,26 @@ public class AppFixture : IAsyncLifetime
         return req;
     }
 
+    /// <summary>
+    /// Waits until the stand-in Shopify holds the app's metafield <c>pluginapp.{key}</c> on the shop's installation at
+    /// <paramref name="expected"/> (null: not set), and gives it as the blocks' Liquid reads <c>app.metafields</c>.
+    /// </summary>
+    public async Task<System.Text.Json.Nodes.JsonObject> AppMetafieldAsync(string shop, string key, string? expected)
+    {
+        var installation = ShopifyStandIn.DefaultAdminApi.AppInstallation(shop);
+        string? Held() => Shopify.Admin.Metafields(installation).GetValueOrDefault("pluginapp." + key);
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while (Held() != expected)
+        {
+            if (DateTime.UtcNow > deadline) Assert.Fail($"pluginapp.{key} is {Held() ?? "not set"}, not {expected ?? "not set"}");
+            await Task.Delay(100);
+        }
+        return new System.Text.Json.Nodes.JsonObject
+        {
+            ["pluginapp"] = new System.Text.Json.Nodes.JsonObject { [key] = expected is null ? null : new System.Text.Json.Nodes.JsonObject { ["value"] = bool.Parse(expected) } },
+        };
+    }
+
     /// <summary>The merchant switches an AI feature on or off (and says what shows when off) as the admin pages do.</summary>
     public Task<HttpResponseMessage> SwitchFeatureAsync(string shop, string feature, bool enabled, string? whenOff = null, string? reason = null)
     {

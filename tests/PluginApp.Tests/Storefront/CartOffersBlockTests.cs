@@ -132,17 +132,7 @@ public sealed class CartOffersBlockTests(StorefrontFixture sf) : IClassFixture<S
     {
         await sf.TrainedShopAsync();
         await SettingsAsync(new { enabled = true, freeShippingThreshold = 17, offerPercent = 10, maxDiscountPercent = 15, marginFloorPercent = 20, dailyBudget = 100, poolSize = 2, codeExpiryHours = 48 });
-        var installation = ShopifyStandIn.DefaultAdminApi.AppInstallation(StorefrontFixture.Shop);
-        async Task<JsonObject> HiddenAsync(string expected)
-        {
-            var deadline = DateTime.UtcNow.AddSeconds(20);
-            while (sf.App.Shopify.Admin.Metafields(installation).GetValueOrDefault("pluginapp.cart_offers_hidden") != expected)
-            {
-                if (DateTime.UtcNow > deadline) Assert.Fail($"the app's installation did not get cart_offers_hidden = {expected}");
-                await Task.Delay(100);
-            }
-            return new JsonObject { ["pluginapp"] = new JsonObject { ["cart_offers_hidden"] = new JsonObject { ["value"] = bool.Parse(expected) } } };
-        }
+        Task<JsonObject> HiddenAsync(string expected) => sf.App.AppMetafieldAsync(StorefrontFixture.Shop, "cart_offers_hidden", expected);
         try
         {
             Assert.Equal(System.Net.HttpStatusCode.OK, (await sf.App.SwitchFeatureAsync(StorefrontFixture.Shop, CartOffersFeature.Name, false, "nothing")).StatusCode);

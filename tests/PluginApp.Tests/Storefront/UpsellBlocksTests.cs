@@ -47,17 +47,7 @@ public sealed partial class UpsellBlocksTests(StorefrontFixture sf) : IClassFixt
         await sf.TrainedShopAsync();
         var storefront = sf.Storefront;
         storefront.Behaviour = ProxyBehaviour.Forward;
-        var installation = ShopifyStandIn.DefaultAdminApi.AppInstallation(StorefrontFixture.Shop);
-        async Task<JsonObject> HiddenAsync(string expected)
-        {
-            var deadline = DateTime.UtcNow.AddSeconds(20);
-            while (sf.App.Shopify.Admin.Metafields(installation).GetValueOrDefault("pluginapp.upsells_hidden") != expected)
-            {
-                if (DateTime.UtcNow > deadline) Assert.Fail($"the app's installation did not get upsells_hidden = {expected}");
-                await Task.Delay(100);
-            }
-            return new JsonObject { ["pluginapp"] = new JsonObject { ["upsells_hidden"] = new JsonObject { ["value"] = bool.Parse(expected) } } };
-        }
+        Task<JsonObject> HiddenAsync(string expected) => sf.App.AppMetafieldAsync(StorefrontFixture.Shop, "upsells_hidden", expected);
         try
         {
             Assert.Equal(System.Net.HttpStatusCode.OK, (await sf.App.SwitchFeatureAsync(StorefrontFixture.Shop, PluginApp.Recommendations.UpsellFeature.Name, false,
