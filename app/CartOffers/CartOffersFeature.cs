@@ -66,7 +66,7 @@ public static class CartOffersFeature
     public static readonly AiFeature Switch = new(Name, "Cart offers",
         "Chooses per cart between nothing, a free-shipping bar, the bar with a product, or a single-use discount.", ["nothing"])
     {
-        OffMeaning = new Dictionary<string, string> { ["nothing"] = "the cart block is not shown at all (the theme renders nothing in its place once Shopify has the app's setting, within seconds); no code is handed out or created" },
+        OffMeaning = new Dictionary<string, string> { ["nothing"] = "the cart block is not shown at all (the theme renders nothing in its place once Shopify has the app's setting); no code is handed out or created" },
         // Switched off, the pool was left to run down; on again, it is topped up now rather than at the next sweep.
         WhenSwitchedOn = (services, shopId) => services.GetRequiredService<IBackgroundJobClient>().Enqueue<CartOfferJobs>(j => j.RefillAsync(shopId, CancellationToken.None)),
         // Off, or not enabled in its settings (as a new install is), the cart offers block renders nothing at all

@@ -41,14 +41,14 @@ internal sealed class ComplianceService(StoreWriter store, long shopId, Personal
     private void AddFound(long customerId, long[] orders, string? email, string[]? visitors = null)
     {
         store.Add(DropFound);
-        store.Add(FindOrders, shopId, customerId, orders, TypedNull.Text(email));
+        store.Add(FindOrders, shopId, customerId, orders, Sql.Text(email));
         store.Add(FindVisitors(), shopId, customerId);
         if (visitors is { Length: > 0 })
             store.Add("INSERT INTO redaction_visitors SELECT v FROM unnest($1::text[]) v WHERE v NOT IN (SELECT visitor_hash FROM redaction_visitors)", (object)visitors);
     }
 
     /// <summary>After the orders and visitors are all found (a second request's carry on from its first).</summary>
-    private void AddFoundCarts(long customerId, long[] orders, string? email) => store.Add(FindCarts(), shopId, customerId, orders, TypedNull.Text(email));
+    private void AddFoundCarts(long customerId, long[] orders, string? email) => store.Add(FindCarts(), shopId, customerId, orders, Sql.Text(email));
 
     /// <summary>customers/data_request: assemble what we hold on the customer and keep it for the merchant.</summary>
     public void AddDataRequest(JsonElement payload, DateTimeOffset now)
@@ -60,7 +60,7 @@ internal sealed class ComplianceService(StoreWriter store, long shopId, Personal
             .Select(t => $"'{t.ExportAs ?? t.Table}', ({t.Export})");
         var sql = new StringBuilder("INSERT INTO customer_data_requests (shop_id, customer_id, data_request_id, requested_at, export) SELECT $1, $2, $5, $6, jsonb_build_object(")
             .Append(string.Join(", ", parts)).Append(')').ToString();
-        store.Add(sql, shopId, customerId, orders, TypedNull.Text(email),
+        store.Add(sql, shopId, customerId, orders, Sql.Text(email),
             payload.OptionalObject("data_request")?.OptionalId("id") ?? (object)new TypedNull(NpgsqlTypes.NpgsqlDbType.Bigint), now);
     }
 
@@ -97,7 +97,7 @@ internal sealed class ComplianceService(StoreWriter store, long shopId, Personal
             WHERE c NOT IN (SELECT cart_token FROM redaction_carts)
             """, shopId, customerId, found?.Carts ?? [], found is null);
         foreach (var table in catalog.Tables)
-            if (table.Erase is { } erase) store.Add(erase, shopId, customerId, orders, TypedNull.Text(email), now);
+            if (table.Erase is { } erase) store.Add(erase, shopId, customerId, orders, Sql.Text(email), now);
         if (found is null)
             store.Add("""
                 INSERT INTO erasure_second_passes (shop_id, customer_id, request, requested_at, orders, visitors, carts)

@@ -9,7 +9,7 @@ public static class Sql
     public static NpgsqlParameter Param(object? v) => v switch
     {
         null => new NpgsqlParameter { Value = DBNull.Value },
-        NpgsqlParameter typed => typed, // e.g. an Array whose values may all be null
+        NpgsqlParameter typed => typed, // a Text or an Array, typed whatever its value (null, or all nulls)
         DateTimeOffset t => new NpgsqlParameter { Value = t.ToUniversalTime(), NpgsqlDbType = NpgsqlDbType.TimestampTz },
         TypedNull n => new NpgsqlParameter { Value = DBNull.Value, NpgsqlDbType = n.Type },
         _ => new NpgsqlParameter { Value = v },
@@ -31,6 +31,4 @@ public static class Sql
 public sealed record TypedNull(NpgsqlDbType Type)
 {
     public static object Time(DateTimeOffset? t) => t is { } v ? v : new TypedNull(NpgsqlDbType.TimestampTz);
-
-    public static object Text(string? s) => (object?)s ?? new TypedNull(NpgsqlDbType.Text);
 }

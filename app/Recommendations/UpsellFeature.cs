@@ -19,7 +19,7 @@ public static class UpsellFeature
         Blocks = new BlockVisibility("upsells_hidden", ShowNothing),
         OffMeaning = new Dictionary<string, string>
         {
-            [ShowNothing] = "the upsell blocks are not shown at all (the theme renders nothing in their place once Shopify has the app's setting, within seconds)",
+            [ShowNothing] = "the upsell blocks are not shown at all (the theme renders nothing in their place once Shopify has the app's setting)",
             [ShowBestsellers] = "the upsell blocks show the store's bestsellers, the same for every shopper",
         },
     };

@@ -138,8 +138,7 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
             FROM c WHERE o.shop_id = c.shop_id AND o.id = c.order_id
               AND o.avs_result IS NULL AND o.cvv_result IS NULL AND o.card_bin IS NULL AND o.card_last4 IS NULL AND o.redacted_at IS NULL
               AND NOT EXISTS (SELECT 1 FROM erased_orders e WHERE e.shop_id = o.shop_id AND e.order_id = o.id)
-              AND NOT EXISTS (SELECT 1 FROM customers x WHERE x.shop_id = o.shop_id AND x.id = o.customer_id AND x.redacted_at IS NOT NULL)
-            RETURNING o.id)
+              AND NOT EXISTS (SELECT 1 FROM customers x WHERE x.shop_id = o.shop_id AND x.id = o.customer_id AND x.redacted_at IS NOT NULL))
         DELETE FROM order_cards d USING c WHERE d.shop_id = c.shop_id AND d.order_id = c.order_id
         """;
 
@@ -157,8 +156,8 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
             WHERE NOT EXISTS (SELECT 1 FROM erased_orders e WHERE e.shop_id = $1 AND e.order_id = $2)
               AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.shop_id = $1 AND o.id = $2 AND o.redacted_at IS NOT NULL)
             ON CONFLICT (shop_id, order_id) DO NOTHING
-            """, shopId, rows.OrderId, rows.Id, TypedNull.Text(card.Avs), TypedNull.Text(card.Cvv), TypedNull.Text(card.Bin),
-            TypedNull.Text(card.Last4), receivedAt);
+            """, shopId, rows.OrderId, rows.Id, Sql.Text(card.Avs), Sql.Text(card.Cvv), Sql.Text(card.Bin),
+            Sql.Text(card.Last4), receivedAt);
         batch.BatchCommands.Add(SegmentRows.CardsFor([shopId], [rows.OrderId]));
     }
 
