@@ -180,7 +180,15 @@ public sealed class DefaultAdminApi
                 return Data(new JsonObject { ["fulfillmentOrder"] = FulfillmentOrderLocked(foId) is { } fo ? Node(fo) : null });
         // The app's installation on the shop, owner of the app's own metafields (the blocks' visibility): one per shop.
         if (call.Mentions("currentAppInstallation"))
-            return Data(new JsonObject { ["currentAppInstallation"] = new JsonObject { ["id"] = AppInstallation(call.Shop) } });
+        {
+            var owner = AppInstallation(call.Shop);
+            // metafields(namespace: "…"): the installation's metafields in the namespace asked, as Shopify filters them.
+            var asked = System.Text.RegularExpressions.Regex.Match(call.Query, """metafields\([^)]*namespace:\s*"([^"]+)""").Groups[1].Value;
+            var held = _metafields.Where(m => m.Key.Owner == owner && m.Key.Namespace == asked)
+                .OrderBy(m => m.Key.Key, StringComparer.Ordinal)
+                .Select(m => (JsonNode)new JsonObject { ["namespace"] = m.Key.Namespace, ["key"] = m.Key.Key, ["value"] = m.Value.Value }).ToArray();
+            return Data(new JsonObject { ["currentAppInstallation"] = new JsonObject { ["id"] = owner, ["metafields"] = new JsonObject { ["nodes"] = new JsonArray(held) } } });
+        }
         if (call.Mentions("codeDiscountNodeByCode") && call.Variables["code"]?.GetValue<string>() is { } byCode)
             return Data(new JsonObject
             {

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Npgsql;
 using NpgsqlTypes;
+using PluginApp.Jobs;
 
 namespace PluginApp.Admin.Switches;
 
@@ -198,6 +199,8 @@ public static class AiFeatureExtensions
         }
         services.TryAddSingleton<ShopperNotices>();
         services.TryAddTransient<BlockVisibilityJob>();
+        if (feature.Blocks is not null && !services.Any(d => d.ImplementationInstance is Jobs.RecurringJobDeclaration { Id: BlockVisibilityJob.CheckId }))
+            services.AddRecurringJob<BlockVisibilityJob>(BlockVisibilityJob.CheckId, j => j.SweepAsync(CancellationToken.None), _ => "40 4 * * *");
         return services.AddSingleton(feature);
     }
 }

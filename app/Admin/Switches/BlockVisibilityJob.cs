@@ -27,12 +27,18 @@ public sealed record BlockVisibility(string MetafieldKey, string HiddenWhenOff,
 /// job: the installation is asked of Shopify, which may be slow or down; Hangfire tries again. Why the switch read after
 /// Shopify answered, under a lock per shop and feature, in the transaction that queues the call: the outbox sends calls on
 /// one metafield in the order they were queued, so the last one queued says the switch as it last was; a job held up in
-/// Shopify's answer cannot queue what an earlier switch said after a later job queued what the later one said.
+/// Shopify's answer cannot queue what an earlier switch said after a later job queued what the later one said. A daily
+/// check (<see cref="SweepAsync"/>) puts right what a job that failed all its tries left.
 /// </summary>
 public sealed class BlockVisibilityJob(AiFeatures features, AiFeatureSwitches switches, AdminGraphQLClient shopify, NpgsqlDataSource db,
     OutboxScheduler outbox, IServiceProvider services, TimeProvider clock)
 {
-    public const string InstallationQuery = "query AppInstallation { currentAppInstallation { id } }";
+    /// <summary>The installation, owner of the app's metafields, with the values Shopify holds in the app's namespace.</summary>
+    public const string InstallationQuery =
+        "query AppInstallation { currentAppInstallation { id metafields(first: 20, namespace: \"" + BlockVisibility.Namespace + "\") { nodes { key value } } } }";
+
+    /// <summary>The daily check's recurring job.</summary>
+    public const string CheckId = "block-visibility-check";
 
     public static void Enqueue(IServiceProvider services, long shopId, string feature) =>
         services.GetRequiredService<IBackgroundJobClient>().Enqueue<BlockVisibilityJob>(j => j.SyncAsync(shopId, feature, false, CancellationToken.None));
@@ -58,19 +64,74 @@ public sealed class BlockVisibilityJob(AiFeatures features, AiFeatureSwitches sw
     public async Task SyncAsync(long shopId, string feature, bool onlyIfHidden, CancellationToken ct)
     {
         if (features.Find(feature)?.Blocks is not { } blocks) return;
-        string? domain;
-        // Reachable: a shop uninstalled has no metafields (Shopify dropped them with the installation), and one whose token
-        // was revoked answers nothing; its next install sets them (InstalledAsync).
-        await using (var cmd = db.CreateCommand($"SELECT domain FROM shops s WHERE s.id = $1 AND {ShopStatus.Reachable("s")}"))
-        {
-            cmd.Parameters.Add(Sql.Param(shopId));
-            domain = await cmd.ExecuteScalarAsync(ct) as string;
-        }
-        if (domain is null) return;
+        if (await DomainAsync(shopId, ct) is not { } domain) return;
         if (onlyIfHidden && !await HiddenAsync(shopId, feature, blocks, ct)) return;
-        var data = await shopify.ExecuteAsync(domain, InstallationQuery, null, ct);
-        var owner = data.GetProperty("currentAppInstallation").GetProperty("id").GetString()
+        var (owner, _) = await InstallationAsync(domain, ct);
+        await QueueAsync(shopId, feature, blocks, owner, _ => true, ct);
+    }
+
+    /// <summary>
+    /// Every reachable shop's blocks checked against what Shopify holds, daily: a switch whose job failed all its tries
+    /// (Shopify down for longer than its retries), or a metafield Shopify lost, is put right within a day rather than at the
+    /// merchant's next change. One job per shop, so one shop's trouble delays no other.
+    /// </summary>
+    [AutomaticRetry(Attempts = 0)]
+    public async Task SweepAsync(CancellationToken ct)
+    {
+        var shops = new List<long>();
+        await using (var cmd = db.CreateCommand($"SELECT s.id FROM shops s WHERE {ShopStatus.Reachable("s")} ORDER BY s.id"))
+        await using (var r = await cmd.ExecuteReaderAsync(ct))
+            while (await r.ReadAsync(ct)) shops.Add(r.GetInt64(0));
+        var jobs = services.GetRequiredService<IBackgroundJobClient>();
+        foreach (var shop in shops) jobs.Enqueue<BlockVisibilityJob>(j => j.CheckAsync(shop, CancellationToken.None));
+    }
+
+    /// <summary>
+    /// One shop's check: each feature's blocks whose metafield in Shopify (missing reads as shown) is not what its switch
+    /// says get the switch's value queued; a shop whose values hold gets no call.
+    /// </summary>
+    public async Task CheckAsync(long shopId, CancellationToken ct)
+    {
+        if (await DomainAsync(shopId, ct) is not { } domain) return;
+        var (owner, held) = await InstallationAsync(domain, ct);
+        foreach (var f in features.All)
+            if (f.Blocks is { } blocks)
+            {
+                var shopifyHides = held.GetValueOrDefault(blocks.MetafieldKey) == "true";
+                await QueueAsync(shopId, f.Name, blocks, owner, hidden => hidden != shopifyHides, ct);
+            }
+    }
+
+    /// <summary>
+    /// The shop's domain, when Shopify can be asked: a shop uninstalled has no metafields (Shopify dropped them with the
+    /// installation), and one whose token was revoked answers nothing; its next install sets them (InstalledAsync).
+    /// </summary>
+    private async Task<string?> DomainAsync(long shopId, CancellationToken ct)
+    {
+        await using var cmd = db.CreateCommand($"SELECT domain FROM shops s WHERE s.id = $1 AND {ShopStatus.Reachable("s")}");
+        cmd.Parameters.Add(Sql.Param(shopId));
+        return await cmd.ExecuteScalarAsync(ct) as string;
+    }
+
+    /// <summary>The app's installation on the shop, and its metafields' values in the app's namespace by key.</summary>
+    private async Task<(string Owner, Dictionary<string, string?> Held)> InstallationAsync(string domain, CancellationToken ct)
+    {
+        var installation = (await shopify.ExecuteAsync(domain, InstallationQuery, null, ct)).GetProperty("currentAppInstallation");
+        var owner = installation.GetProperty("id").GetString()
             ?? throw new ShopifyGraphQLException(domain, "currentAppInstallation has no id");
+        var held = new Dictionary<string, string?>(StringComparer.Ordinal);
+        if (installation.TryGetProperty("metafields", out var metafields) && metafields.TryGetProperty("nodes", out var nodes))
+            foreach (var m in nodes.EnumerateArray())
+                if (m.GetProperty("key").GetString() is { } key) held[key] = m.GetProperty("value").GetString();
+        return (owner, held);
+    }
+
+    /// <summary>
+    /// Queues the blocks' metafield as the switch says when <paramref name="send"/> agrees, reading the switch under a lock per
+    /// shop and feature in the transaction that queues the call (see the class).
+    /// </summary>
+    private async Task QueueAsync(long shopId, string feature, BlockVisibility blocks, string owner, Func<bool, bool> send, CancellationToken ct)
+    {
         await using var conn = await db.OpenConnectionAsync(ct);
         await using var tx = await conn.BeginTransactionAsync(ct);
         await using (var lockCmd = new NpgsqlCommand("SELECT pg_advisory_xact_lock(hashtextextended('blocks:' || $1::text || ':' || $2, 0))", conn, tx))
@@ -80,6 +141,7 @@ public sealed class BlockVisibilityJob(AiFeatures features, AiFeatureSwitches sw
             await lockCmd.ExecuteNonQueryAsync(ct);
         }
         var hidden = await HiddenAsync(shopId, feature, blocks, ct);
+        if (!send(hidden)) return;
         var now = clock.GetUtcNow();
         await using var batch = new NpgsqlBatch(conn, tx);
         OutboxWriter.Enqueue(new StoreWriter(batch, shopId), new OutboxCall(OutboxOperation.MetafieldsSet,

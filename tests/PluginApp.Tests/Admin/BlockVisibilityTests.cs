@@ -1,6 +1,8 @@
 using System.Net;
 using Microsoft.Extensions.DependencyInjection;
 using PluginApp.CartOffers;
+using Hangfire.Storage;
+using PluginApp.Admin.Switches;
 using PluginApp.Install;
 using PluginApp.Recommendations;
 using PluginApp.Tests.Infrastructure;
@@ -10,7 +12,7 @@ namespace PluginApp.Tests.Admin;
 /// <summary>
 /// The blocks' visibility in Shopify follows the merchant's switches: the app's metafields on its installation say which
 /// blocks render nothing (the storefront tests render the blocks with them), set through the outbox after each change,
-/// and set again when the shop installs the app again, since Shopify drops them with the installation.
+/// set again when the shop installs the app again, since Shopify drops them with the installation, and checked daily.
 /// </summary>
 public sealed class BlockVisibilityTests(AppFixture app) : IClassFixture<AppFixture>
 {
@@ -55,5 +57,41 @@ public sealed class BlockVisibilityTests(AppFixture app) : IClassFixture<AppFixt
         await HiddenAsync(shop, "upsells_hidden", "true");
         await Task.Delay(500);
         Assert.Null(app.Shopify.Admin.Metafields(ShopifyStandIn.DefaultAdminApi.AppInstallation(shop)).GetValueOrDefault("pluginapp.cart_offers_hidden"));
+    }
+
+    [Fact]
+    public async Task DailyCheck_PutsBackWhatShopifyLost_AndQueuesNothingWhereShopifyHoldsTheSwitch()
+    {
+        const string lost = "blocks-check-lost.myshopify.com", held = "blocks-check-held.myshopify.com";
+        var ids = new Dictionary<string, long>();
+        foreach (var shop in new[] { lost, held })
+        {
+            ids[shop] = await app.InstallShopAsync(shop);
+            Assert.Equal(HttpStatusCode.OK, (await app.SwitchFeatureAsync(shop, UpsellFeature.Name, false, UpsellFeature.ShowNothing)).StatusCode);
+            await HiddenAsync(shop, "upsells_hidden", "true");
+            Assert.Equal(HttpStatusCode.OK, (await app.SwitchFeatureAsync(shop, CartOffersFeature.Name, false, "nothing")).StatusCode);
+            await HiddenAsync(shop, "cart_offers_hidden", "true");
+        }
+        // Shopify no longer holds what the switches said (a switch's job that failed all its tries, or a shop switched off
+        // before the app set metafields): the blocks would show their empty box until the merchant's next change.
+        app.Shopify.Admin.ForgetMetafields(ShopifyStandIn.DefaultAdminApi.AppInstallation(lost));
+        Task<long> Queued(string shop) => app.CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND resource_key LIKE '%/pluginapp.%'", ids[shop]);
+        var heldBefore = await Queued(held);
+
+        // The day's check, as its recurring job runs it: each shop checked in a job of its own.
+        using (var storage = app.Factory.Services.GetRequiredService<Hangfire.JobStorage>().GetConnection())
+            Assert.Single(storage.GetRecurringJobs([BlockVisibilityJob.CheckId]), j => !j.Removed);
+        var job = app.Factory.Services.GetRequiredService<BlockVisibilityJob>();
+        await job.SweepAsync(CancellationToken.None);
+        await HiddenAsync(lost, "upsells_hidden", "true");
+        await HiddenAsync(lost, "cart_offers_hidden", "true");
+
+        // Where Shopify holds what the switches say, the check queues no call.
+        await job.CheckAsync(ids[held], CancellationToken.None);
+        Assert.Equal(heldBefore, await Queued(held));
+        // And one put right is not queued again.
+        var lostAfter = await Queued(lost);
+        await job.CheckAsync(ids[lost], CancellationToken.None);
+        Assert.Equal(lostAfter, await Queued(lost));
     }
 }
