@@ -146,14 +146,20 @@
       root.setAttribute('data-pa-state', 'ready');
       root.setAttribute('data-request-id', requestId || '');
 
-      // The Cart offers block decided after this one: its product's card takes the spare product asked for, in place (until
-      // 5 Dec 2026 one cart page could show the same product twice).
+      // The Cart offers block decided after this one: its product's card takes the spare product asked for, in place, or
+      // goes when the answer had none (until 5 Dec 2026 one cart page could show the same product twice).
       if (placement === 'cart') document.addEventListener('pluginapp:offer-shown', function (e) {
         var id = String(e.detail), i = -1;
         items.forEach(function (x, k) { if (String(x.product_id) === id) i = k; });
         var spare = all.filter(function (x) { return items.indexOf(x) < 0 && String(x.product_id) !== id; })[0];
         var old = list.querySelector('.pa-card[data-position="' + i + '"]');
-        if (!old || !spare) return;
+        if (!old) return;
+        if (observer) observer.unobserve(old);
+        if (!spare) {
+          old.parentNode.removeChild(old);
+          if (!list.querySelector('.pa-card[data-position]')) emptyBlock(root, 'pa-upsells', root);
+          return;
+        }
         items[i] = spare;
         seen[i] = false;
         var li = card(spare, i, opts);
