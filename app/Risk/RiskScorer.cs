@@ -47,6 +47,19 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
     };
 
     public const int BatchSize = 500;
+
+    /// <summary>
+    /// The shop's oldest queued orders ($2 of them), each with its version: the batch taken by the queue's own index, then each
+    /// order looked up by its key. Until 5 Dec 2026 the queue was joined to the orders first, and PostgreSQL read every order
+    /// the shop had queued, and the shop's orders, before the limit (migration 0075); a plain join of the batch still read
+    /// the store's orders whole when that looked cheaper than a lookup each (the LIMIT keeps each a lookup).
+    /// </summary>
+    internal const string ClaimSql = """
+        WITH p AS MATERIALIZED (
+            SELECT shop_id, order_id, queued_at FROM risk_pending WHERE shop_id = $1 ORDER BY queued_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+        SELECT p.order_id, p.queued_at, o.updated_at, o.card_received_at FROM p
+        LEFT JOIN LATERAL (SELECT updated_at, card_received_at FROM orders WHERE shop_id = p.shop_id AND id = p.order_id LIMIT 1) o ON true
+        """;
     public const string TagPrefix = "pluginapp:risk-";
 
     /// <returns>How many orders were scored.</returns>
@@ -87,10 +100,7 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
         // Each order's version as claimed (its updated_at, and when its card came), read before its features: an order that
         // moved on is queued again below.
         var versions = new Dictionary<long, (DateTimeOffset? Updated, DateTimeOffset? Card)>();
-        await using (var claim = new NpgsqlCommand("""
-            SELECT p.order_id, p.queued_at, o.updated_at, o.card_received_at FROM risk_pending p LEFT JOIN orders o ON o.shop_id = p.shop_id AND o.id = p.order_id
-            WHERE p.shop_id = $1 ORDER BY p.queued_at LIMIT $2 FOR UPDATE OF p SKIP LOCKED
-            """, conn, tx))
+        await using (var claim = new NpgsqlCommand(ClaimSql, conn, tx))
         {
             claim.Parameters.Add(Sql.Param(shopId));
             claim.Parameters.Add(Sql.Param(BatchSize));

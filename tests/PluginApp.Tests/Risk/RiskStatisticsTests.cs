@@ -48,4 +48,38 @@ public sealed class RiskStatisticsTests(NoSchedulerAppFixture app) : IClassFixtu
         var ids = Enumerable.Range(orders - batch + 1, batch).Select(i => 981_000_000L + i).ToArray();
         await QueryPlans.AssertReadsAtMostAsync(conn, $"building the features of {batch} orders", 20 * batch, OrderFeatures.Query, [shopId, ids]);
     }
+
+    /// <summary>
+    /// A sale's burst: thousands of orders queued for scoring faster than they are scored. Each claim of a batch must read
+    /// its batch, not the queue: until 5 Dec 2026 it joined every queued order to the shop's orders and sorted them all
+    /// (100-175 ms a claim at 18,000 queued), so the scorer fell further behind the more it had to do.
+    /// </summary>
+    [Fact]
+    public async Task Claim_OfABatchFromALongQueue_ReadsItsBatch_NotTheQueue()
+    {
+        const int queued = 6_000;
+        var shopId = await app.InstallShopAsync("risk-long-queue.myshopify.com");
+        var now = app.Clock.GetUtcNow();
+        await using var conn = await app.Db.OpenConnectionAsync();
+        await using var tx = await conn.BeginTransactionAsync(); // the queue and the claim are rolled back
+        async Task Exec(string sql, params object[] values)
+        {
+            await using var cmd = new NpgsqlCommand(sql, conn, tx);
+            foreach (var v in values) cmd.Parameters.AddWithValue(v);
+            await cmd.ExecuteNonQueryAsync();
+        }
+        await Exec("""
+            INSERT INTO orders (shop_id, id, email, currency, total_price, created_at, updated_at)
+            SELECT $1, 982000000 + i, 'burst' || i || '@example.com', 'USD', 30, $2 - interval '1 second' * ($3 - i), $2
+            FROM generate_series(1, $3) i
+            """, shopId, now, queued);
+        await Exec("""
+            INSERT INTO risk_pending (shop_id, order_id, reason, queued_at)
+            SELECT $1, 982000000 + i, 'created', $2 - interval '1 second' * ($3 - i) FROM generate_series(1, $3) i
+            """, shopId, now, queued);
+        await Exec("ANALYZE risk_pending");
+        await Exec("ANALYZE orders");
+        await QueryPlans.AssertReadsAtMostAsync(conn, $"a claim of {RiskScorer.BatchSize} from {queued} queued", 2 * RiskScorer.BatchSize,
+            RiskScorer.ClaimSql, [shopId, RiskScorer.BatchSize], tx);
+    }
 }
