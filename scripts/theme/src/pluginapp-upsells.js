@@ -147,11 +147,14 @@
       root.setAttribute('data-request-id', requestId || '');
 
       // The Cart offers block decided after this one: its product's card takes the spare product asked for, in place, or
-      // goes when the answer had none (until 5 Dec 2026 one cart page could show the same product twice).
+      // goes when the answer had none (until 5 Dec 2026 one cart page could show the same product twice). Never a product
+      // it showed before: the shopper may have added it from there.
+      var offeredIds = [offered()];
       if (placement === 'cart') document.addEventListener('pluginapp:offer-shown', function (e) {
         var id = String(e.detail), i = -1;
+        offeredIds.push(id);
         items.forEach(function (x, k) { if (String(x.product_id) === id) i = k; });
-        var spare = all.filter(function (x) { return items.indexOf(x) < 0 && String(x.product_id) !== id; })[0];
+        var spare = all.filter(function (x) { return items.indexOf(x) < 0 && offeredIds.indexOf(String(x.product_id)) < 0; })[0];
         var old = list.querySelector('.pa-card[data-position="' + i + '"]');
         if (!old) return;
         if (observer) observer.unobserve(old);
