@@ -50,7 +50,7 @@ public static class DataExtensions
             // Why PostgreSQL's JIT off: the app's statements are many and short, and the few whose estimates pass its threshold
             // (order risk's features and store days, over a large store) were compiled again on every call: 5-7 ms each, 2.2 s
             // of a 20,000-order ingest pass (pg_stat_statements, 5 Dec 2026), for statements that run in a few ms without it.
-            if (source.ConnectionStringBuilder.Options?.Contains("jit=", StringComparison.Ordinal) != true)
+            if (source.ConnectionStringBuilder.Options?.Contains("jit=", StringComparison.OrdinalIgnoreCase) != true)
                 source.ConnectionStringBuilder.Options = $"{source.ConnectionStringBuilder.Options} -c jit=off".Trim();
             return source.Build();
         });

@@ -199,7 +199,7 @@ public static class AiFeatureExtensions
         }
         services.TryAddSingleton<ShopperNotices>();
         services.TryAddTransient<BlockVisibilityJob>();
-        if (feature.Blocks is not null && !services.Any(d => d.ImplementationInstance is Jobs.RecurringJobDeclaration { Id: BlockVisibilityJob.CheckId }))
+        if (feature.Blocks is not null && !services.Any(d => !d.IsKeyedService && d.ImplementationInstance is RecurringJobDeclaration { Id: BlockVisibilityJob.CheckId }))
             services.AddRecurringJob<BlockVisibilityJob>(BlockVisibilityJob.CheckId, j => j.SweepAsync(CancellationToken.None), _ => "40 4 * * *");
         return services.AddSingleton(feature);
     }

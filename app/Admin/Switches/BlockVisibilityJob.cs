@@ -1,6 +1,8 @@
 using Hangfire;
 using Npgsql;
 using PluginApp.Data;
+using PluginApp.Install;
+using PluginApp.Jobs;
 using PluginApp.Outbox;
 using PluginApp.Shopify;
 using PluginApp.StoreData;
@@ -31,7 +33,7 @@ public sealed record BlockVisibility(string MetafieldKey, string HiddenWhenOff,
 /// check (<see cref="SweepAsync"/>) puts right what a job that failed all its tries left.
 /// </summary>
 public sealed class BlockVisibilityJob(AiFeatures features, AiFeatureSwitches switches, AdminGraphQLClient shopify, NpgsqlDataSource db,
-    OutboxScheduler outbox, IServiceProvider services, TimeProvider clock)
+    OutboxScheduler outbox, IServiceProvider services, TimeProvider clock, ILogger<BlockVisibilityJob> logger)
 {
     /// <summary>The installation, owner of the app's metafields, with the values Shopify holds in the app's namespace.</summary>
     public const string InstallationQuery =
@@ -88,18 +90,45 @@ public sealed class BlockVisibilityJob(AiFeatures features, AiFeatureSwitches sw
 
     /// <summary>
     /// One shop's check: each feature's blocks whose metafield in Shopify (missing reads as shown) is not what its switch
-    /// says get the switch's value queued; a shop whose values hold gets no call.
+    /// says get the switch's value queued, and so do those with a call still queued (it may say an older switch); a shop
+    /// whose values hold is sent nothing. A shop Shopify will not answer now (frozen, or its token lapsed) is passed over
+    /// until the next day's check. On the long jobs' queue: a round trip to Shopify for every shop must not hold up the
+    /// short jobs behind it.
     /// </summary>
+    [Queue(JobQueues.Long)]
     public async Task CheckAsync(long shopId, CancellationToken ct)
     {
         if (await DomainAsync(shopId, ct) is not { } domain) return;
-        var (owner, held) = await InstallationAsync(domain, ct);
+        string owner;
+        Dictionary<string, string?> held;
+        try { (owner, held) = await InstallationAsync(domain, ct); }
+        catch (Exception e) when (e is ShopNotConnectedException or ShopFrozenException)
+        {
+            logger.LogInformation("Shop {Shop}: blocks' visibility not checked today: {Reason}", shopId, e.Message);
+            return;
+        }
         foreach (var f in features.All)
             if (f.Blocks is { } blocks)
             {
                 var shopifyHides = held.GetValueOrDefault(blocks.MetafieldKey) == "true";
-                await QueueAsync(shopId, f.Name, blocks, owner, hidden => hidden != shopifyHides, ct);
+                var queued = await QueuedAsync(shopId, Resource(owner, blocks), ct);
+                await QueueAsync(shopId, f.Name, blocks, owner, hidden => queued || hidden != shopifyHides, ct);
             }
+    }
+
+    /// <summary>The outbox's key of the blocks' metafield on the installation.</summary>
+    private static string Resource(string owner, BlockVisibility blocks) => $"{owner}/{BlockVisibility.Namespace}.{blocks.MetafieldKey}";
+
+    /// <summary>Whether a call on the metafield is still to be sent (a switch's, or one the outbox is trying again).</summary>
+    private async Task<bool> QueuedAsync(long shopId, string resource, CancellationToken ct)
+    {
+        // Not stated as the queue's walks state it (OutboxDrainer.InLine): a resource's calls are found by its own index.
+        await using var cmd = db.CreateCommand("""
+            SELECT EXISTS (SELECT 1 FROM outbox_messages WHERE shop_id = $1 AND resource_key = $2 AND completed_at IS NULL AND failed_at IS NULL)
+            """);
+        cmd.Parameters.Add(Sql.Param(shopId));
+        cmd.Parameters.Add(Sql.Param(resource));
+        return await cmd.ExecuteScalarAsync(ct) is true;
     }
 
     /// <summary>
@@ -144,8 +173,7 @@ public sealed class BlockVisibilityJob(AiFeatures features, AiFeatureSwitches sw
         if (!send(hidden)) return;
         var now = clock.GetUtcNow();
         await using var batch = new NpgsqlBatch(conn, tx);
-        OutboxWriter.Enqueue(new StoreWriter(batch, shopId), new OutboxCall(OutboxOperation.MetafieldsSet,
-            $"{owner}/{BlockVisibility.Namespace}.{blocks.MetafieldKey}",
+        OutboxWriter.Enqueue(new StoreWriter(batch, shopId), new OutboxCall(OutboxOperation.MetafieldsSet, Resource(owner, blocks),
             new { metafields = new[] { new { ownerId = owner, @namespace = BlockVisibility.Namespace, key = blocks.MetafieldKey, type = "boolean", value = hidden ? "true" : "false" } } },
             $"blocks:{feature}:{(hidden ? "hidden" : "shown")}:{now.UtcTicks}"), now);
         await batch.ExecuteNonQueryAsync(ct);

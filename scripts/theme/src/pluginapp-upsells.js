@@ -159,7 +159,8 @@
         if (!old) return;
         if (observer) observer.unobserve(old);
         if (!spare) {
-          old.parentNode.removeChild(old);
+          // Its place kept, unseen, as an unused one's: nothing else on screen moves.
+          old.parentNode.replaceChild(el('li', 'pa-card pa-card--skeleton pa-card--unused'), old);
           if (!list.querySelector('.pa-card[data-position]')) emptyBlock(root, 'pa-upsells', root);
           return;
         }

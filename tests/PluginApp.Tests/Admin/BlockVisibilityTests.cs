@@ -93,5 +93,16 @@ public sealed class BlockVisibilityTests(AppFixture app) : IClassFixture<AppFixt
         var lostAfter = await Queued(lost);
         await job.CheckAsync(ids[lost], CancellationToken.None);
         Assert.Equal(lostAfter, await Queued(lost));
+
+        // A call still to be sent on the metafield (here an older "shown", tried again in an hour) would land after what
+        // Shopify holds now: the check queues the switch's value after it, though Shopify holds that value today.
+        var resource = $"{ShopifyStandIn.DefaultAdminApi.AppInstallation(held)}/pluginapp.upsells_hidden";
+        await app.ScalarAsync("""
+            INSERT INTO outbox_messages (shop_id, resource_key, operation, variables, idempotency_key, created_at, next_attempt_at)
+            VALUES ($1, $2, 'metafieldsSet', '{"metafields": [{"value": "false"}]}', 'blocks:older', now(), now() + interval '1 hour') RETURNING id
+            """, ids[held], resource);
+        await job.CheckAsync(ids[held], CancellationToken.None);
+        Assert.Equal("true", await app.ScalarAsync(
+            "SELECT variables->'metafields'->0->>'value' FROM outbox_messages WHERE shop_id = $1 AND resource_key = $2 ORDER BY id DESC LIMIT 1", ids[held], resource));
     }
 }

@@ -54,7 +54,7 @@ public sealed class PlatformTests(AppFixture app) : IClassFixture<AppFixture>
     }
 
     [Fact]
-    public async Task AppConnections_KeepARepeatedStatementPrepared_StillPlannedForEachCall_UnlessTheConnectionStringSaysOtherwise()
+    public async Task AppConnections_KeepARepeatedStatementPrepared_StillPlannedForEachCall_WithoutJit_UnlessTheConnectionStringSaysOtherwise()
     {
         const string repeated = "SELECT count(*) FROM shops WHERE id = $1";
         static async Task<(long Prepared, string PlanMode)> RunAsync(NpgsqlDataSource source)
@@ -82,6 +82,17 @@ public sealed class PlatformTests(AppFixture app) : IClassFixture<AppFixture>
         await using var auto = app.CreateFactory(app.Database.ConnectionString + ";Options=-c plan_cache_mode=auto", b =>
             b.ConfigureServices(s => s.RemoveAll<Microsoft.Extensions.Hosting.IHostedService>()));
         Assert.Equal((1L, "auto"), await RunAsync(auto.Services.GetRequiredService<NpgsqlDataSource>()));
+
+        // PostgreSQL's JIT off, which compiled the feature builder again on every call, unless the operator says otherwise.
+        static async Task<string> Jit(NpgsqlDataSource source)
+        {
+            await using var cmd = source.CreateCommand("SHOW jit");
+            return (string)(await cmd.ExecuteScalarAsync())!;
+        }
+        Assert.Equal("off", await Jit(app.Factory.Services.GetRequiredService<NpgsqlDataSource>()));
+        await using var jit = app.CreateFactory(app.Database.ConnectionString + ";Options=-c JIT=on", b =>
+            b.ConfigureServices(s => s.RemoveAll<Microsoft.Extensions.Hosting.IHostedService>()));
+        Assert.Equal("on", await Jit(jit.Services.GetRequiredService<NpgsqlDataSource>()));
     }
 
     [Fact]

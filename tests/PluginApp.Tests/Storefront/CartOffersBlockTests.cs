@@ -215,6 +215,8 @@ public sealed class CartOffersBlockTests(StorefrontFixture sf) : IClassFixture<S
                     var shown = await page.Locator("[data-pa-upsells] .pa-card[data-product-id]")
                         .EvaluateAllAsync<long[]>("els => els.map(e => Number(e.getAttribute('data-product-id')))");
                     Assert.Equal(spare ? [9_001, 9_002, 9_003, 9_004] : [9_001, 9_002, 9_003], shown.Order());
+                    // A card gone keeps its place, unseen: nothing else on screen moves.
+                    Assert.Equal(4, await page.Locator("[data-pa-upsells] li.pa-card").CountAsync());
                     Assert.Equal(offered.ToString(CultureInfo.InvariantCulture), await page.GetAttributeAsync(Block, "data-pa-product"));
                     if (!offersFirst && spare)
                     {
@@ -226,6 +228,7 @@ public sealed class CartOffersBlockTests(StorefrontFixture sf) : IClassFixture<S
                         await Assertions.Expect(page.Locator($"[data-pa-upsells] .pa-card[data-product-id='{offered}']")).ToHaveCountAsync(0);
                         Assert.Equal([9_001, 9_003, 9_004], (await page.Locator("[data-pa-upsells] .pa-card[data-product-id]")
                             .EvaluateAllAsync<long[]>("els => els.map(e => Number(e.getAttribute('data-product-id')))")).Order());
+                        Assert.Equal(4, await page.Locator("[data-pa-upsells] li.pa-card").CountAsync());
                     }
                 }
                 finally { await page.Context.CloseAsync(); }
