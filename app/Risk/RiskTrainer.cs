@@ -24,7 +24,8 @@ public sealed class RiskTrainer(NpgsqlDataSource db, TableStatistics statistics,
     public const int MinHeldOutFraud = 8;
 
     public static readonly ModelKind Registration = new(Kind, "Order risk", nameof(RiskMetrics.PrAuc), typeof(RiskTrainer),
-        Purpose: "Estimates how likely each new order is to be fraud, with the reasons, so your staff review the risky ones before shipping.",
+        Purpose: "Estimates how likely each new online order is to be fraud, with the reasons, so your staff review the risky ones before shipping. " +
+                 "Orders rung up in your store with Shopify POS are not scored: the card was present and the goods left with the buyer.",
         Inputs: "Each order's total, the customer's earlier orders and spend, how many orders the same email and browser address placed recently, " +
                 "billing and shipping countries, discount use, the card's address and security-code checks, how often the same card (issuer number and " +
                 "last four digits) was used and under how many emails, and fraud confirmed earlier on the same email or address. Names are not used; " +
@@ -123,12 +124,12 @@ public sealed class RiskTrainer(NpgsqlDataSource db, TableStatistics statistics,
     /// <summary>Orders older than <see cref="Maturity"/> at <paramref name="now"/>, fraud when a fraud label is known by then.</summary>
     private async Task<List<KnownOrder>> KnownOutcomesAsync(long shopId, DateTimeOffset now, CancellationToken ct)
     {
-        await using var cmd = db.CreateCommand("""
+        await using var cmd = db.CreateCommand($"""
             SELECT o.id, o.created_at, coalesce(l.fraud, false)
             FROM orders o
             LEFT JOIN (SELECT order_id, bool_or(fraud) AS fraud FROM risk_labels WHERE shop_id = $1 AND labelled_at <= $2 GROUP BY order_id) l
               ON l.order_id = o.id
-            WHERE o.shop_id = $1 AND o.created_at IS NOT NULL AND o.created_at <= $3 AND NOT o.test
+            WHERE o.shop_id = $1 AND o.created_at IS NOT NULL AND o.created_at <= $3 AND NOT o.test AND {RiskQueue.Online("o")}
               -- An erased customer's order has no email, address or card any more: rebuilt, its identity features read 0 as
               -- they never did when it was scored, and a fraud one among them taught that an order without identity is
               -- legitimate (until 5 Dec 2026 they were learnt from).
