@@ -74,7 +74,7 @@ internal static class RiskQueue
     /// orders too); until 5 Dec 2026 an in-store order without an email or address read as a first order from nowhere, and a
     /// large one went to the review queue.
     /// </summary>
-    internal static string Online(string o) => $"{o}.source_name IS DISTINCT FROM 'pos'";
+    internal const string Online = "source_name IS DISTINCT FROM 'pos'";
 
     // The segment's orders as stored, unless the order's score already used what it now holds, or the shop switched order
     // risk off to score nothing (then nothing is queued, and no scoring job starts only to drop it). An update queues an
@@ -88,7 +88,7 @@ internal static class RiskQueue
             INSERT INTO risk_pending (shop_id, order_id, reason, queued_at)
             SELECT q.shop_id, q.order_id, q.reason, q.queued_at
             FROM {"{rows}"} JOIN orders o ON o.shop_id = q.shop_id AND o.id = q.order_id
-            WHERE NOT {ScoreStillFits("q.shop_id", "q.order_id", "o")} AND {Online("o")}
+            WHERE NOT {ScoreStillFits("q.shop_id", "q.order_id", "o")} AND o.{Online}
               AND (q.reason = 'orders/create' OR EXISTS (SELECT 1 FROM risk_scores s WHERE s.shop_id = q.shop_id AND s.order_id = q.order_id)
                    OR (o.created_at >= (SELECT h.installed_at FROM shops h WHERE h.id = q.shop_id)
                        AND NOT coalesce((SELECT NOT w.enabled AND w.when_off = '{RiskScorer.ScoreNothing}' FROM ai_feature_switch_history w
@@ -103,21 +103,30 @@ internal static class RiskQueue
         """);
 
     /// <summary>
-    /// The sweep's backstop: an order scored (or last scored) with another version of its card than it now holds, its card
-    /// come in the last ten minutes, is queued again. Why: an order whose card came while it was being scored is queued
-    /// again by the scorer or by the card's own delivery, but not when the delivery's transaction commits just after the
-    /// scorer's check and its queueing met the order's row still claimed. Why ten minutes: that is a matter of seconds, and
-    /// the sweep runs each minute over every shop's orders with a card come since (an index on the card's time; nearly every
-    /// live order gets one). A card the sweep gives an order late keeps the time it came, and may fall outside: the scorer
-    /// gives waiting cards before it reads features, so such an order was not scored yet. $1 the time, $2 ten minutes before.
+    /// The sweep's backstop, each minute: an order queued again when its score of the last ten minutes no longer fits it and
+    /// its version moved since (an edit), or when it was scored with another version of its card than it now holds, its card
+    /// come in the last ten minutes. Why: an edit or a card whose delivery commits just after the scorer's own check (its
+    /// requeue, RiskScorer) met the order's queue row still claimed and queued nothing. Why ten minutes: that is a matter of
+    /// seconds, and the sweep reads every shop's scores and cards of that time (an index on each). Why the versions (the
+    /// order's updated_at and the card's time, each as the score read them) and not a clock: they say what the score saw,
+    /// and a score that read the order as it stands is never queued again, whatever its figures round to. A card the sweep
+    /// gives an order late keeps the time it came, and may fall outside: the scorer gives waiting cards before it reads
+    /// features, so such an order was not scored yet. $1 the time, $2 ten minutes before.
     /// </summary>
-    internal static readonly string CardsScoredWithout = $"""
+    internal static readonly string ScoredWithout = $"""
         INSERT INTO risk_pending (shop_id, order_id, reason, queued_at)
-        SELECT o.shop_id, o.id, 'order_transactions/create', $1
-        FROM orders o JOIN risk_scores s ON s.shop_id = o.shop_id AND s.order_id = o.id
-        WHERE o.card_received_at IS NOT NULL AND o.card_received_at >= $2 AND s.card_version IS DISTINCT FROM o.card_received_at
-          AND NOT EXISTS (
-            SELECT 1 FROM ai_feature_switches w WHERE w.shop_id = o.shop_id AND w.feature = '{RiskScorer.Name}'
+        SELECT x.shop_id, x.id, x.reason, $1
+        FROM (SELECT o.shop_id, o.id, 'orders/updated' AS reason
+              FROM risk_scores s JOIN orders o ON o.shop_id = s.shop_id AND o.id = s.order_id
+              WHERE s.scored_at >= $2 AND s.order_version IS DISTINCT FROM o.updated_at AND NOT {ScoreStillFits("s.shop_id", "s.order_id", "o")}
+                AND o.redacted_at IS NULL AND o.{Online}
+              UNION ALL
+              SELECT o.shop_id, o.id, 'order_transactions/create'
+              FROM orders o JOIN risk_scores s ON s.shop_id = o.shop_id AND s.order_id = o.id
+              WHERE o.card_received_at IS NOT NULL AND o.card_received_at >= $2 AND s.card_version IS DISTINCT FROM o.card_received_at
+                AND o.{Online}) x
+        WHERE NOT EXISTS (
+            SELECT 1 FROM ai_feature_switches w WHERE w.shop_id = x.shop_id AND w.feature = '{RiskScorer.Name}'
               AND NOT w.enabled AND w.when_off = '{RiskScorer.ScoreNothing}')
         ON CONFLICT (shop_id, order_id) DO NOTHING
         """;

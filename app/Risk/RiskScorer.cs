@@ -198,7 +198,7 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
             var reasons = assessment.Reasons.Select(x => new { code = x.Code, text = x.Text, weight = Math.Round(x.Weight, 3) });
             var named = JsonSerializer.Serialize(OrderFeatures.Named(f));
             rows.Add(orderId, assessment.Score, level, version, 1 - modelWeight, JsonSerializer.Serialize(reasons), named, queuedAt,
-                versions[orderId].Card);
+                versions[orderId].Card, versions[orderId].Updated);
             output["score"] = Math.Round(assessment.Score, 4);
             output["level"] = level;
             output["prior_weight"] = Math.Round(1 - modelWeight, 3);
@@ -239,8 +239,9 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
                 SELECT $1, o.id, 'orders/updated', $4
                 FROM unnest($2::bigint[], $3::timestamptz[], $5::timestamptz[]) AS v(order_id, updated_at, card_received_at)
                 JOIN orders o ON o.shop_id = $1 AND o.id = v.order_id
-                WHERE (o.updated_at IS DISTINCT FROM v.updated_at AND NOT {RiskQueue.ScoreStillFits("$1", "o.id", "o")})
-                   OR o.card_received_at IS DISTINCT FROM v.card_received_at
+                WHERE ((o.updated_at IS DISTINCT FROM v.updated_at AND NOT {RiskQueue.ScoreStillFits("$1", "o.id", "o")})
+                       OR o.card_received_at IS DISTINCT FROM v.card_received_at)
+                  AND o.{RiskQueue.Online}
                 ON CONFLICT (shop_id, order_id) DO NOTHING
                 RETURNING shop_id)
             SELECT pg_notify('{RiskQueue.Channel}', $1::text) FROM (SELECT 1 FROM requeued LIMIT 1) r
@@ -274,32 +275,41 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
         private readonly List<string> _features = new(capacity);
         private readonly List<DateTimeOffset> _queued = new(capacity);
         private readonly List<DateTime?> _cards = new(capacity);
+        private readonly List<DateTime?> _orderVersions = new(capacity);
 
         /// <param name="card">The version of the order's card as claimed (<c>orders.card_received_at</c>), read before its
         /// features: a card that came after has a later one, and the order is scored again (RiskQueue.ScoreStillFits).</param>
+        /// <param name="orderVersion">The order's own version as claimed (<c>orders.updated_at</c>), for the sweep's look at
+        /// edits this batch could not see (RiskQueue.ScoredWithout).</param>
         public void Add(long order, double score, string level, int? version, double priorWeight, string reasons, string features, DateTimeOffset queued,
-            DateTimeOffset? card)
+            DateTimeOffset? card, DateTimeOffset? orderVersion)
         {
             _orders.Add(order); _scores.Add(score); _levels.Add(level); _versions.Add(version); _priorWeights.Add(priorWeight);
             _reasons.Add(reasons); _features.Add(features); _queued.Add(queued.ToUniversalTime()); _cards.Add(card?.UtcDateTime);
+            _orderVersions.Add(orderVersion?.UtcDateTime);
         }
 
         public void AddTo(StoreWriter store, DateTimeOffset now)
         {
             if (_orders.Count == 0) return;
             store.Add("""
-                INSERT INTO risk_scores (shop_id, order_id, score, level, model_version, prior_weight, reasons, features, queued_at, scored_at, card_version)
-                SELECT $1, s.order_id, s.score, s.level, s.model_version, s.prior_weight, s.reasons::jsonb, s.features::jsonb, s.queued_at, $10, s.card_version
-                FROM unnest($2::bigint[], $3::float8[], $4::text[], $5::int[], $6::float8[], $7::text[], $8::text[], $9::timestamptz[], $11::timestamptz[])
-                     AS s(order_id, score, level, model_version, prior_weight, reasons, features, queued_at, card_version)
+                INSERT INTO risk_scores (shop_id, order_id, score, level, model_version, prior_weight, reasons, features, queued_at, scored_at, card_version,
+                                         order_version)
+                SELECT $1, s.order_id, s.score, s.level, s.model_version, s.prior_weight, s.reasons::jsonb, s.features::jsonb, s.queued_at, $10, s.card_version,
+                       s.order_version
+                FROM unnest($2::bigint[], $3::float8[], $4::text[], $5::int[], $6::float8[], $7::text[], $8::text[], $9::timestamptz[], $11::timestamptz[],
+                            $12::timestamptz[])
+                     AS s(order_id, score, level, model_version, prior_weight, reasons, features, queued_at, card_version, order_version)
                 ON CONFLICT (shop_id, order_id) DO UPDATE SET score = excluded.score, level = excluded.level, model_version = excluded.model_version,
                     prior_weight = excluded.prior_weight, reasons = excluded.reasons, features = excluded.features,
                     queued_at = excluded.queued_at, scored_at = excluded.scored_at, card_version = excluded.card_version,
+                    order_version = excluded.order_version,
                     reviewed_at = CASE WHEN array_position(ARRAY['LOW', 'MEDIUM', 'HIGH'], excluded.level)
                                             > array_position(ARRAY['LOW', 'MEDIUM', 'HIGH'], coalesce(risk_scores.reviewed_level, 'HIGH'))
                                        THEN NULL ELSE risk_scores.reviewed_at END
                 """, store.ShopId, _orders.ToArray(), _scores.ToArray(), _levels.ToArray(), _versions.ToArray(), _priorWeights.ToArray(),
-                _reasons.ToArray(), _features.ToArray(), _queued.ToArray(), now, Sql.Array(_cards.ToArray(), NpgsqlTypes.NpgsqlDbType.TimestampTz));
+                _reasons.ToArray(), _features.ToArray(), _queued.ToArray(), now, Sql.Array(_cards.ToArray(), NpgsqlTypes.NpgsqlDbType.TimestampTz),
+                Sql.Array(_orderVersions.ToArray(), NpgsqlTypes.NpgsqlDbType.TimestampTz));
         }
     }
 

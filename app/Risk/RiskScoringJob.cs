@@ -23,19 +23,19 @@ public sealed class RiskScoringJob(RiskScorer scorer, JobLocks locks, RiskKicks 
     [AutomaticRetry(Attempts = 0)]
     public async Task SweepAsync(CancellationToken ct)
     {
-        // Cards still waiting for orders held by now (see StoreWriter.ApplyCardsSql), then orders scored without theirs. Why
-        // apart: a failure there must not keep the queued shops from being woken below.
+        // Cards still waiting for orders held by now (see StoreWriter.ApplyCardsSql), then orders scored without their card or
+        // an edit (RiskQueue.ScoredWithout). Why apart: a failure there must not keep the queued shops from being woken below.
         try
         {
             await using (var cards = db.CreateCommand(StoreWriter.ApplyCardsSql("SELECT shop_id, order_id FROM order_cards", skipLocked: true)))
                 await cards.ExecuteNonQueryAsync(ct);
-            await using var requeue = db.CreateCommand(RiskQueue.CardsScoredWithout);
+            await using var requeue = db.CreateCommand(RiskQueue.ScoredWithout);
             var now = clock.GetUtcNow();
             requeue.Parameters.Add(Sql.Param(now));
             requeue.Parameters.Add(Sql.Param(now.AddMinutes(-10)));
             await requeue.ExecuteNonQueryAsync(ct);
         }
-        catch (NpgsqlException e) { logger.LogWarning(e, "The risk sweep could not give waiting cards to their orders; it tries again in a minute"); }
+        catch (NpgsqlException e) { logger.LogWarning(e, "The risk sweep could not give waiting cards to their orders, or queue again orders scored without an edit or a card; it tries again in a minute"); }
         await using var cmd = db.CreateCommand("SELECT DISTINCT shop_id FROM risk_pending");
         await using var r = await cmd.ExecuteReaderAsync(ct);
         while (await r.ReadAsync(ct)) kicks.Kick(r.GetInt64(0));

@@ -129,7 +129,7 @@ public sealed class RiskTrainer(NpgsqlDataSource db, TableStatistics statistics,
             FROM orders o
             LEFT JOIN (SELECT order_id, bool_or(fraud) AS fraud FROM risk_labels WHERE shop_id = $1 AND labelled_at <= $2 GROUP BY order_id) l
               ON l.order_id = o.id
-            WHERE o.shop_id = $1 AND o.created_at IS NOT NULL AND o.created_at <= $3 AND NOT o.test AND {RiskQueue.Online("o")}
+            WHERE o.shop_id = $1 AND o.created_at IS NOT NULL AND o.created_at <= $3 AND NOT o.test AND o.{RiskQueue.Online}
               -- An erased customer's order has no email, address or card any more: rebuilt, its identity features read 0 as
               -- they never did when it was scored, and a fraud one among them taught that an order without identity is
               -- legitimate (until 5 Dec 2026 they were learnt from).

@@ -88,14 +88,15 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
     // (migration 0048); DecideAsync writes both, and an order's page says whether it is in the queue by the same column.
     // Why each order looked up by its key, with what the list shows of it (OFFSET 0 keeps the lookup a lookup): joined, the
     // queue of a store with few orders was planned as a scan of all of them. Why not a cancelled order: there is nothing left
-    // to decide on it (until 4 Dec 2026 one cancelled in Shopify, even for fraud, stayed in the queue as awaiting review).
-    private const string Queue = """
+    // to decide on it (until 4 Dec 2026 one cancelled in Shopify, even for fraud, stayed in the queue as awaiting review). Nor
+    // one rung up at the counter, scored before such orders no longer were (RiskQueue.Online).
+    private const string Queue = $"""
         queue AS (
             SELECT s.order_id, s.score * coalesce(o.total_price, 0)::float8 AS priority, s.level, s.score, s.reasons,
                    o.name, o.created_at, o.total_price, o.currency
             FROM risk_scores s
             CROSS JOIN LATERAL (SELECT o.name, o.created_at, o.total_price, o.currency FROM orders o
-                                WHERE o.shop_id = s.shop_id AND o.id = s.order_id AND o.cancelled_at IS NULL OFFSET 0) o
+                                WHERE o.shop_id = s.shop_id AND o.id = s.order_id AND o.cancelled_at IS NULL AND o.{RiskQueue.Online} OFFSET 0) o
             WHERE s.shop_id = $1 AND s.level IN ('MEDIUM', 'HIGH') AND s.reviewed_at IS NULL)
         """;
 

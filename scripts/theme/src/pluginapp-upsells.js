@@ -159,8 +159,11 @@
         if (!old) return;
         if (observer) observer.unobserve(old);
         if (!spare) {
-          // Its place kept, unseen, as an unused one's: nothing else on screen moves.
-          old.parentNode.replaceChild(el('li', 'pa-card pa-card--skeleton pa-card--unused'), old);
+          // Its place kept, at its size but unseen and inert, as an unused one's: nothing else on screen moves.
+          old.classList.add('pa-card--unused');
+          old.removeAttribute('data-position');
+          old.removeAttribute('data-product-id');
+          old.setAttribute('aria-hidden', 'true');
           if (!list.querySelector('.pa-card[data-position]')) emptyBlock(root, 'pa-upsells', root);
           return;
         }

@@ -72,6 +72,18 @@ public sealed class BlockVisibilityTests(AppFixture app) : IClassFixture<AppFixt
             Assert.Equal(HttpStatusCode.OK, (await app.SwitchFeatureAsync(shop, CartOffersFeature.Name, false, "nothing")).StatusCode);
             await HiddenAsync(shop, "cart_offers_hidden", "true");
         }
+        // Every call sent and marked so: a call still open counts as one that may land later, and the check queues after it.
+        async Task SentAsync(string shop)
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(20);
+            while (await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND completed_at IS NULL AND failed_at IS NULL", ids[shop]) > 0)
+            {
+                Assert.True(DateTime.UtcNow < deadline, $"{shop}: its calls were not all sent within 20 s");
+                await Task.Delay(100);
+            }
+        }
+        await SentAsync(lost);
+        await SentAsync(held);
         // Shopify no longer holds what the switches said (a switch's job that failed all its tries, or a shop switched off
         // before the app set metafields): the blocks would show their empty box until the merchant's next change.
         app.Shopify.Admin.ForgetMetafields(ShopifyStandIn.DefaultAdminApi.AppInstallation(lost));
@@ -85,6 +97,7 @@ public sealed class BlockVisibilityTests(AppFixture app) : IClassFixture<AppFixt
         await job.SweepAsync(CancellationToken.None);
         await HiddenAsync(lost, "upsells_hidden", "true");
         await HiddenAsync(lost, "cart_offers_hidden", "true");
+        await SentAsync(lost);
 
         // Where Shopify holds what the switches say, the check queues no call.
         await job.CheckAsync(ids[held], CancellationToken.None);

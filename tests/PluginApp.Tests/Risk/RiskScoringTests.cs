@@ -913,6 +913,41 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Contains("cvv_no_match", Codes((await ScoreOfAsync(shopId, 899_002)).Reasons));
     }
 
+    /// <summary>
+    /// An edit whose transaction commits just after its order's scoring checked for edits: its queueing met the order's queue
+    /// row still claimed and queued nothing, and until 5 Dec 2026 the order kept the score of what it no longer was. The
+    /// minute's sweep finds the score no longer fits the order's version and scores it again; an order scored as it stands
+    /// is left alone.
+    /// </summary>
+    [Fact]
+    public async Task AnEditMissedByItsOrdersScoring_IsScoredAgainByTheSweep_AndAnOrderScoredAsItStandsIsLeftAlone()
+    {
+        const string shop = "risk-edit-race.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        var now = app.Clock.GetUtcNow();
+        await SendAsync(shop, "orders/create", RiskOrders.Order(909_001, now, 30m, "203.0.113.95", "edited.late@example.net", null));
+        Assert.Equal(30f, (await ScoreOfAsync(shopId, 909_001)).Features.GetProperty("amount").GetSingle());
+        // A total whose cents a score's figures cannot hold (they are single precision): its score never reads back as its total.
+        await SendAsync(shop, "orders/create", RiskOrders.Order(909_002, now, 1_234_567.89m, "203.0.113.96", "large.order@example.net", null));
+        await ScoreOfAsync(shopId, 909_002);
+        var sweep = app.Factory.Services.GetRequiredService<RiskScoringJob>();
+        // Scored as they stand: the sweep queues neither, whatever their figures round to.
+        await sweep.SweepAsync(CancellationToken.None);
+        await Task.Delay(1500);
+        Assert.Equal(2L, await app.ScalarAsync("SELECT count(*) FROM decisions WHERE shop_id = $1 AND order_id IN (909001, 909002) AND kind = 'risk'", shopId));
+
+        // The edit stored, its queueing lost as above.
+        await app.ScalarAsync("""
+            UPDATE orders SET total_price = 950, updated_at = updated_at + interval '1 minute' WHERE shop_id = $1 AND id = 909001
+            """, shopId);
+        await sweep.SweepAsync(CancellationToken.None);
+        await WaitForAsync(shopId, "SELECT (features->>'amount')::float8 = 950 FROM risk_scores WHERE shop_id = $1 AND order_id = $2", 909_001);
+        // And once scored again, left alone.
+        await sweep.SweepAsync(CancellationToken.None);
+        await Task.Delay(1500);
+        Assert.Equal(2L, await app.ScalarAsync("SELECT count(*) FROM decisions WHERE shop_id = $1 AND order_id = 909001 AND kind = 'risk'", shopId));
+    }
+
     [Fact]
     public async Task ActiveModelTrainedOnAnEarlierFeatureList_IsNotServed_AndOrdersAreScoredByThePrior()
     {

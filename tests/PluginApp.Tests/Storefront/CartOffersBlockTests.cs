@@ -223,12 +223,14 @@ public sealed class CartOffersBlockTests(StorefrontFixture sf) : IClassFixture<S
                         await page.ScreenshotAsync(new PageScreenshotOptions { Path = Screenshot("storefront-cart-page-both-blocks.png"), FullPage = true });
                         // The offers block shows another product later (after an Add from it, on a theme that keeps the page):
                         // its card goes, and the product the offers block showed first, maybe in the cart now, does not come back.
+                        var height = await page.EvaluateAsync<double>("() => document.querySelector('[data-pa-upsells]').getBoundingClientRect().height");
                         await page.EvaluateAsync("() => document.dispatchEvent(new CustomEvent('pluginapp:offer-shown', { detail: 9002 }))");
                         await Assertions.Expect(page.Locator("[data-pa-upsells] .pa-card[data-product-id='9002']")).ToHaveCountAsync(0);
                         await Assertions.Expect(page.Locator($"[data-pa-upsells] .pa-card[data-product-id='{offered}']")).ToHaveCountAsync(0);
                         Assert.Equal([9_001, 9_003, 9_004], (await page.Locator("[data-pa-upsells] .pa-card[data-product-id]")
                             .EvaluateAllAsync<long[]>("els => els.map(e => Number(e.getAttribute('data-product-id')))")).Order());
                         Assert.Equal(4, await page.Locator("[data-pa-upsells] li.pa-card").CountAsync());
+                        Assert.Equal(height, await page.EvaluateAsync<double>("() => document.querySelector('[data-pa-upsells]').getBoundingClientRect().height"));
                     }
                 }
                 finally { await page.Context.CloseAsync(); }
