@@ -58,6 +58,7 @@ internal static class RiskQueue
     /// order's, and until 5 Dec 2026 no live order had a card to be scored with; a version, unlike the scoring's clock,
     /// says what the score was computed with.
     /// </summary>
+    /// <remarks>Its own scores are <c>s</c>: a caller's alias for its scores must be another, or it is hidden here.</remarks>
     internal static string ScoreStillFits(string shopId, string orderId, string o) => $"""
         EXISTS (
                 SELECT 1 FROM risk_scores s WHERE s.shop_id = {shopId} AND s.order_id = {orderId}
@@ -117,8 +118,8 @@ internal static class RiskQueue
         INSERT INTO risk_pending (shop_id, order_id, reason, queued_at)
         SELECT x.shop_id, x.id, x.reason, $1
         FROM (SELECT o.shop_id, o.id, 'orders/updated' AS reason
-              FROM risk_scores s JOIN orders o ON o.shop_id = s.shop_id AND o.id = s.order_id
-              WHERE s.scored_at >= $2 AND s.order_version IS DISTINCT FROM o.updated_at AND NOT {ScoreStillFits("s.shop_id", "s.order_id", "o")}
+              FROM risk_scores r JOIN orders o ON o.shop_id = r.shop_id AND o.id = r.order_id
+              WHERE r.scored_at >= $2 AND r.order_version IS DISTINCT FROM o.updated_at AND NOT {ScoreStillFits("r.shop_id", "r.order_id", "o")}
                 AND o.redacted_at IS NULL AND o.{Online}
               UNION ALL
               SELECT o.shop_id, o.id, 'order_transactions/create'

@@ -936,6 +936,9 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
         await Task.Delay(1500);
         Assert.Equal(2L, await app.ScalarAsync("SELECT count(*) FROM decisions WHERE shop_id = $1 AND order_id IN (909001, 909002) AND kind = 'risk'", shopId));
 
+        // Another order of the store scored at the total the edit will give (the edit must be matched with its own score).
+        await SendAsync(shop, "orders/create", RiskOrders.Order(909_003, now, 950m, "203.0.113.97", "same.total@example.net", null));
+        await ScoreOfAsync(shopId, 909_003);
         // The edit stored, its queueing lost as above.
         await app.ScalarAsync("""
             UPDATE orders SET total_price = 950, updated_at = updated_at + interval '1 minute' WHERE shop_id = $1 AND id = 909001
@@ -946,6 +949,7 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
         await sweep.SweepAsync(CancellationToken.None);
         await Task.Delay(1500);
         Assert.Equal(2L, await app.ScalarAsync("SELECT count(*) FROM decisions WHERE shop_id = $1 AND order_id = 909001 AND kind = 'risk'", shopId));
+        Assert.Equal(1L, await app.ScalarAsync("SELECT count(*) FROM decisions WHERE shop_id = $1 AND order_id = 909003 AND kind = 'risk'", shopId));
     }
 
     [Fact]
