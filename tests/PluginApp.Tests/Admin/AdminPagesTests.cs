@@ -522,6 +522,12 @@ public sealed class AdminPagesTests(AdminFixture app, ITestOutputHelper output) 
             await Assertions.Expect(page.Locator("#switches tr[data-feature=cart-offers] [data-state]")).ToHaveAttributeAsync("data-state", "off", new() { Timeout = 10000 });
             Assert.Contains("pausing discounts during the stock count", await page.Locator("#events").InnerTextAsync());
             Assert.False((await app.Factory.Services.GetRequiredService<PluginApp.Admin.Switches.AiFeatureSwitches>().StateAsync(shopId, "cart-offers", CancellationToken.None)).Enabled);
+            // What "off" means reads as a sentence beside its badge, and the switches fit their card: until 5 Dec 2026 the
+            // cart block's meaning stood a word a line, and the upsells' choice pushed the table past the card's edge.
+            var meaning = await page.Locator("#switches tr[data-feature=cart-offers] td .text-subdued").BoundingBoxAsync();
+            Assert.True(meaning!.Height < 5 * 20, $"the off meaning is {meaning.Height} px high in a {meaning.Width} px column");
+            Assert.True(await page.Locator("#switches").EvaluateAsync<bool>("t => t.scrollWidth <= t.parentElement.clientWidth"),
+                "the switches table is wider than its card");
             await AdminFixture.ScreenshotAsync(page, "governance-switched");
 
             await page.Locator("#switches tr[data-feature=cart-offers] button[type=submit]").ClickAsync();
