@@ -121,6 +121,14 @@ public sealed class RiskTrainer(NpgsqlDataSource db, TableStatistics statistics,
         return await cmd.ExecuteScalarAsync(ct) is DateTime t ? new DateTimeOffset(t, TimeSpan.Zero) : null;
     }
 
+    /// <summary>
+    /// The orders (alias <c>o</c>) the model learns from, here and in the evaluation command's fresh fit: not test orders, not
+    /// rung up in the store (never scored, <see cref="RiskQueue.Online"/>), and not erased. An erased customer's order has no
+    /// email, address or card any more: rebuilt, its identity features read 0 as they never did when it was scored, and a
+    /// fraud one among them taught that an order without identity is legitimate (until 5 Dec 2026 they were learnt from).
+    /// </summary>
+    public static readonly string Learnable = $"NOT o.test AND o.{RiskQueue.Online} AND o.redacted_at IS NULL";
+
     /// <summary>Orders older than <see cref="Maturity"/> at <paramref name="now"/>, fraud when a fraud label is known by then.</summary>
     private async Task<List<KnownOrder>> KnownOutcomesAsync(long shopId, DateTimeOffset now, CancellationToken ct)
     {
@@ -129,11 +137,7 @@ public sealed class RiskTrainer(NpgsqlDataSource db, TableStatistics statistics,
             FROM orders o
             LEFT JOIN (SELECT order_id, bool_or(fraud) AS fraud FROM risk_labels WHERE shop_id = $1 AND labelled_at <= $2 GROUP BY order_id) l
               ON l.order_id = o.id
-            WHERE o.shop_id = $1 AND o.created_at IS NOT NULL AND o.created_at <= $3 AND NOT o.test AND o.{RiskQueue.Online}
-              -- An erased customer's order has no email, address or card any more: rebuilt, its identity features read 0 as
-              -- they never did when it was scored, and a fraud one among them taught that an order without identity is
-              -- legitimate (until 5 Dec 2026 they were learnt from).
-              AND o.redacted_at IS NULL
+            WHERE o.shop_id = $1 AND o.created_at IS NOT NULL AND o.created_at <= $3 AND {Learnable}
             """);
         cmd.Parameters.Add(Sql.Param(shopId));
         cmd.Parameters.Add(Sql.Param(now));

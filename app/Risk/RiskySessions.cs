@@ -37,9 +37,11 @@ public sealed class RiskySessions(NpgsqlDataSource db, TimeProvider clock) : ISe
         var now = clock.GetUtcNow();
         // Why confirmed fraud apart: until 4 Dec a HIGH order left the set with any label, so confirming it as fraud (or
         // cancelling it) gave the fraudster upsells again.
-        await using var cmd = db.CreateCommand("""
+        // Why in-store orders' old scores apart: no reviewer sees them (RiskQueue.Online), so until 6 Dec 2026 a HIGH one scored
+        // before POS orders stopped being scored kept its buyer from upsells for 30 days with nothing anyone could do.
+        await using var cmd = db.CreateCommand($"""
             SELECT o.customer_id, o.browser_ip FROM risk_scores s JOIN orders o ON o.shop_id = s.shop_id AND o.id = s.order_id
-            WHERE s.shop_id = $1 AND s.level = 'HIGH' AND s.scored_at > $2 AND o.cancelled_at IS NULL AND s.reviewed_at IS NULL
+            WHERE s.shop_id = $1 AND s.level = 'HIGH' AND s.scored_at > $2 AND o.cancelled_at IS NULL AND s.reviewed_at IS NULL AND o.{RiskQueue.Online}
               AND NOT EXISTS (SELECT 1 FROM risk_labels l WHERE l.shop_id = s.shop_id AND l.order_id = s.order_id AND NOT l.fraud AND l.source <> 'review')
             UNION
             SELECT o.customer_id, o.browser_ip FROM risk_labels l JOIN orders o ON o.shop_id = l.shop_id AND o.id = l.order_id

@@ -31,9 +31,10 @@ public sealed record ReviewQueue(IReadOnlyList<QueueRow> Rows, int Total);
 
 /// <param name="Priority">Score × total: the queue's sort key.</param>
 /// <param name="Awaiting">Flagged (MEDIUM or HIGH) and neither approved nor marked as fraud yet: in the queue.</param>
+/// <param name="InStore">Rung up at the counter (Shopify POS): never in the queue, though scored before 5 Dec 2026.</param>
 public sealed record ReviewOrder(long Id, string Name, DateTimeOffset? PlacedAt, decimal Total, string Currency, string? Email, string? BrowserIp,
     string? BillingCountry, string? ShippingCountry, long? CustomerId, string Level, double Score, DateTimeOffset ScoredAt,
-    IReadOnlyList<ReviewReason> Reasons, double Priority, bool Awaiting, bool Cancelled = false);
+    IReadOnlyList<ReviewReason> Reasons, double Priority, bool Awaiting, bool Cancelled = false, bool InStore = false);
 
 /// <summary>The customer's orders before this one: by customer id, or for a guest by email (as the risk features count them).</summary>
 public sealed record CustomerHistory(int EarlierOrders, decimal EarlierSpend, DateTimeOffset? FirstOrderAt);
@@ -469,11 +470,14 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
 
     private static async Task<ReviewOrder?> OrderAsync(NpgsqlConnection conn, long shopId, long orderId, CancellationToken ct)
     {
-        await using var cmd = new NpgsqlCommand("""
+        // Why in-store orders apart: the queue leaves them out (RiskQueue.Online), and until 6 Dec 2026 the page of one scored
+        // before POS orders stopped being scored said it awaited review, and took the reviewer's lock, while the queue never listed it.
+        await using var cmd = new NpgsqlCommand($"""
             SELECT o.id, coalesce(o.name, '#' || o.id), o.created_at, coalesce(o.total_price, 0), coalesce(o.currency, ''), o.email, o.browser_ip,
                    o.billing_country, o.shipping_country, o.customer_id, s.level, s.score, s.scored_at, s.reasons::text,
                    s.score * coalesce(o.total_price, 0)::float8,
-                   s.level IN ('MEDIUM', 'HIGH') AND s.reviewed_at IS NULL AND o.cancelled_at IS NULL, o.cancelled_at IS NOT NULL
+                   s.level IN ('MEDIUM', 'HIGH') AND s.reviewed_at IS NULL AND o.cancelled_at IS NULL AND o.{RiskQueue.Online}, o.cancelled_at IS NOT NULL,
+                   NOT (o.{RiskQueue.Online})
             FROM risk_scores s JOIN orders o ON o.shop_id = s.shop_id AND o.id = s.order_id
             WHERE s.shop_id = $1 AND s.order_id = $2
             """, conn);
@@ -484,7 +488,7 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
         string? Text(int i) => r.IsDBNull(i) ? null : r.GetString(i);
         return new ReviewOrder(r.GetInt64(0), r.GetString(1), Time(r, 2), r.GetDecimal(3), r.GetString(4), Text(5), Text(6), Text(7), Text(8),
             r.IsDBNull(9) ? null : r.GetInt64(9), r.GetString(10), r.GetDouble(11), r.GetFieldValue<DateTimeOffset>(12), Reasons(r.GetString(13)),
-            r.GetDouble(14), r.GetBoolean(15), r.GetBoolean(16));
+            r.GetDouble(14), r.GetBoolean(15), r.GetBoolean(16), r.GetBoolean(17));
     }
 
     /// <summary>The scorer's reasons (<c>[{code, text, weight}]</c>) in its order.</summary>

@@ -82,9 +82,10 @@ else recomputed = orders.Select(o => RulePrior.Assess(features[o.Id], "").Score)
 var prior = orders.Select(o => RulePrior.Assess(features[o.Id], "").Score).ToArray();
 var stored = orders.Select(o => o.Stored).ToArray();
 
-// A fresh offline fit on the training days (labels from the data set, all known), scored on the same test orders.
+// A fresh offline fit on the training days (labels from the data set, all known; the orders the app's trainer learns from),
+// scored on the same test orders.
 var train = new List<RiskTrainer.KnownOrder>();
-await using (var cmd = new NpgsqlCommand("SELECT id, created_at FROM orders WHERE shop_id = $1 AND created_at >= $2 AND created_at < $3", conn)
+await using (var cmd = new NpgsqlCommand($"SELECT o.id, o.created_at FROM orders o WHERE o.shop_id = $1 AND o.created_at >= $2 AND o.created_at < $3 AND {RiskTrainer.Learnable}", conn)
     { Parameters = { new() { Value = shopId }, new() { Value = trainFrom }, new() { Value = trainTo } } })
 await using (var r = await cmd.ExecuteReaderAsync())
     while (await r.ReadAsync())

@@ -571,6 +571,15 @@ public sealed class ReviewQueueTests(ReviewFixture app) : IClassFixture<ReviewFi
         Assert.False((await store.DetailAsync(shopId, 7800001, CancellationToken.None))!.Order.Awaiting);
         Assert.True((await store.DetailAsync(shopId, 7800002, CancellationToken.None))!.Order.Awaiting);
         Assert.False((await store.DetailAsync(shopId, 7800041, CancellationToken.None))!.Order.Awaiting);
+        // An order rung up in the store (Shopify POS), scored before such orders stopped being scored: the queue leaves it
+        // out, and its page says why instead of taking the reviewer's lock on an order the queue never lists.
+        await app.CountAsync("UPDATE orders SET source_name = 'pos' WHERE shop_id = $1 AND id = 7800003", shopId);
+        Assert.Equal(38, (await store.QueueAsync(shopId, 50, CancellationToken.None)).Total);
+        var inStore = (await store.DetailAsync(shopId, 7800003, CancellationToken.None))!.Order;
+        Assert.Equal((false, true), (inStore.Awaiting, inStore.InStore));
+        var page = await OpenAsync(shop, Ada, 7800003);
+        Assert.Contains("rung up in the store", await page.Locator("#review-lock").InnerTextAsync(), StringComparison.Ordinal);
+        Assert.Equal(0L, await app.ScalarAsync("SELECT count(*) FROM review_locks WHERE shop_id = $1 AND order_id = 7800003", shopId));
 
         await using var conn = await app.Db.OpenConnectionAsync();
         // Every order the store ever flagged: 5,040.

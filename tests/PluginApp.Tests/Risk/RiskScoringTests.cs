@@ -727,6 +727,17 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
         sessions.Invalidate(shopId);
         Assert.Equal(RiskySessions.Path, await LoggedPathAsync(await RecommendAsync(shop, fraudster)));
         Assert.Equal(someoneElse.GetProperty("path").GetString(), (await RecommendAsync(shop, customer)).GetProperty("path").GetString());
+
+        // A HIGH order that was rung up in the store (Shopify POS), scored before such orders stopped being scored: no
+        // reviewer ever sees it, so it does not keep its buyer from upsells.
+        const long counterBuyer = 74_996;
+        await SendAsync(shop, "orders/create", RiskOrders.Order(749_003, app.Clock.GetUtcNow(), 660m, "203.0.113.79", "counter@example.net", counterBuyer, billing: "US", shipping: "NG"));
+        Assert.Equal("HIGH", (await ScoreOfAsync(shopId, 749_003)).Level);
+        sessions.Invalidate(shopId);
+        Assert.Equal(RiskySessions.Path, await LoggedPathAsync(await RecommendAsync(shop, counterBuyer)));
+        await app.ScalarAsync("UPDATE orders SET source_name = 'pos' WHERE shop_id = $1 AND id = 749003", shopId);
+        sessions.Invalidate(shopId);
+        Assert.Equal(someoneElse.GetProperty("path").GetString(), (await RecommendAsync(shop, counterBuyer)).GetProperty("path").GetString());
     }
 
     /// <summary>The path the decision log recorded for an answer (written behind the answer).</summary>
