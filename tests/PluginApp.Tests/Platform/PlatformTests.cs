@@ -129,19 +129,15 @@ public sealed class PlatformTests(AppFixture app) : IClassFixture<AppFixture>
     [Fact]
     public async Task Start_WithATopicRegisteredTwice_FailsNamingTheTopic()
     {
-        await using var factory = app.CreateFactory(app.Database.ConnectionString, b => b.ConfigureServices(s =>
+        var e = await app.StartRefusalAsync(b => b.ConfigureServices(s =>
             PluginApp.Webhooks.WebhookTopicExtensions.AddWebhookTopic(s, "orders/create", p => p.GetRawText(), (_, _) => { })));
-        var e = Assert.ThrowsAny<Exception>(() => factory.CreateClient());
         Assert.Contains("orders/create is already handled", e.ToString());
     }
 
     [Fact]
     public async Task Start_WithoutClientSecret_FailsNamingTheSetting()
     {
-        await using var factory = app.CreateFactory(app.Database.ConnectionString, b => b.UseSetting("Shopify:ClientSecret", ""));
-        var e = Assert.ThrowsAny<Exception>(() => factory.CreateClient());
-        // The whole exception in the message: once in a full run (2 Dec) the start failed with an ObjectDisposedException
-        // instead, whose text the assertion cut after 40 characters.
+        var e = await app.StartRefusalAsync(b => b.UseSetting("Shopify:ClientSecret", ""));
         Assert.True(e.ToString().Contains("Shopify:ClientSecret", StringComparison.Ordinal), e.ToString());
     }
 
