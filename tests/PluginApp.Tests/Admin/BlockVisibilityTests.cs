@@ -59,6 +59,42 @@ public sealed class BlockVisibilityTests(AppFixture app) : IClassFixture<AppFixt
         Assert.Null(app.Shopify.Admin.Metafields(ShopifyStandIn.DefaultAdminApi.AppInstallation(shop)).GetValueOrDefault("pluginapp.cart_offers_hidden"));
     }
 
+    /// <summary>
+    /// The day's checks are queued a group at a time, not every shop at once: they share the long jobs' workers with
+    /// merchants' imports and trainings.
+    /// </summary>
+    [Fact]
+    public async Task DailyCheck_QueuesItsShopsAGroupAtATime()
+    {
+        for (var i = 0; i < BlockVisibilityJob.CheckGroup + 3; i++) await app.InstallShopAsync($"blocks-spread-{i}.myshopify.com");
+        var reachable = await app.CountAsync($"SELECT count(*) FROM shops s WHERE {PluginApp.StoreData.ShopStatus.Reachable("s")}");
+        var storage = app.Factory.Services.GetRequiredService<Hangfire.JobStorage>();
+        var monitor = storage.GetMonitoringApi();
+        List<KeyValuePair<string, Hangfire.Storage.Monitoring.ScheduledJobDto>> Checks() => monitor.ScheduledJobs(0, 10_000)
+            .Where(j => j.Value.Job?.Method.Name == nameof(BlockVisibilityJob.CheckAsync)).ToList();
+        var before = Checks().Select(j => j.Key).ToHashSet();
+        var start = DateTime.UtcNow;
+
+        await app.Factory.Services.GetRequiredService<BlockVisibilityJob>().SweepAsync(CancellationToken.None);
+
+        var scheduled = Checks().Where(j => !before.Contains(j.Key)).ToList();
+        try
+        {
+            Assert.Equal(reachable - BlockVisibilityJob.CheckGroup, scheduled.Count);
+            foreach (var group in scheduled.GroupBy(j => (int)Math.Round((j.Value.EnqueueAt - start).TotalSeconds / BlockVisibilityJob.CheckGroupSpacing.TotalSeconds)))
+            {
+                Assert.InRange(group.Key, 1, (reachable - 1) / BlockVisibilityJob.CheckGroup);
+                Assert.True(group.Count() <= BlockVisibilityJob.CheckGroup, $"{group.Count()} checks queued {group.Key} groups in");
+            }
+        }
+        finally
+        {
+            // Not left to run during the class's other tests.
+            var jobs = app.Factory.Services.GetRequiredService<Hangfire.IBackgroundJobClient>();
+            foreach (var j in scheduled) Hangfire.BackgroundJobClientExtensions.Delete(jobs, j.Key);
+        }
+    }
+
     [Fact]
     public async Task DailyCheck_PutsBackWhatShopifyLost_AndQueuesNothingWhereShopifyHoldsTheSwitch()
     {
