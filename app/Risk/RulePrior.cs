@@ -56,7 +56,10 @@ public static class RulePrior
                 ? Inv($"The total, {Currency.Format(Get("amount"), currency)}, is more than 10 standard deviations above this store's usual order")
                 : Inv($"The total, {Currency.Format(Get("amount"), currency)}, is {z:0.0} standard deviations above this store's usual order"));
         if (Get("first_order_high_value") > 0) Add("first_order_high_value", 1.2,
-            Inv($"First order from this customer, and larger than 9 in 10 of the store's recent orders ({Currency.Format(Get("amount"), currency)})"));
+            // Why "found for this buyer": earlier orders are found by the customer account, or a guest's email, and an order
+            // with neither (a draft order taken over the phone) has none to find; until 6 Dec 2026 this said "First order from
+            // this customer" of an order whose page said nothing matched its buyer.
+            Inv($"No earlier order found for this buyer, and larger than 9 in 10 of the store's recent orders ({Currency.Format(Get("amount"), currency)})"));
         var ip1 = Get("ip_orders_1d");
         if (ip1 >= 2) Add("ip_velocity", Math.Min(0.6 * (ip1 + 1 - 2), 2.4), $"{Orders(ip1)} from the same browser address in 24 hours");
         var emails = Get("ip_emails_7d");
@@ -69,7 +72,7 @@ public static class RulePrior
         if (em1 >= 2) Add("email_velocity", Math.Min(0.5 * (em1 + 1 - 2), 1.5), $"{Orders(em1)} from the same email in 24 hours");
         if (Get("country_mismatch") > 0) Add("country_mismatch", 0.9, "The billing country differs from the shipping country");
         var first = Get("customer_orders_before") == 0;
-        if (first && Get("has_discount") > 0) Add("first_order_discount", 0.3, "A discount code on the customer's first order");
+        if (first && Get("has_discount") > 0) Add("first_order_discount", 0.3, "A discount code, and no earlier order found for this buyer");
         var ipShare = Get("ip_fraud_share_30d");
         if (ipShare > 0) Add("ip_fraud_history", 3.0 * ipShare,
             Inv($"{ipShare * 100:0}% of the labelled orders from this browser address in the last 30 days were confirmed fraud"));

@@ -579,6 +579,10 @@ public sealed class ReviewQueueTests(ReviewFixture app) : IClassFixture<ReviewFi
         Assert.Equal((false, true), (inStore.Awaiting, inStore.InStore));
         var page = await OpenAsync(shop, Ada, 7800003);
         Assert.Contains("rung up in the store", await page.Locator("#review-lock").InnerTextAsync(), StringComparison.Ordinal);
+        // No account and no email: nothing to find its buyer's earlier orders by, so the page does not call the buyer new.
+        var buyer = await page.Locator("#review-customer").InnerTextAsync();
+        Assert.Contains("nothing", buyer, StringComparison.Ordinal);
+        Assert.DoesNotContain("this one", buyer, StringComparison.Ordinal);
         Assert.Equal(0L, await app.ScalarAsync("SELECT count(*) FROM review_locks WHERE shop_id = $1 AND order_id = 7800003", shopId));
 
         await using var conn = await app.Db.OpenConnectionAsync();

@@ -664,6 +664,29 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
     }
 
     /// <summary>
+    /// A draft order taken over the phone, with no customer account and no email: nothing finds its buyer's earlier orders,
+    /// so its reasons say none was found. Until 6 Dec 2026 they said "First order from this customer".
+    /// </summary>
+    [Fact]
+    public async Task AnOrderWithNoAccountOrEmail_IsNotCalledTheCustomersFirstOrder()
+    {
+        const string shop = "risk-no-identity.myshopify.com";
+        var shopId = await OrdinaryStoreAsync(shop, 1_780_000);
+        var order = RiskOrders.Order(1_789_001, app.Clock.GetUtcNow(), 900m, "203.0.113.90", "", null, discount: true);
+        order["source_name"] = "shopify_draft_order";
+        order["email"] = null;
+        order["contact_email"] = null;
+        order["customer"] = null;
+        await SendAsync(shop, "orders/create", order);
+
+        var reasons = (await ScoreOfAsync(shopId, 1_789_001)).Reasons.GetRawText();
+
+        Assert.Contains("No earlier order found for this buyer, and larger than 9 in 10", reasons, StringComparison.Ordinal);
+        Assert.Contains("A discount code, and no earlier order found for this buyer", reasons, StringComparison.Ordinal);
+        Assert.DoesNotContain("first order", reasons, StringComparison.OrdinalIgnoreCase);
+    }
+
+    /// <summary>
     /// Orders Shopify sends with <c>"email": ""</c> (draft and point-of-sale orders of no customer) share no email: until 5 Dec
     /// 2026 the empty string was stored as one, and each such order read as a returning customer with the others' orders.
     /// </summary>
