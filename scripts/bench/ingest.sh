@@ -17,7 +17,9 @@
 #        risk scoring each order queues; on by default, as the aims ask),
 #        INGEST_LATENCY_DUMP=FILE (each first delivery's start and latency in ms, after a line "# began UNIX_MS"),
 #        TRAFFIC=0 (visitors the measured shop has seen, as a store in season: each exposed to its two experiments and shown
-#        five recommendations, a fifth of them the orders' customers; 0 measures a store with no traffic yet)
+#        five recommendations, a fifth of them the orders' customers; 0 measures a store with no traffic yet),
+#        ADDRESSES=254 (browser addresses the orders are drawn from: 254 gives each about 118 orders of a 30,000-order month,
+#        the shape of every run before 6 Dec 2026; a store's shoppers come from about as many addresses as there are shoppers)
 set -euo pipefail
 ROOT_DIR="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$ROOT_DIR"
@@ -65,7 +67,7 @@ for batch in $BATCHES; do
   echo "--- max batch $batch"
   out="$(dotnet scripts/bench/LoadGen/bin/Release/net10.0/LoadGen.dll ingest --url "$URLS" --secret "$SECRET" \
     --conn "$PG_CONN" --n "$N" --concurrency "$((C * INSTANCES))" --label "$batch" --run "$RUN" \
-    --warm-app "${WARM_APP:-$(( N < 3000 ? N : 3000 ))}" --token "$OPERATOR_TOKEN" --risk "${RISK:-on}" --traffic "${TRAFFIC:-0}")" || { echo "$out"; exit 1; }
+    --warm-app "${WARM_APP:-$(( N < 3000 ? N : 3000 ))}" --token "$OPERATOR_TOKEN" --risk "${RISK:-on}" --traffic "${TRAFFIC:-0}" --addresses "${ADDRESSES:-254}")" || { echo "$out"; exit 1; }
   echo "$out" | grep -v '^RESULT|'
   RESULTS+=("$(echo "$out" | grep '^RESULT|')")
   stop_apps
@@ -73,7 +75,7 @@ for batch in $BATCHES; do
 done
 
 echo
-echo "=== $(date -u '+%d %b %Y %H:%M UTC'): $INSTANCES instance(s), concurrency $((C * INSTANCES)), N = $N, warmed with $WARM, order risk ${RISK:-on}, traffic ${TRAFFIC:-0} visitors, load average now $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "=== $(date -u '+%d %b %Y %H:%M UTC'): $INSTANCES instance(s), concurrency $((C * INSTANCES)), N = $N, warmed with $WARM, order risk ${RISK:-on}, traffic ${TRAFFIC:-0} visitors, ${ADDRESSES:-254} browser addresses, load average now $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-10s %10s %12s %9s %9s %12s %12s %16s %14s\n' "max batch" "ceiling/s" "first/s" "p50 ms" "p99 ms" "repeated/s" "per commit" "first/ceiling" "CPU ms/first"
 for r in "${RESULTS[@]}"; do
   IFS='|' read -r _ label ceiling first p50 p99 repeat per ratio failures ok cpu <<<"$r"

@@ -34,11 +34,13 @@ internal static class IngestBenchmark
         // Why a range per run: several runs on one database each need orders of their own, or the replay check refuses
         // them as another shop's.
         var firstId = 5_000_000_000L + 10_000_000L * a.GetInt("run", 0);
-        var orders = Enumerable.Range(0, n).Select(i => OrderBodies.Draw(random, firstId + i)).ToArray();
+        var addresses = a.GetInt("addresses", OrderBodies.ConcentratedAddresses);
+        var orders = Enumerable.Range(0, n).Select(i => OrderBodies.Draw(random, firstId + i, addresses)).ToArray();
         // Why parallel: shaping 20,000 orders through JsonObject is the slow part of the start; the draws above stay sequential.
         var bodies = orders.AsParallel().AsOrdered().Select(OrderBodies.Body).ToArray();
         var hmacs = bodies.Select(b => ShopifySigner.Webhook(secret, b)).ToArray();
         var ids = Enumerable.Range(0, n).Select(_ => Guid.NewGuid().ToString()).ToArray();
+        Console.WriteLine($"browser addresses: {orders.Select(o => o.Client!.BrowserIp).Distinct().Count()} among the {n} orders (drawn from {addresses})");
         Console.WriteLine($"bodies: {n}, mean {bodies.Average(b => b.Length) / 1024:F1} KB (min {bodies.Min(b => b.Length) / 1024.0:F1}, max {bodies.Max(b => b.Length) / 1024.0:F1}), concurrency {concurrency}");
 
         using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = concurrency, PooledConnectionLifetime = TimeSpan.FromMinutes(10) })
@@ -68,7 +70,7 @@ internal static class IngestBenchmark
             for (var phase = 1; ; phase++)
             {
                 var warmOrders = Enumerable.Range(0, warmApp)
-                    .Select(i => OrderBodies.Body(OrderBodies.Draw(random, firstId + 5_000_000 + (phase - 1) * warmApp + i))).ToArray();
+                    .Select(i => OrderBodies.Body(OrderBodies.Draw(random, firstId + 5_000_000 + (phase - 1) * warmApp + i, addresses))).ToArray();
                 var warmHmacs = warmOrders.Select(b => ShopifySigner.Webhook(secret, b)).ToArray();
                 Metrics? before = token is null ? null : await Metrics.ReadAsync(http, UrlOf(0), token);
                 var warmed = await LoadRunner.RunAsync(http, warmApp, concurrency,
@@ -120,6 +122,15 @@ internal static class IngestBenchmark
         long stored, commits;
         await using (var db = NpgsqlDataSource.Create(a.Get("conn")))
         {
+            // What the scoring made of the orders: a store's flagged share is a few in a hundred.
+            await using (var cmd = db.CreateCommand("""
+                SELECT string_agg(level || ' ' || n, ', ' ORDER BY level DESC) FROM (
+                    SELECT r.level, count(*) AS n FROM risk_scores r JOIN shops s ON s.id = r.shop_id WHERE s.domain = $1 GROUP BY r.level) x
+                """))
+            {
+                cmd.Parameters.AddWithValue(shop);
+                Console.WriteLine($"risk levels of the measured orders: {await cmd.ExecuteScalarAsync() as string ?? "none scored"}");
+            }
             await using (var cmd = db.CreateCommand("SELECT count(*) FROM orders o JOIN shops s ON s.id = o.shop_id WHERE s.domain = $1"))
             {
                 cmd.Parameters.AddWithValue(shop);
