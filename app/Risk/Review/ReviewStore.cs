@@ -36,8 +36,11 @@ public sealed record ReviewOrder(long Id, string Name, DateTimeOffset? PlacedAt,
     string? BillingCountry, string? ShippingCountry, long? CustomerId, string Level, double Score, DateTimeOffset ScoredAt,
     IReadOnlyList<ReviewReason> Reasons, double Priority, bool Awaiting, bool Cancelled = false, bool InStore = false);
 
-/// <summary>The customer's orders before this one: by customer id, or for a guest by email (as the risk features count them).</summary>
-public sealed record CustomerHistory(int EarlierOrders, decimal EarlierSpend, DateTimeOffset? FirstOrderAt);
+/// <summary>
+/// The customer's orders before this one: by customer id, or for a guest by email, those that stood by this order's time
+/// (as the risk features count them), and <paramref name="NotCounted"/> others (tests, or cancelled or known as fraud by then).
+/// </summary>
+public sealed record CustomerHistory(int EarlierOrders, decimal EarlierSpend, DateTimeOffset? FirstOrderAt, int NotCounted = 0);
 
 /// <param name="Fraud">The order's fraud label from any source (true if any says fraud), or null when it has none.</param>
 public sealed record RelatedOrder(long Id, string Name, DateTimeOffset? PlacedAt, decimal Total, string Currency, string? Level,
@@ -141,12 +144,18 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
         {
             BatchCommands =
             {
+                // Counted as the risk features count them (OrderFeatures' "who"): the earlier orders that stood by this order's
+                // time, not tests, nor cancelled or known as fraud by then; the others apart. Until 6 Dec 2026 the page counted
+                // every earlier order, so "Earlier orders: 2" stood beside a reason saying no earlier order was found.
                 Command("""
-                    SELECT count(*)::int, coalesce(sum(p.total_price), 0), min(p.created_at)
-                    FROM orders p
-                    WHERE p.shop_id = $1 AND p.id <> $2 AND p.created_at < $3
-                      AND (($4::bigint IS NOT NULL AND p.customer_id = $4::bigint)
-                        OR ($4::bigint IS NULL AND $5::text IS NOT NULL AND lower(p.email) = lower($5::text)))
+                    SELECT count(*) FILTER (WHERE p.stood)::int, coalesce(sum(p.total_price) FILTER (WHERE p.stood), 0),
+                           min(p.created_at) FILTER (WHERE p.stood), count(*) FILTER (WHERE NOT p.stood)::int
+                    FROM (SELECT p.total_price, p.created_at,
+                                 NOT p.test AND (p.cancelled_at IS NULL OR p.cancelled_at > $3) AND (p.fraud_known_at IS NULL OR p.fraud_known_at > $3) AS stood
+                          FROM orders p
+                          WHERE p.shop_id = $1 AND p.id <> $2 AND p.created_at < $3
+                            AND (($4::bigint IS NOT NULL AND p.customer_id = $4::bigint)
+                              OR ($4::bigint IS NULL AND $5::text IS NOT NULL AND lower(p.email) = lower($5::text)))) p
                     """, shopId, orderId, TypedNull.Time(order.PlacedAt), Nullable(order.CustomerId), Sql.Text(order.Email)),
                 // A card is its issuer number and last four digits, as the risk features count it.
                 Command("""
@@ -182,7 +191,7 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
         };
         await using var r = await batch.ExecuteReaderAsync(ct);
         await r.ReadAsync(ct);
-        var customer = new CustomerHistory(r.GetInt32(0), r.GetDecimal(1), Time(r, 2));
+        var customer = new CustomerHistory(r.GetInt32(0), r.GetDecimal(1), Time(r, 2), r.GetInt32(3));
         await r.NextResultAsync(ct);
         var related = new List<RelatedOrder>();
         while (await r.ReadAsync(ct))

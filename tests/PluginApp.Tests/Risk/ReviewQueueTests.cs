@@ -537,6 +537,37 @@ public sealed class ReviewQueueTests(ReviewFixture app) : IClassFixture<ReviewFi
     /// A store that has flagged 5,000 orders, every one decided by a reviewer but 40: the queue holds the 40 and is read
     /// from them alone, not by asking each of the 5,040 whether it was decided; an order approved now leaves the queue.
     /// </summary>
+    /// <summary>
+    /// The page counts a customer's earlier orders as the score did: those that stood by the order's time. A test order, one
+    /// cancelled before it and one known as fraud before it are shown apart, so the card agrees with the reasons.
+    /// </summary>
+    [Fact]
+    public async Task TheCustomersEarlierOrders_AreCountedAsTheScoreCountedThem_WithTheOthersApart()
+    {
+        const string shop = "review-earlier.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        var at = app.Clock.GetUtcNow().AddHours(-1);
+        await app.CountAsync("""
+            INSERT INTO orders (shop_id, id, name, total_price, currency, customer_id, test, cancelled_at, fraud_known_at, created_at, updated_at) VALUES
+                ($1, 7900001, '#E1', 40, 'USD', 79000, false, NULL, NULL, $2 - interval '20 days', $2 - interval '20 days'),
+                ($1, 7900002, '#E2', 50, 'USD', 79000, true, NULL, NULL, $2 - interval '15 days', $2 - interval '15 days'),
+                ($1, 7900003, '#E3', 60, 'USD', 79000, false, $2 - interval '9 days', NULL, $2 - interval '10 days', $2 - interval '9 days'),
+                ($1, 7900004, '#E4', 70, 'USD', 79000, false, NULL, $2 - interval '4 days', $2 - interval '5 days', $2 - interval '5 days'),
+                ($1, 7900005, '#E5', 900, 'USD', 79000, false, NULL, NULL, $2, $2)
+            """, shopId, at);
+        await app.CountAsync("""
+            INSERT INTO risk_scores (shop_id, order_id, score, level, prior_weight, reasons, features, queued_at, scored_at)
+            VALUES ($1, 7900005, 0.6, 'HIGH', 1, '[]', '{}', $2, $2)
+            """, shopId, at);
+
+        var detail = (await app.Factory.Services.GetRequiredService<PluginApp.Risk.Review.ReviewStore>().DetailAsync(shopId, 7900005, CancellationToken.None))!;
+
+        Assert.Equal((1, 40m, 3), (detail.Customer.EarlierOrders, detail.Customer.EarlierSpend, detail.Customer.NotCounted));
+        Assert.Equal(at.AddDays(-20).ToUnixTimeMilliseconds(), detail.Customer.FirstOrderAt?.ToUnixTimeMilliseconds());
+        var page = await OpenAsync(shop, Ada, 7900005);
+        Assert.Contains("3 more not counted", await page.Locator("#review-customer").InnerTextAsync(), StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task TheQueue_IsTheUndecidedFlaggedOrders_ReadWithoutTheStoresDecidedOnes()
     {
