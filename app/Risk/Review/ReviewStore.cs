@@ -274,7 +274,11 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
         // The score row locked until the decision commits: a scoring batch of the order waits, and reads the decision (RiskScorer).
         if (await ScoredAsync(conn, tx, shopId, orderId, ct, lockScore: true) is not { } scored) return null;
         var level = scored.Level;
-        var outcome = await TakeLockAsync(conn, tx, shopId, orderId, by, now, ct);
+        // Why no lock on an order out of the queue (decided, cancelled, LOW, rung up in the store): its page takes none, and
+        // taking one hands back the reviewer's other lock. Until 6 Dec 2026 a note on a related order, or its label, handed
+        // back the order the reviewer held, which another could then take, and a note left the related order "taken" for 10
+        // minutes. Another reviewer's live lock on it is still respected.
+        var outcome = scored.Awaiting ? await TakeLockAsync(conn, tx, shopId, orderId, by, now, ct) : await OthersLockAsync(conn, tx, shopId, orderId, by, now, ct);
         if (!outcome.Mine) return outcome;
         if (levelSeen is not null && decision != "note" && !string.Equals(levelSeen, level, StringComparison.OrdinalIgnoreCase))
             return outcome with { Mine = false, ScoredAs = level };
@@ -394,6 +398,20 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
         }, key);
     }
 
+    /// <summary>Not <c>Mine</c> when another reviewer holds a live lock on the order; nothing is taken or handed back.</summary>
+    private static async Task<LockOutcome> OthersLockAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId, long orderId, string holder,
+        DateTimeOffset now, CancellationToken ct)
+    {
+        await using var cmd = new NpgsqlCommand("""
+            SELECT holder, expires_at FROM review_locks WHERE shop_id = $1 AND order_id = $2 AND expires_at > $3 AND holder <> $4
+            """, conn, tx);
+        foreach (var p in new object[] { shopId, orderId, now, holder }) cmd.Parameters.Add(Sql.Param(p));
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        return await r.ReadAsync(ct)
+            ? new LockOutcome(false, new ReviewLock(r.GetString(0), r.GetFieldValue<DateTimeOffset>(1)))
+            : new LockOutcome(true, new ReviewLock(holder, now));
+    }
+
     private static async Task<LockOutcome> TakeLockAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId, long orderId, string holder,
         DateTimeOffset now, CancellationToken ct)
     {
@@ -462,19 +480,25 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
             other.Detail is { } fraud ? (RiskScorer.KnownFraudFact(fraud), true) : ($"Approved by {by} in the PluginApp review queue", false), now, key);
     }
 
-    private sealed record Scored(string Level, double Score, string Reasons);
+    private sealed record Scored(string Level, double Score, string Reasons, bool Awaiting);
+
+    /// <summary>
+    /// Whether the score <c>s</c> of the order <c>o</c> awaits a reviewer: flagged, neither approved nor marked as fraud, not
+    /// cancelled, and placed online (RiskQueue.Online): what the queue lists, an order's page says, and a decision locks.
+    /// </summary>
+    private static readonly string AwaitingSql = $"s.level IN ('MEDIUM', 'HIGH') AND s.reviewed_at IS NULL AND o.cancelled_at IS NULL AND o.{RiskQueue.Online}";
 
     private static async Task<Scored?> ScoredAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId, long orderId, CancellationToken ct,
         bool lockScore = false)
     {
         await using var cmd = new NpgsqlCommand($"""
-            SELECT s.level, s.score, s.reasons::text FROM risk_scores s JOIN orders o ON o.shop_id = s.shop_id AND o.id = s.order_id WHERE s.shop_id = $1 AND s.order_id = $2
+            SELECT s.level, s.score, s.reasons::text, {AwaitingSql} FROM risk_scores s JOIN orders o ON o.shop_id = s.shop_id AND o.id = s.order_id WHERE s.shop_id = $1 AND s.order_id = $2
             {(lockScore ? "FOR NO KEY UPDATE OF s" : "")}
             """, conn, tx);
         cmd.Parameters.Add(Sql.Param(shopId));
         cmd.Parameters.Add(Sql.Param(orderId));
         await using var r = await cmd.ExecuteReaderAsync(ct);
-        return await r.ReadAsync(ct) ? new Scored(r.GetString(0), r.GetDouble(1), r.GetString(2)) : null;
+        return await r.ReadAsync(ct) ? new Scored(r.GetString(0), r.GetDouble(1), r.GetString(2), r.GetBoolean(3)) : null;
     }
 
     private static async Task<ReviewOrder?> OrderAsync(NpgsqlConnection conn, long shopId, long orderId, CancellationToken ct)
@@ -485,7 +509,7 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
             SELECT o.id, coalesce(o.name, '#' || o.id), o.created_at, coalesce(o.total_price, 0), coalesce(o.currency, ''), o.email, o.browser_ip,
                    o.billing_country, o.shipping_country, o.customer_id, s.level, s.score, s.scored_at, s.reasons::text,
                    s.score * coalesce(o.total_price, 0)::float8,
-                   s.level IN ('MEDIUM', 'HIGH') AND s.reviewed_at IS NULL AND o.cancelled_at IS NULL AND o.{RiskQueue.Online}, o.cancelled_at IS NOT NULL,
+                   {AwaitingSql}, o.cancelled_at IS NOT NULL,
                    NOT (o.{RiskQueue.Online})
             FROM risk_scores s JOIN orders o ON o.shop_id = s.shop_id AND o.id = s.order_id
             WHERE s.shop_id = $1 AND s.order_id = $2

@@ -568,6 +568,37 @@ public sealed class ReviewQueueTests(ReviewFixture app) : IClassFixture<ReviewFi
         Assert.Contains("3 more not counted", await page.Locator("#review-customer").InnerTextAsync(), StringComparison.Ordinal);
     }
 
+    /// <summary>
+    /// A reviewer holding a queued order notes and labels orders out of the queue (a LOW related order, a cancelled one): the
+    /// order she holds stays hers, and the others are left untaken.
+    /// </summary>
+    [Fact]
+    public async Task ANoteOrLabelOnAnOrderOutOfTheQueue_LeavesTheOrderTheReviewerHoldsHers()
+    {
+        const string shop = "review-related-note.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        var at = app.Clock.GetUtcNow().AddHours(-1);
+        await app.CountAsync("""
+            INSERT INTO orders (shop_id, id, name, total_price, currency, cancelled_at, created_at, updated_at) VALUES
+                ($1, 7910001, '#Q1', 500, 'USD', NULL, $2, $2), ($1, 7910002, '#L1', 30, 'USD', NULL, $2, $2), ($1, 7910003, '#C1', 400, 'USD', $2, $2, $2)
+            """, shopId, at);
+        await app.CountAsync("""
+            INSERT INTO risk_scores (shop_id, order_id, score, level, prior_weight, reasons, features, queued_at, scored_at) VALUES
+                ($1, 7910001, 0.6, 'HIGH', 1, '[]', '{}', $2, $2), ($1, 7910002, 0.01, 'LOW', 1, '[]', '{}', $2, $2), ($1, 7910003, 0.5, 'HIGH', 1, '[]', '{}', $2, $2)
+            """, shopId, at);
+        var store = app.Factory.Services.GetRequiredService<PluginApp.Risk.Review.ReviewStore>();
+        Assert.True((await store.TakeLockAsync(shopId, 7910001, "staff user 42", CancellationToken.None))!.Mine);
+
+        Assert.True((await store.DecideAsync(shopId, 7910002, "note", "same buyer as #Q1", "staff user 42", CancellationToken.None))!.Mine);
+        Assert.True((await store.DecideAsync(shopId, 7910003, "fraud", null, "staff user 42", CancellationToken.None))!.Mine);
+
+        Assert.Equal("7910001", await app.ScalarAsync("SELECT string_agg(order_id::text, ',') FROM review_locks WHERE shop_id = $1", shopId));
+        Assert.False((await store.TakeLockAsync(shopId, 7910001, "staff user 43", CancellationToken.None))!.Mine);
+        // Another reviewer's live lock on an order out of the queue is still respected.
+        await app.CountAsync("INSERT INTO review_locks (shop_id, order_id, holder, taken_at, expires_at) VALUES ($1, 7910002, 'staff user 43', $2, $2 + interval '5 minutes')", shopId, app.Clock.GetUtcNow());
+        Assert.False((await store.DecideAsync(shopId, 7910002, "note", "mine too", "staff user 42", CancellationToken.None))!.Mine);
+    }
+
     [Fact]
     public async Task TheQueue_IsTheUndecidedFlaggedOrders_ReadWithoutTheStoresDecidedOnes()
     {
