@@ -45,9 +45,15 @@ public static class StorePersonalData
                 """, ExportAs: "order_payment_cards"));
         // Kept only until its order takes it, or in case the order comes late: a week, as the order keeps its own copy.
         services.AddRetention(new RetentionRule("cards of orders' transactions", TimeSpan.FromDays(7), "DELETE FROM order_cards WHERE received_at < $1"));
+        // Her orders' refunds are in the export within each order; a refund of a listed order we do not hold (older than the
+        // import reached: Shopify sends refunds/create for any order) is on its own. Until 6 Dec 2026 such a refund kept its
+        // note through her erasure and was left out of her export.
         services.AddPersonalData(new PersonalDataTable("refunds", ["note"],
-            "UPDATE refunds SET note = NULL WHERE shop_id = $1 AND note IS NOT NULL AND order_id IN (SELECT id FROM redaction_orders)",
-            NotExported: "in the export, within each of the customer's orders"));
+            "UPDATE refunds SET note = NULL WHERE shop_id = $1 AND note IS NOT NULL AND (order_id IN (SELECT id FROM redaction_orders) OR order_id = ANY($3))",
+            Export: """
+                SELECT coalesce(jsonb_agg(to_jsonb(r) - 'shop_id' ORDER BY r.id), '[]') FROM refunds r
+                WHERE r.shop_id = $1 AND r.order_id = ANY($3) AND r.order_id NOT IN (SELECT id FROM redaction_orders)
+                """, ExportAs: "refunds_of_orders_not_held"));
         // Guest checkouts carry only an email; a checkout also belongs to the customer through the order it became.
         services.AddPersonalData(new PersonalDataTable("checkouts", ["email"],
             """

@@ -325,6 +325,33 @@ public sealed class PersonalDataTests(AppFixture app) : IClassFixture<AppFixture
             TimeSpan.FromSeconds(1));
     }
 
+    /// <summary>
+    /// A refund Shopify sent for an order we never held (older than the import reached): the erasure lists the order, so the
+    /// refund's note goes, and her export holds it.
+    /// </summary>
+    [Fact]
+    public async Task ARefundOfAListedOrderWeNeverHeld_IsExportedAndErased()
+    {
+        const string shop = "erase-unheld-refund.myshopify.com";
+        const long customer = 8_830_101, order = 8_830_201;
+        var shopId = await app.InstallShopAsync(shop);
+        Task<HttpResponseMessage> To(string topic, JsonObject body) => app.SendWebhookAsync(topic, shop, body.ToJsonString());
+        var refund = ShopifyPayloads.Refund(8_830_301, order, order * 100);
+        refund["note"] = "zq8830 called about the parcel";
+        Assert.Equal(HttpStatusCode.OK, (await To("refunds/create", refund)).StatusCode);
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1", shopId));
+        var who = new JsonObject { ["id"] = customer, ["email"] = "zq8830@example.com" };
+
+        Assert.Equal(HttpStatusCode.OK, (await To("customers/data_request", new JsonObject { ["shop_id"] = 1, ["shop_domain"] = shop,
+            ["orders_requested"] = new JsonArray(order), ["customer"] = who.DeepClone(), ["data_request"] = new JsonObject { ["id"] = 8830 } })).StatusCode);
+        Assert.Contains("zq8830 called", (string)(await app.ScalarAsync("SELECT export::text FROM customer_data_requests WHERE shop_id = $1 AND data_request_id = 8830", shopId))!);
+        Assert.Equal(HttpStatusCode.OK, (await To("customers/redact", new JsonObject { ["shop_id"] = 1, ["shop_domain"] = shop,
+            ["orders_to_redact"] = new JsonArray(order), ["customer"] = who.DeepClone() })).StatusCode);
+
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM refunds WHERE shop_id = $1 AND note IS NOT NULL", shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM refunds WHERE shop_id = $1 AND id = 8830301", shopId));
+    }
+
     private Task<HttpResponseMessage> Send(string topic, JsonObject body) => app.SendWebhookAsync(topic, "erase-all.myshopify.com", body.ToJsonString());
 
     /// <summary>The bundle layout before format 2: the same, with the ALS model's user rows.</summary>
