@@ -11,13 +11,15 @@
   function post(url, body) {
     return fetch(url, {
       method: 'POST', credentials: 'same-origin', keepalive: true,
-      headers: { 'Content-Type': 'application/json', Accept: 'application/json' }, body: JSON.stringify(body)
+      headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body)
     });
   }
 
-  function json(r) {
-    if (!r.ok) throw new Error('HTTP ' + r.status);
-    return r.json();
+  function get(url, signal) {
+    return fetch(url, { credentials: 'same-origin', signal: signal, headers: { Accept: 'application/json' } }).then(function (r) {
+      if (!r.ok) throw new Error('HTTP ' + r.status);
+      return r.json();
+    });
   }
 
   function fill(template, values) {
@@ -86,15 +88,13 @@
       wrap.appendChild(barText);
       var track = el('div', 'pa-offers__track');
       var fillEl = el('div', 'pa-offers__fill');
-      fillEl.style.width = Math.max(0, Math.min(100, Number(b.progress) * 100)) + '%';
+      fillEl.style.width = Math.max(0, Math.min(100, b.progress * 100)) + '%';
       track.appendChild(fillEl);
-      track.setAttribute('role', 'progressbar');
       // Named by its text, as the Add button is by its product, for a screen reader.
       barText.id = 'pa-offers-bar-' + Math.random().toString(36).slice(2);
-      track.setAttribute('aria-labelledby', barText.id);
-      track.setAttribute('aria-valuemin', '0');
-      track.setAttribute('aria-valuemax', '100');
-      track.setAttribute('aria-valuenow', String(Math.round(Number(b.progress) * 100)));
+      var aria = { role: 'progressbar', 'aria-labelledby': barText.id, 'aria-valuemin': '0', 'aria-valuemax': '100',
+        'aria-valuenow': String(Math.round(b.progress * 100)) };
+      for (var k in aria) track.setAttribute(k, aria[k]);
       wrap.appendChild(track);
       return wrap;
     }
@@ -102,8 +102,8 @@
     function upsell(item, requestId) {
       var row = el('div', 'pa-offers__item');
       var link = el('a', 'pa-offers__item-link');
-      var path = safePath(item.url);
-      link.href = path ? (d.root || '/').replace(/\/?$/, '/') + path.slice(1) : '#';
+      var path = safePath(item.url), base = (d.root || '/').replace(/\/?$/, '/'), addText = d.addLabel || 'Add', addedText = d.addedLabel || 'Added';
+      link.href = path ? base + path.slice(1) : '#';
       var media = el('span', 'pa-offers__media');
       if (item.image) {
         var img = el('img');
@@ -114,11 +114,11 @@
       var title = link.appendChild(el('span', 'pa-offers__item-title', item.title));
       var price = link.appendChild(el('span', 'pa-offers__item-price', money(item.price, item.currency)));
       row.appendChild(link);
-      var button = el('button', 'pa-offers__add', d.addLabel || 'Add');
+      var button = el('button', 'pa-offers__add', addText);
       button.type = 'button';
-      button.setAttribute('aria-label', (d.addLabel || 'Add') + ': ' + item.title);
+      button.setAttribute('aria-label', addText + ': ' + item.title);
       // The box is a live region: busy until the shopper's words are in, so the product is read out once, in them.
-      if (localize(item, (d.root || '/').replace(/\/?$/, '/'), function (t, p) {
+      if (localize(item, base, function (t, p) {
         item.title = title.textContent = t;
         if (p != null) price.textContent = p;
         button.setAttribute('aria-label', button.textContent + ': ' + t);
@@ -129,19 +129,15 @@
           // A beacon: the page reloads at once below.
           send(proxy + '/events', { type: 'add_to_cart', request_id: requestId, visitor_id: vid, product_id: item.product_id,
             variant_id: item.variant_id, placement: 'cart', position: 0, token: item.token });
-          button.textContent = d.addedLabel || 'Added';
-          button.setAttribute('aria-label', (d.addedLabel || 'Added') + ': ' + item.title);
+          button.textContent = addedText;
+          button.setAttribute('aria-label', addedText + ': ' + item.title);
           // The cart page's lines and totals are the theme's: it is loaded again, and this block asks the app again for the
           // cart as it now stands (until 5 Dec 2026 the page kept the cart without the product, and the bar claimed free
           // shipping from catalog prices, whatever the cart's discounts made of them). A theme that refreshes its cart
           // itself takes the event (preventDefault): then only this block asks again.
           var event = new CustomEvent('pluginapp:cart-add', { bubbles: true, cancelable: true, detail: added });
           if (root.dispatchEvent(event)) { location.reload(); return; }
-          while (box.firstChild) box.removeChild(box.firstChild);
-          root.removeAttribute('data-pa-state');
-          root.removeAttribute('data-pa-action');
-          root.removeAttribute('data-pa-product');
-          init(root);
+          again(root);
         }).catch(function (e) { addFailed(button, e, d.addFailedLabel); });
       });
       row.appendChild(button);
@@ -150,7 +146,7 @@
 
     function offer(o) {
       var wrap = el('div', 'pa-offers__offer');
-      var text = wrap.appendChild(el('p', 'pa-offers__offer-text', fill(d.offerText, { percent: Number(o.percent).toString(), code: o.code })));
+      var text = wrap.appendChild(el('p', 'pa-offers__offer-text', fill(d.offerText, { percent: String(+o.percent), code: o.code })));
       // When the code stops working, in the shopper's own time; no date, the code's words alone.
       try {
         text.appendChild(el('span', 'pa-offers__offer-until', fill(d.offerUntilText, { expires: new Intl.DateTimeFormat(document.documentElement.lang || undefined,
@@ -193,22 +189,61 @@
       }
     }
 
-    fetch(cartUrl + '.js', { credentials: 'same-origin', signal: controller && controller.signal, headers: { Accept: 'application/json' } })
-      .then(json).then(function (c) {
-        cart = c;
-        // At most 100 lines (the app's limit), the most valuable first; quantities as the cart holds them.
-        var lines = (cart.items || []).slice().sort(function (a, b) { return (b.line_price || 0) - (a.line_price || 0); }).slice(0, 100)
-          .map(function (l) { return l.variant_id + ':' + l.quantity; });
-        if (!lines.length) return null;
-        var q = '?lines=' + encodeURIComponent(lines.join(',')) + '&cart_token=' + encodeURIComponent(String(cart.token || '').split('?')[0]) +
-          '&visitor_id=' + encodeURIComponent(vid);
-        return fetch(proxy + '/cart-offers' + q, { credentials: 'same-origin', signal: controller && controller.signal, headers: { Accept: 'application/json' } })
-          .then(json);
-      }).then(function (data) { if (data) render(data); else hide(); }).catch(hide);
+    var signal = controller && controller.signal;
+    get(cartUrl + '.js', signal).then(function (c) {
+      cart = c;
+      root.paCart = cartKey(c);
+      // At most 100 lines (the app's limit), the most valuable first; quantities as the cart holds them.
+      var lines = (cart.items || []).slice().sort(function (a, b) { return (b.line_price || 0) - (a.line_price || 0); }).slice(0, 100)
+        .map(function (l) { return l.variant_id + ':' + l.quantity; });
+      if (!lines.length) return null;
+      var q = '?lines=' + encodeURIComponent(lines.join(',')) + '&cart_token=' + encodeURIComponent(String(cart.token || '').split('?')[0]) +
+        '&visitor_id=' + encodeURIComponent(vid);
+      return get(proxy + '/cart-offers' + q, signal);
+    }).then(function (data) { if (data) render(data); else hide(); }).catch(hide);
   }
 
+  // What the block was asked for: the cart's lines and what it costs.
+  function cartKey(c) {
+    return (c.items || []).map(function (l) { return l.variant_id + ':' + l.quantity; }) + '|' + c.total_price;
+  }
+
+  // The block as it was before its first answer, asked again.
+  function again(root) {
+    var box = root.querySelector('.pa-offers__box');
+    while (box.firstChild) box.removeChild(box.firstChild);
+    ['data-pa-state', 'data-pa-action', 'data-pa-product', 'aria-hidden', 'style'].forEach(function (a) { root.removeAttribute(a); });
+    root.classList.remove('pa-offers--empty', 'pa-offers--collapsed');
+    if (root.paCollapse) root.paCollapse.disconnect();
+    init(root);
+  }
+
+  // The cart changed with no page load (the theme's quantity buttons, a line removed, the theme's own add): each block asks
+  // again for the cart as it now stands. Seen by the page's requests to the cart, whichever theme made them, and compared by
+  // lines and total, so the block's own update of the cart's attributes asks nothing. Until 6 Dec 2026 the bar kept saying
+  // the order ships free after a line was removed, and the shopper paid for shipping.
+  var changed;
+  function check() {
+    var roots = document.querySelectorAll('[data-pa-offers]');
+    if (!roots.length) return;
+    get((roots[0].dataset.cartUrl || '/cart') + '.js').then(function (c) {
+      [].forEach.call(roots, function (root) {
+        if (root.getAttribute('data-pa-state') === 'loading') changed = setTimeout(check, 500);
+        else if (root.paCart != null && root.paCart !== cartKey(c)) again(root);
+      });
+    }).catch(function () {});
+  }
+  try {
+    new PerformanceObserver(function (list) {
+      if (list.getEntries().some(function (e) { return /\/cart\/(add|change|update|clear)\b/.test(e.name); })) {
+        clearTimeout(changed);
+        changed = setTimeout(check, 200);
+      }
+    }).observe({ type: 'resource' });
+  } catch (e) { /* no such observer: the block keeps its first answer */ }
+
   function initAll(scope) {
-    Array.prototype.forEach.call((scope || document).querySelectorAll('[data-pa-offers]'), init);
+    [].forEach.call((scope || document).querySelectorAll('[data-pa-offers]'), init);
   }
 
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', function () { initAll(); });

@@ -124,6 +124,46 @@ public sealed class CartOffersBlockTests(StorefrontFixture sf) : IClassFixture<S
     }
 
     /// <summary>
+    /// The theme changes the cart without loading the page (its quantity buttons): the block asks again for the cart as it now
+    /// stands, so the bar follows it both ways; the block's own update of the cart's attributes asks nothing more. Until
+    /// 6 Dec 2026 the bar kept its first answer, and a shopper who removed a line still read that the order ships free.
+    /// </summary>
+    [Fact]
+    public async Task CartBlock_FollowsACartTheThemeChangesWithoutAPageLoad()
+    {
+        await sf.TrainedShopAsync();
+        var storefront = sf.Storefront;
+        storefront.Behaviour = ProxyBehaviour.Forward;
+        await SettingsAsync(new { enabled = true, freeShippingThreshold = 17, offerPercent = 10, maxDiscountPercent = 15, marginFloorPercent = 20, dailyBudget = 100, poolSize = 2, codeExpiryHours = 48 });
+        storefront.SetCart((101, 1010, 2));
+        storefront.CartTotal = (2400, "USD");
+        var (page, _) = await OpenCartAsync(PolicyVisitor());
+        try
+        {
+            Assert.Equal("Your order ships free", await page.InnerTextAsync(".pa-offers__bar-text"));
+            var asked = await page.EvaluateAsync<int>("() => performance.getEntriesByType('resource').filter(e => e.name.includes('/cart-offers?')).length");
+            Assert.Equal(1, asked);
+
+            // One mug taken out: 12.00 of 17.00, so 5.00 to go.
+            storefront.CartTotal = (1200, "USD");
+            await page.EvaluateAsync("() => fetch('/cart/change.js', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ id: 1010, quantity: 1 }) })");
+            await Assertions.Expect(page.Locator(".pa-offers__bar-text")).ToHaveTextAsync("Spend $5.00 more for free shipping");
+            // Back to two: free again.
+            storefront.CartTotal = (2400, "USD");
+            await page.EvaluateAsync("() => fetch('/cart/change.js', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ id: 1010, quantity: 2 }) })");
+            await Assertions.Expect(page.Locator(".pa-offers__bar-text")).ToHaveTextAsync("Your order ships free");
+            // Each answer's update of the cart's attributes (three by now) changed no line: asked three times in all, no more.
+            await Task.Delay(1000);
+            Assert.Equal(3, await page.EvaluateAsync<int>("() => performance.getEntriesByType('resource').filter(e => e.name.includes('/cart-offers?')).length"));
+        }
+        finally
+        {
+            storefront.CartTotal = null;
+            await page.Context.CloseAsync();
+        }
+    }
+
+    /// <summary>
     /// Cart offers switched off: the app sets its metafield on its installation in Shopify, and the block's Liquid renders
     /// nothing, so the cart page keeps no empty box and asks the app nothing; on again, it is back.
     /// </summary>

@@ -87,6 +87,20 @@ public sealed partial class StorefrontServer : IAsyncDisposable
         _web.MapGet("/cart.js", () => Results.Json(CartJson()));
         _web.MapPost("/cart/add.js", AddToCart);
         _web.MapPost("/cart/update.js", UpdateCartAsync);
+        // A line's quantity set as Shopify's /cart/change.js does (by variant id here; 0 removes it), as a theme's quantity
+        // buttons call it without loading the page again.
+        _web.MapPost("/cart/change.js", async (HttpRequest request) =>
+        {
+            var body = (await JsonNode.ParseAsync(request.Body))!.AsObject();
+            var (variant, quantity) = (body["id"]!.GetValue<long>(), body["quantity"]!.GetValue<int>());
+            lock (_cart)
+            {
+                var line = _cart.FirstOrDefault(l => l["variant_id"]!.GetValue<long>() == variant);
+                if (line is null) return Results.Json(new JsonObject { ["status"] = 400, ["description"] = "no such line" }, statusCode: 400);
+                if (quantity == 0) _cart.Remove(line); else line["quantity"] = quantity;
+            }
+            return Results.Json(CartJson());
+        });
         // Shopify's storefront discount link: the code is put on the cart and the shopper goes back to it.
         _web.MapGet("/discount/{code}", (string code, string? redirect) =>
         {
@@ -256,12 +270,12 @@ public sealed partial class StorefrontServer : IAsyncDisposable
     {
         var declared = TimeLimitDeclaration().Matches(script);
         if (declared.Count != 1)
-            throw new InvalidOperationException($"{file} declares its time limit {declared.Count} times, not once as 'var TIMEOUT_MS=<ms>'");
-        return TimeLimitDeclaration().Replace(script, $"var TIMEOUT_MS={(long)limit.TotalMilliseconds}");
+            throw new InvalidOperationException($"{file} declares its time limit {declared.Count} times, not once as 'TIMEOUT_MS=<ms>'");
+        return TimeLimitDeclaration().Replace(script, $"TIMEOUT_MS={(long)limit.TotalMilliseconds}");
     }
 
-    // As the built script declares it (scripts/theme/build.mjs keeps the name): "var TIMEOUT_MS=1500," or "...;".
-    [System.Text.RegularExpressions.GeneratedRegex(@"var TIMEOUT_MS ?= ?\d+")]
+    // As the built script declares it (scripts/theme/build.mjs keeps the name): "var TIMEOUT_MS=1500," or "var x,TIMEOUT_MS=1500;".
+    [System.Text.RegularExpressions.GeneratedRegex(@"\bTIMEOUT_MS ?= ?\d+")]
     private static partial System.Text.RegularExpressions.Regex TimeLimitDeclaration();
 
     /// <summary>What Shopify's app proxy does: same method and body, the signed parameters added to the query.</summary>

@@ -65,7 +65,8 @@
       return;
     }
     if (!window.IntersectionObserver) return;
-    var io = new IntersectionObserver(function (entries) {
+    // Kept on the block, so a block asked again stops it.
+    var io = root.paCollapse = new IntersectionObserver(function (entries) {
       var e = entries[entries.length - 1];
       if (e.isIntersecting || !below(e.boundingClientRect.top, e.rootBounds ? e.rootBounds.height : window.innerHeight)) return;
       io.disconnect();
