@@ -271,6 +271,19 @@ public sealed class CartOffersBlockTests(StorefrontFixture sf) : IClassFixture<S
                             .EvaluateAllAsync<long[]>("els => els.map(e => Number(e.getAttribute('data-product-id')))")).Order());
                         Assert.Equal(4, await page.Locator("[data-pa-upsells] li.pa-card").CountAsync());
                         Assert.Equal(height, await page.EvaluateAsync<double>("() => document.querySelector('[data-pa-upsells]').getBoundingClientRect().height"));
+
+                        // A grid card's Add the cart refuses: its note reads whole under the card, with the offers block's
+                        // styles on the page too (until 6 Dec 2026 their rule for the offers' own note cut it after three lines).
+                        storefront.SoldOut[90_010] = "Hand-thrown stoneware breakfast mug with a speckled glaze, large";
+                        try
+                        {
+                            await page.ClickAsync("[data-pa-upsells] .pa-card[data-product-id='9001'] .pa-card__add");
+                            var note = page.Locator("[data-pa-upsells] .pa-add-error");
+                            await Assertions.Expect(note).ToContainTextAsync("is already sold out");
+                            Assert.True(await note.EvaluateAsync<bool>("n => n.scrollHeight <= n.clientHeight && getComputedStyle(n).maxHeight === 'none'"),
+                                "the refused Add's note is cut short");
+                        }
+                        finally { storefront.SoldOut.Clear(); }
                     }
                 }
                 finally { await page.Context.CloseAsync(); }
