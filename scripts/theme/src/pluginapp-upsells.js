@@ -185,12 +185,18 @@
           if (target.closest('.pa-card__link')) { track('click', item, i, requestId); tagCart(); }
           return;
         }
+        if (button.getAttribute('aria-disabled')) return;
         addTried(button);
         addToCart(d.cartAddUrl ? d.cartAddUrl + '.js' : '/cart/add.js', item.variant_id).then(function (added) {
           track('add_to_cart', item, i, requestId);
           tagCart();
           button.textContent = d.addedLabel || 'Added';
           button.setAttribute('aria-label', (d.addedLabel || 'Added') + ': ' + item.title);
+          // Done, and said so where the shopper is: the button takes focus back, named "Added: …", and refuses another
+          // click. Until 6 Dec 2026 it stayed disabled, so focus fell to the page and a screen reader heard nothing.
+          button.disabled = false;
+          button.setAttribute('aria-disabled', 'true');
+          if (document.activeElement === document.body) button.focus();
           // A theme that refreshes its cart itself takes the event (preventDefault). Else, on the cart page, the page is
           // loaded again: its lines and totals are the theme's, and until 5 Dec 2026 they stayed without the product added.
           if (root.dispatchEvent(new CustomEvent('pluginapp:cart-add', { bubbles: true, cancelable: true, detail: added })) && placement === 'cart') location.reload();

@@ -505,6 +505,12 @@ public sealed partial class UpsellBlocksTests(StorefrontFixture sf) : IClassFixt
             await blue.Locator(".pa-card__add").ClickAsync();
             await Assertions.Expect(blue.Locator(".pa-card__add")).ToHaveTextAsync("Added");
             await Assertions.Expect(blue.Locator(".pa-add-error")).ToHaveCountAsync(0);
+            // Said where the shopper is: the button keeps focus, named for what happened, and a second click adds nothing.
+            await Assertions.Expect(blue.Locator(".pa-card__add")).ToBeFocusedAsync();
+            await Assertions.Expect(blue.Locator(".pa-card__add")).ToHaveAttributeAsync("aria-label", "Added: Blue Mug");
+            await blue.Locator(".pa-card__add").ClickAsync(new LocatorClickOptions { Force = true }); // a real click: Playwright waits for enabled ones
+            await Task.Delay(300);
+            Assert.Single(JsonNode.Parse(await http.GetStringAsync(sf.Storefront.BaseUrl + "/cart.js"))!["items"]!.AsArray());
         }
         finally
         {
