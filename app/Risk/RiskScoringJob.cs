@@ -42,19 +42,39 @@ public sealed class RiskScoringJob(RiskScorer scorer, JobLocks locks, RiskKicks 
     }
 }
 
-/// <summary>Starts a shop's scoring, at most one waiting job per shop on this instance however many orders arrive.</summary>
-public sealed class RiskKicks(IBackgroundJobClient jobs)
+/// <summary>
+/// Starts a shop's scoring, at most one waiting job per shop on this instance however many orders arrive. Why each waiting
+/// job's time, and a new one past <see cref="Stale"/>: a kick whose job never starts here (its enqueue failed on a database
+/// blip, or another instance's worker ran it) would otherwise keep this instance from waking the shop again, the minute's
+/// sweep included: until 6 Dec 2026 one failed enqueue left a single instance's shop unscored until a restart. A second job
+/// for a shop whose first waits longer costs one claim that finds nothing.
+/// </summary>
+public sealed class RiskKicks(IBackgroundJobClient jobs, TimeProvider clock)
 {
-    private readonly ConcurrentDictionary<long, byte> _waiting = new();
+    public static readonly TimeSpan Stale = TimeSpan.FromMinutes(2);
 
-    public void Kick(long shopId)
-    {
-        if (_waiting.TryAdd(shopId, 0)) jobs.Enqueue<RiskScoringJob>(j => j.ScoreShopAsync(shopId, CancellationToken.None));
-    }
+    private readonly ConcurrentDictionary<long, DateTimeOffset> _waiting = new();
 
-    public void KickLater(long shopId)
+    public void Kick(long shopId) => Start(shopId, () => jobs.Enqueue<RiskScoringJob>(j => j.ScoreShopAsync(shopId, CancellationToken.None)));
+
+    public void KickLater(long shopId) =>
+        Start(shopId, () => jobs.Schedule<RiskScoringJob>(j => j.ScoreShopAsync(shopId, CancellationToken.None), TimeSpan.FromSeconds(1)));
+
+    private void Start(long shopId, Action start)
     {
-        if (_waiting.TryAdd(shopId, 0)) jobs.Schedule<RiskScoringJob>(j => j.ScoreShopAsync(shopId, CancellationToken.None), TimeSpan.FromSeconds(1));
+        var now = clock.GetUtcNow();
+        while (!_waiting.TryAdd(shopId, now))
+        {
+            if (!_waiting.TryGetValue(shopId, out var since)) continue;
+            if (now - since < Stale) return;
+            if (_waiting.TryUpdate(shopId, now, since)) break;
+        }
+        try { start(); }
+        catch
+        {
+            _waiting.TryRemove(new KeyValuePair<long, DateTimeOffset>(shopId, now));
+            throw;
+        }
     }
 
     public void Started(long shopId) => _waiting.TryRemove(shopId, out _);

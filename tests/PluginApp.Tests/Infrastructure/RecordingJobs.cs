@@ -24,9 +24,16 @@ public sealed class RecordingJobs : IBackgroundJobClient
     /// <summary>The trainings asked for, as (shop, model kind).</summary>
     public IReadOnlyList<(string Shop, string Kind)> Trainings => Shops.Zip(Args(1)).ToList();
 
+    /// <summary>How many of the next jobs to refuse, as Hangfire does when its storage cannot be reached.</summary>
+    public int FailNext { get; set; }
+
     public string Create(Job job, IState state)
     {
-        lock (_jobs) _jobs.Add(job);
+        lock (_jobs)
+        {
+            if (FailNext > 0 && FailNext-- > 0) throw new BackgroundJobClientException("the job storage could not be reached", new TimeoutException());
+            _jobs.Add(job);
+        }
         return Guid.NewGuid().ToString("N");
     }
 
