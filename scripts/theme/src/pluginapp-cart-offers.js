@@ -8,13 +8,6 @@
 
   // @include pluginapp-common.js
 
-  function post(url, body) {
-    return fetch(url, {
-      method: 'POST', credentials: 'same-origin', keepalive: true,
-      headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body)
-    });
-  }
-
   function get(url, signal) {
     return fetch(url, { credentials: 'same-origin', signal: signal, headers: { Accept: 'application/json' } }).then(function (r) {
       if (!r.ok) throw new Error('HTTP ' + r.status);
@@ -55,7 +48,7 @@
       function report() {
         if (sent) return;
         sent = true;
-        post(proxy + '/cart-offers/seen', { decision_id: decisionId, visitor_id: vid }).catch(function () {});
+        send(proxy + '/cart-offers/seen', { decision_id: decisionId, visitor_id: vid });
         if (item) send(proxy + '/events', { type: 'impression', request_id: requestId, visitor_id: vid, product_id: item.product_id,
           variant_id: item.variant_id, placement: 'cart', position: 0, token: item.token });
       }
@@ -168,8 +161,7 @@
       var b = data.bar && ours(data.bar);
       seen(data.decision_id, shown, data.upsell_request_id);
       // The order carries the arm and the action, whatever was shown (the control arm's "nothing" too).
-      post(cartUrl + '/update.js', { attributes: { _pluginapp_visitor: vid, _pluginapp_arm: data.arm || '', _pluginapp_action: action || '' } })
-        .catch(function () {});
+      send(cartUrl + '/update.js', { attributes: { _pluginapp_visitor: vid, _pluginapp_arm: data.arm || '', _pluginapp_action: action || '' } });
       var parts = [];
       // A nudge, or nothing to nudge because the cart reaches free shipping as the app priced it; said as the cart stands.
       if (b && (action === 'nudge' || action === 'nudge_upsell' || action === 'nothing' && Number(data.bar.remaining) <= 0))
@@ -213,7 +205,7 @@
     var box = root.querySelector('.pa-offers__box');
     while (box.firstChild) box.removeChild(box.firstChild);
     ['data-pa-state', 'data-pa-action', 'data-pa-product', 'aria-hidden', 'style'].forEach(function (a) { root.removeAttribute(a); });
-    root.classList.remove('pa-offers--empty', 'pa-offers--collapsed');
+    root.className = 'pa-offers'; // its only class (cart-offers.liquid), without --empty and --collapsed
     if (root.paCollapse) root.paCollapse.disconnect();
     init(root);
   }

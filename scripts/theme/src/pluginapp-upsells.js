@@ -83,7 +83,7 @@
     }
     function tagCart() {
       try { cartTagged = cartTagged || sessionStorage.getItem('pa-cart') === mark(); } catch (e) { }
-      if (cartTagged) return;
+      if (cartTagged || !consented()) return;
       cartTagged = true;
       fetch((d.cartUrl || '/cart') + '/update.js', {
         method: 'POST', keepalive: true, credentials: 'same-origin', headers: { 'Content-Type': 'application/json' },

@@ -164,6 +164,63 @@ public sealed class CartOffersBlockTests(StorefrontFixture sf) : IClassFixture<S
     }
 
     /// <summary>
+    /// A shopper who declined analytics in the store's consent banner (Shopify's Customer Privacy API): both blocks still show,
+    /// but no id is kept across visits (the one kept before is forgotten), nothing she sees is reported to the app and
+    /// nothing is written to her cart; one who accepted is counted as before. Until 6 Dec 2026 the id was kept and sent
+    /// whatever she chose.
+    /// </summary>
+    [Fact]
+    public async Task CartPage_ForAShopperWhoDeclinedAnalytics_ShowsTheBlocks_ButKeepsAndReportsNothing()
+    {
+        await sf.TrainedShopAsync();
+        var storefront = sf.Storefront;
+        storefront.Behaviour = ProxyBehaviour.Forward;
+        await SettingsAsync(new { enabled = true, freeShippingThreshold = 17, offerPercent = 10, maxDiscountPercent = 15, marginFloorPercent = 20, dailyBudget = 100, poolSize = 2, codeExpiryHours = 48 });
+        storefront.SetPage("/cart", await ThemeBlockRenderer.RenderPageAsync("cart-offers+cart-upsells", new JsonObject { ["template"] = "cart" }));
+        foreach (var allowed in new[] { false, true })
+        {
+            storefront.SetCart((101, 1010, 1));
+            var asked = storefront.Calls.Count;
+            var page = await sf.NewPageAsync();
+            try
+            {
+                var before = allowed ? PolicyVisitor() : "kept-before";
+                await page.Context.AddInitScriptAsync($$"""
+                    localStorage.setItem('pluginapp:visitor', '{{before}}');
+                    window.Shopify = { customerPrivacy: { analyticsProcessingAllowed: () => {{(allowed ? "true" : "false")}} } };
+                    """);
+                await page.GotoAsync(storefront.BaseUrl + "/cart", new PageGotoOptions { WaitUntil = WaitUntilState.Load });
+                await page.WaitForFunctionAsync($"() => ['{Block}', '[data-pa-upsells]'].every(s => !['loading', null].includes(document.querySelector(s).getAttribute('data-pa-state')))",
+                    null, new PageWaitForFunctionOptions { Timeout = 10_000 });
+                // The offers block's arm follows the page's own id when she declined: the control arm's "nothing" empties it.
+                Assert.Equal([allowed ? "ready" : await page.GetAttributeAsync(Block, "data-pa-state") is "empty" ? "empty" : "ready", "ready"],
+                    await page.EvaluateAsync<string[]>($"() => ['{Block}', '[data-pa-upsells]'].map(s => document.querySelector(s).getAttribute('data-pa-state'))"));
+                await Task.Delay(1000); // time for the exposure, an impression and the cart's attributes
+                var calls = storefront.Calls.Skip(asked).ToList();
+                var kept = await page.EvaluateAsync<string?>("() => localStorage.getItem('pluginapp:visitor')");
+                var reported = calls.Count(c => c.Path.EndsWith("/events", StringComparison.Ordinal) || c.Path.EndsWith("/cart-offers/seen", StringComparison.Ordinal));
+                if (allowed)
+                {
+                    Assert.Equal(before, kept);
+                    Assert.True(reported > 0, "the consenting shopper's exposure and impressions were not reported");
+                    Assert.Equal(before, storefront.Attributes["_pluginapp_visitor"]?.GetValue<string>());
+                }
+                else
+                {
+                    Assert.Null(kept);
+                    Assert.Equal(0, reported);
+                    Assert.Empty(storefront.Attributes);
+                    Assert.All(calls.Where(c => c.Query.Contains("visitor_id=", StringComparison.Ordinal)), c => Assert.DoesNotContain("kept-before", c.Query));
+                    // Both blocks asked for the same shopper on this page.
+                    Assert.Single(calls.Where(c => c.Query.Contains("visitor_id=", StringComparison.Ordinal))
+                        .Select(c => System.Text.RegularExpressions.Regex.Match(c.Query, "visitor_id=([^&]+)").Groups[1].Value).Distinct());
+                }
+            }
+            finally { await page.Context.CloseAsync(); }
+        }
+    }
+
+    /// <summary>
     /// Cart offers switched off: the app sets its metafield on its installation in Shopify, and the block's Liquid renders
     /// nothing, so the cart page keeps no empty box and asks the app nothing; on again, it is back.
     /// </summary>

@@ -5,19 +5,30 @@
   // One visitor id per shopper across blocks.
   var VISITOR_KEY = 'pluginapp:visitor';
 
-  function visitorId() {
-    var id;
-    try { id = localStorage.getItem(VISITOR_KEY); } catch (e) { /* storage blocked */ }
-    if (!id) {
-      id = window.crypto && crypto.randomUUID ? crypto.randomUUID() : Date.now().toString(36) + Math.random().toString(36).slice(2);
-      try { localStorage.setItem(VISITOR_KEY, id); } catch (e) { /* one id per page view */ }
-    }
-    return id;
+  // Whether the shopper allows analytics where the store asks her (Shopify's Customer Privacy API, on the page when the
+  // store shows a consent banner; without it nothing was asked). Declined: no id is kept across visits (one kept before is
+  // forgotten), and nothing she sees or does is reported to the app or written to her cart; the blocks still show. Until
+  // 6 Dec 2026 the id was kept and sent whatever she chose.
+  function consented() {
+    var p = window.Shopify && Shopify.customerPrivacy;
+    return !(p && p.analyticsProcessingAllowed && !p.analyticsProcessingAllowed());
   }
 
-  // An event for the app: a beacon survives the page leaving (a link followed, the cart page reloaded after an Add);
-  // else fetch keepalive.
+  function visitorId() {
+    var id, mine = consented();
+    try { id = mine ? localStorage.getItem(VISITOR_KEY) : localStorage.removeItem(VISITOR_KEY); } catch (e) { /* storage blocked */ }
+    if (!id) {
+      // Shared by the page's blocks (each script is apart), so both ask for the same shopper.
+      id = window.pluginappVisitor || (window.crypto && crypto.randomUUID ? crypto.randomUUID() : Date.now().toString(36) + Math.random().toString(36).slice(2));
+      try { if (mine) localStorage.setItem(VISITOR_KEY, id); } catch (e) { /* one id per page view */ }
+    }
+    return window.pluginappVisitor = id;
+  }
+
+  // An event for the app (or the cart's attributes), unless the shopper declined: a beacon survives the page leaving (a
+  // link followed, the cart page reloaded after an Add); else fetch keepalive.
   function send(url, payload) {
+    if (!consented()) return;
     var body = JSON.stringify(payload);
     try {
       if (navigator.sendBeacon && navigator.sendBeacon(url, new Blob([body], { type: 'application/json' }))) return;
