@@ -42,7 +42,8 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
         // likewise (the backfill does not read the order's cart attributes): it leads to a guest's storefront events.
         keep: ["avs_result", "cvv_result", "card_bin", "card_last4", "cart_token", "checkout_token", "visitor_hash"],
         newerOnly: true, erasable: ["email", "browser_ip", "card_bin", "card_last4", "visitor_hash"],
-        erasedIf: $"{CustomerErased} OR EXISTS (SELECT 1 FROM orders y WHERE y.shop_id = r.shop_id AND y.id = r.id AND y.redacted_at IS NOT NULL) OR {OrderErased("r.id")}");
+        erasedIf: $"{CustomerErased} OR EXISTS (SELECT 1 FROM orders y WHERE y.shop_id = r.shop_id AND y.id = r.id AND y.redacted_at IS NOT NULL) OR {OrderErased("r.id")}",
+        erasedAt: "redacted_at");
 
     /// <summary>The order was listed by a customers/redact before we held it (<c>erased_orders</c>).</summary>
     internal static string OrderErased(string orderId) =>

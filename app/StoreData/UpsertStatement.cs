@@ -20,6 +20,8 @@ internal sealed class UpsertStatement
     private readonly bool _conditional;
     private readonly string[]? _erasable;
     private readonly string? _erasedIf;
+    private readonly string? _erasedAt;
+    private readonly string[] _written;
     private readonly bool _guarded;
 
     /// <param name="keep">Columns whose stored value stays when the incoming one is null (e.g. a cost the payload lacks).</param>
@@ -30,16 +32,22 @@ internal sealed class UpsertStatement
     /// rows (<see cref="ForRows"/>), which <see cref="AddTo"/> uses for such a table too; the backfill's set-based merge
     /// checks it itself.</param>
     /// <param name="erasedIf">A condition on the incoming row r (its columns by name): the row's data was erased.</param>
+    /// <param name="erasedAt">A column the row's erasure time goes in when <paramref name="erasedIf"/> holds (its first time
+    /// stays): not among <paramref name="columns"/>, which the callers' values fill; in <see cref="Columns"/>, which a
+    /// set-based SELECT yields. Code that reads only that mark (training, Stripe's metadata) then knows the row was erased:
+    /// until 6 Dec 2026 an order stored blank after its erasure carried none.</param>
     public UpsertStatement(string table, string[] keys, string[] columns, string[]? keep = null, string? guard = null,
-        bool newerOnly = false, string? extraWhere = null, string[]? erasable = null, string? erasedIf = null)
+        bool newerOnly = false, string? extraWhere = null, string[]? erasable = null, string? erasedIf = null, string? erasedAt = null)
     {
         if ((erasable is null) != (erasedIf is null)) throw new ArgumentException("erasable columns need the condition that erases them", nameof(erasedIf));
+        if (erasedAt is not null && erasable is null) throw new ArgumentException("an erasure time needs the condition that erases the row", nameof(erasedAt));
         _columnCount = columns.Length;
         // Why the casts: in INSERT ... SELECT a null parameter has no type and would default to text.
         var values = string.Join(", ", columns.Select((c, i) => $"${i + 1}::{SqlType(c)}"));
         var sets = columns.Where(c => !keys.Contains(c)).Select(c => keep?.Contains(c) == true
             ? $"{c} = COALESCE(excluded.{c}, {table}.{c})"
-            : $"{c} = excluded.{c}");
+            : $"{c} = excluded.{c}").ToList();
+        if (erasedAt is not null) sets.Add($"{erasedAt} = COALESCE({table}.{erasedAt}, excluded.{erasedAt})");
         var conditions = new List<string>();
         if (newerOnly)
             conditions.Add($"({table}.updated_at IS NULL OR excluded.updated_at IS NULL OR {table}.updated_at <= excluded.updated_at)");
@@ -49,12 +57,15 @@ internal sealed class UpsertStatement
         _columns = columns;
         _erasable = erasable;
         _erasedIf = erasedIf;
+        _erasedAt = erasedAt;
+        _written = erasedAt is null ? columns : [.. columns, erasedAt];
         _guarded = guard is not null;
         _onConflict = $" ON CONFLICT ({string.Join(", ", keys)}) DO UPDATE SET {string.Join(", ", sets)}"
              + (conditions.Count == 0 ? "" : " WHERE " + string.Join(" AND ", conditions));
-        var updated = columns.Where(c => !keys.Contains(c)).ToArray();
+        var updated = _written.Where(c => !keys.Contains(c)).ToArray();
         _changed = $"({string.Join(", ", updated.Select(c => $"{table}.{c}"))}) IS DISTINCT FROM ("
-             + string.Join(", ", updated.Select(c => keep?.Contains(c) == true ? $"COALESCE(excluded.{c}, {table}.{c})" : $"excluded.{c}")) + ")";
+             + string.Join(", ", updated.Select(c => c == erasedAt ? $"COALESCE({table}.{c}, excluded.{c})"
+                 : keep?.Contains(c) == true ? $"COALESCE(excluded.{c}, {table}.{c})" : $"excluded.{c}")) + ")";
         _sql = $"INSERT INTO {table} ({string.Join(", ", columns)}) SELECT {values}"
              + (guard is null ? "" : $" WHERE {guard}")
              + _onConflict;
@@ -71,7 +82,7 @@ internal sealed class UpsertStatement
     {
         if (_guarded) throw new InvalidOperationException($"The upsert of {_table} has a guard, which its form for many rows does not apply.");
         _rows ??= new RowsStatement("r", Typed(_columns), SetBased($$"""
-            SELECT {{string.Join(", ", _columns.Select(c => _erasable?.Contains(c) == true ? $"CASE WHEN erased.yes THEN NULL ELSE r.{c} END" : $"r.{c}"))}}
+            SELECT {{string.Join(", ", _columns.Select(c => _erasable?.Contains(c) == true ? $"CASE WHEN erased.yes THEN NULL ELSE r.{c} END" : $"r.{c}"))}}{{(_erasedAt is null ? "" : ", CASE WHEN erased.yes THEN now() END")}}
             FROM {rows}
             """ + (_erasable is null ? "" : $" CROSS JOIN LATERAL (SELECT ({_erasedIf}) AS yes) erased")).Sql);
         return _rows.Command(rows);
@@ -80,8 +91,8 @@ internal sealed class UpsertStatement
     /// <summary>Columns as <see cref="RowsStatement"/> takes them ("name type"), each typed by its name (<see cref="SqlType"/>).</summary>
     internal static IEnumerable<string> Typed(IEnumerable<string> columns) => columns.Select(c => $"{c} {SqlType(c)}");
 
-    /// <summary>The table's columns in the order <see cref="SetBased"/> expects them from its SELECT.</summary>
-    public IReadOnlyList<string> Columns => _columns;
+    /// <summary>The table's columns in the order <see cref="SetBased"/> expects them from its SELECT (the erasure time last).</summary>
+    public IReadOnlyList<string> Columns => _written;
 
     /// <summary>
     /// The same upsert, set-based: every row of <paramref name="select"/> (which yields <see cref="Columns"/> in order, each key
@@ -91,7 +102,7 @@ internal sealed class UpsertStatement
     /// </summary>
     public MergeStatement SetBased(string select)
     {
-        var insert = $"INSERT INTO {_table} ({string.Join(", ", _columns)}) {select}";
+        var insert = $"INSERT INTO {_table} ({string.Join(", ", _written)}) {select}";
         return new(insert + $"{_onConflict}{(_conditional ? " AND " : " WHERE ")}{_changed}", insert);
     }
 

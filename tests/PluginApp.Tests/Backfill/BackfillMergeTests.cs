@@ -149,6 +149,14 @@ public sealed class BackfillMergeTests(AppFixture app) : IClassFixture<AppFixtur
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1 AND id = 64003 AND test", shopId));
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1 AND id = 64004 AND updated_at > '2026-07-05' AND email IS NULL AND browser_ip IS NULL", shopId));
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1 AND id = 64005 AND email IS NULL AND browser_ip IS NULL", shopId));
+        // Those stored blank are marked as erased (what reads only the mark, training and Stripe's metadata, needs it); the
+        // others are not, and a second import changes none of the marks.
+        const string marked = "SELECT string_agg(id::text, ',' ORDER BY id) FROM orders WHERE shop_id = $1 AND redacted_at IS NOT NULL";
+        var erased = await app.ScalarAsync(marked, shopId);
+        Assert.Equal("64002,64004,64005", erased);
+        var times = await app.ScalarAsync("SELECT string_agg(redacted_at::text, ',' ORDER BY id) FROM orders WHERE shop_id = $1", shopId);
+        await RunBackfillAsync(shop);
+        Assert.Equal(times, await app.ScalarAsync("SELECT string_agg(redacted_at::text, ',' ORDER BY id) FROM orders WHERE shop_id = $1", shopId));
     }
 
     [Fact]

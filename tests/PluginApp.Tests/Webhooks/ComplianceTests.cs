@@ -204,6 +204,8 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
         await SendAsync("orders/create", ShopifyPayloads.Order(6163, customerId: 8161));
         Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM order_cards WHERE shop_id = $1", shopId));
         Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1 AND (card_bin IS NOT NULL OR card_last4 IS NOT NULL)", shopId));
+        // Both stored blank are marked as erased, as what reads only the mark (training, Stripe's metadata) needs.
+        Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1 AND id IN (6161, 6163) AND redacted_at IS NOT NULL", shopId));
     }
 
     /// <summary>
