@@ -101,8 +101,7 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
         topics.Handlers.TryGetValue(h.Topic, out var handler);
         var delivery = new PendingDelivery(h, body, handler, claim.ShopifyShopId, clock.GetUtcNow())
         {
-            Summary = new JsonObject { ["bytes"] = body.Length, ["sha256"] = Convert.ToHexStringLower(SHA256.HashData(body)), ["id"] = ResourceId(root) }
-                .ToJsonString(),
+            Summary = Summary(body, root),
         };
         try { delivery.Rows = handler?.Parse(root); }
         catch (InvalidOperationException e)
@@ -327,6 +326,22 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
     internal static bool IsDataError(PostgresException e) => e.SqlState.StartsWith("22", StringComparison.Ordinal) || e.SqlState.StartsWith("23", StringComparison.Ordinal);
 
     /// <summary>The resource's own id, as the body gives it (a number, or a cart's token), for the summary.</summary>
+    /// <summary>
+    /// What a delivery record holds of a body it may keep aside: its size and hash, and the ids an erasure finds it by (its
+    /// own, a cart's or checkout's token, a refund's or transaction's order, the customer's id), so a body kept only as
+    /// bytes (raw_body) is found as its parsed body would be. Until 6 Dec 2026 it held the resource's id alone, and a kept
+    /// cart, checkout, refund or transaction stayed through her erasure and out of her export.
+    /// </summary>
+    private static string Summary(byte[] body, JsonElement root)
+    {
+        var summary = new JsonObject { ["bytes"] = body.Length, ["sha256"] = Convert.ToHexStringLower(SHA256.HashData(body)), ["id"] = ResourceId(root) };
+        foreach (var name in (ReadOnlySpan<string>)["token", "order_id"])
+            if (root.TryGetProperty(name, out var v) && v.ValueKind is JsonValueKind.Number or JsonValueKind.String) summary[name] = JsonValue.Create(v);
+        if (root.TryGetProperty("customer", out var c) && c.ValueKind == JsonValueKind.Object && c.TryGetProperty("id", out var cid) && cid.ValueKind == JsonValueKind.Number)
+            summary["customer"] = new JsonObject { ["id"] = JsonValue.Create(cid) };
+        return summary.ToJsonString();
+    }
+
     private static JsonNode? ResourceId(JsonElement root)
     {
         foreach (var name in (ReadOnlySpan<string>)["id", "token"])

@@ -170,6 +170,54 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
     }
 
     /// <summary>
+    /// Deliveries PostgreSQL could keep only as bytes (a lone surrogate in what she typed): her cart's, her guest checkout's
+    /// and her order's refund are found by her erasure as their parsed bodies would be, and erased. Until 6 Dec 2026 their
+    /// records held only the resource's own id, and they stayed.
+    /// </summary>
+    [Fact]
+    public async Task CustomersRedact_FindsHerDeliveriesKeptOnlyAsBytes()
+    {
+        const string shop = "redact-raw.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        var order = ShopifyPayloads.Order(6171, customerId: null);
+        order["email"] = "raw-guest@example.com";
+        order["cart_token"] = "cart-raw";
+        order["checkout_token"] = "ck-raw";
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("orders/create", shop, order.ToJsonString())).StatusCode);
+        // What she typed, with a lone surrogate that .NET reads and PostgreSQL's jsonb refuses.
+        static string Typed(JsonObject body, string field)
+        {
+            body[field] = "TYPED";
+            return body.ToJsonString().Replace("\"TYPED\"", "\"\\ud800 ring the bell twice\"", StringComparison.Ordinal);
+        }
+        var cart = ShopifyPayloads.Cart("cart-raw");
+        var checkout = ShopifyPayloads.Checkout(6172, customerId: null);
+        checkout["token"] = "ck-raw";
+        checkout["email"] = "raw-guest@example.com";
+        var refund = ShopifyPayloads.Refund(6173, 6171, 617_100);
+        var kept = new List<string>();
+        foreach (var (topic, body) in new[] { ("carts/update", Typed(cart, "note")), ("checkouts/create", Typed(checkout, "email")), ("refunds/create", Typed(refund, "note")) })
+        {
+            var delivery = Guid.NewGuid().ToString();
+            Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync(topic, shop, body, delivery)).StatusCode);
+            kept.Add(delivery);
+        }
+        Assert.Equal("carts/update,checkouts/create,refunds/create", await app.ScalarAsync(
+            "SELECT string_agg(topic || CASE WHEN raw_body IS NULL THEN ' ' || outcome || ' ' || left(body::text, 200) ELSE '' END, ',' ORDER BY topic) FROM webhook_deliveries WHERE delivery_id = ANY($1)",
+            (object)kept.ToArray()));
+
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("customers/redact", shop, new JsonObject
+        {
+            ["shop_id"] = 1, ["shop_domain"] = shop, ["orders_to_redact"] = new JsonArray(6171),
+            ["customer"] = new JsonObject { ["id"] = 8171, ["email"] = "raw-guest@example.com" },
+        }.ToJsonString())).StatusCode);
+
+        Assert.Equal("", await app.ScalarAsync("""
+            SELECT coalesce(string_agg(topic, ','), '') FROM webhook_deliveries WHERE delivery_id = ANY($1) AND (raw_body IS NOT NULL OR NOT body ? 'redacted_at')
+            """, (object)kept.ToArray()));
+    }
+
+    /// <summary>
     /// The card an order's transaction brought (order_transactions/create, kept for the order) is hers: erased with her
     /// orders, held or only listed, and a later transaction or order of hers brings no card back, nor does one naming her.
     /// </summary>
