@@ -21,7 +21,7 @@ internal static class OrderBodies
     /// <summary>
     /// A random order; all draws come from <paramref name="r"/>, so a seed gives the same orders in the same order. Its
     /// browser address is one of <paramref name="addresses"/>: up to <see cref="ConcentratedAddresses"/> from 198.51.100.0/24
-    /// (the same draw as before, so those orders are as they were), more from the IPv6 documentation prefix.
+    /// (the same draw as before, so those orders are as they were); more, all from the IPv6 documentation prefix.
     /// </summary>
     public static ShopifyOrder Draw(Random r, long orderId, int addresses = ConcentratedAddresses)
     {
@@ -46,7 +46,7 @@ internal static class OrderBodies
             {
                 BrowserIp = addresses <= ConcentratedAddresses
                     ? string.Create(CultureInfo.InvariantCulture, $"198.51.100.{r.Next(1, addresses + 1)}")
-                    : string.Create(CultureInfo.InvariantCulture, $"2001:db8::{r.Next(1, addresses + 1):x}"),
+                    : Ipv6(r.Next(1, addresses + 1)),
                 AcceptLanguage = "en-US,en;q=0.9",
                 UserAgent = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36",
             },
@@ -69,6 +69,9 @@ internal static class OrderBodies
             }).ToList(),
         };
     }
+
+    /// <summary>The <paramref name="n"/>th address of the IPv6 documentation prefix, groups of at most four hex digits.</summary>
+    private static string Ipv6(int n) => string.Create(CultureInfo.InvariantCulture, $"2001:db8::{n >> 16:x}:{n & 0xffff:x}");
 
     private static ShopifyCustomer Customer(Random r)
     {

@@ -8,20 +8,13 @@
 
   // @include pluginapp-common.js
 
-  function get(url, signal) {
-    return fetch(url, { credentials: 'same-origin', signal: signal, headers: { Accept: 'application/json' } }).then(function (r) {
-      if (!r.ok) throw new Error('HTTP ' + r.status);
-      return r.json();
-    });
-  }
-
   function fill(template, values) {
     return String(template).replace(/\{(\w+)\}/g, function (_, k) { return values[k] != null ? values[k] : ''; });
   }
 
   function init(root) {
-    if (root.getAttribute('data-pa-state')) return;
-    root.setAttribute('data-pa-state', 'loading');
+    if (root.getAttribute(STATE)) return;
+    root.setAttribute(STATE, 'loading');
     var d = root.dataset;
     var proxy = (d.proxy || '/apps/pluginapp').replace(/\/+$/, '');
     var cartUrl = d.cartUrl || '/cart';
@@ -172,7 +165,7 @@
       clearTimeout(timer);
       done = true;
       parts.forEach(function (p) { box.appendChild(p); });
-      root.setAttribute('data-pa-state', 'ready');
+      root.setAttribute(STATE, 'ready');
       root.setAttribute('data-pa-action', action);
       // For the cart upsells on the same page, which then show another product.
       if (shown) {
@@ -182,7 +175,7 @@
     }
 
     var signal = controller && controller.signal;
-    get(cartUrl + '.js', signal).then(function (c) {
+    getJson(cartUrl + '.js', signal).then(function (c) {
       cart = c;
       root.paCart = cartKey(c);
       // At most 100 lines (the app's limit), the most valuable first; quantities as the cart holds them.
@@ -191,7 +184,7 @@
       if (!lines.length) return null;
       var q = '?lines=' + encodeURIComponent(lines.join(',')) + '&cart_token=' + encodeURIComponent(String(cart.token || '').split('?')[0]) +
         '&visitor_id=' + encodeURIComponent(vid);
-      return get(proxy + '/cart-offers' + q, signal);
+      return getJson(proxy + '/cart-offers' + q, signal);
     }).then(function (data) { if (data) render(data); else hide(); }).catch(hide);
   }
 
@@ -204,9 +197,11 @@
   function again(root) {
     var box = root.querySelector('.pa-offers__box');
     while (box.firstChild) box.removeChild(box.firstChild);
-    ['data-pa-state', 'data-pa-action', 'data-pa-product', 'aria-hidden', 'style'].forEach(function (a) { root.removeAttribute(a); });
+    [STATE, 'data-pa-action', 'data-pa-product', 'aria-hidden', 'style'].forEach(function (a) { root.removeAttribute(a); });
     root.className = 'pa-offers'; // its only class (cart-offers.liquid), without --empty and --collapsed
-    if (root.paCollapse) root.paCollapse.disconnect();
+    box.removeAttribute('aria-busy');
+    // The old answer's watchers: its exposure must not be reported for what is no longer shown.
+    [root.paCollapse, root.paSeen].forEach(function (o) { if (o) o.disconnect(); });
     init(root);
   }
 
@@ -218,11 +213,15 @@
   function check() {
     var roots = document.querySelectorAll('[data-pa-offers]');
     if (!roots.length) return;
-    get((roots[0].dataset.cartUrl || '/cart') + '.js').then(function (c) {
+    getJson((roots[0].dataset.cartUrl || '/cart') + '.js').then(function (c) {
+      var later;
       [].forEach.call(roots, function (root) {
-        if (root.getAttribute('data-pa-state') === 'loading') changed = setTimeout(check, 500);
-        else if (root.paCart != null && root.paCart !== cartKey(c)) again(root);
+        // A block still asking may have read the cart before the change: looked at again once it has its answer. One the
+        // theme drew again (its section re-rendered, the block new and never asked) asks now.
+        if (root.getAttribute(STATE) === 'loading') later = 1;
+        else if (root.paCart !== cartKey(c)) again(root);
       });
+      if (later) changed = setTimeout(check, 500);
     }).catch(function () {});
   }
   try {

@@ -7,14 +7,6 @@
 
   // @include pluginapp-common.js
 
-  function getJson(url, signal) {
-    return fetch(url, { signal: signal, credentials: 'same-origin', headers: { Accept: 'application/json' } })
-      .then(function (r) {
-        if (!r.ok) throw new Error('HTTP ' + r.status);
-        return r.json();
-      });
-  }
-
   function card(item, index, opts) {
     var li = el('li', 'pa-card');
     li.setAttribute('data-product-id', item.product_id);
@@ -54,8 +46,8 @@
   }
 
   function init(root) {
-    if (root.getAttribute('data-pa-state')) return;
-    root.setAttribute('data-pa-state', 'loading');
+    if (root.getAttribute(STATE)) return;
+    root.setAttribute(STATE, 'loading');
     var d = root.dataset;
     var proxy = (d.proxy || '/apps/pluginapp').replace(/\/+$/, '');
     var list = root.querySelector('.pa-upsells__list');
@@ -86,7 +78,7 @@
       if (cartTagged || !consented()) return;
       cartTagged = true;
       fetch((d.cartUrl || '/cart') + '/update.js', {
-        method: 'POST', keepalive: true, credentials: 'same-origin', headers: { 'Content-Type': 'application/json' },
+        method: 'POST', keepalive: true, credentials: 'same-origin', headers: { 'Content-Type': JSON_TYPE },
         body: JSON.stringify({ attributes: { _pluginapp_visitor: vid } })
       }).then(function (r) {
         if (!r.ok) throw r;
@@ -143,7 +135,7 @@
       // The live status says the products came (until 5 Dec 2026 it went on saying "Loading recommendations").
       var status = root.querySelector('.pa-upsells__status');
       if (status) status.textContent = d.loadedLabel || '';
-      root.setAttribute('data-pa-state', 'ready');
+      root.setAttribute(STATE, 'ready');
       root.setAttribute('data-request-id', requestId || '');
 
       // The Cart offers block decided after this one: its product's card takes the spare product asked for, in place, or

@@ -566,6 +566,12 @@ public sealed class ReviewQueueTests(ReviewFixture app) : IClassFixture<ReviewFi
         Assert.Equal(at.AddDays(-20).ToUnixTimeMilliseconds(), detail.Customer.FirstOrderAt?.ToUnixTimeMilliseconds());
         var page = await OpenAsync(shop, Ada, 7900005);
         Assert.Contains("3 more not counted", await page.Locator("#review-customer").InnerTextAsync(), StringComparison.Ordinal);
+        // Only orders that did not stand: no first order, and not "this one" either, beside "3 more not counted".
+        await app.CountAsync("UPDATE orders SET test = true WHERE shop_id = $1 AND id = 7900001", shopId);
+        await page.ReloadAsync();
+        var card = await page.Locator("#review-customer").InnerTextAsync();
+        Assert.Contains("none that stood", card, StringComparison.Ordinal);
+        Assert.DoesNotContain("this one", card, StringComparison.Ordinal);
     }
 
     /// <summary>

@@ -2,6 +2,8 @@
   // inside the source's own function, so each built script stands alone (a page may load either block, or both).
 
   var TIMEOUT_MS = 1500;
+  // Named once: each is written several times, and the scripts are near Theme Check's 10,000 B.
+  var JSON_TYPE = 'application/json', STATE = 'data-pa-state';
   // One visitor id per shopper across blocks.
   var VISITOR_KEY = 'pluginapp:visitor';
 
@@ -13,6 +15,13 @@
     var p = window.Shopify && Shopify.customerPrivacy;
     return !(p && p.analyticsProcessingAllowed && !p.analyticsProcessingAllowed());
   }
+
+  // Where the page has Shopify's loader but not the API yet (the banner loads it late, or not at all), the block loads it,
+  // as Shopify documents: each report below looks at her choice again, so once it is known nothing more goes out, and a
+  // kept id is forgotten at the first report she declined.
+  var shop = window.Shopify;
+  if (shop && shop.loadFeatures && !shop.customerPrivacy)
+    try { shop.loadFeatures([{ name: 'consent-tracking-api', version: '0.1' }], function () { }); } catch (e) { }
 
   function visitorId() {
     var id, mine = consented();
@@ -28,12 +37,15 @@
   // An event for the app (or the cart's attributes), unless the shopper declined: a beacon survives the page leaving (a
   // link followed, the cart page reloaded after an Add); else fetch keepalive.
   function send(url, payload) {
-    if (!consented()) return;
+    if (!consented()) {
+      try { localStorage.removeItem(VISITOR_KEY); } catch (e) { }
+      return;
+    }
     var body = JSON.stringify(payload);
     try {
-      if (navigator.sendBeacon && navigator.sendBeacon(url, new Blob([body], { type: 'application/json' }))) return;
+      if (navigator.sendBeacon && navigator.sendBeacon(url, new Blob([body], { type: JSON_TYPE }))) return;
     } catch (e) { }
-    fetch(url, { method: 'POST', keepalive: true, credentials: 'same-origin', headers: { 'Content-Type': 'application/json' }, body: body })
+    fetch(url, { method: 'POST', keepalive: true, credentials: 'same-origin', headers: { 'Content-Type': JSON_TYPE }, body: body })
       .catch(function () {});
   }
 
@@ -89,18 +101,26 @@
   // Nothing to show: the block is emptied and hidden at its size, so nothing on screen moves, then collapses out of sight.
   function emptyBlock(root, block, content) {
     root.style.height = root.getBoundingClientRect().height + 'px';
-    root.setAttribute('data-pa-state', 'empty');
+    root.setAttribute(STATE, 'empty');
     root.classList.add(block + '--empty');
     root.setAttribute('aria-hidden', 'true');
     while (content.firstChild) content.removeChild(content.firstChild);
     collapse(root, block + '--collapsed');
   }
 
+  // JSON from the storefront or the app proxy; an answer that is not 200 rejects.
+  function getJson(url, signal) {
+    return fetch(url, { signal: signal, credentials: 'same-origin', headers: { Accept: JSON_TYPE } }).then(function (r) {
+      if (!r.ok) throw new Error('HTTP ' + r.status);
+      return r.json();
+    });
+  }
+
   // One to the cart. Refused (sold out, as many as the shop allows already in the cart), it rejects with the cart's own
   // words, in the shop's language, when it gives them; a failed request, with none.
   function addToCart(url, variantId) {
     return fetch(url, {
-      method: 'POST', credentials: 'same-origin', headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+      method: 'POST', credentials: 'same-origin', headers: { 'Content-Type': JSON_TYPE, Accept: JSON_TYPE },
       body: JSON.stringify({ items: [{ id: variantId, quantity: 1 }] })
     }).then(function (r) {
       if (r.ok) return r.json();
@@ -150,11 +170,7 @@
     var path = safePath(item.url);
     if (!path || (!other && base === '/')) return false;
     if (other) show(item.title, '');
-    fetch(base + path.slice(1).split(/[?#]/)[0] + '.js', { credentials: 'same-origin', headers: { Accept: 'application/json' } })
-      .then(function (r) {
-        if (!r.ok) throw r;
-        return r.json();
-      }).then(function (p) {
+    getJson(base + path.slice(1).split(/[?#]/)[0] + '.js').then(function (p) {
         var v = (p.variants || []).filter(function (x) { return x.id === item.variant_id; })[0];
         show(typeof p.title == 'string' && p.title ? p.title : item.title, v && typeof v.price == 'number' ? money(v.price / 100, active) : null);
       }).catch(function () {}).then(function () { if (settle) settle(); });
