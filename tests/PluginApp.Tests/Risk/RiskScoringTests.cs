@@ -671,15 +671,15 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
     public async Task AnOrderWithNoAccountOrEmail_IsNotCalledTheCustomersFirstOrder()
     {
         const string shop = "risk-no-identity.myshopify.com";
-        var shopId = await OrdinaryStoreAsync(shop, 1_780_000);
-        var order = RiskOrders.Order(1_789_001, app.Clock.GetUtcNow(), 900m, "203.0.113.90", "", null, discount: true);
+        var shopId = await OrdinaryStoreAsync(shop, 1_840_000);
+        var order = RiskOrders.Order(1_849_001, app.Clock.GetUtcNow(), 900m, "203.0.113.90", "", null, discount: true);
         order["source_name"] = "shopify_draft_order";
         order["email"] = null;
         order["contact_email"] = null;
         order["customer"] = null;
         await SendAsync(shop, "orders/create", order);
 
-        var reasons = (await ScoreOfAsync(shopId, 1_789_001)).Reasons.GetRawText();
+        var reasons = (await ScoreOfAsync(shopId, 1_849_001)).Reasons.GetRawText();
 
         Assert.Contains("No earlier order found for this buyer, and larger than 9 in 10", reasons, StringComparison.Ordinal);
         Assert.Contains("A discount code, and no earlier order found for this buyer", reasons, StringComparison.Ordinal);

@@ -28,6 +28,10 @@ public sealed class CartOffersBlockTests(StorefrontFixture sf) : IClassFixture<S
         Assert.True(r.IsSuccessStatusCode, await r.Content.ReadAsStringAsync());
     }
 
+    /// <summary>Cart offers turned on: free shipping from 17.00, 10 % offers, a budget of 100 a day.</summary>
+    private Task OffersOnAsync() =>
+        SettingsAsync(new { enabled = true, freeShippingThreshold = 17, offerPercent = 10, maxDiscountPercent = 15, marginFloorPercent = 20, dailyBudget = 100, poolSize = 2, codeExpiryHours = 48 });
+
     private static string PolicyVisitor() => Enumerable.Range(0, 1000).Select(i => $"block-visitor-{i}").First(v =>
         Assignment.Arm(StorefrontFixture.Shop, Assignment.VisitorHash(StorefrontFixture.Shop, v), CartOffersExperiment.Key,
             CartOffersExperiment.Kind.Arms, CartOffersExperiment.StoppedArm) == CartOffersExperiment.PolicyArm);
@@ -81,7 +85,7 @@ public sealed class CartOffersBlockTests(StorefrontFixture sf) : IClassFixture<S
         var storefront = sf.Storefront;
         storefront.Behaviour = ProxyBehaviour.Forward;
         var visitor = PolicyVisitor();
-        await SettingsAsync(new { enabled = true, freeShippingThreshold = 17, offerPercent = 10, maxDiscountPercent = 15, marginFloorPercent = 20, dailyBudget = 100, poolSize = 2, codeExpiryHours = 48 });
+        await OffersOnAsync();
         async Task BarAsync(string? init, string action, string? text, string? progress, string? screenshot = null)
         {
             var (page, before) = await OpenCartAsync(visitor, init);
@@ -134,7 +138,7 @@ public sealed class CartOffersBlockTests(StorefrontFixture sf) : IClassFixture<S
         await sf.TrainedShopAsync();
         var storefront = sf.Storefront;
         storefront.Behaviour = ProxyBehaviour.Forward;
-        await SettingsAsync(new { enabled = true, freeShippingThreshold = 17, offerPercent = 10, maxDiscountPercent = 15, marginFloorPercent = 20, dailyBudget = 100, poolSize = 2, codeExpiryHours = 48 });
+        await OffersOnAsync();
         storefront.SetCart((101, 1010, 2));
         storefront.CartTotal = (2400, "USD");
         var (page, _) = await OpenCartAsync(PolicyVisitor());
@@ -175,7 +179,7 @@ public sealed class CartOffersBlockTests(StorefrontFixture sf) : IClassFixture<S
         await sf.TrainedShopAsync();
         var storefront = sf.Storefront;
         storefront.Behaviour = ProxyBehaviour.Forward;
-        await SettingsAsync(new { enabled = true, freeShippingThreshold = 17, offerPercent = 10, maxDiscountPercent = 15, marginFloorPercent = 20, dailyBudget = 100, poolSize = 2, codeExpiryHours = 48 });
+        await OffersOnAsync();
         storefront.SetPage("/cart", await ThemeBlockRenderer.RenderPageAsync("cart-offers+cart-upsells", new JsonObject { ["template"] = "cart" }));
         // Declined with the API on the page; declined with the API loaded by the blocks themselves (Shopify's loader only, as
         // where the banner loads it late); accepted.
@@ -238,7 +242,7 @@ public sealed class CartOffersBlockTests(StorefrontFixture sf) : IClassFixture<S
     public async Task CartBlock_SwitchedOff_IsNotRenderedAtAll()
     {
         await sf.TrainedShopAsync();
-        await SettingsAsync(new { enabled = true, freeShippingThreshold = 17, offerPercent = 10, maxDiscountPercent = 15, marginFloorPercent = 20, dailyBudget = 100, poolSize = 2, codeExpiryHours = 48 });
+        await OffersOnAsync();
         Task<JsonObject> HiddenAsync(string expected) => sf.App.AppMetafieldAsync(StorefrontFixture.Shop, "cart_offers_hidden", expected);
         try
         {
@@ -277,7 +281,7 @@ public sealed class CartOffersBlockTests(StorefrontFixture sf) : IClassFixture<S
         storefront.Behaviour = ProxyBehaviour.Forward;
         storefront.SetCart((101, 1010, 1));
         var visitor = PolicyVisitor();
-        await SettingsAsync(new { enabled = true, freeShippingThreshold = 17, offerPercent = 10, maxDiscountPercent = 15, marginFloorPercent = 20, dailyBudget = 100, poolSize = 2, codeExpiryHours = 48 });
+        await OffersOnAsync();
         // The product the offers block shows this cart, as the app answers it.
         var (first, _) = await OpenCartAsync(visitor);
         await first.Context.CloseAsync();
@@ -376,7 +380,7 @@ public sealed class CartOffersBlockTests(StorefrontFixture sf) : IClassFixture<S
         try
         {
             // Costs unknown (webhooks carry none): no offer is allowed, so the bar and a product that reaches free shipping.
-            await SettingsAsync(new { enabled = true, freeShippingThreshold = 17, offerPercent = 10, maxDiscountPercent = 15, marginFloorPercent = 20, dailyBudget = 100, poolSize = 2, codeExpiryHours = 48 });
+            await OffersOnAsync();
             await storefront.WarmAsync("/cart-offers?lines=1010:1&visitor_id=warm-up");
             var (page, before) = await OpenCartAsync(visitor);
             try
