@@ -159,6 +159,20 @@ public sealed class CartOffersBlockTests(StorefrontFixture sf) : IClassFixture<S
             // Each answer's update of the cart's attributes (three by now) changed no line: asked three times in all, no more.
             await Task.Delay(1000);
             Assert.Equal(3, await page.EvaluateAsync<int>("() => performance.getEntriesByType('resource').filter(e => e.name.includes('/cart-offers?')).length"));
+
+            // The theme draws its cart section again after a change (the block's markup new, as the server renders it): the new
+            // block asks too, where it would have stayed a blank box.
+            await page.EvaluateAsync("""
+                async () => {
+                  const html = await (await fetch(location.href)).text();
+                  const fresh = new DOMParser().parseFromString(html, 'text/html').querySelector('[data-pa-offers]');
+                  document.querySelector('[data-pa-offers]').replaceWith(document.importNode(fresh, true));
+                  await fetch('/cart/change.js', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ id: 1010, quantity: 2 }) });
+                }
+                """);
+            await page.WaitForFunctionAsync($"() => document.querySelector('{Block}').getAttribute('data-pa-state') === 'ready'", null,
+                new PageWaitForFunctionOptions { Timeout = 10_000 });
+            await Assertions.Expect(page.Locator(".pa-offers__bar-text")).ToHaveTextAsync("Your order ships free");
         }
         finally
         {
