@@ -325,7 +325,6 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
 
     internal static bool IsDataError(PostgresException e) => e.SqlState.StartsWith("22", StringComparison.Ordinal) || e.SqlState.StartsWith("23", StringComparison.Ordinal);
 
-    /// <summary>The resource's own id, as the body gives it (a number, or a cart's token), for the summary.</summary>
     /// <summary>
     /// What a delivery record holds of a body it may keep aside: its size and hash, and the ids an erasure finds it by (its
     /// own, a cart's or checkout's token, a refund's or transaction's order, the customer's id), so a body kept only as
@@ -342,6 +341,7 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
         return summary.ToJsonString();
     }
 
+    /// <summary>The resource's own id, as the body gives it (a number, or a cart's token), for the summary.</summary>
     private static JsonNode? ResourceId(JsonElement root)
     {
         foreach (var name in (ReadOnlySpan<string>)["id", "token"])
