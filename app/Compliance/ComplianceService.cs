@@ -112,17 +112,24 @@ internal sealed class ComplianceService(StoreWriter store, long shopId, Personal
     /// installed the app again since the uninstall it follows: Shopify sends it 48 hours after an uninstall, and a merchant
     /// who came back within them is a customer again, whose token and data the app runs on (until 5 Dec 2026 their store
     /// was deleted, token and all). Told by the shop's latest grant, later than 48 hours before the redaction was triggered
-    /// (or received, without the header); a shop whose uninstall we never recorded still reads as installed, and its
-    /// earlier grant has it erased.
+    /// (or received, without the header). A shop that still reads as installed with a token Shopify has not refused is not
+    /// erased here: Shopify is asked first (<see cref="ShopRedactionChecks"/>), as the time the request was triggered is an
+    /// unsigned header, and a signed body replayed with a fresh time would otherwise erase a merchant who came back more
+    /// than 48 hours ago (until 6 Dec 2026). A shop whose uninstall we never recorded is erased once Shopify refuses its token.
     /// </summary>
-    public static void AddShopRedaction(StoreWriter store, string domain, string keepDeliveryId, DateTimeOffset triggeredAt)
+    public static void AddShopRedaction(StoreWriter store, string domain, string keepDeliveryId, DateTimeOffset triggeredAt, DateTimeOffset receivedAt)
     {
         // Why lock the shop first: a risk scoring run holds it (FOR KEY SHARE) while it writes its decisions, and an install
         // updates it; waiting for them here means their decisions are seen and erased, and a reinstall is seen.
         store.Add("SELECT 1 FROM shops WHERE domain = $1 FOR UPDATE", domain);
         var uninstalledBy = triggeredAt - ShopRedactionDelay;
+        store.Add($"""
+            INSERT INTO shop_redaction_checks (shop_id, delivery_id, uninstalled_by, requested_at, next_at)
+            SELECT id, $2, $3, $4, $5 FROM shops WHERE domain = $1 AND {StoreData.ShopStatus.Reachable()} AND coalesce(granted_at, '-infinity') <= $3
+            ON CONFLICT (shop_id) DO NOTHING
+            """, domain, keepDeliveryId, uninstalledBy, receivedAt, receivedAt + ShopRedactionChecks.FirstAsk);
         string Gone(int since) =>
-            $"NOT EXISTS (SELECT 1 FROM shops WHERE domain = $1 AND {StoreData.ShopStatus.Installed()} AND granted_at > ${since})";
+            $"NOT EXISTS (SELECT 1 FROM shops WHERE domain = $1 AND {StoreData.ShopStatus.Installed()} AND (token_revoked_at IS NULL OR granted_at > ${since}))";
         store.Add($"DELETE FROM webhook_deliveries WHERE shop_domain = $1 AND delivery_id <> $2 AND {Gone(3)}", domain, keepDeliveryId, uninstalledBy);
         // Decisions are a high-volume log without a foreign key; the rest cascades from the shop row.
         store.Add($"DELETE FROM decisions WHERE shop_id = (SELECT id FROM shops WHERE domain = $1) AND {Gone(2)}", domain, uninstalledBy);

@@ -235,7 +235,7 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
         }
         if (outcome != "normalized") return new IngestResult(Outcome(outcome));
 
-        if (h.Topic == WebhookTopics.ShopRedact) ComplianceService.AddShopRedaction(store, h.ShopDomain, h.DeliveryId, h.TriggeredAt ?? d.ReceivedAt);
+        if (h.Topic == WebhookTopics.ShopRedact) ComplianceService.AddShopRedaction(store, h.ShopDomain, h.DeliveryId, h.TriggeredAt ?? d.ReceivedAt, d.ReceivedAt);
         else if (h.Topic == WebhookTopics.AppUninstalled) AddUninstall(store, shopId!.Value, h, d.ReceivedAt);
         else
         {
