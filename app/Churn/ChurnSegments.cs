@@ -46,9 +46,13 @@ public static class ChurnSegments
     /// <summary>What each segment means, in the merchant's words.</summary>
     public static string Describe(string segment, ChurnLines lines, ChurnOptions o) => segment switch
     {
-        Active => $"likely to order again: churn probability below {Format.Percent(lines.AtRisk, 0)}" + (lines.Moved
-            ? $", your store's churn rate over the last {lines.HorizonDays} days (the at-risk line moves up to it when it is above {Format.Percent(o.AtRisk, 0)})"
-            : ""),
+        // Why two wordings: above a churn rate of one half, a customer under the moved line may well not order again; they
+        // are only less likely not to than the store's typical customer (until 6 Dec 2026 they read "likely to order again").
+        Active => lines.Moved
+            ? $"less likely than your store's typical customer not to order again: churn probability below {Format.Percent(lines.AtRisk, 0)}, " +
+              $"your store's churn rate (the share of its customers who did not order again within {lines.HorizonDays?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "the model's"} days; " +
+              $"the at-risk line moves up to it when it is above {Format.Percent(o.AtRisk, 0)})"
+            : $"likely to order again: churn probability below {Format.Percent(lines.AtRisk, 0)}",
         AtRisk => $"churn probability {Format.Percent(lines.AtRisk, 0)} to {Format.Percent(lines.Lapsing, 0)}",
         Lapsing => $"churn probability {Format.Percent(lines.Lapsing, 0)} to {Format.Percent(lines.Lost, 0)}",
         Lost => $"churn probability {Format.Percent(lines.Lost, 0)} or more",
@@ -71,12 +75,20 @@ public static class ChurnSegments
         return Active;
     }
 
-    /// <summary>The spend from which a customer is high value: the top share of the store's customers (at least one customer).</summary>
+    /// <summary>
+    /// The spend from which a customer is high value: the top share of the store's customers (at least one customer), and no
+    /// more. Where customers tied on spend straddle the share's edge, the tie is left out, and the line is the least spend
+    /// above it (no one when the whole share ties with those outside it). Until 6 Dec 2026 the line was the spend at the edge,
+    /// and a store whose customers mostly spent the same (one order of one product) had nearly all of them "high value".
+    /// </summary>
     public static double HighValueFrom(IReadOnlyList<double> spends, double share)
     {
         if (spends.Count == 0) return double.PositiveInfinity;
         var sorted = spends.OrderByDescending(s => s).ToArray();
         var n = Math.Max(1, (int)Math.Floor(sorted.Length * share));
-        return sorted[n - 1];
+        if (n == sorted.Length) return sorted[n - 1];
+        var outside = sorted[n]; // the most any customer outside the share spent
+        var above = sorted.Take(n).Where(s => s > outside).ToArray();
+        return above.Length > 0 ? above.Min() : double.PositiveInfinity;
     }
 }

@@ -9,8 +9,10 @@ namespace PluginApp.Experiments;
 /// <param name="RefundRate">Refunded share of the arm's order revenue.</param>
 /// <param name="AverageDiscount">Discount as a share of the arm's order revenue before discounts.</param>
 /// <param name="UnknownMargin">Orders whose margin is unknown (a line without a cost), counted at zero margin.</param>
+/// <param name="Converted">Visitors who kept an order (something of it not refunded): the conversion metric's.</param>
+/// <param name="Ordered">Visitors who placed an order that was not cancelled, refunded or not: the guardrails' gate.</param>
 public sealed record ArmResult(string Arm, long Units, long Converted, double Value, double Revenue, double RefundRate, double AverageDiscount,
-    long UnknownMargin, ArmSample Sample);
+    long UnknownMargin, ArmSample Sample, long Ordered);
 
 /// <summary>One treatment arm against the control, as of a day: the lift with both intervals.</summary>
 public sealed record ArmLift(string Arm, DateOnly Day, ExperimentComparison Comparison);
@@ -110,7 +112,8 @@ public sealed class ExperimentResults(NpgsqlDataSource db, ExperimentStore store
     /// <summary>The verdict's words for a metric: "policy arm earns 4.1% more margin per visitor, …".</summary>
     public static VerdictWording Wording(string metric, string arm, string control) => metric switch
     {
-        "conversion" => new VerdictWording(arm, control, "orders per visitor", "visitors") { Verb = "gets", Less = "fewer" },
+        // Why a share: a visitor counts once whatever she ordered (until 6 Dec 2026 worded "orders per visitor").
+        "conversion" => new VerdictWording(arm, control, "share of visitors who ordered", "visitors") { Verb = "has a", More = "higher", Less = "lower" },
         "margin" => new VerdictWording(arm, control, "margin per visitor", "visitors"),
         _ => new VerdictWording(arm, control, "revenue per visitor", "visitors"),
     };
@@ -125,14 +128,14 @@ public sealed class ExperimentResults(NpgsqlDataSource db, ExperimentStore store
             return armNames.Select(arm =>
             {
                 var sample = new ArmSample();
-                long n = 0, converted = 0, unknownMargin = 0;
+                long n = 0, converted = 0, ordered = 0, unknownMargin = 0;
                 double revenue = 0, refunded = 0, discount = 0;
                 foreach (var (unit, row) in units)
                 {
                     if (row.Arm != arm || row.FirstAt >= end) continue;
                     n++;
                     double net = 0, margin = 0;
-                    var bought = false;
+                    bool bought = false, placed = false;
                     if (byUnit.TryGetValue(unit, out var list))
                         foreach (var o in list)
                         {
@@ -140,6 +143,7 @@ public sealed class ExperimentResults(NpgsqlDataSource db, ExperimentStore store
                             var keep = Math.Max(0, o.Revenue - o.Refunded);
                             net += keep;
                             if (keep > 0) bought = true;
+                            if (o.Revenue > 0) placed = true;
                             // A cancelled order earned nothing (revenue and margin 0): its refunds take nothing off either.
                             if (o.Margin is { } m) margin += m - (o.Revenue > 0 ? Math.Min(o.MarginRefunded, o.Revenue) : 0);
                             else if (o.Revenue > 0) unknownMargin++;
@@ -148,11 +152,12 @@ public sealed class ExperimentResults(NpgsqlDataSource db, ExperimentStore store
                             discount += o.Discount;
                         }
                     if (bought) converted++;
+                    if (placed) ordered++;
                     var y = settings.Metric switch { "conversion" => bought ? 1 : 0, "margin" => margin, _ => net };
                     sample = sample.Add(y, row.Covariate);
                 }
                 return new ArmResult(arm, n, converted, n == 0 ? 0 : sample.MeanY, revenue, revenue > 0 ? refunded / revenue : 0,
-                    revenue + discount > 0 ? discount / (revenue + discount) : 0, unknownMargin, sample);
+                    revenue + discount > 0 ? discount / (revenue + discount) : 0, unknownMargin, sample, ordered);
             }).ToList();
         }
 
@@ -177,7 +182,9 @@ public sealed class ExperimentResults(NpgsqlDataSource db, ExperimentStore store
         // test does harm; until 4 Dec one refunded order of the first day showed "100 % of revenue refunded" in red, and the
         // control arm, which changes nothing, could break one too.
         var breaches = new List<GuardrailBreach>();
-        foreach (var a in final.Where(a => a.Arm != kind.Control && a.Converted >= MinGuardrailOrders))
+        // Why counted by the orders placed, refunded or not: until 6 Dec 2026 by the visitors who kept one, so the refunds of an
+        // arm that caused returns kept it under the gate of its own refund guardrail.
+        foreach (var a in final.Where(a => a.Arm != kind.Control && a.Ordered >= MinGuardrailOrders))
         {
             if (settings.Guardrails.MaxRefundRate is { } maxRefund && a.Revenue > 0 && a.RefundRate > maxRefund)
                 breaches.Add(new GuardrailBreach(a.Arm, $"{a.Arm}: {a.RefundRate:P1} of revenue refunded, above the {maxRefund:P0} guardrail"));

@@ -141,7 +141,7 @@ public enum ExperimentOutcome
 /// <summary>
 /// Words for <see cref="ExperimentAnalysis.Verdict"/>: "{TreatmentArm} arm {Verb} 4.1% {More} {Metric}, 95% interval
 /// 1.2% to 7.0%", e.g. ("offer", "control", "margin per cart", "carts") -> "offer arm earns 4.1% more margin per cart";
-/// for conversion ("offer", "control", "orders per visitor", "visitors", Verb: "gets", Less: "fewer").
+/// for conversion ("offer", "control", "share of visitors who ordered", "visitors", Verb: "has a", More: "higher", Less: "lower").
 /// </summary>
 /// <param name="TreatmentArm">Name of the treatment arm ("offer").</param>
 /// <param name="ControlArm">Name of the control arm ("control", "holdout").</param>

@@ -650,6 +650,46 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Contains("sum to", await bad.Content.ReadAsStringAsync());
     }
 
+    /// <summary>
+    /// An arm whose orders come back is caught by its refund guardrail: the gate counts the visitors who ordered, refunded or
+    /// not. Until 6 Dec 2026 it counted those who kept an order, and 25 orders of which 6 were refunded in full (24 % of
+    /// revenue, above a 10 % guardrail) stayed under the gate of 20 with 19.
+    /// </summary>
+    [Fact]
+    public async Task RefundGuardrail_CountsTheVisitorsWhoseOrdersWereRefunded()
+    {
+        const string shop = "offers-refund-guardrail.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        var start = app.Clock.GetUtcNow().AddDays(-10);
+        await app.Client.SendAsync(Admin(HttpMethod.Put, "/api/admin/experiments/cart-offers", shop,
+            new { share_control = 50, share_policy = 50, metric = "conversion", maxRefundRate = 10, running = true }));
+        await app.ScalarAsync("UPDATE experiments SET started_at = $2 WHERE shop_id = $1", shopId, start);
+        var order = 97_200_000L;
+        for (var i = 0; i < 25; i++)
+            foreach (var arm in new[] { "control", "policy" })
+            {
+                var unit = $"v:{arm}{i}";
+                await app.ScalarAsync("INSERT INTO experiment_exposures (shop_id, experiment, unit, arm, first_at) VALUES ($1, 'cart-offers', $2, $3, $4)", shopId, unit, arm, start.AddDays(1));
+                order++;
+                await app.ScalarAsync("""
+                    INSERT INTO experiment_outcomes (shop_id, experiment, order_id, arm, revenue, ordered_at, unit, margin, discount)
+                    VALUES ($1, 'cart-offers', $2, $3, 100, $4, $5, 50, 0)
+                    """, shopId, order, arm, start.AddDays(2), unit);
+                if (arm != "policy" || i >= 6) continue;
+                await app.ScalarAsync("INSERT INTO orders (shop_id, id, total_price, created_at, updated_at) VALUES ($1, $2, 100, $3, $3)", shopId, order, start.AddDays(2));
+                await app.ScalarAsync("INSERT INTO refunds (shop_id, id, order_id, amount, created_at) VALUES ($1, $2, $2, 100, $3)", shopId, order, start.AddDays(3));
+            }
+
+        var report = await (await app.Client.SendAsync(Admin(HttpMethod.Get, "/api/admin/experiments/cart-offers", shop))).Content.ReadFromJsonAsync<JsonElement>();
+
+        var policy = report.GetProperty("arms").EnumerateArray().Single(a => a.GetProperty("arm").GetString() == "policy");
+        Assert.Equal(19, policy.GetProperty("converted").GetInt64());
+        Assert.Equal(0.24, policy.GetProperty("refundRate").GetDouble(), 9);
+        var breach = Assert.Single(report.GetProperty("breaches").EnumerateArray()).GetProperty("text").GetString();
+        Assert.StartsWith("policy: 24.0", breach);
+        Assert.Contains("of revenue refunded, above the 10", breach);
+    }
+
     [Fact]
     public async Task AdminRoutes_ShowOnlyTheShopsOwnDecisions_AndASeenReportFromAnotherShopIsRefused()
     {

@@ -557,7 +557,24 @@ public sealed class ChurnTests(ChurnFixture app) : IClassFixture<ChurnFixture>
         Assert.True(wrong.Count == 0, $"store rate {rate:F4}; not on the moved lines: {string.Join(", ", wrong)}");
         Assert.Contains(rows, x => x.P >= 0.5 && x.P < rate && x.Segment == ChurnSegments.Active);
         var active = (await JsonAsync("/api/admin/churn", shop)).GetProperty("segments").EnumerateArray().Single(x => x.GetProperty("segment").GetString() == ChurnSegments.Active);
-        Assert.StartsWith("likely to order again: churn probability below 80%, your store's churn rate over the last ", active.GetProperty("means").GetString());
+        Assert.StartsWith("less likely than your store's typical customer not to order again: churn probability below 80%, your store's churn rate (the share of its customers who did not order again within ",
+            active.GetProperty("means").GetString());
+    }
+
+    /// <summary>
+    /// High value is the top fifth by spend and no more: customers tied at the fifth's edge are left out. Until 6 Dec 2026 a
+    /// store whose customers mostly spent the same had nearly all of them "high value".
+    /// </summary>
+    [Fact]
+    public void HighValue_IsTheTopShareBySpend_EvenWhenMostCustomersSpentTheSame()
+    {
+        var spends = Enumerable.Repeat(30.0, 85).Concat(Enumerable.Range(1, 15).Select(i => 30.0 + i)).ToList();
+        var from = ChurnSegments.HighValueFrom(spends, 0.2);
+        Assert.Equal(15, spends.Count(s => s >= from));
+        Assert.Equal(0, Enumerable.Repeat(30.0, 100).Count(s => s >= ChurnSegments.HighValueFrom(Enumerable.Repeat(30.0, 100).ToList(), 0.2)));
+        var distinct = Enumerable.Range(1, 100).Select(i => (double)i).ToList();
+        Assert.Equal(20, distinct.Count(s => s >= ChurnSegments.HighValueFrom(distinct, 0.2)));
+        Assert.Equal(1, new[] { 5.0 }.Count(s => s >= ChurnSegments.HighValueFrom([5.0], 0.2)));
     }
 
     [Fact]
