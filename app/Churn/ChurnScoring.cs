@@ -293,7 +293,31 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
             await using var r = await cmd.ExecuteReaderAsync(ct);
             while (await r.ReadAsync(ct)) moved.Add((r.GetInt64(0), r.GetString(1), r.GetDouble(2), r.IsDBNull(3) ? null : r.GetDecimal(3)));
         }
-        if (changed.Count == 0 && moved.Count == 0 && shadow.Count == 0 && inCanary.Count == 0 && gone.Count == 0) return 0;
+        // A metafieldsSet of several customers that Shopify refused for good: it sets all of a call or none, so one customer it
+        // refuses (merged or deleted in Shopify meanwhile) kept the others' metafields unwritten, and as their scores read as
+        // written, no later run sent them again (until 6 Dec 2026). Each customer of such a call is sent again in a call of
+        // their own, with their values now, once (its key names the refused call); a call of one customer is not split again.
+        var alone = new List<(long Refused, long Customer, string Segment, double Probability, decimal? Value)>();
+        await using (var cmd = new NpgsqlCommand("""
+            SELECT m.id, s.customer_id, s.segment, s.churn_probability, s.expected_value_365
+            FROM outbox_messages m
+            CROSS JOIN LATERAL (SELECT DISTINCT substring(mf->>'ownerId' FROM '[0-9]+$')::bigint AS customer_id
+                                FROM jsonb_array_elements(m.variables->'metafields') mf) c
+            JOIN churn_scores s ON s.shop_id = m.shop_id AND s.customer_id = c.customer_id
+            WHERE m.shop_id = $1 AND m.failed_at IS NOT NULL AND m.operation = 'metafieldsSet'
+              AND m.idempotency_key LIKE 'churn-mf:%' AND m.idempotency_key NOT LIKE 'churn-mf:%:alone:%'
+              AND jsonb_array_length(m.variables->'metafields') > $2
+              AND NOT EXISTS (SELECT 1 FROM outbox_messages a WHERE a.shop_id = m.shop_id AND a.idempotency_key = 'churn-mf:' || c.customer_id || ':alone:' || m.id)
+            ORDER BY m.id, s.customer_id
+            """, conn, tx))
+        {
+            cmd.Parameters.Add(Sql.Param(shopId));
+            cmd.Parameters.Add(Sql.Param(ChurnMetafieldKeys.Length));
+            await using var r = await cmd.ExecuteReaderAsync(ct);
+            while (await r.ReadAsync(ct))
+                alone.Add((r.GetInt64(0), r.GetInt64(1), r.GetString(2), r.GetDouble(3), r.IsDBNull(4) ? null : r.GetDecimal(4)));
+        }
+        if (changed.Count == 0 && moved.Count == 0 && alone.Count == 0 && shadow.Count == 0 && inCanary.Count == 0 && gone.Count == 0) return 0;
         await using var batch = new NpgsqlBatch(conn, tx);
         var store = new StoreWriter(batch, shopId);
         // The decision log: one entry per customer whose segment changed (what was written to Shopify), with its reasons; in
@@ -359,6 +383,12 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
             OutboxWriter.Enqueue(store, new OutboxCall(OutboxOperation.MetafieldsSet, "churn-metafields",
                 new { metafields = chunk.SelectMany(c => Metafields(o, c.Customer, c.Probability, c.Value, c.Segment)).ToArray() },
                 $"churn-mf:{chunk[0].Customer}:{chunk[0].Change}:{run}"), now);
+            calls++;
+        }
+        foreach (var c in alone)
+        {
+            OutboxWriter.Enqueue(store, new OutboxCall(OutboxOperation.MetafieldsSet, "churn-metafields",
+                new { metafields = Metafields(o, c.Customer, c.Probability, c.Value, c.Segment) }, $"churn-mf:{c.Customer}:alone:{c.Refused}"), now);
             calls++;
         }
         foreach (var chunk in moved.OrderBy(c => c.Customer).Chunk(o.MetafieldCustomersPerCall))

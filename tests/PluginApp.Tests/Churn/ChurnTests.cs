@@ -11,6 +11,7 @@ using PluginApp.Outbox;
 using PluginApp.Tests.Infrastructure;
 using PluginApp.Tests.Storefront;
 using PluginApp.Training;
+using ShopifyStandIn;
 
 namespace PluginApp.Tests.Churn;
 
@@ -321,6 +322,45 @@ public sealed class ChurnTests(ChurnFixture app) : IClassFixture<ChurnFixture>
         var (promoted, why) = await registry.PromoteAsync(shopId, ChurnModelTrainer.Registration, easier.Version, CancellationToken.None);
         Assert.False(promoted);
         Assert.Equal(easier.Reason, why);
+    }
+
+    /// <summary>
+    /// Shopify sets a metafieldsSet call's metafields all or none: one customer it refuses (merged or deleted in Shopify)
+    /// refuses the call. The next run sends each customer of that call again in a call of their own, once, so the seven
+    /// others get theirs. Until 6 Dec 2026 their scores read as written, and no run sent them again.
+    /// </summary>
+    [Fact]
+    public async Task AMetafieldsCallShopifyRefusesForOneCustomer_IsSentAgainOneCustomerACall_SoTheOthersGetTheirs()
+    {
+        const string shop = "churn-refused-one.myshopify.com";
+        const long first = 96_900_000, refused = first + 1;
+        app.Shopify.GraphQL = call => call.Shop == shop && call.Mentions("metafieldsSet") && call.Variables.ToJsonString().Contains($"Customer/{refused}\"")
+            ? DefaultAdminApi.Data(new JsonObject
+            {
+                ["metafieldsSet"] = new JsonObject
+                {
+                    ["metafields"] = null,
+                    ["userErrors"] = new JsonArray(new JsonObject { ["field"] = new JsonArray("metafields", "0", "ownerId"), ["message"] = "Owner does not exist", ["code"] = "INVALID" }),
+                },
+            })
+            : null;
+        try
+        {
+            var shopId = await app.ScoredShopAsync(shop, first, seed: 21);
+            await app.DrainAsync(shopId, failed: 1);
+            var scored = await SegmentsAsync(shopId);
+            var unwritten = scored.Keys.Where(c => c != refused && !app.Shopify.Admin.Metafields(Gid(c)).ContainsKey("pluginapp.churn_segment")).ToList();
+            Assert.Equal(7, unwritten.Count); // the refused call's other customers
+
+            await app.ScoreAsync(shopId);
+            await app.DrainAsync(shopId, failed: 2); // the refused customer's own call is refused too
+
+            Assert.All(scored.Where(c => c.Key != refused), c => Assert.Equal(c.Value, app.Shopify.Admin.Metafields(Gid(c.Key))["pluginapp.churn_segment"]));
+            await app.ScoreAsync(shopId);
+            await app.DrainAsync(shopId, failed: 2);
+            Assert.Equal(8, await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND idempotency_key LIKE 'churn-mf:%:alone:%'", shopId));
+        }
+        finally { app.Shopify.GraphQL = null; }
     }
 
     [Fact]

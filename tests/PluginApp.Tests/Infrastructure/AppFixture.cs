@@ -169,7 +169,8 @@ public class AppFixture : IAsyncLifetime
     }
 
     /// <summary>Sends the shop's queued Shopify calls until none is left (a dropped call is retried after its delay); none may fail.</summary>
-    public async Task DrainAsync(long shopId)
+    /// <summary>Sends the shop's queued Shopify calls, and checks that <paramref name="failed"/> of its calls failed for good.</summary>
+    public async Task DrainAsync(long shopId, int failed = 0)
     {
         var drainer = Factory.Services.GetRequiredService<PluginApp.Outbox.OutboxDrainer>();
         var deadline = DateTime.UtcNow.AddSeconds(90);
@@ -179,7 +180,7 @@ public class AppFixture : IAsyncLifetime
             await drainer.DrainShopAsync(shopId, CancellationToken.None);
             await Task.Delay(100);
         }
-        Assert.Equal(0, await CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND failed_at IS NOT NULL", shopId));
+        Assert.Equal(failed, await CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND failed_at IS NOT NULL", shopId));
     }
 
     /// <summary>Writes a decision to the app's one decision log, as a feature would.</summary>
