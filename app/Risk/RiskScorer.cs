@@ -195,7 +195,7 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
                     ? new { version = release.Version, failed = releaseFailure }
                     : (object)new { version = release.Version, subject = thresholds.Level(released[orderId].Score), score = Math.Round(released[orderId].Score, 4) });
             var level = thresholds.Level(assessment.Score);
-            var reasons = assessment.Reasons.Select(x => new { code = x.Code, text = x.Text, weight = Math.Round(x.Weight, 3) });
+            var reasons = assessment.Reasons.Select(x => new { code = x.Code, text = x.Text, weight = RiskReason.Stored(x.Weight) });
             var named = JsonSerializer.Serialize(OrderFeatures.Named(f));
             rows.Add(orderId, assessment.Score, level, version, 1 - modelWeight, JsonSerializer.Serialize(reasons), named, queuedAt,
                 versions[orderId].Card, versions[orderId].Updated);

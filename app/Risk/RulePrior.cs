@@ -10,6 +10,14 @@ public sealed record RiskReason(string Code, string Text, double Weight)
 {
     /// <summary>Shopify's fact sentiment: what raises the risk is NEGATIVE for the merchant.</summary>
     public string Sentiment => Weight > 0 ? "NEGATIVE" : Weight < 0 ? "POSITIVE" : "NEUTRAL";
+
+    /// <summary>
+    /// The weight as stored with the score: three decimals, and never rounded to nothing, so a reason keeps its direction.
+    /// Why: until 6 Dec 2026 a model reason's small share (0.0004) was stored as 0, and the review page said it lowered the
+    /// risk, the order's top reasons left it out, and a reviewer's decision sent it to Shopify as a neutral fact.
+    /// </summary>
+    public static double Stored(double weight) =>
+        weight == 0 || !double.IsFinite(weight) ? 0 : Math.Sign(weight) * Math.Max(0.001, Math.Round(Math.Abs(weight), 3));
 }
 
 /// <summary>A probability of fraud with its reasons, largest first.</summary>

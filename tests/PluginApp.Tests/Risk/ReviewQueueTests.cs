@@ -186,6 +186,32 @@ public sealed class ReviewQueueTests(ReviewFixture app) : IClassFixture<ReviewFi
         await Admin.AdminFixture.ScreenshotAsync(page, "review-queue");
     }
 
+    /// <summary>
+    /// A reason keeps its direction however small its share: stored, it is never rounded to nothing, and the page says
+    /// "raises" or "lowers" by its sign, and of a reason that weighs nothing (a score stored before) that it has no weight.
+    /// Until 6 Dec 2026 a model reason's share of 0.0004 was stored as 0 and shown as lowering the risk.
+    /// </summary>
+    [Fact]
+    public async Task AReasonsDirection_SurvivesItsRounding_AndTheOrdersPageSaysIt()
+    {
+        Assert.Equal(0.001, PluginApp.Risk.RiskReason.Stored(0.0004));
+        Assert.Equal(-0.001, PluginApp.Risk.RiskReason.Stored(-0.0004));
+        Assert.Equal(0.124, PluginApp.Risk.RiskReason.Stored(0.12449));
+        Assert.Equal(0, PluginApp.Risk.RiskReason.Stored(0));
+        const string shop = "review-reason-signs.myshopify.com";
+        var s = await FlaggedStoreAsync(shop, 779_000);
+        await app.ScalarAsync("""
+            UPDATE risk_scores SET reasons = '[{"text": "Raises it a little", "weight": 0.001}, {"text": "Weighs nothing", "weight": 0},
+                                               {"text": "Lowers it a little", "weight": -0.001}]'::jsonb
+            WHERE shop_id = $1 AND order_id = $2
+            """, s.ShopId, s.Large);
+
+        var page = await OpenAsync(shop, Ada, s.Large);
+
+        var reasons = await page.Locator("#review-reasons li").AllInnerTextsAsync();
+        Assert.Equal(["Raises it a little (raises the risk)", "Weighs nothing (no weight in this score)", "Lowers it a little (lowers the risk)"], reasons);
+    }
+
     [Fact]
     public async Task MarkFraud_OnThePage_BecomesAReviewLabel_ShowsInTheHistory_AndTheOrderLeavesTheQueue()
     {
