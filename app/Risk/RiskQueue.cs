@@ -58,11 +58,13 @@ internal static class RiskQueue
     /// order's, and until 5 Dec 2026 no live order had a card to be scored with; a version, unlike the scoring's clock,
     /// says what the score was computed with.
     /// </summary>
-    /// <remarks>Its own scores are <c>s</c>: a caller's alias for its scores must be another, or it is hidden here.</remarks>
+    /// <remarks>Its own scores are <c>s</c>: a caller's alias for its scores must be another, or it is hidden here. Why the
+    /// amount within a tolerance: the score's amount is a single-precision feature, a cent or two off a total above
+    /// 131,072 (its step there is 1/64), and until 6 Dec 2026 each update of such an order scored it again.</remarks>
     internal static string ScoreStillFits(string shopId, string orderId, string o) => $"""
         EXISTS (
                 SELECT 1 FROM risk_scores s WHERE s.shop_id = {shopId} AND s.order_id = {orderId}
-                  AND round((s.features->>'amount')::numeric, 2) = round(coalesce({o}.total_price, 0), 2)
+                  AND abs((s.features->>'amount')::numeric - coalesce({o}.total_price, 0)) <= 0.005 + abs(coalesce({o}.total_price, 0)) * 0.00000025
                   AND (s.features->>'has_discount')::numeric = CASE WHEN {o}.discount_codes <> '' THEN 1 ELSE 0 END
                   AND (s.features->>'country_mismatch')::numeric = CASE WHEN {o}.billing_country <> {o}.shipping_country THEN 1 ELSE 0 END
                   AND s.card_version IS NOT DISTINCT FROM {o}.card_received_at)

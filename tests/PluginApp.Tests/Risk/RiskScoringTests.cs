@@ -115,6 +115,31 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
     }
 
     /// <summary>
+    /// An order of more than 131,072 (a wholesale or a luxury order; a total in yen or won): its score's amount is a
+    /// single-precision feature, a cent or two off the total, and an update that changes nothing the score used still
+    /// scores it nothing new. Until 6 Dec 2026 the cents were compared exactly, and each of its updates scored it again.
+    /// </summary>
+    [Fact]
+    public async Task ALargeOrderUpdatedWithNothingTheScoreUsed_IsNotScoredAgain()
+    {
+        const string shop = "risk-large-total.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        var at = app.Clock.GetUtcNow();
+        await SendAsync(shop, "orders/create", RiskOrders.Order(738_101, at, 250_000.37m, "203.0.113.80", "wholesale@example.net", null));
+        var (_, _, _, features) = await ScoreOfAsync(shopId, 738_101);
+        Assert.NotEqual(250_000.37, features.GetProperty("amount").GetDouble()); // what a single-precision amount keeps
+
+        var noted = RiskOrders.Order(738_101, at, 250_000.37m, "203.0.113.80", "wholesale@example.net", null);
+        noted["updated_at"] = at.AddMinutes(5).ToString("O", CultureInfo.InvariantCulture);
+        noted["note"] = "deliver to the loading dock";
+        await SendAsync(shop, "orders/updated", noted);
+
+        Assert.Equal(0L, await app.ScalarAsync("SELECT count(*) FROM risk_pending WHERE shop_id = $1", shopId));
+        await Task.Delay(1500);
+        Assert.Equal(1L, await app.ScalarAsync("SELECT count(*) FROM decisions WHERE shop_id = $1 AND order_id = 738101 AND kind = 'risk'", shopId));
+    }
+
+    /// <summary>
     /// A merchant who switches order risk off to score nothing: the store's new orders are stored but not queued, no scoring
     /// job starts for them (the operator's job list stays quiet) and nothing reaches Shopify; once it is on again, the next
     /// order is scored. The orders placed while it was off stay unscored, as the switch said.
