@@ -67,10 +67,13 @@ public sealed class AnswerCache
         return false;
     }
 
-    /// <summary>Keeps an answer, unless the cache is full (then answers are kept again once a shop's table is replaced).</summary>
+    /// <summary>
+    /// Keeps an answer, unless the cache is full (then answers are kept again once a shop's table is replaced). Why the
+    /// replacement before the check: until 6 Dec 2026 a full cache returned first, so no table was replaced again, no count
+    /// came back down, and every shop's answers went stale and missed until the process restarted.
+    /// </summary>
     public void Put(long shopId, ulong catalog, long models, Key key, CachedAnswer answer)
     {
-        if (Volatile.Read(ref _count) >= options.Value.AnswerCacheEntries) return;
         var t = _shops.GetOrAdd(shopId, static (_, v) => new Table(v.catalog, v.models), (catalog, models));
         if (t.Catalog != catalog || t.Models != models)
         {
@@ -80,6 +83,7 @@ public sealed class AnswerCache
             Interlocked.Add(ref _count, -t.Answers.Count);
             t = fresh;
         }
+        if (Volatile.Read(ref _count) >= options.Value.AnswerCacheEntries) return;
         if (t.Answers.TryAdd(key, answer)) Interlocked.Increment(ref _count);
     }
 

@@ -18,6 +18,29 @@ namespace PluginApp.Tests.Recommendations;
 /// </summary>
 public sealed class ServingCacheTests(AppFixture app) : IClassFixture<AppFixture>
 {
+    /// <summary>
+    /// A full answer cache still follows each shop's changes: the shop's next answer after a change of catalog or models
+    /// replaces its stale table and is kept. Until 6 Dec 2026 a full cache kept nothing again, so after the first changes
+    /// every product page missed until the process restarted.
+    /// </summary>
+    [Fact]
+    public void AFullAnswerCache_StillReplacesAShopsStaleAnswers_AndKeepsTheNewOnes()
+    {
+        using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
+        var cache = new AnswerCache(Microsoft.Extensions.Options.Options.Create(new RecommendationOptions { AnswerCacheEntries = 2 }),
+            services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>());
+        var answer = new CachedAnswer("model", 1, [], null, null);
+        cache.Put(1, catalog: 10, models: 1, new AnswerCache.Key(100, 4, "model", false), answer);
+        cache.Put(1, catalog: 10, models: 1, new AnswerCache.Key(101, 4, "model", false), answer);
+        Assert.Equal(2, cache.Stats().Answers);
+
+        cache.Put(1, catalog: 11, models: 1, new AnswerCache.Key(100, 4, "model", false), answer); // the catalog changed
+
+        Assert.True(cache.TryGet(1, 11, 1, new AnswerCache.Key(100, 4, "model", false), out _));
+        Assert.False(cache.TryGet(1, 10, 1, new AnswerCache.Key(101, 4, "model", false), out _));
+        Assert.Equal(1, cache.Stats().Answers);
+    }
+
     private async Task<StoreSeed> TrainedStoreAsync(string shop)
     {
         var seed = new StoreSeed(app, shop);
