@@ -102,7 +102,9 @@ public static class RecommenderTraining
 
     public static TrainedRecommender Train(IReadOnlyList<Signal> signals, DateTimeOffset asOf, TrainingParameters p)
     {
-        if (signals.Count == 0) throw new InvalidOperationException("the shop has no orders, carts or events to learn from yet");
+        // Why "not enough data", not a failure: a new store has nothing yet, and until 6 Dec 2026 each of its nightly runs
+        // was recorded as failed and retried three times.
+        if (signals.Count == 0) throw new PluginApp.Training.NotEnoughDataException("not enough data yet: the shop has no orders, carts or events to learn from");
         var metrics = Evaluate(signals, asOf, p);
         var full = InteractionBuilder.Build(signals, asOf, TimeSpan.FromDays(p.HalfLifeDays));
         var (_, bundle) = Fit(full, signals, p, RecommenderCandidates.ToServed(metrics.Winner));

@@ -187,24 +187,48 @@ public sealed class RegistryTests(AppFixture app) : IClassFixture<AppFixture>
     [Fact]
     public async Task FailingTraining_IsRetriedAMinuteLater()
     {
-        const string shop = "registry-empty.myshopify.com";
-        await app.InstallShopAsync(shop); // no orders, carts or events: nothing to learn from, so training fails
+        const string shop = "registry-failing.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        await app.ScalarAsync("INSERT INTO orders (shop_id, id, total_price, created_at, updated_at) VALUES ($1, 880001, 10, now(), now())", shopId);
         var storage = app.Factory.Services.GetRequiredService<Hangfire.JobStorage>();
-
-        app.Factory.Services.GetRequiredService<TrainingScheduler>().TrainNow(shop, "on demand");
-
-        var deadline = DateTime.UtcNow.AddSeconds(20);
-        Hangfire.Storage.Monitoring.ScheduledJobDto? retry = null;
-        while (DateTime.UtcNow < deadline && retry is null)
+        // The database fails the recommender's reads (a table it reads is gone for the while).
+        await app.ScalarAsync("ALTER TABLE recommendation_events RENAME TO recommendation_events_away");
+        try
         {
-            retry = storage.GetMonitoringApi().ScheduledJobs(0, 100)
-                .Select(j => j.Value).FirstOrDefault(j => j.Job?.Args.FirstOrDefault() as string == shop);
-            await Task.Delay(200);
+            app.Factory.Services.GetRequiredService<TrainingScheduler>().TrainNow(shop, "on demand", RecommenderTrainer.Kind);
+
+            var deadline = DateTime.UtcNow.AddSeconds(20);
+            Hangfire.Storage.Monitoring.ScheduledJobDto? retry = null;
+            while (DateTime.UtcNow < deadline && retry is null)
+            {
+                retry = storage.GetMonitoringApi().ScheduledJobs(0, 100)
+                    .Select(j => j.Value).FirstOrDefault(j => j.Job?.Args.FirstOrDefault() as string == shop);
+                await Task.Delay(200);
+            }
+            Assert.NotNull(retry);
+            var delay = retry.EnqueueAt - DateTime.UtcNow;
+            Assert.InRange(delay.TotalSeconds, 30, 65);
+            Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM training_runs t WHERE t.shop_id = $1 AND t.state = 'failed'", shopId));
         }
-        Assert.NotNull(retry);
-        var delay = retry.EnqueueAt - DateTime.UtcNow;
-        Assert.InRange(delay.TotalSeconds, 30, 65);
-        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM training_runs t JOIN shops s ON s.id = t.shop_id WHERE s.domain = $1 AND t.state = 'failed'", shop));
+        finally { await app.ScalarAsync("ALTER TABLE recommendation_events_away RENAME TO recommendation_events"); }
+    }
+
+    /// <summary>
+    /// A new store with nothing to learn from yet: its recommender run is skipped with the reason, not failed and retried.
+    /// Until 6 Dec 2026 each night added a red "failed" run and three retries.
+    /// </summary>
+    [Fact]
+    public async Task AStoreWithNothingToLearnFrom_SkipsItsRecommenderRun_WithTheReason()
+    {
+        const string shop = "registry-empty.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+
+        var (version, activated) = await app.Factory.Services.GetRequiredService<TrainingService>().TrainAsync(shop, RecommenderTrainer.Kind, "nightly", CancellationToken.None);
+
+        Assert.Equal((0, false), (version, activated));
+        Assert.Equal("not enough data yet: the shop has no orders, carts or events to learn from",
+            await app.ScalarAsync("SELECT error FROM training_runs WHERE shop_id = $1 AND state = 'skipped'", shopId));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM training_runs WHERE shop_id = $1 AND state <> 'skipped'", shopId));
     }
 
     private static string? StorageTimeZone(Hangfire.JobStorage storage, string id)
