@@ -135,13 +135,16 @@ public sealed class OutboxDrainer(NpgsqlDataSource db, ShopLookup shops, AdminGr
         {
             (error, permanent, outcome) = (e.Message, true, "refused");
         }
-        catch (Exception e) when (e is ShopNotConnectedException or ShopFrozenException)
+        // Why the token endpoint's failures and a refused token too: the call never reached Shopify, or Shopify refused it
+        // unread, so nothing was applied; until 6 Dec 2026 each drain spent an attempt on them, and 45 minutes of a failing
+        // token endpoint failed every queued hold, assessment, code and tag for good.
+        catch (Exception e) when (e is ShopNotConnectedException or ShopFrozenException or TokenEndpointException or ShopTokenRevokedException)
         {
+            if (ct.IsCancellationRequested) throw;
             await ReleaseUntriedAsync(claim, e.Message);
             return false;
         }
-        catch (Exception e) when (e is ShopifyGraphQLException or HttpRequestException or TaskCanceledException or TokenEndpointException
-                                      or ShopTokenRevokedException or JsonException)
+        catch (Exception e) when (e is ShopifyGraphQLException or HttpRequestException or TaskCanceledException or JsonException)
         {
             if (ct.IsCancellationRequested) throw; // shutting down: the lease lapses and the next attempt checks first
             (error, outcome) = (e.Message, "unknown");

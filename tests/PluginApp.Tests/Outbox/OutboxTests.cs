@@ -208,6 +208,40 @@ public sealed class OutboxTests(NoSchedulerAppFixture app) : IClassFixture<NoSch
         finally { app.Shopify.GraphQL = null; }
     }
 
+    /// <summary>
+    /// Shopify's token endpoint failing while the shop's token is due for a refresh: no call reaches Shopify, so none spends
+    /// an attempt; they wait, saying why, and go out once the endpoint answers. Until 6 Dec 2026 each drain spent one, and
+    /// after ten (about 45 minutes) every queued call had failed for good.
+    /// </summary>
+    [Fact]
+    public async Task Drain_WhileTheTokenEndpointFails_KeepsTheCallsWaitingUntried_AndSendsThemOnceItAnswers()
+    {
+        const string shop = "outbox-token-endpoint.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop, expiresInSeconds: 120);
+        await EnqueueTagAsync(shopId, "gid://shopify/Order/41", "held");
+        app.Shopify.TokenEndpoint = (s, body) => s == shop && body["grant_type"]?.GetValue<string>() == "refresh_token"
+            ? StandInAnswer.Json(new { error = "server_error" }, 503) : app.Shopify.DefaultGrant(s, body);
+        try
+        {
+            await using var instance = Instance();
+            var sut = instance.Services.GetRequiredService<OutboxDrainer>();
+            for (var i = 0; i < 12; i++)
+            {
+                await sut.DrainShopAsync(shopId, CancellationToken.None);
+                app.Clock.Advance(TimeSpan.FromMinutes(10));
+            }
+            Assert.Equal(1, await app.CountAsync("""
+                SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND attempts = 0 AND failed_at IS NULL AND completed_at IS NULL AND last_error IS NOT NULL
+                """, shopId));
+            Assert.Empty(SentTags(shop));
+
+            app.Shopify.TokenEndpoint = null; // the endpoint answers again
+            await sut.DrainShopAsync(shopId, CancellationToken.None);
+            Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND attempts = 1 AND completed_at IS NOT NULL", shopId));
+        }
+        finally { app.Shopify.TokenEndpoint = null; }
+    }
+
     [Fact]
     public async Task Enqueue_SameDecisionTwice_QueuesOneCall()
     {
