@@ -23,7 +23,7 @@ public sealed class DecisionsModel(DecisionSearch search, Npgsql.NpgsqlDataSourc
     {
         ViewData["Title"] = "Decisions";
         Problems = new();
-        var q = new DecisionQuery(string.IsNullOrEmpty(kind) ? null : kind, Id(order, "order"), Id(customer, "customer"), Id(product, "product"),
+        var q = new DecisionQuery(string.IsNullOrEmpty(kind) ? null : kind, await OrderIdAsync(order, ct), Id(customer, "customer"), Id(product, "product"),
             from?.ToDateTime(TimeOnly.MinValue, DateTimeKind.Utc), to?.AddDays(1).ToDateTime(TimeOnly.MinValue, DateTimeKind.Utc));
         foreach (var (k, v) in DecisionSearch.Problems(q)) Problems[k] = v;
         Query = q;
@@ -38,6 +38,23 @@ public sealed class DecisionsModel(DecisionSearch search, Npgsql.NpgsqlDataSourc
         while (await r.ReadAsync(ct)) Titles[r.GetInt64(0)] = r.GetString(1);
     }
 
+    /// <summary>
+    /// An order as typed: its number as the Shopify admin shows it ("#1001", looked up by name), or its id. Why the number:
+    /// it is what a merchant knows an order by, and until 6 Dec 2026 "#1001" was read as the id 1001 and the page said
+    /// "No decision matches." of an order with decisions.
+    /// </summary>
+    private async Task<long?> OrderIdAsync(string? text, CancellationToken ct)
+    {
+        if (string.IsNullOrWhiteSpace(text) || !text.TrimStart().StartsWith('#')) return Id(text, "order");
+        var name = text.Trim();
+        await using var cmd = db.CreateCommand("SELECT id FROM orders WHERE shop_id = $1 AND name = $2 ORDER BY id DESC LIMIT 1");
+        cmd.Parameters.Add(Sql.Param(scope.ShopId));
+        cmd.Parameters.Add(Sql.Param(name));
+        if (await cmd.ExecuteScalarAsync(ct) is long id) return id;
+        Problems["order"] = [$"No order {name} is held for this store; type its number as the Shopify admin shows it, or its id"];
+        return null;
+    }
+
     /// <summary>An id as typed: digits, or a Shopify gid ending in digits.</summary>
     private long? Id(string? text, string field)
     {
@@ -46,7 +63,9 @@ public sealed class DecisionsModel(DecisionSearch search, Npgsql.NpgsqlDataSourc
         var slash = digits.LastIndexOf('/');
         if (slash >= 0) digits = digits[(slash + 1)..];
         if (long.TryParse(digits.TrimStart('#'), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var id) && id > 0) return id;
-        Problems[field] = [$"{field} must be a number (the id in the Shopify admin's address), not '{text.Trim()}'"];
+        Problems[field] = [field == "order"
+            ? $"order must be its number as the Shopify admin shows it (#1001) or its id (in the admin's address), not '{text.Trim()}'"
+            : $"{field} must be a number (the id in the Shopify admin's address), not '{text.Trim()}'"];
         return null;
     }
 

@@ -56,6 +56,30 @@ public sealed class GovernanceTests(AppFixture app) : IClassFixture<AppFixture>
     }
 
     /// <summary>
+    /// The Decisions page finds an order by its number as the Shopify admin shows it ("#1001"), and says so when the store
+    /// holds no such order. Until 6 Dec 2026 "#1001" was searched as the id 1001, and the page said no decision matched.
+    /// </summary>
+    [Fact]
+    public async Task DecisionsPage_FindsAnOrderByItsNumber()
+    {
+        const string shop = "gov-search-number.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        await app.ScalarAsync("INSERT INTO orders (shop_id, id, name, total_price, created_at, updated_at) VALUES ($1, 5551234567, '#1001', 80, now(), now())", shopId);
+        await app.LogDecisionAsync(new Decision(DecisionKinds.Risk, "risk:5551234567:1", shopId, app.Clock.GetUtcNow(), "rule_prior")
+        {
+            Subject = "MEDIUM", ModelKind = "risk", OrderId = 5551234567, Reasons = ["a discount code, and no earlier order found for this buyer"],
+        });
+        async Task<string> PageAsync(string order) => await (await app.Client.GetAsync(
+            $"/admin/decisions?shop={shop}&embedded=1&id_token={app.SessionToken(shop)}&order={Uri.EscapeDataString(order)}")).Content.ReadAsStringAsync();
+
+        var found = await PageAsync("#1001");
+        Assert.Contains("order 5551234567", found);
+        Assert.DoesNotContain("No decision matches", found);
+        Assert.Contains("order 5551234567", await PageAsync("5551234567"));
+        Assert.Contains("No order #1002 is held for this store", await PageAsync("#1002"));
+    }
+
+    /// <summary>
     /// A store whose log holds 20,000 upsell answers: an order's decisions (its risk score, the answer it bought from, the
     /// offer its cart was shown), a customer's and those of a rare kind are found by looking them up, not by reading the log
     /// newest first until the page fills, which an order's three never do.
