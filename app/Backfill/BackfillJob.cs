@@ -16,7 +16,7 @@ public sealed class BackfillJob(BackfillService backfill, TrainingScheduler trai
     {
         try
         {
-            await backfill.RunAsync(shop, ct);
+            if (!await backfill.RunQueuedAsync(shop, ct)) return; // another worker runs it, or it is done for this install
         }
         catch (ShopNotConnectedException e)
         {

@@ -42,7 +42,43 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
     public async Task RunAsync(string shop, CancellationToken ct)
     {
         await using var lease = await locks.AcquireAsync($"backfill:{shop}", ct);
+        await RunHeldAsync(shop, await LiveShopIdAsync(shop, ct), ct);
+    }
+
+    /// <summary>
+    /// The queued backfill of a shop (<see cref="BackfillJob"/>): runs or resumes its import, unless another worker runs it
+    /// now, or it was imported since this install. Why: the install's setup is queued again when Shopify did not answer its
+    /// settings read, and a second job waited for the lock, holding one of the two long workers for the whole import, then
+    /// imported the whole store again (until 6 Dec 2026).
+    /// </summary>
+    /// <returns>Whether it ran.</returns>
+    public async Task<bool> RunQueuedAsync(string shop, CancellationToken ct)
+    {
+        await using var lease = await locks.TryAcquireAsync($"backfill:{shop}", ct);
+        if (lease is null)
+        {
+            logger.LogInformation("Backfill of {Shop} already runs on another worker; this request is left to it", shop);
+            return false;
+        }
         var shopId = await LiveShopIdAsync(shop, ct);
+        await using (var cmd = db.CreateCommand("""
+            SELECT b.state = 'completed' AND b.started_at >= s.installed_at
+            FROM backfill_runs b JOIN shops s ON s.id = b.shop_id WHERE b.shop_id = $1 ORDER BY b.id DESC LIMIT 1
+            """))
+        {
+            cmd.Parameters.AddWithValue(shopId);
+            if (await cmd.ExecuteScalarAsync(ct) is true)
+            {
+                logger.LogInformation("Backfill of {Shop} skipped: the store was imported since it was installed", shop);
+                return false;
+            }
+        }
+        await RunHeldAsync(shop, shopId, ct);
+        return true;
+    }
+
+    private async Task RunHeldAsync(string shop, long shopId, CancellationToken ct)
+    {
         var run = await OpenRunAsync(shopId, ct);
         try
         {

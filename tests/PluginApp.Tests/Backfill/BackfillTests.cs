@@ -347,6 +347,41 @@ public sealed class BackfillTests(AppFixture app) : IClassFixture<AppFixture>, I
         }
     }
 
+    /// <summary>
+    /// A shop's backfill queued again (the install's setup is queued again when Shopify did not answer its settings read):
+    /// a store imported since its install is not imported again, and while another worker imports it the job leaves at
+    /// once instead of holding a long worker until it ends. Until 6 Dec 2026 the second job waited, then imported the whole
+    /// store again.
+    /// </summary>
+    [Fact]
+    public async Task ABackfillQueuedAgain_SkipsAStoreImportedSinceItsInstall_AndOneAnotherWorkerImports()
+    {
+        const string shop = "backfill-queued-again.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        ServeStore(product: 930, orders: [2301, 2302], refund: 5503);
+        var job = ActivatorUtilities.CreateInstance<BackfillJob>(app.Factory.Services);
+        int BulkQueries() => app.Shopify.Requests.Count(r => r.Shop == shop && (r.Body["query"]?.GetValue<string>() ?? "").Contains("bulkOperationRunQuery", StringComparison.Ordinal));
+        await job.RunAsync(shop, CancellationToken.None);
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM backfill_runs WHERE shop_id = $1 AND state = 'completed'", shopId));
+        var queries = BulkQueries();
+        Assert.NotEqual(0, queries);
+
+        await job.RunAsync(shop, CancellationToken.None);
+
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM backfill_runs WHERE shop_id = $1", shopId));
+        Assert.Equal(queries, BulkQueries());
+        // Another worker holds the shop's import (a failed run it resumes): this job leaves it to it, at once.
+        await app.ScalarAsync("UPDATE backfill_runs SET state = 'failed' WHERE shop_id = $1", shopId);
+        var locks = app.Factory.Services.GetRequiredService<PluginApp.Jobs.JobLocks>();
+        await using (await locks.AcquireAsync($"backfill:{shop}", CancellationToken.None))
+        {
+            using var patience = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            await job.RunAsync(shop, patience.Token); // waiting for the other worker, it would be cancelled
+        }
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM backfill_runs WHERE shop_id = $1 AND state = 'failed'", shopId));
+        Assert.Equal(queries, BulkQueries());
+    }
+
     [Fact]
     public async Task Backfill_TwiceAndInterleavedWithWebhooks_LeavesOneCopyOfEachRow()
     {
