@@ -32,8 +32,17 @@ public sealed class ModelBreakers(NpgsqlDataSource db, IOptions<GovernanceOption
     private readonly ConcurrentDictionary<(long Shop, string Kind), Breaker> _breakers = new();
     private static readonly TimeSpan TrialWindow = TimeSpan.FromSeconds(10);
 
-    /// <summary>A new version became active: it starts with a clean record.</summary>
-    public void Reset(long shopId, string kind) => _breakers.TryRemove((shopId, kind), out _);
+    /// <summary>
+    /// A new version became active: it starts with a clean record, and a cut-off ends with a "restored" event (until 6 Dec
+    /// 2026 none was recorded, and the governance page went on saying the model was cut off while the new one served).
+    /// </summary>
+    public void Reset(long shopId, string kind)
+    {
+        if (!_breakers.TryRemove((shopId, kind), out var b)) return;
+        bool open;
+        lock (b) open = b.OpenUntil is not null;
+        if (open) Record(shopId, kind, "restored", "a new version became active; it starts with a clean record");
+    }
 
     /// <summary>Whether the model may be asked now; false while it is cut off (one caller gets true when its rest is over, as the try).</summary>
     public bool Allows(long shopId, string kind)

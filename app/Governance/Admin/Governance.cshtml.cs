@@ -56,8 +56,11 @@ public sealed class GovernanceModel(ModelKinds kinds, ModelRegistry registry, Ai
         {
             var feature = k.Switch is null ? null : features.Find(k.Switch);
             var c = k.DecisionKind is null ? default : counts.GetValueOrDefault(k.DecisionKind);
-            var breaker = Events.FirstOrDefault(e => e.ModelKind == k.Name && e.Event is "cut_off" or "restored");
-            return new InventoryEntry(k, models.FirstOrDefault(m => m.Kind == k.Name && m.Status == "active"), feature,
+            var active = models.FirstOrDefault(m => m.Kind == k.Name && m.Status == "active");
+            // Why not a cut-off from before the active version: a version activated since starts with a clean record.
+            var breaker = Events.FirstOrDefault(e => e.ModelKind == k.Name && e.Event is "cut_off" or "restored"
+                                                     && !(e.Event == "cut_off" && (active?.ActivatedAt ?? active?.CreatedAt) > e.At));
+            return new InventoryEntry(k, active, feature,
                 state.FirstOrDefault(s => s.Feature == k.Switch), breaker, c.All, c.Fallback);
         }).ToList();
         Features = features.All.Select(f => (f, state.Single(s => s.Feature == f.Name))).ToList();

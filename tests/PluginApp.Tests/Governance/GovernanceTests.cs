@@ -211,6 +211,42 @@ public sealed class GovernanceTests(AppFixture app) : IClassFixture<AppFixture>
         breakers.Reset(seed.ShopId, RecommenderTrainer.Kind);
     }
 
+    /// <summary>
+    /// A model cut off, then a new version made active (trained again, or promoted): the breaker starts closed, the events
+    /// say so, and the governance page stops saying the model is cut off. Until 6 Dec 2026 no event was recorded, and the
+    /// page said "cut off" while the new version served.
+    /// </summary>
+    [Fact]
+    public async Task ACutOff_EndsOnTheGovernancePage_WhenANewVersionBecomesActive()
+    {
+        var seed = new StoreSeed(app, "gov-breaker-reset.myshopify.com");
+        await seed.SeedAsync(customersPerGroup: 8);
+        await seed.TrainAsync();
+        var breakers = app.Factory.Services.GetRequiredService<ModelBreakers>();
+        for (var i = 0; i < 3; i++) breakers.Failure(seed.ShopId, RecommenderTrainer.Kind, "the model could not be read");
+        Assert.True(breakers.State(seed.ShopId, RecommenderTrainer.Kind).Open);
+        async Task EventAsync(string evt)
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(10);
+            while (await app.CountAsync("SELECT count(*) FROM governance_events WHERE shop_id = $1 AND event = $2", seed.ShopId, evt) == 0)
+            {
+                Assert.True(DateTime.UtcNow < deadline, $"no {evt} event within 10 s");
+                await Task.Delay(50);
+            }
+        }
+        async Task<string> PageAsync() => await (await app.Client.GetAsync(
+            $"/admin/governance?shop={seed.Shop}&embedded=1&id_token={app.SessionToken(seed.Shop)}")).Content.ReadAsStringAsync();
+        await EventAsync("cut_off");
+        Assert.Contains("Circuit breaker: cut off", await PageAsync());
+
+        breakers.Reset(seed.ShopId, RecommenderTrainer.Kind); // what a version made active does (the kind's OnActivated)
+
+        await EventAsync("restored");
+        var page = await PageAsync();
+        Assert.DoesNotContain("Circuit breaker: cut off", page);
+        Assert.Contains("Circuit breaker: closed: the model answers", page);
+    }
+
     [Fact]
     public async Task ModelThatFails_IsCutOffAfterThreeErrors_TheFallbackAnswers_AndItIsTriedAgainAfterItsRest()
     {
