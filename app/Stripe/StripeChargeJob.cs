@@ -44,6 +44,9 @@ public sealed class StripeChargeJob(NpgsqlDataSource db, StripeConnections conne
     /// </summary>
     public static readonly TimeSpan[] Rematch = [TimeSpan.FromMinutes(10), TimeSpan.FromHours(1), TimeSpan.FromHours(6), TimeSpan.FromDays(1), TimeSpan.FromDays(3)];
 
+    /// <summary>How old a charge must be before one order with its email and amount is taken for its order.</summary>
+    public static readonly TimeSpan YoungCharge = TimeSpan.FromMinutes(30);
+
     /// <summary>A match, or why there is none; <paramref name="OrderMayArrive"/> when the order it needs may simply not be here yet.</summary>
     public sealed record Match(long? OrderId, string How, bool OrderMayArrive = false);
 
@@ -138,6 +141,10 @@ public sealed class StripeChargeJob(NpgsqlDataSource db, StripeConnections conne
             """, ct, email.Trim(), charge.Currency, Amount(charge.Amount, charge.Currency), at);
         return candidates.Count switch
         {
+            // Why not at once for a young charge: the order it paid for may not be stored yet (its webhook on its way), and the
+            // one held may be the shopper's identical earlier order; until 6 Dec 2026 that one was labelled fraud for good.
+            1 when clock.GetUtcNow() - at < YoungCharge => new Match(null,
+                "one order has the charge's email and amount, but the charge is under 30 minutes old: its own order may still arrive", OrderMayArrive: true),
             1 => new Match(candidates[0], "email and amount within a day of the charge"),
             0 => new Match(null, "no order has the charge's email and amount within a day of it", OrderMayArrive: true),
             _ => new Match(null, "several orders have the charge's email and amount within a day of it"),

@@ -291,6 +291,37 @@ public sealed class StripeWebhookTests(StripeFixture app) : IClassFixture<Stripe
         Assert.Equal(2, await app.ScalarAsync("SELECT attempts FROM stripe_events WHERE id = 'evt_late'"));
     }
 
+    /// <summary>
+    /// A shopper places the same order twice minutes apart; an early fraud warning on the second charge comes before the
+    /// second order is stored. The first order, the only one with the charge's email and amount so far, is not labelled:
+    /// the charge is too young to be sure, and at its next look both orders fit, so neither is. Until 6 Dec 2026 the first
+    /// order was labelled fraud for good.
+    /// </summary>
+    [Fact]
+    public async Task AYoungChargeWhoseOrderIsNotHeldYet_DoesNotLabelTheShoppersIdenticalEarlierOrder()
+    {
+        const string shop = "stripe-young-twin.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        var path = await app.ConnectAsync(shop, Key(shop), Secret(shop));
+        var now = app.Clock.GetUtcNow();
+        await OrderAsync(shop, 7_796_001, now.AddMinutes(-6), "again@example.com");
+        Charge("ch_young", Key(shop), now.AddMinutes(-2), "again@example.com");
+        var payload = EarlyFraudWarning("evt_young", "ch_young");
+
+        Assert.Equal(HttpStatusCode.OK, (await app.PostEventAsync(path, payload, StripeFixture.Sign(payload, now, Secret(shop)))).StatusCode);
+
+        Assert.Equal("unmatched", await app.SettledStateAsync("evt_young"));
+        Assert.NotNull(await app.ScalarAsync("SELECT retry_at FROM stripe_events WHERE id = 'evt_young'"));
+        Assert.Null(await LabelAsync(shopId, 7_796_001));
+        await OrderAsync(shop, 7_796_002, now.AddMinutes(-2), "again@example.com"); // the charge's own order arrives
+        var job = app.Factory.Services.GetRequiredService<PluginApp.Stripe.StripeChargeJob>();
+        app.Clock.Advance(PluginApp.Stripe.StripeChargeJob.Rematch[0] + TimeSpan.FromSeconds(1));
+        try { await job.SweepAsync(CancellationToken.None); }
+        finally { app.Clock.Advance(-(PluginApp.Stripe.StripeChargeJob.Rematch[0] + TimeSpan.FromSeconds(1))); }
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM risk_labels WHERE shop_id = $1", shopId));
+        Assert.Contains("several orders", (string)(await app.ScalarAsync("SELECT outcome FROM stripe_events WHERE id = 'evt_young'"))!);
+    }
+
     [Fact]
     public async Task AnEventThatSeveralOrdersFit_IsNotLookedAtAgain()
     {
