@@ -89,13 +89,16 @@ internal static class FreshLabels
                 $"of {probabilities.Count} customers whose segment was set {horizon}–{2 * horizon} days ago, {realized:P0} did not order within {horizon} days against {probabilities.Average():P0} predicted; Brier score {brier:0.000} (held out {Metric(churn, "Brier")?.ToString("0.000", CultureInfo.InvariantCulture) ?? "–"})"), now));
         }
 
-        // Recommender: products bought in the last 7 days by customers it answered in the 7 days before each order.
+        // Recommender: products bought in the last 7 days by customers it showed products to in the 7 days before each order.
+        // Why answers that showed something: until 6 Dec 2026 an answer that showed nothing (switched off, a risky session)
+        // counted its buyer's lines too, with no chance of a hit. Why the served candidate's held-out figure: the live recall
+        // is the served answers', and a store served by popularity or the blend was set against ALS's figure.
         await using (var cmd = db.CreateCommand("""
             WITH bought AS (
               SELECT o.id AS order_id, o.customer_id, o.created_at, l.product_id FROM orders o JOIN order_lines l ON l.shop_id = o.shop_id AND l.order_id = o.id
               WHERE o.shop_id = $1 AND o.created_at >= $2 AND o.customer_id IS NOT NULL AND l.product_id IS NOT NULL
                 AND EXISTS (SELECT 1 FROM decisions d WHERE d.shop_id = $1 AND d.kind = 'upsell' AND d.customer_id = o.customer_id AND d.path <> 'bestsellers'
-                            AND d.decided_at BETWEEN o.created_at - interval '7 days' AND o.created_at))
+                            AND cardinality(d.output_ids) > 0 AND d.decided_at BETWEEN o.created_at - interval '7 days' AND o.created_at))
             SELECT count(DISTINCT b.order_id), count(*),
                    count(*) FILTER (WHERE EXISTS (SELECT 1 FROM decisions d WHERE d.shop_id = $1 AND d.kind = 'upsell' AND d.customer_id = b.customer_id
                                                   AND d.path <> 'bestsellers' AND d.decided_at BETWEEN b.created_at - interval '7 days' AND b.created_at
@@ -112,8 +115,9 @@ internal static class FreshLabels
             {
                 var rec = Active("recommender");
                 var recall = hits / (double)lines;
-                list.Add(new PerformanceView("recommender", "recall-on-new-orders", rec?.Version, recall, Metric(rec, "RecallAt10"), (int)orders, string.Create(CultureInfo.InvariantCulture,
-                    $"{recall:P1} of the {lines} products in {orders} orders of the last 7 days had been shown to the buyer by the model in the week before (held-out Recall@10 {Metric(rec, "RecallAt10")?.ToString("0.000", CultureInfo.InvariantCulture) ?? "–"})"), now));
+                var heldOut = Metric(rec, "ServedRecallAt10") ?? Metric(rec, "RecallAt10");
+                list.Add(new PerformanceView("recommender", "recall-on-new-orders", rec?.Version, recall, heldOut, (int)orders, string.Create(CultureInfo.InvariantCulture,
+                    $"{recall:P1} of the {lines} products in {orders} orders of the last 7 days had been shown to the buyer by the model in the week before (held-out Recall@10 {heldOut?.ToString("0.000", CultureInfo.InvariantCulture) ?? "–"})"), now));
             }
         }
         return list;

@@ -208,6 +208,38 @@ public sealed class MonitoringTests(AppFixture app) : IClassFixture<AppFixture>
             StringComparison.Ordinal), churn.Detail);
     }
 
+    /// <summary>
+    /// The recommender's recall on new orders counts the buyers it showed products to: an answer that showed nothing (the
+    /// upsells switched off) gives its buyer no chance of a hit. Until 6 Dec 2026 those buyers' lines were counted as misses.
+    /// </summary>
+    [Fact]
+    public async Task RecallOnNewOrders_CountsOnlyBuyersTheModelShowedProductsTo()
+    {
+        const string shop = "gov-fresh-recall.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        var now = app.Clock.GetUtcNow();
+        await app.CountAsync("""
+            INSERT INTO decisions (shop_id, decided_at, decision_id, kind, subject, path, fallback, customer_id, output_ids)
+            SELECT $1, $2, 'up:' || i, 'upsell', 'product', CASE WHEN i <= 20 THEN 'model' ELSE 'switched_off' END, false, 7820000 + i,
+                   CASE WHEN i <= 20 THEN ARRAY[7830000 + i]::bigint[] ELSE '{}' END
+            FROM generate_series(1, 25) i
+            """, shopId, now.AddDays(-3));
+        await app.CountAsync("""
+            INSERT INTO orders (shop_id, id, customer_id, total_price, created_at, updated_at)
+            SELECT $1, 7840000 + i, 7820000 + i, 50, $2, $2 FROM generate_series(1, 25) i
+            """, shopId, now.AddDays(-2));
+        await app.CountAsync("""
+            INSERT INTO order_lines (shop_id, id, order_id, product_id, quantity, price)
+            SELECT $1, 7850000 + i, 7840000 + i, 7830000 + i, 1, 50 FROM generate_series(1, 25) i
+            """, shopId);
+
+        var models = await app.Factory.Services.GetRequiredService<PluginApp.Training.ModelRegistry>().ListAsync(shopId, CancellationToken.None);
+        var recall = Assert.Single(await FreshLabels.MeasureAsync(app.Db, shopId, models, now, CancellationToken.None), v => v.Metric == "recall-on-new-orders");
+
+        Assert.Equal(1.0, recall.Value, 9);
+        Assert.StartsWith("100.0% of the 20 products in 20 orders", recall.Detail.Replace(" %", "%", StringComparison.Ordinal));
+    }
+
     /// <summary>A risk version activated after the labelled orders were scored (by the rules) is not judged, nor alerted on, by their scores.</summary>
     [Fact]
     public async Task RiskModel_JustActivated_IsNotMeasuredByTheScoresOfTheRulesBeforeIt()
