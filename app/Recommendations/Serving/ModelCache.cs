@@ -20,6 +20,9 @@ public sealed record ReleaseModel(int Version, string Stage, double CanaryShare,
 /// <param name="Bytes">The memory the models are reckoned to take (<see cref="ModelCache.EstimatedBytes"/>), counted against the budget.</param>
 public sealed record ShopModels(ServingModel? Active, ReleaseModel? Release, long Generation, long Bytes)
 {
+    /// <summary>The shop's active model file could not be read: held as such until its breaker lets it be tried again.</summary>
+    public bool Unreadable { get; init; }
+
     internal string Signature => $"{Active?.Version}|{Release?.Stage}:{Release?.Version}";
 }
 
@@ -39,10 +42,12 @@ public sealed class ModelCache : BackgroundService
     private readonly IOptions<Governance.GovernanceOptions> governance;
     private readonly ILogger<ModelCache> logger;
 
+    private readonly TimeProvider clock;
+
     public ModelCache(ModelRegistry registry, NpgsqlDataSource db, Governance.ModelBreakers breakers, IOptions<RecommendationOptions> options,
-        IOptions<Governance.GovernanceOptions> governance, IMeterFactory meters, ILogger<ModelCache> logger)
+        IOptions<Governance.GovernanceOptions> governance, IMeterFactory meters, TimeProvider clock, ILogger<ModelCache> logger)
     {
-        (this.registry, this.db, this.breakers, this.options, this.governance, this.logger) = (registry, db, breakers, options, governance, logger);
+        (this.registry, this.db, this.breakers, this.options, this.governance, this.clock, this.logger) = (registry, db, breakers, options, governance, clock, logger);
         var meter = meters.Create(Operations.OperatorMetrics.MeterName);
         meter.CreateObservableGauge("pluginapp.serving.model_cache.shops", () => Held().Shops, "{shop}", "Shops whose recommender is held in memory on this instance.");
         meter.CreateObservableGauge("pluginapp.serving.model_cache.size", () => Held().Bytes, "By",
@@ -70,6 +75,9 @@ public sealed class ModelCache : BackgroundService
     public async Task<ShopModels?> GetAsync(long shopId, CancellationToken ct)
     {
         var entry = _models.GetOrAdd(shopId, static (id, cache) => new Entry { Load = new(() => cache.LoadAsync(id)) }, this);
+        if (entry.Load.IsValueCreated && entry.Load.Value is { IsCompletedSuccessfully: true, Result.Unreadable: true } && MayTryAgain(shopId)
+            && _models.TryRemove(new KeyValuePair<long, Entry>(shopId, entry)))
+            entry = _models.GetOrAdd(shopId, static (id, cache) => new Entry { Load = new(() => cache.LoadAsync(id)) }, this);
         Volatile.Write(ref entry.LastUsed, System.Diagnostics.Stopwatch.GetTimestamp());
         var load = entry.Load.Value;
         if (load.IsCompletedSuccessfully) return load.Result;
@@ -83,6 +91,15 @@ public sealed class ModelCache : BackgroundService
             return null;
         }
     }
+
+    /// <summary>
+    /// Whether a model file that could not be read is read again now: while its breaker is closed (each failure counts
+    /// toward cutting it off), or once the breaker's rest is over. Why not on every request: until 6 Dec 2026 each request
+    /// read the whole file from the database again, however long the model stayed cut off (a newer build's file on an older
+    /// instance during a rolling deploy, say).
+    /// </summary>
+    private bool MayTryAgain(long shopId) =>
+        breakers.State(shopId, RecommenderTrainer.Kind) is not { Open: true, RetryAt: { } until } || clock.GetUtcNow() >= until;
 
     public void Invalidate(long shopId) => _models.TryRemove(shopId, out _);
 
@@ -137,8 +154,12 @@ public sealed class ModelCache : BackgroundService
         {
             logger.LogError(e, "Could not load the active model of shop {Shop}; serving falls back to bestsellers", shopId);
             // A model that cannot be read is a failing model (a database error is not the model's fault).
-            if (e is InvalidDataException) breakers.Failure(shopId, RecommenderTrainer.Kind, $"its file could not be read ({e.Message})");
-            _models.TryRemove(shopId, out _); // try again on the next request
+            if (e is InvalidDataException)
+            {
+                breakers.Failure(shopId, RecommenderTrainer.Kind, $"its file could not be read ({e.Message})");
+                return new ShopModels(null, null, Interlocked.Increment(ref _generations), 0) { Unreadable = true }; // read again by MayTryAgain
+            }
+            _models.TryRemove(shopId, out _); // the database failed: try again on the next request
             return new ShopModels(null, null, Interlocked.Increment(ref _generations), 0);
         }
     }
@@ -201,7 +222,8 @@ public sealed class ModelCache : BackgroundService
     {
         var held = new Dictionary<long, string>();
         foreach (var (shopId, entry) in _models)
-            if (entry.Load.IsValueCreated && entry.Load.Value.IsCompletedSuccessfully) held[shopId] = entry.Load.Value.Result.Signature;
+            // A file that could not be read is read again by its breaker's rest (MayTryAgain), not every interval.
+            if (entry.Load.IsValueCreated && entry.Load.Value is { IsCompletedSuccessfully: true, Result.Unreadable: false }) held[shopId] = entry.Load.Value.Result.Signature;
         if (held.Count == 0) return;
         var moved = new List<long>();
         await using (var cmd = db.CreateCommand("""

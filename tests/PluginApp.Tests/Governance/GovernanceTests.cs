@@ -3,6 +3,8 @@ using System.Net.Http.Json;
 using System.Text.Json;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.AspNetCore.Hosting;
 using PluginApp.Admin.Switches;
 using PluginApp.Compliance;
 using PluginApp.Governance;
@@ -209,6 +211,37 @@ public sealed class GovernanceTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.True(state.Open);
         Assert.Equal(Overrun, state.Reason);
         breakers.Reset(seed.ShopId, RecommenderTrainer.Kind);
+    }
+
+    /// <summary>
+    /// A model file that cannot be read (a newer build's format on an older instance, say) is read from the database three
+    /// times, which cuts it off, and not again until the breaker's rest is over. Until 6 Dec 2026 every product page read
+    /// the whole file again for as long as the model stayed cut off.
+    /// </summary>
+    [Fact]
+    public async Task AnUnreadableModel_IsNotReadAgainOnEveryRequest_WhileItIsCutOff()
+    {
+        var seed = new StoreSeed(app, "gov-unreadable.myshopify.com");
+        await seed.SeedAsync(customersPerGroup: 8);
+        await seed.TrainAsync();
+        var logs = new LogCapture();
+        await using var instance = app.CreateFactory(app.Database.ConnectionString, b => b.ConfigureLogging(l => l.AddProvider(logs)));
+        using var client = instance.CreateClient(new() { BaseAddress = new Uri("https://localhost") });
+        await app.ScalarAsync("UPDATE models SET artifact = '\\x00010203'::bytea WHERE shop_id = $1 AND status = 'active'", seed.ShopId);
+        var query = $"placement=product&product_id=101&visitor_id={seed.VisitorIn("model", "unr")}";
+        int Loads() => logs.Entries.Count(e => e.Message.Contains("Could not load the active model", StringComparison.Ordinal) && e.Message.Contains(seed.ShopId.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+
+        for (var i = 0; i < 12; i++) Assert.Equal("bestsellers", (await seed.RecommendAsync(query, client)).GetProperty("path").GetString());
+
+        Assert.True(instance.Services.GetRequiredService<ModelBreakers>().State(seed.ShopId, RecommenderTrainer.Kind).Open);
+        Assert.Equal(3, Loads());
+        app.Clock.Advance(TimeSpan.FromMinutes(6)); // the rest is over: read once more (and cut off again)
+        try
+        {
+            for (var i = 0; i < 3; i++) await seed.RecommendAsync(query, client);
+            Assert.Equal(4, Loads());
+        }
+        finally { app.Clock.Advance(TimeSpan.FromMinutes(-6)); }
     }
 
     /// <summary>
