@@ -28,6 +28,7 @@ public static class InstallExtensions
         KeyRingSetup.Configure(s, builder.Configuration.GetSection(KeyRingOptions.Section).Get<KeyRingOptions>() ?? new KeyRingOptions(), null);
         s.AddTransient<KeyRingCommands>();
         s.AddHttpClient<ShopifyTokenClient>(c => c.Timeout = TimeSpan.FromSeconds(15));
+        s.AddSingleton<SecretProtector>();
         s.AddSingleton<OfflineTokenStore>();
         s.AddTransient<ShopInstaller>();
         s.AddRecurringJob<ShopInstaller>("install-setup", i => i.SweepAsync(CancellationToken.None), _ => "*/5 * * * *");

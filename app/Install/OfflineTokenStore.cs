@@ -11,12 +11,12 @@ public sealed class ShopNotConnectedException(string shop, string reason) : Exce
 /// Offline tokens per shop, encrypted at rest. Expiring tokens are refreshed a few minutes before they
 /// run out, under a row lock so one instance refreshes and the others read the rotated pair.
 /// </summary>
-public sealed class OfflineTokenStore(NpgsqlDataSource dataSource, IDataProtectionProvider protection,
+public sealed class OfflineTokenStore(NpgsqlDataSource dataSource, KeyRing.SecretProtector protection,
     ShopifyTokenClient tokens, TimeProvider clock)
 {
     public static readonly TimeSpan RefreshAhead = TimeSpan.FromMinutes(5);
     public const string Purpose = "PluginApp.Install.OfflineTokens.v1";
-    private readonly IDataProtector _protector = protection.CreateProtector(Purpose);
+    private readonly KeyRing.SecretProtector _protector = protection;
 
     /// <summary>
     /// Stores a fresh grant and marks the shop installed. NewInstall is true when it was not installed before; the shop is then

@@ -27,10 +27,10 @@ public sealed record StripeStatus(bool Connected, string? EndpointUrl, bool? Liv
 /// Shopify tokens (<see cref="OfflineTokenStore.Purpose"/>), so key-ring rotation covers them alike. Every method takes the
 /// shop: one store cannot read, change or remove another's connection.
 /// </summary>
-public sealed partial class StripeConnections(NpgsqlDataSource db, IDataProtectionProvider protection, IOptions<ShopifyOptions> shopify,
+public sealed partial class StripeConnections(NpgsqlDataSource db, Install.KeyRing.SecretProtector protection, IOptions<ShopifyOptions> shopify,
     TimeProvider clock)
 {
-    private readonly IDataProtector _protector = protection.CreateProtector(OfflineTokenStore.Purpose);
+    private readonly Install.KeyRing.SecretProtector _protector = protection;
 
     public const string WebhookPath = "/stripe/webhooks";
 

@@ -118,4 +118,40 @@ public sealed class KeyRingRotationTests(KeyRingRotationFixture app) : IClassFix
         Assert.DoesNotContain(rows, e => e.ToString().Contains(oldCert.Thumbprint, StringComparison.OrdinalIgnoreCase));
         Assert.ThrowsAny<CryptographicException>(() => KeyRingTests.UnprotectFromDump(rows, after, oldCert));
     }
+
+    /// <summary>
+    /// `keys rotate` run by another process while an instance runs: the instance had read its ring before the new key
+    /// existed, and Data Protection looks for an unknown key again only in an instance's first minutes. The instance still
+    /// reads every shop's token and Stripe secret, re-encrypted with the new key. Until 6 Dec 2026 it failed on all of them
+    /// until it restarted (its ring reloads once a day).
+    /// </summary>
+    [Fact]
+    public async Task ARunningInstance_ReadsTheSecretsAnotherProcessRotated()
+    {
+        const string shop = "keyring-running.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        await app.Factory.Services.GetRequiredService<PluginApp.Stripe.StripeConnections>().ConnectAsync(shopId, "rk_test_running0000", "whsec_running0000000", CancellationToken.None);
+        var connection = (long)(await app.ScalarAsync("SELECT id FROM stripe_connections WHERE shop_id = $1", shopId))!;
+        var next = TestKeyRing.Create("rotated-keyring.pfx");
+        void Deployed(IWebHostBuilder b)
+        {
+            b.UseSetting("Scheduling:Enabled", "false");
+            b.UseSetting("DataProtection:CertificatePath", next);
+            b.UseSetting("DataProtection:PreviousCertificatePaths:0", TestKeyRing.CertificatePath);
+        }
+        await using var running = app.CreateFactory(app.Database.ConnectionString, Deployed);
+        var tokens = running.Services.GetRequiredService<OfflineTokenStore>();
+        Assert.Equal($"shpat_{shop}_seed", await tokens.GetAccessTokenAsync(shop, CancellationToken.None));
+        // The instance is past its first minutes, when Data Protection would still look for an unknown key.
+        var ring = running.Services.GetRequiredService<Microsoft.AspNetCore.DataProtection.KeyManagement.Internal.IKeyRingProvider>();
+        var window = ring.GetType().GetProperty("AutoRefreshWindowEnd", System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.NonPublic);
+        Assert.NotNull(window);
+        window.SetValue(ring, DateTime.MinValue);
+
+        await using (var rotating = app.CreateFactory(app.Database.ConnectionString, Deployed))
+            Assert.True(await rotating.Services.GetRequiredService<KeyRingCommands>().RotateAsync(CancellationToken.None) >= 1);
+
+        Assert.Equal($"shpat_{shop}_seed", await tokens.GetAccessTokenAsync(shop, CancellationToken.None));
+        Assert.Equal("rk_test_running0000", await running.Services.GetRequiredService<PluginApp.Stripe.StripeConnections>().KeyAsync(connection, CancellationToken.None));
+    }
 }
