@@ -156,16 +156,18 @@ public static class IntentData
 
     /// <summary>
     /// A customer's orders and abandoned checkouts (no order carries their token) before a moment, leaving out the checkouts
-    /// of the cart being read (by its token, or the checkout itself): the one definition training and live read. A
+    /// of the cart being read (by its token, or the checkout itself): the one definition training and live read, each as it
+    /// stood at that moment (a checkout completed or ordered later was abandoned then; until 6 Dec 2026 training read it as
+    /// it stands now, and learnt that shoppers whose checkouts were recovered abandon less than live scoring saw them). A
     /// checkout's order is found through orders_checkout_token_idx (without it, each of the customer's checkouts read all of
     /// the store's orders).
     /// </summary>
     private static string History(string customer, string at, string cart, string checkout) => $"""
         (SELECT count(*)::int FROM orders o WHERE o.shop_id = $1 AND o.customer_id = {customer} AND o.created_at < {at}
            AND NOT o.test AND (o.cancelled_at IS NULL OR o.cancelled_at >= {at})),
-        (SELECT count(*)::int FROM checkouts k WHERE k.shop_id = $1 AND k.customer_id = {customer} AND k.completed_at IS NULL AND k.created_at < {at}
-           AND (k.cart_token = {cart}) IS NOT TRUE AND (k.token = {checkout}) IS NOT TRUE
-           AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.shop_id = $1 AND o.checkout_token = k.token))
+        (SELECT count(*)::int FROM checkouts k WHERE k.shop_id = $1 AND k.customer_id = {customer} AND (k.completed_at IS NULL OR k.completed_at >= {at})
+           AND k.created_at < {at} AND (k.cart_token = {cart}) IS NOT TRUE AND (k.token = {checkout}) IS NOT TRUE
+           AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.shop_id = $1 AND o.checkout_token = k.token AND o.created_at < {at}))
         """;
 
     /// <summary>$1 shop, $2 customer, $3 now, $4 the cart's token, $5 the checkout's (either may be null): asked for each

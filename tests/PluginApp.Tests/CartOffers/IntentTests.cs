@@ -174,6 +174,12 @@ public sealed class IntentTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal(liveA, trainedA);
         Assert.Equal((3, 2), (trainedA.CustomerOrders, trainedA.PastAbandonments)); // cart B's order was before it
         Assert.Equal((wall.Hour, (int)wall.DayOfWeek), (trainedA.HourOfDay, trainedA.DayOfWeek));
+        // A day later a recovery email brings her abandoned checkout of another cart to an order: at cart A's moment it was
+        // still abandoned, as the cart page read it, and training reads it so (until 6 Dec 2026 it read one abandonment).
+        await app.ScalarAsync("UPDATE checkouts SET completed_at = $2 WHERE shop_id = $1 AND id = 97400201", seed.ShopId, at.AddDays(1));
+        await app.ScalarAsync("INSERT INTO orders (shop_id, id, customer_id, checkout_token, total_price, subtotal_price, created_at, updated_at) VALUES ($1, 97400106, $2, 'co-97400201', 30, 30, $3, $3)",
+            seed.ShopId, customer, at.AddDays(1));
+        Assert.Equal(liveA, Assert.Single(await IntentData.LoadAsync(app.Db, seed.ShopId, now, CancellationToken.None), e => e.At == at.UtcDateTime).Snapshot);
         var trainedB = Assert.Single(training, e => e.At == at.AddHours(-6).UtcDateTime);
         Assert.True(trainedB.Ordered);
         Assert.Equal(await IntentData.LiveAsync(app.Db, seed.ShopId, "parity-b", facts, null, at.AddHours(-6), median, CancellationToken.None), trainedB.Snapshot);
