@@ -37,15 +37,19 @@ public sealed class CartOfferStats(NpgsqlDataSource db, TimeProvider clock)
     }
 
     /// <summary>
-    /// The policy arm's decisions per action over the last <paramref name="days"/> days. Why not the control arm's: its carts
-    /// are shown nothing by design, and until 5 Dec 2026 they counted here, so "Nothing" read as a fifth of the policy's
-    /// choices or more when it chose it for none.
+    /// The policy arm's carts per action over the last <paramref name="days"/> days, each cart by its latest decision. Why
+    /// not the control arm's: its carts are shown nothing by design, and until 5 Dec 2026 they counted here, so "Nothing"
+    /// read as a fifth of the policy's choices or more when it chose it for none. Why each cart once: a decision is logged
+    /// at every ask (a page load, an Add that reloads it), and until 6 Dec 2026 the column headed "Carts" counted them,
+    /// leaning toward the actions that bring shoppers back to the page.
     /// </summary>
     public async Task<List<(string Action, long Decisions, long Explored)>> MixAsync(long shopId, int days, CancellationToken ct)
     {
         await using var cmd = db.CreateCommand("""
-            SELECT action, count(*), count(*) FILTER (WHERE explore) FROM cart_offer_decisions
-            WHERE shop_id = $1 AND decided_at >= $2 AND arm = $3 GROUP BY action
+            SELECT action, count(*), count(*) FILTER (WHERE explore) FROM (
+              SELECT DISTINCT ON (coalesce(cart_token, decision_id)) action, explore FROM cart_offer_decisions
+              WHERE shop_id = $1 AND decided_at >= $2 AND arm = $3 ORDER BY coalesce(cart_token, decision_id), decided_at DESC) c
+            GROUP BY action
             """);
         cmd.Parameters.Add(Sql.Param(shopId));
         cmd.Parameters.Add(Sql.Param(clock.GetUtcNow().AddDays(-days)));

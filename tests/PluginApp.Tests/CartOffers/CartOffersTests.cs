@@ -489,7 +489,9 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal(480m, bar.GetProperty("remaining").GetDecimal());
         Assert.Contains(await ReasonsAsync(policy.GetProperty("decision_id").GetString()!), x => x.Contains("offer not allowed") && x.Contains("below the 20 % floor"));
         Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM discount_codes WHERE shop_id = $1 AND cart_token IS NOT NULL", seed.ShopId));
-        // The page's mix is what the policy chose: the control's "nothing" is not among it (until 5 Dec 2026 it was).
+        // The page's mix is what the policy chose: the control's "nothing" is not among it (until 5 Dec 2026 it was), and a
+        // cart whose page asked twice (a reload) is one cart (until 6 Dec 2026 two).
+        await AskAsync(seed, "cart-floor", VisitorIn(seed.Shop, CartOffersExperiment.PolicyArm), (1010, 2));
         var mix = await app.Factory.Services.GetRequiredService<CartOfferStats>().MixAsync(seed.ShopId, 30, CancellationToken.None);
         Assert.Equal(1, mix.Sum(m => m.Decisions));
         Assert.DoesNotContain(mix, m => m.Action == CartAction.Nothing);

@@ -176,6 +176,16 @@ public sealed class OutboxTests(NoSchedulerAppFixture app) : IClassFixture<NoSch
         Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND attempts = 1 AND completed_at IS NOT NULL", shopId));
     }
 
+    /// <summary>Drains the shop every ten minutes for two hours: past every attempt a call has (10), had each drain spent one.</summary>
+    private async Task DrainForTwoHoursAsync(OutboxDrainer sut, long shopId)
+    {
+        for (var i = 0; i < 12; i++)
+        {
+            await sut.DrainShopAsync(shopId, CancellationToken.None);
+            app.Clock.Advance(TimeSpan.FromMinutes(10));
+        }
+    }
+
     /// <summary>
     /// A frozen shop (HTTP 402, its bill unpaid) applies nothing: its calls wait untried, saying why, however long it lasts,
     /// and go out once it is paid. Until 5 Dec 2026 each drain spent their attempts, and they failed for good.
@@ -191,11 +201,7 @@ public sealed class OutboxTests(NoSchedulerAppFixture app) : IClassFixture<NoSch
         {
             await using var instance = Instance();
             var sut = instance.Services.GetRequiredService<OutboxDrainer>();
-            for (var i = 0; i < 12; i++)
-            {
-                await sut.DrainShopAsync(shopId, CancellationToken.None);
-                app.Clock.Advance(TimeSpan.FromMinutes(10));
-            }
+            await DrainForTwoHoursAsync(sut, shopId);
             Assert.Equal(1, await app.CountAsync("""
                 SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND attempts = 0 AND failed_at IS NULL AND completed_at IS NULL
                   AND last_error LIKE '%frozen (HTTP 402%'
@@ -225,11 +231,7 @@ public sealed class OutboxTests(NoSchedulerAppFixture app) : IClassFixture<NoSch
         {
             await using var instance = Instance();
             var sut = instance.Services.GetRequiredService<OutboxDrainer>();
-            for (var i = 0; i < 12; i++)
-            {
-                await sut.DrainShopAsync(shopId, CancellationToken.None);
-                app.Clock.Advance(TimeSpan.FromMinutes(10));
-            }
+            await DrainForTwoHoursAsync(sut, shopId);
             Assert.Equal(1, await app.CountAsync("""
                 SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND attempts = 0 AND failed_at IS NULL AND completed_at IS NULL AND last_error IS NOT NULL
                 """, shopId));
