@@ -30,7 +30,7 @@ public sealed class OperationsModel(NpgsqlDataSource db, ShopScope scope, TimePr
         OrderHistory = (backfill.Value.OrderDays(allOrders), allOrders);
         Outbox = await OutboxAdminApi.CountsAsync(db, scope.ShopId, now, ct);
         Failed = await OutboxAdminApi.ListAsync(db, scope.ShopId, "failed", ct);
-        Pending = (await OutboxAdminApi.ListAsync(db, scope.ShopId, "pending", ct)).Take(20).ToList();
+        Pending = (await OutboxAdminApi.ListAsync(db, scope.ShopId, "pending", ct)).Where(o => o.LastError is not null).Take(20).ToList();
         Deliveries = await WebhooksAdminApi.CountsAsync(db, scope.ShopId, now.AddDays(-7), ct);
         Recent = await WebhooksAdminApi.RecentAsync(db, scope.ShopId, 20, ct);
     }

@@ -614,8 +614,15 @@ public sealed class AdminPagesTests(AdminFixture app, ITestOutputHelper output) 
             INSERT INTO outbox_messages (shop_id, resource_key, operation, variables, idempotency_key, created_at, next_attempt_at, attempts, last_error, failed_at)
             VALUES ($1, 'gid://shopify/Order/1', 'tagsAdd', '{}'::jsonb, 'ops-retry', now(), now(), 10, 'Shopify said no', now()) RETURNING id
             """, app.Seed.ShopId))!;
+        // A call waiting after a try that did not go through says why (until 6 Dec 2026 the page counted it, nothing more).
+        var waiting = (long)(await app.ScalarAsync("""
+            INSERT INTO outbox_messages (shop_id, resource_key, operation, variables, idempotency_key, created_at, next_attempt_at, attempts, last_error)
+            VALUES ($1, 'gid://shopify/Order/2', 'tagsAdd', '{}'::jsonb, 'ops-waiting', now(), now() + interval '1 day', 3, 'HTTP 503 from Shopify') RETURNING id
+            """, app.Seed.ShopId))!;
         var (page, _) = await OpenAsync("/admin/operations");
         await Assertions.Expect(page.Locator("#outbox-failures")).ToContainTextAsync("Shopify said no");
+        await Assertions.Expect(page.Locator("#outbox-waiting")).ToContainTextAsync("HTTP 503 from Shopify");
+        await app.ScalarAsync("DELETE FROM outbox_messages WHERE id = $1", waiting);
 
         await page.ClickAsync("#outbox-failures button:has-text('Retry')");
 
