@@ -140,7 +140,11 @@
         li.textContent = `${item.title}${item.price ? ` — ${item.currency} ${item.price}` : ''}: ${item.why}`;
         list.append(li);
       }
-      out.append(head, p.items.length ? list : Object.assign(document.createElement('p'), { textContent: 'Nothing: every candidate is held back by the rules.' }));
+      // Why by path: nothing shown is not always the rules' doing (until 6 Dec 2026 every empty answer blamed them).
+      const nothing = p.path === 'switched_off' ? 'Nothing: upsells are switched off.'
+        : p.path === 'bestsellers' ? 'Nothing: no bestseller to show (the store has none yet, or the rules hold them all back).'
+        : 'Nothing: every candidate is held back by the rules.';
+      out.append(head, p.items.length ? list : Object.assign(document.createElement('p'), { textContent: nothing }));
     }
   });
 

@@ -462,6 +462,10 @@ public sealed class AdminPagesTests(AdminFixture app, ITestOutputHelper output) 
         var off = await app.Seed.RecommendAsync("placement=product&product_id=105&limit=4&visitor_id=switch-1");
         Assert.Equal("switched_off", off.GetProperty("path").GetString());
         Assert.Equal(0, off.GetProperty("items").GetArrayLength());
+        // The preview says why it shows nothing: the switch, not the rules (until 6 Dec 2026 it blamed the rules).
+        await page.FillAsync("#product", "Product 109");
+        await page.ClickAsync("form[data-preview] button[type=submit]");
+        await Assertions.Expect(page.Locator("#preview-result")).ToContainTextAsync("Nothing: upsells are switched off.");
         var history = await app.AdminJsonAsync("/api/admin/features/history");
         Assert.False(history[0].GetProperty("enabled").GetBoolean());
         Assert.StartsWith("staff user", history[0].GetProperty("by").GetString());
