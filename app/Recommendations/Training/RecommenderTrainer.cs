@@ -23,7 +23,8 @@ public sealed class RecommenderTrainer(SignalStore signals, TimeProvider clock) 
     {
         Risk = new AiRisk(2, 3,
             ImpactWhy: "A poor ranking shows less relevant products: some revenue is not earned, but nothing is charged, hidden from or decided about a shopper.",
-            LikelihoodWhy: "On sparse stores a learned ranking often does no better than bestsellers; each version must beat them on held-out orders to serve.",
+            LikelihoodWhy: "On sparse stores a learned ranking often does no better than bestsellers; each version is measured against them on held-out orders, " +
+                "and one that does worse against them than the active version does not serve. With too few held-out customers to tell, the bought-together mix serves unmeasured.",
             Detectability: "High: the holdout experiment compares revenue per visitor with bestsellers continuously, and every answer names its version."),
         Switch = "upsells", DecisionKind = "upsell", Breaker = true,
         DataStores = "Orders, carts and block events in the app's PostgreSQL; model files in its model registry (old versions kept 30 days).",
