@@ -231,15 +231,29 @@ public sealed class IntentScorer(NpgsqlDataSource db, AiFeatureSwitches switches
         return await cmd.ExecuteScalarAsync() is double d ? d : null;
     }
 
+    /// <summary>
+    /// What reads the carts now, in the merchant's words. Why the switch and the breaker first: until 6 Dec 2026 the page
+    /// named the model and its figures while every cart was read at the store's rate (switched off, or cut off), and said
+    /// "no model yet" of a model that could not be read.
+    /// </summary>
     public async Task<IntentModelSummary> SummaryAsync(long shopId, CancellationToken ct)
     {
+        async Task<string> RateAsync() => await BaseRateAsync(shopId, ct) is { } r
+            ? string.Create(CultureInfo.InvariantCulture, $"every cart counts at the store's rate, {r:P0} of the last 30 days' carts became orders.")
+            : "every cart counts at an assumed 30 %.";
+        if (!await switches.IsOnAsync(shopId, IntentFeature.Name, ct))
+            return new IntentModelSummary(null, "switched off: " + await RateAsync());
+        if (breakers.State(shopId, IntentModelTrainer.Kind) is { Open: true, Reason: var why })
+            return new IntentModelSummary(null, $"the model is cut off after repeated errors ({why}): until it is tried again, " + await RateAsync());
         var active = await ActiveAsync(shopId, ct);
         if (active is null)
         {
-            var rate = await BaseRateAsync(shopId, ct);
-            return new IntentModelSummary(null, "no model yet (it trains with the other models once the store has enough carts); " +
-                (rate is { } r ? string.Create(CultureInfo.InvariantCulture, $"meanwhile every cart counts at the store's rate, {r:P0} of the last 30 days' carts became orders.")
-                    : "meanwhile every cart counts at an assumed 30 %."));
+            await using var stored = db.CreateCommand("SELECT version FROM models WHERE shop_id = $1 AND kind = $2 AND status = 'active'");
+            stored.Parameters.Add(Sql.Param(shopId));
+            stored.Parameters.Add(Sql.Param(IntentModelTrainer.Kind));
+            if (await stored.ExecuteScalarAsync(ct) is int version)
+                return new IntentModelSummary(null, $"model version {version} cannot be read by this build (trained on other features); it is trained again tonight, and meanwhile " + await RateAsync());
+            return new IntentModelSummary(null, "no model yet (it trains with the other models once the store has enough carts); meanwhile " + await RateAsync());
         }
         var m = JsonSerializer.Deserialize<IntentModelTrainer.IntentMetrics>(active.Value.Metrics)!;
         return new IntentModelSummary(active.Value.Version, string.Create(CultureInfo.InvariantCulture,

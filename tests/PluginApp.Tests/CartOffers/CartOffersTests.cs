@@ -653,6 +653,31 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
     }
 
     /// <summary>
+    /// The Cart offers page says what reads the carts now: with purchase intent switched off, the store's rate, not the
+    /// model. Until 6 Dec 2026 it named the model and its figures (or "no model yet") whatever the switch said.
+    /// </summary>
+    [Fact]
+    public async Task CartOffersPage_SaysTheStoresRateReadsTheCarts_WhenPurchaseIntentIsSwitchedOff()
+    {
+        const string shop = "offers-intent-off.myshopify.com";
+        await app.InstallShopAsync(shop);
+        async Task<string> IntentLineAsync()
+        {
+            var page = await (await app.Client.GetAsync($"/admin/cart-offers?shop={shop}&embedded=1&id_token={app.SessionToken(shop)}")).Content.ReadAsStringAsync();
+            var at = page.IndexOf("id=\"intent-model\"", StringComparison.Ordinal);
+            Assert.True(at >= 0, "no intent line on the page");
+            return page[at..page.IndexOf("</p>", at, StringComparison.Ordinal)];
+        }
+        Assert.Contains("no model yet", await IntentLineAsync());
+
+        Assert.Equal(HttpStatusCode.OK, (await app.SwitchFeatureAsync(shop, PluginApp.Intent.IntentFeature.Name, false)).StatusCode);
+
+        var off = await IntentLineAsync();
+        Assert.Contains("switched off: every cart counts at", off);
+        Assert.DoesNotContain("no model yet", off);
+    }
+
+    /// <summary>
     /// An arm whose orders come back is caught by its refund guardrail: the gate counts the visitors who ordered, refunded or
     /// not. Until 6 Dec 2026 it counted those who kept an order, and 25 orders of which 6 were refunded in full (24 % of
     /// revenue, above a 10 % guardrail) stayed under the gate of 20 with 19.
