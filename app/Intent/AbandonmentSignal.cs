@@ -55,8 +55,9 @@ internal sealed class AbandonmentOptionsValidator : IValidateOptions<Abandonment
 public sealed class AbandonmentSignal(NpgsqlDataSource db, IntentScorer scorer, AiFeatureSwitches switches, OutboxScheduler outbox, JobLocks locks, IOptions<AbandonmentOptions> options,
     TimeProvider clock, ILogger<AbandonmentSignal> logger)
 {
-    private sealed record Open(long CheckoutId, long CustomerId, double Value, int Items, int Products, DateTimeOffset Created, DateTimeOffset At,
-        string? Token, string? CartToken);
+    /// <param name="Linked">The customer the cart block saw with the checkout's cart (the one training reads its history by), if any.</param>
+    internal sealed record Open(long CheckoutId, long CustomerId, double Value, int Items, int Products, DateTimeOffset Created, DateTimeOffset At,
+        string? Token, string? CartToken, long? Linked);
 
     /// <summary>
     /// Whether an order came of a checkout: one carries its token, or its customer ordered since it was created. Two
@@ -74,7 +75,10 @@ public sealed class AbandonmentSignal(NpgsqlDataSource db, IntentScorer scorer, 
         SELECT k.id, k.customer_id, coalesce(k.subtotal_price, k.total_price, 0)::float8,
                coalesce((SELECT sum(quantity) FROM checkout_lines l WHERE l.shop_id = k.shop_id AND l.checkout_id = k.id), 0)::int,
                coalesce((SELECT count(DISTINCT product_id) FROM checkout_lines l WHERE l.shop_id = k.shop_id AND l.checkout_id = k.id), 0)::int,
-               coalesce(k.created_at, k.updated_at), coalesce(k.updated_at, k.created_at), k.token, k.cart_token
+               coalesce(k.created_at, k.updated_at), coalesce(k.updated_at, k.created_at), k.token, k.cart_token,
+               (SELECT w.customer_id FROM ({IntentData.CartLinks}) w WHERE w.cart_token = k.cart_token
+                  AND NOT EXISTS (SELECT 1 FROM customers u WHERE u.shop_id = $1 AND u.id = w.customer_id AND u.redacted_at IS NOT NULL)
+                ORDER BY w.seen_at LIMIT 1)
         FROM checkouts k JOIN customers c ON c.shop_id = k.shop_id AND c.id = k.customer_id
         WHERE k.shop_id = $1 AND k.completed_at IS NULL AND c.accepts_marketing AND c.redacted_at IS NULL
           AND coalesce(k.updated_at, k.created_at) BETWEEN $2 AND $3
@@ -90,6 +94,37 @@ public sealed class AbandonmentSignal(NpgsqlDataSource db, IntentScorer scorer, 
           AND (k.completed_at IS NOT NULL OR coalesce(k.updated_at, k.created_at) < $3 OR {Ordered})
         RETURNING s.checkout_id, s.customer_id
         """;
+
+    /// <summary>
+    /// The open checkouts of customers who accept marketing, each read as training reads its cart (<see cref="IntentData"/>):
+    /// its history through the customer the cart block saw with the cart (<see cref="Open.Linked"/>), a guest's otherwise.
+    /// </summary>
+    internal async Task<List<(Open Checkout, Ml.Intent.CartSnapshot Snapshot)>> OpenSnapshotsAsync(long shopId, DateTimeOffset now, CancellationToken ct)
+    {
+        var o = options.Value;
+        var open = new List<Open>();
+        await using (var cmd = db.CreateCommand(OpenSql))
+        {
+            cmd.Parameters.Add(Sql.Param(shopId));
+            cmd.Parameters.Add(Sql.Param(now - o.Until));
+            cmd.Parameters.Add(Sql.Param(now - o.After));
+            await using var r = await cmd.ExecuteReaderAsync(ct);
+            while (await r.ReadAsync(ct))
+                open.Add(new Open(r.GetInt64(0), r.GetInt64(1), r.GetDouble(2), r.GetInt32(3), r.GetInt32(4), r.GetFieldValue<DateTimeOffset>(5), r.GetFieldValue<DateTimeOffset>(6),
+                    r.IsDBNull(7) ? null : r.GetString(7), r.IsDBNull(8) ? null : r.GetString(8), r.IsDBNull(9) ? null : r.GetInt64(9)));
+        }
+        var shop = await IntentData.StoreAsync(db, shopId, now, ct);
+        var snapshots = new List<(Open Checkout, Ml.Intent.CartSnapshot Snapshot)>();
+        foreach (var c in open)
+        {
+            // Why the storefront's customer, not the checkout's: training reads a cart's history through the customer the cart
+            // block saw with it, and a guest's cart as a guest's; until 6 Dec 2026 the sweep read every checkout's customer,
+            // a place in the features the model never learnt from (the checkout's customer is still the one tagged).
+            var (orders, abandoned) = await IntentData.CustomerAsync(db, shopId, c.Linked, c.At, c.CartToken, c.Token, ct);
+            snapshots.Add((c, IntentData.Snapshot(c.Value, c.Items, c.Products, c.Created, c.At, orders, abandoned, shop)));
+        }
+        return snapshots;
+    }
 
     public async Task SweepAsync(CancellationToken ct)
     {
@@ -125,28 +160,8 @@ public sealed class AbandonmentSignal(NpgsqlDataSource db, IntentScorer scorer, 
         // emails are sent on).
         var on = await switches.IsOnAsync(shopId, IntentFeature.Name, ct);
         var now = clock.GetUtcNow();
-        var open = new List<Open>();
-        if (on)
-        {
-            await using (var cmd = db.CreateCommand(OpenSql))
-            {
-                cmd.Parameters.Add(Sql.Param(shopId));
-                cmd.Parameters.Add(Sql.Param(now - o.Until));
-                cmd.Parameters.Add(Sql.Param(now - o.After));
-                await using var r = await cmd.ExecuteReaderAsync(ct);
-                while (await r.ReadAsync(ct))
-                    open.Add(new Open(r.GetInt64(0), r.GetInt64(1), r.GetDouble(2), r.GetInt32(3), r.GetInt32(4), r.GetFieldValue<DateTimeOffset>(5), r.GetFieldValue<DateTimeOffset>(6),
-                        r.IsDBNull(7) ? null : r.GetString(7), r.IsDBNull(8) ? null : r.GetString(8)));
-            }
-        }
         var signalled = 0;
-        var shop = await IntentData.StoreAsync(db, shopId, now, ct);
-        var snapshots = new List<(Open Checkout, Ml.Intent.CartSnapshot Snapshot)>();
-        foreach (var c in open)
-        {
-            var (orders, abandoned) = await IntentData.CustomerAsync(db, shopId, c.CustomerId, c.At, c.CartToken, c.Token, ct);
-            snapshots.Add((c, IntentData.Snapshot(c.Value, c.Items, c.Products, c.Created, c.At, orders, abandoned, shop)));
-        }
+        var snapshots = on ? await OpenSnapshotsAsync(shopId, now, ct) : [];
         await using var conn = await db.OpenConnectionAsync(ct);
         await using var tx = await conn.BeginTransactionAsync(ct);
         await using var batch = new NpgsqlBatch(conn, tx);

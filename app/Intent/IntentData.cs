@@ -32,15 +32,23 @@ public static class IntentData
     /// <summary>What a snapshot reads of its store besides the cart: the median order value and the time zone.</summary>
     public sealed record Store(double? MedianOrderValue, TimeZoneInfo Zone);
 
+    /// <summary>
+    /// $1 shop: every cart's storefront customers as the cart block saw them (cart_token, customer_id, seen_at), the first
+    /// one being the cart's (erased ones left out by the reader). One definition for training's carts and the abandonment
+    /// sweep's checkouts.
+    /// </summary>
+    internal const string CartLinks = """
+        SELECT cart_token, customer_id, seen_at FROM cart_customers WHERE shop_id = $1
+        UNION ALL
+        SELECT cart_token, customer_id, decided_at FROM decisions WHERE shop_id = $1 AND cart_token IS NOT NULL AND customer_id IS NOT NULL
+        """;
+
     private static readonly string CartsSql = $"""
         WITH lines AS (SELECT cart_token, sum(quantity)::int AS items, count(DISTINCT product_id)::int AS products,
                               sum(quantity * coalesce(price, 0))::float8 AS value
                        FROM cart_lines WHERE shop_id = $1 GROUP BY cart_token),
              who AS (SELECT DISTINCT ON (w.cart_token) w.cart_token, w.customer_id
-                     FROM (SELECT cart_token, customer_id, seen_at FROM cart_customers WHERE shop_id = $1
-                           UNION ALL
-                           SELECT cart_token, customer_id, decided_at FROM decisions
-                           WHERE shop_id = $1 AND cart_token IS NOT NULL AND customer_id IS NOT NULL) w
+                     FROM ({CartLinks}) w
                      WHERE NOT EXISTS (SELECT 1 FROM customers u WHERE u.shop_id = $1 AND u.id = w.customer_id AND u.redacted_at IS NOT NULL)
                      ORDER BY w.cart_token, w.seen_at)
         SELECT c.token, coalesce(c.updated_at, c.created_at), c.created_at, coalesce(l.value, c.total_price::float8, 0), coalesce(l.items, 0), coalesce(l.products, 0),

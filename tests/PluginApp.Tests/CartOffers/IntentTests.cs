@@ -341,6 +341,51 @@ public sealed class IntentTests(AppFixture app) : IClassFixture<AppFixture>
     }
 
     /// <summary>
+    /// The sweep reads a checkout as training reads its cart: through the customer the cart block saw with the cart, and a
+    /// cart it never saw a customer with as a guest's, whatever customer the checkout names. Two checkouts alike but for
+    /// their customers' histories (one has three orders, the other none), neither cart seen with a customer on the
+    /// storefront, score the same. Until 6 Dec 2026 the checkout's customer's orders were read, which training never does.
+    /// </summary>
+    [Fact]
+    public async Task AbandonmentSignal_ReadsACheckoutsCartAsTrainingDoes_AGuestCartAsAGuests()
+    {
+        var (seed, _) = await TrainedStoreAsync("intent-abandon-guest.myshopify.com", 96_850_000);
+        var now = app.Clock.GetUtcNow();
+        foreach (var customer in new[] { 96_860_001L, 96_860_002L })
+            await app.ScalarAsync("INSERT INTO customers (shop_id, id, email, accepts_marketing, created_at) VALUES ($1, $2, $3, true, $4)",
+                seed.ShopId, customer, $"g{customer}@example.com", now.AddDays(-90));
+        await app.ScalarAsync("""
+            INSERT INTO orders (shop_id, id, customer_id, total_price, subtotal_price, created_at, updated_at)
+            SELECT $1, 96870000 + g, 96860002, 40, 40, $2::timestamptz - g * interval '10 days', $2 FROM generate_series(1, 3) g
+            """, seed.ShopId, now.AddDays(-1));
+        foreach (var (checkout, customer) in new[] { (96_880_001L, 96_860_001L), (96_880_002L, 96_860_002L) })
+        {
+            await app.ScalarAsync("""
+                INSERT INTO checkouts (shop_id, id, token, cart_token, customer_id, total_price, subtotal_price, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, 60, 60, $6, $7)
+                """, seed.ShopId, checkout, $"co-{checkout}", $"guest-cart-{checkout}", customer, now.AddHours(-3), now.AddHours(-2));
+            await app.ScalarAsync("INSERT INTO checkout_lines (shop_id, checkout_id, line_key, product_id, variant_id, quantity, price) VALUES ($1, $2, 'l1', $3, $4, 6, 10)",
+                seed.ShopId, checkout, seed.P(101), seed.V(1010));
+        }
+
+        // The second checkout's cart was seen on the storefront with its customer logged in: her history is read.
+        await app.ScalarAsync("""
+            INSERT INTO decisions (shop_id, decided_at, decision_id, kind, subject, path, fallback, customer_id, cart_token)
+            VALUES ($1, $2, 'offer:guest-link', 'offer', 'nothing', 'store_rate', false, 96860002, 'guest-cart-96880003')
+            """, seed.ShopId, now.AddHours(-4));
+        await app.ScalarAsync("""
+            INSERT INTO checkouts (shop_id, id, token, cart_token, customer_id, total_price, subtotal_price, created_at, updated_at) VALUES ($1, 96880003, 'co-96880003', 'guest-cart-96880003', 96860002, 60, 60, $2, $3)
+            """, seed.ShopId, now.AddHours(-3), now.AddHours(-2));
+
+        var read = (await app.Factory.Services.GetRequiredService<AbandonmentSignal>().OpenSnapshotsAsync(seed.ShopId, now, CancellationToken.None))
+            .ToDictionary(x => x.Checkout.CheckoutId, x => x.Snapshot);
+
+        Assert.Null(read[96_880_001].CustomerOrders);
+        Assert.Null(read[96_880_002].CustomerOrders); // she has three orders, but her cart was a guest's on the storefront
+        Assert.Equal(read[96_880_001], read[96_880_002]);
+        Assert.Equal(3, read[96_880_003].CustomerOrders);
+    }
+
+    /// <summary>
     /// A customer erased while the sweep was scoring her checkout (read before, written after) gets no signal, no tag and
     /// no metafield: her erasure is read again as each row and call is written. Until 5 Dec 2026 they were written whatever
     /// had happened meanwhile, and the tag went out to Shopify before the erasure's second pass could delete the call.
