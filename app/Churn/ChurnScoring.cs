@@ -304,7 +304,7 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
             CROSS JOIN LATERAL (SELECT DISTINCT substring(mf->>'ownerId' FROM '[0-9]+$')::bigint AS customer_id
                                 FROM jsonb_array_elements(m.variables->'metafields') mf) c
             JOIN churn_scores s ON s.shop_id = m.shop_id AND s.customer_id = c.customer_id
-            WHERE m.shop_id = $1 AND m.failed_at IS NOT NULL AND m.operation = 'metafieldsSet'
+            WHERE m.shop_id = $1 AND m.failed_at IS NOT NULL AND m.outcome = 'refused' AND m.operation = 'metafieldsSet'
               AND m.idempotency_key LIKE 'churn-mf:%' AND m.idempotency_key NOT LIKE 'churn-mf:%:alone:%'
               AND jsonb_array_length(m.variables->'metafields') > $2
               AND NOT EXISTS (SELECT 1 FROM outbox_messages a WHERE a.shop_id = m.shop_id AND a.idempotency_key = 'churn-mf:' || c.customer_id || ':alone:' || m.id)

@@ -53,52 +53,87 @@ public sealed class ShopRedactionChecks(NpgsqlDataSource db, AdminGraphQLClient 
         var erased = 0;
         foreach (var (shopId, domain, delivery, uninstalledBy, requestedAt) in due)
         {
-            bool tokenWorks;
-            try
+            // Why each apart: one that fails (an unreadable token, the database) is asked again at its time and holds no other back.
+            try { if (await CheckAsync(shopId, domain, delivery, uninstalledBy, requestedAt, ct)) erased++; }
+            catch (Exception e) when (!ct.IsCancellationRequested)
             {
-                await shopify.ExecuteAsync(domain, GraphQLDocuments.Load("Install/Queries/shop-settings.graphql"), null, ct, expectedCost: 1);
-                tokenWorks = true;
+                logger.LogError(e, "shop/redact {DeliveryId} of {Shop}: its check failed; asked again in {Minutes} minutes", delivery, domain, Retry.TotalMinutes);
+                await NoteAsync(shopId, e.Message, ct);
             }
-            catch (Exception e) when (e is ShopTokenRevokedException or ShopNotConnectedException)
-            {
-                tokenWorks = false;
-            }
-            catch (Exception e) when (e is ShopifyGraphQLException or HttpRequestException or TaskCanceledException && !ct.IsCancellationRequested)
-            {
-                logger.LogWarning("shop/redact of {Shop}: Shopify did not say whether the app is still installed ({Message}); asked again in {Minutes} minutes",
-                    domain, e.Message, Retry.TotalMinutes);
-                await using var failed = db.CreateCommand("UPDATE shop_redaction_checks SET last_error = $2 WHERE shop_id = $1");
-                failed.Parameters.Add(Sql.Param(shopId));
-                failed.Parameters.Add(Sql.Param(e.Message));
-                await failed.ExecuteNonQueryAsync(ct);
-                continue;
-            }
-
-            if (tokenWorks)
-            {
-                await using var drop = db.CreateCommand("DELETE FROM shop_redaction_checks WHERE shop_id = $1 AND delivery_id = $2");
-                drop.Parameters.Add(Sql.Param(shopId));
-                drop.Parameters.Add(Sql.Param(delivery));
-                await drop.ExecuteNonQueryAsync(ct);
-                logger.LogWarning(Webhooks.WebhookIngestor.SecurityEvent,
-                    "shop/redact {DeliveryId} for {Shop} not acted on: Shopify still accepts the app's token, so the app is installed " +
-                    "(a replayed request, or one sent before the merchant installed again). Nothing was erased.", delivery, domain);
-                continue;
-            }
-
-            // The token is refused now (marked by the client), so the request's own rule erases the shop; a shop granted again
-            // meanwhile is kept, and the request is done either way.
-            await using var conn = await db.OpenConnectionAsync(ct);
-            await using var tx = await conn.BeginTransactionAsync(ct);
-            await using var batch = new NpgsqlBatch(conn, tx);
-            ComplianceService.AddShopRedaction(new StoreWriter(batch, shopId), domain, delivery, uninstalledBy + ComplianceService.ShopRedactionDelay, requestedAt);
-            batch.BatchCommands.Add(new NpgsqlBatchCommand("DELETE FROM shop_redaction_checks WHERE shop_id = $1 AND delivery_id = $2")
-                { Parameters = { Sql.Param(shopId), Sql.Param(delivery) } });
-            await batch.ExecuteNonQueryAsync(ct);
-            await tx.CommitAsync(ct);
-            erased++;
-            logger.LogInformation("shop/redact {DeliveryId}: Shopify refuses the app's token for {Shop}, so the shop was erased", delivery, domain);
         }
         return erased;
+    }
+
+    /// <returns>Whether the shop was erased.</returns>
+    private async Task<bool> CheckAsync(long shopId, string domain, string delivery, DateTimeOffset uninstalledBy, DateTimeOffset requestedAt, CancellationToken ct)
+    {
+        bool tokenWorks;
+        var noToken = false;
+        try
+        {
+            await shopify.ExecuteAsync(domain, GraphQLDocuments.Load("Install/Queries/shop-settings.graphql"), null, ct, expectedCost: 1);
+            tokenWorks = true;
+        }
+        catch (ShopTokenRevokedException)
+        {
+            tokenWorks = false; // the client marked the shop, unless a new token came meanwhile (then the erasure's rule keeps it)
+        }
+        catch (ShopNotConnectedException e)
+        {
+            // No token Shopify would take (expired with no refresh left, refused at refresh, none stored): nothing can say the
+            // app is installed, and the request erases the shop. Marked as the client marks a refused token, so the rule sees it.
+            logger.LogInformation("shop/redact {DeliveryId} of {Shop}: no token to ask Shopify with ({Reason})", delivery, domain, e.Message);
+            (tokenWorks, noToken) = (false, true);
+        }
+        catch (Exception e) when (e is ShopifyGraphQLException or HttpRequestException or TokenEndpointException or TaskCanceledException && !ct.IsCancellationRequested)
+        {
+            logger.LogWarning("shop/redact of {Shop}: Shopify did not say whether the app is still installed ({Message}); asked again in {Minutes} minutes",
+                domain, e.Message, Retry.TotalMinutes);
+            await NoteAsync(shopId, e.Message, ct);
+            return false;
+        }
+
+        if (tokenWorks)
+        {
+            await using var drop = db.CreateCommand("DELETE FROM shop_redaction_checks WHERE shop_id = $1 AND delivery_id = $2");
+            drop.Parameters.Add(Sql.Param(shopId));
+            drop.Parameters.Add(Sql.Param(delivery));
+            await drop.ExecuteNonQueryAsync(ct);
+            logger.LogWarning(Webhooks.WebhookIngestor.SecurityEvent,
+                "shop/redact {DeliveryId} for {Shop} not acted on: Shopify still accepts the app's token, so the app is installed " +
+                "(a replayed request, or one sent before the merchant installed again). Nothing was erased.", delivery, domain);
+            return false;
+        }
+
+        // The token is refused now, so the request's own rule erases the shop; a shop granted again meanwhile is kept, and the
+        // request is done either way.
+        await using var conn = await db.OpenConnectionAsync(ct);
+        await using var tx = await conn.BeginTransactionAsync(ct);
+        await using var batch = new NpgsqlBatch(conn, tx);
+        if (noToken)
+            batch.BatchCommands.Add(new NpgsqlBatchCommand("UPDATE shops SET token_revoked_at = coalesce(token_revoked_at, $2) WHERE id = $1")
+                { Parameters = { Sql.Param(shopId), Sql.Param(clock.GetUtcNow()) } });
+        ComplianceService.AddShopRedaction(new StoreWriter(batch, shopId), domain, delivery, uninstalledBy + ComplianceService.ShopRedactionDelay, requestedAt);
+        batch.BatchCommands.Add(new NpgsqlBatchCommand("DELETE FROM shop_redaction_checks WHERE shop_id = $1 AND delivery_id = $2")
+            { Parameters = { Sql.Param(shopId), Sql.Param(delivery) } });
+        await batch.ExecuteNonQueryAsync(ct);
+        await tx.CommitAsync(ct);
+        await using var left = db.CreateCommand("SELECT EXISTS (SELECT 1 FROM shops WHERE id = $1)");
+        left.Parameters.Add(Sql.Param(shopId));
+        if (await left.ExecuteScalarAsync(ct) is true)
+        {
+            logger.LogInformation("shop/redact {DeliveryId} of {Shop}: Shopify refused a token, but the shop was granted again since; nothing was erased", delivery, domain);
+            return false;
+        }
+        logger.LogInformation("shop/redact {DeliveryId}: Shopify refuses the app's token for {Shop}, so the shop was erased", delivery, domain);
+        return true;
+    }
+
+    private async Task NoteAsync(long shopId, string error, CancellationToken ct)
+    {
+        await using var failed = db.CreateCommand("UPDATE shop_redaction_checks SET last_error = $2 WHERE shop_id = $1");
+        failed.Parameters.Add(Sql.Param(shopId));
+        failed.Parameters.Add(Sql.Param(error));
+        await failed.ExecuteNonQueryAsync(ct);
     }
 }

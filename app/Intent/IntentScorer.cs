@@ -248,10 +248,7 @@ public sealed class IntentScorer(NpgsqlDataSource db, AiFeatureSwitches switches
         var active = await ActiveAsync(shopId, ct);
         if (active is null)
         {
-            await using var stored = db.CreateCommand("SELECT version FROM models WHERE shop_id = $1 AND kind = $2 AND status = 'active'");
-            stored.Parameters.Add(Sql.Param(shopId));
-            stored.Parameters.Add(Sql.Param(IntentModelTrainer.Kind));
-            if (await stored.ExecuteScalarAsync(ct) is int version)
+            if (await _actives.GetAsync(shopId, static (self, id) => self.LoadActiveAsync(id), this, ct) is var (version, _))
                 return new IntentModelSummary(null, $"model version {version} cannot be read by this build (trained on other features); it is trained again tonight, and meanwhile " + await RateAsync());
             return new IntentModelSummary(null, "no model yet (it trains with the other models once the store has enough carts); meanwhile " + await RateAsync());
         }

@@ -20,13 +20,15 @@ public static class OutboxAdminApi
         return api;
     }
 
-    /// <summary>state=failed lists those that failed for good, state=pending those still to go, otherwise all (newest first).</summary>
+    /// <summary>state=failed lists those that failed for good, state=pending those still to go, state=waiting those still to go
+    /// after a try that did not go through (with its reason), otherwise all (newest first).</summary>
     public static async Task<List<OutboxView>> ListAsync(NpgsqlDataSource db, long shopId, string? state, CancellationToken ct)
     {
         var filter = state switch
         {
             "failed" => "failed_at IS NOT NULL",
             "pending" => OutboxDrainer.InLine,
+            "waiting" => OutboxDrainer.InLine + " AND last_error IS NOT NULL",
             _ => "true",
         };
         await using var cmd = db.CreateCommand($"""

@@ -17,7 +17,7 @@ public sealed class OperationsModel(NpgsqlDataSource db, ShopScope scope, TimePr
     public List<BackfillRunView> Backfills { get; private set; } = [];
     public OutboxCounts Outbox { get; private set; } = new(0, 0, 0);
     public List<OutboxView> Failed { get; private set; } = [];
-    public List<OutboxView> Pending { get; private set; } = [];
+    public List<OutboxView> Waiting { get; private set; } = [];
     public List<DeliveryCount> Deliveries { get; private set; } = [];
     public List<DeliveryView> Recent { get; private set; } = [];
 
@@ -30,7 +30,7 @@ public sealed class OperationsModel(NpgsqlDataSource db, ShopScope scope, TimePr
         OrderHistory = (backfill.Value.OrderDays(allOrders), allOrders);
         Outbox = await OutboxAdminApi.CountsAsync(db, scope.ShopId, now, ct);
         Failed = await OutboxAdminApi.ListAsync(db, scope.ShopId, "failed", ct);
-        Pending = (await OutboxAdminApi.ListAsync(db, scope.ShopId, "pending", ct)).Where(o => o.LastError is not null).Take(20).ToList();
+        Waiting = (await OutboxAdminApi.ListAsync(db, scope.ShopId, "waiting", ct)).Take(20).ToList();
         Deliveries = await WebhooksAdminApi.CountsAsync(db, scope.ShopId, now.AddDays(-7), ct);
         Recent = await WebhooksAdminApi.RecentAsync(db, scope.ShopId, 20, ct);
     }

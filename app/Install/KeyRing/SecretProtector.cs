@@ -31,24 +31,37 @@ public sealed class SecretProtector(IDataProtectionProvider provider, IOptions<K
     {
         var used = Volatile.Read(ref _current);
         try { return used.Unprotect(stored); }
-        catch (CryptographicException) when (Reread(used) is { } fresh) { return fresh.Unprotect(stored); }
+        catch (CryptographicException) when (Reread(used, stored) is { } plain) { return plain; }
     }
 
-    /// <summary>The stored ring's protector, read again unless another call just did (then its protector, or null: rethrow).</summary>
-    private IDataProtector? Reread(IDataProtector failed)
+    /// <summary>
+    /// The secret read with the ring as stored now, which then becomes this instance's; null (the caller's error stands) when
+    /// that ring cannot read it either (a revoked key, a damaged value: the fresh ring is dropped), or the ring was read
+    /// less than <see cref="RereadAtMost"/> ago.
+    /// </summary>
+    private string? Reread(IDataProtector failed, string stored)
     {
         lock (_rereading)
         {
-            if (!ReferenceEquals(_current, failed)) return _current; // another call read it meanwhile
+            if (!ReferenceEquals(_current, failed)) // another call read it meanwhile
+                try { return _current.Unprotect(stored); }
+                catch (CryptographicException) { return null; }
             if (_rereadAt != long.MinValue && Stopwatch.GetElapsedTime(_rereadAt) < RereadAtMost) return null;
             _rereadAt = Stopwatch.GetTimestamp();
-            var stored = KeyRingSetup.Standalone(ring.Value, db);
-            var fresh = stored.GetRequiredService<IDataProtectionProvider>().CreateProtector(OfflineTokenStore.Purpose);
-            logger.LogWarning("A stored secret names a key this instance's key ring did not hold (rotated by another process); the ring was read again");
+            var stack = KeyRingSetup.Standalone(ring.Value, db);
+            var fresh = stack.GetRequiredService<IDataProtectionProvider>().CreateProtector(OfflineTokenStore.Purpose);
+            string plain;
+            try { plain = fresh.Unprotect(stored); }
+            catch (CryptographicException)
+            {
+                stack.Dispose();
+                return null;
+            }
+            logger.LogWarning("A stored secret named a key this instance's key ring did not hold (rotated by another process); the ring was read again");
             // Why the previous stack is kept: a call may still be reading with it; one is left per rotation.
-            _kept.Add(stored);
+            _kept.Add(stack);
             _current = fresh;
-            return fresh;
+            return plain;
         }
     }
 

@@ -525,69 +525,6 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM webhook_deliveries WHERE shop_domain = $1 AND topic = 'orders/create'", shop));
     }
 
-    /// <summary>
-    /// A shop whose uninstall never reached us (refused, or Shopify gave up retrying) still reads as installed: Shopify is
-    /// asked first, and once it refuses the app's token (revoked at the uninstall) the shop is erased.
-    /// </summary>
-    [Fact]
-    public async Task ShopRedact_ForAShopWhoseUninstallWeMissed_ErasesItOnceShopifyRefusesItsToken()
-    {
-        const string shop = "missed-uninstall.myshopify.com";
-        var shopId = await app.InstallShopAsync(shop);
-        await app.SendWebhookAsync("orders/create", shop, ShopifyPayloads.Order(6371, customerId: 8371).ToJsonString());
-        await app.ScalarAsync("UPDATE shops SET granted_at = $2 WHERE id = $1", shopId, app.Clock.GetUtcNow().AddDays(-3));
-
-        var response = await app.SendWebhookAsync("shop/redact", shop, $"{{\"shop_id\": 7, \"shop_domain\": \"{shop}\"}}");
-        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1", shopId));
-        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM shop_redaction_checks WHERE shop_id = $1", shopId));
-        // Shopify gives no answer: nothing is erased, and it is asked again later.
-        app.Shopify.Next(StandInServer.GraphQLRequest(shop), Response.Create().WithStatusCode(400).WithBody("{\"errors\": \"bad request\"}"));
-        await RunShopRedactionChecksAsync(PluginApp.Compliance.ShopRedactionChecks.FirstAsk);
-        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM shop_redaction_checks WHERE shop_id = $1 AND tries = 1 AND last_error IS NOT NULL", shopId));
-        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1", shopId));
-        app.Shopify.Next(StandInServer.GraphQLRequest(shop), Response.Create().WithStatusCode(401));
-
-        Assert.Equal(1, await RunShopRedactionChecksAsync(PluginApp.Compliance.ShopRedactionChecks.Retry));
-
-        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM shops WHERE id = $1", shopId));
-        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1", shopId));
-        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM shop_redaction_checks WHERE shop_id = $1", shopId));
-    }
-
-    /// <summary>
-    /// shop/redact's body is signed, the time it was triggered is not: a copy replayed with a fresh time, for a merchant who
-    /// uninstalled and came back more than 48 hours ago, erases nothing while Shopify still accepts the app's token, and is
-    /// logged as a security event. Until 6 Dec 2026 it deleted the store, token and all.
-    /// </summary>
-    [Fact]
-    public async Task ShopRedact_ReplayedWithAFreshTime_ForAShopThatCameBackLongAgo_ErasesNothing()
-    {
-        var logs = new LogCapture();
-        await using var instance = app.CreateFactory(app.Database.ConnectionString, b => b.ConfigureLogging(l => l.AddProvider(logs)));
-        const string shop = "came-back-long-ago.myshopify.com";
-        var shopId = await app.InstallShopAsync(shop);
-        await app.SendWebhookAsync("orders/create", shop, ShopifyPayloads.Order(6381, customerId: 8381).ToJsonString());
-        await app.ScalarAsync("UPDATE shops SET granted_at = $2 WHERE id = $1", shopId, app.Clock.GetUtcNow().AddDays(-5));
-
-        var response = await app.SendWebhookAsync("shop/redact", shop, $"{{\"shop_id\": 8, \"shop_domain\": \"{shop}\"}}");
-        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM shop_redaction_checks WHERE shop_id = $1", shopId));
-        Assert.Equal(0, await RunShopRedactionChecksAsync(PluginApp.Compliance.ShopRedactionChecks.FirstAsk, instance.Services));
-
-        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM shops WHERE id = $1 AND uninstalled_at IS NULL AND access_token_enc IS NOT NULL", shopId));
-        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1 AND id = 6381 AND email IS NOT NULL", shopId));
-        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM shop_redaction_checks WHERE shop_id = $1", shopId));
-        Assert.Contains(logs.Entries, e => e.EventId.Id == PluginApp.Webhooks.WebhookIngestor.SecurityEvent.Id && e.Message.Contains(shop));
-    }
-
-    /// <summary>Runs the checks of shop/redact requests once they are due, <paramref name="after"/> from now.</summary>
-    private async Task<int> RunShopRedactionChecksAsync(TimeSpan after, IServiceProvider? services = null)
-    {
-        app.Clock.Advance(after);
-        return await ActivatorUtilities.CreateInstance<PluginApp.Compliance.ShopRedactionChecks>(services ?? app.Factory.Services).RunAsync(CancellationToken.None);
-    }
-
     [Fact]
     public async Task ShopRedact_ErasesEverythingHeldForTheShop()
     {

@@ -1,0 +1,104 @@
+using System.Net;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using PluginApp.Tests.Infrastructure;
+using PluginApp.Tests.Outbox;
+using ShopifyStandIn;
+using WireMock.ResponseBuilders;
+
+namespace PluginApp.Tests.Webhooks;
+
+/// <summary>
+/// shop/redact for a shop that still reads as installed: Shopify is asked whether the app's token still works before the
+/// shop is erased. Why an app without a job server: the check runs every minute, and the test decides when it runs.
+/// </summary>
+public sealed class ShopRedactionCheckTests(NoSchedulerAppFixture app) : IClassFixture<NoSchedulerAppFixture>
+{
+    /// <summary>
+    /// A shop whose uninstall never reached us (refused, or Shopify gave up retrying) still reads as installed: Shopify is
+    /// asked first, and once it refuses the app's token (revoked at the uninstall) the shop is erased.
+    /// </summary>
+    [Fact]
+    public async Task ShopRedact_ForAShopWhoseUninstallWeMissed_ErasesItOnceShopifyRefusesItsToken()
+    {
+        const string shop = "missed-uninstall.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        await app.SendWebhookAsync("orders/create", shop, ShopifyPayloads.Order(6371, customerId: 8371).ToJsonString());
+        await app.ScalarAsync("UPDATE shops SET granted_at = $2 WHERE id = $1", shopId, app.Clock.GetUtcNow().AddDays(-3));
+
+        var response = await app.SendWebhookAsync("shop/redact", shop, $"{{\"shop_id\": 7, \"shop_domain\": \"{shop}\"}}");
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1", shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM shop_redaction_checks WHERE shop_id = $1", shopId));
+        // Shopify gives no answer: nothing is erased, and it is asked again later.
+        app.Shopify.Next(StandInServer.GraphQLRequest(shop), Response.Create().WithStatusCode(400).WithBody("{\"errors\": \"bad request\"}"));
+        await RunShopRedactionChecksAsync(PluginApp.Compliance.ShopRedactionChecks.FirstAsk);
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM shop_redaction_checks WHERE shop_id = $1 AND tries = 1 AND last_error IS NOT NULL", shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1", shopId));
+        app.Shopify.Next(StandInServer.GraphQLRequest(shop), Response.Create().WithStatusCode(401));
+
+        Assert.Equal(1, await RunShopRedactionChecksAsync(PluginApp.Compliance.ShopRedactionChecks.FirstAsk + PluginApp.Compliance.ShopRedactionChecks.Retry));
+
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM shops WHERE id = $1", shopId));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1", shopId));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM shop_redaction_checks WHERE shop_id = $1", shopId));
+    }
+
+    /// <summary>
+    /// shop/redact's body is signed, the time it was triggered is not: a copy replayed with a fresh time, for a merchant who
+    /// uninstalled and came back more than 48 hours ago, erases nothing while Shopify still accepts the app's token, and is
+    /// logged as a security event. Until 6 Dec 2026 it deleted the store, token and all.
+    /// </summary>
+    [Fact]
+    public async Task ShopRedact_ReplayedWithAFreshTime_ForAShopThatCameBackLongAgo_ErasesNothing()
+    {
+        var logs = new LogCapture();
+        await using var instance = app.CreateFactory(app.Database.ConnectionString, b =>
+        {
+            b.UseSetting("Scheduling:Enabled", "false");
+            b.ConfigureLogging(l => l.AddProvider(logs));
+        });
+        const string shop = "came-back-long-ago.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        await app.SendWebhookAsync("orders/create", shop, ShopifyPayloads.Order(6381, customerId: 8381).ToJsonString());
+        await app.ScalarAsync("UPDATE shops SET granted_at = $2 WHERE id = $1", shopId, app.Clock.GetUtcNow().AddDays(-5));
+
+        var response = await app.SendWebhookAsync("shop/redact", shop, $"{{\"shop_id\": 8, \"shop_domain\": \"{shop}\"}}");
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM shop_redaction_checks WHERE shop_id = $1", shopId));
+        Assert.Equal(0, await RunShopRedactionChecksAsync(PluginApp.Compliance.ShopRedactionChecks.FirstAsk, instance.Services));
+
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM shops WHERE id = $1 AND uninstalled_at IS NULL AND access_token_enc IS NOT NULL", shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1 AND id = 6381 AND email IS NOT NULL", shopId));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM shop_redaction_checks WHERE shop_id = $1", shopId));
+        Assert.Contains(logs.Entries, e => e.EventId.Id == PluginApp.Webhooks.WebhookIngestor.SecurityEvent.Id && e.Message.Contains(shop));
+    }
+
+    /// <summary>
+    /// A shop the app holds no token for any more (expired with no refresh left, or none stored) cannot be asked about: the
+    /// request erases it. Until the review of 6 Dec 2026 the check was dropped and logged as an erasure, and the shop stayed.
+    /// </summary>
+    [Fact]
+    public async Task ShopRedact_ForAShopWithNoTokenLeft_ErasesIt()
+    {
+        const string shop = "redact-no-token.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        await app.ScalarAsync("UPDATE shops SET granted_at = $2, access_token_enc = NULL, refresh_token_enc = NULL WHERE id = $1", shopId, app.Clock.GetUtcNow().AddDays(-3));
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("shop/redact", shop, $"{{\"shop_id\": 9, \"shop_domain\": \"{shop}\"}}")).StatusCode);
+
+        Assert.Equal(1, await RunShopRedactionChecksAsync(PluginApp.Compliance.ShopRedactionChecks.FirstAsk));
+
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM shops WHERE id = $1", shopId));
+    }
+
+    /// <summary>
+    /// Runs the checks of shop/redact requests once they are due, <paramref name="after"/> from now, and puts the clock back.
+    /// </summary>
+    private async Task<int> RunShopRedactionChecksAsync(TimeSpan after, IServiceProvider? services = null)
+    {
+        app.Clock.Advance(after);
+        try { return await ActivatorUtilities.CreateInstance<PluginApp.Compliance.ShopRedactionChecks>(services ?? app.Factory.Services).RunAsync(CancellationToken.None); }
+        finally { app.Clock.Advance(-after); }
+    }
+}
