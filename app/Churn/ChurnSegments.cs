@@ -50,7 +50,7 @@ public static class ChurnSegments
         // are only less likely not to than the store's typical customer (until 6 Dec 2026 they read "likely to order again").
         Active => lines.Moved
             ? $"less likely than your store's typical customer not to order again: churn probability below {Format.Percent(lines.AtRisk, 0)}, " +
-              $"your store's churn rate (the share of its customers who did not order again within {lines.HorizonDays?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "the model's"} days; " +
+              $"your store's churn rate (the share of its customers who did not order again within {(lines.HorizonDays is { } d ? $"{d} days" : "the model's horizon")}; " +
               $"the at-risk line moves up to it when it is above {Format.Percent(o.AtRisk, 0)})"
             : $"likely to order again: churn probability below {Format.Percent(lines.AtRisk, 0)}",
         AtRisk => $"churn probability {Format.Percent(lines.AtRisk, 0)} to {Format.Percent(lines.Lapsing, 0)}",

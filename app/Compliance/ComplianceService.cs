@@ -124,10 +124,10 @@ internal sealed class ComplianceService(StoreWriter store, long shopId, Personal
         store.Add("SELECT 1 FROM shops WHERE domain = $1 FOR UPDATE", domain);
         var uninstalledBy = triggeredAt - ShopRedactionDelay;
         store.Add($"""
-            INSERT INTO shop_redaction_checks (shop_id, delivery_id, uninstalled_by, requested_at, next_at)
-            SELECT id, $2, $3, $4, $5 FROM shops WHERE domain = $1 AND {StoreData.ShopStatus.Reachable()} AND coalesce(granted_at, '-infinity') <= $3
+            INSERT INTO shop_redaction_checks (shop_id, delivery_id, triggered_at, requested_at, next_at)
+            SELECT id, $2, $6, $4, $5 FROM shops WHERE domain = $1 AND {StoreData.ShopStatus.Reachable()} AND coalesce(granted_at, '-infinity') <= $3
             ON CONFLICT (shop_id) DO NOTHING
-            """, domain, keepDeliveryId, uninstalledBy, receivedAt, receivedAt + ShopRedactionChecks.FirstAsk);
+            """, domain, keepDeliveryId, uninstalledBy, receivedAt, receivedAt + ShopRedactionChecks.FirstAsk, triggeredAt);
         string Gone(int since) =>
             $"NOT EXISTS (SELECT 1 FROM shops WHERE domain = $1 AND {StoreData.ShopStatus.Installed()} AND (token_revoked_at IS NULL OR granted_at > ${since}))";
         store.Add($"DELETE FROM webhook_deliveries WHERE shop_domain = $1 AND delivery_id <> $2 AND {Gone(3)}", domain, keepDeliveryId, uninstalledBy);

@@ -34,14 +34,14 @@ public sealed class ShopRedactionChecks(NpgsqlDataSource db, AdminGraphQLClient 
         UPDATE shop_redaction_checks c SET next_at = $2, tries = tries + 1 FROM shops s
         WHERE s.id = c.shop_id AND c.shop_id IN (
           SELECT shop_id FROM shop_redaction_checks WHERE next_at <= $1 ORDER BY next_at LIMIT 100 FOR UPDATE SKIP LOCKED)
-        RETURNING c.shop_id, s.domain, c.delivery_id, c.uninstalled_by, c.requested_at
+        RETURNING c.shop_id, s.domain, c.delivery_id, c.triggered_at, c.requested_at
         """;
 
     [Queue(JobQueues.Default)]
     public async Task<int> RunAsync(CancellationToken ct)
     {
         var now = clock.GetUtcNow();
-        var due = new List<(long Shop, string Domain, string Delivery, DateTimeOffset UninstalledBy, DateTimeOffset RequestedAt)>();
+        var due = new List<(long Shop, string Domain, string Delivery, DateTimeOffset TriggeredAt, DateTimeOffset RequestedAt)>();
         await using (var cmd = db.CreateCommand(ClaimSql))
         {
             cmd.Parameters.Add(Sql.Param(now));
@@ -51,10 +51,10 @@ public sealed class ShopRedactionChecks(NpgsqlDataSource db, AdminGraphQLClient 
                 due.Add((r.GetInt64(0), r.GetString(1), r.GetString(2), r.GetFieldValue<DateTimeOffset>(3), r.GetFieldValue<DateTimeOffset>(4)));
         }
         var erased = 0;
-        foreach (var (shopId, domain, delivery, uninstalledBy, requestedAt) in due)
+        foreach (var (shopId, domain, delivery, triggeredAt, requestedAt) in due)
         {
             // Why each apart: one that fails (an unreadable token, the database) is asked again at its time and holds no other back.
-            try { if (await CheckAsync(shopId, domain, delivery, uninstalledBy, requestedAt, ct)) erased++; }
+            try { if (await CheckAsync(shopId, domain, delivery, triggeredAt, requestedAt, ct)) erased++; }
             catch (Exception e) when (!ct.IsCancellationRequested)
             {
                 logger.LogError(e, "shop/redact {DeliveryId} of {Shop}: its check failed; asked again in {Minutes} minutes", delivery, domain, Retry.TotalMinutes);
@@ -65,7 +65,7 @@ public sealed class ShopRedactionChecks(NpgsqlDataSource db, AdminGraphQLClient 
     }
 
     /// <returns>Whether the shop was erased.</returns>
-    private async Task<bool> CheckAsync(long shopId, string domain, string delivery, DateTimeOffset uninstalledBy, DateTimeOffset requestedAt, CancellationToken ct)
+    private async Task<bool> CheckAsync(long shopId, string domain, string delivery, DateTimeOffset triggeredAt, DateTimeOffset requestedAt, CancellationToken ct)
     {
         bool tokenWorks;
         var noToken = false;
@@ -113,7 +113,7 @@ public sealed class ShopRedactionChecks(NpgsqlDataSource db, AdminGraphQLClient 
         if (noToken)
             batch.BatchCommands.Add(new NpgsqlBatchCommand("UPDATE shops SET token_revoked_at = coalesce(token_revoked_at, $2) WHERE id = $1")
                 { Parameters = { Sql.Param(shopId), Sql.Param(clock.GetUtcNow()) } });
-        ComplianceService.AddShopRedaction(new StoreWriter(batch, shopId), domain, delivery, uninstalledBy + ComplianceService.ShopRedactionDelay, requestedAt);
+        ComplianceService.AddShopRedaction(new StoreWriter(batch, shopId), domain, delivery, triggeredAt, requestedAt);
         batch.BatchCommands.Add(new NpgsqlBatchCommand("DELETE FROM shop_redaction_checks WHERE shop_id = $1 AND delivery_id = $2")
             { Parameters = { Sql.Param(shopId), Sql.Param(delivery) } });
         await batch.ExecuteNonQueryAsync(ct);

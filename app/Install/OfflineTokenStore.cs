@@ -1,4 +1,3 @@
-using Microsoft.AspNetCore.DataProtection;
 using Npgsql;
 using PluginApp.StoreData;
 using PluginApp.Data;
@@ -11,12 +10,11 @@ public sealed class ShopNotConnectedException(string shop, string reason) : Exce
 /// Offline tokens per shop, encrypted at rest. Expiring tokens are refreshed a few minutes before they
 /// run out, under a row lock so one instance refreshes and the others read the rotated pair.
 /// </summary>
-public sealed class OfflineTokenStore(NpgsqlDataSource dataSource, KeyRing.SecretProtector protection,
+public sealed class OfflineTokenStore(NpgsqlDataSource dataSource, KeyRing.SecretProtector secrets,
     ShopifyTokenClient tokens, TimeProvider clock)
 {
     public static readonly TimeSpan RefreshAhead = TimeSpan.FromMinutes(5);
     public const string Purpose = "PluginApp.Install.OfflineTokens.v1";
-    private readonly KeyRing.SecretProtector _protector = protection;
 
     /// <summary>
     /// Stores a fresh grant and marks the shop installed. NewInstall is true when it was not installed before; the shop is then
@@ -57,18 +55,18 @@ public sealed class OfflineTokenStore(NpgsqlDataSource dataSource, KeyRing.Secre
     public async Task<string> GetAccessTokenAsync(string shop, CancellationToken ct)
     {
         var row = await ReadAsync(shop, forUpdate: null, ct);
-        if (!NeedsRefresh(row)) return _protector.Unprotect(row.AccessTokenEnc!);
+        if (!NeedsRefresh(row)) return secrets.Unprotect(row.AccessTokenEnc!);
 
         await using var conn = await dataSource.OpenConnectionAsync(ct);
         await using var tx = await conn.BeginTransactionAsync(ct);
         row = await ReadAsync(shop, (conn, tx), ct);
-        if (!NeedsRefresh(row)) return _protector.Unprotect(row.AccessTokenEnc!);
+        if (!NeedsRefresh(row)) return secrets.Unprotect(row.AccessTokenEnc!);
         if (row.RefreshTokenEnc is null || row.RefreshExpiresAt <= clock.GetUtcNow())
             throw new ShopNotConnectedException(shop, "the offline token expired and there is no valid refresh token; the merchant must open the app again");
 
         // Why this is safe if we die before commit: Shopify keeps the old refresh token usable until the new one is first used.
         TokenGrant grant;
-        try { grant = await tokens.RefreshAsync(shop, _protector.Unprotect(row.RefreshTokenEnc), ct); }
+        try { grant = await tokens.RefreshAsync(shop, secrets.Unprotect(row.RefreshTokenEnc), ct); }
         catch (TokenEndpointException e) when (e.Status == System.Net.HttpStatusCode.BadRequest && e.Message.Contains("invalid_grant", StringComparison.Ordinal))
         {
             // Shopify refused this shop's refresh token (revoked, or past its life): no retry will get a token, so the shop
@@ -107,7 +105,7 @@ public sealed class OfflineTokenStore(NpgsqlDataSource dataSource, KeyRing.Secre
             "SELECT access_token_enc FROM shops WHERE domain = $1 AND token_revoked_at IS NULL FOR NO KEY UPDATE", conn, tx))
         {
             read.Parameters.Add(Sql.Param(shop));
-            if (await read.ExecuteScalarAsync(ct) is not string stored || _protector.Unprotect(stored) != usedToken) return false;
+            if (await read.ExecuteScalarAsync(ct) is not string stored || secrets.Unprotect(stored) != usedToken) return false;
         }
         await MarkAsync(conn, tx, shop, ct);
         await tx.CommitAsync(ct);
@@ -150,9 +148,9 @@ public sealed class OfflineTokenStore(NpgsqlDataSource dataSource, KeyRing.Secre
     private void AddGrant(NpgsqlCommand cmd, string shop, TokenGrant g, DateTimeOffset now)
     {
         cmd.Parameters.Add(Sql.Param(shop));
-        cmd.Parameters.Add(Sql.Param(_protector.Protect(g.AccessToken)));
+        cmd.Parameters.Add(Sql.Param(secrets.Protect(g.AccessToken)));
         cmd.Parameters.Add(Sql.Param(TypedNull.Time(g.ExpiresIn is { } s ? now.AddSeconds(s) : null)));
-        cmd.Parameters.Add(new NpgsqlParameter { Value = g.RefreshToken is null ? DBNull.Value : _protector.Protect(g.RefreshToken), NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
+        cmd.Parameters.Add(new NpgsqlParameter { Value = g.RefreshToken is null ? DBNull.Value : secrets.Protect(g.RefreshToken), NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
         cmd.Parameters.Add(Sql.Param(TypedNull.Time(g.RefreshTokenExpiresIn is { } r ? now.AddSeconds(r) : null)));
         cmd.Parameters.Add(Sql.Param(g.Scope ?? ""));
         cmd.Parameters.Add(Sql.Param(now));

@@ -144,7 +144,7 @@ public sealed class StripeChargeJob(NpgsqlDataSource db, StripeConnections conne
             // Why not at once for a young charge: the order it paid for may not be stored yet (its webhook on its way), and the
             // one held may be the shopper's identical earlier order; until 6 Dec 2026 that one was labelled fraud for good.
             1 when clock.GetUtcNow() - at < YoungCharge => new Match(null,
-                "one order has the charge's email and amount, but the charge is under 30 minutes old: its own order may still arrive", OrderMayArrive: true),
+                $"one order has the charge's email and amount, but the charge is under {YoungCharge.TotalMinutes:0} minutes old: its own order may still arrive", OrderMayArrive: true),
             1 => new Match(candidates[0], "email and amount within a day of the charge"),
             0 => new Match(null, "no order has the charge's email and amount within a day of it", OrderMayArrive: true),
             _ => new Match(null, "several orders have the charge's email and amount within a day of it"),

@@ -1,6 +1,5 @@
 using System.Security.Cryptography;
 using System.Text.RegularExpressions;
-using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Extensions.Options;
 using Npgsql;
@@ -27,10 +26,9 @@ public sealed record StripeStatus(bool Connected, string? EndpointUrl, bool? Liv
 /// Shopify tokens (<see cref="OfflineTokenStore.Purpose"/>), so key-ring rotation covers them alike. Every method takes the
 /// shop: one store cannot read, change or remove another's connection.
 /// </summary>
-public sealed partial class StripeConnections(NpgsqlDataSource db, Install.KeyRing.SecretProtector protection, IOptions<ShopifyOptions> shopify,
+public sealed partial class StripeConnections(NpgsqlDataSource db, Install.KeyRing.SecretProtector secrets, IOptions<ShopifyOptions> shopify,
     TimeProvider clock)
 {
-    private readonly Install.KeyRing.SecretProtector _protector = protection;
 
     public const string WebhookPath = "/stripe/webhooks";
 
@@ -72,8 +70,8 @@ public sealed partial class StripeConnections(NpgsqlDataSource db, Install.KeyRi
             cmd.Parameters.Add(Sql.Param(shopId));
             // Why 32 random bytes: the path is not a secret the signature depends on, but nobody should find a store's endpoint by trying.
             cmd.Parameters.Add(Sql.Param(WebEncoders.Base64UrlEncode(RandomNumberGenerator.GetBytes(32))));
-            cmd.Parameters.Add(Sql.Param(_protector.Protect(key)));
-            cmd.Parameters.Add(Sql.Param(_protector.Protect(webhookSecret.Trim())));
+            cmd.Parameters.Add(Sql.Param(secrets.Protect(key)));
+            cmd.Parameters.Add(Sql.Param(secrets.Protect(webhookSecret.Trim())));
             cmd.Parameters.Add(Sql.Param(key.Contains("_live_", StringComparison.Ordinal)));
             cmd.Parameters.Add(Sql.Param(now));
             await cmd.ExecuteNonQueryAsync(ct);
@@ -132,7 +130,7 @@ public sealed partial class StripeConnections(NpgsqlDataSource db, Install.KeyRi
         await using var cmd = db.CreateCommand("SELECT id, shop_id, webhook_secret_enc FROM stripe_connections WHERE endpoint_id = $1");
         cmd.Parameters.Add(Sql.Param(endpointId));
         await using var r = await cmd.ExecuteReaderAsync(ct);
-        return await r.ReadAsync(ct) ? new StripeEndpoint(r.GetInt64(0), r.GetInt64(1), _protector.Unprotect(r.GetString(2))) : null;
+        return await r.ReadAsync(ct) ? new StripeEndpoint(r.GetInt64(0), r.GetInt64(1), secrets.Unprotect(r.GetString(2))) : null;
     }
 
     /// <summary>The restricted key of a connection; null once the store has disconnected.</summary>
@@ -140,7 +138,7 @@ public sealed partial class StripeConnections(NpgsqlDataSource db, Install.KeyRi
     {
         await using var cmd = db.CreateCommand("SELECT restricted_key_enc FROM stripe_connections WHERE id = $1");
         cmd.Parameters.Add(Sql.Param(connectionId));
-        return await cmd.ExecuteScalarAsync(ct) is string enc ? _protector.Unprotect(enc) : null;
+        return await cmd.ExecuteScalarAsync(ct) is string enc ? secrets.Unprotect(enc) : null;
     }
 
     // Why from the root: AppUrl may carry the admin's path (as application_url does); the callback URL is built the same way.

@@ -6,7 +6,7 @@
 CREATE TABLE shop_redaction_checks (
   shop_id bigint PRIMARY KEY REFERENCES shops (id) ON DELETE CASCADE,
   delivery_id text NOT NULL,
-  uninstalled_by timestamptz NOT NULL,
+  triggered_at timestamptz NOT NULL,  -- when the request says it was triggered (X-Shopify-Triggered-At, else received)
   requested_at timestamptz NOT NULL,
   next_at timestamptz NOT NULL,
   tries int NOT NULL DEFAULT 0,

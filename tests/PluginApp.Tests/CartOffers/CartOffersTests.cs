@@ -711,6 +711,7 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
 
         var policy = report.GetProperty("arms").EnumerateArray().Single(a => a.GetProperty("arm").GetString() == "policy");
         Assert.Equal(19, policy.GetProperty("converted").GetInt64());
+        Assert.Equal(25, policy.GetProperty("ordered").GetInt64()); // the page's "Ordered" column, as the guardrail counts
         Assert.Equal(0.24, policy.GetProperty("refundRate").GetDouble(), 9);
         var breach = Assert.Single(report.GetProperty("breaches").EnumerateArray()).GetProperty("text").GetString();
         Assert.StartsWith("policy: 24.0", breach);
