@@ -136,6 +136,18 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
         // Why again, under the lock, and from the database rather than this instance's cache (which another instance's change
         // reaches a moment later): switched off while this run scored, its calls would come after those the switch dropped.
         if (!(await switches.GetAsync(shopId, ct)).Single(s => s.Feature == Name).Enabled) return;
+        // Why: two runs at once (the daily sweep beside one a new version queued) each read the store before this lock; the one
+        // that read first could write last, and its older segments would move back every customer the other had just moved,
+        // tags and metafields with them. A run whose read is older than the last one written leaves: that one is newer.
+        await using (var newer = new NpgsqlCommand("SELECT max(read_at) FROM churn_segment_days WHERE shop_id = $1", conn, tx))
+        {
+            newer.Parameters.Add(Sql.Param(shopId));
+            if (await newer.ExecuteScalarAsync(ct) is DateTime written && written > now.UtcDateTime)
+            {
+                logger.LogInformation("Shop {Shop}: a churn run that read the store later ({Written:O}) has written its scores; this one (read {Read:O}) writes nothing", shopId, written, now);
+                return;
+            }
+        }
         // Customers no longer scored (their every order cancelled, or marked a test): their row goes, and so do the tag and
         // metafields we wrote on them (QueueChangesAsync), but never a call naming a customer who was erased. Why "ever
         // queued" (changes > 0) and not "written": a switch-off unmarks a customer whose calls it dropped, though Shopify may
@@ -184,8 +196,8 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
         }
         // Every segment a row, an empty one too: the admin page reads the last run's counts from here (ChurnStore.SummarySql).
         await using (var days = new NpgsqlCommand("""
-            INSERT INTO churn_segment_days (shop_id, day, segment, customers, value_at_risk, scored_at)
-            SELECT $1, $2, g.segment, count(s.customer_id), coalesce(sum(s.churn_probability::numeric * s.yearly_spend) FILTER (WHERE g.segment = ANY($3)), 0), $5
+            INSERT INTO churn_segment_days (shop_id, day, segment, customers, value_at_risk, scored_at, read_at)
+            SELECT $1, $2, g.segment, count(s.customer_id), coalesce(sum(s.churn_probability::numeric * s.yearly_spend) FILTER (WHERE g.segment = ANY($3)), 0), $5, $6
             FROM unnest($4::text[]) AS g(segment) LEFT JOIN churn_scores s ON s.shop_id = $1 AND s.segment = g.segment
             GROUP BY g.segment
             """, conn, tx))
@@ -195,6 +207,7 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
             days.Parameters.Add(Sql.Param(ChurnSegments.All.Where(ChurnSegments.AtStake).ToArray()));
             days.Parameters.Add(Sql.Param(ChurnSegments.All));
             days.Parameters.Add(Sql.Param(scoredAt));
+            days.Parameters.Add(Sql.Param(now));
             await days.ExecuteNonQueryAsync(ct);
         }
         // In shadow, every customer scored is a decision compared: the segment the candidate would have given beside the served one.

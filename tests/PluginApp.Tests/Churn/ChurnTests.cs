@@ -763,6 +763,45 @@ public sealed class ChurnTests(ChurnFixture app) : IClassFixture<ChurnFixture>
         Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM decisions WHERE shop_id = $1 AND customer_id = $2", shopId, gone));
     }
 
+    /// <summary>
+    /// Two runs of one store at once (the daily sweep beside one a new version queued): the run that read the store first
+    /// and writes last leaves the later run's segments as they are. Until 6 Dec it wrote its older view over them, and every
+    /// customer the later run had moved (a new order) was moved back, her tags swapped twice in Shopify. Here the later run
+    /// writes first and the earlier one, which read before her new orders, comes after.
+    /// </summary>
+    [Fact]
+    public async Task ARunThatReadTheStoreBeforeAnotherRunWrote_WritesNothingOverIt()
+    {
+        const string shop = "churn-two-runs.myshopify.com";
+        var shopId = await app.ScoredShopAsync(shop, 96_870_000, seed: 18);
+        await app.DrainAsync(shopId);
+        var before = await SegmentsAsync(shopId);
+        var back = before.Where(kv => kv.Value != ChurnSegments.Active).Select(kv => kv.Key).Min();
+        // Her new orders, the last half an hour from now: the later run (an hour from now) reads them, the earlier one does not.
+        await app.ScalarAsync("""
+            INSERT INTO orders (shop_id, id, name, customer_id, currency, total_price, subtotal_price, total_discounts, created_at, updated_at, processed_at)
+            SELECT $1, 96879999001 + g, '#two' || g, $2, 'USD', 60, 60, 0, $3::timestamptz - g * interval '9 days', $3, $3 FROM generate_series(0, 3) g
+            """, shopId, back, app.Clock.GetUtcNow().AddMinutes(30));
+        app.Clock.Advance(TimeSpan.FromHours(1));
+        try
+        {
+            await app.ScoreAsync(shopId);
+            await app.DrainAsync(shopId);
+        }
+        finally { app.Clock.Advance(TimeSpan.FromHours(-1)); }
+        var later = await SegmentsAsync(shopId);
+        Assert.NotEqual(before[back], later[back]);
+        var tagCalls = app.Shopify.Admin.Mutations.Count(m => m.Shop == shop && m.Mentions("tags"));
+        var queued = await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1", shopId);
+
+        await app.ScoreAsync(shopId);
+
+        Assert.Equal(later, await SegmentsAsync(shopId));
+        Assert.Equal(queued, await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1", shopId));
+        await app.DrainAsync(shopId);
+        Assert.Equal(tagCalls, app.Shopify.Admin.Mutations.Count(m => m.Shop == shop && m.Mentions("tags")));
+    }
+
     [Fact]
     public async Task ARedactedCustomer_DisappearsFromScoresSegmentsExportsAndDecisionIds_AndIsNotScoredAgain()
     {
