@@ -141,7 +141,7 @@ public sealed partial class StripeConnections(NpgsqlDataSource db, Install.KeyRi
         return await cmd.ExecuteScalarAsync(ct) is string enc ? secrets.Unprotect(enc) : null;
     }
 
-    // Why from the root: AppUrl may carry the admin's path (as application_url does); the callback URL is built the same way.
+    // Why from the root: AppUrl may carry a path (an operator may give the admin's); the callback URL is built the same way.
     private string EndpointUrl(string endpointId) => new Uri(new Uri(shopify.Value.AppUrl), $"{WebhookPath}/{endpointId}").ToString();
 }
 

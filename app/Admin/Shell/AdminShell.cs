@@ -40,6 +40,9 @@ public static class AdminShell
         app.MapStaticAssets();
         app.MapRazorPages().RequireAuthorization(InstallExtensions.AdminPolicy);
         app.MapSessionTokenBounce();
+        // Why: application_url is the app's root, as Shopify builds the app proxy's and the webhooks' addresses on it (a
+        // relative url in shopify.app.toml is appended to it); the admin opens it with its embedding parameters.
+        app.MapGet("/", (HttpRequest request) => TypedResults.Redirect("/admin" + request.QueryString)).ExcludeFromDescription();
         return app;
     }
 }

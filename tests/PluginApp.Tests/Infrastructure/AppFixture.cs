@@ -154,10 +154,10 @@ public class AppFixture : IAsyncLifetime
     }
 
     public Task<HttpResponseMessage> SendWebhookAsync(string topic, string shop, string json, string? deliveryId = null,
-        string? hmac = null, HttpClient? client = null, DateTimeOffset? triggeredAt = null)
+        string? hmac = null, HttpClient? client = null, DateTimeOffset? triggeredAt = null, string path = "/webhooks")
     {
         var body = Encoding.UTF8.GetBytes(json);
-        var req = new HttpRequestMessage(HttpMethod.Post, "/webhooks") { Content = new ByteArrayContent(body) };
+        var req = new HttpRequestMessage(HttpMethod.Post, path) { Content = new ByteArrayContent(body) };
         req.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
         req.Headers.Add("X-Shopify-Topic", topic);
         req.Headers.Add("X-Shopify-Shop-Domain", shop);

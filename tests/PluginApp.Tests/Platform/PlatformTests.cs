@@ -113,6 +113,41 @@ public sealed class PlatformTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Matches(new Regex($"^optional_scopes\\s*=\\s*\\[\"{PluginApp.Backfill.BackfillOptions.ReadAllOrders}\"\\]", RegexOptions.Multiline), toml);
     }
 
+    /// <summary>
+    /// The addresses Shopify builds from shopify.app.toml reach the app: a relative webhook uri or app proxy url is appended
+    /// to application_url (trailing slash removed), and the admin opens application_url itself. Until 6 Dec 2026
+    /// application_url ended in /admin, so the proxy's calls went to /admin/proxy and the webhooks to /admin/webhooks, which
+    /// the app does not serve: every block stayed empty and no webhook arrived.
+    /// </summary>
+    [Fact]
+    public async Task AppToml_TheAddressesShopifyBuildsFromIt_ReachTheProxyTheWebhooksAndTheAdmin()
+    {
+        var toml = RepoFile("shopify.app.toml");
+        var root = new Uri(Regex.Match(toml, "^application_url\\s*=\\s*\"([^\"]+)\"", RegexOptions.Multiline).Groups[1].Value);
+        string Resolve(string url) => Uri.TryCreate(url, UriKind.Absolute, out var full) ? full.AbsolutePath
+            : new Uri(root.GetLeftPart(UriPartial.Path).TrimEnd('/') + url).AbsolutePath;
+        var proxy = Resolve(Regex.Match(toml, "\\[app_proxy\\]\\s*url\\s*=\\s*\"([^\"]+)\"").Groups[1].Value);
+        var hooks = Regex.Matches(toml, "^\\s*uri\\s*=\\s*\"([^\"]+)\"", RegexOptions.Multiline).Select(m => Resolve(m.Groups[1].Value)).Distinct().ToList();
+        Assert.NotEmpty(hooks);
+        const string shop = "platform-toml.myshopify.com";
+        await app.InstallShopAsync(shop);
+
+        var answer = await app.Client.GetAsync(PluginApp.Tests.Recommendations.StoreSeed.Signed(proxy + "/recommendations", shop, "placement=product&product_id=1", app.Clock.GetUtcNow()));
+        Assert.Equal(HttpStatusCode.OK, answer.StatusCode);
+        Assert.Equal("application/json", answer.Content.Headers.ContentType?.MediaType);
+        foreach (var hook in hooks)
+        {
+            var id = Guid.NewGuid().ToString();
+            Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("customers/create", shop, """{"id":7001,"email":"toml@example.com"}""", deliveryId: id, path: hook)).StatusCode);
+            Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM webhook_deliveries WHERE delivery_id = $1", id));
+        }
+        using var admin = app.Factory.CreateClient(new Microsoft.AspNetCore.Mvc.Testing.WebApplicationFactoryClientOptions { AllowAutoRedirect = false });
+        const string embedding = "?embedded=1&host=YWRtaW4uc2hvcGlmeS5jb20vc3RvcmUvcGxhdGZvcm0tdG9tbA&shop=platform-toml.myshopify.com";
+        var landing = await admin.GetAsync(root.AbsolutePath + embedding);
+        var at = landing.StatusCode is HttpStatusCode.Redirect or HttpStatusCode.Found ? landing.Headers.Location!.OriginalString : root.AbsolutePath + embedding;
+        Assert.Equal("/admin" + embedding, at);
+    }
+
     [Fact]
     public void AppToml_SubscribesToExactlyTheTopicsTheAppHandles_IncludingThoseFeaturesRegister()
     {
