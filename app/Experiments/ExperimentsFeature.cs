@@ -25,20 +25,20 @@ public static class ExperimentsFeature
         services.AddPersonalData(new PersonalDataTable("experiment_exposures", ["customer_id", "unit"],
             """
             DELETE FROM experiment_exposures WHERE shop_id = $1 AND (customer_id = $2 OR unit = 'c:' || $2::text
-              OR unit IN (SELECT 'v:' || visitor_hash FROM redaction_visitors))
+              OR unit IN (SELECT 'v:' || visitor_hash FROM redaction_visitors) AND customer_id IS NULL)
             """,
             Export: """
                 SELECT coalesce(jsonb_agg(to_jsonb(x) - 'shop_id'), '[]') FROM experiment_exposures x WHERE x.shop_id = $1 AND (x.customer_id = $2
-                  OR x.unit = 'c:' || $2::text OR x.unit IN (SELECT 'v:' || visitor_hash FROM redaction_visitors))
+                  OR x.unit = 'c:' || $2::text OR x.unit IN (SELECT 'v:' || visitor_hash FROM redaction_visitors) AND x.customer_id IS NULL)
                 """));
         services.AddPersonalData(new PersonalDataTable("experiment_outcomes", ["customer_id", "visitor_hash", "unit"],
             """
             UPDATE experiment_outcomes SET customer_id = NULL, visitor_hash = NULL, unit = NULL WHERE shop_id = $1 AND (customer_id = $2
-              OR visitor_hash IN (SELECT visitor_hash FROM redaction_visitors) OR order_id IN (SELECT id FROM redaction_orders))
+              OR visitor_hash IN (SELECT visitor_hash FROM redaction_visitors) AND customer_id IS NULL OR order_id IN (SELECT id FROM redaction_orders))
             """,
             Export: """
                 SELECT coalesce(jsonb_agg(to_jsonb(x) - 'shop_id'), '[]') FROM experiment_outcomes x WHERE x.shop_id = $1 AND (x.customer_id = $2
-                  OR x.visitor_hash IN (SELECT visitor_hash FROM redaction_visitors) OR x.order_id IN (SELECT id FROM redaction_orders))
+                  OR x.visitor_hash IN (SELECT visitor_hash FROM redaction_visitors) AND x.customer_id IS NULL OR x.order_id IN (SELECT id FROM redaction_orders))
                 """));
         services.AddRetention(new RetentionRule("experiment exposures (who saw which arm)", TimeSpan.FromDays(180),
             "DELETE FROM experiment_exposures WHERE first_at < $1"));

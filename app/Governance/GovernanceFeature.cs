@@ -42,7 +42,7 @@ public static class GovernanceFeature
         // ones to cart_customers.
         services.AddCartLink(new CartLink("decision log", """
             SELECT cart_token FROM decisions WHERE shop_id = $1 AND cart_token IS NOT NULL
-              AND (customer_id = $2 OR visitor_hash IN (SELECT visitor_hash FROM redaction_visitors))
+              AND (customer_id = $2 OR visitor_hash IN (SELECT visitor_hash FROM redaction_visitors) AND customer_id IS NULL)
             """));
         services.AddPersonalData(new PersonalDataTable("decisions", ["customer_id", "visitor_hash", "cart_token"],
             """
@@ -50,7 +50,7 @@ public static class GovernanceFeature
               decision_id = regexp_replace(decision_id, '^churn:' || $2 || ':', 'churn:erased-' || substr(md5(random()::text), 1, 12) || ':')
             WHERE shop_id = $1 AND (customer_id = $2 OR order_id IN (SELECT id FROM redaction_orders)
               OR cart_token IN (SELECT cart_token FROM redaction_carts)
-              OR visitor_hash IN (SELECT visitor_hash FROM redaction_visitors))
+              OR visitor_hash IN (SELECT visitor_hash FROM redaction_visitors) AND customer_id IS NULL)
             """,
             """
             SELECT coalesce(jsonb_agg(jsonb_build_object('kind', kind, 'decided_at', decided_at, 'subject', subject, 'model_version', model_version,
@@ -58,7 +58,7 @@ public static class GovernanceFeature
                      'reasons', reasons, 'shadow', shadow) ORDER BY decided_at), '[]'::jsonb)
             FROM decisions WHERE shop_id = $1 AND (customer_id = $2 OR order_id IN (SELECT id FROM redaction_orders)
               OR cart_token IN (SELECT cart_token FROM redaction_carts)
-              OR visitor_hash IN (SELECT visitor_hash FROM redaction_visitors))
+              OR visitor_hash IN (SELECT visitor_hash FROM redaction_visitors) AND customer_id IS NULL)
             """, "decisions"));
         services.AddRetention(new RetentionRule("the decision log (upsell answers, cart offers, risk scores, churn segments)", DecisionRetention,
             "SELECT decisions_drop_before($1)"));

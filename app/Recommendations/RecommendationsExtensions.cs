@@ -44,11 +44,11 @@ public static class RecommendationsExtensions
             "SELECT visitor_hash FROM recommendation_events WHERE shop_id = $1 AND customer_id = $2"));
         services.AddPersonalData(new PersonalDataTable("recommendation_events", ["customer_id", "visitor_hash"],
             """
-            DELETE FROM recommendation_events WHERE shop_id = $1 AND (customer_id = $2 OR visitor_hash IN (SELECT visitor_hash FROM redaction_visitors))
+            DELETE FROM recommendation_events WHERE shop_id = $1 AND (customer_id = $2 OR visitor_hash IN (SELECT visitor_hash FROM redaction_visitors) AND customer_id IS NULL)
             """,
             Export: """
                 SELECT coalesce(jsonb_agg(to_jsonb(e) - 'shop_id' ORDER BY e.occurred_at), '[]') FROM recommendation_events e
-                WHERE e.shop_id = $1 AND (e.customer_id = $2 OR e.visitor_hash IN (SELECT visitor_hash FROM redaction_visitors))
+                WHERE e.shop_id = $1 AND (e.customer_id = $2 OR e.visitor_hash IN (SELECT visitor_hash FROM redaction_visitors) AND e.customer_id IS NULL)
                 """));
         services.AddModelKind(RecommenderTrainer.Registration);
         services.AddAiFeature(UpsellFeature.Registration);

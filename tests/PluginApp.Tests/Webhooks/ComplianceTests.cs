@@ -504,6 +504,45 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
     }
 
     /// <summary>
+    /// Two customers on one browser (a household's laptop): the browser's visitor id ties its anonymous rows to the customer
+    /// who asks, but rows another customer left there logged in are hers, not the asker's. Until 6 Dec 2026 every row under
+    /// the shared visitor id went into the asker's export and was erased with her (the other's events, decisions and
+    /// exposures included).
+    /// </summary>
+    [Fact]
+    public async Task ASharedBrowser_TheOtherCustomersLoggedInRows_AreNeitherExportedNorErasedWithTheAskers()
+    {
+        const string shop = "redact-shared-browser.myshopify.com";
+        const long asker = 6_451_001, other = 6_451_002;
+        var shopId = await app.InstallShopAsync(shop);
+        var shared = PluginApp.Experiments.Assignment.VisitorHash(shop, "vid-household")!;
+        foreach (var (request, customer) in new[] { ("r-hh-asker", (long?)asker), ("r-hh-other", other), ("r-hh-anonymous", null) })
+        {
+            await app.LogUpsellAsync(request, shopId, DateTimeOffset.UtcNow, [1], [2], visitorHash: shared, customerId: customer);
+            await app.ScalarAsync("""
+                INSERT INTO recommendation_events (shop_id, event_type, request_id, visitor_hash, customer_id, product_id, occurred_at) VALUES ($1, 'click', $2, $3, nullif($4, 0), 2, now())
+                """, shopId, request, shared, customer ?? 0L);
+        }
+        await app.ScalarAsync("INSERT INTO experiment_exposures (shop_id, experiment, unit, arm, first_at, customer_id) VALUES ($1, 'upsells', 'v:' || $2, 'model', now(), $3)", shopId, shared, other);
+        var subject = new JsonObject { ["id"] = asker, ["email"] = "hh-asker@example.com" };
+
+        await app.SendWebhookAsync("customers/data_request", shop, new JsonObject { ["shop_id"] = 1, ["shop_domain"] = shop,
+            ["orders_requested"] = new JsonArray(), ["customer"] = subject.DeepClone(), ["data_request"] = new JsonObject { ["id"] = 45 } }.ToJsonString());
+        var export = JsonNode.Parse((string)(await app.ScalarAsync("SELECT export::text FROM customer_data_requests WHERE shop_id = $1 AND data_request_id = 45", shopId))!)!;
+        Assert.Equal(["r-hh-anonymous", "r-hh-asker"], export["recommendation_events"]!.AsArray().Select(e => e!["request_id"]!.GetValue<string>()).Order());
+        Assert.Empty(export["experiment_exposures"]!.AsArray());
+        Assert.Equal(2, export["decisions"]!.AsArray().Count(d => d!["kind"]!.GetValue<string>() == "upsell"));
+
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("customers/redact", shop, new JsonObject { ["shop_id"] = 1, ["shop_domain"] = shop,
+            ["orders_to_redact"] = new JsonArray(), ["customer"] = subject.DeepClone() }.ToJsonString())).StatusCode);
+
+        Assert.Equal("r-hh-other", await app.ScalarAsync("SELECT string_agg(request_id, ',') FROM recommendation_events WHERE shop_id = $1 AND visitor_hash = $2 AND customer_id = $3", shopId, shared, other));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM recommendation_events WHERE shop_id = $1", shopId));
+        Assert.Equal("r-hh-other", await app.ScalarAsync("SELECT string_agg(decision_id, ',') FROM decisions WHERE shop_id = $1 AND visitor_hash = $2 AND customer_id = $3", shopId, shared, other));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM experiment_exposures WHERE shop_id = $1 AND customer_id = $2", shopId, other));
+    }
+
+    /// <summary>
     /// A merchant who uninstalled and installed again before Shopify's shop/redact (48 hours after the uninstall) keeps
     /// their store: its token, its orders and its deliveries.
     /// </summary>
