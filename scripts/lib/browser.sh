@@ -24,7 +24,15 @@ theme_tools_install() {
 
 # theme_check: fails (non-zero) when a block script in theme-extension/assets is not what its source in
 # scripts/theme/src builds to, or on any error-severity offense in theme-extension/
+# Why the two variables: Theme Check's docs updater (@shopify/theme-check-docs-updater) fetches the latest
+# theme-liquid-docs from GitHub, with no timeout, into $XDG_CACHE_HOME/theme-liquid-docs-nodejs, and prefers that
+# copy to the data in the pinned package. With SHOPIFY_TLD_ROOT set it reads files under that folder instead of
+# fetching; the folder is left empty, so every read fails at once and the check uses the package's own data. The
+# cache is a fresh folder under .run/ on each run, so no copy from an earlier download can take precedence.
 theme_check() {
+  local dir="$ROOT_DIR/.run/theme-check"
+  rm -rf "$dir" && mkdir -p "$dir/cache" "$dir/no-docs" || return 1
   node "$ROOT_DIR/scripts/theme/build.mjs" --check &&
-  node "$ROOT_DIR/scripts/theme/theme-check.mjs" "$ROOT_DIR/theme-extension"
+  XDG_CACHE_HOME="$dir/cache" SHOPIFY_TLD_ROOT="$dir/no-docs" \
+    node "$ROOT_DIR/scripts/theme/theme-check.mjs" "$ROOT_DIR/theme-extension"
 }

@@ -13,11 +13,19 @@ pg_bindir() {
   return 1
 }
 
+# pg_ensure_installed: PostgreSQL, and what every script that starts it needs besides: libgomp1 (LightGbm's native
+# library loads it: order risk, churn and purchase intent), curl (waiting for the app, the demo's calls) and openssl
+# (the demo's webhook signatures). Only the missing ones are installed, from Debian's packages.
 pg_ensure_installed() {
-  if ! pg_bindir >/dev/null; then
-    echo "[pg] installing PostgreSQL from Debian's packages"
+  local missing=()
+  pg_bindir >/dev/null || missing+=(postgresql)
+  dpkg-query -W -f='${Status}' libgomp1 2>/dev/null | grep -q 'ok installed' || missing+=(libgomp1)
+  command -v curl >/dev/null 2>&1 || missing+=(curl)
+  command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+  if [ "${#missing[@]}" -gt 0 ]; then
+    echo "[pg] installing ${missing[*]} from Debian's packages"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq && apt-get install -y -qq postgresql >/dev/null
+    apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
   id postgres >/dev/null 2>&1 || useradd --system --home /var/lib/postgresql postgres
 }
