@@ -12,7 +12,7 @@ public static class ComplianceExtensions
         services.AddSingleton<PersonalDataCatalog>();
         services.AddRecurringJob<RetentionJob>("retention", j => j.RunAsync(CancellationToken.None), _ => "0 4 * * *");
         services.AddRecurringJob<ErasureSecondPassJob>("erasure-second-pass", j => j.RunAsync(CancellationToken.None), _ => "* * * * *");
-        services.AddRecurringJob<ShopRedactionChecks>(ShopRedactionChecks.JobId, j => j.RunAsync(CancellationToken.None), _ => "* * * * *");
+        services.AddRecurringJob<ShopTokenChecks>(ShopTokenChecks.JobId, j => j.RunAsync(CancellationToken.None), _ => "* * * * *");
         services.AddPersonalData(new PersonalDataTable("erasure_second_passes", ["customer_id", "request", "visitors", "carts"],
             "DELETE FROM erasure_second_passes WHERE shop_id = $1 AND customer_id = $2 AND requested_at < $5",
             NotExported: "the erasure request itself, kept until its second pass (two to three minutes)"));

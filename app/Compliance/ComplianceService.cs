@@ -113,7 +113,7 @@ internal sealed class ComplianceService(StoreWriter store, long shopId, Personal
     /// who came back within them is a customer again, whose token and data the app runs on (until 5 Dec 2026 their store
     /// was deleted, token and all). Told by the shop's latest grant, later than 48 hours before the redaction was triggered
     /// (or received, without the header). A shop that still reads as installed with a token Shopify has not refused is not
-    /// erased here: Shopify is asked first (<see cref="ShopRedactionChecks"/>), as the time the request was triggered is an
+    /// erased here: Shopify is asked first (<see cref="ShopTokenChecks"/>), as the time the request was triggered is an
     /// unsigned header, and a signed body replayed with a fresh time would otherwise erase a merchant who came back more
     /// than 48 hours ago (until 6 Dec 2026). A shop whose uninstall we never recorded is erased once Shopify refuses its token.
     /// </summary>
@@ -124,10 +124,11 @@ internal sealed class ComplianceService(StoreWriter store, long shopId, Personal
         store.Add("SELECT 1 FROM shops WHERE domain = $1 FOR UPDATE", domain);
         var uninstalledBy = triggeredAt - ShopRedactionDelay;
         store.Add($"""
-            INSERT INTO shop_redaction_checks (shop_id, delivery_id, triggered_at, requested_at, next_at)
-            SELECT id, $2, $6, $4, $5 FROM shops WHERE domain = $1 AND {StoreData.ShopStatus.Reachable()} AND coalesce(granted_at, '-infinity') <= $3
-            ON CONFLICT (shop_id) DO NOTHING
-            """, domain, keepDeliveryId, uninstalledBy, receivedAt, receivedAt + ShopRedactionChecks.FirstAsk, triggeredAt);
+            INSERT INTO shop_token_checks (shop_id, topic, delivery_id, triggered_at, requested_at, next_at)
+            SELECT id, '{Webhooks.WebhookTopics.ShopRedact}', $2, $6, $4, $5 FROM shops
+            WHERE domain = $1 AND {StoreData.ShopStatus.Reachable()} AND coalesce(granted_at, '-infinity') <= $3
+            ON CONFLICT (shop_id, topic) DO NOTHING
+            """, domain, keepDeliveryId, uninstalledBy, receivedAt, receivedAt + ShopTokenChecks.FirstAsk, triggeredAt);
         string Gone(int since) =>
             $"NOT EXISTS (SELECT 1 FROM shops WHERE domain = $1 AND {StoreData.ShopStatus.Installed()} AND (token_revoked_at IS NULL OR granted_at > ${since}))";
         store.Add($"DELETE FROM webhook_deliveries WHERE shop_domain = $1 AND delivery_id <> $2 AND {Gone(3)}", domain, keepDeliveryId, uninstalledBy);

@@ -367,19 +367,39 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
         catch (JsonException e) { throw new MalformedPayloadException($"the body is not valid JSON: {e.Message}"); }
     }
 
+    /// <summary>
+    /// app/uninstalled. Why not acted on at once while Shopify may still accept the app's token: the body is the shop's own
+    /// object, the same at every uninstall, and the time it was triggered is an unsigned header, so a signed copy sent again
+    /// with a fresh time disconnected an installed shop, and a replayed shop/redact then erased it (until 6 Dec 2026).
+    /// Shopify revokes the token at an uninstall, so <see cref="Compliance.ShopTokenChecks"/> asks with it (at once, within
+    /// the minute): refused, the shop is uninstalled as below. A shop with no token Shopify would take is uninstalled now.
+    /// </summary>
     private static void AddUninstall(StoreWriter store, long shopId, WebhookDeliveryHeaders h, DateTimeOffset now)
     {
-        // The token is already dead at Shopify; drop it and stop acting for the shop. Data stays until shop/redact.
-        // Why the time guard: Shopify retries a delivery for hours, so an uninstall can arrive after the merchant installed
-        // again. Triggered before the shop's latest grant, it no longer holds, and the new token stays. Without the header
-        // (or a grant time) it acts, as before.
-        store.Add("""
+        var asked = $"{StoreData.ShopStatus.Reachable()} AND access_token_enc IS NOT NULL";
+        store.Add($"""
+            INSERT INTO shop_token_checks (shop_id, topic, delivery_id, triggered_at, requested_at, next_at)
+            SELECT id, $2, $3, coalesce($4, $5), $5, $5 FROM shops
+            WHERE id = $1 AND {asked} AND ($4::timestamptz IS NULL OR granted_at IS NULL OR granted_at <= $4)
+            ON CONFLICT (shop_id, topic) DO NOTHING
+            """, shopId, WebhookTopics.AppUninstalled, h.DeliveryId, TypedNull.Time(h.TriggeredAt), now);
+        Uninstall(store, shopId, h.ShopDomain, h.TriggeredAt, now, $"AND NOT ({asked})");
+    }
+
+    /// <summary>
+    /// The shop uninstalled: its tokens dropped, the app stops acting for it; data stays until shop/redact. Why the time
+    /// guard: Shopify retries a delivery for hours, so an uninstall can arrive after the merchant installed again; triggered
+    /// before the shop's latest grant, it no longer holds, and the new token stays (without the header, it acts).
+    /// </summary>
+    public static void Uninstall(StoreWriter store, long shopId, string domain, DateTimeOffset? triggeredAt, DateTimeOffset now, string condition = "")
+    {
+        store.Add($"""
             UPDATE shops SET uninstalled_at = $2, access_token_enc = NULL, access_token_expires_at = NULL,
               refresh_token_enc = NULL, refresh_token_expires_at = NULL, updated_at = $2
-            WHERE id = $1 AND ($3::timestamptz IS NULL OR granted_at IS NULL OR granted_at <= $3)
-            """, shopId, now, TypedNull.Time(h.TriggeredAt));
+            WHERE id = $1 AND ($3::timestamptz IS NULL OR granted_at IS NULL OR granted_at <= $3) {condition}
+            """, shopId, now, TypedNull.Time(triggeredAt));
         // Every instance stops serving the storefront at once (ShopDirectory listens).
-        store.Notify("shop_changed", h.ShopDomain);
+        store.Notify("shop_changed", domain);
     }
 
     private static long? CustomerIdOf(string topic, JsonElement root) =>

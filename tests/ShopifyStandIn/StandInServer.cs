@@ -107,6 +107,7 @@ public sealed partial class StandInServer : IAsyncDisposable
         if (body["grant_type"]?.GetValue<string>() == "urn:ietf:params:oauth:grant-type:token-exchange"
             && string.IsNullOrEmpty(body["subject_token"]?.GetValue<string>()))
             return StandInAnswer.Json(new { error = "invalid_subject_token" }, 400);
+        Had(shop, $"shpat_{shop}_{n}");
         return StandInAnswer.Json(new
         {
             access_token = $"shpat_{shop}_{n}",
@@ -150,6 +151,29 @@ public sealed partial class StandInServer : IAsyncDisposable
         return TokenEndpoint?.Invoke(shop, body) ?? DefaultGrant(shop, body);
     }
 
+    /// <summary>
+    /// The app was uninstalled from the shop: as Shopify does, every token the shop had (issued here, seeded by a test's
+    /// install, or seen in a call) is refused from now on (401); a token it had not had (a new install's) works, and
+    /// <see cref="Installed"/> lifts it.
+    /// </summary>
+    public void Uninstalled(string shop)
+    {
+        var had = _tokensOf.GetOrAdd(shop, _ => new());
+        lock (had) _revoked[shop] = [.. had, $"shpat_{shop}_seed"];
+    }
+
+    /// <summary>The shop installed again (its tokens written by the test, not issued here): its tokens work again.</summary>
+    public void Installed(string shop) => _revoked.TryRemove(shop, out _);
+
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, HashSet<string>> _tokensOf = new();
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, HashSet<string>> _revoked = new();
+
+    private void Had(string shop, string token)
+    {
+        var had = _tokensOf.GetOrAdd(shop, _ => new());
+        lock (had) had.Add(token);
+    }
+
     private StandInAnswer GraphQLAnswer(IRequestMessage req)
     {
         var shop = ShopOf(req.Path);
@@ -157,6 +181,8 @@ public sealed partial class StandInServer : IAsyncDisposable
         var path = req.Path[req.Path.IndexOf("/admin/", StringComparison.Ordinal)..];
         _requests.Enqueue(new RecordedRequest(shop, path, body, DateTimeOffset.UtcNow));
         var token = req.Headers is { } h && h.TryGetValue("X-Shopify-Access-Token", out var t) ? t.ToString() : "";
+        Had(shop, token);
+        if (_revoked.TryGetValue(shop, out var revoked) && revoked.Contains(token)) return StandInAnswer.Json(new { errors = "[API] Invalid API key or access token (unrecognized login or wrong password)" }, 401);
         var call = new GraphQLCall(shop, token, body["query"]?.GetValue<string>() ?? "", body["variables"] as JsonObject ?? new JsonObject(), BaseUrl);
         return GraphQL?.Invoke(call) ?? Admin.Answer(call);
     }

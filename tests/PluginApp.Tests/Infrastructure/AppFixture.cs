@@ -108,6 +108,7 @@ public class AppFixture : IAsyncLifetime
         var (shopId, _) = await store.SaveGrantAsync(shop,
             new TokenGrant($"shpat_{shop}_seed", scopes, expiresInSeconds, $"shprt_{shop}_seed", 7776000),
             CancellationToken.None);
+        Shopify.Installed(shop);
         // Set up without its jobs: a test queues the backfill or training it needs itself, and the install sweep leaves the shop alone.
         await using var setUp = Db.CreateCommand("UPDATE shops SET setup_pending_since = NULL WHERE id = $1");
         setUp.Parameters.AddWithValue(shopId);
@@ -165,7 +166,29 @@ public class AppFixture : IAsyncLifetime
         req.Headers.Add("X-Shopify-Webhook-Id", deliveryId ?? Guid.NewGuid().ToString());
         req.Headers.Add("X-Shopify-Triggered-At", (triggeredAt ?? Clock.GetUtcNow()).ToString("O"));
         req.Headers.Add("X-Shopify-Hmac-Sha256", hmac ?? ShopifySigning.WebhookHmac(ClientSecret, body));
-        return (client ?? Client).SendAsync(req);
+        if (topic != PluginApp.Webhooks.WebhookTopics.AppUninstalled || hmac is not null) return (client ?? Client).SendAsync(req);
+        return UninstallAsync(req, shop, client);
+    }
+
+    /// <summary>
+    /// app/uninstalled as Shopify sends it (signed here): the shop's tokens refused first, then the delivery, then the check
+    /// that asks Shopify with the token (every minute in the app; here at once), so the test sees the shop uninstalled as
+    /// Shopify's own delivery would leave it. A body sent with a signature the test gives is a copy, sent as it is.
+    /// </summary>
+    private async Task<HttpResponseMessage> UninstallAsync(HttpRequestMessage req, string shop, HttpClient? client)
+    {
+        Shopify.Uninstalled(shop);
+        var response = await (client ?? Client).SendAsync(req);
+        if (response.StatusCode != System.Net.HttpStatusCode.OK) return response;
+        var checks = ActivatorUtilities.CreateInstance<PluginApp.Compliance.ShopTokenChecks>(Factory.Services);
+        for (var deadline = DateTime.UtcNow.AddSeconds(30); await CountAsync(
+                 "SELECT count(*) FROM shop_token_checks c JOIN shops s ON s.id = c.shop_id WHERE s.domain = $1 AND c.topic = $2", shop, PluginApp.Webhooks.WebhookTopics.AppUninstalled) > 0;)
+        {
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"the uninstall of {shop} was not checked");
+            await checks.RunAsync(CancellationToken.None);
+            await Task.Delay(50);
+        }
+        return response;
     }
 
     /// <summary>Sends the shop's queued Shopify calls until none is left (a dropped call is retried after its delay); none may fail.</summary>

@@ -30,19 +30,19 @@ public sealed class ShopRedactionCheckTests(NoSchedulerAppFixture app) : IClassF
         var response = await app.SendWebhookAsync("shop/redact", shop, $"{{\"shop_id\": 7, \"shop_domain\": \"{shop}\"}}");
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1", shopId));
-        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM shop_redaction_checks WHERE shop_id = $1", shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM shop_token_checks WHERE shop_id = $1", shopId));
         // Shopify gives no answer: nothing is erased, and it is asked again later.
         app.Shopify.Next(StandInServer.GraphQLRequest(shop), Response.Create().WithStatusCode(400).WithBody("{\"errors\": \"bad request\"}"));
-        await RunShopRedactionChecksAsync(PluginApp.Compliance.ShopRedactionChecks.FirstAsk);
-        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM shop_redaction_checks WHERE shop_id = $1 AND tries = 1 AND last_error IS NOT NULL", shopId));
+        await RunShopRedactionChecksAsync(PluginApp.Compliance.ShopTokenChecks.FirstAsk);
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM shop_token_checks WHERE shop_id = $1 AND tries = 1 AND last_error IS NOT NULL", shopId));
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1", shopId));
         app.Shopify.Next(StandInServer.GraphQLRequest(shop), Response.Create().WithStatusCode(401));
 
-        Assert.Equal(1, await RunShopRedactionChecksAsync(PluginApp.Compliance.ShopRedactionChecks.FirstAsk + PluginApp.Compliance.ShopRedactionChecks.Retry));
+        Assert.Equal(1, await RunShopRedactionChecksAsync(PluginApp.Compliance.ShopTokenChecks.FirstAsk + PluginApp.Compliance.ShopTokenChecks.Retry));
 
         Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM shops WHERE id = $1", shopId));
         Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1", shopId));
-        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM shop_redaction_checks WHERE shop_id = $1", shopId));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM shop_token_checks WHERE shop_id = $1", shopId));
     }
 
     /// <summary>
@@ -66,12 +66,12 @@ public sealed class ShopRedactionCheckTests(NoSchedulerAppFixture app) : IClassF
 
         var response = await app.SendWebhookAsync("shop/redact", shop, $"{{\"shop_id\": 8, \"shop_domain\": \"{shop}\"}}");
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM shop_redaction_checks WHERE shop_id = $1", shopId));
-        Assert.Equal(0, await RunShopRedactionChecksAsync(PluginApp.Compliance.ShopRedactionChecks.FirstAsk, instance.Services));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM shop_token_checks WHERE shop_id = $1", shopId));
+        Assert.Equal(0, await RunShopRedactionChecksAsync(PluginApp.Compliance.ShopTokenChecks.FirstAsk, instance.Services));
 
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM shops WHERE id = $1 AND uninstalled_at IS NULL AND access_token_enc IS NOT NULL", shopId));
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1 AND id = 6381 AND email IS NOT NULL", shopId));
-        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM shop_redaction_checks WHERE shop_id = $1", shopId));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM shop_token_checks WHERE shop_id = $1", shopId));
         Assert.Contains(logs.Entries, e => e.EventId.Id == PluginApp.Webhooks.WebhookIngestor.SecurityEvent.Id && e.Message.Contains(shop));
     }
 
@@ -87,9 +87,40 @@ public sealed class ShopRedactionCheckTests(NoSchedulerAppFixture app) : IClassF
         await app.ScalarAsync("UPDATE shops SET granted_at = $2, access_token_enc = NULL, refresh_token_enc = NULL WHERE id = $1", shopId, app.Clock.GetUtcNow().AddDays(-3));
         Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("shop/redact", shop, $"{{\"shop_id\": 9, \"shop_domain\": \"{shop}\"}}")).StatusCode);
 
-        Assert.Equal(1, await RunShopRedactionChecksAsync(PluginApp.Compliance.ShopRedactionChecks.FirstAsk));
+        Assert.Equal(1, await RunShopRedactionChecksAsync(PluginApp.Compliance.ShopTokenChecks.FirstAsk));
 
         Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM shops WHERE id = $1", shopId));
+    }
+
+    /// <summary>
+    /// A signed app/uninstalled copied from an earlier uninstall and sent again with a fresh time, for a shop that installed
+    /// again since: Shopify still accepts the app's token, so nothing is disconnected, and a shop/redact copied the same way
+    /// and sent after it erases nothing either. Until 6 Dec 2026 the uninstall dropped the shop's tokens at once (its blocks
+    /// and ingestion stopped until the merchant opened the app), and the shop/redact then erased the store without asking.
+    /// </summary>
+    [Fact]
+    public async Task AppUninstalled_ReplayedWithAFreshTime_DisconnectsNothing_AndAReplayedShopRedactAfterItErasesNothing()
+    {
+        const string shop = "uninstall-replayed.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        await app.SendWebhookAsync("orders/create", shop, ShopifyPayloads.Order(6391, customerId: 8391).ToJsonString());
+        await app.ScalarAsync("UPDATE shops SET granted_at = $2 WHERE id = $1", shopId, app.Clock.GetUtcNow().AddDays(-5));
+        var uninstall = $"{{\"id\": 9, \"myshopify_domain\": \"{shop}\"}}";
+
+        var response = await app.SendWebhookAsync("app/uninstalled", shop, uninstall, hmac: ShopifySigning.WebhookHmac(AppFixture.ClientSecret, System.Text.Encoding.UTF8.GetBytes(uninstall)));
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(0, await RunShopRedactionChecksAsync(TimeSpan.Zero));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM shops WHERE id = $1 AND uninstalled_at IS NULL AND access_token_enc IS NOT NULL", shopId));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM shop_token_checks WHERE shop_id = $1", shopId));
+
+        var redact = $"{{\"shop_id\": 9, \"shop_domain\": \"{shop}\"}}";
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("shop/redact", shop, redact, hmac: ShopifySigning.WebhookHmac(AppFixture.ClientSecret, System.Text.Encoding.UTF8.GetBytes(redact)))).StatusCode);
+        Assert.Equal(0, await RunShopRedactionChecksAsync(PluginApp.Compliance.ShopTokenChecks.FirstAsk));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1 AND id = 6391 AND email IS NOT NULL", shopId));
+
+        // Shopify's own uninstall (the token refused first) still disconnects the shop, once asked.
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("app/uninstalled", shop, uninstall)).StatusCode);
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM shops WHERE id = $1 AND uninstalled_at IS NOT NULL AND access_token_enc IS NULL", shopId));
     }
 
     /// <summary>
@@ -98,7 +129,7 @@ public sealed class ShopRedactionCheckTests(NoSchedulerAppFixture app) : IClassF
     private async Task<int> RunShopRedactionChecksAsync(TimeSpan after, IServiceProvider? services = null)
     {
         app.Clock.Advance(after);
-        try { return await ActivatorUtilities.CreateInstance<PluginApp.Compliance.ShopRedactionChecks>(services ?? app.Factory.Services).RunAsync(CancellationToken.None); }
+        try { return await ActivatorUtilities.CreateInstance<PluginApp.Compliance.ShopTokenChecks>(services ?? app.Factory.Services).RunAsync(CancellationToken.None); }
         finally { app.Clock.Advance(-after); }
     }
 }
