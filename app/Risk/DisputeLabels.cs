@@ -67,5 +67,6 @@ internal static class DisputeLabels
             WHERE excluded.labelled_at >= risk_labels.labelled_at
             """, c.Store.ShopId, order, label.Fraud, label.KnownAt,
             $"Shopify Payments {d.Type} {d.Id}: reason {d.Reason}, status {d.Status}");
+        c.Store.Add(RiskQueue.LabelChangedSql, c.Store.ShopId, order, c.Now);
     }
 }

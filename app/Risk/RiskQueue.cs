@@ -144,6 +144,22 @@ internal static class RiskQueue
         if (rows.Card is not null) store.AddToSegment(Queue, [store.ShopId, rows.OrderId, at.Topic, at.Now]);
     }
 
+    /// <summary>
+    /// A scored order whose fraud labels now say otherwise than the latest assessment the app gave Shopify (a label written
+    /// or flipped just before, in the same transaction) is scored again, and the scorer tells Shopify (RiskScorer). $1 the
+    /// shop, $2 the order, $3 the time. Used by every writer of labels but the review queue, which tells Shopify itself.
+    /// </summary>
+    public static readonly string LabelChangedSql = $"""
+        WITH queued AS (
+            INSERT INTO risk_pending (shop_id, order_id, reason, queued_at)
+            SELECT s.shop_id, s.order_id, 'fraud label', $3 FROM risk_scores s
+            WHERE s.shop_id = $1 AND s.order_id = $2
+              AND s.told_fraud <> EXISTS (SELECT 1 FROM risk_labels l WHERE l.shop_id = $1 AND l.order_id = $2 AND l.fraud)
+            ON CONFLICT (shop_id, order_id) DO NOTHING
+            RETURNING shop_id)
+        SELECT pg_notify('{Channel}', shop_id::text) FROM queued
+        """;
+
     public static void Add(StoreWriter store, OrderRows rows, IngestionContext at)
     {
         var order = rows.Order;
@@ -151,9 +167,12 @@ internal static class RiskQueue
         // changes nothing, so it queues nothing.
         if (at.Topic is "orders/create" or "orders/updated") store.AddToSegment(Queue, [store.ShopId, order.Id, at.Topic, at.Now]);
         if (order.CancelledAt is { } cancelled && string.Equals(order.CancelReason, "fraud", StringComparison.OrdinalIgnoreCase))
+        {
             store.Add("""
                 INSERT INTO risk_labels (shop_id, order_id, source, fraud, labelled_at, detail) VALUES ($1, $2, 'cancelled', true, $3, 'cancelled for fraud')
                 ON CONFLICT (shop_id, order_id, source) DO NOTHING
                 """, store.ShopId, order.Id, cancelled);
+            store.Add(LabelChangedSql, store.ShopId, order.Id, at.Now);
+        }
     }
 }

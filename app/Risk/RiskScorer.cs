@@ -50,7 +50,7 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
 
     /// <summary>The batch's orders' earlier scores ($2: their ids), each with what a reviewer decided, locked for the batch.</summary>
     internal const string PreviousScoresSql =
-        "SELECT order_id, level, CASE WHEN reviewed_at IS NOT NULL THEN coalesce(reviewed_level, 'HIGH') END FROM risk_scores WHERE shop_id = $1 AND order_id = ANY($2) ORDER BY order_id FOR NO KEY UPDATE";
+        "SELECT order_id, level, CASE WHEN reviewed_at IS NOT NULL THEN coalesce(reviewed_level, 'HIGH') END, told_fraud FROM risk_scores WHERE shop_id = $1 AND order_id = ANY($2) ORDER BY order_id FOR NO KEY UPDATE";
 
     /// <summary>
     /// The shop's oldest queued orders ($2 of them), each with its version: the batch taken by the queue's own index, then each
@@ -198,7 +198,7 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
             var reasons = assessment.Reasons.Select(x => new { code = x.Code, text = x.Text, weight = RiskReason.Stored(x.Weight) });
             var named = JsonSerializer.Serialize(OrderFeatures.Named(f));
             rows.Add(orderId, assessment.Score, level, version, 1 - modelWeight, JsonSerializer.Serialize(reasons), named, queuedAt,
-                versions[orderId].Card, versions[orderId].Updated);
+                versions[orderId].Card, versions[orderId].Updated, fraudLabels.ContainsKey(orderId));
             output["score"] = Math.Round(assessment.Score, 4);
             output["level"] = level;
             output["prior_weight"] = Math.Round(1 - modelWeight, 3);
@@ -210,7 +210,17 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
                 LatencyMs = (float)(now - queuedAt).TotalMilliseconds,
             });
             var before = previous.GetValueOrDefault(orderId);
-            if (before.Level == level) continue; // Shopify already shows this level
+            if (before.Level == level)
+            {
+                // Shopify already shows this level. A fraud label come or gone since Shopify was last told (a chargeback, a
+                // Stripe warning, a cancellation for fraud, queued by RiskQueue.LabelChangedSql) is told now: HIGH with the
+                // label, or the score's level again. Until 6 Dec 2026 it waited for a change of level, so a LOW order charged
+                // back stayed LOW in Shopify, where a merchant's Flow may fulfil LOW orders.
+                if (fraudLabels.TryGetValue(orderId, out var known) != before.ToldFraud)
+                    calls.Add(AssessmentCall(orderId, level, assessment, known is null ? null : (KnownFraudFact(known), true), now,
+                        $"risk:{orderId}:{level}:{now.UtcTicks.ToString(System.Globalization.CultureInfo.InvariantCulture)}"));
+                continue;
+            }
             var reopened = before.DecidedAt is { } decided && Rank(level) > Rank(decided);
             // Undecided (or back in the queue), an order raised to HIGH again after a score at LOW released its hold is held again.
             if (level == "HIGH" && Hold(store, holding, orderId, now, again: before.DecidedAt is null || reopened)) holds++;
@@ -276,14 +286,16 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
         private readonly List<DateTimeOffset> _queued = new(capacity);
         private readonly List<DateTime?> _cards = new(capacity);
         private readonly List<DateTime?> _orderVersions = new(capacity);
+        private readonly List<bool> _toldFraud = new(capacity);
 
         /// <param name="card">The version of the order's card as claimed (<c>orders.card_received_at</c>), read before its
         /// features: a card that came after has a later one, and the order is scored again (RiskQueue.ScoreStillFits).</param>
         /// <param name="orderVersion">The order's own version as claimed (<c>orders.updated_at</c>), for the sweep's look at
         /// edits this batch could not see (RiskQueue.ScoredWithout).</param>
         public void Add(long order, double score, string level, int? version, double priorWeight, string reasons, string features, DateTimeOffset queued,
-            DateTimeOffset? card, DateTimeOffset? orderVersion)
+            DateTimeOffset? card, DateTimeOffset? orderVersion, bool toldFraud)
         {
+            _toldFraud.Add(toldFraud);
             _orders.Add(order); _scores.Add(score); _levels.Add(level); _versions.Add(version); _priorWeights.Add(priorWeight);
             _reasons.Add(reasons); _features.Add(features); _queued.Add(queued.ToUniversalTime()); _cards.Add(card?.UtcDateTime);
             _orderVersions.Add(orderVersion?.UtcDateTime);
@@ -294,22 +306,22 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
             if (_orders.Count == 0) return;
             store.Add("""
                 INSERT INTO risk_scores (shop_id, order_id, score, level, model_version, prior_weight, reasons, features, queued_at, scored_at, card_version,
-                                         order_version)
+                                         order_version, told_fraud)
                 SELECT $1, s.order_id, s.score, s.level, s.model_version, s.prior_weight, s.reasons::jsonb, s.features::jsonb, s.queued_at, $10, s.card_version,
-                       s.order_version
+                       s.order_version, s.told_fraud
                 FROM unnest($2::bigint[], $3::float8[], $4::text[], $5::int[], $6::float8[], $7::text[], $8::text[], $9::timestamptz[], $11::timestamptz[],
-                            $12::timestamptz[])
-                     AS s(order_id, score, level, model_version, prior_weight, reasons, features, queued_at, card_version, order_version)
+                            $12::timestamptz[], $13::bool[])
+                     AS s(order_id, score, level, model_version, prior_weight, reasons, features, queued_at, card_version, order_version, told_fraud)
                 ON CONFLICT (shop_id, order_id) DO UPDATE SET score = excluded.score, level = excluded.level, model_version = excluded.model_version,
                     prior_weight = excluded.prior_weight, reasons = excluded.reasons, features = excluded.features,
                     queued_at = excluded.queued_at, scored_at = excluded.scored_at, card_version = excluded.card_version,
-                    order_version = excluded.order_version,
+                    order_version = excluded.order_version, told_fraud = excluded.told_fraud,
                     reviewed_at = CASE WHEN array_position(ARRAY['LOW', 'MEDIUM', 'HIGH'], excluded.level)
                                             > array_position(ARRAY['LOW', 'MEDIUM', 'HIGH'], coalesce(risk_scores.reviewed_level, 'HIGH'))
                                        THEN NULL ELSE risk_scores.reviewed_at END
                 """, store.ShopId, _orders.ToArray(), _scores.ToArray(), _levels.ToArray(), _versions.ToArray(), _priorWeights.ToArray(),
                 _reasons.ToArray(), _features.ToArray(), _queued.ToArray(), now, Sql.Array(_cards.ToArray(), NpgsqlTypes.NpgsqlDbType.TimestampTz),
-                Sql.Array(_orderVersions.ToArray(), NpgsqlTypes.NpgsqlDbType.TimestampTz));
+                Sql.Array(_orderVersions.ToArray(), NpgsqlTypes.NpgsqlDbType.TimestampTz), _toldFraud.ToArray());
         }
     }
 
@@ -429,7 +441,7 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
     /// decided it, the level it was decided at; each order labelled fraud, with its latest fraud label's detail. Why the scores are locked until the batch commits: a reviewer's decision
     /// (ReviewStore.DecideAsync locks the same row) landing between this read and the new score would leave the decision's
     /// tag on an order the new score puts back in the queue, or have this batch's calls undo a decision made after it.</returns>
-    private static async Task<(RiskThresholds, RiskHoldSettings, string, Dictionary<long, (string? Level, string? DecidedAt)>, Dictionary<long, string>)> ContextAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId,
+    private static async Task<(RiskThresholds, RiskHoldSettings, string, Dictionary<long, (string? Level, string? DecidedAt, bool ToldFraud)>, Dictionary<long, string>)> ContextAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId,
         IEnumerable<long> orderIds, CancellationToken ct)
     {
         await using var batch = new NpgsqlBatch(conn, tx)
@@ -452,8 +464,8 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
         await r.NextResultAsync(ct);
         var currency = await r.ReadAsync(ct) ? r.GetString(0) : "";
         await r.NextResultAsync(ct);
-        var previous = new Dictionary<long, (string? Level, string? DecidedAt)>();
-        while (await r.ReadAsync(ct)) previous[r.GetInt64(0)] = (r.GetString(1), r.IsDBNull(2) ? null : r.GetString(2));
+        var previous = new Dictionary<long, (string? Level, string? DecidedAt, bool ToldFraud)>();
+        while (await r.ReadAsync(ct)) previous[r.GetInt64(0)] = (r.GetString(1), r.IsDBNull(2) ? null : r.GetString(2), r.GetBoolean(3));
         await r.NextResultAsync(ct);
         var fraudLabels = new Dictionary<long, string>();
         while (await r.ReadAsync(ct)) fraudLabels[r.GetInt64(0)] = r.GetString(1);

@@ -252,6 +252,11 @@ public sealed class StripeChargeJob(NpgsqlDataSource db, StripeConnections conne
             label.Parameters.Add(Sql.Param($"{what} on {e.ChargeId}, matched by {match.How}"));
             label.Parameters.Add(Sql.Param(fraud!.Value));
             await label.ExecuteNonQueryAsync(ct);
+            await using var rescore = new NpgsqlCommand(Risk.RiskQueue.LabelChangedSql, conn, tx);
+            rescore.Parameters.Add(Sql.Param(e.ShopId));
+            rescore.Parameters.Add(Sql.Param(match.OrderId!.Value));
+            rescore.Parameters.Add(Sql.Param(clock.GetUtcNow()));
+            await rescore.ExecuteNonQueryAsync(ct);
         }
         await tx.CommitAsync(ct);
     }

@@ -307,8 +307,9 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
             cancel is null ? new TypedNull(NpgsqlTypes.NpgsqlDbType.Boolean) : cancel.NotifyCustomer, Sql.Text(cancelKey)));
         if (cancel is not null && cancelNew) OutboxWriter.Enqueue(new StoreWriter(batch, shopId), CancelCall(orderId, cancel, by, cancelKey!), now);
         if (decision != "note") OutboxWriter.EnqueueMany(new StoreWriter(batch, shopId), DecisionTagCalls(orderId, decision, now).ToList(), now);
-        if (decision != "note" && await VerdictAssessmentAsync(conn, tx, shopId, orderId, decision, by, scored, now, ct) is { } assessment)
-            OutboxWriter.Enqueue(new StoreWriter(batch, shopId), assessment, now);
+        var assessment = decision == "note" ? null : await VerdictAssessmentAsync(conn, tx, shopId, orderId, decision, by, scored, now, ct);
+        if (assessment is not null) OutboxWriter.Enqueue(new StoreWriter(batch, shopId), assessment, now);
+        var told = assessment is not null;
         if (decision == "approve") batch.BatchCommands.Add(Command(RiskHolds.ReleaseApprovedSql, shopId, orderId, now));
         if (decision == "fraud") batch.BatchCommands.Add(Command(RiskHolds.HoldOnFraudSql, shopId, orderId, now));
         if (decision != "note")
@@ -328,9 +329,11 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
             // from MEDIUM to HIGH came back and lost its fraud tag). The latest verdict sets it: approved at MEDIUM, then marked
             // as fraud, the order stays decided at HIGH; marked as fraud, then approved, the approval's level stands.
             batch.BatchCommands.Add(Command("""
-                UPDATE risk_scores SET reviewed_at = coalesce(reviewed_at, $3), reviewed_level = CASE WHEN $4 THEN 'HIGH' ELSE level END
+                UPDATE risk_scores SET reviewed_at = coalesce(reviewed_at, $3), reviewed_level = CASE WHEN $4 THEN 'HIGH' ELSE level END,
+                  -- What the verdict's assessment told Shopify (RiskQueue.LabelChangedSql compares the labels with it).
+                  told_fraud = CASE WHEN $5 THEN EXISTS (SELECT 1 FROM risk_labels l WHERE l.shop_id = $1 AND l.order_id = $2 AND l.fraud) ELSE told_fraud END
                 WHERE shop_id = $1 AND order_id = $2
-                """, shopId, orderId, now, fraud));
+                """, shopId, orderId, now, fraud, told));
         }
         await batch.ExecuteNonQueryAsync(ct);
         await tx.CommitAsync(ct);

@@ -593,6 +593,50 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
     }
 
     /// <summary>
+    /// A chargeback for an order scored LOW: Shopify's assessment of it becomes HIGH, saying why, while its level tag still
+    /// says what was scored; the dispute won, the score's level again. Until 6 Dec 2026 a label from outside the review
+    /// queue (a chargeback, a Stripe warning, a cancellation for fraud) reached Shopify only if a later score changed the
+    /// order's level, so the order stayed LOW in Shopify, where a merchant's Flow may fulfil LOW orders.
+    /// </summary>
+    [Fact]
+    public async Task AChargebackForAnOrderScoredLow_MakesItHighRiskInShopify_AndWonItIsLowAgain()
+    {
+        const string shop = "risk-chargeback-told.myshopify.com";
+        var shopId = await OrdinaryStoreAsync(shop, 738_000);
+        var at = app.Clock.GetUtcNow();
+        const long id = 738_901;
+        var gid = $"gid://shopify/Order/{id}";
+        await SendAsync(shop, "orders/create", RiskOrders.Order(id, at, 30m, "203.0.113.98", "told@example.com", null));
+        await WaitForAsync(shopId, "SELECT count(*) = 1 FROM decisions WHERE shop_id = $1 AND order_id = $2 AND kind = 'risk'", id);
+        await app.DrainAsync(shopId);
+        Assert.Equal("LOW", (await ScoreOfAsync(shopId, id)).Level);
+        JsonNode Latest() => app.Shopify.Admin.RiskAssessments(gid).Last();
+        Assert.Equal("LOW", Latest()["riskLevel"]!.GetValue<string>());
+        JsonObject Dispute(string status, string? finalizedOn) => new()
+        {
+            ["id"] = 97_701, ["order_id"] = id, ["type"] = "chargeback", ["amount"] = "30.00", ["currency"] = "USD",
+            ["reason"] = "fraudulent", ["status"] = status, ["finalized_on"] = finalizedOn,
+            ["initiated_at"] = at.AddHours(1).ToString("O", CultureInfo.InvariantCulture),
+        };
+
+        await SendAsync(shop, "disputes/create", Dispute("needs_response", null));
+        await WaitForAsync(shopId, "SELECT count(*) = 2 FROM decisions WHERE shop_id = $1 AND order_id = $2 AND kind = 'risk'", id);
+        await app.DrainAsync(shopId);
+        Assert.Equal(2, app.Shopify.Admin.RiskAssessments(gid).Count);
+        Assert.Equal("HIGH", Latest()["riskLevel"]!.GetValue<string>());
+        Assert.StartsWith("Known fraud: Shopify Payments chargeback 97701", Latest()["facts"]!.AsArray()[0]!["description"]!.GetValue<string>());
+        Assert.Equal(["pluginapp:risk-low"], app.Shopify.Admin.Tags(gid).Where(t => t.StartsWith("pluginapp:", StringComparison.Ordinal)));
+
+        // The same dispute delivered again changes nothing; won, Shopify shows the score's level again.
+        await SendAsync(shop, "disputes/update", Dispute("needs_response", null));
+        await SendAsync(shop, "disputes/update", Dispute("won", at.AddDays(20).ToString("O", CultureInfo.InvariantCulture)));
+        await WaitForAsync(shopId, "SELECT count(*) = 3 FROM decisions WHERE shop_id = $1 AND order_id = $2 AND kind = 'risk'", id);
+        await app.DrainAsync(shopId);
+        Assert.Equal(3, app.Shopify.Admin.RiskAssessments(gid).Count);
+        Assert.Equal("LOW", Latest()["riskLevel"]!.GetValue<string>());
+    }
+
+    /// <summary>
     /// An active model whose file cannot be read: the store's orders are still scored, by the rule prior, and the decision
     /// says no model version (until 5 Dec 2026 the error rolled each batch back, and no order of the store was scored).
     /// </summary>
