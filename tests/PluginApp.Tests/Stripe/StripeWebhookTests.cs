@@ -277,7 +277,7 @@ public sealed class StripeWebhookTests(StripeFixture app) : IClassFixture<Stripe
         var shopId = await app.InstallShopAsync(shop);
         var path = await app.ConnectAsync(shop, Key(shop), Secret(shop));
         var at = app.Clock.GetUtcNow().AddMinutes(-30);
-        foreach (var (evt, charge, order) in new[] { ("evt_sweep_a", "ch_sweep_a", "7791001"), ("evt_sweep_b", "ch_sweep_b", "7791002") })
+        foreach (var (evt, charge, order) in new[] { ("evt_sweep_a", "ch_sweep_a", "7797001"), ("evt_sweep_b", "ch_sweep_b", "7797002") })
         {
             Charge(charge, Key(shop), at, null, new JsonObject { ["shopify_order_id"] = order });
             var payload = EarlyFraudWarning(evt, charge);
@@ -286,8 +286,8 @@ public sealed class StripeWebhookTests(StripeFixture app) : IClassFixture<Stripe
             app.Clock.Advance(TimeSpan.FromSeconds(1)); // the first event first
         }
         app.Clock.Advance(TimeSpan.FromSeconds(-2));
-        await OrderAsync(shop, 7_791_001, at, "sweep-a@example.com");
-        await OrderAsync(shop, 7_791_002, at, "sweep-b@example.com");
+        await OrderAsync(shop, 7_797_001, at, "sweep-a@example.com");
+        await OrderAsync(shop, 7_797_002, at, "sweep-b@example.com");
         app.Stripe.Given(Request.Create().WithPath("/v1/charges/ch_sweep_a").UsingGet()).AtPriority(-1)
             .RespondWith(Response.Create().WithStatusCode(500).WithHeader("Content-Type", "application/json")
                 .WithBody("""{"error": {"type": "api_error", "message": "An unknown error occurred"}}"""));
@@ -298,7 +298,7 @@ public sealed class StripeWebhookTests(StripeFixture app) : IClassFixture<Stripe
         finally { app.Clock.Advance(-(PluginApp.Stripe.StripeChargeJob.Rematch[0] + TimeSpan.FromSeconds(3))); }
 
         Assert.Equal("labelled", await app.ScalarAsync("SELECT state FROM stripe_events WHERE id = 'evt_sweep_b'"));
-        Assert.StartsWith("true ", await LabelAsync(shopId, 7_791_002));
+        Assert.StartsWith("true ", await LabelAsync(shopId, 7_797_002));
         Assert.Equal("pending", await app.ScalarAsync("SELECT state FROM stripe_events WHERE id = 'evt_sweep_a'"));
     }
 
