@@ -90,7 +90,11 @@ public sealed class ReviewQueueModel(ReviewStore store, ShopScope scope) : Admin
     {
         null => null,
         RiskHolds.ToHold => "Fulfillment hold requested",
+        RiskHolds.Held when h.Calls is { State: "failed" } f => $"Not held: Shopify refused the hold ({f.Error ?? "no reason given"})",
+        RiskHolds.Held when h.Calls is { State: "waiting" } => "Fulfillment hold being placed",
         RiskHolds.Held => "Fulfillment held",
+        RiskHolds.Released when h.Calls is { State: "failed" } f => $"Release refused by Shopify, so the hold may still be on ({f.Error ?? "no reason given"})",
+        RiskHolds.Released when h.Calls is { State: "waiting" } => $"Hold being released ({Why(h.ReleaseReason)})",
         RiskHolds.NotHeldValued => string.Create(CultureInfo.InvariantCulture,
             $"Not held: a valued customer ({h.EarlierOrders} earlier order{(h.EarlierOrders == 1 ? "" : "s")}, {Format.Money(h.EarlierSpend, currency)} spent)"),
         RiskHolds.NotHeldNoneOpen => "Not held: no fulfillment order the app could hold (already fulfilled or closed, or with a fulfillment service it cannot hold)",

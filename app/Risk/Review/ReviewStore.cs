@@ -16,7 +16,9 @@ public sealed record ReviewLock(string Holder, DateTimeOffset ExpiresAt);
 /// <param name="EarlierOrders">The customer's orders before this one when it was scored HIGH.</param>
 /// <param name="EarlierSpend">Their total, in the order's currency.</param>
 /// <param name="ReleaseReason">Why a hold is going or gone (<see cref="RiskHolds.Approved"/>, <see cref="RiskHolds.LowScore"/>).</param>
-public sealed record HoldView(string State, int EarlierOrders, decimal EarlierSpend, string? ReleaseReason);
+/// <param name="Calls">How the latest hold's or release's calls to Shopify stand: "failed" (with Shopify's or the outbox's
+/// error) when one failed for good, "waiting" while one is not through yet, null when all went through (or none was made).</param>
+public sealed record HoldView(string State, int EarlierOrders, decimal EarlierSpend, string? ReleaseReason, CallStatus? Calls = null);
 
 /// <summary>One order waiting for a decision, as the queue lists it.</summary>
 public sealed record QueueRow(long OrderId, string Name, DateTimeOffset? PlacedAt, decimal Total, string Currency, string Level, double Score,
@@ -108,10 +110,12 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
     internal const string QueueSql = $"""
         WITH {Queue}
         SELECT q.order_id, coalesce(q.name, '#' || q.order_id), q.created_at, coalesce(q.total_price, 0), coalesce(q.currency, ''), q.level, q.score,
-               q.reasons::text, l.holder, l.expires_at, count(*) OVER (), h.state, h.earlier_orders, h.earlier_spend, h.release_reason
+               q.reasons::text, l.holder, l.expires_at, count(*) OVER (), h.state, h.earlier_orders, h.earlier_spend, h.release_reason,
+               {HoldCallColumns}
         FROM queue q
         LEFT JOIN review_locks l ON l.shop_id = $1 AND l.order_id = q.order_id AND l.expires_at > $2
         LEFT JOIN risk_holds h ON h.shop_id = $1 AND h.order_id = q.order_id
+        {HoldCallsJoin}
         ORDER BY q.priority DESC, q.order_id
         LIMIT $3
         """;
@@ -178,7 +182,7 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
                     LEFT JOIN outbox_messages m ON m.shop_id = d.shop_id AND m.idempotency_key = d.cancel_key
                     WHERE d.shop_id = $1 AND d.order_id = $2 ORDER BY d.decided_at DESC, d.id DESC
                     """, shopId, orderId),
-                Command("SELECT state, earlier_orders, earlier_spend, release_reason FROM risk_holds WHERE shop_id = $1 AND order_id = $2", shopId, orderId),
+                Command($"SELECT h.state, h.earlier_orders, h.earlier_spend, h.release_reason, {HoldCallColumns} FROM risk_holds h {HoldCallsJoin} WHERE h.shop_id = $1 AND h.order_id = $2", shopId, orderId),
                 Command("SELECT holder, expires_at FROM review_locks WHERE shop_id = $1 AND order_id = $2 AND expires_at > $3", shopId, orderId, clock.GetUtcNow()),
                 // Queue order is priority descending, then id: (priority, -id) descending. Next is the largest pair below this
                 // order's, previous the smallest above it, so both work for an order that has just left the queue.
@@ -537,7 +541,24 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
     }
 
     private static HoldView? Hold(NpgsqlDataReader r, int i) =>
-        r.IsDBNull(i) ? null : new HoldView(r.GetString(i), r.GetInt32(i + 1), r.GetDecimal(i + 2), r.IsDBNull(i + 3) ? null : r.GetString(i + 3));
+        r.IsDBNull(i) ? null : new HoldView(r.GetString(i), r.GetInt32(i + 1), r.GetDecimal(i + 2), r.IsDBNull(i + 3) ? null : r.GetString(i + 3),
+            r.IsDBNull(i + 4) ? null : new CallStatus(r.GetString(i + 4), r.IsDBNull(i + 5) ? null : r.GetString(i + 5)));
+
+    /// <summary>
+    /// The latest hold's or release's calls (queued with the state, RiskHolds), of the risk_holds row <c>h</c>: failed for good
+    /// (Shopify refused the hold, e.g. fulfilment had begun), waiting, or null when all went through. Why: the state says what
+    /// the app asked for, and until 6 Dec 2026 the page said "Fulfillment held" while Shopify had refused the hold.
+    /// </summary>
+    private const string HoldCallsJoin = """
+        LEFT JOIN LATERAL (
+            SELECT CASE WHEN bool_or(m.failed_at IS NOT NULL) THEN 'failed' WHEN bool_or(m.completed_at IS NULL) THEN 'waiting' END AS state,
+                   coalesce(max(m.last_error) FILTER (WHERE m.failed_at IS NOT NULL), max(m.last_error) FILTER (WHERE m.completed_at IS NULL)) AS error
+            FROM outbox_messages m
+            WHERE m.shop_id = h.shop_id AND m.created_at >= h.updated_at AND h.state IN ('held', 'released')
+              AND m.idempotency_key LIKE CASE h.state WHEN 'held' THEN 'risk-hold:' ELSE 'risk-release:' END || h.order_id || ':%') hc ON true
+        """;
+
+    private const string HoldCallColumns = "hc.state, hc.error";
 
     private static DateTimeOffset? Time(NpgsqlDataReader r, int i) => r.IsDBNull(i) ? null : r.GetFieldValue<DateTimeOffset>(i);
 

@@ -425,6 +425,37 @@ public sealed class RiskActionsTests(NoSchedulerAppFixture app) : IClassFixture<
         Assert.DoesNotContain("Fulfillment held", queue);
     }
 
+    /// <summary>
+    /// A hold Shopify refuses (its fulfillment began between the job's read and the call): the queue says it was not held and
+    /// why, not "Fulfillment held"; while the call is on its way, that it is being placed. Until 6 Dec 2026 the page said
+    /// "Fulfillment held" from the moment the call was queued, whatever Shopify answered.
+    /// </summary>
+    [Fact]
+    public async Task Holds_On_AHoldShopifyRefuses_IsNotCalledHeld_AndSaysWhy()
+    {
+        const string shop = "risk-hold-refused.myshopify.com";
+        var shopId = await OrdinaryStoreAsync(shop, 7_350_000);
+        await HoldHighAsync(shop);
+        app.Shopify.Admin.SetFulfillmentOrders("gid://shopify/Order/7359001", ("gid://shopify/FulfillmentOrder/73590011", "OPEN"));
+        await ScoreHighAsync(shop, shopId, 7_359_001);
+        app.Shopify.GraphQL = call => call.Shop == shop && call.Mentions("fulfillmentOrderHold(")
+            ? ShopifyStandIn.StandInAnswer.Json(new { data = new { fulfillmentOrderHold = new { fulfillmentHold = (object?)null,
+                userErrors = new[] { new { field = new[] { "id" }, message = "The fulfillment order is not in a holdable state." } } } } })
+            : null;
+        try
+        {
+            Assert.Equal(1, await Service<RiskHolds>().RunShopAsync(shopId, CancellationToken.None));
+            Assert.Contains("Fulfillment hold being placed", await QueueHtmlAsync(shop));
+            await DrainAsync(shopId);
+        }
+        finally { app.Shopify.GraphQL = null; }
+
+        var queue = await QueueHtmlAsync(shop);
+        Assert.Contains("Not held: Shopify refused the hold (", queue);
+        Assert.Contains("not in a holdable state", queue);
+        Assert.DoesNotContain("Fulfillment held", queue);
+    }
+
     private async Task<string> QueueHtmlAsync(string shop) =>
         WebUtility.HtmlDecode(await (await app.Client.GetAsync($"/admin/review?shop={shop}&embedded=1&id_token={app.SessionToken(shop)}")).Content.ReadAsStringAsync());
 }
