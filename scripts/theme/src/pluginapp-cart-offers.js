@@ -34,6 +34,8 @@
     var timer = setTimeout(hide, TIMEOUT_MS);
 
     // Exposure: once the block's box has been on screen, whatever the arm (the control arm's shoppers see the plain cart).
+    // An emptied block below the screen collapses to no height (not display: none), so its place still comes on screen;
+    // until 6 Dec 2026 it never did, and the arm that shows nothing lost its below-the-fold carts from the experiment.
     // With the product shown to reach free shipping, its impression as the upsell blocks report theirs: until 5 Dec 2026
     // only its add was reported, so the merchant's add rate per impression counted adds that had no impression behind them.
     function seen(decisionId, item, requestId) {

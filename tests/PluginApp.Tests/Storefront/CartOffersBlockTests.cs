@@ -72,6 +72,46 @@ public sealed class CartOffersBlockTests(StorefrontFixture sf) : IClassFixture<S
     }
 
     /// <summary>
+    /// A control-arm cart (it shows nothing) whose block is below the screen: the block collapses out of sight, and its
+    /// exposure is reported once the shopper scrolls to its place, as a policy cart's is. Until 6 Dec 2026 the collapsed
+    /// block was not displayed at all, never came on screen, and such carts were never counted: the control arm lost its
+    /// below-the-fold carts and the experiment's lift was skewed.
+    /// </summary>
+    [Fact]
+    public async Task CartBlock_AControlCartBelowTheScreen_IsCountedAsExposedOnceScrolledTo()
+    {
+        await sf.TrainedShopAsync();
+        var storefront = sf.Storefront;
+        storefront.Behaviour = ProxyBehaviour.Forward;
+        await OffersOnAsync();
+        storefront.SetCart((101, 1010, 1));
+        var control = Enumerable.Range(0, 1000).Select(i => $"control-visitor-{i}").First(v =>
+            Assignment.Arm(StorefrontFixture.Shop, Assignment.VisitorHash(StorefrontFixture.Shop, v), CartOffersExperiment.Key,
+                CartOffersExperiment.Kind.Arms, CartOffersExperiment.StoppedArm) == CartOffersExperiment.ControlArm);
+        var asked = storefront.Calls.Count;
+        sf.Storefront.SetPage("/cart", await ThemeBlockRenderer.RenderPageAsync("cart-offers", new JsonObject { ["template"] = "cart" }));
+        var page = await sf.NewPageAsync();
+        try
+        {
+            await page.SetViewportSizeAsync(1280, 120);
+            await page.Context.AddInitScriptAsync($"localStorage.setItem('pluginapp:visitor', '{control}')");
+            await page.GotoAsync(storefront.BaseUrl + "/cart", new PageGotoOptions { WaitUntil = WaitUntilState.Load });
+            await page.WaitForFunctionAsync($"() => document.querySelector('{Block}').getAttribute('data-pa-state') === 'empty'", null,
+                new PageWaitForFunctionOptions { Timeout = 10_000 });
+            Assert.True(await page.EvaluateAsync<bool>("() => document.querySelector('#storefront-below').getBoundingClientRect().top >= window.innerHeight"),
+                "the block's place is not below the screen");
+            Assert.Contains("pa-offers--collapsed", await page.GetAttributeAsync(Block, "class"));
+            await Task.Delay(500);
+            Assert.DoesNotContain(storefront.Calls.Skip(asked), c => c.Path.EndsWith("/cart-offers/seen", StringComparison.Ordinal));
+
+            await page.EvaluateAsync("() => document.querySelector('#storefront-below').scrollIntoView()");
+            await EventuallyAsync(() => Task.FromResult(storefront.Calls.Skip(asked).Any(c => c.Path.EndsWith("/cart-offers/seen", StringComparison.Ordinal) && c.Status == 202)),
+                "the control cart's exposure");
+        }
+        finally { await page.Context.CloseAsync(); }
+    }
+
+    /// <summary>
     /// The bar counts what the cart costs as Shopify prices it, in the shopper's currency: after an automatic discount more is
     /// left to go than the catalog says; a cart the catalog puts over the threshold and its discount under it is told what is
     /// left; a shopper in euros reads euros at the storefront's rate; with no rate to be had there is no bar (the product
