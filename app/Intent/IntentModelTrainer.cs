@@ -1,3 +1,4 @@
+using System.Globalization;
 using PluginApp.Governance;
 using Npgsql;
 using PluginApp.Ml.Intent;
@@ -52,6 +53,15 @@ public sealed class IntentModelTrainer(NpgsqlDataSource db, TimeProvider clock) 
         DataStores = "Carts, checkouts and orders in the app's PostgreSQL; model files in its model registry; discount codes in Shopify.",
     };
 
+    /// <summary>
+    /// The least held-out ROC-AUC a version needs to be registered. Why: without one, the store's conversion rate stands in for
+    /// every cart (ROC-AUC 0.5); a version no better than chance, or worse, would steer which carts are offered a discount at
+    /// random while its reason said it did not beat its baseline (until 6 Dec 2026 it was registered and made active as the
+    /// store's first model). Why not "beats cart value alone": a version a little under it still tells carts apart far better
+    /// than the flat rate that would serve instead; the Upsells and Cart offers pages show both figures.
+    /// </summary>
+    public const double MinRocAuc = 0.55;
+
     /// <summary>Held-out figures of the model beside cart value alone's.</summary>
     /// <param name="PrAuc">Average precision, tied scores counted fairly (<see cref="PluginApp.Ml.Metrics.BinaryMetrics.AveragePrecision"/>);
     /// until 5 Dec 2026 ML.NET's PR-AUC, which does not count ties fairly (cart value alone often ties).</param>
@@ -67,6 +77,9 @@ public sealed class IntentModelTrainer(NpgsqlDataSource db, TimeProvider clock) 
         using (model)
         {
             var e = result.Evaluation ?? throw new InvalidOperationException("the intent trainer returned a model without a held-out evaluation");
+            if (!(e.Metrics.RocAuc >= MinRocAuc))
+                throw new NotEnoughDataException(string.Create(CultureInfo.InvariantCulture,
+                    $"no purchase intent model yet: on the {result.HeldOutCarts} held-out carts it tells those that became orders from those that did not with ROC-AUC {e.Metrics.RocAuc:F3}, where 0.5 is chance and {MinRocAuc:F2} is needed; the store's cart conversion rate keeps standing in for every cart"));
             var value = result.Baselines.FirstOrDefault(b => b.Name.Contains("value", StringComparison.OrdinalIgnoreCase));
             var metrics = new IntentMetrics(e.Metrics.RocAuc, F(e.Metrics.AveragePrecision), F(e.Metrics.Brier), F(e.BaseRateBrier), F(value?.Metrics.RocAuc),
                 F(value?.Metrics.AveragePrecision), result.Carts, result.Orders, result.HeldOutCarts, result.HeldOutOrders,

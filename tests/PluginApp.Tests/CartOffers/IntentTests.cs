@@ -18,7 +18,7 @@ public sealed class IntentTests(AppFixture app) : IClassFixture<AppFixture>
     /// one time in ten (deterministic), so a model on the store's carts can tell them apart. With
     /// <paramref name="sameValue"/>, every cart is worth 840 whatever its items, so cart value alone ties every cart.
     /// </summary>
-    private async Task SeedCartsAsync(StoreSeed seed, long firstOrder, bool sameValue = false)
+    private async Task SeedCartsAsync(StoreSeed seed, long firstOrder, bool sameValue = false, bool flipLatest = false)
     {
         var now = app.Clock.GetUtcNow();
         var rng = new Random(11);
@@ -39,7 +39,8 @@ public sealed class IntentTests(AppFixture app) : IClassFixture<AppFixture>
                 seed.ShopId, token, price * items, at.AddMinutes(-20), at);
             Add("INSERT INTO cart_lines (shop_id, cart_token, line_key, product_id, variant_id, quantity, price) VALUES ($1, $2, 'l1', $3, $4, $5, $6)",
                 seed.ShopId, token, seed.P(101 + i % 12), seed.V((101 + i % 12) * 10), items, price);
-            var ordered = items >= 4 ? rng.NextDouble() < 0.9 : rng.NextDouble() < 0.1;
+            // Large carts order; with flipLatest, the latest fifth (the held-out carts) the other way round.
+            var ordered = (items >= 4) != (flipLatest && i < 80) ? rng.NextDouble() < 0.9 : rng.NextDouble() < 0.1;
             if (ordered)
                 Add("INSERT INTO orders (shop_id, id, cart_token, total_price, subtotal_price, created_at, updated_at) VALUES ($1, $2, $3, $4, $4, $5, $5)",
                     seed.ShopId, firstOrder + i, token, price * items, at.AddMinutes(15));
@@ -88,6 +89,26 @@ public sealed class IntentTests(AppFixture app) : IClassFixture<AppFixture>
         var big = Intent(await AskAsync("intent-live-big", 6));
         var small = Intent(await AskAsync("intent-live-small", 1));
         Assert.True(big > small + 0.3, $"a 6-item cart scored {big:P0}, a 1-item cart {small:P0}");
+    }
+
+    /// <summary>
+    /// A version that tells the held-out carts apart worse than chance (the store's carts changed: large carts stopped
+    /// ordering) is not registered; the run says why, and the store's conversion rate keeps standing in. Until 6 Dec 2026 it
+    /// became the store's active model and chose which carts were offered discounts.
+    /// </summary>
+    [Fact]
+    public async Task AVersionWorseThanChanceOnItsHeldOutCarts_IsNotRegistered_AndTheRunSaysWhy()
+    {
+        var seed = new StoreSeed(app, "intent-chance.myshopify.com");
+        await seed.SeedAsync(customersPerGroup: 2);
+        await SeedCartsAsync(seed, 96_760_000, flipLatest: true);
+
+        var (version, activated) = await app.Factory.Services.GetRequiredService<TrainingService>().TrainAsync(seed.Shop, IntentModelTrainer.Kind, "test", CancellationToken.None);
+
+        Assert.False(activated);
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM models WHERE shop_id = $1 AND kind = 'intent'", seed.ShopId));
+        var why = (string?)await app.ScalarAsync("SELECT error FROM training_runs WHERE shop_id = $1 AND kind = 'intent' ORDER BY id DESC LIMIT 1", seed.ShopId);
+        Assert.Contains("where 0.5 is chance", why);
     }
 
     /// <summary>
