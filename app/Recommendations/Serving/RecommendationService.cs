@@ -309,8 +309,11 @@ public sealed class RecommendationService(ModelCache models, CatalogCache catalo
             if (c.Reason != "pinned" && type.Length > 0 && perType.GetValueOrDefault(type) >= maxPerType) continue;
             perType[type] = perType.GetValueOrDefault(type) + 1;
             var v = product.Display;
+            // The link opens the variant whose price the card shows (themes open a product's first variant, which may cost
+            // more: until 6 Dec 2026 a card saying 12.00 for a sale size opened a page saying 20.00).
+            var path = product.Handle is null ? $"/products/{product.Id}" : $"/products/{product.Handle}";
             chosen.Add(new RecommendedItem(product.Id, v?.Id, product.Title, v?.Price?.ToString("0.00", CultureInfo.InvariantCulture), catalog.Currency,
-                product.ImageUrl, product.Handle is null ? $"/products/{product.Id}" : $"/products/{product.Handle}", c.Reason, 0, ""));
+                product.ImageUrl, v is null ? path : string.Create(CultureInfo.InvariantCulture, $"{path}?variant={v.Id}"), c.Reason, 0, ""));
         }
         return chosen;
     }

@@ -41,6 +41,8 @@ public sealed class ServingTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Contains(first.GetProperty("reason").GetString(), new[] { "bought_together", "similar" });
         Assert.StartsWith("/products/", first.GetProperty("url").GetString());
         Assert.Equal(first.GetProperty("product_id").GetInt64() * 10, first.GetProperty("variant_id").GetInt64());
+        // The link opens the variant whose price the card shows (until 6 Dec 2026, the product's first variant, at its price).
+        Assert.EndsWith($"?variant={first.GetProperty("variant_id").GetInt64()}", first.GetProperty("url").GetString());
     }
 
     [Fact]
