@@ -179,7 +179,11 @@ public class AppFixture : IAsyncLifetime
     {
         Shopify.Uninstalled(shop);
         var response = await (client ?? Client).SendAsync(req);
-        if (response.StatusCode != System.Net.HttpStatusCode.OK) return response;
+        if (response.StatusCode != System.Net.HttpStatusCode.OK)
+        {
+            Shopify.Installed(shop); // refused: nothing was uninstalled
+            return response;
+        }
         var checks = ActivatorUtilities.CreateInstance<PluginApp.Compliance.ShopTokenChecks>(Factory.Services);
         for (var deadline = DateTime.UtcNow.AddSeconds(30); await CountAsync(
                  "SELECT count(*) FROM shop_token_checks c JOIN shops s ON s.id = c.shop_id WHERE s.domain = $1 AND c.topic = $2", shop, PluginApp.Webhooks.WebhookTopics.AppUninstalled) > 0;)

@@ -84,6 +84,13 @@ public sealed class WebhookSecurityTests(AppFixture app) : IClassFixture<AppFixt
         foreach (var topic in new[] { "shop/redact", "customers/redact", "app/uninstalled" })
             Assert.Equal(HttpStatusCode.Forbidden, (await app.SendWebhookAsync(topic, shop, request)).StatusCode);
         Assert.Equal(HttpStatusCode.Forbidden, (await app.SendWebhookAsync("products/delete", shop, product.ToJsonString())).StatusCode);
+        // An order's body (with its note) sent as a cart or a checkout (until 6 Dec 2026 stored as a cart under the order's token).
+        var noted = ShopifyPayloads.Order(7_210_002, customerId: 7_210_101);
+        noted["note"] = "leave it with Ada next door";
+        foreach (var topic in new[] { "carts/update", "checkouts/update" })
+            Assert.Equal(HttpStatusCode.Forbidden, (await app.SendWebhookAsync(topic, shop, noted.ToJsonString())).StatusCode);
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM carts WHERE shop_id = $1", shopId));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM checkouts WHERE shop_id = $1", shopId));
 
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM shops WHERE id = $1 AND uninstalled_at IS NULL AND access_token_enc IS NOT NULL", shopId));
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1 AND id = 7210001 AND email IS NOT NULL", shopId));
