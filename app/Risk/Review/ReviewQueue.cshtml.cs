@@ -84,6 +84,17 @@ public sealed class ReviewQueueModel(ReviewStore store, ShopScope scope) : Admin
         _ => "Cancellation waiting to be sent",
     };
 
+    /// <summary>
+    /// Which version scored the order, in words: the store's model (and how much of the score the rule prior still gave, on a
+    /// young model), or the rules alone. Why: a reviewer weighing the reasons should know whether a model or the rules gave them
+    /// (until 6 Dec 2026 the page did not say; the decision log did).
+    /// </summary>
+    public static string ScoredBy(ReviewOrder o) => o.ModelVersion is { } v
+        ? o.PriorWeight > 0.005
+            ? string.Create(CultureInfo.InvariantCulture, $"this store's order-risk model v{v}, blended with the rule prior ({o.PriorWeight * 100:0}% of the score from the rules)")
+            : $"this store's order-risk model v{v}"
+        : "the rule prior (no model of this store's own was in use)";
+
     /// <summary>"Fulfillment held", or why not ("Not held: a valued customer (12 earlier orders, 3,400.00 spent)"); null without a hold decision.</summary>
     /// <param name="currency">The shop's currency, in which the earlier spend is counted.</param>
     public static string? Hold(HoldView? h, string currency) => h?.State switch

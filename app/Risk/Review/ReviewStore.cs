@@ -36,7 +36,8 @@ public sealed record ReviewQueue(IReadOnlyList<QueueRow> Rows, int Total);
 /// <param name="InStore">Rung up at the counter (Shopify POS): never in the queue, though scored before 5 Dec 2026.</param>
 public sealed record ReviewOrder(long Id, string Name, DateTimeOffset? PlacedAt, decimal Total, string Currency, string? Email, string? BrowserIp,
     string? BillingCountry, string? ShippingCountry, long? CustomerId, string Level, double Score, DateTimeOffset ScoredAt,
-    IReadOnlyList<ReviewReason> Reasons, double Priority, bool Awaiting, bool Cancelled = false, bool InStore = false);
+    IReadOnlyList<ReviewReason> Reasons, double Priority, bool Awaiting, bool Cancelled = false, bool InStore = false, int? ModelVersion = null,
+    double PriorWeight = 1);
 
 /// <summary>
 /// The customer's orders before this one: by customer id, or for a guest by email, those that stood by this order's time
@@ -516,7 +517,7 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
                    o.billing_country, o.shipping_country, o.customer_id, s.level, s.score, s.scored_at, s.reasons::text,
                    s.score * coalesce(o.total_price, 0)::float8,
                    {AwaitingSql}, o.cancelled_at IS NOT NULL,
-                   NOT (o.{RiskQueue.Online})
+                   NOT (o.{RiskQueue.Online}), s.model_version, s.prior_weight
             FROM risk_scores s JOIN orders o ON o.shop_id = s.shop_id AND o.id = s.order_id
             WHERE s.shop_id = $1 AND s.order_id = $2
             """, conn);
@@ -527,7 +528,7 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
         string? Text(int i) => r.IsDBNull(i) ? null : r.GetString(i);
         return new ReviewOrder(r.GetInt64(0), r.GetString(1), Time(r, 2), r.GetDecimal(3), r.GetString(4), Text(5), Text(6), Text(7), Text(8),
             r.IsDBNull(9) ? null : r.GetInt64(9), r.GetString(10), r.GetDouble(11), r.GetFieldValue<DateTimeOffset>(12), Reasons(r.GetString(13)),
-            r.GetDouble(14), r.GetBoolean(15), r.GetBoolean(16), r.GetBoolean(17));
+            r.GetDouble(14), r.GetBoolean(15), r.GetBoolean(16), r.GetBoolean(17), r.IsDBNull(18) ? null : r.GetInt32(18), r.GetDouble(19));
     }
 
     /// <summary>The scorer's reasons (<c>[{code, text, weight}]</c>) in its order.</summary>

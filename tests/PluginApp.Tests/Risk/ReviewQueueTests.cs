@@ -210,6 +210,11 @@ public sealed class ReviewQueueTests(ReviewFixture app) : IClassFixture<ReviewFi
 
         var reasons = await page.Locator("#review-reasons li").AllInnerTextsAsync();
         Assert.Equal(["Raises it a little (raises the risk)", "Weighs nothing (no weight in this score)", "Lowers it a little (lowers the risk)"], reasons);
+        // And what gave them (until 6 Dec 2026 the page did not say whether a model or the rules scored the order).
+        Assert.Equal("the rule prior (no model of this store's own was in use)", await page.InnerTextAsync("#review-scored-by"));
+        await app.ScalarAsync("UPDATE risk_scores SET model_version = 3, prior_weight = 0.25 WHERE shop_id = $1 AND order_id = $2", s.ShopId, s.Large);
+        page = await OpenAsync(shop, Ada, s.Large);
+        Assert.Equal("this store's order-risk model v3, blended with the rule prior (25% of the score from the rules)", await page.InnerTextAsync("#review-scored-by"));
     }
 
     [Fact]
