@@ -23,13 +23,22 @@ public sealed class ShopTokenChecks(NpgsqlDataSource db, AdminGraphQLClient shop
     public const string JobId = "shop-redaction-checks";
 
     /// <summary>
-    /// How long after a shop/redact Shopify is first asked. Why not at once: an app/uninstalled Shopify retried late may still
-    /// be on its way, and with it the shop reads as uninstalled and is erased without a call.
+    /// How long after a request Shopify is first asked. Why not at once: for shop/redact, an app/uninstalled Shopify retried
+    /// late may still be on its way, and with it the shop reads as uninstalled and is erased without a call; for
+    /// app/uninstalled, Shopify may revoke the token a moment after it sends the webhook, and one answer on the old token
+    /// would drop a real uninstall.
     /// </summary>
     public static readonly TimeSpan FirstAsk = TimeSpan.FromMinutes(1);
 
     /// <summary>How long a request waits to be asked again after Shopify gave no answer, or while another run asks.</summary>
     public static readonly TimeSpan Retry = TimeSpan.FromMinutes(5);
+
+    /// <summary>
+    /// How long after the request the app stops waiting for an answer and acts as the request asked. Why: a shop Shopify
+    /// answers for with neither yes nor no (frozen or closed, deleted, an error every time) would otherwise stay installed,
+    /// and unerased, for ever; a day of no answer is no sign of an installed app.
+    /// </summary>
+    public static readonly TimeSpan GiveUpAfter = TimeSpan.FromDays(1);
 
     /// <summary>The requests due, each claimed until <see cref="Retry"/> from now, so two runs never ask for the same.</summary>
     private const string ClaimSql = """
@@ -56,7 +65,7 @@ public sealed class ShopTokenChecks(NpgsqlDataSource db, AdminGraphQLClient shop
         foreach (var request in due)
         {
             // Why each apart: one that fails (an unreadable token, the database) is asked again at its time and holds no other back.
-            try { if (await CheckAsync(request, ct)) acted++; }
+            try { if (await CheckAsync(request, now, ct)) acted++; }
             catch (Exception e) when (!ct.IsCancellationRequested)
             {
                 logger.LogError(e, "{Topic} {DeliveryId} of {Shop}: its check failed; asked again in {Minutes} minutes", request.Topic, request.Delivery, request.Domain, Retry.TotalMinutes);
@@ -69,7 +78,7 @@ public sealed class ShopTokenChecks(NpgsqlDataSource db, AdminGraphQLClient shop
     private sealed record Request(long ShopId, string Domain, string Topic, string Delivery, DateTimeOffset TriggeredAt, DateTimeOffset RequestedAt);
 
     /// <returns>Whether the request acted: the shop erased, or uninstalled.</returns>
-    private async Task<bool> CheckAsync(Request request, CancellationToken ct)
+    private async Task<bool> CheckAsync(Request request, DateTimeOffset now, CancellationToken ct)
     {
         var (shopId, domain, topic, delivery, triggeredAt, requestedAt) = request;
         bool tokenWorks;
@@ -90,12 +99,19 @@ public sealed class ShopTokenChecks(NpgsqlDataSource db, AdminGraphQLClient shop
             logger.LogInformation("{Topic} {DeliveryId} of {Shop}: no token to ask Shopify with ({Reason})", topic, delivery, domain, e.Message);
             (tokenWorks, noToken) = (false, true);
         }
-        catch (Exception e) when (e is ShopifyGraphQLException or HttpRequestException or TokenEndpointException or TaskCanceledException && !ct.IsCancellationRequested)
+        catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
         {
-            logger.LogWarning("{Topic} of {Shop}: Shopify did not say whether the app is still installed ({Message}); asked again in {Minutes} minutes",
-                topic, domain, e.Message, Retry.TotalMinutes);
-            await NoteAsync(request, e.Message, ct);
-            return false;
+            if (now - requestedAt < GiveUpAfter)
+            {
+                logger.LogWarning("{Topic} of {Shop}: Shopify did not say whether the app is still installed ({Message}); asked again in {Minutes} minutes",
+                    topic, domain, e.Message, Retry.TotalMinutes);
+                await NoteAsync(request, e.Message, ct);
+                return false;
+            }
+            // A day without an answer (frozen, closed or deleted, an error every time): acted on as if refused, and said.
+            logger.LogWarning("{Topic} {DeliveryId} of {Shop}: no answer from Shopify for {Hours} hours ({Message}); acted on as the request asks",
+                topic, delivery, domain, GiveUpAfter.TotalHours, e.Message);
+            (tokenWorks, noToken) = (false, true);
         }
 
         if (tokenWorks)

@@ -371,18 +371,22 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
     /// app/uninstalled. Why not acted on at once while Shopify may still accept the app's token: the body is the shop's own
     /// object, the same at every uninstall, and the time it was triggered is an unsigned header, so a signed copy sent again
     /// with a fresh time disconnected an installed shop, and a replayed shop/redact then erased it (until 6 Dec 2026).
-    /// Shopify revokes the token at an uninstall, so <see cref="Compliance.ShopTokenChecks"/> asks with it (at once, within
-    /// the minute): refused, the shop is uninstalled as below. A shop with no token Shopify would take is uninstalled now.
+    /// Shopify revokes the token at an uninstall, so <see cref="Compliance.ShopTokenChecks"/> asks with it a minute later
+    /// (<see cref="Compliance.ShopTokenChecks.FirstAsk"/>, so a revocation a moment behind its webhook is seen): refused, the
+    /// shop is uninstalled as below. A shop with no token Shopify would take is uninstalled now.
     /// </summary>
     private static void AddUninstall(StoreWriter store, long shopId, WebhookDeliveryHeaders h, DateTimeOffset now)
     {
         var asked = $"{StoreData.ShopStatus.Reachable()} AND access_token_enc IS NOT NULL";
         store.Add($"""
             INSERT INTO shop_token_checks (shop_id, topic, delivery_id, triggered_at, requested_at, next_at)
-            SELECT id, $2, $3, coalesce($4, $5), $5, $5 FROM shops
+            SELECT id, $2, $3, coalesce($4, $5), $5, $6 FROM shops
             WHERE id = $1 AND {asked} AND ($4::timestamptz IS NULL OR granted_at IS NULL OR granted_at <= $4)
-            ON CONFLICT (shop_id, topic) DO NOTHING
-            """, shopId, WebhookTopics.AppUninstalled, h.DeliveryId, TypedNull.Time(h.TriggeredAt), now);
+            -- A later uninstall (after an install meanwhile) replaces one still waiting: its time is the one the rule weighs.
+            ON CONFLICT (shop_id, topic) DO UPDATE SET delivery_id = excluded.delivery_id,
+              triggered_at = greatest(shop_token_checks.triggered_at, excluded.triggered_at), requested_at = excluded.requested_at,
+              next_at = least(shop_token_checks.next_at, excluded.next_at)
+            """, shopId, WebhookTopics.AppUninstalled, h.DeliveryId, TypedNull.Time(h.TriggeredAt), now, now + Compliance.ShopTokenChecks.FirstAsk);
         Uninstall(store, shopId, h.ShopDomain, h.TriggeredAt, now, $"AND NOT ({asked})");
     }
 

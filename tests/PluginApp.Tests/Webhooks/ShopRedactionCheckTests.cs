@@ -109,7 +109,7 @@ public sealed class ShopRedactionCheckTests(NoSchedulerAppFixture app) : IClassF
 
         var response = await app.SendWebhookAsync("app/uninstalled", shop, uninstall, hmac: ShopifySigning.WebhookHmac(AppFixture.ClientSecret, System.Text.Encoding.UTF8.GetBytes(uninstall)));
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        Assert.Equal(0, await RunShopRedactionChecksAsync(TimeSpan.Zero));
+        Assert.Equal(0, await RunShopRedactionChecksAsync(PluginApp.Compliance.ShopTokenChecks.FirstAsk));
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM shops WHERE id = $1 AND uninstalled_at IS NULL AND access_token_enc IS NOT NULL", shopId));
         Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM shop_token_checks WHERE shop_id = $1", shopId));
 
@@ -121,6 +121,30 @@ public sealed class ShopRedactionCheckTests(NoSchedulerAppFixture app) : IClassF
         // Shopify's own uninstall (the token refused first) still disconnects the shop, once asked.
         Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("app/uninstalled", shop, uninstall)).StatusCode);
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM shops WHERE id = $1 AND uninstalled_at IS NOT NULL AND access_token_enc IS NULL", shopId));
+    }
+
+    /// <summary>
+    /// An uninstall Shopify gives no answer about (the store frozen or closed, an error every time) is asked again, and after
+    /// a day without an answer it acts: the shop is uninstalled. Until the review of 6 Dec 2026 it was asked every five
+    /// minutes for ever, and the shop stayed installed, and so unerased by its shop/redact, which asked the same way.
+    /// </summary>
+    [Fact]
+    public async Task AnUninstallShopifyGivesNoAnswerAbout_ActsAfterADay()
+    {
+        const string shop = "uninstall-no-answer.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop, expiresInSeconds: 7 * 86_400);
+        var uninstall = $"{{\"id\": 10, \"myshopify_domain\": \"{shop}\"}}";
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("app/uninstalled", shop, uninstall,
+            hmac: ShopifySigning.WebhookHmac(AppFixture.ClientSecret, System.Text.Encoding.UTF8.GetBytes(uninstall)))).StatusCode);
+        app.Shopify.Next(StandInServer.GraphQLRequest(shop), Response.Create().WithStatusCode(400).WithBody("{\"errors\": \"bad request\"}"), times: 2);
+
+        Assert.Equal(0, await RunShopRedactionChecksAsync(PluginApp.Compliance.ShopTokenChecks.FirstAsk));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM shops WHERE id = $1 AND uninstalled_at IS NULL", shopId));
+        // A day and five minutes on (the token, good for a week, still is): Shopify still gives no answer, and the uninstall acts.
+        Assert.Equal(1, await RunShopRedactionChecksAsync(TimeSpan.FromDays(1) + PluginApp.Compliance.ShopTokenChecks.Retry));
+
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM shops WHERE id = $1 AND uninstalled_at IS NOT NULL AND access_token_enc IS NULL", shopId));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM shop_token_checks WHERE shop_id = $1", shopId));
     }
 
     /// <summary>
