@@ -155,6 +155,9 @@ internal static class RiskQueue
             SELECT s.shop_id, s.order_id, 'fraud label', $3 FROM risk_scores s
             WHERE s.shop_id = $1 AND s.order_id = $2
               AND s.told_fraud <> EXISTS (SELECT 1 FROM risk_labels l WHERE l.shop_id = $1 AND l.order_id = $2 AND l.fraud)
+            -- Why the lock: a scoring run holds the score (and its claimed queue row, which the insert would meet and skip)
+            -- from before it read the labels until it writes what it told; waiting for it, the comparison sees what it wrote.
+            FOR NO KEY UPDATE OF s
             ON CONFLICT (shop_id, order_id) DO NOTHING
             RETURNING shop_id)
         SELECT pg_notify('{Channel}', shop_id::text) FROM queued
