@@ -89,7 +89,11 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
     }
 
     [AutomaticRetry(Attempts = 3)]
-    public async Task ScoreShopAsync(long shopId, CancellationToken ct)
+    public Task ScoreShopAsync(long shopId, CancellationToken ct) => ScoreShopAsync(shopId, null, ct);
+
+    /// <param name="run">The run's ticket (the sequence churn_runs), taken before it reads anything: the order runs began in,
+    /// whatever the instances' clocks say. Null takes the next; a test gives an earlier one to stand for a run that began first.</param>
+    internal async Task ScoreShopAsync(long shopId, long? run, CancellationToken ct)
     {
         var o = options.Value;
         if (!await switches.IsOnAsync(shopId, Name, ct))
@@ -99,6 +103,11 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
             // calls queued, and the daily run finds them.
             await CancelQueuedCallsAsync(shopId, ct);
             return;
+        }
+        if (run is null)
+        {
+            await using var ticket = db.CreateCommand("SELECT nextval('churn_runs')");
+            run = (long)(await ticket.ExecuteScalarAsync(ct))!;
         }
         if (await registry.LoadActiveAsync(shopId, ChurnModelTrainer.Kind, ct) is not var (version, artifact)) return;
         using var model = ChurnModel.Load(new MemoryStream(artifact));
@@ -137,14 +146,14 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
         // reaches a moment later): switched off while this run scored, its calls would come after those the switch dropped.
         if (!(await switches.GetAsync(shopId, ct)).Single(s => s.Feature == Name).Enabled) return;
         // Why: two runs at once (the daily sweep beside one a new version queued) each read the store before this lock; the one
-        // that read first could write last, and its older segments would move back every customer the other had just moved,
-        // tags and metafields with them. A run whose read is older than the last one written leaves: that one is newer.
-        await using (var newer = new NpgsqlCommand("SELECT max(read_at) FROM churn_segment_days WHERE shop_id = $1", conn, tx))
+        // that began first could write last, and its older segments (or older version) would move back every customer the other
+        // had just moved, tags and metafields with them. A run that began before the last one written leaves: that one is newer.
+        await using (var newer = new NpgsqlCommand("SELECT max(run) FROM churn_segment_days WHERE shop_id = $1", conn, tx))
         {
             newer.Parameters.Add(Sql.Param(shopId));
-            if (await newer.ExecuteScalarAsync(ct) is DateTime written && written > now.UtcDateTime)
+            if (await newer.ExecuteScalarAsync(ct) is long written && written > run)
             {
-                logger.LogInformation("Shop {Shop}: a churn run that read the store later ({Written:O}) has written its scores; this one (read {Read:O}) writes nothing", shopId, written, now);
+                logger.LogInformation("Shop {Shop}: a churn run that began later (run {Written}) has written its scores; this one (run {Run}) writes nothing", shopId, written, run);
                 return;
             }
         }
@@ -196,7 +205,7 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
         }
         // Every segment a row, an empty one too: the admin page reads the last run's counts from here (ChurnStore.SummarySql).
         await using (var days = new NpgsqlCommand("""
-            INSERT INTO churn_segment_days (shop_id, day, segment, customers, value_at_risk, scored_at, read_at)
+            INSERT INTO churn_segment_days (shop_id, day, segment, customers, value_at_risk, scored_at, run)
             SELECT $1, $2, g.segment, count(s.customer_id), coalesce(sum(s.churn_probability::numeric * s.yearly_spend) FILTER (WHERE g.segment = ANY($3)), 0), $5, $6
             FROM unnest($4::text[]) AS g(segment) LEFT JOIN churn_scores s ON s.shop_id = $1 AND s.segment = g.segment
             GROUP BY g.segment
@@ -207,7 +216,7 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
             days.Parameters.Add(Sql.Param(ChurnSegments.All.Where(ChurnSegments.AtStake).ToArray()));
             days.Parameters.Add(Sql.Param(ChurnSegments.All));
             days.Parameters.Add(Sql.Param(scoredAt));
-            days.Parameters.Add(Sql.Param(now));
+            days.Parameters.Add(Sql.Param(run.Value));
             await days.ExecuteNonQueryAsync(ct);
         }
         // In shadow, every customer scored is a decision compared: the segment the candidate would have given beside the served one.

@@ -764,10 +764,10 @@ public sealed class ChurnTests(ChurnFixture app) : IClassFixture<ChurnFixture>
     }
 
     /// <summary>
-    /// Two runs of one store at once (the daily sweep beside one a new version queued): the run that read the store first
-    /// and writes last leaves the later run's segments as they are. Until 6 Dec it wrote its older view over them, and every
-    /// customer the later run had moved (a new order) was moved back, her tags swapped twice in Shopify. Here the later run
-    /// writes first and the earlier one, which read before her new orders, comes after.
+    /// Two runs of one store at once (the daily sweep beside one a new version queued): the run that began first and writes
+    /// last leaves the later run's segments as they are. Until 6 Dec it wrote its older view over them, and every customer the
+    /// later run had moved (a new order) was moved back, her tags swapped twice in Shopify. Here the earlier run's ticket is
+    /// taken first; the later run, which reads her new orders, writes; then the earlier one, which read before them.
     /// </summary>
     [Fact]
     public async Task ARunThatReadTheStoreBeforeAnotherRunWrote_WritesNothingOverIt()
@@ -782,6 +782,7 @@ public sealed class ChurnTests(ChurnFixture app) : IClassFixture<ChurnFixture>
             INSERT INTO orders (shop_id, id, name, customer_id, currency, total_price, subtotal_price, total_discounts, created_at, updated_at, processed_at)
             SELECT $1, 96879999001 + g, '#two' || g, $2, 'USD', 60, 60, 0, $3::timestamptz - g * interval '9 days', $3, $3 FROM generate_series(0, 3) g
             """, shopId, back, app.Clock.GetUtcNow().AddMinutes(30));
+        var earlier = (long)(await app.ScalarAsync("SELECT nextval('churn_runs')"))!;
         app.Clock.Advance(TimeSpan.FromHours(1));
         try
         {
@@ -794,7 +795,7 @@ public sealed class ChurnTests(ChurnFixture app) : IClassFixture<ChurnFixture>
         var tagCalls = app.Shopify.Admin.Mutations.Count(m => m.Shop == shop && m.Mentions("tags"));
         var queued = await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1", shopId);
 
-        await app.ScoreAsync(shopId);
+        await app.Factory.Services.GetRequiredService<ChurnScoringJob>().ScoreShopAsync(shopId, earlier, CancellationToken.None);
 
         Assert.Equal(later, await SegmentsAsync(shopId));
         Assert.Equal(queued, await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1", shopId));
