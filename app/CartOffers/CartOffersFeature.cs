@@ -75,6 +75,14 @@ public static class CartOffersFeature
             async (services, shopId, ct) => !(await services.GetRequiredService<CartOfferSettingsStore>().GetAsync(shopId, ct)).Settings.Enabled),
     };
 
+    /// <summary>
+    /// Of a discount code <c>d</c>: handed out on a decision of another logged-in customer ($2 the asker), under a visitor id
+    /// they share (one browser in a household). Such a code is hers, not the asker's: neither exported nor erased with the
+    /// asker's (since 6 Dec 2026, as the decisions themselves).
+    /// </summary>
+    private const string AnotherCustomers =
+        "EXISTS (SELECT 1 FROM decisions x WHERE x.shop_id = d.shop_id AND x.decision_id = d.decision_id AND x.customer_id IS NOT NULL AND x.customer_id <> $2)";
+
     public static IServiceCollection AddCartOffers(this IServiceCollection services)
     {
         services.AddOptions<CartOffersOptions>().BindConfiguration(CartOffersOptions.Section).ValidateOnStart();
@@ -95,15 +103,15 @@ public static class CartOffersFeature
         services.AddProxyRoutes("cart offers", MapProxyRoutes);
         // Codes first: they find the customer's visitor ids through the decisions erased next.
         services.AddPersonalData(new PersonalDataTable("discount_codes", ["cart_token", "visitor_hash"],
-            """
-            UPDATE discount_codes SET cart_token = NULL, visitor_hash = NULL WHERE shop_id = $1 AND (
-              cart_token IN (SELECT cart_token FROM redaction_carts)
-              OR visitor_hash IN (SELECT visitor_hash FROM redaction_visitors))
+            $"""
+            UPDATE discount_codes d SET cart_token = NULL, visitor_hash = NULL WHERE d.shop_id = $1 AND (
+              d.cart_token IN (SELECT cart_token FROM redaction_carts)
+              OR d.visitor_hash IN (SELECT visitor_hash FROM redaction_visitors) AND NOT {AnotherCustomers})
             """,
-            Export: """
+            Export: $"""
                 SELECT coalesce(jsonb_agg(to_jsonb(d) - 'shop_id'), '[]') FROM discount_codes d WHERE d.shop_id = $1 AND (
                   d.cart_token IN (SELECT cart_token FROM redaction_carts)
-                  OR d.visitor_hash IN (SELECT visitor_hash FROM redaction_visitors))
+                  OR d.visitor_hash IN (SELECT visitor_hash FROM redaction_visitors) AND NOT {AnotherCustomers})
                 """));
         services.AddRetention(new RetentionRule("used or expired discount codes", TimeSpan.FromDays(180),
             "DELETE FROM discount_codes WHERE state IN ('used', 'expired') AND created_at < $1"));

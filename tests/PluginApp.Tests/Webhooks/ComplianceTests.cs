@@ -524,6 +524,10 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
                 """, shopId, request, shared, customer ?? 0L);
         }
         await app.ScalarAsync("INSERT INTO experiment_exposures (shop_id, experiment, unit, arm, first_at, customer_id) VALUES ($1, 'upsells', 'v:' || $2, 'model', now(), $3)", shopId, shared, other);
+        await app.ScalarAsync("""
+            INSERT INTO discount_codes (shop_id, code, percent, state, created_at, expires_at, visitor_hash, decision_id, handed_out_at)
+            VALUES ($1, 'HH-OTHER', 10, 'handed_out', now(), now() + interval '2 days', $2, 'r-hh-other', now())
+            """, shopId, shared);
         var subject = new JsonObject { ["id"] = asker, ["email"] = "hh-asker@example.com" };
 
         await app.SendWebhookAsync("customers/data_request", shop, new JsonObject { ["shop_id"] = 1, ["shop_domain"] = shop,
@@ -531,6 +535,7 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
         var export = JsonNode.Parse((string)(await app.ScalarAsync("SELECT export::text FROM customer_data_requests WHERE shop_id = $1 AND data_request_id = 45", shopId))!)!;
         Assert.Equal(["r-hh-anonymous", "r-hh-asker"], export["recommendation_events"]!.AsArray().Select(e => e!["request_id"]!.GetValue<string>()).Order());
         Assert.Empty(export["experiment_exposures"]!.AsArray());
+        Assert.Empty(export["discount_codes"]!.AsArray());
         Assert.Equal(2, export["decisions"]!.AsArray().Count(d => d!["kind"]!.GetValue<string>() == "upsell"));
 
         Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("customers/redact", shop, new JsonObject { ["shop_id"] = 1, ["shop_domain"] = shop,
@@ -540,6 +545,7 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM recommendation_events WHERE shop_id = $1", shopId));
         Assert.Equal("r-hh-other", await app.ScalarAsync("SELECT string_agg(decision_id, ',') FROM decisions WHERE shop_id = $1 AND visitor_hash = $2 AND customer_id = $3", shopId, shared, other));
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM experiment_exposures WHERE shop_id = $1 AND customer_id = $2", shopId, other));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM discount_codes WHERE shop_id = $1 AND code = 'HH-OTHER' AND visitor_hash = $2", shopId, shared));
     }
 
     /// <summary>
