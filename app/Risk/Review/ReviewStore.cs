@@ -551,8 +551,13 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
     /// </summary>
     private const string HoldCalls = """
         FROM outbox_messages m
-        WHERE m.shop_id = h.shop_id AND m.created_at >= h.updated_at AND h.state IN ('held', 'released')
-          AND m.idempotency_key LIKE CASE h.state WHEN 'held' THEN 'risk-hold:' ELSE 'risk-release:' END || h.order_id || ':%'
+        WHERE m.shop_id = h.shop_id AND h.state IN ('held', 'released')
+          -- The calls' own keys (RiskHolds: kind, order, fulfillment order, the hold decision's time in .NET ticks), each found
+          -- by the outbox's key index; a pattern would read every call the shop ever queued.
+          AND m.idempotency_key = ANY (ARRAY(
+            SELECT CASE h.state WHEN 'held' THEN 'risk-hold:' ELSE 'risk-release:' END || h.order_id || ':' || f || ':'
+                   || ((extract(epoch FROM h.decided_at) * 1000000)::bigint * 10 + 621355968000000000)
+            FROM unnest(h.fulfillment_orders) f))
         """;
 
     /// <summary>
