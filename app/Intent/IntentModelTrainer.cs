@@ -79,7 +79,7 @@ public sealed class IntentModelTrainer(NpgsqlDataSource db, TimeProvider clock) 
             var e = result.Evaluation ?? throw new InvalidOperationException("the intent trainer returned a model without a held-out evaluation");
             if (!(e.Metrics.RocAuc >= MinRocAuc))
                 throw new NotEnoughDataException(string.Create(CultureInfo.InvariantCulture,
-                    $"no purchase intent model yet: on the {result.HeldOutCarts} held-out carts it tells those that became orders from those that did not with ROC-AUC {e.Metrics.RocAuc:F3}, where 0.5 is chance and {MinRocAuc:F2} is needed; the store's cart conversion rate keeps standing in for every cart"));
+                    $"no new purchase intent model: on the {result.HeldOutCarts} held-out carts it tells those that became orders from those that did not with ROC-AUC {e.Metrics.RocAuc:F3}, where 0.5 is chance and {MinRocAuc:F2} is needed; the version in use, or else the store's cart conversion rate, keeps reading the carts"));
             var value = result.Baselines.FirstOrDefault(b => b.Name.Contains("value", StringComparison.OrdinalIgnoreCase));
             var metrics = new IntentMetrics(e.Metrics.RocAuc, F(e.Metrics.AveragePrecision), F(e.Metrics.Brier), F(e.BaseRateBrier), F(value?.Metrics.RocAuc),
                 F(value?.Metrics.AveragePrecision), result.Carts, result.Orders, result.HeldOutCarts, result.HeldOutOrders,
