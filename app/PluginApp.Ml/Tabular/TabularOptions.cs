@@ -96,8 +96,8 @@ public sealed record TabularOptions
     /// <summary>Seed of the validation split, ML.NET's context and LightGBM. Default 42.</summary>
     public int Seed { get; init; } = 42;
 
-    /// <summary>Training threads for LightGbm and L-BFGS; 0 = let them choose (all cores). LightGbm runs with
-    /// <c>Deterministic = true</c>, so its result does not depend on this. Default 0.</summary>
+    /// <summary>Training threads for LightGbm and L-BFGS; 0 = LightGbm chooses (all cores) and L-BFGS takes one. LightGbm runs
+    /// with <c>Deterministic = true</c>, so its result does not depend on this; L-BFGS's does, hence one. Default 0.</summary>
     public int Threads { get; init; }
 
     /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> naming the first bad option.</summary>

@@ -132,7 +132,10 @@ public sealed class TabularTrainer
                 ExampleWeightColumnName = TabularLayout.WeightColumn,
                 L1Regularization = 0,
                 L2Regularization = (float)_o.LogisticL2,
-                NumberOfThreads = _o.Threads == 0 ? null : _o.Threads,
+                // Why one thread unless told: L-BFGS sums its gradient in one float per thread's share of the rows, so the
+                // model depended on the machine's cores (until 6 Dec 2026 a store's churn model and its calibration came out
+                // otherwise on 2 cores than on 8). Small next to LightGbm's training, which is deterministic on any count.
+                NumberOfThreads = _o.Threads == 0 ? 1 : _o.Threads,
                 Quiet = true,
             }).Fit(fitFeatures);
             predictor = fitted;
