@@ -32,9 +32,12 @@ public sealed class CartOffersBlockTests(StorefrontFixture sf) : IClassFixture<S
     private Task OffersOnAsync() =>
         SettingsAsync(new { enabled = true, freeShippingThreshold = 17, offerPercent = 10, maxDiscountPercent = 15, marginFloorPercent = 20, dailyBudget = 100, poolSize = 2, codeExpiryHours = 48 });
 
-    private static string PolicyVisitor() => Enumerable.Range(0, 1000).Select(i => $"block-visitor-{i}").First(v =>
+    private static string PolicyVisitor() => VisitorIn(CartOffersExperiment.PolicyArm);
+
+    /// <summary>A visitor id the experiment's assignment puts in <paramref name="arm"/>.</summary>
+    private static string VisitorIn(string arm) => Enumerable.Range(0, 1000).Select(i => $"block-visitor-{i}").First(v =>
         Assignment.Arm(StorefrontFixture.Shop, Assignment.VisitorHash(StorefrontFixture.Shop, v), CartOffersExperiment.Key,
-            CartOffersExperiment.Kind.Arms, CartOffersExperiment.StoppedArm) == CartOffersExperiment.PolicyArm);
+            CartOffersExperiment.Kind.Arms, CartOffersExperiment.StoppedArm) == arm);
 
     /// <summary>Opens the cart page as a visitor of the policy arm and waits for the block to settle.</summary>
     private async Task<(IPage Page, JsonElement Before)> OpenCartAsync(string visitor, string? init = null)
@@ -85,9 +88,7 @@ public sealed class CartOffersBlockTests(StorefrontFixture sf) : IClassFixture<S
         storefront.Behaviour = ProxyBehaviour.Forward;
         await OffersOnAsync();
         storefront.SetCart((101, 1010, 1));
-        var control = Enumerable.Range(0, 1000).Select(i => $"control-visitor-{i}").First(v =>
-            Assignment.Arm(StorefrontFixture.Shop, Assignment.VisitorHash(StorefrontFixture.Shop, v), CartOffersExperiment.Key,
-                CartOffersExperiment.Kind.Arms, CartOffersExperiment.StoppedArm) == CartOffersExperiment.ControlArm);
+        var control = VisitorIn(CartOffersExperiment.ControlArm);
         var asked = storefront.Calls.Count;
         sf.Storefront.SetPage("/cart", await ThemeBlockRenderer.RenderPageAsync("cart-offers", new JsonObject { ["template"] = "cart" }));
         var page = await sf.NewPageAsync();
