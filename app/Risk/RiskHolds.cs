@@ -75,12 +75,14 @@ public sealed class RiskHolds(NpgsqlDataSource db, ShopLookup shops, AdminGraphQ
     /// <summary>
     /// $1 shop, $2 order, $3 now: a reviewer marked the order as fraud, whose goods must not ship. A release still waiting is
     /// called off (our hold stays); one already gone holds the order anew (a new decision, so new calls' keys). Until 5 Dec
-    /// 2026 an approval followed by a fraud verdict still released the hold.
+    /// 2026 an approval followed by a fraud verdict still released the hold. A valued customer's HIGH order, left unheld by
+    /// the merchant's rule, is held now: the rule spares good customers a wait, not orders a reviewer found to be fraud
+    /// (until 6 Dec 2026 it stayed unheld and could ship).
     /// </summary>
     internal const string HoldOnFraudSql = """
         UPDATE risk_holds SET state = CASE state WHEN 'to_release' THEN 'held' ELSE 'to_hold' END,
           decided_at = CASE state WHEN 'to_release' THEN decided_at ELSE $3 END, release_reason = NULL, updated_at = $3
-        WHERE shop_id = $1 AND order_id = $2 AND state IN ('to_release', 'released')
+        WHERE shop_id = $1 AND order_id = $2 AND state IN ('to_release', 'released', 'not_held_valued')
         """;
 
     /// <summary>Works through the shop's holds and releases waiting for a read. Returns how many outbox calls were queued.</summary>

@@ -403,6 +403,33 @@ public sealed class RiskActionsTests(NoSchedulerAppFixture app) : IClassFixture<
     }
 
     /// <summary>
+    /// A valued customer's HIGH order, left unheld by the merchant's rule, that a reviewer marks as fraud is held: the rule
+    /// spares good customers a wait, not orders found to be fraud. Until 6 Dec 2026 it stayed unheld and could ship.
+    /// </summary>
+    [Fact]
+    public async Task Holds_On_AValuedCustomersOrderMarkedAsFraud_IsHeld()
+    {
+        const string shop = "risk-hold-valued-fraud.myshopify.com";
+        var shopId = await OrdinaryStoreAsync(shop, 7_390_000);
+        await HoldHighAsync(shop);
+        const long customer = 73_999;
+        for (var i = 0; i < 5; i++)
+            await SendAsync(shop, RiskOrders.Order(7_399_001 + i, app.Clock.GetUtcNow().AddHours(-12 + 2 * i), 30m, "203.0.113.63", "valued-fraud@example.com", customer));
+        await Service<RiskScorer>().ScoreShopAsync(shopId, CancellationToken.None);
+        app.Shopify.Admin.SetFulfillmentOrders("gid://shopify/Order/7399010", ("gid://shopify/FulfillmentOrder/73990101", "OPEN"));
+        var gid = await ScoreHighAsync(shop, shopId, 7_399_010, customer, "203.0.113.63", "valued-fraud@example.com");
+        Assert.Equal(0, await Service<RiskHolds>().RunShopAsync(shopId, CancellationToken.None));
+        Assert.Equal("not_held_valued", await app.ScalarAsync("SELECT state FROM risk_holds WHERE shop_id = $1 AND order_id = 7399010", shopId));
+
+        Assert.Equal(HttpStatusCode.OK, (await AdminAsync(HttpMethod.Post, "/api/admin/review/orders/7399010/decisions", shop, new { decision = "fraud" })).StatusCode);
+        Assert.Equal(1, await Service<RiskHolds>().RunShopAsync(shopId, CancellationToken.None));
+        await DrainAsync(shopId);
+
+        Assert.Single(app.Shopify.Admin.FulfillmentOrders(gid).Single().Holds);
+        Assert.Equal("held", await app.ScalarAsync("SELECT state FROM risk_holds WHERE shop_id = $1 AND order_id = 7399010", shopId));
+    }
+
+    /// <summary>
     /// A HIGH order with nothing the app may hold (its fulfillment orders all closed, or with a service the app's permission
     /// does not cover, which Shopify leaves out of the list): nothing is sent, and the queue says it was not held and why,
     /// not "Fulfillment held" while the goods ship.
