@@ -141,7 +141,10 @@
           { dateStyle: 'medium', timeStyle: 'short' }).format(new Date(o.expires_at)) })));
       } catch (e) { }
       var apply = el('a', 'pa-offers__apply', d.applyLabel || 'Apply');
-      apply.href = safePath(o.apply_url) || '#';
+      // Back to the cart under the shopper's language or market path ("/fr/cart", the theme's own route): until 6 Dec 2026
+      // the app's "/cart" sent her to the default language's cart, and in a subfolder market to another currency.
+      var link = safePath(o.apply_url);
+      apply.href = link ? link.split('?')[0] + '?redirect=' + encodeURIComponent(cartUrl) : '#';
       wrap.appendChild(apply);
       return wrap;
     }

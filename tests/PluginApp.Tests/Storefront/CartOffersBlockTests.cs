@@ -569,6 +569,22 @@ public sealed class CartOffersBlockTests(StorefrontFixture sf) : IClassFixture<S
             }
             finally { await page.Context.CloseAsync(); }
 
+            // The same cart in French ("/fr/cart"): the link leads back to the French cart (until 6 Dec 2026, to "/cart",
+            // the default language's, and in a subfolder market to another currency).
+            storefront.SetPage("/fr/cart", await ThemeBlockRenderer.RenderPageAsync("cart-offers", new JsonObject { ["template"] = "cart", ["root_url"] = "/fr" }));
+            page = await sf.NewPageAsync();
+            try
+            {
+                await page.Context.AddInitScriptAsync($"localStorage.setItem('pluginapp:visitor', '{visitor}')");
+                await page.GotoAsync(storefront.BaseUrl + "/fr/cart", new PageGotoOptions { WaitUntil = WaitUntilState.Load });
+                await page.WaitForFunctionAsync($"() => document.querySelector('{Block}').getAttribute('data-pa-state') !== 'loading'", null,
+                    new PageWaitForFunctionOptions { Timeout = 10_000 });
+                Assert.Equal(CartAction.Offer, await page.GetAttributeAsync(Block, "data-pa-action"));
+                var code = (string)(await sf.App.ScalarAsync("SELECT code FROM discount_codes WHERE shop_id = $1 AND cart_token = 'storefront-cart'", shopId))!;
+                Assert.Equal($"/discount/{code}?redirect=%2Ffr%2Fcart", await page.GetAttributeAsync(".pa-offers__apply", "href"));
+            }
+            finally { await page.Context.CloseAsync(); }
+
             // The app fails: the block is emptied and hidden at its size.
             storefront.Behaviour = ProxyBehaviour.Fail;
             (page, before) = await OpenCartAsync(visitor);

@@ -87,6 +87,9 @@ public sealed partial class StorefrontServer : IAsyncDisposable
         _web.MapGet("/cart.js", () => Results.Json(CartJson()));
         _web.MapPost("/cart/add.js", AddToCart);
         _web.MapPost("/cart/update.js", UpdateCartAsync);
+        // The same cart under a language path ("/fr/cart"), as Shopify serves its routes under one.
+        _web.MapGet("/fr/cart.js", () => Results.Json(CartJson()));
+        _web.MapPost("/fr/cart/update.js", UpdateCartAsync);
         // A line's quantity set as Shopify's /cart/change.js does (by variant id here; 0 removes it), as a theme's quantity
         // buttons call it without loading the page again.
         _web.MapPost("/cart/change.js", async (HttpRequest request) =>
