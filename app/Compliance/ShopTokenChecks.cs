@@ -11,7 +11,7 @@ namespace PluginApp.Compliance;
 /// <summary>
 /// Every minute: each request that would disconnect or erase a shop whose token Shopify had not refused, waiting for
 /// Shopify's word (<c>shop_token_checks</c>): shop/redact (queued by <see cref="ComplianceService.AddShopRedaction"/>, a
-/// minute after it came) and app/uninstalled (queued by the webhook ingestor, due at once). The shop is asked for with the
+/// minute after it came) and app/uninstalled (queued by the webhook ingestor, also a minute after it came). The shop is asked for with the
 /// token the app holds. Refused (Shopify revokes the token at an uninstall; the client marks the shop), or no token left to
 /// ask with: the request acts (the shop is erased, or uninstalled). Answered: the app is installed, so the request is dropped
 /// and logged as a security event (a signed body replayed with a fresh time, or one Shopify sent before the merchant came
@@ -99,7 +99,10 @@ public sealed class ShopTokenChecks(NpgsqlDataSource db, AdminGraphQLClient shop
             logger.LogInformation("{Topic} {DeliveryId} of {Shop}: no token to ask Shopify with ({Reason})", topic, delivery, domain, e.Message);
             (tokenWorks, noToken) = (false, true);
         }
-        catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
+        // Why these alone: they are Shopify's side giving no answer (an error, a frozen store, no reply in time). The app's own
+        // failures (a token it cannot decrypt, the database) go to RunAsync's handler, are asked again and never act: a day
+        // of them must not erase or disconnect a shop.
+        catch (Exception e) when (e is ShopifyGraphQLException or HttpRequestException or TokenEndpointException or TaskCanceledException && !ct.IsCancellationRequested)
         {
             if (now - requestedAt < GiveUpAfter)
             {

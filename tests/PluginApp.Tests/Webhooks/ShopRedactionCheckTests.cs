@@ -148,6 +148,27 @@ public sealed class ShopRedactionCheckTests(NoSchedulerAppFixture app) : IClassF
     }
 
     /// <summary>
+    /// The app's own failure to ask (a token it cannot decrypt) is no answer from Shopify: a day of it neither uninstalls nor
+    /// erases the shop; the request waits, with its error noted.
+    /// </summary>
+    [Fact]
+    public async Task AnUninstallTheAppCannotAskAbout_DoesNotActAfterADay()
+    {
+        const string shop = "uninstall-unreadable-token.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop, expiresInSeconds: 7 * 86_400);
+        var uninstall = $"{{\"id\": 11, \"myshopify_domain\": \"{shop}\"}}";
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("app/uninstalled", shop, uninstall,
+            hmac: ShopifySigning.WebhookHmac(AppFixture.ClientSecret, System.Text.Encoding.UTF8.GetBytes(uninstall)))).StatusCode);
+        await app.ScalarAsync("UPDATE shops SET access_token_enc = 'not-a-protected-value' WHERE id = $1", shopId);
+
+        Assert.Equal(0, await RunShopRedactionChecksAsync(PluginApp.Compliance.ShopTokenChecks.FirstAsk));
+        Assert.Equal(0, await RunShopRedactionChecksAsync(TimeSpan.FromDays(1) + PluginApp.Compliance.ShopTokenChecks.Retry));
+
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM shops WHERE id = $1 AND uninstalled_at IS NULL", shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM shop_token_checks WHERE shop_id = $1 AND last_error IS NOT NULL", shopId));
+    }
+
+    /// <summary>
     /// Runs the checks of shop/redact requests once they are due, <paramref name="after"/> from now, and puts the clock back.
     /// </summary>
     private async Task<int> RunShopRedactionChecksAsync(TimeSpan after, IServiceProvider? services = null)
