@@ -39,8 +39,10 @@ public static class PromotionGate
     public static (bool Passes, string Reason) Compare(ModelKind kind, JsonElement candidate, JsonElement? active)
     {
         var metric = kind.PromotionMetric;
+        // Why the first model before the figure: a store too small to hold anything out still gets its model (the
+        // recommender's unmeasured run stores no figure, 6 Dec 2026); it is what serves instead of nothing.
+        if (active is not { } serving) return (true, Metric(candidate, metric) is null ? $"first model (no held-out {metric} yet)" : "first model");
         if (Metric(candidate, metric) is not { } c) return (false, $"it has no held-out {metric}");
-        if (active is not { } serving) return (true, "first model");
         if (Metric(serving, metric) is not { } a) return (true, $"the active model has no held-out {metric} to compare with");
         string F(double v) => v.ToString("F4", CultureInfo.InvariantCulture);
         string Signed(double v) => v.ToString("+0.0000;-0.0000;0.0000", CultureInfo.InvariantCulture);

@@ -1,3 +1,4 @@
+using System.Text.Json.Serialization;
 using PluginApp.Ml.Metrics;
 using PluginApp.Ml.Recommenders;
 
@@ -19,14 +20,20 @@ public sealed record CandidateMetrics(double NdcgAt10, double RecallAt10);
 /// </summary>
 public sealed record HeldOutMetrics(double RecallAt10, double NdcgAt10, double BaselineRecallAt10, int TestUsers, string Split)
 {
-    /// <summary>The served candidate's NDCG@10: what the registry's gate compares between versions.</summary>
-    public double ServedNdcgAt10 { get; init; }
+    /// <summary>The served candidate's NDCG@10: what the registry's gate compares between versions. Null (not stored) when no
+    /// held-out customer could be asked, as are the other served and baseline figures: until 6 Dec 2026 such a run stored
+    /// 0 for each, and the gate then held every later version that trailed bestsellers (on too few customers to choose)
+    /// against that "0 over bestsellers", so a small store kept its first model.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public double? ServedNdcgAt10 { get; init; }
 
     /// <summary>The served candidate's Recall@10.</summary>
-    public double ServedRecallAt10 { get; init; }
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public double? ServedRecallAt10 { get; init; }
 
     /// <summary>Popularity's NDCG@10 on the same customers.</summary>
-    public double BaselineNdcgAt10 { get; init; }
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public double? BaselineNdcgAt10 { get; init; }
 
     /// <summary>The served candidate: als, co_occurrence, popularity or blend (<see cref="RecommenderCandidates"/>).</summary>
     public string Winner { get; init; } = RecommenderCandidates.Blend;
@@ -90,8 +97,8 @@ public static class RecommenderCandidates
 
 /// <summary>
 /// Trains a shop's recommender from its signals: evaluates every candidate (ALS with log-compressed confidence, bought
-/// together, bestsellers, and the blend of bought together and ALS) on one held-out split (the last 14 days of orders,
-/// or for small stores the last order of a fifth of the customers), picks the one to serve by NDCG@10
+/// together, bestsellers, and the blend of bought together and ALS) on one held-out time split (the last 14 days of
+/// orders, or for small stores a longer window, <see cref="Split"/>), picks the one to serve by NDCG@10
 /// (<see cref="CandidateSelection"/>), then trains the served bundle on everything.
 /// </summary>
 public static class RecommenderTraining
@@ -145,30 +152,30 @@ public static class RecommenderTraining
         return (als, new RecommenderBundle(als, popularity, coOccurrence, set.ProductIds, served));
     }
 
+    /// <summary>
+    /// A time split: every signal before the cutoff trains, and the held-out customers are those who ordered in the window
+    /// from it on, having had something before it. The window is the last 14 days, or for a small store (fewer than
+    /// <see cref="MinTestUsers"/> such customers in them) doubled while it stays within half the store's history, the one
+    /// with the most held-out customers kept. Until 6 Dec 2026 a small store held out the last order day of a fifth of its
+    /// customers instead: everyone else's later orders stayed in training, so bestsellers and bought together were measured
+    /// with the weeks after the held-out purchases already known.
+    /// </summary>
     internal static (List<Signal> Train, Dictionary<string, HashSet<long>> Test, string Split) Split(IReadOnlyList<Signal> signals)
     {
-        var cutoff = signals.Max(s => s.At) - TimeSpan.FromDays(14);
-        var trainUsers = signals.Where(s => s.At < cutoff).Select(s => s.UserKey).ToHashSet(StringComparer.Ordinal);
-        var temporal = signals.Where(s => s.At >= cutoff && s.Kind == SignalKind.Order && trainUsers.Contains(s.UserKey))
-            .GroupBy(s => s.UserKey).ToDictionary(g => g.Key, g => g.Select(s => s.ProductId).ToHashSet());
-        if (temporal.Count >= MinTestUsers)
-            return (signals.Where(s => s.At < cutoff).ToList(), temporal, "last 14 days of orders");
-
-        // Small store: hold out the last order day of every fifth customer with at least two order days, with everything else
-        // of hers from that day on (the cart that became the order, her clicks): until 5 Dec 2026 only the order's lines were
-        // left out, and the models learnt the held-out basket from its cart, which flattered them against bestsellers.
-        var test = new Dictionary<string, HashSet<long>>(StringComparer.Ordinal);
-        var heldFrom = new Dictionary<string, DateTime>(StringComparer.Ordinal);
-        foreach (var g in signals.Where(s => s.Kind == SignalKind.Order).GroupBy(s => s.UserKey).OrderBy(g => g.Key, StringComparer.Ordinal))
+        var newest = signals.Max(s => s.At);
+        var half = (newest - signals.Min(s => s.At)) / 2;
+        (DateTimeOffset Cutoff, Dictionary<string, HashSet<long>> Test, int Days)? best = null;
+        for (var days = 14; ; days *= 2)
         {
-            var days = g.Select(s => s.At.UtcDateTime.Date).Distinct().OrderBy(d => d).ToList();
-            if (days.Count < 2 || (uint)StableHash(g.Key) % 5 != 0) continue;
-            var last = g.Where(s => s.At.UtcDateTime.Date == days[^1]).ToList();
-            test[g.Key] = last.Select(s => s.ProductId).ToHashSet();
-            heldFrom[g.Key] = days[^1];
+            var cutoff = newest - TimeSpan.FromDays(days);
+            var trainUsers = signals.Where(s => s.At < cutoff).Select(s => s.UserKey).ToHashSet(StringComparer.Ordinal);
+            var test = signals.Where(s => s.At >= cutoff && s.Kind == SignalKind.Order && trainUsers.Contains(s.UserKey))
+                .GroupBy(s => s.UserKey, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.Select(s => s.ProductId).ToHashSet(), StringComparer.Ordinal);
+            if (best is null || test.Count > best.Value.Test.Count) best = (cutoff, test, days);
+            if (test.Count >= MinTestUsers || TimeSpan.FromDays(days * 2) > half) break;
         }
-        return (signals.Where(s => !(heldFrom.TryGetValue(s.UserKey, out var day) && s.At.UtcDateTime.Date >= day)).ToList(), test,
-            "last order of a fifth of the customers");
+        var (at, held, window) = best.Value;
+        return (signals.Where(s => s.At < at).ToList(), held, $"last {window} days of orders");
     }
 
     private static HeldOutMetrics Evaluate(List<Signal> train, Dictionary<string, HashSet<long>> test, string split,
@@ -218,15 +225,16 @@ public static class RecommenderTraining
     /// <summary>The metrics of a choice among <paramref name="scores"/> (none: nothing was measured and the default serves).</summary>
     private static HeldOutMetrics Chosen(List<CandidateScore> scores, int users, string split, CandidateSelectionOptions options)
     {
-        if (scores.Count == 0) scores = RecommenderCandidates.All.Select(c => new CandidateScore(c, 0, 0)).ToList();
+        var measured = scores.Count > 0;
+        if (!measured) scores = RecommenderCandidates.All.Select(c => new CandidateScore(c, 0, 0)).ToList();
         var choice = CandidateSelection.Choose(scores, users, options);
         var pop = scores.Single(s => s.Name == RecommenderCandidates.Popularity);
         var als = scores.Single(s => s.Name == RecommenderCandidates.Als);
         return new HeldOutMetrics(als.RecallAt10, als.NdcgAt10, pop.RecallAt10, users, split)
         {
-            ServedNdcgAt10 = choice.Winner.NdcgAt10,
-            ServedRecallAt10 = choice.Winner.RecallAt10,
-            BaselineNdcgAt10 = pop.NdcgAt10,
+            ServedNdcgAt10 = measured ? choice.Winner.NdcgAt10 : null,
+            ServedRecallAt10 = measured ? choice.Winner.RecallAt10 : null,
+            BaselineNdcgAt10 = measured ? pop.NdcgAt10 : null,
             Winner = choice.Winner.Name,
             WinnerMeasured = choice.Measured,
             RunnerUp = choice.RunnerUp?.Name,
@@ -234,7 +242,7 @@ public static class RecommenderTraining
             MarginOverPopularity = choice.MarginOverBaseline,
             Selection = choice.Reason,
             MinEvalSize = options.MinEvalSize,
-            Candidates = scores.ToDictionary(s => s.Name, s => new CandidateMetrics(s.NdcgAt10, s.RecallAt10), StringComparer.Ordinal),
+            Candidates = measured ? scores.ToDictionary(s => s.Name, s => new CandidateMetrics(s.NdcgAt10, s.RecallAt10), StringComparer.Ordinal) : [],
         };
     }
 

@@ -4,7 +4,7 @@ using MlBench;
 using PluginApp.Recommendations;
 
 // The recommender's candidates on any interactions file, through the code a store's training runs: signals -> the
-// held-out split (last 14 days of orders, or the last order of a fifth of the customers) -> every candidate on the same
+// held-out time split (last 14 days of orders, or a longer window for a small store) -> every candidate on the same
 // customers -> the choice by NDCG@10. Also ALS on raw weights (no confidence compression), for comparison.
 const string Usage = """
     usage: RecommenderEval --file F.csv[.gz] --user-col C --item-col I --time-col T [--quantity-col Q] [--date-format F|unix]
@@ -78,6 +78,8 @@ var raw = RecommenderTraining.Evaluate(signals, asOf, p with { ConfidenceEpsilon
 var rawSeconds = watch.Elapsed.TotalSeconds;
 
 Console.WriteLine(FormattableString.Invariant($"split: {m.Split}, {m.TestUsers:N0} held-out customers (minimum to choose {m.MinEvalSize}); evaluated in {seconds:F1} s"));
+if (m.Candidates.Count == 0 || raw.Candidates.Count == 0)
+    throw new InvalidDataException($"nothing measured ({m.Split}): no held-out customer had bought anything before the split");
 Console.WriteLine("| candidate | NDCG@10 | Recall@10 |");
 Console.WriteLine("|---|---|---|");
 foreach (var (candidate, c) in m.Candidates)
@@ -87,4 +89,4 @@ Console.WriteLine(FormattableString.Invariant($"| als on raw weights (not a cand
 Console.WriteLine(FormattableString.Invariant(
     $"winner: {m.Winner} ({m.Selection}); margin over the runner-up ({m.RunnerUp}) {m.MarginOverRunnerUp:+0.0000;-0.0000;0}, over popularity {m.MarginOverPopularity:+0.0000;-0.0000;0}"));
 Console.WriteLine(FormattableString.Invariant(
-    $"ALS lift over popularity in NDCG@10: compressed {m.Candidates[RecommenderCandidates.Als].NdcgAt10 / Math.Max(1e-9, m.BaselineNdcgAt10):F2}x, raw {rawAls.NdcgAt10 / Math.Max(1e-9, raw.BaselineNdcgAt10):F2}x (raw run {rawSeconds:F1} s)"));
+    $"ALS lift over popularity in NDCG@10: compressed {m.Candidates[RecommenderCandidates.Als].NdcgAt10 / Math.Max(1e-9, m.BaselineNdcgAt10 ?? 0):F2}x, raw {rawAls.NdcgAt10 / Math.Max(1e-9, raw.BaselineNdcgAt10 ?? 0):F2}x (raw run {rawSeconds:F1} s)"));

@@ -15,12 +15,12 @@ public sealed class RecommenderCandidatesTests
     private static readonly DateTimeOffset Start = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
 
     /// <summary>
-    /// A small store's held-out evaluation leaves out, with a customer's last order, everything else of hers from that day
-    /// on: the cart that became the order and her clicks. Until 5 Dec 2026 only the order's lines were left out, so the
-    /// models learnt the held-out basket from its cart.
+    /// A small store's held-out evaluation is a time split too: with too few customers ordering in the last 14 days, the
+    /// window grows (28 days here), and nothing trains from its start on, anyone's. Until 6 Dec 2026 a small store held
+    /// out the last order day of a fifth of its customers, and everyone else's later orders, carts and clicks trained.
     /// </summary>
     [Fact]
-    public void SmallStoreSplit_LeavesOutTheHeldOutCustomersCartAndClicksOfThatDay()
+    public void SmallStoreSplit_IsATimeSplit_NothingAfterTheWindowStartsTrains()
     {
         var signals = new List<Signal>();
         for (var c = 0; c < 20; c++)
@@ -34,14 +34,41 @@ public sealed class RecommenderCandidatesTests
 
         var (train, test, split) = RecommenderTraining.Split(signals);
 
-        Assert.Equal("last order of a fifth of the customers", split);
-        Assert.NotEmpty(test);
-        foreach (var user in test.Keys)
+        Assert.Equal("last 28 days of orders", split);
+        Assert.Equal(20, test.Count); // every customer ordered again in the window (14 of them in the last 14 days)
+        Assert.All(test.Values, bought => Assert.Equal([2L], bought));
+        var windowStart = signals.Max(s => s.At) - TimeSpan.FromDays(28);
+        Assert.All(train, s => Assert.True(s.At < windowStart, $"{s.UserKey} {s.ProductId} at {s.At:u} trains"));
+        Assert.Equal(20, train.Count);
+    }
+
+    /// <summary>
+    /// A store too small to hold anything out gets its model with no held-out figure stored, and a later version measured on
+    /// too few customers to choose replaces it even when it trails bestsellers. Until 6 Dec 2026 the unmeasured run stored
+    /// NDCG@10 0 for the served candidate and for bestsellers alike, "0 over bestsellers", and the gate held back every later
+    /// version below bestsellers against it: the store kept its first model.
+    /// </summary>
+    [Fact]
+    public void UnmeasuredRun_StoresNoFigure_AndALaterMeasuredVersionReplacesIt()
+    {
+        // One order each: nobody has anything before the window to be asked about.
+        var signals = Enumerable.Range(0, 10).Select(c => new Signal("c:" + c.ToString(CultureInfo.InvariantCulture), 1 + c % 3, SignalKind.Order, Start.AddDays(c))).ToList();
+        var kind = RecommenderTrainer.Registration;
+
+        var first = RecommenderTraining.Train(signals, AsOf(signals), RecommenderTraining.Defaults);
+        var stored = System.Text.Json.JsonSerializer.SerializeToElement(first.Metrics);
+        var later = System.Text.Json.JsonSerializer.SerializeToElement(new HeldOutMetrics(0.02, 0.03, 0.04, 40, "last 14 days of orders")
         {
-            Assert.Equal([2L], test[user]);
-            Assert.Equal([1L], train.Where(s => s.UserKey == user).Select(s => s.ProductId));
-        }
-        Assert.Equal(4 * (20 - test.Count) + test.Count, train.Count);
+            ServedNdcgAt10 = 0.03, ServedRecallAt10 = 0.02, BaselineNdcgAt10 = 0.05, WinnerMeasured = false, MinEvalSize = 100,
+        });
+
+        Assert.Equal(0, first.Metrics.TestUsers);
+        Assert.False(stored.TryGetProperty(nameof(HeldOutMetrics.ServedNdcgAt10), out _));
+        Assert.False(stored.TryGetProperty(nameof(HeldOutMetrics.BaselineNdcgAt10), out _));
+        Assert.Equal((true, "first model (no held-out ServedNdcgAt10 yet)"), PluginApp.Training.PromotionGate.Compare(kind, stored, null));
+        Assert.True(PluginApp.Training.PromotionGate.Compare(kind, later, stored).Passes);
+        Assert.False(PluginApp.Training.PromotionGate.Compare(kind, stored, later).Passes); // an unmeasured one never replaces a measured one
+        Assert.StartsWith("Candidates: not compared yet, only 0 held-out customers", PluginApp.Recommendations.Admin.CandidateSummary.Describe(stored));
     }
 
     /// <summary>Three orders before the held-out window and one in it (the last 14 days) per customer.</summary>
@@ -100,7 +127,7 @@ public sealed class RecommenderCandidatesTests
         Assert.Equal(m.BaselineRecallAt10, m.ServedRecallAt10);
         Assert.Equal(0, m.MarginOverPopularity);
         Assert.True(m.MarginOverRunnerUp >= 0);
-        Assert.Equal(m.ServedNdcgAt10 - m.Candidates[m.RunnerUp!].NdcgAt10, m.MarginOverRunnerUp, 12);
+        Assert.Equal(m.ServedNdcgAt10!.Value - m.Candidates[m.RunnerUp!].NdcgAt10, m.MarginOverRunnerUp, 12);
         // NdcgAt10 and RecallAt10 keep their meaning from before candidates: ALS's.
         Assert.Equal((m.Candidates[RecommenderCandidates.Als].NdcgAt10, m.Candidates[RecommenderCandidates.Als].RecallAt10), (m.NdcgAt10, m.RecallAt10));
     }
