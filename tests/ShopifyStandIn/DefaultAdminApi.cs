@@ -59,14 +59,30 @@ public sealed class DefaultAdminApi
     public byte[]? BulkResult(string key) =>
         _operations.TryGetValue($"gid://shopify/BulkOperation/{key}", out var op) && _jsonlByRoot.TryGetValue(op.Root, out var f) ? f.Current().Bytes : null;
 
-    /// <summary>A served JSONL file as read, read again if it was written since.</summary>
-    private sealed record BulkFile(string Path, DateTime WrittenAt, byte[] Bytes, long Lines)
+    /// <summary>
+    /// A served JSONL file as read, read again if it was written since. An orders' file may carry each refund's
+    /// <c>refundLineItems</c> (the replay's files and the tests' do): that is the store's data the stand-in answers a
+    /// refund's lines from (<see cref="RefundLines"/>), as Shopify's bulk export itself never gives them (it refuses a
+    /// connection inside a list, <see cref="ConnectionInList"/>).
+    /// </summary>
+    private sealed record BulkFile(string Path, DateTime WrittenAt, byte[] Bytes, long Lines, IReadOnlyDictionary<string, JsonArray> RefundLines)
     {
         public static BulkFile Read(string path)
         {
             var written = File.GetLastWriteTimeUtc(path);
             var bytes = File.ReadAllBytes(path);
-            return new(path, written, bytes, bytes.AsSpan().Count((byte)'\n') + (bytes.Length > 0 && bytes[^1] != (byte)'\n' ? 1 : 0));
+            var refunds = new Dictionary<string, JsonArray>(StringComparer.Ordinal);
+            var marker = "\"refundLineItems\""u8;
+            for (var rest = bytes.AsSpan(); rest.Length > 0;)
+            {
+                var end = rest.IndexOf((byte)'\n');
+                var line = end < 0 ? rest : rest[..end];
+                if (line.IndexOf(marker) >= 0 && JsonNode.Parse(line) is JsonObject order && order["refunds"] is JsonArray list)
+                    foreach (var refund in list.OfType<JsonObject>())
+                        if (refund["id"]?.GetValue<string>() is { } id && refund["refundLineItems"]?["nodes"] is JsonArray nodes) refunds[id] = nodes;
+                rest = end < 0 ? [] : rest[(end + 1)..];
+            }
+            return new(path, written, bytes, bytes.AsSpan().Count((byte)'\n') + (bytes.Length > 0 && bytes[^1] != (byte)'\n' ? 1 : 0), refunds);
         }
 
         public BulkFile Current() => File.GetLastWriteTimeUtc(Path) == WrittenAt && new FileInfo(Path).Length == Bytes.Length ? this : Read(Path);
@@ -169,6 +185,7 @@ public sealed class DefaultAdminApi
             }
             return Data(new JsonObject { [field] = payload });
         }
+        if (call.Mentions("refundLineItems(") && call.Variables["ids"] is JsonArray refundIds) return RefundLines(call, refundIds);
         if (call.Mentions("fulfillmentOrders(") && call.Variables["id"]?.GetValue<string>() is { } ofOrder)
             lock (_ordersLock)
                 return Data(new JsonObject
@@ -293,9 +310,49 @@ public sealed class DefaultAdminApi
         ["fulfillmentHolds"] = new JsonArray(fo.Holds.Select(h => (JsonNode)new JsonObject { ["id"] = h.Id, ["handle"] = h.Handle, ["reason"] = h.Reason }).ToArray()),
     };
 
+    /// <summary>List fields (not connections) of the objects the app reads in bulk: an order's refunds and fulfillments.</summary>
+    private static readonly string[] ListFields = ["refunds", "fulfillments"];
+
+    /// <summary>
+    /// The first connection selected inside a list field of a bulk query, or null: Shopify refuses such a query with
+    /// "Queries that contain a connection field within a list field are not currently supported."
+    /// </summary>
+    public static string? ConnectionInList(string query)
+    {
+        foreach (var field in ListFields)
+            foreach (System.Text.RegularExpressions.Match m in System.Text.RegularExpressions.Regex.Matches(query, $@"\b{field}\s*(\([^)]*\))?\s*\{{"))
+            {
+                var depth = 0;
+                var start = m.Index + m.Length - 1;
+                var i = start;
+                for (; i < query.Length; i++)
+                {
+                    if (query[i] == '{') depth++;
+                    else if (query[i] == '}' && --depth == 0) break;
+                }
+                var block = query[start..Math.Min(i + 1, query.Length)];
+                var inner = System.Text.RegularExpressions.Regex.Match(block, @"(\w+)\s*(\([^)]*\))?\s*\{\s*(nodes|edges)\b");
+                if (inner.Success) return $"{field}.{inner.Groups[1].Value}";
+            }
+        return null;
+    }
+
     private StandInAnswer StartBulk(GraphQLCall call)
     {
         var inner = call.Variables["query"]?.GetValue<string>() ?? call.Query;
+        if (ConnectionInList(inner) is { } refused)
+            return Data(new JsonObject
+            {
+                ["bulkOperationRunQuery"] = new JsonObject
+                {
+                    ["bulkOperation"] = null,
+                    ["userErrors"] = new JsonArray(new JsonObject
+                    {
+                        ["field"] = new JsonArray("query"),
+                        ["message"] = $"Queries that contain a connection field within a list field are not currently supported ({refused}).",
+                    }),
+                },
+            });
         var root = new[] { "products", "customers", "orders" }.FirstOrDefault(r => inner.Contains(r + " ", StringComparison.Ordinal)
             || inner.Contains(r + "(", StringComparison.Ordinal) || inner.Contains(r + "{", StringComparison.Ordinal)) ?? "unknown";
         var id = $"gid://shopify/BulkOperation/{Interlocked.Increment(ref _next)}";
@@ -308,6 +365,32 @@ public sealed class DefaultAdminApi
                 ["userErrors"] = new JsonArray(),
             },
         });
+    }
+
+    /// <summary>nodes(ids:) of refunds with a page of their line items (first, after: the index of the last line given), from
+    /// the orders' file served; an id it does not hold is null, as Shopify answers an unknown node.</summary>
+    private StandInAnswer RefundLines(GraphQLCall call, JsonArray ids)
+    {
+        var held = _jsonlByRoot.GetValueOrDefault("orders")?.Current().RefundLines;
+        var first = call.Variables["first"]?.GetValue<int>() ?? 10;
+        var from = call.Variables["after"]?.GetValue<string>() is { } after ? int.Parse(after, System.Globalization.CultureInfo.InvariantCulture) : 0;
+        var nodes = new JsonArray();
+        foreach (var id in ids.Select(i => i?.GetValue<string>()))
+        {
+            if (id is null || held?.GetValueOrDefault(id) is not { } lines) { nodes.Add(null); continue; }
+            var page = lines.Skip(from).Take(first).Select(l => l?.DeepClone()).ToArray();
+            var end = from + page.Length;
+            nodes.Add(new JsonObject
+            {
+                ["id"] = id,
+                ["refundLineItems"] = new JsonObject
+                {
+                    ["nodes"] = new JsonArray(page),
+                    ["pageInfo"] = new JsonObject { ["hasNextPage"] = end < lines.Count, ["endCursor"] = end.ToString(System.Globalization.CultureInfo.InvariantCulture) },
+                },
+            });
+        }
+        return Data(new JsonObject { ["nodes"] = nodes });
     }
 
     private StandInAnswer PollBulk(GraphQLCall call, string opId, (string Root, int Polls) op)

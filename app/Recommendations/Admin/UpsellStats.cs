@@ -66,9 +66,14 @@ public sealed class UpsellStats(NpgsqlDataSource db)
     public async Task<List<UpsellDay>> DaysAsync(long shopId, DayWindow w, CancellationToken ct)
     {
         var days = w.Days.ToDictionary(d => d, d => new UpsellDay(d, 0, 0, 0, 0, 0m));
-        await using var cmd = db.CreateCommand("""
-            SELECT (occurred_at AT TIME ZONE $4)::date, event_type, count(*) FROM recommendation_events
-            WHERE shop_id = $1 AND occurred_at >= $2 AND occurred_at < $3 GROUP BY 1, 2
+        // Why not the holdout's: its shoppers are shown the store's bestsellers as the experiment's control, not
+        // recommendations, and the figures below say what the recommendations did (until 6 Dec 2026 they counted both arms).
+        await using var cmd = db.CreateCommand($"""
+            SELECT (e.occurred_at AT TIME ZONE $4)::date, e.event_type, count(*) FROM recommendation_events e
+            WHERE e.shop_id = $1 AND e.occurred_at >= $2 AND e.occurred_at < $3
+              AND NOT EXISTS (SELECT 1 FROM recommendation_decisions d
+                              WHERE d.request_id = e.request_id AND d.shop_id = $1 AND d.experiment_arm = '{UpsellExperiment.HoldoutArm}')
+            GROUP BY 1, 2
             """);
         Add(cmd, shopId, w);
         await using (var r = await cmd.ExecuteReaderAsync(ct))
@@ -98,9 +103,10 @@ public sealed class UpsellStats(NpgsqlDataSource db)
     /// <summary>
     /// Attributed lines by their order's day: each line's revenue less what was refunded of it, never below zero; cancelled
     /// orders earn nothing. Why each line's refunds looked up by the line (refund_lines_line_item_idx): summed for the whole
-    /// store first, every refund line the store ever had was read on each visit to the overview.
+    /// store first, every refund line the store ever had was read on each visit to the overview. The holdout's lines are not
+    /// counted: what its shoppers bought after seeing the bestsellers is the control's, not the recommendations' doing.
     /// </summary>
-    internal const string AttributedSql = """
+    internal static readonly string AttributedSql = $"""
         SELECT (o.created_at AT TIME ZONE $4)::date, count(DISTINCT a.order_id),
                coalesce(sum(greatest(0, a.revenue - coalesce(
                  (SELECT sum(coalesce(rl.subtotal, rl.quantity * ol.price))
@@ -109,6 +115,7 @@ public sealed class UpsellStats(NpgsqlDataSource db)
         FROM recommendation_attributions a
         JOIN orders o ON o.shop_id = a.shop_id AND o.id = a.order_id
         WHERE a.shop_id = $1 AND o.created_at >= $2 AND o.created_at < $3 AND o.cancelled_at IS NULL
+          AND a.experiment_arm IS DISTINCT FROM '{UpsellExperiment.HoldoutArm}'
         GROUP BY 1
         """;
 

@@ -137,6 +137,8 @@ public static class BulkJsonlEmitter
             w.Time("createdAt", r.CreatedAt);
             w.WriteString("note", r.Note);
             w.MoneyBag("totalRefundedSet", r.Amount, currency);
+            // Not what Shopify's bulk export gives (it refuses a connection inside a list): the stand-in's store data, from
+            // which it answers the backfill's refund-lines query (DefaultAdminApi.RefundLines); the app's merge skips it.
             w.WriteStartObject("refundLineItems");
             w.WriteStartArray("nodes");
             foreach (var l in r.Lines)

@@ -116,6 +116,58 @@ public sealed class BackfillTests(AppFixture app) : IClassFixture<AppFixture>, I
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM backfill_runs WHERE shop_id = $1 AND state = 'completed' AND rows_done = 11", shopId));
     }
 
+    /// <summary>
+    /// Shopify's bulk export refuses a connection inside a list, and a refund's line items are a connection inside the
+    /// order's list of refunds: the orders' query asks for the refunds alone, and the backfill asks for their lines after,
+    /// a few refunds at a time, paging a refund with more lines than the first page. Until 6 Dec 2026 the orders' query
+    /// asked for them in the file, and Shopify refused it: no store's order history came in (the stand-in now refuses such
+    /// a query as Shopify does).
+    /// </summary>
+    [Fact]
+    public async Task Backfill_AsksForRefundLinesOutsideTheBulkQuery_PagingARefundWithManyLines()
+    {
+        const string shop = "backfill-refund-lines.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        ServeStore(product: 995, orders: [29951, 29952], refund: 59951);
+        const long order = 29953;
+        var many = JsonNode.Parse(Order(order))!.AsObject();
+        many["refunds"] = new JsonArray(new JsonObject
+        {
+            ["id"] = "gid://shopify/Refund/59953", ["createdAt"] = "2026-07-05T13:00:00Z", ["note"] = null, ["totalRefundedSet"] = Money("300.00"),
+            ["refundLineItems"] = new JsonObject { ["nodes"] = new JsonArray([.. Enumerable.Range(0, 30).Select(i => (JsonNode)new JsonObject
+            {
+                ["id"] = $"gid://shopify/RefundLineItem/{59953 * 100 + i}", ["lineItem"] = new JsonObject { ["id"] = $"gid://shopify/LineItem/{order * 100 + i}" },
+                ["quantity"] = 1, ["restockType"] = "NO_RESTOCK", ["subtotalSet"] = Money("10.00"),
+            })]) },
+        });
+        File.AppendAllLines(Path.Combine(_dir, "orders-995.jsonl"), [many.ToJsonString(), .. Enumerable.Range(0, 30).Select(i => Line(order, i))]);
+
+        await RunBackfillAsync(shop);
+
+        var ordersQuery = app.Shopify.Requests.Where(r => r.Shop == shop && (r.Body["query"]?.GetValue<string>() ?? "").Contains("bulkOperationRunQuery", StringComparison.Ordinal))
+            .Select(r => r.Body["variables"]!["query"]!.GetValue<string>()).Single(q => q.Contains("orders(", StringComparison.Ordinal));
+        Assert.Null(ShopifyStandIn.DefaultAdminApi.ConnectionInList(ordersQuery));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM backfill_runs WHERE shop_id = $1 AND state = 'completed'", shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM refund_lines WHERE shop_id = $1 AND refund_id = 59951 AND line_item_id = 2995200 AND subtotal = 10", shopId));
+        Assert.Equal(30, await app.CountAsync("SELECT count(*) FROM refund_lines WHERE shop_id = $1 AND refund_id = 59953 AND order_id = $2 AND restock_type = 'no_restock'", shopId, order));
+        var asked = app.Shopify.Requests.Where(r => r.Shop == shop && (r.Body["query"]?.GetValue<string>() ?? "").Contains("refundLineItems(", StringComparison.Ordinal)).ToList();
+        Assert.Equal(2, asked.Count); // both refunds at once, then the second page of the long one
+        Assert.Equal("gid://shopify/Refund/59953", asked[1].Body["variables"]!["ids"]![0]!.GetValue<string>());
+        // Nothing is asked again when every refund has its lines.
+        await app.ScalarAsync("UPDATE backfill_runs SET state = 'failed' WHERE shop_id = $1", shopId);
+        await RunBackfillAsync(shop);
+        Assert.Equal(2, app.Shopify.Requests.Count(r => r.Shop == shop && (r.Body["query"]?.GetValue<string>() ?? "").Contains("refundLineItems(", StringComparison.Ordinal)));
+    }
+
+    /// <summary>The old orders' query shape is what the stand-in refuses, as Shopify does.</summary>
+    [Fact]
+    public void StandIn_RefusesAConnectionInsideAList_AsShopifysBulkExportDoes()
+    {
+        Assert.Equal("refunds.refundLineItems", ShopifyStandIn.DefaultAdminApi.ConnectionInList(
+            "{ orders { edges { node { id refunds { id refundLineItems(first: 250) { nodes { quantity } } } lineItems { edges { node { id } } } } } } }"));
+        Assert.Null(ShopifyStandIn.DefaultAdminApi.ConnectionInList("{ orders { edges { node { id refunds { id totalRefundedSet { shopMoney { amount } } } } } } }"));
+    }
+
     [Fact]
     public async Task Backfill_StartsEveryPhasesBulkQueryAtOnce_AndStagesOrdersWhileProductsAreStillBeingBuilt()
     {

@@ -457,12 +457,27 @@ public sealed class ExperimentOutcomesTests(AppFixture app) : IClassFixture<AppF
             VALUES ($1, 'upsells', 7740001, 'model', 'v:m1', 40, $2), ($1, 'upsells', 7740003, 'holdout', 'v:h1', 40, $2),
                    ($1, 'upsells', 7740004, 'model', 'v:m2', 30, $2)
             """, shopId, at);
+        // The holdout's shoppers see bestsellers, not recommendations: their views and what they bought after are not the
+        // recommendations' (until 6 Dec 2026 the figures counted both arms).
+        await app.CountAsync("""
+            INSERT INTO orders (shop_id, id, total_price, subtotal_price, created_at, updated_at) VALUES ($1, 7740005, 50, 50, $2, $2);
+            INSERT INTO order_lines (shop_id, id, order_id, product_id, quantity, price) VALUES ($1, 7741005, 7740005, 1, 1, 50);
+            INSERT INTO recommendation_attributions (shop_id, line_id, order_id, product_id, event_type, experiment_arm, revenue, attributed_at)
+            VALUES ($1, 7741005, 7740005, 1, 'click', 'holdout', 50, $2);
+            INSERT INTO recommendation_decisions (request_id, shop_id, placement, path, experiment_arm, input_products, output_products, latency_ms, decided_at)
+            VALUES ('rq-refunds-model', $1, 'product', 'model', 'model', '{1}', '{2}', 1, $2),
+                   ('rq-refunds-holdout', $1, 'product', 'popularity', 'holdout', '{1}', '{2}', 1, $2);
+            INSERT INTO recommendation_events (shop_id, event_type, request_id, product_id, occurred_at)
+            VALUES ($1, 'impression', 'rq-refunds-model', 2, $2), ($1, 'impression', 'rq-refunds-holdout', 2, $2),
+                   ($1, 'click', 'rq-refunds-holdout', 2, $2);
+            """, shopId, at);
         await app.CountAsync("ANALYZE refund_lines; ANALYZE refunds; ANALYZE recommendation_attributions");
 
         var stats = app.Factory.Services.GetRequiredService<PluginApp.Recommendations.UpsellStats>();
         var window = new PluginApp.Recommendations.DayWindow([DateOnly.FromDateTime(at.UtcDateTime)], at.Date, at.Date.AddDays(1), "UTC");
         var day = Assert.Single(await stats.DaysAsync(shopId, window, CancellationToken.None));
         Assert.Equal((3L, 65m), (day.AttributedOrders, day.AttributedRevenue));
+        Assert.Equal((1L, 0L), (day.Impressions, day.Clicks));
         var holdout = await stats.HoldoutAsync(shopId, window, CancellationToken.None);
         // m2's order was refunded in full: no conversion, as on the Experiments page (until 5 Dec 2026 the Overview counted it).
         Assert.Equal((2L, 1L, 25.0), (holdout.Model!.Shoppers, holdout.Model.Converted, holdout.Model.RevenuePerShopper.Sum));
