@@ -65,7 +65,7 @@ public sealed class ChurnStore(NpgsqlDataSource db, ModelRegistry registry, Micr
         var models = (await registry.ListAsync(shopId, ct)).Where(m => m.Kind == ChurnModelTrainer.Kind).ToList();
         var active = models.FirstOrDefault(m => m.Status == "active");
         var newest = models.MaxBy(m => m.Version);
-        var run = (await registry.TrainingRunsAsync(shopId, ct)).Where(r => r.Kind == ChurnModelTrainer.Kind).OrderByDescending(r => r.StartedAt).FirstOrDefault();
+        var run = (await registry.TrainingRunsAsync(shopId, ct, ChurnModelTrainer.Kind, limit: 1)).FirstOrDefault();
         var counts = new Dictionary<string, (long N, decimal Risk)>();
         DateTimeOffset? scoredAt = null;
         await using (var cmd = db.CreateCommand(SummarySql))

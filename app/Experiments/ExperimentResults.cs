@@ -187,9 +187,9 @@ public sealed class ExperimentResults(NpgsqlDataSource db, ExperimentStore store
         foreach (var a in final.Where(a => a.Arm != kind.Control && a.Ordered >= MinGuardrailOrders))
         {
             if (settings.Guardrails.MaxRefundRate is { } maxRefund && a.Revenue > 0 && a.RefundRate > maxRefund)
-                breaches.Add(new GuardrailBreach(a.Arm, $"{a.Arm}: {a.RefundRate:P1} of revenue refunded, above the {maxRefund:P0} guardrail"));
+                breaches.Add(new GuardrailBreach(a.Arm, $"{a.Arm}: {a.RefundRate:P1} of revenue refunded, above the {ExperimentsFeature.Percent(maxRefund)} % guardrail"));
             if (settings.Guardrails.MaxAverageDiscount is { } maxDiscount && a.AverageDiscount > maxDiscount)
-                breaches.Add(new GuardrailBreach(a.Arm, $"{a.Arm}: average discount {a.AverageDiscount:P1}, above the {maxDiscount:P0} guardrail"));
+                breaches.Add(new GuardrailBreach(a.Arm, $"{a.Arm}: average discount {a.AverageDiscount:P1}, above the {ExperimentsFeature.Percent(maxDiscount)} % guardrail"));
         }
         var verdicts = today.Select(l => ExperimentAnalysis.Verdict(l.Comparison, Wording(settings.Metric, l.Arm, kind.Control))).ToList();
         return new ExperimentReport(kind, settings, final, today, overTime, breaches, verdicts, from, to);

@@ -20,7 +20,9 @@ namespace PluginApp.Intent;
 public sealed class IntentScorer(NpgsqlDataSource db, AiFeatureSwitches switches, ModelBreakers breakers,
     Microsoft.Extensions.Options.IOptions<GovernanceOptions> governance, TimeProvider clock, ILogger<IntentScorer> logger) : IIntentScorer
 {
-    private readonly ConcurrentDictionary<long, (int Version, IntentModel Model)> _models = new();
+    /// <summary>Each shop's active version as loaded; Model null when its file cannot be read by this build (kept, so the
+    /// file is not read again on every cart: until 6 Dec 2026 it was, and each cart's reason said "no model yet").</summary>
+    private readonly ConcurrentDictionary<long, (int Version, IntentModel? Model)> _models = new();
     private readonly ConcurrentDictionary<long, (int Version, IntentModel? Model, string? Error)> _releases = new();
 
     /// <summary>
@@ -103,14 +105,21 @@ public sealed class IntentScorer(NpgsqlDataSource db, AiFeatureSwitches switches
     {
         var active = await _actives.GetAsync(shopId, static (self, id) => self.LoadActiveAsync(id), this, ct);
         if (active is not { } a) return null;
-        if (_models.TryGetValue(shopId, out var cached) && cached.Version == a.Item1) return (a.Item1, cached.Model, a.Item2);
+        if (_models.TryGetValue(shopId, out var cached) && cached.Version == a.Item1) return cached.Model is { } held ? (a.Item1, held, a.Item2) : null;
         await using var load = db.CreateCommand("SELECT artifact FROM models WHERE shop_id = $1 AND kind = $2 AND version = $3");
         load.Parameters.Add(Sql.Param(shopId));
         load.Parameters.Add(Sql.Param(IntentModelTrainer.Kind));
         load.Parameters.Add(Sql.Param(a.Item1));
         IntentModel model;
         try { model = IntentModel.Load(new MemoryStream((byte[])(await load.ExecuteScalarAsync(ct))!)); }
-        catch (InvalidDataException) { return null; } // trained on other features than the builder's now: the fallback until retrained
+        catch (InvalidDataException e)
+        {
+            // Trained on other features than the builder's now: the fallback until retrained.
+            logger.LogWarning("Shop {Shop}: purchase-intent version {Version} cannot be read by this build ({Message}); carts count at the store's rate until it is trained again",
+                shopId, a.Item1, e.Message);
+            _models[shopId] = (a.Item1, null);
+            return null;
+        }
         _models[shopId] = (a.Item1, model); // the replaced model is left to the collector: a request may still be using it
         return (a.Item1, model, a.Item2);
     }
@@ -122,7 +131,9 @@ public sealed class IntentScorer(NpgsqlDataSource db, AiFeatureSwitches switches
         if (!breakers.Allows(shopId, IntentModelTrainer.Kind))
             return await FallbackAsync(shopId, $"the purchase-intent model is cut off after repeated errors ({breakers.State(shopId, IntentModelTrainer.Kind).Reason})", ct);
         var active = await ActiveAsync(shopId, ct);
-        if (active is null) return await FallbackAsync(shopId, null, ct);
+        if (active is null)
+            return await FallbackAsync(shopId, _models.TryGetValue(shopId, out var unreadable) && unreadable.Model is null
+                ? $"purchase-intent model version {unreadable.Version} cannot be read by this build (trained on other features) until it is trained again" : null, ct);
         var store = await _stores.GetAsync(shopId, static (self, id) => self.LoadStoreAsync(id), this, ct);
         var snapshot = await IntentData.LiveAsync(db, shopId, cartToken, cart, customerId, now, store, ct);
         // A version in release: in shadow it reads the cart beside the active one; in canary it answers for its share of carts.

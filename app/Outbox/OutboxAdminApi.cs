@@ -63,7 +63,9 @@ public static class OutboxAdminApi
     /// sent again: a call that did reach Shopify (its last answer lost) takes effect once. Until 5 Dec 2026 its attempts
     /// started from nothing, the check (which runs from the second attempt) was skipped, and a risk assessment or a hold
     /// could be applied twice. Refused when a later call on the same resource has gone out since, or may have (it is being
-    /// sent, or failed after being sent): sent now, the old call would land after it and undo it (an approved order held
+    /// sent, failed after being sent, or was sent and waits to be tried again after an answer that did not say: until 6 Dec
+    /// 2026 that one counted as not sent, as the drain clears its claim, and the old call went out before it and stood,
+    /// a HIGH assessment over the LOW that had landed): sent now, the old call would land after it and undo it (an approved order held
     /// again, a tag swapped back). One still waiting goes after the retried call, in order. For a batch of metafields (churn's,
     /// one key for all its batches) only a later batch on one of the same customers counts: until 5 Dec 2026 any later batch
     /// did, so a failed batch could never be retried once the next run's had gone out. Refused too when its customer was
@@ -76,7 +78,7 @@ public static class OutboxAdminApi
             WITH failed AS (
                 SELECT m.id, EXISTS (SELECT 1 FROM outbox_messages later WHERE later.shop_id = m.shop_id AND later.resource_key = m.resource_key
                                      AND later.id > m.id AND (later.completed_at IS NOT NULL OR later.failed_at IS NOT NULL
-                                                              OR later.claimed_until > $3)
+                                                              OR later.claimed_until > $3 OR later.attempts > 0)
                                      -- A batch's key (churn's metafields) is shared by calls on different customers: only a
                                      -- later batch naming one of this one's owners could be undone by it.
                                      AND (m.resource_key LIKE 'gid://%' OR jsonb_typeof(m.variables -> 'metafields') IS DISTINCT FROM 'array'

@@ -149,6 +149,15 @@ public sealed class OutboxDrainer(NpgsqlDataSource db, ShopLookup shops, AdminGr
             if (ct.IsCancellationRequested) throw; // shutting down: the lease lapses and the next attempt checks first
             (error, outcome) = (e.Message, "unknown");
         }
+        // Anything else (an answer of a shape the check cannot read, a failure of the app's own): whether the call went out is
+        // not known, so it is recorded as such, with what went wrong, and its attempts count. Until 6 Dec 2026 it escaped the
+        // drain: the call stayed claimed with no error shown, was claimed again by the sweep, and never failed for good, while
+        // every later call on its resource waited behind it.
+        catch (Exception e) when (!ct.IsCancellationRequested)
+        {
+            logger.LogError(e, "Outbox call {Id} ({Operation}) for {Shop} failed unexpectedly", claim.Id, claim.Operation, shop);
+            (error, outcome) = ($"{e.GetType().Name}: {e.Message}", "unknown");
+        }
         await RecordAsync(claim, error, permanent, outcome, shop);
         return true;
     }

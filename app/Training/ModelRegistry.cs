@@ -211,14 +211,18 @@ public sealed class ModelRegistry(NpgsqlDataSource db, TimeProvider clock, Micro
         return list;
     }
 
-    /// <summary>The shop's latest training runs of every kind, newest first.</summary>
-    public async Task<List<TrainingRunView>> TrainingRunsAsync(long shopId, CancellationToken ct)
+    /// <summary>The shop's latest training runs (of one kind, or of every kind), newest first.</summary>
+    /// <remarks>Why the kind in the query: a page of one kind that filtered the shop's 50 latest runs of every kind showed
+    /// "no training has run yet" once other kinds' runs (retrainings on new orders, skips) had filled them (until 6 Dec 2026).</remarks>
+    public async Task<List<TrainingRunView>> TrainingRunsAsync(long shopId, CancellationToken ct, string? kind = null, int limit = 50)
     {
-        await using var cmd = db.CreateCommand("""
+        await using var cmd = db.CreateCommand($"""
             SELECT kind, trigger, state, started_at, finished_at, rows, parameters::text, metrics::text, model_version, error
-            FROM training_runs WHERE shop_id = $1 ORDER BY id DESC LIMIT 50
+            FROM training_runs WHERE shop_id = $1{(kind is null ? "" : " AND kind = $3")} ORDER BY id DESC LIMIT $2
             """);
         cmd.Parameters.AddWithValue(shopId);
+        cmd.Parameters.AddWithValue(limit);
+        if (kind is not null) cmd.Parameters.AddWithValue(kind);
         var list = new List<TrainingRunView>();
         await using var r = await cmd.ExecuteReaderAsync(ct);
         while (await r.ReadAsync(ct))

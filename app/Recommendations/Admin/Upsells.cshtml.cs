@@ -21,7 +21,7 @@ public sealed class UpsellsModel(ModelRegistry registry, ModelKinds kinds, AiFea
         ViewData["Title"] = "Upsells and models";
         Now = clock.GetUtcNow();
         Models = (await registry.ListAsync(scope.ShopId, ct)).Where(m => m.Kind == Kind.Name).ToList();
-        Runs = (await registry.TrainingRunsAsync(scope.ShopId, ct)).Where(r => r.Kind == Kind.Name).Take(20).ToList();
+        Runs = await registry.TrainingRunsAsync(scope.ShopId, ct, Kind.Name, limit: 20);
         Switch = (await switches.GetAsync(scope.ShopId, ct)).Single(s => s.Feature == UpsellFeature.Name);
         var catalog = await catalogs.GetAsync(scope.ShopId, ct);
         ProductTitles = catalog.Bestsellers.Select(id => catalog.Products.GetValueOrDefault(id)?.Title).OfType<string>().Distinct().Take(50).ToList();

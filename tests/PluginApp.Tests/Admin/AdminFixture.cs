@@ -122,7 +122,9 @@ public sealed class AdminFixture : AppFixture
                     .Where(l => shown.Contains(l["product_id"]!.GetValue<long>()))
                     .Sum(l => Money(l["price"]) * l["quantity"]!.GetValue<int>() - Money(l["total_discount"]));
                 await SendWebhookAsync("orders/create", Shop, order.ToJsonString());
-                Orders.Add(new SeededOrder(Seed.Offset + orderNumber - 1, at, revenue, true));
+                // The holdout's shoppers were shown bestsellers, not recommendations: what they bought is not credited to them.
+                var held = answer.GetProperty("experiment").GetProperty("arm").GetString() == PluginApp.Recommendations.UpsellExperiment.HoldoutArm;
+                Orders.Add(new SeededOrder(Seed.Offset + orderNumber - 1, at, revenue, !held));
             }
             Clock.Advance(TimeSpan.FromDays(1));
         }

@@ -513,6 +513,31 @@ public sealed class IntentTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal(new[] { 97_300_001L }, (long[])(await closed.ExecuteScalarAsync())!);
     }
 
+    /// <summary>
+    /// An active version this build cannot read (trained on other features before a deploy) is read once, not on every cart,
+    /// and each cart's reason says so. Until 6 Dec 2026 its file was read again for every cart of the store, and the reason
+    /// said "no purchase-intent model yet" beside a registry showing an active version.
+    /// </summary>
+    [Fact]
+    public async Task AnActiveVersionThisBuildCannotRead_IsReadOnce_AndTheCartsReasonSaysSo()
+    {
+        var shopId = await app.InstallShopAsync("intent-unreadable.myshopify.com");
+        await app.ScalarAsync("""
+            INSERT INTO models (shop_id, kind, version, status, status_reason, parameters, metrics, artifact, created_at, activated_at)
+            VALUES ($1, 'intent', 4, 'active', 'first model', '{}', '{}', '\x0001020304'::bytea, now(), now())
+            """, shopId);
+        var scorer = ScorerOn(new ManualClock());
+        var cart = new PluginApp.CartOffers.CartFacts(40m, null, 2, null, null, null);
+
+        var first = await scorer.ScoreAsync(shopId, null, cart, null, CancellationToken.None);
+        await app.ScalarAsync("DELETE FROM models WHERE shop_id = $1 AND kind = 'intent'", shopId); // read again (the active version is known for 30 s), it would throw
+        var second = await scorer.ScoreAsync(shopId, null, cart, null, CancellationToken.None);
+
+        Assert.Null(first.ModelVersion);
+        Assert.StartsWith("purchase-intent model version 4 cannot be read by this build", first.Note);
+        Assert.Equal(first.Note, second.Note);
+    }
+
     /// <summary>A scorer of its own, as another instance of the app has, on a clock the test moves.</summary>
     private IntentScorer ScorerOn(TimeProvider clock)
     {

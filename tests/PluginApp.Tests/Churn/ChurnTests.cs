@@ -651,6 +651,11 @@ public sealed class ChurnTests(ChurnFixture app) : IClassFixture<ChurnFixture>
         foreach (var segment in summary.GetProperty("segments").EnumerateArray())
             Assert.Equal(counts.GetValueOrDefault(segment.GetProperty("segment").GetString()!), segment.GetProperty("customers").GetInt64());
         Assert.NotEqual(JsonValueKind.Null, summary.GetProperty("model").GetProperty("scoredAt").ValueKind);
+        // The chart's at-risk and lapsing lines fold their high-value customers in, and say so (the table lists them apart);
+        // each segment's export names its segment to a screen reader.
+        var page = await (await app.Client.GetAsync($"/admin/churn?shop={shop}&embedded=1&id_token={app.SessionToken(shop)}")).Content.ReadAsStringAsync();
+        Assert.Contains("at-risk (with high-value)", page);
+        Assert.Contains("aria-label=\"Export at-risk as CSV\"", page);
 
         async Task<List<long>> ExpectedAsync(string? segment, int limit)
         {

@@ -314,6 +314,11 @@ public sealed class ExperimentOutcomesTests(AppFixture app) : IClassFixture<AppF
             "INSERT INTO refunds (shop_id, id, order_id, amount, created_at) SELECT $1, $2 + i, $2 + i, $4, now() FROM generate_series(1, $3) i",
             shopId, firstOrder, orders, refunded);
 
+        await app.CountAsync("""
+            INSERT INTO experiments (shop_id, key, arms, metric, guardrails, status, started_at, updated_at)
+            VALUES ($1, 'upsells', $2::jsonb, 'revenue', $3::jsonb, 'running', $4, $4)
+            """, shopId, System.Text.Json.JsonSerializer.Serialize(kind.Arms, ExperimentStore.Json),
+            System.Text.Json.JsonSerializer.Serialize(new Guardrails(MaxRefundRate: 0.125), ExperimentStore.Json), at.AddDays(-1));
         await OrdersAsync(treatment, 1, 7_740_000);
         await RefundsAsync(1, 7_740_000, 40);
         await OrdersAsync(kind.Control, 30, 7_741_000);
@@ -324,7 +329,8 @@ public sealed class ExperimentOutcomesTests(AppFixture app) : IClassFixture<AppF
         await RefundsAsync(24, 7_742_000, 20);
         var breach = Assert.Single((await results.ReportAsync(shopId, "upsells", CancellationToken.None)).Breaches);
         Assert.Equal(treatment, breach.Arm);
-        Assert.Contains("refunded, above the 10 % guardrail", breach.Text);
+        // A guardrail set to a tenth of a percent reads as set (until 6 Dec 2026 12.5 % read "13 %").
+        Assert.True(breach.Text.Contains("refunded, above the 12.5 % guardrail", StringComparison.Ordinal), breach.Text);
     }
 
     /// <summary>
@@ -459,18 +465,27 @@ public sealed class ExperimentOutcomesTests(AppFixture app) : IClassFixture<AppF
             """, shopId, at);
         // The holdout's shoppers see bestsellers, not recommendations: their views and what they bought after are not the
         // recommendations' (until 6 Dec 2026 the figures counted both arms).
-        await app.CountAsync("""
-            INSERT INTO orders (shop_id, id, total_price, subtotal_price, created_at, updated_at) VALUES ($1, 7740005, 50, 50, $2, $2);
-            INSERT INTO order_lines (shop_id, id, order_id, product_id, quantity, price) VALUES ($1, 7741005, 7740005, 1, 1, 50);
+        foreach (var sql in new[]
+        {
+            "INSERT INTO orders (shop_id, id, total_price, subtotal_price, created_at, updated_at) VALUES ($1, 7740005, 50, 50, $2, $2)",
+            "INSERT INTO order_lines (shop_id, id, order_id, product_id, quantity, price) SELECT $1, 7741005, 7740005, 1, 1, 50 WHERE $2::timestamptz IS NOT NULL",
+            """
             INSERT INTO recommendation_attributions (shop_id, line_id, order_id, product_id, event_type, experiment_arm, revenue, attributed_at)
-            VALUES ($1, 7741005, 7740005, 1, 'click', 'holdout', 50, $2);
-            INSERT INTO recommendation_decisions (request_id, shop_id, placement, path, experiment_arm, input_products, output_products, latency_ms, decided_at)
-            VALUES ('rq-refunds-model', $1, 'product', 'model', 'model', '{1}', '{2}', 1, $2),
-                   ('rq-refunds-holdout', $1, 'product', 'popularity', 'holdout', '{1}', '{2}', 1, $2);
+            VALUES ($1, 7741005, 7740005, 1, 'click', 'holdout', 50, $2)
+            """,
+            "SELECT decisions_partition_for($2) WHERE $1::int8 IS NOT NULL",
+            """
+            INSERT INTO decisions (shop_id, decided_at, decision_id, kind, subject, path, fallback, arm, input_ids, output_ids)
+            VALUES ($1, $2, 'rq-refunds-model', 'upsell', 'product', 'model', false, 'model', '{1}', '{2}'),
+                   ($1, $2, 'rq-refunds-holdout', 'upsell', 'product', 'popularity', false, 'holdout', '{1}', '{2}')
+            """,
+            """
             INSERT INTO recommendation_events (shop_id, event_type, request_id, product_id, occurred_at)
             VALUES ($1, 'impression', 'rq-refunds-model', 2, $2), ($1, 'impression', 'rq-refunds-holdout', 2, $2),
-                   ($1, 'click', 'rq-refunds-holdout', 2, $2);
-            """, shopId, at);
+                   ($1, 'click', 'rq-refunds-holdout', 2, $2)
+            """,
+        })
+            await app.CountAsync(sql, shopId, at);
         await app.CountAsync("ANALYZE refund_lines; ANALYZE refunds; ANALYZE recommendation_attributions");
 
         var stats = app.Factory.Services.GetRequiredService<PluginApp.Recommendations.UpsellStats>();
@@ -495,6 +510,7 @@ public sealed class ExperimentOutcomesTests(AppFixture app) : IClassFixture<AppF
         foreach (var (what, sql, parameters) in new (string, string, object[])[]
         {
             ("the attributed revenue", PluginApp.Recommendations.UpsellStats.AttributedSql, [shopId, window.From, window.To, "UTC"]),
+            ("the storefront events", PluginApp.Recommendations.UpsellStats.EventsSql, [shopId, window.From, window.To, "UTC"]),
             ("the holdout comparison", PluginApp.Recommendations.UpsellStats.HoldoutSql, [shopId, window.From, window.To, "upsells"]),
         })
         {

@@ -378,6 +378,43 @@ public sealed class OutboxTests(NoSchedulerAppFixture app) : IClassFixture<NoSch
         await app.ScalarAsync("UPDATE outbox_messages SET claimed_until = $2 WHERE shop_id = $1 AND operation = 'tagsAdd' AND resource_key = 'gid://shopify/Order/601'",
             shopId, app.Clock.GetUtcNow().AddMinutes(2));
         Assert.Equal(HttpStatusCode.Conflict, (await app.Client.SendAsync(Retry(first))).StatusCode);
+        // Nor when the later call was sent, its answer did not say, and it waits for its next attempt (no claim held): it
+        // may have landed. Until 6 Dec 2026 the old call went out first and stood over it.
+        await app.ScalarAsync("""
+            UPDATE outbox_messages SET claimed_until = NULL, attempts = 1, next_attempt_at = $2
+            WHERE shop_id = $1 AND operation = 'tagsAdd' AND resource_key = 'gid://shopify/Order/601'
+            """, shopId, app.Clock.GetUtcNow().AddMinutes(5));
+        Assert.Equal(HttpStatusCode.Conflict, (await app.Client.SendAsync(Retry(first))).StatusCode);
+        // One never sent (no attempt) still goes after the retried call, in order.
+        await app.ScalarAsync("UPDATE outbox_messages SET attempts = 0 WHERE shop_id = $1 AND operation = 'tagsAdd' AND resource_key = 'gid://shopify/Order/601'", shopId);
+        Assert.Equal(HttpStatusCode.Accepted, (await app.Client.SendAsync(Retry(first))).StatusCode);
+    }
+
+    /// <summary>
+    /// A call whose check cannot read Shopify's answer (a shape it does not expect) is recorded with what went wrong, and
+    /// fails for good after its attempts, where the Operations page shows it. Until 6 Dec 2026 the exception escaped the
+    /// drain: the call stayed claimed with no error, was claimed again by the sweep, and never failed, while later calls on
+    /// its order waited behind it.
+    /// </summary>
+    [Fact]
+    public async Task ACallWhoseCheckCannotReadTheAnswer_IsRecorded_AndFailsAfterItsAttempts()
+    {
+        const string shop = "outbox-unreadable-check.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        await EnqueueAsync(shopId, RiskAssessment("gid://shopify/Order/671", "HIGH"));
+        await app.ScalarAsync("UPDATE outbox_messages SET attempts = 1 WHERE shop_id = $1", shopId); // an earlier attempt's answer was lost
+        app.Shopify.GraphQL = c => c.Shop == shop && !c.Query.TrimStart().StartsWith("mutation", StringComparison.Ordinal)
+            ? StandInAnswer.Json(new JsonObject { ["data"] = new JsonObject { ["order"] = new JsonObject { ["risk"] = new JsonObject() } } }) : null;
+        await using var instance = app.CreateFactory(app.Database.ConnectionString, b => b
+            .UseSetting("Scheduling:Enabled", "false").UseSetting("Outbox:MaxAttempts", "2"));
+
+        await instance.Services.GetRequiredService<OutboxDrainer>().DrainShopAsync(shopId, CancellationToken.None);
+
+        Assert.Equal(1, await app.CountAsync("""
+            SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND failed_at IS NOT NULL AND claimed_until IS NULL
+              AND outcome = 'unknown' AND last_error LIKE 'KeyNotFoundException:%'
+            """, shopId));
+        Assert.Empty(app.Shopify.Admin.RiskAssessments("gid://shopify/Order/671"));
     }
 
     /// <summary>

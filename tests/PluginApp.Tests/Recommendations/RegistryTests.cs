@@ -31,6 +31,31 @@ public sealed class RegistryTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal([("c:7400101", 111L), ("k:cart-guest-7400", 112L)], carts);
     }
 
+    /// <summary>
+    /// The Upsells page lists the recommender's runs however many runs of other kinds came after them (retrainings on new
+    /// orders, skips). Until 6 Dec 2026 it filtered the shop's 50 latest runs of every kind, and said "No training has run
+    /// yet" once other kinds had filled them.
+    /// </summary>
+    [Fact]
+    public async Task UpsellsPage_ListsTheRecommendersRuns_AfterManyRunsOfOtherKinds()
+    {
+        const string shop = "runs-of-a-kind.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        await app.CountAsync("""
+            INSERT INTO training_runs (shop_id, kind, trigger, state, started_at, finished_at, error)
+            VALUES ($1, 'recommender', 'nightly', 'failed', now() - interval '2 hours', now() - interval '2 hours', 'the recommender run''s own error')
+            """, shopId);
+        await app.CountAsync("""
+            INSERT INTO training_runs (shop_id, kind, trigger, state, started_at, finished_at, error)
+            SELECT $1, 'risk', 'new_orders', 'skipped', now() - interval '1 hour', now() - interval '1 hour', 'not enough data yet' FROM generate_series(1, 60)
+            """, shopId);
+
+        var page = await (await app.Client.GetAsync($"/admin/upsells?shop={shop}&embedded=1&id_token={app.SessionToken(shop)}")).Content.ReadAsStringAsync();
+
+        Assert.DoesNotContain("No training has run yet", page);
+        Assert.Contains("the recommender run&#x27;s own error", page);
+    }
+
     [Fact]
     public async Task PromotionGate_KeepsAWorseCandidateOut_AndRollbackRestoresThePreviousVersion()
     {
