@@ -119,16 +119,19 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
         }
     }
 
-    /// <summary>Refunds asked for at once, and each one's lines on the first page (a few hundred of Shopify's cost points a query).</summary>
-    internal const int RefundsPerQuery = 8, RefundLinesFirst = 25, RefundLinesNext = 100;
+    /// <summary>Refunds asked for at once, and each one's lines on the first page (a few hundred of Shopify's cost points a
+    /// query); refunds read from the store, and their lines written, a page at a time.</summary>
+    internal const int RefundsPerQuery = 8, RefundLinesFirst = 25, RefundLinesNext = 100, RefundsPerPage = 1000;
 
     /// <summary>
     /// The lines of the store's refunds that have none stored, asked of Shopify a few refunds at a time (a refund with more
     /// lines than the first page has them paged after). Why not from the orders' file: Shopify's bulk export refuses a
     /// connection inside a list, and a refund's line items are a connection inside the order's list of refunds; until 6 Dec
     /// 2026 the orders' query asked for them there, and Shopify refused the whole query, so no store's order history came
-    /// in. Written under the webhook path's rule for refund lines (<see cref="StoreMerge.RefundLinesSql"/>); a run that
-    /// stops here asks again for the refunds still without lines when it resumes.
+    /// in. A page of refunds' lines is written with one statement, the webhook path's upsert of refund lines in its form for
+    /// many rows (a first version had PostgreSQL read the answers' JSON and find each refund's order, and cost the
+    /// benchmark's import of Online Retail 5–8 s). A run that stops here asks again for the refunds still without lines
+    /// when it resumes.
     /// </summary>
     private async Task MergeRefundLinesAsync(string shop, long shopId, CancellationToken ct)
     {
@@ -136,41 +139,66 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
         long after = 0, asked = 0;
         while (true)
         {
-            var ids = new List<long>(RefundsPerQuery);
+            var orderOf = new Dictionary<long, long>(RefundsPerPage);
             await using (var cmd = db.CreateCommand("""
-                SELECT f.id FROM refunds f
+                SELECT f.id, f.order_id FROM refunds f
                 WHERE f.shop_id = $1 AND f.id > $2 AND NOT EXISTS (SELECT 1 FROM refund_lines l WHERE l.shop_id = f.shop_id AND l.refund_id = f.id)
                 ORDER BY f.id LIMIT $3
                 """))
             {
                 cmd.Parameters.AddWithValue(shopId);
                 cmd.Parameters.AddWithValue(after);
-                cmd.Parameters.AddWithValue(RefundsPerQuery);
+                cmd.Parameters.AddWithValue(RefundsPerPage);
                 await using var r = await cmd.ExecuteReaderAsync(ct);
-                while (await r.ReadAsync(ct)) ids.Add(r.GetInt64(0));
+                while (await r.ReadAsync(ct)) { after = r.GetInt64(0); orderOf[after] = r.GetInt64(1); }
             }
-            if (ids.Count == 0) break;
-            after = ids[^1];
-            asked += ids.Count;
-            var answer = await shopify.ExecuteAsync(shop, document,
-                new { ids = ids.Select(id => Gid.Of("Refund", id)).ToArray(), first = RefundLinesFirst, after = (string?)null }, ct,
-                expectedCost: RefundsPerQuery * (3 + RefundLinesFirst * 4));
-            var refunds = answer.GetProperty("nodes");
-            await Exec(StoreMerge.RefundLinesSql, ct, refunds.GetRawText(), shopId);
-            foreach (var refund in refunds.EnumerateArray())
+            if (orderOf.Count == 0) break;
+            asked += orderOf.Count;
+            // Each (refund, order line) once, its last reading standing, as the upsert's form for many rows needs.
+            var rows = new Dictionary<(long Refund, long Line), object?[]>();
+            void Add(JsonElement refund, JsonElement lines)
             {
-                if (refund.ValueKind != JsonValueKind.Object || !refund.TryGetProperty("refundLineItems", out var lines)) continue;
-                var (more, cursor) = NextPage(lines);
-                while (more)
+                var refundId = Gid.Id(refund.GetProperty("id").GetString()!);
+                foreach (var l in lines.GetProperty("nodes").EnumerateArray())
                 {
-                    var page = (await shopify.ExecuteAsync(shop, document,
-                        new { ids = new[] { refund.GetProperty("id").GetString() }, first = RefundLinesNext, after = cursor }, ct,
-                        expectedCost: 3 + RefundLinesNext * 4)).GetProperty("nodes");
-                    await Exec(StoreMerge.RefundLinesSql, ct, page.GetRawText(), shopId);
-                    (more, cursor) = page.GetArrayLength() == 1 && page[0].ValueKind == JsonValueKind.Object
-                        && page[0].TryGetProperty("refundLineItems", out var next) ? NextPage(next) : (false, null);
+                    if (l.TryGetProperty("lineItem", out var item) && item.ValueKind == JsonValueKind.Object && item.GetProperty("id").GetString() is { } itemGid)
+                    {
+                        var line = Gid.Id(itemGid);
+                        rows[(refundId, line)] = [shopId, l.TryGetProperty("id", out var id) && id.GetString() is { } gid ? Gid.Id(gid) : null, refundId,
+                            orderOf[refundId], line, l.GetProperty("quantity").GetInt32(),
+                            l.TryGetProperty("subtotalSet", out var set) && set.ValueKind == JsonValueKind.Object
+                                ? decimal.Parse(set.GetProperty("shopMoney").GetProperty("amount").GetString()!, CultureInfo.InvariantCulture) : null,
+                            l.TryGetProperty("restockType", out var restock) && restock.GetString() is { } type ? type.ToLowerInvariant() : null];
+                    }
                 }
             }
+            foreach (var ids in orderOf.Keys.Chunk(RefundsPerQuery))
+            {
+                var refunds = (await shopify.ExecuteAsync(shop, document,
+                    new { ids = ids.Select(id => Gid.Of("Refund", id)).ToArray(), first = RefundLinesFirst, after = (string?)null }, ct,
+                    expectedCost: RefundsPerQuery * (3 + RefundLinesFirst * 4))).GetProperty("nodes");
+                foreach (var refund in refunds.EnumerateArray())
+                {
+                    // Null: a refund Shopify no longer has; not one of those asked: nothing to write.
+                    if (refund.ValueKind != JsonValueKind.Object || !refund.TryGetProperty("refundLineItems", out var lines)
+                        || !orderOf.ContainsKey(Gid.Id(refund.GetProperty("id").GetString()!))) continue;
+                    Add(refund, lines);
+                    for (var (more, cursor) = NextPage(lines); more;)
+                    {
+                        var next = (await shopify.ExecuteAsync(shop, document,
+                            new { ids = new[] { refund.GetProperty("id").GetString() }, first = RefundLinesNext, after = cursor }, ct,
+                            expectedCost: 3 + RefundLinesNext * 4)).GetProperty("nodes");
+                        if (next.GetArrayLength() != 1 || next[0].ValueKind != JsonValueKind.Object || !next[0].TryGetProperty("refundLineItems", out var following)) break;
+                        Add(refund, following);
+                        (more, cursor) = NextPage(following);
+                    }
+                }
+            }
+            if (rows.Count == 0) continue;
+            await using var conn = await db.OpenConnectionAsync(ct);
+            await using var batch = new NpgsqlBatch(conn);
+            batch.BatchCommands.Add(StoreWriter.RefundLineUpsert.ForRows(rows.Values.ToList()));
+            await batch.ExecuteNonQueryAsync(ct);
         }
         if (asked > 0) logger.LogInformation("Backfill of {Shop}: asked Shopify for the lines of {Refunds} refunds", shop, asked);
 

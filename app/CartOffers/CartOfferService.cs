@@ -127,10 +127,13 @@ public sealed class CartOfferService(CartOfferSettingsStore settingsStore, Catal
         var score = await intent.ScoreAsync(req.ShopId, req.CartToken, facts, req.CustomerId, ct);
         var lifts = await effects.EffectsAsync(req.ShopId, ct);
         var decision = CartOfferPolicy.Decide(facts, score.Probability, caps, lifts);
-        // A purchase-intent version in shadow: what the policy would have chosen on its reading, logged beside the served action.
+        // A purchase-intent version in shadow: what the policy would have chosen on its reading, logged beside the served action
+        // and the policy's own choice on the active version's reading (policy), before exploration or a missing code or
+        // product changed what was served: the agreement compares the two choices (until 6 Dec 2026 the served action, so
+        // the explored carts counted as disagreements neither version caused).
         if (score.Release is { Stage: "shadow" } sh)
             shadow = JsonSerializer.Serialize(sh.Probability is { } p
-                ? new { version = sh.Version, subject = CartOfferPolicy.Decide(facts, p, caps, lifts).Action, intent = p }
+                ? new { version = sh.Version, subject = CartOfferPolicy.Decide(facts, p, caps, lifts).Action, intent = p, policy = decision.Action }
                 : (object)new { version = sh.Version, failed = sh.Failed });
         foreach (var (k, v) in decision.Expected) expected[k] = v;
         reasons.AddRange(decision.Reasons);

@@ -188,7 +188,8 @@ public sealed class StagedReleases(NpgsqlDataSource db, ModelKinds kinds, ModelR
     private async Task<ReleaseView> ShadowViewAsync(long shopId, ModelKind kind, ModelEntry release, ModelEntry? active, DateTimeOffset from,
         ReleaseSettings settings, CancellationToken ct)
     {
-        // Agreement: for answers that are lists (products), the share of the larger list both hold; for a single answer (a level, an action), whether they match.
+        // Agreement: for answers that are lists (products), the share of the larger list both hold; for a single answer (a level, an action), whether they match
+        // (the active version's own choice where the decision logs it, "policy": a cart offer's before exploration).
         await using var cmd = db.CreateCommand("""
             WITH d AS (
                 SELECT shadow, decided_at,
@@ -196,7 +197,7 @@ public sealed class StagedReleases(NpgsqlDataSource db, ModelKinds kinds, ModelR
                             WHEN shadow ? 'ids' THEN CASE WHEN greatest(cardinality(output_ids), jsonb_array_length(shadow->'ids')) = 0 THEN 1.0
                                  ELSE (SELECT count(*) FROM unnest(output_ids) x WHERE x IN (SELECT jsonb_array_elements_text(shadow->'ids')::bigint))::float8
                                       / greatest(cardinality(output_ids), jsonb_array_length(shadow->'ids')) END
-                            WHEN shadow ? 'subject' THEN (shadow->>'subject' IS NOT DISTINCT FROM subject)::int::float8 END AS overlap
+                            WHEN shadow ? 'subject' THEN (shadow->>'subject' IS NOT DISTINCT FROM coalesce(shadow->>'policy', subject))::int::float8 END AS overlap
                 FROM decisions WHERE shop_id = $1 AND kind = $2 AND decided_at >= $3 AND shadow IS NOT NULL AND shadow->>'version' = $4)
             SELECT count(*), count(*) FILTER (WHERE shadow ? 'failed'), (array_agg(shadow->>'failed' ORDER BY decided_at DESC) FILTER (WHERE shadow ? 'failed'))[1],
                    avg(overlap), count(overlap)

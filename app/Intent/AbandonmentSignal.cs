@@ -70,16 +70,26 @@ public sealed class AbandonmentSignal(NpgsqlDataSource db, IntentScorer scorer, 
          OR EXISTS (SELECT 1 FROM orders x WHERE x.shop_id = k.shop_id AND x.customer_id = k.customer_id AND x.created_at >= k.created_at))
         """;
 
-    /// <summary>$1 shop, $2 and $3 the window of last updates: the open checkouts of customers who accept marketing, not yet signalled.</summary>
+    /// <summary>
+    /// $1 shop, $2 and $3 the window of last updates: the open checkouts of customers who accept marketing, not yet
+    /// signalled. Each is read as its cart where the cart is stored, as training reads carts: the cart's lines (value,
+    /// items, products), open from the cart's creation to its last update. Until 6 Dec 2026 the checkout's own figures
+    /// were read (its subtotal, open since the checkout began), a cart the model never saw in training. A checkout whose
+    /// cart is not stored (no cart webhook came) is read from its own lines.
+    /// </summary>
     internal const string OpenSql = $"""
-        SELECT k.id, k.customer_id, coalesce(k.subtotal_price, k.total_price, 0)::float8,
-               coalesce((SELECT sum(quantity) FROM checkout_lines l WHERE l.shop_id = k.shop_id AND l.checkout_id = k.id), 0)::int,
-               coalesce((SELECT count(DISTINCT product_id) FROM checkout_lines l WHERE l.shop_id = k.shop_id AND l.checkout_id = k.id), 0)::int,
-               coalesce(k.created_at, k.updated_at), coalesce(k.updated_at, k.created_at), k.token, k.cart_token,
+        SELECT k.id, k.customer_id, coalesce(cl.value, k.subtotal_price, k.total_price, 0)::float8,
+               coalesce(cl.items, (SELECT sum(quantity) FROM checkout_lines l WHERE l.shop_id = k.shop_id AND l.checkout_id = k.id), 0)::int,
+               coalesce(cl.products, (SELECT count(DISTINCT product_id) FROM checkout_lines l WHERE l.shop_id = k.shop_id AND l.checkout_id = k.id), 0)::int,
+               coalesce(cl.created_at, k.created_at, k.updated_at), coalesce(cl.at, k.updated_at, k.created_at), k.token, k.cart_token,
                (SELECT w.customer_id FROM ({IntentData.CartLinks}) w WHERE w.cart_token = k.cart_token
                   AND NOT EXISTS (SELECT 1 FROM customers u WHERE u.shop_id = $1 AND u.id = w.customer_id AND u.redacted_at IS NOT NULL)
                 ORDER BY w.seen_at LIMIT 1)
         FROM checkouts k JOIN customers c ON c.shop_id = k.shop_id AND c.id = k.customer_id
+        LEFT JOIN LATERAL (
+          SELECT t.created_at, coalesce(t.updated_at, t.created_at) AS at, l.items, l.products, l.value
+          FROM carts t CROSS JOIN LATERAL (SELECT {IntentData.CartLineFigures} FROM cart_lines x WHERE x.shop_id = t.shop_id AND x.cart_token = t.token) l
+          WHERE t.shop_id = k.shop_id AND t.token = k.cart_token AND l.items > 0) cl ON true
         WHERE k.shop_id = $1 AND k.completed_at IS NULL AND c.accepts_marketing AND c.redacted_at IS NULL
           AND coalesce(k.updated_at, k.created_at) BETWEEN $2 AND $3
           AND NOT {Ordered}

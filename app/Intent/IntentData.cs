@@ -43,9 +43,13 @@ public static class IntentData
         SELECT cart_token, customer_id, decided_at FROM decisions WHERE shop_id = $1 AND cart_token IS NOT NULL AND customer_id IS NOT NULL
         """;
 
+    /// <summary>A cart's figures from its lines (cart_lines) as items, products and value: one definition for training's
+    /// carts and the abandonment sweep's checkouts.</summary>
+    internal const string CartLineFigures =
+        "sum(quantity)::int AS items, count(DISTINCT product_id)::int AS products, sum(quantity * coalesce(price, 0))::float8 AS value";
+
     private static readonly string CartsSql = $"""
-        WITH lines AS (SELECT cart_token, sum(quantity)::int AS items, count(DISTINCT product_id)::int AS products,
-                              sum(quantity * coalesce(price, 0))::float8 AS value
+        WITH lines AS (SELECT cart_token, {CartLineFigures}
                        FROM cart_lines WHERE shop_id = $1 GROUP BY cart_token),
              who AS (SELECT DISTINCT ON (w.cart_token) w.cart_token, w.customer_id
                      FROM ({CartLinks}) w

@@ -133,7 +133,7 @@ internal static class StoreMerge
         ["price"] = "x.item_price::numeric", ["total_discount"] = "x.item_total_discount::numeric",
     };
 
-    // Refunds come inside their order's line as rf(refund, n); refund lines (RefundLinesSql) inside their refund as rl(line, m).
+    // Refunds come inside their order's line as rf(refund, n); their lines are asked for after the phases (BackfillService).
     private const string RefundsOfChunk = """
         CROSS JOIN LATERAL jsonb_array_elements(CASE WHEN jsonb_typeof(s.b -> 'refunds') = 'array' THEN s.b -> 'refunds' ELSE '[]' END) WITH ORDINALITY rf(refund, n)
         """;
@@ -142,13 +142,6 @@ internal static class StoreMerge
     {
         ["id"] = "bulk_id(rf.refund ->> 'id')", ["order_id"] = "s.id", ["note"] = UnlessRedacted("rf.refund ->> 'note'"),
         ["amount"] = Money("rf.refund", "totalRefundedSet"), ["created_at"] = Time("rf.refund", "createdAt"),
-    };
-
-    private static readonly Dictionary<string, string> RefundLine = new()
-    {
-        ["id"] = "bulk_id(rl.line ->> 'id')", ["refund_id"] = "bulk_id(rf.refund ->> 'id')", ["order_id"] = "s.id",
-        ["line_item_id"] = "bulk_id(rl.line -> 'lineItem' ->> 'id')", ["quantity"] = "(rl.line ->> 'quantity')::int4",
-        ["subtotal"] = Money("rl.line", "subtotalSet"), ["restock_type"] = "lower(rl.line ->> 'restockType')",
     };
 
     /// <summary>The tables each phase's merge writes.</summary>
@@ -220,24 +213,6 @@ internal static class StoreMerge
                 """),
         ],
     };
-
-    /// <summary>
-    /// The lines of refunds the store holds, from Shopify's answer to <c>Backfill/Queries/refund-lines.graphql</c> ($1: its
-    /// <c>nodes</c>, refunds with their <c>refundLineItems</c>; $2 the shop). Why not in the orders' file: Shopify's bulk
-    /// export refuses a connection inside a list (an order's <c>refunds</c> is a list, a refund's line items a connection),
-    /// so the orders' query asks for the refunds alone and the backfill asks for their lines after (BackfillService). A
-    /// refund the store does not hold is skipped; a line named twice (two pages) is written once.
-    /// </summary>
-    internal static readonly string RefundLinesSql = StoreWriter.RefundLineUpsert.SetBased($"""
-        SELECT DISTINCT ON (bulk_id(rf.refund ->> 'id'), bulk_id(rl.line -> 'lineItem' ->> 'id')) {Values(StoreWriter.RefundLineUpsert, RefundLine)}
-        FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY rf(refund, n)
-        JOIN refunds f ON f.shop_id = $2 AND f.id = bulk_id(rf.refund ->> 'id')
-        CROSS JOIN LATERAL (SELECT f.order_id AS id) s
-        CROSS JOIN LATERAL jsonb_array_elements(CASE WHEN jsonb_typeof(rf.refund -> 'refundLineItems' -> 'nodes') = 'array'
-          THEN rf.refund -> 'refundLineItems' -> 'nodes' ELSE '[]' END) WITH ORDINALITY rl(line, m)
-        WHERE jsonb_typeof(rf.refund) = 'object' AND rl.line -> 'lineItem' ->> 'id' IS NOT NULL
-        ORDER BY bulk_id(rf.refund ->> 'id'), bulk_id(rl.line -> 'lineItem' ->> 'id'), rf.n DESC, rl.m DESC
-        """).Sql;
 }
 
 /// <summary>

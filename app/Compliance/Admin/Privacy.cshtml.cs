@@ -14,14 +14,24 @@ public sealed class PrivacyModel(AppDbContext db, PersonalDataCatalog catalog, S
     public List<StripeEventView> StripeUnmatched { get; private set; } = [];
 
     public List<CustomerDataRequest> Requests { get; private set; } = [];
+
+    /// <summary>Every request of the store (of the customer asked for, when one is): the page lists the newest 50.</summary>
+    public int RequestCount { get; private set; }
+
+    /// <summary>A customer id to find that customer's requests, however old (until 6 Dec 2026 only the newest 50 of the store
+    /// were listed, and an older customer's export could not be downloaded from the page).</summary>
+    public long? Customer { get; private set; }
     public List<(long CustomerId, DateTimeOffset At)> Redactions { get; private set; } = [];
     public int RedactedCount { get; private set; }
     public PersonalDataCatalog Catalog => catalog;
 
-    public async Task OnGetAsync(CancellationToken ct)
+    public async Task OnGetAsync(long? customer, CancellationToken ct)
     {
+        Customer = customer;
         ViewData["Title"] = "Data and privacy";
-        Requests = await db.CustomerDataRequests.AsNoTracking().OrderByDescending(r => r.RequestedAt).Take(50).ToListAsync(ct);
+        var requests = db.CustomerDataRequests.AsNoTracking().Where(r => Customer == null || r.CustomerId == Customer);
+        RequestCount = await requests.CountAsync(ct);
+        Requests = await requests.OrderByDescending(r => r.RequestedAt).Take(50).ToListAsync(ct);
         var redacted = db.Customers.AsNoTracking().Where(c => c.RedactedAt != null);
         RedactedCount = await redacted.CountAsync(ct);
         Redactions = (await redacted.OrderByDescending(c => c.RedactedAt).Take(20).Select(c => new { c.Id, c.RedactedAt }).ToListAsync(ct))

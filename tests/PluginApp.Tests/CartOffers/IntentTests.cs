@@ -258,6 +258,24 @@ public sealed class IntentTests(AppFixture app) : IClassFixture<AppFixture>
             Assert.InRange(shadow.Value.GetProperty("intent").GetDouble(), 0, 1);
             Assert.Contains(shadow.Value.GetProperty("subject").GetString(), PluginApp.CartOffers.CartAction.All);
             Assert.False(string.IsNullOrEmpty(action));
+            Assert.Contains(shadow.Value.GetProperty("policy").GetString(), PluginApp.CartOffers.CartAction.All);
+        }
+        // An explored cart: served a code at random, while both versions' readings led the policy to nothing. The shadow's
+        // agreement compares the two versions' choices, not the draw (until 6 Dec 2026 this cart counted as a disagreement).
+        await app.LogDecisionAsync(new PluginApp.Governance.Decision(PluginApp.Governance.DecisionKinds.Offer, "intent-release-explored", seed.ShopId, app.Clock.GetUtcNow(), "model")
+        {
+            Subject = PluginApp.CartOffers.CartAction.Offer, ModelKind = IntentModelTrainer.Kind, ModelVersion = 1,
+            Shadow = """{"version":2,"subject":"nothing","intent":0.4,"policy":"nothing"}""",
+        });
+        var agreeing = await app.CountAsync("""
+            SELECT count(*) FROM decisions WHERE shop_id = $1 AND kind = 'offer' AND shadow->>'version' = '2' AND shadow->>'subject' = shadow->>'policy'
+            """, seed.ShopId);
+        using (var listed = JsonDocument.Parse(await (await app.Client.SendAsync(new HttpRequestMessage(HttpMethod.Get, "/api/admin/releases")
+               { Headers = { Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", app.SessionToken(seed.Shop)) } })).Content.ReadAsStringAsync()))
+        {
+            var shadowed = listed.RootElement.EnumerateArray().Single(k => k.GetProperty("kind").GetString() == IntentModelTrainer.Kind).GetProperty("release");
+            Assert.Equal(3, shadowed.GetProperty("decisions").GetInt64());
+            Assert.Equal(agreeing / 3.0, shadowed.GetProperty("agreement").GetDouble(), 6);
         }
         await app.Factory.Services.GetRequiredService<PluginApp.Governance.StagedReleases>().RunShopAsync(seed.ShopId, CancellationToken.None);
         Assert.Equal("canary", await app.ScalarAsync("SELECT status FROM models WHERE shop_id = $1 AND kind = 'intent' AND version = 2", seed.ShopId));
@@ -397,9 +415,27 @@ public sealed class IntentTests(AppFixture app) : IClassFixture<AppFixture>
             INSERT INTO checkouts (shop_id, id, token, cart_token, customer_id, total_price, subtotal_price, created_at, updated_at) VALUES ($1, 96880003, 'co-96880003', 'guest-cart-96880003', 96860002, 60, 60, $2, $3)
             """, seed.ShopId, now.AddHours(-3), now.AddHours(-2));
 
+        // A fourth checkout's cart is stored: it is read as training reads that cart (its lines, open from the cart's
+        // creation to its last update), not from the checkout's own figures (until 6 Dec 2026: 6 items open for an hour).
+        await app.ScalarAsync("""
+            INSERT INTO carts (shop_id, token, total_price, created_at, updated_at) VALUES ($1, 'stored-cart-96880004', 60, $2, $3)
+            """, seed.ShopId, now.AddHours(-5), now.AddHours(-2.5));
+        await app.ScalarAsync("""
+            INSERT INTO cart_lines (shop_id, cart_token, line_key, product_id, variant_id, quantity, price)
+            VALUES ($1, 'stored-cart-96880004', 'a', $2, $3, 2, 15), ($1, 'stored-cart-96880004', 'b', $4, $5, 1, 30)
+            """, seed.ShopId, seed.P(101), seed.V(1010), seed.P(102), seed.V(1020));
+        await app.ScalarAsync("""
+            INSERT INTO checkouts (shop_id, id, token, cart_token, customer_id, total_price, subtotal_price, created_at, updated_at) VALUES ($1, 96880004, 'co-96880004', 'stored-cart-96880004', 96860001, 60, 60, $2, $3)
+            """, seed.ShopId, now.AddHours(-3), now.AddHours(-2));
+        await app.ScalarAsync("INSERT INTO checkout_lines (shop_id, checkout_id, line_key, product_id, variant_id, quantity, price) VALUES ($1, 96880004, 'l1', $2, $3, 6, 10)",
+            seed.ShopId, seed.P(101), seed.V(1010));
+
         var read = (await app.Factory.Services.GetRequiredService<AbandonmentSignal>().OpenSnapshotsAsync(seed.ShopId, now, CancellationToken.None))
             .ToDictionary(x => x.Checkout.CheckoutId, x => x.Snapshot);
 
+        var trained = Assert.Single(await IntentData.LoadAsync(app.Db, seed.ShopId, now.AddDays(4), CancellationToken.None), e => Math.Abs((e.At - now.AddHours(-2.5).UtcDateTime).TotalMilliseconds) < 1); // the database keeps microseconds
+        Assert.Equal(trained.Snapshot, read[96_880_004]);
+        Assert.Equal((3, 2, 150.0), (read[96_880_004].Items, read[96_880_004].DistinctProducts, Math.Round(read[96_880_004].MinutesSinceCreated)));
         Assert.Null(read[96_880_001].CustomerOrders);
         Assert.Null(read[96_880_002].CustomerOrders); // she has three orders, but her cart was a guest's on the storefront
         Assert.Equal(read[96_880_001], read[96_880_002]);

@@ -11,6 +11,34 @@ namespace PluginApp.Tests.Webhooks;
 /// <summary>Every personal field is declared in one place, and customers/redact erases every declared field.</summary>
 public sealed class PersonalDataTests(AppFixture app) : IClassFixture<AppFixture>
 {
+    /// <summary>
+    /// The Data and privacy page lists a store's newest 50 data requests and says how many there are; any older one is
+    /// found by its customer's id, with its export. Until 6 Dec 2026 the page listed the newest 50 with no word of the
+    /// others, and an older customer's export could not be downloaded from it.
+    /// </summary>
+    [Fact]
+    public async Task PrivacyPage_SaysHowManyRequests_AndFindsAnOlderOneByItsCustomer()
+    {
+        const string shop = "privacy-many-requests.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        await app.CountAsync("""
+            INSERT INTO customer_data_requests (shop_id, customer_id, requested_at, export)
+            SELECT $1, 96990000 + i, now() - interval '1 hour' * i, '{}' FROM generate_series(1, 60) i
+            """, shopId);
+        async Task<string> PageAsync(string query = "") =>
+            await (await app.Client.GetAsync($"/admin/privacy?shop={shop}&embedded=1&id_token={app.SessionToken(shop)}{query}")).Content.ReadAsStringAsync();
+
+        var page = await PageAsync();
+        var oldest = await PageAsync("&customer=96990060");
+
+        Assert.Contains("The newest 50 of 60 requests", page);
+        Assert.DoesNotContain("customer 96990060's data", page);
+        Assert.Contains("customer 96990001's data", page);
+        Assert.Contains("Download customer 96990060's data (JSON)", oldest);
+        Assert.DoesNotContain("customer 96990001's data", oldest);
+        Assert.Contains("No request from customer 5.", await PageAsync("&customer=5"));
+    }
+
     [Fact]
     public async Task EveryTableWithAPersonLookingColumn_IsDeclared()
     {
