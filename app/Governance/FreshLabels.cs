@@ -115,7 +115,8 @@ internal static class FreshLabels
             {
                 var rec = Active("recommender");
                 var recall = hits / (double)lines;
-                var heldOut = Metric(rec, "ServedRecallAt10") ?? Metric(rec, "RecallAt10");
+                // An unmeasured version (no held-out customer, no ServedNdcgAt10) stored RecallAt10 as 0: not a figure to show.
+                var heldOut = Metric(rec, "ServedRecallAt10") ?? (Metric(rec, "ServedNdcgAt10") is null && Metric(rec, "TestUsers") is 0d ? null : Metric(rec, "RecallAt10"));
                 list.Add(new PerformanceView("recommender", "recall-on-new-orders", rec?.Version, recall, heldOut, (int)orders, string.Create(CultureInfo.InvariantCulture,
                     $"{recall:P1} of the {lines} products in {orders} orders of the last 7 days had been shown to the buyer by the model in the week before (held-out Recall@10 {heldOut?.ToString("0.000", CultureInfo.InvariantCulture) ?? "–"})"), now));
             }

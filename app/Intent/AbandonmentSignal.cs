@@ -87,7 +87,7 @@ public sealed class AbandonmentSignal(NpgsqlDataSource db, IntentScorer scorer, 
                 ORDER BY w.seen_at LIMIT 1)
         FROM checkouts k JOIN customers c ON c.shop_id = k.shop_id AND c.id = k.customer_id
         LEFT JOIN LATERAL (
-          SELECT t.created_at, coalesce(t.updated_at, t.created_at) AS at, l.items, l.products, l.value
+          SELECT coalesce(t.created_at, t.updated_at) AS created_at, coalesce(t.updated_at, t.created_at) AS at, l.items, l.products, l.value
           FROM carts t CROSS JOIN LATERAL (SELECT {IntentData.CartLineFigures} FROM cart_lines x WHERE x.shop_id = t.shop_id AND x.cart_token = t.token) l
           WHERE t.shop_id = k.shop_id AND t.token = k.cart_token AND l.items > 0) cl ON true
         WHERE k.shop_id = $1 AND k.completed_at IS NULL AND c.accepts_marketing AND c.redacted_at IS NULL

@@ -104,7 +104,11 @@ public sealed class IntentScorer(NpgsqlDataSource db, AiFeatureSwitches switches
     private async Task<(int Version, IntentModel Model, string Metrics)?> ActiveAsync(long shopId, CancellationToken ct)
     {
         var active = await _actives.GetAsync(shopId, static (self, id) => self.LoadActiveAsync(id), this, ct);
-        if (active is not { } a) return null;
+        if (active is not { } a)
+        {
+            _models.TryRemove(shopId, out _); // none active: no unreadable version to name either
+            return null;
+        }
         if (_models.TryGetValue(shopId, out var cached) && cached.Version == a.Item1) return cached.Model is { } held ? (a.Item1, held, a.Item2) : null;
         await using var load = db.CreateCommand("SELECT artifact FROM models WHERE shop_id = $1 AND kind = $2 AND version = $3");
         load.Parameters.Add(Sql.Param(shopId));

@@ -42,7 +42,11 @@ public static class PromotionGate
         // Why the first model before the figure: a store too small to hold anything out still gets its model (the
         // recommender's unmeasured run stores no figure, 6 Dec 2026); it is what serves instead of nothing.
         if (active is not { } serving) return (true, Metric(candidate, metric) is null ? $"first model (no held-out {metric} yet)" : "first model");
-        if (Metric(candidate, metric) is not { } c) return (false, $"it has no held-out {metric}");
+        if (Metric(candidate, metric) is not { } c)
+            // Neither measured (a store still too small to hold anything out): the newer data serves, else a store that stays
+            // that small would keep its first model for good.
+            return Metric(serving, metric) is null ? (true, $"neither it nor the active model has a held-out {metric}; the newer data serves")
+                : (false, $"it has no held-out {metric}");
         if (Metric(serving, metric) is not { } a) return (true, $"the active model has no held-out {metric} to compare with");
         string F(double v) => v.ToString("F4", CultureInfo.InvariantCulture);
         string Signed(double v) => v.ToString("+0.0000;-0.0000;0.0000", CultureInfo.InvariantCulture);

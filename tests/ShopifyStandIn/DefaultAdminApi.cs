@@ -310,8 +310,8 @@ public sealed class DefaultAdminApi
         ["fulfillmentHolds"] = new JsonArray(fo.Holds.Select(h => (JsonNode)new JsonObject { ["id"] = h.Id, ["handle"] = h.Handle, ["reason"] = h.Reason }).ToArray()),
     };
 
-    /// <summary>List fields (not connections) of the objects the app reads in bulk: an order's refunds and fulfillments.</summary>
-    private static readonly string[] ListFields = ["refunds", "fulfillments"];
+    /// <summary>List fields (not connections) of the objects the app reads in bulk: an order's refunds, fulfillments and transactions.</summary>
+    private static readonly string[] ListFields = ["refunds", "fulfillments", "transactions"];
 
     /// <summary>
     /// The first connection selected inside a list field of a bulk query, or null: Shopify refuses such a query with
@@ -331,8 +331,19 @@ public sealed class DefaultAdminApi
                     else if (query[i] == '}' && --depth == 0) break;
                 }
                 var block = query[start..Math.Min(i + 1, query.Length)];
-                var inner = System.Text.RegularExpressions.Regex.Match(block, @"(\w+)\s*(\([^)]*\))?\s*\{\s*(nodes|edges)\b");
-                if (inner.Success) return $"{field}.{inner.Groups[1].Value}";
+                // A connection: a field whose selection holds nodes or edges, wherever in it (after pageInfo too).
+                foreach (System.Text.RegularExpressions.Match inner in System.Text.RegularExpressions.Regex.Matches(block, @"\b(nodes|edges)\s*\{"))
+                {
+                    var depth2 = 0;
+                    var i2 = inner.Index - 1;
+                    for (; i2 > 0; i2--)
+                    {
+                        if (block[i2] == '}') depth2++;
+                        else if (block[i2] == '{' && depth2-- == 0) break;
+                    }
+                    var owner = System.Text.RegularExpressions.Regex.Match(block[..i2], @"(\w+)\s*(\([^)]*\))?\s*$");
+                    return $"{field}.{(owner.Success ? owner.Groups[1].Value : "?")}";
+                }
             }
         return null;
     }

@@ -165,7 +165,30 @@ public sealed class BackfillTests(AppFixture app) : IClassFixture<AppFixture>, I
     {
         Assert.Equal("refunds.refundLineItems", ShopifyStandIn.DefaultAdminApi.ConnectionInList(
             "{ orders { edges { node { id refunds { id refundLineItems(first: 250) { nodes { quantity } } } lineItems { edges { node { id } } } } } } }"));
+        Assert.Equal("refunds.refundLineItems", ShopifyStandIn.DefaultAdminApi.ConnectionInList(
+            "{ orders { edges { node { refunds { refundLineItems(first: 5) { pageInfo { hasNextPage } nodes { quantity } } } } } } }"));
         Assert.Null(ShopifyStandIn.DefaultAdminApi.ConnectionInList("{ orders { edges { node { id refunds { id totalRefundedSet { shopMoney { amount } } } } } } }"));
+    }
+
+    /// <summary>
+    /// Shopify refusing the refund lines' query (its errors) leaves those refunds without lines and the import completed:
+    /// the store's history is merged by then, and a run failed there would be retried whole and never train.
+    /// </summary>
+    [Fact]
+    public async Task Backfill_WhoseRefundLinesShopifyRefuses_CompletesWithoutThem()
+    {
+        const string shop = "backfill-refund-lines-refused.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        ServeStore(product: 996, orders: [29961, 29962], refund: 59961);
+        app.Shopify.GraphQL = call => call.Shop == shop && call.Query.Contains("refundLineItems(", StringComparison.Ordinal)
+            ? StandInAnswer.Json(new JsonObject { ["errors"] = new JsonArray(new JsonObject { ["message"] = "Internal error" }) }) : null;
+
+        try { await RunBackfillAsync(shop); }
+        finally { app.Shopify.GraphQL = null; }
+
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM backfill_runs WHERE shop_id = $1 AND state = 'completed'", shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM refunds WHERE shop_id = $1 AND id = 59961", shopId));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM refund_lines WHERE shop_id = $1", shopId));
     }
 
     [Fact]

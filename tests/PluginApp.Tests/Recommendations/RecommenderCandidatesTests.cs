@@ -68,6 +68,7 @@ public sealed class RecommenderCandidatesTests
         Assert.Equal((true, "first model (no held-out ServedNdcgAt10 yet)"), PluginApp.Training.PromotionGate.Compare(kind, stored, null));
         Assert.True(PluginApp.Training.PromotionGate.Compare(kind, later, stored).Passes);
         Assert.False(PluginApp.Training.PromotionGate.Compare(kind, stored, later).Passes); // an unmeasured one never replaces a measured one
+        Assert.True(PluginApp.Training.PromotionGate.Compare(kind, stored, stored).Passes); // nor is one held back by another: the newer data serves
         Assert.StartsWith("Candidates: not compared yet, only 0 held-out customers", PluginApp.Recommendations.Admin.CandidateSummary.Describe(stored));
     }
 
