@@ -64,8 +64,9 @@ public sealed record CartPolicyDecision(string Action, IReadOnlyDictionary<strin
 /// </summary>
 public static class CartOfferPolicy
 {
-    /// <summary>Used to rank the bar and the upsell when a cart's cost is unknown (the offer is never allowed then).</summary>
-    public const double AssumedMarginShare = 0.4;
+    /// <summary>Used to rank the bar and the upsell when a cart's cost is unknown (the offer is never allowed then); the
+    /// experiment's results count an order of unknown cost at the same share.</summary>
+    public const double AssumedMarginShare = PluginApp.Experiments.ExperimentResults.AssumedMarginShare;
 
     /// <summary>
     /// The actions this cart may be shown, in <see cref="CartAction.All"/>'s order: nothing always; the bar below a

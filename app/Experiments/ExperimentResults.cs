@@ -8,7 +8,7 @@ namespace PluginApp.Experiments;
 /// <param name="Value">Per exposed unit: the metric's mean (conversion share, revenue or margin net of refunds).</param>
 /// <param name="RefundRate">Refunded share of the arm's order revenue.</param>
 /// <param name="AverageDiscount">Discount as a share of the arm's order revenue before discounts.</param>
-/// <param name="UnknownMargin">Orders whose margin is unknown (a line without a cost), counted at zero margin.</param>
+/// <param name="UnknownMargin">Orders whose margin is unknown (a line without a cost), counted at <see cref="ExperimentResults.AssumedMarginShare"/> of their revenue.</param>
 /// <param name="Converted">Visitors who kept an order (something of it not refunded): the conversion metric's.</param>
 /// <param name="Ordered">Visitors who placed an order that was not cancelled, refunded or not: the guardrails' gate.</param>
 public sealed record ArmResult(string Arm, long Units, long Converted, double Value, double Revenue, double RefundRate, double AverageDiscount,
@@ -69,6 +69,13 @@ public sealed class ExperimentResults(NpgsqlDataSource db, ExperimentStore store
         EXISTS (SELECT 1 FROM experiment_pauses p WHERE p.shop_id = {e}.shop_id AND p.experiment = {e}.experiment
                 AND {e}.ordered_at >= p.paused_at AND (p.resumed_at IS NULL OR {e}.ordered_at < p.resumed_at))
         """;
+
+    /// <summary>
+    /// The share of an order's revenue counted as margin when a line's cost is unknown: the share the cart offers' policy
+    /// assumes for such a cart. Until 6 Dec 2026 such an order counted as no margin at all, and the arm whose carts were
+    /// offered a product without a cost lost its whole orders' margin in the comparison.
+    /// </summary>
+    public const double AssumedMarginShare = 0.4;
 
     /// <summary>Visitors who ordered that a treatment arm needs before its guardrails are judged.</summary>
     public const int MinGuardrailOrders = 20;
@@ -146,7 +153,11 @@ public sealed class ExperimentResults(NpgsqlDataSource db, ExperimentStore store
                             if (o.Revenue > 0) placed = true;
                             // A cancelled order earned nothing (revenue and margin 0): its refunds take nothing off either.
                             if (o.Margin is { } m) margin += m - (o.Revenue > 0 ? Math.Min(o.MarginRefunded, o.Revenue) : 0);
-                            else if (o.Revenue > 0) unknownMargin++;
+                            else if (o.Revenue > 0)
+                            {
+                                unknownMargin++;
+                                margin += keep * AssumedMarginShare;
+                            }
                             revenue += o.Revenue;
                             refunded += Math.Min(o.Refunded, o.Revenue);
                             discount += o.Discount;

@@ -381,6 +381,40 @@ public sealed class ExperimentOutcomesTests(AppFixture app) : IClassFixture<AppF
     }
 
     /// <summary>
+    /// An order with a product of unknown cost counts at the share of its revenue the cart offers' policy assumes (40 %),
+    /// not as no margin, and the page says how many such orders each arm has. Until 6 Dec 2026 it counted as 0: the arm
+    /// whose carts were offered a product without a cost lost those orders' whole margin.
+    /// </summary>
+    [Fact]
+    public async Task MarginPerVisitor_CountsAnOrderOfUnknownCostAtTheAssumedShare_AndThePageSaysHowMany()
+    {
+        const string shop = "experiment-unknown-cost.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        var kind = PluginApp.Recommendations.UpsellExperiment.Kind;
+        var treatment = kind.Arms.Select(a => a.Name).First(a => a != kind.Control);
+        var at = app.Clock.GetUtcNow().AddDays(-3);
+        await app.CountAsync("""
+            INSERT INTO experiment_exposures (shop_id, experiment, unit, arm, customer_id, first_at)
+            SELECT $1, 'upsells', 'v:unknown-cost-' || i, $3, NULL, $2 FROM generate_series(1, 2) i
+            """, shopId, at, treatment);
+        await app.CountAsync("""
+            INSERT INTO experiment_outcomes (shop_id, experiment, order_id, arm, unit, revenue, margin, ordered_at)
+            VALUES ($1, 'upsells', 7750501, $3, 'v:unknown-cost-1', 100, NULL, $2), ($1, 'upsells', 7750502, $3, 'v:unknown-cost-2', 100, 30, $2)
+            """, shopId, at.AddHours(1), treatment);
+        var store = app.Factory.Services.GetRequiredService<ExperimentStore>();
+        var settings = await store.GetAsync(shopId, "upsells", CancellationToken.None);
+        await store.SaveAsync(shopId, "upsells", settings.Arms, "margin", settings.Guardrails, running: true, "staff user 42", CancellationToken.None);
+
+        var arm = (await app.Factory.Services.GetRequiredService<ExperimentResults>().ReportAsync(shopId, "upsells", CancellationToken.None)).Arms.Single(a => a.Arm == treatment);
+        var page = await (await app.Client.GetAsync($"/admin/experiments?shop={shop}&embedded=1&id_token={app.SessionToken(shop)}")).Content.ReadAsStringAsync();
+
+        Assert.Equal((40 + 30) / 2.0, arm.Value, 6);
+        Assert.Equal(1, arm.UnknownMargin);
+        Assert.Contains("Orders with a product of unknown cost, counted at 40", page);
+        Assert.Contains($"{treatment} 1", page);
+    }
+
+    /// <summary>
     /// The Experiments page nets each outcome's refunds out: in a store of 3,000 refunds, an outcome's are found by its
     /// order, not by reading every refund of the store for each of the experiment's 300 outcomes.
     /// </summary>
