@@ -264,6 +264,43 @@ public sealed class MonitoringTests(AppFixture app) : IClassFixture<AppFixture>
     }
 
     /// <summary>
+    /// The business alert's figures add up: its two means are the ones its difference is of (adjusted for what each visitor
+    /// spent before), so "A against B, difference D" has A − B = D. Until 6 Dec 2026 it printed the raw means beside the
+    /// adjusted difference.
+    /// </summary>
+    [Fact]
+    public async Task RevenueBelowTheHoldout_TheAlertsMeansAndDifferenceAddUp()
+    {
+        const string shop = "gov-business-adjusted.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        var at = app.Clock.GetUtcNow().AddHours(-2);
+        // What each visitor spent before: more in the holdout, which the adjustment takes into account.
+        await app.ScalarAsync("""
+            INSERT INTO experiment_exposures (shop_id, experiment, unit, arm, first_at, covariate)
+            SELECT $1, 'upsells', 'v:' || arm || i, arm, $2, CASE WHEN arm = 'holdout' THEN 30 + i % 21 ELSE i % 21 END
+            FROM generate_series(1, 150) i, unnest(ARRAY['model', 'holdout']) arm
+            """, shopId, at);
+        await app.ScalarAsync("""
+            INSERT INTO experiment_outcomes (shop_id, experiment, order_id, arm, unit, revenue, ordered_at)
+            SELECT $1, 'upsells', 8840000 + i, 'holdout', 'v:holdout' || i, 40 + i % 21, $2 FROM generate_series(1, 150) i
+            UNION ALL
+            SELECT $1, 'upsells', 8841000 + i, 'model', 'v:model' || i, 2 + i % 21, $2 FROM generate_series(1, 150) i
+            """, shopId, at.AddMinutes(30));
+
+        var res = await app.Client.SendAsync(new HttpRequestMessage(HttpMethod.Post, "/api/admin/monitoring/run")
+        {
+            Headers = { Authorization = app.AdminGet("/", shop).Headers.Authorization },
+        });
+
+        Assert.Equal(System.Net.HttpStatusCode.OK, res.StatusCode);
+        var detail = (await ModelMonitor.AlertsAsync(app.Db, shopId, openOnly: true, CancellationToken.None)).Single(a => a.Metric == "revenue-per-visitor").Detail;
+        var m = System.Text.RegularExpressions.Regex.Match(detail, @"(-?[0-9.]+) against (-?[0-9.]+) per visitor.*difference (-?[0-9.]+)");
+        Assert.True(m.Success, detail);
+        double N(int g) => double.Parse(m.Groups[g].Value, System.Globalization.CultureInfo.InvariantCulture);
+        Assert.True(Math.Abs(N(1) - N(2) - N(3)) <= 0.011, detail);
+    }
+
+    /// <summary>
     /// The business alert reads the experiment as its page does: with fewer than 100 visitors in an arm the page says "not
     /// enough data yet", and until 4 Dec the monitor still raised "revenue per visitor with the recommender is below the
     /// holdout's" from 30 visitors of each.
