@@ -111,8 +111,36 @@ public sealed class StripeChargeJob(NpgsqlDataSource db, StripeConnections conne
             catch (Exception e) when (!ct.IsCancellationRequested)
             {
                 logger.LogWarning(e, "Stripe event {Event}: could not be matched now ({Message}); looked at again at the next sweep", id, e.Message);
+                try { await NoteFailureAsync(connection, id, e.Message, ct); }
+                catch (Exception f) when (!ct.IsCancellationRequested) { logger.LogWarning(f, "Stripe event {Event}: its failure could not be noted", id); }
             }
         }
+    }
+
+    /// <summary>Looks at an event that fail (Stripe's errors, timeouts) before it is set aside as unmatched, saying why, and
+    /// looked at again daily: six hours of sweeps.</summary>
+    public const int MaxFailures = 36;
+
+    /// <summary>
+    /// Counts a failed look at a pending event; at <see cref="MaxFailures"/> it is set aside as unmatched with the last
+    /// error, where the Data and privacy page lists it, and looked at again a day later. Until 6 Dec 2026 an event Stripe
+    /// could never answer for stayed pending, tried at every sweep for good, and nothing showed it.
+    /// </summary>
+    private async Task NoteFailureAsync(long connectionId, string eventId, string error, CancellationToken ct)
+    {
+        await using var cmd = db.CreateCommand("""
+            UPDATE stripe_events SET attempts = attempts + 1,
+              state = CASE WHEN attempts + 1 >= $3 THEN 'unmatched' ELSE state END,
+              retry_at = CASE WHEN attempts + 1 >= $3 THEN $4 ELSE retry_at END,
+              outcome = CASE WHEN attempts + 1 >= $3 THEN 'Stripe could not be asked for the charge at ' || (attempts + 1) || ' looks (the last: ' || $5 || '); looked at again daily' ELSE outcome END
+            WHERE connection_id = $1 AND id = $2 AND state = 'pending'
+            """);
+        cmd.Parameters.Add(Sql.Param(connectionId));
+        cmd.Parameters.Add(Sql.Param(eventId));
+        cmd.Parameters.Add(Sql.Param(MaxFailures));
+        cmd.Parameters.Add(Sql.Param(clock.GetUtcNow().AddDays(1)));
+        cmd.Parameters.Add(Sql.Param(error.Length > 300 ? error[..300] : error));
+        await cmd.ExecuteNonQueryAsync(ct);
     }
 
     /// <summary>The store's order the charge is about, by the documented order of evidence, or why none can be named.</summary>

@@ -300,6 +300,16 @@ public sealed class StripeWebhookTests(StripeFixture app) : IClassFixture<Stripe
         Assert.Equal("labelled", await app.ScalarAsync("SELECT state FROM stripe_events WHERE id = 'evt_sweep_b'"));
         Assert.StartsWith("true ", await LabelAsync(shopId, 7_797_002));
         Assert.Equal("pending", await app.ScalarAsync("SELECT state FROM stripe_events WHERE id = 'evt_sweep_a'"));
+
+        // One that fails at every look is set aside as unmatched after six hours of sweeps, saying why, and looked at again
+        // a day later (until 6 Dec 2026 it stayed pending, tried at every sweep for good, shown nowhere).
+        await app.ScalarAsync("UPDATE stripe_events SET attempts = $1 - 1 WHERE id = 'evt_sweep_a'", PluginApp.Stripe.StripeChargeJob.MaxFailures);
+        app.Clock.Advance(PluginApp.Stripe.StripeChargeJob.Rematch[0] + TimeSpan.FromSeconds(3));
+        try { await job.SweepAsync(CancellationToken.None); }
+        finally { app.Clock.Advance(-(PluginApp.Stripe.StripeChargeJob.Rematch[0] + TimeSpan.FromSeconds(3))); }
+        Assert.Equal("unmatched", await app.ScalarAsync("SELECT state FROM stripe_events WHERE id = 'evt_sweep_a'"));
+        Assert.StartsWith("Stripe could not be asked for the charge at 36 looks", (string)(await app.ScalarAsync("SELECT outcome FROM stripe_events WHERE id = 'evt_sweep_a'"))!);
+        Assert.Equal(1L, await app.CountAsync("SELECT count(*) FROM stripe_events WHERE id = 'evt_sweep_a' AND retry_at > $1", app.Clock.GetUtcNow().AddHours(20)));
     }
 
     [Fact]
