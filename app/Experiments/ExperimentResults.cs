@@ -80,7 +80,9 @@ public sealed class ExperimentResults(NpgsqlDataSource db, ExperimentStore store
     /// <summary>Visitors who ordered that a treatment arm needs before its guardrails are judged.</summary>
     public const int MinGuardrailOrders = 20;
 
-    public async Task<ExperimentReport> ReportAsync(long shopId, string key, CancellationToken ct)
+    /// <param name="history">Whether to compute the lift day by day (the Experiments page's plot): each day reads every exposed
+    /// visitor again, which the Overview's verdict and the daily monitor do not need (until 6 Dec 2026 they computed it).</param>
+    public async Task<ExperimentReport> ReportAsync(long shopId, string key, CancellationToken ct, bool history = true)
     {
         var kind = store.Kind(key);
         var settings = await store.GetAsync(shopId, key, ct);
@@ -113,7 +115,7 @@ public sealed class ExperimentResults(NpgsqlDataSource db, ExperimentStore store
                     r.GetDouble(4), r.GetDouble(5), r.GetDouble(6)));
         }
         await using var conn = await db.OpenConnectionAsync(ct);
-        return Analyze(kind, settings, units, outcomes, from, to, await StoreData.ShopDays.ZoneAsync(conn, shopId, ct));
+        return Analyze(kind, settings, units, outcomes, from, to, await StoreData.ShopDays.ZoneAsync(conn, shopId, ct), history);
     }
 
     /// <summary>The verdict's words for a metric: "policy arm earns 4.1% more margin per visitor, …".</summary>
@@ -126,7 +128,7 @@ public sealed class ExperimentResults(NpgsqlDataSource db, ExperimentStore store
     };
 
     private static ExperimentReport Analyze(ExperimentKind kind, ExperimentSettings settings, Dictionary<string, UnitRow> units, List<OutcomeRow> outcomes,
-        DateTimeOffset from, DateTimeOffset to, TimeZoneInfo zone)
+        DateTimeOffset from, DateTimeOffset to, TimeZoneInfo zone, bool history)
     {
         var byUnit = outcomes.Where(o => units.ContainsKey(o.Unit)).GroupBy(o => o.Unit).ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
         var armNames = settings.Arms.Select(a => a.Name).ToList();
@@ -184,7 +186,7 @@ public sealed class ExperimentResults(NpgsqlDataSource db, ExperimentStore store
         // From the first exposure's day: before it there is nothing to plot. Days are the shop's (until 4 Dec, UTC's: a store in
         // California saw its evening's visitors on the next day).
         var first = units.Count == 0 ? from : units.Values.Min(u => u.FirstAt);
-        for (var d = StoreData.ShopDays.DayOf(first, zone); StoreData.ShopDays.StartOf(d, zone) <= to; d = d.AddDays(1))
+        for (var d = StoreData.ShopDays.DayOf(first, zone); history && StoreData.ShopDays.StartOf(d, zone) <= to; d = d.AddDays(1))
         {
             var end = StoreData.ShopDays.StartOf(d.AddDays(1), zone);
             overTime.AddRange(Lifts(AsOf(end < to ? end : to), d));

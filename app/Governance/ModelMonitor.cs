@@ -148,7 +148,7 @@ public sealed class ModelMonitor(NpgsqlDataSource db, ModelKinds kinds, ModelReg
                  })
         {
             ExperimentReport report;
-            try { report = await experiments.ReportAsync(shopId, key, ct); }
+            try { report = await experiments.ReportAsync(shopId, key, ct, history: false); }
             catch (KeyNotFoundException) { continue; }
             // A stopped experiment's figures are frozen at its stop: read daily, they would raise the same alert for ever.
             if (!report.Settings.Running) continue;

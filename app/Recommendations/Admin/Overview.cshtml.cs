@@ -34,7 +34,7 @@ public sealed class OverviewModel(UpsellStats stats, ModelRegistry registry, Mod
         Window = DayWindow.Ending(Now, zone, DayWindow.Choices.Contains(days ?? 0) ? days!.Value : 30);
         Days = await stats.DaysAsync(scope.ShopId, Window, ct);
         Holdout = await stats.HoldoutAsync(scope.ShopId, Window, ct);
-        HoldoutVerdict = (await experiments.ReportAsync(scope.ShopId, UpsellExperiment.Key, ct)).Verdicts.FirstOrDefault();
+        HoldoutVerdict = (await experiments.ReportAsync(scope.ShopId, UpsellExperiment.Key, ct, history: false)).Verdicts.FirstOrDefault();
         PathMix = await stats.PathMixAsync(scope.ShopId, Window, ct);
         Alerts = await Governance.ModelMonitor.AlertsAsync(db, scope.ShopId, openOnly: true, ct);
         var models = await registry.ListAsync(scope.ShopId, ct);

@@ -154,6 +154,12 @@ public sealed class ExperimentOutcomesTests(AppFixture app) : IClassFixture<AppF
         var page = System.Net.WebUtility.HtmlDecode(await (await app.Client.GetAsync($"/admin?shop={shop}&embedded=1&id_token={app.SessionToken(shop)}")).Content.ReadAsStringAsync());
         Assert.Contains($"<strong>The experiment's verdict:</strong> {verdict} (as on the Experiments page", page);
         Assert.DoesNotContain("distinguishable", page);
+        // The Overview's and the monitor's reading skips the day-by-day plot, and reads the same figures.
+        var brief = await app.Factory.Services.GetRequiredService<ExperimentResults>().ReportAsync(shopId, "upsells", CancellationToken.None, history: false);
+        Assert.NotEmpty(report.OverTime);
+        Assert.Empty(brief.OverTime);
+        Assert.Equal(report.Verdicts, brief.Verdicts);
+        Assert.Equal(report.Arms.Select(a => (a.Arm, a.Units, a.Converted, a.Value)), brief.Arms.Select(a => (a.Arm, a.Units, a.Converted, a.Value)));
     }
 
     /// <summary>
