@@ -138,7 +138,8 @@ public sealed class OutboxDrainer(NpgsqlDataSource db, ShopLookup shops, AdminGr
         // Why the token endpoint's failures and a refused token too: the call never reached Shopify, or Shopify refused it
         // unread, so nothing was applied; until 6 Dec 2026 each drain spent an attempt on them, and 45 minutes of a failing
         // token endpoint failed every queued hold, assessment, code and tag for good.
-        catch (Exception e) when (e is ShopNotConnectedException or ShopFrozenException or TokenEndpointException or ShopTokenRevokedException)
+        catch (Exception e) when (e is ShopNotConnectedException or ShopFrozenException or TokenEndpointException or ShopTokenRevokedException
+                                      or ShopifyThrottledException)
         {
             if (ct.IsCancellationRequested) throw;
             await ReleaseUntriedAsync(claim, e.Message);

@@ -22,6 +22,11 @@ public class ShopifyGraphQLException(string shop, string message) : Exception($"
 /// </summary>
 public sealed class ShopFrozenException(string shop, string message) : ShopifyGraphQLException(shop, message);
 
+/// <summary>Shopify answered THROTTLED every time the client waited for its bucket: the call was refused before it ran, so
+/// nothing was applied. The outbox keeps such a call waiting untried (until 6 Dec 2026 it spent one of its attempts and
+/// looked again before resending, as for an answer that did not say).</summary>
+public sealed class ShopifyThrottledException(string shop, string message) : ShopifyGraphQLException(shop, message);
+
 /// <summary>A mutation that Shopify refused with userErrors.</summary>
 public sealed class ShopifyUserErrorsException(string shop, string mutation, IReadOnlyList<ShopifyUserError> errors)
     : Exception($"{shop}: {mutation} refused: " + string.Join("; ", errors.Select(e => $"{string.Join('.', e.Field)}: {e.Message}")))
@@ -104,6 +109,7 @@ public sealed class AdminGraphQLClient(HttpClient http, OfflineTokenStore tokens
                     logger.LogInformation("{Shop} throttled; waiting for {Cost} points", shop, cost);
                     continue;
                 }
+                if (IsThrottled(errors)) throw new ShopifyThrottledException(shop, $"throttled {attempt + 1} times: " + errors.GetRawText());
                 throw new ShopifyGraphQLException(shop, "GraphQL errors: " + errors.GetRawText());
             }
             if (!root.TryGetProperty("data", out var data) || data.ValueKind != JsonValueKind.Object)

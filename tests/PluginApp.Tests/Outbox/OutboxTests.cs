@@ -391,6 +391,38 @@ public sealed class OutboxTests(NoSchedulerAppFixture app) : IClassFixture<NoSch
     }
 
     /// <summary>
+    /// A call Shopify throttles every time the client waits for its bucket was refused before it ran: it waits untried,
+    /// saying why, and is sent once the shop answers again. Until 6 Dec 2026 it spent an attempt as if its answer had been
+    /// lost (with one attempt allowed, it failed for good).
+    /// </summary>
+    [Fact]
+    public async Task ACallShopifyKeepsThrottling_WaitsUntried_AndIsSentWhenTheShopAnswers()
+    {
+        const string shop = "outbox-throttled.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        await EnqueueAsync(shopId, RiskAssessment("gid://shopify/Order/681", "HIGH"));
+        var throttled = true;
+        app.Shopify.GraphQL = c => c.Shop == shop && throttled ? StandInAnswer.Json(new JsonObject
+        {
+            ["errors"] = new JsonArray(new JsonObject { ["message"] = "Throttled", ["extensions"] = new JsonObject { ["code"] = "THROTTLED" } }),
+            ["extensions"] = new JsonObject { ["cost"] = new JsonObject { ["requestedQueryCost"] = 10,
+                ["throttleStatus"] = new JsonObject { ["maximumAvailable"] = 2000.0, ["currentlyAvailable"] = 0, ["restoreRate"] = 1000.0 } } },
+        }) : null;
+        await using var instance = app.CreateFactory(app.Database.ConnectionString, b => b
+            .UseSetting("Scheduling:Enabled", "false").UseSetting("Outbox:MaxAttempts", "1"));
+        var drainer = instance.Services.GetRequiredService<OutboxDrainer>();
+
+        await drainer.DrainShopAsync(shopId, CancellationToken.None);
+
+        Assert.Equal(1, await app.CountAsync("""
+            SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND failed_at IS NULL AND completed_at IS NULL AND attempts = 0 AND last_error LIKE '%throttled%'
+            """, shopId));
+        throttled = false;
+        await drainer.DrainShopAsync(shopId, CancellationToken.None);
+        Assert.Single(app.Shopify.Admin.RiskAssessments("gid://shopify/Order/681"));
+    }
+
+    /// <summary>
     /// A call whose check cannot read Shopify's answer (a shape it does not expect) is recorded with what went wrong, and
     /// fails for good after its attempts, where the Operations page shows it. Until 6 Dec 2026 the exception escaped the
     /// drain: the call stayed claimed with no error, was claimed again by the sweep, and never failed, while later calls on
