@@ -121,7 +121,7 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
 
     /// <summary>Refunds asked for at once, and each one's lines on the first page (a few hundred of Shopify's cost points a
     /// query); refunds read from the store, and their lines written, a page at a time.</summary>
-    internal const int RefundsPerQuery = 8, RefundLinesFirst = 25, RefundLinesNext = 100, RefundsPerPage = 1000;
+    internal const int RefundsPerQuery = 8, RefundLinesFirst = 25, RefundLinesNext = 100, RefundsPerPage = 1000, RefundQueriesAtOnce = 4;
 
     /// <summary>
     /// The lines of the store's refunds that have none stored, asked of Shopify a few refunds at a time (a refund with more
@@ -156,7 +156,7 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
             asked += orderOf.Count;
             // Each (refund, order line) once, its last reading standing, as the upsert's form for many rows needs.
             var rows = new Dictionary<(long Refund, long Line), object?[]>();
-            void Add(JsonElement refund, JsonElement lines)
+            void Add(Dictionary<(long Refund, long Line), object?[]> into, JsonElement refund, JsonElement lines)
             {
                 var refundId = Gid.Id(refund.GetProperty("id").GetString()!);
                 foreach (var l in lines.GetProperty("nodes").EnumerateArray())
@@ -164,7 +164,7 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
                     if (l.TryGetProperty("lineItem", out var item) && item.ValueKind == JsonValueKind.Object && item.GetProperty("id").GetString() is { } itemGid)
                     {
                         var line = Gid.Id(itemGid);
-                        rows[(refundId, line)] = [shopId, l.TryGetProperty("id", out var id) && id.GetString() is { } gid ? Gid.Id(gid) : null, refundId,
+                        into[(refundId, line)] = [shopId, l.TryGetProperty("id", out var id) && id.GetString() is { } gid ? Gid.Id(gid) : null, refundId,
                             orderOf[refundId], line, l.GetProperty("quantity").GetInt32(),
                             l.TryGetProperty("subtotalSet", out var set) && set.ValueKind == JsonValueKind.Object
                                 ? decimal.Parse(set.GetProperty("shopMoney").GetProperty("amount").GetString()!, CultureInfo.InvariantCulture) : null,
@@ -172,8 +172,12 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
                     }
                 }
             }
-            foreach (var ids in orderOf.Keys.Chunk(RefundsPerQuery))
+            // Why a few queries at once: one after another, a store of 50,000 refunds waits on 6,250 answers in turn; the
+            // client paces them by the shop's bucket all the same.
+            await Parallel.ForEachAsync(orderOf.Keys.Chunk(RefundsPerQuery), new ParallelOptions { MaxDegreeOfParallelism = RefundQueriesAtOnce, CancellationToken = ct },
+                async (ids, token) =>
             {
+                var found = new Dictionary<(long Refund, long Line), object?[]>();
                 JsonElement refunds;
                 // Why go on past Shopify's refusal of a few refunds: the store's history is merged by now, and a run failed
                 // here would be retried whole and never train; those refunds stay without lines, asked again next import.
@@ -181,37 +185,38 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
                 try
                 {
                     refunds = (await shopify.ExecuteAsync(shop, document,
-                        new { ids = ids.Select(id => Gid.Of("Refund", id)).ToArray(), first = RefundLinesFirst, after = (string?)null }, ct,
+                        new { ids = ids.Select(id => Gid.Of("Refund", id)).ToArray(), first = RefundLinesFirst, after = (string?)null }, token,
                         expectedCost: RefundsPerQuery * (3 + RefundLinesFirst * 4))).GetProperty("nodes");
                 }
                 catch (ShopifyGraphQLException e)
                 {
                     logger.LogWarning("Backfill of {Shop}: Shopify refused the lines of refunds {Ids}: {Message}", shop, string.Join(", ", ids), e.Message);
-                    continue;
+                    return;
                 }
                 foreach (var refund in refunds.EnumerateArray())
                 {
                     // Null: a refund Shopify no longer has; not one of those asked: nothing to write.
                     if (refund.ValueKind != JsonValueKind.Object || !refund.TryGetProperty("refundLineItems", out var lines)
                         || !orderOf.ContainsKey(Gid.Id(refund.GetProperty("id").GetString()!))) continue;
-                    Add(refund, lines);
+                    Add(found, refund, lines);
                     for (var (more, cursor) = NextPage(lines); more;)
                     {
                         var next = (await shopify.ExecuteAsync(shop, document,
-                            new { ids = new[] { refund.GetProperty("id").GetString() }, first = RefundLinesNext, after = cursor }, ct,
+                            new { ids = new[] { refund.GetProperty("id").GetString() }, first = RefundLinesNext, after = cursor }, token,
                             expectedCost: 3 + RefundLinesNext * 4)).GetProperty("nodes");
                         if (next.GetArrayLength() != 1 || next[0].ValueKind != JsonValueKind.Object || !next[0].TryGetProperty("refundLineItems", out var following))
                         {
                             // Half a refund's lines would stand for all of them (a refund with lines is not asked again): none.
                             var refundId = Gid.Id(refund.GetProperty("id").GetString()!);
-                            foreach (var key in rows.Keys.Where(k => k.Refund == refundId).ToList()) rows.Remove(key);
+                            foreach (var key in found.Keys.Where(k => k.Refund == refundId).ToList()) found.Remove(key);
                             break;
                         }
-                        Add(refund, following);
+                        Add(found, refund, following);
                         (more, cursor) = NextPage(following);
                     }
                 }
-            }
+                lock (rows) foreach (var (key, row) in found) rows[key] = row;
+            });
             if (rows.Count == 0) continue;
             await using var conn = await db.OpenConnectionAsync(ct);
             await using var batch = new NpgsqlBatch(conn);
