@@ -41,6 +41,7 @@ public sealed class ChurnModelTrainer(NpgsqlDataSource db, TimeProvider clock, M
                   "or clearly worse than days since the last order alone, is not served: no scores or tags, and the page says why.")
     {
         BaselineMetric = nameof(ChurnMetrics.RecencyRocAuc),
+        MetricName = "ROC-AUC",
         AdminPage = ("/admin/churn", "Churn segments and the model behind them"),
         BaselineName = "days since the last order alone, on the same customers",
         // Why gate on it: a model that ranks customers clearly worse than recency alone would put the wrong ones in the

@@ -37,6 +37,7 @@ public sealed class IntentModelTrainer(NpgsqlDataSource db, TimeProvider clock) 
         Fallback: "Without a model, the store's share of recent carts that became orders stands in for every cart (said on each decision).")
     {
         BaselineMetric = nameof(IntentMetrics.CartValueRocAuc),
+        MetricName = "ROC-AUC",
         AdminPage = ("/admin/cart-offers", "Cart offers, where the purchase intent model scores carts"),
         BaselineName = "cart value alone, on the same held-out carts",
         Requirement = "It needs at least 300 settled carts, 50 that became orders and 50 that did not.",

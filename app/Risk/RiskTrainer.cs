@@ -34,6 +34,7 @@ public sealed class RiskTrainer(NpgsqlDataSource db, TableStatistics statistics,
         Fallback: "The documented rule prior alone, for stores without enough confirmed fraud to learn from.")
     {
         BaselineMetric = nameof(RiskMetrics.PriorPrAuc),
+        MetricName = "PR-AUC",
         BaselineGate = true,
         AdminPage = ("/admin/risk", "Risk settings: the levels its scores are given"),
         BaselineName = "the rule prior on the same orders",

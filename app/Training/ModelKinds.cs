@@ -16,6 +16,11 @@ namespace PluginApp.Training;
 public sealed record ModelKind(string Name, string Title, string PromotionMetric, Type Trainer, string Purpose, string Inputs, string ShownWhere,
     string Fallback)
 {
+    /// <summary>The promotion metric as the admin pages and the AI-use disclosure name it ("NDCG@10", "PR-AUC"); its key
+    /// when none is given. Until 6 Dec 2026 the pages showed the key itself ("held-out ServedNdcgAt10").</summary>
+    public string MetricName { get => _metricName ?? PromotionMetric; init => _metricName = value; }
+    private readonly string? _metricName;
+
     /// <summary>The metrics key of the same metric for the baseline measured in the same run (e.g. popularity), if the kind has one.</summary>
     public string? BaselineMetric { get; init; }
 

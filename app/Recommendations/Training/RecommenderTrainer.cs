@@ -37,6 +37,7 @@ public sealed class RecommenderTrainer(SignalStore signals, TimeProvider clock) 
         OnReleaseChanged = (services, shopId) => services.GetRequiredService<ModelCache>().Invalidate(shopId),
         ReleaseGuardrail = ClickThroughGuardrail.ReadAsync,
         BaselineMetric = nameof(HeldOutMetrics.BaselineNdcgAt10),
+        MetricName = "NDCG@10",
         AdminPage = ("/admin/upsells", "Models, training and preview"),
         BaselineName = "the store's bestsellers (popularity)",
         Outputs = "Up to 8 ranked products per block, each with its reason (often bought together, bought by the same customers, " +

@@ -210,6 +210,8 @@ public sealed class AdminPagesTests(AdminFixture app, ITestOutputHelper output) 
         // popularity baseline" and linked to the Upsells page).
         var health = await page.Locator("[aria-labelledby=health-title]").InnerTextAsync();
         Assert.Contains("for the store's bestsellers (popularity)", health);
+        Assert.Contains("Held-out NDCG@10", health);
+        Assert.DoesNotContain("ServedNdcgAt10", health);
         Assert.DoesNotContain("popularity baseline", health);
         Assert.EndsWith("/admin/churn", new Uri(new Uri(page.Url), await page.Locator("[data-model-page=churn]").GetAttributeAsync("href")).AbsolutePath);
         Assert.EndsWith("/admin/risk", new Uri(new Uri(page.Url), await page.Locator("[data-model-page=risk]").GetAttributeAsync("href")).AbsolutePath);
@@ -502,6 +504,10 @@ public sealed class AdminPagesTests(AdminFixture app, ITestOutputHelper output) 
         var (page, errors) = await OpenAsync("/admin/ai");
         const string notice = "We suggest items other shoppers bought together. <img src=x onerror=\"window.__pwned=1\">";
         Assert.Contains("Upsell recommender", await page.Locator(".disclosure-card h2").First.InnerTextAsync());
+        // Each model's quality named as the field names it, not by its metrics key (until 6 Dec 2026 "held-out ServedNdcgAt10").
+        var cards = await page.Locator(".disclosure-card").First.InnerTextAsync();
+        Assert.Contains("held-out NDCG@10", cards);
+        Assert.DoesNotContain("ServedNdcgAt10", await page.Locator("main").InnerTextAsync());
 
         await page.FillAsync("#text", notice);
         var saved = await SaveAndAwaitReloadAsync(page, () => page.ClickAsync("form[data-api*='shopper-notice'] button[type=submit]"), "/api/admin/shopper-notice");
