@@ -116,6 +116,13 @@ public sealed class ChurnReleaseTests(ChurnFixture app) : IClassFixture<ChurnFix
         req.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", app.SessionToken(shop));
         Assert.True((await app.Client.SendAsync(req)).IsSuccessStatusCode);
         Assert.Equal((2, false), await app.TrainAsync(shop));
+        // Why the same figures: these tests are about the release's stages, not its effect, and the same data's second
+        // training came out a hair below the first once in a full run (6 Dec 2026; not reproduced alone), which the release
+        // job reads as worse and sends back to candidate.
+        await app.ScalarAsync("""
+            UPDATE models m SET metrics = v1.metrics FROM models v1
+            WHERE m.shop_id = $1 AND m.kind = 'churn' AND m.version = 2 AND v1.shop_id = $1 AND v1.kind = 'churn' AND v1.version = 1
+            """, shopId);
         return shopId;
     }
 
