@@ -37,6 +37,11 @@ public sealed class PersonalDataTests(AppFixture app) : IClassFixture<AppFixture
         Assert.Contains("Download customer 96990060's data (JSON)", oldest);
         Assert.DoesNotContain("customer 96990001's data", oldest);
         Assert.Contains("No request from customer 5.", await PageAsync("&customer=5"));
+        // A store no customer has asked shows no search box over "No customer has asked for their data".
+        await app.InstallShopAsync("privacy-no-requests.myshopify.com");
+        var none = await (await app.Client.GetAsync($"/admin/privacy?shop=privacy-no-requests.myshopify.com&embedded=1&id_token={app.SessionToken("privacy-no-requests.myshopify.com")}")).Content.ReadAsStringAsync();
+        Assert.Contains("No customer has asked for their data.", none);
+        Assert.DoesNotContain("Find a customer's requests", none);
     }
 
     [Fact]
