@@ -115,14 +115,16 @@ public sealed class ChurnReleaseTests(ChurnFixture app) : IClassFixture<ChurnFix
         };
         req.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", app.SessionToken(shop));
         Assert.True((await app.Client.SendAsync(req)).IsSuccessStatusCode);
-        Assert.Equal((2, false), await app.TrainAsync(shop));
-        // Why the same figures: these tests are about the release's stages, not its effect, and the same data's second
-        // training came out a hair below the first once in a full run (6 Dec 2026; not reproduced alone), which the release
-        // job reads as worse and sends back to candidate.
+        // Why version 1's figures are lowered: these tests are about the release's stages, not its effect. The second
+        // training reads the same orders at a later instant, so its held-out split moves by the seconds between the two and
+        // its figures differ a little either way (under a loaded full run it came out below version 1, stayed a candidate and
+        // never reached shadow; 5 and 6 Dec 2026). Version 1 kept behind recency by 0.5 ROC-AUC is a lead any model that may
+        // serve (ROC-AUC at least Churn:MinRocAuc, 0.55) keeps, so version 2 enters shadow whatever the clock.
         await app.ScalarAsync("""
-            UPDATE models m SET metrics = v1.metrics FROM models v1
-            WHERE m.shop_id = $1 AND m.kind = 'churn' AND m.version = 2 AND v1.shop_id = $1 AND v1.kind = 'churn' AND v1.version = 1
+            UPDATE models SET metrics = metrics || '{"RocAuc": 0.5, "RecencyRocAuc": 1.0}'::jsonb
+            WHERE shop_id = $1 AND kind = 'churn' AND version = 1
             """, shopId);
+        Assert.Equal((2, false), await app.TrainAsync(shop));
         return shopId;
     }
 
