@@ -24,6 +24,14 @@ namespace PluginApp.Intent;
 /// <see cref="CartSnapshot.ReachedCheckout"/> is always false, and the cart's own checkouts are never counted among its
 /// customer's abandoned ones (<see cref="CustomerSql"/>, for training and live alike).
 /// </para>
+/// <para>
+/// Carts the cart offers showed something (the bar, an upsell, a code) are left out of training (<see cref="ShownCarts"/>):
+/// the model is the chance a cart orders when shown nothing, which the policy weighs every action against, and such a cart's
+/// outcome was partly the offer's. Until 6 Dec 2026 they trained it, a feedback loop: the more the offers won, the likelier
+/// the carts they went to looked to order anyway, and the less the policy offered them. The carts left are the control
+/// arm's, the policy's that it showed nothing, and those the block never answered; the policy's choice depends on the
+/// cart's figures, which the model reads too.
+/// </para>
 /// </summary>
 public static class IntentData
 {
@@ -48,8 +56,19 @@ public static class IntentData
     internal const string CartLineFigures =
         "sum(quantity)::int AS items, count(DISTINCT product_id)::int AS products, sum(quantity * coalesce(price, 0))::float8 AS value";
 
+    /// <summary>
+    /// $1 shop: the carts the cart offers showed a bar, an upsell or a code, from the decision log and (beyond its 90 days)
+    /// cart_offers_shown, which the nightly job keeps.
+    /// </summary>
+    internal const string ShownCarts = """
+        SELECT cart_token FROM cart_offers_shown WHERE shop_id = $1
+        UNION
+        SELECT cart_token FROM decisions WHERE shop_id = $1 AND kind = 'offer' AND subject <> 'nothing' AND cart_token IS NOT NULL
+        """;
+
     private static readonly string CartsSql = $"""
-        WITH lines AS (SELECT cart_token, {CartLineFigures}
+        WITH shown AS ({ShownCarts}),
+             lines AS (SELECT cart_token, {CartLineFigures}
                        FROM cart_lines WHERE shop_id = $1 GROUP BY cart_token),
              who AS (SELECT DISTINCT ON (w.cart_token) w.cart_token, w.customer_id
                      FROM ({CartLinks}) w
@@ -57,7 +76,8 @@ public static class IntentData
                      ORDER BY w.cart_token, w.seen_at)
         SELECT c.token, coalesce(c.updated_at, c.created_at), c.created_at, coalesce(l.value, c.total_price::float8, 0), coalesce(l.items, 0), coalesce(l.products, 0),
                w.customer_id, {History("w.customer_id", "coalesce(c.updated_at, c.created_at)", "c.token", "NULL::text")},
-               EXISTS (SELECT 1 FROM orders o WHERE o.shop_id = $1 AND o.cart_token = c.token AND NOT o.test)
+               EXISTS (SELECT 1 FROM orders o WHERE o.shop_id = $1 AND o.cart_token = c.token AND NOT o.test),
+               EXISTS (SELECT 1 FROM shown s WHERE s.cart_token = c.token)
         FROM carts c LEFT JOIN lines l ON l.cart_token = c.token LEFT JOIN who w ON w.cart_token = c.token
         WHERE c.shop_id = $1 AND coalesce(c.updated_at, c.created_at) < $2 AND coalesce(l.items, 0) > 0
         """;
@@ -75,29 +95,47 @@ public static class IntentData
         ON CONFLICT DO NOTHING
         """;
 
+    /// <summary>$1 since when: keeps the carts the cart offers showed something in cart_offers_shown, beyond the log's 90 days.</summary>
+    internal const string RememberShownSql = """
+        INSERT INTO cart_offers_shown (shop_id, cart_token, shown_at)
+        SELECT shop_id, cart_token, min(decided_at) FROM decisions
+        WHERE decided_at >= $1 AND kind = 'offer' AND subject <> 'nothing' AND cart_token IS NOT NULL
+        GROUP BY shop_id, cart_token
+        ON CONFLICT DO NOTHING
+        """;
+
     /// <summary>
-    /// Every shop's cart links of the last week, each night (<see cref="CartCustomersJob"/>), the one writer of
-    /// cart_customers: a week, so a few nights the job did not run lose nothing; training reads the log's newer links
-    /// itself.
+    /// Every shop's cart links and carts shown an offer of the last week, each night (<see cref="CartCustomersJob"/>), the one
+    /// writer of cart_customers and cart_offers_shown: a week, so a few nights the job did not run lose nothing; training
+    /// reads the log's newer rows itself.
     /// </summary>
     public static async Task RememberCustomersAsync(NpgsqlDataSource db, TimeProvider clock, CancellationToken ct)
     {
-        await using var cmd = db.CreateCommand(RememberCustomersSql);
-        cmd.Parameters.Add(Sql.Param(clock.GetUtcNow().AddDays(-7)));
-        await cmd.ExecuteNonQueryAsync(ct);
+        var since = clock.GetUtcNow().AddDays(-7);
+        foreach (var sql in new[] { RememberCustomersSql, RememberShownSql })
+        {
+            await using var cmd = db.CreateCommand(sql);
+            cmd.Parameters.Add(Sql.Param(since));
+            await cmd.ExecuteNonQueryAsync(ct);
+        }
     }
 
-    /// <summary>Every settled cart before <paramref name="now"/> − 1 day, with its label.</summary>
-    public static async Task<List<IntentExample>> LoadAsync(NpgsqlDataSource db, long shopId, DateTimeOffset now, CancellationToken ct)
+    /// <summary>The settled carts training reads, and how many more were left out because the cart offers showed them something.</summary>
+    public sealed record Carts(List<IntentExample> Examples, int ShownLeftOut);
+
+    /// <summary>Every settled cart before <paramref name="now"/> − 3 days that the cart offers showed nothing, with its label.</summary>
+    public static async Task<Carts> LoadAsync(NpgsqlDataSource db, long shopId, DateTimeOffset now, CancellationToken ct)
     {
         var store = await StoreAsync(db, shopId, now, ct);
         var list = new List<IntentExample>();
+        var shown = 0;
         await using var cmd = db.CreateCommand(CartsSql);
         cmd.Parameters.Add(Sql.Param(shopId));
         cmd.Parameters.Add(Sql.Param(now - Settle));
         await using var r = await cmd.ExecuteReaderAsync(ct);
         while (await r.ReadAsync(ct))
         {
+            if (r.GetBoolean(10)) { shown++; continue; }
             var at = r.GetFieldValue<DateTimeOffset>(1);
             var created = r.IsDBNull(2) ? at : r.GetFieldValue<DateTimeOffset>(2);
             long? customer = r.IsDBNull(6) ? null : r.GetInt64(6);
@@ -105,7 +143,7 @@ public static class IntentData
                 customer is null ? null : r.GetInt32(8), store);
             list.Add(new IntentExample(snapshot, r.GetBoolean(9), at.UtcDateTime));
         }
-        return list;
+        return new Carts(list, shown);
     }
 
     /// <summary>THE way a snapshot is filled, for training and for the live cart alike.</summary>
@@ -204,7 +242,7 @@ public static class IntentData
     }
 }
 
-/// <summary>The nightly copy of every shop's cart links (<see cref="IntentData.RememberCustomersAsync"/>).</summary>
+/// <summary>The nightly copy of every shop's cart links and carts shown an offer (<see cref="IntentData.RememberCustomersAsync"/>).</summary>
 public sealed class CartCustomersJob(NpgsqlDataSource db, TimeProvider clock)
 {
     public Task RunAsync(CancellationToken ct) => IntentData.RememberCustomersAsync(db, clock, ct);

@@ -37,6 +37,9 @@ public static class IntentFeature
         services.AddPersonalData(new PersonalDataTable("cart_customers", ["customer_id", "cart_token"],
             "DELETE FROM cart_customers WHERE shop_id = $1 AND (customer_id = $2 OR cart_token IN (SELECT cart_token FROM redaction_carts))",
             Export: "SELECT coalesce(jsonb_agg(jsonb_build_object('cart_token', cart_token, 'seen_at', seen_at)), '[]') FROM cart_customers WHERE shop_id = $1 AND customer_id = $2"));
+        services.AddPersonalData(new PersonalDataTable("cart_offers_shown", ["cart_token"],
+            "DELETE FROM cart_offers_shown WHERE shop_id = $1 AND cart_token IN (SELECT cart_token FROM redaction_carts)",
+            Export: "SELECT coalesce(jsonb_agg(jsonb_build_object('cart_token', cart_token, 'shown_at', shown_at)), '[]') FROM cart_offers_shown WHERE shop_id = $1 AND cart_token IN (SELECT cart_token FROM redaction_carts)"));
         services.AddPersonalData(new PersonalDataTable("checkout_signals", ["customer_id"],
             "DELETE FROM checkout_signals WHERE shop_id = $1 AND customer_id = $2",
             Export: "SELECT coalesce(jsonb_agg(to_jsonb(s) - 'shop_id'), '[]') FROM checkout_signals s WHERE s.shop_id = $1 AND s.customer_id = $2"));

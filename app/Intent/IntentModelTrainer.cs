@@ -8,7 +8,7 @@ namespace PluginApp.Intent;
 
 /// <summary>
 /// The store's purchase-intent model (registry kind "intent"): <see cref="IntentTrainer"/> on the store's settled carts
-/// (<see cref="IntentData"/>), trained on the earlier 80 % by time and judged on the latest 20 % against the base rate
+/// the cart offers showed nothing (<see cref="IntentData"/>), trained on the earlier 80 % by time and judged on the latest 20 % against the base rate
 /// and cart value alone in the same run; a store with too few carts or orders gets the trainer's "not enough data yet".
 /// </summary>
 public sealed class IntentModelTrainer(NpgsqlDataSource db, TimeProvider clock) : IModelTrainer
@@ -67,14 +67,17 @@ public sealed class IntentModelTrainer(NpgsqlDataSource db, TimeProvider clock) 
     /// <param name="PrAuc">Average precision, tied scores counted fairly (<see cref="PluginApp.Ml.Metrics.BinaryMetrics.AveragePrecision"/>);
     /// until 5 Dec 2026 ML.NET's PR-AUC, which does not count ties fairly (cart value alone often ties).</param>
     public sealed record IntentMetrics(double RocAuc, double? PrAuc, double? Brier, double? BaseRateBrier, double? CartValueRocAuc, double? CartValuePrAuc,
-        int Carts, int Orders, int HeldOutCarts, int HeldOutOrders, string Learner, string Reason);
+        int Carts, int Orders, int HeldOutCarts, int HeldOutOrders, string Learner, string Reason, int? ShownLeftOut = null);
 
     public async Task<TrainedModel> TrainAsync(long shopId, CancellationToken ct)
     {
         var now = clock.GetUtcNow();
-        var examples = await IntentData.LoadAsync(db, shopId, now, ct);
+        var (examples, shownLeftOut) = await IntentData.LoadAsync(db, shopId, now, ct);
         var result = IntentTrainer.Train(examples, null, ct);
-        if (result.Model is not { } model) throw new NotEnoughDataException(result.NotEnoughData ?? "not enough data yet");
+        if (result.Model is not { } model)
+            throw new NotEnoughDataException((result.NotEnoughData ?? "not enough data yet") + (shownLeftOut > 0
+                ? string.Create(CultureInfo.InvariantCulture, $" ({shownLeftOut:N0} more carts were shown a bar, an upsell or a code by the cart offers, and are left out: their outcome was partly the offer's)")
+                : ""));
         using (model)
         {
             var e = result.Evaluation ?? throw new InvalidOperationException("the intent trainer returned a model without a held-out evaluation");
@@ -84,7 +87,7 @@ public sealed class IntentModelTrainer(NpgsqlDataSource db, TimeProvider clock) 
             var value = result.Baselines.FirstOrDefault(b => b.Name.Contains("value", StringComparison.OrdinalIgnoreCase));
             var metrics = new IntentMetrics(e.Metrics.RocAuc, F(e.Metrics.AveragePrecision), F(e.Metrics.Brier), F(e.BaseRateBrier), F(value?.Metrics.RocAuc),
                 F(value?.Metrics.AveragePrecision), result.Carts, result.Orders, result.HeldOutCarts, result.HeldOutOrders,
-                result.EvaluatedInfo?.Learner.ToString() ?? "", result.Reason);
+                result.EvaluatedInfo?.Learner.ToString() ?? "", result.Reason, shownLeftOut);
             using var blob = new MemoryStream();
             model.Save(blob);
             var first = examples.Count == 0 ? (DateTime?)null : examples.Min(x => x.At);

@@ -269,6 +269,6 @@ public sealed class IntentScorer(NpgsqlDataSource db, AiFeatureSwitches switches
         }
         var m = JsonSerializer.Deserialize<IntentModelTrainer.IntentMetrics>(active.Value.Metrics)!;
         return new IntentModelSummary(active.Value.Version, string.Create(CultureInfo.InvariantCulture,
-            $"model version {active.Value.Version} ({m.Learner}), trained on {m.Carts:N0} carts of which {m.Orders:N0} became orders; on the latest {m.HeldOutCarts:N0} carts held out it ranks ordering carts above the others with ROC-AUC {m.RocAuc:0.000} (cart value alone: {m.CartValueRocAuc?.ToString("0.000", CultureInfo.InvariantCulture) ?? "–"}), PR-AUC {m.PrAuc?.ToString("0.000", CultureInfo.InvariantCulture) ?? "–"}."));
+            $"model version {active.Value.Version} ({m.Learner}), trained on {m.Carts:N0} carts of which {m.Orders:N0} became orders{(m.ShownLeftOut is > 0 ? $" ({m.ShownLeftOut:N0} more carts, shown a bar, an upsell or a code by the cart offers, left out: their outcome was partly the offer's)" : "")}; on the latest {m.HeldOutCarts:N0} carts held out it ranks ordering carts above the others with ROC-AUC {m.RocAuc:0.000} (cart value alone: {m.CartValueRocAuc?.ToString("0.000", CultureInfo.InvariantCulture) ?? "–"}), PR-AUC {m.PrAuc?.ToString("0.000", CultureInfo.InvariantCulture) ?? "–"}."));
     }
 }

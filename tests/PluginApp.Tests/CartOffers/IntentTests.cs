@@ -92,6 +92,65 @@ public sealed class IntentTests(AppFixture app) : IClassFixture<AppFixture>
     }
 
     /// <summary>
+    /// The model is a cart's chance of becoming an order when it is shown nothing, which the policy weighs each action
+    /// against. A hundred small carts (which order one time in ten) that the cart offers showed a bar or a code, and that then
+    /// all ordered, are left out of the next training, and the model's card says how many; the nightly job keeps them left
+    /// out after the decision log has dropped them. Until 6 Dec 2026 they trained the model: a feedback loop in which the
+    /// offers' wins made the carts they went to look likely to order anyway.
+    /// </summary>
+    [Fact]
+    public async Task CartsTheOffersShowedSomething_AreLeftOutOfTraining_EvenAfterTheDecisionLogDropsThem()
+    {
+        var (seed, first) = await TrainedStoreAsync("intent-shown.myshopify.com", 96_740_000);
+        var before = JsonDocument.Parse((string)(await app.ScalarAsync("SELECT metrics::text FROM models WHERE shop_id = $1 AND kind = 'intent' AND version = $2", seed.ShopId, first))!).RootElement;
+        var now = app.Clock.GetUtcNow();
+        foreach (var days in new[] { 35, 20, 4 }) await app.ScalarAsync("SELECT decisions_partition_for($1)", now.AddDays(-days));
+        // A hundred small carts that had not ordered: each shown an offer (every other one a bar) and then ordered.
+        Assert.Equal(100, await app.CountAsync("""
+            WITH small AS (SELECT c.token, c.updated_at FROM carts c JOIN cart_lines l ON l.shop_id = c.shop_id AND l.cart_token = c.token
+                           WHERE c.shop_id = $1 AND l.quantity < 4 AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.shop_id = $1 AND o.cart_token = c.token)
+                           ORDER BY c.token LIMIT 100),
+                 shown AS (INSERT INTO decisions (shop_id, decided_at, decision_id, kind, subject, path, fallback, arm, cart_token)
+                           SELECT $1, updated_at - interval '5 minutes', 'offer:shown-' || token, 'offer',
+                                  CASE WHEN row_number() OVER (ORDER BY token) % 2 = 0 THEN 'offer' ELSE 'nudge' END, 'model', false, 'policy', token FROM small
+                           RETURNING 1),
+                 ordered AS (INSERT INTO orders (shop_id, id, cart_token, total_price, subtotal_price, created_at, updated_at)
+                             SELECT $1, 96790000 + row_number() OVER (ORDER BY token), token, 20, 20, updated_at + interval '10 minutes', updated_at + interval '10 minutes' FROM small
+                             RETURNING 1)
+            SELECT (SELECT count(*) FROM shown) + 0 * (SELECT count(*) FROM ordered)
+            """, seed.ShopId));
+        // A cart the policy showed nothing stays in.
+        await app.ScalarAsync("""
+            INSERT INTO decisions (shop_id, decided_at, decision_id, kind, subject, path, fallback, arm, cart_token)
+            SELECT $1, updated_at, 'offer:nothing-' || token, 'offer', 'nothing', 'model', false, 'policy', token FROM carts
+            WHERE shop_id = $1 AND token NOT IN (SELECT cart_token FROM decisions WHERE shop_id = $1 AND cart_token IS NOT NULL) ORDER BY token LIMIT 1
+            """, seed.ShopId);
+
+        // Version 1's stored lead lowered, so the new version serves and its card is the one shown (this test is about what
+        // trains it, not whether it beats the first).
+        await app.ScalarAsync("""UPDATE models SET metrics = metrics || '{"RocAuc": 0.5, "CartValueRocAuc": 1.0}'::jsonb WHERE shop_id = $1 AND kind = 'intent' AND version = $2""", seed.ShopId, first);
+        var (version, _) = await app.Factory.Services.GetRequiredService<TrainingService>().TrainAsync(seed.Shop, IntentModelTrainer.Kind, "test", CancellationToken.None);
+        var after = JsonDocument.Parse((string)(await app.ScalarAsync("SELECT metrics::text FROM models WHERE shop_id = $1 AND kind = 'intent' AND version = $2", seed.ShopId, version))!).RootElement;
+        Assert.Equal(100, after.GetProperty("ShownLeftOut").GetInt32());
+        Assert.Equal(before.GetProperty("Carts").GetInt32() - 100, after.GetProperty("Carts").GetInt32());
+        Assert.Equal(before.GetProperty("Orders").GetInt32(), after.GetProperty("Orders").GetInt32()); // the offers' orders taught nothing
+        Assert.Equal("active", await app.ScalarAsync("SELECT status FROM models WHERE shop_id = $1 AND kind = 'intent' AND version = $2", seed.ShopId, version));
+        Assert.Contains("100 more carts, shown a bar, an upsell or a code by the cart offers, left out",
+                (await app.Factory.Services.GetRequiredService<IntentScorer>().SummaryAsync(seed.ShopId, CancellationToken.None)).Text);
+
+        // The nightly job keeps them beyond the decision log's 90 days (it reads the last week's decisions: run as of a month ago).
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM cart_offers_shown WHERE shop_id = $1", seed.ShopId));
+        app.Clock.Advance(TimeSpan.FromDays(-30));
+        try { await app.Factory.Services.GetRequiredService<CartCustomersJob>().RunAsync(CancellationToken.None); }
+        finally { app.Clock.Advance(TimeSpan.FromDays(30)); }
+        Assert.Equal(100, await app.CountAsync("SELECT count(*) FROM cart_offers_shown WHERE shop_id = $1", seed.ShopId));
+        await app.CountAsync("DELETE FROM decisions WHERE shop_id = $1", seed.ShopId);
+        var carts = await IntentData.LoadAsync(app.Db, seed.ShopId, now, CancellationToken.None);
+        Assert.Equal(100, carts.ShownLeftOut);
+        Assert.Equal(before.GetProperty("Carts").GetInt32() - 100, carts.Examples.Count);
+    }
+
+    /// <summary>
     /// A version that tells the held-out carts apart worse than chance (the store's carts changed: large carts stopped
     /// ordering) is not registered; the run says why, and the store's conversion rate keeps standing in. Until 6 Dec 2026 it
     /// became the store's active model and chose which carts were offered discounts.
@@ -182,11 +241,15 @@ public sealed class IntentTests(AppFixture app) : IClassFixture<AppFixture>
         var req = new HttpRequestMessage(HttpMethod.Put, "/api/admin/cart-offers") { Content = JsonContent.Create(new { enabled = true, freeShippingThreshold = 1000, offersEnabled = false }) };
         req.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", app.SessionToken(seed.Shop));
         Assert.True((await app.Client.SendAsync(req)).IsSuccessStatusCode);
-        var asked = await app.Client.GetAsync(StoreSeed.Signed("/proxy/cart-offers", seed.Shop, $"lines={seed.V(1010)}:3&cart_token=parity-a&visitor_id=parity-visitor",
+        // A visitor of the control arm, shown nothing: a cart shown a bar or a code is left out of training.
+        var controlVisitor = Enumerable.Range(0, 1000).Select(i => $"parity-visitor-{i}").First(v => PluginApp.Experiments.Assignment.Arm(seed.Shop,
+            PluginApp.Experiments.Assignment.VisitorHash(seed.Shop, v), PluginApp.CartOffers.CartOffersExperiment.Key, PluginApp.CartOffers.CartOffersExperiment.Kind.Arms, "policy")
+            == PluginApp.CartOffers.CartOffersExperiment.ControlArm);
+        var asked = await app.Client.GetAsync(StoreSeed.Signed("/proxy/cart-offers", seed.Shop, $"lines={seed.V(1010)}:3&cart_token=parity-a&visitor_id={controlVisitor}",
             app.Clock.GetUtcNow(), customer: customer.ToString(System.Globalization.CultureInfo.InvariantCulture)));
         Assert.Equal(HttpStatusCode.OK, asked.StatusCode);
 
-        var training = await IntentData.LoadAsync(app.Db, seed.ShopId, now, CancellationToken.None);
+        var training = (await IntentData.LoadAsync(app.Db, seed.ShopId, now, CancellationToken.None)).Examples;
         var median = await IntentData.StoreAsync(app.Db, seed.ShopId, now, CancellationToken.None);
         var facts = new PluginApp.CartOffers.CartFacts(60, null, 3, null, null, null, 1);
         Assert.DoesNotContain(training, e => e.At == at.AddDays(2).UtcDateTime);
@@ -200,7 +263,7 @@ public sealed class IntentTests(AppFixture app) : IClassFixture<AppFixture>
         await app.ScalarAsync("UPDATE checkouts SET completed_at = $2 WHERE shop_id = $1 AND id = 97400201", seed.ShopId, at.AddDays(1));
         await app.ScalarAsync("INSERT INTO orders (shop_id, id, customer_id, checkout_token, total_price, subtotal_price, created_at, updated_at) VALUES ($1, 97400106, $2, 'co-97400201', 30, 30, $3, $3)",
             seed.ShopId, customer, at.AddDays(1));
-        Assert.Equal(liveA, Assert.Single(await IntentData.LoadAsync(app.Db, seed.ShopId, now, CancellationToken.None), e => e.At == at.UtcDateTime).Snapshot);
+        Assert.Equal(liveA, Assert.Single((await IntentData.LoadAsync(app.Db, seed.ShopId, now, CancellationToken.None)).Examples, e => e.At == at.UtcDateTime).Snapshot);
         var trainedB = Assert.Single(training, e => e.At == at.AddHours(-6).UtcDateTime);
         Assert.True(trainedB.Ordered);
         Assert.Equal(await IntentData.LiveAsync(app.Db, seed.ShopId, "parity-b", facts, null, at.AddHours(-6), median, CancellationToken.None), trainedB.Snapshot);
@@ -213,7 +276,7 @@ public sealed class IntentTests(AppFixture app) : IClassFixture<AppFixture>
 
         // 90 days on the decision log drops the month; the next training still reads cart A as hers.
         await app.CountAsync("DELETE FROM decisions WHERE shop_id = $1", seed.ShopId);
-        training = await IntentData.LoadAsync(app.Db, seed.ShopId, now, CancellationToken.None);
+        training = (await IntentData.LoadAsync(app.Db, seed.ShopId, now, CancellationToken.None)).Examples;
         Assert.Equal(liveA, Assert.Single(training, e => e.At == at.UtcDateTime).Snapshot);
     }
 
@@ -433,7 +496,7 @@ public sealed class IntentTests(AppFixture app) : IClassFixture<AppFixture>
         var read = (await app.Factory.Services.GetRequiredService<AbandonmentSignal>().OpenSnapshotsAsync(seed.ShopId, now, CancellationToken.None))
             .ToDictionary(x => x.Checkout.CheckoutId, x => x.Snapshot);
 
-        var trained = Assert.Single(await IntentData.LoadAsync(app.Db, seed.ShopId, now.AddDays(4), CancellationToken.None), e => Math.Abs((e.At - now.AddHours(-2.5).UtcDateTime).TotalMilliseconds) < 1); // the database keeps microseconds
+        var trained = Assert.Single((await IntentData.LoadAsync(app.Db, seed.ShopId, now.AddDays(4), CancellationToken.None)).Examples, e => Math.Abs((e.At - now.AddHours(-2.5).UtcDateTime).TotalMilliseconds) < 1); // the database keeps microseconds
         Assert.Equal(trained.Snapshot, read[96_880_004]);
         Assert.Equal((3, 2, 150.0), (read[96_880_004].Items, read[96_880_004].DistinctProducts, Math.Round(read[96_880_004].MinutesSinceCreated)));
         Assert.Null(read[96_880_001].CustomerOrders);

@@ -1,0 +1,11 @@
+-- The carts the cart offers showed something (the free-shipping bar, an upsell or a discount code), kept beyond the
+-- decision log's 90 days by the nightly cart-links job. Why: purchase-intent training learns a cart's chance of becoming an
+-- order when it is shown nothing, the chance the policy weighs each action against; a cart an offer was shown to was
+-- partly the offer's doing, and until 6 Dec 2026 it trained the model too (a feedback loop: the more the offers won, the
+-- likelier such carts looked to order anyway, and the less the policy offered them). Erased with the cart.
+CREATE TABLE cart_offers_shown (
+    shop_id     bigint NOT NULL REFERENCES shops(id) ON DELETE CASCADE,
+    cart_token  text NOT NULL,
+    shown_at    timestamptz NOT NULL,
+    PRIMARY KEY (shop_id, cart_token)
+);
