@@ -25,12 +25,14 @@ namespace PluginApp.Intent;
 /// customer's abandoned ones (<see cref="CustomerSql"/>, for training and live alike).
 /// </para>
 /// <para>
-/// Carts the cart offers showed something (the bar, an upsell, a code) are left out of training (<see cref="ShownCarts"/>):
-/// the model is the chance a cart orders when shown nothing, which the policy weighs every action against, and such a cart's
-/// outcome was partly the offer's. Until 6 Dec 2026 they trained it, a feedback loop: the more the offers won, the likelier
-/// the carts they went to looked to order anyway, and the less the policy offered them. The carts left are the control
-/// arm's, the policy's that it showed nothing, and those the block never answered; the policy's choice depends on the
-/// cart's figures, which the model reads too.
+/// Carts the cart offers showed something (the nudging bar, an upsell, a code) are left out of training
+/// (<see cref="ShownCarts"/>): the model is the chance a cart orders when shown nothing, which the policy weighs every action
+/// against, and such a cart's outcome was partly the offer's. Until 6 Dec 2026 they trained it, a feedback loop: the more
+/// the offers won, the likelier the carts they went to looked to order anyway, and the less the policy offered them. The
+/// carts left are the control arm's, the policy's that it showed nothing, and those the block never answered. A policy
+/// cart already over the free-shipping threshold that it showed nothing sees the full bar: that is what "nothing" is for
+/// such a cart, so it stays in. The policy also reads figures the model does not (what is left to free shipping, the
+/// caps, the day's budget), so the policy's "nothing" carts are not quite a random sample; the control arm's are.
 /// </para>
 /// </summary>
 public static class IntentData
@@ -57,13 +59,16 @@ public static class IntentData
         "sum(quantity)::int AS items, count(DISTINCT product_id)::int AS products, sum(quantity * coalesce(price, 0))::float8 AS value";
 
     /// <summary>
-    /// $1 shop: the carts the cart offers showed a bar, an upsell or a code, from the decision log and (beyond its 90 days)
-    /// cart_offers_shown, which the nightly job keeps.
+    /// $1 shop: the carts the cart offers showed a bar, an upsell or a code, from the decision log, (beyond its 90 days)
+    /// cart_offers_shown, which the nightly job keeps, and the codes handed out (a code's cart is on the code even when its
+    /// decision could not be logged).
     /// </summary>
     internal const string ShownCarts = """
         SELECT cart_token FROM cart_offers_shown WHERE shop_id = $1
         UNION
         SELECT cart_token FROM decisions WHERE shop_id = $1 AND kind = 'offer' AND subject <> 'nothing' AND cart_token IS NOT NULL
+        UNION
+        SELECT cart_token FROM discount_codes WHERE shop_id = $1 AND cart_token IS NOT NULL
         """;
 
     private static readonly string CartsSql = $"""

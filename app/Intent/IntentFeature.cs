@@ -37,8 +37,10 @@ public static class IntentFeature
         services.AddPersonalData(new PersonalDataTable("cart_customers", ["customer_id", "cart_token"],
             "DELETE FROM cart_customers WHERE shop_id = $1 AND (customer_id = $2 OR cart_token IN (SELECT cart_token FROM redaction_carts))",
             Export: "SELECT coalesce(jsonb_agg(jsonb_build_object('cart_token', cart_token, 'seen_at', seen_at)), '[]') FROM cart_customers WHERE shop_id = $1 AND customer_id = $2"));
-        services.AddPersonalData(new PersonalDataTable("cart_offers_shown", ["cart_token"],
-            "DELETE FROM cart_offers_shown WHERE shop_id = $1 AND cart_token IN (SELECT cart_token FROM redaction_carts)",
+        // Why kept: a cart's token and when it was shown an offer, no more than the cart's own row keeps after an erasure (its
+        // token, lines and times, for training); erased, her shown carts would train the model again as shown nothing.
+        services.AddPersonalData(new PersonalDataTable("cart_offers_shown", [], null,
+            NotErased: "a cart's token and when the cart offers showed it something: the cart's own row keeps its token after an erasure, and this row keeps the cart out of purchase-intent training",
             Export: "SELECT coalesce(jsonb_agg(jsonb_build_object('cart_token', cart_token, 'shown_at', shown_at)), '[]') FROM cart_offers_shown WHERE shop_id = $1 AND cart_token IN (SELECT cart_token FROM redaction_carts)"));
         services.AddPersonalData(new PersonalDataTable("checkout_signals", ["customer_id"],
             "DELETE FROM checkout_signals WHERE shop_id = $1 AND customer_id = $2",

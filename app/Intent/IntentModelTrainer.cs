@@ -30,13 +30,16 @@ public sealed class IntentModelTrainer(NpgsqlDataSource db, TimeProvider clock) 
         Purpose: "Estimates, for a cart being looked at, the chance it becomes an order, so the cart block can tell which carts an offer could win " +
                  "and which would buy anyway.",
         Inputs: "The store's carts and whether they became orders: cart value against the store's usual order, items and products, how long the cart " +
-                "has been open, the part of day and weekday, and for a customer the store knows their earlier orders and abandoned checkouts. No names, " +
-                "emails or addresses.",
+                "has been open, the part of day and weekday, and for a customer the store knows their earlier orders and abandoned checkouts. Carts the " +
+                "cart offers showed a bar, an upsell or a code (the decision log says which) are left out: the model is the chance of an order with " +
+                "nothing shown. No names, emails or addresses.",
         ShownWhere: "Not shown to shoppers. It steers what the Cart offers block shows (nothing, the free-shipping bar, an upsell or an offer); staff see " +
                     "each decision with the intent and the reasons on the Cart offers page.",
         Fallback: "Without a model, the store's share of recent carts that became orders stands in for every cart (said on each decision).")
     {
         BaselineMetric = nameof(IntentMetrics.CartValueRocAuc),
+        ComparableSince = (nameof(IntentMetrics.ShownLeftOut),
+            "it was trained and judged on every cart, those the cart offers showed a bar, an upsell or a code too (before 6 Dec 2026), where the new version leaves them out"),
         MetricName = "ROC-AUC",
         AdminPage = ("/admin/cart-offers", "Cart offers, where the purchase intent model scores carts"),
         BaselineName = "cart value alone, on the same held-out carts",

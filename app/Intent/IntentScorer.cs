@@ -232,13 +232,24 @@ public sealed class IntentScorer(NpgsqlDataSource db, AiFeatureSwitches switches
     /// <remarks>Neither is cancelled by a request that stops waiting: the shop's carts in flight share it.</remarks>
     private Task<IntentData.Store> LoadStoreAsync(long shopId) => IntentData.StoreAsync(db, shopId, clock.GetUtcNow(), CancellationToken.None);
 
+    /// <summary>
+    /// The share of the last month's settled carts that became orders, of those the cart offers showed nothing (as the model
+    /// trains, <see cref="IntentData.ShownCarts"/>; until 6 Dec 2026 the offers' wins raised it); of all of them when every
+    /// cart was shown something.
+    /// </summary>
     private async Task<double?> LoadBaseRateAsync(long shopId)
     {
         var now = clock.GetUtcNow();
-        await using var cmd = db.CreateCommand("""
-            SELECT count(*) FILTER (WHERE EXISTS (SELECT 1 FROM orders o WHERE o.shop_id = c.shop_id AND o.cart_token = c.token AND NOT o.test))::float8 / nullif(count(*), 0)
-            FROM carts c WHERE c.shop_id = $1 AND coalesce(c.updated_at, c.created_at) BETWEEN $2 AND $3
-              AND EXISTS (SELECT 1 FROM cart_lines l WHERE l.shop_id = c.shop_id AND l.cart_token = c.token)
+        await using var cmd = db.CreateCommand($"""
+            WITH shown AS ({IntentData.ShownCarts}),
+            settled AS (
+                SELECT EXISTS (SELECT 1 FROM orders o WHERE o.shop_id = c.shop_id AND o.cart_token = c.token AND NOT o.test) AS ordered,
+                       EXISTS (SELECT 1 FROM shown s WHERE s.cart_token = c.token) AS shown
+                FROM carts c WHERE c.shop_id = $1 AND coalesce(c.updated_at, c.created_at) BETWEEN $2 AND $3
+                  AND EXISTS (SELECT 1 FROM cart_lines l WHERE l.shop_id = c.shop_id AND l.cart_token = c.token))
+            SELECT coalesce(count(*) FILTER (WHERE ordered AND NOT shown)::float8 / nullif(count(*) FILTER (WHERE NOT shown), 0),
+                            count(*) FILTER (WHERE ordered)::float8 / nullif(count(*), 0))
+            FROM settled
             """);
         cmd.Parameters.Add(Sql.Param(shopId));
         cmd.Parameters.Add(Sql.Param(now.AddDays(-31)));

@@ -24,6 +24,14 @@ public sealed record ModelKind(string Name, string Title, string PromotionMetric
     /// <summary>The metrics key of the same metric for the baseline measured in the same run (e.g. popularity), if the kind has one.</summary>
     public string? BaselineMetric { get; init; }
 
+    /// <summary>
+    /// A metrics key every version measured the kind's current way stores, and why a version without it is not comparable:
+    /// an active version without it is replaced by a new version that has it, whatever their figures (their held-out data
+    /// differ in kind, not only in window). Purchase intent: since 6 Dec 2026 it trains and is judged without the carts the
+    /// offers showed something, and a version judged on them kept serving while its figure, on other carts, beat the new ones'.
+    /// </summary>
+    public (string Key, string Why)? ComparableSince { get; init; }
+
     /// <summary>What the baseline is, in the merchant's words (the disclosure's "against … for …").</summary>
     public string BaselineName { get; init; } = "a simple baseline";
 

@@ -18,6 +18,9 @@ namespace PluginApp.Training;
 /// </summary>
 public static class PromotionGate
 {
+    private static bool Has(JsonElement metrics, string key) =>
+        metrics.ValueKind == JsonValueKind.Object && metrics.TryGetProperty(key, out var v) && v.ValueKind != JsonValueKind.Null;
+
     public static double? Metric(JsonElement metrics, string? name) =>
         name is not null && metrics.ValueKind == JsonValueKind.Object && metrics.TryGetProperty(name, out var v) && v.TryGetDouble(out var d) && double.IsFinite(d) ? d : null;
 
@@ -42,6 +45,8 @@ public static class PromotionGate
         // Why the first model before the figure: a store too small to hold anything out still gets its model (the
         // recommender's unmeasured run stores no figure, 6 Dec 2026); it is what serves instead of nothing.
         if (active is not { } serving) return (true, Metric(candidate, metric) is null ? $"first model (no held-out {metric} yet)" : "first model");
+        if (kind.ComparableSince is var (key, why) && Has(candidate, key) && !Has(serving, key))
+            return (true, $"the active model's held-out {metric} is not comparable: {why}");
         if (Metric(candidate, metric) is not { } c)
             // Neither measured (a store still too small to hold anything out): the newer data serves, else a store that stays
             // that small would keep its first model for good.

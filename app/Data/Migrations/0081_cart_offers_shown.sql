@@ -9,3 +9,9 @@ CREATE TABLE cart_offers_shown (
     shown_at    timestamptz NOT NULL,
     PRIMARY KEY (shop_id, cart_token)
 );
+-- The carts the log still holds (its last 90 days): the nightly job copies only the last week's.
+INSERT INTO cart_offers_shown (shop_id, cart_token, shown_at)
+SELECT shop_id, cart_token, min(decided_at) FROM decisions
+WHERE kind = 'offer' AND subject <> 'nothing' AND cart_token IS NOT NULL
+GROUP BY shop_id, cart_token
+ON CONFLICT DO NOTHING;
