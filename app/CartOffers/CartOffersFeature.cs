@@ -124,10 +124,17 @@ public static class CartOffersFeature
         proxy.MapPost("/cart-offers/seen", SeenAsync).DisableAntiforgery();
     }
 
-    /// <summary><c>lines</c>: the cart's lines as "variant:quantity" pairs separated by commas (at most 100).</summary>
+    /// <summary>
+    /// <c>lines</c>: the cart's lines as "variant:quantity" pairs separated by commas (at most 100). <c>np=1</c>: the shopper
+    /// declined analytics in the store's consent banner (the block reads Shopify's Customer Privacy API), and is answered as
+    /// a guest though logged in: no decision, code or training row ties her cart to her account, and her arm follows the
+    /// page's id, as a guest's who declined does. Until 6 Dec 2026 her cart was linked to her account in the decision log
+    /// and, nightly, in cart_customers, which purchase-intent training and the abandonment sweep read.
+    /// </summary>
     private static async Task<Results<ProxyJson.Buffered<CartOfferResponse>, ProblemHttpResult>> DecideAsync(HttpContext http, CartOfferService service, string? lines,
-        string? cart_token, string? visitor_id, string? logged_in_customer_id, CancellationToken ct)
+        string? cart_token, string? visitor_id, string? logged_in_customer_id, string? np, CancellationToken ct)
     {
+        if (np == "1") logged_in_customer_id = null;
         var parsed = new List<(long, int)>();
         foreach (var part in (lines ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {

@@ -8,6 +8,9 @@
 
   // @include pluginapp-common.js
 
+  // Named once: the script is at Theme Check's 10,000 B.
+  var BLOCKS = '[data-pa-offers]', ACTION = 'data-pa-action', SHOWN = 'data-pa-product';
+
   function fill(template, values) {
     return String(template).replace(/\{(\w+)\}/g, function (_, k) { return values[k] != null ? values[k] : ''; });
   }
@@ -171,10 +174,10 @@
       done = true;
       parts.forEach(function (p) { box.appendChild(p); });
       root.setAttribute(STATE, 'ready');
-      root.setAttribute('data-pa-action', action);
+      root.setAttribute(ACTION, action);
       // For the cart upsells on the same page, which then show another product.
       if (shown) {
-        root.setAttribute('data-pa-product', shown.product_id);
+        root.setAttribute(SHOWN, shown.product_id);
         document.dispatchEvent(new CustomEvent('pluginapp:offer-shown', { detail: shown.product_id }));
       }
     }
@@ -188,7 +191,7 @@
         .map(function (l) { return l.variant_id + ':' + l.quantity; });
       if (!lines.length) return null;
       var q = '?lines=' + encodeURIComponent(lines.join(',')) + '&cart_token=' + encodeURIComponent(String(cart.token || '').split('?')[0]) +
-        '&visitor_id=' + encodeURIComponent(vid);
+        '&visitor_id=' + encodeURIComponent(vid) + (consented() ? '' : '&np=1');
       return getJson(proxy + '/cart-offers' + q, signal);
     }).then(function (data) { if (data) render(data); else hide(); }).catch(hide);
   }
@@ -202,7 +205,7 @@
   function again(root) {
     var box = root.querySelector('.pa-offers__box');
     while (box.firstChild) box.removeChild(box.firstChild);
-    [STATE, 'data-pa-action', 'data-pa-product', 'aria-hidden', 'style'].forEach(function (a) { root.removeAttribute(a); });
+    [STATE, ACTION, SHOWN, 'aria-hidden', 'style'].forEach(function (a) { root.removeAttribute(a); });
     root.className = 'pa-offers'; // its only class (cart-offers.liquid), without --empty and --collapsed
     box.removeAttribute('aria-busy');
     // The old answer's watchers: its exposure must not be reported for what is no longer shown.
@@ -216,7 +219,7 @@
   // the order ships free after a line was removed, and the shopper paid for shipping.
   var changed;
   function check() {
-    var roots = document.querySelectorAll('[data-pa-offers]');
+    var roots = document.querySelectorAll(BLOCKS);
     if (!roots.length) return;
     getJson((roots[0].dataset.cartUrl || '/cart') + '.js').then(function (c) {
       var later;
@@ -239,7 +242,7 @@
   } catch (e) { /* no such observer: the block keeps its first answer */ }
 
   function initAll(scope) {
-    [].forEach.call((scope || document).querySelectorAll('[data-pa-offers]'), init);
+    [].forEach.call((scope || document).querySelectorAll(BLOCKS), init);
   }
 
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', function () { initAll(); });

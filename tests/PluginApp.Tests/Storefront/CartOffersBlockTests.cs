@@ -226,7 +226,8 @@ public sealed class CartOffersBlockTests(StorefrontFixture sf) : IClassFixture<S
     /// A shopper who declined analytics in the store's consent banner (Shopify's Customer Privacy API): both blocks still show,
     /// but no id is kept across visits (the one kept before is forgotten), nothing she sees is reported to the app and
     /// nothing is written to her cart; one who accepted is counted as before. Until 6 Dec 2026 the id was kept and sent
-    /// whatever she chose.
+    /// whatever she chose. Logged in, she is answered as a guest when she declined: no decision ties her cart to her account
+    /// (until 6 Dec 2026 the log did, and intent training read her cart as hers).
     /// </summary>
     [Fact]
     public async Task CartPage_ForAShopperWhoDeclinedAnalytics_ShowsTheBlocks_ButKeepsAndReportsNothing()
@@ -236,56 +237,76 @@ public sealed class CartOffersBlockTests(StorefrontFixture sf) : IClassFixture<S
         storefront.Behaviour = ProxyBehaviour.Forward;
         await OffersOnAsync();
         storefront.SetPage("/cart", await ThemeBlockRenderer.RenderPageAsync("cart-offers+cart-upsells", new JsonObject { ["template"] = "cart" }));
-        // Declined with the API on the page; declined with the API loaded by the blocks themselves (Shopify's loader only, as
-        // where the banner loads it late); accepted.
-        foreach (var (allowed, loader) in new[] { (false, false), (false, true), (true, false) })
+        // She is logged in (Shopify's proxy signs her id into each request).
+        const long customer = 97_100_001;
+        storefront.LoggedInCustomer = customer;
+        try
         {
-            storefront.SetCart((101, 1010, 1));
-            var asked = storefront.Calls.Count;
-            var page = await sf.NewPageAsync();
-            try
+            // Declined with the API on the page; declined with the API loaded by the blocks themselves (Shopify's loader only,
+            // as where the banner loads it late); accepted.
+            foreach (var (allowed, loader) in new[] { (false, false), (false, true), (true, false) })
             {
-                var before = allowed ? PolicyVisitor() : "kept-before";
-                var privacy = $"{{ analyticsProcessingAllowed: () => {(allowed ? "true" : "false")} }}";
-                await page.Context.AddInitScriptAsync($$"""
-                    localStorage.setItem('pluginapp:visitor', '{{before}}');
-                    window.Shopify = {{(loader
-                        ? "{ loadFeatures: (features, done) => { window.__paLoaded = features.map(f => f.name); setTimeout(() => { window.Shopify.customerPrivacy = " + privacy + "; done(); }, 0); } }"
-                        : "{ customerPrivacy: " + privacy + " }")}};
-                    """);
-                await page.GotoAsync(storefront.BaseUrl + "/cart", new PageGotoOptions { WaitUntil = WaitUntilState.Load });
-                await page.WaitForFunctionAsync($"() => ['{Block}', '[data-pa-upsells]'].every(s => !['loading', null].includes(document.querySelector(s).getAttribute('data-pa-state')))",
-                    null, new PageWaitForFunctionOptions { Timeout = 10_000 });
-                // The upsells show; so does the offers block, unless the arm that the page's own id falls in when she declined
-                // is the control arm, whose "nothing" empties it (its answer is asked for either way).
-                Assert.Equal("ready", await page.GetAttributeAsync("[data-pa-upsells]", "data-pa-state"));
-                if (allowed) Assert.Equal("ready", await page.GetAttributeAsync(Block, "data-pa-state"));
-                Assert.Contains(storefront.Calls.Skip(asked), c => c.Path.EndsWith("/cart-offers", StringComparison.Ordinal) && c.Status == 200);
-                if (loader) Assert.Equal(["consent-tracking-api"], await page.EvaluateAsync<string[]>("() => window.__paLoaded"));
-                await Task.Delay(1000); // time for the exposure, an impression and the cart's attributes
-                var calls = storefront.Calls.Skip(asked).ToList();
-                var kept = await page.EvaluateAsync<string?>("() => localStorage.getItem('pluginapp:visitor')");
-                var reported = calls.Count(c => c.Path.EndsWith("/events", StringComparison.Ordinal) || c.Path.EndsWith("/cart-offers/seen", StringComparison.Ordinal));
-                if (allowed)
+                var token = $"consent-cart-{allowed}-{loader}".ToLowerInvariant();
+                storefront.StartNewCart(token);
+                storefront.SetCart((101, 1010, 1));
+                var asked = storefront.Calls.Count;
+                var page = await sf.NewPageAsync();
+                try
                 {
-                    Assert.Equal(before, kept);
-                    Assert.True(reported > 0, "the consenting shopper's exposure and impressions were not reported");
-                    Assert.Equal(before, storefront.Attributes["_pluginapp_visitor"]?.GetValue<string>());
+                    var before = allowed ? PolicyVisitor() : "kept-before";
+                    var privacy = $"{{ analyticsProcessingAllowed: () => {(allowed ? "true" : "false")} }}";
+                    await page.Context.AddInitScriptAsync($$"""
+                        localStorage.setItem('pluginapp:visitor', '{{before}}');
+                        window.Shopify = {{(loader
+                            ? "{ loadFeatures: (features, done) => { window.__paLoaded = features.map(f => f.name); setTimeout(() => { window.Shopify.customerPrivacy = " + privacy + "; done(); }, 0); } }"
+                            : "{ customerPrivacy: " + privacy + " }")}};
+                        """);
+                    await page.GotoAsync(storefront.BaseUrl + "/cart", new PageGotoOptions { WaitUntil = WaitUntilState.Load });
+                    await page.WaitForFunctionAsync($"() => ['{Block}', '[data-pa-upsells]'].every(s => !['loading', null].includes(document.querySelector(s).getAttribute('data-pa-state')))",
+                        null, new PageWaitForFunctionOptions { Timeout = 10_000 });
+                    // The upsells show; so does the offers block, unless the arm that the page's own id falls in when she declined
+                    // is the control arm, whose "nothing" empties it (its answer is asked for either way).
+                    Assert.Equal("ready", await page.GetAttributeAsync("[data-pa-upsells]", "data-pa-state"));
+                    if (allowed) Assert.Equal("ready", await page.GetAttributeAsync(Block, "data-pa-state"));
+                    Assert.Contains(storefront.Calls.Skip(asked), c => c.Path.EndsWith("/cart-offers", StringComparison.Ordinal) && c.Status == 200);
+                    if (loader) Assert.Equal(["consent-tracking-api"], await page.EvaluateAsync<string[]>("() => window.__paLoaded"));
+                    await Task.Delay(1000); // time for the exposure, an impression and the cart's attributes
+                    var calls = storefront.Calls.Skip(asked).ToList();
+                    var kept = await page.EvaluateAsync<string?>("() => localStorage.getItem('pluginapp:visitor')");
+                    var reported = calls.Count(c => c.Path.EndsWith("/events", StringComparison.Ordinal) || c.Path.EndsWith("/cart-offers/seen", StringComparison.Ordinal));
+                    if (allowed)
+                    {
+                        Assert.Equal(before, kept);
+                        Assert.True(reported > 0, "the consenting shopper's exposure and impressions were not reported");
+                        Assert.Equal(before, storefront.Attributes["_pluginapp_visitor"]?.GetValue<string>());
+                    }
+                    else
+                    {
+                        Assert.Null(kept);
+                        Assert.Equal(0, reported);
+                        Assert.Empty(storefront.Attributes);
+                        // With the API on the page, the blocks ask the app for a shopper of this page only, both for the same one.
+                        // Loaded by the blocks, her choice is known only after they asked, with the id kept before (then forgotten).
+                        var asIds = calls.Where(c => c.Query.Contains("visitor_id=", StringComparison.Ordinal))
+                            .Select(c => System.Text.RegularExpressions.Regex.Match(c.Query, "visitor_id=([^&]+)").Groups[1].Value).Distinct().ToList();
+                        Assert.Equal(loader ? ["kept-before"] : asIds.Where(i => i != "kept-before").ToList(), asIds);
+                        Assert.Single(asIds);
+                    }
+                    // Her cart and her account, in the decision log: tied only when she allowed it (with the API loaded by the blocks,
+                    // whichever comes first, the API or the cart the block asks about, decides: not asserted).
+                    await EventuallyAsync(async () => await sf.App.CountAsync("SELECT count(*) FROM decisions WHERE kind = 'offer' AND cart_token = $1", token) > 0,
+                        $"a cart offer decision for cart {token}");
+                    if (!loader) Assert.Equal(allowed ? 1 : 0, await sf.App.CountAsync(
+                        "SELECT count(DISTINCT customer_id) FROM decisions WHERE kind = 'offer' AND cart_token = $1 AND customer_id = $2", token, customer));
                 }
-                else
-                {
-                    Assert.Null(kept);
-                    Assert.Equal(0, reported);
-                    Assert.Empty(storefront.Attributes);
-                    // With the API on the page, the blocks ask the app for a shopper of this page only, both for the same one.
-                    // Loaded by the blocks, her choice is known only after they asked, with the id kept before (then forgotten).
-                    var asIds = calls.Where(c => c.Query.Contains("visitor_id=", StringComparison.Ordinal))
-                        .Select(c => System.Text.RegularExpressions.Regex.Match(c.Query, "visitor_id=([^&]+)").Groups[1].Value).Distinct().ToList();
-                    Assert.Equal(loader ? ["kept-before"] : asIds.Where(i => i != "kept-before").ToList(), asIds);
-                    Assert.Single(asIds);
-                }
+                finally { await page.Context.CloseAsync(); }
             }
-            finally { await page.Context.CloseAsync(); }
+        }
+        finally
+        {
+            // The other tests' storefront: a guest, and the cart they know.
+            storefront.LoggedInCustomer = null;
+            storefront.StartNewCart("storefront-cart");
         }
     }
 

@@ -51,6 +51,9 @@ public sealed partial class StorefrontServer : IAsyncDisposable
     public string BaseUrl { get; private set; } = "";
     public ProxyBehaviour Behaviour { get; set; } = ProxyBehaviour.Forward;
 
+    /// <summary>The customer logged in on the storefront, whose id Shopify's proxy signs into each request (none: a guest).</summary>
+    public long? LoggedInCustomer { get; set; }
+
     /// <summary>When set, the proxy answers /recommendations with this JSON instead of the app's (a hostile or broken answer).</summary>
     public string? RecommendationsOverride { get; set; }
     /// <summary>Slow: how long a request is held before it is forwarded.</summary>
@@ -313,9 +316,10 @@ public sealed partial class StorefrontServer : IAsyncDisposable
                 return;
             }
 
-            // Nobody logged in: logged_in_customer_id is empty, and still signed.
+            // Nobody logged in (unless a test logs a customer in): logged_in_customer_id is empty, and still signed.
             var signed = ShopifySigner.ProxyQuery(_clientSecret, Shop,
-                QueryHelpers.ParseQuery(browserQuery).Select(p => new KeyValuePair<string, string>(p.Key, p.Value.ToString())), _clock.GetUtcNow(), pathPrefix: ProxyPrefix);
+                QueryHelpers.ParseQuery(browserQuery).Select(p => new KeyValuePair<string, string>(p.Key, p.Value.ToString())), _clock.GetUtcNow(),
+                LoggedInCustomer?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "", pathPrefix: ProxyPrefix);
             var forward = new HttpRequestMessage(new HttpMethod(method), "/proxy/" + rest + "?" + signed);
             if (requestBody is not null)
             {
