@@ -126,15 +126,13 @@ public static class CartOffersFeature
 
     /// <summary>
     /// <c>lines</c>: the cart's lines as "variant:quantity" pairs separated by commas (at most 100). <c>np=1</c>: the shopper
-    /// declined analytics in the store's consent banner (the block reads Shopify's Customer Privacy API), and is answered as
-    /// a guest though logged in: no decision, code or training row ties her cart to her account, and her arm follows the
-    /// page's id, as a guest's who declined does. Until 6 Dec 2026 her cart was linked to her account in the decision log
-    /// and, nightly, in cart_customers, which purchase-intent training and the abandonment sweep read.
+    /// declined analytics, and is answered as a guest though logged in (<see cref="ProxyEndpoints.Shopper"/>): until 6 Dec
+    /// 2026 her cart was linked to her account in the decision log and, nightly, in cart_customers, which purchase-intent
+    /// training and the abandonment sweep read.
     /// </summary>
     private static async Task<Results<ProxyJson.Buffered<CartOfferResponse>, ProblemHttpResult>> DecideAsync(HttpContext http, CartOfferService service, string? lines,
         string? cart_token, string? visitor_id, string? logged_in_customer_id, string? np, CancellationToken ct)
     {
-        if (np == "1") logged_in_customer_id = null;
         var parsed = new List<(long, int)>();
         foreach (var part in (lines ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
@@ -151,7 +149,7 @@ public static class CartOffersFeature
         if (cart_token is { Length: > 128 } || visitor_id is { Length: > 128 }) return ProxyEndpoints.Problem("cart_token and visitor_id are at most 128 characters");
         var shop = ProxyEndpoints.ShopOf(http);
         var request = new CartOfferRequest(ProxyEndpoints.ShopIdOf(http), shop, string.IsNullOrWhiteSpace(cart_token) ? null : cart_token, parsed,
-            Assignment.VisitorHash(shop, visitor_id), ProxyEndpoints.CustomerId(logged_in_customer_id), ProxyEndpoints.ShopperAddressOf(http));
+            Assignment.VisitorHash(shop, visitor_id), ProxyEndpoints.Shopper(logged_in_customer_id, np), ProxyEndpoints.ShopperAddressOf(http));
         return ProxyJson.Answer(await service.DecideAsync(request, ct));
     }
 

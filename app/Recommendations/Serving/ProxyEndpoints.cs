@@ -102,7 +102,7 @@ public static class ProxyEndpoints
     }
 
     private static async Task<Results<ProxyJson.Buffered<RecommendationResponse>, ProblemHttpResult>> RecommendAsync(HttpContext http, RecommendationService service, string? placement, long? product_id,
-        string? variant_ids, int? limit, string? visitor_id, string? logged_in_customer_id, int? spare, CancellationToken ct)
+        string? variant_ids, int? limit, string? visitor_id, string? logged_in_customer_id, string? np, int? spare, CancellationToken ct)
     {
         placement ??= product_id is null ? "cart" : "product";
         if (!Placements.Contains(placement)) return Problem($"placement must be one of {string.Join(", ", Placements)}");
@@ -117,7 +117,7 @@ public static class ProxyEndpoints
         if (visitor_id?.Length > 128) return Problem("visitor_id is longer than 128 characters");
         var shop = (string)http.Items[ShopItem]!;
         var request = new RecommendationRequest((long)http.Items[ShopIdItem]!, shop, placement, product_id, variants.ToArray(),
-            Math.Clamp(limit ?? 4, 1, 12), PluginApp.Experiments.Assignment.VisitorHash(shop, visitor_id), CustomerId(logged_in_customer_id),
+            Math.Clamp(limit ?? 4, 1, 12), PluginApp.Experiments.Assignment.VisitorHash(shop, visitor_id), Shopper(logged_in_customer_id, np),
             ClientIp: ShopperAddressOf(http), Spare: Math.Clamp(spare ?? 0, 0, 1));
         return ProxyJson.Answer(await service.RecommendAsync(request, ct));
     }
@@ -197,6 +197,14 @@ public static class ProxyEndpoints
     /// <summary>The logged-in customer the proxy's signed query names, or null.</summary>
     public static long? CustomerId(string? s) =>
         long.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out var id) && id > 0 ? id : null;
+
+    /// <summary>
+    /// The customer a block's request is answered for: the one Shopify's proxy says is logged in, unless the block says
+    /// (<c>np=1</c>) that she declined analytics in the store's consent banner (Shopify's Customer Privacy API), when she is
+    /// answered as a guest, so no decision ties her carts, views or page's id to her account. Until 6 Dec 2026 every
+    /// answer named her.
+    /// </summary>
+    public static long? Shopper(string? loggedInCustomerId, string? np) => np == "1" ? null : CustomerId(loggedInCustomerId);
 
     private static NpgsqlParameter Text(string? s) => new() { Value = (object?)s ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text };
 

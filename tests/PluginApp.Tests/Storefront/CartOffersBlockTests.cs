@@ -249,6 +249,7 @@ public sealed class CartOffersBlockTests(StorefrontFixture sf) : IClassFixture<S
                 var token = $"consent-cart-{allowed}-{loader}".ToLowerInvariant();
                 storefront.StartNewCart(token);
                 storefront.SetCart((101, 1010, 1));
+                var upsells = await sf.App.CountAsync("SELECT count(*) FROM decisions WHERE kind = 'upsell'");
                 var asked = storefront.Calls.Count;
                 var page = await sf.NewPageAsync();
                 try
@@ -298,6 +299,12 @@ public sealed class CartOffersBlockTests(StorefrontFixture sf) : IClassFixture<S
                         $"a cart offer decision for cart {token}");
                     if (!loader) Assert.Equal(allowed ? 1 : 0, await sf.App.CountAsync(
                         "SELECT count(DISTINCT customer_id) FROM decisions WHERE kind = 'offer' AND cart_token = $1 AND customer_id = $2", token, customer));
+                    // Nor does the cart upsells block's answer on the same page name her (its decision holds her cart's products
+                    // and the page's id, which the offers' decision shares with the cart). She declined first: none names her.
+                    await EventuallyAsync(async () => await sf.App.CountAsync("SELECT count(*) FROM decisions WHERE kind = 'upsell'") > upsells,
+                        "the cart upsells' decision");
+                    if (!allowed && !loader) Assert.Equal(0, await sf.App.CountAsync("SELECT count(*) FROM decisions WHERE customer_id = $1", customer));
+                    if (allowed) Assert.True(await sf.App.CountAsync("SELECT count(*) FROM decisions WHERE kind = 'upsell' AND customer_id = $1", customer) > 0);
                 }
                 finally { await page.Context.CloseAsync(); }
             }
