@@ -63,13 +63,16 @@ public static class IntentData
     /// cart_offers_shown, which the nightly job keeps, and the codes handed out (a code's cart is on the code even when its
     /// decision could not be logged).
     /// </summary>
-    internal const string ShownCarts = """
+    internal const string ShownCarts = $"""
         SELECT cart_token FROM cart_offers_shown WHERE shop_id = $1
         UNION
-        SELECT cart_token FROM decisions WHERE shop_id = $1 AND kind = 'offer' AND subject <> 'nothing' AND cart_token IS NOT NULL
+        SELECT cart_token FROM decisions WHERE shop_id = $1 AND {ShownDecision}
         UNION
         SELECT cart_token FROM discount_codes WHERE shop_id = $1 AND cart_token IS NOT NULL
         """;
+
+    /// <summary>A cart-offer decision that showed its cart something (one definition for training's reading and the nightly copy).</summary>
+    private const string ShownDecision = "kind = 'offer' AND subject <> 'nothing' AND cart_token IS NOT NULL";
 
     private static readonly string CartsSql = $"""
         WITH shown AS ({ShownCarts}),
@@ -101,10 +104,10 @@ public static class IntentData
         """;
 
     /// <summary>$1 since when: keeps the carts the cart offers showed something in cart_offers_shown, beyond the log's 90 days.</summary>
-    internal const string RememberShownSql = """
+    internal const string RememberShownSql = $"""
         INSERT INTO cart_offers_shown (shop_id, cart_token, shown_at)
         SELECT shop_id, cart_token, min(decided_at) FROM decisions
-        WHERE decided_at >= $1 AND kind = 'offer' AND subject <> 'nothing' AND cart_token IS NOT NULL
+        WHERE decided_at >= $1 AND {ShownDecision}
         GROUP BY shop_id, cart_token
         ON CONFLICT DO NOTHING
         """;

@@ -191,7 +191,7 @@ public sealed class IntentScorer(NpgsqlDataSource db, AiFeatureSwitches switches
         var rate = await BaseRateAsync(shopId, ct);
         why ??= "no purchase-intent model yet";
         return new CartIntent(rate ?? 0.3, null, [],
-            rate is { } r ? string.Create(CultureInfo.InvariantCulture, $"{why}: every cart counts at the store's rate, {r:P0} of the last 30 days' carts became orders")
+            rate is { } r ? string.Create(CultureInfo.InvariantCulture, $"{why}: every cart counts at the store's rate, {r:P0} of the last 30 days' carts shown nothing became orders")
                 : $"{why} and no cart history yet: every cart counts at an assumed 30 %");
     }
 
@@ -233,23 +233,18 @@ public sealed class IntentScorer(NpgsqlDataSource db, AiFeatureSwitches switches
     private Task<IntentData.Store> LoadStoreAsync(long shopId) => IntentData.StoreAsync(db, shopId, clock.GetUtcNow(), CancellationToken.None);
 
     /// <summary>
-    /// The share of the last month's settled carts that became orders, of those the cart offers showed nothing (as the model
-    /// trains, <see cref="IntentData.ShownCarts"/>; until 6 Dec 2026 the offers' wins raised it); of all of them when every
-    /// cart was shown something.
+    /// The share of the last month's settled carts the cart offers showed nothing that became orders (as the model trains,
+    /// <see cref="IntentData.ShownCarts"/>; until 6 Dec 2026 the offers' wins raised it); none without such carts.
     /// </summary>
     private async Task<double?> LoadBaseRateAsync(long shopId)
     {
         var now = clock.GetUtcNow();
         await using var cmd = db.CreateCommand($"""
-            WITH shown AS ({IntentData.ShownCarts}),
-            settled AS (
-                SELECT EXISTS (SELECT 1 FROM orders o WHERE o.shop_id = c.shop_id AND o.cart_token = c.token AND NOT o.test) AS ordered,
-                       EXISTS (SELECT 1 FROM shown s WHERE s.cart_token = c.token) AS shown
-                FROM carts c WHERE c.shop_id = $1 AND coalesce(c.updated_at, c.created_at) BETWEEN $2 AND $3
-                  AND EXISTS (SELECT 1 FROM cart_lines l WHERE l.shop_id = c.shop_id AND l.cart_token = c.token))
-            SELECT coalesce(count(*) FILTER (WHERE ordered AND NOT shown)::float8 / nullif(count(*) FILTER (WHERE NOT shown), 0),
-                            count(*) FILTER (WHERE ordered)::float8 / nullif(count(*), 0))
-            FROM settled
+            WITH shown AS ({IntentData.ShownCarts})
+            SELECT count(*) FILTER (WHERE EXISTS (SELECT 1 FROM orders o WHERE o.shop_id = c.shop_id AND o.cart_token = c.token AND NOT o.test))::float8 / nullif(count(*), 0)
+            FROM carts c WHERE c.shop_id = $1 AND coalesce(c.updated_at, c.created_at) BETWEEN $2 AND $3
+              AND EXISTS (SELECT 1 FROM cart_lines l WHERE l.shop_id = c.shop_id AND l.cart_token = c.token)
+              AND NOT EXISTS (SELECT 1 FROM shown s WHERE s.cart_token = c.token)
             """);
         cmd.Parameters.Add(Sql.Param(shopId));
         cmd.Parameters.Add(Sql.Param(now.AddDays(-31)));
@@ -265,7 +260,7 @@ public sealed class IntentScorer(NpgsqlDataSource db, AiFeatureSwitches switches
     public async Task<IntentModelSummary> SummaryAsync(long shopId, CancellationToken ct)
     {
         async Task<string> RateAsync() => await BaseRateAsync(shopId, ct) is { } r
-            ? string.Create(CultureInfo.InvariantCulture, $"every cart counts at the store's rate, {r:P0} of the last 30 days' carts became orders.")
+            ? string.Create(CultureInfo.InvariantCulture, $"every cart counts at the store's rate, {r:P0} of the last 30 days' carts shown nothing became orders.")
             : "every cart counts at an assumed 30 %.";
         if (!await switches.IsOnAsync(shopId, IntentFeature.Name, ct))
             return new IntentModelSummary(null, "switched off: " + await RateAsync());

@@ -117,7 +117,7 @@ public sealed class StripeChargeJob(NpgsqlDataSource db, StripeConnections conne
         }
     }
 
-    /// <summary>Looks at an event that fail (Stripe's errors, timeouts) before it is set aside as unmatched, saying why, and
+    /// <summary>Failed looks at an event (Stripe's errors, timeouts) before it is set aside as unmatched, saying why, and
     /// looked at again daily: six hours of sweeps.</summary>
     public const int MaxFailures = 36;
 

@@ -180,7 +180,7 @@ public sealed class IntentTests(AppFixture app) : IClassFixture<AppFixture>
 
         var summary = await app.Factory.Services.GetRequiredService<IntentScorer>().SummaryAsync(seed.ShopId, CancellationToken.None);
 
-        Assert.Contains(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"every cart counts at the store's rate, {expected:P0} of the last 30 days' carts became orders"), summary.Text);
+        Assert.Contains(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"every cart counts at the store's rate, {expected:P0} of the last 30 days' carts shown nothing became orders"), summary.Text);
     }
 
     /// <summary>
@@ -738,7 +738,7 @@ public sealed class IntentTests(AppFixture app) : IClassFixture<AppFixture>
         var first = await AskAsync();
         Assert.Equal(0.25, first.Probability, 6);
         Assert.Null(first.ModelVersion);
-        Assert.Contains("25 % of the last 30 days' carts became orders", first.Note);
+        Assert.Contains("25 % of the last 30 days' carts shown nothing became orders", first.Note);
 
         // Two more of the carts became orders: 75 % from now on, once the store's rate is read again.
         await app.CountAsync("""
