@@ -50,7 +50,8 @@ public sealed class ChurnModelTrainer(NpgsqlDataSource db, TimeProvider clock, M
         BaselineGate = true, BaselineTolerance = 0.02,
         Requirement = "It needs at least 20 customers with orders on two different days.",
         Outputs = "Per customer: the probability of no order within the store's horizon (calibrated), expected orders in 30, 90 and 365 days, predicted " +
-                  "value, a segment and the top reasons in words.",
+                  "value, a segment and the top reasons in words. The Churn page says how far the expected orders were from what happened over the latest " +
+                  "horizon (they follow each customer's pace, not seasons or sales).",
         Oversight = "Segment thresholds are settings; tags the app writes all start with pluginapp: and it never adds or removes any other tag.",
         Risk = new AiRisk(2, 3,
             ImpactWhy: "A wrong segment sends a customer an ill-fitting email or win-back offer; nothing is charged or refused.",
@@ -65,11 +66,15 @@ public sealed class ChurnModelTrainer(NpgsqlDataSource db, TimeProvider clock, M
     };
 
     /// <summary>Held-out figures of the chosen kind beside the others', from one training run.</summary>
+    /// <param name="ForecastPurchaseDays">BG/NBD fitted before the held-out window: its expected purchase days in the window for the
+    /// <paramref name="ForecastCustomers"/> who had bought by then, beside the <paramref name="ActualPurchaseDays"/> they had
+    /// (<see cref="ChurnForecastCheck"/>); null in versions trained before 6 Dec 2026.</param>
     /// <param name="PrAuc">Average precision, tied scores counted fairly (<see cref="PluginApp.Ml.Metrics.BinaryMetrics.AveragePrecision"/>);
     /// until 5 Dec 2026 ML.NET's PR-AUC, which does not count ties fairly.</param>
     public sealed record ChurnMetrics(double RocAuc, double? PrAuc, double? Brier, double? BaseRateBrier, double? TopDecileLift, double? RecencyRocAuc,
         double? ProbabilisticRocAuc, double? DiscriminativeRocAuc, string Kind, string Reason, int HorizonDays, string HorizonRule, int HeldOutCustomers,
-        int HeldOutChurned, int RepeatCustomers, int Customers, string? SpendModel, double? ShrunkToward = null, double? ShrunkBrier = null);
+        int HeldOutChurned, int RepeatCustomers, int Customers, string? SpendModel, double? ShrunkToward = null, double? ShrunkBrier = null,
+        int? ForecastCustomers = null, double? ForecastPurchaseDays = null, int? ActualPurchaseDays = null);
 
     public async Task<TrainedModel> TrainAsync(long shopId, CancellationToken ct)
     {
@@ -96,7 +101,8 @@ public sealed class ChurnModelTrainer(NpgsqlDataSource db, TimeProvider clock, M
                 F(result.Evaluation(ChurnTrainer.Discriminative)?.Metrics.RocAuc),
                 model.Kind == ChurnModelKind.Discriminative ? "discriminative (ML.NET classifier)" : "probabilistic (BG/NBD) alone",
                 result.Reason, result.HorizonDays, result.HorizonRule, result.HeldOutRows, result.HeldOutPositives, result.RepeatCustomers, result.Customers,
-                model.GammaGamma.Trusted ? "Gamma-Gamma" : $"none: {model.GammaGamma.Reason}", F(model.Shrinkage?.Toward), F(result.ShrunkBrier));
+                model.GammaGamma.Trusted ? "Gamma-Gamma" : $"none: {model.GammaGamma.Reason}", F(model.Shrinkage?.Toward), F(result.ShrunkBrier),
+                result.Forecast?.Customers, F(result.Forecast?.Forecast), result.Forecast?.Actual);
             using var blob = new MemoryStream();
             model.Save(blob);
             var first = customers.SelectMany(c => c.Orders).Select(o => (DateTime?)o.At).Min();

@@ -21,8 +21,21 @@ public sealed record ChurnDayView(DateOnly Day, string Segment, int Customers, d
 /// <summary>What the admin shows: the model and why it was chosen, or why there is none yet.</summary>
 public sealed record ChurnModelView(int? Version, string? Kind, string? Reason, int? HorizonDays, double? RocAuc, double? RecencyRocAuc, string? SpendModel,
     string? NotYet, DateTimeOffset? ScoredAt, double? Brier = null, double? BaseRateBrier = null, double? ShrunkToward = null, double? ShrunkBrier = null,
-    string? HorizonRule = null)
+    string? HorizonRule = null, int? ForecastCustomers = null, double? ForecastPurchaseDays = null, int? ActualPurchaseDays = null)
 {
+    /// <summary>How far the expected orders (and so the predicted values) were from what happened over the held-out window,
+    /// in words; null for a version trained before the check was kept.</summary>
+    public string? ForecastCheck => ForecastPurchaseDays is { } f && ActualPurchaseDays is { } a && ForecastCustomers is { } n && HorizonDays is { } h
+        ? string.Create(CultureInfo.InvariantCulture,
+            $"Expected orders and predicted values come from the purchase-pattern model (BG/NBD). Checked on the latest {h} days: fitted on the history before them, it expected {f:N0} purchase days from the {n:N0} customers who had bought by then, and they bought on {a:N0}: {Off(f, a)}. It learns each customer's pace, not seasons or sales, so expect it to fall short in a busy season and to overshoot in a quiet one.")
+        : null;
+
+    private static string Off(double forecast, int actual) => forecast <= 0 ? (actual == 0 ? "none, as forecast" : "where it forecast none")
+        : Math.Abs(actual / forecast - 1) < 0.05 ? "within 5 % of the forecast"
+        : actual > forecast ? string.Create(CultureInfo.InvariantCulture, $"the forecast fell {1 - forecast / actual:P0} short")
+        : string.Create(CultureInfo.InvariantCulture, $"the forecast was {forecast / Math.Max(1, actual) - 1:P0} too high");
+
+
     /// <summary>Whether the served probabilities' held-out Brier score (after the pull toward the churn rate when there was
     /// one) beats always predicting the churn rate: if not, rank by the probabilities but do not read them as percentages.</summary>
     public bool? Calibrated => (ShrunkBrier ?? Brier) is { } b && BaseRateBrier is { } r ? b < r : null;
@@ -91,7 +104,7 @@ public sealed class ChurnStore(NpgsqlDataSource db, ModelRegistry registry, Micr
             Str(active.Metrics, "Kind"), WithoutKind(Str(active.Metrics, "Reason")), active.Metrics.TryGetProperty("HorizonDays", out var h) ? h.GetInt32() : null,
             Num(active.Metrics, "RocAuc"), Num(active.Metrics, "RecencyRocAuc"), Str(active.Metrics, "SpendModel"), null, scoredAt,
             Num(active.Metrics, "Brier"), Num(active.Metrics, "BaseRateBrier"), Num(active.Metrics, "ShrunkToward"), Num(active.Metrics, "ShrunkBrier"),
-            Str(active.Metrics, "HorizonRule"));
+            Str(active.Metrics, "HorizonRule"), Int(active.Metrics, "ForecastCustomers"), Num(active.Metrics, "ForecastPurchaseDays"), Int(active.Metrics, "ActualPurchaseDays"));
         return new ChurnSummary(model, segments, segments.Sum(s => s.ValueAtRisk), segments.Sum(s => s.Customers));
     }
 
@@ -157,6 +170,7 @@ public sealed class ChurnStore(NpgsqlDataSource db, ModelRegistry registry, Micr
         reason is not null && reason.IndexOf(": ", StringComparison.Ordinal) is > 0 and var i && reason[..i] is "probabilistic" or "discriminative" ? reason[(i + 2)..] : reason;
 
     private static string? Str(JsonElement e, string name) => e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
+    private static int? Int(JsonElement e, string name) => e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out var i) ? i : null;
     private static double? Num(JsonElement e, string name) => e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetDouble() : null;
 }
 

@@ -147,6 +147,60 @@ public class ChurnTrainerTests
         foreach (var (name, scores) in a.Scores) Assert.Equal(scores, b.Scores[name]);
     }
 
+    /// <summary>
+    /// The forecast check counts what BG/NBD forecasts: new purchase days after the cutoff, within the window, by customers
+    /// who had bought before it. A second order on the cutoff's own day, two orders on one day, a cancelled order, an order
+    /// after the window and a customer who first bought after the cutoff add nothing.
+    /// </summary>
+    [Fact]
+    public void ForecastCheck_CountsNewPurchaseDaysInTheWindow_ByCustomersKnownAtTheCutoff()
+    {
+        var cutoff = new DateTime(2026, 11, 20, 12, 0, 0, DateTimeKind.Utc);
+        var a = new CustomerHistory("a",
+        [
+            new ChurnOrder(new DateTime(2026, 10, 1, 10, 0, 0), 40), new ChurnOrder(new DateTime(2026, 11, 20, 9, 0, 0), 30),
+            new ChurnOrder(new DateTime(2026, 11, 20, 15, 0, 0), 20), // the cutoff's day, already a purchase day
+            new ChurnOrder(new DateTime(2026, 11, 25, 10, 0, 0), 25), new ChurnOrder(new DateTime(2026, 11, 25, 18, 0, 0), 15), // one day
+            new ChurnOrder(new DateTime(2026, 11, 27, 10, 0, 0), 50, Cancelled: true, CancelledAt: new DateTime(2026, 11, 28)),
+            new ChurnOrder(new DateTime(2026, 12, 5, 10, 0, 0), 35), // after the 10-day window
+        ]);
+        var b = new CustomerHistory("b", [new ChurnOrder(new DateTime(2026, 11, 22), 60), new ChurnOrder(new DateTime(2026, 11, 26), 60)]);
+        var c = new CustomerHistory("c", [new ChurnOrder(new DateTime(2026, 11, 1), 0, Refunded: 10), new ChurnOrder(new DateTime(2026, 11, 24), 10)]);
+        var bg = new BgNbd(0.6, 40, 0.8, 3);
+
+        var check = ChurnForecastCheck.Of([a, b, c], bg, cutoff, 10);
+
+        Assert.Equal((1, 1), (check.Customers, check.Actual));
+        Assert.Equal(bg.ExpectedOrders(RepeatSummary.From(a, cutoff), 10), check.Forecast, 12);
+        Assert.Equal(1 / check.Forecast, check.Ratio, 12);
+    }
+
+    /// <summary>
+    /// On a store whose customers buy the way BG/NBD assumes, the held-out forecast is close to what happened; a busy
+    /// season in the window (every purchase there echoed the next day) leaves the forecast exactly as it was, fitted on
+    /// history before the window, and the check shows it fell short.
+    /// </summary>
+    [Fact]
+    public void Backtest_ForecastCheck_IsCloseOnBgNbdCustomers_AndShowsABusySeasonItCouldNotKnow()
+    {
+        var store = Cut(ChurnSimulation.Store(1500, Now, 700, seed: 11), Now);
+        var cutoff = Now.AddDays(-90);
+        var busy = store.Select(c => c with
+        {
+            Orders = c.Orders.Concat(c.Orders.Where(o => o.At >= cutoff && o.At < Now.AddDays(-1)).Select(o => o with { At = o.At.AddDays(1) })).ToArray(),
+        }).ToArray();
+
+        var usual = ChurnTrainer.Backtest(store, cutoff, Now).Forecast!;
+        var season = ChurnTrainer.Backtest(busy, cutoff, Now).Forecast!;
+
+        Assert.InRange(usual.Ratio, 0.85, 1.15);
+        Assert.Equal(usual.Forecast, season.Forecast, 9);
+        Assert.Equal(usual.Customers, season.Customers);
+        Assert.True(season.Ratio > 1.6 * usual.Ratio, $"{season.Ratio} against {usual.Ratio}");
+        var trained = ChurnTrainer.Train(store, Now);
+        Assert.Equal((trained.HeldOutCutoff, trained.HorizonDays), (trained.Forecast!.From, trained.Forecast.HorizonDays));
+    }
+
     [Theory]
     [InlineData(20, 30)]   // 80th percentile 20 days -> clamped up to MinHorizonDays
     [InlineData(70, 70)]

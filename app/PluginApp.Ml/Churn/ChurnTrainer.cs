@@ -14,6 +14,12 @@ public sealed record ChurnBacktest(int HorizonDays, DateTime TrainingCutoff, Dat
     BgNbd? BgNbd, IReadOnlyList<ChurnEvaluation> Evaluations, IReadOnlyDictionary<string, double[]> Scores, string[] CustomerIds,
     bool[] Labels, int TrainingRows, int TrainingPositives, TabularModelInfo? DiscriminativeInfo, ChurnModelKind Kind, string Reason)
 {
+    /// <summary>BG/NBD fitted before the cutoff against the held-out window's purchase days; null when nobody had bought before it.</summary>
+    public ChurnForecastCheck? Forecast { get; init; }
+
+    /// <summary>The same check one window earlier (fitted before the training cutoff, judged on [TrainingCutoff, Cutoff)).</summary>
+    public ChurnForecastCheck? EarlierForecast { get; init; }
+
     internal TabularRow[] HeldOutRows { get; init; } = [];
     internal double[] HeldOutPNoOrder { get; init; } = [];
 }
@@ -108,7 +114,7 @@ public static class ChurnTrainer
         }
         var model = new ChurnModel(kind, h, bgNow, gg, classifier, calibrator, shrinkage);
         return new ChurnTrainingResult(model, null, bt.Evaluations, kind, reason, h, rule, c0, c1, customers.Count, repeat,
-            bt.TrainingRows, bt.Labels.Length, positives) { ShrunkBrier = shrunkBrier };
+            bt.TrainingRows, bt.Labels.Length, positives) { ShrunkBrier = shrunkBrier, Forecast = bt.Forecast };
     }
 
     /// <summary>Brier score of the shrinkage judged on customers it was not fitted on: 5 folds by a seeded hash of the
@@ -208,6 +214,8 @@ public static class ChurnTrainer
         {
             HeldOutRows = held.Rows,
             HeldOutPNoOrder = held.PNoOrder,
+            Forecast = held.BgNbd is { } bgHeld ? ChurnForecastCheck.Of(customers, bgHeld, cutoff, h, ct) : null,
+            EarlierForecast = fit.BgNbd is { } bgFit ? ChurnForecastCheck.Of(customers, bgFit, c0, h, ct) : null,
         };
     }
 

@@ -98,6 +98,17 @@ internal sealed class CustomerProfile
         return g;
     }
 
+    /// <summary>Purchase days in [<see cref="Cutoff"/>, <paramref name="end"/>) that are not already among <see cref="Days"/>
+    /// (a day the cutoff falls in counts once): what BG/NBD's expected orders over that window forecast.</summary>
+    public int NewPurchaseDays(CustomerHistory c, DateTime end)
+    {
+        var seen = Days.Select(d => d.Day).ToHashSet();
+        var count = 0;
+        foreach (var o in c.Orders)
+            if (o.IsPurchase && o.At >= Cutoff && o.At < end && seen.Add(o.At.Date)) count++;
+        return count;
+    }
+
     /// <summary>Whether the customer has a purchase in [from, to) (looks at the full history, not the profile).</summary>
     public static bool PurchasedIn(CustomerHistory c, DateTime from, DateTime to) =>
         c.Orders.Any(o => o.IsPurchase && o.At >= from && o.At < to);

@@ -171,10 +171,13 @@ Console.WriteLine($"BG/NBD at the cutoff {bt.Cutoff:yyyy-MM-dd}: {bt.BgNbd}");
 if (bt.BgNbd is { } bgc)
 {
     var sums = customers.Select(c => RepeatSummary.From(c, cutoff)).Where(s => s.Exists).ToArray();
-    var forecast = sums.Sum(s => bgc.ExpectedOrders(s, bt.HorizonDays));
-    var actual = customers.Sum(c => c.Orders.Where(o => o.IsPurchase && o.At >= cutoff && o.At < end && RepeatSummary.From(c, cutoff).Exists)
-        .Select(o => o.At.Date).Distinct().Count());
-    Console.WriteLine(FormattableString.Invariant($"  purchase days in the label window by these customers: forecast {forecast:F0}, actual {actual}"));
+    if (bt.Forecast is { } fc)
+    {
+        Console.WriteLine(FormattableString.Invariant($"  purchase days in the label window by these {fc.Customers:N0} customers: forecast {fc.Forecast:F0}, actual {fc.Actual} (actual / forecast {fc.Ratio:F3})"));
+        // Why printed: the app shows this check and does not scale by it; this line is the evidence on any store's file.
+        if (bt.EarlierForecast is { } early && double.IsFinite(early.Ratio) && fc.Actual > 0)
+            Console.WriteLine(FormattableString.Invariant($"  one window earlier ([{early.From:yyyy-MM-dd}, {bt.Cutoff:yyyy-MM-dd})): forecast {early.Forecast:F0}, actual {early.Actual} (ratio {early.Ratio:F3}); this window's forecast scaled by that ratio is off by {Math.Abs(fc.Forecast * early.Ratio - fc.Actual) / fc.Actual:P1}, unscaled {Math.Abs(fc.Forecast - fc.Actual) / fc.Actual:P1}"));
+    }
     // Why no second fit: in weeks only alpha changes, by exactly 1/7 (r, a, b are unit-free).
     Console.WriteLine(FormattableString.Invariant($"  in weeks: alpha {bgc.Alpha / 7:G4} (r, a, b unchanged)"));
     var gg = GammaGamma.Fit(sums, options.GammaGammaTrimShare);
