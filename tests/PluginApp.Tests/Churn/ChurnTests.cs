@@ -1037,6 +1037,7 @@ public sealed class ChurnTests(ChurnFixture app) : IClassFixture<ChurnFixture>
         // said "from the store's own time between orders", also of the default).
         var rule = metrics.GetProperty("horizonRule").GetString()!;
         Assert.Contains("Churn means no order within " + rule, System.Text.RegularExpressions.Regex.Replace(card!, @"\s+", " "));
+        Assert.Equal(metrics.GetProperty("forecastCheck").GetString(), (await page.Locator("#churn-forecast").TextContentAsync())?.Trim());
         Assert.StartsWith("USD", (await page.Locator("#value-at-risk").TextContentAsync())?.Trim() ?? "");
         var rows = page.Locator("#customers tbody tr");
         Assert.True(await rows.CountAsync() > 0);
