@@ -27,7 +27,7 @@ public sealed record ChurnModelView(int? Version, string? Kind, string? Reason, 
     /// in words; null for a version trained before the check was kept.</summary>
     public string? ForecastCheck => ForecastPurchaseDays is { } f && ActualPurchaseDays is { } a && ForecastCustomers is { } n && HorizonDays is { } h
         ? string.Create(CultureInfo.InvariantCulture,
-            $"Expected orders and predicted values come from the purchase-pattern model (BG/NBD). Checked on the latest {h} days: fitted on the history before them, it expected {f:N0} purchase days from the {n:N0} customers who had bought by then, and they bought on {a:N0}: {Off(f, a)}. It learns each customer's pace, not seasons or sales, so expect it to fall short in a busy season and to overshoot in a quiet one.")
+            $"Expected orders and predicted values come from the purchase-pattern model (BG/NBD). Checked on the {h} days before this version was trained: fitted on the history before them, it expected {f:N0} purchase days from the {n:N0} customers who had bought by then, and they bought on {a:N0}: {Off(f, a)}. It learns each customer's pace, not seasons or sales, so expect it to fall short in a busy season and to overshoot in a quiet one.")
         : null;
 
     private static string Off(double forecast, int actual) => forecast <= 0 ? (actual == 0 ? "none, as forecast" : "where it forecast none")

@@ -670,7 +670,7 @@ public sealed class ChurnTests(ChurnFixture app) : IClassFixture<ChurnFixture>
         var forecast = model.GetProperty("forecastPurchaseDays").GetDouble();
         Assert.True(forecast > 0);
         var words = model.GetProperty("forecastCheck").GetString()!;
-        Assert.Contains(FormattableString.Invariant($"Checked on the latest {h} days: fitted on the history before them, it expected {forecast:N0} purchase days from the {customers:N0} customers who had bought by then, and they bought on {actual:N0}"), words);
+        Assert.Contains(FormattableString.Invariant($"Checked on the {h} days before this version was trained: fitted on the history before them, it expected {forecast:N0} purchase days from the {customers:N0} customers who had bought by then, and they bought on {actual:N0}"), words);
 
         var page = await (await app.Client.GetAsync($"/admin/churn?shop={shop}&embedded=1&id_token={app.SessionToken(shop)}")).Content.ReadAsStringAsync();
         var shown = page[page.IndexOf("id=\"churn-forecast\"")..];
