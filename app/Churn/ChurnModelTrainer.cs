@@ -67,14 +67,14 @@ public sealed class ChurnModelTrainer(NpgsqlDataSource db, TimeProvider clock, M
 
     /// <summary>Held-out figures of the chosen kind beside the others', from one training run.</summary>
     /// <param name="ForecastPurchaseDays">BG/NBD fitted before the held-out window: its expected purchase days in the window for the
-    /// <paramref name="ForecastCustomers"/> who had bought by then, beside the <paramref name="ActualPurchaseDays"/> they had
+    /// <paramref name="HeldOutCustomers"/> (those who had bought by then), beside the <paramref name="ActualPurchaseDays"/> they had
     /// (<see cref="ChurnForecastCheck"/>); null in versions trained before 6 Dec 2026.</param>
     /// <param name="PrAuc">Average precision, tied scores counted fairly (<see cref="PluginApp.Ml.Metrics.BinaryMetrics.AveragePrecision"/>);
     /// until 5 Dec 2026 ML.NET's PR-AUC, which does not count ties fairly.</param>
     public sealed record ChurnMetrics(double RocAuc, double? PrAuc, double? Brier, double? BaseRateBrier, double? TopDecileLift, double? RecencyRocAuc,
         double? ProbabilisticRocAuc, double? DiscriminativeRocAuc, string Kind, string Reason, int HorizonDays, string HorizonRule, int HeldOutCustomers,
         int HeldOutChurned, int RepeatCustomers, int Customers, string? SpendModel, double? ShrunkToward = null, double? ShrunkBrier = null,
-        int? ForecastCustomers = null, double? ForecastPurchaseDays = null, int? ActualPurchaseDays = null);
+        double? ForecastPurchaseDays = null, int? ActualPurchaseDays = null);
 
     public async Task<TrainedModel> TrainAsync(long shopId, CancellationToken ct)
     {
@@ -102,7 +102,7 @@ public sealed class ChurnModelTrainer(NpgsqlDataSource db, TimeProvider clock, M
                 model.Kind == ChurnModelKind.Discriminative ? "discriminative (ML.NET classifier)" : "probabilistic (BG/NBD) alone",
                 result.Reason, result.HorizonDays, result.HorizonRule, result.HeldOutRows, result.HeldOutPositives, result.RepeatCustomers, result.Customers,
                 model.GammaGamma.Trusted ? "Gamma-Gamma" : $"none: {model.GammaGamma.Reason}", F(model.Shrinkage?.Toward), F(result.ShrunkBrier),
-                result.Forecast?.Customers, F(result.Forecast?.Forecast), result.Forecast?.Actual);
+                F(result.Forecast?.Forecast), result.Forecast?.Actual);
             using var blob = new MemoryStream();
             model.Save(blob);
             var first = customers.SelectMany(c => c.Orders).Select(o => (DateTime?)o.At).Min();

@@ -27,14 +27,24 @@ public sealed record ChurnModelView(int? Version, string? Kind, string? Reason, 
     /// in words; null for a version trained before the check was kept.</summary>
     public string? ForecastCheck => ForecastPurchaseDays is { } f && ActualPurchaseDays is { } a && ForecastCustomers is { } n && HorizonDays is { } h
         ? string.Create(CultureInfo.InvariantCulture,
-            $"Expected orders and predicted values come from the purchase-pattern model (BG/NBD). Checked on the {h} days before this version was trained: fitted on the history before them, it expected {f:N0} purchase days from the {n:N0} customers who had bought by then, and they bought on {a:N0}: {Off(f, a)}. It learns each customer's pace, not seasons or sales, so expect it to fall short in a busy season and to overshoot in a quiet one.")
+            $"Expected orders and predicted values come from the purchase-pattern model (BG/NBD). Checked on the {h} days before this version was trained: fitted on the history before them, it expected {Days(f)} from the {n:N0} customers who had bought by then, and they bought on {Days(a)}: {Off(f, a)}. It learns each customer's pace, not seasons or sales, so expect it to fall short in a busy season and to overshoot in a quiet one.")
         : null;
 
-    private static string Off(double forecast, int actual) => forecast <= 0 ? (actual == 0 ? "none, as forecast" : "where it forecast none")
-        : Math.Abs(actual / forecast - 1) < 0.05 ? "within 5 % of the forecast"
-        : actual > forecast ? string.Create(CultureInfo.InvariantCulture, $"the forecast fell {1 - forecast / actual:P0} short")
-        : string.Create(CultureInfo.InvariantCulture, $"the forecast was {forecast / Math.Max(1, actual) - 1:P0} too high");
+    private static string Days(double d) =>
+        d is > 0 and < 9.5 && d != Math.Round(d) ? FormattableString.Invariant($"{d:N1} purchase days")
+        : d == 1 ? "1 purchase day" : FormattableString.Invariant($"{d:N0} purchase days");
 
+    /// <summary>How far off, in words: within 5 %, short or too high by a share of what happened; with nothing forecast or
+    /// nothing bought, said as such (no share of zero).</summary>
+    internal static string Off(double forecast, int actual) => (forecast, actual) switch
+    {
+        ( < 0.5, 0) => "about what it forecast",
+        (_, 0) => "none of what it forecast came",
+        ( <= 0, _) => "more than it forecast",
+        _ when Math.Abs(actual / forecast - 1) < 0.05 => "within 5 % of the forecast",
+        _ when actual > forecast => string.Create(CultureInfo.InvariantCulture, $"the forecast fell {1 - forecast / actual:P0} short"),
+        _ => string.Create(CultureInfo.InvariantCulture, $"the forecast was {forecast / actual - 1:P0} too high"),
+    };
 
     /// <summary>Whether the served probabilities' held-out Brier score (after the pull toward the churn rate when there was
     /// one) beats always predicting the churn rate: if not, rank by the probabilities but do not read them as percentages.</summary>
@@ -104,7 +114,7 @@ public sealed class ChurnStore(NpgsqlDataSource db, ModelRegistry registry, Micr
             Str(active.Metrics, "Kind"), WithoutKind(Str(active.Metrics, "Reason")), active.Metrics.TryGetProperty("HorizonDays", out var h) ? h.GetInt32() : null,
             Num(active.Metrics, "RocAuc"), Num(active.Metrics, "RecencyRocAuc"), Str(active.Metrics, "SpendModel"), null, scoredAt,
             Num(active.Metrics, "Brier"), Num(active.Metrics, "BaseRateBrier"), Num(active.Metrics, "ShrunkToward"), Num(active.Metrics, "ShrunkBrier"),
-            Str(active.Metrics, "HorizonRule"), Int(active.Metrics, "ForecastCustomers"), Num(active.Metrics, "ForecastPurchaseDays"), Int(active.Metrics, "ActualPurchaseDays"));
+            Str(active.Metrics, "HorizonRule"), Int(active.Metrics, "HeldOutCustomers"), Num(active.Metrics, "ForecastPurchaseDays"), Int(active.Metrics, "ActualPurchaseDays"));
         return new ChurnSummary(model, segments, segments.Sum(s => s.ValueAtRisk), segments.Sum(s => s.Customers));
     }
 

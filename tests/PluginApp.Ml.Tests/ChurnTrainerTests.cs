@@ -150,7 +150,8 @@ public class ChurnTrainerTests
     /// <summary>
     /// The forecast check counts what BG/NBD forecasts: new purchase days after the cutoff, within the window, by customers
     /// who had bought before it. A second order on the cutoff's own day, two orders on one day, a cancelled order, an order
-    /// after the window and a customer who first bought after the cutoff add nothing.
+    /// as the window ends or after it and a customer who first bought after the cutoff add nothing; an order a minute before
+    /// the end counts.
     /// </summary>
     [Fact]
     public void ForecastCheck_CountsNewPurchaseDaysInTheWindow_ByCustomersKnownAtTheCutoff()
@@ -162,17 +163,19 @@ public class ChurnTrainerTests
             new ChurnOrder(new DateTime(2026, 11, 20, 15, 0, 0), 20), // the cutoff's day, already a purchase day
             new ChurnOrder(new DateTime(2026, 11, 25, 10, 0, 0), 25), new ChurnOrder(new DateTime(2026, 11, 25, 18, 0, 0), 15), // one day
             new ChurnOrder(new DateTime(2026, 11, 27, 10, 0, 0), 50, Cancelled: true, CancelledAt: new DateTime(2026, 11, 28)),
+            new ChurnOrder(new DateTime(2026, 11, 30, 11, 59, 0), 45), // a minute before the window ends: counts
             new ChurnOrder(new DateTime(2026, 12, 5, 10, 0, 0), 35), // after the 10-day window
         ]);
+        var e = new CustomerHistory("e", [new ChurnOrder(new DateTime(2026, 10, 3), 40), new ChurnOrder(new DateTime(2026, 11, 30, 12, 0, 0), 40)]); // as it ends: not
         var b = new CustomerHistory("b", [new ChurnOrder(new DateTime(2026, 11, 22), 60), new ChurnOrder(new DateTime(2026, 11, 26), 60)]);
         var c = new CustomerHistory("c", [new ChurnOrder(new DateTime(2026, 11, 1), 0, Refunded: 10), new ChurnOrder(new DateTime(2026, 11, 24), 10)]);
         var bg = new BgNbd(0.6, 40, 0.8, 3);
 
-        var check = ChurnForecastCheck.Of([a, b, c], bg, cutoff, 10);
+        var check = ChurnForecastCheck.Of([a, b, c, e], bg, cutoff, 10);
 
-        Assert.Equal((1, 1), (check.Customers, check.Actual));
-        Assert.Equal(bg.ExpectedOrders(RepeatSummary.From(a, cutoff), 10), check.Forecast, 12);
-        Assert.Equal(1 / check.Forecast, check.Ratio, 12);
+        Assert.Equal((2, 2), (check.Customers, check.Actual));
+        Assert.Equal(bg.ExpectedOrders(RepeatSummary.From(a, cutoff), 10) + bg.ExpectedOrders(RepeatSummary.From(e, cutoff), 10), check.Forecast, 12);
+        Assert.Equal(2 / check.Forecast, check.Ratio, 12);
     }
 
     /// <summary>

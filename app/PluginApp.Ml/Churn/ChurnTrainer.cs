@@ -17,9 +17,6 @@ public sealed record ChurnBacktest(int HorizonDays, DateTime TrainingCutoff, Dat
     /// <summary>BG/NBD fitted before the cutoff against the held-out window's purchase days; null when nobody had bought before it.</summary>
     public ChurnForecastCheck? Forecast { get; init; }
 
-    /// <summary>The same check one window earlier (fitted before the training cutoff, judged on [TrainingCutoff, Cutoff)).</summary>
-    public ChurnForecastCheck? EarlierForecast { get; init; }
-
     internal TabularRow[] HeldOutRows { get; init; } = [];
     internal double[] HeldOutPNoOrder { get; init; } = [];
 }
@@ -214,8 +211,7 @@ public static class ChurnTrainer
         {
             HeldOutRows = held.Rows,
             HeldOutPNoOrder = held.PNoOrder,
-            Forecast = held.BgNbd is { } bgHeld ? ChurnForecastCheck.Of(customers, bgHeld, cutoff, h, ct) : null,
-            EarlierForecast = fit.BgNbd is { } bgFit ? ChurnForecastCheck.Of(customers, bgFit, c0, h, ct) : null,
+            Forecast = held.BgNbd is { } bgHeld ? ChurnForecastCheck.Of(held.Histories.Zip(held.Profiles).ToArray(), bgHeld, cutoff, h) : null,
         };
     }
 
@@ -300,13 +296,15 @@ public static class ChurnTrainer
 
     private static double Squash(double x) => 1 / (1 + Math.Exp(-x));
 
-    private sealed record SplitRows(string[] Ids, CustomerProfile[] Profiles, bool[] Labels, BgNbd? BgNbd, double[] PNoOrder, TabularRow[] Rows);
+    private sealed record SplitRows(string[] Ids, CustomerHistory[] Histories, CustomerProfile[] Profiles, bool[] Labels, BgNbd? BgNbd, double[] PNoOrder,
+        TabularRow[] Rows);
 
     /// <summary>Customers with a purchase before <paramref name="cutoff"/>: features from before it (BG/NBD fitted on the
     /// same history), label = no purchase in [cutoff, end).</summary>
     private static SplitRows BuildSplit(IReadOnlyList<CustomerHistory> customers, DateTime cutoff, DateTime end, int h, CancellationToken ct)
     {
         var ids = new List<string>();
+        var histories = new List<CustomerHistory>();
         var profiles = new List<CustomerProfile>();
         var labels = new List<bool>();
         foreach (var c in customers)
@@ -315,12 +313,13 @@ public static class ChurnTrainer
             var p = CustomerProfile.At(c, cutoff);
             if (p is null) continue;
             ids.Add(c.CustomerId);
+            histories.Add(c);
             profiles.Add(p);
             labels.Add(!CustomerProfile.PurchasedIn(c, cutoff, end));
         }
         var bg = profiles.Count == 0 ? null : BgNbd.Fit(profiles.Select(p => p.Summary()).ToArray(), ct);
         var pNo = bg is null ? [] : profiles.Select(p => bg.ProbabilityNoOrders(p.Summary(), h)).ToArray();
         var rows = profiles.Select(p => ChurnFeatures.Build(p, bg, h)).ToArray();
-        return new SplitRows(ids.ToArray(), profiles.ToArray(), labels.ToArray(), bg, pNo, rows);
+        return new SplitRows(ids.ToArray(), histories.ToArray(), profiles.ToArray(), labels.ToArray(), bg, pNo, rows);
     }
 }

@@ -168,9 +168,10 @@ public readonly record struct ChurnShrinkage(double Toward, double Weight)
 /// How far BG/NBD's expected orders were from what happened over one window: the model fitted on the history before
 /// <paramref name="From"/> forecasts each customer's purchase days in [From, From + HorizonDays), summed over the customers
 /// who had bought by then, against the purchase days they then had. Why it is shown rather than used to scale what is
-/// served: on Online Retail the ratio of one window did not carry to the next (30-, 60- and 99-day windows from March to
-/// December 2011, each scaled by the window before it: the error grew in 26 of 42, while the raw forecast was off by a
-/// median of 4–6 % in windows ending by August and 11–34 % short in the autumn), so a merchant is told how far off it was.
+/// served: on Online Retail the ratio of one window did not carry to the next (30-, 60- and 99-day windows cut every two
+/// weeks from March to October 2011, all ending by 9 December, each scaled by the window before it: the error grew in 26 of
+/// 42, while the raw forecast was off by a median of 4–6 % in windows ending by August and 11–34 % short in those reaching
+/// into the autumn), so a merchant is told how far off it was.
 /// </summary>
 /// <param name="From">The window's start (the cutoff the model was fitted at).</param>
 /// <param name="HorizonDays">The window's length.</param>
@@ -186,18 +187,27 @@ public sealed record ChurnForecastCheck(DateTime From, int HorizonDays, int Cust
     public static ChurnForecastCheck Of(IReadOnlyList<CustomerHistory> customers, BgNbd bgNbd, DateTime from, int horizonDays, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(customers);
-        ArgumentNullException.ThrowIfNull(bgNbd);
-        var end = from.AddDays(horizonDays);
-        var (n, forecast, actual) = (0, 0.0, 0);
+        var known = new List<(CustomerHistory, CustomerProfile)>();
         foreach (var c in customers)
         {
             ct.ThrowIfCancellationRequested();
-            if (CustomerProfile.At(c, from) is not { } p) continue;
-            n++;
+            if (CustomerProfile.At(c, from) is { } p) known.Add((c, p));
+        }
+        return Of(known, bgNbd, from, horizonDays);
+    }
+
+    /// <summary>The check from profiles already built at <paramref name="from"/> (the backtest's split has them).</summary>
+    internal static ChurnForecastCheck Of(IReadOnlyList<(CustomerHistory History, CustomerProfile Profile)> known, BgNbd bgNbd, DateTime from, int horizonDays)
+    {
+        ArgumentNullException.ThrowIfNull(bgNbd);
+        var end = from.AddDays(horizonDays);
+        var (forecast, actual) = (0.0, 0);
+        foreach (var (c, p) in known)
+        {
             forecast += bgNbd.ExpectedOrders(p.Summary(), horizonDays);
             actual += p.NewPurchaseDays(c, end);
         }
-        return new ChurnForecastCheck(from, horizonDays, n, forecast, actual);
+        return new ChurnForecastCheck(from, horizonDays, known.Count, forecast, actual);
     }
 }
 

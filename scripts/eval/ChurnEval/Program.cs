@@ -124,6 +124,7 @@ if (Opt("serve-at") is { } serveAtText)
             var heldRate = (double)served.HeldOutPositives / Math.Max(1, served.HeldOutRows);
             var chosenEval = served.Evaluation(served.Kind == ChurnModelKind.Discriminative ? ChurnTrainer.Discriminative : ChurnTrainer.Probabilistic);
             Console.WriteLine(FormattableString.Invariant($"serve at {at:yyyy-MM-dd} (H {h} days, {served.Kind}, shrinking {(shrink ? "on" : "off")}, shrinkage {m.Shrinkage?.ToString() ?? "none"}): held-out Brier {chosenEval?.Metrics.Brier:F4} vs base {chosenEval?.BaseRateBrier:F4}, shrunk (cross-fitted) {served.ShrunkBrier?.ToString("F4", ci) ?? "-"}"));
+            if (shrink && served.Forecast is { } fc) Console.WriteLine(FormattableString.Invariant($"  the page's forecast check: {fc.HorizonDays} days from {fc.From:yyyy-MM-dd}, {fc.Customers} customers, forecast {fc.Forecast:F0} purchase days, actual {fc.Actual} (ratio {fc.Ratio:F3})"));
             Console.WriteLine(FormattableString.Invariant($"  next {h} days, {y.Length} customers, churn rate {y.Count(l => l) / (double)y.Length:F3}: served ROC-AUC {ev.Metrics.RocAuc:F3} PR-AUC {ev.Metrics.PrAuc:F3} Brier {ev.Metrics.Brier:F4} ECE {ev.Metrics.ExpectedCalibrationError:F3}, mean served {p.Average():F3}; Brier of the realised rate {ev.BaseRateBrier:F4}, of the latest held-out rate {heldRate:F3}: {BinaryMetrics.Brier(p.Select(_ => heldRate).ToArray(), y):F4}"));
         }
     }
@@ -173,9 +174,10 @@ if (bt.BgNbd is { } bgc)
     var sums = customers.Select(c => RepeatSummary.From(c, cutoff)).Where(s => s.Exists).ToArray();
     if (bt.Forecast is { } fc)
     {
-        Console.WriteLine(FormattableString.Invariant($"  purchase days in the label window by these {fc.Customers:N0} customers: forecast {fc.Forecast:F0}, actual {fc.Actual} (actual / forecast {fc.Ratio:F3})"));
+        Console.WriteLine(FormattableString.Invariant($"  purchase days in the {fc.HorizonDays} days from the cutoff by these {fc.Customers:N0} customers: forecast {fc.Forecast:F0}, actual {fc.Actual} (actual / forecast {fc.Ratio:F3})"));
         // Why printed: the app shows this check and does not scale by it; this line is the evidence on any store's file.
-        if (bt.EarlierForecast is { } early && double.IsFinite(early.Ratio) && fc.Actual > 0)
+        if (bt.TrainingBgNbd is { } bgEarly && ChurnForecastCheck.Of(customers, bgEarly, bt.TrainingCutoff, bt.HorizonDays) is var early
+            && double.IsFinite(early.Ratio) && fc.Actual > 0)
             Console.WriteLine(FormattableString.Invariant($"  one window earlier ([{early.From:yyyy-MM-dd}, {bt.Cutoff:yyyy-MM-dd})): forecast {early.Forecast:F0}, actual {early.Actual} (ratio {early.Ratio:F3}); this window's forecast scaled by that ratio is off by {Math.Abs(fc.Forecast * early.Ratio - fc.Actual) / fc.Actual:P1}, unscaled {Math.Abs(fc.Forecast - fc.Actual) / fc.Actual:P1}"));
     }
     // Why no second fit: in weeks only alpha changes, by exactly 1/7 (r, a, b are unit-free).

@@ -628,11 +628,25 @@ public sealed class ChurnTests(ChurnFixture app) : IClassFixture<ChurnFixture>
         Assert.True(moved.Moved);
     }
 
-    /// <summary>
-    /// The page's counts are the last scoring run's, each segment's customers listed most at stake first, as the scores say;
-    /// with 20,000 more scored customers, neither the counts nor a segment's first hundred (nor all segments' first hundred)
-    /// read the store's scores (before: every score, counted on each visit and sorted whole for the list).
-    /// </summary>
+    /// <summary>How far off the forecast was, in words, in every case: short or too high by a share of what happened, within
+    /// 5 %, nothing bought or nothing forecast (no share of zero, no negative share), and nothing for a version trained before
+    /// the check was kept.</summary>
+    [Theory]
+    [InlineData(3610.4, 4806, "expected 3,610 purchase days", "bought on 4,806 purchase days: the forecast fell 25 % short.")]
+    [InlineData(1200, 1000, "expected 1,200 purchase days", "bought on 1,000 purchase days: the forecast was 20 % too high.")]
+    [InlineData(1000, 1030, "expected 1,000 purchase days", "bought on 1,030 purchase days: within 5 % of the forecast.")]
+    [InlineData(0.4, 0, "expected 0.4 purchase days", "bought on 0 purchase days: about what it forecast.")]
+    [InlineData(40, 0, "expected 40 purchase days", "bought on 0 purchase days: none of what it forecast came.")]
+    [InlineData(0, 1, "expected 0 purchase days", "bought on 1 purchase day: more than it forecast.")]
+    public void TheForecastCheck_SaysHowFarOff_InWords(double forecast, int actual, string expected, string outcome)
+    {
+        var view = new ChurnModelView(3, "probabilistic (BG/NBD) alone", "test", 60, 0.7, 0.6, "Gamma-Gamma", null, null,
+            ForecastCustomers: 500, ForecastPurchaseDays: forecast, ActualPurchaseDays: actual);
+
+        Assert.Contains($"Checked on the 60 days before this version was trained: fitted on the history before them, it {expected} from the 500 customers who had bought by then, and they {outcome}", view.ForecastCheck);
+        Assert.Null((view with { ForecastPurchaseDays = null, ActualPurchaseDays = null }).ForecastCheck);
+    }
+
     /// <summary>
     /// The page says how far the expected orders, and so the predicted values, were from what happened over the latest
     /// horizon: the purchase days the held-out customers then had, counted in the store's days, are the ones the page
@@ -645,23 +659,23 @@ public sealed class ChurnTests(ChurnFixture app) : IClassFixture<ChurnFixture>
         const string shop = "churn-forecast-check.myshopify.com";
         var shopId = await app.InstallShopAsync(shop);
         await app.SeedAsync(shopId, 96_650_000, 300, seed: 8);
-        var trainedAt = app.Clock.GetUtcNow();
         await app.TrainActiveAsync(shop);
+        var trainedAt = (DateTime)(await app.ScalarAsync("SELECT data_to FROM models WHERE shop_id = $1 AND kind = 'churn' AND status = 'active'", shopId))!;
 
         var model = (await JsonAsync("/api/admin/churn", shop)).GetProperty("model");
         var h = model.GetProperty("horizonDays").GetInt32();
         // The held-out window is the horizon before the training: customers who had bought before it, and the days they
         // bought on in it that were not already purchase days (the store's time zone is UTC here).
         var customers = await app.CountAsync("""
-            SELECT count(DISTINCT customer_id) FROM orders WHERE shop_id = $1 AND created_at < $2::timestamptz - make_interval(days => $3)
+            SELECT count(DISTINCT customer_id) FROM orders WHERE shop_id = $1 AND created_at < $2::timestamptz - make_interval(hours => 24 * $3)
             """, shopId, trainedAt, h);
         var actual = await app.CountAsync("""
             SELECT count(*) FROM (SELECT DISTINCT o.customer_id, (o.created_at AT TIME ZONE 'UTC')::date FROM orders o
-                                  WHERE o.shop_id = $1 AND o.created_at >= $2::timestamptz - make_interval(days => $3) AND o.created_at < $2
+                                  WHERE o.shop_id = $1 AND o.created_at >= $2::timestamptz - make_interval(hours => 24 * $3) AND o.created_at < $2
                                     AND EXISTS (SELECT 1 FROM orders p WHERE p.shop_id = o.shop_id AND p.customer_id = o.customer_id
-                                                AND p.created_at < $2::timestamptz - make_interval(days => $3))
+                                                AND p.created_at < $2::timestamptz - make_interval(hours => 24 * $3))
                                     AND NOT EXISTS (SELECT 1 FROM orders p WHERE p.shop_id = o.shop_id AND p.customer_id = o.customer_id
-                                                AND p.created_at < $2::timestamptz - make_interval(days => $3)
+                                                AND p.created_at < $2::timestamptz - make_interval(hours => 24 * $3)
                                                 AND (p.created_at AT TIME ZONE 'UTC')::date = (o.created_at AT TIME ZONE 'UTC')::date)) x
             """, shopId, trainedAt, h);
         Assert.True(actual > 0);
@@ -678,6 +692,11 @@ public sealed class ChurnTests(ChurnFixture app) : IClassFixture<ChurnFixture>
         Assert.Equal(words, System.Net.WebUtility.HtmlDecode(shown));
     }
 
+    /// <summary>
+    /// The page's counts are the last scoring run's, each segment's customers listed most at stake first, as the scores say;
+    /// with 20,000 more scored customers, neither the counts nor a segment's first hundred (nor all segments' first hundred)
+    /// read the store's scores (before: every score, counted on each visit and sorted whole for the list).
+    /// </summary>
     [Fact]
     public async Task ThePagesCountsAndCustomers_AgreeWithTheScores_AndReadAFewHundredOfThemInAStoreOf20000()
     {
