@@ -124,7 +124,13 @@ if (Opt("serve-at") is { } serveAtText)
             var heldRate = (double)served.HeldOutPositives / Math.Max(1, served.HeldOutRows);
             var chosenEval = served.Evaluation(served.Kind == ChurnModelKind.Discriminative ? ChurnTrainer.Discriminative : ChurnTrainer.Probabilistic);
             Console.WriteLine(FormattableString.Invariant($"serve at {at:yyyy-MM-dd} (H {h} days, {served.Kind}, shrinking {(shrink ? "on" : "off")}, shrinkage {m.Shrinkage?.ToString() ?? "none"}): held-out Brier {chosenEval?.Metrics.Brier:F4} vs base {chosenEval?.BaseRateBrier:F4}, shrunk (cross-fitted) {served.ShrunkBrier?.ToString("F4", ci) ?? "-"}"));
-            if (shrink && served.Forecast is { } fc) Console.WriteLine(FormattableString.Invariant($"  the page's forecast check: {fc.HorizonDays} days from {fc.From:yyyy-MM-dd}, {fc.Customers} customers, forecast {fc.Forecast:F0} purchase days, actual {fc.Actual} (ratio {fc.Ratio:F3})"));
+            if (shrink && served.Forecast is { } fc)
+            {
+                Console.WriteLine(FormattableString.Invariant($"  the page's forecast check: {fc.HorizonDays} days from {fc.From:yyyy-MM-dd}, {fc.Customers} customers, forecast {fc.Forecast:F0} purchase days, actual {fc.Actual} (ratio {fc.Ratio:F3})"));
+                // What the served BG/NBD then forecast for the file's next H days, against what happened: whether the check carried over.
+                var next = ChurnForecastCheck.Of(customers, m.BgNbd, at, h);
+                Console.WriteLine(FormattableString.Invariant($"  served expected orders over the next {h} days: {next.Customers} customers, forecast {next.Forecast:F0} purchase days, actual {next.Actual} (ratio {next.Ratio:F3})"));
+            }
             Console.WriteLine(FormattableString.Invariant($"  next {h} days, {y.Length} customers, churn rate {y.Count(l => l) / (double)y.Length:F3}: served ROC-AUC {ev.Metrics.RocAuc:F3} PR-AUC {ev.Metrics.PrAuc:F3} Brier {ev.Metrics.Brier:F4} ECE {ev.Metrics.ExpectedCalibrationError:F3}, mean served {p.Average():F3}; Brier of the realised rate {ev.BaseRateBrier:F4}, of the latest held-out rate {heldRate:F3}: {BinaryMetrics.Brier(p.Select(_ => heldRate).ToArray(), y):F4}"));
         }
     }
