@@ -31,17 +31,18 @@ public sealed record ChurnModelView(int? Version, string? Kind, string? Reason, 
         : null;
 
     private static string Days(double d) =>
-        d is > 0 and < 9.5 && d != Math.Round(d) ? FormattableString.Invariant($"{d:N1} purchase days")
+        d is > 0 and < 0.05 ? "under 0.1 purchase days"
+        : d is > 0 and < 9.5 && d != Math.Round(d) ? FormattableString.Invariant($"{d:N1} purchase days")
         : d == 1 ? "1 purchase day" : FormattableString.Invariant($"{d:N0} purchase days");
 
-    /// <summary>How far off, in words: within 5 %, short or too high by a share of what happened; with nothing forecast or
+    /// <summary>How far off, in words: within 5 % of what happened, short or too high by a share of it; with nothing forecast or
     /// nothing bought, said as such (no share of zero).</summary>
     internal static string Off(double forecast, int actual) => (forecast, actual) switch
     {
         ( < 0.5, 0) => "about what it forecast",
         (_, 0) => "none of what it forecast came",
         ( <= 0, _) => "more than it forecast",
-        _ when Math.Abs(actual / forecast - 1) < 0.05 => "within 5 % of the forecast",
+        _ when Math.Abs(forecast - actual) / actual < 0.05 => "within 5 % of the forecast",
         _ when actual > forecast => string.Create(CultureInfo.InvariantCulture, $"the forecast fell {1 - forecast / actual:P0} short"),
         _ => string.Create(CultureInfo.InvariantCulture, $"the forecast was {forecast / actual - 1:P0} too high"),
     };

@@ -202,6 +202,9 @@ public class ChurnTrainerTests
         Assert.True(season.Ratio > 1.6 * usual.Ratio, $"{season.Ratio} against {usual.Ratio}");
         var trained = ChurnTrainer.Train(store, Now);
         Assert.Equal((trained.HeldOutCutoff, trained.HorizonDays), (trained.Forecast!.From, trained.Forecast.HorizonDays));
+        Assert.Equal(trained.HeldOutRows, trained.Forecast.Customers); // the page names the held-out customers as the forecast's
+        var bt = ChurnTrainer.Backtest(store, cutoff, Now);
+        Assert.Equal(ChurnForecastCheck.Of(store, bt.BgNbd!, cutoff, bt.HorizonDays), bt.Forecast);
     }
 
     [Theory]

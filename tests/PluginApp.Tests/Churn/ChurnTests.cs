@@ -635,7 +635,9 @@ public sealed class ChurnTests(ChurnFixture app) : IClassFixture<ChurnFixture>
     [InlineData(3610.4, 4806, "expected 3,610 purchase days", "bought on 4,806 purchase days: the forecast fell 25 % short.")]
     [InlineData(1200, 1000, "expected 1,200 purchase days", "bought on 1,000 purchase days: the forecast was 20 % too high.")]
     [InlineData(1000, 1030, "expected 1,000 purchase days", "bought on 1,030 purchase days: within 5 % of the forecast.")]
+    [InlineData(1000, 951, "expected 1,000 purchase days", "bought on 951 purchase days: the forecast was 5 % too high.")]
     [InlineData(0.4, 0, "expected 0.4 purchase days", "bought on 0 purchase days: about what it forecast.")]
+    [InlineData(0.04, 2, "expected under 0.1 purchase days", "bought on 2 purchase days: the forecast fell 98 % short.")]
     [InlineData(40, 0, "expected 40 purchase days", "bought on 0 purchase days: none of what it forecast came.")]
     [InlineData(0, 1, "expected 0 purchase days", "bought on 1 purchase day: more than it forecast.")]
     public void TheForecastCheck_SaysHowFarOff_InWords(double forecast, int actual, string expected, string outcome)
