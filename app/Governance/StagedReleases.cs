@@ -19,12 +19,17 @@ namespace PluginApp.Governance;
 public sealed record ReleaseView(string Kind, string Title, int Version, string Stage, int? ActiveVersion, DateTimeOffset StageStartedAt,
     long Decisions, int Target, long Failures, string? LastFailure, double? Agreement, long Compared, string Metric, double? CandidateMetric,
     double? ActiveMetric, double CanaryShare, string Guardrail, bool Breached, bool GuardrailRead = true,
-    double? CandidateBaseline = null, double? ActiveBaseline = null, string? BaselineName = null)
+    double? CandidateBaseline = null, double? ActiveBaseline = null, string? BaselineName = null, string? NotComparable = null)
 {
     /// <summary>Whether <see cref="Effect"/> compares the leads over the baseline.</summary>
     public bool AgainstBaseline => CandidateBaseline is not null && ActiveBaseline is not null;
 
-    public double? Effect => CandidateMetric is { } c && ActiveMetric is { } a
+    /// <summary>
+    /// None when the active version's figure is not comparable (<see cref="NotComparable"/>, why). Why: the gate let such a
+    /// version through, and until 6 Dec 2026 its shadow step then stopped it as "now worse" on the figures the gate had set
+    /// aside, every night, so the first purchase-intent version judged on shown carts never served where releases are staged.
+    /// </summary>
+    public double? Effect => NotComparable is null && CandidateMetric is { } c && ActiveMetric is { } a
         ? AgainstBaseline ? (c - CandidateBaseline!.Value) - (a - ActiveBaseline!.Value) : c - a
         : null;
 }
@@ -122,7 +127,7 @@ public sealed class StagedReleases(NpgsqlDataSource db, ModelKinds kinds, ModelR
             await StopAsync(shopId, kind, v, "canary_stopped", Guard, $"not promoted after its canary: {reason}", ct);
             return;
         }
-        kind.OnActivated?.Invoke(services, shopId);
+        kind.Activated(services, shopId);
     }
 
     /// <summary>The merchant stops a release: the version goes back to candidate and everyone gets the active version.</summary>
@@ -144,7 +149,7 @@ public sealed class StagedReleases(NpgsqlDataSource db, ModelKinds kinds, ModelR
             $"version {v.Version} promoted from {v.Stage} before the end of its release ({Count(v.Decisions)} of {Count(v.Target)} decisions); {reason}", by ?? "the merchant",
             clock.GetUtcNow()));
         if (!promoted) return (false, reason);
-        kind.OnActivated?.Invoke(services, shopId);
+        kind.Activated(services, shopId);
         kind.OnReleaseChanged?.Invoke(services, shopId);
         return (true, reason);
     }
@@ -273,13 +278,15 @@ public sealed class StagedReleases(NpgsqlDataSource db, ModelKinds kinds, ModelR
         CandidateBaseline = PromotionGate.Metric(release.Metrics, kind.BaselineMetric),
         ActiveBaseline = active is null ? null : PromotionGate.Metric(active.Metrics, kind.BaselineMetric),
         BaselineName = kind.BaselineName,
+        NotComparable = active is null ? null : PromotionGate.NotComparable(kind, release.Metrics, active.Metrics),
     };
 
     public static string AgreementWords(ReleaseView v) => v.Agreement is { } a
         ? Inv($"it agreed with version {v.ActiveVersion} on {a:P0} of what was shown ({Count(v.Compared)} answers compared)")
         : "no answer could be compared yet";
 
-    public static string EffectWords(ReleaseView v) => v.Effect is not { } e ? $"no held-out {v.Metric} to compare"
+    public static string EffectWords(ReleaseView v) => v.NotComparable is { } why ? $"no estimate of its effect: the active version's held-out {v.Metric} is not comparable ({why})"
+        : v.Effect is not { } e ? $"no held-out {v.Metric} to compare"
         : v.AgainstBaseline
             ? Inv($"estimated effect {e:+0.0000;-0.0000;0.0000} held-out {v.Metric} against {v.BaselineName}, each on its own held-out data ") +
               Inv($"({v.CandidateMetric:F4}, {v.CandidateMetric - v.CandidateBaseline:+0.0000;-0.0000;0.0000} against it; the active version's {v.ActiveMetric:F4}, {v.ActiveMetric - v.ActiveBaseline:+0.0000;-0.0000;0.0000})")

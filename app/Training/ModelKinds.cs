@@ -53,8 +53,21 @@ public sealed record ModelKind(string Name, string Title, string PromotionMetric
     /// <summary>What the merchant can see, override or turn off.</summary>
     public string Oversight { get; init; } = "";
 
-    /// <summary>Called on the instance that activated a version (the others learn it from model_changed).</summary>
+    /// <summary>Called on the instance that activated a version (the others learn it from model_changed), through <see cref="Activated"/>.</summary>
     public Action<IServiceProvider, long>? OnActivated { get; init; }
+
+    /// <summary>
+    /// A version became active on this instance (trained, promoted, rolled back, or out of its canary): the kind's circuit
+    /// breaker starts clean, a cut-off ending with a "restored" event, and then the kind's own <see cref="OnActivated"/>.
+    /// Why here and not in each kind: until 6 Dec 2026 only the recommender's reset its breaker, so a new order-risk or
+    /// purchase-intent version stayed cut off for the rest of the old one's rest (up to an hour of the rule prior or the
+    /// store's rate) while the governance page, which reads events since the version's activation, said it was answering.
+    /// </summary>
+    public void Activated(IServiceProvider services, long shopId)
+    {
+        if (Breaker) services.GetRequiredService<Governance.ModelBreakers>().Reset(shopId, Name);
+        OnActivated?.Invoke(services, shopId);
+    }
 
     /// <summary>Its place in the AI inventory: the risk it carries, who answers for it, where its data lives and the controls it has.</summary>
     public AiRisk Risk { get; init; } = AiRisk.Unassessed;

@@ -129,8 +129,16 @@ public sealed class ModelRegistry(NpgsqlDataSource db, TimeProvider clock, Micro
         return true;
     }
 
-    /// <summary>Makes the most recently retired version active again. Returns the version restored, or null when there is none.</summary>
+    /// <summary>
+    /// Makes the version that served before the active one active again: the most recently activated retired version, not
+    /// counting those a rollback retired. Returns the version restored, or null when there is none. Why not those: after
+    /// versions 1, 2, 3 and a rollback to 2, a second rollback must reach 1; until 6 Dec 2026 it took 3 back, the version
+    /// just rolled back from, whose activation was the more recent.
+    /// </summary>
     /// <param name="record">The governance event of the rollback, given the versions (from, to); written in its transaction.</param>
+    /// <summary>The start of the reason a version retired by a rollback keeps (the version rolled back to follows).</summary>
+    private const string RolledBackFrom = "rolled back to version ";
+
     public async Task<int?> RollbackAsync(long shopId, string kind, CancellationToken ct, Func<int?, int, Governance.GovernanceEvent>? record = null)
     {
         await using var conn = await db.OpenConnectionAsync(ct);
@@ -138,12 +146,13 @@ public sealed class ModelRegistry(NpgsqlDataSource db, TimeProvider clock, Micro
         await Exec(conn, tx, "SELECT pg_advisory_xact_lock(hashtext($1))", ct, $"models:{shopId}:{kind}");
         var previous = await Scalar(conn, tx, """
             SELECT version FROM models WHERE shop_id = $1 AND kind = $2 AND status = 'retired' AND activated_at IS NOT NULL
+              AND coalesce(status_reason, '') NOT LIKE $3 || '%'
             ORDER BY activated_at DESC LIMIT 1
-            """, ct, shopId, kind) as int?;
+            """, ct, shopId, kind, RolledBackFrom) as int?;
         if (previous is null) return null;
         var replaced = await Scalar(conn, tx, "SELECT version FROM models WHERE shop_id = $1 AND kind = $2 AND status = 'active'", ct, shopId, kind) as int?;
         await Exec(conn, tx, "UPDATE models SET status = 'retired', status_reason = $3 WHERE shop_id = $1 AND kind = $2 AND status = 'active'", ct,
-            shopId, kind, $"rolled back to version {previous}");
+            shopId, kind, $"{RolledBackFrom}{previous}");
         if (record?.Invoke(replaced, previous.Value) is { } e) await Governance.GovernanceEvents.RecordAsync(conn, tx, shopId, e.ModelKind, e.Event, e.Detail, e.By, e.At, ct);
         await Exec(conn, tx, "UPDATE models SET status = 'active', status_reason = 'rollback', activated_at = $4 WHERE shop_id = $1 AND kind = $2 AND version = $3", ct,
             shopId, kind, previous.Value, clock.GetUtcNow());

@@ -39,7 +39,7 @@ public static class ModelsAdminApi
         if (await registry.RollbackAsync(scope.ShopId, kind, ct, (from, to) => new Governance.GovernanceEvent(kind, "rolled_back",
                 $"version {to} serves again, rolled back from version {from?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none"} by {by}", by, clock.GetUtcNow())) is not { } v)
             return TypedResults.Problem(title: "Nothing to roll back to", detail: "there is no earlier active version to go back to", statusCode: 409);
-        kinds[kind].OnActivated?.Invoke(services, scope.ShopId); // this instance at once; the others on the notification
+        kinds[kind].Activated(services, scope.ShopId); // this instance at once; the others on the notification
         return TypedResults.Ok(new RollbackView(kind, v));
     }
 
@@ -52,7 +52,7 @@ public static class ModelsAdminApi
         var (promoted, reason) = await registry.PromoteAsync(scope.ShopId, kinds[kind], version.Value, ct, by,
             reason => new Governance.GovernanceEvent(kind, "promoted", $"version {version.Value} serves everyone; {reason}", by, clock.GetUtcNow()));
         if (!promoted) return TypedResults.Problem(title: "Not promoted", detail: reason, statusCode: 409);
-        kinds[kind].OnActivated?.Invoke(services, scope.ShopId);
+        kinds[kind].Activated(services, scope.ShopId);
         return TypedResults.Ok(new PromoteView(kind, version.Value, reason));
     }
 

@@ -38,6 +38,14 @@ public static class PromotionGate
                + (kind.BaselineTolerance > 0 ? string.Create(CultureInfo.InvariantCulture, $" by more than {kind.BaselineTolerance:0.###}") : "");
     }
 
+    /// <summary>
+    /// Why the serving version's held-out figure cannot be set against the candidate's (the kind's measure changed since it
+    /// was trained, <see cref="ModelKind.ComparableSince"/>), or null when it can. The gate lets such a candidate through, and
+    /// a staged release estimates no effect for it.
+    /// </summary>
+    public static string? NotComparable(ModelKind kind, JsonElement candidate, JsonElement serving) =>
+        kind.ComparableSince is var (key, why) && Has(candidate, key) && !Has(serving, key) ? why : null;
+
     /// <summary>Whether <paramref name="candidate"/>'s figures are not worse than the serving version's (none: it passes), and why in words.</summary>
     public static (bool Passes, string Reason) Compare(ModelKind kind, JsonElement candidate, JsonElement? active)
     {
@@ -45,7 +53,7 @@ public static class PromotionGate
         // Why the first model before the figure: a store too small to hold anything out still gets its model (the
         // recommender's unmeasured run stores no figure, 6 Dec 2026); it is what serves instead of nothing.
         if (active is not { } serving) return (true, Metric(candidate, metric) is null ? $"first model (no held-out {metric} yet)" : "first model");
-        if (kind.ComparableSince is var (key, why) && Has(candidate, key) && !Has(serving, key))
+        if (NotComparable(kind, candidate, serving) is { } why)
             return (true, $"the active model's held-out {metric} is not comparable: {why}");
         if (Metric(candidate, metric) is not { } c)
             // Neither measured (a store still too small to hold anything out): the newer data serves, else a store that stays

@@ -44,7 +44,7 @@ public sealed class TrainingService(ShopLookup shops, ModelKinds kinds, ModelReg
             logger.LogInformation("Trained {Shop} {Kind} v{Version} ({Reason})", shop, kind.Name, version, reason);
             try
             {
-                if (activated) kind.OnActivated?.Invoke(services, shopId); // this instance at once; the others on model_changed
+                if (activated) kind.Activated(services, shopId); // this instance at once; the others on model_changed
                 if (registered.Staged) kind.OnReleaseChanged?.Invoke(services, shopId);
             }
             catch (Exception e)

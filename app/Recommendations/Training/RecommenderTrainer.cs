@@ -28,11 +28,7 @@ public sealed class RecommenderTrainer(SignalStore signals, TimeProvider clock) 
             Detectability: "High: the holdout experiment compares revenue per visitor with bestsellers continuously, and every answer names its version."),
         Switch = "upsells", DecisionKind = "upsell", Breaker = true,
         DataStores = "Orders, carts and block events in the app's PostgreSQL; model files in its model registry (old versions kept 30 days).",
-        OnActivated = (services, shopId) =>
-        {
-            services.GetRequiredService<ModelCache>().Invalidate(shopId);
-            services.GetRequiredService<Governance.ModelBreakers>().Reset(shopId, Kind);
-        },
+        OnActivated = (services, shopId) => services.GetRequiredService<ModelCache>().Invalidate(shopId),
         StagedRelease = true,
         OnReleaseChanged = (services, shopId) => services.GetRequiredService<ModelCache>().Invalidate(shopId),
         ReleaseGuardrail = ClickThroughGuardrail.ReadAsync,

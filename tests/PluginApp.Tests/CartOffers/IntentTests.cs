@@ -92,6 +92,45 @@ public sealed class IntentTests(AppFixture app) : IClassFixture<AppFixture>
     }
 
     /// <summary>
+    /// Where the merchant stages releases, a version the gate let through because the active version's figure is not
+    /// comparable (judged on every cart, before shown carts were left out) goes from shadow to its canary with no estimated
+    /// effect, and says why. Until 6 Dec 2026 its shadow step compared the two figures the gate had set aside, found the old
+    /// version's larger lead, and stopped the new one as "now worse", every night: the version judged on shown carts never
+    /// served.
+    /// </summary>
+    [Fact]
+    public async Task StagedRelease_OfAVersionWhoseActiveFigureIsNotComparable_GoesOnToItsCanary()
+    {
+        var (seed, first) = await TrainedStoreAsync("intent-staged-incomparable.myshopify.com", 96_770_000);
+        var stage = new HttpRequestMessage(HttpMethod.Put, $"/api/admin/releases/{IntentModelTrainer.Kind}/settings")
+        {
+            Content = JsonContent.Create(new { staged = true, shadowDecisions = 1, canaryShare = 0.5, canaryDecisions = 1000 }),
+        };
+        stage.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", app.SessionToken(seed.Shop));
+        Assert.Equal(HttpStatusCode.OK, (await app.Client.SendAsync(stage)).StatusCode);
+        // Version 1 as trained before shown carts were left out, with a lead over cart value no new version reaches.
+        await app.ScalarAsync("""
+            UPDATE models SET metrics = (metrics - 'ShownLeftOut') || '{"RocAuc": 0.99, "CartValueRocAuc": 0.5}'::jsonb
+            WHERE shop_id = $1 AND kind = 'intent' AND version = $2
+            """, seed.ShopId, first);
+        var (version, activated) = await app.Factory.Services.GetRequiredService<TrainingService>().TrainAsync(seed.Shop, IntentModelTrainer.Kind, "test", CancellationToken.None);
+        Assert.False(activated);
+        Assert.Equal("shadow", await app.ScalarAsync("SELECT status FROM models WHERE shop_id = $1 AND kind = 'intent' AND version = $2", seed.ShopId, version));
+        await app.LogDecisionAsync(new PluginApp.Governance.Decision(PluginApp.Governance.DecisionKinds.Offer, "offer:incomparable-1", seed.ShopId, app.Clock.GetUtcNow(), "model")
+        {
+            Subject = "nothing", ModelKind = IntentModelTrainer.Kind, ModelVersion = first,
+            Shadow = $$"""{"version": "{{version}}", "subject": "nothing"}""",
+        });
+        await app.Factory.Services.GetRequiredService<PluginApp.Governance.DecisionLog>().FlushAsync(CancellationToken.None);
+
+        await app.Factory.Services.GetRequiredService<PluginApp.Governance.StagedReleases>().RunShopAsync(seed.ShopId, CancellationToken.None);
+
+        Assert.Equal("canary", await app.ScalarAsync("SELECT status FROM models WHERE shop_id = $1 AND kind = 'intent' AND version = $2", seed.ShopId, version));
+        var detail = (string)(await app.ScalarAsync("SELECT detail FROM governance_events WHERE shop_id = $1 AND event = 'canary_started'", seed.ShopId))!;
+        Assert.Contains("no estimate of its effect: the active version's held-out RocAuc is not comparable (it was trained and judged on every cart", detail);
+    }
+
+    /// <summary>
     /// The model is a cart's chance of becoming an order when it is shown nothing, which the policy weighs each action
     /// against. A hundred small carts (which order one time in ten) that the cart offers showed a bar or a code, and that then
     /// all ordered, are left out of the next training, and the model's card says how many; the nightly job keeps them left

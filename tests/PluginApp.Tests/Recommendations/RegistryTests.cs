@@ -108,6 +108,26 @@ public sealed class RegistryTests(AppFixture app) : IClassFixture<AppFixture>
             (string)(await app.ScalarAsync("SELECT detail FROM governance_events WHERE shop_id = $1 AND event = 'promoted'", seed.ShopId))!);
     }
 
+    /// <summary>
+    /// Rolled back twice, versions 1, 2 and 3 go back to 2 and then to 1, and a third rollback has nothing earlier to go to.
+    /// Until 6 Dec 2026 the second rollback took the most recently activated retired version, 3, the one just rolled back
+    /// from (the operator's runbook rolls back for a doubled fallback share).
+    /// </summary>
+    [Fact]
+    public async Task Rollback_Twice_GoesBackTwoVersions_NotToTheVersionJustRolledBackFrom()
+    {
+        var seed = new StoreSeed(app, "registry-rollback-twice.myshopify.com");
+        await seed.SeedAsync();
+        for (var v = 1; v <= 3; v++) Assert.Equal((v, true), await seed.TrainAsync());
+        var registry = app.Factory.Services.GetRequiredService<ModelRegistry>();
+
+        Assert.Equal(2, await registry.RollbackAsync(seed.ShopId, "recommender", CancellationToken.None));
+        Assert.Equal(1, await registry.RollbackAsync(seed.ShopId, "recommender", CancellationToken.None));
+        Assert.Null(await registry.RollbackAsync(seed.ShopId, "recommender", CancellationToken.None));
+
+        Assert.Equal(1, await app.ScalarAsync("SELECT version FROM models WHERE shop_id = $1 AND kind = 'recommender' AND status = 'active'", seed.ShopId));
+    }
+
     [Fact]
     public async Task PromotionGate_AVersionFromBeforeCandidates_IsReplacedByTheFirstVersionThatComparesThem()
     {

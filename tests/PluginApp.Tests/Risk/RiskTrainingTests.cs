@@ -98,6 +98,33 @@ public sealed class RiskTrainingTests(AppFixture app) : IClassFixture<AppFixture
         Assert.Equal(runs + 1, await app.CountAsync("SELECT count(*) FROM training_runs WHERE shop_id = $1 AND kind = 'risk'", shopId));
     }
 
+    /// <summary>
+    /// The risk model cut off by its breaker, then a new version trained and made active: the scorer asks the new version at
+    /// once, and the governance events say the cut-off ended. Until 6 Dec 2026 only the recommender's breaker was reset, so
+    /// the rule prior scored a store's orders for the rest of the old version's rest (up to an hour) while the governance
+    /// page said the new version answered.
+    /// </summary>
+    [Fact]
+    public async Task ANewVersion_EndsTheCutOff_AndTheScorerAsksTheModelAgain()
+    {
+        const string shop = "risk-breaker-reset.myshopify.com";
+        var shopId = await LabelledStoreAsync(shop, 840_000);
+        var breakers = app.Factory.Services.GetRequiredService<PluginApp.Governance.ModelBreakers>();
+        for (var i = 0; i < 3; i++) breakers.Failure(shopId, RiskTrainer.Kind, "the model could not be read");
+        Assert.False(breakers.Allows(shopId, RiskTrainer.Kind));
+
+        Assert.True((await TrainAsync(shop)).Activated);
+
+        Assert.False(breakers.State(shopId, RiskTrainer.Kind).Open);
+        Assert.True(breakers.Allows(shopId, RiskTrainer.Kind));
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (await app.CountAsync("SELECT count(*) FROM governance_events WHERE shop_id = $1 AND model_kind = 'risk' AND event = 'restored'", shopId) == 0)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "no restored event within 10 s");
+            await Task.Delay(50);
+        }
+    }
+
     [Fact]
     public async Task EnoughLabels_TheStoresModelBeatsThePriorOnLaterOrders_AndNewOrdersAreScoredWithItsVersionAndReasons()
     {
