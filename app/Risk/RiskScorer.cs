@@ -352,7 +352,10 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
     /// customer the merchant does not hold, that it was not held and why. An order gets one hold decision, whatever later
     /// scores say. A customer is valued by her earlier orders that stood: until 5 Dec 2026 her cancelled and test orders, and
     /// those labelled fraud, counted too, so a buyer whose earlier orders were all confirmed fraud read as valued and was not
-    /// held. (The model's features count the same earlier orders since 5 Dec 2026, as of the order's time.)
+    /// held. (The model's features count the same earlier orders since 5 Dec 2026, as of the order's time.) An earlier order
+    /// stands only once it is <see cref="ValuedAfterDays"/> days older than this one and is not flagged and still undecided:
+    /// until 6 Dec 2026 a stolen card's 1,200 order ten minutes before made its next HIGH order a valued customer's, left unheld,
+    /// and so did a spree of five orders in an afternoon.
     /// </summary>
     /// <param name="again">Whether a hold released by an earlier score at LOW (nobody approved the order) is decided anew. A
     /// release still waiting for the hold job (<c>to_release</c>: no release call queued yet) is called off instead, and the
@@ -371,7 +374,10 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
                   AND ((t.customer_id IS NOT NULL AND p.customer_id = t.customer_id)
                     OR (t.customer_id IS NULL AND t.email IS NOT NULL AND lower(p.email) = lower(t.email)))
                   AND NOT p.test AND p.cancelled_at IS NULL
-                  AND NOT EXISTS (SELECT 1 FROM risk_labels l WHERE l.shop_id = p.shop_id AND l.order_id = p.id AND l.fraud)) e
+                  AND p.created_at <= t.created_at - make_interval(days => $8)
+                  AND NOT EXISTS (SELECT 1 FROM risk_labels l WHERE l.shop_id = p.shop_id AND l.order_id = p.id AND l.fraud)
+                  AND NOT EXISTS (SELECT 1 FROM risk_scores s WHERE s.shop_id = p.shop_id AND s.order_id = p.id
+                                  AND s.level IN ('MEDIUM', 'HIGH') AND s.reviewed_at IS NULL)) e
             WHERE t.shop_id = $1 AND t.id = $2
             ON CONFLICT (shop_id, order_id) DO UPDATE SET
               state = CASE risk_holds.state WHEN 'to_release' THEN 'held' ELSE excluded.state END,
@@ -380,9 +386,15 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
               decided_at = CASE risk_holds.state WHEN 'to_release' THEN risk_holds.decided_at ELSE excluded.decided_at END,
               release_reason = NULL, updated_at = excluded.updated_at
             WHERE $4 AND (risk_holds.state = 'released' OR risk_holds.state = 'to_release' AND excluded.state = 'to_hold')
-            """, store.ShopId, orderId, now, again, holding.ValuedMinOrders, holding.ValuedMinSpend, holding.HoldValued);
+            """, store.ShopId, orderId, now, again, holding.ValuedMinOrders, holding.ValuedMinSpend, holding.HoldValued, ValuedAfterDays);
         return true;
     }
+
+    /// <summary>
+    /// How much older than the order an earlier one must be to count towards a valued customer: the 30 days the rule prior
+    /// asks of a returning customer, by which a stolen card's first chargebacks and its owner's complaints have begun to arrive.
+    /// </summary>
+    public const int ValuedAfterDays = 30;
 
     /// <summary>
     /// The assessment Shopify shows on the order (level and up to 20 facts) and our tag, swapped when the level changed. Each

@@ -356,17 +356,33 @@ public sealed class RiskActionsTests(NoSchedulerAppFixture app) : IClassFixture<
             "SELECT concat_ws('|', tags, card_bin, card_last4, avs_result, cvv_result) FROM orders WHERE id = 7379001"));
     }
 
+    /// <summary>
+    /// Five orders of 30 from one customer over the 100 to 52 days before now, scored: a customer of the store's who comes
+    /// back. The shop's thresholds are lowered (MEDIUM from 0.05, HIGH from 0.08) so that her large order shipped abroad
+    /// reads HIGH although the rule prior counts her as returning.
+    /// </summary>
+    private async Task ValuedCustomerAsync(string shop, long shopId, long firstId, long customer, string ip, string email)
+    {
+        await LowThresholdsAsync(shop);
+        for (var i = 0; i < 5; i++)
+            await SendAsync(shop, RiskOrders.Order(firstId + i, app.Clock.GetUtcNow().AddDays(-100 + 12 * i), 30m, ip, email, customer));
+        await Service<RiskScorer>().ScoreShopAsync(shopId, CancellationToken.None);
+        Assert.Equal(0L, await app.ScalarAsync(
+            "SELECT count(*) FROM risk_scores WHERE shop_id = $1 AND order_id BETWEEN $2 AND $3 AND level <> 'LOW'", shopId, firstId, firstId + 4));
+    }
+
+    private async Task LowThresholdsAsync(string shop) =>
+        Assert.Equal(HttpStatusCode.OK, (await AdminAsync(HttpMethod.Put, "/api/admin/risk/thresholds", shop, new { mediumFrom = 0.05, highFrom = 0.08 })).StatusCode);
+
     [Fact]
     public async Task Holds_On_AValuedCustomerScoringHigh_IsNotHeld_ButWaitsInTheQueueSayingWhy()
     {
         const string shop = "risk-hold-valued.myshopify.com";
         var shopId = await OrdinaryStoreAsync(shop, 7_330_000);
         await HoldHighAsync(shop);
-        // Five orders in the last twelve hours from one customer and address, then a large one shipped abroad.
+        // Five orders over the last 100 days from one customer and address, then a large one shipped abroad.
         const long customer = 73_399;
-        for (var i = 0; i < 5; i++)
-            await SendAsync(shop, RiskOrders.Order(7_339_001 + i, app.Clock.GetUtcNow().AddHours(-12 + 2 * i), 30m, "203.0.113.60", "valued@example.com", customer));
-        await Service<RiskScorer>().ScoreShopAsync(shopId, CancellationToken.None);
+        await ValuedCustomerAsync(shop, shopId, 7_339_001, customer, "203.0.113.60", "valued@example.com");
         await Service<RiskHolds>().RunShopAsync(shopId, CancellationToken.None);
         var gid = await ScoreHighAsync(shop, shopId, 7_339_010, customer, "203.0.113.60", "valued@example.com");
 
@@ -380,13 +396,13 @@ public sealed class RiskActionsTests(NoSchedulerAppFixture app) : IClassFixture<
         Assert.Equal("not_held_valued", row.GetProperty("hold").GetProperty("state").GetString());
         Assert.Contains("Not held: a valued customer (5 earlier orders, USD 150.00 spent)", await QueueHtmlAsync(shop));
 
-        // Another customer with five earlier orders, none of which stood: two cancelled, one a test, two the store's staff
-        // marked as fraud. She is no valued customer, and her HIGH order is held (until 5 Dec 2026 it was not).
+        // Another customer with five earlier orders as old, none of which stood: two cancelled, one a test, two the store's
+        // staff marked as fraud. She is no valued customer, and her HIGH order is held (until 5 Dec 2026 it was not).
         const long other = 73_398;
         for (var i = 0; i < 5; i++)
         {
-            var order = RiskOrders.Order(7_339_101 + i, app.Clock.GetUtcNow().AddHours(-12 + 2 * i), 30m, "203.0.113.61", "ring@example.com", other);
-            if (i < 2) order["cancelled_at"] = app.Clock.GetUtcNow().AddHours(-11 + 2 * i).ToString("O", CultureInfo.InvariantCulture);
+            var order = RiskOrders.Order(7_339_101 + i, app.Clock.GetUtcNow().AddDays(-100 + 12 * i), 30m, "203.0.113.61", "ring@example.com", other);
+            if (i < 2) order["cancelled_at"] = app.Clock.GetUtcNow().AddDays(-99 + 12 * i).ToString("O", CultureInfo.InvariantCulture);
             if (i == 2) order["test"] = true;
             await SendAsync(shop, order);
         }
@@ -403,6 +419,39 @@ public sealed class RiskActionsTests(NoSchedulerAppFixture app) : IClassFixture<
     }
 
     /// <summary>
+    /// A stolen card's run: five orders from one customer over an afternoon, none cancelled or known as fraud yet, and then
+    /// a large one shipped abroad; and a guest's 1,200 order ten minutes before her next. Neither buyer is valued, and both
+    /// HIGH orders are held. Until 6 Dec 2026 every earlier order counted whatever its age or score, so both read as valued
+    /// customers (five orders; 1,200 spent) and shipped unheld.
+    /// </summary>
+    [Fact]
+    public async Task Holds_On_ARunOfRecentOrders_DoesNotMakeItsBuyerValued_AndTheHighOrderIsHeld()
+    {
+        const string shop = "risk-hold-spree.myshopify.com";
+        var shopId = await OrdinaryStoreAsync(shop, 7_420_000);
+        await HoldHighAsync(shop);
+        await LowThresholdsAsync(shop); // the guest's second order, a returning buyer's, reads HIGH
+        const long customer = 74_299;
+        for (var i = 0; i < 5; i++)
+            await SendAsync(shop, RiskOrders.Order(7_429_001 + i, app.Clock.GetUtcNow().AddHours(-12 + 2 * i), 30m, "203.0.113.64", "spree@example.com", customer));
+        await SendAsync(shop, RiskOrders.Order(7_429_020, app.Clock.GetUtcNow().AddMinutes(-10), 1200m, "203.0.113.65", "guest.spree@example.com", null));
+        await Service<RiskScorer>().ScoreShopAsync(shopId, CancellationToken.None);
+        await Service<RiskHolds>().RunShopAsync(shopId, CancellationToken.None);
+        app.Shopify.Admin.SetFulfillmentOrders("gid://shopify/Order/7429010", ("gid://shopify/FulfillmentOrder/74290101", "OPEN"));
+        app.Shopify.Admin.SetFulfillmentOrders("gid://shopify/Order/7429021", ("gid://shopify/FulfillmentOrder/74290211", "OPEN"));
+
+        var run = await ScoreHighAsync(shop, shopId, 7_429_010, customer, "203.0.113.64", "spree@example.com");
+        var guest = await ScoreHighAsync(shop, shopId, 7_429_021, null, "203.0.113.65", "guest.spree@example.com");
+        await Service<RiskHolds>().RunShopAsync(shopId, CancellationToken.None);
+        await DrainAsync(shopId);
+
+        Assert.Single(app.Shopify.Admin.FulfillmentOrders(run).Single().Holds);
+        Assert.Single(app.Shopify.Admin.FulfillmentOrders(guest).Single().Holds);
+        Assert.Equal("held|0|0.00,held|0|0.00", await app.ScalarAsync(
+            "SELECT string_agg(concat_ws('|', state, earlier_orders, earlier_spend), ',' ORDER BY order_id) FROM risk_holds WHERE shop_id = $1 AND order_id IN (7429010, 7429021)", shopId));
+    }
+
+    /// <summary>
     /// A valued customer's HIGH order, left unheld by the merchant's rule, that a reviewer marks as fraud is held: the rule
     /// spares good customers a wait, not orders found to be fraud. Until 6 Dec 2026 it stayed unheld and could ship.
     /// </summary>
@@ -413,9 +462,7 @@ public sealed class RiskActionsTests(NoSchedulerAppFixture app) : IClassFixture<
         var shopId = await OrdinaryStoreAsync(shop, 7_390_000);
         await HoldHighAsync(shop);
         const long customer = 73_999;
-        for (var i = 0; i < 5; i++)
-            await SendAsync(shop, RiskOrders.Order(7_399_001 + i, app.Clock.GetUtcNow().AddHours(-12 + 2 * i), 30m, "203.0.113.63", "valued-fraud@example.com", customer));
-        await Service<RiskScorer>().ScoreShopAsync(shopId, CancellationToken.None);
+        await ValuedCustomerAsync(shop, shopId, 7_399_001, customer, "203.0.113.63", "valued-fraud@example.com");
         app.Shopify.Admin.SetFulfillmentOrders("gid://shopify/Order/7399010", ("gid://shopify/FulfillmentOrder/73990101", "OPEN"));
         var gid = await ScoreHighAsync(shop, shopId, 7_399_010, customer, "203.0.113.63", "valued-fraud@example.com");
         Assert.Equal(0, await Service<RiskHolds>().RunShopAsync(shopId, CancellationToken.None));
