@@ -13,7 +13,9 @@ namespace PluginApp.Compliance;
 /// </summary>
 internal sealed class ComplianceService(StoreWriter store, long shopId, PersonalDataCatalog catalog)
 {
-    // Every order of the customer, found before anything is erased (a guest order is found by its email, which goes next),
+    // Every order of the customer, found before anything is erased (a guest order is found by its email, which goes next;
+    // an order of another customer's account that carries her email, after an edit or an address handed on, is not hers:
+    // until 6 Dec 2026 it was exported and erased with hers),
     // and every storefront visitor id tied to her (a guest's only through her orders' visitor). Why the tables are dropped
     // first: requests that share a batch share its transaction, and the tables of the one before are there until the commit
     // (the second was answered 500 and left to Shopify's retries).
@@ -22,7 +24,7 @@ internal sealed class ComplianceService(StoreWriter store, long shopId, Personal
     private const string FindOrders = """
         CREATE TEMP TABLE redaction_orders ON COMMIT DROP AS
         SELECT id, cart_token, checkout_token, visitor_hash FROM orders
-        WHERE shop_id = $1 AND (customer_id = $2 OR id = ANY($3) OR ($4::text IS NOT NULL AND lower(email) = lower($4::text)))
+        WHERE shop_id = $1 AND (customer_id = $2 OR id = ANY($3) OR ($4::text IS NOT NULL AND lower(email) = lower($4::text) AND customer_id IS NULL))
         """;
 
     private string FindVisitors() =>

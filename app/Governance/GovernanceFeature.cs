@@ -44,12 +44,14 @@ public static class GovernanceFeature
             SELECT cart_token FROM decisions WHERE shop_id = $1 AND cart_token IS NOT NULL
               AND (customer_id = $2 OR visitor_hash IN (SELECT visitor_hash FROM redaction_visitors) AND customer_id IS NULL)
             """));
+        // A decision found through one of her carts or visitor ids is hers only when nobody was logged in for it: another
+        // customer logged in on the same browser or cart (a household's) keeps hers (until 6 Dec 2026 the carts' did not).
         services.AddPersonalData(new PersonalDataTable("decisions", ["customer_id", "visitor_hash", "cart_token"],
             """
             UPDATE decisions SET customer_id = NULL, visitor_hash = NULL, cart_token = NULL, inputs = NULL,
               decision_id = regexp_replace(decision_id, '^churn:' || $2 || ':', 'churn:erased-' || substr(md5(random()::text), 1, 12) || ':')
             WHERE shop_id = $1 AND (customer_id = $2 OR order_id IN (SELECT id FROM redaction_orders)
-              OR cart_token IN (SELECT cart_token FROM redaction_carts)
+              OR cart_token IN (SELECT cart_token FROM redaction_carts) AND customer_id IS NULL
               OR visitor_hash IN (SELECT visitor_hash FROM redaction_visitors) AND customer_id IS NULL)
             """,
             """
@@ -57,7 +59,7 @@ public static class GovernanceFeature
                      'arm', arm, 'products_looked_at', input_ids, 'products_answered', output_ids, 'inputs', inputs, 'output', output,
                      'reasons', reasons, 'shadow', shadow) ORDER BY decided_at), '[]'::jsonb)
             FROM decisions WHERE shop_id = $1 AND (customer_id = $2 OR order_id IN (SELECT id FROM redaction_orders)
-              OR cart_token IN (SELECT cart_token FROM redaction_carts)
+              OR cart_token IN (SELECT cart_token FROM redaction_carts) AND customer_id IS NULL
               OR visitor_hash IN (SELECT visitor_hash FROM redaction_visitors) AND customer_id IS NULL)
             """, "decisions"));
         services.AddRetention(new RetentionRule("the decision log (upsell answers, cart offers, risk scores, churn segments)", DecisionRetention,

@@ -34,8 +34,10 @@ public static class IntentFeature
         services.AddRecurringJob<CartCustomersJob>("cart-customers", j => j.RunAsync(CancellationToken.None), _ => "17 4 * * *");
         // The carts she was logged in on as the cart block answered them are hers (their rows, and deliveries about them).
         services.AddCartLink(new CartLink("cart customers", "SELECT cart_token FROM cart_customers WHERE shop_id = $1 AND customer_id = $2"));
+        // Only her own logins: a cart of hers that another customer logged in on later is theirs (until 6 Dec 2026 her erasure
+        // deleted their row too).
         services.AddPersonalData(new PersonalDataTable("cart_customers", ["customer_id", "cart_token"],
-            "DELETE FROM cart_customers WHERE shop_id = $1 AND (customer_id = $2 OR cart_token IN (SELECT cart_token FROM redaction_carts))",
+            "DELETE FROM cart_customers WHERE shop_id = $1 AND customer_id = $2",
             Export: "SELECT coalesce(jsonb_agg(jsonb_build_object('cart_token', cart_token, 'seen_at', seen_at)), '[]') FROM cart_customers WHERE shop_id = $1 AND customer_id = $2"));
         // Why kept: a cart's token and when it was shown an offer, no more than the cart's own row keeps after an erasure (its
         // token, lines and times, for training); erased, her shown carts would train the model again as shown nothing.

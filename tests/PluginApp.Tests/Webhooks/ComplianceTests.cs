@@ -549,6 +549,55 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
     }
 
     /// <summary>
+    /// A cart the asker's browser held anonymously that another customer then logged in on (a household's), and another
+    /// customer's order that carries the asker's email (edited, or an address handed on): the other customer's offer decision
+    /// on the cart, the code handed to them there, their login on it, and the third customer's order are neither exported nor
+    /// erased with the asker's. Until 6 Dec 2026 what was found through her carts was taken whoever was logged in, and an
+    /// order was hers by its email alone.
+    /// </summary>
+    [Fact]
+    public async Task ASharedCart_AndAnotherCustomersOrderWithHerEmail_AreNotTheAskers()
+    {
+        const string shop = "redact-shared-cart.myshopify.com";
+        const long asker = 6_452_001, other = 6_452_002, third = 6_452_003;
+        var shopId = await app.InstallShopAsync(shop);
+        var shared = PluginApp.Experiments.Assignment.VisitorHash(shop, "vid-household-cart")!;
+        var now = DateTimeOffset.UtcNow;
+        await app.LogUpsellAsync("r-hc-asker", shopId, now, [1], [2], visitorHash: shared, customerId: asker); // ties the browser to her
+        await app.LogDecisionAsync(new PluginApp.Governance.Decision(PluginApp.Governance.DecisionKinds.Offer, "o-hc-anonymous", shopId, now, "model")
+            { Subject = "nothing", VisitorHash = shared, CartToken = "cart-hc" });
+        await app.LogDecisionAsync(new PluginApp.Governance.Decision(PluginApp.Governance.DecisionKinds.Offer, "o-hc-other", shopId, now.AddMinutes(5), "model")
+            { Subject = "discount", VisitorHash = shared, CartToken = "cart-hc", CustomerId = other });
+        await app.ScalarAsync("""
+            INSERT INTO discount_codes (shop_id, code, percent, state, created_at, expires_at, cart_token, visitor_hash, decision_id, handed_out_at)
+            VALUES ($1, 'HC-OTHER', 10, 'handed_out', now(), now() + interval '2 days', 'cart-hc', $2, 'o-hc-other', now())
+            """, shopId, shared);
+        await app.ScalarAsync("INSERT INTO cart_customers (shop_id, cart_token, customer_id, seen_at) VALUES ($1, 'cart-hc', $2, now())", shopId, other);
+        var thirds = ShopifyPayloads.Order(6_452_101, customerId: third);
+        thirds["email"] = "hc-asker@example.com";
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("orders/create", shop, thirds.ToJsonString())).StatusCode);
+        var subject = new JsonObject { ["id"] = asker, ["email"] = "hc-asker@example.com" };
+
+        await app.SendWebhookAsync("customers/data_request", shop, new JsonObject { ["shop_id"] = 1, ["shop_domain"] = shop,
+            ["orders_requested"] = new JsonArray(), ["customer"] = subject.DeepClone(), ["data_request"] = new JsonObject { ["id"] = 46 } }.ToJsonString());
+        var export = (string)(await app.ScalarAsync("SELECT export::text FROM customer_data_requests WHERE shop_id = $1 AND data_request_id = 46", shopId))!;
+        var offers = JsonNode.Parse(export)!["decisions"]!.AsArray().Where(d => d!["kind"]!.GetValue<string>() == "offer").Select(d => d!["subject"]!.GetValue<string>());
+        Assert.Equal(["nothing"], offers);
+        Assert.DoesNotContain("HC-OTHER", export);
+        Assert.DoesNotContain("6452101", export);
+        Assert.DoesNotContain(other.ToString(System.Globalization.CultureInfo.InvariantCulture), export);
+
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("customers/redact", shop, new JsonObject { ["shop_id"] = 1, ["shop_domain"] = shop,
+            ["orders_to_redact"] = new JsonArray(), ["customer"] = subject.DeepClone() }.ToJsonString())).StatusCode);
+
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM decisions WHERE shop_id = $1 AND decision_id = 'o-hc-other' AND cart_token = 'cart-hc' AND customer_id = $2", shopId, other));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM decisions WHERE shop_id = $1 AND decision_id = 'o-hc-anonymous' AND cart_token IS NOT NULL", shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM discount_codes WHERE shop_id = $1 AND code = 'HC-OTHER' AND cart_token = 'cart-hc'", shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM cart_customers WHERE shop_id = $1 AND cart_token = 'cart-hc' AND customer_id = $2", shopId, other));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1 AND id = 6452101 AND email = 'hc-asker@example.com' AND redacted_at IS NULL", shopId));
+    }
+
+    /// <summary>
     /// A merchant who uninstalled and installed again before Shopify's shop/redact (48 hours after the uninstall) keeps
     /// their store: its token, its orders and its deliveries.
     /// </summary>
