@@ -8,7 +8,8 @@ using PluginApp.Ml.Tabular;
 namespace PluginApp.Risk;
 
 /// <summary>A shop's active fraud model and how much its score counts against the prior.</summary>
-/// <param name="ModelWeight">n / (n + 50) for the n confirmed fraud orders it learned from: 0.38 at 30, 0.8 at 200.</param>
+/// <param name="ModelWeight">The model's weight against the rule prior, as its training chose it (<see cref="RiskTrainer.ChooseBlendWeight"/>);
+/// for a model registered without one, n / (n + 50) for the n confirmed fraud orders it learned from: 0.38 at 30, 0.8 at 200.</param>
 /// <param name="BaseRate">The share of fraud among the orders it learned from: its calibrated score for an order it knows
 /// nothing about, from which its reasons measure how far it moved an order's score.</param>
 public sealed record ActiveRiskModel(int Version, TabularModel Model, double ModelWeight, double BaseRate);
@@ -69,7 +70,7 @@ public sealed class RiskModels
         return new RiskRelease(version, stage, share, cached.Model, cached.Error);
     }
 
-    private static async Task<(int Version, string Stage, (double Fraud, double Orders) Learnt)?> VersionAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId, string which,
+    private static async Task<(int Version, string Stage, (double Fraud, double Orders, double? Weight) Learnt)?> VersionAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId, string which,
         CancellationToken ct)
     {
         await using var cmd = new NpgsqlCommand($"SELECT version, status, metrics FROM models WHERE shop_id = $1 AND kind = $2 AND {which} LIMIT 1", conn, tx);
@@ -80,11 +81,14 @@ public sealed class RiskModels
         using var metrics = JsonDocument.Parse(r.GetString(2));
         var fraud = metrics.RootElement.TryGetProperty(nameof(RiskTrainer.RiskMetrics.TrainFraud), out var f) ? f.GetDouble() : 0;
         var orders = metrics.RootElement.TryGetProperty(nameof(RiskTrainer.RiskMetrics.TrainOrders), out var n) ? n.GetDouble() : 0;
-        return (r.GetInt32(0), r.GetString(1), (fraud, orders));
+        // Why not always the evidence weight: since 6 Dec 2026 training chooses the weight on held-out orders and registers it.
+        var weight = metrics.RootElement.TryGetProperty(nameof(RiskTrainer.RiskMetrics.ModelWeight), out var w) && w.ValueKind == JsonValueKind.Number
+            ? w.GetDouble() : (double?)null;
+        return (r.GetInt32(0), r.GetString(1), (fraud, orders, weight));
     }
 
     private static async Task<ActiveRiskModel?> LoadAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId, int version,
-        (double Fraud, double Orders) learnt, CancellationToken ct)
+        (double Fraud, double Orders, double? Weight) learnt, CancellationToken ct)
     {
         await using var load = new NpgsqlCommand("SELECT artifact FROM models WHERE shop_id = $1 AND kind = $2 AND version = $3", conn, tx);
         load.Parameters.Add(Sql.Param(shopId));
@@ -94,7 +98,7 @@ public sealed class RiskModels
         var loaded = TabularModel.Load(new MemoryStream(artifact));
         // Why: a model trained before a feature was added or renamed would read the new vector's columns wrongly.
         var model = loaded.Schema.Features.Select(f => f.Name).SequenceEqual(OrderFeatures.Names) 
-            ? new ActiveRiskModel(version, loaded, ModelWeightOf(learnt.Fraud), BaseRateOf(learnt.Fraud, learnt.Orders)) : null;
+            ? new ActiveRiskModel(version, loaded, learnt.Weight ?? ModelWeightOf(learnt.Fraud), BaseRateOf(learnt.Fraud, learnt.Orders)) : null;
         if (model is null) loaded.Dispose();
         return model;
     }

@@ -7,7 +7,10 @@
 # precision@100 on TEST_FROM to TEST_TO from the scores the app stored, beside the same code's figures offline
 # (scripts/eval/RiskEval). No label of the live days is sent: the model and the label windows see only what was known.
 # Usage: scripts/eval/risk.sh [--data DIR] [--train-from 2018-06-11 --train-to 2018-08-08 --test-from 2018-08-08 --test-to 2018-08-15]
-#        [--label-delay-days 7]
+#        [--label-delay-days 7] [--small-stores 30,60,100,200]
+# --small-stores then also draws stores of that many fraud labels from the training days (up to the label delay before
+# --train-to), five draws a size, each trained with the app's own trainer and judged on the test days: the model alone, and
+# the served score at the evidence weight and at the weight training chose (RiskEval --small-stores).
 # DIR holds fraud-handbook-sim/*.csv.gz (default ../shared/data; its first day is 2018-06-11). The defaults evaluate the
 # handbook's own test week (8 to 14 August 2018) after its 7-day delay. Why the history starts long before the training
 # orders that matter: the label windows of an order count only labels known by its time, so the first LABEL_DELAY days of
@@ -21,11 +24,11 @@ source scripts/lib/postgres.sh
 source scripts/lib/app.sh
 
 DATA_DIR="$(cd "$ROOT_DIR/.." && pwd)/shared/data"
-TRAIN_FROM=2018-06-11; TRAIN_TO=2018-08-08; TEST_FROM=2018-08-08; TEST_TO=2018-08-15; DELAY=7
+TRAIN_FROM=2018-06-11; TRAIN_TO=2018-08-08; TEST_FROM=2018-08-08; TEST_TO=2018-08-15; DELAY=7; SMALL=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --data) DATA_DIR="$2";; --train-from) TRAIN_FROM="$2";; --train-to) TRAIN_TO="$2";;
-    --test-from) TEST_FROM="$2";; --test-to) TEST_TO="$2";; --label-delay-days) DELAY="$2";;
+    --test-from) TEST_FROM="$2";; --test-to) TEST_TO="$2";; --label-delay-days) DELAY="$2";; --small-stores) SMALL="$2";;
     *) echo "unknown argument $1"; exit 2;;
   esac
   shift 2
@@ -95,4 +98,10 @@ wait_scored
 cat .run/eval/train-labels.csv <(tail -n +2 .run/eval/test-labels.csv) > .run/eval/labels.csv
 dotnet scripts/eval/RiskEval/bin/Release/net10.0/RiskEval.dll --conn "$PG_CONN" --shop "$SHOP" --labels .run/eval/labels.csv \
   --train-from "$TRAIN_FROM" --train-to "$TRAIN_TO" --test-from "$TEST_FROM" --test-to "$TEST_TO" --label-delay-days "$DELAY"
+if [ -n "$SMALL" ]; then
+  echo "[eval] small stores of $SMALL fraud labels, drawn from $TRAIN_FROM to $DELAY days before $TRAIN_TO"
+  dotnet scripts/eval/RiskEval/bin/Release/net10.0/RiskEval.dll --conn "$PG_CONN" --shop "$SHOP" --labels .run/eval/labels.csv \
+    --train-from "$TRAIN_FROM" --train-to "$(date -u -d "$TRAIN_TO - $DELAY days" +%F)" --test-from "$TEST_FROM" --test-to "$TEST_TO" \
+    --small-stores "$SMALL" 2>/dev/null
+fi
 echo "[eval] took $(( $(date +%s) - started )) s"

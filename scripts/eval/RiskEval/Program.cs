@@ -6,7 +6,7 @@ using PluginApp.Risk;
 
 // Order risk, end to end: the scores the app stored for the test days against the data set's labels, beside what the
 // same code computes offline on the same days (features rebuilt from the database, the registered model, a fresh fit).
-const string Usage = "usage: RiskEval --conn CONNECTION --shop SHOP --labels LABELS.csv --train-from D --train-to D --test-from D --test-to D [--label-delay-days 7]";
+const string Usage = "usage: RiskEval --conn CONNECTION --shop SHOP --labels LABELS.csv --train-from D --train-to D --test-from D --test-to D [--label-delay-days 7] [--small-stores 30,60,100,200 [--seeds 5]]";
 var a = args.Select((v, i) => (v, i)).Where(p => p.i % 2 == 0 && p.v.StartsWith("--", StringComparison.Ordinal))
     .ToDictionary(p => p.v[2..], p => p.i + 1 < args.Length ? args[p.i + 1] : "");
 string Arg(string name) => a.TryGetValue(name, out var v) ? v : throw new ArgumentException($"--{name} is required\n{Usage}");
@@ -20,6 +20,67 @@ await using var conn = await db.OpenConnectionAsync();
 long shopId;
 await using (var cmd = new NpgsqlCommand("SELECT id FROM shops WHERE domain = $1", conn) { Parameters = { new() { Value = Arg("shop") } } })
     shopId = (long)(await cmd.ExecuteScalarAsync() ?? throw new InvalidOperationException("no such shop"));
+
+// Small stores (--small-stores N,...), instead of the end-to-end tables: the training days' orders drawn down to N fraud
+// labels at the data's own fraud rate (each draw's orders in time order), each draw trained with the app's own
+// RiskTrainer.Fit and judged on every order of the test days, scored or not: the model alone, the rule prior, and the
+// served score at the evidence weight (n / (n + 50)) and at the weight training chose on its latest quarter.
+if (a.TryGetValue("small-stores", out var sizesArg))
+{
+    async Task<List<RiskTrainer.KnownOrder>> OrdersAsync(DateTimeOffset from, DateTimeOffset to)
+    {
+        var list = new List<RiskTrainer.KnownOrder>();
+        await using var cmd = new NpgsqlCommand($"SELECT o.id, o.created_at FROM orders o WHERE o.shop_id = $1 AND o.created_at >= $2 AND o.created_at < $3 AND {RiskTrainer.Learnable} ORDER BY o.created_at, o.id", conn)
+            { Parameters = { new() { Value = shopId }, new() { Value = from }, new() { Value = to } } };
+        await using var r = await cmd.ExecuteReaderAsync();
+        while (await r.ReadAsync())
+            if (labels.TryGetValue(r.GetInt64(0), out var f)) list.Add(new RiskTrainer.KnownOrder(r.GetInt64(0), r.GetFieldValue<DateTimeOffset>(1), f));
+        return list;
+    }
+    var built = new Dictionary<long, float[]>();
+    async Task BuildAsync(IEnumerable<long> ids)
+    {
+        foreach (var chunk in ids.Where(i => !built.ContainsKey(i)).Chunk(2000))
+            foreach (var (id, f) in await OrderFeatures.BuildAsync(conn, shopId, chunk, CancellationToken.None)) built[id] = f;
+    }
+    var pool = await OrdersAsync(trainFrom, trainTo);
+    var judged = await OrdersAsync(testFrom, testTo);
+    await BuildAsync(judged.Select(o => o.Id));
+    var truth = judged.Select(o => o.Fraud).ToArray();
+    var priorJudged = judged.Select(o => RulePrior.Assess(built[o.Id], "").Score).ToArray();
+    var (frauds, legit) = (pool.Where(o => o.Fraud).ToList(), pool.Where(o => !o.Fraud).ToList());
+    var seeds = a.TryGetValue("seeds", out var sd) ? int.Parse(sd, CultureInfo.InvariantCulture) : 5;
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+        $"small stores drawn from {pool.Count:N0} training orders ({frauds.Count:N0} fraud), {seeds} draws a size, judged on {judged.Count:N0} test orders ({truth.Count(t => t):N0} fraud); the rule prior's average precision {BinaryMetrics.AveragePrecision(priorJudged, truth):F3}"));
+    Console.WriteLine("| fraud labels | model alone | served, evidence weight | served, chosen weight | best weight on the test orders | weights chosen |");
+    Console.WriteLine("|---|---|---|---|---|---|");
+    foreach (var n in sizesArg.Split(',').Select(x => int.Parse(x, CultureInfo.InvariantCulture)))
+    {
+        var rows = new List<(double Model, double Evidence, double Chosen, double Best, double Weight)>();
+        for (var seed = 1; seed <= seeds; seed++)
+        {
+            var rng = new Random(seed * 7919 + n);
+            var draw = frauds.OrderBy(_ => rng.Next()).Take(n).Concat(legit.OrderBy(_ => rng.Next()).Take((int)Math.Round(n * (double)legit.Count / frauds.Count)))
+                .OrderBy(o => o.At).ThenBy(o => o.Id).ToList();
+            await BuildAsync(draw.Select(o => o.Id));
+            var (model, metrics) = RiskTrainer.Fit(draw, judged, built);
+            var scores = model.PredictProbabilities(judged.Select(o => RiskTrainer.Row(built[o.Id])).ToList());
+            model.Dispose();
+            double Ap(double w) => BinaryMetrics.AveragePrecision(scores.Select((x, i) => RiskModels.Served(x, priorJudged[i], w)).ToArray(), truth);
+            rows.Add((metrics.PrAuc, Ap(metrics.EvidenceWeight ?? RiskModels.ModelWeightOf(metrics.TrainFraud)), metrics.ServedPrAuc ?? double.NaN,
+                Enumerable.Range(0, 21).Max(i => Ap(i / 20.0)), metrics.ModelWeight ?? double.NaN));
+            Console.Error.WriteLine($"  {n} labels, draw {seed}: weight chosen on {metrics.WeightChosenOn}");
+        }
+        static string Cell(IEnumerable<double> v)
+        {
+            var s = v.Order().ToArray();
+            return string.Create(CultureInfo.InvariantCulture, $"{s[s.Length / 2]:F3} ({s[0]:F2}–{s[^1]:F2})");
+        }
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"| {n} | {Cell(rows.Select(r => r.Model))} | {Cell(rows.Select(r => r.Evidence))} | {Cell(rows.Select(r => r.Chosen))} | {Cell(rows.Select(r => r.Best))} | {string.Join(", ", rows.Select(r => r.Weight.ToString("0.00", CultureInfo.InvariantCulture)))} |"));
+    }
+    return;
+}
 
 // Every order of the evaluated days with what the app stored.
 var orders = new List<(long Id, DateTimeOffset At, long Card, double Stored, int? Version, double PriorWeight)>();

@@ -137,14 +137,18 @@ public sealed class RiskTrainingTests(AppFixture app) : IClassFixture<AppFixture
         var metrics = JsonDocument.Parse((string)(await app.ScalarAsync("SELECT metrics::text FROM models WHERE shop_id = $1 AND kind = 'risk'", shopId))!).RootElement;
         Assert.True(metrics.GetProperty("PrAuc").GetDouble() >= metrics.GetProperty("PriorPrAuc").GetDouble(), metrics.ToString());
         Assert.True(metrics.GetProperty("TestFraud").GetInt32() >= RiskTrainer.MinHeldOutFraud);
-        // The figures of the score orders are given (model and prior blended by the model's evidence) beside the model's own.
-        var weight = metrics.GetProperty("TrainFraud").GetDouble() / (metrics.GetProperty("TrainFraud").GetDouble() + RiskModels.EvidenceHalf);
-        Assert.Equal(weight, metrics.GetProperty("ModelWeight").GetDouble(), 9);
+        // The figures of the score orders are given (model and prior blended at the weight chosen on the training orders'
+        // latest quarter) beside the model's own, and the evidence weight the choice replaced.
+        var evidence = metrics.GetProperty("TrainFraud").GetDouble() / (metrics.GetProperty("TrainFraud").GetDouble() + RiskModels.EvidenceHalf);
+        Assert.Equal(evidence, metrics.GetProperty("EvidenceWeight").GetDouble(), 9);
+        Assert.StartsWith("the latest quarter of the training orders", metrics.GetProperty("WeightChosenOn").GetString());
+        var weight = metrics.GetProperty("ModelWeight").GetDouble();
+        Assert.InRange(weight, 0, 1);
         Assert.InRange(metrics.GetProperty("ServedPrAuc").GetDouble(), 0.01, 1);
         Assert.InRange(metrics.GetProperty("ServedRocAuc").GetDouble(), 0.5, 1);
         Assert.InRange(metrics.GetProperty("ServedBrier").GetDouble(), 0, 0.25);
 
-        // A new order like the fraud: scored with the model's version, the model counted by its evidence, its reasons in words.
+        // A new order like the fraud: scored with the model's version, the model counted at its registered weight, its reasons in words.
         var order = ShopifyPayloads.Order(829_999, customerId: null, lines: 1);
         order["created_at"] = app.Clock.GetUtcNow().ToString("O", CultureInfo.InvariantCulture);
         order["total_price"] = "99.00";
@@ -163,8 +167,7 @@ public sealed class RiskTrainingTests(AppFixture app) : IClassFixture<AppFixture
         Assert.Equal(version, await app.ScalarAsync("SELECT model_version FROM risk_scores WHERE shop_id = $1 AND order_id = 829999", shopId));
         Assert.Equal("HIGH", await app.ScalarAsync("SELECT level FROM risk_scores WHERE shop_id = $1 AND order_id = 829999", shopId));
         var priorWeight = (double)(await app.ScalarAsync("SELECT prior_weight FROM risk_scores WHERE shop_id = $1 AND order_id = 829999", shopId))!;
-        var trainFraud = metrics.GetProperty("TrainFraud").GetDouble();
-        Assert.Equal(1 - trainFraud / (trainFraud + RiskModels.EvidenceHalf), priorWeight, 6);
+        Assert.Equal(1 - weight, priorWeight, 6); // the registered weight scores, not the evidence weight
         var reasons = (string)(await app.ScalarAsync("SELECT reasons::text FROM risk_scores WHERE shop_id = $1 AND order_id = 829999", shopId))!;
         Assert.Contains("The store's fraud model weighs", reasons);
     }
