@@ -106,6 +106,9 @@
     const form = ev.target;
     if (form.dataset.api) {
       ev.preventDefault();
+      // Why: a double click sent the form twice (two notes in an order's history, two rule versions, two switch changes);
+      // while one is on its way the form's buttons are disabled and another submit is ignored.
+      if (form.dataset.busy) return;
       // A form with several submit buttons: the one pressed adds its name and value, and may ask first.
       const by = ev.submitter || {};
       if (by.dataset && by.dataset.navigate) return navigate(form, by.dataset.navigate);
@@ -115,12 +118,22 @@
       if (Object.keys(errors).length) return showErrors(form, errors);
       if (by.name) body[by.name] = by.value;
       const [method, url] = form.dataset.api.split(' ');
+      const buttons = [...form.querySelectorAll('button, input[type=submit]')].filter((b) => !b.disabled);
+      form.dataset.busy = '1';
+      form.setAttribute('aria-busy', 'true');
+      for (const b of buttons) b.disabled = true;
       say('Saving…');
-      const r = await api(method, url, body);
-      if (r.ok) { say((by.dataset && by.dataset.done) || 'Saved.'); if (form.hasAttribute('data-reload')) reload(); }
-      else if (r.status === 400 && r.json && r.json.errors) showErrors(form, Object.fromEntries(
-        Object.entries(r.json.errors).map(([k, v]) => [k.charAt(0).toLowerCase() + k.slice(1), v])));
-      else say(problem(r), true);
+      try {
+        const r = await api(method, url, body);
+        if (r.ok) { say((by.dataset && by.dataset.done) || 'Saved.'); if (form.hasAttribute('data-reload')) reload(); }
+        else if (r.status === 400 && r.json && r.json.errors) showErrors(form, Object.fromEntries(
+          Object.entries(r.json.errors).map(([k, v]) => [k.charAt(0).toLowerCase() + k.slice(1), v])));
+        else say(problem(r), true);
+      } finally {
+        delete form.dataset.busy;
+        form.removeAttribute('aria-busy');
+        for (const b of buttons) b.disabled = false;
+      }
     } else if (form.dataset.preview) {
       ev.preventDefault();
       clearErrors(form);

@@ -525,6 +525,28 @@ public sealed class ReviewQueueTests(ReviewFixture app) : IClassFixture<ReviewFi
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM review_locks WHERE shop_id = $1 AND order_id = $2 AND holder = 'staff user 42'", s.ShopId, s.Small));
     }
 
+    /// <summary>
+    /// A reviewer's double click on Add note records one note: the admin's forms send once while a request is on its way.
+    /// Until 6 Dec 2026 both clicks were sent, and the order's history held the note twice (so did a rules save or a
+    /// switch change, as versions and history rows).
+    /// </summary>
+    [Fact]
+    public async Task AFormClickedTwice_IsSentOnce()
+    {
+        const string shop = "review-double-click.myshopify.com";
+        var s = await FlaggedStoreAsync(shop, 791_000);
+        var errors = new List<string>();
+        var page = await OpenAsync(shop, Ada, s.Small, errors);
+        await page.FillAsync("#note", "Asked for a photo of the card");
+
+        await page.DblClickAsync("#review-decide-form button:has-text('Add note')");
+
+        await Assertions.Expect(page.Locator("#review-history")).ToContainTextAsync("Asked for a photo of the card", new() { Timeout = 10000 });
+        await Task.Delay(1000); // a second request, had one been sent, has landed by now
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM review_decisions WHERE shop_id = $1 AND order_id = $2 AND decision = 'note'", s.ShopId, s.Small));
+        Assert.True(errors.Count == 0, "browser errors: " + string.Join(" | ", errors));
+    }
+
     [Fact]
     public async Task AnotherShopsOrder_IsNotFound_OnThePageAndInTheApi()
     {
