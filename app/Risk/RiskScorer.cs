@@ -223,7 +223,10 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
             }
             var reopened = before.DecidedAt is { } decided && Rank(level) > Rank(decided);
             // Undecided (or back in the queue), an order raised to HIGH again after a score at LOW released its hold is held again.
-            if (level == "HIGH" && Hold(store, holding, orderId, now, again: before.DecidedAt is null || reopened)) holds++;
+            // A decided order that is not back in the queue is not held at all: nobody would be shown it to let it go (until
+            // 6 Dec 2026 one approved at HIGH while holding was off, edited to MEDIUM and back once it was on, was held for good).
+            var open = before.DecidedAt is null || reopened;
+            if (level == "HIGH" && open && Hold(store, holding, orderId, now, again: true)) holds++;
             // Down to LOW it leaves the queue, so nobody would approve it: our hold goes with it (until 4 Dec 2026 it stayed for
             // good), unless a reviewer marked the order as fraud, whose goods must not ship.
             if (level == "LOW" && before.Level is not null)

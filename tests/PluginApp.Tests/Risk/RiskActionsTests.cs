@@ -419,6 +419,37 @@ public sealed class RiskActionsTests(NoSchedulerAppFixture app) : IClassFixture<
     }
 
     /// <summary>
+    /// An order a reviewer approved at HIGH while holding was off, edited down to MEDIUM and back to HIGH once holding is on:
+    /// it stays approved and out of the queue, so it is not held. Until 6 Dec 2026 it was, with nobody shown it to let it go.
+    /// </summary>
+    [Fact]
+    public async Task Holds_TurnedOnAfterAnApproval_DoNotHoldTheApprovedOrderWhenAnEditTakesItBackToHigh()
+    {
+        const string shop = "risk-hold-after-approval.myshopify.com";
+        var shopId = await OrdinaryStoreAsync(shop, 7_430_000);
+        app.Shopify.Admin.SetFulfillmentOrders("gid://shopify/Order/7439001", ("gid://shopify/FulfillmentOrder/74390011", "OPEN"));
+        var gid = await ScoreHighAsync(shop, shopId, 7_439_001);
+        Assert.Equal(HttpStatusCode.OK, (await AdminAsync(HttpMethod.Post, "/api/admin/review/orders/7439001/decisions", shop, new { decision = "approve" })).StatusCode);
+        await HoldHighAsync(shop);
+        async Task EditAsync(string shipping, int minutes, string level)
+        {
+            var order = RiskOrders.Order(7_439_001, app.Clock.GetUtcNow().AddMinutes(-30), 640m, "203.0.113.50", "new.buyer@example.net", null, billing: "US", shipping: shipping);
+            order["updated_at"] = app.Clock.GetUtcNow().AddMinutes(minutes).ToString("O", CultureInfo.InvariantCulture);
+            Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("orders/updated", shop, order.ToJsonString())).StatusCode);
+            await Service<RiskScorer>().ScoreShopAsync(shopId, CancellationToken.None);
+            Assert.Equal(level, await app.ScalarAsync("SELECT level FROM risk_scores WHERE shop_id = $1 AND order_id = 7439001", shopId));
+        }
+
+        await EditAsync("US", 1, "MEDIUM");
+        await EditAsync("NG", 2, "HIGH");
+        await Service<RiskHolds>().RunShopAsync(shopId, CancellationToken.None);
+        await DrainAsync(shopId);
+
+        Assert.Equal(0L, await app.ScalarAsync("SELECT count(*) FROM risk_holds WHERE shop_id = $1 AND order_id = 7439001", shopId));
+        Assert.Empty(app.Shopify.Admin.FulfillmentOrders(gid).Single().Holds);
+    }
+
+    /// <summary>
     /// A stolen card's run: five orders from one customer over an afternoon, none cancelled or known as fraud yet, and then
     /// a large one shipped abroad; and a guest's 1,200 order ten minutes before her next. Neither buyer is valued, and both
     /// HIGH orders are held. Until 6 Dec 2026 every earlier order counted whatever its age or score, so both read as valued
