@@ -13,9 +13,30 @@ public sealed record CatalogVariant(long Id, decimal? Price, int? Inventory, str
     public bool InStock => Tracked == false || Inventory is null or > 0 || Policy == "continue";
 }
 
+/// <param name="ImageUrl">The product's image as the blocks load it: sized for them where Shopify's CDN serves it (<see cref="Sized"/>).</param>
 public sealed record CatalogProduct(long Id, string Title, string? Handle, string? ProductType, string? ImageUrl, bool Sellable,
     CatalogVariant[] Variants, long[] Collections)
 {
+    /// <summary>The width the blocks' images are asked for: twice the upsell card's 300 pixels, for sharp screens.</summary>
+    public const int ImageWidth = 600;
+
+    /// <summary>
+    /// <paramref name="url"/> with Shopify's CDN asked for an image <paramref name="width"/> pixels wide (its <c>width</c>
+    /// parameter; never larger than the upload) when Shopify's CDN serves it (cdn.shopify.com, or a shop's own /cdn/shop/
+    /// path), else unchanged. Why: the catalog keeps the upload's address, often 2,000 to 4,000 pixels and megabytes, and
+    /// until 6 Dec 2026 the blocks loaded it whole for a 300-pixel card or a 64-pixel thumbnail.
+    /// </summary>
+    public static string? Sized(string? url, int width)
+    {
+        if (!Uri.TryCreate(url, UriKind.Absolute, out var u) || u.Scheme != Uri.UriSchemeHttps
+            || !(u.Host.Equals("cdn.shopify.com", StringComparison.OrdinalIgnoreCase) || u.AbsolutePath.StartsWith("/cdn/shop/", StringComparison.Ordinal)))
+            return url;
+        var query = u.Query.TrimStart('?');
+        if (query.Split('&').Any(p => p.StartsWith("width=", StringComparison.Ordinal))) return url;
+        var builder = new UriBuilder(u) { Query = (query.Length == 0 ? "" : query + "&") + "width=" + width.ToString(System.Globalization.CultureInfo.InvariantCulture) };
+        return builder.Uri.AbsoluteUri;
+    }
+
     /// <summary>The variant we show: the cheapest one in stock, else the cheapest.</summary>
     public CatalogVariant? Display { get; } = Variants.Where(v => v.InStock).MinBy(v => v.Price ?? decimal.MaxValue)
                                              ?? Variants.MinBy(v => v.Price ?? decimal.MaxValue);
@@ -249,7 +270,8 @@ public sealed class CatalogCache
         }
         var bestsellers = kept.Ids;
 
-        var products = heads.ToDictionary(h => h.Item1, h => new CatalogProduct(h.Item1, h.Item2, h.Item3, h.Item4, h.Item5, h.Item6,
+        var products = heads.ToDictionary(h => h.Item1, h => new CatalogProduct(h.Item1, h.Item2, h.Item3, h.Item4,
+            CatalogProduct.Sized(h.Item5, CatalogProduct.ImageWidth), h.Item6,
             variants.TryGetValue(h.Item1, out var vs) ? vs.ToArray() : [], collections.TryGetValue(h.Item1, out var cs) ? cs.ToArray() : []));
         var snapshot = new CatalogSnapshot(products, productOfVariant, bestsellers, currency, rules, loadedAt, enabled, whenOff, notice);
         snapshot = snapshot with { Version = Digest(snapshot), Bytes = EstimatedBytes(snapshot) };

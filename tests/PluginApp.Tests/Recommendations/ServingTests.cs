@@ -45,6 +45,45 @@ public sealed class ServingTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.EndsWith($"?variant={first.GetProperty("variant_id").GetInt64()}", first.GetProperty("url").GetString());
     }
 
+    /// <summary>
+    /// A product image on Shopify's CDN is served sized for the blocks (600 pixels wide, twice the card's 300), not as the
+    /// merchant uploaded it (often thousands of pixels and megabytes); an image elsewhere is left as it is. Until 6 Dec 2026
+    /// every card loaded the upload whole.
+    /// </summary>
+    [Fact]
+    public async Task Answers_AskShopifysCdnForImagesSizedForTheBlocks()
+    {
+        var seed = await TrainedStoreAsync("serve-images.myshopify.com");
+        await app.CountAsync("""
+            UPDATE products SET image_url = CASE WHEN id % 2 = 0 THEN 'https://cdn.shopify.com/s/files/1/0001/products/p' || id || '.jpg?v=17'
+                                                 ELSE 'https://images.example.net/p' || id || '.jpg' END
+            WHERE shop_id = $1
+            """, seed.ShopId);
+        app.Factory.Services.GetRequiredService<CatalogCache>().Invalidate(seed.ShopId);
+
+        var answer = await seed.RecommendAsync($"placement=product&product_id=105&limit=6&visitor_id={seed.VisitorIn("model", "v-images")}");
+
+        var items = answer.GetProperty("items").EnumerateArray().ToList();
+        Assert.Contains(items, i => i.GetProperty("product_id").GetInt64() % 2 == 0);
+        Assert.Contains(items, i => i.GetProperty("product_id").GetInt64() % 2 == 1);
+        foreach (var item in items)
+        {
+            var id = item.GetProperty("product_id").GetInt64();
+            Assert.Equal(id % 2 == 0 ? $"https://cdn.shopify.com/s/files/1/0001/products/p{id}.jpg?v=17&width=600" : $"https://images.example.net/p{id}.jpg",
+                item.GetProperty("image").GetString());
+        }
+    }
+
+    [Theory]
+    [InlineData("https://cdn.shopify.com/s/files/1/0001/products/mug.jpg", "https://cdn.shopify.com/s/files/1/0001/products/mug.jpg?width=600")]
+    [InlineData("https://a-shop.example/cdn/shop/files/mug.png?v=3", "https://a-shop.example/cdn/shop/files/mug.png?v=3&width=600")]
+    [InlineData("https://cdn.shopify.com/s/files/mug.jpg?width=200", "https://cdn.shopify.com/s/files/mug.jpg?width=200")]
+    [InlineData("https://images.example.net/mug.jpg", "https://images.example.net/mug.jpg")]
+    [InlineData("http://cdn.shopify.com/s/files/mug.jpg", "http://cdn.shopify.com/s/files/mug.jpg")]
+    [InlineData(null, null)]
+    public void ImageUrls_OnShopifysCdn_AreAskedForTheBlocksWidth(string? url, string? served) =>
+        Assert.Equal(served, CatalogProduct.Sized(url, CatalogProduct.ImageWidth));
+
     [Fact]
     public async Task PopularityWinner_AnswersWithTheModelsBestsellersOnThePopularityPath_AndTheModelsPageSaysWhyItWon()
     {
