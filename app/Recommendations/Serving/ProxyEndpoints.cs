@@ -159,8 +159,15 @@ public static class ProxyEndpoints
         var shop = (string)http.Items[ShopItem]!;
         var visitor = PluginApp.Experiments.Assignment.VisitorHash(shop, e.VisitorId);
         var customer = CustomerId(logged_in_customer_id);
+        // An answer given as a guest's (np=1: she had not agreed to analytics then) carries a guest's token; her events after
+        // she agrees on the same page come logged in. They count, as the guest's the answer was (until 6 Dec 2026 each was
+        // refused, 403, and the page's impressions, clicks and exposure were lost).
         if (!tokens.Verify(e.Token, shop, e.RequestId, visitor, customer, e.ProductId.Value))
-            return TypedResults.Problem(title: "Event refused", detail: "the event does not refer to an item served to this visitor recently", statusCode: 403);
+        {
+            if (customer is null || !tokens.Verify(e.Token, shop, e.RequestId, visitor, null, e.ProductId.Value))
+                return TypedResults.Problem(title: "Event refused", detail: "the event does not refer to an item served to this visitor recently", statusCode: 403);
+            customer = null;
+        }
         var shopId = (long)http.Items[ShopIdItem]!;
         var now = clock.GetUtcNow();
         var insert = new NpgsqlBatchCommand("""

@@ -460,6 +460,42 @@ public sealed class ServingTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM recommendation_events WHERE shop_id = $1 AND event_type = 'click' AND product_id = $2 AND visitor_hash IS NOT NULL AND visitor_hash <> $3", seed.ShopId, product, visitor));
     }
 
+    /// <summary>
+    /// A logged-in shopper answered as a guest (np=1: she had not agreed to analytics when the page asked) who agrees on the
+    /// same page: her events now come logged in, and they count, as the guest's the answer was. Another customer's events with
+    /// her token still do not. Until 6 Dec 2026 each was refused (403) and the page's impressions and clicks were lost.
+    /// </summary>
+    [Fact]
+    public async Task Events_AfterTheShopperAgreesOnThePage_CountForTheGuestAnswer()
+    {
+        var seed = await TrainedStoreAsync("serve-events-consent.myshopify.com");
+        var visitor = seed.VisitorIn("model", "v-consent");
+        var answer = await seed.RecommendAsync($"placement=product&product_id=101&limit=3&visitor_id={visitor}&np=1", customer: "7412001");
+        var item = answer.GetProperty("items")[0];
+        object Event(string type) => new
+        {
+            type, request_id = answer.GetProperty("request_id").GetString(), visitor_id = visitor, product_id = item.GetProperty("product_id").GetInt64(),
+            placement = "product", position = 0, token = item.GetProperty("token").GetString(),
+        };
+        string Url(string customer) => StoreSeed.Signed("/proxy/events", seed.Shop, "", app.Clock.GetUtcNow(), customer: customer);
+
+        var impression = await app.Client.PostAsJsonAsync(Url("7412001"), Event("impression"));
+        var click = await app.Client.PostAsJsonAsync(Url("7412001"), Event("click"));
+
+        Assert.Equal(HttpStatusCode.Accepted, impression.StatusCode);
+        Assert.Equal(HttpStatusCode.Accepted, click.StatusCode);
+        Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM recommendation_events WHERE shop_id = $1 AND customer_id IS NULL", seed.ShopId));
+        // Still bound to the answer's own shopper: a token issued to a logged-in customer does not count for another one.
+        var named = await seed.RecommendAsync($"placement=product&product_id=101&limit=3&visitor_id={visitor}", customer: "7412001");
+        var other = await app.Client.PostAsJsonAsync(Url("7412002"), new
+        {
+            type = "click", request_id = named.GetProperty("request_id").GetString(), visitor_id = visitor,
+            product_id = named.GetProperty("items")[0].GetProperty("product_id").GetInt64(), placement = "product", position = 0,
+            token = named.GetProperty("items")[0].GetProperty("token").GetString(),
+        });
+        Assert.Equal(HttpStatusCode.Forbidden, other.StatusCode);
+    }
+
     [Fact]
     public async Task Answers_GiveRankAndReason_NeverTheModelsRawScore()
     {
