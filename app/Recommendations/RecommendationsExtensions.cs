@@ -50,6 +50,16 @@ public static class RecommendationsExtensions
                 SELECT coalesce(jsonb_agg(to_jsonb(e) - 'shop_id' ORDER BY e.occurred_at), '[]') FROM recommendation_events e
                 WHERE e.shop_id = $1 AND (e.customer_id = $2 OR e.visitor_hash IN (SELECT visitor_hash FROM redaction_visitors) AND e.customer_id IS NULL)
                 """));
+        // Which of her orders' lines the upsells are credited with, and by which answer and event: hers through her orders,
+        // so in her export (until 6 Dec 2026 it was not declared, and left out). Kept: a line, a product, the answer's id and
+        // what she did with it, no personal field; her events and the answer's ties to her are erased with her.
+        services.AddPersonalData(new PersonalDataTable("recommendation_attributions", [], null,
+            NotErased: "the store's credit of her orders' lines to the upsell answers she saw, holding no personal field (her events and the answers' ties to her are erased)",
+            Export: """
+                SELECT coalesce(jsonb_agg(jsonb_build_object('order_id', a.order_id, 'line_id', a.line_id, 'product_id', a.product_id, 'event', a.event_type,
+                         'model_version', a.model_version, 'arm', a.experiment_arm, 'revenue', a.revenue, 'attributed_at', a.attributed_at) ORDER BY a.order_id, a.line_id), '[]')
+                FROM recommendation_attributions a WHERE a.shop_id = $1 AND a.order_id IN (SELECT id FROM redaction_orders)
+                """));
         services.AddModelKind(RecommenderTrainer.Registration);
         services.AddAiFeature(UpsellFeature.Registration);
         services.AddAdminPage("/admin/upsells", "Upsells and models", 10);

@@ -598,6 +598,34 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
     }
 
     /// <summary>
+    /// Her orders' lines credited to the upsell answers she saw are in her export (kept through her erasure: they hold no
+    /// personal field). Until 6 Dec 2026 the table was not declared and the export left it out.
+    /// </summary>
+    [Fact]
+    public async Task DataRequest_HoldsTheUpsellCreditOfHerOrders()
+    {
+        const string shop = "export-attributions.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("orders/create", shop, ShopifyPayloads.Order(6_453_001, customerId: 6_453_101).ToJsonString())).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("orders/create", shop, ShopifyPayloads.Order(6_453_002, customerId: 6_453_102).ToJsonString())).StatusCode);
+        await app.CountAsync("""
+            INSERT INTO recommendation_attributions (shop_id, line_id, order_id, product_id, request_id, event_type, revenue, attributed_at)
+            SELECT $1, l.id, l.order_id, coalesce(l.product_id, 0), 'r-credit-' || l.order_id, 'click', 12.50, now() FROM order_lines l
+            WHERE l.shop_id = $1 AND l.order_id IN (6453001, 6453002)
+            """, shopId);
+
+        await app.SendWebhookAsync("customers/data_request", shop, new JsonObject { ["shop_id"] = 1, ["shop_domain"] = shop,
+            ["orders_requested"] = new JsonArray(6_453_001), ["customer"] = new JsonObject { ["id"] = 6_453_101, ["email"] = "credit@example.com" },
+            ["data_request"] = new JsonObject { ["id"] = 47 } }.ToJsonString());
+
+        var export = JsonNode.Parse((string)(await app.ScalarAsync("SELECT export::text FROM customer_data_requests WHERE shop_id = $1 AND data_request_id = 47", shopId))!)!;
+        var credit = export["recommendation_attributions"]!.AsArray();
+        Assert.NotEmpty(credit);
+        Assert.All(credit, c => Assert.Equal(6_453_001, c!["order_id"]!.GetValue<long>()));
+        Assert.All(credit, c => Assert.Equal("click", c!["event"]!.GetValue<string>()));
+    }
+
+    /// <summary>
     /// A merchant who uninstalled and installed again before Shopify's shop/redact (48 hours after the uninstall) keeps
     /// their store: its token, its orders and its deliveries.
     /// </summary>
