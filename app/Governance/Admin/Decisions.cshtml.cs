@@ -26,6 +26,9 @@ public sealed class DecisionsModel(DecisionSearch search, Npgsql.NpgsqlDataSourc
         var q = new DecisionQuery(string.IsNullOrEmpty(kind) ? null : kind, await OrderIdAsync(order, ct), Id(customer, "customer"), Id(product, "product"),
             from?.ToDateTime(TimeOnly.MinValue, DateTimeKind.Utc), to?.AddDays(1).ToDateTime(TimeOnly.MinValue, DateTimeKind.Utc));
         foreach (var (k, v) in DecisionSearch.Problems(q)) Problems[k] = v;
+        // The days are whole: a period ending the day before it starts is refused, not searched as empty (until 6 Dec 2026
+        // the day added to its end made the two equal, and the page said no decision matched).
+        if (from is { } f && to is { } t && f > t) Problems["to"] = ["the end of the period is before its start"];
         Query = q;
         Searched = new[] { kind, order, customer, product }.Any(x => !string.IsNullOrEmpty(x)) || from is not null || to is not null;
         if (Problems.Count == 0) Results = await search.FindAsync(scope.ShopId, q, ct);

@@ -82,6 +82,34 @@ public sealed class GovernanceTests(AppFixture app) : IClassFixture<AppFixture>
     }
 
     /// <summary>
+    /// The Decisions page shows a page of the newest matches and says so when there are more, naming how to reach them; a
+    /// period ending the day before it starts is refused beside its field. Until 6 Dec 2026 the page stopped at 50 without
+    /// a word, and the reversed period read as "No decision matches."
+    /// </summary>
+    [Fact]
+    public async Task DecisionsPage_SaysWhenMoreMatchThanItShows_AndRefusesAReversedPeriod()
+    {
+        const string shop = "gov-search-more.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        await app.ScalarAsync("SELECT decisions_partition_for($1)", app.Clock.GetUtcNow());
+        await app.CountAsync("""
+            INSERT INTO decisions (shop_id, decided_at, decision_id, kind, subject, path, fallback)
+            SELECT $1, $2 - interval '1 minute' * i, 'more-' || i, 'upsell', 'product', 'model', false FROM generate_series(1, $3) i
+            """, shopId, app.Clock.GetUtcNow(), 50);
+        async Task<string> PageAsync(string query = "") => await (await app.Client.GetAsync(
+            $"/admin/decisions?shop={shop}&embedded=1&id_token={app.SessionToken(shop)}{query}")).Content.ReadAsStringAsync();
+
+        Assert.Contains("id=\"decisions-more\"", await PageAsync());
+        Assert.Contains("The newest 50 decisions that match", await PageAsync());
+        await app.CountAsync("DELETE FROM decisions WHERE shop_id = $1 AND decision_id = 'more-50'", shopId);
+        Assert.DoesNotContain("decisions-more", await PageAsync());
+
+        var reversed = await PageAsync("&from=2026-12-05&to=2026-12-04");
+        Assert.Contains("the end of the period is before its start", reversed);
+        Assert.DoesNotContain("No decision matches", reversed);
+    }
+
+    /// <summary>
     /// A store whose log holds 20,000 upsell answers: an order's decisions (its risk score, the answer it bought from, the
     /// offer its cart was shown), a customer's and those of a rare kind are found by looking them up, not by reading the log
     /// newest first until the page fills, which an order's three never do.
