@@ -421,6 +421,29 @@ public sealed class ExperimentOutcomesTests(AppFixture app) : IClassFixture<AppF
     }
 
     /// <summary>
+    /// The upsell holdout runs from install without a start of its own until the merchant saves it: the page says which days
+    /// its figures cover (the last 90), not only "since install"; once saved, from its start, it says nothing more. Until
+    /// 6 Dec 2026 "since install" stood over figures that dropped a day's visitors every day.
+    /// </summary>
+    [Fact]
+    public async Task ExperimentsPage_SaysWhichDaysTheFiguresCover_WhenTheyDoNotStartWithTheExperiment()
+    {
+        const string shop = "experiments-window.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        async Task<string> PageAsync() => await (await app.Client.GetAsync($"/admin/experiments?shop={shop}&embedded=1&id_token={app.SessionToken(shop)}")).Content.ReadAsStringAsync();
+        var now = app.Clock.GetUtcNow();
+
+        var page = WebUtility.HtmlDecode(await PageAsync());
+        Assert.Contains("Running (since install).", page);
+        Assert.Contains($"The figures below cover the visitors first seen from {PluginApp.Admin.Shell.Format.Time(now.AddDays(-90))[..11]}", page);
+
+        var store = app.Factory.Services.GetRequiredService<ExperimentStore>();
+        var settings = await store.GetAsync(shopId, "upsells", CancellationToken.None);
+        await store.SaveAsync(shopId, "upsells", settings.Arms, settings.Metric, settings.Guardrails, running: true, "staff user 42", CancellationToken.None);
+        Assert.DoesNotContain("id=\"upsells-window\"", await PageAsync());
+    }
+
+    /// <summary>
     /// The Experiments page nets each outcome's refunds out: in a store of 3,000 refunds, an outcome's are found by its
     /// order, not by reading every refund of the store for each of the experiment's 300 outcomes.
     /// </summary>
