@@ -444,6 +444,31 @@ public sealed class ExperimentOutcomesTests(AppFixture app) : IClassFixture<AppF
     }
 
     /// <summary>
+    /// The Experiments form's values are refused in the percent its fields hold, each beside its field, and nothing is saved.
+    /// Until 6 Dec 2026 they were checked as fractions: 150 read "1.5 must be above 0 and at most 1", and a share of -10
+    /// "share_holdout is required".
+    /// </summary>
+    [Fact]
+    public async Task ExperimentsForm_RefusesValuesInThePercentItsFieldsHold()
+    {
+        const string shop = "experiments-percent.myshopify.com";
+        await app.InstallShopAsync(shop);
+        var put = new HttpRequestMessage(HttpMethod.Put, "/api/admin/experiments/upsells")
+        {
+            Content = System.Net.Http.Json.JsonContent.Create(new { share_holdout = -10, share_model = 60, metric = "revenue", maxRefundRate = 150, running = true }),
+        };
+        put.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", app.SessionToken(shop));
+
+        var response = await app.Client.SendAsync(put);
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var errors = System.Text.Json.JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("errors");
+        Assert.Equal("a share must be a percent from 0 to 100", errors.GetProperty("share_holdout")[0].GetString());
+        Assert.Equal("the refund rate must be a percent above 0 and at most 100", errors.GetProperty("maxRefundRate")[0].GetString());
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM experiments e JOIN shops s ON s.id = e.shop_id WHERE s.domain = $1", shop));
+    }
+
+    /// <summary>
     /// The Experiments page nets each outcome's refunds out: in a store of 3,000 refunds, an outcome's are found by its
     /// order, not by reading every refund of the store for each of the experiment's 300 outcomes.
     /// </summary>
