@@ -72,8 +72,25 @@ public static class OutboxAdminApi
     /// erased since, which left it nothing to send (until 5 Dec 2026 it went out empty).
     /// </summary>
     private static async Task<Results<Accepted, NotFound, ProblemHttpResult>> RetryAsync(long id, NpgsqlDataSource db, OutboxScheduler scheduler,
-        ShopScope scope, TimeProvider clock, CancellationToken ct)
+        ShopScope scope, TimeProvider clock, IEnumerable<OutboxOperation> operations, CancellationToken ct)
     {
+        // A kind whose call a later decision in the feature's own tables made unwanted says why (OutboxOperation.RetryRefusal).
+        string? operation = null, key = null;
+        await using (var look = db.CreateCommand("SELECT operation, idempotency_key FROM outbox_messages WHERE shop_id = $1 AND id = $2 AND failed_at IS NOT NULL"))
+        {
+            look.Parameters.AddWithValue(scope.ShopId);
+            look.Parameters.AddWithValue(id);
+            await using var r = await look.ExecuteReaderAsync(ct);
+            if (await r.ReadAsync(ct)) (operation, key) = (r.GetString(0), r.GetString(1));
+        }
+        if (operations.FirstOrDefault(o => o.Name == operation)?.RetryRefusal is { } refusal)
+        {
+            await using var check = db.CreateCommand(refusal);
+            check.Parameters.AddWithValue(scope.ShopId);
+            check.Parameters.AddWithValue(key!);
+            if (await check.ExecuteScalarAsync(ct) is string why)
+                return TypedResults.Problem(statusCode: StatusCodes.Status409Conflict, title: "No longer wanted", detail: $"This call is no longer wanted: {why}.");
+        }
         await using var cmd = db.CreateCommand("""
             WITH failed AS (
                 SELECT m.id, EXISTS (SELECT 1 FROM outbox_messages later WHERE later.shop_id = m.shop_id AND later.resource_key = m.resource_key

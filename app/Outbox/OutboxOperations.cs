@@ -19,6 +19,13 @@ public sealed record OutboxCheck(string Document, Func<JsonElement, object> Vari
 /// <param name="Name">Stored with each call; also the mutation's payload field, where its userErrors are read.</param>
 public sealed record OutboxOperation(string Name, string Document, OutboxCheck? Check)
 {
+    /// <summary>
+    /// For a kind whose call a later decision in our own tables can make unwanted (a hold an approval since let go): SQL
+    /// giving why a failed call must not be retried, or no row or null when it may. $1 the shop id, $2 the call's
+    /// idempotency key. The Operations page's retry runs it before putting the call back in line.
+    /// </summary>
+    public string? RetryRefusal { get; init; }
+
     /// <summary>tagsAdd: idempotent (a tag already there stays one tag).</summary>
     public static readonly OutboxOperation TagsAdd = new("tagsAdd",
         "mutation AddTags($id: ID!, $tags: [String!]!) { tagsAdd(id: $id, tags: $tags) { node { id } userErrors { field message } } }", null);

@@ -49,7 +49,16 @@ public static class RiskActions
         }
         """,
         new OutboxCheck(HoldsQuery, v => new { id = v.GetProperty("id").GetString() },
-            (data, _) => Holds(data).Any(h => h.Handle == HoldHandle)));
+            (data, _) => Holds(data).Any(h => h.Handle == HoldHandle)))
+    {
+        // Why: a hold that failed during an outage, retried from the Operations page after a reviewer approved the order,
+        // held an approved order nobody would release (until 6 Dec 2026).
+        RetryRefusal = """
+            SELECT 'the order''s hold was let go since (' || CASE h.release_reason WHEN 'approved' THEN 'a reviewer approved it'
+                   WHEN 'low_score' THEN 'a later score put it at LOW' ELSE 'released' END || '): holding it now would undo that'
+            FROM risk_holds h WHERE h.shop_id = $1 AND h.order_id = split_part($2, ':', 2)::bigint AND h.state IN ('to_release', 'released')
+            """,
+    };
 
     /// <summary>
     /// fulfillmentOrderReleaseHold of our hold only (by its id: without ids Shopify would release every hold on the
@@ -66,7 +75,14 @@ public static class RiskActions
             {
                 var ours = v.GetProperty("holdIds").EnumerateArray().Select(x => x.GetString()).ToHashSet();
                 return !Holds(data).Any(h => ours.Contains(h.Id));
-            }));
+            }))
+    {
+        // Why: a release that failed, retried after a fraud verdict held the order again, let a fraud order ship (until 6 Dec 2026).
+        RetryRefusal = """
+            SELECT 'the order is to be held again since (a fraud verdict or a new score at HIGH): releasing it now would undo that'
+            FROM risk_holds h WHERE h.shop_id = $1 AND h.order_id = split_part($2, ':', 2)::bigint AND h.state IN ('to_hold', 'held')
+            """,
+    };
 
     public static IEnumerable<OutboxOperation> All => [OrderCancel, FulfillmentOrderHold, FulfillmentOrderReleaseHold];
 

@@ -419,6 +419,55 @@ public sealed class RiskActionsTests(NoSchedulerAppFixture app) : IClassFixture<
     }
 
     /// <summary>
+    /// A hold that failed for good (Shopify unreachable for every attempt), retried from the Operations page after a reviewer
+    /// approved the order, is refused and says why; a failed release retried after a fraud verdict is refused the same way.
+    /// Until 6 Dec 2026 the retry went out (no later call on the same fulfillment order), and held an approved order that
+    /// nothing would release, or released a fraud order.
+    /// </summary>
+    [Fact]
+    public async Task Holds_AFailedCallRetriedAfterAReviewersDecision_IsRefused()
+    {
+        const string shop = "risk-hold-retry.myshopify.com";
+        var shopId = await OrdinaryStoreAsync(shop, 7_440_000);
+        await HoldHighAsync(shop);
+        app.Shopify.Admin.SetFulfillmentOrders("gid://shopify/Order/7449001", ("gid://shopify/FulfillmentOrder/74490011", "OPEN"));
+        var gid = await ScoreHighAsync(shop, shopId, 7_449_001);
+        Assert.Equal(1, await Service<RiskHolds>().RunShopAsync(shopId, CancellationToken.None));
+        var hold = (long)(await app.ScalarAsync(
+            "UPDATE outbox_messages SET failed_at = now(), attempts = 10 WHERE shop_id = $1 AND idempotency_key LIKE 'risk-hold:7449001:%' RETURNING id", shopId))!;
+        Assert.Equal(HttpStatusCode.OK, (await AdminAsync(HttpMethod.Post, "/api/admin/review/orders/7449001/decisions", shop, new { decision = "approve" })).StatusCode);
+        await Service<RiskHolds>().RunShopAsync(shopId, CancellationToken.None);
+        await DrainAsync(shopId);
+
+        var retried = await AdminAsync(HttpMethod.Post, $"/api/admin/outbox/{hold}/retry", shop);
+
+        Assert.Equal(HttpStatusCode.Conflict, retried.StatusCode);
+        Assert.Contains("the order's hold was let go since (a reviewer approved it)", await retried.Content.ReadAsStringAsync());
+        await DrainAsync(shopId);
+        Assert.Empty(app.Shopify.Admin.FulfillmentOrders(gid).Single().Holds);
+        Assert.NotNull(await app.ScalarAsync("SELECT failed_at FROM outbox_messages WHERE id = $1", hold));
+
+        // Held, approved, its release failed for good, and then marked as fraud: the order is to be held again.
+        app.Shopify.Admin.SetFulfillmentOrders("gid://shopify/Order/7449002", ("gid://shopify/FulfillmentOrder/74490021", "OPEN"));
+        var other = await ScoreHighAsync(shop, shopId, 7_449_002, ip: "203.0.113.52", email: "second.buyer@example.net");
+        await Service<RiskHolds>().RunShopAsync(shopId, CancellationToken.None);
+        await DrainAsync(shopId);
+        Assert.Single(app.Shopify.Admin.FulfillmentOrders(other).Single().Holds);
+        Assert.Equal(HttpStatusCode.OK, (await AdminAsync(HttpMethod.Post, "/api/admin/review/orders/7449002/decisions", shop, new { decision = "approve" })).StatusCode);
+        Assert.Equal(1, await Service<RiskHolds>().RunShopAsync(shopId, CancellationToken.None));
+        var release = (long)(await app.ScalarAsync(
+            "UPDATE outbox_messages SET failed_at = now(), attempts = 10 WHERE shop_id = $1 AND idempotency_key LIKE 'risk-release:7449002:%' RETURNING id", shopId))!;
+        Assert.Equal(HttpStatusCode.OK, (await AdminAsync(HttpMethod.Post, "/api/admin/review/orders/7449002/decisions", shop, new { decision = "fraud" })).StatusCode);
+
+        var released = await AdminAsync(HttpMethod.Post, $"/api/admin/outbox/{release}/retry", shop);
+
+        Assert.Equal(HttpStatusCode.Conflict, released.StatusCode);
+        Assert.Contains("the order is to be held again since", await released.Content.ReadAsStringAsync());
+        await DrainAsync(shopId);
+        Assert.Single(app.Shopify.Admin.FulfillmentOrders(other).Single().Holds);
+    }
+
+    /// <summary>
     /// An order a reviewer approved at HIGH while holding was off, edited down to MEDIUM and back to HIGH once holding is on:
     /// it stays approved and out of the queue, so it is not held. Until 6 Dec 2026 it was, with nobody shown it to let it go.
     /// </summary>
