@@ -14,17 +14,16 @@ namespace PluginApp.Compliance;
 internal sealed class ComplianceService(StoreWriter store, long shopId, PersonalDataCatalog catalog)
 {
     // Every order of the customer, found before anything is erased (a guest order is found by its email, which goes next;
-    // an order of another customer's account that carries her email, after an edit or an address handed on, is not hers:
-    // until 6 Dec 2026 it was exported and erased with hers),
+    // see PersonalDataSql.GuestByEmail),
     // and every storefront visitor id tied to her (a guest's only through her orders' visitor). Why the tables are dropped
     // first: requests that share a batch share its transaction, and the tables of the one before are there until the commit
     // (the second was answered 500 and left to Shopify's retries).
     private const string DropFound = "DROP TABLE IF EXISTS pg_temp.redaction_orders, pg_temp.redaction_visitors, pg_temp.redaction_carts";
 
-    private const string FindOrders = """
+    private static readonly string FindOrders = $"""
         CREATE TEMP TABLE redaction_orders ON COMMIT DROP AS
         SELECT id, cart_token, checkout_token, visitor_hash FROM orders
-        WHERE shop_id = $1 AND (customer_id = $2 OR id = ANY($3) OR ($4::text IS NOT NULL AND lower(email) = lower($4::text) AND customer_id IS NULL))
+        WHERE shop_id = $1 AND (customer_id = $2 OR id = ANY($3) OR {PersonalDataSql.GuestByEmail()})
         """;
 
     private string FindVisitors() =>

@@ -1,5 +1,17 @@
 namespace PluginApp.Compliance;
 
+/// <summary>Conditions the erasure and the export share.</summary>
+public static class PersonalDataSql
+{
+    /// <summary>
+    /// A guest's row of hers found by her email ($4), for a table with <c>email</c> and <c>customer_id</c> (optionally under
+    /// an alias, "o."): only a row no customer account owns. Why: another customer's order or checkout that carries her
+    /// address (an edit, an address handed on) is that customer's, and until 6 Dec 2026 it was exported and erased with hers.
+    /// </summary>
+    public static string GuestByEmail(string alias = "") =>
+        $"($4::text IS NOT NULL AND lower({alias}email) = lower($4::text) AND {alias}customer_id IS NULL)";
+}
+
 /// <summary>
 /// A table that holds a customer's personal data, declared by the feature that owns it. customers/redact runs every
 /// declared <see cref="Erase"/>, customers/data_request gathers every <see cref="Export"/>, and a test fails when a table

@@ -12,7 +12,7 @@ namespace PluginApp.Risk;
 /// <summary>The merchant's choice about holding HIGH orders' fulfillment, and who counts as a valued customer.</summary>
 /// <param name="HoldHigh">Hold the fulfillment of orders the score puts at HIGH (off by default).</param>
 /// <param name="ValuedMinOrders">A customer with at least this many earlier orders that stood (not cancelled, test, labelled fraud or
-/// flagged and undecided, and placed at least 30 days before) is valued (RiskScorer.Hold).</param>
+/// flagged and undecided, and placed at least <see cref="RiskScorer.ValuedAfterDays"/> days before) is valued (RiskScorer.Hold).</param>
 /// <param name="ValuedMinSpend">Or with at least this much earlier spend, in the shop's currency.</param>
 /// <param name="HoldValued">Hold a valued customer's HIGH order too (off by default: it goes to review, never to a hold).</param>
 public sealed record RiskHoldSettings(bool HoldHigh, int ValuedMinOrders, decimal ValuedMinSpend, bool HoldValued)

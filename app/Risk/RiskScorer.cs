@@ -224,9 +224,10 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
             var reopened = before.DecidedAt is { } decided && Rank(level) > Rank(decided);
             // Undecided (or back in the queue), an order raised to HIGH again after a score at LOW released its hold is held again.
             // A decided order that is not back in the queue is not held at all: nobody would be shown it to let it go (until
-            // 6 Dec 2026 one approved at HIGH while holding was off, edited to MEDIUM and back once it was on, was held for good).
-            var open = before.DecidedAt is null || reopened;
-            if (level == "HIGH" && open && Hold(store, holding, orderId, now, again: true)) holds++;
+            // 6 Dec 2026 one approved at HIGH while holding was off, edited to MEDIUM and back once it was on, was held for good),
+            // unless it is known as fraud, whose goods must not ship: held, valued customer or not.
+            var fraud = fraudLabels.ContainsKey(orderId);
+            if (level == "HIGH" && (before.DecidedAt is null || reopened || fraud) && Hold(store, holding, orderId, now, again: true, fraud)) holds++;
             // Down to LOW it leaves the queue, so nobody would approve it: our hold goes with it (until 4 Dec 2026 it stayed for
             // good), unless a reviewer marked the order as fraud, whose goods must not ship.
             if (level == "LOW" && before.Level is not null)
@@ -364,7 +365,8 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
     /// release still waiting for the hold job (<c>to_release</c>: no release call queued yet) is called off instead, and the
     /// hold stays as it was: until 5 Dec 2026 an order that went HIGH, LOW and HIGH again before the job ran was released and
     /// left at HIGH with no hold.</param>
-    private static bool Hold(StoreWriter store, RiskHoldSettings holding, long orderId, DateTimeOffset now, bool again)
+    /// <param name="fraud">The order is labelled fraud (a reviewer's verdict, a chargeback, a cancellation for fraud): held even for a valued customer.</param>
+    private static bool Hold(StoreWriter store, RiskHoldSettings holding, long orderId, DateTimeOffset now, bool again, bool fraud = false)
     {
         if (!holding.HoldHigh) return false;
         store.Add("""
@@ -389,7 +391,7 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
               decided_at = CASE risk_holds.state WHEN 'to_release' THEN risk_holds.decided_at ELSE excluded.decided_at END,
               release_reason = NULL, updated_at = excluded.updated_at
             WHERE $4 AND (risk_holds.state = 'released' OR risk_holds.state = 'to_release' AND excluded.state = 'to_hold')
-            """, store.ShopId, orderId, now, again, holding.ValuedMinOrders, holding.ValuedMinSpend, holding.HoldValued, ValuedAfterDays);
+            """, store.ShopId, orderId, now, again, holding.ValuedMinOrders, holding.ValuedMinSpend, holding.HoldValued || fraud, ValuedAfterDays);
         return true;
     }
 

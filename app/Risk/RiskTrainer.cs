@@ -161,8 +161,9 @@ public sealed class RiskTrainer(NpgsqlDataSource db, TableStatistics statistics,
         var (fit, validation) = (train.Take(cut).ToList(), train.Skip(cut).ToList());
         var (fitFraud, validationFraud) = (fit.Count(o => o.Fraud), validation.Count(o => o.Fraud));
         if (fitFraud < MinBlendValidationFraud || validationFraud < MinBlendValidationFraud)
-            return new BlendWeight(evidence, evidence,
-                $"the model's evidence ({trainFraud:N0} fraud labels): the latest quarter of the training orders holds {validationFraud} fraud, {MinBlendValidationFraud} needed to choose on");
+            return new BlendWeight(evidence, evidence, validationFraud < MinBlendValidationFraud
+                ? $"the model's evidence ({trainFraud:N0} fraud labels): the latest quarter of the training orders holds {validationFraud} fraud, {MinBlendValidationFraud} needed to choose on"
+                : $"the model's evidence ({trainFraud:N0} fraud labels): the three quarters before the latest hold {fitFraud} fraud, {MinBlendValidationFraud} needed to fit the model that chooses");
         using var inner = new TabularTrainer(Schema).Train(fit.Select(o => new TabularExample(Row(features[o.Id]), o.Fraud)).ToList());
         var model = inner.PredictProbabilities(validation.Select(o => Row(features[o.Id])).ToList());
         var prior = validation.Select(o => RulePrior.Assess(features[o.Id], "").Score).ToArray();

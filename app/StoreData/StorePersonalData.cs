@@ -54,25 +54,25 @@ public static class StorePersonalData
                 SELECT coalesce(jsonb_agg(to_jsonb(r) - 'shop_id' ORDER BY r.id), '[]') FROM refunds r
                 WHERE r.shop_id = $1 AND r.order_id = ANY($3) AND r.order_id NOT IN (SELECT id FROM redaction_orders)
                 """, ExportAs: "refunds_of_orders_not_held"));
-        // Guest checkouts carry only an email (another customer's checkout with her email is theirs); a checkout also belongs
-        // to the customer through the order it became.
+        // Guest checkouts carry only an email (PersonalDataSql.GuestByEmail); a checkout also belongs to the customer through
+        // the order it became.
         services.AddPersonalData(new PersonalDataTable("checkouts", ["email"],
-            """
+            $"""
             UPDATE checkouts SET email = NULL, redacted_at = $5 WHERE shop_id = $1 AND (customer_id = $2
-              OR ($4::text IS NOT NULL AND lower(email) = lower($4::text) AND customer_id IS NULL)
+              OR {PersonalDataSql.GuestByEmail()}
               OR token IN (SELECT checkout_token FROM redaction_orders WHERE checkout_token IS NOT NULL))
             """,
-            Export: """
+            Export: $"""
                 SELECT coalesce(jsonb_agg(to_jsonb(k) - 'shop_id' || jsonb_build_object('lines',
                   (SELECT coalesce(jsonb_agg(to_jsonb(l) - 'shop_id'), '[]') FROM checkout_lines l WHERE l.shop_id = k.shop_id AND l.checkout_id = k.id))), '[]')
                 FROM checkouts k WHERE k.shop_id = $1 AND (k.customer_id = $2
-                  OR ($4::text IS NOT NULL AND lower(k.email) = lower($4::text) AND k.customer_id IS NULL)
+                  OR {PersonalDataSql.GuestByEmail("k.")}
                   OR k.token IN (SELECT checkout_token FROM redaction_orders WHERE checkout_token IS NOT NULL))
                 """));
         // A checkout ties its cart to her: by her customer id, her email (a guest's), or the order it became.
-        services.AddCartLink(new CartLink("checkouts", """
+        services.AddCartLink(new CartLink("checkouts", $"""
             SELECT cart_token FROM checkouts WHERE shop_id = $1 AND (customer_id = $2
-              OR ($4::text IS NOT NULL AND lower(email) = lower($4::text) AND customer_id IS NULL)
+              OR {PersonalDataSql.GuestByEmail()}
               OR token IN (SELECT checkout_token FROM redaction_orders WHERE checkout_token IS NOT NULL))
             """));
         // A cart has no customer; it is hers when a feature ties it to her (redaction_carts, found before anything is

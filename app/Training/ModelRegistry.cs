@@ -129,6 +129,20 @@ public sealed class ModelRegistry(NpgsqlDataSource db, TimeProvider clock, Micro
         return true;
     }
 
+    /// <summary>The start of the reason a version retired by a rollback keeps (the version rolled back to follows).</summary>
+    private const string RolledBackFrom = "rolled back to version ";
+
+    /// <summary>
+    /// Which retired versions a rollback may go back to, as SQL over <c>models</c> (no alias): those that served and that no
+    /// rollback retired. The one rule the rollback, the registry's retention (which keeps the newest of them) and the
+    /// Upsells page's Roll back button read.
+    /// </summary>
+    public const string RollbackTarget = "status = 'retired' AND activated_at IS NOT NULL AND coalesce(status_reason, '') NOT LIKE '" + RolledBackFrom + "%'";
+
+    /// <summary>Whether <paramref name="m"/> is a version a rollback may go back to (<see cref="RollbackTarget"/>).</summary>
+    public static bool IsRollbackTarget(ModelEntry m) =>
+        m.Status == "retired" && m.ActivatedAt is not null && !(m.StatusReason ?? "").StartsWith(RolledBackFrom, StringComparison.Ordinal);
+
     /// <summary>
     /// Makes the version that served before the active one active again: the most recently activated retired version, not
     /// counting those a rollback retired. Returns the version restored, or null when there is none. Why not those: after
@@ -136,19 +150,15 @@ public sealed class ModelRegistry(NpgsqlDataSource db, TimeProvider clock, Micro
     /// just rolled back from, whose activation was the more recent.
     /// </summary>
     /// <param name="record">The governance event of the rollback, given the versions (from, to); written in its transaction.</param>
-    /// <summary>The start of the reason a version retired by a rollback keeps (the version rolled back to follows).</summary>
-    private const string RolledBackFrom = "rolled back to version ";
-
     public async Task<int?> RollbackAsync(long shopId, string kind, CancellationToken ct, Func<int?, int, Governance.GovernanceEvent>? record = null)
     {
         await using var conn = await db.OpenConnectionAsync(ct);
         await using var tx = await conn.BeginTransactionAsync(ct);
         await Exec(conn, tx, "SELECT pg_advisory_xact_lock(hashtext($1))", ct, $"models:{shopId}:{kind}");
-        var previous = await Scalar(conn, tx, """
-            SELECT version FROM models WHERE shop_id = $1 AND kind = $2 AND status = 'retired' AND activated_at IS NOT NULL
-              AND coalesce(status_reason, '') NOT LIKE $3 || '%'
+        var previous = await Scalar(conn, tx, $"""
+            SELECT version FROM models WHERE shop_id = $1 AND kind = $2 AND {RollbackTarget}
             ORDER BY activated_at DESC LIMIT 1
-            """, ct, shopId, kind, RolledBackFrom) as int?;
+            """, ct, shopId, kind) as int?;
         if (previous is null) return null;
         var replaced = await Scalar(conn, tx, "SELECT version FROM models WHERE shop_id = $1 AND kind = $2 AND status = 'active'", ct, shopId, kind) as int?;
         await Exec(conn, tx, "UPDATE models SET status = 'retired', status_reason = $3 WHERE shop_id = $1 AND kind = $2 AND status = 'active'", ct,

@@ -22,11 +22,11 @@ public static class TrainingExtensions
         // goes back to (the last retired one that served: until 5 Dec 2026 three candidates that failed the gate pushed it out,
         // and Rollback had nothing to go back to) and anything younger than 30 days.
         services.AddRetention(new RetentionRule("old model versions", TimeSpan.FromDays(30),
-            """
+            $"""
             DELETE FROM models m WHERE m.status NOT IN ('active', 'shadow', 'canary') AND m.created_at < $1 AND m.id NOT IN (
               SELECT id FROM (SELECT id, row_number() OVER (PARTITION BY shop_id, kind ORDER BY version DESC) AS n
                               FROM models WHERE status <> 'active') k WHERE k.n <= 3)
-              AND m.id NOT IN (SELECT DISTINCT ON (shop_id, kind) id FROM models WHERE status = 'retired' AND activated_at IS NOT NULL
+              AND m.id NOT IN (SELECT DISTINCT ON (shop_id, kind) id FROM models WHERE {ModelRegistry.RollbackTarget}
                                ORDER BY shop_id, kind, activated_at DESC)
             """));
         // Runs are the Training runs table's history (the page shows the latest 50) and the new-orders check's mark (each

@@ -10,7 +10,8 @@
 #        [--label-delay-days 7] [--small-stores 30,60,100,200]
 # --small-stores then also draws stores of that many fraud labels from the training days (up to the label delay before
 # --train-to), five draws a size, each trained with the app's own trainer and judged on the test days: the model alone, and
-# the served score at the evidence weight and at the weight training chose (RiskEval --small-stores).
+# the served score at the evidence weight and at the weight training chose (RiskEval --small-stores; each draw's choice in
+# words in .run/eval/small-stores.log).
 # DIR holds fraud-handbook-sim/*.csv.gz (default ../shared/data; its first day is 2018-06-11). The defaults evaluate the
 # handbook's own test week (8 to 14 August 2018) after its 7-day delay. Why the history starts long before the training
 # orders that matter: the label windows of an order count only labels known by its time, so the first LABEL_DELAY days of
@@ -102,6 +103,6 @@ if [ -n "$SMALL" ]; then
   echo "[eval] small stores of $SMALL fraud labels, drawn from $TRAIN_FROM to $DELAY days before $TRAIN_TO"
   dotnet scripts/eval/RiskEval/bin/Release/net10.0/RiskEval.dll --conn "$PG_CONN" --shop "$SHOP" --labels .run/eval/labels.csv \
     --train-from "$TRAIN_FROM" --train-to "$(date -u -d "$TRAIN_TO - $DELAY days" +%F)" --test-from "$TEST_FROM" --test-to "$TEST_TO" \
-    --small-stores "$SMALL" 2>/dev/null
+    --small-stores "$SMALL" 2>.run/eval/small-stores.log || { echo "[eval] the small stores failed; see .run/eval/small-stores.log"; exit 1; }
 fi
 echo "[eval] took $(( $(date +%s) - started )) s"

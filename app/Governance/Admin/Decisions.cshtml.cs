@@ -12,6 +12,9 @@ public sealed class DecisionsModel(DecisionSearch search, Npgsql.NpgsqlDataSourc
 {
     public DecisionQuery Query { get; private set; } = new();
     public List<DecisionView> Results { get; private set; } = [];
+
+    /// <summary>Whether more decisions match than <see cref="Results"/> holds.</summary>
+    public bool More { get; private set; }
     public Dictionary<string, string[]> Problems { get; private set; } = [];
     public bool Searched { get; private set; }
     public Dictionary<long, string> Titles { get; private set; } = [];
@@ -26,12 +29,12 @@ public sealed class DecisionsModel(DecisionSearch search, Npgsql.NpgsqlDataSourc
         var q = new DecisionQuery(string.IsNullOrEmpty(kind) ? null : kind, await OrderIdAsync(order, ct), Id(customer, "customer"), Id(product, "product"),
             from?.ToDateTime(TimeOnly.MinValue, DateTimeKind.Utc), to?.AddDays(1).ToDateTime(TimeOnly.MinValue, DateTimeKind.Utc));
         foreach (var (k, v) in DecisionSearch.Problems(q)) Problems[k] = v;
-        // The days are whole: a period ending the day before it starts is refused, not searched as empty (until 6 Dec 2026
-        // the day added to its end made the two equal, and the page said no decision matched).
-        if (from is { } f && to is { } t && f > t) Problems["to"] = ["the end of the period is before its start"];
         Query = q;
         Searched = new[] { kind, order, customer, product }.Any(x => !string.IsNullOrEmpty(x)) || from is not null || to is not null;
-        if (Problems.Count == 0) Results = await search.FindAsync(scope.ShopId, q, ct);
+        // One more than the page shows: whether more match than it shows (said under the table) is known, not guessed.
+        if (Problems.Count == 0) Results = await search.FindAsync(scope.ShopId, q with { Limit = q.Limit + 1 }, ct);
+        More = Results.Count > q.Limit;
+        if (More) Results.RemoveAt(Results.Count - 1);
         var ids = Results.SelectMany(d => d.InputIds.Concat(d.OutputIds)).Distinct().ToArray();
         if (ids.Length == 0) return;
         await using var cmd = db.CreateCommand("SELECT id, title FROM products WHERE shop_id = $1 AND id = ANY($2)");

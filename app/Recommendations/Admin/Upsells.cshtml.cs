@@ -34,5 +34,5 @@ public sealed class UpsellsModel(ModelRegistry registry, ModelKinds kinds, AiFea
     /// <summary>The gate the registry applies (<see cref="PromotionGate"/>) to an inactive version.</summary>
     public bool CanPromote(ModelEntry m) => m.Status != "active" && PromotionGate.Compare(Kind, m.Metrics, Active?.Metrics).Passes;
 
-    public bool CanRollBack => Models.Any(m => m.Status == "retired" && m.ActivatedAt is not null);
+    public bool CanRollBack => Models.Any(ModelRegistry.IsRollbackTarget);
 }

@@ -123,16 +123,21 @@
       form.setAttribute('aria-busy', 'true');
       for (const b of buttons) b.disabled = true;
       say('Saving…');
+      let reloading = false;
       try {
         const r = await api(method, url, body);
-        if (r.ok) { say((by.dataset && by.dataset.done) || 'Saved.'); if (form.hasAttribute('data-reload')) reload(); }
+        if (r.ok) { say((by.dataset && by.dataset.done) || 'Saved.'); if (form.hasAttribute('data-reload')) { reloading = true; reload(); } }
         else if (r.status === 400 && r.json && r.json.errors) showErrors(form, Object.fromEntries(
           Object.entries(r.json.errors).map(([k, v]) => [k.charAt(0).toLowerCase() + k.slice(1), v])));
         else say(problem(r), true);
       } finally {
-        delete form.dataset.busy;
-        form.removeAttribute('aria-busy');
-        for (const b of buttons) b.disabled = false;
+        // A form whose page reloads after a save stays busy until it goes: a second click of a double click can come after
+        // a fast answer, and would send it again.
+        if (!reloading) {
+          delete form.dataset.busy;
+          form.removeAttribute('aria-busy');
+          for (const b of buttons) b.disabled = false;
+        }
       }
     } else if (form.dataset.preview) {
       ev.preventDefault();
@@ -169,7 +174,7 @@
       const [method, url] = el.dataset.action.split(' ');
       el.disabled = true;
       const r = await api(method, url);
-      el.disabled = false;
+      if (!(r.ok && el.hasAttribute('data-reload'))) el.disabled = false; // one whose page reloads stays disabled until it goes
       if (r.ok) { say(el.dataset.done || (r.json && r.json.reason) || 'Done.'); if (el.hasAttribute('data-reload')) reload(); }
       else say(problem(r), true);
     } else if (el.dataset.whatif) {

@@ -56,6 +56,12 @@ if (a.TryGetValue("small-stores", out var sizesArg))
     Console.WriteLine("|---|---|---|---|---|---|");
     foreach (var n in sizesArg.Split(',').Select(x => int.Parse(x, CultureInfo.InvariantCulture)))
     {
+        // A store is drawn down from the history: one as large as the history, or larger, would be the whole history every draw.
+        if (n < 1 || n >= frauds.Count)
+        {
+            Console.WriteLine($"| {n} | not drawn: the training days hold {frauds.Count:N0} fraud orders, and a store is drawn from 1 to {frauds.Count - 1:N0} of them |");
+            continue;
+        }
         var rows = new List<(double Model, double Evidence, double Chosen, double Best, double Weight)>();
         for (var seed = 1; seed <= seeds; seed++)
         {

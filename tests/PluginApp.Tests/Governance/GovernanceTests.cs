@@ -95,17 +95,19 @@ public sealed class GovernanceTests(AppFixture app) : IClassFixture<AppFixture>
         await app.CountAsync("""
             INSERT INTO decisions (shop_id, decided_at, decision_id, kind, subject, path, fallback)
             SELECT $1, $2 - interval '1 minute' * i, 'more-' || i, 'upsell', 'product', 'model', false FROM generate_series(1, $3) i
-            """, shopId, app.Clock.GetUtcNow(), 50);
+            """, shopId, app.Clock.GetUtcNow(), 51);
         async Task<string> PageAsync(string query = "") => await (await app.Client.GetAsync(
             $"/admin/decisions?shop={shop}&embedded=1&id_token={app.SessionToken(shop)}{query}")).Content.ReadAsStringAsync();
 
         Assert.Contains("id=\"decisions-more\"", await PageAsync());
         Assert.Contains("The newest 50 decisions that match", await PageAsync());
-        await app.CountAsync("DELETE FROM decisions WHERE shop_id = $1 AND decision_id = 'more-50'", shopId);
-        Assert.DoesNotContain("decisions-more", await PageAsync());
+        await app.CountAsync("DELETE FROM decisions WHERE shop_id = $1 AND decision_id = 'more-51'", shopId);
+        var fifty = await PageAsync(); // exactly as many as the page shows: nothing more to say
+        Assert.DoesNotContain("decisions-more", fifty);
+        Assert.Contains("data-decision=\"more-50\"", fifty);
 
         var reversed = await PageAsync("&from=2026-12-05&to=2026-12-04");
-        Assert.Contains("the end of the period is before its start", reversed);
+        Assert.Contains("the end of the period must be after its start", reversed);
         Assert.DoesNotContain("No decision matches", reversed);
     }
 

@@ -121,8 +121,13 @@ public sealed class RegistryTests(AppFixture app) : IClassFixture<AppFixture>
         for (var v = 1; v <= 3; v++) Assert.Equal((v, true), await seed.TrainAsync());
         var registry = app.Factory.Services.GetRequiredService<ModelRegistry>();
 
+        async Task<bool> OfferedAsync() => (await (await app.Client.GetAsync($"/admin/upsells?shop={seed.Shop}&embedded=1&id_token={app.SessionToken(seed.Shop)}"))
+            .Content.ReadAsStringAsync()).Contains("models/rollback?kind=recommender", StringComparison.Ordinal);
+
         Assert.Equal(2, await registry.RollbackAsync(seed.ShopId, "recommender", CancellationToken.None));
+        Assert.True(await OfferedAsync());
         Assert.Equal(1, await registry.RollbackAsync(seed.ShopId, "recommender", CancellationToken.None));
+        Assert.False(await OfferedAsync()); // the page offers no rollback that would be refused
         Assert.Null(await registry.RollbackAsync(seed.ShopId, "recommender", CancellationToken.None));
 
         Assert.Equal(1, await app.ScalarAsync("SELECT version FROM models WHERE shop_id = $1 AND kind = 'recommender' AND status = 'active'", seed.ShopId));

@@ -499,6 +499,35 @@ public sealed class RiskActionsTests(NoSchedulerAppFixture app) : IClassFixture<
     }
 
     /// <summary>
+    /// An order a reviewer marked as fraud at MEDIUM (not cancelled; nothing to hold at MEDIUM) that an edit takes to HIGH is
+    /// held: its goods must not ship. (A decided order out of the queue is otherwise not held by a later score.)
+    /// </summary>
+    [Fact]
+    public async Task Holds_AnOrderMarkedAsFraud_IsHeldWhenAnEditTakesItToHigh()
+    {
+        const string shop = "risk-hold-fraud-raised.myshopify.com";
+        var shopId = await OrdinaryStoreAsync(shop, 7_450_000);
+        await HoldHighAsync(shop);
+        app.Shopify.Admin.SetFulfillmentOrders("gid://shopify/Order/7459001", ("gid://shopify/FulfillmentOrder/74590011", "OPEN"));
+        async Task ScoreAsync(string shipping, int minutes, string level)
+        {
+            var order = RiskOrders.Order(7_459_001, app.Clock.GetUtcNow().AddMinutes(-30), 640m, "203.0.113.54", "raised.buyer@example.net", null, billing: "US", shipping: shipping);
+            order["updated_at"] = app.Clock.GetUtcNow().AddMinutes(minutes).ToString("O", CultureInfo.InvariantCulture);
+            Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync(minutes == 0 ? "orders/create" : "orders/updated", shop, order.ToJsonString())).StatusCode);
+            await Service<RiskScorer>().ScoreShopAsync(shopId, CancellationToken.None);
+            Assert.Equal(level, await app.ScalarAsync("SELECT level FROM risk_scores WHERE shop_id = $1 AND order_id = 7459001", shopId));
+        }
+        await ScoreAsync("US", 0, "MEDIUM");
+        Assert.Equal(HttpStatusCode.OK, (await AdminAsync(HttpMethod.Post, "/api/admin/review/orders/7459001/decisions", shop, new { decision = "fraud" })).StatusCode);
+
+        await ScoreAsync("NG", 1, "HIGH");
+        await Service<RiskHolds>().RunShopAsync(shopId, CancellationToken.None);
+        await DrainAsync(shopId);
+
+        Assert.Single(app.Shopify.Admin.FulfillmentOrders(Gid.Of("Order", 7_459_001)).Single().Holds);
+    }
+
+    /// <summary>
     /// A stolen card's run: five orders from one customer over an afternoon, none cancelled or known as fraud yet, and then
     /// a large one shipped abroad; and a guest's 1,200 order ten minutes before her next. Neither buyer is valued, and both
     /// HIGH orders are held. Until 6 Dec 2026 every earlier order counted whatever its age or score, so both read as valued

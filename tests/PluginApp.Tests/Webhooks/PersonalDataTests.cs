@@ -330,6 +330,30 @@ public sealed class PersonalDataTests(AppFixture app) : IClassFixture<AppFixture
     }
 
     /// <summary>
+    /// Versions 2, 3 and 4 served, then a rollback from 4 to 3, and three nightly candidates (5–7) failed the gate; two months
+    /// on, the version a second rollback goes back to (2) is kept, not 4, which a rollback retired and no rollback returns to.
+    /// Until 6 Dec 2026 retention kept 4 (the newest that served), deleted 2, and the second rollback had nothing.
+    /// </summary>
+    [Fact]
+    public async Task ModelRetention_KeepsTheVersionASecondRollbackGoesBackTo()
+    {
+        var shopId = await app.InstallShopAsync("prune-models-rollback-twice.myshopify.com");
+        for (var v = 2; v <= 7; v++)
+            await app.ScalarAsync("""
+                INSERT INTO models (shop_id, kind, version, status, status_reason, parameters, metrics, artifact, created_at, activated_at)
+                VALUES ($1, 'recommender', $2, CASE WHEN $2 = 3 THEN 'active' WHEN $2 IN (2, 4) THEN 'retired' ELSE 'candidate' END,
+                        CASE WHEN $2 = 4 THEN 'rolled back to version 3' END, '{}', '{}', '\x000000000000',
+                        now() - interval '90 days' + $2 * interval '1 day', CASE WHEN $2 <= 4 THEN now() - interval '90 days' + $2 * interval '1 day' END)
+                """, shopId, v);
+
+        await ActivatorUtilities.CreateInstance<RetentionJob>(app.Factory.Services).RunAsync(CancellationToken.None);
+
+        var left = (int[])(await app.ScalarAsync("SELECT array_agg(version ORDER BY version) FROM models WHERE shop_id = $1", shopId))!;
+        Assert.Equal([2, 3, 5, 6, 7], left);
+        Assert.Equal(2, await app.Factory.Services.GetRequiredService<PluginApp.Training.ModelRegistry>().RollbackAsync(shopId, "recommender", CancellationToken.None));
+    }
+
+    /// <summary>
     /// Training runs are kept 90 days (about four a store a day): older ones go, except each model kind's latest, which the
     /// new-orders check counts from however long ago it was, and a run still going.
     /// </summary>
