@@ -54,6 +54,20 @@ public sealed class RiskActionsTests(NoSchedulerAppFixture app) : IClassFixture<
         return Gid.Of("Order", orderId);
     }
 
+    /// <summary>
+    /// The order sent again as placed 30 minutes ago from the given buyer (an edit: updated <paramref name="minutes"/> from
+    /// now) and the shop's queue scored; the level it was given.
+    /// </summary>
+    private async Task<string> RescoreAsync(string shop, long shopId, long orderId, decimal total, string ip, string email, long? customer, string shipping,
+        int minutes, string topic = "orders/updated")
+    {
+        var order = RiskOrders.Order(orderId, app.Clock.GetUtcNow().AddMinutes(-30), total, ip, email, customer, billing: "US", shipping: shipping);
+        order["updated_at"] = app.Clock.GetUtcNow().AddMinutes(minutes).ToString("O", CultureInfo.InvariantCulture);
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync(topic, shop, order.ToJsonString())).StatusCode);
+        await Service<RiskScorer>().ScoreShopAsync(shopId, CancellationToken.None);
+        return (string)(await app.ScalarAsync("SELECT level FROM risk_scores WHERE shop_id = $1 AND order_id = $2", shopId, orderId))!;
+    }
+
     private async Task<HttpResponseMessage> AdminAsync(HttpMethod method, string path, string shop, object? body = null)
     {
         var request = new HttpRequestMessage(method, path) { Content = body is null ? null : JsonContent.Create(body) };
@@ -287,20 +301,13 @@ public sealed class RiskActionsTests(NoSchedulerAppFixture app) : IClassFixture<
         await DrainAsync(shopId);
         Assert.Single(app.Shopify.Admin.FulfillmentOrders(gid).Single().Holds);
 
-        async Task EditAsync(decimal total, string ip, string email, long? customer, string shipping, int minutes)
-        {
-            var order = RiskOrders.Order(7_389_001, app.Clock.GetUtcNow().AddMinutes(-30), total, ip, email, customer, billing: "US", shipping: shipping);
-            order["updated_at"] = app.Clock.GetUtcNow().AddMinutes(minutes).ToString("O", CultureInfo.InvariantCulture);
-            Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("orders/updated", shop, order.ToJsonString())).StatusCode);
-            await Service<RiskScorer>().ScoreShopAsync(shopId, CancellationToken.None);
-        }
         async Task<string> PageAsync() => WebUtility.HtmlDecode(await (await app.Client.GetAsync(
             $"/admin/review?order=7389001&shop={shop}&embedded=1&id_token={app.SessionToken(shop)}")).Content.ReadAsStringAsync());
 
-        await EditAsync(28m, "198.51.100.3", "regular57380003@example.com", 57_380_003, "US", 1);
+        await RescoreAsync(shop, shopId, 7_389_001, 28m, "198.51.100.3", "regular57380003@example.com", 57_380_003, "US", 1);
         Assert.Equal("LOW", await app.ScalarAsync("SELECT level FROM risk_scores WHERE shop_id = $1 AND order_id = 7389001", shopId));
         Assert.Contains("Hold being released (a later score put the order at LOW)", await PageAsync());
-        await EditAsync(640m, "203.0.113.50", "new.buyer@example.net", null, "NG", 2);
+        await RescoreAsync(shop, shopId, 7_389_001, 640m, "203.0.113.50", "new.buyer@example.net", null, "NG", 2);
         Assert.Equal("HIGH", await app.ScalarAsync("SELECT level FROM risk_scores WHERE shop_id = $1 AND order_id = 7389001", shopId));
 
         Assert.Equal(0, await Service<RiskHolds>().RunShopAsync(shopId, CancellationToken.None));
@@ -313,9 +320,9 @@ public sealed class RiskActionsTests(NoSchedulerAppFixture app) : IClassFixture<
         // Down to LOW, the job queues the release, and the order is raised to HIGH before the release goes out: the hold waits
         // for the release, then holds anew. Until 5 Dec 2026 it found our hold still there, queued nothing and called the order
         // "nothing open to hold"; the release went out next, and the HIGH order could ship.
-        await EditAsync(28m, "198.51.100.3", "regular57380003@example.com", 57_380_003, "US", 3);
+        await RescoreAsync(shop, shopId, 7_389_001, 28m, "198.51.100.3", "regular57380003@example.com", 57_380_003, "US", 3);
         Assert.Equal(1, await Service<RiskHolds>().RunShopAsync(shopId, CancellationToken.None));
-        await EditAsync(640m, "203.0.113.50", "new.buyer@example.net", null, "NG", 4);
+        await RescoreAsync(shop, shopId, 7_389_001, 640m, "203.0.113.50", "new.buyer@example.net", null, "NG", 4);
         Assert.Equal(RiskHolds.ToHold, await app.ScalarAsync("SELECT state FROM risk_holds WHERE shop_id = $1 AND order_id = 7389001", shopId));
         Assert.Equal(0, await Service<RiskHolds>().RunShopAsync(shopId, CancellationToken.None));
         await DrainAsync(shopId);
@@ -326,7 +333,7 @@ public sealed class RiskActionsTests(NoSchedulerAppFixture app) : IClassFixture<
         Assert.Equal(RiskHolds.Held, await app.ScalarAsync("SELECT state FROM risk_holds WHERE shop_id = $1 AND order_id = 7389001", shopId));
 
         // Down to LOW again, and this time the job runs: the hold goes, and the page says the score, not a reviewer, let it go.
-        await EditAsync(28m, "198.51.100.3", "regular57380003@example.com", 57_380_003, "US", 5);
+        await RescoreAsync(shop, shopId, 7_389_001, 28m, "198.51.100.3", "regular57380003@example.com", 57_380_003, "US", 5);
         await Service<RiskHolds>().RunShopAsync(shopId, CancellationToken.None);
         await DrainAsync(shopId);
         Assert.Empty(app.Shopify.Admin.FulfillmentOrders(gid).Single().Holds);
@@ -480,17 +487,9 @@ public sealed class RiskActionsTests(NoSchedulerAppFixture app) : IClassFixture<
         var gid = await ScoreHighAsync(shop, shopId, 7_439_001);
         Assert.Equal(HttpStatusCode.OK, (await AdminAsync(HttpMethod.Post, "/api/admin/review/orders/7439001/decisions", shop, new { decision = "approve" })).StatusCode);
         await HoldHighAsync(shop);
-        async Task EditAsync(string shipping, int minutes, string level)
-        {
-            var order = RiskOrders.Order(7_439_001, app.Clock.GetUtcNow().AddMinutes(-30), 640m, "203.0.113.50", "new.buyer@example.net", null, billing: "US", shipping: shipping);
-            order["updated_at"] = app.Clock.GetUtcNow().AddMinutes(minutes).ToString("O", CultureInfo.InvariantCulture);
-            Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("orders/updated", shop, order.ToJsonString())).StatusCode);
-            await Service<RiskScorer>().ScoreShopAsync(shopId, CancellationToken.None);
-            Assert.Equal(level, await app.ScalarAsync("SELECT level FROM risk_scores WHERE shop_id = $1 AND order_id = 7439001", shopId));
-        }
 
-        await EditAsync("US", 1, "MEDIUM");
-        await EditAsync("NG", 2, "HIGH");
+        Assert.Equal("MEDIUM", await RescoreAsync(shop, shopId, 7_439_001, 640m, "203.0.113.50", "new.buyer@example.net", null, "US", 1));
+        Assert.Equal("HIGH", await RescoreAsync(shop, shopId, 7_439_001, 640m, "203.0.113.50", "new.buyer@example.net", null, "NG", 2));
         await Service<RiskHolds>().RunShopAsync(shopId, CancellationToken.None);
         await DrainAsync(shopId);
 
@@ -509,18 +508,10 @@ public sealed class RiskActionsTests(NoSchedulerAppFixture app) : IClassFixture<
         var shopId = await OrdinaryStoreAsync(shop, 7_450_000);
         await HoldHighAsync(shop);
         app.Shopify.Admin.SetFulfillmentOrders("gid://shopify/Order/7459001", ("gid://shopify/FulfillmentOrder/74590011", "OPEN"));
-        async Task ScoreAsync(string shipping, int minutes, string level)
-        {
-            var order = RiskOrders.Order(7_459_001, app.Clock.GetUtcNow().AddMinutes(-30), 640m, "203.0.113.54", "raised.buyer@example.net", null, billing: "US", shipping: shipping);
-            order["updated_at"] = app.Clock.GetUtcNow().AddMinutes(minutes).ToString("O", CultureInfo.InvariantCulture);
-            Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync(minutes == 0 ? "orders/create" : "orders/updated", shop, order.ToJsonString())).StatusCode);
-            await Service<RiskScorer>().ScoreShopAsync(shopId, CancellationToken.None);
-            Assert.Equal(level, await app.ScalarAsync("SELECT level FROM risk_scores WHERE shop_id = $1 AND order_id = 7459001", shopId));
-        }
-        await ScoreAsync("US", 0, "MEDIUM");
+        Assert.Equal("MEDIUM", await RescoreAsync(shop, shopId, 7_459_001, 640m, "203.0.113.54", "raised.buyer@example.net", null, "US", 0, "orders/create"));
         Assert.Equal(HttpStatusCode.OK, (await AdminAsync(HttpMethod.Post, "/api/admin/review/orders/7459001/decisions", shop, new { decision = "fraud" })).StatusCode);
 
-        await ScoreAsync("NG", 1, "HIGH");
+        Assert.Equal("HIGH", await RescoreAsync(shop, shopId, 7_459_001, 640m, "203.0.113.54", "raised.buyer@example.net", null, "NG", 1));
         await Service<RiskHolds>().RunShopAsync(shopId, CancellationToken.None);
         await DrainAsync(shopId);
 
