@@ -63,11 +63,17 @@ public sealed class ExperimentResults(NpgsqlDataSource db, ExperimentStore store
     /// <summary>
     /// The outcome <paramref name="e"/> was ordered while its experiment was stopped: everyone was served the stopped arm
     /// then, so it tells nothing about the arm its visitor was exposed to before (until 4 Dec 2026 a holdout visitor served
-    /// the model while stopped counted for the holdout once the experiment was started again).
+    /// the model while stopped counted for the holdout once the experiment was started again). Likewise while the merchant
+    /// had switched its feature off (the AI feature of the experiment's name, whose switch history says when): every arm was
+    /// served the same fallback then (until 6 Dec 2026 those orders counted for the arms, pulling the measured lift toward
+    /// nothing).
     /// </summary>
     internal static string Paused(string e) => $"""
-        EXISTS (SELECT 1 FROM experiment_pauses p WHERE p.shop_id = {e}.shop_id AND p.experiment = {e}.experiment
-                AND {e}.ordered_at >= p.paused_at AND (p.resumed_at IS NULL OR {e}.ordered_at < p.resumed_at))
+        (EXISTS (SELECT 1 FROM experiment_pauses p WHERE p.shop_id = {e}.shop_id AND p.experiment = {e}.experiment
+                 AND {e}.ordered_at >= p.paused_at AND (p.resumed_at IS NULL OR {e}.ordered_at < p.resumed_at))
+         OR coalesce((SELECT NOT h.enabled FROM ai_feature_switch_history h
+                      WHERE h.shop_id = {e}.shop_id AND h.feature = {e}.experiment AND h.changed_at <= {e}.ordered_at
+                      ORDER BY h.changed_at DESC, h.id DESC LIMIT 1), false))
         """;
 
     /// <summary>

@@ -387,6 +387,41 @@ public sealed class ExperimentOutcomesTests(AppFixture app) : IClassFixture<AppF
     }
 
     /// <summary>
+    /// Orders placed while the merchant had switched upsells off (every arm served the same fallback) tell nothing about the
+    /// arms, and are left out as a stopped experiment's are; those before and after count. Until 6 Dec 2026 they counted.
+    /// </summary>
+    [Fact]
+    public async Task OrdersPlacedWhileTheFeatureWasSwitchedOff_AreLeftOutOfItsExperiment()
+    {
+        const string shop = "experiment-switched-off.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        var kind = PluginApp.Recommendations.UpsellExperiment.Kind;
+        var treatment = kind.Arms.Select(a => a.Name).First(a => a != kind.Control);
+        var now = app.Clock.GetUtcNow();
+        await app.CountAsync("""
+            INSERT INTO experiment_exposures (shop_id, experiment, unit, arm, customer_id, first_at)
+            SELECT $1, 'upsells', 'v:switched-' || i, $3, NULL, $2 FROM generate_series(1, 3) i
+            """, shopId, now.AddDays(-10), treatment);
+        // Off from 6 days ago to 3 days ago; one order before, one during and one after.
+        await app.CountAsync("""
+            INSERT INTO ai_feature_switch_history (shop_id, feature, enabled, when_off, changed_at, changed_by)
+            VALUES ($1, 'upsells', false, 'bestsellers', $2 - interval '6 days', 'staff user 42'), ($1, 'upsells', true, 'bestsellers', $2 - interval '3 days', 'staff user 42')
+            """, shopId, now);
+        await app.CountAsync("""
+            INSERT INTO experiment_outcomes (shop_id, experiment, order_id, arm, unit, revenue, margin, ordered_at)
+            VALUES ($1, 'upsells', 7760001, $3, 'v:switched-1', 30, 10, $2 - interval '8 days'),
+                   ($1, 'upsells', 7760002, $3, 'v:switched-2', 70, 20, $2 - interval '5 days'),
+                   ($1, 'upsells', 7760003, $3, 'v:switched-3', 50, 15, $2 - interval '1 day')
+            """, shopId, now, treatment);
+
+        var arm = (await app.Factory.Services.GetRequiredService<ExperimentResults>().ReportAsync(shopId, "upsells", CancellationToken.None)).Arms.Single(a => a.Arm == treatment);
+
+        Assert.Equal(3, arm.Units);
+        Assert.Equal(2, arm.Ordered);
+        Assert.Equal(80, arm.Revenue, 6);
+    }
+
+    /// <summary>
     /// An order with a product of unknown cost counts at the share of its revenue the cart offers' policy assumes (40 %),
     /// not as no margin, and the page says how many such orders each arm has. Until 6 Dec 2026 it counted as 0: the arm
     /// whose carts were offered a product without a cost lost those orders' whole margin.
