@@ -102,7 +102,8 @@ public static class CartOffersFeature
         services.AddRecurringJob<CartOfferJobs>("cart-offers-pool", j => j.SweepAsync(CancellationToken.None), _ => "*/15 * * * *");
         services.AddProxyRoutes("cart offers", MapProxyRoutes);
         // Codes first: they find the customer's visitor ids through the decisions erased next. A code handed out to another
-        // customer logged in is hers, whether found by the cart or the visitor id (until 6 Dec 2026 only the latter).
+        // customer logged in is theirs, whether found by the cart or the visitor id (until 6 Dec 2026 only the visitor id's
+        // were left alone).
         services.AddPersonalData(new PersonalDataTable("discount_codes", ["cart_token", "visitor_hash"],
             $"""
             UPDATE discount_codes d SET cart_token = NULL, visitor_hash = NULL WHERE d.shop_id = $1 AND (

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.Json;
 using Npgsql;
 using PluginApp.Data;
@@ -15,20 +16,31 @@ public sealed record ExperimentSettings(IReadOnlyList<ArmShare> Arms, string Met
     DateTimeOffset? StartedAt, DateTimeOffset? StoppedAt, DateTimeOffset? UpdatedAt = null, string? UpdatedBy = null)
 {
     /// <summary>Every problem by field, each naming the bad value.</summary>
+    /// <summary>The key of a problem with the arms as a whole (their names, their sum, the control's share).</summary>
+    public const string ArmsField = "arms";
+
+    /// <summary>
+    /// Problems with the settings, by field: the arms as a whole under <see cref="ArmsField"/>, one arm's share under
+    /// "share_{arm}". Shares and guardrails are fractions here and said in percent, as the Experiments form holds them:
+    /// until 6 Dec 2026 a refund rate of 150 read "1.5 must be above 0 and at most 1", and shares of 60 and 50 "the shares
+    /// sum to 1.1".
+    /// </summary>
     public static Dictionary<string, string[]> Problems(ExperimentKind kind, IReadOnlyList<ArmShare>? arms, string? metric, Guardrails? g)
     {
         var p = new Dictionary<string, string[]>();
+        static bool Bad(double share) => !double.IsFinite(share) || share < 0 || share > 1;
         if (arms is null || arms.Count != kind.Arms.Count || arms.Select(a => a.Name).Except(kind.Arms.Select(a => a.Name)).Any())
-            p["arms"] = [$"arms must be exactly {string.Join(", ", kind.Arms.Select(a => a.Name))}"];
-        else if (arms.Any(a => !double.IsFinite(a.Share) || a.Share < 0 || a.Share > 1))
-            p["arms"] = [$"share {arms.First(a => !double.IsFinite(a.Share) || a.Share < 0 || a.Share > 1).Share} must be between 0 and 1"];
+            p[ArmsField] = [$"arms must be exactly {string.Join(", ", kind.Arms.Select(a => a.Name))}"];
+        else if (arms.Any(a => Bad(a.Share)))
+            foreach (var a in arms.Where(a => Bad(a.Share))) p["share_" + a.Name] = ["a share must be a percent from 0 to 100"];
         else if (Math.Abs(arms.Sum(a => a.Share) - 1) > 1e-6)
-            p["arms"] = [$"the shares sum to {arms.Sum(a => a.Share):0.###}; they must sum to 1"];
+            p[ArmsField] = [string.Create(CultureInfo.InvariantCulture, $"the shares sum to {arms.Sum(a => a.Share) * 100:0.##} %; they must sum to 100 %")];
         else if (arms.First(a => a.Name == kind.Control).Share <= 0 || arms.All(a => a.Name == kind.Control || a.Share <= 0))
-            p["arms"] = [$"the control arm '{kind.Control}' and at least one other arm need a share above 0"];
+            p[ArmsField] = [$"the control arm '{kind.Control}' and at least one other arm need a share above 0"];
         if (metric is null || !ExperimentKind.Metrics.Contains(metric)) p["metric"] = [$"metric '{metric}' must be one of {string.Join(", ", ExperimentKind.Metrics)}"];
-        if (g?.MaxRefundRate is { } r && (r is <= 0 or > 1 || !double.IsFinite(r))) p["maxRefundRate"] = [$"{r} must be above 0 and at most 1"];
-        if (g?.MaxAverageDiscount is { } d && (d is <= 0 or > 1 || !double.IsFinite(d))) p["maxAverageDiscount"] = [$"{d} must be above 0 and at most 1"];
+        static bool BadRate(double v) => v is <= 0 or > 1 || !double.IsFinite(v);
+        if (g?.MaxRefundRate is { } r && BadRate(r)) p["maxRefundRate"] = ["the refund rate must be a percent above 0 and at most 100"];
+        if (g?.MaxAverageDiscount is { } d && BadRate(d)) p["maxAverageDiscount"] = ["the average discount must be a percent above 0 and at most 100"];
         return p;
     }
 }

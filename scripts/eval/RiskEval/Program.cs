@@ -40,8 +40,7 @@ if (a.TryGetValue("small-stores", out var sizesArg))
     var built = new Dictionary<long, float[]>();
     async Task BuildAsync(IEnumerable<long> ids)
     {
-        foreach (var chunk in ids.Where(i => !built.ContainsKey(i)).Chunk(2000))
-            foreach (var (id, f) in await OrderFeatures.BuildAsync(conn, shopId, chunk, CancellationToken.None)) built[id] = f;
+        foreach (var (id, f) in await FeaturesAsync(ids.Where(i => !built.ContainsKey(i)))) built[id] = f;
     }
     var pool = await OrdersAsync(trainFrom, trainTo);
     var judged = await OrdersAsync(testFrom, testTo);

@@ -100,7 +100,8 @@ public sealed class GovernanceTests(AppFixture app) : IClassFixture<AppFixture>
             $"/admin/decisions?shop={shop}&embedded=1&id_token={app.SessionToken(shop)}{query}")).Content.ReadAsStringAsync();
 
         Assert.Contains("id=\"decisions-more\"", await PageAsync());
-        Assert.Contains("The newest 50 decisions that match", await PageAsync());
+        Assert.Contains("The newest 50 decisions; older ones are not shown", await PageAsync());
+        Assert.Contains("The newest 50 decisions that match", await PageAsync("&kind=upsell"));
         await app.CountAsync("DELETE FROM decisions WHERE shop_id = $1 AND decision_id = 'more-51'", shopId);
         var fifty = await PageAsync(); // exactly as many as the page shows: nothing more to say
         Assert.DoesNotContain("decisions-more", fifty);
