@@ -134,7 +134,7 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
             return pending.Count;
         }
         var features = await OrderFeatures.BuildAsync(conn, shopId, pending.Keys, ct, tx);
-        var (thresholds, holding, currency, previous, fraudLabels) = await ContextAsync(conn, tx, shopId, pending.Keys, ct);
+        var (thresholds, holding, currency, previous, fraudLabels, toShip) = await ContextAsync(conn, tx, shopId, pending.Keys, ct);
         // Switched to the rules, or the model cut off after errors: the rule prior scores, and each decision says so.
         ActiveRiskModel? active = null;
         if (state.Enabled && breakers.Allows(shopId, RiskTrainer.Kind))
@@ -176,6 +176,7 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
         var decisions = new List<Decision>(pending.Count);
         var calls = new List<OutboxCall>();
         var holds = 0;
+        var reopen = new List<long>();
         foreach (var (orderId, queuedAt) in pending)
         {
             if (!features.TryGetValue(orderId, out var f)) continue; // the order is gone (shop/redact) or has no time: nothing to score
@@ -210,24 +211,47 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
                 LatencyMs = (float)(now - queuedAt).TotalMilliseconds,
             });
             var before = previous.GetValueOrDefault(orderId);
+            var fraud = fraudLabels.TryGetValue(orderId, out var known);
+            // A fraud label Shopify was not told of yet comes from outside the queue (a reviewer's verdict tells Shopify itself):
+            // a chargeback, a Stripe early fraud warning. On an order whose goods may still be stopped it is held (when the
+            // merchant holds HIGH orders: Shopify is told HIGH), valued customer or not, and is back in the queue if a reviewer
+            // had decided it, with its decision's tag gone: the reviewer decided without it. Until 7 Dec 2026 it only told
+            // Shopify, and an approved or LOW order charged back as fraud before it shipped went out with nobody shown it.
+            var fraudNews = fraud && !before.ToldFraud && toShip.Contains(orderId);
+            if (fraudNews && before.DecidedAt is not null) reopen.Add(orderId);
+            if (fraudNews && HoldKnownFraud(store, holding, orderId, now)) holds++;
             if (before.Level == level)
             {
                 // Shopify already shows this level. A fraud label come or gone since Shopify was last told (a chargeback, a
                 // Stripe warning, a cancellation for fraud, queued by RiskQueue.LabelChangedSql) is told now: HIGH with the
                 // label, or the score's level again. Until 6 Dec 2026 it waited for a change of level, so a LOW order charged
                 // back stayed LOW in Shopify, where a merchant's Flow may fulfil LOW orders.
-                if (fraudLabels.TryGetValue(orderId, out var known) != before.ToldFraud)
-                    calls.Add(AssessmentCall(orderId, level, assessment, known is null ? null : (KnownFraudFact(known), true), now,
-                        $"risk:{orderId}:{level}:{now.UtcTicks.ToString(System.Globalization.CultureInfo.InvariantCulture)}"));
+                if (fraud != before.ToldFraud)
+                {
+                    var at = now.UtcTicks.ToString(System.Globalization.CultureInfo.InvariantCulture);
+                    calls.Add(AssessmentCall(orderId, level, assessment, known is null ? null : (KnownFraudFact(known), true), now, $"risk:{orderId}:{level}:{at}"));
+                    if (reopen.Contains(orderId))
+                    {
+                        var gid = Gid.Of("Order", orderId);
+                        calls.Add(new OutboxCall(OutboxOperation.TagsRemove, gid, new { id = gid, tags = Review.ReviewStore.DecisionTags },
+                            $"risk-untag-decided:{orderId}:{at}"));
+                    }
+                    // The label gone (a dispute won) from a LOW order, which then leaves the queue: the hold it brought goes
+                    // with it, as with a score down to LOW.
+                    if (!fraud && level == "LOW")
+                    {
+                        store.Add(RiskHolds.ReleaseUnlessFraudSql, shopId, orderId, now);
+                        holds++;
+                    }
+                }
                 continue;
             }
-            var reopened = before.DecidedAt is { } decided && Rank(level) > Rank(decided);
+            var reopened = before.DecidedAt is { } decided && Rank(level) > Rank(decided) || reopen.Contains(orderId);
             // Undecided (or back in the queue), an order raised to HIGH again after a score at LOW released its hold is held again.
             // A decided order that is not back in the queue is not held at all: nobody would be shown it to let it go (until
             // 6 Dec 2026 one approved at HIGH while holding was off, edited to MEDIUM and back once it was on, was held for good),
             // unless it is known as fraud, whose goods must not ship: held, valued customer or not.
-            var fraud = fraudLabels.ContainsKey(orderId);
-            if (level == "HIGH" && (before.DecidedAt is null || reopened || fraud) && Hold(store, holding, orderId, now, again: true, fraud)) holds++;
+            if (!fraudNews && level == "HIGH" && (before.DecidedAt is null || reopened || fraud) && Hold(store, holding, orderId, now, again: true, fraud)) holds++;
             // Down to LOW it leaves the queue, so nobody would approve it: our hold goes with it (until 4 Dec 2026 it stayed for
             // good), unless a reviewer marked the order as fraud, whose goods must not ship.
             if (level == "LOW" && before.Level is not null)
@@ -238,6 +262,8 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
             calls.AddRange(ShopifyCalls(orderId, level, before.Level, assessment, now, reopened, fraudLabels.GetValueOrDefault(orderId)));
         }
         rows.AddTo(store, now);
+        if (reopen.Count > 0)
+            store.Add("UPDATE risk_scores SET reviewed_at = NULL, reviewed_level = NULL WHERE shop_id = $1 AND order_id = ANY($2)", shopId, reopen.ToArray());
         // Why: an edit that commits while this batch scores meets its order's queue row still there (locked, not yet deleted)
         // and queues nothing, and the delete above then drops it; until 4 Dec the order kept the score of what it no longer
         // was. An order whose version moved since it was claimed, and whose new score (written above) used other values than it
@@ -396,6 +422,18 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
     }
 
     /// <summary>
+    /// An order with a fraud label new to it (<c>fraudNews</c> in the scoring): held as a reviewer's fraud verdict holds it,
+    /// whatever its level, valued customer or not. A hold released or spared is placed again (<see cref="RiskHolds.HoldOnFraudSql"/>);
+    /// an order never held is held when the merchant holds HIGH orders.
+    /// </summary>
+    private static bool HoldKnownFraud(StoreWriter store, RiskHoldSettings holding, long orderId, DateTimeOffset now)
+    {
+        store.Add(RiskHolds.HoldOnFraudSql, store.ShopId, orderId, now);
+        Hold(store, holding, orderId, now, again: true, fraud: true);
+        return true;
+    }
+
+    /// <summary>
     /// How much older than the order an earlier one must be to count towards a valued customer: the 30 days the rule prior
     /// asks of a returning customer, by which a stolen card's first chargebacks and its owner's complaints have begun to arrive.
     /// </summary>
@@ -455,10 +493,11 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
     private static readonly string[] Levels = ["LOW", "MEDIUM", "HIGH"];
 
     /// <returns>The shop's thresholds, hold settings and currency; each already scored order's level and, when a reviewer
-    /// decided it, the level it was decided at; each order labelled fraud, with its latest fraud label's detail. Why the scores are locked until the batch commits: a reviewer's decision
+    /// decided it, the level it was decided at; each order labelled fraud, with its latest fraud label's detail, and those of them whose goods may still be stopped
+    /// (RiskQueue.StillToShip). Why the scores are locked until the batch commits: a reviewer's decision
     /// (ReviewStore.DecideAsync locks the same row) landing between this read and the new score would leave the decision's
     /// tag on an order the new score puts back in the queue, or have this batch's calls undo a decision made after it.</returns>
-    private static async Task<(RiskThresholds, RiskHoldSettings, string, Dictionary<long, (string? Level, string? DecidedAt, bool ToldFraud)>, Dictionary<long, string>)> ContextAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId,
+    private static async Task<(RiskThresholds, RiskHoldSettings, string, Dictionary<long, (string? Level, string? DecidedAt, bool ToldFraud)>, Dictionary<long, string>, HashSet<long>)> ContextAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId,
         IEnumerable<long> orderIds, CancellationToken ct)
     {
         await using var batch = new NpgsqlBatch(conn, tx)
@@ -472,6 +511,10 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
                     { Parameters = { Sql.Param(shopId), Sql.Param(orderIds.ToArray()) } },
                 new NpgsqlBatchCommand("SELECT DISTINCT ON (order_id) order_id, coalesce(detail, source) FROM risk_labels WHERE shop_id = $1 AND order_id = ANY($2) AND fraud ORDER BY order_id, labelled_at DESC")
                     { Parameters = { Sql.Param(shopId), Sql.Param(orderIds.ToArray()) } },
+                new NpgsqlBatchCommand($"""
+                    SELECT o.id FROM orders o WHERE o.shop_id = $1 AND o.id = ANY($2) AND {RiskQueue.StillToShip("o")}
+                      AND EXISTS (SELECT 1 FROM risk_labels l WHERE l.shop_id = $1 AND l.order_id = o.id AND l.fraud)
+                    """) { Parameters = { Sql.Param(shopId), Sql.Param(orderIds.ToArray()) } },
             },
         };
         await using var r = await batch.ExecuteReaderAsync(ct);
@@ -486,6 +529,9 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
         await r.NextResultAsync(ct);
         var fraudLabels = new Dictionary<long, string>();
         while (await r.ReadAsync(ct)) fraudLabels[r.GetInt64(0)] = r.GetString(1);
-        return (thresholds, holding, currency, previous, fraudLabels);
+        await r.NextResultAsync(ct);
+        var toShip = new HashSet<long>();
+        while (await r.ReadAsync(ct)) toShip.Add(r.GetInt64(0));
+        return (thresholds, holding, currency, previous, fraudLabels, toShip);
     }
 }

@@ -21,23 +21,30 @@ public sealed record ReviewLock(string Holder, DateTimeOffset ExpiresAt);
 public sealed record HoldView(string State, int EarlierOrders, decimal EarlierSpend, string? ReleaseReason, CallStatus? Calls = null);
 
 /// <summary>One order waiting for a decision, as the queue lists it.</summary>
+/// <param name="KnownFraud">Its latest fraud label from outside the queue (a chargeback, a Stripe warning), in words, or null.</param>
 public sealed record QueueRow(long OrderId, string Name, DateTimeOffset? PlacedAt, decimal Total, string Currency, string Level, double Score,
-    IReadOnlyList<ReviewReason> Reasons, ReviewLock? Lock, HoldView? Hold)
+    IReadOnlyList<ReviewReason> Reasons, ReviewLock? Lock, HoldView? Hold, string? KnownFraud = null)
 {
-    /// <summary>The reasons that raised the score, largest first (the scorer stores them in that order).</summary>
-    public IEnumerable<string> TopReasons => Reasons.Where(r => r.Weight > 0).Take(3).Select(r => r.Text);
+    /// <summary>
+    /// A fraud label from outside the queue first (it is why a LOW order is listed), then the reasons that raised the
+    /// score, largest first (the scorer stores them in that order).
+    /// </summary>
+    public IEnumerable<string> TopReasons => (KnownFraud is { } known ? [RiskScorer.KnownFraudFact(known)] : Array.Empty<string>())
+        .Concat(Reasons.Where(r => r.Weight > 0).Select(r => r.Text)).Take(3);
 }
 
 /// <summary>The queue's first rows and how many orders wait in all.</summary>
 public sealed record ReviewQueue(IReadOnlyList<QueueRow> Rows, int Total);
 
 /// <param name="Priority">Score × total: the queue's sort key.</param>
-/// <param name="Awaiting">Flagged (MEDIUM or HIGH) and neither approved nor marked as fraud yet: in the queue.</param>
+/// <param name="Awaiting">Flagged (MEDIUM or HIGH), or labelled fraud from outside the queue before it shipped, and neither
+/// approved nor marked as fraud yet: in the queue.</param>
+/// <param name="KnownFraud">Its latest fraud label from outside the queue (a chargeback, a Stripe warning), in words, or null.</param>
 /// <param name="InStore">Rung up at the counter (Shopify POS): never in the queue, though scored before 5 Dec 2026.</param>
 public sealed record ReviewOrder(long Id, string Name, DateTimeOffset? PlacedAt, decimal Total, string Currency, string? Email, string? BrowserIp,
     string? BillingCountry, string? ShippingCountry, long? CustomerId, string Level, double Score, DateTimeOffset ScoredAt,
     IReadOnlyList<ReviewReason> Reasons, double Priority, bool Awaiting, bool Cancelled = false, bool InStore = false, int? ModelVersion = null,
-    double PriorWeight = 1);
+    double PriorWeight = 1, string? KnownFraud = null);
 
 /// <summary>
 /// The customer's orders before this one: by customer id, or for a guest by email, those that stood by this order's time
@@ -90,6 +97,28 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
     public const int NoteMaxLength = 2000;
     public static readonly string[] Decisions = ["approve", "fraud", "note"];
 
+    /// <summary>
+    /// Whether the score <c>s</c> of the order <c>o</c> awaits a reviewer: flagged, neither approved nor marked as fraud, not
+    /// cancelled, and placed online (RiskQueue.Online): what the queue lists, an order's page says, and a decision locks.
+    /// Or labelled fraud from outside the queue (a chargeback, a Stripe early fraud warning: <c>told_fraud</c> with no
+    /// verdict) while its goods may still be stopped, at whatever level it was scored (RiskScorer, <c>fraudNews</c>).
+    /// </summary>
+    /// <remarks>Why the first condition on the score alone: it is the index's (migration 0082).</remarks>
+    private static readonly string AwaitingSql = $"""
+        (s.level IN ('MEDIUM', 'HIGH') OR s.told_fraud) AND s.reviewed_at IS NULL AND o.cancelled_at IS NULL AND o.{RiskQueue.Online}
+          AND (s.level IN ('MEDIUM', 'HIGH') OR {RiskQueue.StillToShip("o")})
+        """;
+
+    /// <summary>
+    /// The latest fraud label of the score <c>s</c>'s order from outside the queue (a chargeback, a Stripe early fraud
+    /// warning, a cancellation for fraud), in words, or null: the queue and the order's page say it first, since it is
+    /// why a LOW order is there.
+    /// </summary>
+    private const string KnownFraudSql = """
+        (SELECT coalesce(l.detail, l.source) FROM risk_labels l WHERE l.shop_id = s.shop_id AND l.order_id = s.order_id AND l.fraud AND l.source <> 'review'
+         ORDER BY l.labelled_at DESC LIMIT 1)
+        """;
+
     // Why one definition: the list, its count and next / previous must agree on what is in the queue and in which order.
     // Why reviewed_at and not the decisions: asking each flagged order for a decision read every order ever flagged
     // (migration 0048); DecideAsync writes both, and an order's page says whether it is in the queue by the same column.
@@ -97,22 +126,22 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
     // queue of a store with few orders was planned as a scan of all of them. Why not a cancelled order: there is nothing left
     // to decide on it (until 4 Dec 2026 one cancelled in Shopify, even for fraud, stayed in the queue as awaiting review). Nor
     // one rung up at the counter, scored before such orders no longer were (RiskQueue.Online).
-    private const string Queue = $"""
+    private static readonly string Queue = $"""
         queue AS (
             SELECT s.order_id, s.score * coalesce(o.total_price, 0)::float8 AS priority, s.level, s.score, s.reasons,
-                   o.name, o.created_at, o.total_price, o.currency
+                   o.name, o.created_at, o.total_price, o.currency, {KnownFraudSql} AS known_fraud
             FROM risk_scores s
-            CROSS JOIN LATERAL (SELECT o.name, o.created_at, o.total_price, o.currency FROM orders o
-                                WHERE o.shop_id = s.shop_id AND o.id = s.order_id AND o.cancelled_at IS NULL AND o.{RiskQueue.Online} OFFSET 0) o
-            WHERE s.shop_id = $1 AND s.level IN ('MEDIUM', 'HIGH') AND s.reviewed_at IS NULL)
+            CROSS JOIN LATERAL (SELECT o.name, o.created_at, o.total_price, o.currency, o.cancelled_at, o.fulfillment_status, o.source_name FROM orders o
+                                WHERE o.shop_id = s.shop_id AND o.id = s.order_id OFFSET 0) o
+            WHERE s.shop_id = $1 AND {AwaitingSql})
         """;
 
     /// <summary>$1 shop, $2 now, $3 the page's size: the queue's first orders with their scores, locks and holds, and its length.</summary>
-    internal const string QueueSql = $"""
+    internal static readonly string QueueSql = $"""
         WITH {Queue}
         SELECT q.order_id, coalesce(q.name, '#' || q.order_id), q.created_at, coalesce(q.total_price, 0), coalesce(q.currency, ''), q.level, q.score,
                q.reasons::text, l.holder, l.expires_at, count(*) OVER (), h.state, h.earlier_orders, h.earlier_spend, h.release_reason,
-               {HoldCallColumns}
+               {HoldCallColumns}, q.known_fraud
         FROM queue q
         LEFT JOIN review_locks l ON l.shop_id = $1 AND l.order_id = q.order_id AND l.expires_at > $2
         LEFT JOIN risk_holds h ON h.shop_id = $1 AND h.order_id = q.order_id
@@ -132,7 +161,8 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
         while (await r.ReadAsync(ct))
         {
             rows.Add(new QueueRow(r.GetInt64(0), r.GetString(1), Time(r, 2), r.GetDecimal(3), r.GetString(4), r.GetString(5), r.GetDouble(6),
-                Reasons(r.GetString(7)), r.IsDBNull(8) ? null : new ReviewLock(r.GetString(8), r.GetFieldValue<DateTimeOffset>(9)), Hold(r, 11)));
+                Reasons(r.GetString(7)), r.IsDBNull(8) ? null : new ReviewLock(r.GetString(8), r.GetFieldValue<DateTimeOffset>(9)), Hold(r, 11),
+                r.IsDBNull(17) ? null : r.GetString(17)));
             total = (int)r.GetInt64(10);
         }
         return new ReviewQueue(rows, total);
@@ -489,11 +519,6 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
 
     private sealed record Scored(string Level, double Score, string Reasons, bool Awaiting);
 
-    /// <summary>
-    /// Whether the score <c>s</c> of the order <c>o</c> awaits a reviewer: flagged, neither approved nor marked as fraud, not
-    /// cancelled, and placed online (RiskQueue.Online): what the queue lists, an order's page says, and a decision locks.
-    /// </summary>
-    private static readonly string AwaitingSql = $"s.level IN ('MEDIUM', 'HIGH') AND s.reviewed_at IS NULL AND o.cancelled_at IS NULL AND o.{RiskQueue.Online}";
 
     private static async Task<Scored?> ScoredAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId, long orderId, CancellationToken ct,
         bool lockScore = false)
@@ -517,7 +542,7 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
                    o.billing_country, o.shipping_country, o.customer_id, s.level, s.score, s.scored_at, s.reasons::text,
                    s.score * coalesce(o.total_price, 0)::float8,
                    {AwaitingSql}, o.cancelled_at IS NOT NULL,
-                   NOT (o.{RiskQueue.Online}), s.model_version, s.prior_weight
+                   NOT (o.{RiskQueue.Online}), s.model_version, s.prior_weight, {KnownFraudSql}
             FROM risk_scores s JOIN orders o ON o.shop_id = s.shop_id AND o.id = s.order_id
             WHERE s.shop_id = $1 AND s.order_id = $2
             """, conn);
@@ -528,7 +553,8 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
         string? Text(int i) => r.IsDBNull(i) ? null : r.GetString(i);
         return new ReviewOrder(r.GetInt64(0), r.GetString(1), Time(r, 2), r.GetDecimal(3), r.GetString(4), Text(5), Text(6), Text(7), Text(8),
             r.IsDBNull(9) ? null : r.GetInt64(9), r.GetString(10), r.GetDouble(11), r.GetFieldValue<DateTimeOffset>(12), Reasons(r.GetString(13)),
-            r.GetDouble(14), r.GetBoolean(15), r.GetBoolean(16), r.GetBoolean(17), r.IsDBNull(18) ? null : r.GetInt32(18), r.GetDouble(19));
+            r.GetDouble(14), r.GetBoolean(15), r.GetBoolean(16), r.GetBoolean(17), r.IsDBNull(18) ? null : r.GetInt32(18), r.GetDouble(19),
+            Text(20));
     }
 
     /// <summary>The scorer's reasons (<c>[{code, text, weight}]</c>) in its order.</summary>

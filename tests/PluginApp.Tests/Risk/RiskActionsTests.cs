@@ -630,6 +630,101 @@ public sealed class RiskActionsTests(NoSchedulerAppFixture app) : IClassFixture<
         Assert.DoesNotContain("Fulfillment held", queue);
     }
 
+    /// <summary>A Shopify Payments chargeback for fraud on the order, open (or won, which says it was not fraud).</summary>
+    private async Task ChargebackAsync(string shop, long shopId, long orderId, bool won = false)
+    {
+        var dispute = new JsonObject
+        {
+            ["id"] = orderId + 1, ["order_id"] = orderId, ["type"] = "chargeback", ["amount"] = "640.00", ["currency"] = "USD",
+            ["reason"] = "fraudulent", ["status"] = won ? "won" : "needs_response",
+            ["initiated_at"] = app.Clock.GetUtcNow().ToString("O", CultureInfo.InvariantCulture),
+            ["finalized_on"] = won ? app.Clock.GetUtcNow().ToString("O", CultureInfo.InvariantCulture) : null,
+        };
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync(won ? "disputes/update" : "disputes/create", shop, dispute.ToJsonString())).StatusCode);
+        await Service<RiskScorer>().ScoreShopAsync(shopId, CancellationToken.None);
+    }
+
+    /// <summary>
+    /// A HIGH order a reviewer approved (its hold released) is charged back as fraud before it ships: it is held again and
+    /// back in the queue saying why, and its "approved" tag goes. Until 7 Dec 2026 the chargeback only told Shopify HIGH, and
+    /// the approved order shipped with nobody shown it.
+    /// </summary>
+    [Fact]
+    public async Task Holds_On_AnApprovedOrderChargedBackBeforeItShips_IsHeldAgain_AndBackInTheQueue()
+    {
+        const string shop = "risk-hold-chargeback-approved.myshopify.com";
+        var shopId = await OrdinaryStoreAsync(shop, 7_460_000);
+        await HoldHighAsync(shop);
+        const string open = "gid://shopify/FulfillmentOrder/74690011";
+        app.Shopify.Admin.SetFulfillmentOrders("gid://shopify/Order/7469001", (open, "OPEN"));
+        var gid = await ScoreHighAsync(shop, shopId, 7_469_001);
+        await Service<RiskHolds>().RunShopAsync(shopId, CancellationToken.None);
+        await DrainAsync(shopId);
+        Assert.Equal(HttpStatusCode.OK, (await AdminAsync(HttpMethod.Post, "/api/admin/review/orders/7469001/decisions", shop, new { decision = "approve" })).StatusCode);
+        await Service<RiskHolds>().RunShopAsync(shopId, CancellationToken.None);
+        await DrainAsync(shopId);
+        Assert.Empty(app.Shopify.Admin.FulfillmentOrders(gid).Single().Holds);
+        Assert.DoesNotContain("#7469001", await QueueHtmlAsync(shop));
+
+        app.Clock.Advance(TimeSpan.FromMinutes(5));
+        await ChargebackAsync(shop, shopId, 7_469_001);
+        await Service<RiskHolds>().RunShopAsync(shopId, CancellationToken.None);
+        await DrainAsync(shopId);
+
+        Assert.Single(app.Shopify.Admin.FulfillmentOrders(gid).Single().Holds);
+        Assert.Equal(RiskHolds.Held, await app.ScalarAsync("SELECT state FROM risk_holds WHERE shop_id = $1 AND order_id = 7469001", shopId));
+        var queue = await QueueHtmlAsync(shop);
+        Assert.Contains("#7469001", queue);
+        Assert.Contains("Known fraud: Shopify Payments chargeback 7469002", queue);
+        Assert.DoesNotContain("pluginapp:risk-approved", app.Shopify.Admin.Tags(gid));
+        Assert.Contains("pluginapp:risk-high", app.Shopify.Admin.Tags(gid));
+    }
+
+    /// <summary>
+    /// A LOW order charged back as fraud before it ships is held and listed in the queue, the chargeback its first reason, with
+    /// its page saying so; the dispute won, it leaves the queue and the hold goes. One charged back after it shipped in full
+    /// is only told to Shopify: there is nothing left to stop.
+    /// </summary>
+    [Fact]
+    public async Task Holds_On_ALowOrderChargedBackBeforeItShips_IsHeldAndListed_UntilTheDisputeIsWon()
+    {
+        const string shop = "risk-hold-chargeback-low.myshopify.com";
+        var shopId = await OrdinaryStoreAsync(shop, 7_470_000);
+        await HoldHighAsync(shop);
+        app.Shopify.Admin.SetFulfillmentOrders("gid://shopify/Order/7479001", ("gid://shopify/FulfillmentOrder/74790011", "OPEN"));
+        await SendAsync(shop, RiskOrders.Order(7_479_001, app.Clock.GetUtcNow(), 30m, "198.51.100.3", "regular7520003@example.com", 7_520_003));
+        var shipped = RiskOrders.Order(7_479_002, app.Clock.GetUtcNow(), 28m, "198.51.100.4", "regular7520004@example.com", 7_520_004);
+        shipped["fulfillment_status"] = "fulfilled";
+        await SendAsync(shop, shipped);
+        await Service<RiskScorer>().ScoreShopAsync(shopId, CancellationToken.None);
+        Assert.Equal("LOW,LOW", await app.ScalarAsync("SELECT string_agg(level, ',') FROM risk_scores WHERE shop_id = $1 AND order_id IN (7479001, 7479002)", shopId));
+
+        await ChargebackAsync(shop, shopId, 7_479_001);
+        await ChargebackAsync(shop, shopId, 7_479_002);
+        await Service<RiskHolds>().RunShopAsync(shopId, CancellationToken.None);
+        await DrainAsync(shopId);
+
+        var gid = Gid.Of("Order", 7_479_001);
+        Assert.Single(app.Shopify.Admin.FulfillmentOrders(gid).Single().Holds);
+        var queue = await QueueHtmlAsync(shop);
+        Assert.Contains("#7479001", queue);
+        Assert.Contains("Known fraud: Shopify Payments chargeback 7479002", queue);
+        Assert.DoesNotContain("#7479002", queue);
+        Assert.Equal(0L, await app.ScalarAsync("SELECT count(*) FROM risk_holds WHERE shop_id = $1 AND order_id = 7479002", shopId));
+        var page = WebUtility.HtmlDecode(await (await app.Client.GetAsync($"/admin/review?order=7479001&shop={shop}&embedded=1&id_token={app.SessionToken(shop)}")).Content.ReadAsStringAsync());
+        Assert.Contains("Known fraud", page);
+        Assert.DoesNotContain("so it is not in the queue", page);
+
+        app.Clock.Advance(TimeSpan.FromDays(20));
+        await ChargebackAsync(shop, shopId, 7_479_001, won: true);
+        await Service<RiskHolds>().RunShopAsync(shopId, CancellationToken.None);
+        await DrainAsync(shopId);
+
+        Assert.DoesNotContain("#7479001", await QueueHtmlAsync(shop));
+        Assert.Empty(app.Shopify.Admin.FulfillmentOrders(gid).Single().Holds);
+        Assert.Equal(RiskHolds.Released, await app.ScalarAsync("SELECT state FROM risk_holds WHERE shop_id = $1 AND order_id = 7479001", shopId));
+    }
+
     private async Task<string> QueueHtmlAsync(string shop) =>
         WebUtility.HtmlDecode(await (await app.Client.GetAsync($"/admin/review?shop={shop}&embedded=1&id_token={app.SessionToken(shop)}")).Content.ReadAsStringAsync());
 }
