@@ -215,7 +215,7 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
             // A fraud label Shopify was not told of yet comes from outside the queue (a reviewer's verdict tells Shopify itself):
             // a chargeback, a Stripe early fraud warning. On an order whose goods may still be stopped it is held (when the
             // merchant holds HIGH orders: Shopify is told HIGH), valued customer or not, and is back in the queue if a reviewer
-            // had decided it, with its decision's tag gone: the reviewer decided without it. Until 7 Dec 2026 it only told
+            // had decided it, with its decision's tag gone: the reviewer decided without it. Until 6 Dec 2026 it only told
             // Shopify, and an approved or LOW order charged back as fraud before it shipped went out with nobody shown it.
             var fraudNews = fraud && !before.ToldFraud && toShip.Contains(orderId);
             if (fraudNews && before.DecidedAt is not null) reopen.Add(orderId);

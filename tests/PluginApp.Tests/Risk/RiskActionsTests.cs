@@ -646,7 +646,7 @@ public sealed class RiskActionsTests(NoSchedulerAppFixture app) : IClassFixture<
 
     /// <summary>
     /// A HIGH order a reviewer approved (its hold released) is charged back as fraud before it ships: it is held again and
-    /// back in the queue saying why, and its "approved" tag goes. Until 7 Dec 2026 the chargeback only told Shopify HIGH, and
+    /// back in the queue saying why, and its "approved" tag goes. Until 6 Dec 2026 the chargeback only told Shopify HIGH, and
     /// the approved order shipped with nobody shown it.
     /// </summary>
     [Fact]
