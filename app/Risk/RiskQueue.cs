@@ -121,7 +121,10 @@ internal static class RiskQueue
     /// order's updated_at and the card's time, each as the score read them) and not a clock: they say what the score saw,
     /// and a score that read the order as it stands is never queued again, whatever its figures round to. A card the sweep
     /// gives an order late keeps the time it came, and may fall outside: the scorer gives waiting cards before it reads
-    /// features, so such an order was not scored yet. $1 the time, $2 ten minutes before.
+    /// features, so such an order was not scored yet. And an order scored in those ten minutes whose fraud labels say otherwise
+    /// than what its score told Shopify: a label (a chargeback, a Stripe warning) that committed while the order was first
+    /// scored found no score to queue (<see cref="LabelChangedSql"/>) after the scorer had read the labels, and until 6 Dec
+    /// 2026 Shopify was never told. $1 the time, $2 ten minutes before.
     /// </summary>
     internal static readonly string ScoredWithout = $"""
         INSERT INTO risk_pending (shop_id, order_id, reason, queued_at)
@@ -134,7 +137,11 @@ internal static class RiskQueue
               SELECT o.shop_id, o.id, 'order_transactions/create'
               FROM orders o JOIN risk_scores s ON s.shop_id = o.shop_id AND s.order_id = o.id
               WHERE o.card_received_at IS NOT NULL AND o.card_received_at >= $2 AND s.card_version IS DISTINCT FROM o.card_received_at
-                AND o.{Online}) x
+                AND o.{Online}
+              UNION ALL
+              SELECT s.shop_id, s.order_id, 'fraud label'
+              FROM risk_scores s
+              WHERE s.scored_at >= $2 AND s.told_fraud <> EXISTS (SELECT 1 FROM risk_labels l WHERE l.shop_id = s.shop_id AND l.order_id = s.order_id AND l.fraud)) x
         WHERE NOT EXISTS (
             SELECT 1 FROM ai_feature_switches w WHERE w.shop_id = x.shop_id AND w.feature = '{RiskScorer.Name}'
               AND NOT w.enabled AND w.when_off = '{RiskScorer.ScoreNothing}')

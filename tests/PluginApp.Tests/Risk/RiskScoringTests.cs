@@ -1055,6 +1055,41 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal(1L, await app.ScalarAsync("SELECT count(*) FROM decisions WHERE shop_id = $1 AND order_id = 909003 AND kind = 'risk'", shopId));
     }
 
+    /// <summary>
+    /// A chargeback whose label commits while its order is first scored: its queueing finds no score yet, and the scorer read
+    /// the labels before it. The minute's sweep finds the score told Shopify otherwise than the labels say, and Shopify is
+    /// told HIGH; until 6 Dec 2026 it never was.
+    /// </summary>
+    [Fact]
+    public async Task AFraudLabelMissedByItsOrdersFirstScoring_IsToldToShopifyByTheSweep()
+    {
+        const string shop = "risk-label-race.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        var now = app.Clock.GetUtcNow();
+        const long id = 919_001;
+        await SendAsync(shop, "orders/create", RiskOrders.Order(id, now, 30m, "203.0.113.99", "label.race@example.net", null));
+        await WaitForAsync(shopId, "SELECT count(*) = 1 FROM decisions WHERE shop_id = $1 AND order_id = $2 AND kind = 'risk'", id);
+        await app.DrainAsync(shopId);
+        Assert.Equal("LOW", (await ScoreOfAsync(shopId, id)).Level);
+        // The label as the dispute's delivery writes it, its queueing lost as above.
+        await app.ScalarAsync("""
+            INSERT INTO risk_labels (shop_id, order_id, source, fraud, labelled_at, detail)
+            VALUES ($1, 919001, 'dispute', true, $2, 'Shopify Payments chargeback 91900: reason fraudulent, status needs_response')
+            """, shopId, now);
+        var sweep = app.Factory.Services.GetRequiredService<RiskScoringJob>();
+        await sweep.SweepAsync(CancellationToken.None);
+        await WaitForAsync(shopId, "SELECT count(*) = 2 FROM decisions WHERE shop_id = $1 AND order_id = $2 AND kind = 'risk'", id);
+        await app.DrainAsync(shopId);
+
+        var latest = app.Shopify.Admin.RiskAssessments($"gid://shopify/Order/{id}").Last();
+        Assert.Equal("HIGH", latest["riskLevel"]!.GetValue<string>());
+        Assert.StartsWith("Known fraud: Shopify Payments chargeback 91900", latest["facts"]!.AsArray()[0]!["description"]!.GetValue<string>());
+        // Told, the sweep leaves it alone.
+        await sweep.SweepAsync(CancellationToken.None);
+        await Task.Delay(1500);
+        Assert.Equal(2L, await app.ScalarAsync("SELECT count(*) FROM decisions WHERE shop_id = $1 AND order_id = 919001 AND kind = 'risk'", shopId));
+    }
+
     [Fact]
     public async Task ActiveModelTrainedOnAnEarlierFeatureList_IsNotServed_AndOrdersAreScoredByThePrior()
     {
