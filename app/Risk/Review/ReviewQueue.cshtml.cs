@@ -11,8 +11,10 @@ namespace PluginApp.Risk.Review;
 /// previous and next through the queue. Opening an order in the queue takes its lock for this staff user; going back to
 /// the list hands it back.
 /// </summary>
-public sealed class ReviewQueueModel(ReviewStore store, ShopScope scope) : AdminPageModel
+public sealed class ReviewQueueModel(ReviewStore store, ShopScope scope, TimeProvider clock) : AdminPageModel
 {
+    public DateTimeOffset Now { get; } = clock.GetUtcNow();
+
     public ReviewQueue Queue { get; private set; } = new([], 0);
     public ReviewDetail? Detail { get; private set; }
     public ReviewLock? Lock { get; private set; }
@@ -74,15 +76,25 @@ public sealed class ReviewQueueModel(ReviewStore store, ShopScope scope) : Admin
         $"refund: {(c.Refund ? "original payment method" : "none")}, {(c.Restock ? "restocked" : "not restocked")}" + (c.NotifyCustomer ? ", customer notified" : "");
 
     /// <summary>Where the decision's call to Shopify stands, in words ("" when it made none).</summary>
-    public static string Call(ReviewDecision d) => (d.Cancel, d.Shopify) switch
+    /// <param name="cancelled">Whether the order is cancelled, as Shopify's order webhooks said.</param>
+    /// <remarks>Why not "sent" alone: Shopify cancels in a background job after accepting the call, and a cancellation it then
+    /// cannot carry out (a refund it could not make) leaves the order open; only the order's own webhook says it is done.
+    /// Until 6 Dec 2026 the page said "Cancellation sent" either way.</remarks>
+    public static string Call(ReviewDecision d, bool cancelled, DateTimeOffset now) => (d.Cancel, d.Shopify) switch
     {
         (null, _) => "",
+        (_, { State: "sent" }) when cancelled => "Cancelled in Shopify",
         (_, null) => "no longer tracked",
-        (_, { State: "sent" }) => "Cancellation sent",
+        (_, { State: "sent", At: { } at }) when now - at >= UnconfirmedAfter =>
+            $"Cancellation sent {Format.Time(at)}, but Shopify has not said the order is cancelled: the cancellation may have failed there (a refund it could not make, say); check the order in Shopify",
+        (_, { State: "sent" }) => "Cancellation sent; waiting for Shopify to say the order is cancelled",
         (_, { State: "failed" } f) => $"Cancellation failed: {f.Error}",
         (_, { Error: { } e }) => $"Cancellation waiting to be retried: {e}",
         _ => "Cancellation waiting to be sent",
     };
+
+    /// <summary>How long after the call went through a cancellation Shopify has not confirmed reads as possibly failed (its job takes seconds).</summary>
+    public static readonly TimeSpan UnconfirmedAfter = TimeSpan.FromMinutes(10);
 
     /// <summary>
     /// Which version scored the order, in words: the store's model (and how much of the score the rule prior still gave, on a

@@ -63,7 +63,8 @@ public sealed record RelatedOrder(long Id, string Name, DateTimeOffset? PlacedAt
 public sealed record CancelChoice(bool Refund, bool Restock, bool NotifyCustomer);
 
 /// <summary>Where a call to Shopify stands: waiting (with the last error, if an attempt failed), sent, or failed for good with Shopify's message.</summary>
-public sealed record CallStatus(string State, string? Error);
+/// <param name="At">When it went through (sent), if known.</param>
+public sealed record CallStatus(string State, string? Error, DateTimeOffset? At = null);
 
 /// <param name="Cancel">What the reviewer chose when the decision also cancelled the order in Shopify.</param>
 /// <param name="Shopify">The cancellation call's status (null without one, or once the outbox has forgotten it).</param>
@@ -207,7 +208,7 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
                     """, shopId, orderId, Sql.Text(order.Email), Sql.Text(order.BrowserIp)),
                 Command("""
                     SELECT d.decision, d.note, d.decided_by, d.decided_at, d.cancel_refund, d.cancel_restock, d.cancel_notify,
-                           m.completed_at IS NOT NULL, m.failed_at IS NOT NULL, m.last_error, m.id IS NOT NULL
+                           m.completed_at IS NOT NULL, m.failed_at IS NOT NULL, m.last_error, m.id IS NOT NULL, m.completed_at
                     FROM review_decisions d
                     LEFT JOIN outbox_messages m ON m.shop_id = d.shop_id AND m.idempotency_key = d.cancel_key
                     WHERE d.shop_id = $1 AND d.order_id = $2 ORDER BY d.decided_at DESC, d.id DESC
@@ -238,7 +239,7 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
                 r.GetFieldValue<DateTimeOffset>(3),
                 r.IsDBNull(4) ? null : new CancelChoice(r.GetString(4) == "original", r.GetBoolean(5), r.GetBoolean(6)),
                 r.IsDBNull(4) || !r.GetBoolean(10) ? null
-                    : r.GetBoolean(7) ? new CallStatus("sent", null)
+                    : r.GetBoolean(7) ? new CallStatus("sent", null, r.GetFieldValue<DateTimeOffset>(11))
                     : r.GetBoolean(8) ? new CallStatus("failed", r.IsDBNull(9) ? null : r.GetString(9))
                     : new CallStatus("waiting", r.IsDBNull(9) ? null : r.GetString(9))));
         await r.NextResultAsync(ct);

@@ -113,13 +113,50 @@ public sealed class RiskActionsTests(NoSchedulerAppFixture app) : IClassFixture<
 
         const string gid = "gid://shopify/Order/7300001";
         Assert.NotNull(app.Shopify.Admin.CancelledAt(gid));
-        var sent = Assert.Single(app.Shopify.Admin.Mutations, m => m.Mentions("orderCancel("));
+        var sent = Assert.Single(app.Shopify.Admin.Mutations, m => m.Shop == shop && m.Mentions("orderCancel("));
         Assert.Equal("FRAUD", sent.Variables["reason"]!.GetValue<string>());
         Assert.False(sent.Variables["notifyCustomer"]!.GetValue<bool>());
         Assert.True(sent.Variables["restock"]!.GetValue<bool>());
         Assert.True(sent.Variables["refundMethod"]!["originalPaymentMethodsRefund"]!.GetValue<bool>());
         Assert.Contains("staff user 42", sent.Variables["staffNote"]!.GetValue<string>());
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND outcome = 'found applied' AND completed_at IS NOT NULL", shopId));
+    }
+
+    /// <summary>
+    /// A cancellation Shopify accepted is only done when the order's webhook says it is cancelled (Shopify cancels in a
+    /// background job, which can fail on a refund it cannot make): until then the order's page says it waits for that, after
+    /// ten minutes that it may have failed, and then that it is cancelled. Until 6 Dec 2026 it said "Cancellation sent"
+    /// whatever became of it.
+    /// </summary>
+    [Fact]
+    public async Task Cancel_IsCalledDoneOnlyWhenShopifySaysTheOrderIsCancelled()
+    {
+        const string shop = "risk-cancel-confirmed.myshopify.com";
+        var shopId = await OrdinaryStoreAsync(shop, 7_310_000);
+        await ScoreHighAsync(shop, shopId, 7_319_001);
+        var decided = await AdminAsync(HttpMethod.Post, "/api/admin/review/orders/7319001/decisions", shop,
+            new { decision = "fraud", cancel = true, refund = "none", restock = false });
+        Assert.Equal(HttpStatusCode.OK, decided.StatusCode);
+        await DrainAsync(shopId);
+        async Task<string> HistoryAsync()
+        {
+            var html = WebUtility.HtmlDecode(await (await app.Client.GetAsync(
+                $"/admin/review?order=7319001&shop={shop}&embedded=1&id_token={app.SessionToken(shop)}")).Content.ReadAsStringAsync());
+            return html[html.IndexOf("id=\"review-history\"", StringComparison.Ordinal)..];
+        }
+
+        Assert.Contains("Cancellation sent; waiting for Shopify to say the order is cancelled", await HistoryAsync());
+        app.Clock.Advance(TimeSpan.FromMinutes(11));
+        Assert.Contains("but Shopify has not said the order is cancelled: the cancellation may have failed there", await HistoryAsync());
+
+        var order = RiskOrders.Order(7_319_001, app.Clock.GetUtcNow().AddMinutes(-40), 640m, "203.0.113.50", "new.buyer@example.net", null, billing: "US", shipping: "NG");
+        order["cancelled_at"] = app.Clock.GetUtcNow().AddMinutes(-10).ToString("O", CultureInfo.InvariantCulture);
+        order["cancel_reason"] = "fraud";
+        order["updated_at"] = app.Clock.GetUtcNow().AddMinutes(-10).ToString("O", CultureInfo.InvariantCulture);
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("orders/cancelled", shop, order.ToJsonString())).StatusCode);
+        var history = await HistoryAsync();
+        Assert.Contains("Cancelled in Shopify", history);
+        Assert.DoesNotContain("may have failed", history);
     }
 
     [Fact]
