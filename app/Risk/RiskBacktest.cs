@@ -76,7 +76,8 @@ public static class RiskAdminApi
         api.MapGet("/risk/backtest", BacktestAsync);
         api.MapGet("/risk/thresholds", async (RiskBacktest backtest, ShopScope scope, CancellationToken ct) => TypedResults.Ok(await backtest.CurrentAsync(scope.ShopId, ct)));
         api.MapPut("/risk/thresholds", SaveAsync);
-        api.MapGet("/risk/holds", async (NpgsqlDataSource db, ShopScope scope, CancellationToken ct) => TypedResults.Ok(await RiskHoldSettings.ReadAsync(db, scope.ShopId, ct)));
+        api.MapGet("/risk/holds", async (NpgsqlDataSource db, ShopScope scope, CancellationToken ct) =>
+            TypedResults.Ok(await RiskHoldSettings.ReadAsync(db, scope.ShopId, await StoreData.ShopCurrency.ReadAsync(db, scope.ShopId, ct), ct)));
         api.MapPut("/risk/holds", SaveHoldsAsync);
         return api;
     }

@@ -17,16 +17,27 @@ namespace PluginApp.Risk;
 /// <param name="HoldValued">Hold a valued customer's HIGH order too (off by default: it goes to review, never to a hold).</param>
 public sealed record RiskHoldSettings(bool HoldHigh, int ValuedMinOrders, decimal ValuedMinSpend, bool HoldValued)
 {
-    /// <summary>Off; valued from 5 earlier orders or 1,000 earlier spend (why: 0015_risk_actions.sql).</summary>
-    public static readonly RiskHoldSettings Default = new(false, 5, 1000m, false);
+    /// <summary>
+    /// Off; valued from 5 earlier orders or 1,000 dollars' worth of earlier spend in the shop's currency (why: 0015_risk_actions.sql;
+    /// the currency's round figure: <see cref="Shopify.Currency.RoundDefault"/>).
+    /// </summary>
+    public static RiskHoldSettings Default(string? currency) => new(false, 5, DefaultSpend(currency), false);
 
-    public static async Task<RiskHoldSettings> ReadAsync(NpgsqlDataSource db, long shopId, CancellationToken ct)
+    /// <summary>The earlier spend that makes a customer valued when the merchant has not set one (a null <c>valued_min_spend</c>, migration 0083).</summary>
+    public static decimal DefaultSpend(string? currency) => Shopify.Currency.RoundDefault(1000m, currency);
+
+    /// <summary>The row's settings, or the defaults; a spend not set reads as the default in <paramref name="currency"/>.</summary>
+    public static async Task<RiskHoldSettings> ReadAsync(NpgsqlDataSource db, long shopId, string? currency, CancellationToken ct)
     {
         await using var cmd = db.CreateCommand("SELECT hold_high, valued_min_orders, valued_min_spend, hold_valued FROM risk_settings WHERE shop_id = $1");
         cmd.Parameters.Add(Sql.Param(shopId));
         await using var r = await cmd.ExecuteReaderAsync(ct);
-        return await r.ReadAsync(ct) ? new RiskHoldSettings(r.GetBoolean(0), r.GetInt32(1), r.GetDecimal(2), r.GetBoolean(3)) : Default;
+        return await r.ReadAsync(ct) ? Read(r, 0, currency) : Default(currency);
     }
+
+    /// <summary>The four columns from <paramref name="i"/> on (hold_high, valued_min_orders, valued_min_spend, hold_valued).</summary>
+    internal static RiskHoldSettings Read(NpgsqlDataReader r, int i, string? currency) =>
+        new(r.GetBoolean(i), r.GetInt32(i + 1), r.IsDBNull(i + 2) ? DefaultSpend(currency) : r.GetDecimal(i + 2), r.GetBoolean(i + 3));
 }
 
 /// <summary>

@@ -504,9 +504,9 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
         {
             BatchCommands =
             {
-                new NpgsqlBatchCommand("SELECT medium_from, high_from, hold_high, valued_min_orders, valued_min_spend, hold_valued FROM risk_settings WHERE shop_id = $1") { Parameters = { Sql.Param(shopId) } },
                 new NpgsqlBatchCommand($"SELECT coalesce({ShopCurrency.Of("$1")}, '')")
                     { Parameters = { Sql.Param(shopId) } },
+                new NpgsqlBatchCommand("SELECT medium_from, high_from, hold_high, valued_min_orders, valued_min_spend, hold_valued FROM risk_settings WHERE shop_id = $1") { Parameters = { Sql.Param(shopId) } },
                 new NpgsqlBatchCommand(PreviousScoresSql)
                     { Parameters = { Sql.Param(shopId), Sql.Param(orderIds.ToArray()) } },
                 new NpgsqlBatchCommand("SELECT DISTINCT ON (order_id) order_id, coalesce(detail, source) FROM risk_labels WHERE shop_id = $1 AND order_id = ANY($2) AND fraud ORDER BY order_id, labelled_at DESC")
@@ -518,11 +518,11 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
             },
         };
         await using var r = await batch.ExecuteReaderAsync(ct);
-        var (thresholds, holding) = await r.ReadAsync(ct)
-            ? (new RiskThresholds(r.GetDouble(0), r.GetDouble(1)), new RiskHoldSettings(r.GetBoolean(2), r.GetInt32(3), r.GetDecimal(4), r.GetBoolean(5)))
-            : (RiskThresholds.Default, RiskHoldSettings.Default);
-        await r.NextResultAsync(ct);
         var currency = await r.ReadAsync(ct) ? r.GetString(0) : "";
+        await r.NextResultAsync(ct);
+        var (thresholds, holding) = await r.ReadAsync(ct)
+            ? (new RiskThresholds(r.GetDouble(0), r.GetDouble(1)), RiskHoldSettings.Read(r, 2, currency))
+            : (RiskThresholds.Default, RiskHoldSettings.Default(currency));
         await r.NextResultAsync(ct);
         var previous = new Dictionary<long, (string? Level, string? DecidedAt, bool ToldFraud)>();
         while (await r.ReadAsync(ct)) previous[r.GetInt64(0)] = (r.GetString(1), r.IsDBNull(2) ? null : r.GetString(2), r.GetBoolean(3));

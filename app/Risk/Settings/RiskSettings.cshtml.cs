@@ -14,7 +14,7 @@ namespace PluginApp.Risk.Settings;
 public sealed class RiskSettingsModel(RiskBacktest backtest, NpgsqlDataSource db, ShopScope scope) : AdminPageModel
 {
     public RiskThresholds Current { get; private set; } = RiskThresholds.Default;
-    public RiskHoldSettings Holding { get; private set; } = RiskHoldSettings.Default;
+    public RiskHoldSettings Holding { get; private set; } = RiskHoldSettings.Default(null);
     public BacktestView? Preview { get; private set; }
     public Dictionary<string, string[]> PreviewProblems { get; private set; } = [];
     /// <summary>What the threshold fields show: the proposed values as typed, or the current ones.</summary>
@@ -26,8 +26,8 @@ public sealed class RiskSettingsModel(RiskBacktest backtest, NpgsqlDataSource db
     {
         ViewData["Title"] = "Risk settings";
         Current = await backtest.CurrentAsync(scope.ShopId, ct);
-        Holding = await RiskHoldSettings.ReadAsync(db, scope.ShopId, ct);
         Currency = await CurrencyAsync(ct);
+        Holding = await RiskHoldSettings.ReadAsync(db, scope.ShopId, Currency, ct);
         Medium = mediumFrom?.Trim() ?? Number(Current.MediumFrom);
         High = highFrom?.Trim() ?? Number(Current.HighFrom);
         if (mediumFrom is null && highFrom is null) return;

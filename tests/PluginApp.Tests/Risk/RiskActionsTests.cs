@@ -132,16 +132,16 @@ public sealed class RiskActionsTests(NoSchedulerAppFixture app) : IClassFixture<
     public async Task Cancel_IsCalledDoneOnlyWhenShopifySaysTheOrderIsCancelled()
     {
         const string shop = "risk-cancel-confirmed.myshopify.com";
-        var shopId = await OrdinaryStoreAsync(shop, 7_310_000);
-        await ScoreHighAsync(shop, shopId, 7_319_001);
-        var decided = await AdminAsync(HttpMethod.Post, "/api/admin/review/orders/7319001/decisions", shop,
+        var shopId = await OrdinaryStoreAsync(shop, 7_490_000);
+        await ScoreHighAsync(shop, shopId, 7_499_001);
+        var decided = await AdminAsync(HttpMethod.Post, "/api/admin/review/orders/7499001/decisions", shop,
             new { decision = "fraud", cancel = true, refund = "none", restock = false });
         Assert.Equal(HttpStatusCode.OK, decided.StatusCode);
         await DrainAsync(shopId);
         async Task<string> HistoryAsync()
         {
             var html = WebUtility.HtmlDecode(await (await app.Client.GetAsync(
-                $"/admin/review?order=7319001&shop={shop}&embedded=1&id_token={app.SessionToken(shop)}")).Content.ReadAsStringAsync());
+                $"/admin/review?order=7499001&shop={shop}&embedded=1&id_token={app.SessionToken(shop)}")).Content.ReadAsStringAsync());
             return html[html.IndexOf("id=\"review-history\"", StringComparison.Ordinal)..];
         }
 
@@ -149,7 +149,7 @@ public sealed class RiskActionsTests(NoSchedulerAppFixture app) : IClassFixture<
         app.Clock.Advance(TimeSpan.FromMinutes(11));
         Assert.Contains("but Shopify has not said the order is cancelled: the cancellation may have failed there", await HistoryAsync());
 
-        var order = RiskOrders.Order(7_319_001, app.Clock.GetUtcNow().AddMinutes(-40), 640m, "203.0.113.50", "new.buyer@example.net", null, billing: "US", shipping: "NG");
+        var order = RiskOrders.Order(7_499_001, app.Clock.GetUtcNow().AddMinutes(-40), 640m, "203.0.113.50", "new.buyer@example.net", null, billing: "US", shipping: "NG");
         order["cancelled_at"] = app.Clock.GetUtcNow().AddMinutes(-10).ToString("O", CultureInfo.InvariantCulture);
         order["cancel_reason"] = "fraud";
         order["updated_at"] = app.Clock.GetUtcNow().AddMinutes(-10).ToString("O", CultureInfo.InvariantCulture);
@@ -586,6 +586,41 @@ public sealed class RiskActionsTests(NoSchedulerAppFixture app) : IClassFixture<
         Assert.Single(app.Shopify.Admin.FulfillmentOrders(guest).Single().Holds);
         Assert.Equal("held|0|0.00,held|0|0.00", await app.ScalarAsync(
             "SELECT string_agg(concat_ws('|', state, earlier_orders, earlier_spend), ',' ORDER BY order_id) FROM risk_holds WHERE shop_id = $1 AND order_id IN (7429010, 7429021)", shopId));
+    }
+
+    /// <summary>
+    /// A yen store's default valued spend is a yen figure (JPY 150,000), not 1,000: a buyer with two earlier orders of
+    /// JPY 600 is no valued customer, and her HIGH order is held. Until 6 Dec 2026 the default was 1,000 in every currency,
+    /// and her orders (under ten dollars) made her valued and left her HIGH order unheld.
+    /// </summary>
+    [Fact]
+    public async Task Holds_On_AYenStore_CountsAValuedCustomerInYen()
+    {
+        const string shop = "risk-hold-yen.myshopify.com";
+        var shopId = await OrdinaryStoreAsync(shop, 7_480_000);
+        await app.ScalarAsync("UPDATE shops SET currency = 'JPY' WHERE id = $1", shopId);
+        await LowThresholdsAsync(shop);
+        var shown = await (await AdminAsync(HttpMethod.Get, "/api/admin/risk/holds", shop)).Content.ReadFromJsonAsync<JsonElement>();
+        Assert.Equal(150_000m, shown.GetProperty("valuedMinSpend").GetDecimal());
+        var saved = await AdminAsync(HttpMethod.Put, "/api/admin/risk/holds", shop,
+            new { holdHigh = true, valuedMinOrders = 5, valuedMinSpend = shown.GetProperty("valuedMinSpend").GetDecimal(), holdValued = false });
+        Assert.Equal(HttpStatusCode.OK, saved.StatusCode);
+        const long customer = 74_899;
+        for (var i = 0; i < 2; i++)
+        {
+            await SendAsync(shop, RiskOrders.Order(7_489_001 + i, app.Clock.GetUtcNow().AddDays(-50 + 10 * i), 600m, "203.0.113.66", "yen.buyer@example.com", customer));
+            await Service<RiskScorer>().ScoreShopAsync(shopId, CancellationToken.None);
+            Assert.Equal(HttpStatusCode.OK, (await AdminAsync(HttpMethod.Post, $"/api/admin/review/orders/{7_489_001 + i}/decisions", shop, new { decision = "approve" })).StatusCode);
+        }
+        app.Shopify.Admin.SetFulfillmentOrders("gid://shopify/Order/7489010", ("gid://shopify/FulfillmentOrder/74890101", "OPEN"));
+
+        var gid = await ScoreHighAsync(shop, shopId, 7_489_010, customer, "203.0.113.66", "yen.buyer@example.com");
+        await Service<RiskHolds>().RunShopAsync(shopId, CancellationToken.None);
+        await DrainAsync(shopId);
+
+        Assert.Single(app.Shopify.Admin.FulfillmentOrders(gid).Single().Holds);
+        Assert.Equal("held|2|1200.00", await app.ScalarAsync(
+            "SELECT concat_ws('|', state, earlier_orders, earlier_spend) FROM risk_holds WHERE shop_id = $1 AND order_id = 7489010", shopId));
     }
 
     /// <summary>
