@@ -36,6 +36,12 @@
 
     var timer = setTimeout(hide, TIMEOUT_MS);
 
+    // The shown product's impression or add, reported as the upsell blocks report theirs.
+    function productEvent(type, item, requestId) {
+      send(proxy + '/events', { type: type, request_id: requestId, visitor_id: vid, product_id: item.product_id,
+        variant_id: item.variant_id, placement: 'cart', position: 0, token: item.token });
+    }
+
     // Exposure: once the block's box has been on screen, whatever the arm (the control arm's shoppers see the plain cart).
     // An emptied block below the screen collapses to no height (not display: none), so its place still comes on screen;
     // until 6 Dec 2026 it never did, and the arm that shows nothing lost its below-the-fold carts from the experiment.
@@ -47,8 +53,7 @@
         if (sent) return;
         sent = true;
         send(proxy + '/cart-offers/seen', { decision_id: decisionId, visitor_id: vid });
-        if (item) send(proxy + '/events', { type: 'impression', request_id: requestId, visitor_id: vid, product_id: item.product_id,
-          variant_id: item.variant_id, placement: 'cart', position: 0, token: item.token });
+        if (item) productEvent('impression', item, requestId);
       }
       // An answer asked again (after an Add a theme took) replaces the one still waiting to be seen: only what is shown counts.
       if (root.paSeen) root.paSeen.disconnect();
@@ -79,12 +84,12 @@
       wrap.appendChild(barText);
       var track = el('div', 'pa-offers__track');
       var fillEl = el('div', 'pa-offers__fill');
-      fillEl.style.width = Math.max(0, Math.min(100, b.progress * 100)) + '%';
+      fillEl.style.width = b.progress * 100 + '%'; // progress: 0 to 1 (ours())
       track.appendChild(fillEl);
       // Named by its text, as the Add button is by its product, for a screen reader.
       barText.id = 'pa-offers-bar-' + Math.random().toString(36).slice(2);
-      var aria = { role: 'progressbar', 'aria-labelledby': barText.id, 'aria-valuemin': '0', 'aria-valuemax': '100',
-        'aria-valuenow': String(Math.round(b.progress * 100)) };
+      // No aria-valuemin and -valuemax: 0 and 100 are a progressbar's own.
+      var aria = { role: 'progressbar', 'aria-labelledby': barText.id, 'aria-valuenow': Math.round(b.progress * 100) };
       for (var k in aria) track.setAttribute(k, aria[k]);
       wrap.appendChild(track);
       return wrap;
@@ -118,16 +123,14 @@
         addTried(button);
         addToCart(d.cartAddUrl ? d.cartAddUrl + '.js' : '/cart/add.js', item.variant_id).then(function (added) {
           // A beacon: the page reloads at once below.
-          send(proxy + '/events', { type: 'add_to_cart', request_id: requestId, visitor_id: vid, product_id: item.product_id,
-            variant_id: item.variant_id, placement: 'cart', position: 0, token: item.token });
+          productEvent('add_to_cart', item, requestId);
           button.textContent = addedText;
           button.setAttribute('aria-label', addedText + ': ' + item.title);
           // The cart page's lines and totals are the theme's: it is loaded again, and this block asks the app again for the
           // cart as it now stands (until 5 Dec 2026 the page kept the cart without the product, and the bar claimed free
           // shipping from catalog prices, whatever the cart's discounts made of them). A theme that refreshes its cart
           // itself takes the event (preventDefault): then only this block asks again.
-          var event = new CustomEvent('pluginapp:cart-add', { bubbles: true, cancelable: true, detail: added });
-          if (root.dispatchEvent(event)) { location.reload(); return; }
+          if (root.dispatchEvent(new CustomEvent('pluginapp:cart-add', { bubbles: true, cancelable: true, detail: added }))) { location.reload(); return; }
           again(root);
         }).catch(function (e) { addFailed(button, e, d.addFailedLabel); });
       });
@@ -140,7 +143,7 @@
       var text = wrap.appendChild(el('p', 'pa-offers__offer-text', fill(d.offerText, { percent: String(+o.percent), code: o.code })));
       // When the code stops working, in the shopper's own time; no date, the code's words alone.
       try {
-        text.appendChild(el('span', 'pa-offers__offer-until', fill(d.offerUntilText, { expires: new Intl.DateTimeFormat(document.documentElement.lang || undefined,
+        text.appendChild(el('span', 'pa-offers__offer-until', fill(d.offerUntilText, { expires: new Intl.DateTimeFormat(LANG,
           { dateStyle: 'medium', timeStyle: 'short' }).format(new Date(o.expires_at)) })));
       } catch (e) { }
       var apply = el('a', 'pa-offers__apply', d.applyLabel || 'Apply');

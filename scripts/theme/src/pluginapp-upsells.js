@@ -78,7 +78,7 @@
       if (cartTagged || !consented()) return;
       cartTagged = true;
       fetch((d.cartUrl || '/cart') + '/update.js', {
-        method: 'POST', keepalive: true, credentials: 'same-origin', headers: { 'Content-Type': JSON_TYPE },
+        method: 'POST', keepalive: true, headers: { 'Content-Type': JSON_TYPE },
         body: JSON.stringify({ attributes: { _pluginapp_visitor: vid } })
       }).then(function (r) {
         if (!r.ok) throw r;

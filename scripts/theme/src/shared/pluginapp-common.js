@@ -4,8 +4,12 @@
   var TIMEOUT_MS = 1500;
   // Named once: each is written several times, and the scripts are near Theme Check's 10,000 B.
   var JSON_TYPE = 'application/json', STATE = 'data-pa-state';
+  // The fetches name no credentials: fetch's default in every current browser ('same-origin') sends the store's cookies,
+  // the cart's among them, to the store's own addresses, which are all the blocks call.
   // One visitor id per shopper across blocks.
   var VISITOR_KEY = 'pluginapp:visitor';
+  // The page's language, for its amounts and dates (the browser's own when the theme names none).
+  var LANG = document.documentElement.lang || undefined;
 
   // Whether the shopper allows analytics where the store asks her (Shopify's Customer Privacy API, on the page when the
   // store shows a consent banner; without it nothing was asked). Declined: no id is kept across visits (one kept before is
@@ -45,7 +49,7 @@
     try {
       if (navigator.sendBeacon && navigator.sendBeacon(url, new Blob([body], { type: JSON_TYPE }))) return;
     } catch (e) { }
-    fetch(url, { method: 'POST', keepalive: true, credentials: 'same-origin', headers: { 'Content-Type': JSON_TYPE }, body: body })
+    fetch(url, { method: 'POST', keepalive: true, headers: { 'Content-Type': JSON_TYPE }, body: body })
       .catch(function () {});
   }
 
@@ -54,7 +58,7 @@
   function money(amount, currency) {
     if (amount == null || amount === '' || !isFinite(Number(amount))) return '';
     try {
-      return new Intl.NumberFormat(document.documentElement.lang || undefined, { style: 'currency', currency: currency }).format(Number(amount));
+      return new Intl.NumberFormat(LANG, { style: 'currency', currency: currency }).format(Number(amount));
     } catch (e) {
       return amount + (currency ? ' ' + currency : '');
     }
@@ -82,8 +86,8 @@
   // of sight. Why not at once: a block on screen (or above it) would move what the shopper is looking at. Until 5 Dec 2026
   // it kept its space for the whole visit, a blank hole as tall as its cards.
   function collapse(root, className) {
-    function below(top, height) { return top >= height; }
-    if (below(root.getBoundingClientRect().top, window.innerHeight || document.documentElement.clientHeight)) {
+    // Below: its top at or past the screen's bottom.
+    if (root.getBoundingClientRect().top >= (window.innerHeight || document.documentElement.clientHeight)) {
       root.classList.add(className);
       return;
     }
@@ -91,7 +95,7 @@
     // Kept on the block, so a block asked again stops it.
     var io = root.paCollapse = new IntersectionObserver(function (entries) {
       var e = entries[entries.length - 1];
-      if (e.isIntersecting || !below(e.boundingClientRect.top, e.rootBounds ? e.rootBounds.height : window.innerHeight)) return;
+      if (e.isIntersecting || e.boundingClientRect.top < (e.rootBounds ? e.rootBounds.height : window.innerHeight)) return;
       io.disconnect();
       root.classList.add(className);
     });
@@ -110,8 +114,8 @@
 
   // JSON from the storefront or the app proxy; an answer that is not 200 rejects.
   function getJson(url, signal) {
-    return fetch(url, { signal: signal, credentials: 'same-origin', headers: { Accept: JSON_TYPE } }).then(function (r) {
-      if (!r.ok) throw new Error('HTTP ' + r.status);
+    return fetch(url, { signal: signal, headers: { Accept: JSON_TYPE } }).then(function (r) {
+      if (!r.ok) throw r; // the blocks' catch reads nothing of it
       return r.json();
     });
   }
@@ -120,7 +124,7 @@
   // words, in the shop's language, when it gives them; a failed request, with none.
   function addToCart(url, variantId) {
     return fetch(url, {
-      method: 'POST', credentials: 'same-origin', headers: { 'Content-Type': JSON_TYPE, Accept: JSON_TYPE },
+      method: 'POST', headers: { 'Content-Type': JSON_TYPE, Accept: JSON_TYPE },
       body: JSON.stringify({ items: [{ id: variantId, quantity: 1 }] })
     }).then(function (r) {
       if (r.ok) return r.json();
@@ -142,7 +146,8 @@
     note.textContent = (error && error.cartSaid) || fallback || 'Could not add to cart';
     button.disabled = false;
     // Back where the shopper was, unless she has moved on since.
-    if (document.activeElement === document.body || document.activeElement === button) button.focus();
+    var at = document.activeElement;
+    if (at === document.body || at === button) button.focus();
   }
 
   function addNote(button) {
