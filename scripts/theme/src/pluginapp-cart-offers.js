@@ -227,8 +227,8 @@
     getJson((roots[0].dataset.cartUrl || '/cart') + '.js').then(function (c) {
       var later;
       [].forEach.call(roots, function (root) {
-        // A block still asking may have read the cart before the change: looked at again once it has its answer. One the
-        // theme drew again (its section re-rendered, the block new and never asked) asks now.
+        // A block still asking may have read the cart before the change: looked at again once it has its answer. (One the
+        // theme drew again asks as soon as it is on the page: start().)
         if (root.getAttribute(STATE) === 'loading') later = 1;
         else if (root.paCart !== cartKey(c)) again(root);
       });
@@ -244,11 +244,5 @@
     }).observe({ type: 'resource' });
   } catch (e) { /* no such observer: the block keeps its first answer */ }
 
-  function initAll(scope) {
-    [].forEach.call((scope || document).querySelectorAll(BLOCKS), init);
-  }
-
-  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', function () { initAll(); });
-  else initAll();
-  document.addEventListener('shopify:section:load', function (e) { initAll(e.target); });
+  start(BLOCKS, init);
 })();

@@ -216,12 +216,5 @@
     }).catch(hide);
   }
 
-  function initAll(scope) {
-    Array.prototype.forEach.call((scope || document).querySelectorAll('[data-pa-upsells]'), init);
-  }
-
-  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', function () { initAll(); });
-  else initAll();
-  // Theme editor: a section re-rendered.
-  document.addEventListener('shopify:section:load', function (e) { initAll(e.target); });
+  start('[data-pa-upsells]', init);
 })();

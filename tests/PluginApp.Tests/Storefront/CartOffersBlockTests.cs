@@ -223,6 +223,56 @@ public sealed class CartOffersBlockTests(StorefrontFixture sf) : IClassFixture<S
     }
 
     /// <summary>
+    /// The theme draws its cart section again with no cart request of its own for the block to see (its section fetched after
+    /// the block had looked at the cart, or drawn again for reasons of its own): the block's new markup asks once, at once, and
+    /// shows in the box the old one had. Until 6 Dec 2026 only a request to the cart started it, and it stayed a blank box.
+    /// </summary>
+    [Fact]
+    public async Task CartBlock_TheThemeDrawsItsSectionAgainWithNoCartRequest_TheNewBlockAsksAndShows()
+    {
+        await sf.TrainedShopAsync();
+        var storefront = sf.Storefront;
+        storefront.Behaviour = ProxyBehaviour.Forward;
+        await OffersOnAsync();
+        storefront.SetCart((101, 1010, 2));
+        storefront.CartTotal = (2400, "USD");
+        var (page, before) = await OpenCartAsync(PolicyVisitor(), StorefrontFixture.ThemeRedraw);
+        try
+        {
+            Assert.Equal("Your order ships free", await page.InnerTextAsync(".pa-offers__bar-text"));
+            // Over by now: its answer's update of the cart's attributes, and the look at the cart that request brings.
+            await Task.Delay(1000);
+            var asked = storefront.Calls.Count;
+            await page.EvaluateAsync("() => window.__paRedraw('[data-pa-offers]', 'inner')");
+            await NewBlockAsync(page, "ready");
+            Assert.Equal("Your order ships free", await page.InnerTextAsync(".pa-offers__bar-text"));
+            await AssertNothingMovedAsync(page, before);
+            await Task.Delay(500);
+            Assert.Single(storefront.Calls.Skip(asked), c => c.Path.EndsWith("/cart-offers", StringComparison.Ordinal));
+        }
+        finally
+        {
+            storefront.CartTotal = null;
+            await page.Context.CloseAsync();
+        }
+    }
+
+    /// <summary>Waits until the block in the page is not the one the theme replaced and is <paramref name="state"/>.</summary>
+    private static async Task NewBlockAsync(IPage page, string state)
+    {
+        try
+        {
+            await page.WaitForFunctionAsync($$"""
+                () => { const b = document.querySelector('{{Block}}'); return !!window.__paOld && b !== window.__paOld && b.getAttribute('data-pa-state') === '{{state}}'; }
+                """, null, new PageWaitForFunctionOptions { Timeout = 10_000 });
+        }
+        catch (TimeoutException)
+        {
+            Assert.Fail($"the block drawn again stayed '{await page.GetAttributeAsync(Block, "data-pa-state") ?? "(never started)"}' instead of '{state}'");
+        }
+    }
+
+    /// <summary>
     /// A shopper who declined analytics in the store's consent banner (Shopify's Customer Privacy API): both blocks still show,
     /// but no id is kept across visits (the one kept before is forgotten), nothing she sees is reported to the app and
     /// nothing is written to her cart; one who accepted is counted as before. Until 6 Dec 2026 the id was kept and sent

@@ -120,6 +120,24 @@ public sealed class StorefrontFixture : IAsyncLifetime
         })();
         """;
 
+    /// <summary>
+    /// An init script: <c>window.__paRedraw(selector, how)</c> does what a theme does to its cart section after a cart change
+    /// (Shopify's Section Rendering API): it fetches the page's HTML again and puts the server's new markup of the app block
+    /// holding <c>selector</c> in place of the old, by the block wrapper's innerHTML (<c>how</c> "inner", as Dawn does) or by
+    /// replacing the block's element ("replace"). The old element is kept in <c>window.__paOld</c>.
+    /// </summary>
+    public const string ThemeRedraw = """
+        window.__paRedraw = async (selector, how) => {
+          const html = await (await fetch(location.href)).text();
+          const old = document.querySelector(selector);
+          const wrapper = old.closest('.shopify-app-block');
+          const fresh = new DOMParser().parseFromString(html, 'text/html').getElementById(wrapper.id);
+          window.__paOld = old;
+          if (how === 'replace') old.replaceWith(document.importNode(fresh.querySelector(selector), true));
+          else wrapper.innerHTML = fresh.innerHTML;
+        };
+        """;
+
     private static string PlaceholderImage(string url)
     {
         var name = Path.GetFileNameWithoutExtension(new Uri(url).AbsolutePath);

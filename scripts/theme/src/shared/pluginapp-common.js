@@ -181,3 +181,20 @@
       }).catch(function () {}).then(function () { if (settle) settle(); });
     return true;
   }
+
+  // Starts each block of the page (sel), then each that appears later. Why later: a theme that draws a section again (its
+  // cart drawer or cart page after each change, through Shopify's Section Rendering API; the theme editor) swaps in the
+  // block's markup new and unstarted. Until 6 Dec 2026 only the theme editor's were started: elsewhere the block stayed a
+  // blank box until the page was loaded again. Watched once per script; init passes over a block it has started.
+  function start(sel, init) {
+    function scan(node) {
+      if (node.querySelectorAll) [].forEach.call(node.matches && node.matches(sel) ? [node] : node.querySelectorAll(sel), init);
+    }
+    function go() {
+      scan(document);
+      new MutationObserver(function (records) {
+        records.forEach(function (r) { [].forEach.call(r.addedNodes, scan); });
+      }).observe(document, { childList: true, subtree: true });
+    }
+    if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', go); else go();
+  }
