@@ -18,6 +18,7 @@
   function init(root) {
     if (root.getAttribute(STATE)) return;
     root.setAttribute(STATE, 'loading');
+    refocus(root);
     var d = root.dataset;
     var proxy = (d.proxy || '/apps/pluginapp').replace(/\/+$/, '');
     var cartUrl = d.cartUrl || '/cart';

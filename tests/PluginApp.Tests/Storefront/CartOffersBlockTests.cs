@@ -257,6 +257,59 @@ public sealed class CartOffersBlockTests(StorefrontFixture sf) : IClassFixture<S
         }
     }
 
+    /// <summary>
+    /// A keyboard shopper adds the block's product on a theme that refreshes its own cart (it takes the block's event): the
+    /// block asks again and empties its box, and a theme that also draws its cart section again replaces the block; each
+    /// time what had focus is gone. Focus stays on the block, whose live box then says the cart's new state. Until 6 Dec 2026
+    /// it fell to the page, and the shopper started again from its top.
+    /// </summary>
+    [Fact]
+    public async Task CartBlock_AnAddByKeyboard_OnAThemeThatRefreshesItsCart_KeepsFocusOnTheBlock()
+    {
+        await sf.TrainedShopAsync();
+        var storefront = sf.Storefront;
+        storefront.Behaviour = ProxyBehaviour.Forward;
+        await OffersOnAsync();
+        var visitor = PolicyVisitor();
+        try
+        {
+            foreach (var drawsAgain in new[] { false, true })
+            {
+                storefront.SetCart((101, 1010, 1)); // one mug: the bar, with a product that reaches free shipping
+                var (page, _) = await OpenCartAsync(visitor, StorefrontFixture.ThemeRedraw + $$"""
+                    document.addEventListener('pluginapp:cart-add', (e) => {
+                      e.preventDefault();
+                      window.__paTook = true;
+                      if ({{(drawsAgain ? "true" : "false")}}) window.__paRedraw('[data-pa-offers]', 'inner').then(() => { window.__paRedrawn = true; });
+                    });
+                    """);
+                try
+                {
+                    var asked = storefront.Calls.Count;
+                    await StorefrontFixture.TabToAsync(page, ".pa-offers__add");
+                    await page.Keyboard.PressAsync("Enter");
+                    if (drawsAgain)
+                    {
+                        await page.WaitForFunctionAsync("() => window.__paRedrawn === true", null, new PageWaitForFunctionOptions { Timeout = 10_000 });
+                        await NewBlockAsync(page, "ready");
+                    }
+                    else
+                    {
+                        await EventuallyAsync(() => Task.FromResult(storefront.Calls.Skip(asked).Any(c => c.Path.EndsWith("/cart-offers", StringComparison.Ordinal))),
+                            "the block asking again");
+                        await page.WaitForFunctionAsync($"() => document.querySelector('{Block}').getAttribute('data-pa-state') === 'ready'", null,
+                            new PageWaitForFunctionOptions { Timeout = 10_000 });
+                    }
+                    Assert.True(await page.EvaluateAsync<bool>("() => window.__paTook === true"), "the theme did not take the block's event");
+                    Assert.Equal($"section.pa-offers in {Block}", await StorefrontFixture.FocusAsync(page, Block));
+                    Assert.Equal("Your order ships free", await page.InnerTextAsync(".pa-offers__bar-text"));
+                }
+                finally { await page.Context.CloseAsync(); }
+            }
+        }
+        finally { storefront.SetCart(); }
+    }
+
     /// <summary>Waits until the block in the page is not the one the theme replaced and is <paramref name="state"/>.</summary>
     private static async Task NewBlockAsync(IPage page, string state)
     {

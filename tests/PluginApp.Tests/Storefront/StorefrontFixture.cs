@@ -138,6 +138,27 @@ public sealed class StorefrontFixture : IAsyncLifetime
         };
         """;
 
+    /// <summary>Presses Tab until <paramref name="selector"/> has the focus: it is reachable by keyboard, in page order.</summary>
+    public static async Task TabToAsync(IPage page, string selector)
+    {
+        for (var i = 0; i < 30; i++)
+        {
+            await page.Keyboard.PressAsync("Tab");
+            if (await page.EvaluateAsync<bool>("(s) => document.activeElement === document.querySelector(s)", selector)) return;
+        }
+        Assert.Fail($"Tab never reached {selector}");
+    }
+
+    /// <summary>What has the page's focus: "body", or the focused element's tag, classes and whether it is in <paramref name="block"/>.</summary>
+    public static Task<string> FocusAsync(IPage page, string block) => page.EvaluateAsync<string>("""
+        (block) => {
+          const a = document.activeElement;
+          if (!a || a === document.body) return 'body';
+          return a.tagName.toLowerCase() + (a.className ? '.' + String(a.className).trim().split(/\s+/).join('.') : '')
+            + (a.closest(block) ? ' in ' : ' outside ') + block;
+        }
+        """, block);
+
     private static string PlaceholderImage(string url)
     {
         var name = Path.GetFileNameWithoutExtension(new Uri(url).AbsolutePath);

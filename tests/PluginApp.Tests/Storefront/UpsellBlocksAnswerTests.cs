@@ -68,7 +68,7 @@ public sealed partial class UpsellBlocksTests
             AssertSameBox(before.Below, ready.Below, "the content below the block");
 
             // Keyboard only: Tab reaches the control after the cards, Enter opens it, Space closes it.
-            await TabToAsync(page, WhySummary);
+            await StorefrontFixture.TabToAsync(page, WhySummary);
             await page.Keyboard.PressAsync("Enter");
             await page.WaitForFunctionAsync("() => document.querySelector('.pa-upsells__why').open", null, new PageWaitForFunctionOptions { Timeout = 2_000 });
             Assert.True(await page.Locator(WhyText).IsVisibleAsync(), "Enter did not reveal the explanation");
@@ -303,16 +303,5 @@ public sealed partial class UpsellBlocksTests
         {
             Assert.Fail($"the block stayed '{await StateAsync(page)}' instead of '{state}'; last proxied calls: {Describe(sf.Storefront.Calls.TakeLast(4))}");
         }
-    }
-
-    /// <summary>Presses Tab until <paramref name="selector"/> has the focus: it is reachable by keyboard, in page order.</summary>
-    private static async Task TabToAsync(IPage page, string selector)
-    {
-        for (var i = 0; i < 30; i++)
-        {
-            await page.Keyboard.PressAsync("Tab");
-            if (await page.EvaluateAsync<bool>("(s) => document.activeElement === document.querySelector(s)", selector)) return;
-        }
-        Assert.Fail($"Tab never reached {selector}");
     }
 }

@@ -89,4 +89,50 @@ public sealed partial class UpsellBlocksTests
             if (page is not null) await page.Context.CloseAsync();
         }
     }
+
+    /// <summary>
+    /// A keyboard shopper adds a product from the cart block on a theme that refreshes its own cart: the theme takes the
+    /// block's event and draws its cart section again, so the button she pressed is gone. Focus stays in the block, on its
+    /// heading (the product is in her cart now, so it is not offered again), and Tab goes on to the new block's products.
+    /// Until 6 Dec 2026 focus fell to the page, and she started again from its top.
+    /// </summary>
+    [Fact]
+    public async Task CartBlock_AnAddByKeyboard_OnAThemeThatDrawsItsCartAgain_KeepsFocusInTheBlock()
+    {
+        await sf.TrainedShopAsync();
+        var storefront = sf.Storefront;
+        storefront.Behaviour = ProxyBehaviour.Forward;
+        var (cartProduct, _) = StorefrontFixture.Catalog[3];
+        storefront.SetCart((cartProduct, cartProduct * 10, 1));
+        IPage? page = null;
+        try
+        {
+            page = await OpenCartWithUpsellsAsync(cartProduct, StorefrontFixture.ThemeRedraw, """
+                document.addEventListener('pluginapp:cart-add', (e) => {
+                  e.preventDefault();
+                  window.__paRedraw('[data-pa-upsells]', 'inner').then(() => { window.__paRedrawn = true; });
+                });
+                """);
+            var loads = 0;
+            page.Load += (_, _) => Interlocked.Increment(ref loads);
+            await StorefrontFixture.TabToAsync(page, $"{UpsellsBlock} .pa-card[data-position='0'] .pa-card__add");
+            await page.Keyboard.PressAsync("Enter");
+            await page.WaitForFunctionAsync("() => window.__paRedrawn === true", null, new PageWaitForFunctionOptions { Timeout = 10_000 });
+            await WaitForNewBlockAsync(page, "ready");
+
+            Assert.Equal($"h2.pa-upsells__heading in {UpsellsBlock}", await StorefrontFixture.FocusAsync(page, UpsellsBlock));
+            await page.Keyboard.PressAsync("Tab");
+            Assert.Equal($"a.pa-card__link in {UpsellsBlock}", await StorefrontFixture.FocusAsync(page, UpsellsBlock));
+            Assert.True(await page.EvaluateAsync<bool>($"() => document.activeElement === document.querySelector(\"{UpsellsBlock} .pa-card[data-position='0'] .pa-card__link\")"),
+                "Tab from the heading did not reach the block's first product");
+            Assert.Equal(0, loads);
+            using var http = new HttpClient();
+            Assert.Equal(2, JsonNode.Parse(await http.GetStringAsync(storefront.BaseUrl + "/cart.js"))!["items"]!.AsArray().Count);
+        }
+        finally
+        {
+            storefront.SetCart();
+            if (page is not null) await page.Context.CloseAsync();
+        }
+    }
 }

@@ -182,6 +182,19 @@
     return true;
   }
 
+  // The element of this script's blocks that last took focus (start() watches). After an Add on a theme that refreshes its
+  // own cart, the theme draws its section again, or the cart offers block asks again and empties its box: that element is
+  // gone, and focus falls to the page, where a keyboard or screen reader shopper would start again from its top (until
+  // 6 Dec 2026 she did). The block in its place takes it as it starts: refocus(its heading, or the block). Only when the
+  // element is gone: focus on the page with it still there is the shopper's doing (a click on the page's text).
+  var focused;
+  function refocus(target) {
+    if (focused && !focused.isConnected && document.activeElement === document.body) {
+      target.tabIndex = -1;
+      target.focus();
+    }
+  }
+
   // Starts each block of the page (sel), then each that appears later. Why later: a theme that draws a section again (its
   // cart drawer or cart page after each change, through Shopify's Section Rendering API; the theme editor) swaps in the
   // block's markup new and unstarted. Until 6 Dec 2026 only the theme editor's were started: elsewhere the block stayed a
@@ -195,6 +208,7 @@
       new MutationObserver(function (records) {
         records.forEach(function (r) { [].forEach.call(r.addedNodes, scan); });
       }).observe(document, { childList: true, subtree: true });
+      document.addEventListener('focusin', function (e) { focused = e.target.closest(sel) && e.target; });
     }
     if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', go); else go();
   }
