@@ -13,9 +13,24 @@ public static class CartAction
 /// <param name="Cost">Sum of the lines' unit costs, null when any line's cost is unknown.</param>
 /// <param name="UpsellPrice">The best threshold upsell's price and cost (null: none crosses the threshold, or no threshold).</param>
 /// <param name="Products">Distinct products in the cart (the intent model reads it as training counted it).</param>
-public sealed record CartFacts(decimal Value, decimal? Cost, int Items, decimal? Threshold, decimal? UpsellPrice, decimal? UpsellCost, int Products = 1)
+/// <param name="Paid">What the cart costs after its own discounts as a share of what it costs before them (the storefront's
+/// cart says both, in its currency; the share needs no rate), 1 without discounts. The free-shipping threshold is met by
+/// what the cart costs, so the bar and the product that would reach it count the cart's value at this share.</param>
+public sealed record CartFacts(decimal Value, decimal? Cost, int Items, decimal? Threshold, decimal? UpsellPrice, decimal? UpsellCost, int Products = 1,
+    decimal Paid = 1)
 {
-    public decimal? Remaining => Threshold is { } t ? Math.Max(0, t - Value) : null;
+    /// <summary>What the cart costs after its own discounts, at catalog prices.</summary>
+    public decimal Paying => Value * Paid;
+
+    /// <summary>What is left to the free-shipping threshold, counted on what the cart costs after its discounts.</summary>
+    public decimal? Remaining => Threshold is { } t ? Math.Max(0, t - Paying) : null;
+
+    /// <summary>
+    /// The catalog price a product added now needs to close <see cref="Remaining"/>, the cart's discount taking the same share
+    /// of it (a percentage off the order does; a fixed amount off does not, and then it reaches with room to spare). Until 6
+    /// Dec 2026 it was what was left at catalog prices: a cart 20 % off was offered a product that still left it short.
+    /// </summary>
+    public decimal? PriceToReach => Remaining is not { } r ? null : r == 0 ? 0 : Paid > 0 ? r / Paid : decimal.MaxValue;
 }
 
 /// <summary>The offer's caps as they stand for this cart right now.</summary>

@@ -14,8 +14,9 @@ using PluginApp.Admin.Switches;
 namespace PluginApp.CartOffers;
 
 /// <summary>What the cart block asked about: the cart's lines as the storefront's cart holds them.</summary>
+/// <param name="Paid">What the cart costs after its own discounts as a share of its price before them (<see cref="CartFacts.Paid"/>).</param>
 public sealed record CartOfferRequest(long ShopId, string Shop, string? CartToken, IReadOnlyList<(long VariantId, int Quantity)> Lines,
-    string? VisitorHash, long? CustomerId, string? ClientIp);
+    string? VisitorHash, long? CustomerId, string? ClientIp, decimal Paid = 1);
 
 public sealed record ProgressBar(decimal Threshold, decimal Value, decimal Remaining, double Progress, string Currency);
 
@@ -51,7 +52,7 @@ public sealed class CartOfferService(CartOfferSettingsStore settingsStore, Catal
         if (!settings.Enabled || !await switches.IsOnAsync(req.ShopId, CartOffersFeature.Name, ct))
             return new CartOfferResponse(null, CartOffersExperiment.Key, CartOffersExperiment.StoppedArm, CartAction.Nothing, null, [], null, null, null, "off");
         var catalog = await catalogs.GetAsync(req.ShopId, ct);
-        var facts = Price(req.Lines, catalog, settings.FreeShippingThreshold);
+        var facts = Price(req.Lines, catalog, settings.FreeShippingThreshold) with { Paid = req.Paid };
         var (arm, running) = await experiments.AssignAsync(req.ShopId, req.Shop, CartOffersExperiment.Key,
             UpsellExperiment.AssignmentKey(req.VisitorHash, req.CustomerId), ct);
         var decisionId = DecisionLog.NewId(clock.GetUtcNow());
@@ -69,7 +70,7 @@ public sealed class CartOfferService(CartOfferSettingsStore settingsStore, Catal
         else
         {
             var variants = req.Lines.Select(l => l.VariantId).ToArray();
-            var candidates = facts.Remaining is > 0 ? (await UpsellCandidatesAsync(req, variants, facts.Remaining.Value, catalog, preview: true, ct)).Items : [];
+            var candidates = facts.Remaining is > 0 ? (await UpsellCandidatesAsync(req, variants, facts.PriceToReach!.Value, catalog, preview: true, ct)).Items : [];
             var best = candidates.FirstOrDefault();
             var bestVariant = best is null ? null : catalog.Products.GetValueOrDefault(best.ProductId)?.Display;
             facts = facts with { UpsellPrice = bestVariant?.Price, UpsellCost = bestVariant?.Cost };
@@ -94,12 +95,14 @@ public sealed class CartOfferService(CartOfferSettingsStore settingsStore, Catal
         // catalog prices in the browser; now the app says it, priced as every bar is).
         var reached = action == CartAction.Nothing && arm != CartOffersExperiment.ControlArm && facts.Items > 0 && facts.Remaining == 0;
         var bar = (action is CartAction.Nudge or CartAction.NudgeUpsell || reached) && facts.Threshold is { } t
-            ? new ProgressBar(t, facts.Value, facts.Remaining ?? 0, t == 0 ? 1 : Math.Min(1, (double)(facts.Value / t)), catalog.Currency)
+            ? new ProgressBar(t, facts.Paying, facts.Remaining ?? 0, t == 0 ? 1 : Math.Min(1, (double)(facts.Paying / t)), catalog.Currency)
             : null;
         // The block counts the cart's own total after its discounts (the storefront's, in the shopper's currency), which may
         // still fall short: the reason says what the app priced, not what the shopper was told.
         if (reached && bar is not null)
-            reasons.Add("the cart already reaches free shipping at catalog prices: the block shows the full bar, or what is left after the cart's own discounts");
+            reasons.Add(facts.Paid < 1
+                ? "the cart already reaches free shipping after its own discounts: the block shows the full bar"
+                : "the cart already reaches free shipping at catalog prices: the block shows the full bar, or what is left after the cart's own discounts");
         // Why not the request's token once a code is handed out: the code is the cart's now, and a shopper who left the page
         // meanwhile must not leave it without the decision that explains it (until 5 Dec 2026 such a code had none).
         if (facts.Items > 0)
@@ -165,7 +168,7 @@ public sealed class CartOfferService(CartOfferSettingsStore settingsStore, Catal
         else if (!ready && caps.Enabled) jobs.Enqueue<CartOfferJobs>(j => j.RefillAsync(req.ShopId, CancellationToken.None));
         if (action == CartAction.NudgeUpsell)
         {
-            var served = await UpsellCandidatesAsync(req, variants, facts.Remaining!.Value, catalog, preview: false, ct);
+            var served = await UpsellCandidatesAsync(req, variants, facts.PriceToReach!.Value, catalog, preview: false, ct);
             upsell = served.Items;
             upsellRequest = served.RequestId;
             if (upsell.Count == 0) action = CartAction.Nudge;
@@ -201,7 +204,8 @@ public sealed class CartOfferService(CartOfferSettingsStore settingsStore, Catal
         return new CartFacts(value, costKnown && items > 0 ? cost : null, items, threshold, null, null, products.Count);
     }
 
-    /// <summary>The recommender's cart answer (business rules applied) kept to products that take the cart over the threshold, best first.</summary>
+    /// <summary>The recommender's cart answer (business rules applied) kept to products that take the cart over the threshold
+    /// (priced at <paramref name="remaining"/> or more: <see cref="CartFacts.PriceToReach"/>), best first.</summary>
     private async Task<(IReadOnlyList<RecommendedItem> Items, string? RequestId)> UpsellCandidatesAsync(CartOfferRequest req, long[] variants, decimal remaining,
         CatalogSnapshot catalog, bool preview, CancellationToken ct)
     {
@@ -227,7 +231,7 @@ public sealed class CartOfferService(CartOfferSettingsStore settingsStore, Catal
                 CustomerId = req.CustomerId, VisitorHash = req.VisitorHash, CartToken = req.CartToken,
                 Inputs = JsonSerializer.Serialize(new
                 {
-                    value = facts.Value, cost = facts.Cost, items = facts.Items, threshold = facts.Threshold, remaining = facts.Remaining,
+                    value = facts.Value, cost = facts.Cost, items = facts.Items, threshold = facts.Threshold, paid = facts.Paid, remaining = facts.Remaining,
                     upsellPrice = facts.UpsellPrice, intentReasons = score?.Reasons ?? [],
                 }),
                 // A canary's decisions say so; "failed" only when it failed (the release job counts the key).

@@ -130,11 +130,19 @@ public static class CartOffersFeature
     /// <c>lines</c>: the cart's lines as "variant:quantity" pairs separated by commas (at most 100). <c>np=1</c>: the shopper
     /// declined analytics, and is answered as a guest though logged in (<see cref="ProxyEndpoints.Shopper"/>): until 6 Dec
     /// 2026 her cart was linked to her account in the decision log and, nightly, in cart_customers, which purchase-intent
-    /// training and the abandonment sweep read.
+    /// training and the abandonment sweep read. <c>paid</c>: the cart's total after its discounts over its total before them
+    /// (/cart.js's total_price over original_total_price), from 0 to 1; NaN (a cart of free lines) or absent reads as 1.
     /// </summary>
     private static async Task<Results<ProxyJson.Buffered<CartOfferResponse>, ProblemHttpResult>> DecideAsync(HttpContext http, CartOfferService service, string? lines,
-        string? cart_token, string? visitor_id, string? logged_in_customer_id, string? np, CancellationToken ct)
+        string? cart_token, string? visitor_id, string? logged_in_customer_id, string? np, string? paid, CancellationToken ct)
     {
+        var share = 1m;
+        if (paid is not null && paid != "NaN")
+        {
+            if (!double.TryParse(paid, NumberStyles.Float, CultureInfo.InvariantCulture, out var p) || !double.IsFinite(p) || p < 0)
+                return ProxyEndpoints.Problem($"paid holds '{paid}', not a share of the cart's price from 0 to 1");
+            share = (decimal)Math.Min(1, p);
+        }
         var parsed = new List<(long, int)>();
         foreach (var part in (lines ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
@@ -151,7 +159,7 @@ public static class CartOffersFeature
         if (cart_token is { Length: > 128 } || visitor_id is { Length: > 128 }) return ProxyEndpoints.Problem("cart_token and visitor_id are at most 128 characters");
         var shop = ProxyEndpoints.ShopOf(http);
         var request = new CartOfferRequest(ProxyEndpoints.ShopIdOf(http), shop, string.IsNullOrWhiteSpace(cart_token) ? null : cart_token, parsed,
-            Assignment.VisitorHash(shop, visitor_id), ProxyEndpoints.Shopper(logged_in_customer_id, np), ProxyEndpoints.ShopperAddressOf(http));
+            Assignment.VisitorHash(shop, visitor_id), ProxyEndpoints.Shopper(logged_in_customer_id, np), ProxyEndpoints.ShopperAddressOf(http), share);
         return ProxyJson.Answer(await service.DecideAsync(request, ct));
     }
 

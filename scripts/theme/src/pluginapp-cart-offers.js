@@ -194,8 +194,10 @@
       var lines = (cart.items || []).slice().sort(function (a, b) { return (b.line_price || 0) - (a.line_price || 0); }).slice(0, 100)
         .map(function (l) { return l.variant_id + ':' + l.quantity; });
       if (!lines.length) return null;
+      // paid: what the cart costs after its discounts over what it costs before them, so the app picks a product that
+      // reaches free shipping as the bar counts it (NaN for a cart of free lines reads as none).
       var q = '?lines=' + encodeURIComponent(lines.join(',')) + '&cart_token=' + encodeURIComponent(String(cart.token || '').split('?')[0]) +
-        '&visitor_id=' + encodeURIComponent(vid) + (consented() ? '' : '&np=1');
+        '&visitor_id=' + encodeURIComponent(vid) + '&paid=' + cart.total_price / cart.original_total_price + (consented() ? '' : '&np=1');
       return getJson(proxy + '/cart-offers' + q, signal);
     }).then(function (data) { if (data) render(data); else hide(); }).catch(hide);
   }

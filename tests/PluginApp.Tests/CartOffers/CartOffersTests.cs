@@ -57,9 +57,14 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
         Assignment.Arm(shop, Assignment.VisitorHash(shop, v), CartOffersExperiment.Key, CartOffersExperiment.Kind.Arms, CartOffersExperiment.StoppedArm) == arm);
 
     /// <summary>The cart block's question: catalog variants (n*10) with quantities.</summary>
-    private async Task<JsonElement> AskAsync(StoreSeed seed, string cart, string visitor, params (long Variant, int Qty)[] lines)
+    private Task<JsonElement> AskAsync(StoreSeed seed, string cart, string visitor, params (long Variant, int Qty)[] lines) =>
+        AskAsync(seed, cart, visitor, null, lines);
+
+    /// <param name="paid">The block's <c>paid</c>: the cart's total after its discounts over its total before them, as sent.</param>
+    private async Task<JsonElement> AskAsync(StoreSeed seed, string cart, string visitor, string? paid, params (long Variant, int Qty)[] lines)
     {
-        var query = $"lines={string.Join(',', lines.Select(l => $"{seed.V(l.Variant)}:{l.Qty}"))}&cart_token={cart}&visitor_id={visitor}";
+        var query = $"lines={string.Join(',', lines.Select(l => $"{seed.V(l.Variant)}:{l.Qty}"))}&cart_token={cart}&visitor_id={visitor}"
+            + (paid is null ? "" : $"&paid={paid}");
         var response = await app.Client.GetAsync(StoreSeed.Signed("/proxy/cart-offers", seed.Shop, query, app.Clock.GetUtcNow()));
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         return await response.Content.ReadFromJsonAsync<JsonElement>();
@@ -467,6 +472,45 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal(HttpStatusCode.OK, (await app.SwitchFeatureAsync(seed.Shop, CartOffersFeature.Name, true)).StatusCode);
         await WaitForUsableAsync(2, "switching cart offers on");
         Assert.Equal(4, await app.CountAsync(creates, seed.ShopId));
+    }
+
+    /// <summary>
+    /// A cart 20 % off (it costs 8.00 of its catalog 10.00, against a 20.00 threshold) has 12.00 left to go, and the product
+    /// that reaches it must cost 15.00 or more before the same discount; the bar counts the 8.00. Until 6 Dec 2026 the app
+    /// counted the catalog 10.00 and offered an 11.00 product, which took the cart to 16.80 after its discount: still short of
+    /// free shipping, as the block's own bar then said. A share the block cannot send (NaN, a cart of free lines) reads as
+    /// none; one that is not a number is refused.
+    /// </summary>
+    [Fact]
+    public async Task ThresholdUpsell_IsChosenOnWhatTheCartCostsAfterItsDiscounts()
+    {
+        var seed = await StoreAsync("offers-paid-share.myshopify.com", 0.5m);
+        await SettingsAsync(seed, new { enabled = true, freeShippingThreshold = 20, offerPercent = 10, maxDiscountPercent = 15, marginFloorPercent = 20, dailyBudget = 100, poolSize = 2, codeExpiryHours = 48 });
+        var visitor = VisitorIn(seed.Shop, CartOffersExperiment.PolicyArm);
+        async Task<JsonElement> InputsAsync(JsonElement answer) => JsonSerializer.Deserialize<JsonElement>((string)(await app.ScalarAsync(
+            "SELECT inputs::text FROM decisions WHERE shop_id = $1 AND decision_id = $2", seed.ShopId, answer.GetProperty("decision_id").GetString()!))!);
+
+        var full = await InputsAsync(await AskAsync(seed, "cart-paid-full", visitor, "NaN", (1010, 1)));
+        Assert.Equal(10m, full.GetProperty("remaining").GetDecimal());
+        Assert.InRange(full.GetProperty("upsellPrice").GetDecimal(), 10m, 14.99m); // a mug of its own group, at 11.00 to 13.00
+
+        var discounted = await AskAsync(seed, "cart-paid-off", visitor, "0.8", (1010, 1));
+        var inputs = await InputsAsync(discounted);
+        Assert.Equal(0.8m, inputs.GetProperty("paid").GetDecimal());
+        Assert.Equal(12m, inputs.GetProperty("remaining").GetDecimal());
+        Assert.True(inputs.GetProperty("upsellPrice").GetDecimal() >= 15m, inputs.ToString());
+        foreach (var item in discounted.GetProperty("upsell").EnumerateArray())
+            Assert.True(decimal.Parse(item.GetProperty("price").GetString()!, CultureInfo.InvariantCulture) >= 15m, item.ToString());
+        if (discounted.GetProperty("bar").ValueKind == JsonValueKind.Object)
+        {
+            Assert.Equal(8m, discounted.GetProperty("bar").GetProperty("value").GetDecimal());
+            Assert.Equal(12m, discounted.GetProperty("bar").GetProperty("remaining").GetDecimal());
+        }
+
+        var refused = await app.Client.GetAsync(StoreSeed.Signed("/proxy/cart-offers", seed.Shop,
+            $"lines={seed.V(1010)}:1&cart_token=cart-paid-bad&visitor_id={visitor}&paid=most", app.Clock.GetUtcNow()));
+        Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+        Assert.Contains("paid holds 'most'", await refused.Content.ReadAsStringAsync());
     }
 
     [Fact]

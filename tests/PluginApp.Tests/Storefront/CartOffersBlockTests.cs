@@ -146,10 +146,15 @@ public sealed class CartOffersBlockTests(StorefrontFixture sf) : IClassFixture<S
         }
         try
         {
-            // One mug, 12.00 in the catalog and 10.00 in the cart after an automatic discount: 7.00 to go, not 5.00.
+            // One mug, 12.00 in the catalog and 10.00 in the cart after an automatic discount: 7.00 to go, not 5.00. The block
+            // tells the app what share of its price the cart costs, so the product it offers reaches the threshold too.
             storefront.SetCart((101, 1010, 1));
             storefront.CartTotal = (1000, "USD");
+            storefront.CartOriginalTotal = 1200;
             await BarAsync(null, CartAction.NudgeUpsell, "Spend $7.00 more for free shipping", "59");
+            Assert.Equal(0.8333m, Math.Round((decimal)(await sf.App.ScalarAsync(
+                "SELECT (inputs->>'paid')::numeric FROM decisions WHERE kind = 'offer' ORDER BY decided_at DESC LIMIT 1"))!, 4));
+            storefront.CartOriginalTotal = null;
             // Two mugs: 24.00 by the catalog, over the threshold, but 16.00 after the discount: 1.00 to go, not "ships free".
             storefront.SetCart((101, 1010, 2));
             storefront.CartTotal = (1600, "USD");
@@ -165,7 +170,7 @@ public sealed class CartOffersBlockTests(StorefrontFixture sf) : IClassFixture<S
             storefront.CartTotal = (200000, "JPY");
             await BarAsync("window.Shopify = { currency: { active: 'JPY', rate: '160.3' } }", CartAction.NudgeUpsell, "Spend ¥726 more for free shipping", "73");
         }
-        finally { storefront.CartTotal = null; }
+        finally { (storefront.CartTotal, storefront.CartOriginalTotal) = (null, null); }
     }
 
     /// <summary>

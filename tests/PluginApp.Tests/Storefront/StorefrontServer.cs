@@ -202,6 +202,9 @@ public sealed partial class StorefrontServer : IAsyncDisposable
     /// </summary>
     public (long TotalPrice, string Currency)? CartTotal { get; set; }
 
+    /// <summary>The cart's total before its discounts (/cart.js's original_total_price, in cents), or none.</summary>
+    public long? CartOriginalTotal { get; set; }
+
     /// <summary>The code applied through /discount/{code}, or null.</summary>
     public string? AppliedDiscount { get; private set; }
 
@@ -228,6 +231,7 @@ public sealed partial class StorefrontServer : IAsyncDisposable
                 ["items"] = new JsonArray(_cart.Select(l => (JsonNode)l.DeepClone()).ToArray()),
             };
             if (CartTotal is { } total) (cart["total_price"], cart["currency"]) = (total.TotalPrice, total.Currency);
+            if (CartOriginalTotal is { } original) cart["original_total_price"] = original;
             return cart;
         }
     }
