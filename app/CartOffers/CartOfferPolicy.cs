@@ -37,8 +37,9 @@ public sealed record CartFacts(decimal Value, decimal? Cost, int Items, decimal?
 /// <param name="SpentToday">Discount already handed out today.</param>
 /// <param name="CodeAvailable">Whether the pool has a code ready.</param>
 /// <param name="CartHadCode">Whether this cart had a code that was used or expired: a cart is given one code, ever.</param>
+/// <param name="HoldsCode">Whether this cart holds the code it was handed (so a discount it shows may be that code's).</param>
 public sealed record OfferCaps(bool Enabled, decimal Percent, decimal MaxPercent, decimal MarginFloorPercent, decimal DailyBudget, decimal SpentToday,
-    bool CodeAvailable, bool CartHadCode = false);
+    bool CodeAvailable, bool CartHadCode = false, bool HoldsCode = false);
 
 /// <summary>The relative change in P(order) each action causes, which of them the experiment measured, and where they come from in words.</summary>
 public sealed record ActionEffects(IReadOnlyDictionary<string, double> Lift, IReadOnlySet<string> Measured, string Source)
@@ -151,6 +152,10 @@ public static class CartOfferPolicy
     {
         if (!caps.Enabled) return "offers are turned off";
         if (caps.CartHadCode) return "this cart had its code already (used or expired), and a cart gets one";
+        // Why: the offer's codes combine with no other order or product discount (DiscountPool), so on a cart discounted
+        // already the code would not apply, or would take the place of a larger discount, and the margin floor, checked at
+        // catalog prices, would not hold on top of it. Until 6 Dec 2026 such carts were offered a code too.
+        if (cart.Paid < 1 && !caps.HoldsCode) return "the cart has a discount of its own, which the offer's code would not combine with";
         if (caps.Percent > caps.MaxPercent)
             return string.Create(CultureInfo.InvariantCulture, $"the {caps.Percent:0.###} % offer is above the {caps.MaxPercent:0.###} % cap");
         if (cart.Value <= 0) return "the cart is empty";

@@ -80,7 +80,7 @@ public sealed class CartOfferService(CartOfferSettingsStore settingsStore, Catal
             // checked at its own percent (until 5 Dec 2026 at the offer's, and a cart kept being shown a 20 % code after the
             // merchant had lowered the offer and its cap to 10 %).
             var caps = new OfferCaps(settings.OffersEnabled && req.CartToken is not null, held?.Percent ?? settings.OfferPercent, settings.MaxDiscountPercent,
-                settings.MarginFloorPercent, settings.DailyBudget, spent - (held?.Amount ?? 0), ready || held is not null, hadCode);
+                settings.MarginFloorPercent, settings.DailyBudget, spent - (held?.Amount ?? 0), ready || held is not null, hadCode, held is not null);
             // What this cart could have been shown, in either arm: the measured effects compare an explored action's carts
             // with the control's carts that allowed it (ActionEffectsEstimator).
             allowed = CartOfferPolicy.Allowed(facts, caps);

@@ -478,8 +478,8 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
     /// A cart 20 % off (it costs 8.00 of its catalog 10.00, against a 20.00 threshold) has 12.00 left to go, and the product
     /// that reaches it must cost 15.00 or more before the same discount; the bar counts the 8.00. Until 6 Dec 2026 the app
     /// counted the catalog 10.00 and offered an 11.00 product, which took the cart to 16.80 after its discount: still short of
-    /// free shipping, as the block's own bar then said. A share the block cannot send (NaN, a cart of free lines) reads as
-    /// none; one that is not a number is refused.
+    /// free shipping, as the block's own bar then said. Nor is it offered a code, which would not combine with its discount.
+    /// A share the block cannot send (NaN, a cart of free lines) reads as none; one that is not a number is refused.
     /// </summary>
     [Fact]
     public async Task ThresholdUpsell_IsChosenOnWhatTheCartCostsAfterItsDiscounts()
@@ -506,6 +506,16 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
             Assert.Equal(8m, discounted.GetProperty("bar").GetProperty("value").GetDecimal());
             Assert.Equal(12m, discounted.GetProperty("bar").GetProperty("remaining").GetDecimal());
         }
+
+        // Offers allowed on the full-price cart; not on the discounted one, whose discount the offer's code would not combine with.
+        await FillPoolAsync(seed);
+        var full2 = await AskAsync(seed, "cart-paid-full-2", visitor, null, (1010, 1));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM decisions WHERE shop_id = $1 AND decision_id = $2 AND output -> 'allowed' ? 'offer'",
+            seed.ShopId, full2.GetProperty("decision_id").GetString()!));
+        var off = await AskAsync(seed, "cart-paid-off-2", visitor, "0.8", (1010, 1));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM decisions WHERE shop_id = $1 AND decision_id = $2 AND output -> 'allowed' ? 'offer'",
+            seed.ShopId, off.GetProperty("decision_id").GetString()!));
+        Assert.Contains(await ReasonsAsync(off.GetProperty("decision_id").GetString()!), r => r.Contains("has a discount of its own"));
 
         var refused = await app.Client.GetAsync(StoreSeed.Signed("/proxy/cart-offers", seed.Shop,
             $"lines={seed.V(1010)}:1&cart_token=cart-paid-bad&visitor_id={visitor}&paid=most", app.Clock.GetUtcNow()));
