@@ -361,6 +361,36 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
     }
 
     /// <summary>
+    /// A guest order of hers, placed under another email than the request's, that PostgreSQL refused and that was kept aside
+    /// whole, so the app holds no row of it: the request lists it by id, and her export carries it and her erasure empties
+    /// it. Until 6 Dec 2026 a kept order body was found only through an order the app held, and it stayed whole.
+    /// </summary>
+    [Fact]
+    public async Task AKeptAsideGuestOrderListedByTheRequest_IsInHerExport_AndErased()
+    {
+        const string shop = "redact-kept-listed-order.myshopify.com";
+        await app.InstallShopAsync(shop);
+        var refused = ShopifyPayloads.Order(8_263_001, null, lines: 1);
+        refused["email"] = "old.address.zk4481@example.net";
+        refused["note"] = "zk4481 leave it with the neighbour";
+        refused["total_price"] = "123456789012345678.00"; // more than PostgreSQL's numeric column holds: kept aside
+        var delivery = Guid.NewGuid().ToString();
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("orders/create", shop, refused.ToJsonString(), delivery)).StatusCode);
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM webhook_deliveries WHERE delivery_id = $1 AND outcome = 'failed' AND position('zk4481' in body::text) > 0", delivery));
+        var subject = new JsonObject { ["id"] = 8263, ["email"] = "ada.zk4481@example.com" };
+
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("customers/data_request", shop, new JsonObject { ["shop_id"] = 1, ["shop_domain"] = shop,
+            ["orders_requested"] = new JsonArray(8_263_001), ["customer"] = subject.DeepClone(), ["data_request"] = new JsonObject { ["id"] = 43 } }.ToJsonString())).StatusCode);
+        Assert.Contains("leave it with the neighbour", (string)(await app.ScalarAsync(
+            "SELECT export::text FROM customer_data_requests WHERE data_request_id = 43 AND shop_id = (SELECT id FROM shops WHERE domain = $1)", shop))!);
+
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("customers/redact", shop, new JsonObject { ["shop_id"] = 1, ["shop_domain"] = shop,
+            ["orders_to_redact"] = new JsonArray(8_263_001), ["customer"] = subject.DeepClone() }.ToJsonString())).StatusCode);
+        Assert.Equal(1, await app.CountAsync(
+            "SELECT count(*) FROM webhook_deliveries WHERE delivery_id = $1 AND body ? 'redacted_at' AND raw_body IS NULL AND position('zk4481' in body::text) = 0", delivery));
+    }
+
+    /// <summary>
     /// An order of hers that a writer in flight commits after the erasure looked for her orders (its statement began before
     /// her tombstone was committed, so it did not see it) is erased by the second pass, once that writer has ended, and not
     /// before. Until 5 Dec 2026 such an order kept her email, IP and card. A long reader of the same tables does not hold the
