@@ -156,6 +156,22 @@ public sealed class AdminPagesTests(AdminFixture app, ITestOutputHelper output) 
         Assert.Equal(HttpStatusCode.Unauthorized, (await app.Client.GetAsync(path)).StatusCode); // no shop: nowhere to bounce to
     }
 
+    /// <summary>
+    /// The decision log's reasons read as sentences beside a long list of products shown: until 6 Dec 2026 the column was
+    /// squeezed to a word a line ("The billing country differs from the shipping country" over six lines).
+    /// </summary>
+    [Fact]
+    public async Task DecisionsPage_ReasonsReadAsSentences()
+    {
+        var (page, errors) = await OpenAsync("/admin/decisions");
+        var cells = page.Locator("#decisions td.reasons", new() { HasTextString = "billing country" });
+        Assert.True(await cells.CountAsync() > 0, "no decision with the country reason in the seeded store");
+        var box = await cells.First.BoundingBoxAsync();
+        var line = await cells.First.EvaluateAsync<double>("c => parseFloat(getComputedStyle(c).lineHeight) || 20");
+        Assert.True(box!.Height <= 3 * line + 24, $"the reason is {box.Height} px high ({box.Width} px wide) at {line} px a line");
+        Assert.True(errors.Count == 0, "browser errors: " + string.Join(" | ", errors));
+    }
+
     [Fact]
     public async Task Bounce_RefusesToReloadAnotherOrigin()
     {
