@@ -19,8 +19,9 @@ public static class CartAction
 public sealed record CartFacts(decimal Value, decimal? Cost, int Items, decimal? Threshold, decimal? UpsellPrice, decimal? UpsellCost, int Products = 1,
     decimal Paid = 1)
 {
-    /// <summary>What the cart costs after its own discounts, at catalog prices.</summary>
-    public decimal Paying => Value * Paid;
+    /// <summary>What the cart costs after its own discounts, at catalog prices, to the cent (the share comes as a binary
+    /// fraction: 60.00 at 50/60 would otherwise read 49.99999999999998, a cart at the threshold a hair short of it).</summary>
+    public decimal Paying => Paid == 1 ? Value : Math.Round(Value * Paid, 2);
 
     /// <summary>What is left to the free-shipping threshold, counted on what the cart costs after its discounts.</summary>
     public decimal? Remaining => Threshold is { } t ? Math.Max(0, t - Paying) : null;
@@ -30,7 +31,7 @@ public sealed record CartFacts(decimal Value, decimal? Cost, int Items, decimal?
     /// of it (a percentage off the order does; a fixed amount off does not, and then it reaches with room to spare). Until 6
     /// Dec 2026 it was what was left at catalog prices: a cart 20 % off was offered a product that still left it short.
     /// </summary>
-    public decimal? PriceToReach => Remaining is not { } r ? null : r == 0 ? 0 : Paid > 0 ? r / Paid : decimal.MaxValue;
+    public decimal? PriceToReach => Remaining is not { } r ? null : r == 0 ? 0 : Paid == 1 ? r : Paid > 0 ? Math.Round(r / Paid, 2) : decimal.MaxValue;
 }
 
 /// <summary>The offer's caps as they stand for this cart right now.</summary>

@@ -80,11 +80,15 @@ internal static class RiskQueue
     internal const string Online = "source_name IS DISTINCT FROM 'pos'";
 
     /// <summary>
-    /// Whether the goods of the order <paramref name="o"/> may still be stopped: not cancelled, and not fulfilled (nor
-    /// returned) in full. Why: a fraud label from outside the queue (a chargeback, a Stripe early fraud warning) on such an
-    /// order holds it and brings it back to the reviewer (RiskScorer), while one on an order long shipped only tells Shopify.
+    /// Whether the goods of the order <paramref name="o"/> may still be stopped: not cancelled, not fulfilled (nor returned)
+    /// in full, and not refunded or voided in full (nothing left to lose). Why: a fraud label from outside the queue (a
+    /// chargeback, a Stripe early fraud warning) on such an order holds it and brings it back to the reviewer (RiskScorer),
+    /// while one on an order long shipped, or paid back, only tells Shopify.
     /// </summary>
-    internal static string StillToShip(string o) => $"{o}.cancelled_at IS NULL AND ({o}.fulfillment_status IS NULL OR {o}.fulfillment_status = 'partial')";
+    internal static string StillToShip(string o) => $"""
+        {o}.cancelled_at IS NULL AND ({o}.fulfillment_status IS NULL OR {o}.fulfillment_status = 'partial')
+          AND {o}.financial_status IS DISTINCT FROM 'refunded' AND {o}.financial_status IS DISTINCT FROM 'voided'
+        """;
 
     // The segment's orders as stored, unless the order's score already used what it now holds, or the shop switched order
     // risk off to score nothing (then nothing is queued, and no scoring job starts only to drop it). An update queues an

@@ -422,12 +422,13 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
     }
 
     /// <summary>
-    /// An order with a fraud label new to it (<c>fraudNews</c> in the scoring): held as a reviewer's fraud verdict holds it,
-    /// whatever its level, valued customer or not. A hold released or spared is placed again (<see cref="RiskHolds.HoldOnFraudSql"/>);
-    /// an order never held is held when the merchant holds HIGH orders.
+    /// An order with a fraud label new to it (<c>fraudNews</c> in the scoring), when the merchant holds HIGH orders (Shopify
+    /// is told HIGH): held as a reviewer's fraud verdict holds it, whatever its level, valued customer or not. A hold released
+    /// or spared is placed again (<see cref="RiskHolds.HoldOnFraudSql"/>); an order never held is held.
     /// </summary>
     private static bool HoldKnownFraud(StoreWriter store, RiskHoldSettings holding, long orderId, DateTimeOffset now)
     {
+        if (!holding.HoldHigh) return false;
         store.Add(RiskHolds.HoldOnFraudSql, store.ShopId, orderId, now);
         Hold(store, holding, orderId, now, again: true, fraud: true);
         return true;

@@ -83,12 +83,13 @@ public sealed class ReviewQueueModel(ReviewStore store, ShopScope scope, TimePro
     public static string Call(ReviewDecision d, bool cancelled, DateTimeOffset now) => (d.Cancel, d.Shopify) switch
     {
         (null, _) => "",
-        (_, { State: "sent" }) when cancelled => "Cancelled in Shopify",
+        (_, { State: "failed" } f) => $"Cancellation failed: {f.Error}",
+        // Whoever's call it was, and whether the outbox still keeps ours.
+        _ when cancelled => "Cancelled in Shopify",
         (_, null) => "no longer tracked",
         (_, { State: "sent", At: { } at }) when now - at >= UnconfirmedAfter =>
             $"Cancellation sent {Format.Time(at)}, but Shopify has not said the order is cancelled: the cancellation may have failed there (a refund it could not make, say); check the order in Shopify",
         (_, { State: "sent" }) => "Cancellation sent; waiting for Shopify to say the order is cancelled",
-        (_, { State: "failed" } f) => $"Cancellation failed: {f.Error}",
         (_, { Error: { } e }) => $"Cancellation waiting to be retried: {e}",
         _ => "Cancellation waiting to be sent",
     };

@@ -44,7 +44,7 @@ public sealed record ReviewQueue(IReadOnlyList<QueueRow> Rows, int Total);
 public sealed record ReviewOrder(long Id, string Name, DateTimeOffset? PlacedAt, decimal Total, string Currency, string? Email, string? BrowserIp,
     string? BillingCountry, string? ShippingCountry, long? CustomerId, string Level, double Score, DateTimeOffset ScoredAt,
     IReadOnlyList<ReviewReason> Reasons, double Priority, bool Awaiting, bool Cancelled = false, bool InStore = false, int? ModelVersion = null,
-    double PriorWeight = 1, string? KnownFraud = null);
+    double PriorWeight = 1, string? KnownFraud = null, bool ToldFraud = false);
 
 /// <summary>
 /// The customer's orders before this one: by customer id, or for a guest by email, those that stood by this order's time
@@ -111,6 +111,13 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
         """;
 
     /// <summary>
+    /// The queue's order, of the score <c>s</c> and its order <c>o</c>: score × total, and an order known as fraud from
+    /// outside the queue (told_fraud with no verdict) before every other, whatever it scored: its goods are held, and a LOW
+    /// one's score × total put it last, past the list's first page behind a hundred flagged orders.
+    /// </summary>
+    private const string PrioritySql = "(CASE WHEN s.told_fraud THEN 1e15 ELSE 0 END + s.score * coalesce(o.total_price, 0)::float8)";
+
+    /// <summary>
     /// The latest fraud label of the score <c>s</c>'s order from outside the queue (a chargeback, a Stripe early fraud
     /// warning, a cancellation for fraud), in words, or null: the queue and the order's page say it first, since it is
     /// why a LOW order is there.
@@ -129,10 +136,10 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
     // one rung up at the counter, scored before such orders no longer were (RiskQueue.Online).
     private static readonly string Queue = $"""
         queue AS (
-            SELECT s.order_id, s.score * coalesce(o.total_price, 0)::float8 AS priority, s.level, s.score, s.reasons,
+            SELECT s.order_id, {PrioritySql} AS priority, s.level, s.score, s.reasons,
                    o.name, o.created_at, o.total_price, o.currency, {KnownFraudSql} AS known_fraud
             FROM risk_scores s
-            CROSS JOIN LATERAL (SELECT o.name, o.created_at, o.total_price, o.currency, o.cancelled_at, o.fulfillment_status, o.source_name FROM orders o
+            CROSS JOIN LATERAL (SELECT o.name, o.created_at, o.total_price, o.currency, o.cancelled_at, o.fulfillment_status, o.financial_status, o.source_name FROM orders o
                                 WHERE o.shop_id = s.shop_id AND o.id = s.order_id OFFSET 0) o
             WHERE s.shop_id = $1 AND {AwaitingSql})
         """;
@@ -512,7 +519,10 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
         var labels = new List<(string Source, string Detail)>();
         await using (var r = await cmd.ExecuteReaderAsync(ct))
             while (await r.ReadAsync(ct)) labels.Add((r.GetString(0), r.GetString(1)));
-        if (!labels.Any(l => l.Source == "review")) return null;
+        // An approval of an order a chargeback or a Stripe warning says is fraud tells Shopify what the label says, which the
+        // approval does not undo, and so records it as told: until 6 Dec 2026 it sent nothing, and the scorer then took the
+        // label the reviewer had seen on the page for news, put the order back in the queue and held it again.
+        if (labels.Count == 0) return null;
         var other = labels.FirstOrDefault(l => l.Source != "review");
         return RiskScorer.AssessmentCall(orderId, scored.Level, assessment,
             other.Detail is { } fraud ? (RiskScorer.KnownFraudFact(fraud), true) : ($"Approved by {by} in the PluginApp review queue", false), now, key);
@@ -541,9 +551,9 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
         await using var cmd = new NpgsqlCommand($"""
             SELECT o.id, coalesce(o.name, '#' || o.id), o.created_at, coalesce(o.total_price, 0), coalesce(o.currency, ''), o.email, o.browser_ip,
                    o.billing_country, o.shipping_country, o.customer_id, s.level, s.score, s.scored_at, s.reasons::text,
-                   s.score * coalesce(o.total_price, 0)::float8,
+                   {PrioritySql},
                    {AwaitingSql}, o.cancelled_at IS NOT NULL,
-                   NOT (o.{RiskQueue.Online}), s.model_version, s.prior_weight, {KnownFraudSql}
+                   NOT (o.{RiskQueue.Online}), s.model_version, s.prior_weight, {KnownFraudSql}, s.told_fraud
             FROM risk_scores s JOIN orders o ON o.shop_id = s.shop_id AND o.id = s.order_id
             WHERE s.shop_id = $1 AND s.order_id = $2
             """, conn);
@@ -555,7 +565,7 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
         return new ReviewOrder(r.GetInt64(0), r.GetString(1), Time(r, 2), r.GetDecimal(3), r.GetString(4), Text(5), Text(6), Text(7), Text(8),
             r.IsDBNull(9) ? null : r.GetInt64(9), r.GetString(10), r.GetDouble(11), r.GetFieldValue<DateTimeOffset>(12), Reasons(r.GetString(13)),
             r.GetDouble(14), r.GetBoolean(15), r.GetBoolean(16), r.GetBoolean(17), r.IsDBNull(18) ? null : r.GetInt32(18), r.GetDouble(19),
-            Text(20));
+            Text(20), r.GetBoolean(21));
     }
 
     /// <summary>The scorer's reasons (<c>[{code, text, weight}]</c>) in its order.</summary>

@@ -50,7 +50,7 @@
     root.setAttribute(STATE, 'loading');
     // Focus lost as the theme drew the block again goes to its heading, not to the button of the product just added: that
     // one is in the cart now, and not offered again.
-    refocus(root.querySelector('.pa-upsells__heading'));
+    refocus(root.querySelector('.pa-upsells__heading') || root);
     var d = root.dataset;
     var proxy = (d.proxy || '/apps/pluginapp').replace(/\/+$/, '');
     var list = root.querySelector('.pa-upsells__list');

@@ -481,6 +481,22 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
     /// free shipping, as the block's own bar then said. Nor is it offered a code, which would not combine with its discount.
     /// A share the block cannot send (NaN, a cart of free lines) reads as none; one that is not a number is refused.
     /// </summary>
+    /// <summary>
+    /// A cart of 60.00 with 10.00 off meets a 50.00 threshold exactly, though the share the block sends (50/60) is a binary
+    /// fraction; a product to reach a threshold is asked for to the cent.
+    /// </summary>
+    [Fact]
+    public void PaidShare_ACartAtTheThresholdAfterItsDiscount_HasNothingLeft()
+    {
+        var atThreshold = new CartFacts(60m, 30m, 2, 50m, null, null, Paid: (decimal)(50.0 / 60.0));
+        Assert.Equal(50m, atThreshold.Paying);
+        Assert.Equal(0m, atThreshold.Remaining);
+        Assert.Equal(0m, atThreshold.PriceToReach);
+        var short1 = new CartFacts(30m, 15m, 1, 50m, null, null, Paid: (decimal)(2.0 / 3.0));
+        Assert.Equal(30m, short1.Remaining); // 20.00 paid of 50.00
+        Assert.Equal(45m, short1.PriceToReach);
+    }
+
     [Fact]
     public async Task ThresholdUpsell_IsChosenOnWhatTheCartCostsAfterItsDiscounts()
     {

@@ -157,6 +157,9 @@ public sealed class RiskActionsTests(NoSchedulerAppFixture app) : IClassFixture<
         var history = await HistoryAsync();
         Assert.Contains("Cancelled in Shopify", history);
         Assert.DoesNotContain("may have failed", history);
+        // Once the outbox has forgotten the call, the order is still cancelled (not "no longer tracked").
+        await app.ScalarAsync("DELETE FROM outbox_messages WHERE shop_id = $1 AND operation = 'orderCancel'", shopId);
+        Assert.Contains("Cancelled in Shopify", await HistoryAsync());
     }
 
     [Fact]
@@ -753,8 +756,8 @@ public sealed class RiskActionsTests(NoSchedulerAppFixture app) : IClassFixture<
     }
 
     /// <summary>
-    /// A LOW order charged back as fraud before it ships is held and listed in the queue, the chargeback its first reason, with
-    /// its page saying so; the dispute won, it leaves the queue and the hold goes. One charged back after it shipped in full
+    /// A LOW order charged back as fraud before it ships is held and listed in the queue, first, the chargeback its first
+    /// reason, with its page saying so; the dispute won, it leaves the queue and the hold goes. One charged back after it shipped in full
     /// is only told to Shopify: there is nothing left to stop.
     /// </summary>
     [Fact]
@@ -778,8 +781,11 @@ public sealed class RiskActionsTests(NoSchedulerAppFixture app) : IClassFixture<
 
         var gid = Gid.Of("Order", 7_479_001);
         Assert.Single(app.Shopify.Admin.FulfillmentOrders(gid).Single().Holds);
+        await ScoreHighAsync(shop, shopId, 7_479_010);
         var queue = await QueueHtmlAsync(shop);
         Assert.Contains("#7479001", queue);
+        // Known fraud first, before a HIGH order's larger score × total (a LOW order's put it last, past the list's first page).
+        Assert.True(queue.IndexOf("#7479001", StringComparison.Ordinal) < queue.IndexOf("#7479010", StringComparison.Ordinal), "the known fraud order is not first");
         Assert.Contains("Known fraud: Shopify Payments chargeback 7479002", queue);
         Assert.DoesNotContain("#7479002", queue);
         Assert.Equal(0L, await app.ScalarAsync("SELECT count(*) FROM risk_holds WHERE shop_id = $1 AND order_id = 7479002", shopId));
@@ -795,6 +801,44 @@ public sealed class RiskActionsTests(NoSchedulerAppFixture app) : IClassFixture<
         Assert.DoesNotContain("#7479001", await QueueHtmlAsync(shop));
         Assert.Empty(app.Shopify.Admin.FulfillmentOrders(gid).Single().Holds);
         Assert.Equal(RiskHolds.Released, await app.ScalarAsync("SELECT state FROM risk_holds WHERE shop_id = $1 AND order_id = 7479001", shopId));
+    }
+
+    /// <summary>
+    /// A reviewer who approves an order with a chargeback shown on its page, before the scorer has taken the chargeback in,
+    /// decided knowing it: the order stays approved and out of the queue, its hold released, and Shopify is told the label
+    /// still says fraud. Until 6 Dec 2026 the scorer took the label for news after the approval, put the order back in the
+    /// queue and held it again.
+    /// </summary>
+    [Fact]
+    public async Task Holds_On_AnOrderApprovedWithItsChargebackShown_StaysApproved()
+    {
+        const string shop = "risk-hold-chargeback-seen.myshopify.com";
+        var shopId = await OrdinaryStoreAsync(shop, 7_500_000);
+        await HoldHighAsync(shop);
+        app.Shopify.Admin.SetFulfillmentOrders("gid://shopify/Order/7509001", ("gid://shopify/FulfillmentOrder/75090011", "OPEN"));
+        var gid = await ScoreHighAsync(shop, shopId, 7_509_001);
+        await Service<RiskHolds>().RunShopAsync(shopId, CancellationToken.None);
+        await DrainAsync(shopId);
+        var dispute = new JsonObject
+        {
+            ["id"] = 7_509_002, ["order_id"] = 7_509_001, ["type"] = "chargeback", ["amount"] = "640.00", ["currency"] = "USD",
+            ["reason"] = "fraudulent", ["status"] = "needs_response", ["initiated_at"] = app.Clock.GetUtcNow().ToString("O", CultureInfo.InvariantCulture),
+        };
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("disputes/create", shop, dispute.ToJsonString())).StatusCode);
+        Assert.Contains("Known fraud: Shopify Payments chargeback 7509002", await QueueHtmlAsync(shop));
+        app.Clock.Advance(TimeSpan.FromMinutes(1));
+        Assert.Equal(HttpStatusCode.OK, (await AdminAsync(HttpMethod.Post, "/api/admin/review/orders/7509001/decisions", shop, new { decision = "approve" })).StatusCode);
+
+        await Service<RiskScorer>().ScoreShopAsync(shopId, CancellationToken.None);
+        await Service<RiskHolds>().RunShopAsync(shopId, CancellationToken.None);
+        await DrainAsync(shopId);
+
+        Assert.DoesNotContain("#7509001", await QueueHtmlAsync(shop));
+        Assert.Empty(app.Shopify.Admin.FulfillmentOrders(gid).Single().Holds);
+        Assert.Contains("pluginapp:risk-approved", app.Shopify.Admin.Tags(gid));
+        var latest = app.Shopify.Admin.RiskAssessments(gid).Last();
+        Assert.Equal("HIGH", latest["riskLevel"]!.GetValue<string>());
+        Assert.StartsWith("Known fraud: Shopify Payments chargeback 7509002", latest["facts"]!.AsArray()[0]!["description"]!.GetValue<string>());
     }
 
     private async Task<string> QueueHtmlAsync(string shop) =>
