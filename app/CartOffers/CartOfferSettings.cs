@@ -62,18 +62,47 @@ public sealed class CartOfferSettingsStore(NpgsqlDataSource db, TimeProvider clo
             : (CartOfferSettings.Default, 0, null, null);
     }
 
+    /// <summary>Why a pause of the cart offers' experiment began when the block was turned off here (migration 0084).</summary>
+    public const string BlockOffCause = "block_off";
+
+    /// <summary>
+    /// Saves the settings. Turning the block off pauses its experiment, and on again resumes it, as stopping and starting the
+    /// experiment do: every arm is served nothing meanwhile, so the results leave out the orders placed then. Until 6 Dec 2026
+    /// they counted for the arms of their visitors' earlier carts, pulling the measured lift toward nothing.
+    /// </summary>
     public async Task<int> SaveAsync(long shopId, CartOfferSettings settings, string? by, CancellationToken ct)
     {
-        await using var cmd = db.CreateCommand("""
+        var now = clock.GetUtcNow();
+        await using var conn = await db.OpenConnectionAsync(ct);
+        await using var tx = await conn.BeginTransactionAsync(ct);
+        bool? was;
+        await using (var read = new NpgsqlCommand("SELECT (settings->>'enabled')::boolean FROM cart_offer_settings WHERE shop_id = $1 FOR UPDATE", conn, tx))
+        {
+            read.Parameters.Add(Sql.Param(shopId));
+            was = await read.ExecuteScalarAsync(ct) as bool?;
+        }
+        await using var batch = new NpgsqlBatch(conn, tx);
+        var save = new NpgsqlBatchCommand("""
             INSERT INTO cart_offer_settings (shop_id, settings, version, updated_at, updated_by) VALUES ($1, $2::jsonb, 1, $3, $4)
             ON CONFLICT (shop_id) DO UPDATE SET settings = excluded.settings, version = cart_offer_settings.version + 1,
               updated_at = excluded.updated_at, updated_by = excluded.updated_by
             RETURNING version
             """);
-        cmd.Parameters.Add(Sql.Param(shopId));
-        cmd.Parameters.Add(Sql.Param(JsonSerializer.Serialize(settings, Json)));
-        cmd.Parameters.Add(Sql.Param(clock.GetUtcNow()));
-        cmd.Parameters.Add(Sql.Text(by));
-        return (int)(await cmd.ExecuteScalarAsync(ct))!;
+        save.Parameters.Add(Sql.Param(shopId));
+        save.Parameters.Add(Sql.Param(JsonSerializer.Serialize(settings, Json)));
+        save.Parameters.Add(Sql.Param(now));
+        save.Parameters.Add(Sql.Text(by));
+        batch.BatchCommands.Add(save);
+        if (was is { } before && before != settings.Enabled)
+        {
+            var pause = new NpgsqlBatchCommand(settings.Enabled ? Experiments.ExperimentStore.ResumeSql(BlockOffCause) : Experiments.ExperimentStore.PauseSql(BlockOffCause));
+            pause.Parameters.Add(Sql.Param(shopId));
+            pause.Parameters.Add(Sql.Param(CartOffersExperiment.Key));
+            pause.Parameters.Add(Sql.Param(now));
+            batch.BatchCommands.Add(pause);
+        }
+        var version = (int)(await batch.ExecuteScalarAsync(ct))!;
+        await tx.CommitAsync(ct);
+        return version;
     }
 }

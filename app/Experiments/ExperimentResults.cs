@@ -66,7 +66,7 @@ public sealed class ExperimentResults(NpgsqlDataSource db, ExperimentStore store
     /// the model while stopped counted for the holdout once the experiment was started again). Likewise while the merchant
     /// had switched its feature off (the AI feature of the experiment's name, whose switch history says when): every arm was
     /// served the same fallback then (until 6 Dec 2026 those orders counted for the arms, pulling the measured lift toward
-    /// nothing).
+    /// nothing), or had turned its block off in the feature's own settings (a pause of its own cause, migration 0084).
     /// </summary>
     internal static string Paused(string e) => $"""
         (EXISTS (SELECT 1 FROM experiment_pauses p WHERE p.shop_id = {e}.shop_id AND p.experiment = {e}.experiment

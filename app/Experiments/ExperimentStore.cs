@@ -53,6 +53,20 @@ public sealed record ExperimentSettings(IReadOnlyList<ArmShare> Arms, string Met
 /// </summary>
 public sealed class ExperimentStore(NpgsqlDataSource db, ExperimentKinds kinds, TimeProvider clock)
 {
+    /// <summary>Why the experiment's pause began when it stopped (migration 0084).</summary>
+    public const string StoppedCause = "stopped";
+
+    /// <summary>
+    /// $1 shop, $2 experiment, $3 time: a pause of the experiment begins, for <paramref name="cause"/> (the results leave out
+    /// orders placed during it: ExperimentResults.Paused). One open pause a cause; each cause's writer opens and closes its own.
+    /// </summary>
+    public static string PauseSql(string cause) =>
+        $"INSERT INTO experiment_pauses (shop_id, experiment, cause, paused_at) SELECT $1, $2, '{cause}', $3 WHERE NOT EXISTS (SELECT 1 FROM experiment_pauses WHERE shop_id = $1 AND experiment = $2 AND cause = '{cause}' AND resumed_at IS NULL) ON CONFLICT DO NOTHING";
+
+    /// <summary>$1 shop, $2 experiment, $3 time: the pause for <paramref name="cause"/> ends.</summary>
+    public static string ResumeSql(string cause) =>
+        $"UPDATE experiment_pauses SET resumed_at = $3 WHERE shop_id = $1 AND experiment = $2 AND cause = '{cause}' AND resumed_at IS NULL";
+
     private static readonly TimeSpan CacheFor = TimeSpan.FromSeconds(15);
     public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
     private readonly ExpiringCache<(long ShopId, string Key), ExperimentSettings> _cache = new(CacheFor, clock);
@@ -173,9 +187,7 @@ public sealed class ExperimentStore(NpgsqlDataSource db, ExperimentKinds kinds, 
         // A stop opens a pause and a start closes it: the results leave out the orders placed while it was stopped.
         if (wasRunning != running)
         {
-            await using var pause = new NpgsqlCommand(running
-                ? "UPDATE experiment_pauses SET resumed_at = $3 WHERE shop_id = $1 AND experiment = $2 AND resumed_at IS NULL"
-                : "INSERT INTO experiment_pauses (shop_id, experiment, paused_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", conn, tx);
+            await using var pause = new NpgsqlCommand(running ? ResumeSql(StoppedCause) : PauseSql(StoppedCause), conn, tx);
             pause.Parameters.Add(Sql.Param(shopId));
             pause.Parameters.Add(Sql.Param(key));
             pause.Parameters.Add(Sql.Param(now));

@@ -422,6 +422,52 @@ public sealed class ExperimentOutcomesTests(AppFixture app) : IClassFixture<AppF
     }
 
     /// <summary>
+    /// Orders placed while the merchant had turned the Cart offers block off in its own settings (every arm served nothing)
+    /// are left out of its experiment, as a stopped experiment's are; those before and after count. Until 6 Dec 2026 they
+    /// counted.
+    /// </summary>
+    [Fact]
+    public async Task OrdersPlacedWhileTheCartOffersBlockWasTurnedOff_AreLeftOutOfItsExperiment()
+    {
+        const string shop = "experiment-block-off.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        var key = PluginApp.CartOffers.CartOffersExperiment.Key;
+        var treatment = PluginApp.CartOffers.CartOffersExperiment.PolicyArm;
+        var settingsStore = app.Factory.Services.GetRequiredService<PluginApp.CartOffers.CartOfferSettingsStore>();
+        var on = PluginApp.CartOffers.CartOfferSettings.Default with { Enabled = true };
+        var now = app.Clock.GetUtcNow();
+        await app.CountAsync("""
+            INSERT INTO experiment_exposures (shop_id, experiment, unit, arm, customer_id, first_at)
+            SELECT $1, $4, 'v:block-off-' || i, $3, NULL, $2 FROM generate_series(1, 3) i
+            """, shopId, now.AddDays(-10), treatment, key);
+        // On 7 days ago, off from 6 days ago to 3 days ago; one order before, one during and one after.
+        try
+        {
+            app.Clock.Advance(TimeSpan.FromDays(-7));
+            await settingsStore.SaveAsync(shopId, on, "staff user 42", CancellationToken.None);
+            app.Clock.Advance(TimeSpan.FromDays(1));
+            await settingsStore.SaveAsync(shopId, on with { Enabled = false }, "staff user 42", CancellationToken.None);
+            await settingsStore.SaveAsync(shopId, on with { Enabled = false, DailyBudget = 50 }, "staff user 42", CancellationToken.None);
+            app.Clock.Advance(TimeSpan.FromDays(3));
+            await settingsStore.SaveAsync(shopId, on, "staff user 42", CancellationToken.None);
+        }
+        finally { app.Clock.Advance(TimeSpan.FromDays(3)); }
+        await app.CountAsync("""
+            INSERT INTO experiment_outcomes (shop_id, experiment, order_id, arm, unit, revenue, margin, ordered_at)
+            VALUES ($1, $4, 7770001, $3, 'v:block-off-1', 30, 10, $2 - interval '8 days'),
+                   ($1, $4, 7770002, $3, 'v:block-off-2', 70, 20, $2 - interval '5 days'),
+                   ($1, $4, 7770003, $3, 'v:block-off-3', 50, 15, $2 - interval '1 day')
+            """, shopId, now, treatment, key);
+
+        var arm = (await app.Factory.Services.GetRequiredService<ExperimentResults>().ReportAsync(shopId, key, CancellationToken.None)).Arms.Single(a => a.Arm == treatment);
+
+        Assert.Equal(3, arm.Units);
+        Assert.Equal(2, arm.Ordered);
+        Assert.Equal(80, arm.Revenue, 6);
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM experiment_pauses WHERE shop_id = $1 AND cause = 'block_off'", shopId));
+    }
+
+    /// <summary>
     /// An order with a product of unknown cost counts at the share of its revenue the cart offers' policy assumes (40 %),
     /// not as no margin, and the page says how many such orders each arm has. Until 6 Dec 2026 it counted as 0: the arm
     /// whose carts were offered a product without a cost lost those orders' whole margin.
