@@ -78,10 +78,12 @@ public sealed class RulesStore(NpgsqlDataSource db, TimeProvider clock)
         return version;
     }
 
-    public async Task<List<(int Version, DateTimeOffset At, string? By, JsonElement Rules)>> HistoryAsync(long shopId, CancellationToken ct)
+    /// <summary>The shop's latest <paramref name="limit"/> versions of its rules, newest first.</summary>
+    public async Task<List<(int Version, DateTimeOffset At, string? By, JsonElement Rules)>> HistoryAsync(long shopId, int limit, CancellationToken ct)
     {
-        await using var cmd = db.CreateCommand("SELECT version, changed_at, changed_by, rules::text FROM recommendation_rules_history WHERE shop_id = $1 ORDER BY id DESC LIMIT 100");
+        await using var cmd = db.CreateCommand("SELECT version, changed_at, changed_by, rules::text FROM recommendation_rules_history WHERE shop_id = $1 ORDER BY id DESC LIMIT $2");
         cmd.Parameters.AddWithValue(shopId);
+        cmd.Parameters.AddWithValue(limit);
         var list = new List<(int, DateTimeOffset, string?, JsonElement)>();
         await using var r = await cmd.ExecuteReaderAsync(ct);
         while (await r.ReadAsync(ct))

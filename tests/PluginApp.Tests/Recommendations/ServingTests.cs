@@ -10,6 +10,29 @@ namespace PluginApp.Tests.Recommendations;
 
 public sealed class ServingTests(AppFixture app) : IClassFixture<AppFixture>
 {
+    /// <summary>
+    /// Past the 100 changes the Rules page lists, the oldest one listed is told against the version before it: only what
+    /// changed then. Until 6 Dec 2026 it was told against the defaults, and every rule set long before read as changed then.
+    /// </summary>
+    [Fact]
+    public async Task RulesPage_PastItsHundredChanges_TellsTheOldestListedAgainstTheOneBefore()
+    {
+        const string shop = "rules-long-history.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        for (var v = 1; v <= 101; v++)
+        {
+            var rules = BusinessRules.Default with { BlockedProductIds = [424242], MaxPerProductType = v == 1 ? null : v };
+            await app.ScalarAsync("INSERT INTO recommendation_rules_history (shop_id, version, rules, changed_at, changed_by) VALUES ($1, $2, $3::jsonb, $4, 'staff user 42')",
+                shopId, v, JsonSerializer.Serialize(rules, RulesStore.Json), app.Clock.GetUtcNow().AddDays(-200 + v));
+        }
+
+        var page = WebUtility.HtmlDecode(await (await app.Client.GetAsync($"/admin/rules?shop={shop}&embedded=1&id_token={app.SessionToken(shop)}")).Content.ReadAsStringAsync());
+
+        Assert.Contains("The latest 100 changes; older ones are not shown.", page);
+        Assert.Contains("per-type cap: none → 2", page);
+        Assert.DoesNotContain("blocked products: none → 424242", page);
+    }
+
     private async Task<StoreSeed> TrainedStoreAsync(string shop, Func<long, int>? inventory = null, Func<long, decimal>? price = null)
     {
         var seed = new StoreSeed(app, shop);
