@@ -7,6 +7,19 @@ namespace PluginApp.Tests.Platform;
 /// <summary>The shop's currency that risk reasons, the settings pages and the storefront's prices are written in.</summary>
 public sealed class ShopCurrencyTests(AppFixture app) : IClassFixture<AppFixture>
 {
+    /// <summary>A default set in dollars reads as a round figure in the shop's currency; near the dollar, or unknown, as set.</summary>
+    [Theory]
+    [InlineData("JPY", 150_000)]
+    [InlineData("KRW", 1_400_000)]
+    [InlineData("SEK", 10_000)]
+    [InlineData("INR", 85_000)]
+    [InlineData("KWD", 310)]
+    [InlineData("EUR", 1_000)]
+    [InlineData("XYZ", 1_000)]
+    [InlineData(null, 1_000)]
+    public void ADefaultInDollars_ReadsAsARoundFigureInTheShopsCurrency(string? currency, int expected) =>
+        Assert.Equal(expected, PluginApp.Shopify.Currency.RoundDefault(1000m, currency));
+
     /// <summary>
     /// A shop whose install did not say its currency takes its latest order's, and finds it without reading the orders of
     /// the deployment's other shops: "any order of the shop with a currency" was planned as a scan of the orders table,

@@ -627,6 +627,31 @@ public sealed class RiskActionsTests(NoSchedulerAppFixture app) : IClassFixture<
     }
 
     /// <summary>
+    /// Migration 0083 on settings saved before it: a yen store that turned holds on with the valued-customer fields as the
+    /// form showed them (1,000 and 5) takes the yen default; a spend the merchant set stays.
+    /// </summary>
+    [Fact]
+    public async Task ValuedSpendMigration_MovesSettingsLeftAtTheOldDefault_AndKeepsAChosenOne()
+    {
+        const string yen = "risk-migrate-yen.myshopify.com", chosen = "risk-migrate-chosen.myshopify.com";
+        var yenId = await app.InstallShopAsync(yen);
+        var chosenId = await app.InstallShopAsync(chosen);
+        await app.ScalarAsync("UPDATE shops SET currency = 'JPY' WHERE id = ANY($1)", new[] { yenId, chosenId });
+        await app.ScalarAsync("""
+            INSERT INTO risk_settings (shop_id, medium_from, high_from, updated_at, hold_high, valued_min_orders, valued_min_spend, hold_valued)
+            VALUES ($1, 0.1, 0.4, now(), true, 5, 1000, false), ($2, 0.1, 0.4, now(), true, 5, 2500, false)
+            """, yenId, chosenId);
+        using var migration = new StreamReader(typeof(RiskHolds).Assembly.GetManifestResourceStream("PluginApp.Data.Migrations.0083_risk_settings_valued_spend_default.sql")!);
+
+        await app.ScalarAsync(await migration.ReadToEndAsync());
+
+        async Task<decimal> ShownAsync(string shop) =>
+            (await (await AdminAsync(HttpMethod.Get, "/api/admin/risk/holds", shop)).Content.ReadFromJsonAsync<JsonElement>()).GetProperty("valuedMinSpend").GetDecimal();
+        Assert.Equal(150_000m, await ShownAsync(yen));
+        Assert.Equal(2_500m, await ShownAsync(chosen));
+    }
+
+    /// <summary>
     /// A valued customer's HIGH order, left unheld by the merchant's rule, that a reviewer marks as fraud is held: the rule
     /// spares good customers a wait, not orders found to be fraud. Until 6 Dec 2026 it stayed unheld and could ship.
     /// </summary>
