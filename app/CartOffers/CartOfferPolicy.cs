@@ -31,7 +31,7 @@ public sealed record CartFacts(decimal Value, decimal? Cost, int Items, decimal?
     /// of it (a percentage off the order does; a fixed amount off does not, and then it reaches with room to spare). Until 6
     /// Dec 2026 it was what was left at catalog prices: a cart 20 % off was offered a product that still left it short.
     /// </summary>
-    public decimal? PriceToReach => Remaining is not { } r ? null : r == 0 ? 0 : Paid == 1 ? r : Paid > 0 ? Math.Round(r / Paid, 2) : decimal.MaxValue;
+    public decimal? PriceToReach => Remaining is not { } r ? null : r == 0 ? 0 : Paid == 1 ? r : Paid > 0 ? Math.Ceiling(r / Paid * 100) / 100 : decimal.MaxValue;
 }
 
 /// <summary>The offer's caps as they stand for this cart right now.</summary>

@@ -131,17 +131,19 @@ public static class CartOffersFeature
     /// declined analytics, and is answered as a guest though logged in (<see cref="ProxyEndpoints.Shopper"/>): until 6 Dec
     /// 2026 her cart was linked to her account in the decision log and, nightly, in cart_customers, which purchase-intent
     /// training and the abandonment sweep read. <c>paid</c>: the cart's total after its discounts over its total before them
-    /// (/cart.js's total_price over original_total_price), from 0 to 1; NaN (a cart of free lines) or absent reads as 1.
+    /// (/cart.js's total_price over original_total_price), from 0 to 1; NaN or Infinity (a cart of free lines) or absent reads as 1.
     /// </summary>
     private static async Task<Results<ProxyJson.Buffered<CartOfferResponse>, ProblemHttpResult>> DecideAsync(HttpContext http, CartOfferService service, string? lines,
         string? cart_token, string? visitor_id, string? logged_in_customer_id, string? np, string? paid, CancellationToken ct)
     {
         var share = 1m;
-        if (paid is not null && paid != "NaN")
+        if (paid is not null)
         {
-            if (!double.TryParse(paid, NumberStyles.Float, CultureInfo.InvariantCulture, out var p) || !double.IsFinite(p) || p < 0)
+            if (!double.TryParse(paid, NumberStyles.Float, CultureInfo.InvariantCulture, out var p) || p < 0)
                 return ProxyEndpoints.Problem($"paid holds '{paid}', not a share of the cart's price from 0 to 1");
-            share = (decimal)Math.Min(1, p);
+            // NaN or Infinity (a cart whose price before discounts is 0): none. Below a thousandth: a cart given away, whose
+            // gap no product at that share closes (and whose division would overflow).
+            share = !double.IsFinite(p) ? 1m : p < 0.001 ? 0m : (decimal)Math.Min(1, p);
         }
         var parsed = new List<(long, int)>();
         foreach (var part in (lines ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))

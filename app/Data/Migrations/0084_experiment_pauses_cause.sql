@@ -5,3 +5,8 @@
 ALTER TABLE experiment_pauses ADD COLUMN cause text NOT NULL DEFAULT 'stopped';
 ALTER TABLE experiment_pauses DROP CONSTRAINT experiment_pauses_pkey;
 ALTER TABLE experiment_pauses ADD PRIMARY KEY (shop_id, experiment, cause, paused_at);
+-- A block already off as this runs: its pause begins when it was turned off (its settings' last save), so its orders until
+-- it is turned on again are left out too. One never turned on has no exposures, and its pause leaves nothing out.
+INSERT INTO experiment_pauses (shop_id, experiment, cause, paused_at)
+SELECT shop_id, 'cart-offers', 'block_off', updated_at FROM cart_offer_settings WHERE NOT coalesce((settings->>'enabled')::boolean, false)
+ON CONFLICT DO NOTHING;

@@ -20,8 +20,10 @@ public static class ReviewQueueApi
     /// another was recorded since, the decision is refused with 409 and says whose it was.</param>
     /// <param name="Level">The order's risk level the reviewer's page showed (the review page sends it): when the order was
     /// scored at another since, an approval or fraud verdict is refused with 409 and says the level now.</param>
+    /// <param name="Known">The fraud label from outside the queue the reviewer's page showed ("" for none; the review page
+    /// sends it): when another came or went since, an approval or fraud verdict is refused with 409 and says so.</param>
     public sealed record DecisionBody(string? Decision, string? Note, bool? Cancel = null, string? Refund = null, bool? Restock = null,
-        bool? NotifyCustomer = null, int? Seen = null, string? Level = null);
+        bool? NotifyCustomer = null, int? Seen = null, string? Level = null, string? Known = null);
 
     public sealed record DecisionView(string Decision, string? Note, string By, DateTimeOffset At, CancelChoice? Cancel);
 
@@ -66,9 +68,14 @@ public static class ReviewQueueApi
         if (problems.Count > 0) return TypedResults.ValidationProblem(problems);
         var by = Reviewer(http);
         var cancel = body.Cancel == true ? new CancelChoice(body.Refund == "original", body.Restock == true, body.NotifyCustomer == true) : null;
-        return await store.DecideAsync(scope.ShopId, id, body.Decision!, note, by, ct, cancel, body.Seen, body.Level) switch
+        return await store.DecideAsync(scope.ShopId, id, body.Decision!, note, by, ct, cancel, body.Seen, body.Level, body.Known) switch
         {
             null => NotFound(id),
+            { LabelsChanged: true } changed => TypedResults.Problem(title: "Labelled meanwhile",
+                detail: (changed.KnownNow is { } known ? $"Since this page was opened, this order was labelled: {RiskScorer.KnownFraudFact(known)}. "
+                            : "Since this page was opened, the fraud label it showed has gone (a dispute won, say). ")
+                        + "Nothing was recorded. Reload the page to see it before deciding.",
+                statusCode: StatusCodes.Status409Conflict),
             { ScoredAs: { } level } => TypedResults.Problem(title: "Scored again meanwhile",
                 detail: $"This order was scored again since this page was opened: it is {level} now, not {body.Level}. Nothing was recorded. " +
                         "Reload the page to see its new reasons before deciding.",

@@ -81,8 +81,10 @@ public sealed record ReviewDetail(ReviewOrder Order, ReviewLock? Lock, CustomerH
 /// <param name="CancelAsked">A cancellation already asked of Shopify (waiting or sent) with other options than this decision's:
 /// nothing was recorded, as an order is cancelled once.</param>
 /// <param name="ScoredAs">The order's level now, when the reviewer's page showed another: it was scored again since.</param>
+/// <param name="LabelsChanged">The order's fraud label from outside the queue is not the one the reviewer's page showed
+/// (<paramref name="KnownNow"/> is the one now, or null when it is gone): nothing was recorded.</param>
 public sealed record LockOutcome(bool Mine, ReviewLock Lock, ReviewDecision? DecidedSince = null, AskedCancel? CancelAsked = null,
-    string? ScoredAs = null);
+    string? ScoredAs = null, bool LabelsChanged = false, string? KnownNow = null);
 
 /// <summary>The cancellation already asked of Shopify for an order: by whom, when, with which options, and whether it was sent.</summary>
 public sealed record AskedCancel(string Key, CancelChoice Choice, string? By, DateTimeOffset At, bool Sent);
@@ -112,10 +114,11 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
 
     /// <summary>
     /// The queue's order, of the score <c>s</c> and its order <c>o</c>: score × total, and an order known as fraud from
-    /// outside the queue (told_fraud with no verdict) before every other, whatever it scored: its goods are held, and a LOW
+    /// outside the queue (told_fraud with no verdict) whose goods may still be stopped before every other, whatever it
+    /// scored: its goods are held, and a LOW
     /// one's score × total put it last, past the list's first page behind a hundred flagged orders.
     /// </summary>
-    private const string PrioritySql = "(CASE WHEN s.told_fraud THEN 1e15 ELSE 0 END + s.score * coalesce(o.total_price, 0)::float8)";
+    private static readonly string PrioritySql = $"(CASE WHEN s.told_fraud AND {RiskQueue.StillToShip("o")} THEN 1e15 ELSE 0 END + s.score * coalesce(o.total_price, 0)::float8)";
 
     /// <summary>
     /// The latest fraud label of the score <c>s</c>'s order from outside the queue (a chargeback, a Stripe early fraud
@@ -305,8 +308,12 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
     /// released, and never came back to the queue, by a reviewer who had not seen why (until 5 Dec 2026). When the level
     /// differs, no approval or fraud verdict is recorded. Null: no check (an API caller).</param>
     /// <returns>Null when the shop has no such scored order; otherwise the lock outcome (not <c>Mine</c>: nothing was recorded).</returns>
+    /// <param name="knownSeen">The fraud label from outside the queue the reviewer's page showed ("" for none). Why: an approval
+    /// tells Shopify the labels it finds, as the reviewer's informed decision, and releases the hold; a Stripe warning come in
+    /// after the page opened would be settled unseen. When it differs, no approval or fraud verdict is recorded. Null: no
+    /// check (an API caller).</param>
     public async Task<LockOutcome?> DecideAsync(long shopId, long orderId, string decision, string? note, string by, CancellationToken ct,
-        CancelChoice? cancel = null, int? verdictsSeen = null, string? levelSeen = null)
+        CancelChoice? cancel = null, int? verdictsSeen = null, string? levelSeen = null, string? knownSeen = null)
     {
         if (!Decisions.Contains(decision)) throw new ArgumentException($"decision must be one of {string.Join(", ", Decisions)}", nameof(decision));
         if (cancel is not null && decision != "fraud") throw new ArgumentException("only a fraud decision cancels the order", nameof(cancel));
@@ -324,6 +331,9 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
         if (!outcome.Mine) return outcome;
         if (levelSeen is not null && decision != "note" && !string.Equals(levelSeen, level, StringComparison.OrdinalIgnoreCase))
             return outcome with { Mine = false, ScoredAs = level };
+        if (knownSeen is not null && decision != "note" && await KnownFraudAsync(conn, tx, shopId, orderId, ct) is var knownNow
+            && !string.Equals((knownNow ?? "").Trim(), knownSeen.Trim(), StringComparison.Ordinal))
+            return outcome with { Mine = false, LabelsChanged = true, KnownNow = knownNow };
         // A note overwrites nothing, so a stale page may add one.
         if (verdictsSeen is { } seen && decision != "note" && await VerdictsAsync(conn, tx, shopId, orderId, ct) is var (count, latest) && count != seen)
             return outcome with { Mine = false, DecidedSince = latest };
@@ -529,6 +539,15 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
     }
 
     private sealed record Scored(string Level, double Score, string Reasons, bool Awaiting);
+
+    /// <summary>The order's latest fraud label from outside the queue, in words, or null (<see cref="KnownFraudSql"/>).</summary>
+    private static async Task<string?> KnownFraudAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId, long orderId, CancellationToken ct)
+    {
+        await using var cmd = new NpgsqlCommand($"SELECT {KnownFraudSql} FROM risk_scores s WHERE s.shop_id = $1 AND s.order_id = $2", conn, tx);
+        cmd.Parameters.Add(Sql.Param(shopId));
+        cmd.Parameters.Add(Sql.Param(orderId));
+        return await cmd.ExecuteScalarAsync(ct) as string;
+    }
 
 
     private static async Task<Scored?> ScoredAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId, long orderId, CancellationToken ct,

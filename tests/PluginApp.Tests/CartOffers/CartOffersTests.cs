@@ -495,6 +495,12 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
         var short1 = new CartFacts(30m, 15m, 1, 50m, null, null, Paid: (decimal)(2.0 / 3.0));
         Assert.Equal(30m, short1.Remaining); // 20.00 paid of 50.00
         Assert.Equal(45m, short1.PriceToReach);
+        // To the cent upwards: 10.00 left at 0.9 is 11.111…, and an 11.11 product (9.999 after the discount) would leave it short.
+        Assert.Equal(11.12m, new CartFacts(20m, 10m, 1, 28m, null, null, Paid: 0.9m).PriceToReach);
+        // Discounted already: no code, unless the discount may be the cart's own code.
+        var caps = new OfferCaps(true, 10, 15, 20, 100, 0, true);
+        Assert.Contains("has a discount of its own", CartOfferPolicy.OfferRefusal(short1, caps));
+        Assert.Null(CartOfferPolicy.OfferRefusal(short1, caps with { HoldsCode = true }));
     }
 
     [Fact]
@@ -532,6 +538,11 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM decisions WHERE shop_id = $1 AND decision_id = $2 AND output -> 'allowed' ? 'offer'",
             seed.ShopId, off.GetProperty("decision_id").GetString()!));
         Assert.Contains(await ReasonsAsync(off.GetProperty("decision_id").GetString()!), r => r.Contains("has a discount of its own"));
+
+        // A cart given away (a share below a thousandth) or whose price before discounts is 0 (Infinity): answered, not a 500 or a 400.
+        foreach (var (cart, share) in new[] { ("cart-paid-tiny", "5e-28"), ("cart-paid-inf", "Infinity") })
+            Assert.Equal(HttpStatusCode.OK, (await app.Client.GetAsync(StoreSeed.Signed("/proxy/cart-offers", seed.Shop,
+                $"lines={seed.V(1010)}:1&cart_token={cart}&visitor_id={visitor}&paid={share}", app.Clock.GetUtcNow()))).StatusCode);
 
         var refused = await app.Client.GetAsync(StoreSeed.Signed("/proxy/cart-offers", seed.Shop,
             $"lines={seed.V(1010)}:1&cart_token=cart-paid-bad&visitor_id={visitor}&paid=most", app.Clock.GetUtcNow()));

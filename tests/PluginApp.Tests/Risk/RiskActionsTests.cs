@@ -832,7 +832,7 @@ public sealed class RiskActionsTests(NoSchedulerAppFixture app) : IClassFixture<
     /// A reviewer who approves an order with a chargeback shown on its page, before the scorer has taken the chargeback in,
     /// decided knowing it: the order stays approved and out of the queue, its hold released, and Shopify is told the label
     /// still says fraud. Until 6 Dec 2026 the scorer took the label for news after the approval, put the order back in the
-    /// queue and held it again.
+    /// queue and held it again. A page opened before the chargeback came cannot approve it unseen.
     /// </summary>
     [Fact]
     public async Task Holds_On_AnOrderApprovedWithItsChargebackShown_StaysApproved()
@@ -852,7 +852,17 @@ public sealed class RiskActionsTests(NoSchedulerAppFixture app) : IClassFixture<
         Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("disputes/create", shop, dispute.ToJsonString())).StatusCode);
         Assert.Contains("Known fraud: Shopify Payments chargeback 7509002", await QueueHtmlAsync(shop));
         app.Clock.Advance(TimeSpan.FromMinutes(1));
-        Assert.Equal(HttpStatusCode.OK, (await AdminAsync(HttpMethod.Post, "/api/admin/review/orders/7509001/decisions", shop, new { decision = "approve" })).StatusCode);
+        // A page opened before the chargeback came (it showed none) cannot approve it unseen: refused, nothing recorded.
+        var stale = await AdminAsync(HttpMethod.Post, "/api/admin/review/orders/7509001/decisions", shop, new { decision = "approve", level = "HIGH", known = "" });
+        Assert.Equal(HttpStatusCode.Conflict, stale.StatusCode);
+        Assert.Contains("this order was labelled: Known fraud: Shopify Payments chargeback 7509002", await stale.Content.ReadAsStringAsync());
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM review_decisions WHERE shop_id = $1 AND order_id = 7509001", shopId));
+        // The page that shows it sends what it showed, and approves.
+        var page = WebUtility.HtmlDecode(await (await app.Client.GetAsync($"/admin/review?order=7509001&shop={shop}&embedded=1&id_token={app.SessionToken(shop)}")).Content.ReadAsStringAsync());
+        const string shown = "Shopify Payments chargeback 7509002: reason fraudulent, status needs_response";
+        Assert.Contains($"name=\"known\" value=\"{shown}\"", page);
+        Assert.Equal(HttpStatusCode.OK, (await AdminAsync(HttpMethod.Post, "/api/admin/review/orders/7509001/decisions", shop,
+            new { decision = "approve", level = "HIGH", known = shown })).StatusCode);
 
         await Service<RiskScorer>().ScoreShopAsync(shopId, CancellationToken.None);
         await Service<RiskHolds>().RunShopAsync(shopId, CancellationToken.None);
