@@ -876,6 +876,42 @@ public sealed class RiskActionsTests(NoSchedulerAppFixture app) : IClassFixture<
         Assert.StartsWith("Known fraud: Shopify Payments chargeback 7509002", latest["facts"]!.AsArray()[0]!["description"]!.GetValue<string>());
     }
 
+    /// <summary>
+    /// A chargeback on an order refunded in full before it shipped (nothing left to lose) is only told to Shopify; and one on
+    /// an approved order after the merchant turned holding off holds nothing, though the order had been held before.
+    /// </summary>
+    [Fact]
+    public async Task Holds_AChargebackOnARefundedOrder_OrWithHoldingTurnedOff_HoldsNothing()
+    {
+        const string shop = "risk-hold-chargeback-none.myshopify.com";
+        var shopId = await OrdinaryStoreAsync(shop, 7_510_000);
+        await HoldHighAsync(shop);
+        var refunded = RiskOrders.Order(7_519_001, app.Clock.GetUtcNow(), 30m, "198.51.100.5", "regular7560005@example.com", 7_560_005);
+        refunded["financial_status"] = "refunded";
+        await SendAsync(shop, refunded);
+        app.Shopify.Admin.SetFulfillmentOrders("gid://shopify/Order/7519002", ("gid://shopify/FulfillmentOrder/75190021", "OPEN"));
+        var gid = await ScoreHighAsync(shop, shopId, 7_519_002);
+        await Service<RiskHolds>().RunShopAsync(shopId, CancellationToken.None);
+        await DrainAsync(shopId);
+        Assert.Equal(HttpStatusCode.OK, (await AdminAsync(HttpMethod.Post, "/api/admin/review/orders/7519002/decisions", shop, new { decision = "approve" })).StatusCode);
+        await Service<RiskHolds>().RunShopAsync(shopId, CancellationToken.None);
+        await DrainAsync(shopId);
+        Assert.Equal(HttpStatusCode.OK, (await AdminAsync(HttpMethod.Put, "/api/admin/risk/holds", shop,
+            new { holdHigh = false, valuedMinOrders = 5, valuedMinSpend = 1000, holdValued = false })).StatusCode);
+
+        await ChargebackAsync(shop, shopId, 7_519_001);
+        await ChargebackAsync(shop, shopId, 7_519_002);
+        await Service<RiskHolds>().RunShopAsync(shopId, CancellationToken.None);
+        await DrainAsync(shopId);
+
+        Assert.Equal(0L, await app.ScalarAsync("SELECT count(*) FROM risk_holds WHERE shop_id = $1 AND order_id = 7519001", shopId));
+        Assert.Equal(RiskHolds.Released, await app.ScalarAsync("SELECT state FROM risk_holds WHERE shop_id = $1 AND order_id = 7519002", shopId));
+        Assert.Empty(app.Shopify.Admin.FulfillmentOrders(gid).Single().Holds);
+        var queue = await QueueHtmlAsync(shop);
+        Assert.DoesNotContain("#7519001", queue);
+        Assert.Contains("#7519002", queue); // back before its reviewer, unheld
+    }
+
     private async Task<string> QueueHtmlAsync(string shop) =>
         WebUtility.HtmlDecode(await (await app.Client.GetAsync($"/admin/review?shop={shop}&embedded=1&id_token={app.SessionToken(shop)}")).Content.ReadAsStringAsync());
 }
