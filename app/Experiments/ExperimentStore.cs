@@ -15,7 +15,6 @@ public sealed record Guardrails(double? MaxRefundRate = 0.10, double? MaxAverage
 public sealed record ExperimentSettings(IReadOnlyList<ArmShare> Arms, string Metric, Guardrails Guardrails, bool Running,
     DateTimeOffset? StartedAt, DateTimeOffset? StoppedAt, DateTimeOffset? UpdatedAt = null, string? UpdatedBy = null)
 {
-    /// <summary>Every problem by field, each naming the bad value.</summary>
     /// <summary>The key of a problem with the arms as a whole (their names, their sum, the control's share).</summary>
     public const string ArmsField = "arms";
 

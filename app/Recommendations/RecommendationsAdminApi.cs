@@ -22,7 +22,7 @@ public static class RecommendationsAdminApi
     public sealed record RulesHistoryView(int Version, DateTimeOffset At, string? By, System.Text.Json.JsonElement Rules);
 
     private static async Task<Ok<List<RulesHistoryView>>> RulesHistoryAsync(RulesStore rules, ShopScope scope, CancellationToken ct) =>
-        TypedResults.Ok((await rules.HistoryAsync(scope.ShopId, 100, ct)).Select(h => new RulesHistoryView(h.Version, h.At, h.By, h.Rules)).ToList());
+        TypedResults.Ok((await rules.HistoryAsync(scope.ShopId, RulesStore.HistoryShown, ct)).Select(h => new RulesHistoryView(h.Version, h.At, h.By, h.Rules)).ToList());
 
     private static async Task<Ok<RulesView>> GetRulesAsync(RulesStore store, ShopScope scope, CancellationToken ct)
     {

@@ -145,7 +145,7 @@ internal static class RiskQueue
               UNION ALL
               SELECT s.shop_id, s.order_id, 'fraud label'
               FROM risk_scores s
-              WHERE s.scored_at >= $2 AND s.told_fraud <> EXISTS (SELECT 1 FROM risk_labels l WHERE l.shop_id = s.shop_id AND l.order_id = s.order_id AND l.fraud)) x
+              WHERE s.scored_at >= $2 AND {LabelsDiffer("s")}) x
         WHERE NOT EXISTS (
             SELECT 1 FROM ai_feature_switches w WHERE w.shop_id = x.shop_id AND w.feature = '{RiskScorer.Name}'
               AND NOT w.enabled AND w.when_off = '{RiskScorer.ScoreNothing}')
@@ -163,6 +163,13 @@ internal static class RiskQueue
     }
 
     /// <summary>
+    /// Whether the fraud labels of the score <paramref name="s"/>'s order say otherwise than what its latest assessment told
+    /// Shopify (<c>told_fraud</c>): one definition for the label writers' queueing and the sweep's backstop.
+    /// </summary>
+    internal static string LabelsDiffer(string s) =>
+        $"{s}.told_fraud <> EXISTS (SELECT 1 FROM risk_labels l WHERE l.shop_id = {s}.shop_id AND l.order_id = {s}.order_id AND l.fraud)";
+
+    /// <summary>
     /// A scored order whose fraud labels now say otherwise than the latest assessment the app gave Shopify (a label written
     /// or flipped just before, in the same transaction) is scored again, and the scorer tells Shopify (RiskScorer). $1 the
     /// shop, $2 the order, $3 the time. Used by every writer of labels but the review queue, which tells Shopify itself.
@@ -172,7 +179,7 @@ internal static class RiskQueue
             INSERT INTO risk_pending (shop_id, order_id, reason, queued_at)
             SELECT s.shop_id, s.order_id, 'fraud label', $3 FROM risk_scores s
             WHERE s.shop_id = $1 AND s.order_id = $2
-              AND s.told_fraud <> EXISTS (SELECT 1 FROM risk_labels l WHERE l.shop_id = $1 AND l.order_id = $2 AND l.fraud)
+              AND {LabelsDiffer("s")}
             -- Why the lock: a scoring run holds the score (and its claimed queue row, which the insert would meet and skip)
             -- from before it read the labels until it writes what it told; waiting for it, the comparison sees what it wrote.
             FOR NO KEY UPDATE OF s

@@ -401,7 +401,7 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
             FROM orders t CROSS JOIN LATERAL (
                 SELECT count(*)::int AS n, round(coalesce(sum(p.total_price), 0), 2) AS spend
                 FROM orders p
-                WHERE p.shop_id = t.shop_id AND p.created_at < t.created_at
+                WHERE p.shop_id = t.shop_id
                   AND ((t.customer_id IS NOT NULL AND p.customer_id = t.customer_id)
                     OR (t.customer_id IS NULL AND t.email IS NOT NULL AND lower(p.email) = lower(t.email)))
                   AND NOT p.test AND p.cancelled_at IS NULL
@@ -430,7 +430,8 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
     {
         if (!holding.HoldHigh) return false;
         store.Add(RiskHolds.HoldOnFraudSql, store.ShopId, orderId, now);
-        Hold(store, holding, orderId, now, again: true, fraud: true);
+        // An order with no hold decision yet: HoldOnFraudSql moved every other to be held.
+        Hold(store, holding, orderId, now, again: false, fraud: true);
         return true;
     }
 
@@ -494,7 +495,7 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
     private static readonly string[] Levels = ["LOW", "MEDIUM", "HIGH"];
 
     /// <returns>The shop's thresholds, hold settings and currency; each already scored order's level and, when a reviewer
-    /// decided it, the level it was decided at; each order labelled fraud, with its latest fraud label's detail, and those of them whose goods may still be stopped
+    /// decided it, the level it was decided at; each order labelled fraud, with its latest fraud label's detail, and the orders whose goods may still be stopped
     /// (RiskQueue.StillToShip). Why the scores are locked until the batch commits: a reviewer's decision
     /// (ReviewStore.DecideAsync locks the same row) landing between this read and the new score would leave the decision's
     /// tag on an order the new score puts back in the queue, or have this batch's calls undo a decision made after it.</returns>
@@ -514,7 +515,6 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
                     { Parameters = { Sql.Param(shopId), Sql.Param(orderIds.ToArray()) } },
                 new NpgsqlBatchCommand($"""
                     SELECT o.id FROM orders o WHERE o.shop_id = $1 AND o.id = ANY($2) AND {RiskQueue.StillToShip("o")}
-                      AND EXISTS (SELECT 1 FROM risk_labels l WHERE l.shop_id = $1 AND l.order_id = o.id AND l.fraud)
                     """) { Parameters = { Sql.Param(shopId), Sql.Param(orderIds.ToArray()) } },
             },
         };

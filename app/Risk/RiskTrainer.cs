@@ -125,7 +125,8 @@ public sealed class RiskTrainer(NpgsqlDataSource db, TableStatistics statistics,
     }
 
     /// <summary>Blend weights tried on the validation orders: 0 (the rule prior alone) to 1 (the model alone) in twentieths.</summary>
-    private static readonly double[] WeightGrid = Enumerable.Range(0, 21).Select(i => i / 20.0).ToArray();
+    /// <summary>The model weights the blend is chosen among: twentieths, from the rule prior alone to the model alone.</summary>
+    public static readonly double[] WeightGrid = Enumerable.Range(0, 21).Select(i => i / 20.0).ToArray();
 
     /// <summary>Fraud orders the validation quarter needs before its choice of weight is trusted over the evidence weight.</summary>
     public const int MinBlendValidationFraud = 5;

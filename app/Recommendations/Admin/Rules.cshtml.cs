@@ -19,18 +19,15 @@ public sealed class RulesModel(RulesStore store, CatalogCache catalogs, ShopScop
         Products = (await catalogs.GetAsync(scope.ShopId, ct)).Products;
         // One more than is shown: the oldest change shown is told against the version before it, not against the defaults
         // (until 6 Dec 2026, past 100 changes, it listed every rule that differed from the defaults as changed then).
-        var history = await store.HistoryAsync(scope.ShopId, HistoryShown + 1, ct);
-        MoreHistory = history.Count > HistoryShown;
-        History = history.Take(HistoryShown).Select((h, i) =>
+        var history = await store.HistoryAsync(scope.ShopId, RulesStore.HistoryShown + 1, ct);
+        MoreHistory = history.Count > RulesStore.HistoryShown;
+        History = history.Take(RulesStore.HistoryShown).Select((h, i) =>
         {
             var rules = h.Rules.Deserialize<BusinessRules>(RulesStore.Json)!;
             var before = i + 1 < history.Count ? history[i + 1].Rules.Deserialize<BusinessRules>(RulesStore.Json)! : BusinessRules.Default;
             return (h.Version, h.At, h.By, Changes(before, rules));
         }).ToList();
     }
-
-    /// <summary>How many changes the page lists, newest first.</summary>
-    public const int HistoryShown = 100;
 
     /// <summary>Whether older changes than those listed exist.</summary>
     public bool MoreHistory { get; private set; }

@@ -78,6 +78,9 @@ public sealed class RulesStore(NpgsqlDataSource db, TimeProvider clock)
         return version;
     }
 
+    /// <summary>How many changes of its rules the admin lists (the Rules page and the history API), newest first.</summary>
+    public const int HistoryShown = 100;
+
     /// <summary>The shop's latest <paramref name="limit"/> versions of its rules, newest first.</summary>
     public async Task<List<(int Version, DateTimeOffset At, string? By, JsonElement Rules)>> HistoryAsync(long shopId, int limit, CancellationToken ct)
     {

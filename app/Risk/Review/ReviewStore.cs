@@ -331,9 +331,8 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
         if (!outcome.Mine) return outcome;
         if (levelSeen is not null && decision != "note" && !string.Equals(levelSeen, level, StringComparison.OrdinalIgnoreCase))
             return outcome with { Mine = false, ScoredAs = level };
-        if (knownSeen is not null && decision != "note" && await KnownFraudAsync(conn, tx, shopId, orderId, ct) is var knownNow
-            && !string.Equals((knownNow ?? "").Trim(), knownSeen.Trim(), StringComparison.Ordinal))
-            return outcome with { Mine = false, LabelsChanged = true, KnownNow = knownNow };
+        if (knownSeen is not null && decision != "note" && !string.Equals((scored.KnownFraud ?? "").Trim(), knownSeen.Trim(), StringComparison.Ordinal))
+            return outcome with { Mine = false, LabelsChanged = true, KnownNow = scored.KnownFraud };
         // A note overwrites nothing, so a stale page may add one.
         if (verdictsSeen is { } seen && decision != "note" && await VerdictsAsync(conn, tx, shopId, orderId, ct) is var (count, latest) && count != seen)
             return outcome with { Mine = false, DecidedSince = latest };
@@ -538,29 +537,21 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
             other.Detail is { } fraud ? (RiskScorer.KnownFraudFact(fraud), true) : ($"Approved by {by} in the PluginApp review queue", false), now, key);
     }
 
-    private sealed record Scored(string Level, double Score, string Reasons, bool Awaiting);
-
-    /// <summary>The order's latest fraud label from outside the queue, in words, or null (<see cref="KnownFraudSql"/>).</summary>
-    private static async Task<string?> KnownFraudAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId, long orderId, CancellationToken ct)
-    {
-        await using var cmd = new NpgsqlCommand($"SELECT {KnownFraudSql} FROM risk_scores s WHERE s.shop_id = $1 AND s.order_id = $2", conn, tx);
-        cmd.Parameters.Add(Sql.Param(shopId));
-        cmd.Parameters.Add(Sql.Param(orderId));
-        return await cmd.ExecuteScalarAsync(ct) as string;
-    }
+    /// <param name="KnownFraud">Its latest fraud label from outside the queue, in words, or null (<see cref="KnownFraudSql"/>).</param>
+    private sealed record Scored(string Level, double Score, string Reasons, bool Awaiting, string? KnownFraud);
 
 
     private static async Task<Scored?> ScoredAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId, long orderId, CancellationToken ct,
         bool lockScore = false)
     {
         await using var cmd = new NpgsqlCommand($"""
-            SELECT s.level, s.score, s.reasons::text, {AwaitingSql} FROM risk_scores s JOIN orders o ON o.shop_id = s.shop_id AND o.id = s.order_id WHERE s.shop_id = $1 AND s.order_id = $2
+            SELECT s.level, s.score, s.reasons::text, {AwaitingSql}, {KnownFraudSql} FROM risk_scores s JOIN orders o ON o.shop_id = s.shop_id AND o.id = s.order_id WHERE s.shop_id = $1 AND s.order_id = $2
             {(lockScore ? "FOR NO KEY UPDATE OF s" : "")}
             """, conn, tx);
         cmd.Parameters.Add(Sql.Param(shopId));
         cmd.Parameters.Add(Sql.Param(orderId));
         await using var r = await cmd.ExecuteReaderAsync(ct);
-        return await r.ReadAsync(ct) ? new Scored(r.GetString(0), r.GetDouble(1), r.GetString(2), r.GetBoolean(3)) : null;
+        return await r.ReadAsync(ct) ? new Scored(r.GetString(0), r.GetDouble(1), r.GetString(2), r.GetBoolean(3), r.IsDBNull(4) ? null : r.GetString(4)) : null;
     }
 
     private static async Task<ReviewOrder?> OrderAsync(NpgsqlConnection conn, long shopId, long orderId, CancellationToken ct)

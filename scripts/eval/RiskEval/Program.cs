@@ -73,7 +73,7 @@ if (a.TryGetValue("small-stores", out var sizesArg))
             model.Dispose();
             double Ap(double w) => BinaryMetrics.AveragePrecision(scores.Select((x, i) => RiskModels.Served(x, priorJudged[i], w)).ToArray(), truth);
             rows.Add((metrics.PrAuc, Ap(metrics.EvidenceWeight ?? RiskModels.ModelWeightOf(metrics.TrainFraud)), metrics.ServedPrAuc ?? double.NaN,
-                Enumerable.Range(0, 21).Max(i => Ap(i / 20.0)), metrics.ModelWeight ?? double.NaN));
+                RiskTrainer.WeightGrid.Max(Ap), metrics.ModelWeight ?? double.NaN));
             Console.Error.WriteLine($"  {n} labels, draw {seed}: weight chosen on {metrics.WeightChosenOn}");
         }
         static string Cell(IEnumerable<double> v)
