@@ -56,8 +56,8 @@ public sealed class AbandonmentSignal(NpgsqlDataSource db, IntentScorer scorer, 
     TimeProvider clock, ILogger<AbandonmentSignal> logger)
 {
     /// <param name="Linked">The customer the cart block saw with the checkout's cart (the one training reads its history by), if any.</param>
-    internal sealed record Open(long CheckoutId, long CustomerId, double Value, int Items, int Products, DateTimeOffset Created, DateTimeOffset At,
-        string? Token, string? CartToken, long? Linked);
+    internal sealed record Open(string Token, long CustomerId, double Value, int Items, int Products, DateTimeOffset Created, DateTimeOffset At,
+        string? CartToken, long? Linked);
 
     /// <summary>
     /// Whether an order came of a checkout: one carries its token, or its customer ordered since it was created. Two
@@ -78,10 +78,10 @@ public sealed class AbandonmentSignal(NpgsqlDataSource db, IntentScorer scorer, 
     /// cart is not stored (no cart webhook came) is read from its own lines.
     /// </summary>
     internal const string OpenSql = $"""
-        SELECT k.id, k.customer_id, coalesce(cl.value, k.subtotal_price, k.total_price, 0)::float8,
-               coalesce(cl.items, (SELECT sum(quantity) FROM checkout_lines l WHERE l.shop_id = k.shop_id AND l.checkout_id = k.id), 0)::int,
-               coalesce(cl.products, (SELECT count(DISTINCT product_id) FROM checkout_lines l WHERE l.shop_id = k.shop_id AND l.checkout_id = k.id), 0)::int,
-               coalesce(cl.created_at, k.created_at, k.updated_at), coalesce(cl.at, k.updated_at, k.created_at), k.token, k.cart_token,
+        SELECT k.token, k.customer_id, coalesce(cl.value, k.subtotal_price, k.total_price, 0)::float8,
+               coalesce(cl.items, (SELECT sum(quantity) FROM checkout_lines l WHERE l.shop_id = k.shop_id AND l.checkout_token = k.token), 0)::int,
+               coalesce(cl.products, (SELECT count(DISTINCT product_id) FROM checkout_lines l WHERE l.shop_id = k.shop_id AND l.checkout_token = k.token), 0)::int,
+               coalesce(cl.created_at, k.created_at, k.updated_at), coalesce(cl.at, k.updated_at, k.created_at), k.cart_token,
                (SELECT w.customer_id FROM ({IntentData.CartLinks}) w WHERE w.cart_token = k.cart_token
                   AND NOT EXISTS (SELECT 1 FROM customers u WHERE u.shop_id = $1 AND u.id = w.customer_id AND u.redacted_at IS NOT NULL)
                 ORDER BY w.seen_at LIMIT 1)
@@ -93,16 +93,16 @@ public sealed class AbandonmentSignal(NpgsqlDataSource db, IntentScorer scorer, 
         WHERE k.shop_id = $1 AND k.completed_at IS NULL AND c.accepts_marketing AND c.redacted_at IS NULL
           AND coalesce(k.updated_at, k.created_at) BETWEEN $2 AND $3
           AND NOT {Ordered}
-          AND NOT EXISTS (SELECT 1 FROM checkout_signals s WHERE s.shop_id = k.shop_id AND s.checkout_id = k.id)
+          AND NOT EXISTS (SELECT 1 FROM checkout_signals s WHERE s.shop_id = k.shop_id AND s.checkout_token = k.token)
         """;
 
     /// <summary>$1 shop, $2 now, $3 the oldest last update still open: clears the signals that are over, returning them.</summary>
     internal const string ClearSql = $"""
         UPDATE checkout_signals s SET cleared_at = $2
         FROM checkouts k
-        WHERE s.shop_id = $1 AND s.cleared_at IS NULL AND k.shop_id = s.shop_id AND k.id = s.checkout_id
+        WHERE s.shop_id = $1 AND s.cleared_at IS NULL AND k.shop_id = s.shop_id AND k.token = s.checkout_token
           AND (k.completed_at IS NOT NULL OR coalesce(k.updated_at, k.created_at) < $3 OR {Ordered})
-        RETURNING s.checkout_id, s.customer_id
+        RETURNING s.checkout_token, s.customer_id
         """;
 
     /// <summary>
@@ -120,8 +120,8 @@ public sealed class AbandonmentSignal(NpgsqlDataSource db, IntentScorer scorer, 
             cmd.Parameters.Add(Sql.Param(now - o.After));
             await using var r = await cmd.ExecuteReaderAsync(ct);
             while (await r.ReadAsync(ct))
-                open.Add(new Open(r.GetInt64(0), r.GetInt64(1), r.GetDouble(2), r.GetInt32(3), r.GetInt32(4), r.GetFieldValue<DateTimeOffset>(5), r.GetFieldValue<DateTimeOffset>(6),
-                    r.IsDBNull(7) ? null : r.GetString(7), r.IsDBNull(8) ? null : r.GetString(8), r.IsDBNull(9) ? null : r.GetInt64(9)));
+                open.Add(new Open(r.GetString(0), r.GetInt64(1), r.GetDouble(2), r.GetInt32(3), r.GetInt32(4), r.GetFieldValue<DateTimeOffset>(5), r.GetFieldValue<DateTimeOffset>(6),
+                    r.IsDBNull(7) ? null : r.GetString(7), r.IsDBNull(8) ? null : r.GetInt64(8)));
         }
         var shop = await IntentData.StoreAsync(db, shopId, now, ct);
         var snapshots = new List<(Open Checkout, Ml.Intent.CartSnapshot Snapshot)>();
@@ -186,29 +186,29 @@ public sealed class AbandonmentSignal(NpgsqlDataSource db, IntentScorer scorer, 
                 // Her erasure read again as the row is written: the checkouts were read, then scored, before this (the
                 // outbox's calls on her are checked the same way, OutboxWriter.Enqueue).
                 store.Add("""
-                    INSERT INTO checkout_signals (shop_id, checkout_id, customer_id, score, model_version, signalled_at)
+                    INSERT INTO checkout_signals (shop_id, checkout_token, customer_id, score, model_version, signalled_at)
                     SELECT $1, $2, $3, $4, $5, $6 WHERE NOT EXISTS (SELECT 1 FROM customers c WHERE c.shop_id = $1 AND c.id = $3 AND c.redacted_at IS NOT NULL)
-                    ON CONFLICT (shop_id, checkout_id) DO NOTHING
-                    """, shopId, c.CheckoutId, c.CustomerId, p, scored.Version, now);
+                    ON CONFLICT (shop_id, checkout_token) DO NOTHING
+                    """, shopId, c.Token, c.CustomerId, p, scored.Version, now);
                 var gid = Gid.Of("Customer", c.CustomerId);
-                OutboxWriter.Enqueue(store, new OutboxCall(OutboxOperation.TagsAdd, gid, new { id = gid, tags = new[] { o.Tag } }, $"abandon:{c.CheckoutId}:add"), now);
+                OutboxWriter.Enqueue(store, new OutboxCall(OutboxOperation.TagsAdd, gid, new { id = gid, tags = new[] { o.Tag } }, $"abandon:{c.Token}:add"), now);
                 OutboxWriter.Enqueue(store, new OutboxCall(OutboxOperation.MetafieldsSet, gid, new
                 {
                     metafields = new[] { new { ownerId = gid, @namespace = o.MetafieldNamespace, key = "checkout_intent", type = "number_decimal", value = p.ToString("0.0000", CultureInfo.InvariantCulture) } },
-                }, $"abandon:{c.CheckoutId}:score"), now);
+                }, $"abandon:{c.Token}:score"), now);
                 signalled++;
             }
         }
         if (batch.BatchCommands.Count > 0) await batch.ExecuteNonQueryAsync(ct);
         // Signals that are over: the checkout completed or became an order, or aged out.
-        var cleared = new List<(long Checkout, long Customer)>();
+        var cleared = new List<(string Checkout, long Customer)>();
         await using (var cmd = new NpgsqlCommand(ClearSql, conn, tx))
         {
             cmd.Parameters.Add(Sql.Param(shopId));
             cmd.Parameters.Add(Sql.Param(now));
             cmd.Parameters.Add(Sql.Param(now - o.Until));
             await using var r = await cmd.ExecuteReaderAsync(ct);
-            while (await r.ReadAsync(ct)) cleared.Add((r.GetInt64(0), r.GetInt64(1)));
+            while (await r.ReadAsync(ct)) cleared.Add((r.GetString(0), r.GetInt64(1)));
         }
         await using var removals = new NpgsqlBatch(conn, tx);
         var removing = new StoreWriter(removals, shopId);

@@ -31,8 +31,12 @@ public sealed class Customer : IShopOwned
     public string? LastName { get; set; }
     public string? Phone { get; set; }
     public string? State { get; set; }
-    public string Tags { get; set; } = "";
+    /// <summary>Null when no payload told them: webhooks carry a customer's tags no more since API version 2025-01.</summary>
+    public string? Tags { get; set; }
+    /// <summary>Null when no payload told it: webhooks carry it only in customers_email_marketing_consent/update since 2025-01.</summary>
     public bool? AcceptsMarketing { get; set; }
+    /// <summary>When the consent was given or withdrawn, where a payload says so: it orders consents that come out of order.</summary>
+    public DateTimeOffset? MarketingConsentAt { get; set; }
     public DateTimeOffset? CreatedAt { get; set; }
     public DateTimeOffset? UpdatedAt { get; set; }
     public DateTimeOffset? RedactedAt { get; set; }
@@ -174,8 +178,8 @@ public sealed class CartLine : IShopOwned
 public sealed class Checkout : IShopOwned
 {
     public long ShopId { get; set; }
-    public long Id { get; set; }
-    public string? Token { get; set; }
+    /// <summary>The checkout's key: Shopify's webhooks carry no checkout id since API version 2026-04, and orders name it by token.</summary>
+    public string Token { get; set; } = "";
     public string? CartToken { get; set; }
     public long? CustomerId { get; set; }
     public string? Email { get; set; }
@@ -190,7 +194,7 @@ public sealed class Checkout : IShopOwned
 public sealed class CheckoutLine : IShopOwned
 {
     public long ShopId { get; set; }
-    public long CheckoutId { get; set; }
+    public string CheckoutToken { get; set; } = "";
     public string LineKey { get; set; } = "";
     public long? ProductId { get; set; }
     public long? VariantId { get; set; }

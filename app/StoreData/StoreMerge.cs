@@ -68,8 +68,9 @@ internal static class StoreMerge
     private static readonly Dictionary<string, string> Customer = new()
     {
         ["id"] = "s.id", ["email"] = "nullif(btrim(s.b ->> 'email'), '')", ["first_name"] = "s.b ->> 'firstName'", ["last_name"] = "s.b ->> 'lastName'",
-        ["phone"] = "s.b ->> 'phone'", ["state"] = "lower(s.b ->> 'state')", ["tags"] = "bulk_tags(s.b -> 'tags')",
+        ["phone"] = "s.b ->> 'phone'", ["state"] = "lower(s.b ->> 'state')", ["tags"] = "CASE WHEN s.b ? 'tags' THEN bulk_tags(s.b -> 'tags') END",
         ["accepts_marketing"] = "(s.b -> 'emailMarketingConsent' ->> 'marketingState') = 'SUBSCRIBED'",
+        ["marketing_consent_at"] = Time("(s.b -> 'emailMarketingConsent')", "consentUpdatedAt"),
         ["created_at"] = Time("s.b", "createdAt"), ["updated_at"] = "s.updated_at",
     };
 

@@ -8,11 +8,11 @@ public static class StorePersonalData
     public static IServiceCollection AddStore(this IServiceCollection services)
     {
         // A tombstone row when we never saw the customer: a late delivery must not bring the data back.
-        services.AddPersonalData(new PersonalDataTable("customers", ["email", "first_name", "last_name", "phone", "tags", "accepts_marketing"],
+        services.AddPersonalData(new PersonalDataTable("customers", ["email", "first_name", "last_name", "phone", "tags", "accepts_marketing", "marketing_consent_at"],
             """
             INSERT INTO customers (shop_id, id, redacted_at) VALUES ($1, $2, $5)
             ON CONFLICT (shop_id, id) DO UPDATE SET email = NULL, first_name = NULL, last_name = NULL, phone = NULL,
-              tags = '', accepts_marketing = NULL, redacted_at = $5
+              tags = '', accepts_marketing = NULL, marketing_consent_at = NULL, redacted_at = $5
             """,
             Export: "SELECT to_jsonb(c) - 'shop_id' FROM customers c WHERE c.shop_id = $1 AND c.id = $2", ExportAs: "customer"));
         services.AddPersonalData(new PersonalDataTable("orders", ["email", "browser_ip", "card_bin", "card_last4", "visitor_hash"],
@@ -64,7 +64,7 @@ public static class StorePersonalData
             """,
             Export: $"""
                 SELECT coalesce(jsonb_agg(to_jsonb(k) - 'shop_id' || jsonb_build_object('lines',
-                  (SELECT coalesce(jsonb_agg(to_jsonb(l) - 'shop_id'), '[]') FROM checkout_lines l WHERE l.shop_id = k.shop_id AND l.checkout_id = k.id))), '[]')
+                  (SELECT coalesce(jsonb_agg(to_jsonb(l) - 'shop_id'), '[]') FROM checkout_lines l WHERE l.shop_id = k.shop_id AND l.checkout_token = k.token))), '[]')
                 FROM checkouts k WHERE k.shop_id = $1 AND (k.customer_id = $2
                   OR {PersonalDataSql.GuestByEmail("k.")}
                   OR k.token IN (SELECT checkout_token FROM redaction_orders WHERE checkout_token IS NOT NULL))

@@ -26,8 +26,18 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
     public void NotifyShop(string channel) => Notify(channel, shopId.ToString(System.Globalization.CultureInfo.InvariantCulture));
 
     internal static readonly UpsertStatement CustomerUpsert = new("customers", ["shop_id", "id"],
-        ["shop_id", "id", "email", "first_name", "last_name", "phone", "state", "tags", "accepts_marketing", "created_at", "updated_at"],
-        newerOnly: true, extraWhere: "customers.redacted_at IS NULL");
+        ["shop_id", "id", "email", "first_name", "last_name", "phone", "state", "tags", "accepts_marketing", "marketing_consent_at", "created_at", "updated_at"],
+        keep: ["tags"], newerOnly: true, extraWhere: "customers.redacted_at IS NULL", sets: new Dictionary<string, string>
+        {
+            // A consent older than the stored dated one (the backfill's snapshot, read before a consent webhook came), or
+            // without a time, changes nothing, as in AddMarketingConsent; none at all (a webhook's customer carries none since
+            // 2025-01) keeps the stored consent.
+            ["accepts_marketing"] = """
+                CASE WHEN customers.marketing_consent_at > COALESCE(excluded.marketing_consent_at, '-infinity') THEN customers.accepts_marketing
+                     ELSE COALESCE(excluded.accepts_marketing, customers.accepts_marketing) END
+                """,
+            ["marketing_consent_at"] = "GREATEST(customers.marketing_consent_at, excluded.marketing_consent_at)",
+        });
 
     internal static readonly UpsertStatement OrderUpsert = new("orders", ["shop_id", "id"],
         ["shop_id", "id", "name", "customer_id", "email", "currency", "total_price", "subtotal_price", "total_discounts", "total_tax",
@@ -87,14 +97,14 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
         ["shop_id", "cart_token", "line_key", "product_id", "variant_id", "quantity", "price"],
         guard: "EXISTS (SELECT 1 FROM carts c WHERE c.shop_id = $1 AND c.token = $2 AND c.updated_at IS NOT DISTINCT FROM $8)");
 
-    private static readonly UpsertStatement CheckoutUpsert = new("checkouts", ["shop_id", "id"],
-        ["shop_id", "id", "token", "cart_token", "customer_id", "email", "currency", "total_price", "subtotal_price",
+    private static readonly UpsertStatement CheckoutUpsert = new("checkouts", ["shop_id", "token"],
+        ["shop_id", "token", "cart_token", "customer_id", "email", "currency", "total_price", "subtotal_price",
          "completed_at", "created_at", "updated_at"], newerOnly: true, erasable: ["email"],
-        erasedIf: $"{CustomerErased} OR EXISTS (SELECT 1 FROM checkouts y WHERE y.shop_id = r.shop_id AND y.id = r.id AND y.redacted_at IS NOT NULL)");
+        erasedIf: $"{CustomerErased} OR EXISTS (SELECT 1 FROM checkouts y WHERE y.shop_id = r.shop_id AND y.token = r.token AND y.redacted_at IS NOT NULL)");
 
-    private static readonly UpsertStatement CheckoutLineUpsert = new("checkout_lines", ["shop_id", "checkout_id", "line_key"],
-        ["shop_id", "checkout_id", "line_key", "product_id", "variant_id", "quantity", "price"],
-        guard: "EXISTS (SELECT 1 FROM checkouts c WHERE c.shop_id = $1 AND c.id = $2 AND c.updated_at IS NOT DISTINCT FROM $8)");
+    private static readonly UpsertStatement CheckoutLineUpsert = new("checkout_lines", ["shop_id", "checkout_token", "line_key"],
+        ["shop_id", "checkout_token", "line_key", "product_id", "variant_id", "quantity", "price"],
+        guard: "EXISTS (SELECT 1 FROM checkouts c WHERE c.shop_id = $1 AND c.token = $2 AND c.updated_at IS NOT DISTINCT FROM $8)");
 
     /// <summary>
     /// An order, its customer and its lines: gathered in the segment of deliveries the writer shares (written one statement
@@ -241,12 +251,12 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
     {
         var c = rows.Checkout;
         if (rows.Customer is { } customer) AddCustomer(customer);
-        CheckoutUpsert.AddTo(batch, [shopId, c.Id, c.Token, c.CartToken, c.CustomerId, c.Email, c.Currency, c.TotalPrice,
+        CheckoutUpsert.AddTo(batch, [shopId, c.Token, c.CartToken, c.CustomerId, c.Email, c.Currency, c.TotalPrice,
             c.SubtotalPrice, c.CompletedAt, c.CreatedAt, c.UpdatedAt]);
-        AddReplaceChildren("checkout_lines", "checkout_id", c.Id, "checkouts", "id", c.UpdatedAt,
+        AddReplaceChildren("checkout_lines", "checkout_token", c.Token, "checkouts", "token", c.UpdatedAt,
             rows.Lines.Select(l => l.LineKey).ToArray());
         foreach (var l in rows.Lines)
-            CheckoutLineUpsert.AddTo(batch, [shopId, l.CheckoutId, l.LineKey, l.ProductId, l.VariantId, l.Quantity, l.Price],
+            CheckoutLineUpsert.AddTo(batch, [shopId, l.CheckoutToken, l.LineKey, l.ProductId, l.VariantId, l.Quantity, l.Price],
                 TypedNull.Time(c.UpdatedAt));
     }
 
@@ -263,8 +273,21 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
 
     public void AddCustomer(Customer c) => CustomerUpsert.AddTo(batch, CustomerRow(c));
 
+    /// <summary>
+    /// A customer's email consent (a row of its own when the customer is not held yet; customers/create fills the rest). Why
+    /// ordered by the consent's own time: Shopify sends webhooks in no set order, and a withdrawal must not be undone by the
+    /// consent before it. One without a time (Shopify may send none) counts only while no dated one is stored: neither the
+    /// time it was received nor the unsigned header's can rank a body sent again. An erased customer stays as erased.
+    /// </summary>
+    public void AddMarketingConsent(MarketingConsent c) => Add("""
+        INSERT INTO customers (shop_id, id, accepts_marketing, marketing_consent_at) VALUES ($1, $2, $3, $4)
+        ON CONFLICT (shop_id, id) DO UPDATE SET accepts_marketing = excluded.accepts_marketing,
+          marketing_consent_at = coalesce(excluded.marketing_consent_at, customers.marketing_consent_at)
+        WHERE customers.redacted_at IS NULL AND (customers.marketing_consent_at IS NULL OR customers.marketing_consent_at <= excluded.marketing_consent_at)
+        """, shopId, c.CustomerId, c.Subscribed, TypedNull.Time(c.At));
+
     private object?[] CustomerRow(Customer c) =>
-        [shopId, c.Id, c.Email, c.FirstName, c.LastName, c.Phone, c.State, c.Tags, c.AcceptsMarketing, c.CreatedAt, c.UpdatedAt];
+        [shopId, c.Id, c.Email, c.FirstName, c.LastName, c.Phone, c.State, c.Tags, c.AcceptsMarketing, c.MarketingConsentAt, c.CreatedAt, c.UpdatedAt];
 
     public void AddRefund(RefundRows rows)
     {

@@ -25,6 +25,7 @@ internal sealed class UpsertStatement
     private readonly bool _guarded;
 
     /// <param name="keep">Columns whose stored value stays when the incoming one is null (e.g. a cost the payload lacks).</param>
+    /// <param name="sets">Columns updated by an expression of their own (over excluded and the table's stored row).</param>
     /// <param name="guard">A WHERE on the SELECT, with parameters numbered after the columns; null = always insert.</param>
     /// <param name="newerOnly">Update only when the stored row's updated_at is not newer than the incoming one.</param>
     /// <param name="erasable">Columns written as null when <paramref name="erasedIf"/> holds for the incoming row r: a
@@ -37,17 +38,17 @@ internal sealed class UpsertStatement
     /// set-based SELECT yields. Code that reads only that mark (training, Stripe's metadata) then knows the row was erased:
     /// until 6 Dec 2026 an order stored blank after its erasure carried none.</param>
     public UpsertStatement(string table, string[] keys, string[] columns, string[]? keep = null, string? guard = null,
-        bool newerOnly = false, string? extraWhere = null, string[]? erasable = null, string? erasedIf = null, string? erasedAt = null)
+        bool newerOnly = false, string? extraWhere = null, string[]? erasable = null, string? erasedIf = null, string? erasedAt = null,
+        IReadOnlyDictionary<string, string>? sets = null)
     {
         if ((erasable is null) != (erasedIf is null)) throw new ArgumentException("erasable columns need the condition that erases them", nameof(erasedIf));
         if (erasedAt is not null && erasable is null) throw new ArgumentException("an erasure time needs the condition that erases the row", nameof(erasedAt));
         _columnCount = columns.Length;
         // Why the casts: in INSERT ... SELECT a null parameter has no type and would default to text.
         var values = string.Join(", ", columns.Select((c, i) => $"${i + 1}::{SqlType(c)}"));
-        var sets = columns.Where(c => !keys.Contains(c)).Select(c => keep?.Contains(c) == true
-            ? $"{c} = COALESCE(excluded.{c}, {table}.{c})"
-            : $"{c} = excluded.{c}").ToList();
-        if (erasedAt is not null) sets.Add($"{erasedAt} = COALESCE({table}.{erasedAt}, excluded.{erasedAt})");
+        string Updated(string c) => sets?.GetValueOrDefault(c) ?? (keep?.Contains(c) == true ? $"COALESCE(excluded.{c}, {table}.{c})" : $"excluded.{c}");
+        var assignments = columns.Where(c => !keys.Contains(c)).Select(c => $"{c} = {Updated(c)}").ToList();
+        if (erasedAt is not null) assignments.Add($"{erasedAt} = COALESCE({table}.{erasedAt}, excluded.{erasedAt})");
         var conditions = new List<string>();
         if (newerOnly)
             conditions.Add($"({table}.updated_at IS NULL OR excluded.updated_at IS NULL OR {table}.updated_at <= excluded.updated_at)");
@@ -60,12 +61,11 @@ internal sealed class UpsertStatement
         _erasedAt = erasedAt;
         _written = erasedAt is null ? columns : [.. columns, erasedAt];
         _guarded = guard is not null;
-        _onConflict = $" ON CONFLICT ({string.Join(", ", keys)}) DO UPDATE SET {string.Join(", ", sets)}"
+        _onConflict = $" ON CONFLICT ({string.Join(", ", keys)}) DO UPDATE SET {string.Join(", ", assignments)}"
              + (conditions.Count == 0 ? "" : " WHERE " + string.Join(" AND ", conditions));
         var updated = _written.Where(c => !keys.Contains(c)).ToArray();
         _changed = $"({string.Join(", ", updated.Select(c => $"{table}.{c}"))}) IS DISTINCT FROM ("
-             + string.Join(", ", updated.Select(c => c == erasedAt ? $"COALESCE({table}.{c}, excluded.{c})"
-                 : keep?.Contains(c) == true ? $"COALESCE(excluded.{c}, {table}.{c})" : $"excluded.{c}")) + ")";
+             + string.Join(", ", updated.Select(c => c == erasedAt ? $"COALESCE({table}.{c}, excluded.{c})" : Updated(c))) + ")";
         _sql = $"INSERT INTO {table} ({string.Join(", ", columns)}) SELECT {values}"
              + (guard is null ? "" : $" WHERE {guard}")
              + _onConflict;
@@ -110,7 +110,7 @@ internal sealed class UpsertStatement
     private static string SqlType(string column) => column switch
     {
         "id" or "shop_id" or "order_id" or "product_id" or "variant_id" or "customer_id" or "refund_id"
-            or "line_item_id" or "inventory_item_id" or "checkout_id" => "int8",
+            or "line_item_id" or "inventory_item_id" => "int8",
         "quantity" or "inventory_quantity" => "int4",
         "test" or "accepts_marketing" or "published" or "inventory_tracked" => "bool",
         "price" or "amount" or "subtotal" or "unit_cost" or "compare_at_price" or "total_discount" => "numeric",

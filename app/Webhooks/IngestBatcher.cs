@@ -319,7 +319,7 @@ internal sealed class IngestBatcher : BackgroundService
         o.Orders.Select(id => ('o', id.ToString(System.Globalization.CultureInfo.InvariantCulture)))
             .Concat(o.Customers.Select(id => ('c', id.ToString(System.Globalization.CultureInfo.InvariantCulture))))
             .Concat(o.Products.Select(id => ('p', id.ToString(System.Globalization.CultureInfo.InvariantCulture))))
-            .Concat(o.Checkouts.Select(id => ('k', id.ToString(System.Globalization.CultureInfo.InvariantCulture))))
+            .Concat(o.CheckoutTokens.Select(t => ('k', t)))
             .Concat(o.CartTokens.Select(t => ('t', t)));
 
     /// <summary>

@@ -22,6 +22,7 @@ public static class WebhookEndpoints
         d.shop_id = $1 AND NOT d.body ? 'redacted_at' AND (
              d.body @> jsonb_build_object('customer', jsonb_build_object('id', $2::bigint))
           OR (d.topic LIKE 'customers/%' AND d.body @> jsonb_build_object('id', $2::bigint))
+          OR (d.topic = 'customers_email_marketing_consent/update' AND d.body @> jsonb_build_object('customer_id', $2::bigint))
           OR (d.topic LIKE 'orders/%' AND ((d.body ->> 'id')::text IN (SELECT id::text FROM redaction_orders) OR (d.body ->> 'id') = ANY($3::bigint[]::text[])))
           OR (d.topic IN ('refunds/create', 'order_transactions/create') AND ((d.body ->> 'order_id')::text IN (SELECT id::text FROM redaction_orders)
                 OR (d.body ->> 'order_id') = ANY($3::bigint[]::text[])))

@@ -56,7 +56,7 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
                     WHEN EXISTS (SELECT 1 FROM orders o WHERE o.id = ANY (ARRAY(SELECT x.id FROM unnest($12::int8[], $13::int8[]) AS x(n, id) WHERE x.n = d.n)) AND o.shop_id <> s.id)
                       OR EXISTS (SELECT 1 FROM customers c WHERE c.id = ANY (ARRAY(SELECT x.id FROM unnest($14::int8[], $15::int8[]) AS x(n, id) WHERE x.n = d.n)) AND c.shop_id <> s.id)
                       OR EXISTS (SELECT 1 FROM products p WHERE p.id = ANY (ARRAY(SELECT x.id FROM unnest($16::int8[], $17::int8[]) AS x(n, id) WHERE x.n = d.n)) AND p.shop_id <> s.id)
-                      OR EXISTS (SELECT 1 FROM checkouts k WHERE k.id = ANY (ARRAY(SELECT x.id FROM unnest($18::int8[], $19::int8[]) AS x(n, id) WHERE x.n = d.n)) AND k.shop_id <> s.id)
+                      OR EXISTS (SELECT 1 FROM checkouts k WHERE k.token = ANY (ARRAY(SELECT x.token FROM unnest($18::int8[], $19::text[]) AS x(n, token) WHERE x.n = d.n)) AND k.shop_id <> s.id)
                       OR EXISTS (SELECT 1 FROM carts t WHERE t.token = ANY (ARRAY(SELECT x.token FROM unnest($20::int8[], $21::text[]) AS x(n, token) WHERE x.n = d.n)) AND t.shop_id <> s.id)
                       THEN 'refused: its resource is already held for another shop'
                     WHEN s.id IS NULL THEN 'unknown_shop'
@@ -130,7 +130,7 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
         var (triggered, received) = (new DateTime?[n], new DateTime[n]);
         var (actsUninstalled, handled, bodies, shopifyShopIds, customerIds) = (new bool[n], new bool[n], new byte[]?[n], new long?[n], new long?[n]);
         var summaries = new string[n];
-        var (orders, customers, products, checkouts, carts) = (new Owned<long>(), new Owned<long>(), new Owned<long>(), new Owned<long>(), new Owned<string>());
+        var (orders, customers, products, checkouts, carts) = (new Owned<long>(), new Owned<long>(), new Owned<long>(), new Owned<string>(), new Owned<string>());
         for (var i = 0; i < n; i++)
         {
             var d = segment[i];
@@ -149,7 +149,7 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
             orders.Add(i + 1, d.Owned.Orders);
             customers.Add(i + 1, d.Owned.Customers);
             products.Add(i + 1, d.Owned.Products);
-            checkouts.Add(i + 1, d.Owned.Checkouts);
+            checkouts.Add(i + 1, d.Owned.CheckoutTokens);
             carts.Add(i + 1, d.Owned.CartTokens);
         }
         var record = new NpgsqlBatchCommand(RecordSegmentSql);
@@ -165,13 +165,16 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
         p.Add(Sql.Array(handled, NpgsqlDbType.Boolean));
         p.Add(Sql.Array(bodies, NpgsqlDbType.Bytea));
         p.Add(Sql.Array(shopifyShopIds, NpgsqlDbType.Bigint));
-        foreach (var owned in new[] { orders, customers, products, checkouts })
+        foreach (var owned in new[] { orders, customers, products })
         {
             p.Add(Sql.Array(owned.Deliveries.ToArray(), NpgsqlDbType.Bigint));
             p.Add(Sql.Array(owned.Ids.ToArray(), NpgsqlDbType.Bigint));
         }
-        p.Add(Sql.Array(carts.Deliveries.ToArray(), NpgsqlDbType.Bigint));
-        p.Add(Sql.Array(carts.Ids.ToArray(), NpgsqlDbType.Text));
+        foreach (var owned in new[] { checkouts, carts })
+        {
+            p.Add(Sql.Array(owned.Deliveries.ToArray(), NpgsqlDbType.Bigint));
+            p.Add(Sql.Array(owned.Ids.ToArray(), NpgsqlDbType.Text));
+        }
         p.Add(Sql.Array(customerIds, NpgsqlDbType.Bigint));
         p.Add(Sql.Array(summaries, NpgsqlDbType.Text));
         batch.BatchCommands.Add(record);
@@ -296,7 +299,7 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
                 EXISTS (SELECT 1 FROM customers c WHERE c.shop_id = s.id AND c.id = $13 AND c.redacted_at IS NOT NULL)
                 OR EXISTS (SELECT 1 FROM orders o WHERE o.shop_id = s.id AND o.id = ANY($14) AND o.redacted_at IS NOT NULL)
                 OR EXISTS (SELECT 1 FROM erased_orders e WHERE e.shop_id = s.id AND e.order_id = ANY($14))
-                OR EXISTS (SELECT 1 FROM checkouts k WHERE k.shop_id = s.id AND k.id = ANY($15) AND k.redacted_at IS NOT NULL)
+                OR EXISTS (SELECT 1 FROM checkouts k WHERE k.shop_id = s.id AND k.token = ANY($15) AND k.redacted_at IS NOT NULL)
                 OR EXISTS (SELECT 1 FROM carts t WHERE t.shop_id = s.id AND t.token = ANY($16) AND t.redacted_at IS NOT NULL)) AS yes) erased
             ON CONFLICT (delivery_id) DO NOTHING
             """;
@@ -310,15 +313,16 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
         cmd.Parameters.Add(Sql.Param(d.KeptAsideFor));
         cmd.Parameters.Add(new NpgsqlParameter<long?> { TypedValue = d.CustomerId, NpgsqlDbType = NpgsqlDbType.Bigint });
         // The orders, checkouts and carts it names (a refund its order's); one kept aside before its rows were read, its own
-        // id (a cart's is its token).
-        var ownId = d.Rows is null ? JsonNode.Parse(d.Summary)?["id"] as JsonValue : null;
-        var own = ownId is not null && ownId.TryGetValue<long>(out var id) ? [id] : Array.Empty<long>();
+        // id (a cart's and a checkout's is its token).
+        var summary = d.Rows is null ? JsonNode.Parse(d.Summary) : null;
+        var own = summary?["id"] is JsonValue ownId && ownId.TryGetValue<long>(out var id) ? [id] : Array.Empty<long>();
         var topic = d.Headers.Topic;
+        // A cart's body may name it by its id alone (CatalogPayloads.Cart), which is its token.
+        string[] OwnToken(string prefix) => topic.StartsWith(prefix, StringComparison.Ordinal)
+            && (summary?["token"] ?? summary?["id"]) is JsonValue t && t.TryGetValue<string>(out var token) ? [token] : [];
         cmd.Parameters.Add(Sql.Param(d.Owned.Orders.Length > 0 || !topic.StartsWith("orders/", StringComparison.Ordinal) ? d.Owned.Orders : own));
-        cmd.Parameters.Add(Sql.Param(d.Owned.Checkouts.Length > 0 || !topic.StartsWith("checkouts/", StringComparison.Ordinal) ? d.Owned.Checkouts : own));
-        var ownCart = ownId is not null && topic.StartsWith("carts/", StringComparison.Ordinal) && ownId.TryGetValue<string>(out var token)
-            ? [token] : Array.Empty<string>();
-        cmd.Parameters.Add(Sql.Param(d.Owned.CartTokens.Length > 0 ? d.Owned.CartTokens : ownCart));
+        cmd.Parameters.Add(Sql.Param(d.Owned.CheckoutTokens.Length > 0 ? d.Owned.CheckoutTokens : OwnToken("checkouts/")));
+        cmd.Parameters.Add(Sql.Param(d.Owned.CartTokens.Length > 0 ? d.Owned.CartTokens : OwnToken("carts/")));
         batch.BatchCommands.Add(cmd);
         return new IngestResult(IngestOutcome.KeptFailed, d.KeptAsideFor);
     }
@@ -338,6 +342,8 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
             if (root.TryGetProperty(name, out var v) && v.ValueKind is JsonValueKind.Number or JsonValueKind.String) summary[name] = JsonValue.Create(v);
         if (root.TryGetProperty("customer", out var c) && c.ValueKind == JsonValueKind.Object && c.TryGetProperty("id", out var cid) && cid.ValueKind == JsonValueKind.Number)
             summary["customer"] = new JsonObject { ["id"] = JsonValue.Create(cid) };
+        else if (root.TryGetProperty("customer_id", out var consentOf) && consentOf.ValueKind == JsonValueKind.Number) // a consent update's
+            summary["customer"] = new JsonObject { ["id"] = JsonValue.Create(consentOf) };
         return summary.ToJsonString();
     }
 
@@ -408,6 +414,7 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
 
     private static long? CustomerIdOf(string topic, JsonElement root) =>
         topic is "customers/create" or "customers/update" ? root.OptionalId("id")
+        : topic == WebhookTopics.ConsentTopic ? root.OptionalId("customer_id")
         : topic.StartsWith("customers/", StringComparison.Ordinal) ? null // compliance topics redact their own body
         : root.OptionalObject("customer")?.OptionalId("id");
 

@@ -14,10 +14,10 @@ internal sealed record TopicHandler(Func<JsonElement, object> Parse, Action<Topi
     Func<object, OwnedIds>? Owned = null);
 
 /// <summary>
-/// The Shopify ids a delivery's own resource carries. Shopify's ids are unique across shops, so one already stored under
-/// another shop means the signed body was replayed naming the wrong shop.
+/// The Shopify ids a delivery's own resource carries (a cart's or a checkout's is its token). Shopify's ids and tokens are
+/// unique across shops, so one already stored under another shop means the signed body was replayed naming the wrong shop.
 /// </summary>
-internal sealed record OwnedIds(long[] Orders, long[] Customers, long[] Products, long[] Checkouts, string[] CartTokens)
+internal sealed record OwnedIds(long[] Orders, long[] Customers, long[] Products, string[] CheckoutTokens, string[] CartTokens)
 {
     public static readonly OwnedIds None = new([], [], [], [], []);
 }
@@ -28,6 +28,8 @@ internal static class WebhookTopics
 {
     public const string AppUninstalled = "app/uninstalled";
     public const string ShopRedact = "shop/redact";
+    /// <summary>Where a customer's email consent comes from (customer payloads lost it in API version 2025-01).</summary>
+    public const string ConsentTopic = "customers_email_marketing_consent/update";
 
     private static readonly TopicHandler Order = new(p => OrderPayloads.Order(p), (c, r) => c.Store.AddOrder((OrderRows)r, Experiments.Assignment.VisitorHash(c.Shop, ((OrderRows)r).VisitorId)),
         Owned: r => OwnedIds.None with { Orders = [((OrderRows)r).Order.Id] });
@@ -38,7 +40,7 @@ internal static class WebhookTopics
     private static readonly TopicHandler Cart = new(p => CatalogPayloads.Cart(p), (c, r) => c.Store.AddCart((CartRows)r),
         Owned: r => OwnedIds.None with { CartTokens = [((CartRows)r).Cart.Token] });
     private static readonly TopicHandler Checkout = new(p => CatalogPayloads.Checkout(p), (c, r) => c.Store.AddCheckout((CheckoutRows)r),
-        Owned: r => OwnedIds.None with { Checkouts = [((CheckoutRows)r).Checkout.Id] });
+        Owned: r => OwnedIds.None with { CheckoutTokens = [((CheckoutRows)r).Checkout.Token] });
 
     private static readonly TopicHandler InventoryItem = new(p => InventoryItemRow.Parse(p), (c, r) => c.Store.AddInventoryItem((InventoryItemRow)r));
 
@@ -70,6 +72,8 @@ internal static class WebhookTopics
         ["inventory_items/update"] = InventoryItem,
         ["customers/create"] = Customer,
         ["customers/update"] = Customer,
+        [ConsentTopic] = new(p => CustomerPayloads.Consent(p), (c, r) => c.Store.AddMarketingConsent((MarketingConsent)r),
+            Owned: r => OwnedIds.None with { Customers = [((MarketingConsent)r).CustomerId] }),
         ["customers/data_request"] = new(Compliance("customers/data_request"), (c, r) => c.Compliance.AddDataRequest((JsonElement)r, c.Now), ActsOnUninstalledShop: true),
         ["customers/redact"] = new(Compliance("customers/redact"), (c, r) => c.Compliance.AddCustomerRedaction((JsonElement)r, c.Now), ActsOnUninstalledShop: true),
     }.ToFrozenDictionary();

@@ -71,8 +71,7 @@ internal static class CatalogPayloads
         var customer = c.OptionalObject("customer") is { } cu ? CustomerPayloads.Customer(cu) : null;
         var checkout = new Checkout
         {
-            Id = c.RequiredId("id"),
-            Token = c.OptionalString("token"),
+            Token = c.RequiredString("token"),
             CartToken = c.OptionalString("cart_token"),
             CustomerId = customer?.Id,
             Email = c.OptionalEmail("email"),
@@ -85,7 +84,7 @@ internal static class CatalogPayloads
         };
         var lines = c.OptionalArray("line_items").Select((l, i) => new CheckoutLine
         {
-            CheckoutId = checkout.Id,
+            CheckoutToken = checkout.Token,
             LineKey = l.OptionalString("key") ?? l.OptionalId("variant_id")?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? $"line-{i}",
             ProductId = l.OptionalId("product_id"),
             VariantId = l.OptionalId("variant_id"),
@@ -110,14 +109,29 @@ internal static class CustomerPayloads
         LastName = c.OptionalString("last_name"),
         Phone = c.OptionalString("phone"),
         State = c.OptionalString("state"),
-        Tags = c.Tags(),
-        AcceptsMarketing = c.OptionalObject("email_marketing_consent")?.OptionalString("state") is { } s
-            ? s == "subscribed"
-            : c.OptionalBool("accepts_marketing"),
+        // Absent from the pinned version's webhooks (removed in 2025-01), so usually null: the stored value then stays.
+        Tags = c.OptionalString("tags"),
+        AcceptsMarketing = c.OptionalObject("email_marketing_consent") is { } consent ? Subscribed(consent) : c.OptionalBool("accepts_marketing"),
+        MarketingConsentAt = c.OptionalObject("email_marketing_consent")?.OptionalTime("consent_updated_at"),
         CreatedAt = c.OptionalTime("created_at"),
         UpdatedAt = c.OptionalTime("updated_at"),
     };
+
+    /// <summary>
+    /// customers_email_marketing_consent/update: the customer's id and email consent (no consent object: no email to send
+    /// to, so not subscribed). The one place webhooks tell consent since API version 2025-01.
+    /// </summary>
+    public static MarketingConsent Consent(JsonElement p)
+    {
+        var consent = p.OptionalObject("email_marketing_consent");
+        return new(p.RequiredId("customer_id"), consent is { } c && Subscribed(c) == true, consent?.OptionalTime("consent_updated_at"));
+    }
+
+    private static bool? Subscribed(JsonElement consent) => consent.OptionalString("state") is { } state ? state == "subscribed" : null;
 }
+
+/// <summary>A customer's email marketing consent as customers_email_marketing_consent/update tells it, and when it was given or withdrawn.</summary>
+internal sealed record MarketingConsent(long CustomerId, bool Subscribed, DateTimeOffset? At);
 
 internal sealed record ProductRows(Product Product, List<Variant> Variants);
 

@@ -12,7 +12,6 @@ internal static class OrderBodies
         Token = Determinism.Hex(Determinism.RngFor(seed, o.Id, purpose: 4), 16),
         CartToken = o.Session?.CartToken,
         CheckoutToken = o.Session?.CheckoutToken,
-        CheckoutId = o.Session?.CheckoutId,
         Email = o.Customer?.Email,
         CreatedAt = o.CreatedAt,
         UpdatedAt = updatedAt,

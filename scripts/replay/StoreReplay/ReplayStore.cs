@@ -54,7 +54,7 @@ public sealed record ReplayRefundLine(long Id, ReplayLine Line, int Quantity);
 /// A storefront session: a cart, optionally a checkout, and the order it became (null when abandoned).
 /// Times are in event order: cart created, cart updated, checkout created, checkout updated, order.
 /// </summary>
-public sealed record ReplaySession(string CartToken, long CheckoutId, string CheckoutToken, ReplayOrder? Order,
+public sealed record ReplaySession(string CartToken, string CheckoutToken, ReplayOrder? Order,
     ReplayCustomer? Customer, string? CountryCode, List<SessionLine> FirstCartLines, List<SessionLine> Lines,
     DateTimeOffset CartCreatedAt, DateTimeOffset CartUpdatedAt, DateTimeOffset? CheckoutCreatedAt, DateTimeOffset? CheckoutUpdatedAt)
 {

@@ -18,7 +18,6 @@ internal static class SessionBodies
     public static byte[] Checkout(ReplaySession s, string currency, DateTimeOffset updatedAt, DateTimeOffset? completedAt) =>
         ShopifyShapes.Utf8(ShopifyShapes.Checkout(new ShopifyCheckout
         {
-            Id = s.CheckoutId,
             Token = s.CheckoutToken,
             CartToken = s.CartToken,
             Email = s.Customer?.Email,

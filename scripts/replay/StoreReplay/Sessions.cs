@@ -22,7 +22,7 @@ internal static class Sessions
             var cartUpdated = checkoutCreated.AddMinutes(-rng.Next(1, 31));
             var cartCreated = cartUpdated.AddMinutes(-rng.Next(1, 61));
             var firstLines = lines.Take((lines.Count + 1) / 2).ToList();
-            var session = new ReplaySession(Determinism.Hex(rng, 16), order.Id + 2_000_000_000, Determinism.Hex(rng, 16), order,
+            var session = new ReplaySession(Determinism.Hex(rng, 16), Determinism.Hex(rng, 16), order,
                 order.Customer, order.CountryCode, firstLines, lines, cartCreated, cartUpdated, checkoutCreated, order.CreatedAt);
             order.Session = session;
             store.Sessions.Add(session);
@@ -33,7 +33,7 @@ internal static class Sessions
             var start = cartCreated.AddHours(-rng.Next(1, 73));
             var updated = start.AddMinutes(rng.Next(1, 31));
             var toCheckout = rng.NextDouble() < 0.5;
-            store.Sessions.Add(new ReplaySession(Determinism.Hex(rng, 16), order.Id + 3_000_000_000, Determinism.Hex(rng, 16), null,
+            store.Sessions.Add(new ReplaySession(Determinism.Hex(rng, 16), Determinism.Hex(rng, 16), null,
                 order.Customer, order.CountryCode, picked.Take(1).ToList(), picked, start, updated,
                 toCheckout ? updated.AddMinutes(rng.Next(1, 11)) : null, toCheckout ? updated.AddMinutes(rng.Next(11, 41)) : null));
         }

@@ -106,7 +106,6 @@ public sealed record ShopifyOrder
     public required string Token { get; init; }
     public string? CartToken { get; init; }
     public string? CheckoutToken { get; init; }
-    public long? CheckoutId { get; init; }
     /// <summary>Also the contact_email.</summary>
     public string? Email { get; init; }
     public string? Phone { get; init; }
@@ -281,7 +280,6 @@ public sealed record ShopifyCheckoutLine
 /// <summary>A checkout as checkouts/create and checkouts/update send it (the abandoned-checkout resource).</summary>
 public sealed record ShopifyCheckout
 {
-    public required long Id { get; init; }
     public required string Token { get; init; }
     public string? CartToken { get; init; }
     public string? Email { get; init; }

@@ -33,7 +33,6 @@ public static class ShopifyShapes
             ["token"] = o.Token,
             ["cart_token"] = o.CartToken,
             ["checkout_token"] = o.CheckoutToken,
-            ["checkout_id"] = o.CheckoutId,
             ["email"] = o.Email,
             ["contact_email"] = o.Email,
             ["phone"] = o.Phone,
@@ -165,7 +164,20 @@ public static class ShopifyShapes
         };
     }
 
-    /// <summary>customers/* : the embedded fields plus the address book.</summary>
+    /// <summary>customers_email_marketing_consent/update: the customer's email consent as it stands.</summary>
+    public static JsonObject MarketingConsent(ShopifyCustomer c) => new()
+    {
+        ["customer_id"] = c.Id,
+        ["email_address"] = c.Email,
+        ["email_marketing_consent"] = new JsonObject
+        {
+            ["state"] = c.MarketingState,
+            ["opt_in_level"] = c.MarketingOptInLevel,
+            ["consent_updated_at"] = Time(c.MarketingConsentUpdatedAt),
+        },
+    };
+
+    /// <summary>customers/create and customers/update: the embedded fields plus the address book.</summary>
     public static JsonObject Customer(ShopifyCustomer c)
     {
         var customer = CustomerObject(c);
@@ -269,7 +281,6 @@ public static class ShopifyShapes
         var total = subtotal + c.ShippingLines.Sum(s => s.Price) + (c.TaxesIncluded ? 0m : c.TotalTax);
         return new JsonObject
         {
-            ["id"] = c.Id,
             ["token"] = c.Token,
             ["cart_token"] = c.CartToken,
             ["email"] = c.Email,
@@ -322,7 +333,8 @@ public static class ShopifyShapes
     /// <summary>The body as Shopify sends it: UTF-8, compact, and '&amp;', quotes and non-ASCII left unescaped.</summary>
     public static byte[] Utf8(JsonNode payload) => Json.Build(w => payload.WriteTo(w));
 
-    // The customer's fields as orders and checkouts embed them (no address book).
+    // The customer's fields as orders and checkouts embed them (no address book). Since API version 2025-01 no customer in a
+    // webhook carries its tags or its email marketing consent (customers_email_marketing_consent/update tells that).
     private static JsonObject CustomerObject(ShopifyCustomer c) => new()
     {
         ["id"] = c.Id,
@@ -333,18 +345,11 @@ public static class ShopifyShapes
         ["phone"] = c.Phone,
         ["state"] = c.State,
         ["verified_email"] = c.VerifiedEmail,
-        ["tags"] = c.Tags,
         ["note"] = c.Note,
         ["currency"] = c.Currency,
         ["tax_exempt"] = c.TaxExempt,
         ["created_at"] = Time(c.CreatedAt),
         ["updated_at"] = Time(c.UpdatedAt),
-        ["email_marketing_consent"] = new JsonObject
-        {
-            ["state"] = c.MarketingState,
-            ["opt_in_level"] = c.MarketingOptInLevel,
-            ["consent_updated_at"] = Time(c.MarketingConsentUpdatedAt),
-        },
         ["default_address"] = c.DefaultAddress is { } a ? AddressObject(a, c.Id) : null,
     };
 

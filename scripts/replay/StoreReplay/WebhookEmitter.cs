@@ -78,9 +78,9 @@ public static class WebhookEmitter
                 {
                     Kind.CartCreate => Make(seed, "carts/create", s.CartToken, partition, e.At, SessionBodies.Cart(s, s.FirstCartLines, e.At)),
                     Kind.CartUpdate => Make(seed, "carts/update", s.CartToken, partition, e.At, SessionBodies.Cart(s, s.Lines, e.At)),
-                    Kind.CheckoutCreate => Make(seed, "checkouts/create", Id(s.CheckoutId), partition, e.At,
+                    Kind.CheckoutCreate => Make(seed, "checkouts/create", s.CheckoutToken, partition, e.At,
                         SessionBodies.Checkout(s, store.Currency, e.At, null)),
-                    _ => Make(seed, "checkouts/update", Id(s.CheckoutId), partition, e.At,
+                    _ => Make(seed, "checkouts/update", s.CheckoutToken, partition, e.At,
                         SessionBodies.Checkout(s, store.Currency, e.At, s.Abandoned ? null : e.At)),
                 };
             }

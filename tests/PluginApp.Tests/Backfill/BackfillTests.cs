@@ -97,6 +97,28 @@ public sealed class BackfillTests(AppFixture app) : IClassFixture<AppFixture>, I
     private async Task RunBackfillAsync(string shop) =>
         await app.Factory.Services.GetRequiredService<BackfillService>().RunAsync(shop, CancellationToken.None);
 
+    /// <summary>
+    /// A consent webhook that came while the backfill's snapshot was read is newer than the snapshot's consent: the merge keeps
+    /// it (she withdrew on 3 July; the snapshot says she consented on 1 July, in a customer row newer than ours). Until 6 Dec
+    /// 2026 the snapshot's consent was written over it.
+    /// </summary>
+    [Fact]
+    public async Task Backfill_ReadBeforeAConsentWebhook_KeepsTheNewerConsent()
+    {
+        const string shop = "backfill-consent.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        ServeStore(product: 961, orders: [29611, 29612], refund: 59611);
+        Write("customers-961.jsonl",
+            """{"id":"gid://shopify/Customer/7961","email":"ada@example.com","firstName":"Ada","lastName":"Lovelace","phone":null,"state":"ENABLED","tags":["vip"],"createdAt":"2026-06-01T10:00:00Z","updatedAt":"2026-07-04T14:00:00Z","emailMarketingConsent":{"marketingState":"SUBSCRIBED","consentUpdatedAt":"2026-07-01T10:00:00Z"}}""");
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("customers_email_marketing_consent/update", shop,
+            ShopifyPayloads.Consent(7961, "unsubscribed", "2026-07-03T10:00:00Z").ToJsonString())).StatusCode);
+
+        await RunBackfillAsync(shop);
+
+        Assert.Equal(1, await app.CountAsync(
+            "SELECT count(*) FROM customers WHERE shop_id = $1 AND id = 7961 AND accepts_marketing = false AND tags = 'vip' AND email = 'ada@example.com'", shopId));
+    }
+
     [Fact]
     public async Task Backfill_BulkJsonlWithNestedChildren_LandsInTheRightTables()
     {

@@ -294,8 +294,8 @@ public sealed class IntentTests(AppFixture app) : IClassFixture<AppFixture>
         // Her checkouts before the cart's moment: one of another cart and one without a cart left unfinished (two abandoned),
         // and one of this cart, from which she came back to the cart page (not an abandonment of another cart).
         foreach (var (id, cart, created) in new (long, string?, DateTimeOffset)[] { (97_400_201, "parity-other", at.AddDays(-5)), (97_400_202, null, at.AddDays(-2)), (97_400_203, "parity-a", at.AddHours(-1)) })
-            await app.ScalarAsync("INSERT INTO checkouts (shop_id, id, token, cart_token, customer_id, total_price, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, 30, $6, $6)",
-                seed.ShopId, id, $"co-{id}", cart is null ? DBNull.Value : cart, customer, created);
+            await app.ScalarAsync("INSERT INTO checkouts (shop_id, token, cart_token, customer_id, total_price, created_at, updated_at) VALUES ($1, $2, $3, $4, 30, $5, $5)",
+                seed.ShopId, $"co-{id}", cart is null ? DBNull.Value : cart, customer, created);
         // Cart A: she is logged in on the storefront. Cart B: a guest's, whose checkout names her; it became an order.
         // And a cart of two days ago, which recovery emails may still bring to an order: not labelled yet.
         foreach (var (cart, cartAt) in new[] { ("parity-a", at), ("parity-b", at.AddHours(-6)), ("parity-recent", at.AddDays(2)) })
@@ -304,7 +304,7 @@ public sealed class IntentTests(AppFixture app) : IClassFixture<AppFixture>
             await app.ScalarAsync("INSERT INTO cart_lines (shop_id, cart_token, line_key, product_id, variant_id, quantity, price) VALUES ($1, $2, 'l1', $3, $4, 3, 20)",
                 seed.ShopId, cart, seed.P(101), seed.V(1010));
         }
-        await app.ScalarAsync("INSERT INTO checkouts (shop_id, id, token, cart_token, customer_id, total_price, created_at, updated_at, completed_at) VALUES ($1, 97400204, 'co-97400204', 'parity-b', $2, 60, $3, $3, $3)",
+        await app.ScalarAsync("INSERT INTO checkouts (shop_id, token, cart_token, customer_id, total_price, created_at, updated_at, completed_at) VALUES ($1, 'co-97400204', 'parity-b', $2, 60, $3, $3, $3)",
             seed.ShopId, customer, at.AddHours(-5));
         await app.ScalarAsync("INSERT INTO orders (shop_id, id, customer_id, cart_token, checkout_token, total_price, subtotal_price, created_at, updated_at) VALUES ($1, 97400102, $2, 'parity-b', 'co-97400204', 60, 60, $3, $3)",
             seed.ShopId, customer, at.AddHours(-5));
@@ -332,7 +332,7 @@ public sealed class IntentTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal((wall.Hour, (int)wall.DayOfWeek), (trainedA.HourOfDay, trainedA.DayOfWeek));
         // A day later a recovery email brings her abandoned checkout of another cart to an order: at cart A's moment it was
         // still abandoned, as the cart page read it, and training reads it so (until 6 Dec 2026 it read one abandonment).
-        await app.ScalarAsync("UPDATE checkouts SET completed_at = $2 WHERE shop_id = $1 AND id = 97400201", seed.ShopId, at.AddDays(1));
+        await app.ScalarAsync("UPDATE checkouts SET completed_at = $2 WHERE shop_id = $1 AND token = 'co-97400201'", seed.ShopId, at.AddDays(1));
         await app.ScalarAsync("INSERT INTO orders (shop_id, id, customer_id, checkout_token, total_price, subtotal_price, created_at, updated_at) VALUES ($1, 97400106, $2, 'co-97400201', 30, 30, $3, $3)",
             seed.ShopId, customer, at.AddDays(1));
         Assert.Equal(liveA, Assert.Single((await IntentData.LoadAsync(app.Db, seed.ShopId, now, CancellationToken.None)).Examples, e => e.At == at.UtcDateTime).Snapshot);
@@ -473,10 +473,10 @@ public sealed class IntentTests(AppFixture app) : IClassFixture<AppFixture>
         foreach (var (checkout, customer, items) in new[] { (96_820_001L, 96_810_001L, 6), (96_820_002L, 96_810_002L, 6), (96_820_003L, 96_810_003L, 1) })
         {
             await app.ScalarAsync("""
-                INSERT INTO checkouts (shop_id, id, token, customer_id, total_price, subtotal_price, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5, $6, $7)
-                """, seed.ShopId, checkout, $"co-{checkout}", customer, 10m * items, now.AddHours(-3), now.AddHours(-2));
-            await app.ScalarAsync("INSERT INTO checkout_lines (shop_id, checkout_id, line_key, product_id, variant_id, quantity, price) VALUES ($1, $2, 'l1', $3, $4, $5, 10)",
-                seed.ShopId, checkout, seed.P(101), seed.V(1010), items);
+                INSERT INTO checkouts (shop_id, token, customer_id, total_price, subtotal_price, created_at, updated_at) VALUES ($1, $2, $3, $4, $4, $5, $6)
+                """, seed.ShopId, $"co-{checkout}", customer, 10m * items, now.AddHours(-3), now.AddHours(-2));
+            await app.ScalarAsync("INSERT INTO checkout_lines (shop_id, checkout_token, line_key, product_id, variant_id, quantity, price) VALUES ($1, $2, 'l1', $3, $4, $5, 10)",
+                seed.ShopId, $"co-{checkout}", seed.P(101), seed.V(1010), items);
         }
         var signal = app.Factory.Services.GetRequiredService<AbandonmentSignal>();
         // While the model is cut off after repeated errors on carts, the sweep signals no one (until 5 Dec 2026 it asked it all the same).
@@ -535,10 +535,10 @@ public sealed class IntentTests(AppFixture app) : IClassFixture<AppFixture>
         foreach (var (checkout, customer) in new[] { (96_880_001L, 96_860_001L), (96_880_002L, 96_860_002L) })
         {
             await app.ScalarAsync("""
-                INSERT INTO checkouts (shop_id, id, token, cart_token, customer_id, total_price, subtotal_price, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, 60, 60, $6, $7)
-                """, seed.ShopId, checkout, $"co-{checkout}", $"guest-cart-{checkout}", customer, now.AddHours(-3), now.AddHours(-2));
-            await app.ScalarAsync("INSERT INTO checkout_lines (shop_id, checkout_id, line_key, product_id, variant_id, quantity, price) VALUES ($1, $2, 'l1', $3, $4, 6, 10)",
-                seed.ShopId, checkout, seed.P(101), seed.V(1010));
+                INSERT INTO checkouts (shop_id, token, cart_token, customer_id, total_price, subtotal_price, created_at, updated_at) VALUES ($1, $2, $3, $4, 60, 60, $5, $6)
+                """, seed.ShopId, $"co-{checkout}", $"guest-cart-{checkout}", customer, now.AddHours(-3), now.AddHours(-2));
+            await app.ScalarAsync("INSERT INTO checkout_lines (shop_id, checkout_token, line_key, product_id, variant_id, quantity, price) VALUES ($1, $2, 'l1', $3, $4, 6, 10)",
+                seed.ShopId, $"co-{checkout}", seed.P(101), seed.V(1010));
         }
 
         // The second checkout's cart was seen on the storefront with its customer logged in: her history is read.
@@ -547,7 +547,7 @@ public sealed class IntentTests(AppFixture app) : IClassFixture<AppFixture>
             VALUES ($1, $2, 'offer:guest-link', 'offer', 'nothing', 'store_rate', false, 96860002, 'guest-cart-96880003')
             """, seed.ShopId, now.AddHours(-4));
         await app.ScalarAsync("""
-            INSERT INTO checkouts (shop_id, id, token, cart_token, customer_id, total_price, subtotal_price, created_at, updated_at) VALUES ($1, 96880003, 'co-96880003', 'guest-cart-96880003', 96860002, 60, 60, $2, $3)
+            INSERT INTO checkouts (shop_id, token, cart_token, customer_id, total_price, subtotal_price, created_at, updated_at) VALUES ($1, 'co-96880003', 'guest-cart-96880003', 96860002, 60, 60, $2, $3)
             """, seed.ShopId, now.AddHours(-3), now.AddHours(-2));
 
         // A fourth checkout's cart is stored: it is read as training reads that cart (its lines, open from the cart's
@@ -560,13 +560,13 @@ public sealed class IntentTests(AppFixture app) : IClassFixture<AppFixture>
             VALUES ($1, 'stored-cart-96880004', 'a', $2, $3, 2, 15), ($1, 'stored-cart-96880004', 'b', $4, $5, 1, 30)
             """, seed.ShopId, seed.P(101), seed.V(1010), seed.P(102), seed.V(1020));
         await app.ScalarAsync("""
-            INSERT INTO checkouts (shop_id, id, token, cart_token, customer_id, total_price, subtotal_price, created_at, updated_at) VALUES ($1, 96880004, 'co-96880004', 'stored-cart-96880004', 96860001, 60, 60, $2, $3)
+            INSERT INTO checkouts (shop_id, token, cart_token, customer_id, total_price, subtotal_price, created_at, updated_at) VALUES ($1, 'co-96880004', 'stored-cart-96880004', 96860001, 60, 60, $2, $3)
             """, seed.ShopId, now.AddHours(-3), now.AddHours(-2));
-        await app.ScalarAsync("INSERT INTO checkout_lines (shop_id, checkout_id, line_key, product_id, variant_id, quantity, price) VALUES ($1, 96880004, 'l1', $2, $3, 6, 10)",
+        await app.ScalarAsync("INSERT INTO checkout_lines (shop_id, checkout_token, line_key, product_id, variant_id, quantity, price) VALUES ($1, 'co-96880004', 'l1', $2, $3, 6, 10)",
             seed.ShopId, seed.P(101), seed.V(1010));
 
         var read = (await app.Factory.Services.GetRequiredService<AbandonmentSignal>().OpenSnapshotsAsync(seed.ShopId, now, CancellationToken.None))
-            .ToDictionary(x => x.Checkout.CheckoutId, x => x.Snapshot);
+            .ToDictionary(x => long.Parse(x.Checkout.Token[3..], System.Globalization.CultureInfo.InvariantCulture), x => x.Snapshot);
 
         var trained = Assert.Single((await IntentData.LoadAsync(app.Db, seed.ShopId, now.AddDays(4), CancellationToken.None)).Examples, e => Math.Abs((e.At - now.AddHours(-2.5).UtcDateTime).TotalMilliseconds) < 1); // the database keeps microseconds
         Assert.Equal(trained.Snapshot, read[96_880_004]);
@@ -587,14 +587,14 @@ public sealed class IntentTests(AppFixture app) : IClassFixture<AppFixture>
     {
         var (seed, _) = await TrainedStoreAsync("intent-abandon-erased.myshopify.com", 96_900_000);
         var now = app.Clock.GetUtcNow();
-        const long customer = 96_910_001, checkout = 96_920_001;
+        const long customer = 96_910_001;
         await app.ScalarAsync("INSERT INTO customers (shop_id, id, email, accepts_marketing, created_at) VALUES ($1, $2, 'erased-mid-sweep@example.com', true, $3)",
             seed.ShopId, customer, now.AddDays(-40));
         await app.ScalarAsync("""
-            INSERT INTO checkouts (shop_id, id, token, customer_id, total_price, subtotal_price, created_at, updated_at) VALUES ($1, $2, 'co-erased', $3, 60, 60, $4, $5)
-            """, seed.ShopId, checkout, customer, now.AddHours(-3), now.AddHours(-2));
-        await app.ScalarAsync("INSERT INTO checkout_lines (shop_id, checkout_id, line_key, product_id, variant_id, quantity, price) VALUES ($1, $2, 'l1', $3, $4, 6, 10)",
-            seed.ShopId, checkout, seed.P(101), seed.V(1010));
+            INSERT INTO checkouts (shop_id, token, customer_id, total_price, subtotal_price, created_at, updated_at) VALUES ($1, 'co-erased', $2, 60, 60, $3, $4)
+            """, seed.ShopId, customer, now.AddHours(-3), now.AddHours(-2));
+        await app.ScalarAsync("INSERT INTO checkout_lines (shop_id, checkout_token, line_key, product_id, variant_id, quantity, price) VALUES ($1, 'co-erased', 'l1', $2, $3, 6, 10)",
+            seed.ShopId, seed.P(101), seed.V(1010));
         var signal = app.Factory.Services.GetRequiredService<AbandonmentSignal>();
 
         // The sweep is held at its first write, after it read and scored the checkout; her erasure commits meanwhile.
@@ -638,8 +638,8 @@ public sealed class IntentTests(AppFixture app) : IClassFixture<AppFixture>
             SELECT $1, 97200000 + i, 'open' || i || '@example.com', true, $2 - interval '40 days' FROM generate_series(1, 50) i
             """, shopId, now);
         await app.CountAsync("""
-            INSERT INTO checkouts (shop_id, id, token, customer_id, total_price, subtotal_price, created_at, updated_at)
-            SELECT $1, 97300000 + i, 'open-' || i, 97200000 + i, 50, 50, $2 - interval '3 hours', $2 - interval '2 hours'
+            INSERT INTO checkouts (shop_id, token, customer_id, total_price, subtotal_price, created_at, updated_at)
+            SELECT $1, 'open-' || i, 97200000 + i, 50, 50, $2 - interval '3 hours', $2 - interval '2 hours'
             FROM generate_series(1, 50) i
             """, shopId, now);
         // Checkout 1's order was placed under no customer of ours (a guest's order carrying its token): it is not open.
@@ -649,15 +649,15 @@ public sealed class IntentTests(AppFixture app) : IClassFixture<AppFixture>
 
         await using var conn = await app.Db.OpenConnectionAsync();
         await using var tx = await conn.BeginTransactionAsync();
-        var open = new List<long>();
+        var open = new List<string>();
         await using (var cmd = new NpgsqlCommand(AbandonmentSignal.OpenSql, conn, tx))
         {
             foreach (var p in new object[] { shopId, now.AddDays(-3), now.AddHours(-1) }) cmd.Parameters.AddWithValue(p);
             await using var r = await cmd.ExecuteReaderAsync();
-            while (await r.ReadAsync()) open.Add(r.GetInt64(0));
+            while (await r.ReadAsync()) open.Add(r.GetString(0));
         }
         Assert.Equal(49, open.Count);
-        Assert.DoesNotContain(97_300_001L, open);
+        Assert.DoesNotContain("open-1", open);
 
         foreach (var (what, sql, parameters) in new (string, string, object[])[]
         {
@@ -670,8 +670,8 @@ public sealed class IntentTests(AppFixture app) : IClassFixture<AppFixture>
         }
         // The clearing, signals on every open checkout first (rolled back with the transaction).
         await using (var signals = new NpgsqlCommand("""
-            INSERT INTO checkout_signals (shop_id, checkout_id, customer_id, score, model_version, signalled_at)
-            SELECT shop_id, id, customer_id, 0.9, 1, $2 FROM checkouts WHERE shop_id = $1
+            INSERT INTO checkout_signals (shop_id, checkout_token, customer_id, score, model_version, signalled_at)
+            SELECT shop_id, token, customer_id, 0.9, 1, $2 FROM checkouts WHERE shop_id = $1
             """, conn, tx))
         {
             signals.Parameters.AddWithValue(shopId);
@@ -679,9 +679,9 @@ public sealed class IntentTests(AppFixture app) : IClassFixture<AppFixture>
             Assert.Equal(50, await signals.ExecuteNonQueryAsync());
         }
         await QueryPlans.AssertReadsAtMostAsync(conn, "clearing the signals", 5000, AbandonmentSignal.ClearSql, [shopId, now, now.AddDays(-3)], tx);
-        await using var closed = new NpgsqlCommand("SELECT array_agg(checkout_id) FROM checkout_signals WHERE shop_id = $1 AND cleared_at IS NOT NULL", conn, tx);
+        await using var closed = new NpgsqlCommand("SELECT array_agg(checkout_token) FROM checkout_signals WHERE shop_id = $1 AND cleared_at IS NOT NULL", conn, tx);
         closed.Parameters.AddWithValue(shopId);
-        Assert.Equal(new[] { 97_300_001L }, (long[])(await closed.ExecuteScalarAsync())!);
+        Assert.Equal(new[] { "open-1" }, (string[])(await closed.ExecuteScalarAsync())!);
     }
 
     /// <summary>

@@ -19,6 +19,10 @@ public static class ShopifyPayloads
     public static JsonObject Customer(long id, string email = Email, string updatedAt = CustomerUpdatedAt) =>
         ShopifyShapes.Customer(Ada(id, email, updatedAt));
 
+    /// <summary>customers_email_marketing_consent/update for Ada: <paramref name="state"/> ("subscribed", "unsubscribed", ...) since <paramref name="at"/> (null: no time).</summary>
+    public static JsonObject Consent(long customerId, string state, string? at) =>
+        ShopifyShapes.MarketingConsent(Ada(customerId) with { MarketingState = state, MarketingConsentUpdatedAt = at is null ? null : At(at) });
+
     public static JsonObject Address(string country = "US") => ShopifyShapes.Address(AdaAddress(country));
 
     public static JsonObject Order(long id, long? customerId = 7001, int lines = 2, string updatedAt = "2026-07-02T12:00:00-04:00",
@@ -112,11 +116,11 @@ public static class ShopifyPayloads
             }).ToList(),
         });
 
-    public static JsonObject Checkout(long id, long? customerId, string? completedAt = null) => ShopifyShapes.Checkout(new ShopifyCheckout
+    /// <summary>A checkout as the pinned API version sends it: no id of its own (removed in 2026-04), its token <c>ck{n}</c>.</summary>
+    public static JsonObject Checkout(long n, long? customerId, string? completedAt = null) => ShopifyShapes.Checkout(new ShopifyCheckout
     {
-        Id = id,
-        Token = $"ck{id}",
-        CartToken = $"cart-{id}",
+        Token = $"ck{n}",
+        CartToken = $"cart-{n}",
         Email = Email,
         CreatedAt = At("2026-07-02T10:00:00-04:00"),
         UpdatedAt = At("2026-07-02T10:05:00-04:00"),

@@ -39,7 +39,7 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
             """, shopId);
         await app.ScalarAsync("INSERT INTO experiment_exposures (shop_id, experiment, unit, arm, customer_id, first_at) VALUES ($1, 'upsells', 'c:8001', 'model', 8001, now())", shopId);
         await app.ScalarAsync("""
-            INSERT INTO checkout_signals (shop_id, checkout_id, customer_id, score, model_version, signalled_at) VALUES ($1, 7001, 8001, 0.2, 1, now())
+            INSERT INTO checkout_signals (shop_id, checkout_token, customer_id, score, model_version, signalled_at) VALUES ($1, 'ck7001', 8001, 0.2, 1, now())
             """, shopId);
         // What order risk decided and learned about her order: its score with reasons, a fraud label, a fulfillment hold.
         await app.ScalarAsync("""
@@ -78,7 +78,7 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal(600100, export["orders"]![0]!["refunds"]![0]!["lines"]![0]!["line_item_id"]!.GetValue<long>());
         Assert.Equal("r-export", export["recommendation_events"]![0]!["request_id"]!.GetValue<string>());
         Assert.Equal("model", export["experiment_exposures"]![0]!["arm"]!.GetValue<string>());
-        Assert.Equal(7001, export["checkout_signals"]![0]!["checkout_id"]!.GetValue<long>());
+        Assert.Equal("ck7001", export["checkout_signals"]![0]!["checkout_token"]!.GetValue<string>());
         Assert.Contains(export["webhook_deliveries"]!.AsArray(), d => d!["topic"]!.GetValue<string>() == "orders/create");
         // Order risk's part (until 5 Dec only the decision log's risk decisions, for its 90 days).
         Assert.Equal(6001, export["risk_scores"]![0]!["order_id"]!.GetValue<long>());

@@ -29,7 +29,41 @@ public sealed class TopicNormalizationTests(AppFixture app) : IClassFixture<AppF
 
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM orders WHERE id = $1 AND customer_id = $2 AND total_price = 45.00 AND billing_country = 'US' AND shipping_country = 'CA' AND discount_codes = 'WELCOME10'", (long)id, (long)id + 1));
         Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM order_lines WHERE order_id = $1 AND variant_id IN (19000, 19001)", (long)id));
-        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM customers WHERE id = $1 AND email = 'ada@example.com' AND accepts_marketing", (long)id + 1));
+        // The pinned version's customer carries no consent (removed in 2025-01): unknown until its own topic tells it.
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM customers WHERE id = $1 AND email = 'ada@example.com' AND accepts_marketing IS NULL", (long)id + 1));
+    }
+
+    /// <summary>
+    /// Email consent comes by customers_email_marketing_consent/update, and an order or customer webhook after it (which
+    /// carries no consent since API version 2025-01) keeps it, as it keeps the tags the backfill read; a consent older
+    /// than the stored one, delivered late, changes nothing. Until 6 Dec 2026 the topic was not subscribed and every order
+    /// wrote the consent as unknown, so the abandonment signal (customers who accept marketing) tagged no one.
+    /// </summary>
+    [Fact]
+    public async Task EmailConsent_ComesByItsOwnTopic_AndLaterCustomerPayloadsKeepIt()
+    {
+        const long customer = 2_950_001;
+        await app.ScalarAsync("""
+            INSERT INTO customers (shop_id, id, email, tags, accepts_marketing, updated_at)
+            SELECT id, $1, 'ada@example.com', 'vip', false, '2026-06-01' FROM shops WHERE domain = $2
+            """, customer, Shop);
+
+        await Send("customers_email_marketing_consent/update", ShopifyPayloads.Consent(customer, "subscribed", "2026-07-02T09:00:00-04:00"));
+        await Send("orders/create", ShopifyPayloads.Order(2_950_101, customerId: customer));
+        await Send("customers/update", ShopifyPayloads.Customer(customer, updatedAt: "2026-07-03T09:00:00-04:00"));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM customers WHERE id = $1 AND accepts_marketing AND tags = 'vip' AND updated_at > '2026-07-02'", customer));
+
+        await Send("customers_email_marketing_consent/update", ShopifyPayloads.Consent(customer, "not_subscribed", "2026-07-01T09:00:00-04:00"));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM customers WHERE id = $1 AND accepts_marketing", customer));
+        await Send("customers_email_marketing_consent/update", ShopifyPayloads.Consent(customer, "unsubscribed", "2026-07-04T09:00:00-04:00"));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM customers WHERE id = $1 AND accepts_marketing = false", customer));
+        // One without a time does not outrank a dated one: a signed body sent again must not undo her withdrawal.
+        await Send("customers_email_marketing_consent/update", ShopifyPayloads.Consent(customer, "subscribed", null));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM customers WHERE id = $1 AND accepts_marketing = false", customer));
+        // A customer not held yet: the consent waits in a row of its own for the customer's webhook.
+        await Send("customers_email_marketing_consent/update", ShopifyPayloads.Consent(customer + 1, "subscribed", "2026-07-02T09:00:00-04:00"));
+        await Send("customers/create", ShopifyPayloads.Customer(customer + 1));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM customers WHERE id = $1 AND accepts_marketing AND email = 'ada@example.com'", customer + 1));
     }
 
     [Fact]
@@ -109,8 +143,9 @@ public sealed class TopicNormalizationTests(AppFixture app) : IClassFixture<AppF
         await Send("checkouts/create", ShopifyPayloads.Checkout(3001, 7301));
         await Send("checkouts/update", ShopifyPayloads.Checkout(3001, 7301, completedAt: "2026-07-02T10:06:00-04:00").Also(c => c["updated_at"] = "2026-07-02T10:06:00-04:00"));
 
-        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM checkouts WHERE id = 3001 AND customer_id = 7301 AND completed_at IS NOT NULL AND total_price = 29.00"));
-        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM checkout_lines WHERE checkout_id = 3001 AND quantity = 2"));
+        // The pinned version's checkouts carry no id (removed in 2026-04): the token is the checkout's key.
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM checkouts WHERE token = 'ck3001' AND customer_id = 7301 AND completed_at IS NOT NULL AND total_price = 29.00"));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM checkout_lines WHERE checkout_token = 'ck3001' AND quantity = 2"));
     }
 
     [Fact]

@@ -114,23 +114,29 @@ public sealed class WebhookSecurityTests(AppFixture app) : IClassFixture<AppFixt
     }
 
     [Fact]
-    public async Task OrderOrCustomerBodyOfShopA_ReplayedForShopB_IsRefused()
+    public async Task OrderCustomerOrCheckoutBodyOfShopA_ReplayedForShopB_IsRefused()
     {
         const string a = "replay-order-a.myshopify.com", b = "replay-order-b.myshopify.com";
         await app.InstallShopAsync(a);
         var bId = await app.InstallShopAsync(b);
         var order = ShopifyPayloads.Order(7_300_001, customerId: 7_300_101).ToJsonString();
         var customer = ShopifyPayloads.Customer(7_300_102).ToJsonString();
+        // A guest's checkout: no customer of shop A in it, only its token (checkouts carry no id since API version 2026-04).
+        var checkout = ShopifyPayloads.Checkout(7_300_201, customerId: null).ToJsonString();
         Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("orders/create", a, order)).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("customers/create", a, customer)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("checkouts/create", a, checkout)).StatusCode);
 
         var replayedOrder = await app.SendWebhookAsync("orders/updated", b, order);
         var replayedCustomer = await app.SendWebhookAsync("customers/update", b, customer);
+        var replayedCheckout = await app.SendWebhookAsync("checkouts/update", b, checkout);
 
         Assert.Equal(HttpStatusCode.Forbidden, replayedOrder.StatusCode);
         Assert.Equal(HttpStatusCode.Forbidden, replayedCustomer.StatusCode);
+        Assert.Equal(HttpStatusCode.Forbidden, replayedCheckout.StatusCode);
         Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1", bId));
         Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM customers WHERE shop_id = $1", bId));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM checkouts WHERE shop_id = $1", bId));
         Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM webhook_deliveries WHERE shop_id = $1", bId));
     }
 
