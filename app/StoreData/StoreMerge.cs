@@ -189,6 +189,13 @@ internal static class StoreMerge
         [Customers] =
         [
             StoreWriter.CustomerUpsert.SetBased($"SELECT {Values(StoreWriter.CustomerUpsert, Customer)} FROM {Chunk(Customers)} ORDER BY s.id"),
+            // The snapshot's consent where the stored customer's is unknown: a webhook newer than the snapshot (an order
+            // during the import) kept the upsert above off the row, and webhooks carry no consent since API version 2025-01.
+            $"""
+            UPDATE customers c SET accepts_marketing = n.accepts, marketing_consent_at = n.at
+            FROM (SELECT s.id, {Customer["accepts_marketing"]} AS accepts, {Customer["marketing_consent_at"]} AS at FROM {Chunk(Customers)}) n
+            WHERE c.shop_id = $2 AND c.id = n.id AND c.redacted_at IS NULL AND c.accepts_marketing IS NULL AND n.accepts IS NOT NULL
+            """,
         ],
         [Orders] =
         [

@@ -36,7 +36,11 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
                 CASE WHEN customers.marketing_consent_at > COALESCE(excluded.marketing_consent_at, '-infinity') THEN customers.accepts_marketing
                      ELSE COALESCE(excluded.accepts_marketing, customers.accepts_marketing) END
                 """,
-            ["marketing_consent_at"] = "GREATEST(customers.marketing_consent_at, excluded.marketing_consent_at)",
+            // A time without a state (a payload's consent whose state is null) does not move it.
+            ["marketing_consent_at"] = """
+                CASE WHEN excluded.accepts_marketing IS NULL THEN customers.marketing_consent_at
+                     ELSE GREATEST(customers.marketing_consent_at, excluded.marketing_consent_at) END
+                """,
         });
 
     internal static readonly UpsertStatement OrderUpsert = new("orders", ["shop_id", "id"],
@@ -276,14 +280,16 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
     /// <summary>
     /// A customer's email consent (a row of its own when the customer is not held yet; customers/create fills the rest). Why
     /// ordered by the consent's own time: Shopify sends webhooks in no set order, and a withdrawal must not be undone by the
-    /// consent before it. One without a time (Shopify may send none) counts only while no dated one is stored: neither the
-    /// time it was received nor the unsigned header's can rank a body sent again. An erased customer stays as erased.
+    /// consent before it. One without a time (Shopify may send none) counts only while no dated one is stored (neither the
+    /// time it was received nor the unsigned header's can rank a body sent again), unless it withdraws: a withdrawal always
+    /// stands, as sending a customer no marketing is the safe side. An erased customer stays as erased.
     /// </summary>
     public void AddMarketingConsent(MarketingConsent c) => Add("""
         INSERT INTO customers (shop_id, id, accepts_marketing, marketing_consent_at) VALUES ($1, $2, $3, $4)
         ON CONFLICT (shop_id, id) DO UPDATE SET accepts_marketing = excluded.accepts_marketing,
           marketing_consent_at = coalesce(excluded.marketing_consent_at, customers.marketing_consent_at)
-        WHERE customers.redacted_at IS NULL AND (customers.marketing_consent_at IS NULL OR customers.marketing_consent_at <= excluded.marketing_consent_at)
+        WHERE customers.redacted_at IS NULL AND (customers.marketing_consent_at IS NULL OR customers.marketing_consent_at <= excluded.marketing_consent_at
+          OR (excluded.marketing_consent_at IS NULL AND NOT excluded.accepts_marketing))
         """, shopId, c.CustomerId, c.Subscribed, TypedNull.Time(c.At));
 
     private object?[] CustomerRow(Customer c) =>

@@ -60,6 +60,11 @@ public sealed class TopicNormalizationTests(AppFixture app) : IClassFixture<AppF
         // One without a time does not outrank a dated one: a signed body sent again must not undo her withdrawal.
         await Send("customers_email_marketing_consent/update", ShopifyPayloads.Consent(customer, "subscribed", null));
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM customers WHERE id = $1 AND accepts_marketing = false", customer));
+        // But a withdrawal without a time stands over a dated consent: no marketing is the safe side.
+        await Send("customers_email_marketing_consent/update", ShopifyPayloads.Consent(customer, "subscribed", "2026-07-05T09:00:00-04:00"));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM customers WHERE id = $1 AND accepts_marketing", customer));
+        await Send("customers_email_marketing_consent/update", ShopifyPayloads.Consent(customer, "unsubscribed", null));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM customers WHERE id = $1 AND accepts_marketing = false", customer));
         // A customer not held yet: the consent waits in a row of its own for the customer's webhook.
         await Send("customers_email_marketing_consent/update", ShopifyPayloads.Consent(customer + 1, "subscribed", "2026-07-02T09:00:00-04:00"));
         await Send("customers/create", ShopifyPayloads.Customer(customer + 1));
