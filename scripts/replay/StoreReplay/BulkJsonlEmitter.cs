@@ -64,7 +64,12 @@ public static class BulkJsonlEmitter
         w.Time("createdAt", c.CreatedAt);
         w.Time("updatedAt", c.CreatedAt);
         w.WriteStartObject("emailMarketingConsent");
-        w.WriteString("marketingState", "NOT_SUBSCRIBED");
+        if (store.Subscribed(c))
+        {
+            w.WriteString("marketingState", "SUBSCRIBED");
+            w.Time("consentUpdatedAt", c.CreatedAt);
+        }
+        else w.WriteString("marketingState", "NOT_SUBSCRIBED");
         w.WriteEndObject();
         w.WriteEndObject();
     });

@@ -29,6 +29,10 @@ internal static class CatalogBodies
 
     public static byte[] Customer(ReplayCustomer c, string currency) => ShopifyShapes.Utf8(ShopifyShapes.Customer(Shape(c, currency)));
 
+    /// <summary>customers_email_marketing_consent/update for a customer who subscribed as her account was made.</summary>
+    public static byte[] SubscribedConsent(ReplayCustomer c, string currency) =>
+        ShopifyShapes.Utf8(ShopifyShapes.MarketingConsent(Shape(c, currency) with { MarketingState = "subscribed", MarketingConsentUpdatedAt = c.CreatedAt }));
+
     /// <summary>The customer as every payload shows it: one version, always at its created_at, so no payload undoes another.</summary>
     public static ShopifyCustomer Shape(ReplayCustomer c, string currency) => new()
     {

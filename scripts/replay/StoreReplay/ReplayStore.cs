@@ -15,6 +15,12 @@ public sealed class ReplayStore
     /// <summary>Evaluation labels kept out of every payload (fraud data set only).</summary>
     public List<FraudLabel> Labels { get; } = [];
 
+    /// <summary>The share of customers who subscribe to email marketing as their account is made (the data sets say nothing of it).</summary>
+    public const int SubscribedPercent = 40;
+
+    /// <summary>Whether the customer subscribed to email marketing when her account was made: the same answer every run of a seed.</summary>
+    public bool Subscribed(ReplayCustomer c) => Determinism.MixToInt(Seed, c.Id, 11) % 100 < SubscribedPercent;
+
     public int LineCount => Orders.Sum(o => o.Lines.Count);
 }
 

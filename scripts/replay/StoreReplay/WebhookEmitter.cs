@@ -22,8 +22,14 @@ public static class WebhookEmitter
         foreach (var p in store.Products)
             yield return Make(seed, "products/create", Id(p.Id), $"product:{Id(p.Id)}", p.CreatedAt, CatalogBodies.Product(p));
         foreach (var c in store.Customers)
+        {
             yield return Make(seed, "customers/create", Id(c.Id), $"customer:{Id(c.Id)}", c.CreatedAt,
                 CatalogBodies.Customer(c, store.Currency));
+            // Her consent comes by a topic of its own (a customer's payload carries none since API version 2025-01).
+            if (store.Subscribed(c))
+                yield return Make(seed, "customers_email_marketing_consent/update", Id(c.Id), $"customer:{Id(c.Id)}", c.CreatedAt,
+                    CatalogBodies.SubscribedConsent(c, store.Currency));
+        }
         foreach (var e in Timeline(store))
             yield return Deliver(store, e);
     }
