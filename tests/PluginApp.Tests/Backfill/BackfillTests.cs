@@ -100,8 +100,8 @@ public sealed class BackfillTests(AppFixture app) : IClassFixture<AppFixture>, I
     /// <summary>
     /// A consent webhook that came while the backfill's snapshot was read is newer than the snapshot's consent: the merge keeps
     /// it (she withdrew on 3 July; the snapshot says she consented on 1 July, in a customer row newer than ours). Until 6 Dec
-    /// 2026 the snapshot's consent was written over it. And a customer whose webhook (which carries no consent) is newer
-    /// than the snapshot gets the snapshot's consent all the same.
+    /// 2026 the snapshot's consent was written over it. A snapshot's consent without a time does not undo a dated one either.
+    /// And a customer whose webhook (which carries no consent) is newer than the snapshot gets the snapshot's consent all the same.
     /// </summary>
     [Fact]
     public async Task Backfill_ReadBeforeAConsentWebhook_KeepsTheNewerConsent()
@@ -111,7 +111,10 @@ public sealed class BackfillTests(AppFixture app) : IClassFixture<AppFixture>, I
         ServeStore(product: 961, orders: [29611, 29612], refund: 59611);
         Write("customers-961.jsonl",
             """{"id":"gid://shopify/Customer/7961","email":"ada@example.com","firstName":"Ada","lastName":"Lovelace","phone":null,"state":"ENABLED","tags":["vip"],"createdAt":"2026-06-01T10:00:00Z","updatedAt":"2026-07-04T14:00:00Z","emailMarketingConsent":{"marketingState":"SUBSCRIBED","consentUpdatedAt":"2026-07-01T10:00:00Z"}}""",
-            """{"id":"gid://shopify/Customer/7962","email":"bo@example.com","firstName":"Bo","lastName":"Lovelace","phone":null,"state":"ENABLED","tags":[],"createdAt":"2026-06-01T10:00:00Z","updatedAt":"2026-07-04T14:00:00Z","emailMarketingConsent":{"marketingState":"SUBSCRIBED","consentUpdatedAt":"2026-06-01T10:00:00Z"}}""");
+            """{"id":"gid://shopify/Customer/7962","email":"bo@example.com","firstName":"Bo","lastName":"Lovelace","phone":null,"state":"ENABLED","tags":[],"createdAt":"2026-06-01T10:00:00Z","updatedAt":"2026-07-04T14:00:00Z","emailMarketingConsent":{"marketingState":"SUBSCRIBED","consentUpdatedAt":"2026-06-01T10:00:00Z"}}""",
+            """{"id":"gid://shopify/Customer/7963","email":"cy@example.com","firstName":"Cy","lastName":"Lovelace","phone":null,"state":"ENABLED","tags":[],"createdAt":"2026-06-01T10:00:00Z","updatedAt":"2026-07-04T14:00:00Z","emailMarketingConsent":{"marketingState":"NOT_SUBSCRIBED"}}""");
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("customers_email_marketing_consent/update", shop,
+            ShopifyPayloads.Consent(7963, "subscribed", "2026-07-02T10:00:00Z").ToJsonString())).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("customers_email_marketing_consent/update", shop,
             ShopifyPayloads.Consent(7961, "unsubscribed", "2026-07-03T10:00:00Z").ToJsonString())).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("customers/update", shop,
@@ -122,6 +125,7 @@ public sealed class BackfillTests(AppFixture app) : IClassFixture<AppFixture>, I
         Assert.Equal(1, await app.CountAsync(
             "SELECT count(*) FROM customers WHERE shop_id = $1 AND id = 7961 AND accepts_marketing = false AND tags = 'vip' AND email = 'ada@example.com'", shopId));
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM customers WHERE shop_id = $1 AND id = 7962 AND accepts_marketing AND updated_at > '2026-07-05'", shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM customers WHERE shop_id = $1 AND id = 7963 AND accepts_marketing AND email = 'cy@example.com'", shopId));
     }
 
     [Fact]
