@@ -63,6 +63,8 @@ internal static class StoreMerge
         ["updated_at"] = Time("x.body", "updatedAt"),
     };
 
+    private static string ConsentSet(string column) => StoreWriter.ConsentSets[column];
+
     private const string IsCollection = "x.body ->> 'id' LIKE 'gid://shopify/Collection/%'";
 
     private static readonly Dictionary<string, string> Customer = new()
@@ -189,12 +191,15 @@ internal static class StoreMerge
         [Customers] =
         [
             StoreWriter.CustomerUpsert.SetBased($"SELECT {Values(StoreWriter.CustomerUpsert, Customer)} FROM {Chunk(Customers)} ORDER BY s.id"),
-            // The snapshot's consent where the stored customer's is unknown: a webhook newer than the snapshot (an order
-            // during the import) kept the upsert above off the row, and webhooks carry no consent since API version 2025-01.
+            // The snapshot's consent, under the upsert's own consent rule, where a webhook newer than the snapshot (an order
+            // during the import) kept the upsert above off the row: webhooks carry no consent since API version 2025-01.
             $"""
-            UPDATE customers c SET accepts_marketing = n.accepts, marketing_consent_at = n.at
-            FROM (SELECT s.id, {Customer["accepts_marketing"]} AS accepts, {Customer["marketing_consent_at"]} AS at FROM {Chunk(Customers)}) n
-            WHERE c.shop_id = $2 AND c.id = n.id AND c.redacted_at IS NULL AND c.accepts_marketing IS NULL AND n.accepts IS NOT NULL
+            UPDATE customers SET accepts_marketing = {ConsentSet("accepts_marketing")}, marketing_consent_at = {ConsentSet("marketing_consent_at")}
+            FROM (SELECT s.id, {Customer["accepts_marketing"]} AS accepts_marketing, {Customer["marketing_consent_at"]} AS marketing_consent_at
+                  FROM {Chunk(Customers)}) excluded
+            WHERE customers.shop_id = $2 AND customers.id = excluded.id AND customers.redacted_at IS NULL
+              AND (customers.accepts_marketing, customers.marketing_consent_at)
+                  IS DISTINCT FROM ({ConsentSet("accepts_marketing")}, {ConsentSet("marketing_consent_at")})
             """,
         ],
         [Orders] =

@@ -25,23 +25,28 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
     /// <summary>Notifies the channel's listeners that this shop changed, when the transaction commits.</summary>
     public void NotifyShop(string channel) => Notify(channel, shopId.ToString(System.Globalization.CultureInfo.InvariantCulture));
 
+    /// <summary>
+    /// How a customer's payload (stored row <c>customers</c>, incoming row <c>excluded</c>) changes her consent: one older than
+    /// the stored dated one (the backfill's snapshot, read before a consent webhook came), or without a time, changes nothing,
+    /// as in <see cref="AddMarketingConsent"/>; none at all (a webhook's customer carries none since 2025-01) keeps the stored
+    /// consent; a time without a state does not move the consent's time. The backfill applies it again, beyond the upsert's
+    /// newer-only rule (StoreMerge). Declared before <see cref="CustomerUpsert"/>, whose initializer reads it.
+    /// </summary>
+    internal static readonly IReadOnlyDictionary<string, string> ConsentSets = new Dictionary<string, string>
+    {
+        ["accepts_marketing"] = """
+            CASE WHEN customers.marketing_consent_at > COALESCE(excluded.marketing_consent_at, '-infinity') THEN customers.accepts_marketing
+                 ELSE COALESCE(excluded.accepts_marketing, customers.accepts_marketing) END
+            """,
+        ["marketing_consent_at"] = """
+            CASE WHEN excluded.accepts_marketing IS NULL THEN customers.marketing_consent_at
+                 ELSE GREATEST(customers.marketing_consent_at, excluded.marketing_consent_at) END
+            """,
+    };
+
     internal static readonly UpsertStatement CustomerUpsert = new("customers", ["shop_id", "id"],
         ["shop_id", "id", "email", "first_name", "last_name", "phone", "state", "tags", "accepts_marketing", "marketing_consent_at", "created_at", "updated_at"],
-        keep: ["tags"], newerOnly: true, extraWhere: "customers.redacted_at IS NULL", sets: new Dictionary<string, string>
-        {
-            // A consent older than the stored dated one (the backfill's snapshot, read before a consent webhook came), or
-            // without a time, changes nothing, as in AddMarketingConsent; none at all (a webhook's customer carries none since
-            // 2025-01) keeps the stored consent.
-            ["accepts_marketing"] = """
-                CASE WHEN customers.marketing_consent_at > COALESCE(excluded.marketing_consent_at, '-infinity') THEN customers.accepts_marketing
-                     ELSE COALESCE(excluded.accepts_marketing, customers.accepts_marketing) END
-                """,
-            // A time without a state (a payload's consent whose state is null) does not move it.
-            ["marketing_consent_at"] = """
-                CASE WHEN excluded.accepts_marketing IS NULL THEN customers.marketing_consent_at
-                     ELSE GREATEST(customers.marketing_consent_at, excluded.marketing_consent_at) END
-                """,
-        });
+        keep: ["tags"], newerOnly: true, extraWhere: "customers.redacted_at IS NULL", sets: ConsentSets);
 
     internal static readonly UpsertStatement OrderUpsert = new("orders", ["shop_id", "id"],
         ["shop_id", "id", "name", "customer_id", "email", "currency", "total_price", "subtotal_price", "total_discounts", "total_tax",

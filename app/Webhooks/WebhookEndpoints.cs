@@ -18,11 +18,11 @@ public static class WebhookEndpoints
     /// The delivery records d that hold the customer's data (the personal-data parameters $1 to $4 and redaction_orders). A
     /// refund's or a transaction's body names only its order: one the erasure listed is hers whether we hold it or not.
     /// </summary>
-    private const string CustomersDeliveries = """
+    private const string CustomersDeliveries = $"""
         d.shop_id = $1 AND NOT d.body ? 'redacted_at' AND (
              d.body @> jsonb_build_object('customer', jsonb_build_object('id', $2::bigint))
           OR (d.topic LIKE 'customers/%' AND d.body @> jsonb_build_object('id', $2::bigint))
-          OR (d.topic = 'customers_email_marketing_consent/update' AND d.body @> jsonb_build_object('customer_id', $2::bigint))
+          OR (d.topic = '{WebhookTopics.ConsentTopic}' AND d.body @> jsonb_build_object('customer_id', $2::bigint))
           OR (d.topic LIKE 'orders/%' AND ((d.body ->> 'id')::text IN (SELECT id::text FROM redaction_orders) OR (d.body ->> 'id') = ANY($3::bigint[]::text[])))
           OR (d.topic IN ('refunds/create', 'order_transactions/create') AND ((d.body ->> 'order_id')::text IN (SELECT id::text FROM redaction_orders)
                 OR (d.body ->> 'order_id') = ANY($3::bigint[]::text[])))
