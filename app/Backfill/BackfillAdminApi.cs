@@ -6,7 +6,7 @@ namespace PluginApp.Backfill;
 
 public sealed record BackfillRunView(string State, string? Phase, long RowsDone, DateTimeOffset StartedAt, DateTimeOffset? FinishedAt, string? Error);
 
-/// <summary>The history import's runs and their progress, and importing again after a run failed for good.</summary>
+/// <summary>The history import's runs and their progress, and importing the store again.</summary>
 public static class BackfillAdminApi
 {
     public static RouteGroupBuilder MapBackfillAdmin(this RouteGroupBuilder api)
@@ -17,16 +17,20 @@ public static class BackfillAdminApi
     }
 
     /// <summary>
-    /// Queues the shop's import again when its latest run failed (its retries spent: Shopify refused or failed for longer than
-    /// they last). The run resumes where it stopped: the phases and chunks it merged are not imported twice. Nothing else
-    /// queues it again, so without this a failed import would leave the store without its history until a reinstall.
+    /// Queues the shop's import again. After a run that failed for good (its retries spent: Shopify refused or failed for
+    /// longer than they last) it resumes where it stopped: the phases and chunks it merged are not imported twice; nothing
+    /// else queues it again, so without this a failed import would leave the store without its history until a reinstall.
+    /// After a run that completed it imports the whole store once more, under the webhooks' rules (what a newer webhook
+    /// brought stands): it adds what the app missed, such as orders from days its webhooks could not reach it, and the
+    /// email consent that webhooks of API 2025-01 on, which carry none, wrote over until 6 Dec 2026. Refused while an import
+    /// runs; a second request before the new run has finished imports nothing more (<see cref="BackfillService.RunQueuedAsync"/>).
     /// </summary>
     private static async Task<Results<Accepted, Conflict<string>>> ImportAgainAsync(NpgsqlDataSource db, ShopScope scope,
-        BackfillScheduler scheduler, CancellationToken ct)
+        BackfillScheduler scheduler, TimeProvider clock, CancellationToken ct)
     {
-        if ((await RunsAsync(db, scope.ShopId, ct)).FirstOrDefault() is not { State: "failed" })
-            return TypedResults.Conflict("The latest import did not fail; there is nothing to import again.");
-        scheduler.Schedule(scope.Domain);
+        if ((await RunsAsync(db, scope.ShopId, ct)).FirstOrDefault() is not { State: "failed" or "completed" })
+            return TypedResults.Conflict("An import runs now, or none has run yet; there is nothing to import again.");
+        scheduler.ScheduleAgain(scope.Domain, clock.GetUtcNow());
         return TypedResults.Accepted((string?)null);
     }
 

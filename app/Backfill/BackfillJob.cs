@@ -12,11 +12,18 @@ namespace PluginApp.Backfill;
 public sealed class BackfillJob(BackfillService backfill, TrainingScheduler training, ILogger<BackfillJob> logger)
 {
     [Queue(JobQueues.Long)]
-    public async Task RunAsync(string shop, CancellationToken ct)
+    public Task RunAsync(string shop, CancellationToken ct) => RunOrSkipAsync(shop, null, ct);
+
+    /// <summary>The import a merchant asked for at <paramref name="askedAt"/>, of a store imported before (or whose import failed).</summary>
+    [Queue(JobQueues.Long)]
+    public Task RunAgainAsync(string shop, DateTimeOffset askedAt, CancellationToken ct) => RunOrSkipAsync(shop, askedAt, ct);
+
+    private async Task RunOrSkipAsync(string shop, DateTimeOffset? askedAt, CancellationToken ct)
     {
         try
         {
-            if (!await backfill.RunQueuedAsync(shop, ct)) return; // another worker runs it, or it is done for this install
+            // Not run: another worker runs it, or it is done for this install (or since it was asked for again).
+            if (!await backfill.RunQueuedAsync(shop, ct, askedAt)) return;
         }
         catch (ShopNotConnectedException e)
         {
@@ -32,4 +39,7 @@ public sealed class BackfillJob(BackfillService backfill, TrainingScheduler trai
 public sealed class BackfillScheduler(IBackgroundJobClient jobs)
 {
     public void Schedule(string shop) => jobs.Enqueue<BackfillJob>(j => j.RunAsync(shop, CancellationToken.None));
+
+    /// <summary>Queues the import a merchant asked for: it runs even though the store was imported before.</summary>
+    public void ScheduleAgain(string shop, DateTimeOffset askedAt) => jobs.Enqueue<BackfillJob>(j => j.RunAgainAsync(shop, askedAt, CancellationToken.None));
 }

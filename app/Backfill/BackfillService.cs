@@ -51,8 +51,10 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
     /// settings read, and a second job waited for the lock, holding one of the two long workers for the whole import, then
     /// imported the whole store again (until 6 Dec 2026).
     /// </summary>
+    /// <param name="askedAt">When a merchant asked to import the store again (<see cref="BackfillAdminApi"/>): then it runs
+    /// although the store was imported, unless an import completed after she asked (a second click, or a job run twice).</param>
     /// <returns>Whether it ran.</returns>
-    public async Task<bool> RunQueuedAsync(string shop, CancellationToken ct)
+    public async Task<bool> RunQueuedAsync(string shop, CancellationToken ct, DateTimeOffset? askedAt = null)
     {
         await using var lease = await locks.TryAcquireAsync($"backfill:{shop}", ct);
         if (lease is null)
@@ -62,14 +64,15 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
         }
         var shopId = await LiveShopIdAsync(shop, ct);
         await using (var cmd = db.CreateCommand("""
-            SELECT b.state = 'completed' AND b.started_at >= s.installed_at
+            SELECT b.state = 'completed' AND CASE WHEN $2::timestamptz IS NULL THEN b.started_at >= s.installed_at ELSE b.finished_at >= $2 END
             FROM backfill_runs b JOIN shops s ON s.id = b.shop_id WHERE b.shop_id = $1 ORDER BY b.id DESC LIMIT 1
             """))
         {
             cmd.Parameters.AddWithValue(shopId);
+            cmd.Parameters.Add(Sql.Param(TypedNull.Time(askedAt)));
             if (await cmd.ExecuteScalarAsync(ct) is true)
             {
-                logger.LogInformation("Backfill of {Shop} skipped: the store was imported since it was installed", shop);
+                logger.LogInformation("Backfill of {Shop} skipped: the store was imported since {Since}", shop, askedAt is null ? "it was installed" : "it was asked for");
                 return false;
             }
         }

@@ -357,11 +357,51 @@ public sealed class BackfillTests(AppFixture app) : IClassFixture<AppFixture>, I
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM backfill_runs WHERE shop_id = $1", shopId)); // the same run, resumed
         Assert.Equal(productQueries + 1, app.Shopify.Admin.BulkOperationsStarted("products")); // not imported twice
         Assert.Equal(orderQueries + 1, app.Shopify.Admin.BulkOperationsStarted("orders"));
-        Assert.DoesNotContain("Import again", await OperationsPage());
-        // Once it completed there is nothing to import again.
-        var refused = await app.Client.SendAsync(ImportAgain());
-        Assert.Equal(HttpStatusCode.Conflict, refused.StatusCode);
-        Assert.Contains("did not fail", await refused.Content.ReadAsStringAsync());
+        page = await OperationsPage();
+        Assert.DoesNotContain("The latest import failed", page);
+        Assert.Contains("Importing again reads the store from Shopify once more", page); // a whole new import now, not a resumption
+    }
+
+    /// <summary>
+    /// A merchant imports a store that was imported before again, from the Operations page: the orders the app missed come
+    /// in, a customer's email consent that a webhook of the app before 6 Dec 2026 wrote over comes back, and what a newer
+    /// webhook brought stands (the order cancelled after the snapshot stays cancelled). Asked twice before it finished, it
+    /// imports once. Until 6 Dec 2026 only a failed import could be imported again, and such a store stayed as it was.
+    /// </summary>
+    [Fact]
+    public async Task Backfill_OfAnImportedStore_IsImportedAgainFromTheOperationsPage_AddingWhatWasMissedAndKeepingNewerWebhooks()
+    {
+        const string shop = "backfill-again.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        ServeStore(product: 985, orders: [29851, 29852], refund: 59851);
+        await RunBackfillAsync(shop);
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("orders/cancelled", shop,
+            ShopifyPayloads.Order(29851, updatedAt: "2026-07-03T12:00:00-04:00", cancelledAt: "2026-07-03T11:00:00-04:00").ToJsonString())).StatusCode);
+        // What a customer webhook of the app before 6 Dec 2026 wrote (such webhooks carry no consent since API 2025-01).
+        await app.ScalarAsync("UPDATE customers SET accepts_marketing = NULL, marketing_consent_at = NULL WHERE shop_id = $1 AND id = 7001", shopId);
+        ServeStore(product: 985, orders: [29853, 29852], refund: 59851); // an order the webhooks missed
+        var (productQueries, orderQueries) = (app.Shopify.Admin.BulkOperationsStarted("products"), app.Shopify.Admin.BulkOperationsStarted("orders"));
+        var askedAt = app.Clock.GetUtcNow();
+        Assert.Contains("Importing again reads the store from Shopify once more",
+            await (await app.Client.GetAsync($"/admin/operations?shop={shop}&embedded=1&id_token={app.SessionToken(shop)}")).Content.ReadAsStringAsync());
+
+        var request = app.AdminGet("/api/admin/backfill/retry", shop);
+        request.Method = HttpMethod.Post;
+        Assert.Equal(HttpStatusCode.Accepted, (await app.Client.SendAsync(request)).StatusCode);
+
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (DateTime.UtcNow < deadline && await app.CountAsync("SELECT count(*) FROM backfill_runs WHERE shop_id = $1 AND state = 'completed'", shopId) < 2)
+            await Task.Delay(200);
+        Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM backfill_runs WHERE shop_id = $1 AND state = 'completed'", shopId));
+        Assert.Equal(3, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1", shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1 AND id = 29851 AND cancelled_at IS NOT NULL", shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM customers WHERE shop_id = $1 AND id = 7001 AND accepts_marketing", shopId));
+        Assert.Equal((productQueries + 1, orderQueries + 1), (app.Shopify.Admin.BulkOperationsStarted("products"), app.Shopify.Admin.BulkOperationsStarted("orders")));
+
+        // The same request again (a second click, or its job run twice): the import that completed since answers it.
+        Assert.False(await app.Factory.Services.GetRequiredService<BackfillService>().RunQueuedAsync(shop, CancellationToken.None, askedAt));
+        Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM backfill_runs WHERE shop_id = $1", shopId));
+        Assert.Equal(orderQueries + 1, app.Shopify.Admin.BulkOperationsStarted("orders"));
     }
 
     /// <summary>
