@@ -22,9 +22,20 @@ internal static class ShopBinding
         // Compliance payloads: shop_domain and shop_id. The Shop object (app/uninstalled): myshopify_domain, domain, id.
         var domain = root.OptionalString("shop_domain") ?? root.OptionalString("myshopify_domain");
         if (domain is null && root.OptionalString("domain") is { } d && ShopDomain.TryNormalize(d, out var myshopify)) domain = myshopify;
-        long? id = root.OptionalId("shop_id") ?? (topic == WebhookTopics.AppUninstalled ? root.OptionalId("id") : null);
+        long? id = ShopId(root) ?? (topic == WebhookTopics.AppUninstalled ? root.OptionalId("id") : null);
         return new Claim(domain is null ? null : ShopDomain.TryNormalize(domain, out var normalized) ? normalized : domain.ToLowerInvariant(), id);
     }
+
+    /// <summary>
+    /// The payload's shop_id: a number in the compliance topics, a global id ("gid://shopify/Shop/548380009") in
+    /// app/scopes_update (API 2025-07 on). Until 6 Dec 2026 only a number was read, so every app/scopes_update delivery was
+    /// refused as malformed, and a grant changed in Shopify never reached the admin's notice of missing permissions.
+    /// </summary>
+    private static long? ShopId(JsonElement root) =>
+        root.TryGetProperty("shop_id", out var v) && v.ValueKind == JsonValueKind.String && v.GetString() is { } s
+            && s.StartsWith("gid://shopify/Shop/", StringComparison.Ordinal)
+            ? Gid.Id(s)
+            : root.OptionalId("shop_id");
 
     /// <returns>Why the delivery must not be acted on, or null when the body and headers agree.</returns>
     public static string? Mismatch(string topic, string headerShop, JsonElement root, Claim claim)
