@@ -199,7 +199,7 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
         Add("""
             DELETE FROM variants v WHERE v.shop_id = $1 AND v.product_id = $2 AND NOT (v.id = ANY($3))
               AND EXISTS (SELECT 1 FROM products p WHERE p.shop_id = $1 AND p.id = $2 AND p.updated_at IS NOT DISTINCT FROM $4)
-            """, shopId, p.Id, rows.Variants.Select(v => v.Id).ToArray(), TypedNull.Time(p.UpdatedAt));
+            """, shopId, p.Id, rows.VariantIds, TypedNull.Time(p.UpdatedAt));
     }
 
     /// <summary>The collections a product belongs to, replacing what was known before (from the backfill).</summary>

@@ -40,7 +40,12 @@ internal static class CatalogPayloads
             InventoryItemId = v.OptionalId("inventory_item_id"),
             UpdatedAt = v.OptionalTime("updated_at") ?? product.UpdatedAt,
         }).ToList();
-        return new ProductRows(product, variants);
+        // Shopify sends a product's first 100 variants whole and names every variant in variant_gids (webhooks of API
+        // 2024-04 on; a product may have 2,048 since October 2025): those it names stay in the catalog. Until 6 Dec 2026
+        // every products/update deleted a large product's variants after the hundredth.
+        var kept = p.OptionalArray("variant_gids").Select(g => Gid.Id(g.RequiredString("admin_graphql_api_id")))
+            .Concat(variants.Select(v => v.Id)).Distinct().ToArray();
+        return new ProductRows(product, variants, kept);
     }
 
     public static CartRows Cart(JsonElement c)
@@ -133,7 +138,9 @@ internal static class CustomerPayloads
 /// <summary>A customer's email marketing consent as customers_email_marketing_consent/update tells it, and when it was given or withdrawn.</summary>
 internal sealed record MarketingConsent(long CustomerId, bool Subscribed, DateTimeOffset? At);
 
-internal sealed record ProductRows(Product Product, List<Variant> Variants);
+/// <param name="VariantIds">Every variant the product has: those in <paramref name="Variants"/>, and those a large product's
+/// payload only names.</param>
+internal sealed record ProductRows(Product Product, List<Variant> Variants, long[] VariantIds);
 
 /// <summary>A products/delete delivery: the product's id, all it carries.</summary>
 internal sealed record ProductDeletion(long Id);

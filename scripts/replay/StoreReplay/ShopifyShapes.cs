@@ -213,7 +213,8 @@ public static class ShopifyShapes
         }),
         ["images"] = Array(p.Images, (src, i) => Image(p.Id, src, i)),
         ["image"] = p.Images.Count > 0 ? Image(p.Id, p.Images[0], 0) : null,
-        ["variants"] = Array(p.Variants, v => new JsonObject
+        // Shopify sends the first 100 variants whole, and names every variant in variant_gids (webhooks of API 2024-04 on).
+        ["variants"] = Array(p.Variants.Take(WebhookVariants).ToList(), v => new JsonObject
         {
             ["id"] = v.Id,
             ["admin_graphql_api_id"] = Formats.Gid("ProductVariant", v.Id),
@@ -237,7 +238,15 @@ public static class ShopifyShapes
             ["created_at"] = Time(v.CreatedAt),
             ["updated_at"] = Time(v.UpdatedAt),
         }),
+        ["variant_gids"] = Array(p.Variants, v => new JsonObject
+        {
+            ["admin_graphql_api_id"] = Formats.Gid("ProductVariant", v.Id),
+            ["updated_at"] = Time(v.UpdatedAt),
+        }),
     };
+
+    /// <summary>How many of a product's variants its webhook carries whole.</summary>
+    public const int WebhookVariants = 100;
 
     /// <summary>carts/create and carts/update: the token is also the id, and lines carry no discount.</summary>
     public static JsonObject Cart(ShopifyCart c) => new()

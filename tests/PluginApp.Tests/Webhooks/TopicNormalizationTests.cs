@@ -169,6 +169,31 @@ public sealed class TopicNormalizationTests(AppFixture app) : IClassFixture<AppF
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM products WHERE id = 4001 AND deleted_at IS NOT NULL"));
     }
 
+    /// <summary>
+    /// A product of 120 variants: its webhooks carry the first 100 whole and name all 120 in variant_gids. An update keeps
+    /// the 20 the import brought, and one that no longer names a variant drops it. Until 6 Dec 2026 every update deleted
+    /// the 20.
+    /// </summary>
+    [Fact]
+    public async Task ProductsUpdate_OfAProductWithMoreVariantsThanItsWebhookCarries_KeepsTheOnesItOnlyNames()
+    {
+        const long product = 9_100_001;
+        await Send("products/create", ShopifyPayloads.Product(product, variants: 120));
+        Assert.Equal(100, await app.CountAsync("SELECT count(*) FROM variants WHERE product_id = $1", product));
+        // The other 20, as the store's import reads them.
+        await app.ScalarAsync("""
+            INSERT INTO variants (shop_id, id, product_id, title, price, updated_at)
+            SELECT shop_id, $1 * 10 + g, $1, 'Size ' || g, 12 + g, updated_at FROM products, generate_series(100, 119) g WHERE id = $1
+            """, product);
+
+        await Send("products/update", ShopifyPayloads.Product(product, variants: 120, updatedAt: "2026-07-02T08:00:00-04:00"));
+        Assert.Equal(120, await app.CountAsync("SELECT count(*) FROM variants WHERE product_id = $1", product));
+
+        await Send("products/update", ShopifyPayloads.Product(product, variants: 119, updatedAt: "2026-07-03T08:00:00-04:00"));
+        Assert.Equal(119, await app.CountAsync("SELECT count(*) FROM variants WHERE product_id = $1", product));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM variants WHERE id = $1", product * 10 + 119));
+    }
+
     [Fact]
     public async Task CustomersCreateAndUpdate_StoreTheLatestProfile()
     {
