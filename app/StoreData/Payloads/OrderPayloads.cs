@@ -153,8 +153,10 @@ internal static class OrderPayloads
 
     /// <summary>
     /// The shop's currency and its money per unit of the customer's, from the money sets a refund carries (its lines'
-    /// subtotals and taxes, its adjustments: shipping, and the discrepancy Shopify records when an arbitrary amount is
-    /// refunded); no rate when they carry nothing in the customer's currency.
+    /// subtotals and taxes, its shipping lines, its adjustments: the discrepancy Shopify records when an arbitrary amount
+    /// is refunded, and shipping before API 2024-10); no rate when they carry nothing in the customer's currency. Why the
+    /// shipping lines: since 2024-10 refunded shipping is there alone, and until 6 Dec 2026 a refund of shipping only, in
+    /// the customer's currency, was counted as that many of the shop's.
     /// </summary>
     private static (string? ShopCurrency, decimal? Rate) ShopRate(JsonElement r)
     {
@@ -169,6 +171,7 @@ internal static class OrderPayloads
             presented += Math.Abs(pm.OptionalMoney("amount") ?? 0);
         }
         foreach (var l in r.OptionalArray("refund_line_items")) { Add(l, "subtotal_set"); Add(l, "total_tax_set"); }
+        foreach (var s in r.OptionalArray("refund_shipping_lines")) { Add(s, "subtotal_amount_set"); Add(s, "tax_amount_set"); }
         foreach (var a in r.OptionalArray("order_adjustments")) { Add(a, "amount_set"); Add(a, "tax_amount_set"); }
         return (currency, presented != 0 ? shop / presented : null);
     }

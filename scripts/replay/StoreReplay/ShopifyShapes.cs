@@ -160,6 +160,7 @@ public static class ShopifyShapes
                 ["created_at"] = Time(r.CreatedAt),
                 ["test"] = false,
             }),
+            ["refund_shipping_lines"] = new JsonArray(),
             ["order_adjustments"] = new JsonArray(),
         };
     }

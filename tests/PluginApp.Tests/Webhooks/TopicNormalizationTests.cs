@@ -128,6 +128,19 @@ public sealed class TopicNormalizationTests(AppFixture app) : IClassFixture<AppF
         await Send("orders/updated", order);
 
         Assert.Equal(10.00m, await app.ScalarAsync("SELECT amount FROM refunds WHERE id = 5004"));
+
+        // Shipping refunded alone: since API 2024-10 its money is in refund_shipping_lines, not order_adjustments.
+        var shipping = ShopifyPayloads.Refund(5005, 2603, 260300);
+        shipping["refund_line_items"] = new System.Text.Json.Nodes.JsonArray();
+        shipping["refund_shipping_lines"] = new System.Text.Json.Nodes.JsonArray(new System.Text.Json.Nodes.JsonObject
+        {
+            ["id"] = 50051, ["shipping_line_id"] = 1, ["subtotal_amount_set"] = Set("5.00", "4.50"), ["tax_amount_set"] = Set("0.00", "0.00"),
+        });
+        var shippingTx = shipping["transactions"]![0]!.AsObject();
+        (shippingTx["amount"], shippingTx["currency"]) = ("4.50", "EUR");
+        await Send("refunds/create", shipping);
+
+        Assert.Equal(5.00m, await app.ScalarAsync("SELECT amount FROM refunds WHERE id = 5005"));
     }
 
     [Fact]
