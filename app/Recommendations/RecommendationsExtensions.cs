@@ -17,6 +17,8 @@ public static class RecommendationsExtensions
         services.AddOptions<RecommendationOptions>().BindConfiguration(RecommendationOptions.Section).ValidateOnStart();
         services.AddScopeUse("read_products", "reading the catalog that upsells are chosen from");
         services.AddScopeUse("read_inventory", "leaving out of upsells what is out of stock");
+        // Shopify requires it of an app that configures an app proxy (shopify.app.toml's [app_proxy]).
+        services.AddScopeUse("write_app_proxy", "answering the storefront's upsell and cart offer blocks through the app proxy");
         services.AddSingleton<IValidateOptions<RecommendationOptions>, RecommendationOptionsValidator>();
         services.AddSingleton<SignalStore>();
         services.AddSingleton<ModelCache>();

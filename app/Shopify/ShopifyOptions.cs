@@ -22,7 +22,7 @@ public sealed class ShopifyOptions
     /// <summary>Public https address of this app (application_url in shopify.app.toml).</summary>
     public string AppUrl { get; set; } = "";
 
-    public string Scopes { get; set; } = "read_orders,write_orders,read_products,read_inventory,write_customers,write_discounts,write_merchant_managed_fulfillment_orders,read_shopify_payments_disputes";
+    public string Scopes { get; set; } = "read_orders,write_orders,read_products,read_inventory,write_customers,write_discounts,write_merchant_managed_fulfillment_orders,read_shopify_payments_disputes,write_app_proxy";
 
     /// <summary>
     /// Base address of a shop's Admin endpoints. "{shop}" is replaced by the shop domain. Production keeps the

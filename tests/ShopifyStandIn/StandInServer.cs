@@ -123,7 +123,7 @@ public sealed partial class StandInServer : IAsyncDisposable
     /// (a test of the platform facts checks they are equal), so a demo store shows no missing-permission notice.
     /// </summary>
     public string GrantedScopes { get; set; } =
-        "read_orders,write_orders,read_products,read_inventory,write_customers,write_discounts,write_merchant_managed_fulfillment_orders,read_shopify_payments_disputes";
+        "read_orders,write_orders,read_products,read_inventory,write_customers,write_discounts,write_merchant_managed_fulfillment_orders,read_shopify_payments_disputes,write_app_proxy";
 
     public void Stop() => _stopping.Cancel();
 

@@ -102,6 +102,20 @@
     location.assign(url.toString());
   }
 
+  // A link to another admin page is followed with a fresh session token, as Shopify's own first load of the app is.
+  // Without one the server sends the page to the session-token bounce: another page load, which waits on App Bridge
+  // before the page can load again (until 6 Dec 2026 every link did). A link that opens elsewhere (a target, a modifier
+  // key, a download) is left to the browser.
+  document.addEventListener('click', async (ev) => {
+    const a = ev.target.closest && ev.target.closest('a[href^="/admin"]');
+    if (!a || ev.defaultPrevented || ev.button !== 0 || ev.metaKey || ev.ctrlKey || ev.shiftKey || ev.altKey || a.target || a.hasAttribute('download')) return;
+    ev.preventDefault();
+    const url = new URL(a.getAttribute('href'), location.href);
+    const t = await token();
+    if (t) url.searchParams.set('id_token', t);
+    location.assign(url.toString());
+  });
+
   document.addEventListener('submit', async (ev) => {
     const form = ev.target;
     if (form.dataset.api) {

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Net;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Playwright;
 using PluginApp.Admin.Shell;
@@ -154,6 +155,28 @@ public sealed class AdminPagesTests(AdminFixture app, ITestOutputHelper output) 
             Assert.DoesNotContain("<main", html);
         }
         Assert.Equal(HttpStatusCode.Unauthorized, (await app.Client.GetAsync(path)).StatusCode); // no shop: nowhere to bounce to
+    }
+
+    /// <summary>
+    /// A link to another admin page loads that page once, with a fresh session token, as Shopify's first load of the app
+    /// does. Until 6 Dec 2026 it went without one: the server sent it to the session-token bounce, which waits on App
+    /// Bridge to load the page a second time (offline here, the bounce never comes back).
+    /// </summary>
+    [Fact]
+    public async Task ALinkToAnotherAdminPage_LoadsItOnce_WithASessionToken()
+    {
+        var (page, errors) = await OpenAsync("/admin/ai");
+        var documents = new List<string>();
+        page.Request += (_, r) => { if (r.ResourceType == "document") documents.Add(r.Url); };
+
+        await page.Locator("main a[href^='/admin/governance']").First.ClickAsync();
+        await page.WaitForURLAsync(new Regex("/admin/governance"));
+
+        Assert.Equal("Model governance", (await page.Locator("h1").TextContentAsync())!.Trim());
+        var loaded = Assert.Single(documents);
+        Assert.Contains("id_token=", loaded);
+        Assert.Contains($"shop={AdminFixture.Shop}", loaded);
+        Assert.True(errors.Count == 0, "browser errors: " + string.Join(" | ", errors));
     }
 
     /// <summary>

@@ -114,6 +114,21 @@ public sealed class PlatformTests(AppFixture app) : IClassFixture<AppFixture>
     }
 
     /// <summary>
+    /// Shopify requires write_app_proxy of an app that configures an app proxy; without it the storefront's blocks, which
+    /// call the app through the proxy, have nothing to call. Until 6 Dec 2026 the app configured the proxy without asking
+    /// for the scope. A shop installed before sees it in the admin's notice of missing permissions, with what it is for.
+    /// </summary>
+    [Fact]
+    public void AppToml_ThatConfiguresAnAppProxy_AsksForWriteAppProxy_AndSaysWhatItIsFor()
+    {
+        var toml = RepoFile("shopify.app.toml");
+        Assert.Matches(new Regex(@"^\[app_proxy\]", RegexOptions.Multiline), toml);
+        var asked = Regex.Match(toml, "^scopes\\s*=\\s*\"([^\"]*)\"", RegexOptions.Multiline).Groups[1].Value.Split(',');
+        Assert.Contains("write_app_proxy", asked);
+        Assert.Contains(app.Factory.Services.GetServices<PluginApp.Install.ScopeUse>(), u => u.Scope == "write_app_proxy" && u.Use.Contains("app proxy"));
+    }
+
+    /// <summary>
     /// The addresses Shopify builds from shopify.app.toml reach the app: a relative webhook uri or app proxy url is appended
     /// to application_url (trailing slash removed), and the admin opens application_url itself. Until 6 Dec 2026
     /// application_url ended in /admin, so the proxy's calls went to /admin/proxy and the webhooks to /admin/webhooks, which
