@@ -238,6 +238,15 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
     }
 
     /// <summary>A tombstone when the product is unknown: a create that arrives after its delete stays deleted.</summary>
+    /// <summary>
+    /// customers/delete: Shopify deletes a customer who has no orders, or one merged into another (her orders move to the
+    /// one kept, and their orders/updated name that one). Her row is emptied and marked erased, as an erasure does, and her
+    /// orders are left as they are: a merged customer's belong to the customer kept. Until 6 Dec 2026 the topic was not
+    /// subscribed, and a deleted customer was still scored, tagged and signalled, each call to Shopify failing.
+    /// </summary>
+    public void AddCustomerDeletion(long customerId, DateTimeOffset at) =>
+        Add(StorePersonalData.CustomerTombstone, shopId, customerId, Array.Empty<long>(), Sql.Text(null), at);
+
     public void AddProductDeletion(long productId, DateTimeOffset at) =>
         Add("""
             INSERT INTO products (shop_id, id, status, deleted_at, updated_at) VALUES ($1, $2, 'deleted', $3, $3)

@@ -68,6 +68,8 @@ internal static class ShopBinding
             "customers/data_request" => Holds("orders_to_redact"),
             WebhookTopics.AppUninstalled => Holds("shop_domain", "customer"),
             "products/delete" => Holds("title", "variants"),
+            // A customer's own body (customers/create or update, whose GID is a customer's too) sent again as her deletion.
+            "customers/delete" => Holds("email", "first_name", "last_name", "created_at", "updated_at", "state"),
             // A cart or a checkout has no GID of its own; an order's (or any other resource's) body holds one, and an order's
             // its number. Until 6 Dec 2026 a signed order body sent as carts/update was stored as a cart under the order's
             // token, its note with it, where no erasure of its customer would look.
@@ -85,7 +87,7 @@ internal static class ShopBinding
         "refunds" => "Refund",
         "order_transactions" => "OrderTransaction",
         "inventory_items" => "InventoryItem",
-        "customers" when topic is "customers/create" or "customers/update" => "Customer",
+        "customers" when topic is "customers/create" or "customers/update" or "customers/delete" => "Customer",
         _ => null,
     };
 }

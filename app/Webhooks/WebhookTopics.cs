@@ -72,6 +72,8 @@ internal static class WebhookTopics
         ["inventory_items/update"] = InventoryItem,
         ["customers/create"] = Customer,
         ["customers/update"] = Customer,
+        ["customers/delete"] = new(p => CustomerPayloads.Deletion(p), (c, r) => c.Store.AddCustomerDeletion(((CustomerDeletion)r).Id, c.Now),
+            Owned: r => OwnedIds.None with { Customers = [((CustomerDeletion)r).Id] }),
         [ConsentTopic] = new(p => CustomerPayloads.Consent(p), (c, r) => c.Store.AddMarketingConsent((MarketingConsent)r),
             Owned: r => OwnedIds.None with { Customers = [((MarketingConsent)r).CustomerId] }),
         ["customers/data_request"] = new(Compliance("customers/data_request"), (c, r) => c.Compliance.AddDataRequest((JsonElement)r, c.Now), ActsOnUninstalledShop: true),

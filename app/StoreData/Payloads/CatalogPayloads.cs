@@ -133,7 +133,23 @@ internal static class CustomerPayloads
     }
 
     private static bool? Subscribed(JsonElement consent) => consent.OptionalString("state") is { } state ? state == "subscribed" : null;
+
+    /// <summary>
+    /// customers/delete: the id, and its global id, which must name the same customer. Why the global id is required: the
+    /// body is nothing else, and a signed {"id": …} of another topic (products/delete) sent again as this one must not
+    /// delete the customer who happens to have that number.
+    /// </summary>
+    public static CustomerDeletion Deletion(JsonElement p)
+    {
+        var id = p.RequiredId("id");
+        return p.RequiredString("admin_graphql_api_id") == Gid.Of("Customer", id)
+            ? new CustomerDeletion(id)
+            : throw new MalformedPayloadException("'admin_graphql_api_id' does not name the customer 'id' does");
+    }
 }
+
+/// <summary>A customers/delete delivery: the customer Shopify no longer has (deleted by the merchant, or merged into another).</summary>
+internal sealed record CustomerDeletion(long Id);
 
 /// <summary>A customer's email marketing consent as customers_email_marketing_consent/update tells it, and when it was given or withdrawn.</summary>
 internal sealed record MarketingConsent(long CustomerId, bool Subscribed, DateTimeOffset? At);

@@ -178,6 +178,14 @@ public static class ShopifyShapes
         },
     };
 
+    /// <summary>customers/delete: the id alone, and its global id.</summary>
+    public static JsonObject CustomerDeletion(long id) => new()
+    {
+        ["id"] = id,
+        ["tax_exemptions"] = new JsonArray(),
+        ["admin_graphql_api_id"] = Formats.Gid("Customer", id),
+    };
+
     /// <summary>customers/create and customers/update: the embedded fields plus the address book.</summary>
     public static JsonObject Customer(ShopifyCustomer c)
     {

@@ -207,6 +207,47 @@ public sealed class TopicNormalizationTests(AppFixture app) : IClassFixture<AppF
         Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM variants WHERE id = $1", product * 10 + 119));
     }
 
+    /// <summary>
+    /// A customer Shopify deleted: her profile is emptied, she leaves her churn segment, a late update of her does not bring
+    /// her back, and the order she placed stays. Until 6 Dec 2026 customers/delete was not subscribed, and she stayed
+    /// scored and tagged.
+    /// </summary>
+    [Fact]
+    public async Task CustomersDelete_EmptiesHerProfile_TakesHerOutOfHerSegment_AndKeepsTheOrders()
+    {
+        const long customer = 7_480_001;
+        await Send("customers/create", ShopifyPayloads.Customer(customer, "deleted@example.com"));
+        await Send("orders/create", ShopifyPayloads.Order(7_480_101, customerId: customer));
+        await app.ScalarAsync("""
+            INSERT INTO churn_scores (shop_id, customer_id, model_version, model_kind, churn_probability, probability_alive, expected_orders_30,
+              expected_orders_90, expected_orders_365, orders, days_since_last, total_spend, yearly_spend, segment, reasons, scored_at)
+            SELECT shop_id, id, 1, 'churn', 0.8, 0.2, 0, 0, 0.1, 1, 200, 45, 45, 'lapsing', '[]', now() FROM customers WHERE id = $1
+            """, customer);
+
+        await Send("customers/delete", StoreReplay.ShopifyShapes.CustomerDeletion(customer));
+        await Send("customers/update", ShopifyPayloads.Customer(customer, "deleted@example.com", "2026-07-20T10:00:00-04:00"));
+
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM customers WHERE id = $1 AND email IS NULL AND first_name IS NULL AND redacted_at IS NOT NULL", customer));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM churn_scores WHERE customer_id = $1", customer));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM orders WHERE id = 7480101 AND customer_id = $1 AND total_price = 45.00", customer));
+    }
+
+    /// <summary>A customers/delete body must name the customer by its global id too, and a customer's own body sent again
+    /// as her deletion is refused: either would otherwise erase whoever has that number.</summary>
+    [Fact]
+    public async Task CustomersDelete_OfAnotherTopicsBody_IsRefused_AndDeletesNoOne()
+    {
+        const long customer = 7_480_002;
+        await Send("customers/create", ShopifyPayloads.Customer(customer, "kept@example.com"));
+
+        var bare = await app.SendWebhookAsync("customers/delete", Shop, new System.Text.Json.Nodes.JsonObject { ["id"] = customer }.ToJsonString());
+        var update = await app.SendWebhookAsync("customers/delete", Shop, ShopifyPayloads.Customer(customer, "kept@example.com").ToJsonString());
+
+        Assert.Equal(HttpStatusCode.BadRequest, bare.StatusCode);
+        Assert.Equal(HttpStatusCode.Forbidden, update.StatusCode);
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM customers WHERE id = $1 AND email = 'kept@example.com' AND redacted_at IS NULL", customer));
+    }
+
     [Fact]
     public async Task CustomersCreateAndUpdate_StoreTheLatestProfile()
     {
