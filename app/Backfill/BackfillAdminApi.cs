@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.Http.HttpResults;
 using Npgsql;
 using PluginApp.Data;
+using PluginApp.Jobs;
 
 namespace PluginApp.Backfill;
 
@@ -24,12 +25,21 @@ public static class BackfillAdminApi
     /// brought stands): it adds what the app missed, such as orders from days its webhooks could not reach it, and the
     /// email consent that webhooks of API 2025-01 on, which carry none, wrote over until 6 Dec 2026. Refused while an import
     /// runs; a second request before the new run has finished imports nothing more (<see cref="BackfillService.RunQueuedAsync"/>).
+    /// A run shown running whose worker is gone (its job lost, or deleted from the Hangfire dashboard: no instance holds its
+    /// lock) is resumed, rather than left running for ever.
     /// </summary>
     private static async Task<Results<Accepted, Conflict<string>>> ImportAgainAsync(NpgsqlDataSource db, ShopScope scope,
-        BackfillScheduler scheduler, TimeProvider clock, CancellationToken ct)
+        BackfillScheduler scheduler, JobLocks locks, TimeProvider clock, CancellationToken ct)
     {
-        if ((await RunsAsync(db, scope.ShopId, ct)).FirstOrDefault() is not { State: "failed" or "completed" })
-            return TypedResults.Conflict("An import runs now, or none has run yet; there is nothing to import again.");
+        switch ((await RunsAsync(db, scope.ShopId, ct)).FirstOrDefault())
+        {
+            case null:
+                return TypedResults.Conflict("No import has run yet; the first starts right after install.");
+            case { State: "running" }:
+                await using (var probe = await locks.TryAcquireAsync(BackfillService.LockKey(scope.Domain), ct))
+                    if (probe is null) return TypedResults.Conflict("An import runs now; import again once it has finished.");
+                break;
+        }
         scheduler.ScheduleAgain(scope.Domain, clock.GetUtcNow());
         return TypedResults.Accepted((string?)null);
     }

@@ -30,6 +30,9 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
 
     public const string DownloadClient = "bulk-download";
 
+    /// <summary>The lock a shop's import holds while it runs, on whichever instance: one import per shop at a time.</summary>
+    public static string LockKey(string shop) => $"backfill:{shop}";
+
     /// <param name="Phase">The phase being merged.</param>
     /// <param name="BulkOperations">Each phase's bulk operation, once started.</param>
     /// <param name="Staged">Each fully staged phase's line count.</param>
@@ -41,7 +44,7 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
     /// <summary>Runs (or resumes) the shop's backfill. One per shop at a time across every instance: a second caller waits, then runs its own.</summary>
     public async Task RunAsync(string shop, CancellationToken ct)
     {
-        await using var lease = await locks.AcquireAsync($"backfill:{shop}", ct);
+        await using var lease = await locks.AcquireAsync(LockKey(shop), ct);
         await RunHeldAsync(shop, await LiveShopIdAsync(shop, ct), ct);
     }
 
@@ -56,7 +59,7 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
     /// <returns>Whether it ran.</returns>
     public async Task<bool> RunQueuedAsync(string shop, CancellationToken ct, DateTimeOffset? askedAt = null)
     {
-        await using var lease = await locks.TryAcquireAsync($"backfill:{shop}", ct);
+        await using var lease = await locks.TryAcquireAsync(LockKey(shop), ct);
         if (lease is null)
         {
             logger.LogInformation("Backfill of {Shop} already runs on another worker; this request is left to it", shop);

@@ -162,10 +162,10 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
         // queued" (changes > 0) and not "written": a switch-off unmarks a customer whose calls it dropped, though Shopify may
         // still hold an earlier segment's tag; removing what is not there does nothing.
         var gone = new List<long>();
-        await using (var drop = new NpgsqlCommand("""
+        await using (var drop = new NpgsqlCommand($"""
             DELETE FROM churn_scores s WHERE s.shop_id = $1 AND NOT (s.customer_id = ANY($2))
             RETURNING s.customer_id, s.changes > 0
-              AND NOT EXISTS (SELECT 1 FROM customers c WHERE c.shop_id = s.shop_id AND c.id = s.customer_id AND c.redacted_at IS NOT NULL)
+              AND NOT EXISTS (SELECT 1 FROM customers c WHERE c.shop_id = s.shop_id AND c.id = s.customer_id AND {StoreWriter.CustomerGone("c")})
             """, conn, tx))
         {
             drop.Parameters.Add(Sql.Param(shopId));
@@ -177,16 +177,16 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
         {
             var store = new StoreWriter(batch, shopId);
             // One statement for the whole store (columns as arrays), not one per customer.
-            store.Add("""
+            store.Add($"""
                 INSERT INTO churn_scores (shop_id, customer_id, model_version, model_kind, churn_probability, probability_alive, expected_orders_30,
                     expected_orders_90, expected_orders_365, expected_value_365, orders, days_since_last, total_spend, yearly_spend, segment, reasons, scored_at)
                 SELECT $1, u.customer_id, u.version, u.kind, u.p, u.alive, u.e30, u.e90, u.e365, u.value, u.orders, u.since, u.spend, u.yearly, u.segment, u.reasons::jsonb, $5
                 FROM unnest($2::bigint[], $6::float8[], $7::float8[], $8::float8[], $9::float8[], $10::float8[], $11::numeric[], $12::int[], $13::float8[],
                             $14::numeric[], $15::numeric[], $16::text[], $17::text[], $3::int[], $4::text[])
                      AS u(customer_id, p, alive, e30, e90, e365, value, orders, since, spend, yearly, segment, reasons, version, kind)
-                -- Read again under the lock: a customer erased while this run scored (minutes, in a large store) gets no row back,
-                -- and so no tag, metafield or decision naming her.
-                WHERE NOT EXISTS (SELECT 1 FROM customers c WHERE c.shop_id = $1 AND c.id = u.customer_id AND c.redacted_at IS NOT NULL)
+                -- Read again under the lock: a customer erased (or deleted in Shopify) while this run scored (minutes, in a large
+                -- store) gets no row back, and so no tag, metafield or decision naming her.
+                WHERE NOT EXISTS (SELECT 1 FROM customers c WHERE c.shop_id = $1 AND c.id = u.customer_id AND {StoreWriter.CustomerGone("c")})
                 ON CONFLICT (shop_id, customer_id) DO UPDATE SET model_version = excluded.model_version, model_kind = excluded.model_kind,
                     churn_probability = excluded.churn_probability, probability_alive = excluded.probability_alive,
                     expected_orders_30 = excluded.expected_orders_30, expected_orders_90 = excluded.expected_orders_90,

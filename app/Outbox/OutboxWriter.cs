@@ -20,7 +20,7 @@ internal static class OutboxWriter
     private const string Shop = "(SELECT id FROM shops WHERE id = $1 FOR KEY SHARE) s";
 
     /// <summary>
-    /// Queues one call. A call on a customer (her GID as the resource) whose data was erased queues nothing, read when the
+    /// Queues one call. A call on a customer (her GID as the resource) whose data was erased, or whom Shopify deleted, queues nothing, read when the
     /// statement runs: a job that read her before the erasure and writes after it (the abandonment sweep scores its
     /// checkouts in between) must not tag her in Shopify, nor leave a call naming her that the erasure's second pass could
     /// only delete after it had gone out. Until 5 Dec 2026 the sweep's calls were queued whatever had happened meanwhile.
@@ -30,7 +30,7 @@ internal static class OutboxWriter
             INSERT INTO outbox_messages (shop_id, resource_key, operation, variables, idempotency_key, created_at, next_attempt_at)
             SELECT s.id, $2, $3, $4::jsonb, $5, $6, $6 FROM {Shop}
             WHERE NOT EXISTS (SELECT 1 FROM customers c WHERE c.shop_id = s.id AND $2 LIKE 'gid://shopify/Customer/%'
-                              AND c.id = substring($2 FROM '[0-9]+$')::bigint AND c.redacted_at IS NOT NULL)
+                              AND c.id = substring($2 FROM '[0-9]+$')::bigint AND {StoreData.StoreWriter.CustomerGone("c")})
             ON CONFLICT (shop_id, idempotency_key) DO NOTHING
             """, store.ShopId, call.ResourceKey, call.Operation.Name, JsonSerializer.Serialize(call.Variables), call.IdempotencyKey, now);
 

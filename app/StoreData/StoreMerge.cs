@@ -197,7 +197,7 @@ internal static class StoreMerge
             UPDATE customers SET accepts_marketing = {ConsentSet("accepts_marketing")}, marketing_consent_at = {ConsentSet("marketing_consent_at")}
             FROM (SELECT s.id, {Customer["accepts_marketing"]} AS accepts_marketing, {Customer["marketing_consent_at"]} AS marketing_consent_at
                   FROM {Chunk(Customers)}) excluded
-            WHERE customers.shop_id = $2 AND customers.id = excluded.id AND customers.redacted_at IS NULL
+            WHERE customers.shop_id = $2 AND customers.id = excluded.id AND {StoreWriter.CustomerKept}
               AND (customers.accepts_marketing, customers.marketing_consent_at)
                   IS DISTINCT FROM ({ConsentSet("accepts_marketing")}, {ConsentSet("marketing_consent_at")})
             """,

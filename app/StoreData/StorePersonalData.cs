@@ -5,21 +5,18 @@ namespace PluginApp.StoreData;
 /// <summary>The personal fields of the store rows every writer of store data fills (webhooks and the backfill).</summary>
 public static class StorePersonalData
 {
-    /// <summary>
-    /// $1 shop, $2 customer, $5 time: her row emptied and marked erased (a tombstone row when we never saw her), so a late
-    /// delivery does not bring her data back, and no model scores, tags or signals her. The erasure's step for customers,
-    /// and what customers/delete does (StoreWriter.AddCustomerDeletion).
-    /// </summary>
-    internal const string CustomerTombstone = """
-        INSERT INTO customers (shop_id, id, redacted_at) VALUES ($1, $2, $5)
-        ON CONFLICT (shop_id, id) DO UPDATE SET email = NULL, first_name = NULL, last_name = NULL, phone = NULL,
-          tags = '', accepts_marketing = NULL, marketing_consent_at = NULL, redacted_at = $5
-        """;
+    /// <summary>A customer row's personal fields, emptied: by her erasure, and when Shopify deletes her (StoreWriter.AddCustomerDeletion).</summary>
+    internal const string CustomerEmptied =
+        "email = NULL, first_name = NULL, last_name = NULL, phone = NULL, tags = '', accepts_marketing = NULL, marketing_consent_at = NULL";
 
     public static IServiceCollection AddStore(this IServiceCollection services)
     {
         services.AddPersonalData(new PersonalDataTable("customers", ["email", "first_name", "last_name", "phone", "tags", "accepts_marketing", "marketing_consent_at"],
-            CustomerTombstone,
+            // A tombstone row when we never saw the customer: a late delivery must not bring the data back.
+            $"""
+            INSERT INTO customers (shop_id, id, redacted_at) VALUES ($1, $2, $5)
+            ON CONFLICT (shop_id, id) DO UPDATE SET {CustomerEmptied}, redacted_at = $5
+            """,
             Export: "SELECT to_jsonb(c) - 'shop_id' FROM customers c WHERE c.shop_id = $1 AND c.id = $2", ExportAs: "customer"));
         services.AddPersonalData(new PersonalDataTable("orders", ["email", "browser_ip", "card_bin", "card_last4", "visitor_hash"],
             // redacted_at keeps them empty when Shopify sends the order again (StoreWriter.OrderUpsert, StoreMerge); a listed

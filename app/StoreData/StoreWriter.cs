@@ -46,7 +46,7 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
 
     internal static readonly UpsertStatement CustomerUpsert = new("customers", ["shop_id", "id"],
         ["shop_id", "id", "email", "first_name", "last_name", "phone", "state", "tags", "accepts_marketing", "marketing_consent_at", "created_at", "updated_at"],
-        keep: ["tags"], newerOnly: true, extraWhere: "customers.redacted_at IS NULL", sets: ConsentSets);
+        keep: ["tags"], newerOnly: true, extraWhere: CustomerKept, sets: ConsentSets);
 
     internal static readonly UpsertStatement OrderUpsert = new("orders", ["shop_id", "id"],
         ["shop_id", "id", "name", "customer_id", "email", "currency", "total_price", "subtotal_price", "total_discounts", "total_tax",
@@ -237,16 +237,27 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
                 """, shopId, item.Id, cost, TypedNull.Time(item.UpdatedAt));
     }
 
-    /// <summary>A tombstone when the product is unknown: a create that arrives after its delete stays deleted.</summary>
     /// <summary>
     /// customers/delete: Shopify deletes a customer who has no orders, or one merged into another (her orders move to the
-    /// one kept, and their orders/updated name that one). Her row is emptied and marked erased, as an erasure does, and her
-    /// orders are left as they are: a merged customer's belong to the customer kept. Until 6 Dec 2026 the topic was not
-    /// subscribed, and a deleted customer was still scored, tagged and signalled, each call to Shopify failing.
+    /// one kept). Her row is emptied and marked deleted (a tombstone row when we never saw her), so a late delivery does not
+    /// bring her back, and no model scores, tags or signals her (<see cref="CustomerGone"/>). Not marked erased: an erasure's
+    /// rules also empty the orders and refunds naming its customer, and a merged customer's orders, which may still name her
+    /// until their update comes, belong to the customer kept. Until 6 Dec 2026 the topic was not subscribed, and a deleted
+    /// customer was still scored and tagged, each call to Shopify failing.
     /// </summary>
     public void AddCustomerDeletion(long customerId, DateTimeOffset at) =>
-        Add(StorePersonalData.CustomerTombstone, shopId, customerId, Array.Empty<long>(), Sql.Text(null), at);
+        Add($"""
+            INSERT INTO customers (shop_id, id, deleted_at) VALUES ($1, $2, $3)
+            ON CONFLICT (shop_id, id) DO UPDATE SET {StorePersonalData.CustomerEmptied}, deleted_at = coalesce(customers.deleted_at, $3)
+            """, shopId, customerId, at);
 
+    /// <summary>The customer row <paramref name="c"/> is one no model may score, tag or signal: erased, or deleted in Shopify.</summary>
+    internal static string CustomerGone(string c) => $"({c}.redacted_at IS NOT NULL OR {c}.deleted_at IS NOT NULL)";
+
+    /// <summary>A customer row a delivery or an import may still write: neither erased nor deleted in Shopify.</summary>
+    internal const string CustomerKept = "customers.redacted_at IS NULL AND customers.deleted_at IS NULL";
+
+    /// <summary>A tombstone when the product is unknown: a create that arrives after its delete stays deleted.</summary>
     public void AddProductDeletion(long productId, DateTimeOffset at) =>
         Add("""
             INSERT INTO products (shop_id, id, status, deleted_at, updated_at) VALUES ($1, $2, 'deleted', $3, $3)
@@ -298,11 +309,11 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
     /// time it was received nor the unsigned header's can rank a body sent again), unless it withdraws: a withdrawal always
     /// stands, as sending a customer no marketing is the safe side. An erased customer stays as erased.
     /// </summary>
-    public void AddMarketingConsent(MarketingConsent c) => Add("""
+    public void AddMarketingConsent(MarketingConsent c) => Add($"""
         INSERT INTO customers (shop_id, id, accepts_marketing, marketing_consent_at) VALUES ($1, $2, $3, $4)
         ON CONFLICT (shop_id, id) DO UPDATE SET accepts_marketing = excluded.accepts_marketing,
           marketing_consent_at = coalesce(excluded.marketing_consent_at, customers.marketing_consent_at)
-        WHERE customers.redacted_at IS NULL AND (customers.marketing_consent_at IS NULL OR customers.marketing_consent_at <= excluded.marketing_consent_at
+        WHERE {CustomerKept} AND (customers.marketing_consent_at IS NULL OR customers.marketing_consent_at <= excluded.marketing_consent_at
           OR (excluded.marketing_consent_at IS NULL AND NOT excluded.accepts_marketing))
         """, shopId, c.CustomerId, c.Subscribed, TypedNull.Time(c.At));
 

@@ -111,8 +111,10 @@
     if (!a || ev.defaultPrevented || ev.button !== 0 || ev.metaKey || ev.ctrlKey || ev.shiftKey || ev.altKey || a.target || a.hasAttribute('download')) return;
     ev.preventDefault();
     const url = new URL(a.getAttribute('href'), location.href);
-    const t = await token();
-    if (t) url.searchParams.set('id_token', t);
+    try {
+      const t = await token();
+      if (t) url.searchParams.set('id_token', t);
+    } catch { /* no token: the page goes by the bounce, as before */ }
     location.assign(url.toString());
   });
 

@@ -148,6 +148,41 @@ public sealed class BackfillTests(AppFixture app) : IClassFixture<AppFixture>, I
     }
 
     /// <summary>
+    /// Import again while an import runs (its lock held by a worker) is refused; once no worker holds the run, as when its
+    /// job was lost or deleted from the Hangfire dashboard, the same request resumes it rather than leaving it running for
+    /// ever. Until 6 Dec 2026 a run left running could not be imported again at all.
+    /// </summary>
+    [Fact]
+    public async Task Backfill_ImportAgain_IsRefusedWhileAnImportRuns_AndResumesARunNoWorkerHolds()
+    {
+        const string shop = "backfill-stuck.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        ServeStore(product: 986, orders: [29861, 29862], refund: 59861);
+        await RunBackfillAsync(shop);
+        await app.ScalarAsync("UPDATE backfill_runs SET state = 'running', finished_at = NULL WHERE shop_id = $1", shopId);
+        HttpRequestMessage ImportAgain()
+        {
+            var request = app.AdminGet("/api/admin/backfill/retry", shop);
+            request.Method = HttpMethod.Post;
+            return request;
+        }
+
+        await using (await app.Factory.Services.GetRequiredService<PluginApp.Jobs.JobLocks>().AcquireAsync(BackfillService.LockKey(shop), CancellationToken.None))
+        {
+            var refused = await app.Client.SendAsync(ImportAgain());
+            Assert.Equal(HttpStatusCode.Conflict, refused.StatusCode);
+            Assert.Contains("An import runs now", await refused.Content.ReadAsStringAsync());
+        }
+        Assert.Equal(HttpStatusCode.Accepted, (await app.Client.SendAsync(ImportAgain())).StatusCode);
+
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (DateTime.UtcNow < deadline && await app.CountAsync("SELECT count(*) FROM backfill_runs WHERE shop_id = $1 AND state = 'completed'", shopId) == 0)
+            await Task.Delay(200);
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM backfill_runs WHERE shop_id = $1 AND state = 'completed'", shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM backfill_runs WHERE shop_id = $1", shopId)); // the same run, resumed
+    }
+
+    /// <summary>
     /// Shopify's bulk export refuses a connection inside a list, and a refund's line items are a connection inside the
     /// order's list of refunds: the orders' query asks for the refunds alone, and the backfill asks for their lines after,
     /// a few refunds at a time, paging a refund with more lines than the first page. Until 6 Dec 2026 the orders' query

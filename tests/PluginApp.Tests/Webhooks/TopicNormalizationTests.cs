@@ -208,9 +208,10 @@ public sealed class TopicNormalizationTests(AppFixture app) : IClassFixture<AppF
     }
 
     /// <summary>
-    /// A customer Shopify deleted: her profile is emptied, she leaves her churn segment, a late update of her does not bring
-    /// her back, and the order she placed stays. Until 6 Dec 2026 customers/delete was not subscribed, and she stayed
-    /// scored and tagged.
+    /// A customer Shopify deleted (or merged into another): her profile is emptied, she leaves her churn segment, the calls
+    /// queued on her are dropped, a late update of her does not bring her back, and the order she placed stays whole, even
+    /// updated after her deletion while it still names her (a merged customer's orders belong to the customer kept). Until
+    /// 6 Dec 2026 customers/delete was not subscribed, and she stayed scored and tagged.
     /// </summary>
     [Fact]
     public async Task CustomersDelete_EmptiesHerProfile_TakesHerOutOfHerSegment_AndKeepsTheOrders()
@@ -223,13 +224,20 @@ public sealed class TopicNormalizationTests(AppFixture app) : IClassFixture<AppF
               expected_orders_90, expected_orders_365, orders, days_since_last, total_spend, yearly_spend, segment, reasons, scored_at)
             SELECT shop_id, id, 1, 'churn', 0.8, 0.2, 0, 0, 0.1, 1, 200, 45, 45, 'lapsing', '[]', now() FROM customers WHERE id = $1
             """, customer);
+        await app.ScalarAsync("""
+            INSERT INTO outbox_messages (shop_id, resource_key, operation, variables, idempotency_key, created_at, next_attempt_at)
+            SELECT shop_id, 'gid://shopify/Customer/' || id, 'tagsAdd', '{}', 'deleted-customer-tag', now(), now() + interval '1 day' FROM customers WHERE id = $1
+            """, customer);
 
         await Send("customers/delete", StoreReplay.ShopifyShapes.CustomerDeletion(customer));
         await Send("customers/update", ShopifyPayloads.Customer(customer, "deleted@example.com", "2026-07-20T10:00:00-04:00"));
+        await Send("orders/updated", ShopifyPayloads.Order(7_480_101, customerId: customer, updatedAt: "2026-07-21T10:00:00-04:00"));
 
-        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM customers WHERE id = $1 AND email IS NULL AND first_name IS NULL AND redacted_at IS NOT NULL", customer));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM customers WHERE id = $1 AND email IS NULL AND first_name IS NULL AND deleted_at IS NOT NULL", customer));
         Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM churn_scores WHERE customer_id = $1", customer));
-        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM orders WHERE id = 7480101 AND customer_id = $1 AND total_price = 45.00", customer));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE idempotency_key = 'deleted-customer-tag'"));
+        Assert.Equal(1, await app.CountAsync(
+            "SELECT count(*) FROM orders WHERE id = 7480101 AND customer_id = $1 AND total_price = 45.00 AND email IS NOT NULL AND browser_ip IS NOT NULL AND redacted_at IS NULL", customer));
     }
 
     /// <summary>A customers/delete body must name the customer by its global id too, and a customer's own body sent again
@@ -245,7 +253,7 @@ public sealed class TopicNormalizationTests(AppFixture app) : IClassFixture<AppF
 
         Assert.Equal(HttpStatusCode.BadRequest, bare.StatusCode);
         Assert.Equal(HttpStatusCode.Forbidden, update.StatusCode);
-        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM customers WHERE id = $1 AND email = 'kept@example.com' AND redacted_at IS NULL", customer));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM customers WHERE id = $1 AND email = 'kept@example.com' AND deleted_at IS NULL", customer));
     }
 
     [Fact]
