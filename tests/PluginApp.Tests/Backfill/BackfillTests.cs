@@ -97,6 +97,22 @@ public sealed class BackfillTests(AppFixture app) : IClassFixture<AppFixture>, I
     private async Task RunBackfillAsync(string shop) =>
         await app.Factory.Services.GetRequiredService<BackfillService>().RunAsync(shop, CancellationToken.None);
 
+    /// <summary>The Operations page's Import again, as the merchant's click sends it.</summary>
+    private HttpRequestMessage ImportAgain(string shop)
+    {
+        var request = app.AdminGet("/api/admin/backfill/retry", shop);
+        request.Method = HttpMethod.Post;
+        return request;
+    }
+
+    /// <summary>Waits (30 s at most) for the shop's queued import to have left <paramref name="count"/> completed runs.</summary>
+    private async Task WaitForCompletedRunsAsync(long shopId, int count)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (DateTime.UtcNow < deadline && await app.CountAsync("SELECT count(*) FROM backfill_runs WHERE shop_id = $1 AND state = 'completed'", shopId) < count)
+            await Task.Delay(200);
+    }
+
     /// <summary>
     /// A consent webhook that came while the backfill's snapshot was read is newer than the snapshot's consent: the merge keeps
     /// it (she withdrew on 3 July; the snapshot says she consented on 1 July, in a customer row newer than ours). Until 6 Dec
@@ -160,24 +176,16 @@ public sealed class BackfillTests(AppFixture app) : IClassFixture<AppFixture>, I
         ServeStore(product: 986, orders: [29861, 29862], refund: 59861);
         await RunBackfillAsync(shop);
         await app.ScalarAsync("UPDATE backfill_runs SET state = 'running', finished_at = NULL WHERE shop_id = $1", shopId);
-        HttpRequestMessage ImportAgain()
-        {
-            var request = app.AdminGet("/api/admin/backfill/retry", shop);
-            request.Method = HttpMethod.Post;
-            return request;
-        }
 
         await using (await app.Factory.Services.GetRequiredService<PluginApp.Jobs.JobLocks>().AcquireAsync(BackfillService.LockKey(shop), CancellationToken.None))
         {
-            var refused = await app.Client.SendAsync(ImportAgain());
+            var refused = await app.Client.SendAsync(ImportAgain(shop));
             Assert.Equal(HttpStatusCode.Conflict, refused.StatusCode);
             Assert.Contains("An import runs now", await refused.Content.ReadAsStringAsync());
         }
-        Assert.Equal(HttpStatusCode.Accepted, (await app.Client.SendAsync(ImportAgain())).StatusCode);
+        Assert.Equal(HttpStatusCode.Accepted, (await app.Client.SendAsync(ImportAgain(shop))).StatusCode);
 
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (DateTime.UtcNow < deadline && await app.CountAsync("SELECT count(*) FROM backfill_runs WHERE shop_id = $1 AND state = 'completed'", shopId) == 0)
-            await Task.Delay(200);
+        await WaitForCompletedRunsAsync(shopId, 1);
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM backfill_runs WHERE shop_id = $1 AND state = 'completed'", shopId));
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM backfill_runs WHERE shop_id = $1", shopId)); // the same run, resumed
     }
@@ -365,12 +373,6 @@ public sealed class BackfillTests(AppFixture app) : IClassFixture<AppFixture>, I
         ServeStore(product: 980, orders: [2801, 2802], refund: 5508);
         var (productQueries, orderQueries) = (app.Shopify.Admin.BulkOperationsStarted("products"), app.Shopify.Admin.BulkOperationsStarted("orders"));
         app.Shopify.GraphQL = RefuseOrdersQuery(shop);
-        HttpRequestMessage ImportAgain()
-        {
-            var request = app.AdminGet("/api/admin/backfill/retry", shop);
-            request.Method = HttpMethod.Post;
-            return request;
-        }
         async Task<string> OperationsPage() =>
             await (await app.Client.GetAsync($"/admin/operations?shop={shop}&embedded=1&id_token={app.SessionToken(shop)}")).Content.ReadAsStringAsync();
         try
@@ -383,11 +385,9 @@ public sealed class BackfillTests(AppFixture app) : IClassFixture<AppFixture>, I
         Assert.Contains("Too many bulk operations", page);
         Assert.Contains("Import again", page);
 
-        Assert.Equal(HttpStatusCode.Accepted, (await app.Client.SendAsync(ImportAgain())).StatusCode);
+        Assert.Equal(HttpStatusCode.Accepted, (await app.Client.SendAsync(ImportAgain(shop))).StatusCode);
 
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (DateTime.UtcNow < deadline && await app.CountAsync("SELECT count(*) FROM backfill_runs WHERE shop_id = $1 AND state = 'completed'", shopId) == 0)
-            await Task.Delay(200);
+        await WaitForCompletedRunsAsync(shopId, 1);
         Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1", shopId));
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM backfill_runs WHERE shop_id = $1", shopId)); // the same run, resumed
         Assert.Equal(productQueries + 1, app.Shopify.Admin.BulkOperationsStarted("products")); // not imported twice
@@ -420,13 +420,9 @@ public sealed class BackfillTests(AppFixture app) : IClassFixture<AppFixture>, I
         Assert.Contains("Importing again reads the store from Shopify once more",
             await (await app.Client.GetAsync($"/admin/operations?shop={shop}&embedded=1&id_token={app.SessionToken(shop)}")).Content.ReadAsStringAsync());
 
-        var request = app.AdminGet("/api/admin/backfill/retry", shop);
-        request.Method = HttpMethod.Post;
-        Assert.Equal(HttpStatusCode.Accepted, (await app.Client.SendAsync(request)).StatusCode);
+        Assert.Equal(HttpStatusCode.Accepted, (await app.Client.SendAsync(ImportAgain(shop))).StatusCode);
 
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (DateTime.UtcNow < deadline && await app.CountAsync("SELECT count(*) FROM backfill_runs WHERE shop_id = $1 AND state = 'completed'", shopId) < 2)
-            await Task.Delay(200);
+        await WaitForCompletedRunsAsync(shopId, 2);
         Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM backfill_runs WHERE shop_id = $1 AND state = 'completed'", shopId));
         Assert.Equal(3, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1", shopId));
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1 AND id = 29851 AND cancelled_at IS NOT NULL", shopId));
