@@ -23,7 +23,7 @@ public sealed class BackfillJob(BackfillService backfill, TrainingScheduler trai
         try
         {
             // Not run: another worker runs it, or it is done for this install (or since it was asked for again).
-            if (!await backfill.RunQueuedAsync(shop, ct, askedAt)) return;
+            if (!await backfill.RunQueuedAsync(shop, askedAt, ct)) return;
         }
         catch (ShopNotConnectedException e)
         {

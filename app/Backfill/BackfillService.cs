@@ -57,7 +57,7 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
     /// <param name="askedAt">When a merchant asked to import the store again (<see cref="BackfillAdminApi"/>): then it runs
     /// although the store was imported, unless an import completed after she asked (a second click, or a job run twice).</param>
     /// <returns>Whether it ran.</returns>
-    public async Task<bool> RunQueuedAsync(string shop, CancellationToken ct, DateTimeOffset? askedAt = null)
+    public async Task<bool> RunQueuedAsync(string shop, DateTimeOffset? askedAt, CancellationToken ct)
     {
         await using var lease = await locks.TryAcquireAsync(LockKey(shop), ct);
         if (lease is null)

@@ -24,11 +24,13 @@ public static class ChurnExtensions
         services.AddScopeUse("write_customers", "writing churn segment tags (pluginapp:…) and metafields on customers");
         // Daily, after the nightly trainings (03:00 in each shop's zone): recency grows every day even when the model stays.
         services.AddRecurringJob<ChurnScoringJob>("churn-rescore", j => j.SweepAsync(CancellationToken.None), _ => "30 5 * * *");
-        // A customer Shopify deleted leaves her segment at once, not at the next nightly scoring (which skips her then).
+        // A customer Shopify deleted leaves her segment at once, not at the next nightly scoring (which skips her then), as
+        // an erased one does.
+        const string dropScore = "DELETE FROM churn_scores WHERE shop_id = $1 AND customer_id = $2";
         services.AddIngestionStep<StoreData.CustomerDeletion>("churn segments: customer deleted", (store, deleted, _) =>
-            store.Add("DELETE FROM churn_scores WHERE shop_id = $1 AND customer_id = $2", store.ShopId, deleted.Id));
+            store.Add(dropScore, store.ShopId, deleted.Id));
         services.AddPersonalData(new PersonalDataTable("churn_scores", ["customer_id", "reasons"],
-            "DELETE FROM churn_scores WHERE shop_id = $1 AND customer_id = $2",
+            dropScore,
             Export: "SELECT coalesce(jsonb_agg(to_jsonb(s) - 'shop_id'), '[]') FROM churn_scores s WHERE s.shop_id = $1 AND s.customer_id = $2"));
         return services;
     }

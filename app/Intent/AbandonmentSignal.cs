@@ -77,7 +77,7 @@ public sealed class AbandonmentSignal(NpgsqlDataSource db, IntentScorer scorer, 
     /// were read (its subtotal, open since the checkout began), a cart the model never saw in training. A checkout whose
     /// cart is not stored (no cart webhook came) is read from its own lines.
     /// </summary>
-    internal const string OpenSql = $"""
+    internal static readonly string OpenSql = $"""
         SELECT k.token, k.customer_id, coalesce(cl.value, k.subtotal_price, k.total_price, 0)::float8,
                coalesce(cl.items, (SELECT sum(quantity) FROM checkout_lines l WHERE l.shop_id = k.shop_id AND l.checkout_token = k.token), 0)::int,
                coalesce(cl.products, (SELECT count(DISTINCT product_id) FROM checkout_lines l WHERE l.shop_id = k.shop_id AND l.checkout_token = k.token), 0)::int,
@@ -90,7 +90,7 @@ public sealed class AbandonmentSignal(NpgsqlDataSource db, IntentScorer scorer, 
           SELECT coalesce(t.created_at, t.updated_at) AS created_at, coalesce(t.updated_at, t.created_at) AS at, l.items, l.products, l.value
           FROM carts t CROSS JOIN LATERAL (SELECT {IntentData.CartLineFigures} FROM cart_lines x WHERE x.shop_id = t.shop_id AND x.cart_token = t.token) l
           WHERE t.shop_id = k.shop_id AND t.token = k.cart_token AND l.items > 0) cl ON true
-        WHERE k.shop_id = $1 AND k.completed_at IS NULL AND c.accepts_marketing AND c.redacted_at IS NULL
+        WHERE k.shop_id = $1 AND k.completed_at IS NULL AND c.accepts_marketing AND NOT {StoreWriter.CustomerGone("c")}
           AND coalesce(k.updated_at, k.created_at) BETWEEN $2 AND $3
           AND NOT {Ordered}
           AND NOT EXISTS (SELECT 1 FROM checkout_signals s WHERE s.shop_id = k.shop_id AND s.checkout_token = k.token)
@@ -185,9 +185,9 @@ public sealed class AbandonmentSignal(NpgsqlDataSource db, IntentScorer scorer, 
                 if (!(p >= o.MinScore)) continue; // a NaN is not above the minimum either
                 // Her erasure read again as the row is written: the checkouts were read, then scored, before this (the
                 // outbox's calls on her are checked the same way, OutboxWriter.Enqueue).
-                store.Add("""
+                store.Add($"""
                     INSERT INTO checkout_signals (shop_id, checkout_token, customer_id, score, model_version, signalled_at)
-                    SELECT $1, $2, $3, $4, $5, $6 WHERE NOT EXISTS (SELECT 1 FROM customers c WHERE c.shop_id = $1 AND c.id = $3 AND c.redacted_at IS NOT NULL)
+                    SELECT $1, $2, $3, $4, $5, $6 WHERE NOT EXISTS (SELECT 1 FROM customers c WHERE c.shop_id = $1 AND c.id = $3 AND {StoreWriter.CustomerGone("c")})
                     ON CONFLICT (shop_id, checkout_token) DO NOTHING
                     """, shopId, c.Token, c.CustomerId, p, scored.Version, now);
                 var gid = Gid.Of("Customer", c.CustomerId);

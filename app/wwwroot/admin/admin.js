@@ -91,31 +91,33 @@
     return [by.dataset.confirm, ...extra].join(' ');
   }
 
-  // A preview is the page again with the form's fields (and the embedding parameters and a fresh session token).
-  async function navigate(form, path) {
+  // Loads an admin page with a fresh session token, as Shopify's own first load of the app does. Without one the server
+  // sends the page to the session-token bounce: another page load, which waits on App Bridge before the page can load
+  // again (until 6 Dec 2026 every link did). No token coming, the page goes by the bounce.
+  async function go(url) {
+    try {
+      const t = await token();
+      if (t) url.searchParams.set('id_token', t);
+    } catch { /* the bounce fetches one */ }
+    location.assign(url.toString());
+  }
+
+  // A preview is the page again with the form's fields (and the embedding parameters).
+  function navigate(form, path) {
     const url = new URL(path, location.href);
     const here = new URLSearchParams(location.search);
     for (const k of ['shop', 'host', 'embedded']) if (here.has(k)) url.searchParams.set(k, here.get(k));
     for (const el of form.elements) if (el.name && el.type !== 'submit' && el.type !== 'checkbox') url.searchParams.set(el.name, el.value.trim());
-    const t = await token();
-    if (t) url.searchParams.set('id_token', t);
-    location.assign(url.toString());
+    return go(url);
   }
 
-  // A link to another admin page is followed with a fresh session token, as Shopify's own first load of the app is.
-  // Without one the server sends the page to the session-token bounce: another page load, which waits on App Bridge
-  // before the page can load again (until 6 Dec 2026 every link did). A link that opens elsewhere (a target, a modifier
-  // key, a download) is left to the browser.
-  document.addEventListener('click', async (ev) => {
+  // A link to another admin page goes with a fresh session token; one that opens elsewhere (a target, a modifier key, a
+  // download) is left to the browser.
+  document.addEventListener('click', (ev) => {
     const a = ev.target.closest && ev.target.closest('a[href^="/admin"]');
     if (!a || ev.defaultPrevented || ev.button !== 0 || ev.metaKey || ev.ctrlKey || ev.shiftKey || ev.altKey || a.target || a.hasAttribute('download')) return;
     ev.preventDefault();
-    const url = new URL(a.getAttribute('href'), location.href);
-    try {
-      const t = await token();
-      if (t) url.searchParams.set('id_token', t);
-    } catch { /* no token: the page goes by the bounce, as before */ }
-    location.assign(url.toString());
+    go(new URL(a.getAttribute('href'), location.href));
   });
 
   document.addEventListener('submit', async (ev) => {

@@ -430,7 +430,7 @@ public sealed class BackfillTests(AppFixture app) : IClassFixture<AppFixture>, I
         Assert.Equal((productQueries + 1, orderQueries + 1), (app.Shopify.Admin.BulkOperationsStarted("products"), app.Shopify.Admin.BulkOperationsStarted("orders")));
 
         // The same request again (a second click, or its job run twice): the import that completed since answers it.
-        Assert.False(await app.Factory.Services.GetRequiredService<BackfillService>().RunQueuedAsync(shop, CancellationToken.None, askedAt));
+        Assert.False(await app.Factory.Services.GetRequiredService<BackfillService>().RunQueuedAsync(shop, askedAt, CancellationToken.None));
         Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM backfill_runs WHERE shop_id = $1", shopId));
         Assert.Equal(orderQueries + 1, app.Shopify.Admin.BulkOperationsStarted("orders"));
     }
