@@ -16,6 +16,9 @@ public static class ExperimentsFeature
         services.AddSingleton<ExperimentStore>();
         services.AddSingleton<ExperimentResults>();
         services.AddIngestionStep<StoreData.OrderRows>("experiment outcomes", (store, order, at) => ExperimentOutcomes.Add(store, order, at.Shop, at.Now));
+        // An order Shopify deleted (a test order, or one cancelled and removed) is no arm's outcome.
+        services.AddIngestionStep<StoreData.OrderDeletion>("experiment outcomes: order deleted", (store, deleted, _) =>
+            store.Add("DELETE FROM experiment_outcomes WHERE shop_id = $1 AND order_id = $2", store.ShopId, deleted.Id));
         services.AddAdminPage("/admin/experiments", "Experiments", 50);
         // The visitor ids a logged-in customer was exposed under, and those of her orders' outcomes (a guest's included).
         services.AddVisitorLink(new VisitorLink("experiments", """

@@ -69,6 +69,9 @@ public static class RecommendationsExtensions
         services.AddSingleton<UpsellStats>();
         services.AddSingleton<RulesWhatIf>();
         services.AddIngestionStep<StoreData.OrderRows>("recommendation attribution", (store, order, at) => Attribution.Add(store, order, at.Shop, at.Now));
+        // Nor is an order Shopify deleted any upsell's revenue.
+        services.AddIngestionStep<StoreData.OrderDeletion>("recommendation attribution: order deleted", (store, deleted, _) =>
+            store.Add("DELETE FROM recommendation_attributions WHERE shop_id = $1 AND order_id = $2", store.ShopId, deleted.Id));
         // A product's price, stock or status changed, a product was deleted, or an inventory item's tracking or cost changed:
         // every instance reloads the shop's catalog (and drops its cached answers) when it commits. Why the deletion and the
         // items too: until 5 Dec 2026 only products/create and update announced it, so a deleted product, or one whose cost

@@ -29,6 +29,13 @@ public static class RiskExtensions
         services.AddTransient<RiskScoringJob>();
         services.AddIngestionStep<OrderRows>("order risk queue", RiskQueue.Add);
         services.AddIngestionStep<OrderTransactionRows>("order risk queue on the order's card", RiskQueue.AddCard);
+        // An order Shopify deleted leaves the review queue and holds nothing (nobody could release it in Shopify); its labels
+        // go with it. The reviewers' decisions on it stay, as their record.
+        services.AddIngestionStep<OrderDeletion>("order risk: order deleted", (store, deleted, _) =>
+        {
+            foreach (var table in (ReadOnlySpan<string>)["risk_pending", "risk_scores", "risk_labels", "risk_labels_waiting", "risk_holds", "review_locks"])
+                store.Add($"DELETE FROM {table} WHERE shop_id = $1 AND order_id = $2", store.ShopId, deleted.Id);
+        });
         services.AddBackfillMergeStep("order risk labels", StoreMerge.Orders, RiskQueue.BackfillLabels);
         services.AddBackfillMergeStep("order risk store days held", StoreMerge.Orders, RiskQueue.BackfillStoreDaysLock);
         services.AddBackfillMergeStep("order risk store days", StoreMerge.Orders, RiskQueue.BackfillStoreDays);

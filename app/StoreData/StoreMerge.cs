@@ -87,6 +87,10 @@ internal static class StoreMerge
         LEFT JOIN erased_orders eo ON eo.shop_id = $2 AND eo.order_id = s.id
         """;
 
+    // An order Shopify deleted while the import ran (its snapshot still holds it) is not brought back; its lines follow the
+    // order's row, which is not written.
+    private static readonly string DeletedOrder = StoreWriter.OrderDeleted("$2", "s.id");
+
     private static readonly Dictionary<string, string> Order = new()
     {
         ["id"] = "s.id", ["name"] = "s.b ->> 'name'", ["customer_id"] = "bulk_id(s.b -> 'customer' ->> 'id')",
@@ -208,6 +212,7 @@ internal static class StoreMerge
                 SELECT {Values(StoreWriter.OrderUpsert, Order)} FROM {Chunk(Orders)}
                 {Redacted}
                 {Card}
+                WHERE NOT {DeletedOrder}
                 ORDER BY s.id
                 """),
             // Lines follow their order's version, as in StoreWriter.AddOrder.
@@ -222,6 +227,7 @@ internal static class StoreMerge
                 SELECT DISTINCT ON (bulk_id(rf.refund ->> 'id')) {Values(StoreWriter.RefundUpsert, Refund)}
                 FROM {Chunk(Orders)} {RefundsOfChunk}
                 {Redacted}
+                WHERE NOT {DeletedOrder}
                 ORDER BY bulk_id(rf.refund ->> 'id'), rf.n DESC
                 """),
         ],

@@ -257,6 +257,24 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
     /// <summary>A customer row a delivery or an import may still write: neither erased nor deleted in Shopify.</summary>
     internal const string CustomerKept = "customers.redacted_at IS NULL AND customers.deleted_at IS NULL";
 
+    /// <summary>
+    /// orders/delete: Shopify deletes only a test order, or one cancelled or archived. It leaves the store with its lines,
+    /// refunds and waiting card (features drop their own rows on <see cref="OrderDeletion"/>), and its id is kept
+    /// (<c>deleted_orders</c>): a delivery of it that comes later is not written (WebhookIngestor), nor is it imported
+    /// (StoreMerge). Left: a delivery of it whose transaction commits at the same moment as this one can write it back.
+    /// </summary>
+    public void AddOrderDeletion(long orderId, DateTimeOffset at)
+    {
+        Add("INSERT INTO deleted_orders (shop_id, order_id, deleted_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", shopId, orderId, at);
+        foreach (var table in (ReadOnlySpan<string>)["order_lines", "refund_lines", "refunds", "order_cards"])
+            Add($"DELETE FROM {table} WHERE shop_id = $1 AND order_id = $2", shopId, orderId);
+        Add("DELETE FROM orders WHERE shop_id = $1 AND id = $2", shopId, orderId);
+    }
+
+    /// <summary>The order <paramref name="orderId"/> of shop <paramref name="shopId"/> (SQL expressions) was deleted in Shopify.</summary>
+    internal static string OrderDeleted(string shopId, string orderId) =>
+        $"EXISTS (SELECT 1 FROM deleted_orders z WHERE z.shop_id = {shopId} AND z.order_id = {orderId})";
+
     /// <summary>A tombstone when the product is unknown: a create that arrives after its delete stays deleted.</summary>
     public void AddProductDeletion(long productId, DateTimeOffset at) =>
         Add("""

@@ -68,6 +68,9 @@ internal static class ShopBinding
             "customers/data_request" => Holds("orders_to_redact"),
             WebhookTopics.AppUninstalled => Holds("shop_domain", "customer"),
             "products/delete" => Holds("title", "variants"),
+            // An order's or a product's own body sent again as the order's deletion. A bare {"id": …} cannot be told apart:
+            // products/delete's body, sent as this topic, deletes the order of that number, if the shop has one.
+            "orders/delete" => Holds("name", "line_items", "email", "created_at", "updated_at", "title", "variants", "order_id"),
             // A customer's own body (customers/create or update, whose GID is a customer's too) sent again as her deletion.
             "customers/delete" => Holds("email", "first_name", "last_name", "created_at", "updated_at", "state"),
             // A cart or a checkout has no GID of its own; an order's (or any other resource's) body holds one, and an order's

@@ -13,7 +13,7 @@ namespace PluginApp.Webhooks;
 public sealed record WebhookDeliveryHeaders(string DeliveryId, string Topic, string ShopDomain, string? ApiVersion,
     string? EventId, DateTimeOffset? TriggeredAt);
 
-public enum IngestOutcome { Normalized, StoredRaw, UnknownShop, ShopNotInstalled, Duplicate, Refused, KeptFailed }
+public enum IngestOutcome { Normalized, StoredRaw, UnknownShop, ShopNotInstalled, Duplicate, Refused, KeptFailed, OrderDeleted }
 
 /// <param name="Reason">Why a delivery was refused, or the data error that kept it aside.</param>
 public sealed record IngestResult(IngestOutcome Outcome, string? Reason = null);
@@ -62,6 +62,10 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
                     WHEN s.id IS NULL THEN 'unknown_shop'
                     WHEN d.acts_uninstalled THEN 'normalized'
                     WHEN NOT {{ShopStatus.Installed("s")}} THEN 'shop_not_installed'
+                    -- An order Shopify deleted: a delivery of it (or of its refund or transaction) that comes later, or a copy of
+                    -- its deletion, writes nothing, and no feature's step runs for it.
+                    WHEN {{StoreWriter.OrderDeleted("s.id", "ANY (ARRAY(SELECT x.id FROM unnest($12::int8[], $13::int8[]) AS x(n, id) WHERE x.n = d.n))")}}
+                      THEN 'order_deleted'
                     WHEN d.handled THEN 'normalized'
                     ELSE 'stored_raw' END,
                CASE WHEN s.id IS NULL THEN d.summary::jsonb || jsonb_build_object('withheld', 'no shop of ours')
@@ -438,6 +442,7 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
         "normalized" => IngestOutcome.Normalized,
         "stored_raw" => IngestOutcome.StoredRaw,
         "unknown_shop" => IngestOutcome.UnknownShop,
+        "order_deleted" => IngestOutcome.OrderDeleted,
         _ => IngestOutcome.ShopNotInstalled,
     };
 }

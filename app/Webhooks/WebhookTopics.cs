@@ -54,6 +54,10 @@ internal static class WebhookTopics
         ["orders/updated"] = Order,
         ["orders/paid"] = Order,
         ["orders/cancelled"] = Order,
+        // The order and what hangs on it leave the store (features drop their own rows in steps on OrderDeletion); a later
+        // delivery of it writes nothing (WebhookIngestor's record: order_deleted).
+        ["orders/delete"] = new(p => OrderPayloads.Deletion(p), (c, r) => c.Store.AddOrderDeletion(((OrderDeletion)r).Id, c.Now),
+            Owned: r => OwnedIds.None with { Orders = [((OrderDeletion)r).Id] }),
         ["refunds/create"] = new(p => OrderPayloads.Refund(p), (c, r) => c.Store.AddRefund((RefundRows)r),
             Owned: r => OwnedIds.None with { Orders = [((RefundRows)r).Refund.OrderId] }),
         // The order's card (order webhooks carry no payment details); a body replayed for another shop whose order is not

@@ -104,6 +104,18 @@ internal static class OrderPayloads
         return new(id, orderId, card is { Avs: null, Cvv: null, Bin: null, Last4: null } ? null : card);
     }
 
+    /// <summary>
+    /// orders/delete: the order's id, all Shopify sends. A global id, where one comes, must name the same order (ShopBinding
+    /// refuses one of another type).
+    /// </summary>
+    public static OrderDeletion Deletion(JsonElement p)
+    {
+        var id = p.RequiredId("id");
+        return p.OptionalString("admin_graphql_api_id") is not { } gid || gid == Gid.Of("Order", id)
+            ? new OrderDeletion(id)
+            : throw new MalformedPayloadException("'admin_graphql_api_id' does not name the order 'id' does");
+    }
+
     /// <summary>The last four digits of a masked card number ("•••• •••• •••• 4242"), or null.</summary>
     internal static string? LastFour(string? masked)
     {
@@ -190,6 +202,9 @@ internal sealed record OrderRows(Order Order, List<OrderLine> Lines, Customer? C
 internal sealed record RefundRows(Refund Refund, List<RefundLine> Lines);
 
 /// <summary>A transaction of an order (order_transactions/create), with the card it was paid by when it says so.</summary>
+/// <summary>An orders/delete delivery: the order Shopify no longer has (a test order, or a cancelled or archived one the merchant deleted).</summary>
+internal sealed record OrderDeletion(long Id);
+
 internal sealed record OrderTransactionRows(long Id, long OrderId, OrderCard? Card);
 
 /// <summary>A card's checks and its number as Shopify shows it (issuer number, last four digits).</summary>

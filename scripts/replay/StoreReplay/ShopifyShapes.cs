@@ -178,6 +178,9 @@ public static class ShopifyShapes
         },
     };
 
+    /// <summary>orders/delete: the order's id, all Shopify sends.</summary>
+    public static JsonObject OrderDeletion(long id) => new() { ["id"] = id };
+
     /// <summary>customers/delete: the id alone, and its global id.</summary>
     public static JsonObject CustomerDeletion(long id) => new()
     {

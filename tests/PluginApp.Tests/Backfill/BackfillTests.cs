@@ -436,6 +436,28 @@ public sealed class BackfillTests(AppFixture app) : IClassFixture<AppFixture>, I
     }
 
     /// <summary>
+    /// An order Shopify deleted while the import ran (the bulk operation's file, written before, still holds it) is not
+    /// imported: neither the order, nor its lines, nor its refund. The orders/delete webhook came first, and an import must
+    /// not undo it.
+    /// </summary>
+    [Fact]
+    public async Task Backfill_OfAnOrderDeletedWhileItRan_DoesNotBringItBack()
+    {
+        const string shop = "backfill-deleted-order.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        ServeStore(product: 986, orders: [29861, 29862], refund: 59862);
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("orders/delete", shop,
+            StoreReplay.ShopifyShapes.OrderDeletion(29862).ToJsonString())).StatusCode);
+
+        await RunBackfillAsync(shop);
+
+        Assert.Equal(29861L, await app.ScalarAsync("SELECT id FROM orders WHERE shop_id = $1", shopId));
+        Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM order_lines WHERE shop_id = $1 AND order_id = 29861", shopId));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM order_lines WHERE shop_id = $1 AND order_id = 29862", shopId));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM refunds WHERE shop_id = $1", shopId));
+    }
+
+    /// <summary>
     /// The staging writes lines to PostgreSQL in 64 KB messages: a file of many messages, a line longer than one message,
     /// text beyond ASCII, Windows line ends and a NUL escape (which jsonb refuses) must all land as they came.
     /// </summary>

@@ -296,15 +296,13 @@ public sealed class RiskActionsTests(NoSchedulerAppFixture app) : IClassFixture<
 
         // Another HIGH order, cancelled in Shopify before anyone reviewed it.
         await ScoreHighAsync(shop, shopId, 7_369_002);
-        async Task<bool> QueuedAsync(long orderId) => (await (await AdminAsync(HttpMethod.Get, "/api/admin/review/queue", shop)).Content.ReadFromJsonAsync<JsonElement>())
-            .GetProperty("rows").EnumerateArray().Any(r => r.GetProperty("orderId").GetInt64() == orderId);
-        Assert.True(await QueuedAsync(7_369_002));
+        Assert.True(await QueuedAsync(shop, 7_369_002));
         var cancelled = RiskOrders.Order(7_369_002, app.Clock.GetUtcNow(), 640m, "203.0.113.50", "new.buyer@example.net", null, billing: "US", shipping: "NG");
         cancelled["updated_at"] = app.Clock.GetUtcNow().AddMinutes(1).ToString("O", System.Globalization.CultureInfo.InvariantCulture);
         cancelled["cancelled_at"] = app.Clock.GetUtcNow().AddMinutes(1).ToString("O", System.Globalization.CultureInfo.InvariantCulture);
         cancelled["cancel_reason"] = "fraud";
         Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("orders/cancelled", shop, cancelled.ToJsonString())).StatusCode);
-        Assert.False(await QueuedAsync(7_369_002));
+        Assert.False(await QueuedAsync(shop, 7_369_002));
         // Its page says why, and opening it takes no reviewer's lock.
         var cancelledPage = System.Net.WebUtility.HtmlDecode(await (await app.Client.GetAsync($"/admin/review?order=7369002&shop={shop}&embedded=1&id_token={app.SessionToken(shop)}")).Content.ReadAsStringAsync());
         Assert.Contains("This order was cancelled, so it is not in the queue", cancelledPage);
@@ -910,6 +908,49 @@ public sealed class RiskActionsTests(NoSchedulerAppFixture app) : IClassFixture<
         var queue = await QueueHtmlAsync(shop);
         Assert.DoesNotContain("#7519001", queue);
         Assert.Contains("#7519002", queue); // back before its reviewer, unheld
+    }
+
+    /// <summary>Whether the review queue (its API, as the page reads it) lists the order.</summary>
+    private async Task<bool> QueuedAsync(string shop, long orderId) =>
+        (await (await AdminAsync(HttpMethod.Get, "/api/admin/review/queue", shop)).Content.ReadFromJsonAsync<JsonElement>())
+            .GetProperty("rows").EnumerateArray().Any(r => r.GetProperty("orderId").GetInt64() == orderId);
+
+    /// <summary>
+    /// An order the merchant deleted in Shopify (archived while it waited for review, then deleted) leaves the review queue at
+    /// once: the hold it was to get and the calls still queued on it go, and Shopify's retry of its creation, delivered after
+    /// the deletion, brings none of it back. Until 7 Dec 2026 orders/delete was not subscribed: the order stayed in the queue
+    /// for good, and the app went on trying to hold an order Shopify no longer had.
+    /// </summary>
+    [Fact]
+    public async Task AnOrderDeletedInShopify_LeavesTheQueue_HoldsNothing_AndItsLateCreationBringsNothingBack()
+    {
+        const string shop = "risk-deleted-order.myshopify.com";
+        const long order = 7_395_001;
+        var shopId = await OrdinaryStoreAsync(shop, 7_395_100);
+        await HoldHighAsync(shop);
+        var gid = await ScoreHighAsync(shop, shopId, order);
+        Assert.True(await QueuedAsync(shop, order));
+        Assert.Equal("to_hold", await app.ScalarAsync("SELECT state FROM risk_holds WHERE shop_id = $1 AND order_id = $2", shopId, order));
+        const string pending = "SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND resource_key = $2 AND completed_at IS NULL AND failed_at IS NULL";
+        Assert.True(await app.CountAsync(pending, shopId, gid) > 0);
+
+        var deleted = await app.SendWebhookAsync("orders/delete", shop, StoreReplay.ShopifyShapes.OrderDeletion(order).ToJsonString());
+
+        Assert.Equal(HttpStatusCode.OK, deleted.StatusCode);
+        Assert.False(await QueuedAsync(shop, order));
+        Assert.Equal(0, await Service<RiskHolds>().RunShopAsync(shopId, CancellationToken.None));
+        Assert.Equal(0, await app.CountAsync(pending, shopId, gid));
+
+        var retried = await app.SendWebhookAsync("orders/create", shop,
+            RiskOrders.Order(order, app.Clock.GetUtcNow(), 640m, "203.0.113.50", "new.buyer@example.net", null, billing: "US", shipping: "NG").ToJsonString(),
+            deliveryId: "retry-of-a-deleted-order");
+        await Service<RiskScorer>().ScoreShopAsync(shopId, CancellationToken.None);
+
+        Assert.Equal(HttpStatusCode.OK, retried.StatusCode);
+        Assert.Equal("order_deleted", await app.ScalarAsync("SELECT outcome FROM webhook_deliveries WHERE delivery_id = 'retry-of-a-deleted-order'"));
+        Assert.False(await QueuedAsync(shop, order));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1 AND id = $2", shopId, order));
+        Assert.Equal(0, await app.CountAsync(pending, shopId, gid));
     }
 
     private async Task<string> QueueHtmlAsync(string shop) =>

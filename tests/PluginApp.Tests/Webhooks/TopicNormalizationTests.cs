@@ -256,6 +256,65 @@ public sealed class TopicNormalizationTests(AppFixture app) : IClassFixture<AppF
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM customers WHERE id = $1 AND email = 'kept@example.com' AND deleted_at IS NULL", customer));
     }
 
+    /// <summary>
+    /// An order Shopify deleted (a test order, or one cancelled or archived, then deleted) leaves the store with its lines and
+    /// refunds, and is no experiment's outcome and no upsell's revenue; the customer's other order stays whole. Its update,
+    /// refund and transaction delivered after the deletion (Shopify sends webhooks in no set order) are answered 200 and
+    /// write nothing. Until 7 Dec 2026 orders/delete was not subscribed, and a deleted order stayed in the store's figures,
+    /// its training data and its review queue for good.
+    /// </summary>
+    [Fact]
+    public async Task OrdersDelete_TakesTheOrderOutOfTheStore_AndLaterDeliveriesOfItWriteNothing()
+    {
+        const long order = 7_490_101, kept = 7_490_102, customer = 7_490_001;
+        await Send("orders/create", ShopifyPayloads.Order(order, customerId: customer));
+        await Send("orders/create", ShopifyPayloads.Order(kept, customerId: customer));
+        await Send("refunds/create", ShopifyPayloads.Refund(7_490_201, order, order * 100));
+        await app.ScalarAsync("""
+            INSERT INTO experiment_outcomes (shop_id, experiment, order_id, arm, revenue, ordered_at)
+            SELECT shop_id, 'cart-offers', id, 'treatment', total_price, created_at FROM orders WHERE id = ANY($1)
+            """, new[] { order, kept });
+        await app.ScalarAsync("""
+            INSERT INTO recommendation_attributions (shop_id, line_id, order_id, product_id, event_type, revenue, attributed_at)
+            SELECT shop_id, id, order_id, product_id, 'click', price, now() FROM order_lines WHERE order_id = ANY($1)
+            """, new[] { order, kept });
+
+        await Send("orders/delete", StoreReplay.ShopifyShapes.OrderDeletion(order));
+        await Send("orders/updated", ShopifyPayloads.Order(order, customerId: customer, updatedAt: "2026-07-03T12:00:00-04:00"));
+        await Send("refunds/create", ShopifyPayloads.Refund(7_490_202, order, order * 100 + 1));
+        await Send("order_transactions/create", Risk.RiskOrders.Transaction(7_490_301, order, "sale", "success", "411111", "4242"));
+
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM orders WHERE id = $1", order));
+        foreach (var table in new[] { "order_lines", "refunds", "refund_lines", "order_cards", "experiment_outcomes", "recommendation_attributions" })
+            Assert.Equal(0, await app.CountAsync($"SELECT count(*) FROM {table} WHERE order_id = $1", order));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM orders WHERE id = $1 AND customer_id = $2 AND total_price = 45.00", kept, customer));
+        Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM order_lines WHERE order_id = $1", kept));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM experiment_outcomes WHERE order_id = $1", kept));
+        Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM recommendation_attributions WHERE order_id = $1", kept));
+        Assert.Equal(3, await app.CountAsync("""
+            SELECT count(*) FROM webhook_deliveries WHERE outcome = 'order_deleted' AND topic IN ('orders/updated', 'refunds/create', 'order_transactions/create')
+            """));
+    }
+
+    /// <summary>
+    /// An order's or a product's own body sent again as orders/delete is refused and deletes nothing (a bare {"id": …}
+    /// cannot be told from products/delete's, README says so).
+    /// </summary>
+    [Fact]
+    public async Task OrdersDelete_OfAnotherTopicsBody_IsRefused_AndDeletesNothing()
+    {
+        const long order = 7_490_401;
+        await Send("orders/create", ShopifyPayloads.Order(order, customerId: null));
+
+        var own = await app.SendWebhookAsync("orders/delete", Shop, ShopifyPayloads.Order(order, customerId: null).ToJsonString());
+        var product = await app.SendWebhookAsync("orders/delete", Shop, ShopifyPayloads.Product(order).ToJsonString());
+
+        Assert.Equal(HttpStatusCode.Forbidden, own.StatusCode);
+        Assert.Equal(HttpStatusCode.Forbidden, product.StatusCode);
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM orders WHERE id = $1", order));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM deleted_orders WHERE order_id = $1", order));
+    }
+
     [Fact]
     public async Task CustomersCreateAndUpdate_StoreTheLatestProfile()
     {
