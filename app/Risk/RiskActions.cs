@@ -17,11 +17,13 @@ public static class RiskActions
     /// orderCancel (reason FRAUD, from a reviewer's decision). It is asynchronous and not idempotent: before a resend the
     /// order's cancelledAt is read, and a cancelled order means an earlier attempt landed. A cancellation Shopify has
     /// accepted but not finished yet still reads as not cancelled; the resend is then refused by Shopify (the order is
-    /// being cancelled) and shows as failed with Shopify's words, never as a second cancellation.
+    /// being cancelled) and shows as failed with Shopify's words, never as a second cancellation. Its refund method is
+    /// declared non-null, as the pinned version's reference (2026-07) declares it in its example (for a non-null argument, a nullable
+    /// variable fails GraphQL validation, and every cancellation would; a non-null one is valid either way); the app always sends one.
     /// </summary>
     public static readonly OutboxOperation OrderCancel = new("orderCancel",
         """
-        mutation CancelOrder($orderId: ID!, $reason: OrderCancelReason!, $restock: Boolean!, $refundMethod: OrderCancelRefundMethodInput,
+        mutation CancelOrder($orderId: ID!, $reason: OrderCancelReason!, $restock: Boolean!, $refundMethod: OrderCancelRefundMethodInput!,
                              $notifyCustomer: Boolean, $staffNote: String) {
           orderCancel(orderId: $orderId, reason: $reason, restock: $restock, refundMethod: $refundMethod, notifyCustomer: $notifyCustomer,
                       staffNote: $staffNote) {

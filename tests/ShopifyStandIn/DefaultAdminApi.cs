@@ -170,8 +170,19 @@ public sealed class DefaultAdminApi
             return PollBulk(call, opId, op);
         if (call.Query.TrimStart().StartsWith("mutation", StringComparison.Ordinal))
         {
-            _mutations.Enqueue(call);
             var field = MutationField(call.Query);
+            // orderCancel's refundMethod is OrderCancelRefundMethodInput! in the pinned version's reference example (2026-07): a
+            // document declaring its variable nullable fails GraphQL validation, and nothing is applied.
+            if (field == "orderCancel" && !System.Text.RegularExpressions.Regex.IsMatch(call.Query, @"\$refundMethod\s*:\s*OrderCancelRefundMethodInput\s*!"))
+                return StandInAnswer.Json(new JsonObject
+                {
+                    ["errors"] = new JsonArray(new JsonObject
+                    {
+                        ["message"] = "Nullability mismatch on variable $refundMethod and argument refundMethod (OrderCancelRefundMethodInput / OrderCancelRefundMethodInput!)",
+                        ["extensions"] = new JsonObject { ["code"] = "variableMismatch" },
+                    }),
+                });
+            _mutations.Enqueue(call);
             if (_dropsBeforeApplying.TryGetValue((call.Shop, field), out var lost) && lost > 0)
             {
                 _dropsBeforeApplying[(call.Shop, field)] = lost - 1;
