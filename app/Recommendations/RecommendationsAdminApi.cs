@@ -33,12 +33,14 @@ public static class RecommendationsAdminApi
     public sealed record RulesView(int Version, BusinessRules Rules);
 
     private static async Task<Results<Ok<RulesView>, ValidationProblem>> PutRulesAsync(BusinessRules rules, RulesStore store, CatalogCache catalogs,
-        ShopScope scope, HttpContext http, CancellationToken ct)
+        Hangfire.IBackgroundJobClient jobs, ShopScope scope, HttpContext http, CancellationToken ct)
     {
         var problems = rules.Problems();
         if (problems.Count > 0) return TypedResults.ValidationProblem(problems);
         var version = await store.SaveAsync(scope.ShopId, rules, PluginApp.Admin.Switches.AdminUser.Of(http), ct);
         catalogs.Invalidate(scope.ShopId);
+        // The blocked collections' products as Shopify holds them now, not as the import found them.
+        if (rules.BlockedCollectionIds.Length > 0) BlockedCollectionsJob.Enqueue(jobs, scope.ShopId);
         return TypedResults.Ok(new RulesView(version, rules));
     }
 

@@ -67,6 +67,8 @@ public static class RecommendationsExtensions
         services.AddAdminPage("/admin/upsells", "Upsells and models", 10);
         services.AddAdminPage("/admin/rules", "Rules", 20);
         services.AddSingleton<UpsellStats>();
+        services.AddTransient<BlockedCollectionsJob>();
+        services.AddRecurringJob<BlockedCollectionsJob>(BlockedCollectionsJob.SweepId, j => j.SweepAsync(CancellationToken.None), _ => "17 * * * *");
         services.AddSingleton<RulesWhatIf>();
         services.AddIngestionStep<StoreData.OrderRows>("recommendation attribution", (store, order, at) => Attribution.Add(store, order, at.Shop, at.Now));
         // Nor is an order Shopify deleted any upsell's revenue.

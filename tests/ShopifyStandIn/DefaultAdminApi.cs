@@ -129,6 +129,33 @@ public sealed class DefaultAdminApi
     private readonly Dictionary<string, string> _cancelledAt = new();
     private int _nextHold;
 
+    private readonly ConcurrentDictionary<string, string[]> _collections = new();
+
+    /// <summary>A collection's products (GIDs), as <c>collection(id:) { products }</c> answers them; an unknown collection is null.</summary>
+    public void SetCollection(string collectionGid, params string[] productGids) => _collections[collectionGid] = productGids;
+
+    /// <summary>How many products a page of a collection's products holds (Shopify's first: 250 at most).</summary>
+    public int CollectionPageSize { get; set; } = 250;
+
+    private StandInAnswer CollectionProducts(string id, string? after)
+    {
+        if (!_collections.TryGetValue(id, out var products)) return Data(new JsonObject { ["collection"] = null });
+        var from = after is null ? 0 : int.Parse(after, System.Globalization.CultureInfo.InvariantCulture);
+        var page = products.Skip(from).Take(CollectionPageSize).ToArray();
+        var next = from + page.Length;
+        return Data(new JsonObject
+        {
+            ["collection"] = new JsonObject
+            {
+                ["products"] = new JsonObject
+                {
+                    ["nodes"] = new JsonArray(page.Select(p => (JsonNode)new JsonObject { ["id"] = p }).ToArray()),
+                    ["pageInfo"] = new JsonObject { ["hasNextPage"] = next < products.Length, ["endCursor"] = next.ToString(System.Globalization.CultureInfo.InvariantCulture) },
+                },
+            },
+        });
+    }
+
     /// <summary>Gives the order (its GID) these fulfillment orders (id, status) in place of its default one.</summary>
     public void SetFulfillmentOrders(string orderGid, params (string Id, string Status)[] fulfillmentOrders)
     {
@@ -197,6 +224,8 @@ public sealed class DefaultAdminApi
             return Data(new JsonObject { [field] = payload });
         }
         if (call.Mentions("refundLineItems(") && call.Variables["ids"] is JsonArray refundIds) return RefundLines(call, refundIds);
+        if (call.Mentions("collection(id:") && call.Variables["id"]?.GetValue<string>() is { } collectionId)
+            return CollectionProducts(collectionId, call.Variables["after"]?.GetValue<string>());
         if (call.Mentions("fulfillmentOrders(") && call.Variables["id"]?.GetValue<string>() is { } ofOrder)
             lock (_ordersLock)
                 return Data(new JsonObject

@@ -323,6 +323,8 @@ public sealed class ServingTests(AppFixture app) : IClassFixture<AppFixture>
     {
         var seed = await TrainedStoreAsync("serve-blocked.myshopify.com");
         await app.ScalarAsync("INSERT INTO product_collections (shop_id, product_id, collection_id) VALUES ($1, $2, 55), ($1, $3, 55)", seed.ShopId, seed.P(102), seed.P(103));
+        // As Shopify holds it (the save reads it again).
+        app.Shopify.Admin.SetCollection("gid://shopify/Collection/55", $"gid://shopify/Product/{seed.P(102)}", $"gid://shopify/Product/{seed.P(103)}");
         var put = new HttpRequestMessage(HttpMethod.Put, "/api/admin/rules") { Content = JsonContent.Create(new { blockedCollectionIds = new[] { 55L }, blockedProductIds = new[] { seed.P(104) }, maxPerProductType = 12 }) };
         put.Headers.Authorization = app.AdminGet("/", seed.Shop).Headers.Authorization;
         Assert.Equal(HttpStatusCode.OK, (await app.Client.SendAsync(put)).StatusCode);
@@ -333,6 +335,60 @@ public sealed class ServingTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.DoesNotContain(102L, products);
         Assert.DoesNotContain(103L, products);
         Assert.DoesNotContain(104L, products);
+    }
+
+    /// <summary>
+    /// A blocked collection's products are read from Shopify when the rules are saved, and every hour: a product the
+    /// merchant put in the collection after the import is no longer shown, and one taken out of it is shown again. Until
+    /// 7 Dec 2026 the members came from the import alone (no webhook tells them), so both waited for the next import.
+    /// </summary>
+    [Fact]
+    public async Task Rules_ABlockedCollectionsProducts_AreReadFromShopify_WhenSavedAndEveryHour()
+    {
+        var seed = await TrainedStoreAsync("serve-blocked-live.myshopify.com");
+        const string collection = "gid://shopify/Collection/56";
+        string Gid(long n) => $"gid://shopify/Product/{seed.P(n)}";
+        // The import saw 102 in the collection; since then the merchant took it out and put 103 and 104 in.
+        await app.ScalarAsync("INSERT INTO product_collections (shop_id, product_id, collection_id) VALUES ($1, $2, 56)", seed.ShopId, seed.P(102));
+        app.Shopify.Admin.CollectionPageSize = 1;
+        app.Shopify.Admin.SetCollection(collection, Gid(103), Gid(104));
+        async Task<long[]> ShownAsync(params long[] members)
+        {
+            var expected = members.Select(seed.P).Order().ToArray();
+            for (var waited = 0; !(await MembersAsync()).SequenceEqual(expected); waited += 100)
+            {
+                Assert.True(waited < 20_000, $"the collection holds {string.Join(", ", await MembersAsync())}, not {string.Join(", ", expected)}");
+                await Task.Delay(100);
+            }
+            return seed.Products(await seed.RecommendAsync($"placement=product&product_id=101&limit=11&visitor_id={seed.VisitorIn("model", "v-live")}"));
+        }
+        async Task<long[]> MembersAsync()
+        {
+            await using var cmd = app.Db.CreateCommand("SELECT product_id FROM product_collections WHERE shop_id = $1 AND collection_id = 56 ORDER BY product_id");
+            cmd.Parameters.AddWithValue(seed.ShopId);
+            var ids = new List<long>();
+            await using var r = await cmd.ExecuteReaderAsync();
+            while (await r.ReadAsync()) ids.Add(r.GetInt64(0));
+            return [.. ids];
+        }
+
+        var put = new HttpRequestMessage(HttpMethod.Put, "/api/admin/rules") { Content = JsonContent.Create(new { blockedCollectionIds = new[] { 56L }, maxPerProductType = 12 }) };
+        put.Headers.Authorization = app.AdminGet("/", seed.Shop).Headers.Authorization;
+        Assert.Equal(HttpStatusCode.OK, (await app.Client.SendAsync(put)).StatusCode);
+
+        var saved = await ShownAsync(103, 104);
+        Assert.Contains(102L, saved);
+        Assert.DoesNotContain(103L, saved);
+        Assert.DoesNotContain(104L, saved);
+
+        // An hour on, 102 is back in the collection and 104 out.
+        app.Shopify.Admin.SetCollection(collection, Gid(102), Gid(103));
+        await app.Factory.Services.GetRequiredService<BlockedCollectionsJob>().SweepAsync(CancellationToken.None);
+
+        var hourLater = await ShownAsync(102, 103);
+        Assert.DoesNotContain(102L, hourLater);
+        Assert.DoesNotContain(103L, hourLater);
+        Assert.Contains(104L, hourLater);
     }
 
     [Fact]
