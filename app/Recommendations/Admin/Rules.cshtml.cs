@@ -34,6 +34,13 @@ public sealed class RulesModel(RulesStore store, CatalogCache catalogs, ShopScop
 
     public string Ids(long[] ids) => string.Join(", ", ids);
 
+    /// <summary>How many of the catalog's products each blocked collection holds, as last read from Shopify.</summary>
+    public string Members(long[] collections) => string.Join("; ", collections.Select(c =>
+    {
+        var n = Products.Values.Count(p => p.Collections.Contains(c));
+        return $"{c}: {n} product{(n == 1 ? "" : "s")}";
+    }));
+
     public string Titles(long[] ids) => string.Join("; ", ids.Select(id => Products.TryGetValue(id, out var p) ? p.Title : $"{id} (not in the catalog)"));
 
     /// <summary>What changed between two versions, in words ("max price ratio: none → 2").</summary>
