@@ -377,7 +377,7 @@ public sealed class ServingTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal(HttpStatusCode.OK, (await app.Client.SendAsync(put)).StatusCode);
 
         var saved = await ShownAsync(103, 104);
-        Assert.Contains("56: 2 products. Their products are read from Shopify when you save, and every hour.", System.Net.WebUtility.HtmlDecode(
+        Assert.Contains("56: 2 products. A collection's products are read from Shopify when you save, and every hour.", System.Net.WebUtility.HtmlDecode(
             await (await app.Client.GetAsync($"/admin/rules?shop={seed.Shop}&embedded=1&id_token={app.SessionToken(seed.Shop)}")).Content.ReadAsStringAsync()));
         Assert.Contains(102L, saved);
         Assert.DoesNotContain(103L, saved);
