@@ -48,26 +48,7 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
                WITH ORDINALITY AS d(delivery_id, shop_domain, topic, api_version, event_id, triggered_at, received_at,
                                     acts_uninstalled, handled, body, shopify_shop_id, customer_id, summary, n))
         INSERT INTO webhook_deliveries (delivery_id, shop_domain, shop_id, topic, api_version, event_id, triggered_at, received_at, outcome, body)
-        SELECT d.delivery_id, d.shop_domain, s.id, d.topic, d.api_version, d.event_id, d.triggered_at, d.received_at,
-               CASE WHEN d.shopify_shop_id IS NOT NULL AND s.shopify_shop_id IS NOT NULL AND s.shopify_shop_id <> d.shopify_shop_id
-                      THEN 'refused: the payload names another Shopify shop id'
-                    -- An id it names is already held for another shop: a signed body replayed for that shop. Why each looked
-                    -- up by its delivery's array of ids: a join of every delivery's ids was planned as a scan of a whole table.
-                    WHEN EXISTS (SELECT 1 FROM orders o WHERE o.id = ANY (ARRAY(SELECT x.id FROM unnest($12::int8[], $13::int8[]) AS x(n, id) WHERE x.n = d.n)) AND o.shop_id <> s.id)
-                      OR EXISTS (SELECT 1 FROM customers c WHERE c.id = ANY (ARRAY(SELECT x.id FROM unnest($14::int8[], $15::int8[]) AS x(n, id) WHERE x.n = d.n)) AND c.shop_id <> s.id)
-                      OR EXISTS (SELECT 1 FROM products p WHERE p.id = ANY (ARRAY(SELECT x.id FROM unnest($16::int8[], $17::int8[]) AS x(n, id) WHERE x.n = d.n)) AND p.shop_id <> s.id)
-                      OR EXISTS (SELECT 1 FROM checkouts k WHERE k.token = ANY (ARRAY(SELECT x.token FROM unnest($18::int8[], $19::text[]) AS x(n, token) WHERE x.n = d.n)) AND k.shop_id <> s.id)
-                      OR EXISTS (SELECT 1 FROM carts t WHERE t.token = ANY (ARRAY(SELECT x.token FROM unnest($20::int8[], $21::text[]) AS x(n, token) WHERE x.n = d.n)) AND t.shop_id <> s.id)
-                      THEN 'refused: its resource is already held for another shop'
-                    WHEN s.id IS NULL THEN 'unknown_shop'
-                    WHEN d.acts_uninstalled THEN 'normalized'
-                    WHEN NOT {{ShopStatus.Installed("s")}} THEN 'shop_not_installed'
-                    -- An order Shopify deleted: a delivery of it (or of its refund or transaction) that comes later, or a copy of
-                    -- its deletion, writes nothing, and no feature's step runs for it.
-                    WHEN {{StoreWriter.OrderDeleted("s.id", "ANY (ARRAY(SELECT x.id FROM unnest($12::int8[], $13::int8[]) AS x(n, id) WHERE x.n = d.n))")}}
-                      THEN 'order_deleted'
-                    WHEN d.handled THEN 'normalized'
-                    ELSE 'stored_raw' END,
+        SELECT d.delivery_id, d.shop_domain, s.id, d.topic, d.api_version, d.event_id, d.triggered_at, d.received_at, decided.outcome,
                CASE WHEN s.id IS NULL THEN d.summary::jsonb || jsonb_build_object('withheld', 'no shop of ours')
                     -- A retry or late event of a customer who was erased: their personal data stays out of the raw body too.
                     -- Why here, before the segment's rows: customers/redact is a segment of its own, so an erasure is
@@ -76,9 +57,30 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
                     THEN jsonb_build_object('redacted_at', d.received_at)
                     WHEN NOT (d.acts_uninstalled OR {{ShopStatus.Installed("s")}})
                       THEN d.summary::jsonb || jsonb_build_object('withheld', 'the shop is not installed')
+                    WHEN decided.outcome = 'order_deleted' THEN d.summary::jsonb || jsonb_build_object('withheld', 'its order was deleted in Shopify: nothing of it is kept')
                     WHEN d.body IS NULL THEN d.summary::jsonb || jsonb_build_object('withheld', 'acted on: its rows hold what the app keeps')
                     ELSE convert_from(d.body, 'UTF8')::jsonb END
         FROM d LEFT JOIN shops s ON s.domain = d.shop_domain
+        -- What becomes of the delivery (its body kept follows from it).
+        CROSS JOIN LATERAL (SELECT CASE WHEN d.shopify_shop_id IS NOT NULL AND s.shopify_shop_id IS NOT NULL AND s.shopify_shop_id <> d.shopify_shop_id
+                          THEN 'refused: the payload names another Shopify shop id'
+                        -- An id it names is already held for another shop: a signed body replayed for that shop. Why each looked
+                        -- up by its delivery's array of ids: a join of every delivery's ids was planned as a scan of a whole table.
+                        WHEN EXISTS (SELECT 1 FROM orders o WHERE o.id = ANY (ARRAY(SELECT x.id FROM unnest($12::int8[], $13::int8[]) AS x(n, id) WHERE x.n = d.n)) AND o.shop_id <> s.id)
+                          OR EXISTS (SELECT 1 FROM customers c WHERE c.id = ANY (ARRAY(SELECT x.id FROM unnest($14::int8[], $15::int8[]) AS x(n, id) WHERE x.n = d.n)) AND c.shop_id <> s.id)
+                          OR EXISTS (SELECT 1 FROM products p WHERE p.id = ANY (ARRAY(SELECT x.id FROM unnest($16::int8[], $17::int8[]) AS x(n, id) WHERE x.n = d.n)) AND p.shop_id <> s.id)
+                          OR EXISTS (SELECT 1 FROM checkouts k WHERE k.token = ANY (ARRAY(SELECT x.token FROM unnest($18::int8[], $19::text[]) AS x(n, token) WHERE x.n = d.n)) AND k.shop_id <> s.id)
+                          OR EXISTS (SELECT 1 FROM carts t WHERE t.token = ANY (ARRAY(SELECT x.token FROM unnest($20::int8[], $21::text[]) AS x(n, token) WHERE x.n = d.n)) AND t.shop_id <> s.id)
+                          THEN 'refused: its resource is already held for another shop'
+                        WHEN s.id IS NULL THEN 'unknown_shop'
+                        WHEN d.acts_uninstalled THEN 'normalized'
+                        WHEN NOT {{ShopStatus.Installed("s")}} THEN 'shop_not_installed'
+                        -- An order Shopify deleted: a delivery of it (or of its refund or transaction) that comes later, or a copy of
+                        -- its deletion, writes nothing, and no feature's step runs for it.
+                        WHEN {{StoreWriter.OrderDeleted("s.id", "ANY (ARRAY(SELECT x.id FROM unnest($12::int8[], $13::int8[]) AS x(n, id) WHERE x.n = d.n))")}}
+                          THEN 'order_deleted'
+                        WHEN d.handled THEN 'normalized'
+                        ELSE 'stored_raw' END AS outcome) decided
         -- Why looked up first as well: a copy Shopify sent again is then answered without parsing and compressing its body
         -- (the conflict clause still settles copies in flight at once).
         WHERE NOT EXISTS (SELECT 1 FROM webhook_deliveries w WHERE w.delivery_id = d.delivery_id)
