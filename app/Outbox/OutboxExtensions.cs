@@ -42,11 +42,6 @@ public static class OutboxExtensions
         // Nor on a customer Shopify deleted: each call would fail, and a batch of metafields with her would fail whole.
         services.AddIngestionStep<StoreData.CustomerDeletion>("Shopify calls: customer deleted", (store, deleted, _) =>
             store.Add(DropCustomerCalls, store.ShopId, deleted.Id));
-        // Nor on an order Shopify deleted (its risk assessment, tags, hold or cancellation): each would fail.
-        services.AddIngestionStep<StoreData.OrderDeletion>("Shopify calls: order deleted", (store, deleted, _) =>
-            store.Add("""
-                DELETE FROM outbox_messages WHERE shop_id = $1 AND resource_key = 'gid://shopify/Order/' || $2 AND completed_at IS NULL AND failed_at IS NULL
-                """, store.ShopId, deleted.Id));
         services.AddRetention(new RetentionRule("sent or failed Shopify calls", TimeSpan.FromDays(30),
             "DELETE FROM outbox_messages WHERE coalesce(completed_at, failed_at) < $1"));
         services.AddRecurringJob<OutboxDrainJob>("outbox-sweep", j => j.SweepAsync(CancellationToken.None), _ => "* * * * *");

@@ -29,12 +29,23 @@ public static class RiskExtensions
         services.AddTransient<RiskScoringJob>();
         services.AddIngestionStep<OrderRows>("order risk queue", RiskQueue.Add);
         services.AddIngestionStep<OrderTransactionRows>("order risk queue on the order's card", RiskQueue.AddCard);
-        // An order Shopify deleted leaves the review queue and holds nothing (nobody could release it in Shopify); its labels
-        // go with it. The reviewers' decisions on it stay, as their record.
+        // An order Shopify deleted leaves the review queue and holds nothing; its labels go with it, and so do the calls still
+        // queued on it (its assessment, tags, cancellation, and its fulfillment orders' holds and releases), each of which
+        // would fail. Why the queue and the score first: a scoring batch or a reviewer's decision that holds them commits its
+        // calls with them, and the calls are looked for only once it has. The reviewers' decisions stay as their record,
+        // without their notes: a note may name the customer, and once the order is gone no erasure or export could find it.
         services.AddIngestionStep<OrderDeletion>("order risk: order deleted", (store, deleted, _) =>
         {
-            foreach (var table in (ReadOnlySpan<string>)["risk_pending", "risk_scores", "risk_labels", "risk_labels_waiting", "risk_holds", "review_locks"])
+            foreach (var table in (ReadOnlySpan<string>)["risk_pending", "risk_scores"])
                 store.Add($"DELETE FROM {table} WHERE shop_id = $1 AND order_id = $2", store.ShopId, deleted.Id);
+            store.Add("""
+                DELETE FROM outbox_messages WHERE shop_id = $1 AND completed_at IS NULL AND failed_at IS NULL
+                  AND (resource_key = 'gid://shopify/Order/' || $2
+                       OR resource_key IN (SELECT unnest(h.fulfillment_orders) FROM risk_holds h WHERE h.shop_id = $1 AND h.order_id = $2))
+                """, store.ShopId, deleted.Id);
+            foreach (var table in (ReadOnlySpan<string>)["risk_labels", "risk_labels_waiting", "risk_holds", "review_locks"])
+                store.Add($"DELETE FROM {table} WHERE shop_id = $1 AND order_id = $2", store.ShopId, deleted.Id);
+            store.Add("UPDATE review_decisions SET note = NULL WHERE shop_id = $1 AND order_id = $2 AND note IS NOT NULL", store.ShopId, deleted.Id);
         });
         services.AddBackfillMergeStep("order risk labels", StoreMerge.Orders, RiskQueue.BackfillLabels);
         services.AddBackfillMergeStep("order risk store days held", StoreMerge.Orders, RiskQueue.BackfillStoreDaysLock);

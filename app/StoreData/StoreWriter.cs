@@ -266,9 +266,10 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
     public void AddOrderDeletion(long orderId, DateTimeOffset at)
     {
         Add("INSERT INTO deleted_orders (shop_id, order_id, deleted_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", shopId, orderId, at);
+        // The order first: an import's chunk writing it holds its row, and its lines and refunds are looked for once it commits.
+        Add("DELETE FROM orders WHERE shop_id = $1 AND id = $2", shopId, orderId);
         foreach (var table in (ReadOnlySpan<string>)["order_lines", "refund_lines", "refunds", "order_cards"])
             Add($"DELETE FROM {table} WHERE shop_id = $1 AND order_id = $2", shopId, orderId);
-        Add("DELETE FROM orders WHERE shop_id = $1 AND id = $2", shopId, orderId);
     }
 
     /// <summary>The order <paramref name="orderId"/> of shop <paramref name="shopId"/> (SQL expressions) was deleted in Shopify.</summary>

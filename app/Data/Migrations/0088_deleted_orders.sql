@@ -9,3 +9,7 @@ CREATE TABLE deleted_orders (
     deleted_at timestamptz NOT NULL,
     PRIMARY KEY (shop_id, order_id)
 );
+
+-- A deleted order's experiment outcomes and upsell credit are found by the order (neither key starts with it).
+CREATE INDEX experiment_outcomes_order_idx ON experiment_outcomes (shop_id, order_id);
+CREATE INDEX recommendation_attributions_order_idx ON recommendation_attributions (shop_id, order_id);

@@ -350,17 +350,20 @@ public sealed class ServingTests(AppFixture app) : IClassFixture<AppFixture>
         string Gid(long n) => $"gid://shopify/Product/{seed.P(n)}";
         // The import saw 102 in the collection; since then the merchant took it out and put 103 and 104 in.
         await app.ScalarAsync("INSERT INTO product_collections (shop_id, product_id, collection_id) VALUES ($1, $2, 56)", seed.ShopId, seed.P(102));
-        app.Shopify.Admin.CollectionPageSize = 1;
+        app.Shopify.Admin.CollectionPageSize = 1; // a page a product: the read follows every page
         app.Shopify.Admin.SetCollection(collection, Gid(103), Gid(104));
+        // The answer once the collection holds these members and no longer shows them (the catalog reloads on every instance
+        // when the read commits, a moment after).
         async Task<long[]> ShownAsync(params long[] members)
         {
             var expected = members.Select(seed.P).Order().ToArray();
-            for (var waited = 0; !(await MembersAsync()).SequenceEqual(expected); waited += 100)
+            for (var waited = 0; ; waited += 100)
             {
-                Assert.True(waited < 20_000, $"the collection holds {string.Join(", ", await MembersAsync())}, not {string.Join(", ", expected)}");
+                var shown = seed.Products(await seed.RecommendAsync($"placement=product&product_id=101&limit=11&visitor_id={seed.VisitorIn("model", "v-live")}"));
+                if ((await MembersAsync()).SequenceEqual(expected) && !shown.Intersect(members).Any()) return shown;
+                Assert.True(waited < 20_000, $"the collection holds {string.Join(", ", await MembersAsync())}, not {string.Join(", ", expected)}; shown: {string.Join(", ", shown)}");
                 await Task.Delay(100);
             }
-            return seed.Products(await seed.RecommendAsync($"placement=product&product_id=101&limit=11&visitor_id={seed.VisitorIn("model", "v-live")}"));
         }
         async Task<long[]> MembersAsync()
         {
@@ -380,17 +383,14 @@ public sealed class ServingTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Contains("56: 2 products. A collection's products are read from Shopify when you save, and every hour.", System.Net.WebUtility.HtmlDecode(
             await (await app.Client.GetAsync($"/admin/rules?shop={seed.Shop}&embedded=1&id_token={app.SessionToken(seed.Shop)}")).Content.ReadAsStringAsync()));
         Assert.Contains(102L, saved);
-        Assert.DoesNotContain(103L, saved);
-        Assert.DoesNotContain(104L, saved);
 
         // An hour on, 102 is back in the collection and 104 out.
         app.Shopify.Admin.SetCollection(collection, Gid(102), Gid(103));
         await app.Factory.Services.GetRequiredService<BlockedCollectionsJob>().SweepAsync(CancellationToken.None);
 
         var hourLater = await ShownAsync(102, 103);
-        Assert.DoesNotContain(102L, hourLater);
-        Assert.DoesNotContain(103L, hourLater);
         Assert.Contains(104L, hourLater);
+        app.Shopify.Admin.CollectionPageSize = 250;
     }
 
     [Fact]

@@ -917,9 +917,10 @@ public sealed class RiskActionsTests(NoSchedulerAppFixture app) : IClassFixture<
 
     /// <summary>
     /// An order the merchant deleted in Shopify (archived while it waited for review, then deleted) leaves the review queue at
-    /// once: the hold it was to get and the calls still queued on it go, and Shopify's retry of its creation, delivered after
-    /// the deletion, brings none of it back. Until 7 Dec 2026 orders/delete was not subscribed: the order stayed in the queue
-    /// for good, and the app went on trying to hold an order Shopify no longer had.
+    /// once: its hold and the calls still queued on it go (on the order, and on its fulfillment order), a reviewer's note on
+    /// it (which may name the customer) is emptied, and Shopify's retry of its creation, delivered after the deletion, brings
+    /// none of it back. Until 7 Dec 2026 orders/delete was not subscribed: the order stayed in the queue for good, and the
+    /// app went on trying to hold an order Shopify no longer had.
     /// </summary>
     [Fact]
     public async Task AnOrderDeletedInShopify_LeavesTheQueue_HoldsNothing_AndItsLateCreationBringsNothingBack()
@@ -930,9 +931,13 @@ public sealed class RiskActionsTests(NoSchedulerAppFixture app) : IClassFixture<
         await HoldHighAsync(shop);
         var gid = await ScoreHighAsync(shop, shopId, order);
         Assert.True(await QueuedAsync(shop, order));
-        Assert.Equal("to_hold", await app.ScalarAsync("SELECT state FROM risk_holds WHERE shop_id = $1 AND order_id = $2", shopId, order));
+        Assert.Equal(1, await Service<RiskHolds>().RunShopAsync(shopId, CancellationToken.None));
         const string pending = "SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND resource_key = $2 AND completed_at IS NULL AND failed_at IS NULL";
+        var fulfillmentOrder = app.Shopify.Admin.FulfillmentOrders(gid).Single().Id;
         Assert.True(await app.CountAsync(pending, shopId, gid) > 0);
+        Assert.Equal(1, await app.CountAsync(pending, shopId, fulfillmentOrder));
+        Assert.Equal(HttpStatusCode.OK, (await AdminAsync(HttpMethod.Post, $"/api/admin/review/orders/{order}/decisions", shop,
+            new { decision = "note", note = "Jane called: the card is stolen" })).StatusCode);
 
         var deleted = await app.SendWebhookAsync("orders/delete", shop, StoreReplay.ShopifyShapes.OrderDeletion(order).ToJsonString());
 
@@ -940,6 +945,8 @@ public sealed class RiskActionsTests(NoSchedulerAppFixture app) : IClassFixture<
         Assert.False(await QueuedAsync(shop, order));
         Assert.Equal(0, await Service<RiskHolds>().RunShopAsync(shopId, CancellationToken.None));
         Assert.Equal(0, await app.CountAsync(pending, shopId, gid));
+        Assert.Equal(0, await app.CountAsync(pending, shopId, fulfillmentOrder));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM review_decisions WHERE shop_id = $1 AND order_id = $2 AND decision = 'note' AND note IS NULL", shopId, order));
 
         var retried = await app.SendWebhookAsync("orders/create", shop,
             RiskOrders.Order(order, app.Clock.GetUtcNow(), 640m, "203.0.113.50", "new.buyer@example.net", null, billing: "US", shipping: "NG").ToJsonString(),

@@ -292,9 +292,10 @@ public sealed class TopicNormalizationTests(AppFixture app) : IClassFixture<AppF
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM experiment_outcomes WHERE order_id = $1", kept));
         Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM recommendation_attributions WHERE order_id = $1", kept));
         Assert.Equal(3, await app.CountAsync("""
-            SELECT count(*) FROM webhook_deliveries WHERE outcome = 'order_deleted' AND topic IN ('orders/updated', 'refunds/create', 'order_transactions/create')
+            SELECT count(*) FROM webhook_deliveries WHERE shop_domain = $1 AND outcome = 'order_deleted'
+              AND topic IN ('orders/updated', 'refunds/create', 'order_transactions/create')
               AND body ->> 'withheld' = 'its order was deleted in Shopify: nothing of it is kept' AND NOT body ? 'email'
-            """));
+            """, Shop));
     }
 
     /// <summary>
