@@ -216,8 +216,9 @@ internal static class StoreMerge
                 ORDER BY s.id
                 """),
             // An order whose deletion (orders/delete) committed while the upsert above waited on its row was written again by
-            // it, whose snapshot came before the deletion: taken out again here, before its lines and refunds are merged.
-            $"DELETE FROM orders o WHERE o.shop_id = $2 AND o.id IN ({ChunkIds(Orders)}) AND {StoreWriter.OrderDeleted("$2", "o.id")}",
+            // it, whose snapshot came before the deletion: taken out again here, before its lines and refunds are merged. Looked
+            // up from the shop's deleted orders, which are few, not from the chunk's thousands.
+            $"DELETE FROM orders o USING deleted_orders z WHERE z.shop_id = $2 AND o.shop_id = $2 AND o.id = z.order_id AND z.order_id IN ({ChunkIds(Orders)})",
             // Lines follow their order's version, as in StoreWriter.AddOrder.
             StoreWriter.OrderLineUpsert.SetBased($"""
                 SELECT DISTINCT ON (x.item_id) {Values(StoreWriter.OrderLineUpsert, OrderLine)}
