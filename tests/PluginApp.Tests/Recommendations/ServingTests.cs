@@ -365,15 +365,8 @@ public sealed class ServingTests(AppFixture app) : IClassFixture<AppFixture>
                 await Task.Delay(100);
             }
         }
-        async Task<long[]> MembersAsync()
-        {
-            await using var cmd = app.Db.CreateCommand("SELECT product_id FROM product_collections WHERE shop_id = $1 AND collection_id = 56 ORDER BY product_id");
-            cmd.Parameters.AddWithValue(seed.ShopId);
-            var ids = new List<long>();
-            await using var r = await cmd.ExecuteReaderAsync();
-            while (await r.ReadAsync()) ids.Add(r.GetInt64(0));
-            return [.. ids];
-        }
+        async Task<long[]> MembersAsync() => (long[])(await app.ScalarAsync(
+            "SELECT coalesce(array_agg(product_id ORDER BY product_id), '{}') FROM product_collections WHERE shop_id = $1 AND collection_id = 56", seed.ShopId))!;
 
         var put = new HttpRequestMessage(HttpMethod.Put, "/api/admin/rules") { Content = JsonContent.Create(new { blockedCollectionIds = new[] { 56L }, maxPerProductType = 12 }) };
         put.Headers.Authorization = app.AdminGet("/", seed.Shop).Headers.Authorization;
