@@ -10,7 +10,10 @@ namespace PluginApp.Risk;
 /// </summary>
 public static class RiskActions
 {
-    /// <summary>Our holds' handle: how we tell our hold from other apps' and staff's holds on the same fulfillment order.</summary>
+    /// <summary>
+    /// Our holds' handle. A hold is ours when it carries this handle and Shopify says the app asking made it
+    /// (heldByRequestingApp): another app may use the same handle, and its hold is neither ours to count nor to release.
+    /// </summary>
     public const string HoldHandle = "pluginapp-risk";
 
     /// <summary>
@@ -37,7 +40,7 @@ public static class RiskActions
             (data, _) => data.TryGetProperty("order", out var o) && o.ValueKind == JsonValueKind.Object
                          && o.TryGetProperty("cancelledAt", out var at) && at.ValueKind == JsonValueKind.String));
 
-    private const string HoldsQuery = "query FulfillmentOrderHolds($id: ID!) { fulfillmentOrder(id: $id) { id status fulfillmentHolds { id handle } } }";
+    private const string HoldsQuery = "query FulfillmentOrderHolds($id: ID!) { fulfillmentOrder(id: $id) { id status fulfillmentHolds { id handle heldByRequestingApp } } }";
 
     /// <summary>
     /// fulfillmentOrderHold with our handle and reason HIGH_RISK_OF_FRAUD. Whether Shopify refuses a second hold with the
@@ -51,7 +54,7 @@ public static class RiskActions
         }
         """,
         new OutboxCheck(HoldsQuery, v => new { id = v.GetProperty("id").GetString() },
-            (data, _) => Holds(data).Any(h => h.Handle == HoldHandle)))
+            (data, _) => Holds(data).Any(h => h.IsOurs)))
     {
         // Why: a hold that failed during an outage, retried from the Operations page after a reviewer approved the order,
         // held an approved order nobody would release (until 6 Dec 2026).
@@ -91,11 +94,15 @@ public static class RiskActions
     /// <summary>The order's fulfillment orders with their holds (a fulfillment order with more than 20 is not one we hold).</summary>
     public const string FulfillmentOrdersQuery = """
         query OrderFulfillmentOrders($id: ID!) {
-          order(id: $id) { fulfillmentOrders(first: 20) { nodes { id status fulfillmentHolds { id handle } } } }
+          order(id: $id) { fulfillmentOrders(first: 20) { nodes { id status fulfillmentHolds { id handle heldByRequestingApp } } } }
         }
         """;
 
-    public sealed record Hold(string Id, string? Handle);
+    /// <summary>A hold on a fulfillment order: its id, handle, and whether this app made it.</summary>
+    public sealed record Hold(string Id, string? Handle, bool ByThisApp)
+    {
+        public bool IsOurs => ByThisApp && Handle == HoldHandle;
+    }
 
     public sealed record FulfillmentOrder(string Id, string Status, IReadOnlyList<Hold> Holds);
 
@@ -114,6 +121,7 @@ public static class RiskActions
     private static List<Hold> HoldsOf(JsonElement fo) =>
         fo.TryGetProperty("fulfillmentHolds", out var h) && h.ValueKind == JsonValueKind.Array
             ? h.EnumerateArray().Select(x => new Hold(x.GetProperty("id").GetString()!,
-                x.TryGetProperty("handle", out var handle) && handle.ValueKind == JsonValueKind.String ? handle.GetString() : null)).ToList()
+                x.TryGetProperty("handle", out var handle) && handle.ValueKind == JsonValueKind.String ? handle.GetString() : null,
+                x.TryGetProperty("heldByRequestingApp", out var byUs) && byUs.ValueKind == JsonValueKind.True)).ToList()
             : [];
 }

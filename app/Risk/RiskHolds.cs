@@ -164,7 +164,7 @@ public sealed class RiskHolds(NpgsqlDataSource db, ShopLookup shops, AdminGraphQ
         {
             // Open, scheduled, or already on someone else's hold: each takes ours too (closed or cancelled ones have nothing to ship).
             var open = fulfillmentOrders.Where(f => f.Status is "OPEN" or "SCHEDULED" or "ON_HOLD").ToList();
-            foreach (var fo in open.Where(f => f.Holds.All(h => h.Handle != RiskActions.HoldHandle)))
+            foreach (var fo in open.Where(f => !f.Holds.Any(h => h.IsOurs)))
                 calls.Add(new OutboxCall(RiskActions.FulfillmentOrderHold, fo.Id, new
                 {
                     id = fo.Id,
@@ -176,7 +176,7 @@ public sealed class RiskHolds(NpgsqlDataSource db, ShopLookup shops, AdminGraphQ
                 }, $"risk-hold:{orderId}:{fo.Id}:{round}"));
             // Ours already on a fulfillment order (a release that failed for good left it): held, and released on approval.
             // Nothing the app may hold (fulfilled or closed, or with a service the app's permission does not cover): said so, not "held".
-            var kept = open.Where(f => f.Holds.Any(h => h.Handle == RiskActions.HoldHandle)).Select(f => f.Id).ToHashSet();
+            var kept = open.Where(f => f.Holds.Any(h => h.IsOurs)).Select(f => f.Id).ToHashSet();
             next = calls.Count > 0 || kept.Count > 0 ? Held : NotHeldNoneOpen;
             ids = fulfillmentOrders.Where(f => kept.Contains(f.Id) || calls.Any(c => c.ResourceKey == f.Id)).Select(f => f.Id).ToArray();
         }
@@ -184,7 +184,7 @@ public sealed class RiskHolds(NpgsqlDataSource db, ShopLookup shops, AdminGraphQ
         {
             foreach (var fo in fulfillmentOrders)
             {
-                var ours = fo.Holds.Where(h => h.Handle == RiskActions.HoldHandle).Select(h => h.Id).ToArray();
+                var ours = fo.Holds.Where(h => h.IsOurs).Select(h => h.Id).ToArray();
                 if (ours.Length > 0)
                     calls.Add(new OutboxCall(RiskActions.FulfillmentOrderReleaseHold, fo.Id, new { id = fo.Id, holdIds = ours },
                         $"risk-release:{orderId}:{fo.Id}:{round}"));

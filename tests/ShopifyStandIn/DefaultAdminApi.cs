@@ -88,12 +88,15 @@ public sealed class DefaultAdminApi
         public BulkFile Current() => File.GetLastWriteTimeUtc(Path) == WrittenAt && new FileInfo(Path).Length == Bytes.Length ? this : Read(Path);
     }
 
-    /// <summary>A fulfillment order as the stand-in keeps it: its status and holds (id, handle), in the order they were applied.</summary>
+    /// <summary>
+    /// A fulfillment order as the stand-in keeps it: its status and holds (id, handle, reason, and whether the app made it:
+    /// false for another app's or staff's), in the order they were applied.
+    /// </summary>
     public sealed class StandInFulfillmentOrder(string id, string status)
     {
         public string Id { get; } = id;
         public string Status { get; set; } = status;
-        public List<(string Id, string? Handle, string? Reason)> Holds { get; } = [];
+        public List<(string Id, string? Handle, string? Reason, bool ByThisApp)> Holds { get; } = [];
     }
 
     private readonly ConcurrentDictionary<string, SortedSet<string>> _tags = new();
@@ -230,11 +233,11 @@ public sealed class DefaultAdminApi
             lock (_ordersLock)
                 return Data(new JsonObject
                 {
-                    ["order"] = new JsonObject { ["fulfillmentOrders"] = new JsonObject { ["nodes"] = new JsonArray(FulfillmentOrdersLocked(ofOrder).Select(Node).ToArray()) } },
+                    ["order"] = new JsonObject { ["fulfillmentOrders"] = new JsonObject { ["nodes"] = new JsonArray(FulfillmentOrdersLocked(ofOrder).Select(fo => Node(fo, call)).ToArray()) } },
                 });
         if (call.Mentions("fulfillmentOrder(") && call.Variables["id"]?.GetValue<string>() is { } foId)
             lock (_ordersLock)
-                return Data(new JsonObject { ["fulfillmentOrder"] = FulfillmentOrderLocked(foId) is { } fo ? Node(fo) : null });
+                return Data(new JsonObject { ["fulfillmentOrder"] = FulfillmentOrderLocked(foId) is { } fo ? Node(fo, call) : null });
         // The app's installation on the shop, owner of the app's own metafields (the blocks' visibility): one per shop.
         if (call.Mentions("currentAppInstallation"))
         {
@@ -324,7 +327,7 @@ public sealed class DefaultAdminApi
                 if (fo.Status is "CLOSED" or "CANCELLED") return new JsonObject { ["userErrors"] = Errors("The fulfillment order cannot be put on hold.") };
                 // Why no refusal of a repeated handle: Shopify's is undocumented, and a test must see a second hold if one is sent.
                 var id = $"gid://shopify/FulfillmentHold/{Interlocked.Increment(ref _nextHold)}";
-                fo.Holds.Add((id, hold["handle"]?.GetValue<string>(), hold["reason"]?.GetValue<string>()));
+                fo.Holds.Add((id, hold["handle"]?.GetValue<string>(), hold["reason"]?.GetValue<string>(), true));
                 fo.Status = "ON_HOLD";
                 return new JsonObject { ["fulfillmentHold"] = new JsonObject { ["id"] = id, ["handle"] = hold["handle"]?.DeepClone() }, ["userErrors"] = new JsonArray() };
             }
@@ -343,11 +346,17 @@ public sealed class DefaultAdminApi
 
     private static JsonArray Errors(string message) => new(new JsonObject { ["field"] = null, ["message"] = message });
 
-    private static JsonNode Node(StandInFulfillmentOrder fo) => new JsonObject
+    /// <summary>A fulfillment order as a query reads it; whether the app made each hold only when the query selects it, as GraphQL answers.</summary>
+    private static JsonNode Node(StandInFulfillmentOrder fo, GraphQLCall call) => new JsonObject
     {
         ["id"] = fo.Id,
         ["status"] = fo.Status,
-        ["fulfillmentHolds"] = new JsonArray(fo.Holds.Select(h => (JsonNode)new JsonObject { ["id"] = h.Id, ["handle"] = h.Handle, ["reason"] = h.Reason }).ToArray()),
+        ["fulfillmentHolds"] = new JsonArray(fo.Holds.Select(h =>
+        {
+            var node = new JsonObject { ["id"] = h.Id, ["handle"] = h.Handle, ["reason"] = h.Reason };
+            if (call.Mentions("heldByRequestingApp")) node["heldByRequestingApp"] = h.ByThisApp;
+            return (JsonNode)node;
+        }).ToArray()),
     };
 
     /// <summary>List fields (not connections) of the objects the app reads in bulk: an order's refunds, fulfillments and transactions.</summary>

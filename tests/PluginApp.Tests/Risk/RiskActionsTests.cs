@@ -210,28 +210,30 @@ public sealed class RiskActionsTests(NoSchedulerAppFixture app) : IClassFixture<
         var queue = await QueueHtmlAsync(shop);
         Assert.Contains("Fulfillment held", queue);
 
-        // Another app holds it too; a reviewer approves the order: our hold goes, theirs stays.
-        app.Shopify.Admin.FulfillmentOrders(gid).Single(f => f.Id == open).Holds.Add(("gid://shopify/FulfillmentHold/999999", "other-app", "OTHER"));
+        // Another app holds it too, under a handle equal to ours (Shopify lets apps share handles); a reviewer approves the
+        // order: our hold goes, theirs stays. Until 7 Dec 2026 a hold was ours by its handle alone, and theirs went with ours.
+        app.Shopify.Admin.FulfillmentOrders(gid).Single(f => f.Id == open).Holds.Add(("gid://shopify/FulfillmentHold/999999", RiskActions.HoldHandle, "OTHER", false));
         var approved = await AdminAsync(HttpMethod.Post, "/api/admin/review/orders/7329001/decisions", shop, new { decision = "approve" });
         Assert.Equal(HttpStatusCode.OK, approved.StatusCode);
         Assert.Equal("to_release", await app.ScalarAsync("SELECT state FROM risk_holds WHERE shop_id = $1 AND order_id = 7329001", shopId));
         Assert.Equal(1, await Service<RiskHolds>().RunShopAsync(shopId, CancellationToken.None));
         await DrainAsync(shopId);
 
-        Assert.Equal(new string?[] { "other-app" }, app.Shopify.Admin.FulfillmentOrders(gid).Single(f => f.Id == open).Holds.Select(h => h.Handle));
+        Assert.Equal(["gid://shopify/FulfillmentHold/999999"], app.Shopify.Admin.FulfillmentOrders(gid).Single(f => f.Id == open).Holds.Select(h => h.Id));
         var release = Assert.Single(app.Shopify.Admin.Mutations, m => m.Mentions("fulfillmentOrderReleaseHold("));
         Assert.Equal(new[] { hold.Id }, release.Variables["holdIds"]!.AsArray().Select(x => x!.GetValue<string>()));
         Assert.Equal("released", await app.ScalarAsync("SELECT state FROM risk_holds WHERE shop_id = $1 AND order_id = 7329001", shopId));
         Assert.Equal(0, await Service<RiskHolds>().RunShopAsync(shopId, CancellationToken.None));
 
-        // A colleague then marks it as fraud (without cancelling): its goods must not ship, so it is held again. Until 5 Dec
-        // 2026 the approval's release stood.
+        // A colleague then marks it as fraud (without cancelling): its goods must not ship, so it is held again, by a hold of
+        // ours beside the other app's. Until 5 Dec 2026 the approval's release stood; until 7 Dec the other app's hold, by its
+        // handle, passed for ours and nothing was sent.
         app.Clock.Advance(TimeSpan.FromMinutes(1));
         Assert.Equal(HttpStatusCode.OK, (await AdminAsync(HttpMethod.Post, "/api/admin/review/orders/7329001/decisions", shop, new { decision = "fraud" })).StatusCode);
         Assert.Equal(RiskHolds.ToHold, await app.ScalarAsync("SELECT state FROM risk_holds WHERE shop_id = $1 AND order_id = 7329001", shopId));
         Assert.Equal(1, await Service<RiskHolds>().RunShopAsync(shopId, CancellationToken.None));
         await DrainAsync(shopId);
-        Assert.Contains(RiskActions.HoldHandle, app.Shopify.Admin.FulfillmentOrders(gid).Single(f => f.Id == open).Holds.Select(h => h.Handle));
+        Assert.Single(app.Shopify.Admin.FulfillmentOrders(gid).Single(f => f.Id == open).Holds, h => h.ByThisApp && h.Handle == RiskActions.HoldHandle);
 
         // Approved and marked as fraud before the hold job ran: the release waiting is called off, and nothing is sent.
         app.Clock.Advance(TimeSpan.FromMinutes(1));
@@ -241,7 +243,7 @@ public sealed class RiskActionsTests(NoSchedulerAppFixture app) : IClassFixture<
         Assert.Equal(RiskHolds.Held, await app.ScalarAsync("SELECT state FROM risk_holds WHERE shop_id = $1 AND order_id = 7329001", shopId));
         Assert.Equal(0, await Service<RiskHolds>().RunShopAsync(shopId, CancellationToken.None));
         await DrainAsync(shopId);
-        Assert.Contains(RiskActions.HoldHandle, app.Shopify.Admin.FulfillmentOrders(gid).Single(f => f.Id == open).Holds.Select(h => h.Handle));
+        Assert.Single(app.Shopify.Admin.FulfillmentOrders(gid).Single(f => f.Id == open).Holds, h => h.ByThisApp && h.Handle == RiskActions.HoldHandle);
         Assert.Single(app.Shopify.Admin.Mutations, m => m.Mentions("fulfillmentOrderReleaseHold("));
     }
 
