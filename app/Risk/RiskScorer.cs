@@ -478,13 +478,27 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
     public static OutboxCall AssessmentCall(long orderId, string level, RiskAssessment assessment, (string Text, bool Fraud)? verdict, DateTimeOffset at, string key)
     {
         var gid = Gid.Of("Order", orderId);
-        var facts = assessment.Reasons.Take(verdict is null ? 19 : 18).Select(r => new { description = r.Text, sentiment = r.Sentiment }).ToList();
-        if (verdict is { } v) facts.Insert(0, new { description = v.Text, sentiment = v.Fraud ? "NEGATIVE" : "POSITIVE" });
+        var facts = assessment.Reasons.Take(verdict is null ? 19 : 18).Select(r => new { description = Fact(r.Text), sentiment = r.Sentiment }).ToList();
+        if (verdict is { } v) facts.Insert(0, new { description = Fact(v.Text), sentiment = v.Fraud ? "NEGATIVE" : "POSITIVE" });
         if (facts.Count == 0) facts.Add(new { description = "Nothing unusual about this order", sentiment = "POSITIVE" });
         facts.Add(new { description = string.Create(System.Globalization.CultureInfo.InvariantCulture,
             $"PluginApp risk score {assessment.Score * 100:0}% ({level}), {at.UtcDateTime:yyyy-MM-dd HH:mm:ss} UTC"), sentiment = "NEUTRAL" });
         return new OutboxCall(OutboxOperation.OrderRiskAssessmentCreate, gid,
             new { input = new { orderId = gid, riskLevel = verdict is { Fraud: true } ? "HIGH" : level, facts } }, key);
+    }
+
+    /// <summary>Shopify keeps a fact's first 256 characters.</summary>
+    public const int FactLength = 256;
+
+    /// <summary>
+    /// A fact's words as Shopify will keep them: longer than <see cref="FactLength"/> characters (Unicode code points), cut
+    /// and ended with "…". Why: Shopify cuts them itself, and the check before a resend compares the facts it reads back
+    /// with the ones sent; a cut fact never matched, and a call lost on the way would have added a second assessment.
+    /// </summary>
+    public static string Fact(string text)
+    {
+        var runes = text.EnumerateRunes().Take(FactLength + 1).ToList();
+        return runes.Count <= FactLength ? text : string.Concat(runes.Take(FactLength - 1).Select(r => r.ToString())) + "…";
     }
 
     /// <summary>The fact a fraud label gives, from its detail ("marked as fraud by Ada", "cancelled for fraud", a chargeback).</summary>

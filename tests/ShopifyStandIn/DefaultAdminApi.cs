@@ -306,7 +306,12 @@ public sealed class DefaultAdminApi
             {
                 ["riskLevel"] = input["riskLevel"]?.DeepClone(),
                 ["provider"] = new JsonObject { ["title"] = "PluginApp" },
-                ["facts"] = input["facts"]?.DeepClone() ?? new JsonArray(),
+                // Shopify keeps a fact's first 256 characters.
+                ["facts"] = new JsonArray((input["facts"] as JsonArray ?? []).OfType<JsonObject>().Select(f => (JsonNode)new JsonObject
+                {
+                    ["description"] = f["description"]?.GetValue<string>() is { } d ? FirstCharacters(d, 256) : null,
+                    ["sentiment"] = f["sentiment"]?.DeepClone(),
+                }).ToArray()),
             };
             _assessments.GetOrAdd(input["orderId"]!.GetValue<string>(), _ => new()).Enqueue(assessment);
             return new JsonObject { ["orderRiskAssessment"] = new JsonObject { ["riskLevel"] = input["riskLevel"]?.DeepClone() }, ["userErrors"] = new JsonArray() };
@@ -343,6 +348,9 @@ public sealed class DefaultAdminApi
             }
         return new JsonObject { ["userErrors"] = new JsonArray() };
     }
+
+    /// <summary>A string's first <paramref name="n"/> characters, counted as Unicode code points.</summary>
+    private static string FirstCharacters(string s, int n) => string.Concat(s.EnumerateRunes().Take(n).Select(r => r.ToString()));
 
     private static JsonArray Errors(string message) => new(new JsonObject { ["field"] = null, ["message"] = message });
 

@@ -298,6 +298,36 @@ public sealed class OutboxTests(NoSchedulerAppFixture app) : IClassFixture<NoSch
     }
 
     /// <summary>
+    /// A reason longer than Shopify keeps of a fact (256 characters): the app sends it cut to what Shopify keeps, so when the
+    /// answer is lost after Shopify applied it, the check before the resend finds it and the order has one assessment. Until
+    /// 7 Dec 2026 the fact went whole, Shopify's cut copy never matched it, and the resend added a second assessment.
+    /// </summary>
+    [Fact]
+    public async Task Drain_AnAssessmentWithAFactLongerThanShopifyKeeps_IsFoundApplied_AfterTheConnectionDrops()
+    {
+        const string shop = "outbox-long-fact.myshopify.com";
+        const string gid = "gid://shopify/Order/504";
+        var shopId = await app.InstallShopAsync(shop);
+        var text = "Known fraud: marked as fraud by " + string.Concat(Enumerable.Repeat("Zoë 🦊 ", 50));
+        var assessment = new PluginApp.Risk.RiskAssessment(0.91, [new PluginApp.Risk.RiskReason("", text, 1.5)]);
+        app.Shopify.Admin.DropAfterApplying(shop, "orderRiskAssessmentCreate");
+        await EnqueueAsync(shopId, PluginApp.Risk.RiskScorer.ShopifyCalls(504, "HIGH", null, assessment, app.Clock.GetUtcNow()).First());
+
+        await using var instance = Instance();
+        var sut = instance.Services.GetRequiredService<OutboxDrainer>();
+        await sut.DrainShopAsync(shopId, CancellationToken.None);
+        app.Clock.Advance(TimeSpan.FromMinutes(1));
+        await sut.DrainShopAsync(shopId, CancellationToken.None);
+
+        var kept = Assert.Single(app.Shopify.Admin.RiskAssessments(gid));
+        var fact = kept["facts"]![0]!["description"]!.GetValue<string>();
+        Assert.Equal(256, fact.EnumerateRunes().Count());
+        Assert.StartsWith("Known fraud: marked as fraud by Zoë 🦊 Zoë", fact);
+        Assert.EndsWith("…", fact);
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND outcome = 'found applied' AND completed_at IS NOT NULL", shopId));
+    }
+
+    /// <summary>
     /// An order scored HIGH, then MEDIUM, then HIGH again with the same reasons: the last assessment is lost on the way, and the
     /// check before its resend does not take the first HIGH for it, so Shopify ends at HIGH (until 5 Dec 2026 the two were
     /// alike, the lost one was recorded as applied, and Shopify kept MEDIUM).
