@@ -49,7 +49,7 @@ internal static class StoreMerge
         ["id"] = "s.id", ["title"] = "coalesce(s.b ->> 'title', '')", ["handle"] = "s.b ->> 'handle'", ["product_type"] = "s.b ->> 'productType'",
         ["vendor"] = "s.b ->> 'vendor'", ["status"] = "lower(s.b ->> 'status')",
         ["published"] = "NOT (s.b ? 'publishedAt' AND jsonb_typeof(s.b -> 'publishedAt') = 'null')", ["tags"] = "bulk_tags(s.b -> 'tags')",
-        ["image_url"] = "s.b -> 'featuredImage' ->> 'url'", ["created_at"] = Time("s.b", "createdAt"), ["updated_at"] = "s.updated_at",
+        ["image_url"] = "s.b -> 'featuredMedia' -> 'preview' -> 'image' ->> 'url'", ["created_at"] = Time("s.b", "createdAt"), ["updated_at"] = "s.updated_at",
         ["deleted_at"] = "NULL::timestamptz",
     };
 
@@ -69,10 +69,10 @@ internal static class StoreMerge
 
     private static readonly Dictionary<string, string> Customer = new()
     {
-        ["id"] = "s.id", ["email"] = "nullif(btrim(s.b ->> 'email'), '')", ["first_name"] = "s.b ->> 'firstName'", ["last_name"] = "s.b ->> 'lastName'",
-        ["phone"] = "s.b ->> 'phone'", ["state"] = "lower(s.b ->> 'state')", ["tags"] = "CASE WHEN s.b ? 'tags' THEN bulk_tags(s.b -> 'tags') END",
-        ["accepts_marketing"] = "(s.b -> 'emailMarketingConsent' ->> 'marketingState') = 'SUBSCRIBED'",
-        ["marketing_consent_at"] = Time("(s.b -> 'emailMarketingConsent')", "consentUpdatedAt"),
+        ["id"] = "s.id", ["email"] = "nullif(btrim(s.b -> 'defaultEmailAddress' ->> 'emailAddress'), '')", ["first_name"] = "s.b ->> 'firstName'", ["last_name"] = "s.b ->> 'lastName'",
+        ["phone"] = "s.b -> 'defaultPhoneNumber' ->> 'phoneNumber'", ["state"] = "lower(s.b ->> 'state')", ["tags"] = "CASE WHEN s.b ? 'tags' THEN bulk_tags(s.b -> 'tags') END",
+        ["accepts_marketing"] = "(s.b -> 'defaultEmailAddress' ->> 'marketingState') = 'SUBSCRIBED'",
+        ["marketing_consent_at"] = Time("(s.b -> 'defaultEmailAddress')", "marketingUpdatedAt"),
         ["created_at"] = Time("s.b", "createdAt"), ["updated_at"] = "s.updated_at",
     };
 

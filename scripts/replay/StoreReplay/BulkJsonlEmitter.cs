@@ -22,7 +22,7 @@ public static class BulkJsonlEmitter
         w.EmptyArray("tags");
         w.WriteString("createdAt", updated);
         w.WriteString("updatedAt", updated);
-        w.WriteNull("featuredImage");
+        w.WriteNull("featuredMedia");
         w.WriteEndObject();
     }, (w, p) =>
     {
@@ -55,22 +55,22 @@ public static class BulkJsonlEmitter
     {
         w.WriteStartObject();
         w.WriteString("id", Formats.Gid("Customer", c.Id));
-        w.WriteString("email", c.Email);
         w.WriteNull("firstName");
         w.WriteNull("lastName");
-        w.WriteNull("phone");
         w.WriteString("state", "ENABLED");
         w.EmptyArray("tags");
         w.Time("createdAt", c.CreatedAt);
         w.Time("updatedAt", c.CreatedAt);
-        w.WriteStartObject("emailMarketingConsent");
+        w.WriteStartObject("defaultEmailAddress");
+        w.WriteString("emailAddress", c.Email);
         if (store.Subscribed(c))
         {
             w.WriteString("marketingState", "SUBSCRIBED");
-            w.Time("consentUpdatedAt", c.CreatedAt);
+            w.Time("marketingUpdatedAt", c.CreatedAt);
         }
         else w.WriteString("marketingState", "NOT_SUBSCRIBED");
         w.WriteEndObject();
+        w.WriteNull("defaultPhoneNumber");
         w.WriteEndObject();
     });
 

@@ -470,9 +470,15 @@ public sealed class BackfillMergeTests(AppFixture app) : IClassFixture<AppFixtur
     {
         var bulk = new JsonObject
         {
-            ["id"] = Gid("Customer", c["id"]), ["email"] = Copy(c["email"]), ["firstName"] = Copy(c["first_name"]), ["lastName"] = Copy(c["last_name"]),
-            ["phone"] = Copy(c["phone"]), ["state"] = Upper(c["state"]), ["createdAt"] = Copy(c["created_at"]), ["updatedAt"] = Copy(c["updated_at"]),
-            ["emailMarketingConsent"] = new JsonObject { ["marketingState"] = Upper(c["email_marketing_consent"]?["state"]) },
+            ["id"] = Gid("Customer", c["id"]), ["firstName"] = Copy(c["first_name"]), ["lastName"] = Copy(c["last_name"]),
+            ["state"] = Upper(c["state"]), ["createdAt"] = Copy(c["created_at"]), ["updatedAt"] = Copy(c["updated_at"]),
+            // Shopify's current shape (since 2025-04): the address with its consent, and the phone number, each null when absent.
+            ["defaultEmailAddress"] = c["email"] is null ? null : new JsonObject
+            {
+                ["emailAddress"] = Copy(c["email"]), ["marketingState"] = Upper(c["email_marketing_consent"]?["state"]),
+                ["marketingUpdatedAt"] = Copy(c["email_marketing_consent"]?["consent_updated_at"]),
+            },
+            ["defaultPhoneNumber"] = c["phone"] is null ? null : new JsonObject { ["phoneNumber"] = Copy(c["phone"]) },
         };
         if (c["tags"] is { } tags) bulk["tags"] = Tags(tags); // a webhook's customer carries no tags since API version 2025-01
         return bulk;
@@ -485,7 +491,7 @@ public sealed class BackfillMergeTests(AppFixture app) : IClassFixture<AppFixtur
         {
             ["id"] = gid, ["title"] = Copy(p["title"]), ["handle"] = Copy(p["handle"]), ["productType"] = Copy(p["product_type"]), ["vendor"] = Copy(p["vendor"]),
             ["status"] = Upper(p["status"]), ["publishedAt"] = Copy(p["published_at"]), ["tags"] = Tags(p["tags"]), ["createdAt"] = Copy(p["created_at"]), ["updatedAt"] = Copy(p["updated_at"]),
-            ["featuredImage"] = p["image"] is { } image ? new JsonObject { ["url"] = Copy(image["src"]) } : null,
+            ["featuredMedia"] = p["image"] is { } image ? new JsonObject { ["preview"] = new JsonObject { ["image"] = new JsonObject { ["url"] = Copy(image["src"]) } } } : null,
         };
         foreach (var v in p["variants"]!.AsArray())
             yield return new JsonObject

@@ -29,11 +29,11 @@ public sealed class BackfillTests(AppFixture app) : IClassFixture<AppFixture>, I
         var suffix = $"{product}";
         Write($"products-{suffix}.jsonl",
             $$$"""{"id":"gid://shopify/ProductVariant/{{{product}}}1","title":"Small","sku":"MUG-S","price":"12.00","compareAtPrice":null,"inventoryQuantity":4,"inventoryPolicy":"DENY","updatedAt":"2026-07-01T00:00:00Z","inventoryItem":{"id":"gid://shopify/InventoryItem/{{{product}}}01","unitCost":{"amount":"4.25","currencyCode":"USD"}},"__parentId":"gid://shopify/Product/{{{product}}}"}""",
-            $$$"""{"id":"gid://shopify/Product/{{{product}}}","title":"Mug","handle":"mug","productType":"Mugs","vendor":"Acme","status":"ACTIVE","tags":["kitchen","gift"],"createdAt":"2026-06-01T00:00:00Z","updatedAt":"2026-07-01T00:00:00Z","featuredImage":{"url":"https://cdn.example.com/mug.jpg"}}""",
+            $$$$"""{"id":"gid://shopify/Product/{{{{product}}}}","title":"Mug","handle":"mug","productType":"Mugs","vendor":"Acme","status":"ACTIVE","tags":["kitchen","gift"],"featuredMedia":{"preview":{"image":{"url":"https://cdn.example.com/mug.jpg"}}},"createdAt":"2026-06-01T00:00:00Z","updatedAt":"2026-07-01T00:00:00Z"}""",
             $$$"""{"id":"gid://shopify/Collection/77","__parentId":"gid://shopify/Product/{{{product}}}"}""",
             $$$"""{"id":"gid://shopify/ProductVariant/{{{product}}}2","title":"Large","sku":"MUG-L","price":"15.00","compareAtPrice":"18.00","inventoryQuantity":0,"inventoryPolicy":"DENY","updatedAt":"2026-07-01T00:00:00Z","inventoryItem":{"id":"gid://shopify/InventoryItem/{{{product}}}02","unitCost":null},"__parentId":"gid://shopify/Product/{{{product}}}"}""");
         Write($"customers-{suffix}.jsonl",
-            """{"id":"gid://shopify/Customer/7001","email":"ada@example.com","firstName":"Ada","lastName":"Lovelace","phone":null,"state":"ENABLED","tags":[],"createdAt":"2026-06-01T10:00:00Z","updatedAt":"2026-07-01T14:00:00Z","emailMarketingConsent":{"marketingState":"SUBSCRIBED"}}""");
+            """{"id":"gid://shopify/Customer/7001","firstName":"Ada","lastName":"Lovelace","state":"ENABLED","tags":[],"createdAt":"2026-06-01T10:00:00Z","updatedAt":"2026-07-01T14:00:00Z","defaultEmailAddress":{"emailAddress":"ada@example.com","marketingState":"SUBSCRIBED","marketingUpdatedAt":null},"defaultPhoneNumber":{"phoneNumber":"+442071838750"}}""");
         Write($"orders-{suffix}.jsonl",
             Order(orders[0]), Line(orders[0], 0), Line(orders[0], 1),
             Line(orders[1], 0), Order(orders[1], refund), Line(orders[1], 1));
@@ -126,9 +126,9 @@ public sealed class BackfillTests(AppFixture app) : IClassFixture<AppFixture>, I
         var shopId = await app.InstallShopAsync(shop);
         ServeStore(product: 961, orders: [29611, 29612], refund: 59611);
         Write("customers-961.jsonl",
-            """{"id":"gid://shopify/Customer/7961","email":"ada@example.com","firstName":"Ada","lastName":"Lovelace","phone":null,"state":"ENABLED","tags":["vip"],"createdAt":"2026-06-01T10:00:00Z","updatedAt":"2026-07-04T14:00:00Z","emailMarketingConsent":{"marketingState":"SUBSCRIBED","consentUpdatedAt":"2026-07-01T10:00:00Z"}}""",
-            """{"id":"gid://shopify/Customer/7962","email":"bo@example.com","firstName":"Bo","lastName":"Lovelace","phone":null,"state":"ENABLED","tags":[],"createdAt":"2026-06-01T10:00:00Z","updatedAt":"2026-07-04T14:00:00Z","emailMarketingConsent":{"marketingState":"SUBSCRIBED","consentUpdatedAt":"2026-06-01T10:00:00Z"}}""",
-            """{"id":"gid://shopify/Customer/7963","email":"cy@example.com","firstName":"Cy","lastName":"Lovelace","phone":null,"state":"ENABLED","tags":[],"createdAt":"2026-06-01T10:00:00Z","updatedAt":"2026-07-04T14:00:00Z","emailMarketingConsent":{"marketingState":"NOT_SUBSCRIBED"}}""");
+            """{"id":"gid://shopify/Customer/7961","firstName":"Ada","lastName":"Lovelace","state":"ENABLED","tags":["vip"],"createdAt":"2026-06-01T10:00:00Z","updatedAt":"2026-07-04T14:00:00Z","defaultEmailAddress":{"emailAddress":"ada@example.com","marketingState":"SUBSCRIBED","marketingUpdatedAt":"2026-07-01T10:00:00Z"},"defaultPhoneNumber":null}""",
+            """{"id":"gid://shopify/Customer/7962","firstName":"Bo","lastName":"Lovelace","state":"ENABLED","tags":[],"createdAt":"2026-06-01T10:00:00Z","updatedAt":"2026-07-04T14:00:00Z","defaultEmailAddress":{"emailAddress":"bo@example.com","marketingState":"SUBSCRIBED","marketingUpdatedAt":"2026-06-01T10:00:00Z"},"defaultPhoneNumber":null}""",
+            """{"id":"gid://shopify/Customer/7963","firstName":"Cy","lastName":"Lovelace","state":"ENABLED","tags":[],"createdAt":"2026-06-01T10:00:00Z","updatedAt":"2026-07-04T14:00:00Z","defaultEmailAddress":{"emailAddress":"cy@example.com","marketingState":"NOT_SUBSCRIBED","marketingUpdatedAt":null},"defaultPhoneNumber":null}""");
         Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("customers_email_marketing_consent/update", shop,
             ShopifyPayloads.Consent(7963, "subscribed", "2026-07-02T10:00:00Z").ToJsonString())).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("customers_email_marketing_consent/update", shop,
@@ -155,7 +155,11 @@ public sealed class BackfillTests(AppFixture app) : IClassFixture<AppFixture>, I
         Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM variants WHERE shop_id = $1 AND product_id = 910", shopId));
         Assert.Equal(4.25m, await app.ScalarAsync("SELECT unit_cost FROM variants WHERE shop_id = $1 AND id = 9101", shopId));
         Assert.Equal("active", await app.ScalarAsync("SELECT status FROM products WHERE shop_id = $1 AND id = 910", shopId));
-        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM customers WHERE shop_id = $1 AND id = 7001 AND accepts_marketing", shopId));
+        // Read from the fields Shopify answers today (defaultEmailAddress, defaultPhoneNumber, featuredMedia), not from the
+        // deprecated email, phone, emailMarketingConsent and featuredImage the import asked for until 7 Dec 2026.
+        Assert.Equal(1, await app.CountAsync(
+            "SELECT count(*) FROM customers WHERE shop_id = $1 AND id = 7001 AND accepts_marketing AND email = 'ada@example.com' AND phone = '+442071838750'", shopId));
+        Assert.Equal("https://cdn.example.com/mug.jpg", await app.ScalarAsync("SELECT image_url FROM products WHERE shop_id = $1 AND id = 910", shopId));
         Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1 AND customer_id = 7001 AND total_price = 45.00 AND financial_status = 'paid'", shopId));
         Assert.Equal(4, await app.CountAsync("SELECT count(*) FROM order_lines WHERE shop_id = $1", shopId));
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM refund_lines WHERE shop_id = $1 AND line_item_id = 110200", shopId));
