@@ -30,7 +30,8 @@ public sealed class ShopSession(AppDbContext db, ShopScope scope, ShopifyTokenCl
         // after 90 days without a call) is exchanged anew too: the merchant opening the app is what every "not connected"
         // call waits for, and without this only an uninstall and reinstall brought the shop back.
         if (shop is null || shop.AccessTokenEnc is null || shop.TokenRevokedAt is not null
-            || (shop.AccessTokenExpiresAt <= now && (shop.RefreshTokenEnc is null || shop.RefreshTokenExpiresAt <= now)))
+            || (shop.AccessTokenExpiresAt <= now && (shop.RefreshTokenEnc is null || shop.RefreshTokenExpiresAt <= now))
+            || await UninstallTriggeredSinceGrantAsync(shop.Id, http.RequestAborted))
         {
             if (http.Items[SessionTokenAuthenticationHandler.RawTokenItem] is not string rawToken)
                 return TypedResults.Problem(title: "Shop not installed yet", detail: $"{domain} has no offline token yet.", statusCode: 503);
@@ -51,6 +52,21 @@ public sealed class ShopSession(AppDbContext db, ShopScope scope, ShopifyTokenCl
         scope.Enter(shopId, domain);
         return null;
     }
+
+    /// <summary>
+    /// An app/uninstalled triggered after the shop's token was granted waits for its check (a minute, or hours while Shopify
+    /// retries its delivery): Shopify revoked that token at the uninstall, though the shop still reads as installed. A
+    /// merchant opening the app now has installed it again, so the token is exchanged anew. Why: without it the reinstalled
+    /// shop kept the dead token, the check then found it refused and uninstalled the shop, and 48 hours later shop/redact
+    /// erased the store of a merchant using the app (until 7 Dec 2026). Once exchanged, the grant is newer than the uninstall,
+    /// so this asks no more, and the check finds the new token accepted.
+    /// </summary>
+    private async Task<bool> UninstallTriggeredSinceGrantAsync(long shopId, CancellationToken ct) =>
+        await db.Database.SqlQuery<bool>($"""
+            SELECT EXISTS (SELECT 1 FROM shop_token_checks c JOIN shops s ON s.id = c.shop_id
+                           WHERE c.shop_id = {shopId} AND c.topic = {Webhooks.WebhookTopics.AppUninstalled}
+                             AND (s.granted_at IS NULL OR s.granted_at <= c.triggered_at)) AS "Value"
+            """).SingleAsync(ct);
 }
 
 /// <summary>The shop session for the admin API's route group.</summary>

@@ -361,6 +361,41 @@ public sealed class TopicNormalizationTests(AppFixture app) : IClassFixture<AppF
         Assert.Equal(HttpStatusCode.OK, again.StatusCode);
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM shops WHERE domain = $1 AND uninstalled_at IS NOT NULL AND access_token_enc IS NULL", shop));
     }
+
+    /// <summary>
+    /// The merchant uninstalls and installs again within the minute before the uninstall's check asks Shopify: the shop still
+    /// read as installed, so opening the app exchanged no token, the check found the old one refused and uninstalled the
+    /// shop (and shop/redact would have erased it two days later), until 7 Dec 2026. Now the app she opens exchanges a new
+    /// token, and the check finds it accepted: the shop stays installed, with the new token.
+    /// </summary>
+    [Fact]
+    public async Task AReinstallBeforeTheUninstallIsChecked_GetsANewToken_AndStaysInstalled()
+    {
+        const string shop = "quick-return.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        app.Clock.Advance(TimeSpan.FromMinutes(1));
+        app.Shopify.Uninstalled(shop); // Shopify revokes the token at the uninstall
+        var body = "{\"id\": 11, \"myshopify_domain\": \"quick-return.myshopify.com\"}";
+        var uninstalled = await app.SendWebhookAsync("app/uninstalled", shop, body,
+            hmac: ShopifySigning.WebhookHmac(AppFixture.ClientSecret, System.Text.Encoding.UTF8.GetBytes(body)));
+        Assert.Equal(HttpStatusCode.OK, uninstalled.StatusCode);
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM shop_token_checks WHERE shop_id = $1", shopId));
+
+        app.Clock.Advance(TimeSpan.FromSeconds(20)); // she installs again, and Shopify opens the app
+        var opened = await app.Client.SendAsync(app.AdminGet("/api/admin/shop", shop));
+        Assert.Equal(HttpStatusCode.OK, opened.StatusCode);
+        app.Clock.Advance(PluginApp.Compliance.ShopTokenChecks.FirstAsk);
+        await ActivatorUtilities.CreateInstance<PluginApp.Compliance.ShopTokenChecks>(app.Factory.Services).RunAsync(CancellationToken.None);
+
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM shop_token_checks WHERE shop_id = $1", shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM shops WHERE id = $1 AND uninstalled_at IS NULL AND token_revoked_at IS NULL", shopId));
+        var token = await app.Factory.Services.GetRequiredService<PluginApp.Install.OfflineTokenStore>().GetAccessTokenAsync(shop, CancellationToken.None);
+        Assert.NotEqual($"shpat_{shop}_seed", token);
+        // Opened again: the grant is newer than the uninstall, so nothing is exchanged again.
+        var exchanges = app.Shopify.Requests.Count(r => r.Shop == shop && r.Path == "/admin/oauth/access_token");
+        Assert.Equal(HttpStatusCode.OK, (await app.Client.SendAsync(app.AdminGet("/api/admin/shop", shop))).StatusCode);
+        Assert.Equal(exchanges, app.Shopify.Requests.Count(r => r.Shop == shop && r.Path == "/admin/oauth/access_token"));
+    }
 }
 
 internal static class JsonObjectExtensions
