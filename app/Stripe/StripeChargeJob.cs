@@ -281,7 +281,10 @@ public sealed class StripeChargeJob(NpgsqlDataSource db, StripeConnections conne
                 WHERE excluded.labelled_at >= risk_labels.labelled_at AND (excluded.fraud <> risk_labels.fraud
                   -- The dispute that follows an early fraud warning says the same, but it is a chargeback now (ModelMonitor's
                   -- chargeback rate counts it by its detail; until 5 Dec 2026 the warning's stayed). The label keeps its time.
-                  OR risk_labels.detail LIKE 'Stripe early fraud warning%' AND excluded.detail LIKE 'Stripe dispute%')
+                  OR risk_labels.detail LIKE 'Stripe early fraud warning%' AND excluded.detail LIKE 'Stripe dispute%'
+                  -- Likewise an inquiry the bank escalated to a chargeback on the same dispute (until 7 Dec 2026 its label kept
+                  -- the inquiry's words, and the lost chargeback was never counted).
+                  OR risk_labels.detail LIKE 'Stripe inquiry%' AND excluded.detail LIKE 'Stripe dispute%')
                 """, conn, tx);
             label.Parameters.Add(Sql.Param(e.ShopId));
             label.Parameters.Add(Sql.Param(match.OrderId!.Value));

@@ -496,10 +496,10 @@ public sealed class StripeWebhookTests(StripeFixture app) : IClassFixture<Stripe
     /// <summary>
     /// A fraud inquiry (the bank asking before any chargeback) labels its order fraud while open, as an inquiry, and not fraud
     /// once closed without becoming a chargeback; it is never counted as a chargeback (until 5 Dec 2026 the closed inquiry
-    /// wrote nothing, so the order stayed fraud for good, and its label read as a chargeback's).
+    /// wrote nothing, so the order stayed fraud for good, and its label read as a chargeback's). One escalated and lost counts.
     /// </summary>
     [Fact]
-    public async Task FraudInquiryClosedWithoutAChargeback_BecomesNotFraud_AndIsNeverAChargeback()
+    public async Task FraudInquiry_ClosedWithoutAChargeback_BecomesNotFraud_AndOneEscalatedAndLost_IsAChargeback()
     {
         const string shop = "stripe-inquiry.myshopify.com";
         var shopId = await app.InstallShopAsync(shop);
@@ -530,6 +530,23 @@ public sealed class StripeWebhookTests(StripeFixture app) : IClassFixture<Stripe
             shopId, CreatedAt.AddDays(20)));
         Assert.Contains("Stripe inquiry closed without a chargeback, warning_closed (reason fraudulent)", await LabelAsync(shopId, 7_861_001));
         Assert.Equal(0, await app.CountAsync(chargebacks, shopId));
+
+        // Another order's inquiry the bank escalates to a chargeback, on the same dispute, which the merchant loses: it is a
+        // chargeback now, and the monitor's chargeback rate counts it. Until 7 Dec 2026 the label, fraud either way, kept the
+        // inquiry's words and was never counted.
+        await OrderAsync(shop, 7_861_002, at, "escalated@example.com");
+        Charge("ch_escalated", Key(shop), at, "escalated@example.com");
+        await SendAsync(Dispute("evt_escalated", "ch_escalated", status: "warning_needs_response"), "evt_escalated");
+        Assert.Contains("Stripe inquiry (reason fraudulent)", await LabelAsync(shopId, 7_861_002));
+        await SendAsync(Event("evt_escalated_lost", "charge.dispute.closed", new JsonObject
+        {
+            ["id"] = "dp_evt_escalated", ["object"] = "dispute", ["charge"] = "ch_escalated", ["amount"] = 4200, ["currency"] = "usd",
+            ["reason"] = "fraudulent", ["status"] = "lost",
+        }, created: Created + 86_400 * 40), "evt_escalated_lost");
+        Assert.Contains("Stripe dispute closed, lost (reason fraudulent)", await LabelAsync(shopId, 7_861_002));
+        Assert.Equal(1, await app.CountAsync(chargebacks, shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM risk_labels WHERE shop_id = $1 AND order_id = 7861002 AND fraud AND labelled_at = $2",
+            shopId, CreatedAt));
     }
 
     [Fact]
