@@ -1060,6 +1060,9 @@ public sealed class ChurnTests(ChurnFixture app) : IClassFixture<ChurnFixture>
         Assert.Contains("Churn means no order within " + rule, System.Text.RegularExpressions.Regex.Replace(card!, @"\s+", " "));
         Assert.Equal(metrics.GetProperty("forecastCheck").GetString(), (await page.Locator("#churn-forecast").TextContentAsync())?.Trim());
         Assert.StartsWith("USD", (await page.Locator("#value-at-risk").TextContentAsync())?.Trim() ?? "");
+        // Each segment's row names the tag written on its customers, which a merchant's Shopify segment or flow must match
+        // (until 7 Dec 2026 it showed the bare segment, "at-risk", under "Segment (tag)").
+        Assert.Equal("pluginapp:" + lapsing, (await page.Locator($"#segments tr[data-segment='{lapsing}'] th").TextContentAsync())?.Trim());
         var rows = page.Locator("#customers tbody tr");
         Assert.True(await rows.CountAsync() > 0);
         Assert.Contains("; ", await rows.First.Locator("td.reasons").TextContentAsync());
