@@ -958,6 +958,32 @@ public sealed class ChurnTests(ChurnFixture app) : IClassFixture<ChurnFixture>
         Assert.Equal("usually orders every 30 days", ChurnFeatures.Reason("mean_gap_days", row, 90).Split("; ")[1]);
     }
 
+    /// <summary>
+    /// A store that moved to Shopify imported its history: each order is created on the import's day, with its real date as
+    /// processed_at. The model reads the real dates (until 7 Dec 2026 it read three orders a hundred days apart as three
+    /// orders on one day, placed yesterday).
+    /// </summary>
+    [Fact]
+    public async Task OrdersImportedFromAnotherPlatform_AreDatedByWhenTheyWereProcessed()
+    {
+        var shopId = await app.InstallShopAsync("churn-migrated.myshopify.com");
+        var imported = app.Clock.GetUtcNow().AddDays(-1);
+        await app.ScalarAsync("INSERT INTO customers (shop_id, id, email, created_at) VALUES ($1, 96530001, 'moved@example.com', $2)", shopId, imported);
+        for (var i = 0; i < 3; i++)
+            await app.ScalarAsync("""
+                INSERT INTO orders (shop_id, id, name, customer_id, currency, total_price, created_at, updated_at, processed_at)
+                VALUES ($1, $2, 'n', 96530001, 'USD', 10, $3, $3, $4)
+                """, shopId, 96_530_100L + i, imported.AddMinutes(i), app.Clock.GetUtcNow().AddDays(-400 + 100 * i));
+
+        var data = await ChurnHistories.LoadAsync(app.Db, shopId, app.Clock.GetUtcNow(), CancellationToken.None);
+        var row = ChurnFeatures.Build(Assert.Single(data.Customers), data.Now, null, 90);
+
+        Assert.Equal("usually orders every 100 days", ChurnFeatures.Reason("mean_gap_days", row, 90).Split("; ")[1]);
+        // As a time split sees it: an order processed after the cut is not known at it.
+        var before = await ChurnHistories.LoadAsync(app.Db, shopId, app.Clock.GetUtcNow().AddDays(-250), CancellationToken.None);
+        Assert.Equal(2, Assert.Single(before.Customers).Orders.Count);
+    }
+
     [Fact]
     public async Task EachOrderTheModelReads_CarriesItsOwnLinesProductTypes_OnceEach_AndNoneOfAnotherStoresLines()
     {
