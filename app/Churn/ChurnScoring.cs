@@ -287,6 +287,22 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
         Release? canary, List<long> inCanary, List<(long Id, string Json)> shadow, List<long> gone, CancellationToken ct)
     {
         var changed = new List<(long Customer, string Segment, double Probability, decimal? Value, int Change)>();
+        // A customer whose latest tag calls failed for good without Shopify refusing them (an outage longer than the outbox's
+        // attempts): her segment reads as unwritten again, so this run writes it anew. Why: it read as written, and she kept
+        // her old tag, or none, until her segment next changed (until 7 Dec 2026). A refused call (the customer merged or
+        // deleted in Shopify) is not sent again. Found from the shop's failed calls (outbox_failed_idx), few on any day.
+        await using (var cmd = new NpgsqlCommand("""
+            UPDATE churn_scores s SET synced_segment = NULL
+            FROM (SELECT DISTINCT split_part(m.idempotency_key, ':', 2)::bigint AS customer_id, split_part(m.idempotency_key, ':', 3)::int AS change
+                  FROM outbox_messages m
+                  WHERE m.shop_id = $1 AND m.failed_at IS NOT NULL AND m.outcome = 'unknown' AND m.operation IN ('tagsAdd', 'tagsRemove')
+                    AND m.idempotency_key ~ '^churn:[0-9]+:[0-9]+:') f
+            WHERE s.shop_id = $1 AND s.customer_id = f.customer_id AND s.changes = f.change AND s.synced_segment = s.segment
+            """, conn, tx))
+        {
+            cmd.Parameters.Add(Sql.Param(shopId));
+            await cmd.ExecuteNonQueryAsync(ct);
+        }
         await using (var cmd = new NpgsqlCommand("""
             UPDATE churn_scores SET synced_segment = segment, changes = changes + 1, synced_probability = churn_probability, synced_value = expected_value_365
             WHERE shop_id = $1 AND segment IS DISTINCT FROM synced_segment

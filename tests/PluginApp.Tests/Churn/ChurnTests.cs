@@ -363,6 +363,44 @@ public sealed class ChurnTests(ChurnFixture app) : IClassFixture<ChurnFixture>
         finally { app.Shopify.GraphQL = null; }
     }
 
+    /// <summary>
+    /// Shopify fails a customer's tag call through every attempt the outbox makes (an outage of an hour and more): the next
+    /// run writes her segment again, though it did not change, and she ends with her segment's tag. Until 7 Dec 2026 her
+    /// segment read as written when its calls were queued, and she kept no tag of ours until her segment next changed.
+    /// </summary>
+    [Fact]
+    public async Task ATagCallThatFailsThroughEveryAttempt_IsWrittenAgainByTheNextRun()
+    {
+        const string shop = "churn-outage.myshopify.com";
+        const long first = 96_910_000;
+        const string failing = "SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND operation = 'tagsAdd' AND resource_key = $2";
+        app.Shopify.GraphQL = call => call.Shop == shop && call.Mentions("tagsAdd") && call.Variables["id"]?.GetValue<string>() == Gid(first)
+            ? StandInAnswer.Json(new JsonObject { ["errors"] = new JsonArray(new JsonObject { ["message"] = "Internal error. Looks like something went wrong on our end." }) })
+            : null;
+        long shopId;
+        try
+        {
+            shopId = await app.ScoredShopAsync(shop, first, seed: 22);
+            var drainer = app.Factory.Services.GetRequiredService<OutboxDrainer>();
+            while (await app.CountAsync(failing + " AND attempts > 0", shopId, Gid(first)) == 0)
+                await drainer.DrainShopAsync(shopId, CancellationToken.None);
+            // Its attempts but the last spent (an outage of an hour and more, at the outbox's backoff): the last fails too.
+            await app.ScalarAsync("UPDATE outbox_messages SET attempts = $3 - 1, next_attempt_at = $4 WHERE shop_id = $1 AND operation = 'tagsAdd' AND resource_key = $2",
+                shopId, Gid(first), app.Factory.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<OutboxOptions>>().Value.MaxAttempts, app.Clock.GetUtcNow());
+            await app.DrainAsync(shopId, failed: 1);
+            Assert.Equal(1, await app.CountAsync(failing + " AND failed_at IS NOT NULL AND outcome = 'unknown'", shopId, Gid(first)));
+            Assert.DoesNotContain(app.Shopify.Admin.Tags(Gid(first)), t => t.StartsWith("pluginapp:", StringComparison.Ordinal));
+        }
+        finally { app.Shopify.GraphQL = null; }
+
+        var segments = await SegmentsAsync(shopId);
+        await app.ScoreAsync(shopId);
+        await app.DrainAsync(shopId, failed: 1);
+
+        Assert.Equal(segments, await SegmentsAsync(shopId)); // nothing changed but the tag
+        Assert.Equal(["pluginapp:" + segments[first]], app.Shopify.Admin.Tags(Gid(first)).Where(t => t.StartsWith("pluginapp:", StringComparison.Ordinal)));
+    }
+
     [Fact]
     public async Task Customers_GetScoresAndSegments_AndShopifyGetsOurTagsAndMetafieldsOnce_LeavingTheMerchantsTagsAlone()
     {
