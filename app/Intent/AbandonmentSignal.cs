@@ -223,9 +223,31 @@ public sealed class AbandonmentSignal(NpgsqlDataSource db, IntentScorer scorer, 
                 metafields = new[] { new { ownerId = gid, @namespace = o.MetafieldNamespace, key = "checkout_intent", type = "number_decimal", value = "0.0000" } },
             }, $"abandon:{checkout}:zero"), now);
         }
+        // A removal (the tag, the metafield's 0) that failed for good without Shopify refusing it (an outage longer than the
+        // outbox's attempts) is sent again, once for each failed call, unless the customer has a signal open again. Why: she
+        // kept the tag recovery emails go by after she had bought (until 7 Dec 2026). Found from the shop's failed calls.
+        var again = new List<(long Id, string Operation, string Resource, string Variables, string Key)>();
+        await using (var cmd = new NpgsqlCommand("""
+            SELECT m.id, m.operation, m.resource_key, m.variables::text, m.idempotency_key FROM outbox_messages m
+            WHERE m.shop_id = $1 AND m.failed_at IS NOT NULL AND m.outcome = 'unknown' AND m.operation IN ('tagsRemove', 'metafieldsSet')
+              AND m.idempotency_key LIKE 'abandon:%' AND (m.idempotency_key LIKE '%:remove' OR m.idempotency_key LIKE '%:zero' OR m.idempotency_key LIKE '%:again:%')
+              AND NOT EXISTS (SELECT 1 FROM outbox_messages a WHERE a.shop_id = m.shop_id AND a.idempotency_key = m.idempotency_key || ':again:' || m.id)
+            ORDER BY m.id
+            """, conn, tx))
+        {
+            cmd.Parameters.Add(Sql.Param(shopId));
+            await using var r = await cmd.ExecuteReaderAsync(ct);
+            while (await r.ReadAsync(ct)) again.Add((r.GetInt64(0), r.GetString(1), r.GetString(2), r.GetString(3), r.GetString(4)));
+        }
+        foreach (var (id, operation, resource, variables, key) in again)
+        {
+            if (await StillOpenAsync(conn, tx, shopId, Gid.Id(resource), ct)) continue;
+            OutboxWriter.Enqueue(removing, new OutboxCall(operation == OutboxOperation.TagsRemove.Name ? OutboxOperation.TagsRemove : OutboxOperation.MetafieldsSet,
+                resource, System.Text.Json.Nodes.JsonNode.Parse(variables)!, $"{key}:again:{id}"), now);
+        }
         if (removals.BatchCommands.Count > 0) await removals.ExecuteNonQueryAsync(ct);
         await tx.CommitAsync(ct);
-        if (signalled > 0 || cleared.Count > 0) outbox.Kick(shopId);
+        if (signalled > 0 || cleared.Count > 0 || again.Count > 0) outbox.Kick(shopId);
         return (signalled, cleared.Count);
     }
 

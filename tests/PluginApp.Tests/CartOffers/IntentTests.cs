@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
 using PluginApp.Intent;
@@ -507,11 +508,35 @@ public sealed class IntentTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal(System.Net.HttpStatusCode.OK, (await app.SwitchFeatureAsync(seed.Shop, IntentFeature.Name, false, "store_rate", "pausing offers")).StatusCode);
         await app.ScalarAsync("INSERT INTO orders (shop_id, id, customer_id, checkout_token, total_price, created_at, updated_at) VALUES ($1, 96820009, $2, 'co-96820001', 60, $3, $3)",
             seed.ShopId, 96_810_001L, now);
-        var (_, cleared) = await signal.ShopAsync(seed.ShopId, CancellationToken.None);
-        Assert.Equal(1, cleared);
-        await app.DrainAsync(seed.ShopId);
-        Assert.DoesNotContain(tag, app.Shopify.Admin.Tags("gid://shopify/Customer/96810001"));
-        Assert.Equal("0.0000", app.Shopify.Admin.Metafields("gid://shopify/Customer/96810001")["pluginapp.checkout_intent"]);
+        // Shopify fails the tag's removal through every attempt the outbox makes (an outage of an hour and more): the next
+        // sweep sends it again, and the shopper who bought loses the tag recovery emails go by (until 7 Dec 2026 she kept it).
+        const string customerGid = "gid://shopify/Customer/96810001";
+        app.Shopify.GraphQL = call => call.Shop == seed.Shop && call.Mentions("tagsRemove") && call.Variables["id"]?.GetValue<string>() == customerGid
+            ? ShopifyStandIn.StandInAnswer.Json(new JsonObject { ["errors"] = new JsonArray(new JsonObject { ["message"] = "Internal error. Looks like something went wrong on our end." }) })
+            : null;
+        try
+        {
+            var (_, cleared) = await signal.ShopAsync(seed.ShopId, CancellationToken.None);
+            Assert.Equal(1, cleared);
+            const string removal = "SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND operation = 'tagsRemove' AND resource_key = $2";
+            var drainer = app.Factory.Services.GetRequiredService<PluginApp.Outbox.OutboxDrainer>();
+            while (await app.CountAsync(removal + " AND attempts > 0", seed.ShopId, customerGid) == 0)
+                await drainer.DrainShopAsync(seed.ShopId, CancellationToken.None);
+            // Its attempts but the last spent, at the outbox's backoff: the last fails too.
+            await app.ScalarAsync("UPDATE outbox_messages SET attempts = $3 - 1, next_attempt_at = $4 WHERE shop_id = $1 AND operation = 'tagsRemove' AND resource_key = $2",
+                seed.ShopId, customerGid, app.Factory.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<PluginApp.Outbox.OutboxOptions>>().Value.MaxAttempts,
+                app.Clock.GetUtcNow());
+            await app.DrainAsync(seed.ShopId, failed: 1);
+            Assert.Contains(tag, app.Shopify.Admin.Tags(customerGid));
+        }
+        finally { app.Shopify.GraphQL = null; }
+        await signal.ShopAsync(seed.ShopId, CancellationToken.None);
+        await app.DrainAsync(seed.ShopId, failed: 1);
+        Assert.DoesNotContain(tag, app.Shopify.Admin.Tags(customerGid));
+        Assert.Equal("0.0000", app.Shopify.Admin.Metafields(customerGid)["pluginapp.checkout_intent"]);
+        // Sent again once: a later sweep sends nothing more.
+        await signal.ShopAsync(seed.ShopId, CancellationToken.None);
+        Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND operation = 'tagsRemove' AND resource_key = $2", seed.ShopId, customerGid));
     }
 
     /// <summary>
