@@ -77,12 +77,21 @@ public sealed class ShopTokenChecks(NpgsqlDataSource db, AdminGraphQLClient shop
 
     private sealed record Request(long ShopId, string Domain, string Topic, string Delivery, DateTimeOffset TriggeredAt, DateTimeOffset RequestedAt);
 
+    /// <summary>Whether the shop is marked as holding a token Shopify refused (the client marks it when the refused token is the stored one).</summary>
+    private async Task<bool> MarkedRevokedAsync(long shopId, CancellationToken ct)
+    {
+        await using var cmd = db.CreateCommand("SELECT token_revoked_at IS NOT NULL FROM shops WHERE id = $1");
+        cmd.Parameters.Add(Sql.Param(shopId));
+        return await cmd.ExecuteScalarAsync(ct) is true;
+    }
+
     /// <returns>Whether the request acted: the shop erased, or uninstalled.</returns>
     private async Task<bool> CheckAsync(Request request, DateTimeOffset now, CancellationToken ct)
     {
         var (shopId, domain, topic, delivery, triggeredAt, requestedAt) = request;
         bool tokenWorks;
         var noToken = false;
+        var refusedUnmarked = false;
         try
         {
             await shopify.ExecuteAsync(domain, GraphQLDocuments.Load("Install/Queries/shop-settings.graphql"), null, ct, expectedCost: 1);
@@ -90,7 +99,8 @@ public sealed class ShopTokenChecks(NpgsqlDataSource db, AdminGraphQLClient shop
         }
         catch (ShopTokenRevokedException)
         {
-            tokenWorks = false; // the client marked the shop, unless a new token came meanwhile (then the erasure's rule keeps it)
+            tokenWorks = false; // the client marked the shop, unless the refused token was no longer the stored one (below)
+            refusedUnmarked = !await MarkedRevokedAsync(shopId, ct);
         }
         catch (ShopNotConnectedException e)
         {
@@ -117,6 +127,16 @@ public sealed class ShopTokenChecks(NpgsqlDataSource db, AdminGraphQLClient shop
             (tokenWorks, noToken) = (false, true);
         }
 
+        if (refusedUnmarked)
+        {
+            // Refused, but the shop holds another token since the call went (another instance refreshed it, or a new grant
+            // came), so the client did not mark it: the refusal was of a token no longer ours, and says nothing of the one
+            // the shop has now. Asked again with it. Why: an uninstall then disconnected an installed shop (until 7 Dec 2026).
+            logger.LogInformation("{Topic} {DeliveryId} of {Shop}: Shopify refused a token the shop no longer holds; asked again with its new one in {Minutes} minutes",
+                topic, delivery, domain, Retry.TotalMinutes);
+            await NoteAsync(request, "Shopify refused a token the shop has since replaced", ct);
+            return false;
+        }
         if (tokenWorks)
         {
             await using var drop = db.CreateCommand("DELETE FROM shop_token_checks WHERE shop_id = $1 AND topic = $2 AND delivery_id = $3");

@@ -124,6 +124,45 @@ public sealed class ShopRedactionCheckTests(NoSchedulerAppFixture app) : IClassF
     }
 
     /// <summary>
+    /// A replayed uninstall's check asks Shopify with the shop's token while another instance replaces it (a refresh): Shopify
+    /// refuses the old token, which the shop no longer holds, so nothing is disconnected; the check asks again with the new
+    /// token, which Shopify accepts, and is dropped. Until 7 Dec 2026 any refusal disconnected the installed shop.
+    /// </summary>
+    [Fact]
+    public async Task AnUninstallCheckRefusedWithATokenReplacedMeanwhile_DisconnectsNothing_AndAsksAgainWithTheNewOne()
+    {
+        const string shop = "uninstall-token-rotated.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        await app.ScalarAsync("UPDATE shops SET granted_at = $2 WHERE id = $1", shopId, app.Clock.GetUtcNow().AddDays(-5));
+        var uninstall = $"{{\"id\": 12, \"myshopify_domain\": \"{shop}\"}}";
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("app/uninstalled", shop, uninstall,
+            hmac: ShopifySigning.WebhookHmac(AppFixture.ClientSecret, System.Text.Encoding.UTF8.GetBytes(uninstall)))).StatusCode);
+        var refreshed = app.Factory.Services.GetRequiredService<PluginApp.Install.KeyRing.SecretProtector>().Protect($"shpat_{shop}_refreshed");
+        var refused = 0;
+        app.Shopify.GraphQL = call =>
+        {
+            if (call.Shop != shop || call.AccessToken != $"shpat_{shop}_seed") return null;
+            // Another instance refreshes the token while this call is on its way; Shopify refuses the old one.
+            app.ScalarAsync("UPDATE shops SET access_token_enc = $2 WHERE id = $1", shopId, refreshed).GetAwaiter().GetResult();
+            Interlocked.Increment(ref refused);
+            return StandInAnswer.Json(new { errors = "[API] Invalid API key or access token (unrecognized login or wrong password)" }, 401);
+        };
+        try
+        {
+            Assert.Equal(0, await RunShopRedactionChecksAsync(PluginApp.Compliance.ShopTokenChecks.FirstAsk));
+            Assert.Equal(1, refused);
+            Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM shops WHERE id = $1 AND uninstalled_at IS NULL AND token_revoked_at IS NULL", shopId));
+            Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM shop_token_checks WHERE shop_id = $1 AND last_error IS NOT NULL", shopId));
+
+            Assert.Equal(0, await RunShopRedactionChecksAsync(PluginApp.Compliance.ShopTokenChecks.FirstAsk + PluginApp.Compliance.ShopTokenChecks.Retry));
+        }
+        finally { app.Shopify.GraphQL = null; }
+        Assert.Equal(1, refused);
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM shop_token_checks WHERE shop_id = $1", shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM shops WHERE id = $1 AND uninstalled_at IS NULL AND access_token_enc IS NOT NULL", shopId));
+    }
+
+    /// <summary>
     /// An uninstall Shopify gives no answer about (the store frozen or closed, an error every time) is asked again, and after
     /// a day without an answer it acts: the shop is uninstalled. Until the review of 6 Dec 2026 it was asked every five
     /// minutes for ever, and the shop stayed installed, and so unerased by its shop/redact, which asked the same way.
