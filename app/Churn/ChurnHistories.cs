@@ -12,10 +12,8 @@ namespace PluginApp.Churn;
 /// Every time is on the store's clock (its time zone's wall time, <see cref="ChurnData.Now"/> too): the model counts
 /// distinct purchase days, and a store's day is its own. Why: read in UTC, a store in New York had its evening orders on
 /// the next day, so a customer's orders at 6 and 8 pm counted as two purchase days, and gaps moved by a day (until 5 Dec 2026).
-/// An order is dated by when it was processed (Shopify's processed_at), else when it was created: an order imported from
-/// another platform is created the day of the import with its real date as processed_at. Why: dated by its creation, a
-/// migrated store's years of history read as one purchase day per customer, each a first order placed on the import day
-/// (until 7 Dec 2026).
+/// An order is dated by when it was placed (<see cref="StoreData.OrderTime"/>). Why: dated by its creation, a migrated
+/// store's years of history read as one purchase day per customer, each a first order placed on the import day (until 7 Dec 2026).
 /// </summary>
 public static class ChurnHistories
 {
@@ -35,15 +33,15 @@ public static class ChurnHistories
         // Why the product types by one join over the store's lines, not a subquery per order: PostgreSQL ran that subquery
         // as a hash join that read every product again for each order (15.5 s for Online Retail's 18,532 orders and 3,920
         // products, growing with orders times catalog size); grouped once, 0.6 s.
-        await using (var cmd = db.CreateCommand("""
-            SELECT o.customer_id, coalesce(o.processed_at, o.created_at), coalesce(o.total_price, 0)::float8, coalesce(o.total_discounts, 0)::float8, o.cancelled_at,
+        await using (var cmd = db.CreateCommand($$"""
+            SELECT o.customer_id, {{StoreData.OrderTime.Placed("o")}}, coalesce(o.total_price, 0)::float8, coalesce(o.total_discounts, 0)::float8, o.cancelled_at,
                    coalesce(t.types, '{}'), o.id
             FROM orders o
             LEFT JOIN (SELECT l.order_id, array_agg(DISTINCT p.product_type) AS types
                        FROM order_lines l JOIN products p ON p.shop_id = l.shop_id AND p.id = l.product_id
                        WHERE l.shop_id = $1 AND coalesce(p.product_type, '') <> ''
                        GROUP BY l.order_id) t ON t.order_id = o.id
-            WHERE o.shop_id = $1 AND o.customer_id IS NOT NULL AND NOT o.test AND coalesce(o.processed_at, o.created_at) < $2
+            WHERE o.shop_id = $1 AND o.customer_id IS NOT NULL AND NOT o.test AND {{StoreData.OrderTime.Placed("o")}} < $2
               AND NOT EXISTS (SELECT 1 FROM customers c WHERE c.shop_id = o.shop_id AND c.id = o.customer_id AND c.redacted_at IS NOT NULL)
             """))
         {

@@ -7,12 +7,14 @@ public sealed class SignalStore(NpgsqlDataSource db)
 {
     /// <summary>
     /// Signals within <paramref name="history"/> of the shop's newest order. Why the newest order and not the
-    /// clock: a store that was quiet for a while, or a replayed one, still learns from what it has.
+    /// clock: a store that was quiet for a while, or a replayed one, still learns from what it has. An order's signal is
+    /// dated by when it was placed (<see cref="StoreData.OrderTime"/>): a migrated store's imported history, dated by its
+    /// creation, all fell on the import's day, and the held-out time split had no time to split (until 7 Dec 2026).
     /// </summary>
     public async Task<List<Signal>> LoadAsync(long shopId, TimeSpan history, CancellationToken ct)
     {
         var since = DateTimeOffset.MinValue; // no orders yet: carts and events of any age
-        await using (var newest = db.CreateCommand("SELECT max(created_at) FROM orders WHERE shop_id = $1"))
+        await using (var newest = db.CreateCommand($"SELECT max({StoreData.OrderTime.Placed("o")}) FROM orders o WHERE o.shop_id = $1"))
         {
             newest.Parameters.AddWithValue(shopId);
             if (await newest.ExecuteScalarAsync(ct) is DateTime t) since = new DateTimeOffset(t, TimeSpan.Zero) - history;
@@ -23,12 +25,12 @@ public sealed class SignalStore(NpgsqlDataSource db)
             BatchCommands =
             {
                 // Orders of known customers (guests count as one-off baskets); refunded quantity is taken off.
-                Command("""
+                Command($"""
                     WITH refunded AS (SELECT line_item_id, sum(quantity) AS quantity FROM refund_lines WHERE shop_id = $1 GROUP BY line_item_id)
-                    SELECT coalesce('c:' || o.customer_id, 'o:' || o.id), l.product_id, o.created_at, (l.quantity - coalesce(r.quantity, 0))::real
+                    SELECT coalesce('c:' || o.customer_id, 'o:' || o.id), l.product_id, {StoreData.OrderTime.Placed("o")}, (l.quantity - coalesce(r.quantity, 0))::real
                     FROM orders o JOIN order_lines l ON l.shop_id = o.shop_id AND l.order_id = o.id
                     LEFT JOIN refunded r ON r.line_item_id = l.id
-                    WHERE o.shop_id = $1 AND o.created_at >= $2 AND o.cancelled_at IS NULL AND NOT o.test AND l.product_id IS NOT NULL
+                    WHERE o.shop_id = $1 AND {StoreData.OrderTime.Placed("o")} >= $2 AND o.cancelled_at IS NULL AND NOT o.test AND l.product_id IS NOT NULL
                     """, shopId, since),
                 // A cart that became a known customer's order is hers (her key), as her events are: a held-out evaluation
                 // that leaves her order out leaves out its cart too (RecommenderTraining.Split).

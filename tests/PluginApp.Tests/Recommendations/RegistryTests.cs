@@ -32,6 +32,32 @@ public sealed class RegistryTests(AppFixture app) : IClassFixture<AppFixture>
     }
 
     /// <summary>
+    /// A store that moved to Shopify imported its history: each order created on the import's day, its real date as
+    /// processed_at. The recommender reads each order's signal at its real date, so its held-out time split has a history to
+    /// split (until 7 Dec 2026 every imported order fell on the import's day).
+    /// </summary>
+    [Fact]
+    public async Task Signals_OfOrdersImportedFromAnotherPlatform_AreDatedByWhenTheyWereProcessed()
+    {
+        var shopId = await app.InstallShopAsync("signals-migrated.myshopify.com");
+        var now = app.Clock.GetUtcNow();
+        var placed = new[] { now.AddDays(-300), now.AddDays(-200), now.AddDays(-100) };
+        for (var i = 0; i < placed.Length; i++)
+        {
+            await app.CountAsync("""
+                INSERT INTO orders (shop_id, id, name, customer_id, currency, total_price, created_at, updated_at, processed_at)
+                VALUES ($1, $2, 'n', 7410101, 'USD', 10, $3, $3, $4)
+                """, shopId, 7_410_001L + i, now.AddDays(-1).AddMinutes(i), placed[i]);
+            await app.CountAsync("INSERT INTO order_lines (shop_id, id, order_id, product_id, quantity) VALUES ($1, $2, $3, 741, 1)", shopId, 7_410_101L + i, 7_410_001L + i);
+        }
+
+        var signals = await app.Factory.Services.GetRequiredService<SignalStore>().LoadAsync(shopId, TimeSpan.FromDays(150), CancellationToken.None);
+
+        // Within 150 days of the newest order's date (100 days ago): the orders of 200 and 100 days ago.
+        Assert.Equal(placed[1..].Select(p => p.UtcTicks / TimeSpan.TicksPerSecond), signals.Select(s => s.At.UtcTicks / TimeSpan.TicksPerSecond).Order());
+    }
+
+    /// <summary>
     /// The Upsells page lists the recommender's runs however many runs of other kinds came after them (retrainings on new
     /// orders, skips). Until 6 Dec 2026 it filtered the shop's 50 latest runs of every kind, and said "No training has run
     /// yet" once other kinds had filled them.
