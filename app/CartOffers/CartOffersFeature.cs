@@ -67,6 +67,8 @@ public static class CartOffersFeature
         "Chooses per cart between nothing, a free-shipping bar, the bar with a product, or a single-use discount.", ["nothing"])
     {
         OffMeaning = new Dictionary<string, string> { ["nothing"] = "the cart block is not shown at all (the theme renders nothing in its place once Shopify has the app's setting); no code is handed out or created" },
+        // Switched off, the codes queued for creation and not yet sent are dropped (a request's end must not leave them).
+        WhenSwitchedOff = (services, shopId, _) => services.GetRequiredService<DiscountPool>().CancelQueuedCreationsAsync(shopId, CancellationToken.None),
         // Switched off, the pool was left to run down; on again, it is topped up now rather than at the next sweep.
         WhenSwitchedOn = (services, shopId) => services.GetRequiredService<IBackgroundJobClient>().Enqueue<CartOfferJobs>(j => j.RefillAsync(shopId, CancellationToken.None)),
         // Off, or not enabled in its settings (as a new install is), the cart offers block renders nothing at all
@@ -207,6 +209,8 @@ public static class CartOffersFeature
         // Enabled or not, the block is rendered or not (BlockVisibility's own reason).
         if (before.Enabled != settings.Enabled) PluginApp.Admin.Switches.BlockVisibilityJob.Enqueue(http.RequestServices, scope.ShopId, Name);
         if (settings.Enabled && settings.OffersEnabled) jobs.Enqueue<CartOfferJobs>(j => j.RefillAsync(scope.ShopId, CancellationToken.None));
+        // Codes turned off (or the block): those queued for creation and not yet sent are dropped, as when switched off.
+        else await http.RequestServices.GetRequiredService<DiscountPool>().CancelQueuedCreationsAsync(scope.ShopId, CancellationToken.None);
         return TypedResults.Ok(new SettingsView(version, settings, null, by));
     }
 

@@ -75,6 +75,41 @@ public sealed class DiscountPool(NpgsqlDataSource db, OutboxScheduler outbox, Ti
         await batch.ExecuteNonQueryAsync(ct);
     }
 
+    /// <summary>
+    /// Cart offers switched off, or their codes turned off in the settings: the codes whose creation is still queued (never
+    /// sent, or waiting to be tried again) are dropped with their calls, so no new discount appears in the store afterwards.
+    /// An attempt whose answer was lost may have made its code in Shopify: that code, which nobody is given, ends unused at
+    /// its end date. Why: a refill's calls waiting out an outage created their codes in the merchant's Discounts hours after
+    /// he had switched cart offers off (until 7 Dec 2026). A call being sent at that moment goes.
+    /// </summary>
+    /// <returns>How many codes were dropped.</returns>
+    public async Task<int> CancelQueuedCreationsAsync(long shopId, CancellationToken ct)
+    {
+        await using var conn = await db.OpenConnectionAsync(ct);
+        await using var tx = await conn.BeginTransactionAsync(ct);
+        // The refill's lock: a refill queueing codes finishes first, and its codes are dropped with the others.
+        await using (var lk = new NpgsqlCommand("SELECT pg_advisory_xact_lock(hashtext('discount-pool'), $1::int)", conn, tx))
+        {
+            lk.Parameters.Add(Sql.Param((int)shopId));
+            await lk.ExecuteNonQueryAsync(ct);
+        }
+        await using var cmd = new NpgsqlCommand("""
+            WITH dropped AS (
+                DELETE FROM outbox_messages m
+                WHERE m.shop_id = $1 AND m.operation = 'discountCodeBasicCreate' AND m.idempotency_key LIKE 'discount:%'
+                  AND m.completed_at IS NULL AND m.failed_at IS NULL AND (m.claimed_until IS NULL OR m.claimed_until < $2)
+                RETURNING substring(m.idempotency_key FROM 10) AS code),
+            codes AS (
+                DELETE FROM discount_codes d USING dropped x WHERE d.shop_id = $1 AND d.code = x.code AND d.state = 'creating' RETURNING d.code)
+            SELECT count(*) FROM codes
+            """, conn, tx);
+        cmd.Parameters.Add(Sql.Param(shopId));
+        cmd.Parameters.Add(Sql.Param(clock.GetUtcNow()));
+        var dropped = (int)(long)(await cmd.ExecuteScalarAsync(ct))!;
+        await tx.CommitAsync(ct);
+        return dropped;
+    }
+
     /// <summary>Tops the pool up to <paramref name="size"/> codes that are ready or being created; returns how many were queued.</summary>
     public async Task<int> RefillAsync(long shopId, CartOfferSettings settings, CancellationToken ct)
     {

@@ -459,6 +459,7 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
         // Saving the settings queues the first refill.
         await SettingsAsync(seed, new { enabled = true, offerPercent = 10, maxDiscountPercent = 15, marginFloorPercent = 20, dailyBudget = 100, poolSize = 2, codeExpiryHours = 48 });
         await WaitForUsableAsync(2, "saving the settings");
+        await app.DrainAsync(seed.ShopId);
         Assert.Equal(2, await app.CountAsync(creates, seed.ShopId));
 
         Assert.Equal(HttpStatusCode.OK, (await app.SwitchFeatureAsync(seed.Shop, CartOffersFeature.Name, false, "nothing", "no discounts this month")).StatusCode);
@@ -472,6 +473,42 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal(HttpStatusCode.OK, (await app.SwitchFeatureAsync(seed.Shop, CartOffersFeature.Name, true)).StatusCode);
         await WaitForUsableAsync(2, "switching cart offers on");
         Assert.Equal(4, await app.CountAsync(creates, seed.ShopId));
+    }
+
+    /// <summary>
+    /// A refill's codes wait out a Shopify outage (their first attempt lost on the way); the merchant switches cart offers
+    /// off meanwhile: the queued creations are dropped, and once Shopify answers again no discount appears in the store.
+    /// Until 7 Dec 2026 they were created hours after the switch-off, which says no code is created.
+    /// </summary>
+    [Fact]
+    public async Task SwitchedOff_WhileItsCodesWaitOutAnOutage_NoneIsCreatedAfterwards()
+    {
+        var seed = await StoreAsync("offers-off-in-outage.myshopify.com", 0.1m);
+        const string creates = "SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND operation = 'discountCodeBasicCreate'";
+        app.Shopify.Admin.DropBeforeApplying(seed.Shop, "discountCodeBasicCreate", times: 100);
+        try
+        {
+            await SettingsAsync(seed, new { enabled = true, offerPercent = 10, maxDiscountPercent = 15, marginFloorPercent = 20, dailyBudget = 100, poolSize = 3, codeExpiryHours = 48 });
+            var deadline = DateTime.UtcNow.AddSeconds(20);
+            while (await app.CountAsync(creates + " AND attempts > 0 AND completed_at IS NULL AND claimed_until IS NULL", seed.ShopId) < 3)
+            {
+                Assert.True(DateTime.UtcNow < deadline, "the refill's calls were not tried within 20 s");
+                await app.Factory.Services.GetRequiredService<PluginApp.Outbox.OutboxDrainer>().DrainShopAsync(seed.ShopId, CancellationToken.None);
+                await Task.Delay(50);
+            }
+
+            Assert.Equal(HttpStatusCode.OK, (await app.SwitchFeatureAsync(seed.Shop, CartOffersFeature.Name, false, "nothing", "no discounts this month")).StatusCode);
+        }
+        finally { app.Shopify.Admin.DropBeforeApplying(seed.Shop, "discountCodeBasicCreate", times: 0); }
+        int Sent() => app.Shopify.Admin.Mutations.Count(m => m.Shop == seed.Shop && m.Query.Contains("discountCodeBasicCreate"));
+        var sentBefore = Sent();
+        // The outage over, whatever is left is due now.
+        await app.ScalarAsync("UPDATE outbox_messages SET next_attempt_at = $2 WHERE shop_id = $1 AND completed_at IS NULL", seed.ShopId, app.Clock.GetUtcNow());
+        await app.DrainAsync(seed.ShopId);
+
+        Assert.Equal(sentBefore, Sent());
+        Assert.Equal(0, await app.CountAsync(creates, seed.ShopId));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM discount_codes WHERE shop_id = $1", seed.ShopId));
     }
 
     /// <summary>
