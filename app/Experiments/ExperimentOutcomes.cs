@@ -58,7 +58,7 @@ internal static class ExperimentOutcomes
         var cancelled = order.CancelledAt is not null;
         var action = rows.AppAttributes?.GetValueOrDefault(OrderPayloads.ActionAttribute);
         store.AddToSegment(Outcomes,
-            [store.ShopId, order.Id, visitor, order.CustomerId, cancelled ? 0m : order.TotalPrice ?? 0m, order.CreatedAt ?? now,
+            [store.ShopId, order.Id, visitor, order.CustomerId, cancelled ? 0m : order.TotalPrice ?? 0m, order.PlacedAt ?? now,
              order.SubtotalPrice ?? order.TotalPrice ?? 0m, cancelled ? 0m : order.TotalDiscounts ?? 0m, action is { Length: <= 32 } ? action : null,
              order.UpdatedAt],
             rows.Lines.GroupBy(l => l.Id).Select(g => g.Last()).Select(l => new object?[] { l.VariantId ?? 0L, l.Quantity }));

@@ -106,6 +106,8 @@ public sealed class Order : IShopOwned
     public DateTimeOffset? CreatedAt { get; set; }
     public DateTimeOffset? UpdatedAt { get; set; }
     public DateTimeOffset? ProcessedAt { get; set; }
+    /// <summary>When the order was placed: processed, else created (<see cref="OrderTime"/>; an imported order is created on the import's day).</summary>
+    public DateTimeOffset? PlacedAt => ProcessedAt ?? CreatedAt;
     /// <summary>The payment gateways, comma-separated (payment_gateway_names).</summary>
     public string? Gateway { get; set; }
     /// <summary>The card's address verification result code (one letter), where the payment gave one.</summary>

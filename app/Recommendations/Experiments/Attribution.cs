@@ -48,6 +48,6 @@ internal static class Attribution
         if (order.CancelledAt is not null || order.Test || (order.CustomerId is null && visitor is null)) return;
         foreach (var l in rows.Lines.Where(l => l.ProductId is not null).GroupBy(l => l.Id).Select(g => g.Last()))
             store.AddToSegment(Lines, [store.ShopId, l.Id, order.Id, l.ProductId, (l.Price ?? 0m) * l.Quantity - (l.TotalDiscount ?? 0m),
-                order.CreatedAt ?? now, order.CustomerId, visitor, now]);
+                order.PlacedAt ?? now, order.CustomerId, visitor, now]);
     }
 }

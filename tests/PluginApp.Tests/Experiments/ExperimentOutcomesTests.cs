@@ -52,6 +52,13 @@ public sealed class ExperimentOutcomesTests(AppFixture app) : IClassFixture<AppF
         test["note_attributes"] = new JsonArray(new JsonObject { ["name"] = "_pluginapp_visitor", ["value"] = "outcome-shopper" });
         Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("orders/create", shop, test.ToJsonString())).StatusCode);
         Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM experiment_outcomes WHERE shop_id = $1 AND order_id = $2", shopId, order + 100));
+        // An order of hers imported from the store's old platform (created now, placed in 2024) is no outcome of an arm she
+        // saw this year (until 7 Dec 2026 it counted as one, dated by the import).
+        var imported = ShopifyPayloads.Order(order + 200, customerId: customer);
+        imported["processed_at"] = "2024-03-14T10:00:00-04:00";
+        imported["note_attributes"] = new JsonArray(new JsonObject { ["name"] = "_pluginapp_visitor", ["value"] = "outcome-shopper" });
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("orders/create", shop, imported.ToJsonString())).StatusCode);
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM experiment_outcomes WHERE shop_id = $1 AND order_id = $2", shopId, order + 200));
 
         // A segment of nine orders of other shoppers, planned as a webhook batch plans it: each order's lookups read its own rows.
         var rows = Enumerable.Range(1, 9).Select(i => new object?[]

@@ -66,6 +66,33 @@ public sealed class AttributionTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM recommendation_attributions WHERE shop_id = $1 AND order_id = 7900002", shopId));
     }
     /// <summary>
+    /// An order imported from the store's old platform arrives as orders/create on the day of the import, its real date as
+    /// processed_at: the shopper's click of this week on its product earned nothing of it (until 7 Dec 2026 the import's
+    /// orders were credited to the week's recommendations).
+    /// </summary>
+    [Fact]
+    public async Task AnOrderImportedFromAnotherPlatform_IsNotCreditedToThisWeeksRecommendations()
+    {
+        const string shop = "attr-imported.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        var now = new DateTimeOffset(2026, 7, 1, 12, 0, 0, TimeSpan.Zero); // a day before the order's creation below
+        await app.LogUpsellAsync("imported-request", shopId, now, [], [9000], modelVersion: 3);
+        await app.ScalarAsync("""
+            INSERT INTO recommendation_events (shop_id, event_type, request_id, visitor_hash, customer_id, product_id, occurred_at)
+            VALUES ($1, 'click', 'imported-request', NULL, 7900201, 9000, $2)
+            """, shopId, now);
+        var imported = ShopifyPayloads.Order(7_900_201, customerId: 7_900_201);
+        imported["processed_at"] = "2024-03-14T10:00:00-04:00";
+        var placed = ShopifyPayloads.Order(7_900_202, customerId: 7_900_201);
+
+        await app.SendWebhookAsync("orders/create", shop, imported.ToJsonString());
+        await app.SendWebhookAsync("orders/create", shop, placed.ToJsonString());
+
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM recommendation_attributions WHERE shop_id = $1 AND order_id = 7900201", shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM recommendation_attributions WHERE shop_id = $1 AND order_id = 7900202", shopId));
+    }
+
+    /// <summary>
     /// A product recommended to thousands of other visitors this week: an order line of it is credited to its own shopper's
     /// click, and finding that click reads the shopper's events, not everyone's events of the product.
     /// </summary>

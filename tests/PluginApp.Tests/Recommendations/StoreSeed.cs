@@ -101,6 +101,7 @@ public sealed class StoreSeed(AppFixture app, string shop)
     {
         var o = ShopifyPayloads.Order(id, customerId: customer, lines: products.Count);
         o["created_at"] = at.ToString("O");
+        o["processed_at"] = at.ToString("O"); // as Shopify has it for an order placed in the store
         o["updated_at"] = at.ToString("O");
         for (var i = 0; i < products.Count; i++)
         {

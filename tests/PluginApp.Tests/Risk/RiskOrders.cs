@@ -50,6 +50,7 @@ internal static class RiskOrders
         var o = ShopifyPayloads.Order(id, customer, lines: 1);
         o["name"] = $"#{id}";
         o["created_at"] = at.ToString("O", CultureInfo.InvariantCulture);
+        o["processed_at"] = at.ToString("O", CultureInfo.InvariantCulture); // as Shopify has it for an order placed in the store
         o["updated_at"] = at.ToString("O", CultureInfo.InvariantCulture);
         o["total_price"] = total.ToString("0.00", CultureInfo.InvariantCulture);
         o["email"] = email;

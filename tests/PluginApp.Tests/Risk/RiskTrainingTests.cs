@@ -151,6 +151,7 @@ public sealed class RiskTrainingTests(AppFixture app) : IClassFixture<AppFixture
         // A new order like the fraud: scored with the model's version, the model counted at its registered weight, its reasons in words.
         var order = ShopifyPayloads.Order(829_999, customerId: null, lines: 1);
         order["created_at"] = app.Clock.GetUtcNow().ToString("O", CultureInfo.InvariantCulture);
+        order["processed_at"] = order["created_at"]!.DeepClone();
         order["total_price"] = "99.00";
         order["email"] = "f77@mail.example";
         order["client_details"]!["browser_ip"] = "192.0.2.1";
