@@ -251,7 +251,12 @@ public sealed class CartOfferService(CartOfferSettingsStore settingsStore, Catal
         }
     }
 
-    /// <summary>The block saw the answer: the unit's exposure to its arm (the arm comes from our log, not from the browser).</summary>
+    /// <summary>
+    /// The block saw the answer: the unit's exposure to its arm (the arm comes from our log, not from the browser), if the
+    /// experiment ran as it runs now when the cart was decided. Why: a page decided while the experiment was stopped (every
+    /// cart the stopped arm), or before its shares changed, and seen after, recorded its visitor in an arm she was not
+    /// assigned, for good, as the first exposure stands (until 7 Dec 2026); her next cart's decision exposes her rightly.
+    /// </summary>
     public async Task<bool> SeenAsync(long shopId, string decisionId, string? visitorHash, CancellationToken ct)
     {
         await using var cmd = db.CreateCommand("""
@@ -263,14 +268,17 @@ public sealed class CartOfferService(CartOfferSettingsStore settingsStore, Catal
         cmd.Parameters.Add(Sql.Text(visitorHash));
         string arm;
         long? customer;
+        DateTimeOffset decidedAt;
         await using (var r = await cmd.ExecuteReaderAsync(ct))
         {
             if (!await r.ReadAsync(ct)) return false;
             arm = r.GetString(0);
             customer = r.IsDBNull(1) ? null : r.GetInt64(1);
+            decidedAt = r.GetFieldValue<DateTimeOffset>(3);
         }
-        var running = (await experiments.GetAsync(shopId, CartOffersExperiment.Key, ct)).Running;
-        if (running && Assignment.Unit(visitorHash, customer) is { } unit)
+        var settings = await experiments.GetAsync(shopId, CartOffersExperiment.Key, ct);
+        var decidedAsNow = decidedAt >= (settings.UpdatedAt ?? settings.StartedAt ?? DateTimeOffset.MinValue);
+        if (settings.Running && decidedAsNow && Assignment.Unit(visitorHash, customer) is { } unit)
             await ExperimentExposures.RecordAsync(db, new Exposure(shopId, CartOffersExperiment.Key, unit, arm, customer, clock.GetUtcNow()), ct);
         return true;
     }

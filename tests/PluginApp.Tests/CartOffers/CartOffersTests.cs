@@ -634,6 +634,42 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM experiment_exposures WHERE shop_id = $1", seed.ShopId));
     }
 
+    /// <summary>
+    /// A page decided while the experiment was stopped (every cart the stopped arm) and seen after it was started again does
+    /// not record its visitor in that arm: she belongs to the control, and her next cart, decided in it, exposes her there.
+    /// Until 7 Dec 2026 the old decision's arm was recorded, and as the first exposure stands, she counted in it for good.
+    /// </summary>
+    [Fact]
+    public async Task ACartDecidedWhileTheExperimentWasStopped_SeenAfterItsStart_DoesNotExposeItsVisitorToTheStoppedArm()
+    {
+        var seed = await StoreAsync("offers-seen-after-start.myshopify.com", 0.1m);
+        await SettingsAsync(seed, new { enabled = true, offerPercent = 10, maxDiscountPercent = 15, marginFloorPercent = 20, dailyBudget = 100, poolSize = 2, codeExpiryHours = 48 });
+        var store = app.Factory.Services.GetRequiredService<ExperimentStore>();
+        var settings = await store.GetAsync(seed.ShopId, CartOffersExperiment.Key, CancellationToken.None);
+        var visitor = VisitorIn(seed.Shop, CartOffersExperiment.ControlArm);
+        var moved = TimeSpan.Zero;
+        string stale;
+        try
+        {
+            app.Clock.Advance(TimeSpan.FromMinutes(-5)); moved -= TimeSpan.FromMinutes(5);
+            await store.SaveAsync(seed.ShopId, CartOffersExperiment.Key, settings.Arms, settings.Metric, settings.Guardrails, running: false, "staff user 42", CancellationToken.None);
+            var stopped = await AskAsync(seed, "cart-stopped", visitor, (1010, 1));
+            Assert.Equal(CartOffersExperiment.StoppedArm, stopped.GetProperty("arm").GetString());
+            stale = stopped.GetProperty("decision_id").GetString()!;
+            app.Clock.Advance(TimeSpan.FromMinutes(1)); moved += TimeSpan.FromMinutes(1);
+            await store.SaveAsync(seed.ShopId, CartOffersExperiment.Key, settings.Arms, settings.Metric, settings.Guardrails, running: true, "staff user 42", CancellationToken.None);
+        }
+        finally { app.Clock.Advance(-moved); }
+
+        Assert.Equal(HttpStatusCode.Accepted, (await SeenAsync(seed.Shop, stale, visitor)).StatusCode);
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM experiment_exposures WHERE shop_id = $1 AND experiment = $2", seed.ShopId, CartOffersExperiment.Key));
+
+        var now = await AskAsync(seed, "cart-started", visitor, (1010, 1));
+        Assert.Equal(CartOffersExperiment.ControlArm, now.GetProperty("arm").GetString());
+        Assert.Equal(HttpStatusCode.Accepted, (await SeenAsync(seed.Shop, now.GetProperty("decision_id").GetString()!, visitor)).StatusCode);
+        Assert.Equal(CartOffersExperiment.ControlArm, await app.ScalarAsync("SELECT arm FROM experiment_exposures WHERE shop_id = $1 AND experiment = $2", seed.ShopId, CartOffersExperiment.Key));
+    }
+
     private Task<HttpResponseMessage> SeenAsync(string shop, string decisionId, string visitor) =>
         app.Client.PostAsync(StoreSeed.Signed("/proxy/cart-offers/seen", shop, "", app.Clock.GetUtcNow()),
             new StringContent(JsonSerializer.Serialize(new { decision_id = decisionId, visitor_id = visitor }), Encoding.UTF8, "application/json"));
