@@ -31,7 +31,7 @@ public sealed class RulesWhatIf(NpgsqlDataSource db, CatalogCache catalogs)
             var placement = r.GetString(0);
             var anchors = r.GetFieldValue<long[]>(1).Select(id => catalog.Products.GetValueOrDefault(id)).OfType<CatalogProduct>().ToList();
             var anchorIds = anchors.Select(a => a.Id).ToHashSet();
-            var anchorPrice = RecommendationService.AnchorPrice(anchors);
+            var anchorPrice = RecommendationService.AnchorPrice(anchors, []); // the log keeps the anchors' products, not their variants
             var output = r.GetFieldValue<long[]>(2);
             // The cap as serving applies it: only a cap the merchant set (the default one follows the block's own limit,
             // which the log does not keep, and held for what was served), counting pinned products but never refusing one.

@@ -287,7 +287,7 @@ public sealed class RecommendationService(ModelCache models, CatalogCache catalo
         var rules = catalog.Rules;
         var anchorIds = anchors.Select(a => a.Id).ToHashSet();
         if (InCart(req, catalog) is { } inCart) anchorIds.UnionWith(inCart); // a product page's shopper is not offered her cart's products
-        var anchorPrice = AnchorPrice(anchors);
+        var anchorPrice = AnchorPrice(anchors, req.CartVariantIds);
         var perType = new Dictionary<string, int>(StringComparer.OrdinalIgnoreCase);
         var maxPerType = rules.MaxPerProductType ?? Math.Max(2, (req.Limit + 1) / 2);
         var chosen = new List<RecommendedItem>();
@@ -337,6 +337,22 @@ public sealed class RecommendationService(ModelCache models, CatalogCache catalo
         return null;
     }
 
-    /// <summary>The anchors' price the price-ratio rule compares against: the dearest anchor's displayed price.</summary>
-    internal static decimal? AnchorPrice(IEnumerable<CatalogProduct> anchors) => anchors.Select(a => a.Display?.Price).Where(p => p is > 0).DefaultIfEmpty(null).Max();
+    /// <summary>
+    /// The anchors' price the price-ratio rule compares against: the dearest anchor's, each at the price of its variant in
+    /// the cart (<paramref name="cartVariants"/>), else its displayed one. Why: a cart holding a product's 100.00 variant,
+    /// whose cheapest in stock is 10.00, capped its upsells at twice 10.00 and showed few or none (until 7 Dec 2026).
+    /// </summary>
+    internal static decimal? AnchorPrice(List<CatalogProduct> anchors, long[] cartVariants)
+    {
+        decimal? dearest = null;
+        foreach (var a in anchors)
+        {
+            decimal? price = null;
+            foreach (var v in a.Variants)
+                if (v.Price is > 0 && (price is null || v.Price > price) && Array.IndexOf(cartVariants, v.Id) >= 0) price = v.Price;
+            price ??= a.Display?.Price;
+            if (price is > 0 && (dearest is null || price > dearest)) dearest = price;
+        }
+        return dearest;
+    }
 }

@@ -318,6 +318,29 @@ public sealed class ServingTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.DoesNotContain(107L, seed.Products(answer));
     }
 
+    /// <summary>
+    /// The price ratio is of the cart's own variant: a cart holding a mug's 90.00 edition (the mug's cheapest in stock is
+    /// 10.00) may be offered books of 100.00 under a ratio of 2. Until 7 Dec 2026 the mug's cheapest variant set the cap at
+    /// 20.00, and the cart was offered mugs and tea alone.
+    /// </summary>
+    [Fact]
+    public async Task Rules_PriceRatio_IsOfTheCartsOwnVariant_NotTheProductsCheapest()
+    {
+        var seed = await TrainedStoreAsync("serve-price-variant.myshopify.com", price: p => StoreSeed.Group(p) switch { 0 => 10m, 1 => 20m, _ => 100m });
+        await app.ScalarAsync("UPDATE variants SET unit_cost = 5 WHERE shop_id = $1", seed.ShopId);
+        await app.ScalarAsync("INSERT INTO variants (shop_id, id, product_id, price, inventory_quantity, inventory_policy, unit_cost) VALUES ($1, $2, $3, 90, 5, 'deny', 5)",
+            seed.ShopId, seed.V(1021), seed.P(102));
+        var put = new HttpRequestMessage(HttpMethod.Put, "/api/admin/rules") { Content = JsonContent.Create(new { maxPriceRatio = 2m, maxPerProductType = 12 }) };
+        put.Headers.Authorization = app.AdminGet("/", seed.Shop).Headers.Authorization;
+        Assert.Equal(HttpStatusCode.OK, (await app.Client.SendAsync(put)).StatusCode);
+
+        var answer = await seed.RecommendAsync($"placement=cart&variant_ids=1021&limit=11&visitor_id={seed.VisitorIn("model", "v-variant")}");
+        var prices = answer.GetProperty("items").EnumerateArray().Select(i => decimal.Parse(i.GetProperty("price").GetString()!, System.Globalization.CultureInfo.InvariantCulture)).ToList();
+
+        Assert.Contains(100m, prices);
+        Assert.All(prices, p => Assert.True(p <= 180m));
+    }
+
     [Fact]
     public async Task Rules_BlockedProductsAndCollectionsAreNeverShown()
     {
