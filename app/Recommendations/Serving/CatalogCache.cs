@@ -226,12 +226,15 @@ public sealed class CatalogCache
         };
         // Why ties go by id: an unchanged store must load the same list, or its version (and its cached answers) would churn.
         // Why not test orders: a merchant trying the checkout with a product bought it for nobody (until 5 Dec 2026 it could
-        // top the bestsellers, every holdout answer and fill, for 90 days).
+        // top the bestsellers, every holdout answer and fill, for 90 days). Why when placed too (OrderTime): an order imported
+        // from the store's old platform is created on the import's day; read by its creation, years of history counted as the
+        // last 90 days' (until 7 Dec 2026). The creation's bound stays, for the index (orders_created_idx).
         if (kept is null)
-            batch.BatchCommands.Add(Cmd("""
+            batch.BatchCommands.Add(Cmd($$"""
                 SELECT l.product_id FROM order_lines l JOIN orders o ON o.shop_id = l.shop_id AND o.id = l.order_id
                 WHERE l.shop_id = $1 AND l.product_id IS NOT NULL AND o.cancelled_at IS NULL AND NOT o.test
                   AND o.created_at >= (SELECT max(created_at) FROM orders WHERE shop_id = $1) - interval '90 days'
+                  AND {{StoreData.OrderTime.Placed("o")}} >= (SELECT max(created_at) FROM orders WHERE shop_id = $1) - interval '90 days'
                 GROUP BY l.product_id ORDER BY sum(l.quantity) DESC, l.product_id LIMIT 200
                 """, shopId));
         await using var r = await batch.ExecuteReaderAsync();

@@ -231,6 +231,33 @@ public sealed class ServingCacheTests(AppFixture app) : IClassFixture<AppFixture
         Assert.Equal(before[untrained.ShopId].Generation, (await Held(untrained)).Generation);
     }
 
+    /// <summary>
+    /// A store that imported its old platform's orders: they are created on the import's day, their real dates years back as
+    /// processed_at. The bestsellers are the last 90 days' by when orders were placed: not the import's best sellers of 2023.
+    /// Until 7 Dec 2026 every imported order counted as one of the last 90 days'.
+    /// </summary>
+    [Fact]
+    public async Task Bestsellers_OfAStoreThatImportedItsHistory_AreTheLast90DaysByWhenOrdersWerePlaced()
+    {
+        var seed = new StoreSeed(app, "bestsellers-imported.myshopify.com");
+        await seed.SeedAsync(customersPerGroup: 2);
+        var now = app.Clock.GetUtcNow();
+        async Task OrderAsync(long id, long product, int quantity, DateTimeOffset created, DateTimeOffset processed)
+        {
+            await app.CountAsync("""
+                INSERT INTO orders (shop_id, id, name, currency, total_price, created_at, updated_at, processed_at) VALUES ($1, $2, 'n', 'USD', 10, $3, $3, $4)
+                """, seed.ShopId, id, created, processed);
+            await app.CountAsync("INSERT INTO order_lines (shop_id, id, order_id, product_id, quantity) VALUES ($1, $2, $2, $3, $4)", seed.ShopId, id, product, quantity);
+        }
+        await OrderAsync(seed.Offset + 950_001, seed.P(101), 100, now.AddHours(-1), now.AddYears(-3)); // imported today
+        await OrderAsync(seed.Offset + 950_002, seed.P(105), 5, now.AddDays(-10), now.AddDays(-10));   // placed in the store
+
+        var catalog = await app.Factory.Services.GetRequiredService<CatalogCache>().GetAsync(seed.ShopId, CancellationToken.None);
+
+        Assert.Equal(seed.P(105), catalog.Bestsellers[0]);
+        Assert.DoesNotContain(seed.P(101), catalog.Bestsellers);
+    }
+
     [Fact]
     public async Task Bestsellers_AreKeptThroughCatalogReloadsAndProductChanges_UntilTheirOwnAgeLimit()
     {
