@@ -85,7 +85,7 @@ public static class OrderFeatures
         -- read as a returning customer ("Returning customer: 3 earlier orders", a credit) and never as a first order over the
         -- store's usual amount. As of the order's time, so training rebuilds what scoring saw.
         LEFT JOIN LATERAL (
-            SELECT count(*) AS n, min(p.created_at) AS first, sum(p.total_price) AS spend
+            SELECT count(*) AS n, min({{StoreData.OrderTime.Placed("p")}}) AS first, sum(p.total_price) AS spend
             FROM orders p WHERE p.shop_id = t.shop_id AND p.created_at < t.created_at AND NOT p.test
               AND (p.cancelled_at IS NULL OR p.cancelled_at > t.created_at)
               AND (p.fraud_known_at IS NULL OR p.fraud_known_at > t.created_at)
@@ -99,14 +99,18 @@ public static class OrderFeatures
         -- orders placed at the same moment as the last one read may stand in for one another, which moves only those
         -- averages, emails and shares, never a count. The customer's earlier orders (who) are read whole: the customer's age
         -- needs the first of them.
+        -- The email's windows count when its orders were placed (OrderTime): an order imported from the store's old platform
+        -- is created on the import's day, and until 7 Dec 2026 a returning customer's order that day read her whole imported
+        -- history as orders of the last 24 hours. The creation's bounds stay, for the index.
         LEFT JOIN LATERAL (
-            SELECT count(*) FILTER (WHERE p.created_at >= t.created_at - interval '1 day') AS d1,
-                   count(*) FILTER (WHERE p.created_at >= t.created_at - interval '7 days') AS d7, count(*) AS d30, avg(p.total_price) AS avg30,
-                   avg(p.total_price) FILTER (WHERE p.created_at >= t.created_at - interval '7 days') AS avg7
-            FROM (SELECT p.created_at, p.total_price FROM orders p
+            SELECT count(*) FILTER (WHERE p.placed >= t.created_at - interval '1 day') AS d1,
+                   count(*) FILTER (WHERE p.placed >= t.created_at - interval '7 days') AS d7, count(*) AS d30, avg(p.total_price) AS avg30,
+                   avg(p.total_price) FILTER (WHERE p.placed >= t.created_at - interval '7 days') AS avg7
+            FROM (SELECT {{StoreData.OrderTime.Placed("p")}} AS placed, p.total_price FROM orders p
                   WHERE t.email IS NOT NULL AND p.shop_id = t.shop_id AND lower(p.email) = t.email
                     AND p.created_at < t.created_at AND p.created_at >= t.created_at - interval '30 days'
-                  ORDER BY p.created_at DESC LIMIT {{WindowCap}}) p) em ON true
+                  ORDER BY p.created_at DESC LIMIT {{WindowCap}}) p
+            WHERE p.placed >= t.created_at - interval '30 days') em ON true
         -- An earlier order counts as labelled, or as confirmed fraud, when its first such label was known by the order's own
         -- time: each order carries those two times (copied from risk_labels by a trigger, or by LabelsWaiting when the label
         -- came first; migration 0040), so a window's labels are read with its orders. Why not a lookup among the labels for

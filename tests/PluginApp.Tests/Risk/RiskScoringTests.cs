@@ -756,6 +756,32 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
     }
 
     /// <summary>
+    /// A store that imported its old platform's orders the day before: a returning customer's first order in the store does
+    /// not read her three imported orders (created on the import's day, placed in 2023 and 2024) as orders of the last day,
+    /// and she is a customer of years. Until 7 Dec 2026 they were three orders from her email in 24 hours, and her age a day.
+    /// </summary>
+    [Fact]
+    public async Task AReturningCustomersImportedOrders_AreNotRecentOrders()
+    {
+        const string shop = "risk-imported-history.myshopify.com";
+        var shopId = await OrdinaryStoreAsync(shop, 1_770_000);
+        var now = app.Clock.GetUtcNow();
+        for (var i = 0; i < 3; i++)
+        {
+            var imported = RiskOrders.Order(1_779_001 + i, now.AddHours(-20).AddMinutes(i), 60m, $"192.0.2.{10 + i}", "moved@example.com", null);
+            imported["processed_at"] = now.AddDays(-900 + 200 * i).ToString("O", System.Globalization.CultureInfo.InvariantCulture);
+            await SendAsync(shop, "orders/create", imported);
+        }
+        await SendAsync(shop, "orders/create", RiskOrders.Order(1_779_010, now, 60m, "198.51.100.77", "moved@example.com", null));
+
+        var placed = await ScoreOfAsync(shopId, 1_779_010);
+
+        Assert.Equal(0, placed.Features.GetProperty("email_orders_1d").GetDouble());
+        Assert.Equal(0, placed.Features.GetProperty("email_orders_7d").GetDouble());
+        Assert.True(placed.Features.GetProperty("customer_age_days").GetDouble() > 400, placed.Features.GetRawText());
+    }
+
+    /// <summary>
     /// Orders Shopify sends with <c>"email": ""</c> (draft and point-of-sale orders of no customer) share no email: until 5 Dec
     /// 2026 the empty string was stored as one, and each such order read as a returning customer with the others' orders.
     /// </summary>
