@@ -42,10 +42,14 @@ node scripts/theme/render-block.mjs cart-offers '{"template":"cart"}' > .run/dem
 dotnet build app/PluginApp.csproj -c Release -nologo -v q >/dev/null
 dotnet build tests/ShopifyStandIn -c Release -nologo -v q >/dev/null
 
-if [ ! -f .run/demo-bulk/orders.jsonl ] || [ "$(cat .run/demo-bulk/shift-days 2>/dev/null)" != "$SHIFT_DAYS" ]; then
+# Written again when the files' shape changed since (BULK_FORMAT, scripts/lib/app.sh), as files of an older shape
+# would be read with fields missing.
+if [ ! -f .run/demo-bulk/orders.jsonl ] || [ "$(cat .run/demo-bulk/shift-days 2>/dev/null)" != "$SHIFT_DAYS" ] \
+   || [ "$(cat .run/demo-bulk/format 2>/dev/null)" != "$BULK_FORMAT" ]; then
   echo "[demo] preparing the store's history ($BACKFILL_FROM to $LIVE_FROM, moved $SHIFT_DAYS days forward) as bulk-operation results"
   scripts/replay.sh --jsonl-out .run/demo-bulk --from "$BACKFILL_FROM" --to "$LIVE_FROM" --seed 7 --shift-days "$SHIFT_DAYS" >/dev/null
   echo "$SHIFT_DAYS" > .run/demo-bulk/shift-days
+  echo "$BULK_FORMAT" > .run/demo-bulk/format
 fi
 
 rm -f .run/standin-url

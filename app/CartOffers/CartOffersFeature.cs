@@ -39,7 +39,8 @@ public sealed class CartOfferJobs(DiscountPool pool, CartOfferSettingsStore sett
     public async Task RefillAsync(long shopId, CancellationToken ct)
     {
         var (s, _, _, _) = await settings.GetAsync(shopId, ct);
-        if (!s.Enabled || !s.OffersEnabled || !await switches.IsOnAsync(shopId, CartOffersFeature.Name, ct)) return;
+        // Off: what is still queued for creation is dropped (the sweep's quarter-hourly look catches any the switch-off missed).
+        if (!s.Enabled || !s.OffersEnabled || !await switches.IsOnAsync(shopId, CartOffersFeature.Name, ct)) { await pool.CancelQueuedCreationsAsync(shopId, ct); return; }
         await pool.RefillAsync(shopId, s, ct);
     }
 

@@ -123,6 +123,14 @@ public sealed class DiscountPool(NpgsqlDataSource db, OutboxScheduler outbox, Ti
             lk.Parameters.Add(Sql.Param((int)shopId));
             await lk.ExecuteNonQueryAsync(ct);
         }
+        // Switched off since the caller looked (its look reads a cache): nothing is queued. Why under the lock: a switch-off's
+        // cancel (CancelQueuedCreationsAsync) that ran between the look and the lock found nothing to drop, and the codes
+        // queued after it were created in the store.
+        await using (var on = new NpgsqlCommand($"SELECT coalesce((SELECT enabled FROM ai_feature_switches WHERE shop_id = $1 AND feature = '{CartOffersFeature.Name}'), true)", conn, tx))
+        {
+            on.Parameters.Add(Sql.Param(shopId));
+            if (await on.ExecuteScalarAsync(ct) is false) { await tx.CommitAsync(ct); return 0; }
+        }
         long have;
         // Stock: codes at the offer's percent that a cart could still be given (Usable) a while from now: an hour, or a quarter
         // of the validity when that is shorter. Why not an hour whatever the validity: a code is Usable for the validity after

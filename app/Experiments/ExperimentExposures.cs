@@ -13,13 +13,14 @@ public sealed record Exposure(long ShopId, string Experiment, string Unit, strin
 /// </summary>
 public static class ExperimentExposures
 {
-    public const string InsertSql = """
+    public static readonly string InsertSql = $$"""
         INSERT INTO experiment_exposures (shop_id, experiment, unit, arm, customer_id, covariate, first_at)
         SELECT x.shop_id, x.experiment, x.unit, x.arm, x.customer_id,
                CASE WHEN x.customer_id IS NULL THEN 0 ELSE
                  (SELECT coalesce(sum(o.total_price), 0) FROM orders o
                   WHERE o.shop_id = x.shop_id AND o.customer_id = x.customer_id AND o.cancelled_at IS NULL AND NOT o.test
-                    AND o.created_at >= x.first_at - interval '30 days' AND o.created_at < x.first_at) END,
+                    AND o.created_at >= x.first_at - interval '30 days' AND o.created_at < x.first_at
+                    AND {{StoreData.OrderTime.Placed("o")}} >= x.first_at - interval '30 days') END,
                x.first_at
         FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::timestamptz[])
              AS x(shop_id, experiment, unit, arm, customer_id, first_at)

@@ -64,10 +64,12 @@ internal static class FreshLabels
         var horizon = churn is not null && churn.Metrics.TryGetProperty("HorizonDays", out var h) && h.TryGetInt32(out var hd) ? hd : 90;
         var probabilities = new List<double>();
         var churned = new List<bool>();
-        await using (var cmd = db.CreateCommand("""
+        // An order counts when it was placed (OrderTime), as churn's training labels it: one imported from the store's old
+        // platform after the decision is no customer coming back.
+        await using (var cmd = db.CreateCommand($$"""
             SELECT DISTINCT ON (d.customer_id) (d.output->>'churn_probability')::float8,
                    NOT EXISTS (SELECT 1 FROM orders o WHERE o.shop_id = d.shop_id AND o.customer_id = d.customer_id AND o.created_at > d.decided_at
-                               AND o.created_at <= d.decided_at + make_interval(days => $4)
+                               AND o.created_at <= d.decided_at + make_interval(days => $4) AND {{StoreData.OrderTime.Placed("o")}} > d.decided_at
                                AND NOT o.test AND o.cancelled_at IS NULL AND o.total_price > 0)
             FROM decisions d WHERE d.shop_id = $1 AND d.kind = 'churn' AND d.customer_id IS NOT NULL AND d.decided_at BETWEEN $2 AND $3
               AND d.output ? 'churn_probability'

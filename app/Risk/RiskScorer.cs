@@ -395,7 +395,7 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
     private static bool Hold(StoreWriter store, RiskHoldSettings holding, long orderId, DateTimeOffset now, bool again, bool fraud = false)
     {
         if (!holding.HoldHigh) return false;
-        store.Add("""
+        store.Add($$"""
             INSERT INTO risk_holds (shop_id, order_id, state, earlier_orders, earlier_spend, decided_at, updated_at)
             SELECT $1, $2, CASE WHEN NOT $7 AND (e.n >= $5 OR e.spend >= $6) THEN 'not_held_valued' ELSE 'to_hold' END, e.n, e.spend, $3, $3
             FROM orders t CROSS JOIN LATERAL (
@@ -405,7 +405,7 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
                   AND ((t.customer_id IS NOT NULL AND p.customer_id = t.customer_id)
                     OR (t.customer_id IS NULL AND t.email IS NOT NULL AND lower(p.email) = lower(t.email)))
                   AND NOT p.test AND p.cancelled_at IS NULL
-                  AND p.created_at <= t.created_at - make_interval(days => $8)
+                  AND p.created_at <= t.created_at - make_interval(days => $8) AND {{StoreData.OrderTime.Placed("p")}} <= t.created_at - make_interval(days => $8)
                   AND NOT EXISTS (SELECT 1 FROM risk_labels l WHERE l.shop_id = p.shop_id AND l.order_id = p.id AND l.fraud)
                   AND NOT EXISTS (SELECT 1 FROM risk_scores s WHERE s.shop_id = p.shop_id AND s.order_id = p.id
                                   AND s.level IN ('MEDIUM', 'HIGH') AND s.reviewed_at IS NULL)) e

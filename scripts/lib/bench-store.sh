@@ -17,9 +17,10 @@ bench_psql() { runuser -u postgres -- "$(pg_bindir)/psql" -h 127.0.0.1 -p "$BENC
 bench_bulk() {
   local invoices="${BULK_INVOICES:-}"
   BULK="$ROOT_DIR/.run/bench-bulk${invoices:+-$invoices}"
-  if [ ! -f "$BULK/orders.jsonl" ]; then
+  if [ ! -f "$BULK/orders.jsonl" ] || [ "$(cat "$BULK/format" 2>/dev/null)" != "$BULK_FORMAT" ]; then
     echo "[bench] writing ${invoices:+the first $invoices invoices of }the Online Retail set as bulk JSONL"
     "$ROOT_DIR/scripts/replay.sh" --jsonl-out "$BULK" --seed 7 ${invoices:+--max-invoices "$invoices"} >/dev/null
+    echo "$BULK_FORMAT" > "$BULK/format"
   fi
 }
 

@@ -287,7 +287,9 @@ public sealed class RecommendationService(ModelCache models, CatalogCache catalo
         var rules = catalog.Rules;
         var anchorIds = anchors.Select(a => a.Id).ToHashSet();
         if (InCart(req, catalog) is { } inCart) anchorIds.UnionWith(inCart); // a product page's shopper is not offered her cart's products
-        var anchorPrice = AnchorPrice(anchors, req.CartVariantIds);
+        // A product page's answer is cached for every visitor of the page (cacheable above): its cap must not follow one
+        // shopper's cart, so only a cart's answer is capped at its own variants' prices.
+        var anchorPrice = AnchorPrice(anchors, req.Placement == "cart" ? req.CartVariantIds : []);
         var perType = new Dictionary<string, int>(StringComparer.OrdinalIgnoreCase);
         var maxPerType = rules.MaxPerProductType ?? Math.Max(2, (req.Limit + 1) / 2);
         var chosen = new List<RecommendedItem>();

@@ -192,10 +192,10 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
                 // Counted as the risk features count them (OrderFeatures' "who"): the earlier orders that stood by this order's
                 // time, not tests, nor cancelled or known as fraud by then; the others apart. Until 6 Dec 2026 the page counted
                 // every earlier order, so "Earlier orders: 2" stood beside a reason saying no earlier order was found.
-                Command("""
+                Command($$"""
                     SELECT count(*) FILTER (WHERE p.stood)::int, coalesce(sum(p.total_price) FILTER (WHERE p.stood), 0),
-                           min(p.created_at) FILTER (WHERE p.stood), count(*) FILTER (WHERE NOT p.stood)::int
-                    FROM (SELECT p.total_price, p.created_at,
+                           min(p.placed) FILTER (WHERE p.stood), count(*) FILTER (WHERE NOT p.stood)::int
+                    FROM (SELECT p.total_price, {{StoreData.OrderTime.Placed("p")}} AS placed,
                                  NOT p.test AND (p.cancelled_at IS NULL OR p.cancelled_at > $3) AND (p.fraud_known_at IS NULL OR p.fraud_known_at > $3) AS stood
                           FROM orders p
                           WHERE p.shop_id = $1 AND p.id <> $2 AND p.created_at < $3

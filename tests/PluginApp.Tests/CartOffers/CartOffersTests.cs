@@ -509,6 +509,11 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal(sentBefore, Sent());
         Assert.Equal(0, await app.CountAsync(creates, seed.ShopId));
         Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM discount_codes WHERE shop_id = $1", seed.ShopId));
+        // A refill whose caller looked at the switch before it went off (an instance's cached look) queues nothing: it reads
+        // the switch again under the pool's lock.
+        var (settings, _, _, _) = await app.Factory.Services.GetRequiredService<CartOfferSettingsStore>().GetAsync(seed.ShopId, CancellationToken.None);
+        Assert.Equal(0, await app.Factory.Services.GetRequiredService<DiscountPool>().RefillAsync(seed.ShopId, settings, CancellationToken.None));
+        Assert.Equal(0, await app.CountAsync(creates, seed.ShopId));
     }
 
     /// <summary>

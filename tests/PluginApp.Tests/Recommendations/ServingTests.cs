@@ -339,6 +339,10 @@ public sealed class ServingTests(AppFixture app) : IClassFixture<AppFixture>
 
         Assert.Contains(100m, prices);
         Assert.All(prices, p => Assert.True(p <= 180m));
+        // A product page's answer is cached for all its visitors: the cart of one does not move its cap (the page's product
+        // at its displayed 10.00, so 20.00), whatever her cart holds of it.
+        var page = await seed.RecommendAsync($"placement=product&product_id=102&variant_ids=1021&limit=11&visitor_id={seed.VisitorIn("model", "v-variant-page")}");
+        Assert.All(page.GetProperty("items").EnumerateArray(), i => Assert.True(decimal.Parse(i.GetProperty("price").GetString()!, System.Globalization.CultureInfo.InvariantCulture) <= 20m));
     }
 
     [Fact]
