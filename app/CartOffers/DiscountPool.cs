@@ -88,11 +88,7 @@ public sealed class DiscountPool(NpgsqlDataSource db, OutboxScheduler outbox, Ti
         await using var conn = await db.OpenConnectionAsync(ct);
         await using var tx = await conn.BeginTransactionAsync(ct);
         // The refill's lock: a refill queueing codes finishes first, and its codes are dropped with the others.
-        await using (var lk = new NpgsqlCommand("SELECT pg_advisory_xact_lock(hashtext('discount-pool'), $1::int)", conn, tx))
-        {
-            lk.Parameters.Add(Sql.Param((int)shopId));
-            await lk.ExecuteNonQueryAsync(ct);
-        }
+        await LockPoolAsync(conn, tx, shopId, ct);
         await using var cmd = new NpgsqlCommand("""
             WITH dropped AS (
                 DELETE FROM outbox_messages m
@@ -110,6 +106,14 @@ public sealed class DiscountPool(NpgsqlDataSource db, OutboxScheduler outbox, Ti
         return dropped;
     }
 
+    /// <summary>The shop's pool, for the transaction: one refill or cancel at a time (two refills would both see it short and overfill it).</summary>
+    private static async Task LockPoolAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId, CancellationToken ct)
+    {
+        await using var lk = new NpgsqlCommand("SELECT pg_advisory_xact_lock(hashtext('discount-pool'), $1::int)", conn, tx);
+        lk.Parameters.Add(Sql.Param((int)shopId));
+        await lk.ExecuteNonQueryAsync(ct);
+    }
+
     /// <summary>Tops the pool up to <paramref name="size"/> codes that are ready or being created; returns how many were queued.</summary>
     public async Task<int> RefillAsync(long shopId, CartOfferSettings settings, CancellationToken ct)
     {
@@ -118,11 +122,7 @@ public sealed class DiscountPool(NpgsqlDataSource db, OutboxScheduler outbox, Ti
         await using var tx = await conn.BeginTransactionAsync(ct);
         await SettleAsync(conn, tx, shopId, now, ct);
         // One refill at a time per shop: two would both see the pool short and overfill it.
-        await using (var lk = new NpgsqlCommand("SELECT pg_advisory_xact_lock(hashtext('discount-pool'), $1::int)", conn, tx))
-        {
-            lk.Parameters.Add(Sql.Param((int)shopId));
-            await lk.ExecuteNonQueryAsync(ct);
-        }
+        await LockPoolAsync(conn, tx, shopId, ct);
         // Switched off since the caller looked (its look reads a cache): nothing is queued. Why under the lock: a switch-off's
         // cancel (CancelQueuedCreationsAsync) that ran between the look and the lock found nothing to drop, and the codes
         // queued after it were created in the store.

@@ -1127,6 +1127,9 @@ public sealed class ChurnTests(ChurnFixture app) : IClassFixture<ChurnFixture>
         // Each segment's row names the tag written on its customers, which a merchant's Shopify segment or flow must match
         // (until 7 Dec 2026 it showed the bare segment, "at-risk", under "Segment (tag)").
         Assert.Equal("pluginapp:" + lapsing, (await page.Locator($"#segments tr[data-segment='{lapsing}'] th").TextContentAsync())?.Trim());
+        // Each tag on one line, as it is typed into a Shopify segment (the first screenshot broke "pluginapp:lapsin" over "g").
+        foreach (var tag in await page.Locator("#segments th code").AllAsync())
+            Assert.Equal(1, await tag.EvaluateAsync<int>("e => e.getClientRects().length"));
         var rows = page.Locator("#customers tbody tr");
         Assert.True(await rows.CountAsync() > 0);
         Assert.Contains("; ", await rows.First.Locator("td.reasons").TextContentAsync());
