@@ -16,9 +16,15 @@ public static class CartAction
 /// <param name="Paid">What the cart costs after its own discounts as a share of what it costs before them (the storefront's
 /// cart says both, in its currency; the share needs no rate), 1 without discounts. The free-shipping threshold is met by
 /// what the cart costs, so the bar and the product that would reach it count the cart's value at this share.</param>
+/// <param name="TaxShare">The share of the store's prices that is tax (<see cref="TaxShares"/>), 0 where prices exclude it. Margin
+/// is counted on prices without it: the tax is the state's, and a unit cost has none. Until 7 Dec 2026 it was counted on the
+/// prices as shown, and in a store whose prices include 20 % VAT a cart at a 33 % margin passed a 40 % floor as 44 %.</param>
 public sealed record CartFacts(decimal Value, decimal? Cost, int Items, decimal? Threshold, decimal? UpsellPrice, decimal? UpsellCost, int Products = 1,
-    decimal Paid = 1)
+    decimal Paid = 1, decimal TaxShare = 0)
 {
+    /// <summary>What the merchant keeps of an amount at the store's prices once its tax is passed on.</summary>
+    public decimal WithoutTax(decimal price) => TaxShare == 0 ? price : price * (1 - TaxShare);
+
     /// <summary>What the cart costs after its own discounts, at catalog prices, to the cent (the share comes as a binary
     /// fraction: 60.00 at 50/60 would otherwise read 49.99999999999998, a cart at the threshold a hair short of it).</summary>
     public decimal Paying => Paid == 1 ? Value : Math.Round(Value * Paid, 2);
@@ -109,7 +115,7 @@ public static class CartOfferPolicy
         ArgumentNullException.ThrowIfNull(effects);
         if (!double.IsFinite(intent) || intent is < 0 or > 1) throw new ArgumentOutOfRangeException(nameof(intent), intent, "intent must be a probability");
         var reasons = new List<string>();
-        var value = (double)cart.Value;
+        var value = (double)cart.WithoutTax(cart.Value);
         var margin = cart.Cost is { } c ? value - (double)c : value * AssumedMarginShare;
         double Lift(string a) => effects.Lift.TryGetValue(a, out var l) ? l : 0;
         var expected = new Dictionary<string, double> { [CartAction.Nothing] = 0 };
@@ -121,7 +127,7 @@ public static class CartOfferPolicy
             expected[CartAction.Nudge] = intent * Lift(CartAction.Nudge) * margin;
             if (allowed.Contains(CartAction.NudgeUpsell) && cart.UpsellPrice is { } up)
             {
-                var upMargin = cart.UpsellCost is { } uc ? (double)(up - uc) : (double)up * AssumedMarginShare;
+                var upMargin = cart.UpsellCost is { } uc ? (double)(cart.WithoutTax(up) - uc) : (double)cart.WithoutTax(up) * AssumedMarginShare;
                 var p = Math.Min(1, intent * (1 + Lift(CartAction.NudgeUpsell)));
                 expected[CartAction.NudgeUpsell] = p * margin - intent * margin + p * ActionEffects.UpsellTakeRate * upMargin;
             }
@@ -135,7 +141,7 @@ public static class CartOfferPolicy
             discount = Math.Round(cart.Value * caps.Percent / 100, 2);
             var lift = effects.IsMeasured(CartAction.Offer) ? Lift(CartAction.Offer) : Lift(CartAction.Offer) * (1 - intent);
             var p = Math.Min(1, intent * (1 + lift));
-            expected[CartAction.Offer] = p * (margin - (double)discount) - intent * margin;
+            expected[CartAction.Offer] = p * (margin - (double)cart.WithoutTax(discount)) - intent * margin;
         }
 
         var best = expected.OrderByDescending(kv => kv.Value).ThenBy(kv => Array.IndexOf(CartAction.All, kv.Key)).First();
@@ -145,6 +151,9 @@ public static class CartOfferPolicy
             $"{Words(action)}: expected extra margin {Money(expected[action])} at a {intent:P0} chance of ordering ({effects.Source})"));
         foreach (var (a, v) in expected.Where(kv => kv.Key != action && kv.Key != CartAction.Nothing))
             reasons.Add($"{Words(a)} would add {Money(v)}");
+        if (cart.TaxShare > 0)
+            reasons.Add(string.Create(CultureInfo.InvariantCulture,
+                $"prices include tax: margins are counted without the {cart.TaxShare:P1} of them that is tax (the store's recent orders)"));
         return new CartPolicyDecision(action, expected, reasons, action == CartAction.Offer ? discount : 0);
     }
 
@@ -161,10 +170,11 @@ public static class CartOfferPolicy
             return string.Create(CultureInfo.InvariantCulture, $"the {caps.Percent:0.###} % offer is above the {caps.MaxPercent:0.###} % cap");
         if (cart.Value <= 0) return "the cart is empty";
         if (cart.Cost is not { } cost) return "a product's cost is unknown, so the margin floor cannot be checked";
-        var after = cart.Value * (1 - caps.Percent / 100);
+        var after = cart.WithoutTax(cart.Value * (1 - caps.Percent / 100));
         var marginAfter = after <= 0 ? -1 : (after - cost) / after * 100;
         if (marginAfter < caps.MarginFloorPercent)
-            return string.Create(CultureInfo.InvariantCulture, $"margin after the discount would be {marginAfter:0.#} %, below the {caps.MarginFloorPercent} % floor");
+            return string.Create(CultureInfo.InvariantCulture, $"margin after the discount would be {marginAfter:0.#} %, below the {caps.MarginFloorPercent} % floor")
+                + (cart.TaxShare > 0 ? " (on prices without their tax)" : "");
         var discount = Math.Round(cart.Value * caps.Percent / 100, 2);
         if (caps.SpentToday + discount > caps.DailyBudget)
             return string.Create(CultureInfo.InvariantCulture, $"today's budget would be exceeded ({caps.SpentToday:0.00} handed out + {discount:0.00} > {caps.DailyBudget:0.00})");

@@ -34,7 +34,7 @@ public sealed record CartOfferResponse(string? DecisionId, string Experiment, st
 /// action's effect against the control arm (<see cref="CartOffersOptions.ExploreShare"/>).
 /// </summary>
 public sealed class CartOfferService(CartOfferSettingsStore settingsStore, CatalogCache catalogs, RecommendationService recommendations,
-    ExperimentStore experiments, DiscountPool pool, IIntentScorer intent, ActionEffectsEstimator effects, DecisionLog decisions, AiFeatureSwitches switches, NpgsqlDataSource db, IBackgroundJobClient jobs,
+    ExperimentStore experiments, DiscountPool pool, TaxShares taxes, IIntentScorer intent, ActionEffectsEstimator effects, DecisionLog decisions, AiFeatureSwitches switches, NpgsqlDataSource db, IBackgroundJobClient jobs,
     Microsoft.Extensions.Options.IOptions<CartOffersOptions> options, TimeProvider clock, ILogger<CartOfferService> logger)
 {
     /// <summary>The shop's offer settings, re-read every 15 s (this instance forgets them when the merchant saves; see <see cref="Invalidate"/>).</summary>
@@ -52,7 +52,7 @@ public sealed class CartOfferService(CartOfferSettingsStore settingsStore, Catal
         if (!settings.Enabled || !await switches.IsOnAsync(req.ShopId, CartOffersFeature.Name, ct))
             return new CartOfferResponse(null, CartOffersExperiment.Key, CartOffersExperiment.StoppedArm, CartAction.Nothing, null, [], null, null, null, "off");
         var catalog = await catalogs.GetAsync(req.ShopId, ct);
-        var facts = Price(req.Lines, catalog, settings.FreeShippingThreshold) with { Paid = req.Paid };
+        var facts = Price(req.Lines, catalog, settings.FreeShippingThreshold) with { Paid = req.Paid, TaxShare = await taxes.ShareAsync(req.ShopId, ct) };
         var (arm, running) = await experiments.AssignAsync(req.ShopId, req.Shop, CartOffersExperiment.Key,
             UpsellExperiment.AssignmentKey(req.VisitorHash, req.CustomerId), ct);
         var decisionId = DecisionLog.NewId(clock.GetUtcNow());
@@ -231,7 +231,7 @@ public sealed class CartOfferService(CartOfferSettingsStore settingsStore, Catal
                 CustomerId = req.CustomerId, VisitorHash = req.VisitorHash, CartToken = req.CartToken,
                 Inputs = JsonSerializer.Serialize(new
                 {
-                    value = facts.Value, cost = facts.Cost, items = facts.Items, threshold = facts.Threshold, paid = facts.Paid, remaining = facts.Remaining,
+                    value = facts.Value, cost = facts.Cost, items = facts.Items, threshold = facts.Threshold, paid = facts.Paid, remaining = facts.Remaining, taxShare = facts.TaxShare,
                     upsellPrice = facts.UpsellPrice, intentReasons = score?.Reasons ?? [],
                 }),
                 // A canary's decisions say so; "failed" only when it failed (the release job counts the key).

@@ -94,6 +94,7 @@ public static class CartOffersFeature
         services.AddAiFeature(Switch);
         services.AddSingleton<CartOfferSettingsStore>();
         services.AddSingleton<DiscountPool>();
+        services.AddSingleton<TaxShares>();
         services.AddSingleton<CartOfferService>();
         services.AddSingleton<CartOfferStats>();
         services.AddSingleton<ActionEffectsEstimator>();

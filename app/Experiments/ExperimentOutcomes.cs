@@ -6,7 +6,8 @@ namespace PluginApp.Experiments;
 /// Joins an order to every experiment its shopper was exposed to, in the order's own transaction: when the unit (the
 /// visitor id the cart attributes carry, or the customer) first saw an arm in the 30 days before the order, the order is
 /// an outcome of that arm. Revenue is the order total (0 when cancelled; refunds are netted out when the results are
-/// read); margin is the subtotal less the variants' unit costs, null when a line's cost is unknown; the cart offer
+/// read); margin is the subtotal without the tax it holds (<see cref="OrderRows.Merchandise"/>) less the variants' unit
+/// costs, null when a line's cost is unknown; the cart offer
 /// action comes from the cart attribute the block wrote. A later version of the same order updates the row; an older one
 /// delivered late writes nothing.
 /// </summary>
@@ -59,7 +60,7 @@ internal static class ExperimentOutcomes
         var action = rows.AppAttributes?.GetValueOrDefault(OrderPayloads.ActionAttribute);
         store.AddToSegment(Outcomes,
             [store.ShopId, order.Id, visitor, order.CustomerId, cancelled ? 0m : order.TotalPrice ?? 0m, order.PlacedAt ?? now,
-             order.SubtotalPrice ?? order.TotalPrice ?? 0m, cancelled ? 0m : order.TotalDiscounts ?? 0m, action is { Length: <= 32 } ? action : null,
+             rows.Merchandise, cancelled ? 0m : order.TotalDiscounts ?? 0m, action is { Length: <= 32 } ? action : null,
              order.UpdatedAt],
             rows.Lines.GroupBy(l => l.Id).Select(g => g.Last()).Select(l => new object?[] { l.VariantId ?? 0L, l.Quantity }));
     }

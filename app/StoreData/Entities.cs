@@ -90,6 +90,8 @@ public sealed class Order : IShopOwned
     public decimal? SubtotalPrice { get; set; }
     public decimal? TotalDiscounts { get; set; }
     public decimal? TotalTax { get; set; }
+    /// <summary>Whether the order's prices include its tax (taxes_included): then its subtotal holds the tax too. Null when unknown.</summary>
+    public bool? TaxesIncluded { get; set; }
     public string? FinancialStatus { get; set; }
     public string? FulfillmentStatus { get; set; }
     public DateTimeOffset? CancelledAt { get; set; }

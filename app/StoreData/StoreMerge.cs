@@ -118,6 +118,7 @@ internal static class StoreMerge
         ["card_bin"] = UnlessRedacted("card.d ->> 'bin'"), ["card_last4"] = UnlessRedacted("bulk_last4(card.d ->> 'number')"),
         // Nor does the backfill read its cart attributes, where our blocks' visitor id is: the webhook's stays.
         ["visitor_hash"] = "NULL::text",
+        ["taxes_included"] = "(s.b ->> 'taxesIncluded')::boolean",
         // Marked as erased, as StoreWriter.OrderUpsert marks it: an erased order keeps its time, and one of an erased customer
         // or listed by an erasure before we held it is erased now.
         ["redacted_at"] = "coalesce(ro.redacted_at, CASE WHEN r.id IS NOT NULL OR eo.order_id IS NOT NULL THEN now() END)",

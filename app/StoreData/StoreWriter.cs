@@ -52,7 +52,7 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
         ["shop_id", "id", "name", "customer_id", "email", "currency", "total_price", "subtotal_price", "total_discounts", "total_tax",
          "financial_status", "fulfillment_status", "cancelled_at", "cancel_reason", "cart_token", "checkout_token", "source_name",
          "browser_ip", "billing_country", "shipping_country", "discount_codes", "tags", "test", "created_at", "updated_at", "processed_at",
-         "gateway", "avs_result", "cvv_result", "card_bin", "card_last4", "visitor_hash"],
+         "gateway", "avs_result", "cvv_result", "card_bin", "card_last4", "visitor_hash", "taxes_included"],
         // Why the card's checks and number kept: the backfill reads them from the order's transactions, and most order
         // webhooks carry none; until 4 Dec 2026 the next orders/updated blanked them, and the card's other orders and
         // emails went uncounted in risk features. Why the cart and checkout tokens kept: GraphQL's Order has none, so the
@@ -128,7 +128,7 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
             [shopId, o.Id, o.Name, o.CustomerId, o.Email, o.Currency, o.TotalPrice, o.SubtotalPrice,
              o.TotalDiscounts, o.TotalTax, o.FinancialStatus, o.FulfillmentStatus, o.CancelledAt, o.CancelReason, o.CartToken,
              o.CheckoutToken, o.SourceName, o.BrowserIp, o.BillingCountry, o.ShippingCountry, o.DiscountCodes, o.Tags, o.Test,
-             o.CreatedAt, o.UpdatedAt, o.ProcessedAt, o.Gateway, o.AvsResult, o.CvvResult, o.CardBin, o.CardLast4, visitorHash],
+             o.CreatedAt, o.UpdatedAt, o.ProcessedAt, o.Gateway, o.AvsResult, o.CvvResult, o.CardBin, o.CardLast4, visitorHash, o.TaxesIncluded],
             shopId, o, rows.Lines);
         if (segment is null) rowsOf.WriteTo(batch);
         foreach (var r in rows.Refunds) AddRefund(r);

@@ -112,7 +112,7 @@ internal sealed class UpsertStatement
         "id" or "shop_id" or "order_id" or "product_id" or "variant_id" or "customer_id" or "refund_id"
             or "line_item_id" or "inventory_item_id" => "int8",
         "quantity" or "inventory_quantity" => "int4",
-        "test" or "accepts_marketing" or "published" or "inventory_tracked" => "bool",
+        "test" or "accepts_marketing" or "published" or "inventory_tracked" or "taxes_included" => "bool",
         "price" or "amount" or "subtotal" or "unit_cost" or "compare_at_price" or "total_discount" => "numeric",
         _ when column.StartsWith("total_", StringComparison.Ordinal) || column.EndsWith("_price", StringComparison.Ordinal) => "numeric",
         _ when column.EndsWith("_at", StringComparison.Ordinal) => "timestamptz",

@@ -4,7 +4,7 @@ using PluginApp.Data;
 namespace PluginApp.CartOffers.Admin;
 
 /// <summary>Cart offers: the settings and caps, the purchase-intent model in use, the code pool, the action mix and recent decisions with their reasons.</summary>
-public sealed class CartOffersPageModel(CartOfferSettingsStore store, CartOfferStats stats, DiscountPool pool, IIntentScorer intent, Recommendations.UpsellStats shops, ShopScope scope,
+public sealed class CartOffersPageModel(CartOfferSettingsStore store, CartOfferStats stats, DiscountPool pool, TaxShares taxes, IIntentScorer intent, Recommendations.UpsellStats shops, ShopScope scope,
     Microsoft.Extensions.Options.IOptions<CartOffersOptions> options) : AdminPageModel
 {
     /// <summary>How the policy arm's carts explore, in a sentence, as configured (<c>CartOffers:ExploreShare</c>; until 5 Dec
@@ -25,6 +25,8 @@ public sealed class CartOffersPageModel(CartOfferSettingsStore store, CartOfferS
     public List<CartOfferDecisionView> Recent { get; private set; } = [];
     public IntentModelSummary Intent { get; private set; } = null!;
     public string Currency { get; private set; } = "";
+    /// <summary>The share of the store's prices that is tax, as the policy reads it (<see cref="TaxShares"/>).</summary>
+    public decimal TaxShare { get; private set; }
 
     public async Task OnGetAsync(CancellationToken ct)
     {
@@ -35,6 +37,7 @@ public sealed class CartOffersPageModel(CartOfferSettingsStore store, CartOfferS
         Mix = await stats.MixAsync(scope.ShopId, 30, ct);
         Recent = await stats.RecentAsync(scope.ShopId, 25, ct);
         Intent = await intent.SummaryAsync(scope.ShopId, ct);
+        TaxShare = await taxes.ShareAsync(scope.ShopId, ct);
         // The shop's currency, else its orders', else USD: a label never reads "()".
         Currency = (await shops.ShopAsync(scope.ShopId, ct)).Currency;
     }

@@ -116,6 +116,8 @@ public static class BulkJsonlEmitter
         w.WriteString("displayFinancialStatus", refunded == 0 ? "PAID" : refunded >= o.Total ? "REFUNDED" : "PARTIALLY_REFUNDED");
         w.WriteString("displayFulfillmentStatus", "FULFILLED");
         w.WriteString("currencyCode", currency);
+        // As OrderBodies says it: the Online Retail prices are what the buyer paid, tax included.
+        w.WriteBoolean("taxesIncluded", true);
         w.WriteBoolean("test", false);
         w.EmptyArray("tags");
         w.WriteString("sourceName", "web");

@@ -519,7 +519,7 @@ public sealed class BackfillMergeTests(AppFixture app) : IClassFixture<AppFixtur
             {
                 "fulfilled" => "FULFILLED", "partial" => "PARTIALLY_FULFILLED", "restocked" => "RESTOCKED", _ => "UNFULFILLED",
             },
-            ["currencyCode"] = Copy(o["currency"]), ["test"] = Copy(o["test"]), ["tags"] = Tags(o["tags"]), ["sourceName"] = Copy(o["source_name"]),
+            ["currencyCode"] = Copy(o["currency"]), ["taxesIncluded"] = Copy(o["taxes_included"]), ["test"] = Copy(o["test"]), ["tags"] = Tags(o["tags"]), ["sourceName"] = Copy(o["source_name"]),
             ["clientIp"] = Copy(o["browser_ip"]), ["customer"] = o["customer"] is { } c ? new JsonObject { ["id"] = Gid("Customer", c["id"]) } : null,
             ["discountCodes"] = new JsonArray([.. o["discount_codes"]!.AsArray().Select(d => Copy(d!["code"]))]),
             ["paymentGatewayNames"] = Copy(o["payment_gateway_names"]),

@@ -58,7 +58,7 @@ public sealed class BackfillTests(AppFixture app) : IClassFixture<AppFixture>, I
             ["id"] = $"gid://shopify/Order/{id}", ["name"] = $"#{id}", ["email"] = "ada@example.com",
             ["createdAt"] = "2026-07-02T15:59:00Z", ["updatedAt"] = "2026-07-02T16:00:00Z", ["processedAt"] = "2026-07-02T15:59:00Z",
             ["cancelledAt"] = null, ["cancelReason"] = null, ["displayFinancialStatus"] = "PAID", ["displayFulfillmentStatus"] = "UNFULFILLED",
-            ["currencyCode"] = "USD", ["test"] = false, ["tags"] = new JsonArray(), ["sourceName"] = "web", ["clientIp"] = "203.0.113.7",
+            ["currencyCode"] = "USD", ["taxesIncluded"] = false, ["test"] = false, ["tags"] = new JsonArray(), ["sourceName"] = "web", ["clientIp"] = "203.0.113.7",
             ["discountCodes"] = new JsonArray("WELCOME10"), ["customer"] = new JsonObject { ["id"] = "gid://shopify/Customer/7001" },
             ["totalPriceSet"] = Money("45.00"), ["subtotalPriceSet"] = Money("40.00"), ["totalDiscountsSet"] = Money("0.00"), ["totalTaxSet"] = Money("0.00"),
             ["billingAddress"] = new JsonObject { ["countryCodeV2"] = "US" }, ["shippingAddress"] = new JsonObject { ["countryCodeV2"] = "CA" },

@@ -156,6 +156,56 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.NotEqual(CartAction.Offer, CartOfferPolicy.Decide(cheap, 0.95, caps, ActionEffects.Assumed).Action);
     }
 
+    /// <summary>
+    /// A store whose prices include 20 % VAT (a sixth of each price): a 120.00 cart costing 60.00 keeps 90.00 after a 10 %
+    /// code, of which 15.00 is tax, so its margin is 33 %, under a 40 % floor. Until 7 Dec 2026 the floor read 44 % on the
+    /// price with its tax, and the offer went out; the expected margins counted the tax too.
+    /// </summary>
+    [Fact]
+    public void Policy_CountsMarginOnPricesWithoutTheTaxTheyInclude()
+    {
+        var caps = new OfferCaps(true, 10, 15, 40, 100, 0, true);
+        var cart = new CartFacts(120, 60, 1, null, null, null);
+        Assert.Null(CartOfferPolicy.OfferRefusal(cart, caps)); // a store whose prices exclude tax: (108 - 60) / 108 = 44 %
+
+        var vat = cart with { TaxShare = 1m / 6 };
+        Assert.Equal("margin after the discount would be 33.3 %, below the 40 % floor (on prices without their tax)", CartOfferPolicy.OfferRefusal(vat, caps));
+        var decision = CartOfferPolicy.Decide(vat, 0.3, caps with { MarginFloorPercent = 20 }, ActionEffects.Assumed);
+        // The offer's expected margin: P(order) rises from 0.3 to 0.3 × (1 + 0.25 × 0.7); the margin is 100 - 60 = 40, the
+        // code's cost 12 less its tax, 10.
+        Assert.Equal(0.3 * 1.175 * (40 - 10) - 0.3 * 40, decision.Expected[CartAction.Offer], 9);
+        Assert.Contains(decision.Reasons, r => r.Contains("prices include tax: margins are counted without the 16.7 % of them that is tax"));
+        Assert.DoesNotContain(CartOfferPolicy.Decide(cart, 0.3, caps, ActionEffects.Assumed).Reasons, r => r.Contains("prices include tax"));
+    }
+
+    /// <summary>
+    /// The store's orders say its prices include tax, a sixth of them: its carts' margins are read without it. A cart at
+    /// half its price in costs has 44 % of margin after a 10 % code at its prices, 33 % without their tax, under the
+    /// store's 40 % floor: no offer, and the reason says why. The page says the share it read.
+    /// </summary>
+    [Fact]
+    public async Task AStoreWhosePricesIncludeTax_OffersNothingUnderTheFloorOnceTheTaxIsOut_AndThePageSaysTheShare()
+    {
+        var seed = await StoreAsync("offers-vat.myshopify.com", 0.5m);
+        await SettingsAsync(seed, new { enabled = true, freeShippingThreshold = 500, offerPercent = 10, maxDiscountPercent = 15, marginFloorPercent = 40, dailyBudget = 1000, poolSize = 2, codeExpiryHours = 48 });
+        await FillPoolAsync(seed);
+        Assert.True(await app.CountAsync("""
+            WITH u AS (UPDATE orders SET taxes_included = true, total_tax = round(total_price / 6, 2) WHERE shop_id = $1 RETURNING 1) SELECT count(*) FROM u
+            """, seed.ShopId) > 0);
+
+        var answer = await AskAsync(seed, "cart-vat", VisitorIn(seed.Shop, CartOffersExperiment.PolicyArm), (1120, 5));
+        Assert.NotEqual(CartAction.Offer, answer.GetProperty("action").GetString());
+        var id = answer.GetProperty("decision_id").GetString()!;
+        Assert.Contains(await ReasonsAsync(id), r => r.Contains("offer not allowed: margin after the discount would be 33.3 %, below the 40 % floor (on prices without their tax)"));
+        Assert.InRange((decimal)(await app.ScalarAsync("SELECT (inputs->>'taxShare')::numeric FROM decisions WHERE shop_id = $1 AND decision_id = $2", seed.ShopId, id))!,
+            0.1666m, 0.1667m);
+        Assert.DoesNotContain(CartAction.Offer, JsonSerializer.Deserialize<string[]>((string)(await app.ScalarAsync(
+            "SELECT output->>'allowed' FROM decisions WHERE shop_id = $1 AND decision_id = $2", seed.ShopId, id))!)!);
+
+        var page = await (await app.Client.GetAsync($"/admin/cart-offers?shop={seed.Shop}&embedded=1&id_token={app.SessionToken(seed.Shop)}")).Content.ReadAsStringAsync();
+        Assert.Contains("Your prices include tax: of your recent orders&#x27; totals, 16.7 % was tax.", page);
+    }
+
     [Fact]
     public async Task UpsellExposure_IsWrittenWhenTheVisitorSawTheBlock_NotWhenTheAnswerWasOnlyServed()
     {

@@ -107,6 +107,57 @@ public sealed class ExperimentOutcomesTests(AppFixture app) : IClassFixture<AppF
     }
 
     /// <summary>
+    /// An order of a store whose prices include tax: its margin is its subtotal without the tax its lines carried, less its
+    /// costs. Until 7 Dec 2026 the tax counted as margin for the arm. The shipping's tax (in the order's total tax) was
+    /// never in the subtotal, so it is not taken off it; an order whose prices exclude tax keeps its subtotal.
+    /// </summary>
+    [Fact]
+    public async Task AnOrderWhosePricesIncludeTax_CountsItsMarginWithoutTheTaxItsLinesCarried()
+    {
+        const string shop = "experiment-outcome-vat.myshopify.com";
+        const long customer = 7_720_001, order = 7_720_101;
+        var shopId = await app.InstallShopAsync(shop);
+        await app.CountAsync("""
+            INSERT INTO variants (shop_id, id, product_id, price, unit_cost) VALUES ($1, 19000, 9000, 10, 4), ($1, 19001, 9001, 15, 6)
+            """, shopId);
+        await app.CountAsync("""
+            INSERT INTO experiment_exposures (shop_id, experiment, unit, arm, customer_id, first_at)
+            VALUES ($1, 'cart_offers', 'c:' || $2::text, 'policy', $2, '2026-06-20T12:00:00Z')
+            """, shopId, customer);
+        JsonObject Body(long id, bool included)
+        {
+            var body = ShopifyPayloads.Order(id, customerId: customer); // 1 × 10.00 and 2 × 15.00
+            body["taxes_included"] = included;
+            var lines = body["line_items"]!.AsArray();
+            lines[0]!["tax_lines"] = new JsonArray(new JsonObject { ["title"] = "VAT", ["rate"] = 0.2, ["price"] = "1.67" });
+            lines[1]!["tax_lines"] = new JsonArray(new JsonObject { ["title"] = "VAT", ["rate"] = 0.2, ["price"] = "5.00" });
+            body["total_tax"] = "7.67"; // with the shipping's 1.00
+            return body;
+        }
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("orders/create", shop, Body(order, included: true).ToJsonString())).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("orders/create", shop, Body(order + 1, included: false).ToJsonString())).StatusCode);
+
+        async Task<(decimal Subtotal, decimal Margin, bool Included)> OutcomeAsync(long id)
+        {
+            await using var cmd = app.Db.CreateCommand("""
+                SELECT o.subtotal_price, e.margin, o.taxes_included FROM experiment_outcomes e JOIN orders o ON o.shop_id = e.shop_id AND o.id = e.order_id
+                WHERE e.shop_id = $1 AND e.order_id = $2 AND e.experiment = 'cart_offers'
+                """);
+            cmd.Parameters.Add(new Npgsql.NpgsqlParameter { Value = shopId });
+            cmd.Parameters.Add(new Npgsql.NpgsqlParameter { Value = id });
+            await using var r = await cmd.ExecuteReaderAsync();
+            Assert.True(await r.ReadAsync(), $"no outcome of order {id}");
+            return (r.GetDecimal(0), r.GetDecimal(1), r.GetBoolean(2));
+        }
+        var included = await OutcomeAsync(order);
+        Assert.True(included.Included);
+        Assert.Equal(included.Subtotal - 6.67m - 16m, included.Margin); // costs 1 × 4 + 2 × 6
+        var excluded = await OutcomeAsync(order + 1);
+        Assert.False(excluded.Included);
+        Assert.Equal(excluded.Subtotal - 16m, excluded.Margin);
+    }
+
+    /// <summary>
     /// The day-by-day lift is drawn on the shop's days: a store in California's evening visitors belong to that evening's
     /// day, not (as until 4 Dec) to the next day in UTC.
     /// </summary>
