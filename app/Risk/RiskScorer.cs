@@ -385,7 +385,10 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
     /// held. (The model's features count the same earlier orders since 5 Dec 2026, as of the order's time.) An earlier order
     /// stands only once it is <see cref="ValuedAfterDays"/> days older than this one and is not flagged and still undecided:
     /// until 6 Dec 2026 a stolen card's 1,200 order ten minutes before made its next HIGH order a valued customer's, left unheld,
-    /// and so did a spree of five orders in an afternoon.
+    /// and so did a spree of five orders in an afternoon. Older by when it was placed (<see cref="StoreData.OrderTime"/>): a
+    /// migrated store's loyal customer, whose years of orders were imported yesterday, is valued (until 7 Dec 2026 the import's
+    /// day made them all too recent, and her next HIGH order was held). The customer's orders are found by her index
+    /// (orders_customer_time_idx) or her email; the creation bound only keeps out orders created after this one.
     /// </summary>
     /// <param name="again">Whether a hold released by an earlier score at LOW (nobody approved the order) is decided anew. A
     /// release still waiting for the hold job (<c>to_release</c>: no release call queued yet) is called off instead, and the
@@ -405,7 +408,7 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
                   AND ((t.customer_id IS NOT NULL AND p.customer_id = t.customer_id)
                     OR (t.customer_id IS NULL AND t.email IS NOT NULL AND lower(p.email) = lower(t.email)))
                   AND NOT p.test AND p.cancelled_at IS NULL
-                  AND p.created_at <= t.created_at - make_interval(days => $8) AND {{StoreData.OrderTime.Placed("p")}} <= t.created_at - make_interval(days => $8)
+                  AND p.created_at <= t.created_at AND {{StoreData.OrderTime.Placed("p")}} <= t.created_at - make_interval(days => $8)
                   AND NOT EXISTS (SELECT 1 FROM risk_labels l WHERE l.shop_id = p.shop_id AND l.order_id = p.id AND l.fraud)
                   AND NOT EXISTS (SELECT 1 FROM risk_scores s WHERE s.shop_id = p.shop_id AND s.order_id = p.id
                                   AND s.level IN ('MEDIUM', 'HIGH') AND s.reviewed_at IS NULL)) e

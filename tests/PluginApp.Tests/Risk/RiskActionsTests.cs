@@ -652,6 +652,37 @@ public sealed class RiskActionsTests(NoSchedulerAppFixture app) : IClassFixture<
     }
 
     /// <summary>
+    /// A migrated store's loyal customer: her five orders of the last hundred days came in yesterday by the store's import from
+    /// its old platform (created then, placed when she placed them). Her HIGH order today is a valued customer's, left unheld
+    /// as the merchant asked. Until 7 Dec 2026 the rule read her orders by their creation, a day old, and held it.
+    /// </summary>
+    [Fact]
+    public async Task Holds_On_AValuedCustomerWhoseOrdersWereImported_IsNotHeld()
+    {
+        const string shop = "risk-hold-valued-imported.myshopify.com";
+        var shopId = await OrdinaryStoreAsync(shop, 7_335_000);
+        await HoldHighAsync(shop);
+        await LowThresholdsAsync(shop);
+        const long customer = 73_359;
+        var imported = app.Clock.GetUtcNow().AddDays(-1);
+        for (var i = 0; i < 5; i++)
+        {
+            var order = RiskOrders.Order(7_335_101 + i, imported, 30m, "203.0.113.64", "valued-imported@example.com", customer);
+            order["processed_at"] = app.Clock.GetUtcNow().AddDays(-100 + 12 * i).ToString("O", CultureInfo.InvariantCulture);
+            await SendAsync(shop, order);
+        }
+        await Service<RiskScorer>().ScoreShopAsync(shopId, CancellationToken.None);
+        Assert.Equal(0L, await app.ScalarAsync(
+            "SELECT count(*) FROM risk_scores WHERE shop_id = $1 AND order_id BETWEEN 7335101 AND 7335105 AND level <> 'LOW'", shopId));
+
+        await ScoreHighAsync(shop, shopId, 7_335_110, customer, "203.0.113.64", "valued-imported@example.com");
+        Assert.Equal(0, await Service<RiskHolds>().RunShopAsync(shopId, CancellationToken.None));
+
+        Assert.Equal("not_held_valued", await app.ScalarAsync("SELECT state FROM risk_holds WHERE shop_id = $1 AND order_id = 7335110", shopId));
+        Assert.Equal(5, await app.ScalarAsync("SELECT earlier_orders FROM risk_holds WHERE shop_id = $1 AND order_id = 7335110", shopId));
+    }
+
+    /// <summary>
     /// A valued customer's HIGH order, left unheld by the merchant's rule, that a reviewer marks as fraud is held: the rule
     /// spares good customers a wait, not orders found to be fraud. Until 6 Dec 2026 it stayed unheld and could ship.
     /// </summary>
