@@ -141,6 +141,9 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
     /// </summary>
     private async Task MergeRefundLinesAsync(string shop, long shopId, CancellationToken ct)
     {
+        // A money set's amount in the shop's currency, or null.
+        static decimal? ShopAmount(JsonElement line, string set) => line.TryGetProperty(set, out var s) && s.ValueKind == JsonValueKind.Object
+            ? decimal.Parse(s.GetProperty("shopMoney").GetProperty("amount").GetString()!, CultureInfo.InvariantCulture) : null;
         var document = GraphQLDocuments.Load("Backfill/Queries/refund-lines.graphql");
         long after = 0, asked = 0;
         while (true)
@@ -172,9 +175,9 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
                         var line = Gid.Id(itemGid);
                         into[(refundId, line)] = [shopId, l.TryGetProperty("id", out var id) && id.GetString() is { } gid ? Gid.Id(gid) : null, refundId,
                             orderOf[refundId], line, l.GetProperty("quantity").GetInt32(),
-                            l.TryGetProperty("subtotalSet", out var set) && set.ValueKind == JsonValueKind.Object
-                                ? decimal.Parse(set.GetProperty("shopMoney").GetProperty("amount").GetString()!, CultureInfo.InvariantCulture) : null,
-                            l.TryGetProperty("restockType", out var restock) && restock.GetString() is { } type ? type.ToLowerInvariant() : null];
+                            ShopAmount(l, "subtotalSet"),
+                            l.TryGetProperty("restockType", out var restock) && restock.GetString() is { } type ? type.ToLowerInvariant() : null,
+                            ShopAmount(l, "totalTaxSet")];
                     }
                 }
             }

@@ -19,8 +19,10 @@ public static class CartAction
 /// <param name="TaxShare">The share of the store's prices that is tax (<see cref="TaxShares"/>), 0 where prices exclude it. Margin
 /// is counted on prices without it: the tax is the state's, and a unit cost has none. Until 7 Dec 2026 it was counted on the
 /// prices as shown, and in a store whose prices include 20 % VAT a cart at a 33 % margin passed a 40 % floor as 44 %.</param>
+/// <param name="TaxRateUnknown">The store's prices include tax and no order has shown how much yet (<see cref="CartOffers.TaxShare.RateUnknown"/>):
+/// no offer, as with a cost unknown.</param>
 public sealed record CartFacts(decimal Value, decimal? Cost, int Items, decimal? Threshold, decimal? UpsellPrice, decimal? UpsellCost, int Products = 1,
-    decimal Paid = 1, decimal TaxShare = 0)
+    decimal Paid = 1, decimal TaxShare = 0, bool TaxRateUnknown = false)
 {
     /// <summary>What the merchant keeps of an amount at the store's prices once its tax is passed on.</summary>
     public decimal WithoutTax(decimal price) => TaxShare == 0 ? price : price * (1 - TaxShare);
@@ -170,6 +172,7 @@ public static class CartOfferPolicy
             return string.Create(CultureInfo.InvariantCulture, $"the {caps.Percent:0.###} % offer is above the {caps.MaxPercent:0.###} % cap");
         if (cart.Value <= 0) return "the cart is empty";
         if (cart.Cost is not { } cost) return "a product's cost is unknown, so the margin floor cannot be checked";
+        if (cart.TaxRateUnknown) return "the store's prices include tax and no order has shown how much yet, so the margin floor cannot be checked";
         var after = cart.WithoutTax(cart.Value * (1 - caps.Percent / 100));
         var marginAfter = after <= 0 ? -1 : (after - cost) / after * 100;
         if (marginAfter < caps.MarginFloorPercent)

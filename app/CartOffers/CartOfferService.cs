@@ -52,7 +52,8 @@ public sealed class CartOfferService(CartOfferSettingsStore settingsStore, Catal
         if (!settings.Enabled || !await switches.IsOnAsync(req.ShopId, CartOffersFeature.Name, ct))
             return new CartOfferResponse(null, CartOffersExperiment.Key, CartOffersExperiment.StoppedArm, CartAction.Nothing, null, [], null, null, null, "off");
         var catalog = await catalogs.GetAsync(req.ShopId, ct);
-        var facts = Price(req.Lines, catalog, settings.FreeShippingThreshold) with { Paid = req.Paid, TaxShare = await taxes.ShareAsync(req.ShopId, ct) };
+        var tax = await taxes.ShareAsync(req.ShopId, ct);
+        var facts = Price(req.Lines, catalog, settings.FreeShippingThreshold) with { Paid = req.Paid, TaxShare = tax.Share ?? 0, TaxRateUnknown = tax.RateUnknown };
         var (arm, running) = await experiments.AssignAsync(req.ShopId, req.Shop, CartOffersExperiment.Key,
             UpsellExperiment.AssignmentKey(req.VisitorHash, req.CustomerId), ct);
         var decisionId = DecisionLog.NewId(clock.GetUtcNow());

@@ -43,7 +43,10 @@ internal static class ExperimentOutcomes
         WHERE NOT EXISTS (SELECT 1 FROM erased_orders e WHERE e.shop_id = o.shop_id AND e.order_id = o.order_id)
           -- Only while the order stands at this delivery's version, as its lines: Shopify's retry of an older delivery (the
           -- order's creation, after its cancellation) wrote its revenue back until 5 Dec 2026, counting a cancelled order.
-          AND EXISTS (SELECT 1 FROM orders s WHERE s.shop_id = o.shop_id AND s.id = o.order_id AND s.updated_at IS NOT DISTINCT FROM o.order_updated_at)
+          AND EXISTS (SELECT 1 FROM orders s WHERE s.shop_id = o.shop_id AND s.id = o.order_id AND s.updated_at IS NOT DISTINCT FROM o.order_updated_at
+                        -- Nor an order stored erased (its customer was, before it came): its outcome would tie her customer id to
+                        -- the visitor id its cart attributes carry, the link the erasure cut (until 7 Dec 2026 it did).
+                        AND s.redacted_at IS NULL)
         ORDER BY o.n, x.experiment, (x.unit = 'v:' || o.visitor_hash) DESC NULLS LAST, x.first_at DESC
         ON CONFLICT (shop_id, experiment, order_id) DO UPDATE SET revenue = excluded.revenue, margin = excluded.margin,
           discount = excluded.discount, action = coalesce(excluded.action, experiment_outcomes.action)

@@ -34,7 +34,9 @@ public sealed record ExperimentReport(ExperimentKind Kind, ExperimentSettings Se
 public sealed class ExperimentResults(NpgsqlDataSource db, ExperimentStore store, TimeProvider clock)
 {
     private sealed record UnitRow(string Arm, DateTimeOffset FirstAt, double Covariate);
-    private sealed record OutcomeRow(string Unit, DateTimeOffset At, double Revenue, double? Margin, double Discount, double Refunded, double MarginRefunded);
+    /// <param name="TaxShare">The order's tax over its total (null order: 0): what an order of unknown margin counts without.</param>
+    private sealed record OutcomeRow(string Unit, DateTimeOffset At, double Revenue, double? Margin, double Discount, double Refunded, double MarginRefunded,
+        double TaxShare);
 
     /// <summary>
     /// $1 shop, $2 experiment, $3 and $4 the window: each outcome with what its order had refunded, looked up through
@@ -45,17 +47,22 @@ public sealed class ExperimentResults(NpgsqlDataSource db, ExperimentStore store
     /// refunded amount, as until 5 Dec 2026: a returned order of 90 with 10 tax and 10 shipping and a margin of 40 counted
     /// -70 of margin, where the merchant who restocked it lost nothing of the margin (0) and one who did not lost the
     /// goods' cost (-50). A refund of an amount alone (no line) is not taken off the margin: it cannot be told from a tax or
-    /// shipping refund.
+    /// shipping refund. In an order whose prices include tax, a refunded line's subtotal holds its tax, which the order's
+    /// margin never counted (<see cref="StoreData.OrderRows.Merchandise"/>): it is taken off the subtotal (the line's own tax,
+    /// else the order's share of tax for lines stored before it was kept). The second last column is the order's tax over its
+    /// total, which an order of unknown margin is counted without.
     /// </summary>
     internal static readonly string OutcomesSql = $"""
         SELECT e.unit, e.ordered_at, e.revenue::float8, e.margin::float8, e.discount::float8,
                coalesce((SELECT sum(amount) FROM refunds f WHERE f.shop_id = e.shop_id AND f.order_id = e.order_id), 0)::float8,
                coalesce((SELECT sum(coalesce(rl.subtotal, rl.quantity * ol.price)
+                                    - CASE WHEN s.taxes_included THEN coalesce(rl.total_tax, coalesce(rl.subtotal, rl.quantity * ol.price) * {TaxShare("s")}) ELSE 0 END
                                     - CASE WHEN rl.restock_type IN ('return', 'cancel', 'legacy_restock') THEN coalesce(rl.quantity * v.unit_cost, 0) ELSE 0 END)
                          FROM refund_lines rl LEFT JOIN order_lines ol ON ol.shop_id = rl.shop_id AND ol.id = rl.line_item_id
                          LEFT JOIN variants v ON v.shop_id = ol.shop_id AND v.id = ol.variant_id
-                         WHERE rl.shop_id = e.shop_id AND rl.order_id = e.order_id), 0)::float8
-        FROM experiment_outcomes e
+                         WHERE rl.shop_id = e.shop_id AND rl.order_id = e.order_id), 0)::float8,
+               {TaxShare("s")}::float8
+        FROM experiment_outcomes e LEFT JOIN orders s ON s.shop_id = e.shop_id AND s.id = e.order_id
         WHERE e.shop_id = $1 AND e.experiment = $2 AND e.unit IS NOT NULL AND e.ordered_at >= $3 AND e.ordered_at < $4
           AND NOT {Paused("e")}
         """;
@@ -68,6 +75,9 @@ public sealed class ExperimentResults(NpgsqlDataSource db, ExperimentStore store
     /// served the same fallback then (until 6 Dec 2026 those orders counted for the arms, pulling the measured lift toward
     /// nothing), or had turned its block off in the feature's own settings (a pause of its own cause, migration 0084).
     /// </summary>
+    /// <summary>The order <paramref name="s"/>'s tax over its total, from 0 to 1 (0 for an order of none, or not held).</summary>
+    private static string TaxShare(string s) => $"least(1, greatest(0, coalesce({s}.total_tax / nullif({s}.total_price, 0), 0)))";
+
     internal static string Paused(string e) => $"""
         (EXISTS (SELECT 1 FROM experiment_pauses p WHERE p.shop_id = {e}.shop_id AND p.experiment = {e}.experiment
                  AND {e}.ordered_at >= p.paused_at AND (p.resumed_at IS NULL OR {e}.ordered_at < p.resumed_at))
@@ -118,7 +128,7 @@ public sealed class ExperimentResults(NpgsqlDataSource db, ExperimentStore store
             await using var r = await cmd.ExecuteReaderAsync(ct);
             while (await r.ReadAsync(ct))
                 outcomes.Add(new OutcomeRow(r.GetString(0), r.GetFieldValue<DateTimeOffset>(1), r.GetDouble(2), r.IsDBNull(3) ? null : r.GetDouble(3),
-                    r.GetDouble(4), r.GetDouble(5), r.GetDouble(6)));
+                    r.GetDouble(4), r.GetDouble(5), r.GetDouble(6), r.GetDouble(7)));
         }
         await using var conn = await db.OpenConnectionAsync(ct);
         return Analyze(kind, settings, units, outcomes, from, to, await StoreData.ShopDays.ZoneAsync(conn, shopId, ct), history);
@@ -164,7 +174,7 @@ public sealed class ExperimentResults(NpgsqlDataSource db, ExperimentStore store
                             else if (o.Revenue > 0)
                             {
                                 unknownMargin++;
-                                margin += keep * AssumedMarginShare;
+                                margin += keep * (1 - o.TaxShare) * AssumedMarginShare;
                             }
                             revenue += o.Revenue;
                             refunded += Math.Min(o.Refunded, o.Revenue);

@@ -73,8 +73,8 @@ public sealed class ShopInstaller(OfflineTokenStore tokens, BackfillScheduler ba
     }
 
     /// <summary>
-    /// The shop's numeric id (payloads that name a shop id are checked against it), time zone (nightly jobs run in it) and
-    /// currency. Returns whether Shopify answered, and the time zone, or null if it did not say. Why not the request's cancellation: the shop is saved
+    /// The shop's numeric id (payloads that name a shop id are checked against it), time zone (nightly jobs run in it),
+    /// currency, and whether its prices include tax (the cart offers count margin without it, <see cref="CartOffers.TaxShares"/>). Returns whether Shopify answered, and the time zone, or null if it did not say. Why not the request's cancellation: the shop is saved
     /// as installed, so no later install comes back here; were the merchant's request to end during this read, its history
     /// and nightly training would never be queued. The Admin API client's own time limit bounds it.
     /// </summary>
@@ -88,14 +88,18 @@ public sealed class ShopInstaller(OfflineTokenStore tokens, BackfillScheduler ba
             var zone = s.TryGetProperty("ianaTimezone", out var z) ? z.GetString() : null;
             var currency = s.TryGetProperty("currencyCode", out var c) ? c.GetString() : null;
             long? shopifyId = s.TryGetProperty("id", out var idElement) && idElement.GetString() is { } gid ? Gid.Id(gid) : null;
+            bool? taxesIncluded = s.TryGetProperty("taxesIncluded", out var t) && t.ValueKind is System.Text.Json.JsonValueKind.True or System.Text.Json.JsonValueKind.False
+                ? t.GetBoolean() : null;
             await using var cmd = db.CreateCommand("""
-                UPDATE shops SET iana_timezone = coalesce($2, iana_timezone), currency = coalesce($3, currency), shopify_shop_id = coalesce($4, shopify_shop_id)
+                UPDATE shops SET iana_timezone = coalesce($2, iana_timezone), currency = coalesce($3, currency), shopify_shop_id = coalesce($4, shopify_shop_id),
+                  taxes_included = coalesce($5, taxes_included)
                 WHERE domain = $1
                 """);
             cmd.Parameters.AddWithValue(shop);
             cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)zone ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
             cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)currency ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
             cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)shopifyId ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Bigint });
+            cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)taxesIncluded ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Boolean });
             await cmd.ExecuteNonQueryAsync(ct);
             return (true, zone);
         }

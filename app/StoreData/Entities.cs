@@ -155,6 +155,8 @@ public sealed class RefundLine : IShopOwned
     public long LineItemId { get; set; }
     public int Quantity { get; set; }
     public decimal? Subtotal { get; set; }
+    /// <summary>The tax the refunded line gave back; in an order whose prices include tax, its subtotal holds it.</summary>
+    public decimal? TotalTax { get; set; }
     public string? RestockType { get; set; }
 }
 

@@ -86,7 +86,7 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
             """);
 
     internal static readonly UpsertStatement RefundLineUpsert = new("refund_lines", ["shop_id", "refund_id", "line_item_id"],
-        ["shop_id", "id", "refund_id", "order_id", "line_item_id", "quantity", "subtotal", "restock_type"]);
+        ["shop_id", "id", "refund_id", "order_id", "line_item_id", "quantity", "subtotal", "restock_type", "total_tax"]);
 
     internal static readonly UpsertStatement ProductUpsert = new("products", ["shop_id", "id"],
         ["shop_id", "id", "title", "handle", "product_type", "vendor", "status", "published", "tags", "image_url", "created_at", "updated_at", "deleted_at"],
@@ -344,7 +344,7 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
         var r = rows.Refund;
         RefundUpsert.AddTo(batch, [shopId, r.Id, r.OrderId, r.Note, r.Amount, r.CreatedAt]);
         foreach (var l in rows.Lines)
-            RefundLineUpsert.AddTo(batch, [shopId, l.Id, l.RefundId, l.OrderId, l.LineItemId, l.Quantity, l.Subtotal, l.RestockType]);
+            RefundLineUpsert.AddTo(batch, [shopId, l.Id, l.RefundId, l.OrderId, l.LineItemId, l.Quantity, l.Subtotal, l.RestockType, l.TotalTax]);
     }
 
     /// <summary>Adds a statement with positional parameters $1..$n.</summary>

@@ -25,8 +25,19 @@ public sealed class CartOffersPageModel(CartOfferSettingsStore store, CartOfferS
     public List<CartOfferDecisionView> Recent { get; private set; } = [];
     public IntentModelSummary Intent { get; private set; } = null!;
     public string Currency { get; private set; } = "";
-    /// <summary>The share of the store's prices that is tax, as the policy reads it (<see cref="TaxShares"/>).</summary>
-    public decimal TaxShare { get; private set; }
+    /// <summary>What the policy knows of the tax in the store's prices (<see cref="TaxShares"/>).</summary>
+    public TaxShare Tax { get; private set; } = new(null, null, 0);
+
+    /// <summary>What the page says of it.</summary>
+    public string TaxText => Tax switch
+    {
+        { RateUnknown: true } => "Your prices include tax, and no order has shown how much yet: until one does, no cart is offered a discount, since the margin floor cannot be checked.",
+        { Share: > 0 and var s } => string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"Your prices include tax: of your recent orders' totals, {s:P1} was tax. Margins, and the margin floor, are counted on prices without it, as your costs are."),
+        { PricesIncludeTax: false } => "Your prices exclude tax, as Shopify says of your store: margins are counted on them as they are.",
+        { Share: 0 } => "Margins are counted on your prices as they are: your recent orders carried no tax within their prices.",
+        _ => "Whether your prices include tax is not known yet (no order since the app started keeping it says): margins are counted on your prices as they are until one does.",
+    };
 
     public async Task OnGetAsync(CancellationToken ct)
     {
@@ -37,7 +48,7 @@ public sealed class CartOffersPageModel(CartOfferSettingsStore store, CartOfferS
         Mix = await stats.MixAsync(scope.ShopId, 30, ct);
         Recent = await stats.RecentAsync(scope.ShopId, 25, ct);
         Intent = await intent.SummaryAsync(scope.ShopId, ct);
-        TaxShare = await taxes.ShareAsync(scope.ShopId, ct);
+        Tax = await taxes.ShareAsync(scope.ShopId, ct);
         // The shop's currency, else its orders', else USD: a label never reads "()".
         Currency = (await shops.ShopAsync(scope.ShopId, ct)).Currency;
     }

@@ -78,13 +78,20 @@ internal static class OrderPayloads
         return new OrderRows(order, lines, customer, refunds, attributes.GetValueOrDefault(VisitorAttribute), attributes, codeAmounts, LineTax(o));
     }
 
-    /// <summary>The tax on the order's lines (each line's tax_lines, after discounts), without its shipping's; null when no line says.</summary>
+    /// <summary>
+    /// The tax on the order's lines (each line's tax_lines, after discounts), without its shipping's; null when no line has
+    /// tax_lines at all. A line with none (zero-rated goods) carried none.
+    /// </summary>
     private static decimal? LineTax(JsonElement o)
     {
         decimal? sum = null;
         foreach (var line in o.OptionalArray("line_items"))
+        {
+            if (!line.TryGetProperty("tax_lines", out var taxes) || taxes.ValueKind == JsonValueKind.Null) continue;
+            sum ??= 0;
             foreach (var tax in line.OptionalArray("tax_lines"))
-                if (tax.OptionalMoney("price") is { } amount) sum = (sum ?? 0) + amount;
+                if (tax.OptionalMoney("price") is { } amount) sum += amount;
+        }
         return sum;
     }
 
@@ -166,6 +173,7 @@ internal static class OrderPayloads
             LineItemId = l.RequiredId("line_item_id"),
             Quantity = l.RequiredInt("quantity"),
             Subtotal = ShopMoney(l, "subtotal_set") ?? l.OptionalMoney("subtotal"),
+            TotalTax = ShopMoney(l, "total_tax_set") ?? l.OptionalMoney("total_tax"),
             RestockType = l.OptionalString("restock_type"),
         }).ToList();
         return new RefundRows(refund, lines);

@@ -157,6 +157,7 @@ public static class BulkJsonlEmitter
                 w.WriteNumber("quantity", l.Quantity);
                 w.WriteString("restockType", "RETURN");
                 w.MoneyBag("subtotalSet", l.Line.Price * l.Quantity, currency);
+                w.MoneyBag("totalTaxSet", 0m, currency); // as the webhooks' refunds say it: the replay's orders carry no tax
                 w.WriteEndObject();
             }
             w.WriteEndArray();

@@ -537,6 +537,7 @@ public sealed class BackfillMergeTests(AppFixture app) : IClassFixture<AppFixtur
                     {
                         ["id"] = Gid("RefundLineItem", l!["id"]), ["lineItem"] = new JsonObject { ["id"] = Gid("LineItem", l["line_item_id"]) },
                         ["quantity"] = Copy(l["quantity"]), ["restockType"] = Upper(l["restock_type"]), ["subtotalSet"] = Money(l["subtotal"]),
+                        ["totalTaxSet"] = Money(l["total_tax"]),
                     })]),
                 },
             })]),

@@ -206,6 +206,35 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Contains("Your prices include tax: of your recent orders&#x27; totals, 16.7 % was tax.", page);
     }
 
+    /// <summary>
+    /// The shop's own setting rules: a shop whose prices exclude tax reads no tax in its prices, though its orders in a
+    /// market whose prices include it carried some (the catalog's prices are the shop's); a shop whose prices include tax,
+    /// with no order that says how much yet, offers no discount, since its margin floor cannot be checked.
+    /// </summary>
+    [Fact]
+    public async Task TheShopsTaxSetting_ExcludedReadsNoTax_IncludedWithoutAnOrderSayingHowMuchOffersNothing()
+    {
+        var taxes = app.Factory.Services.GetRequiredService<TaxShares>();
+        var excluded = await StoreAsync("offers-tax-excluded.myshopify.com", 0.1m);
+        await app.ScalarAsync("UPDATE orders SET taxes_included = (id % 2 = 0), total_tax = CASE WHEN id % 2 = 0 THEN round(total_price / 6, 2) ELSE 0 END WHERE shop_id = $1", excluded.ShopId);
+        await app.ScalarAsync("UPDATE shops SET taxes_included = false WHERE id = $1", excluded.ShopId);
+        var read = await taxes.ShareAsync(excluded.ShopId, CancellationToken.None);
+        Assert.Equal((0m, false), (read.Share, read.PricesIncludeTax));
+        Assert.True(read.Orders > 0);
+
+        var included = await StoreAsync("offers-tax-included-unknown.myshopify.com", 0.1m);
+        await app.ScalarAsync("UPDATE shops SET taxes_included = true WHERE id = $1", included.ShopId);
+        await SettingsAsync(included, new { enabled = true, offerPercent = 10, maxDiscountPercent = 15, marginFloorPercent = 20, dailyBudget = 1000, poolSize = 2, codeExpiryHours = 48 });
+        await FillPoolAsync(included);
+        Assert.True((await taxes.ShareAsync(included.ShopId, CancellationToken.None)).RateUnknown);
+        var answer = await AskAsync(included, "cart-tax-unknown", VisitorIn(included.Shop, CartOffersExperiment.PolicyArm), (1120, 5));
+        Assert.NotEqual(CartAction.Offer, answer.GetProperty("action").GetString());
+        Assert.Contains(await ReasonsAsync(answer.GetProperty("decision_id").GetString()!),
+            r => r.Contains("offer not allowed: the store's prices include tax and no order has shown how much yet"));
+        var page = await (await app.Client.GetAsync($"/admin/cart-offers?shop={included.Shop}&embedded=1&id_token={app.SessionToken(included.Shop)}")).Content.ReadAsStringAsync();
+        Assert.Contains("Your prices include tax, and no order has shown how much yet", page);
+    }
+
     [Fact]
     public async Task UpsellExposure_IsWrittenWhenTheVisitorSawTheBlock_NotWhenTheAnswerWasOnlyServed()
     {

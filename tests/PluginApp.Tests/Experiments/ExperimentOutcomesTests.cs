@@ -158,6 +158,66 @@ public sealed class ExperimentOutcomesTests(AppFixture app) : IClassFixture<AppF
     }
 
     /// <summary>
+    /// A returned line of an order whose prices include tax gives back its tax with its subtotal: the refund takes off the
+    /// margin the subtotal without that tax, less the cost of the goods back in stock. A 120.00 line with 20.00 of VAT and
+    /// a 60.00 cost, returned: 120 - 20 - 60 = 40, the whole margin the order counted, so the order ends at 0 (until 7 Dec
+    /// 2026, -20). A line stored before its tax was kept is counted at the order's share of tax.
+    /// </summary>
+    [Fact]
+    public async Task ARefundOfAnOrderWhosePricesIncludeTax_TakesOffTheMarginWithoutItsTax()
+    {
+        var shopId = await app.InstallShopAsync("experiment-refund-vat.myshopify.com");
+        var at = new DateTimeOffset(2026, 7, 2, 12, 0, 0, TimeSpan.Zero);
+        await app.CountAsync("""
+            WITH v AS (INSERT INTO variants (shop_id, id, product_id, price, unit_cost) VALUES ($1, 7760001, 7760002, 120, 60) RETURNING 1),
+            o AS (INSERT INTO orders (shop_id, id, total_price, subtotal_price, total_tax, taxes_included, created_at, updated_at)
+                  VALUES ($1, 7760101, 120, 120, 20, true, $2, $2), ($1, 7760102, 120, 120, 20, true, $2, $2) RETURNING 1),
+            l AS (INSERT INTO order_lines (shop_id, id, order_id, product_id, variant_id, quantity, price)
+                  VALUES ($1, 7760201, 7760101, 7760002, 7760001, 1, 120), ($1, 7760202, 7760102, 7760002, 7760001, 1, 120) RETURNING 1),
+            f AS (INSERT INTO refunds (shop_id, id, order_id, amount, created_at) VALUES ($1, 7760301, 7760101, 120, $2), ($1, 7760302, 7760102, 120, $2) RETURNING 1),
+            rl AS (INSERT INTO refund_lines (shop_id, id, refund_id, order_id, line_item_id, quantity, subtotal, total_tax, restock_type)
+                   VALUES ($1, 7760401, 7760301, 7760101, 7760201, 1, 120, 20, 'return'), ($1, 7760402, 7760302, 7760102, 7760202, 1, 120, NULL, 'return') RETURNING 1)
+            INSERT INTO experiment_outcomes (shop_id, experiment, order_id, arm, revenue, ordered_at, unit, margin, discount)
+            SELECT $1, 'cart-offers', id, 'policy', 120, $2, 'v:vat-' || id, 40, 0 FROM (VALUES (7760101), (7760102)) x(id)
+            """, shopId, at);
+
+        await using var cmd = app.Db.CreateCommand(ExperimentResults.OutcomesSql);
+        foreach (var p in new object[] { shopId, "cart-offers", at.AddDays(-1), at.AddDays(1) }) cmd.Parameters.Add(new Npgsql.NpgsqlParameter { Value = p });
+        var rows = new List<(double MarginRefunded, double TaxShare)>();
+        await using (var r = await cmd.ExecuteReaderAsync())
+            while (await r.ReadAsync()) rows.Add((r.GetDouble(6), r.GetDouble(7)));
+        Assert.Equal(2, rows.Count);
+        Assert.All(rows, row => Assert.Equal(40, row.MarginRefunded, 6)); // 120 less its 20 of tax (the order's sixth), less the 60 back in stock
+        Assert.All(rows, row => Assert.Equal(20.0 / 120, row.TaxShare, 6));
+    }
+
+    /// <summary>
+    /// An order that comes after its customer was erased, and that the erasure did not list, is stored erased: it becomes
+    /// no outcome either. Until 7 Dec 2026 its outcome kept her customer id beside the visitor id of its cart attributes,
+    /// tying together again what the erasure had cut.
+    /// </summary>
+    [Fact]
+    public async Task AnOrderOfAnErasedCustomer_ArrivingAfterTheErasure_IsNoOutcome()
+    {
+        const string shop = "experiment-outcome-erased.myshopify.com";
+        const long customer = 7_730_001, order = 7_730_101;
+        var shopId = await app.InstallShopAsync(shop);
+        await app.CountAsync("""
+            INSERT INTO experiment_exposures (shop_id, experiment, unit, arm, customer_id, first_at)
+            VALUES ($1, 'cart_offers', 'c:' || $2::text, 'policy', $2, '2026-06-20T12:00:00Z')
+            """, shopId, customer);
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("customers/redact", shop, new JsonObject { ["shop_id"] = 1, ["shop_domain"] = shop,
+            ["orders_to_redact"] = new JsonArray(), ["customer"] = new JsonObject { ["id"] = customer, ["email"] = "erased-outcome@example.com" } }.ToJsonString())).StatusCode);
+
+        var body = ShopifyPayloads.Order(order, customerId: customer);
+        body["note_attributes"] = new JsonArray(new JsonObject { ["name"] = "_pluginapp_visitor", ["value"] = "erased-shopper" });
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("orders/create", shop, body.ToJsonString())).StatusCode);
+
+        Assert.NotNull(await app.ScalarAsync("SELECT redacted_at FROM orders WHERE shop_id = $1 AND id = $2", shopId, order));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM experiment_outcomes WHERE shop_id = $1 AND order_id = $2", shopId, order));
+    }
+
+    /// <summary>
     /// The day-by-day lift is drawn on the shop's days: a store in California's evening visitors belong to that evening's
     /// day, not (as until 4 Dec) to the next day in UTC.
     /// </summary>

@@ -31,7 +31,7 @@ public sealed class InstallSetupTests(AppFixture app) : IClassFixture<AppFixture
             app.Shopify.GraphQL = call => call.Shop != shop || !call.Query.Contains("ianaTimezone", StringComparison.Ordinal) ? null
                 : failing ? StandInAnswer.Json(new JsonObject { ["errors"] = new JsonArray(new JsonObject { ["message"] = "Internal error" }) })
                 : new StandInAnswer(200, new JsonObject { ["data"] = new JsonObject { ["shop"] = new JsonObject
-                    { ["id"] = "gid://shopify/Shop/961", ["ianaTimezone"] = "Asia/Tokyo", ["currencyCode"] = "JPY" } } });
+                    { ["id"] = "gid://shopify/Shop/961", ["ianaTimezone"] = "Asia/Tokyo", ["currencyCode"] = "JPY", ["taxesIncluded"] = true } } });
             await installer.InstallAsync(shop, new PluginApp.Install.TokenGrant("shpat_settings", "read_orders,read_products,read_customers", 3600, "shprt_settings", 7776000),
                 CancellationToken.None);
             Assert.Null(await app.ScalarAsync("SELECT iana_timezone FROM shops WHERE domain = $1", shop));
@@ -44,6 +44,7 @@ public sealed class InstallSetupTests(AppFixture app) : IClassFixture<AppFixture
 
             Assert.Equal("Asia/Tokyo", await app.ScalarAsync("SELECT iana_timezone FROM shops WHERE domain = $1", shop));
             Assert.Equal(961L, await app.ScalarAsync("SELECT shopify_shop_id FROM shops WHERE domain = $1", shop));
+            Assert.Equal(true, await app.ScalarAsync("SELECT taxes_included FROM shops WHERE domain = $1", shop)); // the cart offers count margin without its tax
             Assert.Null(await app.ScalarAsync("SELECT setup_pending_since FROM shops WHERE domain = $1", shop));
             Assert.Equal("Asia/Tokyo", storage.GetRecurringJobs([PluginApp.Training.TrainingScheduler.NightlyId(shop, "recommender")]).Single().TimeZoneId);
         }
