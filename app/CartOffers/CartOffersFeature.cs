@@ -107,17 +107,20 @@ public static class CartOffersFeature
         services.AddProxyRoutes("cart offers", MapProxyRoutes);
         // Codes first: they find the customer's visitor ids through the decisions erased next. A code handed out to another
         // customer logged in is theirs, whether found by the cart or the visitor id (until 6 Dec 2026 only the visitor id's
-        // were left alone).
+        // were left alone). A code one of her orders used is hers too, found by the order: an order the import brought has no
+        // cart token to lead to it (until 7 Dec 2026 such a code kept her cart and visitor ids, and her export left it out).
         services.AddPersonalData(new PersonalDataTable("discount_codes", ["cart_token", "visitor_hash"],
             $"""
             UPDATE discount_codes d SET cart_token = NULL, visitor_hash = NULL WHERE d.shop_id = $1 AND (
               d.cart_token IN (SELECT cart_token FROM redaction_carts)
-              OR d.visitor_hash IN (SELECT visitor_hash FROM redaction_visitors)) AND NOT {AnotherCustomers}
+              OR d.visitor_hash IN (SELECT visitor_hash FROM redaction_visitors)
+              OR d.order_id IN (SELECT id FROM redaction_orders)) AND NOT {AnotherCustomers}
             """,
             Export: $"""
                 SELECT coalesce(jsonb_agg(to_jsonb(d) - 'shop_id'), '[]') FROM discount_codes d WHERE d.shop_id = $1 AND (
                   d.cart_token IN (SELECT cart_token FROM redaction_carts)
-                  OR d.visitor_hash IN (SELECT visitor_hash FROM redaction_visitors)) AND NOT {AnotherCustomers}
+                  OR d.visitor_hash IN (SELECT visitor_hash FROM redaction_visitors)
+                  OR d.order_id IN (SELECT id FROM redaction_orders)) AND NOT {AnotherCustomers}
                 """));
         services.AddRetention(new RetentionRule("used or expired discount codes", TimeSpan.FromDays(180),
             "DELETE FROM discount_codes WHERE state IN ('used', 'expired') AND created_at < $1"));

@@ -235,6 +235,34 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Contains("Your prices include tax, and no order has shown how much yet", page);
     }
 
+    /// <summary>
+    /// A code one of her orders used is hers, found by the order: an order the import brought has no cart token to lead to
+    /// it. Her export holds the code, and her erasure blanks its cart and visitor ids. Until 7 Dec 2026 both missed it.
+    /// </summary>
+    [Fact]
+    public async Task ACodeHerOrderUsed_IsInHerExportAndErased_FoundByTheOrder()
+    {
+        const string shop = "offers-code-by-order.myshopify.com";
+        const long customer = 7_750_901, order = 7_750_911;
+        var shopId = await app.InstallShopAsync(shop);
+        var now = app.Clock.GetUtcNow();
+        await app.ScalarAsync("INSERT INTO orders (shop_id, id, customer_id, total_price, created_at, updated_at) VALUES ($1, $2, $3, 50, $4, $4)", shopId, order, customer, now);
+        await app.ScalarAsync("""
+            INSERT INTO discount_codes (shop_id, code, percent, state, created_at, expires_at, cart_token, visitor_hash, amount, handed_out_at, order_id)
+            VALUES ($1, 'PA-BYORDER', 10, 'used', $2, $2 + interval '2 days', 'cart-by-order', 'vh-by-order', 5, $2, $3)
+            """, shopId, now, order);
+        var subject = new JsonObject { ["id"] = customer, ["email"] = "code-by-order@example.com" };
+
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("customers/data_request", shop, new JsonObject { ["shop_id"] = 1, ["shop_domain"] = shop,
+            ["orders_requested"] = new JsonArray(), ["customer"] = subject.DeepClone(), ["data_request"] = new JsonObject { ["id"] = 7751 } }.ToJsonString())).StatusCode);
+        var export = JsonNode.Parse((string)(await app.ScalarAsync("SELECT export::text FROM customer_data_requests WHERE shop_id = $1 AND data_request_id = 7751", shopId))!)!;
+        Assert.Equal(["PA-BYORDER"], export["discount_codes"]!.AsArray().Select(c => c!["code"]!.GetValue<string>()));
+
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("customers/redact", shop, new JsonObject { ["shop_id"] = 1, ["shop_domain"] = shop,
+            ["orders_to_redact"] = new JsonArray(), ["customer"] = subject.DeepClone() }.ToJsonString())).StatusCode);
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM discount_codes WHERE shop_id = $1 AND (cart_token IS NOT NULL OR visitor_hash IS NOT NULL)", shopId));
+    }
+
     [Fact]
     public async Task UpsellExposure_IsWrittenWhenTheVisitorSawTheBlock_NotWhenTheAnswerWasOnlyServed()
     {
