@@ -59,11 +59,20 @@ public static class StorePersonalData
                 """, ExportAs: "refunds_of_orders_not_held"));
         // Guest checkouts carry only an email (PersonalDataSql.GuestByEmail); a checkout also belongs to the customer through
         // the order it became.
+        // A checkout of one of her orders not held yet is held as erased (no email, no customer): Shopify's late delivery of
+        // it (webhooks come in no set order, and are retried for hours) is then stored without her email (until 7 Dec 2026 a
+        // guest's was kept, as only a row held at the erasure was marked).
         services.AddPersonalData(new PersonalDataTable("checkouts", ["email"],
             $"""
-            UPDATE checkouts SET email = NULL, redacted_at = $5 WHERE shop_id = $1 AND (customer_id = $2
-              OR {PersonalDataSql.GuestByEmail()}
-              OR token IN (SELECT checkout_token FROM redaction_orders WHERE checkout_token IS NOT NULL))
+            WITH erased AS (
+              UPDATE checkouts SET email = NULL, redacted_at = $5 WHERE shop_id = $1 AND (customer_id = $2
+                OR {PersonalDataSql.GuestByEmail()}
+                OR token IN (SELECT checkout_token FROM redaction_orders WHERE checkout_token IS NOT NULL))
+              RETURNING token)
+            INSERT INTO checkouts (shop_id, token, redacted_at)
+            SELECT DISTINCT $1::int8, checkout_token, $5::timestamptz FROM redaction_orders
+            WHERE checkout_token IS NOT NULL AND checkout_token NOT IN (SELECT token FROM erased)
+            ON CONFLICT (shop_id, token) DO NOTHING
             """,
             Export: $"""
                 SELECT coalesce(jsonb_agg(to_jsonb(k) - 'shop_id' || jsonb_build_object('lines',
@@ -83,8 +92,15 @@ public static class StorePersonalData
         // holds for her or her visitor id). Until 5 Dec 2026 a cart she was logged in on since last night kept its note.
         // redacted_at keeps the note empty when Shopify sends the cart again (StoreWriter.CartUpsert); until 5 Dec 2026 a
         // later carts/update wrote it back, and a cart found only through her login or a guest checkout kept it.
+        // A cart of hers not held yet is held as erased, for the same reason as a checkout (until 7 Dec 2026 its late
+        // carts/update kept its note).
         services.AddPersonalData(new PersonalDataTable("carts", ["note"],
-            "UPDATE carts SET note = NULL, redacted_at = $5 WHERE shop_id = $1 AND token IN (SELECT cart_token FROM redaction_carts)",
+            """
+            WITH erased AS (UPDATE carts SET note = NULL, redacted_at = $5 WHERE shop_id = $1 AND token IN (SELECT cart_token FROM redaction_carts) RETURNING token)
+            INSERT INTO carts (shop_id, token, redacted_at)
+            SELECT $1::int8, cart_token, $5::timestamptz FROM redaction_carts WHERE cart_token NOT IN (SELECT token FROM erased)
+            ON CONFLICT (shop_id, token) DO NOTHING
+            """,
             Export: """
                 SELECT coalesce(jsonb_agg(to_jsonb(c) - 'shop_id' || jsonb_build_object('lines',
                   (SELECT coalesce(jsonb_agg(to_jsonb(l) - 'shop_id'), '[]') FROM cart_lines l WHERE l.shop_id = c.shop_id AND l.cart_token = c.token))), '[]')

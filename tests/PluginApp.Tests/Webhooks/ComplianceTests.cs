@@ -12,6 +12,35 @@ namespace PluginApp.Tests.Webhooks;
 
 public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
 {
+    /// <summary>
+    /// Her order's cart and guest checkout had not reached the app when she was erased; Shopify delivers them afterwards
+    /// (webhooks come in no set order, and are retried for hours). They are stored without her note and email: the erasure
+    /// held their tokens as erased. Until 7 Dec 2026 only a row held at the erasure was marked, and these kept them.
+    /// </summary>
+    [Fact]
+    public async Task CustomersRedact_HerCartAndCheckoutDeliveredAfterwards_AreStoredWithoutHerData()
+    {
+        const string shop = "redact-late-cart.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        var order = ShopifyPayloads.Order(6_451_001, customerId: 6_451_101);
+        order["cart_token"] = "cart-late-6451";
+        order["checkout_token"] = "chk-late-6451";
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("orders/create", shop, order.ToJsonString())).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("customers/redact", shop, new JsonObject { ["shop_id"] = 1, ["shop_domain"] = shop,
+            ["orders_to_redact"] = new JsonArray(6_451_001), ["customer"] = new JsonObject { ["id"] = 6_451_101, ["email"] = "ada@example.com" } }.ToJsonString())).StatusCode);
+
+        var cart = ShopifyPayloads.Cart("cart-late-6451", "2026-07-02T10:00:00-04:00", (2001, 1));
+        cart["note"] = "for Ada's birthday";
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("carts/update", shop, cart.ToJsonString())).StatusCode);
+        var checkout = ShopifyPayloads.Checkout(6451, null); // a guest's, as she checked out
+        checkout["token"] = "chk-late-6451";
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("checkouts/update", shop, checkout.ToJsonString())).StatusCode);
+
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM carts WHERE shop_id = $1 AND token = 'cart-late-6451' AND note IS NULL AND redacted_at IS NOT NULL", shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM cart_lines WHERE shop_id = $1 AND cart_token = 'cart-late-6451'", shopId)); // what she bought stays, as for her orders
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM checkouts WHERE shop_id = $1 AND token = 'chk-late-6451' AND email IS NULL AND redacted_at IS NOT NULL", shopId));
+    }
+
     [Fact]
     public async Task CustomersDataRequest_RecordsWhatWeHoldForTheMerchant()
     {
@@ -455,8 +484,13 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("customers/redact", shop, new JsonObject { ["shop_id"] = 1, ["shop_domain"] = shop,
             ["orders_to_redact"] = new JsonArray(), ["customer"] = new JsonObject { ["id"] = customer } }.ToJsonString())).StatusCode);
         Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM cart_customers WHERE shop_id = $1", shopId));
-        // The writer in flight: her cart, with her note, committed after the first pass looked.
-        await app.ScalarAsync("INSERT INTO carts (shop_id, token, note, total_price, created_at, updated_at) VALUES ($1, 'cart-late-login', 'rq8840 ring twice', 30, now(), now())", shopId);
+        // The writer in flight: her cart, with her note, committed after the first pass looked (its row took the token
+        // first, so the first pass's mark for a cart not held stood aside).
+        await app.ScalarAsync("""
+            INSERT INTO carts (shop_id, token, note, total_price, created_at, updated_at) VALUES ($1, 'cart-late-login', 'rq8840 ring twice', 30, now(), now())
+            ON CONFLICT (shop_id, token) DO UPDATE SET note = excluded.note, total_price = excluded.total_price, created_at = excluded.created_at,
+              updated_at = excluded.updated_at, redacted_at = NULL
+            """, shopId);
 
         await app.RunErasureSecondPassAsync(shopId);
 
