@@ -48,8 +48,21 @@ internal sealed class ComplianceService(StoreWriter store, long shopId, Personal
             store.Add("INSERT INTO redaction_visitors SELECT v FROM unnest($1::text[]) v WHERE v NOT IN (SELECT visitor_hash FROM redaction_visitors)", (object)visitors);
     }
 
-    /// <summary>After the orders and visitors are all found (a second request's carry on from its first).</summary>
-    private void AddFoundCarts(long customerId, long[] orders, string? email) => store.Add(FindCarts(), shopId, customerId, orders, Sql.Text(email));
+    /// <summary>
+    /// After the orders and visitors are all found (a second request's carry on from its first): her carts, then the visitor
+    /// ids those carts lead to (<see cref="VisitorLink.ByCarts"/>). Why the second look: a guest's cart found through her
+    /// checkout (by her email) is known only once the carts are, and until 7 Dec 2026 the visitor ids of the answers on it,
+    /// and that visitor's events and exposures, were neither erased nor exported.
+    /// </summary>
+    private void AddFoundCarts(long customerId, long[] orders, string? email)
+    {
+        store.Add(FindCarts(), shopId, customerId, orders, Sql.Text(email));
+        if (catalog.VisitorLinks.Where(l => l.ByCarts is not null).Select(l => $"({l.ByCarts})").ToList() is { Count: > 0 } byCarts)
+            store.Add($"""
+                INSERT INTO redaction_visitors SELECT DISTINCT v.visitor_hash FROM ({string.Join("\n  UNION ALL ", byCarts)}) v(visitor_hash)
+                WHERE v.visitor_hash IS NOT NULL AND v.visitor_hash NOT IN (SELECT visitor_hash FROM redaction_visitors WHERE visitor_hash IS NOT NULL)
+                """, shopId, customerId);
+    }
 
     /// <summary>customers/data_request: assemble what we hold on the customer and keep it for the merchant.</summary>
     public void AddDataRequest(JsonElement payload, DateTimeOffset now)

@@ -41,7 +41,10 @@ public sealed record PersonalDataTable(string Table, string[] Columns, string? E
 /// temporary table <c>redaction_orders</c> is there. Gives one column of visitor hashes (nulls are dropped). The orders'
 /// own visitor (the cart attribute our blocks set, <c>orders.visitor_hash</c>) is always included: it is a guest's only tie.
 /// </summary>
-public sealed record VisitorLink(string Feature, string Sql);
+/// <param name="ByCarts">Where the feature's rows tie a visitor id to one of her carts, read once the carts are found (the
+/// temporary table <c>redaction_carts</c> is there too; same parameters): a guest's cart found through her checkout, by her
+/// email, leads to the visitor ids her answers on it were given. Null: none.</param>
+public sealed record VisitorLink(string Feature, string Sql, string? ByCarts = null);
 
 /// <summary>
 /// Where a feature's rows tie a cart to a customer (a cart has no customer of its own): customers/redact and data requests

@@ -67,6 +67,9 @@ public sealed class ExperimentResults(NpgsqlDataSource db, ExperimentStore store
           AND NOT {Paused("e")}
         """;
 
+    /// <summary>The order <paramref name="s"/>'s tax over its total, from 0 to 1 (0 for an order of none, or not held).</summary>
+    private static string TaxShare(string s) => $"least(1, greatest(0, coalesce({s}.total_tax / nullif({s}.total_price, 0), 0)))";
+
     /// <summary>
     /// The outcome <paramref name="e"/> was ordered while its experiment was stopped: everyone was served the stopped arm
     /// then, so it tells nothing about the arm its visitor was exposed to before (until 4 Dec 2026 a holdout visitor served
@@ -75,9 +78,6 @@ public sealed class ExperimentResults(NpgsqlDataSource db, ExperimentStore store
     /// served the same fallback then (until 6 Dec 2026 those orders counted for the arms, pulling the measured lift toward
     /// nothing), or had turned its block off in the feature's own settings (a pause of its own cause, migration 0084).
     /// </summary>
-    /// <summary>The order <paramref name="s"/>'s tax over its total, from 0 to 1 (0 for an order of none, or not held).</summary>
-    private static string TaxShare(string s) => $"least(1, greatest(0, coalesce({s}.total_tax / nullif({s}.total_price, 0), 0)))";
-
     internal static string Paused(string e) => $"""
         (EXISTS (SELECT 1 FROM experiment_pauses p WHERE p.shop_id = {e}.shop_id AND p.experiment = {e}.experiment
                  AND {e}.ordered_at >= p.paused_at AND (p.resumed_at IS NULL OR {e}.ordered_at < p.resumed_at))

@@ -34,9 +34,14 @@ public static class GovernanceFeature
         // Why the churn decision's id too: it is 'churn:{customer}:{n}' (ChurnScoring), and with her score and reasons beside it
         // the id alone named the erased customer; the rest of the id (which run, canary or shadow) stays for the log's counts.
         // The visitor ids her answers were served to: logged in, or on the carts her orders came from (a guest's cart offers).
+        // Once her carts are found, the visitor ids answered on them with nobody else logged in (a guest's cart, found
+        // through her checkout by her email).
         services.AddVisitorLink(new VisitorLink("decision log", """
             SELECT visitor_hash FROM decisions WHERE shop_id = $1 AND (customer_id = $2 OR order_id IN (SELECT id FROM redaction_orders)
               OR cart_token IN (SELECT cart_token FROM redaction_orders WHERE cart_token IS NOT NULL))
+            """, ByCarts: """
+            SELECT visitor_hash FROM decisions WHERE shop_id = $1 AND cart_token IN (SELECT cart_token FROM redaction_carts)
+              AND (customer_id IS NULL OR customer_id = $2)
             """));
         // The carts answered for her, logged in or under one of her visitor ids, before the nightly job copies the logged-in
         // ones to cart_customers.

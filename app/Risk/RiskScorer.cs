@@ -408,7 +408,7 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
                   AND ((t.customer_id IS NOT NULL AND p.customer_id = t.customer_id)
                     OR (t.customer_id IS NULL AND t.email IS NOT NULL AND lower(p.email) = lower(t.email)))
                   AND NOT p.test AND p.cancelled_at IS NULL
-                  AND p.created_at <= t.created_at AND {{StoreData.OrderTime.Placed("p")}} <= t.created_at - make_interval(days => $8)
+                  AND p.id <> t.id AND p.created_at <= t.created_at AND {{StoreData.OrderTime.Placed("p")}} <= t.created_at - make_interval(days => $8)
                   AND NOT EXISTS (SELECT 1 FROM risk_labels l WHERE l.shop_id = p.shop_id AND l.order_id = p.id AND l.fraud)
                   AND NOT EXISTS (SELECT 1 FROM risk_scores s WHERE s.shop_id = p.shop_id AND s.order_id = p.id
                                   AND s.level IN ('MEDIUM', 'HIGH') AND s.reviewed_at IS NULL)) e

@@ -59,9 +59,10 @@ public static class StorePersonalData
                 """, ExportAs: "refunds_of_orders_not_held"));
         // Guest checkouts carry only an email (PersonalDataSql.GuestByEmail); a checkout also belongs to the customer through
         // the order it became.
-        // A checkout of one of her orders not held yet is held as erased (no email, no customer): Shopify's late delivery of
-        // it (webhooks come in no set order, and are retried for hours) is then stored without her email (until 7 Dec 2026 a
-        // guest's was kept, as only a row held at the erasure was marked).
+        // The checkout of one of her orders held, when the checkout is not held yet, is held as erased (no email, no customer):
+        // Shopify's late delivery of it (webhooks come in no set order, and are retried for hours) is then stored without her
+        // email (until 7 Dec 2026 a guest's was kept, as only a row held at the erasure was marked). Only tokens Shopify gave
+        // (her orders'), never one a storefront request named.
         services.AddPersonalData(new PersonalDataTable("checkouts", ["email"],
             $"""
             WITH erased AS (
@@ -92,13 +93,14 @@ public static class StorePersonalData
         // holds for her or her visitor id). Until 5 Dec 2026 a cart she was logged in on since last night kept its note.
         // redacted_at keeps the note empty when Shopify sends the cart again (StoreWriter.CartUpsert); until 5 Dec 2026 a
         // later carts/update wrote it back, and a cart found only through her login or a guest checkout kept it.
-        // A cart of hers not held yet is held as erased, for the same reason as a checkout (until 7 Dec 2026 its late
-        // carts/update kept its note).
+        // Likewise the cart of one of her orders held, when the cart is not (until 7 Dec 2026 its late carts/update kept its
+        // note). Why only her orders' carts, Shopify's tokens: a cart found through the storefront (a decision, a login) has a
+        // token the request named, and a row for a token another shop holds would have its deliveries refused as replayed.
         services.AddPersonalData(new PersonalDataTable("carts", ["note"],
             """
             WITH erased AS (UPDATE carts SET note = NULL, redacted_at = $5 WHERE shop_id = $1 AND token IN (SELECT cart_token FROM redaction_carts) RETURNING token)
             INSERT INTO carts (shop_id, token, redacted_at)
-            SELECT $1::int8, cart_token, $5::timestamptz FROM redaction_carts WHERE cart_token NOT IN (SELECT token FROM erased)
+            SELECT DISTINCT $1::int8, cart_token, $5::timestamptz FROM redaction_orders WHERE cart_token IS NOT NULL AND cart_token NOT IN (SELECT token FROM erased)
             ON CONFLICT (shop_id, token) DO NOTHING
             """,
             Export: """

@@ -683,6 +683,27 @@ public sealed class RiskActionsTests(NoSchedulerAppFixture app) : IClassFixture<
     }
 
     /// <summary>
+    /// An order placed long before the app saw it (imported, or back-dated) is not its own earlier order: a first-time
+    /// buyer's 640.00 order scoring HIGH is held, not spared as a valued customer's by its own spend.
+    /// </summary>
+    [Fact]
+    public async Task Holds_On_ABackDatedOrderScoringHigh_IsNotValuedByItself()
+    {
+        const string shop = "risk-hold-valued-itself.myshopify.com";
+        var shopId = await OrdinaryStoreAsync(shop, 7_336_000);
+        Assert.Equal(HttpStatusCode.OK, (await AdminAsync(HttpMethod.Put, "/api/admin/risk/holds", shop,
+            new { holdHigh = true, valuedMinOrders = 1, valuedMinSpend = 100, holdValued = false })).StatusCode);
+        var order = RiskOrders.Order(7_336_101, app.Clock.GetUtcNow(), 640m, "203.0.113.65", "back-dated@example.net", null, billing: "US", shipping: "NG");
+        order["processed_at"] = app.Clock.GetUtcNow().AddDays(-60).ToString("O", CultureInfo.InvariantCulture);
+        await SendAsync(shop, order);
+        await Service<RiskScorer>().ScoreShopAsync(shopId, CancellationToken.None);
+        Assert.Equal("HIGH", await app.ScalarAsync("SELECT level FROM risk_scores WHERE shop_id = $1 AND order_id = 7336101", shopId));
+
+        Assert.Equal("to_hold", await app.ScalarAsync("SELECT state FROM risk_holds WHERE shop_id = $1 AND order_id = 7336101", shopId));
+        Assert.Equal(0, await app.ScalarAsync("SELECT earlier_orders FROM risk_holds WHERE shop_id = $1 AND order_id = 7336101", shopId));
+    }
+
+    /// <summary>
     /// A valued customer's HIGH order, left unheld by the merchant's rule, that a reviewer marks as fraud is held: the rule
     /// spares good customers a wait, not orders found to be fraud. Until 6 Dec 2026 it stayed unheld and could ship.
     /// </summary>

@@ -41,6 +41,34 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM checkouts WHERE shop_id = $1 AND token = 'chk-late-6451' AND email IS NULL AND redacted_at IS NOT NULL", shopId));
     }
 
+    /// <summary>
+    /// A guest who left a checkout (found by her email) and no order: the cart block answered on its cart under her visitor
+    /// id. That visitor's storefront events are hers, erased with her; another visitor's stay. Until 7 Dec 2026 the visitor
+    /// ids were gathered before her carts were found, and hers, known only through that cart, kept its events.
+    /// </summary>
+    [Fact]
+    public async Task CustomersRedact_AGuestsVisitorKnownOnlyThroughHerCheckoutsCart_IsErased()
+    {
+        const string shop = "redact-visitor-by-cart.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        var checkout = ShopifyPayloads.Checkout(6461, null); // a guest's: ada@example.com, cart "cart-6461"
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("checkouts/create", shop, checkout.ToJsonString())).StatusCode);
+        var hers = PluginApp.Experiments.Assignment.VisitorHash(shop, "vid-by-cart-6461")!;
+        var other = PluginApp.Experiments.Assignment.VisitorHash(shop, "vid-someone-6461")!;
+        await app.LogDecisionAsync(new PluginApp.Governance.Decision(PluginApp.Governance.DecisionKinds.Offer, "offer-by-cart-6461", shopId, app.Clock.GetUtcNow(), "model")
+            { CartToken = "cart-6461", VisitorHash = hers, Subject = "nudge" });
+        foreach (var visitor in new[] { hers, other })
+            await app.ScalarAsync("""
+                INSERT INTO recommendation_events (shop_id, event_type, request_id, visitor_hash, product_id, occurred_at) VALUES ($1, 'click', 'r-by-cart-' || $2, $2, 2, now())
+                """, shopId, visitor);
+
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("customers/redact", shop, new JsonObject { ["shop_id"] = 1, ["shop_domain"] = shop,
+            ["orders_to_redact"] = new JsonArray(), ["customer"] = new JsonObject { ["id"] = 6_461_101, ["email"] = "ada@example.com" } }.ToJsonString())).StatusCode);
+
+        Assert.Equal(other, await app.ScalarAsync("SELECT string_agg(visitor_hash, ',') FROM recommendation_events WHERE shop_id = $1", shopId));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM decisions WHERE shop_id = $1 AND visitor_hash IS NOT NULL", shopId));
+    }
+
     [Fact]
     public async Task CustomersDataRequest_RecordsWhatWeHoldForTheMerchant()
     {
