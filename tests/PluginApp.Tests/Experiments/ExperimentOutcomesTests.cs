@@ -10,6 +10,12 @@ namespace PluginApp.Tests.Experiments;
 /// <summary>An order becomes an outcome of each arm its shopper saw, found from the shopper alone.</summary>
 public sealed class ExperimentOutcomesTests(AppFixture app) : IClassFixture<AppFixture>
 {
+    /// <summary>The customer saw the experiment's arm, as her first exposure on 20 Jun 2026.</summary>
+    private Task<long> ExposedAsync(long shopId, string experiment, string arm, long customer) => app.CountAsync("""
+        INSERT INTO experiment_exposures (shop_id, experiment, unit, arm, customer_id, first_at)
+        VALUES ($1, $2, 'c:' || $4::text, $3, $4, '2026-06-20T12:00:00Z')
+        """, shopId, experiment, arm, customer);
+
     /// <summary>
     /// A store whose experiments have seen 20,000 other visitors: an order is an outcome of its visitor's arm where the
     /// visitor was exposed, else of its customer's, and writing it reads the shopper's exposures, not the store's.
@@ -85,10 +91,7 @@ public sealed class ExperimentOutcomesTests(AppFixture app) : IClassFixture<AppF
         const string shop = "experiment-outcome-late.myshopify.com";
         const long customer = 7_710_001, order = 7_710_101;
         var shopId = await app.InstallShopAsync(shop);
-        await app.CountAsync("""
-            INSERT INTO experiment_exposures (shop_id, experiment, unit, arm, customer_id, first_at)
-            VALUES ($1, 'upsell_holdout', 'c:' || $2::text, 'treatment', $2, '2026-06-20T12:00:00Z')
-            """, shopId, customer);
+        await ExposedAsync(shopId, "upsell_holdout", "treatment", customer);
         var created = ShopifyPayloads.Order(order, customerId: customer);
         Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("orders/create", shop, created.ToJsonString())).StatusCode);
         async Task<decimal> RevenueAsync() => (decimal)(await app.ScalarAsync(
@@ -120,10 +123,7 @@ public sealed class ExperimentOutcomesTests(AppFixture app) : IClassFixture<AppF
         await app.CountAsync("""
             INSERT INTO variants (shop_id, id, product_id, price, unit_cost) VALUES ($1, 19000, 9000, 10, 4), ($1, 19001, 9001, 15, 6)
             """, shopId);
-        await app.CountAsync("""
-            INSERT INTO experiment_exposures (shop_id, experiment, unit, arm, customer_id, first_at)
-            VALUES ($1, 'cart_offers', 'c:' || $2::text, 'policy', $2, '2026-06-20T12:00:00Z')
-            """, shopId, customer);
+        await ExposedAsync(shopId, "cart_offers", "policy", customer);
         JsonObject Body(long id, bool included)
         {
             var body = ShopifyPayloads.Order(id, customerId: customer); // 1 × 10.00 and 2 × 15.00
@@ -202,10 +202,7 @@ public sealed class ExperimentOutcomesTests(AppFixture app) : IClassFixture<AppF
         const string shop = "experiment-outcome-erased.myshopify.com";
         const long customer = 7_730_001, order = 7_730_101;
         var shopId = await app.InstallShopAsync(shop);
-        await app.CountAsync("""
-            INSERT INTO experiment_exposures (shop_id, experiment, unit, arm, customer_id, first_at)
-            VALUES ($1, 'cart_offers', 'c:' || $2::text, 'policy', $2, '2026-06-20T12:00:00Z')
-            """, shopId, customer);
+        await ExposedAsync(shopId, "cart_offers", "policy", customer);
         Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("customers/redact", shop, new JsonObject { ["shop_id"] = 1, ["shop_domain"] = shop,
             ["orders_to_redact"] = new JsonArray(), ["customer"] = new JsonObject { ["id"] = customer, ["email"] = "erased-outcome@example.com" } }.ToJsonString())).StatusCode);
 
