@@ -757,6 +757,13 @@ public sealed class ExperimentOutcomesTests(AppFixture app) : IClassFixture<AppF
             INSERT INTO recommendation_attributions (shop_id, line_id, order_id, product_id, event_type, experiment_arm, revenue, attributed_at)
             VALUES ($1, 7741005, 7740005, 1, 'click', 'holdout', 50, $2)
             """,
+            // Nor is a line whose answer's decision was never written (the log's queue overflowed): its arm is not known.
+            "INSERT INTO orders (shop_id, id, total_price, subtotal_price, created_at, updated_at) VALUES ($1, 7740006, 70, 70, $2, $2)",
+            "INSERT INTO order_lines (shop_id, id, order_id, product_id, quantity, price) SELECT $1, 7741006, 7740006, 1, 1, 70 WHERE $2::timestamptz IS NOT NULL",
+            """
+            INSERT INTO recommendation_attributions (shop_id, line_id, order_id, product_id, request_id, event_type, experiment_arm, revenue, attributed_at)
+            VALUES ($1, 7741006, 7740006, 1, 'rq-dropped', 'click', NULL, 70, $2)
+            """,
             "SELECT decisions_partition_for($2) WHERE $1::int8 IS NOT NULL",
             """
             INSERT INTO decisions (shop_id, decided_at, decision_id, kind, subject, path, fallback, arm, input_ids, output_ids)
