@@ -58,9 +58,9 @@ public static class ChurnHistories
             }
         }
         await using (var cmd = db.CreateCommand("""
-            SELECT o.customer_id, r.created_at, r.amount::float8, o.cancelled_at, o.id
+            SELECT o.customer_id, coalesce(r.processed_at, r.created_at), r.amount::float8, o.cancelled_at, o.id
             FROM refunds r JOIN orders o ON o.shop_id = r.shop_id AND o.id = r.order_id
-            WHERE r.shop_id = $1 AND o.customer_id IS NOT NULL AND NOT o.test AND r.amount > 0 AND r.created_at < $2
+            WHERE r.shop_id = $1 AND o.customer_id IS NOT NULL AND NOT o.test AND r.amount > 0 AND coalesce(r.processed_at, r.created_at) < $2
             """))
         {
             cmd.Parameters.Add(Sql.Param(shopId));

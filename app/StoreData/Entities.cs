@@ -144,6 +144,8 @@ public sealed class Refund : IShopOwned
     public string? Note { get; set; }
     public decimal? Amount { get; set; }
     public DateTimeOffset? CreatedAt { get; set; }
+    /// <summary>When the refund was made: an imported one is created on the import's day (<see cref="OrderTime"/>).</summary>
+    public DateTimeOffset? ProcessedAt { get; set; }
 }
 
 public sealed class RefundLine : IShopOwned

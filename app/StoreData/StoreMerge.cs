@@ -150,6 +150,7 @@ internal static class StoreMerge
     {
         ["id"] = "bulk_id(rf.refund ->> 'id')", ["order_id"] = "s.id", ["note"] = UnlessRedacted("rf.refund ->> 'note'"),
         ["amount"] = Money("rf.refund", "totalRefundedSet"), ["created_at"] = Time("rf.refund", "createdAt"),
+        ["processed_at"] = Time("rf.refund", "processedAt"),
     };
 
     /// <summary>The tables each phase's merge writes.</summary>

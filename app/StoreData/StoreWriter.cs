@@ -78,7 +78,7 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
 
     // A refund's note is erased with its order: the order was redacted, or it belongs to an erased customer.
     internal static readonly UpsertStatement RefundUpsert = new("refunds", ["shop_id", "id"],
-        ["shop_id", "id", "order_id", "note", "amount", "created_at"], erasable: ["note"],
+        ["shop_id", "id", "order_id", "note", "amount", "created_at", "processed_at"], erasable: ["note"],
         erasedIf: $"""
             EXISTS (SELECT 1 FROM orders y LEFT JOIN customers x ON x.shop_id = y.shop_id AND x.id = y.customer_id
                     WHERE y.shop_id = r.shop_id AND y.id = r.order_id AND (y.redacted_at IS NOT NULL OR x.redacted_at IS NOT NULL))
@@ -342,7 +342,7 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
     public void AddRefund(RefundRows rows)
     {
         var r = rows.Refund;
-        RefundUpsert.AddTo(batch, [shopId, r.Id, r.OrderId, r.Note, r.Amount, r.CreatedAt]);
+        RefundUpsert.AddTo(batch, [shopId, r.Id, r.OrderId, r.Note, r.Amount, r.CreatedAt, r.ProcessedAt]);
         foreach (var l in rows.Lines)
             RefundLineUpsert.AddTo(batch, [shopId, l.Id, l.RefundId, l.OrderId, l.LineItemId, l.Quantity, l.Subtotal, l.RestockType, l.TotalTax]);
     }

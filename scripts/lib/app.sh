@@ -49,5 +49,5 @@ bench_app_env() {
 
 # The shape of the bulk-operation JSONL that scripts/replay.sh writes for the demo and the benchmarks; files written in
 # another shape (cached in .run) are written again. Changed when the import's queries change (7 Dec 2026: customers'
-# defaultEmailAddress and defaultPhoneNumber, products' featuredMedia; then orders' taxesIncluded and refund lines' totalTaxSet).
-BULK_FORMAT="2026-12-07c"
+# defaultEmailAddress and defaultPhoneNumber, products' featuredMedia; then orders' taxesIncluded, refund lines' totalTaxSet and refunds' processedAt).
+BULK_FORMAT="2026-12-07d"

@@ -155,6 +155,7 @@ internal static class OrderPayloads
             OrderId = order,
             Note = r.OptionalString("note"),
             CreatedAt = r.OptionalTime("created_at"),
+            ProcessedAt = r.OptionalTime("processed_at"),
             // Shopify sends a refund's transactions in the currency the customer paid in; everything else the app counts is in
             // the shop's currency (the order's totals, its lines). On an order in another currency the amount is converted at
             // the refund's own rate: until 5 Dec 2026 a EUR refund of a USD store was counted as that many dollars.

@@ -142,6 +142,7 @@ public static class BulkJsonlEmitter
             w.WriteStartObject();
             w.WriteString("id", Formats.Gid("Refund", r.Id));
             w.Time("createdAt", r.CreatedAt);
+            w.Time("processedAt", r.CreatedAt); // as the webhooks' refunds say it
             w.WriteString("note", r.Note);
             w.MoneyBag("totalRefundedSet", r.Amount, currency);
             // Not what Shopify's bulk export gives (it refuses a connection inside a list): the stand-in's store data, from

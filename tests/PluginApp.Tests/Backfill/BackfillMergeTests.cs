@@ -529,7 +529,7 @@ public sealed class BackfillMergeTests(AppFixture app) : IClassFixture<AppFixtur
             ["shippingAddress"] = new JsonObject { ["countryCodeV2"] = Copy(o["shipping_address"]?["country_code"]) },
             ["refunds"] = new JsonArray([.. refunds.Select(r => (JsonNode)new JsonObject
             {
-                ["id"] = Gid("Refund", r["id"]), ["createdAt"] = Copy(r["created_at"]), ["note"] = Copy(r["note"]),
+                ["id"] = Gid("Refund", r["id"]), ["createdAt"] = Copy(r["created_at"]), ["processedAt"] = Copy(r["processed_at"]), ["note"] = Copy(r["note"]),
                 ["totalRefundedSet"] = Money(r["transactions"]!.AsArray().Single()!["amount"]),
                 ["refundLineItems"] = new JsonObject
                 {

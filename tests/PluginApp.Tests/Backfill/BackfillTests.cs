@@ -64,7 +64,7 @@ public sealed class BackfillTests(AppFixture app) : IClassFixture<AppFixture>, I
             ["billingAddress"] = new JsonObject { ["countryCodeV2"] = "US" }, ["shippingAddress"] = new JsonObject { ["countryCodeV2"] = "CA" },
             ["refunds"] = refund is { } refundId ? new JsonArray(new JsonObject
             {
-                ["id"] = $"gid://shopify/Refund/{refundId}", ["createdAt"] = "2026-07-05T13:00:00Z", ["note"] = "Damaged", ["totalRefundedSet"] = Money("10.00"),
+                ["id"] = $"gid://shopify/Refund/{refundId}", ["createdAt"] = "2026-07-05T13:00:00Z", ["processedAt"] = "2026-07-05T13:00:00Z", ["note"] = "Damaged", ["totalRefundedSet"] = Money("10.00"),
                 ["refundLineItems"] = new JsonObject { ["nodes"] = new JsonArray(new JsonObject
                 {
                     ["lineItem"] = new JsonObject { ["id"] = $"gid://shopify/LineItem/{id * 100}" }, ["quantity"] = 1, ["restockType"] = "RETURN", ["subtotalSet"] = Money("10.00"),

@@ -972,6 +972,32 @@ public sealed class ChurnTests(ChurnFixture app) : IClassFixture<ChurnFixture>
     }
 
     /// <summary>
+    /// A refund imported with its order from the store's old platform is created on the import's day and processed when it
+    /// happened: a cutoff between the two knows of it, as it knows of the order. Until 7 Dec 2026 it was dated by its
+    /// creation, and every cutoff before the import read the order as kept.
+    /// </summary>
+    [Fact]
+    public async Task AnImportedRefund_CountsFromWhenItWasProcessed()
+    {
+        var shopId = await app.InstallShopAsync("churn-imported-refund.myshopify.com");
+        var now = app.Clock.GetUtcNow();
+        await app.ScalarAsync("INSERT INTO customers (shop_id, id, email, created_at) VALUES ($1, 96515001, 'imported-refund@example.com', $2)", shopId, now.AddDays(-1));
+        await app.ScalarAsync("""
+            INSERT INTO orders (shop_id, id, name, customer_id, currency, total_price, created_at, updated_at, processed_at)
+            VALUES ($1, 96515100, '#1', 96515001, 'USD', 80, $2::timestamptz - interval '1 day', $2, $2::timestamptz - interval '60 days')
+            """, shopId, now);
+        await app.ScalarAsync("""
+            INSERT INTO refunds (shop_id, id, order_id, amount, created_at, processed_at)
+            VALUES ($1, 96515200, 96515100, 20, $2::timestamptz - interval '1 day', $2::timestamptz - interval '53 days')
+            """, shopId, now);
+        var history = Assert.Single((await ChurnHistories.LoadAsync(app.Db, shopId, now, CancellationToken.None)).Customers);
+
+        var before = ChurnFeatures.Build(history, now.UtcDateTime.AddDays(-25), null, 90);
+        Assert.Equal("one order so far", ChurnFeatures.Reason("orders", before, 90));
+        Assert.Equal("25 % of spend refunded", ChurnFeatures.Reason("refund_share", before, 90));
+    }
+
+    /// <summary>
     /// A store's purchase days are its own: in New York, a customer's orders at 6 and 8 pm are one day (the second is the
     /// next day in UTC), so with another order 30 days later the customer usually orders every 30 days, not every 15.
     /// </summary>
