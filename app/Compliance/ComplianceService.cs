@@ -34,8 +34,11 @@ internal sealed class ComplianceService(StoreWriter store, long shopId, Personal
     // Every cart of hers: her orders' own, and those a feature ties to her (a checkout, her login, a decision logged for
     // her or her visitor id). Until 5 Dec 2026 only her orders' carts were looked up for the deliveries about carts, so a
     // body kept aside for a cart she was logged in on stayed whole, and her export left it out.
-    private string FindCarts() =>
-        "CREATE TEMP TABLE redaction_carts ON COMMIT DROP AS SELECT DISTINCT c.cart_token FROM (SELECT cart_token FROM redaction_orders"
+    private string FindCarts() => "CREATE TEMP TABLE redaction_carts ON COMMIT DROP AS " + CartsFound();
+
+    /// <summary>Her carts as the cart links find them (parameters $1 shop, $2 customer, $3 orders listed, $4 email).</summary>
+    private string CartsFound() =>
+        "SELECT DISTINCT c.cart_token FROM (SELECT cart_token FROM redaction_orders"
         + string.Concat(catalog.CartLinks.Select(l => $"\n  UNION ALL ({l.Sql})"))
         + ") c(cart_token) WHERE c.cart_token IS NOT NULL";
 
@@ -48,20 +51,25 @@ internal sealed class ComplianceService(StoreWriter store, long shopId, Personal
             store.Add("INSERT INTO redaction_visitors SELECT v FROM unnest($1::text[]) v WHERE v NOT IN (SELECT visitor_hash FROM redaction_visitors)", (object)visitors);
     }
 
+    /// <summary>After the orders and visitors are all found (a second request's carry on from its first).</summary>
+    private void AddFoundCarts(long customerId, long[] orders, string? email) => store.Add(FindCarts(), shopId, customerId, orders, Sql.Text(email));
+
     /// <summary>
-    /// After the orders and visitors are all found (a second request's carry on from its first): her carts, then the visitor
-    /// ids those carts lead to (<see cref="VisitorLink.ByCarts"/>). Why the second look: a guest's cart found through her
-    /// checkout (by her email) is known only once the carts are, and until 7 Dec 2026 the visitor ids of the answers on it,
-    /// and that visitor's events and exposures, were neither erased nor exported.
+    /// Once the carts are all found (a second pass's carried over too): the visitor ids those carts lead to
+    /// (<see cref="VisitorLink.ByCarts"/>), then the carts those visitor ids lead to, once. Why the second look: a guest's cart
+    /// found through her checkout (by her email) is known only once the carts are, and until 7 Dec 2026 the visitor ids of
+    /// the answers on it, that visitor's events and exposures, and the visitor's other carts, were neither erased nor
+    /// exported.
     /// </summary>
-    private void AddFoundCarts(long customerId, long[] orders, string? email)
+    private void AddFoundThroughCarts(long customerId, long[] orders, string? email)
     {
-        store.Add(FindCarts(), shopId, customerId, orders, Sql.Text(email));
-        if (catalog.VisitorLinks.Where(l => l.ByCarts is not null).Select(l => $"({l.ByCarts})").ToList() is { Count: > 0 } byCarts)
-            store.Add($"""
-                INSERT INTO redaction_visitors SELECT DISTINCT v.visitor_hash FROM ({string.Join("\n  UNION ALL ", byCarts)}) v(visitor_hash)
-                WHERE v.visitor_hash IS NOT NULL AND v.visitor_hash NOT IN (SELECT visitor_hash FROM redaction_visitors WHERE visitor_hash IS NOT NULL)
-                """, shopId, customerId);
+        if (catalog.VisitorLinks.Where(l => l.ByCarts is not null).Select(l => $"({l.ByCarts})").ToList() is not { Count: > 0 } byCarts) return;
+        store.Add($"""
+            INSERT INTO redaction_visitors SELECT DISTINCT v.visitor_hash FROM ({string.Join("\n  UNION ALL ", byCarts)}) v(visitor_hash)
+            WHERE v.visitor_hash IS NOT NULL AND v.visitor_hash NOT IN (SELECT visitor_hash FROM redaction_visitors WHERE visitor_hash IS NOT NULL)
+            """, shopId, customerId);
+        store.Add($"INSERT INTO redaction_carts {CartsFound()} AND c.cart_token NOT IN (SELECT cart_token FROM redaction_carts)",
+            shopId, customerId, orders, Sql.Text(email));
     }
 
     /// <summary>customers/data_request: assemble what we hold on the customer and keep it for the merchant.</summary>
@@ -70,6 +78,7 @@ internal sealed class ComplianceService(StoreWriter store, long shopId, Personal
         var (customerId, orders, email) = Subject(payload, "orders_requested");
         AddFound(customerId, orders, email);
         AddFoundCarts(customerId, orders, email);
+        AddFoundThroughCarts(customerId, orders, email);
         var parts = catalog.Tables.Where(t => t.Export is not null)
             .Select(t => $"'{t.ExportAs ?? t.Table}', ({t.Export})");
         var sql = new StringBuilder("INSERT INTO customer_data_requests (shop_id, customer_id, data_request_id, requested_at, export) SELECT $1, $2, $5, $6, jsonb_build_object(")
@@ -110,6 +119,7 @@ internal sealed class ComplianceService(StoreWriter store, long shopId, Personal
                 SELECT unnest(carts) FROM erasure_second_passes WHERE shop_id = $1 AND customer_id = $2 AND $4)) c
             WHERE c NOT IN (SELECT cart_token FROM redaction_carts)
             """, shopId, customerId, found?.Carts ?? [], found is null);
+        AddFoundThroughCarts(customerId, orders, email);
         foreach (var table in catalog.Tables)
             if (table.Erase is { } erase) store.Add(erase, shopId, customerId, orders, Sql.Text(email), now);
         if (found is null)

@@ -93,14 +93,17 @@ public static class StorePersonalData
         // holds for her or her visitor id). Until 5 Dec 2026 a cart she was logged in on since last night kept its note.
         // redacted_at keeps the note empty when Shopify sends the cart again (StoreWriter.CartUpsert); until 5 Dec 2026 a
         // later carts/update wrote it back, and a cart found only through her login or a guest checkout kept it.
-        // Likewise the cart of one of her orders held, when the cart is not (until 7 Dec 2026 its late carts/update kept its
-        // note). Why only her orders' carts, Shopify's tokens: a cart found through the storefront (a decision, a login) has a
+        // Likewise the cart of one of her orders or checkouts held, when the cart is not (until 7 Dec 2026 its late carts/update
+        // kept its note). Why only those, Shopify's tokens: a cart found through the storefront (a decision, a login) has a
         // token the request named, and a row for a token another shop holds would have its deliveries refused as replayed.
         services.AddPersonalData(new PersonalDataTable("carts", ["note"],
             """
             WITH erased AS (UPDATE carts SET note = NULL, redacted_at = $5 WHERE shop_id = $1 AND token IN (SELECT cart_token FROM redaction_carts) RETURNING token)
             INSERT INTO carts (shop_id, token, redacted_at)
-            SELECT DISTINCT $1::int8, cart_token, $5::timestamptz FROM redaction_orders WHERE cart_token IS NOT NULL AND cart_token NOT IN (SELECT token FROM erased)
+            SELECT DISTINCT $1::int8, t.cart_token, $5::timestamptz
+            FROM (SELECT cart_token FROM redaction_orders
+                  UNION ALL SELECT k.cart_token FROM checkouts k WHERE k.shop_id = $1 AND k.cart_token IN (SELECT cart_token FROM redaction_carts)) t
+            WHERE t.cart_token IS NOT NULL AND t.cart_token NOT IN (SELECT token FROM erased)
             ON CONFLICT (shop_id, token) DO NOTHING
             """,
             Export: """

@@ -111,9 +111,10 @@ public sealed class UpsellStats(NpgsqlDataSource db)
     /// Attributed lines by their order's day: each line's revenue less what was refunded of it, never below zero; cancelled
     /// orders earn nothing. Why each line's refunds looked up by the line (refund_lines_line_item_idx): summed for the whole
     /// store first, every refund line the store ever had was read on each visit to the overview. The holdout's lines are not
-    /// counted: what its shoppers bought after seeing the bestsellers is the control's, not the recommendations' doing. Nor
-    /// are lines whose answer's arm is not known (its decision was never written: the decision log's queue overflowed while
-    /// the database was away), since a holdout answer's would count as the recommendations' (until 7 Dec 2026 they did).
+    /// counted: what its shoppers bought after seeing the bestsellers is the control's, not the recommendations' doing. A line
+    /// whose answer's decision was not written when its order came (the decision log's queue was behind, or overflowed while
+    /// the database was away) takes its arm from the decision written since (decisions_id_idx), and is not counted while
+    /// there is none: a holdout answer's would count as the recommendations' (until 7 Dec 2026 they did).
     /// </summary>
     internal static readonly string AttributedSql = $"""
         SELECT (o.created_at AT TIME ZONE $4)::date, count(DISTINCT a.order_id),
@@ -124,7 +125,8 @@ public sealed class UpsellStats(NpgsqlDataSource db)
         FROM recommendation_attributions a
         JOIN orders o ON o.shop_id = a.shop_id AND o.id = a.order_id
         WHERE a.shop_id = $1 AND o.created_at >= $2 AND o.created_at < $3 AND o.cancelled_at IS NULL
-          AND a.experiment_arm <> '{UpsellExperiment.HoldoutArm}'
+          AND coalesce(a.experiment_arm, (SELECT d.experiment_arm FROM recommendation_decisions d WHERE d.shop_id = a.shop_id AND d.request_id = a.request_id LIMIT 1))
+              <> '{UpsellExperiment.HoldoutArm}'
         GROUP BY 1
         """;
 

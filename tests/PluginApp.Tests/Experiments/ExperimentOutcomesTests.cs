@@ -764,10 +764,18 @@ public sealed class ExperimentOutcomesTests(AppFixture app) : IClassFixture<AppF
             INSERT INTO recommendation_attributions (shop_id, line_id, order_id, product_id, request_id, event_type, experiment_arm, revenue, attributed_at)
             VALUES ($1, 7741006, 7740006, 1, 'rq-dropped', 'click', NULL, 70, $2)
             """,
+            // A line whose decision was written after its order came (the log's queue was behind) takes its arm from it.
+            "INSERT INTO orders (shop_id, id, total_price, subtotal_price, created_at, updated_at) VALUES ($1, 7740007, 60, 60, $2, $2)",
+            "INSERT INTO order_lines (shop_id, id, order_id, product_id, quantity, price) SELECT $1, 7741007, 7740007, 1, 1, 60 WHERE $2::timestamptz IS NOT NULL",
+            """
+            INSERT INTO recommendation_attributions (shop_id, line_id, order_id, product_id, request_id, event_type, experiment_arm, revenue, attributed_at)
+            VALUES ($1, 7741007, 7740007, 1, 'rq-refunds-late', 'click', NULL, 60, $2)
+            """,
             "SELECT decisions_partition_for($2) WHERE $1::int8 IS NOT NULL",
             """
             INSERT INTO decisions (shop_id, decided_at, decision_id, kind, subject, path, fallback, arm, input_ids, output_ids)
             VALUES ($1, $2, 'rq-refunds-model', 'upsell', 'product', 'model', false, 'model', '{1}', '{2}'),
+                   ($1, $2, 'rq-refunds-late', 'upsell', 'product', 'model', false, 'model', '{1}', '{2}'),
                    ($1, $2, 'rq-refunds-holdout', 'upsell', 'product', 'popularity', false, 'holdout', '{1}', '{2}')
             """,
             """
@@ -782,7 +790,7 @@ public sealed class ExperimentOutcomesTests(AppFixture app) : IClassFixture<AppF
         var stats = app.Factory.Services.GetRequiredService<PluginApp.Recommendations.UpsellStats>();
         var window = new PluginApp.Recommendations.DayWindow([DateOnly.FromDateTime(at.UtcDateTime)], at.Date, at.Date.AddDays(1), "UTC");
         var day = Assert.Single(await stats.DaysAsync(shopId, window, CancellationToken.None));
-        Assert.Equal((3L, 65m), (day.AttributedOrders, day.AttributedRevenue));
+        Assert.Equal((4L, 125m), (day.AttributedOrders, day.AttributedRevenue));
         Assert.Equal((1L, 0L), (day.Impressions, day.Clicks));
         var holdout = await stats.HoldoutAsync(shopId, window, CancellationToken.None);
         // m2's order was refunded in full: no conversion, as on the Experiments page (until 5 Dec 2026 the Overview counted it).

@@ -57,6 +57,12 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
         var other = PluginApp.Experiments.Assignment.VisitorHash(shop, "vid-someone-6461")!;
         await app.LogDecisionAsync(new PluginApp.Governance.Decision(PluginApp.Governance.DecisionKinds.Offer, "offer-by-cart-6461", shopId, app.Clock.GetUtcNow(), "model")
             { CartToken = "cart-6461", VisitorHash = hers, Subject = "nudge" });
+        // Another cart of that visitor's, with a note: hers too, found through the visitor id once it is known.
+        var second = ShopifyPayloads.Cart("cart-6461-b", "2026-07-02T10:00:00-04:00", (2001, 1));
+        second["note"] = "leave it with the neighbour";
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("carts/update", shop, second.ToJsonString())).StatusCode);
+        await app.LogDecisionAsync(new PluginApp.Governance.Decision(PluginApp.Governance.DecisionKinds.Offer, "offer-by-cart-6461-b", shopId, app.Clock.GetUtcNow(), "model")
+            { CartToken = "cart-6461-b", VisitorHash = hers, Subject = "nudge" });
         foreach (var visitor in new[] { hers, other })
             await app.ScalarAsync("""
                 INSERT INTO recommendation_events (shop_id, event_type, request_id, visitor_hash, product_id, occurred_at) VALUES ($1, 'click', 'r-by-cart-' || $2, $2, 2, now())
@@ -67,6 +73,12 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
 
         Assert.Equal(other, await app.ScalarAsync("SELECT string_agg(visitor_hash, ',') FROM recommendation_events WHERE shop_id = $1", shopId));
         Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM decisions WHERE shop_id = $1 AND visitor_hash IS NOT NULL", shopId));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM carts WHERE shop_id = $1 AND note IS NOT NULL", shopId));
+        // Her checkout's cart, not held at the erasure, is held as erased: its late delivery keeps no note.
+        var late = ShopifyPayloads.Cart("cart-6461", "2026-07-02T10:00:00-04:00", (2001, 1));
+        late["note"] = "gift for Ada";
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("carts/update", shop, late.ToJsonString())).StatusCode);
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM carts WHERE shop_id = $1 AND token = 'cart-6461' AND note IS NULL AND redacted_at IS NOT NULL", shopId));
     }
 
     [Fact]
