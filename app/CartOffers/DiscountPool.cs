@@ -89,11 +89,11 @@ public sealed class DiscountPool(NpgsqlDataSource db, OutboxScheduler outbox, Ti
         await using var tx = await conn.BeginTransactionAsync(ct);
         // The refill's lock: a refill queueing codes finishes first, and its codes are dropped with the others.
         await LockPoolAsync(conn, tx, shopId, ct);
-        await using var cmd = new NpgsqlCommand("""
+        await using var cmd = new NpgsqlCommand($"""
             WITH dropped AS (
                 DELETE FROM outbox_messages m
                 WHERE m.shop_id = $1 AND m.operation = 'discountCodeBasicCreate' AND m.idempotency_key LIKE 'discount:%'
-                  AND m.completed_at IS NULL AND m.failed_at IS NULL AND (m.claimed_until IS NULL OR m.claimed_until < $2)
+                  AND {Outbox.OutboxWriter.Queued("m", "$2")}
                 RETURNING substring(m.idempotency_key FROM 10) AS code),
             codes AS (
                 DELETE FROM discount_codes d USING dropped x WHERE d.shop_id = $1 AND d.code = x.code AND d.state = 'creating' RETURNING d.code)

@@ -56,10 +56,10 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
         await using var tx = await conn.BeginTransactionAsync(ct);
         // The scoring run's lock: a run queueing its changes finishes first, and its calls are dropped with the others.
         await LockShopAsync(conn, tx, shopId, ct);
-        await using var cmd = new NpgsqlCommand("""
+        await using var cmd = new NpgsqlCommand($"""
             WITH dropped AS (
                 DELETE FROM outbox_messages m
-                WHERE m.shop_id = $1 AND m.completed_at IS NULL AND m.failed_at IS NULL AND (m.claimed_until IS NULL OR m.claimed_until < $2)
+                WHERE m.shop_id = $1 AND {Outbox.OutboxWriter.Queued("m", "$2")}
                   AND (m.idempotency_key LIKE 'churn:%' OR m.idempotency_key LIKE 'churn-mf:%')
                   -- A departed customer's cleanup stays: their row is gone, so no later run would queue it again.
                   AND m.idempotency_key NOT LIKE '%:gone:%'

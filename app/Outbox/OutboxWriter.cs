@@ -20,6 +20,14 @@ internal static class OutboxWriter
     private const string Shop = "(SELECT id FROM shops WHERE id = $1 FOR KEY SHARE) s";
 
     /// <summary>
+    /// The call <paramref name="m"/> is still queued at <paramref name="now"/>: not sent for good, failed for good, nor being
+    /// sent (a claim past its time was an attempt that died). What a feature switched off may drop (its queued calls); a call
+    /// being sent at that moment goes.
+    /// </summary>
+    public static string Queued(string m, string now) =>
+        $"{m}.completed_at IS NULL AND {m}.failed_at IS NULL AND ({m}.claimed_until IS NULL OR {m}.claimed_until < {now})";
+
+    /// <summary>
     /// Queues one call. A call on a customer (her GID as the resource) whose data was erased, or whom Shopify deleted, queues nothing, read when the
     /// statement runs: a job that read her before the erasure and writes after it (the abandonment sweep scores its
     /// checkouts in between) must not tag her in Shopify, nor leave a call naming her that the erasure's second pass could
