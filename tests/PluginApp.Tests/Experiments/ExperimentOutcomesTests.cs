@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text.Json.Nodes;
+using Npgsql;
 using Microsoft.Extensions.DependencyInjection;
 using PluginApp.Experiments;
 using PluginApp.Tests.Infrastructure;
@@ -15,6 +16,31 @@ public sealed class ExperimentOutcomesTests(AppFixture app) : IClassFixture<AppF
         INSERT INTO experiment_exposures (shop_id, experiment, unit, arm, customer_id, first_at)
         VALUES ($1, $2, 'c:' || $4::text, $3, $4, '2026-06-20T12:00:00Z')
         """, shopId, experiment, arm, customer);
+
+    /// <summary>
+    /// A known customer's exposure carries what she spent in the 30 days before it (the covariate the results subtract), by
+    /// when her orders were placed: a year-old order her store imported from its old platform yesterday is no spend of
+    /// that month. Until 7 Dec 2026 it counted, and a migrated store's arms read each customer's imported history as this
+    /// month's spend.
+    /// </summary>
+    [Fact]
+    public async Task AnExposuresSpendBefore_CountsOrdersPlacedInTheMonthBefore_NotHistoryImportedInIt()
+    {
+        var shopId = await app.InstallShopAsync("experiment-covariate.myshopify.com");
+        const long customer = 7_700_501;
+        var seen = app.Clock.GetUtcNow();
+        await app.CountAsync("""
+            INSERT INTO orders (shop_id, id, customer_id, total_price, created_at, processed_at, updated_at) VALUES
+              ($1, 7700511, $2, 40, $3 - interval '10 days', $3 - interval '10 days', $3),
+              ($1, 7700512, $2, 300, $3 - interval '1 day', $3 - interval '400 days', $3)
+            """, shopId, customer, seen);
+
+        await using (var conn = await app.Db.OpenConnectionAsync())
+        await using (var batch = new NpgsqlBatch(conn) { BatchCommands = { ExperimentExposures.Command([new Exposure(shopId, "cart_offers", $"c:{customer}", "policy", customer, seen)]) } })
+            await batch.ExecuteNonQueryAsync();
+
+        Assert.Equal(40m, await app.ScalarAsync("SELECT covariate FROM experiment_exposures WHERE shop_id = $1 AND unit = $2", shopId, $"c:{customer}"));
+    }
 
     /// <summary>
     /// A store whose experiments have seen 20,000 other visitors: an order is an outcome of its visitor's arm where the

@@ -209,6 +209,39 @@ public sealed class MonitoringTests(AppFixture app) : IClassFixture<AppFixture>
     }
 
     /// <summary>
+    /// Churn on fresh outcomes counts a customer as back by when her order was placed: of 60 customers set in a segment 90
+    /// days ago, 30 ordered after it and 30 only had old orders imported from the store's previous platform since (created
+    /// after the decision, placed two years ago), so half did not order. Until 7 Dec 2026 the imported orders read as
+    /// customers coming back, and it said 0 %.
+    /// </summary>
+    [Fact]
+    public async Task ChurnOnFreshOutcomes_DoesNotCountImportedOldOrdersAsCustomersComingBack()
+    {
+        var shopId = await app.InstallShopAsync("gov-fresh-churn-import.myshopify.com");
+        var now = app.Clock.GetUtcNow();
+        await app.ScalarAsync("""
+            INSERT INTO models (shop_id, kind, version, status, parameters, metrics, artifact, created_at, activated_at)
+            VALUES ($1, 'churn', 2, 'active', '{}', '{"RocAuc": 0.7, "Brier": 0.2, "HorizonDays": 60}', '\x00', $2, $2)
+            """, shopId, now.AddDays(-100));
+        await app.ScalarAsync("SELECT decisions_partition_for($1)", now.AddDays(-90));
+        await app.CountAsync("""
+            INSERT INTO decisions (shop_id, decided_at, decision_id, kind, subject, path, fallback, customer_id, output)
+            SELECT $1, $2, 'churn:' || (7860000 + i) || ':1', 'churn', 'at_risk', 'model', false, 7860000 + i, '{"churn_probability": 0.6}'
+            FROM generate_series(1, 60) i
+            """, shopId, now.AddDays(-90));
+        await app.CountAsync("""
+            INSERT INTO orders (shop_id, id, customer_id, total_price, created_at, processed_at, updated_at)
+            SELECT $1, 7870000 + i, 7860000 + i, 50, $2, CASE WHEN i <= 30 THEN $2 ELSE $2 - interval '700 days' END, $2
+            FROM generate_series(1, 60) i
+            """, shopId, now.AddDays(-80));
+
+        var models = await app.Factory.Services.GetRequiredService<PluginApp.Training.ModelRegistry>().ListAsync(shopId, CancellationToken.None);
+        var churn = Assert.Single(await FreshLabels.MeasureAsync(app.Db, shopId, models, now, CancellationToken.None), v => v.Metric == "realized-churn");
+        Assert.True(churn.Detail.StartsWith("of 60 customers whose segment was set 60–120 days ago, 50 % did not order within 60 days",
+            StringComparison.Ordinal), churn.Detail);
+    }
+
+    /// <summary>
     /// The recommender's recall on new orders counts the buyers it showed products to: an answer that showed nothing (the
     /// upsells switched off) gives its buyer no chance of a hit. Until 6 Dec 2026 those buyers' lines were counted as misses.
     /// </summary>

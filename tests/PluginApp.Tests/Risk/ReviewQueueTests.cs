@@ -590,10 +590,6 @@ public sealed class ReviewQueueTests(ReviewFixture app) : IClassFixture<ReviewFi
     }
 
     /// <summary>
-    /// A store that has flagged 5,000 orders, every one decided by a reviewer but 40: the queue holds the 40 and is read
-    /// from them alone, not by asking each of the 5,040 whether it was decided; an order approved now leaves the queue.
-    /// </summary>
-    /// <summary>
     /// The page counts a customer's earlier orders as the score did: those that stood by the order's time. A test order, one
     /// cancelled before it and one known as fraud before it are shown apart, so the card agrees with the reasons.
     /// </summary>
@@ -631,6 +627,33 @@ public sealed class ReviewQueueTests(ReviewFixture app) : IClassFixture<ReviewFi
     }
 
     /// <summary>
+    /// A migrated store's customer: her history, imported from the old platform yesterday, was placed two years ago, and the
+    /// page says she has been a customer since then, as the score counts her. Until 7 Dec 2026 it gave the import's day.
+    /// </summary>
+    [Fact]
+    public async Task TheCustomersFirstOrder_IsWhenHerImportedHistoryWasPlaced_NotTheImportsDay()
+    {
+        const string shop = "review-imported-history.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        var at = app.Clock.GetUtcNow().AddHours(-1);
+        await app.CountAsync("""
+            INSERT INTO orders (shop_id, id, name, total_price, currency, customer_id, created_at, processed_at, updated_at) VALUES
+                ($1, 7900101, '#M1', 40, 'USD', 79010, $2 - interval '1 day', $2 - interval '730 days', $2 - interval '1 day'),
+                ($1, 7900102, '#M2', 60, 'USD', 79010, $2 - interval '1 day', $2 - interval '400 days', $2 - interval '1 day'),
+                ($1, 7900103, '#M3', 900, 'USD', 79010, $2, $2, $2)
+            """, shopId, at);
+        await app.CountAsync("""
+            INSERT INTO risk_scores (shop_id, order_id, score, level, prior_weight, reasons, features, queued_at, scored_at)
+            VALUES ($1, 7900103, 0.6, 'HIGH', 1, '[]', '{}', $2, $2)
+            """, shopId, at);
+
+        var detail = (await app.Factory.Services.GetRequiredService<PluginApp.Risk.Review.ReviewStore>().DetailAsync(shopId, 7900103, CancellationToken.None))!;
+
+        Assert.Equal((2, 100m), (detail.Customer.EarlierOrders, detail.Customer.EarlierSpend));
+        Assert.Equal(at.AddDays(-730).ToUnixTimeMilliseconds(), detail.Customer.FirstOrderAt?.ToUnixTimeMilliseconds());
+    }
+
+    /// <summary>
     /// A reviewer holding a queued order notes and labels orders out of the queue (a LOW related order, a cancelled one): the
     /// order she holds stays hers, and the others are left untaken.
     /// </summary>
@@ -661,6 +684,10 @@ public sealed class ReviewQueueTests(ReviewFixture app) : IClassFixture<ReviewFi
         Assert.False((await store.DecideAsync(shopId, 7910002, "note", "mine too", "staff user 42", CancellationToken.None))!.Mine);
     }
 
+    /// <summary>
+    /// A store that has flagged 5,000 orders, every one decided by a reviewer but 40: the queue holds the 40 and is read
+    /// from them alone, not by asking each of the 5,040 whether it was decided; an order approved now leaves the queue.
+    /// </summary>
     [Fact]
     public async Task TheQueue_IsTheUndecidedFlaggedOrders_ReadWithoutTheStoresDecidedOnes()
     {
