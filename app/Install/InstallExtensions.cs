@@ -7,6 +7,7 @@ using Npgsql;
 using PluginApp.Install.KeyRing;
 using PluginApp.Jobs;
 using PluginApp.Shopify;
+using PluginApp.Webhooks;
 
 namespace PluginApp.Install;
 
@@ -35,6 +36,7 @@ public static class InstallExtensions
         s.AddSingleton<ShopLookup>();
         s.AddSingleton<ShopDirectory>();
         s.AddShopScopes();
+        s.AddWebhookTopic(ShopSettings.UpdateTopic, ShopSettings.Parse, ShopSettings.Write);
         s.AddSingleton(sp =>
         {
             var shops = sp.GetRequiredService<ShopDirectory>();

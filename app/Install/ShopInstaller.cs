@@ -30,7 +30,11 @@ public sealed class ShopInstaller(OfflineTokenStore tokens, BackfillScheduler ba
         return shopId;
     }
 
-    /// <summary>Sets up every installed shop whose setup was left unfinished for longer than <see cref="SetupGrace"/>.</summary>
+    /// <summary>
+    /// Sets up every installed shop whose setup was left unfinished for longer than <see cref="SetupGrace"/>, then reads the
+    /// settings of up to <see cref="SettingsReadsPerSweep"/> set-up shops whose settings were never read since they came to be
+    /// kept current (installed before 7 Dec 2026: no tax setting, and any change since their install unknown).
+    /// </summary>
     [Hangfire.AutomaticRetry(Attempts = 0)] // the next sweep comes in a few minutes anyway
     public async Task SweepAsync(CancellationToken ct)
     {
@@ -47,7 +51,23 @@ public sealed class ShopInstaller(OfflineTokenStore tokens, BackfillScheduler ba
             logger.LogWarning("{Shop} was installed but its setup did not finish; setting it up now", shop);
             await SetUpAsync(shop);
         }
+
+        var unread = new List<string>();
+        await using (var cmd = db.CreateCommand($"SELECT domain FROM shops WHERE settings_at IS NULL AND setup_pending_since IS NULL AND {ShopStatus.Reachable()} ORDER BY id LIMIT $1"))
+        {
+            cmd.Parameters.AddWithValue(SettingsReadsPerSweep);
+            await using var r = await cmd.ExecuteReaderAsync(ct);
+            while (await r.ReadAsync(ct)) unread.Add(r.GetString(0));
+        }
+        foreach (var shop in unread)
+        {
+            ct.ThrowIfCancellationRequested();
+            await ReadSettingsAsync(shop);
+        }
     }
+
+    /// <summary>How many shops' settings a sweep reads at most (one query each), so a deployment's first sweep is not long.</summary>
+    public const int SettingsReadsPerSweep = 100;
 
     /// <summary>
     /// Reads the shop's settings, queues its backfill and nightly training, and only then clears the shop's setup mark, so a
@@ -84,15 +104,18 @@ public sealed class ShopInstaller(OfflineTokenStore tokens, BackfillScheduler ba
         try
         {
             var data = await shopify.ExecuteAsync(shop, GraphQLDocuments.Load("Install/Queries/shop-settings.graphql"), null, ct, expectedCost: 1);
-            if (!data.TryGetProperty("shop", out var s) || s.ValueKind != System.Text.Json.JsonValueKind.Object) return (true, null);
-            var zone = s.TryGetProperty("ianaTimezone", out var z) ? z.GetString() : null;
-            var currency = s.TryGetProperty("currencyCode", out var c) ? c.GetString() : null;
-            long? shopifyId = s.TryGetProperty("id", out var idElement) && idElement.GetString() is { } gid ? Gid.Id(gid) : null;
-            bool? taxesIncluded = s.TryGetProperty("taxesIncluded", out var t) && t.ValueKind is System.Text.Json.JsonValueKind.True or System.Text.Json.JsonValueKind.False
+            // A field Shopify did not give leaves what we hold (the read still counts as made: the sweep does not ask again).
+            var shopObject = data.TryGetProperty("shop", out var s) && s.ValueKind == System.Text.Json.JsonValueKind.Object;
+            string? Text(string name) => shopObject && s.TryGetProperty(name, out var v) && v.ValueKind == System.Text.Json.JsonValueKind.String ? v.GetString() : null;
+            var zone = Text("ianaTimezone");
+            var currency = Text("currencyCode");
+            long? shopifyId = Text("id") is { } gid ? Gid.Id(gid) : null;
+            bool? taxesIncluded = shopObject && s.TryGetProperty("taxesIncluded", out var t) && t.ValueKind is System.Text.Json.JsonValueKind.True or System.Text.Json.JsonValueKind.False
                 ? t.GetBoolean() : null;
+            // Read now: a shop/update delivery older than this read is not applied after it (ShopSettings).
             await using var cmd = db.CreateCommand("""
                 UPDATE shops SET iana_timezone = coalesce($2, iana_timezone), currency = coalesce($3, currency), shopify_shop_id = coalesce($4, shopify_shop_id),
-                  taxes_included = coalesce($5, taxes_included)
+                  taxes_included = coalesce($5, taxes_included), settings_at = greatest(settings_at, $6)
                 WHERE domain = $1
                 """);
             cmd.Parameters.AddWithValue(shop);
@@ -100,6 +123,7 @@ public sealed class ShopInstaller(OfflineTokenStore tokens, BackfillScheduler ba
             cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)currency ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
             cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)shopifyId ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Bigint });
             cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)taxesIncluded ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Boolean });
+            cmd.Parameters.Add(Data.Sql.Param(clock.GetUtcNow()));
             await cmd.ExecuteNonQueryAsync(ct);
             return (true, zone);
         }

@@ -15,14 +15,14 @@ internal static class ShopBinding
 
     /// <summary>Topics whose whole effect is on the shop they name: they must name it, and it must be the header's.</summary>
     public static bool ActsOnTheShop(string topic) =>
-        topic is WebhookTopics.AppUninstalled or WebhookTopics.ShopRedact or "customers/redact" or "customers/data_request";
+        topic is WebhookTopics.AppUninstalled or WebhookTopics.ShopRedact or "customers/redact" or "customers/data_request" or Install.ShopSettings.UpdateTopic;
 
     public static Claim Read(string topic, JsonElement root)
     {
-        // Compliance payloads: shop_domain and shop_id. The Shop object (app/uninstalled): myshopify_domain, domain, id.
+        // Compliance payloads: shop_domain and shop_id. The Shop object (app/uninstalled, shop/update): myshopify_domain, domain, id.
         var domain = root.OptionalString("shop_domain") ?? root.OptionalString("myshopify_domain");
         if (domain is null && root.OptionalString("domain") is { } d && ShopDomain.TryNormalize(d, out var myshopify)) domain = myshopify;
-        long? id = ShopId(root) ?? (topic == WebhookTopics.AppUninstalled ? root.OptionalId("id") : null);
+        long? id = ShopId(root) ?? (topic is WebhookTopics.AppUninstalled or Install.ShopSettings.UpdateTopic ? root.OptionalId("id") : null);
         return new Claim(domain is null ? null : ShopDomain.TryNormalize(domain, out var normalized) ? normalized : domain.ToLowerInvariant(), id);
     }
 

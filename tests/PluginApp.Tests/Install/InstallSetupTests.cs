@@ -53,4 +53,38 @@ public sealed class InstallSetupTests(AppFixture app) : IClassFixture<AppFixture
             app.Shopify.GraphQL = null;
         }
     }
+
+    /// <summary>
+    /// A shop installed before its settings came to be kept current (7 Dec 2026) has no tax setting: the next sweep reads its
+    /// settings once, and the sweeps after ask Shopify nothing more. Before, nothing asked again, and a store whose prices
+    /// include tax waited for a new order to say so.
+    /// </summary>
+    [Fact]
+    public async Task AShopInstalledBeforeItsSettingsWereKept_HasThemReadOnce_ByTheNextSweep()
+    {
+        const string shop = "install-settings-unread.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        await app.ScalarAsync("UPDATE shops SET iana_timezone = 'Europe/London', currency = 'GBP', taxes_included = NULL, settings_at = NULL WHERE id = $1", shopId);
+        var reads = 0;
+        try
+        {
+            app.Shopify.GraphQL = call =>
+            {
+                if (call.Shop != shop || !call.Query.Contains("taxesIncluded", StringComparison.Ordinal)) return null;
+                Interlocked.Increment(ref reads);
+                return new StandInAnswer(200, new JsonObject { ["data"] = new JsonObject { ["shop"] = new JsonObject
+                    { ["id"] = "gid://shopify/Shop/962", ["ianaTimezone"] = "Europe/London", ["currencyCode"] = "GBP", ["taxesIncluded"] = true } } });
+            };
+            var installer = app.Factory.Services.GetRequiredService<PluginApp.Install.ShopInstaller>();
+            await installer.SweepAsync(CancellationToken.None);
+            await installer.SweepAsync(CancellationToken.None);
+
+            Assert.Equal(true, await app.ScalarAsync("SELECT taxes_included FROM shops WHERE id = $1", shopId));
+            Assert.Equal(1, reads);
+        }
+        finally
+        {
+            app.Shopify.GraphQL = null;
+        }
+    }
 }

@@ -1,0 +1,62 @@
+using System.Net;
+using Hangfire.Storage;
+using Microsoft.Extensions.DependencyInjection;
+using PluginApp.Tests.Infrastructure;
+
+namespace PluginApp.Tests.Install;
+
+/// <summary>The shop's time zone, currency and tax setting, kept current by Shopify's shop/update webhook.</summary>
+public sealed class ShopSettingsTests(AppFixture app) : IClassFixture<AppFixture>
+{
+    private static string Body(string shop, long shopifyId, string zone, string currency, bool taxesIncluded, string updatedAt) => $$"""
+        {"id":{{shopifyId}},"name":"Settings","email":"owner@example.com","shop_owner":"Olive Owner","phone":"+15555550123",
+         "domain":"{{shop}}","myshopify_domain":"{{shop}}","iana_timezone":"{{zone}}","currency":"{{currency}}",
+         "taxes_included":{{(taxesIncluded ? "true" : "false")}},"created_at":"2024-01-01T00:00:00-05:00","updated_at":"{{updatedAt}}"}
+        """;
+
+    /// <summary>
+    /// The merchant moves the store to Tokyo, to yen and to prices that include tax: the shop's row follows, its nightly
+    /// training moves to Tokyo's nights, and the cart offers count margins without tax. A delivery of an older change that
+    /// arrives after it puts nothing back, and the owner's contact details in the body are not kept. Until 7 Dec 2026 the
+    /// settings were read once, at install.
+    /// </summary>
+    [Fact]
+    public async Task AShopUpdate_KeepsTheSettingsCurrent_AndAnOlderOneArrivingLateChangesNothing()
+    {
+        const string shop = "settings-update.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        await app.ScalarAsync("UPDATE shops SET shopify_shop_id = 548380020, iana_timezone = 'America/New_York', currency = 'USD', taxes_included = false WHERE id = $1", shopId);
+
+        var current = await app.SendWebhookAsync("shop/update", shop, Body(shop, 548380020, "Asia/Tokyo", "JPY", true, "2026-12-07T10:00:00+09:00"));
+        var older = await app.SendWebhookAsync("shop/update", shop, Body(shop, 548380020, "Europe/Paris", "EUR", false, "2026-12-07T09:00:00+09:00"));
+
+        Assert.Equal((HttpStatusCode.OK, HttpStatusCode.OK), (current.StatusCode, older.StatusCode));
+        Assert.Equal("Asia/Tokyo|JPY|True", await app.ScalarAsync("SELECT iana_timezone || '|' || currency || '|' || CASE WHEN taxes_included THEN 'True' ELSE 'False' END FROM shops WHERE id = $1", shopId));
+        Assert.Equal(0L, await app.ScalarAsync("SELECT count(*) FROM webhook_deliveries WHERE shop_id = $1 AND body::text LIKE '%owner@example.com%'", shopId));
+        Assert.True((await app.Factory.Services.GetRequiredService<PluginApp.CartOffers.TaxShares>().ShareAsync(shopId, CancellationToken.None)).PricesIncludeTax);
+
+        await ActivatorUtilities.CreateInstance<PluginApp.Training.NightlyTrainingSchedules>(app.Factory.Services).RunAsync(CancellationToken.None);
+        using var storage = app.Factory.Services.GetRequiredService<Hangfire.JobStorage>().GetConnection();
+        Assert.Equal("Asia/Tokyo", storage.GetRecurringJobs([PluginApp.Training.TrainingScheduler.NightlyId(shop, "recommender")]).Single().TimeZoneId);
+    }
+
+    /// <summary>
+    /// A signed shop/update body sent again naming another shop (its domain in the header, or another Shopify shop id), and one
+    /// that names no shop, are refused and change nothing.
+    /// </summary>
+    [Fact]
+    public async Task AShopUpdate_ForAnotherShop_OrNamingNone_IsRefused_AndChangesNothing()
+    {
+        const string shop = "settings-victim.myshopify.com", other = "settings-other.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        await app.InstallShopAsync(other);
+        await app.ScalarAsync("UPDATE shops SET shopify_shop_id = 548380030, iana_timezone = 'America/New_York', taxes_included = false WHERE id = $1", shopId);
+
+        var otherShopsBody = await app.SendWebhookAsync("shop/update", shop, Body(other, 548380031, "Asia/Tokyo", "JPY", true, "2026-12-07T10:00:00Z"));
+        var otherShopifyId = await app.SendWebhookAsync("shop/update", shop, Body(shop, 548380031, "Asia/Tokyo", "JPY", true, "2026-12-07T10:00:00Z"));
+        var namingNone = await app.SendWebhookAsync("shop/update", shop, """{"id":548380030,"iana_timezone":"Asia/Tokyo","taxes_included":true,"updated_at":"2026-12-07T10:00:00Z"}""");
+
+        Assert.Equal([HttpStatusCode.Forbidden, HttpStatusCode.Forbidden, HttpStatusCode.Forbidden], new[] { otherShopsBody.StatusCode, otherShopifyId.StatusCode, namingNone.StatusCode });
+        Assert.Equal("America/New_York|False", await app.ScalarAsync("SELECT iana_timezone || '|' || CASE WHEN taxes_included THEN 'True' ELSE 'False' END FROM shops WHERE id = $1", shopId));
+    }
+}
