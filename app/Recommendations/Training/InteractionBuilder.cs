@@ -5,8 +5,28 @@ namespace PluginApp.Recommendations;
 /// <summary>What a shopper did with a product. The kind sets its weight.</summary>
 public enum SignalKind { View = 1, AddToCart = 2, Order = 3 }
 
-/// <summary>One shopper-product signal. UserKey is a customer ("c:123"), a cart ("k:token") or a visitor hash ("v:...").</summary>
-public readonly record struct Signal(string UserKey, long ProductId, SignalKind Kind, DateTimeOffset At, float Quantity = 1);
+/// <summary>
+/// One shopper-product signal. UserKey is a customer ("c:123"), a cart ("k:token") or a visitor hash ("v:..."). An order
+/// line's <paramref name="Quantity"/> is what was bought, and <paramref name="Refunds"/> what was refunded of it and when:
+/// a held-out evaluation trains on each line as it stood at its cutoff (<see cref="AsOf"/>), not with refunds that came
+/// after it.
+/// </summary>
+public readonly record struct Signal(string UserKey, long ProductId, SignalKind Kind, DateTimeOffset At, float Quantity = 1,
+    (DateTimeOffset At, float Quantity)[]? Refunds = null)
+{
+    /// <summary>The signal as known at <paramref name="t"/>: its quantity less what was refunded before then.</summary>
+    public Signal AsOf(DateTimeOffset t)
+    {
+        if (Refunds is null) return this;
+        var left = Quantity;
+        foreach (var r in Refunds)
+            if (r.At < t) left -= r.Quantity;
+        return this with { Quantity = left, Refunds = null };
+    }
+
+    /// <summary>The signal as it stands now, every refund taken off.</summary>
+    public Signal Net => AsOf(DateTimeOffset.MaxValue);
+}
 
 /// <summary>The interactions of one shop, indexed for the trainers, and the product id of each item index.</summary>
 public sealed record InteractionSet(Interaction[] Interactions, int UserCount, long[] ProductIds, Dictionary<long, int> ItemIndex,

@@ -111,11 +111,14 @@ public static class RecommenderTraining
     {
         // Why "not enough data", not a failure: a new store has nothing yet, and until 6 Dec 2026 each of its nightly runs
         // was recorded as failed and retried three times.
-        if (signals.Count == 0) throw new PluginApp.Training.NotEnoughDataException("not enough data yet: the shop has no orders, carts or events to learn from");
+        // The served model learns from every line as it stands now, what was refunded of it taken off (a line refunded whole
+        // teaches nothing); the evaluation, from each as it stood at its cutoff.
+        var now = Netted(signals, DateTimeOffset.MaxValue);
+        if (now.Count == 0) throw new PluginApp.Training.NotEnoughDataException("not enough data yet: the shop has no orders, carts or events to learn from");
         var metrics = Evaluate(signals, asOf, p);
-        var full = InteractionBuilder.Build(signals, asOf, TimeSpan.FromDays(p.HalfLifeDays));
-        var (_, bundle) = Fit(full, signals, p, RecommenderCandidates.ToServed(metrics.Winner));
-        return new TrainedRecommender(bundle, metrics, full.Interactions.Length, signals.Min(s => s.At), signals.Max(s => s.At));
+        var full = InteractionBuilder.Build(now, asOf, TimeSpan.FromDays(p.HalfLifeDays));
+        var (_, bundle) = Fit(full, now, p, RecommenderCandidates.ToServed(metrics.Winner));
+        return new TrainedRecommender(bundle, metrics, full.Interactions.Length, now.Min(s => s.At), now.Max(s => s.At));
     }
 
     /// <summary>Splits, trains every candidate on the training part and measures them on the held-out customers; nothing is kept.</summary>
@@ -160,23 +163,31 @@ public static class RecommenderTraining
     /// customers instead: everyone else's later orders stayed in training, so bestsellers and bought together were measured
     /// with the weeks after the held-out purchases already known.
     /// </summary>
-    internal static (List<Signal> Train, Dictionary<string, HashSet<long>> Test, string Split) Split(IReadOnlyList<Signal> signals)
+    internal static (List<Signal> Train, Dictionary<string, HashSet<long>> Test, string Split) Split(IReadOnlyList<Signal> all)
     {
+        // Held out: what the customers bought and kept (a line refunded by now is no good recommendation). Trained on: each
+        // line as it stood at the cutoff, with the refunds processed before it (Signal.AsOf), not those that came after.
+        var signals = Netted(all, DateTimeOffset.MaxValue);
+        if (signals.Count == 0) return ([], [], "no signals");
         var newest = signals.Max(s => s.At);
         var half = (newest - signals.Min(s => s.At)) / 2;
         (DateTimeOffset Cutoff, Dictionary<string, HashSet<long>> Test, int Days)? best = null;
         for (var days = 14; ; days *= 2)
         {
             var cutoff = newest - TimeSpan.FromDays(days);
-            var trainUsers = signals.Where(s => s.At < cutoff).Select(s => s.UserKey).ToHashSet(StringComparer.Ordinal);
+            var trainUsers = all.Where(s => s.At < cutoff && s.AsOf(cutoff).Quantity > 0).Select(s => s.UserKey).ToHashSet(StringComparer.Ordinal);
             var test = signals.Where(s => s.At >= cutoff && s.Kind == SignalKind.Order && trainUsers.Contains(s.UserKey))
                 .GroupBy(s => s.UserKey, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.Select(s => s.ProductId).ToHashSet(), StringComparer.Ordinal);
             if (best is null || test.Count > best.Value.Test.Count) best = (cutoff, test, days);
             if (test.Count >= MinTestUsers || TimeSpan.FromDays(days * 2) > half) break;
         }
         var (at, held, window) = best.Value;
-        return (signals.Where(s => s.At < at).ToList(), held, $"last {window} days of orders");
+        return (Netted(all.Where(s => s.At < at), at), held, $"last {window} days of orders");
     }
+
+    /// <summary>The signals as known at <paramref name="t"/>, those left with nothing (refunded whole by then) dropped.</summary>
+    private static List<Signal> Netted(IEnumerable<Signal> signals, DateTimeOffset t) =>
+        signals.Select(s => s.AsOf(t)).Where(s => s.Quantity > 0).ToList();
 
     private static HeldOutMetrics Evaluate(List<Signal> train, Dictionary<string, HashSet<long>> test, string split,
         DateTimeOffset asOf, TimeSpan halfLife, TrainingParameters p)

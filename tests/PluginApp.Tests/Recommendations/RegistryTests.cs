@@ -58,6 +58,48 @@ public sealed class RegistryTests(AppFixture app) : IClassFixture<AppFixture>
     }
 
     /// <summary>
+    /// A held-out evaluation trains on each order line as it stood at its cutoff: 20 customers bought product 751 two months
+    /// ago and returned it within the weeks held out; each bought 752 and returned it the next day; each bought 753 in the
+    /// weeks held out. The training part has 751 as bought, not 752, and what is held out is 753. Until 7 Dec 2026 every
+    /// refund was taken off at load, and the evaluation trained with the returns of the weeks it measured already known.
+    /// </summary>
+    [Fact]
+    public async Task Signals_TrainTheEvaluationWithTheRefundsKnownAtItsCutoff_NotThoseAfter()
+    {
+        var shopId = await app.InstallShopAsync("signals-refunds.myshopify.com");
+        var newest = app.Clock.GetUtcNow().AddDays(-1);
+        await app.CountAsync("""
+            INSERT INTO orders (shop_id, id, name, customer_id, currency, total_price, created_at, updated_at, processed_at)
+            SELECT $1, 7420000 + i * 2 + k, 'n', 7421000 + i, 'USD', 10, t, t, t
+            FROM generate_series(0, 19) i, generate_series(0, 1) k,
+                 LATERAL (SELECT CASE WHEN k = 0 THEN $2 - interval '60 days' + interval '1 hour' * i ELSE $2 - interval '1 hour' * i END AS t) x
+            """, shopId, newest);
+        await app.CountAsync("""
+            INSERT INTO order_lines (shop_id, id, order_id, product_id, quantity)
+            SELECT $1, 7430000 + i * 3 + p, 7420000 + i * 2 + CASE WHEN p = 2 THEN 1 ELSE 0 END, 751 + p, 1 FROM generate_series(0, 19) i, generate_series(0, 2) p
+            """, shopId);
+        // 751 refunded in the held-out weeks (5 days ago), 752 the day after it was bought.
+        await app.CountAsync("""
+            INSERT INTO refunds (shop_id, id, order_id, amount, created_at, processed_at)
+            SELECT $1, 7440000 + i * 2 + p, 7420000 + i * 2, 10, t, t
+            FROM generate_series(0, 19) i, generate_series(0, 1) p,
+                 LATERAL (SELECT CASE WHEN p = 0 THEN $2 - interval '5 days' ELSE $2 - interval '59 days' END AS t) x
+            """, shopId, newest);
+        await app.CountAsync("""
+            INSERT INTO refund_lines (shop_id, refund_id, order_id, line_item_id, quantity)
+            SELECT $1, 7440000 + i * 2 + p, 7420000 + i * 2, 7430000 + i * 3 + p, 1 FROM generate_series(0, 19) i, generate_series(0, 1) p
+            """, shopId);
+
+        var signals = await app.Factory.Services.GetRequiredService<SignalStore>().LoadAsync(shopId, TimeSpan.FromDays(365), CancellationToken.None);
+        var (train, test, _) = RecommenderTraining.Split(signals);
+
+        Assert.Equal(20, train.Count(s => s.ProductId == 751 && s.Quantity == 1));
+        Assert.DoesNotContain(train, s => s.ProductId == 752);
+        Assert.Equal(20, test.Count);
+        Assert.All(test.Values, bought => Assert.Equal([753L], bought));
+    }
+
+    /// <summary>
     /// The Upsells page lists the recommender's runs however many runs of other kinds came after them (retrainings on new
     /// orders, skips). Until 6 Dec 2026 it filtered the shop's 50 latest runs of every kind, and said "No training has run
     /// yet" once other kinds had filled them.
