@@ -111,41 +111,46 @@ public static class OrderFeatures
                     AND p.created_at < t.created_at AND p.created_at >= t.created_at - interval '30 days'
                   ORDER BY p.created_at DESC LIMIT {{WindowCap}}) p
             WHERE p.placed >= t.created_at - interval '30 days') em ON true
+        -- The browser address's, the email's labels' and the card's windows count when their orders were placed too (since 7
+        -- Dec 2026: an imported order of a returning shopper's home address, or of her card, read as one of the last day).
         -- An earlier order counts as labelled, or as confirmed fraud, when its first such label was known by the order's own
         -- time: each order carries those two times (copied from risk_labels by a trigger, or by LabelsWaiting when the label
         -- came first; migration 0040), so a window's labels are read with its orders. Why not a lookup among the labels for
         -- each order of the window: those lookups were half of this statement's time.
         LEFT JOIN LATERAL (
-            SELECT count(*) FILTER (WHERE p.created_at >= t.created_at - interval '1 day') AS d1,
-                   count(*) FILTER (WHERE p.created_at >= t.created_at - interval '7 days') AS d7, count(*) AS d30,
+            SELECT count(*) FILTER (WHERE p.placed >= t.created_at - interval '1 day') AS d1,
+                   count(*) FILTER (WHERE p.placed >= t.created_at - interval '7 days') AS d7, count(*) AS d30,
                    -- Other emails than the order's own (until 5 Dec 2026 its own counted too, and the reason, which adds the
                    -- order's, said "3 different email addresses" of two).
-                   count(DISTINCT lower(p.email)) FILTER (WHERE p.created_at >= t.created_at - interval '7 days'
+                   count(DISTINCT lower(p.email)) FILTER (WHERE p.placed >= t.created_at - interval '7 days'
                      AND lower(p.email) IS DISTINCT FROM t.email) AS emails7,
                    count(*) FILTER (WHERE p.fraud_known_at <= t.created_at) AS fraud,
                    count(*) FILTER (WHERE p.label_known_at <= t.created_at) AS labelled,
-                   count(*) FILTER (WHERE p.fraud_known_at <= t.created_at AND p.created_at >= t.created_at - interval '14 days') AS fraud14
-            FROM (SELECT p.created_at, p.email, p.label_known_at, p.fraud_known_at FROM orders p
+                   count(*) FILTER (WHERE p.fraud_known_at <= t.created_at AND p.placed >= t.created_at - interval '14 days') AS fraud14
+            FROM (SELECT {{StoreData.OrderTime.Placed("p")}} AS placed, p.email, p.label_known_at, p.fraud_known_at FROM orders p
                   WHERE t.browser_ip IS NOT NULL AND p.shop_id = t.shop_id AND p.browser_ip = t.browser_ip
                     AND p.created_at < t.created_at AND p.created_at >= t.created_at - interval '30 days'
-                  ORDER BY p.created_at DESC LIMIT {{WindowCap}}) p) ip ON true
+                  ORDER BY p.created_at DESC LIMIT {{WindowCap}}) p
+            WHERE p.placed >= t.created_at - interval '30 days') ip ON true
         LEFT JOIN LATERAL (
             SELECT count(*) FILTER (WHERE p.fraud_known_at <= t.created_at) AS fraud,
                    count(*) FILTER (WHERE p.label_known_at <= t.created_at) AS labelled,
-                   count(*) FILTER (WHERE p.fraud_known_at <= t.created_at AND p.created_at >= t.created_at - interval '14 days') AS fraud14
-            FROM (SELECT p.created_at, p.label_known_at, p.fraud_known_at FROM orders p
+                   count(*) FILTER (WHERE p.fraud_known_at <= t.created_at AND p.placed >= t.created_at - interval '14 days') AS fraud14
+            FROM (SELECT {{StoreData.OrderTime.Placed("p")}} AS placed, p.label_known_at, p.fraud_known_at FROM orders p
                   WHERE t.email IS NOT NULL AND p.shop_id = t.shop_id AND lower(p.email) = t.email
                     AND p.created_at < t.created_at AND p.created_at >= t.created_at - interval '90 days'
-                  ORDER BY p.created_at DESC LIMIT {{WindowCap}}) p) eml ON true
+                  ORDER BY p.created_at DESC LIMIT {{WindowCap}}) p
+            WHERE p.placed >= t.created_at - interval '90 days') eml ON true
         -- A card is its issuer number and last four digits (Shopify never sends the full number).
         LEFT JOIN LATERAL (
-            SELECT count(*) FILTER (WHERE p.created_at >= t.created_at - interval '7 days') AS d7,
+            SELECT count(*) FILTER (WHERE p.placed >= t.created_at - interval '7 days') AS d7,
                    count(DISTINCT lower(p.email)) FILTER (WHERE lower(p.email) <> t.email OR t.email IS NULL) AS other_emails
-            FROM (SELECT p.created_at, p.email FROM orders p
+            FROM (SELECT {{StoreData.OrderTime.Placed("p")}} AS placed, p.email FROM orders p
                   WHERE t.card_bin IS NOT NULL AND t.card_last4 IS NOT NULL AND p.shop_id = t.shop_id
                     AND p.card_bin = t.card_bin AND p.card_last4 = t.card_last4
                     AND p.created_at < t.created_at AND p.created_at >= t.created_at - interval '30 days'
-                  ORDER BY p.created_at DESC LIMIT {{WindowCap}}) p) cd ON true
+                  ORDER BY p.created_at DESC LIMIT {{WindowCap}}) p
+            WHERE p.placed >= t.created_at - interval '30 days') cd ON true
         """;
 
     // The store's usual order, from the 90 whole days before each order's day (UTC), for the days of the batch not computed yet.

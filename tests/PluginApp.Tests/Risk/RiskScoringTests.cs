@@ -782,6 +782,34 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
     }
 
     /// <summary>
+    /// The same store's import, seen from the shopper's home address and her card: her three imported orders from that
+    /// address, paid with that card, are not orders of the last day or week. Until 7 Dec 2026 her first order after the
+    /// import read as three orders from one browser address in 24 hours, and three with one card in 7 days.
+    /// </summary>
+    [Fact]
+    public async Task ImportedOrdersFromTheSameAddressAndCard_AreNotRecentOrders()
+    {
+        const string shop = "risk-imported-address.myshopify.com";
+        var shopId = await OrdinaryStoreAsync(shop, 1_960_000);
+        var now = app.Clock.GetUtcNow();
+        for (var i = 0; i < 3; i++)
+        {
+            var imported = RiskOrders.Order(1_969_001 + i, now.AddHours(-20).AddMinutes(i), 60m, "198.51.100.90", $"home{i}@example.com", null);
+            imported["processed_at"] = now.AddDays(-900 + 200 * i).ToString("O", System.Globalization.CultureInfo.InvariantCulture);
+            RiskOrders.PaidWithCard(imported, "424242", "4242", "Y", "M");
+            await SendAsync(shop, "orders/create", imported);
+        }
+        var order = RiskOrders.Order(1_969_010, now, 60m, "198.51.100.90", "home@example.com", null);
+        RiskOrders.PaidWithCard(order, "424242", "4242", "Y", "M");
+        await SendAsync(shop, "orders/create", order);
+
+        var placed = await ScoreOfAsync(shopId, 1_969_010);
+
+        Assert.Equal((0d, 0d, 0d, 0d), (placed.Features.GetProperty("ip_orders_1d").GetDouble(), placed.Features.GetProperty("ip_orders_7d").GetDouble(),
+            placed.Features.GetProperty("ip_emails_7d").GetDouble(), placed.Features.GetProperty("card_orders_7d").GetDouble()));
+    }
+
+    /// <summary>
     /// Orders Shopify sends with <c>"email": ""</c> (draft and point-of-sale orders of no customer) share no email: until 5 Dec
     /// 2026 the empty string was stored as one, and each such order read as a returning customer with the others' orders.
     /// </summary>
