@@ -404,6 +404,29 @@ internal sealed class SegmentRows
     internal static NpgsqlBatchCommand CardsFor(long[] shops, long[] orders) =>
         new(StoreWriter.ApplyCardsSql("SELECT * FROM unnest($1::bigint[], $2::bigint[]) v(shop_id, order_id)")) { Parameters = { Sql.Param(shops), Sql.Param(orders) } };
 
+    /// <summary>
+    /// The cart and checkout of each order (shop and id, pairwise) stored as erased (its customer erased, or listed by an
+    /// erasure before we held it) are held as erased by their tokens: emptied if held, else a row that keeps their late
+    /// deliveries empty (StoreWriter's CartUpsert and CheckoutUpsert). Why here: the erasure could not know the tokens of an
+    /// order it did not hold, and until 7 Dec 2026 that order's cart kept its note, and a guest's checkout her email. The
+    /// tokens are Shopify's, from the order's signed body, never one a storefront request named.
+    /// </summary>
+    internal static NpgsqlBatchCommand ErasedTokensFor(long[] shops, long[] orders) => new("""
+        WITH e AS MATERIALIZED (
+            SELECT o.shop_id, o.cart_token, o.checkout_token, o.redacted_at
+            FROM unnest($1::bigint[], $2::bigint[]) v(shop_id, order_id) JOIN orders o ON o.shop_id = v.shop_id AND o.id = v.order_id
+            WHERE o.redacted_at IS NOT NULL AND (o.cart_token IS NOT NULL OR o.checkout_token IS NOT NULL)),
+        carts_erased AS (
+            INSERT INTO carts (shop_id, token, redacted_at)
+            SELECT DISTINCT ON (shop_id, cart_token) shop_id, cart_token, redacted_at FROM e WHERE cart_token IS NOT NULL
+            ON CONFLICT (shop_id, token) DO UPDATE SET note = NULL, redacted_at = coalesce(carts.redacted_at, excluded.redacted_at)
+            WHERE carts.redacted_at IS NULL OR carts.note IS NOT NULL)
+        INSERT INTO checkouts (shop_id, token, redacted_at)
+        SELECT DISTINCT ON (shop_id, checkout_token) shop_id, checkout_token, redacted_at FROM e WHERE checkout_token IS NOT NULL
+        ON CONFLICT (shop_id, token) DO UPDATE SET email = NULL, redacted_at = coalesce(checkouts.redacted_at, excluded.redacted_at)
+        WHERE checkouts.redacted_at IS NULL OR checkouts.email IS NOT NULL
+        """) { Parameters = { Sql.Param(shops), Sql.Param(orders) } };
+
     /// <summary>A step's row for one delivery of the segment, and its children (each given its row's n).</summary>
     public void Add(RowsStatement statement, object?[] row, IEnumerable<object?[]>? children)
     {
@@ -429,10 +452,12 @@ internal sealed class SegmentRows
         foreach (var (statement, rows, children) in _steps) batch.BatchCommands.Add(statement.Command(rows, children));
         _steps.Clear();
         if (_at < 0) return (0, 0);
-        var commands = new List<NpgsqlBatchCommand>(3);
+        var commands = new List<NpgsqlBatchCommand>(5);
         if (_customers.Count > 0) commands.Add(StoreWriter.CustomerUpsert.ForRows(_customers));
         commands.Add(StoreWriter.OrderUpsert.ForRows(_orders));
-        commands.Add(CardsFor(_orders.Select(o => (long)o[0]!).ToArray(), _orders.Select(o => (long)o[1]!).ToArray()));
+        long[] shops = [.. _orders.Select(o => (long)o[0]!)], ids = [.. _orders.Select(o => (long)o[1]!)];
+        commands.Add(CardsFor(shops, ids));
+        commands.Add(ErasedTokensFor(shops, ids));
         if (_lines.Count > 0) commands.Add(Lines.Command(_lines));
         for (var i = 0; i < commands.Count; i++) batch.BatchCommands.Insert(_at + i, commands[i]);
         var at = _at;

@@ -81,6 +81,38 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM carts WHERE shop_id = $1 AND token = 'cart-6461' AND note IS NULL AND redacted_at IS NOT NULL", shopId));
     }
 
+    /// <summary>
+    /// A guest's order the erasure listed had not reached the app, nor its checkout; its cart had, with her note. The order
+    /// arrives afterwards: it is stored erased, and its cart is emptied, and its checkout, delivered last, is stored without
+    /// her email. Until 7 Dec 2026 the erasure could not know the tokens of an order it did not hold, and both kept them.
+    /// </summary>
+    [Fact]
+    public async Task CustomersRedact_AListedOrderArrivingAfterwards_ErasesItsCartAndCheckout()
+    {
+        const string shop = "redact-listed-late.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        var cart = ShopifyPayloads.Cart("cart-listed-6452", "2026-07-02T10:00:00-04:00", (2001, 1));
+        cart["note"] = "gift wrap for Bea";
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("carts/update", shop, cart.ToJsonString())).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("customers/redact", shop, new JsonObject { ["shop_id"] = 1, ["shop_domain"] = shop,
+            ["orders_to_redact"] = new JsonArray(6_452_001), ["customer"] = new JsonObject { ["id"] = 6_452_101, ["email"] = "bea@example.com" } }.ToJsonString())).StatusCode);
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM carts WHERE shop_id = $1 AND token = 'cart-listed-6452' AND note IS NOT NULL", shopId));
+
+        var order = ShopifyPayloads.Order(6_452_001, customerId: null);
+        order["email"] = "bea@example.com";
+        order["cart_token"] = "cart-listed-6452";
+        order["checkout_token"] = "chk-listed-6452";
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("orders/create", shop, order.ToJsonString())).StatusCode);
+        var checkout = ShopifyPayloads.Checkout(6452, null);
+        checkout["token"] = "chk-listed-6452";
+        checkout["email"] = "bea@example.com";
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("checkouts/update", shop, checkout.ToJsonString())).StatusCode);
+
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1 AND id = 6452001 AND email IS NULL AND redacted_at IS NOT NULL", shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM carts WHERE shop_id = $1 AND token = 'cart-listed-6452' AND note IS NULL AND redacted_at IS NOT NULL", shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM checkouts WHERE shop_id = $1 AND token = 'chk-listed-6452' AND email IS NULL AND redacted_at IS NOT NULL", shopId));
+    }
+
     [Fact]
     public async Task CustomersDataRequest_RecordsWhatWeHoldForTheMerchant()
     {
