@@ -52,17 +52,32 @@ public sealed class ShopInstaller(OfflineTokenStore tokens, BackfillScheduler ba
             await SetUpAsync(shop);
         }
 
+        // Claimed as asked before asking: a shop whose read fails (its token lost, the store frozen) is asked again an hour
+        // later, after the shops never asked, and a sweep that overlaps this one takes other shops.
         var unread = new List<string>();
-        await using (var cmd = db.CreateCommand($"SELECT domain FROM shops WHERE settings_at IS NULL AND setup_pending_since IS NULL AND {ShopStatus.Reachable()} ORDER BY id LIMIT $1"))
+        var now = clock.GetUtcNow();
+        await using (var cmd = db.CreateCommand($"""
+            UPDATE shops SET settings_asked_at = $2 WHERE id IN (
+                SELECT id FROM shops WHERE settings_at IS NULL AND setup_pending_since IS NULL AND {ShopStatus.Reachable()}
+                  AND (settings_asked_at IS NULL OR settings_asked_at < $2 - interval '1 hour')
+                ORDER BY settings_asked_at NULLS FIRST, id LIMIT $1 FOR UPDATE SKIP LOCKED)
+            RETURNING domain
+            """))
         {
             cmd.Parameters.AddWithValue(SettingsReadsPerSweep);
+            cmd.Parameters.Add(Data.Sql.Param(now));
             await using var r = await cmd.ExecuteReaderAsync(ct);
             while (await r.ReadAsync(ct)) unread.Add(r.GetString(0));
         }
         foreach (var shop in unread)
         {
             ct.ThrowIfCancellationRequested();
-            await ReadSettingsAsync(shop);
+            try { await ReadSettingsAsync(shop); }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                // One shop's failure (its token cannot be had: ShopNotConnectedException, TokenEndpointException) is not the others'.
+                logger.LogWarning(e, "Could not read {Shop}'s settings; asked again in an hour", shop);
+            }
         }
     }
 
@@ -103,6 +118,8 @@ public sealed class ShopInstaller(OfflineTokenStore tokens, BackfillScheduler ba
         var ct = CancellationToken.None;
         try
         {
+            // Taken before asking: a shop/update applied while Shopify answered is newer than this answer, and stays.
+            var readAt = clock.GetUtcNow();
             var data = await shopify.ExecuteAsync(shop, GraphQLDocuments.Load("Install/Queries/shop-settings.graphql"), null, ct, expectedCost: 1);
             // A field Shopify did not give leaves what we hold (the read still counts as made: the sweep does not ask again).
             var shopObject = data.TryGetProperty("shop", out var s) && s.ValueKind == System.Text.Json.JsonValueKind.Object;
@@ -112,10 +129,14 @@ public sealed class ShopInstaller(OfflineTokenStore tokens, BackfillScheduler ba
             long? shopifyId = Text("id") is { } gid ? Gid.Id(gid) : null;
             bool? taxesIncluded = shopObject && s.TryGetProperty("taxesIncluded", out var t) && t.ValueKind is System.Text.Json.JsonValueKind.True or System.Text.Json.JsonValueKind.False
                 ? t.GetBoolean() : null;
-            // Read now: a shop/update delivery older than this read is not applied after it (ShopSettings).
+            // As of readAt: a shop/update delivery older than this read is not applied after it (ShopSettings), and one newer,
+            // applied meanwhile, is not undone by it.
             await using var cmd = db.CreateCommand("""
-                UPDATE shops SET iana_timezone = coalesce($2, iana_timezone), currency = coalesce($3, currency), shopify_shop_id = coalesce($4, shopify_shop_id),
-                  taxes_included = coalesce($5, taxes_included), settings_at = greatest(settings_at, $6)
+                UPDATE shops SET shopify_shop_id = coalesce($4, shopify_shop_id),
+                  iana_timezone = CASE WHEN settings_at IS NULL OR settings_at < $6 THEN coalesce($2, iana_timezone) ELSE iana_timezone END,
+                  currency = CASE WHEN settings_at IS NULL OR settings_at < $6 THEN coalesce($3, currency) ELSE currency END,
+                  taxes_included = CASE WHEN settings_at IS NULL OR settings_at < $6 THEN coalesce($5, taxes_included) ELSE taxes_included END,
+                  settings_at = greatest(settings_at, $6)
                 WHERE domain = $1
                 """);
             cmd.Parameters.AddWithValue(shop);
@@ -123,7 +144,7 @@ public sealed class ShopInstaller(OfflineTokenStore tokens, BackfillScheduler ba
             cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)currency ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
             cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)shopifyId ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Bigint });
             cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)taxesIncluded ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Boolean });
-            cmd.Parameters.Add(Data.Sql.Param(clock.GetUtcNow()));
+            cmd.Parameters.Add(Data.Sql.Param(readAt));
             await cmd.ExecuteNonQueryAsync(ct);
             return (true, zone);
         }

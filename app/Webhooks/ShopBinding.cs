@@ -79,7 +79,10 @@ internal static class ShopBinding
             _ when topic.StartsWith("carts/", StringComparison.Ordinal) || topic.StartsWith("checkouts/", StringComparison.Ordinal)
                 => Holds("admin_graphql_api_id", "order_number", "financial_status"),
             _ => null,
-        };
+        // The Shop object (app/uninstalled's, shop/update's) has no GID: sent again as an order, a customer or a product, its
+        // id and the owner's email and phone were stored as one (shop/update, subscribed since 7 Dec 2026, sends one at every
+        // settings change of an installed shop).
+        } ?? (topic is WebhookTopics.AppUninstalled or Install.ShopSettings.UpdateTopic ? null : Holds("myshopify_domain"));
         return foreign is null ? null : $"a {topic} payload holds no '{foreign}' (another topic's body)";
     }
 

@@ -202,10 +202,11 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
                             AND (($4::bigint IS NOT NULL AND p.customer_id = $4::bigint)
                               OR ($4::bigint IS NULL AND $5::text IS NOT NULL AND lower(p.email) = lower($5::text)))) p
                     """, shopId, orderId, TypedNull.Time(order.PlacedAt), Nullable(order.CustomerId), Sql.Text(order.Email)),
-                // A card is its issuer number and last four digits, as the risk features count it.
-                Command("""
+                // A card is its issuer number and last four digits, as the risk features count it. Listed by when each was placed,
+                // as the features count them (an imported order, created on the import's day, is as old as it was placed).
+                Command($$"""
                     WITH card AS (SELECT card_bin, card_last4 FROM orders WHERE shop_id = $1 AND id = $2)
-                    SELECT p.id, coalesce(p.name, '#' || p.id), p.created_at, coalesce(p.total_price, 0), coalesce(p.currency, ''), s.level,
+                    SELECT p.id, coalesce(p.name, '#' || p.id), {{StoreData.OrderTime.Placed("p")}}, coalesce(p.total_price, 0), coalesce(p.currency, ''), s.level,
                            coalesce($3::text IS NOT NULL AND lower(p.email) = lower($3::text), false),
                            coalesce($4::text IS NOT NULL AND p.browser_ip = $4::text, false),
                            (SELECT bool_or(l.fraud) FROM risk_labels l WHERE l.shop_id = p.shop_id AND l.order_id = p.id),
@@ -213,7 +214,7 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
                     FROM orders p CROSS JOIN card c LEFT JOIN risk_scores s ON s.shop_id = p.shop_id AND s.order_id = p.id
                     WHERE p.shop_id = $1 AND p.id <> $2
                       AND (lower(p.email) = lower($3::text) OR p.browser_ip = $4::text OR (p.card_bin = c.card_bin AND p.card_last4 = c.card_last4))
-                    ORDER BY p.created_at DESC NULLS LAST, p.id DESC
+                    ORDER BY {{StoreData.OrderTime.Placed("p")}} DESC NULLS LAST, p.id DESC
                     LIMIT 20
                     """, shopId, orderId, Sql.Text(order.Email), Sql.Text(order.BrowserIp)),
                 Command("""

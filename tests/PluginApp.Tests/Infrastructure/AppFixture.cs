@@ -110,7 +110,7 @@ public class AppFixture : IAsyncLifetime
             CancellationToken.None);
         Shopify.Installed(shop);
         // Set up without its jobs: a test queues the backfill or training it needs itself, and the install sweep leaves the shop alone.
-        await using var setUp = Db.CreateCommand("UPDATE shops SET setup_pending_since = NULL WHERE id = $1");
+        await using var setUp = Db.CreateCommand("UPDATE shops SET setup_pending_since = NULL, settings_at = '-infinity' WHERE id = $1");
         setUp.Parameters.AddWithValue(shopId);
         await setUp.ExecuteNonQueryAsync();
         return shopId;

@@ -57,7 +57,8 @@ public sealed class InstallSetupTests(AppFixture app) : IClassFixture<AppFixture
     /// <summary>
     /// A shop installed before its settings came to be kept current (7 Dec 2026) has no tax setting: the next sweep reads its
     /// settings once, and the sweeps after ask Shopify nothing more. Before, nothing asked again, and a store whose prices
-    /// include tax waited for a new order to say so.
+    /// include tax waited for a new order to say so. Shopify failing the read, the shop is asked again an hour later, not
+    /// at every sweep.
     /// </summary>
     [Fact]
     public async Task AShopInstalledBeforeItsSettingsWereKept_HasThemReadOnce_ByTheNextSweep()
@@ -66,21 +67,32 @@ public sealed class InstallSetupTests(AppFixture app) : IClassFixture<AppFixture
         var shopId = await app.InstallShopAsync(shop);
         await app.ScalarAsync("UPDATE shops SET iana_timezone = 'Europe/London', currency = 'GBP', taxes_included = NULL, settings_at = NULL WHERE id = $1", shopId);
         var reads = 0;
+        var failing = true;
         try
         {
             app.Shopify.GraphQL = call =>
             {
                 if (call.Shop != shop || !call.Query.Contains("taxesIncluded", StringComparison.Ordinal)) return null;
                 Interlocked.Increment(ref reads);
-                return new StandInAnswer(200, new JsonObject { ["data"] = new JsonObject { ["shop"] = new JsonObject
-                    { ["id"] = "gid://shopify/Shop/962", ["ianaTimezone"] = "Europe/London", ["currencyCode"] = "GBP", ["taxesIncluded"] = true } } });
+                return failing ? StandInAnswer.Json(new JsonObject { ["errors"] = new JsonArray(new JsonObject { ["message"] = "Internal error" }) })
+                    : new StandInAnswer(200, new JsonObject { ["data"] = new JsonObject { ["shop"] = new JsonObject
+                        { ["id"] = "gid://shopify/Shop/962", ["ianaTimezone"] = "Europe/London", ["currencyCode"] = "GBP", ["taxesIncluded"] = true } } });
             };
             var installer = app.Factory.Services.GetRequiredService<PluginApp.Install.ShopInstaller>();
+            await installer.SweepAsync(CancellationToken.None);
+            var failedReads = reads;
+            await installer.SweepAsync(CancellationToken.None);
+            Assert.Null(await app.ScalarAsync("SELECT taxes_included FROM shops WHERE id = $1", shopId));
+            Assert.True(failedReads >= 1);
+            Assert.Equal(failedReads, reads); // not asked again within the hour
+
+            failing = false;
+            await app.ScalarAsync("UPDATE shops SET settings_asked_at = settings_asked_at - interval '61 minutes' WHERE id = $1", shopId);
             await installer.SweepAsync(CancellationToken.None);
             await installer.SweepAsync(CancellationToken.None);
 
             Assert.Equal(true, await app.ScalarAsync("SELECT taxes_included FROM shops WHERE id = $1", shopId));
-            Assert.Equal(1, reads);
+            Assert.Equal(failedReads + 1, reads);
         }
         finally
         {

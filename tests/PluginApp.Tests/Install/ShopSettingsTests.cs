@@ -55,8 +55,36 @@ public sealed class ShopSettingsTests(AppFixture app) : IClassFixture<AppFixture
         var otherShopsBody = await app.SendWebhookAsync("shop/update", shop, Body(other, 548380031, "Asia/Tokyo", "JPY", true, "2026-12-07T10:00:00Z"));
         var otherShopifyId = await app.SendWebhookAsync("shop/update", shop, Body(shop, 548380031, "Asia/Tokyo", "JPY", true, "2026-12-07T10:00:00Z"));
         var namingNone = await app.SendWebhookAsync("shop/update", shop, """{"id":548380030,"iana_timezone":"Asia/Tokyo","taxes_included":true,"updated_at":"2026-12-07T10:00:00Z"}""");
+        // The shop's own body sent again as an order, a customer or a product (the Shop object has no GID to tell them apart):
+        // until 7 Dec 2026 it was stored as one, the owner's email and phone with it.
+        var own = Body(shop, 548380030, "Asia/Tokyo", "JPY", true, "2026-12-07T10:00:00Z");
+        var asOtherTopics = new List<HttpStatusCode>();
+        foreach (var topic in new[] { "orders/create", "customers/update", "products/update" })
+            asOtherTopics.Add((await app.SendWebhookAsync(topic, shop, own)).StatusCode);
 
         Assert.Equal([HttpStatusCode.Forbidden, HttpStatusCode.Forbidden, HttpStatusCode.Forbidden], new[] { otherShopsBody.StatusCode, otherShopifyId.StatusCode, namingNone.StatusCode });
+        Assert.Equal([HttpStatusCode.Forbidden, HttpStatusCode.Forbidden, HttpStatusCode.Forbidden], asOtherTopics);
         Assert.Equal("America/New_York|False", await app.ScalarAsync("SELECT iana_timezone || '|' || CASE WHEN taxes_included THEN 'True' ELSE 'False' END FROM shops WHERE id = $1", shopId));
+        Assert.Equal(0L, await app.ScalarAsync("SELECT (SELECT count(*) FROM orders WHERE shop_id = $1) + (SELECT count(*) FROM customers WHERE shop_id = $1) + (SELECT count(*) FROM products WHERE shop_id = $1)", shopId));
+    }
+
+    /// <summary>
+    /// A shop whose settings were never read (installed before they were kept) takes no shop/update older than its latest
+    /// install: an old app/uninstalled body, the same Shop object, sent again as shop/update. A newer one is applied, and
+    /// gives the shop its Shopify id where it was not known.
+    /// </summary>
+    [Fact]
+    public async Task AShopUpdate_OlderThanTheInstall_IsNotApplied_ToAShopWhoseSettingsWereNeverRead()
+    {
+        const string shop = "settings-unread.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        await app.ScalarAsync("UPDATE shops SET settings_at = NULL, shopify_shop_id = NULL, iana_timezone = 'America/New_York', granted_at = '2026-12-01T00:00:00Z' WHERE id = $1", shopId);
+
+        var old = await app.SendWebhookAsync("shop/update", shop, Body(shop, 548380040, "Asia/Tokyo", "JPY", true, "2026-11-20T00:00:00Z"));
+        Assert.Equal("America/New_York", await app.ScalarAsync("SELECT iana_timezone FROM shops WHERE id = $1", shopId));
+        var newer = await app.SendWebhookAsync("shop/update", shop, Body(shop, 548380040, "Europe/Paris", "EUR", true, "2026-12-02T00:00:00Z"));
+
+        Assert.Equal((HttpStatusCode.OK, HttpStatusCode.OK), (old.StatusCode, newer.StatusCode));
+        Assert.Equal("Europe/Paris|548380040", await app.ScalarAsync("SELECT iana_timezone || '|' || shopify_shop_id FROM shops WHERE id = $1", shopId));
     }
 }

@@ -628,7 +628,8 @@ public sealed class ReviewQueueTests(ReviewFixture app) : IClassFixture<ReviewFi
 
     /// <summary>
     /// A migrated store's customer: her history, imported from the old platform yesterday, was placed two years ago, and the
-    /// page says she has been a customer since then, as the score counts her. Until 7 Dec 2026 it gave the import's day.
+    /// page says she has been a customer since then, as the score counts her; her earlier orders with the same email are
+    /// listed as placed, the latest first. Until 7 Dec 2026 it gave the import's day for both.
     /// </summary>
     [Fact]
     public async Task TheCustomersFirstOrder_IsWhenHerImportedHistoryWasPlaced_NotTheImportsDay()
@@ -637,10 +638,10 @@ public sealed class ReviewQueueTests(ReviewFixture app) : IClassFixture<ReviewFi
         var shopId = await app.InstallShopAsync(shop);
         var at = app.Clock.GetUtcNow().AddHours(-1);
         await app.CountAsync("""
-            INSERT INTO orders (shop_id, id, name, total_price, currency, customer_id, created_at, processed_at, updated_at) VALUES
-                ($1, 7900101, '#M1', 40, 'USD', 79010, $2 - interval '1 day', $2 - interval '730 days', $2 - interval '1 day'),
-                ($1, 7900102, '#M2', 60, 'USD', 79010, $2 - interval '1 day', $2 - interval '400 days', $2 - interval '1 day'),
-                ($1, 7900103, '#M3', 900, 'USD', 79010, $2, $2, $2)
+            INSERT INTO orders (shop_id, id, name, total_price, currency, customer_id, email, created_at, processed_at, updated_at) VALUES
+                ($1, 7900101, '#M1', 40, 'USD', 79010, 'mig@example.com', $2 - interval '1 day' + interval '1 minute', $2 - interval '730 days', $2 - interval '1 day'),
+                ($1, 7900102, '#M2', 60, 'USD', 79010, 'mig@example.com', $2 - interval '1 day', $2 - interval '400 days', $2 - interval '1 day'),
+                ($1, 7900103, '#M3', 900, 'USD', 79010, 'mig@example.com', $2, $2, $2)
             """, shopId, at);
         await app.CountAsync("""
             INSERT INTO risk_scores (shop_id, order_id, score, level, prior_weight, reasons, features, queued_at, scored_at)
@@ -651,6 +652,8 @@ public sealed class ReviewQueueTests(ReviewFixture app) : IClassFixture<ReviewFi
 
         Assert.Equal((2, 100m), (detail.Customer.EarlierOrders, detail.Customer.EarlierSpend));
         Assert.Equal(at.AddDays(-730).ToUnixTimeMilliseconds(), detail.Customer.FirstOrderAt?.ToUnixTimeMilliseconds());
+        Assert.Equal([(7900102L, at.AddDays(-400).ToUnixTimeMilliseconds()), (7900101L, at.AddDays(-730).ToUnixTimeMilliseconds())],
+            detail.Related.Select(o => (o.Id, o.PlacedAt?.ToUnixTimeMilliseconds() ?? 0)).ToArray());
     }
 
     /// <summary>
