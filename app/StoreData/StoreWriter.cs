@@ -374,6 +374,7 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
 internal sealed class SegmentRows
 {
     private readonly List<object?[]> _customers = [], _orders = [], _lines = [];
+    private readonly List<string?> _cartTokens = [], _checkoutTokens = [];
     private readonly List<(RowsStatement Statement, List<object?[]> Rows, List<object?[]> Children)> _steps = [];
     private int _at = -1;
 
@@ -393,6 +394,8 @@ internal sealed class SegmentRows
         if (_at < 0) _at = batch.BatchCommands.Count;
         if (customer is not null) _customers.Add(customer);
         _orders.Add(order);
+        _cartTokens.Add(o.CartToken);
+        _checkoutTokens.Add(o.CheckoutToken);
         // One row may not be upserted twice in a statement: a line listed twice is written as its last listing.
         foreach (var l in lines.GroupBy(l => l.Id).Select(g => g.Last()))
             _lines.Add([shopId, l.Id, o.Id, l.ProductId, l.VariantId, l.Title, l.Sku, l.Quantity, l.Price, l.TotalDiscount, o.UpdatedAt]);
@@ -409,23 +412,28 @@ internal sealed class SegmentRows
     /// erasure before we held it) are held as erased by their tokens: emptied if held, else a row that keeps their late
     /// deliveries empty (StoreWriter's CartUpsert and CheckoutUpsert). Why here: the erasure could not know the tokens of an
     /// order it did not hold, and until 7 Dec 2026 that order's cart kept its note, and a guest's checkout her email. The
-    /// tokens are Shopify's, from the order's signed body, never one a storefront request named.
+    /// tokens are Shopify's, from the order's signed body (or the row's, where a newer version of it was stored without them,
+    /// as an import stores it), never one a storefront request named. A cart or checkout already held as erased is left
+    /// alone, so the order's later deliveries take no lock on it.
     /// </summary>
-    internal static NpgsqlBatchCommand ErasedTokensFor(long[] shops, long[] orders) => new("""
+    internal static NpgsqlBatchCommand ErasedTokensFor(long[] shops, long[] orders, string?[] carts, string?[] checkouts) => new("""
         WITH e AS MATERIALIZED (
-            SELECT o.shop_id, o.cart_token, o.checkout_token, o.redacted_at
-            FROM unnest($1::bigint[], $2::bigint[]) v(shop_id, order_id) JOIN orders o ON o.shop_id = v.shop_id AND o.id = v.order_id
-            WHERE o.redacted_at IS NOT NULL AND (o.cart_token IS NOT NULL OR o.checkout_token IS NOT NULL)),
+            SELECT o.shop_id, coalesce(o.cart_token, v.cart_token) AS cart_token, coalesce(o.checkout_token, v.checkout_token) AS checkout_token, o.redacted_at
+            FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[]) v(shop_id, order_id, cart_token, checkout_token)
+            JOIN orders o ON o.shop_id = v.shop_id AND o.id = v.order_id
+            WHERE o.redacted_at IS NOT NULL AND coalesce(o.cart_token, v.cart_token, o.checkout_token, v.checkout_token) IS NOT NULL),
         carts_erased AS (
             INSERT INTO carts (shop_id, token, redacted_at)
             SELECT DISTINCT ON (shop_id, cart_token) shop_id, cart_token, redacted_at FROM e WHERE cart_token IS NOT NULL
+              AND NOT EXISTS (SELECT 1 FROM carts c WHERE c.shop_id = e.shop_id AND c.token = e.cart_token AND c.redacted_at IS NOT NULL AND c.note IS NULL)
             ON CONFLICT (shop_id, token) DO UPDATE SET note = NULL, redacted_at = coalesce(carts.redacted_at, excluded.redacted_at)
             WHERE carts.redacted_at IS NULL OR carts.note IS NOT NULL)
         INSERT INTO checkouts (shop_id, token, redacted_at)
         SELECT DISTINCT ON (shop_id, checkout_token) shop_id, checkout_token, redacted_at FROM e WHERE checkout_token IS NOT NULL
+          AND NOT EXISTS (SELECT 1 FROM checkouts k WHERE k.shop_id = e.shop_id AND k.token = e.checkout_token AND k.redacted_at IS NOT NULL AND k.email IS NULL)
         ON CONFLICT (shop_id, token) DO UPDATE SET email = NULL, redacted_at = coalesce(checkouts.redacted_at, excluded.redacted_at)
         WHERE checkouts.redacted_at IS NULL OR checkouts.email IS NOT NULL
-        """) { Parameters = { Sql.Param(shops), Sql.Param(orders) } };
+        """) { Parameters = { Sql.Param(shops), Sql.Param(orders), Sql.Array(carts, NpgsqlTypes.NpgsqlDbType.Text), Sql.Array(checkouts, NpgsqlTypes.NpgsqlDbType.Text) } };
 
     /// <summary>A step's row for one delivery of the segment, and its children (each given its row's n).</summary>
     public void Add(RowsStatement statement, object?[] row, IEnumerable<object?[]>? children)
@@ -457,13 +465,15 @@ internal sealed class SegmentRows
         commands.Add(StoreWriter.OrderUpsert.ForRows(_orders));
         long[] shops = [.. _orders.Select(o => (long)o[0]!)], ids = [.. _orders.Select(o => (long)o[1]!)];
         commands.Add(CardsFor(shops, ids));
-        commands.Add(ErasedTokensFor(shops, ids));
+        commands.Add(ErasedTokensFor(shops, ids, [.. _cartTokens], [.. _checkoutTokens]));
         if (_lines.Count > 0) commands.Add(Lines.Command(_lines));
         for (var i = 0; i < commands.Count; i++) batch.BatchCommands.Insert(_at + i, commands[i]);
         var at = _at;
         _at = -1;
         _customers.Clear();
         _orders.Clear();
+        _cartTokens.Clear();
+        _checkoutTokens.Clear();
         _lines.Clear();
         return (at, commands.Count);
     }

@@ -2,6 +2,4 @@
 -- of them, or the updated_at of the latest shop/update delivery applied. An older delivery arriving late is not applied.
 -- Null for a shop whose settings were never read since this column came (installed before), which the install sweep reads
 -- once: those shops had no tax setting (migration 0090) and no way to learn a setting changed since their install.
--- settings_asked_at: when the sweep last asked Shopify for them, so a shop Shopify does not answer for (frozen, its token
--- lost) is asked again an hour later, after the others, and two sweeps never ask for the same shop at once.
-ALTER TABLE shops ADD COLUMN settings_at timestamptz, ADD COLUMN settings_asked_at timestamptz;
+ALTER TABLE shops ADD COLUMN settings_at timestamptz;

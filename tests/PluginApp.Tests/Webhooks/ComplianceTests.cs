@@ -113,6 +113,41 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM checkouts WHERE shop_id = $1 AND token = 'chk-listed-6452' AND email IS NULL AND redacted_at IS NOT NULL", shopId));
     }
 
+    /// <summary>
+    /// The same listed order, imported by the backfill after the erasure (an import carries no cart or checkout token) in a
+    /// version newer than the webhook that comes last: the webhook's older version is not stored, but its tokens still find
+    /// her cart and checkout.
+    /// </summary>
+    [Fact]
+    public async Task CustomersRedact_AListedOrderImportedFirst_ErasesItsCartAndCheckout_ByAnOlderWebhooksTokens()
+    {
+        const string shop = "redact-listed-imported.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        var cart = ShopifyPayloads.Cart("cart-listed-6459", "2026-07-02T10:00:00-04:00", (2001, 1));
+        cart["note"] = "gift wrap for Cleo";
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("carts/update", shop, cart.ToJsonString())).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("customers/redact", shop, new JsonObject { ["shop_id"] = 1, ["shop_domain"] = shop,
+            ["orders_to_redact"] = new JsonArray(6_459_001), ["customer"] = new JsonObject { ["id"] = 6_459_101, ["email"] = "cleo@example.com" } }.ToJsonString())).StatusCode);
+        // As the import stores it: erased, without tokens, at a version later than the webhook below.
+        await app.CountAsync("""
+            INSERT INTO orders (shop_id, id, name, currency, total_price, created_at, updated_at, processed_at, redacted_at)
+            VALUES ($1, 6459001, '#6459001', 'USD', 10, '2026-07-01T12:00:00Z', '2026-07-05T12:00:00Z', '2026-07-01T12:00:00Z', now())
+            """, shopId);
+
+        var order = ShopifyPayloads.Order(6_459_001, customerId: null, updatedAt: "2026-07-02T12:00:00-04:00");
+        order["email"] = "cleo@example.com";
+        order["cart_token"] = "cart-listed-6459";
+        order["checkout_token"] = "chk-listed-6459";
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("orders/updated", shop, order.ToJsonString())).StatusCode);
+        var checkout = ShopifyPayloads.Checkout(6459, null);
+        checkout["token"] = "chk-listed-6459";
+        checkout["email"] = "cleo@example.com";
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("checkouts/update", shop, checkout.ToJsonString())).StatusCode);
+
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM carts WHERE shop_id = $1 AND token = 'cart-listed-6459' AND note IS NULL AND redacted_at IS NOT NULL", shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM checkouts WHERE shop_id = $1 AND token = 'chk-listed-6459' AND email IS NULL AND redacted_at IS NOT NULL", shopId));
+    }
+
     [Fact]
     public async Task CustomersDataRequest_RecordsWhatWeHoldForTheMerchant()
     {
