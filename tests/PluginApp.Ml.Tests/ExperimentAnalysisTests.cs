@@ -456,6 +456,22 @@ public class ExperimentAnalysisTests(ITestOutputHelper output)
         Assert.Equal($"upsell arm adds 0.5 more upsells per cart, 95% interval {0.5 - half:0.###} to {0.5 + half:0.###}", ExperimentAnalysis.Verdict(r, words));
     }
 
+    /// <summary>
+    /// A control mean only just clear of 0 (0.45, sd 10, 5,000 carts: 3.2 standard errors against the sequential bound's
+    /// 3.04) bounds the relative interval, but far beyond anything a merchant can read: the verdict gives the difference.
+    /// Until 7 Dec 2026 it printed the percentages (the demo: "−71.2% to 514298.7%").
+    /// </summary>
+    [Fact]
+    public void Verdict_RelativeIntervalBoundedButHuge_GivesTheDifference()
+    {
+        var r = ExperimentAnalysis.Compare(Arm(5000, 0.45, 100), Arm(5000, 0.33, 100));
+
+        Assert.True(double.IsFinite(r.SequentialRelative.High) && r.SequentialRelative.High > ExperimentAnalysis.MaxRelativeShown, r.SequentialRelative.ToString());
+        var verdict = ExperimentAnalysis.Verdict(r, Carts);
+        Assert.StartsWith("no difference shown yet: offer arm earns 0.12 less margin per cart, 95% interval −", verdict);
+        Assert.DoesNotContain("%", verdict.Replace("95%", "", StringComparison.Ordinal), StringComparison.Ordinal);
+    }
+
     [Fact]
     public void Verdict_NoVariationYet_IsNotEnoughData()
     {

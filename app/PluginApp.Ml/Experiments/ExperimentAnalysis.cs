@@ -154,8 +154,8 @@ public static class ExperimentAnalysis
     /// One sentence for the merchant, from <see cref="Outcome"/> and the sequential interval: "not enough data yet: 40
     /// carts in the offer arm, 100 needed"; "offer arm earns 4.1% more margin per cart, 95% interval 1.2% to 7.0%";
     /// "no difference shown yet: offer arm earns 1.1% more margin per cart, 95% interval −3.0% to 5.2%". Relative
-    /// amounts with one decimal; when the relative interval is unbounded (control mean not clearly above 0) the
-    /// absolute difference instead ("earns 0.52 more ..., 95% interval 0.1 to 0.94"). Numbers in the invariant culture
+    /// amounts with one decimal; when the relative interval is unbounded or wider than ±1,000 % (control mean not clearly
+    /// above 0) the absolute difference instead ("earns 0.52 more ..., 95% interval 0.1 to 0.94"). Numbers in the invariant culture
     /// with a real minus sign (U+2212).
     /// </summary>
     public static string Verdict(ExperimentComparison comparison, VerdictWording wording)
@@ -185,11 +185,18 @@ public static class ExperimentAnalysis
         return outcome == ExperimentOutcome.NoDifferenceYet ? "no difference shown yet: " + claim : claim;
     }
 
-    /// <summary>The estimate and sequential interval the verdict prints: relative when bounded, else the difference.</summary>
+    /// <summary>
+    /// The estimate and sequential interval the verdict prints: relative when bounded within ±<see cref="MaxRelativeShown"/>,
+    /// else the difference. Why the bound: a control mean only just clear of 0 gives a bounded relative interval that says
+    /// nothing a merchant can use (the demo's cart offers read "95% interval −71.2% to 514298.7%" until 7 Dec 2026).
+    /// </summary>
     private static (bool Relative, double Point, ConfidenceInterval Interval) Shown(ExperimentComparison c) =>
-        double.IsFinite(c.RelativeLift) && double.IsFinite(c.SequentialRelative.Low) && double.IsFinite(c.SequentialRelative.High)
+        double.IsFinite(c.RelativeLift) && Math.Abs(c.SequentialRelative.Low) <= MaxRelativeShown && Math.Abs(c.SequentialRelative.High) <= MaxRelativeShown
             ? (true, c.RelativeLift, c.SequentialRelative)
             : (false, c.Difference, c.SequentialDifference);
+
+    /// <summary>The widest relative interval a verdict prints as percentages: ±1,000 %.</summary>
+    public const double MaxRelativeShown = 10;
 
     /// <summary>Sample variance of aY − bX in one arm: (a²Syy − 2ab Sxy + b²Sxx) / (n − 1), centered sums.</summary>
     private static double ArmVariance(ArmSample s, double a, double b) =>
