@@ -138,7 +138,7 @@ public sealed class ExperimentResults(NpgsqlDataSource db, ExperimentStore store
     public static VerdictWording Wording(string metric, string arm, string control) => metric switch
     {
         // Why a share: a visitor counts once whatever she ordered (until 6 Dec 2026 worded "orders per visitor").
-        "conversion" => new VerdictWording(arm, control, "share of visitors who ordered", "visitors") { Verb = "has a", More = "higher", Less = "lower" },
+        "conversion" => new VerdictWording(arm, control, "share of visitors who ordered", "visitors") { Verb = "has a", More = "higher", Less = "lower", Share = true },
         "margin" => new VerdictWording(arm, control, "margin per visitor", "visitors"),
         _ => new VerdictWording(arm, control, "revenue per visitor", "visitors"),
     };

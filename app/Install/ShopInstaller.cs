@@ -150,7 +150,7 @@ public sealed class ShopInstaller(OfflineTokenStore tokens, BackfillScheduler ba
         }
         catch (Exception e) when (e is ShopifyGraphQLException or HttpRequestException or ShopTokenRevokedException or TaskCanceledException)
         {
-            logger.LogWarning("Could not read {Shop}'s settings: {Message}; nightly jobs run on UTC until they are read again in {Grace} minutes",
+            logger.LogWarning("Could not read {Shop}'s settings: {Message}; the install sweep asks again (a new install's after {Grace} minutes, with its nightly jobs on UTC until then; another shop's in an hour)",
                 shop, e.Message, SetupGrace.TotalMinutes);
             return (false, null);
         }

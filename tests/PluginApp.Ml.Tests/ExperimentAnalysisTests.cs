@@ -472,6 +472,20 @@ public class ExperimentAnalysisTests(ITestOutputHelper output)
         Assert.DoesNotContain("%", verdict.Replace("95%", "", StringComparison.Ordinal), StringComparison.Ordinal);
     }
 
+    /// <summary>A share's difference (conversion), when the verdict gives the difference, is told in percentage points, as the
+    /// page shows the arms' shares in percent (not "0.05 higher share").</summary>
+    [Fact]
+    public void Verdict_AShareWithNoControlOrders_GivesItsDifferenceInPercentagePoints()
+    {
+        var r = ExperimentAnalysis.Compare(new ArmSample(400, 0, 0), Arm(400, 0.05, 0.05 * 0.95));
+        var words = new VerdictWording("policy", "control", "share of visitors who ordered", "visitors") { Verb = "has a", More = "higher", Less = "lower", Share = true };
+
+        var verdict = ExperimentAnalysis.Verdict(r, words);
+
+        Assert.StartsWith("policy arm has a 5.0 percentage points higher share of visitors who ordered, 95% interval ", verdict);
+        Assert.EndsWith(" percentage points", verdict);
+    }
+
     [Fact]
     public void Verdict_NoVariationYet_IsNotEnoughData()
     {

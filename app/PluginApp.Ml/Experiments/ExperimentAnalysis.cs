@@ -178,9 +178,12 @@ public static class ExperimentAnalysis
         }
 
         var (relative, point, ci) = Shown(comparison);
-        var amount = relative ? Percent(Math.Abs(point)) : Number(Math.Abs(point));
+        // A share's difference in percentage points ("1.2 percentage points"), as its arms' shares are shown in percent.
+        Func<double, string> absolute = wording.Share ? v => Percent(v)[..^1] : Number;
+        var points = wording.Share ? " percentage points" : "";
+        var amount = relative ? Percent(Math.Abs(point)) : absolute(Math.Abs(point)) + points;
         var level = ((1 - comparison.Options.Alpha) * 100).ToString("0.##", CultureInfo.InvariantCulture) + "%";
-        var range = relative ? $"{Percent(ci.Low)} to {Percent(ci.High)}" : $"{Number(ci.Low)} to {Number(ci.High)}";
+        var range = relative ? $"{Percent(ci.Low)} to {Percent(ci.High)}" : $"{absolute(ci.Low)} to {absolute(ci.High)}{points}";
         var claim = $"{wording.TreatmentArm} arm {wording.Verb} {amount} {(point < 0 ? wording.Less : wording.More)} {wording.Metric}, {level} interval {range}";
         return outcome == ExperimentOutcome.NoDifferenceYet ? "no difference shown yet: " + claim : claim;
     }
@@ -191,9 +194,13 @@ public static class ExperimentAnalysis
     /// nothing a merchant can use (the demo's cart offers read "95% interval −71.2% to 514298.7%" until 7 Dec 2026).
     /// </summary>
     private static (bool Relative, double Point, ConfidenceInterval Interval) Shown(ExperimentComparison c) =>
-        double.IsFinite(c.RelativeLift) && Math.Abs(c.SequentialRelative.Low) <= MaxRelativeShown && Math.Abs(c.SequentialRelative.High) <= MaxRelativeShown
+        double.IsFinite(c.RelativeLift) && Readable(c.SequentialRelative.Low, c.SequentialRelative.High)
             ? (true, c.RelativeLift, c.SequentialRelative)
             : (false, c.Difference, c.SequentialDifference);
+
+    /// <summary>Whether a relative interval is one to print as percentages: bounded within ±<see cref="MaxRelativeShown"/>
+    /// (the Experiments page's figures follow the verdict).</summary>
+    public static bool Readable(double low, double high) => Math.Abs(low) <= MaxRelativeShown && Math.Abs(high) <= MaxRelativeShown;
 
     /// <summary>The widest relative interval a verdict prints as percentages: ±1,000 %.</summary>
     public const double MaxRelativeShown = 10;

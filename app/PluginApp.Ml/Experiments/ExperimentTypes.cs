@@ -157,4 +157,7 @@ public sealed record VerdictWording(string TreatmentArm, string ControlArm, stri
 
     /// <summary>Word for a negative difference.</summary>
     public string Less { get; init; } = "less";
+
+    /// <summary>The metric is a share (of visitors who ordered): its difference is told in percentage points.</summary>
+    public bool Share { get; init; }
 }

@@ -148,6 +148,27 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM checkouts WHERE shop_id = $1 AND token = 'chk-listed-6459' AND email IS NULL AND redacted_at IS NOT NULL", shopId));
     }
 
+    /// <summary>An erased customer's order the erasure did not list, arriving afterwards: its cart, held before with her
+    /// note, is emptied too.</summary>
+    [Fact]
+    public async Task CustomersRedact_AnErasedCustomersLaterOrder_ErasesItsCart()
+    {
+        const string shop = "redact-customer-late-order.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        var cart = ShopifyPayloads.Cart("cart-erased-6460", "2026-07-02T10:00:00-04:00", (2001, 1));
+        cart["note"] = "leave with Dora's neighbour";
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("carts/update", shop, cart.ToJsonString())).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("customers/redact", shop, new JsonObject { ["shop_id"] = 1, ["shop_domain"] = shop,
+            ["orders_to_redact"] = new JsonArray(), ["customer"] = new JsonObject { ["id"] = 6_460_101, ["email"] = "dora@example.com" } }.ToJsonString())).StatusCode);
+
+        var order = ShopifyPayloads.Order(6_460_001, customerId: 6_460_101);
+        order["cart_token"] = "cart-erased-6460";
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("orders/create", shop, order.ToJsonString())).StatusCode);
+
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1 AND id = 6460001 AND redacted_at IS NOT NULL", shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM carts WHERE shop_id = $1 AND token = 'cart-erased-6460' AND note IS NULL AND redacted_at IS NOT NULL", shopId));
+    }
+
     [Fact]
     public async Task CustomersDataRequest_RecordsWhatWeHoldForTheMerchant()
     {
