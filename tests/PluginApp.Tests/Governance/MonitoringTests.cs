@@ -177,14 +177,12 @@ public sealed class MonitoringTests(AppFixture app) : IClassFixture<AppFixture>
     }
 
     /// <summary>
-    /// Churn on fresh outcomes counts a customer as back only for a purchase as training counts one: of 60 customers set in a
-    /// segment 60–120 days ago, 20 bought again, 20 placed only a test order and 20 only an order later cancelled, so 67 %
-    /// did not order (until 4 Dec 2026 the test and cancelled orders counted, and it read 0 %).
+    /// A shop with an active churn model (60-day horizon) that set 60 customers (<paramref name="firstCustomer"/> + 1 to + 60)
+    /// in a segment 90 days ago, at a predicted churn of 60 %.
     /// </summary>
-    [Fact]
-    public async Task ChurnOnFreshOutcomes_CountsOnlyRealPurchasesAsCustomersComingBack()
+    private async Task<(long ShopId, DateTimeOffset Now)> ChurnSegmentOf60Async(string shop, long firstCustomer)
     {
-        var shopId = await app.InstallShopAsync("gov-fresh-churn.myshopify.com");
+        var shopId = await app.InstallShopAsync(shop);
         var now = app.Clock.GetUtcNow();
         await app.ScalarAsync("""
             INSERT INTO models (shop_id, kind, version, status, parameters, metrics, artifact, created_at, activated_at)
@@ -193,9 +191,21 @@ public sealed class MonitoringTests(AppFixture app) : IClassFixture<AppFixture>
         await app.ScalarAsync("SELECT decisions_partition_for($1)", now.AddDays(-90));
         await app.CountAsync("""
             INSERT INTO decisions (shop_id, decided_at, decision_id, kind, subject, path, fallback, customer_id, output)
-            SELECT $1, $2, 'churn:' || (7800000 + i) || ':1', 'churn', 'at_risk', 'model', false, 7800000 + i, '{"churn_probability": 0.6}'
+            SELECT $1, $2, 'churn:' || ($3 + i) || ':1', 'churn', 'at_risk', 'model', false, $3 + i, '{"churn_probability": 0.6}'
             FROM generate_series(1, 60) i
-            """, shopId, now.AddDays(-90));
+            """, shopId, now.AddDays(-90), firstCustomer);
+        return (shopId, now);
+    }
+
+    /// <summary>
+    /// Churn on fresh outcomes counts a customer as back only for a purchase as training counts one: of 60 customers set in a
+    /// segment 60–120 days ago, 20 bought again, 20 placed only a test order and 20 only an order later cancelled, so 67 %
+    /// did not order (until 4 Dec 2026 the test and cancelled orders counted, and it read 0 %).
+    /// </summary>
+    [Fact]
+    public async Task ChurnOnFreshOutcomes_CountsOnlyRealPurchasesAsCustomersComingBack()
+    {
+        var (shopId, now) = await ChurnSegmentOf60Async("gov-fresh-churn.myshopify.com", 7800000);
         await app.CountAsync("""
             INSERT INTO orders (shop_id, id, customer_id, total_price, test, cancelled_at, created_at, updated_at)
             SELECT $1, 7810000 + i, 7800000 + i, 50, i BETWEEN 21 AND 40, CASE WHEN i > 40 THEN $2::timestamptz + interval '1 day' END, $2, $2
@@ -217,18 +227,7 @@ public sealed class MonitoringTests(AppFixture app) : IClassFixture<AppFixture>
     [Fact]
     public async Task ChurnOnFreshOutcomes_DoesNotCountImportedOldOrdersAsCustomersComingBack()
     {
-        var shopId = await app.InstallShopAsync("gov-fresh-churn-import.myshopify.com");
-        var now = app.Clock.GetUtcNow();
-        await app.ScalarAsync("""
-            INSERT INTO models (shop_id, kind, version, status, parameters, metrics, artifact, created_at, activated_at)
-            VALUES ($1, 'churn', 2, 'active', '{}', '{"RocAuc": 0.7, "Brier": 0.2, "HorizonDays": 60}', '\x00', $2, $2)
-            """, shopId, now.AddDays(-100));
-        await app.ScalarAsync("SELECT decisions_partition_for($1)", now.AddDays(-90));
-        await app.CountAsync("""
-            INSERT INTO decisions (shop_id, decided_at, decision_id, kind, subject, path, fallback, customer_id, output)
-            SELECT $1, $2, 'churn:' || (7860000 + i) || ':1', 'churn', 'at_risk', 'model', false, 7860000 + i, '{"churn_probability": 0.6}'
-            FROM generate_series(1, 60) i
-            """, shopId, now.AddDays(-90));
+        var (shopId, now) = await ChurnSegmentOf60Async("gov-fresh-churn-import.myshopify.com", 7860000);
         await app.CountAsync("""
             INSERT INTO orders (shop_id, id, customer_id, total_price, created_at, processed_at, updated_at)
             SELECT $1, 7870000 + i, 7860000 + i, 50, $2, CASE WHEN i <= 30 THEN $2 ELSE $2 - interval '700 days' END, $2
