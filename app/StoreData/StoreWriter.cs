@@ -374,7 +374,12 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
 internal sealed class SegmentRows
 {
     private readonly List<object?[]> _customers = [], _orders = [], _lines = [];
-    private readonly List<string?> _cartTokens = [], _checkoutTokens = [];
+
+    /// <summary>Where an order's row (<see cref="StoreWriter.OrderUpsert"/>'s columns) holds its cart and checkout tokens.</summary>
+    private static readonly int CartTokenAt = OrderColumn("cart_token"), CheckoutTokenAt = OrderColumn("checkout_token");
+
+    private static int OrderColumn(string name) => StoreWriter.OrderUpsert.Columns.ToList().IndexOf(name) is var i and >= 0
+        ? i : throw new InvalidOperationException($"orders has no {name} column to write");
     private readonly List<(RowsStatement Statement, List<object?[]> Rows, List<object?[]> Children)> _steps = [];
     private int _at = -1;
 
@@ -394,8 +399,6 @@ internal sealed class SegmentRows
         if (_at < 0) _at = batch.BatchCommands.Count;
         if (customer is not null) _customers.Add(customer);
         _orders.Add(order);
-        _cartTokens.Add(o.CartToken);
-        _checkoutTokens.Add(o.CheckoutToken);
         // One row may not be upserted twice in a statement: a line listed twice is written as its last listing.
         foreach (var l in lines.GroupBy(l => l.Id).Select(g => g.Last()))
             _lines.Add([shopId, l.Id, o.Id, l.ProductId, l.VariantId, l.Title, l.Sku, l.Quantity, l.Price, l.TotalDiscount, o.UpdatedAt]);
@@ -426,13 +429,11 @@ internal sealed class SegmentRows
             INSERT INTO carts (shop_id, token, redacted_at)
             SELECT DISTINCT ON (shop_id, cart_token) shop_id, cart_token, redacted_at FROM e WHERE cart_token IS NOT NULL
               AND NOT EXISTS (SELECT 1 FROM carts c WHERE c.shop_id = e.shop_id AND c.token = e.cart_token AND c.redacted_at IS NOT NULL AND c.note IS NULL)
-            ON CONFLICT (shop_id, token) DO UPDATE SET note = NULL, redacted_at = coalesce(carts.redacted_at, excluded.redacted_at)
-            WHERE carts.redacted_at IS NULL OR carts.note IS NOT NULL)
+            ON CONFLICT (shop_id, token) DO UPDATE SET note = NULL, redacted_at = coalesce(carts.redacted_at, excluded.redacted_at))
         INSERT INTO checkouts (shop_id, token, redacted_at)
         SELECT DISTINCT ON (shop_id, checkout_token) shop_id, checkout_token, redacted_at FROM e WHERE checkout_token IS NOT NULL
           AND NOT EXISTS (SELECT 1 FROM checkouts k WHERE k.shop_id = e.shop_id AND k.token = e.checkout_token AND k.redacted_at IS NOT NULL AND k.email IS NULL)
         ON CONFLICT (shop_id, token) DO UPDATE SET email = NULL, redacted_at = coalesce(checkouts.redacted_at, excluded.redacted_at)
-        WHERE checkouts.redacted_at IS NULL OR checkouts.email IS NOT NULL
         """) { Parameters = { Sql.Param(shops), Sql.Param(orders), Sql.Array(carts, NpgsqlTypes.NpgsqlDbType.Text), Sql.Array(checkouts, NpgsqlTypes.NpgsqlDbType.Text) } };
 
     /// <summary>A step's row for one delivery of the segment, and its children (each given its row's n).</summary>
@@ -465,15 +466,13 @@ internal sealed class SegmentRows
         commands.Add(StoreWriter.OrderUpsert.ForRows(_orders));
         long[] shops = [.. _orders.Select(o => (long)o[0]!)], ids = [.. _orders.Select(o => (long)o[1]!)];
         commands.Add(CardsFor(shops, ids));
-        commands.Add(ErasedTokensFor(shops, ids, [.. _cartTokens], [.. _checkoutTokens]));
+        commands.Add(ErasedTokensFor(shops, ids, [.. _orders.Select(o => (string?)o[CartTokenAt])], [.. _orders.Select(o => (string?)o[CheckoutTokenAt])]));
         if (_lines.Count > 0) commands.Add(Lines.Command(_lines));
         for (var i = 0; i < commands.Count; i++) batch.BatchCommands.Insert(_at + i, commands[i]);
         var at = _at;
         _at = -1;
         _customers.Clear();
         _orders.Clear();
-        _cartTokens.Clear();
-        _checkoutTokens.Clear();
         _lines.Clear();
         return (at, commands.Count);
     }
