@@ -20,12 +20,14 @@ public static class StorePersonalData
             Export: "SELECT to_jsonb(c) - 'shop_id' FROM customers c WHERE c.shop_id = $1 AND c.id = $2", ExportAs: "customer"));
         services.AddPersonalData(new PersonalDataTable("orders", ["email", "browser_ip", "card_bin", "card_last4", "visitor_hash"],
             // redacted_at keeps them empty when Shopify sends the order again (StoreWriter.OrderUpsert, StoreMerge); a listed
-            // order we do not hold yet is remembered by its id (erased_orders), so that it arrives empty too.
+            // order we do not hold yet is remembered by its id (erased_orders), so that it arrives empty too. Every order of
+            // hers is remembered with her customer id: one that arrives again with a cart token we did not know queues a pass
+            // of her erasure over that cart (SegmentRows.ErasedTokensFor), and a guest's order names no customer.
             """
-            WITH unheld AS (
-                INSERT INTO erased_orders (shop_id, order_id, erased_at)
-                SELECT $1, x.id, $5 FROM unnest($3::bigint[]) x(id) WHERE NOT EXISTS (SELECT 1 FROM redaction_orders f WHERE f.id = x.id)
-                ON CONFLICT DO NOTHING)
+            WITH remembered AS (
+                INSERT INTO erased_orders (shop_id, order_id, erased_at, customer_id)
+                SELECT $1, x.id, $5, $2 FROM (SELECT unnest($3::bigint[]) UNION SELECT id FROM redaction_orders) x(id)
+                ON CONFLICT (shop_id, order_id) DO UPDATE SET customer_id = coalesce(erased_orders.customer_id, excluded.customer_id))
             UPDATE orders SET email = NULL, browser_ip = NULL, card_bin = NULL, card_last4 = NULL, visitor_hash = NULL, redacted_at = $5
             WHERE shop_id = $1 AND id IN (SELECT id FROM redaction_orders)
             """,
@@ -116,6 +118,8 @@ public static class StorePersonalData
 
         services.AddNotPersonal("orders", "customer_id", "Shopify's opaque customer id; after redaction the customer row it points to holds no personal field");
         services.AddNotPersonal("orders", "name", "the order's number, e.g. #1001");
+        services.AddNotPersonal("erased_orders", "customer_id",
+            "the opaque id of the erased customer whose erasure covered the order (her customer row holds no personal field): the erasure a late cart of the order queues is hers");
         services.AddNotPersonal("checkouts", "customer_id", "Shopify's opaque customer id (as orders.customer_id)");
         services.AddNotPersonal("products", "title", "a catalog title");
         services.AddNotPersonal("variants", "title", "a catalog title");

@@ -120,7 +120,8 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
     /// per table, see <see cref="SegmentRows"/>), or, with none, written as a segment of one at once.
     /// </summary>
     /// <param name="visitorHash">The storefront visitor the order came from, hashed for the shop (<c>Assignment.VisitorHash</c>).</param>
-    public void AddOrder(OrderRows rows, string? visitorHash)
+    /// <param name="now">When the delivery came: the time of the erasure pass an erased order's late cart queues.</param>
+    public void AddOrder(OrderRows rows, string? visitorHash, DateTimeOffset now)
     {
         var o = rows.Order;
         var rowsOf = segment ?? new SegmentRows();
@@ -129,7 +130,7 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
              o.TotalDiscounts, o.TotalTax, o.FinancialStatus, o.FulfillmentStatus, o.CancelledAt, o.CancelReason, o.CartToken,
              o.CheckoutToken, o.SourceName, o.BrowserIp, o.BillingCountry, o.ShippingCountry, o.DiscountCodes, o.Tags, o.Test,
              o.CreatedAt, o.UpdatedAt, o.ProcessedAt, o.Gateway, o.AvsResult, o.CvvResult, o.CardBin, o.CardLast4, visitorHash, o.TaxesIncluded],
-            shopId, o, rows.Lines);
+            shopId, o, rows.Lines, now);
         if (segment is null) rowsOf.WriteTo(batch);
         foreach (var r in rows.Refunds) AddRefund(r);
     }
@@ -374,9 +375,10 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
 internal sealed class SegmentRows
 {
     private readonly List<object?[]> _customers = [], _orders = [], _lines = [];
+    private DateTimeOffset _latest = DateTimeOffset.MinValue;
 
-    /// <summary>Where an order's row (<see cref="StoreWriter.OrderUpsert"/>'s columns) holds its cart and checkout tokens.</summary>
-    private static readonly int CartTokenAt = OrderColumn("cart_token"), CheckoutTokenAt = OrderColumn("checkout_token");
+    /// <summary>Where an order's row (<see cref="StoreWriter.OrderUpsert"/>'s columns) holds its cart and checkout tokens and its visitor.</summary>
+    private static readonly int CartTokenAt = OrderColumn("cart_token"), CheckoutTokenAt = OrderColumn("checkout_token"), VisitorAt = OrderColumn("visitor_hash");
 
     private static int OrderColumn(string name) => StoreWriter.OrderUpsert.Columns.ToList().IndexOf(name) is var i and >= 0
         ? i : throw new InvalidOperationException($"orders has no {name} column to write");
@@ -394,9 +396,11 @@ internal sealed class SegmentRows
 
     /// <param name="customer">The customer's row as <see cref="StoreWriter.CustomerUpsert"/> takes it, if the order names one.</param>
     /// <param name="order">The order's row as <see cref="StoreWriter.OrderUpsert"/> takes it.</param>
-    public void AddOrder(NpgsqlBatch batch, object?[]? customer, object?[] order, long shopId, Order o, IEnumerable<OrderLine> lines)
+    /// <param name="now">When its delivery came.</param>
+    public void AddOrder(NpgsqlBatch batch, object?[]? customer, object?[] order, long shopId, Order o, IEnumerable<OrderLine> lines, DateTimeOffset now)
     {
         if (_at < 0) _at = batch.BatchCommands.Count;
+        if (now > _latest) _latest = now;
         if (customer is not null) _customers.Add(customer);
         _orders.Add(order);
         // One row may not be upserted twice in a statement: a line listed twice is written as its last listing.
@@ -418,23 +422,47 @@ internal sealed class SegmentRows
     /// tokens are Shopify's, from the order's signed body (or the row's, where a newer version of it was stored without them,
     /// as an import stores it), never one a storefront request named. A cart or checkout already held as erased is left
     /// alone, so the order's later deliveries take no lock on it.
+    /// A cart erased here also queues a pass of her erasure (<c>erasure_second_passes</c>, run by ErasureSecondPassJob after
+    /// its delay) with the cart, the order and the visitor id the delivery names: the cart offers' answers and codes on that
+    /// cart, and the storefront rows of the visitors they lead to, are hers, and her erasure could not find them (until 8 Dec
+    /// 2026 they stayed). Hers: the customer whose erasure listed or found the order (<c>erased_orders</c>), else the
+    /// order's customer if erased; an order erased before 8 Dec 2026 by a guest's email names neither, and queues nothing.
     /// </summary>
-    internal static NpgsqlBatchCommand ErasedTokensFor(long[] shops, long[] orders, string?[] carts, string?[] checkouts) => new("""
+    internal static NpgsqlBatchCommand ErasedTokensFor(long[] shops, long[] orders, string?[] carts, string?[] checkouts, string?[] visitors,
+        DateTimeOffset now) => new("""
         WITH e AS MATERIALIZED (
-            SELECT o.shop_id, coalesce(o.cart_token, v.cart_token) AS cart_token, coalesce(o.checkout_token, v.checkout_token) AS checkout_token, o.redacted_at
-            FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[]) v(shop_id, order_id, cart_token, checkout_token)
+            SELECT o.shop_id, o.id AS order_id, coalesce(o.cart_token, v.cart_token) AS cart_token, coalesce(o.checkout_token, v.checkout_token) AS checkout_token,
+                   o.redacted_at, v.visitor_hash,
+                   coalesce((SELECT eo.customer_id FROM erased_orders eo WHERE eo.shop_id = o.shop_id AND eo.order_id = o.id),
+                            (SELECT x.id FROM customers x WHERE x.shop_id = o.shop_id AND x.id = o.customer_id AND x.redacted_at IS NOT NULL)) AS customer_id
+            FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[]) v(shop_id, order_id, cart_token, checkout_token, visitor_hash)
             JOIN orders o ON o.shop_id = v.shop_id AND o.id = v.order_id
             WHERE o.redacted_at IS NOT NULL AND coalesce(o.cart_token, v.cart_token, o.checkout_token, v.checkout_token) IS NOT NULL),
         carts_erased AS (
             INSERT INTO carts (shop_id, token, redacted_at)
             SELECT DISTINCT ON (shop_id, cart_token) shop_id, cart_token, redacted_at FROM e WHERE cart_token IS NOT NULL
               AND NOT EXISTS (SELECT 1 FROM carts c WHERE c.shop_id = e.shop_id AND c.token = e.cart_token AND c.redacted_at IS NOT NULL AND c.note IS NULL)
-            ON CONFLICT (shop_id, token) DO UPDATE SET note = NULL, redacted_at = coalesce(carts.redacted_at, excluded.redacted_at))
+            ON CONFLICT (shop_id, token) DO UPDATE SET note = NULL, redacted_at = coalesce(carts.redacted_at, excluded.redacted_at)
+            RETURNING shop_id, token),
+        passes AS (
+            INSERT INTO erasure_second_passes (shop_id, customer_id, request, requested_at, orders, visitors, carts)
+            SELECT e.shop_id, e.customer_id,
+                   jsonb_build_object('customer', jsonb_build_object('id', e.customer_id), 'orders_to_redact', jsonb_agg(DISTINCT e.order_id)),
+                   $6, array_agg(DISTINCT e.order_id), coalesce(array_agg(DISTINCT e.visitor_hash) FILTER (WHERE e.visitor_hash IS NOT NULL), '{}'),
+                   array_agg(DISTINCT e.cart_token)
+            FROM e JOIN carts_erased c ON c.shop_id = e.shop_id AND c.token = e.cart_token
+            WHERE e.customer_id IS NOT NULL
+            GROUP BY e.shop_id, e.customer_id
+            ON CONFLICT (shop_id, customer_id, requested_at) DO UPDATE SET
+              orders = ARRAY(SELECT DISTINCT unnest(erasure_second_passes.orders || excluded.orders)),
+              visitors = ARRAY(SELECT DISTINCT unnest(erasure_second_passes.visitors || excluded.visitors)),
+              carts = ARRAY(SELECT DISTINCT unnest(erasure_second_passes.carts || excluded.carts)))
         INSERT INTO checkouts (shop_id, token, redacted_at)
         SELECT DISTINCT ON (shop_id, checkout_token) shop_id, checkout_token, redacted_at FROM e WHERE checkout_token IS NOT NULL
           AND NOT EXISTS (SELECT 1 FROM checkouts k WHERE k.shop_id = e.shop_id AND k.token = e.checkout_token AND k.redacted_at IS NOT NULL AND k.email IS NULL)
         ON CONFLICT (shop_id, token) DO UPDATE SET email = NULL, redacted_at = coalesce(checkouts.redacted_at, excluded.redacted_at)
-        """) { Parameters = { Sql.Param(shops), Sql.Param(orders), Sql.Array(carts, NpgsqlTypes.NpgsqlDbType.Text), Sql.Array(checkouts, NpgsqlTypes.NpgsqlDbType.Text) } };
+        """) { Parameters = { Sql.Param(shops), Sql.Param(orders), Sql.Array(carts, NpgsqlTypes.NpgsqlDbType.Text), Sql.Array(checkouts, NpgsqlTypes.NpgsqlDbType.Text),
+            Sql.Array(visitors, NpgsqlTypes.NpgsqlDbType.Text), Sql.Param(now) } };
 
     /// <summary>A step's row for one delivery of the segment, and its children (each given its row's n).</summary>
     public void Add(RowsStatement statement, object?[] row, IEnumerable<object?[]>? children)
@@ -466,7 +494,8 @@ internal sealed class SegmentRows
         commands.Add(StoreWriter.OrderUpsert.ForRows(_orders));
         long[] shops = [.. _orders.Select(o => (long)o[0]!)], ids = [.. _orders.Select(o => (long)o[1]!)];
         commands.Add(CardsFor(shops, ids));
-        commands.Add(ErasedTokensFor(shops, ids, [.. _orders.Select(o => (string?)o[CartTokenAt])], [.. _orders.Select(o => (string?)o[CheckoutTokenAt])]));
+        commands.Add(ErasedTokensFor(shops, ids, [.. _orders.Select(o => (string?)o[CartTokenAt])], [.. _orders.Select(o => (string?)o[CheckoutTokenAt])],
+            [.. _orders.Select(o => (string?)o[VisitorAt])], _latest));
         if (_lines.Count > 0) commands.Add(Lines.Command(_lines));
         for (var i = 0; i < commands.Count; i++) batch.BatchCommands.Insert(_at + i, commands[i]);
         var at = _at;
@@ -474,6 +503,7 @@ internal sealed class SegmentRows
         _customers.Clear();
         _orders.Clear();
         _lines.Clear();
+        _latest = DateTimeOffset.MinValue;
         return (at, commands.Count);
     }
 }

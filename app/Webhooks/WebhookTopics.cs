@@ -31,7 +31,7 @@ internal static class WebhookTopics
     /// <summary>Where a customer's email consent comes from (customer payloads lost it in API version 2025-01).</summary>
     public const string ConsentTopic = "customers_email_marketing_consent/update";
 
-    private static readonly TopicHandler Order = new(p => OrderPayloads.Order(p), (c, r) => c.Store.AddOrder((OrderRows)r, Experiments.Assignment.VisitorHash(c.Shop, ((OrderRows)r).VisitorId)),
+    private static readonly TopicHandler Order = new(p => OrderPayloads.Order(p), (c, r) => c.Store.AddOrder((OrderRows)r, Experiments.Assignment.VisitorHash(c.Shop, ((OrderRows)r).VisitorId), c.Now),
         Owned: r => OwnedIds.None with { Orders = [((OrderRows)r).Order.Id] });
     private static readonly TopicHandler Product = new(p => CatalogPayloads.Product(p), (c, r) => c.Store.AddProduct((ProductRows)r),
         Owned: r => OwnedIds.None with { Products = [((ProductRows)r).Product.Id] });

@@ -82,9 +82,12 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
     }
 
     /// <summary>
-    /// A guest's order the erasure listed had not reached the app, nor its checkout; its cart had, with her note. The order
-    /// arrives afterwards: it is stored erased, and its cart is emptied, and its checkout, delivered last, is stored without
-    /// her email. Until 7 Dec 2026 the erasure could not know the tokens of an order it did not hold, and both kept them.
+    /// A guest's order the erasure listed had not reached the app, nor its checkout; its cart had, with her note, and the
+    /// cart block had answered on it under her visitor id and handed it a code. The order arrives afterwards: it is stored
+    /// erased, its cart is emptied, and its checkout, delivered last, is stored without her email. Until 7 Dec 2026 the
+    /// erasure could not know the tokens of an order it did not hold, and both kept them; until 8 Dec 2026 the answers on
+    /// that cart kept her visitor id and cart, the code its cart and visitor, and her visitors' storefront events stayed:
+    /// the order's late arrival now queues a pass of her erasure over what it leads to.
     /// </summary>
     [Fact]
     public async Task CustomersRedact_AListedOrderArrivingAfterwards_ErasesItsCartAndCheckout()
@@ -94,14 +97,30 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
         var cart = ShopifyPayloads.Cart("cart-listed-6452", "2026-07-02T10:00:00-04:00", (2001, 1));
         cart["note"] = "gift wrap for Bea";
         Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("carts/update", shop, cart.ToJsonString())).StatusCode);
+        var answered = PluginApp.Experiments.Assignment.VisitorHash(shop, "vid-cart-6452")!; // the visitor the cart block answered
+        var ordered = PluginApp.Experiments.Assignment.VisitorHash(shop, "vid-order-6452")!; // the one her order names
+        var someone = PluginApp.Experiments.Assignment.VisitorHash(shop, "vid-someone-6452")!;
+        await app.LogDecisionAsync(new PluginApp.Governance.Decision(PluginApp.Governance.DecisionKinds.Offer, "offer-listed-6452", shopId, app.Clock.GetUtcNow(), "model")
+            { CartToken = "cart-listed-6452", VisitorHash = answered, Subject = "nudge" });
+        await app.ScalarAsync("""
+            INSERT INTO discount_codes (shop_id, code, percent, state, created_at, expires_at, cart_token, visitor_hash, amount, handed_out_at)
+            VALUES ($1, 'PA-LISTED6452', 10, 'handed_out', now(), now() + interval '2 days', 'cart-listed-6452', $2, 5, now())
+            """, shopId, answered);
+        foreach (var visitor in new[] { answered, ordered, someone })
+            await app.ScalarAsync("""
+                INSERT INTO recommendation_events (shop_id, event_type, request_id, visitor_hash, product_id, occurred_at) VALUES ($1, 'click', 'r-listed-' || $2, $2, 2, now())
+                """, shopId, visitor);
         Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("customers/redact", shop, new JsonObject { ["shop_id"] = 1, ["shop_domain"] = shop,
             ["orders_to_redact"] = new JsonArray(6_452_001), ["customer"] = new JsonObject { ["id"] = 6_452_101, ["email"] = "bea@example.com" } }.ToJsonString())).StatusCode);
+        await app.RunErasureSecondPassAsync(shopId); // her erasure's own second pass, before the order came
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM carts WHERE shop_id = $1 AND token = 'cart-listed-6452' AND note IS NOT NULL", shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM decisions WHERE shop_id = $1 AND cart_token = 'cart-listed-6452'", shopId));
 
         var order = ShopifyPayloads.Order(6_452_001, customerId: null);
         order["email"] = "bea@example.com";
         order["cart_token"] = "cart-listed-6452";
         order["checkout_token"] = "chk-listed-6452";
+        order["note_attributes"] = new JsonArray(new JsonObject { ["name"] = "_pluginapp_visitor", ["value"] = "vid-order-6452" });
         Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("orders/create", shop, order.ToJsonString())).StatusCode);
         var checkout = ShopifyPayloads.Checkout(6452, null);
         checkout["token"] = "chk-listed-6452";
@@ -111,6 +130,14 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1 AND id = 6452001 AND email IS NULL AND redacted_at IS NOT NULL", shopId));
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM carts WHERE shop_id = $1 AND token = 'cart-listed-6452' AND note IS NULL AND redacted_at IS NOT NULL", shopId));
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM checkouts WHERE shop_id = $1 AND token = 'chk-listed-6452' AND email IS NULL AND redacted_at IS NOT NULL", shopId));
+
+        await app.RunErasureSecondPassAsync(shopId); // the pass the order's arrival queued
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM decisions WHERE shop_id = $1 AND decision_id = 'offer-listed-6452' AND cart_token IS NULL AND visitor_hash IS NULL", shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM discount_codes WHERE shop_id = $1 AND code = 'PA-LISTED6452' AND cart_token IS NULL AND visitor_hash IS NULL", shopId));
+        Assert.Equal(someone, await app.ScalarAsync("SELECT string_agg(visitor_hash, ',') FROM recommendation_events WHERE shop_id = $1", shopId));
+        // Delivered again, the order finds its cart erased, and queues nothing more.
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("orders/updated", shop, order.ToJsonString())).StatusCode);
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM erasure_second_passes WHERE shop_id = $1", shopId));
     }
 
     /// <summary>
@@ -149,7 +176,8 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
     }
 
     /// <summary>An erased customer's order the erasure did not list, arriving afterwards: its cart, held before with her
-    /// note, is emptied too.</summary>
+    /// note, is emptied too, and (once the pass it queues has run) the cart offers' answer on it keeps neither the cart nor
+    /// the visitor it was given to.</summary>
     [Fact]
     public async Task CustomersRedact_AnErasedCustomersLaterOrder_ErasesItsCart()
     {
@@ -158,8 +186,11 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
         var cart = ShopifyPayloads.Cart("cart-erased-6460", "2026-07-02T10:00:00-04:00", (2001, 1));
         cart["note"] = "leave with Dora's neighbour";
         Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("carts/update", shop, cart.ToJsonString())).StatusCode);
+        await app.LogDecisionAsync(new PluginApp.Governance.Decision(PluginApp.Governance.DecisionKinds.Offer, "offer-erased-6460", shopId, app.Clock.GetUtcNow(), "model")
+            { CartToken = "cart-erased-6460", VisitorHash = PluginApp.Experiments.Assignment.VisitorHash(shop, "vid-6460"), Subject = "nudge" });
         Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("customers/redact", shop, new JsonObject { ["shop_id"] = 1, ["shop_domain"] = shop,
             ["orders_to_redact"] = new JsonArray(), ["customer"] = new JsonObject { ["id"] = 6_460_101, ["email"] = "dora@example.com" } }.ToJsonString())).StatusCode);
+        await app.RunErasureSecondPassAsync(shopId);
 
         var order = ShopifyPayloads.Order(6_460_001, customerId: 6_460_101);
         order["cart_token"] = "cart-erased-6460";
@@ -167,6 +198,8 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
 
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1 AND id = 6460001 AND redacted_at IS NOT NULL", shopId));
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM carts WHERE shop_id = $1 AND token = 'cart-erased-6460' AND note IS NULL AND redacted_at IS NOT NULL", shopId));
+        await app.RunErasureSecondPassAsync(shopId);
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM decisions WHERE shop_id = $1 AND decision_id = 'offer-erased-6460' AND cart_token IS NULL AND visitor_hash IS NULL", shopId));
     }
 
     [Fact]
