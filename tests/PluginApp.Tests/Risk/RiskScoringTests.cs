@@ -810,6 +810,29 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
     }
 
     /// <summary>
+    /// The same import, seen from the email's labels: an order of hers placed 200 days ago, imported yesterday, and since
+    /// charged back as fraud, is outside the email's 90-day window of labelled orders. Until 7 Dec 2026 that window counted
+    /// by creation, and her first order after the import read "100% of the labelled orders from this email in the last 90
+    /// days were confirmed fraud" for an order of last spring.
+    /// </summary>
+    [Fact]
+    public async Task AnImportedOrdersFraudLabel_PlacedBeforeTheEmailsWindow_DoesNotCount()
+    {
+        const string shop = "risk-imported-label.myshopify.com";
+        var shopId = await OrdinaryStoreAsync(shop, 1_950_000);
+        var now = app.Clock.GetUtcNow();
+        var imported = RiskOrders.Order(1_959_001, now.AddHours(-20), 60m, "192.0.2.150", "spring@example.com", null);
+        imported["processed_at"] = now.AddDays(-200).ToString("O", System.Globalization.CultureInfo.InvariantCulture);
+        await SendAsync(shop, "orders/create", imported);
+        await app.ScalarAsync("INSERT INTO risk_labels (shop_id, order_id, source, fraud, labelled_at) VALUES ($1, 1959001, 'dispute', true, $2)", shopId, now.AddHours(-2));
+        await SendAsync(shop, "orders/create", RiskOrders.Order(1_959_010, now, 60m, "198.51.100.151", "spring@example.com", null));
+
+        var placed = (await ScoreOfAsync(shopId, 1_959_010)).Features;
+
+        Assert.Equal((0d, 0d), (placed.GetProperty("email_labelled_90d").GetDouble(), placed.GetProperty("email_fraud_share_90d").GetDouble()));
+    }
+
+    /// <summary>
     /// Orders Shopify sends with <c>"email": ""</c> (draft and point-of-sale orders of no customer) share no email: until 5 Dec
     /// 2026 the empty string was stored as one, and each such order read as a returning customer with the others' orders.
     /// </summary>
