@@ -304,6 +304,34 @@ public sealed class ExperimentOutcomesTests(AppFixture app) : IClassFixture<AppF
     }
 
     /// <summary>
+    /// A holdout that bought next to nothing (one order of 0.05 among 300 visitors, the model's 20 of 40.00): the Experiments
+    /// page's lift line gives the difference in money, and no relative figure, as the verdict does past ±1,000 %. Until 7
+    /// Dec 2026 the line read "(+1599900.0%)" and an interval of millions of percent, as the demo's cart offers did.
+    /// </summary>
+    [Fact]
+    public async Task ALiftOverAControlNearZero_IsGivenInMoneyOnTheExperimentsPage_NotInMillionsOfPercent()
+    {
+        const string shop = "experiment-near-zero.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        var now = app.Clock.GetUtcNow();
+        await app.CountAsync("""
+            WITH x AS (
+                INSERT INTO experiment_exposures (shop_id, experiment, unit, arm, customer_id, first_at)
+                SELECT $1, 'upsells', 'v:nz-' || i, CASE WHEN i <= 300 THEN 'model' ELSE 'holdout' END, NULL, $2::timestamptz - interval '5 days' + interval '1 minute' * i
+                FROM generate_series(1, 600) i RETURNING unit)
+            INSERT INTO experiment_outcomes (shop_id, experiment, order_id, arm, unit, revenue, ordered_at)
+            SELECT $1, 'upsells', 7970000 + i, CASE WHEN i <= 300 THEN 'model' ELSE 'holdout' END, 'v:nz-' || i, CASE WHEN i <= 300 THEN 40 ELSE 0.05 END,
+                   $2::timestamptz - interval '1 day'
+            FROM generate_series(1, 600) i WHERE (i <= 300 AND i % 15 = 0) OR i = 450
+            """, shopId, now);
+
+        var page = System.Net.WebUtility.HtmlDecode(await (await app.Client.GetAsync($"/admin/experiments?shop={shop}&embedded=1&id_token={app.SessionToken(shop)}")).Content.ReadAsStringAsync());
+        var line = System.Text.RegularExpressions.Regex.Match(page, "<p class=\"lift\" data-arm=\"model\">(.*?)</p>", System.Text.RegularExpressions.RegexOptions.Singleline).Groups[1].Value;
+        Assert.Contains("model against holdout: difference 2.67 per visitor", line, StringComparison.Ordinal);
+        Assert.DoesNotContain("%", line.Replace("95% interval", "", StringComparison.Ordinal), StringComparison.Ordinal);
+    }
+
+    /// <summary>
     /// Stopped, the upsell experiment serves everyone the model, holdout visitors included; started again, their orders of
     /// those days are left out of the results (until 4 Dec 2026 they counted for the holdout), while the orders before the
     /// stop and after the start count.
