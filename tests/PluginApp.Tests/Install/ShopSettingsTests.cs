@@ -1,7 +1,9 @@
 using System.Net;
 using Hangfire.Storage;
 using Microsoft.Extensions.DependencyInjection;
+using System.Text.Json.Nodes;
 using PluginApp.Tests.Infrastructure;
+using ShopifyStandIn;
 
 namespace PluginApp.Tests.Install;
 
@@ -86,5 +88,43 @@ public sealed class ShopSettingsTests(AppFixture app) : IClassFixture<AppFixture
 
         Assert.Equal((HttpStatusCode.OK, HttpStatusCode.OK), (old.StatusCode, newer.StatusCode));
         Assert.Equal("Europe/Paris|548380040", await app.ScalarAsync("SELECT iana_timezone || '|' || shopify_shop_id FROM shops WHERE id = $1", shopId));
+    }
+
+    /// <summary>
+    /// The sweep asks Shopify for a shop's settings, and while Shopify answers with what it read (London, pounds, tax on
+    /// top) the merchant moves the store to Tokyo, and that shop/update is applied first. The read's older answer, which
+    /// comes after the change, does not undo it: the read counts as of the time it asked.
+    /// </summary>
+    [Fact]
+    public async Task ASettingsRead_DoesNotUndo_AShopUpdateAppliedWhileShopifyAnswered()
+    {
+        const string shop = "settings-read-race.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        await app.ScalarAsync("""
+            UPDATE shops SET shopify_shop_id = 548380050, iana_timezone = 'Europe/London', currency = 'GBP', taxes_included = NULL, settings_at = NULL,
+              settings_asked_at = NULL, granted_at = '2026-01-01T00:00:00Z' WHERE id = $1
+            """, shopId);
+        var changed = app.Clock.GetUtcNow().AddMinutes(1).ToString("O", System.Globalization.CultureInfo.InvariantCulture);
+        HttpStatusCode? delivered = null;
+        try
+        {
+            app.Shopify.GraphQL = call =>
+            {
+                if (call.Shop != shop || !call.Query.Contains("taxesIncluded", StringComparison.Ordinal)) return null;
+                delivered ??= app.SendWebhookAsync("shop/update", shop, Body(shop, 548380050, "Asia/Tokyo", "JPY", true, changed)).GetAwaiter().GetResult().StatusCode;
+                app.Clock.Advance(TimeSpan.FromMinutes(2)); // Shopify's answer comes after the change
+                return new StandInAnswer(200, new JsonObject { ["data"] = new JsonObject { ["shop"] = new JsonObject
+                    { ["id"] = "gid://shopify/Shop/548380050", ["ianaTimezone"] = "Europe/London", ["currencyCode"] = "GBP", ["taxesIncluded"] = false } } });
+            };
+            await app.Factory.Services.GetRequiredService<PluginApp.Install.ShopInstaller>().SweepAsync(CancellationToken.None);
+        }
+        finally
+        {
+            app.Shopify.GraphQL = null;
+        }
+
+        Assert.Equal(HttpStatusCode.OK, delivered);
+        Assert.Equal("Asia/Tokyo|JPY|True", await app.ScalarAsync(
+            "SELECT iana_timezone || '|' || currency || '|' || CASE WHEN taxes_included THEN 'True' ELSE 'False' END FROM shops WHERE id = $1", shopId));
     }
 }
