@@ -127,4 +127,34 @@ public sealed class ShopSettingsTests(AppFixture app) : IClassFixture<AppFixture
         Assert.Equal("Asia/Tokyo|JPY|True", await app.ScalarAsync(
             "SELECT iana_timezone || '|' || currency || '|' || CASE WHEN taxes_included THEN 'True' ELSE 'False' END FROM shops WHERE id = $1", shopId));
     }
+
+    /// <summary>
+    /// The sweep reads the settings of two shops never read; the first in line has lost its token (expired, its refresh
+    /// token too: the merchant must open the app again). The second's are read all the same, and the first is asked again
+    /// in an hour.
+    /// </summary>
+    [Fact]
+    public async Task TheSweep_ReadsTheOtherShopsSettings_PastAShopWhoseTokenCannotBeHad()
+    {
+        const string lost = "settings-token-lost.myshopify.com", fine = "settings-token-fine.myshopify.com";
+        var lostId = await app.InstallShopAsync(lost);
+        var fineId = await app.InstallShopAsync(fine);
+        var now = app.Clock.GetUtcNow();
+        await app.ScalarAsync("UPDATE shops SET settings_at = NULL, settings_asked_at = NULL, taxes_included = NULL WHERE id IN ($1, $2)", lostId, fineId);
+        await app.ScalarAsync("UPDATE shops SET access_token_expires_at = $2 - interval '1 hour', refresh_token_expires_at = $2 - interval '1 minute' WHERE id = $1", lostId, now);
+        try
+        {
+            app.Shopify.GraphQL = call => call.Shop != fine || !call.Query.Contains("taxesIncluded", StringComparison.Ordinal) ? null
+                : new StandInAnswer(200, new JsonObject { ["data"] = new JsonObject { ["shop"] = new JsonObject
+                    { ["id"] = "gid://shopify/Shop/548380061", ["ianaTimezone"] = "Europe/Berlin", ["currencyCode"] = "EUR", ["taxesIncluded"] = true } } });
+            await app.Factory.Services.GetRequiredService<PluginApp.Install.ShopInstaller>().SweepAsync(CancellationToken.None);
+        }
+        finally
+        {
+            app.Shopify.GraphQL = null;
+        }
+
+        Assert.Equal("Europe/Berlin|True", await app.ScalarAsync("SELECT iana_timezone || '|' || CASE WHEN taxes_included THEN 'True' ELSE 'False' END FROM shops WHERE id = $1", fineId));
+        Assert.Equal(1L, await app.ScalarAsync("SELECT count(*) FROM shops WHERE id = $1 AND settings_at IS NULL AND settings_asked_at IS NOT NULL", lostId));
+    }
 }
