@@ -68,8 +68,10 @@ public sealed class UpsellStats(NpgsqlDataSource db)
         var days = w.Days.ToDictionary(d => d, d => new UpsellDay(d, 0, 0, 0, 0, 0m));
         // Why not the holdout's: its shoppers are shown the store's bestsellers as the experiment's control, not
         // recommendations, and the figures below say what the recommendations did (until 6 Dec 2026 they counted both arms).
-        // Why the holdout's answers gathered first (those of the window and the day before it, when an event's answer was
-        // given): one range of the decision log, then a hashed look-up per event, not one probe of every month's partition.
+        // Nor those of an answer whose decision was never written (the log's queue overflowed while the database was away):
+        // its arm is not known, as for its revenue (until 7 Dec 2026 they counted). Why the answers gathered first (those of
+        // the window and the day before it, when an event's answer was given): one range of the decision log, then a hashed
+        // look-up per event, not one probe of every month's partition.
         await using var cmd = db.CreateCommand(EventsSql);
         Add(cmd, shopId, w);
         await using (var r = await cmd.ExecuteReaderAsync(ct))
@@ -96,14 +98,17 @@ public sealed class UpsellStats(NpgsqlDataSource db)
         return w.Days.Select(d => days[d]).ToList();
     }
 
-    /// <summary>Storefront events by the shop's day and type, the holdout's left out. $1 shop, $2 and $3 the window, $4 the zone.</summary>
+    /// <summary>
+    /// Storefront events by the shop's day and type, of the answers logged as the recommendations' (the holdout's, and those
+    /// whose decision was never written, left out). $1 shop, $2 and $3 the window, $4 the zone.
+    /// </summary>
     internal static readonly string EventsSql = $"""
-        WITH held AS MATERIALIZED (
+        WITH answered AS MATERIALIZED (
           SELECT request_id FROM recommendation_decisions
-          WHERE shop_id = $1 AND experiment_arm = '{UpsellExperiment.HoldoutArm}' AND decided_at >= $2 - interval '1 day' AND decided_at < $3)
+          WHERE shop_id = $1 AND experiment_arm IS DISTINCT FROM '{UpsellExperiment.HoldoutArm}' AND decided_at >= $2 - interval '1 day' AND decided_at < $3)
         SELECT (e.occurred_at AT TIME ZONE $4)::date, e.event_type, count(*) FROM recommendation_events e
         WHERE e.shop_id = $1 AND e.occurred_at >= $2 AND e.occurred_at < $3
-          AND NOT EXISTS (SELECT 1 FROM held h WHERE h.request_id = e.request_id)
+          AND EXISTS (SELECT 1 FROM answered a WHERE a.request_id = e.request_id)
         GROUP BY 1, 2
         """;
 

@@ -835,7 +835,10 @@ public sealed class ExperimentOutcomesTests(AppFixture app) : IClassFixture<AppF
             """
             INSERT INTO recommendation_events (shop_id, event_type, request_id, product_id, occurred_at)
             VALUES ($1, 'impression', 'rq-refunds-model', 2, $2), ($1, 'impression', 'rq-refunds-holdout', 2, $2),
-                   ($1, 'click', 'rq-refunds-holdout', 2, $2)
+                   ($1, 'click', 'rq-refunds-holdout', 2, $2),
+                   -- The views and clicks of an answer whose decision was never written: its arm is not known, as for its
+                   -- revenue (until 7 Dec 2026 they counted as the recommendations').
+                   ($1, 'impression', 'rq-dropped', 2, $2), ($1, 'click', 'rq-dropped', 2, $2)
             """,
         })
             await app.CountAsync(sql, shopId, at);
