@@ -426,7 +426,7 @@ internal sealed class SegmentRows
     /// its delay) with the cart, the order and the visitor id the delivery names: the cart offers' answers and codes on that
     /// cart, and the storefront rows of the visitors they lead to, are hers, and her erasure could not find them (until 8 Dec
     /// 2026 they stayed). Hers: the customer whose erasure listed or found the order (<c>erased_orders</c>), else the
-    /// order's customer if erased; an order erased before 8 Dec 2026 by a guest's email names neither, and queues nothing.
+    /// order's customer if erased; an order erased by a guest's email before migration 0094 names neither, and queues nothing.
     /// </summary>
     internal static NpgsqlBatchCommand ErasedTokensFor(long[] shops, long[] orders, string?[] carts, string?[] checkouts, string?[] visitors,
         DateTimeOffset now) => new("""

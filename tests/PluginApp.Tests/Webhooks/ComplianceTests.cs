@@ -85,7 +85,7 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
     /// A guest's order the erasure listed had not reached the app, nor its checkout; its cart had, with her note, and the
     /// cart block had answered on it under her visitor id and handed it a code. The order arrives afterwards: it is stored
     /// erased, its cart is emptied, and its checkout, delivered last, is stored without her email. Until 7 Dec 2026 the
-    /// erasure could not know the tokens of an order it did not hold, and both kept them; until 8 Dec 2026 the answers on
+    /// erasure could not know the tokens of an order it did not hold, and both kept them; until 7 Dec 2026 the answers on
     /// that cart kept her visitor id and cart, the code its cart and visitor, and her visitors' storefront events stayed:
     /// the order's late arrival now queues a pass of her erasure over what it leads to.
     /// </summary>
