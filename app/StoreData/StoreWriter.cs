@@ -262,7 +262,8 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
     /// orders/delete: Shopify deletes only a test order, or one cancelled or archived. It leaves the store with its lines,
     /// refunds and waiting card (features drop their own rows on <see cref="OrderDeletion"/>), and its id is kept
     /// (<c>deleted_orders</c>): a delivery of it that comes later is not written (WebhookIngestor), nor is it imported
-    /// (StoreMerge). Left: a delivery of it whose transaction commits at the same moment as this one can write it back.
+    /// (StoreMerge). A delivery of it, or an import's chunk, whose statement began before this one committed can still write
+    /// it back: DeletedOrdersRecheck deletes it again.
     /// </summary>
     public void AddOrderDeletion(long orderId, DateTimeOffset at)
     {

@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
 using PluginApp.Compliance;
 using PluginApp.Data;
+using PluginApp.Jobs;
 using PluginApp.Shopify;
 using PluginApp.StoreData;
 
@@ -43,6 +44,7 @@ public static class WebhookEndpoints
         services.AddSingleton<IngestBatcher>();
         services.AddHostedService(sp => sp.GetRequiredService<IngestBatcher>());
         services.AddSingleton<WebhookTopicTable>();
+        services.AddRecurringJob<DeletedOrdersRecheck>(DeletedOrdersRecheck.JobId, j => j.RunAsync(CancellationToken.None), _ => "*/5 * * * *");
         // Why at start: a topic two features both claim must stop the deploy, not fail its first delivery.
         services.AddHostedService<WebhookTopicCheck>();
         // Raw bodies of the customer's deliveries: those naming the customer, her orders, checkouts and carts, or (guest

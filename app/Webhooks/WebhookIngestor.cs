@@ -256,6 +256,19 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
         return new IngestResult(IngestOutcome.Normalized);
     }
 
+    /// <summary>
+    /// Adds to the batch what a delivery of <paramref name="topic"/> with these rows writes, its topic's rows and every
+    /// ingestion step, with no delivery recorded: for a job that writes again what a race undid (DeletedOrdersRecheck).
+    /// </summary>
+    internal void AddAsDelivered(NpgsqlBatch batch, long shopId, string shop, string topic, object rows, string why, DateTimeOffset now)
+    {
+        var store = new StoreWriter(batch, shopId);
+        topics.Handlers[topic].Write(new TopicContext(store, new ComplianceService(store, shopId, personalData), shop, now), rows);
+        var context = new IngestionContext(shop, topic, why, now);
+        foreach (var step in _steps)
+            if (step.Rows.IsInstanceOfType(rows)) step.Add(store, rows, context);
+    }
+
     /// <summary>Logs a refused delivery once, when it is answered.</summary>
     public void LogRefused(WebhookDeliveryHeaders h, string? reason) =>
         logger.LogWarning(SecurityEvent, "Refused webhook {DeliveryId} ({Topic}) for {Shop}: {Reason}. A signed body replayed for another shop acts on nothing.",

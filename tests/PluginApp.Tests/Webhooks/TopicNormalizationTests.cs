@@ -299,6 +299,46 @@ public sealed class TopicNormalizationTests(AppFixture app) : IClassFixture<AppF
     }
 
     /// <summary>
+    /// An orders/updated whose transaction was in flight when the order's orders/delete came (its statements began before
+    /// the deletion committed, so neither saw the other) writes the order back, lines, outcome and credit. The recheck that
+    /// runs every five minutes deletes it again, with what the features keep of it; the customer's other order stays.
+    /// Until 7 Dec 2026 such an order stayed in the store for good.
+    /// </summary>
+    [Fact]
+    public async Task AnOrderWrittenBackByAWriterInFlightAtItsDeletion_IsDeletedAgainByTheRecheck()
+    {
+        const long order = 7_491_101, kept = 7_491_102, customer = 7_491_001;
+        await Send("orders/create", ShopifyPayloads.Order(kept, customerId: customer));
+        var shopId = (long)(await app.ScalarAsync("SELECT id FROM shops WHERE domain = $1", Shop))!;
+        await using (var writer = await app.Db.OpenConnectionAsync())
+        {
+            await using var inFlight = await writer.BeginTransactionAsync();
+            await using (var write = new Npgsql.NpgsqlCommand("""
+                WITH o AS (INSERT INTO orders (shop_id, id, customer_id, total_price, currency, created_at, updated_at) VALUES ($1, $2, $3, 45, 'USD', now(), now())),
+                l AS (INSERT INTO order_lines (shop_id, id, order_id, product_id, quantity, price) VALUES ($1, $2 * 10, $2, 1, 1, 45)),
+                x AS (INSERT INTO experiment_outcomes (shop_id, experiment, order_id, arm, revenue, ordered_at) VALUES ($1, 'cart-offers', $2, 'treatment', 45, now()))
+                INSERT INTO recommendation_attributions (shop_id, line_id, order_id, product_id, event_type, revenue, attributed_at) VALUES ($1, $2 * 10, $2, 1, 'click', 45, now())
+                """, writer, inFlight))
+            {
+                write.Parameters.AddWithValue(shopId); write.Parameters.AddWithValue(order); write.Parameters.AddWithValue(customer);
+                await write.ExecuteNonQueryAsync();
+            }
+            await Send("orders/delete", StoreReplay.ShopifyShapes.OrderDeletion(order));
+            await inFlight.CommitAsync();
+        }
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM orders WHERE id = $1", order)); // what the race left
+
+        var recheck = ActivatorUtilities.CreateInstance<PluginApp.Webhooks.DeletedOrdersRecheck>(app.Factory.Services);
+        Assert.Equal(1, await recheck.RunAsync(CancellationToken.None));
+        Assert.Equal(0, await recheck.RunAsync(CancellationToken.None)); // once
+
+        foreach (var table in new[] { "orders", "order_lines", "experiment_outcomes", "recommendation_attributions" })
+            Assert.Equal(0, await app.CountAsync($"SELECT count(*) FROM {table} WHERE {(table == "orders" ? "id" : "order_id")} = $1", order));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM orders WHERE id = $1 AND customer_id = $2", kept, customer));
+        Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM order_lines WHERE order_id = $1", kept));
+    }
+
+    /// <summary>
     /// An order's or a product's own body sent again as orders/delete is refused and deletes nothing (a bare {"id": …}
     /// cannot be told from products/delete's, README says so).
     /// </summary>
