@@ -102,9 +102,10 @@ internal sealed class ComplianceService(StoreWriter store, long shopId, Personal
         AddFound(customerId, orders, email, found?.Visitors);
         // A request again before the last one's second pass: what that one found (and blanked, so it cannot be found again)
         // carries on into this one, whose erasure deletes the pending request and keeps its own. Until 5 Dec 2026 it was
-        // dropped, and a writer in flight from the first request's time kept her visitor id.
-        if (found is null)
-            store.Add("""
+        // dropped, and a writer in flight from the first request's time kept her visitor id. A second pass carries on the
+        // others pending likewise: a late order of hers queues a pass of its own (SegmentRows.ErasedTokensFor) beside her
+        // second pass, and whichever runs first deletes the older ones, which would otherwise be dropped unrun.
+        store.Add("""
                 WITH pending AS (SELECT orders, visitors FROM erasure_second_passes WHERE shop_id = $1 AND customer_id = $2),
                 orders_found AS (
                     INSERT INTO redaction_orders SELECT o.id, o.cart_token, o.checkout_token, o.visitor_hash FROM orders o
@@ -113,12 +114,12 @@ internal sealed class ComplianceService(StoreWriter store, long shopId, Personal
                 WHERE v NOT IN (SELECT visitor_hash FROM redaction_visitors WHERE visitor_hash IS NOT NULL)
                 """, shopId, customerId);
         AddFoundCarts(customerId, orders, email);
-        // The carts the first pass found, or (a request again) the pending one's.
+        // The carts the first pass found, and the pending ones'.
         store.Add("""
             INSERT INTO redaction_carts SELECT DISTINCT c FROM unnest($3::text[] || ARRAY(
-                SELECT unnest(carts) FROM erasure_second_passes WHERE shop_id = $1 AND customer_id = $2 AND $4)) c
+                SELECT unnest(carts) FROM erasure_second_passes WHERE shop_id = $1 AND customer_id = $2)) c
             WHERE c NOT IN (SELECT cart_token FROM redaction_carts)
-            """, shopId, customerId, found?.Carts ?? [], found is null);
+            """, shopId, customerId, found?.Carts ?? []);
         AddFoundThroughCarts(customerId, orders, email);
         foreach (var table in catalog.Tables)
             if (table.Erase is { } erase) store.Add(erase, shopId, customerId, orders, Sql.Text(email), now);

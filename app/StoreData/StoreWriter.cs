@@ -425,9 +425,12 @@ internal sealed class SegmentRows
     /// alone, so the order's later deliveries take no lock on it.
     /// A cart erased here also queues a pass of her erasure (<c>erasure_second_passes</c>, run by ErasureSecondPassJob after
     /// its delay) with the cart, the order and the visitor id the delivery names: the cart offers' answers and codes on that
-    /// cart, and the storefront rows of the visitors they lead to, are hers, and her erasure could not find them (until 8 Dec
+    /// cart, and the storefront rows of the visitors they lead to, are hers, and her erasure could not find them (until 7 Dec
     /// 2026 they stayed). Hers: the customer whose erasure listed or found the order (<c>erased_orders</c>), else the
-    /// order's customer if erased; an order erased by a guest's email before migration 0094 names neither, and queues nothing.
+    /// order's customer if erased. Queues nothing: a guest's order erased before migration 0094 (its erasure kept no
+    /// customer id), and an order whose cart was already erased or that names none (the visitor its delivery names is then
+    /// tied to her by nothing the app keeps: the order's row holds no visitor once erased). Concurrent deliveries of one
+    /// order may each queue a pass; each is a whole erasure of hers again, no harm but its cost.
     /// </summary>
     internal static NpgsqlBatchCommand ErasedTokensFor(long[] shops, long[] orders, string?[] carts, string?[] checkouts, string?[] visitors,
         DateTimeOffset now) => new("""

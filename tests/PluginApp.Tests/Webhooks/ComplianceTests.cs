@@ -131,6 +131,8 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM carts WHERE shop_id = $1 AND token = 'cart-listed-6452' AND note IS NULL AND redacted_at IS NOT NULL", shopId));
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM checkouts WHERE shop_id = $1 AND token = 'chk-listed-6452' AND email IS NULL AND redacted_at IS NOT NULL", shopId));
 
+        // A pass of her erasure is queued, under her customer id (a guest's order names none: her erasure's listing does).
+        Assert.Equal(6_452_101L, await app.ScalarAsync("SELECT customer_id FROM erasure_second_passes WHERE shop_id = $1 AND 'cart-listed-6452' = ANY(carts)", shopId));
         await app.RunErasureSecondPassAsync(shopId); // the pass the order's arrival queued
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM decisions WHERE shop_id = $1 AND decision_id = 'offer-listed-6452' AND cart_token IS NULL AND visitor_hash IS NULL", shopId));
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM discount_codes WHERE shop_id = $1 AND code = 'PA-LISTED6452' AND cart_token IS NULL AND visitor_hash IS NULL", shopId));
@@ -191,6 +193,7 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("customers/redact", shop, new JsonObject { ["shop_id"] = 1, ["shop_domain"] = shop,
             ["orders_to_redact"] = new JsonArray(), ["customer"] = new JsonObject { ["id"] = 6_460_101, ["email"] = "dora@example.com" } }.ToJsonString())).StatusCode);
         await app.RunErasureSecondPassAsync(shopId);
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM decisions WHERE shop_id = $1 AND decision_id = 'offer-erased-6460' AND cart_token IS NOT NULL", shopId)); // not hers yet
 
         var order = ShopifyPayloads.Order(6_460_001, customerId: 6_460_101);
         order["cart_token"] = "cart-erased-6460";
@@ -200,6 +203,76 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM carts WHERE shop_id = $1 AND token = 'cart-erased-6460' AND note IS NULL AND redacted_at IS NOT NULL", shopId));
         await app.RunErasureSecondPassAsync(shopId);
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM decisions WHERE shop_id = $1 AND decision_id = 'offer-erased-6460' AND cart_token IS NULL AND visitor_hash IS NULL", shopId));
+    }
+
+    /// <summary>
+    /// A guest's order the import brought (no cart token: GraphQL's Order has none) is held when she is erased, found by her
+    /// email. Its webhook comes afterwards with the cart the cart block answered on: that answer's cart and visitor id are
+    /// erased by the pass the webhook queues, under the customer her erasure named, which the guest's order does not.
+    /// </summary>
+    [Fact]
+    public async Task CustomersRedact_AGuestOrderHeldWithoutItsCart_WhoseWebhookBringsIt_QueuesHerPass()
+    {
+        const string shop = "redact-held-no-cart.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        await app.CountAsync("""
+            INSERT INTO orders (shop_id, id, name, email, currency, total_price, created_at, updated_at, processed_at)
+            VALUES ($1, 6454001, '#6454001', 'gwen@example.com', 'USD', 10, '2026-07-01T12:00:00Z', '2026-07-05T12:00:00Z', '2026-07-01T12:00:00Z')
+            """, shopId);
+        await app.LogDecisionAsync(new PluginApp.Governance.Decision(PluginApp.Governance.DecisionKinds.Offer, "offer-held-6454", shopId, app.Clock.GetUtcNow(), "model")
+            { CartToken = "cart-held-6454", VisitorHash = PluginApp.Experiments.Assignment.VisitorHash(shop, "vid-6454"), Subject = "nudge" });
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("customers/redact", shop, new JsonObject { ["shop_id"] = 1, ["shop_domain"] = shop,
+            ["orders_to_redact"] = new JsonArray(), ["customer"] = new JsonObject { ["id"] = 6_454_101, ["email"] = "gwen@example.com" } }.ToJsonString())).StatusCode);
+        await app.RunErasureSecondPassAsync(shopId);
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1 AND id = 6454001 AND email IS NULL AND redacted_at IS NOT NULL", shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM decisions WHERE shop_id = $1 AND decision_id = 'offer-held-6454' AND cart_token IS NOT NULL", shopId));
+
+        var order = ShopifyPayloads.Order(6_454_001, customerId: null, updatedAt: "2026-07-02T12:00:00-04:00");
+        order["email"] = "gwen@example.com";
+        order["cart_token"] = "cart-held-6454";
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("orders/updated", shop, order.ToJsonString())).StatusCode);
+
+        Assert.Equal(6_454_101L, await app.ScalarAsync("SELECT customer_id FROM erasure_second_passes WHERE shop_id = $1 AND 'cart-held-6454' = ANY(carts)", shopId));
+        await app.RunErasureSecondPassAsync(shopId);
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM decisions WHERE shop_id = $1 AND decision_id = 'offer-held-6454' AND cart_token IS NULL AND visitor_hash IS NULL", shopId));
+    }
+
+    /// <summary>
+    /// Her second pass and a pass a late order of hers queued are both pending, the late one first in time but held back by
+    /// a writer in flight when it was first seen. Her second pass runs, and deletes the older request with its own: what the
+    /// late one carried (the visitor id its order named, known nowhere else) is erased with it, not dropped unrun.
+    /// </summary>
+    [Fact]
+    public async Task CustomersRedact_ASecondPass_CarriesOnALatePassOfHersItDeletes()
+    {
+        const string shop = "redact-two-passes.myshopify.com";
+        const long customer = 6_455_101;
+        var shopId = await app.InstallShopAsync(shop);
+        var visitor = PluginApp.Experiments.Assignment.VisitorHash(shop, "vid-6455")!;
+        await app.ScalarAsync("""
+            INSERT INTO recommendation_events (shop_id, event_type, request_id, visitor_hash, product_id, occurred_at) VALUES ($1, 'click', 'r-6455', $2, 2, now())
+            """, shopId, visitor);
+        var request = new JsonObject { ["customer"] = new JsonObject { ["id"] = customer }, ["orders_to_redact"] = new JsonArray() }.ToJsonString();
+        var at = app.Clock.GetUtcNow();
+        // Her second pass, seen long ago.
+        await app.ScalarAsync("""
+            INSERT INTO erasure_second_passes (shop_id, customer_id, request, requested_at, seen_at) VALUES ($1, $2, $3::jsonb, $4, $4)
+            """, shopId, customer, request, at.AddMinutes(-10));
+        await using var writer = await app.Db.OpenConnectionAsync();
+        await using var inFlight = await writer.BeginTransactionAsync(); // a backfill chunk, say, begun after her second pass was seen
+        await using (var write = new Npgsql.NpgsqlCommand("UPDATE orders SET tags = tags WHERE shop_id = -1", writer, inFlight)) await write.ExecuteNonQueryAsync();
+        // The late order's pass: earlier in time (its delivery's), first seen only now, behind that writer.
+        await app.ScalarAsync("""
+            INSERT INTO erasure_second_passes (shop_id, customer_id, request, requested_at, visitors) VALUES ($1, $2, $3::jsonb, $4, ARRAY[$5])
+            """, shopId, customer, request, at.AddMinutes(-11), visitor);
+
+        var job = ActivatorUtilities.CreateInstance<PluginApp.Compliance.ErasureSecondPassJob>(app.Factory.Services);
+        app.Clock.Advance(PluginApp.Compliance.ErasureSecondPassJob.Delay);
+        Assert.Equal(1, await job.RunAsync(CancellationToken.None));
+        await inFlight.RollbackAsync();
+
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM erasure_second_passes WHERE shop_id = $1", shopId));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM recommendation_events WHERE shop_id = $1", shopId));
     }
 
     [Fact]
