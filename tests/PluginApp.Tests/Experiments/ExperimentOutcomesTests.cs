@@ -279,16 +279,7 @@ public sealed class ExperimentOutcomesTests(AppFixture app) : IClassFixture<AppF
     {
         const string shop = "experiment-overview-verdict.myshopify.com";
         var shopId = await app.InstallShopAsync(shop);
-        var now = app.Clock.GetUtcNow();
-        await app.CountAsync("""
-            WITH x AS (
-                INSERT INTO experiment_exposures (shop_id, experiment, unit, arm, customer_id, first_at)
-                SELECT $1, 'upsells', 'v:ov-' || i, CASE WHEN i <= 300 THEN 'model' ELSE 'holdout' END, NULL, $2::timestamptz - interval '5 days' + interval '1 minute' * i
-                FROM generate_series(1, 600) i RETURNING unit)
-            INSERT INTO experiment_outcomes (shop_id, experiment, order_id, arm, unit, revenue, ordered_at)
-            SELECT $1, 'upsells', 7900000 + i, CASE WHEN i <= 300 THEN 'model' ELSE 'holdout' END, 'v:ov-' || i, 40, $2::timestamptz - interval '1 day'
-            FROM generate_series(1, 600) i WHERE (i <= 300 AND i % 20 < 3) OR (i > 300 AND i % 100 < 9)
-            """, shopId, now);
+        await UpsellArmsOf300Async(shopId, "ov", 7_900_000, ordered: "(i <= 300 AND i % 20 < 3) OR (i > 300 AND i % 100 < 9)", revenue: "40");
         var report = await app.Factory.Services.GetRequiredService<ExperimentResults>().ReportAsync(shopId, "upsells", CancellationToken.None);
         var verdict = Assert.Single(report.Verdicts);
 
@@ -304,6 +295,21 @@ public sealed class ExperimentOutcomesTests(AppFixture app) : IClassFixture<AppF
     }
 
     /// <summary>
+    /// 600 visitors exposed to the upsell experiment over the last five days, the first 300 (i = 1 to 300) to the model and
+    /// the others to the holdout; those <paramref name="ordered"/> picks ordered a day ago, for <paramref name="revenue"/>
+    /// (both SQL over i).
+    /// </summary>
+    private Task UpsellArmsOf300Async(long shopId, string unit, long firstOrder, string ordered, string revenue) => app.CountAsync($"""
+        WITH x AS (
+            INSERT INTO experiment_exposures (shop_id, experiment, unit, arm, customer_id, first_at)
+            SELECT $1, 'upsells', 'v:{unit}-' || i, CASE WHEN i <= 300 THEN 'model' ELSE 'holdout' END, NULL, $2::timestamptz - interval '5 days' + interval '1 minute' * i
+            FROM generate_series(1, 600) i RETURNING unit)
+        INSERT INTO experiment_outcomes (shop_id, experiment, order_id, arm, unit, revenue, ordered_at)
+        SELECT $1, 'upsells', {firstOrder} + i, CASE WHEN i <= 300 THEN 'model' ELSE 'holdout' END, 'v:{unit}-' || i, {revenue}, $2::timestamptz - interval '1 day'
+        FROM generate_series(1, 600) i WHERE {ordered}
+        """, shopId, app.Clock.GetUtcNow());
+
+    /// <summary>
     /// A holdout that bought next to nothing (one order of 0.05 among 300 visitors, the model's 20 of 40.00): the Experiments
     /// page's lift line gives the difference in money, and no relative figure, as the verdict does past ±1,000 %. Until 7
     /// Dec 2026 the line read "(+1599900.0%)" and an interval of millions of percent, as the demo's cart offers did.
@@ -313,17 +319,7 @@ public sealed class ExperimentOutcomesTests(AppFixture app) : IClassFixture<AppF
     {
         const string shop = "experiment-near-zero.myshopify.com";
         var shopId = await app.InstallShopAsync(shop);
-        var now = app.Clock.GetUtcNow();
-        await app.CountAsync("""
-            WITH x AS (
-                INSERT INTO experiment_exposures (shop_id, experiment, unit, arm, customer_id, first_at)
-                SELECT $1, 'upsells', 'v:nz-' || i, CASE WHEN i <= 300 THEN 'model' ELSE 'holdout' END, NULL, $2::timestamptz - interval '5 days' + interval '1 minute' * i
-                FROM generate_series(1, 600) i RETURNING unit)
-            INSERT INTO experiment_outcomes (shop_id, experiment, order_id, arm, unit, revenue, ordered_at)
-            SELECT $1, 'upsells', 7970000 + i, CASE WHEN i <= 300 THEN 'model' ELSE 'holdout' END, 'v:nz-' || i, CASE WHEN i <= 300 THEN 40 ELSE 0.05 END,
-                   $2::timestamptz - interval '1 day'
-            FROM generate_series(1, 600) i WHERE (i <= 300 AND i % 15 = 0) OR i = 450
-            """, shopId, now);
+        await UpsellArmsOf300Async(shopId, "nz", 7_970_000, ordered: "(i <= 300 AND i % 15 = 0) OR i = 450", revenue: "CASE WHEN i <= 300 THEN 40 ELSE 0.05 END");
 
         var page = System.Net.WebUtility.HtmlDecode(await (await app.Client.GetAsync($"/admin/experiments?shop={shop}&embedded=1&id_token={app.SessionToken(shop)}")).Content.ReadAsStringAsync());
         var line = System.Text.RegularExpressions.Regex.Match(page, "<p class=\"lift\" data-arm=\"model\">(.*?)</p>", System.Text.RegularExpressions.RegexOptions.Singleline).Groups[1].Value;
