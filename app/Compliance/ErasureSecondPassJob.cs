@@ -32,17 +32,26 @@ public sealed class ErasureSecondPassJob(NpgsqlDataSource db, PersonalDataCatalo
     /// them: a writing statement takes its table's lock before its snapshot, and each statement of a writer (read committed)
     /// takes its own snapshot, so once none is left every write that missed her tombstone is visible. Why not every lock: a
     /// long read (a training run, a dump) or autovacuum holds the lesser ones, and would keep her request, email and all, for
-    /// hours.
+    /// hours. Also held back while an older request of hers is: a pass deletes her older requests with its own (carrying
+    /// on what they found), and one still held back waits for a writer that may yet commit her data (a late order's pass,
+    /// SegmentRows.ErasedTokensFor, is dated by its delivery and may be seen after her own second pass; until 7 Dec 2026 the
+    /// later one ran first and the held one was dropped).
     /// </summary>
-    internal const string DueSql = """
+    internal static readonly string DueSql = $"""
         SELECT shop_id, customer_id, request::text, requested_at, orders, visitors, carts FROM erasure_second_passes p
-        WHERE seen_at IS NOT NULL AND requested_at <= $2 AND NOT EXISTS (
+        WHERE {Due("p")} AND NOT EXISTS (
+          SELECT 1 FROM erasure_second_passes o WHERE o.shop_id = p.shop_id AND o.customer_id = p.customer_id
+            AND o.requested_at < p.requested_at AND NOT ({Due("o")}))
+        ORDER BY requested_at LIMIT 100
+        """;
+
+    private static string Due(string p) => $"""
+        {p}.seen_at IS NOT NULL AND {p}.requested_at <= $2 AND NOT EXISTS (
           SELECT 1 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-          WHERE l.locktype = 'relation' AND l.pid <> pg_backend_pid() AND a.xact_start < p.seen_at
+          WHERE l.locktype = 'relation' AND l.pid <> pg_backend_pid() AND a.xact_start < {p}.seen_at
             AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
             AND l.mode NOT IN ('AccessShareLock', 'ShareUpdateExclusiveLock')
             AND l.relation = ANY (SELECT to_regclass(t)::oid FROM unnest($1::text[]) t))
-        ORDER BY requested_at LIMIT 100
         """;
 
     [Queue(JobQueues.Default)]

@@ -1,3 +1,4 @@
+using Hangfire;
 using Npgsql;
 using PluginApp.StoreData;
 
@@ -23,6 +24,7 @@ internal sealed class DeletedOrdersRecheck(NpgsqlDataSource db, WebhookIngestor 
           OR EXISTS (SELECT 1 FROM order_cards c WHERE c.shop_id = z.shop_id AND c.order_id = z.order_id))
         """;
 
+    [AutomaticRetry(Attempts = 0)] // it runs again in five minutes
     public async Task<int> RunAsync(CancellationToken ct)
     {
         var back = new List<(long Shop, string Domain, long Order)>();
@@ -32,16 +34,27 @@ internal sealed class DeletedOrdersRecheck(NpgsqlDataSource db, WebhookIngestor 
             await using var r = await cmd.ExecuteReaderAsync(ct);
             while (await r.ReadAsync(ct)) back.Add((r.GetInt64(0), r.GetString(1), r.GetInt64(2)));
         }
+        var done = 0;
         foreach (var (shop, domain, order) in back)
         {
-            await using var conn = await db.OpenConnectionAsync(ct);
-            await using var tx = await conn.BeginTransactionAsync(ct);
-            await using var batch = new NpgsqlBatch(conn, tx);
-            ingestor.AddAsDelivered(batch, shop, domain, "orders/delete", new OrderDeletion(order), $"{JobId}:{order}", clock.GetUtcNow());
-            await batch.ExecuteNonQueryAsync(ct);
-            await tx.CommitAsync(ct);
-            logger.LogWarning("Shop {Shop}: order {Order}, deleted in Shopify, had been written back by a writer in flight; deleted again", domain, order);
+            // Why each apart: one that fails (a deadlock with a writer, a timeout) is tried again at the next run and holds no
+            // other back.
+            try
+            {
+                await using var conn = await db.OpenConnectionAsync(ct);
+                await using var tx = await conn.BeginTransactionAsync(ct);
+                await using var batch = new NpgsqlBatch(conn, tx);
+                ingestor.AddAsDelivered(batch, shop, domain, "orders/delete", new OrderDeletion(order), $"{JobId}:{order}", clock.GetUtcNow());
+                await batch.ExecuteNonQueryAsync(ct);
+                await tx.CommitAsync(ct);
+                done++;
+                logger.LogWarning("Shop {Shop}: order {Order}, deleted in Shopify, had been written back by a writer in flight; deleted again", domain, order);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                logger.LogError(e, "Shop {Shop}: order {Order}, deleted in Shopify and written back, could not be deleted again; tried again at the next run", domain, order);
+            }
         }
-        return back.Count;
+        return done;
     }
 }

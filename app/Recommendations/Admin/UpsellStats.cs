@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Options;
 using Npgsql;
 using PluginApp.Ml.Metrics;
 using PluginApp.StoreData;
@@ -50,7 +51,7 @@ public sealed record HoldoutComparison(ArmOutcome? Model, ArmOutcome? Holdout, L
 /// The overview's numbers, from the tables serving and ingestion write: storefront events per day, attributed orders and
 /// revenue net of refunds per day (by the order's day), the serving path mix, and the holdout comparison.
 /// </summary>
-public sealed class UpsellStats(NpgsqlDataSource db)
+public sealed class UpsellStats(NpgsqlDataSource db, IOptions<RecommendationOptions> options)
 {
     public async Task<(string? TimeZone, string Currency)> ShopAsync(long shopId, CancellationToken ct)
     {
@@ -70,10 +71,11 @@ public sealed class UpsellStats(NpgsqlDataSource db)
         // recommendations, and the figures below say what the recommendations did (until 6 Dec 2026 they counted both arms).
         // Nor those of an answer whose decision was never written (the log's queue overflowed while the database was away):
         // its arm is not known, as for its revenue (until 7 Dec 2026 they counted). Why the answers gathered first (those of
-        // the window and the day before it, when an event's answer was given): one range of the decision log, then a hashed
-        // look-up per event, not one probe of every month's partition.
+        // the window and of the event window before it, within which an event's answer was given: DecisionTokens): one range
+        // of the decision log, then a hashed look-up per event, not one probe of every month's partition.
         await using var cmd = db.CreateCommand(EventsSql);
         Add(cmd, shopId, w);
+        cmd.Parameters.AddWithValue(options.Value.EventWindow);
         await using (var r = await cmd.ExecuteReaderAsync(ct))
             while (await r.ReadAsync(ct))
             {
@@ -100,12 +102,13 @@ public sealed class UpsellStats(NpgsqlDataSource db)
 
     /// <summary>
     /// Storefront events by the shop's day and type, of the answers logged as the recommendations' (the holdout's, and those
-    /// whose decision was never written, left out). $1 shop, $2 and $3 the window, $4 the zone.
+    /// whose decision was never written, left out). $1 shop, $2 and $3 the window, $4 the zone, $5 how long after its answer
+    /// an event is taken (Recommendations:EventWindow).
     /// </summary>
     internal static readonly string EventsSql = $"""
         WITH answered AS MATERIALIZED (
           SELECT request_id FROM recommendation_decisions
-          WHERE shop_id = $1 AND experiment_arm IS DISTINCT FROM '{UpsellExperiment.HoldoutArm}' AND decided_at >= $2 - interval '1 day' AND decided_at < $3)
+          WHERE shop_id = $1 AND experiment_arm IS DISTINCT FROM '{UpsellExperiment.HoldoutArm}' AND decided_at >= $2 - $5::interval AND decided_at < $3)
         SELECT (e.occurred_at AT TIME ZONE $4)::date, e.event_type, count(*) FROM recommendation_events e
         WHERE e.shop_id = $1 AND e.occurred_at >= $2 AND e.occurred_at < $3
           AND EXISTS (SELECT 1 FROM answered a WHERE a.request_id = e.request_id)

@@ -862,7 +862,7 @@ public sealed class ExperimentOutcomesTests(AppFixture app) : IClassFixture<AppF
         foreach (var (what, sql, parameters) in new (string, string, object[])[]
         {
             ("the attributed revenue", PluginApp.Recommendations.UpsellStats.AttributedSql, [shopId, window.From, window.To, "UTC"]),
-            ("the storefront events", PluginApp.Recommendations.UpsellStats.EventsSql, [shopId, window.From, window.To, "UTC"]),
+            ("the storefront events", PluginApp.Recommendations.UpsellStats.EventsSql, [shopId, window.From, window.To, "UTC", TimeSpan.FromHours(24)]),
             ("the holdout comparison", PluginApp.Recommendations.UpsellStats.HoldoutSql, [shopId, window.From, window.To, "upsells"]),
         })
         {

@@ -328,9 +328,7 @@ public sealed class TopicNormalizationTests(AppFixture app) : IClassFixture<AppF
         }
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM orders WHERE id = $1", order)); // what the race left
 
-        var recheck = ActivatorUtilities.CreateInstance<PluginApp.Webhooks.DeletedOrdersRecheck>(app.Factory.Services);
-        Assert.Equal(1, await recheck.RunAsync(CancellationToken.None));
-        Assert.Equal(0, await recheck.RunAsync(CancellationToken.None)); // once
+        await ActivatorUtilities.CreateInstance<PluginApp.Webhooks.DeletedOrdersRecheck>(app.Factory.Services).RunAsync(CancellationToken.None);
 
         foreach (var table in new[] { "orders", "order_lines", "experiment_outcomes", "recommendation_attributions" })
             Assert.Equal(0, await app.CountAsync($"SELECT count(*) FROM {table} WHERE {(table == "orders" ? "id" : "order_id")} = $1", order));
