@@ -34,8 +34,7 @@ public sealed class ErasureSecondPassJob(NpgsqlDataSource db, PersonalDataCatalo
     /// long read (a training run, a dump) or autovacuum holds the lesser ones, and would keep her request, email and all, for
     /// hours. Also held back while an older request of hers is: a pass deletes her older requests with its own (carrying
     /// on what they found), and one still held back waits for a writer that may yet commit her data (a late order's pass,
-    /// SegmentRows.ErasedTokensFor, is dated by its delivery and may be seen after her own second pass; until 7 Dec 2026 the
-    /// later one ran first and the held one was dropped).
+    /// SegmentRows.ErasedTokensFor, is dated by its delivery and may be seen after her own second pass).
     /// </summary>
     internal static readonly string DueSql = $"""
         SELECT shop_id, customer_id, request::text, requested_at, orders, visitors, carts FROM erasure_second_passes p

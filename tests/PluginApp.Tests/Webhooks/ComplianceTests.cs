@@ -241,7 +241,7 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
     /// Her second pass and a pass a late order of hers queued are both pending, the late one earlier in time (its delivery's)
     /// but first seen while a writer was in flight, which goes on to commit an event of the visitor that late order named.
     /// Her second pass waits behind the held one rather than deleting it with its own, and once the writer ends both run:
-    /// the event it committed is erased too. Until 7 Dec 2026 her second pass ran first and dropped the held one.
+    /// the event it committed is erased too.
     /// </summary>
     [Fact]
     public async Task CustomersRedact_ASecondPass_WaitsForAnOlderPassOfHersThatIsHeldBack()
