@@ -73,16 +73,11 @@ public sealed class ErasureSecondPassJob(NpgsqlDataSource db, PersonalDataCatalo
             // Why each apart: one that fails (a timeout, a malformed copy) is tried again next minute and holds no other back.
             try
             {
-                await using var conn = await db.OpenConnectionAsync(ct);
-                await using var tx = await conn.BeginTransactionAsync(ct);
-                await using var batch = new NpgsqlBatch(conn, tx);
-                var store = new StoreWriter(batch, shop);
                 using var payload = JsonDocument.Parse(request);
                 // At the request's time and a millisecond: its erasure then deletes this request and older ones of hers, not
                 // one she made since (whose own second pass is still to come); the rows it marks are marked as of her request.
-                new ComplianceService(store, shop, catalog).AddCustomerRedaction(payload.RootElement, at.AddMilliseconds(1), (orders, visitors, carts));
-                await batch.ExecuteNonQueryAsync(ct);
-                await tx.CommitAsync(ct);
+                await db.WriteBatchAsync(batch => new ComplianceService(new StoreWriter(batch, shop), shop, catalog)
+                    .AddCustomerRedaction(payload.RootElement, at.AddMilliseconds(1), (orders, visitors, carts)), ct);
                 done++;
                 logger.LogInformation("Shop {Shop}: customers/redact of {Customer} ran its second pass", shop, customer);
             }

@@ -152,19 +152,17 @@ public sealed class ShopTokenChecks(NpgsqlDataSource db, AdminGraphQLClient shop
 
         // The token is refused now, so the request's own rule acts: the shop erased or uninstalled, unless it was granted again
         // meanwhile; the request is done either way.
-        await using var conn = await db.OpenConnectionAsync(ct);
-        await using var tx = await conn.BeginTransactionAsync(ct);
-        await using var batch = new NpgsqlBatch(conn, tx);
-        if (noToken)
-            batch.BatchCommands.Add(new NpgsqlBatchCommand("UPDATE shops SET token_revoked_at = coalesce(token_revoked_at, $2) WHERE id = $1")
-                { Parameters = { Sql.Param(shopId), Sql.Param(clock.GetUtcNow()) } });
-        if (topic == Webhooks.WebhookTopics.AppUninstalled)
-            Webhooks.WebhookIngestor.Uninstall(new StoreWriter(batch, shopId), shopId, domain, triggeredAt, clock.GetUtcNow());
-        else ComplianceService.AddShopRedaction(new StoreWriter(batch, shopId), domain, delivery, triggeredAt, requestedAt);
-        batch.BatchCommands.Add(new NpgsqlBatchCommand("DELETE FROM shop_token_checks WHERE shop_id = $1 AND topic = $2 AND delivery_id = $3")
-            { Parameters = { Sql.Param(shopId), Sql.Param(topic), Sql.Param(delivery) } });
-        await batch.ExecuteNonQueryAsync(ct);
-        await tx.CommitAsync(ct);
+        await db.WriteBatchAsync(batch =>
+        {
+            if (noToken)
+                batch.BatchCommands.Add(new NpgsqlBatchCommand("UPDATE shops SET token_revoked_at = coalesce(token_revoked_at, $2) WHERE id = $1")
+                    { Parameters = { Sql.Param(shopId), Sql.Param(clock.GetUtcNow()) } });
+            if (topic == Webhooks.WebhookTopics.AppUninstalled)
+                Webhooks.WebhookIngestor.Uninstall(new StoreWriter(batch, shopId), shopId, domain, triggeredAt, clock.GetUtcNow());
+            else ComplianceService.AddShopRedaction(new StoreWriter(batch, shopId), domain, delivery, triggeredAt, requestedAt);
+            batch.BatchCommands.Add(new NpgsqlBatchCommand("DELETE FROM shop_token_checks WHERE shop_id = $1 AND topic = $2 AND delivery_id = $3")
+                { Parameters = { Sql.Param(shopId), Sql.Param(topic), Sql.Param(delivery) } });
+        }, ct);
         if (topic == Webhooks.WebhookTopics.AppUninstalled)
         {
             await using var still = db.CreateCommand("SELECT uninstalled_at IS NULL FROM shops WHERE id = $1");

@@ -1,5 +1,6 @@
 using Hangfire;
 using Npgsql;
+using PluginApp.Data;
 using PluginApp.StoreData;
 
 namespace PluginApp.Webhooks;
@@ -30,7 +31,7 @@ internal sealed class DeletedOrdersRecheck(NpgsqlDataSource db, WebhookIngestor 
         var back = new List<(long Shop, string Domain, long Order)>();
         await using (var cmd = db.CreateCommand(WrittenBackSql))
         {
-            cmd.Parameters.Add(Data.Sql.Param(clock.GetUtcNow() - TimeSpan.FromDays(1)));
+            cmd.Parameters.Add(Sql.Param(clock.GetUtcNow() - TimeSpan.FromDays(1)));
             await using var r = await cmd.ExecuteReaderAsync(ct);
             while (await r.ReadAsync(ct)) back.Add((r.GetInt64(0), r.GetString(1), r.GetInt64(2)));
         }
@@ -41,12 +42,8 @@ internal sealed class DeletedOrdersRecheck(NpgsqlDataSource db, WebhookIngestor 
             // other back.
             try
             {
-                await using var conn = await db.OpenConnectionAsync(ct);
-                await using var tx = await conn.BeginTransactionAsync(ct);
-                await using var batch = new NpgsqlBatch(conn, tx);
-                ingestor.AddAsDelivered(batch, shop, domain, "orders/delete", new OrderDeletion(order), $"{JobId}:{order}", clock.GetUtcNow());
-                await batch.ExecuteNonQueryAsync(ct);
-                await tx.CommitAsync(ct);
+                await db.WriteBatchAsync(batch =>
+                    ingestor.AddAsDelivered(batch, shop, domain, "orders/delete", new OrderDeletion(order), $"{JobId}:{order}", clock.GetUtcNow()), ct);
                 done++;
                 logger.LogWarning("Shop {Shop}: order {Order}, deleted in Shopify, had been written back by a writer in flight; deleted again", domain, order);
             }
