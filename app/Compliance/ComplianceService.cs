@@ -106,13 +106,13 @@ internal sealed class ComplianceService(StoreWriter store, long shopId, Personal
         // others pending likewise: a late order of hers queues a pass of its own (SegmentRows.ErasedTokensFor) beside her
         // second pass, and whichever runs first deletes the older ones, which would otherwise be dropped unrun.
         store.Add("""
-                WITH pending AS (SELECT orders, visitors FROM erasure_second_passes WHERE shop_id = $1 AND customer_id = $2),
-                orders_found AS (
-                    INSERT INTO redaction_orders SELECT o.id, o.cart_token, o.checkout_token, o.visitor_hash FROM orders o
-                    WHERE o.shop_id = $1 AND o.id IN (SELECT unnest(orders) FROM pending) AND o.id NOT IN (SELECT id FROM redaction_orders))
-                INSERT INTO redaction_visitors SELECT DISTINCT v FROM pending, unnest(pending.visitors) v
-                WHERE v NOT IN (SELECT visitor_hash FROM redaction_visitors WHERE visitor_hash IS NOT NULL)
-                """, shopId, customerId);
+            WITH pending AS (SELECT orders, visitors FROM erasure_second_passes WHERE shop_id = $1 AND customer_id = $2),
+            orders_found AS (
+                INSERT INTO redaction_orders SELECT o.id, o.cart_token, o.checkout_token, o.visitor_hash FROM orders o
+                WHERE o.shop_id = $1 AND o.id IN (SELECT unnest(orders) FROM pending) AND o.id NOT IN (SELECT id FROM redaction_orders))
+            INSERT INTO redaction_visitors SELECT DISTINCT v FROM pending, unnest(pending.visitors) v
+            WHERE v NOT IN (SELECT visitor_hash FROM redaction_visitors WHERE visitor_hash IS NOT NULL)
+            """, shopId, customerId);
         AddFoundCarts(customerId, orders, email);
         // The carts the first pass found, and the pending ones'.
         store.Add("""

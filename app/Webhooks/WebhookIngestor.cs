@@ -246,28 +246,24 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
 
         if (h.Topic == WebhookTopics.ShopRedact) ComplianceService.AddShopRedaction(store, h.ShopDomain, h.DeliveryId, h.TriggeredAt ?? d.ReceivedAt, d.ReceivedAt);
         else if (h.Topic == WebhookTopics.AppUninstalled) AddUninstall(store, shopId!.Value, h, d.ReceivedAt);
-        else
-        {
-            d.Handler!.Write(new TopicContext(store, new ComplianceService(store, shopId!.Value, personalData), h.ShopDomain, d.ReceivedAt), d.Rows!);
-            var context = new IngestionContext(h.ShopDomain, h.Topic, h.DeliveryId, d.ReceivedAt);
-            foreach (var step in _steps)
-                if (step.Rows.IsInstanceOfType(d.Rows)) step.Add(store, d.Rows!, context);
-        }
+        else AddTopicRows(store, h.ShopDomain, d.Handler!, d.Rows!, new IngestionContext(h.ShopDomain, h.Topic, h.DeliveryId, d.ReceivedAt));
         return new IngestResult(IngestOutcome.Normalized);
+    }
+
+    /// <summary>The topic's rows, then every ingestion step that takes them.</summary>
+    private void AddTopicRows(StoreWriter store, string shop, TopicHandler handler, object rows, IngestionContext context)
+    {
+        handler.Write(new TopicContext(store, new ComplianceService(store, store.ShopId, personalData), shop, context.Now), rows);
+        foreach (var step in _steps)
+            if (step.Rows.IsInstanceOfType(rows)) step.Add(store, rows, context);
     }
 
     /// <summary>
     /// Adds to the batch what a delivery of <paramref name="topic"/> with these rows writes, its topic's rows and every
     /// ingestion step, with no delivery recorded: for a job that writes again what a race undid (DeletedOrdersRecheck).
     /// </summary>
-    internal void AddAsDelivered(NpgsqlBatch batch, long shopId, string shop, string topic, object rows, string why, DateTimeOffset now)
-    {
-        var store = new StoreWriter(batch, shopId);
-        topics.Handlers[topic].Write(new TopicContext(store, new ComplianceService(store, shopId, personalData), shop, now), rows);
-        var context = new IngestionContext(shop, topic, why, now);
-        foreach (var step in _steps)
-            if (step.Rows.IsInstanceOfType(rows)) step.Add(store, rows, context);
-    }
+    internal void AddAsDelivered(NpgsqlBatch batch, long shopId, string shop, string topic, object rows, string why, DateTimeOffset now) =>
+        AddTopicRows(new StoreWriter(batch, shopId), shop, topics.Handlers[topic], rows, new IngestionContext(shop, topic, why, now));
 
     /// <summary>Logs a refused delivery once, when it is answered.</summary>
     public void LogRefused(WebhookDeliveryHeaders h, string? reason) =>
