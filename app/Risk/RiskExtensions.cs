@@ -47,6 +47,9 @@ public static class RiskExtensions
                 store.Add($"DELETE FROM {table} WHERE shop_id = $1 AND order_id = $2", store.ShopId, deleted.Id);
             store.Add("UPDATE review_decisions SET note = NULL WHERE shop_id = $1 AND order_id = $2 AND note IS NOT NULL", store.ShopId, deleted.Id);
         });
+        // A dispute's delivery or a Stripe match writes a label with no order row: one in flight across the deletion leaves
+        // it (until 7 Dec 2026 the recheck looked only for the order's own rows).
+        services.AddDeletedOrderRows("order risk labels", "risk_labels");
         services.AddBackfillMergeStep("order risk labels", StoreMerge.Orders, RiskQueue.BackfillLabels);
         services.AddBackfillMergeStep("order risk store days held", StoreMerge.Orders, RiskQueue.BackfillStoreDaysLock);
         services.AddBackfillMergeStep("order risk store days", StoreMerge.Orders, RiskQueue.BackfillStoreDays);

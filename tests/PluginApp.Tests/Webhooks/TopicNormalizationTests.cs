@@ -337,6 +337,44 @@ public sealed class TopicNormalizationTests(AppFixture app) : IClassFixture<AppF
     }
 
     /// <summary>
+    /// A chargeback's disputes/create for an order the store does not hold yet (its import has not reached it), whose
+    /// transaction was in flight when the order's orders/delete came, writes its fraud label (and notes it as waiting for its
+    /// order). The recheck deletes both: the chargeback of an order Shopify deleted would count in the chargeback rate the
+    /// Governance page gives. Until 7 Dec 2026 the recheck looked only for the order's own rows, and the label stayed. (With
+    /// the order held, the label's trigger locks the order's row, so the deletion waits for the dispute and removes it.)
+    /// </summary>
+    [Fact]
+    public async Task ADisputesFraudLabelWrittenInFlightAtItsOrdersDeletion_IsDeletedByTheRecheck()
+    {
+        const long order = 7_492_101, kept = 7_492_102;
+        await Send("orders/create", ShopifyPayloads.Order(kept, customerId: null));
+        var shopId = (long)(await app.ScalarAsync("SELECT id FROM shops WHERE domain = $1", Shop))!;
+        const string label = """
+            INSERT INTO risk_labels (shop_id, order_id, source, fraud, labelled_at, detail) VALUES ($1, $2, 'dispute', true, now(), 'Shopify Payments chargeback 1: reason fraudulent, status needs_response')
+            """;
+        await app.ScalarAsync(label, shopId, kept);
+        await using (var writer = await app.Db.OpenConnectionAsync())
+        {
+            await using var inFlight = await writer.BeginTransactionAsync();
+            await using (var write = new Npgsql.NpgsqlCommand(label, writer, inFlight))
+            {
+                write.Parameters.AddWithValue(shopId); write.Parameters.AddWithValue(order);
+                await write.ExecuteNonQueryAsync();
+            }
+            await Send("orders/delete", StoreReplay.ShopifyShapes.OrderDeletion(order));
+            await inFlight.CommitAsync();
+        }
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM risk_labels WHERE order_id = $1", order)); // what the race left
+
+        await ActivatorUtilities.CreateInstance<PluginApp.Webhooks.DeletedOrdersRecheck>(app.Factory.Services).RunAsync(CancellationToken.None);
+
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM risk_labels WHERE order_id = $1", order));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM risk_labels_waiting WHERE order_id = $1", order));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM risk_labels WHERE order_id = $1 AND fraud", kept));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM orders WHERE id = $1", kept));
+    }
+
+    /// <summary>
     /// An order's or a product's own body sent again as orders/delete is refused and deletes nothing (a bare {"id": …}
     /// cannot be told from products/delete's, README says so).
     /// </summary>
