@@ -870,4 +870,35 @@ public sealed class ExperimentOutcomesTests(AppFixture app) : IClassFixture<AppF
             await QueryPlans.AssertReadsAtMostAsync(conn, what, 1000, sql, parameters);
         }
     }
+
+    /// <summary>
+    /// The Overview's views and clicks are matched to answers given up to the configured event window
+    /// (<c>Recommendations:EventWindow</c>) before the day they fall on, the window within which the storefront takes an
+    /// event of an answer at all: a store that sets it to two days sees the view of an answer given 31 hours before, and one
+    /// on the default day does not.
+    /// </summary>
+    [Fact]
+    public async Task TheOverviewsViews_AreThoseOfAnswersWithinTheConfiguredEventWindow()
+    {
+        var shopId = await app.InstallShopAsync("upsell-event-window.myshopify.com");
+        var day = new DateTimeOffset(2026, 7, 10, 0, 0, 0, TimeSpan.Zero);
+        var answered = day.AddHours(-30);
+        await app.CountAsync("SELECT decisions_partition_for($2) WHERE $1::int8 IS NOT NULL", shopId, answered);
+        await app.CountAsync("""
+            INSERT INTO decisions (shop_id, decided_at, decision_id, kind, subject, path, fallback, arm, input_ids, output_ids)
+            VALUES ($1, $2, 'rq-window-31h', 'upsell', 'product', 'model', false, 'model', '{1}', '{2}')
+            """, shopId, answered);
+        await app.CountAsync("""
+            INSERT INTO recommendation_events (shop_id, event_type, request_id, product_id, occurred_at)
+            VALUES ($1, 'impression', 'rq-window-31h', 2, $2)
+            """, shopId, day.AddHours(1));
+        var window = new PluginApp.Recommendations.DayWindow([DateOnly.FromDateTime(day.UtcDateTime)], day, day.AddDays(1), "UTC");
+
+        var twoDays = new PluginApp.Recommendations.UpsellStats(app.Db,
+            Microsoft.Extensions.Options.Options.Create(new PluginApp.Recommendations.RecommendationOptions { EventWindow = TimeSpan.FromHours(48) }));
+        var byDefault = app.Factory.Services.GetRequiredService<PluginApp.Recommendations.UpsellStats>();
+
+        Assert.Equal(1, Assert.Single(await twoDays.DaysAsync(shopId, window, CancellationToken.None)).Impressions);
+        Assert.Equal(0, Assert.Single(await byDefault.DaysAsync(shopId, window, CancellationToken.None)).Impressions);
+    }
 }
