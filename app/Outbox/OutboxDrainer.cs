@@ -20,7 +20,7 @@ public sealed class OutboxDrainer(NpgsqlDataSource db, ShopLookup shops, AdminGr
 {
     private readonly Dictionary<string, OutboxOperation> _operations = operations.ToDictionary(o => o.Name, StringComparer.Ordinal);
 
-    private sealed record Claim(long Id, string Operation, string Variables, int Attempts, DateTimeOffset Until);
+    private sealed record Claim(long Id, string Operation, string Variables, int Attempts, DateTimeOffset Until, long[] GoneCustomers);
 
     /// <summary>
     /// An open call m that is the oldest open call of its resource: only such a call can go out, so only its due time
@@ -46,7 +46,7 @@ public sealed class OutboxDrainer(NpgsqlDataSource db, ShopLookup shops, AdminGr
     /// </summary>
     internal const string InLine = "completed_at IS NULL AND failed_at IS NULL AND next_attempt_at IS NOT NULL";
 
-    internal const string ClaimSql = $"""
+    internal static readonly string ClaimSql = $"""
         WITH next AS (
           SELECT m.id FROM outbox_messages m
           WHERE m.shop_id = $1 AND m.next_attempt_at <= $2 AND (m.claimed_until IS NULL OR m.claimed_until < $2)
@@ -55,7 +55,14 @@ public sealed class OutboxDrainer(NpgsqlDataSource db, ShopLookup shops, AdminGr
           FOR UPDATE OF m SKIP LOCKED)
         UPDATE outbox_messages m SET claimed_until = $3, attempts = m.attempts + 1
         FROM next WHERE m.id = next.id
-        RETURNING m.id, m.operation, m.variables::text, m.attempts
+        RETURNING m.id, m.operation, m.variables::text, m.attempts,
+          -- The customers it names (its resource, the owners of a batch's metafields) who are erased or deleted in Shopify now.
+          ARRAY(SELECT c.id FROM customers c
+                WHERE c.shop_id = m.shop_id AND {StoreWriter.CustomerGone("c")}
+                  AND c.id IN (SELECT substring(k FROM '^gid://shopify/Customer/([0-9]+)$')::bigint
+                               FROM (SELECT m.resource_key UNION ALL
+                                     SELECT e ->> 'ownerId' FROM jsonb_array_elements(CASE WHEN jsonb_typeof(m.variables -> 'metafields') = 'array'
+                                                                                           THEN m.variables -> 'metafields' ELSE '[]' END) e) x(k)))
         """;
 
     /// <summary>
@@ -74,6 +81,11 @@ public sealed class OutboxDrainer(NpgsqlDataSource db, ShopLookup shops, AdminGr
             if (wait > TimeSpan.FromSeconds(1)) return wait;
             var claim = await ClaimAsync(shopId, ct);
             if (claim is null) return await NextDueAsync(shopId, ct);
+            if (claim.GoneCustomers.Length > 0)
+            {
+                await DropGoneCustomersAsync(shopId, claim, ct);
+                continue;
+            }
             // Not connected (no usable token until the merchant opens the app again): nothing went out, so the call keeps its
             // attempts and waits; the sweep looks again each minute instead of spending every call's retries meanwhile.
             if (!await SendAsync(shop, claim, ct)) return null;
@@ -163,6 +175,26 @@ public sealed class OutboxDrainer(NpgsqlDataSource db, ShopLookup shops, AdminGr
         return true;
     }
 
+    /// <summary>
+    /// A call that names a customer erased or deleted in Shopify since it was queued: her calls are dropped as her erasure
+    /// drops them (a batch of metafields keeps the others', and goes back to the queue untried without hers). Why here too:
+    /// a job that wrote her calls in a transaction her erasure did not see (a churn run committing while her erasure ran)
+    /// left them queued, and they went out on her (until 7 Dec 2026). The erasure's second pass came minutes later.
+    /// </summary>
+    private async Task DropGoneCustomersAsync(long shopId, Claim claim, CancellationToken ct)
+    {
+        await db.WriteBatchAsync(batch =>
+        {
+            foreach (var customer in claim.GoneCustomers)
+                batch.BatchCommands.Add(new NpgsqlBatchCommand(OutboxExtensions.DropCustomerCalls) { Parameters = { Sql.Param(shopId), Sql.Param(customer) } });
+            batch.BatchCommands.Add(new NpgsqlBatchCommand(
+                "UPDATE outbox_messages SET claimed_until = NULL, attempts = attempts - 1 WHERE id = $1 AND claimed_until = $2")
+            { Parameters = { Sql.Param(claim.Id), Sql.Param(claim.Until) } });
+        }, ct);
+        logger.LogInformation("Outbox call {Id} ({Operation}): customers {Customers} were erased or deleted in Shopify since it was queued; nothing of theirs is sent",
+            claim.Id, claim.Operation, string.Join(", ", claim.GoneCustomers));
+    }
+
     /// <summary>Gives a claimed call back as if it had not been claimed (its attempt not counted), with the reason it waits.</summary>
     private async Task ReleaseUntriedAsync(Claim claim, string reason)
     {
@@ -208,7 +240,7 @@ public sealed class OutboxDrainer(NpgsqlDataSource db, ShopLookup shops, AdminGr
         cmd.Parameters.AddWithValue(now);
         cmd.Parameters.AddWithValue(until);
         await using var r = await cmd.ExecuteReaderAsync(ct);
-        return await r.ReadAsync(ct) ? new Claim(r.GetInt64(0), r.GetString(1), r.GetString(2), r.GetInt32(3), until) : null;
+        return await r.ReadAsync(ct) ? new Claim(r.GetInt64(0), r.GetString(1), r.GetString(2), r.GetInt32(3), until, r.GetFieldValue<long[]>(4)) : null;
     }
 
     private async Task<TimeSpan?> NextDueAsync(long shopId, CancellationToken ct)

@@ -568,6 +568,40 @@ public sealed class OutboxTests(NoSchedulerAppFixture app) : IClassFixture<NoSch
         Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND failed_at IS NOT NULL", shopId));
     }
 
+    /// <summary>
+    /// A call queued on a customer by a job her erasure did not see (a churn run that committed while her erasure ran, so
+    /// the erasure's drop of her calls ran first) sends nothing of hers: her tag call is dropped when the drain comes to it,
+    /// and a batch of metafields goes without her entries, the other customer's intact. Until 7 Dec 2026 both went out on
+    /// her, and the erasure's second pass came minutes after.
+    /// </summary>
+    [Fact]
+    public async Task Drain_OfCallsNamingACustomerErasedSinceTheyWereQueued_SendsNothingOfHers()
+    {
+        const string shop = "outbox-erased-since.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        const long erased = 97401, kept = 97402;
+        await EnqueueTagAsync(shopId, $"gid://shopify/Customer/{erased}", "pluginapp:at_risk", "erased-since:tag");
+        await EnqueueAsync(shopId, new(OutboxOperation.MetafieldsSet, "churn-metafields", new
+        {
+            metafields = new[] { erased, kept }.Select(c => new { ownerId = $"gid://shopify/Customer/{c}", @namespace = "pluginapp", key = "churn_segment",
+                type = "single_line_text_field", value = "at_risk" }).ToArray(),
+        }, "erased-since:batch"));
+        // Her erasure, committed after the calls were (the row it leaves: marked erased, emptied).
+        await app.ScalarAsync("INSERT INTO customers (shop_id, id, redacted_at) VALUES ($1, $2, now())", shopId, erased);
+
+        await using var instance = Instance();
+        Assert.Null(await instance.Services.GetRequiredService<OutboxDrainer>().DrainShopAsync(shopId, CancellationToken.None));
+
+        Assert.Empty(app.Shopify.Admin.Tags($"gid://shopify/Customer/{erased}"));
+        Assert.Empty(app.Shopify.Admin.Metafields($"gid://shopify/Customer/{erased}"));
+        Assert.Equal("at_risk", app.Shopify.Admin.Metafields($"gid://shopify/Customer/{kept}")["pluginapp.churn_segment"]);
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND idempotency_key = 'erased-since:tag'", shopId));
+        Assert.Equal(1, await app.CountAsync("""
+            SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND idempotency_key = 'erased-since:batch' AND completed_at IS NOT NULL AND attempts = 1
+              AND NOT variables::text LIKE '%97401%'
+            """, shopId));
+    }
+
     [Fact]
     public async Task Drain_InstanceDiedAfterShopifyAppliedTheCall_NextInstanceFindsItAndDoesNotResend()
     {
