@@ -153,6 +153,16 @@ public sealed class CartOfferService(CartOfferSettingsStore settingsStore, Catal
             if (pick != action) reasons.Insert(0, $"exploration: {CartOfferPolicy.Words(pick)} instead, chosen at random among the allowed actions so each one's effect can be measured");
             (action, drawn) = (pick, pick);
         }
+        // A cart that holds its code is shown it again while the caps and the margin floor hold at its percent: the code is
+        // hers, and its discount was counted when it was handed out. Until 7 Dec 2026 each ask weighed the offer anew, and a
+        // cart whose intent had risen as the shopper lingered, or whose draw changed as the cart crossed the threshold, lost
+        // the code from the block while it still worked in Shopify. An exploring cart drew the offer when it was handed it.
+        if (held is not null && action != CartAction.Offer && allowed.Contains(CartAction.Offer))
+        {
+            reasons.Insert(0, string.Create(CultureInfo.InvariantCulture,
+                $"the cart holds the code it was handed ({held.Percent:0.##} % off): shown again, though the policy would now {CartOfferPolicy.Words(action)}, as its discount was counted when it was handed out"));
+            (action, drawn) = (CartAction.Offer, drawn is null ? null : CartAction.Offer);
+        }
         if (action == CartAction.Offer)
         {
             var amount = Math.Round(facts.Value * settings.OfferPercent / 100, 2);

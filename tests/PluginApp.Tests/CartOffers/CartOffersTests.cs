@@ -544,6 +544,37 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
     }
 
     /// <summary>
+    /// A cart shown its code keeps being shown it while the caps and the margin floor hold at its percent, though the
+    /// policy would not offer it now (here the products' cost rose; in a store, the cart's purchase intent rises as the
+    /// shopper lingers, or exploration draws another action once the cart crosses the threshold): the code is hers and its
+    /// discount was counted when it was handed out. Until 7 Dec 2026 each ask weighed the offer anew, and the code vanished
+    /// from the block while it still worked in Shopify and stayed in the day's budget.
+    /// </summary>
+    [Fact]
+    public async Task ACartsCode_IsShownAgain_WhenThePolicyWouldNotOfferItNow()
+    {
+        var seed = await StoreAsync("offers-held-again.myshopify.com", 0.1m);
+        await SettingsAsync(seed, new { enabled = true, offerPercent = 10, maxDiscountPercent = 15, marginFloorPercent = 20, dailyBudget = 1000, poolSize = 2, codeExpiryHours = 48 });
+        await FillPoolAsync(seed);
+        var visitor = VisitorIn(seed.Shop, CartOffersExperiment.PolicyArm);
+        var first = await AskAsync(seed, "cart-held-again", visitor, (1120, 5));
+        Assert.Equal(CartAction.Offer, first.GetProperty("action").GetString());
+        var code = first.GetProperty("offer").GetProperty("code").GetString()!;
+        // At a 40 % margin a 10 % discount costs more than any lift it could bring: a new cart is offered nothing.
+        await app.ScalarAsync("UPDATE variants SET unit_cost = price * 0.6 WHERE shop_id = $1", seed.ShopId);
+        seed.RefreshCatalog();
+        var fresh = await AskAsync(seed, "cart-held-fresh", visitor, (1120, 5));
+        Assert.NotEqual(CartAction.Offer, fresh.GetProperty("action").GetString());
+
+        var again = await AskAsync(seed, "cart-held-again", visitor, (1120, 5));
+
+        Assert.Equal(CartAction.Offer, again.GetProperty("action").GetString());
+        Assert.Equal(code, again.GetProperty("offer").GetProperty("code").GetString());
+        Assert.Contains(await ReasonsAsync(again.GetProperty("decision_id").GetString()!), x => x.StartsWith("the cart holds the code it was handed", StringComparison.Ordinal));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM discount_codes WHERE shop_id = $1 AND state = 'handed_out'", seed.ShopId));
+    }
+
+    /// <summary>
     /// A merchant who switches cart offers off sees no new discount codes appear in their store: the codes that expire
     /// meanwhile are not replaced, by the sweep or by a refill already queued. Switched on again, the pool is topped up at
     /// once, not at the next sweep a quarter of an hour later.
