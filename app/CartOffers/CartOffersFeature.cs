@@ -167,8 +167,14 @@ public static class CartOffersFeature
         cart_token = cart_token?.Split('?', 2)[0];
         if (cart_token is { Length: > 128 } || visitor_id is { Length: > 128 }) return ProxyEndpoints.Problem("cart_token and visitor_id are at most 128 characters");
         var shop = ProxyEndpoints.ShopOf(http);
-        var request = new CartOfferRequest(ProxyEndpoints.ShopIdOf(http), shop, string.IsNullOrWhiteSpace(cart_token) ? null : cart_token, parsed,
-            Assignment.VisitorHash(shop, visitor_id), ProxyEndpoints.Shopper(logged_in_customer_id, np), ProxyEndpoints.ShopperAddressOf(http), share);
+        cart_token = string.IsNullOrWhiteSpace(cart_token) ? null : cart_token;
+        // A shopper who declined analytics keeps no visitor id (the block makes one each page view), so her arm was drawn
+        // anew at each view of the same cart, and the offer or the bar came and went between reloads (until 7 Dec 2026). Her
+        // cart names her instead, for that cart only: its token is the storefront's own cookie, kept whatever she chose, and
+        // her views are not reported, so she counts in no experiment's figures.
+        var visitor = np == "1" && cart_token is not null ? "cart:" + cart_token : visitor_id;
+        var request = new CartOfferRequest(ProxyEndpoints.ShopIdOf(http), shop, cart_token, parsed,
+            Assignment.VisitorHash(shop, visitor), ProxyEndpoints.Shopper(logged_in_customer_id, np), ProxyEndpoints.ShopperAddressOf(http), share);
         return ProxyJson.Answer(await service.DecideAsync(request, ct));
     }
 

@@ -544,6 +544,30 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
     }
 
     /// <summary>
+    /// A shopper who declined analytics (np=1) keeps no visitor id: the block makes one each page view. Her cart keeps its
+    /// arm across those views, so what the block shows does not come and go as she reloads the cart page. Until 7 Dec 2026
+    /// each view was drawn anew by its new id: one in five a control cart, shown nothing.
+    /// </summary>
+    [Fact]
+    public async Task AShopperWhoDeclinedAnalytics_KeepsHerCartsArmAcrossPageViews()
+    {
+        var seed = await StoreAsync("offers-np-arm.myshopify.com", 0.1m);
+        await SettingsAsync(seed, new { enabled = true, offerPercent = 10, maxDiscountPercent = 15, marginFloorPercent = 20, dailyBudget = 1000, poolSize = 2, codeExpiryHours = 48 });
+        async Task<string> ArmAsync(string cart, string visitor)
+        {
+            var query = $"lines={seed.V(1120)}:5&cart_token={cart}&visitor_id={visitor}&np=1";
+            var response = await app.Client.GetAsync(StoreSeed.Signed("/proxy/cart-offers", seed.Shop, query, app.Clock.GetUtcNow()));
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            return (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("arm").GetString()!;
+        }
+        // Two page views' ids the experiment puts in different arms.
+        var (control, policy) = (VisitorIn(seed.Shop, CartOffersExperiment.ControlArm), VisitorIn(seed.Shop, CartOffersExperiment.PolicyArm));
+
+        foreach (var cart in new[] { "np-cart-1", "np-cart-2", "np-cart-3" })
+            Assert.Equal(await ArmAsync(cart, control), await ArmAsync(cart, policy));
+    }
+
+    /// <summary>
     /// A cart shown its code keeps being shown it while the caps and the margin floor hold at its percent, though the
     /// policy would not offer it now (here the products' cost rose; in a store, the cart's purchase intent rises as the
     /// shopper lingers, or exploration draws another action once the cart crosses the threshold): the code is hers and its
