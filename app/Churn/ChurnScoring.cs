@@ -335,6 +335,9 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
         // refuses (merged or deleted in Shopify meanwhile) kept the others' metafields unwritten, and as their scores read as
         // written, no later run sent them again (until 6 Dec 2026). Each customer of such a call is sent again in a call of
         // their own, with their values now, once (its key names the refused call); a call of one customer is not split again.
+        // Likewise, since 7 Dec 2026, any metafieldsSet that failed for good without Shopify refusing it (an outage longer
+        // than the outbox's attempts), one customer or many: its values read as written, and a customer whose segment had
+        // not changed kept Shopify's older probability until it moved again from the unwritten one.
         var alone = new List<(long Refused, long Customer, string Segment, double Probability, decimal? Value)>();
         await using (var cmd = new NpgsqlCommand("""
             SELECT m.id, s.customer_id, s.segment, s.churn_probability, s.expected_value_365
@@ -342,9 +345,9 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
             CROSS JOIN LATERAL (SELECT DISTINCT substring(mf->>'ownerId' FROM '[0-9]+$')::bigint AS customer_id
                                 FROM jsonb_array_elements(m.variables->'metafields') mf) c
             JOIN churn_scores s ON s.shop_id = m.shop_id AND s.customer_id = c.customer_id
-            WHERE m.shop_id = $1 AND m.failed_at IS NOT NULL AND m.outcome = 'refused' AND m.operation = 'metafieldsSet'
+            WHERE m.shop_id = $1 AND m.failed_at IS NOT NULL AND m.operation = 'metafieldsSet'
+              AND (m.outcome = 'refused' AND jsonb_array_length(m.variables->'metafields') > $2 OR m.outcome = 'unknown')
               AND m.idempotency_key LIKE 'churn-mf:%' AND m.idempotency_key NOT LIKE 'churn-mf:%:alone:%'
-              AND jsonb_array_length(m.variables->'metafields') > $2
               AND NOT EXISTS (SELECT 1 FROM outbox_messages a WHERE a.shop_id = m.shop_id AND a.idempotency_key = 'churn-mf:' || c.customer_id || ':alone:' || m.id)
             ORDER BY m.id, s.customer_id
             """, conn, tx))
@@ -355,7 +358,31 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
             while (await r.ReadAsync(ct))
                 alone.Add((r.GetInt64(0), r.GetInt64(1), r.GetString(2), r.GetDouble(3), r.IsDBNull(4) ? null : r.GetDecimal(4)));
         }
-        if (changed.Count == 0 && moved.Count == 0 && alone.Count == 0 && shadow.Count == 0 && inCanary.Count == 0 && gone.Count == 0) return 0;
+        // The cleanup of a customer no longer scored (our tag and metafields removed) that failed for good without Shopify
+        // refusing it: her row is gone, so no later run would queue it again, and she kept our segment in Shopify for good
+        // (until 7 Dec 2026). Sent again, once, while she is still not scored; an erased customer's failed calls keep nothing
+        // of hers (the erasure emptied them), so they name no one here.
+        var goneAgain = new List<(long Failed, long Customer)>();
+        await using (var cmd = new NpgsqlCommand($"""
+            SELECT DISTINCT m.id, c.customer_id
+            FROM outbox_messages m
+            CROSS JOIN LATERAL (SELECT split_part(m.idempotency_key, ':', 2)::bigint WHERE m.operation = 'tagsRemove'
+                                UNION SELECT substring(mf->>'ownerId' FROM '[0-9]+$')::bigint
+                                FROM jsonb_array_elements(CASE WHEN m.operation = 'metafieldsDelete' THEN m.variables->'metafields' END) mf) c(customer_id)
+            WHERE m.shop_id = $1 AND m.failed_at IS NOT NULL AND m.outcome = 'unknown'
+              AND (m.operation = 'tagsRemove' AND m.idempotency_key ~ '^churn:[0-9]+:gone:[0-9]+:remove$' AND m.variables ? 'id'
+                   OR m.operation = 'metafieldsDelete' AND m.idempotency_key ~ '^churn-mf:[0-9]+:gone:[0-9]+$')
+              AND NOT EXISTS (SELECT 1 FROM churn_scores s WHERE s.shop_id = m.shop_id AND s.customer_id = c.customer_id)
+              AND NOT EXISTS (SELECT 1 FROM customers cu WHERE cu.shop_id = m.shop_id AND cu.id = c.customer_id AND {StoreWriter.CustomerGone("cu")})
+              AND NOT EXISTS (SELECT 1 FROM outbox_messages a WHERE a.shop_id = m.shop_id AND a.idempotency_key = 'churn:' || c.customer_id || ':gone-again:' || m.id)
+            ORDER BY 1, 2
+            """, conn, tx))
+        {
+            cmd.Parameters.Add(Sql.Param(shopId));
+            await using var r = await cmd.ExecuteReaderAsync(ct);
+            while (await r.ReadAsync(ct)) goneAgain.Add((r.GetInt64(0), r.GetInt64(1)));
+        }
+        if (changed.Count == 0 && moved.Count == 0 && alone.Count == 0 && shadow.Count == 0 && inCanary.Count == 0 && gone.Count == 0 && goneAgain.Count == 0) return 0;
         await using var batch = new NpgsqlBatch(conn, tx);
         var store = new StoreWriter(batch, shopId);
         // The decision log: one entry per customer whose segment changed (what was written to Shopify), with its reasons; in
@@ -414,6 +441,15 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
             var metafields = chunk.SelectMany(c => ChurnMetafieldKeys.Select(key => new { ownerId = Gid.Of("Customer", c), @namespace = o.MetafieldNamespace, key })).ToArray();
             OutboxWriter.Enqueue(store, new OutboxCall(OutboxOperation.MetafieldsDelete, "churn-metafields", new { metafields }, $"churn-mf:{chunk[0]}:gone:{run}"), now);
             calls++;
+        }
+        foreach (var (failed, customer) in goneAgain)
+        {
+            var gid = Gid.Of("Customer", customer);
+            OutboxWriter.Enqueue(store, new OutboxCall(OutboxOperation.TagsRemove, gid, new { id = gid, tags = ours }, $"churn:{customer}:gone-again:{failed}"), now);
+            OutboxWriter.Enqueue(store, new OutboxCall(OutboxOperation.MetafieldsDelete, "churn-metafields",
+                new { metafields = ChurnMetafieldKeys.Select(key => new { ownerId = gid, @namespace = o.MetafieldNamespace, key }).ToArray() },
+                $"churn-mf:{customer}:gone-again:{failed}"), now);
+            calls += 2;
         }
         // Why one resource key for all: batches for the same customer must land in the order they were decided.
         foreach (var chunk in changed.OrderBy(c => c.Customer).Chunk(o.MetafieldCustomersPerCall))

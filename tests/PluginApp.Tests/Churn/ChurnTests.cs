@@ -401,6 +401,71 @@ public sealed class ChurnTests(ChurnFixture app) : IClassFixture<ChurnFixture>
         Assert.Equal(["pluginapp:" + segments[first]], app.Shopify.Admin.Tags(Gid(first)).Where(t => t.StartsWith("pluginapp:", StringComparison.Ordinal)));
     }
 
+    /// <summary>
+    /// The cleanup of a customer no longer scored (our tag and metafields removed) fails through every attempt the outbox
+    /// makes (an outage of an hour and more): the next run sends it again, once, and she loses our segment in Shopify. Until
+    /// 7 Dec 2026 her row was gone, no run queued it again, and she kept our tag and metafields for good.
+    /// </summary>
+    [Fact]
+    public async Task ACleanupThatFailsThroughEveryAttempt_IsSentAgainByTheNextRun_Once()
+    {
+        const string shop = "churn-cleanup-outage.myshopify.com";
+        var shopId = await app.ScoredShopAsync(shop, 96_920_000, seed: 24);
+        await app.DrainAsync(shopId);
+        var leaving = (await SegmentsAsync(shopId)).Keys.Min();
+        await app.ScalarAsync("UPDATE orders SET cancelled_at = created_at + interval '1 hour', cancel_reason = 'customer' WHERE shop_id = $1 AND customer_id = $2",
+            shopId, leaving);
+        await app.ScoreAsync(shopId);
+        // The outbox gave up on both calls after its attempts, not knowing whether they landed (Shopify answered 500s).
+        await app.ScalarAsync("""
+            UPDATE outbox_messages SET failed_at = $2, outcome = 'unknown', attempts = 10, last_error = 'Internal error'
+            WHERE shop_id = $1 AND completed_at IS NULL AND failed_at IS NULL AND idempotency_key LIKE '%:gone:%'
+            """, shopId, app.Clock.GetUtcNow());
+        Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND failed_at IS NOT NULL AND idempotency_key LIKE '%:gone:%'", shopId));
+        Assert.Contains(app.Shopify.Admin.Tags(Gid(leaving)), t => t.StartsWith("pluginapp:", StringComparison.Ordinal));
+
+        await app.ScoreAsync(shopId);
+        await app.DrainAsync(shopId, failed: 2);
+
+        Assert.DoesNotContain(app.Shopify.Admin.Tags(Gid(leaving)), t => t.StartsWith("pluginapp:", StringComparison.Ordinal));
+        Assert.Empty(app.Shopify.Admin.Metafields(Gid(leaving)));
+        var before = app.Shopify.Admin.Mutations.Count(m => m.Shop == shop);
+        await app.ScoreAsync(shopId);
+        await app.DrainAsync(shopId, failed: 2);
+        Assert.Equal(before, app.Shopify.Admin.Mutations.Count(m => m.Shop == shop)); // once
+    }
+
+    /// <summary>
+    /// A metafields call whose segment had not changed (the probability moved) fails through every attempt: the next run
+    /// sends its customer's values again, once. Until 7 Dec 2026 they read as written, and Shopify kept the older
+    /// probability until it moved again from the unwritten one (a Flow on it never ran).
+    /// </summary>
+    [Fact]
+    public async Task AMetafieldsCallThatFailsThroughEveryAttempt_IsSentAgainByTheNextRun_Once()
+    {
+        const string shop = "churn-mf-outage.myshopify.com";
+        var shopId = await app.ScoredShopAsync(shop, 96_930_000, seed: 25);
+        await app.DrainAsync(shopId);
+        var customer = (await SegmentsAsync(shopId)).Keys.Min();
+        app.Shopify.Admin.ForgetMetafields(Gid(customer)); // what Shopify holds of hers: nothing of ours
+        await app.ScalarAsync("""
+            INSERT INTO outbox_messages (shop_id, resource_key, operation, variables, idempotency_key, created_at, next_attempt_at, attempts, failed_at, outcome, last_error)
+            VALUES ($1, 'churn-metafields', 'metafieldsSet', jsonb_build_object('metafields', jsonb_build_array(jsonb_build_object(
+                      'ownerId', $2::text, 'namespace', 'pluginapp', 'key', 'churn_probability', 'type', 'number_decimal', 'value', '0.5'))),
+                    'churn-mf:' || $3 || ':moved:1', $4, $4, 10, $4, 'unknown', 'Internal error')
+            """, shopId, Gid(customer), customer, app.Clock.GetUtcNow());
+
+        await app.ScoreAsync(shopId);
+        await app.DrainAsync(shopId, failed: 1);
+
+        var segment = (await SegmentsAsync(shopId))[customer];
+        Assert.Equal(segment, app.Shopify.Admin.Metafields(Gid(customer))["pluginapp.churn_segment"]);
+        var before = app.Shopify.Admin.Mutations.Count(m => m.Shop == shop);
+        await app.ScoreAsync(shopId);
+        await app.DrainAsync(shopId, failed: 1);
+        Assert.Equal(before, app.Shopify.Admin.Mutations.Count(m => m.Shop == shop)); // once
+    }
+
     [Fact]
     public async Task Customers_GetScoresAndSegments_AndShopifyGetsOurTagsAndMetafieldsOnce_LeavingTheMerchantsTagsAlone()
     {
