@@ -205,8 +205,8 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
         }
         // Every segment a row, an empty one too: the admin page reads the last run's counts from here (ChurnStore.SummarySql).
         await using (var days = new NpgsqlCommand("""
-            INSERT INTO churn_segment_days (shop_id, day, segment, customers, value_at_risk, scored_at, run)
-            SELECT $1, $2, g.segment, count(s.customer_id), coalesce(sum(s.churn_probability::numeric * s.yearly_spend) FILTER (WHERE g.segment = ANY($3)), 0), $5, $6
+            INSERT INTO churn_segment_days (shop_id, day, segment, customers, value_at_risk, scored_at, run, lines)
+            SELECT $1, $2, g.segment, count(s.customer_id), coalesce(sum(s.churn_probability::numeric * s.yearly_spend) FILTER (WHERE g.segment = ANY($3)), 0), $5, $6, $7::jsonb
             FROM unnest($4::text[]) AS g(segment) LEFT JOIN churn_scores s ON s.shop_id = $1 AND s.segment = g.segment
             GROUP BY g.segment
             """, conn, tx))
@@ -217,6 +217,8 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
             days.Parameters.Add(Sql.Param(ChurnSegments.All));
             days.Parameters.Add(Sql.Param(scoredAt));
             days.Parameters.Add(Sql.Param(run.Value));
+            // The lines it bucketed by: the page describes its segments by them, not by a version activated since.
+            days.Parameters.Add(Sql.Param(JsonSerializer.Serialize(lines)));
             await days.ExecuteNonQueryAsync(ct);
         }
         // In shadow, every customer scored is a decision compared: the segment the candidate would have given beside the served one.

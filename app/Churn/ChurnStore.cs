@@ -64,7 +64,7 @@ public sealed class ChurnStore(NpgsqlDataSource db, ModelRegistry registry, Micr
     /// customer erased since the run is still counted until the next one, the store's counts are never personal data.
     /// </summary>
     internal const string SummarySql = """
-        SELECT segment, customers, value_at_risk, scored_at FROM churn_segment_days
+        SELECT segment, customers, value_at_risk, scored_at, lines::text FROM churn_segment_days
         WHERE shop_id = $1 AND day = (SELECT max(day) FROM churn_segment_days WHERE shop_id = $1)
         """;
 
@@ -92,6 +92,7 @@ public sealed class ChurnStore(NpgsqlDataSource db, ModelRegistry registry, Micr
         var run = (await registry.TrainingRunsAsync(shopId, ct, ChurnModelTrainer.Kind, limit: 1)).FirstOrDefault();
         var counts = new Dictionary<string, (long N, decimal Risk)>();
         DateTimeOffset? scoredAt = null;
+        ChurnLines? scoredOn = null;
         await using (var cmd = db.CreateCommand(SummarySql))
         {
             cmd.Parameters.Add(Sql.Param(shopId));
@@ -100,10 +101,13 @@ public sealed class ChurnStore(NpgsqlDataSource db, ModelRegistry registry, Micr
             {
                 counts[r.GetString(0)] = (r.GetInt32(1), ChurnSegments.AtStake(r.GetString(0)) ? Math.Round(r.GetDecimal(2), 2) : 0m);
                 if (!r.IsDBNull(3)) scoredAt = r.GetFieldValue<DateTimeOffset>(3);
+                if (!r.IsDBNull(4)) scoredOn = System.Text.Json.JsonSerializer.Deserialize<ChurnLines>(r.GetString(4));
             }
         }
         var o = options.Value;
-        var lines = ChurnLines.For(o, active?.Metrics ?? default);
+        // The lines the counted run bucketed its customers by (a version activated since moves them only once it has scored);
+        // the active version's for counts written before 7 Dec 2026, which kept none.
+        var lines = scoredOn ?? ChurnLines.For(o, active?.Metrics ?? default);
         var segments = ChurnSegments.All.Select(s => new ChurnSegmentView(s, ChurnSegments.Describe(s, lines, o), counts.GetValueOrDefault(s).N, counts.GetValueOrDefault(s).Risk)).ToList();
         // The newest word first: the last run's error, else why the last model trained is not served.
         string? notYet = active is not null ? null
