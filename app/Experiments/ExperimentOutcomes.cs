@@ -4,8 +4,10 @@ namespace PluginApp.Experiments;
 
 /// <summary>
 /// Joins an order to every experiment its shopper was exposed to, in the order's own transaction: when the unit (the
-/// visitor id the cart attributes carry, or the customer) first saw an arm in the 30 days before the order, the order is
-/// an outcome of that arm. Revenue is the order total (0 when cancelled; refunds are netted out when the results are
+/// visitor id the cart attributes carry, or the customer) first saw an arm before the order, however long before, the
+/// order is an outcome of that arm. Why no window: the results count every unit exposed since the experiment started, so
+/// an order they leave out counts its visitor as one who did not order; until 7 Dec 2026 only exposures of the 30 days
+/// before the order joined, and a visitor first seen 40 days before she came back and ordered counted as not ordering. Revenue is the order total (0 when cancelled; refunds are netted out when the results are
 /// read); margin is the subtotal without the tax it holds (<see cref="OrderRows.Merchandise"/>) less the variants' unit
 /// costs, null when a line's cost is unknown; the cart offer
 /// action comes from the cart attribute the block wrote. A later version of the same order updates the row; an older one
@@ -13,10 +15,6 @@ namespace PluginApp.Experiments;
 /// </summary>
 internal static class ExperimentOutcomes
 {
-    public static readonly TimeSpan Window = TimeSpan.FromDays(30);
-
-    private static readonly string Since = $"interval '{(long)Window.TotalSeconds} seconds'";
-
     // Each order of the segment, joined to the experiments its unit saw; its margin from its own lines' unit costs.
     // Why the visitor's and the customer's exposures as two lookups and not one join on either: PostgreSQL cannot use an
     // index for an OR of two join conditions, and read all of the store's exposures for every segment (400,000 rows and
@@ -34,10 +32,10 @@ internal static class ExperimentOutcomes
         FROM {rows}
         CROSS JOIN LATERAL (
           SELECT x.experiment, x.arm, x.unit, x.first_at FROM experiment_exposures x
-          WHERE x.shop_id = o.shop_id AND x.unit = 'v:' || o.visitor_hash AND x.first_at <= o.ordered_at AND x.first_at > o.ordered_at - {{Since}}
+          WHERE x.shop_id = o.shop_id AND x.unit = 'v:' || o.visitor_hash AND x.first_at <= o.ordered_at
           UNION ALL
           SELECT x.experiment, x.arm, x.unit, x.first_at FROM experiment_exposures x
-          WHERE x.shop_id = o.shop_id AND x.customer_id = o.customer_id AND x.first_at <= o.ordered_at AND x.first_at > o.ordered_at - {{Since}}) x
+          WHERE x.shop_id = o.shop_id AND x.customer_id = o.customer_id AND x.first_at <= o.ordered_at) x
         -- An order a customers/redact listed before we held it is hers, erased: it joins no experiment with her visitor id
         -- (until 5 Dec 2026 its outcome kept it; the visitor's own exposures and events, unknown to the erasure, stay).
         WHERE NOT EXISTS (SELECT 1 FROM erased_orders e WHERE e.shop_id = o.shop_id AND e.order_id = o.order_id)

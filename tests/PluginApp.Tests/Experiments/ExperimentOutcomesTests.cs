@@ -91,6 +91,19 @@ public sealed class ExperimentOutcomesTests(AppFixture app) : IClassFixture<AppF
         imported["note_attributes"] = new JsonArray(new JsonObject { ["name"] = "_pluginapp_visitor", ["value"] = "outcome-shopper" });
         Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("orders/create", shop, imported.ToJsonString())).StatusCode);
         Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM experiment_outcomes WHERE shop_id = $1 AND order_id = $2", shopId, order + 200));
+        // A visitor first seen 40 days before she came back and ordered: the results count her among the arm's visitors, so
+        // her order is the arm's (until 7 Dec 2026 only exposures of the 30 days before an order joined, and she counted
+        // as a visitor who did not order).
+        var returning = Assignment.VisitorHash(shop, "outcome-returning")!;
+        await app.CountAsync("""
+            INSERT INTO experiment_exposures (shop_id, experiment, unit, arm, customer_id, first_at)
+            VALUES ($1, 'cart_offers', 'v:' || $2, 'control', NULL, '2026-05-23T12:00:00Z')
+            """, shopId, returning);
+        var late = ShopifyPayloads.Order(order + 300, customerId: null);
+        late["note_attributes"] = new JsonArray(new JsonObject { ["name"] = "_pluginapp_visitor", ["value"] = "outcome-returning" });
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("orders/create", shop, late.ToJsonString())).StatusCode);
+        Assert.Equal("control", await app.ScalarAsync(
+            "SELECT arm FROM experiment_outcomes WHERE shop_id = $1 AND order_id = $2 AND experiment = 'cart_offers'", shopId, order + 300));
 
         // A segment of nine orders of other shoppers, planned as a webhook batch plans it: each order's lookups read its own rows.
         var rows = Enumerable.Range(1, 9).Select(i => new object?[]
