@@ -27,7 +27,7 @@ public sealed class ChurnModelTrainer(NpgsqlDataSource db, TimeProvider clock, M
                count(*) FILTER (WHERE segment IN ({string.Join(", ", ChurnSegments.All.Where(ChurnSegments.AtStake).Select(s => $"'{s}'"))}))
         FROM churn_scores WHERE shop_id = $1
         GROUP BY 1
-        """, "customers", "put in a win-back segment", "win-back emails would go to far more customers than the active version sends them to", "no model");
+        """, "customers", "put in a win-back segment", "win-back emails would go to far more customers than the active version sends them to", "no model", State: true);
 
     public static readonly ModelKind Registration = new(Kind, "Churn and lifetime value", nameof(ChurnMetrics.RocAuc), typeof(ChurnModelTrainer),
         Purpose: "Estimates, for each customer, how likely they are not to order again within your store's usual time between orders, how many orders " +

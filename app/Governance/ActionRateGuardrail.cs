@@ -20,7 +20,9 @@ namespace PluginApp.Governance;
 /// <param name="Acted">What the action did to them, after "…" ("flagged for review").</param>
 /// <param name="Harm">What would happen if the canary served everyone ("the review queue would fill").</param>
 /// <param name="WithoutModel">What answers the others when no version is active ("the rule prior").</param>
-public sealed record ActionRateGuardrail(string Query, string Units, string Acted, string Harm, string WithoutModel)
+/// <param name="State">The units are a state (every customer holds the version that last scored her), so the canary's do not
+/// grow as it runs: too few now stay too few, and the guardrail reads as unreadable rather than not read yet.</param>
+public sealed record ActionRateGuardrail(string Query, string Units, string Acted, string Harm, string WithoutModel, bool State = false)
 {
     public async Task<GuardrailReading?> ReadAsync(IServiceProvider services, ReleaseWindow w, CancellationToken ct)
     {
@@ -32,8 +34,14 @@ public sealed record ActionRateGuardrail(string Query, string Units, string Acte
         await using (var r = await cmd.ExecuteReaderAsync(ct))
             while (await r.ReadAsync(ct))
                 if (r.GetBoolean(0)) (cn, ca) = (cn + r.GetInt64(1), ca + r.GetInt64(2)); else (an, aa) = (an + r.GetInt64(1), aa + r.GetInt64(2));
+        // Why a state's reading is unreadable, not "not yet": a store of 300 customers gives a 10 % canary 30, and until 7 Dec
+        // 2026 it waited three times its decisions for 50 that could never come (a hundred daily runs of churn, its trainings
+        // held all that time).
         if (cn < o.CanaryMinDecisions || an < o.CanaryMinDecisions)
-            return new GuardrailReading(false, Inv($"share {Acted} not read yet: {cn:N0} and {an:N0} {Units} of {o.CanaryMinDecisions:N0} needed"), Read: false);
+            return State
+                ? new GuardrailReading(false, Inv($"share {Acted} cannot be read in a store this size: {cn:N0} and {an:N0} {Units} of {o.CanaryMinDecisions:N0} needed, which its canary's share does not grow to"),
+                    Read: false, Readable: false)
+                : new GuardrailReading(false, Inv($"share {Acted} not read yet: {cn:N0} and {an:N0} {Units} of {o.CanaryMinDecisions:N0} needed"), Read: false);
         var breached = Breached(ca, cn, aa, an, o.CanaryActionRateCeiling);
         var verdict = breached
             ? Inv($"more than the {o.CanaryActionRateCeiling:0.#} times as many the guardrail allows: {Harm}")

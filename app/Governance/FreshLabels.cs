@@ -53,8 +53,15 @@ internal static class FreshLabels
         if (scores.Count >= MinLabelled && positives >= MinPositives && positives < labels.Count)
         {
             var ap = BinaryMetrics.AveragePrecision(scores.ToArray(), labels.ToArray());
-            list.Add(new PerformanceView("risk", "fresh-average-precision", risk?.Version, ap, Metric(risk, "PrAuc"), scores.Count, string.Create(CultureInfo.InvariantCulture,
-                $"average precision {ap:0.000} on the {scores.Count} orders it scored 30–90 days ago ({positives} labelled fraud by now), against {Metric(risk, "PrAuc")?.ToString("0.000", CultureInfo.InvariantCulture) ?? "no held-out figure (the rule prior scores)"} held out"), now));
+            // Against the held-out figure of the score orders are given (the model blended with the rule prior), which is what
+            // risk_scores holds; the model's own where the version has none. Until 7 Dec 2026 the model's own, so a version
+            // whose prior weighed more than its model was alerted on a figure its served score never had.
+            var served = Metric(risk, "ServedPrAuc");
+            var heldOut = served ?? Metric(risk, "PrAuc");
+            var against = heldOut is not { } figure ? "no held-out figure (the rule prior scores)"
+                : string.Create(CultureInfo.InvariantCulture, $"{figure:0.000} held out{(served is null ? "" : ", as served (the model blended with the rule prior)")}");
+            list.Add(new PerformanceView("risk", "fresh-average-precision", risk?.Version, ap, heldOut, scores.Count, string.Create(CultureInfo.InvariantCulture,
+                $"average precision {ap:0.000} on the {scores.Count} orders it scored 30–90 days ago ({positives} labelled fraud by now), against {against}"), now));
         }
 
         // Churn: segment decisions made between one and two horizons ago, and whether the customer ordered within the horizon

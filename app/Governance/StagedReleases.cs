@@ -19,7 +19,7 @@ namespace PluginApp.Governance;
 public sealed record ReleaseView(string Kind, string Title, int Version, string Stage, int? ActiveVersion, DateTimeOffset StageStartedAt,
     long Decisions, int Target, long Failures, string? LastFailure, double? Agreement, long Compared, string Metric, double? CandidateMetric,
     double? ActiveMetric, double CanaryShare, string Guardrail, bool Breached, bool GuardrailRead = true,
-    double? CandidateBaseline = null, double? ActiveBaseline = null, string? BaselineName = null, string? NotComparable = null)
+    double? CandidateBaseline = null, double? ActiveBaseline = null, string? BaselineName = null, string? NotComparable = null, bool GuardrailReadable = true)
 {
     /// <summary>Whether <see cref="Effect"/> compares the leads over the baseline.</summary>
     public bool AgainstBaseline => CandidateBaseline is not null && ActiveBaseline is not null;
@@ -117,8 +117,11 @@ public sealed class StagedReleases(NpgsqlDataSource db, ModelKinds kinds, ModelR
         // Why wait for the guardrail: a canary promoted before it was read was never guarded at all. Why not for ever: a store
         // whose guardrail cannot be read (its theme sends no impressions) would keep the kind's trainings held behind it; past
         // GuardrailWaitFactor times its decisions it is promoted, and the event says the guardrail was never read.
-        if (!v.GuardrailRead && v.Decisions - v.Failures < (long)v.Target * GuardrailWaitFactor) return;
-        var unguarded = v.GuardrailRead ? "" : Inv($" without its guardrail read after {GuardrailWaitFactor} times its decisions");
+        // One that cannot be read whatever the wait (a state a small store's canary share keeps too small) is promoted at its
+        // decisions, saying so.
+        if (!v.GuardrailRead && v.GuardrailReadable && v.Decisions - v.Failures < (long)v.Target * GuardrailWaitFactor) return;
+        var unguarded = v.GuardrailRead ? "" : v.GuardrailReadable ? Inv($" without its guardrail read after {GuardrailWaitFactor} times its decisions")
+            : " without its guardrail, which a store this size cannot read";
         var (promoted, reason) = await registry.PromoteAsync(shopId, kind, v.Version, ct, by: Stager, record: reason => new GovernanceEvent(kind.Name, "promoted",
             $"version {v.Version} serves everyone after {Count(v.Decisions)} canary decisions{unguarded} ({v.Guardrail}); version {v.ActiveVersion} is retired. {Capitalized(reason)}",
             Stager, clock.GetUtcNow()));
@@ -253,7 +256,7 @@ public sealed class StagedReleases(NpgsqlDataSource db, ModelKinds kinds, ModelR
             + (last is null ? "" : $", the last: {last}"),
         };
         var breached = failed;
-        var read = true;
+        var (read, readable) = (true, true);
         if (!failed && kind.ReleaseGuardrail is { } guardrail)
         {
             var reading = await guardrail(services, new ReleaseWindow(shopId, release.Version, active?.Version, from), ct);
@@ -261,13 +264,14 @@ public sealed class StagedReleases(NpgsqlDataSource db, ModelKinds kinds, ModelR
             {
                 words.Add(reading.Detail);
                 breached |= reading.Breached;
-                read = reading.Read;
+                (read, readable) = (reading.Read, reading.Readable);
             }
         }
-        if (!read && n - failures >= settings.CanaryDecisions)
+        if (!read && readable && n - failures >= settings.CanaryDecisions)
             words.Add(Inv($"its decisions are made: it is promoted once its guardrail is read, or unguarded after {Count((long)settings.CanaryDecisions * GuardrailWaitFactor)}"));
         return WithBaselines(new ReleaseView(kind.Name, kind.Title, release.Version, "canary", active?.Version, from, n, settings.CanaryDecisions, failures, last, agreement, compared,
-            kind.PromotionMetric, Metric(release, kind), active is null ? null : Metric(active, kind), settings.CanaryShare, string.Join("; ", words), breached, read), release, active, kind);
+            kind.PromotionMetric, Metric(release, kind), active is null ? null : Metric(active, kind), settings.CanaryShare, string.Join("; ", words), breached, read)
+            { GuardrailReadable = readable }, release, active, kind);
     }
 
     private static double? Metric(ModelEntry m, ModelKind kind) => PromotionGate.Metric(m.Metrics, kind.PromotionMetric);

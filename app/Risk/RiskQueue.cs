@@ -145,7 +145,7 @@ internal static class RiskQueue
               UNION ALL
               SELECT s.shop_id, s.order_id, 'fraud label'
               FROM risk_scores s
-              WHERE s.scored_at >= $2 AND {LabelsDiffer("s")}) x
+              WHERE s.scored_at >= $2 AND {LabelsDiffer("s")} AND {NotInStore("s")}) x
         WHERE NOT EXISTS (
             SELECT 1 FROM ai_feature_switches w WHERE w.shop_id = x.shop_id AND w.feature = '{RiskScorer.Name}'
               AND NOT w.enabled AND w.when_off = '{RiskScorer.ScoreNothing}')
@@ -166,6 +166,14 @@ internal static class RiskQueue
     /// Whether the fraud labels of the score <paramref name="s"/>'s order say otherwise than what its latest assessment told
     /// Shopify (<c>told_fraud</c>): one definition for the label writers' queueing and the sweep's backstop.
     /// </summary>
+    /// <summary>
+    /// The score <paramref name="s"/>'s order is not one sold in a store (POS), which is not scored, tagged or held: one scored
+    /// before 5 Dec 2026 keeps its score, and until 7 Dec 2026 a fraud label on it scored it again, told Shopify and could
+    /// hold it where no reviewer would see it.
+    /// </summary>
+    internal static string NotInStore(string s) =>
+        $"NOT EXISTS (SELECT 1 FROM orders o WHERE o.shop_id = {s}.shop_id AND o.id = {s}.order_id AND NOT o.{Online})";
+
     internal static string LabelsDiffer(string s) =>
         $"{s}.told_fraud <> EXISTS (SELECT 1 FROM risk_labels l WHERE l.shop_id = {s}.shop_id AND l.order_id = {s}.order_id AND l.fraud)";
 
@@ -179,7 +187,7 @@ internal static class RiskQueue
             INSERT INTO risk_pending (shop_id, order_id, reason, queued_at)
             SELECT s.shop_id, s.order_id, 'fraud label', $3 FROM risk_scores s
             WHERE s.shop_id = $1 AND s.order_id = $2
-              AND {LabelsDiffer("s")}
+              AND {LabelsDiffer("s")} AND {NotInStore("s")}
             -- Why the lock: a scoring run holds the score (and its claimed queue row, which the insert would meet and skip)
             -- from before it read the labels until it writes what it told; waiting for it, the comparison sees what it wrote.
             FOR NO KEY UPDATE OF s

@@ -112,7 +112,9 @@ public sealed record ReleaseWindow(long ShopId, int Candidate, int? Active, Date
 
 /// <summary>A guardrail's reading, in words: whether it broke, and the numbers.</summary>
 /// <param name="Read">False while too few units were seen on either side to read it (it cannot have broken then).</param>
-public sealed record GuardrailReading(bool Breached, string Detail, bool Read = true);
+/// <param name="Readable">False when waiting cannot make it read: its units are a state the canary's share of a small
+/// store fixes (churn's customers), not a count that grows with time.</param>
+public sealed record GuardrailReading(bool Breached, string Detail, bool Read = true, bool Readable = true);
 
 /// <summary>
 /// A model kind's risk as the field scores it: impact 1–5 (how bad a wrong decision is for the merchant or their

@@ -77,6 +77,11 @@ public sealed class ModelRegistry(NpgsqlDataSource db, TimeProvider clock, Micro
             staged ? now : DBNull.Value);
         if (withModel is not null) await withModel(conn, tx, version);
         if (staged) await Governance.GovernanceEvents.RecordAsync(conn, tx, shopId, kind, "shadow_started", $"version {version}: {reason}", "the model registry", now, ct);
+        // A version that serves at once (a shop's first, or staged releases off) changes what serves too: until 7 Dec 2026 it
+        // left nothing in the governance history, while every staged step and rollback did.
+        if (activate)
+            await Governance.GovernanceEvents.RecordAsync(conn, tx, shopId, kind, "activated",
+                $"version {version} serves everyone{(activeVersion is { } was ? $" in place of version {was}" : ", the first of its kind")}: {reason}", "the model registry", now, ct);
         if (activate || staged) await Notify(conn, tx, shopId, ct);
         await tx.CommitAsync(ct);
         return new Registered(version, activate, reason, staged);

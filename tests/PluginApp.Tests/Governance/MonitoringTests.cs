@@ -177,6 +177,37 @@ public sealed class MonitoringTests(AppFixture app) : IClassFixture<AppFixture>
     }
 
     /// <summary>
+    /// The fresh figure of order risk is set against the held-out figure of the score orders are given: the model blended
+    /// with the rule prior (here 0.250, against the model's own 0.600). Fresh orders at 0.150 are not alerted on: they are
+    /// above half of what was served. Until 7 Dec 2026 they were set against the model's own figure, and a version whose
+    /// prior weighed more than its model was alerted on a figure its served score never had.
+    /// </summary>
+    [Fact]
+    public async Task RiskFreshFigure_IsSetAgainstTheServedScoresHeldOutFigure()
+    {
+        var shopId = await app.InstallShopAsync("gov-fresh-served.myshopify.com");
+        var now = app.Clock.GetUtcNow();
+        await app.ScalarAsync("""
+            INSERT INTO models (shop_id, kind, version, status, parameters, metrics, artifact, created_at, activated_at)
+            VALUES ($1, 'risk', 3, 'active', '{}', '{"PrAuc": 0.6, "ServedPrAuc": 0.25}', '\x00', $2, $2)
+            """, shopId, now.AddDays(-100));
+        await app.ScalarAsync("""
+            INSERT INTO risk_scores (shop_id, order_id, score, level, model_version, prior_weight, reasons, features, queued_at, scored_at)
+            SELECT $1, 7920000 + i, 0.3, 'MEDIUM', 3, 0.6, '[]', '{}', $2, $2 FROM generate_series(1, 200) i
+            """, shopId, now.AddDays(-45));
+        await app.ScalarAsync("""
+            INSERT INTO risk_labels (shop_id, order_id, source, fraud, labelled_at)
+            SELECT $1, 7920000 + i, CASE WHEN i <= 30 THEN 'cancelled' ELSE 'review' END, i <= 30, $2 FROM generate_series(1, 40) i
+            """, shopId, now.AddDays(-20));
+
+        await app.Factory.Services.GetRequiredService<ModelMonitor>().RunShopAsync(shopId, CancellationToken.None);
+
+        Assert.DoesNotContain(await ModelMonitor.AlertsAsync(app.Db, shopId, openOnly: true, CancellationToken.None), a => a.Metric == "fresh-average-precision");
+        Assert.Equal("average precision 0.150 on the 200 orders it scored 30–90 days ago (30 labelled fraud by now), against 0.250 held out, as served (the model blended with the rule prior)",
+            await app.ScalarAsync("SELECT detail FROM model_performance WHERE shop_id = $1 AND metric = 'fresh-average-precision'", shopId));
+    }
+
+    /// <summary>
     /// A shop with an active churn model (60-day horizon) that set 60 customers (<paramref name="firstCustomer"/> + 1 to + 60)
     /// in a segment 90 days ago, at a predicted churn of 60 %.
     /// </summary>

@@ -174,6 +174,64 @@ public sealed class StagedReleaseTests(ReleaseFixture app) : IClassFixture<Relea
         Assert.Contains($"{answers.Count} of 1,000 shadow decisions", page);
     }
 
+    /// <summary>
+    /// A churn canary in a store too small for its guardrail (2 customers in the canary's share, 4 needed): the share it puts
+    /// in win-back segments can never be read, as the canary's customers do not grow as it runs, so it is promoted at its
+    /// decisions and the event says why it went unguarded. Until 7 Dec 2026 it waited three times its decisions for a
+    /// reading that could not come (a hundred daily runs in a store of 300 customers), the kind's trainings held behind it.
+    /// </summary>
+    [Fact]
+    public async Task AChurnCanaryInAStoreTooSmallForItsGuardrail_IsPromotedAtItsDecisions_AndSaysSo()
+    {
+        const string shop = "release-churn-small.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        Assert.Equal(HttpStatusCode.OK, (await SendAsync(HttpMethod.Put, "/api/admin/releases/churn/settings", shop,
+            new { staged = true, shadowDecisions = 1, canaryShare = 0.1, canaryDecisions = 3 })).StatusCode);
+        var started = app.Clock.GetUtcNow().AddHours(-1);
+        await app.ScalarAsync("""
+            INSERT INTO models (shop_id, kind, version, status, parameters, metrics, artifact, created_at, activated_at, stage_started_at)
+            VALUES ($1, 'churn', 1, 'active', '{}', '{"RocAuc": 0.70, "RecencyRocAuc": 0.65}', '\x00', $2, $2, NULL),
+                   ($1, 'churn', 2, 'canary', '{}', '{"RocAuc": 0.80, "RecencyRocAuc": 0.65}', '\x00', $2, NULL, $2)
+            """, shopId, started);
+        await app.ScalarAsync("""
+            INSERT INTO churn_scores (shop_id, customer_id, model_version, model_kind, churn_probability, probability_alive, expected_orders_30,
+                expected_orders_90, expected_orders_365, orders, days_since_last, total_spend, yearly_spend, segment, reasons, scored_at)
+            SELECT $1, 7930000 + i, CASE WHEN i <= 2 THEN 2 ELSE 1 END, 'probabilistic', 0.2, 0.8, 0.1, 0.3, 1, 2, 30, 100, 100, 'active', '[]', $2
+            FROM generate_series(1, 22) i
+            """, shopId, started);
+        foreach (var i in Enumerable.Range(1, 3))
+            await app.LogDecisionAsync(new Decision(DecisionKinds.Churn, $"churn:793000{i}:canary", shopId, started.AddMinutes(i), "churn")
+            {
+                Subject = "active", ModelKind = "churn", ModelVersion = 2, CustomerId = 7_930_000 + i, Output = """{"release":"canary","candidate":2}""",
+            });
+
+        await app.Factory.Services.GetRequiredService<StagedReleases>().RunShopAsync(shopId, CancellationToken.None);
+
+        Assert.Equal("active", await app.ScalarAsync("SELECT status FROM models WHERE shop_id = $1 AND kind = 'churn' AND version = 2", shopId));
+        Assert.Equal(1, await app.CountAsync("""
+            SELECT count(*) FROM governance_events WHERE shop_id = $1 AND event = 'promoted'
+              AND detail LIKE 'version 2 serves everyone after 3 canary decisions without its guardrail, which a store this size cannot read (%cannot be read in a store this size: 2 and 20 customers of 4 needed%'
+            """, shopId));
+    }
+
+    /// <summary>
+    /// A version that serves at once (a shop's first) is a change of what serves, and the governance history says so, with
+    /// who and why. Until 7 Dec 2026 it said nothing, while every staged step did.
+    /// </summary>
+    [Fact]
+    public async Task AVersionThatServesAtOnce_IsAGovernanceEvent()
+    {
+        var seed = new StoreSeed(app, "release-first-event.myshopify.com");
+        await seed.SeedAsync(customersPerGroup: 8);
+
+        Assert.Equal((1, true), await seed.TrainAsync());
+
+        Assert.Equal(1, await app.CountAsync("""
+            SELECT count(*) FROM governance_events WHERE shop_id = $1 AND model_kind = $2 AND event = 'activated' AND by_whom = 'the model registry'
+              AND detail LIKE 'version 1 serves everyone, the first of its kind: %'
+            """, seed.ShopId, Kind));
+    }
+
     [Fact]
     public async Task Canary_IsRolledBackAutomatically_WhenItsGuardrailBreaks()
     {

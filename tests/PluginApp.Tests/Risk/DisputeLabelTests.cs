@@ -48,6 +48,35 @@ public sealed class DisputeLabelTests(AppFixture app) : IClassFixture<AppFixture
         Assert.Equal("Shopify Payments chargeback 91001: reason fraudulent, status needs_response", label.Value.Detail);
     }
 
+    /// <summary>
+    /// An order sold in a store (Shopify POS) is not scored, tagged or held; one scored before such orders stopped being
+    /// scored keeps its old score. A fraud chargeback on it is kept as its label, and does not score it again: until 7 Dec
+    /// 2026 it did, Shopify was told HIGH, and a hold could be placed that no reviewer would ever see.
+    /// </summary>
+    [Fact]
+    public async Task AFraudDisputeOnAnInStoreOrderScoredBefore_DoesNotScoreItAgain()
+    {
+        const string shop = "dispute-pos.myshopify.com";
+        const long order = 6_900_001;
+        var shopId = await ShopWithOrderAsync(shop, order);
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while (await app.CountAsync("SELECT count(*) FROM risk_scores WHERE shop_id = $1 AND order_id = $2", shopId, order) == 0)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the order was not scored within 20 s");
+            await Task.Delay(50);
+        }
+        await app.ScalarAsync("UPDATE orders SET source_name = 'pos' WHERE shop_id = $1 AND id = $2", shopId, order);
+        var scored = await app.ScalarAsync("SELECT scored_at FROM risk_scores WHERE shop_id = $1 AND order_id = $2", shopId, order);
+
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("disputes/create", shop,
+            Dispute(99_001, order, "fraudulent", "needs_response", app.Clock.GetUtcNow().AddDays(-1)).ToJsonString())).StatusCode);
+
+        Assert.True((await LabelAsync(shopId, order))!.Value.Fraud);
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM risk_pending WHERE shop_id = $1 AND order_id = $2", shopId, order));
+        await Task.Delay(500); // time for a scorer woken by a queued order to have scored it
+        Assert.Equal(scored, await app.ScalarAsync("SELECT scored_at FROM risk_scores WHERE shop_id = $1 AND order_id = $2 AND NOT told_fraud", shopId, order));
+    }
+
     [Fact]
     public async Task DisputeWon_TurnsTheLabelIntoNotFraud_AndALateRetryOfTheCreateDoesNotTurnItBack()
     {
