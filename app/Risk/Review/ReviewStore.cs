@@ -363,7 +363,15 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
         if (assessment is not null) OutboxWriter.Enqueue(new StoreWriter(batch, shopId), assessment, now);
         var told = assessment is not null;
         if (decision == "approve") batch.BatchCommands.Add(Command(RiskHolds.ReleaseApprovedSql, shopId, orderId, now));
-        if (decision == "fraud") batch.BatchCommands.Add(Command(RiskHolds.HoldOnFraudSql, shopId, orderId, now));
+        if (decision == "fraud")
+        {
+            batch.BatchCommands.Add(Command(RiskHolds.HoldOnFraudSql, shopId, orderId, now));
+            // An order never held (MEDIUM, or HIGH before the merchant held HIGH orders) is held now, as a chargeback's is:
+            // Shopify is told HIGH, and its goods must not ship. Until 7 Dec 2026 only a hold decided before was placed again.
+            if (await StillToShipAsync(conn, tx, shopId, orderId, ct))
+                RiskScorer.HoldFraudNeverHeld(new StoreWriter(batch, shopId),
+                    await RiskHoldSettings.ReadAsync(db, shopId, await ShopCurrency.ReadAsync(db, shopId, ct), ct), orderId, now);
+        }
         if (decision != "note")
         {
             var fraud = decision == "fraud";
@@ -494,6 +502,14 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
     }
 
     /// <summary>The order's approve and fraud decisions: how many, and the latest.</summary>
+    private static async Task<bool> StillToShipAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId, long orderId, CancellationToken ct)
+    {
+        await using var cmd = new NpgsqlCommand($"SELECT EXISTS (SELECT 1 FROM orders o WHERE o.shop_id = $1 AND o.id = $2 AND {RiskQueue.StillToShip("o")})", conn, tx);
+        cmd.Parameters.Add(Sql.Param(shopId));
+        cmd.Parameters.Add(Sql.Param(orderId));
+        return (bool)(await cmd.ExecuteScalarAsync(ct))!;
+    }
+
     private static async Task<(int Count, ReviewDecision? Latest)> VerdictsAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId, long orderId,
         CancellationToken ct)
     {

@@ -449,6 +449,7 @@ public sealed class RiskActionsTests(NoSchedulerAppFixture app) : IClassFixture<
         for (var i = 0; i < 5; i++)
         {
             var order = RiskOrders.Order(7_339_101 + i, app.Clock.GetUtcNow().AddDays(-100 + 12 * i), 30m, "203.0.113.61", "ring@example.com", other);
+            order["fulfillment_status"] = "fulfilled"; // shipped long ago: a fraud verdict on it has nothing to hold
             if (i < 2) order["cancelled_at"] = app.Clock.GetUtcNow().AddDays(-99 + 12 * i).ToString("O", CultureInfo.InvariantCulture);
             if (i == 2) order["test"] = true;
             await SendAsync(shop, order);
@@ -538,11 +539,12 @@ public sealed class RiskActionsTests(NoSchedulerAppFixture app) : IClassFixture<
     }
 
     /// <summary>
-    /// An order a reviewer marked as fraud at MEDIUM (not cancelled; nothing to hold at MEDIUM) that an edit takes to HIGH is
-    /// held: its goods must not ship. (A decided order out of the queue is otherwise not held by a later score.)
+    /// An order a reviewer marked as fraud at MEDIUM (not cancelled) is held at once, as a chargeback's is: Shopify is told
+    /// HIGH, and its goods must not ship (until 7 Dec 2026 it was held only once an edit took it to HIGH). An edit that
+    /// then takes it to HIGH holds nothing more. (A decided order out of the queue is otherwise not held by a later score.)
     /// </summary>
     [Fact]
-    public async Task Holds_AnOrderMarkedAsFraud_IsHeldWhenAnEditTakesItToHigh()
+    public async Task Holds_AnOrderMarkedAsFraudAtMedium_IsHeldAtOnce_AndOnceWhenAnEditTakesItToHigh()
     {
         const string shop = "risk-hold-fraud-raised.myshopify.com";
         var shopId = await OrdinaryStoreAsync(shop, 7_450_000);
@@ -550,6 +552,9 @@ public sealed class RiskActionsTests(NoSchedulerAppFixture app) : IClassFixture<
         app.Shopify.Admin.SetFulfillmentOrders("gid://shopify/Order/7459001", ("gid://shopify/FulfillmentOrder/74590011", "OPEN"));
         Assert.Equal("MEDIUM", await RescoreAsync(shop, shopId, 7_459_001, 640m, "203.0.113.54", "raised.buyer@example.net", null, "US", 0, "orders/create"));
         Assert.Equal(HttpStatusCode.OK, (await AdminAsync(HttpMethod.Post, "/api/admin/review/orders/7459001/decisions", shop, new { decision = "fraud" })).StatusCode);
+        await Service<RiskHolds>().RunShopAsync(shopId, CancellationToken.None);
+        await DrainAsync(shopId);
+        Assert.Single(app.Shopify.Admin.FulfillmentOrders(Gid.Of("Order", 7_459_001)).Single().Holds);
 
         Assert.Equal("HIGH", await RescoreAsync(shop, shopId, 7_459_001, 640m, "203.0.113.54", "raised.buyer@example.net", null, "NG", 1));
         await Service<RiskHolds>().RunShopAsync(shopId, CancellationToken.None);
