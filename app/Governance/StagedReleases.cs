@@ -249,10 +249,12 @@ public sealed class StagedReleases(NpgsqlDataSource db, ModelKinds kinds, ModelR
         }
         var o = options.Value;
         var share = n == 0 ? 0 : (double)failures / n;
-        var failed = n >= o.CanaryMinDecisions && share > o.CanaryMaxFailureShare;
+        // Judged once the minimum is made, or once the canary has made its decisions: a shop whose target is below the
+        // minimum (`canaryDecisions` 20 against 50) was promoted with a third of its answers failed (until 7 Dec 2026).
+        var failed = (n >= o.CanaryMinDecisions || n - failures >= settings.CanaryDecisions) && share > o.CanaryMaxFailureShare;
         var words = new List<string>
         {
-            Inv($"{Count(failures)} of {Count(n)} canary decisions failed ({share:P1}; the limit is {o.CanaryMaxFailureShare:P1} once {Count(o.CanaryMinDecisions)} are made)")
+            Inv($"{Count(failures)} of {Count(n)} canary decisions failed ({share:P1}; the limit is {o.CanaryMaxFailureShare:P1} once {Count(o.CanaryMinDecisions)} are made, or its decisions)")
             + (last is null ? "" : $", the last: {last}"),
         };
         var breached = failed;

@@ -215,6 +215,37 @@ public sealed class StagedReleaseTests(ReleaseFixture app) : IClassFixture<Relea
     }
 
     /// <summary>
+    /// A canary whose shop asked for fewer decisions than the failure limit's minimum (2 against 4) is judged on its failures
+    /// once it has made them: one failed of three is rolled back, not promoted. Until 7 Dec 2026 the limit waited for the
+    /// minimum, which the promotion came before.
+    /// </summary>
+    [Fact]
+    public async Task ACanaryWhoseTargetIsBelowTheFailureMinimum_IsJudgedOnItsFailuresAtItsTarget()
+    {
+        const string shop = "release-churn-failing.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        Assert.Equal(HttpStatusCode.OK, (await SendAsync(HttpMethod.Put, "/api/admin/releases/churn/settings", shop,
+            new { staged = true, shadowDecisions = 1, canaryShare = 0.1, canaryDecisions = 2 })).StatusCode);
+        var started = app.Clock.GetUtcNow().AddHours(-1);
+        await app.ScalarAsync("""
+            INSERT INTO models (shop_id, kind, version, status, parameters, metrics, artifact, created_at, activated_at, stage_started_at)
+            VALUES ($1, 'churn', 1, 'active', '{}', '{"RocAuc": 0.70, "RecencyRocAuc": 0.65}', '\x00', $2, $2, NULL),
+                   ($1, 'churn', 2, 'canary', '{}', '{"RocAuc": 0.80, "RecencyRocAuc": 0.65}', '\x00', $2, NULL, $2)
+            """, shopId, started);
+        foreach (var i in Enumerable.Range(1, 3))
+            await app.LogDecisionAsync(new Decision(DecisionKinds.Churn, $"churn:794000{i}:canary", shopId, started.AddMinutes(i), "churn")
+            {
+                Subject = "active", ModelKind = "churn", ModelVersion = i == 3 ? 1 : 2, CustomerId = 7_940_000 + i,
+                Output = i == 3 ? """{"release":"canary","candidate":2,"failed":"InvalidDataException: bad magic"}""" : """{"release":"canary","candidate":2}""",
+            });
+
+        await app.Factory.Services.GetRequiredService<StagedReleases>().RunShopAsync(shopId, CancellationToken.None);
+
+        Assert.Equal("candidate", await app.ScalarAsync("SELECT status FROM models WHERE shop_id = $1 AND kind = 'churn' AND version = 2", shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM governance_events WHERE shop_id = $1 AND event = 'canary_rolled_back' AND detail LIKE '%1 of 3 canary decisions failed%'", shopId));
+    }
+
+    /// <summary>
     /// A version that serves at once (a shop's first) is a change of what serves, and the governance history says so, with
     /// who and why. Until 7 Dec 2026 it said nothing, while every staged step did.
     /// </summary>
