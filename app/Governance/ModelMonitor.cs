@@ -89,14 +89,14 @@ public sealed class ModelMonitor(NpgsqlDataSource db, ModelKinds kinds, ModelReg
         if (active?.DataFrom is { } df && active.DataTo is { } dt && (dt < from ? dt : from) is var end && df < end
             && await CountAsync(shopId, kind.DecisionKind!, df, end, ct) >= MinReferenceInTrainingWindow)
             (refFrom, refTo, reference) = (df, end, $"version {active.Version}'s training window");
-        var refValues = await ValuesAsync(shopId, kind.DecisionKind!, refFrom, refTo, ct);
-        var curValues = await ValuesAsync(shopId, kind.DecisionKind!, from, now, ct);
+        var refValues = await ValuesAsync(shopId, kind, refFrom, refTo, ct);
+        var curValues = await ValuesAsync(shopId, kind, from, now, ct);
         // Outputs are compared within the serving version only: another version's (or the rule prior's) scores differ by design,
         // and until 4 Dec a promotion read as an output shift. The reference is the version's own decisions of the four weeks
         // before; one promoted this week has none yet, and its outputs are not compared until it has.
         var version = active?.Version;
-        var ownRef = await ValuesAsync(shopId, kind.DecisionKind!, now - Current - Baseline, from, ct, ofVersion: true, version);
-        var ownCur = await ValuesAsync(shopId, kind.DecisionKind!, from, now, ct, ofVersion: true, version);
+        var ownRef = await ValuesAsync(shopId, kind, now - Current - Baseline, from, ct, ofVersion: true, version);
+        var ownCur = await ValuesAsync(shopId, kind, from, now, ct, ofVersion: true, version);
         foreach (var key in refValues.Keys.Where(k => k.Role == "prediction").ToList()) refValues.Remove(key);
         foreach (var key in curValues.Keys.Where(k => k.Role == "prediction").ToList()) curValues.Remove(key);
         foreach (var (key, list) in ownRef) if (key.Role == "prediction") refValues[key] = list;
@@ -232,18 +232,18 @@ public sealed class ModelMonitor(NpgsqlDataSource db, ModelKinds kinds, ModelReg
     /// Every numeric field of the inputs and outputs of the latest <see cref="Sample"/> decisions in the window; with
     /// <paramref name="ofVersion"/>, only those of model <paramref name="version"/> (null: the rule prior's).
     /// </summary>
-    private async Task<Dictionary<(string Role, string Field), List<double>>> ValuesAsync(long shopId, string kind, DateTimeOffset from, DateTimeOffset to,
+    private async Task<Dictionary<(string Role, string Field), List<double>>> ValuesAsync(long shopId, ModelKind kind, DateTimeOffset from, DateTimeOffset to,
         CancellationToken ct, bool ofVersion = false, int? version = null)
     {
-        await using var cmd = db.CreateCommand("""
-            WITH d AS (SELECT inputs, output FROM decisions WHERE shop_id = $1 AND kind = $2 AND decided_at >= $3 AND decided_at < $4
-                         AND (NOT $6 OR model_version IS NOT DISTINCT FROM $7)
-                       ORDER BY decided_at DESC LIMIT $5)
+        await using var cmd = db.CreateCommand($$"""
+            WITH d AS (SELECT d.inputs, d.output FROM decisions d WHERE d.shop_id = $1 AND d.kind = $2 AND d.decided_at >= $3 AND d.decided_at < $4
+                         AND (NOT $6 OR d.model_version IS NOT DISTINCT FROM $7) AND ({{kind.DriftSample}})
+                       ORDER BY d.decided_at DESC LIMIT $5)
             SELECT 'input', e.key, e.value::text::float8 FROM d, jsonb_each(coalesce(d.inputs, '{}')) e WHERE jsonb_typeof(e.value) = 'number'
             UNION ALL
             SELECT 'prediction', e.key, e.value::text::float8 FROM d, jsonb_each(coalesce(d.output, '{}')) e WHERE jsonb_typeof(e.value) = 'number'
             """);
-        foreach (var v in new object[] { shopId, kind, from, to, Sample, ofVersion }) cmd.Parameters.Add(Sql.Param(v));
+        foreach (var v in new object[] { shopId, kind.DecisionKind!, from, to, Sample, ofVersion }) cmd.Parameters.Add(Sql.Param(v));
         cmd.Parameters.Add(new NpgsqlParameter<int?> { TypedValue = version, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Integer });
         var values = new Dictionary<(string, string), List<double>>();
         await using var r = await cmd.ExecuteReaderAsync(ct);

@@ -78,6 +78,13 @@ public sealed record ModelKind(string Name, string Title, string PromotionMetric
     /// <summary>The decision kind its decisions are logged under (Governance.DecisionKinds).</summary>
     public string? DecisionKind { get; init; }
 
+    /// <summary>
+    /// Which of its logged decisions drift compares, as an SQL condition on the decisions row <c>d</c>: those of one kind of
+    /// population, week after week. Every one by default; churn's log holds whole populations at some runs (a version's first,
+    /// a shadow's, a canary's) and only changes of segment at the others, which differ by design.
+    /// </summary>
+    public string DriftSample { get; init; } = "true";
+
     /// <summary>Whether a circuit breaker cuts it off after repeated errors or overruns (and its fallback answers).</summary>
     public bool Breaker { get; init; }
 

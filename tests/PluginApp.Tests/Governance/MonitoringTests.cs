@@ -90,6 +90,40 @@ public sealed class MonitoringTests(AppFixture app) : IClassFixture<AppFixture>
     }
 
     /// <summary>
+    /// Churn logs every customer at a version's first run and only changes of segment after: the week's changes, near the
+    /// segment lines, are compared with the changes of the weeks before, not with that first run's whole store. Until 7 Dec
+    /// 2026 the first run was the reference, and churn's outputs read as a major shift with nothing moved.
+    /// </summary>
+    [Fact]
+    public async Task ChurnDrift_ComparesChangesOfSegmentWithChanges_NotWithAFirstRunsWholeStore()
+    {
+        var shopId = await app.InstallShopAsync("gov-drift-churn.myshopify.com");
+        var now = app.Clock.GetUtcNow();
+        await app.ScalarAsync("""
+            INSERT INTO models (shop_id, kind, version, status, parameters, metrics, artifact, created_at, activated_at)
+            VALUES ($1, 'churn', 1, 'active', '{}', '{}', '\x00', $2, $2)
+            """, shopId, now.AddDays(-21));
+        async Task LogAsync(string change, int n, DateTimeOffset from, Func<int, double> probability)
+        {
+            for (var i = 0; i < n; i++)
+                await app.LogDecisionAsync(new Decision(DecisionKinds.Churn, $"churn:{7_950_000 + i}:{change}", shopId, from.AddMinutes(i), "churn")
+                {
+                    Subject = "at_risk", ModelKind = "churn", ModelVersion = 1, CustomerId = 7_950_000 + i,
+                    Output = string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{{\"churn_probability\": {probability(i):0.###}}}"),
+                });
+        }
+        await LogAsync("1", 300, now.AddDays(-20), i => i / 300.0);                     // the first run: the whole store
+        await LogAsync("2", 120, now.AddDays(-15), i => 0.45 + 0.1 * (i % 10) / 10.0); // the changes since, near the lines
+        await LogAsync("3", 120, now.AddDays(-3), i => 0.45 + 0.1 * (i % 10) / 10.0);  // this week's
+
+        await app.Factory.Services.GetRequiredService<ModelMonitor>().RunShopAsync(shopId, CancellationToken.None);
+
+        Assert.DoesNotContain(await ModelMonitor.AlertsAsync(app.Db, shopId, openOnly: true, CancellationToken.None), a => a.Metric == "drift:prediction:churn_probability");
+        var drift = Assert.Single(await ModelMonitor.LatestDriftAsync(app.Db, shopId, CancellationToken.None), d => d.Field == "churn_probability");
+        Assert.Equal((120, 120), (drift.ReferenceN, drift.CurrentN));
+    }
+
+    /// <summary>
     /// A new version scores on its own scale: right after a promotion its outputs differ from the version before it by design.
     /// Until 4 Dec that read as an output shift and raised an alert; outputs are now compared within the serving version.
     /// </summary>
