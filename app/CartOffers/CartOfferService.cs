@@ -15,8 +15,10 @@ namespace PluginApp.CartOffers;
 
 /// <summary>What the cart block asked about: the cart's lines as the storefront's cart holds them.</summary>
 /// <param name="Paid">What the cart costs after its own discounts as a share of its price before them (<see cref="CartFacts.Paid"/>).</param>
+/// <param name="ArmVisitorHash">Who the experiment assigns, when not the visitor: a shopper who declined analytics keeps no
+/// visitor id across page views, and her cart stands for her (the answer stays the visitor's, whose later events it matches).</param>
 public sealed record CartOfferRequest(long ShopId, string Shop, string? CartToken, IReadOnlyList<(long VariantId, int Quantity)> Lines,
-    string? VisitorHash, long? CustomerId, string? ClientIp, decimal Paid = 1);
+    string? VisitorHash, long? CustomerId, string? ClientIp, decimal Paid = 1, string? ArmVisitorHash = null);
 
 public sealed record ProgressBar(decimal Threshold, decimal Value, decimal Remaining, double Progress, string Currency);
 
@@ -55,7 +57,7 @@ public sealed class CartOfferService(CartOfferSettingsStore settingsStore, Catal
         var tax = await taxes.ShareAsync(req.ShopId, ct);
         var facts = Price(req.Lines, catalog, settings.FreeShippingThreshold) with { Paid = req.Paid, TaxShare = tax.Share ?? 0, TaxRateUnknown = tax.RateUnknown };
         var (arm, running) = await experiments.AssignAsync(req.ShopId, req.Shop, CartOffersExperiment.Key,
-            UpsellExperiment.AssignmentKey(req.VisitorHash, req.CustomerId), ct);
+            UpsellExperiment.AssignmentKey(req.ArmVisitorHash ?? req.VisitorHash, req.CustomerId), ct);
         var decisionId = DecisionLog.NewId(clock.GetUtcNow());
         var reasons = new List<string>();
         var expected = new Dictionary<string, double>();

@@ -170,11 +170,12 @@ public static class CartOffersFeature
         cart_token = string.IsNullOrWhiteSpace(cart_token) ? null : cart_token;
         // A shopper who declined analytics keeps no visitor id (the block makes one each page view), so her arm was drawn
         // anew at each view of the same cart, and the offer or the bar came and went between reloads (until 7 Dec 2026). Her
-        // cart names her instead, for that cart only: its token is the storefront's own cookie, kept whatever she chose, and
-        // her views are not reported, so she counts in no experiment's figures.
-        var visitor = np == "1" && cart_token is not null ? "cart:" + cart_token : visitor_id;
+        // cart is assigned instead, for that cart only: its token is the storefront's own cookie, kept whatever she chose,
+        // and her views are not reported, so she counts in no experiment's figures. The answer stays the page's visitor's:
+        // if she agrees on the page, its seen and events come under that id.
         var request = new CartOfferRequest(ProxyEndpoints.ShopIdOf(http), shop, cart_token, parsed,
-            Assignment.VisitorHash(shop, visitor), ProxyEndpoints.Shopper(logged_in_customer_id, np), ProxyEndpoints.ShopperAddressOf(http), share);
+            Assignment.VisitorHash(shop, visitor_id), ProxyEndpoints.Shopper(logged_in_customer_id, np), ProxyEndpoints.ShopperAddressOf(http), share,
+            np == "1" && cart_token is not null ? Assignment.VisitorHash(shop, "cart:" + cart_token) : null);
         return ProxyJson.Answer(await service.DecideAsync(request, ct));
     }
 

@@ -58,10 +58,14 @@ public sealed class ChurnModelTrainer(NpgsqlDataSource db, TimeProvider clock, M
             LikelihoodWhy: "Short store histories give uncalibrated probabilities: when the held-out Brier score is not better than the base rate's, the probabilities are pulled toward the latest churn rate and the page says so.",
             Detectability: "Low: whether a customer really churned is known only after the horizon (90 days by default)."),
         Switch = "churn-segments", DecisionKind = "churn",
-        // Changes of segment after a customer's first (her decision id's count of changes above 1), not a shadow's or a canary's
-        // entries: until 7 Dec 2026 a version's first run, logging every customer, was the reference the next weeks' few changes
-        // near the segment lines were compared with, and churn's outputs read as drifting when nothing had moved.
-        DriftSample = "d.decision_id ~ '^churn:[0-9]+:[0-9]+$' AND split_part(d.decision_id, ':', 3)::int > 1",
+        // Changes of segment, not a shadow's or a canary's entries, nor those of a version's first day, when it puts the store's
+        // customers on its own lines: until 7 Dec 2026 a version's first run, logging a great share of the store, was the
+        // reference the next weeks' few changes near the segment lines were compared with, and churn's outputs read as
+        // drifting when nothing had moved.
+        DriftSample = """
+            d.decision_id ~ '^churn:[0-9]+:[0-9]+$' AND NOT EXISTS (SELECT 1 FROM models m WHERE m.shop_id = d.shop_id AND m.kind = 'churn'
+              AND m.version = d.model_version AND d.decided_at < m.activated_at + interval '1 day')
+            """,
         DataStores = "Orders and customers in the app's PostgreSQL; segments written to Shopify customer tags and metafields.",
         OnActivated = (services, shopId) => services.GetRequiredService<ChurnScheduler>().ScoreSoon(shopId),
         // Staged like the others, by customers; a stage changes at the next scoring run (daily, or now).

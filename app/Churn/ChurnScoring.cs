@@ -364,9 +364,10 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
         // refusing it: her row is gone, so no later run would queue it again, and she kept our segment in Shopify for good
         // (until 7 Dec 2026). Sent again, once, while she is still not scored; an erased customer's failed calls keep nothing
         // of hers (the erasure emptied them), so they name no one here.
-        var goneAgain = new List<(long Failed, long Customer)>();
+        // Keyed by the failed cleanup's run, so its two calls failing send one cleanup again.
+        var goneAgain = new List<(string Run, long Customer)>();
         await using (var cmd = new NpgsqlCommand($"""
-            SELECT DISTINCT m.id, c.customer_id
+            SELECT DISTINCT split_part(m.idempotency_key, ':', 4), c.customer_id
             FROM outbox_messages m
             CROSS JOIN LATERAL (SELECT split_part(m.idempotency_key, ':', 2)::bigint WHERE m.operation = 'tagsRemove'
                                 UNION SELECT substring(mf->>'ownerId' FROM '[0-9]+$')::bigint
@@ -376,13 +377,14 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
                    OR m.operation = 'metafieldsDelete' AND m.idempotency_key ~ '^churn-mf:[0-9]+:gone:[0-9]+$')
               AND NOT EXISTS (SELECT 1 FROM churn_scores s WHERE s.shop_id = m.shop_id AND s.customer_id = c.customer_id)
               AND NOT EXISTS (SELECT 1 FROM customers cu WHERE cu.shop_id = m.shop_id AND cu.id = c.customer_id AND {StoreWriter.CustomerGone("cu")})
-              AND NOT EXISTS (SELECT 1 FROM outbox_messages a WHERE a.shop_id = m.shop_id AND a.idempotency_key = 'churn:' || c.customer_id || ':gone-again:' || m.id)
+              AND NOT EXISTS (SELECT 1 FROM outbox_messages a WHERE a.shop_id = m.shop_id
+                              AND a.idempotency_key = 'churn:' || c.customer_id || ':gone-again:' || split_part(m.idempotency_key, ':', 4))
             ORDER BY 1, 2
             """, conn, tx))
         {
             cmd.Parameters.Add(Sql.Param(shopId));
             await using var r = await cmd.ExecuteReaderAsync(ct);
-            while (await r.ReadAsync(ct)) goneAgain.Add((r.GetInt64(0), r.GetInt64(1)));
+            while (await r.ReadAsync(ct)) goneAgain.Add((r.GetString(0), r.GetInt64(1)));
         }
         if (changed.Count == 0 && moved.Count == 0 && alone.Count == 0 && shadow.Count == 0 && inCanary.Count == 0 && gone.Count == 0 && goneAgain.Count == 0) return 0;
         await using var batch = new NpgsqlBatch(conn, tx);
@@ -444,13 +446,13 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
             OutboxWriter.Enqueue(store, new OutboxCall(OutboxOperation.MetafieldsDelete, "churn-metafields", new { metafields }, $"churn-mf:{chunk[0]}:gone:{run}"), now);
             calls++;
         }
-        foreach (var (failed, customer) in goneAgain)
+        foreach (var (failedRun, customer) in goneAgain)
         {
             var gid = Gid.Of("Customer", customer);
-            OutboxWriter.Enqueue(store, new OutboxCall(OutboxOperation.TagsRemove, gid, new { id = gid, tags = ours }, $"churn:{customer}:gone-again:{failed}"), now);
+            OutboxWriter.Enqueue(store, new OutboxCall(OutboxOperation.TagsRemove, gid, new { id = gid, tags = ours }, $"churn:{customer}:gone-again:{failedRun}"), now);
             OutboxWriter.Enqueue(store, new OutboxCall(OutboxOperation.MetafieldsDelete, "churn-metafields",
                 new { metafields = ChurnMetafieldKeys.Select(key => new { ownerId = gid, @namespace = o.MetafieldNamespace, key }).ToArray() },
-                $"churn-mf:{customer}:gone-again:{failed}"), now);
+                $"churn-mf:{customer}:gone-again:{failedRun}"), now);
             calls += 2;
         }
         // Why one resource key for all: batches for the same customer must land in the order they were decided.

@@ -101,10 +101,11 @@ internal sealed class ComplianceService(StoreWriter store, long shopId, Personal
         if (found is { } f) orders = [.. orders.Union(f.Orders)];
         AddFound(customerId, orders, email, found?.Visitors);
         // A request again before the last one's second pass: what that one found (and blanked, so it cannot be found again)
-        // carries on into this one, whose erasure deletes the pending request and keeps its own. Until 5 Dec 2026 it was
-        // dropped, and a writer in flight from the first request's time kept her visitor id. A second pass carries on the
-        // others pending likewise: a late order of hers queues a pass of its own (SegmentRows.ErasedTokensFor) beside her
-        // second pass, and whichever runs first deletes the older ones, which would otherwise be dropped unrun.
+        // carries on into this one, whose erasure deletes the pending request once the second-pass job has seen it, and keeps
+        // its own. Until 5 Dec 2026 it was dropped, and a writer in flight from the first request's time kept her visitor id.
+        // A second pass carries on the others pending likewise: a late order of hers queues a pass of its own
+        // (SegmentRows.ErasedTokensFor) beside her second pass, and whichever runs first deletes the older ones the job has
+        // seen, which would otherwise be dropped unrun; one not seen yet runs on its own.
         store.Add("""
             WITH pending AS (SELECT orders, visitors FROM erasure_second_passes WHERE shop_id = $1 AND customer_id = $2),
             orders_found AS (

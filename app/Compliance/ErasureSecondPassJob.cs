@@ -56,6 +56,22 @@ public sealed class ErasureSecondPassJob(NpgsqlDataSource db, PersonalDataCatalo
     [Queue(JobQueues.Default)]
     public async Task<int> RunAsync(CancellationToken ct)
     {
+        // One run at a time, on every instance: an erasure deletes the passes of hers that have been seen, and a run that
+        // began while another was erasing would mark a pass seen that the other had not weighed for writers in flight, for
+        // the other to delete unrun. A run that finds one going leaves; the next minute's looks again.
+        await using var gate = await db.OpenConnectionAsync(ct);
+        await using (var take = new NpgsqlCommand("SELECT pg_try_advisory_lock(hashtext('erasure-second-pass'))", gate))
+            if (!(bool)(await take.ExecuteScalarAsync(ct))!) return 0;
+        try { return await RunAloneAsync(ct); }
+        finally
+        {
+            await using var release = new NpgsqlCommand("SELECT pg_advisory_unlock(hashtext('erasure-second-pass'))", gate);
+            await release.ExecuteNonQueryAsync(CancellationToken.None);
+        }
+    }
+
+    private async Task<int> RunAloneAsync(CancellationToken ct)
+    {
         await using (var mark = db.CreateCommand(MarkSeen)) await mark.ExecuteNonQueryAsync(ct);
         var due = new List<(long Shop, long Customer, string Request, DateTimeOffset At, long[] Orders, string[] Visitors, string[] Carts)>();
         await using (var cmd = db.CreateCommand(DueSql))

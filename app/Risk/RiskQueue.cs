@@ -163,10 +163,6 @@ internal static class RiskQueue
     }
 
     /// <summary>
-    /// Whether the fraud labels of the score <paramref name="s"/>'s order say otherwise than what its latest assessment told
-    /// Shopify (<c>told_fraud</c>): one definition for the label writers' queueing and the sweep's backstop.
-    /// </summary>
-    /// <summary>
     /// The score <paramref name="s"/>'s order is not one sold in a store (POS), which is not scored, tagged or held: one scored
     /// before 5 Dec 2026 keeps its score, and until 7 Dec 2026 a fraud label on it scored it again, told Shopify and could
     /// hold it where no reviewer would see it.
@@ -174,6 +170,10 @@ internal static class RiskQueue
     internal static string NotInStore(string s) =>
         $"NOT EXISTS (SELECT 1 FROM orders o WHERE o.shop_id = {s}.shop_id AND o.id = {s}.order_id AND NOT o.{Online})";
 
+    /// <summary>
+    /// Whether the fraud labels of the score <paramref name="s"/>'s order say otherwise than what its latest assessment told
+    /// Shopify (<c>told_fraud</c>): one definition for the label writers' queueing and the sweep's backstop.
+    /// </summary>
     internal static string LabelsDiffer(string s) =>
         $"{s}.told_fraud <> EXISTS (SELECT 1 FROM risk_labels l WHERE l.shop_id = {s}.shop_id AND l.order_id = {s}.order_id AND l.fraud)";
 

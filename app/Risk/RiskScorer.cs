@@ -424,15 +424,15 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
         return true;
     }
 
+    /// <summary>A reviewer's fraud verdict on an order with no hold decision yet, when the merchant holds HIGH orders: held, valued customer or not.</summary>
+    internal static bool HoldFraudNeverHeld(StoreWriter store, RiskHoldSettings holding, long orderId, DateTimeOffset now) =>
+        Hold(store, holding, orderId, now, again: false, fraud: true);
+
     /// <summary>
     /// An order with a fraud label new to it (<c>fraudNews</c> in the scoring), when the merchant holds HIGH orders (Shopify
     /// is told HIGH): held as a reviewer's fraud verdict holds it, whatever its level, valued customer or not. A hold released
     /// or spared is placed again (<see cref="RiskHolds.HoldOnFraudSql"/>); an order never held is held.
     /// </summary>
-    /// <summary>A reviewer's fraud verdict on an order with no hold decision yet, when the merchant holds HIGH orders: held, valued customer or not.</summary>
-    internal static bool HoldFraudNeverHeld(StoreWriter store, RiskHoldSettings holding, long orderId, DateTimeOffset now) =>
-        Hold(store, holding, orderId, now, again: false, fraud: true);
-
     private static bool HoldKnownFraud(StoreWriter store, RiskHoldSettings holding, long orderId, DateTimeOffset now)
     {
         if (!holding.HoldHigh) return false;

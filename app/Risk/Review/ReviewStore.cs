@@ -501,7 +501,7 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
         return new LockOutcome(false, new ReviewLock(r.GetString(0), r.GetFieldValue<DateTimeOffset>(1)));
     }
 
-    /// <summary>The order's approve and fraud decisions: how many, and the latest.</summary>
+    /// <summary>Whether the order's goods may still be stopped (<see cref="RiskQueue.StillToShip"/>).</summary>
     private static async Task<bool> StillToShipAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId, long orderId, CancellationToken ct)
     {
         await using var cmd = new NpgsqlCommand($"SELECT EXISTS (SELECT 1 FROM orders o WHERE o.shop_id = $1 AND o.id = $2 AND {RiskQueue.StillToShip("o")})", conn, tx);
@@ -510,6 +510,7 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
         return (bool)(await cmd.ExecuteScalarAsync(ct))!;
     }
 
+    /// <summary>The order's approve and fraud decisions: how many, and the latest.</summary>
     private static async Task<(int Count, ReviewDecision? Latest)> VerdictsAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId, long orderId,
         CancellationToken ct)
     {

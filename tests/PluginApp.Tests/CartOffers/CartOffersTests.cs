@@ -553,18 +553,22 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
     {
         var seed = await StoreAsync("offers-np-arm.myshopify.com", 0.1m);
         await SettingsAsync(seed, new { enabled = true, offerPercent = 10, maxDiscountPercent = 15, marginFloorPercent = 20, dailyBudget = 1000, poolSize = 2, codeExpiryHours = 48 });
-        async Task<string> ArmAsync(string cart, string visitor)
+        async Task<JsonElement> AskAsync(string cart, string visitor)
         {
             var query = $"lines={seed.V(1120)}:5&cart_token={cart}&visitor_id={visitor}&np=1";
             var response = await app.Client.GetAsync(StoreSeed.Signed("/proxy/cart-offers", seed.Shop, query, app.Clock.GetUtcNow()));
             Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-            return (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("arm").GetString()!;
+            return await response.Content.ReadFromJsonAsync<JsonElement>();
         }
+        static string Arm(JsonElement answer) => answer.GetProperty("arm").GetString()!;
         // Two page views' ids the experiment puts in different arms.
         var (control, policy) = (VisitorIn(seed.Shop, CartOffersExperiment.ControlArm), VisitorIn(seed.Shop, CartOffersExperiment.PolicyArm));
 
         foreach (var cart in new[] { "np-cart-1", "np-cart-2", "np-cart-3" })
-            Assert.Equal(await ArmAsync(cart, control), await ArmAsync(cart, policy));
+            Assert.Equal(Arm(await AskAsync(cart, control)), Arm(await AskAsync(cart, policy)));
+        // She agrees on the page: the block's seen comes under the page's id, which the answer is still the visitor's of.
+        var last = await AskAsync("np-cart-4", policy);
+        Assert.Equal(HttpStatusCode.Accepted, (await SeenAsync(seed.Shop, last.GetProperty("decision_id").GetString()!, policy)).StatusCode);
     }
 
     /// <summary>

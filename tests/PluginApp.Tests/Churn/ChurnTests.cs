@@ -425,6 +425,7 @@ public sealed class ChurnTests(ChurnFixture app) : IClassFixture<ChurnFixture>
         Assert.Contains(app.Shopify.Admin.Tags(Gid(leaving)), t => t.StartsWith("pluginapp:", StringComparison.Ordinal));
 
         await app.ScoreAsync(shopId);
+        Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND idempotency_key LIKE '%:gone-again:%'", shopId));
         await app.DrainAsync(shopId, failed: 2);
 
         Assert.DoesNotContain(app.Shopify.Admin.Tags(Gid(leaving)), t => t.StartsWith("pluginapp:", StringComparison.Ordinal));

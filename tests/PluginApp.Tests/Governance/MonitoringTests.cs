@@ -90,8 +90,8 @@ public sealed class MonitoringTests(AppFixture app) : IClassFixture<AppFixture>
     }
 
     /// <summary>
-    /// Churn logs every customer at a version's first run and only changes of segment after: the week's changes, near the
-    /// segment lines, are compared with the changes of the weeks before, not with that first run's whole store. Until 7 Dec
+    /// Churn logs much of the store at a version's first run (its own lines) and only changes of segment after: the week's
+    /// changes, near the segment lines, are compared with the changes of the weeks before, not with the version's first day. Until 7 Dec
     /// 2026 the first run was the reference, and churn's outputs read as a major shift with nothing moved.
     /// </summary>
     [Fact]
@@ -102,7 +102,7 @@ public sealed class MonitoringTests(AppFixture app) : IClassFixture<AppFixture>
         await app.ScalarAsync("""
             INSERT INTO models (shop_id, kind, version, status, parameters, metrics, artifact, created_at, activated_at)
             VALUES ($1, 'churn', 1, 'active', '{}', '{}', '\x00', $2, $2)
-            """, shopId, now.AddDays(-21));
+            """, shopId, now.AddDays(-20).AddHours(-1));
         async Task LogAsync(string change, int n, DateTimeOffset from, Func<int, double> probability)
         {
             for (var i = 0; i < n; i++)
@@ -189,22 +189,7 @@ public sealed class MonitoringTests(AppFixture app) : IClassFixture<AppFixture>
     [Fact]
     public async Task RiskModel_ThatTellsNothingApart_IsCaughtOnEveryOrderItScored()
     {
-        var shopId = await app.InstallShopAsync("gov-fresh-constant.myshopify.com");
-        var now = app.Clock.GetUtcNow();
-        await app.ScalarAsync("""
-            INSERT INTO models (shop_id, kind, version, status, parameters, metrics, artifact, created_at, activated_at)
-            VALUES ($1, 'risk', 2, 'active', '{}', '{"PrAuc": 0.731}', '\x00', $2, $2)
-            """, shopId, now.AddDays(-100));
-        await app.ScalarAsync("""
-            INSERT INTO risk_scores (shop_id, order_id, score, level, model_version, prior_weight, reasons, features, queued_at, scored_at)
-            SELECT $1, 7900000 + i, 0.3, 'MEDIUM', 2, 0, '[]', '{}', $2, $2 FROM generate_series(1, 200) i
-            """, shopId, now.AddDays(-45));
-        await app.ScalarAsync("""
-            INSERT INTO risk_labels (shop_id, order_id, source, fraud, labelled_at)
-            SELECT $1, 7900000 + i, CASE WHEN i <= 30 THEN 'cancelled' ELSE 'review' END, i <= 30, $2 FROM generate_series(1, 40) i
-            """, shopId, now.AddDays(-20));
-
-        await app.Factory.Services.GetRequiredService<ModelMonitor>().RunShopAsync(shopId, CancellationToken.None);
+        var shopId = await ConstantScoresMeasuredAsync("gov-fresh-constant.myshopify.com", 2, """{"PrAuc": 0.731}""", 7_900_000);
 
         var alert = Assert.Single(await ModelMonitor.AlertsAsync(app.Db, shopId, openOnly: true, CancellationToken.None), a => a.Metric == "fresh-average-precision");
         Assert.Contains("average precision 0.150 on the 200 orders it scored 30–90 days ago (30 labelled fraud by now), against 0.731 held out", alert.Detail);
@@ -219,22 +204,7 @@ public sealed class MonitoringTests(AppFixture app) : IClassFixture<AppFixture>
     [Fact]
     public async Task RiskFreshFigure_IsSetAgainstTheServedScoresHeldOutFigure()
     {
-        var shopId = await app.InstallShopAsync("gov-fresh-served.myshopify.com");
-        var now = app.Clock.GetUtcNow();
-        await app.ScalarAsync("""
-            INSERT INTO models (shop_id, kind, version, status, parameters, metrics, artifact, created_at, activated_at)
-            VALUES ($1, 'risk', 3, 'active', '{}', '{"PrAuc": 0.6, "ServedPrAuc": 0.25}', '\x00', $2, $2)
-            """, shopId, now.AddDays(-100));
-        await app.ScalarAsync("""
-            INSERT INTO risk_scores (shop_id, order_id, score, level, model_version, prior_weight, reasons, features, queued_at, scored_at)
-            SELECT $1, 7920000 + i, 0.3, 'MEDIUM', 3, 0.6, '[]', '{}', $2, $2 FROM generate_series(1, 200) i
-            """, shopId, now.AddDays(-45));
-        await app.ScalarAsync("""
-            INSERT INTO risk_labels (shop_id, order_id, source, fraud, labelled_at)
-            SELECT $1, 7920000 + i, CASE WHEN i <= 30 THEN 'cancelled' ELSE 'review' END, i <= 30, $2 FROM generate_series(1, 40) i
-            """, shopId, now.AddDays(-20));
-
-        await app.Factory.Services.GetRequiredService<ModelMonitor>().RunShopAsync(shopId, CancellationToken.None);
+        var shopId = await ConstantScoresMeasuredAsync("gov-fresh-served.myshopify.com", 3, """{"PrAuc": 0.6, "ServedPrAuc": 0.25}""", 7_920_000);
 
         Assert.DoesNotContain(await ModelMonitor.AlertsAsync(app.Db, shopId, openOnly: true, CancellationToken.None), a => a.Metric == "fresh-average-precision");
         Assert.Equal("average precision 0.150 on the 200 orders it scored 30–90 days ago (30 labelled fraud by now), against 0.250 held out, as served (the model blended with the rule prior)",
@@ -444,6 +414,30 @@ public sealed class MonitoringTests(AppFixture app) : IClassFixture<AppFixture>
     /// <paramref name="version"/> (null: the rule prior): inputs first_order (every third) and amount_z when given, the output
     /// score from <paramref name="scoreFrom"/> in ten steps of 0.01.
     /// </summary>
+    /// <summary>
+    /// A shop whose active risk <paramref name="version"/> (held-out <paramref name="metrics"/>) gave 200 orders the same
+    /// score 45 days ago, 30 of them labelled fraud and 10 good since, measured by the monitor: average precision 0.150.
+    /// </summary>
+    private async Task<long> ConstantScoresMeasuredAsync(string shop, int version, string metrics, long firstOrder)
+    {
+        var shopId = await app.InstallShopAsync(shop);
+        var now = app.Clock.GetUtcNow();
+        await app.ScalarAsync("""
+            INSERT INTO models (shop_id, kind, version, status, parameters, metrics, artifact, created_at, activated_at)
+            VALUES ($1, 'risk', $3, 'active', '{}', $4::jsonb, '\x00', $2, $2)
+            """, shopId, now.AddDays(-100), version, metrics);
+        await app.ScalarAsync("""
+            INSERT INTO risk_scores (shop_id, order_id, score, level, model_version, prior_weight, reasons, features, queued_at, scored_at)
+            SELECT $1, $3 + i, 0.3, 'MEDIUM', $4, 0, '[]', '{}', $2, $2 FROM generate_series(1, 200) i
+            """, shopId, now.AddDays(-45), firstOrder, version);
+        await app.ScalarAsync("""
+            INSERT INTO risk_labels (shop_id, order_id, source, fraud, labelled_at)
+            SELECT $1, $3 + i, CASE WHEN i <= 30 THEN 'cancelled' ELSE 'review' END, i <= 30, $2 FROM generate_series(1, 40) i
+            """, shopId, now.AddDays(-20), firstOrder);
+        await app.Factory.Services.GetRequiredService<ModelMonitor>().RunShopAsync(shopId, CancellationToken.None);
+        return shopId;
+    }
+
     private async Task LogRiskDecisionsAsync(long shopId, string prefix, int n, DateTimeOffset from, TimeSpan span, int? version, double scoreFrom,
         double[]? amounts = null)
     {

@@ -65,6 +65,24 @@ public sealed class StagedReleaseTests(ReleaseFixture app) : IClassFixture<Relea
             """, seed.ShopId, id, seed.P(102), at, clicked);
     }
 
+    /// <summary>
+    /// A shop whose churn version 2 (ahead of version 1 by the gate) has been in a canary of 10 % for an hour, staged to end
+    /// after <paramref name="canaryDecisions"/> decisions; returns the shop and the canary's start.
+    /// </summary>
+    private async Task<(long ShopId, DateTimeOffset Started)> ChurnCanaryAsync(string shop, int canaryDecisions)
+    {
+        var shopId = await app.InstallShopAsync(shop);
+        Assert.Equal(HttpStatusCode.OK, (await SendAsync(HttpMethod.Put, "/api/admin/releases/churn/settings", shop,
+            new { staged = true, shadowDecisions = 1, canaryShare = 0.1, canaryDecisions })).StatusCode);
+        var started = app.Clock.GetUtcNow().AddHours(-1);
+        await app.ScalarAsync("""
+            INSERT INTO models (shop_id, kind, version, status, parameters, metrics, artifact, created_at, activated_at, stage_started_at)
+            VALUES ($1, 'churn', 1, 'active', '{}', '{"RocAuc": 0.70, "RecencyRocAuc": 0.65}', '\x00', $2, $2, NULL),
+                   ($1, 'churn', 2, 'canary', '{}', '{"RocAuc": 0.80, "RecencyRocAuc": 0.65}', '\x00', $2, NULL, $2)
+            """, shopId, started);
+        return (shopId, started);
+    }
+
     private Task<object?> StatusAsync(StoreSeed seed, int version) =>
         app.ScalarAsync("SELECT status FROM models WHERE shop_id = $1 AND kind = $2 AND version = $3", seed.ShopId, Kind, version);
 
@@ -183,16 +201,7 @@ public sealed class StagedReleaseTests(ReleaseFixture app) : IClassFixture<Relea
     [Fact]
     public async Task AChurnCanaryInAStoreTooSmallForItsGuardrail_IsPromotedAtItsDecisions_AndSaysSo()
     {
-        const string shop = "release-churn-small.myshopify.com";
-        var shopId = await app.InstallShopAsync(shop);
-        Assert.Equal(HttpStatusCode.OK, (await SendAsync(HttpMethod.Put, "/api/admin/releases/churn/settings", shop,
-            new { staged = true, shadowDecisions = 1, canaryShare = 0.1, canaryDecisions = 3 })).StatusCode);
-        var started = app.Clock.GetUtcNow().AddHours(-1);
-        await app.ScalarAsync("""
-            INSERT INTO models (shop_id, kind, version, status, parameters, metrics, artifact, created_at, activated_at, stage_started_at)
-            VALUES ($1, 'churn', 1, 'active', '{}', '{"RocAuc": 0.70, "RecencyRocAuc": 0.65}', '\x00', $2, $2, NULL),
-                   ($1, 'churn', 2, 'canary', '{}', '{"RocAuc": 0.80, "RecencyRocAuc": 0.65}', '\x00', $2, NULL, $2)
-            """, shopId, started);
+        var (shopId, started) = await ChurnCanaryAsync("release-churn-small.myshopify.com", canaryDecisions: 3);
         await app.ScalarAsync("""
             INSERT INTO churn_scores (shop_id, customer_id, model_version, model_kind, churn_probability, probability_alive, expected_orders_30,
                 expected_orders_90, expected_orders_365, orders, days_since_last, total_spend, yearly_spend, segment, reasons, scored_at)
@@ -222,16 +231,7 @@ public sealed class StagedReleaseTests(ReleaseFixture app) : IClassFixture<Relea
     [Fact]
     public async Task ACanaryWhoseTargetIsBelowTheFailureMinimum_IsJudgedOnItsFailuresAtItsTarget()
     {
-        const string shop = "release-churn-failing.myshopify.com";
-        var shopId = await app.InstallShopAsync(shop);
-        Assert.Equal(HttpStatusCode.OK, (await SendAsync(HttpMethod.Put, "/api/admin/releases/churn/settings", shop,
-            new { staged = true, shadowDecisions = 1, canaryShare = 0.1, canaryDecisions = 2 })).StatusCode);
-        var started = app.Clock.GetUtcNow().AddHours(-1);
-        await app.ScalarAsync("""
-            INSERT INTO models (shop_id, kind, version, status, parameters, metrics, artifact, created_at, activated_at, stage_started_at)
-            VALUES ($1, 'churn', 1, 'active', '{}', '{"RocAuc": 0.70, "RecencyRocAuc": 0.65}', '\x00', $2, $2, NULL),
-                   ($1, 'churn', 2, 'canary', '{}', '{"RocAuc": 0.80, "RecencyRocAuc": 0.65}', '\x00', $2, NULL, $2)
-            """, shopId, started);
+        var (shopId, started) = await ChurnCanaryAsync("release-churn-failing.myshopify.com", canaryDecisions: 2);
         foreach (var i in Enumerable.Range(1, 3))
             await app.LogDecisionAsync(new Decision(DecisionKinds.Churn, $"churn:794000{i}:canary", shopId, started.AddMinutes(i), "churn")
             {

@@ -299,15 +299,27 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
         await app.ScalarAsync("""
             INSERT INTO erasure_second_passes (shop_id, customer_id, request, requested_at, seen_at) VALUES ($1, $2, $3::jsonb, $4, now() - interval '1 day')
             """, shopId, customer, request, at.AddMinutes(-10));
-        await app.ScalarAsync("""
-            INSERT INTO erasure_second_passes (shop_id, customer_id, request, requested_at, visitors) VALUES ($1, $2, $3::jsonb, $4, ARRAY[$5])
-            """, shopId, customer, request, at.AddMinutes(-11), visitor);
 
-        // Her second pass, as the job runs it (the late one was queued after the job looked).
+        // Her second pass, as the job runs it, with the late one queued after the job looked (in the erasure's own
+        // transaction here, so that the app's own minute job cannot see it first).
         var catalog = app.Factory.Services.GetRequiredService<PluginApp.Compliance.PersonalDataCatalog>();
-        using (var payload = JsonDocument.Parse(request))
-            await PluginApp.Data.BatchWrites.WriteBatchAsync(app.Db, batch => new PluginApp.Compliance.ComplianceService(new PluginApp.StoreData.StoreWriter(batch, shopId), shopId, catalog)
-                .AddCustomerRedaction(payload.RootElement, at.AddMinutes(-10).AddMilliseconds(1), ([], [], [])), CancellationToken.None);
+        await using (var conn = await app.Db.OpenConnectionAsync())
+        await using (var tx = await conn.BeginTransactionAsync())
+        {
+            await using (var late = new Npgsql.NpgsqlCommand("""
+                INSERT INTO erasure_second_passes (shop_id, customer_id, request, requested_at, visitors) VALUES ($1, $2, $3::jsonb, $4, ARRAY[$5])
+                """, conn, tx))
+            {
+                foreach (var p in new object[] { shopId, customer, request, at.AddMinutes(-11), visitor }) late.Parameters.AddWithValue(p);
+                await late.ExecuteNonQueryAsync();
+            }
+            using var payload = JsonDocument.Parse(request);
+            await using var batch = new Npgsql.NpgsqlBatch(conn, tx);
+            new PluginApp.Compliance.ComplianceService(new PluginApp.StoreData.StoreWriter(batch, shopId), shopId, catalog)
+                .AddCustomerRedaction(payload.RootElement, at.AddMinutes(-10).AddMilliseconds(1), ([], [], []));
+            await batch.ExecuteNonQueryAsync();
+            await tx.CommitAsync();
+        }
 
         Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM erasure_second_passes WHERE shop_id = $1 AND seen_at IS NOT NULL", shopId));
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM erasure_second_passes WHERE shop_id = $1 AND visitors = ARRAY[$2]", shopId, visitor));
