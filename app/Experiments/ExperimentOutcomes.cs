@@ -7,11 +7,11 @@ namespace PluginApp.Experiments;
 /// visitor id the cart attributes carry, or the customer) first saw an arm before the order, however long before, the
 /// order is an outcome of that arm. Why no window: the results count every unit exposed since the experiment started, so
 /// an order they leave out counts its visitor as one who did not order; until 7 Dec 2026 only exposures of the 30 days
-/// before the order joined, and a visitor first seen 40 days before she came back and ordered counted as not ordering. Revenue is the order total (0 when cancelled; refunds are netted out when the results are
-/// read); margin is the subtotal without the tax it holds (<see cref="OrderRows.Merchandise"/>) less the variants' unit
-/// costs, null when a line's cost is unknown; the cart offer
-/// action comes from the cart attribute the block wrote. A later version of the same order updates the row; an older one
-/// delivered late writes nothing.
+/// before the order joined, and a visitor first seen 40 days before she came back and ordered counted as not ordering.
+/// Revenue is the order total (0 when cancelled; refunds are netted out when the results are read); margin is the
+/// subtotal without the tax it holds (<see cref="OrderRows.Merchandise"/>) less the variants' unit costs, null when a
+/// line's cost is unknown; the cart offer action comes from the cart attribute the block wrote. A later version of the
+/// same order updates the row; an older one delivered late writes nothing.
 /// </summary>
 internal static class ExperimentOutcomes
 {

@@ -238,6 +238,20 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
     }
 
     /// <summary>
+    /// The customer's customers/redact request, and its second pass queued ten minutes before now and seen a day ago (by the
+    /// database's clock, which the writers' start times are read by); returns the request and now.
+    /// </summary>
+    private async Task<(string Request, DateTimeOffset At)> HerSecondPassSeenAsync(long shopId, long customer)
+    {
+        var request = new JsonObject { ["customer"] = new JsonObject { ["id"] = customer }, ["orders_to_redact"] = new JsonArray() }.ToJsonString();
+        var at = app.Clock.GetUtcNow();
+        await app.ScalarAsync("""
+            INSERT INTO erasure_second_passes (shop_id, customer_id, request, requested_at, seen_at) VALUES ($1, $2, $3::jsonb, $4, now() - interval '1 day')
+            """, shopId, customer, request, at.AddMinutes(-10));
+        return (request, at);
+    }
+
+    /// <summary>
     /// Her second pass and a pass a late order of hers queued are both pending, the late one earlier in time (its delivery's)
     /// but first seen while a writer was in flight, which goes on to commit an event of the visitor that late order named.
     /// Her second pass waits behind the held one rather than deleting it with its own, and once the writer ends both run:
@@ -252,12 +266,7 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
         var visitor = PluginApp.Experiments.Assignment.VisitorHash(shop, "vid-6455")!;
         const string Event = "INSERT INTO recommendation_events (shop_id, event_type, request_id, visitor_hash, product_id, occurred_at) VALUES ($1, 'click', $2, $3, 2, now())";
         await app.ScalarAsync(Event, shopId, "r-6455", visitor);
-        var request = new JsonObject { ["customer"] = new JsonObject { ["id"] = customer }, ["orders_to_redact"] = new JsonArray() }.ToJsonString();
-        var at = app.Clock.GetUtcNow();
-        // Her second pass, seen a day ago (by the database's clock, which the writers' start times are read by).
-        await app.ScalarAsync("""
-            INSERT INTO erasure_second_passes (shop_id, customer_id, request, requested_at, seen_at) VALUES ($1, $2, $3::jsonb, $4, now() - interval '1 day')
-            """, shopId, customer, request, at.AddMinutes(-10));
+        var (request, at) = await HerSecondPassSeenAsync(shopId, customer);
         await using var writer = await app.Db.OpenConnectionAsync();
         await using var inFlight = await writer.BeginTransactionAsync(); // a delivery's batch, say, begun after her second pass was seen
         await using (var write = new Npgsql.NpgsqlCommand(Event, writer, inFlight))
@@ -294,11 +303,7 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
         const long customer = 6_456_101;
         var shopId = await app.InstallShopAsync(shop);
         var visitor = PluginApp.Experiments.Assignment.VisitorHash(shop, "vid-6456")!;
-        var request = new JsonObject { ["customer"] = new JsonObject { ["id"] = customer }, ["orders_to_redact"] = new JsonArray() }.ToJsonString();
-        var at = app.Clock.GetUtcNow();
-        await app.ScalarAsync("""
-            INSERT INTO erasure_second_passes (shop_id, customer_id, request, requested_at, seen_at) VALUES ($1, $2, $3::jsonb, $4, now() - interval '1 day')
-            """, shopId, customer, request, at.AddMinutes(-10));
+        var (request, at) = await HerSecondPassSeenAsync(shopId, customer);
 
         // Her second pass, as the job runs it, with the late one queued after the job looked (in the erasure's own
         // transaction here, so that the app's own minute job cannot see it first).
