@@ -88,7 +88,12 @@ public sealed class CartOfferService(CartOfferSettingsStore settingsStore, Catal
             // with the control's carts that allowed it (ActionEffectsEstimator).
             allowed = CartOfferPolicy.Allowed(facts, caps);
             if (arm == CartOffersExperiment.ControlArm)
+            {
                 reasons.Add("control arm: this cart is shown nothing, so the experiment can measure what the others earn");
+                if (held is not null && held.ExpiresAt > clock.GetUtcNow())
+                    reasons.Add($"the cart holds a code it was handed before it was in the control ({held.Percent:0.##} % off; while the experiment was stopped, or before its shares changed): " +
+                        "it keeps that discount, so the block's report of this cart does not count its visitor in the experiment");
+            }
             else
                 (action, drawn, upsell, upsellRequest, offer, score, shadow) = await PolicyAsync(req, settings, catalog, facts, caps, allowed, held, ready, running,
                     decisionId, variants, expected, reasons, ct);
@@ -269,12 +274,18 @@ public sealed class CartOfferService(CartOfferSettingsStore settingsStore, Catal
     /// experiment ran as it runs now when the cart was decided. Why: a page decided while the experiment was stopped (every
     /// cart the stopped arm), or before its shares changed, and seen after, recorded its visitor in an arm she was not
     /// assigned, for good, as the first exposure stands (until 7 Dec 2026); her next cart's decision exposes her rightly.
+    /// Nor does a control cart that held a code still valid when it was decided (handed out while the experiment was stopped,
+    /// or in the policy's arm before the shares changed): its shopper keeps the discount, and counted in the control she
+    /// would bring a discounted order into the arm that is offered none (until 7 Dec 2026 she did).
     /// </summary>
     public async Task<bool> SeenAsync(long shopId, string decisionId, string? visitorHash, CancellationToken ct)
     {
         await using var cmd = db.CreateCommand("""
-            SELECT arm, customer_id, visitor_hash, decided_at FROM cart_offer_decisions
-            WHERE shop_id = $1 AND decision_id = $2 AND visitor_hash IS NOT DISTINCT FROM $3
+            SELECT c.arm, c.customer_id, c.visitor_hash, c.decided_at,
+                   EXISTS (SELECT 1 FROM discount_codes d WHERE d.shop_id = c.shop_id AND d.cart_token = c.cart_token
+                           AND d.handed_out_at <= c.decided_at AND d.expires_at > c.decided_at)
+            FROM cart_offer_decisions c
+            WHERE c.shop_id = $1 AND c.decision_id = $2 AND c.visitor_hash IS NOT DISTINCT FROM $3
             """);
         cmd.Parameters.Add(Sql.Param(shopId));
         cmd.Parameters.Add(Sql.Param(decisionId));
@@ -282,13 +293,16 @@ public sealed class CartOfferService(CartOfferSettingsStore settingsStore, Catal
         string arm;
         long? customer;
         DateTimeOffset decidedAt;
+        bool heldCode;
         await using (var r = await cmd.ExecuteReaderAsync(ct))
         {
             if (!await r.ReadAsync(ct)) return false;
             arm = r.GetString(0);
             customer = r.IsDBNull(1) ? null : r.GetInt64(1);
             decidedAt = r.GetFieldValue<DateTimeOffset>(3);
+            heldCode = r.GetBoolean(4);
         }
+        if (heldCode && arm == CartOffersExperiment.ControlArm) return true;
         var settings = await experiments.GetAsync(shopId, CartOffersExperiment.Key, ct);
         var decidedAsNow = decidedAt >= (settings.UpdatedAt ?? settings.StartedAt ?? DateTimeOffset.MinValue);
         if (settings.Running && decidedAsNow && Assignment.Unit(visitorHash, customer) is { } unit)

@@ -815,22 +815,10 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
     {
         var seed = await StoreAsync("offers-seen-after-start.myshopify.com", 0.1m);
         await SettingsAsync(seed, new { enabled = true, offerPercent = 10, maxDiscountPercent = 15, marginFloorPercent = 20, dailyBudget = 100, poolSize = 2, codeExpiryHours = 48 });
-        var store = app.Factory.Services.GetRequiredService<ExperimentStore>();
-        var settings = await store.GetAsync(seed.ShopId, CartOffersExperiment.Key, CancellationToken.None);
         var visitor = VisitorIn(seed.Shop, CartOffersExperiment.ControlArm);
-        var moved = TimeSpan.Zero;
-        string stale;
-        try
-        {
-            app.Clock.Advance(TimeSpan.FromMinutes(-5)); moved -= TimeSpan.FromMinutes(5);
-            await store.SaveAsync(seed.ShopId, CartOffersExperiment.Key, settings.Arms, settings.Metric, settings.Guardrails, running: false, "staff user 42", CancellationToken.None);
-            var stopped = await AskAsync(seed, "cart-stopped", visitor, (1010, 1));
-            Assert.Equal(CartOffersExperiment.StoppedArm, stopped.GetProperty("arm").GetString());
-            stale = stopped.GetProperty("decision_id").GetString()!;
-            app.Clock.Advance(TimeSpan.FromMinutes(1)); moved += TimeSpan.FromMinutes(1);
-            await store.SaveAsync(seed.ShopId, CartOffersExperiment.Key, settings.Arms, settings.Metric, settings.Guardrails, running: true, "staff user 42", CancellationToken.None);
-        }
-        finally { app.Clock.Advance(-moved); }
+        var stopped = await WhileStoppedAsync(seed, () => AskAsync(seed, "cart-stopped", visitor, (1010, 1)));
+        Assert.Equal(CartOffersExperiment.StoppedArm, stopped.GetProperty("arm").GetString());
+        var stale = stopped.GetProperty("decision_id").GetString()!;
 
         Assert.Equal(HttpStatusCode.Accepted, (await SeenAsync(seed.Shop, stale, visitor)).StatusCode);
         Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM experiment_exposures WHERE shop_id = $1 AND experiment = $2", seed.ShopId, CartOffersExperiment.Key));
@@ -839,6 +827,54 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal(CartOffersExperiment.ControlArm, now.GetProperty("arm").GetString());
         Assert.Equal(HttpStatusCode.Accepted, (await SeenAsync(seed.Shop, now.GetProperty("decision_id").GetString()!, visitor)).StatusCode);
         Assert.Equal(CartOffersExperiment.ControlArm, await app.ScalarAsync("SELECT arm FROM experiment_exposures WHERE shop_id = $1 AND experiment = $2", seed.ShopId, CartOffersExperiment.Key));
+    }
+
+    /// <summary>
+    /// A control visitor's cart handed a code while the experiment was stopped keeps it once the experiment runs again: her
+    /// cart, now in the control, is shown nothing, says why it is not counted, and its report does not expose her (she would
+    /// bring a discounted order into the arm offered none). Her next cart, without a code, exposes her in the control.
+    /// Until 7 Dec 2026 the first report counted her there.
+    /// </summary>
+    [Fact]
+    public async Task AControlCartHoldingACodeFromWhileTheExperimentWasStopped_DoesNotExposeItsVisitor()
+    {
+        var seed = await StoreAsync("offers-held-into-control.myshopify.com", 0.1m);
+        await SettingsAsync(seed, new { enabled = true, offerPercent = 10, maxDiscountPercent = 15, marginFloorPercent = 20, dailyBudget = 1000, poolSize = 2, codeExpiryHours = 48 });
+        await FillPoolAsync(seed);
+        var visitor = VisitorIn(seed.Shop, CartOffersExperiment.ControlArm);
+        var stopped = await WhileStoppedAsync(seed, () => AskAsync(seed, "cart-held-into-control", visitor, (1120, 5)));
+        Assert.Equal(CartAction.Offer, stopped.GetProperty("action").GetString());
+
+        var control = await AskAsync(seed, "cart-held-into-control", visitor, (1120, 5));
+        Assert.Equal(CartOffersExperiment.ControlArm, control.GetProperty("arm").GetString());
+        Assert.Equal(CartAction.Nothing, control.GetProperty("action").GetString());
+        var decision = control.GetProperty("decision_id").GetString()!;
+        Assert.Contains(await ReasonsAsync(decision), x => x.StartsWith("the cart holds a code it was handed before it was in the control", StringComparison.Ordinal));
+        Assert.Equal(HttpStatusCode.Accepted, (await SeenAsync(seed.Shop, decision, visitor)).StatusCode);
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM experiment_exposures WHERE shop_id = $1 AND experiment = $2", seed.ShopId, CartOffersExperiment.Key));
+
+        var next = await AskAsync(seed, "cart-after-the-code", visitor, (1120, 5));
+        Assert.Equal(HttpStatusCode.Accepted, (await SeenAsync(seed.Shop, next.GetProperty("decision_id").GetString()!, visitor)).StatusCode);
+        Assert.Equal(CartOffersExperiment.ControlArm, await app.ScalarAsync("SELECT arm FROM experiment_exposures WHERE shop_id = $1 AND experiment = $2", seed.ShopId, CartOffersExperiment.Key));
+    }
+
+    /// <summary>Runs <paramref name="during"/> with the cart-offers experiment stopped, five minutes back on the clock, then
+    /// starts the experiment again four minutes back, so that what is asked after comes after its restart.</summary>
+    private async Task<T> WhileStoppedAsync<T>(StoreSeed seed, Func<Task<T>> during)
+    {
+        var store = app.Factory.Services.GetRequiredService<ExperimentStore>();
+        var settings = await store.GetAsync(seed.ShopId, CartOffersExperiment.Key, CancellationToken.None);
+        var moved = TimeSpan.Zero;
+        try
+        {
+            app.Clock.Advance(TimeSpan.FromMinutes(-5)); moved -= TimeSpan.FromMinutes(5);
+            await store.SaveAsync(seed.ShopId, CartOffersExperiment.Key, settings.Arms, settings.Metric, settings.Guardrails, running: false, "staff user 42", CancellationToken.None);
+            var result = await during();
+            app.Clock.Advance(TimeSpan.FromMinutes(1)); moved += TimeSpan.FromMinutes(1);
+            await store.SaveAsync(seed.ShopId, CartOffersExperiment.Key, settings.Arms, settings.Metric, settings.Guardrails, running: true, "staff user 42", CancellationToken.None);
+            return result;
+        }
+        finally { app.Clock.Advance(-moved); }
     }
 
     private Task<HttpResponseMessage> SeenAsync(string shop, string decisionId, string visitor) =>
