@@ -49,7 +49,18 @@ public sealed class ShopInstaller(OfflineTokenStore tokens, BackfillScheduler ba
         {
             ct.ThrowIfCancellationRequested();
             logger.LogWarning("{Shop} was installed but its setup did not finish; setting it up now", shop);
-            await SetUpAsync(shop);
+            try { await SetUpAsync(shop); }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                // One shop's failure is not the others': its token cannot be had (ShopNotConnectedException, TokenEndpointException)
+                // or read. Its mark is set anew, so it is tried again after the grace, behind the shops waiting longer. Until 7 Dec
+                // 2026 it ended the sweep, first in line at every sweep: no other install was set up, nor any settings read.
+                logger.LogWarning(e, "Could not set {Shop} up; tried again after {Grace} minutes", shop, SetupGrace.TotalMinutes);
+                await using var mark = db.CreateCommand("UPDATE shops SET setup_pending_since = $2 WHERE domain = $1 AND setup_pending_since IS NOT NULL");
+                mark.Parameters.AddWithValue(shop);
+                mark.Parameters.Add(Data.Sql.Param(clock.GetUtcNow()));
+                await mark.ExecuteNonQueryAsync(ct);
+            }
         }
 
         // Claimed as asked before asking: a shop whose read fails (its token lost, the store frozen) is asked again an hour

@@ -55,6 +55,29 @@ public sealed class InstallSetupTests(AppFixture app) : IClassFixture<AppFixture
     }
 
     /// <summary>
+    /// A shop whose setup cannot be done (its token expired with its refresh token) does not hold up the others: the sweep
+    /// sets up the next shop waiting, and the failing one is tried again after the grace, behind it. Until 7 Dec 2026 its
+    /// failure ended the sweep, and, first in line, ended every sweep after.
+    /// </summary>
+    [Fact]
+    public async Task ASetupThatFails_DoesNotHoldUpTheNextShopsSetup()
+    {
+        const string stuck = "install-setup-stuck.myshopify.com", next = "install-setup-next.myshopify.com";
+        var stuckId = await app.InstallShopAsync(stuck);
+        var nextId = await app.InstallShopAsync(next);
+        var now = app.Clock.GetUtcNow();
+        await app.ScalarAsync("UPDATE shops SET access_token_expires_at = $2, refresh_token_expires_at = $2 WHERE id = $1", stuckId, now.AddHours(-1));
+        var stuckSince = now - PluginApp.Install.ShopInstaller.SetupGrace - TimeSpan.FromMinutes(2);
+        await app.ScalarAsync("UPDATE shops SET setup_pending_since = $2 WHERE id = $1", stuckId, stuckSince);
+        await app.ScalarAsync("UPDATE shops SET setup_pending_since = $2 WHERE id = $1", nextId, stuckSince.AddMinutes(1));
+
+        await app.Factory.Services.GetRequiredService<PluginApp.Install.ShopInstaller>().SweepAsync(CancellationToken.None);
+
+        Assert.Null(await app.ScalarAsync("SELECT setup_pending_since FROM shops WHERE id = $1", nextId));
+        Assert.Equal(true, await app.ScalarAsync("SELECT setup_pending_since >= $2 FROM shops WHERE id = $1", stuckId, now));
+    }
+
+    /// <summary>
     /// A shop installed before its settings came to be kept current (7 Dec 2026) has no tax setting: the next sweep reads its
     /// settings once, and the sweeps after ask Shopify nothing more. Before, nothing asked again, and a store whose prices
     /// include tax waited for a new order to say so. Shopify failing the read, the shop is asked again an hour later, not
