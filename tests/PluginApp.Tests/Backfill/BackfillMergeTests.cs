@@ -127,7 +127,7 @@ public sealed class BackfillMergeTests(AppFixture app) : IClassFixture<AppFixtur
         var guestUnheld = Rest(ShopifyPayloads.Order(64005, customerId: null));
         guestUnheld["email"] = "guest-erased@example.com";
         Serve(
-            products: [.. BulkProduct(ShopifyPayloads.Product(9401, variants: 1)), .. BulkProduct(unpublished, collection: 88)],
+            products: [.. BulkProduct(ShopifyPayloads.Product(9401, variants: 1), unitCost: 4.5m), .. BulkProduct(unpublished, collection: 88)],
             customers: [BulkCustomer(ShopifyPayloads.Customer(7402, email: "erased@example.com", updatedAt: "2026-07-05T10:00:00-04:00"))],
             orders: [.. BulkOrder(olderOrder, []), .. BulkOrder(erasedOrder, []), .. BulkOrder(testOrder, []), .. BulkOrder(guestLater, []), .. BulkOrder(guestUnheld, [])]);
 
@@ -138,6 +138,8 @@ public sealed class BackfillMergeTests(AppFixture app) : IClassFixture<AppFixtur
         Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM order_lines WHERE shop_id = $1 AND order_id = 64001", shopId));
         // An older product keeps its variants; a newer one drops the variants it no longer has and joins its collection.
         Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM variants WHERE shop_id = $1 AND product_id = 9401", shopId));
+        // Its webhook carried no cost nor whether stock is tracked: the older snapshot's fill them.
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM variants WHERE shop_id = $1 AND id = 94010 AND unit_cost = 4.5 AND inventory_tracked IS NOT NULL", shopId));
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM variants WHERE shop_id = $1 AND product_id = 9402", shopId));
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM product_collections WHERE shop_id = $1 AND product_id = 9402 AND collection_id = 88", shopId));
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM products WHERE shop_id = $1 AND id = 9402 AND NOT published", shopId));
@@ -484,7 +486,7 @@ public sealed class BackfillMergeTests(AppFixture app) : IClassFixture<AppFixtur
         return bulk;
     }
 
-    private static IEnumerable<JsonObject> BulkProduct(JsonObject p, long? collection = null)
+    private static IEnumerable<JsonObject> BulkProduct(JsonObject p, long? collection = null, decimal? unitCost = null)
     {
         var gid = Gid("Product", p["id"]);
         yield return new JsonObject
@@ -500,7 +502,8 @@ public sealed class BackfillMergeTests(AppFixture app) : IClassFixture<AppFixtur
                 ["compareAtPrice"] = Copy(v["compare_at_price"]), ["inventoryQuantity"] = Copy(v["inventory_quantity"]), ["inventoryPolicy"] = Upper(v["inventory_policy"]),
                 ["updatedAt"] = Copy(v["updated_at"]), ["inventoryItem"] = new JsonObject
                 {
-                    ["id"] = Gid("InventoryItem", v["inventory_item_id"]), ["tracked"] = v["inventory_management"] is not null, ["unitCost"] = null,
+                    ["id"] = Gid("InventoryItem", v["inventory_item_id"]), ["tracked"] = v["inventory_management"] is not null,
+                    ["unitCost"] = unitCost is { } cost ? new JsonObject { ["amount"] = cost.ToString(System.Globalization.CultureInfo.InvariantCulture), ["currencyCode"] = "USD" } : null,
                 },
                 ["__parentId"] = gid,
             };
