@@ -18,10 +18,11 @@ internal sealed class DeletedOrdersRecheck(NpgsqlDataSource db, WebhookIngestor 
     public const string JobId = "deleted-orders-recheck";
 
     /// <summary>
-    /// $1: the earliest deletion looked at. An order is back when its row, a refund of it or its card is held, or a row a
+    /// $1: the earliest deletion looked at. An order is back when its row, a refund of it, a refund line (the import writes
+    /// them after asking Shopify, with no order row: until 7 Dec 2026 one written then stayed) or its card is held, or a row a
     /// feature keeps of it that a writer of its own can write with no order row (a dispute's fraud label).
     /// </summary>
-    private readonly string writtenBackSql = WrittenBackSql(["refunds", "order_cards", .. featureRows.Select(f => f.Table)]);
+    private readonly string writtenBackSql = WrittenBackSql(["refunds", "refund_lines", "order_cards", .. featureRows.Select(f => f.Table)]);
 
     private static string WrittenBackSql(IEnumerable<string> orderTables) => $"""
         SELECT z.shop_id, s.domain, z.order_id FROM deleted_orders z JOIN shops s ON s.id = z.shop_id
