@@ -32,11 +32,14 @@ public sealed class DecisionTokens(ShopifyHmac hmac, IOptions<RecommendationOpti
         return new string(token[..n]);
     }
 
+    private static readonly long LatestTime = DateTimeOffset.MaxValue.ToUnixTimeSeconds();
+
     public bool Verify(string? token, string shop, string requestId, string? visitorHash, long? customerId, long productId)
     {
         if (string.IsNullOrEmpty(token) || token.Length > 64) return false;
         var dot = token.IndexOf('.');
-        if (dot <= 0 || !long.TryParse(token.AsSpan(0, dot), NumberStyles.None, CultureInfo.InvariantCulture, out var at)) return false;
+        // A time past any date is refused with the forgeries (until 7 Dec 2026 reading it as a date failed the request, 500).
+        if (dot <= 0 || !long.TryParse(token.AsSpan(0, dot), NumberStyles.None, CultureInfo.InvariantCulture, out var at) || at > LatestTime) return false;
         var age = clock.GetUtcNow() - DateTimeOffset.FromUnixTimeSeconds(at);
         if (age > options.Value.EventWindow || age < -shopify.Value.ClockSkew) return false;
         Span<byte> mac = stackalloc byte[32];

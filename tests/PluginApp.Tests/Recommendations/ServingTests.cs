@@ -550,13 +550,15 @@ public sealed class ServingTests(AppFixture app) : IClassFixture<AppFixture>
         var otherVisitor = await app.Client.PostAsJsonAsync(url, Click(visitorId: "v-someone-else"));
         var otherRequest = await app.Client.PostAsJsonAsync(url, Click(request: "made-up"));
         var noToken = await app.Client.PostAsJsonAsync(url, Click(tokenValue: "1700000000.AAAAAAAAAAAAAAAAAAAAAA"));
+        // A time past any date (until 7 Dec 2026 it failed the request, 500, before its signature was checked).
+        var pastAnyDate = await app.Client.PostAsJsonAsync(url, Click(tokenValue: "99999999999999.AAAAAAAAAAAAAAAAAAAAAA"));
         app.Clock.Advance(TimeSpan.FromHours(25));
         var late = await app.Client.PostAsJsonAsync(StoreSeed.Signed("/proxy/events", seed.Shop, "", app.Clock.GetUtcNow()), Click(type: "add_to_cart"));
 
         Assert.Equal(HttpStatusCode.Accepted, ok.StatusCode);
         Assert.Equal(HttpStatusCode.Accepted, again.StatusCode);
         Assert.Equal(HttpStatusCode.BadRequest, badType.StatusCode);
-        Assert.All([otherProduct, otherVisitor, otherRequest, noToken, late], r => Assert.Equal(HttpStatusCode.Forbidden, r.StatusCode));
+        Assert.All([otherProduct, otherVisitor, otherRequest, noToken, pastAnyDate, late], r => Assert.Equal(HttpStatusCode.Forbidden, r.StatusCode));
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM recommendation_events WHERE shop_id = $1", seed.ShopId));
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM recommendation_events WHERE shop_id = $1 AND event_type = 'click' AND product_id = $2 AND visitor_hash IS NOT NULL AND visitor_hash <> $3", seed.ShopId, product, visitor));
     }
