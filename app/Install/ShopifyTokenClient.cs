@@ -52,7 +52,30 @@ public sealed class ShopifyTokenClient(HttpClient http, IOptions<ShopifyOptions>
             ["refresh_token"] = refreshToken,
         }, ct);
 
+    /// <summary>
+    /// Every failure to get a grant is a <see cref="TokenEndpointException"/>: the endpoint's refusal with its status, and
+    /// also an endpoint not reached, not answering in time or answering what is not a grant (502, 504). Why: the callers
+    /// answer all of them alike (the merchant's page asks again, the install says to start again, a queued call waits
+    /// untried), and until 7 Dec 2026 these escaped as a 500 to the merchant, and cost a queued call one of its attempts.
+    /// </summary>
     private async Task<TokenGrant> PostAsync(string shop, Dictionary<string, string> body, CancellationToken ct)
+    {
+        try { return await SendAsync(shop, body, ct); }
+        catch (HttpRequestException e)
+        {
+            throw new TokenEndpointException(HttpStatusCode.BadGateway, $"Shopify's token endpoint for {shop} could not be reached: {e.Message}");
+        }
+        catch (TaskCanceledException) when (!ct.IsCancellationRequested)
+        {
+            throw new TokenEndpointException(HttpStatusCode.GatewayTimeout, $"Shopify's token endpoint for {shop} did not answer in time.");
+        }
+        catch (System.Text.Json.JsonException e)
+        {
+            throw new TokenEndpointException(HttpStatusCode.BadGateway, $"Shopify's token endpoint for {shop} answered what is not a grant: {e.Message}");
+        }
+    }
+
+    private async Task<TokenGrant> SendAsync(string shop, Dictionary<string, string> body, CancellationToken ct)
     {
         var uri = new Uri(options.Value.ShopBaseUri(shop), "admin/oauth/access_token");
         using var request = new HttpRequestMessage(HttpMethod.Post, uri) { Content = JsonContent.Create(body) };
