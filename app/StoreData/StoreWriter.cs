@@ -30,12 +30,15 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
     /// the stored dated one (the backfill's snapshot, read before a consent webhook came), or without a time, changes nothing,
     /// as in <see cref="AddMarketingConsent"/>; none at all (a webhook's customer carries none since 2025-01) keeps the stored
     /// consent; a time without a state does not move the consent's time. The backfill applies it again, beyond the upsert's
-    /// newer-only rule (StoreMerge). Declared before <see cref="CustomerUpsert"/>, whose initializer reads it.
+    /// newer-only rule (StoreMerge). A tie goes to a withdrawal: one stored without a time keeps the date of the consent it
+    /// withdrew, and until 7 Dec 2026 the snapshot of that consent, read before the withdrawal came, subscribed her again.
+    /// Declared before <see cref="CustomerUpsert"/>, whose initializer reads it.
     /// </summary>
     internal static readonly IReadOnlyDictionary<string, string> ConsentSets = new Dictionary<string, string>
     {
         ["accepts_marketing"] = """
             CASE WHEN customers.marketing_consent_at > COALESCE(excluded.marketing_consent_at, '-infinity') THEN customers.accepts_marketing
+                 WHEN customers.marketing_consent_at = excluded.marketing_consent_at AND customers.accepts_marketing = false THEN false
                  ELSE COALESCE(excluded.accepts_marketing, customers.accepts_marketing) END
             """,
         ["marketing_consent_at"] = """
@@ -328,13 +331,16 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
     /// ordered by the consent's own time: Shopify sends webhooks in no set order, and a withdrawal must not be undone by the
     /// consent before it. One without a time (Shopify may send none) counts only while no dated one is stored (neither the
     /// time it was received nor the unsigned header's can rank a body sent again), unless it withdraws: a withdrawal always
-    /// stands, as sending a customer no marketing is the safe side. An erased customer stays as erased.
+    /// stands, as sending a customer no marketing is the safe side, and wins a tie (a withdrawal without a time keeps the date
+    /// of the consent it withdrew: until 7 Dec 2026 that consent, sent again, subscribed her again). An erased customer stays
+    /// as erased.
     /// </summary>
     public void AddMarketingConsent(MarketingConsent c) => Add($"""
         INSERT INTO customers (shop_id, id, accepts_marketing, marketing_consent_at) VALUES ($1, $2, $3, $4)
         ON CONFLICT (shop_id, id) DO UPDATE SET accepts_marketing = excluded.accepts_marketing,
           marketing_consent_at = coalesce(excluded.marketing_consent_at, customers.marketing_consent_at)
-        WHERE {CustomerKept} AND (customers.marketing_consent_at IS NULL OR customers.marketing_consent_at <= excluded.marketing_consent_at
+        WHERE {CustomerKept} AND (customers.marketing_consent_at IS NULL OR customers.marketing_consent_at < excluded.marketing_consent_at
+          OR (customers.marketing_consent_at = excluded.marketing_consent_at AND (customers.accepts_marketing IS NOT FALSE OR NOT excluded.accepts_marketing))
           OR (excluded.marketing_consent_at IS NULL AND NOT excluded.accepts_marketing))
         """, shopId, c.CustomerId, c.Subscribed, TypedNull.Time(c.At));
 

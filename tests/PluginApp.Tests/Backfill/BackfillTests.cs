@@ -118,6 +118,8 @@ public sealed class BackfillTests(AppFixture app) : IClassFixture<AppFixture>, I
     /// it (she withdrew on 3 July; the snapshot says she consented on 1 July, in a customer row newer than ours). Until 6 Dec
     /// 2026 the snapshot's consent was written over it. A snapshot's consent without a time does not undo a dated one either.
     /// And a customer whose webhook (which carries no consent) is newer than the snapshot gets the snapshot's consent all the same.
+    /// A withdrawal without a time, which keeps the date of the consent it withdrew, is not undone by the snapshot of that
+    /// consent (until 7 Dec 2026 it was).
     /// </summary>
     [Fact]
     public async Task Backfill_ReadBeforeAConsentWebhook_KeepsTheNewerConsent()
@@ -128,7 +130,12 @@ public sealed class BackfillTests(AppFixture app) : IClassFixture<AppFixture>, I
         Write("customers-961.jsonl",
             """{"id":"gid://shopify/Customer/7961","firstName":"Ada","lastName":"Lovelace","state":"ENABLED","tags":["vip"],"createdAt":"2026-06-01T10:00:00Z","updatedAt":"2026-07-04T14:00:00Z","defaultEmailAddress":{"emailAddress":"ada@example.com","marketingState":"SUBSCRIBED","marketingUpdatedAt":"2026-07-01T10:00:00Z"},"defaultPhoneNumber":null}""",
             """{"id":"gid://shopify/Customer/7962","firstName":"Bo","lastName":"Lovelace","state":"ENABLED","tags":[],"createdAt":"2026-06-01T10:00:00Z","updatedAt":"2026-07-04T14:00:00Z","defaultEmailAddress":{"emailAddress":"bo@example.com","marketingState":"SUBSCRIBED","marketingUpdatedAt":"2026-06-01T10:00:00Z"},"defaultPhoneNumber":null}""",
-            """{"id":"gid://shopify/Customer/7963","firstName":"Cy","lastName":"Lovelace","state":"ENABLED","tags":[],"createdAt":"2026-06-01T10:00:00Z","updatedAt":"2026-07-04T14:00:00Z","defaultEmailAddress":{"emailAddress":"cy@example.com","marketingState":"NOT_SUBSCRIBED","marketingUpdatedAt":null},"defaultPhoneNumber":null}""");
+            """{"id":"gid://shopify/Customer/7963","firstName":"Cy","lastName":"Lovelace","state":"ENABLED","tags":[],"createdAt":"2026-06-01T10:00:00Z","updatedAt":"2026-07-04T14:00:00Z","defaultEmailAddress":{"emailAddress":"cy@example.com","marketingState":"NOT_SUBSCRIBED","marketingUpdatedAt":null},"defaultPhoneNumber":null}""",
+            """{"id":"gid://shopify/Customer/7964","firstName":"Di","lastName":"Lovelace","state":"ENABLED","tags":[],"createdAt":"2026-06-01T10:00:00Z","updatedAt":"2026-07-04T14:00:00Z","defaultEmailAddress":{"emailAddress":"di@example.com","marketingState":"SUBSCRIBED","marketingUpdatedAt":"2026-07-01T10:00:00Z"},"defaultPhoneNumber":null}""");
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("customers_email_marketing_consent/update", shop,
+            ShopifyPayloads.Consent(7964, "subscribed", "2026-07-01T10:00:00Z").ToJsonString())).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("customers_email_marketing_consent/update", shop,
+            ShopifyPayloads.Consent(7964, "unsubscribed", null).ToJsonString())).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("customers_email_marketing_consent/update", shop,
             ShopifyPayloads.Consent(7963, "subscribed", "2026-07-02T10:00:00Z").ToJsonString())).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("customers_email_marketing_consent/update", shop,
@@ -142,6 +149,7 @@ public sealed class BackfillTests(AppFixture app) : IClassFixture<AppFixture>, I
             "SELECT count(*) FROM customers WHERE shop_id = $1 AND id = 7961 AND accepts_marketing = false AND tags = 'vip' AND email = 'ada@example.com'", shopId));
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM customers WHERE shop_id = $1 AND id = 7962 AND accepts_marketing AND updated_at > '2026-07-05'", shopId));
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM customers WHERE shop_id = $1 AND id = 7963 AND accepts_marketing AND email = 'cy@example.com'", shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM customers WHERE shop_id = $1 AND id = 7964 AND accepts_marketing = false AND email = 'di@example.com'", shopId));
     }
 
     [Fact]

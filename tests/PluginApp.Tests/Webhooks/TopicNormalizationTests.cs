@@ -65,6 +65,9 @@ public sealed class TopicNormalizationTests(AppFixture app) : IClassFixture<AppF
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM customers WHERE id = $1 AND accepts_marketing", customer));
         await Send("customers_email_marketing_consent/update", ShopifyPayloads.Consent(customer, "unsubscribed", null));
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM customers WHERE id = $1 AND accepts_marketing = false", customer));
+        // It keeps the date of the consent it withdrew, and that consent, sent again, does not undo it (until 7 Dec 2026 it did).
+        await Send("customers_email_marketing_consent/update", ShopifyPayloads.Consent(customer, "subscribed", "2026-07-05T09:00:00-04:00"));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM customers WHERE id = $1 AND accepts_marketing = false", customer));
         // A customer not held yet: the consent waits in a row of its own for the customer's webhook.
         await Send("customers_email_marketing_consent/update", ShopifyPayloads.Consent(customer + 1, "subscribed", "2026-07-02T09:00:00-04:00"));
         await Send("customers/create", ShopifyPayloads.Customer(customer + 1));
