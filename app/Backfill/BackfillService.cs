@@ -712,7 +712,11 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
     private async Task<long> LiveShopIdAsync(string shop, CancellationToken ct) =>
         await shops.InstalledIdAsync(shop, ct) ?? throw new ShopNotConnectedException(shop, "the app is not installed");
 
-    /// <summary>The shop's unfinished or failed run (resumed), else a new one.</summary>
+    /// <summary>
+    /// The shop's unfinished or failed run of this install (resumed), else a new one. Why of this install: a run left by an
+    /// install the merchant removed skipped what was written while the app was away (deliveries then are not stored), and
+    /// its phases marked done and its bulk files would have been reused; until 7 Dec 2026 a reinstall within days resumed it.
+    /// </summary>
     private async Task<Run> OpenRunAsync(long shopId, CancellationToken ct)
     {
         await using var cmd = db.CreateCommand("""
@@ -720,6 +724,7 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
             resumed AS (
               UPDATE backfill_runs b SET state = 'running', finished_at = NULL, attempts = attempts + 1, updated_at = $2
               FROM last WHERE b.id = last.id AND b.state <> 'completed'
+                AND b.started_at >= (SELECT s.installed_at FROM shops s WHERE s.id = b.shop_id)
               RETURNING b.id, b.shop_id, b.phase, b.bulk_operations::text, b.staged::text, b.phase_cursor, b.phases_done, b.rows_done, b.merged_ahead),
             created AS (
               INSERT INTO backfill_runs (shop_id, state, started_at, updated_at)

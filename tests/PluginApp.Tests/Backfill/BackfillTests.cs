@@ -377,6 +377,38 @@ public sealed class BackfillTests(AppFixture app) : IClassFixture<AppFixture>, I
         Assert.Equal(!granted, page.Contains("this store has not granted", StringComparison.Ordinal));
     }
 
+    /// <summary>
+    /// An import that failed before the merchant uninstalled is not resumed by the import of her next install: that one reads
+    /// the whole store anew (what changed while the app was away was not stored). Until 7 Dec 2026 it resumed the old run,
+    /// its products phase marked done and not read again.
+    /// </summary>
+    [Fact]
+    public async Task Backfill_OfAReinstall_StartsAnew_NotFromTheRunItsLastInstallLeft()
+    {
+        const string shop = "backfill-reinstall.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        ServeStore(product: 981, orders: [2811, 2812], refund: 5518);
+        var productQueries = app.Shopify.Admin.BulkOperationsStarted("products");
+        app.Shopify.GraphQL = RefuseOrdersQuery(shop);
+        try { await Assert.ThrowsAnyAsync<Exception>(() => RunBackfillAsync(shop)); }
+        finally { app.Shopify.GraphQL = null; }
+        Assert.Equal(productQueries + 1, app.Shopify.Admin.BulkOperationsStarted("products"));
+
+        await app.ScalarAsync("UPDATE shops SET uninstalled_at = $2 WHERE id = $1", shopId, app.Clock.GetUtcNow());
+        app.Clock.Advance(TimeSpan.FromMinutes(1));
+        try
+        {
+            await app.InstallShopAsync(shop);
+            await RunBackfillAsync(shop);
+        }
+        finally { app.Clock.Advance(TimeSpan.FromMinutes(-1)); }
+
+        Assert.Equal(productQueries + 2, app.Shopify.Admin.BulkOperationsStarted("products")); // the store read anew
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM backfill_runs WHERE shop_id = $1 AND state = 'completed'", shopId));
+        Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM backfill_runs WHERE shop_id = $1", shopId));
+        Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1", shopId));
+    }
+
     [Fact]
     public async Task Backfill_ThatFailedForGood_IsImportedAgainFromTheOperationsPage_WhereItStopped()
     {
