@@ -160,15 +160,20 @@ public sealed class ShopperNotices(NpgsqlDataSource db, TimeProvider clock)
         return await cmd.ExecuteScalarAsync(ct) as string;
     }
 
-    /// <summary>Saves the notice; an empty one goes back to the theme's default.</summary>
+    /// <summary>
+    /// Saves the notice; an empty one goes back to the theme's default. Announced as a switch is (NOTIFY feature_switched), so
+    /// every instance serves it at once; until 7 Dec 2026 only the instance that saved it did, the others when their catalog
+    /// aged out.
+    /// </summary>
     public async Task SaveAsync(long shopId, string? text, string? by, CancellationToken ct)
     {
         text = string.IsNullOrWhiteSpace(text) ? null : text.Trim();
         await using var cmd = db.CreateCommand(text is null
-            ? "DELETE FROM shopper_notices WHERE shop_id = $1"
-            : """
-              INSERT INTO shopper_notices (shop_id, text, updated_at, updated_by) VALUES ($1, $2, $3, $4)
-              ON CONFLICT (shop_id) DO UPDATE SET text = $2, updated_at = $3, updated_by = $4
+            ? $"WITH d AS (DELETE FROM shopper_notices WHERE shop_id = $1) SELECT pg_notify('{AiFeatureSwitches.Channel}', $1::text)"
+            : $"""
+              WITH s AS (INSERT INTO shopper_notices (shop_id, text, updated_at, updated_by) VALUES ($1, $2, $3, $4)
+                         ON CONFLICT (shop_id) DO UPDATE SET text = $2, updated_at = $3, updated_by = $4)
+              SELECT pg_notify('{AiFeatureSwitches.Channel}', $1::text)
               """);
         cmd.Parameters.AddWithValue(shopId);
         if (text is not null)

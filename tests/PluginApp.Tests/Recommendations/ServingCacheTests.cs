@@ -56,6 +56,7 @@ public sealed class ServingCacheTests(AppFixture app) : IClassFixture<AppFixture
     [InlineData("stock")]
     [InlineData("switch")]
     [InlineData("delete")]
+    [InlineData("notice")]
     public async Task CachedProductPageAnswer_ChangesOnEveryInstance_AfterTheChange(string change)
     {
         var seed = await TrainedStoreAsync($"cache-{change}.myshopify.com");
@@ -111,6 +112,14 @@ public sealed class ServingCacheTests(AppFixture app) : IClassFixture<AppFixture
                 Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("products/delete", seed.Shop,
                     new System.Text.Json.Nodes.JsonObject { ["id"] = seed.P(top) }.ToJsonString())).StatusCode);
                 changed = a => !seed.Products(a).Contains(top);
+                break;
+            case "notice":
+                // The shopper notice behind "Why am I seeing this?": until 7 Dec 2026 its save announced nothing, and the other
+                // instance showed the old text until its catalog's age ran out.
+                var notice = new HttpRequestMessage(HttpMethod.Put, "/api/admin/shopper-notice") { Content = JsonContent.Create(new { text = "Picked from what this store sells together." }) };
+                notice.Headers.Authorization = app.AdminGet("/", seed.Shop).Headers.Authorization;
+                Assert.Equal(HttpStatusCode.OK, (await app.Client.SendAsync(notice)).StatusCode);
+                changed = a => a.TryGetProperty("notice", out var n) && n.ValueKind == JsonValueKind.String && n.GetString() == "Picked from what this store sells together.";
                 break;
             default:
                 Assert.Equal(HttpStatusCode.OK, (await app.SwitchFeatureAsync(seed.Shop, UpsellFeature.Name, false, "nothing")).StatusCode);
