@@ -207,7 +207,10 @@
       ? Promise.resolve(d.productId ? '&product_id=' + encodeURIComponent(d.productId) +
         (d.cartVariantIds ? '&variant_ids=' + encodeURIComponent(d.cartVariantIds.split(',').slice(0, 100)) : '') : null)
       : getJson((d.cartUrl || '/cart') + '.js', controller && controller.signal).then(function (cart) {
-        var variants = (cart.items || []).map(function (line) { return line.variant_id; }).filter(Boolean);
+        // Each variant once, at most 100 (the app's limit): a cart of more lines, or of one variant on many lines (line
+        // properties, selling plans), was answered 400 until 7 Dec 2026, and the block hid.
+        var variants = (cart.items || []).map(function (line) { return line.variant_id; })
+          .filter(function (v, i, all) { return v && all.indexOf(v) === i; }).slice(0, 100);
         return variants.length ? '&variant_ids=' + encodeURIComponent(variants.join(',')) : null;
       });
 

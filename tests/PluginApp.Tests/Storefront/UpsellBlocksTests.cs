@@ -409,6 +409,44 @@ public sealed partial class UpsellBlocksTests(StorefrontFixture sf) : IClassFixt
         }
     }
 
+    /// <summary>
+    /// A cart of 120 lines, one variant on many of them (line properties), and 101 variants: the block asks for each variant
+    /// once, at most 100, and shows its answer. Until 7 Dec 2026 it sent every line's variant, was answered 400, and hid.
+    /// </summary>
+    [Fact]
+    public async Task CartBlock_OfAHundredAndTwentyLines_AsksForEachVariantOnce_AtMostAHundred()
+    {
+        await sf.TrainedShopAsync();
+        var storefront = sf.Storefront;
+        storefront.Behaviour = ProxyBehaviour.Forward;
+        var (cartProduct, _) = StorefrontFixture.Catalog[3];
+        storefront.SetCart([.. Enumerable.Repeat((cartProduct, cartProduct * 10, 1), 20),
+            .. Enumerable.Range(1, 100).Select(i => (cartProduct, 9_000_000L + i, 1))]);
+        var page = await sf.NewPageAsync();
+        try
+        {
+            var context = new JsonObject { ["template"] = "cart", ["settings"] = new JsonObject { ["product_count"] = Limit, ["layout"] = "grid" } };
+            storefront.SetPage("/cart", await ThemeBlockRenderer.RenderPageAsync("cart-upsells", context));
+            var callsBefore = storefront.Calls.Count;
+            await page.GotoAsync(storefront.BaseUrl + "/cart", new PageGotoOptions { WaitUntil = WaitUntilState.Load });
+            await page.WaitForFunctionAsync("() => document.querySelector('[data-pa-upsells]').getAttribute('data-pa-state') !== 'loading'",
+                null, new PageWaitForFunctionOptions { Timeout = 10_000 });
+
+            var state = await StateAsync(page);
+            Assert.True(state == "ready", $"the cart block ended '{state}'; proxied calls: {Describe(storefront.Calls.Skip(callsBefore))}");
+            var call = storefront.Calls.Skip(callsBefore).Single(c => c.Path.EndsWith("/recommendations", StringComparison.Ordinal));
+            var asked = System.Web.HttpUtility.ParseQueryString(call.Query)["variant_ids"]!.Split(',');
+            Assert.Equal(100, asked.Length);
+            Assert.Equal(asked.Distinct().Count(), asked.Length);
+            Assert.Equal((cartProduct * 10).ToString(System.Globalization.CultureInfo.InvariantCulture), asked[0]);
+        }
+        finally
+        {
+            storefront.SetCart();
+            await page.Context.CloseAsync();
+        }
+    }
+
     [Fact]
     public async Task ProductBlock_HostileAnswer_TitlesStayTextAndNoLinkLeavesTheShop()
     {
