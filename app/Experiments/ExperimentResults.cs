@@ -81,9 +81,7 @@ public sealed class ExperimentResults(NpgsqlDataSource db, ExperimentStore store
     internal static string Paused(string e) => $"""
         (EXISTS (SELECT 1 FROM experiment_pauses p WHERE p.shop_id = {e}.shop_id AND p.experiment = {e}.experiment
                  AND {e}.ordered_at >= p.paused_at AND (p.resumed_at IS NULL OR {e}.ordered_at < p.resumed_at))
-         OR coalesce((SELECT NOT h.enabled FROM ai_feature_switch_history h
-                      WHERE h.shop_id = {e}.shop_id AND h.feature = {e}.experiment AND h.changed_at <= {e}.ordered_at
-                      ORDER BY h.changed_at DESC, h.id DESC LIMIT 1), false))
+         OR {PluginApp.Admin.Switches.AiFeatureSwitches.OffAt($"{e}.shop_id", $"{e}.experiment", $"{e}.ordered_at")})
         """;
 
     /// <summary>

@@ -10,6 +10,8 @@ public static class UpsellFeature
     public const string ShowBestsellers = "bestsellers";
     /// <summary>The path of an answer given while the merchant has upsells switched off and chose to show nothing.</summary>
     public const string SwitchedOff = "switched_off";
+    /// <summary>The decision log's reason for an answer given while the merchant has upsells switched off to show bestsellers.</summary>
+    public const string OffReason = "upsells are switched off by the merchant: the store's bestsellers are shown, with no model";
 
     public static readonly AiFeature Registration = new(Name, "Upsells",
         "Ranks the products shown in the product and cart upsell blocks.", [ShowNothing, ShowBestsellers])

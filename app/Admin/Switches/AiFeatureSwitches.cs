@@ -118,6 +118,16 @@ public sealed class AiFeatureSwitches(NpgsqlDataSource db, AiFeatures features, 
         await tx.CommitAsync(ct);
     }
 
+    /// <summary>
+    /// SQL: whether the feature was switched off at <paramref name="at"/> in the shop <paramref name="shop"/> (SQL expressions;
+    /// <paramref name="feature"/> a name, not user input), from the switch's history: a feature never switched is on.
+    /// </summary>
+    public static string OffAt(string shop, string feature, string at) => $"""
+        coalesce((SELECT NOT h.enabled FROM ai_feature_switch_history h
+                  WHERE h.shop_id = {shop} AND h.feature = {feature} AND h.changed_at <= {at}
+                  ORDER BY h.changed_at DESC, h.id DESC LIMIT 1), false)
+        """;
+
     public async Task<List<FeatureSwitchChange>> HistoryAsync(long shopId, CancellationToken ct)
     {
         await using var cmd = db.CreateCommand("""

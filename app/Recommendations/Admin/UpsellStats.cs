@@ -101,14 +101,15 @@ public sealed class UpsellStats(NpgsqlDataSource db, IOptions<RecommendationOpti
     }
 
     /// <summary>
-    /// Storefront events by the shop's day and type, of the answers logged as the recommendations' (the holdout's, and those
-    /// whose decision was never written, left out). $1 shop, $2 and $3 the window, $4 the zone, $5 how long after its answer
-    /// an event is taken (Recommendations:EventWindow).
+    /// Storefront events by the shop's day and type, of the answers logged as the recommendations' (the holdout's, those
+    /// whose decision was never written, and those given while the merchant had upsells switched off, left out). $1 shop,
+    /// $2 and $3 the window, $4 the zone, $5 how long after its answer an event is taken (Recommendations:EventWindow).
     /// </summary>
     internal static readonly string EventsSql = $"""
         WITH answered AS MATERIALIZED (
           SELECT request_id FROM recommendation_decisions
-          WHERE shop_id = $1 AND experiment_arm IS DISTINCT FROM '{UpsellExperiment.HoldoutArm}' AND decided_at >= $2 - $5::interval AND decided_at < $3)
+          WHERE shop_id = $1 AND experiment_arm IS DISTINCT FROM '{UpsellExperiment.HoldoutArm}' AND decided_at >= $2 - $5::interval AND decided_at < $3
+            AND NOT {SwitchedOffAt("decided_at")})
         SELECT (e.occurred_at AT TIME ZONE $4)::date, e.event_type, count(*) FROM recommendation_events e
         WHERE e.shop_id = $1 AND e.occurred_at >= $2 AND e.occurred_at < $3
           AND EXISTS (SELECT 1 FROM answered a WHERE a.request_id = e.request_id)
@@ -122,7 +123,8 @@ public sealed class UpsellStats(NpgsqlDataSource db, IOptions<RecommendationOpti
     /// counted: what its shoppers bought after seeing the bestsellers is the control's, not the recommendations' doing. A line
     /// whose answer's decision was not written when its order came (the decision log's queue was behind, or overflowed while
     /// the database was away) takes its arm from the decision written since (decisions_id_idx), and is not counted while
-    /// there is none: a holdout answer's would count as the recommendations' (until 7 Dec 2026 they did).
+    /// there is none: a holdout answer's would count as the recommendations' (until 7 Dec 2026 they did). Nor a line whose
+    /// order was placed while the merchant had upsells switched off: every arm was shown the store's bestsellers then.
     /// </summary>
     internal static readonly string AttributedSql = $"""
         SELECT (o.created_at AT TIME ZONE $4)::date, count(DISTINCT a.order_id),
@@ -135,8 +137,16 @@ public sealed class UpsellStats(NpgsqlDataSource db, IOptions<RecommendationOpti
         WHERE a.shop_id = $1 AND o.created_at >= $2 AND o.created_at < $3 AND o.cancelled_at IS NULL
           AND coalesce(a.experiment_arm, (SELECT d.experiment_arm FROM recommendation_decisions d WHERE d.shop_id = a.shop_id AND d.request_id = a.request_id LIMIT 1))
               <> '{UpsellExperiment.HoldoutArm}'
+          AND NOT {SwitchedOffAt("o.created_at")}
         GROUP BY 1
         """;
+
+    /// <summary>
+    /// Whether upsells were switched off at <paramref name="at"/>: what was shown then was the store's bestsellers (or nothing),
+    /// the merchant's choice, not the recommendations' (until 7 Dec 2026 their impressions, clicks and revenue counted as the
+    /// recommendations' on the Overview, while the holdout's bestsellers were left out).
+    /// </summary>
+    private static string SwitchedOffAt(string at) => PluginApp.Admin.Switches.AiFeatureSwitches.OffAt("$1", $"'{UpsellFeature.Name}'", at);
 
     /// <summary>Share of answers by the path that produced them (model, co_occurrence, bestsellers).</summary>
     public async Task<List<(string Path, long Answers)>> PathMixAsync(long shopId, DayWindow w, CancellationToken ct)

@@ -60,6 +60,9 @@ public sealed class RecommendationService(ModelCache models, CatalogCache catalo
                     return Respond(req, requestId, refused, null, arm, [], catalog, started, anchors) with { Path = RefusedPath };
 
         var useModel = arm == UpsellExperiment.ModelArm && catalog.Enabled;
+        // Switched off to show the store's bestsellers: the decision says it was the merchant's choice, not a fallback of the
+        // model's (until 7 Dec 2026 it read as "store bestsellers (fallback)" with no reason).
+        string[] offReasons = catalog.Enabled ? [] : [UpsellFeature.OffReason];
         // Why only product pages: a product page's answer is the same for every visitor of an arm until the catalog or models
         // change; a cart's combination rarely repeats, nor does a product page's answer for a shopper with a cart (it leaves
         // out what is in the cart, Select). The merchant's preview is always computed.
@@ -79,7 +82,7 @@ public sealed class RecommendationService(ModelCache models, CatalogCache catalo
         // Why a hit asks neither the model nor its breaker: nothing of the model runs, and only an answer it gave cleanly is kept
         // (a model whose file breaks is loaded again, under a new generation, so none of its earlier answers match).
         if (cacheable && answers.TryGet(req.ShopId, catalog.Version, shopModels!.Generation, key, out var hit))
-            return Respond(req, requestId, hit.Path, hit.Version, arm, hit.Items, catalog, started, anchors, output: hit.Output, shadow: hit.Shadow, cached: true);
+            return Respond(req, requestId, hit.Path, hit.Version, arm, hit.Items, catalog, started, anchors, offReasons, output: hit.Output, shadow: hit.Shadow, cached: true);
 
         Composed? answer = null;
         string? output = null;
@@ -129,7 +132,7 @@ public sealed class RecommendationService(ModelCache models, CatalogCache catalo
         // Why not keep an answer given after a failure or a refusal: those are passing states; the next request tries again.
         if (cacheable && !failed && reasons.Length == 0)
             answers.Put(req.ShopId, catalog.Version, shopModels!.Generation, key, new CachedAnswer(answer.Path, answer.Version, [.. answer.Items], output, shadow));
-        return Respond(req, requestId, answer.Path, answer.Version, arm, answer.Items, catalog, started, anchors, reasons, output, shadow, answeredIn);
+        return Respond(req, requestId, answer.Path, answer.Version, arm, answer.Items, catalog, started, anchors, reasons.Length > 0 ? reasons : offReasons, output, shadow, answeredIn);
     }
 
     private sealed record Composed(string Path, int? Version, List<RecommendedItem> Items);

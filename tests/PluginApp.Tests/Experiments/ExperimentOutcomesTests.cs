@@ -914,4 +914,44 @@ public sealed class ExperimentOutcomesTests(AppFixture app) : IClassFixture<AppF
         Assert.Equal(1, Assert.Single(await twoDays.DaysAsync(shopId, window, CancellationToken.None)).Impressions);
         Assert.Equal(0, Assert.Single(await byDefault.DaysAsync(shopId, window, CancellationToken.None)).Impressions);
     }
+
+    /// <summary>
+    /// While the merchant has upsells switched off to show the store's bestsellers, what the blocks showed is not the
+    /// recommendations': the Overview counts neither the views of the answers given then nor the orders placed then. Until 7
+    /// Dec 2026 they counted as the recommendations' (the holdout's bestsellers being left out all along).
+    /// </summary>
+    [Fact]
+    public async Task TheOverviewsFigures_LeaveOutWhatWasShownWhileUpsellsWereSwitchedOff()
+    {
+        var shopId = await app.InstallShopAsync("upsell-switched-off-figures.myshopify.com");
+        var day = new DateTimeOffset(2026, 7, 12, 0, 0, 0, TimeSpan.Zero);
+        await app.CountAsync("SELECT decisions_partition_for($2) WHERE $1::int8 IS NOT NULL", shopId, day);
+        foreach (var sql in new[]
+        {
+            """
+            INSERT INTO ai_feature_switch_history (shop_id, feature, enabled, when_off, changed_at)
+            VALUES ($1, 'upsells', false, 'bestsellers', $2 + interval '10 hours'), ($1, 'upsells', true, 'bestsellers', $2 + interval '14 hours')
+            """,
+            """
+            INSERT INTO decisions (shop_id, decided_at, decision_id, kind, subject, path, fallback, arm, input_ids, output_ids)
+            VALUES ($1, $2 + interval '9 hours', 'rq-on', 'upsell', 'product', 'model', false, 'model', '{1}', '{2}'),
+                   ($1, $2 + interval '12 hours', 'rq-off', 'upsell', 'product', 'bestsellers', true, 'model', '{1}', '{2}')
+            """,
+            """
+            INSERT INTO recommendation_events (shop_id, event_type, request_id, product_id, occurred_at)
+            VALUES ($1, 'impression', 'rq-on', 2, $2 + interval '9 hours'), ($1, 'impression', 'rq-off', 2, $2 + interval '12 hours')
+            """,
+            "INSERT INTO orders (shop_id, id, total_price, subtotal_price, created_at, updated_at) VALUES ($1, 7750001, 20, 20, $2 + interval '9 hours', $2), ($1, 7750002, 30, 30, $2 + interval '12 hours', $2)",
+            """
+            INSERT INTO recommendation_attributions (shop_id, line_id, order_id, product_id, request_id, event_type, experiment_arm, revenue, attributed_at)
+            VALUES ($1, 7751001, 7750001, 2, 'rq-on', 'click', 'model', 20, $2), ($1, 7751002, 7750002, 2, 'rq-off', 'click', 'model', 30, $2)
+            """,
+        })
+            await app.CountAsync(sql, shopId, day);
+        var window = new PluginApp.Recommendations.DayWindow([DateOnly.FromDateTime(day.UtcDateTime)], day, day.AddDays(1), "UTC");
+
+        var figures = Assert.Single(await app.Factory.Services.GetRequiredService<PluginApp.Recommendations.UpsellStats>().DaysAsync(shopId, window, CancellationToken.None));
+
+        Assert.Equal((1L, 1L, 20m), (figures.Impressions, figures.AttributedOrders, figures.AttributedRevenue));
+    }
 }

@@ -521,9 +521,14 @@ public sealed class ServingTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal(HttpStatusCode.OK, (await app.SwitchFeatureAsync(seed.Shop, UpsellFeature.Name, false, "bestsellers")).StatusCode);
         seed.RefreshCatalog();
         var off = seed.VisitorIn("model", "v-off");
-        Assert.Equal("bestsellers", (await seed.RecommendAsync($"placement=product&product_id=101&limit=3&visitor_id={off}")).GetProperty("path").GetString());
+        var offAnswer = await seed.RecommendAsync($"placement=product&product_id=101&limit=3&visitor_id={off}");
+        Assert.Equal("bestsellers", offAnswer.GetProperty("path").GetString());
         await ImpressionAsync(off);
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM experiment_exposures WHERE shop_id = $1", seed.ShopId));
+        // Its decision says why: the merchant's choice, not a fallback of the model's.
+        await app.Factory.Services.GetRequiredService<PluginApp.Governance.DecisionLog>().FlushAsync(CancellationToken.None);
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM decisions WHERE shop_id = $1 AND decision_id = $2 AND $3 = ANY(reasons)",
+            seed.ShopId, offAnswer.GetProperty("request_id").GetString()!, UpsellFeature.OffReason));
     }
 
     [Fact]
