@@ -79,9 +79,12 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
     internal static readonly UpsertStatement OrderLineUpsert = new("order_lines", ["shop_id", "id"],
         ["shop_id", "id", "order_id", "product_id", "variant_id", "title", "sku", "quantity", "price", "total_discount"]);
 
-    // A refund's note is erased with its order: the order was redacted, or it belongs to an erased customer.
+    // A refund's note is erased with its order: the order was redacted, or it belongs to an erased customer. Its amount (the
+    // money its transactions returned successfully) only grows: an order's older version delivered late carries it as it
+    // stood then, still pending, and until 7 Dec 2026 wrote it back to nothing.
     internal static readonly UpsertStatement RefundUpsert = new("refunds", ["shop_id", "id"],
         ["shop_id", "id", "order_id", "note", "amount", "created_at", "processed_at"], erasable: ["note"],
+        sets: new Dictionary<string, string> { ["amount"] = "GREATEST(refunds.amount, excluded.amount)" },
         erasedIf: $"""
             EXISTS (SELECT 1 FROM orders y LEFT JOIN customers x ON x.shop_id = y.shop_id AND x.id = y.customer_id
                     WHERE y.shop_id = r.shop_id AND y.id = r.order_id AND (y.redacted_at IS NOT NULL OR x.redacted_at IS NOT NULL))

@@ -146,6 +146,31 @@ public sealed class TopicNormalizationTests(AppFixture app) : IClassFixture<AppF
         Assert.Equal(5.00m, await app.ScalarAsync("SELECT amount FROM refunds WHERE id = 5005"));
     }
 
+    /// <summary>
+    /// An order's older version, delivered late (Shopify's retry), carries its refund as it then stood, its money still
+    /// pending: the refund keeps the amount the newer version gave it. A refund's successful amount only grows; until 7 Dec
+    /// 2026 the late payload wrote it back to nothing, and the order's revenue net of refunds counted it whole.
+    /// </summary>
+    [Fact]
+    public async Task AnOrdersOlderVersionDeliveredLate_DoesNotTakeBackItsRefundsAmount()
+    {
+        System.Text.Json.Nodes.JsonObject Version(string updatedAt, string status)
+        {
+            var order = ShopifyPayloads.Order(2611, updatedAt: updatedAt);
+            var refund = ShopifyPayloads.Refund(5011, 2611, 261100);
+            refund["transactions"]![0]!["status"] = status;
+            order["refunds"] = new System.Text.Json.Nodes.JsonArray(refund);
+            return order;
+        }
+        await Send("orders/updated", Version("2026-07-04T12:00:00-04:00", "success"));
+        var refunded = (decimal)(await app.ScalarAsync("SELECT amount FROM refunds WHERE id = 5011"))!;
+        Assert.True(refunded > 0);
+
+        await Send("orders/updated", Version("2026-07-03T12:00:00-04:00", "pending"));
+
+        Assert.Equal(refunded, await app.ScalarAsync("SELECT amount FROM refunds WHERE id = 5011"));
+    }
+
     [Fact]
     public async Task CartsCreateThenUpdate_ReplacesTheLines()
     {
