@@ -23,10 +23,18 @@ public sealed class ShopInstaller(OfflineTokenStore tokens, BackfillScheduler ba
     /// </summary>
     public static readonly TimeSpan SetupGrace = TimeSpan.FromMinutes(15);
 
+    /// <summary>
+    /// How long a new install's settings read may hold the merchant's request (the first embedded page, or the OAuth
+    /// callback) before it is left to the sweep, which reads them after <see cref="SetupGrace"/>; the backfill and nightly
+    /// jobs are queued either way. Why: the read retries for up to about 2.5 minutes while Shopify is slow or failing, and
+    /// until 7 Dec 2026 the merchant's first page waited that long, or until App Bridge gave up.
+    /// </summary>
+    public static readonly TimeSpan InlineSettingsLimit = TimeSpan.FromSeconds(10);
+
     public async Task<long> InstallAsync(string shop, TokenGrant grant, CancellationToken ct)
     {
         var (shopId, newInstall) = await tokens.SaveGrantAsync(shop, grant, ct);
-        if (newInstall) await SetUpAsync(shop);
+        if (newInstall) await SetUpAsync(shop, InlineSettingsLimit);
         return shopId;
     }
 
@@ -49,7 +57,7 @@ public sealed class ShopInstaller(OfflineTokenStore tokens, BackfillScheduler ba
         {
             ct.ThrowIfCancellationRequested();
             logger.LogWarning("{Shop} was installed but its setup did not finish; setting it up now", shop);
-            try { await SetUpAsync(shop); }
+            try { await SetUpAsync(shop, null); }
             catch (Exception e) when (e is not OperationCanceledException)
             {
                 // One shop's failure is not the others': its token cannot be had (ShopNotConnectedException, TokenEndpointException)
@@ -103,10 +111,11 @@ public sealed class ShopInstaller(OfflineTokenStore tokens, BackfillScheduler ba
     /// for a minute at the install) left the store on UTC days and nightly runs, and without the shop id that webhook
     /// payloads are checked against, for good.
     /// </summary>
-    private async Task SetUpAsync(string shop)
+    /// <param name="limit">How long the settings read may take before it is left to the sweep (null: the client's own limits).</param>
+    private async Task SetUpAsync(string shop, TimeSpan? limit)
     {
         logger.LogInformation("Installed {Shop}; queueing its backfill", shop);
-        var (read, timeZone) = await ReadSettingsAsync(shop);
+        var (read, timeZone) = await ReadSettingsAsync(shop, limit);
         backfill.Schedule(shop);
         training.OnInstalled(shop, timeZone);
         // Installed again with a feature switched off: its blocks are hidden again (Shopify dropped the app's metafields).
@@ -124,9 +133,11 @@ public sealed class ShopInstaller(OfflineTokenStore tokens, BackfillScheduler ba
     /// as installed, so no later install comes back here; were the merchant's request to end during this read, its history
     /// and nightly training would never be queued. The Admin API client's own time limit bounds it.
     /// </summary>
-    private async Task<(bool Read, string? Zone)> ReadSettingsAsync(string shop)
+    private async Task<(bool Read, string? Zone)> ReadSettingsAsync(string shop, TimeSpan? limit = null)
     {
-        var ct = CancellationToken.None;
+        // Wall time, as the client's own limits are: the merchant's wait is.
+        using var bounded = limit is { } l ? new CancellationTokenSource(l) : null;
+        var ct = bounded?.Token ?? CancellationToken.None;
         try
         {
             // Taken before asking: a shop/update applied while Shopify answered is newer than this answer, and stays.
@@ -159,7 +170,8 @@ public sealed class ShopInstaller(OfflineTokenStore tokens, BackfillScheduler ba
             await cmd.ExecuteNonQueryAsync(ct);
             return (true, zone);
         }
-        catch (Exception e) when (e is ShopifyGraphQLException or HttpRequestException or ShopTokenRevokedException or TaskCanceledException)
+        catch (Exception e) when (e is ShopifyGraphQLException or HttpRequestException or ShopTokenRevokedException or TaskCanceledException
+                                      || (e is OperationCanceledException && ct.IsCancellationRequested))
         {
             logger.LogWarning("Could not read {Shop}'s settings: {Message}; the install sweep asks again (a new install's after {Grace} minutes, with its nightly jobs on UTC until then; another shop's in an hour)",
                 shop, e.Message, SetupGrace.TotalMinutes);

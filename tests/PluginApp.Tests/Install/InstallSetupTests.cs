@@ -55,6 +55,35 @@ public sealed class InstallSetupTests(AppFixture app) : IClassFixture<AppFixture
     }
 
     /// <summary>
+    /// Shopify slow to answer for the shop's settings at the install: the merchant's request waits for them at most
+    /// <see cref="PluginApp.Install.ShopInstaller.InlineSettingsLimit"/>, and the sweep reads them later. Until 7 Dec 2026 it
+    /// waited as long as the read's retries (about 2.5 minutes).
+    /// </summary>
+    [Fact]
+    public async Task Install_WhoseSettingsShopifyIsSlowToAnswer_DoesNotHoldTheMerchantsRequest()
+    {
+        const string shop = "install-settings-slow.myshopify.com";
+        var installer = app.Factory.Services.GetRequiredService<PluginApp.Install.ShopInstaller>();
+        try
+        {
+            app.Shopify.GraphQL = call => call.Shop != shop || !call.Query.Contains("ianaTimezone", StringComparison.Ordinal) ? null
+                : new StandInAnswer(200, new JsonObject { ["data"] = new JsonObject { ["shop"] = new JsonObject { ["ianaTimezone"] = "Asia/Tokyo" } } },
+                    Delay: TimeSpan.FromMinutes(1));
+            var waited = System.Diagnostics.Stopwatch.StartNew();
+            await installer.InstallAsync(shop, new PluginApp.Install.TokenGrant("shpat_slow", "read_orders,read_products,read_customers", 3600, "shprt_slow", 7776000),
+                CancellationToken.None);
+
+            Assert.InRange(waited.Elapsed, PluginApp.Install.ShopInstaller.InlineSettingsLimit - TimeSpan.FromSeconds(1),
+                PluginApp.Install.ShopInstaller.InlineSettingsLimit + TimeSpan.FromSeconds(20));
+            Assert.NotNull(await app.ScalarAsync("SELECT setup_pending_since FROM shops WHERE domain = $1", shop)); // the sweep reads them
+        }
+        finally
+        {
+            app.Shopify.GraphQL = null;
+        }
+    }
+
+    /// <summary>
     /// A shop whose setup cannot be done (its token expired with its refresh token) does not hold up the others: the sweep
     /// sets up the next shop waiting, and the failing one is tried again after the grace, behind it. Until 7 Dec 2026 its
     /// failure ended the sweep, and, first in line, ended every sweep after.
