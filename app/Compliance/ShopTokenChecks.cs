@@ -169,7 +169,7 @@ public sealed class ShopTokenChecks(NpgsqlDataSource db, AdminGraphQLClient shop
             still.Parameters.Add(Sql.Param(shopId));
             var kept = await still.ExecuteScalarAsync(ct) is true;
             logger.LogInformation(kept
-                ? "app/uninstalled {DeliveryId} of {Shop}: Shopify refused a token, but the shop was granted again since; it stays installed"
+                ? "app/uninstalled {DeliveryId} of {Shop}: Shopify refused a token, but the shop was granted again, or its admin opened, since; it stays installed"
                 : "app/uninstalled {DeliveryId}: Shopify refuses the app's token for {Shop}, so the shop is uninstalled", delivery, domain);
             return !kept;
         }

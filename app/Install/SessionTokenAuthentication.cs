@@ -13,6 +13,7 @@ public sealed class SessionTokenAuthenticationHandler(
     public const string SchemeName = "ShopifySessionToken";
     public const string ShopClaim = "shop";
     internal const string RawTokenItem = "shopify.session_token";
+    internal const string IssuedAtItem = "shopify.session_token_issued_at";
 
     protected override async Task<AuthenticateResult> HandleAuthenticateAsync()
     {
@@ -24,6 +25,7 @@ public sealed class SessionTokenAuthenticationHandler(
         var (token, error) = await validator.ValidateAsync(jwt);
         if (token is null) return AuthenticateResult.Fail(error!);
         Context.Items[RawTokenItem] = token.Raw;
+        Context.Items[IssuedAtItem] = token.IssuedAt;
         var identity = new ClaimsIdentity([new Claim(ShopClaim, token.Shop), new Claim(ClaimTypes.NameIdentifier, token.UserId ?? "")], SchemeName);
         return AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), SchemeName));
     }

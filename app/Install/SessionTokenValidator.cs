@@ -6,7 +6,8 @@ using PluginApp.Shopify;
 
 namespace PluginApp.Install;
 
-public sealed record SessionToken(string Shop, string? UserId, string Raw);
+/// <param name="IssuedAt">When Shopify issued it (its nbf): the app was installed then.</param>
+public sealed record SessionToken(string Shop, string? UserId, string Raw, DateTimeOffset IssuedAt);
 
 /// <summary>
 /// App Bridge session tokens: HS256 over the client secret (or the previous one until it expires), aud = client id,
@@ -51,6 +52,6 @@ public sealed class SessionTokenValidator(IOptions<ShopifyOptions> options, Shop
         if (!token.TryGetPayloadValue<string>("iss", out var iss) || !string.Equals(iss, $"https://{shop}/admin", StringComparison.Ordinal))
             return (null, "session token iss is not the shop's admin");
         token.TryGetPayloadValue<string>("sub", out var sub);
-        return (new SessionToken(shop, sub, jwt), null);
+        return (new SessionToken(shop, sub, jwt, DateTimeOffset.FromUnixTimeSeconds(nbf)), null);
     }
 }

@@ -47,7 +47,17 @@ public sealed class ShopSession(AppDbContext db, ShopScope scope, ShopifyTokenCl
                 return TypedResults.Unauthorized();
             }
         }
-        else shopId = shop.Id;
+        else
+        {
+            shopId = shop.Id;
+            // Noted once a minute at most: a session issued after an uninstall Shopify delivers late says the merchant
+            // installed again since (migration 0097; WebhookIngestor.Uninstall, ComplianceService.AddShopRedaction).
+            if (http.Items[SessionTokenAuthenticationHandler.IssuedAtItem] is DateTimeOffset issued)
+                await db.Database.ExecuteSqlAsync($"""
+                    UPDATE shops SET session_seen_at = {issued}
+                    WHERE id = {shopId} AND (session_seen_at IS NULL OR session_seen_at < {issued} - interval '1 minute')
+                    """, http.RequestAborted);
+        }
 
         scope.Enter(shopId, domain);
         return null;

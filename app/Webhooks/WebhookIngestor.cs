@@ -414,14 +414,24 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
     /// <summary>
     /// The shop uninstalled: its tokens dropped, the app stops acting for it; data stays until shop/redact. Why the time
     /// guard: Shopify retries a delivery for hours, so an uninstall can arrive after the merchant installed again; triggered
-    /// before the shop's latest grant, it no longer holds, and the new token stays (without the header, it acts).
+    /// before the shop's latest grant, it no longer holds, and the new token stays (without the header, it acts). Nor when
+    /// the merchant's admin sent a session token issued after it (<c>session_seen_at</c>): Shopify issues them only to an
+    /// installed app, so she installed again (a managed install tells the app nothing) and still runs it on the token
+    /// Shopify revoked at the uninstall. That token is marked revoked instead, so her next visit exchanges a new one and
+    /// the calls wait for it (until 7 Dec 2026 the shop was disconnected, and erased by the shop/redact 48 hours later).
     /// </summary>
     public static void Uninstall(StoreWriter store, long shopId, string domain, DateTimeOffset? triggeredAt, DateTimeOffset now, string condition = "")
     {
+        const string grantedBefore = "($3::timestamptz IS NULL OR granted_at IS NULL OR granted_at <= $3)";
+        const string seenSince = "coalesce(session_seen_at > $3::timestamptz, false)";
+        store.Add($"""
+            UPDATE shops SET token_revoked_at = coalesce(token_revoked_at, $2), updated_at = $2
+            WHERE id = $1 AND {grantedBefore} AND {seenSince} {condition}
+            """, shopId, now, TypedNull.Time(triggeredAt));
         store.Add($"""
             UPDATE shops SET uninstalled_at = $2, access_token_enc = NULL, access_token_expires_at = NULL,
               refresh_token_enc = NULL, refresh_token_expires_at = NULL, updated_at = $2
-            WHERE id = $1 AND ($3::timestamptz IS NULL OR granted_at IS NULL OR granted_at <= $3) {condition}
+            WHERE id = $1 AND {grantedBefore} AND NOT {seenSince} {condition}
             """, shopId, now, TypedNull.Time(triggeredAt));
         // Every instance stops serving the storefront at once (ShopDirectory listens).
         store.Notify("shop_changed", domain);

@@ -208,6 +208,45 @@ public sealed class ShopRedactionCheckTests(NoSchedulerAppFixture app) : IClassF
     }
 
     /// <summary>
+    /// The merchant uninstalled while our webhook endpoint was failing, installed again an hour later (a managed install
+    /// tells the app nothing, and its stored token is the one Shopify revoked) and opened the app. The uninstall, delivered
+    /// late, does not disconnect her shop: her session was issued after it. Her token is marked revoked, so her next visit
+    /// exchanges a new one. The shop/redact 48 hours after the uninstall erases nothing. Until 7 Dec 2026 the late uninstall
+    /// disconnected the shop, and the shop/redact erased the store of a merchant running the app.
+    /// </summary>
+    [Fact]
+    public async Task AnUninstallDeliveredLate_AfterTheMerchantOpenedTheAppAgain_NeitherDisconnectsNorErases()
+    {
+        const string shop = "late-uninstall-reinstalled.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop, expiresInSeconds: 3 * 86400); // not refreshed within the test
+        await app.SendWebhookAsync("orders/create", shop, ShopifyPayloads.Order(6401, customerId: 8401).ToJsonString());
+        var uninstalled = app.Clock.GetUtcNow();
+        await app.ScalarAsync("UPDATE shops SET granted_at = $2 WHERE id = $1", shopId, uninstalled.AddDays(-5));
+        var moved = TimeSpan.Zero;
+        try
+        {
+            app.Clock.Advance(TimeSpan.FromHours(1)); moved += TimeSpan.FromHours(1);
+            Assert.Equal(HttpStatusCode.OK, (await app.Client.SendAsync(app.AdminGet("/api/admin/shop", shop))).StatusCode);
+
+            // The uninstall comes now, triggered an hour ago; Shopify refuses the token it revoked then.
+            Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("app/uninstalled", shop, $"{{\"id\": 10, \"myshopify_domain\": \"{shop}\"}}",
+                triggeredAt: uninstalled)).StatusCode);
+            Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM shops WHERE id = $1 AND uninstalled_at IS NULL AND token_revoked_at IS NOT NULL", shopId));
+
+            app.Clock.Advance(TimeSpan.FromHours(47)); moved += TimeSpan.FromHours(47);
+            Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("shop/redact", shop, $"{{\"shop_id\": 10, \"shop_domain\": \"{shop}\"}}")).StatusCode);
+            await RunShopRedactionChecksAsync(PluginApp.Compliance.ShopTokenChecks.FirstAsk);
+            Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1 AND id = 6401 AND email IS NOT NULL", shopId));
+
+            // Her next visit exchanges a token Shopify accepts.
+            app.Shopify.Installed(shop);
+            Assert.Equal(HttpStatusCode.OK, (await app.Client.SendAsync(app.AdminGet("/api/admin/shop", shop))).StatusCode);
+            Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM shops WHERE id = $1 AND token_revoked_at IS NULL AND granted_at > $2", shopId, uninstalled));
+        }
+        finally { app.Clock.Advance(-moved); }
+    }
+
+    /// <summary>
     /// Runs the checks of shop/redact requests once they are due, <paramref name="after"/> from now, and puts the clock back.
     /// </summary>
     private async Task<int> RunShopRedactionChecksAsync(TimeSpan after, IServiceProvider? services = null)
