@@ -194,6 +194,28 @@ internal static class StoreMerge
                    OR (v.inventory_item_id IS NULL AND x.inventory_item_id IS NOT NULL))
               AND NOT EXISTS (SELECT 1 FROM inventory_items i WHERE i.shop_id = $2 AND i.id = coalesce(v.inventory_item_id, x.inventory_item_id))
             """,
+            // The snapshot's inventory items, under the newer-only rule of their own webhook (StoreWriter.AddInventoryItem): the
+            // item is where a variant's cost is versioned. Then each variant of the chunk takes its item's cost. Why: the
+            // variant's upsert writes the snapshot's cost whatever its age, and until 7 Dec 2026 a cost the merchant changed
+            // while the import ran (its webhook already applied) was written back to the snapshot's, and an item's older
+            // webhook retried after the import wrote its older cost over the snapshot's. An item without its time (an import
+            // of before this field was asked) writes no item row, as before.
+            $"""
+            INSERT INTO inventory_items (shop_id, id, tracked, updated_at, unit_cost, cost_given)
+            SELECT DISTINCT ON (bulk_id(x.body -> 'inventoryItem' ->> 'id')) $2::int8, bulk_id(x.body -> 'inventoryItem' ->> 'id'),
+                   {Variant["inventory_tracked"]}, (x.body -> 'inventoryItem' ->> 'updatedAt')::timestamptz, {Variant["unit_cost"]}, true
+            FROM {Chunk(Products)} JOIN {Children(Products)}
+            WHERE NOT ({IsCollection}) AND x.body -> 'inventoryItem' ->> 'id' IS NOT NULL AND x.body -> 'inventoryItem' ->> 'updatedAt' IS NOT NULL
+            ORDER BY bulk_id(x.body -> 'inventoryItem' ->> 'id'), x.line_no DESC
+            ON CONFLICT (shop_id, id) DO UPDATE SET tracked = coalesce(excluded.tracked, inventory_items.tracked), updated_at = excluded.updated_at,
+              unit_cost = excluded.unit_cost, cost_given = true
+            WHERE inventory_items.updated_at IS NULL OR inventory_items.updated_at < excluded.updated_at
+            """,
+            $"""
+            UPDATE variants v SET unit_cost = i.unit_cost FROM inventory_items i
+            WHERE v.shop_id = $2 AND v.product_id IN (SELECT s.id FROM {Chunk(Products)}) AND i.shop_id = $2 AND i.id = v.inventory_item_id
+              AND i.cost_given AND v.unit_cost IS DISTINCT FROM i.unit_cost
+            """,
             // Variants that left the product are gone from the catalog (only when this version stands).
             $"""
             DELETE FROM variants v USING {Chunk(Products)}

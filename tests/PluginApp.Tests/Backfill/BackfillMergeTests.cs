@@ -90,6 +90,34 @@ public sealed class BackfillMergeTests(AppFixture app) : IClassFixture<AppFixtur
             "SELECT count(*) FROM orders WHERE shop_id = $1 AND id = 63101 AND cart_token = 'cart63101' AND checkout_token = 'chk63101'", shopId));
     }
 
+    /// <summary>
+    /// A variant's cost is versioned by its inventory item: the newer of the snapshot's item and its own webhook's stands.
+    /// A cost the merchant changed while the import ran (its webhook already applied) is not written back to the snapshot's,
+    /// and an item's older webhook retried after the import does not write its older cost over the snapshot's. Until 7 Dec
+    /// 2026 both did, and the cart offers' margin used the stale cost.
+    /// </summary>
+    [Fact]
+    public async Task Backfill_VariantCosts_AreTheNewerOfTheSnapshotsAndTheirItemsWebhooks()
+    {
+        const string shop = "merge-costs.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        async Task ItemAsync(long item, string cost, string updatedAt) =>
+            Assert.Equal(System.Net.HttpStatusCode.OK, (await app.SendWebhookAsync("inventory_items/update", shop, new JsonObject
+            {
+                ["id"] = item, ["admin_graphql_api_id"] = $"gid://shopify/InventoryItem/{item}", ["tracked"] = true, ["cost"] = cost, ["updated_at"] = updatedAt,
+            }.ToJsonString())).StatusCode);
+        await ItemAsync(950100, "9.00", "2026-07-05T10:00:00Z"); // changed while the import ran
+        Serve(products: [.. BulkProduct(ShopifyPayloads.Product(9501, variants: 1), unitCost: 8.5m, itemUpdatedAt: "2026-07-04T10:00:00Z"),
+                         .. BulkProduct(ShopifyPayloads.Product(9502, variants: 1), unitCost: 10m, itemUpdatedAt: "2026-07-04T10:00:00Z")],
+            customers: [], orders: []);
+
+        await RunBackfillAsync(shop);
+        await ItemAsync(950200, "7.00", "2026-07-03T10:00:00Z"); // an older delivery, retried after the import
+
+        Assert.Equal(9.00m, await app.ScalarAsync("SELECT unit_cost FROM variants WHERE shop_id = $1 AND id = 95010", shopId));
+        Assert.Equal(10.00m, await app.ScalarAsync("SELECT unit_cost FROM variants WHERE shop_id = $1 AND id = 95020", shopId));
+    }
+
     [Fact]
     public async Task Backfill_OlderVersionsAndRedactedCustomers_LeaveWhatWebhooksWrote()
     {
@@ -486,7 +514,7 @@ public sealed class BackfillMergeTests(AppFixture app) : IClassFixture<AppFixtur
         return bulk;
     }
 
-    private static IEnumerable<JsonObject> BulkProduct(JsonObject p, long? collection = null, decimal? unitCost = null)
+    private static IEnumerable<JsonObject> BulkProduct(JsonObject p, long? collection = null, decimal? unitCost = null, string? itemUpdatedAt = null)
     {
         var gid = Gid("Product", p["id"]);
         yield return new JsonObject
@@ -504,6 +532,7 @@ public sealed class BackfillMergeTests(AppFixture app) : IClassFixture<AppFixtur
                 {
                     ["id"] = Gid("InventoryItem", v["inventory_item_id"]), ["tracked"] = v["inventory_management"] is not null,
                     ["unitCost"] = unitCost is { } cost ? new JsonObject { ["amount"] = cost.ToString(System.Globalization.CultureInfo.InvariantCulture), ["currencyCode"] = "USD" } : null,
+                    ["updatedAt"] = itemUpdatedAt,
                 },
                 ["__parentId"] = gid,
             };
