@@ -716,6 +716,8 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
     /// The shop's unfinished or failed run of this install (resumed), else a new one. Why of this install: a run left by an
     /// install the merchant removed skipped what was written while the app was away (deliveries then are not stored), and
     /// its phases marked done and its bulk files would have been reused; until 7 Dec 2026 a reinstall within days resumed it.
+    /// Such a run still marked running (stopped by a shutdown, its retry finding the shop uninstalled) is closed as failed
+    /// when the new one starts: the new-orders training waits for a running import, and would have waited for good.
     /// </summary>
     private async Task<Run> OpenRunAsync(long shopId, CancellationToken ct)
     {
@@ -729,7 +731,11 @@ public sealed class BackfillService(NpgsqlDataSource db, ShopLookup shops, Admin
             created AS (
               INSERT INTO backfill_runs (shop_id, state, started_at, updated_at)
               SELECT $1, 'running', $2, $2 WHERE NOT EXISTS (SELECT 1 FROM resumed)
-              RETURNING id, shop_id, phase, bulk_operations::text, staged::text, phase_cursor, phases_done, rows_done, merged_ahead)
+              RETURNING id, shop_id, phase, bulk_operations::text, staged::text, phase_cursor, phases_done, rows_done, merged_ahead),
+            superseded AS (
+              UPDATE backfill_runs b SET state = 'failed', finished_at = $2, updated_at = $2,
+                error = coalesce(b.error || '; ', '') || 'left by an earlier install; the store is imported anew'
+              WHERE b.shop_id = $1 AND b.state = 'running' AND EXISTS (SELECT 1 FROM created))
             SELECT * FROM resumed UNION ALL SELECT * FROM created
             """);
         cmd.Parameters.AddWithValue(shopId);

@@ -158,7 +158,7 @@ internal sealed class ComplianceService(StoreWriter store, long shopId, Personal
         // Nor a shop whose admin sent a session token issued after the uninstall (migration 0097): she installed again, with no
         // grant the app saw (a managed install), on a token Shopify revoked at the uninstall; her next visit exchanges it.
         string Gone(int since) =>
-            $"NOT EXISTS (SELECT 1 FROM shops WHERE domain = $1 AND {StoreData.ShopStatus.Installed()} AND (token_revoked_at IS NULL OR granted_at > ${since} OR session_seen_at > ${since}))";
+            $"NOT EXISTS (SELECT 1 FROM shops WHERE domain = $1 AND {StoreData.ShopStatus.Installed()} AND (token_revoked_at IS NULL OR granted_at > ${since} OR session_seen_at > ${since} + interval '2 minutes'))";
         store.Add($"DELETE FROM webhook_deliveries WHERE shop_domain = $1 AND delivery_id <> $2 AND {Gone(3)}", domain, keepDeliveryId, uninstalledBy);
         // Decisions are a high-volume log without a foreign key; the rest cascades from the shop row.
         store.Add($"DELETE FROM decisions WHERE shop_id = (SELECT id FROM shops WHERE domain = $1) AND {Gone(2)}", domain, uninstalledBy);

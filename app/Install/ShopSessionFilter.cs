@@ -15,6 +15,9 @@ namespace PluginApp.Install;
 public sealed class ShopSession(AppDbContext db, ShopScope scope, ShopifyTokenClient tokens, ShopInstaller installer, TimeProvider clock,
     ILogger<ShopSession> logger)
 {
+    /// <summary>When this instance last noted a session of each shop (<c>session_seen_at</c>).</summary>
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<long, DateTimeOffset> Noted = new();
+
     /// <summary>Null when the request may go on (its shop is entered in <see cref="ShopScope"/>); otherwise the answer to give instead.</summary>
     public async Task<IResult?> EnterAsync(HttpContext http)
     {
@@ -50,13 +53,18 @@ public sealed class ShopSession(AppDbContext db, ShopScope scope, ShopifyTokenCl
         else
         {
             shopId = shop.Id;
-            // Noted once a minute at most: a session issued after an uninstall Shopify delivers late says the merchant
-            // installed again since (migration 0097; WebhookIngestor.Uninstall, ComplianceService.AddShopRedaction).
-            if (http.Items[SessionTokenAuthenticationHandler.IssuedAtItem] is DateTimeOffset issued)
+            // Noted once a minute at most (each instance remembers what it noted, so most requests write nothing): a session
+            // issued after an uninstall Shopify delivers late says the merchant installed again since (migration 0097;
+            // WebhookIngestor.Uninstall, ComplianceService.AddShopRedaction).
+            if (http.Items[SessionTokenAuthenticationHandler.IssuedAtItem] is DateTimeOffset issued
+                && (!Noted.TryGetValue(shopId, out var noted) || issued - noted >= TimeSpan.FromMinutes(1)))
+            {
                 await db.Database.ExecuteSqlAsync($"""
                     UPDATE shops SET session_seen_at = {issued}
                     WHERE id = {shopId} AND (session_seen_at IS NULL OR session_seen_at < {issued} - interval '1 minute')
                     """, http.RequestAborted);
+                Noted[shopId] = issued;
+            }
         }
 
         scope.Enter(shopId, domain);

@@ -79,12 +79,13 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
     internal static readonly UpsertStatement OrderLineUpsert = new("order_lines", ["shop_id", "id"],
         ["shop_id", "id", "order_id", "product_id", "variant_id", "title", "sku", "quantity", "price", "total_discount"]);
 
-    // A refund's note is erased with its order: the order was redacted, or it belongs to an erased customer. Its amount (the
-    // money its transactions returned successfully) only grows: an order's older version delivered late carries it as it
-    // stood then, still pending, and until 7 Dec 2026 wrote it back to nothing.
+    // A refund's note is erased with its order: the order was redacted, or it belongs to an erased customer. A refund that
+    // returned money (its transactions that succeeded) never goes back to none: an order's older version delivered late
+    // carries it as it stood then, still pending, and until 7 Dec 2026 wrote it back to nothing. Any other amount is the
+    // latest payload's, as the import's total and a webhook's successful transactions may differ.
     internal static readonly UpsertStatement RefundUpsert = new("refunds", ["shop_id", "id"],
         ["shop_id", "id", "order_id", "note", "amount", "created_at", "processed_at"], erasable: ["note"],
-        sets: new Dictionary<string, string> { ["amount"] = "GREATEST(refunds.amount, excluded.amount)" },
+        sets: new Dictionary<string, string> { ["amount"] = "CASE WHEN excluded.amount = 0 AND refunds.amount > 0 THEN refunds.amount ELSE excluded.amount END" },
         erasedIf: $"""
             EXISTS (SELECT 1 FROM orders y LEFT JOIN customers x ON x.shop_id = y.shop_id AND x.id = y.customer_id
                     WHERE y.shop_id = r.shop_id AND y.id = r.order_id AND (y.redacted_at IS NOT NULL OR x.redacted_at IS NOT NULL))
@@ -334,18 +335,21 @@ internal sealed class StoreWriter(NpgsqlBatch batch, long shopId, ISet<(string C
     /// ordered by the consent's own time: Shopify sends webhooks in no set order, and a withdrawal must not be undone by the
     /// consent before it. One without a time (Shopify may send none) counts only while no dated one is stored (neither the
     /// time it was received nor the unsigned header's can rank a body sent again), unless it withdraws: a withdrawal always
-    /// stands, as sending a customer no marketing is the safe side, and wins a tie (a withdrawal without a time keeps the date
-    /// of the consent it withdrew: until 7 Dec 2026 that consent, sent again, subscribed her again). An erased customer stays
-    /// as erased.
+    /// stands, as sending a customer no marketing is the safe side, and is dated by when it was received (<paramref name="receivedAt"/>)
+    /// where that is later than the consent stored, so a consent read or sent before it (the import's snapshot, a copy
+    /// sent again) does not undo it; a tie goes to the withdrawal too. Until 7 Dec 2026 it kept the stored date, or none, and
+    /// the import's snapshot of the consent it withdrew subscribed her again. An erased customer stays as erased.
     /// </summary>
-    public void AddMarketingConsent(MarketingConsent c) => Add($"""
-        INSERT INTO customers (shop_id, id, accepts_marketing, marketing_consent_at) VALUES ($1, $2, $3, $4)
+    public void AddMarketingConsent(MarketingConsent c, DateTimeOffset receivedAt) => Add($"""
+        INSERT INTO customers (shop_id, id, accepts_marketing, marketing_consent_at) VALUES ($1, $2, $3, coalesce($4, CASE WHEN NOT $3 THEN $5::timestamptz END))
         ON CONFLICT (shop_id, id) DO UPDATE SET accepts_marketing = excluded.accepts_marketing,
-          marketing_consent_at = coalesce(excluded.marketing_consent_at, customers.marketing_consent_at)
+          marketing_consent_at = CASE WHEN $4::timestamptz IS NULL AND NOT excluded.accepts_marketing
+                                      THEN greatest(customers.marketing_consent_at, $5::timestamptz)
+                                      ELSE coalesce(excluded.marketing_consent_at, customers.marketing_consent_at) END
         WHERE {CustomerKept} AND (customers.marketing_consent_at IS NULL OR customers.marketing_consent_at < excluded.marketing_consent_at
           OR (customers.marketing_consent_at = excluded.marketing_consent_at AND (customers.accepts_marketing IS NOT FALSE OR NOT excluded.accepts_marketing))
-          OR (excluded.marketing_consent_at IS NULL AND NOT excluded.accepts_marketing))
-        """, shopId, c.CustomerId, c.Subscribed, TypedNull.Time(c.At));
+          OR ($4::timestamptz IS NULL AND NOT excluded.accepts_marketing))
+        """, shopId, c.CustomerId, c.Subscribed, TypedNull.Time(c.At), receivedAt);
 
     private object?[] CustomerRow(Customer c) =>
         [shopId, c.Id, c.Email, c.FirstName, c.LastName, c.Phone, c.State, c.Tags, c.AcceptsMarketing, c.MarketingConsentAt, c.CreatedAt, c.UpdatedAt];

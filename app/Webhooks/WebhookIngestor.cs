@@ -419,13 +419,17 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
     /// installed app, so she installed again (a managed install tells the app nothing) and still runs it on the token
     /// Shopify revoked at the uninstall. That token is marked revoked instead, so her next visit exchanges a new one and
     /// the calls wait for it (until 7 Dec 2026 the shop was disconnected, and erased by the shop/redact 48 hours later).
+    /// The shop is set up as a new install (installed when her session says, its setup marked for the install sweep: its
+    /// store imported again, as nothing was stored while the app was away, and its blocks' visibility set again). Why two
+    /// minutes after the uninstall: a page already open at the uninstall is not taken for a new install.
     /// </summary>
     public static void Uninstall(StoreWriter store, long shopId, string domain, DateTimeOffset? triggeredAt, DateTimeOffset now, string condition = "")
     {
         const string grantedBefore = "($3::timestamptz IS NULL OR granted_at IS NULL OR granted_at <= $3)";
-        const string seenSince = "coalesce(session_seen_at > $3::timestamptz, false)";
+        const string seenSince = "coalesce(session_seen_at > $3::timestamptz + interval '2 minutes', false)";
         store.Add($"""
-            UPDATE shops SET token_revoked_at = coalesce(token_revoked_at, $2), updated_at = $2
+            UPDATE shops SET token_revoked_at = coalesce(token_revoked_at, $2), installed_at = session_seen_at,
+              setup_pending_since = coalesce(setup_pending_since, $2), updated_at = $2
             WHERE id = $1 AND {grantedBefore} AND {seenSince} {condition}
             """, shopId, now, TypedNull.Time(triggeredAt));
         store.Add($"""

@@ -78,7 +78,7 @@ internal static class WebhookTopics
         ["customers/update"] = Customer,
         ["customers/delete"] = new(p => CustomerPayloads.Deletion(p), (c, r) => c.Store.AddCustomerDeletion(((CustomerDeletion)r).Id, c.Now),
             Owned: r => OwnedIds.None with { Customers = [((CustomerDeletion)r).Id] }),
-        [ConsentTopic] = new(p => CustomerPayloads.Consent(p), (c, r) => c.Store.AddMarketingConsent((MarketingConsent)r),
+        [ConsentTopic] = new(p => CustomerPayloads.Consent(p), (c, r) => c.Store.AddMarketingConsent((MarketingConsent)r, c.Now),
             Owned: r => OwnedIds.None with { Customers = [((MarketingConsent)r).CustomerId] }),
         ["customers/data_request"] = new(Compliance("customers/data_request"), (c, r) => c.Compliance.AddDataRequest((JsonElement)r, c.Now), ActsOnUninstalledShop: true),
         ["customers/redact"] = new(Compliance("customers/redact"), (c, r) => c.Compliance.AddCustomerRedaction((JsonElement)r, c.Now), ActsOnUninstalledShop: true),

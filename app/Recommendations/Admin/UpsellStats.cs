@@ -106,10 +106,11 @@ public sealed class UpsellStats(NpgsqlDataSource db, IOptions<RecommendationOpti
     /// $2 and $3 the window, $4 the zone, $5 how long after its answer an event is taken (Recommendations:EventWindow).
     /// </summary>
     internal static readonly string EventsSql = $"""
-        WITH answered AS MATERIALIZED (
-          SELECT request_id FROM recommendation_decisions
+        WITH off AS MATERIALIZED ({SwitchedOff}),
+        answered AS MATERIALIZED (
+          SELECT request_id FROM recommendation_decisions d
           WHERE shop_id = $1 AND experiment_arm IS DISTINCT FROM '{UpsellExperiment.HoldoutArm}' AND decided_at >= $2 - $5::interval AND decided_at < $3
-            AND NOT {SwitchedOffAt("decided_at")})
+            AND NOT EXISTS (SELECT 1 FROM off WHERE d.decided_at >= off.from_at AND d.decided_at < off.to_at))
         SELECT (e.occurred_at AT TIME ZONE $4)::date, e.event_type, count(*) FROM recommendation_events e
         WHERE e.shop_id = $1 AND e.occurred_at >= $2 AND e.occurred_at < $3
           AND EXISTS (SELECT 1 FROM answered a WHERE a.request_id = e.request_id)
@@ -127,6 +128,7 @@ public sealed class UpsellStats(NpgsqlDataSource db, IOptions<RecommendationOpti
     /// order was placed while the merchant had upsells switched off: every arm was shown the store's bestsellers then.
     /// </summary>
     internal static readonly string AttributedSql = $"""
+        WITH off AS MATERIALIZED ({SwitchedOff})
         SELECT (o.created_at AT TIME ZONE $4)::date, count(DISTINCT a.order_id),
                coalesce(sum(greatest(0, a.revenue - coalesce(
                  (SELECT sum(coalesce(rl.subtotal, rl.quantity * ol.price))
@@ -137,16 +139,18 @@ public sealed class UpsellStats(NpgsqlDataSource db, IOptions<RecommendationOpti
         WHERE a.shop_id = $1 AND o.created_at >= $2 AND o.created_at < $3 AND o.cancelled_at IS NULL
           AND coalesce(a.experiment_arm, (SELECT d.experiment_arm FROM recommendation_decisions d WHERE d.shop_id = a.shop_id AND d.request_id = a.request_id LIMIT 1))
               <> '{UpsellExperiment.HoldoutArm}'
-          AND NOT {SwitchedOffAt("o.created_at")}
+          AND NOT EXISTS (SELECT 1 FROM off WHERE o.created_at >= off.from_at AND o.created_at < off.to_at)
         GROUP BY 1
         """;
 
     /// <summary>
-    /// Whether upsells were switched off at <paramref name="at"/>: what was shown then was the store's bestsellers (or nothing),
-    /// the merchant's choice, not the recommendations' (until 7 Dec 2026 their impressions, clicks and revenue counted as the
-    /// recommendations' on the Overview, while the holdout's bestsellers were left out).
+    /// The periods upsells were switched off: what was shown then was the store's bestsellers (or nothing), the merchant's
+    /// choice, not the recommendations' (until 7 Dec 2026 their impressions, clicks and revenue counted as the
+    /// recommendations' on the Overview, while the holdout's bestsellers were left out). Why the order's time for its
+    /// lines, not its answer's: an attributed line's answer is looked up only when its arm was not written with it, and a
+    /// lookup for each line reads every month's partition of the decision log.
     /// </summary>
-    private static string SwitchedOffAt(string at) => PluginApp.Admin.Switches.AiFeatureSwitches.OffAt("$1", $"'{UpsellFeature.Name}'", at);
+    private static string SwitchedOff => PluginApp.Admin.Switches.AiFeatureSwitches.OffPeriods("$1", $"'{UpsellFeature.Name}'");
 
     /// <summary>Share of answers by the path that produced them (model, co_occurrence, bestsellers).</summary>
     public async Task<List<(string Path, long Answers)>> PathMixAsync(long shopId, DayWindow w, CancellationToken ct)

@@ -57,7 +57,7 @@ public sealed class RecommendationService(ModelCache models, CatalogCache catalo
                 if (await guard.RefuseAsync(req.ShopId, req.CustomerId, req.ClientIp, ct) is { } refused)
                     // Why the shopper reads "nothing": the guard's name (risky_session) told a suspected fraudster that an
                     // order of theirs waits for review (until 5 Dec 2026). The decision log keeps it.
-                    return Respond(req, requestId, refused, null, arm, [], catalog, started, anchors) with { Path = RefusedPath };
+                    return Respond(req, requestId, refused, null, arm, [], catalog, started, anchors, refused: true) with { Path = RefusedPath };
 
         var useModel = arm == UpsellExperiment.ModelArm && catalog.Enabled;
         // Switched off to show the store's bestsellers: the decision says it was the merchant's choice, not a fallback of the
@@ -196,7 +196,7 @@ public sealed class RecommendationService(ModelCache models, CatalogCache catalo
 
     private RecommendationResponse Respond(RecommendationRequest req, string requestId, string path, int? version, string arm,
         IReadOnlyList<RecommendedItem> composed, CatalogSnapshot catalog, long started, List<CatalogProduct> anchors, string[]? reasons = null, string? output = null,
-        string? shadow = null, TimeSpan? answeredIn = null, bool cached = false)
+        string? shadow = null, TimeSpan? answeredIn = null, bool cached = false, bool refused = false)
     {
         // Why per request even for a cached answer: each token proves this answer went to this visitor.
         var now = clock.GetUtcNow();
@@ -212,7 +212,10 @@ public sealed class RecommendationService(ModelCache models, CatalogCache catalo
         if (!req.Preview)
             decisions.Record(new Decision(DecisionKinds.Upsell, requestId, req.ShopId, now, path)
             {
-                Subject = req.Placement, Fallback = version is null && arm == UpsellExperiment.ModelArm, ModelKind = RecommenderTrainer.Kind, ModelVersion = version, Arm = arm,
+                // A fallback is the model's arm answered without the model. Not an answer the merchant chose by switching upsells
+                // off, nor a guard's refusal: until 7 Dec 2026 both counted, and a store with upsells off read as answered by
+                // a fallback nearly always on the Model governance page.
+                Subject = req.Placement, Fallback = version is null && arm == UpsellExperiment.ModelArm && catalog.Enabled && !refused, ModelKind = RecommenderTrainer.Kind, ModelVersion = version, Arm = arm,
                 VisitorHash = req.VisitorHash, CustomerId = req.CustomerId, InputIds = anchors.Select(a => a.Id).ToArray(),
                 OutputIds = Array.ConvertAll(items, i => i.ProductId), LatencyMs = (float)(answeredIn ?? Stopwatch.GetElapsedTime(started)).TotalMilliseconds,
                 Reasons = reasons ?? [], Output = output, Shadow = shadow, Inputs = cached ? CachedInputs : null,

@@ -131,11 +131,16 @@ public sealed class BackfillTests(AppFixture app) : IClassFixture<AppFixture>, I
             """{"id":"gid://shopify/Customer/7961","firstName":"Ada","lastName":"Lovelace","state":"ENABLED","tags":["vip"],"createdAt":"2026-06-01T10:00:00Z","updatedAt":"2026-07-04T14:00:00Z","defaultEmailAddress":{"emailAddress":"ada@example.com","marketingState":"SUBSCRIBED","marketingUpdatedAt":"2026-07-01T10:00:00Z"},"defaultPhoneNumber":null}""",
             """{"id":"gid://shopify/Customer/7962","firstName":"Bo","lastName":"Lovelace","state":"ENABLED","tags":[],"createdAt":"2026-06-01T10:00:00Z","updatedAt":"2026-07-04T14:00:00Z","defaultEmailAddress":{"emailAddress":"bo@example.com","marketingState":"SUBSCRIBED","marketingUpdatedAt":"2026-06-01T10:00:00Z"},"defaultPhoneNumber":null}""",
             """{"id":"gid://shopify/Customer/7963","firstName":"Cy","lastName":"Lovelace","state":"ENABLED","tags":[],"createdAt":"2026-06-01T10:00:00Z","updatedAt":"2026-07-04T14:00:00Z","defaultEmailAddress":{"emailAddress":"cy@example.com","marketingState":"NOT_SUBSCRIBED","marketingUpdatedAt":null},"defaultPhoneNumber":null}""",
+            """{"id":"gid://shopify/Customer/7965","firstName":"Ed","lastName":"Lovelace","state":"ENABLED","tags":[],"createdAt":"2026-06-01T10:00:00Z","updatedAt":"2026-07-04T14:00:00Z","defaultEmailAddress":{"emailAddress":"ed@example.com","marketingState":"SUBSCRIBED","marketingUpdatedAt":"2026-07-01T10:00:00Z"},"defaultPhoneNumber":null}""",
             """{"id":"gid://shopify/Customer/7964","firstName":"Di","lastName":"Lovelace","state":"ENABLED","tags":[],"createdAt":"2026-06-01T10:00:00Z","updatedAt":"2026-07-04T14:00:00Z","defaultEmailAddress":{"emailAddress":"di@example.com","marketingState":"SUBSCRIBED","marketingUpdatedAt":"2026-07-01T10:00:00Z"},"defaultPhoneNumber":null}""");
         Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("customers_email_marketing_consent/update", shop,
             ShopifyPayloads.Consent(7964, "subscribed", "2026-07-01T10:00:00Z").ToJsonString())).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("customers_email_marketing_consent/update", shop,
             ShopifyPayloads.Consent(7964, "unsubscribed", null).ToJsonString())).StatusCode);
+        // One whose consent was never dated here (webhook customers carry none) withdraws without a time.
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("customers/create", shop, ShopifyPayloads.Customer(7965, email: "ed@example.com").ToJsonString())).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("customers_email_marketing_consent/update", shop,
+            ShopifyPayloads.Consent(7965, "unsubscribed", null).ToJsonString())).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("customers_email_marketing_consent/update", shop,
             ShopifyPayloads.Consent(7963, "subscribed", "2026-07-02T10:00:00Z").ToJsonString())).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("customers_email_marketing_consent/update", shop,
@@ -150,6 +155,7 @@ public sealed class BackfillTests(AppFixture app) : IClassFixture<AppFixture>, I
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM customers WHERE shop_id = $1 AND id = 7962 AND accepts_marketing AND updated_at > '2026-07-05'", shopId));
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM customers WHERE shop_id = $1 AND id = 7963 AND accepts_marketing AND email = 'cy@example.com'", shopId));
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM customers WHERE shop_id = $1 AND id = 7964 AND accepts_marketing = false AND email = 'di@example.com'", shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM customers WHERE shop_id = $1 AND id = 7965 AND accepts_marketing = false AND email = 'ed@example.com'", shopId));
     }
 
     [Fact]
@@ -380,7 +386,8 @@ public sealed class BackfillTests(AppFixture app) : IClassFixture<AppFixture>, I
     /// <summary>
     /// An import that failed before the merchant uninstalled is not resumed by the import of her next install: that one reads
     /// the whole store anew (what changed while the app was away was not stored). Until 7 Dec 2026 it resumed the old run,
-    /// its products phase marked done and not read again.
+    /// its products phase marked done and not read again. A run of the earlier install still marked running (stopped by a
+    /// shutdown) is closed as failed: the new-orders training waits for a running import.
     /// </summary>
     [Fact]
     public async Task Backfill_OfAReinstall_StartsAnew_NotFromTheRunItsLastInstallLeft()
@@ -394,6 +401,7 @@ public sealed class BackfillTests(AppFixture app) : IClassFixture<AppFixture>, I
         finally { app.Shopify.GraphQL = null; }
         Assert.Equal(productQueries + 1, app.Shopify.Admin.BulkOperationsStarted("products"));
 
+        await app.ScalarAsync("UPDATE backfill_runs SET state = 'running' WHERE shop_id = $1", shopId); // as a shutdown leaves it
         await app.ScalarAsync("UPDATE shops SET uninstalled_at = $2 WHERE id = $1", shopId, app.Clock.GetUtcNow());
         app.Clock.Advance(TimeSpan.FromMinutes(1));
         try
@@ -406,6 +414,7 @@ public sealed class BackfillTests(AppFixture app) : IClassFixture<AppFixture>, I
         Assert.Equal(productQueries + 2, app.Shopify.Admin.BulkOperationsStarted("products")); // the store read anew
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM backfill_runs WHERE shop_id = $1 AND state = 'completed'", shopId));
         Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM backfill_runs WHERE shop_id = $1", shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM backfill_runs WHERE shop_id = $1 AND state = 'failed'", shopId));
         Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM orders WHERE shop_id = $1", shopId));
     }
 

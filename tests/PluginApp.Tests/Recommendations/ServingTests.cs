@@ -525,9 +525,9 @@ public sealed class ServingTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal("bestsellers", offAnswer.GetProperty("path").GetString());
         await ImpressionAsync(off);
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM experiment_exposures WHERE shop_id = $1", seed.ShopId));
-        // Its decision says why: the merchant's choice, not a fallback of the model's.
+        // Its decision says why: the merchant's choice, not a fallback of the model's (nor counted as one).
         await app.Factory.Services.GetRequiredService<PluginApp.Governance.DecisionLog>().FlushAsync(CancellationToken.None);
-        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM decisions WHERE shop_id = $1 AND decision_id = $2 AND $3 = ANY(reasons)",
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM decisions WHERE shop_id = $1 AND decision_id = $2 AND $3 = ANY(reasons) AND NOT fallback",
             seed.ShopId, offAnswer.GetProperty("request_id").GetString()!, UpsellFeature.OffReason));
     }
 

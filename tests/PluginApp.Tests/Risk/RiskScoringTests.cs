@@ -874,6 +874,8 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal((PluginApp.Recommendations.RecommendationService.RefusedPath, 0), (refused.GetProperty("path").GetString(), refused.GetProperty("items").GetArrayLength()));
         Assert.DoesNotContain(RiskySessions.Path, refused.GetRawText(), StringComparison.OrdinalIgnoreCase);
         Assert.Equal(RiskySessions.Path, await LoggedPathAsync(refused));
+        // A refusal is not the model failing to answer: not counted as a fallback (until 7 Dec 2026 it was).
+        Assert.Equal(false, await app.ScalarAsync("SELECT fallback FROM decisions WHERE decision_id = $1", refused.GetProperty("request_id").GetString()!));
         var someoneElse = await RecommendAsync(shop, 74_998);
         Assert.NotEqual(RiskySessions.Path, await LoggedPathAsync(someoneElse));
         // Logged out, from the order's address as Shopify's proxy reports it (until 5 Dec 2026 the guard read the connection's

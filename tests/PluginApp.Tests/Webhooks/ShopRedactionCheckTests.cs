@@ -232,6 +232,8 @@ public sealed class ShopRedactionCheckTests(NoSchedulerAppFixture app) : IClassF
             Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("app/uninstalled", shop, $"{{\"id\": 10, \"myshopify_domain\": \"{shop}\"}}",
                 triggeredAt: uninstalled)).StatusCode);
             Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM shops WHERE id = $1 AND uninstalled_at IS NULL AND token_revoked_at IS NOT NULL", shopId));
+            // Set up as the new install it is: its store imported again, as nothing was stored while the app was away.
+            Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM shops WHERE id = $1 AND installed_at > $2 AND setup_pending_since IS NOT NULL", shopId, uninstalled));
 
             app.Clock.Advance(TimeSpan.FromHours(47)); moved += TimeSpan.FromHours(47);
             Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("shop/redact", shop, $"{{\"shop_id\": 10, \"shop_domain\": \"{shop}\"}}")).StatusCode);
