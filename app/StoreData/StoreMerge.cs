@@ -176,22 +176,22 @@ internal static class StoreMerge
                 ORDER BY bulk_id(x.body ->> 'id'), x.line_no DESC
                 """),
             // A product a webhook brought at a newer version than the snapshot keeps its variants as the webhook wrote them,
-            // but product webhooks carry no unit cost nor whether stock is tracked, which only the import reads: the snapshot's
-            // fill what its variants lack, unless their inventory item's own webhook came (it set or cleared them). Until 7 Dec
-            // 2026 a product sold while the import ran kept no cost (the cart offers' margin unknown) and read as tracked (out of
-            // stock at 0, a digital product never recommended) until its item's webhook came.
+            // but product webhooks carry no inventory item nor whether stock is tracked, which only the import reads: the
+            // snapshot's fill what its variants lack, unless their inventory item's own webhook came (it set them). Their cost
+            // comes from the item, below. Until 7 Dec 2026 a product sold while the import ran kept no cost (the cart offers'
+            // margin unknown) and read as tracked (out of stock at 0, a digital product never recommended) until its item's
+            // webhook came.
             $"""
-            UPDATE variants v SET unit_cost = coalesce(v.unit_cost, x.unit_cost), inventory_tracked = coalesce(v.inventory_tracked, x.inventory_tracked),
+            UPDATE variants v SET inventory_tracked = coalesce(v.inventory_tracked, x.inventory_tracked),
               inventory_item_id = coalesce(v.inventory_item_id, x.inventory_item_id)
             FROM (SELECT DISTINCT ON (bulk_id(x.body ->> 'id')) bulk_id(x.body ->> 'id') AS id, s.id AS product_id,
-                         {Variant["unit_cost"]} AS unit_cost, {Variant["inventory_tracked"]} AS inventory_tracked, {Variant["inventory_item_id"]} AS inventory_item_id
+                         {Variant["inventory_tracked"]} AS inventory_tracked, {Variant["inventory_item_id"]} AS inventory_item_id
                   FROM {Chunk(Products)} JOIN {Children(Products)}
                   JOIN products p ON p.shop_id = $2 AND p.id = s.id AND p.updated_at IS DISTINCT FROM s.updated_at
                   WHERE NOT ({IsCollection})
                   ORDER BY bulk_id(x.body ->> 'id'), x.line_no DESC) x
             WHERE v.shop_id = $2 AND v.id = x.id AND v.product_id = x.product_id
-              AND ((v.unit_cost IS NULL AND x.unit_cost IS NOT NULL) OR (v.inventory_tracked IS NULL AND x.inventory_tracked IS NOT NULL)
-                   OR (v.inventory_item_id IS NULL AND x.inventory_item_id IS NOT NULL))
+              AND ((v.inventory_tracked IS NULL AND x.inventory_tracked IS NOT NULL) OR (v.inventory_item_id IS NULL AND x.inventory_item_id IS NOT NULL))
               AND NOT EXISTS (SELECT 1 FROM inventory_items i WHERE i.shop_id = $2 AND i.id = coalesce(v.inventory_item_id, x.inventory_item_id))
             """,
             // The snapshot's inventory items, under the newer-only rule of their own webhook (StoreWriter.AddInventoryItem): the

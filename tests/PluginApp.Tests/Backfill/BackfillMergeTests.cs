@@ -155,7 +155,7 @@ public sealed class BackfillMergeTests(AppFixture app) : IClassFixture<AppFixtur
         var guestUnheld = Rest(ShopifyPayloads.Order(64005, customerId: null));
         guestUnheld["email"] = "guest-erased@example.com";
         Serve(
-            products: [.. BulkProduct(ShopifyPayloads.Product(9401, variants: 1), unitCost: 4.5m), .. BulkProduct(unpublished, collection: 88)],
+            products: [.. BulkProduct(ShopifyPayloads.Product(9401, variants: 1), unitCost: 4.5m, itemUpdatedAt: "2026-07-01T08:00:00-04:00"), .. BulkProduct(unpublished, collection: 88)],
             customers: [BulkCustomer(ShopifyPayloads.Customer(7402, email: "erased@example.com", updatedAt: "2026-07-05T10:00:00-04:00"))],
             orders: [.. BulkOrder(olderOrder, []), .. BulkOrder(erasedOrder, []), .. BulkOrder(testOrder, []), .. BulkOrder(guestLater, []), .. BulkOrder(guestUnheld, [])]);
 
@@ -166,7 +166,7 @@ public sealed class BackfillMergeTests(AppFixture app) : IClassFixture<AppFixtur
         Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM order_lines WHERE shop_id = $1 AND order_id = 64001", shopId));
         // An older product keeps its variants; a newer one drops the variants it no longer has and joins its collection.
         Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM variants WHERE shop_id = $1 AND product_id = 9401", shopId));
-        // Its webhook carried no cost nor whether stock is tracked: the older snapshot's fill them.
+        // Its webhook carried no cost nor whether stock is tracked: the older snapshot's inventory item gives the cost, and its flag fills the variant's.
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM variants WHERE shop_id = $1 AND id = 94010 AND unit_cost = 4.5 AND inventory_tracked IS NOT NULL", shopId));
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM variants WHERE shop_id = $1 AND product_id = 9402", shopId));
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM product_collections WHERE shop_id = $1 AND product_id = 9402 AND collection_id = 88", shopId));
