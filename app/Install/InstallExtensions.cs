@@ -45,6 +45,7 @@ public static class InstallExtensions
         s.AddHttpClient<AdminGraphQLClient>((sp, c) => c.Timeout = sp.GetRequiredService<IOptions<ShopifyOptions>>().Value.AdminApiTimeout);
         s.AddSingleton<SessionTokenValidator>();
         s.AddScoped<ShopSession>();
+        s.AddSingleton<ShopSession.SessionsNoted>();
         s.AddScoped<ShopSessionFilter>();
         s.AddScoped<ShopSessionPageFilter>();
         // Why no default scheme: with one, the authentication middleware ran the session-token handler on every request

@@ -13,10 +13,19 @@ namespace PluginApp.Install;
 /// run it, through the two filters below.
 /// </summary>
 public sealed class ShopSession(AppDbContext db, ShopScope scope, ShopifyTokenClient tokens, ShopInstaller installer, TimeProvider clock,
-    ILogger<ShopSession> logger)
+    ShopSession.SessionsNoted noted, ILogger<ShopSession> logger)
 {
-    /// <summary>When this instance last noted a session of each shop (<c>session_seen_at</c>).</summary>
-    private static readonly System.Collections.Concurrent.ConcurrentDictionary<long, DateTimeOffset> Noted = new();
+    /// <summary>
+    /// When this instance last noted a session of each shop (<c>session_seen_at</c>). A singleton, not a static: two hosts
+    /// in one process (the tests' fixtures, each with its own database and so the same shop ids) shared one, and a shop of
+    /// one database was taken as noted from another's (the CI run of 7 Dec 2026 failed on it).
+    /// </summary>
+    public sealed class SessionsNoted
+    {
+        internal System.Collections.Concurrent.ConcurrentDictionary<long, DateTimeOffset> Shops { get; } = new();
+    }
+
+    private System.Collections.Concurrent.ConcurrentDictionary<long, DateTimeOffset> Noted => noted.Shops;
 
     /// <summary>Null when the request may go on (its shop is entered in <see cref="ShopScope"/>); otherwise the answer to give instead.</summary>
     public async Task<IResult?> EnterAsync(HttpContext http)
