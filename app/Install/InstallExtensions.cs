@@ -42,6 +42,7 @@ public static class InstallExtensions
             var shops = sp.GetRequiredService<ShopDirectory>();
             return new Data.ChangeSubscription(ShopDirectory.Channel, shops.Forget, shops.ForgetAll);
         });
+        s.AddSingleton<AdminGraphQLClient.Pacing>();
         s.AddHttpClient<AdminGraphQLClient>((sp, c) => c.Timeout = sp.GetRequiredService<IOptions<ShopifyOptions>>().Value.AdminApiTimeout);
         s.AddSingleton<SessionTokenValidator>();
         s.AddScoped<ShopSession>();

@@ -45,12 +45,24 @@ public sealed class ShopTokenRevokedException(string shop) : Exception($"{shop}:
 /// typed failures and marks a shop whose token Shopify revoked.
 /// </summary>
 public sealed class AdminGraphQLClient(HttpClient http, OfflineTokenStore tokens, IOptions<ShopifyOptions> options,
-    TimeProvider clock, ILogger<AdminGraphQLClient> logger)
+    TimeProvider clock, AdminGraphQLClient.Pacing pacing, ILogger<AdminGraphQLClient> logger)
 {
     /// <summary>What Shopify last told us about a shop's bucket, and when.</summary>
-    private sealed record Bucket(double Available, double Maximum, double RestoreRate, DateTimeOffset At);
+    internal sealed record Bucket(double Available, double Maximum, double RestoreRate, DateTimeOffset At);
 
-    private static readonly ConcurrentDictionary<string, Bucket> Buckets = new();
+    /// <summary>
+    /// What this instance learned of each shop's bucket: a singleton, not a static, so two hosts in one process (the tests'
+    /// fixtures, each with its own clock) do not pace each other's shops.
+    /// </summary>
+    public sealed class Pacing
+    {
+        internal ConcurrentDictionary<string, Bucket> Buckets { get; } = new();
+
+        /// <summary>Forgets what we learned about a shop's bucket (tests start from a clean slate).</summary>
+        internal void Reset(string shop) => Buckets.TryRemove(shop, out _);
+    }
+
+    private ConcurrentDictionary<string, Bucket> Buckets => pacing.Buckets;
     private const int MaxThrottleWaits = 8;
     /// <summary>Assumed cost of a query before Shopify has told us its real cost.</summary>
     public const double DefaultCost = 50;
@@ -204,7 +216,4 @@ public sealed class AdminGraphQLClient(HttpClient http, OfflineTokenStore tokens
 
     private static bool IsThrottled(JsonElement errors) => errors.EnumerateArray().Any(e =>
         e.TryGetProperty("extensions", out var x) && x.TryGetProperty("code", out var c) && c.GetString() == "THROTTLED");
-
-    /// <summary>Forgets what we learned about a shop's bucket (tests start from a clean slate).</summary>
-    internal static void ResetPacing(string shop) => Buckets.TryRemove(shop, out _);
 }

@@ -646,7 +646,7 @@ public sealed class OutboxTests(NoSchedulerAppFixture app) : IClassFixture<NoSch
         await EnqueueTagAsync(fineId, "gid://shopify/Order/603", "c");
         await using var instance = Instance();
         var sut = instance.Services.GetRequiredService<OutboxDrainer>();
-        AdminGraphQLClient.ResetPacing(slow);
+        instance.Services.GetRequiredService<AdminGraphQLClient.Pacing>().Reset(slow);
         await instance.Services.GetRequiredService<AdminGraphQLClient>().ExecuteAsync(slow, "query { shop { name } }", null, CancellationToken.None);
 
         var watch = System.Diagnostics.Stopwatch.StartNew();

@@ -17,7 +17,7 @@ public sealed class AdminGraphQLClientTests(AppFixture app) : IClassFixture<AppF
     private async Task<(AdminGraphQLClient Sut, string Shop)> Arrange(string shop, Func<GraphQLCall, int, StandInAnswer>? answer = null)
     {
         await app.InstallShopAsync(shop);
-        AdminGraphQLClient.ResetPacing(shop);
+        app.Factory.Services.GetRequiredService<AdminGraphQLClient.Pacing>().Reset(shop);
         var calls = 0;
         if (answer is not null)
             app.Shopify.GraphQL = call => call.Shop == shop ? answer(call, Interlocked.Increment(ref calls)) : null;
