@@ -47,7 +47,11 @@ public sealed class OverviewModel(UpsellStats stats, ModelRegistry registry, Mod
         "co_occurrence" => "Bought together only",
         "popularity" => "Store bestsellers (the model's pick for this store)",
         "bestsellers" => "Store bestsellers",
+        UpsellStats.HoldoutPath => "Holdout: store bestsellers, to measure the lift",
         UpsellFeature.SwitchedOff => "Switched off",
-        _ => path,
+        // Any other (a guard's refusal, such as a risky shopper's) as the decision log names it (until 7 Dec 2026 the bare
+        // "risky_session").
+        _ => Governance.Admin.DecisionsModel.PathName(path, fallback: false) is var name && name.Length > 0
+            ? char.ToUpperInvariant(name[0]) + name[1..] : path,
     };
 }

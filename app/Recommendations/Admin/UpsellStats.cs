@@ -152,12 +152,20 @@ public sealed class UpsellStats(NpgsqlDataSource db, IOptions<RecommendationOpti
     /// </summary>
     private static string SwitchedOff => PluginApp.Admin.Switches.AiFeatureSwitches.OffPeriods("$1", $"'{UpsellFeature.Name}'");
 
-    /// <summary>Share of answers by the path that produced them (model, co_occurrence, bestsellers).</summary>
+    /// <summary>The path of the holdout's bestsellers in <see cref="PathMixAsync"/>.</summary>
+    public const string HoldoutPath = "holdout";
+
+    /// <summary>
+    /// Share of answers by the path that produced them (model, co_occurrence, bestsellers). The holdout's bestsellers are
+    /// their own path: the experiment chose them, not a fallback of the model's (until 7 Dec 2026 they read as "Store
+    /// bestsellers", a tenth of the answers on a store whose model answered every other).
+    /// </summary>
     public async Task<List<(string Path, long Answers)>> PathMixAsync(long shopId, DayWindow w, CancellationToken ct)
     {
-        await using var cmd = db.CreateCommand("""
-            SELECT path, count(*) FROM recommendation_decisions WHERE shop_id = $1 AND decided_at >= $2 AND decided_at < $3
-            GROUP BY path ORDER BY count(*) DESC
+        await using var cmd = db.CreateCommand($"""
+            SELECT CASE WHEN experiment_arm = '{UpsellExperiment.HoldoutArm}' AND path = 'bestsellers' THEN '{HoldoutPath}' ELSE path END, count(*)
+            FROM recommendation_decisions WHERE shop_id = $1 AND decided_at >= $2 AND decided_at < $3
+            GROUP BY 1 ORDER BY count(*) DESC
             """);
         cmd.Parameters.AddWithValue(shopId);
         cmd.Parameters.AddWithValue(w.From);

@@ -219,6 +219,30 @@ public sealed class AdminPagesTests(AdminFixture app, ITestOutputHelper output) 
         Assert.Equal("30", await page.InputValueAsync("#days"));
     }
 
+    /// <summary>
+    /// How answers were produced: the holdout's bestsellers are the experiment's, shown as such and apart from the model's
+    /// fallbacks; a refused answer is named in words. Until 7 Dec 2026 the holdout's answers read as "Store bestsellers", a
+    /// fallback of a model that had answered every other shopper, and a risky shopper's as "risky_session".
+    /// </summary>
+    [Fact]
+    public async Task Overview_HowAnswersWereProduced_ShowsTheHoldoutApartFromTheModelsFallbacks()
+    {
+        var holdout = await app.CountAsync("SELECT count(*) FROM recommendation_decisions WHERE shop_id = $1 AND experiment_arm = 'holdout' AND path = 'bestsellers'", app.Seed.ShopId);
+        var all = await app.CountAsync("SELECT count(*) FROM recommendation_decisions WHERE shop_id = $1", app.Seed.ShopId);
+        var fallbacks = await app.CountAsync("SELECT count(*) FROM recommendation_decisions WHERE shop_id = $1 AND experiment_arm IS DISTINCT FROM 'holdout' AND path = 'bestsellers'", app.Seed.ShopId);
+        Assert.True(holdout > 0 && all > holdout, $"{holdout} holdout answers of {all}");
+
+        var (page, _) = await OpenAsync("/admin", "days=30");
+        await page.ClickAsync("#paths summary");
+        var rows = page.Locator("#paths table tbody tr");
+        var holdoutRow = rows.Filter(new() { HasText = "Holdout: store bestsellers" });
+        Assert.Equal(1, await holdoutRow.CountAsync());
+        Assert.Contains(PluginApp.Admin.Charts.ValueFormatting.Format(PluginApp.Admin.Charts.ValueFormat.Percent, (double)holdout / all), await holdoutRow.InnerTextAsync());
+        var bestsellers = rows.Filter(new() { HasTextRegex = new Regex("^Store bestsellers\\s") });
+        Assert.Equal(fallbacks > 0 ? 1 : 0, await bestsellers.CountAsync());
+        Assert.Equal("Nothing (a risky order from this shopper waits for review)", PluginApp.Recommendations.Admin.OverviewModel.PathName(PluginApp.Risk.RiskySessions.Path));
+    }
+
     [Fact]
     public async Task Overview_AttributedRevenueOfADay_EqualsTheSumOfItsRecommendedLines()
     {
