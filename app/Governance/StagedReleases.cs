@@ -124,7 +124,7 @@ public sealed class StagedReleases(NpgsqlDataSource db, ModelKinds kinds, ModelR
             : " without its guardrail, which a store this size cannot read";
         var (promoted, reason) = await registry.PromoteAsync(shopId, kind, v.Version, ct, by: Stager, record: reason => new GovernanceEvent(kind.Name, "promoted",
             $"version {v.Version} serves everyone after {Count(v.Decisions)} canary decisions{unguarded} ({v.Guardrail}); version {v.ActiveVersion} is retired. {Capitalized(reason)}",
-            Stager, clock.GetUtcNow()));
+            Stager, clock.GetUtcNow()), stage: v.Stage);
         if (!promoted)
         {
             await StopAsync(shopId, kind, v, "canary_stopped", Guard, $"not promoted after its canary: {reason}", ct);
@@ -150,7 +150,7 @@ public sealed class StagedReleases(NpgsqlDataSource db, ModelKinds kinds, ModelR
         var kind = kinds[kindName];
         var (promoted, reason) = await registry.PromoteAsync(shopId, kind, v.Version, ct, by: by ?? "the merchant", record: reason => new GovernanceEvent(kind.Name, "promoted",
             $"version {v.Version} promoted from {v.Stage} before the end of its release ({Count(v.Decisions)} of {Count(v.Target)} decisions); {reason}", by ?? "the merchant",
-            clock.GetUtcNow()));
+            clock.GetUtcNow()), stage: v.Stage);
         if (!promoted) return (false, reason);
         kind.Activated(services, shopId);
         kind.OnReleaseChanged?.Invoke(services, shopId);

@@ -54,8 +54,11 @@ public sealed class ModelRegistry(NpgsqlDataSource db, TimeProvider clock, Micro
         var activate = passes && !staged;
         var now = clock.GetUtcNow();
         if (activate)
+        {
             await Exec(conn, tx, "UPDATE models SET status = 'retired', status_reason = $3 WHERE shop_id = $1 AND kind = $2 AND status = 'active'", ct,
                 shopId, kind, $"replaced by version {version}");
+            await EndReleaseAsync(conn, tx, shopId, kind, version, "it serves everyone, as staged releases are off", now, ct);
+        }
         string? replaced = null;
         if (staged)
         {
@@ -165,6 +168,7 @@ public sealed class ModelRegistry(NpgsqlDataSource db, TimeProvider clock, Micro
             ORDER BY activated_at DESC LIMIT 1
             """, ct, shopId, kind) as int?;
         if (previous is null) return null;
+        await EndReleaseAsync(conn, tx, shopId, kind, previous.Value, "a rollback", clock.GetUtcNow(), ct);
         var replaced = await Scalar(conn, tx, "SELECT version FROM models WHERE shop_id = $1 AND kind = $2 AND status = 'active'", ct, shopId, kind) as int?;
         await Exec(conn, tx, "UPDATE models SET status = 'retired', status_reason = $3 WHERE shop_id = $1 AND kind = $2 AND status = 'active'", ct,
             shopId, kind, $"{RolledBackFrom}{previous}");
@@ -182,16 +186,19 @@ public sealed class ModelRegistry(NpgsqlDataSource db, TimeProvider clock, Micro
     /// </summary>
     /// <param name="by">Who promotes, in words ("the merchant", "the staged release").</param>
     /// <param name="record">The governance event of the promotion, given its reason; written in the promotion's transaction.</param>
+    /// <param name="stage">The release stage the caller saw the version in, when it promotes a release: refused if the version
+    /// left it meanwhile (stopped by the merchant, or replaced by a newer release), which would otherwise serve everyone.</param>
     public async Task<(bool Promoted, string Reason)> PromoteAsync(long shopId, ModelKind modelKind, int version, CancellationToken ct, string by = "the merchant",
-        Func<string, Governance.GovernanceEvent>? record = null)
+        Func<string, Governance.GovernanceEvent>? record = null, string? stage = null)
     {
         var kind = modelKind.Name;
         await using var conn = await db.OpenConnectionAsync(ct);
         await using var tx = await conn.BeginTransactionAsync(ct);
         await Exec(conn, tx, "SELECT pg_advisory_xact_lock(hashtext($1))", ct, $"models:{shopId}:{kind}");
-        var target = await Scalar(conn, tx, "SELECT metrics::text FROM models WHERE shop_id = $1 AND kind = $2 AND version = $3 AND status <> 'active'",
-            ct, shopId, kind, version) as string;
-        if (target is null) return (false, $"version {version} is not an inactive {kind} model of this shop");
+        var target = await Scalar(conn, tx, "SELECT metrics::text FROM models WHERE shop_id = $1 AND kind = $2 AND version = $3 AND status <> 'active' AND status = coalesce($4::text, status)",
+            ct, shopId, kind, version, (object?)stage ?? DBNull.Value) as string;
+        if (target is null)
+            return (false, stage is null ? $"version {version} is not an inactive {kind} model of this shop" : $"version {version} is no longer in {stage}");
         var (_, activeMetrics) = await ActiveMetricsAsync(conn, tx, shopId, kind, ct);
         var metrics = JsonDocument.Parse(target).RootElement;
         if (PromotionGate.BelowBaseline(modelKind, metrics) is { } below) return (false, below);
@@ -200,6 +207,7 @@ public sealed class ModelRegistry(NpgsqlDataSource db, TimeProvider clock, Micro
         await Exec(conn, tx, "UPDATE models SET status = 'retired', status_reason = $3 WHERE shop_id = $1 AND kind = $2 AND status = 'active'", ct,
             shopId, kind, $"replaced by version {version} (promoted by {by})");
         var reason = $"promoted by {by}: {gate.Reason}";
+        await EndReleaseAsync(conn, tx, shopId, kind, version, "promoted by " + by, clock.GetUtcNow(), ct);
         await Exec(conn, tx, "UPDATE models SET status = 'active', status_reason = $4, activated_at = $5 WHERE shop_id = $1 AND kind = $2 AND version = $3", ct,
             shopId, kind, version, reason, clock.GetUtcNow());
         if (record?.Invoke(reason) is { } e) await Governance.GovernanceEvents.RecordAsync(conn, tx, shopId, e.ModelKind, e.Event, e.Detail, e.By, e.At, ct);
@@ -256,6 +264,31 @@ public sealed class ModelRegistry(NpgsqlDataSource db, TimeProvider clock, Micro
                 r.IsDBNull(7) ? null : JsonDocument.Parse(r.GetString(7)).RootElement.Clone(),
                 r.IsDBNull(8) ? null : r.GetInt32(8), r.IsDBNull(9) ? null : r.GetString(9)));
         return list;
+    }
+
+    /// <summary>
+    /// Ends any release of another version when <paramref name="serving"/> comes to serve everyone by another path (staged
+    /// releases off, a promotion, a rollback): the version goes back to candidate, with its event. Why: until 7 Dec 2026 it
+    /// kept answering its canary share beside the version the merchant chose, held every training of its kind back, and at
+    /// the end of its canary could replace that version.
+    /// </summary>
+    private static async Task EndReleaseAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId, string kind, int serving, string how, DateTimeOffset now,
+        CancellationToken ct)
+    {
+        var ended = new List<(int Version, string Stage)>();
+        await using (var cmd = new NpgsqlCommand("""
+            UPDATE models m SET status = 'candidate', status_reason = $4
+            FROM models old WHERE old.id = m.id AND m.shop_id = $1 AND m.kind = $2 AND m.status IN ('shadow', 'canary') AND m.version <> $3
+            RETURNING m.version, old.status
+            """, conn, tx))
+        {
+            foreach (var v in new object[] { shopId, kind, serving, $"its release stopped: version {serving} serves everyone ({how})" }) cmd.Parameters.Add(Sql.Param(v));
+            await using var r = await cmd.ExecuteReaderAsync(ct);
+            while (await r.ReadAsync(ct)) ended.Add((r.GetInt32(0), r.GetString(1)));
+        }
+        foreach (var (version, stage) in ended)
+            await Governance.GovernanceEvents.RecordAsync(conn, tx, shopId, kind, "release_stopped",
+                $"version {version}: stopped in {stage}, as version {serving} serves everyone ({how})", "the model registry", now, ct);
     }
 
     private static Task Notify(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId, CancellationToken ct) =>

@@ -464,6 +464,55 @@ public sealed class StagedReleaseTests(ReleaseFixture app) : IClassFixture<Relea
             seed.ShopId));
     }
 
+    /// <summary>
+    /// A release ends when another version comes to serve everyone by another path: a training with staged releases switched
+    /// off, a rollback, the merchant's promotion. Until 7 Dec 2026 it kept answering its share of visitors beside the version
+    /// chosen, held every training of its kind back, and at the end of its canary could replace that version.
+    /// </summary>
+    [Fact]
+    public async Task Release_EndsWhenAnotherVersionComesToServeEveryone()
+    {
+        var seed = await InShadowAsync("release-overtaken.myshopify.com");
+        Assert.Equal(HttpStatusCode.OK, (await SendAsync(HttpMethod.Put, $"/api/admin/releases/{Kind}/settings", seed.Shop, new { staged = false })).StatusCode);
+
+        Assert.Equal((3, true), await seed.TrainAsync());
+
+        Assert.Equal("candidate", await StatusAsync(seed, 2));
+        Assert.Null(await app.Factory.Services.GetRequiredService<PluginApp.Training.ModelRegistry>().LoadReleaseAsync(seed.ShopId, Kind, CancellationToken.None));
+        Assert.Equal(1, await app.CountAsync("""
+            SELECT count(*) FROM governance_events WHERE shop_id = $1 AND event = 'release_stopped' AND by_whom = 'the model registry'
+              AND detail LIKE 'version 2: stopped in shadow, as version 3 serves everyone (%'
+            """, seed.ShopId));
+
+        // Staged again, version 4 goes into shadow; the merchant rolls back to version 1: version 4's release ends too.
+        await StageAsync(seed, shadow: 100, share: 0.1, canary: 100);
+        Assert.Equal((4, false), await seed.TrainAsync());
+        Assert.Equal("shadow", await StatusAsync(seed, 4));
+        Assert.Equal(HttpStatusCode.OK, (await SendAsync(HttpMethod.Post, $"/api/admin/models/rollback?kind={Kind}", seed.Shop)).StatusCode);
+        Assert.Equal("candidate", await StatusAsync(seed, 4));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM models WHERE shop_id = $1 AND status IN ('shadow', 'canary')", seed.ShopId));
+    }
+
+    /// <summary>
+    /// The release job read a finished canary, and the merchant stopped it before the job promoted it: the promotion the job
+    /// then asks for is refused, and the version stays stopped. Until 7 Dec 2026 it served everyone.
+    /// </summary>
+    [Fact]
+    public async Task ARelease_StoppedAfterTheJobReadIt_IsNotPromotedByTheJob()
+    {
+        var seed = await InShadowAsync("release-stopped-before-promotion.myshopify.com");
+        var seen = (await app.Factory.Services.GetRequiredService<StagedReleases>().StatusAsync(seed.ShopId, CancellationToken.None)).Single(r => r.Kind == Kind);
+        Assert.Equal(HttpStatusCode.OK, (await SendAsync(HttpMethod.Post, $"/api/admin/releases/{Kind}/stop", seed.Shop, new { reason = "not this one" })).StatusCode);
+
+        var kind = app.Factory.Services.GetRequiredService<PluginApp.Training.ModelKinds>()[Kind];
+        var (promoted, reason) = await app.Factory.Services.GetRequiredService<PluginApp.Training.ModelRegistry>()
+            .PromoteAsync(seed.ShopId, kind, seen.Version, CancellationToken.None, by: "the staged release", stage: seen.Stage);
+
+        Assert.False(promoted, reason);
+        Assert.Equal("candidate", await StatusAsync(seed, 2));
+        Assert.Equal("active", await StatusAsync(seed, 1));
+    }
+
     [Fact]
     public async Task Release_StoppedByTheMerchant_GoesBackToCandidate_WithWhoAndWhy()
     {
