@@ -53,6 +53,7 @@ public sealed class ChurnModelTrainer(NpgsqlDataSource db, TimeProvider clock, M
                   "value, a segment and the top reasons in words. The Churn page says how far the expected orders were from what happened over the latest " +
                   "horizon (they follow each customer's pace, not seasons or sales).",
         Oversight = "Segment thresholds are settings; tags the app writes all start with pluginapp: and it never adds or removes any other tag.",
+        Serves = artifact => { using var model = PluginApp.Ml.Churn.ChurnModel.Load(new MemoryStream(artifact)); return true; },
         Risk = new AiRisk(2, 3,
             ImpactWhy: "A wrong segment sends a customer an ill-fitting email or win-back offer; nothing is charged or refused.",
             LikelihoodWhy: "Short store histories give uncalibrated probabilities: when the held-out Brier score is not better than the base rate's, the probabilities are pulled toward the latest churn rate and the page says so.",

@@ -46,6 +46,7 @@ public sealed class IntentModelTrainer(NpgsqlDataSource db, TimeProvider clock) 
         Requirement = "It needs at least 300 settled carts, 50 that became orders and 50 that did not.",
         Outputs = "Per cart: the probability it becomes an order and the top reasons in words.",
         Oversight = "Offers are only ever shown within the caps on the Cart offers page; turning cart offers off stops every use of this model.",
+        Serves = artifact => { using var model = PluginApp.Ml.Intent.IntentModel.Load(new MemoryStream(artifact)); return true; },
         Risk = new AiRisk(3, 3,
             ImpactWhy: "It decides which carts are offered a discount: a wrong score gives margin away to carts that would have ordered anyway, or misses a cart that needed it.",
             LikelihoodWhy: "Cart outcomes are noisy and stores differ; the caps (percent, margin floor, daily budget) bound what any one decision can cost.",

@@ -101,6 +101,25 @@ public sealed record ModelKind(string Name, string Title, string PromotionMetric
     /// </summary>
     public bool StagedRelease { get; init; }
 
+    /// <summary>
+    /// Whether this build can serve a version from its stored file (false, or an <see cref="InvalidDataException"/>, when it
+    /// was written in a layout or on features this build no longer reads); null when every stored file serves. Read through
+    /// <see cref="CanServe"/>.
+    /// </summary>
+    public Func<byte[], bool>? Serves { get; init; }
+
+    /// <summary>
+    /// Whether this build can serve <paramref name="artifact"/>. Why the registry asks: an active version it cannot read
+    /// answers nothing, so a release in shadow beside it logged no decision, never ended, and held the kind's nightly
+    /// trainings back; its store kept the fallback until the merchant promoted by hand (until 7 Dec 2026).
+    /// </summary>
+    public bool CanServe(byte[] artifact)
+    {
+        if (Serves is null) return true;
+        try { return Serves(artifact); }
+        catch (InvalidDataException) { return false; }
+    }
+
     /// <summary>What a canary's share is a share of ("visitors", "orders"); each is kept on one version by a hash.</summary>
     public string CanaryUnit { get; init; } = "visitors";
 

@@ -51,13 +51,20 @@ public sealed class ModelRegistry(NpgsqlDataSource db, TimeProvider clock, Micro
         var release = passes && activeVersion is not null && modelKind.StagedRelease
             ? await Governance.ReleaseSettings.GetAsync(conn, tx, shopId, kind, governance.Value, ct) : null;
         var staged = release is { Staged: true };
+        var how = "it serves everyone, as staged releases are off";
+        if (staged && !await ActiveServesAsync(conn, tx, shopId, modelKind, ct))
+        {
+            staged = false;
+            how = $"version {activeVersion} could not be read by this build";
+            reason += $"; it serves at once, with no release: the active version {activeVersion} cannot be read by this build, so it answers nothing to compare with";
+        }
         var activate = passes && !staged;
         var now = clock.GetUtcNow();
         if (activate)
         {
             await Exec(conn, tx, "UPDATE models SET status = 'retired', status_reason = $3 WHERE shop_id = $1 AND kind = $2 AND status = 'active'", ct,
                 shopId, kind, $"replaced by version {version}");
-            await EndReleaseAsync(conn, tx, shopId, kind, version, "it serves everyone, as staged releases are off", now, ct);
+            await EndReleaseAsync(conn, tx, shopId, kind, version, how, now, ct);
         }
         string? replaced = null;
         if (staged)
@@ -99,6 +106,22 @@ public sealed class ModelRegistry(NpgsqlDataSource db, TimeProvider clock, Micro
         cmd.Parameters.Add(Sql.Param(kind));
         await using var r = await cmd.ExecuteReaderAsync(ct);
         return await r.ReadAsync(ct) ? (r.GetInt32(0), JsonDocument.Parse(r.GetString(1)).RootElement) : (null, null);
+    }
+
+    /// <summary>Whether the shop's active version of the kind (if any) can be served by this build (<see cref="ModelKind.CanServe"/>).</summary>
+    public async Task<bool> ActiveServesAsync(long shopId, ModelKind kind, CancellationToken ct)
+    {
+        if (kind.Serves is null) return true;
+        await using var conn = await db.OpenConnectionAsync(ct);
+        await using var tx = await conn.BeginTransactionAsync(ct);
+        return await ActiveServesAsync(conn, tx, shopId, kind, ct);
+    }
+
+    private static async Task<bool> ActiveServesAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId, ModelKind kind, CancellationToken ct)
+    {
+        if (kind.Serves is null) return true;
+        return await Scalar(conn, tx, "SELECT artifact FROM models WHERE shop_id = $1 AND kind = $2 AND status = 'active'", ct, shopId, kind.Name) is not byte[] artifact
+            || kind.CanServe(artifact);
     }
 
     /// <summary>The version in a staged release (shadow or canary) with its stage and artifact, or null.</summary>

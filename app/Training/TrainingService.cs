@@ -24,7 +24,10 @@ public sealed class TrainingService(ShopLookup shops, ModelKinds kinds, ModelReg
             // Why a release is left to finish: a version that passes the gate replaces the one in release, whose shadow and
             // canary start again, so a store that makes fewer decisions a day than a release needs never finished one and
             // kept its first model. The merchant's Train now still replaces it.
-            if (kind.StagedRelease && TrainingScheduler.ComesByTheClock(trigger) && await registry.LoadReleaseAsync(shopId, kind.Name, ct) is { } release)
+            // Nor when the active version cannot be read by this build (a layout or features it no longer reads): it answers
+            // nothing, so the release beside it never ends; the new version serves at once (ModelRegistry.RegisterAsync).
+            if (kind.StagedRelease && TrainingScheduler.ComesByTheClock(trigger) && await registry.LoadReleaseAsync(shopId, kind.Name, ct) is { } release
+                && await registry.ActiveServesAsync(shopId, kind, ct))
             {
                 var why = $"version {release.Version} is in {release.Stage}: a {trigger} training waits until its release ends (training on demand replaces it)";
                 await runs.FinishAsync(RunLog.Training, runId, "skipped", why, []);

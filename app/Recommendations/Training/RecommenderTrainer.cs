@@ -38,6 +38,7 @@ public sealed class RecommenderTrainer(SignalStore signals, TimeProvider clock) 
         BaselineName = "the store's bestsellers (popularity)",
         Outputs = "Up to 8 ranked products per block, each with its reason (often bought together, bought by the same customers, " +
                   "a store bestseller, or pinned by you). It never outputs a price, a discount or anything about the shopper.",
+        Serves = artifact => RecommenderBundle.FromBytes(artifact) is not null,
         Oversight = "Your rules (stock, blocked and pinned products, price ratio, margin floor, variety) apply to every answer; you can " +
                     "preview any product, promote or roll back a model version, and switch upsells off (showing nothing or bestsellers).",
     };

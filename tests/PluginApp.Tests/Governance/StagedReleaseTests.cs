@@ -494,6 +494,30 @@ public sealed class StagedReleaseTests(ReleaseFixture app) : IClassFixture<Relea
     }
 
     /// <summary>
+    /// An active version this build cannot read (its file in a layout the build no longer reads, as after a deploy) answers
+    /// nothing, so its shadow could never count a decision: the nightly training is not held back by that release, and its
+    /// version serves at once, ending the release. Until 7 Dec 2026 the release stayed in shadow at 0 decisions, every
+    /// nightly training was skipped behind it, and the store kept its fallback until the merchant promoted by hand.
+    /// </summary>
+    [Fact]
+    public async Task AnActiveVersionThisBuildCannotRead_HoldsNoTrainingBack_AndTheNextVersionServesAtOnce()
+    {
+        var seed = await InShadowAsync("release-active-unreadable.myshopify.com");
+        await app.ScalarAsync("UPDATE models SET artifact = '\\x0001020304'::bytea WHERE shop_id = $1 AND kind = $2 AND version = 1", seed.ShopId, Kind);
+
+        var (version, activated) = await app.Factory.Services.GetRequiredService<PluginApp.Training.TrainingService>()
+            .TrainAsync(seed.Shop, Kind, PluginApp.Training.TrainingScheduler.Nightly, CancellationToken.None);
+
+        Assert.Equal((3, true), (version, activated));
+        Assert.Equal("active", await StatusAsync(seed, 3));
+        Assert.Equal("candidate", await StatusAsync(seed, 2));
+        Assert.Equal(1, await app.CountAsync(
+            "SELECT count(*) FROM models WHERE shop_id = $1 AND version = 3 AND status_reason LIKE '%the active version 1 cannot be read by this build%'", seed.ShopId));
+        Assert.Equal(1, await app.CountAsync(
+            "SELECT count(*) FROM governance_events WHERE shop_id = $1 AND event = 'release_stopped' AND detail LIKE 'version 2: stopped in shadow, as version 3 serves everyone (version 1 could not be read by this build)'", seed.ShopId));
+    }
+
+    /// <summary>
     /// The release job read a finished canary, and the merchant stopped it before the job promoted it: the promotion the job
     /// then asks for is refused, and the version stays stopped. Until 7 Dec 2026 it served everyone.
     /// </summary>
