@@ -278,7 +278,12 @@ public sealed class StripeChargeJob(NpgsqlDataSource db, StripeConnections conne
                 ON CONFLICT (shop_id, order_id, source) DO UPDATE SET fraud = excluded.fraud,
                   labelled_at = CASE WHEN excluded.fraud <> risk_labels.fraud THEN excluded.labelled_at ELSE risk_labels.labelled_at END,
                   detail = excluded.detail
-                WHERE excluded.labelled_at >= risk_labels.labelled_at AND (excluded.fraud <> risk_labels.fraud
+                WHERE excluded.labelled_at >= risk_labels.labelled_at
+                  -- An inquiry closed without a chargeback undoes only what an inquiry said: an early fraud warning's label is
+                  -- the card issuer's report of fraud, which no inquiry's closing (as after the merchant refunded) takes back
+                  -- (until 7 Dec 2026 it wrote "not fraud" over it, and the order's hold was released).
+                  AND NOT (excluded.detail LIKE 'Stripe inquiry closed%' AND risk_labels.detail NOT LIKE 'Stripe inquiry%')
+                  AND (excluded.fraud <> risk_labels.fraud
                   -- The dispute that follows an early fraud warning says the same, but it is a chargeback now (ModelMonitor's
                   -- chargeback rate counts it by its detail; until 5 Dec 2026 the warning's stayed). The label keeps its time.
                   OR risk_labels.detail LIKE 'Stripe early fraud warning%' AND excluded.detail LIKE 'Stripe dispute%'

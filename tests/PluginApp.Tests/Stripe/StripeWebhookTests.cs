@@ -547,6 +547,21 @@ public sealed class StripeWebhookTests(StripeFixture app) : IClassFixture<Stripe
         Assert.Equal(1, await app.CountAsync(chargebacks, shopId));
         Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM risk_labels WHERE shop_id = $1 AND order_id = 7861002 AND fraud AND labelled_at = $2",
             shopId, CreatedAt));
+
+        // A third order's card drew an early fraud warning (fraud, whatever follows short of a lost or won chargeback); an
+        // inquiry on the same charge then closes without a chargeback (the merchant refunded): it stays fraud. Until 7 Dec
+        // 2026 the closed inquiry wrote "not fraud" over the warning, and a held order was released.
+        await OrderAsync(shop, 7_861_003, at, "warned@example.com");
+        Charge("ch_warned", Key(shop), at, "warned@example.com");
+        await SendAsync(EarlyFraudWarning("evt_warned", "ch_warned"), "evt_warned");
+        await SendAsync(Dispute("evt_warned_inquiry", "ch_warned", status: "warning_needs_response"), "evt_warned_inquiry");
+        await SendAsync(Event("evt_warned_closed", "charge.dispute.closed", new JsonObject
+        {
+            ["id"] = "dp_evt_warned_inquiry", ["object"] = "dispute", ["charge"] = "ch_warned", ["amount"] = 4200, ["currency"] = "usd",
+            ["reason"] = "fraudulent", ["status"] = "warning_closed",
+        }, created: Created + 86_400 * 20), "evt_warned_closed");
+        Assert.StartsWith("true", await LabelAsync(shopId, 7_861_003));
+        Assert.Contains("Stripe early fraud warning", await LabelAsync(shopId, 7_861_003));
     }
 
     [Fact]
