@@ -50,7 +50,11 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
 
     /// <summary>The batch's orders' earlier scores ($2: their ids), each with what a reviewer decided, locked for the batch.</summary>
     internal const string PreviousScoresSql =
-        "SELECT order_id, level, CASE WHEN reviewed_at IS NOT NULL THEN coalesce(reviewed_level, 'HIGH') END, told_fraud FROM risk_scores WHERE shop_id = $1 AND order_id = ANY($2) ORDER BY order_id FOR NO KEY UPDATE";
+        """
+        SELECT s.order_id, s.level, CASE WHEN s.reviewed_at IS NOT NULL THEN coalesce(s.reviewed_level, 'HIGH') END, s.told_fraud,
+               coalesce((SELECT l.fraud FROM risk_labels l WHERE l.shop_id = s.shop_id AND l.order_id = s.order_id AND l.source = 'review'), false)
+        FROM risk_scores s WHERE s.shop_id = $1 AND s.order_id = ANY($2) ORDER BY s.order_id FOR NO KEY UPDATE OF s
+        """;
 
     /// <summary>
     /// The shop's oldest queued orders ($2 of them), each with its version: the batch taken by the queue's own index, then each
@@ -250,8 +254,10 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
             // Undecided (or back in the queue), an order raised to HIGH again after a score at LOW released its hold is held again.
             // A decided order that is not back in the queue is not held at all: nobody would be shown it to let it go (until
             // 6 Dec 2026 one approved at HIGH while holding was off, edited to MEDIUM and back once it was on, was held for good),
-            // unless it is known as fraud, whose goods must not ship: held, valued customer or not.
-            if (!fraudNews && level == "HIGH" && (before.DecidedAt is null || reopened || fraud) && Hold(store, holding, orderId, now, again: true, fraud)) holds++;
+            // unless a reviewer marked it as fraud, whose goods must not ship: held, valued customer or not. Not one approved with
+            // its fraud label shown (a label that came after the decision reopened it): until 7 Dec 2026 any fraud label held it,
+            // approved, out of the queue and tagged approved, when an edit took it down and back to HIGH.
+            if (!fraudNews && level == "HIGH" && (before.DecidedAt is null || reopened || before.MarkedFraud) && Hold(store, holding, orderId, now, again: true, fraud)) holds++;
             // Down to LOW it leaves the queue, so nobody would approve it: our hold goes with it (until 4 Dec 2026 it stayed for
             // good), unless a reviewer marked the order as fraud, whose goods must not ship.
             if (level == "LOW" && before.Level is not null)
@@ -520,7 +526,7 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
     /// (RiskQueue.StillToShip). Why the scores are locked until the batch commits: a reviewer's decision
     /// (ReviewStore.DecideAsync locks the same row) landing between this read and the new score would leave the decision's
     /// tag on an order the new score puts back in the queue, or have this batch's calls undo a decision made after it.</returns>
-    private static async Task<(RiskThresholds, RiskHoldSettings, string, Dictionary<long, (string? Level, string? DecidedAt, bool ToldFraud)>, Dictionary<long, string>, HashSet<long>)> ContextAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId,
+    private static async Task<(RiskThresholds, RiskHoldSettings, string, Dictionary<long, (string? Level, string? DecidedAt, bool ToldFraud, bool MarkedFraud)>, Dictionary<long, string>, HashSet<long>)> ContextAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId,
         IEnumerable<long> orderIds, CancellationToken ct)
     {
         await using var batch = new NpgsqlBatch(conn, tx)
@@ -546,8 +552,8 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
             ? (new RiskThresholds(r.GetDouble(0), r.GetDouble(1)), RiskHoldSettings.Read(r, 2, currency))
             : (RiskThresholds.Default, RiskHoldSettings.Default(currency));
         await r.NextResultAsync(ct);
-        var previous = new Dictionary<long, (string? Level, string? DecidedAt, bool ToldFraud)>();
-        while (await r.ReadAsync(ct)) previous[r.GetInt64(0)] = (r.GetString(1), r.IsDBNull(2) ? null : r.GetString(2), r.GetBoolean(3));
+        var previous = new Dictionary<long, (string? Level, string? DecidedAt, bool ToldFraud, bool MarkedFraud)>();
+        while (await r.ReadAsync(ct)) previous[r.GetInt64(0)] = (r.GetString(1), r.IsDBNull(2) ? null : r.GetString(2), r.GetBoolean(3), r.GetBoolean(4));
         await r.NextResultAsync(ct);
         var fraudLabels = new Dictionary<long, string>();
         while (await r.ReadAsync(ct)) fraudLabels[r.GetInt64(0)] = r.GetString(1);

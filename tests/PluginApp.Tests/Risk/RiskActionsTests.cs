@@ -931,6 +931,15 @@ public sealed class RiskActionsTests(NoSchedulerAppFixture app) : IClassFixture<
         var latest = app.Shopify.Admin.RiskAssessments(gid).Last();
         Assert.Equal("HIGH", latest["riskLevel"]!.GetValue<string>());
         Assert.StartsWith("Known fraud: Shopify Payments chargeback 7509002", latest["facts"]!.AsArray()[0]!["description"]!.GetValue<string>());
+
+        // Edits take it down to MEDIUM and back to HIGH: it stays approved, out of the queue and not held. Until 7 Dec 2026 the
+        // chargeback she had approved it with held it again, with nobody shown it to let it go.
+        Assert.Equal("MEDIUM", await RescoreAsync(shop, shopId, 7_509_001, 640m, "203.0.113.50", "new.buyer@example.net", null, "US", 1));
+        Assert.Equal("HIGH", await RescoreAsync(shop, shopId, 7_509_001, 640m, "203.0.113.50", "new.buyer@example.net", null, "NG", 2));
+        await Service<RiskHolds>().RunShopAsync(shopId, CancellationToken.None);
+        await DrainAsync(shopId);
+        Assert.DoesNotContain("#7509001", await QueueHtmlAsync(shop));
+        Assert.Empty(app.Shopify.Admin.FulfillmentOrders(gid).Single().Holds);
     }
 
     /// <summary>
