@@ -61,8 +61,9 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
                 DELETE FROM outbox_messages m
                 WHERE m.shop_id = $1 AND {Outbox.OutboxWriter.Queued("m", "$2")}
                   AND (m.idempotency_key LIKE 'churn:%' OR m.idempotency_key LIKE 'churn-mf:%')
-                  -- A departed customer's cleanup stays: their row is gone, so no later run would queue it again.
-                  AND m.idempotency_key NOT LIKE '%:gone:%'
+                  -- A departed customer's cleanup stays, as does its second sending: their row is gone, so no later run would
+                  -- queue it again (until 7 Dec 2026 the second sending was dropped).
+                  AND m.idempotency_key NOT LIKE '%:gone:%' AND m.idempotency_key NOT LIKE '%:gone-again:%'
                 RETURNING m.idempotency_key, m.variables),
             customers AS (
                 SELECT split_part(d.idempotency_key, ':', 2)::bigint AS customer_id FROM dropped d WHERE d.idempotency_key LIKE 'churn:%'

@@ -426,6 +426,10 @@ public sealed class ChurnTests(ChurnFixture app) : IClassFixture<ChurnFixture>
 
         await app.ScoreAsync(shopId);
         Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND idempotency_key LIKE '%:gone-again:%'", shopId));
+        // The merchant switches churn off meanwhile: the calls that remove ours stay (until 7 Dec 2026 these were dropped, and
+        // no run queued them while churn was off).
+        await app.Factory.Services.GetRequiredService<PluginApp.Churn.ChurnScoringJob>().CancelQueuedCallsAsync(shopId, CancellationToken.None);
+        Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1 AND idempotency_key LIKE '%:gone-again:%'", shopId));
         await app.DrainAsync(shopId, failed: 2);
 
         Assert.DoesNotContain(app.Shopify.Admin.Tags(Gid(leaving)), t => t.StartsWith("pluginapp:", StringComparison.Ordinal));
