@@ -50,6 +50,10 @@ public sealed class DecisionTokens(ShopifyHmac hmac, IOptions<RecommendationOpti
         finally { if (rented is not null) ArrayPool<byte>.Shared.Return(rented); }
     }
 
+    /// <summary>When a token <see cref="Verify"/> accepted was issued (to the second).</summary>
+    public static DateTimeOffset IssuedAt(string token) =>
+        DateTimeOffset.FromUnixTimeSeconds(long.Parse(token.AsSpan(0, token.IndexOf('.')), NumberStyles.None, CultureInfo.InvariantCulture));
+
     /// <summary>The signed message, shop\nrequest\nvisitor\ncustomer\nproduct\nat in UTF-8: in <paramref name="buffer"/>, or in a rented array when it
     /// does not fit (returned to the pool by the caller).</summary>
     private static ReadOnlySpan<byte> Message(Span<byte> buffer, string shop, string requestId, string? visitorHash, long? customerId, long productId, long at,

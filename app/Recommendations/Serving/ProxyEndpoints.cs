@@ -194,7 +194,13 @@ public static class ProxyEndpoints
             var (arm, running) = await experiments.AssignAsync(shopId, shop, UpsellExperiment.Key, UpsellExperiment.AssignmentKey(visitor, customer), ct);
             // Why not while upsells are switched off: every arm is served bestsellers then, and until 5 Dec 2026 the model arm's
             // visitors of those days, and their orders, counted as the model's, pulling its measured lift toward nothing.
-            if (running && (await catalogs.GetAsync(shopId, ct)).Enabled)
+            // Nor for an answer served before the experiment's settings last changed (started, its shares moved): it was served
+            // under the old ones (the model to everyone while stopped), not the arm the visitor is now counted in. Until 7 Dec
+            // 2026 such a visitor was exposed in the arm she hashes to now, and the holdout counted visitors the model answered.
+            // Why the token's time: the decision log is written after the answer, so it may not hold the answer yet.
+            var settings = running ? await experiments.GetAsync(shopId, UpsellExperiment.Key, ct) : null;
+            if (running && (await catalogs.GetAsync(shopId, ct)).Enabled
+                && DecisionTokens.IssuedAt(e.Token!) >= (settings!.UpdatedAt ?? settings.StartedAt ?? DateTimeOffset.MinValue))
                 batch.BatchCommands.Add(PluginApp.Experiments.ExperimentExposures.Command([new PluginApp.Experiments.Exposure(shopId, UpsellExperiment.Key, unit, arm, customer, now)]));
         }
         await batch.ExecuteNonQueryAsync(ct);

@@ -531,6 +531,55 @@ public sealed class ServingTests(AppFixture app) : IClassFixture<AppFixture>
             seed.ShopId, offAnswer.GetProperty("request_id").GetString()!, UpsellFeature.OffReason));
     }
 
+    /// <summary>
+    /// An answer served while the upsell experiment was stopped (the model, to every visitor) and seen after the merchant
+    /// started it exposes no one: its visitor was not served the arm she would be counted in. One served after the start is.
+    /// Until 7 Dec 2026 her exposure took the arm she hashes to at the impression, and the holdout counted visitors the model
+    /// had answered around every start or change of shares.
+    /// </summary>
+    [Fact]
+    public async Task AnAnswerServedBeforeTheExperimentStarted_ExposesNoOneWhenSeenAfter()
+    {
+        var seed = await TrainedStoreAsync("serve-exposure-after-start.myshopify.com");
+        async Task<HttpStatusCode> SaveAsync(bool running)
+        {
+            var put = new HttpRequestMessage(HttpMethod.Put, "/api/admin/experiments/upsells")
+            {
+                Content = JsonContent.Create(new { share_holdout = 10, share_model = 90, metric = "revenue", running }),
+            };
+            put.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", app.SessionToken(seed.Shop));
+            return (await app.Client.SendAsync(put)).StatusCode;
+        }
+        async Task SeenAsync(JsonElement answer, string visitor)
+        {
+            var item = answer.GetProperty("items")[0];
+            var seen = await app.Client.PostAsJsonAsync(StoreSeed.Signed("/proxy/events", seed.Shop, "", app.Clock.GetUtcNow()), new
+            {
+                type = "impression", request_id = answer.GetProperty("request_id").GetString(), visitor_id = visitor, product_id = item.GetProperty("product_id").GetInt64(),
+                placement = "product", position = 0, token = item.GetProperty("token").GetString(),
+            });
+            Assert.Equal(HttpStatusCode.Accepted, seen.StatusCode);
+        }
+        var visitor = seed.VisitorIn("holdout", "v-before-start");
+        Assert.Equal(HttpStatusCode.NoContent, await SaveAsync(running: false));
+        var servedWhileStopped = await seed.RecommendAsync($"placement=product&product_id=101&limit=3&visitor_id={visitor}");
+        Assert.Equal("model", servedWhileStopped.GetProperty("path").GetString());
+        app.Clock.Advance(TimeSpan.FromSeconds(2));
+        try
+        {
+            Assert.Equal(HttpStatusCode.NoContent, await SaveAsync(running: true));
+
+            await SeenAsync(servedWhileStopped, visitor);
+            Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM experiment_exposures WHERE shop_id = $1", seed.ShopId));
+
+            app.Clock.Advance(TimeSpan.FromSeconds(1)); // a token's time is to the second: one of the start's own second is not counted
+            var servedAfter = await seed.RecommendAsync($"placement=product&product_id=101&limit=3&visitor_id={visitor}");
+            await SeenAsync(servedAfter, visitor);
+            Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM experiment_exposures WHERE shop_id = $1 AND arm = 'holdout'", seed.ShopId));
+        }
+        finally { app.Clock.Advance(TimeSpan.FromSeconds(-3)); }
+    }
+
     [Fact]
     public async Task Events_ForAnItemWeServed_AreStoredOnce_AndAnythingElseIsRefused()
     {
