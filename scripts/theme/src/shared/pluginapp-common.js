@@ -15,9 +15,11 @@
   // store shows a consent banner; without it nothing was asked). Declined: no id is kept across visits (one kept before is
   // forgotten), and nothing she sees or does is reported to the app or written to her cart; the blocks still show. Until
   // 6 Dec 2026 the id was kept and sent whatever she chose.
+  // In the theme editor (Shopify.designMode) the merchant's own previews are no shopper's: nothing is reported either
+  // (until 7 Dec 2026 each redraw of a block as she edited it logged impressions and exposed her to the experiments).
   function consented() {
-    var p = window.Shopify && Shopify.customerPrivacy;
-    return !(p && p.analyticsProcessingAllowed && !p.analyticsProcessingAllowed());
+    var s = window.Shopify, p = s && s.customerPrivacy;
+    return !(s && s.designMode) && !(p && p.analyticsProcessingAllowed && !p.analyticsProcessingAllowed());
   }
 
   // Where the page has Shopify's loader but not the API yet (the banner loads it late, or not at all), the block loads it,
