@@ -196,6 +196,21 @@ internal static class RiskQueue
         SELECT pg_notify('{Channel}', shop_id::text) FROM queued
         """;
 
+    /// <summary>
+    /// Every scored order of the shop whose fraud labels say otherwise than Shopify was told, queued again: order risk was
+    /// switched on after scoring nothing, while which the scorer dropped what the label writers queued (a chargeback, a
+    /// Stripe warning). $1 the shop, $2 the time. Until 7 Dec 2026 such a label was never told, nor its order held.
+    /// </summary>
+    public static readonly string LabelsWhileOffSql = $"""
+        WITH queued AS (
+            INSERT INTO risk_pending (shop_id, order_id, reason, queued_at)
+            SELECT s.shop_id, s.order_id, 'fraud label', $2 FROM risk_scores s
+            WHERE s.shop_id = $1 AND {LabelsDiffer("s")} AND {NotInStore("s")}
+            ON CONFLICT (shop_id, order_id) DO NOTHING
+            RETURNING shop_id)
+        SELECT pg_notify('{Channel}', $1::text) FROM (SELECT 1 FROM queued LIMIT 1) q
+        """;
+
     public static void Add(StoreWriter store, OrderRows rows, IngestionContext at)
     {
         var order = rows.Order;

@@ -1,3 +1,4 @@
+using Hangfire;
 using System.Text.Json;
 using Npgsql;
 using PluginApp.Governance;
@@ -44,6 +45,8 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
             ["rule_prior"] = "orders are scored by the documented rules only, never by a trained model",
             [ScoreNothing] = "orders are not scored and nothing is written to Shopify",
         },
+        WhenSwitchedOn = (services, shopId) => services.GetRequiredService<IBackgroundJobClient>()
+            .Enqueue<RiskScoringJob>(j => j.SwitchedOnAsync(shopId, CancellationToken.None)),
     };
 
     public const int BatchSize = 500;

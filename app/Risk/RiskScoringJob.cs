@@ -20,6 +20,16 @@ public sealed class RiskScoringJob(RiskScorer scorer, JobLocks locks, RiskKicks 
         await scorer.ScoreShopAsync(shopId, ct);
     }
 
+    /// <summary>Order risk switched on again: the labels that came while it scored nothing are told (RiskQueue.LabelsWhileOffSql).</summary>
+    public async Task SwitchedOnAsync(long shopId, CancellationToken ct)
+    {
+        await using var cmd = db.CreateCommand(RiskQueue.LabelsWhileOffSql);
+        cmd.Parameters.Add(Sql.Param(shopId));
+        cmd.Parameters.Add(Sql.Param(clock.GetUtcNow()));
+        await cmd.ExecuteNonQueryAsync(ct);
+        kicks.Kick(shopId);
+    }
+
     [AutomaticRetry(Attempts = 0)]
     public async Task SweepAsync(CancellationToken ct)
     {

@@ -886,6 +886,41 @@ public sealed class RiskActionsTests(NoSchedulerAppFixture app) : IClassFixture<
     }
 
     /// <summary>
+    /// A chargeback on a scored LOW order comes while order risk is switched off to score nothing: once it is on again,
+    /// Shopify is told HIGH with the label and the order is held. Until 7 Dec 2026 the label was never told.
+    /// </summary>
+    [Fact]
+    public async Task Holds_On_AChargebackWhileRiskScoredNothing_IsToldAndHeldOnceItIsOnAgain()
+    {
+        const string shop = "risk-chargeback-while-off.myshopify.com";
+        var shopId = await OrdinaryStoreAsync(shop, 7_480_000);
+        await HoldHighAsync(shop);
+        app.Shopify.Admin.SetFulfillmentOrders("gid://shopify/Order/7489001", ("gid://shopify/FulfillmentOrder/74890011", "OPEN"));
+        await SendAsync(shop, RiskOrders.Order(7_489_001, app.Clock.GetUtcNow(), 30m, "198.51.100.5", "regular7520005@example.com", 7_520_005));
+        await Service<RiskScorer>().ScoreShopAsync(shopId, CancellationToken.None);
+        Assert.Equal("LOW", await app.ScalarAsync("SELECT level FROM risk_scores WHERE shop_id = $1 AND order_id = 7489001", shopId));
+        Assert.Equal(HttpStatusCode.OK, (await app.SwitchFeatureAsync(shop, RiskScorer.Name, false, RiskScorer.ScoreNothing, "a sale weekend")).StatusCode);
+
+        await ChargebackAsync(shop, shopId, 7_489_001);
+        Assert.Equal(false, await app.ScalarAsync("SELECT told_fraud FROM risk_scores WHERE shop_id = $1 AND order_id = 7489001", shopId));
+        Assert.Equal(HttpStatusCode.OK, (await app.SwitchFeatureAsync(shop, RiskScorer.Name, true)).StatusCode);
+
+        var gid = Gid.Of("Order", 7_489_001);
+        // The switch queued the job that tells what came while it was off (this fixture runs no scheduler: run here).
+        Assert.Equal(1L, await app.ScalarAsync("""
+            SELECT count(*) FROM hangfire.job
+            WHERE invocationdata->>'Type' LIKE 'PluginApp.Risk.RiskScoringJob,%' AND invocationdata->>'Method' = 'SwitchedOnAsync' AND arguments->>0 = $1::text
+            """, shopId.ToString(CultureInfo.InvariantCulture)));
+        await Service<RiskScoringJob>().SwitchedOnAsync(shopId, CancellationToken.None);
+        await Service<RiskScorer>().ScoreShopAsync(shopId, CancellationToken.None);
+        Assert.Equal(true, await app.ScalarAsync("SELECT told_fraud FROM risk_scores WHERE shop_id = $1 AND order_id = 7489001", shopId));
+        await Service<RiskHolds>().RunShopAsync(shopId, CancellationToken.None);
+        await DrainAsync(shopId);
+        Assert.Equal("HIGH", app.Shopify.Admin.RiskAssessments(gid).Last()["riskLevel"]!.GetValue<string>());
+        Assert.Single(app.Shopify.Admin.FulfillmentOrders(gid).Single().Holds);
+    }
+
+    /// <summary>
     /// A reviewer who approves an order with a chargeback shown on its page, before the scorer has taken the chargeback in,
     /// decided knowing it: the order stays approved and out of the queue, its hold released, and Shopify is told the label
     /// still says fraud. Until 6 Dec 2026 the scorer took the label for news after the approval, put the order back in the
