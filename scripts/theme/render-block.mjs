@@ -27,10 +27,14 @@ const blockName = blockNames.split('+').join(' and ');
 const context = contextJson ? JSON.parse(contextJson) : {};
 
 const locale = context.locale ?? 'en';
-const translations = JSON.parse(fs.readFileSync(path.join(root, 'locales', `${locale}.default.json`), 'utf8'));
+// As Shopify does: the storefront's language's file (locales/fr.json), and the default's (en.default.json) for any key it lacks.
+const read = (name) => JSON.parse(fs.readFileSync(path.join(root, 'locales', name), 'utf8'));
+const fallback = read('en.default.json');
+const translations = locale === 'en' ? fallback : read(`${locale}.json`);
+const lookup = (tree, key) => String(key).split('.').reduce((node, part) => (node == null ? undefined : node[part]), tree);
 const translate = (key) => {
-  const value = String(key).split('.').reduce((node, part) => (node == null ? undefined : node[part]), translations);
-  if (typeof value !== 'string') throw new Error(`missing translation '${key}' in locales/${locale}.default.json`);
+  const value = lookup(translations, key) ?? lookup(fallback, key);
+  if (typeof value !== 'string') throw new Error(`missing translation '${key}' in locales/en.default.json`);
   return value;
 };
 

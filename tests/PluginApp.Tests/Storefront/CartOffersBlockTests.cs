@@ -709,8 +709,9 @@ public sealed class CartOffersBlockTests(StorefrontFixture sf) : IClassFixture<S
             finally { await page.Context.CloseAsync(); }
 
             // The same cart in French ("/fr/cart"): the link leads back to the French cart (until 6 Dec 2026, to "/cart",
-            // the default language's, and in a subfolder market to another currency).
-            storefront.SetPage("/fr/cart", await ThemeBlockRenderer.RenderPageAsync("cart-offers", new JsonObject { ["template"] = "cart", ["root_url"] = "/fr" }));
+            // the default language's, and in a subfolder market to another currency), and the block speaks French (until 7
+            // Dec 2026 the extension had English only, which Shopify shows in every language).
+            storefront.SetPage("/fr/cart", await ThemeBlockRenderer.RenderPageAsync("cart-offers", new JsonObject { ["template"] = "cart", ["root_url"] = "/fr", ["locale"] = "fr" }));
             page = await sf.NewPageAsync();
             try
             {
@@ -721,6 +722,10 @@ public sealed class CartOffersBlockTests(StorefrontFixture sf) : IClassFixture<S
                 Assert.Equal(CartAction.Offer, await page.GetAttributeAsync(Block, "data-pa-action"));
                 var code = (string)(await sf.App.ScalarAsync("SELECT code FROM discount_codes WHERE shop_id = $1 AND cart_token = 'storefront-cart'", shopId))!;
                 Assert.Equal($"/discount/{code}?redirect=%2Ffr%2Fcart", await page.GetAttributeAsync(".pa-offers__apply", "href"));
+                var french = await page.Locator(Block).InnerTextAsync();
+                Assert.Contains($"% de réduction sur cette commande avec le code {code}", french);
+                Assert.Contains("Valable jusqu'au ", french);
+                Assert.Equal("Appliquer", (await page.InnerTextAsync(".pa-offers__apply")).Trim());
             }
             finally { await page.Context.CloseAsync(); }
 
