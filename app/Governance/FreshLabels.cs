@@ -33,13 +33,19 @@ internal static class FreshLabels
         // given a month to come, an order with no fraud label counting as good, as the held-out figure it is set against
         // counts them. Why by version: a version activated today was measured, and alerted on, by the scores of the rules or
         // the version before it (until 4 Dec). Why every order: measured on the labelled ones alone (until 5 Dec 2026), which
-        // are mostly fraud, a score that told nothing apart read 0.75 against a held-out 0.73, and no alert could come.
+        // are mostly fraud, a score that told nothing apart read 0.75 against a held-out 0.73, and no alert could come. Why the
+        // score before any label (migration 0098): a label scores its order again, and until 7 Dec 2026 moved it out of the
+        // window, or into the version active when the label came.
         var risk = Active("risk");
         var scores = new List<double>();
         var labels = new List<bool>();
         await using (var cmd = db.CreateCommand("""
-            SELECT s.score, coalesce(bool_or(l.fraud), false) FROM risk_scores s LEFT JOIN risk_labels l ON l.shop_id = s.shop_id AND l.order_id = s.order_id
-            WHERE s.shop_id = $1 AND s.scored_at >= $2 AND s.scored_at < $4 AND s.model_version IS NOT DISTINCT FROM $3 GROUP BY s.order_id, s.score
+            SELECT s.score, coalesce(bool_or(l.fraud), false)
+            FROM (SELECT shop_id, order_id, coalesce(unlabelled_score, score) AS score, coalesce(unlabelled_scored_at, scored_at) AS scored_at,
+                         CASE WHEN unlabelled_scored_at IS NULL THEN model_version ELSE unlabelled_model_version END AS model_version
+                  FROM risk_scores WHERE shop_id = $1) s
+            LEFT JOIN risk_labels l ON l.shop_id = s.shop_id AND l.order_id = s.order_id
+            WHERE s.scored_at >= $2 AND s.scored_at < $4 AND s.model_version IS NOT DISTINCT FROM $3 GROUP BY s.order_id, s.score
             """))
         {
             cmd.Parameters.Add(Sql.Param(shopId));

@@ -29,7 +29,7 @@ public sealed class RiskBacktest(NpgsqlDataSource db, TimeProvider clock, Micros
         var orders = new List<(double Score, bool? Fraud, decimal Total)>();
         // Online orders only, as are scored now (RiskQueue.Online): one rung up at the counter and scored before is left out.
         await using (var cmd = db.CreateCommand($"""
-            SELECT s.score, CASE WHEN l.fraud THEN true WHEN l.fraud = false OR o.created_at <= $2 THEN false END, coalesce(o.total_price, 0)
+            SELECT coalesce(s.unlabelled_score, s.score), CASE WHEN l.fraud THEN true WHEN l.fraud = false OR o.created_at <= $2 THEN false END, coalesce(o.total_price, 0)
             FROM risk_scores s
             JOIN orders o ON o.shop_id = s.shop_id AND o.id = s.order_id
             LEFT JOIN (SELECT order_id, bool_or(fraud) AS fraud FROM risk_labels WHERE shop_id = $1 GROUP BY order_id) l ON l.order_id = s.order_id

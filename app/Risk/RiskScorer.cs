@@ -345,9 +345,9 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
             if (_orders.Count == 0) return;
             store.Add("""
                 INSERT INTO risk_scores (shop_id, order_id, score, level, model_version, prior_weight, reasons, features, queued_at, scored_at, card_version,
-                                         order_version, told_fraud)
+                                         order_version, told_fraud, unlabelled_score, unlabelled_model_version, unlabelled_scored_at)
                 SELECT $1, s.order_id, s.score, s.level, s.model_version, s.prior_weight, s.reasons::jsonb, s.features::jsonb, s.queued_at, $10, s.card_version,
-                       s.order_version, s.told_fraud
+                       s.order_version, s.told_fraud, s.score, s.model_version, $10
                 FROM unnest($2::bigint[], $3::float8[], $4::text[], $5::int[], $6::float8[], $7::text[], $8::text[], $9::timestamptz[], $11::timestamptz[],
                             $12::timestamptz[], $13::bool[])
                      AS s(order_id, score, level, model_version, prior_weight, reasons, features, queued_at, card_version, order_version, told_fraud)
@@ -355,6 +355,18 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
                     prior_weight = excluded.prior_weight, reasons = excluded.reasons, features = excluded.features,
                     queued_at = excluded.queued_at, scored_at = excluded.scored_at, card_version = excluded.card_version,
                     order_version = excluded.order_version, told_fraud = excluded.told_fraud,
+                    -- The score before any fraud label (migration 0098): moved by a new version of the order (an edit, its
+                    -- card) scored with no label known, never by a label's own scoring again.
+                    (unlabelled_score, unlabelled_model_version, unlabelled_scored_at) = (
+                      SELECT CASE WHEN NOT excluded.told_fraud AND (excluded.order_version IS DISTINCT FROM risk_scores.order_version
+                                                                    OR excluded.card_version IS DISTINCT FROM risk_scores.card_version)
+                                  THEN excluded.score ELSE risk_scores.unlabelled_score END,
+                             CASE WHEN NOT excluded.told_fraud AND (excluded.order_version IS DISTINCT FROM risk_scores.order_version
+                                                                    OR excluded.card_version IS DISTINCT FROM risk_scores.card_version)
+                                  THEN excluded.model_version ELSE risk_scores.unlabelled_model_version END,
+                             CASE WHEN NOT excluded.told_fraud AND (excluded.order_version IS DISTINCT FROM risk_scores.order_version
+                                                                    OR excluded.card_version IS DISTINCT FROM risk_scores.card_version)
+                                  THEN excluded.scored_at ELSE risk_scores.unlabelled_scored_at END),
                     reviewed_at = CASE WHEN array_position(ARRAY['LOW', 'MEDIUM', 'HIGH'], excluded.level)
                                             > array_position(ARRAY['LOW', 'MEDIUM', 'HIGH'], coalesce(risk_scores.reviewed_level, 'HIGH'))
                                        THEN NULL ELSE risk_scores.reviewed_at END

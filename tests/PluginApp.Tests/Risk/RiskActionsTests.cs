@@ -886,6 +886,34 @@ public sealed class RiskActionsTests(NoSchedulerAppFixture app) : IClassFixture<
     }
 
     /// <summary>
+    /// Orders charged back 40 days after they were scored count, on fresh outcomes 20 days later, with the score and the
+    /// version that decided them, among the orders scored 30–90 days ago. Until 7 Dec 2026 the chargeback's scoring again
+    /// moved them to its own day, out of that window: the fraud a version missed was never counted against it.
+    /// </summary>
+    [Fact]
+    public async Task ChargebacksComingAMonthLater_CountOnFreshOutcomes_WithTheScoreThatDecidedThem()
+    {
+        const string shop = "risk-fresh-chargebacks.myshopify.com";
+        var shopId = await OrdinaryStoreAsync(shop, 7_610_000); // 40 orders over the last 40 days, scored now
+        var before = await app.ScalarAsync("SELECT string_agg(score::text, ',' ORDER BY order_id) FROM risk_scores WHERE shop_id = $1 AND order_id BETWEEN 7610000 AND 7610005", shopId);
+        app.Clock.Advance(TimeSpan.FromDays(40));
+        try
+        {
+            for (var i = 0; i < 6; i++) await ChargebackAsync(shop, shopId, 7_610_000 + i);
+            Assert.Equal(6L, await app.ScalarAsync("SELECT count(*) FROM risk_scores WHERE shop_id = $1 AND told_fraud", shopId));
+            app.Clock.Advance(TimeSpan.FromDays(20));
+
+            var fresh = Assert.Single(await PluginApp.Governance.FreshLabels.MeasureAsync(app.Db, shopId, [], app.Clock.GetUtcNow(), CancellationToken.None),
+                v => v.ModelKind == "risk");
+            Assert.Equal(40, fresh.N);
+            Assert.Contains("(6 labelled fraud by now)", fresh.Detail);
+            Assert.Equal(before, await app.ScalarAsync(
+                "SELECT string_agg(unlabelled_score::text, ',' ORDER BY order_id) FROM risk_scores WHERE shop_id = $1 AND order_id BETWEEN 7610000 AND 7610005", shopId));
+        }
+        finally { app.Clock.Advance(-TimeSpan.FromDays(60)); }
+    }
+
+    /// <summary>
     /// A chargeback on a scored LOW order comes while order risk is switched off to score nothing: once it is on again,
     /// Shopify is told HIGH with the label and the order is held. Until 7 Dec 2026 the label was never told.
     /// </summary>
