@@ -921,19 +921,19 @@ public sealed class RiskActionsTests(NoSchedulerAppFixture app) : IClassFixture<
     public async Task Holds_On_AChargebackWhileRiskScoredNothing_IsToldAndHeldOnceItIsOnAgain()
     {
         const string shop = "risk-chargeback-while-off.myshopify.com";
-        var shopId = await OrdinaryStoreAsync(shop, 7_480_000);
+        var shopId = await OrdinaryStoreAsync(shop, 7_620_000);
         await HoldHighAsync(shop);
-        app.Shopify.Admin.SetFulfillmentOrders("gid://shopify/Order/7489001", ("gid://shopify/FulfillmentOrder/74890011", "OPEN"));
-        await SendAsync(shop, RiskOrders.Order(7_489_001, app.Clock.GetUtcNow(), 30m, "198.51.100.5", "regular7520005@example.com", 7_520_005));
+        app.Shopify.Admin.SetFulfillmentOrders("gid://shopify/Order/7629001", ("gid://shopify/FulfillmentOrder/76290011", "OPEN"));
+        await SendAsync(shop, RiskOrders.Order(7_629_001, app.Clock.GetUtcNow(), 30m, "198.51.100.9", "regular7520009@example.com", 7_520_009));
         await Service<RiskScorer>().ScoreShopAsync(shopId, CancellationToken.None);
-        Assert.Equal("LOW", await app.ScalarAsync("SELECT level FROM risk_scores WHERE shop_id = $1 AND order_id = 7489001", shopId));
+        Assert.Equal("LOW", await app.ScalarAsync("SELECT level FROM risk_scores WHERE shop_id = $1 AND order_id = 7629001", shopId));
         Assert.Equal(HttpStatusCode.OK, (await app.SwitchFeatureAsync(shop, RiskScorer.Name, false, RiskScorer.ScoreNothing, "a sale weekend")).StatusCode);
 
-        await ChargebackAsync(shop, shopId, 7_489_001);
-        Assert.Equal(false, await app.ScalarAsync("SELECT told_fraud FROM risk_scores WHERE shop_id = $1 AND order_id = 7489001", shopId));
+        await ChargebackAsync(shop, shopId, 7_629_001);
+        Assert.Equal(false, await app.ScalarAsync("SELECT told_fraud FROM risk_scores WHERE shop_id = $1 AND order_id = 7629001", shopId));
         Assert.Equal(HttpStatusCode.OK, (await app.SwitchFeatureAsync(shop, RiskScorer.Name, true)).StatusCode);
 
-        var gid = Gid.Of("Order", 7_489_001);
+        var gid = Gid.Of("Order", 7_629_001);
         // The switch queued the job that tells what came while it was off (this fixture runs no scheduler: run here).
         Assert.Equal(1L, await app.ScalarAsync("""
             SELECT count(*) FROM hangfire.job
@@ -941,7 +941,7 @@ public sealed class RiskActionsTests(NoSchedulerAppFixture app) : IClassFixture<
             """, shopId.ToString(CultureInfo.InvariantCulture)));
         await Service<RiskScoringJob>().SwitchedOnAsync(shopId, CancellationToken.None);
         await Service<RiskScorer>().ScoreShopAsync(shopId, CancellationToken.None);
-        Assert.Equal(true, await app.ScalarAsync("SELECT told_fraud FROM risk_scores WHERE shop_id = $1 AND order_id = 7489001", shopId));
+        Assert.Equal(true, await app.ScalarAsync("SELECT told_fraud FROM risk_scores WHERE shop_id = $1 AND order_id = 7629001", shopId));
         await Service<RiskHolds>().RunShopAsync(shopId, CancellationToken.None);
         await DrainAsync(shopId);
         Assert.Equal("HIGH", app.Shopify.Admin.RiskAssessments(gid).Last()["riskLevel"]!.GetValue<string>());
