@@ -113,10 +113,13 @@
         base: (d.root || '/').replace(/\/?$/, '/') };
       var requestId = data.request_id;
       var skeletons = Array.prototype.slice.call(slots);
-      var seen = [];
+      var seen = [], cards = [];
       var observer = window.IntersectionObserver ? new IntersectionObserver(function (entries) {
         entries.forEach(function (entry) {
-          if (!entry.isIntersecting) return;
+          // Not while she has not allowed analytics (the banner still open, say): the card stays watched, and is looked at
+          // again when she chooses (below). Until 7 Dec 2026 it was marked seen and its impression dropped, so an Accept
+          // clicked after the cards came left their clicks with no impression or exposure behind them.
+          if (!entry.isIntersecting || !consented()) return;
           var i = Number(entry.target.getAttribute('data-position'));
           observer.unobserve(entry.target);
           if (!seen[i]) { seen[i] = true; track('impression', items[i], i, requestId); tagCart(); }
@@ -129,6 +132,11 @@
         var li = card(items[i], i, opts);
         slot.parentNode.replaceChild(li, slot);
         if (observer) observer.observe(li);
+        cards.push(li);
+      });
+      // Her choice made on the page (Shopify's Customer Privacy API announces it): the cards on screen are seen now.
+      if (observer) document.addEventListener('visitorConsentCollected', function () {
+        cards.forEach(function (li) { observer.unobserve(li); observer.observe(li); });
       });
       // A merchant's notice, as text, never markup.
       var notice = typeof data.notice == 'string' && data.notice.trim();

@@ -189,6 +189,39 @@ public sealed partial class UpsellBlocksTests(StorefrontFixture sf) : IClassFixt
     /// On the storefront in another language (Shopify's routes under "/fr"), the products open in it: until 5 Dec 2026 their
     /// links led to the store's main language and market.
     /// </summary>
+    /// <summary>
+    /// A shopper who accepts analytics after the cards came (the store's banner still open when they did): the cards on
+    /// screen then count as seen, their impressions stored by the app. Until 7 Dec 2026 they were marked seen while nothing
+    /// could be sent, and never reported: her clicks afterwards had no impression, nor her arm an exposure, behind them.
+    /// </summary>
+    [Fact]
+    public async Task ProductBlock_ConsentGivenAfterTheCardsCame_ReportsTheirImpressions()
+    {
+        var shopId = await sf.TrainedShopAsync();
+        var storefront = sf.Storefront;
+        storefront.Behaviour = ProxyBehaviour.Forward;
+        var page = await sf.NewPageAsync();
+        try
+        {
+            await page.Context.AddInitScriptAsync("window.__ok = false; window.Shopify = { customerPrivacy: { analyticsProcessingAllowed: () => window.__ok } };");
+            var asked = storefront.Calls.Count;
+            await OpenProductPageAsync(page);
+            await page.WaitForFunctionAsync("() => document.querySelector('[data-pa-upsells]').getAttribute('data-pa-state') === 'ready'",
+                null, new PageWaitForFunctionOptions { Timeout = 10_000 });
+            await Task.Delay(500); // time for impressions, had any gone out
+            Assert.DoesNotContain(storefront.Calls.Skip(asked), c => c.Path.EndsWith("/events", StringComparison.Ordinal));
+            var call = storefront.Calls.Skip(asked).Last(c => c.Path.EndsWith("/recommendations", StringComparison.Ordinal));
+            var requestId = JsonNode.Parse(call.ResponseBody!)!["request_id"]!.GetValue<string>();
+
+            await page.EvaluateAsync("() => { window.__ok = true; document.dispatchEvent(new CustomEvent('visitorConsentCollected', { detail: { analyticsAllowed: true } })); }");
+
+            await EventuallyAsync(async () => await sf.App.CountAsync(
+                "SELECT count(*) FROM recommendation_events WHERE shop_id = $1 AND event_type = 'impression' AND request_id = $2", shopId, requestId) > 0,
+                $"impressions of request {requestId} after her consent");
+        }
+        finally { await page.Context.CloseAsync(); }
+    }
+
     [Fact]
     public async Task ProductBlock_InAnotherLanguage_ItsLinksKeepTheLanguagesPath()
     {
