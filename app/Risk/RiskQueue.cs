@@ -198,14 +198,18 @@ internal static class RiskQueue
 
     /// <summary>
     /// Every scored order of the shop whose fraud labels say otherwise than Shopify was told, queued again: order risk was
-    /// switched on after scoring nothing, while which the scorer dropped what the label writers queued (a chargeback, a
-    /// Stripe warning). $1 the shop, $2 the time. Until 7 Dec 2026 such a label was never told, nor its order held.
+    /// switched on after scoring nothing, or left off but to score by the rules, while which the scorer dropped what the
+    /// label writers queued (a chargeback, a Stripe warning). Nothing while it still scores nothing (read from the switch's
+    /// row, not an instance's cache). $1 the shop, $2 the time. Until 7 Dec 2026 such a label was never told, nor its order
+    /// held.
     /// </summary>
     public static readonly string LabelsWhileOffSql = $"""
         WITH queued AS (
             INSERT INTO risk_pending (shop_id, order_id, reason, queued_at)
             SELECT s.shop_id, s.order_id, 'fraud label', $2 FROM risk_scores s
             WHERE s.shop_id = $1 AND {LabelsDiffer("s")} AND {NotInStore("s")}
+              AND NOT EXISTS (SELECT 1 FROM ai_feature_switches w WHERE w.shop_id = $1 AND w.feature = '{RiskScorer.Name}'
+                                AND NOT w.enabled AND w.when_off = '{RiskScorer.ScoreNothing}')
             ON CONFLICT (shop_id, order_id) DO NOTHING
             RETURNING shop_id)
         SELECT pg_notify('{Channel}', $1::text) FROM (SELECT 1 FROM queued LIMIT 1) q

@@ -45,9 +45,13 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
             ["rule_prior"] = "orders are scored by the documented rules only, never by a trained model",
             [ScoreNothing] = "orders are not scored and nothing is written to Shopify",
         },
-        WhenSwitchedOn = (services, shopId) => services.GetRequiredService<IBackgroundJobClient>()
-            .Enqueue<RiskScoringJob>(j => j.SwitchedOnAsync(shopId, CancellationToken.None)),
+        WhenSwitchedOn = (services, shopId) => TellLabelsLater(services, shopId),
+        // Off, but to score by the rules after scoring nothing: the same (the job does nothing while it scores nothing).
+        WhenSwitchedOff = (services, shopId, _) => { TellLabelsLater(services, shopId); return Task.CompletedTask; },
     };
+
+    private static void TellLabelsLater(IServiceProvider services, long shopId) =>
+        services.GetRequiredService<IBackgroundJobClient>().Enqueue<RiskScoringJob>(j => j.SwitchedOnAsync(shopId, CancellationToken.None));
 
     public const int BatchSize = 500;
 
@@ -360,13 +364,14 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
                     (unlabelled_score, unlabelled_model_version, unlabelled_scored_at) = (
                       SELECT CASE WHEN NOT excluded.told_fraud AND (excluded.order_version IS DISTINCT FROM risk_scores.order_version
                                                                     OR excluded.card_version IS DISTINCT FROM risk_scores.card_version)
-                                  THEN excluded.score ELSE risk_scores.unlabelled_score END,
+                                  THEN excluded.score WHEN risk_scores.unlabelled_scored_at IS NULL THEN risk_scores.score ELSE risk_scores.unlabelled_score END,
                              CASE WHEN NOT excluded.told_fraud AND (excluded.order_version IS DISTINCT FROM risk_scores.order_version
                                                                     OR excluded.card_version IS DISTINCT FROM risk_scores.card_version)
-                                  THEN excluded.model_version ELSE risk_scores.unlabelled_model_version END,
+                                  THEN excluded.model_version WHEN risk_scores.unlabelled_scored_at IS NULL THEN risk_scores.model_version
+                                  ELSE risk_scores.unlabelled_model_version END,
                              CASE WHEN NOT excluded.told_fraud AND (excluded.order_version IS DISTINCT FROM risk_scores.order_version
                                                                     OR excluded.card_version IS DISTINCT FROM risk_scores.card_version)
-                                  THEN excluded.scored_at ELSE risk_scores.unlabelled_scored_at END),
+                                  THEN excluded.scored_at ELSE coalesce(risk_scores.unlabelled_scored_at, risk_scores.scored_at) END),
                     reviewed_at = CASE WHEN array_position(ARRAY['LOW', 'MEDIUM', 'HIGH'], excluded.level)
                                             > array_position(ARRAY['LOW', 'MEDIUM', 'HIGH'], coalesce(risk_scores.reviewed_level, 'HIGH'))
                                        THEN NULL ELSE risk_scores.reviewed_at END

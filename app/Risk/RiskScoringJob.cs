@@ -26,8 +26,7 @@ public sealed class RiskScoringJob(RiskScorer scorer, JobLocks locks, RiskKicks 
         await using var cmd = db.CreateCommand(RiskQueue.LabelsWhileOffSql);
         cmd.Parameters.Add(Sql.Param(shopId));
         cmd.Parameters.Add(Sql.Param(clock.GetUtcNow()));
-        await cmd.ExecuteNonQueryAsync(ct);
-        kicks.Kick(shopId);
+        if (await cmd.ExecuteScalarAsync(ct) is not null) kicks.Kick(shopId); // a row only when something was queued
     }
 
     [AutomaticRetry(Attempts = 0)]

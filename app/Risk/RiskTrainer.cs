@@ -52,7 +52,6 @@ public sealed class RiskTrainer(NpgsqlDataSource db, TableStatistics statistics,
             Detectability: "Medium: reviews label flagged orders within days, but chargebacks arrive 30 to 90 days after the order."),
         Switch = "order-risk", DecisionKind = "risk", Breaker = true,
         StagedRelease = true, CanaryUnit = "orders", ReleaseGuardrail = FlagRateGuardrail.Guardrail.ReadAsync,
-        Serves = artifact => { using var model = TabularModel.Load(new MemoryStream(artifact)); return RiskModels.ReadsItsFeatures(model); },
         DataStores = "Orders, disputes, Stripe events and review decisions in the app's PostgreSQL; model files in its model registry.",
     };
 

@@ -289,7 +289,9 @@ public sealed class StripeChargeJob(NpgsqlDataSource db, StripeConnections conne
                   OR risk_labels.detail LIKE 'Stripe early fraud warning%' AND excluded.detail LIKE 'Stripe dispute%'
                   -- Likewise an inquiry the bank escalated to a chargeback on the same dispute (until 7 Dec 2026 its label kept
                   -- the inquiry's words, and the lost chargeback was never counted).
-                  OR risk_labels.detail LIKE 'Stripe inquiry%' AND excluded.detail LIKE 'Stripe dispute%')
+                  OR risk_labels.detail LIKE 'Stripe inquiry%' AND excluded.detail LIKE 'Stripe dispute%'
+                  -- And an early fraud warning that comes after an inquiry: the inquiry's closing then leaves it fraud.
+                  OR risk_labels.detail LIKE 'Stripe inquiry%' AND excluded.detail LIKE 'Stripe early fraud warning%')
                 """, conn, tx);
             label.Parameters.Add(Sql.Param(e.ShopId));
             label.Parameters.Add(Sql.Param(match.OrderId!.Value));

@@ -103,7 +103,8 @@ public sealed record ModelKind(string Name, string Title, string PromotionMetric
 
     /// <summary>
     /// Whether this build can serve a version from its stored file (false, or an <see cref="InvalidDataException"/>, when it
-    /// was written in a layout or on features this build no longer reads); null when every stored file serves. Read through
+    /// was written in a layout or on features this build no longer reads); null when every stored file serves, or when the
+    /// kind's release answers without its active version (order risk scores its shadow beside the rule prior). Read through
     /// <see cref="CanServe"/>.
     /// </summary>
     public Func<byte[], bool>? Serves { get; init; }

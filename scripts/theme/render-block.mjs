@@ -30,7 +30,7 @@ const locale = context.locale ?? 'en';
 // As Shopify does: the storefront's language's file (locales/fr.json), and the default's (en.default.json) for any key it lacks.
 const read = (name) => JSON.parse(fs.readFileSync(path.join(root, 'locales', name), 'utf8'));
 const fallback = read('en.default.json');
-const translations = locale === 'en' ? fallback : read(`${locale}.json`);
+const translations = locale === 'en' || !fs.existsSync(path.join(root, 'locales', `${locale}.json`)) ? fallback : read(`${locale}.json`);
 const lookup = (tree, key) => String(key).split('.').reduce((node, part) => (node == null ? undefined : node[part]), tree);
 const translate = (key) => {
   const value = lookup(translations, key) ?? lookup(fallback, key);

@@ -162,9 +162,13 @@ public sealed class UpsellStats(NpgsqlDataSource db, IOptions<RecommendationOpti
     /// </summary>
     public async Task<List<(string Path, long Answers)>> PathMixAsync(long shopId, DayWindow w, CancellationToken ct)
     {
+        // Not while upsells were switched off: every arm was shown bestsellers then, by the merchant's choice.
         await using var cmd = db.CreateCommand($"""
-            SELECT CASE WHEN experiment_arm = '{UpsellExperiment.HoldoutArm}' AND path = 'bestsellers' THEN '{HoldoutPath}' ELSE path END, count(*)
-            FROM recommendation_decisions WHERE shop_id = $1 AND decided_at >= $2 AND decided_at < $3
+            WITH off AS MATERIALIZED ({SwitchedOff})
+            SELECT CASE WHEN experiment_arm = '{UpsellExperiment.HoldoutArm}' AND path = 'bestsellers'
+                          AND NOT EXISTS (SELECT 1 FROM off WHERE d.decided_at >= off.from_at AND d.decided_at < off.to_at)
+                        THEN '{HoldoutPath}' ELSE path END, count(*)
+            FROM recommendation_decisions d WHERE shop_id = $1 AND decided_at >= $2 AND decided_at < $3
             GROUP BY 1 ORDER BY count(*) DESC
             """);
         cmd.Parameters.AddWithValue(shopId);

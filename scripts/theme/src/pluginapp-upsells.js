@@ -113,7 +113,7 @@
         base: (d.root || '/').replace(/\/?$/, '/') };
       var requestId = data.request_id;
       var skeletons = Array.prototype.slice.call(slots);
-      var seen = [], cards = [];
+      var seen = [];
       var observer = window.IntersectionObserver ? new IntersectionObserver(function (entries) {
         entries.forEach(function (entry) {
           // Not while she has not allowed analytics (the banner still open, say): the card stays watched, and is looked at
@@ -132,11 +132,11 @@
         var li = card(items[i], i, opts);
         slot.parentNode.replaceChild(li, slot);
         if (observer) observer.observe(li);
-        cards.push(li);
       });
-      // Her choice made on the page (Shopify's Customer Privacy API announces it): the cards on screen are seen now.
+      // Her choice made on the page (Shopify's Customer Privacy API announces it): the cards on screen are seen now (those
+      // of the list as it stands, a spare put in since included).
       if (observer) document.addEventListener('visitorConsentCollected', function () {
-        cards.forEach(function (li) { observer.unobserve(li); observer.observe(li); });
+        Array.prototype.forEach.call(list.querySelectorAll('.pa-card[data-position]'), function (li) { observer.unobserve(li); observer.observe(li); });
       });
       // A merchant's notice, as text, never markup.
       var notice = typeof data.notice == 'string' && data.notice.trim();

@@ -931,14 +931,19 @@ public sealed class RiskActionsTests(NoSchedulerAppFixture app) : IClassFixture<
 
         await ChargebackAsync(shop, shopId, 7_629_001);
         Assert.Equal(false, await app.ScalarAsync("SELECT told_fraud FROM risk_scores WHERE shop_id = $1 AND order_id = 7629001", shopId));
+        // While it still scores nothing, the job queues nothing.
+        await Service<RiskScoringJob>().SwitchedOnAsync(shopId, CancellationToken.None);
+        Assert.Equal(0L, await app.ScalarAsync("SELECT count(*) FROM risk_pending WHERE shop_id = $1", shopId));
+        const string jobs = """
+            SELECT count(*) FROM hangfire.job
+            WHERE invocationdata->>'Type' LIKE 'PluginApp.Risk.RiskScoringJob,%' AND invocationdata->>'Method' = 'SwitchedOnAsync' AND arguments->>0 = $1::text
+            """;
+        var queuedJobs = (long)(await app.ScalarAsync(jobs, shopId.ToString(CultureInfo.InvariantCulture)))!;
         Assert.Equal(HttpStatusCode.OK, (await app.SwitchFeatureAsync(shop, RiskScorer.Name, true)).StatusCode);
 
         var gid = Gid.Of("Order", 7_629_001);
         // The switch queued the job that tells what came while it was off (this fixture runs no scheduler: run here).
-        Assert.Equal(1L, await app.ScalarAsync("""
-            SELECT count(*) FROM hangfire.job
-            WHERE invocationdata->>'Type' LIKE 'PluginApp.Risk.RiskScoringJob,%' AND invocationdata->>'Method' = 'SwitchedOnAsync' AND arguments->>0 = $1::text
-            """, shopId.ToString(CultureInfo.InvariantCulture)));
+        Assert.Equal(queuedJobs + 1, await app.ScalarAsync(jobs, shopId.ToString(CultureInfo.InvariantCulture)));
         await Service<RiskScoringJob>().SwitchedOnAsync(shopId, CancellationToken.None);
         await Service<RiskScorer>().ScoreShopAsync(shopId, CancellationToken.None);
         Assert.Equal(true, await app.ScalarAsync("SELECT told_fraud FROM risk_scores WHERE shop_id = $1 AND order_id = 7629001", shopId));

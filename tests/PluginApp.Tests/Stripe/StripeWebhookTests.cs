@@ -562,6 +562,19 @@ public sealed class StripeWebhookTests(StripeFixture app) : IClassFixture<Stripe
         }, created: Created + 86_400 * 20), "evt_warned_closed");
         Assert.StartsWith("true", await LabelAsync(shopId, 7_861_003));
         Assert.Contains("Stripe early fraud warning", await LabelAsync(shopId, 7_861_003));
+
+        // The same when the warning comes after the inquiry opened: the warning's words replace the inquiry's.
+        await OrderAsync(shop, 7_861_004, at, "warned-late@example.com");
+        Charge("ch_warned_late", Key(shop), at, "warned-late@example.com");
+        await SendAsync(Dispute("evt_late_inquiry", "ch_warned_late", status: "warning_needs_response"), "evt_late_inquiry");
+        await SendAsync(EarlyFraudWarning("evt_late_warning", "ch_warned_late"), "evt_late_warning");
+        await SendAsync(Event("evt_late_closed", "charge.dispute.closed", new JsonObject
+        {
+            ["id"] = "dp_evt_late_inquiry", ["object"] = "dispute", ["charge"] = "ch_warned_late", ["amount"] = 4200, ["currency"] = "usd",
+            ["reason"] = "fraudulent", ["status"] = "warning_closed",
+        }, created: Created + 86_400 * 20), "evt_late_closed");
+        Assert.StartsWith("true", await LabelAsync(shopId, 7_861_004));
+        Assert.Contains("Stripe early fraud warning", await LabelAsync(shopId, 7_861_004));
     }
 
     [Fact]
