@@ -304,7 +304,7 @@ public sealed class CartOfferService(CartOfferSettingsStore settingsStore, Catal
         }
         if (heldCode && arm == CartOffersExperiment.ControlArm) return true;
         var settings = await experiments.GetAsync(shopId, CartOffersExperiment.Key, ct);
-        var decidedAsNow = decidedAt >= (settings.UpdatedAt ?? settings.StartedAt ?? DateTimeOffset.MinValue);
+        var decidedAsNow = decidedAt >= settings.StandingSince;
         if (settings.Running && decidedAsNow && Assignment.Unit(visitorHash, customer) is { } unit)
             await ExperimentExposures.RecordAsync(db, new Exposure(shopId, CartOffersExperiment.Key, unit, arm, customer, clock.GetUtcNow()), ct);
         return true;

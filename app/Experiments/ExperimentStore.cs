@@ -19,6 +19,13 @@ public sealed record ExperimentSettings(IReadOnlyList<ArmShare> Arms, string Met
     public const string ArmsField = "arms";
 
     /// <summary>
+    /// Since when the settings stand (their last save, else their start): an answer given before was served under earlier
+    /// ones (the stopped arm to everyone, or other shares), so its later view exposes no one (the cart offers' seen, the
+    /// upsells' impressions).
+    /// </summary>
+    public DateTimeOffset StandingSince => UpdatedAt ?? StartedAt ?? DateTimeOffset.MinValue;
+
+    /// <summary>
     /// Problems with the settings, by field: the arms as a whole under <see cref="ArmsField"/>, one arm's share under
     /// "share_{arm}". Shares and guardrails are fractions here and said in percent, as the Experiments form holds them:
     /// until 6 Dec 2026 a refund rate of 150 read "1.5 must be above 0 and at most 1", and shares of 60 and 50 "the shares

@@ -13,7 +13,7 @@ namespace PluginApp.Install;
 /// run it, through the two filters below.
 /// </summary>
 public sealed class ShopSession(AppDbContext db, ShopScope scope, ShopifyTokenClient tokens, ShopInstaller installer, TimeProvider clock,
-    ShopSession.SessionsNoted noted, ILogger<ShopSession> logger)
+    ShopSession.SessionsNoted sessions, ILogger<ShopSession> logger)
 {
     /// <summary>
     /// When this instance last noted a session of each shop (<c>session_seen_at</c>). A singleton, not a static: two hosts
@@ -24,8 +24,6 @@ public sealed class ShopSession(AppDbContext db, ShopScope scope, ShopifyTokenCl
     {
         internal System.Collections.Concurrent.ConcurrentDictionary<long, DateTimeOffset> Shops { get; } = new();
     }
-
-    private System.Collections.Concurrent.ConcurrentDictionary<long, DateTimeOffset> Noted => noted.Shops;
 
     /// <summary>Null when the request may go on (its shop is entered in <see cref="ShopScope"/>); otherwise the answer to give instead.</summary>
     public async Task<IResult?> EnterAsync(HttpContext http)
@@ -66,13 +64,13 @@ public sealed class ShopSession(AppDbContext db, ShopScope scope, ShopifyTokenCl
             // issued after an uninstall Shopify delivers late says the merchant installed again since (migration 0097;
             // WebhookIngestor.Uninstall, ComplianceService.AddShopRedaction).
             if (http.Items[SessionTokenAuthenticationHandler.IssuedAtItem] is DateTimeOffset issued
-                && (!Noted.TryGetValue(shopId, out var noted) || issued - noted >= TimeSpan.FromMinutes(1)))
+                && (!sessions.Shops.TryGetValue(shopId, out var noted) || issued - noted >= TimeSpan.FromMinutes(1)))
             {
                 await db.Database.ExecuteSqlAsync($"""
                     UPDATE shops SET session_seen_at = {issued}
                     WHERE id = {shopId} AND (session_seen_at IS NULL OR session_seen_at < {issued} - interval '1 minute')
                     """, http.RequestAborted);
-                Noted[shopId] = issued;
+                sessions.Shops[shopId] = issued;
             }
         }
 

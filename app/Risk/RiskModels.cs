@@ -87,10 +87,6 @@ public sealed class RiskModels
         return (r.GetInt32(0), r.GetString(1), (fraud, orders, weight));
     }
 
-    /// <summary>Whether the model was trained on this build's features. Why: a model trained before a feature was added or
-    /// renamed would read the new vector's columns wrongly.</summary>
-    public static bool ReadsItsFeatures(TabularModel model) => model.Schema.Features.Select(f => f.Name).SequenceEqual(OrderFeatures.Names);
-
     private static async Task<ActiveRiskModel?> LoadAsync(NpgsqlConnection conn, NpgsqlTransaction tx, long shopId, int version,
         (double Fraud, double Orders, double? Weight) learnt, CancellationToken ct)
     {
@@ -100,7 +96,8 @@ public sealed class RiskModels
         load.Parameters.Add(Sql.Param(version));
         var artifact = (byte[])(await load.ExecuteScalarAsync(ct))!;
         var loaded = TabularModel.Load(new MemoryStream(artifact));
-        var model = ReadsItsFeatures(loaded)
+        // Why: a model trained before a feature was added or renamed would read the new vector's columns wrongly.
+        var model = loaded.Schema.Features.Select(f => f.Name).SequenceEqual(OrderFeatures.Names)
             ? new ActiveRiskModel(version, loaded, learnt.Weight ?? ModelWeightOf(learnt.Fraud), BaseRateOf(learnt.Fraud, learnt.Orders)) : null;
         if (model is null) loaded.Dispose();
         return model;

@@ -108,9 +108,7 @@ internal static class RiskQueue
                        AND NOT coalesce((SELECT NOT w.enabled AND w.when_off = '{RiskScorer.ScoreNothing}' FROM ai_feature_switch_history w
                                          WHERE w.shop_id = q.shop_id AND w.feature = '{RiskScorer.Name}' AND w.changed_at <= o.created_at
                                          ORDER BY w.changed_at DESC, w.id DESC LIMIT 1), false)))
-              AND NOT EXISTS (
-                SELECT 1 FROM ai_feature_switches w WHERE w.shop_id = q.shop_id AND w.feature = '{RiskScorer.Name}'
-                  AND NOT w.enabled AND w.when_off = '{RiskScorer.ScoreNothing}')
+              AND NOT {ScoresNothing("q.shop_id")}
             ON CONFLICT (shop_id, order_id) DO NOTHING
             RETURNING shop_id)
         SELECT pg_notify('{Channel}', shop_id::text) FROM (SELECT DISTINCT shop_id FROM queued) s
@@ -146,10 +144,15 @@ internal static class RiskQueue
               SELECT s.shop_id, s.order_id, 'fraud label'
               FROM risk_scores s
               WHERE s.scored_at >= $2 AND {LabelsDiffer("s")} AND {NotInStore("s")}) x
-        WHERE NOT EXISTS (
-            SELECT 1 FROM ai_feature_switches w WHERE w.shop_id = x.shop_id AND w.feature = '{RiskScorer.Name}'
-              AND NOT w.enabled AND w.when_off = '{RiskScorer.ScoreNothing}')
+        WHERE NOT {ScoresNothing("x.shop_id")}
         ON CONFLICT (shop_id, order_id) DO NOTHING
+        """;
+
+    /// <summary>Whether the shop <paramref name="shop"/> (an SQL expression) has order risk switched off to score nothing,
+    /// as its switch's row says now (not an instance's cache): what the queue's writers leave unqueued.</summary>
+    internal static string ScoresNothing(string shop) => $"""
+        EXISTS (SELECT 1 FROM ai_feature_switches w WHERE w.shop_id = {shop} AND w.feature = '{RiskScorer.Name}'
+                  AND NOT w.enabled AND w.when_off = '{RiskScorer.ScoreNothing}')
         """;
 
     /// <summary>
@@ -208,8 +211,7 @@ internal static class RiskQueue
             INSERT INTO risk_pending (shop_id, order_id, reason, queued_at)
             SELECT s.shop_id, s.order_id, 'fraud label', $2 FROM risk_scores s
             WHERE s.shop_id = $1 AND {LabelsDiffer("s")} AND {NotInStore("s")}
-              AND NOT EXISTS (SELECT 1 FROM ai_feature_switches w WHERE w.shop_id = $1 AND w.feature = '{RiskScorer.Name}'
-                                AND NOT w.enabled AND w.when_off = '{RiskScorer.ScoreNothing}')
+              AND NOT {ScoresNothing("$1")}
             ON CONFLICT (shop_id, order_id) DO NOTHING
             RETURNING shop_id)
         SELECT pg_notify('{Channel}', $1::text) FROM (SELECT 1 FROM queued LIMIT 1) q

@@ -361,17 +361,14 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
                     order_version = excluded.order_version, told_fraud = excluded.told_fraud,
                     -- The score before any fraud label (migration 0098): moved by a new version of the order (an edit, its
                     -- card) scored with no label known, never by a label's own scoring again.
+                    -- A row from before the migration has none: its own are they.
                     (unlabelled_score, unlabelled_model_version, unlabelled_scored_at) = (
-                      SELECT CASE WHEN NOT excluded.told_fraud AND (excluded.order_version IS DISTINCT FROM risk_scores.order_version
-                                                                    OR excluded.card_version IS DISTINCT FROM risk_scores.card_version)
-                                  THEN excluded.score WHEN risk_scores.unlabelled_scored_at IS NULL THEN risk_scores.score ELSE risk_scores.unlabelled_score END,
-                             CASE WHEN NOT excluded.told_fraud AND (excluded.order_version IS DISTINCT FROM risk_scores.order_version
-                                                                    OR excluded.card_version IS DISTINCT FROM risk_scores.card_version)
-                                  THEN excluded.model_version WHEN risk_scores.unlabelled_scored_at IS NULL THEN risk_scores.model_version
+                      SELECT CASE WHEN m.moved THEN excluded.score ELSE coalesce(risk_scores.unlabelled_score, risk_scores.score) END,
+                             CASE WHEN m.moved THEN excluded.model_version WHEN risk_scores.unlabelled_scored_at IS NULL THEN risk_scores.model_version
                                   ELSE risk_scores.unlabelled_model_version END,
-                             CASE WHEN NOT excluded.told_fraud AND (excluded.order_version IS DISTINCT FROM risk_scores.order_version
-                                                                    OR excluded.card_version IS DISTINCT FROM risk_scores.card_version)
-                                  THEN excluded.scored_at ELSE coalesce(risk_scores.unlabelled_scored_at, risk_scores.scored_at) END),
+                             CASE WHEN m.moved THEN excluded.scored_at ELSE coalesce(risk_scores.unlabelled_scored_at, risk_scores.scored_at) END
+                      FROM (SELECT NOT excluded.told_fraud AND (excluded.order_version IS DISTINCT FROM risk_scores.order_version
+                                                              OR excluded.card_version IS DISTINCT FROM risk_scores.card_version) AS moved) m),
                     reviewed_at = CASE WHEN array_position(ARRAY['LOW', 'MEDIUM', 'HIGH'], excluded.level)
                                             > array_position(ARRAY['LOW', 'MEDIUM', 'HIGH'], coalesce(risk_scores.reviewed_level, 'HIGH'))
                                        THEN NULL ELSE risk_scores.reviewed_at END

@@ -43,11 +43,12 @@ public sealed class OverviewModel(UpsellStats stats, ModelRegistry registry, Mod
 
     public static string PathName(string path) => path switch
     {
-        "model" => "Model (similar items and bought together)",
+        // Within the chart's 32 characters a label (longer ones were cut: "Model (similar items and bought…").
+        "model" => "Model: similar, bought together",
         "co_occurrence" => "Bought together only",
-        "popularity" => "Store bestsellers (the model's pick for this store)",
+        "popularity" => "Bestsellers (chosen per store)",
         "bestsellers" => "Store bestsellers",
-        UpsellStats.HoldoutPath => "Holdout: store bestsellers, to measure the lift",
+        UpsellStats.HoldoutPath => "Holdout (bestsellers)",
         UpsellFeature.SwitchedOff => "Switched off",
         // Any other (a guard's refusal, such as a risky shopper's) as the decision log names it (until 7 Dec 2026 the bare
         // "risky_session").

@@ -198,9 +198,8 @@ public static class ProxyEndpoints
             // under the old ones (the model to everyone while stopped), not the arm the visitor is now counted in. Until 7 Dec
             // 2026 such a visitor was exposed in the arm she hashes to now, and the holdout counted visitors the model answered.
             // Why the token's time: the decision log is written after the answer, so it may not hold the answer yet.
-            var settings = running ? await experiments.GetAsync(shopId, UpsellExperiment.Key, ct) : null;
             if (running && (await catalogs.GetAsync(shopId, ct)).Enabled
-                && DecisionTokens.IssuedAt(e.Token!) >= (settings!.UpdatedAt ?? settings.StartedAt ?? DateTimeOffset.MinValue))
+                && DecisionTokens.IssuedAt(e.Token!) >= (await experiments.GetAsync(shopId, UpsellExperiment.Key, ct)).StandingSince)
                 batch.BatchCommands.Add(PluginApp.Experiments.ExperimentExposures.Command([new PluginApp.Experiments.Exposure(shopId, UpsellExperiment.Key, unit, arm, customer, now)]));
         }
         await batch.ExecuteNonQueryAsync(ct);

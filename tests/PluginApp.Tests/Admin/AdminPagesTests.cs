@@ -235,7 +235,7 @@ public sealed class AdminPagesTests(AdminFixture app, ITestOutputHelper output) 
         var (page, _) = await OpenAsync("/admin", "days=30");
         await page.ClickAsync("#paths summary");
         var rows = page.Locator("#paths table tbody tr");
-        var holdoutRow = rows.Filter(new() { HasText = "Holdout: store bestsellers" });
+        var holdoutRow = rows.Filter(new() { HasText = "Holdout (bestsellers)" });
         Assert.Equal(1, await holdoutRow.CountAsync());
         Assert.Contains(PluginApp.Admin.Charts.ValueFormatting.Format(PluginApp.Admin.Charts.ValueFormat.Percent, (double)holdout / all), await holdoutRow.InnerTextAsync());
         var bestsellers = rows.Filter(new() { HasTextRegex = new Regex("^Store bestsellers\\s") });
