@@ -21,9 +21,14 @@ public sealed record ArmLift(string Arm, DateOnly Day, ExperimentComparison Comp
 public sealed record GuardrailBreach(string Arm, string Text);
 
 /// <summary>What the Experiments page shows for one experiment.</summary>
+/// <param name="From">Where the results count from: the start, or the start of its latest period (<see cref="ExperimentResults.CountsFrom"/>).</param>
 public sealed record ExperimentReport(ExperimentKind Kind, ExperimentSettings Settings, IReadOnlyList<ArmResult> Arms,
     IReadOnlyList<ArmLift> Today, IReadOnlyList<ArmLift> OverTime, IReadOnlyList<GuardrailBreach> Breaches, IReadOnlyList<string> Verdicts,
-    DateTimeOffset From, DateTimeOffset To);
+    DateTimeOffset From, DateTimeOffset To)
+{
+    /// <summary>Whether the results count from a later period than the start (<see cref="ExperimentResults.CountsFrom"/>).</summary>
+    public bool MeasuredAnew => ExperimentResults.Anew(Settings, From);
+}
 
 /// <summary>
 /// Reads an experiment's exposures and outcomes and analyses them: per arm the metric per exposed unit (refunds netted
@@ -100,9 +105,11 @@ public sealed class ExperimentResults(NpgsqlDataSource db, ExperimentStore store
     {
         var kind = store.Kind(key);
         var settings = await store.GetAsync(shopId, key, ct);
+        if (settings.UpdatedAt is null && settings.Running && await store.FixDefaultStartAsync(shopId, key, ct))
+            settings = await store.GetAsync(shopId, key, ct);
         var to = settings.Running || settings.StoppedAt is null ? clock.GetUtcNow() : settings.StoppedAt.Value;
-        var from = settings.StartedAt ?? to.AddDays(-90);
-        if (to - from > TimeSpan.FromDays(180)) from = to.AddDays(-180);
+        // No start: running by default with no exposure yet, so nothing to count.
+        var from = CountsFrom(settings.StartedAt ?? to, to);
         var units = new Dictionary<string, UnitRow>(StringComparer.Ordinal);
         await using (var cmd = db.CreateCommand("""
             SELECT unit, arm, first_at, covariate::float8 FROM experiment_exposures
@@ -129,8 +136,27 @@ public sealed class ExperimentResults(NpgsqlDataSource db, ExperimentStore store
                     r.GetDouble(4), r.GetDouble(5), r.GetDouble(6), r.GetDouble(7)));
         }
         await using var conn = await db.OpenConnectionAsync(ct);
-        return Analyze(kind, settings, units, outcomes, from, to, await StoreData.ShopDays.ZoneAsync(conn, shopId, ct), history);
+        return Analyze(kind, settings, units, outcomes, from, to, await StoreData.ShopDays.ZoneAsync(conn, shopId, ct), history,
+            covariates: !Anew(settings, from));
     }
+
+    /// <summary>
+    /// Where an experiment started at <paramref name="start"/> counts its results from, as of <paramref name="to"/>: its start,
+    /// or past <see cref="ExperimentsFeature.Kept"/> the start of its latest period of that length. Why periods: who saw which
+    /// arm is kept that long, so the results cannot count from one start for longer; until 8 Dec 2026 they then counted the
+    /// visitors of the last 180 days, a window sliding every day, where the verdict's always-valid interval holds only for a
+    /// sample that grows from a fixed start. A visitor whose exposure was deleted comes back as new once she sees an arm
+    /// again, after months in it, so a later period uses no CUPED (what she spent before was spent under her arm).
+    /// </summary>
+    public static DateTimeOffset CountsFrom(DateTimeOffset start, DateTimeOffset to)
+    {
+        if (to <= start) return start;
+        var whole = (to - start).Ticks / ExperimentsFeature.Kept.Ticks;
+        return start + TimeSpan.FromTicks(whole * ExperimentsFeature.Kept.Ticks);
+    }
+
+    /// <summary>Whether results counted <paramref name="from"/> count from a later period than the start (<see cref="CountsFrom"/>).</summary>
+    public static bool Anew(ExperimentSettings settings, DateTimeOffset from) => settings.StartedAt is { } s && from > s;
 
     /// <summary>The verdict's words for a metric: "policy arm earns 4.1% more margin per visitor, …".</summary>
     public static VerdictWording Wording(string metric, string arm, string control) => metric switch
@@ -142,7 +168,7 @@ public sealed class ExperimentResults(NpgsqlDataSource db, ExperimentStore store
     };
 
     private static ExperimentReport Analyze(ExperimentKind kind, ExperimentSettings settings, Dictionary<string, UnitRow> units, List<OutcomeRow> outcomes,
-        DateTimeOffset from, DateTimeOffset to, TimeZoneInfo zone, bool history)
+        DateTimeOffset from, DateTimeOffset to, TimeZoneInfo zone, bool history, bool covariates)
     {
         var byUnit = outcomes.Where(o => units.ContainsKey(o.Unit)).GroupBy(o => o.Unit).ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
         var armNames = settings.Arms.Select(a => a.Name).ToList();
@@ -181,7 +207,7 @@ public sealed class ExperimentResults(NpgsqlDataSource db, ExperimentStore store
                     if (bought) converted++;
                     if (placed) ordered++;
                     var y = settings.Metric switch { "conversion" => bought ? 1 : 0, "margin" => margin, _ => net };
-                    sample = sample.Add(y, row.Covariate);
+                    sample = sample.Add(y, covariates ? row.Covariate : 0);
                 }
                 return new ArmResult(arm, n, converted, n == 0 ? 0 : sample.MeanY, revenue, revenue > 0 ? refunded / revenue : 0,
                     revenue + discount > 0 ? discount / (revenue + discount) : 0, unknownMargin, sample, ordered);

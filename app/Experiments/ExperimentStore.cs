@@ -73,6 +73,9 @@ public sealed class ExperimentStore(NpgsqlDataSource db, ExperimentKinds kinds, 
     public static string ResumeSql(string cause) =>
         $"UPDATE experiment_pauses SET resumed_at = $3 WHERE shop_id = $1 AND experiment = $2 AND cause = '{cause}' AND resumed_at IS NULL";
 
+    /// <summary>$1 shop, $2 experiment: its earliest exposure still kept (null: none).</summary>
+    private const string FirstExposureSql = "(SELECT min(first_at) FROM experiment_exposures WHERE shop_id = $1 AND experiment = $2)";
+
     private static readonly TimeSpan CacheFor = TimeSpan.FromSeconds(15);
     public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
     private readonly ExpiringCache<(long ShopId, string Key), ExperimentSettings> _cache = new(CacheFor, clock);
@@ -114,6 +117,36 @@ public sealed class ExperimentStore(NpgsqlDataSource db, ExperimentKinds kinds, 
                 : new ExperimentSettings(kind.Arms, kind.DefaultMetric, new Guardrails(), kind.RunsByDefault, null, null);
     }
 
+    /// <summary>
+    /// Fixes the start of an experiment that runs by default and was never saved at its first exposure, with the settings it
+    /// runs under (the feature's defaults), as its first save would: its results then count from there, not from a window
+    /// that slid with each day. Why: the verdict's always-valid interval holds for a sample that grows from one start, read
+    /// as often as one likes; until 8 Dec 2026 such an experiment counted the visitors first seen in the last 90 days, a
+    /// different sample every day. The settings count as standing since the shop's install (they never changed), so an
+    /// answer given before the first exposure still exposes its visitor. False: nothing fixed (no exposure yet, or a row
+    /// already there).
+    /// </summary>
+    public async Task<bool> FixDefaultStartAsync(long shopId, string key, CancellationToken ct)
+    {
+        var kind = Kind(key);
+        if (!kind.RunsByDefault) return false;
+        await using var cmd = db.CreateCommand($"""
+            INSERT INTO experiments (shop_id, key, arms, metric, guardrails, status, started_at, stopped_at, updated_at, updated_by, counted_arms)
+            SELECT $1, $2, $3::jsonb, $4, $5::jsonb, 'running', f.at, NULL, least(f.at, coalesce(s.installed_at, f.at)), NULL, $3::jsonb
+            FROM (SELECT {FirstExposureSql} AS at) f JOIN shops s ON s.id = $1
+            WHERE f.at IS NOT NULL
+            ON CONFLICT (shop_id, key) DO NOTHING
+            """);
+        cmd.Parameters.Add(Sql.Param(shopId));
+        cmd.Parameters.Add(Sql.Param(key));
+        cmd.Parameters.Add(Sql.Param(JsonSerializer.Serialize(kind.Arms.Select(a => new ArmShare(a.Name, a.Share, a.Description)).ToList(), Json)));
+        cmd.Parameters.Add(Sql.Param(kind.DefaultMetric));
+        cmd.Parameters.Add(Sql.Param(JsonSerializer.Serialize(new Guardrails(), Json)));
+        var fixedNow = await cmd.ExecuteNonQueryAsync(ct) > 0;
+        if (fixedNow) _cache.Remove((shopId, key));
+        return fixedNow;
+    }
+
     /// <summary>The arm of a unit (null key: the stopped arm), and whether the experiment is running for this shop.</summary>
     public async Task<(string Arm, bool Running)> AssignAsync(long shopId, string shop, string key, string? unitKey, CancellationToken ct)
     {
@@ -125,8 +158,8 @@ public sealed class ExperimentStore(NpgsqlDataSource db, ExperimentKinds kinds, 
 
     /// <summary>
     /// Saves the shop's settings; <paramref name="running"/> starts or stops it (starting again keeps the first start). An
-    /// experiment that ran by default before its first save started with its first exposure, as the page showed it (at most
-    /// 90 days back), whether that save keeps it running or stops it: until 4 Dec the first save (a guardrail changed, or a
+    /// experiment that ran by default before its first save started with its first exposure (as <see cref="FixDefaultStartAsync"/>
+    /// fixes it when its results are first read), whether that save keeps it running or stops it: until 4 Dec the first save (a guardrail changed, or a
     /// stop and a start) started it anew, and the visitors already exposed, whose first exposure never changes, were out of
     /// its results for good.
     /// A save that runs it with other shares than its results count under starts it at that moment: assignment is a hash
@@ -161,14 +194,10 @@ public sealed class ExperimentStore(NpgsqlDataSource db, ExperimentKinds kinds, 
         }
         ordered = AsStored(ordered, before);
         var reshared = running && ordered.Any(a => counted.FirstOrDefault(b => b.Name == a.Name) is not { } b || Math.Abs(b.Share - a.Share) > 1e-9);
-        await using var cmd = new NpgsqlCommand("""
+        await using var cmd = new NpgsqlCommand($"""
             INSERT INTO experiments (shop_id, key, arms, metric, guardrails, status, started_at, stopped_at, updated_at, updated_by, counted_arms)
             VALUES ($1, $2, $3::jsonb, $4, $5::jsonb, $6,
-                    CASE WHEN $9 THEN $7
-                         WHEN $6 = 'running' THEN least($7, greatest($7 - interval '90 days',
-                        coalesce((SELECT min(first_at) FROM experiment_exposures WHERE shop_id = $1 AND experiment = $2), $7)))
-                         ELSE (SELECT CASE WHEN min(first_at) IS NOT NULL THEN greatest($7 - interval '90 days', min(first_at)) END
-                               FROM experiment_exposures WHERE shop_id = $1 AND experiment = $2) END,
+                    CASE WHEN $9 THEN $7 WHEN $6 = 'running' THEN least($7, coalesce({FirstExposureSql}, $7)) ELSE {FirstExposureSql} END,
                     CASE WHEN $6 = 'stopped' THEN $7 END, $7, $8, $10::jsonb)
             ON CONFLICT (shop_id, key) DO UPDATE SET arms = excluded.arms, metric = excluded.metric, guardrails = excluded.guardrails,
               counted_arms = excluded.counted_arms,

@@ -10,6 +10,12 @@ namespace PluginApp.Experiments;
 
 public static class ExperimentsFeature
 {
+    /// <summary>
+    /// How long who saw which arm, and the orders joined to it, are kept: the retention of both, and so the longest an
+    /// experiment's results can count from one start (ExperimentResults measures anew every this long).
+    /// </summary>
+    public static readonly TimeSpan Kept = TimeSpan.FromDays(180);
+
     public static IServiceCollection AddExperiments(this IServiceCollection services)
     {
         services.AddSingleton<ExperimentKinds>();
@@ -43,9 +49,9 @@ public static class ExperimentsFeature
                 SELECT coalesce(jsonb_agg(to_jsonb(x) - 'shop_id'), '[]') FROM experiment_outcomes x WHERE x.shop_id = $1 AND (x.customer_id = $2
                   OR x.visitor_hash IN (SELECT visitor_hash FROM redaction_visitors) AND x.customer_id IS NULL OR x.order_id IN (SELECT id FROM redaction_orders))
                 """));
-        services.AddRetention(new RetentionRule("experiment exposures (who saw which arm)", TimeSpan.FromDays(180),
+        services.AddRetention(new RetentionRule("experiment exposures (who saw which arm)", Kept,
             "DELETE FROM experiment_exposures WHERE first_at < $1"));
-        services.AddRetention(new RetentionRule("experiment outcomes (orders joined to an arm)", TimeSpan.FromDays(180),
+        services.AddRetention(new RetentionRule("experiment outcomes (orders joined to an arm)", Kept,
             "DELETE FROM experiment_outcomes WHERE ordered_at < $1"));
         return services;
     }

@@ -680,26 +680,82 @@ public sealed class ExperimentOutcomesTests(AppFixture app) : IClassFixture<AppF
     }
 
     /// <summary>
-    /// The upsell holdout runs from install without a start of its own until the merchant saves it: the page says which days
-    /// its figures cover (the last 90), not only "since install"; once saved, from its start, it says nothing more. Until
-    /// 6 Dec 2026 "since install" stood over figures that dropped a day's visitors every day.
+    /// The upsell holdout runs from install without a start of its own until the merchant saves it: its results count from
+    /// its first exposure, fixed when they are first read, and the page says since when. Until 8 Dec 2026 they counted the
+    /// visitors first seen in the last 90 days, a sample that changed every day under an interval that holds only for one
+    /// that grows: the visitor of 120 days ago was out, and the page said "since install".
     /// </summary>
     [Fact]
-    public async Task ExperimentsPage_SaysWhichDaysTheFiguresCover_WhenTheyDoNotStartWithTheExperiment()
+    public async Task AnExperimentRunningByDefault_CountsFromItsFirstExposure_NotAWindowSlidingWithTheDays()
     {
         const string shop = "experiments-window.myshopify.com";
         var shopId = await app.InstallShopAsync(shop);
-        async Task<string> PageAsync() => await (await app.Client.GetAsync($"/admin/experiments?shop={shop}&embedded=1&id_token={app.SessionToken(shop)}")).Content.ReadAsStringAsync();
+        async Task<string> PageAsync() => WebUtility.HtmlDecode(await (await app.Client.GetAsync($"/admin/experiments?shop={shop}&embedded=1&id_token={app.SessionToken(shop)}")).Content.ReadAsStringAsync());
+        Assert.Contains("Running (since install).", await PageAsync());
         var now = app.Clock.GetUtcNow();
+        var first = new DateTimeOffset(now.AddDays(-120).UtcDateTime.Date, TimeSpan.Zero).AddHours(9);
+        var arms = PluginApp.Recommendations.UpsellExperiment.Kind.Arms.Select(a => a.Name).ToArray();
+        await app.CountAsync("""
+            INSERT INTO experiment_exposures (shop_id, experiment, unit, arm, customer_id, first_at)
+            VALUES ($1, 'upsells', 'v:window-first', $2, NULL, $3), ($1, 'upsells', 'v:window-later', $4, NULL, $5)
+            """, shopId, arms[0], first, arms[1], now.AddDays(-10));
 
-        var page = WebUtility.HtmlDecode(await PageAsync());
-        Assert.Contains("Running (since install).", page);
-        Assert.Contains($"The figures below cover the visitors first seen from {PluginApp.Admin.Shell.Format.Time(now.AddDays(-90))[..11]}", page);
+        var report = await app.Factory.Services.GetRequiredService<ExperimentResults>().ReportAsync(shopId, "upsells", CancellationToken.None);
 
+        Assert.Equal(first, report.From);
+        Assert.Equal(2, report.Arms.Sum(a => a.Units));
+        var page = await PageAsync();
+        Assert.Contains($"Running since {PluginApp.Admin.Shell.Format.Time(first)}.", page);
+        Assert.DoesNotContain("id=\"upsells-window\"", page);
+        // The first save keeps that start.
         var store = app.Factory.Services.GetRequiredService<ExperimentStore>();
         var settings = await store.GetAsync(shopId, "upsells", CancellationToken.None);
-        await store.SaveAsync(shopId, "upsells", settings.Arms, settings.Metric, settings.Guardrails, running: true, "staff user 42", CancellationToken.None);
-        Assert.DoesNotContain("id=\"upsells-window\"", await PageAsync());
+        await store.SaveAsync(shopId, "upsells", settings.Arms, settings.Metric, settings.Guardrails with { MaxRefundRate = 0.2 }, running: true, "staff user 42",
+            CancellationToken.None);
+        Assert.Equal(first, (await store.GetAsync(shopId, "upsells", CancellationToken.None)).StartedAt);
+    }
+
+    /// <summary>
+    /// Who saw which arm is kept 180 days, so an experiment started 200 days ago counts its results from its 181st day, a
+    /// fixed start, and says so; in that period, with visitors who come back as new after months in their arm, no CUPED.
+    /// Until 8 Dec 2026 it counted the visitors of the last 180 days, a window sliding every day (the visitor of 100 days
+    /// ago was in), adjusted by what they had spent before.
+    /// </summary>
+    [Fact]
+    public async Task AnExperimentPastTheDaysExposuresAreKept_CountsFromItsLatestPeriod_WithoutCuped()
+    {
+        const string shop = "experiments-period.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        var store = app.Factory.Services.GetRequiredService<ExperimentStore>();
+        var settings = await store.GetAsync(shopId, "upsells", CancellationToken.None);
+        await store.SaveAsync(shopId, "upsells", settings.Arms, "revenue", settings.Guardrails, running: true, "staff user 42", CancellationToken.None);
+        var now = app.Clock.GetUtcNow();
+        var started = new DateTimeOffset(now.AddDays(-200).UtcDateTime.Date, TimeSpan.Zero);
+        await app.CountAsync("UPDATE experiments SET started_at = $2, updated_at = $2 WHERE shop_id = $1 AND key = 'upsells'", shopId, started);
+        var arms = PluginApp.Recommendations.UpsellExperiment.Kind.Arms.Select(a => a.Name).ToArray();
+        // 100 days ago, and 24 visitors of the last 15 days whose spend follows what they spent before (the covariate).
+        await app.CountAsync("""
+            INSERT INTO experiment_exposures (shop_id, experiment, unit, arm, customer_id, covariate, first_at)
+            VALUES ($1, 'upsells', 'v:period-old', $2[1], NULL, 50, $3 - interval '100 days')
+            """, shopId, arms, now);
+        await app.CountAsync("""
+            INSERT INTO experiment_exposures (shop_id, experiment, unit, arm, customer_id, covariate, first_at)
+            SELECT $1, 'upsells', 'v:period-' || i, $2[1 + i % 2], NULL, 10 * i, $3 - interval '15 days' + interval '1 hour' * i FROM generate_series(1, 24) i
+            """, shopId, arms, now);
+        await app.CountAsync("""
+            INSERT INTO experiment_outcomes (shop_id, experiment, order_id, arm, unit, revenue, ordered_at)
+            SELECT $1, 'upsells', 7765000 + i, $2[1 + i % 2], 'v:period-' || i, 10 * i + 5 * (i % 3), $3 - interval '14 days' + interval '1 hour' * i
+            FROM generate_series(1, 24) i
+            """, shopId, arms, now);
+
+        var report = await app.Factory.Services.GetRequiredService<ExperimentResults>().ReportAsync(shopId, "upsells", CancellationToken.None);
+
+        Assert.Equal(started.AddDays(180), report.From);
+        Assert.Equal(24, report.Arms.Sum(a => a.Units));
+        Assert.All(report.Today, l => Assert.False(l.Comparison.CupedUsed));
+        var page = WebUtility.HtmlDecode(await (await app.Client.GetAsync($"/admin/experiments?shop={shop}&embedded=1&id_token={app.SessionToken(shop)}")).Content.ReadAsStringAsync());
+        Assert.Contains($"Measured anew since {PluginApp.Admin.Shell.Format.Time(started.AddDays(180))}", page);
+        Assert.DoesNotContain("(CUPED)", page);
     }
 
     /// <summary>
@@ -793,7 +849,7 @@ public sealed class ExperimentOutcomesTests(AppFixture app) : IClassFixture<AppF
             """, shopId);
         await app.CountAsync("""
             INSERT INTO refund_lines (shop_id, refund_id, order_id, line_item_id, quantity, subtotal)
-            SELECT $1, 7760000 + i, 7750000, 7770000 + i, 1, 5 FROM generate_series(1, 3000) i
+            SELECT $1, 7765000 + i, 7750000, 7770000 + i, 1, 5 FROM generate_series(1, 3000) i
             """, shopId);
         await app.CountAsync("""
             INSERT INTO refunds (shop_id, id, order_id, amount, created_at)
