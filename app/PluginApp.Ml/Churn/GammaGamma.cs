@@ -55,7 +55,10 @@ public sealed class GammaGamma
         if (why is null) return full.With(true, $"trusted: {full.Describe()}");
         if (trimShare <= 0 || data.Length < 20) return full.With(false, $"not trusted: {why} ({full.Describe()})");
         var sorted = data.Select(c => c.AverageSpend).OrderBy(v => v).ToArray();
-        var threshold = sorted[Math.Clamp((int)Math.Floor((1 - trimShare) * sorted.Length), 0, sorted.Length - 1)];
+        // Why at least one left out: the top share rounded down was the largest value itself for 100 customers or fewer, so the
+        // refit left out no one (until 8 Dec 2026), and one customer too few above that.
+        var keep = Math.Clamp((int)Math.Ceiling((1 - trimShare) * sorted.Length), 1, sorted.Length - 1);
+        var threshold = sorted[keep - 1];
         var trimmed = data.Where(c => c.AverageSpend <= threshold).ToArray();
         var refit = FitOnce(trimmed, threshold, ct);
         var why2 = refit.Problem();

@@ -15,8 +15,8 @@ public sealed record DriftResult(double Psi, int ReferenceCount, int CurrentCoun
 /// <summary>
 /// Population stability index between a reference sample (the model's training window) and a current one. Bins are the
 /// reference's deciles, so each holds about a tenth of it; repeated values (counts, flags) merge bins rather than split a
-/// value across two, and a value holding two deciles or more keeps the values above it out of its bin. Empty bins get a
-/// small share so the logarithm stays finite.
+/// value across two, a value holding two deciles or more keeps the values above it out of its bin, and values above the
+/// reference's largest have a bin of their own. Empty bins get a small share so the logarithm stays finite.
 /// </summary>
 public static class Drift
 {
@@ -45,6 +45,10 @@ public static class Drift
             cuts.Add(q);
             previous = q;
         }
+        // Values above all of the reference's are a bin of their own (its share there floored): until 8 Dec 2026 they shared
+        // the top bin, so a flag never set in the training window (a card's failed security code, before a card-testing
+        // burst) read as stable (PSI 0) when set on half of the current week.
+        cuts.Add(Math.BitIncrement(r[^1]));
         var edges = cuts.ToList();
         var expected = Shares(r, edges);
         var actual = Shares(c, edges);

@@ -29,6 +29,9 @@ public sealed class MonitoringTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.True(Drift.Psi(Flag(1000, 50), Flag(1000, 500)).Psi > DriftResult.Major);
         Assert.True(Drift.Psi(Flag(1000, 80), Flag(1000, 0)).Psi > DriftResult.Major);
         Assert.True(Drift.Psi(Flag(1000, 50), Flag(2000, 100)).Psi < 1e-9);
+        // A flag never set in the reference, set on half of the current week (until 8 Dec 2026: PSI 0, one bin held both).
+        Assert.True(Drift.Psi(Flag(1000, 0), Flag(1000, 500)).Psi > DriftResult.Major);
+        Assert.True(Drift.Psi(Flag(1000, 0), Flag(1000, 0)).Psi < 1e-9);
         // A count that is mostly 0: its nonzero values moving up is a shift too.
         var counts = Enumerable.Range(0, 1000).Select(i => i < 900 ? 0.0 : 1 + i % 3).ToArray();
         Assert.True(Drift.Psi(counts, counts.Select(v => v == 0 && rng.NextDouble() < 0.4 ? 2.0 : v).ToArray()).Psi > DriftResult.Major);
