@@ -115,17 +115,21 @@ public static class RecommenderTraining
         // teaches nothing); the evaluation, from each as it stood at its cutoff.
         var now = Netted(signals, DateTimeOffset.MaxValue);
         if (now.Count == 0) throw new PluginApp.Training.NotEnoughDataException("not enough data yet: the shop has no orders, carts or events to learn from");
-        var metrics = Evaluate(signals, asOf, p);
+        var metrics = Evaluate(signals, p);
         var full = InteractionBuilder.Build(now, asOf, TimeSpan.FromDays(p.HalfLifeDays));
         var (_, bundle) = Fit(full, now, p, RecommenderCandidates.ToServed(metrics.Winner));
         return new TrainedRecommender(bundle, metrics, full.Interactions.Length, now.Min(s => s.At), now.Max(s => s.At));
     }
 
-    /// <summary>Splits, trains every candidate on the training part and measures them on the held-out customers; nothing is kept.</summary>
-    public static HeldOutMetrics Evaluate(IReadOnlyList<Signal> signals, DateTimeOffset asOf, TrainingParameters p)
+    /// <summary>
+    /// Splits, trains every candidate on the training part and measures them on the held-out customers; nothing is kept.
+    /// The training part's weights decay from the cutoff, as the served model's do from its training: until 8 Dec 2026 from
+    /// the newest signal, so a small store's 112-day window trained the evaluated ALS on weights halved against the served one's.
+    /// </summary>
+    public static HeldOutMetrics Evaluate(IReadOnlyList<Signal> signals, TrainingParameters p)
     {
-        var (train, test, split) = Split(signals);
-        return Evaluate(train, test, split, asOf, TimeSpan.FromDays(p.HalfLifeDays), p);
+        var (train, test, split, cutoff) = Split(signals);
+        return Evaluate(train, test, split, cutoff, TimeSpan.FromDays(p.HalfLifeDays), p);
     }
 
     /// <returns>The trained ALS with its user rows (evaluation ranks for known users) and the served bundle, which drops them.</returns>
@@ -163,12 +167,12 @@ public static class RecommenderTraining
     /// customers instead: everyone else's later orders stayed in training, so bestsellers and bought together were measured
     /// with the weeks after the held-out purchases already known.
     /// </summary>
-    internal static (List<Signal> Train, Dictionary<string, HashSet<long>> Test, string Split) Split(IReadOnlyList<Signal> all)
+    internal static (List<Signal> Train, Dictionary<string, HashSet<long>> Test, string Split, DateTimeOffset Cutoff) Split(IReadOnlyList<Signal> all)
     {
         // Held out: what the customers bought and kept (a line refunded by now is no good recommendation). Trained on: each
         // line as it stood at the cutoff, with the refunds processed before it (Signal.AsOf), not those that came after.
         var signals = Netted(all, DateTimeOffset.MaxValue);
-        if (signals.Count == 0) return ([], [], "no signals");
+        if (signals.Count == 0) return ([], [], "no signals", DateTimeOffset.MinValue);
         var newest = signals.Max(s => s.At);
         var half = (newest - signals.Min(s => s.At)) / 2;
         (DateTimeOffset Cutoff, Dictionary<string, HashSet<long>> Test, int Days)? best = null;
@@ -182,7 +186,7 @@ public static class RecommenderTraining
             if (test.Count >= MinTestUsers || TimeSpan.FromDays(days * 2) > half) break;
         }
         var (at, held, window) = best.Value;
-        return (Netted(all.Where(s => s.At < at), at), held, $"last {window} days of orders");
+        return (Netted(all.Where(s => s.At < at), at), held, $"last {window} days of orders", at);
     }
 
     /// <summary>The signals as known at <paramref name="t"/>, those left with nothing (refunded whole by then) dropped.</summary>

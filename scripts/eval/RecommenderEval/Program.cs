@@ -71,10 +71,10 @@ Console.WriteLine(FormattableString.Invariant(
 Console.WriteLine($"parameters: {p}");
 
 watch.Restart();
-var m = RecommenderTraining.Evaluate(signals, asOf, p);
+var m = RecommenderTraining.Evaluate(signals, p);
 var seconds = watch.Elapsed.TotalSeconds;
 watch.Restart();
-var raw = RecommenderTraining.Evaluate(signals, asOf, p with { ConfidenceEpsilon = 0 });
+var raw = RecommenderTraining.Evaluate(signals, p with { ConfidenceEpsilon = 0 });
 var rawSeconds = watch.Elapsed.TotalSeconds;
 
 Console.WriteLine(FormattableString.Invariant($"split: {m.Split}, {m.TestUsers:N0} held-out customers (minimum to choose {m.MinEvalSize}); evaluated in {seconds:F1} s"));

@@ -91,7 +91,7 @@ public sealed class RegistryTests(AppFixture app) : IClassFixture<AppFixture>
             """, shopId);
 
         var signals = await app.Factory.Services.GetRequiredService<SignalStore>().LoadAsync(shopId, TimeSpan.FromDays(365), CancellationToken.None);
-        var (train, test, _) = RecommenderTraining.Split(signals);
+        var (train, test, _, _) = RecommenderTraining.Split(signals);
 
         Assert.Equal(20, train.Count(s => s.ProductId == 751 && s.Quantity == 1));
         Assert.DoesNotContain(train, s => s.ProductId == 752);
