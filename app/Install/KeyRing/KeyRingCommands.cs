@@ -25,12 +25,21 @@ public sealed class KeyRingCommands(IKeyManager keys, IOptions<KeyRingOptions> r
                 CreateCertificate(args[2], args.ElementAtOrDefault(3));
                 Console.WriteLine($"Wrote {args[2]}. Set DataProtection:CertificatePath to it (and DataProtection:CertificatePassword if you gave one).");
                 return 0;
-            case "rotate":
-                await services.GetRequiredService<Data.DatabaseMigrator>().MigrateAsync(CancellationToken.None);
-                var rewritten = await services.GetRequiredService<KeyRingCommands>().RotateAsync(CancellationToken.None);
-                Console.WriteLine($"New key active; {rewritten} stored tokens re-encrypted with it; older keys revoked.");
-                return 0;
-            case "retire":
+            case "rotate" or "retire":
+                // The host is not started for a command, so its settings are checked here, before anything changes.
+                try { _ = services.GetRequiredService<IOptions<KeyRingOptions>>().Value; }
+                catch (OptionsValidationException e)
+                {
+                    Console.Error.WriteLine($"Nothing changed: {e.Message}");
+                    return 2;
+                }
+                if (args[1] == "rotate")
+                {
+                    await services.GetRequiredService<Data.DatabaseMigrator>().MigrateAsync(CancellationToken.None);
+                    var rewritten = await services.GetRequiredService<KeyRingCommands>().RotateAsync(CancellationToken.None);
+                    Console.WriteLine($"New key active; {rewritten} stored tokens re-encrypted with it; older keys revoked.");
+                    return 0;
+                }
                 var deleted = await services.GetRequiredService<KeyRingCommands>().RetireAsync(CancellationToken.None);
                 Console.WriteLine($"Deleted {deleted} revoked keys. Certificates in DataProtection:PreviousCertificatePaths can now be removed.");
                 return 0;
@@ -57,8 +66,12 @@ public sealed class KeyRingCommands(IKeyManager keys, IOptions<KeyRingOptions> r
     /// with it in one transaction. If interrupted, run it again: tokens still on a revoked key are read past the revocation.
     /// </summary>
     /// <returns>How many shops' tokens were re-encrypted.</returns>
+    /// <exception cref="OptionsValidationException">The key ring's settings are wrong (no certificate in Production, one that
+    /// cannot be read): nothing is changed. Until 8 Dec 2026 they were read only after every older key was revoked, which left
+    /// every stored token on revoked keys, and in Production the new key unencrypted.</exception>
     public async Task<int> RotateAsync(CancellationToken ct)
     {
+        _ = ring.Value;
         var now = clock.GetUtcNow();
         // Why activate it in the past: Data Protection does not make a key the default until it has had time to reach every
         // instance; this one is written to the shared ring now, and every other key is revoked below.

@@ -120,6 +120,27 @@ public sealed class KeyRingRotationTests(KeyRingRotationFixture app) : IClassFix
     }
 
     /// <summary>
+    /// `keys rotate` whose settings do not hold (here an earlier certificate that cannot be read; in Production, no
+    /// certificate) says why and changes nothing. Until 8 Dec 2026 it read them only after making a new key and revoking
+    /// every older one, so it failed with every stored token on revoked keys.
+    /// </summary>
+    [Fact]
+    public async Task Rotation_WithSettingsThatDoNotHold_ChangesNothing()
+    {
+        var keys = app.Factory.Services.GetRequiredService<IKeyManager>();
+        var before = keys.GetAllKeys().Select(k => (k.KeyId, k.IsRevoked)).OrderBy(k => k.KeyId).ToList();
+        var settings = new Microsoft.Extensions.Options.OptionsManager<KeyRingOptions>(new Microsoft.Extensions.Options.OptionsFactory<KeyRingOptions>(
+            [new Microsoft.Extensions.Options.ConfigureOptions<KeyRingOptions>(o => o.PreviousCertificatePaths = ["/nonexistent/earlier-keyring.pfx"])], [],
+            [new KeyRingOptionsValidator(app.Factory.Services.GetRequiredService<Microsoft.Extensions.Hosting.IHostEnvironment>())]));
+        var sut = new KeyRingCommands(keys, settings, app.Db, TimeProvider.System, Microsoft.Extensions.Logging.Abstractions.NullLogger<KeyRingCommands>.Instance);
+
+        var e = await Assert.ThrowsAsync<Microsoft.Extensions.Options.OptionsValidationException>(() => sut.RotateAsync(CancellationToken.None));
+
+        Assert.Contains("cannot be read", e.Message);
+        Assert.Equal(before, keys.GetAllKeys().Select(k => (k.KeyId, k.IsRevoked)).OrderBy(k => k.KeyId).ToList());
+    }
+
+    /// <summary>
     /// `keys rotate` run by another process while an instance runs: the instance had read its ring before the new key
     /// existed, and Data Protection looks for an unknown key again only in an instance's first minutes. The instance still
     /// reads every shop's token and Stripe secret, re-encrypted with the new key. Until 6 Dec 2026 it failed on all of them
