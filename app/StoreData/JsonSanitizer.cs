@@ -31,6 +31,21 @@ internal static class JsonSanitizer
     /// <summary>A string value as the rows store it.</summary>
     public static string? Clean(string? s) => s is null || !s.Contains('\0') ? s : s.Replace("\0", "", StringComparison.Ordinal);
 
+    /// <summary>A JSON string's raw text without its \u0000 escapes (an escaped backslash before "u0000" is not one).</summary>
+    private static string WithoutNulEscapes(string raw)
+    {
+        var s = new System.Text.StringBuilder(raw.Length);
+        for (var i = 0; i < raw.Length; i++)
+        {
+            if (raw[i] != '\\' || i + 1 == raw.Length) { s.Append(raw[i]); continue; }
+            // An escape is a backslash and what follows it: \\ is one, so a "u0000" after it is text.
+            var nul = string.CompareOrdinal(raw, i, "\\u0000", 0, 6) == 0;
+            if (!nul) s.Append(raw, i, 2);
+            i += nul ? 5 : 1;
+        }
+        return s.ToString();
+    }
+
     private static void Write(JsonElement e, Utf8JsonWriter w)
     {
         switch (e.ValueKind)
@@ -50,7 +65,17 @@ internal static class JsonSanitizer
                 w.WriteEndArray();
                 break;
             case JsonValueKind.String:
-                w.WriteStringValue(Clean(e.GetString()));
+                string? text;
+                try { text = e.GetString(); }
+                catch (InvalidOperationException)
+                {
+                    // A string .NET cannot read (a lone surrogate): its escapes kept as they are, only \u0000 taken out, so the
+                    // body goes on to be kept aside as such a body is. Until 8 Dec 2026 this threw: such a webhook was answered
+                    // 500 until Shopify gave up on it, and such an import line failed its phase on every retry.
+                    w.WriteRawValue(WithoutNulEscapes(e.GetRawText()), skipInputValidation: true);
+                    break;
+                }
+                w.WriteStringValue(Clean(text));
                 break;
             default:
                 w.WriteRawValue(e.GetRawText()); // numbers keep their exact text; true, false, null
