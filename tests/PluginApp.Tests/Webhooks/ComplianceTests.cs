@@ -1074,6 +1074,37 @@ public sealed class ComplianceTests(AppFixture app) : IClassFixture<AppFixture>
             "SELECT array_agg(body ->> 'id' ORDER BY line_no) FROM backfill_lines WHERE run_id = $1", run!) as string[]) ?? []);
     }
 
+    /// <summary>
+    /// Her erasure during an import drops her staged lines and a guest's order of hers found by her address, not another
+    /// customer's staged order or record that carries it (their own, as the stored rows' erasure has it). Until 8 Dec 2026
+    /// those were dropped too, and never imported.
+    /// </summary>
+    [Fact]
+    public async Task CustomersRedact_DuringAnImport_LeavesAnotherCustomersStagedLinesThatCarryHerAddress()
+    {
+        const string shop = "redact-staged-email.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        var run = await app.ScalarAsync("INSERT INTO backfill_runs (shop_id, state, started_at, updated_at) VALUES ($1, 'running', now(), now()) RETURNING id", shopId);
+        await app.ScalarAsync("""
+            INSERT INTO backfill_lines (run_id, phase, line_no, body) VALUES
+              ($1, 'customers', 1, '{"id": "gid://shopify/Customer/8311", "email": "hers@example.com"}'),
+              ($1, 'customers', 2, '{"id": "gid://shopify/Customer/8312", "email": "other@example.com", "note": "gift from hers@example.com"}'),
+              ($1, 'orders', 3, '{"id": "gid://shopify/Order/8321", "email": "hers@example.com", "customer": {"id": "gid://shopify/Customer/8311"}}'),
+              ($1, 'orders', 4, '{"id": "gid://shopify/Order/8322", "email": "hers@example.com", "customer": null}'),
+              ($1, 'orders', 5, '{"id": "gid://shopify/Order/8323", "email": "hers@example.com", "customer": {"id": "gid://shopify/Customer/8312"}}')
+            """, run!);
+        var redact = new JsonObject
+        {
+            ["shop_id"] = 1, ["shop_domain"] = shop, ["orders_to_redact"] = new JsonArray(),
+            ["customer"] = new JsonObject { ["id"] = 8311, ["email"] = "hers@example.com", ["phone"] = null },
+        };
+
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("customers/redact", shop, redact.ToJsonString())).StatusCode);
+
+        Assert.Equal(new[] { "gid://shopify/Customer/8312", "gid://shopify/Order/8323" }, (await app.ScalarAsync(
+            "SELECT array_agg(body ->> 'id' ORDER BY line_no) FROM backfill_lines WHERE run_id = $1", run!) as string[]) ?? []);
+    }
+
     [Fact]
     public async Task CustomersRedact_WithoutCustomerId_Returns400AndChangesNothing()
     {
