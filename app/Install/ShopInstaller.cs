@@ -31,10 +31,11 @@ public sealed class ShopInstaller(OfflineTokenStore tokens, BackfillScheduler ba
     /// </summary>
     public static readonly TimeSpan InlineSettingsLimit = TimeSpan.FromSeconds(10);
 
-    public async Task<long> InstallAsync(string shop, TokenGrant grant, CancellationToken ct)
+    /// <param name="setUpAgain">Set the shop up even if it read as installed (installed again before its uninstall was acted on).</param>
+    public async Task<long> InstallAsync(string shop, TokenGrant grant, CancellationToken ct, bool setUpAgain = false)
     {
         var (shopId, newInstall) = await tokens.SaveGrantAsync(shop, grant, ct);
-        if (newInstall) await SetUpAsync(shop, InlineSettingsLimit);
+        if (newInstall || setUpAgain) await SetUpAsync(shop, InlineSettingsLimit);
         return shopId;
     }
 

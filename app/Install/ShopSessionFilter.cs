@@ -39,16 +39,20 @@ public sealed class ShopSession(AppDbContext db, ShopScope scope, ShopifyTokenCl
         // A stored token that cannot be used any more (Shopify revoked it; or it expired with no refresh token still valid, as
         // after 90 days without a call) is exchanged anew too: the merchant opening the app is what every "not connected"
         // call waits for, and without this only an uninstall and reinstall brought the shop back.
-        if (shop is null || shop.AccessTokenEnc is null || shop.TokenRevokedAt is not null
-            || (shop.AccessTokenExpiresAt <= now && (shop.RefreshTokenEnc is null || shop.RefreshTokenExpiresAt <= now))
-            || await UninstallTriggeredSinceGrantAsync(shop.Id, http.RequestAborted))
+        // Revoked, or an uninstall triggered since its grant waits for its check: installed again, or soon to be found gone.
+        var reinstalled = shop is not null && (shop.TokenRevokedAt is not null || await UninstallTriggeredSinceGrantAsync(shop.Id, http.RequestAborted));
+        if (shop is null || shop.AccessTokenEnc is null || reinstalled
+            || (shop.AccessTokenExpiresAt <= now && (shop.RefreshTokenEnc is null || shop.RefreshTokenExpiresAt <= now)))
         {
             if (http.Items[SessionTokenAuthenticationHandler.RawTokenItem] is not string rawToken)
                 return TypedResults.Problem(title: "Shop not installed yet", detail: $"{domain} has no offline token yet.", statusCode: 503);
             try
             {
                 var grant = await tokens.ExchangeSessionTokenAsync(domain, rawToken, http.RequestAborted);
-                shopId = await installer.InstallAsync(domain, grant, http.RequestAborted);
+                // A shop installed again is set up again, though it still reads as installed (its uninstall not yet acted on):
+                // Shopify dropped the app's metafields, so blocks of features switched off show again until set up. Until
+                // 8 Dec 2026 only a shop read as uninstalled was.
+                shopId = await installer.InstallAsync(domain, grant, http.RequestAborted, setUpAgain: reinstalled);
             }
             catch (TokenEndpointException e)
             {

@@ -249,6 +249,51 @@ public sealed class ShopRedactionCheckTests(NoSchedulerAppFixture app) : IClassF
     }
 
     /// <summary>
+    /// The merchant uninstalls and installs again within seconds: the uninstall waits for its check, so the shop still reads
+    /// as installed when she opens the app, which exchanges a token and sets the shop up again (its switched-off blocks
+    /// hidden again: Shopify dropped the app's metafields). Until 8 Dec 2026 it was not set up, and those blocks showed on
+    /// the storefront until the daily check.
+    /// </summary>
+    [Fact]
+    public async Task InstalledAgainWithinSeconds_OpeningTheAppSetsTheShopUpAgain()
+    {
+        const string shop = "reinstalled-within-seconds.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        await app.ScalarAsync("UPDATE shops SET granted_at = $2 WHERE id = $1", shopId, app.Clock.GetUtcNow().AddDays(-5));
+        const string hidden = """
+            SELECT count(*) FROM hangfire.job
+            WHERE invocationdata->>'Type' LIKE 'PluginApp.Admin.Switches.BlockVisibilityJob,%' AND invocationdata->>'Method' = 'InstalledAsync'
+              AND arguments->>0 LIKE '%' || $1 || '%'
+            """;
+        var before = await app.CountAsync(hidden, shop);
+        // Shopify's uninstall, whose check (a minute later) has not run yet.
+        app.Shopify.Uninstalled(shop);
+        var uninstall = $"{{\"id\": 13, \"myshopify_domain\": \"{shop}\"}}";
+        Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("app/uninstalled", shop, uninstall,
+            hmac: ShopifySigning.WebhookHmac(AppFixture.ClientSecret, System.Text.Encoding.UTF8.GetBytes(uninstall)))).StatusCode);
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM shops WHERE id = $1 AND uninstalled_at IS NULL", shopId));
+
+        app.Shopify.Installed(shop);
+        Assert.Equal(HttpStatusCode.OK, (await app.Client.SendAsync(app.AdminGet("/api/admin/shop", shop))).StatusCode);
+
+        Assert.Equal(before + 1, await app.CountAsync(hidden, shop));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM shops WHERE id = $1 AND token_revoked_at IS NULL AND granted_at > now() - interval '1 hour'", shopId));
+        // The uninstall's check then finds the new token working: it drops the request and says why, with no replay's alarm
+        // (until 8 Dec 2026 a security event).
+        var logs = new LogCapture();
+        await using var instance = app.CreateFactory(app.Database.ConnectionString, b =>
+        {
+            b.UseSetting("Scheduling:Enabled", "false");
+            b.ConfigureLogging(l => l.AddProvider(logs));
+        });
+        Assert.Equal(0, await RunShopRedactionChecksAsync(PluginApp.Compliance.ShopTokenChecks.FirstAsk, instance.Services));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM shop_token_checks WHERE shop_id = $1", shopId));
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM shops WHERE id = $1 AND uninstalled_at IS NULL", shopId));
+        Assert.DoesNotContain(logs.Entries, e => e.EventId.Id == PluginApp.Webhooks.WebhookIngestor.SecurityEvent.Id && e.Message.Contains(shop));
+        Assert.Contains(logs.Entries, e => e.Message.Contains("installed the app again since", StringComparison.Ordinal) && e.Message.Contains(shop));
+    }
+
+    /// <summary>
     /// Runs the checks of shop/redact requests once they are due, <paramref name="after"/> from now, and puts the clock back.
     /// </summary>
     private async Task<int> RunShopRedactionChecksAsync(TimeSpan after, IServiceProvider? services = null)
