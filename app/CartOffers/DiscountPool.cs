@@ -136,9 +136,10 @@ public sealed class DiscountPool(NpgsqlDataSource db, OutboxScheduler outbox, Ti
         // of the validity when that is shorter. Why not an hour whatever the validity: a code is Usable for the validity after
         // it is made, and until 5 Dec 2026 a code of an hour never counted, so every refill (each cart that found the pool
         // short, and the sweep every 15 minutes) made a whole new pool of discounts in Shopify.
-        await using (var count = new NpgsqlCommand("""
+        await using (var count = new NpgsqlCommand($"""
             SELECT count(*) FROM discount_codes WHERE shop_id = $1 AND state IN ('creating', 'ready') AND percent = $3
               AND expires_at > $2 + make_interval(mins => least(60, $4 * 15)) + make_interval(hours => $4)
+              AND expires_at <= $2 + make_interval(mins => least(60, $4 * 15)) + make_interval(hours => $4 * {ValidityInThePool})
             """, conn, tx))
         {
             count.Parameters.Add(Sql.Param(shopId));
@@ -188,9 +189,16 @@ public sealed class DiscountPool(NpgsqlDataSource db, OutboxScheduler outbox, Ti
     /// </summary>
     public const int ValidityInThePool = 2;
 
-    /// <summary>A code a cart may be given: $1 the shop; now, the offer's percent and its validity in hours as the parameters named.</summary>
+    /// <summary>
+    /// A code a cart may be given: $1 the shop; now, the offer's percent and its validity in hours as the parameters named. At
+    /// most <see cref="ValidityInThePool"/> times the validity left, too: codes made before the merchant shortened it are left
+    /// to expire (and the refill makes new ones), with an hour's slack (a quarter of a shorter validity) for the clocks of the
+    /// instances that made them. Until 8 Dec 2026 a validity lowered from 30 days to a day still handed out the pool's codes
+    /// of two months, against the page's "at most twice the validity".
+    /// </summary>
     internal static string Usable(string now, string percent, string hours) =>
-        $"shop_id = $1 AND state = 'ready' AND percent = {percent} AND expires_at > {now} + make_interval(hours => {hours})";
+        $"shop_id = $1 AND state = 'ready' AND percent = {percent} AND expires_at > {now} + make_interval(hours => {hours})" +
+        $" AND expires_at <= {now} + make_interval(mins => least(60, {hours} * 15)) + make_interval(hours => {hours} * {ValidityInThePool})";
 
     /// <summary>
     /// $1 shop, $2 now, $3 the start of today (UTC), $4 the cart, $5 the offer's percent, $6 its validity in hours: whether a

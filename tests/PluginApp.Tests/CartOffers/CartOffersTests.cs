@@ -521,6 +521,31 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
     }
 
     /// <summary>
+    /// A merchant who shortens the codes' validity from 30 days to a day: the next cart gets a code of the new validity (at
+    /// most twice it left, as the page promises), never one of the pool's two-month codes, which the page counts as left to
+    /// expire. Until 8 Dec 2026 those were handed out, and counted as ready.
+    /// </summary>
+    [Fact]
+    public async Task ShorteningTheCodesValidity_CartsGetCodesOfTheNewValidity_NotThePoolsLongerOnes()
+    {
+        var seed = await StoreAsync("offers-shortened.myshopify.com", 0.1m);
+        await SettingsAsync(seed, new { enabled = true, offerPercent = 10, maxDiscountPercent = 10, marginFloorPercent = 20, dailyBudget = 1000, poolSize = 2, codeExpiryHours = 720 });
+        await FillPoolAsync(seed);
+        Assert.Equal(2, await app.CountAsync("SELECT count(*) FROM discount_codes WHERE shop_id = $1 AND state = 'ready'", seed.ShopId));
+
+        await SettingsAsync(seed, new { enabled = true, offerPercent = 10, maxDiscountPercent = 10, marginFloorPercent = 20, dailyBudget = 1000, poolSize = 2, codeExpiryHours = 24 });
+        await FillPoolAsync(seed);
+
+        var page = WebUtility.HtmlDecode(await (await app.Client.GetAsync($"/admin/cart-offers?shop={seed.Shop}&embedded=1&id_token={app.SessionToken(seed.Shop)}")).Content.ReadAsStringAsync());
+        Assert.Contains("<span class=\"stat-value\" id=\"codes-ready\">2</span>", page);
+        Assert.Contains("2 older (another percent, or less than the code expiry left) left to expire", page);
+        var answer = await AskAsync(seed, "cart-shortened", VisitorIn(seed.Shop, CartOffersExperiment.PolicyArm), (1120, 5));
+        Assert.Equal(CartAction.Offer, answer.GetProperty("action").GetString());
+        var expires = answer.GetProperty("offer").GetProperty("expires_at").GetDateTimeOffset();
+        Assert.InRange(expires, app.Clock.GetUtcNow().AddHours(24), app.Clock.GetUtcNow().AddHours(48));
+    }
+
+    /// <summary>
     /// A cart given a 12 % code, after the merchant lowered the offer and its cap to 10 %: it is not shown that code again, and
     /// its log says why. Until 5 Dec 2026 the caps were checked at the new 10 % and the cart was shown its 12 % code for as
     /// long as the code lived, its log saying every cap held.
