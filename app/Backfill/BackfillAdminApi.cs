@@ -28,21 +28,24 @@ public static class BackfillAdminApi
     /// A run shown running whose worker is gone (its job lost, or deleted from the Hangfire dashboard: no instance holds its
     /// lock) is resumed, rather than left running for ever.
     /// </summary>
-    private static async Task<Results<Accepted, Conflict<string>>> ImportAgainAsync(NpgsqlDataSource db, ShopScope scope,
+    /// <remarks>A refusal is a problem document, whose detail the admin shows (until 8 Dec 2026 a bare string: "The app answered 409.").</remarks>
+    private static async Task<Results<Accepted, ProblemHttpResult>> ImportAgainAsync(NpgsqlDataSource db, ShopScope scope,
         BackfillScheduler scheduler, JobLocks locks, TimeProvider clock, CancellationToken ct)
     {
         switch ((await RunsAsync(db, scope.ShopId, ct)).FirstOrDefault())
         {
             case null:
-                return TypedResults.Conflict("No import has run yet; the first starts right after install.");
+                return Refused("No import has run yet; the first starts right after install.");
             case { State: "running" }:
                 await using (var probe = await locks.TryAcquireAsync(BackfillService.LockKey(scope.Domain), ct))
-                    if (probe is null) return TypedResults.Conflict("An import runs now; import again once it has finished.");
+                    if (probe is null) return Refused("An import runs now; import again once it has finished.");
                 break;
         }
         scheduler.ScheduleAgain(scope.Domain, clock.GetUtcNow());
         return TypedResults.Accepted((string?)null);
     }
+
+    private static ProblemHttpResult Refused(string why) => TypedResults.Problem(title: "Not imported again", detail: why, statusCode: StatusCodes.Status409Conflict);
 
     public static async Task<List<BackfillRunView>> RunsAsync(NpgsqlDataSource db, long shopId, CancellationToken ct)
     {

@@ -606,6 +606,8 @@ public sealed class AdminPagesTests(AdminFixture app, ITestOutputHelper output) 
             var release = page.Locator("#releases .release[data-kind=recommender]");
             await Assertions.Expect(release.Locator("[data-staged]")).ToHaveAttributeAsync("data-staged", "off"); // the test app's default
             await Assertions.Expect(release.Locator("[data-release=none]")).ToContainTextAsync("No version in shadow or canary");
+            // Off, it names no stages (until 8 Dec 2026 it said "Shadow for … then a canary" beside the badge's "off").
+            Assert.DoesNotContain("canary of", await release.Locator("[data-release=none]").InnerTextAsync());
 
             var row = page.Locator("#switches tr[data-feature=cart-offers]");
             await row.Locator("input[name=reason]").FillAsync("pausing discounts during the stock count");

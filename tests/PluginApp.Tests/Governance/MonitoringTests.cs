@@ -69,6 +69,38 @@ public sealed class MonitoringTests(AppFixture app) : IClassFixture<AppFixture>
     }
 
     /// <summary>
+    /// A store whose weeks after a busy one hold too few decisions to measure: its alert clears, and the Drift table says its
+    /// figures are of the week last measured, not the last 7 days. Until 8 Dec 2026 it showed them as the last 7 days, a
+    /// major shift in red beside "No open alert", for as long as nothing was measured.
+    /// </summary>
+    [Fact]
+    public async Task DriftNotMeasuredSince_ThePageSaysItsFiguresAreOfTheWeekLastMeasured()
+    {
+        const string shop = "gov-drift-stale.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        var now = app.Clock.GetUtcNow();
+        var rng = new Random(13);
+        await LogRiskDecisionsAsync(shopId, "ref-", 600, now.AddDays(-30), TimeSpan.FromDays(20), version: null, scoreFrom: 0.1, Normal(rng, 600, 0));
+        await LogRiskDecisionsAsync(shopId, "cur-", 150, now.AddDays(-6), TimeSpan.FromDays(5), version: null, scoreFrom: 0.1, Normal(rng, 150, 1.5));
+        var monitor = app.Factory.Services.GetRequiredService<ModelMonitor>();
+        await monitor.RunShopAsync(shopId, CancellationToken.None);
+        async Task<string> PageAsync() => System.Net.WebUtility.HtmlDecode(await (await app.Client.GetAsync(
+            $"/admin/governance?shop={shop}&embedded=1&id_token={app.SessionToken(shop)}")).Content.ReadAsStringAsync());
+        Assert.DoesNotContain("id=\"drift-stale\"", await PageAsync());
+
+        var moved = TimeSpan.FromDays(10);
+        app.Clock.Advance(moved);
+        try
+        {
+            await monitor.RunShopAsync(shopId, CancellationToken.None);
+            Assert.Empty(await ModelMonitor.AlertsAsync(app.Db, shopId, openOnly: true, CancellationToken.None));
+            var page = await PageAsync();
+            Assert.Contains($"Not measured since {PluginApp.Admin.Shell.Format.Time(now)[..11]}", page);
+        }
+        finally { app.Clock.Advance(-moved); }
+    }
+
+    /// <summary>
     /// A version trained two days ago has a training window that runs into the week compared: that week is compared with
     /// the window before it, not with itself. Until 5 Dec 2026 the window's newest decisions were mostly this week's, and a
     /// feature that had moved a long way raised nothing.
