@@ -513,6 +513,8 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
             advanced += TimeSpan.FromDays(4);
             page = WebUtility.HtmlDecode(await (await app.Client.GetAsync($"/admin/cart-offers?shop={seed.Shop}&embedded=1&id_token={app.SessionToken(seed.Shop)}")).Content.ReadAsStringAsync());
             Assert.Contains("0 handed out and not used yet, 1 handed out and expired unused", page);
+            // Beside the settings, that a code handed out keeps working whatever is changed (nothing revokes it in Shopify).
+            Assert.Contains("Codes already handed out keep working at checkout until they end", page);
             var lapsed = await app.CountAsync("SELECT count(*) FROM discount_codes WHERE shop_id = $1 AND state = 'expired' AND cart_token IS NULL", seed.ShopId);
             Assert.True(lapsed >= 3, $"{lapsed} pool codes expired"); // the two at 20 % and the other at 10 %
             Assert.Contains($", {lapsed} expired without being given to a shopper", page);
