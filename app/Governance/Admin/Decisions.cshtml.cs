@@ -45,20 +45,27 @@ public sealed class DecisionsModel(DecisionSearch search, Npgsql.NpgsqlDataSourc
     }
 
     /// <summary>
-    /// An order as typed: its number as the Shopify admin shows it ("#1001", looked up by name), or its id. Why the number:
-    /// it is what a merchant knows an order by, and until 6 Dec 2026 "#1001" was read as the id 1001 and the page said
-    /// "No decision matches." of an order with decisions.
+    /// An order as typed: its number as the Shopify admin shows it, looked up by name ("#1001"; "1001", read as "#1001"; or
+    /// the store's own format, "EU-1001"), else its id. Why the number: it is what a merchant knows an order by; until 6 Dec
+    /// 2026 "#1001" was read as the id 1001 and the page said "No decision matches." of an order with decisions, and until
+    /// 8 Dec 2026 so was "1001", and a store's own format was refused.
     /// </summary>
     private async Task<long?> OrderIdAsync(string? text, CancellationToken ct)
     {
-        if (string.IsNullOrWhiteSpace(text) || !text.TrimStart().StartsWith('#')) return Id(text, "order");
+        if (string.IsNullOrWhiteSpace(text)) return null;
         var name = text.Trim();
-        await using var cmd = db.CreateCommand("SELECT id FROM orders WHERE shop_id = $1 AND name = $2 ORDER BY id DESC LIMIT 1");
+        await using var cmd = db.CreateCommand("""
+            SELECT id FROM orders WHERE shop_id = $1 AND name IN ($2, '#' || $2) ORDER BY name = $2 DESC, id DESC LIMIT 1
+            """);
         cmd.Parameters.Add(Sql.Param(scope.ShopId));
         cmd.Parameters.Add(Sql.Param(name));
         if (await cmd.ExecuteScalarAsync(ct) is long id) return id;
-        Problems["order"] = [$"No order {name} is held for this store; type its number as the Shopify admin shows it, or its id"];
-        return null;
+        if (name.StartsWith('#'))
+        {
+            Problems["order"] = [$"No order {name} is held for this store; type its number as the Shopify admin shows it, or its id"];
+            return null;
+        }
+        return Id(text, "order");
     }
 
     /// <summary>An id as typed: digits, or a Shopify gid ending in digits.</summary>

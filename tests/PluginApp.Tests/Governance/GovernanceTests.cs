@@ -79,6 +79,14 @@ public sealed class GovernanceTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.DoesNotContain("No decision matches", found);
         Assert.Contains("order 5551234567", await PageAsync("5551234567"));
         Assert.Contains("No order #1002 is held for this store", await PageAsync("#1002"));
+        // Typed without its "#", and a store's own format (until 8 Dec 2026 read as the id 1001, and refused).
+        Assert.Contains("order 5551234567", await PageAsync("1001"));
+        await app.ScalarAsync("INSERT INTO orders (shop_id, id, name, total_price, created_at, updated_at) VALUES ($1, 5551234568, 'EU-1002', 80, now(), now())", shopId);
+        await app.LogDecisionAsync(new Decision(DecisionKinds.Risk, "risk:5551234568:1", shopId, app.Clock.GetUtcNow(), "rule_prior")
+        {
+            Subject = "LOW", ModelKind = "risk", OrderId = 5551234568, Reasons = ["no signal of fraud"],
+        });
+        Assert.Contains("order 5551234568", await PageAsync("EU-1002"));
     }
 
     /// <summary>
