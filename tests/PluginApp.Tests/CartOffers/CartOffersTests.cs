@@ -141,6 +141,8 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
             (cheap, caps with { Percent = 20 }, "above the 15 % cap"),
             (cheap, caps with { CodeAvailable = false }, "no discount code is ready"),
             (cheap, caps with { Enabled = false }, "turned off"),
+            // 100 over a threshold of 95: 10 % off takes it to 90, and free shipping away (offered until 8 Dec 2026).
+            (cheap with { Threshold = 95 }, caps, "under the 95.00 free-shipping threshold it reached"),
         };
         foreach (var (cart, c, why) in cases)
         {
@@ -152,6 +154,8 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
         // Exactly at the floor and exactly at the budget are allowed.
         Assert.Null(CartOfferPolicy.OfferRefusal(cheap with { Cost = 72 }, caps));              // (90 - 72) / 90 = 20 %
         Assert.Null(CartOfferPolicy.OfferRefusal(cheap, caps with { SpentToday = 90 }));
+        Assert.Null(CartOfferPolicy.OfferRefusal(cheap with { Threshold = 90 }, caps)); // 90 after the discount: still free
+        Assert.Null(CartOfferPolicy.OfferRefusal(cheap with { Threshold = 150 }, caps)); // under it already: the bar's case
         // A cart that would buy anyway: the offer's discount costs more than it wins.
         Assert.NotEqual(CartAction.Offer, CartOfferPolicy.Decide(cheap, 0.95, caps, ActionEffects.Assumed).Action);
     }
