@@ -144,16 +144,6 @@ public sealed class ShopTokenChecks(NpgsqlDataSource db, AdminGraphQLClient shop
             drop.Parameters.Add(Sql.Param(topic));
             drop.Parameters.Add(Sql.Param(delivery));
             await drop.ExecuteNonQueryAsync(ct);
-            // Granted since the request was triggered: the merchant installed again (the session set the shop up again), which
-            // is no replay. Until 8 Dec 2026 a quick reinstall raised the replay's security event.
-            await using var granted = db.CreateCommand("SELECT coalesce(granted_at > $2, false) FROM shops WHERE id = $1");
-            granted.Parameters.Add(Sql.Param(shopId));
-            granted.Parameters.Add(Sql.Param(TypedNull.Time(triggeredAt)));
-            if (await granted.ExecuteScalarAsync(ct) is true)
-            {
-                logger.LogInformation("{Topic} {DeliveryId} for {Shop} not acted on: the merchant installed the app again since it was sent", topic, delivery, domain);
-                return false;
-            }
             logger.LogWarning(Webhooks.WebhookIngestor.SecurityEvent,
                 "{Topic} {DeliveryId} for {Shop} not acted on: Shopify still accepts the app's token, so the app is installed " +
                 "(a replayed request, or one sent before the merchant installed again). Nothing was changed.", topic, delivery, domain);

@@ -105,8 +105,11 @@ public sealed class ExperimentResults(NpgsqlDataSource db, ExperimentStore store
     {
         var kind = store.Kind(key);
         var settings = await store.GetAsync(shopId, key, ct);
-        if (settings.UpdatedAt is null && settings.Running && await store.FixDefaultStartAsync(shopId, key, ct))
+        if (settings.UpdatedAt is null && settings.Running)
+        {
+            await store.FixDefaultStartAsync(shopId, key, ct);
             settings = await store.GetAsync(shopId, key, ct);
+        }
         var to = settings.Running || settings.StoppedAt is null ? clock.GetUtcNow() : settings.StoppedAt.Value;
         // No start: running by default with no exposure yet, so nothing to count.
         var from = CountsFrom(settings.StartedAt ?? to, to);

@@ -73,8 +73,16 @@ public sealed class ExperimentStore(NpgsqlDataSource db, ExperimentKinds kinds, 
     public static string ResumeSql(string cause) =>
         $"UPDATE experiment_pauses SET resumed_at = $3 WHERE shop_id = $1 AND experiment = $2 AND cause = '{cause}' AND resumed_at IS NULL";
 
-    /// <summary>$1 shop, $2 experiment: its earliest exposure still kept (null: none).</summary>
-    private const string FirstExposureSql = "(SELECT min(first_at) FROM experiment_exposures WHERE shop_id = $1 AND experiment = $2)";
+    /// <summary>
+    /// $1 shop, $2 experiment: when an experiment that ran by default started, by its exposures (null: none yet): the earliest
+    /// still kept, or the shop's install when that is earlier. Why the install: an experiment running since an install more
+    /// than 180 days ago has had its first exposures deleted by retention, and started at its earliest kept one it would count
+    /// anew from about today (ExperimentResults.CountsFrom), its results emptied.
+    /// </summary>
+    private const string FirstExposureSql = """
+        (SELECT CASE WHEN min(x.first_at) IS NOT NULL THEN least(min(x.first_at), (SELECT installed_at FROM shops WHERE id = $1)) END
+         FROM experiment_exposures x WHERE x.shop_id = $1 AND x.experiment = $2)
+        """;
 
     private static readonly TimeSpan CacheFor = TimeSpan.FromSeconds(15);
     public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
@@ -118,22 +126,22 @@ public sealed class ExperimentStore(NpgsqlDataSource db, ExperimentKinds kinds, 
     }
 
     /// <summary>
-    /// Fixes the start of an experiment that runs by default and was never saved at its first exposure, with the settings it
-    /// runs under (the feature's defaults), as its first save would: its results then count from there, not from a window
-    /// that slid with each day. Why: the verdict's always-valid interval holds for a sample that grows from one start, read
-    /// as often as one likes; until 8 Dec 2026 such an experiment counted the visitors first seen in the last 90 days, a
-    /// different sample every day. The settings count as standing since the shop's install (they never changed), so an
-    /// answer given before the first exposure still exposes its visitor. False: nothing fixed (no exposure yet, or a row
-    /// already there).
+    /// Fixes the start of an experiment that runs by default and was never saved (<see cref="FirstExposureSql"/>), with the
+    /// settings it runs under (the feature's defaults), as its first save would: its results then count from there, not from
+    /// a window that slid with each day. Why: the verdict's always-valid interval holds for a sample that grows from one
+    /// start, read as often as one likes; until 8 Dec 2026 such an experiment counted the visitors first seen in the last 90
+    /// days, a different sample every day. The settings count as standing since that start (they never changed), so an
+    /// answer given before the first exposure still exposes its visitor. Clears this instance's cached settings whatever it
+    /// finds, so the caller reads the row another request or instance may have written.
     /// </summary>
-    public async Task<bool> FixDefaultStartAsync(long shopId, string key, CancellationToken ct)
+    public async Task FixDefaultStartAsync(long shopId, string key, CancellationToken ct)
     {
         var kind = Kind(key);
-        if (!kind.RunsByDefault) return false;
+        if (!kind.RunsByDefault) return;
         await using var cmd = db.CreateCommand($"""
             INSERT INTO experiments (shop_id, key, arms, metric, guardrails, status, started_at, stopped_at, updated_at, updated_by, counted_arms)
-            SELECT $1, $2, $3::jsonb, $4, $5::jsonb, 'running', f.at, NULL, least(f.at, coalesce(s.installed_at, f.at)), NULL, $3::jsonb
-            FROM (SELECT {FirstExposureSql} AS at) f JOIN shops s ON s.id = $1
+            SELECT $1, $2, $3::jsonb, $4, $5::jsonb, 'running', f.at, NULL, f.at, NULL, $3::jsonb
+            FROM (SELECT {FirstExposureSql} AS at) f
             WHERE f.at IS NOT NULL
             ON CONFLICT (shop_id, key) DO NOTHING
             """);
@@ -142,9 +150,8 @@ public sealed class ExperimentStore(NpgsqlDataSource db, ExperimentKinds kinds, 
         cmd.Parameters.Add(Sql.Param(JsonSerializer.Serialize(kind.Arms.Select(a => new ArmShare(a.Name, a.Share, a.Description)).ToList(), Json)));
         cmd.Parameters.Add(Sql.Param(kind.DefaultMetric));
         cmd.Parameters.Add(Sql.Param(JsonSerializer.Serialize(new Guardrails(), Json)));
-        var fixedNow = await cmd.ExecuteNonQueryAsync(ct) > 0;
-        if (fixedNow) _cache.Remove((shopId, key));
-        return fixedNow;
+        await cmd.ExecuteNonQueryAsync(ct);
+        _cache.Remove((shopId, key));
     }
 
     /// <summary>The arm of a unit (null key: the stopped arm), and whether the experiment is running for this shop.</summary>
@@ -158,8 +165,8 @@ public sealed class ExperimentStore(NpgsqlDataSource db, ExperimentKinds kinds, 
 
     /// <summary>
     /// Saves the shop's settings; <paramref name="running"/> starts or stops it (starting again keeps the first start). An
-    /// experiment that ran by default before its first save started with its first exposure (as <see cref="FixDefaultStartAsync"/>
-    /// fixes it when its results are first read), whether that save keeps it running or stops it: until 4 Dec the first save (a guardrail changed, or a
+    /// experiment that ran by default before its first save started with its exposures (<see cref="FirstExposureSql"/>, as
+    /// <see cref="FixDefaultStartAsync"/> fixes it when its results are first read), whether that save keeps it running or stops it: until 4 Dec the first save (a guardrail changed, or a
     /// stop and a start) started it anew, and the visitors already exposed, whose first exposure never changes, were out of
     /// its results for good.
     /// A save that runs it with other shares than its results count under starts it at that moment: assignment is a hash

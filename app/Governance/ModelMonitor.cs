@@ -162,7 +162,7 @@ public sealed class ModelMonitor(NpgsqlDataSource db, ModelKinds kinds, ModelReg
                 await RaiseAsync(shopId, modelKind, metric, Version(modelKind), string.Create(CultureInfo.InvariantCulture,
                     // Why the adjusted means: the difference and its interval are of them (each visitor's earlier spending taken into
                     // account, as on the Experiments page); until 6 Dec 2026 the raw means stood beside them, and did not add up.
-                    $"{measure} {words}: {c.AdjustedTreatmentMean:0.00} against {c.AdjustedControlMean:0.00} per visitor (adjusted for what each had spent before), difference {c.Difference:0.00} (always-valid 95 % interval {c.SequentialDifference.Low:0.00} to {c.SequentialDifference.High:0.00}), {c.TreatmentUnits} and {c.ControlUnits} visitors"),
+                    $"{measure} {words}: {c.AdjustedTreatmentMean:0.00} against {c.AdjustedControlMean:0.00} per visitor{(c.CupedUsed ? " (adjusted for what each had spent before)" : "")}, difference {c.Difference:0.00} (always-valid 95 % interval {c.SequentialDifference.Low:0.00} to {c.SequentialDifference.High:0.00}), {c.TreatmentUnits} and {c.ControlUnits} visitors"),
                     report.From, now, ct);
             }
         }

@@ -1,7 +1,3 @@
-using System.Buffers;
-using System.Text.Encodings.Web;
-using System.Text.Json;
-
 namespace PluginApp.StoreData;
 
 /// <summary>
@@ -10,18 +6,29 @@ namespace PluginApp.StoreData;
 /// </summary>
 internal static class JsonSanitizer
 {
-    private static readonly JsonWriterOptions Writer = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
-
     public static bool HasNul(ReadOnlySpan<byte> utf8Json) => utf8Json.IndexOf("\\u0000"u8) >= 0;
 
-    /// <summary>The same JSON with NUL removed; the input itself when it holds none (the usual case, no copy).</summary>
+    /// <summary>
+    /// The same JSON with its \u0000 escapes removed, from strings and property names alike; the input itself when it holds
+    /// none (the usual case, no copy). Done on the text: in JSON a backslash begins an escape and appears only inside a
+    /// string, so no parse is needed, and everything else keeps its exact bytes. Why not parsed and written again, as until
+    /// 8 Dec 2026: a string .NET cannot read (a lone surrogate) beside a NUL made that throw, so such a webhook was answered
+    /// 500 until Shopify gave up on it, and such an import line failed its phase on every retry.
+    /// </summary>
     public static byte[] StripNul(byte[] utf8Json)
     {
         if (!HasNul(utf8Json)) return utf8Json;
-        using var doc = JsonDocument.Parse(utf8Json);
-        var buffer = new ArrayBufferWriter<byte>(utf8Json.Length);
-        using (var w = new Utf8JsonWriter(buffer, Writer)) Write(doc.RootElement, w);
-        return buffer.WrittenSpan.ToArray();
+        var output = new byte[utf8Json.Length];
+        var n = 0;
+        for (var i = 0; i < utf8Json.Length; i++)
+        {
+            if (utf8Json[i] != (byte)'\\' || i + 1 == utf8Json.Length) { output[n++] = utf8Json[i]; continue; }
+            if (utf8Json.AsSpan(i).StartsWith("\\u0000"u8)) { i += 5; continue; }
+            // Any other escape, \\ included, is copied whole: a "u0000" after an escaped backslash is text.
+            output[n++] = utf8Json[i];
+            output[n++] = utf8Json[++i];
+        }
+        return output.AsSpan(0, n).ToArray();
     }
 
     /// <summary>Text form for a single line (the backfill's JSONL).</summary>
@@ -30,56 +37,4 @@ internal static class JsonSanitizer
 
     /// <summary>A string value as the rows store it.</summary>
     public static string? Clean(string? s) => s is null || !s.Contains('\0') ? s : s.Replace("\0", "", StringComparison.Ordinal);
-
-    /// <summary>A JSON string's raw text without its \u0000 escapes (an escaped backslash before "u0000" is not one).</summary>
-    private static string WithoutNulEscapes(string raw)
-    {
-        var s = new System.Text.StringBuilder(raw.Length);
-        for (var i = 0; i < raw.Length; i++)
-        {
-            if (raw[i] != '\\' || i + 1 == raw.Length) { s.Append(raw[i]); continue; }
-            // An escape is a backslash and what follows it: \\ is one, so a "u0000" after it is text.
-            var nul = string.CompareOrdinal(raw, i, "\\u0000", 0, 6) == 0;
-            if (!nul) s.Append(raw, i, 2);
-            i += nul ? 5 : 1;
-        }
-        return s.ToString();
-    }
-
-    private static void Write(JsonElement e, Utf8JsonWriter w)
-    {
-        switch (e.ValueKind)
-        {
-            case JsonValueKind.Object:
-                w.WriteStartObject();
-                foreach (var p in e.EnumerateObject())
-                {
-                    w.WritePropertyName(Clean(p.Name)!);
-                    Write(p.Value, w);
-                }
-                w.WriteEndObject();
-                break;
-            case JsonValueKind.Array:
-                w.WriteStartArray();
-                foreach (var item in e.EnumerateArray()) Write(item, w);
-                w.WriteEndArray();
-                break;
-            case JsonValueKind.String:
-                string? text;
-                try { text = e.GetString(); }
-                catch (InvalidOperationException)
-                {
-                    // A string .NET cannot read (a lone surrogate): its escapes kept as they are, only \u0000 taken out, so the
-                    // body goes on to be kept aside as such a body is. Until 8 Dec 2026 this threw: such a webhook was answered
-                    // 500 until Shopify gave up on it, and such an import line failed its phase on every retry.
-                    w.WriteRawValue(WithoutNulEscapes(e.GetRawText()), skipInputValidation: true);
-                    break;
-                }
-                w.WriteStringValue(Clean(text));
-                break;
-            default:
-                w.WriteRawValue(e.GetRawText()); // numbers keep their exact text; true, false, null
-                break;
-        }
-    }
 }

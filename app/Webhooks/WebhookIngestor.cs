@@ -98,7 +98,7 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
     public (PendingDelivery? Delivery, IngestResult? Answer) Prepare(WebhookDeliveryHeaders h, byte[] signedBody)
     {
         // Parse and map first: a malformed payload must fail before we touch the database.
-        var body = JsonSanitizer.HasNul(signedBody) ? StripNul(signedBody) : signedBody;
+        var body = JsonSanitizer.StripNul(signedBody);
         using var doc = ParseJson(body);
         var root = doc.RootElement;
         var claim = ShopBinding.Read(h.Topic, root);
@@ -380,12 +380,6 @@ internal sealed class WebhookIngestor(PersonalDataCatalog personalData, IEnumera
         p.Add(new NpgsqlParameter { Value = (object?)h.EventId ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
         p.Add(Sql.Param(TypedNull.Time(h.TriggeredAt)));
         p.Add(Sql.Param(receivedAt));
-    }
-
-    private static byte[] StripNul(byte[] body)
-    {
-        try { return JsonSanitizer.StripNul(body); }
-        catch (JsonException e) { throw new MalformedPayloadException($"the body is not valid JSON: {e.Message}"); }
     }
 
     /// <summary>

@@ -45,10 +45,12 @@ public static class Drift
             cuts.Add(q);
             previous = q;
         }
-        // Values above all of the reference's are a bin of their own (its share there floored): until 8 Dec 2026 they shared
-        // the top bin, so a flag never set in the training window (a card's failed security code, before a card-testing
-        // burst) read as stable (PSI 0) when set on half of the current week.
-        cuts.Add(Math.BitIncrement(r[^1]));
+        // Values above all of the reference's are a bin of their own when its largest value holds a decile or more (a flag, a
+        // count): until 8 Dec 2026 they shared the top bin, so a flag never set in the training window (a card's failed
+        // security code, before a card-testing burst) read as stable (PSI 0) when set on half of the current week. Why not
+        // for every field: a continuous one's new highs would weigh against a reference share of nothing (floored), and a
+        // few percent of them read as a major shift.
+        if (r.Length - LowerBound(r, r[^1]) >= r.Length / (double)bins) cuts.Add(Math.BitIncrement(r[^1]));
         var edges = cuts.ToList();
         var expected = Shares(r, edges);
         var actual = Shares(c, edges);
@@ -73,6 +75,18 @@ public static class Drift
         }
         for (var i = 0; i < counts.Length; i++) counts[i] /= values.Count;
         return counts;
+    }
+
+    /// <summary>The index of the first value of the sorted <paramref name="xs"/> not below <paramref name="x"/>.</summary>
+    private static int LowerBound(double[] xs, double x)
+    {
+        int lo = 0, hi = xs.Length;
+        while (lo < hi)
+        {
+            var mid = (lo + hi) / 2;
+            if (xs[mid] < x) lo = mid + 1; else hi = mid;
+        }
+        return lo;
     }
 
     /// <summary>The index of the first value of the sorted <paramref name="xs"/> above <paramref name="x"/> (its length when none is).</summary>

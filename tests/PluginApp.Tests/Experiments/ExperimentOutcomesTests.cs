@@ -392,8 +392,8 @@ public sealed class ExperimentOutcomesTests(AppFixture app) : IClassFixture<AppF
             """, shopId, arms, app.Clock.GetUtcNow());
         var results = app.Factory.Services.GetRequiredService<ExperimentResults>();
         var store = app.Factory.Services.GetRequiredService<ExperimentStore>();
-        Assert.Equal(40, (await results.ReportAsync(shopId, "upsells", CancellationToken.None)).Arms.Sum(a => a.Units));
 
+        // Saved before its results were ever read (which would have fixed its start first).
         var settings = await store.GetAsync(shopId, "upsells", CancellationToken.None);
         await store.SaveAsync(shopId, "upsells", settings.Arms, settings.Metric, settings.Guardrails with { MaxRefundRate = 0.2 }, running: true, "staff user 42",
             CancellationToken.None);
@@ -707,6 +707,22 @@ public sealed class ExperimentOutcomesTests(AppFixture app) : IClassFixture<AppF
         var page = await PageAsync();
         Assert.Contains($"Running since {PluginApp.Admin.Shell.Format.Time(first)}.", page);
         Assert.DoesNotContain("id=\"upsells-window\"", page);
+        // Another store, installed a year ago: retention has deleted its exposures older than 180 days, so it started at its
+        // install, and counts from its latest 180-day period since (counted from its earliest kept exposure, 179 days ago, it
+        // would count anew from tomorrow, its results emptied).
+        const string old = "experiments-window-old.myshopify.com";
+        var oldId = await app.InstallShopAsync(old);
+        var installed = new DateTimeOffset(now.AddDays(-365).UtcDateTime.Date, TimeSpan.Zero);
+        await app.CountAsync("UPDATE shops SET installed_at = $2 WHERE id = $1", oldId, installed);
+        await app.CountAsync("""
+            INSERT INTO experiment_exposures (shop_id, experiment, unit, arm, customer_id, first_at)
+            VALUES ($1, 'upsells', 'v:old-kept', $2, NULL, $3), ($1, 'upsells', 'v:old-recent-1', $2, NULL, $4), ($1, 'upsells', 'v:old-recent-2', $2, NULL, $5)
+            """, oldId, arms[0], now.AddDays(-179), installed.AddDays(361), installed.AddDays(362));
+        var oldReport = await app.Factory.Services.GetRequiredService<ExperimentResults>().ReportAsync(oldId, "upsells", CancellationToken.None);
+        Assert.Equal(installed, oldReport.Settings.StartedAt);
+        Assert.Equal(installed.AddDays(360), oldReport.From);
+        Assert.Equal(2, oldReport.Arms.Sum(a => a.Units));
+
         // The first save keeps that start.
         var store = app.Factory.Services.GetRequiredService<ExperimentStore>();
         var settings = await store.GetAsync(shopId, "upsells", CancellationToken.None);
