@@ -608,6 +608,9 @@ public sealed class CartOffersBlockTests(StorefrontFixture sf) : IClassFixture<S
                 // 2026 the button came back and said nothing).
                 var shownProduct = JsonNode.Parse(offered.ResponseBody!)!["upsell"]![0]!;
                 storefront.SoldOut[shownProduct["variant_id"]!.GetValue<long>()] = shownProduct["title"]!.GetValue<string>();
+                // Refused after the half second in which the browser takes a move as the click's own: a late refusal moves
+                // nothing either (until 8 Dec 2026 its words, beside the button, moved the product and the button aside).
+                storefront.RefusalDelay = TimeSpan.FromMilliseconds(800);
                 try
                 {
                     await page.ClickAsync(".pa-offers__add");
@@ -620,7 +623,7 @@ public sealed class CartOffersBlockTests(StorefrontFixture sf) : IClassFixture<S
                     await AssertNothingMovedAsync(page, before);
                     await page.ScreenshotAsync(new PageScreenshotOptions { Path = Screenshot("storefront-cart-offers-add-refused.png"), FullPage = true });
                 }
-                finally { storefront.SoldOut.Clear(); }
+                finally { storefront.SoldOut.Clear(); storefront.RefusalDelay = TimeSpan.Zero; }
 
                 // The shopper adds the product: the cart page is loaded again, so the theme's lines and totals hold it, and
                 // the block asks the app about the cart as it now stands. Until 5 Dec 2026 the page kept the cart without it,

@@ -196,6 +196,9 @@ public sealed partial class StorefrontServer : IAsyncDisposable
     /// <summary>Variants the shop has sold out of, by id, with their product's title: /cart/add.js refuses them as Shopify does.</summary>
     public System.Collections.Concurrent.ConcurrentDictionary<long, string> SoldOut { get; } = new();
 
+    /// <summary>How long /cart/add.js takes to refuse a sold-out variant (a busy store, a slow network): none by default.</summary>
+    public TimeSpan RefusalDelay { get; set; }
+
     /// <summary>
     /// What /cart.js says the cart costs after every discount, in the currency's subunit, and its currency (the shopper's);
     /// left out while null, as this stand-in prices nothing.
@@ -243,8 +246,11 @@ public sealed partial class StorefrontServer : IAsyncDisposable
         // Shopify's answer to an add it refuses: 422, and the reason in the shop's language.
         foreach (var item in items.OfType<JsonObject>())
             if (SoldOut.TryGetValue(item["id"]!.GetValue<long>(), out var title))
+            {
+                if (RefusalDelay > TimeSpan.Zero) await Task.Delay(RefusalDelay);
                 return Results.Json(new JsonObject { ["status"] = 422, ["message"] = "Cart Error", ["description"] = $"The product '{title}' is already sold out." },
                     statusCode: 422);
+            }
         var added = new JsonArray();
         lock (_cart)
             foreach (var item in items.OfType<JsonObject>())
