@@ -139,7 +139,7 @@ public sealed class DiscountPool(NpgsqlDataSource db, OutboxScheduler outbox, Ti
         await using (var count = new NpgsqlCommand($"""
             SELECT count(*) FROM discount_codes WHERE shop_id = $1 AND state IN ('creating', 'ready') AND percent = $3
               AND expires_at > $2 + make_interval(mins => least(60, $4 * 15)) + make_interval(hours => $4)
-              AND expires_at <= $2 + make_interval(mins => least(60, $4 * 15)) + make_interval(hours => $4 * {ValidityInThePool})
+              AND expires_at - created_at <= make_interval(hours => $4 * {ValidityInThePool})
             """, conn, tx))
         {
             count.Parameters.Add(Sql.Param(shopId));
@@ -190,15 +190,15 @@ public sealed class DiscountPool(NpgsqlDataSource db, OutboxScheduler outbox, Ti
     public const int ValidityInThePool = 2;
 
     /// <summary>
-    /// A code a cart may be given: $1 the shop; now, the offer's percent and its validity in hours as the parameters named. At
-    /// most <see cref="ValidityInThePool"/> times the validity left, too: codes made before the merchant shortened it are left
-    /// to expire (and the refill makes new ones), with an hour's slack (a quarter of a shorter validity) for the clocks of the
-    /// instances that made them. Until 8 Dec 2026 a validity lowered from 30 days to a day still handed out the pool's codes
-    /// of two months, against the page's "at most twice the validity".
+    /// A code a cart may be given: $1 the shop; now, the offer's percent and its validity in hours as the parameters named. Made
+    /// to live at most <see cref="ValidityInThePool"/> times the validity, too: codes made before the merchant shortened it
+    /// are left to expire (and the refill makes new ones). Why by its own lifetime, not the time left: the instance that made
+    /// it dated both ends, so no clock between instances moves it. Until 8 Dec 2026 a validity lowered from 30 days to a day
+    /// still handed out the pool's codes of two months, against the page's "at most twice the validity".
     /// </summary>
     internal static string Usable(string now, string percent, string hours) =>
         $"shop_id = $1 AND state = 'ready' AND percent = {percent} AND expires_at > {now} + make_interval(hours => {hours})" +
-        $" AND expires_at <= {now} + make_interval(mins => least(60, {hours} * 15)) + make_interval(hours => {hours} * {ValidityInThePool})";
+        $" AND expires_at - created_at <= make_interval(hours => {hours} * {ValidityInThePool})";
 
     /// <summary>
     /// $1 shop, $2 now, $3 the start of today (UTC), $4 the cart, $5 the offer's percent, $6 its validity in hours: whether a
