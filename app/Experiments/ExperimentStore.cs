@@ -147,7 +147,7 @@ public sealed class ExperimentStore(NpgsqlDataSource db, ExperimentKinds kinds, 
             """);
         cmd.Parameters.Add(Sql.Param(shopId));
         cmd.Parameters.Add(Sql.Param(key));
-        cmd.Parameters.Add(Sql.Param(JsonSerializer.Serialize(kind.Arms.Select(a => new ArmShare(a.Name, a.Share, a.Description)).ToList(), Json)));
+        cmd.Parameters.Add(Sql.Param(JsonSerializer.Serialize(kind.Arms, Json)));
         cmd.Parameters.Add(Sql.Param(kind.DefaultMetric));
         cmd.Parameters.Add(Sql.Param(JsonSerializer.Serialize(new Guardrails(), Json)));
         await cmd.ExecuteNonQueryAsync(ct);

@@ -15,8 +15,8 @@ public sealed record DriftResult(double Psi, int ReferenceCount, int CurrentCoun
 /// <summary>
 /// Population stability index between a reference sample (the model's training window) and a current one. Bins are the
 /// reference's deciles, so each holds about a tenth of it; repeated values (counts, flags) merge bins rather than split a
-/// value across two, a value holding two deciles or more keeps the values above it out of its bin, and values above the
-/// reference's largest have a bin of their own. Empty bins get a small share so the logarithm stays finite.
+/// value across two, a value holding two deciles or more keeps the values above it out of its bin, and so does the
+/// reference's largest value when it holds a decile or more. Empty bins get a small share so the logarithm stays finite.
 /// </summary>
 public static class Drift
 {
@@ -50,7 +50,7 @@ public static class Drift
         // security code, before a card-testing burst) read as stable (PSI 0) when set on half of the current week. Why not
         // for every field: a continuous one's new highs would weigh against a reference share of nothing (floored), and a
         // few percent of them read as a major shift.
-        if (r.Length - LowerBound(r, r[^1]) >= r.Length / (double)bins) cuts.Add(Math.BitIncrement(r[^1]));
+        if (r.Length - Array.IndexOf(r, r[^1]) >= r.Length / (double)bins) cuts.Add(Math.BitIncrement(r[^1]));
         var edges = cuts.ToList();
         var expected = Shares(r, edges);
         var actual = Shares(c, edges);
@@ -75,18 +75,6 @@ public static class Drift
         }
         for (var i = 0; i < counts.Length; i++) counts[i] /= values.Count;
         return counts;
-    }
-
-    /// <summary>The index of the first value of the sorted <paramref name="xs"/> not below <paramref name="x"/>.</summary>
-    private static int LowerBound(double[] xs, double x)
-    {
-        int lo = 0, hi = xs.Length;
-        while (lo < hi)
-        {
-            var mid = (lo + hi) / 2;
-            if (xs[mid] < x) lo = mid + 1; else hi = mid;
-        }
-        return lo;
     }
 
     /// <summary>The index of the first value of the sorted <paramref name="xs"/> above <paramref name="x"/> (its length when none is).</summary>

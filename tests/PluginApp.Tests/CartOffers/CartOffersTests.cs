@@ -43,6 +43,10 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
     }
 
     /// <summary>Tops the code pool up and lets the outbox create the codes in the stand-in Shopify; the codes Shopify has are then ready.</summary>
+    /// <summary>The store's Cart offers page, as its text reads.</summary>
+    private async Task<string> CartOffersPageAsync(StoreSeed seed) => WebUtility.HtmlDecode(await (await app.Client.GetAsync(
+        $"/admin/cart-offers?shop={seed.Shop}&embedded=1&id_token={app.SessionToken(seed.Shop)}")).Content.ReadAsStringAsync());
+
     private async Task FillPoolAsync(StoreSeed seed)
     {
         var settings = (await app.Factory.Services.GetRequiredService<CartOfferSettingsStore>().GetAsync(seed.ShopId, CancellationToken.None)).Settings;
@@ -495,7 +499,7 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
         await SettingsAsync(seed, new { enabled = true, offerPercent = 10, maxDiscountPercent = 10, marginFloorPercent = 20, dailyBudget = 1000, poolSize = 2, codeExpiryHours = 48 });
         await FillPoolAsync(seed);
         // The page counts as ready only what a cart may be given; the 20 % codes are left to expire.
-        var page = WebUtility.HtmlDecode(await (await app.Client.GetAsync($"/admin/cart-offers?shop={seed.Shop}&embedded=1&id_token={app.SessionToken(seed.Shop)}")).Content.ReadAsStringAsync());
+        var page = await CartOffersPageAsync(seed);
         Assert.Contains("<span class=\"stat-value\" id=\"codes-ready\">2</span>", page);
         Assert.Contains("2 older (another percent, or less than the code expiry left) left to expire", page);
         // A day later: codes made now are still good for the 48 hours set, and the 20 % ones never will be handed out.
@@ -515,7 +519,7 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
             // counts the two apart (until 4 Dec 2026 every pool code that lapsed read as a shopper's code that did).
             app.Clock.Advance(TimeSpan.FromDays(4));
             advanced += TimeSpan.FromDays(4);
-            page = WebUtility.HtmlDecode(await (await app.Client.GetAsync($"/admin/cart-offers?shop={seed.Shop}&embedded=1&id_token={app.SessionToken(seed.Shop)}")).Content.ReadAsStringAsync());
+            page = await CartOffersPageAsync(seed);
             Assert.Contains("0 handed out and not used yet, 1 handed out and expired unused", page);
             // Beside the settings, that a code handed out keeps working whatever is changed (nothing revokes it in Shopify).
             Assert.Contains("Codes already handed out keep working at checkout until they end", page);
@@ -542,7 +546,7 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
         await SettingsAsync(seed, new { enabled = true, offerPercent = 10, maxDiscountPercent = 10, marginFloorPercent = 20, dailyBudget = 1000, poolSize = 2, codeExpiryHours = 24 });
         await FillPoolAsync(seed);
 
-        var page = WebUtility.HtmlDecode(await (await app.Client.GetAsync($"/admin/cart-offers?shop={seed.Shop}&embedded=1&id_token={app.SessionToken(seed.Shop)}")).Content.ReadAsStringAsync());
+        var page = await CartOffersPageAsync(seed);
         Assert.Contains("<span class=\"stat-value\" id=\"codes-ready\">2</span>", page);
         Assert.Contains("2 older (another percent, or less than the code expiry left) left to expire", page);
         var answer = await AskAsync(seed, "cart-shortened", VisitorIn(seed.Shop, CartOffersExperiment.PolicyArm), (1120, 5));
