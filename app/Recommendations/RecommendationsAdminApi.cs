@@ -1,5 +1,7 @@
+using System.Globalization;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Npgsql;
+using PluginApp.Admin.Shell;
 using PluginApp.Data;
 using PluginApp.Install;
 using PluginApp.StoreData;
@@ -55,25 +57,31 @@ public static class RecommendationsAdminApi
         return TypedResults.Ok(await whatIf.YesterdayAsync(scope.ShopId, rules, yesterday, ct));
     }
 
-    public sealed record PreviewItem(int Rank, long ProductId, string Title, string? Price, string Currency, string Reason, string Why);
+    public sealed record PreviewItem(int Rank, long ProductId, string Title, string? Price, string Currency, string? PriceText, string Reason, string Why);
     public sealed record PreviewView(long ProductId, string ProductTitle, string Path, int? ModelVersion, List<PreviewItem> Items);
 
     /// <summary>
     /// What the product block would show right now for a product (by id, exact title, or the first title containing the
-    /// text), and why, in words. Always the model arm; nothing is logged.
+    /// text), and why, in words, as many as the block is set to show (its product count, 2 to 8; 4 unless asked). Always
+    /// the model arm; nothing is logged. Prices read in the store's currency as every admin page writes them.
     /// </summary>
-    private static async Task<Results<Ok<PreviewView>, ProblemHttpResult>> PreviewAsync(string? product, RecommendationService service, CatalogCache catalogs,
-        ShopScope scope, CancellationToken ct)
+    private static async Task<Results<Ok<PreviewView>, ProblemHttpResult>> PreviewAsync(string? product, int? count, RecommendationService service,
+        CatalogCache catalogs, ShopScope scope, CancellationToken ct)
     {
+        // Why: the preview always showed four, while a block set to six shows six (until 8 Dec 2026).
+        var shown = count ?? 4;
+        if (shown is < 2 or > 8) return TypedResults.Problem(title: "Invalid count", detail: "the block shows 2 to 8 products", statusCode: 400);
         var catalog = await catalogs.GetAsync(scope.ShopId, ct);
         var q = product?.Trim() ?? "";
         var found = long.TryParse(q, out var id) && catalog.Products.TryGetValue(id, out var byId) ? byId
             : catalog.Products.Values.FirstOrDefault(p => string.Equals(p.Title, q, StringComparison.OrdinalIgnoreCase))
               ?? (q.Length >= 2 ? catalog.Products.Values.Where(p => p.Title.Contains(q, StringComparison.OrdinalIgnoreCase)).MinBy(p => p.Title.Length) : null);
         if (found is null) return TypedResults.Problem(title: "No such product", detail: $"no product has the id or a title like '{q}'", statusCode: 404);
-        var answer = await service.RecommendAsync(new RecommendationRequest(scope.ShopId, scope.Domain, "product", found.Id, [], 4, null, null, Preview: true), ct);
+        var answer = await service.RecommendAsync(new RecommendationRequest(scope.ShopId, scope.Domain, "product", found.Id, [], shown, null, null, Preview: true), ct);
         return TypedResults.Ok(new PreviewView(found.Id, found.Title, answer.Path, answer.ModelVersion,
-            answer.Items.Select(i => new PreviewItem(i.Rank, i.ProductId, i.Title, i.Price, i.Currency, i.Reason, ReasonInWords(i.Reason))).ToList()));
+            answer.Items.Select(i => new PreviewItem(i.Rank, i.ProductId, i.Title, i.Price, i.Currency,
+                decimal.TryParse(i.Price, NumberStyles.Number, CultureInfo.InvariantCulture, out var price) ? Format.Money(price, i.Currency) : null,
+                i.Reason, ReasonInWords(i.Reason))).ToList()));
     }
 
     public static string ReasonInWords(string reason) => reason switch

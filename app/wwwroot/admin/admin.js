@@ -161,7 +161,8 @@
       ev.preventDefault();
       clearErrors(form);
       const product = form.elements.namedItem('product').value.trim();
-      const r = await api('GET', `${form.dataset.preview}?product=${encodeURIComponent(product)}`);
+      const count = form.elements.namedItem('count');
+      const r = await api('GET', `${form.dataset.preview}?product=${encodeURIComponent(product)}${count ? `&count=${encodeURIComponent(count.value)}` : ''}`);
       const out = $('#preview-result');
       out.replaceChildren();
       if (!r.ok) return fieldError(form, 'product', problem(r));
@@ -173,7 +174,7 @@
       list.className = 'preview-list';
       for (const item of p.items) {
         const li = document.createElement('li');
-        li.textContent = `${item.title}${item.price ? ` — ${item.currency} ${item.price}` : ''}: ${item.why}`;
+        li.textContent = `${item.title}${item.priceText ? ` — ${item.priceText}` : ''}: ${item.why}`;
         list.append(li);
       }
       // Why by path: nothing shown is not always the rules' doing (until 6 Dec 2026 every empty answer blamed them).

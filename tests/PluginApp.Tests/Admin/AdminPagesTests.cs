@@ -527,6 +527,19 @@ public sealed class AdminPagesTests(AdminFixture app, ITestOutputHelper output) 
         var text = await page.Locator("#preview-result").InnerTextAsync();
         Assert.Contains("On “Product 109”", text);
         Assert.Matches("(Often bought together with this product|Bought by the same customers as this product|A bestseller in this store)", text);
+        // As many as the block is set to show, each price as the admin writes money (until 8 Dec 2026 always four, and
+        // "USD 12.00" read from the raw amount).
+        await page.SelectOptionAsync("#count", "6");
+        await page.ClickAsync("form[data-preview] button[type=submit]");
+        await Assertions.Expect(page.Locator("#preview-result li")).ToHaveCountAsync(6);
+        var preview = await app.AdminJsonAsync("/api/admin/recommendations/preview?product=Product%20109&count=6");
+        var first = preview.GetProperty("items")[0];
+        var priceText = PluginApp.Shopify.Currency.Format(decimal.Parse(first.GetProperty("price").GetString()!, System.Globalization.CultureInfo.InvariantCulture),
+            first.GetProperty("currency").GetString());
+        Assert.Equal(priceText, first.GetProperty("priceText").GetString());
+        await Assertions.Expect(page.Locator("#preview-result li").First).ToContainTextAsync($"— {priceText}:");
+        var tooMany = await app.Client.SendAsync(app.AdminGet("/api/admin/recommendations/preview?product=Product%20109&count=9", AdminFixture.Shop));
+        Assert.Equal(System.Net.HttpStatusCode.BadRequest, tooMany.StatusCode);
         await page.FillAsync("#product", "Product 111");
         await page.ClickAsync("form[data-preview] button[type=submit]");
         await Assertions.Expect(page.Locator("#preview-result")).ToContainTextAsync("Product 111");
