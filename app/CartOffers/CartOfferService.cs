@@ -17,8 +17,10 @@ namespace PluginApp.CartOffers;
 /// <param name="Paid">What the cart costs after its own discounts as a share of its price before them (<see cref="CartFacts.Paid"/>).</param>
 /// <param name="ArmVisitorHash">Who the experiment assigns, when not the visitor: a shopper who declined analytics keeps no
 /// visitor id across page views, and her cart stands for her (the answer stays the visitor's, whose later events it matches).</param>
+/// <param name="Editor">Asked from the theme editor (the merchant's own preview of her cart page): answered as the policy
+/// arm would answer it, with nothing logged, no exploration and no code handed out (its offer shows <see cref="EditorCode"/>).</param>
 public sealed record CartOfferRequest(long ShopId, string Shop, string? CartToken, IReadOnlyList<(long VariantId, int Quantity)> Lines,
-    string? VisitorHash, long? CustomerId, string? ClientIp, decimal Paid = 1, string? ArmVisitorHash = null);
+    string? VisitorHash, long? CustomerId, string? ClientIp, decimal Paid = 1, string? ArmVisitorHash = null, bool Editor = false);
 
 public sealed record ProgressBar(decimal Threshold, decimal Value, decimal Remaining, double Progress, string Currency);
 
@@ -47,6 +49,9 @@ public sealed class CartOfferService(CartOfferSettingsStore settingsStore, Catal
 
     public void Invalidate(long shopId) => _settings.Remove(shopId);
 
+    /// <summary>The code the theme editor's offer shows: shorter than every code the pool makes, so never one of them.</summary>
+    public const string EditorCode = DiscountPool.Prefix + "PREVIEW";
+
     public async Task<CartOfferResponse> DecideAsync(CartOfferRequest req, CancellationToken ct)
     {
         var started = Stopwatch.GetTimestamp();
@@ -56,8 +61,11 @@ public sealed class CartOfferService(CartOfferSettingsStore settingsStore, Catal
         var catalog = await catalogs.GetAsync(req.ShopId, ct);
         var tax = await taxes.ShareAsync(req.ShopId, ct);
         var facts = Price(req.Lines, catalog, settings.FreeShippingThreshold) with { Paid = req.Paid, TaxShare = tax.Share ?? 0, TaxRateUnknown = tax.RateUnknown };
-        var (arm, running) = await experiments.AssignAsync(req.ShopId, req.Shop, CartOffersExperiment.Key,
-            UpsellExperiment.AssignmentKey(req.ArmVisitorHash ?? req.VisitorHash, req.CustomerId), ct);
+        // Why the policy arm in the theme editor: until 8 Dec 2026 each redraw of the block as the merchant edited her cart page
+        // was a shopper's cart, logged, explored, and handed a real code counted in the day's budget; and the control arm's
+        // "nothing" would show her an empty box.
+        var (arm, running) = req.Editor ? (CartOffersExperiment.PolicyArm, false)
+            : await experiments.AssignAsync(req.ShopId, req.Shop, CartOffersExperiment.Key, UpsellExperiment.AssignmentKey(req.ArmVisitorHash ?? req.VisitorHash, req.CustomerId), ct);
         var decisionId = DecisionLog.NewId(clock.GetUtcNow());
         var reasons = new List<string>();
         var expected = new Dictionary<string, double>();
@@ -78,7 +86,7 @@ public sealed class CartOfferService(CartOfferSettingsStore settingsStore, Catal
             var bestVariant = best is null ? null : catalog.Products.GetValueOrDefault(best.ProductId)?.Display;
             facts = facts with { UpsellPrice = bestVariant?.Price, UpsellCost = bestVariant?.Cost };
             // The control's cart only reads the pool (it hands nothing out, so it leaves the settling to the policy's carts).
-            var (ready, spent, held, hadCode) = await pool.StateAsync(req.ShopId, req.CartToken, settings, ct, settle: arm != CartOffersExperiment.ControlArm);
+            var (ready, spent, held, hadCode) = await pool.StateAsync(req.ShopId, req.CartToken, settings, ct, settle: arm != CartOffersExperiment.ControlArm && !req.Editor);
             // A cart asking again already holds its code: that code's discount is not spent a second time, and the caps are
             // checked at its own percent (until 5 Dec 2026 at the offer's, and a cart kept being shown a 20 % code after the
             // merchant had lowered the offer and its cap to 10 %).
@@ -113,11 +121,11 @@ public sealed class CartOfferService(CartOfferSettingsStore settingsStore, Catal
                 : "the cart already reaches free shipping at catalog prices: the block shows the full bar, or what is left after the cart's own discounts");
         // Why not the request's token once a code is handed out: the code is the cart's now, and a shopper who left the page
         // meanwhile must not leave it without the decision that explains it (until 5 Dec 2026 such a code had none).
-        if (facts.Items > 0)
+        if (facts.Items > 0 && !req.Editor)
             await LogAsync(req, decisionId, arm, action, drawn, score, facts, expected, allowed, reasons, offer?.Code, shadow, started,
                 offer is null ? ct : CancellationToken.None);
         // The intent path: the store's model, the store's base rate when it has none, or no score (empty cart, control arm).
-        PluginApp.Operations.OperatorMetrics.Served("cart_offers", score is null ? "not_scored" : score.ModelVersion is null ? "base_rate" : "intent_model");
+        if (!req.Editor) PluginApp.Operations.OperatorMetrics.Served("cart_offers", score is null ? "not_scored" : score.ModelVersion is null ? "base_rate" : "intent_model");
         return new CartOfferResponse(facts.Items > 0 ? decisionId : null, CartOffersExperiment.Key, arm, action, bar, upsell, upsellRequest, offer,
             score?.ModelVersion, running ? "experiment" : "policy");
     }
@@ -154,7 +162,7 @@ public sealed class CartOfferService(CartOfferSettingsStore settingsStore, Catal
         // was margin given for nothing); by the cart, so a cart asking again gets the same draw (by the decision, a
         // shopper reloading the cart page drew again until an offer came up).
         var drawKey = req.CartToken ?? decisionId;
-        if (running && Explores(drawKey) && allowed.Length > 1)
+        if (running && !req.Editor && Explores(drawKey) && allowed.Length > 1)
         {
             var pick = allowed[(int)(Assignment.Bucket(req.Shop, drawKey, "explore-action") * allowed.Length) % allowed.Length];
             if (pick != action) reasons.Insert(0, $"exploration: {CartOfferPolicy.Words(pick)} instead, chosen at random among the allowed actions so each one's effect can be measured");
@@ -173,7 +181,9 @@ public sealed class CartOfferService(CartOfferSettingsStore settingsStore, Catal
         if (action == CartAction.Offer)
         {
             var amount = Math.Round(facts.Value * settings.OfferPercent / 100, 2);
-            var code = held ?? await pool.HandOutAsync(req.ShopId, req.CartToken!, req.VisitorHash, decisionId, amount, settings, ct);
+            var code = held ?? (req.Editor
+                ? ready ? new HandedCode(EditorCode, settings.OfferPercent, clock.GetUtcNow().AddHours(settings.CodeExpiryHours), amount) : null
+                : await pool.HandOutAsync(req.ShopId, req.CartToken!, req.VisitorHash, decisionId, amount, settings, ct));
             if (code is null)
             {
                 reasons.Insert(0, "the offer was chosen but no code could be handed out (the pool ran dry or the budget filled meanwhile)");
@@ -181,12 +191,12 @@ public sealed class CartOfferService(CartOfferSettingsStore settingsStore, Catal
             }
             else
                 offer = new OfferView(code.Code, code.Percent, code.Amount, code.ExpiresAt, $"/discount/{Uri.EscapeDataString(code.Code)}?redirect=%2Fcart");
-            if (!ready || code is not null) jobs.Enqueue<CartOfferJobs>(j => j.RefillAsync(req.ShopId, CancellationToken.None));
+            if ((!ready || code is not null) && !req.Editor) jobs.Enqueue<CartOfferJobs>(j => j.RefillAsync(req.ShopId, CancellationToken.None));
         }
-        else if (!ready && caps.Enabled) jobs.Enqueue<CartOfferJobs>(j => j.RefillAsync(req.ShopId, CancellationToken.None));
+        else if (!ready && caps.Enabled && !req.Editor) jobs.Enqueue<CartOfferJobs>(j => j.RefillAsync(req.ShopId, CancellationToken.None));
         if (action == CartAction.NudgeUpsell)
         {
-            var served = await UpsellCandidatesAsync(req, variants, facts.PriceToReach!.Value, catalog, preview: false, ct);
+            var served = await UpsellCandidatesAsync(req, variants, facts.PriceToReach!.Value, catalog, preview: req.Editor, ct);
             upsell = served.Items;
             upsellRequest = served.RequestId;
             if (upsell.Count == 0) action = CartAction.Nudge;

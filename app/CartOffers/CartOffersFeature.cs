@@ -135,7 +135,8 @@ public static class CartOffersFeature
 
     /// <summary>
     /// <c>lines</c>: the cart's lines as "variant:quantity" pairs separated by commas (at most 100). <c>np=1</c>: the shopper
-    /// declined analytics, and is answered as a guest though logged in (<see cref="ProxyEndpoints.Shopper"/>): until 6 Dec
+    /// declined analytics, and is answered as a guest though logged in (<see cref="ProxyEndpoints.Shopper"/>); <c>np=2</c>:
+    /// the theme editor, answered as a preview (<see cref="CartOfferRequest.Editor"/>). Until 6 Dec
     /// 2026 her cart was linked to her account in the decision log and, nightly, in cart_customers, which purchase-intent
     /// training and the abandonment sweep read. <c>paid</c>: the cart's total after its discounts over its total before them
     /// (/cart.js's total_price over original_total_price), from 0 to 1; NaN or Infinity (a cart of free lines) or absent reads as 1.
@@ -175,7 +176,7 @@ public static class CartOffersFeature
         // if she agrees on the page, its seen and events come under that id.
         var request = new CartOfferRequest(ProxyEndpoints.ShopIdOf(http), shop, cart_token, parsed,
             Assignment.VisitorHash(shop, visitor_id), ProxyEndpoints.Shopper(logged_in_customer_id, np), ProxyEndpoints.ShopperAddressOf(http), share,
-            np == "1" && cart_token is not null ? Assignment.VisitorHash(shop, "cart:" + cart_token) : null);
+            np == "1" && cart_token is not null ? Assignment.VisitorHash(shop, "cart:" + cart_token) : null, Editor: ProxyEndpoints.InEditor(np));
         return ProxyJson.Answer(await service.DecideAsync(request, ct));
     }
 

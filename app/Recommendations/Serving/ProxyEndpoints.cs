@@ -118,7 +118,7 @@ public static class ProxyEndpoints
         var shop = (string)http.Items[ShopItem]!;
         var request = new RecommendationRequest((long)http.Items[ShopIdItem]!, shop, placement, product_id, variants.ToArray(),
             Math.Clamp(limit ?? 4, 1, 12), PluginApp.Experiments.Assignment.VisitorHash(shop, visitor_id), Shopper(logged_in_customer_id, np),
-            ClientIp: ShopperAddressOf(http), Spare: Math.Clamp(spare ?? 0, 0, 1));
+            Preview: InEditor(np), ClientIp: ShopperAddressOf(http), Spare: Math.Clamp(spare ?? 0, 0, 1));
         return ProxyJson.Answer(await service.RecommendAsync(request, ct));
     }
 
@@ -216,7 +216,15 @@ public static class ProxyEndpoints
     /// answered as a guest, so no decision ties her carts, views or page's id to her account. Until 6 Dec 2026 every
     /// answer named her.
     /// </summary>
-    public static long? Shopper(string? loggedInCustomerId, string? np) => np == "1" ? null : CustomerId(loggedInCustomerId);
+    public static long? Shopper(string? loggedInCustomerId, string? np) => np is "1" or "2" ? null : CustomerId(loggedInCustomerId);
+
+    /// <summary>
+    /// Whether the block asks from the theme editor (<c>np=2</c>: Shopify.designMode), where the merchant previews her own
+    /// pages: answered as the admin's preview is, with nothing logged and no code handed out. Until 8 Dec 2026 each redraw
+    /// as she edited was a shopper's visit in the decision log, and the cart block handed her real discount codes. A
+    /// shopper who sends it herself only gets an answer that counts for nothing.
+    /// </summary>
+    public static bool InEditor(string? np) => np == "2";
 
     private static NpgsqlParameter Text(string? s) => new() { Value = (object?)s ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text };
 

@@ -88,7 +88,7 @@
       fillEl.style.width = b.progress * 100 + '%'; // progress: 0 to 1 (ours())
       track.appendChild(fillEl);
       // Named by its text, as the Add button is by its product, for a screen reader.
-      barText.id = 'pa-offers-bar-' + Math.random().toString(36).slice(2);
+      barText.id = 'pa-bar-' + Math.random().toString(36).slice(2);
       // No aria-valuemin and -valuemax: 0 and 100 are a progressbar's own.
       var aria = { role: 'progressbar', 'aria-labelledby': barText.id, 'aria-valuenow': Math.round(b.progress * 100) };
       for (var k in aria) track.setAttribute(k, aria[k]);
@@ -191,20 +191,22 @@
       cart = c;
       root.paCart = cartKey(c);
       // At most 100 lines (the app's limit), the most valuable first; quantities as the cart holds them.
-      var lines = (cart.items || []).slice().sort(function (a, b) { return (b.line_price || 0) - (a.line_price || 0); }).slice(0, 100)
-        .map(function (l) { return l.variant_id + ':' + l.quantity; });
+      var lines = (cart.items || []).slice().sort(function (a, b) { return (b.line_price || 0) - (a.line_price || 0); }).slice(0, 100).map(pair);
       if (!lines.length) return null;
       // paid: what the cart costs after its discounts over what it costs before them, so the app picks a product that
       // reaches free shipping as the bar counts it (NaN for a cart of free lines reads as none).
       var q = '?lines=' + encodeURIComponent(lines.join(',')) + '&cart_token=' + encodeURIComponent(String(cart.token || '').split('?')[0]) +
-        '&visitor_id=' + encodeURIComponent(vid) + '&paid=' + cart.total_price / cart.original_total_price + (consented() ? '' : '&np=1');
+        '&visitor_id=' + encodeURIComponent(vid) + '&paid=' + cart.total_price / cart.original_total_price + notPersonal();
       return getJson(proxy + '/cart-offers' + q, signal);
     }).then(function (data) { if (data) render(data); else hide(); }).catch(hide);
   }
 
   // What the block was asked for: the cart's lines and what it costs.
+  // A cart line as the app's lines and the cart's key name it.
+  function pair(l) { return l.variant_id + ':' + l.quantity; }
+
   function cartKey(c) {
-    return (c.items || []).map(function (l) { return l.variant_id + ':' + l.quantity; }) + '|' + c.total_price;
+    return (c.items || []).map(pair) + '|' + c.total_price;
   }
 
   // The block as it was before its first answer, asked again.

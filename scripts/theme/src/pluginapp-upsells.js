@@ -210,7 +210,7 @@
     // One spare on a cart page that has the Cart offers block too (the variety rules stay those of the block's count).
     var query = '?placement=' + placement + '&limit=' + encodeURIComponent(d.limit || slots.length) +
       (placement === 'cart' && document.querySelector('[data-pa-offers]') ? '&spare=1' : '') +
-      '&visitor_id=' + encodeURIComponent(vid) + (consented() ? '' : '&np=1');
+      '&visitor_id=' + encodeURIComponent(vid) + notPersonal();
     var ids = placement === 'product'
       ? Promise.resolve(d.productId ? '&product_id=' + encodeURIComponent(d.productId) +
         (d.cartVariantIds ? '&variant_ids=' + encodeURIComponent(d.cartVariantIds.split(',').slice(0, 100)) : '') : null)

@@ -579,6 +579,37 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
     }
 
     /// <summary>
+    /// The merchant's own cart in the theme editor (np=2): answered as the policy would answer it, whatever arm the page's id
+    /// falls in, with a sample code, and nothing logged, handed out or counted. Until 8 Dec 2026 each redraw of the block
+    /// as she edited was a shopper's cart: a decision in the log, and a real code handed out and counted in the day's budget.
+    /// </summary>
+    [Fact]
+    public async Task TheThemeEditorsCart_IsAnsweredAsAPreview_NothingLoggedOrHandedOut()
+    {
+        var seed = await StoreAsync("offers-editor.myshopify.com", 0.1m);
+        await SettingsAsync(seed, new { enabled = true, offerPercent = 10, maxDiscountPercent = 15, marginFloorPercent = 20, dailyBudget = 1000, poolSize = 2, codeExpiryHours = 48 });
+        await FillPoolAsync(seed);
+        var ready = await app.CountAsync("SELECT count(*) FROM discount_codes WHERE shop_id = $1 AND state = 'ready'", seed.ShopId);
+        const string Offers = "SELECT count(*) FROM decisions WHERE shop_id = $1 AND kind = 'offer'";
+        var query = $"lines={seed.V(1120)}:5&cart_token=editor-cart&visitor_id={VisitorIn(seed.Shop, CartOffersExperiment.ControlArm)}&np=2";
+        var response = await app.Client.GetAsync(StoreSeed.Signed("/proxy/cart-offers", seed.Shop, query, app.Clock.GetUtcNow()));
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var editor = await response.Content.ReadFromJsonAsync<JsonElement>();
+
+        Assert.Equal(CartOffersExperiment.PolicyArm, editor.GetProperty("arm").GetString());
+        Assert.Equal(CartAction.Offer, editor.GetProperty("action").GetString());
+        Assert.Equal(CartOfferService.EditorCode, editor.GetProperty("offer").GetProperty("code").GetString());
+        Assert.Equal(0, await app.CountAsync(Offers, seed.ShopId));
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM discount_codes WHERE shop_id = $1 AND state <> 'ready'", seed.ShopId));
+        Assert.Equal(ready, await app.CountAsync("SELECT count(*) FROM discount_codes WHERE shop_id = $1 AND state = 'ready'", seed.ShopId));
+        // A shopper's cart, the same lines: a real code, logged.
+        var shopper = await AskAsync(seed, "shopper-cart", VisitorIn(seed.Shop, CartOffersExperiment.PolicyArm), (1120, 5));
+        Assert.StartsWith(DiscountPool.Prefix, shopper.GetProperty("offer").GetProperty("code").GetString());
+        Assert.NotEqual(CartOfferService.EditorCode, shopper.GetProperty("offer").GetProperty("code").GetString());
+        Assert.Equal(1, await app.CountAsync(Offers, seed.ShopId));
+    }
+
+    /// <summary>
     /// A shopper who declined analytics (np=1) keeps no visitor id: the block makes one each page view. Her cart keeps its
     /// arm across those views, so what the block shows does not come and go as she reloads the cart page. Until 7 Dec 2026
     /// each view was drawn anew by its new id: one in five a control cart, shown nothing.

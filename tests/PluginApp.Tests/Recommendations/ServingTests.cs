@@ -653,6 +653,30 @@ public sealed class ServingTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Equal(HttpStatusCode.Forbidden, other.StatusCode);
     }
 
+    /// <summary>
+    /// The theme editor's block (np=2: the merchant previewing her product page) is answered as the admin's preview is: the
+    /// model's products, no decision logged and no event tokens, whatever arm the page's id falls in. Until 8 Dec 2026
+    /// each redraw as she edited was a shopper's visit in the decision log.
+    /// </summary>
+    [Fact]
+    public async Task TheThemeEditorsBlock_IsAnsweredAsAPreview_NothingLogged()
+    {
+        var seed = await TrainedStoreAsync("serve-editor.myshopify.com");
+        var log = app.Factory.Services.GetRequiredService<PluginApp.Governance.DecisionLog>();
+        await log.FlushAsync(CancellationToken.None);
+        const string Upsells = "SELECT count(*) FROM decisions WHERE shop_id = $1 AND kind = 'upsell'";
+        var before = await app.CountAsync(Upsells, seed.ShopId);
+        var answer = await seed.RecommendAsync($"placement=product&product_id=101&limit=3&visitor_id={seed.VisitorIn("holdout", "v-editor")}&np=2", customer: "7413001");
+
+        Assert.True(answer.GetProperty("items").GetArrayLength() > 0);
+        Assert.All(answer.GetProperty("items").EnumerateArray(), i => Assert.Equal("", i.GetProperty("token").GetString()));
+        await log.FlushAsync(CancellationToken.None);
+        Assert.Equal(before, await app.CountAsync(Upsells, seed.ShopId));
+        await seed.RecommendAsync($"placement=product&product_id=101&limit=3&visitor_id={seed.VisitorIn("model", "v-shopper")}");
+        await log.FlushAsync(CancellationToken.None);
+        Assert.Equal(before + 1, await app.CountAsync(Upsells, seed.ShopId));
+    }
+
     [Fact]
     public async Task Answers_GiveRankAndReason_NeverTheModelsRawScore()
     {

@@ -379,7 +379,8 @@ public sealed class CartOffersBlockTests(StorefrontFixture sf) : IClassFixture<S
                     // The upsells show; so does the offers block, unless the arm that the page's own id falls in when she declined
                     // is the control arm, whose "nothing" empties it (its answer is asked for either way).
                     Assert.Equal("ready", await page.GetAttributeAsync("[data-pa-upsells]", "data-pa-state"));
-                    if (reports) Assert.Equal("ready", await page.GetAttributeAsync(Block, "data-pa-state"));
+                    // In the theme editor the policy's answer, whatever arm the page's id is in (np=2: a preview).
+                    if (reports || editor) Assert.Equal("ready", await page.GetAttributeAsync(Block, "data-pa-state"));
                     Assert.Contains(storefront.Calls.Skip(asked), c => c.Path.EndsWith("/cart-offers", StringComparison.Ordinal) && c.Status == 200);
                     if (loader) Assert.Equal(["consent-tracking-api"], await page.EvaluateAsync<string[]>("() => window.__paLoaded"));
                     await Task.Delay(1000); // time for the exposure, an impression and the cart's attributes
@@ -403,6 +404,18 @@ public sealed class CartOffersBlockTests(StorefrontFixture sf) : IClassFixture<S
                             .Select(c => System.Text.RegularExpressions.Regex.Match(c.Query, "visitor_id=([^&]+)").Groups[1].Value).Distinct().ToList();
                         Assert.Equal(loader ? ["kept-before"] : asIds.Where(i => i != "kept-before").ToList(), asIds);
                         Assert.Single(asIds);
+                    }
+                    if (editor)
+                    {
+                        // The merchant's preview: asked as one, so nothing is logged and no code is handed to her cart (until
+                        // 8 Dec 2026 each redraw was a shopper's decision, and could take a real code from the day's budget).
+                        Assert.All(calls.Where(c => c.Path.EndsWith("/cart-offers", StringComparison.Ordinal) || c.Path.EndsWith("/recommendations", StringComparison.Ordinal)),
+                            c => Assert.Contains("np=2", c.Query, StringComparison.Ordinal));
+                        await sf.App.Factory.Services.GetRequiredService<PluginApp.Governance.DecisionLog>().FlushAsync(CancellationToken.None);
+                        Assert.Equal(0, await sf.App.CountAsync("SELECT count(*) FROM decisions WHERE kind = 'offer' AND cart_token = $1", token));
+                        Assert.Equal(0, await sf.App.CountAsync("SELECT count(*) FROM discount_codes WHERE cart_token = $1", token));
+                        Assert.Equal(upsells, await sf.App.CountAsync("SELECT count(*) FROM decisions WHERE kind = 'upsell'"));
+                        continue;
                     }
                     // Her cart and her account, in the decision log: tied only when she allowed it (with the API loaded by the blocks,
                     // whichever comes first, the API or the cart the block asks about, decides: not asserted).

@@ -29,6 +29,11 @@
   if (shop && shop.loadFeatures && !shop.customerPrivacy)
     try { shop.loadFeatures([{ name: 'consent-tracking-api', version: '0.1' }], function () { }); } catch (e) { }
 
+  // What a block's request says of the shopper (ProxyEndpoints.Shopper): nothing when she allows analytics; np=1 when she
+  // declined (answered as a guest); np=2 in the theme editor, answered as the admin's preview is, with nothing logged and
+  // no code handed out (until 8 Dec 2026 each redraw there was a shopper's visit, and the cart block handed out real codes).
+  function notPersonal() { return consented() ? '' : '&np=' + (shop && shop.designMode ? 2 : 1); }
+
   function visitorId() {
     var id, mine = consented();
     try { id = mine ? localStorage.getItem(VISITOR_KEY) : localStorage.removeItem(VISITOR_KEY); } catch (e) { /* storage blocked */ }
