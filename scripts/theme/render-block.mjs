@@ -110,6 +110,7 @@ process.stdout.write(`<!doctype html>
     .storefront-product__image { width: 160px; height: 160px; background: #e8e2d8; border-radius: .25rem; object-fit: cover; }
     .storefront-product__price { font-size: 1.1rem; }
     .storefront-footer { padding: 1rem 0; border-top: 1px solid #ddd; }
+    ${context.theme === 'dawn' ? '/* As Dawn and the themes built on it: a 10 px root, the body text 15 px. */ html { font-size: 62.5%; } body { font-size: 1.5rem; }' : ''}
   </style>
   ${head.filter(Boolean).join('\n  ')}
 </head>

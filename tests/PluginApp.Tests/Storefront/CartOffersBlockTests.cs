@@ -727,10 +727,15 @@ public sealed class CartOffersBlockTests(StorefrontFixture sf) : IClassFixture<S
             // The same cart in French ("/fr/cart"): the link leads back to the French cart (until 6 Dec 2026, to "/cart",
             // the default language's, and in a subfolder market to another currency), and the block speaks French (until 7
             // Dec 2026 the extension had English only, which Shopify shows in every language).
-            storefront.SetPage("/fr/cart", await ThemeBlockRenderer.RenderPageAsync("cart-offers", new JsonObject { ["template"] = "cart", ["root_url"] = "/fr", ["locale"] = "fr" }));
+            // On a phone and a Dawn-sized theme (a 10 px root, 15 px text), where the French sentence wraps over lines: it is
+            // read whole, at the theme's size (until 8 Dec 2026 the row kept 45 px and cut its first line off, and the button
+            // read 9 px).
+            storefront.SetPage("/fr/cart", await ThemeBlockRenderer.RenderPageAsync("cart-offers",
+                new JsonObject { ["template"] = "cart", ["root_url"] = "/fr", ["locale"] = "fr", ["theme"] = "dawn" }));
             page = await sf.NewPageAsync();
             try
             {
+                await page.SetViewportSizeAsync(360, 740);
                 await page.Context.AddInitScriptAsync($"localStorage.setItem('pluginapp:visitor', '{visitor}')");
                 await page.GotoAsync(storefront.BaseUrl + "/fr/cart", new PageGotoOptions { WaitUntil = WaitUntilState.Load });
                 await page.WaitForFunctionAsync($"() => document.querySelector('{Block}').getAttribute('data-pa-state') !== 'loading'", null,
@@ -742,6 +747,17 @@ public sealed class CartOffersBlockTests(StorefrontFixture sf) : IClassFixture<S
                 Assert.Contains($"% de réduction sur cette commande avec le code {code}", french);
                 Assert.Contains("Valable jusqu'au ", french);
                 Assert.Equal("Appliquer", (await page.InnerTextAsync(".pa-offers__apply")).Trim());
+                var fit = await page.EvaluateAsync<JsonElement>("""
+                    () => {
+                      const box = document.querySelector('.pa-offers__box').getBoundingClientRect(), text = document.querySelector('.pa-offers__offer-text');
+                      const t = text.getBoundingClientRect();
+                      return { inside: t.top >= box.top - 0.5 && t.bottom <= box.bottom + 0.5, lines: Math.round(t.height / parseFloat(getComputedStyle(text).lineHeight)),
+                               button: parseFloat(getComputedStyle(document.querySelector('.pa-offers__apply')).fontSize) };
+                    }
+                    """);
+                Assert.True(fit.GetProperty("lines").GetInt32() >= 2, $"the sentence on one line: {fit}");
+                Assert.True(fit.GetProperty("inside").GetBoolean(), $"the offer's sentence is cut off: {fit}");
+                Assert.True(fit.GetProperty("button").GetDouble() >= 13, $"the button reads {fit}");
             }
             finally { await page.Context.CloseAsync(); }
 

@@ -20,10 +20,12 @@ public sealed partial class UpsellBlocksTests(StorefrontFixture sf) : IClassFixt
 
     /// <param name="root">The storefront's language or market path ("/fr"), as Shopify's routes carry it; null: the main one.</param>
     /// <param name="appMetafields">The app's metafields on its installation as the storefront's Liquid reads them.</param>
-    private async Task OpenProductPageAsync(IPage page, string? root, long[] cartVariants, JsonObject? appMetafields = null)
+    /// <param name="theme">"dawn": the page's root and text sized as Dawn's (10 px and 15 px); null: the browser's.</param>
+    private async Task OpenProductPageAsync(IPage page, string? root, long[] cartVariants, JsonObject? appMetafields = null, string? theme = null)
     {
         var context = new JsonObject
         {
+            ["theme"] = theme,
             ["app_metafields"] = appMetafields,
             ["root_url"] = root,
             ["template"] = "product",
@@ -218,6 +220,35 @@ public sealed partial class UpsellBlocksTests(StorefrontFixture sf) : IClassFixt
             await EventuallyAsync(async () => await sf.App.CountAsync(
                 "SELECT count(*) FROM recommendation_events WHERE shop_id = $1 AND event_type = 'impression' AND request_id = $2", shopId, requestId) > 0,
                 $"impressions of request {requestId} after her consent");
+        }
+        finally { await page.Context.CloseAsync(); }
+    }
+
+    /// <summary>
+    /// On a theme whose root is 10 px with 15 px text (Dawn and the themes built on it), the cards read at the theme's
+    /// own text size. Until 8 Dec 2026 every size was in rem: titles and prices 9.5 px there, the Add buttons 9 px.
+    /// </summary>
+    [Fact]
+    public async Task ProductBlock_OnADawnTheme_ReadsAtTheThemesTextSize()
+    {
+        await sf.TrainedShopAsync();
+        sf.Storefront.Behaviour = ProxyBehaviour.Forward;
+        await sf.Storefront.WarmAsync($"/recommendations?placement=product&product_id={PageProduct.Id}&limit={Limit}&visitor_id=warm-up");
+        var page = await sf.NewPageAsync();
+        try
+        {
+            await OpenProductPageAsync(page, null, [], theme: "dawn");
+            await page.WaitForFunctionAsync("() => document.querySelector('[data-pa-upsells]').getAttribute('data-pa-state') === 'ready'",
+                null, new PageWaitForFunctionOptions { Timeout = 10_000 });
+            var sizes = await page.EvaluateAsync<Dictionary<string, double>>("""
+                () => Object.fromEntries(['.pa-upsells__heading', '.pa-card[data-product-id] .pa-card__title', '.pa-card[data-product-id] .pa-card__price',
+                  '.pa-card[data-product-id] .pa-card__add', '.pa-upsells__why summary']
+                  .map(s => [s, parseFloat(getComputedStyle(document.querySelector(s)).fontSize)]))
+                """);
+            Assert.True(sizes[".pa-upsells__heading"] >= 18, $"heading {sizes[".pa-upsells__heading"]} px");
+            foreach (var part in new[] { ".pa-card[data-product-id] .pa-card__title", ".pa-card[data-product-id] .pa-card__price", ".pa-card[data-product-id] .pa-card__add" })
+                Assert.True(sizes[part] >= 13.5, $"{part} {sizes[part]} px");
+            Assert.True(sizes[".pa-upsells__why summary"] >= 12, $"why {sizes[".pa-upsells__why summary"]} px");
         }
         finally { await page.Context.CloseAsync(); }
     }
