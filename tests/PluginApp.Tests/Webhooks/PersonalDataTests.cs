@@ -308,6 +308,31 @@ public sealed class PersonalDataTests(AppFixture app) : IClassFixture<AppFixture
     }
 
     /// <summary>
+    /// A retention rule that fails (here its table is gone; in a store, a timeout on a month of deliveries) leaves the rules
+    /// after it to run, and the job fails naming it. Until 8 Dec 2026 the first failure ended the run, and every later
+    /// rule's rows (the decision log's last) stayed for as long as it kept failing.
+    /// </summary>
+    [Fact]
+    public async Task Retention_ARuleThatFails_LeavesTheOthersToRun_AndTheJobFailsNamingIt()
+    {
+        var shopId = await app.InstallShopAsync("prune-after-failure.myshopify.com");
+        await app.ScalarAsync("""
+            INSERT INTO models (shop_id, kind, version, status, parameters, metrics, artifact, created_at)
+            VALUES ($1, 'recommender', 1, 'retired', '{}', '{}', '\x000000000000', now() - interval '60 days')
+            """, shopId);
+        var catalog = new PersonalDataCatalog([], [], [
+            new RetentionRule("a table since dropped", TimeSpan.FromDays(1), "DELETE FROM no_such_table WHERE created_at < $1"),
+            new RetentionRule("this test's models", TimeSpan.FromDays(30), $"DELETE FROM models WHERE shop_id = {shopId} AND created_at < $1"),
+        ], [], []);
+
+        var failure = await Assert.ThrowsAsync<InvalidOperationException>(() =>
+            ActivatorUtilities.CreateInstance<RetentionJob>(app.Factory.Services, catalog).RunAsync(CancellationToken.None));
+
+        Assert.Contains("a table since dropped", failure.Message);
+        Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM models WHERE shop_id = $1", shopId));
+    }
+
+    /// <summary>
     /// Version 5 has served for two months while the nightly candidates 6–8 failed the gate: the version a rollback goes back
     /// to (4, the last that served before) is kept with them (until 5 Dec 2026 it was deleted, and Rollback had nothing).
     /// </summary>
