@@ -483,13 +483,17 @@ public sealed class ReviewStore(NpgsqlDataSource db, TimeProvider clock, OutboxS
             BatchCommands =
             {
                 // Why the WHERE on the update: another reviewer's live lock stays theirs; the conflicting row is locked either way,
-                // so two reviewers opening the order at once take turns and the second sees the first's lock below.
+                // so two reviewers opening the order at once take turns and the second sees the first's lock below. The
+                // reviewer's other locks are handed back only when this one is taken: until 8 Dec 2026 looking at an order a
+                // colleague held gave up the one she was reviewing, and a third reviewer could take it from under her.
                 Command("""
-                    WITH handed_back AS (DELETE FROM review_locks WHERE shop_id = $1 AND holder = $3 AND order_id <> $2)
-                    INSERT INTO review_locks (shop_id, order_id, holder, taken_at, expires_at) VALUES ($1, $2, $3, $4, $5)
-                    ON CONFLICT (shop_id, order_id) DO UPDATE SET holder = excluded.holder, taken_at = excluded.taken_at, expires_at = excluded.expires_at
-                    WHERE review_locks.holder = excluded.holder OR review_locks.expires_at <= excluded.taken_at
-                    RETURNING holder, expires_at
+                    WITH taken AS (
+                      INSERT INTO review_locks (shop_id, order_id, holder, taken_at, expires_at) VALUES ($1, $2, $3, $4, $5)
+                      ON CONFLICT (shop_id, order_id) DO UPDATE SET holder = excluded.holder, taken_at = excluded.taken_at, expires_at = excluded.expires_at
+                      WHERE review_locks.holder = excluded.holder OR review_locks.expires_at <= excluded.taken_at
+                      RETURNING holder, expires_at),
+                    handed_back AS (DELETE FROM review_locks WHERE shop_id = $1 AND holder = $3 AND order_id <> $2 AND EXISTS (SELECT 1 FROM taken))
+                    SELECT holder, expires_at FROM taken
                     """, shopId, orderId, holder, now, now + LockFor),
                 Command("SELECT holder, expires_at FROM review_locks WHERE shop_id = $1 AND order_id = $2", shopId, orderId),
             },

@@ -406,9 +406,13 @@ public sealed class ReviewQueueTests(ReviewFixture app) : IClassFixture<ReviewFi
         Assert.Contains($"order={s.Large}", await ada.Locator("#review-previous").GetAttributeAsync("href"));
         Assert.Contains($"order={s.Small}", await ada.Locator("#review-next").GetAttributeAsync("href"));
 
+        // Bob reviews another order first: looking at Ada's does not hand his back (until 8 Dec 2026 it did, and a third
+        // reviewer could take it from under him).
+        await OpenAsync(shop, Bob, s.Large);
         var bob = await OpenAsync(shop, Bob, s.Middle);
 
         Assert.Equal($"Being reviewed by staff user 42 until {until} UTC.", (await bob.Locator("#review-lock p").First.InnerTextAsync()).Trim());
+        Assert.Equal(1, await app.CountAsync("SELECT count(*) FROM review_locks WHERE shop_id = $1 AND order_id = $2 AND holder = 'staff user 43'", s.ShopId, s.Large));
         Assert.Equal(0, await bob.Locator("#review-decide-form").CountAsync());
         await Admin.AdminFixture.ScreenshotAsync(bob, "review-order-taken");
         var refused = await app.Client.SendAsync(app.Api(HttpMethod.Post, $"/api/admin/review/orders/{s.Middle}/decisions", shop, Bob, new { decision = "fraud" }));
