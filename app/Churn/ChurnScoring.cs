@@ -89,7 +89,11 @@ public sealed class ChurnScoringJob(NpgsqlDataSource db, ModelRegistry registry,
         await lockCmd.ExecuteNonQueryAsync(ct);
     }
 
+    /// <summary>Every customer of the store, on the long jobs' workers: queued by each churn version activated or staged, a release's
+    /// settings saved and churn switched on, in the nightly training's hour too (until 8 Dec 2026 on the default queue, where the
+    /// risk scoring and the outbox's Shopify calls waited behind it).</summary>
     [AutomaticRetry(Attempts = 3)]
+    [Queue(JobQueues.Long)]
     public Task ScoreShopAsync(long shopId, CancellationToken ct) => ScoreShopAsync(shopId, null, ct);
 
     /// <param name="run">The run's ticket (the sequence churn_runs), taken before it reads anything: the order runs began in,

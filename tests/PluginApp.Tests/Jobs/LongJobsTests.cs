@@ -67,4 +67,26 @@ public sealed class LongJobsTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.NotEmpty(enqueued);
         Assert.All(enqueued, h => Assert.Equal(JobQueues.Long, h.Data["Queue"]));
     }
+
+    /// <summary>
+    /// One store's churn rescoring, queued when a churn version is activated or staged (the nightly training's hour), goes to the
+    /// long jobs' workers as the daily pass does: it reads and scores every customer of the store. Until 8 Dec 2026 it took a
+    /// default worker.
+    /// </summary>
+    [Fact]
+    public async Task AStoresChurnRescoring_IsQueuedForTheLongJobsWorkers()
+    {
+        var shopId = await app.InstallShopAsync("long-jobs-churn.myshopify.com");
+        var storage = app.Factory.Services.GetRequiredService<JobStorage>();
+
+        app.Factory.Services.GetRequiredService<PluginApp.Churn.ChurnScheduler>().ScoreSoon(shopId);
+
+        var id = (string)(await app.ScalarAsync("""
+            SELECT j.id::text FROM hangfire.job j WHERE j.invocationdata->>'Method' = 'ScoreShopAsync' AND j.invocationdata->>'Type' LIKE '%ChurnScoringJob%'
+            AND j.arguments->>0 = $1 ORDER BY j.id DESC LIMIT 1
+            """, shopId.ToString(System.Globalization.CultureInfo.InvariantCulture)))!;
+        var enqueued = storage.GetMonitoringApi().JobDetails(id).History.Where(h => h.StateName == EnqueuedState.StateName).ToList();
+        Assert.NotEmpty(enqueued);
+        Assert.All(enqueued, h => Assert.Equal(JobQueues.Long, h.Data["Queue"]));
+    }
 }
