@@ -360,15 +360,19 @@ public sealed class RiskScorer(NpgsqlDataSource db, RiskModels models, AiFeature
                     queued_at = excluded.queued_at, scored_at = excluded.scored_at, card_version = excluded.card_version,
                     order_version = excluded.order_version, told_fraud = excluded.told_fraud,
                     -- The score before any fraud label (migration 0098): moved by a new version of the order (an edit, its
-                    -- card) scored with no label known, never by a label's own scoring again.
+                    -- card) that changed what the score read, scored with no label known now or at the scoring before, never
+                    -- by a label's own scoring again. Why not any new version (until 8 Dec 2026): the order's updated_at
+                    -- moves with every tag (ours among them), so a dispute won after one took the win's own scoring, by
+                    -- a version that may have trained on the chargeback, for the score before the label.
                     -- A row from before the migration has none: its own are they.
                     (unlabelled_score, unlabelled_model_version, unlabelled_scored_at) = (
                       SELECT CASE WHEN m.moved THEN excluded.score ELSE coalesce(risk_scores.unlabelled_score, risk_scores.score) END,
                              CASE WHEN m.moved THEN excluded.model_version WHEN risk_scores.unlabelled_scored_at IS NULL THEN risk_scores.model_version
                                   ELSE risk_scores.unlabelled_model_version END,
                              CASE WHEN m.moved THEN excluded.scored_at ELSE coalesce(risk_scores.unlabelled_scored_at, risk_scores.scored_at) END
-                      FROM (SELECT NOT excluded.told_fraud AND (excluded.order_version IS DISTINCT FROM risk_scores.order_version
-                                                              OR excluded.card_version IS DISTINCT FROM risk_scores.card_version) AS moved) m),
+                      FROM (SELECT NOT excluded.told_fraud AND NOT risk_scores.told_fraud
+                                   AND (excluded.features IS DISTINCT FROM risk_scores.features OR excluded.card_version IS DISTINCT FROM risk_scores.card_version)
+                                   AS moved) m),
                     reviewed_at = CASE WHEN array_position(ARRAY['LOW', 'MEDIUM', 'HIGH'], excluded.level)
                                             > array_position(ARRAY['LOW', 'MEDIUM', 'HIGH'], coalesce(risk_scores.reviewed_level, 'HIGH'))
                                        THEN NULL ELSE risk_scores.reviewed_at END

@@ -914,6 +914,40 @@ public sealed class RiskActionsTests(NoSchedulerAppFixture app) : IClassFixture<
     }
 
     /// <summary>
+    /// An order charged back, then tagged (the order's version moves, what its score reads does not), then its dispute won:
+    /// the score before any label stays the one that decided it. Until 8 Dec 2026 the win's own scoring took its place, as
+    /// the order's version had moved since the chargeback's, and fresh outcomes credited the order to the win's day.
+    /// </summary>
+    [Fact]
+    public async Task ADisputeWonAfterTheOrderWasTagged_KeepsTheScoreBeforeTheLabel()
+    {
+        const string shop = "risk-won-after-tag.myshopify.com";
+        var placed = app.Clock.GetUtcNow().AddDays(-35).AddHours(-1);
+        var shopId = await OrdinaryStoreAsync(shop, 7_630_000);
+        const string Before = "SELECT unlabelled_scored_at::text || ' ' || coalesce(unlabelled_model_version::text, 'prior') FROM risk_scores WHERE shop_id = $1 AND order_id = 7630005";
+        var before = await app.ScalarAsync(Before, shopId);
+        app.Clock.Advance(TimeSpan.FromDays(1));
+        try
+        {
+            await ChargebackAsync(shop, shopId, 7_630_005);
+            app.Clock.Advance(TimeSpan.FromHours(1));
+            const long customer = 50_000 + 7_630_000 + 5;
+            var tagged = RiskOrders.Order(7_630_005, placed, 30, "198.51.100.5", $"regular{customer}@example.com", customer);
+            tagged["tags"] = "wholesale";
+            tagged["updated_at"] = app.Clock.GetUtcNow().ToString("O", CultureInfo.InvariantCulture);
+            Assert.Equal(HttpStatusCode.OK, (await app.SendWebhookAsync("orders/updated", shop, tagged.ToJsonString())).StatusCode);
+            await Service<RiskScorer>().ScoreShopAsync(shopId, CancellationToken.None);
+            app.Clock.Advance(TimeSpan.FromDays(10));
+
+            await ChargebackAsync(shop, shopId, 7_630_005, won: true);
+
+            Assert.Equal(false, await app.ScalarAsync("SELECT told_fraud FROM risk_scores WHERE shop_id = $1 AND order_id = 7630005", shopId));
+            Assert.Equal(before, await app.ScalarAsync(Before, shopId));
+        }
+        finally { app.Clock.Advance(-TimeSpan.FromDays(11) - TimeSpan.FromHours(1)); }
+    }
+
+    /// <summary>
     /// A chargeback on a scored LOW order comes while order risk is switched off to score nothing: once it is on again,
     /// Shopify is told HIGH with the label and the order is held. Until 7 Dec 2026 the label was never told.
     /// </summary>
