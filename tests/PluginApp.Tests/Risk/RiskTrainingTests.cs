@@ -195,6 +195,27 @@ public sealed class RiskTrainingTests(AppFixture app) : IClassFixture<AppFixture
             """, shopId, old), learnt);
     }
 
+    /// <summary>
+    /// Orders imported from the store's old platform (placed a year before Shopify created them) are not learnt from: their
+    /// features are taken on the import's day, where their windows are empty. Until 8 Dec 2026 they were trained on.
+    /// </summary>
+    [Fact]
+    public async Task ImportedOrders_AreLeftOutOfTraining()
+    {
+        const string shop = "risk-imported-training.myshopify.com";
+        var shopId = await LabelledStoreAsync(shop, 884_000);
+        await app.ScalarAsync("UPDATE orders SET processed_at = created_at - interval '400 days' WHERE shop_id = $1 AND id % 10 = 4", shopId);
+        await TrainAsync(shop);
+
+        var metrics = JsonDocument.Parse((string)(await app.ScalarAsync("SELECT metrics::text FROM models WHERE shop_id = $1 AND kind = 'risk'", shopId))!).RootElement;
+        var learnt = metrics.GetProperty("TrainOrders").GetInt32() + metrics.GetProperty("TestOrders").GetInt32();
+        var old = app.Factory.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<RiskOptions>>().Value.LabelMaturity;
+        Assert.Equal(await app.CountAsync("""
+            SELECT count(*) FROM orders WHERE shop_id = $1 AND id % 10 <> 4
+              AND created_at <= (SELECT max(created_at) FROM orders WHERE shop_id = $1) - $2::interval
+            """, shopId, old), learnt);
+    }
+
     [Fact]
     public async Task ModelWorseThanTheRulePrior_IsKeptAsACandidateWithTheReason()
     {
