@@ -28,7 +28,13 @@ public sealed class RiskTrainer(NpgsqlDataSource db, TableStatistics statistics,
     public const int MinFraudLabels = 30;
     public const int MinHeldOutFraud = 8;
 
-    public static readonly ModelKind Registration = new(Kind, "Order risk", nameof(RiskMetrics.PrAuc), typeof(RiskTrainer),
+    /// <summary>
+    /// Promoted on the figure of the score orders are given (<see cref="RiskMetrics.ServedPrAuc"/>: the model blended with the
+    /// rule prior at its version's weight), against the rule prior on the same orders. Why not the model's own: since 6 Dec
+    /// 2026 each version chooses its weight, and a version whose model led the prior by more but whose evidence weighed
+    /// little served a worse score (until 8 Dec 2026 the gate judged the model alone, and such a version replaced a better one).
+    /// </summary>
+    public static readonly ModelKind Registration = new(Kind, "Order risk", nameof(RiskMetrics.ServedPrAuc), typeof(RiskTrainer),
         Purpose: "Estimates how likely each new online order is to be fraud, with the reasons, so your staff review the risky ones before shipping. " +
                  "Orders rung up in your store with Shopify POS are not scored: the card was present and the goods left with the buyer.",
         Inputs: "Each order's total, the customer's earlier orders and spend, how many orders the same email and browser address placed recently, " +
@@ -39,6 +45,8 @@ public sealed class RiskTrainer(NpgsqlDataSource db, TableStatistics statistics,
         Fallback: "The documented rule prior alone, for stores without enough confirmed fraud to learn from.")
     {
         BaselineMetric = nameof(RiskMetrics.PriorPrAuc),
+        ComparableSince = (nameof(RiskMetrics.ServedPrAuc),
+            "it was measured by the model's own figure, before the score orders are given (the model blended with the rule prior) was (before 5 Dec 2026)"),
         MetricName = "PR-AUC",
         BaselineGate = true,
         AdminPage = ("/admin/risk", "Risk settings: the levels its scores are given"),

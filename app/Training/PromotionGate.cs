@@ -34,7 +34,7 @@ public static class PromotionGate
     {
         if (!kind.BaselineGate || Metric(metrics, kind.BaselineMetric) is not { } baseline || Metric(metrics, kind.PromotionMetric) is not { } value) return null;
         if (value >= baseline - kind.BaselineTolerance) return null;
-        return string.Create(CultureInfo.InvariantCulture, $"held-out {kind.PromotionMetric} {value:F4} is below the baseline's {baseline:F4} ({kind.BaselineName})")
+        return string.Create(CultureInfo.InvariantCulture, $"held-out {kind.MetricName} {value:F4} is below the baseline's {baseline:F4} ({kind.BaselineName})")
                + (kind.BaselineTolerance > 0 ? string.Create(CultureInfo.InvariantCulture, $" by more than {kind.BaselineTolerance:0.###}") : "");
     }
 
@@ -49,18 +49,20 @@ public static class PromotionGate
     /// <summary>Whether <paramref name="candidate"/>'s figures are not worse than the serving version's (none: it passes), and why in words.</summary>
     public static (bool Passes, string Reason) Compare(ModelKind kind, JsonElement candidate, JsonElement? active)
     {
-        var metric = kind.PromotionMetric;
+        var key = kind.PromotionMetric;
+        // Reasons name the figure as the field does ("NDCG@10", "PR-AUC"), not by its key (until 8 Dec 2026 "ServedNdcgAt10").
+        var metric = kind.MetricName;
         // Why the first model before the figure: a store too small to hold anything out still gets its model (the
         // recommender's unmeasured run stores no figure, 6 Dec 2026); it is what serves instead of nothing.
-        if (active is not { } serving) return (true, Metric(candidate, metric) is null ? $"first model (no held-out {metric} yet)" : "first model");
+        if (active is not { } serving) return (true, Metric(candidate, key) is null ? $"first model (no held-out {metric} yet)" : "first model");
         if (NotComparable(kind, candidate, serving) is { } why)
             return (true, $"the active model's held-out {metric} is not comparable: {why}");
-        if (Metric(candidate, metric) is not { } c)
+        if (Metric(candidate, key) is not { } c)
             // Neither measured (a store still too small to hold anything out): the newer data serves, else a store that stays
             // that small would keep its first model for good.
-            return Metric(serving, metric) is null ? (true, $"neither it nor the active model has a held-out {metric}; the newer data serves")
+            return Metric(serving, key) is null ? (true, $"neither it nor the active model has a held-out {metric}; the newer data serves")
                 : (false, $"it has no held-out {metric}");
-        if (Metric(serving, metric) is not { } a) return (true, $"the active model has no held-out {metric} to compare with");
+        if (Metric(serving, key) is not { } a) return (true, $"the active model has no held-out {metric} to compare with");
         string F(double v) => v.ToString("F4", CultureInfo.InvariantCulture);
         string Signed(double v) => v.ToString("+0.0000;-0.0000;0.0000", CultureInfo.InvariantCulture);
         if (Metric(candidate, kind.BaselineMetric) is { } cb && Metric(serving, kind.BaselineMetric) is { } ab)

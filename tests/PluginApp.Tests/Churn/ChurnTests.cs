@@ -279,7 +279,7 @@ public sealed class ChurnTests(ChurnFixture app) : IClassFixture<ChurnFixture>
 
         Assert.False(registered.Activated);
         var notYet = (await JsonAsync("/api/admin/churn", shop)).GetProperty("model").GetProperty("notYet").GetString();
-        Assert.Equal($"The last churn model (version {registered.Version}) is not served: held-out RocAuc 0.6100 is below the baseline's 0.6600 " +
+        Assert.Equal($"The last churn model (version {registered.Version}) is not served: held-out ROC-AUC 0.6100 is below the baseline's 0.6600 " +
                      "(days since the last order alone, on the same customers) by more than 0.02.", notYet);
         await app.ScoreAsync(shopId);
         Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM churn_scores WHERE shop_id = $1", shopId));
@@ -312,7 +312,7 @@ public sealed class ChurnTests(ChurnFixture app) : IClassFixture<ChurnFixture>
 
         var harder = await RegisterAsync(metrics with { RocAuc = 0.76, RecencyRocAuc = 0.62 });
         Assert.True(harder.Activated || harder.Staged, harder.Reason);
-        Assert.StartsWith("held-out RocAuc 0.7600 is +0.1400 against days since the last order alone, on the same customers on its own held-out data, " +
+        Assert.StartsWith("held-out ROC-AUC 0.7600 is +0.1400 against days since the last order alone, on the same customers on its own held-out data, " +
                           "not worse than the active model's 0.8000, +0.1000 against it on its own", harder.Reason);
 
         var easier = await RegisterAsync(metrics with { RocAuc = 0.80, RecencyRocAuc = 0.79 });

@@ -172,7 +172,7 @@ public sealed class RegistryTests(AppFixture app) : IClassFixture<AppFixture>
         var promote = new HttpRequestMessage(HttpMethod.Post, "/api/admin/models/promote?kind=recommender&version=2");
         promote.Headers.Authorization = app.AdminGet("/", seed.Shop).Headers.Authorization;
         Assert.Equal(HttpStatusCode.OK, (await app.Client.SendAsync(promote)).StatusCode);
-        Assert.StartsWith($"version 2 serves everyone; promoted by {by}: held-out ServedNdcgAt10 1.5000",
+        Assert.StartsWith($"version 2 serves everyone; promoted by {by}: held-out NDCG@10 1.5000",
             (string)(await app.ScalarAsync("SELECT detail FROM governance_events WHERE shop_id = $1 AND event = 'promoted'", seed.ShopId))!);
     }
 

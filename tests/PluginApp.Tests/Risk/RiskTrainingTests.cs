@@ -216,19 +216,41 @@ public sealed class RiskTrainingTests(AppFixture app) : IClassFixture<AppFixture
             """, shopId, old), learnt);
     }
 
+    /// <summary>
+    /// A new version whose model leads the rule prior by more than the active one's, but whose own evidence weighed little
+    /// (few frauds in its latest quarter, so its score is mostly the prior's), serves orders a worse score: it waits as a
+    /// candidate, judged on the score orders are given. Until 8 Dec 2026 the gate judged the model alone and promoted it.
+    /// </summary>
+    [Fact]
+    public async Task AVersionWhoseServedScoreIsWorse_WaitsThoughItsModelLeadsThePriorByMore()
+    {
+        var shopId = await app.InstallShopAsync("risk-gate-served.myshopify.com");
+        var registry = app.Factory.Services.GetRequiredService<ModelRegistry>();
+        var active = new RiskTrainer.RiskMetrics(PrAuc: 0.53, RocAuc: 0.85, PriorPrAuc: 0.30, PriorRocAuc: 0.8, Brier: 0.05, TrainOrders: 2000,
+            TrainFraud: 120, TestOrders: 500, TestFraud: 30, Split: "test", Learner: "LightGbm", ServedPrAuc: 0.53, ModelWeight: 1.0);
+        Assert.True((await registry.RegisterAsync(shopId, RiskTrainer.Registration, new TrainedModel([1], new { }, active, 2500, null, null), CancellationToken.None)).Activated);
+        var thin = active with { PrAuc = 0.60, ServedPrAuc = 0.32, ModelWeight = 0.38 };
+
+        var (_, activated, reason) = await registry.RegisterAsync(shopId, RiskTrainer.Registration, new TrainedModel([2], new { }, thin, 2600, null, null), CancellationToken.None);
+
+        Assert.False(activated);
+        Assert.StartsWith("held-out PR-AUC 0.3200 is +0.0200 against the rule prior on the same orders", reason);
+        Assert.Equal(1, (await registry.LoadActiveAsync(shopId, RiskTrainer.Kind, CancellationToken.None))!.Value.Version);
+    }
+
     [Fact]
     public async Task ModelWorseThanTheRulePrior_IsKeptAsACandidateWithTheReason()
     {
         var shopId = await app.InstallShopAsync("risk-gate.myshopify.com");
         var registry = app.Factory.Services.GetRequiredService<ModelRegistry>();
         var metrics = new RiskTrainer.RiskMetrics(PrAuc: 0.31, RocAuc: 0.8, PriorPrAuc: 0.42, PriorRocAuc: 0.85, Brier: 0.05, TrainOrders: 800,
-            TrainFraud: 60, TestOrders: 200, TestFraud: 15, Split: "test", Learner: "LogisticRegression");
+            TrainFraud: 60, TestOrders: 200, TestFraud: 15, Split: "test", Learner: "LogisticRegression", ServedPrAuc: 0.31);
 
         var (_, activated, reason) = await registry.RegisterAsync(shopId, RiskTrainer.Registration,
             new TrainedModel([1, 2, 3], new { }, metrics, 1000, null, null), CancellationToken.None);
 
         Assert.False(activated);
-        Assert.Equal("held-out PrAuc 0.3100 is below the baseline's 0.4200 (the rule prior on the same orders)", reason);
+        Assert.Equal("held-out PR-AUC 0.3100 is below the baseline's 0.4200 (the rule prior on the same orders)", reason);
         Assert.Null(await registry.LoadActiveAsync(shopId, RiskTrainer.Kind, CancellationToken.None));
 
         // Nor can the merchant promote it through the API: the rule prior goes on scoring (until 5 Dec 2026 a promotion
