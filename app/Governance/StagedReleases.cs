@@ -217,7 +217,7 @@ public sealed class StagedReleases(NpgsqlDataSource db, ModelKinds kinds, ModelR
         var (n, failures, last, agreement, compared) = (r.GetInt64(0), r.GetInt64(1), r.IsDBNull(2) ? null : r.GetString(2), r.IsDBNull(3) ? (double?)null : r.GetDouble(3), r.GetInt64(4));
         var guardrail = failures == 0 ? "no failure in shadow" : $"failed {Count(failures)} times in shadow (the last: {last})";
         return WithBaselines(new ReleaseView(kind.Name, kind.Title, release.Version, "shadow", active?.Version, from, n, settings.ShadowDecisions, failures, last, agreement, compared,
-            kind.PromotionMetric, Metric(release, kind), active is null ? null : Metric(active, kind), settings.CanaryShare, guardrail, failures > 0), release, active, kind);
+            kind.MetricName, Metric(release, kind), active is null ? null : Metric(active, kind), settings.CanaryShare, guardrail, failures > 0), release, active, kind);
     }
 
     private async Task<ReleaseView> CanaryViewAsync(long shopId, ModelKind kind, ModelEntry release, ModelEntry? active, DateTimeOffset from,
@@ -272,7 +272,7 @@ public sealed class StagedReleases(NpgsqlDataSource db, ModelKinds kinds, ModelR
         if (!read && readable && n - failures >= settings.CanaryDecisions)
             words.Add(Inv($"its decisions are made: it is promoted once its guardrail is read, or unguarded after {Count((long)settings.CanaryDecisions * GuardrailWaitFactor)}"));
         return WithBaselines(new ReleaseView(kind.Name, kind.Title, release.Version, "canary", active?.Version, from, n, settings.CanaryDecisions, failures, last, agreement, compared,
-            kind.PromotionMetric, Metric(release, kind), active is null ? null : Metric(active, kind), settings.CanaryShare, string.Join("; ", words), breached, read)
+            kind.MetricName, Metric(release, kind), active is null ? null : Metric(active, kind), settings.CanaryShare, string.Join("; ", words), breached, read)
             { GuardrailReadable = readable }, release, active, kind);
     }
 

@@ -128,7 +128,7 @@ public sealed class IntentTests(AppFixture app) : IClassFixture<AppFixture>
 
         Assert.Equal("canary", await app.ScalarAsync("SELECT status FROM models WHERE shop_id = $1 AND kind = 'intent' AND version = $2", seed.ShopId, version));
         var detail = (string)(await app.ScalarAsync("SELECT detail FROM governance_events WHERE shop_id = $1 AND event = 'canary_started'", seed.ShopId))!;
-        Assert.Contains("no estimate of its effect: the active version's held-out RocAuc is not comparable (it was trained and judged on every cart", detail);
+        Assert.Contains("no estimate of its effect: the active version's held-out ROC-AUC is not comparable (it was trained and judged on every cart", detail);
     }
 
     /// <summary>

@@ -313,8 +313,8 @@ public sealed class StagedReleaseTests(ReleaseFixture app) : IClassFixture<Relea
     /// raw figure, every night. One whose lead is smaller is stopped, saying both leads.
     /// </summary>
     [Theory]
-    [InlineData("release-harder-month.myshopify.com", 0.18, 0.10, "canary", "estimated effect +0.0300 held-out ServedNdcgAt10 against the store's bestsellers (popularity)")]
-    [InlineData("release-smaller-lead.myshopify.com", 0.22, 0.19, "candidate", "it is now worse than the active version 1: estimated effect -0.0200 held-out ServedNdcgAt10 against the store's bestsellers (popularity), each on its own held-out data (0.2200, +0.0300 against it; the active version's 0.2000, +0.0500)")]
+    [InlineData("release-harder-month.myshopify.com", 0.18, 0.10, "canary", "estimated effect +0.0300 held-out NDCG@10 against the store's bestsellers (popularity)")]
+    [InlineData("release-smaller-lead.myshopify.com", 0.22, 0.19, "candidate", "it is now worse than the active version 1: estimated effect -0.0200 held-out NDCG@10 against the store's bestsellers (popularity), each on its own held-out data (0.2200, +0.0300 against it; the active version's 0.2000, +0.0500)")]
     public async Task Shadow_ComparesTheLeadsOverEachVersionsOwnBaseline(string shop, double ndcg, double baseline, string next, string words)
     {
         var seed = new StoreSeed(app, shop);

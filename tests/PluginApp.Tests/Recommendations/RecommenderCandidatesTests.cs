@@ -65,7 +65,7 @@ public sealed class RecommenderCandidatesTests
         Assert.Equal(0, first.Metrics.TestUsers);
         Assert.False(stored.TryGetProperty(nameof(HeldOutMetrics.ServedNdcgAt10), out _));
         Assert.False(stored.TryGetProperty(nameof(HeldOutMetrics.BaselineNdcgAt10), out _));
-        Assert.Equal((true, "first model (no held-out ServedNdcgAt10 yet)"), PluginApp.Training.PromotionGate.Compare(kind, stored, null));
+        Assert.Equal((true, "first model (no held-out NDCG@10 yet)"), PluginApp.Training.PromotionGate.Compare(kind, stored, null));
         Assert.True(PluginApp.Training.PromotionGate.Compare(kind, later, stored).Passes);
         Assert.False(PluginApp.Training.PromotionGate.Compare(kind, stored, later).Passes); // an unmeasured one never replaces a measured one
         Assert.True(PluginApp.Training.PromotionGate.Compare(kind, stored, stored).Passes); // nor is one held back by another: the newer data serves
