@@ -224,6 +224,42 @@ public sealed class StagedReleaseTests(ReleaseFixture app) : IClassFixture<Relea
     }
 
     /// <summary>
+    /// A churn canary scored again the same day (a release's settings saved, churn switched on) logs its customers again under
+    /// the same decisions: they count once that day, so the canary still waits for the next day's run. Until 8 Dec 2026 each
+    /// run counted again, and a canary of four days ended in one.
+    /// </summary>
+    [Fact]
+    public async Task AChurnCanaryScoredAgain_CountsEachCustomersDecisionOnce()
+    {
+        var (shopId, started) = await ChurnCanaryAsync("release-churn-again.myshopify.com", canaryDecisions: 3);
+        await app.ScalarAsync("""
+            INSERT INTO churn_scores (shop_id, customer_id, model_version, model_kind, churn_probability, probability_alive, expected_orders_30,
+                expected_orders_90, expected_orders_365, orders, days_since_last, total_spend, yearly_spend, segment, reasons, scored_at)
+            SELECT $1, 7950000 + i, CASE WHEN i <= 2 THEN 2 ELSE 1 END, 'probabilistic', 0.2, 0.8, 0.1, 0.3, 1, 2, 30, 100, 100, 'active', '[]', $2
+            FROM generate_series(1, 22) i
+            """, shopId, started);
+        // Three runs: customer 1 each time, customer 2 once.
+        foreach (var (customer, run) in new[] { (1, 1), (1, 2), (1, 3), (2, 1) })
+            await app.LogDecisionAsync(new Decision(DecisionKinds.Churn, $"churn:795000{customer}:0:canary:2", shopId, started.AddMinutes(run), "churn")
+            {
+                Subject = "active", ModelKind = "churn", ModelVersion = 2, CustomerId = 7_950_000 + customer, Output = """{"release":"canary","candidate":2}""",
+            });
+
+        await app.Factory.Services.GetRequiredService<StagedReleases>().RunShopAsync(shopId, CancellationToken.None);
+
+        Assert.Equal("canary", await app.ScalarAsync("SELECT status FROM models WHERE shop_id = $1 AND kind = 'churn' AND version = 2", shopId));
+        var view = Assert.Single(await app.Factory.Services.GetRequiredService<StagedReleases>().StatusAsync(shopId, CancellationToken.None), v => v.Kind == "churn");
+        Assert.Equal(2, view.Decisions);
+        // The next day's run counts again.
+        await app.LogDecisionAsync(new Decision(DecisionKinds.Churn, "churn:7950001:0:canary:2", shopId, started.AddDays(1), "churn")
+        {
+            Subject = "active", ModelKind = "churn", ModelVersion = 2, CustomerId = 7_950_001, Output = """{"release":"canary","candidate":2}""",
+        });
+        view = Assert.Single(await app.Factory.Services.GetRequiredService<StagedReleases>().StatusAsync(shopId, CancellationToken.None), v => v.Kind == "churn");
+        Assert.Equal(3, view.Decisions);
+    }
+
+    /// <summary>
     /// A canary whose shop asked for fewer decisions than the failure limit's minimum (2 against 4) is judged on its failures
     /// once it has made them: one failed of three is rolled back, not promoted. Until 7 Dec 2026 the limit waited for the
     /// minimum, which the promotion came before.
