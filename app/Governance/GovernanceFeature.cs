@@ -22,6 +22,11 @@ public static class GovernanceFeature
         services.AddOptions<GovernanceOptions>().BindConfiguration(GovernanceOptions.Section).ValidateOnStart();
         services.AddSingleton<Microsoft.Extensions.Options.IValidateOptions<GovernanceOptions>, GovernanceOptionsValidator>();
         services.AddSingleton<ModelBreakers>();
+        services.AddSingleton(sp =>
+        {
+            var breakers = sp.GetRequiredService<ModelBreakers>();
+            return new PluginApp.Data.ChangeSubscription(PluginApp.Training.ModelRegistry.Channel, breakers.OnModelChanged, () => breakers.OnModelChanged(null));
+        });
         services.AddSingleton<ModelMonitor>();
         services.AddRecurringJob<ModelMonitor>("model-monitoring", m => m.SweepAsync(CancellationToken.None), _ => "30 5 * * *");
         services.AddSingleton<StagedReleases>();

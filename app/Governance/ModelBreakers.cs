@@ -27,6 +27,8 @@ public sealed class ModelBreakers(NpgsqlDataSource db, IOptions<GovernanceOption
         public string? Reason;
         public bool Trial;
         public long LastCounted;
+        /// <summary>The version active when it was cut off (0: none), read after the cut; null until read.</summary>
+        public int? Version;
     }
 
     private readonly ConcurrentDictionary<(long Shop, string Kind), Breaker> _breakers = new();
@@ -105,7 +107,53 @@ public sealed class ModelBreakers(NpgsqlDataSource db, IOptions<GovernanceOption
         {
             logger.LogWarning("Shop {Shop}: the {Kind} model is cut off: {Why}", shopId, kind, cut);
             Record(shopId, kind, "cut_off", cut);
+            _ = Task.Run(async () =>
+            {
+                try
+                {
+                    var version = await ActiveVersionAsync(shopId, kind);
+                    lock (b) b.Version ??= version;
+                }
+                catch (Exception e) when (e is NpgsqlException or TimeoutException) { logger.LogWarning("Could not read shop {Shop}'s active {Kind} version: {Message}", shopId, kind, e.Message); }
+            });
         }
+    }
+
+    /// <summary>
+    /// model_changed for a shop, from any instance: a breaker of the shop cut off under a version no longer active starts
+    /// clean, as on the instance that activated the new one (<see cref="Training.ModelKind.Activated"/>). Why: until 8 Dec
+    /// 2026 only that instance's breaker was reset, and every other instance went on answering with the fallback for the
+    /// rest of the old version's rest (up to an hour) while the new version was sound. Called with no shop (the listener
+    /// reconnected, so a notification may have been missed), every cut-off breaker is looked at.
+    /// </summary>
+    public void OnModelChanged(string? payload)
+    {
+        long? shop = long.TryParse(payload, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var s) ? s : null;
+        var candidates = _breakers.Where(kv => shop is null || kv.Key.Shop == shop).Select(kv => (kv.Key, Breaker: kv.Value)).ToList();
+        if (candidates.Count == 0) return;
+        _ = Task.Run(async () =>
+        {
+            foreach (var (key, b) in candidates)
+            {
+                int? was;
+                lock (b) was = b.OpenUntil is null ? null : b.Version;
+                if (was is null) continue;
+                try
+                {
+                    if (await ActiveVersionAsync(key.Shop, key.Kind) != was && _breakers.TryGetValue(key, out var current) && ReferenceEquals(current, b))
+                        Reset(key.Shop, key.Kind);
+                }
+                catch (Exception e) when (e is NpgsqlException or TimeoutException) { logger.LogWarning("Could not read shop {Shop}'s active {Kind} version: {Message}", key.Shop, key.Kind, e.Message); }
+            }
+        });
+    }
+
+    private async Task<int> ActiveVersionAsync(long shopId, string kind)
+    {
+        await using var cmd = db.CreateCommand("SELECT coalesce(max(version), 0) FROM models WHERE shop_id = $1 AND kind = $2 AND status = 'active'");
+        cmd.Parameters.Add(Sql.Param(shopId));
+        cmd.Parameters.Add(Sql.Param(kind));
+        return (int)(await cmd.ExecuteScalarAsync())!;
     }
 
     public BreakerView State(long shopId, string kind)

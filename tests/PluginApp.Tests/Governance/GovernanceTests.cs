@@ -319,6 +319,47 @@ public sealed class GovernanceTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.Contains("Circuit breaker: closed: the model answers", page);
     }
 
+    /// <summary>
+    /// A model cut off on another instance than the one that makes a new version active: that instance learns it from
+    /// model_changed, and its breaker starts clean too. A change that leaves the same version active (here, a candidate
+    /// registered) does not. Until 8 Dec 2026 only the activating instance's breaker was reset, and the others answered with
+    /// the fallback for the rest of the old version's rest.
+    /// </summary>
+    [Fact]
+    public async Task ACutOffOnAnotherInstance_Ends_WhenANewVersionBecomesActiveAnywhere()
+    {
+        var seed = new StoreSeed(app, "gov-breaker-elsewhere.myshopify.com");
+        await seed.SeedAsync(customersPerGroup: 8);
+        await seed.TrainAsync();
+        await using var instance = app.CreateFactory(app.Database.ConnectionString);
+        using var client = instance.CreateClient(new() { BaseAddress = new Uri("https://localhost") }); // starts it, its listener with it
+        var breakers = instance.Services.GetRequiredService<ModelBreakers>();
+        for (var i = 0; i < 3; i++) breakers.Failure(seed.ShopId, RecommenderTrainer.Kind, "the model could not be read");
+        Assert.True(breakers.State(seed.ShopId, RecommenderTrainer.Kind).Open);
+        await Task.Delay(1000); // it reads the version it was cut off under
+        var notify = $"SELECT pg_notify('{PluginApp.Training.ModelRegistry.Channel}', '{seed.ShopId}')";
+
+        await app.ScalarAsync(notify); // nothing changed
+        await Task.Delay(1000);
+        Assert.True(breakers.State(seed.ShopId, RecommenderTrainer.Kind).Open);
+
+        // Another instance makes version 2 active (a copy of the first).
+        var first = (int)(await app.ScalarAsync("UPDATE models SET status = 'retired' WHERE shop_id = $1 AND kind = 'recommender' AND status = 'active' RETURNING version", seed.ShopId))!;
+        await app.ScalarAsync("""
+            INSERT INTO models (shop_id, kind, version, status, parameters, metrics, artifact, created_at, activated_at)
+            SELECT shop_id, kind, (SELECT max(version) + 1 FROM models WHERE shop_id = $1 AND kind = 'recommender'), 'active', parameters, metrics, artifact, now(), now()
+            FROM models WHERE shop_id = $1 AND kind = 'recommender' AND version = $2
+            """, seed.ShopId, first);
+        await app.ScalarAsync(notify);
+
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (breakers.State(seed.ShopId, RecommenderTrainer.Kind).Open)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "still cut off 10 s after version 2 became active");
+            await Task.Delay(50);
+        }
+    }
+
     [Fact]
     public async Task ModelThatFails_IsCutOffAfterThreeErrors_TheFallbackAnswers_AndItIsTriedAgainAfterItsRest()
     {
