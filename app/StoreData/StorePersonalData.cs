@@ -115,8 +115,16 @@ public static class StorePersonalData
                 """));
         services.AddPersonalData(new PersonalDataTable("customer_data_requests", ["customer_id", "export"],
             "DELETE FROM customer_data_requests WHERE shop_id = $1 AND customer_id = $2", NotExported: "the exports themselves"));
+        // Why a limit: each export is a whole copy of what is held on her (email, name, phone, addresses, card digits, notes),
+        // kept for the merchant to send on, which Shopify asks within 30 days; until 8 Dec 2026 it was kept as long as the
+        // app was installed, unless she asked to be erased.
+        services.AddRetention(new RetentionRule("customers' data-request exports", TimeSpan.FromDays(90),
+            "DELETE FROM customer_data_requests WHERE requested_at < $1"));
 
         services.AddNotPersonal("orders", "customer_id", "Shopify's opaque customer id; after redaction the customer row it points to holds no personal field");
+        // Declared, with the page saying so: until 8 Dec 2026 they were neither, and the Erasures card said her addresses were gone.
+        services.AddNotPersonal("orders", "billing_country", "a country, kept on an erased customer's anonymous orders for the store's risk record and totals");
+        services.AddNotPersonal("orders", "shipping_country", "a country, kept on an erased customer's anonymous orders for the store's risk record and totals");
         services.AddNotPersonal("orders", "name", "the order's number, e.g. #1001");
         services.AddNotPersonal("erased_orders", "customer_id",
             "the opaque id of the erased customer whose erasure covered the order (her customer row holds no personal field): the erasure a late cart of the order queues is hers");

@@ -308,6 +308,28 @@ public sealed class PersonalDataTests(AppFixture app) : IClassFixture<AppFixture
     }
 
     /// <summary>
+    /// A data request's export (a whole copy of what is held on her) is kept 90 days for the merchant to send on, then goes,
+    /// and the page's retention card says so. Until 8 Dec 2026 it was kept as long as the app was installed.
+    /// </summary>
+    [Fact]
+    public async Task DataRequestExports_AreKeptNinetyDays()
+    {
+        const string shop = "privacy-export-retention.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        await app.CountAsync("""
+            INSERT INTO customer_data_requests (shop_id, customer_id, requested_at, export)
+            VALUES ($1, 96980001, $2::timestamptz - interval '91 days', '{"email":"a@example.com"}'), ($1, 96980002, $2::timestamptz - interval '89 days', '{}')
+            """, shopId, app.Clock.GetUtcNow());
+
+        await ActivatorUtilities.CreateInstance<RetentionJob>(app.Factory.Services).RunAsync(CancellationToken.None);
+
+        var left = (long[])(await app.ScalarAsync("SELECT array_agg(customer_id) FROM customer_data_requests WHERE shop_id = $1", shopId))!;
+        Assert.Equal(new[] { 96980002L }, left);
+        var page = await (await app.Client.GetAsync($"/admin/privacy?shop={shop}&embedded=1&id_token={app.SessionToken(shop)}")).Content.ReadAsStringAsync();
+        Assert.Contains("customers&#x27; data-request exports</td><td class=\"num\">90 days", page);
+    }
+
+    /// <summary>
     /// A retention rule that fails (here its table is gone; in a store, a timeout on a month of deliveries) leaves the rules
     /// after it to run, and the job fails naming it. Until 8 Dec 2026 the first failure ended the run, and every later
     /// rule's rows (the decision log's last) stayed for as long as it kept failing.
