@@ -442,6 +442,27 @@ public sealed class CartOffersBlockTests(StorefrontFixture sf) : IClassFixture<S
     }
 
     /// <summary>
+    /// In the theme editor with an empty preview cart, the cart blocks have nothing to ask about and hide: each tells the
+    /// merchant so, in the store's language, and only there (until 8 Dec 2026 the block flashed and left a blank gap, and
+    /// she could not see or style it).
+    /// </summary>
+    [Fact]
+    public async Task CartBlocks_InTheThemeEditorWithAnEmptyCart_SayWhyTheyShowNothing()
+    {
+        static JsonObject Context(bool editor, int items, string locale = "en") => new()
+        {
+            ["template"] = "cart", ["design_mode"] = editor, ["locale"] = locale,
+            ["cart"] = new JsonObject { ["items"] = new JsonArray([.. Enumerable.Range(0, items).Select(i => (JsonNode)new JsonObject { ["variant_id"] = 1010 + i })]) },
+        };
+        var empty = await ThemeBlockRenderer.RenderPageAsync("cart-offers+cart-upsells", Context(true, 0));
+        Assert.Contains("Your preview cart is empty: add a product to it to see what this block shows shoppers for their cart.", empty);
+        Assert.Contains("Your preview cart is empty: add a product to it to see the recommendations shoppers get for their cart.", empty);
+        Assert.Contains("aperçu est vide : ajoutez-y un produit", await ThemeBlockRenderer.RenderPageAsync("cart-offers", Context(true, 0, "fr")));
+        Assert.DoesNotContain("preview cart", await ThemeBlockRenderer.RenderPageAsync("cart-offers+cart-upsells", Context(true, 1)));
+        Assert.DoesNotContain("preview cart", await ThemeBlockRenderer.RenderPageAsync("cart-offers+cart-upsells", Context(false, 0)));
+    }
+
+    /// <summary>
     /// Cart offers switched off: the app sets its metafield on its installation in Shopify, and the block's Liquid renders
     /// nothing, so the cart page keeps no empty box and asks the app nothing; on again, it is back.
     /// </summary>
