@@ -115,6 +115,7 @@ process.stdout.write(`<!doctype html>
   ${head.filter(Boolean).join('\n  ')}
 </head>
 <body>
+  ${context.theme === 'dawn' ? `<header><a id="cart-icon-bubble" href="/cart"><span class="cart-count-bubble">${(context.cart?.items ?? []).reduce((n, l) => n + (l.quantity ?? 1), 0)}</span></a></header>` : ''}
   <main>
     <div class="storefront-product" id="storefront-above">
       ${picture}

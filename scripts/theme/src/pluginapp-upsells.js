@@ -202,7 +202,17 @@
           if (document.activeElement === document.body) button.focus();
           // A theme that refreshes its cart itself takes the event (preventDefault). Else, on the cart page, the page is
           // loaded again: its lines and totals are the theme's, and until 5 Dec 2026 they stayed without the product added.
-          if (root.dispatchEvent(new CustomEvent('pluginapp:cart-add', { bubbles: true, cancelable: true, detail: added })) && placement === 'cart') location.reload();
+          // On a product page the theme's cart icon is drawn again from its own section (Shopify's Section Rendering API;
+          // "cart-icon-bubble" in Dawn and the themes built on it), so its count holds the product: until 8 Dec 2026 it
+          // stayed as it was, and a shopper took the add for one that failed.
+          if (root.dispatchEvent(new CustomEvent('pluginapp:cart-add', { bubbles: true, cancelable: true, detail: added }))) {
+            var icon = document.getElementById('cart-icon-bubble');
+            if (placement === 'cart') location.reload();
+            else if (icon) getJson(opts.base + '?sections=cart-icon-bubble').then(function (s) {
+              var part = new DOMParser().parseFromString(s['cart-icon-bubble'], 'text/html').querySelector('.shopify-section');
+              if (part) icon.innerHTML = part.innerHTML;
+            }).catch(function () {});
+          }
         }).catch(function (e) { addFailed(button, e, d.addFailedLabel); });
       });
     }

@@ -118,6 +118,17 @@ public sealed partial class StorefrontServer : IAsyncDisposable
             // Shopify's cart cookie: the cart's token (and, since June 2024, its key), readable by the page's scripts.
             lock (_cart) ctx.Response.Cookies.Append("cart", _cartToken + "?key=5f0c1d2e3a4b6978", new CookieOptions { Path = "/", HttpOnly = false });
             var path = ctx.Request.Path.Value ?? "/";
+            // Shopify's Section Rendering API for the cart icon Dawn draws ("/?sections=cart-icon-bubble"): each section's HTML
+            // by its id, here the cart's item count.
+            if (ctx.Request.Query["sections"] == "cart-icon-bubble")
+            {
+                int count;
+                lock (_cart) count = _cart.Sum(l => l["quantity"]!.GetValue<int>());
+                return Results.Json(new JsonObject
+                {
+                    ["cart-icon-bubble"] = $"<div id=\"shopify-section-cart-icon-bubble\" class=\"shopify-section\"><span class=\"cart-count-bubble\">{count}</span></div>",
+                });
+            }
             // The storefront's product JSON (/products/{handle}.js, under a language or market path too), where a test set it.
             if (_json.TryGetValue(path, out var json)) return Results.Content(json, "application/json; charset=utf-8");
             if (path.EndsWith(".js", StringComparison.Ordinal)) return Results.NotFound();

@@ -578,9 +578,10 @@ public sealed partial class UpsellBlocksTests(StorefrontFixture sf) : IClassFixt
         var page = await sf.NewPageAsync();
         try
         {
-            await OpenProductPageAsync(page);
+            await OpenProductPageAsync(page, null, [], theme: "dawn");
             await page.WaitForFunctionAsync("() => document.querySelector('[data-pa-upsells]').getAttribute('data-pa-state') === 'ready'",
                 null, new PageWaitForFunctionOptions { Timeout = 10_000 });
+            Assert.Equal("0", await page.InnerTextAsync("#cart-icon-bubble"));
             var prices = await page.EvalOnSelectorAllAsync<string[]>(".pa-card[data-product-id] .pa-card__price", "(els) => els.map((e) => e.textContent)");
             Assert.Equal(["$12.00", "", "$9.50"], prices);
 
@@ -610,6 +611,8 @@ public sealed partial class UpsellBlocksTests(StorefrontFixture sf) : IClassFixt
             // Said where the shopper is: the button keeps focus, named for what happened, and a second click adds nothing.
             await Assertions.Expect(blue.Locator(".pa-card__add")).ToBeFocusedAsync();
             await Assertions.Expect(blue.Locator(".pa-card__add")).ToHaveAttributeAsync("aria-label", "Added: Blue Mug");
+            // The theme's cart icon counts it, drawn again from its own section (until 8 Dec 2026 it stayed at 0).
+            await Assertions.Expect(page.Locator("#cart-icon-bubble")).ToHaveTextAsync("1");
             await blue.Locator(".pa-card__add").ClickAsync(new LocatorClickOptions { Force = true }); // a real click: Playwright waits for enabled ones
             await Task.Delay(300);
             Assert.Single(JsonNode.Parse(await http.GetStringAsync(sf.Storefront.BaseUrl + "/cart.js"))!["items"]!.AsArray());
