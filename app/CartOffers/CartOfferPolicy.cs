@@ -47,8 +47,10 @@ public sealed record CartFacts(decimal Value, decimal? Cost, int Items, decimal?
 /// <param name="CodeAvailable">Whether the pool has a code ready.</param>
 /// <param name="CartHadCode">Whether this cart had a code that was used or expired: a cart is given one code, ever.</param>
 /// <param name="HoldsCode">Whether this cart holds the code it was handed (so a discount it shows may be that code's).</param>
+/// <param name="AddressCodesToday">Codes handed today to the shopper's address (<see cref="CartOffersOptions.CodesPerAddressPerDay"/>).</param>
+/// <param name="AddressCap">The most an address is handed a day; 0: no limit.</param>
 public sealed record OfferCaps(bool Enabled, decimal Percent, decimal MaxPercent, decimal MarginFloorPercent, decimal DailyBudget, decimal SpentToday,
-    bool CodeAvailable, bool CartHadCode = false, bool HoldsCode = false);
+    bool CodeAvailable, bool CartHadCode = false, bool HoldsCode = false, int AddressCodesToday = 0, int AddressCap = 0);
 
 /// <summary>The relative change in P(order) each action causes, which of them the experiment measured, and where they come from in words.</summary>
 public sealed record ActionEffects(IReadOnlyDictionary<string, double> Lift, IReadOnlySet<string> Measured, string Source)
@@ -164,6 +166,8 @@ public static class CartOfferPolicy
     {
         if (!caps.Enabled) return "offers are turned off";
         if (caps.CartHadCode) return "this cart had its code already (used or expired), and a cart gets one";
+        if (!caps.HoldsCode && caps.AddressCap > 0 && caps.AddressCodesToday >= caps.AddressCap)
+            return $"the shopper's address was handed {caps.AddressCodesToday} code{(caps.AddressCodesToday == 1 ? "" : "s")} today, the most one address is given a day";
         // Why: the offer's codes combine with no other order or product discount (DiscountPool), so on a cart discounted
         // already the code would not apply, or would take the place of a larger discount, and the margin floor, checked at
         // catalog prices, would not hold on top of it. Until 6 Dec 2026 such carts were offered a code too.

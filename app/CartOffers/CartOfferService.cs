@@ -86,12 +86,15 @@ public sealed class CartOfferService(CartOfferSettingsStore settingsStore, Catal
             var bestVariant = best is null ? null : catalog.Products.GetValueOrDefault(best.ProductId)?.Display;
             facts = facts with { UpsellPrice = bestVariant?.Price, UpsellCost = bestVariant?.Cost };
             // The control's cart only reads the pool (it hands nothing out, so it leaves the settling to the policy's carts).
-            var (ready, spent, held, hadCode) = await pool.StateAsync(req.ShopId, req.CartToken, settings, ct, settle: arm != CartOffersExperiment.ControlArm && !req.Editor);
+            var addressHash = DiscountPool.AddressHash(req.Shop, req.ClientIp);
+            var (ready, spent, held, hadCode, addressCodes) = await pool.StateAsync(req.ShopId, req.CartToken, settings, ct,
+                settle: arm != CartOffersExperiment.ControlArm && !req.Editor, addressHash);
             // A cart asking again already holds its code: that code's discount is not spent a second time, and the caps are
             // checked at its own percent (until 5 Dec 2026 at the offer's, and a cart kept being shown a 20 % code after the
             // merchant had lowered the offer and its cap to 10 %).
             var caps = new OfferCaps(settings.OffersEnabled && req.CartToken is not null, held?.Percent ?? settings.OfferPercent, settings.MaxDiscountPercent,
-                settings.MarginFloorPercent, settings.DailyBudget, spent - (held?.Amount ?? 0), ready || held is not null, hadCode, held is not null);
+                settings.MarginFloorPercent, settings.DailyBudget, spent - (held?.Amount ?? 0), ready || held is not null, hadCode, held is not null,
+                addressCodes, addressHash is null ? 0 : options.Value.CodesPerAddressPerDay);
             // What this cart could have been shown, in either arm: the measured effects compare an explored action's carts
             // with the control's carts that allowed it (ActionEffectsEstimator).
             allowed = CartOfferPolicy.Allowed(facts, caps);
@@ -183,7 +186,8 @@ public sealed class CartOfferService(CartOfferSettingsStore settingsStore, Catal
             var amount = Math.Round(facts.Value * settings.OfferPercent / 100, 2);
             var code = held ?? (req.Editor
                 ? ready ? new HandedCode(EditorCode, settings.OfferPercent, clock.GetUtcNow().AddHours(settings.CodeExpiryHours), amount) : null
-                : await pool.HandOutAsync(req.ShopId, req.CartToken!, req.VisitorHash, decisionId, amount, settings, ct));
+                : await pool.HandOutAsync(req.ShopId, req.CartToken!, req.VisitorHash, decisionId, amount, settings, ct,
+                    DiscountPool.AddressHash(req.Shop, req.ClientIp), options.Value.CodesPerAddressPerDay));
             if (code is null)
             {
                 reasons.Insert(0, "the offer was chosen but no code could be handed out (the pool ran dry or the budget filled meanwhile)");
@@ -238,7 +242,7 @@ public sealed class CartOfferService(CartOfferSettingsStore settingsStore, Catal
         CatalogSnapshot catalog, bool preview, CancellationToken ct)
     {
         var answer = await recommendations.RecommendAsync(new RecommendationRequest(req.ShopId, req.Shop, "cart", null, variants, 12, req.VisitorHash, req.CustomerId,
-            Preview: preview, ClientIp: req.ClientIp), ct);
+            Preview: preview, ClientIp: req.ClientIp, Editor: req.Editor), ct);
         var crossing = answer.Items.Where(i => decimal.TryParse(i.Price, NumberStyles.Number, CultureInfo.InvariantCulture, out var p) && p >= remaining).Take(2).ToList();
         return (crossing, preview ? null : answer.RequestId);
     }

@@ -109,9 +109,9 @@ public static class CartOffersFeature
         // customer logged in is theirs, whether found by the cart or the visitor id (until 6 Dec 2026 only the visitor id's
         // were left alone). A code one of her orders used is hers too, found by the order: an order the import brought has no
         // cart token to lead to it (until 7 Dec 2026 such a code kept her cart and visitor ids, and her export left it out).
-        services.AddPersonalData(new PersonalDataTable("discount_codes", ["cart_token", "visitor_hash"],
+        services.AddPersonalData(new PersonalDataTable("discount_codes", ["cart_token", "visitor_hash", "address_hash"],
             $"""
-            UPDATE discount_codes d SET cart_token = NULL, visitor_hash = NULL WHERE d.shop_id = $1 AND (
+            UPDATE discount_codes d SET cart_token = NULL, visitor_hash = NULL, address_hash = NULL WHERE d.shop_id = $1 AND (
               d.cart_token IN (SELECT cart_token FROM redaction_carts)
               OR d.visitor_hash IN (SELECT visitor_hash FROM redaction_visitors)
               OR d.order_id IN (SELECT id FROM redaction_orders)) AND NOT {AnotherCustomers}
@@ -124,6 +124,9 @@ public static class CartOffersFeature
                 """));
         services.AddRetention(new RetentionRule("used or expired discount codes", TimeSpan.FromDays(180),
             "DELETE FROM discount_codes WHERE state IN ('used', 'expired') AND created_at < $1"));
+        // The address a code was handed to is needed for that day's limit only (CartOffersOptions.CodesPerAddressPerDay).
+        services.AddRetention(new RetentionRule("shoppers' addresses of handed-out codes", TimeSpan.FromDays(2),
+            "UPDATE discount_codes SET address_hash = NULL WHERE address_hash IS NOT NULL AND handed_out_at < $1"));
         return services;
     }
 

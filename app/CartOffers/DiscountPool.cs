@@ -212,14 +212,20 @@ public sealed class DiscountPool(NpgsqlDataSource db, OutboxScheduler outbox, Ti
     internal static readonly string StateSql = $"""
         SELECT EXISTS (SELECT 1 FROM discount_codes WHERE {Usable("$2", "$5", "$6")}),
                (SELECT coalesce(sum(amount), 0) FROM discount_codes WHERE shop_id = $1 AND handed_out_at >= $3),
-               c.code, c.percent, c.expires_at, c.amount, c.state
+               c.code, c.percent, c.expires_at, c.amount, c.state,
+               (SELECT count(*) FROM discount_codes WHERE shop_id = $1 AND address_hash = $7 AND handed_out_at >= $3)
         FROM (SELECT 1) x LEFT JOIN discount_codes c ON c.shop_id = $1 AND c.cart_token = $4
         """;
 
-    /// <summary>What the caps need: whether a code is ready at the settings' percent and validity, and the discount handed out today (the shop's day).</summary>
+    /// <summary>The shopper's address as the pool keeps it: a keyed hash (the visitors' own), or null when none is known.</summary>
+    public static string? AddressHash(string shop, string? address) =>
+        address is null or "unknown" ? null : Experiments.Assignment.VisitorHash(shop, "address:" + address);
+
+    /// <summary>What the caps need: whether a code is ready at the settings' percent and validity, the discount handed out today
+    /// (the shop's day), the cart's code, and the codes handed today to the shopper's address (<see cref="AddressHash"/>).</summary>
     /// <param name="settle">Whether to settle the pool first (codes Shopify now has, expired ones); a reader that hands nothing out skips it.</param>
-    public async Task<(bool Ready, decimal SpentToday, HandedCode? Existing, bool HadCode)> StateAsync(long shopId, string? cartToken, CartOfferSettings settings, CancellationToken ct,
-        bool settle = true)
+    public async Task<(bool Ready, decimal SpentToday, HandedCode? Existing, bool HadCode, int AddressCodesToday)> StateAsync(long shopId, string? cartToken,
+        CartOfferSettings settings, CancellationToken ct, bool settle = true, string? addressHash = null)
     {
         var now = clock.GetUtcNow();
         await using var conn = await db.OpenConnectionAsync(ct);
@@ -232,20 +238,22 @@ public sealed class DiscountPool(NpgsqlDataSource db, OutboxScheduler outbox, Ti
         cmd.Parameters.Add(Sql.Text(cartToken));
         cmd.Parameters.Add(Sql.Param(settings.OfferPercent));
         cmd.Parameters.Add(Sql.Param(settings.CodeExpiryHours));
+        cmd.Parameters.Add(Sql.Text(addressHash));
         await using var r = await cmd.ExecuteReaderAsync(ct);
         await r.ReadAsync(ct);
         var held = !r.IsDBNull(6) && r.GetString(6) == "handed_out";
         return (r.GetBoolean(0), r.GetDecimal(1),
             held ? new HandedCode(r.GetString(2), r.GetDecimal(3), r.GetFieldValue<DateTimeOffset>(4), r.IsDBNull(5) ? 0 : r.GetDecimal(5)) : null,
-            !r.IsDBNull(6) && !held);
+            !r.IsDBNull(6) && !held, (int)r.GetInt64(7));
     }
 
     /// <summary>
-    /// Hands a ready code to the cart, under the shop's lock so the daily budget is checked against every other hand-out;
-    /// null when none is ready or the budget would be broken. A cart that already holds a code gets it again.
+    /// Hands a ready code to the cart, under the shop's lock so the daily budget and the address's limit are checked against
+    /// every other hand-out; null when none is ready, the budget would be broken or the address had its codes today
+    /// (<paramref name="addressCap"/>, 0: none). A cart that already holds a code gets it again.
     /// </summary>
     public async Task<HandedCode?> HandOutAsync(long shopId, string cartToken, string? visitorHash, string decisionId, decimal amount, CartOfferSettings settings,
-        CancellationToken ct)
+        CancellationToken ct, string? addressHash = null, int addressCap = 0)
     {
         var now = clock.GetUtcNow();
         await using var conn = await db.OpenConnectionAsync(ct);
@@ -261,8 +269,11 @@ public sealed class DiscountPool(NpgsqlDataSource db, OutboxScheduler outbox, Ti
             pick AS (SELECT code FROM discount_codes WHERE {Usable("$5", "$9", "$10")}
                      AND NOT EXISTS (SELECT 1 FROM held) AND NOT EXISTS (SELECT 1 FROM discount_codes WHERE shop_id = $1 AND cart_token = $2)
                      AND (SELECT s FROM spent) + $4 <= $7
+                     AND ($11::text IS NULL OR $12 = 0
+                          OR (SELECT count(*) FROM discount_codes WHERE shop_id = $1 AND address_hash = $11 AND handed_out_at >= $6) < $12)
                      ORDER BY expires_at LIMIT 1 FOR UPDATE SKIP LOCKED),
-            given AS (UPDATE discount_codes d SET state = 'handed_out', cart_token = $2, visitor_hash = $3, decision_id = $8, amount = $4, handed_out_at = $5
+            given AS (UPDATE discount_codes d SET state = 'handed_out', cart_token = $2, visitor_hash = $3, decision_id = $8, amount = $4, handed_out_at = $5,
+                             address_hash = $11
                       FROM pick WHERE d.shop_id = $1 AND d.code = pick.code RETURNING d.code, d.percent, d.expires_at, d.amount)
             SELECT code, percent, expires_at, amount FROM held UNION ALL SELECT code, percent, expires_at, amount FROM given
             """, conn, tx);
@@ -276,6 +287,8 @@ public sealed class DiscountPool(NpgsqlDataSource db, OutboxScheduler outbox, Ti
         cmd.Parameters.Add(Sql.Param(decisionId));
         cmd.Parameters.Add(Sql.Param(settings.OfferPercent));
         cmd.Parameters.Add(Sql.Param(settings.CodeExpiryHours));
+        cmd.Parameters.Add(Sql.Text(addressHash));
+        cmd.Parameters.Add(Sql.Param(addressCap));
         HandedCode? code = null;
         await using (var r = await cmd.ExecuteReaderAsync(ct))
             if (await r.ReadAsync(ct))

@@ -118,7 +118,7 @@ public static class ProxyEndpoints
         var shop = (string)http.Items[ShopItem]!;
         var request = new RecommendationRequest((long)http.Items[ShopIdItem]!, shop, placement, product_id, variants.ToArray(),
             Math.Clamp(limit ?? 4, 1, 12), PluginApp.Experiments.Assignment.VisitorHash(shop, visitor_id), Shopper(logged_in_customer_id, np),
-            Preview: InEditor(np), ClientIp: ShopperAddressOf(http), Spare: Math.Clamp(spare ?? 0, 0, 1));
+            Preview: InEditor(np), ClientIp: ShopperAddressOf(http), Spare: Math.Clamp(spare ?? 0, 0, 1), Editor: InEditor(np));
         return ProxyJson.Answer(await service.RecommendAsync(request, ct));
     }
 

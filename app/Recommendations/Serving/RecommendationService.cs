@@ -6,11 +6,13 @@ using PluginApp.Governance;
 namespace PluginApp.Recommendations;
 
 /// <param name="Preview">The merchant's preview in the admin: always the model arm, nothing logged, no event tokens.</param>
+/// <param name="Editor">With <paramref name="Preview"/>: asked by a block in the theme editor (np=2), which anyone can ask
+/// for, so the serving guards still refuse a risky shopper (until 8 Dec 2026's review, a preview skipped them).</param>
 /// <param name="ClientIp">The shopper's address as the app proxy forwarded it, for the serving guards; never stored.</param>
 /// <param name="Spare">Products asked beyond <paramref name="Limit"/>, for the block to put in place of one it will not show
 /// (the cart grid beside the Cart offers block); the variety rules are those of <paramref name="Limit"/> products.</param>
 public sealed record RecommendationRequest(long ShopId, string Shop, string Placement, long? ProductId, long[] CartVariantIds, int Limit,
-    string? VisitorHash, long? CustomerId, bool Preview = false, string? ClientIp = null, int Spare = 0)
+    string? VisitorHash, long? CustomerId, bool Preview = false, string? ClientIp = null, int Spare = 0, bool Editor = false)
 {
     /// <summary>How many products the answer holds at most: the limit and the spares.</summary>
     public int Count => Limit + Spare;
@@ -52,7 +54,7 @@ public sealed class RecommendationService(ModelCache models, CatalogCache catalo
             : (await experiments.AssignAsync(req.ShopId, req.Shop, UpsellExperiment.Key, UpsellExperiment.AssignmentKey(req.VisitorHash, req.CustomerId), ct)).Arm;
         if (!catalog.Enabled && catalog.WhenOff == UpsellFeature.ShowNothing)
             return Respond(req, requestId, UpsellFeature.SwitchedOff, null, arm, [], catalog, started, anchors);
-        if (!req.Preview)
+        if (!req.Preview || req.Editor)
             foreach (var guard in guards)
                 if (await guard.RefuseAsync(req.ShopId, req.CustomerId, req.ClientIp, ct) is { } refused)
                     // Why the shopper reads "nothing": the guard's name (risky_session) told a suspected fraudster that an

@@ -123,7 +123,7 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
 
         await app.ScalarAsync(await migration.ReadToEndAsync());
 
-        var (_, _, held, _) = await app.Factory.Services.GetRequiredService<DiscountPool>().StateAsync(shopId, "c1-keyed", CartOfferSettings.Default, CancellationToken.None);
+        var (_, _, held, _, _) = await app.Factory.Services.GetRequiredService<DiscountPool>().StateAsync(shopId, "c1-keyed", CartOfferSettings.Default, CancellationToken.None);
         Assert.Equal("PA-KEYED1", held?.Code); // the one handed out last; the other lets go of the cart
         Assert.Equal(0, await app.CountAsync("SELECT count(*) FROM discount_codes WHERE shop_id = $1 AND cart_token LIKE '%?%'", shopId));
         Assert.Equal(4242L, await app.ScalarAsync("SELECT customer_id FROM cart_customers WHERE shop_id = $1 AND cart_token = 'c1-keyed'", shopId));
@@ -576,6 +576,45 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
 
         Assert.NotEqual(CartAction.Offer, again.GetProperty("action").GetString());
         Assert.Contains("offer not allowed: the 12 % offer is above the 10 % cap", await ReasonsAsync(again.GetProperty("decision_id").GetString()!));
+    }
+
+    /// <summary>
+    /// One shopper's address (as Shopify's proxy reports it) is handed at most three codes a day: a script naming new carts
+    /// from one address is offered no fourth, and its decision says why; another address still is. Until 8 Dec 2026 each new
+    /// cart token was handed a code, up to the day's budget counted at the carts' small values.
+    /// </summary>
+    [Fact]
+    public async Task OneAddress_IsHandedAtMostThreeCodesADay()
+    {
+        var seed = await StoreAsync("offers-address-cap.myshopify.com", 0.1m);
+        await SettingsAsync(seed, new { enabled = true, offerPercent = 10, maxDiscountPercent = 15, marginFloorPercent = 20, dailyBudget = 1000, poolSize = 6, codeExpiryHours = 48 });
+        await FillPoolAsync(seed);
+        var visitor = VisitorIn(seed.Shop, CartOffersExperiment.PolicyArm);
+        // Carts that do not explore: the policy offers each one the code.
+        var carts = Enumerable.Range(0, 200).Select(i => $"addr-cart-{i}")
+            .Where(t => Assignment.Bucket("explore", t, CartOffersExperiment.Key) >= 0.5).Take(5).ToArray();
+        async Task<JsonElement> AskFromAsync(string cart, string address)
+        {
+            var request = new HttpRequestMessage(HttpMethod.Get, StoreSeed.Signed("/proxy/cart-offers", seed.Shop,
+                $"lines={seed.V(1120)}:5&cart_token={cart}&visitor_id={visitor}", app.Clock.GetUtcNow()));
+            request.Headers.Add("X-Forwarded-For", address);
+            var response = await app.Client.SendAsync(request);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            return await response.Content.ReadFromJsonAsync<JsonElement>();
+        }
+
+        for (var i = 0; i < 3; i++)
+            Assert.Equal(CartAction.Offer, (await AskFromAsync(carts[i], "198.51.100.77")).GetProperty("action").GetString());
+        var fourth = await AskFromAsync(carts[3], "198.51.100.77");
+        var other = await AskFromAsync(carts[4], "198.51.100.78");
+
+        Assert.NotEqual(CartAction.Offer, fourth.GetProperty("action").GetString());
+        Assert.Contains("offer not allowed: the shopper's address was handed 3 codes today, the most one address is given a day",
+            await ReasonsAsync(fourth.GetProperty("decision_id").GetString()!));
+        Assert.Equal(CartAction.Offer, other.GetProperty("action").GetString());
+        Assert.Equal(4, await app.CountAsync("SELECT count(*) FROM discount_codes WHERE shop_id = $1 AND state = 'handed_out' AND address_hash IS NOT NULL", seed.ShopId));
+        // Asked again, a cart that holds its code is shown it whatever its address had since.
+        Assert.Equal(CartAction.Offer, (await AskFromAsync(carts[0], "198.51.100.77")).GetProperty("action").GetString());
     }
 
     /// <summary>
@@ -1201,7 +1240,7 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
             VALUES ($1, 'TODAY-1', 10, 'handed_out', $2, $3, 'today-cart', 6.5, $2), ($1, 'TODAY-2', 10, 'handed_out', $2, $3, 'other-cart', 3, $2)
             """, shopId, now, now.AddDays(2));
         await app.CountAsync("ANALYZE discount_codes");
-        object[] parameters = [shopId, now, today, "today-cart", 10m, 48];
+        object[] parameters = [shopId, now, today, "today-cart", 10m, 48, "an-address-hash"];
 
         await using var conn = await app.Db.OpenConnectionAsync();
         await using (var cmd = new Npgsql.NpgsqlCommand(DiscountPool.StateSql, conn))
@@ -1239,7 +1278,7 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
             VALUES ($1, 'DAY-1', 10, 'handed_out', $2, $3, 'day-cart', 7, $2)
             """, shopId, at, now.AddDays(2));
 
-        var (_, spent, _, _) = await app.Factory.Services.GetRequiredService<DiscountPool>().StateAsync(shopId, null, CartOfferSettings.Default, CancellationToken.None);
+        var (_, spent, _, _, _) = await app.Factory.Services.GetRequiredService<DiscountPool>().StateAsync(shopId, null, CartOfferSettings.Default, CancellationToken.None);
 
         Assert.Equal(at >= laMidnight ? 7m : 0m, spent);
     }

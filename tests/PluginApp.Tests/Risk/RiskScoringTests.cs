@@ -882,6 +882,9 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
         // address, Shopify's, which no order ever came from); another address is served.
         Assert.Equal(RiskySessions.Path, await LoggedPathAsync(await RecommendAsync(shop, null, "203.0.113.77")));
         Assert.NotEqual(RiskySessions.Path, await LoggedPathAsync(await RecommendAsync(shop, null, "203.0.113.99")));
+        // Asking as the theme editor does (np=2, which anyone can add) changes nothing of that: still refused.
+        var asEditor = await RecommendAsync(shop, customer, "203.0.113.77", "&np=2");
+        Assert.Equal((PluginApp.Recommendations.RecommendationService.RefusedPath, 0), (asEditor.GetProperty("path").GetString(), asEditor.GetProperty("items").GetArrayLength()));
 
         // A reviewer approves the order: the shopper is served again.
         Assert.NotNull(await app.Factory.Services.GetRequiredService<PluginApp.Risk.Review.ReviewStore>().DecideAsync(shopId, 749_001, "approve", null, "Ada", CancellationToken.None));
@@ -923,10 +926,10 @@ public sealed class RiskScoringTests(AppFixture app) : IClassFixture<AppFixture>
         throw new Xunit.Sdk.XunitException($"the decision {id} was not logged within 5 s");
     }
 
-    private async Task<JsonElement> RecommendAsync(string shop, long? customer, string? forwardedFor = null)
+    private async Task<JsonElement> RecommendAsync(string shop, long? customer, string? forwardedFor = null, string extra = "")
     {
         using var request = new HttpRequestMessage(HttpMethod.Get, PluginApp.Tests.Recommendations.StoreSeed.Signed("/proxy/recommendations", shop,
-            "placement=cart&limit=4&visitor_id=v1", app.Clock.GetUtcNow(), customer: customer?.ToString(CultureInfo.InvariantCulture) ?? ""));
+            "placement=cart&limit=4&visitor_id=v1" + extra, app.Clock.GetUtcNow(), customer: customer?.ToString(CultureInfo.InvariantCulture) ?? ""));
         if (forwardedFor is not null) request.Headers.Add("X-Forwarded-For", forwardedFor);
         var response = await app.Client.SendAsync(request);
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
