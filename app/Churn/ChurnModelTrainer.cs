@@ -70,7 +70,7 @@ public sealed class ChurnModelTrainer(NpgsqlDataSource db, TimeProvider clock, M
         DataStores = "Orders and customers in the app's PostgreSQL; segments written to Shopify customer tags and metafields.",
         OnActivated = (services, shopId) => services.GetRequiredService<ChurnScheduler>().ScoreSoon(shopId),
         // Staged like the others, by customers; a stage changes at the next scoring run (daily, or now).
-        StagedRelease = true, CanaryUnit = "customers", ReleaseGuardrail = WinBackRate.ReadAsync,
+        StagedRelease = true, CanaryUnit = "customers", ReleaseGuardrail = WinBackRate.ReadAsync, ReleaseCountsCustomersDaily = true,
         OnReleaseChanged = (services, shopId) => services.GetRequiredService<ChurnScheduler>().ScoreSoon(shopId),
     };
 

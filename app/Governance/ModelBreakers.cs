@@ -27,7 +27,7 @@ public sealed class ModelBreakers(NpgsqlDataSource db, IOptions<GovernanceOption
         public string? Reason;
         public bool Trial;
         public long LastCounted;
-        /// <summary>The version active when it was cut off (0: none), read after the cut; null until read.</summary>
+        /// <summary>The version active when it was last cut off (0: none), read after each cut; null until read, and once it answers again.</summary>
         public int? Version;
     }
 
@@ -73,6 +73,7 @@ public sealed class ModelBreakers(NpgsqlDataSource db, IOptions<GovernanceOption
             b.OpenUntil = null;
             b.Trial = false;
             b.Cooldown = TimeSpan.Zero;
+            b.Version = null;
         }
         if (restored) Record(shopId, kind, "restored", "answered again after its rest; it serves again");
     }
@@ -112,7 +113,7 @@ public sealed class ModelBreakers(NpgsqlDataSource db, IOptions<GovernanceOption
                 try
                 {
                     var version = await ActiveVersionAsync(shopId, kind);
-                    lock (b) b.Version ??= version;
+                    lock (b) if (b.OpenUntil is not null) b.Version = version;
                 }
                 catch (Exception e) when (e is NpgsqlException or TimeoutException) { logger.LogWarning("Could not read shop {Shop}'s active {Kind} version: {Message}", shopId, kind, e.Message); }
             });

@@ -198,17 +198,16 @@ public sealed class StagedReleases(NpgsqlDataSource db, ModelKinds kinds, ModelR
     {
         // Agreement: for answers that are lists (products), the share of the larger list both hold; for a single answer (a level, an action), whether they match
         // (the active version's own choice where the decision logs it, "policy": a cart offer's before exploration).
-        await using var cmd = db.CreateCommand("""
+        await using var cmd = db.CreateCommand($$"""
             WITH d AS (
-                SELECT decision_id, shadow, decided_at,
+                SELECT customer_id, shadow, decided_at,
                        CASE WHEN shadow ? 'failed' THEN NULL
                             WHEN shadow ? 'ids' THEN CASE WHEN greatest(cardinality(output_ids), jsonb_array_length(shadow->'ids')) = 0 THEN 1.0
                                  ELSE (SELECT count(*) FROM unnest(output_ids) x WHERE x IN (SELECT jsonb_array_elements_text(shadow->'ids')::bigint))::float8
                                       / greatest(cardinality(output_ids), jsonb_array_length(shadow->'ids')) END
                             WHEN shadow ? 'subject' THEN (shadow->>'subject' IS NOT DISTINCT FROM coalesce(shadow->>'policy', subject))::int::float8 END AS overlap
                 FROM decisions WHERE shop_id = $1 AND kind = $2 AND decided_at >= $3 AND shadow IS NOT NULL AND shadow->>'version' = $4)
-            SELECT count(DISTINCT (decision_id, date_trunc('day', decided_at, 'UTC'))),
-                   count(DISTINCT (decision_id, date_trunc('day', decided_at, 'UTC'))) FILTER (WHERE shadow ? 'failed'),
+            SELECT count({{Counted(kind)}}), count({{Counted(kind)}}) FILTER (WHERE shadow ? 'failed'),
                    (array_agg(shadow->>'failed' ORDER BY decided_at DESC) FILTER (WHERE shadow ? 'failed'))[1], avg(overlap), count(overlap)
             FROM d
             """);
@@ -226,13 +225,8 @@ public sealed class StagedReleases(NpgsqlDataSource db, ModelKinds kinds, ModelR
     {
         long n, failures;
         string? last;
-        // A decision logged again the same day counts once: a churn run logs each customer of the canary's share under the same
-        // id until her segment changes, one a day by the daily run, and until 8 Dec 2026 every run counted, so the day's extra
-        // runs (a release's settings saved, churn switched on) ended a canary of four days' customers in one, having seen the
-        // same customers four times. Every other kind's decisions have ids of their own.
-        await using (var cmd = db.CreateCommand("""
-            SELECT count(DISTINCT (decision_id, date_trunc('day', decided_at, 'UTC'))),
-                   count(DISTINCT (decision_id, date_trunc('day', decided_at, 'UTC'))) FILTER (WHERE output ? 'failed'),
+        await using (var cmd = db.CreateCommand($$"""
+            SELECT count({{Counted(kind)}}), count({{Counted(kind)}}) FILTER (WHERE output ? 'failed'),
                    (array_agg(output->>'failed' ORDER BY decided_at DESC) FILTER (WHERE output ? 'failed'))[1]
             FROM decisions WHERE shop_id = $1 AND kind = $2 AND decided_at >= $3 AND output->>'release' = 'canary' AND output->>'candidate' = $4
             """))
@@ -283,7 +277,15 @@ public sealed class StagedReleases(NpgsqlDataSource db, ModelKinds kinds, ModelR
             { GuardrailReadable = readable }, release, active, kind);
     }
 
-    private static double? Metric(ModelEntry m, ModelKind kind) => PromotionGate.Metric(m.Metrics, kind.PromotionMetric);
+    private static double? Metric(ModelEntry m, ModelKind kind) => PromotionGate.Figure(m.Metrics, kind);
+
+    /// <summary>
+    /// What a release's decisions are counted by: each decision, or, for a kind that scores every customer in a run
+    /// (<see cref="ModelKind.ReleaseCountsCustomersDaily"/>), each customer once a day (UTC). Why: churn logs its shadow's and
+    /// canary's customers at every run, and until 8 Dec 2026 every run counted, so a day's extra runs (a release's settings
+    /// saved, churn switched on) ended a release of four days' customers in one, having seen the same customers four times.
+    /// </summary>
+    private static string Counted(ModelKind kind) => kind.ReleaseCountsCustomersDaily ? "DISTINCT (customer_id, date_trunc('day', decided_at, 'UTC'))" : "*";
 
     /// <summary>The view with both versions' baseline figures of their own runs, where the kind measures one.</summary>
     private static ReleaseView WithBaselines(ReleaseView v, ModelEntry release, ModelEntry? active, ModelKind kind) => v with

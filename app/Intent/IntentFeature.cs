@@ -25,6 +25,11 @@ public static class IntentFeature
         services.AddAiFeature(Switch);
         services.AddSingleton<IntentScorer>();
         services.AddSingleton<IIntentScorer>(sp => sp.GetRequiredService<IntentScorer>());
+        services.AddSingleton(sp =>
+        {
+            var scorer = sp.GetRequiredService<IntentScorer>();
+            return new PluginApp.Data.ChangeSubscription(PluginApp.Training.ModelRegistry.Channel, scorer.OnModelChanged, () => scorer.OnModelChanged(null));
+        });
         services.AddOptions<AbandonmentOptions>().BindConfiguration(AbandonmentOptions.Section).ValidateOnStart();
         services.AddSingleton<IValidateOptions<AbandonmentOptions>, AbandonmentOptionsValidator>();
         services.AddTransient<AbandonmentSignal>();

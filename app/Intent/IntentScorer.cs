@@ -89,11 +89,26 @@ public sealed class IntentScorer(NpgsqlDataSource db, AiFeatureSwitches switches
         return (x.Item1, x.Item2, x.Item3, loaded.Model, loaded.Error);
     }
 
-    /// <summary>Forgets which versions serve the shop (this instance moved one); other instances re-read them within 30 s.</summary>
+    /// <summary>Forgets which versions serve the shop: this instance moved one, or another did (model_changed, <see cref="OnModelChanged"/>).</summary>
     public void Invalidate(long shopId)
     {
         _actives.Remove(shopId);
         _releaseStages.Remove(shopId);
+    }
+
+    /// <summary>
+    /// model_changed from any instance: the shop's versions are read again at its next cart (every shop's, with no shop:
+    /// the listener reconnected). Why: until 8 Dec 2026 another instance kept the versions it had read for up to 30 s, so
+    /// a breaker closed there for a new version went on being tried with the old one and was cut off again.
+    /// </summary>
+    public void OnModelChanged(string? payload)
+    {
+        if (long.TryParse(payload, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var shopId)) Invalidate(shopId);
+        else
+        {
+            _actives.Clear();
+            _releaseStages.Clear();
+        }
     }
 
     /// <summary>Whether a cart is in the canary's share: a hash of the cart (or the customer), so it keeps one version while it lives.</summary>

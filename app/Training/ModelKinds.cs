@@ -32,6 +32,17 @@ public sealed record ModelKind(string Name, string Title, string PromotionMetric
     /// </summary>
     public (string Key, string Why)? ComparableSince { get; init; }
 
+    /// <summary>
+    /// The figure a version measured before <see cref="PromotionMetric"/> was stored gives instead (order risk: the model's
+    /// own PR-AUC, before its served one), read by <see cref="PromotionGate.Figure"/> wherever a version's figure is judged or
+    /// shown. Why: such a version otherwise had none, so it skipped the baseline gate and read "not measured yet".
+    /// </summary>
+    public string? PromotionMetricBefore { get; init; }
+
+    /// <summary>Whether a staged release counts each customer once a day rather than each decision: for a kind that scores every
+    /// customer at each run, where a run's count says how many runs came, not how much was seen (churn).</summary>
+    public bool ReleaseCountsCustomersDaily { get; init; }
+
     /// <summary>What the baseline is, in the merchant's words (the disclosure's "against … for …").</summary>
     public string BaselineName { get; init; } = "a simple baseline";
 

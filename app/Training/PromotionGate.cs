@@ -21,8 +21,13 @@ public static class PromotionGate
     private static bool Has(JsonElement metrics, string key) =>
         metrics.ValueKind == JsonValueKind.Object && metrics.TryGetProperty(key, out var v) && v.ValueKind != JsonValueKind.Null;
 
+    /// <summary>The figure under <paramref name="name"/>, or null when the metrics hold none (absent, null, or not a finite number).</summary>
     public static double? Metric(JsonElement metrics, string? name) =>
-        name is not null && metrics.ValueKind == JsonValueKind.Object && metrics.TryGetProperty(name, out var v) && v.TryGetDouble(out var d) && double.IsFinite(d) ? d : null;
+        name is not null && metrics.ValueKind == JsonValueKind.Object && metrics.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number
+        && v.TryGetDouble(out var d) && double.IsFinite(d) ? d : null;
+
+    /// <summary>The version's figure the kind is judged by: its promotion metric, or for a version measured before it was stored, <see cref="ModelKind.PromotionMetricBefore"/>.</summary>
+    public static double? Figure(JsonElement metrics, ModelKind kind) => Metric(metrics, kind.PromotionMetric) ?? Metric(metrics, kind.PromotionMetricBefore);
 
     /// <summary>
     /// Why the version does worse than the baseline of its own run, for a kind that gates on it (order risk: the rule prior,
@@ -32,7 +37,7 @@ public static class PromotionGate
     /// </summary>
     public static string? BelowBaseline(ModelKind kind, JsonElement metrics)
     {
-        if (!kind.BaselineGate || Metric(metrics, kind.BaselineMetric) is not { } baseline || Metric(metrics, kind.PromotionMetric) is not { } value) return null;
+        if (!kind.BaselineGate || Metric(metrics, kind.BaselineMetric) is not { } baseline || Figure(metrics, kind) is not { } value) return null;
         if (value >= baseline - kind.BaselineTolerance) return null;
         return string.Create(CultureInfo.InvariantCulture, $"held-out {kind.MetricName} {value:F4} is below the baseline's {baseline:F4} ({kind.BaselineName})")
                + (kind.BaselineTolerance > 0 ? string.Create(CultureInfo.InvariantCulture, $" by more than {kind.BaselineTolerance:0.###}") : "");
@@ -49,20 +54,19 @@ public static class PromotionGate
     /// <summary>Whether <paramref name="candidate"/>'s figures are not worse than the serving version's (none: it passes), and why in words.</summary>
     public static (bool Passes, string Reason) Compare(ModelKind kind, JsonElement candidate, JsonElement? active)
     {
-        var key = kind.PromotionMetric;
         // Reasons name the figure as the field does ("NDCG@10", "PR-AUC"), not by its key (until 8 Dec 2026 "ServedNdcgAt10").
         var metric = kind.MetricName;
         // Why the first model before the figure: a store too small to hold anything out still gets its model (the
         // recommender's unmeasured run stores no figure, 6 Dec 2026); it is what serves instead of nothing.
-        if (active is not { } serving) return (true, Metric(candidate, key) is null ? $"first model (no held-out {metric} yet)" : "first model");
+        if (active is not { } serving) return (true, Figure(candidate, kind) is null ? $"first model (no held-out {metric} yet)" : "first model");
         if (NotComparable(kind, candidate, serving) is { } why)
             return (true, $"the active model's held-out {metric} is not comparable: {why}");
-        if (Metric(candidate, key) is not { } c)
+        if (Figure(candidate, kind) is not { } c)
             // Neither measured (a store still too small to hold anything out): the newer data serves, else a store that stays
             // that small would keep its first model for good.
-            return Metric(serving, key) is null ? (true, $"neither it nor the active model has a held-out {metric}; the newer data serves")
+            return Figure(serving, kind) is null ? (true, $"neither it nor the active model has a held-out {metric}; the newer data serves")
                 : (false, $"it has no held-out {metric}");
-        if (Metric(serving, key) is not { } a) return (true, $"the active model has no held-out {metric} to compare with");
+        if (Figure(serving, kind) is not { } a) return (true, $"the active model has no held-out {metric} to compare with");
         string F(double v) => v.ToString("F4", CultureInfo.InvariantCulture);
         string Signed(double v) => v.ToString("+0.0000;-0.0000;0.0000", CultureInfo.InvariantCulture);
         if (Metric(candidate, kind.BaselineMetric) is { } cb && Metric(serving, kind.BaselineMetric) is { } ab)

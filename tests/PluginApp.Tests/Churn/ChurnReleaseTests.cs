@@ -72,27 +72,37 @@ public sealed class ChurnReleaseTests(ChurnFixture app) : IClassFixture<ChurnFix
 
     /// <summary>
     /// A store's segments change for a few customers a day, so a canary counted by changes never reached its decisions: it
-    /// ran for months and held the nightly trainings. Each customer of its share scored counts, so a canary of 300 decisions
-    /// over half of 400 customers ends after two daily runs in which no segment changed, and the new version serves everyone.
+    /// ran for months and held the nightly trainings. Each customer of its share scored counts, once a day: a canary of 300
+    /// decisions over half of 400 customers goes on through a second run the same day (a release's settings saved, churn
+    /// switched on: until 8 Dec 2026 each run counted, and it ended that day), and ends at the next day's run, and the new
+    /// version serves everyone.
     /// </summary>
     [Fact]
-    public async Task ChurnCanary_EndsAfterItsDecisions_CountingEveryCustomerOfItsShareScored_NotOnlyThoseWhoseSegmentChanged()
+    public async Task ChurnCanary_EndsAfterItsDecisions_CountingEveryCustomerOfItsShareScored_OnceADay()
     {
         var shopId = await VersionTwoInShadowAsync("churn-canary-ends.myshopify.com", 96_400_000, seed: 5, canaryDecisions: 300);
         var releases = app.Factory.Services.GetRequiredService<StagedReleases>();
         await app.ScoreAsync(shopId);
         await releases.RunShopAsync(shopId, CancellationToken.None);
         Assert.StartsWith("canary:", await StatusAsync(shopId));
-        // The canary's first run moves its customers to version 2; the next changes nobody's segment.
+        // The canary's first run moves its customers to version 2; the next, the same day, changes nobody's segment.
         await app.ScoreAsync(shopId);
         await releases.RunShopAsync(shopId, CancellationToken.None);
         Assert.StartsWith("canary:", await StatusAsync(shopId));
         var calls = await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1", shopId);
         await app.ScoreAsync(shopId);
         Assert.Equal(calls, await app.CountAsync("SELECT count(*) FROM outbox_messages WHERE shop_id = $1", shopId));
-
         await releases.RunShopAsync(shopId, CancellationToken.None);
-        Assert.StartsWith("active", await StatusAsync(shopId));
+        Assert.StartsWith("canary:", await StatusAsync(shopId));
+
+        app.Clock.Advance(TimeSpan.FromDays(1));
+        try
+        {
+            await app.ScoreAsync(shopId);
+            await releases.RunShopAsync(shopId, CancellationToken.None);
+            Assert.StartsWith("active", await StatusAsync(shopId));
+        }
+        finally { app.Clock.Advance(-TimeSpan.FromDays(1)); }
     }
 
     /// <summary>Version 2's status and why, so a failure says what moved it.</summary>

@@ -360,6 +360,38 @@ public sealed class GovernanceTests(AppFixture app) : IClassFixture<AppFixture>
         }
     }
 
+    /// <summary>
+    /// A breaker cut off under version 1 answers again, then version 2 becomes active and is cut off in turn: the version it
+    /// was cut off under is the second, so a later change that leaves version 2 active does not close it. (The first cut's
+    /// version was kept until 8 Dec 2026's review, and any later change closed the breaker of a failing version 2.)
+    /// </summary>
+    [Fact]
+    public async Task ABreakerCutOffAgainUnderANewVersion_StaysOpen_WhenNothingChanged()
+    {
+        var seed = new StoreSeed(app, "gov-breaker-recut.myshopify.com");
+        await seed.SeedAsync(customersPerGroup: 8);
+        await seed.TrainAsync();
+        await using var instance = app.CreateFactory(app.Database.ConnectionString);
+        using var client = instance.CreateClient(new() { BaseAddress = new Uri("https://localhost") });
+        var breakers = instance.Services.GetRequiredService<ModelBreakers>();
+        for (var i = 0; i < 3; i++) breakers.Failure(seed.ShopId, RecommenderTrainer.Kind, "the model could not be read");
+        await Task.Delay(1000); // it reads the version it was cut off under: 1
+        breakers.Success(seed.ShopId, RecommenderTrainer.Kind);
+        var first = (int)(await app.ScalarAsync("UPDATE models SET status = 'retired' WHERE shop_id = $1 AND kind = 'recommender' AND status = 'active' RETURNING version", seed.ShopId))!;
+        await app.ScalarAsync("""
+            INSERT INTO models (shop_id, kind, version, status, parameters, metrics, artifact, created_at, activated_at)
+            SELECT shop_id, kind, (SELECT max(version) + 1 FROM models WHERE shop_id = $1 AND kind = 'recommender'), 'active', parameters, metrics, artifact, now(), now()
+            FROM models WHERE shop_id = $1 AND kind = 'recommender' AND version = $2
+            """, seed.ShopId, first);
+        for (var i = 0; i < 3; i++) breakers.Failure(seed.ShopId, RecommenderTrainer.Kind, "version 2 could not be read");
+        await Task.Delay(1000); // it reads the version it was cut off under: 2
+
+        await app.ScalarAsync($"SELECT pg_notify('{PluginApp.Training.ModelRegistry.Channel}', '{seed.ShopId}')");
+        await Task.Delay(1000);
+
+        Assert.True(breakers.State(seed.ShopId, RecommenderTrainer.Kind).Open);
+    }
+
     [Fact]
     public async Task ModelThatFails_IsCutOffAfterThreeErrors_TheFallbackAnswers_AndItIsTriedAgainAfterItsRest()
     {

@@ -261,5 +261,12 @@ public sealed class RiskTrainingTests(AppFixture app) : IClassFixture<AppFixture
         Assert.NotEqual(HttpStatusCode.OK, response.StatusCode);
         Assert.Contains("is below the baseline's 0.4200", await response.Content.ReadAsStringAsync());
         Assert.Null(await registry.LoadActiveAsync(shopId, RiskTrainer.Kind, CancellationToken.None));
+
+        // A version measured before the served figure was stored (5 Dec 2026) is judged by the model's own: still refused.
+        var legacyShop = await app.InstallShopAsync("risk-gate-legacy.myshopify.com");
+        var (_, legacyActivated, legacyReason) = await registry.RegisterAsync(legacyShop, RiskTrainer.Registration,
+            new TrainedModel([1, 2, 3], new { }, metrics with { ServedPrAuc = null }, 1000, null, null), CancellationToken.None);
+        Assert.False(legacyActivated);
+        Assert.Equal("held-out PR-AUC 0.3100 is below the baseline's 0.4200 (the rule prior on the same orders)", legacyReason);
     }
 }
