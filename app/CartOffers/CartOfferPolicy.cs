@@ -167,7 +167,7 @@ public static class CartOfferPolicy
         if (!caps.Enabled) return "offers are turned off";
         if (caps.CartHadCode) return "this cart had its code already (used or expired), and a cart gets one";
         if (!caps.HoldsCode && caps.AddressCap > 0 && caps.AddressCodesToday >= caps.AddressCap)
-            return $"the shopper's address was handed {caps.AddressCodesToday} code{(caps.AddressCodesToday == 1 ? "" : "s")} today, the most one address is given a day";
+            return $"the shopper's address was handed {caps.AddressCodesToday} code{(caps.AddressCodesToday == 1 ? "" : "s")} today, and one address is given at most {caps.AddressCap} a day";
         // Why: the offer's codes combine with no other order or product discount (DiscountPool), so on a cart discounted
         // already the code would not apply, or would take the place of a larger discount, and the margin floor, checked at
         // catalog prices, would not hold on top of it. Until 6 Dec 2026 such carts were offered a code too.

@@ -94,7 +94,7 @@ public sealed class CartOfferService(CartOfferSettingsStore settingsStore, Catal
             // merchant had lowered the offer and its cap to 10 %).
             var caps = new OfferCaps(settings.OffersEnabled && req.CartToken is not null, held?.Percent ?? settings.OfferPercent, settings.MaxDiscountPercent,
                 settings.MarginFloorPercent, settings.DailyBudget, spent - (held?.Amount ?? 0), ready || held is not null, hadCode, held is not null,
-                addressCodes, addressHash is null ? 0 : options.Value.CodesPerAddressPerDay);
+                addressCodes, addressHash is null || req.Editor ? 0 : options.Value.CodesPerAddressPerDay);
             // What this cart could have been shown, in either arm: the measured effects compare an explored action's carts
             // with the control's carts that allowed it (ActionEffectsEstimator).
             allowed = CartOfferPolicy.Allowed(facts, caps);
@@ -190,7 +190,7 @@ public sealed class CartOfferService(CartOfferSettingsStore settingsStore, Catal
                     DiscountPool.AddressHash(req.Shop, req.ClientIp), options.Value.CodesPerAddressPerDay));
             if (code is null)
             {
-                reasons.Insert(0, "the offer was chosen but no code could be handed out (the pool ran dry or the budget filled meanwhile)");
+                reasons.Insert(0, "the offer was chosen but no code could be handed out (the pool ran dry, the budget filled or the shopper's address had its codes for the day meanwhile)");
                 action = expected.Where(kv => kv.Key != CartAction.Offer).MaxBy(kv => kv.Value).Key;
             }
             else

@@ -11,7 +11,8 @@ public sealed class CartOffersOptions
     public double ExploreShare { get; set; } = 0.10;
 
     /// <summary>
-    /// The most codes one shopper's address (as Shopify's proxy reports it) is handed a day, the shop's day; 0: no limit.
+    /// The most codes one shopper's address (as Shopify's proxy reports it; an IPv6 address by its /64 network) is handed
+    /// a day, the shop's day; 0: no limit.
     /// Why: the cart token and lines come from the storefront, so a script naming cheap carts under new tokens collected a
     /// code for each, up to the day's budget counted at those small carts, each good for any order. A household or an
     /// office behind one address shares the limit; a request with no address known is not limited by it.

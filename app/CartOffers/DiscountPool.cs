@@ -217,9 +217,24 @@ public sealed class DiscountPool(NpgsqlDataSource db, OutboxScheduler outbox, Ti
         FROM (SELECT 1) x LEFT JOIN discount_codes c ON c.shop_id = $1 AND c.cart_token = $4
         """;
 
-    /// <summary>The shopper's address as the pool keeps it: a keyed hash (the visitors' own), or null when none is known.</summary>
-    public static string? AddressHash(string shop, string? address) =>
-        address is null or "unknown" ? null : Experiments.Assignment.VisitorHash(shop, "address:" + address);
+    /// <summary>
+    /// The shopper's address as the pool keeps it, or null when none is known: hashed with the shop as the visitors' ids are,
+    /// which an IPv4 address does not hide (every one can be tried), so it is held as the address itself: personal data,
+    /// erased with her, kept two days. An IPv6 address counts by its /64 network, which one household or one script holds
+    /// whole (by the full address a script took a new one for each cart).
+    /// </summary>
+    public static string? AddressHash(string shop, string? address)
+    {
+        if (address is null || !System.Net.IPAddress.TryParse(address, out var ip)) return null;
+        if (ip.IsIPv4MappedToIPv6) ip = ip.MapToIPv4();
+        if (ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6)
+        {
+            var bytes = ip.GetAddressBytes();
+            Array.Clear(bytes, 8, 8);
+            ip = new System.Net.IPAddress(bytes);
+        }
+        return Experiments.Assignment.VisitorHash(shop, "address:" + ip);
+    }
 
     /// <summary>What the caps need: whether a code is ready at the settings' percent and validity, the discount handed out today
     /// (the shop's day), the cart's code, and the codes handed today to the shopper's address (<see cref="AddressHash"/>).</summary>

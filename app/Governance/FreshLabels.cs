@@ -27,7 +27,7 @@ internal static class FreshLabels
     {
         var list = new List<PerformanceView>();
         ModelEntry? Active(string kind) => models.FirstOrDefault(m => m.Kind == kind && m.Status == "active");
-        double? Metric(ModelEntry? m, string name) => m is not null && m.Metrics.TryGetProperty(name, out var v) && v.TryGetDouble(out var d) ? d : null;
+        double? Metric(ModelEntry? m, string name) => m is null ? null : PluginApp.Training.PromotionGate.Metric(m.Metrics, name);
 
         // Order risk: every order scored by the active version (or, with none, by the rule prior) 30 to 90 days ago, its labels
         // given a month to come, an order with no fraud label counting as good, as the held-out figure it is set against

@@ -49,7 +49,7 @@ public static class PromotionGate
     /// a staged release estimates no effect for it.
     /// </summary>
     public static string? NotComparable(ModelKind kind, JsonElement candidate, JsonElement serving) =>
-        kind.ComparableSince is var (key, why) && Has(candidate, key) && !Has(serving, key) ? why : null;
+        kind.ComparableSince is var (key, why) && Has(candidate, key) != Has(serving, key) ? why : null;
 
     /// <summary>Whether <paramref name="candidate"/>'s figures are not worse than the serving version's (none: it passes), and why in words.</summary>
     public static (bool Passes, string Reason) Compare(ModelKind kind, JsonElement candidate, JsonElement? active)
@@ -60,7 +60,7 @@ public static class PromotionGate
         // recommender's unmeasured run stores no figure, 6 Dec 2026); it is what serves instead of nothing.
         if (active is not { } serving) return (true, Figure(candidate, kind) is null ? $"first model (no held-out {metric} yet)" : "first model");
         if (NotComparable(kind, candidate, serving) is { } why)
-            return (true, $"the active model's held-out {metric} is not comparable: {why}");
+            return (true, $"{(Has(candidate, kind.ComparableSince!.Value.Key) ? "the active model's" : "its")} held-out {metric} is not comparable: {why}");
         if (Figure(candidate, kind) is not { } c)
             // Neither measured (a store still too small to hold anything out): the newer data serves, else a store that stays
             // that small would keep its first model for good.

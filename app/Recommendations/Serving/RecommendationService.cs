@@ -8,7 +8,8 @@ namespace PluginApp.Recommendations;
 /// <param name="Preview">The merchant's preview in the admin: always the model arm, nothing logged, no event tokens.</param>
 /// <param name="Editor">With <paramref name="Preview"/>: asked by a block in the theme editor (np=2), which anyone can ask
 /// for, so the serving guards still refuse a risky shopper (until 8 Dec 2026's review, a preview skipped them).</param>
-/// <param name="ClientIp">The shopper's address as the app proxy forwarded it, for the serving guards; never stored.</param>
+/// <param name="ClientIp">The shopper's address as the app proxy forwarded it, for the serving guards; not stored by serving
+/// (the cart offers keep it, hashed, on a code handed out, for that day's limit: DiscountPool.AddressHash).</param>
 /// <param name="Spare">Products asked beyond <paramref name="Limit"/>, for the block to put in place of one it will not show
 /// (the cart grid beside the Cart offers block); the variety rules are those of <paramref name="Limit"/> products.</param>
 public sealed record RecommendationRequest(long ShopId, string Shop, string Placement, long? ProductId, long[] CartVariantIds, int Limit,

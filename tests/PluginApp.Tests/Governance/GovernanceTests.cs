@@ -344,12 +344,7 @@ public sealed class GovernanceTests(AppFixture app) : IClassFixture<AppFixture>
         Assert.True(breakers.State(seed.ShopId, RecommenderTrainer.Kind).Open);
 
         // Another instance makes version 2 active (a copy of the first).
-        var first = (int)(await app.ScalarAsync("UPDATE models SET status = 'retired' WHERE shop_id = $1 AND kind = 'recommender' AND status = 'active' RETURNING version", seed.ShopId))!;
-        await app.ScalarAsync("""
-            INSERT INTO models (shop_id, kind, version, status, parameters, metrics, artifact, created_at, activated_at)
-            SELECT shop_id, kind, (SELECT max(version) + 1 FROM models WHERE shop_id = $1 AND kind = 'recommender'), 'active', parameters, metrics, artifact, now(), now()
-            FROM models WHERE shop_id = $1 AND kind = 'recommender' AND version = $2
-            """, seed.ShopId, first);
+        await ActivateACopyAsync(seed.ShopId);
         await app.ScalarAsync(notify);
 
         var deadline = DateTime.UtcNow.AddSeconds(10);
@@ -377,12 +372,7 @@ public sealed class GovernanceTests(AppFixture app) : IClassFixture<AppFixture>
         for (var i = 0; i < 3; i++) breakers.Failure(seed.ShopId, RecommenderTrainer.Kind, "the model could not be read");
         await Task.Delay(1000); // it reads the version it was cut off under: 1
         breakers.Success(seed.ShopId, RecommenderTrainer.Kind);
-        var first = (int)(await app.ScalarAsync("UPDATE models SET status = 'retired' WHERE shop_id = $1 AND kind = 'recommender' AND status = 'active' RETURNING version", seed.ShopId))!;
-        await app.ScalarAsync("""
-            INSERT INTO models (shop_id, kind, version, status, parameters, metrics, artifact, created_at, activated_at)
-            SELECT shop_id, kind, (SELECT max(version) + 1 FROM models WHERE shop_id = $1 AND kind = 'recommender'), 'active', parameters, metrics, artifact, now(), now()
-            FROM models WHERE shop_id = $1 AND kind = 'recommender' AND version = $2
-            """, seed.ShopId, first);
+        await ActivateACopyAsync(seed.ShopId);
         for (var i = 0; i < 3; i++) breakers.Failure(seed.ShopId, RecommenderTrainer.Kind, "version 2 could not be read");
         await Task.Delay(1000); // it reads the version it was cut off under: 2
 
@@ -390,6 +380,40 @@ public sealed class GovernanceTests(AppFixture app) : IClassFixture<AppFixture>
         await Task.Delay(1000);
 
         Assert.True(breakers.State(seed.ShopId, RecommenderTrainer.Kind).Open);
+    }
+
+    /// <summary>
+    /// A model's figure stored as null (a baseline that could not be measured) reads as none: the AI use page shows the
+    /// kind without it, and the fresh-outcome measure runs. Until 8 Dec 2026 a null failed the page (500).
+    /// </summary>
+    [Fact]
+    public async Task AFigureStoredAsNull_ReadsAsNone_OnTheAiUsePage()
+    {
+        const string shop = "gov-null-figure.myshopify.com";
+        var shopId = await app.InstallShopAsync(shop);
+        await app.ScalarAsync("""
+            INSERT INTO models (shop_id, kind, version, status, parameters, metrics, artifact, created_at, activated_at)
+            VALUES ($1, 'intent', 1, 'active', '{}', '{"RocAuc": 0.8, "CartValueRocAuc": null}', '\x00', now(), now()),
+                   ($1, 'risk', 1, 'active', '{}', '{"PrAuc": 0.6, "ServedPrAuc": null, "PriorPrAuc": null}', '\x00', now(), now())
+            """, shopId);
+
+        var page = await app.Client.GetAsync($"/admin/ai?shop={shop}&embedded=1&id_token={app.SessionToken(shop)}");
+        await PluginApp.Governance.FreshLabels.MeasureAsync(app.Db, shopId,
+            await app.Factory.Services.GetRequiredService<PluginApp.Training.ModelRegistry>().ListAsync(shopId, CancellationToken.None), app.Clock.GetUtcNow(), CancellationToken.None);
+
+        Assert.Equal(HttpStatusCode.OK, page.StatusCode);
+        Assert.Contains("held-out ROC-AUC 0.8000", System.Net.WebUtility.HtmlDecode(await page.Content.ReadAsStringAsync()));
+    }
+
+    /// <summary>A new recommender version made active as another instance would, with no notification: a copy of the active one.</summary>
+    private async Task ActivateACopyAsync(long shopId)
+    {
+        var first = (int)(await app.ScalarAsync("UPDATE models SET status = 'retired' WHERE shop_id = $1 AND kind = 'recommender' AND status = 'active' RETURNING version", shopId))!;
+        await app.ScalarAsync("""
+            INSERT INTO models (shop_id, kind, version, status, parameters, metrics, artifact, created_at, activated_at)
+            SELECT shop_id, kind, (SELECT max(version) + 1 FROM models WHERE shop_id = $1 AND kind = 'recommender'), 'active', parameters, metrics, artifact, now(), now()
+            FROM models WHERE shop_id = $1 AND kind = 'recommender' AND version = $2
+            """, shopId, first);
     }
 
     [Fact]

@@ -268,5 +268,12 @@ public sealed class RiskTrainingTests(AppFixture app) : IClassFixture<AppFixture
             new TrainedModel([1, 2, 3], new { }, metrics with { ServedPrAuc = null }, 1000, null, null), CancellationToken.None);
         Assert.False(legacyActivated);
         Assert.Equal("held-out PR-AUC 0.3100 is below the baseline's 0.4200 (the rule prior on the same orders)", legacyReason);
+
+        // Such a version set against one with the served figure: the two figures measure different scores, and say so.
+        static JsonElement Json(string s) => JsonDocument.Parse(s).RootElement;
+        var (passes, why) = PluginApp.Training.PromotionGate.Compare(RiskTrainer.Registration, Json("""{"PrAuc": 0.6, "PriorPrAuc": 0.3}"""),
+            Json("""{"PrAuc": 0.5, "ServedPrAuc": 0.55, "PriorPrAuc": 0.3}"""));
+        Assert.True(passes);
+        Assert.StartsWith("its held-out PR-AUC is not comparable: it was measured by the model's own figure", why);
     }
 }
