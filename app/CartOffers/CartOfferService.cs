@@ -187,7 +187,7 @@ public sealed class CartOfferService(CartOfferSettingsStore settingsStore, Catal
             var code = held ?? (req.Editor
                 ? ready ? new HandedCode(EditorCode, settings.OfferPercent, clock.GetUtcNow().AddHours(settings.CodeExpiryHours), amount) : null
                 : await pool.HandOutAsync(req.ShopId, req.CartToken!, req.VisitorHash, decisionId, amount, settings, ct,
-                    DiscountPool.AddressHash(req.Shop, req.ClientIp), options.Value.CodesPerAddressPerDay));
+                    DiscountPool.AddressHash(req.Shop, req.ClientIp), caps.AddressCap));
             if (code is null)
             {
                 reasons.Insert(0, "the offer was chosen but no code could be handed out (the pool ran dry, the budget filled or the shopper's address had its codes for the day meanwhile)");

@@ -6,7 +6,16 @@ namespace PluginApp.Data;
 /// <summary>A channel a feature listens on: what to do with each notification, and when notifications may have been missed.</summary>
 /// <param name="OnNotify">Called with the notification's payload.</param>
 /// <param name="OnReconnect">Called whenever the listener (re)connects: anything cached before may be stale.</param>
-public sealed record ChangeSubscription(string Channel, Action<string> OnNotify, Action OnReconnect);
+public sealed record ChangeSubscription(string Channel, Action<string> OnNotify, Action OnReconnect)
+{
+    /// <summary>A channel whose payload is a shop's id (model_changed, catalog_changed, the risk queue's): <paramref name="onShop"/>
+    /// is given it parsed, once for every subscriber's use; a payload that is none is ignored.</summary>
+    public static ChangeSubscription OfShops(string channel, Action<long> onShop, Action onReconnect) =>
+        new(channel, payload =>
+        {
+            if (long.TryParse(payload, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var shopId)) onShop(shopId);
+        }, onReconnect);
+}
 
 /// <summary>
 /// One LISTEN connection per instance for every channel features subscribe to (model_changed, shop_changed). A change

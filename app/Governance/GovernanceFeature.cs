@@ -25,7 +25,7 @@ public static class GovernanceFeature
         services.AddSingleton(sp =>
         {
             var breakers = sp.GetRequiredService<ModelBreakers>();
-            return new PluginApp.Data.ChangeSubscription(PluginApp.Training.ModelRegistry.Channel, breakers.OnModelChanged, () => breakers.OnModelChanged(null));
+            return PluginApp.Data.ChangeSubscription.OfShops(PluginApp.Training.ModelRegistry.Channel, breakers.ModelChanged, breakers.AnyModelChanged);
         });
         services.AddSingleton<ModelMonitor>();
         services.AddRecurringJob<ModelMonitor>("model-monitoring", m => m.SweepAsync(CancellationToken.None), _ => "30 5 * * *");

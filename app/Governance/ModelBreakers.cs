@@ -125,11 +125,14 @@ public sealed class ModelBreakers(NpgsqlDataSource db, IOptions<GovernanceOption
     /// clean, as on the instance that activated the new one (<see cref="Training.ModelKind.Activated"/>). Why: until 8 Dec
     /// 2026 only that instance's breaker was reset, and every other instance went on answering with the fallback for the
     /// rest of the old version's rest (up to an hour) while the new version was sound. Called with no shop (the listener
-    /// reconnected, so a notification may have been missed), every cut-off breaker is looked at.
+    /// reconnected, so a notification may have been missed: <see cref="AnyModelChanged"/>), every cut-off breaker is looked at.
     /// </summary>
-    public void OnModelChanged(string? payload)
+    public void ModelChanged(long shopId) => Recheck(shopId);
+
+    public void AnyModelChanged() => Recheck(null);
+
+    private void Recheck(long? shop)
     {
-        long? shop = long.TryParse(payload, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var s) ? s : null;
         var candidates = _breakers.Where(kv => shop is null || kv.Key.Shop == shop).Select(kv => (kv.Key, Breaker: kv.Value)).ToList();
         if (candidates.Count == 0) return;
         _ = Task.Run(async () =>

@@ -28,7 +28,7 @@ public static class IntentFeature
         services.AddSingleton(sp =>
         {
             var scorer = sp.GetRequiredService<IntentScorer>();
-            return new PluginApp.Data.ChangeSubscription(PluginApp.Training.ModelRegistry.Channel, scorer.OnModelChanged, () => scorer.OnModelChanged(null));
+            return PluginApp.Data.ChangeSubscription.OfShops(PluginApp.Training.ModelRegistry.Channel, scorer.Invalidate, scorer.InvalidateAll);
         });
         services.AddOptions<AbandonmentOptions>().BindConfiguration(AbandonmentOptions.Section).ValidateOnStart();
         services.AddSingleton<IValidateOptions<AbandonmentOptions>, AbandonmentOptionsValidator>();

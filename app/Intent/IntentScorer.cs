@@ -97,18 +97,14 @@ public sealed class IntentScorer(NpgsqlDataSource db, AiFeatureSwitches switches
     }
 
     /// <summary>
-    /// model_changed from any instance: the shop's versions are read again at its next cart (every shop's, with no shop:
-    /// the listener reconnected). Why: until 8 Dec 2026 another instance kept the versions it had read for up to 30 s, so
-    /// a breaker closed there for a new version went on being tried with the old one and was cut off again.
+    /// The listener reconnected (a model_changed may have been missed): every shop's versions are read again at its next
+    /// cart. Why the intent scorer listens at all: until 8 Dec 2026 another instance kept the versions it had read for up to
+    /// 30 s, so a breaker closed there for a new version went on being tried with the old one and was cut off again.
     /// </summary>
-    public void OnModelChanged(string? payload)
+    public void InvalidateAll()
     {
-        if (long.TryParse(payload, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var shopId)) Invalidate(shopId);
-        else
-        {
-            _actives.Clear();
-            _releaseStages.Clear();
-        }
+        _actives.Clear();
+        _releaseStages.Clear();
     }
 
     /// <summary>Whether a cart is in the canary's share: a hash of the cart (or the customer), so it keeps one version while it lives.</summary>

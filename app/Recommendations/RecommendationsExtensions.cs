@@ -26,13 +26,13 @@ public static class RecommendationsExtensions
         services.AddSingleton(sp =>
         {
             var models = sp.GetRequiredService<ModelCache>();
-            return new Data.ChangeSubscription(ModelRegistry.Channel, models.OnNotification, models.InvalidateAll);
+            return Data.ChangeSubscription.OfShops(ModelRegistry.Channel, models.Invalidate, models.InvalidateAll);
         });
         services.AddSingleton<CatalogCache>();
         services.AddSingleton(sp =>
         {
             var catalogs = sp.GetRequiredService<CatalogCache>();
-            return new Data.ChangeSubscription(CatalogCache.Channel, catalogs.OnNotification, catalogs.InvalidateAll);
+            return Data.ChangeSubscription.OfShops(CatalogCache.Channel, catalogs.Invalidate, catalogs.InvalidateAll);
         });
         services.AddSingleton<AnswerCache>();
         services.AddSingleton<ModelArtifactScrubber>();

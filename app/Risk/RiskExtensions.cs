@@ -86,8 +86,9 @@ public static class RiskExtensions
         services.AddSingleton(sp =>
         {
             var kicks = sp.GetRequiredService<RiskKicks>();
-            // Why nothing on reconnect: notifications missed while away are found by the sweep within a minute.
-            return new Data.ChangeSubscription(RiskQueue.Channel, kicks.OnNotification, () => { });
+            // A NOTIFY from a committed delivery: its shop has orders to score. Why nothing on reconnect: notifications missed
+            // while away are found by the sweep within a minute.
+            return Data.ChangeSubscription.OfShops(RiskQueue.Channel, kicks.Kick, () => { });
         });
         services.AddRecurringJob<RiskScoringJob>("risk-sweep", j => j.SweepAsync(CancellationToken.None), _ => "* * * * *");
         // Fulfillment holds on HIGH orders and their release, and a reviewer's cancellation: each through the outbox.

@@ -87,10 +87,4 @@ public sealed class RiskKicks(IBackgroundJobClient jobs, TimeProvider clock)
     }
 
     public void Started(long shopId) => _waiting.TryRemove(shopId, out _);
-
-    /// <summary>A NOTIFY from a committed delivery: its shop has orders to score.</summary>
-    public void OnNotification(string payload)
-    {
-        if (long.TryParse(payload, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var shopId)) Kick(shopId);
-    }
 }

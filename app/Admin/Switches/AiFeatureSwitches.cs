@@ -68,9 +68,8 @@ public sealed class AiFeatureSwitches(NpgsqlDataSource db, AiFeatures features, 
     public async ValueTask<bool> IsOnAsync(long shopId, string feature, CancellationToken ct) => (await StateAsync(shopId, feature, ct)).Enabled;
 
     /// <summary>Another instance (or this one) changed the shop's switches: forget them, then let each feature drop its own state.</summary>
-    internal void OnNotification(IServiceProvider services, string payload)
+    internal void Changed(IServiceProvider services, long shopId)
     {
-        if (!long.TryParse(payload, out var shopId)) return;
         _cache.TryRemove(shopId, out _);
         foreach (var f in features.All) f.OnChanged?.Invoke(services, shopId);
     }
@@ -221,7 +220,7 @@ public static class AiFeatureExtensions
             services.AddSingleton(sp =>
             {
                 var switches = sp.GetRequiredService<AiFeatureSwitches>();
-                return new Data.ChangeSubscription(AiFeatureSwitches.Channel, payload => switches.OnNotification(sp, payload), switches.ForgetAll);
+                return Data.ChangeSubscription.OfShops(AiFeatureSwitches.Channel, shopId => switches.Changed(sp, shopId), switches.ForgetAll);
             });
         }
         services.TryAddSingleton<ShopperNotices>();

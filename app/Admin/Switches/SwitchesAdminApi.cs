@@ -35,7 +35,7 @@ public static class SwitchesAdminApi
         var reason = string.IsNullOrWhiteSpace(body.Reason) ? null : body.Reason.Trim();
         if (reason?.Length > 500) return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["reason"] = ["at most 500 characters"] });
         await switches.SaveAsync(scope.ShopId, feature, body.Enabled, whenOff, AdminUser.Of(http), reason, ct);
-        switches.OnNotification(services, scope.ShopId.ToString(System.Globalization.CultureInfo.InvariantCulture)); // this instance at once; the others on NOTIFY
+        switches.Changed(services, scope.ShopId); // this instance at once; the others on NOTIFY
         if (body.Enabled) f.WhenSwitchedOn?.Invoke(services, scope.ShopId);
         else if (f.WhenSwitchedOff is { } switchedOff) await switchedOff(services, scope.ShopId, ct);
         if (f.Blocks is not null) BlockVisibilityJob.Enqueue(services, scope.ShopId, feature);

@@ -176,11 +176,6 @@ public sealed class CatalogCache
             _entries.TryAdd(shopId, new Entry { Bestsellers = kept, LastUsed = Volatile.Read(ref old.LastUsed) });
     }
 
-    internal void OnNotification(string payload)
-    {
-        if (long.TryParse(payload, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var shop)) Invalidate(shop);
-    }
-
     /// <summary>The listener reconnected: a change may have been missed, so every snapshot is loaded again.</summary>
     internal void InvalidateAll() => _entries.Clear();
 

@@ -103,11 +103,6 @@ public sealed class ModelCache : BackgroundService
 
     public void Invalidate(long shopId) => _models.TryRemove(shopId, out _);
 
-    internal void OnNotification(string payload)
-    {
-        if (long.TryParse(payload, out var shop)) Invalidate(shop);
-    }
-
     internal void InvalidateAll() => _models.Clear();
 
     /// <summary>What the cache holds now: shops with models loaded, their reckoned bytes, and how many were evicted since start.</summary>

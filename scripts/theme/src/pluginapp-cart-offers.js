@@ -201,10 +201,10 @@
     }).then(function (data) { if (data) render(data); else hide(); }).catch(hide);
   }
 
-  // What the block was asked for: the cart's lines and what it costs.
   // A cart line as the app's lines and the cart's key name it.
   function pair(l) { return l.variant_id + ':' + l.quantity; }
 
+  // What the block was asked for: the cart's lines and what it costs.
   function cartKey(c) {
     return (c.items || []).map(pair) + '|' + c.total_price;
   }

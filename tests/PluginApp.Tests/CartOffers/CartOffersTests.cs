@@ -65,11 +65,17 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
         AskAsync(seed, cart, visitor, null, lines);
 
     /// <param name="paid">The block's <c>paid</c>: the cart's total after its discounts over its total before them, as sent.</param>
-    private async Task<JsonElement> AskAsync(StoreSeed seed, string cart, string visitor, string? paid, params (long Variant, int Qty)[] lines)
+    private Task<JsonElement> AskAsync(StoreSeed seed, string cart, string visitor, string? paid, params (long Variant, int Qty)[] lines) =>
+        AskWithAsync(seed, cart, visitor, lines, paid is null ? "" : $"&paid={paid}");
+
+    /// <param name="extra">More of the block's query, as sent ("&amp;np=2").</param>
+    /// <param name="forwardedFor">The shopper's address, as Shopify's proxy appends it to X-Forwarded-For; none: the test client's.</param>
+    private async Task<JsonElement> AskWithAsync(StoreSeed seed, string cart, string visitor, (long Variant, int Qty)[] lines, string extra, string? forwardedFor = null)
     {
-        var query = $"lines={string.Join(',', lines.Select(l => $"{seed.V(l.Variant)}:{l.Qty}"))}&cart_token={cart}&visitor_id={visitor}"
-            + (paid is null ? "" : $"&paid={paid}");
-        var response = await app.Client.GetAsync(StoreSeed.Signed("/proxy/cart-offers", seed.Shop, query, app.Clock.GetUtcNow()));
+        var query = $"lines={string.Join(',', lines.Select(l => $"{seed.V(l.Variant)}:{l.Qty}"))}&cart_token={cart}&visitor_id={visitor}{extra}";
+        using var request = new HttpRequestMessage(HttpMethod.Get, StoreSeed.Signed("/proxy/cart-offers", seed.Shop, query, app.Clock.GetUtcNow()));
+        if (forwardedFor is not null) request.Headers.Add("X-Forwarded-For", forwardedFor);
+        var response = await app.Client.SendAsync(request);
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         return await response.Content.ReadFromJsonAsync<JsonElement>();
     }
@@ -593,15 +599,7 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
         // Carts that do not explore: the policy offers each one the code.
         var carts = Enumerable.Range(0, 300).Select(i => $"addr-cart-{i}")
             .Where(t => Assignment.Bucket("explore", t, CartOffersExperiment.Key) >= 0.5).Take(9).ToArray();
-        async Task<JsonElement> AskFromAsync(string cart, string address)
-        {
-            var request = new HttpRequestMessage(HttpMethod.Get, StoreSeed.Signed("/proxy/cart-offers", seed.Shop,
-                $"lines={seed.V(1120)}:5&cart_token={cart}&visitor_id={visitor}", app.Clock.GetUtcNow()));
-            request.Headers.Add("X-Forwarded-For", address);
-            var response = await app.Client.SendAsync(request);
-            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-            return await response.Content.ReadFromJsonAsync<JsonElement>();
-        }
+        Task<JsonElement> AskFromAsync(string cart, string address) => AskWithAsync(seed, cart, visitor, [(1120, 5)], "", address);
 
         for (var i = 0; i < 3; i++)
             Assert.Equal(CartAction.Offer, (await AskFromAsync(carts[i], "198.51.100.77")).GetProperty("action").GetString());
@@ -634,10 +632,7 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
         await FillPoolAsync(seed);
         var ready = await app.CountAsync("SELECT count(*) FROM discount_codes WHERE shop_id = $1 AND state = 'ready'", seed.ShopId);
         const string Offers = "SELECT count(*) FROM decisions WHERE shop_id = $1 AND kind = 'offer'";
-        var query = $"lines={seed.V(1120)}:5&cart_token=editor-cart&visitor_id={VisitorIn(seed.Shop, CartOffersExperiment.ControlArm)}&np=2";
-        var response = await app.Client.GetAsync(StoreSeed.Signed("/proxy/cart-offers", seed.Shop, query, app.Clock.GetUtcNow()));
-        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        var editor = await response.Content.ReadFromJsonAsync<JsonElement>();
+        var editor = await AskWithAsync(seed, "editor-cart", VisitorIn(seed.Shop, CartOffersExperiment.ControlArm), [(1120, 5)], "&np=2");
 
         Assert.Equal(CartOffersExperiment.PolicyArm, editor.GetProperty("arm").GetString());
         Assert.Equal(CartAction.Offer, editor.GetProperty("action").GetString());
@@ -662,13 +657,7 @@ public sealed class CartOffersTests(AppFixture app) : IClassFixture<AppFixture>
     {
         var seed = await StoreAsync("offers-np-arm.myshopify.com", 0.1m);
         await SettingsAsync(seed, new { enabled = true, offerPercent = 10, maxDiscountPercent = 15, marginFloorPercent = 20, dailyBudget = 1000, poolSize = 2, codeExpiryHours = 48 });
-        async Task<JsonElement> AskAsync(string cart, string visitor)
-        {
-            var query = $"lines={seed.V(1120)}:5&cart_token={cart}&visitor_id={visitor}&np=1";
-            var response = await app.Client.GetAsync(StoreSeed.Signed("/proxy/cart-offers", seed.Shop, query, app.Clock.GetUtcNow()));
-            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-            return await response.Content.ReadFromJsonAsync<JsonElement>();
-        }
+        Task<JsonElement> AskAsync(string cart, string visitor) => AskWithAsync(seed, cart, visitor, [(1120, 5)], "&np=1");
         static string Arm(JsonElement answer) => answer.GetProperty("arm").GetString()!;
         // Two page views' ids the experiment puts in different arms.
         var (control, policy) = (VisitorIn(seed.Shop, CartOffersExperiment.ControlArm), VisitorIn(seed.Shop, CartOffersExperiment.PolicyArm));
