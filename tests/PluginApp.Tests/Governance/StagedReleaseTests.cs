@@ -202,12 +202,7 @@ public sealed class StagedReleaseTests(ReleaseFixture app) : IClassFixture<Relea
     public async Task AChurnCanaryInAStoreTooSmallForItsGuardrail_IsPromotedAtItsDecisions_AndSaysSo()
     {
         var (shopId, started) = await ChurnCanaryAsync("release-churn-small.myshopify.com", canaryDecisions: 3);
-        await app.ScalarAsync("""
-            INSERT INTO churn_scores (shop_id, customer_id, model_version, model_kind, churn_probability, probability_alive, expected_orders_30,
-                expected_orders_90, expected_orders_365, orders, days_since_last, total_spend, yearly_spend, segment, reasons, scored_at)
-            SELECT $1, 7930000 + i, CASE WHEN i <= 2 THEN 2 ELSE 1 END, 'probabilistic', 0.2, 0.8, 0.1, 0.3, 1, 2, 30, 100, 100, 'active', '[]', $2
-            FROM generate_series(1, 22) i
-            """, shopId, started);
+        await ScoredCustomersAsync(shopId, started, 7_930_000);
         foreach (var i in Enumerable.Range(1, 3))
             await app.LogDecisionAsync(new Decision(DecisionKinds.Churn, $"churn:793000{i}:canary", shopId, started.AddMinutes(i), "churn")
             {
@@ -223,6 +218,14 @@ public sealed class StagedReleaseTests(ReleaseFixture app) : IClassFixture<Relea
             """, shopId));
     }
 
+    /// <summary>22 customers scored at <paramref name="at"/> from <paramref name="first"/> + 1, the first two by version 2 (the canary's share).</summary>
+    private async Task ScoredCustomersAsync(long shopId, DateTimeOffset at, long first) => await app.ScalarAsync("""
+        INSERT INTO churn_scores (shop_id, customer_id, model_version, model_kind, churn_probability, probability_alive, expected_orders_30,
+            expected_orders_90, expected_orders_365, orders, days_since_last, total_spend, yearly_spend, segment, reasons, scored_at)
+        SELECT $1, $3 + i, CASE WHEN i <= 2 THEN 2 ELSE 1 END, 'probabilistic', 0.2, 0.8, 0.1, 0.3, 1, 2, 30, 100, 100, 'active', '[]', $2
+        FROM generate_series(1, 22) i
+        """, shopId, at, first);
+
     /// <summary>
     /// A churn canary scored again the same day (a release's settings saved, churn switched on) logs its customers again under
     /// the same decisions: they count once that day, so the canary still waits for the next day's run. Until 8 Dec 2026 each
@@ -232,12 +235,7 @@ public sealed class StagedReleaseTests(ReleaseFixture app) : IClassFixture<Relea
     public async Task AChurnCanaryScoredAgain_CountsEachCustomersDecisionOnce()
     {
         var (shopId, started) = await ChurnCanaryAsync("release-churn-again.myshopify.com", canaryDecisions: 3);
-        await app.ScalarAsync("""
-            INSERT INTO churn_scores (shop_id, customer_id, model_version, model_kind, churn_probability, probability_alive, expected_orders_30,
-                expected_orders_90, expected_orders_365, orders, days_since_last, total_spend, yearly_spend, segment, reasons, scored_at)
-            SELECT $1, 7950000 + i, CASE WHEN i <= 2 THEN 2 ELSE 1 END, 'probabilistic', 0.2, 0.8, 0.1, 0.3, 1, 2, 30, 100, 100, 'active', '[]', $2
-            FROM generate_series(1, 22) i
-            """, shopId, started);
+        await ScoredCustomersAsync(shopId, started, 7_950_000);
         // Three runs: customer 1 each time, customer 2 once.
         foreach (var (customer, run) in new[] { (1, 1), (1, 2), (1, 3), (2, 1) })
             await app.LogDecisionAsync(new Decision(DecisionKinds.Churn, $"churn:795000{customer}:0:canary:2", shopId, started.AddMinutes(run), "churn")
